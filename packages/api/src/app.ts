@@ -1,0 +1,31 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { SimrootError } from "@simroot/core";
+import type { AppEnv, AppOptions } from "./env.ts";
+import { requestId } from "./middleware.ts";
+import { problemResponse } from "./problem.ts";
+import { deviceRoutes } from "./routes/device.ts";
+import { healthRoutes } from "./routes/health.ts";
+
+/** The one HTTP app: served by @hono/node-server locally and by hono/aws-lambda in AWS. */
+export function createApp(options: AppOptions) {
+  const app = new OpenAPIHono<AppEnv>({
+    defaultHook: (result) => {
+      if (result.success) return;
+      throw new SimrootError("request.invalid", "input", "The request does not match the API", {
+        issues: result.error.issues.map((issue) => ({ path: issue.path.map(String).join(".") || "(body)", message: issue.message })),
+      });
+    },
+  });
+  app.use(requestId(options));
+  app.onError((error, c) => problemResponse(c, error));
+  app.notFound((c) => problemResponse(c, new SimrootError("route.not_found", "not_found", `No route ${c.req.method} ${c.req.path}`)));
+  app.route("/", healthRoutes(options));
+  app.route("/", deviceRoutes);
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: { title: "simroot API", version: "0.1.0", description: "SIM-rooted Zero Trust control plane for IoT fleets" },
+    security: [{ apiKey: [] }],
+  });
+  app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer", description: "A tenant API key: `sr_key_..._...`" });
+  return app;
+}

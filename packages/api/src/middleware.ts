@@ -1,0 +1,33 @@
+import { createMiddleware } from "hono/factory";
+import { authenticate, newId, SimrootError, type Role } from "@simroot/core";
+import type { AppEnv, AppOptions } from "./env.ts";
+
+const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Every response and log line carries a request id: the caller's `X-Request-Id` if sane, else a new one. */
+export const requestId = (options: AppOptions) =>
+  createMiddleware<AppEnv>(async (c, next) => {
+    const given = c.req.header("x-request-id");
+    const id = given && requestIdPattern.test(given) ? given : newId("request");
+    c.set("requestId", id);
+    c.set("ports", options.ports());
+    c.header("x-request-id", id);
+    await next();
+  });
+
+/** Resolves the bearer API key to its tenant and role; only `allowed` roles pass. */
+export const requireRole = (...allowed: Role[]) =>
+  createMiddleware<AppEnv>(async (c, next) => {
+    const header = c.req.header("authorization");
+    const token = header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined;
+    const principal = await authenticate(c.var.ports, token);
+    if (!allowed.includes(principal.role)) {
+      throw new SimrootError("auth.forbidden", "forbidden", `A ${principal.role} key may not do this`);
+    }
+    c.set("principal", principal);
+    c.set("ctx", { tenantId: principal.tenantId, actor: `key:${principal.keyId}`, requestId: c.var.requestId });
+    await next();
+  });
+
+export const readers: Role[] = ["admin", "operator", "viewer"];
+export const writers: Role[] = ["admin", "operator"];

@@ -1,0 +1,45 @@
+import type { Context } from "hono";
+import { HTTPException } from "hono/http-exception";
+import { isSimrootError, SimrootError, type ErrorKind } from "@simroot/core";
+
+const statusByKind: Record<ErrorKind, 400 | 401 | 403 | 404 | 409 | 412 | 500 | 503> = {
+  input: 400,
+  auth: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  unavailable: 503,
+  internal: 500,
+};
+
+/** A stable problem type per error code (RFC 9457 `type`). */
+export const problemType = (code: string) => `urn:simroot:problem:${code}`;
+
+/** The one error mapper of the HTTP transport: every error leaves as RFC 9457 problem+json. */
+export function problemResponse(c: Context, error: unknown): Response {
+  const known = isSimrootError(error) ? error : fromTransportError(error);
+  if (known.kind === "internal") console.error(JSON.stringify({ level: "error", requestId: c.get("requestId"), error: String((error as Error)?.stack ?? error) }));
+  const status = (known.detail.status as number | undefined) ?? statusByKind[known.kind];
+  const body = {
+    type: problemType(known.code),
+    title: known.code,
+    status,
+    detail: known.message,
+    instance: c.req.path,
+    requestId: c.get("requestId"),
+    ...(known.issues.length > 0 ? { errors: known.issues } : {}),
+  };
+  return c.body(JSON.stringify(body), status as 400, {
+    "content-type": "application/problem+json",
+    ...(status === 401 ? { "www-authenticate": 'Bearer realm="simroot"' } : {}),
+  });
+}
+
+/** Errors raised by Hono itself (malformed JSON, body limits) keep their status; anything else is a 500. */
+function fromTransportError(error: unknown): SimrootError {
+  if (error instanceof HTTPException && error.status < 500) {
+    const code = error.status === 413 ? "request.too_large" : error.status === 400 ? "request.malformed" : "request.rejected";
+    return new SimrootError(code, "input", error.message || "The request was rejected", { detail: { status: error.status } });
+  }
+  return new SimrootError("internal.unexpected", "internal", "An unexpected error occurred", { cause: error });
+}

@@ -1,0 +1,76 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import {
+  deviceSchema,
+  getDevice,
+  listDevices,
+  listTimeline,
+  pageInput,
+  publishOutcome,
+  registerDevice,
+  timelineEntrySchema,
+} from "@simroot/core";
+import type { AppEnv } from "../env.ts";
+import { readers, requireRole, writers } from "../middleware.ts";
+import { errorResponses, json, pageOf } from "../openapi.ts";
+
+const deviceId = z.object({ id: z.string().meta({ param: { name: "id", in: "path" }, example: "dev_01JD3Q4ZK8W9X2V5N6M7P8R9ST" }) });
+const etag = (revision: number) => `"${revision}"`;
+
+const register = createRoute({
+  method: "post",
+  path: "/v1/devices",
+  tags: ["devices"],
+  summary: "Register a device by its SIM identity",
+  middleware: [requireRole(...writers)] as const,
+  request: { body: { required: true, content: { "application/json": { schema: registerDevice.schema } } } },
+  responses: { 201: json("The registered device", deviceSchema), ...errorResponses(400, 401, 403, 409) },
+});
+
+const get = createRoute({
+  method: "get",
+  path: "/v1/devices/{id}",
+  tags: ["devices"],
+  summary: "Get a device",
+  middleware: [requireRole(...readers)] as const,
+  request: { params: deviceId },
+  responses: { 200: json("The device", deviceSchema), ...errorResponses(400, 401, 403, 404) },
+});
+
+const list = createRoute({
+  method: "get",
+  path: "/v1/devices",
+  tags: ["devices"],
+  summary: "List the tenant's devices, oldest first",
+  middleware: [requireRole(...readers)] as const,
+  request: { query: pageInput },
+  responses: { 200: json("A page of devices", pageOf(deviceSchema, "DevicePage")), ...errorResponses(400, 401, 403) },
+});
+
+const timeline = createRoute({
+  method: "get",
+  path: "/v1/devices/{id}/timeline",
+  tags: ["devices"],
+  summary: "The device's event timeline, oldest first",
+  middleware: [requireRole(...readers)] as const,
+  request: { params: deviceId, query: pageInput },
+  responses: { 200: json("A page of timeline entries", pageOf(timelineEntrySchema, "TimelinePage")), ...errorResponses(400, 401, 403, 404) },
+});
+
+export const deviceRoutes = new OpenAPIHono<AppEnv>()
+  .openapi(register, async (c) => {
+    const device = await publishOutcome(c.var.ports, await registerDevice(c.var.ports, c.var.ctx, c.req.valid("json")));
+    c.header("location", `/v1/devices/${device.id}`);
+    c.header("etag", etag(device.revision));
+    return c.json(device, 201);
+  })
+  .openapi(get, async (c) => {
+    const device = await getDevice(c.var.ports, c.var.ctx, c.req.valid("param"));
+    c.header("etag", etag(device.revision));
+    return c.json(device, 200);
+  })
+  .openapi(list, async (c) => c.json(await listDevices(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
+  .openapi(timeline, async (c) => {
+    const { id } = c.req.valid("param");
+    await getDevice(c.var.ports, c.var.ctx, { id });
+    return c.json(await listTimeline(c.var.ports, c.var.ctx, { ...c.req.valid("query"), subject: id }), 200);
+  });

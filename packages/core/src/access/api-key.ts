@@ -1,0 +1,73 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { z } from "zod";
+import { SimrootError } from "../error.ts";
+import { newId } from "../id.ts";
+import type { Ports } from "../ports.ts";
+import type { TransactItem } from "../store/transaction.ts";
+
+export const roles = ["admin", "operator", "viewer", "ingest", "pep"] as const;
+export type Role = (typeof roles)[number];
+
+export interface ApiKeyRecord {
+  readonly keyId: string;
+  readonly tenantId: string;
+  readonly role: Role;
+  readonly name: string;
+  readonly createdAt: string;
+  readonly revokedAt?: string;
+}
+
+/** Who a valid key speaks for. */
+export interface Principal {
+  readonly tenantId: string;
+  readonly keyId: string;
+  readonly role: Role;
+}
+
+const keyPattern = /^sr_(key_[0-9A-HJKMNP-TV-Z]{26})_([A-Za-z0-9_-]{43})$/;
+const secretHash = (secret: string) => createHash("sha256").update(secret).digest();
+export const apiKeyItemKey = (keyId: string) => ({ pk: `K#${keyId}`, sk: "key" });
+
+/**
+ * A new key: the full token is returned once and never stored; the store keeps only the
+ * SHA-256 of its 256-bit random secret (enough for a high-entropy secret; no slow hash needed).
+ */
+export function mintApiKey(tenantId: string, role: Role, name: string, tables: Ports["tables"], now: Date) {
+  const keyId = newId("key", now.getTime());
+  const secret = randomBytes(32).toString("base64url");
+  const record: ApiKeyRecord = { keyId, tenantId, role, name, createdAt: now.toISOString() };
+  const put: TransactItem = {
+    Put: {
+      TableName: tables.control,
+      Item: {
+        ...apiKeyItemKey(keyId),
+        gsi1pk: `T#${tenantId}#key`,
+        gsi1sk: keyId,
+        ...record,
+        secretHash: secretHash(secret).toString("base64"),
+      },
+      ConditionExpression: "attribute_not_exists(pk)",
+    },
+  };
+  return { token: `sr_${keyId}_${secret}`, record, put };
+}
+
+const unauthenticated = () =>
+  new SimrootError("auth.invalid_key", "auth", "Missing, malformed, revoked or unknown API key");
+
+/** Resolves a bearer token to its principal, or throws `auth.invalid_key`. */
+export async function authenticate(ports: Ports, token: string | undefined): Promise<Principal> {
+  const match = token ? keyPattern.exec(token) : null;
+  if (!match) throw unauthenticated();
+  const [, keyId, secret] = match as unknown as [string, string, string];
+  const result = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.control, Key: apiKeyItemKey(keyId), ConsistentRead: true }),
+  );
+  const item = result.Item;
+  if (!item || item.revokedAt || typeof item.secretHash !== "string") throw unauthenticated();
+  const stored = Buffer.from(item.secretHash, "base64");
+  const presented = secretHash(secret);
+  if (stored.length !== presented.length || !timingSafeEqual(stored, presented)) throw unauthenticated();
+  return { tenantId: String(item.tenantId), keyId, role: z.enum(roles).parse(item.role) };
+}

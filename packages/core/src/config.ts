@@ -1,0 +1,49 @@
+/**
+ * Typed settings, read from the environment in this one place (house rule: nothing else
+ * in core reads `process.env`). In AWS, infra sets the same variables on every function.
+ */
+import { tableKeys, type TableKey } from "./platform/tables.ts";
+
+export type TableNames = Readonly<Record<TableKey, string>>;
+
+const env = (name: string): string | undefined => {
+  const value = process.env[name];
+  return value === undefined || value === "" ? undefined : value;
+};
+
+/** `SIMROOT_TABLE_IDENTITY`, ... or `<prefix><key>` when a prefix is given (tests, local). */
+export function tableNames(prefix = env("SIMROOT_TABLE_PREFIX") ?? "simroot-"): TableNames {
+  return Object.fromEntries(
+    tableKeys.map((key) => [key, env(`SIMROOT_TABLE_${key.toUpperCase()}`) ?? `${prefix}${key}`]),
+  ) as Record<TableKey, string>;
+}
+
+export interface DynamoSettings {
+  /** Unset means the SDK's default AWS endpoint resolution (real DynamoDB). */
+  readonly endpoint: string | undefined;
+  readonly region: string;
+}
+
+export function dynamoSettings(): DynamoSettings {
+  return {
+    endpoint: env("DYNAMODB_ENDPOINT"),
+    region: env("AWS_REGION") ?? env("AWS_DEFAULT_REGION") ?? "us-east-1",
+  };
+}
+
+export const busName = (): string => env("SIMROOT_BUS_NAME") ?? "simroot";
+
+export interface LocalSettings {
+  readonly port: number;
+  readonly dataDir: string;
+  readonly dynamoPort: number | undefined;
+}
+
+export function localSettings(): LocalSettings {
+  const dynamoPort = env("DYNAMODB_LOCAL_PORT");
+  return {
+    port: Number(env("PORT") ?? 3000),
+    dataDir: env("SIMROOT_DATA_DIR") ?? ".data",
+    dynamoPort: dynamoPort === undefined ? undefined : Number(dynamoPort),
+  };
+}

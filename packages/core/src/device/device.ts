@@ -1,0 +1,66 @@
+import { z } from "zod";
+import { eidSchema, iccidSchema, imeiSchema, imsiSchema, msisdnSchema } from "./identifiers.ts";
+
+export const deviceStates = ["active", "suspended", "quarantined", "revoked"] as const;
+export type DeviceState = (typeof deviceStates)[number];
+
+export const labelsSchema = z
+  .record(
+    z.string().regex(/^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/, "label keys are lower-case, 1-63 characters"),
+    z.string().max(63, "label values are at most 63 characters"),
+  )
+  .refine((labels) => Object.keys(labels).length <= 64, "at most 64 labels")
+  .meta({ description: "labels that policies select devices by", example: { fleet: "meters", site: "lyon" } });
+
+export const registerDeviceInput = z
+  .strictObject({
+    name: z.string().min(1).max(128).optional(),
+    eid: eidSchema.optional(),
+    iccids: z.array(iccidSchema).max(16).optional(),
+    imsi: imsiSchema.optional(),
+    imei: imeiSchema.optional(),
+    msisdn: msisdnSchema.optional(),
+    labels: labelsSchema.optional(),
+  })
+  .refine((input) => input.eid || input.imsi || (input.iccids?.length ?? 0) > 0, {
+    message: "a device needs a SIM identity: eid, iccids or imsi",
+    path: ["eid"],
+  })
+  .refine((input) => new Set(input.iccids ?? []).size === (input.iccids ?? []).length, {
+    message: "iccids must be distinct",
+    path: ["iccids"],
+  });
+
+export type RegisterDeviceInput = z.output<typeof registerDeviceInput>;
+
+export const deviceSchema = z
+  .object({
+    id: z.string().meta({ example: "dev_01JD3Q4ZK8W9X2V5N6M7P8R9ST" }),
+    tenantId: z.string(),
+    name: z.string().optional(),
+    state: z.enum(deviceStates),
+    eid: z.string().optional(),
+    iccids: z.array(z.string()),
+    imsi: z.string().optional(),
+    imei: z.string().optional(),
+    msisdn: z.string().optional(),
+    labels: z.record(z.string(), z.string()),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    /** Increases with every change; the HTTP ETag. */
+    revision: z.number().int(),
+  })
+  .meta({ id: "Device" });
+
+export type Device = z.output<typeof deviceSchema>;
+
+/** Every (kind, value) identifier the device holds, each of which must be unique in its tenant. */
+export function deviceIdentifiers(device: Pick<Device, "eid" | "iccids" | "imsi" | "imei" | "msisdn">) {
+  return [
+    ...(device.eid ? [{ kind: "eid" as const, value: device.eid }] : []),
+    ...device.iccids.map((value) => ({ kind: "iccid" as const, value })),
+    ...(device.imsi ? [{ kind: "imsi" as const, value: device.imsi }] : []),
+    ...(device.imei ? [{ kind: "imei" as const, value: device.imei }] : []),
+    ...(device.msisdn ? [{ kind: "msisdn" as const, value: device.msisdn }] : []),
+  ];
+}

@@ -1,0 +1,54 @@
+import { z } from "zod";
+
+/** Luhn check (IMEI's 15th digit, most ICCIDs' last digit). */
+export function luhnValid(digits: string): boolean {
+  let sum = 0;
+  for (let index = 0; index < digits.length; index++) {
+    let digit = Number(digits[digits.length - 1 - index]);
+    if (index % 2 === 1) {
+      digit *= 2;
+      if (digit > 9) digit -= 9;
+    }
+    sum += digit;
+  }
+  return sum % 10 === 0;
+}
+
+/** EID check digits (GSMA SGP.29): the 32-digit number mod 97 is 1 (ISO 7064 MOD 97-10). */
+export function eidValid(eid: string): boolean {
+  let remainder = 0;
+  for (const digit of eid) remainder = (remainder * 10 + Number(digit)) % 97;
+  return remainder === 1;
+}
+
+export const eidSchema = z
+  .string()
+  .regex(/^\d{32}$/, { message: "an EID is 32 decimal digits", abort: true })
+  .refine(eidValid, "EID check digits do not match (mod 97 must be 1)")
+  .meta({ description: "eUICC identifier (32 digits, GSMA SGP.29)", example: "89049032123451234512345678901235" });
+
+export const iccidSchema = z
+  .string()
+  .regex(/^89\d{16,18}$/, "an ICCID is 18 to 20 digits starting with 89")
+  .meta({ description: "SIM profile identifier (ITU-T E.118)", example: "8944500102198304826" });
+
+export const imsiSchema = z
+  .string()
+  .regex(/^\d{6,15}$/, "an IMSI is up to 15 digits: MCC, MNC, MSIN")
+  .meta({ description: "subscriber identity of a profile (3GPP TS 23.003)", example: "234100000000001" });
+
+export const imeiSchema = z
+  .string()
+  .regex(/^\d{15}$/, { message: "an IMEI is 15 digits", abort: true })
+  .refine(luhnValid, "IMEI check digit does not match (Luhn)")
+  .meta({ description: "equipment identity of the modem", example: "490154203237518" });
+
+export const msisdnSchema = z
+  .string()
+  .transform((value) => (value.startsWith("+") ? value : `+${value}`))
+  .pipe(z.string().regex(/^\+[1-9]\d{6,14}$/, "an MSISDN is an E.164 number"))
+  .meta({ description: "phone number in E.164 form", example: "+447700900123" });
+
+/** Identifier kinds that name exactly one device within a tenant. */
+export const identifierKinds = ["eid", "iccid", "imsi", "imei", "msisdn"] as const;
+export type IdentifierKind = (typeof identifierKinds)[number];

@@ -1,0 +1,15 @@
+import type { IdentifierKind } from "./identifiers.ts";
+
+/** Item keys of the identity table; each access pattern is named in platform/tables.ts. */
+export const deviceKey = (tenantId: string, deviceId: string) => ({ pk: `D#${tenantId}#${deviceId}`, sk: "device" });
+
+export const deviceListKey = (tenantId: string, deviceId: string) => ({
+  gsi1pk: `T#${tenantId}#device`,
+  gsi1sk: deviceId,
+});
+
+/** An alias item makes an identifier unique within its tenant and resolves it to the device. */
+export const aliasKey = (tenantId: string, kind: IdentifierKind, value: string) => ({
+  pk: `A#${tenantId}#${kind}#${value}`,
+  sk: "alias",
+});

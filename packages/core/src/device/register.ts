@@ -1,0 +1,62 @@
+import { auditPut } from "../audit/audit.ts";
+import { domainEvent } from "../event/event.ts";
+import { SimrootError } from "../error.ts";
+import { newId } from "../id.ts";
+import type { Outcome } from "../outcome.ts";
+import { writeTransaction } from "../store/transaction.ts";
+import { verb } from "../verb.ts";
+import { deviceIdentifiers, registerDeviceInput, type Device } from "./device.ts";
+import { aliasKey, deviceKey, deviceListKey } from "./keys.ts";
+
+/**
+ * Registers a device under its SIM identity. The device, one alias per identifier (which
+ * keeps every identifier unique in the tenant) and the audit record commit in one transaction.
+ */
+export const registerDevice = verb(registerDeviceInput, async (ports, ctx, input): Promise<Outcome<Device>> => {
+  const now = ports.now();
+  const device: Device = {
+    id: newId("device", now.getTime()),
+    tenantId: ctx.tenantId,
+    name: input.name,
+    state: "active",
+    eid: input.eid,
+    iccids: input.iccids ?? [],
+    imsi: input.imsi,
+    imei: input.imei,
+    msisdn: input.msisdn,
+    labels: input.labels ?? {},
+    createdAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+    revision: 1,
+  };
+  const identifiers = deviceIdentifiers(device);
+  const event = domainEvent(ctx, "device.registered", device.id, { device }, now);
+  await writeTransaction(
+    ports.db,
+    [
+      {
+        Put: {
+          TableName: ports.tables.identity,
+          Item: { ...deviceKey(ctx.tenantId, device.id), ...deviceListKey(ctx.tenantId, device.id), ...device },
+          ConditionExpression: "attribute_not_exists(pk)",
+        },
+      },
+      ...identifiers.map(({ kind, value }) => ({
+        Put: {
+          TableName: ports.tables.identity,
+          Item: { ...aliasKey(ctx.tenantId, kind, value), deviceId: device.id, kind, value },
+          ConditionExpression: "attribute_not_exists(pk)",
+        },
+      })),
+      auditPut(ports.tables, ctx, event),
+    ],
+    (index) => {
+      const taken = identifiers[index - 1];
+      if (!taken) return undefined;
+      return new SimrootError("device.identifier_taken", "conflict", `${taken.kind} ${taken.value} already belongs to a device`, {
+        issues: [{ path: taken.kind === "iccid" ? "iccids" : taken.kind, message: "already registered to another device" }],
+      });
+    },
+  );
+  return { value: device, events: [event] };
+});

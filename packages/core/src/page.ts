@@ -1,0 +1,38 @@
+import { z } from "zod";
+import { SimrootError } from "./error.ts";
+
+export interface Page<Item> {
+  readonly items: Item[];
+  /** Pass back as `cursor` for the next page; absent on the last page. */
+  readonly next: string | undefined;
+}
+
+export const pageInput = z.object({
+  limit: z.coerce.number().int().min(1).max(500).default(50),
+  cursor: z.string().max(2048).optional(),
+});
+
+/** Cursors are opaque to clients: the store's last evaluated key, base64url JSON. */
+export const encodeCursor = (key: Record<string, unknown> | undefined): string | undefined =>
+  key ? Buffer.from(JSON.stringify(key)).toString("base64url") : undefined;
+
+/**
+ * Decodes a cursor, checking that it stays inside the queried partition (`scope`, e.g.
+ * `{ gsi1pk: "T#ten_1#device" }`): a forged cursor cannot reach another tenant's items.
+ */
+export function decodeCursor(
+  cursor: string | undefined,
+  scope: Readonly<Record<string, string>>,
+): Record<string, unknown> | undefined {
+  if (cursor === undefined) return undefined;
+  try {
+    const key: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    if (key && typeof key === "object" && !Array.isArray(key)) {
+      const record = key as Record<string, unknown>;
+      if (Object.entries(scope).every(([field, value]) => record[field] === value)) return record;
+    }
+  } catch {}
+  throw new SimrootError("request.invalid_cursor", "input", "The cursor is not one this API returned", {
+    issues: [{ path: "cursor", message: "not a cursor from a previous page" }],
+  });
+}

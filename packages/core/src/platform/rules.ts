@@ -1,0 +1,35 @@
+/**
+ * The one definition of the event rules: which domain events reach which consumer.
+ * `infra/bus.ts` subscribes each rule's handler to the EventBridge bus; the local bus
+ * loads the very same handler modules and matches with the very same patterns.
+ */
+import type { TableKey } from "./tables.ts";
+
+/** An EventBridge event pattern (content filtering syntax). */
+export type EventPattern = { readonly [field: string]: unknown };
+
+export interface RuleDefinition {
+  readonly pattern: EventPattern;
+  /** The consumer module under `functions/src/`, exporting `handler`. */
+  readonly handler: string;
+  /** The tables the consumer reads or writes (linked in AWS). */
+  readonly tables: readonly TableKey[];
+  readonly does: string;
+}
+
+/** The `source` of every event simroot publishes. */
+export const eventSource = "simroot";
+
+export const rules = {
+  deviceTimeline: {
+    does: "projects every device event into the device's timeline",
+    pattern: { source: [eventSource], "detail-type": [{ prefix: "device." }] },
+    handler: "consumers/device-timeline.ts",
+    tables: ["timeline"],
+  },
+} as const satisfies Record<string, RuleDefinition>;
+
+export type RuleName = keyof typeof rules;
+
+/** Retry policy for every rule target, in AWS and on the local bus. */
+export const retryPolicy = { maximumEventAgeSeconds: 24 * 60 * 60, maximumRetryAttempts: 185 } as const;

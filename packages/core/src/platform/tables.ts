@@ -1,0 +1,77 @@
+/**
+ * The one definition of simroot's DynamoDB tables. `infra/database.ts` turns it into
+ * `sst.aws.Dynamo` components and the local runtime into CreateTable calls, so the cloud
+ * and the laptop cannot drift. Every index names the access pattern it serves.
+ */
+export type AttributeType = "string" | "number" | "binary";
+
+export interface IndexDefinition {
+  readonly partitionKey: string;
+  readonly sortKey?: string;
+  /** The query this index exists for, in words. */
+  readonly serves: string;
+}
+
+export interface TableDefinition {
+  /** Every attribute used as a key, in the table or an index, with its type. */
+  readonly fields: Readonly<Record<string, AttributeType>>;
+  readonly partitionKey: string;
+  readonly sortKey?: string;
+  readonly indexes: Readonly<Record<string, IndexDefinition>>;
+  /** Attribute holding an epoch-seconds expiry, when items expire. */
+  readonly ttl?: string;
+  readonly holds: string;
+}
+
+export const tables = {
+  identity: {
+    holds: "devices, their identifier aliases (IMSI, ICCID, EID, ...), sessions and eUICC profiles",
+    fields: { pk: "string", sk: "string", gsi1pk: "string", gsi1sk: "string" },
+    partitionKey: "pk",
+    sortKey: "sk",
+    indexes: {
+      byTenant: {
+        partitionKey: "gsi1pk",
+        sortKey: "gsi1sk",
+        serves: "list a tenant's devices (and other identity items) in id order",
+      },
+    },
+  },
+  control: {
+    holds: "tenants, API keys, ingestion sources, idempotency records",
+    fields: { pk: "string", sk: "string", gsi1pk: "string", gsi1sk: "string" },
+    partitionKey: "pk",
+    sortKey: "sk",
+    indexes: {
+      byTenant: {
+        partitionKey: "gsi1pk",
+        sortKey: "gsi1sk",
+        serves: "list a tenant's API keys and sources",
+      },
+    },
+    ttl: "expiresAt",
+  },
+  audit: {
+    holds: "the per-tenant audit trail, one item per recorded action",
+    fields: { pk: "string", sk: "string", gsi1pk: "string", gsi1sk: "string" },
+    partitionKey: "pk",
+    sortKey: "sk",
+    indexes: {
+      byDevice: {
+        partitionKey: "gsi1pk",
+        sortKey: "gsi1sk",
+        serves: "a device's audit records in time order",
+      },
+    },
+  },
+  timeline: {
+    holds: "each device's event timeline, projected from domain events by a consumer",
+    fields: { pk: "string", sk: "string" },
+    partitionKey: "pk",
+    sortKey: "sk",
+    indexes: {},
+  },
+} as const satisfies Record<string, TableDefinition>;
+
+export type TableKey = keyof typeof tables;
+export const tableKeys = Object.keys(tables) as TableKey[];

@@ -1,0 +1,64 @@
+import {
+  CreateTableCommand,
+  DescribeTableCommand,
+  ResourceInUseException,
+  UpdateTimeToLiveCommand,
+  type CreateTableCommandInput,
+  type DynamoDBClient,
+} from "@aws-sdk/client-dynamodb";
+import type { TableNames } from "../config.ts";
+import { tables, tableKeys, type TableDefinition } from "../platform/tables.ts";
+
+const attributeTypes = { string: "S", number: "N", binary: "B" } as const;
+
+const keySchema = (partitionKey: string, sortKey?: string) => [
+  { AttributeName: partitionKey, KeyType: "HASH" as const },
+  ...(sortKey ? [{ AttributeName: sortKey, KeyType: "RANGE" as const }] : []),
+];
+
+/** The CreateTable input for one table definition (on-demand, every GSI projecting all attributes). */
+export function createTableInput(name: string, definition: TableDefinition): CreateTableCommandInput {
+  const indexes = Object.entries(definition.indexes);
+  return {
+    TableName: name,
+    BillingMode: "PAY_PER_REQUEST",
+    AttributeDefinitions: Object.entries(definition.fields).map(([field, type]) => ({
+      AttributeName: field,
+      AttributeType: attributeTypes[type],
+    })),
+    KeySchema: keySchema(definition.partitionKey, definition.sortKey),
+    ...(indexes.length > 0
+      ? {
+          GlobalSecondaryIndexes: indexes.map(([indexName, index]) => ({
+            IndexName: indexName,
+            KeySchema: keySchema(index.partitionKey, index.sortKey),
+            Projection: { ProjectionType: "ALL" as const },
+          })),
+        }
+      : {}),
+  };
+}
+
+/** Creates every table that does not exist yet (the local runtime and tests; SST does this in AWS). */
+export async function ensureTables(client: DynamoDBClient, names: TableNames): Promise<void> {
+  await Promise.all(
+    tableKeys.map(async (key) => {
+      const definition: TableDefinition = tables[key];
+      try {
+        await client.send(new CreateTableCommand(createTableInput(names[key], definition)));
+      } catch (error) {
+        if (!(error instanceof ResourceInUseException)) throw error;
+        await client.send(new DescribeTableCommand({ TableName: names[key] }));
+        return;
+      }
+      if (definition.ttl) {
+        await client.send(
+          new UpdateTimeToLiveCommand({
+            TableName: names[key],
+            TimeToLiveSpecification: { AttributeName: definition.ttl, Enabled: true },
+          }),
+        );
+      }
+    }),
+  );
+}

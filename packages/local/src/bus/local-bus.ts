@@ -1,0 +1,304 @@
+/**
+ * A durable local bus with EventBridge semantics, for the rules declared in
+ * packages/core/src/platform/rules.ts: content filtering with the same patterns, the same
+ * envelope, at-least-once delivery to the very handler modules Lambda runs, retries with
+ * exponential backoff and jitter, and a dead-letter store that can be listed and replayed.
+ * A publish resolves only once its events are in the fsynced journal, so an acknowledged
+ * event survives `kill -9` and is delivered after restart.
+ */
+import { randomUUID } from "node:crypto";
+import { isSimrootError, retryPolicy, type BusEnvelope, type DomainEvent, type EventPattern, type Publisher } from "@simroot/core";
+import { Journal } from "./journal.ts";
+import { matchesPattern } from "./pattern.ts";
+
+export interface BusTarget {
+  readonly pattern: EventPattern;
+  readonly invoke: (envelope: BusEnvelope) => Promise<unknown>;
+}
+
+export interface RetrySettings {
+  readonly maxAttempts: number;
+  readonly maxAgeMs: number;
+  readonly baseDelayMs: number;
+  readonly maxDelayMs: number;
+}
+
+export interface LocalBusOptions {
+  /** Journal folder; omit for a bus that forgets everything on exit (tests). */
+  readonly directory?: string;
+  readonly targets: Readonly<Record<string, BusTarget>>;
+  readonly retry?: Partial<RetrySettings>;
+  /** Handler invocations in flight at once, across all targets (Lambda's concurrency). */
+  readonly concurrency?: number;
+  readonly region?: string;
+}
+
+export interface DeadLetter {
+  readonly eventId: string;
+  readonly rule: string;
+  readonly reason: string;
+  readonly attempts: number;
+  readonly deadAt: string;
+  readonly envelope: BusEnvelope;
+}
+
+type Entry =
+  | { k: "event"; envelope: BusEnvelope; rules: string[] }
+  | { k: "done"; id: string; rule: string }
+  | { k: "dead"; id: string; rule: string; reason: string; attempts: number; at: string }
+  | { k: "replay"; id: string; rule: string };
+
+interface Delivery {
+  readonly envelope: BusEnvelope;
+  readonly rule: string;
+  attempts: number;
+  dueAt: number;
+}
+
+const deliveryKey = (id: string, rule: string) => `${id}\u0000${rule}`;
+const compactAboveBytes = 16 * 1024 * 1024;
+
+export class LocalBus implements Publisher {
+  readonly #journal: Journal<Entry>;
+  readonly #targets: Readonly<Record<string, BusTarget>>;
+  readonly #retry: RetrySettings;
+  readonly #concurrency: number;
+  readonly #region: string;
+  readonly #pending = new Map<string, Delivery>();
+  readonly #dead = new Map<string, DeadLetter>();
+  readonly #ready: Delivery[] = [];
+  readonly #timers = new Set<NodeJS.Timeout>();
+  #running = 0;
+  #idleWaiters: (() => void)[] = [];
+  #closed = false;
+
+  private constructor(journal: Journal<Entry>, options: LocalBusOptions) {
+    this.#journal = journal;
+    this.#targets = options.targets;
+    this.#concurrency = options.concurrency ?? 32;
+    this.#region = options.region ?? "local";
+    this.#retry = {
+      maxAttempts: retryPolicy.maximumRetryAttempts + 1,
+      maxAgeMs: retryPolicy.maximumEventAgeSeconds * 1000,
+      baseDelayMs: 100,
+      maxDelayMs: 60_000,
+      ...options.retry,
+    };
+  }
+
+  /** Opens the bus, recovers what the journal holds, and resumes delivering it. */
+  static async open(options: LocalBusOptions): Promise<LocalBus> {
+    const { journal, entries } = await Journal.open<Entry>(options.directory);
+    const bus = new LocalBus(journal, options);
+    bus.#recover(entries);
+    await journal.rewrite(() => bus.#liveEntries());
+    for (const delivery of bus.#pending.values()) bus.#schedule(delivery);
+    return bus;
+  }
+
+  /** EventBridge PutEvents: resolves once every event is durably journaled. */
+  async publish(events: readonly DomainEvent[]): Promise<void> {
+    if (this.#closed) throw new Error("the local bus is closed");
+    const accepted = events.map((event) => {
+      const envelope = this.#envelope(event);
+      const rules = Object.entries(this.#targets)
+        .filter(([, target]) => matchesPattern(target.pattern, envelope))
+        .map(([rule]) => rule);
+      return { k: "event" as const, envelope, rules };
+    });
+    await this.#journal.append(accepted, true);
+    for (const { envelope, rules } of accepted) {
+      for (const rule of rules) {
+        const delivery: Delivery = { envelope, rule, attempts: 0, dueAt: Date.now() };
+        this.#pending.set(deliveryKey(envelope.id, rule), delivery);
+        this.#schedule(delivery);
+      }
+    }
+  }
+
+  deadLetters(): DeadLetter[] {
+    return [...this.#dead.values()];
+  }
+
+  /** Sends dead-lettered deliveries (all, or those of one event id) to their targets again. */
+  async replay(eventId?: string): Promise<number> {
+    const chosen = [...this.#dead.values()].filter((letter) => eventId === undefined || letter.envelope.id === eventId);
+    await this.#journal.append(chosen.map((letter) => ({ k: "replay" as const, id: letter.envelope.id, rule: letter.rule })), true);
+    for (const letter of chosen) {
+      const key = deliveryKey(letter.envelope.id, letter.rule);
+      this.#dead.delete(key);
+      const delivery: Delivery = { envelope: letter.envelope, rule: letter.rule, attempts: 0, dueAt: Date.now() };
+      this.#pending.set(key, delivery);
+      this.#schedule(delivery);
+    }
+    return chosen.length;
+  }
+
+  status() {
+    return { pending: this.#pending.size, deadLetters: this.#dead.size, inFlight: this.#running, journalBytes: this.#journal.bytes };
+  }
+
+  /** Resolves once nothing is pending (every delivery done or dead-lettered). */
+  drained(): Promise<void> {
+    if (this.#pending.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /** Stops delivering; what is still pending stays in the journal for the next start. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
+    this.#ready.length = 0;
+    await this.#journal.close();
+  }
+
+  #envelope(event: DomainEvent): BusEnvelope {
+    return {
+      version: "0",
+      id: randomUUID(),
+      "detail-type": event.type,
+      source: "simroot",
+      account: "000000000000",
+      time: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
+      region: this.#region,
+      resources: [],
+      detail: event,
+    };
+  }
+
+  #recover(entries: readonly Entry[]) {
+    const envelopes = new Map<string, BusEnvelope>();
+    for (const entry of entries) {
+      if (entry.k === "event") {
+        envelopes.set(entry.envelope.id, entry.envelope);
+        for (const rule of entry.rules) {
+          this.#pending.set(deliveryKey(entry.envelope.id, rule), { envelope: entry.envelope, rule, attempts: 0, dueAt: Date.now() });
+        }
+        continue;
+      }
+      const key = deliveryKey(entry.id, entry.rule);
+      if (entry.k === "done") {
+        this.#pending.delete(key);
+      } else if (entry.k === "dead") {
+        const envelope = envelopes.get(entry.id);
+        this.#pending.delete(key);
+        if (envelope) {
+          this.#dead.set(key, { eventId: envelope.detail.id, rule: entry.rule, reason: entry.reason, attempts: entry.attempts, deadAt: entry.at, envelope });
+        }
+      } else {
+        const letter = this.#dead.get(key);
+        this.#dead.delete(key);
+        if (letter) this.#pending.set(key, { envelope: letter.envelope, rule: letter.rule, attempts: 0, dueAt: Date.now() });
+      }
+    }
+  }
+
+  /** The shortest journal that recovers to the current state. */
+  #liveEntries(): Entry[] {
+    const byEvent = new Map<string, { envelope: BusEnvelope; rules: string[] }>();
+    const add = (envelope: BusEnvelope, rule: string) => {
+      const slot = byEvent.get(envelope.id) ?? { envelope, rules: [] };
+      slot.rules.push(rule);
+      byEvent.set(envelope.id, slot);
+    };
+    for (const delivery of this.#pending.values()) add(delivery.envelope, delivery.rule);
+    for (const letter of this.#dead.values()) add(letter.envelope, letter.rule);
+    const events: Entry[] = [...byEvent.values()].map(({ envelope, rules }) => ({ k: "event", envelope, rules }));
+    const dead: Entry[] = [...this.#dead.values()].map((letter) => ({
+      k: "dead",
+      id: letter.envelope.id,
+      rule: letter.rule,
+      reason: letter.reason,
+      attempts: letter.attempts,
+      at: letter.deadAt,
+    }));
+    return [...events, ...dead];
+  }
+
+  #schedule(delivery: Delivery) {
+    const wait = delivery.dueAt - Date.now();
+    if (wait <= 0) {
+      this.#ready.push(delivery);
+      this.#pump();
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.#timers.delete(timer);
+      this.#ready.push(delivery);
+      this.#pump();
+    }, wait);
+    timer.unref();
+    this.#timers.add(timer);
+  }
+
+  #pump() {
+    while (!this.#closed && this.#running < this.#concurrency && this.#ready.length > 0) {
+      const delivery = this.#ready.shift()!;
+      this.#running++;
+      void this.#deliver(delivery).finally(() => {
+        this.#running--;
+        this.#pump();
+        this.#notifyIfIdle();
+      });
+    }
+  }
+
+  async #deliver(delivery: Delivery) {
+    const key = deliveryKey(delivery.envelope.id, delivery.rule);
+    const target = this.#targets[delivery.rule];
+    delivery.attempts++;
+    try {
+      if (!target) throw Object.assign(new Error(`rule ${delivery.rule} no longer exists`), { permanent: true });
+      await target.invoke(delivery.envelope);
+      if (this.#closed) return;
+      this.#pending.delete(key);
+      void this.#journal.append([{ k: "done", id: delivery.envelope.id, rule: delivery.rule }], false);
+    } catch (error) {
+      if (this.#closed) return;
+      const reason = this.#deadLetterReason(delivery, error);
+      if (reason === undefined) {
+        delivery.dueAt = Date.now() + this.#backoff(delivery.attempts);
+        this.#schedule(delivery);
+        return;
+      }
+      const letter: DeadLetter = {
+        eventId: delivery.envelope.detail.id,
+        rule: delivery.rule,
+        reason,
+        attempts: delivery.attempts,
+        deadAt: new Date().toISOString(),
+        envelope: delivery.envelope,
+      };
+      await this.#journal.append([{ k: "dead", id: delivery.envelope.id, rule: delivery.rule, reason, attempts: letter.attempts, at: letter.deadAt }], true);
+      this.#pending.delete(key);
+      this.#dead.set(key, letter);
+    }
+    if (this.#pending.size === 0 && this.#journal.bytes > compactAboveBytes) {
+      await this.#journal.rewrite(() => this.#liveEntries());
+    }
+  }
+
+  /** Why the delivery goes to the dead-letter store now, or `undefined` to retry it. */
+  #deadLetterReason(delivery: Delivery, error: unknown): string | undefined {
+    const message = error instanceof Error ? error.message : String(error);
+    if ((isSimrootError(error) && error.kind === "input") || (error as { permanent?: boolean })?.permanent) {
+      return `rejected: ${message}`;
+    }
+    if (delivery.attempts >= this.#retry.maxAttempts) return `retries exhausted after ${delivery.attempts} attempts: ${message}`;
+    if (Date.now() - Date.parse(delivery.envelope.time) > this.#retry.maxAgeMs) return `event too old to retry: ${message}`;
+    return undefined;
+  }
+
+  #backoff(attempts: number): number {
+    const ceiling = Math.min(this.#retry.maxDelayMs, this.#retry.baseDelayMs * 2 ** (attempts - 1));
+    return ceiling / 2 + Math.random() * (ceiling / 2);
+  }
+
+  #notifyIfIdle() {
+    if (this.#pending.size > 0) return;
+    const waiters = this.#idleWaiters;
+    this.#idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}

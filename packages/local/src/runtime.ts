@@ -1,0 +1,85 @@
+/**
+ * The whole control plane in one Node process: DynamoDB Local (or any DynamoDB), the tables
+ * from the shared definition, the durable local bus wired to the very Lambda handler
+ * modules, and the Hono app under @hono/node-server.
+ */
+import { join } from "node:path";
+import { serve, type ServerType } from "@hono/node-server";
+import { createApp } from "@simroot/api";
+import { documentClient, ensureTables, providePorts, storeHealth, tableNames, type Ports } from "@simroot/core";
+import { LocalBus, type RetrySettings } from "./bus/local-bus.ts";
+import { startDynamoLocal, type DynamoLocal } from "./dynamodb-local.ts";
+import { loadRuleTargets } from "./targets.ts";
+
+export interface LocalRuntimeOptions {
+  /** Persist DynamoDB Local and the bus journal here; omit to keep everything in memory. */
+  readonly dataDir?: string;
+  /** Use this DynamoDB instead of starting DynamoDB Local. */
+  readonly dynamoEndpoint?: string;
+  readonly dynamoPort?: number;
+  readonly region?: string;
+  readonly tablePrefix?: string;
+  /** Serve HTTP on this port (0 for any free one); omit to serve nothing (tests call `app.request`). */
+  readonly port?: number;
+  readonly hostname?: string;
+  readonly retry?: Partial<RetrySettings>;
+}
+
+export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
+  let dynamo: DynamoLocal | undefined;
+  const stops: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const step of stops.reverse()) await step();
+  };
+  try {
+    if (!options.dynamoEndpoint) {
+      dynamo = await startDynamoLocal({
+        dbPath: options.dataDir ? join(options.dataDir, "dynamodb") : undefined,
+        port: options.dynamoPort,
+      });
+      stops.push(() => dynamo!.stop());
+    }
+    const endpoint = options.dynamoEndpoint ?? dynamo!.endpoint;
+    const db = documentClient({ endpoint, region: options.region ?? "us-east-1" });
+    stops.push(async () => db.destroy());
+    const tables = tableNames(options.tablePrefix);
+    await ensureTables(db, tables);
+
+    const bus = await LocalBus.open({
+      directory: options.dataDir ? join(options.dataDir, "bus") : undefined,
+      targets: await loadRuleTargets(),
+      retry: options.retry,
+    });
+    stops.push(() => bus.close());
+    const ports: Ports = { db, tables, publisher: bus, now: () => new Date() };
+    providePorts(ports);
+
+    const app = createApp({
+      ports: () => ports,
+      health: {
+        store: () => storeHealth(ports),
+        bus: async () => ({ status: "ok", detail: { kind: "local", durable: Boolean(options.dataDir), ...bus.status() } }),
+      },
+    });
+    let url: string | undefined;
+    if (options.port !== undefined) {
+      const server = await listen(app.fetch, options.port, options.hostname ?? "127.0.0.1");
+      stops.push(() => new Promise((resolve) => server.close(() => resolve())));
+      const address = server.address();
+      url = `http://${options.hostname ?? "127.0.0.1"}:${typeof address === "object" && address ? address.port : options.port}`;
+    }
+    return { app, bus, ports, endpoint, url, stop };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+export type LocalRuntime = Awaited<ReturnType<typeof startLocalRuntime>>;
+
+function listen(fetch: (request: Request) => Response | Promise<Response>, port: number, hostname: string): Promise<ServerType> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch, port, hostname }, () => resolve(server));
+    server.once("error", reject);
+  });
+}

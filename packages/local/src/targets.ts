@@ -1,0 +1,38 @@
+import type { Context } from "aws-lambda";
+import { rules, type BusEnvelope } from "@simroot/core";
+import type { BusTarget } from "./bus/local-bus.ts";
+
+type Handler = (event: BusEnvelope, context: Context) => Promise<unknown>;
+
+/** A Lambda context for a locally invoked handler (what middy and handlers may read). */
+function lambdaContext(functionName: string, timeoutMs = 30_000): Context {
+  const deadline = Date.now() + timeoutMs;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName,
+    functionVersion: "$LATEST",
+    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:${functionName}`,
+    memoryLimitInMB: "1024",
+    awsRequestId: crypto.randomUUID(),
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: "local",
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
+  };
+}
+
+/** Loads, for every rule, the very handler module that Lambda runs, as a local bus target. */
+export async function loadRuleTargets(): Promise<Record<string, BusTarget>> {
+  const entries = await Promise.all(
+    Object.entries(rules).map(async ([name, rule]) => {
+      const module = (await import(`@simroot/functions/${rule.handler.replace(/\.ts$/, "")}`)) as { handler?: Handler };
+      const handler = module.handler;
+      if (typeof handler !== "function") throw new Error(`functions/src/${rule.handler} exports no handler`);
+      const target: BusTarget = { pattern: rule.pattern, invoke: (envelope) => handler(envelope, lambdaContext(name)) };
+      return [name, target] as const;
+    }),
+  );
+  return Object.fromEntries(entries);
+}
