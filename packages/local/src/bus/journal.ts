@@ -53,7 +53,7 @@ export class Journal<Entry> {
   }
 
   append(entries: readonly Entry[], durable: boolean): Promise<void> {
-    if (!this.#path) return Promise.resolve();
+    if (!this.#path || entries.length === 0) return Promise.resolve();
     for (const entry of entries) this.#buffer.push(`${JSON.stringify(entry)}\n`);
     const written = durable
       ? new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }))

@@ -120,9 +120,9 @@ export class LocalBus implements Publisher {
     return [...this.#dead.values()];
   }
 
-  /** Sends dead-lettered deliveries (all, or those of one event id) to their targets again. */
+  /** Sends dead-lettered deliveries (all, or those of one domain event id) to their targets again. */
   async replay(eventId?: string): Promise<number> {
-    const chosen = [...this.#dead.values()].filter((letter) => eventId === undefined || letter.envelope.id === eventId);
+    const chosen = [...this.#dead.values()].filter((letter) => eventId === undefined || letter.eventId === eventId);
     await this.#journal.append(chosen.map((letter) => ({ k: "replay" as const, id: letter.envelope.id, rule: letter.rule })), true);
     for (const letter of chosen) {
       const key = deliveryKey(letter.envelope.id, letter.rule);

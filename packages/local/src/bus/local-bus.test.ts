@@ -1,0 +1,165 @@
+import { mkdtemp, readFile, appendFile } from "node:fs/promises";
+import { spawn } from "node:child_process";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import type { BusEnvelope, DomainEvent } from "@simroot/core";
+import { LocalBus, type BusTarget } from "./local-bus.ts";
+
+const event = (type: string, subject = "dev_1"): DomainEvent => ({
+  id: `evt_${Math.random().toString(36).slice(2)}`,
+  type,
+  tenantId: "ten_1",
+  subject,
+  time: new Date().toISOString(),
+  actor: "system:test",
+  requestId: "req_1",
+  data: {},
+});
+
+function recorder(pattern: BusTarget["pattern"], fail: (attempt: number) => boolean = () => false) {
+  const received: BusEnvelope[] = [];
+  let attempts = 0;
+  const target: BusTarget = {
+    pattern,
+    invoke: async (envelope) => {
+      attempts++;
+      if (fail(attempts)) throw new Error(`attempt ${attempts} failed`);
+      received.push(envelope);
+    },
+  };
+  return { target, received, attempts: () => attempts };
+}
+
+const fast = { baseDelayMs: 1, maxDelayMs: 5, maxAttempts: 3 };
+const tempDir = () => mkdtemp(join(tmpdir(), "simroot-bus-"));
+
+describe("LocalBus", () => {
+  it("delivers EventBridge envelopes only to rules whose pattern matches", async () => {
+    const devices = recorder({ source: ["simroot"], "detail-type": [{ prefix: "device." }] });
+    const sims = recorder({ "detail-type": ["sim.attached"], detail: { tenantId: ["ten_2"] } });
+    const bus = await LocalBus.open({ targets: { devices: devices.target, sims: sims.target } });
+    await bus.publish([event("device.registered"), event("sim.attached")]);
+    await bus.drained();
+    expect(devices.received.map((e) => e["detail-type"])).toEqual(["device.registered"]);
+    expect(sims.received).toEqual([]);
+    expect(devices.received[0]).toMatchObject({ version: "0", source: "simroot", account: "000000000000", detail: { type: "device.registered" } });
+    expect(devices.received[0]!.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    await bus.close();
+  });
+
+  it("retries a failing target with backoff until it succeeds", async () => {
+    const flaky = recorder({ source: ["simroot"] }, (attempt) => attempt < 3);
+    const bus = await LocalBus.open({ targets: { flaky: flaky.target }, retry: fast });
+    await bus.publish([event("device.registered")]);
+    await bus.drained();
+    expect(flaky.attempts()).toBe(3);
+    expect(flaky.received).toHaveLength(1);
+    expect(bus.deadLetters()).toEqual([]);
+    await bus.close();
+  });
+
+  it("parks a delivery in the dead-letter store when retries run out, and replays it", async () => {
+    let healthy = false;
+    const target = recorder({ source: ["simroot"] }, () => !healthy);
+    const directory = await tempDir();
+    const bus = await LocalBus.open({ directory, targets: { t: target.target }, retry: fast });
+    const published = event("device.registered");
+    await bus.publish([published]);
+    await bus.drained();
+    expect(target.attempts()).toBe(3);
+    const [letter] = bus.deadLetters();
+    expect(letter).toMatchObject({ eventId: published.id, rule: "t", attempts: 3 });
+    expect(letter!.reason).toContain("retries exhausted");
+    await bus.close();
+
+    // The dead letter survives a restart, and replay delivers it.
+    healthy = true;
+    const reopened = await LocalBus.open({ directory, targets: { t: target.target }, retry: fast });
+    expect(reopened.deadLetters()).toHaveLength(1);
+    expect(await reopened.replay(published.id)).toBe(1);
+    await reopened.drained();
+    expect(target.received.map((e) => e.detail.id)).toEqual([published.id]);
+    expect(reopened.deadLetters()).toEqual([]);
+    await reopened.close();
+  });
+
+  it("dead-letters at once what a consumer rejects as invalid input", async () => {
+    const { SimrootError } = await import("@simroot/core");
+    let attempts = 0;
+    const bus = await LocalBus.open({
+      targets: {
+        strict: {
+          pattern: { source: ["simroot"] },
+          invoke: async () => {
+            attempts++;
+            throw new SimrootError("event.invalid", "input", "bad detail");
+          },
+        },
+      },
+      retry: fast,
+    });
+    await bus.publish([event("device.registered")]);
+    await bus.drained();
+    expect(attempts).toBe(1);
+    expect(bus.deadLetters()[0]!.reason).toBe("rejected: bad detail");
+    await bus.close();
+  });
+
+  it("redelivers after a restart what was acknowledged but not delivered, and not what was delivered", async () => {
+    const directory = await tempDir();
+    const stuck = { pattern: { source: ["simroot"] }, invoke: () => new Promise<void>(() => {}) };
+    const first = await LocalBus.open({ directory, targets: { t: stuck } });
+    const pendingEvent = event("device.registered");
+    await first.publish([pendingEvent]);
+    await first.close();
+
+    const target = recorder({ source: ["simroot"] });
+    const second = await LocalBus.open({ directory, targets: { t: target.target } });
+    await second.drained();
+    expect(target.received.map((e) => e.detail.id)).toEqual([pendingEvent.id]);
+    await second.close();
+
+    const third = await LocalBus.open({ directory, targets: { t: target.target } });
+    await third.drained();
+    expect(target.received).toHaveLength(1);
+    await third.close();
+  });
+
+  it("ignores a torn last journal line: it was never acknowledged", async () => {
+    const directory = await tempDir();
+    const target = recorder({ source: ["simroot"] });
+    const bus = await LocalBus.open({ directory, targets: {} });
+    const kept = event("device.registered");
+    await bus.publish([kept]);
+    await bus.close();
+    await appendFile(join(directory, "bus.journal"), '{"k":"event","envelope":{"id":"torn');
+    const reopened = await LocalBus.open({ directory, targets: { t: target.target } });
+    expect(reopened.deadLetters()).toEqual([]);
+    await reopened.close();
+    // The event had no matching rule when published, so there was nothing to deliver; the journal is compacted.
+    expect(await readFile(join(directory, "bus.journal"), "utf8")).toBe("");
+  });
+
+  it("keeps an acknowledged event through kill -9 of the publishing process", async () => {
+    const directory = await tempDir();
+    const child = spawn(process.execPath, [join(import.meta.dirname, "fixtures", "publish-and-hang.ts"), directory], {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    const eventId = await new Promise<string>((resolve, reject) => {
+      child.stdout.on("data", (chunk: Buffer) => {
+        const match = /acknowledged (\S+)/.exec(chunk.toString());
+        if (match) resolve(match[1]!);
+      });
+      child.once("exit", (code) => reject(new Error(`fixture exited early (${code})`)));
+    });
+    child.kill("SIGKILL");
+    await new Promise((resolve) => child.once("exit", resolve));
+
+    const target = recorder({ source: ["simroot"] });
+    const bus = await LocalBus.open({ directory, targets: { timeline: target.target } });
+    await bus.drained();
+    expect(target.received.map((e) => e.detail.id)).toEqual([eventId]);
+    await bus.close();
+  });
+});

@@ -1,0 +1,52 @@
+import { randomBytes } from "node:crypto";
+import { inject } from "vitest";
+import { createTenantWithAdminKey } from "@simroot/core";
+import { startLocalRuntime, type LocalRuntimeOptions } from "@simroot/local/runtime";
+
+/**
+ * The control plane as tests use it: the shared in-memory DynamoDB Local with tables of
+ * this test's own (a fresh prefix), the local bus with fast retries, and the Hono app.
+ */
+export async function startTestRuntime(options: Partial<LocalRuntimeOptions> = {}) {
+  return startLocalRuntime({
+    dynamoEndpoint: inject("dynamoEndpoint"),
+    tablePrefix: `t${randomBytes(5).toString("hex")}-`,
+    retry: { baseDelayMs: 5, maxDelayMs: 50, maxAttempts: 4 },
+    ...options,
+  });
+}
+
+export type TestRuntime = Awaited<ReturnType<typeof startTestRuntime>>;
+
+/** A tenant with an admin key, and a `call` that sends authenticated JSON requests to the app. */
+export async function tenantClient(runtime: TestRuntime, name = "acme") {
+  const { tenant, token } = await createTenantWithAdminKey(runtime.ports, name);
+  return { tenant, token, call: (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => call(runtime, token, method, path, body, headers) };
+}
+
+export async function call(
+  runtime: TestRuntime,
+  token: string | undefined,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+) {
+  const response = await runtime.app.request(path, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+      ...headers,
+    },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  const text = await response.text();
+  let json: any;
+  try {
+    json = text ? JSON.parse(text) : undefined;
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, headers: response.headers, json, text };
+}

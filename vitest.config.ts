@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["packages/*/src/**/*.test.ts", "functions/src/**/*.test.ts", "test/**/*.test.ts", "infra/**/*.test.ts"],
+    // One in-memory DynamoDB Local for the whole run; each test file gets its own tables.
+    globalSetup: ["test/support/global-setup.ts"],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+  },
+});
