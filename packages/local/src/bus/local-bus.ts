@@ -9,7 +9,7 @@
 import { randomUUID } from "node:crypto";
 import { isSimrootError, retryPolicy, type BusEnvelope, type DomainEvent, type EventPattern, type Publisher } from "@simroot/core";
 import { Journal } from "./journal.ts";
-import { matchesPattern } from "./pattern.ts";
+import { matchesPattern, validatePattern } from "./pattern.ts";
 
 export interface BusTarget {
   readonly pattern: EventPattern;
@@ -88,6 +88,7 @@ export class LocalBus implements Publisher {
 
   /** Opens the bus, recovers what the journal holds, and resumes delivering it. */
   static async open(options: LocalBusOptions): Promise<LocalBus> {
+    for (const target of Object.values(options.targets)) validatePattern(target.pattern);
     const { journal, entries } = await Journal.open<Entry>(options.directory);
     const bus = new LocalBus(journal, options);
     bus.#recover(entries);

@@ -1,0 +1,149 @@
+/**
+ * The EventBridge bus and one subscription per event rule of core's `rules`: the same
+ * patterns and handler modules the local bus uses, so the cloud and the laptop match the
+ * same events to the same consumers.
+ *
+ * Per rule target: an explicit retry policy (core's `retryPolicy`) and a dead-letter SQS
+ * queue, with a queue policy that lets only that rule's EventBridge target send to it.
+ */
+import { retryPolicy, rules, type EventPattern, type RuleName } from "../packages/core/src/platform/rules.ts";
+import type { Resource } from "sst";
+import { tableEnvironment, tableLinks, type Expect } from "./database";
+
+/** Runtime of every function. */
+export const runtime = "nodejs24.x" satisfies sst.aws.FunctionArgs["runtime"];
+
+export const bus = new sst.aws.Bus("Events");
+
+/** `SIMROOT_BUS_NAME`, what core's `busName()` reads. */
+export const busEnvironment = { SIMROOT_BUS_NAME: bus.name };
+
+/** `deviceTimeline` -> `DeviceTimeline`. */
+export type RuleComponentName<R extends RuleName = RuleName> = Capitalize<R>;
+/** The dead-letter queue of a rule target, and its `Resource` key in `sst-env.d.ts`. */
+export type DeadLetterQueueName<R extends RuleName = RuleName> = `${RuleComponentName<R>}DeadLetterQueue`;
+
+/** Fails to typecheck when the committed `sst-env.d.ts` lacks the bus or a rule's queue. */
+export type BusDeclaredInSstEnv = Expect<
+  Resource["Events"] extends { name: string; arn: string; type: "sst.aws.Bus" } ? true : false
+>;
+export type DeadLetterQueuesDeclaredInSstEnv = Expect<
+  Resource[DeadLetterQueueName] extends { url: string; type: "sst.aws.Queue" } ? true : false
+>;
+
+function ruleComponentName<R extends RuleName>(name: R): RuleComponentName<R> {
+  return `${name.charAt(0).toUpperCase()}${name.slice(1)}` as RuleComponentName<R>;
+}
+
+/** `consumers/device-timeline.ts` -> `functions/src/consumers/device-timeline.handler`. */
+function handlerPath(module: string): string {
+  return `functions/src/${module.replace(/\.[cm]?[jt]s$/, "")}.handler`;
+}
+
+type SubscriberPattern = NonNullable<sst.aws.BusSubscriberArgs["pattern"]>;
+
+function arrayField(pattern: EventPattern, field: string): unknown[] | undefined {
+  const value = pattern[field];
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value)) throw new Error(`event pattern field "${field}" must be an array`);
+  return [...value];
+}
+
+/**
+ * The pattern in the form `Bus.subscribe` takes. That form only carries `source`,
+ * `detail-type` (as `detailType`) and `detail`; SST rebuilds the EventPattern JSON from it.
+ */
+function subscriberPattern(pattern: EventPattern): SubscriberPattern {
+  const detail = pattern["detail"];
+  if (detail !== undefined && (typeof detail !== "object" || detail === null || Array.isArray(detail))) {
+    throw new Error('event pattern field "detail" must be an object');
+  }
+  const source = arrayField(pattern, "source");
+  const detailType = arrayField(pattern, "detail-type");
+  return {
+    ...(source === undefined ? {} : { source }),
+    ...(detailType === undefined ? {} : { detailType }),
+    ...(detail === undefined ? {} : { detail: { ...(detail as Record<string, unknown>) } }),
+  };
+}
+
+function subscribeRule<R extends RuleName>(name: R) {
+  const rule = rules[name];
+  const componentName = ruleComponentName(name);
+
+  const deadLetterQueue = new sst.aws.Queue(`${componentName}DeadLetterQueue` satisfies DeadLetterQueueName<R>, {
+    transform: {
+      // Keep failed events as long as SQS allows (the default is 4 days).
+      queue: { messageRetentionSeconds: 14 * 24 * 60 * 60 },
+    },
+  });
+
+  const subscriber = bus.subscribe(
+    componentName,
+    {
+      handler: handlerPath(rule.handler),
+      runtime,
+      // The bus: consumers may publish follow-up events. The queue: Lambda's on-failure destination below.
+      link: [...tableLinks(rule.tables), bus, deadLetterQueue],
+      environment: { ...tableEnvironment(rule.tables), ...busEnvironment },
+    },
+    {
+      pattern: subscriberPattern(rule.pattern),
+      transform: {
+        // SST's `pattern` only knows source / detail-type / detail: set the rule's
+        // EventPattern to the definition's JSON verbatim, so any other field
+        // (account, region, resources, ...) reaches EventBridge too.
+        rule: { eventPattern: JSON.stringify(rule.pattern) },
+        target: {
+          retryPolicy: {
+            maximumEventAgeInSeconds: retryPolicy.maximumEventAgeSeconds,
+            maximumRetryAttempts: retryPolicy.maximumRetryAttempts,
+          },
+          deadLetterConfig: { arn: deadLetterQueue.arn },
+        },
+      },
+    },
+  );
+
+  // EventBridge invokes Lambda asynchronously: its retry policy and DLQ cover delivery to
+  // Lambda only. A handler that keeps failing after Lambda's own retries lands in the same queue.
+  new aws.lambda.FunctionEventInvokeConfig(`${componentName}OnFailure`, {
+    functionName: subscriber.apply((s) => s.nodes.function.name),
+    maximumRetryAttempts: 2,
+    maximumEventAgeInSeconds: 6 * 60 * 60,
+    destinationConfig: { onFailure: { destination: deadLetterQueue.arn } },
+  });
+
+  const ruleArn = subscriber.apply((s) => s.nodes.rule.arn);
+  new aws.sqs.QueuePolicy(`${componentName}DeadLetterQueuePolicy`, {
+    queueUrl: deadLetterQueue.url,
+    policy: $jsonStringify({
+      Version: "2012-10-17",
+      Statement: [
+        {
+          Sid: "EventBridgeDeadLetter",
+          Effect: "Allow",
+          Principal: { Service: "events.amazonaws.com" },
+          Action: "sqs:SendMessage",
+          Resource: deadLetterQueue.arn,
+          Condition: { ArnEquals: { "aws:SourceArn": ruleArn } },
+        },
+      ],
+    }),
+  });
+
+  return { subscriber, deadLetterQueue };
+}
+
+const ruleNames = Object.keys(rules) as RuleName[];
+
+/** The subscription and dead-letter queue of every rule, keyed by rule name. */
+export const subscriptions = Object.fromEntries(ruleNames.map((name) => [name, subscribeRule(name)])) as Record<
+  RuleName,
+  ReturnType<typeof subscribeRule>
+>;
+
+/** Dead-letter queue URLs by rule name, for the app outputs. */
+export const deadLetterQueueUrls = Object.fromEntries(
+  ruleNames.map((name) => [name, subscriptions[name].deadLetterQueue.url]),
+) as Record<RuleName, $util.Output<string>>;

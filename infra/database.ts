@@ -1,0 +1,72 @@
+/**
+ * One `sst.aws.Dynamo` per entry of the table definition in core. Nothing about a table
+ * (fields, keys, indexes, ttl) is restated here: it is all read from `tables`.
+ */
+import type { Resource } from "sst";
+import {
+  tableKeys,
+  tables as definitions,
+  type TableDefinition,
+  type TableKey,
+} from "../packages/core/src/platform/tables.ts";
+
+/** `identity` -> `IdentityTable`: the component name, and the `Resource` key in `sst-env.d.ts`. */
+export type TableComponentName<K extends TableKey = TableKey> = `${Capitalize<K>}Table`;
+
+/**
+ * `sst-env.d.ts` is committed (SST regenerates it on deploy): this fails to typecheck when
+ * it lacks a table of the definition, so the committed `Resource` types cannot drift.
+ */
+export type TablesDeclaredInSstEnv = Expect<
+  Resource[TableComponentName] extends { name: string; type: "sst.aws.Dynamo" } ? true : false
+>;
+export type Expect<T extends true> = T;
+
+export function tableComponentName<K extends TableKey>(key: K): TableComponentName<K> {
+  return `${key.charAt(0).toUpperCase()}${key.slice(1)}Table` as TableComponentName<K>;
+}
+
+/** The variable core's `tableNames()` reads for a table: `SIMROOT_TABLE_<KEY.toUpperCase()>`. */
+export function tableEnvironmentVariable(key: TableKey): string {
+  return `SIMROOT_TABLE_${key.toUpperCase()}`;
+}
+
+function dynamoArgs(definition: TableDefinition): sst.aws.DynamoArgs {
+  const globalIndexes = Object.fromEntries(
+    Object.entries(definition.indexes).map(([indexName, index]) => [
+      indexName,
+      index.sortKey === undefined
+        ? { hashKey: index.partitionKey }
+        : { hashKey: index.partitionKey, rangeKey: index.sortKey },
+    ]),
+  );
+  return {
+    fields: { ...definition.fields },
+    primaryIndex:
+      definition.sortKey === undefined
+        ? { hashKey: definition.partitionKey }
+        : { hashKey: definition.partitionKey, rangeKey: definition.sortKey },
+    ...(Object.keys(globalIndexes).length > 0 ? { globalIndexes } : {}),
+    ...(definition.ttl === undefined ? {} : { ttl: definition.ttl }),
+  };
+}
+
+/** The Dynamo components, keyed by the table key of the definition. */
+export const dynamoTables = Object.fromEntries(
+  tableKeys.map((key) => [key, new sst.aws.Dynamo(tableComponentName(key), dynamoArgs(definitions[key]))]),
+) as Record<TableKey, sst.aws.Dynamo>;
+
+/** `SIMROOT_TABLE_<KEY>` = table name, for the given tables (what core's `tableNames()` reads). */
+export function tableEnvironment(keys: readonly TableKey[]): Record<string, $util.Output<string>> {
+  return Object.fromEntries(keys.map((key) => [tableEnvironmentVariable(key), dynamoTables[key].name]));
+}
+
+/** The table components to `link` for the given tables (grants dynamodb:* on table and indexes). */
+export function tableLinks(keys: readonly TableKey[]): sst.aws.Dynamo[] {
+  return keys.map((key) => dynamoTables[key]);
+}
+
+/** Table names by key, for the app outputs. */
+export const tableNameOutputs = Object.fromEntries(
+  tableKeys.map((key) => [key, dynamoTables[key].name]),
+) as Record<TableKey, $util.Output<string>>;

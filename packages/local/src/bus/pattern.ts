@@ -1,0 +1,275 @@
+/**
+ * Amazon EventBridge event pattern matching ("content filtering"), pure and dependency-free.
+ * Follows the AWS user guide ("Amazon EventBridge event patterns", "Content filtering in Amazon
+ * EventBridge event patterns") and the aws/event-ruler engine behind it:
+ * - every field of a pattern object must match (AND); `"$or": [pattern, ...]` needs one branch to match;
+ * - a leaf is an array of conditions and matches if ANY condition matches ANY element of the event value;
+ * - an event array of objects matches a nested pattern if ONE element matches all of it;
+ * - string operators only match strings, `numeric` only matches JSON numbers.
+ */
+import type { EventPattern } from "@simroot/core/platform/rules";
+
+type JsonObject = { readonly [key: string]: unknown };
+
+const isObject = (value: unknown): value is JsonObject =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+const isFiniteNumber = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value);
+
+const ownField = (object: JsonObject, key: string): unknown => (Object.hasOwn(object, key) ? object[key] : undefined);
+
+const foldCase = (text: string): string => text.toLowerCase();
+
+// Matching
+
+/** Whether `event` matches `pattern`. The pattern is expected to have passed `validatePattern`. */
+export function matchesPattern(pattern: EventPattern, event: unknown): boolean {
+  return matchesNestedPattern(pattern, event);
+}
+
+function matchesNestedPattern(pattern: JsonObject, eventValue: unknown): boolean {
+  return objectsWithin(eventValue).some((fields) =>
+    Object.entries(pattern).every(([key, subPattern]) => {
+      if (key === "$or") return (subPattern as readonly JsonObject[]).some((branch) => matchesNestedPattern(branch, fields));
+      if (Array.isArray(subPattern)) return matchesLeaf(subPattern, ownField(fields, key));
+      return isObject(subPattern) && matchesNestedPattern(subPattern, ownField(fields, key));
+    }),
+  );
+}
+
+/** The objects a nested pattern is tried against. Missing or scalar values act as an object with no fields. */
+function objectsWithin(eventValue: unknown): JsonObject[] {
+  const objects = [eventValue].flat(Infinity).filter(isObject);
+  return objects.length > 0 ? objects : [{}];
+}
+
+/** The leaf values of an event field: arrays are flattened, objects are not leaves, a missing field has none. */
+function leafValues(eventValue: unknown): unknown[] {
+  return [eventValue].flat(Infinity).filter((value) => value !== undefined && !isObject(value));
+}
+
+function matchesLeaf(conditions: readonly unknown[], eventValue: unknown): boolean {
+  const values = leafValues(eventValue);
+  return conditions.some((condition) =>
+    isObject(condition) && Object.hasOwn(condition, "exists")
+      ? condition["exists"] === values.length > 0
+      : values.some((value) => matchesCondition(condition, value)),
+  );
+}
+
+/** One condition of a leaf against one leaf value of the event. Exact values compare with `===`. */
+function matchesCondition(condition: unknown, value: unknown): boolean {
+  if (!isObject(condition)) return condition === value;
+  const [operator, operand] = Object.entries(condition)[0] ?? [];
+  if (operator === "anything-but") return !excludedConditions(operand).some((excluded) => matchesCondition(excluded, value));
+  if (operator === "numeric") return typeof value === "number" && Array.isArray(operand) && satisfiesAll(value, operand);
+  return typeof value === "string" && typeof operator === "string" && matchesString(operator, operand, value);
+}
+
+function matchesString(operator: string, operand: unknown, text: string): boolean {
+  switch (operator) {
+    case "prefix": return matchesAffix(operand, text, (whole, affix) => whole.startsWith(affix));
+    case "suffix": return matchesAffix(operand, text, (whole, affix) => whole.endsWith(affix));
+    case "equals-ignore-case": return typeof operand === "string" && foldCase(text) === foldCase(operand);
+    case "wildcard": return typeof operand === "string" && wildcardToRegExp(operand).test(text);
+    case "cidr": return typeof operand === "string" && isWithinCidr(text, operand);
+    default: return false;
+  }
+}
+
+/** A `prefix`/`suffix` operand is a string, or `{"equals-ignore-case": string}`. */
+function matchesAffix(operand: unknown, text: string, test: (whole: string, affix: string) => boolean): boolean {
+  if (typeof operand === "string") return test(text, operand);
+  const ignoringCase = isObject(operand) ? operand["equals-ignore-case"] : undefined;
+  return typeof ignoringCase === "string" && test(foldCase(text), foldCase(ignoringCase));
+}
+
+/** `anything-but` excludes a value, a list of values, or what `{operator: operand | operand[]}` matches. */
+function excludedConditions(operand: unknown): readonly unknown[] {
+  if (Array.isArray(operand)) return operand;
+  if (!isObject(operand)) return [operand];
+  return Object.entries(operand).flatMap(([operator, inner]) =>
+    (Array.isArray(inner) ? inner : [inner]).map((each: unknown) => ({ [operator]: each })),
+  );
+}
+
+/** `*` matches any run of characters; `\*` is a literal star and `\\` a literal backslash. */
+function wildcardToRegExp(wildcard: string): RegExp {
+  let source = "";
+  for (let index = 0; index < wildcard.length; index++) {
+    const char = wildcard[index] ?? "";
+    if (char === "*") source += ".*";
+    else source += (char === "\\" ? (wildcard[++index] ?? "") : char).replace(/[\\^$.*+?()[\]{}|/]/g, "\\$&");
+  }
+  return new RegExp(`^${source}$`, "s");
+}
+
+const numericComparisons = new Map<unknown, (value: number, bound: number) => boolean>([
+  ["=", (value, bound) => value === bound],
+  ["<", (value, bound) => value < bound],
+  ["<=", (value, bound) => value <= bound],
+  [">", (value, bound) => value > bound],
+  [">=", (value, bound) => value >= bound],
+]);
+
+/** A `numeric` operand is `[operator, bound]` or `[operator, bound, operator, bound]`; every comparison must hold. */
+function satisfiesAll(value: number, comparisons: readonly unknown[]): boolean {
+  for (let index = 0; index < comparisons.length; index += 2) {
+    const compare = numericComparisons.get(comparisons[index]);
+    const bound = comparisons[index + 1];
+    if (!compare || typeof bound !== "number" || !compare(value, bound)) return false;
+  }
+  return true;
+}
+
+// IP addresses (IPv4 and IPv6)
+
+type IpAddress = { readonly bits: bigint; readonly width: 32 | 128 };
+
+function parseIpAddress(text: string): IpAddress | undefined {
+  const ipv4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (ipv4) {
+    const octets = ipv4.slice(1).map(Number);
+    if (octets.some((octet) => octet > 255)) return undefined;
+    return { bits: octets.reduce((bits, octet) => (bits << 8n) | BigInt(octet), 0n), width: 32 };
+  }
+  const [head = [], tail, ...extra] = text.split("::").map((part) => (part === "" ? [] : part.split(":")));
+  const missing = 8 - head.length - (tail?.length ?? 0);
+  if (extra.length > 0 || (tail ? missing < 1 : missing !== 0)) return undefined;
+  const groups = [...head, ...Array<string>(missing).fill("0"), ...(tail ?? [])];
+  if (!groups.every((group) => /^[0-9a-f]{1,4}$/i.test(group))) return undefined;
+  return { bits: groups.reduce((bits, group) => (bits << 16n) | BigInt(parseInt(group, 16)), 0n), width: 128 };
+}
+
+function parseCidr(cidr: string): { network: IpAddress; prefixLength: number } | undefined {
+  const [address = "", prefixLength = "", ...extra] = cidr.split("/");
+  const network = parseIpAddress(address);
+  if (!network || extra.length > 0 || !/^\d{1,3}$/.test(prefixLength)) return undefined;
+  return Number(prefixLength) <= network.width ? { network, prefixLength: Number(prefixLength) } : undefined;
+}
+
+function isWithinCidr(text: string, cidr: string): boolean {
+  const address = parseIpAddress(text);
+  const block = parseCidr(cidr);
+  if (!address || !block || address.width !== block.network.width) return false;
+  const hostBits = BigInt(address.width - block.prefixLength);
+  return address.bits >> hostBits === block.network.bits >> hostBits;
+}
+
+// Validation
+
+/** Throws an Error naming the offending path (e.g. `detail.state[0]`) if `pattern` is not a valid event pattern. */
+export function validatePattern(pattern: unknown): void {
+  validateNestedPattern(pattern, "");
+}
+
+function fail(path: string, problem: string): never {
+  throw new Error(`Invalid event pattern at "${path || "(root)"}": ${problem}`);
+}
+
+function validateNestedPattern(pattern: unknown, path: string): void {
+  if (!isObject(pattern)) fail(path, "must be a JSON object");
+  const fields = Object.entries(pattern);
+  if (fields.length === 0) fail(path, "empty objects are not allowed");
+  for (const [key, subPattern] of fields) {
+    const fieldPath = path ? `${path}.${key}` : key;
+    if (key === "$or") {
+      if (!Array.isArray(subPattern) || subPattern.length < 2) fail(fieldPath, "must be an array of at least 2 patterns");
+      subPattern.forEach((branch, index) => validateNestedPattern(branch, `${fieldPath}[${index}]`));
+    } else if (Array.isArray(subPattern)) {
+      if (subPattern.length === 0) fail(fieldPath, "empty arrays are not allowed");
+      subPattern.forEach((condition, index) => validateCondition(condition, `${fieldPath}[${index}]`));
+    } else if (isObject(subPattern)) {
+      validateNestedPattern(subPattern, fieldPath);
+    } else {
+      fail(fieldPath, "must be an array of match values or a nested pattern object");
+    }
+  }
+}
+
+function validateCondition(condition: unknown, path: string): void {
+  if (condition === null || typeof condition === "string" || typeof condition === "boolean") return;
+  if (isFiniteNumber(condition)) return;
+  if (!isObject(condition)) fail(path, "a match value must be a string, number, boolean, null or operator object");
+  const [operator, operand] = onlyEntry(condition, path);
+  const operatorPath = `${path}.${operator}`;
+  switch (operator) {
+    case "prefix":
+    case "suffix": return validateAffix(operand, operatorPath);
+    case "equals-ignore-case": return requireString(operand, operatorPath);
+    case "wildcard": return validateWildcard(operand, operatorPath);
+    case "exists": return ensure(typeof operand === "boolean", operatorPath, "must be true or false");
+    case "numeric": return validateNumeric(operand, operatorPath);
+    case "cidr": return ensure(typeof operand === "string" && !!parseCidr(operand), operatorPath, "must be a CIDR block");
+    case "anything-but": return validateAnythingBut(operand, operatorPath);
+    default: return fail(path, `unknown operator "${operator}"`);
+  }
+}
+
+function ensure(condition: boolean, path: string, problem: string): void {
+  if (!condition) fail(path, problem);
+}
+
+function requireString(operand: unknown, path: string): asserts operand is string {
+  if (typeof operand !== "string") fail(path, "must be a string");
+}
+
+function onlyEntry(object: JsonObject, path: string): [string, unknown] {
+  const [entry, ...others] = Object.entries(object);
+  if (!entry || others.length > 0) fail(path, "an operator object must have exactly one key");
+  return entry;
+}
+
+function validateAffix(operand: unknown, path: string): void {
+  const affix = isObject(operand) && Object.keys(operand).length === 1 ? operand["equals-ignore-case"] : operand;
+  ensure(typeof affix === "string", path, 'must be a string or {"equals-ignore-case": string}');
+}
+
+function validateWildcard(operand: unknown, path: string): void {
+  requireString(operand, path);
+  for (let index = 0; index < operand.length; index++) {
+    if (operand[index] === "\\") {
+      const escaped = operand[++index];
+      ensure(escaped === "*" || escaped === "\\", path, "a backslash may only escape * or \\");
+    } else if (operand[index] === "*" && operand[index + 1] === "*") {
+      fail(path, "consecutive wildcard characters are not allowed");
+    }
+  }
+}
+
+/** `[op, n]` with op one of = < <= > >=, or a range `[">" | ">=", low, "<" | "<=", high]` with low < high. */
+function validateNumeric(operand: unknown, path: string): void {
+  if (!Array.isArray(operand) || (operand.length !== 2 && operand.length !== 4)) {
+    fail(path, 'must be [operator, number] or a range such as [">", 0, "<=", 5]');
+  }
+  const expected = operand.length === 2 ? [["=", "<", "<=", ">", ">="]] : [[">", ">="], ["<", "<="]];
+  expected.forEach((operators, index) => {
+    const operator: unknown = operand[2 * index];
+    if (typeof operator !== "string" || !operators.includes(operator)) {
+      fail(path, `unsupported numeric operator ${JSON.stringify(operator)} (expected ${operators.join(" or ")})`);
+    }
+    ensure(isFiniteNumber(operand[2 * index + 1]), path, `the value after "${operator}" must be a number`);
+  });
+  ensure(operand.length === 2 || operand[1] < operand[3], path, "the lower bound must be less than the upper bound");
+}
+
+function validateAnythingBut(operand: unknown, path: string): void {
+  if (typeof operand === "string" || isFiniteNumber(operand)) return;
+  if (Array.isArray(operand)) {
+    const sameType = operand.every((value) => typeof value === "string") || operand.every(isFiniteNumber);
+    return ensure(operand.length > 0 && sameType, path, "a list must be non-empty, with only strings or only numbers");
+  }
+  if (!isObject(operand)) fail(path, "must be a string, a number, a list of them, or an operator object");
+  const [operator, inner] = onlyEntry(operand, path);
+  const operatorPath = `${path}.${operator}`;
+  if (!["prefix", "suffix", "wildcard", "equals-ignore-case"].includes(operator)) {
+    fail(operatorPath, 'anything-but supports only "prefix", "suffix", "wildcard" or "equals-ignore-case"');
+  }
+  const operands: unknown[] = Array.isArray(inner) ? inner : [inner];
+  ensure(operands.length > 0, operatorPath, "empty arrays are not allowed");
+  for (const each of operands) {
+    if (operator === "wildcard") validateWildcard(each, operatorPath);
+    else requireString(each, operatorPath);
+    ensure(each !== "" || (operator !== "prefix" && operator !== "suffix"), operatorPath, "must not be empty");
+  }
+}

@@ -1,0 +1,60 @@
+import { spawnSync } from "node:child_process";
+import { mkdtemp } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
+import { claimPort, startDynamoLocal } from "./dynamodb-local.ts";
+
+const client = (endpoint: string) =>
+  new DynamoDBClient({ endpoint, region: "us-east-1", credentials: { accessKeyId: "x", secretAccessKey: "x" }, maxAttempts: 1 });
+
+const tableNamed = (name: string) =>
+  new CreateTableCommand({
+    TableName: name,
+    BillingMode: "PAY_PER_REQUEST",
+    AttributeDefinitions: [{ AttributeName: "pk", AttributeType: "S" }],
+    KeySchema: [{ AttributeName: "pk", KeyType: "HASH" }],
+  });
+
+describe("the DynamoDB Local launcher", () => {
+  it("refuses a port that is already taken instead of starting a JVM that cannot serve", async () => {
+    const holder = createServer();
+    const port = await new Promise<number>((resolve) =>
+      holder.listen(0, "127.0.0.1", () => resolve((holder.address() as { port: number }).port)),
+    );
+    try {
+      await expect(startDynamoLocal({ port })).rejects.toThrow(`Port ${port} is already in use`);
+    } finally {
+      holder.close();
+    }
+  });
+
+  it("persists tables under dbPath across a stop and start on the same port", { timeout: 60_000 }, async () => {
+    const dbPath = await mkdtemp(join(tmpdir(), "simroot-ddb-"));
+    const port = await claimPort();
+    const first = await startDynamoLocal({ dbPath, port });
+    await client(first.endpoint).send(tableNamed("kept"));
+    await first.stop();
+
+    const second = await startDynamoLocal({ dbPath, port });
+    const { TableNames } = await client(second.endpoint).send(new ListTablesCommand({}));
+    expect(TableNames).toEqual(["kept"]);
+    await second.stop();
+    await expect(client(second.endpoint).send(new ListTablesCommand({}))).rejects.toThrow();
+  });
+
+  it("says how to install Java when there is none", () => {
+    // Run the launcher in a child whose PATH has no java.
+    const script = `import { startDynamoLocal } from ${JSON.stringify(join(import.meta.dirname, "dynamodb-local.ts"))};
+      startDynamoLocal().catch((error) => { console.error(error.message); process.exit(3); });`;
+    const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+      env: { ...process.env, PATH: "/nonexistent" },
+      encoding: "utf8",
+    });
+    expect(result.status).toBe(3);
+    expect(result.stderr).toContain("needs Java 17");
+    expect(result.stderr).toContain("apt-get install -y openjdk-17-jre-headless");
+  });
+});
