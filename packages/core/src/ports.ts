@@ -1,11 +1,14 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "./config.ts";
 import type { Publisher } from "./event/event.ts";
+import type { Ledger } from "./ledger/ledger.ts";
 
 /** Everything a verb may touch outside itself. Adapters provide them; tests pass real ones. */
 export interface Ports {
   readonly db: DynamoDBDocumentClient;
   readonly tables: TableNames;
   readonly publisher: Publisher;
+  /** The one path by which state changes commit (with their audit records and feed entries). */
+  readonly ledger: Ledger;
   readonly now: () => Date;
 }

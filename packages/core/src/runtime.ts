@@ -3,6 +3,8 @@ import { eventBridgePublisher } from "./event/eventbridge-publisher.ts";
 import type { Ports } from "./ports.ts";
 import { documentClient } from "./store/dynamo.ts";
 
+import { createLedger } from "./ledger/ledger.ts";
+
 let provided: Ports | undefined;
 
 /**
@@ -11,15 +13,15 @@ let provided: Ports | undefined;
  * the very same handler modules (DynamoDB Local, the durable local bus).
  */
 export function runtimePorts(): Ports {
-  provided ??= {
-    db: documentClient(dynamoSettings()),
-    tables: tableNames(),
-    publisher: eventBridgePublisher(busName()),
-    now: () => new Date(),
-  };
+  provided ??= portsFor(documentClient(dynamoSettings()), tableNames(), eventBridgePublisher(busName()));
   return provided;
 }
 
 export function providePorts(ports: Ports): void {
   provided = ports;
+}
+
+/** Ports over a store and a bus: the ledger is built on the same store. */
+export function portsFor(db: Ports["db"], tables: Ports["tables"], publisher: Ports["publisher"], now = () => new Date()): Ports {
+  return { db, tables, publisher, ledger: createLedger(db, tables), now };
 }

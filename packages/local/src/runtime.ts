@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { createApp } from "@simroot/api";
-import { documentClient, ensureTables, providePorts, storeHealth, tableNames, type Ports } from "@simroot/core";
+import { documentClient, ensureTables, portsFor, providePorts, storeHealth, tableNames } from "@simroot/core";
 import { LocalBus, type RetrySettings } from "./bus/local-bus.ts";
 import { startDynamoLocal, type DynamoLocal } from "./dynamodb-local.ts";
 import { loadRuleTargets } from "./targets.ts";
@@ -51,7 +51,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       retry: options.retry,
     });
     stops.push(() => bus.close());
-    const ports: Ports = { db, tables, publisher: bus, now: () => new Date() };
+    const ports = portsFor(db, tables, bus);
     providePorts(ports);
 
     const app = createApp({

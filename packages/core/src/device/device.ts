@@ -64,3 +64,12 @@ export function deviceIdentifiers(device: Pick<Device, "eid" | "iccids" | "imsi"
     ...(device.msisdn ? [{ kind: "msisdn" as const, value: device.msisdn }] : []),
   ];
 }
+
+/** What an enforcement point needs of a device: who it is, its state and labels. */
+export const enforcementView = (device: Device) => ({
+  id: device.id,
+  state: device.state,
+  labels: device.labels,
+  imsi: device.imsi,
+  revision: device.revision,
+});

@@ -1,11 +1,9 @@
-import { auditPut } from "../audit/audit.ts";
 import { domainEvent } from "../event/event.ts";
 import { SimrootError } from "../error.ts";
 import { newId } from "../id.ts";
 import type { Outcome } from "../outcome.ts";
-import { writeTransaction } from "../store/transaction.ts";
 import { verb } from "../verb.ts";
-import { deviceIdentifiers, registerDeviceInput, type Device } from "./device.ts";
+import { deviceIdentifiers, enforcementView, registerDeviceInput, type Device } from "./device.ts";
 import { aliasKey, deviceKey, deviceListKey } from "./keys.ts";
 
 /**
@@ -31,9 +29,11 @@ export const registerDevice = verb(registerDeviceInput, async (ports, ctx, input
   };
   const identifiers = deviceIdentifiers(device);
   const event = domainEvent(ctx, "device.registered", device.id, { device }, now);
-  await writeTransaction(
-    ports.db,
-    [
+  await ports.ledger.commit({
+    tenantId: ctx.tenantId,
+    events: [event],
+    feed: [{ kind: "device", key: device.id, value: enforcementView(device) }],
+    writes: [
       {
         Put: {
           TableName: ports.tables.identity,
@@ -48,15 +48,14 @@ export const registerDevice = verb(registerDeviceInput, async (ports, ctx, input
           ConditionExpression: "attribute_not_exists(pk)",
         },
       })),
-      auditPut(ports.tables, ctx, event),
     ],
-    (index) => {
+    onConditionFailed: (index) => {
       const taken = identifiers[index - 1];
       if (!taken) return undefined;
       return new SimrootError("device.identifier_taken", "conflict", `${taken.kind} ${taken.value} already belongs to a device`, {
         issues: [{ path: taken.kind === "iccid" ? "iccids" : taken.kind, message: "already registered to another device" }],
       });
     },
-  );
+  });
   return { value: device, events: [event] };
 });

@@ -52,7 +52,7 @@ export const tables = {
     ttl: "expiresAt",
   },
   audit: {
-    holds: "the per-tenant audit trail, one item per recorded action",
+    holds: "the per-tenant, hash-chained audit trail: one item per recorded event, sorted by sequence",
     fields: { pk: "string", sk: "string", gsi1pk: "string", gsi1sk: "string" },
     partitionKey: "pk",
     sortKey: "sk",
@@ -60,9 +60,17 @@ export const tables = {
       byDevice: {
         partitionKey: "gsi1pk",
         sortKey: "gsi1sk",
-        serves: "a device's audit records in time order",
+        serves: "a subject's (device's) audit records in time order",
       },
     },
+  },
+  feed: {
+    holds: "the per-tenant change feed enforcement points poll: what changed, by version",
+    fields: { pk: "string", sk: "string" },
+    partitionKey: "pk",
+    sortKey: "sk",
+    indexes: {},
+    ttl: "expiresAt",
   },
   timeline: {
     holds: "each device's event timeline, projected from domain events by a consumer",

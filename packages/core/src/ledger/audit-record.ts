@@ -1,0 +1,61 @@
+import { z } from "zod";
+import type { TableNames } from "../config.ts";
+import type { DomainEvent } from "../event/event.ts";
+import type { TransactItem } from "../store/transaction.ts";
+import { chainHash } from "./chain.ts";
+
+export const auditRecordSchema = z
+  .object({
+    seq: z.number().int().positive().meta({ description: "position in the tenant's chain, from 1" }),
+    tenantId: z.string(),
+    time: z.string(),
+    action: z.string().meta({ description: "the event type, e.g. device.registered" }),
+    actor: z.string().meta({ description: "key:<id>, source:<id> or system:<component>" }),
+    requestId: z.string(),
+    subject: z.string(),
+    eventId: z.string(),
+    data: z.record(z.string(), z.unknown()),
+    prevHash: z.string().meta({ description: "hash of the previous record (64 zeros for the first)" }),
+    hash: z.string().meta({ description: "SHA-256 of prevHash and this record's canonical JSON without hash" }),
+  })
+  .meta({ id: "AuditRecord" });
+export type AuditRecord = z.output<typeof auditRecordSchema>;
+
+export const auditPartition = (tenantId: string) => `T#${tenantId}`;
+export const auditSubjectPartition = (tenantId: string, subject: string) => `T#${tenantId}#S#${subject}`;
+export const auditSortKey = (seq: number) => String(seq).padStart(12, "0");
+
+/** The fields of a record that its hash covers (everything but the hash). */
+export const unhashed = ({ hash: _hash, ...record }: AuditRecord) => record;
+
+/** The audit record of an event at position `seq`, chained to `prevHash`, as a transaction item. */
+export function auditItem(tables: TableNames, event: DomainEvent, seq: number, prevHash: string) {
+  const unsigned = {
+    seq,
+    tenantId: event.tenantId,
+    time: event.time,
+    action: event.type,
+    actor: event.actor,
+    requestId: event.requestId,
+    subject: event.subject,
+    eventId: event.id,
+    data: event.data as Record<string, unknown>,
+    prevHash,
+  };
+  const hash = chainHash(prevHash, unsigned);
+  const put: TransactItem = {
+    Put: {
+      TableName: tables.audit,
+      Item: {
+        pk: auditPartition(event.tenantId),
+        sk: auditSortKey(seq),
+        gsi1pk: auditSubjectPartition(event.tenantId, event.subject),
+        gsi1sk: `${event.time}#${auditSortKey(seq)}`,
+        ...unsigned,
+        hash,
+      },
+      ConditionExpression: "attribute_not_exists(pk)",
+    },
+  };
+  return { put, hash };
+}

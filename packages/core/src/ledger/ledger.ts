@@ -1,0 +1,200 @@
+/**
+ * The ledger: the one path by which state changes commit. Each change's writes, its
+ * hash-chained audit records and its change-feed entries go into one DynamoDB transaction,
+ * together with a conditional update of the tenant's head (sequence and last hash), so the
+ * chain and the feed can neither fork nor skip.
+ *
+ * Changes of one tenant that arrive while a transaction is in flight are coalesced into the
+ * next one (up to DynamoDB's 100 actions): independent changes share a transaction, and so
+ * a round trip, as a database's group commit does. A change whose own condition fails is
+ * rejected alone; the others are retried without it.
+ */
+import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import { GetCommand, TransactWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import type { TableNames } from "../config.ts";
+import { SimrootError } from "../error.ts";
+import type { TransactItem } from "../store/transaction.ts";
+import { auditItem } from "./audit-record.ts";
+import type { Change, Committed } from "./change.ts";
+import { feedItem } from "./feed-entry.ts";
+import { genesisHash } from "./chain.ts";
+
+const maxActions = 100;
+const maxAttempts = 8;
+
+interface Head {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+interface Pending {
+  readonly change: Change;
+  readonly resolve: (committed: Committed) => void;
+  readonly reject: (error: unknown) => void;
+  attempts: number;
+  /** Commit alone: set after a batch failed for a reason that cannot be pinned on one change. */
+  alone: boolean;
+}
+
+interface TenantQueue {
+  readonly waiting: Pending[];
+  head: Head | undefined;
+  running: boolean;
+}
+
+export interface Ledger {
+  commit(change: Change): Promise<Committed>;
+}
+
+export const headKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "head" });
+
+const actionsOf = (change: Change) => change.writes.length + change.events.length + (change.feed?.length ?? 0);
+
+function itemIdentity(item: TransactItem): string | undefined {
+  const operation = item.Put ?? item.Update ?? item.Delete ?? item.ConditionCheck;
+  const key = (item.Put ? item.Put.Item : (operation as { Key?: Record<string, unknown> } | undefined)?.Key) ?? {};
+  return operation ? `${operation.TableName}|${String(key.pk)}|${String(key.sk)}` : undefined;
+}
+
+export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Ledger {
+  const queues = new Map<string, TenantQueue>();
+
+  async function readHead(tenantId: string): Promise<Head> {
+    const { Item } = await db.send(new GetCommand({ TableName: tables.control, Key: headKey(tenantId), ConsistentRead: true }));
+    return Item ? { seq: Number(Item.seq), hash: String(Item.hash) } : { seq: 0, hash: genesisHash };
+  }
+
+  /** Takes the longest prefix of the queue that fits one transaction and touches no item twice. */
+  function takeBatch(queue: TenantQueue): Pending[] {
+    const batch: Pending[] = [];
+    const touched = new Set<string>();
+    let actions = 1; // the head update
+    for (const pending of queue.waiting) {
+      const keys = pending.change.writes.map(itemIdentity).filter((key): key is string => key !== undefined);
+      const fits = actions + actionsOf(pending.change) <= maxActions && !keys.some((key) => touched.has(key));
+      if (batch.length > 0 && (!fits || pending.alone || batch[0]!.alone)) break;
+      batch.push(pending);
+      actions += actionsOf(pending.change);
+      for (const key of keys) touched.add(key);
+    }
+    queue.waiting.splice(0, batch.length);
+    return batch;
+  }
+
+  function build(tenantId: string, head: Head, batch: Pending[], now: string) {
+    const items: TransactItem[] = [];
+    const owners: { pending: Pending; writeIndex: number }[] = [];
+    const results: Committed[] = [];
+    let { seq, hash } = head;
+    for (const pending of batch) {
+      const { change } = pending;
+      change.writes.forEach((write, writeIndex) => {
+        items.push(write);
+        owners.push({ pending, writeIndex });
+      });
+      const first = seq + 1;
+      for (const event of change.events) {
+        seq += 1;
+        const audit = auditItem(tables, event, seq, hash);
+        hash = audit.hash;
+        items.push(audit.put);
+        owners.push({ pending, writeIndex: -1 });
+      }
+      (change.feed ?? []).forEach((entry, index) => {
+        items.push(feedItem(tables, tenantId, seq, index, entry, now));
+        owners.push({ pending, writeIndex: -1 });
+      });
+      results.push({ sequence: first, version: seq });
+    }
+    const previous = head.seq;
+    items.push({
+      Put: {
+        TableName: tables.control,
+        Item: { ...headKey(tenantId), seq, hash, updatedAt: now },
+        ConditionExpression: previous === 0 ? "attribute_not_exists(pk)" : "seq = :previous",
+        ...(previous === 0 ? {} : { ExpressionAttributeValues: { ":previous": previous } }),
+      },
+    });
+    return { items, owners, results, head: { seq, hash } };
+  }
+
+  async function drain(tenantId: string, queue: TenantQueue) {
+    queue.running = true;
+    try {
+      while (queue.waiting.length > 0) {
+        const batch = takeBatch(queue);
+        queue.head ??= await readHead(tenantId).catch((error: unknown) => {
+          for (const pending of batch) pending.reject(error);
+          return undefined;
+        });
+        if (!queue.head) continue;
+        const built = build(tenantId, queue.head, batch, new Date().toISOString());
+        try {
+          await db.send(new TransactWriteCommand({ TransactItems: built.items }));
+          queue.head = built.head;
+          batch.forEach((pending, index) => pending.resolve(built.results[index]!));
+        } catch (error) {
+          queue.head = undefined;
+          await settleFailure(queue, batch, built.owners, error);
+        }
+      }
+    } finally {
+      queue.running = false;
+    }
+  }
+
+  async function settleFailure(queue: TenantQueue, batch: Pending[], owners: { pending: Pending; writeIndex: number }[], error: unknown) {
+    const retry: Pending[] = [];
+    const reasons = error instanceof TransactionCanceledException ? (error.CancellationReasons ?? []) : [];
+    const failedOwn = new Set<Pending>();
+    reasons.forEach((reason, index) => {
+      const owner = owners[index];
+      if (reason.Code !== "ConditionalCheckFailed" || !owner || owner.writeIndex < 0) return;
+      failedOwn.add(owner.pending);
+      owner.pending.reject(
+        owner.pending.change.onConditionFailed?.(owner.writeIndex) ??
+          new SimrootError("store.conflict", "conflict", "The record changed concurrently; retry", { cause: error }),
+      );
+    });
+    const headOrConflict =
+      reasons.length > 0 && reasons.every((reason) => ["None", "ConditionalCheckFailed", "TransactionConflict"].includes(reason.Code ?? "None"));
+    for (const pending of batch) {
+      if (failedOwn.has(pending)) continue;
+      pending.attempts += 1;
+      if (!headOrConflict && batch.length > 1) pending.alone = true;
+      else if (!headOrConflict || pending.attempts >= maxAttempts) {
+        pending.reject(
+          error instanceof TransactionCanceledException
+            ? new SimrootError("store.transaction_failed", "unavailable", "The store refused the write; retry", { cause: error })
+            : error,
+        );
+        continue;
+      }
+      retry.push(pending);
+    }
+    queue.waiting.unshift(...retry);
+    if (retry.length > 0 && failedOwn.size === 0) {
+      const attempt = Math.max(...retry.map((pending) => pending.attempts));
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * 2 ** attempt));
+    }
+  }
+
+  return {
+    commit(change) {
+      if (change.events.length === 0) throw new Error("a change must say what happened: at least one event");
+      if (actionsOf(change) + 1 > maxActions) {
+        return Promise.reject(new SimrootError("store.change_too_large", "input", "The change exceeds one transaction"));
+      }
+      let queue = queues.get(change.tenantId);
+      if (!queue) {
+        queue = { waiting: [], head: undefined, running: false };
+        queues.set(change.tenantId, queue);
+      }
+      const committed = new Promise<Committed>((resolve, reject) => {
+        queue.waiting.push({ change, resolve, reject, attempts: 0, alone: false });
+      });
+      if (!queue.running) void drain(change.tenantId, queue);
+      return committed;
+    },
+  };
+}

@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { QueryCommand, UpdateCommand, DeleteCommand } from "@aws-sdk/lib-dynamodb";
+import { createLedger, portsFor, registerDevice, verifyAuditChain, auditPartition, auditSortKey, type Ports, type RequestContext } from "@simroot/core";
+import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+const ctxFor = (tenantId: string): RequestContext => ({ tenantId, actor: "system:test", requestId: "req_test" });
+const imsi = (n: number) => `23410${String(n).padStart(10, "0")}`;
+
+async function feedVersions(ports: Ports, tenantId: string) {
+  const result = await ports.db.send(
+    new QueryCommand({ TableName: ports.tables.feed, KeyConditionExpression: "pk = :p", ExpressionAttributeValues: { ":p": `T#${tenantId}` } }),
+  );
+  return (result.Items ?? []).map((item) => item.version as number);
+}
+
+describe("the ledger", () => {
+  it("commits concurrent changes of one tenant into one unbroken chain and a gapless, ordered feed", async () => {
+    const tenantId = "ten_concurrent";
+    const results = await Promise.all(Array.from({ length: 60 }, (_, n) => registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(n) })));
+    expect(results).toHaveLength(60);
+    const verification = await verifyAuditChain(runtime.ports, tenantId);
+    expect(verification).toMatchObject({ valid: true, checked: 60, lastSeq: 60 });
+    const versions = await feedVersions(runtime.ports, tenantId);
+    expect(versions).toEqual(Array.from({ length: 60 }, (_, n) => n + 1));
+  });
+
+  it("rejects only the change whose own condition fails; its batch-mates commit", async () => {
+    const tenantId = "ten_clash";
+    const outcomes = await Promise.allSettled([
+      registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(1) }),
+      registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(2) }),
+      registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(1) }),
+      registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(3) }),
+    ]);
+    expect(outcomes.map((outcome) => outcome.status)).toEqual(["fulfilled", "fulfilled", "rejected", "fulfilled"]);
+    expect((outcomes[2] as PromiseRejectedResult).reason.code).toBe("device.identifier_taken");
+    expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true, checked: 3 });
+  });
+
+  it("keeps one chain when two writers (two Lambda containers) commit for the same tenant", async () => {
+    const tenantId = "ten_two_writers";
+    const other: Ports = portsFor(runtime.ports.db, runtime.ports.tables, runtime.bus);
+    expect(other.ledger).not.toBe(runtime.ports.ledger);
+    await Promise.all(
+      Array.from({ length: 30 }, (_, n) => registerDevice(n % 2 === 0 ? runtime.ports : other, ctxFor(tenantId), { imsi: imsi(n) })),
+    );
+    expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true, checked: 30 });
+    expect(await feedVersions(runtime.ports, tenantId)).toEqual(Array.from({ length: 30 }, (_, n) => n + 1));
+  });
+
+  it("detects an altered record and a removed tail", async () => {
+    const tenantId = "ten_tamper";
+    for (let n = 0; n < 5; n++) await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(n) });
+    await runtime.ports.db.send(
+      new UpdateCommand({
+        TableName: runtime.ports.tables.audit,
+        Key: { pk: auditPartition(tenantId), sk: auditSortKey(3) },
+        UpdateExpression: "SET actor = :a",
+        ExpressionAttributeValues: { ":a": "key:someone-else" },
+      }),
+    );
+    expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: false, brokenAt: { seq: 3, reason: "hash does not match the record's content" } });
+
+    const tailTenant = "ten_tail";
+    for (let n = 0; n < 3; n++) await registerDevice(runtime.ports, ctxFor(tailTenant), { imsi: imsi(n) });
+    await runtime.ports.db.send(new DeleteCommand({ TableName: runtime.ports.tables.audit, Key: { pk: auditPartition(tailTenant), sk: auditSortKey(3) } }));
+    expect(await verifyAuditChain(runtime.ports, tailTenant)).toMatchObject({ valid: false, checked: 2, brokenAt: { seq: 3 } });
+  });
+
+  it("refuses a change that says nothing happened", () => {
+    const ledger = createLedger(runtime.ports.db, runtime.ports.tables);
+    expect(() => ledger.commit({ tenantId: "ten_x", writes: [], events: [] })).toThrow("at least one event");
+  });
+});
