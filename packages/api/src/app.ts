@@ -1,9 +1,13 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { SimrootError } from "@simroot/core";
+import { asyncApiDocument, SimrootError } from "@simroot/core";
 import type { AppEnv, AppOptions } from "./env.ts";
 import { requestId } from "./middleware.ts";
 import { problemResponse } from "./problem.ts";
+import { auditRoutes } from "./routes/audit.ts";
 import { deviceRoutes } from "./routes/device.ts";
+import { ingestRoutes } from "./routes/ingest.ts";
+import { parkedRoutes } from "./routes/parked.ts";
+import { sourceRoutes } from "./routes/source.ts";
 import { healthRoutes } from "./routes/health.ts";
 
 /** The one HTTP app: served by @hono/node-server locally and by hono/aws-lambda in AWS. */
@@ -21,6 +25,12 @@ export function createApp(options: AppOptions) {
   app.notFound((c) => problemResponse(c, new SimrootError("route.not_found", "not_found", `No route ${c.req.method} ${c.req.path}`)));
   app.route("/", healthRoutes(options));
   app.route("/", deviceRoutes);
+  app.route("/", sourceRoutes);
+  app.route("/", ingestRoutes);
+  app.route("/", parkedRoutes);
+  app.route("/", auditRoutes);
+  const asyncApi = asyncApiDocument();
+  app.get("/asyncapi.json", (c) => c.json(asyncApi));
   app.doc31("/openapi.json", {
     openapi: "3.1.0",
     info: { title: "simroot API", version: "0.1.0", description: "SIM-rooted Zero Trust control plane for IoT fleets" },

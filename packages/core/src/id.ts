@@ -10,6 +10,7 @@ export const idPrefixes = {
   tenant: "ten",
   request: "req",
   key: "key",
+  source: "src",
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

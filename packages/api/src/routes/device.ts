@@ -1,6 +1,13 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import {
+  actOnDevice,
+  deviceActionInput,
+  deviceRefSchema,
   deviceSchema,
+  profileSchema,
+  resolveDevice,
+  sessionSchema,
+  SimrootError,
   getDevice,
   listDevices,
   listTimeline,
@@ -56,7 +63,64 @@ const timeline = createRoute({
   responses: { 200: json("A page of timeline entries", pageOf(timelineEntrySchema, "TimelinePage")), ...errorResponses(400, 401, 403, 404) },
 });
 
+const action = createRoute({
+  method: "post",
+  path: "/v1/devices/{id}/{action}",
+  tags: ["devices"],
+  summary: "Suspend, quarantine, reinstate or revoke (terminal) a device, with a reason",
+  description: "Audited, and published as device.suspended / device.quarantined / device.reinstated / device.revoked. Enforcement points learn it through the feed.",
+  middleware: [requireRole(...writers)] as const,
+  request: {
+    params: z.object({
+      id: deviceId.shape.id,
+      action: deviceActionInput.shape.action.meta({ param: { name: "action", in: "path" } }),
+    }),
+    body: { required: true, content: { "application/json": { schema: deviceActionInput.pick({ reason: true }) } } },
+  },
+  responses: {
+    200: json("The device after the action", z.object({ outcome: z.enum(["applied", "duplicate", "stale"]), device: deviceSchema })),
+    ...errorResponses(400, 401, 403, 404, 409),
+  },
+});
+
+const lookup = createRoute({
+  method: "get",
+  path: "/v1/devices/lookup",
+  tags: ["devices"],
+  summary: "Find a device by any identifier: EID, ICCID, IMSI, IMEI, MSISDN, NAI, SUPI or current IP",
+  middleware: [requireRole(...readers)] as const,
+  request: { query: deviceRefSchema },
+  responses: { 200: json("The device", deviceSchema), ...errorResponses(400, 401, 403, 404) },
+});
+
+const sessions = createRoute({
+  method: "get",
+  path: "/v1/devices/{id}/sessions",
+  tags: ["devices"],
+  summary: "The device's active sessions, one per bearer",
+  middleware: [requireRole(...readers)] as const,
+  request: { params: deviceId },
+  responses: { 200: json("Active sessions", z.object({ items: z.array(sessionSchema) })), ...errorResponses(401, 403, 404) },
+});
+
+const profiles = createRoute({
+  method: "get",
+  path: "/v1/devices/{id}/profiles",
+  tags: ["devices"],
+  summary: "The eUICC profiles the device's eSIM manager reported (SGP.32)",
+  middleware: [requireRole(...readers)] as const,
+  request: { params: deviceId },
+  responses: { 200: json("eUICC profiles", z.object({ items: z.array(profileSchema) })), ...errorResponses(401, 403, 404) },
+});
+
 export const deviceRoutes = new OpenAPIHono<AppEnv>()
+  .openapi(lookup, async (c) => {
+    const id = await resolveDevice(c.var.ports, c.var.ctx.tenantId, c.req.valid("query"));
+    if (!id) throw new SimrootError("device.not_found", "not_found", "No device in this tenant has that identifier");
+    const device = await getDevice(c.var.ports, c.var.ctx, { id });
+    c.header("etag", etag(device.revision));
+    return c.json(device, 200);
+  })
   .openapi(register, async (c) => {
     const device = await publishOutcome(c.var.ports, await registerDevice(c.var.ports, c.var.ctx, c.req.valid("json")));
     c.header("location", `/v1/devices/${device.id}`);
@@ -73,4 +137,23 @@ export const deviceRoutes = new OpenAPIHono<AppEnv>()
     const { id } = c.req.valid("param");
     await getDevice(c.var.ports, c.var.ctx, { id });
     return c.json(await listTimeline(c.var.ports, c.var.ctx, { ...c.req.valid("query"), subject: id }), 200);
+  });
+
+deviceRoutes
+  .openapi(action, async (c) => {
+    const { id, action: name } = c.req.valid("param");
+    const result = await publishOutcome(
+      c.var.ports,
+      await actOnDevice(c.var.ports, c.var.ctx, { id, action: name, reason: c.req.valid("json").reason }),
+    );
+    c.header("etag", etag(result.device.revision));
+    return c.json(result, 200);
+  })
+  .openapi(sessions, async (c) => {
+    const device = await getDevice(c.var.ports, c.var.ctx, c.req.valid("param"));
+    return c.json({ items: Object.values(device.identity.sessions).filter((session) => session !== undefined) }, 200);
+  })
+  .openapi(profiles, async (c) => {
+    const device = await getDevice(c.var.ports, c.var.ctx, c.req.valid("param"));
+    return c.json({ items: Object.values(device.identity.profiles) }, 200);
   });

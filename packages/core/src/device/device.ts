@@ -1,8 +1,8 @@
 import { z } from "zod";
 import { eidSchema, iccidSchema, imeiSchema, imsiSchema, msisdnSchema } from "./identifiers.ts";
+import { deviceStates, identityStateSchema } from "../identity/identity-state.ts";
 
-export const deviceStates = ["active", "suspended", "quarantined", "revoked"] as const;
-export type DeviceState = (typeof deviceStates)[number];
+export { deviceStates, type DeviceState } from "../identity/identity-state.ts";
 
 export const labelsSchema = z
   .record(
@@ -21,6 +21,7 @@ export const registerDeviceInput = z
     imei: imeiSchema.optional(),
     msisdn: msisdnSchema.optional(),
     labels: labelsSchema.optional(),
+    imeiLock: z.boolean().optional().meta({ description: "quarantine the device when its IMEI changes; defaults to the tenant setting" }),
   })
   .refine((input) => input.eid || input.imsi || (input.iccids?.length ?? 0) > 0, {
     message: "a device needs a SIM identity: eid, iccids or imsi",
@@ -45,6 +46,9 @@ export const deviceSchema = z
     imei: z.string().optional(),
     msisdn: z.string().optional(),
     labels: z.record(z.string(), z.string()),
+    imeiLock: z.boolean().optional(),
+    /** What operator events decided: lifecycle, sessions per bearer, roaming, reachability, eUICC profiles. */
+    identity: identityStateSchema,
     createdAt: z.string(),
     updatedAt: z.string(),
     /** Increases with every change; the HTTP ETag. */
@@ -71,5 +75,6 @@ export const enforcementView = (device: Device) => ({
   state: device.state,
   labels: device.labels,
   imsi: device.imsi,
+  eid: device.eid,
   revision: device.revision,
 });

@@ -13,3 +13,6 @@ export const aliasKey = (tenantId: string, kind: IdentifierKind, value: string) 
   pk: `A#${tenantId}#${kind}#${value}`,
   sk: "alias",
 });
+
+/** Which device holds an IP address in the tenant's private APN/DNN right now. */
+export const bindingKey = (tenantId: string, address: string) => ({ pk: `B#${tenantId}#${address}`, sk: "binding" });

@@ -4,7 +4,8 @@ import { newId } from "../id.ts";
 import type { Outcome } from "../outcome.ts";
 import { verb } from "../verb.ts";
 import { deviceIdentifiers, enforcementView, registerDeviceInput, type Device } from "./device.ts";
-import { aliasKey, deviceKey, deviceListKey } from "./keys.ts";
+import { aliasKey } from "./keys.ts";
+import { deviceItem } from "./store.ts";
 
 /**
  * Registers a device under its SIM identity. The device, one alias per identifier (which
@@ -23,6 +24,8 @@ export const registerDevice = verb(registerDeviceInput, async (ports, ctx, input
     imei: input.imei,
     msisdn: input.msisdn,
     labels: input.labels ?? {},
+    imeiLock: input.imeiLock,
+    identity: { state: "active", stateAt: now.toISOString(), imei: input.imei, sessions: {}, profiles: {} },
     createdAt: now.toISOString(),
     updatedAt: now.toISOString(),
     revision: 1,
@@ -37,7 +40,7 @@ export const registerDevice = verb(registerDeviceInput, async (ports, ctx, input
       {
         Put: {
           TableName: ports.tables.identity,
-          Item: { ...deviceKey(ctx.tenantId, device.id), ...deviceListKey(ctx.tenantId, device.id), ...device },
+          Item: deviceItem(device, { checkpoint: device.identity, facts: [] }),
           ConditionExpression: "attribute_not_exists(pk)",
         },
       },

@@ -1,4 +1,4 @@
-import { eventSource } from "../platform/rules.ts";
+import { eventSource, ingestSource } from "../platform/rules.ts";
 import type { DomainEvent } from "./event.ts";
 
 /** The EventBridge envelope a consumer receives, identical in AWS and on the local bus. */
@@ -14,11 +14,14 @@ export interface BusEnvelope<Event extends DomainEvent = DomainEvent> {
   readonly detail: Event;
 }
 
+/** The bus `source` of an event: applied changes are `simroot`, reported facts `simroot.ingest`. */
+export const busSourceOf = (event: DomainEvent) => (event.origin === "ingest" ? ingestSource : eventSource);
+
 /** The PutEvents entry for a domain event (EventBridge builds the envelope from it). */
 export function toPutEventsEntry(event: DomainEvent, busName: string) {
   return {
     EventBusName: busName,
-    Source: eventSource,
+    Source: busSourceOf(event),
     DetailType: event.type,
     Detail: JSON.stringify(event),
     Time: new Date(event.time),

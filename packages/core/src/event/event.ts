@@ -15,6 +15,8 @@ export interface DomainEvent<Type extends string = string, Data = Record<string,
   readonly actor: string;
   readonly requestId: string;
   readonly data: Data;
+  /** `ingest`: a fact reported by an operator source, not yet applied (bus source `simroot.ingest`). */
+  readonly origin?: "ingest";
 }
 
 export function domainEvent<Type extends string, Data>(

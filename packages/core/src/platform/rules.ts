@@ -17,15 +17,26 @@ export interface RuleDefinition {
   readonly does: string;
 }
 
-/** The `source` of every event simroot publishes. */
+/** The bus `source` of the changes simroot applied (and publishes for automation). */
 export const eventSource = "simroot";
+/** The bus `source` of facts operator sources reported, on their way to the applier. */
+export const ingestSource = "simroot.ingest";
 
 export const rules = {
   deviceTimeline: {
-    does: "projects every device event into the device's timeline",
-    pattern: { source: [eventSource], "detail-type": [{ prefix: "device." }] },
+    does: "projects every applied device change into the device's timeline",
+    pattern: {
+      source: [eventSource],
+      "detail-type": [{ prefix: "device." }, { prefix: "sim." }, { prefix: "bearer." }, { prefix: "profile." }, { prefix: "source." }],
+    },
     handler: "consumers/device-timeline.ts",
     tables: ["timeline"],
+  },
+  operatorEvents: {
+    does: "applies the facts operator cores and eSIM managers report to device identity state",
+    pattern: { source: [ingestSource] },
+    handler: "consumers/operator-events.ts",
+    tables: ["identity", "control", "audit", "feed"],
   },
 } as const satisfies Record<string, RuleDefinition>;
 

@@ -7,7 +7,7 @@
  * event survives `kill -9` and is delivered after restart.
  */
 import { randomUUID } from "node:crypto";
-import { isSimrootError, retryPolicy, type BusEnvelope, type DomainEvent, type EventPattern, type Publisher } from "@simroot/core";
+import { busSourceOf, isSimrootError, retryPolicy, type BusEnvelope, type DomainEvent, type EventPattern, type Publisher } from "@simroot/core";
 import { Journal } from "./journal.ts";
 import { matchesPattern, validatePattern } from "./pattern.ts";
 
@@ -159,7 +159,7 @@ export class LocalBus implements Publisher {
       version: "0",
       id: randomUUID(),
       "detail-type": event.type,
-      source: "simroot",
+      source: busSourceOf(event),
       account: "000000000000",
       time: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
       region: this.#region,

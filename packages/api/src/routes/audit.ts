@@ -1,0 +1,44 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { auditRecordSchema, listAudit, listAuditInput, verifyAuditChain } from "@simroot/core";
+import type { AppEnv } from "../env.ts";
+import { requireRole } from "../middleware.ts";
+import { errorResponses, json, pageOf } from "../openapi.ts";
+
+const auditors = requireRole("admin", "viewer");
+
+const list = createRoute({
+  method: "get",
+  path: "/v1/audit",
+  tags: ["audit"],
+  summary: "Audit records: the whole chain in order, or one device's by time",
+  middleware: auditors,
+  request: { query: listAuditInput },
+  responses: { 200: json("A page of audit records", pageOf(auditRecordSchema, "AuditPage")), ...errorResponses(400, 401, 403) },
+});
+
+const verify = createRoute({
+  method: "get",
+  path: "/v1/audit/verify",
+  tags: ["audit"],
+  summary: "Walk the tenant's hash chain and report the first break, if any",
+  middleware: auditors,
+  responses: {
+    200: json(
+      "The verification",
+      z
+        .object({
+          valid: z.boolean(),
+          checked: z.number().int(),
+          lastSeq: z.number().int(),
+          lastHash: z.string(),
+          brokenAt: z.object({ seq: z.number().int(), reason: z.string() }).optional(),
+        })
+        .meta({ id: "ChainVerification" }),
+    ),
+    ...errorResponses(401, 403),
+  },
+});
+
+export const auditRoutes = new OpenAPIHono<AppEnv>()
+  .openapi(list, async (c) => c.json(await listAudit(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
+  .openapi(verify, async (c) => c.json(await verifyAuditChain(c.var.ports, c.var.ctx.tenantId), 200));

@@ -1,0 +1,153 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import type { Fact } from "./fact.ts";
+import { admission, currentState, remember, type History } from "./fold.ts";
+import type { FoldSettings, IdentityState } from "./identity-state.ts";
+import { bindingsOf, diffStates } from "./diff.ts";
+
+const settings: FoldSettings = { imeiLock: true, allowedCountries: ["FR", "DE"] };
+const eid = "89049032123451234512345678901235";
+const initial: IdentityState = { state: "active", stateAt: "2026-01-01T00:00:00.000Z", imei: "490154203237518", sessions: {}, profiles: {} };
+const start: History = { checkpoint: initial, facts: [] };
+
+let counter = 0;
+const at = (minute: number) => new Date(Date.UTC(2026, 0, 1, 0, minute)).toISOString();
+const fact = (type: Fact["type"], minute: number, data: Record<string, unknown>, seq?: number): Fact =>
+  ({ type, data, at: at(minute), key: `k${++counter}`, ...(seq !== undefined ? { seq } : {}) }) as Fact;
+
+function deliver(history: History, facts: readonly Fact[]): History {
+  let current = history;
+  for (const next of facts) if (admission(current, next) === "new") current = remember(current, next, settings);
+  return current;
+}
+const stateAfter = (facts: readonly Fact[]) => currentState(deliver(start, facts), settings);
+
+describe("the identity fold", () => {
+  it("opens a session on attach, moves it on a bearer switch and closes it on detach", () => {
+    const attached = fact("sim.attached", 1, { bearer: "cellular", rat: "NR", plmn: { mcc: "208", mnc: "01" }, apn: "iot", ipv4: "10.0.0.7" });
+    const switched = fact("bearer.switched", 2, { bearer: "wifi", rat: "WLAN", ipv4: "10.1.0.9" });
+    expect(stateAfter([attached]).sessions.cellular).toMatchObject({ bearer: "cellular", country: "FR", ipv4: "10.0.0.7" });
+    const afterSwitch = stateAfter([attached, switched]);
+    expect(Object.keys(afterSwitch.sessions)).toEqual(["wifi"]);
+    expect([...bindingsOf(afterSwitch).keys()]).toEqual(["10.1.0.9"]);
+    expect(stateAfter([attached, switched, fact("sim.detached", 3, {})]).sessions).toEqual({});
+  });
+
+  it("reports a switch as bearer.switched and a roaming change outside the allowed countries as not allowed", () => {
+    const before = stateAfter([fact("sim.attached", 1, { bearer: "cellular", ipv4: "10.0.0.7" })]);
+    const after = currentState(
+      deliver(start, [fact("sim.attached", 1, { bearer: "cellular", ipv4: "10.0.0.7" }), fact("bearer.switched", 2, { bearer: "satellite", rat: "NR_LEO" }), fact("device.roaming-changed", 3, { roaming: true, mcc: "310" })]),
+      settings,
+    );
+    const changes = diffStates(before, after, settings);
+    expect(changes.map((change) => change.type)).toEqual(["bearer.switched", "device.roaming-changed"]);
+    expect(changes[0]!.data).toMatchObject({ bearer: "satellite", from: "cellular" });
+    expect(changes[1]!.data).toMatchObject({ roaming: true, country: "US", allowed: false });
+  });
+
+  it("quarantines a device whose IMEI changes when the binding is locked, and not otherwise", () => {
+    const moved = fact("device.equipment-changed", 1, { imei: "356938035643809" });
+    expect(stateAfter([moved])).toMatchObject({ state: "quarantined", imei: "356938035643809" });
+    expect(currentState(deliver(start, [moved]), settings).stateReason).toContain("IMEI changed");
+    const unlocked = currentState(remember(start, moved, { ...settings, imeiLock: false }), { ...settings, imeiLock: false });
+    expect(unlocked).toMatchObject({ state: "active", imei: "356938035643809" });
+  });
+
+  it("keeps a revoked device revoked whatever arrives later or out of order", () => {
+    const revoke = fact("device.revoked", 5, { reason: "stolen" });
+    const lateAttach = fact("sim.attached", 9, { bearer: "cellular", ipv4: "10.0.0.8" });
+    const reinstate = fact("device.reinstated", 10, {});
+    const earlierAttach = fact("sim.attached", 1, { bearer: "cellular", ipv4: "10.0.0.7" });
+    for (const order of [[revoke, lateAttach, reinstate, earlierAttach], [earlierAttach, reinstate, lateAttach, revoke]]) {
+      const state = stateAfter(order);
+      expect(state.state).toBe("revoked");
+      expect(state.sessions).toEqual({});
+      expect(bindingsOf(state).size).toBe(0);
+    }
+  });
+
+  it("follows the SGP.32 profile state machine: one enabled profile per eUICC, ordered by seqNumber", () => {
+    const a = "8944500102198304826";
+    const b = "8944500102198304834";
+    const facts = [
+      fact("profile.installed", 1, { eid, iccid: a, result: "success" }, 1),
+      fact("profile.enabled", 2, { eid, iccid: a }, 2),
+      fact("profile.installed", 3, { eid, iccid: b, result: "success" }, 3),
+      fact("profile.enabled", 4, { eid, iccid: b }, 4),
+    ];
+    const state = stateAfter(facts);
+    expect(state.profiles[a]?.state).toBe("disabled");
+    expect(state.profiles[b]?.state).toBe("enabled");
+    // The same notifications arriving backwards fold to the same profiles.
+    expect(stateAfter([...facts].reverse()).profiles).toEqual(state.profiles);
+  });
+
+  it("recognizes a repeated fact as a duplicate and one older than the window as stale", () => {
+    const attach = fact("sim.attached", 1, { bearer: "cellular" });
+    const history = deliver(start, [attach]);
+    expect(admission(history, attach)).toBe("duplicate");
+    const long = Array.from({ length: 40 }, (_, minute) => fact("device.reachability-changed", 100 + minute, { reachable: minute % 2 === 0 }));
+    const full = deliver(start, long);
+    expect(full.facts.length).toBe(32);
+    expect(admission(full, fact("sim.attached", 50, { bearer: "wifi" }))).toBe("stale");
+    expect(admission(full, fact("sim.attached", 200, { bearer: "wifi" }))).toBe("new");
+  });
+});
+
+// ---- convergence: any interleaving, duplication and reordering folds like in-order delivery ----
+
+const bearerArb = fc.constantFrom("cellular", "private-5g", "wifi", "satellite");
+const ipArb = fc.constantFrom("10.0.0.1", "10.0.0.2", "10.0.0.3");
+const imeiArb = fc.constantFrom("490154203237518", "356938035643809", "353918057227434");
+const iccidArb = fc.constantFrom("8944500102198304826", "8944500102198304834", "8944500102198304842");
+
+const timeFactArb = fc.oneof(
+  fc.record({ type: fc.constant("sim.attached" as const), data: fc.record({ bearer: bearerArb, ipv4: ipArb }, { requiredKeys: ["bearer"] }) }),
+  fc.record({ type: fc.constant("sim.detached" as const), data: fc.record({ bearer: bearerArb }, { requiredKeys: [] }) }),
+  fc.record({ type: fc.constant("bearer.switched" as const), data: fc.record({ bearer: bearerArb, ipv4: ipArb }, { requiredKeys: ["bearer"] }) }),
+  fc.record({ type: fc.constant("device.roaming-changed" as const), data: fc.record({ roaming: fc.boolean(), mcc: fc.constantFrom("208", "262", "310") }) }),
+  fc.record({ type: fc.constant("device.equipment-changed" as const), data: fc.record({ imei: imeiArb }) }),
+  fc.record({ type: fc.constantFrom("device.suspended" as const, "device.quarantined" as const, "device.reinstated" as const, "device.revoked" as const), data: fc.constant({}) }),
+);
+const profileFactArb = fc.record({
+  type: fc.constantFrom("profile.installed" as const, "profile.enabled" as const, "profile.disabled" as const, "profile.deleted" as const),
+  iccid: iccidArb,
+  failed: fc.boolean(),
+});
+
+const historyArb = fc
+  .tuple(fc.array(timeFactArb, { maxLength: 30 }), fc.array(profileFactArb, { maxLength: 15 }))
+  .map(([timeFacts, profileFacts]) => [
+    ...timeFacts.map((spec, index) => ({ ...spec, at: at(index), key: `t${index}` }) as Fact),
+    ...profileFacts.map(
+      (spec, index) =>
+        ({
+          type: spec.type,
+          data: { eid, iccid: spec.iccid, ...(spec.type === "profile.installed" ? { result: spec.failed ? "failure" : "success" } : {}) },
+          at: at(100 + index),
+          key: `p${index}`,
+          seq: index + 1,
+        }) as Fact,
+    ),
+  ]);
+
+describe("convergence (property)", () => {
+  it("folds any shuffled, duplicated delivery of a history to the in-order state", () => {
+    fc.assert(
+      fc.property(
+        historyArb.chain((facts) =>
+          fc.tuple(
+            fc.constant(facts),
+            fc.shuffledSubarray([...facts, ...facts], { minLength: 0 }).chain((extra) => fc.shuffledSubarray([...facts, ...extra], { minLength: facts.length + extra.length })),
+          ),
+        ),
+        ([inOrder, delivered]) => {
+          const expected = stateAfter(inOrder);
+          const actual = stateAfter(delivered);
+          expect(actual).toEqual(expected);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});

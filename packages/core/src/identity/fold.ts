@@ -1,0 +1,170 @@
+/**
+ * The identity fold: a device's state is a pure function of the set of facts known about
+ * it, folded in a fixed order (time order; eUICC profile facts in seqNumber order). Arrival
+ * order therefore never matters: any interleaving, duplication or reordering of the same
+ * facts folds to the same state as in-order delivery. The history keeps a bounded window of
+ * recent facts; older ones are folded into a checkpoint, and a fact older than the
+ * checkpoint is stale (it changes nothing).
+ */
+import type { Bearer } from "../catalogue/catalogue.ts";
+import { countryOfMcc } from "../catalogue/mcc.ts";
+import { bySequence, byTime, isProfileFact, type Fact } from "./fact.ts";
+import type { FoldSettings, IdentityState, Session } from "./identity-state.ts";
+
+export const timeWindow = 32;
+export const profileWindow = 16;
+
+export interface History {
+  readonly checkpoint: IdentityState;
+  /** The last time fact folded into the checkpoint (`at` and `key`). */
+  readonly timeCutoff?: { readonly at: string; readonly key: string };
+  /** The highest seqNumber folded into the checkpoint. */
+  readonly seqCutoff?: number;
+  readonly facts: readonly Fact[];
+}
+
+export type Admission = "new" | "duplicate" | "stale";
+
+export function admission(history: History, fact: Fact): Admission {
+  if (history.facts.some((known) => known.key === fact.key)) return "duplicate";
+  if (isProfileFact(fact)) {
+    return fact.seq !== undefined && history.seqCutoff !== undefined && fact.seq <= history.seqCutoff ? "stale" : "new";
+  }
+  const cutoff = history.timeCutoff;
+  return cutoff && byTime(fact, { ...fact, at: cutoff.at, key: cutoff.key }) <= 0 ? "stale" : "new";
+}
+
+/** Adds a new fact and moves what falls out of the window into the checkpoint. */
+export function remember(history: History, fact: Fact, settings: FoldSettings): History {
+  const timeFacts = [...history.facts.filter((known) => !isProfileFact(known)), ...(isProfileFact(fact) ? [] : [fact])].sort(byTime);
+  const profileFacts = [...history.facts.filter(isProfileFact), ...(isProfileFact(fact) ? [fact] : [])].sort(bySequence);
+  let checkpoint = history.checkpoint;
+  let { timeCutoff, seqCutoff } = history;
+  while (timeFacts.length > timeWindow) {
+    const oldest = timeFacts.shift()!;
+    checkpoint = foldFacts(checkpoint, [oldest], settings);
+    timeCutoff = { at: oldest.at, key: oldest.key };
+  }
+  while (profileFacts.length > profileWindow) {
+    const oldest = profileFacts.shift()!;
+    checkpoint = foldFacts(checkpoint, [oldest], settings);
+    if (oldest.seq !== undefined) seqCutoff = Math.max(seqCutoff ?? 0, oldest.seq);
+  }
+  return { checkpoint, timeCutoff, seqCutoff, facts: [...timeFacts, ...profileFacts] };
+}
+
+/** The state the history stands for. */
+export const currentState = (history: History, settings: FoldSettings): IdentityState =>
+  foldFacts(history.checkpoint, history.facts, settings);
+
+export function foldFacts(base: IdentityState, facts: readonly Fact[], settings: FoldSettings): IdentityState {
+  const state: IdentityState = structuredClone(base);
+  for (const fact of facts.filter((fact) => !isProfileFact(fact)).sort(byTime)) applyTimeFact(state, fact, settings);
+  for (const fact of facts.filter(isProfileFact).sort(bySequence)) applyProfileFact(state, fact);
+  return state;
+}
+
+function setLifecycle(state: IdentityState, next: IdentityState["state"], reason: string | undefined, at: string) {
+  if (state.state === "revoked") return; // terminal, whatever arrives later
+  state.state = next;
+  state.stateReason = reason;
+  state.stateAt = at;
+}
+
+function observeImei(state: IdentityState, imei: string | undefined, at: string, settings: FoldSettings) {
+  if (!imei) return;
+  const normalized = imei.slice(0, 14);
+  const known = state.imei?.slice(0, 14);
+  if (known !== undefined && known !== normalized && settings.imeiLock) {
+    setLifecycle(state, "quarantined", `IMEI changed from ${state.imei} to ${imei}`, at);
+  }
+  if (known !== normalized) state.imei = imei;
+}
+
+function openSession(state: IdentityState, data: Omit<Session, "since" | "country">, at: string) {
+  const country = data.plmn ? countryOfMcc(data.plmn.mcc) : undefined;
+  state.sessions[data.bearer] = { ...data, ...(country ? { country } : {}), since: at };
+}
+
+function applyTimeFact(state: IdentityState, fact: Fact, settings: FoldSettings) {
+  // A revoked SIM opens no session again: a late attach never revives it.
+  if (state.state === "revoked" && (fact.type === "sim.attached" || fact.type === "bearer.switched")) return;
+  switch (fact.type) {
+    case "sim.attached": {
+      const { imei, ...session } = fact.data;
+      openSession(state, session, fact.at);
+      observeImei(state, imei, fact.at, settings);
+      return;
+    }
+    case "sim.detached":
+      if (fact.data.bearer) delete state.sessions[fact.data.bearer];
+      else state.sessions = {};
+      return;
+    case "bearer.switched": {
+      const { from, ...session } = fact.data;
+      if (from) delete state.sessions[from];
+      else for (const bearer of Object.keys(state.sessions) as Bearer[]) if (bearer !== session.bearer) delete state.sessions[bearer];
+      openSession(state, session, fact.at);
+      return;
+    }
+    case "device.roaming-changed": {
+      const country = fact.data.country ?? (fact.data.mcc ? countryOfMcc(fact.data.mcc) : undefined);
+      state.roaming = { roaming: fact.data.roaming, mcc: fact.data.mcc, country, since: fact.at };
+      return;
+    }
+    case "device.equipment-changed":
+      observeImei(state, fact.data.imei, fact.at, settings);
+      return;
+    case "device.reachability-changed":
+      state.reachable = { reachable: fact.data.reachable, via: fact.data.via, since: fact.at };
+      return;
+    case "device.revoked":
+      setLifecycle(state, "revoked", fact.data.reason, fact.at);
+      state.sessions = {};
+      return;
+    case "device.suspended":
+      setLifecycle(state, "suspended", fact.data.reason, fact.at);
+      return;
+    case "device.quarantined":
+      setLifecycle(state, "quarantined", fact.data.reason, fact.at);
+      return;
+    case "device.reinstated":
+      setLifecycle(state, "active", fact.data.reason, fact.at);
+      return;
+    default:
+      return;
+  }
+}
+
+/** SGP.32 profile state machine: at most one enabled profile per eUICC. */
+function applyProfileFact(state: IdentityState, fact: Fact) {
+  if (!isProfileFact(fact)) return;
+  const data = fact.data as { eid: string; iccid: string; seqNumber?: number; result?: "success" | "failure"; reason?: string };
+  const existing = state.profiles[data.iccid];
+  const base = { iccid: data.iccid, eid: data.eid, seqNumber: fact.seq ?? data.seqNumber, at: fact.at };
+  switch (fact.type) {
+    case "profile.installed":
+      if (data.result === "failure") {
+        if (!existing || existing.state === "deleted" || existing.state === "failed") {
+          state.profiles[data.iccid] = { ...base, state: "failed", reason: data.reason };
+        }
+        return;
+      }
+      if (!existing || existing.state === "deleted" || existing.state === "failed") state.profiles[data.iccid] = { ...base, state: "installed" };
+      return;
+    case "profile.enabled":
+      for (const other of Object.values(state.profiles)) {
+        if (other.eid === data.eid && other.iccid !== data.iccid && other.state === "enabled") other.state = "disabled";
+      }
+      state.profiles[data.iccid] = { ...base, state: "enabled" };
+      return;
+    case "profile.disabled":
+      state.profiles[data.iccid] = { ...base, state: "disabled" };
+      return;
+    case "profile.deleted":
+      state.profiles[data.iccid] = { ...base, state: "deleted" };
+      return;
+    default:
+      return;
+  }
+}

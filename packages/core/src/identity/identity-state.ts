@@ -1,0 +1,62 @@
+import { z } from "zod";
+import { bearerSchema, plmnSchema, type Bearer } from "../catalogue/catalogue.ts";
+
+/** A device's lifecycle: revoked is terminal. */
+export const deviceStates = ["active", "suspended", "quarantined", "revoked"] as const;
+export type DeviceState = (typeof deviceStates)[number];
+
+export const sessionSchema = z
+  .object({
+    bearer: bearerSchema,
+    rat: z.string().optional(),
+    plmn: plmnSchema.optional(),
+    country: z.string().optional(),
+    apn: z.string().optional(),
+    ipv4: z.string().optional(),
+    ipv6: z.string().optional(),
+    since: z.string(),
+  })
+  .meta({ id: "Session" });
+export type Session = z.output<typeof sessionSchema>;
+
+export const profileStates = ["installed", "enabled", "disabled", "deleted", "failed"] as const;
+export const profileSchema = z
+  .object({
+    iccid: z.string(),
+    eid: z.string(),
+    state: z.enum(profileStates),
+    seqNumber: z.number().int().optional(),
+    reason: z.string().optional(),
+    at: z.string(),
+  })
+  .meta({ id: "Profile" });
+export type Profile = z.output<typeof profileSchema>;
+
+/**
+ * Everything operator events decide about a device: lifecycle state, equipment binding,
+ * sessions per bearer, roaming, reachability and eUICC profiles. A pure value: the fold
+ * computes it from the device's facts.
+ */
+export const identityStateSchema = z
+  .object({
+    state: z.enum(deviceStates),
+    stateReason: z.string().optional(),
+    stateAt: z.string(),
+    imei: z.string().optional(),
+    sessions: z.partialRecord(bearerSchema, sessionSchema),
+    roaming: z.object({ roaming: z.boolean(), mcc: z.string().optional(), country: z.string().optional(), since: z.string() }).optional(),
+    reachable: z.object({ reachable: z.boolean(), via: z.string().optional(), since: z.string() }).optional(),
+    profiles: z.record(z.string(), profileSchema),
+  })
+  .meta({ id: "IdentityState" });
+export type IdentityState = z.output<typeof identityStateSchema>;
+
+export type Sessions = Partial<Record<Bearer, Session>>;
+
+/** Per-device settings the fold honours (from the device, defaulted from its tenant). */
+export interface FoldSettings {
+  /** An IMEI change quarantines the device. */
+  readonly imeiLock: boolean;
+  /** ISO countries the device may roam into; empty means anywhere. */
+  readonly allowedCountries: readonly string[];
+}

@@ -1,0 +1,295 @@
+/**
+ * Format `eim`: profile lifecycle reported by an eIM (GSMA SGP.32) or an SM-DP+ (SGP.22).
+ * Three bodies are accepted:
+ *
+ * a. ES9+ handleNotification, JSON binding (SGP.22 §6.5.2.4): `{"pendingNotification": "<base64 DER>"}`,
+ *    the eUICC-signed PendingNotification (or the SGP.32 compact other notification) decoded
+ *    strictly in `eim-asn1.ts`. The EID is not in
+ *    the signed body: it is the euiccCertificate subject serialNumber (OtherSignedNotification),
+ *    else the `x-eid` header or the `eid` query parameter the eIM adds.
+ * b. A JSON form for eIM vendors: `{ eid, notifications: [{ seqNumber, operation, iccid, result?, reason?, timestamp? }] }`.
+ * c. ES2+ handleDownloadProgressInfo (SGP.22 §5.3.5), the SM-DP+ telling the operator how a
+ *    download went: `{ header, eid, iccid, profileType, timestamp, notificationPointId, notificationPointStatus }`.
+ *
+ * Authentication: `Authorization: Bearer <token>`. The GSMA interfaces use mutual TLS, which is
+ * terminated before this adapter; the token binds the request to the configured source. The
+ * eUICC signatures are not verified here (that needs the GSMA CI certificate chain).
+ */
+import { createHash, timingSafeEqual } from "node:crypto";
+import { z } from "zod";
+import { normalizedEventSchema, type NormalizedEvent } from "../../catalogue/catalogue.ts";
+import { eidSchema } from "../../device/identifiers.ts";
+import { SimrootError, type FieldIssue } from "../../error.ts";
+import type { Adapter, AdapterItem, IngestRequest } from "../adapter.ts";
+import { DerDecodeError, decodePendingNotification, notificationOperations, type NotificationOperation, type PendingNotification } from "./eim-asn1.ts";
+
+export const eimAdapter: Adapter = {
+  format: "eim",
+
+  authenticate(request, credentials) {
+    const presented = /^Bearer\s+(\S+)\s*$/i.exec(request.headers["authorization"] ?? "")?.[1];
+    const expected = credentials.bearerToken;
+    if (!expected || presented === undefined || !sameSecret(presented, expected)) {
+      throw new SimrootError("ingest.unauthenticated", "auth", "Missing or invalid bearer token");
+    }
+  },
+
+  parse(request) {
+    const body = jsonObject(request.body);
+    if ("pendingNotification" in body) return [handleNotificationItem(body["pendingNotification"], request)];
+    if ("notifications" in body) return vendorNotificationItems(body, request.now);
+    if ("notificationPointId" in body) return [downloadProgressItem(body)];
+    throw invalidBody("", "expected an ES9+ handleNotification {pendingNotification}, an eIM {eid, notifications} or an ES2+ handleDownloadProgressInfo body");
+  },
+};
+
+/** One eUICC notification, whichever body carried it. */
+interface ProfileNotification {
+  readonly eid: string;
+  readonly iccid: string;
+  readonly seqNumber: number;
+  readonly operation: NotificationOperation;
+  /** Install only. */
+  readonly result?: "success" | "failure";
+  readonly reason?: string;
+  readonly occurredAt: string;
+  readonly sourceType: string;
+}
+
+/** install/enable/disable/delete to the profile.* events; seqNumber orders them per eUICC and keys duplicates. */
+function profileEvent(notification: ProfileNotification): NormalizedEvent {
+  const { eid, iccid, seqNumber, operation } = notification;
+  const envelope = {
+    dedupeKey: `${eid}|${seqNumber}`,
+    occurredAt: notification.occurredAt,
+    device: { eid, iccid },
+    sequence: seqNumber,
+    sourceType: notification.sourceType,
+  };
+  switch (operation) {
+    case "install": {
+      const reason = notification.reason === undefined ? {} : { reason: notification.reason.slice(0, 500) };
+      return { ...envelope, type: "profile.installed", data: { eid, iccid, result: notification.result ?? "failure", ...reason, seqNumber } };
+    }
+    case "enable":
+      return { ...envelope, type: "profile.enabled", data: { eid, iccid, seqNumber } };
+    case "disable":
+      return { ...envelope, type: "profile.disabled", data: { eid, iccid, seqNumber } };
+    case "delete":
+      return { ...envelope, type: "profile.deleted", data: { eid, iccid, seqNumber } };
+  }
+}
+
+// --- a. ES9+ handleNotification ---------------------------------------------------------
+
+function handleNotificationItem(encoded: unknown, request: IngestRequest): AdapterItem {
+  const path = "pendingNotification";
+  if (typeof encoded !== "string" || !isBase64(encoded)) return refused(0, [{ path, message: "must be the base64 of a DER PendingNotification" }]);
+  let notification: PendingNotification;
+  try {
+    notification = decodePendingNotification(Buffer.from(encoded, "base64"));
+  } catch (error) {
+    if (!(error instanceof DerDecodeError)) throw error;
+    return refused(0, [{ path: error.path ? `${path}.${error.path}` : path, message: error.message }]);
+  }
+  const metadataPath =
+    notification.kind === "profileInstallationResult"
+      ? `${path}.notificationMetadata`
+      : `${path}.${notification.compact ? "compactOtherSignedNotification." : ""}tbsOtherNotification`;
+  const eid = eidOf(notification, request);
+  if (!eid.ok) return refused(0, [eid.issue]);
+  const { seqNumber, operation, iccid } = notification.metadata;
+  if (iccid === undefined) return refused(0, [{ path: `${metadataPath}.iccid`, message: "the notification names no ICCID" }]);
+  if (notification.kind === "profileInstallationResult" && operation !== "install") {
+    return refused(0, [{ path: `${metadataPath}.profileManagementOperation`, message: "a ProfileInstallationResult must report notificationInstall" }]);
+  }
+  const finalResult = notification.kind === "profileInstallationResult" ? notification.finalResult : undefined;
+  return accepted(0, [
+    profileEvent({
+      eid: eid.value,
+      iccid,
+      seqNumber,
+      operation,
+      ...(finalResult === undefined ? {} : { result: finalResult.outcome === "success" ? "success" : "failure" }),
+      ...(finalResult?.outcome === "error" ? { reason: finalResult.description } : {}),
+      occurredAt: request.now.toISOString(),
+      sourceType: notification.kind === "profileInstallationResult" ? "ProfileInstallationResult" : `${notification.compact ? "Compact" : ""}OtherSignedNotification:${operation}`,
+    }),
+  ]);
+}
+
+/** The certified EID wins; a header or parameter that contradicts it is refused rather than trusted. */
+function eidOf(notification: PendingNotification, request: IngestRequest): { ok: true; value: string } | { ok: false; issue: FieldIssue } {
+  const certified = notification.kind === "otherSignedNotification" ? notification.euiccCertificateSerialNumber : undefined;
+  const declared = request.headers["x-eid"] ?? queryParameter(request.url, "eid");
+  if (certified !== undefined && declared !== undefined && declared !== certified) {
+    return { ok: false, issue: { path: "eid", message: `the x-eid header or eid parameter (${declared}) contradicts the eUICC certificate (${certified})` } };
+  }
+  const eid = certified ?? declared;
+  if (eid === undefined) {
+    return { ok: false, issue: { path: "eid", message: "no EID: the notification carries no eUICC certificate serialNumber; send it in the x-eid header or the eid query parameter" } };
+  }
+  const checked = eidSchema.safeParse(eid);
+  if (!checked.success) return { ok: false, issue: { path: "eid", message: checked.error.issues[0]?.message ?? "invalid EID" } };
+  return { ok: true, value: checked.data };
+}
+
+// --- b. eIM vendor JSON -------------------------------------------------------------------
+
+const iccidField = z
+  .string()
+  .regex(/^\d{18,20}[Ff]?$/, "an ICCID is 18 to 20 digits, optionally padded with F")
+  .transform((iccid) => iccid.replace(/[Ff]$/, ""));
+
+const vendorEnvelopeSchema = z.object({ eid: eidSchema, notifications: z.array(z.unknown()) });
+
+const vendorNotificationSchema = z
+  .object({
+    seqNumber: z.number().int().nonnegative(),
+    operation: z.enum(notificationOperations),
+    iccid: iccidField,
+    result: z.enum(["success", "failure"]).optional(),
+    reason: z.string().max(500).optional(),
+    timestamp: z.iso.datetime({ offset: true }).optional(),
+  })
+  .refine((notification) => notification.operation !== "install" || notification.result !== undefined, {
+    path: ["result"],
+    message: "an install notification needs its result",
+  });
+
+function vendorNotificationItems(body: Record<string, unknown>, now: Date): AdapterItem[] {
+  const envelope = vendorEnvelopeSchema.safeParse(body);
+  if (!envelope.success) throw new SimrootError("ingest.invalid_body", "input", "Invalid eIM notification body", { issues: zodIssues(envelope.error) });
+  return envelope.data.notifications.map((raw, index) => {
+    const parsed = vendorNotificationSchema.safeParse(raw);
+    if (!parsed.success) return refused(index, zodIssues(parsed.error));
+    const notification = parsed.data;
+    return accepted(index, [
+      profileEvent({
+        eid: envelope.data.eid,
+        iccid: notification.iccid,
+        seqNumber: notification.seqNumber,
+        operation: notification.operation,
+        ...(notification.result === undefined ? {} : { result: notification.result }),
+        ...(notification.reason === undefined ? {} : { reason: notification.reason }),
+        occurredAt: notification.timestamp ?? now.toISOString(),
+        sourceType: `eim:${notification.operation}`,
+      }),
+    ]);
+  });
+}
+
+// --- c. ES2+ handleDownloadProgressInfo ---------------------------------------------------
+
+/** SGP.22 §5.3.5 notification points. */
+const notificationPoints: Readonly<Record<number, string>> = {
+  1: "eligibility and retry limit check",
+  2: "confirmation failure",
+  3: "BPP download",
+  4: "BPP installation",
+};
+const bppInstallation = 4;
+
+const downloadProgressSchema = z.object({
+  header: z.object({ functionRequesterIdentifier: z.string(), functionCallIdentifier: z.string() }),
+  eid: eidSchema.optional(),
+  iccid: iccidField,
+  profileType: z.string().max(200).optional(),
+  timestamp: z.iso.datetime({ offset: true }),
+  notificationPointId: z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/).transform(Number)]),
+  notificationPointStatus: z.object({
+    status: z.enum(["Executed-Success", "Executed-WithWarning", "Failed", "Expired"]),
+    statusCodeData: z
+      .object({
+        subjectCode: z.string().optional(),
+        reasonCode: z.string().optional(),
+        subjectIdentifier: z.string().optional(),
+        message: z.string().optional(),
+      })
+      .optional(),
+  }),
+});
+
+/**
+ * Installation succeeded when point 4 (BPP installation) executed; it failed when any point
+ * ended Failed or Expired (the download stops there). Other points are progress, recorded only.
+ */
+function downloadProgressItem(body: Record<string, unknown>): AdapterItem {
+  const parsed = downloadProgressSchema.safeParse(body);
+  if (!parsed.success) return refused(0, zodIssues(parsed.error));
+  const { eid, iccid, timestamp, notificationPointId, notificationPointStatus, profileType } = parsed.data;
+  const { status, statusCodeData } = notificationPointStatus;
+  const failed = status === "Failed" || status === "Expired";
+  const envelope = {
+    dedupeKey: `${eid ?? ""}|${iccid}|${notificationPointId}|${timestamp}`,
+    occurredAt: timestamp,
+    device: { ...(eid === undefined ? {} : { eid }), iccid },
+    sourceType: `handleDownloadProgressInfo:${notificationPointId}:${status}`,
+  };
+  if (!failed && notificationPointId !== bppInstallation) {
+    const summary = { notificationPointId, notificationPoint: notificationPoints[notificationPointId] ?? "unknown", status, ...(profileType === undefined ? {} : { profileType }) };
+    return accepted(0, [{ ...envelope, type: "source.unhandled", data: { sourceType: envelope.sourceType, summary } }]);
+  }
+  if (eid === undefined) return refused(0, [{ path: "eid", message: "a download outcome needs the EID of the eUICC" }]);
+  const reason = failed ? statusReason(notificationPointId, status, statusCodeData) : undefined;
+  return accepted(0, [
+    { ...envelope, type: "profile.installed", data: { eid, iccid, result: failed ? "failure" : "success", ...(reason === undefined ? {} : { reason }) } },
+  ]);
+}
+
+function statusReason(point: number, status: string, code: { subjectCode?: string; reasonCode?: string; message?: string } | undefined): string {
+  const codes = code?.subjectCode || code?.reasonCode ? ` subjectCode ${code.subjectCode ?? "-"} reasonCode ${code.reasonCode ?? "-"}` : "";
+  const message = code?.message ? `: ${code.message}` : "";
+  return `${status} at ${notificationPoints[point] ?? `notification point ${point}`}${codes}${message}`.slice(0, 500);
+}
+
+// --- shared -------------------------------------------------------------------------------
+
+function jsonObject(text: string): Record<string, unknown> {
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw invalidBody("", "the body is not JSON");
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalidBody("", "the body must be a JSON object");
+  return body as Record<string, unknown>;
+}
+
+function accepted(index: number, events: NormalizedEvent[]): AdapterItem {
+  const issues = events.flatMap((event) => {
+    const checked = normalizedEventSchema.safeParse(event);
+    return checked.success ? [] : zodIssues(checked.error);
+  });
+  return issues.length > 0 ? refused(index, issues) : { index, ok: true, events };
+}
+
+function refused(index: number, issues: FieldIssue[]): AdapterItem {
+  return { index, ok: false, issues };
+}
+
+function zodIssues(error: z.ZodError): FieldIssue[] {
+  return error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
+}
+
+function invalidBody(path: string, message: string): SimrootError {
+  return new SimrootError("ingest.invalid_body", "input", `Invalid eIM body: ${message}`, { issues: [{ path, message }] });
+}
+
+function isBase64(text: string): boolean {
+  return text.length > 0 && /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text);
+}
+
+function queryParameter(url: string, name: string): string | undefined {
+  try {
+    return new URL(url).searchParams.get(name) ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Constant-time comparison of two secrets of any length (their SHA-256 digests are compared). */
+function sameSecret(presented: string, expected: string): boolean {
+  const digest = (secret: string) => createHash("sha256").update(secret).digest();
+  return timingSafeEqual(digest(presented), digest(expected));
+}

@@ -1,0 +1,208 @@
+/**
+ * Format `supersim`: Twilio (now KORE) Super SIM Connection Events, delivered by an Event
+ * Streams webhook sink as a JSON array of CloudEvents (Twilio "Super SIM Connection Events on
+ * Event Streams"; schema in Twilio "Event types > Super SIM", v2: sim_iccid, sim_sid, imsi, imei,
+ * ip_address, apn, rat_type, network {mcc, mnc, friendly_name, iso_country, sid}, error
+ * {code, message}, timestamp, data_session_* ...). Delivery is at least once and unordered:
+ * `${source}|${id}` keys duplicates, `data.timestamp` orders.
+ *
+ * Types are matched on their suffix (`*.supersim.connection.<event>`), as KORE documents them:
+ * attachment.accepted -> device.reachability-changed (registered, so reachable);
+ * attachment.rejected/failed -> source.unhandled (the error is kept in the summary);
+ * data-session.started -> sim.attached; data-session.updated -> bearer.switched when it reports
+ * the RAT or network (the applier compares with what it knows), else source.unhandled;
+ * data-session.ended/failed -> sim.detached.
+ *
+ * Authentication, Twilio "Webhooks security" and twilio-node `validateRequestWithBody`: for a
+ * JSON body Twilio appends `bodySHA256` (hex SHA-256 of the raw body) to the URL and sends
+ * `X-Twilio-Signature` = base64(HMAC-SHA1(auth token, full URL)), with no parameters appended.
+ * Both the hash and the signature must match; like the SDK, the URL is tried with and without
+ * the default port.
+ */
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { z } from "zod";
+import { normalizedEventSchema, type Bearer, type CatalogueType, type DeviceRef, type EventPayload, type NormalizedEvent } from "../../catalogue/catalogue.ts";
+import { bearerOfRat } from "../../catalogue/rat.ts";
+import { SimrootError, type FieldIssue } from "../../error.ts";
+import type { Adapter, AdapterItem } from "../adapter.ts";
+import { imeiOf } from "./datastreamer.ts";
+
+export const supersimAdapter: Adapter = {
+  format: "supersim",
+
+  authenticate(request, { twilioAuthToken }) {
+    const signature = request.headers["x-twilio-signature"];
+    const url = parsedUrl(request.url);
+    const bodyHash = url?.searchParams.get("bodySHA256");
+    if (!twilioAuthToken || !signature || !url || !bodyHash) {
+      throw unauthenticated("Missing X-Twilio-Signature, bodySHA256 URL parameter or configured auth token");
+    }
+    const bodyMatches = sameValue(bodyHash, createHash("sha256").update(request.body, "utf8").digest("hex"));
+    const urlMatches = signedUrlForms(url).some((form) => sameValue(signature, createHmac("sha1", twilioAuthToken).update(form, "utf8").digest("base64")));
+    if (!bodyMatches || !urlMatches) throw unauthenticated("Invalid X-Twilio-Signature or body hash");
+  },
+
+  parse(request) {
+    let body: unknown;
+    try {
+      body = JSON.parse(request.body);
+    } catch {
+      throw invalidBody("the body is not JSON");
+    }
+    if (Array.isArray(body)) return body.map(itemOf);
+    if (typeof body === "object" && body !== null) return [itemOf(body, 0)];
+    throw invalidBody("the body must be an array of CloudEvents");
+  },
+};
+
+const text = z.string().nullish();
+
+const connectionEventSchema = z.object({
+  id: z.string().min(1).max(255),
+  source: z.string().min(1).max(255),
+  type: z.string().min(1).max(200),
+  time: text,
+  data: z.object({
+    sim_iccid: text,
+    imsi: text,
+    imei: text,
+    ip_address: text,
+    apn: text,
+    rat_type: text,
+    timestamp: text,
+    network: z.object({ mcc: text, mnc: text, friendly_name: text, iso_country: text }).nullish(),
+    error: z.object({ code: z.number().nullish(), message: text }).nullish(),
+  }),
+});
+type ConnectionEvent = z.output<typeof connectionEventSchema>;
+
+const connectionEventName = /\.supersim\.connection\.((?:attachment|data-session)\.[a-z-]+)$/;
+
+/** Super SIM `rat_type` is prose ("4G LTE", "LTE Cat-M", "NB-IoT", ...): first match wins. */
+const ratPatterns: readonly [RegExp, string][] = [
+  [/nb-?iot/i, "NBIOT"],
+  [/cat[- ]?m|lte-m/i, "LTE-M"],
+  [/\b5g\b|\bnr\b/i, "NR"],
+  [/\b4g\b|lte/i, "EUTRA"],
+  [/\b3g\b|umts|wcdma|hspa/i, "UTRA"],
+  [/\b2g\b|gsm|gprs|edge/i, "GERA"],
+];
+
+type Fact = { [Type in CatalogueType]: { readonly type: Type; readonly data: EventPayload<Type> } }[CatalogueType];
+
+function itemOf(raw: unknown, index: number): AdapterItem {
+  const parsed = connectionEventSchema.safeParse(raw);
+  if (!parsed.success) return refused(index, zodIssues(parsed.error));
+  const event = parsed.data;
+  const occurredAt = [event.data.timestamp, event.time].find((value) => value && z.iso.datetime({ offset: true }).safeParse(value).success);
+  if (!occurredAt) return refused(index, [{ path: "data.timestamp", message: "must be an ISO 8601 date-time (or `time` must be)" }]);
+  const device = deviceOf(event);
+  if (Object.keys(device).length === 0) return refused(index, [{ path: "data.sim_iccid", message: "the event names no ICCID, IMSI, IMEI or IP address" }]);
+  const normalized = { dedupeKey: `${event.source}|${event.id}`, occurredAt, device, sourceType: event.type, ...factOf(event) } as NormalizedEvent;
+  const checked = normalizedEventSchema.safeParse(normalized);
+  return checked.success ? { index, ok: true, events: [normalized] } : refused(index, zodIssues(checked.error));
+}
+
+function factOf(event: ConnectionEvent): Fact {
+  const { data } = event;
+  switch (connectionEventName.exec(event.type)?.[1]) {
+    case "attachment.accepted":
+      return { type: "device.reachability-changed", data: { reachable: true } };
+    case "data-session.started": {
+      const imei = imeiOf(data.imei);
+      return { type: "sim.attached", data: { ...sessionOf(event), ...(imei === undefined ? {} : { imei }) } };
+    }
+    case "data-session.updated":
+      return data.rat_type || plmnOf(event) ? { type: "bearer.switched", data: sessionOf(event) } : unhandled(event);
+    case "data-session.ended":
+      return { type: "sim.detached", data: { bearer: bearerOf(data.rat_type).bearer } };
+    case "data-session.failed":
+      return { type: "sim.detached", data: { bearer: bearerOf(data.rat_type).bearer, reason: (data.error?.message ?? "data session failed").slice(0, 500) } };
+    default:
+      return unhandled(event);
+  }
+}
+
+function sessionOf(event: ConnectionEvent) {
+  const { apn, ip_address } = event.data;
+  const plmn = plmnOf(event);
+  const ipv4 = ip_address && z.ipv4().safeParse(ip_address).success ? ip_address : undefined;
+  return {
+    ...bearerOf(event.data.rat_type),
+    ...(plmn === undefined ? {} : { plmn }),
+    ...(apn && apn.length <= 100 ? { apn } : {}),
+    ...(ipv4 === undefined ? {} : { ipv4 }),
+  };
+}
+
+function bearerOf(ratType: string | null | undefined): { bearer: Bearer; rat?: string } {
+  const rat = ratType ? ratPatterns.find(([pattern]) => pattern.test(ratType))?.[1] : undefined;
+  return rat === undefined ? { bearer: "cellular" } : { bearer: bearerOfRat(rat), rat };
+}
+
+function plmnOf({ data }: ConnectionEvent): { mcc: string; mnc: string } | undefined {
+  const mcc = data.network?.mcc;
+  const mnc = data.network?.mnc;
+  return mcc && mnc && /^\d{3}$/.test(mcc) && /^\d{2,3}$/.test(mnc) ? { mcc, mnc } : undefined;
+}
+
+function unhandled(event: ConnectionEvent): Fact {
+  const { error, network, rat_type } = event.data;
+  const summary = {
+    ...(error ? { error: { code: error.code ?? null, message: error.message ?? null } } : {}),
+    ...(network ? { network: { mcc: network.mcc ?? null, mnc: network.mnc ?? null, name: network.friendly_name ?? null } } : {}),
+    ...(rat_type ? { ratType: rat_type } : {}),
+  };
+  return { type: "source.unhandled", data: { sourceType: event.type, summary } };
+}
+
+function deviceOf({ data }: ConnectionEvent): DeviceRef {
+  const imei = imeiOf(data.imei);
+  const ip = data.ip_address && (z.ipv4().safeParse(data.ip_address).success || z.ipv6().safeParse(data.ip_address).success) ? data.ip_address : undefined;
+  return {
+    ...(data.sim_iccid && /^\d{18,20}F?$/.test(data.sim_iccid) ? { iccid: data.sim_iccid } : {}),
+    ...(data.imsi && /^\d{6,15}$/.test(data.imsi) ? { imsi: data.imsi } : {}),
+    ...(imei === undefined ? {} : { imei }),
+    ...(ip === undefined ? {} : { ip }),
+  };
+}
+
+/** The URL as signed, with and without the scheme's default port (twilio-node tries both). */
+function signedUrlForms(url: URL): string[] {
+  const withoutPort = new URL(url);
+  withoutPort.port = "";
+  if (url.port !== "") return [url.toString(), withoutPort.toString()];
+  const defaultPort = url.protocol === "https:" ? "443" : "80";
+  const userInfo = url.username || url.password ? `${url.username}${url.password ? `:${url.password}` : ""}@` : "";
+  return [withoutPort.toString(), `${url.protocol}//${userInfo}${url.hostname}:${defaultPort}${url.pathname}${url.search}${url.hash}`];
+}
+
+function parsedUrl(url: string): URL | undefined {
+  try {
+    return new URL(url);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Constant-time comparison (of SHA-256 digests, so lengths need not match). */
+function sameValue(presented: string, expected: string): boolean {
+  const digest = (value: string) => createHash("sha256").update(value).digest();
+  return timingSafeEqual(digest(presented), digest(expected));
+}
+
+function unauthenticated(message: string): SimrootError {
+  return new SimrootError("ingest.unauthenticated", "auth", message);
+}
+
+function refused(index: number, issues: FieldIssue[]): AdapterItem {
+  return { index, ok: false, issues };
+}
+
+function zodIssues(error: z.ZodError): FieldIssue[] {
+  return error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
+}
+
+function invalidBody(message: string): SimrootError {
+  return new SimrootError("ingest.invalid_body", "input", `Invalid Super SIM body: ${message}`, { issues: [{ path: "", message }] });
+}

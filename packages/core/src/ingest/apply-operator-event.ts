@@ -1,0 +1,92 @@
+/**
+ * The applier: what an operator source reported becomes identity state. Every accepted
+ * fact ends in exactly one of: applied, duplicate, stale (known, outdated or changing
+ * nothing), or parked with a reason. Malformed details are refused (the bus dead-letters them).
+ */
+import { normalizedEventSchema } from "../catalogue/catalogue.ts";
+import type { RequestContext } from "../context.ts";
+import { resolveDevice } from "../device/store.ts";
+import { SimrootError, isSimrootError } from "../error.ts";
+import { domainEvent, type DomainEvent } from "../event/event.ts";
+import { applyFact, type FactOutcome } from "../identity/apply-fact.ts";
+import { toFact } from "../identity/fact.ts";
+import type { Outcome } from "../outcome.ts";
+import type { Ports } from "../ports.ts";
+import { describeRef, type IngestedEvent } from "./ingested.ts";
+import { park, unpark } from "./parked.ts";
+
+export interface OperatorEventResult {
+  readonly outcome: FactOutcome | "parked";
+  readonly deviceId?: string;
+  readonly changes: readonly string[];
+}
+
+const recordedRetentionSeconds = 7 * 24 * 60 * 60;
+
+export async function applyOperatorEvent(ports: Ports, reported: DomainEvent): Promise<Outcome<OperatorEventResult>> {
+  const parsed = normalizedEventSchema.safeParse(reported.data?.event);
+  if (!parsed.success || typeof reported.data.sourceId !== "string") {
+    throw new SimrootError("ingest.malformed_fact", "input", `Event ${reported.id} is not a normalized fact`);
+  }
+  const ingested = reported as IngestedEvent;
+  const event = ingested.data.event;
+  const ctx: RequestContext = { tenantId: ingested.tenantId, actor: ingested.actor, requestId: ingested.requestId };
+  const parkFor = async (reason: string): Promise<Outcome<OperatorEventResult>> => {
+    await park(ports, ingested, reason);
+    return { value: { outcome: "parked", changes: [] }, events: [] };
+  };
+
+  const deviceId = await resolveDevice(ports, ctx.tenantId, event.device);
+  if (!deviceId) return parkFor(`no device in this tenant matches ${describeRef(event.device)}`);
+  const cause = { eventId: ingested.id, sourceId: ingested.data.sourceId, sourceType: event.sourceType, dedupeKey: event.dedupeKey };
+
+  let result: Outcome<OperatorEventResult>;
+  try {
+    result =
+      event.type === "source.unhandled"
+        ? await recordUnhandled(ports, ctx, deviceId, ingested, cause)
+        : await applyFact(ports, ctx, deviceId, toFact(event, ingested.data.sourceId), cause);
+  } catch (error) {
+    if (isSimrootError(error) && error.code === "device.not_found") return parkFor(`device ${deviceId} no longer exists`);
+    throw error;
+  }
+  await unpark(ports, ctx.tenantId, ingested.id);
+  return result;
+}
+
+/** An event simroot does not act on is still recorded: audited and on the device's timeline, once. */
+async function recordUnhandled(
+  ports: Ports,
+  ctx: RequestContext,
+  deviceId: string,
+  ingested: IngestedEvent,
+  cause: Record<string, unknown>,
+): Promise<Outcome<OperatorEventResult>> {
+  const now = ports.now();
+  const event: DomainEvent = domainEvent(ctx, "source.unhandled", deviceId, { ...ingested.data.event.data, deviceId, cause }, now);
+  try {
+    await ports.ledger.commit({
+      tenantId: ctx.tenantId,
+      events: [event],
+      writes: [
+        {
+          Put: {
+            TableName: ports.tables.control,
+            Item: {
+              pk: `T#${ctx.tenantId}#recorded#${String(cause.sourceId)}`,
+              sk: String(cause.dedupeKey),
+              expiresAt: Math.floor(now.getTime() / 1000) + recordedRetentionSeconds,
+            },
+            ConditionExpression: "attribute_not_exists(pk)",
+          },
+        },
+      ],
+      onConditionFailed: () => new SimrootError("ingest.duplicate", "conflict", "already recorded"),
+    });
+  } catch (error) {
+    if (isSimrootError(error) && error.code === "ingest.duplicate") return { value: { outcome: "duplicate", deviceId, changes: [] }, events: [] };
+    throw error;
+  }
+  return { value: { outcome: "applied", deviceId, changes: ["source.unhandled"] }, events: [event] };
+}
+

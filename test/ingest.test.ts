@@ -1,0 +1,171 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { standardWebhookHeaders } from "./support/webhooks.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+const imsi = "208011234567890";
+let sequence = 0;
+const fact = (type: string, data: Record<string, unknown>, minute: number, device: Record<string, string> = { imsi }) => ({
+  type,
+  dedupeKey: `fact-${++sequence}`,
+  occurredAt: new Date(Date.UTC(2026, 10, 22, 6, minute)).toISOString(),
+  device,
+  sourceType: type,
+  data,
+});
+
+async function setup() {
+  const tenant = await tenantClient(runtime);
+  const created = await tenant.call("POST", "/v1/sources", { name: "our normalized feed", format: "simroot" });
+  expect(created.status).toBe(201);
+  const { source, credentials } = created.json;
+  const post = async (body: unknown, headers?: Record<string, string>) => {
+    const text = JSON.stringify(body);
+    const response = await runtime.app.request(source.ingestPath, {
+      method: "POST",
+      headers: headers ?? standardWebhookHeaders(credentials.webhookSecret, text),
+      body: text,
+    });
+    await runtime.bus.drained();
+    return { status: response.status, json: (await response.json()) as any };
+  };
+  const device = async (id: string) => (await tenant.call("GET", `/v1/devices/${id}`)).json;
+  const auditCount = async () => (await tenant.call("GET", "/v1/audit?limit=1000")).json.items.length;
+  return { tenant, source, credentials, post, device, auditCount };
+}
+
+describe("operator events drive the SIM identity lifecycle", () => {
+  it("applies an attach and a roaming change, with the IP binding, timeline and audit to show for it", async () => {
+    const { tenant, post, device } = await setup();
+    const registered = (await tenant.call("POST", "/v1/devices", { imsi, labels: { fleet: "meters" } })).json;
+    const result = await post([
+      fact("sim.attached", { bearer: "cellular", rat: "NR", plmn: { mcc: "208", mnc: "01" }, apn: "iot.acme", ipv4: "10.20.0.7" }, 1),
+      fact("device.roaming-changed", { roaming: true, mcc: "262" }, 2),
+    ]);
+    expect(result.status).toBe(202);
+    expect(result.json.accepted.map((item: { type: string }) => item.type)).toEqual(["sim.attached", "device.roaming-changed"]);
+    expect(result.json.rejected).toEqual([]);
+
+    const now = await device(registered.id);
+    expect(now.identity.sessions.cellular).toMatchObject({ ipv4: "10.20.0.7", apn: "iot.acme", country: "FR", rat: "NR" });
+    expect(now.identity.roaming).toMatchObject({ roaming: true, country: "DE" });
+    expect(now.revision).toBe(3);
+
+    const timeline = (await tenant.call("GET", `/v1/devices/${registered.id}/timeline`)).json.items.map((entry: { type: string }) => entry.type);
+    expect(timeline).toEqual(["device.registered", "sim.attached", "device.roaming-changed"]);
+    const audit = (await tenant.call("GET", `/v1/audit?subject=${registered.id}`)).json.items;
+    expect(audit.map((record: { action: string }) => record.action)).toEqual(timeline);
+    expect(audit[1].actor).toMatch(/^source:src_/);
+    expect((await tenant.call("GET", "/v1/audit/verify")).json).toMatchObject({ valid: true, checked: 3 });
+  });
+
+  it("moves the session and binding on a bearer switch and closes them on detach; the IP resolves the device meanwhile", async () => {
+    const { tenant, post, device } = await setup();
+    const registered = (await tenant.call("POST", "/v1/devices", { imsi })).json;
+    await post([fact("sim.attached", { bearer: "cellular", ipv4: "10.20.0.8" }, 1)]);
+    await post([fact("bearer.switched", { bearer: "wifi", rat: "WLAN", ipv4: "10.30.0.8" }, 2)]);
+    expect(Object.keys((await device(registered.id)).identity.sessions)).toEqual(["wifi"]);
+    // A report naming the device only by its current address reaches it.
+    await post([fact("device.reachability-changed", { reachable: false }, 3, { ip: "10.30.0.8" })]);
+    expect((await device(registered.id)).identity.reachable).toMatchObject({ reachable: false });
+    await post([fact("sim.detached", {}, 4)]);
+    expect((await device(registered.id)).identity.sessions).toEqual({});
+    const timeline = (await tenant.call("GET", `/v1/devices/${registered.id}/timeline`)).json.items.map((entry: { type: string }) => entry.type);
+    expect(timeline).toEqual(["device.registered", "sim.attached", "bearer.switched", "device.reachability-changed", "sim.detached"]);
+  });
+
+  it("treats a redelivered event as a duplicate and a late one as changing nothing", async () => {
+    const { tenant, post, device, auditCount } = await setup();
+    const registered = (await tenant.call("POST", "/v1/devices", { imsi })).json;
+    const detach = fact("sim.detached", {}, 10);
+    const attach = fact("sim.attached", { bearer: "cellular", ipv4: "10.20.0.9" }, 5);
+    await post([detach]);
+    const audited = await auditCount();
+    await post([detach, attach]);
+    expect((await device(registered.id)).identity.sessions).toEqual({});
+    expect(await auditCount()).toBe(audited);
+  });
+
+  it("quarantines a device whose IMEI changes under a locked binding, and never revives a revoked one", async () => {
+    const { tenant, post, device } = await setup();
+    const registered = (await tenant.call("POST", "/v1/devices", { imsi, imei: "490154203237518" })).json;
+    await post([fact("device.equipment-changed", { imei: "356938035643809" }, 1)]);
+    const quarantined = await device(registered.id);
+    expect(quarantined.state).toBe("quarantined");
+    expect(quarantined.identity.stateReason).toContain("IMEI changed");
+
+    await post([fact("device.revoked", { reason: "SIM deleted by operator" }, 5), fact("sim.attached", { bearer: "cellular", ipv4: "10.20.0.10" }, 6), fact("device.reinstated", {}, 7)]);
+    const revoked = await device(registered.id);
+    expect(revoked.state).toBe("revoked");
+    expect(revoked.identity.sessions).toEqual({});
+  });
+
+  it("parks an event for an unknown device with its reason, and replays it once the device exists", async () => {
+    const { tenant, post, device } = await setup();
+    const stray = fact("sim.attached", { bearer: "cellular", ipv4: "10.20.0.11" }, 1, { imsi: "208019999999999" });
+    const accepted = await post([stray]);
+    expect(accepted.status).toBe(202);
+    const parked = (await tenant.call("GET", "/v1/dead-letters")).json.items;
+    expect(parked).toHaveLength(1);
+    expect(parked[0]).toMatchObject({ id: accepted.json.accepted[0].id, reason: "no device in this tenant matches imsi:208019999999999" });
+
+    const registered = (await tenant.call("POST", "/v1/devices", { imsi: "208019999999999" })).json;
+    expect((await tenant.call("POST", `/v1/dead-letters/${parked[0].id}/replay`)).status).toBe(202);
+    await runtime.bus.drained();
+    expect((await device(registered.id)).identity.sessions.cellular?.ipv4).toBe("10.20.0.11");
+    expect((await tenant.call("GET", "/v1/dead-letters")).json.items).toEqual([]);
+  });
+
+  it("refuses forged and stale signatures with 401 and records nothing", async () => {
+    const { tenant, source, post, credentials, auditCount } = await setup();
+    await tenant.call("POST", "/v1/devices", { imsi });
+    const body = [fact("device.revoked", {}, 1)];
+    const before = await auditCount();
+    const forged = await post(body, standardWebhookHeaders(`whsec_${Buffer.from("not the secret at all").toString("base64")}`, JSON.stringify(body)));
+    expect(forged.status).toBe(401);
+    expect(forged.json.type).toBe("urn:simroot:problem:ingest.unauthenticated");
+    const stale = await post(body, standardWebhookHeaders(credentials.webhookSecret, JSON.stringify(body), "msg_1", Math.floor(Date.now() / 1000) - 600));
+    expect(stale.status).toBe(401);
+    expect(await auditCount()).toBe(before);
+    expect(runtime.bus.status().pending).toBe(0);
+    expect(source.id).toMatch(/^src_/);
+  });
+
+  it("reports bad items per index, names the bad field when nothing is usable, and refuses oversize bodies", async () => {
+    const { tenant, post } = await setup();
+    await tenant.call("POST", "/v1/devices", { imsi });
+    const mixed = await post([fact("sim.detached", {}, 1), { ...fact("sim.attached", { bearer: "carrier-pigeon" }, 2) }]);
+    expect(mixed.status).toBe(202);
+    expect(mixed.json.accepted).toHaveLength(1);
+    expect(mixed.json.rejected[0].index).toBe(1);
+    expect(mixed.json.rejected[0].errors[0].path).toContain("bearer");
+
+    const bad = await post([{ ...fact("sim.detached", {}, 1), occurredAt: "yesterday" }]);
+    expect(bad.status).toBe(400);
+    expect(bad.json.errors[0].path).toContain("occurredAt");
+
+    const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "big", format: "simroot" })).json;
+    const huge = JSON.stringify([fact("sim.detached", { reason: "x".repeat(1024 * 1024) }, 1)]);
+    const response = await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, huge), body: huge });
+    expect(response.status).toBe(413);
+  });
+
+  it("answers 404 for an unknown source", async () => {
+    const response = await runtime.app.request("/v1/ingest/src_01M80TFHWKZH8T8FK3SZZXB2T1", { method: "POST", body: "[]" });
+    expect(response.status).toBe(404);
+  });
+
+  it("publishes the catalogue as AsyncAPI 3", async () => {
+    const response = await runtime.app.request("/asyncapi.json");
+    const document = (await response.json()) as any;
+    expect(document.asyncapi).toBe("3.0.0");
+    expect(Object.keys(document.channels.applied.messages)).toEqual(
+      expect.arrayContaining(["simAttachedApplied", "profileEnabledApplied", "deviceRevokedApplied", "bearerSwitchedApplied"]),
+    );
+  });
+});
