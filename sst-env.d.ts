@@ -36,6 +36,10 @@ declare module "sst" {
       "name": string
       "type": "sst.aws.Dynamo"
     }
+    "OperatorEventsDeadLetterQueue": {
+      "type": "sst.aws.Queue"
+      "url": string
+    }
     "TimelineTable": {
       "name": string
       "type": "sst.aws.Dynamo"
