@@ -19,7 +19,7 @@ declare module "sst" {
       "name": string
       "type": "sst.aws.Dynamo"
     }
-    "DeviceTimelineDeadLetterQueue": {
+    "ParkedReconcilerDeadLetterQueue": {
       "type": "sst.aws.Queue"
       "url": string
     }
@@ -28,10 +28,6 @@ declare module "sst" {
       "name": string
       "type": "sst.aws.Bus"
     }
-    "FeedTable": {
-      "name": string
-      "type": "sst.aws.Dynamo"
-    }
     "IdentityTable": {
       "name": string
       "type": "sst.aws.Dynamo"
@@ -39,10 +35,6 @@ declare module "sst" {
     "OperatorEventsDeadLetterQueue": {
       "type": "sst.aws.Queue"
       "url": string
-    }
-    "TimelineTable": {
-      "name": string
-      "type": "sst.aws.Dynamo"
     }
   }
 }

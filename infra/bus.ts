@@ -35,7 +35,7 @@ function ruleComponentName<R extends RuleName>(name: R): RuleComponentName<R> {
   return `${name.charAt(0).toUpperCase()}${name.slice(1)}` as RuleComponentName<R>;
 }
 
-/** `consumers/device-timeline.ts` -> `functions/src/consumers/device-timeline.handler`. */
+/** `consumers/operator-events.ts` -> `functions/src/consumers/operator-events.handler`. */
 function handlerPath(module: string): string {
   return `functions/src/${module.replace(/\.[cm]?[jt]s$/, "")}.handler`;
 }

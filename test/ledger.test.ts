@@ -12,11 +12,12 @@ afterAll(() => runtime.stop());
 const ctxFor = (tenantId: string): RequestContext => ({ tenantId, actor: "system:test", requestId: "req_test" });
 const imsi = (n: number) => `23410${String(n).padStart(10, "0")}`;
 
+/** The versions at which the feed carries entries (each registration says what enforcement points must learn). */
 async function feedVersions(ports: Ports, tenantId: string) {
   const result = await ports.db.send(
-    new QueryCommand({ TableName: ports.tables.feed, KeyConditionExpression: "pk = :p", ExpressionAttributeValues: { ":p": `T#${tenantId}` } }),
+    new QueryCommand({ TableName: ports.tables.audit, KeyConditionExpression: "pk = :p", ExpressionAttributeValues: { ":p": `T#${tenantId}` } }),
   );
-  return (result.Items ?? []).map((item) => item.version as number);
+  return (result.Items ?? []).filter((item) => Array.isArray(item.feed) && item.feed.length > 0).map((item) => item.seq as number);
 }
 
 describe("the ledger", () => {

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { claimPort } from "@simroot/local/dynamodb-local";
+import { standardWebhookHeaders } from "./support/webhooks.ts";
 
 const main = join(import.meta.dirname, "..", "packages", "local", "src", "main.ts");
 const running: ChildProcess[] = [];
@@ -50,7 +51,7 @@ async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean,
 }
 
 describe("npm start", () => {
-  it("keeps devices across restarts, survives kill -9, and applies an acknowledged event exactly once", { timeout: 90_000 }, async () => {
+  it("keeps devices across restarts, survives kill -9, and applies an event acknowledged just before it exactly once", { timeout: 90_000 }, async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "simroot-start-"));
     const port = await claimPort();
     const base = `http://127.0.0.1:${port}`;
@@ -60,13 +61,17 @@ describe("npm start", () => {
     const auth = { authorization: `Bearer ${first.key}` };
     expect((await fetch(`${base}/health`)).status).toBe(200);
 
-    const response = await fetch(`${base}/v1/devices`, {
-      method: "POST",
-      headers: { ...auth, "content-type": "application/json" },
-      body: JSON.stringify({ imsi: "234100000000001", labels: { fleet: "meters" } }),
-    });
-    expect(response.status).toBe(201);
-    const device = (await response.json()) as { id: string };
+    const json = { ...auth, "content-type": "application/json" };
+    const device = (await (await fetch(`${base}/v1/devices`, { method: "POST", headers: json, body: JSON.stringify({ imsi: "234100000000001" }) })).json()) as { id: string };
+    const { source, credentials } = (await (await fetch(`${base}/v1/sources`, { method: "POST", headers: json, body: JSON.stringify({ name: "core", format: "simroot" }) })).json()) as {
+      source: { ingestPath: string };
+      credentials: { webhookSecret: string };
+    };
+    const body = JSON.stringify([
+      { type: "sim.attached", dedupeKey: "attach-1", occurredAt: new Date().toISOString(), device: { imsi: "234100000000001" }, sourceType: "test", data: { bearer: "cellular", ipv4: "10.1.2.3" } },
+    ]);
+    const accepted = await fetch(`${base}${source.ingestPath}`, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, body), body });
+    expect(accepted.status).toBe(202);
     // Acknowledged: now pull the plug before anything else can happen.
     first.child.kill("SIGKILL");
     await new Promise((resolve) => first.child.once("exit", resolve));
@@ -79,11 +84,16 @@ describe("npm start", () => {
     expect(fetched.status).toBe(200);
     expect(await fetched.json()).toMatchObject({ id: device.id, imsi: "234100000000001" });
 
-    const timeline = () => fetch(`${base}/v1/devices/${device.id}/timeline`, { headers: auth }).then((r) => r.json() as Promise<{ items: unknown[] }>);
-    expect((await eventually(timeline, (page) => page.items.length > 0)).items).toHaveLength(1);
-    const health = (await (await fetch(`${base}/health`)).json()) as { components: { bus: { detail: { pending: number } } } };
-    expect(health.components.bus.detail.pending).toBe(0);
-    expect((await timeline()).items).toHaveLength(1);
+    const attaches = () =>
+      fetch(`${base}/v1/devices/${device.id}/timeline`, { headers: auth })
+        .then((r) => r.json() as Promise<{ items: { type: string }[] }>)
+        .then((page) => page.items.filter((entry) => entry.type === "sim.attached"));
+    expect(await eventually(attaches, (items) => items.length > 0)).toHaveLength(1);
+    const pending = () => fetch(`${base}/health`).then((r) => r.json() as Promise<{ components: { bus: { detail: { pending: number } } } }>).then((h) => h.components.bus.detail.pending);
+    expect(await eventually(pending, (count) => count === 0)).toBe(0);
+    expect(await attaches()).toHaveLength(1);
+    const sessions = (await (await fetch(`${base}/v1/devices/${device.id}/sessions`, { headers: auth })).json()) as { items: { ipv4: string }[] };
+    expect(sessions.items).toMatchObject([{ ipv4: "10.1.2.3" }]);
 
     second.child.kill("SIGTERM");
     const code = await new Promise((resolve) => second.child.once("exit", resolve));

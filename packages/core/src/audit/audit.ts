@@ -3,7 +3,7 @@ import { z } from "zod";
 import { auditPartition, auditRecordSchema, auditSubjectPartition, unhashed, type AuditRecord } from "../ledger/audit-record.ts";
 import { chainHash, genesisHash } from "../ledger/chain.ts";
 import { headKey } from "../ledger/ledger.ts";
-import { decodeCursor, encodeCursor, type Page } from "../page.ts";
+import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 
@@ -89,3 +89,20 @@ export async function verifyAuditChain(ports: Ports, tenantId: string): Promise<
   }
   return { valid: true, checked, lastSeq: checked, lastHash: previous };
 }
+
+export const timelineEntrySchema = z
+  .object({ seq: z.number().int(), eventId: z.string(), type: z.string(), time: z.string(), actor: z.string(), data: z.record(z.string(), z.unknown()) })
+  .meta({ id: "TimelineEntry" });
+export type TimelineEntry = z.output<typeof timelineEntrySchema>;
+
+/** A device's timeline: its audit records, oldest first (the audit trail already keeps every event per subject). */
+export const listTimeline = verb(
+  pageInput.extend({ subject: z.string().min(1) }),
+  async (ports, ctx, input): Promise<Page<TimelineEntry>> => {
+    const page = await listAudit(ports, ctx, { subject: input.subject, limit: input.limit, cursor: input.cursor });
+    return {
+      items: page.items.map((record) => ({ seq: record.seq, eventId: record.eventId, type: record.action, time: record.time, actor: record.actor, data: record.data })),
+      next: page.next,
+    };
+  },
+);

@@ -3,6 +3,7 @@ import type { DeviceRef } from "../catalogue/catalogue.ts";
 import { hasIdKind } from "../id.ts";
 import type { History } from "../identity/fold.ts";
 import type { Ports } from "../ports.ts";
+import { Lru } from "../store/lru.ts";
 import { deviceSchema, type Device } from "./device.ts";
 import type { IdentifierKind } from "./identifiers.ts";
 import { aliasKey, bindingKey, deviceKey, deviceListKey } from "./keys.ts";
@@ -20,13 +21,40 @@ export const deviceItem = (device: Device, history: History) => ({
   history,
 });
 
+/**
+ * Devices as this process last wrote or read them, per store. Every write of a device is
+ * conditional on its revision, so a stale entry (another process wrote since) costs one
+ * failed condition and a fresh read, never a lost update.
+ */
+const recentDevices = new WeakMap<object, Lru<string, StoredDevice>>();
+const recentOf = (ports: Ports) => {
+  let cache = recentDevices.get(ports.db);
+  if (!cache) recentDevices.set(ports.db, (cache = new Lru(50_000)));
+  return cache;
+};
+
+export function rememberDevice(ports: Ports, stored: StoredDevice): void {
+  recentOf(ports).set(`${stored.device.tenantId}|${stored.device.id}`, stored);
+}
+
+export function forgetDevice(ports: Ports, tenantId: string, deviceId: string): void {
+  recentOf(ports).delete(`${tenantId}|${deviceId}`);
+}
+
+/** The device as last seen by this process, or read (consistently) when unknown. */
+export async function recentDevice(ports: Ports, tenantId: string, deviceId: string): Promise<StoredDevice | undefined> {
+  return recentOf(ports).get(`${tenantId}|${deviceId}`) ?? readDevice(ports, tenantId, deviceId);
+}
+
 export async function readDevice(ports: Ports, tenantId: string, deviceId: string): Promise<StoredDevice | undefined> {
   const { Item } = await ports.db.send(
     new GetCommand({ TableName: ports.tables.identity, Key: deviceKey(tenantId, deviceId), ConsistentRead: true }),
   );
   if (!Item) return undefined;
   const { history, ...rest } = Item;
-  return { device: deviceSchema.parse(rest), history: history as History };
+  const stored = { device: deviceSchema.parse(rest), history: history as History };
+  rememberDevice(ports, stored);
+  return stored;
 }
 
 /** The IMSI inside an EAP-SIM/AKA NAI (`0<IMSI>@wlan...`, permanent identities only) or a SUPI (`imsi-<digits>`). */
@@ -37,9 +65,18 @@ export function imsiOf(identity: string): string | undefined {
   return nai ? nai[2] : undefined;
 }
 
-async function lookup(ports: Ports, key: { pk: string; sk: string }): Promise<string | undefined> {
+/** Identifier aliases never move to another device, so what resolved once resolves the same way again. */
+const resolvedAliases = new WeakMap<object, Lru<string, string>>();
+
+async function lookup(ports: Ports, key: { pk: string; sk: string }, cacheable: boolean): Promise<string | undefined> {
+  let cache = resolvedAliases.get(ports.db);
+  if (!cache) resolvedAliases.set(ports.db, (cache = new Lru(100_000)));
+  const known = cacheable ? cache.get(key.pk) : undefined;
+  if (known) return known;
   const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.identity, Key: key }));
-  return typeof Item?.deviceId === "string" ? Item.deviceId : undefined;
+  const deviceId = typeof Item?.deviceId === "string" ? Item.deviceId : undefined;
+  if (deviceId && cacheable) cache.set(key.pk, deviceId);
+  return deviceId;
 }
 
 /**
@@ -60,8 +97,9 @@ export async function resolveDevice(ports: Ports, tenantId: string, ref: DeviceR
   ];
   for (const [kind, value] of candidates) {
     if (!value) continue;
-    const found = await lookup(ports, aliasKey(tenantId, kind, value));
+    const found = await lookup(ports, aliasKey(tenantId, kind, value), true);
     if (found) return found;
   }
-  return ref.ip ? lookup(ports, bindingKey(tenantId, ref.ip)) : undefined;
+  // An address moves between devices: always ask the store.
+  return ref.ip ? lookup(ports, bindingKey(tenantId, ref.ip), false) : undefined;
 }

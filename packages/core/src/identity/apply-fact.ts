@@ -4,12 +4,11 @@
  * IP bindings of the change in the same transaction; a concurrent writer makes it re-read
  * and fold again. Safe to repeat: a known fact is a duplicate, an outdated one is stale.
  */
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { tenantSettings } from "../access/tenant-settings.ts";
 import type { RequestContext } from "../context.ts";
 import { enforcementView, type Device } from "../device/device.ts";
 import { bindingKey } from "../device/keys.ts";
-import { deviceItem, readDevice } from "../device/store.ts";
+import { deviceItem, forgetDevice, recentDevice, rememberDevice } from "../device/store.ts";
 import { SimrootError, isSimrootError } from "../error.ts";
 import { domainEvent, type DomainEvent } from "../event/event.ts";
 import type { FeedEntry } from "../ledger/change.ts";
@@ -43,17 +42,28 @@ export async function applyFact(
   fact: Fact,
   cause: Record<string, unknown>,
 ): Promise<{ value: AppliedFact; events: DomainEvent[] }> {
+  const movedAway = new Set<string>();
   for (let attempt = 1; ; attempt++) {
     try {
-      return await attemptFact(ports, ctx, deviceId, fact, cause);
+      return await attemptFact(ports, ctx, deviceId, fact, cause, movedAway);
     } catch (error) {
-      if (!(isSimrootError(error) && error.code === "store.conflict") || attempt >= maxAttempts) throw error;
+      forgetDevice(ports, ctx.tenantId, deviceId);
+      if (!isSimrootError(error) || attempt >= maxAttempts) throw error;
+      if (error.code === "identity.binding_moved") movedAway.add(String(error.detail.address));
+      else if (error.code !== "store.conflict") throw error;
     }
   }
 }
 
-async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, fact: Fact, cause: Record<string, unknown>) {
-  const stored = await readDevice(ports, ctx.tenantId, deviceId);
+async function attemptFact(
+  ports: Ports,
+  ctx: RequestContext,
+  deviceId: string,
+  fact: Fact,
+  cause: Record<string, unknown>,
+  movedAway: ReadonlySet<string>,
+) {
+  const stored = await recentDevice(ports, ctx.tenantId, deviceId);
   if (!stored) throw new SimrootError("device.not_found", "not_found", `No device ${deviceId}`);
   const { device, history } = stored;
   const admitted = admission(history, fact);
@@ -78,27 +88,38 @@ async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, 
   if (changes.length === 0) {
     // Remembered (so every arrival order folds alike) but visible to no one: no audit, no feed.
     await writeTransaction(ports.db, [putDevice], conflict);
+    rememberDevice(ports, { device: next, history: nextHistory });
     return { value: { outcome: "stale" as const, deviceId, changes: [] }, events: [] };
   }
 
   const events = changes.map((change) => domainEvent(ctx, change.type, deviceId, { ...change.data, deviceId, cause }, now));
-  const { writes, feed } = await bindingChanges(ports, device, bindingsOf(before), bindingsOf(after), now.toISOString());
+  const bindings = bindingChanges(ports, device, bindingsOf(before), bindingsOf(after), movedAway, now.toISOString());
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
-    writes: [putDevice, ...writes],
+    writes: [putDevice, ...bindings.writes],
     events,
-    feed: [{ kind: "device", key: deviceId, value: enforcementView(next) }, ...feed],
-    onConditionFailed: conflict,
+    feed: [{ kind: "device", key: deviceId, value: enforcementView(next) }, ...bindings.feed],
+    onConditionFailed: (index) => {
+      const address = bindings.deletedAt.get(index - 1);
+      return address === undefined
+        ? conflict()
+        : new SimrootError("identity.binding_moved", "conflict", `${address} is bound to another device now`, { detail: { address } });
+    },
   });
+  rememberDevice(ports, { device: next, history: nextHistory });
   return { value: { outcome: "applied" as const, deviceId, changes: changes.map((change) => change.type) }, events };
 }
 
 type Bindings = ReturnType<typeof bindingsOf>;
 
-/** Puts the addresses the device now holds; removes those it gave up, unless another device holds them since. */
-async function bindingChanges(ports: Ports, device: Device, before: Bindings, after: Bindings, now: string) {
+/**
+ * Puts the addresses the device now holds; removes those it gave up, on condition that no
+ * other device took them since (`movedAway` lists those found taken on an earlier attempt).
+ */
+function bindingChanges(ports: Ports, device: Device, before: Bindings, after: Bindings, movedAway: ReadonlySet<string>, now: string) {
   const writes: TransactItem[] = [];
   const feed: FeedEntry[] = [];
+  const deletedAt = new Map<number, string>();
   for (const [address, binding] of after) {
     const previous = before.get(address);
     if (previous && previous.bearer === binding.bearer && previous.apn === binding.apn) continue;
@@ -111,11 +132,8 @@ async function bindingChanges(ports: Ports, device: Device, before: Bindings, af
     feed.push({ kind: "binding", key: address, value: { deviceId: device.id, address, ...binding } });
   }
   for (const address of before.keys()) {
-    if (after.has(address)) continue;
-    const { Item } = await ports.db.send(
-      new GetCommand({ TableName: ports.tables.identity, Key: bindingKey(device.tenantId, address), ConsistentRead: true }),
-    );
-    if (Item?.deviceId !== device.id) continue;
+    if (after.has(address) || movedAway.has(address)) continue;
+    deletedAt.set(writes.length, address);
     writes.push({
       Delete: {
         TableName: ports.tables.identity,
@@ -126,6 +144,6 @@ async function bindingChanges(ports: Ports, device: Device, before: Bindings, af
     });
     feed.push({ kind: "binding", key: address, value: null });
   }
-  return { writes, feed };
+  return { writes, feed, deletedAt };
 }
 

@@ -23,9 +23,8 @@ export async function ingest(
   request: IngestRequest,
   requestId: string,
 ): Promise<IngestResult> {
-  const { source, credentials } = await sourceForIngest(ports, sourceId);
+  const { source } = await authenticated(ports, adapters, sourceId, request);
   const adapter = adapters[source.format];
-  adapter.authenticate(request, credentials);
   const items = adapter.parse(request);
   const ctx = { tenantId: source.tenantId, actor: `source:${source.id}`, requestId };
   const now = ports.now();
@@ -57,4 +56,17 @@ export async function ingest(
 function withDefaultBearer(event: NormalizedEvent, bearer: Bearer | undefined): NormalizedEvent {
   if (!bearer || !("bearer" in event.data) || event.data.bearer !== "cellular") return event;
   return { ...event, data: { ...event.data, bearer } } as NormalizedEvent;
+}
+
+/** Authenticates with the cached credentials, and once more with fresh ones before refusing (they may have rotated). */
+async function authenticated(ports: Ports, adapters: Readonly<Record<IngestFormat, Adapter>>, sourceId: string, request: IngestRequest) {
+  const cached = await sourceForIngest(ports, sourceId);
+  try {
+    adapters[cached.source.format].authenticate(request, cached.credentials);
+    return cached;
+  } catch {
+    const fresh = await sourceForIngest(ports, sourceId, true);
+    adapters[fresh.source.format].authenticate(request, fresh.credentials);
+    return fresh;
+  }
 }

@@ -24,7 +24,8 @@ export const parkedSchema = z
   .meta({ id: "ParkedEvent" });
 export type Parked = z.output<typeof parkedSchema>;
 
-const parkedKey = (tenantId: string, eventId: string) => ({ pk: `T#${tenantId}#parked`, sk: eventId });
+export const parkedPartition = (tenantId: string) => `T#${tenantId}#parked`;
+const parkedKey = (tenantId: string, eventId: string) => ({ pk: parkedPartition(tenantId), sk: eventId });
 
 export async function park(ports: Ports, ingested: IngestedEvent, reason: string): Promise<void> {
   const parked: Parked = {

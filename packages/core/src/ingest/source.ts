@@ -103,8 +103,27 @@ export const createSource = verb(createSourceInput, async (ports, ctx, input) =>
   return { source, credentials };
 });
 
-/** A source with its credentials, for the ingestion endpoint only (not tenant-scoped: the id names the tenant). */
-export async function sourceForIngest(ports: Ports, sourceId: string) {
+type SourceWithCredentials = { source: Source; credentials: SourceCredentials };
+const recentSources = new WeakMap<object, Map<string, { found: SourceWithCredentials; until: number }>>();
+const sourceCacheMs = 5_000;
+
+/**
+ * A source for the ingestion endpoint, cached for a few seconds (every webhook needs it).
+ * `fresh` skips the cache: the endpoint asks again before refusing credentials, so a
+ * rotation takes effect at once.
+ */
+export async function sourceForIngest(ports: Ports, sourceId: string, fresh = false): Promise<SourceWithCredentials> {
+  let cache = recentSources.get(ports.db);
+  if (!cache) recentSources.set(ports.db, (cache = new Map()));
+  const hit = cache.get(sourceId);
+  if (!fresh && hit && hit.until > Date.now()) return hit.found;
+  const found = await readSource(ports, sourceId);
+  if (cache.size > 10_000) cache.clear();
+  cache.set(sourceId, { found, until: Date.now() + sourceCacheMs });
+  return found;
+}
+
+async function readSource(ports: Ports, sourceId: string): Promise<SourceWithCredentials> {
   const { Item } = hasIdKind("source", sourceId)
     ? await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: sourceKey(sourceId), ConsistentRead: true }))
     : { Item: undefined };

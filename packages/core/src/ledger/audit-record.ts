@@ -2,6 +2,7 @@ import { z } from "zod";
 import type { TableNames } from "../config.ts";
 import type { DomainEvent } from "../event/event.ts";
 import type { TransactItem } from "../store/transaction.ts";
+import type { FeedEntry } from "./change.ts";
 import { chainHash } from "./chain.ts";
 
 export const auditRecordSchema = z
@@ -15,6 +16,10 @@ export const auditRecordSchema = z
     subject: z.string(),
     eventId: z.string(),
     data: z.record(z.string(), z.unknown()),
+    feed: z
+      .array(z.object({ kind: z.string(), key: z.string(), value: z.record(z.string(), z.unknown()).nullable() }))
+      .optional()
+      .meta({ description: "what enforcement points must learn from this change; the feed version is this record's seq" }),
     prevHash: z.string().meta({ description: "hash of the previous record (64 zeros for the first)" }),
     hash: z.string().meta({ description: "SHA-256 of prevHash and this record's canonical JSON without hash" }),
   })
@@ -28,8 +33,12 @@ export const auditSortKey = (seq: number) => String(seq).padStart(12, "0");
 /** The fields of a record that its hash covers (everything but the hash). */
 export const unhashed = ({ hash: _hash, ...record }: AuditRecord) => record;
 
-/** The audit record of an event at position `seq`, chained to `prevHash`, as a transaction item. */
-export function auditItem(tables: TableNames, event: DomainEvent, seq: number, prevHash: string) {
+/**
+ * The audit record of an event at position `seq`, chained to `prevHash`, as a transaction
+ * item. The change feed lives in the same records (`feed`, versioned by `seq`): what
+ * enforcement points learn is covered by the same hash chain as the audit trail.
+ */
+export function auditItem(tables: TableNames, event: DomainEvent, seq: number, prevHash: string, feed?: readonly FeedEntry[]) {
   const unsigned = {
     seq,
     tenantId: event.tenantId,
@@ -40,6 +49,7 @@ export function auditItem(tables: TableNames, event: DomainEvent, seq: number, p
     subject: event.subject,
     eventId: event.id,
     data: event.data as Record<string, unknown>,
+    ...(feed && feed.length > 0 ? { feed: [...feed] } : {}),
     prevHash,
   };
   const hash = chainHash(prevHash, unsigned);

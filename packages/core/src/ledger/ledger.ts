@@ -1,6 +1,6 @@
 /**
- * The ledger: the one path by which state changes commit. Each change's writes, its
- * hash-chained audit records and its change-feed entries go into one DynamoDB transaction,
+ * The ledger: the one path by which state changes commit. Each change's writes and its
+ * hash-chained audit records (which carry its change-feed entries) go into one DynamoDB transaction,
  * together with a conditional update of the tenant's head (sequence and last hash), so the
  * chain and the feed can neither fork nor skip.
  *
@@ -16,7 +16,6 @@ import { SimrootError } from "../error.ts";
 import type { TransactItem } from "../store/transaction.ts";
 import { auditItem } from "./audit-record.ts";
 import type { Change, Committed } from "./change.ts";
-import { feedItem } from "./feed-entry.ts";
 import { genesisHash } from "./chain.ts";
 
 const maxActions = 100;
@@ -48,7 +47,7 @@ export interface Ledger {
 
 export const headKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "head" });
 
-const actionsOf = (change: Change) => change.writes.length + change.events.length + (change.feed?.length ?? 0);
+const actionsOf = (change: Change) => change.writes.length + change.events.length;
 
 function itemIdentity(item: TransactItem): string | undefined {
   const operation = item.Put ?? item.Update ?? item.Delete ?? item.ConditionCheck;
@@ -93,15 +92,12 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
         owners.push({ pending, writeIndex });
       });
       const first = seq + 1;
-      for (const event of change.events) {
+      change.events.forEach((event, index) => {
         seq += 1;
-        const audit = auditItem(tables, event, seq, hash);
+        const last = index === change.events.length - 1;
+        const audit = auditItem(tables, event, seq, hash, last ? change.feed : undefined);
         hash = audit.hash;
         items.push(audit.put);
-        owners.push({ pending, writeIndex: -1 });
-      }
-      (change.feed ?? []).forEach((entry, index) => {
-        items.push(feedItem(tables, tenantId, seq, index, entry, now));
         owners.push({ pending, writeIndex: -1 });
       });
       results.push({ sequence: first, version: seq });

@@ -23,20 +23,17 @@ export const eventSource = "simroot";
 export const ingestSource = "simroot.ingest";
 
 export const rules = {
-  deviceTimeline: {
-    does: "projects every applied device change into the device's timeline",
-    pattern: {
-      source: [eventSource],
-      "detail-type": [{ prefix: "device." }, { prefix: "sim." }, { prefix: "bearer." }, { prefix: "profile." }, { prefix: "source." }],
-    },
-    handler: "consumers/device-timeline.ts",
-    tables: ["timeline"],
+  parkedReconciler: {
+    does: "replays the parked facts that name a newly registered device, so nothing waits for an operator",
+    pattern: { source: [eventSource], "detail-type": ["device.registered"] },
+    handler: "consumers/parked-reconciler.ts",
+    tables: ["control"],
   },
   operatorEvents: {
     does: "applies the facts operator cores and eSIM managers report to device identity state",
     pattern: { source: [ingestSource] },
     handler: "consumers/operator-events.ts",
-    tables: ["identity", "control", "audit", "feed"],
+    tables: ["identity", "control", "audit"],
   },
 } as const satisfies Record<string, RuleDefinition>;
 

@@ -52,7 +52,7 @@ export const tables = {
     ttl: "expiresAt",
   },
   audit: {
-    holds: "the per-tenant, hash-chained audit trail: one item per recorded event, sorted by sequence",
+    holds: "the per-tenant, hash-chained audit trail, one item per event by sequence; it carries the change feed enforcement points poll",
     fields: { pk: "string", sk: "string", gsi1pk: "string", gsi1sk: "string" },
     partitionKey: "pk",
     sortKey: "sk",
@@ -63,21 +63,6 @@ export const tables = {
         serves: "a subject's (device's) audit records in time order",
       },
     },
-  },
-  feed: {
-    holds: "the per-tenant change feed enforcement points poll: what changed, by version",
-    fields: { pk: "string", sk: "string" },
-    partitionKey: "pk",
-    sortKey: "sk",
-    indexes: {},
-    ttl: "expiresAt",
-  },
-  timeline: {
-    holds: "each device's event timeline, projected from domain events by a consumer",
-    fields: { pk: "string", sk: "string" },
-    partitionKey: "pk",
-    sortKey: "sk",
-    indexes: {},
   },
 } as const satisfies Record<string, TableDefinition>;
 
