@@ -43,3 +43,6 @@ export * from "./ingest/reconcile.ts";
 export { tables, tableKeys, type TableKey, type TableDefinition } from "./platform/tables.ts";
 export { rules, eventSource, retryPolicy, type RuleName, type RuleDefinition, type EventPattern } from "./platform/rules.ts";
 export * from "./device/actions.ts";
+export * from "./policy/model.ts";
+export * from "./policy/compile.ts";
+export { decideOrFail, failDecision } from "./policy/evaluate.ts";
