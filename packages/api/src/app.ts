@@ -1,12 +1,18 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { Scalar } from "@scalar/hono-api-reference";
 import { asyncApiDocument, SimrootError } from "@simroot/core";
 import type { AppEnv, AppOptions } from "./env.ts";
+import { idempotency } from "./idempotency.ts";
 import { requestId } from "./middleware.ts";
 import { problemResponse } from "./problem.ts";
+import { accessRoutes } from "./routes/access.ts";
 import { auditRoutes } from "./routes/audit.ts";
+import { decisionRoutes } from "./routes/decision.ts";
 import { deviceRoutes } from "./routes/device.ts";
+import { grantRoutes } from "./routes/grant.ts";
 import { ingestRoutes } from "./routes/ingest.ts";
 import { parkedRoutes } from "./routes/parked.ts";
+import { policyRoutes } from "./routes/policy.ts";
 import { sourceRoutes } from "./routes/source.ts";
 import { healthRoutes } from "./routes/health.ts";
 
@@ -21,6 +27,7 @@ export function createApp(options: AppOptions) {
     },
   });
   app.use(requestId(options));
+  app.use("/v1/*", idempotency);
   app.onError((error, c) => problemResponse(c, error));
   app.notFound((c) => problemResponse(c, new SimrootError("route.not_found", "not_found", `No route ${c.req.method} ${c.req.path}`)));
   app.route("/", healthRoutes(options));
@@ -29,6 +36,12 @@ export function createApp(options: AppOptions) {
   app.route("/", ingestRoutes);
   app.route("/", parkedRoutes);
   app.route("/", auditRoutes);
+  app.route("/", accessRoutes);
+  app.route("/", policyRoutes);
+  app.route("/", grantRoutes);
+  app.route("/", decisionRoutes);
+  // The interactive reference: Scalar renders /openapi.json in the browser.
+  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "simroot API" }));
   const asyncApi = asyncApiDocument();
   app.get("/asyncapi.json", (c) => c.json(asyncApi));
   app.doc31("/openapi.json", {

@@ -11,6 +11,8 @@ export const idPrefixes = {
   request: "req",
   key: "key",
   source: "src",
+  policy: "pol",
+  grant: "grt",
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

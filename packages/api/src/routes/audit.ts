@@ -1,5 +1,6 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { auditRecordSchema, listAudit, listAuditInput, verifyAuditChain } from "@simroot/core";
+import { stream } from "hono/streaming";
 import type { AppEnv } from "../env.ts";
 import { requireRole } from "../middleware.ts";
 import { errorResponses, json, pageOf } from "../openapi.ts";
@@ -39,6 +40,33 @@ const verify = createRoute({
   },
 });
 
+const exportLines = createRoute({
+  method: "get",
+  path: "/v1/audit/export",
+  tags: ["audit"],
+  summary: "The whole audit chain (or one subject's records) as JSON Lines, for archiving and incident reports",
+  middleware: auditors,
+  request: { query: listAuditInput.pick({ subject: true, from: true, to: true }) },
+  responses: {
+    200: { description: "One audit record per line, in chain order", content: { "application/x-ndjson": { schema: z.string() } } },
+    ...errorResponses(400, 401, 403),
+  },
+});
+
 export const auditRoutes = new OpenAPIHono<AppEnv>()
+  .openapi(exportLines, async (c) => {
+    const query = c.req.valid("query");
+    const { ports, ctx } = c.var;
+    c.header("content-type", "application/x-ndjson");
+    c.header("content-disposition", `attachment; filename="audit-${ctx.tenantId}.jsonl"`);
+    return stream(c, async (out) => {
+      let cursor: string | undefined;
+      do {
+        const page = await listAudit(ports, ctx, { ...query, limit: 500, cursor });
+        if (page.items.length > 0) await out.write(page.items.map((record) => JSON.stringify(record)).join("\n") + "\n");
+        cursor = page.next;
+      } while (cursor);
+    }) as never;
+  })
   .openapi(list, async (c) => c.json(await listAudit(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
   .openapi(verify, async (c) => c.json(await verifyAuditChain(c.var.ports, c.var.ctx.tenantId), 200));

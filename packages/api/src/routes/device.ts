@@ -8,6 +8,7 @@ import {
   resolveDevice,
   sessionSchema,
   SimrootError,
+  updateDevice,
   getDevice,
   listDevices,
   listTimeline,
@@ -19,9 +20,10 @@ import {
 import type { AppEnv } from "../env.ts";
 import { readers, requireRole, writers } from "../middleware.ts";
 import { errorResponses, json, pageOf } from "../openapi.ts";
+import { etagOf, requiredRevision } from "../preconditions.ts";
 
 const deviceId = z.object({ id: z.string().meta({ param: { name: "id", in: "path" }, example: "dev_01JD3Q4ZK8W9X2V5N6M7P8R9ST" }) });
-const etag = (revision: number) => `"${revision}"`;
+const etag = etagOf;
 
 const register = createRoute({
   method: "post",
@@ -83,6 +85,20 @@ const action = createRoute({
   },
 });
 
+const update = createRoute({
+  method: "patch",
+  path: "/v1/devices/{id}",
+  tags: ["devices"],
+  summary: "Rename, relabel (labels are replaced whole) or change the IMEI lock; needs If-Match",
+  middleware: [requireRole(...writers)] as const,
+  request: {
+    params: deviceId,
+    headers: z.object({ "if-match": z.string().optional().meta({ description: 'the ETag you read, e.g. "3"' }) }),
+    body: { required: true, content: { "application/json": { schema: updateDevice.schema.shape.changes } } },
+  },
+  responses: { 200: json("The updated device", deviceSchema), ...errorResponses(400, 401, 403, 404, 412, 428) },
+});
+
 const lookup = createRoute({
   method: "get",
   path: "/v1/devices/lookup",
@@ -140,6 +156,12 @@ export const deviceRoutes = new OpenAPIHono<AppEnv>()
   });
 
 deviceRoutes
+  .openapi(update, async (c) => {
+    const ifRevision = requiredRevision(c);
+    const device = await publishOutcome(c.var.ports, await updateDevice(c.var.ports, c.var.ctx, { ...c.req.valid("param"), ifRevision, changes: c.req.valid("json") }));
+    c.header("etag", etag(device.revision));
+    return c.json(device, 200);
+  })
   .openapi(action, async (c) => {
     const { id, action: name } = c.req.valid("param");
     const result = await publishOutcome(

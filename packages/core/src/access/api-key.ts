@@ -33,8 +33,8 @@ export const apiKeyItemKey = (keyId: string) => ({ pk: `K#${keyId}`, sk: "key" }
  * A new key: the full token is returned once and never stored; the store keeps only the
  * SHA-256 of its 256-bit random secret (enough for a high-entropy secret; no slow hash needed).
  */
-export function mintApiKey(tenantId: string, role: Role, name: string, tables: Ports["tables"], now: Date) {
-  const keyId = newId("key", now.getTime());
+export function mintApiKey(tenantId: string, role: Role, name: string, tables: Ports["tables"], now: Date, existingKeyId?: string) {
+  const keyId = existingKeyId ?? newId("key", now.getTime());
   const secret = randomBytes(32).toString("base64url");
   const record: ApiKeyRecord = { keyId, tenantId, role, name, createdAt: now.toISOString() };
   const put: TransactItem = {
@@ -47,7 +47,7 @@ export function mintApiKey(tenantId: string, role: Role, name: string, tables: P
         ...record,
         secretHash: secretHash(secret).toString("base64"),
       },
-      ConditionExpression: "attribute_not_exists(pk)",
+      ...(existingKeyId ? {} : { ConditionExpression: "attribute_not_exists(pk)" }),
     },
   };
   return { token: `sr_${keyId}_${secret}`, record, put };

@@ -1,20 +1,39 @@
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
+import type { RequestContext } from "../context.ts";
+import { SimrootError } from "../error.ts";
+import { domainEvent } from "../event/event.ts";
 import { newId } from "../id.ts";
 import type { Ports } from "../ports.ts";
 import { writeTransaction } from "../store/transaction.ts";
+import { verb } from "../verb.ts";
 import { mintApiKey } from "./api-key.ts";
-import { defaultTenantSettings, tenantItemKey, tenantSettingsSchema } from "./tenant-settings.ts";
+import { defaultTenantSettings, forgetTenantSettings, tenantItemKey, tenantSettingsSchema } from "./tenant-settings.ts";
 
 export const tenantSchema = z
-  .object({ id: z.string(), name: z.string(), settings: tenantSettingsSchema, createdAt: z.string() })
+  .object({
+    id: z.string(),
+    name: z.string(),
+    settings: tenantSettingsSchema,
+    /** The tenant whose admins may create other tenants (the first one `npm start` creates). */
+    platform: z.boolean().optional(),
+    createdAt: z.string(),
+    revision: z.number().int().default(1),
+  })
   .meta({ id: "Tenant" });
 export type Tenant = z.output<typeof tenantSchema>;
-
 
 /** Creates a tenant with its first admin key; the key's token is returned this once only. */
 export async function createTenantWithAdminKey(ports: Ports, name: string, guard?: { pk: string; sk: string }) {
   const now = ports.now();
-  const tenant: Tenant = { id: newId("tenant", now.getTime()), name, settings: defaultTenantSettings, createdAt: now.toISOString() };
+  const tenant: Tenant = {
+    id: newId("tenant", now.getTime()),
+    name,
+    settings: defaultTenantSettings,
+    ...(guard ? { platform: true } : {}),
+    createdAt: now.toISOString(),
+    revision: 1,
+  };
   const key = mintApiKey(tenant.id, "admin", `${name} admin`, ports.tables, now);
   await writeTransaction(ports.db, [
     {
@@ -31,3 +50,53 @@ export async function createTenantWithAdminKey(ports: Ports, name: string, guard
   ]);
   return { tenant, token: key.token, keyId: key.record.keyId };
 }
+
+export async function readTenant(ports: Ports, tenantId: string): Promise<Tenant> {
+  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: tenantItemKey(tenantId), ConsistentRead: true }));
+  if (!Item) throw new SimrootError("tenant.not_found", "not_found", `No tenant ${tenantId}`);
+  return tenantSchema.parse(Item);
+}
+
+/** Only an admin of the platform tenant creates tenants. */
+export const createTenant = verb(z.strictObject({ name: z.string().min(1).max(128) }), async (ports, ctx, input) => {
+  if (!(await readTenant(ports, ctx.tenantId)).platform) {
+    throw new SimrootError("tenant.platform_only", "forbidden", "Only the platform tenant's admins create tenants");
+  }
+  return createTenantWithAdminKey(ports, input.name);
+});
+
+export const updateTenantSettingsInput = z.object({
+  settings: tenantSettingsSchema.partial().strict(),
+  /** The revision the caller saw (If-Match). */
+  ifRevision: z.number().int().positive(),
+});
+
+/** Changes settings under an If-Match revision; audited. */
+export const updateTenantSettings = verb(updateTenantSettingsInput, async (ports, ctx: RequestContext, input) => {
+  const tenant = await readTenant(ports, ctx.tenantId);
+  if (tenant.revision !== input.ifRevision) {
+    throw new SimrootError("request.precondition_failed", "conflict", "The tenant changed since you read it", { detail: { status: 412 } });
+  }
+  const settings = tenantSettingsSchema.parse({ ...tenant.settings, ...input.settings });
+  const next: Tenant = { ...tenant, settings, revision: tenant.revision + 1 };
+  const now = ports.now();
+  const event = domainEvent(ctx, "tenant.settings-changed", ctx.tenantId, { settings, changed: Object.keys(input.settings) }, now);
+  await ports.ledger.commit({
+    tenantId: ctx.tenantId,
+    writes: [
+      {
+        Put: {
+          TableName: ports.tables.control,
+          Item: { ...tenantItemKey(tenant.id), gsi1pk: "tenants", gsi1sk: tenant.id, ...next },
+          ConditionExpression: "revision = :r",
+          ExpressionAttributeValues: { ":r": tenant.revision },
+        },
+      },
+    ],
+    events: [event],
+    feed: [{ kind: "settings", key: "tenant", value: settings }],
+    onConditionFailed: () => new SimrootError("request.precondition_failed", "conflict", "The tenant changed since you read it", { detail: { status: 412 } }),
+  });
+  forgetTenantSettings(ctx.tenantId);
+  return { value: next, events: [event] };
+});

@@ -3,17 +3,28 @@ import { SimrootError } from "../error.ts";
 import type { DomainEvent, Publisher } from "./event.ts";
 import { toPutEventsEntry } from "./envelope.ts";
 
-/** PutEvents takes at most 10 entries a call. */
+/** PutEvents takes at most 10 entries and 256 KB a call. */
 const batchSize = 10;
+const batchBytes = 250 * 1024;
 const attempts = 4;
 
 /** Publishes to an EventBridge bus, re-sending only the entries EventBridge reports as failed. */
 export function eventBridgePublisher(busName: string, client = new EventBridgeClient({})): Publisher {
   return {
     async publish(events) {
-      for (let start = 0; start < events.length; start += batchSize) {
-        await putBatch(client, busName, events.slice(start, start + batchSize));
+      let batch: DomainEvent[] = [];
+      let bytes = 0;
+      for (const event of events) {
+        const size = Buffer.byteLength(JSON.stringify(event)) + event.type.length + 64;
+        if (batch.length === batchSize || (batch.length > 0 && bytes + size > batchBytes)) {
+          await putBatch(client, busName, batch);
+          batch = [];
+          bytes = 0;
+        }
+        batch.push(event);
+        bytes += size;
       }
+      if (batch.length > 0) await putBatch(client, busName, batch);
     },
   };
 }

@@ -124,7 +124,16 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
           return undefined;
         });
         if (!queue.head) continue;
-        const built = build(tenantId, queue.head, batch, new Date().toISOString());
+        let built: ReturnType<typeof build>;
+        try {
+          built = build(tenantId, queue.head, batch, new Date().toISOString());
+        } catch (error) {
+          // A change that cannot even be written down (hashing failed) fails alone; nothing was sent.
+          if (batch.length === 1) batch[0]!.reject(error);
+          else for (const pending of batch) pending.alone = true;
+          if (batch.length > 1) queue.waiting.unshift(...batch);
+          continue;
+        }
         try {
           await db.send(new TransactWriteCommand({ TransactItems: built.items }));
           queue.head = built.head;

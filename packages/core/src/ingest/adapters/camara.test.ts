@@ -14,52 +14,24 @@
  * Phone numbers are lengthened to real E.164 numbers where the examples use short placeholders.
  */
 import { describe, expect, it } from "vitest";
-import { normalizedEventSchema, type NormalizedEvent } from "../../catalogue/catalogue.ts";
-import { SimrootError } from "../../error.ts";
-import type { AdapterItem, IngestRequest } from "../adapter.ts";
+import type { IngestRequest } from "../adapter.ts";
 import { camaraAdapter } from "./camara.ts";
+import { authFailure, ingestRequest, invalidBodyFailure, now, onlyEvent, thrown } from "./test-support.ts";
 
-const now = new Date("2026-03-01T12:00:00.000Z");
 const token = "camara-sink-token-3f9a1c7e";
 const source = "https://notificationSendServer12.supertelco.com";
 const phoneNumber = "+34600123456";
 
 /** `null` sends no Authorization header. */
 function request(body: unknown, authorization: string | null = `Bearer ${token}`): IngestRequest {
-  return {
-    method: "POST",
-    url: "https://simroot.example.com/v1/ingest/src_1",
-    headers: { "content-type": "application/cloudevents+json", ...(authorization === null ? {} : { authorization }) },
-    body: typeof body === "string" ? body : JSON.stringify(body),
-    now,
-  };
+  return ingestRequest(body, { "content-type": "application/cloudevents+json", ...(authorization === null ? {} : { authorization }) });
 }
 
 function cloudEvent(type: string, data: Record<string, unknown>, overrides: Record<string, unknown> = {}) {
   return { id: "123654", source, type, specversion: "1.0", datacontenttype: "application/json", data, time: "2023-01-17T13:18:23.682Z", ...overrides };
 }
 
-function onlyEvent(items: readonly AdapterItem[]): NormalizedEvent {
-  expect(items).toHaveLength(1);
-  const [item] = items;
-  if (!item?.ok) throw new Error(`expected an accepted item, got ${JSON.stringify(item)}`);
-  expect(item.events).toHaveLength(1);
-  const [event] = item.events;
-  expect(() => normalizedEventSchema.parse(event)).not.toThrow();
-  return event!;
-}
-
 const parsedEvent = (body: unknown) => onlyEvent(camaraAdapter.parse(request(body)));
-
-function thrown(run: () => void): SimrootError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(SimrootError);
-    return error as SimrootError;
-  }
-  throw new Error("expected an error");
-}
 
 describe("camara adapter: authentication", () => {
   it("accepts the subscription's bearer token", () => {
@@ -73,9 +45,7 @@ describe("camara adapter: authentication", () => {
     ["an empty bearer", "Bearer "],
     ["no Authorization header", null],
   ])("refuses %s with an auth error", (_, authorization) => {
-    const error = thrown(() => camaraAdapter.authenticate(request({}, authorization), { bearerToken: token }));
-    expect(error.kind).toBe("auth");
-    expect(error.code).toBe("ingest.unauthenticated");
+    authFailure(() => camaraAdapter.authenticate(request({}, authorization), { bearerToken: token }));
   });
 
   it("refuses everything when the source has no token configured", () => {
@@ -327,10 +297,6 @@ describe("camara adapter: devices and envelopes", () => {
   });
 
   it("throws ingest.invalid_body for a body that is not JSON or not an object or array", () => {
-    for (const body of ["<xml/>", "", '"a string"', "12", "null"]) {
-      const error = thrown(() => camaraAdapter.parse(request(body)));
-      expect(error.code).toBe("ingest.invalid_body");
-      expect(error.kind).toBe("input");
-    }
+    for (const body of ["<xml/>", "", '"a string"', "12", "null"]) invalidBodyFailure(() => camaraAdapter.parse(request(body)));
   });
 });

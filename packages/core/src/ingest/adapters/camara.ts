@@ -17,23 +17,19 @@
  * names no device (subscription lifecycle events, three-legged subscriptions where the token
  * implies the device) has nothing to attribute and yields an accepted item without events.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
-import { normalizedEventSchema, type CatalogueType, type DeviceRef, type EventPayload, type NormalizedEvent } from "../../catalogue/catalogue.ts";
+import type { DeviceRef, NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { countryOfMcc } from "../../catalogue/mcc.ts";
-import { SimrootError, type FieldIssue } from "../../error.ts";
+import type { FieldIssue } from "../../error.ts";
 import type { Adapter, AdapterItem } from "../adapter.ts";
+import { authenticateBearerToken } from "./auth.ts";
+import { invalidBodyOf, isRecord, jsonItems } from "./body.ts";
+import { checkedItem, pick, refused, zodIssues, type Fact, type Refusal } from "./items.ts";
 
 export const camaraAdapter: Adapter = {
   format: "camara",
 
-  authenticate(request, credentials) {
-    const presented = /^Bearer\s+(\S+)\s*$/i.exec(request.headers["authorization"] ?? "")?.[1];
-    const expected = credentials.bearerToken;
-    if (!expected || presented === undefined || !sameSecret(presented, expected)) {
-      throw new SimrootError("ingest.unauthenticated", "auth", "Missing or invalid bearer token");
-    }
-  },
+  authenticate: authenticateBearerToken,
 
   parse(request) {
     return cloudEvents(request.body).map((raw, index) => cloudEventItem(raw, index, request.now));
@@ -75,16 +71,12 @@ function cloudEventItem(raw: unknown, index: number, now: Date): AdapterItem {
     sourceType: event.type,
     ...fact,
   } as NormalizedEvent;
-  const checked = normalizedEventSchema.safeParse(normalized);
-  return checked.success ? { index, ok: true, events: [normalized] } : refused(index, zodIssues(checked.error));
+  return checkedItem(index, [normalized]);
 }
 
 function eventName(type: string): string | undefined {
   return typePattern.exec(type)?.[2];
 }
-
-type Fact = { [Type in CatalogueType]: { readonly type: Type; readonly data: EventPayload<Type> } }[CatalogueType];
-type Refusal = { readonly issues: FieldIssue[] };
 
 /** What the event says, by its name; anything not acted on is recorded as unhandled. */
 function factOf(name: string | undefined, event: CloudEvent, data: Record<string, unknown>): Fact | Refusal {
@@ -170,10 +162,6 @@ function unhandled(event: CloudEvent, summary: Record<string, unknown>): Fact {
   return { type: "source.unhandled", data: { sourceType: event.type, ...(Object.keys(summary).length > 0 ? { summary } : {}) } };
 }
 
-function pick(data: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
-  return Object.fromEntries(keys.filter((key) => data[key] !== undefined).map((key) => [key, data[key]]));
-}
-
 // --- the device ----------------------------------------------------------------------------
 
 /** CAMARA `Device`: at least one of these; the IPv4 form carries the public (NAT) and/or private address. */
@@ -214,40 +202,13 @@ function deviceOf(data: Record<string, unknown>): { ref: DeviceRef | undefined }
 
 // --- shared --------------------------------------------------------------------------------
 
+const invalidBody = invalidBodyOf("CAMARA body");
+
 /** One structured CloudEvent, or a JSON array of them (batch). */
 function cloudEvents(body: string): unknown[] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body);
-  } catch {
-    throw invalidBody("the body is not JSON");
-  }
-  if (Array.isArray(parsed)) return parsed;
-  if (isRecord(parsed)) return [parsed];
-  throw invalidBody("the body must be a CloudEvent object or an array of them");
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function refused(index: number, issues: FieldIssue[]): AdapterItem {
-  return { index, ok: false, issues };
+  return jsonItems(body, invalidBody, "the body must be a CloudEvent object or an array of them");
 }
 
 function prefixed(prefix: string, issues: FieldIssue[]): FieldIssue[] {
   return issues.map((issue) => ({ path: issue.path ? `${prefix}.${issue.path}` : prefix, message: issue.message }));
-}
-
-function zodIssues(error: z.ZodError): FieldIssue[] {
-  return error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
-}
-
-function sameSecret(presented: string, expected: string): boolean {
-  const digest = (secret: string) => createHash("sha256").update(secret).digest();
-  return timingSafeEqual(digest(presented), digest(expected));
-}
-
-function invalidBody(message: string): SimrootError {
-  return new SimrootError("ingest.invalid_body", "input", `Invalid CAMARA body: ${message}`, { issues: [{ path: "", message }] });
 }

@@ -6,12 +6,10 @@
  * filled with well-formed values.
  */
 import { describe, expect, it } from "vitest";
-import { normalizedEventSchema, type NormalizedEvent } from "../../catalogue/catalogue.ts";
-import { SimrootError } from "../../error.ts";
-import type { AdapterItem, IngestRequest, SourceCredentials } from "../adapter.ts";
+import { normalizedEventSchema } from "../../catalogue/catalogue.ts";
+import type { IngestRequest, SourceCredentials } from "../adapter.ts";
 import { datastreamerAdapter, imeiOf } from "./datastreamer.ts";
-
-const now = new Date("2026-03-01T12:00:00.000Z");
+import { authFailure, ingestRequest, invalidBodyFailure, onlyEvent } from "./test-support.ts";
 
 const organisation = { id: 12033, name: "Test Org" };
 const severityInfo = { id: 0, description: "Info" };
@@ -193,36 +191,12 @@ const quotaThresholdReached = {
 };
 
 function request(body: unknown, authorization?: string): IngestRequest {
-  return {
-    method: "POST",
-    url: "https://ingest.simroot.example/v1/sources/src_ds/events",
-    headers: { "content-type": "application/json", ...(authorization === undefined ? {} : { authorization }) },
-    body: typeof body === "string" ? body : JSON.stringify(body),
-    now,
-  };
+  return ingestRequest(body, { "content-type": "application/json", ...(authorization === undefined ? {} : { authorization }) }, "https://ingest.simroot.example/v1/sources/src_ds/events");
 }
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
 
-function onlyEvent(items: readonly AdapterItem[]): NormalizedEvent {
-  expect(items).toHaveLength(1);
-  const [item] = items;
-  if (item === undefined || !item.ok) throw new Error(`refused: ${JSON.stringify(item)}`);
-  expect(item.events).toHaveLength(1);
-  return normalizedEventSchema.parse(item.events[0]) as NormalizedEvent;
-}
-
 const parseOne = (record: unknown) => onlyEvent(datastreamerAdapter.parse(request([record])));
-
-function thrown(action: () => unknown): SimrootError {
-  try {
-    action();
-  } catch (error) {
-    if (error instanceof SimrootError) return error;
-    throw error;
-  }
-  throw new Error("expected a SimrootError");
-}
 
 describe("datastreamer authentication", () => {
   const oneNce: SourceCredentials = { basicUser: "simroot-1nce", basicPassword: "s3cret-pa55" };
@@ -238,9 +212,7 @@ describe("datastreamer authentication", () => {
     ["a bearer token instead", "Bearer s3cret-pa55"],
     ["Basic without a colon", `Basic ${Buffer.from("simroot-1nce").toString("base64")}`],
   ])("refuses %s when Basic is configured", (_, authorization) => {
-    const error = thrown(() => datastreamerAdapter.authenticate(request([], authorization), oneNce));
-    expect(error.code).toBe("ingest.unauthenticated");
-    expect(error.kind).toBe("auth");
+    authFailure(() => datastreamerAdapter.authenticate(request([], authorization), oneNce));
   });
 
   it("accepts any request when the source has no Basic credentials (emnify documents none)", () => {
@@ -381,9 +353,7 @@ describe("datastreamer batches", () => {
     ["a number", "42"],
     ["null", "null"],
   ])("throws ingest.invalid_body for %s", (_, body) => {
-    const error = thrown(() => datastreamerAdapter.parse(request(body)));
-    expect(error.code).toBe("ingest.invalid_body");
-    expect(error.kind).toBe("input");
+    invalidBodyFailure(() => datastreamerAdapter.parse(request(body)));
   });
 });
 

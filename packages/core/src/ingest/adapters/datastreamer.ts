@@ -15,14 +15,15 @@
  * not act on become `source.unhandled`; a well-formed record that names no device (organisation
  * events) yields an accepted item without events.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
-import { normalizedEventSchema, type Bearer, type CatalogueType, type DeviceRef, type EventPayload, type NormalizedEvent } from "../../catalogue/catalogue.ts";
+import type { Bearer, DeviceRef, NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { countryOfMcc } from "../../catalogue/mcc.ts";
 import { bearerOfRat } from "../../catalogue/rat.ts";
 import { luhnValid } from "../../device/identifiers.ts";
-import { SimrootError, type FieldIssue } from "../../error.ts";
 import type { Adapter, AdapterItem } from "../adapter.ts";
+import { sameSecret, unauthenticated } from "./auth.ts";
+import { invalidBodyOf, jsonItems } from "./body.ts";
+import { checkedItem, refused, zodIssues, type Fact } from "./items.ts";
 
 export const datastreamerAdapter: Adapter = {
   format: "datastreamer",
@@ -33,20 +34,12 @@ export const datastreamerAdapter: Adapter = {
     const userMatches = sameSecret(presented?.user ?? "", basicUser ?? "");
     const passwordMatches = sameSecret(presented?.password ?? "", basicPassword ?? "");
     if (presented === undefined || !userMatches || !passwordMatches) {
-      throw new SimrootError("ingest.unauthenticated", "auth", "Missing or invalid HTTP Basic credentials");
+      throw unauthenticated("Missing or invalid HTTP Basic credentials");
     }
   },
 
   parse(request) {
-    let body: unknown;
-    try {
-      body = JSON.parse(request.body);
-    } catch {
-      throw invalidBody("the body is not JSON");
-    }
-    if (Array.isArray(body)) return body.map(itemOf);
-    if (typeof body === "object" && body !== null) return [itemOf(body, 0)];
-    throw invalidBody("the body must be an event record or an array of them");
+    return jsonItems(request.body, invalidBody, "the body must be an event record or an array of them").map(itemOf);
   },
 };
 
@@ -120,8 +113,6 @@ const ratTypeNames: Readonly<Record<number, string>> = {
   22: "LTE_M_OTHERSAT",
 };
 
-type Fact = { [Type in CatalogueType]: { readonly type: Type; readonly data: EventPayload<Type> } }[CatalogueType];
-
 function itemOf(raw: unknown, index: number): AdapterItem {
   const parsed = eventRecordSchema.safeParse(raw);
   if (!parsed.success) return refused(index, zodIssues(parsed.error));
@@ -133,8 +124,7 @@ function itemOf(raw: unknown, index: number): AdapterItem {
   if (Object.keys(device).length === 0) return { index, ok: true, events: [] };
   const sourceType = `${record.event_type.id} ${record.event_type.description ?? ""}`.trim().slice(0, 200);
   const event = { dedupeKey: String(record.id), occurredAt, device, sourceType, ...factOf(record, sourceType) } as NormalizedEvent;
-  const checked = normalizedEventSchema.safeParse(event);
-  return checked.success ? { index, ok: true, events: [event] } : refused(index, zodIssues(checked.error));
+  return checkedItem(index, [event]);
 }
 
 function factOf(record: EventRecord, sourceType: string): Fact {
@@ -261,20 +251,4 @@ function basicCredentials(header: string | undefined): { user: string; password:
   return colon === -1 ? undefined : { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
 }
 
-/** Constant-time comparison of two secrets of any length (their SHA-256 digests are compared). */
-function sameSecret(presented: string, expected: string): boolean {
-  const digest = (secret: string) => createHash("sha256").update(secret).digest();
-  return timingSafeEqual(digest(presented), digest(expected));
-}
-
-function refused(index: number, issues: FieldIssue[]): AdapterItem {
-  return { index, ok: false, issues };
-}
-
-function zodIssues(error: z.ZodError): FieldIssue[] {
-  return error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
-}
-
-function invalidBody(message: string): SimrootError {
-  return new SimrootError("ingest.invalid_body", "input", `Invalid data streamer body: ${message}`, { issues: [{ path: "", message }] });
-}
+const invalidBody = invalidBodyOf("data streamer body");

@@ -12,12 +12,10 @@ import { generateKeyPairSync, sign, X509Certificate } from "node:crypto";
 import * as asn1js from "asn1js";
 import { describe, expect, it } from "vitest";
 import { normalizedEventSchema, type NormalizedEvent } from "../../catalogue/catalogue.ts";
-import { SimrootError } from "../../error.ts";
 import type { AdapterItem, IngestRequest } from "../adapter.ts";
 import { eimAdapter } from "./eim.ts";
 import { decodePendingNotification } from "./eim-asn1.ts";
-
-const now = new Date("2026-03-01T12:00:00.000Z");
+import { authFailure, ingestRequest, invalidBodyFailure, now, thrown } from "./test-support.ts";
 const token = "eim-source-token-7f3a";
 const eid = "89049032123451234512345678901235";
 const otherEid = withEidCheckDigits("890490321234512345123456789099");
@@ -120,13 +118,11 @@ function withEidCheckDigits(first30: string): string {
 // --- requests and results ------------------------------------------------------------------
 
 function request(body: unknown, options: { headers?: Record<string, string>; url?: string } = {}): IngestRequest {
-  return {
-    method: "POST",
-    url: options.url ?? "https://ingest.simroot.example/v1/sources/src_eim/events",
-    headers: { "content-type": "application/json", authorization: `Bearer ${token}`, ...options.headers },
-    body: typeof body === "string" ? body : JSON.stringify(body),
-    now,
-  };
+  return ingestRequest(
+    body,
+    { "content-type": "application/json", authorization: `Bearer ${token}`, ...options.headers },
+    options.url ?? "https://ingest.simroot.example/v1/sources/src_eim/events",
+  );
 }
 
 const handleNotification = (notification: asn1js.BaseBlock | Uint8Array, options?: { headers?: Record<string, string>; url?: string }) =>
@@ -159,16 +155,6 @@ function refusal(items: readonly AdapterItem[]) {
   return item.issues;
 }
 
-function thrown(action: () => unknown): SimrootError {
-  try {
-    action();
-  } catch (error) {
-    if (error instanceof SimrootError) return error;
-    throw error;
-  }
-  throw new Error("expected a SimrootError");
-}
-
 // --- tests ------------------------------------------------------------------------------------
 
 describe("eim authentication (Authorization: Bearer)", () => {
@@ -181,9 +167,7 @@ describe("eim authentication (Authorization: Bearer)", () => {
     ["a missing Authorization header", { authorization: "" }],
     ["another scheme", { authorization: `Basic ${Buffer.from(`x:${token}`).toString("base64")}` }],
   ])("refuses %s", (_, headers) => {
-    const error = thrown(() => eimAdapter.authenticate(request({}, { headers }), { bearerToken: token }));
-    expect(error.code).toBe("ingest.unauthenticated");
-    expect(error.kind).toBe("auth");
+    authFailure(() => eimAdapter.authenticate(request({}, { headers }), { bearerToken: token }));
   });
 
   it("fails closed when the source has no token configured", () => {
@@ -429,8 +413,6 @@ describe("eim garbage bodies", () => {
     ["an object of no known form", JSON.stringify({ hello: "world" })],
     ["notifications that are not a list", JSON.stringify({ eid, notifications: "all of them" })],
   ])("throw ingest.invalid_body for %s", (_, body) => {
-    const error = thrown(() => eimAdapter.parse(request(body)));
-    expect(error.code).toBe("ingest.invalid_body");
-    expect(error.kind).toBe("input");
+    invalidBodyFailure(() => eimAdapter.parse(request(body)));
   });
 });

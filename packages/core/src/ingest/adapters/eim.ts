@@ -15,31 +15,27 @@
  * terminated before this adapter; the token binds the request to the configured source. The
  * eUICC signatures are not verified here (that needs the GSMA CI certificate chain).
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
-import { normalizedEventSchema, type NormalizedEvent } from "../../catalogue/catalogue.ts";
+import type { NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { eidSchema } from "../../device/identifiers.ts";
 import { SimrootError, type FieldIssue } from "../../error.ts";
 import type { Adapter, AdapterItem, IngestRequest } from "../adapter.ts";
+import { authenticateBearerToken } from "./auth.ts";
+import { invalidBodyOf, jsonObject } from "./body.ts";
+import { checkedItem, refused, zodIssues } from "./items.ts";
 import { DerDecodeError, decodePendingNotification, notificationOperations, type NotificationOperation, type PendingNotification } from "./eim-asn1.ts";
 
 export const eimAdapter: Adapter = {
   format: "eim",
 
-  authenticate(request, credentials) {
-    const presented = /^Bearer\s+(\S+)\s*$/i.exec(request.headers["authorization"] ?? "")?.[1];
-    const expected = credentials.bearerToken;
-    if (!expected || presented === undefined || !sameSecret(presented, expected)) {
-      throw new SimrootError("ingest.unauthenticated", "auth", "Missing or invalid bearer token");
-    }
-  },
+  authenticate: authenticateBearerToken,
 
   parse(request) {
-    const body = jsonObject(request.body);
+    const body = jsonObject(request.body, invalidBody, "the body must be a JSON object");
     if ("pendingNotification" in body) return [handleNotificationItem(body["pendingNotification"], request)];
     if ("notifications" in body) return vendorNotificationItems(body, request.now);
     if ("notificationPointId" in body) return [downloadProgressItem(body)];
-    throw invalidBody("", "expected an ES9+ handleNotification {pendingNotification}, an eIM {eid, notifications} or an ES2+ handleDownloadProgressInfo body");
+    throw invalidBody("expected an ES9+ handleNotification {pendingNotification}, an eIM {eid, notifications} or an ES2+ handleDownloadProgressInfo body");
   },
 };
 
@@ -104,7 +100,7 @@ function handleNotificationItem(encoded: unknown, request: IngestRequest): Adapt
     return refused(0, [{ path: `${metadataPath}.profileManagementOperation`, message: "a ProfileInstallationResult must report notificationInstall" }]);
   }
   const finalResult = notification.kind === "profileInstallationResult" ? notification.finalResult : undefined;
-  return accepted(0, [
+  return checkedItem(0, [
     profileEvent({
       eid: eid.value,
       iccid,
@@ -164,7 +160,7 @@ function vendorNotificationItems(body: Record<string, unknown>, now: Date): Adap
     const parsed = vendorNotificationSchema.safeParse(raw);
     if (!parsed.success) return refused(index, zodIssues(parsed.error));
     const notification = parsed.data;
-    return accepted(index, [
+    return checkedItem(index, [
       profileEvent({
         eid: envelope.data.eid,
         iccid: notification.iccid,
@@ -228,11 +224,11 @@ function downloadProgressItem(body: Record<string, unknown>): AdapterItem {
   };
   if (!failed && notificationPointId !== bppInstallation) {
     const summary = { notificationPointId, notificationPoint: notificationPoints[notificationPointId] ?? "unknown", status, ...(profileType === undefined ? {} : { profileType }) };
-    return accepted(0, [{ ...envelope, type: "source.unhandled", data: { sourceType: envelope.sourceType, summary } }]);
+    return checkedItem(0, [{ ...envelope, type: "source.unhandled", data: { sourceType: envelope.sourceType, summary } }]);
   }
   if (eid === undefined) return refused(0, [{ path: "eid", message: "a download outcome needs the EID of the eUICC" }]);
   const reason = failed ? statusReason(notificationPointId, status, statusCodeData) : undefined;
-  return accepted(0, [
+  return checkedItem(0, [
     { ...envelope, type: "profile.installed", data: { eid, iccid, result: failed ? "failure" : "success", ...(reason === undefined ? {} : { reason }) } },
   ]);
 }
@@ -245,36 +241,7 @@ function statusReason(point: number, status: string, code: { subjectCode?: strin
 
 // --- shared -------------------------------------------------------------------------------
 
-function jsonObject(text: string): Record<string, unknown> {
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw invalidBody("", "the body is not JSON");
-  }
-  if (typeof body !== "object" || body === null || Array.isArray(body)) throw invalidBody("", "the body must be a JSON object");
-  return body as Record<string, unknown>;
-}
-
-function accepted(index: number, events: NormalizedEvent[]): AdapterItem {
-  const issues = events.flatMap((event) => {
-    const checked = normalizedEventSchema.safeParse(event);
-    return checked.success ? [] : zodIssues(checked.error);
-  });
-  return issues.length > 0 ? refused(index, issues) : { index, ok: true, events };
-}
-
-function refused(index: number, issues: FieldIssue[]): AdapterItem {
-  return { index, ok: false, issues };
-}
-
-function zodIssues(error: z.ZodError): FieldIssue[] {
-  return error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
-}
-
-function invalidBody(path: string, message: string): SimrootError {
-  return new SimrootError("ingest.invalid_body", "input", `Invalid eIM body: ${message}`, { issues: [{ path, message }] });
-}
+const invalidBody = invalidBodyOf("eIM body");
 
 function isBase64(text: string): boolean {
   return text.length > 0 && /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(text);
@@ -286,10 +253,4 @@ function queryParameter(url: string, name: string): string | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** Constant-time comparison of two secrets of any length (their SHA-256 digests are compared). */
-function sameSecret(presented: string, expected: string): boolean {
-  const digest = (secret: string) => createHash("sha256").update(secret).digest();
-  return timingSafeEqual(digest(presented), digest(expected));
 }

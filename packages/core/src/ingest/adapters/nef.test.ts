@@ -9,11 +9,10 @@
  */
 import { describe, expect, it } from "vitest";
 import { normalizedEventSchema, type NormalizedEvent } from "../../catalogue/catalogue.ts";
-import { SimrootError } from "../../error.ts";
 import type { AdapterItem, IngestRequest } from "../adapter.ts";
 import { nefAdapter } from "./nef.ts";
+import { authFailure, ingestRequest, invalidBodyFailure, now, onlyEvent as onlyEventOf, thrown } from "./test-support.ts";
 
-const now = new Date("2026-03-01T12:00:00.000Z");
 const token = "nef-notification-token-8c21d";
 const subscription = "https://nef.operator.example/3gpp-monitoring-event/v1/scs-fleet/subscriptions/6f1b";
 const externalId = "device-0042@iot.operator.example";
@@ -21,13 +20,7 @@ const eventTime = "2026-03-01T11:59:30Z";
 
 /** `null` sends no Authorization header. */
 function request(body: unknown, authorization: string | null = `Bearer ${token}`): IngestRequest {
-  return {
-    method: "POST",
-    url: "https://simroot.example.com/v1/ingest/src_1",
-    headers: { "content-type": "application/json", ...(authorization === null ? {} : { authorization }) },
-    body: typeof body === "string" ? body : JSON.stringify(body),
-    now,
-  };
+  return ingestRequest(body, { "content-type": "application/json", ...(authorization === null ? {} : { authorization }) });
 }
 
 const notification = (...monitoringEventReports: unknown[]) => ({ subscription, monitoringEventReports });
@@ -38,23 +31,8 @@ function acceptedEvents(item: AdapterItem | undefined): readonly NormalizedEvent
   return item.events;
 }
 
-function onlyEvent(report: Record<string, unknown>): NormalizedEvent {
-  const items = nefAdapter.parse(request(notification(report)));
-  expect(items).toHaveLength(1);
-  const events = acceptedEvents(items[0]);
-  expect(events).toHaveLength(1);
-  return events[0]!;
-}
-
-function thrown(run: () => void): SimrootError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(SimrootError);
-    return error as SimrootError;
-  }
-  throw new Error("expected an error");
-}
+/** The one event a notification of this one report yields. */
+const onlyEvent = (report: Record<string, unknown>) => onlyEventOf(nefAdapter.parse(request(notification(report))));
 
 describe("nef adapter: authentication", () => {
   it("accepts the configured bearer token", () => {
@@ -66,9 +44,7 @@ describe("nef adapter: authentication", () => {
     ["a token prefix", "Bearer nef-notification"],
     ["no Authorization header", null],
   ])("refuses %s with an auth error", (_, authorization) => {
-    const error = thrown(() => nefAdapter.authenticate(request({}, authorization), { bearerToken: token }));
-    expect(error.kind).toBe("auth");
-    expect(error.code).toBe("ingest.unauthenticated");
+    authFailure(() => nefAdapter.authenticate(request({}, authorization), { bearerToken: token }));
   });
 
   it("refuses everything when the source has no token configured", () => {
@@ -281,11 +257,7 @@ describe("nef adapter: reports and bodies", () => {
   });
 
   it("throws ingest.invalid_body for garbage bodies, naming what is wrong", () => {
-    for (const body of ["not json", "", "[]", '"text"', "7", "null"]) {
-      const error = thrown(() => nefAdapter.parse(request(body)));
-      expect(error.code).toBe("ingest.invalid_body");
-      expect(error.kind).toBe("input");
-    }
+    for (const body of ["not json", "", "[]", '"text"', "7", "null"]) invalidBodyFailure(() => nefAdapter.parse(request(body)));
     const noSubscription = thrown(() => nefAdapter.parse(request({ monitoringEventReports: [] })));
     expect(noSubscription.issues.map((issue) => issue.path)).toEqual(["subscription"]);
     const reportsNotArray = thrown(() => nefAdapter.parse(request({ subscription, monitoringEventReports: { monitoringType: "UE_REACHABILITY" } })));

@@ -18,30 +18,20 @@
  * itself carries no RAT, so sessions default to cellular) and `pei` / `imei` (the report's
  * `imeiChange` only says whether the IMEI or just the IMEISV changed, never the new value).
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import { z } from "zod";
-import {
-  normalizedEventSchema,
-  type CatalogueType,
-  type DeviceRef,
-  type EventPayload,
-  type NormalizedEvent,
-} from "../../catalogue/catalogue.ts";
+import type { DeviceRef, NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { countryOfMcc } from "../../catalogue/mcc.ts";
 import { bearerOfRat } from "../../catalogue/rat.ts";
 import { SimrootError, type FieldIssue } from "../../error.ts";
 import type { Adapter, AdapterItem } from "../adapter.ts";
+import { authenticateBearerToken } from "./auth.ts";
+import { jsonObject } from "./body.ts";
+import { checkedItem, pick, refused, zodIssues, type Fact, type Refusal } from "./items.ts";
 
 export const nefAdapter: Adapter = {
   format: "nef",
 
-  authenticate(request, credentials) {
-    const presented = /^Bearer\s+(\S+)\s*$/i.exec(request.headers["authorization"] ?? "")?.[1];
-    const expected = credentials.bearerToken;
-    if (!expected || presented === undefined || !sameSecret(presented, expected)) {
-      throw new SimrootError("ingest.unauthenticated", "auth", "Missing or invalid bearer token");
-    }
-  },
+  authenticate: authenticateBearerToken,
 
   parse(request) {
     const notification = monitoringNotification(request.body);
@@ -98,9 +88,6 @@ type Report = z.output<typeof reportSchema>;
 
 // --- translation ---------------------------------------------------------------------------
 
-type Fact = { [Type in CatalogueType]: { readonly type: Type; readonly data: EventPayload<Type> } }[CatalogueType];
-type Refusal = { readonly issues: FieldIssue[] };
-
 function reportItem(subscription: string, raw: unknown, index: number, now: Date): AdapterItem {
   const parsed = reportSchema.safeParse(raw);
   if (!parsed.success) return refused(index, zodIssues(parsed.error));
@@ -124,11 +111,7 @@ function reportItem(subscription: string, raw: unknown, index: number, now: Date
         ...fact,
       }) as NormalizedEvent,
   );
-  const issues = events.flatMap((event) => {
-    const checked = normalizedEventSchema.safeParse(event);
-    return checked.success ? [] : zodIssues(checked.error);
-  });
-  return issues.length > 0 ? refused(index, issues) : { index, ok: true, events };
+  return checkedItem(index, events);
 }
 
 function factsOf(report: Report): Fact[] | Refusal {
@@ -225,36 +208,13 @@ function ipv6Of(connection: PdnConnection): string | undefined {
   return connection.ipv6Addrs?.[0] ?? connection.ipv6Addr;
 }
 
-function pick(data: Readonly<Record<string, unknown>>, keys: readonly string[]): Record<string, unknown> {
-  return Object.fromEntries(keys.filter((key) => data[key] !== undefined).map((key) => [key, data[key]]));
-}
-
 // --- shared --------------------------------------------------------------------------------
 
 function monitoringNotification(body: string): z.output<typeof notificationSchema> {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(body);
-  } catch {
-    throw invalidBody([{ path: "", message: "the body is not JSON" }]);
-  }
-  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw invalidBody([{ path: "", message: "the body must be a MonitoringNotification object" }]);
+  const parsed = jsonObject(body, (message) => invalidBody([{ path: "", message }]), "the body must be a MonitoringNotification object");
   const notification = notificationSchema.safeParse(parsed);
   if (!notification.success) throw invalidBody(zodIssues(notification.error));
   return notification.data;
-}
-
-function refused(index: number, issues: FieldIssue[]): AdapterItem {
-  return { index, ok: false, issues };
-}
-
-function zodIssues(error: z.ZodError): FieldIssue[] {
-  return error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
-}
-
-function sameSecret(presented: string, expected: string): boolean {
-  const digest = (secret: string) => createHash("sha256").update(secret).digest();
-  return timingSafeEqual(digest(presented), digest(expected));
 }
 
 function invalidBody(issues: FieldIssue[]): SimrootError {

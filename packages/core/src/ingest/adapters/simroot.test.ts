@@ -7,11 +7,9 @@
 import { createHmac, generateKeyPairSync, randomBytes, sign } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { normalizedEventSchema } from "../../catalogue/catalogue.ts";
-import { SimrootError } from "../../error.ts";
 import type { IngestRequest, SourceCredentials } from "../adapter.ts";
 import { simrootAdapter } from "./simroot.ts";
-
-const now = new Date("2026-03-01T12:00:00.000Z");
+import { authFailure, ingestRequest, invalidBodyFailure, now } from "./test-support.ts";
 const nowSeconds = Math.floor(now.getTime() / 1000);
 const secret = `whsec_${randomBytes(24).toString("base64")}`;
 const otherSecret = `whsec_${randomBytes(24).toString("base64")}`;
@@ -44,40 +42,10 @@ const ed25519Signature = (key: typeof privateKey, id: string, timestamp: number,
   `v1a,${sign(null, Buffer.from(`${id}.${timestamp}.${body}`), key).toString("base64")}`;
 
 function request(body: string, signature: (id: string, timestamp: number, body: string) => string, timestamp = nowSeconds - 2, id = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"): IngestRequest {
-  return {
-    method: "POST",
-    url: "https://simroot.example.com/v1/ingest/src_1",
-    headers: { "content-type": "application/json", "webhook-id": id, "webhook-timestamp": String(timestamp), "webhook-signature": signature(id, timestamp, body) },
-    body,
-    now,
-  };
+  return ingestRequest(body, { "content-type": "application/json", "webhook-id": id, "webhook-timestamp": String(timestamp), "webhook-signature": signature(id, timestamp, body) });
 }
 
 const hmacSigned = (body: string, timestamp?: number) => request(body, (id, ts, b) => hmacSignature(secret, id, ts, b), timestamp);
-
-function authFailure(run: () => void): SimrootError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(SimrootError);
-    expect((error as SimrootError).kind).toBe("auth");
-    expect((error as SimrootError).code).toBe("ingest.unauthenticated");
-    return error as SimrootError;
-  }
-  throw new Error("expected an authentication failure");
-}
-
-function invalidBody(run: () => void): SimrootError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(SimrootError);
-    expect((error as SimrootError).code).toBe("ingest.invalid_body");
-    expect((error as SimrootError).kind).toBe("input");
-    return error as SimrootError;
-  }
-  throw new Error("expected an invalid body");
-}
 
 describe("simroot adapter: authentication", () => {
   const body = JSON.stringify(attached);
@@ -199,10 +167,10 @@ describe("simroot adapter: parsing", () => {
   });
 
   it("throws ingest.invalid_body for a body that is not JSON or not an object or array", () => {
-    invalidBody(() => simrootAdapter.parse(hmacSigned("{not json")));
-    invalidBody(() => simrootAdapter.parse(hmacSigned("")));
+    invalidBodyFailure(() => simrootAdapter.parse(hmacSigned("{not json")));
+    invalidBodyFailure(() => simrootAdapter.parse(hmacSigned("")));
     for (const body of ['"text"', "42", "null", "true"]) {
-      const error = invalidBody(() => simrootAdapter.parse(hmacSigned(body)));
+      const error = invalidBodyFailure(() => simrootAdapter.parse(hmacSigned(body)));
       expect(error.issues).toEqual([{ path: "", message: expect.stringMatching(/object or an array/) }]);
     }
   });

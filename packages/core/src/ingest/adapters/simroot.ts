@@ -11,10 +11,11 @@
  *   must lie within 5 minutes of now either way (replay protection).
  */
 import { createHmac, createPublicKey, timingSafeEqual, verify, type KeyObject } from "node:crypto";
-import type { z } from "zod";
 import { normalizedEventSchema, type NormalizedEvent } from "../../catalogue/catalogue.ts";
-import { SimrootError, type FieldIssue } from "../../error.ts";
-import type { Adapter, AdapterItem, IngestRequest, SourceCredentials } from "../adapter.ts";
+import type { Adapter, AdapterItem, SourceCredentials } from "../adapter.ts";
+import { unauthenticated } from "./auth.ts";
+import { invalidBodyOf, jsonItems } from "./body.ts";
+import { checkedItem, refused, zodIssues } from "./items.ts";
 
 const toleranceSeconds = 5 * 60;
 const secretPrefix = "whsec_";
@@ -41,11 +42,12 @@ export const simrootAdapter: Adapter = {
     }
   },
 
+  /** A single event or an array of them; anything else is not a simroot body. */
   parse(request) {
-    return bodyItems(request).map((raw, index): AdapterItem => {
+    return jsonItems(request.body, invalidBody, "the body must be a normalized event object or an array of them").map((raw, index): AdapterItem => {
       const parsed = normalizedEventSchema.safeParse(raw);
-      if (!parsed.success) return { index, ok: false, issues: zodIssues(parsed.error) };
-      return { index, ok: true, events: [parsed.data as NormalizedEvent] };
+      if (!parsed.success) return refused(index, zodIssues(parsed.error));
+      return checkedItem(index, [parsed.data as NormalizedEvent]);
     });
   },
 };
@@ -95,27 +97,4 @@ function rawKey(base64: string): Buffer {
   return raw;
 }
 
-/** A single event or an array of them; anything else is not a simroot body. */
-function bodyItems(request: IngestRequest): unknown[] {
-  let body: unknown;
-  try {
-    body = JSON.parse(request.body);
-  } catch {
-    throw invalidBody("the body is not JSON");
-  }
-  if (Array.isArray(body)) return body;
-  if (typeof body === "object" && body !== null) return [body];
-  throw invalidBody("the body must be a normalized event object or an array of them");
-}
-
-function zodIssues(error: z.ZodError): FieldIssue[] {
-  return error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
-}
-
-function unauthenticated(message: string): SimrootError {
-  return new SimrootError("ingest.unauthenticated", "auth", message);
-}
-
-function invalidBody(message: string): SimrootError {
-  return new SimrootError("ingest.invalid_body", "input", `Invalid simroot body: ${message}`, { issues: [{ path: "", message }] });
-}
+const invalidBody = invalidBodyOf("simroot body");

@@ -7,12 +7,10 @@
  */
 import { createHash, createHmac } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { normalizedEventSchema, type NormalizedEvent } from "../../catalogue/catalogue.ts";
-import { SimrootError } from "../../error.ts";
-import type { AdapterItem, IngestRequest } from "../adapter.ts";
+import { normalizedEventSchema } from "../../catalogue/catalogue.ts";
+import type { IngestRequest } from "../adapter.ts";
 import { supersimAdapter } from "./supersim.ts";
-
-const now = new Date("2026-03-01T12:00:00.000Z");
+import { authFailure, ingestRequest, invalidBodyFailure, now, onlyEvent } from "./test-support.ts";
 const authToken = "f0e1d2c3b4a5968778695a4b3c2d1e0f";
 const sinkUrl = "https://ingest.simroot.example/v1/sources/src_supersim/events";
 const source = "/v1/Sims/HS7319340e9486db1faba1eb2790e6ef03";
@@ -55,28 +53,10 @@ function signed(body: string, options: { token?: string; url?: string } = {}): I
   const bodyHash = createHash("sha256").update(body).digest("hex");
   const url = `${options.url ?? sinkUrl}?bodySHA256=${bodyHash}`;
   const signature = createHmac("sha1", options.token ?? authToken).update(url).digest("base64");
-  return { method: "POST", url, headers: { "content-type": "application/json", "x-twilio-signature": signature }, body, now };
+  return ingestRequest(body, { "content-type": "application/json", "x-twilio-signature": signature }, url);
 }
 
 const parse = (events: unknown) => supersimAdapter.parse(signed(JSON.stringify(events)));
-
-function onlyEvent(items: readonly AdapterItem[]): NormalizedEvent {
-  expect(items).toHaveLength(1);
-  const [item] = items;
-  if (item === undefined || !item.ok) throw new Error(`refused: ${JSON.stringify(item)}`);
-  expect(item.events).toHaveLength(1);
-  return normalizedEventSchema.parse(item.events[0]) as NormalizedEvent;
-}
-
-function thrown(action: () => unknown): SimrootError {
-  try {
-    action();
-  } catch (error) {
-    if (error instanceof SimrootError) return error;
-    throw error;
-  }
-  throw new Error("expected a SimrootError");
-}
 
 describe("supersim authentication (X-Twilio-Signature with bodySHA256)", () => {
   const body = JSON.stringify([connectionEvent("attachment.accepted", "EZ00000000000000000000000000000001")]);
@@ -111,9 +91,7 @@ describe("supersim authentication (X-Twilio-Signature with bodySHA256)", () => {
   ];
 
   it.each(refusals)("refuses %s", (_, tamper, twilioAuthToken) => {
-    const error = thrown(() => supersimAdapter.authenticate(tamper(signed(body)), twilioAuthToken === undefined ? {} : { twilioAuthToken }));
-    expect(error.code).toBe("ingest.unauthenticated");
-    expect(error.kind).toBe("auth");
+    authFailure(() => supersimAdapter.authenticate(tamper(signed(body)), twilioAuthToken === undefined ? {} : { twilioAuthToken }));
   });
 });
 
@@ -214,8 +192,6 @@ describe("supersim batches", () => {
     ["a string", JSON.stringify("events")],
     ["a number", "7"],
   ])("throws ingest.invalid_body for %s", (_, body) => {
-    const error = thrown(() => supersimAdapter.parse(signed(body)));
-    expect(error.code).toBe("ingest.invalid_body");
-    expect(error.kind).toBe("input");
+    invalidBodyFailure(() => supersimAdapter.parse(signed(body)));
   });
 });

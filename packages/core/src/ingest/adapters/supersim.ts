@@ -19,13 +19,15 @@
  * Both the hash and the signature must match; like the SDK, the URL is tried with and without
  * the default port.
  */
-import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import { z } from "zod";
-import { normalizedEventSchema, type Bearer, type CatalogueType, type DeviceRef, type EventPayload, type NormalizedEvent } from "../../catalogue/catalogue.ts";
+import type { Bearer, DeviceRef, NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { bearerOfRat } from "../../catalogue/rat.ts";
-import { SimrootError, type FieldIssue } from "../../error.ts";
 import type { Adapter, AdapterItem } from "../adapter.ts";
+import { sameSecret, unauthenticated } from "./auth.ts";
+import { invalidBodyOf, jsonItems } from "./body.ts";
 import { imeiOf } from "./datastreamer.ts";
+import { checkedItem, refused, zodIssues, type Fact } from "./items.ts";
 
 export const supersimAdapter: Adapter = {
   format: "supersim",
@@ -37,21 +39,13 @@ export const supersimAdapter: Adapter = {
     if (!twilioAuthToken || !signature || !url || !bodyHash) {
       throw unauthenticated("Missing X-Twilio-Signature, bodySHA256 URL parameter or configured auth token");
     }
-    const bodyMatches = sameValue(bodyHash, createHash("sha256").update(request.body, "utf8").digest("hex"));
-    const urlMatches = signedUrlForms(url).some((form) => sameValue(signature, createHmac("sha1", twilioAuthToken).update(form, "utf8").digest("base64")));
+    const bodyMatches = sameSecret(bodyHash, createHash("sha256").update(request.body, "utf8").digest("hex"));
+    const urlMatches = signedUrlForms(url).some((form) => sameSecret(signature, createHmac("sha1", twilioAuthToken).update(form, "utf8").digest("base64")));
     if (!bodyMatches || !urlMatches) throw unauthenticated("Invalid X-Twilio-Signature or body hash");
   },
 
   parse(request) {
-    let body: unknown;
-    try {
-      body = JSON.parse(request.body);
-    } catch {
-      throw invalidBody("the body is not JSON");
-    }
-    if (Array.isArray(body)) return body.map(itemOf);
-    if (typeof body === "object" && body !== null) return [itemOf(body, 0)];
-    throw invalidBody("the body must be an array of CloudEvents");
+    return jsonItems(request.body, invalidBody, "the body must be an array of CloudEvents").map(itemOf);
   },
 };
 
@@ -88,8 +82,6 @@ const ratPatterns: readonly [RegExp, string][] = [
   [/\b2g\b|gsm|gprs|edge/i, "GERA"],
 ];
 
-type Fact = { [Type in CatalogueType]: { readonly type: Type; readonly data: EventPayload<Type> } }[CatalogueType];
-
 function itemOf(raw: unknown, index: number): AdapterItem {
   const parsed = connectionEventSchema.safeParse(raw);
   if (!parsed.success) return refused(index, zodIssues(parsed.error));
@@ -99,8 +91,7 @@ function itemOf(raw: unknown, index: number): AdapterItem {
   const device = deviceOf(event);
   if (Object.keys(device).length === 0) return refused(index, [{ path: "data.sim_iccid", message: "the event names no ICCID, IMSI, IMEI or IP address" }]);
   const normalized = { dedupeKey: `${event.source}|${event.id}`, occurredAt, device, sourceType: event.type, ...factOf(event) } as NormalizedEvent;
-  const checked = normalizedEventSchema.safeParse(normalized);
-  return checked.success ? { index, ok: true, events: [normalized] } : refused(index, zodIssues(checked.error));
+  return checkedItem(index, [normalized]);
 }
 
 function factOf(event: ConnectionEvent): Fact {
@@ -185,24 +176,4 @@ function parsedUrl(url: string): URL | undefined {
   }
 }
 
-/** Constant-time comparison (of SHA-256 digests, so lengths need not match). */
-function sameValue(presented: string, expected: string): boolean {
-  const digest = (value: string) => createHash("sha256").update(value).digest();
-  return timingSafeEqual(digest(presented), digest(expected));
-}
-
-function unauthenticated(message: string): SimrootError {
-  return new SimrootError("ingest.unauthenticated", "auth", message);
-}
-
-function refused(index: number, issues: FieldIssue[]): AdapterItem {
-  return { index, ok: false, issues };
-}
-
-function zodIssues(error: z.ZodError): FieldIssue[] {
-  return error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
-}
-
-function invalidBody(message: string): SimrootError {
-  return new SimrootError("ingest.invalid_body", "input", `Invalid Super SIM body: ${message}`, { issues: [{ path: "", message }] });
-}
+const invalidBody = invalidBodyOf("Super SIM body");

@@ -1,0 +1,126 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import {
+  createPolicy,
+  enforcementRecordSchema,
+  enforcementSettingsSchema,
+  getEnforcement,
+  getPolicy,
+  listPolicies,
+  pageInput,
+  policyInput,
+  policySchema,
+  publishOutcome,
+  removePolicy,
+  replaceEnforcement,
+  replacePolicy,
+} from "@simroot/core";
+import type { AppEnv } from "../env.ts";
+import { readers, requireRole, writers } from "../middleware.ts";
+import { errorResponses, json, pageOf } from "../openapi.ts";
+import { etagOf, requiredRevision } from "../preconditions.ts";
+
+const policyId = z.object({ id: z.string().meta({ param: { name: "id", in: "path" }, example: "pol_01JD3Q4ZK8W9X2V5N6M7P8R9ST" }) });
+const ifMatch = z.object({ "if-match": z.string().optional().meta({ description: 'the ETag you read, e.g. "3"; required' }) });
+const body = <Schema extends z.ZodType>(schema: Schema) => ({ required: true, content: { "application/json": { schema } } });
+
+const routes = {
+  create: createRoute({
+    method: "post",
+    path: "/v1/policies",
+    tags: ["policy"],
+    summary: "Create a policy rule (allow or deny devices matching a label selector to reach destinations)",
+    middleware: [requireRole(...writers)] as const,
+    request: { body: body(createPolicy.schema) },
+    responses: { 201: json("The rule", policySchema), ...errorResponses(400, 401, 403) },
+  }),
+  list: createRoute({
+    method: "get",
+    path: "/v1/policies",
+    tags: ["policy"],
+    summary: "List the tenant's policy rules, oldest first",
+    middleware: [requireRole(...readers)] as const,
+    request: { query: pageInput },
+    responses: { 200: json("A page of rules", pageOf(policySchema, "PolicyPage")), ...errorResponses(400, 401, 403) },
+  }),
+  get: createRoute({
+    method: "get",
+    path: "/v1/policies/{id}",
+    tags: ["policy"],
+    summary: "Get a policy rule (its ETag is its revision)",
+    middleware: [requireRole(...readers)] as const,
+    request: { params: policyId },
+    responses: { 200: json("The rule", policySchema), ...errorResponses(401, 403, 404) },
+  }),
+  replace: createRoute({
+    method: "put",
+    path: "/v1/policies/{id}",
+    tags: ["policy"],
+    summary: "Replace a policy rule whole; needs If-Match",
+    middleware: [requireRole(...writers)] as const,
+    request: { params: policyId, headers: ifMatch, body: body(policyInput) },
+    responses: { 200: json("The rule", policySchema), ...errorResponses(400, 401, 403, 404, 412, 428) },
+  }),
+  remove: createRoute({
+    method: "delete",
+    path: "/v1/policies/{id}",
+    tags: ["policy"],
+    summary: "Delete a policy rule; needs If-Match",
+    middleware: [requireRole(...writers)] as const,
+    request: { params: policyId, headers: ifMatch },
+    responses: { 204: { description: "Deleted" }, ...errorResponses(401, 403, 404, 412, 428) },
+  }),
+  enforcement: createRoute({
+    method: "get",
+    path: "/v1/enforcement",
+    tags: ["policy"],
+    summary: "The tenant's enforcement settings: quarantine destinations and fail mode (ETag \"0\" until first set)",
+    middleware: [requireRole(...readers)] as const,
+    responses: { 200: json("The settings", enforcementRecordSchema), ...errorResponses(401, 403) },
+  }),
+  replaceEnforcement: createRoute({
+    method: "put",
+    path: "/v1/enforcement",
+    tags: ["policy"],
+    summary: "Replace the enforcement settings; needs If-Match",
+    middleware: [requireRole(...writers)] as const,
+    request: { headers: ifMatch, body: body(enforcementSettingsSchema) },
+    responses: { 200: json("The settings", enforcementRecordSchema), ...errorResponses(400, 401, 403, 412, 428) },
+  }),
+};
+
+export const policyRoutes = new OpenAPIHono<AppEnv>()
+  .openapi(routes.create, async (c) => {
+    const policy = await publishOutcome(c.var.ports, await createPolicy(c.var.ports, c.var.ctx, c.req.valid("json")));
+    c.header("location", `/v1/policies/${policy.id}`);
+    c.header("etag", etagOf(policy.revision));
+    return c.json(policy, 201);
+  })
+  .openapi(routes.list, async (c) => c.json(await listPolicies(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
+  .openapi(routes.get, async (c) => {
+    const policy = await getPolicy(c.var.ports, c.var.ctx, c.req.valid("param"));
+    c.header("etag", etagOf(policy.revision));
+    return c.json(policy, 200);
+  })
+  .openapi(routes.replace, async (c) => {
+    const revision = requiredRevision(c);
+    const input = { ...c.req.valid("json"), ...c.req.valid("param"), revision };
+    const policy = await publishOutcome(c.var.ports, await replacePolicy(c.var.ports, c.var.ctx, input));
+    c.header("etag", etagOf(policy.revision));
+    return c.json(policy, 200);
+  })
+  .openapi(routes.remove, async (c) => {
+    const revision = requiredRevision(c);
+    await publishOutcome(c.var.ports, await removePolicy(c.var.ports, c.var.ctx, { ...c.req.valid("param"), revision }));
+    return c.body(null, 204);
+  })
+  .openapi(routes.enforcement, async (c) => {
+    const settings = await getEnforcement(c.var.ports, c.var.ctx, {});
+    c.header("etag", etagOf(settings.revision));
+    return c.json(settings, 200);
+  })
+  .openapi(routes.replaceEnforcement, async (c) => {
+    const revision = requiredRevision(c);
+    const settings = await publishOutcome(c.var.ports, await replaceEnforcement(c.var.ports, c.var.ctx, { ...c.req.valid("json"), revision }));
+    c.header("etag", etagOf(settings.revision));
+    return c.json(settings, 200);
+  });

@@ -1,0 +1,104 @@
+/**
+ * API key management: keys per tenant with a role, stored only as hashes, shown once at
+ * creation and rotation, revocable. Every change is audited through the ledger.
+ */
+import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { z } from "zod";
+import { domainEvent } from "../event/event.ts";
+import { SimrootError } from "../error.ts";
+import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
+import type { Ports } from "../ports.ts";
+import type { RequestContext } from "../context.ts";
+import { verb } from "../verb.ts";
+import { apiKeyItemKey, mintApiKey, roles } from "./api-key.ts";
+
+
+export const apiKeySchema = z
+  .object({
+    keyId: z.string(),
+    tenantId: z.string(),
+    role: z.enum(roles),
+    name: z.string(),
+    createdAt: z.string(),
+    rotatedAt: z.string().optional(),
+    revokedAt: z.string().optional(),
+  })
+  .meta({ id: "ApiKey" });
+export type ApiKey = z.output<typeof apiKeySchema>;
+
+const listKey = (tenantId: string) => `T#${tenantId}#key`;
+
+async function ownKey(ports: Ports, ctx: RequestContext, keyId: string) {
+  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: apiKeyItemKey(keyId), ConsistentRead: true }));
+  if (!Item || Item.tenantId !== ctx.tenantId) throw new SimrootError("key.not_found", "not_found", `No API key ${keyId}`);
+  return apiKeySchema.parse(Item);
+}
+
+export const createApiKey = verb(
+  z.strictObject({ name: z.string().min(1).max(128), role: z.enum(roles) }),
+  async (ports, ctx, input) => {
+    const now = ports.now();
+    const minted = mintApiKey(ctx.tenantId, input.role, input.name, ports.tables, now);
+    const event = domainEvent(ctx, "key.created", minted.record.keyId, { name: input.name, role: input.role }, now);
+    await ports.ledger.commit({ tenantId: ctx.tenantId, writes: [minted.put], events: [event] });
+    return { value: { key: apiKeySchema.parse(minted.record), token: minted.token }, events: [event] };
+  },
+);
+
+export const listApiKeys = verb(pageInput, async (ports, ctx, input): Promise<Page<ApiKey>> => {
+  const gsi1pk = listKey(ctx.tenantId);
+  const result = await ports.db.send(
+    new QueryCommand({
+      TableName: ports.tables.control,
+      IndexName: "byTenant",
+      KeyConditionExpression: "gsi1pk = :p",
+      ExpressionAttributeValues: { ":p": gsi1pk },
+      Limit: input.limit,
+      ExclusiveStartKey: decodeCursor(input.cursor, { gsi1pk }),
+    }),
+  );
+  return { items: (result.Items ?? []).map((item) => apiKeySchema.parse(item)), next: encodeCursor(result.LastEvaluatedKey) };
+});
+
+/** A new secret for the same key id and role: the old secret stops working at once. */
+export const rotateApiKey = verb(z.object({ id: z.string() }), async (ports, ctx, input) => {
+  const key = await ownKey(ports, ctx, input.id);
+  if (key.revokedAt) throw new SimrootError("key.revoked", "conflict", "A revoked key cannot be rotated");
+  const now = ports.now();
+  const minted = mintApiKey(ctx.tenantId, key.role, key.name, ports.tables, now, key.keyId);
+  const event = domainEvent(ctx, "key.rotated", key.keyId, {}, now);
+  const put = minted.put.Put!;
+  await ports.ledger.commit({
+    tenantId: ctx.tenantId,
+    writes: [{ Put: { ...put, Item: { ...put.Item, createdAt: key.createdAt, rotatedAt: now.toISOString() }, ConditionExpression: "attribute_not_exists(revokedAt)" } }],
+    events: [event],
+    onConditionFailed: () => new SimrootError("key.revoked", "conflict", "The key was revoked meanwhile"),
+  });
+  return { value: { key: { ...key, rotatedAt: now.toISOString() }, token: minted.token }, events: [event] };
+});
+
+export const revokeApiKey = verb(z.object({ id: z.string() }), async (ports, ctx, input) => {
+  const key = await ownKey(ports, ctx, input.id);
+  if (key.revokedAt) return { value: key, events: [] };
+  if (key.keyId === ctx.actor.replace(/^key:/, "")) {
+    throw new SimrootError("key.self_revocation", "conflict", "A key cannot revoke itself; use another admin key");
+  }
+  const now = ports.now();
+  const event = domainEvent(ctx, "key.revoked", key.keyId, {}, now);
+  await ports.ledger.commit({
+    tenantId: ctx.tenantId,
+    writes: [
+      {
+        Update: {
+          TableName: ports.tables.control,
+          Key: apiKeyItemKey(key.keyId),
+          UpdateExpression: "SET revokedAt = :now",
+          ConditionExpression: "tenantId = :tenant",
+          ExpressionAttributeValues: { ":now": now.toISOString(), ":tenant": ctx.tenantId },
+        },
+      },
+    ],
+    events: [event],
+  });
+  return { value: { ...key, revokedAt: now.toISOString() }, events: [event] };
+});

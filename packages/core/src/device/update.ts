@@ -1,0 +1,51 @@
+import { z } from "zod";
+import { domainEvent } from "../event/event.ts";
+import { SimrootError } from "../error.ts";
+import type { Outcome } from "../outcome.ts";
+import { verb } from "../verb.ts";
+import { enforcementView, labelsSchema, type Device } from "./device.ts";
+import { deviceItem, forgetDevice, readDevice, rememberDevice } from "./store.ts";
+
+export const updateDeviceInput = z.object({
+  id: z.string(),
+  /** The revision the caller saw (If-Match). */
+  ifRevision: z.number().int().positive(),
+  changes: z
+    .strictObject({ name: z.string().min(1).max(128).optional(), labels: labelsSchema.optional(), imeiLock: z.boolean().optional() })
+    .refine((changes) => Object.keys(changes).length > 0, "change at least one of name, labels, imeiLock"),
+});
+
+const stale = () => new SimrootError("request.precondition_failed", "conflict", "The device changed since you read it", { detail: { status: 412 } });
+
+/** Renames, relabels or changes the IMEI lock of a device, under If-Match. Labels are replaced whole. */
+export const updateDevice = verb(updateDeviceInput, async (ports, ctx, input): Promise<Outcome<Device>> => {
+  const stored = await readDevice(ports, ctx.tenantId, input.id);
+  if (!stored) throw new SimrootError("device.not_found", "not_found", `No device ${input.id}`);
+  if (stored.device.revision !== input.ifRevision) throw stale();
+  const now = ports.now();
+  const next: Device = { ...stored.device, ...input.changes, revision: stored.device.revision + 1, updatedAt: now.toISOString() };
+  const event = domainEvent(ctx, "device.updated", input.id, { changes: input.changes }, now);
+  try {
+    await ports.ledger.commit({
+      tenantId: ctx.tenantId,
+      writes: [
+        {
+          Put: {
+            TableName: ports.tables.identity,
+            Item: deviceItem(next, stored.history),
+            ConditionExpression: "revision = :r",
+            ExpressionAttributeValues: { ":r": stored.device.revision },
+          },
+        },
+      ],
+      events: [event],
+      feed: [{ kind: "device", key: input.id, value: enforcementView(next) }],
+      onConditionFailed: stale,
+    });
+  } catch (error) {
+    forgetDevice(ports, ctx.tenantId, input.id);
+    throw error;
+  }
+  rememberDevice(ports, { device: next, history: stored.history });
+  return { value: next, events: [event] };
+});

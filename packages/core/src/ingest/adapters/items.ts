@@ -1,0 +1,74 @@
+/** What the adapters share to build their items: the facts they translate to, and accepted or refused items. */
+import type { z } from "zod";
+import { normalizedEventSchema, type CatalogueType, type EventPayload, type NormalizedEvent } from "../../catalogue/catalogue.ts";
+import type { FieldIssue } from "../../error.ts";
+import type { AdapterItem } from "../adapter.ts";
+
+/** A catalogue event's type and payload, without the envelope (dedupe key, time, device) the adapter adds. */
+export type Fact = { [Type in CatalogueType]: { readonly type: Type; readonly data: EventPayload<Type> } }[CatalogueType];
+
+/** Why a fact could not be made, naming the fields. */
+export type Refusal = { readonly issues: FieldIssue[] };
+
+export function refused(index: number, issues: FieldIssue[]): AdapterItem {
+  return { index, ok: false, issues };
+}
+
+/**
+ * The item carrying these events, or refusing them with the issues of any that does not match
+ * the catalogue's schema or could not be stored.
+ */
+export function checkedItem(index: number, events: NormalizedEvent[]): AdapterItem {
+  const issues = events.flatMap((event) => {
+    const checked = normalizedEventSchema.safeParse(event);
+    return checked.success ? storageIssues(event) : zodIssues(checked.error);
+  });
+  return issues.length > 0 ? refused(index, issues) : { index, ok: true, events };
+}
+
+/** DynamoDB nests at most 32 levels in an item, and the audit and parked items wrap the event. */
+const maxDepth = 16;
+/** EventBridge carries at most 256 KB a PutEvents entry, envelope included; DynamoDB 400 KB an item. */
+const maxEventBytes = 64 * 1024;
+/** The smallest magnitude DynamoDB stores; the largest the SDK marshals is Number.MAX_SAFE_INTEGER. */
+const smallestNumber = 1e-130;
+
+/**
+ * What the bus or the store could not carry, although the catalogue's schema allows it (a
+ * `source.unhandled` summary is free-form): nesting too deep (it would also overflow the stack
+ * of every JSON.stringify on the way), numbers DynamoDB refuses, empty keys, a body too large
+ * for one bus entry. An event accepted with any of these would fail after the 202 and be lost.
+ * The walk is iterative, so no depth overflows it.
+ */
+export function storageIssues(event: NormalizedEvent): FieldIssue[] {
+  const stack: { value: unknown; path: string[] }[] = [{ value: event, path: [] }];
+  while (stack.length > 0) {
+    const { value, path } = stack.pop()!;
+    if (typeof value === "number" && !storableNumber(value)) {
+      return [{ path: path.join("."), message: `the number ${value} cannot be stored: its magnitude must lie between ${smallestNumber} and ${Number.MAX_SAFE_INTEGER}` }];
+    }
+    if (value === null || typeof value !== "object") continue;
+    if (path.length >= maxDepth) return [{ path: path.join("."), message: `nested deeper than ${maxDepth} levels` }];
+    for (const [key, field] of Object.entries(value)) {
+      if (key === "" && !Array.isArray(value)) return [{ path: path.join("."), message: "an empty key cannot be stored" }];
+      stack.push({ value: field, path: [...path, key] });
+    }
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(event));
+  return bytes > maxEventBytes ? [{ path: "", message: `the event takes ${bytes} bytes of JSON; at most ${maxEventBytes} can be carried` }] : [];
+}
+
+function storableNumber(value: number): boolean {
+  const magnitude = Math.abs(value);
+  return Number.isFinite(value) && magnitude <= Number.MAX_SAFE_INTEGER && (magnitude === 0 || magnitude >= smallestNumber);
+}
+
+/** Zod's issues as field issues, the path dotted (`data.device.phoneNumber`). */
+export function zodIssues(error: z.ZodError): FieldIssue[] {
+  return error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
+}
+
+/** The named keys of `data` that are present, for a summary. */
+export function pick(data: Readonly<Record<string, unknown>>, keys: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(keys.filter((key) => data[key] !== undefined).map((key) => [key, data[key]]));
+}

@@ -1,0 +1,167 @@
+/**
+ * Grants as a resource: time-limited access of a third party (a vendor's engineer, a
+ * support service) to a device or a labelled group of devices. Created with a validity
+ * window, never edited; revoked early by setting `revokedAt`. Each write commits through
+ * the ledger with its audit record, its event (`grant.created|revoked`) and the feed entry
+ * `{ kind: "grant", key: id, value: grant }` that enforcement points replicate.
+ */
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { z } from "zod";
+import { readDevice } from "../device/store.ts";
+import { SimrootError } from "../error.ts";
+import { domainEvent } from "../event/event.ts";
+import { hasIdKind, newId } from "../id.ts";
+import type { FeedEntry } from "../ledger/change.ts";
+import type { Outcome } from "../outcome.ts";
+import { pageInput, type Page } from "../page.ts";
+import type { Ports } from "../ports.ts";
+import { verb } from "../verb.ts";
+import { grantSchema, type Grant } from "./model.ts";
+import { listPolicyItems, policyItemKey, policyListKey, withoutKeys } from "./records.ts";
+
+const { principal, target, destinations, notBefore, notAfter } = grantSchema.shape;
+
+export const grantInput = z
+  .strictObject({
+    principal,
+    target,
+    destinations,
+    notBefore,
+    notAfter,
+    sessionRecording: z.boolean().default(false).meta({ description: "the enforcement point must record sessions under this grant" }),
+  })
+  // An instant that does not parse has its own issue: compare only two real ones.
+  .refine((g) => !(Date.parse(g.notBefore) >= Date.parse(g.notAfter)), { message: "notBefore must precede notAfter", path: ["notAfter"] })
+  .meta({
+    id: "GrantInput",
+    example: {
+      principal: "vendor:acme/jane",
+      target: { deviceId: "dev_01JD3Q4ZK8W9X2V5N6M7P8R9ST" },
+      destinations: [{ cidr: "10.8.0.0/24", ports: [22], protocol: "tcp" }],
+      notBefore: "2025-03-01T08:00:00Z",
+      notAfter: "2025-03-01T12:00:00Z",
+      sessionRecording: true,
+    },
+  });
+
+export const grantStatuses = ["pending", "active", "expired", "revoked"] as const;
+
+const storedGrantSchema = grantSchema.extend({
+  revokedReason: z.string().optional(),
+  revision: z.number().int().positive(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type StoredGrant = z.output<typeof storedGrantSchema>;
+
+export const grantRecordSchema = storedGrantSchema
+  .extend({ status: z.enum(grantStatuses).meta({ description: "where the grant stands now (computed when read)" }) })
+  .meta({ id: "GrantRecord", description: "a grant with its revision and current status" });
+export type GrantRecord = z.output<typeof grantRecordSchema>;
+
+/** The grant as the engine and enforcement points take it. */
+export const grantOf = ({ revokedReason: _reason, revision: _revision, createdAt: _createdAt, updatedAt: _updatedAt, ...grant }: StoredGrant): Grant => grant;
+
+export const storedGrant = (item: Record<string, unknown>): StoredGrant => storedGrantSchema.parse(withoutKeys(item));
+
+function statusAt(grant: StoredGrant, now: number): GrantRecord["status"] {
+  if (grant.revokedAt !== undefined) return "revoked";
+  if (now < Date.parse(grant.notBefore)) return "pending";
+  return now < Date.parse(grant.notAfter) ? "active" : "expired";
+}
+
+const withStatus = (grant: StoredGrant, now: Date): GrantRecord => ({ ...grant, status: statusAt(grant, now.getTime()) });
+
+const feedOf = (grant: StoredGrant): FeedEntry => ({ kind: "grant", key: grant.id, value: grantOf(grant) });
+
+/** Names no id: a probe from another tenant learns nothing from the answer. */
+const notFound = () => new SimrootError("grant.not_found", "not_found", "No such grant in this tenant");
+
+async function readGrant(ports: Ports, tenantId: string, id: string): Promise<StoredGrant | undefined> {
+  if (!hasIdKind("grant", id)) return undefined;
+  const { Item } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.control, Key: policyItemKey(tenantId, "grant", id), ConsistentRead: true }),
+  );
+  return Item ? storedGrant(Item) : undefined;
+}
+
+export const createGrant = verb(grantInput, async (ports, ctx, input): Promise<Outcome<GrantRecord>> => {
+  const now = ports.now();
+  if (Date.parse(input.notAfter) <= now.getTime()) {
+    throw new SimrootError("grant.already_ended", "input", "A grant whose notAfter has passed would grant nothing", {
+      issues: [{ path: "notAfter", message: "must be in the future" }],
+    });
+  }
+  if ("deviceId" in input.target && !(await readDevice(ports, ctx.tenantId, input.target.deviceId))) {
+    throw new SimrootError("grant.unknown_device", "input", "No such device in this tenant", {
+      issues: [{ path: "target.deviceId", message: "no such device in this tenant" }],
+    });
+  }
+  const grant: StoredGrant = { id: newId("grant", now.getTime()), ...input, revision: 1, createdAt: now.toISOString(), updatedAt: now.toISOString() };
+  const event = domainEvent(ctx, "grant.created", grant.id, { grant }, now);
+  await ports.ledger.commit({
+    tenantId: ctx.tenantId,
+    events: [event],
+    feed: [feedOf(grant)],
+    writes: [
+      {
+        Put: {
+          TableName: ports.tables.control,
+          Item: { ...policyItemKey(ctx.tenantId, "grant", grant.id), ...policyListKey(ctx.tenantId, "grant", grant.id), ...grant },
+          ConditionExpression: "attribute_not_exists(pk)",
+        },
+      },
+    ],
+  });
+  return { value: withStatus(grant, now), events: [event] };
+});
+
+export const getGrant = verb(z.object({ id: z.string() }), async (ports, ctx, input): Promise<GrantRecord> => {
+  const grant = await readGrant(ports, ctx.tenantId, input.id);
+  if (!grant) throw notFound();
+  return withStatus(grant, ports.now());
+});
+
+/** A tenant's grants in id (creation) order, a page at a time, expired and revoked ones included. */
+export const listGrants = verb(pageInput, async (ports, ctx, input): Promise<Page<GrantRecord>> => {
+  const now = ports.now();
+  return listPolicyItems(ports, ctx.tenantId, "grant", input, (item) => withStatus(storedGrant(item), now));
+});
+
+export const revokeGrantInput = z.object({ id: z.string(), reason: z.string().min(1).max(500).optional() });
+
+/** Ends a grant now, before its notAfter. */
+export const revokeGrant = verb(revokeGrantInput, async (ports, ctx, input): Promise<Outcome<GrantRecord>> => {
+  const grant = await readGrant(ports, ctx.tenantId, input.id);
+  if (!grant) throw notFound();
+  const alreadyRevoked = () => new SimrootError("grant.already_revoked", "conflict", "The grant is already revoked");
+  if (grant.revokedAt !== undefined) throw alreadyRevoked();
+  const now = ports.now();
+  if (Date.parse(grant.notAfter) <= now.getTime()) throw new SimrootError("grant.expired", "conflict", "The grant has already ended");
+  const revoked: StoredGrant = {
+    ...grant,
+    revokedAt: now.toISOString(),
+    ...(input.reason ? { revokedReason: input.reason } : {}),
+    revision: grant.revision + 1,
+    updatedAt: now.toISOString(),
+  };
+  const event = domainEvent(ctx, "grant.revoked", grant.id, { revokedAt: revoked.revokedAt, reason: input.reason, principal: grant.principal }, now);
+  await ports.ledger.commit({
+    tenantId: ctx.tenantId,
+    events: [event],
+    feed: [feedOf(revoked)],
+    writes: [
+      {
+        Put: {
+          TableName: ports.tables.control,
+          Item: { ...policyItemKey(ctx.tenantId, "grant", grant.id), ...policyListKey(ctx.tenantId, "grant", grant.id), ...revoked },
+          ConditionExpression: "revision = :r AND attribute_not_exists(revokedAt)",
+          ExpressionAttributeValues: { ":r": grant.revision },
+        },
+      },
+    ],
+    // Revocation is the only change a grant sees: a failed condition means another revoke won.
+    onConditionFailed: alreadyRevoked,
+  });
+  return { value: withStatus(revoked, now), events: [event] };
+});

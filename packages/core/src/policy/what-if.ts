@@ -1,0 +1,69 @@
+/**
+ * What-if: how the tenant's current policy decides a connection of one of its devices. The
+ * device is named by any identifier it holds; its state and labels come from the store;
+ * the decision comes from the same pure engine (`compilePolicy(set).decide`) the
+ * enforcement points run.
+ */
+import { z } from "zod";
+import { bearerSchema, deviceRefSchema } from "../catalogue/catalogue.ts";
+import { deviceStates } from "../device/device.ts";
+import { getDevice } from "../device/read.ts";
+import { resolveDevice } from "../device/store.ts";
+import { SimrootError } from "../error.ts";
+import { verb } from "../verb.ts";
+import { compilePolicy } from "./compile.ts";
+import { loadPolicySet } from "./load.ts";
+import { decisionInputSchema, decisionSchema } from "./model.ts";
+
+const request = decisionInputSchema.shape;
+
+export const whatIfInput = z
+  .strictObject({
+    device: deviceRefSchema,
+    destination: request.destination,
+    port: request.port,
+    protocol: request.protocol,
+    bearer: bearerSchema,
+    country: request.country,
+    at: z.iso.datetime({ offset: true }).optional().meta({ description: "the instant to decide for; now when absent" }),
+    principal: request.principal,
+  })
+  .meta({
+    id: "WhatIfRequest",
+    example: {
+      device: { imsi: "208011234567890" },
+      destination: { fqdn: "ingest.example.com", ip: "203.0.113.10" },
+      port: 8883,
+      protocol: "tcp",
+      bearer: "cellular",
+      country: "FR",
+    },
+  });
+
+export const whatIfDecisionSchema = decisionSchema
+  .extend({
+    deviceId: z.string(),
+    deviceState: z.enum(deviceStates),
+    at: z.string().meta({ description: "the instant decided for" }),
+    policyVersion: z.number().int().meta({ description: "the feed version the policy set was loaded at (or later)" }),
+  })
+  .meta({ id: "WhatIfDecision", description: "the decision an enforcement point would make, and for which device" });
+export type WhatIfDecision = z.output<typeof whatIfDecisionSchema>;
+
+export const evaluateWhatIf = verb(whatIfInput, async (ports, ctx, input): Promise<WhatIfDecision> => {
+  const deviceId = await resolveDevice(ports, ctx.tenantId, input.device);
+  if (!deviceId) throw new SimrootError("device.not_found", "not_found", "No device in this tenant has that identifier");
+  const [device, set] = await Promise.all([getDevice(ports, ctx, { id: deviceId }), loadPolicySet(ports, ctx.tenantId)]);
+  const at = input.at === undefined ? ports.now().getTime() : Date.parse(input.at);
+  const decision = compilePolicy(set).decide({
+    device: { id: device.id, state: device.state, labels: device.labels },
+    destination: input.destination,
+    port: input.port,
+    protocol: input.protocol,
+    bearer: input.bearer,
+    country: input.country,
+    at,
+    principal: input.principal,
+  });
+  return { ...decision, deviceId: device.id, deviceState: device.state, at: new Date(at).toISOString(), policyVersion: set.version };
+});

@@ -1,0 +1,66 @@
+/**
+ * Idempotency records for POST requests that carry an `Idempotency-Key`: the first request
+ * claims the key, its response is kept for 24 hours, and a retry with the same key and body
+ * gets that response again instead of acting twice.
+ */
+import { DeleteCommand, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import type { Ports } from "../ports.ts";
+
+export const idempotencyRetentionSeconds = 24 * 60 * 60;
+
+export interface StoredResponse {
+  readonly status: number;
+  readonly body: string;
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+export type Claim =
+  | { readonly kind: "claimed" }
+  | { readonly kind: "in_progress" }
+  | { readonly kind: "mismatch" }
+  | { readonly kind: "completed"; readonly response: StoredResponse };
+
+const recordKey = (scope: string, key: string) => ({ pk: `IDEM#${scope}#${key}`, sk: "idempotency" });
+
+export async function claimIdempotencyKey(ports: Ports, scope: string, key: string, fingerprint: string): Promise<Claim> {
+  const now = Math.floor(ports.now().getTime() / 1000);
+  try {
+    await ports.db.send(
+      new PutCommand({
+        TableName: ports.tables.control,
+        Item: { ...recordKey(scope, key), fingerprint, state: "pending", expiresAt: now + idempotencyRetentionSeconds },
+        ConditionExpression: "attribute_not_exists(pk) OR expiresAt < :now",
+        ExpressionAttributeValues: { ":now": now },
+      }),
+    );
+    return { kind: "claimed" };
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: recordKey(scope, key), ConsistentRead: true }));
+  if (!Item) return claimIdempotencyKey(ports, scope, key, fingerprint);
+  if (Item.fingerprint !== fingerprint) return { kind: "mismatch" };
+  if (Item.state !== "complete") return { kind: "in_progress" };
+  return { kind: "completed", response: Item.response as StoredResponse };
+}
+
+export async function completeIdempotencyKey(ports: Ports, scope: string, key: string, fingerprint: string, response: StoredResponse): Promise<void> {
+  await ports.db.send(
+    new PutCommand({
+      TableName: ports.tables.control,
+      Item: {
+        ...recordKey(scope, key),
+        fingerprint,
+        state: "complete",
+        response,
+        expiresAt: Math.floor(ports.now().getTime() / 1000) + idempotencyRetentionSeconds,
+      },
+    }),
+  );
+}
+
+/** Lets a retry act again (the first attempt failed in a way worth retrying). */
+export async function releaseIdempotencyKey(ports: Ports, scope: string, key: string): Promise<void> {
+  await ports.db.send(new DeleteCommand({ TableName: ports.tables.control, Key: recordKey(scope, key) }));
+}

@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+describe("API keys", () => {
+  it("creates keys shown once, enforces their role, rotates and revokes them", async () => {
+    const acme = await tenantClient(runtime);
+    const created = await acme.call("POST", "/v1/keys", { name: "dashboard", role: "viewer" });
+    expect(created.status).toBe(201);
+    const viewer = created.json.token as string;
+    expect(viewer).toMatch(/^sr_key_/);
+    const listed = await acme.call("GET", "/v1/keys");
+    expect(listed.json.items.map((key: { name: string }) => key.name).sort()).toEqual(["acme admin", "dashboard"]);
+    expect(listed.text).not.toContain(viewer.slice(-43));
+
+    expect((await call(runtime, viewer, "GET", "/v1/devices")).status).toBe(200);
+    const forbidden = await call(runtime, viewer, "POST", "/v1/devices", { imsi: "234100000000001" });
+    expect(forbidden.status).toBe(403);
+    expect(forbidden.json.type).toBe("urn:simroot:problem:auth.forbidden");
+
+    const rotated = await acme.call("POST", `/v1/keys/${created.json.key.keyId}/rotate`);
+    expect(rotated.status).toBe(200);
+    expect((await call(runtime, viewer, "GET", "/v1/devices")).status).toBe(401);
+    expect((await call(runtime, rotated.json.token, "GET", "/v1/devices")).status).toBe(200);
+
+    expect((await acme.call("DELETE", `/v1/keys/${created.json.key.keyId}`)).json.revokedAt).toBeDefined();
+    expect((await call(runtime, rotated.json.token, "GET", "/v1/devices")).status).toBe(401);
+    expect((await acme.call("DELETE", `/v1/keys/${acme.keyId}`)).status).toBe(409);
+    const audit = (await acme.call("GET", "/v1/audit")).json.items.map((record: { action: string }) => record.action);
+    expect(audit).toEqual(["key.created", "key.rotated", "key.revoked"]);
+  });
+});
+
+describe("tenant settings", () => {
+  it("needs If-Match, refuses a stale ETag, and the new settings take effect", async () => {
+    const acme = await tenantClient(runtime);
+    const tenant = await acme.call("GET", "/v1/tenant");
+    expect(tenant.json.settings).toEqual({ imeiLock: true, allowedCountries: [], failMode: "closed" });
+    const etag = tenant.headers.get("etag")!;
+
+    expect((await acme.call("PATCH", "/v1/tenant/settings", { imeiLock: false })).status).toBe(428);
+    expect((await acme.call("PATCH", "/v1/tenant/settings", { imeiLock: false }, { "if-match": '"99"' })).status).toBe(412);
+    const bad = await acme.call("PATCH", "/v1/tenant/settings", { allowedCountries: ["France"] }, { "if-match": etag });
+    expect(bad.status).toBe(400);
+    expect(bad.json.errors[0].path).toContain("allowedCountries");
+
+    const changed = await acme.call("PATCH", "/v1/tenant/settings", { imeiLock: false, allowedCountries: ["FR"] }, { "if-match": etag });
+    expect(changed.status).toBe(200);
+    expect(changed.json.settings).toMatchObject({ imeiLock: false, allowedCountries: ["FR"] });
+    expect((await acme.call("PATCH", "/v1/tenant/settings", { failMode: "open" }, { "if-match": etag })).status).toBe(412);
+  });
+
+  it("lets only the platform tenant's admins create tenants", async () => {
+    const acme = await tenantClient(runtime);
+    expect((await acme.call("POST", "/v1/tenants", { name: "globex" })).status).toBe(403);
+  });
+});
+
+describe("device updates and idempotent POSTs", () => {
+  it("updates under If-Match and answers 412 to a stale ETag", async () => {
+    const acme = await tenantClient(runtime);
+    const device = await acme.call("POST", "/v1/devices", { imsi: "234100000000001", labels: { fleet: "meters" } });
+    const path = `/v1/devices/${device.json.id}`;
+    expect((await acme.call("PATCH", path, { labels: { fleet: "pumps" } })).status).toBe(428);
+    const updated = await acme.call("PATCH", path, { labels: { fleet: "pumps", site: "lyon" } }, { "if-match": device.headers.get("etag")! });
+    expect(updated.status).toBe(200);
+    expect(updated.json).toMatchObject({ labels: { fleet: "pumps", site: "lyon" }, revision: 2 });
+    expect(updated.headers.get("etag")).toBe('"2"');
+    expect((await acme.call("PATCH", path, { name: "late" }, { "if-match": '"1"' })).status).toBe(412);
+    expect((await acme.call("GET", path)).json.labels).toEqual({ fleet: "pumps", site: "lyon" });
+  });
+
+  it("answers a retried POST with the first response and acts once", async () => {
+    const acme = await tenantClient(runtime);
+    const body = { imsi: "234100000000002" };
+    const first = await acme.call("POST", "/v1/devices", body, { "idempotency-key": "register-42" });
+    const retry = await acme.call("POST", "/v1/devices", body, { "idempotency-key": "register-42" });
+    expect(first.status).toBe(201);
+    expect(retry.status).toBe(201);
+    expect(retry.json.id).toBe(first.json.id);
+    expect(retry.headers.get("idempotent-replayed")).toBe("true");
+    expect((await acme.call("GET", "/v1/devices")).json.items).toHaveLength(1);
+    const reused = await acme.call("POST", "/v1/devices", { imsi: "234100000000003" }, { "idempotency-key": "register-42" });
+    expect(reused.status).toBe(422);
+    // Another credential's identical key is another request.
+    const globex = await tenantClient(runtime, "globex");
+    expect((await globex.call("POST", "/v1/devices", body, { "idempotency-key": "register-42" })).json.id).not.toBe(first.json.id);
+  });
+});
+
+describe("documentation and export", () => {
+  it("serves an interactive reference at /docs", async () => {
+    const docs = await call(runtime, undefined, "GET", "/docs");
+    expect(docs.status).toBe(200);
+    expect(docs.headers.get("content-type")).toContain("text/html");
+    expect(docs.text).toContain("/openapi.json");
+  });
+
+  it("exports the audit chain as JSON Lines", async () => {
+    const acme = await tenantClient(runtime);
+    for (const imsi of ["234100000000004", "234100000000005"]) await acme.call("POST", "/v1/devices", { imsi });
+    const exported = await acme.call("GET", "/v1/audit/export");
+    expect(exported.headers.get("content-type")).toContain("application/x-ndjson");
+    const lines = exported.text.trim().split("\n").map((line) => JSON.parse(line));
+    expect(lines.map((record) => record.seq)).toEqual([1, 2]);
+    expect(lines[1].prevHash).toBe(lines[0].hash);
+  });
+});
