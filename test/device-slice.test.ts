@@ -1,3 +1,4 @@
+import { createHash, generateKeyPairSync } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
@@ -81,6 +82,33 @@ describe("the first vertical slice: register a device", () => {
     expect((await acme.call("POST", "/v1/devices", { iccids: ["8944500102198304827"] })).status).toBe(201);
     expect((await acme.call("GET", "/v1/devices")).json.items).toHaveLength(2);
     expect(await auditCount(acme.tenant.id)).toBe(2);
+  });
+
+  it("keeps an IoT SAFE credential as its SPKI SHA-256 fingerprint and finds the device by it", async () => {
+    const acme = await tenantClient(runtime);
+    const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const pem = publicKey.export({ type: "spki", format: "pem" }).toString();
+    const fingerprint = createHash("sha256").update(publicKey.export({ type: "spki", format: "der" })).digest("hex");
+    const created = await acme.call("POST", "/v1/devices", { imsi: "234100000000077", credential: pem });
+    expect(created.status).toBe(201);
+    expect(created.json.credentialFingerprint).toBe(fingerprint);
+    expect(created.text).not.toContain("BEGIN PUBLIC KEY");
+    expect((await acme.call("GET", `/v1/devices/lookup?credential=${fingerprint}`)).json.id).toBe(created.json.id);
+    const bad = await acme.call("POST", "/v1/devices", { imsi: "234100000000078", credential: "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----" });
+    expect(bad.status).toBe(400);
+    expect(bad.json.errors[0].path).toBe("credential");
+    const reused = await acme.call("POST", "/v1/devices", { imsi: "234100000000079", credential: pem });
+    expect(reused.status).toBe(409);
+    expect(reused.json.errors[0].path).toBe("credential");
+  });
+
+  it("finds a device by the IMSI inside its Wi-Fi NAI or 5G SUPI", async () => {
+    const acme = await tenantClient(runtime);
+    const created = await acme.call("POST", "/v1/devices", { imsi: "208011234567890" });
+    const nai = encodeURIComponent("0208011234567890@wlan.mnc001.mcc208.3gppnetwork.org");
+    expect((await acme.call("GET", `/v1/devices/lookup?nai=${nai}`)).json.id).toBe(created.json.id);
+    expect((await acme.call("GET", "/v1/devices/lookup?supi=imsi-208011234567890")).json.id).toBe(created.json.id);
+    expect((await acme.call("GET", `/v1/devices/lookup?nai=${encodeURIComponent("2pseudonym@wlan.mnc001.mcc208.3gppnetwork.org")}`)).status).toBe(404);
   });
 
   it("scopes devices to the tenant of the key", async () => {

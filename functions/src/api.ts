@@ -5,6 +5,7 @@ import { busName, runtimePorts, storeHealth } from "@simroot/core";
 export const handler = handle(
   createApp({
     ports: runtimePorts,
+    logRequests: true,
     health: {
       store: () => storeHealth(runtimePorts()),
       // EventBridge has no cheap read probe with PutEvents-only permissions: report what is configured.

@@ -17,6 +17,8 @@ export interface AppOptions {
   readonly ports: () => Ports;
   /** Named component checks reported by `GET /health`. */
   readonly health: Readonly<Record<string, HealthCheck>>;
+  /** One JSON log line per request (method, path, status, duration, request id). */
+  readonly logRequests?: boolean;
 }
 
 export type { Role };

@@ -12,7 +12,21 @@ export const requestId = (options: AppOptions) =>
     c.set("requestId", id);
     c.set("ports", options.ports());
     c.header("x-request-id", id);
+    const started = performance.now();
     await next();
+    if (options.logRequests) {
+      console.log(
+        JSON.stringify({
+          level: "info",
+          requestId: id,
+          method: c.req.method,
+          path: c.req.path,
+          status: c.res.status,
+          ms: Math.round(performance.now() - started),
+          actor: c.get("ctx")?.actor,
+        }),
+      );
+    }
   });
 
 /** Resolves the bearer API key to its tenant and role; only `allowed` roles pass. */

@@ -35,15 +35,22 @@ export const busName = (): string => env("SIMROOT_BUS_NAME") ?? "simroot";
 
 export interface LocalSettings {
   readonly port: number;
+  readonly host: string;
   readonly dataDir: string;
   readonly dynamoPort: number | undefined;
+  /** Another DynamoDB to use instead of starting DynamoDB Local. */
+  readonly dynamoEndpoint: string | undefined;
+  readonly logRequests: boolean;
 }
 
 export function localSettings(): LocalSettings {
   const dynamoPort = env("DYNAMODB_LOCAL_PORT");
   return {
     port: Number(env("PORT") ?? 3000),
+    host: env("HOST") ?? "127.0.0.1",
     dataDir: env("SIMROOT_DATA_DIR") ?? ".data",
     dynamoPort: dynamoPort === undefined ? undefined : Number(dynamoPort),
+    dynamoEndpoint: env("DYNAMODB_ENDPOINT"),
+    logRequests: env("SIMROOT_LOG_REQUESTS") !== "0",
   };
 }

@@ -54,3 +54,4 @@ export * from "./policy/grant-store.ts";
 export * from "./policy/enforcement-store.ts";
 export * from "./policy/load.ts";
 export * from "./policy/what-if.ts";
+export * from "./device/credential.ts";

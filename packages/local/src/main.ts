@@ -13,9 +13,10 @@ const started = performance.now();
 const runtime = await startLocalRuntime({
   dataDir,
   port: settings.port,
-  hostname: process.env.HOST ?? "127.0.0.1",
+  hostname: settings.host,
   dynamoPort: settings.dynamoPort,
-  dynamoEndpoint: process.env.DYNAMODB_ENDPOINT || undefined,
+  dynamoEndpoint: settings.dynamoEndpoint,
+  logRequests: settings.logRequests,
 });
 
 try {

@@ -23,6 +23,7 @@ export interface LocalRuntimeOptions {
   readonly port?: number;
   readonly hostname?: string;
   readonly retry?: Partial<RetrySettings>;
+  readonly logRequests?: boolean;
 }
 
 export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
@@ -56,6 +57,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
 
     const app = createApp({
       ports: () => ports,
+      logRequests: options.logRequests,
       health: {
         store: () => storeHealth(ports),
         bus: async () => ({ status: "ok", detail: { kind: "local", durable: Boolean(options.dataDir), ...bus.status() } }),

@@ -29,6 +29,8 @@ export const deviceRefSchema = z
     /** The device's address inside the tenant's APN/DNN (CAMARA and NEF identify devices this way). */
     ip: z.string().max(64).optional(),
     externalId: z.string().max(253).optional(),
+    /** SHA-256 of an IoT SAFE credential's SubjectPublicKeyInfo (hex), as a TLS terminator sees it. */
+    credential: z.string().regex(/^[0-9a-fA-F]{64}$/).optional(),
   })
   .refine((ref) => Object.values(ref).some((value) => value !== undefined), "the event names no device identifier")
   .meta({ id: "DeviceRef" });

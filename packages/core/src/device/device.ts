@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { credentialPemSchema, fingerprintSchema } from "./credential.ts";
 import { eidSchema, iccidSchema, imeiSchema, imsiSchema, msisdnSchema } from "./identifiers.ts";
 import { deviceStates, identityStateSchema } from "../identity/identity-state.ts";
 
@@ -22,6 +23,7 @@ export const registerDeviceInput = z
     msisdn: msisdnSchema.optional(),
     labels: labelsSchema.optional(),
     imeiLock: z.boolean().optional().meta({ description: "quarantine the device when its IMEI changes; defaults to the tenant setting" }),
+    credential: credentialPemSchema.optional(),
   })
   .refine((input) => input.eid || input.imsi || (input.iccids?.length ?? 0) > 0, {
     message: "a device needs a SIM identity: eid, iccids or imsi",
@@ -47,6 +49,7 @@ export const deviceSchema = z
     msisdn: z.string().optional(),
     labels: z.record(z.string(), z.string()),
     imeiLock: z.boolean().optional(),
+    credentialFingerprint: fingerprintSchema.optional(),
     /** What operator events decided: lifecycle, sessions per bearer, roaming, reachability, eUICC profiles. */
     identity: identityStateSchema,
     createdAt: z.string(),
@@ -59,13 +62,14 @@ export const deviceSchema = z
 export type Device = z.output<typeof deviceSchema>;
 
 /** Every (kind, value) identifier the device holds, each of which must be unique in its tenant. */
-export function deviceIdentifiers(device: Pick<Device, "eid" | "iccids" | "imsi" | "imei" | "msisdn">) {
+export function deviceIdentifiers(device: Pick<Device, "eid" | "iccids" | "imsi" | "imei" | "msisdn"> & { credentialFingerprint?: string }) {
   return [
     ...(device.eid ? [{ kind: "eid" as const, value: device.eid }] : []),
     ...device.iccids.map((value) => ({ kind: "iccid" as const, value })),
     ...(device.imsi ? [{ kind: "imsi" as const, value: device.imsi }] : []),
     ...(device.imei ? [{ kind: "imei" as const, value: device.imei }] : []),
     ...(device.msisdn ? [{ kind: "msisdn" as const, value: device.msisdn }] : []),
+    ...(device.credentialFingerprint ? [{ kind: "credential" as const, value: device.credentialFingerprint }] : []),
   ];
 }
 
@@ -76,5 +80,6 @@ export const enforcementView = (device: Device) => ({
   labels: device.labels,
   imsi: device.imsi,
   eid: device.eid,
+  credentialFingerprint: device.credentialFingerprint,
   revision: device.revision,
 });

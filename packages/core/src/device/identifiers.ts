@@ -50,5 +50,5 @@ export const msisdnSchema = z
   .meta({ description: "phone number in E.164 form", example: "+447700900123" });
 
 /** Identifier kinds that name exactly one device within a tenant. */
-export const identifierKinds = ["eid", "iccid", "imsi", "imei", "msisdn"] as const;
+export const identifierKinds = ["eid", "iccid", "imsi", "imei", "msisdn", "credential"] as const;
 export type IdentifierKind = (typeof identifierKinds)[number];

@@ -4,6 +4,7 @@ import { newId } from "../id.ts";
 import type { Outcome } from "../outcome.ts";
 import { verb } from "../verb.ts";
 import { deviceIdentifiers, enforcementView, registerDeviceInput, type Device } from "./device.ts";
+import { spkiFingerprint } from "./credential.ts";
 import { aliasKey } from "./keys.ts";
 import { deviceItem } from "./store.ts";
 
@@ -25,6 +26,7 @@ export const registerDevice = verb(registerDeviceInput, async (ports, ctx, input
     msisdn: input.msisdn,
     labels: input.labels ?? {},
     imeiLock: input.imeiLock,
+    credentialFingerprint: input.credential ? spkiFingerprint(input.credential) : undefined,
     identity: { state: "active", stateAt: now.toISOString(), imei: input.imei, sessions: {}, profiles: {} },
     createdAt: now.toISOString(),
     updatedAt: now.toISOString(),
@@ -56,7 +58,7 @@ export const registerDevice = verb(registerDeviceInput, async (ports, ctx, input
       const taken = identifiers[index - 1];
       if (!taken) return undefined;
       return new SimrootError("device.identifier_taken", "conflict", `${taken.kind} ${taken.value} already belongs to a device`, {
-        issues: [{ path: taken.kind === "iccid" ? "iccids" : taken.kind, message: "already registered to another device" }],
+        issues: [{ path: ({ iccid: "iccids", credential: "credential" } as Record<string, string>)[taken.kind] ?? taken.kind, message: "already registered to another device" }],
       });
     },
   });

@@ -94,6 +94,7 @@ export async function resolveDevice(ports: Ports, tenantId: string, ref: DeviceR
     ["imsi", imsi],
     ["msisdn", msisdn],
     ["imei", ref.imei?.length === 16 ? undefined : ref.imei],
+    ["credential", ref.credential?.toLowerCase()],
   ];
   for (const [kind, value] of candidates) {
     if (!value) continue;
