@@ -1,0 +1,84 @@
+import type { components } from "../openapi.d.ts";
+import { choiceOf, type Command, type Context } from "./command.ts";
+import { listCommand } from "./list.ts";
+import { details, type Column } from "./render.ts";
+
+type Source = components["schemas"]["Source"];
+type Parked = components["schemas"]["ParkedEvent"];
+type WithCredentials = components["schemas"]["SourceWithCredentials"];
+
+const formats = ["simroot", "camara", "nef", "datastreamer", "supersim", "eim"] as const satisfies readonly Source["format"][];
+const bearers = ["cellular", "private-5g", "wifi", "satellite"] as const satisfies readonly NonNullable<Source["defaultBearer"]>[];
+
+const sourceColumns: readonly Column<Source>[] = [
+  ["id", (s) => s.id],
+  ["name", (s) => s.name],
+  ["format", (s) => s.format],
+  ["ingestPath", (s) => s.ingestPath],
+  ["credentialsRotatedAt", (s) => s.credentialsRotatedAt],
+];
+
+const parkedColumns: readonly Column<Parked>[] = [
+  ["id", (p) => p.id],
+  ["parkedAt", (p) => p.parkedAt],
+  ["type", (p) => p.type],
+  ["subject", (p) => p.subject],
+  ["sourceId", (p) => p.sourceId],
+  ["reason", (p) => p.reason],
+];
+
+const showSource = (source: Source) => details(source, ["id", "name", "format", "ingestPath", "defaultBearer", "createdAt", "credentialsRotatedAt"]);
+
+const showWithCredentials = (ctx: Context) => (created: WithCredentials) => {
+  ctx.note("Give these credentials to the sender now: they are not shown again.");
+  return `${showSource(created.source)}\n\ncredentials\n${details(created.credentials)}`;
+};
+
+export const ingestCommands: Command[] = [
+  {
+    group: "sources",
+    name: "create",
+    summary: "Create an ingestion source for an operator core or eSIM manager; its credentials are printed once",
+    options: {
+      name: { type: "string", value: "<name>", description: "the sender's name (required)" },
+      format: { type: "string", value: formats.join("|"), description: "the webhook format it sends (required)" },
+      "default-bearer": { type: "string", value: bearers.join("|"), description: "the bearer its cellular reports stand for" },
+    },
+    run: async (ctx) => {
+      const body = { name: ctx.need("name"), format: choiceOf(ctx, "format", formats, true)!, defaultBearer: choiceOf(ctx, "default-bearer", bearers, false) };
+      ctx.print(await ctx.client.idempotentPost("/v1/sources", { body }), showWithCredentials(ctx));
+    },
+  },
+  listCommand({ group: "sources", summary: "List the tenant's ingestion sources", path: "/v1/sources", columns: sourceColumns }),
+  {
+    group: "sources",
+    name: "get",
+    args: ["id"],
+    summary: "Show an ingestion source",
+    run: async (ctx) => ctx.print(await ctx.client.get("/v1/sources/{id}", { params: { path: { id: ctx.arg("id") } } }), showSource),
+  },
+  {
+    group: "sources",
+    name: "rotate",
+    args: ["id"],
+    summary: "Replace a source's credentials (the old ones stop working at once); printed once",
+    run: async (ctx) =>
+      ctx.print(await ctx.client.post("/v1/sources/{id}/rotate", { params: { path: { id: ctx.arg("id") } } }), showWithCredentials(ctx)),
+  },
+  listCommand({
+    group: "dead-letters",
+    summary: "Accepted events that could not be applied yet, with the reason",
+    path: "/v1/dead-letters",
+    columns: parkedColumns,
+  }),
+  {
+    group: "dead-letters",
+    name: "replay",
+    args: ["id"],
+    summary: "Send a parked event to the applier again",
+    run: async (ctx) =>
+      ctx.print(await ctx.client.post("/v1/dead-letters/{id}/replay", { params: { path: { id: ctx.arg("id") } } }), (r) =>
+        r.replayed ? `${r.id} queued again` : `${r.id} was not replayed`,
+      ),
+  },
+];

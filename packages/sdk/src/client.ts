@@ -1,0 +1,185 @@
+/**
+ * The typed simroot client: openapi-fetch over the generated `paths`, with the API key, a
+ * request id per call, problem+json errors thrown as `SimrootApiError`, cursor pagination and
+ * idempotent POSTs.
+ */
+import createFetchClient, { type Client, type ClientPathsWithMethod, type FetchResponse, type MaybeOptionalInit } from "openapi-fetch";
+import type { paths } from "./openapi.d.ts";
+import { SimrootApiError } from "./problem.ts";
+
+export interface ClientOptions {
+  /** Where the API lives, e.g. `https://api.example.com` or `http://127.0.0.1:3000`. */
+  readonly baseUrl: string;
+  /** A tenant API key (`sr_key_<ulid>_<secret>`); omit for unauthenticated routes such as `/health`. */
+  readonly apiKey?: string;
+  /** A fetch to use instead of `globalThis.fetch` (tests, proxies, retries). */
+  readonly fetch?: (request: Request) => Promise<Response>;
+  /** Makes the `X-Request-Id` of each call; defaults to a random UUID. */
+  readonly requestId?: () => string;
+}
+
+type Media = `${string}/${string}`;
+export type HttpClient = Client<paths, Media>;
+export type HttpMethod = "get" | "put" | "post" | "delete" | "patch";
+export type PathsWith<M extends HttpMethod> = ClientPathsWithMethod<HttpClient, M>;
+
+type RequiredKeysOf<T> = { [K in keyof T]-?: {} extends Pick<T, K> ? never : K }[keyof T];
+/** The init argument is optional exactly when nothing in it is required (as in openapi-fetch). */
+type InitArgs<Init> = RequiredKeysOf<Init> extends never ? [init?: Init] : [init: Init];
+type Operation<P, M extends HttpMethod> = P extends keyof paths ? (M extends keyof paths[P] ? paths[P][M] : never) : never;
+
+/** What a successful call returns: the 2xx body of the operation, per `parseAs`. */
+export type ResponseData<P, M extends HttpMethod, Init = {}> =
+  Operation<P, M> extends infer Op extends Record<string | number, unknown> ? NonNullable<FetchResponse<Op, Init, Media>["data"]> : never;
+
+/** Calls a route and returns its 2xx body, or throws `SimrootApiError`. */
+export type Call<M extends HttpMethod, Extra = {}> = <P extends PathsWith<M>, Init extends MaybeOptionalInit<paths[P], M>>(
+  path: P,
+  ...init: InitArgs<Init & Extra>
+) => Promise<ResponseData<P, M, Init>>;
+
+/** A GET that also answers the resource's `ETag`, for a later `If-Match`. */
+export type GetWithEtag = <P extends PathsWith<"get">, Init extends MaybeOptionalInit<paths[P], "get">>(
+  path: P,
+  ...init: InitArgs<Init>
+) => Promise<{ data: ResponseData<P, "get", Init>; etag: string | undefined }>;
+
+/** GET routes answering `{ items, next? }` pages. */
+export type PagedPath = {
+  [P in PathsWith<"get">]: ResponseData<P, "get"> extends { items: readonly unknown[]; next?: string } ? P : never;
+}[PathsWith<"get">];
+type Parameters_<P extends PagedPath> = Operation<P, "get"> extends { parameters: infer Params } ? Params : never;
+export type PageQuery<P extends PagedPath> = Omit<NonNullable<Parameters_<P> extends { query?: infer Q } ? Q : never>, "cursor">;
+export type PagePathParams<P extends PagedPath> = Parameters_<P> extends { path: infer Params } ? Params : undefined;
+export type PageItem<P extends PagedPath> = ResponseData<P, "get"> extends { items: readonly (infer Item)[] } ? Item : never;
+
+/** For routes newer than the generated types: untyped, same key, request id and errors. */
+export interface RawInit {
+  /** Values for `{name}` segments of the path. */
+  readonly path?: Readonly<Record<string, string>>;
+  readonly query?: Readonly<Record<string, string | number | boolean | undefined>>;
+  readonly body?: unknown;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+export interface SimrootClient {
+  /** The underlying openapi-fetch client (answers `{ data, error, response }`, never throws on status). */
+  readonly http: HttpClient;
+  readonly get: Call<"get">;
+  readonly post: Call<"post">;
+  readonly put: Call<"put">;
+  readonly patch: Call<"patch">;
+  readonly delete: Call<"delete">;
+  readonly getWithEtag: GetWithEtag;
+  /**
+   * A POST that is safe to repeat: sends `Idempotency-Key` (given, or a new UUID) and retries
+   * with the same key when the network fails or the server answers 502, 503 or 504.
+   */
+  readonly idempotentPost: Call<"post", { idempotencyKey?: string; retries?: number }>;
+  /** Every item of a paginated list, following `next` cursors page by page. */
+  paginate<P extends PagedPath>(path: P, query?: PageQuery<P>, pathParams?: PagePathParams<P>): AsyncIterableIterator<PageItem<P>>;
+  /** A route the generated types do not know yet; answers the parsed JSON (or text), throws `SimrootApiError`. */
+  request(method: Uppercase<HttpMethod>, path: string, init?: RawInit): Promise<unknown>;
+  /** Like `request`, but answers the successful `Response` itself (to stream JSON Lines, read headers). */
+  fetchRaw(method: Uppercase<HttpMethod>, path: string, init?: RawInit): Promise<Response>;
+}
+
+const retryable = new Set([502, 503, 504]);
+type Outcome = { data?: unknown; error?: unknown; response: Response };
+
+async function unwrap(pending: Promise<Outcome>): Promise<unknown> {
+  const { data, error, response } = await pending;
+  if (!response.ok) throw SimrootApiError.from(response, error);
+  return data;
+}
+
+export function createClient(options: ClientOptions): SimrootClient {
+  const baseUrl = options.baseUrl.replace(/\/+$/, "");
+  const nextRequestId = options.requestId ?? (() => crypto.randomUUID());
+  const http = createFetchClient<paths, Media>({
+    baseUrl,
+    ...(options.fetch ? { fetch: options.fetch } : {}),
+    headers: options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {},
+  });
+  http.use({
+    onRequest: ({ request }) => {
+      if (!request.headers.has("x-request-id")) request.headers.set("x-request-id", nextRequestId());
+      return request;
+    },
+  });
+
+  // openapi-fetch checks the arguments' types; these untyped views only forward them.
+  type Forward = (path: string, init?: Record<string, unknown>) => Promise<Outcome>;
+  const forward = (method: "GET" | "PUT" | "POST" | "PATCH" | "DELETE") => http[method] as unknown as Forward;
+  const call = <M extends HttpMethod>(method: Uppercase<M>) => {
+    const send = forward(method);
+    return ((path: string, init?: Record<string, unknown>) => unwrap(send(path, init))) as unknown as Call<M>;
+  };
+
+  const getWithEtag = (async (path: string, init?: Record<string, unknown>) => {
+    const outcome = await forward("GET")(path, init);
+    return { data: await unwrap(Promise.resolve(outcome)), etag: outcome.response.headers.get("etag") ?? undefined };
+  }) as unknown as GetWithEtag;
+
+  const idempotentPost = (async (path: string, init: Record<string, unknown> = {}) => {
+    const { idempotencyKey = crypto.randomUUID(), retries = 2, headers, ...rest } = init as {
+      idempotencyKey?: string;
+      retries?: number;
+      headers?: Record<string, string>;
+    };
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const outcome = await forward("POST")(path, { ...rest, headers: { ...headers, "idempotency-key": idempotencyKey } });
+        if (attempt < retries && retryable.has(outcome.response.status)) continue;
+        return await unwrap(Promise.resolve(outcome));
+      } catch (error) {
+        // Network failures (fetch rejects with a TypeError) are retried; API errors are not.
+        if (attempt >= retries || error instanceof SimrootApiError) throw error;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+    }
+  }) as unknown as SimrootClient["idempotentPost"];
+
+  async function* paginate<P extends PagedPath>(path: P, query?: PageQuery<P>, pathParams?: PagePathParams<P>): AsyncIterableIterator<PageItem<P>> {
+    let cursor: string | undefined;
+    do {
+      const page = (await unwrap(
+        forward("GET")(path, { params: { query: { ...query, ...(cursor ? { cursor } : {}) }, ...(pathParams ? { path: pathParams } : {}) } }),
+      )) as { items: PageItem<P>[]; next?: string };
+      yield* page.items;
+      cursor = page.next;
+    } while (cursor);
+  }
+
+  async function fetchRaw(method: Uppercase<HttpMethod>, path: string, init: RawInit = {}): Promise<Response> {
+    const outcome = (await (http.request as unknown as (method: string, path: string, init: object) => Promise<Outcome>)(method.toLowerCase(), path, {
+      params: { path: init.path, query: init.query },
+      headers: init.headers,
+      ...(init.body === undefined ? {} : { body: init.body }),
+      parseAs: "stream",
+    }));
+    if (!outcome.response.ok) throw SimrootApiError.from(outcome.response, outcome.error);
+    return outcome.response;
+  }
+
+  async function request(method: Uppercase<HttpMethod>, path: string, init?: RawInit): Promise<unknown> {
+    const response = await fetchRaw(method, path, init);
+    const text = await response.text();
+    if (!text) return undefined;
+    return /[/+]json\b/.test(response.headers.get("content-type") ?? "") ? JSON.parse(text) : text;
+  }
+
+  return {
+    http,
+    get: call("GET"),
+    post: call("POST"),
+    put: call("PUT"),
+    patch: call("PATCH"),
+    delete: call("DELETE"),
+    getWithEtag,
+    idempotentPost,
+    paginate,
+    request,
+    fetchRaw,
+  };
+}

@@ -1,0 +1,287 @@
+/**
+ * The SDK and the `simroot` CLI against a live local server (HTTP on a free port), and the
+ * generated `openapi.d.ts` against what the current app generates.
+ */
+import { spawn } from "node:child_process";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createClient, SimrootApiError, type SimrootClient } from "@simroot/sdk";
+import { generateOpenApiTypes, generatedPath } from "../packages/sdk/scripts/generate.ts";
+import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+
+const root = join(import.meta.dirname, "..");
+const cli = join(root, "packages", "sdk", "src", "cli.ts");
+const bin = join(root, "packages", "sdk", "bin", "simroot.js");
+
+let runtime: TestRuntime;
+let url: string;
+beforeAll(async () => {
+  runtime = await startTestRuntime({ port: 0 });
+  url = runtime.url!;
+});
+afterAll(() => runtime.stop());
+
+/** A fresh tenant and an SDK client for its admin key; `requests` counts what went over the wire. */
+async function tenant() {
+  const { token, tenant } = await tenantClient(runtime);
+  const requests: Request[] = [];
+  const client = createClient({
+    baseUrl: url,
+    apiKey: token,
+    fetch: (request) => {
+      requests.push(request.clone());
+      return fetch(request);
+    },
+  });
+  return { token, tenant, client, requests };
+}
+
+let imsiSeq = 0;
+const nextImsi = () => `20801${String(Date.now() % 1e7).padStart(7, "0")}${String(imsiSeq++ % 1000).padStart(3, "0")}`;
+
+async function register(client: SimrootClient, labels: Record<string, string> = { fleet: "meters" }) {
+  return client.post("/v1/devices", { body: { imsi: nextImsi(), labels } });
+}
+
+/** Runs `node <script> ...args` with the CLI's environment; never rejects on a non-zero exit. */
+function run(args: string[], env: Record<string, string>, script = cli) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn(process.execPath, [script, ...args], {
+      env: { ...process.env, SIMROOT_URL: "", SIMROOT_API_KEY: "", ...env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once("error", reject);
+    child.once("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe("the generated API types", () => {
+  it("match what the current app generates (run `npm run sdk:generate` when this fails)", async () => {
+    expect(await readFile(generatedPath, "utf8")).toBe(await generateOpenApiTypes());
+  });
+});
+
+describe("the SDK", () => {
+  it("registers, reads, looks up by IMSI and suspends a device, sending the key and a request id", async () => {
+    const { client, requests } = await tenant();
+    const device = await client.post("/v1/devices", { body: { name: "meter-1", imsi: nextImsi(), labels: { fleet: "meters" } } });
+    expect(device).toMatchObject({ name: "meter-1", state: "active", labels: { fleet: "meters" }, revision: 1 });
+    expect(device.id).toMatch(/^dev_/);
+
+    expect(await client.get("/v1/devices/{id}", { params: { path: { id: device.id } } })).toEqual(device);
+    expect(await client.get("/v1/devices/lookup", { params: { query: { imsi: device.imsi } } })).toEqual(device);
+
+    const suspended = await client.post("/v1/devices/{id}/{action}", {
+      params: { path: { id: device.id, action: "suspend" } },
+      body: { reason: "stolen meter" },
+    });
+    expect(suspended).toMatchObject({ outcome: "applied", device: { id: device.id, state: "suspended" } });
+    expect((await client.get("/v1/devices/{id}", { params: { path: { id: device.id } } })).state).toBe("suspended");
+
+    expect(requests.every((request) => request.headers.get("authorization")?.startsWith("Bearer sr_key_"))).toBe(true);
+    const ids = requests.map((request) => request.headers.get("x-request-id"));
+    expect(ids.every((id) => typeof id === "string" && id.length > 0)).toBe(true);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it("paginates the device list across pages, in order, each device once", async () => {
+    const { client, requests } = await tenant();
+    const registered = [];
+    for (let i = 0; i < 5; i++) registered.push(await register(client));
+    requests.length = 0;
+
+    const seen = [];
+    for await (const device of client.paginate("/v1/devices", { limit: 2 })) seen.push(device.id);
+
+    expect(seen).toEqual(registered.map((device) => device.id));
+    const pages = requests.map((request) => new URL(request.url).searchParams);
+    expect(pages.length).toBeGreaterThanOrEqual(3);
+    expect(pages.every((query) => query.get("limit") === "2")).toBe(true);
+    expect(pages[0]!.has("cursor")).toBe(false);
+    expect(pages.slice(1).every((query) => query.has("cursor"))).toBe(true);
+  });
+
+  it("throws SimrootApiError with the problem details and errors[].path for invalid input", async () => {
+    const { token } = await tenant();
+    const client = createClient({ baseUrl: url, apiKey: token, requestId: () => "sdk-test-validation" });
+    const error = await client.post("/v1/devices", { body: { eid: "123", labels: { Bad: "x" } } }).catch((caught: unknown) => caught);
+
+    expect(error).toBeInstanceOf(SimrootApiError);
+    const problem = error as SimrootApiError;
+    expect(problem).toMatchObject({ status: 400, title: "request.invalid", type: "urn:simroot:problem:request.invalid", requestId: "sdk-test-validation" });
+    expect(problem.errors.map((field) => field.path)).toEqual(expect.arrayContaining(["eid", "labels.Bad"]));
+  });
+
+  it("throws SimrootApiError 401 for a bad key and 404 for an unknown device", async () => {
+    const bad = createClient({ baseUrl: url, apiKey: "sr_key_nope" });
+    await expect(bad.get("/v1/devices")).rejects.toMatchObject({ name: "SimrootApiError", status: 401, title: "auth.invalid_key" });
+    const { client } = await tenant();
+    await expect(client.get("/v1/devices/{id}", { params: { path: { id: "dev_01JD3Q4ZK8W9X2V5N6M7P8R9ST" } } })).rejects.toMatchObject({ status: 404 });
+  });
+
+  it("reaches routes by plain path too (for routes newer than the generated types), with the same errors", async () => {
+    const { client } = await tenant();
+    const device = await register(client);
+    expect(await client.request("GET", "/v1/devices/{id}", { path: { id: device.id } })).toEqual(device);
+    expect(await client.request("GET", "/v1/devices", { query: { limit: 1 } })).toMatchObject({ items: [device] });
+    await expect(client.request("POST", "/v1/devices/{id}/suspend", { path: { id: device.id }, body: {} })).rejects.toMatchObject({
+      status: 400,
+      errors: [expect.objectContaining({ path: "reason" })],
+    });
+    const lines = await client.fetchRaw("GET", "/v1/audit/export");
+    expect(lines.headers.get("content-type")).toContain("application/x-ndjson");
+    expect((await lines.text()).trim().split("\n")).toHaveLength(1);
+  });
+
+  it("makes idempotent POSTs: the same Idempotency-Key registers one device", async () => {
+    const { client, requests } = await tenant();
+    const body = { imsi: nextImsi(), labels: { fleet: "meters" } };
+    const first = await client.idempotentPost("/v1/devices", { body, idempotencyKey: "register-meter-7" });
+    const again = await client.idempotentPost("/v1/devices", { body, idempotencyKey: "register-meter-7" });
+
+    expect(again).toEqual(first);
+    expect(requests.map((request) => request.headers.get("idempotency-key"))).toEqual(["register-meter-7", "register-meter-7"]);
+    expect((await client.get("/v1/devices")).items.map((device) => device.id)).toEqual([first.id]);
+  });
+});
+
+describe("the simroot CLI", () => {
+  it("registers a device, lists it as JSON, reads its timeline and verifies the audit chain", async () => {
+    const { token } = await tenant();
+    const env = { SIMROOT_URL: url, SIMROOT_API_KEY: token };
+    const imsi = nextImsi();
+
+    const registered = await run(["devices", "register", "--imsi", imsi, "--name", "meter-9", "--label", "fleet=meters", "--label", "site=paris"], env);
+    expect(registered.stderr).toBe("");
+    expect(registered.code).toBe(0);
+    const id = /^id\s+(dev_\S+)$/m.exec(registered.stdout)?.[1];
+    expect(id).toBeDefined();
+    expect(registered.stdout).toMatch(/^labels\s+fleet=meters,site=paris$/m);
+
+    const listed = await run(["devices", "list", "--json"], env);
+    expect(listed.code).toBe(0);
+    const page = JSON.parse(listed.stdout) as { items: { id: string; imsi: string; labels: Record<string, string> }[] };
+    expect(page.items).toEqual([expect.objectContaining({ id, imsi, labels: { fleet: "meters", site: "paris" } })]);
+
+    const table = await run(["devices", "list"], env);
+    expect(table.stdout.split("\n")[0]).toMatch(/^ID\s+STATE\s+NAME\s+IMSI/);
+    expect(table.stdout).toContain(id!);
+
+    const suspended = await run(["devices", "suspend", id!, "--reason", "lost"], env);
+    expect(suspended).toMatchObject({ code: 0, stdout: `applied: ${id} is suspended\n` });
+
+    const timeline = await run(["devices", "timeline", id!, "--json"], env);
+    expect((JSON.parse(timeline.stdout) as { items: { type: string }[] }).items.map((entry) => entry.type)).toEqual(["device.registered", "device.suspended"]);
+
+    const verified = await run(["audit", "verify"], env);
+    expect(verified.code).toBe(0);
+    expect(verified.stdout).toMatch(/^valid: 2 records checked/);
+  });
+
+  it("exports the audit chain as JSON Lines to a file", async () => {
+    const { token, client } = await tenant();
+    await register(client);
+    await register(client);
+    const out = join(await mkdtemp(join(tmpdir(), "simroot-cli-")), "audit.jsonl");
+
+    const exported = await run(["audit", "export", "--out", out], { SIMROOT_URL: url, SIMROOT_API_KEY: token });
+    expect(exported.code).toBe(0);
+    expect(exported.stderr).toContain(`wrote 2 audit records to ${out}`);
+    const records = (await readFile(out, "utf8")).trim().split("\n").map((line) => JSON.parse(line) as { seq: number; action: string });
+    expect(records.map((record) => [record.seq, record.action])).toEqual([
+      [1, "device.registered"],
+      [2, "device.registered"],
+    ]);
+  });
+
+  it("changes tenant settings under If-Match and creates a key whose token works", async () => {
+    const { token } = await tenant();
+    const env = { SIMROOT_URL: url, SIMROOT_API_KEY: token };
+
+    const changed = await run(["tenant", "settings", "--fail-mode", "open", "--allowed-countries", "fr,de", "--json"], env);
+    expect(changed.stderr).toBe("");
+    expect(JSON.parse(changed.stdout)).toMatchObject({ settings: { failMode: "open", allowedCountries: ["FR", "DE"] }, revision: 2 });
+
+    const stale = await run(["tenant", "settings", "--imei-lock", "false", "--if-match", '"1"'], env);
+    expect(stale.code).toBe(1);
+    expect(stale.stderr).toMatch(/^error: request\.precondition_failed \(412\)/);
+
+    const created = await run(["keys", "create", "--name", "ci", "--role", "viewer", "--json"], env);
+    expect(created.code).toBe(0);
+    const { key, token: viewerToken } = JSON.parse(created.stdout) as { key: { keyId: string; role: string }; token: string };
+    expect(key.role).toBe("viewer");
+    const asViewer = await run(["devices", "list", "--json"], { SIMROOT_URL: url, SIMROOT_API_KEY: viewerToken });
+    expect(asViewer.code).toBe(0);
+    const forbidden = await run(["keys", "list"], { SIMROOT_URL: url, SIMROOT_API_KEY: viewerToken });
+    expect(forbidden.code).toBe(1);
+    expect(forbidden.stderr).toContain("auth.forbidden");
+  });
+
+  it("creates a policy from a file and decides a connection with it", async () => {
+    const { token, client } = await tenant();
+    const env = { SIMROOT_URL: url, SIMROOT_API_KEY: token };
+    const device = await register(client);
+    const rule = join(await mkdtemp(join(tmpdir(), "simroot-cli-")), "rule.json");
+    await writeFile(
+      rule,
+      JSON.stringify({
+        name: "Meters send telemetry",
+        selector: { matchLabels: { fleet: "meters" } },
+        destinations: [{ fqdn: "ingest.example.com", ports: [8883], protocol: "tcp" }],
+        effect: "allow",
+      }),
+    );
+
+    const created = await run(["policies", "create", "--file", rule, "--json"], env);
+    expect(created.stderr).toBe("");
+    const policy = JSON.parse(created.stdout) as { id: string };
+
+    const allowed = await run(["decide", "--imsi", device.imsi!, "--dest-fqdn", "ingest.example.com", "--port", "8883"], env);
+    expect(allowed.code).toBe(0);
+    expect(allowed.stdout).toMatch(new RegExp(`^ALLOW  allow\\.rule \\(rule ${policy.id}\\)`));
+    const denied = await run(["decide", "--imsi", device.imsi!, "--dest-fqdn", "ingest.example.com", "--port", "22", "--json"], env);
+    expect(JSON.parse(denied.stdout)).toMatchObject({ allow: false, reason: "deny.default", deviceId: device.id });
+
+    expect((await run(["policies", "delete", policy.id], env)).code).toBe(0);
+    expect(JSON.parse((await run(["policies", "list", "--json"], env)).stdout)).toEqual({ items: [] });
+  });
+
+  it("exits 2 with the usage for an unknown command or a missing argument", async () => {
+    const unknown = await run(["frobnicate"], { SIMROOT_URL: url, SIMROOT_API_KEY: "x" });
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain("unknown command: frobnicate");
+    expect(unknown.stderr).toContain("Usage: simroot <command> [options]");
+
+    const missing = await run(["devices", "suspend", "dev_1"], { SIMROOT_URL: url, SIMROOT_API_KEY: "x" });
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("--reason is required");
+    expect(missing.stderr).toContain("Usage: simroot devices suspend <id>");
+  });
+
+  it("exits 1 printing the problem when the API refuses the key", async () => {
+    const refused = await run(["devices", "list"], { SIMROOT_URL: url, SIMROOT_API_KEY: "sr_key_not_a_real_key" });
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toBe("");
+    expect(refused.stderr).toMatch(/^error: auth\.invalid_key \(401\)/);
+
+    const asJson = await run(["devices", "list", "--json"], { SIMROOT_URL: url, SIMROOT_API_KEY: "sr_key_not_a_real_key" });
+    expect(JSON.parse(asJson.stderr)).toMatchObject({ title: "auth.invalid_key", status: 401, type: "urn:simroot:problem:auth.invalid_key" });
+  });
+
+  it("runs as the installed bin, with help for every command", async () => {
+    const help = await run(["--help"], {}, bin);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("devices register");
+    const health = await run(["health", "--json", "--url", url], {}, bin);
+    expect(health.code).toBe(0);
+    expect(JSON.parse(health.stdout)).toMatchObject({ status: "ok" });
+    const commandHelp = await run(["decide", "--help"], {}, bin);
+    expect(commandHelp.stdout).toContain("--dest-fqdn <name>");
+  });
+});
