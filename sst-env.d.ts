@@ -28,6 +28,10 @@ declare module "sst" {
       "name": string
       "type": "sst.aws.Bus"
     }
+    "FlowsTable": {
+      "name": string
+      "type": "sst.aws.Dynamo"
+    }
     "IdentityTable": {
       "name": string
       "type": "sst.aws.Dynamo"

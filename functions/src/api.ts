@@ -1,10 +1,19 @@
 import { handle } from "hono/aws-lambda";
 import { createApp } from "@simroot/api";
-import { busName, runtimePorts, storeHealth } from "@simroot/core";
+import { busName, feedKmsKeyId, kmsSigner, runtimePorts, storeHealth, type FeedSigner } from "@simroot/core";
+
+let signer: Promise<FeedSigner> | undefined;
+const feedSigner = () => {
+  const keyId = feedKmsKeyId();
+  if (!keyId) throw new Error("SIMROOT_FEED_KMS_KEY_ID is not set: the feed cannot be signed");
+  signer ??= kmsSigner(keyId);
+  return signer;
+};
 
 export const handler = handle(
   createApp({
     ports: runtimePorts,
+    feedSigner,
     logRequests: true,
     health: {
       store: () => storeHealth(runtimePorts()),

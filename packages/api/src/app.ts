@@ -9,6 +9,7 @@ import { accessRoutes } from "./routes/access.ts";
 import { auditRoutes } from "./routes/audit.ts";
 import { decisionRoutes } from "./routes/decision.ts";
 import { deviceRoutes } from "./routes/device.ts";
+import { feedRoutes } from "./routes/feed.ts";
 import { grantRoutes } from "./routes/grant.ts";
 import { ingestRoutes } from "./routes/ingest.ts";
 import { parkedRoutes } from "./routes/parked.ts";
@@ -40,6 +41,7 @@ export function createApp(options: AppOptions) {
   app.route("/", policyRoutes);
   app.route("/", grantRoutes);
   app.route("/", decisionRoutes);
+  app.route("/", feedRoutes(options));
   // The interactive reference: Scalar renders /openapi.json in the browser.
   app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "simroot API" }));
   const asyncApi = asyncApiDocument();

@@ -1,4 +1,4 @@
-import type { Ports, Principal, RequestContext, Role } from "@simroot/core";
+import type { FeedSigner, Ports, Principal, RequestContext, Role } from "@simroot/core";
 
 /** What every route can read from the Hono context. */
 export interface AppEnv {
@@ -17,6 +17,8 @@ export interface AppOptions {
   readonly ports: () => Ports;
   /** Named component checks reported by `GET /health`. */
   readonly health: Readonly<Record<string, HealthCheck>>;
+  /** Signs the policy feed's heads (a key file locally, AWS KMS in production). */
+  readonly feedSigner: () => Promise<FeedSigner>;
   /** One JSON log line per request (method, path, status, duration, request id). */
   readonly logRequests?: boolean;
 }

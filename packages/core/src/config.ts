@@ -33,6 +33,9 @@ export function dynamoSettings(): DynamoSettings {
 
 export const busName = (): string => env("SIMROOT_BUS_NAME") ?? "simroot";
 
+/** The KMS key (ECC_NIST_EDWARDS25519) that signs the feed in AWS. */
+export const feedKmsKeyId = (): string | undefined => env("SIMROOT_FEED_KMS_KEY_ID");
+
 export interface LocalSettings {
   readonly port: number;
   readonly host: string;

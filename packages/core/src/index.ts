@@ -55,3 +55,8 @@ export * from "./policy/enforcement-store.ts";
 export * from "./policy/load.ts";
 export * from "./policy/what-if.ts";
 export * from "./device/credential.ts";
+export * from "./feed/wire.ts";
+export * from "./feed/signer.ts";
+export * from "./feed/kms-signer.ts";
+export * from "./feed/feed.ts";
+export * from "./feed/flows.ts";

@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { createApp } from "@simroot/api";
-import { documentClient, ensureTables, portsFor, providePorts, storeHealth, tableNames } from "@simroot/core";
+import { documentClient, ensureTables, fileSigner, memorySigner, portsFor, providePorts, storeHealth, tableNames } from "@simroot/core";
 import { LocalBus, type RetrySettings } from "./bus/local-bus.ts";
 import { startDynamoLocal, type DynamoLocal } from "./dynamodb-local.ts";
 import { loadRuleTargets } from "./targets.ts";
@@ -55,8 +55,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     const ports = portsFor(db, tables, bus);
     providePorts(ports);
 
+    // The feed's signing key: a file under the data folder, or one in memory for a run that keeps nothing.
+    const signer = options.dataDir ? await fileSigner(join(options.dataDir, "feed-signing-key.pem")) : memorySigner();
     const app = createApp({
       ports: () => ports,
+      feedSigner: async () => signer,
       logRequests: options.logRequests,
       health: {
         store: () => storeHealth(ports),

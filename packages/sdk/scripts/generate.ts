@@ -30,7 +30,11 @@ export async function openApiDocument(): Promise<OpenAPI3> {
       throw new Error(`generating the OpenAPI document must not use ports (read ${String(property)})`);
     },
   });
-  const app = createApp({ ports: () => noPorts, health: {} });
+  const app = createApp({
+    ports: () => noPorts,
+    health: {},
+    feedSigner: () => Promise.reject(new Error("generating the OpenAPI document must not sign")),
+  });
   const response = await app.request("/openapi.json");
   if (!response.ok) throw new Error(`GET /openapi.json answered ${response.status}: ${await response.text()}`);
   return (await response.json()) as OpenAPI3;

@@ -2764,6 +2764,227 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/feed": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The signed, incremental feed enforcement points poll
+         * @description Without `since`: a snapshot, page by page (`next`). With `since`: every change after that version, answered as soon as one lands when `wait` is given. Every response carries a head signed with Ed25519 (tenant, version, content hash, expiry of at most 120 s). With `If-None-Match: "<version>"`, an idle poll is answered 304 with the re-signed head in `simroot-feed-head`. 410 `feed.snapshot_required` when the version is older than the retained deltas.
+         */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description the version the PEP holds; omit for a snapshot */
+                    since?: number | null;
+                    /** @description the next snapshot page */
+                    cursor?: string;
+                    /** @description long poll: seconds to wait for a change (deltas only) */
+                    wait?: number | null;
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description A snapshot page or the deltas */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["FeedResponse"];
+                    };
+                };
+                /** @description Nothing changed since your version; the re-signed head is in the simroot-feed-head header */
+                304: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Invalid input: `errors` names each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing or invalid API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Take a snapshot */
+                410: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": unknown;
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/feed/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The feed's public signing key, for configuring (pinning) enforcement points */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The keys */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            keys: {
+                                keyId: string;
+                                /** @enum {string} */
+                                algorithm: "ed25519";
+                                publicKeyPem: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Missing or invalid API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/flows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Report aggregated flow records (for anomaly detection) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["FlowReport"];
+                };
+            };
+            responses: {
+                /** @description Stored */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            flows: number;
+                        };
+                    };
+                };
+                /** @description Invalid input: `errors` names each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing or invalid API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -3376,6 +3597,57 @@ export interface components {
             ip?: string;
             externalId?: string;
             credential?: string;
+        };
+        FeedResponse: {
+            signed: components["schemas"]["SignedFeedHead"];
+            entries: components["schemas"]["FeedEntry"][];
+            next?: string;
+        };
+        SignedFeedHead: {
+            head: components["schemas"]["FeedHead"];
+            signature: string;
+            keyId: string;
+        };
+        FeedHead: {
+            tenantId: string;
+            /** @enum {string} */
+            kind: "snapshot" | "delta";
+            since: number;
+            version: number;
+            page: number;
+            last: boolean;
+            contentHash: string;
+            issuedAt: string;
+            expiresAt: string;
+        };
+        FeedEntry: {
+            version: number;
+            /** @enum {string} */
+            kind: "device" | "binding" | "policy" | "grant" | "settings";
+            key: string;
+            value: {
+                [key: string]: unknown;
+            } | null;
+        };
+        FlowReport: {
+            pepId: string;
+            /** Format: date-time */
+            windowStart: string;
+            /** Format: date-time */
+            windowEnd: string;
+            flows: {
+                deviceId?: string;
+                sourceIp?: string;
+                destination: string;
+                port: number;
+                /** @enum {string} */
+                protocol: "tcp" | "udp";
+                /** @enum {string} */
+                decision: "allow" | "deny";
+                reason: string;
+                count: number;
+                bytes: number;
+            }[];
         };
     };
     responses: never;

@@ -16,3 +16,6 @@ export const aliasKey = (tenantId: string, kind: IdentifierKind, value: string) 
 
 /** Which device holds an IP address in the tenant's private APN/DNN right now. */
 export const bindingKey = (tenantId: string, address: string) => ({ pk: `B#${tenantId}#${address}`, sk: "binding" });
+
+/** Lists a tenant's current bindings (the feed snapshot reads them). */
+export const bindingListKey = (tenantId: string, address: string) => ({ gsi1pk: `T#${tenantId}#binding`, gsi1sk: address });

@@ -7,11 +7,11 @@
 import { tenantSettings } from "../access/tenant-settings.ts";
 import type { RequestContext } from "../context.ts";
 import { enforcementView, type Device } from "../device/device.ts";
-import { bindingKey } from "../device/keys.ts";
+import { bindingKey, bindingListKey } from "../device/keys.ts";
 import { deviceItem, forgetDevice, recentDevice, rememberDevice } from "../device/store.ts";
 import { SimrootError, isSimrootError } from "../error.ts";
 import { domainEvent, type DomainEvent } from "../event/event.ts";
-import type { FeedEntry } from "../ledger/change.ts";
+import type { FeedChange } from "../ledger/change.ts";
 import type { Ports } from "../ports.ts";
 import { writeTransaction, type TransactItem } from "../store/transaction.ts";
 import { bindingsOf, diffStates } from "./diff.ts";
@@ -118,7 +118,7 @@ type Bindings = ReturnType<typeof bindingsOf>;
  */
 function bindingChanges(ports: Ports, device: Device, before: Bindings, after: Bindings, movedAway: ReadonlySet<string>, now: string) {
   const writes: TransactItem[] = [];
-  const feed: FeedEntry[] = [];
+  const feed: FeedChange[] = [];
   const deletedAt = new Map<number, string>();
   for (const [address, binding] of after) {
     const previous = before.get(address);
@@ -126,7 +126,7 @@ function bindingChanges(ports: Ports, device: Device, before: Bindings, after: B
     writes.push({
       Put: {
         TableName: ports.tables.identity,
-        Item: { ...bindingKey(device.tenantId, address), deviceId: device.id, address, ...binding, since: now },
+        Item: { ...bindingKey(device.tenantId, address), ...bindingListKey(device.tenantId, address), deviceId: device.id, address, ...binding, since: now },
       },
     });
     feed.push({ kind: "binding", key: address, value: { deviceId: device.id, address, ...binding } });

@@ -2,7 +2,7 @@ import { z } from "zod";
 import type { TableNames } from "../config.ts";
 import type { DomainEvent } from "../event/event.ts";
 import type { TransactItem } from "../store/transaction.ts";
-import type { FeedEntry } from "./change.ts";
+import type { FeedChange } from "./change.ts";
 import { chainHash } from "./chain.ts";
 
 export const auditRecordSchema = z
@@ -38,7 +38,7 @@ export const unhashed = ({ hash: _hash, ...record }: AuditRecord) => record;
  * item. The change feed lives in the same records (`feed`, versioned by `seq`): what
  * enforcement points learn is covered by the same hash chain as the audit trail.
  */
-export function auditItem(tables: TableNames, event: DomainEvent, seq: number, prevHash: string, feed?: readonly FeedEntry[]) {
+export function auditItem(tables: TableNames, event: DomainEvent, seq: number, prevHash: string, feed?: readonly FeedChange[]) {
   const unsigned = {
     seq,
     tenantId: event.tenantId,

@@ -3,7 +3,7 @@ import type { DomainEvent } from "../event/event.ts";
 import type { TransactItem } from "../store/transaction.ts";
 
 /** One thing enforcement points must learn: an item of their replicated view, set or removed. */
-export interface FeedEntry {
+export interface FeedChange {
   /** What kind of thing (`device`, `binding`, `policy`, `grant`, ...). */
   readonly kind: string;
   /** Its key within the kind (a device id, `ip:<apn>:<address>`, ...). */
@@ -21,7 +21,7 @@ export interface Change {
   readonly tenantId: string;
   readonly writes: readonly TransactItem[];
   readonly events: readonly DomainEvent[];
-  readonly feed?: readonly FeedEntry[];
+  readonly feed?: readonly FeedChange[];
   /** The typed error for a failed condition on `writes[index]`; `undefined` keeps a generic conflict. */
   readonly onConditionFailed?: (index: number) => SimrootError | undefined;
 }

@@ -43,6 +43,8 @@ interface TenantQueue {
 
 export interface Ledger {
   commit(change: Change): Promise<Committed>;
+  /** Calls `listener` after each commit of this process with the tenant's new head; returns the unsubscribe. */
+  onCommit(listener: (tenantId: string, version: number) => void): () => void;
 }
 
 export const headKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "head" });
@@ -57,6 +59,7 @@ function itemIdentity(item: TransactItem): string | undefined {
 
 export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Ledger {
   const queues = new Map<string, TenantQueue>();
+  const listeners = new Set<(tenantId: string, version: number) => void>();
 
   async function readHead(tenantId: string): Promise<Head> {
     const { Item } = await db.send(new GetCommand({ TableName: tables.control, Key: headKey(tenantId), ConsistentRead: true }));
@@ -138,6 +141,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
           await db.send(new TransactWriteCommand({ TransactItems: built.items }));
           queue.head = built.head;
           batch.forEach((pending, index) => pending.resolve(built.results[index]!));
+          for (const listener of listeners) listener(tenantId, built.head.seq);
         } catch (error) {
           queue.head = undefined;
           await settleFailure(queue, batch, built.owners, error);
@@ -185,6 +189,10 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
   }
 
   return {
+    onCommit(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     commit(change) {
       if (change.events.length === 0) throw new Error("a change must say what happened: at least one event");
       if (actionsOf(change) + 1 > maxActions) {

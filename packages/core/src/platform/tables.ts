@@ -33,7 +33,7 @@ export const tables = {
       byTenant: {
         partitionKey: "gsi1pk",
         sortKey: "gsi1sk",
-        serves: "list a tenant's devices (and other identity items) in id order",
+        serves: "list a tenant's devices in id order, and its current IP bindings (the feed snapshot)",
       },
     },
   },
@@ -63,6 +63,14 @@ export const tables = {
         serves: "a subject's (device's) audit records in time order",
       },
     },
+  },
+  flows: {
+    holds: "aggregated flow records enforcement points report, per tenant and day, for anomaly detection",
+    fields: { pk: "string", sk: "string" },
+    partitionKey: "pk",
+    sortKey: "sk",
+    indexes: {},
+    ttl: "expiresAt",
   },
 } as const satisfies Record<string, TableDefinition>;
 

@@ -11,7 +11,7 @@ import { readDevice } from "../device/store.ts";
 import { SimrootError } from "../error.ts";
 import { domainEvent } from "../event/event.ts";
 import { hasIdKind, newId } from "../id.ts";
-import type { FeedEntry } from "../ledger/change.ts";
+import type { FeedChange } from "../ledger/change.ts";
 import type { Outcome } from "../outcome.ts";
 import { pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
@@ -72,7 +72,7 @@ function statusAt(grant: StoredGrant, now: number): GrantRecord["status"] {
 
 const withStatus = (grant: StoredGrant, now: Date): GrantRecord => ({ ...grant, status: statusAt(grant, now.getTime()) });
 
-const feedOf = (grant: StoredGrant): FeedEntry => ({ kind: "grant", key: grant.id, value: grantOf(grant) });
+const feedOf = (grant: StoredGrant): FeedChange => ({ kind: "grant", key: grant.id, value: grantOf(grant) });
 
 /** Names no id: a probe from another tenant learns nothing from the answer. */
 const notFound = () => new SimrootError("grant.not_found", "not_found", "No such grant in this tenant");

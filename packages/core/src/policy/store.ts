@@ -9,7 +9,7 @@ import { z } from "zod";
 import { SimrootError } from "../error.ts";
 import { domainEvent } from "../event/event.ts";
 import { hasIdKind, newId } from "../id.ts";
-import type { FeedEntry } from "../ledger/change.ts";
+import type { FeedChange } from "../ledger/change.ts";
 import type { Outcome } from "../outcome.ts";
 import { pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
@@ -44,7 +44,7 @@ export const policyRuleOf = ({ revision: _revision, createdAt: _createdAt, updat
 
 export const storedPolicy = (item: Record<string, unknown>): Policy => policySchema.parse(withoutKeys(item));
 
-const feedOf = (id: string, policy: Policy | null): FeedEntry => ({ kind: "policy", key: id, value: policy && policyRuleOf(policy) });
+const feedOf = (id: string, policy: Policy | null): FeedChange => ({ kind: "policy", key: id, value: policy && policyRuleOf(policy) });
 
 /** Names no id: a probe from another tenant learns nothing from the answer. */
 const notFound = () => new SimrootError("policy.not_found", "not_found", "No such policy in this tenant");

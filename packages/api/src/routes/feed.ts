@@ -1,0 +1,84 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { feedDeltas, feedResponseSchema, feedSnapshot, flowReportSchema, headHeader, recordFlows } from "@simroot/core";
+import type { AppEnv, AppOptions } from "../env.ts";
+import { requireRole } from "../middleware.ts";
+import { errorResponses, json } from "../openapi.ts";
+
+const feedReaders = requireRole("pep", "admin");
+
+const feedQuery = z.object({
+  since: z.coerce.number().int().nonnegative().optional().meta({ description: "the version the PEP holds; omit for a snapshot" }),
+  cursor: z.string().max(4096).optional().meta({ description: "the next snapshot page" }),
+  wait: z.coerce.number().min(0).max(30).default(0).meta({ description: "long poll: seconds to wait for a change (deltas only)" }),
+  limit: z.coerce.number().int().min(1).max(5000).default(1000),
+});
+
+const feed = createRoute({
+  method: "get",
+  path: "/v1/feed",
+  tags: ["enforcement"],
+  summary: "The signed, incremental feed enforcement points poll",
+  description:
+    "Without `since`: a snapshot, page by page (`next`). With `since`: every change after that version, answered as soon as one " +
+    "lands when `wait` is given. Every response carries a head signed with Ed25519 (tenant, version, content hash, expiry of at " +
+    `most 120 s). With \`If-None-Match: "<version>"\`, an idle poll is answered 304 with the re-signed head in \`${headHeader}\`. ` +
+    "410 `feed.snapshot_required` when the version is older than the retained deltas.",
+  middleware: feedReaders,
+  request: { query: feedQuery },
+  responses: {
+    200: json("A snapshot page or the deltas", feedResponseSchema),
+    304: { description: "Nothing changed since your version; the re-signed head is in the simroot-feed-head header" },
+    ...errorResponses(400, 401, 403),
+    410: { description: "Take a snapshot", content: { "application/problem+json": { schema: z.unknown() } } },
+  },
+});
+
+const keys = createRoute({
+  method: "get",
+  path: "/v1/feed/keys",
+  tags: ["enforcement"],
+  summary: "The feed's public signing key, for configuring (pinning) enforcement points",
+  middleware: feedReaders,
+  responses: { 200: json("The keys", z.object({ keys: z.array(z.object({ keyId: z.string(), algorithm: z.literal("ed25519"), publicKeyPem: z.string() })) })), ...errorResponses(401, 403) },
+});
+
+const flows = createRoute({
+  method: "post",
+  path: "/v1/flows",
+  tags: ["enforcement"],
+  summary: "Report aggregated flow records (for anomaly detection)",
+  middleware: requireRole("pep"),
+  request: { body: { required: true, content: { "application/json": { schema: flowReportSchema } } } },
+  responses: { 202: json("Stored", z.object({ id: z.string(), flows: z.number().int() })), ...errorResponses(400, 401, 403) },
+});
+
+export function feedRoutes(options: AppOptions) {
+  return new OpenAPIHono<AppEnv>()
+    .openapi(feed, async (c) => {
+      const query = c.req.valid("query");
+      const signer = await options.feedSigner();
+      const { ports, ctx } = c.var;
+      if (query.since === undefined) {
+        return c.json(await feedSnapshot(ports, signer, ctx.tenantId, query.cursor, query.limit), 200);
+      }
+      const held = /^"(\d+)"$/.exec(c.req.header("if-none-match") ?? "")?.[1];
+      const answer = await feedDeltas(ports, signer, ctx.tenantId, {
+        since: query.since,
+        limit: query.limit,
+        waitMs: query.wait * 1000,
+        ...(held ? { ifNoneMatch: Number(held) } : {}),
+      });
+      if (answer.kind === "not_modified") {
+        c.header(headHeader, Buffer.from(JSON.stringify(answer.signed)).toString("base64"));
+        c.header("etag", `"${answer.signed.head.version}"`);
+        return c.body(null, 304) as never;
+      }
+      c.header("etag", `"${answer.response.signed.head.version}"`);
+      return c.json(answer.response, 200);
+    })
+    .openapi(keys, async (c) => {
+      const signer = await options.feedSigner();
+      return c.json({ keys: [{ keyId: signer.keyId, algorithm: "ed25519" as const, publicKeyPem: signer.publicKeyPem }] }, 200);
+    })
+    .openapi(flows, async (c) => c.json(await recordFlows(c.var.ports, c.var.ctx, c.req.valid("json")), 202));
+}

@@ -1,0 +1,188 @@
+/**
+ * Serves the signed policy feed. Deltas are the `feed` entries of the tenant's audit records
+ * after a version (a poll costs O(changes), never O(fleet)); a snapshot lists the current
+ * devices, IP bindings, policies, grants and settings, page by page, at a version from which
+ * deltas continue. Long polls wait on this process's commits and on the tenant's head.
+ */
+import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { tenantSettings } from "../access/tenant-settings.ts";
+import { enforcementView, deviceSchema } from "../device/device.ts";
+import { SimrootError } from "../error.ts";
+import { auditPartition, auditSortKey } from "../ledger/audit-record.ts";
+import { headKey } from "../ledger/ledger.ts";
+import { enforcementSettingsOf, readEnforcement } from "../policy/enforcement-store.ts";
+import { grantOf, storedGrant } from "../policy/grant-store.ts";
+import { allPolicyItems } from "../policy/records.ts";
+import { policyRuleOf, storedPolicy } from "../policy/store.ts";
+import type { Ports } from "../ports.ts";
+import type { FeedSigner } from "./signer.ts";
+import { contentHash, headBytes, maxHeadLifetimeSeconds, type FeedEntry, type FeedHead, type FeedResponse, type SignedHead } from "./wire.ts";
+
+/** A PEP further behind than this takes a snapshot instead of replaying deltas. */
+export const deltaRetentionSeconds = 7 * 24 * 60 * 60;
+/** How long a head stays valid: PEPs fail closed this long after losing the control plane. */
+export const headLifetimeSeconds = 60;
+const headPollMs = 500;
+
+const snapshotRequired = (why: string) =>
+  new SimrootError("feed.snapshot_required", "conflict", `Take a snapshot: ${why}`, { detail: { status: 410 } });
+
+export async function headVersion(ports: Ports, tenantId: string): Promise<number> {
+  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: headKey(tenantId), ConsistentRead: true }));
+  return Item ? Number(Item.seq) : 0;
+}
+
+export async function signHead(signer: FeedSigner, fields: Omit<FeedHead, "contentHash" | "issuedAt" | "expiresAt">, entries: readonly FeedEntry[], now: Date): Promise<SignedHead> {
+  const lifetime = Math.min(headLifetimeSeconds, maxHeadLifetimeSeconds);
+  const head: FeedHead = {
+    ...fields,
+    contentHash: contentHash(entries),
+    issuedAt: now.toISOString(),
+    expiresAt: new Date(now.getTime() + lifetime * 1000).toISOString(),
+  };
+  return { head, signature: await signer.sign(headBytes(head)), keyId: signer.keyId };
+}
+
+/** Resolves once the tenant's head passes `since` (this process's commits at once, others' within a poll), or at the deadline. */
+function changeAfter(ports: Ports, tenantId: string, since: number, waitMs: number): Promise<void> {
+  return new Promise((resolve) => {
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      unsubscribe();
+      clearTimeout(deadline);
+      clearInterval(poll);
+      resolve();
+    };
+    const unsubscribe = ports.ledger.onCommit((committedTenant, version) => {
+      if (committedTenant === tenantId && version > since) finish();
+    });
+    const deadline = setTimeout(finish, waitMs);
+    const poll = setInterval(() => {
+      void headVersion(ports, tenantId).then((version) => version > since && finish(), () => {});
+    }, headPollMs);
+  });
+}
+
+async function readDeltas(ports: Ports, tenantId: string, since: number, limit: number) {
+  const result = await ports.db.send(
+    new QueryCommand({
+      TableName: ports.tables.audit,
+      KeyConditionExpression: "pk = :p AND sk > :since",
+      ExpressionAttributeValues: { ":p": auditPartition(tenantId), ":since": auditSortKey(since) },
+      ProjectionExpression: "seq, #time, feed",
+      ExpressionAttributeNames: { "#time": "time" },
+      Limit: limit,
+      ConsistentRead: true,
+    }),
+  );
+  const records = result.Items ?? [];
+  const entries: FeedEntry[] = records.flatMap((record) =>
+    ((record.feed ?? []) as Omit<FeedEntry, "version">[]).map((entry) => ({ version: Number(record.seq), kind: entry.kind, key: entry.key, value: entry.value })),
+  );
+  return {
+    entries,
+    version: records.length > 0 ? Number(records.at(-1)!.seq) : since,
+    last: result.LastEvaluatedKey === undefined,
+    oldest: records[0]?.time as string | undefined,
+  };
+}
+
+export interface DeltaQuery {
+  readonly since: number;
+  readonly limit: number;
+  readonly waitMs: number;
+  /** The version the PEP holds and names in If-None-Match: an idle poll is then answered "not modified". */
+  readonly ifNoneMatch?: number;
+}
+
+export type DeltaAnswer = { readonly kind: "response"; readonly response: FeedResponse } | { readonly kind: "not_modified"; readonly signed: SignedHead };
+
+export async function feedDeltas(ports: Ports, signer: FeedSigner, tenantId: string, query: DeltaQuery): Promise<DeltaAnswer> {
+  const current = await headVersion(ports, tenantId);
+  if (query.since > current) throw snapshotRequired(`version ${query.since} is ahead of this control plane (${current})`);
+  let deltas = await readDeltas(ports, tenantId, query.since, query.limit);
+  if (deltas.version === query.since && query.waitMs > 0) {
+    await changeAfter(ports, tenantId, query.since, query.waitMs);
+    deltas = await readDeltas(ports, tenantId, query.since, query.limit);
+  }
+  const now = ports.now();
+  if (deltas.oldest && Date.parse(deltas.oldest) < now.getTime() - deltaRetentionSeconds * 1000) {
+    throw snapshotRequired(`version ${query.since} is older than the ${deltaRetentionSeconds / 86400}-day delta history`);
+  }
+  const fields = { tenantId, kind: "delta" as const, since: query.since, version: deltas.version, page: 0, last: deltas.last };
+  const signed = await signHead(signer, fields, deltas.entries, now);
+  if (deltas.entries.length === 0 && deltas.version === query.since && query.ifNoneMatch === query.since) {
+    return { kind: "not_modified", signed };
+  }
+  return { kind: "response", response: { signed, entries: deltas.entries } };
+}
+
+interface SnapshotCursor {
+  readonly version: number;
+  readonly page: number;
+  readonly phase: "devices" | "bindings";
+  readonly start?: Record<string, unknown>;
+}
+
+const encode = (cursor: SnapshotCursor) => Buffer.from(JSON.stringify(cursor)).toString("base64url");
+function decode(cursor: string, tenantId: string): SnapshotCursor {
+  try {
+    const parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as SnapshotCursor;
+    const start = parsed.start as { gsi1pk?: string } | undefined;
+    if (typeof parsed.version === "number" && (start === undefined || start.gsi1pk === `T#${tenantId}#${parsed.phase === "devices" ? "device" : "binding"}`)) {
+      return parsed;
+    }
+  } catch {}
+  throw new SimrootError("request.invalid_cursor", "input", "The cursor is not one this feed returned", { issues: [{ path: "cursor", message: "not a snapshot cursor" }] });
+}
+
+/** One page of the snapshot. The first page also carries settings, policies and grants. */
+export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: string, cursor: string | undefined, limit: number): Promise<FeedResponse> {
+  const state: SnapshotCursor = cursor ? decode(cursor, tenantId) : { version: await headVersion(ports, tenantId), page: 0, phase: "devices" };
+  const entries: FeedEntry[] = [];
+  const entry = (kind: FeedEntry["kind"], key: string, value: Record<string, unknown>): FeedEntry => ({ version: state.version, kind, key, value });
+  if (!cursor) {
+    const [tenant, enforcement, rules, grants] = await Promise.all([
+      tenantSettings(ports, tenantId),
+      readEnforcement(ports, tenantId),
+      allPolicyItems(ports, tenantId, "policy", (item) => policyRuleOf(storedPolicy(item))),
+      allPolicyItems(ports, tenantId, "grant", (item) => grantOf(storedGrant(item))),
+    ]);
+    entries.push(entry("settings", "tenant", tenant), entry("settings", "enforcement", enforcementSettingsOf(enforcement)));
+    for (const rule of rules) entries.push(entry("policy", rule.id, rule));
+    for (const grant of grants) entries.push(entry("grant", grant.id, grant));
+  }
+  let phase = state.phase;
+  let start = state.start;
+  let complete = false;
+  while (!complete && entries.length < limit) {
+    const result = await ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.identity,
+        IndexName: "byTenant",
+        KeyConditionExpression: "gsi1pk = :p",
+        ExpressionAttributeValues: { ":p": `T#${tenantId}#${phase === "devices" ? "device" : "binding"}` },
+        ExclusiveStartKey: start,
+        Limit: limit - entries.length,
+      }),
+    );
+    for (const item of result.Items ?? []) {
+      if (phase === "devices") {
+        const { history: _history, ...device } = item;
+        const view = enforcementView(deviceSchema.parse(device));
+        entries.push(entry("device", view.id, view));
+      } else {
+        entries.push(entry("binding", String(item.address), { deviceId: item.deviceId, address: item.address, bearer: item.bearer, ...(item.apn ? { apn: item.apn } : {}) }));
+      }
+    }
+    start = result.LastEvaluatedKey;
+    if (start) continue;
+    if (phase === "bindings") complete = true;
+    else phase = "bindings";
+  }
+  const last = complete;
+  const signed = await signHead(signer, { tenantId, kind: "snapshot", since: 0, version: state.version, page: state.page, last }, entries, ports.now());
+  return { signed, entries, ...(last ? {} : { next: encode({ version: state.version, page: state.page + 1, phase, start }) }) };
+}

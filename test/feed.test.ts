@@ -1,0 +1,108 @@
+import { verify } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { contentHash, headBytes, type FeedResponse, type SignedHead } from "@simroot/core";
+import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { standardWebhookHeaders } from "./support/webhooks.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+async function setup() {
+  const admin = await tenantClient(runtime);
+  const pep = (await admin.call("POST", "/v1/keys", { name: "edge-1", role: "pep" })).json.token as string;
+  const { keys } = (await call(runtime, pep, "GET", "/v1/feed/keys")).json as { keys: { publicKeyPem: string }[] };
+  const publicKey = keys[0]!.publicKeyPem;
+  const authentic = (signed: SignedHead, entries: FeedResponse["entries"]) =>
+    verify(null, headBytes(signed.head), publicKey, Buffer.from(signed.signature, "base64")) && contentHash(entries) === signed.head.contentHash;
+  const feed = (query: string, headers: Record<string, string> = {}) => call(runtime, pep, "GET", `/v1/feed${query}`, undefined, headers);
+  return { admin, pep, authentic, feed };
+}
+
+describe("the signed policy feed", () => {
+  it("serves a signed snapshot page by page, then signed deltas from its version", async () => {
+    const { admin, authentic, feed } = await setup();
+    const devices = [];
+    for (const imsi of ["208010000000001", "208010000000002", "208010000000003"]) devices.push((await admin.call("POST", "/v1/devices", { imsi, labels: { fleet: "meters" } })).json);
+    const { source, credentials } = (await admin.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
+    const body = JSON.stringify([{ type: "sim.attached", dedupeKey: "a1", occurredAt: new Date().toISOString(), device: { imsi: "208010000000001" }, sourceType: "t", data: { bearer: "cellular", ipv4: "10.7.0.1" } }]);
+    await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, body), body });
+    await runtime.bus.drained();
+
+    const pages: FeedResponse[] = [];
+    let next: string | undefined;
+    do {
+      const page = await feed(`?limit=2${next ? `&cursor=${next}` : ""}`);
+      expect(page.status).toBe(200);
+      pages.push(page.json);
+      next = page.json.next;
+    } while (next);
+    expect(pages.length).toBeGreaterThan(1);
+    for (const [index, page] of pages.entries()) {
+      expect(authentic(page.signed, page.entries)).toBe(true);
+      expect(page.signed.head).toMatchObject({ kind: "snapshot", page: index, last: index === pages.length - 1 });
+      const { issuedAt, expiresAt } = page.signed.head;
+      expect(Date.parse(expiresAt) - Date.parse(issuedAt)).toBeLessThanOrEqual(120_000);
+    }
+    const snapshot = pages.flatMap((page) => page.entries);
+    const version = pages[0]!.signed.head.version;
+    expect(snapshot.filter((entry) => entry.kind === "device").map((entry) => entry.key).sort()).toEqual(devices.map((d) => d.id).sort());
+    expect(snapshot.find((entry) => entry.kind === "binding")).toMatchObject({ key: "10.7.0.1", value: { deviceId: devices[0].id, bearer: "cellular" } });
+    expect(snapshot.filter((entry) => entry.kind === "settings").map((entry) => entry.key).sort()).toEqual(["enforcement", "tenant"]);
+
+    await admin.call("POST", `/v1/devices/${devices[1].id}/revoke`, { reason: "stolen" });
+    const delta = await feed(`?since=${version}`);
+    expect(delta.status).toBe(200);
+    expect(authentic(delta.json.signed, delta.json.entries)).toBe(true);
+    expect(delta.json.signed.head).toMatchObject({ kind: "delta", since: version, last: true });
+    expect(delta.json.entries).toEqual([expect.objectContaining({ kind: "device", key: devices[1].id, value: expect.objectContaining({ state: "revoked" }) })]);
+    // A delta is about the change, not the fleet.
+    expect(JSON.stringify(delta.json).length).toBeLessThan(1024);
+  });
+
+  it("answers a long poll as soon as a change lands, and an idle poll with 304 and a fresh signed head", async () => {
+    const { admin, authentic, feed } = await setup();
+    const device = (await admin.call("POST", "/v1/devices", { imsi: "208010000000009" })).json;
+    const version = (await feed("")).json.signed.head.version;
+
+    const idle = await feed(`?since=${version}&wait=1`, { "if-none-match": `"${version}"` });
+    expect(idle.status).toBe(304);
+    const signed = JSON.parse(Buffer.from(idle.headers.get("simroot-feed-head")!, "base64").toString()) as SignedHead;
+    expect(authentic(signed, [])).toBe(true);
+    expect(signed.head).toMatchObject({ since: version, version });
+
+    const started = Date.now();
+    const polling = feed(`?since=${version}&wait=20`, { "if-none-match": `"${version}"` });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await admin.call("POST", `/v1/devices/${device.id}/quarantine`, { reason: "anomaly" });
+    const answer = await polling;
+    expect(answer.status).toBe(200);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(answer.json.entries[0]).toMatchObject({ kind: "device", value: { state: "quarantined" } });
+  });
+
+  it("asks for a snapshot when a version is ahead of the control plane, and keeps the feed to PEP and admin keys", async () => {
+    const { admin, feed } = await setup();
+    const ahead = await feed("?since=999999");
+    expect(ahead.status).toBe(410);
+    expect(ahead.json.type).toBe("urn:simroot:problem:feed.snapshot_required");
+    const viewer = (await admin.call("POST", "/v1/keys", { name: "dash", role: "viewer" })).json.token;
+    expect((await call(runtime, viewer, "GET", "/v1/feed")).status).toBe(403);
+  });
+
+  it("stores flow reports from PEPs and refuses malformed ones", async () => {
+    const { pep } = await setup();
+    const report = {
+      pepId: "edge-1",
+      windowStart: new Date(Date.now() - 10_000).toISOString(),
+      windowEnd: new Date().toISOString(),
+      flows: [{ deviceId: "dev_x", destination: "broker.example", port: 8883, protocol: "tcp", decision: "allow", reason: "allow.rule", count: 12, bytes: 4096 }],
+    };
+    expect((await call(runtime, pep, "POST", "/v1/flows", report)).json).toMatchObject({ flows: 1 });
+    const bad = await call(runtime, pep, "POST", "/v1/flows", { ...report, flows: [{ ...report.flows[0], port: 70000 }] });
+    expect(bad.status).toBe(400);
+    expect(bad.json.errors[0].path).toBe("flows.0.port");
+  });
+});
