@@ -1,5 +1,7 @@
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { SimrootError } from "./error.ts";
+import type { Ports } from "./ports.ts";
 
 export interface Page<Item> {
   readonly items: Item[];
@@ -35,4 +37,28 @@ export function decodeCursor(
   throw new SimrootError("request.invalid_cursor", "input", "The cursor is not one this API returned", {
     issues: [{ path: "cursor", message: "not a cursor from a previous page" }],
   });
+}
+
+/**
+ * One page of the items listed under `gsi1pk` in a table's `byTenant` index: the one query
+ * behind every tenant-scoped list (devices, keys, sources, policies, grants).
+ */
+export async function listByTenant<Item>(
+  ports: Ports,
+  table: keyof Ports["tables"],
+  gsi1pk: string,
+  page: { readonly limit: number; readonly cursor?: string | undefined },
+  parse: (item: Record<string, unknown>) => Item,
+): Promise<Page<Item>> {
+  const result = await ports.db.send(
+    new QueryCommand({
+      TableName: ports.tables[table],
+      IndexName: "byTenant",
+      KeyConditionExpression: "gsi1pk = :list",
+      ExpressionAttributeValues: { ":list": gsi1pk },
+      Limit: page.limit,
+      ExclusiveStartKey: decodeCursor(page.cursor, { gsi1pk }),
+    }),
+  );
+  return { items: (result.Items ?? []).map(parse), next: encodeCursor(result.LastEvaluatedKey) };
 }

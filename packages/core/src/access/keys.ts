@@ -2,11 +2,11 @@
  * API key management: keys per tenant with a role, stored only as hashes, shown once at
  * creation and rotation, revocable. Every change is audited through the ledger.
  */
-import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { domainEvent } from "../event/event.ts";
 import { SimrootError } from "../error.ts";
-import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
+import { listByTenant, pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 import type { RequestContext } from "../context.ts";
 import { verb } from "../verb.ts";
@@ -45,20 +45,9 @@ export const createApiKey = verb(
   },
 );
 
-export const listApiKeys = verb(pageInput, async (ports, ctx, input): Promise<Page<ApiKey>> => {
-  const gsi1pk = listKey(ctx.tenantId);
-  const result = await ports.db.send(
-    new QueryCommand({
-      TableName: ports.tables.control,
-      IndexName: "byTenant",
-      KeyConditionExpression: "gsi1pk = :p",
-      ExpressionAttributeValues: { ":p": gsi1pk },
-      Limit: input.limit,
-      ExclusiveStartKey: decodeCursor(input.cursor, { gsi1pk }),
-    }),
-  );
-  return { items: (result.Items ?? []).map((item) => apiKeySchema.parse(item)), next: encodeCursor(result.LastEvaluatedKey) };
-});
+export const listApiKeys = verb(pageInput, async (ports, ctx, input): Promise<Page<ApiKey>> =>
+  listByTenant(ports, "control", listKey(ctx.tenantId), input, (item) => apiKeySchema.parse(item)),
+);
 
 /** A new secret for the same key id and role: the old secret stops working at once. */
 export const rotateApiKey = verb(z.object({ id: z.string() }), async (ports, ctx, input) => {

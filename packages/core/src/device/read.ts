@@ -1,8 +1,8 @@
-import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { SimrootError } from "../error.ts";
 import { hasIdKind } from "../id.ts";
-import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
+import { listByTenant, pageInput, type Page } from "../page.ts";
 import { verb } from "../verb.ts";
 import { deviceSchema, type Device } from "./device.ts";
 import { deviceKey, deviceListKey } from "./keys.ts";
@@ -21,17 +21,6 @@ export const getDevice = verb(
 );
 
 /** A tenant's devices in id (registration) order, a page at a time. */
-export const listDevices = verb(pageInput, async (ports, ctx, input): Promise<Page<Device>> => {
-  const { gsi1pk } = deviceListKey(ctx.tenantId, "");
-  const result = await ports.db.send(
-    new QueryCommand({
-      TableName: ports.tables.identity,
-      IndexName: "byTenant",
-      KeyConditionExpression: "gsi1pk = :list",
-      ExpressionAttributeValues: { ":list": gsi1pk },
-      Limit: input.limit,
-      ExclusiveStartKey: decodeCursor(input.cursor, { gsi1pk }),
-    }),
-  );
-  return { items: (result.Items ?? []).map(storedDevice), next: encodeCursor(result.LastEvaluatedKey) };
-});
+export const listDevices = verb(pageInput, async (ports, ctx, input): Promise<Page<Device>> =>
+  listByTenant(ports, "identity", deviceListKey(ctx.tenantId, "").gsi1pk, input, storedDevice),
+);

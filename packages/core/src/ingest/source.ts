@@ -4,12 +4,12 @@
  * credentials, generated here where the format allows and shown once.
  */
 import { randomBytes } from "node:crypto";
-import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { bearerSchema } from "../catalogue/catalogue.ts";
 import { SimrootError } from "../error.ts";
 import { hasIdKind, newId } from "../id.ts";
-import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
+import { listByTenant, pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 import { writeTransaction } from "../store/transaction.ts";
 import { verb } from "../verb.ts";
@@ -132,20 +132,9 @@ async function readSource(ports: Ports, sourceId: string): Promise<SourceWithCre
   return { source: sourceSchema.parse(rest), credentials: credentials as SourceCredentials };
 }
 
-export const listSources = verb(pageInput, async (ports, ctx, input): Promise<Page<Source>> => {
-  const gsi1pk = listKey(ctx.tenantId);
-  const result = await ports.db.send(
-    new QueryCommand({
-      TableName: ports.tables.control,
-      IndexName: "byTenant",
-      KeyConditionExpression: "gsi1pk = :p",
-      ExpressionAttributeValues: { ":p": gsi1pk },
-      Limit: input.limit,
-      ExclusiveStartKey: decodeCursor(input.cursor, { gsi1pk }),
-    }),
-  );
-  return { items: (result.Items ?? []).map((item) => sourceSchema.parse(item)), next: encodeCursor(result.LastEvaluatedKey) };
-});
+export const listSources = verb(pageInput, async (ports, ctx, input): Promise<Page<Source>> =>
+  listByTenant(ports, "control", listKey(ctx.tenantId), input, (item) => sourceSchema.parse(item)),
+);
 
 export const getSource = verb(z.object({ id: z.string() }), async (ports, ctx, input) => {
   const { source } = await sourceForIngest(ports, input.id).catch(() => ({ source: undefined }));

@@ -3,9 +3,8 @@
  * through the `byTenant` index in id order), one enforcement-settings item per tenant. Every
  * write is conditional on the revision the caller saw (HTTP If-Match).
  */
-import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { SimrootError } from "../error.ts";
-import { decodeCursor, encodeCursor, type Page } from "../page.ts";
+import { listByTenant, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 
 export type PolicyItemKind = "policy" | "grant";
@@ -36,18 +35,7 @@ export async function listPolicyItems<Item>(
   page: { limit: number; cursor?: string | undefined },
   parse: (item: Record<string, unknown>) => Item,
 ): Promise<Page<Item>> {
-  const { gsi1pk } = policyListKey(tenantId, kind, "");
-  const result = await ports.db.send(
-    new QueryCommand({
-      TableName: ports.tables.control,
-      IndexName: "byTenant",
-      KeyConditionExpression: "gsi1pk = :list",
-      ExpressionAttributeValues: { ":list": gsi1pk },
-      Limit: page.limit,
-      ExclusiveStartKey: decodeCursor(page.cursor, { gsi1pk }),
-    }),
-  );
-  return { items: (result.Items ?? []).map(parse), next: encodeCursor(result.LastEvaluatedKey) };
+  return listByTenant(ports, "control", policyListKey(tenantId, kind, "").gsi1pk, page, parse);
 }
 
 /** Every rule or grant of a tenant (the loader of the what-if engine). */
