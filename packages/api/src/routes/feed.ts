@@ -66,6 +66,7 @@ export function feedRoutes(options: AppOptions) {
         since: query.since,
         limit: query.limit,
         waitMs: query.wait * 1000,
+        signal: c.req.raw.signal,
         ...(held ? { ifNoneMatch: Number(held) } : {}),
       });
       if (answer.kind === "not_modified") {

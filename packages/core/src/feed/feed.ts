@@ -44,7 +44,7 @@ export async function signHead(signer: FeedSigner, fields: Omit<FeedHead, "conte
 }
 
 /** Resolves once the tenant's head passes `since` (this process's commits at once, others' within a poll), or at the deadline. */
-function changeAfter(ports: Ports, tenantId: string, since: number, waitMs: number): Promise<void> {
+function changeAfter(ports: Ports, tenantId: string, since: number, waitMs: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     let done = false;
     const finish = () => {
@@ -53,8 +53,11 @@ function changeAfter(ports: Ports, tenantId: string, since: number, waitMs: numb
       unsubscribe();
       clearTimeout(deadline);
       clearInterval(poll);
+      signal?.removeEventListener("abort", finish);
       resolve();
     };
+    // A PEP that hangs up stops costing anything at once.
+    signal?.addEventListener("abort", finish);
     const unsubscribe = ports.ledger.onCommit((committedTenant, version) => {
       if (committedTenant === tenantId && version > since) finish();
     });
@@ -95,6 +98,8 @@ export interface DeltaQuery {
   readonly waitMs: number;
   /** The version the PEP holds and names in If-None-Match: an idle poll is then answered "not modified". */
   readonly ifNoneMatch?: number;
+  /** Aborts the wait when the PEP goes away. */
+  readonly signal?: AbortSignal;
 }
 
 export type DeltaAnswer = { readonly kind: "response"; readonly response: FeedResponse } | { readonly kind: "not_modified"; readonly signed: SignedHead };
@@ -104,7 +109,7 @@ export async function feedDeltas(ports: Ports, signer: FeedSigner, tenantId: str
   if (query.since > current) throw snapshotRequired(`version ${query.since} is ahead of this control plane (${current})`);
   let deltas = await readDeltas(ports, tenantId, query.since, query.limit);
   if (deltas.version === query.since && query.waitMs > 0) {
-    await changeAfter(ports, tenantId, query.since, query.waitMs);
+    await changeAfter(ports, tenantId, query.since, query.waitMs, query.signal);
     deltas = await readDeltas(ports, tenantId, query.since, query.limit);
   }
   const now = ports.now();

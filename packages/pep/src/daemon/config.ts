@@ -1,0 +1,129 @@
+/**
+ * The daemon's configuration, from flags or the environment (flags win), read and checked
+ * in this one place.
+ */
+import { hostname } from "node:os";
+import { parseArgs } from "node:util";
+import { parseBreakGlass } from "../engine.ts";
+
+export interface PepConfig {
+  /** The control plane's base URL. */
+  readonly url: string;
+  /** An API key with the `pep` role. */
+  readonly apiKey: string;
+  /** PEM files of the pinned feed public keys (Ed25519 SPKI). */
+  readonly publicKeyFiles: readonly string[];
+  /** The tenant enforced; learned from the first snapshot (and kept in the state file) when absent. */
+  readonly tenantId: string | undefined;
+  readonly statePath: string;
+  /** The Envoy ext_authz listener: every path is an authorization check. */
+  readonly port: number;
+  /** The admin listener: GET /healthz, POST /v1/decide. */
+  readonly adminPort: number;
+  readonly host: string;
+  readonly breakGlass: readonly string[];
+  /** Flow report window, seconds; 0 disables reporting. */
+  readonly flowIntervalSeconds: number;
+  readonly pepId: string;
+  /** Proxies in front of Envoy that append to x-forwarded-for (0: Envoy's own entry, the last one, is the client). */
+  readonly xffTrustedHops: number;
+}
+
+export class UsageError extends Error {
+  override readonly name = "UsageError";
+}
+
+export const usage = `Usage: simroot-pep [options]
+
+The simroot policy enforcement point: replicates the signed policy feed, answers Envoy
+ext_authz checks, serves decisions and health, reports flows.
+
+Options (environment variable in brackets):
+  --url <url>               control plane base URL [SIMROOT_URL]
+  --key <api key>           API key with the pep role [SIMROOT_PEP_KEY]
+  --public-key <file>       pinned feed public key, PEM; repeat during a key rotation [SIMROOT_FEED_PUBLIC_KEY, comma-separated]
+  --tenant <id>             the tenant enforced (default: learned from the first snapshot) [SIMROOT_TENANT]
+  --state <file>            state file (default ./simroot-pep-state.json) [SIMROOT_PEP_STATE]
+  --port <n>                ext_authz listener port (default 9191) [SIMROOT_PEP_PORT]
+  --admin-port <n>          /healthz and /v1/decide listener port (default 9192) [SIMROOT_PEP_ADMIN_PORT]
+  --host <address>          listen address (default 127.0.0.1) [SIMROOT_PEP_HOST]
+  --break-glass <list>      CIDRs, addresses or hosts reachable when the feed is stale, comma-separated [SIMROOT_PEP_BREAK_GLASS]
+  --flow-interval <s>       flow report window in seconds, 0 to disable (default 10) [SIMROOT_PEP_FLOW_INTERVAL]
+  --pep-id <id>             this PEP's name in flow reports (default: the host name) [SIMROOT_PEP_ID]
+  --xff-trusted-hops <n>    proxies before Envoy that append to x-forwarded-for (default 0) [SIMROOT_PEP_XFF_TRUSTED_HOPS]
+  -h, --help                show this help
+`;
+
+const list = (text: string | undefined) => (text ?? "").split(",").map((item) => item.trim()).filter((item) => item.length > 0);
+
+function integer(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
+  if (text === undefined || text === "") return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min || value > max) throw new UsageError(`${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`);
+  return value;
+}
+
+/** The configuration, or undefined when help was asked for. Throws UsageError on a bad command line or environment. */
+export function readConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): PepConfig | undefined {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: [...argv],
+      strict: true,
+      options: {
+        url: { type: "string" },
+        key: { type: "string" },
+        "public-key": { type: "string", multiple: true },
+        tenant: { type: "string" },
+        state: { type: "string" },
+        port: { type: "string" },
+        "admin-port": { type: "string" },
+        host: { type: "string" },
+        "break-glass": { type: "string", multiple: true },
+        "flow-interval": { type: "string" },
+        "pep-id": { type: "string" },
+        "xff-trusted-hops": { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  if (values.help) return undefined;
+  const url = values.url ?? env.SIMROOT_URL;
+  const apiKey = values.key ?? env.SIMROOT_PEP_KEY;
+  const publicKeyFiles = values["public-key"] ?? list(env.SIMROOT_FEED_PUBLIC_KEY);
+  if (!url) throw new UsageError("the control plane URL is required (--url or SIMROOT_URL)");
+  try {
+    new URL(url);
+  } catch {
+    throw new UsageError(`--url is not a URL: ${url}`);
+  }
+  if (!apiKey) throw new UsageError("a pep API key is required (--key or SIMROOT_PEP_KEY)");
+  if (publicKeyFiles.length === 0) throw new UsageError("the pinned feed public key is required (--public-key or SIMROOT_FEED_PUBLIC_KEY)");
+  const breakGlass = values["break-glass"] ? values["break-glass"].flatMap(list) : list(env.SIMROOT_PEP_BREAK_GLASS);
+  for (const entry of breakGlass) {
+    try {
+      parseBreakGlass(entry);
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
+  const port = integer("--port", values.port ?? env.SIMROOT_PEP_PORT, 9191, 0, 65535);
+  const adminPort = integer("--admin-port", values["admin-port"] ?? env.SIMROOT_PEP_ADMIN_PORT, 9192, 0, 65535);
+  if (port !== 0 && port === adminPort) throw new UsageError("--port and --admin-port must differ: every path on the ext_authz listener is a check");
+  return {
+    url,
+    apiKey,
+    publicKeyFiles,
+    tenantId: values.tenant ?? env.SIMROOT_TENANT ?? undefined,
+    statePath: values.state ?? env.SIMROOT_PEP_STATE ?? "simroot-pep-state.json",
+    port,
+    adminPort,
+    host: values.host ?? env.SIMROOT_PEP_HOST ?? "127.0.0.1",
+    breakGlass,
+    flowIntervalSeconds: integer("--flow-interval", values["flow-interval"] ?? env.SIMROOT_PEP_FLOW_INTERVAL, 10, 0, 3600),
+    pepId: values["pep-id"] ?? env.SIMROOT_PEP_ID ?? hostname().slice(0, 128),
+    xffTrustedHops: integer("--xff-trusted-hops", values["xff-trusted-hops"] ?? env.SIMROOT_PEP_XFF_TRUSTED_HOPS, 0, 0, 16),
+  };
+}

@@ -1,0 +1,122 @@
+import { execFile } from "node:child_process";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { get } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { PassThrough } from "node:stream";
+import { promisify } from "node:util";
+import { describe, expect, it } from "vitest";
+import { device, binding, rule, testFeed } from "../feed.test-support.ts";
+import { readConfig } from "./config.ts";
+import { main, startPep } from "./main.ts";
+
+const env = { SIMROOT_URL: "https://cp.example", SIMROOT_PEP_KEY: "k", SIMROOT_FEED_PUBLIC_KEY: "/keys/a.pem, /keys/b.pem" };
+
+function io(envOverride: Record<string, string | undefined> = env) {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = "";
+  let err = "";
+  stdout.on("data", (chunk) => (out += chunk));
+  stderr.on("data", (chunk) => (err += chunk));
+  return { io: { env: envOverride, stdout, stderr }, out: () => out, err: () => err };
+}
+
+describe("configuration", () => {
+  it("reads the environment, flags winning", () => {
+    expect(readConfig([], env)).toMatchObject({ url: "https://cp.example", apiKey: "k", publicKeyFiles: ["/keys/a.pem", "/keys/b.pem"], port: 9191, adminPort: 9192, flowIntervalSeconds: 10, host: "127.0.0.1" });
+    expect(readConfig(["--port", "7000", "--break-glass", "10.0.0.0/8,sos.example.com", "--break-glass", "192.0.2.1", "--public-key", "/k.pem", "--tenant", "ten_x"], env)).toMatchObject({
+      port: 7000,
+      breakGlass: ["10.0.0.0/8", "sos.example.com", "192.0.2.1"],
+      publicKeyFiles: ["/k.pem"],
+      tenantId: "ten_x",
+    });
+    expect(readConfig(["--help"], env)).toBeUndefined();
+  });
+
+  it("rejects what would make a broken PEP", () => {
+    expect(() => readConfig([], { ...env, SIMROOT_PEP_KEY: undefined })).toThrow(/API key/);
+    expect(() => readConfig([], { ...env, SIMROOT_FEED_PUBLIC_KEY: "" })).toThrow(/public key/);
+    expect(() => readConfig(["--break-glass", "10.1.2.3/8"], env)).toThrow(/host bits/);
+    expect(() => readConfig(["--port", "9192"], env)).toThrow(/must differ/);
+    expect(() => readConfig(["--flow-interval", "soon"], env)).toThrow(/integer/);
+    expect(() => readConfig(["--nope"], env)).toThrow(/nope/);
+  });
+
+  it("exits 2 with usage on a bad command line, 0 on --help", async () => {
+    const bad = io({});
+    expect(await main([], bad.io)).toBe(2);
+    expect(bad.err()).toMatch(/control plane URL is required[\s\S]*Usage: simroot-pep/);
+    const help = io();
+    expect(await main(["--help"], help.io)).toBe(0);
+    expect(help.out()).toMatch(/^Usage: simroot-pep/);
+  });
+
+  it("runs as the simroot-pep command", async () => {
+    const bin = join(import.meta.dirname, "../../bin/simroot-pep.js");
+    const { stdout } = await promisify(execFile)(process.execPath, [bin, "--help"]);
+    expect(stdout).toMatch(/ext_authz/);
+  });
+});
+
+/** An ext_authz check as Envoy sends it (fetch would replace the Host header). */
+function check(base: string, clientIp: string): Promise<number> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const request = get({ host: url.hostname, port: url.port, path: "/x", setHost: false, headers: { host: "ingest.example.com:8883", "x-forwarded-for": clientIp } }, (response) => {
+      response.resume();
+      resolve(response.statusCode!);
+    });
+    request.on("error", reject);
+  });
+}
+
+describe("the daemon", () => {
+  it("syncs, serves ext_authz and health, and resumes from its state file after a restart", async () => {
+    const feed = testFeed();
+    const folder = await mkdtemp(join(tmpdir(), "simroot-pep-daemon-"));
+    const keyFile = join(folder, "feed.pem");
+    await writeFile(keyFile, feed.publicKey.export({ type: "spki", format: "pem" }));
+    const requests: string[] = [];
+    let version = 4;
+    const fetch = (async (input: string, init: RequestInit) => {
+      const url = new URL(input);
+      requests.push(`${url.pathname}${url.search}`);
+      if (url.pathname === "/v1/flows") return new Response(null, { status: 202 });
+      if (!url.searchParams.has("since")) return Response.json(feed.snapshot(4, [device("dev_a"), binding("10.20.0.7", "dev_a"), rule("r1")]));
+      if (Number(url.searchParams.get("since")) === 4 && version === 4) {
+        version = 5;
+        return Response.json(feed.delta(4, 5, [binding("10.20.0.8", "dev_a")]));
+      }
+      return new Promise<Response>((_, reject) => init.signal?.addEventListener("abort", () => reject(init.signal!.reason)));
+    }) as typeof globalThis.fetch;
+    const config = readConfig(["--state", join(folder, "state.json"), "--public-key", keyFile, "--port", "0", "--admin-port", "0", "--tenant", feed.tenantId], env)!;
+
+    const pep = await startPep(config, { fetch, now: feed.now });
+    await expect.poll(() => pep.state.version).toBe(5);
+    expect(await check(pep.authzUrl, "10.20.0.8")).toBe(200);
+    const health = await globalThis.fetch(`${pep.adminUrl}/healthz`);
+    expect(await health.json()).toMatchObject({ status: "ok", version: 5, tenantId: feed.tenantId });
+    await pep.stop();
+    expect(requests.filter((path) => path.startsWith("/v1/flows"))).toHaveLength(1);
+
+    requests.length = 0;
+    const restarted = await startPep(config, { fetch, now: feed.now });
+    expect(restarted.state.version).toBe(5);
+    await expect.poll(() => requests.length).toBeGreaterThan(0);
+    expect(requests[0]).toMatch(/^\/v1\/feed\?since=5&/);
+    // Still fresh from the persisted head: it serves at once, before any new response.
+    expect(await check(restarted.authzUrl, "10.20.0.8")).toBe(200);
+    await restarted.stop();
+  });
+
+  it("refuses a state file of another tenant", async () => {
+    const feed = testFeed();
+    const folder = await mkdtemp(join(tmpdir(), "simroot-pep-daemon-"));
+    const keyFile = join(folder, "feed.pem");
+    await writeFile(keyFile, feed.publicKey.export({ type: "spki", format: "pem" }));
+    await writeFile(join(folder, "state.json"), JSON.stringify({ format: 1, tenantId: "ten_other", version: 3, devices: [], bindings: [], policies: [], grants: [], settings: {} }));
+    const config = readConfig(["--state", join(folder, "state.json"), "--public-key", keyFile, "--port", "0", "--admin-port", "0", "--tenant", "ten_acme"], env)!;
+    await expect(startPep(config)).rejects.toThrow(/for tenant ten_other/);
+  });
+});

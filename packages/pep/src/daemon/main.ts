@@ -1,0 +1,156 @@
+/**
+ * `simroot-pep`: wires the state file, the feed sync, the engine, the flow reporter and the
+ * two listeners (ext_authz; admin) together. Exit codes: 0 stopped by a signal, 1 failed to
+ * start, 2 bad command line.
+ */
+import { createPublicKey, type KeyObject } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { PepEngine } from "../engine.ts";
+import { loadState, PepState } from "../state.ts";
+import { FeedSync } from "../sync.ts";
+import { signatureValid } from "../verify.ts";
+import { adminHandler } from "./admin.ts";
+import { authzHandler, authzServer } from "./authz.ts";
+import { readConfig, usage, UsageError, type PepConfig } from "./config.ts";
+import { FlowReporter } from "./flows.ts";
+
+export interface Io {
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+}
+
+export interface PepDeps {
+  readonly fetch?: typeof fetch;
+  readonly now?: () => number;
+  /** One JSON object per line. */
+  readonly log?: (line: Record<string, unknown>) => void;
+}
+
+export async function readPublicKeys(files: readonly string[]): Promise<KeyObject[]> {
+  return Promise.all(
+    files.map(async (file) => {
+      const key = createPublicKey(await readFile(file, "utf8"));
+      if (key.asymmetricKeyType !== "ed25519") throw new Error(`${file} is not an Ed25519 public key`);
+      return key;
+    }),
+  );
+}
+
+function listen(server: Server, port: number, host: string): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, host, () => resolve(server));
+  });
+}
+
+const close = (server: Server) =>
+  new Promise<void>((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+
+const urlOf = (server: Server) => {
+  const { address, port } = server.address() as AddressInfo;
+  return `http://${address.includes(":") ? `[${address}]` : address}:${port}`;
+};
+
+/** Starts a PEP: resumes from the state file (or starts empty, failing closed until its first snapshot). */
+export async function startPep(config: PepConfig, deps: PepDeps = {}) {
+  const log = deps.log ?? (() => {});
+  const publicKeys = await readPublicKeys(config.publicKeyFiles);
+  const state = (await loadState(config.statePath)) ?? new PepState(config.tenantId);
+  state.tenantId ??= config.tenantId;
+  if (config.tenantId !== undefined && state.tenantId !== config.tenantId) {
+    throw new Error(`the state file ${config.statePath} is for tenant ${state.tenantId}, not ${config.tenantId}`);
+  }
+  if (state.head && !signatureValid(state.head, publicKeys)) {
+    // Not a head the pinned key signed: trust none of its freshness (fail closed until synced).
+    log({ level: "warn", msg: "persisted head not signed by a pinned key; ignoring its freshness" });
+    state.head = undefined;
+  }
+  log({ level: "info", msg: "state loaded", tenantId: state.tenantId, version: state.version });
+  const engine = new PepEngine(state, { breakGlass: config.breakGlass, ...(deps.now ? { now: deps.now } : {}) });
+  const flows =
+    config.flowIntervalSeconds > 0
+      ? new FlowReporter({
+          url: config.url,
+          apiKey: config.apiKey,
+          pepId: config.pepId,
+          intervalMs: config.flowIntervalSeconds * 1000,
+          ...(deps.fetch ? { fetch: deps.fetch } : {}),
+          ...(deps.now ? { now: deps.now } : {}),
+          onError: (error) => log({ level: "warn", msg: "flow report failed", error: String(error) }),
+        })
+      : undefined;
+  const sync = new FeedSync({
+    url: config.url,
+    apiKey: config.apiKey,
+    publicKeys,
+    state,
+    statePath: config.statePath,
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    ...(deps.now ? { now: deps.now } : {}),
+    onChange: (change) => log({ level: "info", msg: "feed applied", ...change }),
+    onError: (error) => log({ level: "warn", msg: "feed sync failed", error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }),
+  });
+  const authz = await listen(authzServer(authzHandler(engine, flows, { xffTrustedHops: config.xffTrustedHops })), config.port, config.host);
+  let admin: Server;
+  try {
+    admin = await listen(createServer(adminHandler({ engine, state, sync, ...(flows ? { flows } : {}) })), config.adminPort, config.host);
+  } catch (error) {
+    await close(authz);
+    throw error;
+  }
+  sync.start();
+  flows?.start();
+  log({ level: "info", msg: "listening", authz: urlOf(authz), admin: urlOf(admin) });
+  return {
+    state,
+    engine,
+    sync,
+    flows,
+    authzUrl: urlOf(authz),
+    adminUrl: urlOf(admin),
+    async stop() {
+      await sync.stop();
+      await flows?.stop();
+      await Promise.all([close(authz), close(admin)]);
+    },
+  };
+}
+
+export type RunningPep = Awaited<ReturnType<typeof startPep>>;
+
+/** The command: runs until SIGINT or SIGTERM. */
+export async function main(argv: readonly string[], io: Io, deps: PepDeps = {}): Promise<number> {
+  let config: PepConfig | undefined;
+  try {
+    config = readConfig(argv, io.env);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    io.stderr.write(`simroot-pep: ${error.message}\n\n${usage}`);
+    return 2;
+  }
+  if (!config) {
+    io.stdout.write(usage);
+    return 0;
+  }
+  const log = deps.log ?? ((line: Record<string, unknown>) => io.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`));
+  let pep: RunningPep;
+  try {
+    pep = await startPep(config, { ...deps, log });
+  } catch (error) {
+    io.stderr.write(`simroot-pep: ${error instanceof Error ? error.message : String(error)}\n`);
+    return 1;
+  }
+  await new Promise<void>((resolve) => {
+    process.once("SIGINT", resolve);
+    process.once("SIGTERM", resolve);
+  });
+  await pep.stop();
+  log({ level: "info", msg: "stopped" });
+  return 0;
+}

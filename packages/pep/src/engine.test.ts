@@ -1,0 +1,118 @@
+import { describe, expect, it } from "vitest";
+import { PepEngine, parseBreakGlass } from "./engine.ts";
+import { binding, device, rule, settings, testFeed, type EntryBody } from "./feed.test-support.ts";
+import { PepState } from "./state.ts";
+
+const meterIp = "10.20.0.7";
+const telemetry = { destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" } as const;
+
+function world(bodies: EntryBody[] = [device("dev_a"), binding(meterIp, "dev_a"), rule("r1"), settings()], breakGlass: string[] = ["192.0.2.0/24", "sos.example.com"]) {
+  const feed = testFeed();
+  const state = new PepState(feed.tenantId);
+  const snapshot = feed.snapshot(10, bodies);
+  state.replaceWith(snapshot.entries);
+  state.version = 10;
+  state.head = snapshot.signed;
+  const engine = new PepEngine(state, { breakGlass, now: feed.now });
+  const apply = (since: number, version: number, entries: EntryBody[]) => {
+    const delta = feed.delta(since, version, entries);
+    state.apply(delta.entries);
+    state.version = version;
+    state.head = delta.signed;
+  };
+  return { feed, state, engine, apply };
+}
+
+describe("the PEP engine", () => {
+  it("decides by the device's address in the APN, or by id, with the core engine", () => {
+    const { engine } = world();
+    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: true, reason: "allow.rule", ruleId: "r1", deviceId: "dev_a" });
+    expect(engine.decide({ deviceId: "dev_a", ...telemetry })).toMatchObject({ allow: true, reason: "allow.rule" });
+    expect(engine.decide({ sourceIp: meterIp, ...telemetry, port: 22 })).toMatchObject({ allow: false, reason: "deny.default" });
+  });
+
+  it("denies an unknown device, an unbound address, and an address bound to another device than named", () => {
+    const { engine } = world();
+    expect(engine.decide({ sourceIp: "10.99.0.1", ...telemetry })).toMatchObject({ allow: false, reason: "deny.unknown-device" });
+    expect(engine.decide({ deviceId: "dev_nope", ...telemetry })).toMatchObject({ allow: false, reason: "deny.unknown-device" });
+    expect(engine.decide({ sourceIp: meterIp, deviceId: "dev_b", ...telemetry })).toMatchObject({ allow: false, reason: "deny.unknown-device" });
+    expect(engine.decide({ ...telemetry })).toMatchObject({ allow: false, reason: "deny.unknown-device" });
+  });
+
+  it("takes the bearer from the binding, so bearer conditions hold", () => {
+    const { engine, apply } = world([device("dev_a"), binding(meterIp, "dev_a", "wifi"), rule("r1", { conditions: { bearers: ["cellular"] } })]);
+    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: false, reason: "deny.default" });
+    apply(10, 11, [binding(meterIp, "dev_a", "cellular")]);
+    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: true });
+    // Asked by id for a device with no binding: an unknown bearer satisfies no bearer condition.
+    apply(11, 12, [device("dev_b"), binding(meterIp, null)]);
+    expect(engine.decide({ deviceId: "dev_b", ...telemetry })).toMatchObject({ allow: false, reason: "deny.default" });
+  });
+
+  it("recompiles only when rules, grants or settings change", () => {
+    const { engine, apply } = world();
+    engine.decide({ sourceIp: meterIp, ...telemetry });
+    expect(engine.compilations).toBe(1);
+    apply(10, 11, [device("dev_a", "suspended"), binding("10.20.0.8", "dev_a")]);
+    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: false, reason: "deny.suspended" });
+    expect(engine.compilations).toBe(1);
+    apply(11, 12, [device("dev_a"), rule("r0", { effect: "deny" })]);
+    expect(engine.decide({ sourceIp: "10.20.0.8", ...telemetry })).toMatchObject({ allow: false, reason: "deny.rule", ruleId: "r0" });
+    expect(engine.compilations).toBe(2);
+    engine.decide({ sourceIp: meterIp, ...telemetry });
+    expect(engine.compilations).toBe(2);
+  });
+
+  it("fails closed once the feed head expired, except for the break-glass destinations", () => {
+    const { engine, feed } = world();
+    expect(engine.fresh()).toBe(true);
+    feed.advance(60_000);
+    expect(engine.fresh()).toBe(false);
+    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: false, reason: "deny.feed-expired", deviceId: "dev_a" });
+    expect(engine.decide({ sourceIp: meterIp, destination: { ip: "192.0.2.10" }, port: 443, protocol: "tcp" })).toMatchObject({ allow: true, reason: "allow.break-glass" });
+    expect(engine.decide({ sourceIp: meterIp, destination: { fqdn: "SOS.example.com." }, port: 5060, protocol: "udp" })).toMatchObject({ allow: true, reason: "allow.break-glass" });
+    expect(engine.decide({ sourceIp: "10.99.0.1", destination: { ip: "192.0.2.10" }, port: 443, protocol: "tcp" })).toMatchObject({ allow: true, reason: "allow.break-glass" });
+    expect(engine.decide({ sourceIp: meterIp, destination: { ip: "198.51.100.1" }, port: 443, protocol: "tcp" })).toMatchObject({ allow: false, reason: "deny.feed-expired" });
+    expect(engine.status()).toMatchObject({ fresh: false, version: 10 });
+  });
+
+  it("keeps a revoked device out even of the break-glass destinations", () => {
+    const { engine, feed } = world([device("dev_a", "revoked"), binding(meterIp, "dev_a")]);
+    feed.advance(120_000);
+    expect(engine.decide({ sourceIp: meterIp, destination: { ip: "192.0.2.10" }, port: 443, protocol: "tcp" })).toMatchObject({ allow: false, reason: "deny.revoked" });
+  });
+
+  it("fails closed before any feed was accepted", () => {
+    const state = new PepState("ten_acme");
+    const engine = new PepEngine(state);
+    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: false, reason: "deny.feed-expired" });
+  });
+
+  it("lets the tenant fail mode open relax evaluation errors, never an expired feed", () => {
+    const broken = { kind: "policy", key: "bad", value: { id: "bad", name: "broken", selector: {}, destinations: [], effect: "allow" } } as EntryBody;
+    const closed = world([device("dev_a"), binding(meterIp, "dev_a"), broken, settings("closed")]);
+    expect(closed.engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: false, reason: "deny.fail-closed" });
+    expect(closed.engine.status().compileError).toMatch(/destinations/);
+
+    const open = world([device("dev_a"), binding(meterIp, "dev_a"), broken, settings("open")]);
+    expect(open.engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: true, reason: "allow.fail-open" });
+    expect(open.engine.decide({ sourceIp: "10.99.0.1", ...telemetry })).toMatchObject({ allow: false, reason: "deny.unknown-device" });
+    open.feed.advance(61_000);
+    expect(open.engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: false, reason: "deny.feed-expired" });
+  });
+
+  it("takes the tenant's fail mode until the enforcement settings arrive", () => {
+    const broken = { kind: "policy", key: "bad", value: { id: "bad" } } as EntryBody;
+    const { engine } = world([device("dev_a"), binding(meterIp, "dev_a"), broken, { kind: "settings", key: "tenant", value: { failMode: "open", imeiLock: true, allowedCountries: [] } }]);
+    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: true, reason: "allow.fail-open" });
+  });
+
+  it("parses break-glass destinations and rejects anything else", () => {
+    expect(parseBreakGlass("10.0.0.0/8")).toMatchObject({ cidr: "10.0.0.0/8", protocol: "any" });
+    expect(parseBreakGlass("192.0.2.1")).toMatchObject({ cidr: "192.0.2.1/32" });
+    expect(parseBreakGlass("2001:db8::1")).toMatchObject({ cidr: "2001:db8::1/128" });
+    expect(parseBreakGlass("*.ops.example.com")).toMatchObject({ fqdn: "*.ops.example.com" });
+    expect(() => parseBreakGlass("10.1.2.3/8")).toThrow(/host bits/);
+    expect(() => parseBreakGlass("not a host!")).toThrow(/break-glass/);
+  });
+});

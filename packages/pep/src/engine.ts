@@ -1,0 +1,205 @@
+/**
+ * The PEP's decisions: the core engine compiled from the replicated view, with what only an
+ * enforcement point knows around it. The policy set is recompiled only when rules, grants or
+ * settings changed (a device or binding change costs nothing here). Order:
+ *   1. the view is not fresh (no accepted head, or its head expired: the control plane is
+ *      unreachable, or a freeze attack withholds changes) -> fail closed, whatever the tenant
+ *      fail mode: deny.feed-expired, except the locally configured break-glass destinations
+ *      (allow.break-glass; never for a device the PEP knows is revoked: revocation is terminal)
+ *   2. no device for the request (unknown address or id)  -> deny.unknown-device
+ *   3. the policy set does not compile, or evaluation throws -> the tenant fail mode
+ *      (deny.fail-closed, or allow.fail-open when the tenant chose open)
+ *   4. otherwise the core engine's decision.
+ */
+import { compilePolicy, type PolicyEngine } from "@simroot/core/policy/compile";
+import { compileDestination, destinationMatches, Target, type CompiledDestination } from "@simroot/core/policy/destination";
+import { decideOrFail, failDecision } from "@simroot/core/policy/evaluate";
+import { destinationSchema, type Decision, type DecisionReason, type Destination, type EnforcementSettings, type PolicySet } from "@simroot/core/policy/model";
+import type { Bearer } from "@simroot/core/catalogue/catalogue";
+import { isIP } from "node:net";
+import type { DeviceView, PepState } from "./state.ts";
+
+export type PepReason = DecisionReason | "deny.unknown-device" | "deny.feed-expired" | "allow.break-glass";
+
+export interface PepDecision {
+  readonly allow: boolean;
+  readonly reason: PepReason;
+  readonly explanation: string;
+  readonly ruleId?: string;
+  readonly grantId?: string;
+  readonly sessionRecording?: boolean;
+  /** The device the request was attributed to, when known. */
+  readonly deviceId?: string;
+}
+
+/** One connection to decide: the device by its address inside the APN (the usual case) or by id. */
+export interface DecideRequest {
+  readonly sourceIp?: string;
+  readonly deviceId?: string;
+  readonly destination: { readonly ip?: string; readonly fqdn?: string };
+  readonly port: number;
+  readonly protocol: "tcp" | "udp";
+  /** Defaults to the bearer of the device's binding. */
+  readonly bearer?: Bearer;
+  readonly country?: string;
+  readonly principal?: string;
+  /** The instant the policy is evaluated for (epoch ms); defaults to now. Freshness is always judged at now. */
+  readonly at?: number;
+}
+
+/**
+ * A break-glass destination from the PEP's configuration: a CIDR, a bare address, an exact
+ * host or `*.suffix`, any port and protocol. Throws on anything else.
+ */
+export function parseBreakGlass(entry: string): Destination {
+  const text = entry.trim();
+  const candidate = text.includes("/") ? { cidr: text } : isIP(text) === 4 ? { cidr: `${text}/32` } : isIP(text) === 6 ? { cidr: `${text}/128` } : { fqdn: text };
+  const parsed = destinationSchema.safeParse({ ...candidate, protocol: "any" });
+  if (!parsed.success) throw new Error(`break-glass destination ${JSON.stringify(entry)}: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
+}
+
+const frozen = (decision: PepDecision): PepDecision => Object.freeze(decision);
+const unknownDevice = frozen({ allow: false, reason: "deny.unknown-device", explanation: "no device is known for this request (unknown address or id)" });
+const breakGlass = frozen({ allow: true, reason: "allow.break-glass", explanation: "the feed is not fresh, and this is a locally configured break-glass destination" });
+
+export interface EngineOptions {
+  /** Break-glass destinations (CIDRs, addresses, hosts) reachable when the feed is not fresh. */
+  readonly breakGlass?: readonly string[];
+  readonly now?: () => number;
+}
+
+export interface EngineStatus {
+  readonly fresh: boolean;
+  readonly version: number;
+  readonly policyVersion: number | undefined;
+  readonly headExpiresAt: string | undefined;
+  readonly compileError: string | undefined;
+  readonly compilations: number;
+}
+
+export class PepEngine {
+  readonly #state: PepState;
+  readonly #now: () => number;
+  readonly #breakGlass: readonly CompiledDestination[];
+  readonly #target = new Target();
+  #compiledRevision = -1;
+  #engine: PolicyEngine | undefined;
+  #compileError: string | undefined;
+  #failMode: EnforcementSettings["failMode"] = "closed";
+  /** How many times the policy set was compiled (tests and /healthz). */
+  compilations = 0;
+
+  constructor(state: PepState, options: EngineOptions = {}) {
+    this.#state = state;
+    this.#now = options.now ?? Date.now;
+    this.#breakGlass = (options.breakGlass ?? []).map((entry) => compileDestination(parseBreakGlass(entry)));
+  }
+
+  /** Fresh while the last accepted head has not expired. */
+  fresh(now = this.#now()): boolean {
+    return now < this.#state.freshUntil;
+  }
+
+  decide(request: DecideRequest): PepDecision {
+    const now = this.#now();
+    const device = this.#device(request);
+    if (!this.fresh(now)) return this.#stale(request, device.view);
+    if (device.view === undefined) return unknownDevice;
+    const engine = this.#compiled();
+    const view = device.view;
+    const decision: Decision =
+      engine === undefined
+        ? failDecision(this.#failMode)
+        : decideOrFail(engine, {
+            device: { id: view.id, state: view.state, labels: view.labels as Record<string, string> },
+            destination: request.destination,
+            port: request.port,
+            protocol: request.protocol,
+            // An unknown bearer satisfies no bearer condition (as an unknown country satisfies no country condition).
+            bearer: request.bearer ?? device.bearer ?? ("unknown" as Bearer),
+            ...(request.country === undefined ? {} : { country: request.country }),
+            ...(request.principal === undefined ? {} : { principal: request.principal }),
+            at: request.at ?? now,
+          });
+    return { ...decision, deviceId: view.id };
+  }
+
+  status(): EngineStatus {
+    this.#compiled();
+    const head = this.#state.head?.head;
+    return {
+      fresh: this.fresh(),
+      version: this.#state.version,
+      policyVersion: this.#engine?.version,
+      headExpiresAt: head?.expiresAt,
+      compileError: this.#compileError,
+      compilations: this.compilations,
+    };
+  }
+
+  #stale(request: DecideRequest, device: DeviceView | undefined): PepDecision {
+    const deviceId = device?.id;
+    if (device?.state === "revoked") return { allow: false, reason: "deny.revoked", explanation: "the device is revoked: every connection is denied", ...(deviceId ? { deviceId } : {}) };
+    const target = this.#target.set(request.destination);
+    const protocol = request.protocol === "udp" ? 2 : 1;
+    if (this.#breakGlass.some((destination) => destinationMatches(destination, target, request.port, protocol))) {
+      return deviceId ? { ...breakGlass, deviceId } : breakGlass;
+    }
+    const head = this.#state.head?.head;
+    return {
+      allow: false,
+      reason: "deny.feed-expired",
+      explanation: head ? `the policy feed expired at ${head.expiresAt} and this PEP fails closed until it syncs again` : "this PEP has no verified policy feed yet and fails closed",
+      ...(deviceId ? { deviceId } : {}),
+    };
+  }
+
+  #device(request: DecideRequest): { view: DeviceView | undefined; bearer: Bearer | undefined } {
+    const state = this.#state;
+    if (request.sourceIp !== undefined) {
+      const binding = state.binding(request.sourceIp);
+      if (binding === undefined || (request.deviceId !== undefined && request.deviceId !== binding.deviceId)) return { view: undefined, bearer: undefined };
+      return { view: state.devices.get(binding.deviceId), bearer: binding.bearer };
+    }
+    if (request.deviceId === undefined) return { view: undefined, bearer: undefined };
+    return { view: state.devices.get(request.deviceId), bearer: state.bindingOf(request.deviceId)?.bearer };
+  }
+
+  /** The engine for the current rules, grants and settings, compiled when they changed since the last call. */
+  #compiled(): PolicyEngine | undefined {
+    const state = this.#state;
+    if (state.policyRevision === this.#compiledRevision) return this.#engine;
+    this.#compiledRevision = state.policyRevision;
+    const set = policySetOf(state);
+    this.#failMode = set.settings.failMode;
+    this.compilations++;
+    try {
+      this.#engine = compilePolicy(set);
+      this.#compileError = undefined;
+    } catch (error) {
+      this.#engine = undefined;
+      this.#compileError = error instanceof Error ? error.message : String(error);
+    }
+    return this.#engine;
+  }
+}
+
+/**
+ * The policy set the view holds. The enforcement settings name the fail mode; before the
+ * PEP has them it takes the tenant's, and closed when it has neither.
+ */
+export function policySetOf(state: PepState): PolicySet {
+  const enforcement = state.settings.get("enforcement") as Partial<EnforcementSettings> | undefined;
+  const tenant = state.settings.get("tenant") as { failMode?: EnforcementSettings["failMode"] } | undefined;
+  const failMode = enforcement?.failMode ?? tenant?.failMode;
+  return {
+    version: state.version,
+    rules: [...state.policies.values()],
+    grants: [...state.grants.values()],
+    settings: {
+      quarantineDestinations: enforcement?.quarantineDestinations ?? [],
+      failMode: failMode === "open" ? "open" : "closed",
+    },
+  };
+}

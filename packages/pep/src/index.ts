@@ -1,0 +1,10 @@
+export * from "./verify.ts";
+export * from "./state.ts";
+export * from "./engine.ts";
+export * from "./sync.ts";
+export { normalizeIp } from "./ip.ts";
+export { FlowReporter, type FlowObservation, type FlowRecord, type FlowReport, type FlowStats } from "./daemon/flows.ts";
+export { parseCheck, authzHandler, reasonHeader, deviceHeader, recordingHeader, type AuthzReason } from "./daemon/authz.ts";
+export { adminHandler, decideBodySchema } from "./daemon/admin.ts";
+export { readConfig, type PepConfig } from "./daemon/config.ts";
+export { startPep, main, readPublicKeys, type RunningPep } from "./daemon/main.ts";

@@ -1,0 +1,85 @@
+import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { binding, device, rule, settings, testFeed } from "./feed.test-support.ts";
+import { loadState, PepState, saveState } from "./state.ts";
+
+const feed = testFeed();
+const folder = () => mkdtemp(join(tmpdir(), "simroot-pep-state-"));
+
+describe("the replicated view", () => {
+  it("applies entries in order: sets, removals, bindings moving between devices", () => {
+    const state = new PepState("ten_acme");
+    const change = state.apply(feed.snapshot(3, [device("dev_a"), device("dev_b"), binding("10.0.0.1", "dev_a"), rule("r1"), settings()]).entries);
+    expect(change).toEqual({ devices: 2, bindings: 1, policy: true });
+    expect(state.binding("10.0.0.1")?.deviceId).toBe("dev_a");
+    expect(state.bindingOf("dev_a")?.address).toBe("10.0.0.1");
+
+    const revision = state.policyRevision;
+    const moved = state.apply(feed.delta(3, 5, [binding("10.0.0.1", "dev_b", "wifi"), { kind: "device", key: "dev_a", value: null }]).entries);
+    expect(moved).toEqual({ devices: 1, bindings: 1, policy: false });
+    expect(state.policyRevision).toBe(revision);
+    expect(state.binding("10.0.0.1")).toMatchObject({ deviceId: "dev_b", bearer: "wifi" });
+    expect(state.bindingOf("dev_a")).toBeUndefined();
+    expect(state.devices.has("dev_a")).toBe(false);
+
+    state.apply(feed.delta(5, 6, [binding("10.0.0.1", null), { kind: "policy", key: "r1", value: null }]).entries);
+    expect(state.binding("10.0.0.1")).toBeUndefined();
+    expect(state.policies.size).toBe(0);
+    expect(state.policyRevision).toBe(revision + 1);
+  });
+
+  it("finds an IPv6 binding whatever the spelling, and IPv4 behind a mapped address", () => {
+    const state = new PepState("ten_acme");
+    state.apply(feed.snapshot(1, [binding("2001:DB8::0:7", "dev_a"), binding("10.0.0.9", "dev_b")]).entries);
+    expect(state.binding("2001:db8::7")?.deviceId).toBe("dev_a");
+    expect(state.binding("::ffff:10.0.0.9")?.deviceId).toBe("dev_b");
+  });
+
+  it("freezes device labels (the engine caches label sets by identity)", () => {
+    const state = new PepState("ten_acme");
+    state.apply([{ ...device("dev_a"), version: 1 }]);
+    expect(Object.isFrozen(state.devices.get("dev_a")!.labels)).toBe(true);
+  });
+
+  it("replaces everything with a snapshot", () => {
+    const state = new PepState("ten_acme");
+    state.apply(feed.snapshot(1, [device("dev_a"), binding("10.0.0.1", "dev_a"), rule("r1")]).entries);
+    state.replaceWith(feed.snapshot(9, [device("dev_b")]).entries);
+    expect([...state.devices.keys()]).toEqual(["dev_b"]);
+    expect(state.bindings.size + state.policies.size).toBe(0);
+    expect(state.bindingOf("dev_a")).toBeUndefined();
+  });
+
+  it("saves atomically and loads back the version, the head and the view", async () => {
+    const path = join(await folder(), "nested", "state.json");
+    expect(await loadState(path)).toBeUndefined();
+    const state = new PepState("ten_acme");
+    const snapshot = feed.snapshot(12, [device("dev_a", "suspended"), binding("10.0.0.1", "dev_a"), rule("r1"), settings("open")]);
+    state.replaceWith(snapshot.entries);
+    state.version = 12;
+    state.head = snapshot.signed;
+    await saveState(path, state);
+    await saveState(path, state);
+    expect(await readdir(join(path, ".."))).toEqual(["state.json"]);
+
+    const loaded = (await loadState(path))!;
+    expect(loaded.version).toBe(12);
+    expect(loaded.tenantId).toBe("ten_acme");
+    expect(loaded.head).toEqual(snapshot.signed);
+    expect(loaded.freshUntil).toBe(state.freshUntil);
+    expect(loaded.devices.get("dev_a")).toMatchObject({ state: "suspended" });
+    expect(loaded.binding("10.0.0.1")?.deviceId).toBe("dev_a");
+    expect(loaded.bindingOf("dev_a")?.address).toBe("10.0.0.1");
+    expect([...loaded.policies.keys()]).toEqual(["r1"]);
+    expect(loaded.settings.get("enforcement")).toMatchObject({ failMode: "open" });
+    expect(JSON.parse(await readFile(path, "utf8"))).toEqual(JSON.parse(JSON.stringify(state)));
+  });
+
+  it("refuses a file that is not its state", async () => {
+    const path = join(await folder(), "state.json");
+    await writeFile(path, JSON.stringify({ something: "else" }));
+    await expect(loadState(path)).rejects.toThrow(/not a simroot-pep state file/);
+  });
+});

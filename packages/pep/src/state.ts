@@ -1,0 +1,224 @@
+/**
+ * The PEP's replicated view of its tenant (devices by id, IP bindings, policy rules, grants,
+ * settings), the version it is at and the last signed head it accepted, kept on disk so a
+ * restarted PEP resumes from its version instead of taking a snapshot. The view only
+ * changes through `applyDeltas` and `replaceWith`, after `verify.ts` accepted the response.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { dirname } from "node:path";
+import type { FeedEntry, SignedHead } from "@simroot/core/feed/wire";
+import type { Bearer } from "@simroot/core/catalogue/catalogue";
+import type { DeviceState } from "@simroot/core/identity/identity-state";
+import type { Grant, PolicyRule } from "@simroot/core/policy/model";
+import { normalizeIp } from "./ip.ts";
+
+/** What the feed says of a device (its enforcement view). Labels are frozen: the engine caches by identity. */
+export interface DeviceView {
+  readonly id: string;
+  readonly state: DeviceState;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly imsi?: string;
+  readonly eid?: string;
+  readonly credentialFingerprint?: string;
+  readonly revision?: number;
+}
+
+/** Which device holds an address inside the tenant's APN/DNN, on which bearer. */
+export interface Binding {
+  readonly deviceId: string;
+  readonly address: string;
+  readonly bearer: Bearer;
+  readonly apn?: string;
+}
+
+/** What an application of entries changed: the engine recompiles only on `policy`. */
+export interface ViewChange {
+  readonly devices: number;
+  readonly bindings: number;
+  /** Rules, grants or settings changed. */
+  readonly policy: boolean;
+}
+
+const stateFormat = 1;
+
+export interface PersistedState {
+  readonly format: typeof stateFormat;
+  readonly tenantId: string | undefined;
+  readonly version: number;
+  readonly head: SignedHead | undefined;
+  readonly devices: readonly DeviceView[];
+  readonly bindings: readonly Binding[];
+  readonly policies: readonly PolicyRule[];
+  readonly grants: readonly Grant[];
+  readonly settings: Readonly<Record<string, Record<string, unknown>>>;
+}
+
+const freezeDevice = (value: Record<string, unknown>): DeviceView =>
+  Object.freeze({ ...(value as unknown as DeviceView), labels: Object.freeze({ ...((value.labels ?? {}) as Record<string, string>) }) });
+
+export class PepState {
+  /** The tenant the PEP enforces for: configured, or learned from its first verified snapshot. */
+  tenantId: string | undefined;
+  version = 0;
+  /** The last signed head accepted (a response's or an idle poll's): its expiry is the view's freshness. */
+  head: SignedHead | undefined;
+  readonly devices = new Map<string, DeviceView>();
+  readonly bindings = new Map<string, Binding>();
+  readonly policies = new Map<string, PolicyRule>();
+  readonly grants = new Map<string, Grant>();
+  readonly settings = new Map<string, Record<string, unknown>>();
+  /** Increases whenever rules, grants or settings change (the engine compares it to recompile). */
+  policyRevision = 0;
+  /** Bindings by device id, for requests that name the device rather than its address. */
+  readonly #bindingsByDevice = new Map<string, Set<string>>();
+
+  constructor(tenantId?: string) {
+    this.tenantId = tenantId;
+  }
+
+  /** Epoch ms until which the view may be enforced; 0 without an accepted head. */
+  get freshUntil(): number {
+    return this.head ? Date.parse(this.head.head.expiresAt) : 0;
+  }
+
+  /** Applies entries in order (a later entry for the same key wins; a null value removes). */
+  apply(entries: readonly FeedEntry[]): ViewChange {
+    let devices = 0;
+    let bindings = 0;
+    let policy = false;
+    for (const entry of entries) {
+      const value = entry.value;
+      switch (entry.kind) {
+        case "device":
+          devices++;
+          if (value === null) this.devices.delete(entry.key);
+          else this.devices.set(entry.key, freezeDevice(value));
+          break;
+        case "binding":
+          bindings++;
+          this.#unbind(normalizeIp(entry.key));
+          if (value !== null) this.#bind({ ...(value as unknown as Binding), address: normalizeIp(entry.key) });
+          break;
+        case "policy":
+          policy = true;
+          if (value === null) this.policies.delete(entry.key);
+          else this.policies.set(entry.key, value as unknown as PolicyRule);
+          break;
+        case "grant":
+          policy = true;
+          if (value === null) this.grants.delete(entry.key);
+          else this.grants.set(entry.key, value as unknown as Grant);
+          break;
+        case "settings":
+          policy = true;
+          if (value === null) this.settings.delete(entry.key);
+          else this.settings.set(entry.key, value);
+          break;
+      }
+    }
+    if (policy) this.policyRevision++;
+    return { devices, bindings, policy };
+  }
+
+  /** Replaces the whole view with a complete snapshot's entries. */
+  replaceWith(entries: readonly FeedEntry[]): ViewChange {
+    this.devices.clear();
+    this.bindings.clear();
+    this.#bindingsByDevice.clear();
+    this.policies.clear();
+    this.grants.clear();
+    this.settings.clear();
+    const change = this.apply(entries);
+    if (!change.policy) this.policyRevision++;
+    return { ...change, policy: true };
+  }
+
+  binding(address: string): Binding | undefined {
+    return this.bindings.get(normalizeIp(address));
+  }
+
+  /** One of the device's current bindings (the most recent), if any. */
+  bindingOf(deviceId: string): Binding | undefined {
+    const addresses = this.#bindingsByDevice.get(deviceId);
+    if (!addresses) return undefined;
+    let last: string | undefined;
+    for (const address of addresses) last = address;
+    return last === undefined ? undefined : this.bindings.get(last);
+  }
+
+  #bind(binding: Binding) {
+    this.bindings.set(binding.address, binding);
+    let addresses = this.#bindingsByDevice.get(binding.deviceId);
+    if (!addresses) this.#bindingsByDevice.set(binding.deviceId, (addresses = new Set()));
+    addresses.add(binding.address);
+  }
+
+  #unbind(address: string) {
+    const previous = this.bindings.get(address);
+    if (!previous) return;
+    this.bindings.delete(address);
+    const addresses = this.#bindingsByDevice.get(previous.deviceId);
+    addresses?.delete(address);
+    if (addresses?.size === 0) this.#bindingsByDevice.delete(previous.deviceId);
+  }
+
+  toJSON(): PersistedState {
+    return {
+      format: stateFormat,
+      tenantId: this.tenantId,
+      version: this.version,
+      head: this.head,
+      devices: [...this.devices.values()],
+      bindings: [...this.bindings.values()],
+      policies: [...this.policies.values()],
+      grants: [...this.grants.values()],
+      settings: Object.fromEntries(this.settings),
+    };
+  }
+
+  static fromJSON(json: PersistedState): PepState {
+    if (json?.format !== stateFormat || typeof json.version !== "number") throw new Error("not a simroot-pep state file (format 1)");
+    const state = new PepState(json.tenantId);
+    for (const device of json.devices) state.devices.set(device.id, freezeDevice(device as unknown as Record<string, unknown>));
+    for (const binding of json.bindings) state.#bind({ ...binding, address: normalizeIp(binding.address) });
+    for (const rule of json.policies) state.policies.set(rule.id, rule);
+    for (const grant of json.grants) state.grants.set(grant.id, grant);
+    for (const [key, value] of Object.entries(json.settings)) state.settings.set(key, value);
+    state.version = json.version;
+    state.head = json.head;
+    state.policyRevision = 1;
+    return state;
+  }
+}
+
+/** Writes the state beside `path`, flushes it, then renames it over `path`: a crash leaves the old file or the new one. */
+export async function saveState(path: string, state: PepState): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const aside = `${path}.${process.pid}.${randomBytes(4).toString("hex")}.tmp`;
+  const file = await open(aside, "w", 0o600);
+  try {
+    await file.writeFile(JSON.stringify(state));
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  try {
+    await rename(aside, path);
+  } catch (error) {
+    await rm(aside, { force: true });
+    throw error;
+  }
+}
+
+/** The state saved at `path`, or undefined when there is none. A corrupt file throws: the operator decides. */
+export async function loadState(path: string): Promise<PepState | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw error;
+  }
+  return PepState.fromJSON(JSON.parse(text) as PersistedState);
+}

@@ -1,0 +1,252 @@
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import type { FeedResponse } from "@simroot/core/feed/wire";
+import { binding, device, rule, testFeed, type TestFeed } from "./feed.test-support.ts";
+import { loadState, PepState, saveState } from "./state.ts";
+import { FeedSync, type SyncChange } from "./sync.ts";
+
+type Handler = (url: URL, init: RequestInit) => Response | Promise<Response>;
+
+/** A scripted control plane: each request takes the next handler; with none left it hangs until aborted. */
+function fakePlane() {
+  const requests: { url: URL; headers: Record<string, string> }[] = [];
+  const script: Handler[] = [];
+  const fetch = (async (input: string | URL | Request, init: RequestInit = {}) => {
+    const url = new URL(String(input));
+    requests.push({ url, headers: init.headers as Record<string, string> });
+    const handler = script.shift();
+    if (handler) return handler(url, init);
+    return new Promise<Response>((_, reject) => init.signal?.addEventListener("abort", () => reject(init.signal!.reason)));
+  }) as typeof globalThis.fetch;
+  return {
+    fetch,
+    requests,
+    reply: (...handlers: Handler[]) => script.push(...handlers),
+  };
+}
+
+const json = (body: unknown, status = 200): Handler => () => Response.json(body, { status });
+const notModified = (header: string): Handler => () => new Response(null, { status: 304, headers: { "simroot-feed-head": header } });
+const gone: Handler = () => Response.json({ type: "urn:simroot:problem:feed.snapshot_required" }, { status: 410 });
+
+async function setup(options: { state?: PepState; feed?: TestFeed; statePath?: string } = {}) {
+  const feed = options.feed ?? testFeed();
+  const plane = fakePlane();
+  const state = options.state ?? new PepState(feed.tenantId);
+  const statePath = options.statePath ?? join(await mkdtemp(join(tmpdir(), "simroot-pep-sync-")), "state.json");
+  const changes: SyncChange[] = [];
+  const sync = new FeedSync({
+    url: "https://cp.example/",
+    apiKey: "pep-key",
+    publicKeys: [feed.publicKey],
+    state,
+    statePath,
+    fetch: plane.fetch,
+    now: feed.now,
+    backoff: { initialMs: 1, maxMs: 5 },
+    onChange: (change) => changes.push(change),
+  });
+  return { feed, plane, state, statePath, sync, changes };
+}
+
+/** A PEP at version 5 with one active device, persisted. */
+async function synced() {
+  const context = await setup();
+  const { feed, plane, sync } = context;
+  plane.reply(json(feed.snapshot(5, [device("dev_a"), binding("10.0.0.1", "dev_a"), rule("r1")])));
+  await sync.step();
+  return context;
+}
+
+describe("the feed sync client", () => {
+  it("takes a paginated snapshot, then long polls deltas with If-None-Match, persisting each applied response", async () => {
+    const { feed, plane, state, statePath, sync, changes } = await setup();
+    plane.reply(
+      json(feed.snapshot(5, [device("dev_a"), rule("r1")], { page: 0, last: false, next: "cursor-1" })),
+      json(feed.snapshot(5, [binding("10.0.0.1", "dev_a")], { page: 1, last: true })),
+    );
+    expect(await sync.step()).toBe("snapshot");
+    expect(plane.requests.map((r) => r.url.search)).toEqual(["?limit=1000", "?limit=1000&cursor=cursor-1"]);
+    expect(plane.requests[0]!.headers.authorization).toBe("Bearer pep-key");
+    expect(state.version).toBe(5);
+    expect(state.binding("10.0.0.1")?.deviceId).toBe("dev_a");
+    expect(changes).toEqual([{ kind: "snapshot", version: 5, devices: 1, bindings: 1, policy: true }]);
+
+    plane.reply(json(feed.delta(5, 6, [device("dev_a", "revoked")])));
+    expect(await sync.step()).toBe("delta");
+    const poll = plane.requests[2]!;
+    expect(Object.fromEntries(poll.url.searchParams)).toEqual({ since: "5", wait: "25", limit: "1000" });
+    expect(poll.headers["if-none-match"]).toBe('"5"');
+    expect(state.devices.get("dev_a")?.state).toBe("revoked");
+    expect(changes.at(-1)).toEqual({ kind: "delta", version: 6, devices: 1, bindings: 0, policy: false });
+    expect((await loadState(statePath))!.devices.get("dev_a")?.state).toBe("revoked");
+  });
+
+  it("extends freshness on an idle poll (304) without touching the view", async () => {
+    const { feed, plane, state, sync } = await synced();
+    const before = state.freshUntil;
+    feed.advance(30_000);
+    plane.reply(notModified(feed.idle(5)));
+    expect(await sync.step()).toBe("idle");
+    expect(state.version).toBe(5);
+    expect(state.freshUntil).toBe(before + 30_000);
+    plane.reply(() => new Response(null, { status: 304 }));
+    await expect(sync.step()).rejects.toMatchObject({ code: "feed.malformed" });
+  });
+
+  it("polls again at once while more deltas wait", async () => {
+    const { feed, plane, sync } = await synced();
+    plane.reply(json(feed.delta(5, 6, [device("dev_b")], false)), json(feed.delta(6, 7, [device("dev_c")])), notModified(feed.idle(7)));
+    await sync.step();
+    await sync.step();
+    await sync.step();
+    expect(plane.requests.slice(1).map((r) => r.url.searchParams.get("wait"))).toEqual(["25", "0", "25"]);
+  });
+
+  it("takes a snapshot when the control plane answers 410", async () => {
+    const { feed, plane, state, sync } = await synced();
+    plane.reply(gone, json(feed.snapshot(40, [device("dev_z")])));
+    expect(await sync.step()).toBe("snapshot");
+    expect(state.version).toBe(40);
+    expect([...state.devices.keys()]).toEqual(["dev_z"]);
+  });
+
+  describe("refuses adversarial responses and leaves the view and the state file as they were", () => {
+    const forger = testFeed("ten_acme", generateKeyPairSync("ed25519"));
+    const cases: [string, (feed: TestFeed) => FeedResponse, string][] = [
+      ["a forged signature", () => forger.delta(5, 6, [device("dev_a", "active", { fleet: "admins" })]), "feed.bad_signature"],
+      ["a replayed old head", (feed) => feed.delta(3, 4, [device("dev_a", "active")]), "feed.rollback"],
+      ["a skipped delta", (feed) => feed.delta(6, 7, [device("dev_a", "suspended")]), "feed.gap"],
+      ["reordered entries", (feed) => feed.delta(5, 7, [{ ...device("dev_a", "revoked"), version: 7 }, { ...device("dev_a"), version: 6 }]), "feed.gap"],
+      [
+        "entries that do not match the head",
+        (feed) => {
+          const genuine = feed.delta(5, 6, [device("dev_a", "revoked")]);
+          return { ...genuine, entries: [{ ...genuine.entries[0]!, value: { ...genuine.entries[0]!.value, state: "active" } }] };
+        },
+        "feed.content_mismatch",
+      ],
+      ["another tenant's head", () => testFeed("ten_evil", { publicKey: forger.publicKey, privateKey: forger.privateKey }).delta(5, 6, []), "feed.bad_signature"],
+      ["another tenant's head under the pinned key", (feed) => testFeed("ten_evil", { publicKey: feed.publicKey, privateKey: feed.privateKey }).delta(5, 6, [device("dev_x")]), "feed.wrong_tenant"],
+      [
+        "an expired head",
+        (feed) => {
+          const entries = [{ ...device("dev_a", "active"), version: 6 }];
+          return { signed: feed.signHead(feed.head({ kind: "delta", since: 5, version: 6, issuedAt: new Date(feed.now() - 90_000).toISOString(), expiresAt: new Date(feed.now() - 1).toISOString() }, entries)), entries };
+        },
+        "feed.expired",
+      ],
+    ];
+    it.each(cases)("%s", async (_name, build, code) => {
+      const { feed, plane, state, statePath, sync, changes } = await synced();
+      const saved = await readFile(statePath, "utf8");
+      const head = state.head;
+      plane.reply(json(build(feed)));
+      await expect(sync.step()).rejects.toMatchObject({ code });
+      expect(state.version).toBe(5);
+      expect(state.head).toBe(head);
+      expect(state.devices.get("dev_a")).toMatchObject({ state: "active", labels: { fleet: "meters" } });
+      expect(state.devices.size).toBe(1);
+      expect(await readFile(statePath, "utf8")).toBe(saved);
+      expect(changes).toHaveLength(1);
+      expect(sync.stats.rejected[code]).toBe(1);
+    });
+
+    it("a snapshot below the version held (rollback), after a 410", async () => {
+      const { feed, plane, state, sync } = await synced();
+      plane.reply(gone, json(feed.snapshot(2, [device("dev_a", "active", { fleet: "admins" })])));
+      await expect(sync.step()).rejects.toMatchObject({ code: "feed.rollback" });
+      expect(state.version).toBe(5);
+      expect(state.devices.get("dev_a")?.labels).toEqual({ fleet: "meters" });
+    });
+
+    it("a snapshot whose pages change version midway", async () => {
+      const { feed, plane, state, sync } = await synced();
+      plane.reply(gone, json(feed.snapshot(8, [device("dev_b")], { last: false, next: "c" })), json(feed.snapshot(9, [device("dev_c")], { page: 1 })));
+      await expect(sync.step()).rejects.toMatchObject({ code: "feed.gap" });
+      expect(state.version).toBe(5);
+      expect([...state.devices.keys()]).toEqual(["dev_a"]);
+    });
+  });
+
+  it("heals a gap with a snapshot on the next round", async () => {
+    const { feed, plane, state, sync } = await synced();
+    plane.reply(json(feed.delta(7, 8, [device("dev_a", "suspended")])));
+    await expect(sync.step()).rejects.toMatchObject({ code: "feed.gap" });
+    plane.reply(json(feed.snapshot(8, [device("dev_a", "suspended")])));
+    expect(await sync.step()).toBe("snapshot");
+    expect(state.version).toBe(8);
+  });
+
+  it("resumes a restarted PEP from its persisted version, without a snapshot", async () => {
+    const first = await synced();
+    first.plane.reply(json(first.feed.delta(5, 6, [device("dev_a", "quarantined")])));
+    await first.sync.step();
+
+    const restored = (await loadState(first.statePath))!;
+    const second = await setup({ feed: first.feed, state: restored, statePath: first.statePath });
+    second.plane.reply(json(first.feed.delta(6, 7, [device("dev_b")])));
+    expect(await second.sync.step()).toBe("delta");
+    expect(second.plane.requests[0]!.url.searchParams.get("since")).toBe("6");
+    expect(second.state.devices.get("dev_a")?.state).toBe("quarantined");
+    expect(second.sync.stats.snapshots).toBe(0);
+    expect(second.state.version).toBe(7);
+  });
+
+  it("learns its tenant from the first snapshot when not configured, and holds it to that after", async () => {
+    const feed = testFeed("ten_learned");
+    const { plane, state, sync } = await setup({ feed, state: new PepState() });
+    plane.reply(json(feed.snapshot(3, [device("dev_a")])));
+    await sync.step();
+    expect(state.tenantId).toBe("ten_learned");
+    const other = testFeed("ten_other", { publicKey: feed.publicKey, privateKey: feed.privateKey });
+    plane.reply(json(other.delta(3, 4, [])));
+    await expect(sync.step()).rejects.toMatchObject({ code: "feed.wrong_tenant" });
+  });
+
+  it("backs off on errors and recovers; stop() aborts the long poll in flight", async () => {
+    const { feed, plane, state, sync } = await synced();
+    let failures = 0;
+    plane.reply(
+      () => {
+        failures++;
+        return new Response("boom", { status: 503 });
+      },
+      () => {
+        failures++;
+        throw new TypeError("fetch failed");
+      },
+      json(feed.delta(5, 6, [device("dev_a", "revoked")])),
+    );
+    const errors: unknown[] = [];
+    const looping = new FeedSync({ url: "https://cp.example", apiKey: "k", publicKeys: [feed.publicKey], state, fetch: plane.fetch, now: feed.now, backoff: { initialMs: 1, maxMs: 5 }, onError: (e) => errors.push(e) });
+    looping.start();
+    await expect.poll(() => state.version, { timeout: 2_000 }).toBe(6);
+    // The loop is now hanging in a long poll (the script is empty): stop aborts it.
+    await expect.poll(() => plane.requests.length).toBe(5);
+    const stopping = Date.now();
+    await looping.stop();
+    expect(Date.now() - stopping).toBeLessThan(500);
+    expect(failures).toBe(2);
+    expect(looping.stats.errors).toBe(2);
+    expect(errors).toHaveLength(2);
+    expect(sync.stats.snapshots).toBe(1);
+  });
+
+  it("keeps working in memory when the state file cannot be written", async () => {
+    const feed = testFeed();
+    const plane = fakePlane();
+    const state = new PepState(feed.tenantId);
+    const errors: unknown[] = [];
+    const blocker = join(await mkdtemp(join(tmpdir(), "simroot-pep-sync-")), "file");
+    await saveState(blocker, state);
+    const sync = new FeedSync({ url: "https://cp.example", apiKey: "k", publicKeys: [feed.publicKey], state, statePath: join(blocker, "state.json"), fetch: plane.fetch, now: feed.now, onError: (e) => errors.push(e) });
+    plane.reply(json(feed.snapshot(2, [device("dev_a")])));
+    await sync.step();
+    expect(state.version).toBe(2);
+    expect(errors).toHaveLength(1);
+  });
+});

@@ -1,0 +1,224 @@
+/**
+ * Keeps the replicated view in step with the control plane: long polls for the deltas after
+ * the version held (`If-None-Match` makes an idle poll a 304 whose re-signed head only
+ * extends freshness), takes a snapshot, every page of it, when there is no version yet or
+ * the control plane answers 410, and backs off on errors. Nothing reaches the view before
+ * `verify.ts` accepted it; every applied response is persisted before `onChange` fires.
+ */
+import type { KeyObject } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { headHeader, maxHeadLifetimeSeconds } from "@simroot/core/feed/wire";
+import { addSnapshotPage, isFeedVerificationError, verifyIdleHead, verifyResponse, type SnapshotAssembly, type VerifyContext } from "./verify.ts";
+import { saveState, type PepState, type ViewChange } from "./state.ts";
+
+export interface SyncChange extends ViewChange {
+  readonly kind: "snapshot" | "delta";
+  readonly version: number;
+}
+
+export interface SyncOptions {
+  /** The control plane's base URL, e.g. https://api.simroot.example. */
+  readonly url: string;
+  /** An API key with the `pep` role. */
+  readonly apiKey: string;
+  /** The pinned feed keys. */
+  readonly publicKeys: readonly KeyObject[];
+  readonly state: PepState;
+  /** Where the state is saved after every applied response; omit to keep it in memory only. */
+  readonly statePath?: string;
+  readonly fetch?: typeof fetch;
+  readonly now?: () => number;
+  /** Long-poll wait, seconds (the control plane allows up to 30). */
+  readonly waitSeconds?: number;
+  readonly limit?: number;
+  readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  readonly onChange?: (change: SyncChange) => void;
+  readonly onError?: (error: unknown) => void;
+}
+
+/** A status the control plane answered that is neither a feed response nor a 304/410. */
+export class FeedHttpError extends Error {
+  readonly status: number;
+  constructor(status: number, body: string) {
+    super(`The feed answered ${status}: ${body.slice(0, 300)}`);
+    this.name = "FeedHttpError";
+    this.status = status;
+  }
+}
+
+export interface SyncStats {
+  polls: number;
+  applied: number;
+  notModified: number;
+  snapshots: number;
+  errors: number;
+  /** Responses refused by verification, by reason code. */
+  rejected: Record<string, number>;
+  lastError: string | undefined;
+  lastSyncAt: string | undefined;
+}
+
+type StepResult = "snapshot" | "delta" | "idle";
+
+export class FeedSync {
+  readonly stats: SyncStats = { polls: 0, applied: 0, notModified: 0, snapshots: 0, errors: 0, rejected: {}, lastError: undefined, lastSyncAt: undefined };
+  readonly #options: SyncOptions;
+  readonly #fetch: typeof fetch;
+  readonly #now: () => number;
+  readonly #base: string;
+  #stop = new AbortController();
+  #loop: Promise<void> | undefined;
+  #needSnapshot: boolean;
+  /** More deltas wait on the control plane (a response with `last` false): poll again without waiting. */
+  #more = false;
+
+  constructor(options: SyncOptions) {
+    this.#options = options;
+    this.#fetch = options.fetch ?? fetch;
+    this.#now = options.now ?? Date.now;
+    this.#base = options.url.replace(/\/+$/, "");
+    this.#needSnapshot = options.state.version === 0 || options.state.tenantId === undefined;
+  }
+
+  /** Runs the sync loop until `stop()`. */
+  start(): void {
+    if (this.#loop) return;
+    this.#stop = new AbortController();
+    this.#loop = this.#run(this.#stop.signal);
+  }
+
+  /** Aborts the request in flight and waits for the loop to end. */
+  async stop(): Promise<void> {
+    this.#stop.abort();
+    await this.#loop;
+    this.#loop = undefined;
+  }
+
+  /** One round: a snapshot when needed, else one (long) poll. Throws what the round failed with. */
+  async step(signal: AbortSignal = this.#stop.signal): Promise<StepResult> {
+    if (this.#needSnapshot) {
+      await this.snapshot(signal);
+      return "snapshot";
+    }
+    return this.#poll(signal);
+  }
+
+  /** Takes a snapshot, every page, and replaces the view with it once all arrived and verified. */
+  async snapshot(signal: AbortSignal = this.#stop.signal): Promise<void> {
+    const { state } = this.#options;
+    let assembly: SnapshotAssembly | undefined;
+    let cursor: string | undefined;
+    for (;;) {
+      const query = new URLSearchParams({ limit: String(this.#options.limit ?? 1000), ...(cursor ? { cursor } : {}) });
+      const response = await this.#get(`/v1/feed?${query}`, {}, signal, 30);
+      if (response.status !== 200) throw new FeedHttpError(response.status, await response.text());
+      const body: unknown = await response.json();
+      // A PEP not configured with its tenant learns it from its first verified snapshot (and keeps it).
+      const tenantId = state.tenantId ?? (body as { signed?: { head?: { tenantId?: unknown } } })?.signed?.head?.tenantId;
+      const page = this.#checked(() => verifyResponse(body, this.#context(typeof tenantId === "string" ? tenantId : "")));
+      const progress = this.#checked(() => addSnapshotPage(assembly, page));
+      if (progress.complete) {
+        state.tenantId = page.head.tenantId;
+        const change = state.replaceWith(progress.entries);
+        state.version = progress.version;
+        state.head = progress.signed;
+        this.#needSnapshot = false;
+        this.#more = false;
+        this.stats.snapshots++;
+        await this.#applied({ ...change, kind: "snapshot", version: state.version });
+        return;
+      }
+      assembly = progress.assembly;
+      cursor = page.next;
+      if (!cursor) throw new FeedHttpError(200, "a snapshot page that is not the last gave no cursor");
+    }
+  }
+
+  async #poll(signal: AbortSignal): Promise<StepResult> {
+    const { state } = this.#options;
+    const wait = this.#more ? 0 : (this.#options.waitSeconds ?? 25);
+    const query = new URLSearchParams({ since: String(state.version), wait: String(wait), limit: String(this.#options.limit ?? 1000) });
+    this.stats.polls++;
+    const response = await this.#get(`/v1/feed?${query}`, { "if-none-match": `"${state.version}"` }, signal, wait + 15);
+    if (response.status === 304) {
+      const header = response.headers.get(headHeader);
+      const signed = this.#checked(() => verifyIdleHead(header ?? "", this.#context(state.tenantId!)));
+      state.head = signed;
+      this.#more = false;
+      this.stats.notModified++;
+      this.stats.lastSyncAt = new Date(this.#now()).toISOString();
+      return "idle";
+    }
+    if (response.status === 410) {
+      await response.body?.cancel();
+      this.#needSnapshot = true;
+      return this.step(signal);
+    }
+    if (response.status !== 200) throw new FeedHttpError(response.status, await response.text());
+    const body: unknown = await response.json();
+    const verified = this.#checked(() => verifyResponse(body, this.#context(state.tenantId!)));
+    const change = state.apply(verified.entries);
+    state.version = verified.head.version;
+    state.head = verified.signed;
+    this.#more = !verified.head.last;
+    await this.#applied({ ...change, kind: "delta", version: state.version });
+    return "delta";
+  }
+
+  async #applied(change: SyncChange) {
+    this.stats.applied++;
+    this.stats.lastSyncAt = new Date(this.#now()).toISOString();
+    if (this.#options.statePath) {
+      try {
+        await saveState(this.#options.statePath, this.#options.state);
+      } catch (error) {
+        this.#options.onError?.(error);
+      }
+    }
+    this.#options.onChange?.(change);
+  }
+
+  #context(tenantId: string): VerifyContext {
+    return { publicKeys: this.#options.publicKeys, tenantId, version: this.#options.state.version, now: this.#now() };
+  }
+
+  /** Runs a verification, counting a refusal by its reason; a gap is healed by a snapshot next round. */
+  #checked<T>(check: () => T): T {
+    try {
+      return check();
+    } catch (error) {
+      if (isFeedVerificationError(error)) {
+        this.stats.rejected[error.code] = (this.stats.rejected[error.code] ?? 0) + 1;
+        if (error.code === "feed.gap") this.#needSnapshot = true;
+      }
+      throw error;
+    }
+  }
+
+  #get(path: string, headers: Record<string, string>, signal: AbortSignal, timeoutSeconds: number): Promise<Response> {
+    return this.#fetch(`${this.#base}${path}`, {
+      headers: { authorization: `Bearer ${this.#options.apiKey}`, accept: "application/json", ...headers },
+      signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutSeconds * 1000)]),
+    });
+  }
+
+  async #run(signal: AbortSignal): Promise<void> {
+    const backoff = this.#options.backoff ?? { initialMs: 250, maxMs: 30_000 };
+    let failures = 0;
+    while (!signal.aborted) {
+      try {
+        await this.step(signal);
+        failures = 0;
+      } catch (error) {
+        if (signal.aborted) break;
+        failures++;
+        this.stats.errors++;
+        this.stats.lastError = error instanceof Error ? error.message : String(error);
+        this.#options.onError?.(error);
+        // Full jitter, capped below the head lifetime so a recovered control plane is seen before the view would expire.
+        const ceiling = Math.min(backoff.maxMs, maxHeadLifetimeSeconds * 250, backoff.initialMs * 2 ** Math.min(failures - 1, 16));
+        await sleep(backoff.initialMs / 2 + Math.random() * ceiling, undefined, { signal }).catch(() => {});
+      }
+    }
+  }
+}

@@ -1,0 +1,123 @@
+import { generateKeyPairSync } from "node:crypto";
+import { describe, expect, it } from "vitest";
+import { device, rule, testFeed } from "./feed.test-support.ts";
+import { addSnapshotPage, verifyIdleHead, verifyResponse, type FeedFailure, type VerifyContext } from "./verify.ts";
+
+const feed = testFeed();
+const ctx = (version: number, overrides: Partial<VerifyContext> = {}): VerifyContext => ({
+  publicKeys: [feed.publicKey],
+  tenantId: feed.tenantId,
+  version,
+  now: feed.now(),
+  ...overrides,
+});
+
+const codeOf = (run: () => unknown): FeedFailure | undefined => {
+  try {
+    run();
+    return undefined;
+  } catch (error) {
+    return (error as { code: FeedFailure }).code;
+  }
+};
+
+describe("feed verification", () => {
+  it("accepts a signed snapshot, then deltas that continue from the version held", () => {
+    const snapshot = verifyResponse(feed.snapshot(4, [device("dev_a"), rule("r1")]), ctx(0));
+    expect(snapshot.head).toMatchObject({ kind: "snapshot", version: 4 });
+    expect(snapshot.entries).toHaveLength(2);
+    const delta = verifyResponse(feed.delta(4, 6, [{ ...device("dev_a", "suspended"), version: 5 }, { ...rule("r1"), version: 6 }]), ctx(4));
+    expect(delta.head).toMatchObject({ kind: "delta", since: 4, version: 6 });
+    // A key rotation: the new key is pinned beside the old one.
+    const rotated = testFeed(feed.tenantId);
+    expect(verifyResponse(rotated.delta(6, 7, [device("dev_b")]), ctx(6, { publicKeys: [feed.publicKey, rotated.publicKey] })).head.version).toBe(7);
+  });
+
+  it("refuses a forged signature: another key, or a head changed after signing", () => {
+    const forger = testFeed(feed.tenantId, generateKeyPairSync("ed25519"));
+    expect(codeOf(() => verifyResponse(forger.delta(4, 5, [device("dev_a", "active", { fleet: "admins" })]), ctx(4)))).toBe("feed.bad_signature");
+    const genuine = feed.delta(4, 5, [device("dev_a")]);
+    const bumped = { ...genuine, signed: { ...genuine.signed, head: { ...genuine.signed.head, expiresAt: new Date(feed.now() + 110_000).toISOString() } } };
+    expect(codeOf(() => verifyResponse(bumped, ctx(4)))).toBe("feed.bad_signature");
+    expect(codeOf(() => verifyResponse({ ...genuine, signed: { ...genuine.signed, signature: "not base64 at all!" } }, ctx(4)))).toBe("feed.bad_signature");
+  });
+
+  it("refuses a replayed old head: deltas or a snapshot below the version held (rollback)", () => {
+    const oldDelta = feed.delta(2, 3, [device("dev_a", "active")]);
+    expect(codeOf(() => verifyResponse(oldDelta, ctx(5)))).toBe("feed.rollback");
+    const oldSnapshot = feed.snapshot(3, [device("dev_a", "active")]);
+    expect(codeOf(() => verifyResponse(oldSnapshot, ctx(5)))).toBe("feed.rollback");
+    // A snapshot at the version held is a legitimate re-sync.
+    expect(verifyResponse(feed.snapshot(5, [device("dev_a")]), ctx(5)).head.version).toBe(5);
+  });
+
+  it("refuses skipped and reordered deltas (gap)", () => {
+    expect(codeOf(() => verifyResponse(feed.delta(6, 7, [device("dev_a")]), ctx(5)))).toBe("feed.gap");
+    // The last delta replayed: it ends at the version held but starts before it.
+    expect(codeOf(() => verifyResponse(feed.delta(4, 5, [device("dev_a")]), ctx(5)))).toBe("feed.gap");
+    const reordered = feed.delta(5, 8, [
+      { ...device("dev_a", "revoked"), version: 7 },
+      { ...device("dev_a", "active"), version: 6 },
+    ]);
+    expect(codeOf(() => verifyResponse(reordered, ctx(5)))).toBe("feed.gap");
+    expect(codeOf(() => verifyResponse(feed.delta(5, 6, [{ ...device("dev_a"), version: 9 }]), ctx(5)))).toBe("feed.gap");
+    expect(codeOf(() => verifyResponse(feed.delta(5, 6, [{ ...device("dev_a"), version: 5 }]), ctx(5)))).toBe("feed.gap");
+  });
+
+  it("refuses an expired head, and one claiming a lifetime beyond the maximum (freeze)", () => {
+    const response = feed.delta(5, 6, [device("dev_a")]);
+    expect(codeOf(() => verifyResponse(response, ctx(5, { now: feed.now() + 60_000 })))).toBe("feed.expired");
+    expect(verifyResponse(response, ctx(5, { now: feed.now() + 59_999 })).head.version).toBe(6);
+    const entries = response.entries;
+    const longLived = feed.signHead(feed.head({ kind: "delta", since: 5, version: 6, expiresAt: new Date(feed.now() + 121_000).toISOString() }, entries));
+    expect(codeOf(() => verifyResponse({ signed: longLived, entries }, ctx(5)))).toBe("feed.expired");
+  });
+
+  it("refuses entries that do not match their head", () => {
+    const snapshot = feed.snapshot(4, [device("dev_a"), rule("r1")]);
+    const dropped = { ...snapshot, entries: snapshot.entries.slice(0, 1) };
+    expect(codeOf(() => verifyResponse(dropped, ctx(0)))).toBe("feed.content_mismatch");
+    const altered = { ...snapshot, entries: [{ ...snapshot.entries[0]!, value: { ...snapshot.entries[0]!.value, state: "active", labels: { fleet: "admins" } } }, snapshot.entries[1]!] };
+    expect(codeOf(() => verifyResponse(altered, ctx(0)))).toBe("feed.content_mismatch");
+    // Entries at another version than the snapshot's, even if hashed and signed.
+    const entries = [{ ...device("dev_a"), version: 3 }];
+    const mixed = { signed: feed.signHead(feed.head({ kind: "snapshot", version: 4 }, entries)), entries };
+    expect(codeOf(() => verifyResponse(mixed, ctx(0)))).toBe("feed.content_mismatch");
+  });
+
+  it("refuses a head for another tenant, even validly signed", () => {
+    const other = testFeed("ten_other", { publicKey: feed.publicKey, privateKey: feed.privateKey });
+    expect(codeOf(() => verifyResponse(other.snapshot(9, [device("dev_x")]), ctx(0)))).toBe("feed.wrong_tenant");
+  });
+
+  it("refuses what is not a feed response at all", () => {
+    expect(codeOf(() => verifyResponse({ hello: "world" }, ctx(0)))).toBe("feed.malformed");
+    expect(codeOf(() => verifyResponse(null, ctx(0)))).toBe("feed.malformed");
+  });
+
+  it("accepts an idle head only as a delta from the version held to itself", () => {
+    expect(verifyIdleHead(feed.idle(5), ctx(5)).head.version).toBe(5);
+    expect(codeOf(() => verifyIdleHead(feed.idle(4), ctx(5)))).toBe("feed.rollback");
+    expect(codeOf(() => verifyIdleHead(feed.idle(6), ctx(5)))).toBe("feed.gap");
+    expect(codeOf(() => verifyIdleHead("%%%", ctx(5)))).toBe("feed.malformed");
+    const sneaky = Buffer.from(JSON.stringify(feed.signHead(feed.head({ kind: "delta", since: 5, version: 5 }, [{ ...device("dev_a"), version: 5 }])))).toString("base64");
+    expect(codeOf(() => verifyIdleHead(sneaky, ctx(5)))).toBe("feed.content_mismatch");
+  });
+
+  it("assembles a snapshot only from every page of one version, in order", () => {
+    const page0 = verifyResponse(feed.snapshot(7, [device("dev_a")], { page: 0, last: false, next: "c1" }), ctx(0));
+    const page1 = verifyResponse(feed.snapshot(7, [device("dev_b")], { page: 1, last: false, next: "c2" }), ctx(0));
+    const page2 = verifyResponse(feed.snapshot(7, [device("dev_c")], { page: 2, last: true }), ctx(0));
+    const first = addSnapshotPage(undefined, page0);
+    expect(first.complete).toBe(false);
+    if (first.complete) return;
+    expect(codeOf(() => addSnapshotPage(first.assembly, page2))).toBe("feed.gap");
+    expect(codeOf(() => addSnapshotPage(undefined, page1))).toBe("feed.gap");
+    const otherVersion = verifyResponse(feed.snapshot(8, [device("dev_b")], { page: 1, last: true }), ctx(0));
+    expect(codeOf(() => addSnapshotPage(first.assembly, otherVersion))).toBe("feed.gap");
+    const second = addSnapshotPage(first.assembly, page1);
+    if (second.complete) throw new Error("not complete yet");
+    const done = addSnapshotPage(second.assembly, page2);
+    expect(done.complete && done.entries.map((entry) => entry.key)).toEqual(["dev_a", "dev_b", "dev_c"]);
+  });
+});

@@ -1,0 +1,178 @@
+/**
+ * A PEP against the live control plane (HTTP on a real port): it pins the feed key, takes a
+ * snapshot, learns changes as deltas over long polls, enforces them through ext_authz,
+ * reports flows, and resumes from its state file after a restart.
+ */
+import { createPublicKey } from "node:crypto";
+import { mkdtemp, writeFile } from "node:fs/promises";
+import { get } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readConfig } from "@simroot/pep/daemon/config";
+import { startPep, type RunningPep } from "@simroot/pep/daemon/main";
+import { PepState } from "@simroot/pep/state";
+import { FeedSync } from "@simroot/pep/sync";
+import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { standardWebhookHeaders } from "./support/webhooks.ts";
+
+let runtime: TestRuntime;
+const running: RunningPep[] = [];
+beforeAll(async () => {
+  runtime = await startTestRuntime({ port: 0 });
+});
+afterAll(async () => {
+  await Promise.all(running.map((pep) => pep.stop()));
+  await runtime.stop();
+});
+
+type Tenant = Awaited<ReturnType<typeof tenantClient>>;
+
+const imsi = "208011234567890";
+const meterIp = "10.20.0.7";
+const telemetry = {
+  name: "Meters send telemetry",
+  selector: { matchLabels: { fleet: "meters" } },
+  destinations: [{ fqdn: "ingest.example.com", ports: [8883], protocol: "tcp" }],
+  effect: "allow",
+};
+
+/** A PEP key, and the feed's public key written to a file (what an operator pins at setup). */
+async function pepCredentials(tenant: Tenant) {
+  const created = await tenant.call("POST", "/v1/keys", { name: "edge-1", role: "pep" });
+  expect(created.status).toBe(201);
+  const token: string = created.json.token;
+  const keys = await call(runtime, token, "GET", "/v1/feed/keys");
+  expect(keys.status).toBe(200);
+  const folder = await mkdtemp(join(tmpdir(), "simroot-pep-e2e-"));
+  const keyFile = join(folder, "feed.pem");
+  await writeFile(keyFile, keys.json.keys[0].publicKeyPem);
+  return { token, keyFile, folder, publicKey: createPublicKey(keys.json.keys[0].publicKeyPem) };
+}
+
+async function startTestPep(credentials: Awaited<ReturnType<typeof pepCredentials>>) {
+  const config = readConfig(
+    ["--state", join(credentials.folder, "state.json"), "--public-key", credentials.keyFile, "--port", "0", "--admin-port", "0", "--flow-interval", "3600"],
+    { SIMROOT_URL: runtime.url!, SIMROOT_PEP_KEY: credentials.token },
+  )!;
+  const pep = await startPep(config);
+  running.push(pep);
+  return pep;
+}
+
+async function stopPep(pep: RunningPep) {
+  running.splice(running.indexOf(pep), 1);
+  await pep.stop();
+}
+
+/** An ext_authz check as Envoy sends it: the original host, the client in x-forwarded-for. */
+function check(pep: RunningPep, clientIp: string, host = "ingest.example.com:8883") {
+  const url = new URL(pep.authzUrl);
+  return new Promise<{ status: number; reason: string | undefined }>((resolve, reject) => {
+    const request = get({ host: url.hostname, port: url.port, path: "/v1/readings", setHost: false, headers: { host, "x-forwarded-for": clientIp } }, (response) => {
+      response.resume();
+      resolve({ status: response.statusCode!, reason: response.headers["x-simroot-decision-reason"] as string | undefined });
+    });
+    request.on("error", reject);
+  });
+}
+
+/** Reports the device's attachment with its address in the APN, as an operator core would. */
+async function attach(tenant: Tenant, ipv4: string) {
+  const created = await tenant.call("POST", "/v1/sources", { name: "normalized", format: "simroot" });
+  expect(created.status).toBe(201);
+  const { source, credentials } = created.json;
+  const body = JSON.stringify([
+    { type: "sim.attached", dedupeKey: `attach-${ipv4}`, occurredAt: new Date().toISOString(), device: { imsi }, sourceType: "sim.attached", data: { bearer: "cellular", apn: "iot.acme", ipv4 } },
+  ]);
+  const response = await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, body), body });
+  expect(response.status).toBeLessThan(300);
+  await runtime.bus.drained();
+}
+
+describe("a PEP on the live feed", () => {
+  it("syncs a snapshot, follows deltas, and denies a revoked device within a second", async () => {
+    const tenant = await tenantClient(runtime);
+    const device = (await tenant.call("POST", "/v1/devices", { imsi, labels: { fleet: "meters" } })).json;
+    const credentials = await pepCredentials(tenant);
+    const pep = await startTestPep(credentials);
+
+    // The snapshot: the device registered before the PEP started, the tenant learned from it.
+    await expect.poll(() => pep.engine.fresh(), { timeout: 5_000 }).toBe(true);
+    expect(pep.state.tenantId).toBe(tenant.tenant.id);
+    expect(pep.state.devices.get(device.id)).toMatchObject({ state: "active", labels: { fleet: "meters" } });
+    expect(pep.sync.stats.snapshots).toBe(1);
+    expect(pep.engine.decide({ deviceId: device.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" })).toMatchObject({ allow: false, reason: "deny.default" });
+
+    // Deltas: a policy, then the device's address in the APN.
+    const versionBefore = pep.state.version;
+    const policy = await tenant.call("POST", "/v1/policies", telemetry);
+    expect(policy.status).toBe(201);
+    await expect.poll(() => pep.state.policies.size, { timeout: 3_000 }).toBe(1);
+    expect(pep.state.version).toBeGreaterThan(versionBefore);
+    expect(pep.engine.decide({ deviceId: device.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" })).toMatchObject({ allow: true, reason: "allow.rule", ruleId: policy.json.id });
+    await attach(tenant, meterIp);
+    await expect.poll(() => pep.state.binding(meterIp)?.deviceId, { timeout: 3_000 }).toBe(device.id);
+    expect(await check(pep, meterIp)).toEqual({ status: 200, reason: "allow.rule" });
+    expect(await check(pep, "10.20.0.99")).toEqual({ status: 403, reason: "deny.unknown-device" });
+    expect(pep.sync.stats.snapshots).toBe(1);
+
+    // Revocation reaches the edge through the long poll in flight.
+    const revokedAt = Date.now();
+    const revoked = await tenant.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "SIM reported stolen" });
+    expect(revoked.status).toBe(200);
+    await expect.poll(() => pep.engine.decide({ deviceId: device.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" }).reason, { timeout: 1_000, interval: 10 }).toBe("deny.revoked");
+    expect(Date.now() - revokedAt).toBeLessThan(1_000);
+    // Revocation also released the device's address: its traffic is denied either way.
+    expect(pep.state.binding(meterIp)).toBeUndefined();
+    expect(await check(pep, meterIp)).toEqual({ status: 403, reason: "deny.unknown-device" });
+
+    // The flows decided so far reach the control plane.
+    await pep.flows!.flush();
+    expect(pep.flows!.stats).toMatchObject({ reports: 1, failedPosts: 0, droppedReports: 0 });
+    expect(pep.flows!.stats.flows).toBeGreaterThanOrEqual(3);
+
+    // Restarted from its state file, it resumes from its version: no snapshot, deltas only.
+    const version = pep.state.version;
+    await stopPep(pep);
+    const restarted = await startTestPep(credentials);
+    expect(restarted.state.version).toBe(version);
+    expect(restarted.engine.decide({ deviceId: device.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" }).reason).toBe("deny.revoked");
+    await tenant.call("POST", "/v1/policies", { ...telemetry, name: "Meters reach updates", destinations: [{ fqdn: "updates.example.com", protocol: "tcp" }] });
+    await expect.poll(() => restarted.state.policies.size, { timeout: 3_000 }).toBe(2);
+    expect(restarted.sync.stats.snapshots).toBe(0);
+    await stopPep(restarted);
+  });
+
+  it("keeps an idle PEP fresh with 304s, and refuses to roll back when the control plane is behind it", async () => {
+    const tenant = await tenantClient(runtime);
+    const credentials = await pepCredentials(tenant);
+    const state = new PepState();
+    const sync = new FeedSync({ url: runtime.url!, apiKey: credentials.token, publicKeys: [credentials.publicKey], state, waitSeconds: 1 });
+    expect(await sync.step()).toBe("snapshot");
+    const version = state.version;
+    const freshUntil = state.freshUntil;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(await sync.step()).toBe("idle");
+    expect(state.version).toBe(version);
+    expect(state.freshUntil).toBeGreaterThan(freshUntil);
+
+    // A PEP ahead of the control plane (restored from an old backup, say) is told to take a
+    // snapshot (410), and refuses it as a rollback: it stays on what it has and fails closed in time.
+    const ahead = new PepState(tenant.tenant.id);
+    ahead.version = version + 1000;
+    const aheadSync = new FeedSync({ url: runtime.url!, apiKey: credentials.token, publicKeys: [credentials.publicKey], state: ahead, waitSeconds: 0 });
+    await expect(aheadSync.step()).rejects.toMatchObject({ code: "feed.rollback" });
+    expect(ahead.version).toBe(version + 1000);
+  });
+
+  it("is refused the feed without a pep key, and refuses a feed signed by a key it did not pin", async () => {
+    const tenant = await tenantClient(runtime);
+    const credentials = await pepCredentials(tenant);
+    const anonymous = new FeedSync({ url: runtime.url!, apiKey: "not-a-key", publicKeys: [credentials.publicKey], state: new PepState() });
+    await expect(anonymous.step()).rejects.toMatchObject({ name: "FeedHttpError", status: 401 });
+    const { generateKeyPairSync } = await import("node:crypto");
+    const wrongPin = new FeedSync({ url: runtime.url!, apiKey: credentials.token, publicKeys: [generateKeyPairSync("ed25519").publicKey], state: new PepState() });
+    await expect(wrongPin.step()).rejects.toMatchObject({ code: "feed.bad_signature" });
+  });
+});
