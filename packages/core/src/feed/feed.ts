@@ -43,28 +43,59 @@ export async function signHead(signer: FeedSigner, fields: Omit<FeedHead, "conte
   return { head, signature: await signer.sign(headBytes(head)), keyId: signer.keyId };
 }
 
-/** Resolves once the tenant's head passes `since` (this process's commits at once, others' within a poll), or at the deadline. */
+interface Waiter {
+  readonly since: number;
+  readonly wake: () => void;
+}
+
+/**
+ * Long-poll waiters per tenant, per store: however many PEPs wait, one listener on this
+ * process's commits and one poll of the tenant's head (for commits of other processes)
+ * wake them all.
+ */
+const watchers = new WeakMap<object, Map<string, { waiters: Set<Waiter>; stop: () => void }>>();
+
+function watch(ports: Ports, tenantId: string, waiter: Waiter): () => void {
+  let byTenant = watchers.get(ports.db);
+  if (!byTenant) watchers.set(ports.db, (byTenant = new Map()));
+  let watcher = byTenant.get(tenantId);
+  if (!watcher) {
+    const waiters = new Set<Waiter>();
+    const wake = (version: number) => {
+      for (const each of waiters) if (version > each.since) each.wake();
+    };
+    const unsubscribe = ports.ledger.onCommit((committedTenant, version) => committedTenant === tenantId && wake(version));
+    const poll = setInterval(() => void headVersion(ports, tenantId).then(wake, () => {}), headPollMs);
+    watcher = { waiters, stop: () => (unsubscribe(), clearInterval(poll)) };
+    byTenant.set(tenantId, watcher);
+  }
+  const current = watcher;
+  current.waiters.add(waiter);
+  return () => {
+    current.waiters.delete(waiter);
+    if (current.waiters.size === 0) {
+      current.stop();
+      byTenant.delete(tenantId);
+    }
+  };
+}
+
+/** Resolves once the tenant's head passes `since` (this process's commits at once, others' within a poll), at the deadline, or when the PEP hangs up. */
 function changeAfter(ports: Ports, tenantId: string, since: number, waitMs: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     let done = false;
     const finish = () => {
       if (done) return;
       done = true;
-      unsubscribe();
+      unwatch();
       clearTimeout(deadline);
-      clearInterval(poll);
       signal?.removeEventListener("abort", finish);
       resolve();
     };
-    // A PEP that hangs up stops costing anything at once.
-    signal?.addEventListener("abort", finish);
-    const unsubscribe = ports.ledger.onCommit((committedTenant, version) => {
-      if (committedTenant === tenantId && version > since) finish();
-    });
+    const unwatch = watch(ports, tenantId, { since, wake: finish });
     const deadline = setTimeout(finish, waitMs);
-    const poll = setInterval(() => {
-      void headVersion(ports, tenantId).then((version) => version > since && finish(), () => {});
-    }, headPollMs);
+    signal?.addEventListener("abort", finish);
+    if (signal?.aborted) finish();
   });
 }
 
