@@ -36,5 +36,6 @@ export async function measureBytes(runtime: LocalRuntime, size: number) {
   await get(runtime, admin, `/v1/devices/${target.id}/revoke`, { method: "POST", body: JSON.stringify({ reason: "bench" }) });
   const delta = await get(runtime, pep, `/v1/feed?since=${version}`);
   if (delta.json.entries.length !== 1) throw new Error(`expected one delta entry, got ${delta.json.entries.length}`);
-  return { size, snapshotBytes, snapshotEntries: entries, deltaBytes: delta.bytes, seededSeconds: seeded / 1000 };
+  const publicKeyPem = (await get(runtime, pep, "/v1/feed/keys")).json.keys as unknown as { publicKeyPem: string }[];
+  return { size, snapshotBytes, snapshotEntries: entries, deltaBytes: delta.bytes, seededSeconds: seeded / 1000, pepToken: pep, publicKeyPem: publicKeyPem[0]!.publicKeyPem };
 }

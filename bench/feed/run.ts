@@ -1,35 +1,85 @@
 /**
  * bench/feed: what the policy feed costs, each figure beside its baseline in the same run.
- *   npm run bench:feed            (SIZES=10000,100000)
+ *   npm run bench:feed    (SIZES=10000,100000 WORKERS=10 PER_WORKER=100 ROUNDS=5 INTERVAL_MS=5000)
  */
+import { fork } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createTenantWithAdminKey } from "@simroot/core";
 import { startLocalRuntime } from "@simroot/local/runtime";
 import { measureBytes } from "./bytes.ts";
+import { seedFleet } from "./fleet.ts";
+import { measureRevocation } from "./revocation.ts";
 
 const sizes = (process.env.SIZES ?? "10000,100000").split(",").map(Number);
-const runtime = await startLocalRuntime({});
+const workers = Number(process.env.WORKERS ?? 10);
+const perWorker = Number(process.env.PER_WORKER ?? 100);
+const rounds = Number(process.env.ROUNDS ?? 5);
+const intervalMs = Number(process.env.INTERVAL_MS ?? 5000);
+
+const dataDir = await mkdtemp(join(tmpdir(), "simroot-bench-feed-"));
+const runtime = await startLocalRuntime({ dataDir, port: 0 });
+const url = runtime.url!;
+const api = async (token: string, path: string, init: RequestInit = {}) => {
+  const response = await fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" } });
+  if (!response.ok) throw new Error(`${path} answered ${response.status}`);
+  return response.json() as Promise<Record<string, any>>;
+};
+
 try {
+  // 1. revocation to enforcement, on the embedded default (DynamoDB Local on disk, the durable bus)
+  const { tenant, token: adminToken } = await createTenantWithAdminKey(runtime.ports, "revocation");
+  const devices = await seedFleet(runtime.ports, tenant.id, 1000);
+  const pepToken = (await api(adminToken, "/v1/keys", { method: "POST", body: JSON.stringify({ name: "edge", role: "pep" }) })).token as string;
+  const publicKeyPem = (await api(pepToken, "/v1/feed/keys")).keys[0].publicKeyPem as string;
+  const setup = { url, adminToken, pepToken, publicKeyPem, deviceIds: devices.map((device) => device.id) };
+  console.log(`revocation: ${workers} processes x ${perWorker} PEP sync clients, ${rounds} revocations each way...`);
+  const longPoll = await measureRevocation(setup, { workers, perWorker, rounds, mode: "long-poll", intervalMs });
+  const interval = await measureRevocation({ ...setup, deviceIds: setup.deviceIds.slice(rounds) }, { workers, perWorker, rounds, mode: "interval", intervalMs });
+  console.log("\n1. revocation through the API -> every PEP denies the device (ms)\n");
+  console.table({
+    "simroot feed (long poll)": { PEPs: longPoll.peps, samples: longPoll.samples, p50: +longPoll.p50.toFixed(1), p99: +longPoll.p99.toFixed(1), max: +longPoll.max.toFixed(1) },
+    [`baseline: same feed polled every ${intervalMs / 1000} s`]: { PEPs: interval.peps, samples: interval.samples, p50: +interval.p50.toFixed(1), p99: +interval.p99.toFixed(1), max: +interval.max.toFixed(1) },
+  });
+  console.log("target: p99 <= 250 ms");
+
+  // 2. bytes per change, and 4. PEP memory, per tenant size
   const rows = [];
   for (const size of sizes) {
-    process.stdout.write(`tenant of ${size} devices... `);
+    process.stdout.write(`\ntenant of ${size} devices... `);
     const measured = await measureBytes(runtime, size);
+    const memory = await new Promise<{ heap: number; snapshotBytes: number; devices: number }>((resolve, reject) => {
+      const child = fork(join(import.meta.dirname, "pep-memory.ts"), { execArgv: ["--expose-gc"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      child.send({ url, apiKey: measured.pepToken, publicKeyPem: measured.publicKeyPem });
+      child.once("message", (message: { heap: number; snapshotBytes: number; devices: number }) => (child.kill(), resolve(message)));
+      child.once("exit", (code) => code && reject(new Error(`memory child exited ${code}`)));
+    });
     console.log(`seeded in ${measured.seededSeconds.toFixed(1)} s`);
-    rows.push(measured);
+    rows.push({ ...measured, memory });
   }
-  console.log("\nbytes on the wire for one device change (revocation) vs resending the full snapshot\n");
+  console.log("\n2. bytes on the wire for one device change (revocation) vs resending the full snapshot\n");
   console.table(
     Object.fromEntries(
       rows.map((row) => [
         `${row.size.toLocaleString("en")} devices`,
-        {
-          "delta (bytes)": row.deltaBytes,
-          "full snapshot (bytes)": row.snapshotBytes,
-          "snapshot entries": row.snapshotEntries,
-          "snapshot / delta": Math.round(row.snapshotBytes / row.deltaBytes),
-        },
+        { "delta (bytes)": row.deltaBytes, "full snapshot (bytes)": row.snapshotBytes, "snapshot entries": row.snapshotEntries, "snapshot / delta": Math.round(row.snapshotBytes / row.deltaBytes) },
       ]),
     ),
   );
   console.log("target: at most 1 KB per change whatever the fleet size");
+  console.log("\n4. PEP memory (heap held by the replicated view and engine) vs the serialized snapshot\n");
+  console.table(
+    Object.fromEntries(
+      rows.map((row) => [
+        `${row.size.toLocaleString("en")} devices`,
+        { "PEP heap (MB)": +(row.memory.heap / 2 ** 20).toFixed(1), "snapshot (MB)": +(row.memory.snapshotBytes / 2 ** 20).toFixed(1), ratio: +(row.memory.heap / row.memory.snapshotBytes).toFixed(2) },
+      ]),
+    ),
+  );
+  console.log("target: at most 3 x the serialized snapshot");
+  console.log("\n3. decisions per second of the PEP engine: npm run bench:decisions");
 } finally {
   await runtime.stop();
+  await rm(dataDir, { recursive: true, force: true });
 }

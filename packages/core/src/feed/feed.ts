@@ -135,20 +135,61 @@ export interface DeltaQuery {
 
 export type DeltaAnswer = { readonly kind: "response"; readonly response: FeedResponse } | { readonly kind: "not_modified"; readonly signed: SignedHead };
 
+/**
+ * PEPs poll in herds: a thousand of them wake on the same commit and ask for the same
+ * deltas. Identical reads in flight (or finished within `ttlMs`) share one store round trip,
+ * so a change costs the store O(1) reads, not O(PEPs).
+ */
+const shared = new WeakMap<object, Map<string, { until: number; value: Promise<unknown> }>>();
+function sharedRead<Value>(ports: Ports, key: string, ttlMs: number, read: () => Promise<Value>, keep: (value: Value) => boolean = () => true): Promise<Value> {
+  let cache = shared.get(ports.db);
+  if (!cache) shared.set(ports.db, (cache = new Map()));
+  const now = Date.now();
+  const hit = cache.get(key);
+  if (hit && hit.until >= now) return hit.value as Promise<Value>;
+  if (cache.size > 10_000) cache.clear();
+  const value = read();
+  const entry = { until: Number.POSITIVE_INFINITY, value };
+  cache.set(key, entry);
+  const settle = (settled: Value) => {
+    if (keep(settled)) entry.until = Date.now() + ttlMs;
+    else cache.delete(key);
+  };
+  value.then(settle, () => cache.delete(key));
+  return value;
+}
+
+/** The tenant's head as shared by concurrent polls; read afresh before a version is called ahead of it (the shared one may be a moment old). */
+async function currentHead(ports: Ports, tenantId: string, since: number): Promise<number> {
+  const shared = await sharedHead(ports, tenantId);
+  return since > shared ? headVersion(ports, tenantId) : shared;
+}
+
+const sharedHead = (ports: Ports, tenantId: string) => sharedRead(ports, `head|${tenantId}`, 100, () => headVersion(ports, tenantId));
+/** Deltas that made progress may be shared briefly (later ones only add to them); "nothing yet" only while in flight. */
+const sharedDeltas = (ports: Ports, tenantId: string, since: number, limit: number) =>
+  sharedRead(ports, `deltas|${tenantId}|${since}|${limit}`, 250, () => readDeltas(ports, tenantId, since, limit), (deltas) => deltas.version > since);
+
 export async function feedDeltas(ports: Ports, signer: FeedSigner, tenantId: string, query: DeltaQuery): Promise<DeltaAnswer> {
-  const current = await headVersion(ports, tenantId);
-  if (query.since > current) throw snapshotRequired(`version ${query.since} is ahead of this control plane (${current})`);
-  let deltas = await readDeltas(ports, tenantId, query.since, query.limit);
+  const head = await currentHead(ports, tenantId, query.since);
+  if (query.since > head) throw snapshotRequired(`version ${query.since} is ahead of this control plane (${head})`);
+  let deltas = await sharedDeltas(ports, tenantId, query.since, query.limit);
   if (deltas.version === query.since && query.waitMs > 0) {
     await changeAfter(ports, tenantId, query.since, query.waitMs, query.signal);
-    deltas = await readDeltas(ports, tenantId, query.since, query.limit);
+    deltas = await sharedDeltas(ports, tenantId, query.since, query.limit);
+    // A shared read that began before the commit may not hold it yet: read once more on our own.
+    if (deltas.version === query.since) deltas = await readDeltas(ports, tenantId, query.since, query.limit);
   }
   const now = ports.now();
   if (deltas.oldest && Date.parse(deltas.oldest) < now.getTime() - deltaRetentionSeconds * 1000) {
     throw snapshotRequired(`version ${query.since} is older than the ${deltaRetentionSeconds / 86400}-day delta history`);
   }
   const fields = { tenantId, kind: "delta" as const, since: query.since, version: deltas.version, page: 0, last: deltas.last };
-  const signed = await signHead(signer, fields, deltas.entries, now);
+  // A herd woken by one commit gets one signature: the same head, issued less than a second ago.
+  const signed =
+    deltas.version > query.since
+      ? await sharedRead(ports, `signed|${tenantId}|${query.since}|${deltas.version}|${deltas.last}|${query.limit}`, 1000, () => signHead(signer, fields, deltas.entries, now))
+      : await signHead(signer, fields, deltas.entries, now);
   if (deltas.entries.length === 0 && deltas.version === query.since && query.ifNoneMatch === query.since) {
     return { kind: "not_modified", signed };
   }

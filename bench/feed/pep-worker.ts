@@ -1,0 +1,72 @@
+/**
+ * A bench worker process: runs `clients` PEP sync clients (each its own replicated view and
+ * engine, as separate simroot-pep daemons would) against the control plane, and reports, for
+ * each revocation it is told to watch, when every one of its PEPs first denies that device.
+ *   mode "long-poll": simroot's feed (long poll, answered as a change commits)
+ *   mode "interval":  the same feed polled every `intervalMs` without waiting (a periodic-sync baseline)
+ */
+import { createPublicKey } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
+import { FeedSync, PepEngine, PepState } from "@simroot/pep";
+
+interface Setup {
+  url: string;
+  apiKey: string;
+  publicKeyPem: string;
+  clients: number;
+  mode: "long-poll" | "interval";
+  intervalMs: number;
+}
+
+const now = () => performance.timeOrigin + performance.now();
+const send = (message: unknown) => process.send!(message);
+
+process.once("message", async (setup: Setup) => {
+  const publicKeys = [createPublicKey(setup.publicKeyPem)];
+  let watching: { deviceId: string; deniedAt: (number | undefined)[] } | undefined;
+  const pending = () => watching?.deniedAt.filter((at) => at === undefined).length ?? 0;
+
+  const peps = Array.from({ length: setup.clients }, (_, index) => {
+    const state = new PepState();
+    const engine = new PepEngine(state);
+    const check = () => {
+      if (!watching || watching.deniedAt[index] !== undefined) return;
+      const decision = engine.decide({ deviceId: watching.deviceId, destination: { ip: "10.0.0.1" }, port: 443, protocol: "tcp" });
+      if (decision.reason === "deny.revoked") {
+        watching.deniedAt[index] = now();
+        if (pending() === 0) send({ done: watching.deniedAt });
+      }
+    };
+    // A periodic poller waits for its next tick (spread over the interval) before each request.
+    const offset = Math.random() * setup.intervalMs;
+    const fetchOnTick: typeof fetch = async (input, init) => {
+      const wait = setup.intervalMs - ((Date.now() - offset) % setup.intervalMs);
+      await sleep(wait, undefined, { signal: init?.signal ?? undefined }).catch(() => {});
+      return fetch(input, init);
+    };
+    const sync = new FeedSync({
+      url: setup.url,
+      apiKey: setup.apiKey,
+      publicKeys,
+      state,
+      waitSeconds: setup.mode === "long-poll" ? 25 : 0,
+      limit: 5000,
+      fetch: setup.mode === "long-poll" ? fetch : fetchOnTick,
+      onChange: check,
+    });
+    return { sync, state, check };
+  });
+
+  // Snapshots first, a few at a time, then the sync loops.
+  for (let start = 0; start < peps.length; start += 10) await Promise.all(peps.slice(start, start + 10).map((pep) => pep.sync.snapshot()));
+  for (const pep of peps) pep.sync.start();
+  send({ ready: peps.every((pep) => pep.state.version > 0) });
+
+  process.on("message", (message: { watch?: string; stop?: boolean }) => {
+    if (message.watch) {
+      watching = { deviceId: message.watch, deniedAt: peps.map(() => undefined) };
+      for (const pep of peps) pep.check();
+    }
+    if (message.stop) void Promise.all(peps.map((pep) => pep.sync.stop())).then(() => process.exit(0));
+  });
+});

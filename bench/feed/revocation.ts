@@ -1,0 +1,59 @@
+/**
+ * Revocation to enforcement: `workers` processes of `perWorker` PEP sync clients each follow
+ * a tenant; a device is revoked through the API; the latency is the time until each PEP's
+ * engine denies it. The same PEPs polling every few seconds instead are the baseline.
+ */
+import { fork, type ChildProcess } from "node:child_process";
+import { join } from "node:path";
+
+export interface RevocationSetup {
+  readonly url: string;
+  readonly adminToken: string;
+  readonly pepToken: string;
+  readonly publicKeyPem: string;
+  readonly deviceIds: readonly string[];
+}
+
+const now = () => performance.timeOrigin + performance.now();
+
+function startWorkers(setup: RevocationSetup, workers: number, perWorker: number, mode: "long-poll" | "interval", intervalMs: number) {
+  return Promise.all(
+    Array.from({ length: workers }, () => {
+      const child = fork(join(import.meta.dirname, "pep-worker.ts"), { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      child.send({ url: setup.url, apiKey: setup.pepToken, publicKeyPem: setup.publicKeyPem, clients: perWorker, mode, intervalMs });
+      return new Promise<ChildProcess>((resolve, reject) => {
+        child.once("message", (message: { ready?: boolean }) => (message.ready ? resolve(child) : reject(new Error("a worker could not sync"))));
+        child.once("exit", (code) => reject(new Error(`a worker exited (${code})`)));
+      });
+    }),
+  );
+}
+
+const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+
+export async function measureRevocation(setup: RevocationSetup, options: { workers: number; perWorker: number; rounds: number; mode: "long-poll" | "interval"; intervalMs: number }) {
+  const children = await startWorkers(setup, options.workers, options.perWorker, options.mode, options.intervalMs);
+  const latencies: number[] = [];
+  try {
+    for (let round = 0; round < options.rounds; round++) {
+      const deviceId = setup.deviceIds[round]!;
+      const finished = children.map(
+        (child) => new Promise<number[]>((resolve) => child.once("message", (message: { done: number[] }) => resolve(message.done))),
+      );
+      for (const child of children) child.send({ watch: deviceId });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const revokedAt = now();
+      const response = await fetch(`${setup.url}/v1/devices/${deviceId}/revoke`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${setup.adminToken}`, "content-type": "application/json" },
+        body: JSON.stringify({ reason: "bench" }),
+      });
+      if (!response.ok) throw new Error(`revoke answered ${response.status}`);
+      for (const times of await Promise.all(finished)) latencies.push(...times.map((at) => at - revokedAt));
+    }
+  } finally {
+    for (const child of children) child.send({ stop: true });
+  }
+  const sorted = latencies.sort((a, b) => a - b);
+  return { peps: options.workers * options.perWorker, samples: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1)! };
+}
