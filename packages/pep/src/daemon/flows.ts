@@ -5,6 +5,8 @@
  * `maxFlowsPerWindow` distinct flows and at most `maxPendingReports` windows wait for an
  * unreachable control plane; what does not fit is dropped and counted, never queued.
  */
+import type { z } from "zod";
+import type { flowReportSchema } from "@simroot/core/feed/flows";
 export interface FlowObservation {
   readonly deviceId?: string;
   readonly sourceIp?: string;
@@ -16,17 +18,8 @@ export interface FlowObservation {
   readonly bytes: number;
 }
 
-export interface FlowRecord {
-  deviceId?: string;
-  sourceIp?: string;
-  destination: string;
-  port: number;
-  protocol: "tcp" | "udp";
-  decision: "allow" | "deny";
-  reason: string;
-  count: number;
-  bytes: number;
-}
+/** One aggregated flow, exactly as the control plane's `POST /v1/flows` schema defines it. */
+export type FlowRecord = z.output<typeof flowReportSchema>["flows"][number];
 
 export interface FlowReport {
   readonly pepId: string;
