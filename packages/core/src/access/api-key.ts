@@ -5,6 +5,7 @@ import { SimrootError } from "../error.ts";
 import { newId } from "../id.ts";
 import type { Ports } from "../ports.ts";
 import type { TransactItem } from "../store/transaction.ts";
+import { cachedKey } from "./key-cache.ts";
 
 export const roles = ["admin", "operator", "viewer", "ingest", "pep"] as const;
 export type Role = (typeof roles)[number];
@@ -25,6 +26,7 @@ export interface Principal {
   readonly role: Role;
 }
 
+const roleSchema = z.enum(roles);
 const keyPattern = /^sr_(key_[0-9A-HJKMNP-TV-Z]{26})_([A-Za-z0-9_-]{43})$/;
 const secretHash = (secret: string) => createHash("sha256").update(secret).digest();
 export const apiKeyItemKey = (keyId: string) => ({ pk: `K#${keyId}`, sk: "key" });
@@ -56,18 +58,18 @@ export function mintApiKey(tenantId: string, role: Role, name: string, tables: P
 const unauthenticated = () =>
   new SimrootError("auth.invalid_key", "auth", "Missing, malformed, revoked or unknown API key");
 
-/** Resolves a bearer token to its principal, or throws `auth.invalid_key`. */
+/** Resolves a bearer token to its principal, or throws `auth.invalid_key` (key records cached briefly: see key-cache.ts). */
 export async function authenticate(ports: Ports, token: string | undefined): Promise<Principal> {
   const match = token ? keyPattern.exec(token) : null;
   if (!match) throw unauthenticated();
   const [, keyId, secret] = match as unknown as [string, string, string];
-  const result = await ports.db.send(
-    new GetCommand({ TableName: ports.tables.control, Key: apiKeyItemKey(keyId), ConsistentRead: true }),
-  );
-  const item = result.Item;
+  const item = await cachedKey(ports, keyId, async () => {
+    const result = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: apiKeyItemKey(keyId), ConsistentRead: true }));
+    return result.Item;
+  });
   if (!item || item.revokedAt || typeof item.secretHash !== "string") throw unauthenticated();
   const stored = Buffer.from(item.secretHash, "base64");
   const presented = secretHash(secret);
   if (stored.length !== presented.length || !timingSafeEqual(stored, presented)) throw unauthenticated();
-  return { tenantId: String(item.tenantId), keyId, role: z.enum(roles).parse(item.role) };
+  return { tenantId: String(item.tenantId), keyId, role: roleSchema.parse(item.role) };
 }

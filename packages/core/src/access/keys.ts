@@ -11,6 +11,7 @@ import type { Ports } from "../ports.ts";
 import type { RequestContext } from "../context.ts";
 import { verb } from "../verb.ts";
 import { apiKeyItemKey, mintApiKey, roles } from "./api-key.ts";
+import { forgetApiKey } from "./key-cache.ts";
 
 
 export const apiKeySchema = z
@@ -63,6 +64,7 @@ export const rotateApiKey = verb(z.object({ id: z.string() }), async (ports, ctx
     events: [event],
     onConditionFailed: () => new SimrootError("key.revoked", "conflict", "The key was revoked meanwhile"),
   });
+  forgetApiKey(ports, key.keyId);
   return { value: { key: { ...key, rotatedAt: now.toISOString() }, token: minted.token }, events: [event] };
 });
 
@@ -89,5 +91,6 @@ export const revokeApiKey = verb(z.object({ id: z.string() }), async (ports, ctx
     ],
     events: [event],
   });
+  forgetApiKey(ports, key.keyId);
   return { value: { ...key, revokedAt: now.toISOString() }, events: [event] };
 });
