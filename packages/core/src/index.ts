@@ -59,4 +59,5 @@ export * from "./feed/wire.ts";
 export * from "./feed/signer.ts";
 export * from "./feed/kms-signer.ts";
 export * from "./feed/feed.ts";
+export { headVersion } from "./feed/watch.ts";
 export * from "./feed/flows.ts";

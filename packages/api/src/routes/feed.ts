@@ -75,6 +75,7 @@ export function feedRoutes(options: AppOptions) {
         return c.body(null, 304) as never;
       }
       c.header("etag", `"${answer.response.signed.head.version}"`);
+      if (answer.body !== undefined) return c.body(answer.body, 200, { "content-type": "application/json" }) as never;
       return c.json(answer.response, 200);
     })
     .openapi(keys, async (c) => {

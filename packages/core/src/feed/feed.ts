@@ -4,33 +4,27 @@
  * devices, IP bindings, policies, grants and settings, page by page, at a version from which
  * deltas continue. Long polls wait on this process's commits and on the tenant's head.
  */
-import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { tenantSettings } from "../access/tenant-settings.ts";
 import { enforcementView, deviceSchema } from "../device/device.ts";
 import { SimrootError } from "../error.ts";
 import { auditPartition, auditSortKey } from "../ledger/audit-record.ts";
-import { headKey } from "../ledger/ledger.ts";
 import { enforcementSettingsOf, readEnforcement } from "../policy/enforcement-store.ts";
 import { grantOf, storedGrant } from "../policy/grant-store.ts";
 import { allPolicyItems } from "../policy/records.ts";
 import { policyRuleOf, storedPolicy } from "../policy/store.ts";
 import type { Ports } from "../ports.ts";
 import type { FeedSigner } from "./signer.ts";
+import { changeAfter, headVersion, recentDeltas, seenVersion } from "./watch.ts";
 import { contentHash, headBytes, maxHeadLifetimeSeconds, type FeedEntry, type FeedHead, type FeedResponse, type SignedHead } from "./wire.ts";
 
 /** A PEP further behind than this takes a snapshot instead of replaying deltas. */
 export const deltaRetentionSeconds = 7 * 24 * 60 * 60;
 /** How long a head stays valid: PEPs fail closed this long after losing the control plane. */
 export const headLifetimeSeconds = 60;
-const headPollMs = 500;
 
 const snapshotRequired = (why: string) =>
   new SimrootError("feed.snapshot_required", "conflict", `Take a snapshot: ${why}`, { detail: { status: 410 } });
-
-export async function headVersion(ports: Ports, tenantId: string): Promise<number> {
-  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: headKey(tenantId), ConsistentRead: true }));
-  return Item ? Number(Item.seq) : 0;
-}
 
 export async function signHead(signer: FeedSigner, fields: Omit<FeedHead, "contentHash" | "issuedAt" | "expiresAt">, entries: readonly FeedEntry[], now: Date): Promise<SignedHead> {
   const lifetime = Math.min(headLifetimeSeconds, maxHeadLifetimeSeconds);
@@ -41,62 +35,6 @@ export async function signHead(signer: FeedSigner, fields: Omit<FeedHead, "conte
     expiresAt: new Date(now.getTime() + lifetime * 1000).toISOString(),
   };
   return { head, signature: await signer.sign(headBytes(head)), keyId: signer.keyId };
-}
-
-interface Waiter {
-  readonly since: number;
-  readonly wake: () => void;
-}
-
-/**
- * Long-poll waiters per tenant, per store: however many PEPs wait, one listener on this
- * process's commits and one poll of the tenant's head (for commits of other processes)
- * wake them all.
- */
-const watchers = new WeakMap<object, Map<string, { waiters: Set<Waiter>; stop: () => void }>>();
-
-function watch(ports: Ports, tenantId: string, waiter: Waiter): () => void {
-  let byTenant = watchers.get(ports.db);
-  if (!byTenant) watchers.set(ports.db, (byTenant = new Map()));
-  let watcher = byTenant.get(tenantId);
-  if (!watcher) {
-    const waiters = new Set<Waiter>();
-    const wake = (version: number) => {
-      for (const each of waiters) if (version > each.since) each.wake();
-    };
-    const unsubscribe = ports.ledger.onCommit((committedTenant, version) => committedTenant === tenantId && wake(version));
-    const poll = setInterval(() => void headVersion(ports, tenantId).then(wake, () => {}), headPollMs);
-    watcher = { waiters, stop: () => (unsubscribe(), clearInterval(poll)) };
-    byTenant.set(tenantId, watcher);
-  }
-  const current = watcher;
-  current.waiters.add(waiter);
-  return () => {
-    current.waiters.delete(waiter);
-    if (current.waiters.size === 0) {
-      current.stop();
-      byTenant.delete(tenantId);
-    }
-  };
-}
-
-/** Resolves once the tenant's head passes `since` (this process's commits at once, others' within a poll), at the deadline, or when the PEP hangs up. */
-function changeAfter(ports: Ports, tenantId: string, since: number, waitMs: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    let done = false;
-    const finish = () => {
-      if (done) return;
-      done = true;
-      unwatch();
-      clearTimeout(deadline);
-      signal?.removeEventListener("abort", finish);
-      resolve();
-    };
-    const unwatch = watch(ports, tenantId, { since, wake: finish });
-    const deadline = setTimeout(finish, waitMs);
-    signal?.addEventListener("abort", finish);
-    if (signal?.aborted) finish();
-  });
 }
 
 async function readDeltas(ports: Ports, tenantId: string, since: number, limit: number) {
@@ -133,7 +71,10 @@ export interface DeltaQuery {
   readonly signal?: AbortSignal;
 }
 
-export type DeltaAnswer = { readonly kind: "response"; readonly response: FeedResponse } | { readonly kind: "not_modified"; readonly signed: SignedHead };
+export type DeltaAnswer =
+  /** `body`, when given, is `response` serialized (shared by every poll the response answers). */
+  | { readonly kind: "response"; readonly response: FeedResponse; readonly body?: string }
+  | { readonly kind: "not_modified"; readonly signed: SignedHead };
 
 /**
  * PEPs poll in herds: a thousand of them wake on the same commit and ask for the same
@@ -159,41 +100,67 @@ function sharedRead<Value>(ports: Ports, key: string, ttlMs: number, read: () =>
   return value;
 }
 
-/** The tenant's head as shared by concurrent polls; read afresh before a version is called ahead of it (the shared one may be a moment old). */
+/**
+ * The tenant's head as far as a poll at `since` needs it: the newest version this process saw
+ * committed when that is already past `since`, else the head shared by concurrent polls (read
+ * at most every 100 ms), read afresh only before a version is called ahead of it.
+ */
 async function currentHead(ports: Ports, tenantId: string, since: number): Promise<number> {
-  const shared = await sharedHead(ports, tenantId);
+  const seen = seenVersion(ports, tenantId);
+  if (since < seen) return seen;
+  const shared = Math.max(seen, await sharedHead(ports, tenantId));
   return since > shared ? headVersion(ports, tenantId) : shared;
 }
 
 const sharedHead = (ports: Ports, tenantId: string) => sharedRead(ports, `head|${tenantId}`, 100, () => headVersion(ports, tenantId));
-/** Deltas that made progress may be shared briefly (later ones only add to them); "nothing yet" only while in flight. */
-const sharedDeltas = (ports: Ports, tenantId: string, since: number, limit: number) =>
-  sharedRead(ports, `deltas|${tenantId}|${since}|${limit}`, 250, () => readDeltas(ports, tenantId, since, limit), (deltas) => deltas.version > since);
+
+type Deltas = Awaited<ReturnType<typeof readDeltas>>;
+const noDeltas = (since: number): Deltas => ({ entries: [], version: since, last: true, oldest: undefined });
+
+/**
+ * The deltas after `since`, holding at least version `atLeast`: from this process's latest
+ * commits when they cover them, else from the store. Deltas read that made progress may be
+ * shared briefly (later ones only add to them); "nothing yet" only while in flight. A shared
+ * read that began before `atLeast` committed is followed by one more, shared by every poll
+ * that learned of the same commit.
+ */
+async function sharedDeltas(ports: Ports, tenantId: string, since: number, limit: number, atLeast: number): Promise<Deltas> {
+  const recent = recentDeltas(ports, tenantId, since, limit);
+  if (recent && recent.version >= atLeast) return { ...recent, last: true, oldest: undefined };
+  const key = `deltas|${tenantId}|${since}|${limit}`;
+  const progressed = (deltas: Deltas) => deltas.version > since;
+  const deltas = await sharedRead(ports, key, 250, () => readDeltas(ports, tenantId, since, limit), progressed);
+  if (deltas.version >= atLeast || !deltas.last) return deltas;
+  return sharedRead(ports, `${key}|${atLeast}`, 250, () => readDeltas(ports, tenantId, since, limit), progressed);
+}
 
 export async function feedDeltas(ports: Ports, signer: FeedSigner, tenantId: string, query: DeltaQuery): Promise<DeltaAnswer> {
   const head = await currentHead(ports, tenantId, query.since);
   if (query.since > head) throw snapshotRequired(`version ${query.since} is ahead of this control plane (${head})`);
-  let deltas = await sharedDeltas(ports, tenantId, query.since, query.limit);
+  // At the head there is nothing to read: wait for the next commit (or answer "nothing yet").
+  let deltas = query.since < head ? await sharedDeltas(ports, tenantId, query.since, query.limit, head) : noDeltas(query.since);
   if (deltas.version === query.since && query.waitMs > 0) {
-    await changeAfter(ports, tenantId, query.since, query.waitMs, query.signal);
-    deltas = await sharedDeltas(ports, tenantId, query.since, query.limit);
-    // A shared read that began before the commit may not hold it yet: read once more on our own.
-    if (deltas.version === query.since) deltas = await readDeltas(ports, tenantId, query.since, query.limit);
+    const committed = await changeAfter(ports, tenantId, query.since, query.waitMs, query.signal);
+    if (committed !== undefined) deltas = await sharedDeltas(ports, tenantId, query.since, query.limit, committed);
   }
   const now = ports.now();
   if (deltas.oldest && Date.parse(deltas.oldest) < now.getTime() - deltaRetentionSeconds * 1000) {
     throw snapshotRequired(`version ${query.since} is older than the ${deltaRetentionSeconds / 86400}-day delta history`);
   }
   const fields = { tenantId, kind: "delta" as const, since: query.since, version: deltas.version, page: 0, last: deltas.last };
-  // A herd woken by one commit gets one signature: the same head, issued less than a second ago.
-  const signed =
-    deltas.version > query.since
-      ? await sharedRead(ports, `signed|${tenantId}|${query.since}|${deltas.version}|${deltas.last}|${query.limit}`, 1000, () => signHead(signer, fields, deltas.entries, now))
-      : await signHead(signer, fields, deltas.entries, now);
-  if (deltas.entries.length === 0 && deltas.version === query.since && query.ifNoneMatch === query.since) {
-    return { kind: "not_modified", signed };
+  if (deltas.version > query.since) {
+    // A herd woken by one commit gets one response: the same signed head, entries and bytes, issued less than a second ago.
+    const found = deltas;
+    const key = `response|${tenantId}|${query.since}|${found.version}|${found.last}|${query.limit}`;
+    return sharedRead(ports, key, 1000, async (): Promise<DeltaAnswer> => {
+      const response = { signed: await signHead(signer, fields, found.entries, now), entries: found.entries };
+      return { kind: "response", response, body: JSON.stringify(response) };
+    });
   }
-  return { kind: "response", response: { signed, entries: deltas.entries } };
+  // PEPs whose waits end together (idle herds) share the re-issued head too.
+  const signed = await sharedRead(ports, `idle|${tenantId}|${query.since}|${query.limit}`, 1000, () => signHead(signer, fields, [], now));
+  if (query.ifNoneMatch === query.since) return { kind: "not_modified", signed };
+  return { kind: "response", response: { signed, entries: [] } };
 }
 
 interface SnapshotCursor {

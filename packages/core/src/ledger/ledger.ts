@@ -15,7 +15,7 @@ import type { TableNames } from "../config.ts";
 import { SimrootError } from "../error.ts";
 import type { TransactItem } from "../store/transaction.ts";
 import { auditItem } from "./audit-record.ts";
-import type { Change, Committed } from "./change.ts";
+import type { Change, Committed, FeedChange } from "./change.ts";
 import { genesisHash } from "./chain.ts";
 
 const maxActions = 100;
@@ -41,10 +41,19 @@ interface TenantQueue {
   running: boolean;
 }
 
+/** What one transaction committed: the tenant's head moved from `since` to `version`. */
+export interface CommitNotice {
+  readonly tenantId: string;
+  readonly since: number;
+  readonly version: number;
+  /** The feed changes of the records in (since, version], each at its record's seq, in order. */
+  readonly feed: readonly { readonly version: number; readonly changes: readonly FeedChange[] }[];
+}
+
 export interface Ledger {
   commit(change: Change): Promise<Committed>;
-  /** Calls `listener` after each commit of this process with the tenant's new head; returns the unsubscribe. */
-  onCommit(listener: (tenantId: string, version: number) => void): () => void;
+  /** Calls `listener` after each commit of this process; returns the unsubscribe. */
+  onCommit(listener: (notice: CommitNotice) => void): () => void;
 }
 
 export const headKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "head" });
@@ -59,7 +68,7 @@ function itemIdentity(item: TransactItem): string | undefined {
 
 export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Ledger {
   const queues = new Map<string, TenantQueue>();
-  const listeners = new Set<(tenantId: string, version: number) => void>();
+  const listeners = new Set<(notice: CommitNotice) => void>();
 
   async function readHead(tenantId: string): Promise<Head> {
     const { Item } = await db.send(new GetCommand({ TableName: tables.control, Key: headKey(tenantId), ConsistentRead: true }));
@@ -87,6 +96,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
     const items: TransactItem[] = [];
     const owners: { pending: Pending; writeIndex: number }[] = [];
     const results: Committed[] = [];
+    const feed: CommitNotice["feed"][number][] = [];
     let { seq, hash } = head;
     for (const pending of batch) {
       const { change } = pending;
@@ -104,6 +114,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
         owners.push({ pending, writeIndex: -1 });
       });
       results.push({ sequence: first, version: seq });
+      if (change.feed && change.feed.length > 0) feed.push({ version: seq, changes: change.feed });
     }
     const previous = head.seq;
     items.push({
@@ -114,7 +125,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
         ...(previous === 0 ? {} : { ExpressionAttributeValues: { ":previous": previous } }),
       },
     });
-    return { items, owners, results, head: { seq, hash } };
+    return { items, owners, results, feed, head: { seq, hash } };
   }
 
   async function drain(tenantId: string, queue: TenantQueue) {
@@ -137,11 +148,13 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
           if (batch.length > 1) queue.waiting.unshift(...batch);
           continue;
         }
+        const previousSeq = queue.head.seq;
         try {
           await db.send(new TransactWriteCommand({ TransactItems: built.items }));
           queue.head = built.head;
           batch.forEach((pending, index) => pending.resolve(built.results[index]!));
-          for (const listener of listeners) listener(tenantId, built.head.seq);
+          const notice: CommitNotice = { tenantId, since: previousSeq, version: built.head.seq, feed: built.feed };
+          for (const listener of listeners) listener(notice);
         } catch (error) {
           queue.head = undefined;
           await settleFailure(queue, batch, built.owners, error);
