@@ -2,6 +2,7 @@ export * from "./verify.ts";
 export * from "./state.ts";
 export * from "./engine.ts";
 export * from "./sync.ts";
+export * from "./transport.ts";
 export { normalizeIp } from "./ip.ts";
 export { FlowReporter, type FlowObservation, type FlowRecord, type FlowReport, type FlowStats } from "./daemon/flows.ts";
 export { parseCheck, authzHandler, reasonHeader, deviceHeader, recordingHeader, type AuthzReason } from "./daemon/authz.ts";

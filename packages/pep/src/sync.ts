@@ -6,10 +6,11 @@
  * `verify.ts` accepted it; every applied response is persisted before `onChange` fires.
  */
 import type { KeyObject } from "node:crypto";
-import { setTimeout as sleep } from "node:timers/promises";
+import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
 import { headHeader, maxHeadLifetimeSeconds } from "@simroot/core/feed/wire";
 import { addSnapshotPage, isFeedVerificationError, verifyIdleHead, verifyResponse, type SnapshotAssembly, type VerifyContext } from "./verify.ts";
 import { saveState, type PepState, type ViewChange } from "./state.ts";
+import { fetchGet, nodeGet, type FeedGet, type FeedReply } from "./transport.ts";
 
 export interface SyncChange extends ViewChange {
   readonly kind: "snapshot" | "delta";
@@ -26,6 +27,9 @@ export interface SyncOptions {
   readonly state: PepState;
   /** Where the state is saved after every applied response; omit to keep it in memory only. */
   readonly statePath?: string;
+  /** The HTTP client; node:http(s) with keep-alive by default (see transport.ts). */
+  readonly transport?: FeedGet;
+  /** Shorthand for `transport: fetchGet(fetch)` (tests, proxies). */
   readonly fetch?: typeof fetch;
   readonly now?: () => number;
   /** Long-poll wait, seconds (the control plane allows up to 30). */
@@ -63,7 +67,7 @@ type StepResult = "snapshot" | "delta" | "idle";
 export class FeedSync {
   readonly stats: SyncStats = { polls: 0, applied: 0, notModified: 0, snapshots: 0, errors: 0, rejected: {}, lastError: undefined, lastSyncAt: undefined };
   readonly #options: SyncOptions;
-  readonly #fetch: typeof fetch;
+  readonly #get: FeedGet;
   readonly #now: () => number;
   readonly #base: string;
   #stop = new AbortController();
@@ -74,7 +78,7 @@ export class FeedSync {
 
   constructor(options: SyncOptions) {
     this.#options = options;
-    this.#fetch = options.fetch ?? fetch;
+    this.#get = options.transport ?? (options.fetch ? fetchGet(options.fetch) : nodeGet());
     this.#now = options.now ?? Date.now;
     this.#base = options.url.replace(/\/+$/, "");
     this.#needSnapshot = options.state.version === 0 || options.state.tenantId === undefined;
@@ -110,7 +114,7 @@ export class FeedSync {
     let cursor: string | undefined;
     for (;;) {
       const query = new URLSearchParams({ limit: String(this.#options.limit ?? 1000), ...(cursor ? { cursor } : {}) });
-      const response = await this.#get(`/v1/feed?${query}`, {}, signal, 30);
+      const response = await this.#request(`/v1/feed?${query}`, {}, signal, 30);
       if (response.status !== 200) throw new FeedHttpError(response.status, await response.text());
       const body: unknown = await response.json();
       // A PEP not configured with its tenant learns it from its first verified snapshot (and keeps it).
@@ -139,9 +143,10 @@ export class FeedSync {
     const wait = this.#more ? 0 : (this.#options.waitSeconds ?? 25);
     const query = new URLSearchParams({ since: String(state.version), wait: String(wait), limit: String(this.#options.limit ?? 1000) });
     this.stats.polls++;
-    const response = await this.#get(`/v1/feed?${query}`, { "if-none-match": `"${state.version}"` }, signal, wait + 15);
+    const response = await this.#request(`/v1/feed?${query}`, { "if-none-match": `"${state.version}"` }, signal, wait + 15);
     if (response.status === 304) {
-      const header = response.headers.get(headHeader);
+      await response.discard();
+      const header = response.header(headHeader);
       const signed = this.#checked(() => verifyIdleHead(header ?? "", this.#context(state.tenantId!)));
       state.head = signed;
       this.#more = false;
@@ -150,7 +155,7 @@ export class FeedSync {
       return "idle";
     }
     if (response.status === 410) {
-      await response.body?.cancel();
+      await response.discard();
       this.#needSnapshot = true;
       return this.step(signal);
     }
@@ -195,10 +200,12 @@ export class FeedSync {
     }
   }
 
-  #get(path: string, headers: Record<string, string>, signal: AbortSignal, timeoutSeconds: number): Promise<Response> {
-    return this.#fetch(`${this.#base}${path}`, {
+  #request(path: string, headers: Record<string, string>, signal: AbortSignal, timeoutSeconds: number): Promise<FeedReply> {
+    return this.#get({
+      url: `${this.#base}${path}`,
       headers: { authorization: `Bearer ${this.#options.apiKey}`, accept: "application/json", ...headers },
-      signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutSeconds * 1000)]),
+      signal,
+      timeoutMs: timeoutSeconds * 1000,
     });
   }
 
@@ -209,6 +216,10 @@ export class FeedSync {
       try {
         await this.step(signal);
         failures = 0;
+        // Let the HTTP client take the finished connection back first (an injected fetch, undici,
+        // frees it only on a later turn), so the next poll reuses it instead of dialing (and, over
+        // TLS, handshaking) a new connection for every change.
+        await nextTurn();
       } catch (error) {
         if (signal.aborted) break;
         failures++;

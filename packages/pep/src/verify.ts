@@ -81,7 +81,11 @@ export function signatureValid(signed: SignedHead, publicKeys: readonly KeyObjec
 export function verifyHead(input: unknown, ctx: VerifyContext): SignedHead {
   const parsed = signedHeadSchema.safeParse(input);
   if (!parsed.success) return fail("feed.malformed", `The signed head is malformed: ${parsed.error.issues[0]?.message ?? "invalid"}`);
-  const signed = parsed.data;
+  return checkHead(parsed.data, ctx);
+}
+
+/** `verifyHead` for a head already parsed. */
+function checkHead(signed: SignedHead, ctx: VerifyContext): SignedHead {
   if (!signatureValid(signed, ctx.publicKeys)) return fail("feed.bad_signature", `The head's signature is not by a pinned key (keyId ${signed.keyId})`, { keyId: signed.keyId });
   const head = signed.head;
   if (head.tenantId !== ctx.tenantId) return fail("feed.wrong_tenant", `The head is for tenant ${head.tenantId}, this PEP enforces ${ctx.tenantId}`, { tenantId: head.tenantId });
@@ -120,7 +124,7 @@ export function verifyResponse(input: unknown, ctx: VerifyContext): VerifiedResp
     return fail("feed.malformed", `The response is malformed: ${shape.error.issues[0]?.message ?? "invalid"}`);
   }
   const response: FeedResponse = shape.data;
-  const signed = verifyHead(response.signed, ctx);
+  const signed = checkHead(response.signed, ctx);
   const head = signed.head;
   if (head.kind === "delta") {
     if (head.since !== ctx.version) {

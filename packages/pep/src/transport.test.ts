@@ -1,0 +1,90 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { device, testFeed } from "./feed.test-support.ts";
+import { PepState } from "./state.ts";
+import { FeedSync } from "./sync.ts";
+import { nodeGet } from "./transport.ts";
+
+const servers: Server[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((server) => new Promise((resolve) => (server.closeAllConnections(), server.close(resolve)))));
+});
+
+/** A real HTTP server on loopback that counts the TCP connections it accepted. */
+async function serve(handle: (request: IncomingMessage, response: ServerResponse) => void) {
+  const server = createServer(handle);
+  servers.push(server);
+  let connections = 0;
+  server.on("connection", () => connections++);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, connections: () => connections };
+}
+
+const request = (url: string, timeoutMs = 5_000, signal = new AbortController().signal) => ({ url, headers: { accept: "application/json" }, signal, timeoutMs });
+
+describe("the PEP's HTTP transport (node:http, keep-alive)", () => {
+  it("answers status, headers and JSON, and keeps one connection across requests", async () => {
+    const plane = await serve((req, res) => {
+      res.writeHead(200, { "content-type": "application/json", "x-seen": req.headers.accept ?? "" });
+      res.end(JSON.stringify({ path: req.url }));
+    });
+    const get = nodeGet();
+    for (let n = 0; n < 5; n++) {
+      const reply = await get(request(`${plane.url}/v1/feed?since=${n}`));
+      expect(reply.status).toBe(200);
+      expect(reply.header("X-Seen")).toBe("application/json");
+      expect(await reply.json()).toEqual({ path: `/v1/feed?since=${n}` });
+    }
+    expect(plane.connections()).toBe(1);
+  });
+
+  it("fails a request that gets no answer in time, one that is aborted, and a body over the limit", async () => {
+    const plane = await serve((req, res) => {
+      if (req.url === "/big") return res.end("x".repeat(2048));
+      // otherwise never answer
+    });
+    const get = nodeGet({ maxBodyBytes: 1024 });
+    await expect(get(request(`${plane.url}/slow`, 100))).rejects.toThrow(/did not answer within 100 ms/);
+    const aborting = new AbortController();
+    const pending = get(request(`${plane.url}/slow`, 5_000, aborting.signal));
+    aborting.abort();
+    await expect(pending).rejects.toThrow();
+    const big = await get(request(`${plane.url}/big`));
+    await expect(big.text()).rejects.toThrow(/more than 1024 bytes/);
+  });
+
+  it.each([
+    ["node:http", undefined],
+    ["an injected fetch", globalThis.fetch],
+  ])("lets a sync client follow a run of changes over a single connection (%s)", async (_name, fetchImpl) => {
+    const feed = testFeed();
+    const responses = [feed.snapshot(1, [device("dev_a")]), ...[2, 3, 4, 5, 6].map((version) => feed.delta(version - 1, version, [device(`dev_${version}`)]))];
+    const plane = await serve((_req, res) => {
+      const next = responses.shift();
+      if (!next) return; // hold the long poll
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(next));
+    });
+    const state = new PepState(feed.tenantId);
+    let applied = 0;
+    const done = new Promise<void>((resolve) => {
+      const sync = new FeedSync({
+        url: plane.url,
+        apiKey: "pep-key",
+        publicKeys: [feed.publicKey],
+        state,
+        now: feed.now,
+        ...(fetchImpl ? { fetch: fetchImpl } : {}),
+        onChange: () => {
+          if (++applied === 6) void sync.stop().then(resolve);
+        },
+      });
+      sync.start();
+    });
+    await done;
+    expect(state.version).toBe(6);
+    expect([...state.devices.keys()].sort()).toEqual(["dev_2", "dev_3", "dev_4", "dev_5", "dev_6", "dev_a"]);
+    expect(plane.connections()).toBe(1);
+  });
+});
