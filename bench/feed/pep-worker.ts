@@ -7,7 +7,7 @@
  */
 import { createPublicKey } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { FeedSync, PepEngine, PepState } from "@simroot/pep";
+import { FeedSync, nodeGet, PepEngine, PepState, type FeedGet } from "@simroot/pep";
 
 interface Setup {
   url: string;
@@ -23,8 +23,7 @@ const send = (message: unknown) => process.send!(message);
 
 process.once("message", async (setup: Setup) => {
   const publicKeys = [createPublicKey(setup.publicKeyPem)];
-  let watching: { deviceId: string; deniedAt: (number | undefined)[] } | undefined;
-  const pending = () => watching?.deniedAt.filter((at) => at === undefined).length ?? 0;
+  let watching: { deviceId: string; deniedAt: (number | undefined)[]; pending: number } | undefined;
 
   const peps = Array.from({ length: setup.clients }, (_, index) => {
     const state = new PepState();
@@ -34,15 +33,16 @@ process.once("message", async (setup: Setup) => {
       const decision = engine.decide({ deviceId: watching.deviceId, destination: { ip: "10.0.0.1" }, port: 443, protocol: "tcp" });
       if (decision.reason === "deny.revoked") {
         watching.deniedAt[index] = now();
-        if (pending() === 0) send({ done: watching.deniedAt });
+        if (--watching.pending === 0) send({ done: watching.deniedAt });
       }
     };
     // A periodic poller waits for its next tick (spread over the interval) before each request.
     const offset = Math.random() * setup.intervalMs;
-    const fetchOnTick: typeof fetch = async (input, init) => {
+    const transport = nodeGet();
+    const onTick: FeedGet = async (request) => {
       const wait = setup.intervalMs - ((Date.now() - offset) % setup.intervalMs);
-      await sleep(wait, undefined, { signal: init?.signal ?? undefined }).catch(() => {});
-      return fetch(input, init);
+      await sleep(wait, undefined, { signal: request.signal }).catch(() => {});
+      return transport(request);
     };
     const sync = new FeedSync({
       url: setup.url,
@@ -51,7 +51,7 @@ process.once("message", async (setup: Setup) => {
       state,
       waitSeconds: setup.mode === "long-poll" ? 25 : 0,
       limit: 5000,
-      fetch: setup.mode === "long-poll" ? fetch : fetchOnTick,
+      transport: setup.mode === "long-poll" ? transport : onTick,
       onChange: check,
     });
     return { sync, state, check };
@@ -64,7 +64,7 @@ process.once("message", async (setup: Setup) => {
 
   process.on("message", (message: { watch?: string; stop?: boolean }) => {
     if (message.watch) {
-      watching = { deviceId: message.watch, deniedAt: peps.map(() => undefined) };
+      watching = { deviceId: message.watch, deniedAt: peps.map(() => undefined), pending: peps.length };
       for (const pep of peps) pep.check();
     }
     if (message.stop) void Promise.all(peps.map((pep) => pep.sync.stop())).then(() => process.exit(0));

@@ -31,11 +31,22 @@ function startWorkers(setup: RevocationSetup, workers: number, perWorker: number
 
 const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 
-export async function measureRevocation(setup: RevocationSetup, options: { workers: number; perWorker: number; rounds: number; mode: "long-poll" | "interval"; intervalMs: number }) {
+export interface RevocationOptions {
+  readonly workers: number;
+  readonly perWorker: number;
+  /** Revocations measured. */
+  readonly rounds: number;
+  /** Revocations before those, not counted: the PEPs' code paths warm up (a daemon runs for months). */
+  readonly warmup: number;
+  readonly mode: "long-poll" | "interval";
+  readonly intervalMs: number;
+}
+
+export async function measureRevocation(setup: RevocationSetup, options: RevocationOptions) {
   const children = await startWorkers(setup, options.workers, options.perWorker, options.mode, options.intervalMs);
   const latencies: number[] = [];
   try {
-    for (let round = 0; round < options.rounds; round++) {
+    for (let round = 0; round < options.warmup + options.rounds; round++) {
       const deviceId = setup.deviceIds[round]!;
       const finished = children.map(
         (child) => new Promise<number[]>((resolve) => child.once("message", (message: { done: number[] }) => resolve(message.done))),
@@ -49,7 +60,12 @@ export async function measureRevocation(setup: RevocationSetup, options: { worke
         body: JSON.stringify({ reason: "bench" }),
       });
       if (!response.ok) throw new Error(`revoke answered ${response.status}`);
-      for (const times of await Promise.all(finished)) latencies.push(...times.map((at) => at - revokedAt));
+      const these: number[] = [];
+      for (const times of await Promise.all(finished)) these.push(...times.map((at) => at - revokedAt));
+      if (round >= options.warmup) latencies.push(...these);
+      these.sort((a, b) => a - b);
+      const figures = [["first", these[0]!], ["p50", percentile(these, 50)], ["p99", percentile(these, 99)], ["max", these.at(-1)!]] as const;
+      console.log(`  ${options.mode} ${round < options.warmup ? "warm-up" : "round"} ${round + 1}: ${figures.map(([name, ms]) => `${name} ${ms.toFixed(0)}`).join(", ")} ms`);
     }
   } finally {
     for (const child of children) child.send({ stop: true });

@@ -1,6 +1,6 @@
 /**
  * bench/feed: what the policy feed costs, each figure beside its baseline in the same run.
- *   npm run bench:feed    (SIZES=10000,100000 WORKERS=10 PER_WORKER=100 ROUNDS=5 INTERVAL_MS=5000)
+ *   npm run bench:feed    (PARTS=revocation,sizes SIZES=10000,100000 WORKERS=10 PER_WORKER=100 ROUNDS=10 WARMUP=5 INTERVAL_MS=5000)
  */
 import { fork } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -12,10 +12,12 @@ import { measureBytes } from "./bytes.ts";
 import { seedFleet } from "./fleet.ts";
 import { measureRevocation } from "./revocation.ts";
 
-const sizes = (process.env.SIZES ?? "10000,100000").split(",").map(Number);
+const sizes = (process.env.SIZES ?? "10000,100000").split(",").filter(Boolean).map(Number);
 const workers = Number(process.env.WORKERS ?? 10);
 const perWorker = Number(process.env.PER_WORKER ?? 100);
-const rounds = Number(process.env.ROUNDS ?? 5);
+const rounds = Number(process.env.ROUNDS ?? 10);
+const warmup = Number(process.env.WARMUP ?? 5);
+const parts = new Set((process.env.PARTS ?? "revocation,sizes").split(","));
 const intervalMs = Number(process.env.INTERVAL_MS ?? 5000);
 
 const dataDir = await mkdtemp(join(tmpdir(), "simroot-bench-feed-"));
@@ -29,22 +31,34 @@ const api = async (token: string, path: string, init: RequestInit = {}) => {
 
 try {
   // 1. revocation to enforcement, on the embedded default (DynamoDB Local on disk, the durable bus)
+  if (parts.has("revocation")) await revocation();
+  if (parts.has("sizes")) await perSize();
+  console.log("\n3. decisions per second of the PEP engine: npm run bench:decisions");
+} finally {
+  await runtime.stop();
+  await rm(dataDir, { recursive: true, force: true });
+}
+
+async function revocation() {
   const { tenant, token: adminToken } = await createTenantWithAdminKey(runtime.ports, "revocation");
   const devices = await seedFleet(runtime.ports, tenant.id, 1000);
   const pepToken = (await api(adminToken, "/v1/keys", { method: "POST", body: JSON.stringify({ name: "edge", role: "pep" }) })).token as string;
   const publicKeyPem = (await api(pepToken, "/v1/feed/keys")).keys[0].publicKeyPem as string;
   const setup = { url, adminToken, pepToken, publicKeyPem, deviceIds: devices.map((device) => device.id) };
-  console.log(`revocation: ${workers} processes x ${perWorker} PEP sync clients, ${rounds} revocations each way...`);
-  const longPoll = await measureRevocation(setup, { workers, perWorker, rounds, mode: "long-poll", intervalMs });
-  const interval = await measureRevocation({ ...setup, deviceIds: setup.deviceIds.slice(rounds) }, { workers, perWorker, rounds, mode: "interval", intervalMs });
+  console.log(`revocation: ${workers} processes x ${perWorker} PEP sync clients, ${rounds} revocations measured each way after ${warmup} not counted...`);
+  const longPoll = await measureRevocation(setup, { workers, perWorker, rounds, warmup, mode: "long-poll", intervalMs });
+  const used = warmup + rounds;
+  const interval = await measureRevocation({ ...setup, deviceIds: setup.deviceIds.slice(used) }, { workers, perWorker, rounds, warmup, mode: "interval", intervalMs });
   console.log("\n1. revocation through the API -> every PEP denies the device (ms)\n");
   console.table({
     "simroot feed (long poll)": { PEPs: longPoll.peps, samples: longPoll.samples, p50: +longPoll.p50.toFixed(1), p99: +longPoll.p99.toFixed(1), max: +longPoll.max.toFixed(1) },
     [`baseline: same feed polled every ${intervalMs / 1000} s`]: { PEPs: interval.peps, samples: interval.samples, p50: +interval.p50.toFixed(1), p99: +interval.p99.toFixed(1), max: +interval.max.toFixed(1) },
   });
   console.log("target: p99 <= 250 ms");
+}
 
-  // 2. bytes per change, and 4. PEP memory, per tenant size
+// 2. bytes per change, and 4. PEP memory, per tenant size
+async function perSize() {
   const rows = [];
   for (const size of sizes) {
     process.stdout.write(`\ntenant of ${size} devices... `);
@@ -78,8 +92,4 @@ try {
     ),
   );
   console.log("target: at most 3 x the serialized snapshot");
-  console.log("\n3. decisions per second of the PEP engine: npm run bench:decisions");
-} finally {
-  await runtime.stop();
-  await rm(dataDir, { recursive: true, force: true });
 }
