@@ -59,5 +59,6 @@ export * from "./feed/wire.ts";
 export * from "./feed/signer.ts";
 export * from "./feed/kms-signer.ts";
 export * from "./feed/feed.ts";
+export * from "./feed/scope.ts";
 export { headVersion } from "./feed/watch.ts";
 export * from "./feed/flows.ts";

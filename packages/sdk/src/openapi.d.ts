@@ -2785,6 +2785,8 @@ export interface paths {
                     /** @description long poll: seconds to wait for a change (deltas only) */
                     wait?: number | null;
                     limit?: number;
+                    /** @description narrow the feed to a site or segment: the devices whose labels match `key=value[,key=value]` (values URI-encoded), and their bindings */
+                    selector?: string;
                 };
                 header?: never;
                 path?: never;
@@ -3616,6 +3618,7 @@ export interface components {
             version: number;
             page: number;
             last: boolean;
+            scope?: string;
             contentHash: string;
             issuedAt: string;
             expiresAt: string;

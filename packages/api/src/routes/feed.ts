@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { feedDeltas, feedResponseSchema, feedSnapshot, flowReportSchema, headHeader, recordFlows } from "@simroot/core";
+import { feedDeltas, feedResponseSchema, feedSnapshot, flowReportSchema, headHeader, parseScope, recordFlows } from "@simroot/core";
 import type { AppEnv, AppOptions } from "../env.ts";
 import { requireRole } from "../middleware.ts";
 import { errorResponses, json } from "../openapi.ts";
@@ -11,6 +11,12 @@ const feedQuery = z.object({
   cursor: z.string().max(4096).optional().meta({ description: "the next snapshot page" }),
   wait: z.coerce.number().min(0).max(30).default(0).meta({ description: "long poll: seconds to wait for a change (deltas only)" }),
   limit: z.coerce.number().int().min(1).max(5000).default(1000),
+  selector: z
+    .string()
+    .min(3)
+    .max(1024)
+    .optional()
+    .meta({ description: "narrow the feed to a site or segment: the devices whose labels match `key=value[,key=value]` (values URI-encoded), and their bindings" }),
 });
 
 const feed = createRoute({
@@ -58,8 +64,9 @@ export function feedRoutes(options: AppOptions) {
       const query = c.req.valid("query");
       const signer = await options.feedSigner();
       const { ports, ctx } = c.var;
+      const scope = query.selector === undefined ? undefined : parseScope(query.selector);
       if (query.since === undefined) {
-        return c.json(await feedSnapshot(ports, signer, ctx.tenantId, query.cursor, query.limit), 200);
+        return c.json(await feedSnapshot(ports, signer, ctx.tenantId, query.cursor, query.limit, scope), 200);
       }
       const held = /^"(\d+)"$/.exec(c.req.header("if-none-match") ?? "")?.[1];
       const answer = await feedDeltas(ports, signer, ctx.tenantId, {
@@ -68,6 +75,7 @@ export function feedRoutes(options: AppOptions) {
         waitMs: query.wait * 1000,
         signal: c.req.raw.signal,
         ...(held ? { ifNoneMatch: Number(held) } : {}),
+        ...(scope ? { scope } : {}),
       });
       if (answer.kind === "not_modified") {
         c.header(headHeader, Buffer.from(JSON.stringify(answer.signed)).toString("base64"));

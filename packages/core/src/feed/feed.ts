@@ -14,6 +14,7 @@ import { grantOf, storedGrant } from "../policy/grant-store.ts";
 import { allPolicyItems } from "../policy/records.ts";
 import { policyRuleOf, storedPolicy } from "../policy/store.ts";
 import type { Ports } from "../ports.ts";
+import { inScope, scopeDeltas, scopeSnapshotBindings, type FeedScope } from "./scope.ts";
 import type { FeedSigner } from "./signer.ts";
 import { changeAfter, headVersion, recentDeltas, seenVersion } from "./watch.ts";
 import { contentHash, headBytes, maxHeadLifetimeSeconds, type FeedEntry, type FeedHead, type FeedResponse, type SignedHead } from "./wire.ts";
@@ -69,6 +70,8 @@ export interface DeltaQuery {
   readonly ifNoneMatch?: number;
   /** Aborts the wait when the PEP goes away. */
   readonly signal?: AbortSignal;
+  /** Narrows the feed to the devices this selector matches. */
+  readonly scope?: FeedScope;
 }
 
 export type DeltaAnswer =
@@ -147,18 +150,20 @@ export async function feedDeltas(ports: Ports, signer: FeedSigner, tenantId: str
   if (deltas.oldest && Date.parse(deltas.oldest) < now.getTime() - deltaRetentionSeconds * 1000) {
     throw snapshotRequired(`version ${query.since} is older than the ${deltaRetentionSeconds / 86400}-day delta history`);
   }
-  const fields = { tenantId, kind: "delta" as const, since: query.since, version: deltas.version, page: 0, last: deltas.last };
+  const scope = query.scope;
+  const fields = { tenantId, kind: "delta" as const, since: query.since, version: deltas.version, page: 0, last: deltas.last, ...(scope ? { scope: scope.text } : {}) };
+  const herd = `${tenantId}|${scope?.text ?? ""}|${query.since}|${query.limit}`;
   if (deltas.version > query.since) {
     // A herd woken by one commit gets one response: the same signed head, entries and bytes, issued less than a second ago.
     const found = deltas;
-    const key = `response|${tenantId}|${query.since}|${found.version}|${found.last}|${query.limit}`;
-    return sharedRead(ports, key, 1000, async (): Promise<DeltaAnswer> => {
-      const response = { signed: await signHead(signer, fields, found.entries, now), entries: found.entries };
+    return sharedRead(ports, `response|${herd}|${found.version}|${found.last}`, 1000, async (): Promise<DeltaAnswer> => {
+      const entries = scope ? await scopeDeltas(ports, tenantId, scope, found.entries) : found.entries;
+      const response = { signed: await signHead(signer, fields, entries, now), entries };
       return { kind: "response", response, body: JSON.stringify(response) };
     });
   }
   // PEPs whose waits end together (idle herds) share the re-issued head too.
-  const signed = await sharedRead(ports, `idle|${tenantId}|${query.since}|${query.limit}`, 1000, () => signHead(signer, fields, [], now));
+  const signed = await sharedRead(ports, `idle|${herd}`, 1000, () => signHead(signer, fields, [], now));
   if (query.ifNoneMatch === query.since) return { kind: "not_modified", signed };
   return { kind: "response", response: { signed, entries: [] } };
 }
@@ -168,23 +173,29 @@ interface SnapshotCursor {
   readonly page: number;
   readonly phase: "devices" | "bindings";
   readonly start?: Record<string, unknown>;
+  /** The scope the snapshot was begun with: its pages cannot be continued under another. */
+  readonly scope?: string;
 }
 
+/** A narrowed snapshot page stops after reading this many items per entry it may hold, full or not. */
+const scanPerEntry = 10;
+
 const encode = (cursor: SnapshotCursor) => Buffer.from(JSON.stringify(cursor)).toString("base64url");
-function decode(cursor: string, tenantId: string): SnapshotCursor {
+function decode(cursor: string, tenantId: string, scope: FeedScope | undefined): SnapshotCursor {
   try {
     const parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as SnapshotCursor;
     const start = parsed.start as { gsi1pk?: string } | undefined;
-    if (typeof parsed.version === "number" && (start === undefined || start.gsi1pk === `T#${tenantId}#${parsed.phase === "devices" ? "device" : "binding"}`)) {
+    const sameScope = (parsed.scope ?? "") === (scope?.text ?? "");
+    if (typeof parsed.version === "number" && sameScope && (start === undefined || start.gsi1pk === `T#${tenantId}#${parsed.phase === "devices" ? "device" : "binding"}`)) {
       return parsed;
     }
   } catch {}
   throw new SimrootError("request.invalid_cursor", "input", "The cursor is not one this feed returned", { issues: [{ path: "cursor", message: "not a snapshot cursor" }] });
 }
 
-/** One page of the snapshot. The first page also carries settings, policies and grants. */
-export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: string, cursor: string | undefined, limit: number): Promise<FeedResponse> {
-  const state: SnapshotCursor = cursor ? decode(cursor, tenantId) : { version: await headVersion(ports, tenantId), page: 0, phase: "devices" };
+/** One page of the snapshot (of the devices in `scope`, when given). The first page also carries settings, policies and grants. */
+export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: string, cursor: string | undefined, limit: number, scope?: FeedScope): Promise<FeedResponse> {
+  const state: SnapshotCursor = cursor ? decode(cursor, tenantId, scope) : { version: await headVersion(ports, tenantId), page: 0, phase: "devices" };
   const entries: FeedEntry[] = [];
   const entry = (kind: FeedEntry["kind"], key: string, value: Record<string, unknown>): FeedEntry => ({ version: state.version, kind, key, value });
   if (!cursor) {
@@ -201,7 +212,8 @@ export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: s
   let phase = state.phase;
   let start = state.start;
   let complete = false;
-  while (!complete && entries.length < limit) {
+  let scanned = 0;
+  while (!complete && entries.length < limit && scanned < limit * scanPerEntry) {
     const result = await ports.db.send(
       new QueryCommand({
         TableName: ports.tables.identity,
@@ -212,21 +224,27 @@ export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: s
         Limit: limit - entries.length,
       }),
     );
-    for (const item of result.Items ?? []) {
+    const items = result.Items ?? [];
+    scanned += items.length;
+    const bindings: FeedEntry[] = [];
+    for (const item of items) {
       if (phase === "devices") {
+        if (scope && !inScope(scope, item.labels)) continue;
         const { history: _history, ...device } = item;
         const view = enforcementView(deviceSchema.parse(device));
         entries.push(entry("device", view.id, view));
       } else {
-        entries.push(entry("binding", String(item.address), { deviceId: item.deviceId, address: item.address, bearer: item.bearer, ...(item.apn ? { apn: item.apn } : {}) }));
+        bindings.push(entry("binding", String(item.address), { deviceId: item.deviceId, address: item.address, bearer: item.bearer, ...(item.apn ? { apn: item.apn } : {}) }));
       }
     }
+    entries.push(...(scope ? await scopeSnapshotBindings(ports, tenantId, scope, bindings) : bindings));
     start = result.LastEvaluatedKey;
     if (start) continue;
     if (phase === "bindings") complete = true;
     else phase = "bindings";
   }
   const last = complete;
-  const signed = await signHead(signer, { tenantId, kind: "snapshot", since: 0, version: state.version, page: state.page, last }, entries, ports.now());
-  return { signed, entries, ...(last ? {} : { next: encode({ version: state.version, page: state.page + 1, phase, start }) }) };
+  const scoped = scope ? { scope: scope.text } : {};
+  const signed = await signHead(signer, { tenantId, kind: "snapshot", since: 0, version: state.version, page: state.page, last, ...scoped }, entries, ports.now());
+  return { signed, entries, ...(last ? {} : { next: encode({ version: state.version, page: state.page + 1, phase, start, ...scoped }) }) };
 }

@@ -35,6 +35,8 @@ export const feedHeadSchema = z
     /** snapshot pages: which page of how many (a PEP applies a snapshot only once it has them all). */
     page: z.number().int().nonnegative(),
     last: z.boolean(),
+    /** A narrowed feed's label selector, canonical (see scope.ts); absent for the whole tenant. */
+    scope: z.string().optional(),
     /** SHA-256 (hex) of the canonical JSON of `entries`. */
     contentHash: z.string().regex(/^[0-9a-f]{64}$/),
     issuedAt: z.string(),

@@ -1,0 +1,135 @@
+/**
+ * A narrowed feed: an enforcement point at a site or in front of a segment asks only for the
+ * devices whose labels match an equality selector (`site=north,fleet=meters`), and the IP
+ * bindings they hold. Policies, grants and settings are never narrowed: a PEP evaluates the
+ * whole policy. The narrowed view is exactly the full view restricted to the scope:
+ *   - a device that changed and is out of scope arrives as a removal (it may have left it);
+ *   - a binding whose device is out of scope arrives as a removal (the address moved away);
+ *   - a device whose change carried no binding entries (a label change, a suspension) comes
+ *     with the bindings it owns: set when in scope, removed when not, so a device entering
+ *     the scope is enforceable at once.
+ * Narrowing saves bytes and PEP memory; it is not a secrecy boundary (PEP keys are tenant-wide).
+ */
+import { BatchGetCommand } from "@aws-sdk/lib-dynamodb";
+import { SimrootError } from "../error.ts";
+import { bindingKey, deviceKey } from "../device/keys.ts";
+import { bindingsOf } from "../identity/diff.ts";
+import type { IdentityState } from "../identity/identity-state.ts";
+import type { Ports } from "../ports.ts";
+import type { FeedEntry } from "./wire.ts";
+
+export interface FeedScope {
+  readonly labels: Readonly<Record<string, string>>;
+  /** Canonical form (sorted keys, URI-encoded values): what the signed head names. */
+  readonly text: string;
+}
+
+const keyPattern = /^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/;
+const invalid = (message: string) => new SimrootError("request.invalid", "input", message, { issues: [{ path: "selector", message }] });
+
+/** Parses `key=value[,key=value...]` (values URI-encoded where they hold a comma). */
+export function parseScope(selector: string): FeedScope {
+  const labels: Record<string, string> = {};
+  for (const part of selector.split(",")) {
+    const at = part.indexOf("=");
+    if (at < 1) throw invalid(`"${part}" is not key=value`);
+    const key = part.slice(0, at);
+    let value: string;
+    try {
+      value = decodeURIComponent(part.slice(at + 1));
+    } catch {
+      throw invalid(`the value of ${key} is not URI-encoded`);
+    }
+    if (!keyPattern.test(key)) throw invalid(`"${key}" is not a label key`);
+    if (value.length > 63) throw invalid(`the value of ${key} is longer than 63 characters`);
+    if (key in labels && labels[key] !== value) throw invalid(`${key} is given twice`);
+    labels[key] = value;
+  }
+  const text = Object.keys(labels)
+    .sort()
+    .map((key) => `${key}=${encodeURIComponent(labels[key]!)}`)
+    .join(",");
+  return { labels, text };
+}
+
+export const inScope = (scope: FeedScope, labels: unknown): boolean => {
+  const held = (labels ?? {}) as Record<string, unknown>;
+  for (const key in scope.labels) if (held[key] !== scope.labels[key]) return false;
+  return true;
+};
+
+/** Reads items by key in batches of 100 (BatchGetItem's limit), retrying what comes back unprocessed. */
+async function batchGet(ports: Ports, keys: readonly Record<string, string>[]): Promise<Record<string, unknown>[]> {
+  const found: Record<string, unknown>[] = [];
+  for (let start = 0; start < keys.length; start += 100) {
+    let pending: Record<string, unknown>[] = keys.slice(start, start + 100);
+    while (pending.length > 0) {
+      const result = await ports.db.send(new BatchGetCommand({ RequestItems: { [ports.tables.identity]: { Keys: pending, ConsistentRead: true } } }));
+      found.push(...(result.Responses?.[ports.tables.identity] ?? []));
+      pending = result.UnprocessedKeys?.[ports.tables.identity]?.Keys ?? [];
+    }
+  }
+  return found;
+}
+
+/** The labels of each device, read from the store. */
+async function labelsOf(ports: Ports, tenantId: string, deviceIds: Iterable<string>): Promise<Map<string, unknown>> {
+  const ids = [...new Set(deviceIds)];
+  const items = await batchGet(ports, ids.map((id) => deviceKey(tenantId, id)));
+  return new Map(items.map((item) => [String(item.id), item.labels]));
+}
+
+/** The binding entries of a snapshot page that belong to devices in scope. */
+export async function scopeSnapshotBindings(ports: Ports, tenantId: string, scope: FeedScope, bindings: readonly FeedEntry[]): Promise<FeedEntry[]> {
+  const labels = await labelsOf(ports, tenantId, bindings.map((entry) => String(entry.value?.deviceId)));
+  return bindings.filter((entry) => inScope(scope, labels.get(String(entry.value?.deviceId))));
+}
+
+/** The addresses each device owns now: those its identity holds whose binding item still names it. */
+async function ownedBindings(ports: Ports, tenantId: string, deviceIds: readonly string[]): Promise<Map<string, Record<string, unknown>[]>> {
+  const devices = await batchGet(ports, deviceIds.map((id) => deviceKey(tenantId, id)));
+  const addresses = devices.flatMap((item) => [...bindingsOf(item.identity as IdentityState).keys()]);
+  const bindings = await batchGet(ports, addresses.map((address) => bindingKey(tenantId, address)));
+  const owned = new Map<string, Record<string, unknown>[]>(deviceIds.map((id) => [id, []]));
+  for (const item of bindings) {
+    const value = { deviceId: item.deviceId, address: item.address, bearer: item.bearer, ...(item.apn ? { apn: item.apn } : {}) };
+    owned.get(String(item.deviceId))?.push(value);
+  }
+  return owned;
+}
+
+/** Deltas restricted to the scope (see the module's rules). Entries keep their versions and order. */
+export async function scopeDeltas(ports: Ports, tenantId: string, scope: FeedScope, entries: readonly FeedEntry[]): Promise<FeedEntry[]> {
+  const deviceScope = new Map<string, boolean>();
+  /** Device entries whose change (same version) carried no binding of theirs. */
+  const bare: { index: number; entry: FeedEntry }[] = [];
+  entries.forEach((entry, index) => {
+    if (entry.kind !== "device") return;
+    deviceScope.set(entry.key, entry.value !== null && inScope(scope, entry.value.labels));
+    const own = entries.some((other) => other.kind === "binding" && other.version === entry.version && (other.value === null || other.value.deviceId === entry.key));
+    if (!own && entry.value !== null) bare.push({ index, entry });
+  });
+  const unknown = entries.filter((entry) => entry.kind === "binding" && entry.value !== null && !deviceScope.has(String(entry.value.deviceId)));
+  if (unknown.length > 0) {
+    for (const [id, labels] of await labelsOf(ports, tenantId, unknown.map((entry) => String(entry.value!.deviceId)))) deviceScope.set(id, inScope(scope, labels));
+  }
+  const owned = bare.length > 0 ? await ownedBindings(ports, tenantId, bare.map(({ entry }) => entry.key)) : new Map<string, Record<string, unknown>[]>();
+
+  const scoped: FeedEntry[] = [];
+  entries.forEach((entry, index) => {
+    if (entry.kind === "device") {
+      const keep = deviceScope.get(entry.key) === true;
+      scoped.push(keep ? entry : { ...entry, value: null });
+      if (bare.some((item) => item.index === index)) {
+        for (const binding of owned.get(entry.key) ?? []) {
+          scoped.push({ version: entry.version, kind: "binding", key: String(binding.address), value: keep ? binding : null });
+        }
+      }
+    } else if (entry.kind === "binding" && entry.value !== null) {
+      scoped.push(deviceScope.get(String(entry.value.deviceId)) === true ? entry : { ...entry, value: null });
+    } else {
+      scoped.push(entry);
+    }
+  });
+  return scoped;
+}

@@ -1,0 +1,147 @@
+/**
+ * The feed narrowed to a site (`selector`): a narrowed PEP ends with exactly the full view
+ * restricted to its site, through attaches, label changes that move devices in and out,
+ * revocations and changes elsewhere; its heads are signed for its selector.
+ */
+import { createPublicKey } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { FeedResponse } from "@simroot/core";
+import { PepState } from "@simroot/pep/state";
+import { FeedSync } from "@simroot/pep/sync";
+import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { standardWebhookHeaders } from "./support/webhooks.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+type Tenant = Awaited<ReturnType<typeof tenantClient>>;
+
+async function site(tenant: Tenant) {
+  const pep = (await tenant.call("POST", "/v1/keys", { name: "edge", role: "pep" })).json.token as string;
+  const publicKey = createPublicKey((await call(runtime, pep, "GET", "/v1/feed/keys")).json.keys[0].publicKeyPem);
+  const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
+  let n = 0;
+  const attach = async (imsi: string, ipv4: string) => {
+    const body = JSON.stringify([{ type: "sim.attached", dedupeKey: `a${n++}`, occurredAt: new Date().toISOString(), device: { imsi }, sourceType: "t", data: { bearer: "cellular", ipv4 } }]);
+    expect((await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, body), body })).status).toBe(202);
+    await runtime.bus.drained();
+  };
+  const register = async (imsi: string, labels: Record<string, string>) => (await tenant.call("POST", "/v1/devices", { imsi, labels })).json as { id: string };
+  const relabel = async (id: string, labels: Record<string, string>) => {
+    const etag = (await tenant.call("GET", `/v1/devices/${id}`)).headers.get("etag")!;
+    expect((await tenant.call("PATCH", `/v1/devices/${id}`, { labels }, { "if-match": etag })).status).toBe(200);
+  };
+  const follower = (selector?: string) => {
+    const state = new PepState();
+    const sync = new FeedSync({
+      url: "http://control-plane.test",
+      apiKey: pep,
+      publicKeys: [publicKey],
+      state,
+      waitSeconds: 0,
+      limit: 2,
+      ...(selector ? { selector } : {}),
+      fetch: ((input: string, init?: RequestInit) => runtime.app.request(input, init)) as typeof fetch,
+    });
+    /** Polls until the view is at the tenant's head. */
+    const catchUp = async () => {
+      const head = ((await call(runtime, pep, "GET", "/v1/feed?limit=1")).json as FeedResponse).signed.head.version;
+      for (let polls = 0; state.version < head && polls < 50; polls++) await sync.step();
+      expect(state.version).toBe(head);
+    };
+    return { state, sync, catchUp };
+  };
+  return { pep, attach, register, relabel, follower };
+}
+
+/** The full view restricted to `site`, in the narrowed view's terms. */
+function restricted(full: PepState, siteName: string) {
+  const devices = [...full.devices.values()].filter((device) => device.labels.site === siteName);
+  const ids = new Set(devices.map((device) => device.id));
+  return {
+    devices: devices.map((device) => [device.id, device.state, { ...device.labels }]).sort(),
+    bindings: [...full.bindings.values()].filter((binding) => ids.has(binding.deviceId)).map((binding) => [binding.address, binding.deviceId]).sort(),
+  };
+}
+const viewOf = (state: PepState) => ({
+  devices: [...state.devices.values()].map((device) => [device.id, device.state, { ...device.labels }]).sort(),
+  bindings: [...state.bindings.values()].map((binding) => [binding.address, binding.deviceId]).sort(),
+});
+
+describe("the feed narrowed to a site or segment", () => {
+  it("snapshots only the site's devices and their bindings, with the whole policy, signed for the selector", async () => {
+    const tenant = await tenantClient(runtime, "sites");
+    const { pep, attach, register } = await site(tenant);
+    const north = await register("208010000000201", { site: "north", fleet: "meters" });
+    const south = await register("208010000000202", { site: "south", fleet: "meters" });
+    await register("208010000000203", { site: "north", fleet: "cameras" });
+    await attach("208010000000201", "10.30.0.1");
+    await attach("208010000000202", "10.30.0.2");
+
+    const pages: FeedResponse[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await call(runtime, pep, "GET", `/v1/feed?limit=2&selector=${encodeURIComponent("site=north")}${cursor ? `&cursor=${cursor}` : ""}`);
+      expect(page.status).toBe(200);
+      pages.push(page.json);
+      cursor = page.json.next;
+    } while (cursor);
+    const entries = pages.flatMap((page) => page.entries);
+    expect(pages.every((page) => page.signed.head.scope === "site=north")).toBe(true);
+    expect(entries.filter((entry) => entry.kind === "device").map((entry) => entry.value?.labels)).toEqual([
+      expect.objectContaining({ site: "north" }),
+      expect.objectContaining({ site: "north" }),
+    ]);
+    expect(entries.filter((entry) => entry.kind === "binding").map((entry) => [entry.key, entry.value?.deviceId])).toEqual([["10.30.0.1", north.id]]);
+    expect(entries.some((entry) => entry.key === south.id)).toBe(false);
+    expect(entries.filter((entry) => entry.kind === "settings")).toHaveLength(2);
+
+    // A snapshot begun for one selector cannot be continued under another, and a bad selector is a 400 naming it.
+    const first = await call(runtime, pep, "GET", `/v1/feed?limit=1&selector=site%3Dnorth`);
+    const mixed = await call(runtime, pep, "GET", `/v1/feed?limit=1&selector=site%3Dsouth&cursor=${first.json.next}`);
+    expect(mixed.status).toBe(400);
+    const bad = await call(runtime, pep, "GET", "/v1/feed?selector=Site%3D");
+    expect(bad.status).toBe(400);
+    expect(bad.json.errors[0].path).toBe("selector");
+  });
+
+  it("keeps a narrowed PEP equal to the full view restricted to its site as devices attach, move in and out, and are revoked", async () => {
+    const tenant = await tenantClient(runtime, "moves");
+    const { attach, register, relabel, follower } = await site(tenant);
+    const a = await register("208010000000301", { site: "north" });
+    const b = await register("208010000000302", { site: "south" });
+    const c = await register("208010000000303", { site: "north" });
+    await attach("208010000000301", "10.31.0.1");
+    await attach("208010000000302", "10.31.0.2");
+
+    const narrowed = follower("site=north");
+    const full = follower();
+    await narrowed.sync.snapshot();
+    await full.sync.snapshot();
+    expect(viewOf(narrowed.state)).toEqual(restricted(full.state, "north"));
+
+    await relabel(b.id, { site: "north" }); // moves in: its binding must come along
+    await relabel(a.id, { site: "west" }); // moves out: it and its binding must go
+    await narrowed.catchUp();
+    await full.catchUp();
+    expect(viewOf(narrowed.state)).toEqual(restricted(full.state, "north"));
+    expect(narrowed.state.bindings.get("10.31.0.2")?.deviceId).toBe(b.id);
+    expect(narrowed.state.devices.has(a.id)).toBe(false);
+    expect(narrowed.state.bindings.has("10.31.0.1")).toBe(false);
+
+    await tenant.call("POST", `/v1/devices/${c.id}/revoke`, { reason: "stolen" });
+    await register("208010000000304", { site: "south" }); // elsewhere
+    await attach("208010000000303", "10.31.0.3"); // a revoked device gets no binding
+    await attach("208010000000302", "10.31.0.4"); // b's session moves to a new address
+    await narrowed.catchUp();
+    await full.catchUp();
+    expect(viewOf(narrowed.state)).toEqual(restricted(full.state, "north"));
+    expect(narrowed.state.bindings.get("10.31.0.4")?.deviceId).toBe(b.id);
+    expect(narrowed.state.bindings.has("10.31.0.2")).toBe(false);
+    expect(narrowed.state.devices.get(c.id)?.state).toBe("revoked");
+    expect(narrowed.sync.stats.rejected).toEqual({});
+  });
+});
