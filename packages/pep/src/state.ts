@@ -45,6 +45,8 @@ const stateFormat = 1;
 export interface PersistedState {
   readonly format: typeof stateFormat;
   readonly tenantId: string | undefined;
+  /** The selector the view is narrowed to (canonical), absent for the whole tenant. */
+  readonly scope?: string;
   readonly version: number;
   readonly head: SignedHead | undefined;
   readonly devices: readonly DeviceView[];
@@ -60,6 +62,8 @@ const freezeDevice = (value: Record<string, unknown>): DeviceView =>
 export class PepState {
   /** The tenant the PEP enforces for: configured, or learned from its first verified snapshot. */
   tenantId: string | undefined;
+  /** The canonical selector the view is narrowed to (set with each verified snapshot); undefined for the whole tenant. */
+  scope: string | undefined;
   version = 0;
   /** The last signed head accepted (a response's or an idle poll's): its expiry is the view's freshness. */
   head: SignedHead | undefined;
@@ -167,6 +171,7 @@ export class PepState {
     return {
       format: stateFormat,
       tenantId: this.tenantId,
+      ...(this.scope === undefined ? {} : { scope: this.scope }),
       version: this.version,
       head: this.head,
       devices: [...this.devices.values()],
@@ -185,6 +190,7 @@ export class PepState {
     for (const rule of json.policies) state.policies.set(rule.id, rule);
     for (const grant of json.grants) state.grants.set(grant.id, grant);
     for (const [key, value] of Object.entries(json.settings)) state.settings.set(key, value);
+    state.scope = json.scope;
     state.version = json.version;
     state.head = json.head;
     state.policyRevision = 1;

@@ -32,7 +32,7 @@ const json = (body: unknown, status = 200): Handler => () => Response.json(body,
 const notModified = (header: string): Handler => () => new Response(null, { status: 304, headers: { "simroot-feed-head": header } });
 const gone: Handler = () => Response.json({ type: "urn:simroot:problem:feed.snapshot_required" }, { status: 410 });
 
-async function setup(options: { state?: PepState; feed?: TestFeed; statePath?: string } = {}) {
+async function setup(options: { state?: PepState; feed?: TestFeed; statePath?: string; selector?: string } = {}) {
   const feed = options.feed ?? testFeed();
   const plane = fakePlane();
   const state = options.state ?? new PepState(feed.tenantId);
@@ -44,6 +44,7 @@ async function setup(options: { state?: PepState; feed?: TestFeed; statePath?: s
     publicKeys: [feed.publicKey],
     state,
     statePath,
+    ...(options.selector ? { selector: options.selector } : {}),
     fetch: plane.fetch,
     now: feed.now,
     backoff: { initialMs: 1, maxMs: 5 },
@@ -194,6 +195,32 @@ describe("the feed sync client", () => {
     expect(second.state.devices.get("dev_a")?.state).toBe("quarantined");
     expect(second.sync.stats.snapshots).toBe(0);
     expect(second.state.version).toBe(7);
+  });
+
+  it("follows its selector: asks for it, keeps it in the state, and starts over from a snapshot when restarted with another", async () => {
+    const first = await setup({ selector: "site=north,fleet=meters" });
+    const { feed } = first;
+    const narrowedSnapshot = (version: number, scope: string) => {
+      const entries = [{ ...device("dev_n"), version }];
+      return { signed: feed.signHead(feed.head({ kind: "snapshot", version, scope }, entries)), entries };
+    };
+    first.plane.reply(json(narrowedSnapshot(5, "fleet=meters,site=north")));
+    expect(await first.sync.step()).toBe("snapshot");
+    expect(first.plane.requests[0]!.url.searchParams.get("selector")).toBe("fleet=meters,site=north");
+    expect(first.state.scope).toBe("fleet=meters,site=north");
+
+    const restored = (await loadState(first.statePath))!;
+    const same = await setup({ feed, state: restored, statePath: first.statePath, selector: "fleet=meters,site=north" });
+    same.plane.reply(json(feed.delta(5, 6, [device("dev_n", "suspended")])));
+    // The delta is not narrowed to the PEP's selector: refused, nothing applied.
+    await expect(same.sync.step()).rejects.toMatchObject({ code: "feed.wrong_scope" });
+    expect(same.state.version).toBe(5);
+
+    const other = await setup({ feed, state: (await loadState(first.statePath))!, statePath: first.statePath, selector: "site=south" });
+    other.plane.reply(json(narrowedSnapshot(6, "site=south")));
+    expect(await other.sync.step()).toBe("snapshot");
+    expect(other.plane.requests[0]!.url.searchParams.has("since")).toBe(false);
+    expect(other.state.scope).toBe("site=south");
   });
 
   it("learns its tenant from the first snapshot when not configured, and holds it to that after", async () => {

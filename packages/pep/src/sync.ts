@@ -8,6 +8,7 @@
 import type { KeyObject } from "node:crypto";
 import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
 import { headHeader, maxHeadLifetimeSeconds } from "@simroot/core/feed/wire";
+import { parseScope } from "@simroot/core/feed/scope";
 import { addSnapshotPage, isFeedVerificationError, verifyIdleHead, verifyResponse, type SnapshotAssembly, type VerifyContext } from "./verify.ts";
 import { saveState, type PepState, type ViewChange } from "./state.ts";
 import { fetchGet, nodeGet, type FeedGet, type FeedReply } from "./transport.ts";
@@ -25,6 +26,8 @@ export interface SyncOptions {
   /** The pinned feed keys. */
   readonly publicKeys: readonly KeyObject[];
   readonly state: PepState;
+  /** Narrow the feed to a site or segment: `key=value[,key=value]` (see the feed's `selector`). */
+  readonly selector?: string;
   /** Where the state is saved after every applied response; omit to keep it in memory only. */
   readonly statePath?: string;
   /** The HTTP client; node:http(s) with keep-alive by default (see transport.ts). */
@@ -70,6 +73,8 @@ export class FeedSync {
   readonly #get: FeedGet;
   readonly #now: () => number;
   readonly #base: string;
+  /** The canonical selector, or undefined for the whole tenant. */
+  readonly #scope: string | undefined;
   #stop = new AbortController();
   #loop: Promise<void> | undefined;
   #needSnapshot: boolean;
@@ -81,7 +86,9 @@ export class FeedSync {
     this.#get = options.transport ?? (options.fetch ? fetchGet(options.fetch) : nodeGet());
     this.#now = options.now ?? Date.now;
     this.#base = options.url.replace(/\/+$/, "");
-    this.#needSnapshot = options.state.version === 0 || options.state.tenantId === undefined;
+    this.#scope = options.selector === undefined ? undefined : parseScope(options.selector).text;
+    // A view built for another selector (or none) is not this one's: start over from a snapshot.
+    this.#needSnapshot = options.state.version === 0 || options.state.tenantId === undefined || options.state.scope !== this.#scope;
   }
 
   /** Runs the sync loop until `stop()`. */
@@ -113,7 +120,7 @@ export class FeedSync {
     let assembly: SnapshotAssembly | undefined;
     let cursor: string | undefined;
     for (;;) {
-      const query = new URLSearchParams({ limit: String(this.#options.limit ?? 1000), ...(cursor ? { cursor } : {}) });
+      const query = new URLSearchParams({ limit: String(this.#options.limit ?? 1000), ...this.#selector(), ...(cursor ? { cursor } : {}) });
       const response = await this.#request(`/v1/feed?${query}`, {}, signal, 30);
       if (response.status !== 200) throw new FeedHttpError(response.status, await response.text());
       const body: unknown = await response.json();
@@ -123,6 +130,7 @@ export class FeedSync {
       const progress = this.#checked(() => addSnapshotPage(assembly, page));
       if (progress.complete) {
         state.tenantId = page.head.tenantId;
+        state.scope = this.#scope;
         const change = state.replaceWith(progress.entries);
         state.version = progress.version;
         state.head = progress.signed;
@@ -141,7 +149,7 @@ export class FeedSync {
   async #poll(signal: AbortSignal): Promise<StepResult> {
     const { state } = this.#options;
     const wait = this.#more ? 0 : (this.#options.waitSeconds ?? 25);
-    const query = new URLSearchParams({ since: String(state.version), wait: String(wait), limit: String(this.#options.limit ?? 1000) });
+    const query = new URLSearchParams({ since: String(state.version), wait: String(wait), limit: String(this.#options.limit ?? 1000), ...this.#selector() });
     this.stats.polls++;
     const response = await this.#request(`/v1/feed?${query}`, { "if-none-match": `"${state.version}"` }, signal, wait + 15);
     if (response.status === 304) {
@@ -184,7 +192,11 @@ export class FeedSync {
   }
 
   #context(tenantId: string): VerifyContext {
-    return { publicKeys: this.#options.publicKeys, tenantId, version: this.#options.state.version, now: this.#now() };
+    return { publicKeys: this.#options.publicKeys, tenantId, version: this.#options.state.version, now: this.#now(), ...(this.#scope ? { scope: this.#scope } : {}) };
+  }
+
+  #selector(): Record<string, string> {
+    return this.#scope === undefined ? {} : { selector: this.#scope };
   }
 
   /** Runs a verification, counting a refusal by its reason; a gap is healed by a snapshot next round. */

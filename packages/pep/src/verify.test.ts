@@ -33,6 +33,15 @@ describe("feed verification", () => {
     expect(verifyResponse(rotated.delta(6, 7, [device("dev_b")]), ctx(6, { publicKeys: [feed.publicKey, rotated.publicKey] })).head.version).toBe(7);
   });
 
+  it("refuses a response narrowed to another selector, or narrowed when the PEP follows the whole tenant", () => {
+    const entries = [{ ...device("dev_a"), version: 5 }];
+    const narrowed = (scope?: string) => ({ signed: feed.signHead(feed.head({ kind: "delta", since: 4, version: 5, ...(scope ? { scope } : {}) }, entries)), entries });
+    expect(verifyResponse(narrowed("site=north"), ctx(4, { scope: "site=north" })).head.version).toBe(5);
+    expect(codeOf(() => verifyResponse(narrowed("site=south"), ctx(4, { scope: "site=north" })))).toBe("feed.wrong_scope");
+    expect(codeOf(() => verifyResponse(narrowed("site=north"), ctx(4)))).toBe("feed.wrong_scope");
+    expect(codeOf(() => verifyResponse(narrowed(), ctx(4, { scope: "site=north" })))).toBe("feed.wrong_scope");
+  });
+
   it("refuses a forged signature: another key, or a head changed after signing", () => {
     const forger = testFeed(feed.tenantId, generateKeyPairSync("ed25519"));
     expect(codeOf(() => verifyResponse(forger.delta(4, 5, [device("dev_a", "active", { fleet: "admins" })]), ctx(4)))).toBe("feed.bad_signature");

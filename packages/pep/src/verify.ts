@@ -24,6 +24,7 @@ export const feedFailures = {
   "feed.malformed": "input",
   "feed.bad_signature": "auth",
   "feed.wrong_tenant": "forbidden",
+  "feed.wrong_scope": "forbidden",
   "feed.content_mismatch": "input",
   "feed.expired": "conflict",
   "feed.rollback": "conflict",
@@ -53,6 +54,8 @@ export interface VerifyContext {
   readonly publicKeys: readonly KeyObject[];
   /** The tenant this PEP enforces for. */
   readonly tenantId: string;
+  /** The canonical selector this PEP's feed is narrowed to; undefined for the whole tenant. */
+  readonly scope?: string;
   /** The version the PEP's view is at (0 before its first snapshot). */
   readonly version: number;
   /** Epoch milliseconds. */
@@ -89,6 +92,10 @@ function checkHead(signed: SignedHead, ctx: VerifyContext): SignedHead {
   if (!signatureValid(signed, ctx.publicKeys)) return fail("feed.bad_signature", `The head's signature is not by a pinned key (keyId ${signed.keyId})`, { keyId: signed.keyId });
   const head = signed.head;
   if (head.tenantId !== ctx.tenantId) return fail("feed.wrong_tenant", `The head is for tenant ${head.tenantId}, this PEP enforces ${ctx.tenantId}`, { tenantId: head.tenantId });
+  // A genuine response for another site's selector would add its devices and remove this one's.
+  if ((head.scope ?? "") !== (ctx.scope ?? "")) {
+    return fail("feed.wrong_scope", `The head is narrowed to "${head.scope ?? ""}", this PEP follows "${ctx.scope ?? ""}"`, { scope: head.scope ?? null });
+  }
   if (head.version < ctx.version) {
     return fail("feed.rollback", `The head brings version ${head.version}, below the version held (${ctx.version})`, { version: head.version, held: ctx.version });
   }

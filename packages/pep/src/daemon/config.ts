@@ -2,6 +2,7 @@
  * The daemon's configuration, from flags or the environment (flags win), read and checked
  * in this one place.
  */
+import { parseScope } from "@simroot/core/feed/scope";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { parseBreakGlass } from "../engine.ts";
@@ -15,6 +16,8 @@ export interface PepConfig {
   readonly publicKeyFiles: readonly string[];
   /** The tenant enforced; learned from the first snapshot (and kept in the state file) when absent. */
   readonly tenantId: string | undefined;
+  /** Narrows the feed to a site or segment (`key=value[,key=value]`); undefined for the whole tenant. */
+  readonly selector: string | undefined;
   readonly statePath: string;
   /** The Envoy ext_authz listener: every path is an authorization check. */
   readonly port: number;
@@ -33,6 +36,15 @@ export class UsageError extends Error {
   override readonly name = "UsageError";
 }
 
+function selectorOf(value: string | undefined): string | undefined {
+  if (value === undefined || value === "") return undefined;
+  try {
+    return parseScope(value).text;
+  } catch (error) {
+    throw new UsageError(`--selector: ${(error as Error).message}`);
+  }
+}
+
 export const usage = `Usage: simroot-pep [options]
 
 The simroot policy enforcement point: replicates the signed policy feed, answers Envoy
@@ -43,6 +55,7 @@ Options (environment variable in brackets):
   --key <api key>           API key with the pep role [SIMROOT_PEP_KEY]
   --public-key <file>       pinned feed public key, PEM; repeat during a key rotation [SIMROOT_FEED_PUBLIC_KEY, comma-separated]
   --tenant <id>             the tenant enforced (default: learned from the first snapshot) [SIMROOT_TENANT]
+  --selector <labels>       follow only the devices of a site or segment, key=value[,key=value] [SIMROOT_PEP_SELECTOR]
   --state <file>            state file (default ./simroot-pep-state.json) [SIMROOT_PEP_STATE]
   --port <n>                ext_authz listener port (default 9191) [SIMROOT_PEP_PORT]
   --admin-port <n>          /healthz and /v1/decide listener port (default 9192) [SIMROOT_PEP_ADMIN_PORT]
@@ -75,6 +88,7 @@ export function readConfig(argv: readonly string[], env: Readonly<Record<string,
         key: { type: "string" },
         "public-key": { type: "string", multiple: true },
         tenant: { type: "string" },
+        selector: { type: "string" },
         state: { type: "string" },
         port: { type: "string" },
         "admin-port": { type: "string" },
@@ -117,6 +131,7 @@ export function readConfig(argv: readonly string[], env: Readonly<Record<string,
     apiKey,
     publicKeyFiles,
     tenantId: values.tenant ?? env.SIMROOT_TENANT ?? undefined,
+    selector: selectorOf(values.selector ?? env.SIMROOT_PEP_SELECTOR),
     statePath: values.state ?? env.SIMROOT_PEP_STATE ?? "simroot-pep-state.json",
     port,
     adminPort,

@@ -31,6 +31,9 @@ describe("configuration", () => {
       publicKeyFiles: ["/k.pem"],
       tenantId: "ten_x",
     });
+    expect(readConfig(["--selector", "site=north,fleet=meters"], env)).toMatchObject({ selector: "fleet=meters,site=north" });
+    expect(readConfig([], { ...env, SIMROOT_PEP_SELECTOR: "site=lyon" })).toMatchObject({ selector: "site=lyon" });
+    expect(readConfig([], env)).toMatchObject({ selector: undefined });
     expect(readConfig(["--help"], env)).toBeUndefined();
   });
 
@@ -41,6 +44,7 @@ describe("configuration", () => {
     expect(() => readConfig(["--port", "9192"], env)).toThrow(/must differ/);
     expect(() => readConfig(["--flow-interval", "soon"], env)).toThrow(/integer/);
     expect(() => readConfig(["--nope"], env)).toThrow(/nope/);
+    expect(() => readConfig(["--selector", "site"], env)).toThrow(/--selector/);
   });
 
   it("exits 2 with usage on a bad command line, 0 on --help", async () => {

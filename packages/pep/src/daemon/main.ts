@@ -91,6 +91,7 @@ export async function startPep(config: PepConfig, deps: PepDeps = {}) {
     publicKeys,
     state,
     statePath: config.statePath,
+    ...(config.selector ? { selector: config.selector } : {}),
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
     ...(deps.now ? { now: deps.now } : {}),
     onChange: (change) => log({ level: "info", msg: "feed applied", ...change }),
