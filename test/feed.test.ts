@@ -62,6 +62,29 @@ describe("the signed policy feed", () => {
     expect(JSON.stringify(delta.json).length).toBeLessThan(1024);
   });
 
+  it("lists revoked devices first in a snapshot, before the rest of the fleet", async () => {
+    const { admin, feed } = await setup();
+    const devices = [];
+    for (const imsi of ["208010000000011", "208010000000012", "208010000000013", "208010000000014"]) devices.push((await admin.call("POST", "/v1/devices", { imsi })).json);
+    for (const device of devices.slice(2)) await admin.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" });
+
+    const first = await feed("?limit=4");
+    const order = (first.json as FeedResponse).entries.filter((entry) => entry.kind === "device").map((entry) => [entry.key, entry.value?.state]);
+    expect(order.slice(0, 2)).toEqual([
+      [devices[2].id, "revoked"],
+      [devices[3].id, "revoked"],
+    ]);
+    // The fleet follows in full, the revoked devices included.
+    const entries: FeedResponse["entries"] = [];
+    let next: string | undefined;
+    do {
+      const page = await feed(`?limit=4${next ? `&cursor=${next}` : ""}`);
+      entries.push(...page.json.entries);
+      next = page.json.next;
+    } while (next);
+    expect(new Set(entries.filter((entry) => entry.kind === "device").map((entry) => entry.key))).toEqual(new Set(devices.map((device) => device.id)));
+  });
+
   it("answers a long poll as soon as a change lands, and an idle poll with 304 and a fresh signed head", async () => {
     const { admin, authentic, feed } = await setup();
     const device = (await admin.call("POST", "/v1/devices", { imsi: "208010000000009" })).json;

@@ -19,3 +19,7 @@ export const bindingKey = (tenantId: string, address: string) => ({ pk: `B#${ten
 
 /** Lists a tenant's current bindings (the feed snapshot reads them). */
 export const bindingListKey = (tenantId: string, address: string) => ({ gsi1pk: `T#${tenantId}#binding`, gsi1sk: address });
+
+/** A revoked device's marker: written once, when it is revoked (terminal), so a snapshot lists revocations first in O(revoked). */
+export const revokedKey = (tenantId: string, deviceId: string) => ({ pk: `R#${tenantId}#${deviceId}`, sk: "revoked" });
+export const revokedListKey = (tenantId: string, deviceId: string) => ({ gsi1pk: `T#${tenantId}#revoked`, gsi1sk: deviceId });

@@ -171,11 +171,17 @@ export async function feedDeltas(ports: Ports, signer: FeedSigner, tenantId: str
 interface SnapshotCursor {
   readonly version: number;
   readonly page: number;
-  readonly phase: "devices" | "bindings";
+  /** Revocations first (terminal: a PEP may enforce them before the snapshot completes), then every device, then the bindings. */
+  readonly phase: SnapshotPhase;
   readonly start?: Record<string, unknown>;
   /** The scope the snapshot was begun with: its pages cannot be continued under another. */
   readonly scope?: string;
 }
+
+type SnapshotPhase = "revoked" | "devices" | "bindings";
+const phases: readonly SnapshotPhase[] = ["revoked", "devices", "bindings"];
+/** The byTenant partition each phase lists. */
+const phasePartition = (tenantId: string, phase: SnapshotPhase) => `T#${tenantId}#${phase === "revoked" ? "revoked" : phase === "devices" ? "device" : "binding"}`;
 
 /** A narrowed snapshot page stops after reading this many items per entry it may hold, full or not. */
 const scanPerEntry = 10;
@@ -186,7 +192,8 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
     const parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as SnapshotCursor;
     const start = parsed.start as { gsi1pk?: string } | undefined;
     const sameScope = (parsed.scope ?? "") === (scope?.text ?? "");
-    if (typeof parsed.version === "number" && sameScope && (start === undefined || start.gsi1pk === `T#${tenantId}#${parsed.phase === "devices" ? "device" : "binding"}`)) {
+    const known = phases.includes(parsed.phase);
+    if (typeof parsed.version === "number" && sameScope && known && (start === undefined || start.gsi1pk === phasePartition(tenantId, parsed.phase))) {
       return parsed;
     }
   } catch {}
@@ -195,7 +202,7 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
 
 /** One page of the snapshot (of the devices in `scope`, when given). The first page also carries settings, policies and grants. */
 export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: string, cursor: string | undefined, limit: number, scope?: FeedScope): Promise<FeedResponse> {
-  const state: SnapshotCursor = cursor ? decode(cursor, tenantId, scope) : { version: await headVersion(ports, tenantId), page: 0, phase: "devices" };
+  const state: SnapshotCursor = cursor ? decode(cursor, tenantId, scope) : { version: await headVersion(ports, tenantId), page: 0, phase: "revoked" };
   const entries: FeedEntry[] = [];
   const entry = (kind: FeedEntry["kind"], key: string, value: Record<string, unknown>): FeedEntry => ({ version: state.version, kind, key, value });
   if (!cursor) {
@@ -219,7 +226,7 @@ export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: s
         TableName: ports.tables.identity,
         IndexName: "byTenant",
         KeyConditionExpression: "gsi1pk = :p",
-        ExpressionAttributeValues: { ":p": `T#${tenantId}#${phase === "devices" ? "device" : "binding"}` },
+        ExpressionAttributeValues: { ":p": phasePartition(tenantId, phase) },
         ExclusiveStartKey: start,
         Limit: limit - entries.length,
       }),
@@ -228,7 +235,10 @@ export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: s
     scanned += items.length;
     const bindings: FeedEntry[] = [];
     for (const item of items) {
-      if (phase === "devices") {
+      if (phase === "revoked") {
+        const view = item.view as { id: string; labels?: unknown };
+        if (!scope || inScope(scope, view.labels)) entries.push(entry("device", view.id, view));
+      } else if (phase === "devices") {
         if (scope && !inScope(scope, item.labels)) continue;
         const { history: _history, ...device } = item;
         const view = enforcementView(deviceSchema.parse(device));
@@ -241,7 +251,7 @@ export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: s
     start = result.LastEvaluatedKey;
     if (start) continue;
     if (phase === "bindings") complete = true;
-    else phase = "bindings";
+    else phase = phases[phases.indexOf(phase) + 1]!;
   }
   const last = complete;
   const scoped = scope ? { scope: scope.text } : {};

@@ -7,7 +7,7 @@
 import { tenantSettings } from "../access/tenant-settings.ts";
 import type { RequestContext } from "../context.ts";
 import { enforcementView, type Device } from "../device/device.ts";
-import { bindingKey, bindingListKey } from "../device/keys.ts";
+import { bindingKey, bindingListKey, revokedKey, revokedListKey } from "../device/keys.ts";
 import { deviceItem, forgetDevice, recentDevice, rememberDevice } from "../device/store.ts";
 import { SimrootError, isSimrootError } from "../error.ts";
 import { domainEvent, type DomainEvent } from "../event/event.ts";
@@ -94,9 +94,11 @@ async function attemptFact(
 
   const events = changes.map((change) => domainEvent(ctx, change.type, deviceId, { ...change.data, deviceId, cause }, now));
   const bindings = bindingChanges(ports, device, bindingsOf(before), bindingsOf(after), movedAway, now.toISOString());
+  // Last, so that the bindings' write indices (onConditionFailed) stay as they are.
+  const revocation = next.state === "revoked" && device.state !== "revoked" ? [revocationMarker(ports, next, now.toISOString())] : [];
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
-    writes: [putDevice, ...bindings.writes],
+    writes: [putDevice, ...bindings.writes, ...revocation],
     events,
     feed: [{ kind: "device", key: deviceId, value: enforcementView(next) }, ...bindings.feed],
     onConditionFailed: (index) => {
@@ -111,6 +113,16 @@ async function attemptFact(
 }
 
 type Bindings = ReturnType<typeof bindingsOf>;
+
+/** The marker that lists the device among the tenant's revocations (the feed snapshot serves them first). */
+function revocationMarker(ports: Ports, device: Device, now: string): TransactItem {
+  return {
+    Put: {
+      TableName: ports.tables.identity,
+      Item: { ...revokedKey(device.tenantId, device.id), ...revokedListKey(device.tenantId, device.id), deviceId: device.id, revokedAt: now, view: enforcementView(device) },
+    },
+  };
+}
 
 /**
  * Puts the addresses the device now holds; removes those it gave up, on condition that no

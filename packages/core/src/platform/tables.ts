@@ -25,7 +25,7 @@ export interface TableDefinition {
 
 export const tables = {
   identity: {
-    holds: "devices, their identifier aliases (IMSI, ICCID, EID, ...), sessions and eUICC profiles",
+    holds: "devices, their identifier aliases (IMSI, ICCID, EID, ...), sessions and eUICC profiles, IP bindings, revocation markers",
     fields: { pk: "string", sk: "string", gsi1pk: "string", gsi1sk: "string" },
     partitionKey: "pk",
     sortKey: "sk",
@@ -33,7 +33,7 @@ export const tables = {
       byTenant: {
         partitionKey: "gsi1pk",
         sortKey: "gsi1sk",
-        serves: "list a tenant's devices in id order, and its current IP bindings (the feed snapshot)",
+        serves: "list a tenant's devices in id order, its revoked devices, and its current IP bindings (the feed snapshot)",
       },
     },
   },
