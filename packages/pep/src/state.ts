@@ -138,6 +138,21 @@ export class PepState {
     return { ...change, policy: true };
   }
 
+  /**
+   * Enforces the revocations of a verified page at once, before the rest of its snapshot
+   * arrives: revocation is terminal, so a device revoked at a later version is revoked now.
+   * Returns how many devices it newly revoked.
+   */
+  applyRevocations(entries: readonly FeedEntry[]): number {
+    let revoked = 0;
+    for (const entry of entries) {
+      if (entry.kind !== "device" || entry.value?.state !== "revoked" || this.devices.get(entry.key)?.state === "revoked") continue;
+      this.devices.set(entry.key, freezeDevice(entry.value));
+      revoked++;
+    }
+    return revoked;
+  }
+
   binding(address: string): Binding | undefined {
     return this.bindings.get(normalizeIp(address));
   }

@@ -2,11 +2,12 @@ import { generateKeyPairSync } from "node:crypto";
 import { mkdtemp, readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import type { FeedResponse } from "@simroot/core/feed/wire";
 import { binding, device, rule, testFeed, type TestFeed } from "./feed.test-support.ts";
 import { loadState, PepState, saveState } from "./state.ts";
 import { FeedSync, type SyncChange } from "./sync.ts";
+import { PepEngine } from "./engine.ts";
 
 type Handler = (url: URL, init: RequestInit) => Response | Promise<Response>;
 
@@ -171,6 +172,23 @@ describe("the feed sync client", () => {
       expect(state.version).toBe(5);
       expect([...state.devices.keys()]).toEqual(["dev_a"]);
     });
+  });
+
+  it("enforces the revocations of a snapshot's first page before its last page arrives", async () => {
+    const { feed, plane, sync, state, changes } = await synced();
+    const engine = new PepEngine(state, { now: feed.now });
+    const request = { deviceId: "dev_a", destination: { ip: "10.0.0.1" }, port: 443, protocol: "tcp" as const };
+    expect(engine.decide(request).reason).not.toBe("deny.revoked");
+    plane.reply(gone, json(feed.snapshot(9, [device("dev_a", "revoked")], { last: false, next: "page-1" })));
+    const stopping = new AbortController();
+    const running = sync.step(stopping.signal).catch((error: unknown) => error);
+    await vi.waitFor(() => expect(state.devices.get("dev_a")?.state).toBe("revoked"));
+    expect(engine.decide(request).reason).toBe("deny.revoked");
+    expect(changes.at(-1)).toMatchObject({ kind: "revocations", devices: 1 });
+    // The snapshot itself is not applied until its last page: the view stays at version 5.
+    expect(state.version).toBe(5);
+    stopping.abort();
+    await running;
   });
 
   it("heals a gap with a snapshot on the next round", async () => {

@@ -14,7 +14,8 @@ import { saveState, type PepState, type ViewChange } from "./state.ts";
 import { fetchGet, nodeGet, type FeedGet, type FeedReply } from "./transport.ts";
 
 export interface SyncChange extends ViewChange {
-  readonly kind: "snapshot" | "delta";
+  /** `revocations`: revoked devices enforced from a snapshot page before the snapshot completed. */
+  readonly kind: "snapshot" | "delta" | "revocations";
   readonly version: number;
 }
 
@@ -141,6 +142,9 @@ export class FeedSync {
         return;
       }
       assembly = progress.assembly;
+      // Revocations come first in a snapshot: enforce them now, not once its last page arrived.
+      const revoked = state.applyRevocations(page.entries);
+      if (revoked > 0) this.#options.onChange?.({ kind: "revocations", version: state.version, devices: revoked, bindings: 0, policy: false });
       cursor = page.next;
       if (!cursor) throw new FeedHttpError(200, "a snapshot page that is not the last gave no cursor");
     }
