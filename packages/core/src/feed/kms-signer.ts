@@ -2,7 +2,8 @@
  * The production signer: an AWS KMS key of spec ECC_NIST_EDWARDS25519 (sign and verify),
  * signing with ED25519_SHA_512 over the raw head bytes, so the private key never leaves KMS.
  * PEPs verify with the same Ed25519 public key they would pin for a local key.
- * Not exercised here (no AWS account on this machine); the port is the one the tests use.
+ * kms-signer.test.ts runs the real client against a loopback server that speaks KMS's JSON
+ * protocol; AWS itself is not exercised here (no AWS account on this machine).
  */
 import { GetPublicKeyCommand, KMSClient, SignCommand } from "@aws-sdk/client-kms";
 import { createPublicKey } from "node:crypto";
