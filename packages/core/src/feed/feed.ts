@@ -17,7 +17,7 @@ import type { Ports } from "../ports.ts";
 import { inScope, scopeDeltas, scopeSnapshotBindings, type FeedScope } from "./scope.ts";
 import type { FeedSigner } from "./signer.ts";
 import { changeAfter, headVersion, recentDeltas, seenVersion } from "./watch.ts";
-import { contentHash, headBytes, maxHeadLifetimeSeconds, type FeedEntry, type FeedHead, type FeedResponse, type SignedHead } from "./wire.ts";
+import { bindingValue, contentHash, headBytes, maxHeadLifetimeSeconds, type FeedEntry, type FeedHead, type FeedResponse, type SignedHead } from "./wire.ts";
 
 /** A PEP further behind than this takes a snapshot instead of replaying deltas. */
 export const deltaRetentionSeconds = 7 * 24 * 60 * 60;
@@ -181,7 +181,8 @@ interface SnapshotCursor {
 type SnapshotPhase = "revoked" | "devices" | "bindings";
 const phases: readonly SnapshotPhase[] = ["revoked", "devices", "bindings"];
 /** The byTenant partition each phase lists. */
-const phasePartition = (tenantId: string, phase: SnapshotPhase) => `T#${tenantId}#${phase === "revoked" ? "revoked" : phase === "devices" ? "device" : "binding"}`;
+const phaseItems: Record<SnapshotPhase, string> = { revoked: "revoked", devices: "device", bindings: "binding" };
+const phasePartition = (tenantId: string, phase: SnapshotPhase) => `T#${tenantId}#${phaseItems[phase]}`;
 
 /** A narrowed snapshot page stops after reading this many items per entry it may hold, full or not. */
 const scanPerEntry = 10;
@@ -244,7 +245,7 @@ export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: s
         const view = enforcementView(deviceSchema.parse(device));
         entries.push(entry("device", view.id, view));
       } else {
-        bindings.push(entry("binding", String(item.address), { deviceId: item.deviceId, address: item.address, bearer: item.bearer, ...(item.apn ? { apn: item.apn } : {}) }));
+        bindings.push(entry("binding", String(item.address), bindingValue(item)));
       }
     }
     entries.push(...(scope ? await scopeSnapshotBindings(ports, tenantId, scope, bindings) : bindings));

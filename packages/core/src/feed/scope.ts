@@ -16,7 +16,7 @@ import { bindingKey, deviceKey } from "../device/keys.ts";
 import { bindingsOf } from "../identity/diff.ts";
 import type { IdentityState } from "../identity/identity-state.ts";
 import type { Ports } from "../ports.ts";
-import type { FeedEntry } from "./wire.ts";
+import { bindingValue, type FeedEntry } from "./wire.ts";
 
 export interface FeedScope {
   readonly labels: Readonly<Record<string, string>>;
@@ -91,45 +91,49 @@ async function ownedBindings(ports: Ports, tenantId: string, deviceIds: readonly
   const addresses = devices.flatMap((item) => [...bindingsOf(item.identity as IdentityState).keys()]);
   const bindings = await batchGet(ports, addresses.map((address) => bindingKey(tenantId, address)));
   const owned = new Map<string, Record<string, unknown>[]>(deviceIds.map((id) => [id, []]));
-  for (const item of bindings) {
-    const value = { deviceId: item.deviceId, address: item.address, bearer: item.bearer, ...(item.apn ? { apn: item.apn } : {}) };
-    owned.get(String(item.deviceId))?.push(value);
-  }
+  for (const item of bindings) owned.get(String(item.deviceId))?.push(bindingValue(item));
   return owned;
 }
 
 /** Deltas restricted to the scope (see the module's rules). Entries keep their versions and order. */
 export async function scopeDeltas(ports: Ports, tenantId: string, scope: FeedScope, entries: readonly FeedEntry[]): Promise<FeedEntry[]> {
   const deviceScope = new Map<string, boolean>();
-  /** Device entries whose change (same version) carried no binding of theirs. */
-  const bare: { index: number; entry: FeedEntry }[] = [];
-  entries.forEach((entry, index) => {
-    if (entry.kind !== "device") return;
+  // What each change (one version) carried for bindings: which devices it bound, and whether it removed any.
+  const bound = new Set<string>();
+  const removedAt = new Set<number>();
+  for (const entry of entries) {
+    if (entry.kind !== "binding") continue;
+    if (entry.value === null) removedAt.add(entry.version);
+    else bound.add(`${entry.version}|${String(entry.value.deviceId)}`);
+  }
+  /** Device entries whose change carried no binding of theirs. */
+  const bare = new Set<FeedEntry>();
+  for (const entry of entries) {
+    if (entry.kind !== "device") continue;
     deviceScope.set(entry.key, entry.value !== null && inScope(scope, entry.value.labels));
-    const own = entries.some((other) => other.kind === "binding" && other.version === entry.version && (other.value === null || other.value.deviceId === entry.key));
-    if (!own && entry.value !== null) bare.push({ index, entry });
-  });
+    const own = removedAt.has(entry.version) || bound.has(`${entry.version}|${entry.key}`);
+    if (!own && entry.value !== null) bare.add(entry);
+  }
   const unknown = entries.filter((entry) => entry.kind === "binding" && entry.value !== null && !deviceScope.has(String(entry.value.deviceId)));
   if (unknown.length > 0) {
     for (const [id, labels] of await labelsOf(ports, tenantId, unknown.map((entry) => String(entry.value!.deviceId)))) deviceScope.set(id, inScope(scope, labels));
   }
-  const owned = bare.length > 0 ? await ownedBindings(ports, tenantId, bare.map(({ entry }) => entry.key)) : new Map<string, Record<string, unknown>[]>();
+  const owned = bare.size > 0 ? await ownedBindings(ports, tenantId, [...bare].map((entry) => entry.key)) : new Map<string, Record<string, unknown>[]>();
 
   const scoped: FeedEntry[] = [];
-  entries.forEach((entry, index) => {
+  for (const entry of entries) {
     if (entry.kind === "device") {
       const keep = deviceScope.get(entry.key) === true;
       scoped.push(keep ? entry : { ...entry, value: null });
-      if (bare.some((item) => item.index === index)) {
-        for (const binding of owned.get(entry.key) ?? []) {
-          scoped.push({ version: entry.version, kind: "binding", key: String(binding.address), value: keep ? binding : null });
-        }
+      if (!bare.has(entry)) continue;
+      for (const binding of owned.get(entry.key) ?? []) {
+        scoped.push({ version: entry.version, kind: "binding", key: String(binding.address), value: keep ? binding : null });
       }
     } else if (entry.kind === "binding" && entry.value !== null) {
       scoped.push(deviceScope.get(String(entry.value.deviceId)) === true ? entry : { ...entry, value: null });
     } else {
       scoped.push(entry);
     }
-  });
+  }
   return scoped;
 }

@@ -72,3 +72,11 @@ export const headBytes = (head: FeedHead) => Buffer.from(canonicalJson(head));
 
 /** Idle long polls answer 304 with the re-issued signed head in this header (base64 of its JSON). */
 export const headHeader = "simroot-feed-head";
+
+/** The feed value of an IP binding, from its identity-table item. */
+export const bindingValue = (item: Record<string, unknown>): Record<string, unknown> => ({
+  deviceId: item.deviceId,
+  address: item.address,
+  bearer: item.bearer,
+  ...(item.apn ? { apn: item.apn } : {}),
+});
