@@ -1,8 +1,12 @@
 /// <reference path="./.sst/platform/config.d.ts" />
 
 // SST forbids top-level value imports here: everything lives in `infra/` and is loaded
-// inside `run()`. The tables and event rules themselves are defined once, in
-// `packages/core/src/platform/`, and `infra/` only turns them into components.
+// inside `run()`. The tables, event rules and functions (with what each may do) are defined
+// once, in `packages/core/src/platform/`, and `infra/` only turns them into components.
+//
+// Stages: `production` keeps everything on removal (`protect`, `retain`, table deletion
+// protection, PITR, a retained feed key); any other stage (`dev`, your name, a PR) is
+// disposable. See README "Deploying".
 export default $config({
   app(input) {
     return {
@@ -10,18 +14,24 @@ export default $config({
       home: "aws",
       removal: input?.stage === "production" ? "retain" : "remove",
       protect: input?.stage === "production",
+      providers: { aws: { region: "us-east-1" } },
     };
   },
   async run() {
     const { tableNameOutputs } = await import("./infra/database");
     const { bus, deadLetterQueueUrls } = await import("./infra/bus");
     const { api } = await import("./infra/api");
+    const { feedKey } = await import("./infra/feed-key");
+    const { alarmTopic, dashboard } = await import("./infra/ops");
 
     return {
       api: api.url,
       bus: bus.name,
       tables: tableNameOutputs,
       deadLetterQueues: deadLetterQueueUrls,
+      feedKey: feedKey.arn,
+      alarmTopic: alarmTopic.arn,
+      dashboard: dashboard.dashboardName,
     };
   },
 });

@@ -1,20 +1,29 @@
 /**
- * The HTTP API: every request (`$default`) goes to the one Hono app in
- * `functions/src/api.ts`, linked to every table and to the bus.
+ * The HTTP API: every request (`$default`) goes to the one Hono app in `functions/src/api.ts`,
+ * with the permissions, timeout and bundling of `functions.api` in the platform definition.
+ * The gateway's integration limit (30 s) is longer than the function's timeout (29 s), which is
+ * longer than the feed's longest long poll (20 s): see `timeouts` in core.
  */
 import type { Resource } from "sst";
-import { tableKeys } from "../packages/core/src/platform/tables.ts";
-import { bus, busEnvironment, runtime } from "./bus";
-import { tableEnvironment, tableLinks, type Expect } from "./database";
+import type { Expect } from "./database";
+import { functionArgs } from "./functions";
+import { stage } from "./stage";
 
-export const api = new sst.aws.ApiGatewayV2("Api");
-
-api.route("$default", {
-  handler: "functions/src/api.handler",
-  runtime,
-  link: [...tableLinks(tableKeys), bus],
-  environment: { ...tableEnvironment(tableKeys), ...busEnvironment },
+export const api = new sst.aws.ApiGatewayV2("Api", {
+  accessLog: { retention: stage.logRetention },
+  transform: {
+    stage: (args) => {
+      // Throttling for the whole API (per-tenant limits are the app's own, in front of the store).
+      args.defaultRouteSettings = {
+        ...(args.defaultRouteSettings as object | undefined),
+        throttlingRateLimit: stage.throttle.rateLimit,
+        throttlingBurstLimit: stage.throttle.burstLimit,
+      };
+    },
+  },
 });
+
+api.route("$default", functionArgs("api"));
 
 /** Fails to typecheck when the committed `sst-env.d.ts` lacks the API. */
 export type ApiDeclaredInSstEnv = Expect<

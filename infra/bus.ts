@@ -8,36 +8,25 @@
  */
 import { retryPolicy, rules, type EventPattern, type RuleName } from "../packages/core/src/platform/rules.ts";
 import type { Resource } from "sst";
-import { tableEnvironment, tableLinks, type Expect } from "./database";
+import type { Expect } from "./database";
+import { bus } from "./event-bus";
+import { functionArgs } from "./functions";
 
-/** Runtime of every function. */
-export const runtime = "nodejs24.x" satisfies sst.aws.FunctionArgs["runtime"];
-
-export const bus = new sst.aws.Bus("Events");
-
-/** `SIMROOT_BUS_NAME`, what core's `busName()` reads. */
-export const busEnvironment = { SIMROOT_BUS_NAME: bus.name };
+export { bus, busEnvironment } from "./event-bus";
+export { runtime } from "./functions";
 
 /** `deviceTimeline` -> `DeviceTimeline`. */
 export type RuleComponentName<R extends RuleName = RuleName> = Capitalize<R>;
 /** The dead-letter queue of a rule target, and its `Resource` key in `sst-env.d.ts`. */
 export type DeadLetterQueueName<R extends RuleName = RuleName> = `${RuleComponentName<R>}DeadLetterQueue`;
 
-/** Fails to typecheck when the committed `sst-env.d.ts` lacks the bus or a rule's queue. */
-export type BusDeclaredInSstEnv = Expect<
-  Resource["Events"] extends { name: string; arn: string; type: "sst.aws.Bus" } ? true : false
->;
+/** Fails to typecheck when the committed `sst-env.d.ts` lacks a rule's queue. */
 export type DeadLetterQueuesDeclaredInSstEnv = Expect<
   Resource[DeadLetterQueueName] extends { url: string; type: "sst.aws.Queue" } ? true : false
 >;
 
 function ruleComponentName<R extends RuleName>(name: R): RuleComponentName<R> {
   return `${name.charAt(0).toUpperCase()}${name.slice(1)}` as RuleComponentName<R>;
-}
-
-/** `consumers/operator-events.ts` -> `functions/src/consumers/operator-events.handler`. */
-function handlerPath(module: string): string {
-  return `functions/src/${module.replace(/\.[cm]?[jt]s$/, "")}.handler`;
 }
 
 type SubscriberPattern = NonNullable<sst.aws.BusSubscriberArgs["pattern"]>;
@@ -80,13 +69,9 @@ function subscribeRule<R extends RuleName>(name: R) {
 
   const subscriber = bus.subscribe(
     componentName,
-    {
-      handler: handlerPath(rule.handler),
-      runtime,
-      // The bus: consumers may publish follow-up events. The queue: Lambda's on-failure destination below.
-      link: [...tableLinks(rule.tables), bus, deadLetterQueue],
-      environment: { ...tableEnvironment(rule.tables), ...busEnvironment },
-    },
+    // Not the code's: Lambda itself sends a failed invocation to the on-failure destination
+    // below with the function's role, so the role may send to its own queue and no other.
+    functionArgs(name, {}, [{ actions: ["sqs:SendMessage"], resources: [deadLetterQueue.arn] }]),
     {
       pattern: subscriberPattern(rule.pattern),
       transform: {
@@ -97,7 +82,7 @@ function subscribeRule<R extends RuleName>(name: R) {
         target: {
           retryPolicy: {
             maximumEventAgeInSeconds: retryPolicy.maximumEventAgeSeconds,
-            maximumRetryAttempts: retryPolicy.maximumRetryAttempts,
+            maximumRetryAttempts: retryPolicy.deliveryRetryAttempts,
           },
           deadLetterConfig: { arn: deadLetterQueue.arn },
         },
@@ -109,8 +94,8 @@ function subscribeRule<R extends RuleName>(name: R) {
   // Lambda only. A handler that keeps failing after Lambda's own retries lands in the same queue.
   new aws.lambda.FunctionEventInvokeConfig(`${componentName}OnFailure`, {
     functionName: subscriber.apply((s) => s.nodes.function.name),
-    maximumRetryAttempts: 2,
-    maximumEventAgeInSeconds: 6 * 60 * 60,
+    maximumRetryAttempts: retryPolicy.handlerAttempts - 1,
+    maximumEventAgeInSeconds: retryPolicy.maximumEventAgeSeconds,
     destinationConfig: { onFailure: { destination: deadLetterQueue.arn } },
   });
 

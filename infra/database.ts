@@ -9,6 +9,7 @@ import {
   type TableDefinition,
   type TableKey,
 } from "../packages/core/src/platform/tables.ts";
+import { stage } from "./stage";
 
 /** `identity` -> `IdentityTable`: the component name, and the `Resource` key in `sst-env.d.ts`. */
 export type TableComponentName<K extends TableKey = TableKey> = `${Capitalize<K>}Table`;
@@ -48,6 +49,13 @@ function dynamoArgs(definition: TableDefinition): sst.aws.DynamoArgs {
         : { hashKey: definition.partitionKey, rangeKey: definition.sortKey },
     ...(Object.keys(globalIndexes).length > 0 ? { globalIndexes } : {}),
     ...(definition.ttl === undefined ? {} : { ttl: definition.ttl }),
+    // Production keeps its data: deletion protection and 35 days of point-in-time recovery.
+    transform: {
+      table: (args) => {
+        args.deletionProtectionEnabled = stage.protectTables;
+        args.pointInTimeRecovery = { enabled: stage.protectTables };
+      },
+    },
   };
 }
 
@@ -59,11 +67,6 @@ export const dynamoTables = Object.fromEntries(
 /** `SIMROOT_TABLE_<KEY>` = table name, for the given tables (what core's `tableNames()` reads). */
 export function tableEnvironment(keys: readonly TableKey[]): Record<string, $util.Output<string>> {
   return Object.fromEntries(keys.map((key) => [tableEnvironmentVariable(key), dynamoTables[key].name]));
-}
-
-/** The table components to `link` for the given tables (grants dynamodb:* on table and indexes). */
-export function tableLinks(keys: readonly TableKey[]): sst.aws.Dynamo[] {
-  return keys.map((key) => dynamoTables[key]);
 }
 
 /** Table names by key, for the app outputs. */

@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rules, tableKeys, tables, type TableDefinition } from "@simroot/core";
+import { functions } from "@simroot/core/platform/functions";
 import { validatePattern } from "@simroot/local/bus/pattern";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
 
@@ -25,9 +26,11 @@ describe("the one definition of tables and rules", () => {
     }
   });
 
-  it.each(Object.entries(rules))("rule %s has a valid pattern, known tables and a handler module", async (_, rule) => {
+  it.each(Object.entries(rules))("rule %s has a valid pattern, a function with known tables and a handler module", async (name, rule) => {
     expect(() => validatePattern(rule.pattern)).not.toThrow();
-    for (const table of rule.tables) expect(tableKeys).toContain(table);
+    const definition = functions[name as keyof typeof functions];
+    expect(definition.handler).toBe(rule.handler);
+    for (const table of Object.keys(definition.tables)) expect(tableKeys).toContain(table);
     const file = join(root, "functions", "src", rule.handler);
     expect(existsSync(file)).toBe(true);
     const module = (await import(file)) as { handler?: unknown };

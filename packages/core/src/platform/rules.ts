@@ -3,8 +3,6 @@
  * `infra/bus.ts` subscribes each rule's handler to the EventBridge bus; the local bus
  * loads the very same handler modules and matches with the very same patterns.
  */
-import type { TableKey } from "./tables.ts";
-
 /** An EventBridge event pattern (content filtering syntax). */
 export type EventPattern = { readonly [field: string]: unknown };
 
@@ -12,10 +10,9 @@ export interface RuleDefinition {
   readonly pattern: EventPattern;
   /** The consumer module under `functions/src/`, exporting `handler`. */
   readonly handler: string;
-  /** The tables the consumer reads or writes (linked in AWS). */
-  readonly tables: readonly TableKey[];
   readonly does: string;
 }
+// What each consumer may do to which table is declared with the function, in ./functions.ts.
 
 /** The bus `source` of the changes simroot applied (and publishes for automation). */
 export const eventSource = "simroot";
@@ -27,17 +24,30 @@ export const rules = {
     does: "replays the parked facts that name a newly registered device, so nothing waits for an operator",
     pattern: { source: [eventSource], "detail-type": ["device.registered"] },
     handler: "consumers/parked-reconciler.ts",
-    tables: ["control"],
   },
   operatorEvents: {
     does: "applies the facts operator cores and eSIM managers report to device identity state",
     pattern: { source: [ingestSource] },
     handler: "consumers/operator-events.ts",
-    tables: ["identity", "control", "audit"],
   },
 } as const satisfies Record<string, RuleDefinition>;
 
 export type RuleName = keyof typeof rules;
 
-/** Retry policy for every rule target, in AWS and on the local bus. */
-export const retryPolicy = { maximumEventAgeSeconds: 24 * 60 * 60, maximumRetryAttempts: 185 } as const;
+/**
+ * Retries of every rule, the same in AWS and on the local bus. In AWS a consumer is invoked
+ * asynchronously, so a handler that fails is retried by Lambda (at most 2 retries, about 1 and
+ * 2 minutes apart), not by EventBridge: EventBridge's own retries (up to 185 within the event
+ * age) only cover getting the event to Lambda (throttling, Lambda unavailable). Either way an
+ * event older than `maximumEventAgeSeconds` or out of attempts lands in the rule's dead-letter
+ * queue. The local bus runs a handler `handlerAttempts` times within the same age, then
+ * dead-letters it.
+ */
+export const retryPolicy = {
+  /** A failing handler runs this often in all: Lambda's first attempt plus its 2 retries. */
+  handlerAttempts: 3,
+  /** Retries of the delivery to the function (EventBridge's target retry policy). */
+  deliveryRetryAttempts: 185,
+  /** The age after which an event is dead-lettered rather than retried: Lambda's and EventBridge's. */
+  maximumEventAgeSeconds: 6 * 60 * 60,
+} as const;

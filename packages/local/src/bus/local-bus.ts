@@ -78,7 +78,7 @@ export class LocalBus implements Publisher {
     this.#concurrency = options.concurrency ?? 32;
     this.#region = options.region ?? "local";
     this.#retry = {
-      maxAttempts: retryPolicy.maximumRetryAttempts + 1,
+      maxAttempts: retryPolicy.handlerAttempts,
       maxAgeMs: retryPolicy.maximumEventAgeSeconds * 1000,
       baseDelayMs: 100,
       maxDelayMs: 60_000,

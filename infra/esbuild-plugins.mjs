@@ -1,0 +1,29 @@
+// esbuild plugins for every function bundle: SST loads this file (`nodejs.plugins` in
+// infra/functions.ts) and so does `scripts/bundle/build.ts`, so the budgets are measured on
+// what is deployed.
+//
+// zodEnglishOnly: `import { z } from "zod"` keeps the whole `z` namespace, and with it
+// `z.locales`: 50 translations of zod's error messages (about 370 KB minified) in every
+// function. simroot answers in English only (problem+json carries its own messages), so the
+// bundle's `zod/v4/locales/index.js` re-exports English alone. `z.config(z.locales.fr())` would
+// fail in a function; nothing in simroot calls it.
+import { dirname, join } from "node:path";
+
+/** @type {import("esbuild").Plugin} */
+export const zodEnglishOnly = {
+  name: "zod-english-only",
+  setup(build) {
+    build.onResolve({ filter: /[\\/]locales[\\/]index\.js$|^\.\.\/locales\/index\.js$/ }, (args) => {
+      if (!/[\\/]zod[\\/]/.test(args.importer)) return undefined;
+      const localesDir = join(dirname(args.importer), "..", "locales");
+      return { path: join(localesDir, "index.js"), namespace: "zod-english-only", pluginData: { localesDir } };
+    });
+    build.onLoad({ filter: /.*/, namespace: "zod-english-only" }, (args) => ({
+      contents: `export { default as en } from ${JSON.stringify(join(args.pluginData.localesDir, "en.js"))};`,
+      loader: "js",
+      resolveDir: args.pluginData.localesDir,
+    }));
+  },
+};
+
+export default [zodEnglishOnly];

@@ -1,0 +1,76 @@
+/**
+ * Every function's arguments from the platform definition (`packages/core/src/platform/
+ * functions.ts`): handler, timeout, memory, bundling, and its IAM permissions, one statement
+ * per resource with every action named. Nothing is `link`ed: SST's links grant `dynamodb:*`,
+ * `events:*` and `sqs:*`, and core reads its settings from the environment anyway.
+ */
+import { functions, grantsOf, type FunctionName, type Grant } from "../packages/core/src/platform/functions.ts";
+import { bundling } from "../packages/core/src/platform/limits.ts";
+import { tableKeys } from "../packages/core/src/platform/tables.ts";
+import { tableEnvironment, dynamoTables } from "./database";
+import { bus, busEnvironment } from "./event-bus";
+import { feedKey, feedKeyEnvironment } from "./feed-key";
+import { stage } from "./stage";
+
+/** Runtime of every function. */
+export const runtime = "nodejs24.x" satisfies sst.aws.FunctionArgs["runtime"];
+
+/** `consumers/operator-events.ts` -> `functions/src/consumers/operator-events.handler`. */
+export function handlerPath(module: string): string {
+  return `functions/src/${module.replace(/\.[cm]?[jt]s$/, "")}.handler`;
+}
+
+/** Resources that exist only once the rules are subscribed (bus.ts fills them in). */
+export interface LateResources {
+  readonly deadLetterQueueArns?: $util.Input<string>[];
+  readonly consumerArns?: $util.Input<string>[];
+}
+
+function resourcesOf(grant: Grant, late: LateResources): $util.Input<string>[] {
+  const on = grant.on;
+  if ("table" in on) {
+    const arn = dynamoTables[on.table].arn;
+    return on.indexes ? [arn, $interpolate`${arn}/index/*`] : [arn];
+  }
+  if ("bus" in on) return [bus.arn];
+  if ("feedKey" in on) return [feedKey.arn];
+  if ("deadLetterQueues" in on) return late.deadLetterQueueArns ?? [];
+  return late.consumerArns ?? [];
+}
+
+/** An IAM statement infra adds for what AWS does with the function's role (not its code). */
+export interface RoleStatement {
+  readonly actions: string[];
+  readonly resources: $util.Input<string>[];
+}
+
+export function permissionsOf(name: FunctionName, late: LateResources = {}): RoleStatement[] {
+  return grantsOf(functions[name]).map((grant) => ({ actions: [...grant.actions], resources: resourcesOf(grant, late) }));
+}
+
+/** The arguments of a function: everything but what only its caller knows (links to late resources). */
+export function functionArgs(name: FunctionName, late: LateResources = {}, role: RoleStatement[] = []): sst.aws.FunctionArgs {
+  const definition = functions[name];
+  const tables = Object.keys(definition.tables) as (typeof tableKeys)[number][];
+  return {
+    handler: handlerPath(definition.handler),
+    runtime,
+    timeout: `${definition.timeoutSeconds} seconds`,
+    memory: `${definition.memoryMb} MB`,
+    architecture: "arm64",
+    permissions: [...permissionsOf(name, late), ...role],
+    environment: {
+      ...tableEnvironment(tables),
+      ...(definition.publishes ? busEnvironment : {}),
+      ...(definition.feedKey.length > 0 ? feedKeyEnvironment : {}),
+      POWERTOOLS_SERVICE_NAME: `simroot-${name}`,
+    },
+    logging: { format: "json", retention: stage.logRetention },
+    nodejs: {
+      format: "esm",
+      minify: bundling.minify,
+      esbuild: { external: [...bundling.external] },
+      plugins: "infra/esbuild-plugins.mjs",
+    },
+  };
+}

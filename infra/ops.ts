@@ -1,0 +1,158 @@
+/**
+ * Alarms and the dashboard for the figures that matter. Alarms notify one SNS topic
+ * (subscribe the on-call address after the first deploy: see README "Deploying").
+ *
+ * - dead letters: any message in a rule's dead-letter queue (an event no consumer could apply);
+ * - consumers: errors, throttles, and the age of events waiting for a retry (AsyncEventAge);
+ * - API: 5xx answers, p99 latency near the function timeout, throttled requests (429s);
+ * - tables: throttled requests and system errors;
+ * - ingest accepted vs applied, from the EMF metrics the functions print (namespace `simroot`).
+ */
+import { timeouts } from "../packages/core/src/platform/limits.ts";
+import type { RuleName } from "../packages/core/src/platform/rules.ts";
+import { api } from "./api";
+import { subscriptions } from "./bus";
+import { dynamoTables } from "./database";
+
+export const alarmTopic = new aws.sns.Topic("Alarms");
+
+const region = aws.getRegionOutput().name;
+const period = 60;
+
+type AlarmArgs = Omit<aws.cloudwatch.MetricAlarmArgs, "alarmActions" | "okActions" | "evaluationPeriods"> & {
+  evaluationPeriods?: number;
+};
+
+function alarm(name: string, args: AlarmArgs) {
+  return new aws.cloudwatch.MetricAlarm(name, {
+    treatMissingData: "notBreaching",
+    ...args,
+    evaluationPeriods: args.evaluationPeriods ?? 1,
+    alarmActions: [alarmTopic.arn],
+    okActions: [alarmTopic.arn],
+  });
+}
+
+const ruleNames = Object.keys(subscriptions) as RuleName[];
+
+for (const rule of ruleNames) {
+  const { subscriber, deadLetterQueue } = subscriptions[rule];
+  const functionName = subscriber.apply((s) => s.nodes.function.name);
+  alarm(`${rule}DeadLetters`, {
+    alarmDescription: `Events rule ${rule} could not apply are waiting in its dead-letter queue: inspect and redrive`,
+    namespace: "AWS/SQS",
+    metricName: "ApproximateNumberOfMessagesVisible",
+    dimensions: { QueueName: deadLetterQueue.nodes.queue.name },
+    statistic: "Maximum",
+    period: 300,
+    comparisonOperator: "GreaterThanThreshold",
+    threshold: 0,
+  });
+  alarm(`${rule}Errors`, {
+    alarmDescription: `Consumer ${rule} fails (Lambda retries, then dead-letters)`,
+    namespace: "AWS/Lambda",
+    metricName: "Errors",
+    dimensions: { FunctionName: functionName },
+    statistic: "Sum",
+    period: 300,
+    comparisonOperator: "GreaterThanThreshold",
+    threshold: 5,
+  });
+  alarm(`${rule}EventAge`, {
+    alarmDescription: `Events wait more than 5 minutes for consumer ${rule} (retries or throttling)`,
+    namespace: "AWS/Lambda",
+    metricName: "AsyncEventAge",
+    dimensions: { FunctionName: functionName },
+    statistic: "Maximum",
+    period,
+    evaluationPeriods: 5,
+    comparisonOperator: "GreaterThanThreshold",
+    threshold: 5 * 60 * 1000,
+  });
+}
+
+const apiId = api.nodes.api.id;
+alarm("Api5xx", {
+  alarmDescription: "The API answers 5xx (503s included: a dependency is down)",
+  namespace: "AWS/ApiGateway",
+  metricName: "5xx",
+  dimensions: { ApiId: apiId },
+  statistic: "Sum",
+  period: 300,
+  comparisonOperator: "GreaterThanThreshold",
+  threshold: 10,
+});
+alarm("ApiLatency", {
+  alarmDescription: "API p99 latency is near the function timeout",
+  namespace: "AWS/ApiGateway",
+  metricName: "IntegrationLatency",
+  dimensions: { ApiId: apiId },
+  extendedStatistic: "p99",
+  period: 300,
+  comparisonOperator: "GreaterThanThreshold",
+  // Long polls wait up to the feed's longest wait by design: alarm beyond it.
+  threshold: (timeouts.feedWaitSeconds + 5) * 1000,
+});
+
+for (const [key, table] of Object.entries(dynamoTables)) {
+  alarm(`${key}TableThrottles`, {
+    alarmDescription: `Table ${key} throttles requests`,
+    namespace: "AWS/DynamoDB",
+    metricName: "ThrottledRequests",
+    dimensions: { TableName: table.name },
+    statistic: "Sum",
+    period: 300,
+    comparisonOperator: "GreaterThanThreshold",
+    threshold: 0,
+  });
+}
+
+const metric = (namespace: string, name: string, dimensions: Record<string, unknown>, stat = "Sum") => [
+  namespace,
+  name,
+  ...Object.entries(dimensions).flat(),
+  { stat },
+];
+
+export const dashboard = new aws.cloudwatch.Dashboard("Dashboard", {
+  dashboardName: `simroot-${$app.stage}`,
+  dashboardBody: $resolve([
+    region,
+    apiId,
+    ...ruleNames.map((rule) => subscriptions[rule].deadLetterQueue.nodes.queue.name),
+    ...ruleNames.map((rule) => subscriptions[rule].subscriber.apply((s) => s.nodes.function.name)),
+  ]).apply(([regionName, id, ...names]) => {
+    const queues = names.slice(0, ruleNames.length);
+    const consumers = names.slice(ruleNames.length);
+    const widget = (title: string, metrics: unknown[][], y: number, x: number) => ({
+      type: "metric",
+      x,
+      y,
+      width: 12,
+      height: 6,
+      properties: { title, region: regionName, period, view: "timeSeries", metrics },
+    });
+    return JSON.stringify({
+      widgets: [
+        widget("Ingest: accepted vs applied", [
+          metric("simroot", "IngestAccepted", { service: "simroot-api" }),
+          metric("simroot", "FactsApplied", { service: "simroot-operatorEvents" }),
+        ], 0, 0),
+        widget("Dead letters", queues.map((queue) => metric("AWS/SQS", "ApproximateNumberOfMessagesVisible", { QueueName: queue }, "Maximum")), 0, 12),
+        widget("Feed: head age (s) and revocation latency (ms)", [
+          metric("simroot", "FeedHeadAgeSeconds", { service: "simroot-api" }, "Maximum"),
+          metric("simroot", "RevocationLatencyMs", { service: "simroot-api" }, "p99"),
+        ], 6, 0),
+        widget("API", [
+          metric("AWS/ApiGateway", "Count", { ApiId: id }),
+          metric("AWS/ApiGateway", "4xx", { ApiId: id }),
+          metric("AWS/ApiGateway", "5xx", { ApiId: id }),
+        ], 6, 12),
+        widget("Consumers: errors and event age", consumers.flatMap((name) => [
+          metric("AWS/Lambda", "Errors", { FunctionName: name }),
+          metric("AWS/Lambda", "AsyncEventAge", { FunctionName: name }, "Maximum"),
+        ]), 12, 0),
+      ],
+    });
+  }),
+});

@@ -1,0 +1,118 @@
+/**
+ * The one definition of simroot's functions and of what each one's code does to which
+ * resource. `infra/` grants every function exactly these actions on exactly these resources
+ * (no wildcard action, nothing by hand), and `test/permissions.test.ts` builds each function
+ * the way SST does and fails when its code sends an SDK command whose IAM action is not
+ * declared here (or when a declared action is used by no command: least privilege).
+ *
+ * A new function (or a new command in an existing one) declares its needs here, and only here.
+ */
+import { rules, type RuleName } from "./rules.ts";
+import { timeouts } from "./limits.ts";
+import type { TableKey } from "./tables.ts";
+
+/** DynamoDB item and query actions a function may be granted on a table (never table management). */
+export type TableAction =
+  | "GetItem"
+  | "BatchGetItem"
+  | "Query"
+  | "PutItem"
+  | "UpdateItem"
+  | "DeleteItem"
+  | "ConditionCheckItem"
+  | "BatchWriteItem";
+
+export interface FunctionDefinition {
+  /** The module under `functions/src/`, exporting `handler`. */
+  readonly handler: string;
+  readonly does: string;
+  readonly timeoutSeconds: number;
+  readonly memoryMb: number;
+  /** The tables it uses and the actions on each (`Query` also covers the table's indexes). */
+  readonly tables: Readonly<Partial<Record<TableKey, readonly TableAction[]>>>;
+  /** `events:PutEvents` on simroot's bus. */
+  readonly publishes: boolean;
+  /** `kms:*` actions on the feed's signing key. */
+  readonly feedKey: readonly ("Sign" | "GetPublicKey")[];
+  /** `sqs:*` actions on the rules' dead-letter queues (listing and redriving them). */
+  readonly deadLetterQueues: readonly ("ReceiveMessage" | "DeleteMessage" | "GetQueueAttributes")[];
+  /** `lambda:InvokeFunction` on the rule consumers (redrive hands a dead letter back to its consumer). */
+  readonly invokesConsumers: boolean;
+}
+
+const consumer = {
+  timeoutSeconds: timeouts.consumerFunctionSeconds,
+  memoryMb: 1024,
+  feedKey: [],
+  deadLetterQueues: [],
+  invokesConsumers: false,
+} as const;
+
+/** What applying an operator fact or replaying a parked one does: the identity fold, parking, the ledger. */
+const applyTables = {
+  identity: ["GetItem", "Query", "PutItem", "DeleteItem"],
+  control: ["GetItem", "Query", "PutItem", "DeleteItem"],
+  audit: ["GetItem", "Query", "PutItem"],
+} as const satisfies FunctionDefinition["tables"];
+
+export const functions = {
+  api: {
+    handler: "api.ts",
+    does: "serves the HTTP API (every route) and signs the feed",
+    timeoutSeconds: timeouts.apiFunctionSeconds,
+    memoryMb: 1024,
+    tables: {
+      identity: ["GetItem", "BatchGetItem", "Query", "PutItem", "DeleteItem"],
+      control: ["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"],
+      audit: ["GetItem", "Query", "PutItem"],
+      flows: ["Query", "PutItem"],
+    },
+    publishes: true,
+    feedKey: ["Sign", "GetPublicKey"],
+    deadLetterQueues: [],
+    invokesConsumers: false,
+  },
+  parkedReconciler: {
+    ...consumer,
+    handler: rules.parkedReconciler.handler,
+    does: rules.parkedReconciler.does,
+    tables: applyTables,
+    publishes: true,
+  },
+  operatorEvents: {
+    ...consumer,
+    handler: rules.operatorEvents.handler,
+    does: rules.operatorEvents.does,
+    tables: applyTables,
+    publishes: true,
+  },
+} as const satisfies Record<"api" | RuleName, FunctionDefinition>;
+
+export type FunctionName = keyof typeof functions;
+export const functionNames = Object.keys(functions) as FunctionName[];
+
+/** An IAM statement, resource-agnostic: infra fills in the ARNs. */
+export interface Grant {
+  readonly actions: readonly string[];
+  readonly on:
+    | { readonly table: TableKey; readonly indexes: boolean }
+    | { readonly bus: true }
+    | { readonly feedKey: true }
+    | { readonly deadLetterQueues: true }
+    | { readonly consumers: true };
+}
+
+/** The grants of a function: one statement per resource, every action named. */
+export function grantsOf(definition: FunctionDefinition): Grant[] {
+  const grants: Grant[] = Object.entries(definition.tables).map(([table, actions]) => ({
+    actions: [...new Set(actions)].map((action) => `dynamodb:${action}`),
+    on: { table: table as TableKey, indexes: actions!.includes("Query") },
+  }));
+  if (definition.publishes) grants.push({ actions: ["events:PutEvents"], on: { bus: true } });
+  if (definition.feedKey.length > 0) grants.push({ actions: definition.feedKey.map((a) => `kms:${a}`), on: { feedKey: true } });
+  if (definition.deadLetterQueues.length > 0) {
+    grants.push({ actions: definition.deadLetterQueues.map((a) => `sqs:${a}`), on: { deadLetterQueues: true } });
+  }
+  if (definition.invokesConsumers) grants.push({ actions: ["lambda:InvokeFunction"], on: { consumers: true } });
+  return grants;
+}

@@ -1,0 +1,50 @@
+/**
+ * The timeouts of the request path, end to end, in one place so they cannot disagree:
+ * the PEP waits longer than the gateway, the gateway longer than the function, the
+ * function longer than the feed's long poll plus its reads and signing, and each SDK call
+ * gives up (and is retried or answered 503) well inside the function's time.
+ *
+ *   PEP timeout (wait + 15 s) > HTTP API (30 s) > API function (29 s) > feed wait (20 s) + reads
+ */
+export const timeouts = {
+  /** The HTTP API's integration limit: a hard maximum of API Gateway. */
+  gatewaySeconds: 30,
+  /** The API function's Lambda timeout: it must answer before the gateway gives up. */
+  apiFunctionSeconds: 29,
+  /** The longest long poll `/v1/feed?wait=` allows, leaving 9 s for reads, signing and a cold start. */
+  feedWaitSeconds: 20,
+  /** A bus consumer's Lambda timeout. */
+  consumerFunctionSeconds: 60,
+  /** TCP connect to DynamoDB, KMS, EventBridge, SQS (a regional endpoint connects in milliseconds). */
+  sdkConnectionMs: 1_000,
+  /** One SDK request attempt, from sending to the whole response: a store that never answers fails here. */
+  sdkRequestMs: 3_000,
+  /** SDK attempts per call (the first plus retries): 3 x 3 s + backoff stays under 10 s. */
+  sdkMaxAttempts: 3,
+  /** What a 503 tells clients to wait before trying again. */
+  retryAfterSeconds: 2,
+} as const;
+
+/** How every function is bundled, by SST in AWS and by `bench/bundle` here. */
+export const bundling = {
+  /** The runtime ships the AWS SDK v3: it stays out of every bundle. */
+  external: ["@aws-sdk/*", "@smithy/*", "@aws-crypto/*"],
+  minify: true,
+  /** Minified bytes per function (AWS SDK excluded). */
+  budgetBytes: 300 * 1024,
+  /** Median module initialisation on the development machine. */
+  initBudgetMs: 100,
+  /**
+   * Functions known to exceed `budgetBytes`, each with the ceiling it must not grow past and
+   * why. The bundle test fails when one grows past its ceiling, and when one is back under
+   * budget (so the exception is removed, not forgotten).
+   */
+  overBudget: {
+    api: {
+      ceilingBytes: 500 * 1024,
+      why:
+        "zod's classic API (~190 KB: the `z` namespace keeps every schema kind, JSON Schema conversion, the JIT " +
+        "compiler), zod-to-openapi for /openapi.json (~30 KB) and asn1js for eIM notifications (~65 KB)",
+    },
+  } as Readonly<Record<string, { readonly ceilingBytes: number; readonly why: string }>>,
+} as const;

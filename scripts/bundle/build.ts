@@ -1,0 +1,56 @@
+/**
+ * Builds a function the way SST does (esbuild, ESM for Node, minified, the AWS SDK left to
+ * the Lambda runtime), so its size, start-up and the SDK commands it can send are measured
+ * on what would be deployed. Used by `npm run bench:bundle` and `test/bundle.test.ts`.
+ */
+import { build } from "esbuild";
+import plugins from "../../infra/esbuild-plugins.mjs";
+import { join } from "node:path";
+import { bundling } from "../../packages/core/src/platform/limits.ts";
+import { functions, type FunctionName } from "../../packages/core/src/platform/functions.ts";
+
+const root = join(import.meta.dirname, "..", "..");
+
+export interface Bundle {
+  readonly name: FunctionName;
+  readonly code: string;
+  readonly bytes: number;
+  /** Bytes by input (package or file), largest first. */
+  readonly inputs: readonly { path: string; bytes: number }[];
+}
+
+export async function bundleFunction(name: FunctionName): Promise<Bundle> {
+  const result = await build({
+    entryPoints: [join(root, "functions", "src", functions[name].handler)],
+    bundle: true,
+    write: false,
+    platform: "node",
+    format: "esm",
+    target: "node24",
+    minify: bundling.minify,
+    metafile: true,
+    external: [...bundling.external],
+    mainFields: ["module", "main"],
+    // What SST adds to every ESM bundle so CommonJS dependencies can `require`.
+    banner: { js: `import { createRequire as topLevelCreateRequire } from 'module';const require = topLevelCreateRequire(import.meta.url);` },
+    plugins,
+    logLevel: "silent",
+  });
+  const output = result.outputFiles[0]!;
+  const meta = Object.values(result.metafile.outputs)[0]!;
+  const inputs = Object.entries(meta.inputs)
+    .map(([path, { bytesInOutput }]) => ({ path, bytes: bytesInOutput }))
+    .sort((a, b) => b.bytes - a.bytes);
+  return { name, code: output.text, bytes: output.contents.byteLength, inputs };
+}
+
+/** Bytes by npm package (or `(simroot)` for the workspace's own code). */
+export function bytesByPackage(bundle: Bundle): [string, number][] {
+  const totals = new Map<string, number>();
+  for (const { path, bytes } of bundle.inputs) {
+    const match = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
+    const key = match ? match[1]! : "(simroot)";
+    totals.set(key, (totals.get(key) ?? 0) + bytes);
+  }
+  return [...totals].sort((a, b) => b[1] - a[1]);
+}

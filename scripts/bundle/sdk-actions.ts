@@ -1,0 +1,70 @@
+/**
+ * Which IAM actions a bundle's code can need: the AWS SDK commands it imports (the SDK is
+ * external, so every command stays a named import from `@aws-sdk/*`), each mapped to the
+ * action IAM checks for it. A transaction's actions are those of the item kinds its code builds.
+ */
+const byCommand: Readonly<Record<string, readonly string[]>> = {
+  GetCommand: ["dynamodb:GetItem"],
+  GetItemCommand: ["dynamodb:GetItem"],
+  BatchGetCommand: ["dynamodb:BatchGetItem"],
+  BatchGetItemCommand: ["dynamodb:BatchGetItem"],
+  QueryCommand: ["dynamodb:Query"],
+  ScanCommand: ["dynamodb:Scan"],
+  PutCommand: ["dynamodb:PutItem"],
+  PutItemCommand: ["dynamodb:PutItem"],
+  UpdateCommand: ["dynamodb:UpdateItem"],
+  UpdateItemCommand: ["dynamodb:UpdateItem"],
+  DeleteCommand: ["dynamodb:DeleteItem"],
+  DeleteItemCommand: ["dynamodb:DeleteItem"],
+  BatchWriteCommand: ["dynamodb:BatchWriteItem"],
+  TransactGetCommand: ["dynamodb:GetItem"],
+  CreateTableCommand: ["dynamodb:CreateTable"],
+  DescribeTableCommand: ["dynamodb:DescribeTable"],
+  UpdateTimeToLiveCommand: ["dynamodb:UpdateTimeToLive"],
+  DeleteTableCommand: ["dynamodb:DeleteTable"],
+  PutEventsCommand: ["events:PutEvents"],
+  SignCommand: ["kms:Sign"],
+  GetPublicKeyCommand: ["kms:GetPublicKey"],
+  ReceiveMessageCommand: ["sqs:ReceiveMessage"],
+  DeleteMessageCommand: ["sqs:DeleteMessage"],
+  GetQueueAttributesCommand: ["sqs:GetQueueAttributes"],
+  SendMessageCommand: ["sqs:SendMessage"],
+  InvokeCommand: ["lambda:InvokeFunction"],
+};
+
+/** `TransactWriteItems` has no IAM action of its own: IAM checks each item's. */
+const transactItems: Readonly<Record<string, string>> = {
+  Put: "dynamodb:PutItem",
+  Update: "dynamodb:UpdateItem",
+  Delete: "dynamodb:DeleteItem",
+  ConditionCheck: "dynamodb:ConditionCheckItem",
+};
+
+/** The names a bundle imports from the AWS SDK packages. */
+export function sdkImports(code: string): string[] {
+  const names = new Set<string>();
+  for (const match of code.matchAll(/import\s*\{([^}]*)\}\s*from\s*["'](@aws-sdk\/[^"']+)["']/g)) {
+    for (const part of match[1]!.split(",")) {
+      const name = part.trim().split(/\s+as\s+/)[0]!.trim();
+      if (name) names.add(name);
+    }
+  }
+  return [...names].sort();
+}
+
+/** The IAM actions the bundle's SDK commands need; throws on a command this map does not know. */
+export function actionsNeeded(code: string): string[] {
+  const actions = new Set<string>();
+  for (const name of sdkImports(code).filter((imported) => imported.endsWith("Command"))) {
+    if (name === "TransactWriteCommand" || name === "TransactWriteItemsCommand") {
+      for (const [key, action] of Object.entries(transactItems)) {
+        if (new RegExp(`[{,]${key}:`).test(code)) actions.add(action);
+      }
+      continue;
+    }
+    const mapped = byCommand[name];
+    if (!mapped) throw new Error(`No IAM action known for SDK command ${name}: add it to scripts/bundle/sdk-actions.ts`);
+    for (const action of mapped) actions.add(action);
+  }
+  return [...actions].sort();
+}
