@@ -1,16 +1,15 @@
-import { handle } from "hono/aws-lambda";
 import { createApp } from "@simroot/api";
-import { busName, feedKmsKeyId, kmsSigner, runtimePorts, storeHealth, type FeedSigner } from "@simroot/core";
+import { lambdaHandler } from "./lib/lambda-http.ts";
+import { busName, feedKmsKeyId, kmsSigner, lazySigner, runtimePorts, storeHealth } from "@simroot/core";
 
-let signer: Promise<FeedSigner> | undefined;
-const feedSigner = () => {
+// Kept once it works; a transient KMS failure is retried on the next request, not cached.
+const feedSigner = lazySigner(async () => {
   const keyId = feedKmsKeyId();
   if (!keyId) throw new Error("SIMROOT_FEED_KMS_KEY_ID is not set: the feed cannot be signed");
-  signer ??= kmsSigner(keyId);
-  return signer;
-};
+  return kmsSigner(keyId);
+});
 
-export const handler = handle(
+export const handler = lambdaHandler(
   createApp({
     ports: runtimePorts,
     feedSigner,
@@ -20,5 +19,5 @@ export const handler = handle(
       // EventBridge has no cheap read probe with PutEvents-only permissions: report what is configured.
       bus: async () => ({ status: "ok", detail: { kind: "eventbridge", bus: busName(), probed: false } }),
     },
-  }),
+  }).fetch,
 );

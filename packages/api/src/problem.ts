@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { isSimrootError, SimrootError, type ErrorKind } from "@simroot/core";
+import { dependencyUnavailable, isSimrootError, SimrootError, timeouts, type ErrorKind } from "@simroot/core";
 
 const statusByKind: Record<ErrorKind, 400 | 401 | 403 | 404 | 409 | 412 | 500 | 503> = {
   input: 400,
@@ -17,7 +17,10 @@ export const problemType = (code: string) => `urn:simroot:problem:${code}`;
 
 /** The one error mapper of the HTTP transport: every error leaves as RFC 9457 problem+json. */
 export function problemResponse(c: Context, error: unknown): Response {
-  const known = isSimrootError(error) ? error : fromTransportError(error);
+  const known = isSimrootError(error) ? error : (dependencyUnavailable(error) ?? fromTransportError(error));
+  if (known.kind === "unavailable") {
+    console.error(JSON.stringify({ level: "warn", requestId: c.get("requestId"), code: known.code, error: String((known.cause as Error)?.message ?? known.message) }));
+  }
   if (known.kind === "internal") console.error(JSON.stringify({ level: "error", requestId: c.get("requestId"), error: String((error as Error)?.stack ?? error) }));
   const status = (known.detail.status as number | undefined) ?? statusByKind[known.kind];
   const body = {
@@ -32,6 +35,7 @@ export function problemResponse(c: Context, error: unknown): Response {
   return c.body(JSON.stringify(body), status as 400, {
     "content-type": "application/problem+json",
     ...(status === 401 ? { "www-authenticate": 'Bearer realm="simroot"' } : {}),
+    ...(status === 503 ? { "retry-after": String(known.detail.retryAfterSeconds ?? timeouts.retryAfterSeconds) } : {}),
   });
 }
 

@@ -13,6 +13,8 @@ export * from "./store/dynamo.ts";
 export * from "./store/create-tables.ts";
 export * from "./store/transaction.ts";
 export * from "./store/health.ts";
+export * from "./store/sdk-settings.ts";
+export { timeouts, bundling } from "./platform/limits.ts";
 export * from "./audit/audit.ts";
 export * from "./ledger/chain.ts";
 export * from "./ledger/change.ts";

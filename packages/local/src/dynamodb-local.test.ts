@@ -58,3 +58,24 @@ describe("the DynamoDB Local launcher", () => {
     expect(result.stderr).toContain("apt-get install -y openjdk-17-jre-headless");
   });
 });
+
+describe("DynamoDB Local supervision", () => {
+  it("starts the JVM again, on the same port and data, when it dies", { timeout: 90_000 }, async () => {
+    const dbPath = await mkdtemp(join(tmpdir(), "simroot-ddb-"));
+    const dynamo = await startDynamoLocal({ dbPath, restart: true });
+    try {
+      await client(dynamo.endpoint).send(tableNamed("survives"));
+      const before = dynamo.jvmPid()!;
+      process.kill(before, "SIGKILL");
+      await expect(client(dynamo.endpoint).send(new ListTablesCommand({}))).rejects.toThrow();
+      const deadline = Date.now() + 60_000;
+      while (dynamo.restarts() === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(dynamo.restarts()).toBe(1);
+      expect(dynamo.jvmPid()).not.toBe(before);
+      const { TableNames } = await client(dynamo.endpoint).send(new ListTablesCommand({}));
+      expect(TableNames).toEqual(["survives"]);
+    } finally {
+      await dynamo.stop();
+    }
+  });
+});

@@ -3,9 +3,9 @@
  * It checks the port first (DynamoDB Local keeps running when its port is taken), waits
  * until ListTables answers, and ties the JVM's life to this process: the JVM runs under a
  * tiny shell that kills it when our end of its stdin closes, which happens however we exit,
- * `kill -9` included.
+ * `kill -9` included. With `restart`, it supervises the JVM and starts it again when it dies.
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { createRequire } from "node:module";
@@ -19,11 +19,17 @@ export interface DynamoLocalOptions {
   /** Listen here; omit to take a free ephemeral port. */
   readonly port?: number;
   readonly startTimeoutMs?: number;
+  /** Start the JVM again whenever it dies (the local runtime does; tests' shared instance need not). */
+  readonly restart?: boolean;
 }
 
 export interface DynamoLocal {
   readonly endpoint: string;
   readonly port: number;
+  /** The running JVM's process id. */
+  jvmPid(): number | undefined;
+  /** How often supervision started the JVM again. */
+  restarts(): number;
   stop(): Promise<void>;
 }
 
@@ -67,15 +73,52 @@ export function claimPort(port?: number): Promise<number> {
 }
 
 // The JVM's stdin is /dev/null; a watcher reads ours and kills the JVM when it closes.
+// The first line the shell prints is the JVM's pid (for supervision and tests).
 const supervisor = `exec 3<&0
 java "$@" </dev/null &
 jvm=$!
+echo "jvm-pid $jvm"
 (read _ <&3; kill $jvm 2>/dev/null) &
 watcher=$!
 wait $jvm
 code=$?
 kill $watcher 2>/dev/null
 exit $code`;
+
+interface Jvm {
+  readonly child: ChildProcessWithoutNullStreams;
+  readonly exited: Promise<number | null>;
+  output(): string;
+  pid(): number | undefined;
+  stop(): Promise<void>;
+}
+
+function spawnJvm(args: string[]): Jvm {
+  const child = spawn("/bin/sh", ["-c", supervisor, "dynamodb-local", ...args], { stdio: ["pipe", "pipe", "pipe"] });
+  let output = "";
+  let pid: number | undefined;
+  const collect = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-4000);
+    pid ??= Number(/jvm-pid (\d+)/.exec(output)?.[1]) || undefined;
+  };
+  child.stdout.on("data", collect);
+  child.stderr.on("data", collect);
+  const exited = new Promise<number | null>((resolveExit) => child.once("exit", resolveExit));
+  child.unref();
+  for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as unknown as { unref?: () => void }).unref?.();
+  return {
+    child,
+    exited,
+    output: () => output,
+    pid: () => pid,
+    stop: async () => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.ref();
+      child.stdin.end();
+      await exited;
+    },
+  };
+}
 
 export async function startDynamoLocal(options: DynamoLocalOptions = {}): Promise<DynamoLocal> {
   checkJava();
@@ -84,34 +127,60 @@ export async function startDynamoLocal(options: DynamoLocalOptions = {}): Promis
   const storage = options.dbPath ? ["-dbPath", resolve(options.dbPath)] : ["-inMemory"];
   if (options.dbPath) await mkdir(options.dbPath, { recursive: true });
   const args = [`-Djava.library.path=${libraryPath}`, "-jar", jar, "-port", String(port), "-sharedDb", "-disableTelemetry", ...storage];
-  const child = spawn("/bin/sh", ["-c", supervisor, "dynamodb-local", ...args], { stdio: ["pipe", "pipe", "pipe"] });
-  let output = "";
-  const collect = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-4000);
-  };
-  child.stdout.on("data", collect);
-  child.stderr.on("data", collect);
-  const exited = new Promise<number | null>((resolveExit) => child.once("exit", resolveExit));
-  child.unref();
-  for (const stream of [child.stdin, child.stdout, child.stderr]) (stream as unknown as { unref?: () => void }).unref?.();
-
   const endpoint = `http://127.0.0.1:${port}`;
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    child.ref();
-    child.stdin.end();
-    await exited;
+  const startTimeoutMs = options.startTimeoutMs ?? 30_000;
+
+  const launch = async (): Promise<Jvm> => {
+    const jvm = spawnJvm(args);
+    try {
+      await waitUntilAnswering(endpoint, startTimeoutMs, () => {
+        if (/Address already in use|BindException/.test(jvm.output())) throw new Error(`DynamoDB Local could not bind port ${port}`);
+        if (jvm.child.exitCode !== null) throw new Error(`DynamoDB Local exited (${jvm.child.exitCode}): ${jvm.output().trim()}`);
+      });
+      return jvm;
+    } catch (error) {
+      await jvm.stop();
+      throw error;
+    }
   };
-  try {
-    await waitUntilAnswering(endpoint, options.startTimeoutMs ?? 30_000, () => {
-      if (/Address already in use|BindException/.test(output)) throw new Error(`DynamoDB Local could not bind port ${port}`);
-      if (child.exitCode !== null) throw new Error(`DynamoDB Local exited (${child.exitCode}): ${output.trim()}`);
+
+  let current = await launch();
+  let stopping = false;
+  let restarts = 0;
+  // Supervision: a JVM that dies (crash, OOM, kill) is started again on the same port and
+  // data, with backoff; meanwhile requests fail fast (connection refused) and answer 503.
+  const supervise = (jvm: Jvm) => {
+    void jvm.exited.then(async (code) => {
+      if (stopping || !options.restart) return;
+      for (let delayMs = 250; !stopping; delayMs = Math.min(delayMs * 2, 10_000)) {
+        console.error(JSON.stringify({ level: "warn", component: "dynamodb-local", event: "exited", code, restartInMs: delayMs }));
+        await new Promise((resolveWait) => setTimeout(resolveWait, delayMs));
+        if (stopping) return;
+        try {
+          current = await launch();
+          restarts++;
+          console.error(JSON.stringify({ level: "info", component: "dynamodb-local", event: "restarted", restarts }));
+          supervise(current);
+          return;
+        } catch (error) {
+          code = null;
+          console.error(JSON.stringify({ level: "error", component: "dynamodb-local", event: "restart_failed", error: String(error) }));
+        }
+      }
     });
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-  return { endpoint, port, stop };
+  };
+  supervise(current);
+
+  return {
+    endpoint,
+    port,
+    jvmPid: () => current.pid(),
+    restarts: () => restarts,
+    stop: async () => {
+      stopping = true;
+      await current.stop();
+    },
+  };
 }
 
 async function waitUntilAnswering(endpoint: string, timeoutMs: number, checkChild: () => void) {

@@ -37,6 +37,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       dynamo = await startDynamoLocal({
         dbPath: options.dataDir ? join(options.dataDir, "dynamodb") : undefined,
         port: options.dynamoPort,
+        restart: true,
       });
       stops.push(() => dynamo!.stop());
     }

@@ -152,7 +152,8 @@ export class FeedSync {
 
   async #poll(signal: AbortSignal): Promise<StepResult> {
     const { state } = this.#options;
-    const wait = this.#more ? 0 : (this.#options.waitSeconds ?? 25);
+    // 20 s: the feed's longest long poll (core `timeouts.feedWaitSeconds`), answered inside the gateway's 30 s.
+    const wait = this.#more ? 0 : (this.#options.waitSeconds ?? 20);
     const query = new URLSearchParams({ since: String(state.version), wait: String(wait), limit: String(this.#options.limit ?? 1000), ...this.#selector() });
     this.stats.polls++;
     const response = await this.#request(`/v1/feed?${query}`, { "if-none-match": `"${state.version}"` }, signal, wait + 15);

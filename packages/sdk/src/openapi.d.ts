@@ -2782,7 +2782,7 @@ export interface paths {
                     since?: number | null;
                     /** @description the next snapshot page */
                     cursor?: string;
-                    /** @description long poll: seconds to wait for a change (deltas only) */
+                    /** @description long poll: seconds to wait for a change (deltas only), at most 20 so the answer comes inside the gateway's 30 s */
                     wait?: number | null;
                     limit?: number;
                     /** @description narrow the feed to a site or segment: the devices whose labels match `key=value[,key=value]` (values URI-encoded), and their bindings */

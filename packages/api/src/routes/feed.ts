@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { feedDeltas, feedResponseSchema, feedSnapshot, flowReportSchema, headHeader, parseScope, recordFlows } from "@simroot/core";
+import { feedDeltas, feedResponseSchema, feedSnapshot, flowReportSchema, headHeader, parseScope, recordFlows, timeouts } from "@simroot/core";
 import type { AppEnv, AppOptions } from "../env.ts";
 import { requireRole } from "../middleware.ts";
 import { errorResponses, json } from "../openapi.ts";
@@ -9,7 +9,7 @@ const feedReaders = requireRole("pep", "admin");
 const feedQuery = z.object({
   since: z.coerce.number().int().nonnegative().optional().meta({ description: "the version the PEP holds; omit for a snapshot" }),
   cursor: z.string().max(4096).optional().meta({ description: "the next snapshot page" }),
-  wait: z.coerce.number().min(0).max(30).default(0).meta({ description: "long poll: seconds to wait for a change (deltas only)" }),
+  wait: z.coerce.number().min(0).max(timeouts.feedWaitSeconds).default(0).meta({ description: `long poll: seconds to wait for a change (deltas only), at most ${timeouts.feedWaitSeconds} so the answer comes inside the gateway's 30 s` }),
   limit: z.coerce.number().int().min(1).max(5000).default(1000),
   selector: z
     .string()

@@ -2,6 +2,7 @@ import { EventBridgeClient, PutEventsCommand } from "@aws-sdk/client-eventbridge
 import { SimrootError } from "../error.ts";
 import type { DomainEvent, Publisher } from "./event.ts";
 import { toPutEventsEntry } from "./envelope.ts";
+import { sdkClientSettings } from "../store/sdk-settings.ts";
 
 /** PutEvents takes at most 10 entries and 256 KB a call. */
 const batchSize = 10;
@@ -9,7 +10,7 @@ const batchBytes = 250 * 1024;
 const attempts = 4;
 
 /** Publishes to an EventBridge bus, re-sending only the entries EventBridge reports as failed. */
-export function eventBridgePublisher(busName: string, client = new EventBridgeClient({})): Publisher {
+export function eventBridgePublisher(busName: string, client = new EventBridgeClient(sdkClientSettings())): Publisher {
   return {
     async publish(events) {
       let batch: DomainEvent[] = [];

@@ -1,17 +1,21 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { DynamoSettings } from "../config.ts";
+import { sdkClientSettings } from "./sdk-settings.ts";
 
 /**
  * The document client every store function uses. Against DynamoDB Local any credentials
- * do, so fixed ones are supplied when none are configured.
+ * do, so fixed ones are supplied when none are configured. Every request has a connection and
+ * a request timeout (core's `timeouts`): a DynamoDB that accepts and never answers fails the
+ * request in seconds (answered 503), it does not hang it.
  */
 export function documentClient(settings: DynamoSettings): DynamoDBDocumentClient {
   const local = settings.endpoint !== undefined;
   const client = new DynamoDBClient({
     region: settings.region,
     endpoint: settings.endpoint,
-    ...(local ? { credentials: { accessKeyId: "local", secretAccessKey: "local" }, maxAttempts: 5 } : {}),
+    ...sdkClientSettings(),
+    ...(local ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } } : {}),
   });
   return DynamoDBDocumentClient.from(client, {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },

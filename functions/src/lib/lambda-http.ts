@@ -1,0 +1,43 @@
+/**
+ * The HTTP API's Lambda integration (payload format 2.0) to a fetch handler and back.
+ * `hono/aws-lambda` is deprecated in the installed Hono (to be removed in v5, in favour of a
+ * `@hono/aws-lambda` package not on the registry yet); this is the small part of it simroot uses.
+ */
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+
+const textTypes = /^(text\/|application\/([\w.+-]*\+)?(json|xml|javascript|yaml)|application\/x-www-form-urlencoded)/;
+
+export function toRequest(event: APIGatewayProxyEventV2): Request {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(event.headers ?? {})) if (value !== undefined) headers.set(name, value);
+  if (event.cookies?.length) headers.set("cookie", event.cookies.join("; "));
+  const host = event.requestContext.domainName ?? headers.get("host") ?? "localhost";
+  const url = `https://${host}${event.rawPath}${event.rawQueryString ? `?${event.rawQueryString}` : ""}`;
+  const method = event.requestContext.http.method;
+  const hasBody = event.body !== undefined && event.body !== null && method !== "GET" && method !== "HEAD";
+  const body = hasBody ? (event.isBase64Encoded ? Buffer.from(event.body!, "base64") : event.body!) : undefined;
+  return new Request(url, { method, headers, body });
+}
+
+export async function toResult(response: Response): Promise<APIGatewayProxyStructuredResultV2> {
+  const headers: Record<string, string> = {};
+  response.headers.forEach((value, name) => {
+    if (name !== "set-cookie") headers[name] = value;
+  });
+  const cookies = response.headers.getSetCookie();
+  const type = response.headers.get("content-type") ?? "";
+  const bytes = Buffer.from(await response.arrayBuffer());
+  const text = type === "" || textTypes.test(type);
+  return {
+    statusCode: response.status,
+    headers,
+    ...(cookies.length > 0 ? { cookies } : {}),
+    body: text ? bytes.toString("utf8") : bytes.toString("base64"),
+    isBase64Encoded: !text,
+  };
+}
+
+/** A Lambda handler for the HTTP API serving `fetch` (the Hono app's). */
+export function lambdaHandler(fetch: (request: Request) => Response | Promise<Response>) {
+  return async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => toResult(await fetch(toRequest(event)));
+}
