@@ -19,7 +19,12 @@ export interface Bundle {
   readonly inputs: readonly { path: string; bytes: number }[];
 }
 
-export async function bundleFunction(name: FunctionName): Promise<Bundle> {
+/** What differs from SST's defaults; `baseline` builds the way SST does without them (the SDK bundled, every zod locale). */
+export interface BundleVariant {
+  readonly baseline?: boolean;
+}
+
+export async function bundleFunction(name: FunctionName, variant: BundleVariant = {}): Promise<Bundle> {
   const result = await build({
     entryPoints: [join(root, "functions", "src", functions[name].handler)],
     bundle: true,
@@ -29,11 +34,11 @@ export async function bundleFunction(name: FunctionName): Promise<Bundle> {
     target: "node24",
     minify: bundling.minify,
     metafile: true,
-    external: [...bundling.external],
+    external: variant.baseline ? [] : [...bundling.external],
     mainFields: ["module", "main"],
     // What SST adds to every ESM bundle so CommonJS dependencies can `require`.
     banner: { js: `import { createRequire as topLevelCreateRequire } from 'module';const require = topLevelCreateRequire(import.meta.url);` },
-    plugins,
+    plugins: variant.baseline ? [] : plugins,
     logLevel: "silent",
   });
   const output = result.outputFiles[0]!;
