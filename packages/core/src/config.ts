@@ -22,6 +22,8 @@ export interface DynamoSettings {
   /** Unset means the SDK's default AWS endpoint resolution (real DynamoDB). */
   readonly endpoint: string | undefined;
   readonly region: string;
+  /** Other SDK timeouts than the defaults (core `timeouts`; DynamoDB Local gets a longer request timeout). */
+  readonly sdk?: import("./store/sdk-settings.ts").SdkTimeouts;
 }
 
 export function dynamoSettings(): DynamoSettings {

@@ -19,6 +19,11 @@ export const timeouts = {
   sdkConnectionMs: 1_000,
   /** One SDK request attempt, from sending to the whole response: a store that never answers fails here. */
   sdkRequestMs: 3_000,
+  /**
+   * The same against DynamoDB Local: a JVM on a laptop (or a busy CI machine) stalls for seconds at
+   * times (GC, disk), which must not fail requests; a paused or silent one is still answered 503.
+   */
+  localSdkRequestMs: 10_000,
   /** SDK attempts per call (the first plus retries): 3 x 3 s + backoff stays under 10 s. */
   sdkMaxAttempts: 3,
   /** What a 503 tells clients to wait before trying again. */

@@ -1,6 +1,7 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { DynamoSettings } from "../config.ts";
+import { timeouts } from "../platform/limits.ts";
 import { sdkClientSettings } from "./sdk-settings.ts";
 
 /**
@@ -14,7 +15,7 @@ export function documentClient(settings: DynamoSettings): DynamoDBDocumentClient
   const client = new DynamoDBClient({
     region: settings.region,
     endpoint: settings.endpoint,
-    ...sdkClientSettings(),
+    ...sdkClientSettings(settings.sdk ?? (local ? { requestTimeoutMs: timeouts.localSdkRequestMs } : {})),
     ...(local ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } } : {}),
   });
   return DynamoDBDocumentClient.from(client, {

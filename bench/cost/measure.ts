@@ -1,0 +1,104 @@
+/**
+ * `npm run cost -- --measure`: what one applied operator event costs in AWS units, measured on
+ * the local runtime (the same handlers and store calls Lambda runs): DynamoDB write and read
+ * units (ReturnConsumedCapacity on every call, as DynamoDB Local reports them), bus events
+ * published, consumer invocations (the events a rule matches) and API requests. The figures
+ * go into bench/cost/inputs.ts by hand (so a change to them is reviewed).
+ *
+ *   EVENTS=400 DEVICES=100 BATCH=10
+ */
+import { createSource, createTenantWithAdminKey, registerDevice, rules, busSourceOf, type DomainEvent } from "@simroot/core";
+import { matchesPattern } from "@simroot/local/bus/pattern";
+import { startDynamoLocal } from "@simroot/local/dynamodb-local";
+import { startLocalRuntime } from "@simroot/local/runtime";
+import { signedHeaders } from "../ingest/sign.ts";
+
+const events = Number(process.env.EVENTS ?? 400);
+const devices = Number(process.env.DEVICES ?? 100);
+const batch = Number(process.env.BATCH ?? 10);
+
+export async function measure() {
+  // A JVM start on a busy machine can take longer than the launcher's default 30 s.
+  const dynamo = process.env.DYNAMODB_ENDPOINT ? undefined : await startDynamoLocal({ startTimeoutMs: 180_000 });
+  const runtime = await startLocalRuntime({ port: 0, dynamoEndpoint: process.env.DYNAMODB_ENDPOINT ?? dynamo!.endpoint });
+  const ports = runtime.ports;
+  const { tenant } = await createTenantWithAdminKey(ports, "cost");
+  const ctx = { tenantId: tenant.id, actor: "system:cost", requestId: "req_cost" };
+  const { source, credentials } = await createSource(ports, ctx, { name: "cost", format: "simroot" });
+  const imsiOf = (n: number) => `20801${String(n).padStart(10, "0")}`;
+  for (let n = 0; n < devices; n++) await registerDevice(ports, ctx, { imsi: imsiOf(n) });
+  await runtime.bus.drained();
+
+  const totals = { writeUnits: 0, readUnits: 0, busEvents: 0, consumerInvocations: 0, apiRequests: 0 };
+  const byCommand: Record<string, { calls: number; units: number }> = {};
+  ports.db.middlewareStack.add(
+    (next, context) => async (args) => {
+      (args.input as { ReturnConsumedCapacity?: string }).ReturnConsumedCapacity = "TOTAL";
+      const result = await next(args);
+      const consumed = (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity;
+      const units = ((Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) as { CapacityUnits?: number }[]).reduce(
+        (sum, each) => sum + (each.CapacityUnits ?? 0),
+        0,
+      );
+      const command = String(context.commandName);
+      const entry = (byCommand[command] ??= { calls: 0, units: 0 });
+      entry.calls++;
+      entry.units += units;
+      if (/^(Get|BatchGet|Query|Scan|TransactGet)/.test(command)) totals.readUnits += units;
+      else totals.writeUnits += units;
+      return result;
+    },
+    { step: "initialize", name: "costMeter" },
+  );
+  const publish = runtime.bus.publish.bind(runtime.bus);
+  runtime.bus.publish = async (published: readonly DomainEvent[]) => {
+    totals.busEvents += published.length;
+    for (const event of published) {
+      const envelope = { source: busSourceOf(event), "detail-type": event.type, detail: event };
+      totals.consumerInvocations += Object.values(rules).filter((rule) => matchesPattern(rule.pattern, envelope as never)).length;
+    }
+    return publish(published);
+  };
+
+  let sequence = 0;
+  // Facts after the registrations (an older fact than the device's state is ignored as stale).
+  const epoch = Date.now() + 1000;
+  for (let start = 0; start < events; start += batch) {
+    const body = JSON.stringify(
+      Array.from({ length: Math.min(batch, events - start) }, (_, k) => {
+        const n = start + k;
+        const round = Math.floor(n / devices);
+        return {
+          type: round % 2 === 0 ? "sim.attached" : "sim.detached",
+          dedupeKey: `cost-${++sequence}`,
+          occurredAt: new Date(epoch + round * 1000).toISOString(),
+          device: { imsi: imsiOf(n % devices) },
+          sourceType: "cost",
+          data: round % 2 === 0 ? { bearer: "cellular", ipv4: `10.0.${n % devices}.${1 + (round % 200)}` } : {},
+        };
+      }),
+    );
+    const response = await fetch(`${runtime.url}${source.ingestPath}`, { method: "POST", headers: signedHeaders(credentials.webhookSecret!, body), body });
+    if (response.status !== 202) throw new Error(`ingest answered ${response.status}`);
+    totals.apiRequests++;
+  }
+  await runtime.bus.drained();
+  const deadLetters = runtime.bus.deadLetters();
+  if (deadLetters.length > 0) throw new Error(`${deadLetters.length} events dead-lettered: ${deadLetters[0]!.reason}`);
+  await runtime.stop();
+  await dynamo?.stop();
+  const per = (value: number) => Math.round((value / events) * 100) / 100;
+  return {
+    events,
+    byCommand: Object.fromEntries(Object.entries(byCommand).map(([command, { calls, units }]) => [command, { calls: per(calls), units: per(units) }])),
+    perAppliedEvent: {
+      writeUnits: per(totals.writeUnits),
+      readUnits: per(totals.readUnits),
+      busEvents: per(totals.busEvents),
+      consumerInvocations: per(totals.consumerInvocations),
+      apiRequests: per(totals.apiRequests),
+    },
+  };
+}
+
+if (import.meta.main) console.log(JSON.stringify(await measure(), null, 2));

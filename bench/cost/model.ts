@@ -1,0 +1,77 @@
+/** The monthly AWS bill of a fleet, line by line, from bench/cost/inputs.ts and bench/cost/prices.ts. */
+import { timeouts } from "../../packages/core/src/platform/limits.ts";
+import { assumed } from "./inputs.ts";
+import { prices } from "./prices.ts";
+
+export interface PerEvent {
+  readonly writeUnits: number;
+  readonly readUnits: number;
+  readonly busEvents: number;
+  readonly consumerInvocations: number;
+  readonly apiRequests: number;
+}
+
+export type FeedMode = "long-poll" | "short-poll" | "push";
+
+export interface Scenario {
+  readonly devices: number;
+  readonly eventsPerDevicePerDay: number;
+  readonly perEvent: PerEvent;
+  /** How PEPs learn changes: a Lambda held for the long poll, a 50 ms poll each wait period, or pushed. */
+  readonly feed: FeedMode;
+  /** Provisioned write capacity at this utilisation instead of on-demand (undefined: on-demand). */
+  readonly provisionedUtilisation?: number;
+}
+
+const million = 1_000_000;
+const secondsPerMonth = 30.4 * 24 * 3600;
+
+export function monthlyCost(scenario: Scenario): { lines: Record<string, number>; total: number; perDevice: number } {
+  const events = scenario.devices * scenario.eventsPerDevicePerDay * 30.4;
+  const e = scenario.perEvent;
+  const writeUnits = events * e.writeUnits;
+  const dynamoWrites =
+    scenario.provisionedUtilisation === undefined
+      ? (writeUnits / million) * prices.dynamodb.perMillionWriteUnits
+      : (writeUnits / secondsPerMonth / scenario.provisionedUtilisation) * (secondsPerMonth / 3600) * prices.dynamodb.provisionedWcuHour;
+  const storedGb = (events * assumed.storedBytesPerEvent * (assumed.auditRetentionDays / 30.4)) / 1e9;
+  const archivedGbPerMonth = (events * assumed.storedBytesPerEvent) / 1e9;
+  const peps = Math.ceil(scenario.devices / assumed.devicesPerPep);
+  const pollsPerPep = secondsPerMonth / timeouts.feedWaitSeconds;
+  const polls = scenario.feed === "push" ? 0 : peps * pollsPerPep;
+  const pollSeconds = scenario.feed === "long-poll" ? timeouts.feedWaitSeconds : 0.05;
+  const tenants = Math.ceil(scenario.devices / assumed.devicesPerTenant);
+  const lambdaRequests = events * (e.consumerInvocations + e.apiRequests) + polls;
+  const gbSeconds =
+    assumed.memoryGb * (events * (e.consumerInvocations * assumed.consumerMs + e.apiRequests * assumed.apiMs) / 1000 + polls * pollSeconds);
+  const lines = {
+    "DynamoDB writes": dynamoWrites,
+    "DynamoDB reads": ((events * e.readUnits) / million) * prices.dynamodb.perMillionReadUnits,
+    "DynamoDB storage + PITR (steady state, audit retention)": storedGb * (prices.dynamodb.storagePerGbMonth + prices.dynamodb.pitrPerGbMonth),
+    "S3 archive (grows each month by)": archivedGbPerMonth * prices.s3.glacierInstantPerGbMonth,
+    "EventBridge events": ((events * e.busEvents) / million) * prices.eventbridge.perMillionEvents,
+    "Lambda requests": (lambdaRequests / million) * prices.lambda.perMillionRequests,
+    "Lambda duration": gbSeconds * prices.lambda.arm64PerGbSecond,
+    "API Gateway (webhooks + feed polls)": (((events * e.apiRequests) + polls) / million) * prices.apiGateway.httpApiPerMillion,
+    "KMS (key + feed head signatures)":
+      prices.kms.perKeyMonth + (Math.min(tenants * secondsPerMonth, polls || tenants * secondsPerMonth) / million) * prices.kms.asymmetricPerMillionRequests,
+    "CloudWatch Logs": ((events * assumed.logBytesPerEvent) / 1e9) * prices.cloudwatchLogs.ingestPerGb,
+  };
+  const total = Object.values(lines).reduce((sum, value) => sum + value, 0);
+  return { lines, total, perDevice: total / scenario.devices };
+}
+
+/** The same fleet on AWS IoT Core (connected all month, one message per event, one rule) with Device Defender. */
+export function iotCoreCost(devices: number, eventsPerDevicePerDay: number) {
+  const messages = devices * eventsPerDevicePerDay * 30.4;
+  const p = prices.iotCore;
+  const first = Math.min(messages, 1e9);
+  const lines = {
+    "IoT Core connectivity (24/7)": ((devices * 30.4 * 24 * 60) / million) * p.connectivityPerMillionMinutes,
+    "IoT Core messaging": (first / million) * p.messagingPerMillionFirstBillion + ((messages - first) / million) * p.messagingPerMillionNext,
+    "IoT Core rules + actions": (messages / million) * (p.rulesPerMillionTriggered + p.actionsPerMillion),
+    "Device Defender audit + detect": devices * (prices.deviceDefender.auditPerDeviceMonth + prices.deviceDefender.detectPerDeviceMonth),
+  };
+  const total = Object.values(lines).reduce((sum, value) => sum + value, 0);
+  return { lines, total, perDevice: total / devices };
+}

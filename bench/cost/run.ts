@@ -1,0 +1,53 @@
+/**
+ * `npm run cost`: the monthly AWS cost of a fleet (DEVICES, EVENTS_PER_DAY) from the measured
+ * units per applied operator event (bench/cost/inputs.ts) and cited prices (bench/cost/prices.ts),
+ * beside the same fleet on AWS IoT Core with Device Defender, against the target of $0.01 per
+ * device per month, with the scenarios that show what meeting it takes.
+ * `npm run cost -- --measure` measures the per-event units on the local runtime instead.
+ */
+import { afterWritePathRewrite, measured } from "./inputs.ts";
+import { iotCoreCost, monthlyCost, type Scenario } from "./model.ts";
+import { prices, pricesAsOf } from "./prices.ts";
+
+if (process.argv.includes("--measure")) {
+  const { measure } = await import("./measure.ts");
+  console.log(JSON.stringify(await measure(), null, 2));
+  process.exit(0);
+}
+
+const devices = Number(process.env.DEVICES ?? 1_000_000);
+const eventsPerDevicePerDay = Number(process.env.EVENTS_PER_DAY ?? 50);
+const target = 0.01;
+const usd = (value: number) => `$${value.toLocaleString("en-US", { maximumFractionDigits: value < 1 ? 4 : 0 })}`;
+
+console.log(`simroot on AWS, us-east-1: ${devices.toLocaleString("en-US")} devices, ${eventsPerDevicePerDay} events per device per day`);
+console.log(`per applied event (measured: ${measured.source}):`, measured.perAppliedEvent);
+console.log(`prices: ${pricesAsOf}\n`);
+
+const base: Scenario = { devices, eventsPerDevicePerDay, perEvent: measured.perAppliedEvent, feed: "long-poll" };
+const today = monthlyCost(base);
+for (const [line, value] of Object.entries(today.lines)) console.log(`  ${line.padEnd(58)} ${usd(value).padStart(10)}`);
+console.log(`  ${"total per month".padEnd(58)} ${usd(today.total).padStart(10)}   = ${usd(today.perDevice)} per device (target ${usd(target)})\n`);
+
+const iot = iotCoreCost(devices, eventsPerDevicePerDay);
+console.log("the same fleet on AWS IoT Core + Device Defender (messaging and connectivity, not a control plane):");
+for (const [line, value] of Object.entries(iot.lines)) console.log(`  ${line.padEnd(58)} ${usd(value).padStart(10)}`);
+console.log(`  ${"total per month".padEnd(58)} ${usd(iot.total).padStart(10)}   = ${usd(iot.perDevice)} per device\n`);
+
+const pushed: Scenario = { ...base, feed: "push" };
+const allChange = { ...measured.perAppliedEvent, writeUnits: measured.stateChangeWriteUnits };
+const rewritten = { ...allChange, writeUnits: afterWritePathRewrite.stateChangeWriteUnits };
+const scenarios: [string, Scenario][] = [
+  ["measured fact mix, feed long polls held in Lambda (today)", base],
+  ["measured fact mix, feed pushed (no Lambda held per PEP)", pushed],
+  ["every fact changes state (14 WCU), feed pushed", { ...pushed, perEvent: allChange }],
+  ["+ 9A write path (~8 WCU per state change)", { ...pushed, perEvent: rewritten }],
+  ["+ outbox via Pipes, not a 2nd PutEvents (1 bus event)", { ...pushed, perEvent: { ...rewritten, busEvents: 1 } }],
+  ["+ provisioned writes at 70% utilisation", { ...pushed, perEvent: { ...rewritten, busEvents: 1 }, provisionedUtilisation: 0.7 }],
+];
+console.log(`what meeting ${usd(target)} per device per month takes (from today, one change at a time):`);
+for (const [name, scenario] of scenarios) {
+  const { total, perDevice } = monthlyCost(scenario);
+  console.log(`  ${name.padEnd(58)} ${usd(total).padStart(10)}  ${usd(perDevice).padStart(8)} per device  ${perDevice <= target ? "meets" : "misses"} target`);
+}
+console.log(`\nsources: ${Object.values(prices).map((p) => p.url).join(" ")}`);
