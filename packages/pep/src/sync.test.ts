@@ -80,7 +80,7 @@ describe("the feed sync client", () => {
     plane.reply(json(feed.delta(5, 6, [device("dev_a", "revoked")])));
     expect(await sync.step()).toBe("delta");
     const poll = plane.requests[2]!;
-    expect(Object.fromEntries(poll.url.searchParams)).toEqual({ since: "5", wait: "25", limit: "1000" });
+    expect(Object.fromEntries(poll.url.searchParams)).toEqual({ since: "5", wait: "20", limit: "1000" });
     expect(poll.headers["if-none-match"]).toBe('"5"');
     expect(state.devices.get("dev_a")?.state).toBe("revoked");
     expect(changes.at(-1)).toEqual({ kind: "delta", version: 6, devices: 1, bindings: 0, policy: false });
@@ -105,7 +105,7 @@ describe("the feed sync client", () => {
     await sync.step();
     await sync.step();
     await sync.step();
-    expect(plane.requests.slice(1).map((r) => r.url.searchParams.get("wait"))).toEqual(["25", "0", "25"]);
+    expect(plane.requests.slice(1).map((r) => r.url.searchParams.get("wait"))).toEqual(["20", "0", "20"]);
   });
 
   it("takes a snapshot when the control plane answers 410", async () => {
