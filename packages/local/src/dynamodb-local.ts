@@ -128,7 +128,8 @@ export async function startDynamoLocal(options: DynamoLocalOptions = {}): Promis
   if (options.dbPath) await mkdir(options.dbPath, { recursive: true });
   const args = [`-Djava.library.path=${libraryPath}`, "-jar", jar, "-port", String(port), "-sharedDb", "-disableTelemetry", ...storage];
   const endpoint = `http://127.0.0.1:${port}`;
-  const startTimeoutMs = options.startTimeoutMs ?? 30_000;
+  // 60 s: a JVM start on a busy machine (CI, a laptop compiling) has taken 35 s.
+  const startTimeoutMs = options.startTimeoutMs ?? 60_000;
 
   const launch = async (): Promise<Jvm> => {
     const jvm = spawnJvm(args);
