@@ -1407,10 +1407,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Walk the tenant's hash chain and report the first break, if any */
+        /**
+         * Verify the tenant's hash chain from its signed checkpoint (or whole, for admins) and report the first break, if any
+         * @description Walks the records after the last signed checkpoint (O(new records)); each must chain from the checkpoint's signed hash, and the last must be the tenant's head. A valid walk moves the checkpoint. `full=true` (admin keys only) walks the whole chain.
+         */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description walk the whole chain from its first record (admin keys only) */
+                    full?: "true" | "false";
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -1424,6 +1430,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["ChainVerification"];
+                    };
+                };
+                /** @description Invalid input: `errors` names each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing or invalid API key */
@@ -3217,7 +3232,10 @@ export interface components {
         };
         ChainVerification: {
             valid: boolean;
+            /** @description records checked by this walk */
             checked: number;
+            /** @description the sequence the walk started after: 0 for the whole chain, else the signed checkpoint's */
+            from: number;
             lastSeq: number;
             lastHash: string;
             brokenAt?: {
@@ -3612,12 +3630,15 @@ export interface components {
         };
         FeedHead: {
             tenantId: string;
+            epoch: number;
             /** @enum {string} */
             kind: "snapshot" | "delta";
             since: number;
             version: number;
             page: number;
             last: boolean;
+            cursor?: string;
+            next?: string;
             scope?: string;
             contentHash: string;
             issuedAt: string;
