@@ -192,13 +192,13 @@ export class PepEngine {
 }
 
 /**
- * The policy set the view holds. The enforcement settings name the fail mode; before the
- * PEP has them it takes the tenant's, and closed when it has neither.
+ * The policy set the view holds. The fail mode is the enforcement settings' alone (the
+ * control plane keeps it in one place and sends every change of it as a delta); closed
+ * until the PEP has them.
  */
 export function policySetOf(state: PepState): PolicySet {
   const enforcement = state.settings.get("enforcement") as Partial<EnforcementSettings> | undefined;
-  const tenant = state.settings.get("tenant") as { failMode?: EnforcementSettings["failMode"] } | undefined;
-  const failMode = enforcement?.failMode ?? tenant?.failMode;
+  const failMode = enforcement?.failMode;
   return {
     version: state.version,
     rules: [...state.policies.values()],

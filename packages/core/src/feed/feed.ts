@@ -224,7 +224,9 @@ export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: s
       allPolicyItems(ports, tenantId, "policy", (item) => policyRuleOf(storedPolicy(item))),
       allPolicyItems(ports, tenantId, "grant", (item) => grantOf(storedGrant(item))),
     ]);
-    entries.push(entry("settings", "tenant", tenant), entry("settings", "enforcement", enforcementSettingsOf(enforcement)));
+    // One fail mode: the enforcement settings' (the tenant settings carry none in the feed).
+    const { failMode: _failMode, ...tenantEntry } = tenant;
+    entries.push(entry("settings", "tenant", tenantEntry), entry("settings", "enforcement", enforcementSettingsOf(enforcement)));
     for (const rule of rules) entries.push(entry("policy", rule.id, rule));
     for (const grant of grants) entries.push(entry("grant", grant.id, grant));
   }
