@@ -47,12 +47,12 @@ async function pepCredentials(tenant: Tenant) {
   const folder = await mkdtemp(join(tmpdir(), "simroot-pep-e2e-"));
   const keyFile = join(folder, "feed.pem");
   await writeFile(keyFile, keys.json.keys[0].publicKeyPem);
-  return { token, keyFile, folder, publicKey: createPublicKey(keys.json.keys[0].publicKeyPem) };
+  return { token, keyFile, folder, tenantId: tenant.tenant.id as string, publicKey: createPublicKey(keys.json.keys[0].publicKeyPem) };
 }
 
 async function startTestPep(credentials: Awaited<ReturnType<typeof pepCredentials>>) {
   const config = readConfig(
-    ["--state", join(credentials.folder, "state.json"), "--public-key", credentials.keyFile, "--port", "0", "--admin-port", "0", "--flow-interval", "3600"],
+    ["--state", join(credentials.folder, "state.json"), "--public-key", credentials.keyFile, "--tenant", credentials.tenantId, "--port", "0", "--admin-port", "0", "--flow-interval", "3600"],
     { SIMROOT_URL: runtime.url!, SIMROOT_PEP_KEY: credentials.token },
   )!;
   const pep = await startPep(config);
@@ -97,7 +97,7 @@ describe("a PEP on the live feed", () => {
     const credentials = await pepCredentials(tenant);
     const pep = await startTestPep(credentials);
 
-    // The snapshot: the device registered before the PEP started, the tenant learned from it.
+    // The snapshot: the device registered before the PEP started, of the tenant it is bound to.
     await expect.poll(() => pep.engine.fresh(), { timeout: 5_000 }).toBe(true);
     expect(pep.state.tenantId).toBe(tenant.tenant.id);
     expect(pep.state.devices.get(device.id)).toMatchObject({ state: "active", labels: { fleet: "meters" } });
@@ -147,7 +147,7 @@ describe("a PEP on the live feed", () => {
   it("keeps an idle PEP fresh with 304s, and refuses to roll back when the control plane is behind it", async () => {
     const tenant = await tenantClient(runtime);
     const credentials = await pepCredentials(tenant);
-    const state = new PepState();
+    const state = new PepState(tenant.tenant.id);
     const sync = new FeedSync({ url: runtime.url!, apiKey: credentials.token, publicKeys: [credentials.publicKey], state, waitSeconds: 1 });
     expect(await sync.step()).toBe("snapshot");
     const version = state.version;
@@ -166,13 +166,44 @@ describe("a PEP on the live feed", () => {
     expect(ahead.version).toBe(version + 1000);
   });
 
+  it("after a restore (the control plane behind the PEP), takes the restored state only once an admin advanced the feed epoch", async () => {
+    const tenant = await tenantClient(runtime);
+    const credentials = await pepCredentials(tenant);
+    const device = (await tenant.call("POST", "/v1/devices", { imsi, labels: { fleet: "meters" } })).json;
+    const genuine = await call(runtime, credentials.token, "GET", "/v1/feed");
+    expect(genuine.json.signed.head.epoch).toBe(0);
+    // The PEP saw versions the restored control plane no longer has.
+    const ahead = new PepState(tenant.tenant.id);
+    ahead.version = genuine.json.signed.head.version + 1000;
+    const sync = new FeedSync({ url: runtime.url!, apiKey: credentials.token, publicKeys: [credentials.publicKey], state: ahead, waitSeconds: 0 });
+    await expect(sync.step()).rejects.toMatchObject({ code: "feed.rollback" });
+
+    // Only an admin advances the epoch.
+    expect((await call(runtime, credentials.token, "POST", "/v1/feed/epoch", { reason: "restored from backup" })).status).toBe(403);
+    const advanced = await tenant.call("POST", "/v1/feed/epoch", { reason: "restored from backup" });
+    expect(advanced.status).toBe(200);
+    expect(advanced.json.epoch).toBeGreaterThan(0);
+    // The signed heads carry it within a second (each control-plane instance reads it at most every second).
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect(await sync.step()).toBe("snapshot");
+    expect(ahead).toMatchObject({ epoch: advanced.json.epoch });
+    expect(ahead.version).toBeLessThan(genuine.json.signed.head.version + 1000);
+    expect(ahead.devices.get(device.id)?.state).toBe("active");
+    // A genuine response of the epoch before, replayed, is refused: the way back is one-way.
+    const replayed = new FeedSync({ url: runtime.url!, apiKey: credentials.token, publicKeys: [credentials.publicKey], state: ahead, fetch: (async () => Response.json(genuine.json)) as unknown as typeof fetch });
+    await expect(replayed.snapshot()).rejects.toMatchObject({ code: "feed.rollback" });
+    // The advance is audited.
+    const audit = await tenant.call("GET", "/v1/audit?limit=1000");
+    expect(audit.json.items.at(-1)).toMatchObject({ action: "feed.epoch-advanced", data: { epoch: advanced.json.epoch, previous: 0, reason: "restored from backup" } });
+  });
+
   it("is refused the feed without a pep key, and refuses a feed signed by a key it did not pin", async () => {
     const tenant = await tenantClient(runtime);
     const credentials = await pepCredentials(tenant);
-    const anonymous = new FeedSync({ url: runtime.url!, apiKey: "not-a-key", publicKeys: [credentials.publicKey], state: new PepState() });
+    const anonymous = new FeedSync({ url: runtime.url!, apiKey: "not-a-key", publicKeys: [credentials.publicKey], state: new PepState(tenant.tenant.id) });
     await expect(anonymous.step()).rejects.toMatchObject({ name: "FeedHttpError", status: 401 });
     const { generateKeyPairSync } = await import("node:crypto");
-    const wrongPin = new FeedSync({ url: runtime.url!, apiKey: credentials.token, publicKeys: [generateKeyPairSync("ed25519").publicKey], state: new PepState() });
+    const wrongPin = new FeedSync({ url: runtime.url!, apiKey: credentials.token, publicKeys: [generateKeyPairSync("ed25519").publicKey], state: new PepState(tenant.tenant.id) });
     await expect(wrongPin.step()).rejects.toMatchObject({ code: "feed.bad_signature" });
   });
 });

@@ -37,5 +37,5 @@ export async function measureBytes(runtime: LocalRuntime, size: number) {
   const delta = await get(runtime, pep, `/v1/feed?since=${version}`);
   if (delta.json.entries.length !== 1) throw new Error(`expected one delta entry, got ${delta.json.entries.length}`);
   const publicKeyPem = (await get(runtime, pep, "/v1/feed/keys")).json.keys as unknown as { publicKeyPem: string }[];
-  return { size, snapshotBytes, snapshotEntries: entries, deltaBytes: delta.bytes, seededSeconds: seeded / 1000, pepToken: pep, publicKeyPem: publicKeyPem[0]!.publicKeyPem };
+  return { size, snapshotBytes, snapshotEntries: entries, deltaBytes: delta.bytes, seededSeconds: seeded / 1000, pepToken: pep, tenantId: tenant.id, publicKeyPem: publicKeyPem[0]!.publicKeyPem };
 }

@@ -8,7 +8,7 @@ import { FeedSync, PepEngine, PepState } from "@simroot/pep";
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error("run with --expose-gc");
 
-process.once("message", async (setup: { url: string; apiKey: string; publicKeyPem: string }) => {
+process.once("message", async (setup: { url: string; apiKey: string; tenantId: string; publicKeyPem: string }) => {
   let snapshotBytes = 0;
   const counting: typeof fetch = async (input, init) => {
     const response = await fetch(input, init);
@@ -17,7 +17,7 @@ process.once("message", async (setup: { url: string; apiKey: string; publicKeyPe
   };
   gc();
   const before = process.memoryUsage().heapUsed;
-  const state = new PepState();
+  const state = new PepState(setup.tenantId);
   const engine = new PepEngine(state);
   const sync = new FeedSync({ url: setup.url, apiKey: setup.apiKey, publicKeys: [createPublicKey(setup.publicKeyPem)], state, limit: 5000, fetch: counting });
   await sync.snapshot();

@@ -12,6 +12,7 @@ import { FeedSync, nodeGet, PepEngine, PepState, type FeedGet } from "@simroot/p
 interface Setup {
   url: string;
   apiKey: string;
+  tenantId: string;
   publicKeyPem: string;
   clients: number;
   mode: "long-poll" | "interval";
@@ -26,7 +27,7 @@ process.once("message", async (setup: Setup) => {
   let watching: { deviceId: string; deniedAt: (number | undefined)[]; pending: number } | undefined;
 
   const peps = Array.from({ length: setup.clients }, (_, index) => {
-    const state = new PepState();
+    const state = new PepState(setup.tenantId);
     const engine = new PepEngine(state);
     const check = () => {
       if (!watching || watching.deniedAt[index] !== undefined) return;

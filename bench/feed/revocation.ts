@@ -10,6 +10,7 @@ export interface RevocationSetup {
   readonly url: string;
   readonly adminToken: string;
   readonly pepToken: string;
+  readonly tenantId: string;
   readonly publicKeyPem: string;
   readonly deviceIds: readonly string[];
 }
@@ -20,7 +21,7 @@ function startWorkers(setup: RevocationSetup, workers: number, perWorker: number
   return Promise.all(
     Array.from({ length: workers }, () => {
       const child = fork(join(import.meta.dirname, "pep-worker.ts"), { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-      child.send({ url: setup.url, apiKey: setup.pepToken, publicKeyPem: setup.publicKeyPem, clients: perWorker, mode, intervalMs });
+      child.send({ url: setup.url, apiKey: setup.pepToken, tenantId: setup.tenantId, publicKeyPem: setup.publicKeyPem, clients: perWorker, mode, intervalMs });
       return new Promise<ChildProcess>((resolve, reject) => {
         child.once("message", (message: { ready?: boolean }) => (message.ready ? resolve(child) : reject(new Error("a worker could not sync"))));
         child.once("exit", (code) => reject(new Error(`a worker exited (${code})`)));

@@ -44,7 +44,7 @@ async function revocation() {
   const devices = await seedFleet(runtime.ports, tenant.id, 1000);
   const pepToken = (await api(adminToken, "/v1/keys", { method: "POST", body: JSON.stringify({ name: "edge", role: "pep" }) })).token as string;
   const publicKeyPem = (await api(pepToken, "/v1/feed/keys")).keys[0].publicKeyPem as string;
-  const setup = { url, adminToken, pepToken, publicKeyPem, deviceIds: devices.map((device) => device.id) };
+  const setup = { url, adminToken, pepToken, tenantId: tenant.id, publicKeyPem, deviceIds: devices.map((device) => device.id) };
   console.log(`revocation: ${workers} processes x ${perWorker} PEP sync clients, ${rounds} revocations measured each way after ${warmup} not counted...`);
   const longPoll = await measureRevocation(setup, { workers, perWorker, rounds, warmup, mode: "long-poll", intervalMs });
   const used = warmup + rounds;
@@ -65,7 +65,7 @@ async function perSize() {
     const measured = await measureBytes(runtime, size);
     const memory = await new Promise<{ heap: number; snapshotBytes: number; devices: number }>((resolve, reject) => {
       const child = fork(join(import.meta.dirname, "pep-memory.ts"), { execArgv: ["--expose-gc"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
-      child.send({ url, apiKey: measured.pepToken, publicKeyPem: measured.publicKeyPem });
+      child.send({ url, apiKey: measured.pepToken, tenantId: measured.tenantId, publicKeyPem: measured.publicKeyPem });
       child.once("message", (message: { heap: number; snapshotBytes: number; devices: number }) => (child.kill(), resolve(message)));
       child.once("exit", (code) => code && reject(new Error(`memory child exited ${code}`)));
     });

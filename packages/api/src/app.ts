@@ -36,7 +36,7 @@ export function createApp(options: AppOptions) {
   app.route("/", sourceRoutes);
   app.route("/", ingestRoutes);
   app.route("/", parkedRoutes);
-  app.route("/", auditRoutes);
+  app.route("/", auditRoutes(options));
   app.route("/", accessRoutes);
   app.route("/", policyRoutes);
   app.route("/", grantRoutes);

@@ -97,14 +97,14 @@ describe("the PEP engine", () => {
     const open = world([device("dev_a"), binding(meterIp, "dev_a"), broken, settings("open")]);
     expect(open.engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: true, reason: "allow.fail-open" });
     expect(open.engine.decide({ sourceIp: "10.99.0.1", ...telemetry })).toMatchObject({ allow: false, reason: "deny.unknown-device" });
-    open.feed.advance(61_000);
+    open.feed.advance(8_000 + 1_000);
     expect(open.engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: false, reason: "deny.feed-expired" });
   });
 
-  it("takes the tenant's fail mode until the enforcement settings arrive", () => {
+  it("follows one fail mode, the enforcement settings': a fail mode in other settings is not one", () => {
     const broken = { kind: "policy", key: "bad", value: { id: "bad" } } as EntryBody;
     const { engine } = world([device("dev_a"), binding(meterIp, "dev_a"), broken, { kind: "settings", key: "tenant", value: { failMode: "open", imeiLock: true, allowedCountries: [] } }]);
-    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: true, reason: "allow.fail-open" });
+    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: false, reason: "deny.fail-closed" });
   });
 
   it("parses break-glass destinations and rejects anything else", () => {

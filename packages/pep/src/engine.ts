@@ -16,6 +16,7 @@ import { compileDestination, destinationMatches, Target, type CompiledDestinatio
 import { decideOrFail, failDecision } from "@simroot/core/policy/evaluate";
 import { destinationSchema, type Decision, type DecisionReason, type Destination, type EnforcementSettings, type PolicySet } from "@simroot/core/policy/model";
 import type { Bearer } from "@simroot/core/catalogue/catalogue";
+import { maxClockSkewSeconds } from "@simroot/core/feed/wire";
 import { isIP } from "node:net";
 import type { DeviceView, PepState } from "./state.ts";
 
@@ -67,6 +68,8 @@ export interface EngineOptions {
   /** Break-glass destinations (CIDRs, addresses, hosts) reachable when the feed is not fresh. */
   readonly breakGlass?: readonly string[];
   readonly now?: () => number;
+  /** The clock-skew tolerance, seconds (the same as the sync's: a head verified fresh is enforced as fresh). */
+  readonly clockSkewSeconds?: number;
 }
 
 export interface EngineStatus {
@@ -81,6 +84,7 @@ export interface EngineStatus {
 export class PepEngine {
   readonly #state: PepState;
   readonly #now: () => number;
+  readonly #skewMs: number;
   readonly #breakGlass: readonly CompiledDestination[];
   readonly #target = new Target();
   #compiledRevision = -1;
@@ -93,12 +97,14 @@ export class PepEngine {
   constructor(state: PepState, options: EngineOptions = {}) {
     this.#state = state;
     this.#now = options.now ?? Date.now;
+    this.#skewMs = Math.min(Math.max(options.clockSkewSeconds ?? 1, 0), maxClockSkewSeconds) * 1000;
     this.#breakGlass = (options.breakGlass ?? []).map((entry) => compileDestination(parseBreakGlass(entry)));
   }
 
-  /** Fresh while the last accepted head has not expired. */
+  /** Fresh while the last accepted head has not expired (within the bounded clock-skew tolerance). */
   fresh(now = this.#now()): boolean {
-    return now < this.#state.freshUntil;
+    const until = this.#state.freshUntil;
+    return until > 0 && now < until + this.#skewMs;
   }
 
   decide(request: DecideRequest): PepDecision {
@@ -186,13 +192,13 @@ export class PepEngine {
 }
 
 /**
- * The policy set the view holds. The enforcement settings name the fail mode; before the
- * PEP has them it takes the tenant's, and closed when it has neither.
+ * The policy set the view holds. The fail mode is the enforcement settings' alone (the
+ * control plane keeps it in one place and sends every change of it as a delta); closed
+ * until the PEP has them.
  */
 export function policySetOf(state: PepState): PolicySet {
   const enforcement = state.settings.get("enforcement") as Partial<EnforcementSettings> | undefined;
-  const tenant = state.settings.get("tenant") as { failMode?: EnforcementSettings["failMode"] } | undefined;
-  const failMode = enforcement?.failMode ?? tenant?.failMode;
+  const failMode = enforcement?.failMode;
   return {
     version: state.version,
     rules: [...state.policies.values()],

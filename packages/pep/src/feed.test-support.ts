@@ -4,7 +4,7 @@
  * moves. `raw` lets adversarial tests build heads the control plane would never sign.
  */
 import { generateKeyPairSync, sign, type KeyObject } from "node:crypto";
-import { contentHash, headBytes, type FeedEntry, type FeedHead, type FeedResponse, type SignedHead } from "@simroot/core/feed/wire";
+import { contentHash, cursorHash, headBytes, maxHeadLifetimeSeconds, type FeedEntry, type FeedHead, type FeedResponse, type SignedHead } from "@simroot/core/feed/wire";
 
 export type EntryBody = Omit<FeedEntry, "version">;
 
@@ -43,12 +43,13 @@ export function testFeed(tenantId = "ten_acme", keys = generateKeyPairSync("ed25
   });
   const head = (fields: Partial<FeedHead> & Pick<FeedHead, "kind" | "version">, entries: readonly FeedEntry[]): FeedHead => ({
     tenantId,
+    epoch: 0,
     since: 0,
     page: 0,
     last: true,
     contentHash: contentHash(entries),
     issuedAt: new Date(clock).toISOString(),
-    expiresAt: new Date(clock + 60_000).toISOString(),
+    expiresAt: new Date(clock + maxHeadLifetimeSeconds * 1000).toISOString(),
     ...fields,
   });
   const at = (version: number, bodies: readonly EntryBody[]): FeedEntry[] => bodies.map((body) => ({ ...body, version }));
@@ -60,10 +61,12 @@ export function testFeed(tenantId = "ten_acme", keys = generateKeyPairSync("ed25
     advance: (ms: number) => (clock += ms),
     signHead,
     head,
-    /** One snapshot page at `version`. */
-    snapshot(version: number, bodies: readonly EntryBody[], page: { page?: number; last?: boolean; next?: string } = {}): FeedResponse {
+    /** One snapshot page at `version`; a page after the first names the cursor it answers (`cursor`). */
+    snapshot(version: number, bodies: readonly EntryBody[], page: { page?: number; last?: boolean; next?: string; cursor?: string; epoch?: number } = {}): FeedResponse {
       const entries = at(version, bodies);
-      const signed = signHead(head({ kind: "snapshot", version, page: page.page ?? 0, last: page.last ?? true }, entries));
+      const chain = { ...(page.cursor ? { cursor: cursorHash(page.cursor) } : {}), ...(page.next ? { next: cursorHash(page.next) } : {}) };
+      const fields = { kind: "snapshot" as const, version, page: page.page ?? 0, last: page.last ?? true, epoch: page.epoch ?? 0, ...chain };
+      const signed = signHead(head(fields, entries));
       return { signed, entries, ...(page.next ? { next: page.next } : {}) };
     },
     /** The deltas from `since` to `version`, every entry at `version` unless given with its own. */

@@ -48,6 +48,8 @@ export interface PersistedState {
   /** The selector the view is narrowed to (canonical), absent for the whole tenant. */
   readonly scope?: string;
   readonly version: number;
+  /** The feed epoch of the view (absent in files written before epochs: 0). */
+  readonly epoch?: number;
   readonly head: SignedHead | undefined;
   readonly devices: readonly DeviceView[];
   readonly bindings: readonly Binding[];
@@ -65,6 +67,8 @@ export class PepState {
   /** The canonical selector the view is narrowed to (set with each verified snapshot); undefined for the whole tenant. */
   scope: string | undefined;
   version = 0;
+  /** The feed epoch the view is of (an admin advances it after a restore; see core's feed/epoch.ts). */
+  epoch = 0;
   /** The last signed head accepted (a response's or an idle poll's): its expiry is the view's freshness. */
   head: SignedHead | undefined;
   readonly devices = new Map<string, DeviceView>();
@@ -188,6 +192,7 @@ export class PepState {
       tenantId: this.tenantId,
       ...(this.scope === undefined ? {} : { scope: this.scope }),
       version: this.version,
+      epoch: this.epoch,
       head: this.head,
       devices: [...this.devices.values()],
       bindings: [...this.bindings.values()],
@@ -207,6 +212,7 @@ export class PepState {
     for (const [key, value] of Object.entries(json.settings)) state.settings.set(key, value);
     state.scope = json.scope;
     state.version = json.version;
+    state.epoch = json.epoch ?? 0;
     state.head = json.head;
     state.policyRevision = 1;
     return state;

@@ -68,7 +68,7 @@ describe("the feed sync client", () => {
     const { feed, plane, state, statePath, sync, changes } = await setup();
     plane.reply(
       json(feed.snapshot(5, [device("dev_a"), rule("r1")], { page: 0, last: false, next: "cursor-1" })),
-      json(feed.snapshot(5, [binding("10.0.0.1", "dev_a")], { page: 1, last: true })),
+      json(feed.snapshot(5, [binding("10.0.0.1", "dev_a")], { page: 1, last: true, cursor: "cursor-1" })),
     );
     expect(await sync.step()).toBe("snapshot");
     expect(plane.requests.map((r) => r.url.search)).toEqual(["?limit=1000", "?limit=1000&cursor=cursor-1"]);
@@ -80,7 +80,7 @@ describe("the feed sync client", () => {
     plane.reply(json(feed.delta(5, 6, [device("dev_a", "revoked")])));
     expect(await sync.step()).toBe("delta");
     const poll = plane.requests[2]!;
-    expect(Object.fromEntries(poll.url.searchParams)).toEqual({ since: "5", wait: "20", limit: "1000" });
+    expect(Object.fromEntries(poll.url.searchParams)).toEqual({ since: "5", wait: "4", limit: "1000" });
     expect(poll.headers["if-none-match"]).toBe('"5"');
     expect(state.devices.get("dev_a")?.state).toBe("revoked");
     expect(changes.at(-1)).toEqual({ kind: "delta", version: 6, devices: 1, bindings: 0, policy: false });
@@ -105,7 +105,8 @@ describe("the feed sync client", () => {
     await sync.step();
     await sync.step();
     await sync.step();
-    expect(plane.requests.slice(1).map((r) => r.url.searchParams.get("wait"))).toEqual(["20", "0", "20"]);
+    // The configured 25 s wait is capped at half the head lifetime (8 s): a fresh head arrives before the one held expires.
+    expect(plane.requests.slice(1).map((r) => r.url.searchParams.get("wait"))).toEqual(["4", "0", "4"]);
   });
 
   it("takes a snapshot when the control plane answers 410", async () => {
@@ -241,15 +242,16 @@ describe("the feed sync client", () => {
     expect(other.state.scope).toBe("site=south");
   });
 
-  it("learns its tenant from the first snapshot when not configured, and holds it to that after", async () => {
-    const feed = testFeed("ten_learned");
-    const { plane, state, sync } = await setup({ feed, state: new PepState() });
-    plane.reply(json(feed.snapshot(3, [device("dev_a")])));
-    await sync.step();
-    expect(state.tenantId).toBe("ten_learned");
+  it("is bound to its tenant before its first snapshot: never adopts another tenant's genuine feed", async () => {
+    await expect(setup({ state: new PepState() })).rejects.toThrow(/tenant must be configured/);
+    const feed = testFeed("ten_acme");
+    const { plane, state, sync } = await setup({ feed });
+    // One key signs every tenant's feed: tenant B's genuine snapshot, handed over on the path, is refused.
     const other = testFeed("ten_other", { publicKey: feed.publicKey, privateKey: feed.privateKey });
-    plane.reply(json(other.delta(3, 4, [])));
+    plane.reply(json(other.snapshot(3, [device("dev_b")])));
     await expect(sync.step()).rejects.toMatchObject({ code: "feed.wrong_tenant" });
+    expect(state.version).toBe(0);
+    expect(state.devices.size).toBe(0);
   });
 
   it("backs off on errors and recovers; stop() aborts the long poll in flight", async () => {

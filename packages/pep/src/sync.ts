@@ -7,7 +7,7 @@
  */
 import type { KeyObject } from "node:crypto";
 import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
-import { headHeader, maxHeadLifetimeSeconds } from "@simroot/core/feed/wire";
+import { headHeader, maxClockSkewSeconds, maxHeadLifetimeSeconds } from "@simroot/core/feed/wire";
 import { parseScope } from "@simroot/core/feed/scope";
 import { addSnapshotPage, isFeedVerificationError, verifyIdleHead, verifyResponse, type SnapshotAssembly, type VerifyContext } from "./verify.ts";
 import { saveState, type PepState, type ViewChange } from "./state.ts";
@@ -36,7 +36,12 @@ export interface SyncOptions {
   /** Shorthand for `transport: fetchGet(fetch)` (tests, proxies). */
   readonly fetch?: typeof fetch;
   readonly now?: () => number;
-  /** Long-poll wait, seconds (the control plane allows up to 30). */
+  /** How far this PEP's clock may be off the control plane's, seconds (at most 2; default 1). */
+  readonly clockSkewSeconds?: number;
+  /**
+   * Long-poll wait, seconds (the control plane allows up to 30). Capped at half the lifetime of
+   * the last head, so a fresh head arrives before the one held expires.
+   */
   readonly waitSeconds?: number;
   readonly limit?: number;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
@@ -76,6 +81,7 @@ export class FeedSync {
   readonly #base: string;
   /** The canonical selector, or undefined for the whole tenant. */
   readonly #scope: string | undefined;
+  readonly #skewMs: number;
   #stop = new AbortController();
   #loop: Promise<void> | undefined;
   #needSnapshot: boolean;
@@ -88,8 +94,14 @@ export class FeedSync {
     this.#now = options.now ?? Date.now;
     this.#base = options.url.replace(/\/+$/, "");
     this.#scope = options.selector === undefined ? undefined : parseScope(options.selector).text;
+    // Bound before the first snapshot: one key signs every tenant's feed, so a PEP that learned its tenant from the
+    // first feed to arrive would enforce whichever genuine feed someone on the path handed it.
+    if (options.state.tenantId === undefined) throw new Error("the PEP's tenant must be configured (--tenant) before it syncs");
+    const skew = options.clockSkewSeconds ?? 1;
+    if (!(skew >= 0 && skew <= maxClockSkewSeconds)) throw new Error(`the clock-skew tolerance must be between 0 and ${maxClockSkewSeconds} s`);
+    this.#skewMs = skew * 1000;
     // A view built for another selector (or none) is not this one's: start over from a snapshot.
-    this.#needSnapshot = options.state.version === 0 || options.state.tenantId === undefined || options.state.scope !== this.#scope;
+    this.#needSnapshot = options.state.version === 0 || options.state.scope !== this.#scope;
   }
 
   /** Runs the sync loop until `stop()`. */
@@ -125,15 +137,13 @@ export class FeedSync {
       const response = await this.#request(`/v1/feed?${query}`, {}, signal, 30);
       if (response.status !== 200) throw new FeedHttpError(response.status, await response.text());
       const body: unknown = await response.json();
-      // A PEP not configured with its tenant learns it from its first verified snapshot (and keeps it).
-      const tenantId = state.tenantId ?? (body as { signed?: { head?: { tenantId?: unknown } } })?.signed?.head?.tenantId;
-      const page = this.#checked(() => verifyResponse(body, this.#context(typeof tenantId === "string" ? tenantId : "")));
+      const page = this.#checked(() => verifyResponse(body, this.#context(), "snapshot"));
       const progress = this.#checked(() => addSnapshotPage(assembly, page));
       if (progress.complete) {
-        state.tenantId = page.head.tenantId;
         state.scope = this.#scope;
         const change = state.replaceWith(progress.entries);
         state.version = progress.version;
+        state.epoch = page.head.epoch;
         state.head = progress.signed;
         this.#needSnapshot = false;
         this.#more = false;
@@ -152,15 +162,14 @@ export class FeedSync {
 
   async #poll(signal: AbortSignal): Promise<StepResult> {
     const { state } = this.#options;
-    // 20 s: the feed's longest long poll (core `timeouts.feedWaitSeconds`), answered inside the gateway's 30 s.
-    const wait = this.#more ? 0 : (this.#options.waitSeconds ?? 20);
+    const wait = this.#more ? 0 : this.#wait();
     const query = new URLSearchParams({ since: String(state.version), wait: String(wait), limit: String(this.#options.limit ?? 1000), ...this.#selector() });
     this.stats.polls++;
     const response = await this.#request(`/v1/feed?${query}`, { "if-none-match": `"${state.version}"` }, signal, wait + 15);
     if (response.status === 304) {
       await response.discard();
       const header = response.header(headHeader);
-      const signed = this.#checked(() => verifyIdleHead(header ?? "", this.#context(state.tenantId!)));
+      const signed = this.#checked(() => verifyIdleHead(header ?? "", this.#context()));
       state.head = signed;
       this.#more = false;
       this.stats.notModified++;
@@ -174,7 +183,7 @@ export class FeedSync {
     }
     if (response.status !== 200) throw new FeedHttpError(response.status, await response.text());
     const body: unknown = await response.json();
-    const verified = this.#checked(() => verifyResponse(body, this.#context(state.tenantId!)));
+    const verified = this.#checked(() => verifyResponse(body, this.#context(), "delta"));
     const change = state.apply(verified.entries);
     state.version = verified.head.version;
     state.head = verified.signed;
@@ -196,8 +205,19 @@ export class FeedSync {
     this.#options.onChange?.(change);
   }
 
-  #context(tenantId: string): VerifyContext {
-    return { publicKeys: this.#options.publicKeys, tenantId, version: this.#options.state.version, now: this.#now(), ...(this.#scope ? { scope: this.#scope } : {}) };
+  #context(): VerifyContext {
+    const { state, publicKeys } = this.#options;
+    const scope = this.#scope ? { scope: this.#scope } : {};
+    return { publicKeys, tenantId: state.tenantId!, version: state.version, epoch: state.epoch, now: this.#now(), skewMs: this.#skewMs, ...scope };
+  }
+
+  /** The long-poll wait: the configured one, at most half the lifetime of the head held (a head expires a poll later). */
+  #wait(): number {
+    // 20 s at most: the feed's longest long poll (core `timeouts.feedWaitSeconds`), answered inside the gateway's 30 s.
+    const wanted = this.#options.waitSeconds ?? 20;
+    const head = this.#options.state.head?.head;
+    const lifetime = head ? (Date.parse(head.expiresAt) - Date.parse(head.issuedAt)) / 1000 : maxHeadLifetimeSeconds;
+    return Math.max(0, Math.min(wanted, Math.floor(Math.min(lifetime, maxHeadLifetimeSeconds) / 2)));
   }
 
   #selector(): Record<string, string> {
@@ -211,7 +231,7 @@ export class FeedSync {
     } catch (error) {
       if (isFeedVerificationError(error)) {
         this.stats.rejected[error.code] = (this.stats.rejected[error.code] ?? 0) + 1;
-        if (error.code === "feed.gap") this.#needSnapshot = true;
+        if (error.code === "feed.gap" || error.code === "feed.epoch") this.#needSnapshot = true;
       }
       throw error;
     }

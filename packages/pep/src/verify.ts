@@ -10,8 +10,10 @@ import { verify, type KeyObject } from "node:crypto";
 import { SimrootError, type ErrorKind } from "@simroot/core/error";
 import {
   contentHash,
+  cursorHash,
   feedResponseSchema,
   headBytes,
+  maxClockSkewSeconds,
   maxHeadLifetimeSeconds,
   signedHeadSchema,
   type FeedEntry,
@@ -27,7 +29,10 @@ export const feedFailures = {
   "feed.wrong_scope": "forbidden",
   "feed.content_mismatch": "input",
   "feed.expired": "conflict",
+  "feed.not_yet_valid": "conflict",
   "feed.rollback": "conflict",
+  "feed.epoch": "conflict",
+  "feed.wrong_kind": "conflict",
   "feed.gap": "conflict",
 } as const satisfies Record<string, ErrorKind>;
 export type FeedFailure = keyof typeof feedFailures;
@@ -58,9 +63,16 @@ export interface VerifyContext {
   readonly scope?: string;
   /** The version the PEP's view is at (0 before its first snapshot). */
   readonly version: number;
+  /** The feed epoch of the view (0 before its first snapshot): see core's feed/epoch.ts. */
+  readonly epoch: number;
   /** Epoch milliseconds. */
   readonly now: number;
+  /** How far this PEP's clock may be off the control plane's, ms (at most `maxClockSkewSeconds`; default 0). */
+  readonly skewMs?: number;
 }
+
+/** The clock-skew tolerance of a context, bounded. */
+const skewOf = (ctx: VerifyContext) => Math.min(Math.max(ctx.skewMs ?? 0, 0), maxClockSkewSeconds * 1000);
 
 /** True when one of the pinned keys signed `signed.head`. */
 export function signatureValid(signed: SignedHead, publicKeys: readonly KeyObject[]): boolean {
@@ -96,8 +108,15 @@ function checkHead(signed: SignedHead, ctx: VerifyContext): SignedHead {
   if ((head.scope ?? "") !== (ctx.scope ?? "")) {
     return fail("feed.wrong_scope", `The head is narrowed to "${head.scope ?? ""}", this PEP follows "${ctx.scope ?? ""}"`, { scope: head.scope ?? null });
   }
-  if (head.version < ctx.version) {
+  // Rollback: an older epoch never; a lower version only from a snapshot of a newer epoch (an admin's signed statement).
+  if (head.epoch < ctx.epoch) {
+    return fail("feed.rollback", `The head is of feed epoch ${head.epoch}, below the epoch held (${ctx.epoch})`, { epoch: head.epoch, held: ctx.epoch });
+  }
+  if (head.epoch === ctx.epoch && head.version < ctx.version) {
     return fail("feed.rollback", `The head brings version ${head.version}, below the version held (${ctx.version})`, { version: head.version, held: ctx.version });
+  }
+  if (head.epoch > ctx.epoch && head.kind !== "snapshot") {
+    return fail("feed.epoch", `The feed moved to epoch ${head.epoch} (this PEP holds ${ctx.epoch}): take a snapshot`, { epoch: head.epoch, held: ctx.epoch });
   }
   const issuedAt = Date.parse(head.issuedAt);
   const expiresAt = Date.parse(head.expiresAt);
@@ -105,7 +124,12 @@ function checkHead(signed: SignedHead, ctx: VerifyContext): SignedHead {
   if (expiresAt - issuedAt > maxHeadLifetimeSeconds * 1000 || expiresAt < issuedAt) {
     return fail("feed.expired", `The head claims a lifetime beyond ${maxHeadLifetimeSeconds} s`, { issuedAt: head.issuedAt, expiresAt: head.expiresAt });
   }
-  if (expiresAt <= ctx.now) return fail("feed.expired", `The head expired at ${head.expiresAt}`, { expiresAt: head.expiresAt });
+  const skew = skewOf(ctx);
+  if (expiresAt + skew <= ctx.now) return fail("feed.expired", `The head expired at ${head.expiresAt}`, { expiresAt: head.expiresAt });
+  // A head issued "later" than this clock allows would stay fresh longer than its lifetime: refuse it.
+  if (issuedAt - skew > ctx.now) {
+    return fail("feed.not_yet_valid", `The head was issued at ${head.issuedAt}, ahead of this PEP's clock beyond the ${skew} ms tolerance`, { issuedAt: head.issuedAt });
+  }
   if (head.kind === "delta" && head.version < head.since) return fail("feed.malformed", "A delta head's version is below its since");
   return signed;
 }
@@ -119,11 +143,12 @@ export interface VerifiedResponse {
 }
 
 /**
- * Verifies one feed response (a page of a snapshot, or deltas). A delta must continue
- * exactly from `ctx.version`; its entries must lie in (since, version], in order. A snapshot
- * page's entries all carry the snapshot's version.
+ * Verifies one feed response of the kind asked for (a page of a snapshot, or deltas). A delta
+ * must continue exactly from `ctx.version`; its entries must lie in (since, version], in
+ * order. A snapshot page's entries all carry the snapshot's version, and its `next` cursor is
+ * the one its head commits to.
  */
-export function verifyResponse(input: unknown, ctx: VerifyContext): VerifiedResponse {
+export function verifyResponse(input: unknown, ctx: VerifyContext, expected: FeedHead["kind"]): VerifiedResponse {
   const shape = feedResponseSchema.safeParse(input);
   if (!shape.success) {
     // A forged or garbled head is reported as such even when the entries are garbled too.
@@ -133,7 +158,13 @@ export function verifyResponse(input: unknown, ctx: VerifyContext): VerifiedResp
   const response: FeedResponse = shape.data;
   const signed = checkHead(response.signed, ctx);
   const head = signed.head;
+  // A snapshot page answering a delta poll (or deltas answering a snapshot request) continues nothing this PEP asked for.
+  if (head.kind !== expected) return fail("feed.wrong_kind", `Asked for ${expected === "delta" ? "deltas" : "a snapshot page"}, got a ${head.kind} head`, { kind: head.kind });
+  if ((response.next === undefined ? undefined : cursorHash(response.next)) !== head.next) {
+    return fail("feed.content_mismatch", "The response's next cursor is not the one its head commits to");
+  }
   if (head.kind === "delta") {
+    if (head.cursor !== undefined || head.next !== undefined) return fail("feed.malformed", "A delta head names a snapshot cursor");
     if (head.since !== ctx.version) {
       return fail("feed.gap", `The deltas start after version ${head.since}, this PEP is at ${ctx.version}`, { since: head.since, held: ctx.version });
     }
@@ -179,7 +210,10 @@ export function verifyIdleHead(headerValue: string, ctx: VerifyContext): SignedH
 /** The pages of one snapshot collected so far. */
 export interface SnapshotAssembly {
   readonly version: number;
+  readonly epoch: number;
   readonly pages: number;
+  /** The hash of the cursor the next page must answer (the last page's `next`). */
+  readonly next: string | undefined;
   readonly entries: readonly FeedEntry[];
 }
 
@@ -196,10 +230,15 @@ export function addSnapshotPage(assembly: SnapshotAssembly | undefined, page: Ve
   if (head.kind !== "snapshot") return fail("feed.gap", "Expected a snapshot page, got deltas");
   const expected = assembly?.pages ?? 0;
   if (head.page !== expected) return fail("feed.gap", `Expected snapshot page ${expected}, got page ${head.page}`, { page: head.page, expected });
-  if (assembly && head.version !== assembly.version) {
-    return fail("feed.gap", `Snapshot page ${head.page} is at version ${head.version}, earlier pages at ${assembly.version}`, { version: head.version });
+  if (assembly && (head.version !== assembly.version || head.epoch !== assembly.epoch)) {
+    return fail("feed.gap", `Snapshot page ${head.page} is at version ${head.version} (epoch ${head.epoch}), earlier pages at ${assembly.version} (epoch ${assembly.epoch})`, {
+      version: head.version,
+    });
   }
+  // Page 0 answers no cursor; every later page answers the cursor its predecessor's head committed to.
+  if (head.cursor !== assembly?.next) return fail("feed.gap", `Snapshot page ${head.page} does not continue the pages before it (cursor)`, { page: head.page });
+  if (!head.last && head.next === undefined) return fail("feed.malformed", "A snapshot page that is not the last commits to no next cursor");
   const entries = assembly ? [...assembly.entries, ...page.entries] : [...page.entries];
   if (head.last) return { complete: true, version: head.version, entries, signed: page.signed };
-  return { complete: false, assembly: { version: head.version, pages: expected + 1, entries } };
+  return { complete: false, assembly: { version: head.version, epoch: head.epoch, pages: expected + 1, next: head.next, entries } };
 }

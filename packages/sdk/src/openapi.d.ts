@@ -1407,10 +1407,16 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Walk the tenant's hash chain and report the first break, if any */
+        /**
+         * Verify the tenant's hash chain from its signed checkpoint (or whole, for admins) and report the first break, if any
+         * @description Walks the records after the last signed checkpoint (O(new records)); each must chain from the checkpoint's signed hash, and the last must be the tenant's head. A valid walk moves the checkpoint. `full=true` (admin keys only) walks the whole chain.
+         */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description walk the whole chain from its first record (admin keys only) */
+                    full?: "true" | "false";
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -1424,6 +1430,15 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["ChainVerification"];
+                    };
+                };
+                /** @description Invalid input: `errors` names each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing or invalid API key */
@@ -1804,19 +1819,12 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        /**
-                         * @description quarantine a device when its IMEI changes (devices may override)
-                         * @default true
-                         */
+                        /** @description quarantine a device when its IMEI changes (devices may override) */
                         imeiLock?: boolean;
-                        /**
-                         * @description countries devices may roam into; empty means anywhere
-                         * @default []
-                         */
+                        /** @description countries devices may roam into; empty means anywhere */
                         allowedCountries?: string[];
                         /**
-                         * @description what enforcement points do when they cannot decide
-                         * @default closed
+                         * @description what enforcement points do when they cannot decide (the enforcement settings' fail mode)
                          * @enum {string}
                          */
                         failMode?: "closed" | "open";
@@ -2917,6 +2925,87 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/feed/epoch": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Advance the tenant's feed epoch: the recovery path after a restore of the control plane or a rebuild with a new feed key
+         * @description Every signed head carries the epoch. A PEP refuses a version below the one it holds unless it comes as a snapshot of a higher epoch, so after a restore (the tenant's head went back) PEPs stay closed until an admin advances the epoch; they then take the restored state. The new epoch is the time of the advance in seconds (at least one above the previous). Audited.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description The new epoch */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["FeedEpoch"];
+                    };
+                };
+                /** @description Invalid input: `errors` names each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing or invalid API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description `If-Match` does not match the current ETag */
+                412: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/flows": {
         parameters: {
             query?: never;
@@ -3217,7 +3306,10 @@ export interface components {
         };
         ChainVerification: {
             valid: boolean;
+            /** @description records checked by this walk */
             checked: number;
+            /** @description the sequence the walk started after: 0 for the whole chain, else the signed checkpoint's */
+            from: number;
             lastSeq: number;
             lastHash: string;
             brokenAt?: {
@@ -3266,7 +3358,7 @@ export interface components {
              */
             allowedCountries?: string[];
             /**
-             * @description what enforcement points do when they cannot decide
+             * @description what enforcement points do when they cannot decide (the enforcement settings' fail mode)
              * @default closed
              * @enum {string}
              */
@@ -3612,12 +3704,15 @@ export interface components {
         };
         FeedHead: {
             tenantId: string;
+            epoch: number;
             /** @enum {string} */
             kind: "snapshot" | "delta";
             since: number;
             version: number;
             page: number;
             last: boolean;
+            cursor?: string;
+            next?: string;
             scope?: string;
             contentHash: string;
             issuedAt: string;
@@ -3631,6 +3726,12 @@ export interface components {
             value: {
                 [key: string]: unknown;
             } | null;
+        };
+        FeedEpoch: {
+            /** @description the epoch every signed head of the tenant now carries */
+            epoch: number;
+            previous: number;
+            advancedAt?: string;
         };
         FlowReport: {
             pepId: string;

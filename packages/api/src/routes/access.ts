@@ -10,7 +10,7 @@ import {
   revokeApiKey,
   rotateApiKey,
   tenantSchema,
-  tenantSettingsSchema,
+  tenantSettingsPatchSchema,
   updateTenantSettings,
 } from "@simroot/core";
 import type { AppEnv } from "../env.ts";
@@ -75,7 +75,7 @@ const routes = {
     middleware: admin,
     request: {
       headers: z.object({ "if-match": z.string().optional().meta({ description: 'the ETag from GET /v1/tenant, e.g. "3"' }) }),
-      body: { required: true, content: { "application/json": { schema: tenantSettingsSchema.partial().strict() } } },
+      body: { required: true, content: { "application/json": { schema: tenantSettingsPatchSchema } } },
     },
     responses: { 200: json("The tenant", tenantSchema), ...errorResponses(400, 401, 403, 412, 428) },
   }),

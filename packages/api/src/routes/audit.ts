@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { auditRecordSchema, listAudit, listAuditInput, verifyAuditChain } from "@simroot/core";
+import { auditRecordSchema, listAudit, listAuditInput, SimrootError, verifyAuditIncrementally } from "@simroot/core";
 import { stream } from "hono/streaming";
-import type { AppEnv } from "../env.ts";
+import type { AppEnv, AppOptions } from "../env.ts";
 import { requireRole } from "../middleware.ts";
 import { errorResponses, json, pageOf } from "../openapi.ts";
 
@@ -21,22 +21,34 @@ const verify = createRoute({
   method: "get",
   path: "/v1/audit/verify",
   tags: ["audit"],
-  summary: "Walk the tenant's hash chain and report the first break, if any",
+  summary: "Verify the tenant's hash chain from its signed checkpoint (or whole, for admins) and report the first break, if any",
+  description:
+    "Walks the records after the last signed checkpoint (O(new records)); each must chain from the checkpoint's signed hash, " +
+    "and the last must be the tenant's head. A valid walk moves the checkpoint. `full=true` (admin keys only) walks the whole chain.",
   middleware: auditors,
+  request: {
+    query: z.object({
+      full: z
+        .enum(["true", "false"])
+        .optional()
+        .meta({ description: "walk the whole chain from its first record (admin keys only)" }),
+    }),
+  },
   responses: {
     200: json(
       "The verification",
       z
         .object({
           valid: z.boolean(),
-          checked: z.number().int(),
+          checked: z.number().int().meta({ description: "records checked by this walk" }),
+          from: z.number().int().meta({ description: "the sequence the walk started after: 0 for the whole chain, else the signed checkpoint's" }),
           lastSeq: z.number().int(),
           lastHash: z.string(),
           brokenAt: z.object({ seq: z.number().int(), reason: z.string() }).optional(),
         })
         .meta({ id: "ChainVerification" }),
     ),
-    ...errorResponses(401, 403),
+    ...errorResponses(400, 401, 403),
   },
 });
 
@@ -53,7 +65,8 @@ const exportLines = createRoute({
   },
 });
 
-export const auditRoutes = new OpenAPIHono<AppEnv>()
+export const auditRoutes = (options: AppOptions) =>
+  new OpenAPIHono<AppEnv>()
   .openapi(exportLines, async (c) => {
     const query = c.req.valid("query");
     const { ports, ctx } = c.var;
@@ -69,4 +82,8 @@ export const auditRoutes = new OpenAPIHono<AppEnv>()
     }) as never;
   })
   .openapi(list, async (c) => c.json(await listAudit(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
-  .openapi(verify, async (c) => c.json(await verifyAuditChain(c.var.ports, c.var.ctx.tenantId), 200));
+  .openapi(verify, async (c) => {
+    const full = c.req.valid("query").full === "true";
+    if (full && c.var.principal.role !== "admin") throw new SimrootError("auth.forbidden", "forbidden", "Only an admin key may walk the whole audit chain");
+    return c.json(await verifyAuditIncrementally(c.var.ports, await options.feedSigner(), c.var.ctx.tenantId, { full }), 200);
+  });

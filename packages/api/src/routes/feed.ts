@@ -1,5 +1,17 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { feedDeltas, feedResponseSchema, feedSnapshot, flowReportSchema, headHeader, parseScope, recordFlows, timeouts } from "@simroot/core";
+import {
+  advanceFeedEpoch,
+  feedDeltas,
+  feedEpochSchema,
+  feedResponseSchema,
+  feedSnapshot,
+  flowReportSchema,
+  headHeader,
+  parseScope,
+  publishOutcome,
+  recordFlows,
+  timeouts,
+} from "@simroot/core";
 import type { AppEnv, AppOptions } from "../env.ts";
 import { requireRole } from "../middleware.ts";
 import { errorResponses, json } from "../openapi.ts";
@@ -48,6 +60,20 @@ const keys = createRoute({
   responses: { 200: json("The keys", z.object({ keys: z.array(z.object({ keyId: z.string(), algorithm: z.literal("ed25519"), publicKeyPem: z.string() })) })), ...errorResponses(401, 403) },
 });
 
+const epoch = createRoute({
+  method: "post",
+  path: "/v1/feed/epoch",
+  tags: ["enforcement"],
+  summary: "Advance the tenant's feed epoch: the recovery path after a restore of the control plane or a rebuild with a new feed key",
+  description:
+    "Every signed head carries the epoch. A PEP refuses a version below the one it holds unless it comes as a snapshot of a " +
+    "higher epoch, so after a restore (the tenant's head went back) PEPs stay closed until an admin advances the epoch; " +
+    "they then take the restored state. The new epoch is the time of the advance in seconds (at least one above the previous). Audited.",
+  middleware: requireRole("admin"),
+  request: { body: { required: true, content: { "application/json": { schema: advanceFeedEpoch.schema } } } },
+  responses: { 200: json("The new epoch", feedEpochSchema), ...errorResponses(400, 401, 403, 412) },
+});
+
 const flows = createRoute({
   method: "post",
   path: "/v1/flows",
@@ -90,5 +116,6 @@ export function feedRoutes(options: AppOptions) {
       const signer = await options.feedSigner();
       return c.json({ keys: [{ keyId: signer.keyId, algorithm: "ed25519" as const, publicKeyPem: signer.publicKeyPem }] }, 200);
     })
+    .openapi(epoch, async (c) => c.json(await publishOutcome(c.var.ports, await advanceFeedEpoch(c.var.ports, c.var.ctx, c.req.valid("json"))), 200))
     .openapi(flows, async (c) => c.json(await recordFlows(c.var.ports, c.var.ctx, c.req.valid("json")), 202));
 }

@@ -2,17 +2,18 @@ import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import type { Ports } from "../ports.ts";
 
+const imeiLock = z.boolean().meta({ description: "quarantine a device when its IMEI changes (devices may override)" });
+const allowedCountries = z
+  .array(z.string().regex(/^[A-Z]{2}$/, "ISO 3166-1 alpha-2"))
+  .max(250)
+  .meta({ description: "countries devices may roam into; empty means anywhere" });
+const failMode = z.enum(["closed", "open"]).meta({ description: "what enforcement points do when they cannot decide (the enforcement settings' fail mode)" });
+
 export const tenantSettingsSchema = z
-  .object({
-    imeiLock: z.boolean().default(true).meta({ description: "quarantine a device when its IMEI changes (devices may override)" }),
-    allowedCountries: z
-      .array(z.string().regex(/^[A-Z]{2}$/, "ISO 3166-1 alpha-2"))
-      .max(250)
-      .default([])
-      .meta({ description: "countries devices may roam into; empty means anywhere" }),
-    failMode: z.enum(["closed", "open"]).default("closed").meta({ description: "what enforcement points do when they cannot decide" }),
-  })
+  .object({ imeiLock: imeiLock.default(true), allowedCountries: allowedCountries.default([]), failMode: failMode.default("closed") })
   .meta({ id: "TenantSettings" });
+/** A change of some settings: what is absent stays as it is (no defaults fill it in). */
+export const tenantSettingsPatchSchema = z.strictObject({ imeiLock: imeiLock.optional(), allowedCountries: allowedCountries.optional(), failMode: failMode.optional() });
 export type TenantSettings = z.output<typeof tenantSettingsSchema>;
 
 export const defaultTenantSettings: TenantSettings = tenantSettingsSchema.parse({});

@@ -8,7 +8,9 @@ import type { Ports } from "../ports.ts";
 import { writeTransaction } from "../store/transaction.ts";
 import { verb } from "../verb.ts";
 import { mintApiKey } from "./api-key.ts";
-import { defaultTenantSettings, forgetTenantSettings, tenantItemKey, tenantSettingsSchema } from "./tenant-settings.ts";
+import { enforcementKey } from "../policy/records.ts";
+import { readEnforcement } from "../policy/enforcement-store.ts";
+import { defaultTenantSettings, forgetTenantSettings, tenantItemKey, tenantSettingsPatchSchema, tenantSettingsSchema } from "./tenant-settings.ts";
 
 export const tenantSchema = z
   .object({
@@ -51,11 +53,20 @@ export async function createTenantWithAdminKey(ports: Ports, name: string, guard
   return { tenant, token: key.token, keyId: key.record.keyId };
 }
 
+/**
+ * The tenant, its fail mode read from the one place it lives: the enforcement settings (the
+ * tenant settings show it and change it there, so enforcement points follow one value).
+ */
 export async function readTenant(ports: Ports, tenantId: string): Promise<Tenant> {
   const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: tenantItemKey(tenantId), ConsistentRead: true }));
   if (!Item) throw new SimrootError("tenant.not_found", "not_found", `No tenant ${tenantId}`);
-  return tenantSchema.parse(Item);
+  const tenant = tenantSchema.parse(Item);
+  const { failMode } = await readEnforcement(ports, tenantId);
+  return { ...tenant, settings: { ...tenant.settings, failMode } };
 }
+
+/** The tenant settings as stored and carried in the feed: without the fail mode, which the enforcement settings hold. */
+export const storedTenantSettings = ({ failMode: _failMode, ...settings }: Tenant["settings"]) => settings;
 
 /** Only an admin of the platform tenant creates tenants. */
 export const createTenant = verb(z.strictObject({ name: z.string().min(1).max(128) }), async (ports, ctx, input) => {
@@ -66,7 +77,7 @@ export const createTenant = verb(z.strictObject({ name: z.string().min(1).max(12
 });
 
 export const updateTenantSettingsInput = z.object({
-  settings: tenantSettingsSchema.partial().strict(),
+  settings: tenantSettingsPatchSchema,
   /** The revision the caller saw (If-Match). */
   ifRevision: z.number().int().positive(),
 });
@@ -81,20 +92,42 @@ export const updateTenantSettings = verb(updateTenantSettingsInput, async (ports
   const next: Tenant = { ...tenant, settings, revision: tenant.revision + 1 };
   const now = ports.now();
   const event = domainEvent(ctx, "tenant.settings-changed", ctx.tenantId, { settings, changed: Object.keys(input.settings) }, now);
+  const stored = storedTenantSettings(settings);
+  // The fail mode is written where it lives, in the same commit: the enforcement settings (and their feed entry). Until
+  // they were first written, a tenant item of before may hold it: it moves there now, since the tenant item drops it.
+  const enforcement = await readEnforcement(ports, ctx.tenantId);
+  const moves = enforcement.revision === 0 && enforcement.failMode !== defaultTenantSettings.failMode;
+  const failMode = moves || enforcement.failMode !== settings.failMode ? { ...enforcement, failMode: settings.failMode } : undefined;
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
     writes: [
       {
         Put: {
           TableName: ports.tables.control,
-          Item: { ...tenantItemKey(tenant.id), gsi1pk: "tenants", gsi1sk: tenant.id, ...next },
+          Item: { ...tenantItemKey(tenant.id), gsi1pk: "tenants", gsi1sk: tenant.id, ...next, settings: stored },
           ConditionExpression: "revision = :r",
           ExpressionAttributeValues: { ":r": tenant.revision },
         },
       },
+      ...(failMode
+        ? [
+            {
+              Put: {
+                TableName: ports.tables.control,
+                Item: { ...enforcementKey(ctx.tenantId), ...failMode, revision: failMode.revision + 1, updatedAt: now.toISOString() },
+                ...(failMode.revision === 0
+                  ? { ConditionExpression: "attribute_not_exists(pk)" }
+                  : { ConditionExpression: "revision = :e", ExpressionAttributeValues: { ":e": failMode.revision } }),
+              },
+            },
+          ]
+        : []),
     ],
     events: [event],
-    feed: [{ kind: "settings", key: "tenant", value: settings }],
+    feed: [
+      { kind: "settings", key: "tenant", value: stored },
+      ...(failMode ? [{ kind: "settings" as const, key: "enforcement", value: { quarantineDestinations: failMode.quarantineDestinations, failMode: failMode.failMode } }] : []),
+    ],
     onConditionFailed: () => new SimrootError("request.precondition_failed", "conflict", "The tenant changed since you read it", { detail: { status: 412 } }),
   });
   forgetTenantSettings(ctx.tenantId);

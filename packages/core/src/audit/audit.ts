@@ -1,6 +1,6 @@
 import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
-import { auditPartition, auditRecordSchema, auditSubjectPartition, unhashed, type AuditRecord } from "../ledger/audit-record.ts";
+import { auditPartition, auditRecordSchema, auditSortKey, auditSubjectPartition, unhashed, type AuditRecord } from "../ledger/audit-record.ts";
 import { chainHash, genesisHash } from "../ledger/chain.ts";
 import { headKey } from "../ledger/ledger.ts";
 import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
@@ -22,18 +22,25 @@ export const listAudit = verb(listAuditInput, async (ports, ctx, input): Promise
   const bySubject = input.subject !== undefined;
   const partition = bySubject ? auditSubjectPartition(ctx.tenantId, input.subject!) : auditPartition(ctx.tenantId);
   const partitionField = bySubject ? "gsi1pk" : "pk";
-  const sortField = bySubject ? "gsi1sk" : "time";
-  const range = [input.from && `${sortField} >= :from`, input.to && `${sortField} < :to`].filter(Boolean);
+  // `time` is a DynamoDB reserved word: name it through an attribute name.
+  const sortField = bySubject ? "gsi1sk" : "#time";
+  // A key condition holds one condition per key: both bounds of a subject's range are one BETWEEN (its sort key,
+  // `time#seq`, never equals a bare time, so BETWEEN's inclusive end still excludes records at `to`).
+  const range =
+    bySubject && input.from && input.to ? [`${sortField} BETWEEN :from AND :to`] : [input.from && `${sortField} >= :from`, input.to && `${sortField} < :to`].filter(Boolean);
+  // Records carry UTC times (toISOString): compare bounds given with another offset in the same terms.
+  const from = input.from && new Date(input.from).toISOString();
+  const to = input.to && new Date(input.to).toISOString();
   const result = await ports.db.send(
     new QueryCommand({
       TableName: ports.tables.audit,
       ...(bySubject ? { IndexName: "byDevice" } : {}),
       KeyConditionExpression: [`${partitionField} = :p`, ...(bySubject ? range : [])].join(" AND "),
-      ...(!bySubject && range.length > 0 ? { FilterExpression: range.join(" AND ") } : {}),
+      ...(!bySubject && range.length > 0 ? { FilterExpression: range.join(" AND "), ExpressionAttributeNames: { "#time": "time" } } : {}),
       ExpressionAttributeValues: {
         ":p": partition,
-        ...(input.from ? { ":from": input.from } : {}),
-        ...(input.to ? { ":to": input.to } : {}),
+        ...(from ? { ":from": from } : {}),
+        ...(to ? { ":to": to } : {}),
       },
       Limit: input.limit,
       ExclusiveStartKey: decodeCursor(input.cursor, { [partitionField]: partition }),
@@ -44,31 +51,51 @@ export const listAudit = verb(listAuditInput, async (ports, ctx, input): Promise
 
 export interface ChainVerification {
   readonly valid: boolean;
+  /** How many records this walk checked (from `from`). */
   readonly checked: number;
+  /** The sequence the walk started after: 0 for the whole chain, else a signed checkpoint's (see checkpoint.ts). */
+  readonly from: number;
   readonly lastSeq: number;
   readonly lastHash: string;
   /** The first record that does not chain, and why. */
   readonly brokenAt?: { readonly seq: number; readonly reason: string };
 }
 
-/** Walks a tenant's whole chain: every record must follow its predecessor and hash to what it says. */
-export async function verifyAuditChain(ports: Ports, tenantId: string): Promise<ChainVerification> {
-  let expectedSeq = 1;
-  let previous = genesisHash;
+/** Where a walk starts: after record `seq`, whose hash is `hash` (the genesis: 0 and the genesis hash). */
+export interface ChainPoint {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+/**
+ * Walks a tenant's chain after `start` (the whole chain by default): every record must follow
+ * its predecessor and hash to what it says, and the last must be the tenant's head.
+ */
+export async function verifyAuditChain(ports: Ports, tenantId: string, start: ChainPoint = { seq: 0, hash: genesisHash }): Promise<ChainVerification> {
+  let expectedSeq = start.seq + 1;
+  let previous = start.hash;
   let cursor: Record<string, unknown> | undefined;
+  const result = (valid: boolean, brokenAt?: ChainVerification["brokenAt"]): ChainVerification => ({
+    valid,
+    checked: expectedSeq - 1 - start.seq,
+    from: start.seq,
+    lastSeq: expectedSeq - 1,
+    lastHash: previous,
+    ...(brokenAt ? { brokenAt } : {}),
+  });
   do {
     const page = await ports.db.send(
       new QueryCommand({
         TableName: ports.tables.audit,
-        KeyConditionExpression: "pk = :p",
-        ExpressionAttributeValues: { ":p": auditPartition(tenantId) },
+        KeyConditionExpression: start.seq > 0 ? "pk = :p AND sk > :after" : "pk = :p",
+        ExpressionAttributeValues: { ":p": auditPartition(tenantId), ...(start.seq > 0 ? { ":after": auditSortKey(start.seq) } : {}) },
         ExclusiveStartKey: cursor,
         ConsistentRead: true,
       }),
     );
     for (const item of page.Items ?? []) {
       const parsed = auditRecordSchema.safeParse(item);
-      const broken = (reason: string) => ({ valid: false, checked: expectedSeq - 1, lastSeq: expectedSeq - 1, lastHash: previous, brokenAt: { seq: expectedSeq, reason } });
+      const broken = (reason: string) => result(false, { seq: expectedSeq, reason });
       if (!parsed.success) return broken("record is malformed");
       const record = parsed.data;
       if (record.seq !== expectedSeq) return broken(`expected sequence ${expectedSeq}, found ${record.seq}`);
@@ -79,15 +106,15 @@ export async function verifyAuditChain(ports: Ports, tenantId: string): Promise<
     }
     cursor = page.LastEvaluatedKey;
   } while (cursor);
-  const checked = expectedSeq - 1;
+  const last = expectedSeq - 1;
   const { Item: head } = await ports.db.send(
     new GetCommand({ TableName: ports.tables.control, Key: headKey(tenantId), ConsistentRead: true }),
   );
   const headSeq = head ? Number(head.seq) : 0;
-  if (headSeq !== checked || (head && head.hash !== previous)) {
-    return { valid: false, checked, lastSeq: checked, lastHash: previous, brokenAt: { seq: checked + 1, reason: `the chain head is at ${headSeq}: records are missing or altered at the end` } };
+  if (headSeq !== last || (head && head.hash !== previous)) {
+    return result(false, { seq: last + 1, reason: `the chain head is at ${headSeq}: records are missing or altered at the end` });
   }
-  return { valid: true, checked, lastSeq: checked, lastHash: previous };
+  return result(true);
 }
 
 export const timelineEntrySchema = z

@@ -17,12 +17,18 @@ import type { Ports } from "../ports.ts";
 import { inScope, scopeDeltas, scopeSnapshotBindings, type FeedScope } from "./scope.ts";
 import type { FeedSigner } from "./signer.ts";
 import { changeAfter, headVersion, recentDeltas, seenVersion } from "./watch.ts";
-import { bindingValue, contentHash, headBytes, maxHeadLifetimeSeconds, type FeedEntry, type FeedHead, type FeedResponse, type SignedHead } from "./wire.ts";
+import { readFeedEpoch } from "./epoch.ts";
+import { bindingValue, contentHash, cursorHash, headBytes, maxHeadLifetimeSeconds, type FeedEntry, type FeedHead, type FeedResponse, type SignedHead } from "./wire.ts";
 
 /** A PEP further behind than this takes a snapshot instead of replaying deltas. */
 export const deltaRetentionSeconds = 7 * 24 * 60 * 60;
-/** How long a head stays valid: PEPs fail closed this long after losing the control plane. */
-export const headLifetimeSeconds = 60;
+/**
+ * How long a head stays valid: PEPs fail closed this long after losing the control plane, and
+ * someone on the path who replays the current genuine head withholds a change at most this
+ * long (plus the PEP's clock-skew tolerance). Heads are shared per tenant (and selector) and
+ * version, not signed per poll, so a short lifetime costs no signatures per idle PEP.
+ */
+export const headLifetimeSeconds = maxHeadLifetimeSeconds;
 
 const snapshotRequired = (why: string) =>
   new SimrootError("feed.snapshot_required", "conflict", `Take a snapshot: ${why}`, { detail: { status: 410 } });
@@ -117,6 +123,9 @@ async function currentHead(ports: Ports, tenantId: string, since: number): Promi
 
 const sharedHead = (ports: Ports, tenantId: string) => sharedRead(ports, `head|${tenantId}`, 100, () => headVersion(ports, tenantId));
 
+/** The tenant's feed epoch, read at most every second (an advance reaches every head within it). */
+const sharedEpoch = (ports: Ports, tenantId: string) => sharedRead(ports, `epoch|${tenantId}`, 1000, () => readFeedEpoch(ports, tenantId));
+
 type Deltas = Awaited<ReturnType<typeof readDeltas>>;
 const noDeltas = (since: number): Deltas => ({ entries: [], version: since, last: true, oldest: undefined });
 
@@ -151,8 +160,9 @@ export async function feedDeltas(ports: Ports, signer: FeedSigner, tenantId: str
     throw snapshotRequired(`version ${query.since} is older than the ${deltaRetentionSeconds / 86400}-day delta history`);
   }
   const scope = query.scope;
-  const fields = { tenantId, kind: "delta" as const, since: query.since, version: deltas.version, page: 0, last: deltas.last, ...(scope ? { scope: scope.text } : {}) };
-  const herd = `${tenantId}|${scope?.text ?? ""}|${query.since}|${query.limit}`;
+  const epoch = await sharedEpoch(ports, tenantId);
+  const fields = { tenantId, epoch, kind: "delta" as const, since: query.since, version: deltas.version, page: 0, last: deltas.last, ...(scope ? { scope: scope.text } : {}) };
+  const herd = `${tenantId}|${epoch}|${scope?.text ?? ""}|${query.since}|${query.limit}`;
   if (deltas.version > query.since) {
     // A herd woken by one commit gets one response: the same signed head, entries and bytes, issued less than a second ago.
     const found = deltas;
@@ -204,6 +214,7 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
 /** One page of the snapshot (of the devices in `scope`, when given). The first page also carries settings, policies and grants. */
 export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: string, cursor: string | undefined, limit: number, scope?: FeedScope): Promise<FeedResponse> {
   const state: SnapshotCursor = cursor ? decode(cursor, tenantId, scope) : { version: await headVersion(ports, tenantId), page: 0, phase: "revoked" };
+  const epoch = await sharedEpoch(ports, tenantId);
   const entries: FeedEntry[] = [];
   const entry = (kind: FeedEntry["kind"], key: string, value: Record<string, unknown>): FeedEntry => ({ version: state.version, kind, key, value });
   if (!cursor) {
@@ -213,7 +224,9 @@ export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: s
       allPolicyItems(ports, tenantId, "policy", (item) => policyRuleOf(storedPolicy(item))),
       allPolicyItems(ports, tenantId, "grant", (item) => grantOf(storedGrant(item))),
     ]);
-    entries.push(entry("settings", "tenant", tenant), entry("settings", "enforcement", enforcementSettingsOf(enforcement)));
+    // One fail mode: the enforcement settings' (the tenant settings carry none in the feed).
+    const { failMode: _failMode, ...tenantEntry } = tenant;
+    entries.push(entry("settings", "tenant", tenantEntry), entry("settings", "enforcement", enforcementSettingsOf(enforcement)));
     for (const rule of rules) entries.push(entry("policy", rule.id, rule));
     for (const grant of grants) entries.push(entry("grant", grant.id, grant));
   }
@@ -256,6 +269,10 @@ export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: s
   }
   const last = complete;
   const scoped = scope ? { scope: scope.text } : {};
-  const signed = await signHead(signer, { tenantId, kind: "snapshot", since: 0, version: state.version, page: state.page, last, ...scoped }, entries, ports.now());
-  return { signed, entries, ...(last ? {} : { next: encode({ version: state.version, page: state.page + 1, phase, start, ...scoped }) }) };
+  const next = last ? undefined : encode({ version: state.version, page: state.page + 1, phase, start, ...scoped });
+  // The head commits to the cursor it answers and the one it hands out: a PEP follows only the chain of pages that began at page 0.
+  const chain = { ...(cursor ? { cursor: cursorHash(cursor) } : {}), ...(next ? { next: cursorHash(next) } : {}) };
+  const fields = { tenantId, epoch, kind: "snapshot" as const, since: 0, version: state.version, page: state.page, last, ...chain, ...scoped };
+  const signed = await signHead(signer, fields, entries, ports.now());
+  return { signed, entries, ...(next ? { next } : {}) };
 }

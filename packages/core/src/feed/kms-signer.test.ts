@@ -61,7 +61,7 @@ describe("the KMS feed signer", () => {
     expect(signer.keyId).toBe(keyIdOf(publicKey));
     expect(signer.publicKeyPem).toBe(publicKey.export({ type: "spki", format: "pem" }).toString());
 
-    const signed = await signHead(signer, { tenantId: "ten_kms", kind: "delta", since: 4, version: 5, page: 0, last: true }, [], new Date());
+    const signed = await signHead(signer, { tenantId: "ten_kms", epoch: 0, kind: "delta", since: 4, version: 5, page: 0, last: true }, [], new Date());
     expect(verify(null, headBytes(signed.head), publicKey, Buffer.from(signed.signature, "base64"))).toBe(true);
     expect(signed.keyId).toBe(signer.keyId);
 

@@ -58,8 +58,13 @@ export const inScope = (scope: FeedScope, labels: unknown): boolean => {
   return true;
 };
 
-/** Reads items by key in batches of 100 (BatchGetItem's limit), retrying what comes back unprocessed. */
-async function batchGet(ports: Ports, keys: readonly Record<string, string>[]): Promise<Record<string, unknown>[]> {
+/**
+ * Reads items by key in batches of 100 (BatchGetItem's limit), retrying what comes back
+ * unprocessed. Each key once: BatchGetItem refuses a request naming a key twice, which a
+ * device changed twice between two polls (or two addresses of one device) would otherwise do.
+ */
+async function batchGet(ports: Ports, given: readonly Record<string, string>[]): Promise<Record<string, unknown>[]> {
+  const keys = [...new Map(given.map((key) => [`${key.pk}\u0000${key.sk}`, key])).values()];
   const found: Record<string, unknown>[] = [];
   for (let start = 0; start < keys.length; start += 100) {
     let pending: Record<string, unknown>[] = keys.slice(start, start + 100);

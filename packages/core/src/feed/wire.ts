@@ -20,12 +20,24 @@ export const feedEntrySchema = z
   .meta({ id: "FeedEntry" });
 export type FeedEntry = z.output<typeof feedEntrySchema>;
 
-/** At most this far ahead does a head expire: a PEP cut off from the control plane fails closed within it. */
-export const maxHeadLifetimeSeconds = 120;
+/**
+ * At most this far ahead does a head expire: a PEP cut off from the control plane (or fed a
+ * replayed genuine head by someone on the path who withholds a change) fails closed within
+ * it, plus its configured clock-skew tolerance (at most `maxClockSkewSeconds`): together at
+ * most 10 s.
+ */
+export const maxHeadLifetimeSeconds = 8;
+/** The largest clock-skew tolerance a PEP may be configured with. */
+export const maxClockSkewSeconds = 2;
 
 export const feedHeadSchema = z
   .object({
     tenantId: z.string(),
+    /**
+     * The tenant's feed epoch: only an admin advances it (after a restore or a key rotation). A PEP
+     * accepts a version below the one it holds only from a snapshot of a higher epoch.
+     */
+    epoch: z.number().int().nonnegative(),
     /** What the response is: a page of the snapshot, or the deltas after `since`. */
     kind: z.enum(["snapshot", "delta"]),
     /** delta: the version the PEP had (the response holds every entry after it, up to `version`). */
@@ -35,6 +47,10 @@ export const feedHeadSchema = z
     /** snapshot pages: which page of how many (a PEP applies a snapshot only once it has them all). */
     page: z.number().int().nonnegative(),
     last: z.boolean(),
+    /** snapshot pages after the first: SHA-256 (hex) of the cursor this page answers (the previous page's `next`). */
+    cursor: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    /** snapshot pages but the last: SHA-256 (hex) of the `next` cursor the response carries. */
+    next: z.string().regex(/^[0-9a-f]{64}$/).optional(),
     /** A narrowed feed's label selector, canonical (see scope.ts); absent for the whole tenant. */
     scope: z.string().optional(),
     /** SHA-256 (hex) of the canonical JSON of `entries`. */
@@ -66,6 +82,9 @@ export const feedResponseSchema = z
 export type FeedResponse = z.output<typeof feedResponseSchema>;
 
 export const contentHash = (entries: readonly FeedEntry[]) => createHash("sha256").update(canonicalJson(entries)).digest("hex");
+
+/** What a head commits to for a snapshot cursor (`cursor`, `next`). */
+export const cursorHash = (cursor: string) => createHash("sha256").update(cursor).digest("hex");
 
 /** The bytes a head's signature covers. */
 export const headBytes = (head: FeedHead) => Buffer.from(canonicalJson(head));

@@ -67,6 +67,7 @@ export function health({ engine, state, sync, flows }: AdminDeps) {
     failClosed: !status.fresh,
     tenantId: state.tenantId,
     version: status.version,
+    epoch: state.epoch,
     headExpiresAt: status.headExpiresAt,
     policy: { version: status.policyVersion, compilations: status.compilations, ...(status.compileError ? { error: status.compileError } : {}) },
     view: { devices: state.devices.size, bindings: state.bindings.size, rules: state.policies.size, grants: state.grants.size },

@@ -3,6 +3,7 @@
  * in this one place.
  */
 import { parseScope } from "@simroot/core/feed/scope";
+import { maxClockSkewSeconds } from "@simroot/core/feed/wire";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { parseBreakGlass } from "../engine.ts";
@@ -14,10 +15,12 @@ export interface PepConfig {
   readonly apiKey: string;
   /** PEM files of the pinned feed public keys (Ed25519 SPKI). */
   readonly publicKeyFiles: readonly string[];
-  /** The tenant enforced; learned from the first snapshot (and kept in the state file) when absent. */
-  readonly tenantId: string | undefined;
+  /** The tenant enforced: required, so that no genuine feed of another tenant is ever adopted. */
+  readonly tenantId: string;
   /** Narrows the feed to a site or segment (`key=value[,key=value]`); undefined for the whole tenant. */
   readonly selector: string | undefined;
+  /** How far this PEP's clock may be off the control plane's, seconds (0..2). */
+  readonly clockSkewSeconds: number;
   readonly statePath: string;
   /** The Envoy ext_authz listener: every path is an authorization check. */
   readonly port: number;
@@ -54,7 +57,8 @@ Options (environment variable in brackets):
   --url <url>               control plane base URL [SIMROOT_URL]
   --key <api key>           API key with the pep role [SIMROOT_PEP_KEY]
   --public-key <file>       pinned feed public key, PEM; repeat during a key rotation [SIMROOT_FEED_PUBLIC_KEY, comma-separated]
-  --tenant <id>             the tenant enforced (default: learned from the first snapshot) [SIMROOT_TENANT]
+  --tenant <id>             the tenant enforced (required) [SIMROOT_TENANT]
+  --clock-skew <s>          clock-skew tolerance of head expiry checks, 0..2 s (default 1) [SIMROOT_PEP_CLOCK_SKEW]
   --selector <labels>       follow only the devices of a site or segment, key=value[,key=value] [SIMROOT_PEP_SELECTOR]
   --state <file>            state file (default ./simroot-pep-state.json) [SIMROOT_PEP_STATE]
   --port <n>                ext_authz listener port (default 9191) [SIMROOT_PEP_PORT]
@@ -88,6 +92,7 @@ export function readConfig(argv: readonly string[], env: Readonly<Record<string,
         key: { type: "string" },
         "public-key": { type: "string", multiple: true },
         tenant: { type: "string" },
+        "clock-skew": { type: "string" },
         selector: { type: "string" },
         state: { type: "string" },
         port: { type: "string" },
@@ -115,6 +120,9 @@ export function readConfig(argv: readonly string[], env: Readonly<Record<string,
   }
   if (!apiKey) throw new UsageError("a pep API key is required (--key or SIMROOT_PEP_KEY)");
   if (publicKeyFiles.length === 0) throw new UsageError("the pinned feed public key is required (--public-key or SIMROOT_FEED_PUBLIC_KEY)");
+  // One key signs every tenant's feed: a PEP that learned its tenant from the first feed to arrive could be handed another's.
+  const tenantId = values.tenant ?? env.SIMROOT_TENANT;
+  if (!tenantId) throw new UsageError("the tenant is required (--tenant or SIMROOT_TENANT)");
   const breakGlass = values["break-glass"] ? values["break-glass"].flatMap(list) : list(env.SIMROOT_PEP_BREAK_GLASS);
   for (const entry of breakGlass) {
     try {
@@ -130,7 +138,8 @@ export function readConfig(argv: readonly string[], env: Readonly<Record<string,
     url,
     apiKey,
     publicKeyFiles,
-    tenantId: values.tenant ?? env.SIMROOT_TENANT ?? undefined,
+    tenantId,
+    clockSkewSeconds: integer("--clock-skew", values["clock-skew"] ?? env.SIMROOT_PEP_CLOCK_SKEW, 1, 0, maxClockSkewSeconds),
     selector: selectorOf(values.selector ?? env.SIMROOT_PEP_SELECTOR),
     statePath: values.state ?? env.SIMROOT_PEP_STATE ?? "simroot-pep-state.json",
     port,

@@ -10,7 +10,7 @@ import { device, binding, rule, testFeed } from "../feed.test-support.ts";
 import { readConfig } from "./config.ts";
 import { main, startPep } from "./main.ts";
 
-const env = { SIMROOT_URL: "https://cp.example", SIMROOT_PEP_KEY: "k", SIMROOT_FEED_PUBLIC_KEY: "/keys/a.pem, /keys/b.pem" };
+const env = { SIMROOT_URL: "https://cp.example", SIMROOT_PEP_KEY: "k", SIMROOT_FEED_PUBLIC_KEY: "/keys/a.pem, /keys/b.pem", SIMROOT_TENANT: "ten_env" };
 
 function io(envOverride: Record<string, string | undefined> = env) {
   const stdout = new PassThrough();
@@ -24,7 +24,7 @@ function io(envOverride: Record<string, string | undefined> = env) {
 
 describe("configuration", () => {
   it("reads the environment, flags winning", () => {
-    expect(readConfig([], env)).toMatchObject({ url: "https://cp.example", apiKey: "k", publicKeyFiles: ["/keys/a.pem", "/keys/b.pem"], port: 9191, adminPort: 9192, flowIntervalSeconds: 10, host: "127.0.0.1" });
+    expect(readConfig([], env)).toMatchObject({ url: "https://cp.example", apiKey: "k", publicKeyFiles: ["/keys/a.pem", "/keys/b.pem"], port: 9191, adminPort: 9192, flowIntervalSeconds: 10, host: "127.0.0.1", tenantId: "ten_env", clockSkewSeconds: 1 });
     expect(readConfig(["--port", "7000", "--break-glass", "10.0.0.0/8,sos.example.com", "--break-glass", "192.0.2.1", "--public-key", "/k.pem", "--tenant", "ten_x"], env)).toMatchObject({
       port: 7000,
       breakGlass: ["10.0.0.0/8", "sos.example.com", "192.0.2.1"],
@@ -45,6 +45,11 @@ describe("configuration", () => {
     expect(() => readConfig(["--flow-interval", "soon"], env)).toThrow(/integer/);
     expect(() => readConfig(["--nope"], env)).toThrow(/nope/);
     expect(() => readConfig(["--selector", "site"], env)).toThrow(/--selector/);
+    // Bound to its tenant before its first snapshot: one key signs every tenant's feed.
+    expect(() => readConfig([], { ...env, SIMROOT_TENANT: undefined })).toThrow(/tenant is required/);
+    // A bounded clock-skew tolerance: beyond 2 s, a replayed head would withhold changes longer than 10 s.
+    expect(() => readConfig(["--clock-skew", "3"], env)).toThrow(/--clock-skew must be an integer from 0 to 2/);
+    expect(readConfig(["--clock-skew", "2"], env)).toMatchObject({ clockSkewSeconds: 2 });
   });
 
   it("exits 2 with usage on a bad command line, 0 on --help", async () => {

@@ -63,7 +63,7 @@ export async function startPep(config: PepConfig, deps: PepDeps = {}) {
   const publicKeys = await readPublicKeys(config.publicKeyFiles);
   const state = (await loadState(config.statePath)) ?? new PepState(config.tenantId);
   state.tenantId ??= config.tenantId;
-  if (config.tenantId !== undefined && state.tenantId !== config.tenantId) {
+  if (state.tenantId !== config.tenantId) {
     throw new Error(`the state file ${config.statePath} is for tenant ${state.tenantId}, not ${config.tenantId}`);
   }
   if (state.head && !signatureValid(state.head, publicKeys)) {
@@ -72,7 +72,7 @@ export async function startPep(config: PepConfig, deps: PepDeps = {}) {
     state.head = undefined;
   }
   log({ level: "info", msg: "state loaded", tenantId: state.tenantId, version: state.version });
-  const engine = new PepEngine(state, { breakGlass: config.breakGlass, ...(deps.now ? { now: deps.now } : {}) });
+  const engine = new PepEngine(state, { breakGlass: config.breakGlass, clockSkewSeconds: config.clockSkewSeconds, ...(deps.now ? { now: deps.now } : {}) });
   const flows =
     config.flowIntervalSeconds > 0
       ? new FlowReporter({
@@ -91,6 +91,7 @@ export async function startPep(config: PepConfig, deps: PepDeps = {}) {
     publicKeys,
     state,
     statePath: config.statePath,
+    clockSkewSeconds: config.clockSkewSeconds,
     ...(config.selector ? { selector: config.selector } : {}),
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
     ...(deps.now ? { now: deps.now } : {}),

@@ -1,0 +1,77 @@
+/**
+ * Signed audit checkpoints: verification that costs O(new records) per call. After a walk
+ * that found the chain valid, the control plane signs (with the feed key) the point it
+ * reached, {tenant, seq, hash}, and stores it; the next verification checks that signature
+ * and walks only the records after it, each of which must chain from the signed hash. Someone
+ * who can write the store but does not hold the key cannot move a checkpoint past records he
+ * altered. What lies before the checkpoint was verified when the checkpoint was made; an
+ * admin re-walks the whole chain with `?full=true` (which also renews the checkpoint).
+ */
+import { createPublicKey, verify } from "node:crypto";
+import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { canonicalJson } from "../ledger/chain.ts";
+import type { FeedSigner } from "../feed/signer.ts";
+import type { Ports } from "../ports.ts";
+import { verifyAuditChain, type ChainPoint, type ChainVerification } from "./audit.ts";
+
+export const auditCheckpointKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "audit-checkpoint" });
+
+interface Checkpoint extends ChainPoint {
+  readonly signature: string;
+  readonly keyId: string;
+}
+
+const checkpointBytes = (tenantId: string, point: ChainPoint) => Buffer.from(canonicalJson({ kind: "audit-checkpoint", tenantId, seq: point.seq, hash: point.hash }));
+
+async function readCheckpoint(ports: Ports, tenantId: string): Promise<Checkpoint | undefined> {
+  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: auditCheckpointKey(tenantId), ConsistentRead: true }));
+  if (!Item || typeof Item.seq !== "number" || typeof Item.hash !== "string" || typeof Item.signature !== "string") return undefined;
+  return { seq: Item.seq, hash: Item.hash, signature: Item.signature, keyId: String(Item.keyId) };
+}
+
+const signedBy = (signer: FeedSigner, tenantId: string, checkpoint: Checkpoint) => {
+  try {
+    return verify(null, checkpointBytes(tenantId, checkpoint), createPublicKey(signer.publicKeyPem), Buffer.from(checkpoint.signature, "base64"));
+  } catch {
+    return false;
+  }
+};
+
+/** Stores the point a valid walk reached, unless a checkpoint at or past it is already there. */
+async function saveCheckpoint(ports: Ports, signer: FeedSigner, tenantId: string, point: ChainPoint) {
+  const signature = await signer.sign(checkpointBytes(tenantId, point));
+  try {
+    await ports.db.send(
+      new PutCommand({
+        TableName: ports.tables.control,
+        Item: { ...auditCheckpointKey(tenantId), seq: point.seq, hash: point.hash, signature, keyId: signer.keyId, at: ports.now().toISOString() },
+        ConditionExpression: "attribute_not_exists(pk) OR seq < :seq",
+        ExpressionAttributeValues: { ":seq": point.seq },
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+}
+
+/**
+ * Verifies the tenant's chain from its signed checkpoint (the whole chain when `full`, when
+ * there is none yet, or when it was signed by a key no longer in use), then moves the
+ * checkpoint to the end of a valid walk. A checkpoint signed by the current key that does not
+ * verify is reported as a break: someone wrote it without the key.
+ */
+export async function verifyAuditIncrementally(ports: Ports, signer: FeedSigner, tenantId: string, options: { readonly full?: boolean } = {}): Promise<ChainVerification> {
+  const checkpoint = options.full ? undefined : await readCheckpoint(ports, tenantId);
+  let start: ChainPoint | undefined;
+  if (checkpoint && checkpoint.keyId === signer.keyId) {
+    if (!signedBy(signer, tenantId, checkpoint)) {
+      const reason = "the audit checkpoint is not signed by the control plane's key";
+      return { valid: false, checked: 0, from: checkpoint.seq, lastSeq: checkpoint.seq, lastHash: checkpoint.hash, brokenAt: { seq: checkpoint.seq, reason } };
+    }
+    start = { seq: checkpoint.seq, hash: checkpoint.hash };
+  }
+  const verification = await verifyAuditChain(ports, tenantId, start);
+  if (verification.valid && verification.lastSeq > (start?.seq ?? 0)) await saveCheckpoint(ports, signer, tenantId, { seq: verification.lastSeq, hash: verification.lastHash });
+  return verification;
+}
