@@ -72,7 +72,15 @@ export const eventPayloads = {
     /** ISO 3166-1 alpha-2, when known. */
     country: z.string().regex(/^[A-Z]{2}$/).optional(),
   }),
-  "device.equipment-changed": z.object({ imei: digits(14, 16), previousImei: digits(14, 16).optional() }),
+  /**
+   * The SIM is in other equipment. `imei` is absent when the source reports only that the
+   * IMSI-IMEI association changed (3GPP TS 29.122 CHANGE_OF_IMSI_IMEI_ASSOCIATION, `association`).
+   */
+  "device.equipment-changed": z.object({
+    imei: digits(14, 16).optional(),
+    previousImei: digits(14, 16).optional(),
+    association: z.enum(["IMEI", "IMEISV"]).optional(),
+  }),
   "device.revoked": z.object({ reason }),
   "device.suspended": z.object({ reason }),
   "device.quarantined": z.object({ reason }),

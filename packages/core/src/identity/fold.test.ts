@@ -53,6 +53,18 @@ describe("the identity fold", () => {
     expect(unlocked).toMatchObject({ state: "active", imei: "356938035643809" });
   });
 
+  it("quarantines a locked device on an IMEI association change that names no IMEI, and learns the IMEI reported next", () => {
+    const changed = fact("device.equipment-changed", 1, { association: "IMEI" });
+    const state = stateAfter([changed]);
+    expect(state).toMatchObject({ state: "quarantined" });
+    expect(state.imei).toBeUndefined();
+    expect(state.stateReason).toContain("IMEI association changed");
+    const later = stateAfter([changed, fact("device.reinstated", 2, {}), fact("sim.attached", 3, { bearer: "cellular", imei: "356938035643809" })]);
+    expect(later).toMatchObject({ state: "active", imei: "356938035643809" });
+    const unlocked = currentState(remember(start, changed, { ...settings, imeiLock: false }), { ...settings, imeiLock: false });
+    expect(unlocked.state).toBe("active");
+  });
+
   it("keeps a revoked device revoked whatever arrives later or out of order", () => {
     const revoke = fact("device.revoked", 5, { reason: "stolen" });
     const lateAttach = fact("sim.attached", 9, { bearer: "cellular", ipv4: "10.0.0.8" });

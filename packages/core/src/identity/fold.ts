@@ -81,6 +81,16 @@ function observeImei(state: IdentityState, imei: string | undefined, at: string,
   if (known !== normalized) state.imei = imei;
 }
 
+/**
+ * The network saw the SIM in other equipment but did not say which: a locked device is
+ * quarantined, and the IMEI is forgotten so that the next report naming one teaches it
+ * (without quarantining again a device an admin reinstated in between).
+ */
+function associationChanged(state: IdentityState, association: "IMEI" | "IMEISV", at: string, settings: FoldSettings) {
+  if (settings.imeiLock) setLifecycle(state, "quarantined", `IMSI-${association} association changed (new IMEI not reported)`, at);
+  delete state.imei;
+}
+
 function openSession(state: IdentityState, data: Omit<Session, "since" | "country">, at: string) {
   const country = data.plmn ? countryOfMcc(data.plmn.mcc) : undefined;
   state.sessions[data.bearer] = { ...data, ...(country ? { country } : {}), since: at };
@@ -113,7 +123,8 @@ function applyTimeFact(state: IdentityState, fact: Fact, settings: FoldSettings)
       return;
     }
     case "device.equipment-changed":
-      observeImei(state, fact.data.imei, fact.at, settings);
+      if (fact.data.imei === undefined) associationChanged(state, fact.data.association ?? "IMEI", fact.at, settings);
+      else observeImei(state, fact.data.imei, fact.at, settings);
       return;
     case "device.reachability-changed":
       state.reachable = { reachable: fact.data.reachable, via: fact.data.via, since: fact.at };
