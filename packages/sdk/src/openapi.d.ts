@@ -853,6 +853,7 @@ export interface paths {
                          * @enum {string}
                          */
                         defaultBearer?: "cellular" | "private-5g" | "wifi" | "satellite";
+                        maxClockSkewSeconds?: number;
                     };
                 };
             };
@@ -3133,6 +3134,8 @@ export interface components {
              * @enum {string}
              */
             defaultBearer?: "cellular" | "private-5g" | "wifi" | "satellite";
+            /** @description how far into the future (s) a reported time may lie; later ones are ordered at the receive time (default 300) */
+            maxClockSkewSeconds?: number;
             createdAt: string;
             credentialsRotatedAt: string;
         };
@@ -3156,6 +3159,8 @@ export interface components {
                 index: number;
                 id: string;
                 type: string;
+                /** @description the time the sender stated, beyond the allowed clock skew: ordered at the receive time instead */
+                clampedFrom?: string;
             }[];
             rejected: {
                 index: number;

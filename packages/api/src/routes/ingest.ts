@@ -11,7 +11,14 @@ export const maxIngestBytes = 1024 * 1024;
 const ingestResult = z
   .object({
     sourceId: z.string(),
-    accepted: z.array(z.object({ index: z.number().int(), id: z.string(), type: z.string() })),
+    accepted: z.array(
+      z.object({
+        index: z.number().int(),
+        id: z.string(),
+        type: z.string(),
+        clampedFrom: z.string().optional().meta({ description: "the time the sender stated, beyond the allowed clock skew: ordered at the receive time instead" }),
+      }),
+    ),
     rejected: z.array(z.object({ index: z.number().int(), errors: z.array(z.object({ path: z.string(), message: z.string() })) })),
   })
   .meta({ id: "IngestResult" });

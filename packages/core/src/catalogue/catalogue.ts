@@ -110,6 +110,8 @@ export type NormalizedEvent = {
     readonly sequence?: number;
     /** The source's own event type, for the record. */
     readonly sourceType: string;
+    /** What the sender stated as occurredAt when it lay too far in the future and was clamped to the receive time. */
+    readonly reportedAt?: string;
   };
 }[CatalogueType];
 
@@ -119,6 +121,7 @@ const envelopeFields = {
   device: deviceRefSchema,
   sequence: z.number().int().nonnegative().optional(),
   sourceType: z.string().max(200),
+  reportedAt: z.string().max(64).optional(),
 };
 
 /** The schema of one normalized event of each type (a discriminated union on `type`). */

@@ -38,7 +38,13 @@ export async function applyOperatorEvent(ports: Ports, reported: DomainEvent): P
 
   const deviceId = await resolveDevice(ports, ctx.tenantId, event.device);
   if (!deviceId) return parkFor(`no device in this tenant matches ${describeRef(event.device)}`);
-  const cause = { eventId: ingested.id, sourceId: ingested.data.sourceId, sourceType: event.sourceType, dedupeKey: event.dedupeKey };
+  const cause = {
+    eventId: ingested.id,
+    sourceId: ingested.data.sourceId,
+    sourceType: event.sourceType,
+    dedupeKey: event.dedupeKey,
+    ...(event.reportedAt === undefined ? {} : { reportedAt: event.reportedAt, clampedTo: event.occurredAt }),
+  };
 
   let result: Outcome<OperatorEventResult>;
   try {

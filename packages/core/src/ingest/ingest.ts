@@ -7,12 +7,14 @@ import { SimrootError, type FieldIssue } from "../error.ts";
 import type { Ports } from "../ports.ts";
 import type { Bearer, NormalizedEvent } from "../catalogue/catalogue.ts";
 import type { Adapter, IngestFormat, IngestRequest } from "./adapter.ts";
+import { boundedEvent } from "./clock.ts";
 import { ingestedEvent } from "./ingested.ts";
 import { sourceForIngest } from "./source.ts";
 
 export interface IngestResult {
   readonly sourceId: string;
-  readonly accepted: { readonly index: number; readonly id: string; readonly type: string }[];
+  /** `clampedFrom`: the sender dated the event beyond the allowed clock skew; it is ordered at the receive time. */
+  readonly accepted: { readonly index: number; readonly id: string; readonly type: string; readonly clampedFrom?: string }[];
   readonly rejected: { readonly index: number; readonly errors: readonly FieldIssue[] }[];
 }
 
@@ -37,10 +39,11 @@ export async function ingest(
       continue;
     }
     for (const reported of item.events) {
-      const normalized = withDefaultBearer(reported, source.defaultBearer);
+      const normalized = boundedEvent(withDefaultBearer(reported, source.defaultBearer), now, source.maxClockSkewSeconds);
       const event = ingestedEvent(ctx, source.id, source.format, normalized, now);
       events.push(event);
-      accepted.push({ index: item.index, id: event.id, type: event.type });
+      const clamped = normalized.reportedAt === undefined ? {} : { clampedFrom: normalized.reportedAt };
+      accepted.push({ index: item.index, id: event.id, type: event.type, ...clamped });
     }
   }
   if (accepted.length === 0 && rejected.length > 0) {

@@ -23,6 +23,9 @@ export const sourceSchema = z
     format: z.enum(ingestFormats),
     ingestPath: z.string().meta({ description: "where the source posts its webhooks" }),
     defaultBearer: bearerSchema.optional().meta({ description: "the bearer a cellular report stands for (private-5g for a private core)" }),
+    maxClockSkewSeconds: z.number().int().min(0).max(86_400).optional().meta({
+      description: "how far into the future (s) a reported time may lie; later ones are ordered at the receive time (default 300)",
+    }),
     createdAt: z.string(),
     credentialsRotatedAt: z.string(),
   })
@@ -46,6 +49,7 @@ export const createSourceInput = z.strictObject({
   /** Credentials the sender already has (a Twilio auth token, an ed25519 public key); the rest are generated. */
   credentials: credentialsSchema.optional(),
   defaultBearer: bearerSchema.optional(),
+  maxClockSkewSeconds: z.number().int().min(0).max(86_400).optional(),
 });
 
 const token = (bytes = 32) => randomBytes(bytes).toString("base64url");
@@ -87,6 +91,7 @@ export const createSource = verb(createSourceInput, async (ports, ctx, input) =>
     format: input.format,
     ingestPath: `/v1/ingest/${id}`,
     defaultBearer: input.defaultBearer,
+    ...(input.maxClockSkewSeconds === undefined ? {} : { maxClockSkewSeconds: input.maxClockSkewSeconds }),
     createdAt: now,
     credentialsRotatedAt: now,
   };
