@@ -6,7 +6,9 @@
 import { SimrootError, type FieldIssue } from "../error.ts";
 import type { Ports } from "../ports.ts";
 import type { Bearer, NormalizedEvent } from "../catalogue/catalogue.ts";
-import type { Adapter, IngestFormat, IngestRequest } from "./adapter.ts";
+import type { RequestContext } from "../context.ts";
+import { domainEvent } from "../event/event.ts";
+import type { Adapter, AdapterItem, IngestFormat, IngestRequest } from "./adapter.ts";
 import { boundedEvent } from "./clock.ts";
 import { ingestedEvent } from "./ingested.ts";
 import { sourceForIngest } from "./source.ts";
@@ -25,9 +27,9 @@ export async function ingest(
   request: IngestRequest,
   requestId: string,
 ): Promise<IngestResult> {
-  const { source } = await authenticated(ports, adapters, sourceId, request);
+  const { source, credentials } = await authenticated(ports, adapters, sourceId, request);
   const adapter = adapters[source.format];
-  const items = adapter.parse(request);
+  const items = adapter.parse(request, credentials);
   const ctx = { tenantId: source.tenantId, actor: `source:${source.id}`, requestId };
   const now = ports.now();
   const accepted: IngestResult["accepted"] = [];
@@ -46,6 +48,13 @@ export async function ingest(
       accepted.push({ index: item.index, id: event.id, type: event.type, ...clamped });
     }
   }
+  const unverified = items.filter((item) => !item.ok && item.unverified);
+  if (unverified.length > 0) await recordRefused(ports, ctx, source.id, unverified, now);
+  if (accepted.length === 0 && unverified.length === rejected.length && unverified.length > 0) {
+    throw new SimrootError("ingest.unverified", "input", "The notification's origin could not be verified: refused and recorded", {
+      issues: rejected.flatMap((item) => item.errors.map((issue) => ({ path: `${item.index}.${issue.path}`, message: issue.message }))),
+    });
+  }
   if (accepted.length === 0 && rejected.length > 0) {
     throw new SimrootError("ingest.invalid_body", "input", "No event of the body could be accepted", {
       issues: rejected.flatMap((item) => item.errors.map((issue) => ({ path: `${item.index}.${issue.path}`, message: issue.message }))),
@@ -53,6 +62,12 @@ export async function ingest(
   }
   await ports.publisher.publish(events);
   return { sourceId: source.id, accepted, rejected };
+}
+
+/** A notification whose origin could not be verified (a forged or tampered eUICC signature) is a security signal: audited. */
+async function recordRefused(ports: Ports, ctx: RequestContext, sourceId: string, items: readonly AdapterItem[], now: Date) {
+  const refusals = items.flatMap((item) => (item.ok ? [] : [{ index: item.index, issues: item.issues }]));
+  await ports.ledger.commit({ tenantId: ctx.tenantId, writes: [], events: [domainEvent(ctx, "ingest.refused", sourceId, { sourceId, refusals }, now)] });
 }
 
 /** A private core reports its sessions as cellular: the source says which bearer that really is. */
