@@ -39,7 +39,7 @@ ingestRoutes.openAPIRegistry.registerPath({
     params: z.object({ sourceId: z.string().meta({ param: { name: "sourceId", in: "path" } }) }),
     body: { required: true, content: { "application/json": { schema: z.unknown() }, "application/cloudevents+json": { schema: z.unknown() } } },
   },
-  responses: { 202: json("Accepted and durably queued", ingestResult), ...errorResponses(400, 401, 404, 413) },
+  responses: { 202: json("Accepted and durably queued", ingestResult), ...errorResponses(400, 401, 404, 409, 413) },
 });
 
 ingestRoutes.post(

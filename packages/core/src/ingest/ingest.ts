@@ -3,7 +3,9 @@
  * adapter, and publish every accepted fact durably before answering. Nothing is recorded
  * for an unauthenticated request; a batch reports per item.
  */
+import { createHash } from "node:crypto";
 import { SimrootError, type FieldIssue } from "../error.ts";
+import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } from "../store/idempotency.ts";
 import type { Ports } from "../ports.ts";
 import type { Bearer, NormalizedEvent } from "../catalogue/catalogue.ts";
 import type { RequestContext } from "../context.ts";
@@ -60,8 +62,40 @@ export async function ingest(
       issues: rejected.flatMap((item) => item.errors.map((issue) => ({ path: `${item.index}.${issue.path}`, message: issue.message }))),
     });
   }
-  await ports.publisher.publish(events);
-  return { sourceId: source.id, accepted, rejected };
+  const result: IngestResult = { sourceId: source.id, accepted, rejected };
+  const webhookId = source.format === "simroot" ? request.headers["webhook-id"] : undefined;
+  if (webhookId === undefined) {
+    await ports.publisher.publish(events);
+    return result;
+  }
+  return oncePerWebhookId(ports, source.id, webhookId, request.body, async () => {
+    await ports.publisher.publish(events);
+    return result;
+  });
+}
+
+/**
+ * Standard Webhooks: `webhook-id` is the message's idempotency key. Per source, a redelivery
+ * (same id, same body) gets the first answer again and publishes nothing; the same id with
+ * another body, however validly signed, is refused. Kept 24 h, beyond the 5-minute replay window.
+ */
+async function oncePerWebhookId(ports: Ports, sourceId: string, webhookId: string, body: string, act: () => Promise<IngestResult>) {
+  const scope = `webhook:${sourceId}`;
+  const fingerprint = createHash("sha256").update(body).digest("base64url");
+  const claim = await claimIdempotencyKey(ports, scope, webhookId, fingerprint);
+  if (claim.kind === "mismatch") {
+    throw new SimrootError("ingest.webhook_id_reused", "conflict", `webhook-id ${webhookId} was already delivered with another body`);
+  }
+  if (claim.kind === "in_progress") throw new SimrootError("ingest.webhook_in_progress", "conflict", `webhook-id ${webhookId} is being processed`);
+  if (claim.kind === "completed") return JSON.parse(claim.response.body) as IngestResult;
+  try {
+    const result = await act();
+    await completeIdempotencyKey(ports, scope, webhookId, fingerprint, { status: 202, body: JSON.stringify(result), headers: {} });
+    return result;
+  } catch (error) {
+    await releaseIdempotencyKey(ports, scope, webhookId);
+    throw error;
+  }
 }
 
 /** A notification whose origin could not be verified (a forged or tampered eUICC signature) is a security signal: audited. */
