@@ -65,6 +65,24 @@ export function imsiOf(identity: string): string | undefined {
   return nai ? nai[2] : undefined;
 }
 
+/**
+ * Every identifier a reference carries, normalized as devices are registered (ICCID without
+ * its F padding, MSISDN with +, the IMSI inside a SUPI or permanent NAI), firmest first.
+ */
+export function refIdentifiers(ref: DeviceRef): { kind: IdentifierKind; value: string }[] {
+  const imsi = ref.imsi ?? (ref.supi && imsiOf(ref.supi)) ?? (ref.nai && imsiOf(ref.nai));
+  const msisdn = ref.msisdn && (ref.msisdn.startsWith("+") ? ref.msisdn : `+${ref.msisdn}`);
+  const candidates: [IdentifierKind, string | undefined][] = [
+    ["eid", ref.eid],
+    ["iccid", ref.iccid?.replace(/F$/i, "")],
+    ["imsi", imsi],
+    ["msisdn", msisdn],
+    ["imei", ref.imei?.length === 16 ? undefined : ref.imei],
+    ["credential", ref.credential?.toLowerCase()],
+  ];
+  return candidates.flatMap(([kind, value]) => (value ? [{ kind, value }] : []));
+}
+
 /** Identifier aliases never move to another device, so what resolved once resolves the same way again. */
 const resolvedAliases = new WeakMap<object, Lru<string, string>>();
 
@@ -86,18 +104,7 @@ async function lookup(ports: Ports, key: { pk: string; sk: string }, cacheable: 
  */
 export async function resolveDevice(ports: Ports, tenantId: string, ref: DeviceRef): Promise<string | undefined> {
   if (ref.deviceId && hasIdKind("device", ref.deviceId)) return ref.deviceId;
-  const imsi = ref.imsi ?? (ref.supi && imsiOf(ref.supi)) ?? (ref.nai && imsiOf(ref.nai));
-  const msisdn = ref.msisdn && (ref.msisdn.startsWith("+") ? ref.msisdn : `+${ref.msisdn}`);
-  const candidates: [IdentifierKind, string | undefined][] = [
-    ["eid", ref.eid],
-    ["iccid", ref.iccid?.replace(/F$/i, "")],
-    ["imsi", imsi],
-    ["msisdn", msisdn],
-    ["imei", ref.imei?.length === 16 ? undefined : ref.imei],
-    ["credential", ref.credential?.toLowerCase()],
-  ];
-  for (const [kind, value] of candidates) {
-    if (!value) continue;
+  for (const { kind, value } of refIdentifiers(ref)) {
     const found = await lookup(ports, aliasKey(tenantId, kind, value), true);
     if (found) return found;
   }
