@@ -1,15 +1,18 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
+import { countriesSchema } from "../identity/identity-state.ts";
+import { labelSelectorSchema } from "../policy/model.ts";
 import type { Ports } from "../ports.ts";
 
 export const tenantSettingsSchema = z
   .object({
     imeiLock: z.boolean().default(true).meta({ description: "quarantine a device when its IMEI changes (devices may override)" }),
-    allowedCountries: z
-      .array(z.string().regex(/^[A-Z]{2}$/, "ISO 3166-1 alpha-2"))
-      .max(250)
+    allowedCountries: countriesSchema.default([]).meta({ description: "countries devices may roam into; empty means anywhere" }),
+    countryRules: z
+      .array(z.strictObject({ selector: labelSelectorSchema, allowedCountries: countriesSchema }))
+      .max(50)
       .default([])
-      .meta({ description: "countries devices may roam into; empty means anywhere" }),
+      .meta({ description: "allowed countries for the devices a label selector matches (the first matching rule wins; a device's own list wins over all)" }),
     failMode: z.enum(["closed", "open"]).default("closed").meta({ description: "what enforcement points do when they cannot decide" }),
   })
   .meta({ id: "TenantSettings" });

@@ -5,7 +5,7 @@ import type { History } from "../identity/fold.ts";
 import type { Ports } from "../ports.ts";
 import { Lru } from "../store/lru.ts";
 import { deviceSchema, type Device } from "./device.ts";
-import type { IdentifierKind } from "./identifiers.ts";
+import { luhnValid, type IdentifierKind } from "./identifiers.ts";
 import { aliasKey, bindingKey, deviceKey, deviceListKey } from "./keys.ts";
 
 export interface StoredDevice {
@@ -83,12 +83,32 @@ export function refIdentifiers(ref: DeviceRef): { kind: IdentifierKind; value: s
   return candidates.flatMap(([kind, value]) => (value ? [{ kind, value }] : []));
 }
 
-/** Identifier aliases never move to another device, so what resolved once resolves the same way again. */
+/**
+ * Resolved aliases, per process. An alias moves only when its device is revoked (released,
+ * then registered again) or its IMEI changes: this process forgets what it released, and the
+ * applier re-resolves, uncached, a fact whose cached device turns out revoked.
+ */
 const resolvedAliases = new WeakMap<object, Lru<string, string>>();
-
-async function lookup(ports: Ports, key: { pk: string; sk: string }, cacheable: boolean): Promise<string | undefined> {
+const aliasCache = (ports: Ports) => {
   let cache = resolvedAliases.get(ports.db);
   if (!cache) resolvedAliases.set(ports.db, (cache = new Lru(100_000)));
+  return cache;
+};
+
+export function forgetAliases(ports: Ports, tenantId: string, aliases: readonly { kind: IdentifierKind; value: string }[]): void {
+  for (const { kind, value } of aliases) aliasCache(ports).delete(aliasKey(tenantId, kind, value).pk);
+}
+
+/** The 15-digit IMEI an alias is kept under: an IMEISV (16) or a bare 14-digit IMEI gets its Luhn check digit. */
+export function imeiAlias(imei: string): string {
+  if (imei.length === 15) return imei;
+  const body = imei.slice(0, 14);
+  for (let check = 0; check < 10; check++) if (luhnValid(`${body}${check}`)) return `${body}${check}`;
+  return imei;
+}
+
+async function lookup(ports: Ports, key: { pk: string; sk: string }, cacheable: boolean): Promise<string | undefined> {
+  const cache = aliasCache(ports);
   const known = cacheable ? cache.get(key.pk) : undefined;
   if (known) return known;
   const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.identity, Key: key }));
@@ -102,10 +122,10 @@ async function lookup(ports: Ports, key: { pk: string; sk: string }, cacheable: 
  * device id, EID, ICCID, IMSI (also inside NAI and SUPI forms), MSISDN, IMEI, then the IP
  * address it holds now. Pseudonym and re-authentication NAIs rotate and cannot be resolved.
  */
-export async function resolveDevice(ports: Ports, tenantId: string, ref: DeviceRef): Promise<string | undefined> {
+export async function resolveDevice(ports: Ports, tenantId: string, ref: DeviceRef, fresh = false): Promise<string | undefined> {
   if (ref.deviceId && hasIdKind("device", ref.deviceId)) return ref.deviceId;
   for (const { kind, value } of refIdentifiers(ref)) {
-    const found = await lookup(ports, aliasKey(tenantId, kind, value), true);
+    const found = await lookup(ports, aliasKey(tenantId, kind, value), !fresh);
     if (found) return found;
   }
   // An address moves between devices: always ask the store.

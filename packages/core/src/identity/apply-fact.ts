@@ -5,10 +5,15 @@
  * and fold again. Safe to repeat: a known fact is a duplicate, an outdated one is stale.
  */
 import { tenantSettings } from "../access/tenant-settings.ts";
+import { compileSelector } from "../policy/selector.ts";
 import type { RequestContext } from "../context.ts";
 import { enforcementView, type Device } from "../device/device.ts";
 import { bindingKey, bindingListKey, revokedKey, revokedListKey } from "../device/keys.ts";
-import { deviceItem, forgetDevice, recentDevice, rememberDevice } from "../device/store.ts";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { deviceIdentifiers } from "../device/device.ts";
+import type { IdentifierKind } from "../device/identifiers.ts";
+import { aliasKey } from "../device/keys.ts";
+import { deviceItem, forgetAliases, forgetDevice, imeiAlias, recentDevice, rememberDevice } from "../device/store.ts";
 import { SimrootError, isSimrootError } from "../error.ts";
 import { domainEvent, type DomainEvent } from "../event/event.ts";
 import type { FeedChange } from "../ledger/change.ts";
@@ -17,7 +22,7 @@ import { writeTransaction, type TransactItem } from "../store/transaction.ts";
 import { bindingsOf, diffStates } from "./diff.ts";
 import type { Fact } from "./fact.ts";
 import { admission, currentState, remember } from "./fold.ts";
-import type { FoldSettings } from "./identity-state.ts";
+import type { FoldSettings, IdentityState } from "./identity-state.ts";
 
 export type FactOutcome = "applied" | "duplicate" | "stale";
 
@@ -32,7 +37,8 @@ const maxAttempts = 6;
 
 export async function foldSettingsOf(ports: Ports, device: Device): Promise<FoldSettings> {
   const settings = await tenantSettings(ports, device.tenantId);
-  return { imeiLock: device.imeiLock ?? settings.imeiLock, allowedCountries: settings.allowedCountries };
+  const rule = settings.countryRules.find((candidate) => compileSelector(candidate.selector)(device.labels));
+  return { imeiLock: device.imeiLock ?? settings.imeiLock, allowedCountries: device.allowedCountries ?? rule?.allowedCountries ?? settings.allowedCountries };
 }
 
 export async function applyFact(
@@ -95,10 +101,12 @@ async function attemptFact(
   const events = changes.map((change) => domainEvent(ctx, change.type, deviceId, { ...change.data, deviceId, cause }, now));
   const bindings = bindingChanges(ports, device, bindingsOf(before), bindingsOf(after), movedAway, now.toISOString());
   // Last, so that the bindings' write indices (onConditionFailed) stay as they are.
-  const revocation = next.state === "revoked" && device.state !== "revoked" ? [revocationMarker(ports, next, now.toISOString())] : [];
+  const revoking = next.state === "revoked" && device.state !== "revoked";
+  const revocation = revoking ? [revocationMarker(ports, next, now.toISOString())] : [];
+  const aliases = revoking ? releasedAliases(ports, next) : await followedImei(ports, device, before, after);
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
-    writes: [putDevice, ...bindings.writes, ...revocation],
+    writes: [putDevice, ...bindings.writes, ...revocation, ...aliases],
     events,
     feed: [{ kind: "device", key: deviceId, value: enforcementView(next) }, ...bindings.feed],
     onConditionFailed: (index) => {
@@ -109,7 +117,61 @@ async function attemptFact(
     },
   });
   rememberDevice(ports, { device: next, history: nextHistory });
+  if (revoking) forgetAliases(ports, next.tenantId, aliasesOf(next));
   return { value: { outcome: "applied" as const, deviceId, changes: changes.map((change) => change.type) }, events };
+}
+
+type Alias = { kind: IdentifierKind; value: string };
+
+/** The identifiers a device holds: those it was registered with and the IMEI it was last seen in. */
+const aliasesOf = (device: Device): Alias[] => [
+  ...deviceIdentifiers(device),
+  ...(device.identity.imei ? [{ kind: "imei" as const, value: imeiAlias(device.identity.imei) }] : []),
+];
+
+/** An alias removed only if it is (still) this device's; a missing one is fine. */
+const releaseAlias = (ports: Ports, device: Device, { kind, value }: Alias): TransactItem => ({
+  Delete: {
+    TableName: ports.tables.identity,
+    Key: aliasKey(device.tenantId, kind, value),
+    ConditionExpression: "attribute_not_exists(pk) OR deviceId = :device",
+    ExpressionAttributeValues: { ":device": device.id },
+  },
+});
+
+/**
+ * A revoked SIM's identifiers are released (the device, its facts and its audit trail stay):
+ * the SIM or the equipment can be registered again.
+ */
+function releasedAliases(ports: Ports, device: Device): TransactItem[] {
+  const unique = new Map(aliasesOf(device).map((alias) => [`${alias.kind}:${alias.value}`, alias]));
+  return [...unique.values()].map((alias) => releaseAlias(ports, device, alias));
+}
+
+/**
+ * The IMEI alias follows the equipment the SIM is in: the new IMEI resolves to the device
+ * (unless another device holds it: then it stays that device's), the old one is released.
+ */
+async function followedImei(ports: Ports, device: Device, before: IdentityState, after: IdentityState): Promise<TransactItem[]> {
+  if (before.imei === after.imei) return [];
+  const writes: TransactItem[] = [];
+  const previous = before.imei ?? device.imei;
+  if (previous && (!after.imei || imeiAlias(previous) !== imeiAlias(after.imei))) writes.push(releaseAlias(ports, device, { kind: "imei", value: imeiAlias(previous) }));
+  if (after.imei) {
+    const key = aliasKey(device.tenantId, "imei", imeiAlias(after.imei));
+    const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.identity, Key: key, ConsistentRead: true }));
+    if (!Item || Item.deviceId === device.id) {
+      writes.push({
+        Put: {
+          TableName: ports.tables.identity,
+          Item: { ...key, deviceId: device.id, kind: "imei", value: imeiAlias(after.imei) },
+          ConditionExpression: "attribute_not_exists(pk) OR deviceId = :device",
+          ExpressionAttributeValues: { ":device": device.id },
+        },
+      });
+    }
+  }
+  return writes;
 }
 
 type Bindings = ReturnType<typeof bindingsOf>;
