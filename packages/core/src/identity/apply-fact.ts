@@ -21,6 +21,7 @@ import type { Ports } from "../ports.ts";
 import { writeTransaction, type TransactItem } from "../store/transaction.ts";
 import { bindingsOf, diffStates } from "./diff.ts";
 import type { Fact } from "./fact.ts";
+import { absorbedSessionEnd, leaseChanges, leaseItem } from "./lease.ts";
 import { admission, currentState, remember } from "./fold.ts";
 import type { FoldSettings, IdentityState } from "./identity-state.ts";
 
@@ -91,14 +92,19 @@ async function attemptFact(
     },
   };
   const conflict = () => new SimrootError("store.conflict", "conflict", "The device changed concurrently");
-  if (changes.length === 0) {
+  const absorbed = absorbedSession(ports, ctx, device, fact, after, nextHistory.facts, cause, now);
+  if (changes.length === 0 && !absorbed) {
     // Remembered (so every arrival order folds alike) but visible to no one: no audit, no feed.
     await writeTransaction(ports.db, [putDevice], conflict);
     rememberDevice(ports, { device: next, history: nextHistory });
     return { value: { outcome: "stale" as const, deviceId, changes: [] }, events: [] };
   }
 
-  const events = changes.map((change) => domainEvent(ctx, change.type, deviceId, { ...change.data, deviceId, cause }, now));
+  const events = [
+    ...changes.map((change) => domainEvent(ctx, change.type, deviceId, { ...change.data, deviceId, cause }, now)),
+    ...(absorbed ? [absorbed.event] : []),
+  ];
+  const leases = [...leaseChanges(ports, device.tenantId, deviceId, before, after, fact.at), ...(absorbed?.leases ?? [])];
   const bindings = bindingChanges(ports, device, bindingsOf(before), bindingsOf(after), movedAway, now.toISOString());
   // Last, so that the bindings' write indices (onConditionFailed) stay as they are.
   const revoking = next.state === "revoked" && device.state !== "revoked";
@@ -106,7 +112,7 @@ async function attemptFact(
   const aliases = revoking ? releasedAliases(ports, next) : await followedImei(ports, device, before, after);
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
-    writes: [putDevice, ...bindings.writes, ...revocation, ...aliases],
+    writes: [putDevice, ...bindings.writes, ...revocation, ...aliases, ...leases],
     events,
     feed: [{ kind: "device", key: deviceId, value: enforcementView(next) }, ...bindings.feed],
     onConditionFailed: (index) => {
@@ -119,6 +125,33 @@ async function attemptFact(
   rememberDevice(ports, { device: next, history: nextHistory });
   if (revoking) forgetAliases(ports, next.tenantId, aliasesOf(next));
   return { value: { outcome: "applied" as const, deviceId, changes: changes.map((change) => change.type) }, events };
+}
+
+/**
+ * A session the fold absorbed (its end, or a newer session, arrived first) existed all the
+ * same: it is recorded on the timeline and in the audit trail, with its lease of the address.
+ */
+function absorbedSession(
+  ports: Ports,
+  ctx: RequestContext,
+  device: Device,
+  fact: Fact,
+  after: IdentityState,
+  facts: readonly Fact[],
+  cause: Record<string, unknown>,
+  now: Date,
+) {
+  if (fact.type !== "sim.attached" && fact.type !== "bearer.switched") return undefined;
+  if (after.state === "revoked" || after.sessions[fact.data.bearer]?.since === fact.at) return undefined;
+  const until = absorbedSessionEnd(facts, fact);
+  const { from: _from, imei: _imei, ...session } = fact.data as typeof fact.data & { from?: string; imei?: string };
+  const addresses = [session.ipv4, session.ipv6].filter((address): address is string => address !== undefined);
+  const leases = addresses.flatMap((address) => [
+    leaseItem(ports, device.tenantId, device.id, address, fact.at, "start", session.bearer),
+    ...(until ? [leaseItem(ports, device.tenantId, device.id, address, until, "end", session.bearer)] : []),
+  ]);
+  const event = domainEvent(ctx, "sim.session-recorded", device.id, { ...session, since: fact.at, ...(until ? { until } : {}), deviceId: device.id, cause }, now);
+  return { event, leases };
 }
 
 type Alias = { kind: IdentifierKind; value: string };
