@@ -56,7 +56,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Find a device by any identifier: EID, ICCID, IMSI, IMEI, MSISDN, NAI, SUPI or current IP */
+        /**
+         * Find a device by any identifier: EID, ICCID, IMSI, IMEI, MSISDN, NAI, SUPI or current IP
+         * @description With `ip` and `at`: the device that held the address at that time (from the sessions' history, whatever order they were reported in).
+         */
         get: {
             parameters: {
                 query?: {
@@ -71,6 +74,8 @@ export interface paths {
                     ip?: string;
                     externalId?: string;
                     credential?: string;
+                    /** @description with ip: who held it then */
+                    at?: string;
                 };
                 header?: never;
                 path?: never;
@@ -237,6 +242,8 @@ export interface paths {
                         };
                         /** @description quarantine the device when its IMEI changes; defaults to the tenant setting */
                         imeiLock?: boolean;
+                        /** @description countries this device may roam into; defaults to the tenant's country rules, then its allowedCountries */
+                        allowedCountries?: string[];
                         /** @description the IoT SAFE credential: its X.509 client certificate or public key, PEM; only its SPKI SHA-256 fingerprint is kept */
                         credential?: string;
                     };
@@ -395,6 +402,8 @@ export interface paths {
                             [key: string]: string;
                         };
                         imeiLock?: boolean;
+                        /** @description null: back to the tenant's rules */
+                        allowedCountries?: string[] | null;
                     };
                 };
             };
@@ -1112,6 +1121,15 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
+                /** @description Conflicts with the current state */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
                 /** @description The body is too large */
                 413: {
                     headers: {
@@ -1815,6 +1833,14 @@ export interface paths {
                          * @default []
                          */
                         allowedCountries?: string[];
+                        /**
+                         * @description allowed countries for the devices a label selector matches (the first matching rule wins; a device's own list wins over all)
+                         * @default []
+                         */
+                        countryRules?: {
+                            selector: components["schemas"]["LabelSelector"];
+                            allowedCountries: string[];
+                        }[];
                         /**
                          * @description what enforcement points do when they cannot decide
                          * @default closed
@@ -3021,6 +3047,7 @@ export interface components {
                 [key: string]: string;
             };
             imeiLock?: boolean;
+            allowedCountries?: string[];
             /** @description SHA-256 of the credential's SubjectPublicKeyInfo, hex */
             credentialFingerprint?: string;
             identity: components["schemas"]["IdentityState"];
@@ -3147,6 +3174,8 @@ export interface components {
             webhookSecret?: string;
             webhookPublicKey?: string;
             twilioAuthToken?: string;
+            /** @description eim: PEM certificates (GSMA CI roots and/or EUM certificates) eUICC notifications must chain to */
+            trustAnchors?: string[];
         };
         SourcePage: {
             items: components["schemas"]["Source"][];
@@ -3186,6 +3215,7 @@ export interface components {
             event: {
                 [key: string]: unknown;
             };
+            subjects?: string[];
         };
         AuditPage: {
             items: components["schemas"]["AuditRecord"][];
@@ -3271,26 +3301,19 @@ export interface components {
              */
             allowedCountries?: string[];
             /**
+             * @description allowed countries for the devices a label selector matches (the first matching rule wins; a device's own list wins over all)
+             * @default []
+             */
+            countryRules?: {
+                selector: components["schemas"]["LabelSelector"];
+                allowedCountries: string[];
+            }[];
+            /**
              * @description what enforcement points do when they cannot decide
              * @default closed
              * @enum {string}
              */
             failMode?: "closed" | "open";
-        };
-        /** @description a policy rule with its revision */
-        Policy: {
-            /** @example pol_01JD3Q4ZK8W9X2V5N6M7P8R9ST */
-            id: string;
-            name: string;
-            selector: components["schemas"]["LabelSelector"];
-            destinations: components["schemas"]["Destination"][];
-            conditions?: components["schemas"]["Conditions"];
-            /** @enum {string} */
-            effect: "allow" | "deny";
-            /** @description increases with every change; the HTTP ETag */
-            revision: number;
-            createdAt: string;
-            updatedAt: string;
         };
         /**
          * @description Kubernetes label selector: every matchLabels pair and every expression must hold. NotIn also matches devices without the key. An empty selector matches every device.
@@ -3320,6 +3343,21 @@ export interface components {
                 operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
                 values?: string[];
             }[];
+        };
+        /** @description a policy rule with its revision */
+        Policy: {
+            /** @example pol_01JD3Q4ZK8W9X2V5N6M7P8R9ST */
+            id: string;
+            name: string;
+            selector: components["schemas"]["LabelSelector"];
+            destinations: components["schemas"]["Destination"][];
+            conditions?: components["schemas"]["Conditions"];
+            /** @enum {string} */
+            effect: "allow" | "deny";
+            /** @description increases with every change; the HTTP ETag */
+            revision: number;
+            createdAt: string;
+            updatedAt: string;
         };
         /**
          * @example {

@@ -39,7 +39,7 @@ export interface SourceCredentials {
   /** supersim: the Twilio account auth token keying X-Twilio-Signature (HMAC-SHA1). */
   readonly twilioAuthToken?: string;
   /** eim: PEM certificates (GSMA CI roots and/or EUM certificates) eUICC notifications must chain to. */
-  readonly trustAnchors?: readonly string[];
+  readonly trustAnchors?: string[];
 }
 
 /** One item of a (possibly batched) body: its normalized event(s), or why it was refused. */

@@ -36,7 +36,7 @@ export async function ingest(
   const now = ports.now();
   const accepted: IngestResult["accepted"] = [];
   const rejected: IngestResult["rejected"] = [];
-  const events = [];
+  const events: ReturnType<typeof ingestedEvent>[] = [];
   for (const item of items) {
     if (!item.ok) {
       rejected.push({ index: item.index, errors: item.issues });

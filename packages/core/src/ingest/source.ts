@@ -86,7 +86,7 @@ function credentialsFor(format: IngestFormat, given: SourceCredentials = {}): So
   }
 }
 
-function checkedTrustAnchors(pems: readonly string[]): readonly string[] {
+function checkedTrustAnchors(pems: string[]): string[] {
   try {
     parseTrustAnchors(pems);
   } catch {

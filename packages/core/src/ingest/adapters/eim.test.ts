@@ -420,7 +420,7 @@ describe("eUICC notification verification (generated GSMA CI -> EUM -> eUICC tes
   it("refuses a corrupted signature", () => {
     const metadata = notificationMetadata(3, "delete");
     const signature = euiccSign(der(metadata), genuine.privateKey);
-    signature[10] ^= 0xff;
+    signature[10] = signature[10]! ^ 0xff;
     expect(unverified(parse(handleNotification(signedOther(metadata, { signature })))).message).toContain("signature does not verify");
   });
 

@@ -41,7 +41,7 @@ export const eimAdapter: Adapter = {
     if ("pendingNotification" in body) return [handleNotificationItem(body, request, anchors)];
     if ("notifications" in body) {
       if (anchors.length > 0) {
-        return [{ ...refused(0, [{ path: "notifications", message: "this source verifies eUICC signatures: send the signed notifications ({pendingNotification})" }]), unverified: true }];
+        return [unverifiedItem({ path: "notifications", message: "this source verifies eUICC signatures: send the signed notifications ({pendingNotification})" })];
       }
       return vendorNotificationItems(body, request.now);
     }
@@ -105,11 +105,11 @@ function handleNotificationItem(body: Record<string, unknown>, request: IngestRe
       ? `${path}.notificationMetadata`
       : `${path}.${notification.compact ? "compactOtherSignedNotification." : ""}tbsOtherNotification`;
   const presented = presentedCertificates(notification, body);
-  if (!presented.ok) return { ...refused(0, [presented.issue]), unverified: true };
+  if (!presented.ok) return unverifiedItem(presented.issue);
   const verified = verifyEuiccSigned(notification.signed, presented.value, anchors, request.now);
-  if (!verified.ok) return { ...refused(0, [verified.issue]), unverified: true };
+  if (!verified.ok) return unverifiedItem(verified.issue);
   const eid = eidOf(verified.eid, request);
-  if (!eid.ok) return { ...refused(0, [eid.issue]), unverified: true };
+  if (!eid.ok) return unverifiedItem(eid.issue);
   const { seqNumber, operation, iccid } = notification.metadata;
   if (iccid === undefined) return refused(0, [{ path: `${metadataPath}.iccid`, message: "the notification names no ICCID" }]);
   if (notification.kind === "profileInstallationResult" && operation !== "install") {
@@ -140,6 +140,9 @@ function eidOf(certified: string, request: IngestRequest): { ok: true; value: st
   if (!checked.success) return { ok: false, issue: { path: "eid", message: checked.error.issues[0]?.message ?? "invalid EID" } };
   return { ok: true, value: checked.data };
 }
+
+/** Refused because its origin cannot be verified: recorded as refused. */
+const unverifiedItem = (issue: FieldIssue): AdapterItem => ({ index: 0, ok: false, issues: [issue], unverified: true });
 
 /** The certificates inside an OtherSignedNotification, else those the eIM sent beside it. */
 function presentedCertificates(
