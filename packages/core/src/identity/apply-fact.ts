@@ -104,12 +104,12 @@ async function attemptFact(
     ...changes.map((change) => domainEvent(ctx, change.type, deviceId, { ...change.data, deviceId, cause }, now)),
     ...(absorbed ? [absorbed.event] : []),
   ];
-  const leases = [...leaseChanges(ports, device.tenantId, deviceId, before, after, fact.at), ...(absorbed?.leases ?? [])];
+  const leases = distinctItems([...leaseChanges(ports, device.tenantId, deviceId, before, after, fact.at), ...(absorbed?.leases ?? [])]);
   const bindings = bindingChanges(ports, device, bindingsOf(before), bindingsOf(after), movedAway, now.toISOString());
   // Last, so that the bindings' write indices (onConditionFailed) stay as they are.
   const revoking = next.state === "revoked" && device.state !== "revoked";
   const revocation = revoking ? [revocationMarker(ports, next, now.toISOString())] : [];
-  const aliases = revoking ? releasedAliases(ports, next) : await followedImei(ports, device, before, after);
+  const aliases = revoking ? releasedAliases(ports, next) : after.state === "revoked" ? [] : await followedImei(ports, device, before, after);
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
     writes: [putDevice, ...bindings.writes, ...revocation, ...aliases, ...leases],
@@ -152,6 +152,13 @@ function absorbedSession(
   ]);
   const event = domainEvent(ctx, "sim.session-recorded", device.id, { ...session, since: fact.at, ...(until ? { until } : {}), deviceId: device.id, cause }, now);
   return { event, leases };
+}
+
+/** One write per item: two sessions (bearers) may hold the same address and close at once. */
+function distinctItems(items: readonly TransactItem[]): TransactItem[] {
+  const byKey = new Map<string, TransactItem>();
+  for (const item of items) byKey.set(`${String(item.Put?.Item?.pk)}|${String(item.Put?.Item?.sk)}`, item);
+  return [...byKey.values()];
 }
 
 type Alias = { kind: IdentifierKind; value: string };
