@@ -1,4 +1,4 @@
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import type { DeviceRef } from "../catalogue/catalogue.ts";
 import { hasIdKind } from "../id.ts";
 import type { History } from "../identity/fold.ts";
@@ -124,9 +124,23 @@ async function lookup(ports: Ports, key: { pk: string; sk: string }, cacheable: 
  */
 export async function resolveDevice(ports: Ports, tenantId: string, ref: DeviceRef, fresh = false): Promise<string | undefined> {
   if (ref.deviceId && hasIdKind("device", ref.deviceId)) return ref.deviceId;
-  for (const { kind, value } of refIdentifiers(ref)) {
+  const identifiers = refIdentifiers(ref);
+  for (const { kind, value } of identifiers) {
     const found = await lookup(ports, aliasKey(tenantId, kind, value), !fresh);
     if (found) return found;
+  }
+  // Released by a revocation and not registered again: the revoked device keeps its late reports.
+  for (const { kind, value } of identifiers) {
+    const { Items } = await ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.identity,
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :released)",
+        ExpressionAttributeValues: { ":pk": aliasKey(tenantId, kind, value).pk, ":released": "released#" },
+        ScanIndexForward: false,
+        Limit: 1,
+      }),
+    );
+    if (typeof Items?.[0]?.deviceId === "string") return Items[0].deviceId;
   }
   // An address moves between devices: always ask the store.
   return ref.ip ? lookup(ports, bindingKey(tenantId, ref.ip), false) : undefined;

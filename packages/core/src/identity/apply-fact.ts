@@ -185,7 +185,11 @@ const releaseAlias = (ports: Ports, device: Device, { kind, value }: Alias): Tra
  */
 function releasedAliases(ports: Ports, device: Device): TransactItem[] {
   const unique = new Map(aliasesOf(device).map((alias) => [`${alias.kind}:${alias.value}`, alias]));
-  return [...unique.values()].map((alias) => releaseAlias(ports, device, alias));
+  // A tombstone per identifier: a late report still reaches the revoked device until the SIM is registered again.
+  return [...unique.values()].flatMap((alias) => [
+    releaseAlias(ports, device, alias),
+    { Put: { TableName: ports.tables.identity, Item: { pk: aliasKey(device.tenantId, alias.kind, alias.value).pk, sk: `released#${device.id}`, deviceId: device.id } } },
+  ]);
 }
 
 /**
