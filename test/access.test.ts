@@ -32,7 +32,7 @@ describe("API keys", () => {
     expect((await call(runtime, rotated.json.token, "GET", "/v1/devices")).status).toBe(401);
     expect((await acme.call("DELETE", `/v1/keys/${acme.keyId}`)).status).toBe(409);
     const audit = (await acme.call("GET", "/v1/audit")).json.items.map((record: { action: string }) => record.action);
-    expect(audit).toEqual(["key.created", "key.rotated", "key.revoked"]);
+    expect(audit).toEqual(["tenant.created", "key.created", "key.rotated", "key.revoked"]);
   });
 });
 
@@ -40,7 +40,7 @@ describe("tenant settings", () => {
   it("needs If-Match, refuses a stale ETag, and the new settings take effect", async () => {
     const acme = await tenantClient(runtime);
     const tenant = await acme.call("GET", "/v1/tenant");
-    expect(tenant.json.settings).toEqual({ imeiLock: true, allowedCountries: [], failMode: "closed" });
+    expect(tenant.json.settings).toEqual({ imeiLock: true, allowedCountries: [], countryRules: [], failMode: "closed" });
     const etag = tenant.headers.get("etag")!;
 
     expect((await acme.call("PATCH", "/v1/tenant/settings", { imeiLock: false })).status).toBe(428);
@@ -107,7 +107,8 @@ describe("documentation and export", () => {
     const exported = await acme.call("GET", "/v1/audit/export");
     expect(exported.headers.get("content-type")).toContain("application/x-ndjson");
     const lines = exported.text.trim().split("\n").map((line) => JSON.parse(line));
-    expect(lines.map((record) => record.seq)).toEqual([1, 2]);
-    expect(lines[1].prevHash).toBe(lines[0].hash);
+    // seq 1 is the tenant's creation.
+    expect(lines.map((record) => record.seq)).toEqual([1, 2, 3]);
+    expect(lines[2].prevHash).toBe(lines[1].hash);
   });
 });

@@ -136,7 +136,8 @@ describe("the SDK", () => {
     });
     const lines = await client.fetchRaw("GET", "/v1/audit/export");
     expect(lines.headers.get("content-type")).toContain("application/x-ndjson");
-    expect((await lines.text()).trim().split("\n")).toHaveLength(1);
+    // The tenant's creation, then the device's registration.
+    expect((await lines.text()).trim().split("\n")).toHaveLength(2);
   });
 
   it("makes idempotent POSTs: the same Idempotency-Key registers one device", async () => {
@@ -181,7 +182,7 @@ describe("the simroot CLI", () => {
 
     const verified = await run(["audit", "verify"], env);
     expect(verified.code).toBe(0);
-    expect(verified.stdout).toMatch(/^valid: 2 records checked/);
+    expect(verified.stdout).toMatch(/^valid: 3 records checked/); // with the tenant's creation
   });
 
   it("exports the audit chain as JSON Lines to a file", async () => {
@@ -192,11 +193,12 @@ describe("the simroot CLI", () => {
 
     const exported = await run(["audit", "export", "--out", out], { SIMROOT_URL: url, SIMROOT_API_KEY: token });
     expect(exported.code).toBe(0);
-    expect(exported.stderr).toContain(`wrote 2 audit records to ${out}`);
+    expect(exported.stderr).toContain(`wrote 3 audit records to ${out}`);
     const records = (await readFile(out, "utf8")).trim().split("\n").map((line) => JSON.parse(line) as { seq: number; action: string });
     expect(records.map((record) => [record.seq, record.action])).toEqual([
-      [1, "device.registered"],
+      [1, "tenant.created"],
       [2, "device.registered"],
+      [3, "device.registered"],
     ]);
   });
 

@@ -34,6 +34,7 @@ export * from "./identity/fact.ts";
 export * from "./identity/fold.ts";
 export * from "./identity/diff.ts";
 export * from "./identity/apply-fact.ts";
+export { leaseHolder } from "./identity/lease.ts";
 export * from "./device/store.ts";
 export * from "./access/tenant-settings.ts";
 export * from "./access/api-key.ts";

@@ -56,7 +56,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Find a device by any identifier: EID, ICCID, IMSI, IMEI, MSISDN, NAI, SUPI or current IP */
+        /**
+         * Find a device by any identifier: EID, ICCID, IMSI, IMEI, MSISDN, NAI, SUPI or current IP
+         * @description With `ip` and `at`: the device that held the address at that time (from the sessions' history, whatever order they were reported in).
+         */
         get: {
             parameters: {
                 query?: {
@@ -71,6 +74,8 @@ export interface paths {
                     ip?: string;
                     externalId?: string;
                     credential?: string;
+                    /** @description with ip: who held it then */
+                    at?: string;
                 };
                 header?: never;
                 path?: never;
@@ -237,6 +242,8 @@ export interface paths {
                         };
                         /** @description quarantine the device when its IMEI changes; defaults to the tenant setting */
                         imeiLock?: boolean;
+                        /** @description countries this device may roam into; defaults to the tenant's country rules, then its allowedCountries */
+                        allowedCountries?: string[];
                         /** @description the IoT SAFE credential: its X.509 client certificate or public key, PEM; only its SPKI SHA-256 fingerprint is kept */
                         credential?: string;
                     };
@@ -395,6 +402,8 @@ export interface paths {
                             [key: string]: string;
                         };
                         imeiLock?: boolean;
+                        /** @description null: back to the tenant's rules */
+                        allowedCountries?: string[] | null;
                     };
                 };
             };
@@ -853,6 +862,7 @@ export interface paths {
                          * @enum {string}
                          */
                         defaultBearer?: "cellular" | "private-5g" | "wifi" | "satellite";
+                        maxClockSkewSeconds?: number;
                     };
                 };
             };
@@ -1104,6 +1114,15 @@ export interface paths {
                 };
                 /** @description No such resource in this tenant */
                 404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Conflicts with the current state */
+                409: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1407,16 +1426,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * Verify the tenant's hash chain from its signed checkpoint (or whole, for admins) and report the first break, if any
-         * @description Walks the records after the last signed checkpoint (O(new records)); each must chain from the checkpoint's signed hash, and the last must be the tenant's head. A valid walk moves the checkpoint. `full=true` (admin keys only) walks the whole chain.
-         */
+        /** Walk the tenant's hash chain and report the first break, if any */
         get: {
             parameters: {
-                query?: {
-                    /** @description walk the whole chain from its first record (admin keys only) */
-                    full?: "true" | "false";
-                };
+                query?: never;
                 header?: never;
                 path?: never;
                 cookie?: never;
@@ -1430,15 +1443,6 @@ export interface paths {
                     };
                     content: {
                         "application/json": components["schemas"]["ChainVerification"];
-                    };
-                };
-                /** @description Invalid input: `errors` names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing or invalid API key */
@@ -1819,12 +1823,27 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
-                        /** @description quarantine a device when its IMEI changes (devices may override) */
+                        /**
+                         * @description quarantine a device when its IMEI changes (devices may override)
+                         * @default true
+                         */
                         imeiLock?: boolean;
-                        /** @description countries devices may roam into; empty means anywhere */
+                        /**
+                         * @description countries devices may roam into; empty means anywhere
+                         * @default []
+                         */
                         allowedCountries?: string[];
                         /**
-                         * @description what enforcement points do when they cannot decide (the enforcement settings' fail mode)
+                         * @description allowed countries for the devices a label selector matches (the first matching rule wins; a device's own list wins over all)
+                         * @default []
+                         */
+                        countryRules?: {
+                            selector: components["schemas"]["LabelSelector"];
+                            allowedCountries: string[];
+                        }[];
+                        /**
+                         * @description what enforcement points do when they cannot decide
+                         * @default closed
                          * @enum {string}
                          */
                         failMode?: "closed" | "open";
@@ -2790,7 +2809,7 @@ export interface paths {
                     since?: number | null;
                     /** @description the next snapshot page */
                     cursor?: string;
-                    /** @description long poll: seconds to wait for a change (deltas only), at most 20 so the answer comes inside the gateway's 30 s */
+                    /** @description long poll: seconds to wait for a change (deltas only) */
                     wait?: number | null;
                     limit?: number;
                     /** @description narrow the feed to a site or segment: the devices whose labels match `key=value[,key=value]` (values URI-encoded), and their bindings */
@@ -2925,87 +2944,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/feed/epoch": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /**
-         * Advance the tenant's feed epoch: the recovery path after a restore of the control plane or a rebuild with a new feed key
-         * @description Every signed head carries the epoch. A PEP refuses a version below the one it holds unless it comes as a snapshot of a higher epoch, so after a restore (the tenant's head went back) PEPs stay closed until an admin advances the epoch; they then take the restored state. The new epoch is the time of the advance in seconds (at least one above the previous). Audited.
-         */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        reason: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description The new epoch */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["FeedEpoch"];
-                    };
-                };
-                /** @description Invalid input: `errors` names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The key's role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description `If-Match` does not match the current ETag */
-                412: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v1/flows": {
         parameters: {
             query?: never;
@@ -3109,6 +3047,7 @@ export interface components {
                 [key: string]: string;
             };
             imeiLock?: boolean;
+            allowedCountries?: string[];
             /** @description SHA-256 of the credential's SubjectPublicKeyInfo, hex */
             credentialFingerprint?: string;
             identity: components["schemas"]["IdentityState"];
@@ -3222,6 +3161,8 @@ export interface components {
              * @enum {string}
              */
             defaultBearer?: "cellular" | "private-5g" | "wifi" | "satellite";
+            /** @description how far into the future (s) a reported time may lie; later ones are ordered at the receive time (default 300) */
+            maxClockSkewSeconds?: number;
             createdAt: string;
             credentialsRotatedAt: string;
         };
@@ -3233,6 +3174,8 @@ export interface components {
             webhookSecret?: string;
             webhookPublicKey?: string;
             twilioAuthToken?: string;
+            /** @description eim: PEM certificates (GSMA CI roots and/or EUM certificates) eUICC notifications must chain to */
+            trustAnchors?: string[];
         };
         SourcePage: {
             items: components["schemas"]["Source"][];
@@ -3245,6 +3188,8 @@ export interface components {
                 index: number;
                 id: string;
                 type: string;
+                /** @description the time the sender stated, beyond the allowed clock skew: ordered at the receive time instead */
+                clampedFrom?: string;
             }[];
             rejected: {
                 index: number;
@@ -3270,6 +3215,7 @@ export interface components {
             event: {
                 [key: string]: unknown;
             };
+            subjects?: string[];
         };
         AuditPage: {
             items: components["schemas"]["AuditRecord"][];
@@ -3306,10 +3252,7 @@ export interface components {
         };
         ChainVerification: {
             valid: boolean;
-            /** @description records checked by this walk */
             checked: number;
-            /** @description the sequence the walk started after: 0 for the whole chain, else the signed checkpoint's */
-            from: number;
             lastSeq: number;
             lastHash: string;
             brokenAt?: {
@@ -3358,26 +3301,19 @@ export interface components {
              */
             allowedCountries?: string[];
             /**
-             * @description what enforcement points do when they cannot decide (the enforcement settings' fail mode)
+             * @description allowed countries for the devices a label selector matches (the first matching rule wins; a device's own list wins over all)
+             * @default []
+             */
+            countryRules?: {
+                selector: components["schemas"]["LabelSelector"];
+                allowedCountries: string[];
+            }[];
+            /**
+             * @description what enforcement points do when they cannot decide
              * @default closed
              * @enum {string}
              */
             failMode?: "closed" | "open";
-        };
-        /** @description a policy rule with its revision */
-        Policy: {
-            /** @example pol_01JD3Q4ZK8W9X2V5N6M7P8R9ST */
-            id: string;
-            name: string;
-            selector: components["schemas"]["LabelSelector"];
-            destinations: components["schemas"]["Destination"][];
-            conditions?: components["schemas"]["Conditions"];
-            /** @enum {string} */
-            effect: "allow" | "deny";
-            /** @description increases with every change; the HTTP ETag */
-            revision: number;
-            createdAt: string;
-            updatedAt: string;
         };
         /**
          * @description Kubernetes label selector: every matchLabels pair and every expression must hold. NotIn also matches devices without the key. An empty selector matches every device.
@@ -3407,6 +3343,21 @@ export interface components {
                 operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
                 values?: string[];
             }[];
+        };
+        /** @description a policy rule with its revision */
+        Policy: {
+            /** @example pol_01JD3Q4ZK8W9X2V5N6M7P8R9ST */
+            id: string;
+            name: string;
+            selector: components["schemas"]["LabelSelector"];
+            destinations: components["schemas"]["Destination"][];
+            conditions?: components["schemas"]["Conditions"];
+            /** @enum {string} */
+            effect: "allow" | "deny";
+            /** @description increases with every change; the HTTP ETag */
+            revision: number;
+            createdAt: string;
+            updatedAt: string;
         };
         /**
          * @example {
@@ -3704,15 +3655,12 @@ export interface components {
         };
         FeedHead: {
             tenantId: string;
-            epoch: number;
             /** @enum {string} */
             kind: "snapshot" | "delta";
             since: number;
             version: number;
             page: number;
             last: boolean;
-            cursor?: string;
-            next?: string;
             scope?: string;
             contentHash: string;
             issuedAt: string;
@@ -3726,12 +3674,6 @@ export interface components {
             value: {
                 [key: string]: unknown;
             } | null;
-        };
-        FeedEpoch: {
-            /** @description the epoch every signed head of the tenant now carries */
-            epoch: number;
-            previous: number;
-            advancedAt?: string;
         };
         FlowReport: {
             pepId: string;

@@ -10,6 +10,7 @@ import {
   SimrootError,
   updateDevice,
   getDevice,
+  leaseHolder,
   listDevices,
   listTimeline,
   pageInput,
@@ -104,8 +105,9 @@ const lookup = createRoute({
   path: "/v1/devices/lookup",
   tags: ["devices"],
   summary: "Find a device by any identifier: EID, ICCID, IMSI, IMEI, MSISDN, NAI, SUPI or current IP",
+  description: "With `ip` and `at`: the device that held the address at that time (from the sessions' history, whatever order they were reported in).",
   middleware: [requireRole(...readers)] as const,
-  request: { query: deviceRefSchema },
+  request: { query: deviceRefSchema.extend({ at: z.iso.datetime({ offset: true }).optional().meta({ description: "with ip: who held it then" }) }) },
   responses: { 200: json("The device", deviceSchema), ...errorResponses(400, 401, 403, 404) },
 });
 
@@ -131,7 +133,12 @@ const profiles = createRoute({
 
 export const deviceRoutes = new OpenAPIHono<AppEnv>()
   .openapi(lookup, async (c) => {
-    const id = await resolveDevice(c.var.ports, c.var.ctx.tenantId, c.req.valid("query"));
+    const { at, ...ref } = c.req.valid("query");
+    if (at !== undefined && ref.ip === undefined) throw new SimrootError("request.invalid", "input", "at needs ip", { issues: [{ path: "at", message: "only with ip" }] });
+    const id =
+      at !== undefined && ref.ip !== undefined
+        ? await leaseHolder(c.var.ports, c.var.ctx.tenantId, ref.ip, new Date(at).toISOString())
+        : await resolveDevice(c.var.ports, c.var.ctx.tenantId, ref);
     if (!id) throw new SimrootError("device.not_found", "not_found", "No device in this tenant has that identifier");
     const device = await getDevice(c.var.ports, c.var.ctx, { id });
     c.header("etag", etag(device.revision));

@@ -11,7 +11,14 @@ export const maxIngestBytes = 1024 * 1024;
 const ingestResult = z
   .object({
     sourceId: z.string(),
-    accepted: z.array(z.object({ index: z.number().int(), id: z.string(), type: z.string() })),
+    accepted: z.array(
+      z.object({
+        index: z.number().int(),
+        id: z.string(),
+        type: z.string(),
+        clampedFrom: z.string().optional().meta({ description: "the time the sender stated, beyond the allowed clock skew: ordered at the receive time instead" }),
+      }),
+    ),
     rejected: z.array(z.object({ index: z.number().int(), errors: z.array(z.object({ path: z.string(), message: z.string() })) })),
   })
   .meta({ id: "IngestResult" });
@@ -32,7 +39,7 @@ ingestRoutes.openAPIRegistry.registerPath({
     params: z.object({ sourceId: z.string().meta({ param: { name: "sourceId", in: "path" } }) }),
     body: { required: true, content: { "application/json": { schema: z.unknown() }, "application/cloudevents+json": { schema: z.unknown() } } },
   },
-  responses: { 202: json("Accepted and durably queued", ingestResult), ...errorResponses(400, 401, 404, 413) },
+  responses: { 202: json("Accepted and durably queued", ingestResult), ...errorResponses(400, 401, 404, 409, 413) },
 });
 
 ingestRoutes.post(

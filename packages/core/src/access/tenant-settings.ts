@@ -1,19 +1,32 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
+import { countriesSchema } from "../identity/identity-state.ts";
+import { labelSelectorSchema } from "../policy/model.ts";
 import type { Ports } from "../ports.ts";
 
 const imeiLock = z.boolean().meta({ description: "quarantine a device when its IMEI changes (devices may override)" });
-const allowedCountries = z
-  .array(z.string().regex(/^[A-Z]{2}$/, "ISO 3166-1 alpha-2"))
-  .max(250)
-  .meta({ description: "countries devices may roam into; empty means anywhere" });
+const allowedCountries = countriesSchema.meta({ description: "countries devices may roam into; empty means anywhere" });
+const countryRules = z
+  .array(z.strictObject({ selector: labelSelectorSchema, allowedCountries: countriesSchema }))
+  .max(50)
+  .meta({ description: "allowed countries for the devices a label selector matches (the first matching rule wins; a device's own list wins over all)" });
 const failMode = z.enum(["closed", "open"]).meta({ description: "what enforcement points do when they cannot decide (the enforcement settings' fail mode)" });
 
 export const tenantSettingsSchema = z
-  .object({ imeiLock: imeiLock.default(true), allowedCountries: allowedCountries.default([]), failMode: failMode.default("closed") })
+  .object({
+    imeiLock: imeiLock.default(true),
+    allowedCountries: allowedCountries.default([]),
+    countryRules: countryRules.default([]),
+    failMode: failMode.default("closed"),
+  })
   .meta({ id: "TenantSettings" });
 /** A change of some settings: what is absent stays as it is (no defaults fill it in). */
-export const tenantSettingsPatchSchema = z.strictObject({ imeiLock: imeiLock.optional(), allowedCountries: allowedCountries.optional(), failMode: failMode.optional() });
+export const tenantSettingsPatchSchema = z.strictObject({
+  imeiLock: imeiLock.optional(),
+  allowedCountries: allowedCountries.optional(),
+  countryRules: countryRules.optional(),
+  failMode: failMode.optional(),
+});
 export type TenantSettings = z.output<typeof tenantSettingsSchema>;
 
 export const defaultTenantSettings: TenantSettings = tenantSettingsSchema.parse({});

@@ -5,7 +5,6 @@ import { SimrootError } from "../error.ts";
 import { domainEvent } from "../event/event.ts";
 import { newId } from "../id.ts";
 import type { Ports } from "../ports.ts";
-import { writeTransaction } from "../store/transaction.ts";
 import { verb } from "../verb.ts";
 import { mintApiKey } from "./api-key.ts";
 import { enforcementKey } from "../policy/records.ts";
@@ -25,8 +24,11 @@ export const tenantSchema = z
   .meta({ id: "Tenant" });
 export type Tenant = z.output<typeof tenantSchema>;
 
-/** Creates a tenant with its first admin key; the key's token is returned this once only. */
-export async function createTenantWithAdminKey(ports: Ports, name: string, guard?: { pk: string; sk: string }) {
+/**
+ * Creates a tenant with its first admin key; the key's token is returned this once only.
+ * The creation is the first record of the new tenant's audit trail (actor: who created it).
+ */
+export async function createTenantWithAdminKey(ports: Ports, name: string, guard?: { pk: string; sk: string }, creator?: RequestContext) {
   const now = ports.now();
   const tenant: Tenant = {
     id: newId("tenant", now.getTime()),
@@ -37,19 +39,29 @@ export async function createTenantWithAdminKey(ports: Ports, name: string, guard
     revision: 1,
   };
   const key = mintApiKey(tenant.id, "admin", `${name} admin`, ports.tables, now);
-  await writeTransaction(ports.db, [
-    {
-      Put: {
-        TableName: ports.tables.control,
-        Item: { ...tenantItemKey(tenant.id), gsi1pk: "tenants", gsi1sk: tenant.id, ...tenant },
-        ConditionExpression: "attribute_not_exists(pk)",
+  const ctx: RequestContext = {
+    tenantId: tenant.id,
+    actor: creator ? `${creator.actor}@${creator.tenantId}` : "system:bootstrap",
+    requestId: creator?.requestId ?? `req_bootstrap_${tenant.id}`,
+  };
+  const event = domainEvent(ctx, "tenant.created", tenant.id, { tenantId: tenant.id, name, adminKeyId: key.record.keyId, ...(guard ? { platform: true } : {}) }, now);
+  await ports.ledger.commit({
+    tenantId: tenant.id,
+    writes: [
+      {
+        Put: {
+          TableName: ports.tables.control,
+          Item: { ...tenantItemKey(tenant.id), gsi1pk: "tenants", gsi1sk: tenant.id, ...tenant },
+          ConditionExpression: "attribute_not_exists(pk)",
+        },
       },
-    },
-    key.put,
-    ...(guard
-      ? [{ Put: { TableName: ports.tables.control, Item: { ...guard, tenantId: tenant.id }, ConditionExpression: "attribute_not_exists(pk)" } }]
-      : []),
-  ]);
+      key.put,
+      ...(guard
+        ? [{ Put: { TableName: ports.tables.control, Item: { ...guard, tenantId: tenant.id }, ConditionExpression: "attribute_not_exists(pk)" } }]
+        : []),
+    ],
+    events: [event],
+  });
   return { tenant, token: key.token, keyId: key.record.keyId };
 }
 
@@ -73,7 +85,7 @@ export const createTenant = verb(z.strictObject({ name: z.string().min(1).max(12
   if (!(await readTenant(ports, ctx.tenantId)).platform) {
     throw new SimrootError("tenant.platform_only", "forbidden", "Only the platform tenant's admins create tenants");
   }
-  return createTenantWithAdminKey(ports, input.name);
+  return createTenantWithAdminKey(ports, input.name, undefined, ctx);
 });
 
 export const updateTenantSettingsInput = z.object({

@@ -72,7 +72,15 @@ export const eventPayloads = {
     /** ISO 3166-1 alpha-2, when known. */
     country: z.string().regex(/^[A-Z]{2}$/).optional(),
   }),
-  "device.equipment-changed": z.object({ imei: digits(14, 16), previousImei: digits(14, 16).optional() }),
+  /**
+   * The SIM is in other equipment. `imei` is absent when the source reports only that the
+   * IMSI-IMEI association changed (3GPP TS 29.122 CHANGE_OF_IMSI_IMEI_ASSOCIATION, `association`).
+   */
+  "device.equipment-changed": z.object({
+    imei: digits(14, 16).optional(),
+    previousImei: digits(14, 16).optional(),
+    association: z.enum(["IMEI", "IMEISV"]).optional(),
+  }),
   "device.revoked": z.object({ reason }),
   "device.suspended": z.object({ reason }),
   "device.quarantined": z.object({ reason }),
@@ -102,6 +110,8 @@ export type NormalizedEvent = {
     readonly sequence?: number;
     /** The source's own event type, for the record. */
     readonly sourceType: string;
+    /** What the sender stated as occurredAt when it lay too far in the future and was clamped to the receive time. */
+    readonly reportedAt?: string;
   };
 }[CatalogueType];
 
@@ -111,6 +121,7 @@ const envelopeFields = {
   device: deviceRefSchema,
   sequence: z.number().int().nonnegative().optional(),
   sourceType: z.string().max(200),
+  reportedAt: z.string().max(64).optional(),
 };
 
 /** The schema of one normalized event of each type (a discriminated union on `type`). */

@@ -9,6 +9,7 @@ import { SimrootError } from "../error.ts";
 import { applyFact } from "../identity/apply-fact.ts";
 import type { Fact } from "../identity/fact.ts";
 import { verb } from "../verb.ts";
+import type { History } from "../identity/fold.ts";
 import { readDevice } from "./store.ts";
 
 export const deviceActions = {
@@ -34,8 +35,18 @@ export const actOnDevice = verb(deviceActionInput, async (ports, ctx, input) => 
   const now = ports.now();
   const type = deviceActions[input.action];
   const event = domainEvent(ctx, type, input.id, {}, now);
-  const fact = { type, data: { reason: input.reason }, key: `api|${event.id}`, at: now.toISOString() } as Fact;
+  const fact = { type, data: { reason: input.reason }, key: `api|${event.id}`, at: actionTime(stored.history, now) } as Fact;
   const result = await applyFact(ports, ctx, input.id, fact, { requestId: ctx.requestId, action: input.action });
   const device = await readDevice(ports, ctx.tenantId, input.id);
   return { value: { outcome: result.value.outcome, device: device!.device }, events: result.events };
 });
+
+/**
+ * An operator's action decides from now on: it is ordered after every fact known when it is
+ * taken, even one a sender dated (within the allowed skew) after the operator's clock.
+ */
+export function actionTime(history: History, now: Date): string {
+  const known = [history.timeCutoff?.at, ...history.facts.filter((fact) => !fact.type.startsWith("profile.")).map((fact) => fact.at)];
+  const latest = Math.max(now.getTime() - 1, ...known.map((at) => (at === undefined ? 0 : Date.parse(at))).filter(Number.isFinite));
+  return new Date(Math.min(latest + 1, Date.parse("9999-12-31T23:59:59.999Z"))).toISOString();
+}

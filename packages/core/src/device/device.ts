@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { credentialPemSchema, fingerprintSchema } from "./credential.ts";
 import { eidSchema, iccidSchema, imeiSchema, imsiSchema, msisdnSchema } from "./identifiers.ts";
-import { deviceStates, identityStateSchema } from "../identity/identity-state.ts";
+import { countriesSchema, deviceStates, identityStateSchema } from "../identity/identity-state.ts";
 
 export { deviceStates, type DeviceState } from "../identity/identity-state.ts";
 
@@ -23,6 +23,7 @@ export const registerDeviceInput = z
     msisdn: msisdnSchema.optional(),
     labels: labelsSchema.optional(),
     imeiLock: z.boolean().optional().meta({ description: "quarantine the device when its IMEI changes; defaults to the tenant setting" }),
+    allowedCountries: countriesSchema.optional().meta({ description: "countries this device may roam into; defaults to the tenant's country rules, then its allowedCountries" }),
     credential: credentialPemSchema.optional(),
   })
   .refine((input) => input.eid || input.imsi || (input.iccids?.length ?? 0) > 0, {
@@ -49,6 +50,7 @@ export const deviceSchema = z
     msisdn: z.string().optional(),
     labels: z.record(z.string(), z.string()),
     imeiLock: z.boolean().optional(),
+    allowedCountries: countriesSchema.optional(),
     credentialFingerprint: fingerprintSchema.optional(),
     /** What operator events decided: lifecycle, sessions per bearer, roaming, reachability, eUICC profiles. */
     identity: identityStateSchema,

@@ -26,6 +26,7 @@ export const registerDevice = verb(registerDeviceInput, async (ports, ctx, input
     msisdn: input.msisdn,
     labels: input.labels ?? {},
     imeiLock: input.imeiLock,
+    ...(input.allowedCountries ? { allowedCountries: input.allowedCountries } : {}),
     credentialFingerprint: input.credential ? spkiFingerprint(input.credential) : undefined,
     identity: { state: "active", stateAt: now.toISOString(), imei: input.imei, sessions: {}, profiles: {} },
     createdAt: now.toISOString(),

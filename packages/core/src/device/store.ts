@@ -1,11 +1,11 @@
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import type { DeviceRef } from "../catalogue/catalogue.ts";
 import { hasIdKind } from "../id.ts";
 import type { History } from "../identity/fold.ts";
 import type { Ports } from "../ports.ts";
 import { Lru } from "../store/lru.ts";
 import { deviceSchema, type Device } from "./device.ts";
-import type { IdentifierKind } from "./identifiers.ts";
+import { luhnValid, type IdentifierKind } from "./identifiers.ts";
 import { aliasKey, bindingKey, deviceKey, deviceListKey } from "./keys.ts";
 
 export interface StoredDevice {
@@ -65,12 +65,50 @@ export function imsiOf(identity: string): string | undefined {
   return nai ? nai[2] : undefined;
 }
 
-/** Identifier aliases never move to another device, so what resolved once resolves the same way again. */
-const resolvedAliases = new WeakMap<object, Lru<string, string>>();
+/**
+ * Every identifier a reference carries, normalized as devices are registered (ICCID without
+ * its F padding, MSISDN with +, the IMSI inside a SUPI or permanent NAI), firmest first.
+ */
+export function refIdentifiers(ref: DeviceRef): { kind: IdentifierKind; value: string }[] {
+  const imsi = ref.imsi ?? (ref.supi && imsiOf(ref.supi)) ?? (ref.nai && imsiOf(ref.nai));
+  const msisdn = ref.msisdn && (ref.msisdn.startsWith("+") ? ref.msisdn : `+${ref.msisdn}`);
+  const candidates: [IdentifierKind, string | undefined][] = [
+    ["eid", ref.eid],
+    ["iccid", ref.iccid?.replace(/F$/i, "")],
+    ["imsi", imsi],
+    ["msisdn", msisdn],
+    ["imei", ref.imei?.length === 16 ? undefined : ref.imei],
+    ["credential", ref.credential?.toLowerCase()],
+  ];
+  return candidates.flatMap(([kind, value]) => (value ? [{ kind, value }] : []));
+}
 
-async function lookup(ports: Ports, key: { pk: string; sk: string }, cacheable: boolean): Promise<string | undefined> {
+/**
+ * Resolved aliases, per process. An alias moves only when its device is revoked (released,
+ * then registered again) or its IMEI changes: this process forgets what it released, and the
+ * applier re-resolves, uncached, a fact whose cached device turns out revoked.
+ */
+const resolvedAliases = new WeakMap<object, Lru<string, string>>();
+const aliasCache = (ports: Ports) => {
   let cache = resolvedAliases.get(ports.db);
   if (!cache) resolvedAliases.set(ports.db, (cache = new Lru(100_000)));
+  return cache;
+};
+
+export function forgetAliases(ports: Ports, tenantId: string, aliases: readonly { kind: IdentifierKind; value: string }[]): void {
+  for (const { kind, value } of aliases) aliasCache(ports).delete(aliasKey(tenantId, kind, value).pk);
+}
+
+/** The 15-digit IMEI an alias is kept under: an IMEISV (16) or a bare 14-digit IMEI gets its Luhn check digit. */
+export function imeiAlias(imei: string): string {
+  if (imei.length === 15) return imei;
+  const body = imei.slice(0, 14);
+  for (let check = 0; check < 10; check++) if (luhnValid(`${body}${check}`)) return `${body}${check}`;
+  return imei;
+}
+
+async function lookup(ports: Ports, key: { pk: string; sk: string }, cacheable: boolean): Promise<string | undefined> {
+  const cache = aliasCache(ports);
   const known = cacheable ? cache.get(key.pk) : undefined;
   if (known) return known;
   const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.identity, Key: key }));
@@ -84,22 +122,25 @@ async function lookup(ports: Ports, key: { pk: string; sk: string }, cacheable: 
  * device id, EID, ICCID, IMSI (also inside NAI and SUPI forms), MSISDN, IMEI, then the IP
  * address it holds now. Pseudonym and re-authentication NAIs rotate and cannot be resolved.
  */
-export async function resolveDevice(ports: Ports, tenantId: string, ref: DeviceRef): Promise<string | undefined> {
+export async function resolveDevice(ports: Ports, tenantId: string, ref: DeviceRef, fresh = false): Promise<string | undefined> {
   if (ref.deviceId && hasIdKind("device", ref.deviceId)) return ref.deviceId;
-  const imsi = ref.imsi ?? (ref.supi && imsiOf(ref.supi)) ?? (ref.nai && imsiOf(ref.nai));
-  const msisdn = ref.msisdn && (ref.msisdn.startsWith("+") ? ref.msisdn : `+${ref.msisdn}`);
-  const candidates: [IdentifierKind, string | undefined][] = [
-    ["eid", ref.eid],
-    ["iccid", ref.iccid?.replace(/F$/i, "")],
-    ["imsi", imsi],
-    ["msisdn", msisdn],
-    ["imei", ref.imei?.length === 16 ? undefined : ref.imei],
-    ["credential", ref.credential?.toLowerCase()],
-  ];
-  for (const [kind, value] of candidates) {
-    if (!value) continue;
-    const found = await lookup(ports, aliasKey(tenantId, kind, value), true);
+  const identifiers = refIdentifiers(ref);
+  for (const { kind, value } of identifiers) {
+    const found = await lookup(ports, aliasKey(tenantId, kind, value), !fresh);
     if (found) return found;
+  }
+  // Released by a revocation and not registered again: the revoked device keeps its late reports.
+  for (const { kind, value } of identifiers) {
+    const { Items } = await ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.identity,
+        KeyConditionExpression: "pk = :pk AND begins_with(sk, :released)",
+        ExpressionAttributeValues: { ":pk": aliasKey(tenantId, kind, value).pk, ":released": "released#" },
+        ScanIndexForward: false,
+        Limit: 1,
+      }),
+    );
+    if (typeof Items?.[0]?.deviceId === "string") return Items[0].deviceId;
   }
   // An address moves between devices: always ask the store.
   return ref.ip ? lookup(ports, bindingKey(tenantId, ref.ip), false) : undefined;

@@ -3,6 +3,7 @@ import { domainEvent } from "../event/event.ts";
 import { SimrootError } from "../error.ts";
 import type { Outcome } from "../outcome.ts";
 import { verb } from "../verb.ts";
+import { countriesSchema } from "../identity/identity-state.ts";
 import { enforcementView, labelsSchema, type Device } from "./device.ts";
 import { deviceItem, forgetDevice, readDevice, rememberDevice } from "./store.ts";
 
@@ -11,8 +12,13 @@ export const updateDeviceInput = z.object({
   /** The revision the caller saw (If-Match). */
   ifRevision: z.number().int().positive(),
   changes: z
-    .strictObject({ name: z.string().min(1).max(128).optional(), labels: labelsSchema.optional(), imeiLock: z.boolean().optional() })
-    .refine((changes) => Object.keys(changes).length > 0, "change at least one of name, labels, imeiLock"),
+    .strictObject({
+      name: z.string().min(1).max(128).optional(),
+      labels: labelsSchema.optional(),
+      imeiLock: z.boolean().optional(),
+      allowedCountries: countriesSchema.nullable().optional().meta({ description: "null: back to the tenant's rules" }),
+    })
+    .refine((changes) => Object.keys(changes).length > 0, "change at least one of name, labels, imeiLock, allowedCountries"),
 });
 
 const stale = () => new SimrootError("request.precondition_failed", "conflict", "The device changed since you read it", { detail: { status: 412 } });
@@ -23,7 +29,10 @@ export const updateDevice = verb(updateDeviceInput, async (ports, ctx, input): P
   if (!stored) throw new SimrootError("device.not_found", "not_found", `No device ${input.id}`);
   if (stored.device.revision !== input.ifRevision) throw stale();
   const now = ports.now();
-  const next: Device = { ...stored.device, ...input.changes, revision: stored.device.revision + 1, updatedAt: now.toISOString() };
+  const { allowedCountries, ...changes } = input.changes;
+  const next: Device = { ...stored.device, ...changes, revision: stored.device.revision + 1, updatedAt: now.toISOString() };
+  if (allowedCountries === null) delete next.allowedCountries;
+  else if (allowedCountries !== undefined) next.allowedCountries = allowedCountries;
   const event = domainEvent(ctx, "device.updated", input.id, { changes: input.changes }, now);
   try {
     await ports.ledger.commit({

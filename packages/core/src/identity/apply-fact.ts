@@ -5,10 +5,15 @@
  * and fold again. Safe to repeat: a known fact is a duplicate, an outdated one is stale.
  */
 import { tenantSettings } from "../access/tenant-settings.ts";
+import { compileSelector } from "../policy/selector.ts";
 import type { RequestContext } from "../context.ts";
 import { enforcementView, type Device } from "../device/device.ts";
 import { bindingKey, bindingListKey, revokedKey, revokedListKey } from "../device/keys.ts";
-import { deviceItem, forgetDevice, recentDevice, rememberDevice } from "../device/store.ts";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { deviceIdentifiers } from "../device/device.ts";
+import type { IdentifierKind } from "../device/identifiers.ts";
+import { aliasKey } from "../device/keys.ts";
+import { deviceItem, forgetAliases, forgetDevice, imeiAlias, recentDevice, rememberDevice } from "../device/store.ts";
 import { SimrootError, isSimrootError } from "../error.ts";
 import { domainEvent, type DomainEvent } from "../event/event.ts";
 import type { FeedChange } from "../ledger/change.ts";
@@ -16,8 +21,9 @@ import type { Ports } from "../ports.ts";
 import { writeTransaction, type TransactItem } from "../store/transaction.ts";
 import { bindingsOf, diffStates } from "./diff.ts";
 import type { Fact } from "./fact.ts";
+import { absorbedSessionEnd, leaseChanges, leaseItem } from "./lease.ts";
 import { admission, currentState, remember } from "./fold.ts";
-import type { FoldSettings } from "./identity-state.ts";
+import type { FoldSettings, IdentityState } from "./identity-state.ts";
 
 export type FactOutcome = "applied" | "duplicate" | "stale";
 
@@ -32,7 +38,8 @@ const maxAttempts = 6;
 
 export async function foldSettingsOf(ports: Ports, device: Device): Promise<FoldSettings> {
   const settings = await tenantSettings(ports, device.tenantId);
-  return { imeiLock: device.imeiLock ?? settings.imeiLock, allowedCountries: settings.allowedCountries };
+  const rule = settings.countryRules.find((candidate) => compileSelector(candidate.selector)(device.labels));
+  return { imeiLock: device.imeiLock ?? settings.imeiLock, allowedCountries: device.allowedCountries ?? rule?.allowedCountries ?? settings.allowedCountries };
 }
 
 export async function applyFact(
@@ -85,20 +92,27 @@ async function attemptFact(
     },
   };
   const conflict = () => new SimrootError("store.conflict", "conflict", "The device changed concurrently");
-  if (changes.length === 0) {
+  const absorbed = absorbedSession(ports, ctx, device, fact, after, nextHistory.facts, cause, now);
+  if (changes.length === 0 && !absorbed) {
     // Remembered (so every arrival order folds alike) but visible to no one: no audit, no feed.
     await writeTransaction(ports.db, [putDevice], conflict);
     rememberDevice(ports, { device: next, history: nextHistory });
     return { value: { outcome: "stale" as const, deviceId, changes: [] }, events: [] };
   }
 
-  const events = changes.map((change) => domainEvent(ctx, change.type, deviceId, { ...change.data, deviceId, cause }, now));
+  const events = [
+    ...changes.map((change) => domainEvent(ctx, change.type, deviceId, { ...change.data, deviceId, cause }, now)),
+    ...(absorbed ? [absorbed.event] : []),
+  ];
+  const leases = distinctItems([...leaseChanges(ports, device.tenantId, deviceId, before, after, fact.at), ...(absorbed?.leases ?? [])]);
   const bindings = bindingChanges(ports, device, bindingsOf(before), bindingsOf(after), movedAway, now.toISOString());
   // Last, so that the bindings' write indices (onConditionFailed) stay as they are.
-  const revocation = next.state === "revoked" && device.state !== "revoked" ? [revocationMarker(ports, next, now.toISOString())] : [];
+  const revoking = next.state === "revoked" && device.state !== "revoked";
+  const revocation = revoking ? [revocationMarker(ports, next, now.toISOString())] : [];
+  const aliases = revoking ? releasedAliases(ports, next) : after.state === "revoked" ? [] : await followedImei(ports, device, before, after);
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
-    writes: [putDevice, ...bindings.writes, ...revocation],
+    writes: [putDevice, ...bindings.writes, ...revocation, ...aliases, ...leases],
     events,
     feed: [{ kind: "device", key: deviceId, value: enforcementView(next) }, ...bindings.feed],
     onConditionFailed: (index) => {
@@ -109,7 +123,99 @@ async function attemptFact(
     },
   });
   rememberDevice(ports, { device: next, history: nextHistory });
+  if (revoking) forgetAliases(ports, next.tenantId, aliasesOf(next));
   return { value: { outcome: "applied" as const, deviceId, changes: changes.map((change) => change.type) }, events };
+}
+
+/**
+ * A session the fold absorbed (its end, or a newer session, arrived first) existed all the
+ * same: it is recorded on the timeline and in the audit trail, with its lease of the address.
+ */
+function absorbedSession(
+  ports: Ports,
+  ctx: RequestContext,
+  device: Device,
+  fact: Fact,
+  after: IdentityState,
+  facts: readonly Fact[],
+  cause: Record<string, unknown>,
+  now: Date,
+) {
+  if (fact.type !== "sim.attached" && fact.type !== "bearer.switched") return undefined;
+  if (after.state === "revoked" || after.sessions[fact.data.bearer]?.since === fact.at) return undefined;
+  const until = absorbedSessionEnd(facts, fact);
+  const { from: _from, imei: _imei, ...session } = fact.data as typeof fact.data & { from?: string; imei?: string };
+  const addresses = [session.ipv4, session.ipv6].filter((address): address is string => address !== undefined);
+  const leases = addresses.flatMap((address) => [
+    leaseItem(ports, device.tenantId, device.id, address, fact.at, "start", session.bearer),
+    ...(until ? [leaseItem(ports, device.tenantId, device.id, address, until, "end", session.bearer)] : []),
+  ]);
+  const event = domainEvent(ctx, "sim.session-recorded", device.id, { ...session, since: fact.at, ...(until ? { until } : {}), deviceId: device.id, cause }, now);
+  return { event, leases };
+}
+
+/** One write per item: two sessions (bearers) may hold the same address and close at once. */
+function distinctItems(items: readonly TransactItem[]): TransactItem[] {
+  const byKey = new Map<string, TransactItem>();
+  for (const item of items) byKey.set(`${String(item.Put?.Item?.pk)}|${String(item.Put?.Item?.sk)}`, item);
+  return [...byKey.values()];
+}
+
+type Alias = { kind: IdentifierKind; value: string };
+
+/** The identifiers a device holds: those it was registered with and the IMEI it was last seen in. */
+const aliasesOf = (device: Device): Alias[] => [
+  ...deviceIdentifiers(device),
+  ...(device.identity.imei ? [{ kind: "imei" as const, value: imeiAlias(device.identity.imei) }] : []),
+];
+
+/** An alias removed only if it is (still) this device's; a missing one is fine. */
+const releaseAlias = (ports: Ports, device: Device, { kind, value }: Alias): TransactItem => ({
+  Delete: {
+    TableName: ports.tables.identity,
+    Key: aliasKey(device.tenantId, kind, value),
+    ConditionExpression: "attribute_not_exists(pk) OR deviceId = :device",
+    ExpressionAttributeValues: { ":device": device.id },
+  },
+});
+
+/**
+ * A revoked SIM's identifiers are released (the device, its facts and its audit trail stay):
+ * the SIM or the equipment can be registered again.
+ */
+function releasedAliases(ports: Ports, device: Device): TransactItem[] {
+  const unique = new Map(aliasesOf(device).map((alias) => [`${alias.kind}:${alias.value}`, alias]));
+  // A tombstone per identifier: a late report still reaches the revoked device until the SIM is registered again.
+  return [...unique.values()].flatMap((alias) => [
+    releaseAlias(ports, device, alias),
+    { Put: { TableName: ports.tables.identity, Item: { pk: aliasKey(device.tenantId, alias.kind, alias.value).pk, sk: `released#${device.id}`, deviceId: device.id } } },
+  ]);
+}
+
+/**
+ * The IMEI alias follows the equipment the SIM is in: the new IMEI resolves to the device
+ * (unless another device holds it: then it stays that device's), the old one is released.
+ */
+async function followedImei(ports: Ports, device: Device, before: IdentityState, after: IdentityState): Promise<TransactItem[]> {
+  if (before.imei === after.imei) return [];
+  const writes: TransactItem[] = [];
+  const previous = before.imei ?? device.imei;
+  if (previous && (!after.imei || imeiAlias(previous) !== imeiAlias(after.imei))) writes.push(releaseAlias(ports, device, { kind: "imei", value: imeiAlias(previous) }));
+  if (after.imei) {
+    const key = aliasKey(device.tenantId, "imei", imeiAlias(after.imei));
+    const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.identity, Key: key, ConsistentRead: true }));
+    if (!Item || Item.deviceId === device.id) {
+      writes.push({
+        Put: {
+          TableName: ports.tables.identity,
+          Item: { ...key, deviceId: device.id, kind: "imei", value: imeiAlias(after.imei) },
+          ConditionExpression: "attribute_not_exists(pk) OR deviceId = :device",
+          ExpressionAttributeValues: { ":device": device.id },
+        },
+      });
+    }
+  }
+  return writes;
 }
 
 type Bindings = ReturnType<typeof bindingsOf>;

@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Fact } from "./fact.ts";
-import { admission, currentState, remember, type History } from "./fold.ts";
+import { admission, currentState, profileWindow, remember, timeWindow, type History } from "./fold.ts";
 import type { FoldSettings, IdentityState } from "./identity-state.ts";
 import { bindingsOf, diffStates } from "./diff.ts";
 
@@ -51,6 +51,18 @@ describe("the identity fold", () => {
     expect(currentState(deliver(start, [moved]), settings).stateReason).toContain("IMEI changed");
     const unlocked = currentState(remember(start, moved, { ...settings, imeiLock: false }), { ...settings, imeiLock: false });
     expect(unlocked).toMatchObject({ state: "active", imei: "356938035643809" });
+  });
+
+  it("quarantines a locked device on an IMEI association change that names no IMEI, and learns the IMEI reported next", () => {
+    const changed = fact("device.equipment-changed", 1, { association: "IMEI" });
+    const state = stateAfter([changed]);
+    expect(state).toMatchObject({ state: "quarantined" });
+    expect(state.imei).toBeUndefined();
+    expect(state.stateReason).toContain("IMEI association changed");
+    const later = stateAfter([changed, fact("device.reinstated", 2, {}), fact("sim.attached", 3, { bearer: "cellular", imei: "356938035643809" })]);
+    expect(later).toMatchObject({ state: "active", imei: "356938035643809" });
+    const unlocked = currentState(remember(start, changed, { ...settings, imeiLock: false }), { ...settings, imeiLock: false });
+    expect(unlocked.state).toBe("active");
   });
 
   it("keeps a revoked device revoked whatever arrives later or out of order", () => {
@@ -149,5 +161,66 @@ describe("convergence (property)", () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+// ---- beyond the windows: more facts than the history holds reach the checkpoint ----
+
+const unsequencedInstallArb = fc.record({ type: fc.constant("profile.installed" as const), iccid: iccidArb, failed: fc.boolean(), unsequenced: fc.constant(true) });
+const longHistoryArb = fc
+  .tuple(
+    fc.array(timeFactArb, { minLength: timeWindow + 1, maxLength: timeWindow * 2 }),
+    fc.array(fc.oneof(profileFactArb, unsequencedInstallArb), { minLength: profileWindow + 1, maxLength: profileWindow * 3 }),
+  )
+  .map(([timeFacts, profileFacts]) => [
+    ...timeFacts.map((spec, index) => ({ ...spec, at: at(index), key: `t${index}` }) as Fact),
+    ...profileFacts.map(
+      (spec, index) =>
+        ({
+          type: spec.type,
+          data: { eid, iccid: spec.iccid, ...(spec.type === "profile.installed" ? { result: spec.failed ? "failure" : "success" } : {}) },
+          at: at(100 + index),
+          key: `p${index}`,
+          ...("unsequenced" in spec ? {} : { seq: index + 1 }),
+        }) as Fact,
+    ),
+  ]);
+
+describe("exactly once beyond the windows (property)", () => {
+  it("generates histories longer than both windows, so facts reach the checkpoint", () => {
+    fc.assert(
+      fc.property(longHistoryArb, (facts) => {
+        const history = deliver(start, facts);
+        expect(history.timeCutoff).toBeDefined();
+        expect(history.facts.filter((known) => known.type.startsWith("profile.")).length).toBe(profileWindow);
+      }),
+      { numRuns: 50 },
+    );
+  });
+
+  it("never changes the state when any delivered fact is redelivered, however long ago it left the window", () => {
+    fc.assert(
+      fc.property(
+        longHistoryArb.chain((facts) => fc.tuple(fc.constant(facts), fc.shuffledSubarray(facts, { minLength: 1 }))),
+        ([facts, redelivered]) => {
+          const history = deliver(start, facts);
+          for (const again of redelivered) expect(admission(history, again), again.key).not.toBe("new");
+          expect(currentState(deliver(history, redelivered), settings)).toEqual(currentState(history, settings));
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it("keeps a deleted profile deleted when the SM-DP+ install report is redelivered after it left the window", () => {
+    const iccid = "8944500102198304826";
+    const installed = fact("profile.installed", 1, { eid, iccid, result: "success" });
+    const sequenced = Array.from({ length: profileWindow }, (_, index) =>
+      fact(index === profileWindow - 1 ? "profile.deleted" : index % 2 === 0 ? "profile.enabled" : "profile.disabled", 2 + index, { eid, iccid }, index + 1),
+    );
+    const history = deliver(start, [installed, ...sequenced]);
+    expect(currentState(history, settings).profiles[iccid]?.state).toBe("deleted");
+    expect(admission(history, installed)).toBe("stale");
+    expect(currentState(deliver(history, [installed]), settings).profiles[iccid]?.state).toBe("deleted");
   });
 });

@@ -20,6 +20,8 @@ export interface History {
   readonly timeCutoff?: { readonly at: string; readonly key: string };
   /** The highest seqNumber folded into the checkpoint. */
   readonly seqCutoff?: number;
+  /** The last unsequenced profile fact (an SM-DP+ report) folded into the checkpoint. */
+  readonly profileTimeCutoff?: { readonly at: string; readonly key: string };
   readonly facts: readonly Fact[];
 }
 
@@ -28,18 +30,23 @@ export type Admission = "new" | "duplicate" | "stale";
 export function admission(history: History, fact: Fact): Admission {
   if (history.facts.some((known) => known.key === fact.key)) return "duplicate";
   if (isProfileFact(fact)) {
-    return fact.seq !== undefined && history.seqCutoff !== undefined && fact.seq <= history.seqCutoff ? "stale" : "new";
+    if (fact.seq !== undefined) return history.seqCutoff !== undefined && fact.seq <= history.seqCutoff ? "stale" : "new";
+    // Unsequenced facts fold before every sequenced one: once a sequenced fact is in the
+    // checkpoint, an unsequenced one's place is behind it (so is a redelivery of one that left).
+    return history.seqCutoff !== undefined || before(fact, history.profileTimeCutoff) ? "stale" : "new";
   }
-  const cutoff = history.timeCutoff;
-  return cutoff && byTime(fact, { ...fact, at: cutoff.at, key: cutoff.key }) <= 0 ? "stale" : "new";
+  return before(fact, history.timeCutoff) ? "stale" : "new";
 }
+
+const before = (fact: Fact, cutoff: { readonly at: string; readonly key: string } | undefined) =>
+  cutoff !== undefined && byTime(fact, { ...fact, at: cutoff.at, key: cutoff.key }) <= 0;
 
 /** Adds a new fact and moves what falls out of the window into the checkpoint. */
 export function remember(history: History, fact: Fact, settings: FoldSettings): History {
   const timeFacts = [...history.facts.filter((known) => !isProfileFact(known)), ...(isProfileFact(fact) ? [] : [fact])].sort(byTime);
   const profileFacts = [...history.facts.filter(isProfileFact), ...(isProfileFact(fact) ? [fact] : [])].sort(bySequence);
   let checkpoint = history.checkpoint;
-  let { timeCutoff, seqCutoff } = history;
+  let { timeCutoff, seqCutoff, profileTimeCutoff } = history;
   while (timeFacts.length > timeWindow) {
     const oldest = timeFacts.shift()!;
     checkpoint = foldFacts(checkpoint, [oldest], settings);
@@ -49,8 +56,15 @@ export function remember(history: History, fact: Fact, settings: FoldSettings): 
     const oldest = profileFacts.shift()!;
     checkpoint = foldFacts(checkpoint, [oldest], settings);
     if (oldest.seq !== undefined) seqCutoff = Math.max(seqCutoff ?? 0, oldest.seq);
+    else profileTimeCutoff = { at: oldest.at, key: oldest.key };
   }
-  return { checkpoint, timeCutoff, seqCutoff, facts: [...timeFacts, ...profileFacts] };
+  return {
+    checkpoint,
+    timeCutoff,
+    seqCutoff,
+    ...(profileTimeCutoff === undefined ? {} : { profileTimeCutoff }),
+    facts: [...timeFacts, ...profileFacts],
+  };
 }
 
 /** The state the history stands for. */
@@ -79,6 +93,16 @@ function observeImei(state: IdentityState, imei: string | undefined, at: string,
     setLifecycle(state, "quarantined", `IMEI changed from ${state.imei} to ${imei}`, at);
   }
   if (known !== normalized) state.imei = imei;
+}
+
+/**
+ * The network saw the SIM in other equipment but did not say which: a locked device is
+ * quarantined, and the IMEI is forgotten so that the next report naming one teaches it
+ * (without quarantining again a device an admin reinstated in between).
+ */
+function associationChanged(state: IdentityState, association: "IMEI" | "IMEISV", at: string, settings: FoldSettings) {
+  if (settings.imeiLock) setLifecycle(state, "quarantined", `IMSI-${association} association changed (new IMEI not reported)`, at);
+  delete state.imei;
 }
 
 function openSession(state: IdentityState, data: Omit<Session, "since" | "country">, at: string) {
@@ -113,7 +137,8 @@ function applyTimeFact(state: IdentityState, fact: Fact, settings: FoldSettings)
       return;
     }
     case "device.equipment-changed":
-      observeImei(state, fact.data.imei, fact.at, settings);
+      if (fact.data.imei === undefined) associationChanged(state, fact.data.association ?? "IMEI", fact.at, settings);
+      else observeImei(state, fact.data.imei, fact.at, settings);
       return;
     case "device.reachability-changed":
       state.reachable = { reachable: fact.data.reachable, via: fact.data.via, since: fact.at };

@@ -1,6 +1,9 @@
 import { z } from "zod";
 import { bearerSchema, plmnSchema, type Bearer } from "../catalogue/catalogue.ts";
 
+/** ISO 3166-1 alpha-2 countries a device may roam into; empty means anywhere. */
+export const countriesSchema = z.array(z.string().regex(/^[A-Z]{2}$/, "ISO 3166-1 alpha-2")).max(250);
+
 /** A device's lifecycle: revoked is terminal. */
 export const deviceStates = ["active", "suspended", "quarantined", "revoked"] as const;
 export type DeviceState = (typeof deviceStates)[number];

@@ -38,12 +38,20 @@ export interface SourceCredentials {
   readonly webhookPublicKey?: string;
   /** supersim: the Twilio account auth token keying X-Twilio-Signature (HMAC-SHA1). */
   readonly twilioAuthToken?: string;
+  /** eim: PEM certificates (GSMA CI roots and/or EUM certificates) eUICC notifications must chain to. */
+  readonly trustAnchors?: string[];
 }
 
 /** One item of a (possibly batched) body: its normalized event(s), or why it was refused. */
 export type AdapterItem =
   | { readonly index: number; readonly ok: true; readonly events: readonly NormalizedEvent[] }
-  | { readonly index: number; readonly ok: false; readonly issues: readonly FieldIssue[] };
+  | {
+      readonly index: number;
+      readonly ok: false;
+      readonly issues: readonly FieldIssue[];
+      /** Refused because its origin could not be verified (an eUICC signature): recorded as refused. */
+      readonly unverified?: true;
+    };
 
 export interface Adapter {
   readonly format: IngestFormat;
@@ -54,5 +62,5 @@ export interface Adapter {
    * naming the fields) when the body as a whole is unusable; otherwise one item per event
    * of the body, each ok or refused on its own.
    */
-  parse(request: IngestRequest): readonly AdapterItem[];
+  parse(request: IngestRequest, credentials?: SourceCredentials): readonly AdapterItem[];
 }

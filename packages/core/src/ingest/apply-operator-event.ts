@@ -5,7 +5,7 @@
  */
 import { normalizedEventSchema } from "../catalogue/catalogue.ts";
 import type { RequestContext } from "../context.ts";
-import { resolveDevice } from "../device/store.ts";
+import { recentDevice, resolveDevice } from "../device/store.ts";
 import { SimrootError, isSimrootError } from "../error.ts";
 import { domainEvent, type DomainEvent } from "../event/event.ts";
 import { applyFact, type FactOutcome } from "../identity/apply-fact.ts";
@@ -36,9 +36,19 @@ export async function applyOperatorEvent(ports: Ports, reported: DomainEvent): P
     return { value: { outcome: "parked", changes: [] }, events: [] };
   };
 
-  const deviceId = await resolveDevice(ports, ctx.tenantId, event.device);
+  let deviceId = await resolveDevice(ports, ctx.tenantId, event.device);
+  // A cached alias may name a device revoked since (its identifiers were released): ask the store.
+  if (deviceId && !event.device.deviceId && (await recentDevice(ports, ctx.tenantId, deviceId))?.device.state === "revoked") {
+    deviceId = await resolveDevice(ports, ctx.tenantId, event.device, true);
+  }
   if (!deviceId) return parkFor(`no device in this tenant matches ${describeRef(event.device)}`);
-  const cause = { eventId: ingested.id, sourceId: ingested.data.sourceId, sourceType: event.sourceType, dedupeKey: event.dedupeKey };
+  const cause = {
+    eventId: ingested.id,
+    sourceId: ingested.data.sourceId,
+    sourceType: event.sourceType,
+    dedupeKey: event.dedupeKey,
+    ...(event.reportedAt === undefined ? {} : { reportedAt: event.reportedAt, clampedTo: event.occurredAt }),
+  };
 
   let result: Outcome<OperatorEventResult>;
   try {

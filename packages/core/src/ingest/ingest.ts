@@ -3,16 +3,22 @@
  * adapter, and publish every accepted fact durably before answering. Nothing is recorded
  * for an unauthenticated request; a batch reports per item.
  */
+import { createHash } from "node:crypto";
 import { SimrootError, type FieldIssue } from "../error.ts";
+import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } from "../store/idempotency.ts";
 import type { Ports } from "../ports.ts";
 import type { Bearer, NormalizedEvent } from "../catalogue/catalogue.ts";
-import type { Adapter, IngestFormat, IngestRequest } from "./adapter.ts";
+import type { RequestContext } from "../context.ts";
+import { domainEvent } from "../event/event.ts";
+import type { Adapter, AdapterItem, IngestFormat, IngestRequest } from "./adapter.ts";
+import { boundedEvent } from "./clock.ts";
 import { ingestedEvent } from "./ingested.ts";
 import { sourceForIngest } from "./source.ts";
 
 export interface IngestResult {
   readonly sourceId: string;
-  readonly accepted: { readonly index: number; readonly id: string; readonly type: string }[];
+  /** `clampedFrom`: the sender dated the event beyond the allowed clock skew; it is ordered at the receive time. */
+  readonly accepted: { readonly index: number; readonly id: string; readonly type: string; readonly clampedFrom?: string }[];
   readonly rejected: { readonly index: number; readonly errors: readonly FieldIssue[] }[];
 }
 
@@ -23,33 +29,79 @@ export async function ingest(
   request: IngestRequest,
   requestId: string,
 ): Promise<IngestResult> {
-  const { source } = await authenticated(ports, adapters, sourceId, request);
+  const { source, credentials } = await authenticated(ports, adapters, sourceId, request);
   const adapter = adapters[source.format];
-  const items = adapter.parse(request);
+  const items = adapter.parse(request, credentials);
   const ctx = { tenantId: source.tenantId, actor: `source:${source.id}`, requestId };
   const now = ports.now();
   const accepted: IngestResult["accepted"] = [];
   const rejected: IngestResult["rejected"] = [];
-  const events = [];
+  const events: ReturnType<typeof ingestedEvent>[] = [];
   for (const item of items) {
     if (!item.ok) {
       rejected.push({ index: item.index, errors: item.issues });
       continue;
     }
     for (const reported of item.events) {
-      const normalized = withDefaultBearer(reported, source.defaultBearer);
+      const normalized = boundedEvent(withDefaultBearer(reported, source.defaultBearer), now, source.maxClockSkewSeconds);
       const event = ingestedEvent(ctx, source.id, source.format, normalized, now);
       events.push(event);
-      accepted.push({ index: item.index, id: event.id, type: event.type });
+      const clamped = normalized.reportedAt === undefined ? {} : { clampedFrom: normalized.reportedAt };
+      accepted.push({ index: item.index, id: event.id, type: event.type, ...clamped });
     }
+  }
+  const unverified = items.filter((item) => !item.ok && item.unverified);
+  if (unverified.length > 0) await recordRefused(ports, ctx, source.id, unverified, now);
+  if (accepted.length === 0 && unverified.length === rejected.length && unverified.length > 0) {
+    throw new SimrootError("ingest.unverified", "input", "The notification's origin could not be verified: refused and recorded", {
+      issues: rejected.flatMap((item) => item.errors.map((issue) => ({ path: `${item.index}.${issue.path}`, message: issue.message }))),
+    });
   }
   if (accepted.length === 0 && rejected.length > 0) {
     throw new SimrootError("ingest.invalid_body", "input", "No event of the body could be accepted", {
       issues: rejected.flatMap((item) => item.errors.map((issue) => ({ path: `${item.index}.${issue.path}`, message: issue.message }))),
     });
   }
-  await ports.publisher.publish(events);
-  return { sourceId: source.id, accepted, rejected };
+  const result: IngestResult = { sourceId: source.id, accepted, rejected };
+  const webhookId = source.format === "simroot" ? request.headers["webhook-id"] : undefined;
+  if (webhookId === undefined) {
+    await ports.publisher.publish(events);
+    return result;
+  }
+  return oncePerWebhookId(ports, source.id, webhookId, request.body, async () => {
+    await ports.publisher.publish(events);
+    return result;
+  });
+}
+
+/**
+ * Standard Webhooks: `webhook-id` is the message's idempotency key. Per source, a redelivery
+ * (same id, same body) gets the first answer again and publishes nothing; the same id with
+ * another body, however validly signed, is refused. Kept 24 h, beyond the 5-minute replay window.
+ */
+async function oncePerWebhookId(ports: Ports, sourceId: string, webhookId: string, body: string, act: () => Promise<IngestResult>) {
+  const scope = `webhook:${sourceId}`;
+  const fingerprint = createHash("sha256").update(body).digest("base64url");
+  const claim = await claimIdempotencyKey(ports, scope, webhookId, fingerprint);
+  if (claim.kind === "mismatch") {
+    throw new SimrootError("ingest.webhook_id_reused", "conflict", `webhook-id ${webhookId} was already delivered with another body`);
+  }
+  if (claim.kind === "in_progress") throw new SimrootError("ingest.webhook_in_progress", "conflict", `webhook-id ${webhookId} is being processed`);
+  if (claim.kind === "completed") return JSON.parse(claim.response.body) as IngestResult;
+  try {
+    const result = await act();
+    await completeIdempotencyKey(ports, scope, webhookId, fingerprint, { status: 202, body: JSON.stringify(result), headers: {} });
+    return result;
+  } catch (error) {
+    await releaseIdempotencyKey(ports, scope, webhookId);
+    throw error;
+  }
+}
+
+/** A notification whose origin could not be verified (a forged or tampered eUICC signature) is a security signal: audited. */
+async function recordRefused(ports: Ports, ctx: RequestContext, sourceId: string, items: readonly AdapterItem[], now: Date) {
+  const refusals = items.flatMap((item) => (item.ok ? [] : [{ index: item.index, issues: item.issues }]));
+  await ports.ledger.commit({ tenantId: ctx.tenantId, writes: [], events: [domainEvent(ctx, "ingest.refused", sourceId, { sourceId, refusals }, now)] });
 }
 
 /** A private core reports its sessions as cellular: the source says which bearer that really is. */

@@ -5,6 +5,7 @@
  */
 import { DeleteCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
+import { refIdentifiers } from "../device/store.ts";
 import { SimrootError } from "../error.ts";
 import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
@@ -20,6 +21,8 @@ export const parkedSchema = z
     type: z.string(),
     subject: z.string(),
     event: z.record(z.string(), z.unknown()),
+    /** Every identifier of the fact, normalized (`imsi:208...`): a device registered by any of them gets it replayed. */
+    subjects: z.array(z.string()).optional(),
   })
   .meta({ id: "ParkedEvent" });
 export type Parked = z.output<typeof parkedSchema>;
@@ -36,6 +39,7 @@ export async function park(ports: Ports, ingested: IngestedEvent, reason: string
     type: ingested.type,
     subject: ingested.subject,
     event: ingested as unknown as Record<string, unknown>,
+    subjects: refIdentifiers(ingested.data.event.device).map(({ kind, value }) => `${kind}:${value}`),
   };
   await ports.db.send(new PutCommand({ TableName: ports.tables.control, Item: { ...parkedKey(ingested.tenantId, ingested.id), ...parked } }));
 }

@@ -1,6 +1,7 @@
 /**
  * When a device is registered, the facts that were parked because no device matched them
- * may now apply: send every parked fact that names one of its identifiers to the applier again.
+ * may now apply: send every parked fact that names one of its identifiers (any of them, as
+ * normalized when parked) to the applier again.
  */
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { deviceIdentifiers, type Device } from "../device/device.ts";
@@ -22,7 +23,7 @@ export async function replayParkedFor(ports: Ports, registered: DomainEvent): Pr
       new QueryCommand({
         TableName: ports.tables.control,
         KeyConditionExpression: "pk = :pk",
-        FilterExpression: `subject IN (${Object.keys(values).join(", ")})`,
+        FilterExpression: [`subject IN (${Object.keys(values).join(", ")})`, ...Object.keys(values).map((name) => `contains(subjects, ${name})`)].join(" OR "),
         ExpressionAttributeValues: { ":pk": parkedPartition(registered.tenantId), ...values },
         ExclusiveStartKey: cursor,
         ConsistentRead: true,

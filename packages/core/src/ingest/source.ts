@@ -11,9 +11,10 @@ import { SimrootError } from "../error.ts";
 import { hasIdKind, newId } from "../id.ts";
 import { listByTenant, pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
-import { writeTransaction } from "../store/transaction.ts";
+import { domainEvent } from "../event/event.ts";
 import { verb } from "../verb.ts";
 import { ingestFormats, type IngestFormat, type SourceCredentials } from "./adapter.ts";
+import { parseTrustAnchors } from "./adapters/eim-verify.ts";
 
 export const sourceSchema = z
   .object({
@@ -23,6 +24,9 @@ export const sourceSchema = z
     format: z.enum(ingestFormats),
     ingestPath: z.string().meta({ description: "where the source posts its webhooks" }),
     defaultBearer: bearerSchema.optional().meta({ description: "the bearer a cellular report stands for (private-5g for a private core)" }),
+    maxClockSkewSeconds: z.number().int().min(0).max(86_400).optional().meta({
+      description: "how far into the future (s) a reported time may lie; later ones are ordered at the receive time (default 300)",
+    }),
     createdAt: z.string(),
     credentialsRotatedAt: z.string(),
   })
@@ -37,6 +41,12 @@ export const credentialsSchema = z
     webhookSecret: z.string().regex(/^whsec_[A-Za-z0-9+/=]{16,}$/).optional(),
     webhookPublicKey: z.string().min(32).optional(),
     twilioAuthToken: z.string().min(16).optional(),
+    trustAnchors: z
+      .array(z.string().max(20_000))
+      .min(1)
+      .max(20)
+      .optional()
+      .meta({ description: "eim: PEM certificates (GSMA CI roots and/or EUM certificates) eUICC notifications must chain to" }),
   })
   .meta({ id: "SourceCredentials", description: "shown once, at creation and rotation" });
 
@@ -46,6 +56,7 @@ export const createSourceInput = z.strictObject({
   /** Credentials the sender already has (a Twilio auth token, an ed25519 public key); the rest are generated. */
   credentials: credentialsSchema.optional(),
   defaultBearer: bearerSchema.optional(),
+  maxClockSkewSeconds: z.number().int().min(0).max(86_400).optional(),
 });
 
 const token = (bytes = 32) => randomBytes(bytes).toString("base64url");
@@ -55,8 +66,9 @@ function credentialsFor(format: IngestFormat, given: SourceCredentials = {}): So
   switch (format) {
     case "camara":
     case "nef":
-    case "eim":
       return { bearerToken: given.bearerToken ?? token() };
+    case "eim":
+      return { bearerToken: given.bearerToken ?? token(), ...(given.trustAnchors ? { trustAnchors: checkedTrustAnchors(given.trustAnchors) } : {}) };
     case "datastreamer":
       return { basicUser: given.basicUser ?? `simroot-${token(6)}`, basicPassword: given.basicPassword ?? token() };
     case "simroot":
@@ -74,6 +86,17 @@ function credentialsFor(format: IngestFormat, given: SourceCredentials = {}): So
   }
 }
 
+function checkedTrustAnchors(pems: string[]): string[] {
+  try {
+    parseTrustAnchors(pems);
+  } catch {
+    throw new SimrootError("source.trust_anchors_invalid", "input", "Trust anchors must be PEM X.509 certificates", {
+      issues: [{ path: "credentials.trustAnchors", message: "each entry must hold PEM certificates (-----BEGIN CERTIFICATE-----)" }],
+    });
+  }
+  return pems;
+}
+
 const sourceKey = (sourceId: string) => ({ pk: `SRC#${sourceId}`, sk: "source" });
 const listKey = (tenantId: string) => `T#${tenantId}#source`;
 
@@ -87,21 +110,34 @@ export const createSource = verb(createSourceInput, async (ports, ctx, input) =>
     format: input.format,
     ingestPath: `/v1/ingest/${id}`,
     defaultBearer: input.defaultBearer,
+    ...(input.maxClockSkewSeconds === undefined ? {} : { maxClockSkewSeconds: input.maxClockSkewSeconds }),
     createdAt: now,
     credentialsRotatedAt: now,
   };
   const credentials = credentialsFor(input.format, input.credentials);
-  await writeTransaction(ports.db, [
-    {
-      Put: {
-        TableName: ports.tables.control,
-        Item: { ...sourceKey(id), gsi1pk: listKey(ctx.tenantId), gsi1sk: id, ...source, credentials },
-        ConditionExpression: "attribute_not_exists(pk)",
+  // Audited without the secrets: who created which source, in which format, trusting what.
+  const event = domainEvent(ctx, "source.created", id, { sourceId: id, name: source.name, format: source.format, ...anchorsOf(credentials) }, ports.now());
+  await ports.ledger.commit({
+    tenantId: ctx.tenantId,
+    writes: [
+      {
+        Put: {
+          TableName: ports.tables.control,
+          Item: { ...sourceKey(id), gsi1pk: listKey(ctx.tenantId), gsi1sk: id, ...source, credentials },
+          ConditionExpression: "attribute_not_exists(pk)",
+        },
       },
-    },
-  ]);
+    ],
+    events: [event],
+  });
   return { source, credentials };
 });
+
+/** What the audit may say about credentials: the trust anchors' count and fingerprints, never a secret. */
+function anchorsOf(credentials: SourceCredentials) {
+  if (!credentials.trustAnchors) return {};
+  return { trustAnchors: parseTrustAnchors(credentials.trustAnchors).map((anchor) => ({ subject: anchor.subject, sha256: anchor.fingerprint256 })) };
+}
 
 type SourceWithCredentials = { source: Source; credentials: SourceCredentials };
 const recentSources = new WeakMap<object, Map<string, { found: SourceWithCredentials; until: number }>>();
@@ -109,8 +145,10 @@ const sourceCacheMs = 5_000;
 
 /**
  * A source for the ingestion endpoint, cached for a few seconds (every webhook needs it).
- * `fresh` skips the cache: the endpoint asks again before refusing credentials, so a
- * rotation takes effect at once.
+ * `fresh` skips the cache: the endpoint asks again before refusing credentials, so new
+ * credentials work at once everywhere. Old credentials stop at once on the instance that
+ * rotated them (it drops its entry); other instances accept them for at most
+ * `sourceCacheMs` (5 s), until their cached entry expires.
  */
 export async function sourceForIngest(ports: Ports, sourceId: string, fresh = false): Promise<SourceWithCredentials> {
   let cache = recentSources.get(ports.db);
@@ -146,20 +184,31 @@ export const getSource = verb(z.object({ id: z.string() }), async (ports, ctx, i
 export const rotateSourceCredentials = verb(
   z.object({ id: z.string(), credentials: credentialsSchema.optional() }),
   async (ports, ctx, input) => {
-    const source = await getSource(ports, ctx, { id: input.id });
-    const credentials = credentialsFor(source.format, input.credentials);
-    const rotatedAt = ports.now().toISOString();
-    await writeTransaction(ports.db, [
-      {
-        Update: {
-          TableName: ports.tables.control,
-          Key: sourceKey(source.id),
-          UpdateExpression: "SET credentials = :c, credentialsRotatedAt = :t",
-          ConditionExpression: "tenantId = :tenant",
-          ExpressionAttributeValues: { ":c": credentials, ":t": rotatedAt, ":tenant": ctx.tenantId },
+    const current = await sourceForIngest(ports, input.id, true);
+    if (current.source.tenantId !== ctx.tenantId) throw new SimrootError("source.not_found", "not_found", `No ingestion source ${input.id}`);
+    const source = current.source;
+    // Trust anchors are not secrets: they carry over unless new ones are given.
+    const trustAnchors = input.credentials?.trustAnchors ?? current.credentials.trustAnchors;
+    const credentials = credentialsFor(source.format, { ...input.credentials, ...(trustAnchors ? { trustAnchors } : {}) });
+    const now = ports.now();
+    const rotatedAt = now.toISOString();
+    const event = domainEvent(ctx, "source.credentials-rotated", source.id, { sourceId: source.id, rotatedAt, ...anchorsOf(credentials) }, now);
+    await ports.ledger.commit({
+      tenantId: ctx.tenantId,
+      writes: [
+        {
+          Update: {
+            TableName: ports.tables.control,
+            Key: sourceKey(source.id),
+            UpdateExpression: "SET credentials = :c, credentialsRotatedAt = :t",
+            ConditionExpression: "tenantId = :tenant",
+            ExpressionAttributeValues: { ":c": credentials, ":t": rotatedAt, ":tenant": ctx.tenantId },
+          },
         },
-      },
-    ]);
+      ],
+      events: [event],
+    });
+    recentSources.get(ports.db)?.delete(source.id);
     return { source: { ...source, credentialsRotatedAt: rotatedAt }, credentials };
   },
 );

@@ -45,9 +45,9 @@
  * SEQUENCE: known components must be present, in order and correctly encoded; components after
  * them are ignored. The encoding itself must be DER (definite, minimal lengths; no trailing bytes).
  *
- * Not done here: verifying the eUICC's signature. That needs the certificate chain up to the
- * GSMA CI (CERT.EUICC -> CERT.EUM -> CERT.CI) and the CI roots; the sender is authenticated
- * at the HTTP layer instead (mutual TLS in the GSMA specs, a bearer token here).
+ * The decoder also hands back what the eUICC signed (the exact DER of profileInstallationResultData
+ * or tbsOtherNotification), the signature and the certificates carried: `eim-verify.ts` checks
+ * them against the source's trust anchors (CERT.EUICC -> CERT.EUM -> CERT.CI).
  */
 import * as asn1js from "asn1js";
 
@@ -78,7 +78,13 @@ export type FinalResult =
   | { readonly outcome: "success" }
   | { readonly outcome: "error"; readonly bppCommandId: number; readonly errorReason: number; readonly description: string };
 
-export type PendingNotification =
+/** What the eUICC signed: the DER of the signed component as received, and the signature (TR-03111 r||s). */
+export interface EuiccSigned {
+  readonly data: Uint8Array;
+  readonly signature: Uint8Array;
+}
+
+export type PendingNotification = (
   | {
       readonly kind: "profileInstallationResult";
       /** Hex of the SM-DP+ TransactionId. */
@@ -93,7 +99,10 @@ export type PendingNotification =
       readonly metadata: NotificationMetadata;
       /** The euiccCertificate subject's serialNumber (SGP.22: the EID), when present. */
       readonly euiccCertificateSerialNumber?: string;
-    };
+      /** The DER of euiccCertificate and eumCertificate (absent in the compact form). */
+      readonly certificates?: { readonly euicc: Uint8Array; readonly eum: Uint8Array };
+    }
+) & { readonly signed: EuiccSigned };
 
 const universal = 1;
 const application = 2;
@@ -194,6 +203,7 @@ function profileInstallationResult(root: Node): PendingNotification {
     transactionId: Buffer.from(transactionId).toString("hex").toUpperCase(),
     metadata: notificationMetadata(metadataNode, "notificationMetadata"),
     finalResult: finalResult(fields[next]),
+    signed: signedBy(data!, signature!),
   };
 }
 
@@ -214,22 +224,35 @@ function finalResult(node: Node | undefined): FinalResult {
 }
 
 function otherSignedNotification(root: Node): PendingNotification {
-  const [metadataNode, signature, euiccCertificate] = components(root, "otherSignedNotification", 4);
+  const [metadataNode, signature, euiccCertificate, eumCertificate] = components(root, "otherSignedNotification", 4);
   expectTag(signature, tags.euiccSignature, "euiccNotificationSignature");
   const serialNumber = subjectSerialNumber(expectTag(euiccCertificate, tags.sequence, "euiccCertificate"), "euiccCertificate");
+  expectTag(eumCertificate, tags.sequence, "eumCertificate");
   return {
     kind: "otherSignedNotification",
     compact: false,
     metadata: notificationMetadata(metadataNode, "tbsOtherNotification"),
     ...(serialNumber === undefined ? {} : { euiccCertificateSerialNumber: serialNumber }),
+    certificates: { euicc: encoded(euiccCertificate!), eum: encoded(eumCertificate!) },
+    signed: signedBy(metadataNode!, signature!),
   };
 }
 
 function compactOtherSignedNotification(root: Node): PendingNotification {
   const [metadataNode, signature] = components(root, "compactOtherSignedNotification", 2);
   expectTag(signature, tags.euiccSignature, "compactOtherSignedNotification.euiccNotificationSignature");
-  return { kind: "otherSignedNotification", compact: true, metadata: notificationMetadata(metadataNode, "compactOtherSignedNotification.tbsOtherNotification") };
+  return {
+    kind: "otherSignedNotification",
+    compact: true,
+    metadata: notificationMetadata(metadataNode, "compactOtherSignedNotification.tbsOtherNotification"),
+    signed: signedBy(metadataNode!, signature!),
+  };
 }
+
+/** The exact bytes received for a component (what a signature covers), tag and length included. */
+const encoded = (node: Node) => new Uint8Array(node.valueBeforeDecodeView);
+
+const signedBy = (data: Node, signature: Node): EuiccSigned => ({ data: encoded(data), signature: new Uint8Array(primitiveBytes(signature, "signature")) });
 
 function notificationMetadata(node: Node | undefined, path: string): NotificationMetadata {
   const fields = components(expectTag(node, tags.notificationMetadata, path), path, 3);

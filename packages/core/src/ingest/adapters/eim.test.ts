@@ -8,106 +8,72 @@
  * asn1js and signed with Node's crypto (Node's own X509Certificate parses them). The ES2+ bodies
  * follow SGP.22 §5.3.5 handleDownloadProgressInfo.
  */
-import { generateKeyPairSync, sign, X509Certificate } from "node:crypto";
+import { X509Certificate, type KeyObject } from "node:crypto";
 import * as asn1js from "asn1js";
 import { describe, expect, it } from "vitest";
 import { normalizedEventSchema, type NormalizedEvent } from "../../catalogue/catalogue.ts";
-import type { AdapterItem, IngestRequest } from "../adapter.ts";
+import type { AdapterItem, IngestRequest, SourceCredentials } from "../adapter.ts";
 import { eimAdapter } from "./eim.ts";
 import { decodePendingNotification } from "./eim-asn1.ts";
+import {
+  applicationPrimitive,
+  base64,
+  contextConstructed,
+  contextPrimitive,
+  createTestPki,
+  der,
+  euiccSign,
+  integerContent,
+  issueCertificate,
+  notificationMetadata as sgpNotificationMetadata,
+  octets,
+  type MetadataOptions,
+  type Operation,
+  type TestCertificate,
+} from "./eim-pki.test-support.ts";
 import { authFailure, ingestRequest, invalidBodyFailure, now, thrown } from "./test-support.ts";
 const token = "eim-source-token-7f3a";
 const eid = "89049032123451234512345678901235";
 const otherEid = withEidCheckDigits("890490321234512345123456789099");
 const iccid = "8944500102198304826";
 
-// --- DER builders (asn1js) ----------------------------------------------------------------
-
-const contextConstructed = (tagNumber: number, value: asn1js.BaseBlock[]) => new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber }, value });
-const contextPrimitive = (tagNumber: number, bytes: Uint8Array) => new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber }, valueHex: bytes });
-const applicationPrimitive = (tagNumber: number, bytes: Uint8Array) => new asn1js.Primitive({ idBlock: { tagClass: 2, tagNumber }, valueHex: bytes });
-const integerContent = (value: number) => new Uint8Array(new asn1js.Integer({ value }).valueBlock.valueHexView);
-const der = (block: asn1js.BaseBlock) => new Uint8Array(block.toBER());
-const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
-const octets = (length: number, fill: number) => new Uint8Array(length).fill(fill);
-
-const operationBits = { install: 0, enable: 1, disable: 2, delete: 3 } as const;
-type Operation = keyof typeof operationBits;
-
-/** NotificationEvent BIT STRING, DER: one content byte, the trailing unused bits counted. */
-function notificationEvent(...bits: number[]): Uint8Array {
-  const highest = Math.max(...bits);
-  return new Uint8Array([7 - highest, bits.reduce((byte, bit) => byte | (0x80 >> bit), 0)]);
-}
-
-/** EF.ICCID coding: BCD digits, nibbles swapped, padded with 'F' to 10 octets. */
-function bcdIccid(digits: string): Uint8Array {
-  const padded = digits.padEnd(20, "F");
-  return new Uint8Array(Array.from({ length: 10 }, (_, index) => parseInt(padded[2 * index + 1]! + padded[2 * index]!, 16)));
-}
-
-function notificationMetadata(seqNumber: number, operation: Operation, options: { iccid?: string | null; bits?: number[]; extension?: boolean } = {}) {
-  const profileIccid = options.iccid === undefined ? iccid : options.iccid;
-  return contextConstructed(47, [
-    contextPrimitive(0, integerContent(seqNumber)),
-    contextPrimitive(1, notificationEvent(...(options.bits ?? [operationBits[operation]]))),
-    new asn1js.Utf8String({ value: "eim.example.com" }),
-    ...(profileIccid === null ? [] : [applicationPrimitive(26, bcdIccid(profileIccid))]),
-    ...(options.extension ? [contextPrimitive(9, new Uint8Array([1]))] : []),
-  ]);
-}
+const notificationMetadata = (seqNumber: number, operation: Operation, options: MetadataOptions = {}) =>
+  sgpNotificationMetadata(seqNumber, operation, { iccid, ...options });
 
 type FinalResultSpec = { success: true } | { success: false; bppCommandId: number; errorReason: number };
+
+const pki = createTestPki();
+const genuine = pki.euicc(eid);
+/** The source's credentials: its token and the GSMA CI root it trusts. */
+const credentials = { bearerToken: token, trustAnchors: [pki.ci.pem] };
+const parse = (request: IngestRequest, given: SourceCredentials = credentials) => eimAdapter.parse(request, given);
+
+/** `[APPLICATION 55]` EuiccSign over the DER of `signed`, by the eUICC's key (or fixed bytes when `signature` is given). */
+const euiccSignature = (signed: asn1js.BaseBlock, key: KeyObject = genuine.privateKey, signature?: Uint8Array) =>
+  applicationPrimitive(55, signature ?? euiccSign(der(signed), key));
 
 function profileInstallationResult(seqNumber: number, result: FinalResultSpec, options: { smdpOid?: boolean } = {}) {
   const finalResult = result.success
     ? contextConstructed(0, [applicationPrimitive(15, octets(16, 0xa0)), new asn1js.OctetString({ valueHex: new Uint8Array([0x30, 0x03, 0x80, 0x01, 0x00]) })])
     : contextConstructed(1, [contextPrimitive(0, integerContent(result.bppCommandId)), contextPrimitive(1, integerContent(result.errorReason))]);
-  return contextConstructed(55, [
-    contextConstructed(39, [
-      contextPrimitive(0, octets(16, 0x11)),
-      notificationMetadata(seqNumber, "install"),
-      ...(options.smdpOid === false ? [] : [new asn1js.ObjectIdentifier({ value: "2.999.10" })]),
-      contextConstructed(2, [finalResult]),
-    ]),
-    applicationPrimitive(55, octets(64, 0x5f)),
+  const data = contextConstructed(39, [
+    contextPrimitive(0, octets(16, 0x11)),
+    notificationMetadata(seqNumber, "install"),
+    ...(options.smdpOid === false ? [] : [new asn1js.ObjectIdentifier({ value: "2.999.10" })]),
+    contextConstructed(2, [finalResult]),
   ]);
+  return contextConstructed(55, [data, euiccSignature(data)]);
 }
 
-function otherSignedNotification(seqNumber: number, operation: Operation, certificateEid: string | null = eid) {
-  const euiccSubject: [string, string][] = [["2.5.4.10", "Example EUM"], ...(certificateEid === null ? [] : [["2.5.4.5", certificateEid] as [string, string]])];
+/** OtherSignedNotification { tbsOtherNotification, euiccNotificationSignature, euiccCertificate, eumCertificate }. */
+function signedOther(metadata: asn1js.BaseBlock, options: { euicc?: TestCertificate; eum?: TestCertificate; signature?: Uint8Array } = {}) {
+  const euicc = options.euicc ?? genuine;
   return new asn1js.Sequence({
-    value: [
-      notificationMetadata(seqNumber, operation),
-      applicationPrimitive(55, octets(64, 0x37)),
-      certificate(euiccSubject, "Example EUM"),
-      certificate([["2.5.4.10", "Example EUM"]], "Example CI"),
-    ],
+    value: [metadata, euiccSignature(metadata, euicc.privateKey, options.signature), asn1js.fromBER(euicc.der).result, asn1js.fromBER((options.eum ?? pki.eum).der).result],
   });
 }
 
-/** A real X.509 v3 certificate (ecdsa-with-SHA256 over P-256). */
-function certificate(subject: [string, string][], issuer: string) {
-  const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
-  const algorithm = () => new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: "1.2.840.10045.4.3.2" })] });
-  const name = (attributes: [string, string][]) =>
-    new asn1js.Sequence({
-      value: attributes.map(([type, value]) => new asn1js.Set({ value: [new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: type }), new asn1js.PrintableString({ value })] })] })),
-    });
-  const tbs = new asn1js.Sequence({
-    value: [
-      contextConstructed(0, [new asn1js.Integer({ value: 2 })]),
-      new asn1js.Integer({ value: 4660 }),
-      algorithm(),
-      name([["2.5.4.3", issuer]]),
-      new asn1js.Sequence({ value: [new asn1js.UTCTime({ valueDate: new Date("2025-01-01T00:00:00Z") }), new asn1js.UTCTime({ valueDate: new Date("2049-12-31T00:00:00Z") })] }),
-      name(subject),
-      asn1js.fromBER(publicKey.export({ type: "spki", format: "der" })).result,
-    ],
-  });
-  const signature = sign("sha256", Buffer.from(tbs.toBER()), privateKey);
-  return new asn1js.Sequence({ value: [tbs, algorithm(), new asn1js.BitString({ valueHex: signature })] });
-}
+const otherSignedNotification = (seqNumber: number, operation: Operation) => signedOther(notificationMetadata(seqNumber, operation));
 
 /** ISO 7064 MOD 97-10 check digits, as SGP.29 specifies for the EID. */
 function withEidCheckDigits(first30: string): string {
@@ -125,8 +91,20 @@ function request(body: unknown, options: { headers?: Record<string, string>; url
   );
 }
 
-const handleNotification = (notification: asn1js.BaseBlock | Uint8Array, options?: { headers?: Record<string, string>; url?: string }) =>
-  request({ pendingNotification: base64(notification instanceof Uint8Array ? notification : der(notification)) }, options);
+/** ES9+ handleNotification; the eIM forwards the eUICC and EUM certificates beside it (unless `certificates` is null). */
+const handleNotification = (
+  notification: asn1js.BaseBlock | Uint8Array,
+  options: { headers?: Record<string, string>; url?: string; certificates?: { euicc: TestCertificate; eum: TestCertificate } | null } = {},
+) => {
+  const certificates = options.certificates === undefined ? { euicc: genuine, eum: pki.eum } : options.certificates;
+  return request(
+    {
+      pendingNotification: base64(notification instanceof Uint8Array ? notification : der(notification)),
+      ...(certificates === null ? {} : { euiccCertificate: base64(certificates.euicc.der), eumCertificate: base64(certificates.eum.der) }),
+    },
+    options,
+  );
+};
 
 /** The events of the accepted items, each checked against the catalogue schema. */
 function acceptedEvents(items: readonly AdapterItem[]): NormalizedEvent[] {
@@ -177,7 +155,7 @@ describe("eim authentication (Authorization: Bearer)", () => {
 
 describe("ES9+ handleNotification with a DER PendingNotification", () => {
   it("maps a successful ProfileInstallationResult to profile.installed, keyed and ordered by seqNumber", () => {
-    const event = onlyEvent(eimAdapter.parse(handleNotification(profileInstallationResult(42, { success: true }), { headers: { "x-eid": eid } })));
+    const event = onlyEvent(parse(handleNotification(profileInstallationResult(42, { success: true }), { headers: { "x-eid": eid } })));
     expect(event).toEqual({
       type: "profile.installed",
       dedupeKey: `${eid}|42`,
@@ -191,7 +169,7 @@ describe("ES9+ handleNotification with a DER PendingNotification", () => {
 
   it("maps an errorResult to a failed installation with the SGP.22 error reason", () => {
     const failed = profileInstallationResult(43, { success: false, bppCommandId: 5, errorReason: 10 });
-    const event = onlyEvent(eimAdapter.parse(handleNotification(failed, { headers: { "x-eid": eid } })));
+    const event = onlyEvent(parse(handleNotification(failed, { headers: { "x-eid": eid } })));
     expect(event.type).toBe("profile.installed");
     expect(event.data).toEqual({
       eid,
@@ -203,7 +181,7 @@ describe("ES9+ handleNotification with a DER PendingNotification", () => {
   });
 
   it("decodes a ProfileInstallationResult without the optional smdpOid", () => {
-    const event = onlyEvent(eimAdapter.parse(handleNotification(profileInstallationResult(7, { success: true }, { smdpOid: false }), { headers: { "x-eid": eid } })));
+    const event = onlyEvent(parse(handleNotification(profileInstallationResult(7, { success: true }, { smdpOid: false }), { headers: { "x-eid": eid } })));
     expect(event.data).toMatchObject({ result: "success", seqNumber: 7 });
   });
 
@@ -212,7 +190,7 @@ describe("ES9+ handleNotification with a DER PendingNotification", () => {
     ["disable", "profile.disabled"],
     ["delete", "profile.deleted"],
   ] as const)("maps a signed %s notification to %s, the EID taken from the eUICC certificate", (operation, type) => {
-    const event = onlyEvent(eimAdapter.parse(handleNotification(otherSignedNotification(50, operation))));
+    const event = onlyEvent(parse(handleNotification(otherSignedNotification(50, operation))));
     expect(event).toEqual({
       type,
       dedupeKey: `${eid}|50`,
@@ -225,57 +203,54 @@ describe("ES9+ handleNotification with a DER PendingNotification", () => {
   });
 
   it("builds certificates Node's X.509 parser reads, with the EID as subject serialNumber", () => {
-    const parsed = new X509Certificate(Buffer.from(der(certificate([["2.5.4.5", eid]], "Example EUM"))));
+    const parsed = new X509Certificate(Buffer.from(genuine.der));
     expect(parsed.subject).toContain(`serialNumber=${eid}`);
+    expect(parsed.verify(new X509Certificate(pki.eum.pem).publicKey)).toBe(true);
     const decoded = decodePendingNotification(der(otherSignedNotification(1, "enable")));
     expect(decoded).toMatchObject({ kind: "otherSignedNotification", euiccCertificateSerialNumber: eid });
   });
 
-  it("takes the EID from the eid query parameter when there is no certificate EID or header", () => {
-    const url = `https://ingest.simroot.example/v1/sources/src_eim/events?eid=${eid}`;
-    const event = onlyEvent(eimAdapter.parse(handleNotification(otherSignedNotification(9, "disable", null), { url })));
+  it("takes the EID of a ProfileInstallationResult from the eUICC certificate the eIM forwards", () => {
+    const event = onlyEvent(parse(handleNotification(profileInstallationResult(3, { success: true }))));
     expect(event.device).toEqual({ eid, iccid });
   });
 
-  it("refuses a notification whose EID cannot be known, naming eid", () => {
-    const issues = refusal(eimAdapter.parse(handleNotification(profileInstallationResult(3, { success: true }))));
-    expect(issues).toEqual([{ path: "eid", message: expect.stringContaining("no EID") }]);
-  });
-
   it("refuses an x-eid header that contradicts the eUICC certificate", () => {
-    const issues = refusal(eimAdapter.parse(handleNotification(otherSignedNotification(4, "enable"), { headers: { "x-eid": otherEid } })));
+    const issues = refusal(parse(handleNotification(otherSignedNotification(4, "enable"), { headers: { "x-eid": otherEid } })));
     expect(issues[0]).toMatchObject({ path: "eid", message: expect.stringContaining("contradicts") });
   });
 
-  it("refuses an EID whose check digits are wrong", () => {
-    const issues = refusal(eimAdapter.parse(handleNotification(profileInstallationResult(3, { success: true }), { headers: { "x-eid": "89049032123451234512345678901234" } })));
+  it("refuses a certified EID whose check digits are wrong", () => {
+    const badEid = pki.euicc("89049032123451234512345678901234");
+    const issues = refusal(parse(handleNotification(signedOther(notificationMetadata(3, "enable"), { euicc: badEid }))));
     expect(issues[0]?.path).toBe("eid");
   });
 
   it("refuses a notification without ICCID", () => {
     const notification = new asn1js.Sequence({
-      value: [notificationMetadata(5, "delete", { iccid: null }), applicationPrimitive(55, octets(64, 1)), certificate([["2.5.4.5", eid]], "EUM"), certificate([], "CI")],
+      value: signedOther(notificationMetadata(5, "delete", { iccid: null })).valueBlock.value,
     });
-    const issues = refusal(eimAdapter.parse(handleNotification(notification)));
+    const issues = refusal(parse(handleNotification(notification)));
     expect(issues).toEqual([{ path: "pendingNotification.tbsOtherNotification.iccid", message: "the notification names no ICCID" }]);
   });
 
   it("ignores components a later SGP version appends (EXTENSIBILITY IMPLIED)", () => {
     const notification = new asn1js.Sequence({
-      value: [notificationMetadata(6, "enable", { extension: true }), applicationPrimitive(55, octets(64, 1)), certificate([["2.5.4.5", eid]], "EUM"), certificate([], "CI")],
+      value: signedOther(notificationMetadata(6, "enable", { extension: true })).valueBlock.value,
     });
-    expect(onlyEvent(eimAdapter.parse(handleNotification(notification))).type).toBe("profile.enabled");
+    expect(onlyEvent(parse(handleNotification(notification))).type).toBe("profile.enabled");
   });
 
-  it("maps an SGP.32 compactOtherSignedNotification ('A1', no certificates), the EID from x-eid", () => {
-    const compact = contextConstructed(1, [notificationMetadata(61, "disable"), applicationPrimitive(55, octets(64, 0x37))]);
-    const event = onlyEvent(eimAdapter.parse(handleNotification(compact, { headers: { "x-eid": eid } })));
+  it("maps an SGP.32 compactOtherSignedNotification ('A1', no certificates inside), verified with the forwarded certificate", () => {
+    const metadata = notificationMetadata(61, "disable");
+    const compact = contextConstructed(1, [metadata, euiccSignature(metadata)]);
+    const event = onlyEvent(parse(handleNotification(compact, { headers: { "x-eid": eid } })));
     expect(event).toMatchObject({ type: "profile.disabled", dedupeKey: `${eid}|61`, sequence: 61, sourceType: "CompactOtherSignedNotification:disable" });
   });
 
   it("refuses an SGP.32 compactProfileInstallationResult ('A0'), which names no ICCID", () => {
     const compact = contextConstructed(0, [contextConstructed(0, [contextPrimitive(0, octets(16, 0x11)), new asn1js.Integer({ value: 62 })]), applicationPrimitive(55, octets(64, 1))]);
-    const issues = refusal(eimAdapter.parse(handleNotification(compact, { headers: { "x-eid": eid } })));
+    const issues = refusal(parse(handleNotification(compact, { headers: { "x-eid": eid } })));
     expect(issues).toEqual([{ path: "pendingNotification.compactProfileInstallationResult", message: expect.stringContaining("names no ICCID") }]);
   });
 
@@ -293,14 +268,14 @@ describe("ES9+ handleNotification with a DER PendingNotification", () => {
     ];
 
     it.each(cases)("%s, with a clear message", (_, bytes, message) => {
-      const issues = refusal(eimAdapter.parse(handleNotification(bytes, { headers: { "x-eid": eid } })));
+      const issues = refusal(parse(handleNotification(bytes, { headers: { "x-eid": eid } })));
       expect(issues).toHaveLength(1);
       expect(issues[0]!.path).toMatch(/^pendingNotification/);
       expect(issues[0]!.message).toMatch(message);
     });
 
     it("a pendingNotification that is not base64", () => {
-      const issues = refusal(eimAdapter.parse(request({ pendingNotification: "not base64!" })));
+      const issues = refusal(parse(request({ pendingNotification: "not base64!" })));
       expect(issues).toEqual([{ path: "pendingNotification", message: "must be the base64 of a DER PendingNotification" }]);
     });
   });
@@ -308,11 +283,14 @@ describe("ES9+ handleNotification with a DER PendingNotification", () => {
 
 function otherSignedNotificationWithBits(bits: number[]) {
   return new asn1js.Sequence({
-    value: [notificationMetadata(9, "enable", { bits }), applicationPrimitive(55, octets(64, 1)), certificate([["2.5.4.5", eid]], "EUM"), certificate([], "CI")],
+    value: [notificationMetadata(9, "enable", { bits }), applicationPrimitive(55, octets(64, 1)), asn1js.fromBER(genuine.der).result, asn1js.fromBER(pki.eum.der).result],
   });
 }
 
-describe("eIM vendor JSON notifications", () => {
+describe("eIM vendor JSON notifications (a source that trusts its eIM: no trust anchors)", () => {
+  const vendorRequest = (body: unknown) => request(body);
+  const parse = (request: IngestRequest) => eimAdapter.parse(request, { bearerToken: token });
+
   const body = {
     eid,
     notifications: [
@@ -324,7 +302,7 @@ describe("eIM vendor JSON notifications", () => {
   };
 
   it("makes one item per notification and refuses only the bad one", () => {
-    const items = eimAdapter.parse(request(body));
+    const items = parse(vendorRequest(body));
     expect(items.map((item) => item.ok)).toEqual([true, true, false, true]);
     const bad = items[2]!;
     expect(bad).toEqual({ index: 2, ok: false, issues: [expect.objectContaining({ path: "operation" })] });
@@ -340,12 +318,17 @@ describe("eIM vendor JSON notifications", () => {
   });
 
   it("refuses an install notification without its result", () => {
-    const issues = refusal(eimAdapter.parse(request({ eid, notifications: [{ seqNumber: 1, operation: "install", iccid }] })));
+    const issues = refusal(parse(vendorRequest({ eid, notifications: [{ seqNumber: 1, operation: "install", iccid }] })));
     expect(issues).toEqual([{ path: "result", message: "an install notification needs its result" }]);
   });
 
+  it("is refused, as unverified, by a source that verifies eUICC signatures", () => {
+    const items = eimAdapter.parse(request(body), credentials);
+    expect(items).toEqual([{ index: 0, ok: false, unverified: true, issues: [expect.objectContaining({ path: "notifications" })] }]);
+  });
+
   it("throws ingest.invalid_body when the envelope's EID is invalid", () => {
-    const error = thrown(() => eimAdapter.parse(request({ eid: "1234", notifications: [] })));
+    const error = thrown(() => parse(vendorRequest({ eid: "1234", notifications: [] })));
     expect(error.code).toBe("ingest.invalid_body");
     expect(error.issues[0]?.path).toBe("eid");
   });
@@ -364,7 +347,7 @@ describe("ES2+ handleDownloadProgressInfo", () => {
   });
 
   it("maps an executed BPP installation (point 4) to a successful profile.installed", () => {
-    const event = onlyEvent(eimAdapter.parse(request(progress(4, "Executed-Success"))));
+    const event = onlyEvent(parse(request(progress(4, "Executed-Success"))));
     expect(event).toEqual({
       type: "profile.installed",
       dedupeKey: `${eid}|${iccid}|4|2026-02-27T10:15:00Z`,
@@ -378,17 +361,17 @@ describe("ES2+ handleDownloadProgressInfo", () => {
   it("maps a failed installation to result failure with the status code data", () => {
     const failed = progress(4, "Failed");
     failed.notificationPointStatus = { status: "Failed", statusCodeData: { subjectCode: "8.2.1", reasonCode: "3.8", message: "Refused" } } as never;
-    const event = onlyEvent(eimAdapter.parse(request(failed)));
+    const event = onlyEvent(parse(request(failed)));
     expect(event.data).toEqual({ eid, iccid, result: "failure", reason: "Failed at BPP installation subjectCode 8.2.1 reasonCode 3.8: Refused" });
   });
 
   it("treats an expired download at an earlier point as a failed installation", () => {
-    const event = onlyEvent(eimAdapter.parse(request(progress(1, "Expired"))));
+    const event = onlyEvent(parse(request(progress(1, "Expired"))));
     expect(event).toMatchObject({ type: "profile.installed", data: { result: "failure", reason: "Expired at eligibility and retry limit check" } });
   });
 
   it("records intermediate progress (point 3, BPP download) as source.unhandled", () => {
-    const event = onlyEvent(eimAdapter.parse(request(progress(3, "Executed-Success"))));
+    const event = onlyEvent(parse(request(progress(3, "Executed-Success"))));
     expect(event).toMatchObject({
       type: "source.unhandled",
       data: { sourceType: "handleDownloadProgressInfo:3:Executed-Success", summary: { notificationPointId: 3, notificationPoint: "BPP download", status: "Executed-Success", profileType: "IoT Default" } },
@@ -397,12 +380,12 @@ describe("ES2+ handleDownloadProgressInfo", () => {
 
   it("refuses an installation outcome without EID", () => {
     const { eid: _omitted, ...withoutEid } = progress(4, "Executed-Success");
-    expect(refusal(eimAdapter.parse(request(withoutEid)))).toEqual([{ path: "eid", message: "a download outcome needs the EID of the eUICC" }]);
+    expect(refusal(parse(request(withoutEid)))).toEqual([{ path: "eid", message: "a download outcome needs the EID of the eUICC" }]);
   });
 
   it("refuses a body without notificationPointStatus, naming it", () => {
     const { notificationPointStatus: _omitted, ...incomplete } = progress(4, "Executed-Success");
-    expect(refusal(eimAdapter.parse(request(incomplete)))[0]?.path).toBe("notificationPointStatus");
+    expect(refusal(parse(request(incomplete)))[0]?.path).toBe("notificationPointStatus");
   });
 });
 
@@ -413,6 +396,92 @@ describe("eim garbage bodies", () => {
     ["an object of no known form", JSON.stringify({ hello: "world" })],
     ["notifications that are not a list", JSON.stringify({ eid, notifications: "all of them" })],
   ])("throw ingest.invalid_body for %s", (_, body) => {
-    invalidBodyFailure(() => eimAdapter.parse(request(body)));
+    invalidBodyFailure(() => parse(request(body), { bearerToken: token }));
+  });
+});
+
+describe("eUICC notification verification (generated GSMA CI -> EUM -> eUICC test PKI)", () => {
+  const unverified = (items: readonly AdapterItem[]) => {
+    expect(items).toHaveLength(1);
+    const [item] = items;
+    if (item === undefined || item.ok) throw new Error("expected a refused item");
+    expect(item.unverified).toBe(true);
+    return item.issues[0]!;
+  };
+
+  it("refuses a notification whose signed seqNumber was changed from 2 to 9 after signing", () => {
+    const signed = notificationMetadata(2, "enable");
+    const tampered = new asn1js.Sequence({
+      value: [notificationMetadata(9, "enable"), euiccSignature(signed), asn1js.fromBER(genuine.der).result, asn1js.fromBER(pki.eum.der).result],
+    });
+    expect(unverified(parse(handleNotification(tampered)))).toEqual({ path: "pendingNotification", message: expect.stringContaining("signature does not verify") });
+  });
+
+  it("refuses a corrupted signature", () => {
+    const metadata = notificationMetadata(3, "delete");
+    const signature = euiccSign(der(metadata), genuine.privateKey);
+    signature[10] = signature[10]! ^ 0xff;
+    expect(unverified(parse(handleNotification(signedOther(metadata, { signature })))).message).toContain("signature does not verify");
+  });
+
+  it("refuses a tampered ProfileInstallationResult (an error result rewritten to success)", () => {
+    const failed = profileInstallationResult(12, { success: false, bppCommandId: 5, errorReason: 10 });
+    const bytes = der(failed);
+    const success = der(profileInstallationResult(12, { success: true }));
+    const [data] = (asn1js.fromBER(success).result as asn1js.Constructed).valueBlock.value;
+    const [, signature] = (asn1js.fromBER(bytes).result as asn1js.Constructed).valueBlock.value;
+    const forged = contextConstructed(55, [data!, signature!]);
+    expect(unverified(parse(handleNotification(forged))).message).toContain("signature does not verify");
+  });
+
+  it("refuses a rogue certificate chain (its own CI and EUM) claiming a genuine EID", () => {
+    const rogue = createTestPki("Rogue");
+    const impostor = rogue.euicc(eid);
+    const notification = signedOther(notificationMetadata(4, "enable"), { euicc: impostor, eum: rogue.eum });
+    expect(unverified(parse(handleNotification(notification)))).toEqual({ path: "eumCertificate", message: expect.stringContaining("does not chain") });
+  });
+
+  it("refuses an eUICC certificate that names the genuine EUM but was not signed by it", () => {
+    const forged = issueCertificate({ subject: [["2.5.4.10", "Test EUM"], ["2.5.4.5", eid]], issuer: { ...pki.eum, privateKey: createTestPki("Other").eum.privateKey }, ca: false });
+    const notification = signedOther(notificationMetadata(5, "enable"), { euicc: forged });
+    expect(unverified(parse(handleNotification(notification)))).toEqual({ path: "euiccCertificate", message: expect.stringContaining("not signed by the EUM") });
+  });
+
+  it("refuses a notification signed by one eUICC presented with another eUICC's genuine certificate (wrong EID)", () => {
+    const other = pki.euicc(otherEid);
+    const metadata = notificationMetadata(6, "enable");
+    const notification = new asn1js.Sequence({
+      value: [metadata, euiccSignature(metadata, genuine.privateKey), asn1js.fromBER(other.der).result, asn1js.fromBER(pki.eum.der).result],
+    });
+    expect(unverified(parse(handleNotification(notification))).message).toContain("signature does not verify");
+  });
+
+  it("refuses a ProfileInstallationResult forwarded with another eUICC's certificate (wrong EID)", () => {
+    const other = pki.euicc(otherEid);
+    const items = parse(handleNotification(profileInstallationResult(7, { success: true }), { certificates: { euicc: other, eum: pki.eum } }));
+    expect(unverified(items).message).toContain("signature does not verify");
+  });
+
+  it("refuses a ProfileInstallationResult without the eUICC certificate", () => {
+    expect(unverified(parse(handleNotification(profileInstallationResult(8, { success: true }), { certificates: null })))).toEqual({
+      path: "euiccCertificate",
+      message: expect.stringContaining("missing"),
+    });
+  });
+
+  it("refuses an expired eUICC certificate", () => {
+    const expired = pki.euicc(eid, { notBefore: new Date("2020-01-01T00:00:00Z"), notAfter: new Date("2025-12-31T00:00:00Z") });
+    const notification = signedOther(notificationMetadata(9, "enable"), { euicc: expired });
+    expect(unverified(parse(handleNotification(notification))).message).toContain("validity period");
+  });
+
+  it("refuses every eUICC notification when the source has no trust anchors", () => {
+    const issue = unverified(parse(handleNotification(otherSignedNotification(10, "enable")), { bearerToken: token }));
+    expect(issue.message).toContain("no trust anchors");
+  });
+
+  it("accepts a chain that ends at a trusted EUM certificate", () => {
+    const event = onlyEvent(parse(handleNotification(otherSignedNotification(11, "enable")), { bearerToken: token, trustAnchors: [pki.eum.pem] }));
+    expect(event).toMatchObject({ type: "profile.enabled", device: { eid, iccid }, sequence: 11 });
   });
 });

@@ -4,17 +4,21 @@
  *
  * a. ES9+ handleNotification, JSON binding (SGP.22 §6.5.2.4): `{"pendingNotification": "<base64 DER>"}`,
  *    the eUICC-signed PendingNotification (or the SGP.32 compact other notification) decoded
- *    strictly in `eim-asn1.ts`. The EID is not in
- *    the signed body: it is the euiccCertificate subject serialNumber (OtherSignedNotification),
- *    else the `x-eid` header or the `eid` query parameter the eIM adds.
+ *    strictly in `eim-asn1.ts` and verified in `eim-verify.ts` against the source's trust
+ *    anchors (`credentials.trustAnchors`, PEM: GSMA CI and/or EUM certificates). A
+ *    ProfileInstallationResult or compact notification carries no certificate: the eIM adds
+ *    `euiccCertificate` and `eumCertificate` (base64 DER) beside it. The EID is the verified
+ *    eUICC certificate's subject serialNumber; an `x-eid` header or `eid` query parameter that
+ *    contradicts it is refused. Anything unverifiable is refused (and recorded as refused).
  * b. A JSON form for eIM vendors: `{ eid, notifications: [{ seqNumber, operation, iccid, result?, reason?, timestamp? }] }`.
+ *    Nothing in it is signed by the eUICC: a source with trust anchors refuses it.
  * c. ES2+ handleDownloadProgressInfo (SGP.22 §5.3.5), the SM-DP+ telling the operator how a
  *    download went: `{ header, eid, iccid, profileType, timestamp, notificationPointId, notificationPointStatus }`.
  *
  * Authentication: `Authorization: Bearer <token>`. The GSMA interfaces use mutual TLS, which is
- * terminated before this adapter; the token binds the request to the configured source. The
- * eUICC signatures are not verified here (that needs the GSMA CI certificate chain).
+ * terminated before this adapter; the token binds the request to the configured source.
  */
+import type { X509Certificate } from "node:crypto";
 import { z } from "zod";
 import type { NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { eidSchema } from "../../device/identifiers.ts";
@@ -24,16 +28,23 @@ import { authenticateBearerToken } from "./auth.ts";
 import { invalidBodyOf, jsonObject } from "./body.ts";
 import { checkedItem, refused, zodIssues } from "./items.ts";
 import { DerDecodeError, decodePendingNotification, notificationOperations, type NotificationOperation, type PendingNotification } from "./eim-asn1.ts";
+import { parseTrustAnchors, verifyEuiccSigned, type PresentedCertificates } from "./eim-verify.ts";
 
 export const eimAdapter: Adapter = {
   format: "eim",
 
   authenticate: authenticateBearerToken,
 
-  parse(request) {
+  parse(request, credentials = {}) {
     const body = jsonObject(request.body, invalidBody, "the body must be a JSON object");
-    if ("pendingNotification" in body) return [handleNotificationItem(body["pendingNotification"], request)];
-    if ("notifications" in body) return vendorNotificationItems(body, request.now);
+    const anchors = trustAnchorsOf(credentials.trustAnchors);
+    if ("pendingNotification" in body) return [handleNotificationItem(body, request, anchors)];
+    if ("notifications" in body) {
+      if (anchors.length > 0) {
+        return [unverifiedItem({ path: "notifications", message: "this source verifies eUICC signatures: send the signed notifications ({pendingNotification})" })];
+      }
+      return vendorNotificationItems(body, request.now);
+    }
     if ("notificationPointId" in body) return [downloadProgressItem(body)];
     throw invalidBody("expected an ES9+ handleNotification {pendingNotification}, an eIM {eid, notifications} or an ES2+ handleDownloadProgressInfo body");
   },
@@ -78,7 +89,8 @@ function profileEvent(notification: ProfileNotification): NormalizedEvent {
 
 // --- a. ES9+ handleNotification ---------------------------------------------------------
 
-function handleNotificationItem(encoded: unknown, request: IngestRequest): AdapterItem {
+function handleNotificationItem(body: Record<string, unknown>, request: IngestRequest, anchors: readonly X509Certificate[]): AdapterItem {
+  const encoded = body["pendingNotification"];
   const path = "pendingNotification";
   if (typeof encoded !== "string" || !isBase64(encoded)) return refused(0, [{ path, message: "must be the base64 of a DER PendingNotification" }]);
   let notification: PendingNotification;
@@ -92,8 +104,12 @@ function handleNotificationItem(encoded: unknown, request: IngestRequest): Adapt
     notification.kind === "profileInstallationResult"
       ? `${path}.notificationMetadata`
       : `${path}.${notification.compact ? "compactOtherSignedNotification." : ""}tbsOtherNotification`;
-  const eid = eidOf(notification, request);
-  if (!eid.ok) return refused(0, [eid.issue]);
+  const presented = presentedCertificates(notification, body);
+  if (!presented.ok) return unverifiedItem(presented.issue);
+  const verified = verifyEuiccSigned(notification.signed, presented.value, anchors, request.now);
+  if (!verified.ok) return unverifiedItem(verified.issue);
+  const eid = eidOf(verified.eid, request);
+  if (!eid.ok) return unverifiedItem(eid.issue);
   const { seqNumber, operation, iccid } = notification.metadata;
   if (iccid === undefined) return refused(0, [{ path: `${metadataPath}.iccid`, message: "the notification names no ICCID" }]);
   if (notification.kind === "profileInstallationResult" && operation !== "install") {
@@ -114,20 +130,43 @@ function handleNotificationItem(encoded: unknown, request: IngestRequest): Adapt
   ]);
 }
 
-/** The certified EID wins; a header or parameter that contradicts it is refused rather than trusted. */
-function eidOf(notification: PendingNotification, request: IngestRequest): { ok: true; value: string } | { ok: false; issue: FieldIssue } {
-  const certified = notification.kind === "otherSignedNotification" ? notification.euiccCertificateSerialNumber : undefined;
+/** The verified certificate's EID; a header or parameter that contradicts it is refused rather than trusted. */
+function eidOf(certified: string, request: IngestRequest): { ok: true; value: string } | { ok: false; issue: FieldIssue } {
   const declared = request.headers["x-eid"] ?? queryParameter(request.url, "eid");
-  if (certified !== undefined && declared !== undefined && declared !== certified) {
+  if (declared !== undefined && declared !== certified) {
     return { ok: false, issue: { path: "eid", message: `the x-eid header or eid parameter (${declared}) contradicts the eUICC certificate (${certified})` } };
   }
-  const eid = certified ?? declared;
-  if (eid === undefined) {
-    return { ok: false, issue: { path: "eid", message: "no EID: the notification carries no eUICC certificate serialNumber; send it in the x-eid header or the eid query parameter" } };
-  }
-  const checked = eidSchema.safeParse(eid);
+  const checked = eidSchema.safeParse(certified);
   if (!checked.success) return { ok: false, issue: { path: "eid", message: checked.error.issues[0]?.message ?? "invalid EID" } };
   return { ok: true, value: checked.data };
+}
+
+/** Refused because its origin cannot be verified: recorded as refused. */
+const unverifiedItem = (issue: FieldIssue): AdapterItem => ({ index: 0, ok: false, issues: [issue], unverified: true });
+
+/** The certificates inside an OtherSignedNotification, else those the eIM sent beside it. */
+function presentedCertificates(
+  notification: PendingNotification,
+  body: Record<string, unknown>,
+): { ok: true; value: PresentedCertificates } | { ok: false; issue: FieldIssue } {
+  if (notification.kind === "otherSignedNotification" && notification.certificates) return { ok: true, value: notification.certificates };
+  const value: { euicc?: Uint8Array; eum?: Uint8Array } = {};
+  for (const [field, name] of [["euiccCertificate", "euicc"], ["eumCertificate", "eum"]] as const) {
+    const given = body[field];
+    if (given === undefined) continue;
+    if (typeof given !== "string" || !isBase64(given)) return { ok: false, issue: { path: field, message: "must be the base64 of a DER certificate" } };
+    value[name] = new Uint8Array(Buffer.from(given, "base64"));
+  }
+  return { ok: true, value };
+}
+
+/** Trust anchors are checked when they are configured; one that cannot be read verifies nothing. */
+function trustAnchorsOf(pems: readonly string[] | undefined): X509Certificate[] {
+  try {
+    return parseTrustAnchors(pems ?? []);
+  } catch {
+    throw new SimrootError("source.trust_anchors_invalid", "input", "The source's trust anchors are not PEM certificates: rotate its credentials with valid ones");
+  }
 }
 
 // --- b. eIM vendor JSON -------------------------------------------------------------------

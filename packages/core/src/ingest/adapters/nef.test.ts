@@ -178,10 +178,12 @@ describe("nef adapter: reachability, roaming, equipment and location", () => {
     expect(event.data).toEqual({ imei: "490154203237518" });
   });
 
-  it("records a TS 29.122 IMEI change that carries no new IMEI as unhandled, not lost", () => {
+  it("maps a TS 29.122 IMEI change that carries no new IMEI to an equipment change of unknown IMEI (the change is the signal)", () => {
     const event = onlyEvent({ externalId, monitoringType: "CHANGE_OF_IMSI_IMEI_ASSOCIATION", imeiChange: "IMEI", eventTime });
-    expect(event.type).toBe("source.unhandled");
-    expect(event.data).toEqual({ sourceType: "CHANGE_OF_IMSI_IMEI_ASSOCIATION", summary: { imeiChange: "IMEI", newImei: "not reported" } });
+    expect(event.type).toBe("device.equipment-changed");
+    expect(event.data).toEqual({ association: "IMEI" });
+    const bare = onlyEvent({ externalId, monitoringType: "CHANGE_OF_IMSI_IMEI_ASSOCIATION", eventTime });
+    expect(bare.data).toEqual({ association: "IMEI" });
   });
 
   it("records LOCATION_REPORTING as unhandled with where the device is", () => {

@@ -175,14 +175,14 @@ function roamingFact(report: Report): Fact {
 
 /**
  * TS 29.122 reports only that the IMSI-IMEI association changed (`imeiChange`: IMEI or IMEISV),
- * not the new IMEI, which the catalogue's equipment change needs. With a deployment's `pei`
- * (`imei-<15>` / `imeisv-<16>`, TS 29.571 Pei) or `imei` it is an equipment change; without,
- * the report is recorded on the device as unhandled so the signal is not lost.
+ * not the new IMEI. With a deployment's `pei` (`imei-<15>` / `imeisv-<16>`, TS 29.571 Pei) or
+ * `imei` the new IMEI is known; without, the change itself is the signal: an equipment change
+ * of unknown IMEI, which quarantines a locked device (the fold learns the IMEI reported next).
  */
 function equipmentFact(report: Report): Fact {
   const imei = imeiOf(report.pei) ?? imeiOf(report.imei);
   if (imei !== undefined) return { type: "device.equipment-changed", data: { imei } };
-  return unhandled(report, { imeiChange: report.imeiChange ?? "IMEI", newImei: "not reported" });
+  return { type: "device.equipment-changed", data: { association: report.imeiChange === "IMEISV" ? "IMEISV" : "IMEI" } };
 }
 
 function imeiOf(value: string | undefined): string | undefined {

@@ -1,0 +1,79 @@
+/**
+ * IP leases: which device held an address when. Each session with an address leaves a start
+ * item at its `since` and an end item when it closes, under the address, sorted by time, so
+ * "who held 10.46.1.22 at 09:00?" is one descending query, whatever order the facts arrived in.
+ */
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import type { Ports } from "../ports.ts";
+import type { TransactItem } from "../store/transaction.ts";
+import { byTime, type Fact } from "./fact.ts";
+import type { IdentityState, Session } from "./identity-state.ts";
+
+export const leasePartition = (tenantId: string, address: string) => `L#${tenantId}#${address}`;
+/** At one instant an end sorts before a start: the address changes hands. */
+const leaseSortKey = (at: string, edge: "start" | "end", deviceId: string) => `${at}#${edge === "end" ? "0" : "1"}${edge}#${deviceId}`;
+
+const addressesOf = (session: Session) => [session.ipv4, session.ipv6].filter((address): address is string => address !== undefined);
+
+export function leaseItem(ports: Ports, tenantId: string, deviceId: string, address: string, at: string, edge: "start" | "end", bearer: string): TransactItem {
+  return {
+    Put: {
+      TableName: ports.tables.identity,
+      Item: { pk: leasePartition(tenantId, address), sk: leaseSortKey(at, edge, deviceId), deviceId, address, at, edge, bearer },
+    },
+  };
+}
+
+/** The lease edges a visible change implies: sessions that opened start, sessions that closed (at `at`) end. */
+export function leaseChanges(ports: Ports, tenantId: string, deviceId: string, before: IdentityState, after: IdentityState, at: string): TransactItem[] {
+  const items: TransactItem[] = [];
+  const key = (session: Session, address: string) => `${address}|${session.since}`;
+  const held = (state: IdentityState) =>
+    new Map(Object.values(state.sessions).flatMap((session) => (session ? addressesOf(session).map((address) => [key(session, address), { session, address }] as const) : [])));
+  const was = held(before);
+  const is = held(after);
+  for (const [id, { session, address }] of is) if (!was.has(id)) items.push(leaseItem(ports, tenantId, deviceId, address, session.since, "start", session.bearer));
+  for (const [id, { session, address }] of was) if (!is.has(id)) items.push(leaseItem(ports, tenantId, deviceId, address, at, "end", session.bearer));
+  return items;
+}
+
+/**
+ * A session fact the fold absorbed (a later fact already closed or replaced it): when did it
+ * end? The first later fact that closes its bearer, as the fold would apply it.
+ */
+export function absorbedSessionEnd(facts: readonly Fact[], opened: Fact & { type: "sim.attached" | "bearer.switched" }): string | undefined {
+  const bearer = opened.data.bearer;
+  for (const later of facts.filter((known) => byTime(known, opened) > 0).sort(byTime)) {
+    if (later.type === "device.revoked") return later.at;
+    if (later.type === "sim.detached" && (later.data.bearer === undefined || later.data.bearer === bearer)) return later.at;
+    if (later.type === "sim.attached" && later.data.bearer === bearer) return later.at;
+    if (later.type === "bearer.switched" && (later.data.from === undefined || later.data.from === bearer || later.data.bearer === bearer)) return later.at;
+  }
+  return undefined;
+}
+
+/** The device that held `address` at `at`: the latest start not ended since. */
+export async function leaseHolder(ports: Ports, tenantId: string, address: string, at: string): Promise<string | undefined> {
+  const ended = new Set<string>();
+  let cursor: Record<string, unknown> | undefined;
+  do {
+    const page = await ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.identity,
+        KeyConditionExpression: "pk = :pk AND sk <= :until",
+        ExpressionAttributeValues: { ":pk": leasePartition(tenantId, address), ":until": `${at}#~` },
+        ScanIndexForward: false,
+        Limit: 25,
+        ExclusiveStartKey: cursor,
+      }),
+    );
+    for (const item of page.Items ?? []) {
+      const deviceId = String(item.deviceId);
+      if (item.edge === "end") ended.add(deviceId);
+      else if (!ended.has(deviceId)) return deviceId;
+      else return undefined; // the latest holder gave it up: nobody held it at `at`
+    }
+    cursor = page.LastEvaluatedKey;
+  } while (cursor);
+  return undefined;
+}

@@ -1,0 +1,65 @@
+/** Identifiers are released when a device is revoked (its history kept), and aliases follow an IMEI change. */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { standardWebhookHeaders } from "./support/webhooks.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+let sequence = 0;
+const fact = (type: string, device: Record<string, string>, data: Record<string, unknown>) => ({
+  type,
+  dedupeKey: `alias-${++sequence}`,
+  occurredAt: new Date(Date.now() - 60_000 + sequence).toISOString(),
+  device,
+  sourceType: type,
+  data,
+});
+
+async function setup() {
+  const tenant = await tenantClient(runtime);
+  const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
+  const post = async (...facts: unknown[]) => {
+    const text = JSON.stringify(facts);
+    const response = await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, text), body: text });
+    expect(response.status).toBe(202);
+    await runtime.bus.drained();
+  };
+  const device = async (id: string) => (await tenant.call("GET", `/v1/devices/${id}`)).json;
+  return { tenant, post, device };
+}
+
+describe("aliases", () => {
+  it("releases a revoked SIM's identifiers so it can be registered again; the revoked device and its history stay", async () => {
+    const { tenant, post, device } = await setup();
+    const sim = { imsi: "208018880000001", iccids: ["8944500102198304842"], msisdn: "+447700900881" };
+    const first = (await tenant.call("POST", "/v1/devices", sim)).json;
+    await post(fact("device.reachability-changed", { imsi: sim.imsi }, { reachable: true })); // resolved (and cached) to the first device
+    expect((await tenant.call("POST", `/v1/devices/${first.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+
+    const again = await tenant.call("POST", "/v1/devices", sim);
+    expect(again.status).toBe(201);
+    expect(await device(first.id)).toMatchObject({ state: "revoked", imsi: sim.imsi });
+    const history = (await tenant.call("GET", `/v1/audit?subject=${first.id}`)).json.items.map((record: { action: string }) => record.action);
+    expect(history).toEqual(["device.registered", "device.reachability-changed", "device.revoked"]);
+
+    // A report naming the SIM now reaches the device registered again, not the revoked one.
+    await post(fact("device.reachability-changed", { imsi: sim.imsi }, { reachable: false }));
+    expect((await device(again.json.id)).identity.reachable).toMatchObject({ reachable: false });
+  });
+
+  it("resolves a device by its new IMEI after an IMEI change, and no longer by the old one", async () => {
+    const { tenant, post, device } = await setup();
+    const registered = (await tenant.call("POST", "/v1/devices", { imsi: "208018880000002", imei: "490154203237518", imeiLock: false })).json;
+    await post(fact("device.equipment-changed", { imsi: "208018880000002" }, { imei: "356938035643809" }));
+    expect((await device(registered.id)).identity.imei).toBe("356938035643809");
+    await post(fact("device.reachability-changed", { imei: "356938035643809" }, { reachable: true }));
+    expect((await device(registered.id)).identity.reachable).toMatchObject({ reachable: true });
+    expect((await tenant.call("GET", "/v1/dead-letters")).json.items).toEqual([]);
+    // The old equipment can be registered to another device now.
+    expect((await tenant.call("POST", "/v1/devices", { imsi: "208018880000003", imei: "490154203237518" })).status).toBe(201);
+  });
+});

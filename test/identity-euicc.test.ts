@@ -1,0 +1,70 @@
+/**
+ * eUICC notifications end to end: an eim source configured with its GSMA CI trust anchor
+ * applies genuine notifications, and refuses (problem+json, audited as ingest.refused) a
+ * tampered one, which changes nothing.
+ */
+import * as asn1js from "asn1js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestPki, signedOtherNotification } from "../packages/core/src/ingest/adapters/eim-pki.test-support.ts";
+import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+const eid = "89049032123451234512345678901235";
+const iccid = "8944500102198304826";
+const pki = createTestPki();
+const euicc = pki.euicc(eid);
+
+async function setup() {
+  const tenant = await tenantClient(runtime);
+  const created = await tenant.call("POST", "/v1/sources", { name: "eIM", format: "eim", credentials: { trustAnchors: [pki.ci.pem] } });
+  expect(created.status).toBe(201);
+  const { source, credentials } = created.json;
+  const post = async (notification: Uint8Array) => {
+    const response = await runtime.app.request(source.ingestPath, {
+      method: "POST",
+      headers: { authorization: `Bearer ${credentials.bearerToken}`, "content-type": "application/json" },
+      body: JSON.stringify({ pendingNotification: Buffer.from(notification).toString("base64") }),
+    });
+    await runtime.bus.drained();
+    return { status: response.status, type: response.headers.get("content-type"), json: (await response.json()) as any };
+  };
+  const device = (await tenant.call("POST", "/v1/devices", { eid, iccids: [iccid] })).json;
+  return { tenant, source, post, device };
+}
+
+describe("eUICC notifications are verified against the source's trust anchors", () => {
+  it("applies genuine notifications and refuses a tampered one with problem+json, recorded as refused", async () => {
+    const { tenant, post, device } = await setup();
+    expect((await post(signedOtherNotification(1, "enable", iccid, euicc, pki.eum))).status).toBe(202);
+    expect((await post(signedOtherNotification(2, "delete", iccid, euicc, pki.eum))).status).toBe(202);
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.profiles[iccid].state).toBe("deleted");
+
+    // The issue's replay: seqNumber 2 rewritten to 9 after signing, the operation to enable.
+    const genuine = signedOtherNotification(2, "delete", iccid, euicc, pki.eum);
+    const forged = signedOtherNotification(9, "enable", iccid, euicc, pki.eum);
+    const [forgedMetadata] = (asn1js.fromBER(forged).result as asn1js.Sequence).valueBlock.value;
+    const [, ...signatureAndCertificates] = (asn1js.fromBER(genuine).result as asn1js.Sequence).valueBlock.value;
+    const tampered = new Uint8Array(new asn1js.Sequence({ value: [forgedMetadata!, ...signatureAndCertificates] }).toBER());
+    const refused = await post(tampered);
+    expect(refused.status).toBe(400);
+    expect(refused.type).toContain("application/problem+json");
+    expect(refused.json).toMatchObject({ type: "urn:simroot:problem:ingest.unverified" });
+    expect(JSON.stringify(refused.json)).toContain("signature does not verify");
+
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.profiles[iccid].state).toBe("deleted");
+    const audit = (await tenant.call("GET", "/v1/audit?limit=100")).json.items;
+    expect(audit.map((record: { action: string }) => record.action)).toContain("ingest.refused");
+  });
+
+  it("refuses trust anchors that are not PEM certificates when the source is created", async () => {
+    const tenant = await tenantClient(runtime);
+    const created = await tenant.call("POST", "/v1/sources", { name: "eIM", format: "eim", credentials: { trustAnchors: ["not a certificate"] } });
+    expect(created.status).toBe(400);
+    expect(created.json.type).toBe("urn:simroot:problem:source.trust_anchors_invalid");
+  });
+});

@@ -1,0 +1,64 @@
+/**
+ * Sources, their credentials and tenants change through the ledger: each change is an audit
+ * record (without secrets), and a rotation stops the old credentials at once on the instance
+ * that rotated them.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTenantWithAdminKey } from "@simroot/core";
+import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { standardWebhookHeaders } from "./support/webhooks.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+const body = JSON.stringify([
+  { type: "device.reachability-changed", dedupeKey: "r1", occurredAt: "2026-11-22T06:00:00Z", device: { imsi: "208019990000001" }, sourceType: "x", data: { reachable: true } },
+]);
+
+describe("sources and tenants through the ledger", () => {
+  it("audits a source's creation and every rotation of its credentials, never the secrets", async () => {
+    const tenant = await tenantClient(runtime);
+    const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
+    const rotated = (await tenant.call("POST", `/v1/sources/${source.id}/rotate`, {})).json;
+    expect(rotated.credentials.webhookSecret).not.toBe(credentials.webhookSecret);
+    const audit = (await tenant.call("GET", `/v1/audit?subject=${source.id}`)).json.items;
+    expect(audit.map((record: { action: string }) => record.action)).toEqual(["source.created", "source.credentials-rotated"]);
+    const text = JSON.stringify(audit);
+    expect(text).not.toContain(credentials.webhookSecret);
+    expect(text).not.toContain(rotated.credentials.webhookSecret);
+    expect((await tenant.call("GET", "/v1/audit/verify")).json).toMatchObject({ valid: true });
+  });
+
+  it("stops the old credentials at once on the instance that rotated them, even when they were just used", async () => {
+    const tenant = await tenantClient(runtime);
+    const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
+    const post = (secret: string) => runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(secret, body), body });
+    expect((await post(credentials.webhookSecret)).status).toBe(202); // now cached on this instance
+    const rotated = (await tenant.call("POST", `/v1/sources/${source.id}/rotate`, {})).json;
+    expect((await post(credentials.webhookSecret)).status).toBe(401);
+    expect((await post(rotated.credentials.webhookSecret)).status).toBe(202);
+    await runtime.bus.drained();
+  });
+
+  it("keeps an eim source's trust anchors across a rotation that gives none", async () => {
+    const tenant = await tenantClient(runtime);
+    const { createTestPki } = await import("../packages/core/src/ingest/adapters/eim-pki.test-support.ts");
+    const anchor = createTestPki().ci.pem;
+    const { source } = (await tenant.call("POST", "/v1/sources", { name: "eIM", format: "eim", credentials: { trustAnchors: [anchor] } })).json;
+    const rotated = (await tenant.call("POST", `/v1/sources/${source.id}/rotate`, {})).json;
+    expect(rotated.credentials.trustAnchors).toEqual([anchor]);
+  });
+
+  it("audits a tenant's creation as the first record of its own trail, naming who created it", async () => {
+    const platform = await createTenantWithAdminKey(runtime.ports, "platform", { pk: `bootstrap-${Date.now()}`, sk: "bootstrap" });
+    const created = await call(runtime, platform.token, "POST", "/v1/tenants", { name: "customer" });
+    expect(created.status).toBe(201);
+    const audit = (await call(runtime, created.json.token, "GET", "/v1/audit")).json.items;
+    expect(audit[0]).toMatchObject({ action: "tenant.created", seq: 1 });
+    expect(audit[0].actor).toContain(platform.tenant.id);
+    expect((await call(runtime, platform.token, "GET", "/v1/audit")).json.items[0]).toMatchObject({ action: "tenant.created", actor: "system:bootstrap" });
+  });
+});
