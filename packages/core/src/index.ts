@@ -60,5 +60,7 @@ export * from "./feed/signer.ts";
 export * from "./feed/kms-signer.ts";
 export * from "./feed/feed.ts";
 export * from "./feed/scope.ts";
-export { headVersion } from "./feed/watch.ts";
+export { headVersion, publishCommits } from "./feed/watch.ts";
 export * from "./feed/flows.ts";
+export * from "./feed/notifier.ts";
+export * from "./feed/iot-notifier.ts";

@@ -4,6 +4,8 @@ import type { Ports } from "./ports.ts";
 import { documentClient } from "./store/dynamo.ts";
 
 import { createLedger } from "./ledger/ledger.ts";
+import { iotDataClient, iotFeedNotifier } from "./feed/iot-notifier.ts";
+import { publishCommits } from "./feed/watch.ts";
 
 let provided: Ports | undefined;
 
@@ -13,7 +15,13 @@ let provided: Ports | undefined;
  * the very same handler modules (DynamoDB Local, the durable local bus).
  */
 export function runtimePorts(): Ports {
-  provided ??= portsFor(documentClient(dynamoSettings()), tableNames(), eventBridgePublisher(busName()));
+  if (!provided) {
+    const ports = portsFor(documentClient(dynamoSettings()), tableNames(), eventBridgePublisher(busName()));
+    // The feed's push channel: AWS IoT Core's data endpoint (`aws iot describe-endpoint --endpoint-type iot:Data-ATS`).
+    const iotEndpoint = process.env.SIMROOT_IOT_DATA_ENDPOINT;
+    provided = iotEndpoint ? { ...ports, feedNotifier: iotFeedNotifier(iotDataClient(iotEndpoint)) } : ports;
+    publishCommits(provided);
+  }
   return provided;
 }
 

@@ -6,9 +6,11 @@
 import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { createApp } from "@simroot/api";
-import { documentClient, ensureTables, fileSigner, memorySigner, portsFor, providePorts, storeHealth, tableNames } from "@simroot/core";
+import { documentClient, ensureTables, fileSigner, memorySigner, portsFor, providePorts, publishCommits, storeHealth, tableNames } from "@simroot/core";
 import { LocalBus, type RetrySettings } from "./bus/local-bus.ts";
 import { startDynamoLocal, type DynamoLocal } from "./dynamodb-local.ts";
+import { startFeedHub } from "./feed-hub.ts";
+import { hubFeedNotifier } from "./feed-hub-notifier.ts";
 import { loadRuleTargets } from "./targets.ts";
 
 export interface LocalRuntimeOptions {
@@ -24,6 +26,11 @@ export interface LocalRuntimeOptions {
   readonly hostname?: string;
   readonly retry?: Partial<RetrySettings>;
   readonly logRequests?: boolean;
+  /**
+   * The feed's push channel (the laptop's IoT Core): the hub of another instance to share, or
+   * omit to start one (its URL is `feedHubUrl` on the runtime).
+   */
+  readonly feedHubUrl?: string;
 }
 
 export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
@@ -52,7 +59,17 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       retry: options.retry,
     });
     stops.push(() => bus.close());
-    const ports = portsFor(db, tables, bus);
+    let feedHubUrl = options.feedHubUrl;
+    if (!feedHubUrl) {
+      // Loopback only: the hub authenticates nobody (IoT Core authorizes each PEP per tenant topic).
+      const hub = await startFeedHub();
+      stops.push(() => hub.close());
+      feedHubUrl = hub.url;
+    }
+    const feedNotifier = hubFeedNotifier(feedHubUrl);
+    stops.push(async () => feedNotifier.destroy());
+    const ports = { ...portsFor(db, tables, bus), feedNotifier };
+    publishCommits(ports);
     providePorts(ports);
 
     // The feed's signing key: a file under the data folder, or one in memory for a run that keeps nothing.
@@ -73,7 +90,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       const address = server.address();
       url = `http://${options.hostname ?? "127.0.0.1"}:${typeof address === "object" && address ? address.port : options.port}`;
     }
-    return { app, bus, ports, endpoint, url, stop };
+    return { app, bus, ports, endpoint, url, feedHubUrl, stop };
   } catch (error) {
     await stop();
     throw error;
