@@ -32,6 +32,7 @@ export function problemResponse(c: Context, error: unknown): Response {
   return c.body(JSON.stringify(body), status as 400, {
     "content-type": "application/problem+json",
     ...(status === 401 ? { "www-authenticate": 'Bearer realm="simroot"' } : {}),
+    ...(typeof known.detail.retryAfter === "number" ? { "retry-after": String(known.detail.retryAfter) } : {}),
   });
 }
 

@@ -64,3 +64,4 @@ export { headVersion, publishCommits } from "./feed/watch.ts";
 export * from "./feed/flows.ts";
 export * from "./feed/notifier.ts";
 export * from "./feed/iot-notifier.ts";
+export * from "./ingest/backlog.ts";

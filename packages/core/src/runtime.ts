@@ -1,4 +1,6 @@
-import { busName, dynamoSettings, tableNames } from "./config.ts";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { applierQueueUrl, busName, dynamoSettings, iotDataEndpoint, tableNames } from "./config.ts";
+import { sqsBacklog } from "./ingest/backlog.ts";
 import { eventBridgePublisher } from "./event/eventbridge-publisher.ts";
 import type { Ports } from "./ports.ts";
 import { documentClient } from "./store/dynamo.ts";
@@ -18,8 +20,13 @@ export function runtimePorts(): Ports {
   if (!provided) {
     const ports = portsFor(documentClient(dynamoSettings()), tableNames(), eventBridgePublisher(busName()));
     // The feed's push channel: AWS IoT Core's data endpoint (`aws iot describe-endpoint --endpoint-type iot:Data-ATS`).
-    const iotEndpoint = process.env.SIMROOT_IOT_DATA_ENDPOINT;
-    provided = iotEndpoint ? { ...ports, feedNotifier: iotFeedNotifier(iotDataClient(iotEndpoint)) } : ports;
+    const iotEndpoint = iotDataEndpoint();
+    const queueUrl = applierQueueUrl();
+    provided = {
+      ...ports,
+      ...(iotEndpoint ? { feedNotifier: iotFeedNotifier(iotDataClient(iotEndpoint)) } : {}),
+      ...(queueUrl ? { backlog: sqsBacklog(new SQSClient({}), queueUrl) } : {}),
+    };
     publishCommits(provided);
   }
   return provided;

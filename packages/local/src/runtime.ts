@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { createApp } from "@simroot/api";
-import { documentClient, ensureTables, fileSigner, memorySigner, portsFor, providePorts, publishCommits, storeHealth, tableNames } from "@simroot/core";
+import { documentClient, ensureTables, ingestMaxBacklog, fileSigner, memorySigner, portsFor, providePorts, publishCommits, storeHealth, tableNames } from "@simroot/core";
 import { LocalBus, type RetrySettings } from "./bus/local-bus.ts";
 import { startDynamoLocal, type DynamoLocal } from "./dynamodb-local.ts";
 import { startFeedHub } from "./feed-hub.ts";
@@ -31,6 +31,10 @@ export interface LocalRuntimeOptions {
    * omit to start one (its URL is `feedHubUrl` on the runtime).
    */
   readonly feedHubUrl?: string;
+  /** Ingestion answers 503 past this many pending bus deliveries (default `SIMROOT_INGEST_MAX_BACKLOG`, 10,000). */
+  readonly maxBacklog?: number;
+  /** Handler invocations in flight at once (the bus's default otherwise). */
+  readonly concurrency?: number;
 }
 
 export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
@@ -57,6 +61,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       directory: options.dataDir ? join(options.dataDir, "bus") : undefined,
       targets: await loadRuleTargets(),
       retry: options.retry,
+      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
     });
     stops.push(() => bus.close());
     let feedHubUrl = options.feedHubUrl;
@@ -68,7 +73,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     }
     const feedNotifier = hubFeedNotifier(feedHubUrl);
     stops.push(async () => feedNotifier.destroy());
-    const ports = { ...portsFor(db, tables, bus), feedNotifier };
+    const backlog = { pending: async () => bus.status().pending, bound: options.maxBacklog ?? ingestMaxBacklog() };
+    const ports = { ...portsFor(db, tables, bus), feedNotifier, backlog };
     publishCommits(ports);
     providePorts(ports);
 

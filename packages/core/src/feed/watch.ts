@@ -9,6 +9,7 @@
  * process's latest commits are kept, so the herd woken by a commit is answered without a read.
  */
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { feedHeadPollMs } from "../config.ts";
 import { headKey, type CommitNotice } from "../ledger/ledger.ts";
 import type { Ports } from "../ports.ts";
 import type { FeedEntry } from "./wire.ts";
@@ -17,7 +18,7 @@ const headPollMs = 500;
 /** With a push channel the head poll is only the fallback for lost notices. */
 const fallbackHeadPollMs = 5_000;
 /** `SIMROOT_FEED_HEAD_POLL_MS` overrides either (tests prove wake-ups come from the channel alone). */
-const headPollOverride = Number(process.env.SIMROOT_FEED_HEAD_POLL_MS) || undefined;
+const headPollOverride = feedHeadPollMs();
 /** A subscribed tenant nobody waits on stays subscribed this long (PEPs re-poll right after each answer). */
 const lingerMs = 30_000;
 /** Tenants whose seen head and latest commits are remembered (least recently changed forgotten first). */

@@ -7,6 +7,7 @@ import { SimrootError, type FieldIssue } from "../error.ts";
 import type { Ports } from "../ports.ts";
 import type { Bearer, NormalizedEvent } from "../catalogue/catalogue.ts";
 import type { Adapter, IngestFormat, IngestRequest } from "./adapter.ts";
+import { admitIngest } from "./backlog.ts";
 import { ingestedEvent } from "./ingested.ts";
 import { sourceForIngest } from "./source.ts";
 
@@ -48,6 +49,7 @@ export async function ingest(
       issues: rejected.flatMap((item) => item.errors.map((issue) => ({ path: `${item.index}.${issue.path}`, message: issue.message }))),
     });
   }
+  await admitIngest(ports, events.length);
   await ports.publisher.publish(events);
   return { sourceId: source.id, accepted, rejected };
 }
