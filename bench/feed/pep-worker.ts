@@ -4,18 +4,21 @@
  * each revocation it is told to watch, when every one of its PEPs first denies that device.
  *   mode "long-poll": simroot's feed (long poll, answered as a change commits)
  *   mode "interval":  the same feed polled every `intervalMs` without waiting (a periodic-sync baseline)
+ *   mode "push":      no long poll: short polls when the feed hub (the laptop's IoT Core) says the head moved
  */
 import { createPublicKey } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { FeedSync, nodeGet, PepEngine, PepState, type FeedGet } from "@simroot/pep";
+import { FeedSync, hubTrigger, nodeGet, PepEngine, PepState, type FeedGet } from "@simroot/pep";
 
 interface Setup {
   url: string;
   apiKey: string;
   publicKeyPem: string;
   clients: number;
-  mode: "long-poll" | "interval";
+  mode: "long-poll" | "interval" | "push";
   intervalMs: number;
+  /** The feed hub, for mode "push". */
+  hubUrl?: string;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -44,6 +47,7 @@ process.once("message", async (setup: Setup) => {
       await sleep(wait, undefined, { signal: request.signal }).catch(() => {});
       return transport(request);
     };
+    const trigger = setup.mode === "push" ? hubTrigger(setup.hubUrl!) : undefined;
     const sync = new FeedSync({
       url: setup.url,
       apiKey: setup.apiKey,
@@ -51,8 +55,9 @@ process.once("message", async (setup: Setup) => {
       state,
       waitSeconds: setup.mode === "long-poll" ? 25 : 0,
       limit: 5000,
-      transport: setup.mode === "long-poll" ? transport : onTick,
+      transport: setup.mode === "interval" ? onTick : transport,
       onChange: check,
+      ...(trigger ? { trigger } : {}),
     });
     return { sync, state, check };
   });

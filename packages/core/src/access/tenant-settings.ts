@@ -1,6 +1,7 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import type { Ports } from "../ports.ts";
+import { Lru } from "../store/lru.ts";
 
 export const tenantSettingsSchema = z
   .object({
@@ -19,7 +20,8 @@ export const defaultTenantSettings: TenantSettings = tenantSettingsSchema.parse(
 
 export const tenantItemKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "tenant" });
 
-const cache = new Map<string, { settings: TenantSettings; until: number }>();
+/** Per process: at most this many tenants, each at most `cacheMs` old (another instance's change shows within 5 s). */
+const cache = new Lru<string, { settings: TenantSettings; until: number }>(10_000);
 const cacheMs = 5_000;
 
 /** A tenant's settings, cached for a few seconds: they change rarely and are read for every event. */
