@@ -4,6 +4,9 @@
  * minute here, so a long poll woken within seconds was woken by the channel alone.
  */
 import { createPublicKey, randomBytes } from "node:crypto";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { hubTrigger, PepEngine, PepState, FeedSync } from "@simroot/pep";
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
 import type { FeedResponse } from "@simroot/core";
@@ -17,8 +20,10 @@ let local: TestRuntime;
 beforeAll(async () => {
   const tablePrefix = `inst${randomBytes(4).toString("hex")}-`;
   const dynamoEndpoint = inject("dynamoEndpoint");
-  a = await startInstance({ dynamoEndpoint, tablePrefix }, noHeadPoll);
-  b = await startInstance({ dynamoEndpoint, tablePrefix, feedHubUrl: a.feedHubUrl }, noHeadPoll);
+  // One signing key for the deployment (KMS in AWS): a PEP may poll any instance.
+  const feedSigningKeyPath = join(await mkdtemp(join(tmpdir(), "simroot-instances-")), "feed-signing-key.pem");
+  a = await startInstance({ dynamoEndpoint, tablePrefix, feedSigningKeyPath }, noHeadPoll);
+  b = await startInstance({ dynamoEndpoint, tablePrefix, feedSigningKeyPath, feedHubUrl: a.feedHubUrl }, noHeadPoll);
   local = await startTestRuntime({ tablePrefix, feedHubUrl: a.feedHubUrl });
 }, 60_000);
 afterAll(async () => {
@@ -63,7 +68,7 @@ describe("a PEP on the push channel", () => {
   it("learns a revocation committed on instance A by a short poll of instance B, holding no long poll", async () => {
     const admin = await tenantClient(local, "pushed");
     const pep = (await http(a.url, admin.token, "POST", "/v1/keys", { name: "edge", role: "pep" })).json.token as string;
-    const publicKey = createPublicKey((await http(b.url, pep, "GET", "/v1/feed/keys")).json.keys[0].publicKeyPem);
+    const publicKey = createPublicKey((await http(a.url, pep, "GET", "/v1/feed/keys")).json.keys[0].publicKeyPem);
     const device = (await http(a.url, admin.token, "POST", "/v1/devices", { imsi: "208010000009001" })).json;
     const state = new PepState();
     const engine = new PepEngine(state);

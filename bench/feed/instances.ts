@@ -6,6 +6,9 @@
  *   push, long polls: A publishes the commit on the hub, B and C wake their long polls at once
  *   push, AWS shape:  the PEPs hold no long poll; told by the hub, they poll B or C briefly
  */
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { startInstance, type Instance } from "../../test/support/instances.ts";
 import { measureRevocation, type RevocationOptions } from "./revocation.ts";
 
@@ -27,7 +30,8 @@ async function keys(url: string, adminToken: string) {
 }
 
 export async function measureInstances(setup: InstancesSetup) {
-  const start = { dynamoEndpoint: setup.endpoint, tablePrefix: "simroot-" };
+  const keyDir = await mkdtemp(join(tmpdir(), "simroot-bench-instances-"));
+  const start = { dynamoEndpoint: setup.endpoint, tablePrefix: "simroot-", feedSigningKeyPath: join(keyDir, "feed-signing-key.pem") };
   const modes: { name: string; shared: boolean; mode: RevocationOptions["mode"] }[] = [
     { name: "baseline: today (B, C poll the head every 500 ms)", shared: false, mode: "long-poll" },
     { name: "push channel, PEPs long-poll B and C", shared: true, mode: "long-poll" },

@@ -12,6 +12,8 @@ interface Start {
   readonly dynamoEndpoint: string;
   readonly tablePrefix: string;
   readonly feedHubUrl?: string;
+  /** The deployment's feed signing key (one key for all instances, as KMS is in AWS). */
+  readonly feedSigningKeyPath?: string;
 }
 
 process.once("message", async (start: Start) => {
@@ -22,6 +24,7 @@ process.once("message", async (start: Start) => {
     logRequests: false,
     retry: { baseDelayMs: 5, maxDelayMs: 50, maxAttempts: 4 },
     ...(start.feedHubUrl ? { feedHubUrl: start.feedHubUrl } : {}),
+    ...(start.feedSigningKeyPath ? { feedSigningKeyPath: start.feedSigningKeyPath } : {}),
   });
   const stop = async () => {
     await runtime.stop();

@@ -12,7 +12,7 @@ export interface Instance {
   stop(): Promise<void>;
 }
 
-export function startInstance(start: { dynamoEndpoint: string; tablePrefix: string; feedHubUrl?: string }, env: Record<string, string> = {}): Promise<Instance> {
+export function startInstance(start: { dynamoEndpoint: string; tablePrefix: string; feedHubUrl?: string; feedSigningKeyPath?: string }, env: Record<string, string> = {}): Promise<Instance> {
   const child = fork(join(import.meta.dirname, "instance-process.ts"), { stdio: ["ignore", "inherit", "inherit", "ipc"], env: { ...process.env, ...env } });
   child.send(start);
   return new Promise((resolve, reject) => {

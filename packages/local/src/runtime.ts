@@ -33,6 +33,8 @@ export interface LocalRuntimeOptions {
   readonly feedHubUrl?: string;
   /** Ingestion answers 503 past this many pending bus deliveries (default `SIMROOT_INGEST_MAX_BACKLOG`, 10,000). */
   readonly maxBacklog?: number;
+  /** The feed's signing key file (created if missing): instances of one deployment sign with one key. Default: under `dataDir`, else in memory. */
+  readonly feedSigningKeyPath?: string;
   /** Handler invocations in flight at once (the bus's default otherwise). */
   readonly concurrency?: number;
 }
@@ -79,7 +81,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     providePorts(ports);
 
     // The feed's signing key: a file under the data folder, or one in memory for a run that keeps nothing.
-    const signer = options.dataDir ? await fileSigner(join(options.dataDir, "feed-signing-key.pem")) : memorySigner();
+    const keyPath = options.feedSigningKeyPath ?? (options.dataDir ? join(options.dataDir, "feed-signing-key.pem") : undefined);
+    const signer = keyPath ? await fileSigner(keyPath) : memorySigner();
     const app = createApp({
       ports: () => ports,
       feedSigner: async () => signer,
