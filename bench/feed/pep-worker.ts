@@ -4,10 +4,11 @@
  * each revocation it is told to watch, when every one of its PEPs first denies that device.
  *   mode "long-poll": simroot's feed (long poll, answered as a change commits)
  *   mode "interval":  the same feed polled every `intervalMs` without waiting (a periodic-sync baseline)
+ *   mode "push":      no long poll: short polls when the feed hub (the laptop's IoT Core) says the head moved
  */
 import { createPublicKey } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { FeedSync, nodeGet, PepEngine, PepState, type FeedGet } from "@simroot/pep";
+import { FeedSync, hubTrigger, nodeGet, PepEngine, PepState, type FeedGet } from "@simroot/pep";
 
 interface Setup {
   url: string;
@@ -15,8 +16,10 @@ interface Setup {
   tenantId: string;
   publicKeyPem: string;
   clients: number;
-  mode: "long-poll" | "interval";
+  mode: "long-poll" | "interval" | "push";
   intervalMs: number;
+  /** The feed hub, for mode "push". */
+  hubUrl?: string;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -45,6 +48,7 @@ process.once("message", async (setup: Setup) => {
       await sleep(wait, undefined, { signal: request.signal }).catch(() => {});
       return transport(request);
     };
+    const trigger = setup.mode === "push" ? hubTrigger(setup.hubUrl!) : undefined;
     const sync = new FeedSync({
       url: setup.url,
       apiKey: setup.apiKey,
@@ -52,8 +56,9 @@ process.once("message", async (setup: Setup) => {
       state,
       waitSeconds: setup.mode === "long-poll" ? 25 : 0,
       limit: 5000,
-      transport: setup.mode === "long-poll" ? transport : onTick,
+      transport: setup.mode === "interval" ? onTick : transport,
       onChange: check,
+      ...(trigger ? { trigger } : {}),
     });
     return { sync, state, check };
   });

@@ -13,15 +13,20 @@ export interface RevocationSetup {
   readonly tenantId: string;
   readonly publicKeyPem: string;
   readonly deviceIds: readonly string[];
+  /** The instances the PEPs poll, round robin by worker (default `url`, where revocations are made). */
+  readonly pepUrls?: readonly string[];
+  /** The feed hub, for mode "push". */
+  readonly hubUrl?: string;
 }
 
 const now = () => performance.timeOrigin + performance.now();
 
-function startWorkers(setup: RevocationSetup, workers: number, perWorker: number, mode: "long-poll" | "interval", intervalMs: number) {
+function startWorkers(setup: RevocationSetup, workers: number, perWorker: number, mode: RevocationOptions["mode"], intervalMs: number) {
   return Promise.all(
-    Array.from({ length: workers }, () => {
+    Array.from({ length: workers }, (_, index) => {
       const child = fork(join(import.meta.dirname, "pep-worker.ts"), { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-      child.send({ url: setup.url, apiKey: setup.pepToken, tenantId: setup.tenantId, publicKeyPem: setup.publicKeyPem, clients: perWorker, mode, intervalMs });
+      const url = setup.pepUrls?.[index % setup.pepUrls.length] ?? setup.url;
+      child.send({ url, hubUrl: setup.hubUrl, apiKey: setup.pepToken, tenantId: setup.tenantId, publicKeyPem: setup.publicKeyPem, clients: perWorker, mode, intervalMs });
       return new Promise<ChildProcess>((resolve, reject) => {
         child.once("message", (message: { ready?: boolean }) => (message.ready ? resolve(child) : reject(new Error("a worker could not sync"))));
         child.once("exit", (code) => reject(new Error(`a worker exited (${code})`)));
@@ -39,7 +44,7 @@ export interface RevocationOptions {
   readonly rounds: number;
   /** Revocations before those, not counted: the PEPs' code paths warm up (a daemon runs for months). */
   readonly warmup: number;
-  readonly mode: "long-poll" | "interval";
+  readonly mode: "long-poll" | "interval" | "push";
   readonly intervalMs: number;
 }
 

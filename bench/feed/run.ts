@@ -1,6 +1,6 @@
 /**
  * bench/feed: what the policy feed costs, each figure beside its baseline in the same run.
- *   npm run bench:feed    (PARTS=revocation,sizes SIZES=10000,100000 WORKERS=10 PER_WORKER=100 ROUNDS=10 WARMUP=5 INTERVAL_MS=5000)
+ *   npm run bench:feed    (PARTS=revocation,instances,cost,sizes SIZES=10000,100000 WORKERS=10 PER_WORKER=100 ROUNDS=10 WARMUP=5 INTERVAL_MS=5000)
  */
 import { fork } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -11,17 +11,19 @@ import { startLocalRuntime } from "@simroot/local/runtime";
 import { measureBytes } from "./bytes.ts";
 import { seedFleet } from "./fleet.ts";
 import { measureRevocation } from "./revocation.ts";
+import { measureInstances } from "./instances.ts";
+import { idlePepCost, perChangeCost } from "./cost-model.ts";
 
 const sizes = (process.env.SIZES ?? "10000,100000").split(",").filter(Boolean).map(Number);
 const workers = Number(process.env.WORKERS ?? 10);
 const perWorker = Number(process.env.PER_WORKER ?? 100);
 const rounds = Number(process.env.ROUNDS ?? 10);
 const warmup = Number(process.env.WARMUP ?? 5);
-const parts = new Set((process.env.PARTS ?? "revocation,sizes").split(","));
+const parts = new Set((process.env.PARTS ?? "revocation,instances,cost,sizes").split(","));
 const intervalMs = Number(process.env.INTERVAL_MS ?? 5000);
 
 const dataDir = await mkdtemp(join(tmpdir(), "simroot-bench-feed-"));
-const runtime = await startLocalRuntime({ dataDir, port: 0 });
+const runtime = await startLocalRuntime({ dataDir, port: 0, ...(process.env.DYNAMODB_ENDPOINT ? { dynamoEndpoint: process.env.DYNAMODB_ENDPOINT } : {}) });
 const url = runtime.url!;
 const api = async (token: string, path: string, init: RequestInit = {}) => {
   const response = await fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" } });
@@ -32,6 +34,8 @@ const api = async (token: string, path: string, init: RequestInit = {}) => {
 try {
   // 1. revocation to enforcement, on the embedded default (DynamoDB Local on disk, the durable bus)
   if (parts.has("revocation")) await revocation();
+  if (parts.has("instances")) await instances();
+  if (parts.has("cost")) cost();
   if (parts.has("sizes")) await perSize();
   console.log("\n3. decisions per second of the PEP engine: npm run bench:decisions");
 } finally {
@@ -55,6 +59,30 @@ async function revocation() {
     [`baseline: same feed polled every ${intervalMs / 1000} s`]: { PEPs: interval.peps, samples: interval.samples, p50: +interval.p50.toFixed(1), p99: +interval.p99.toFixed(1), max: +interval.max.toFixed(1) },
   });
   console.log("target: p99 <= 250 ms");
+}
+
+// 1b. revocation committed on instance A, PEPs following instances B and C (separate processes)
+async function instances() {
+  const { tenant, token: adminToken } = await createTenantWithAdminKey(runtime.ports, "instances");
+  const devices = await seedFleet(runtime.ports, tenant.id, 1000);
+  const figures = await measureInstances({ endpoint: runtime.endpoint, adminToken, deviceIds: devices.map((device) => device.id), workers, perWorker, rounds, warmup });
+  console.log("\n1b. revocation committed on instance A -> every PEP following instance B or C denies the device (ms)\n");
+  console.table(figures);
+  console.log("target: p99 <= 250 ms locally; no PEP holds a long poll in the push mode (the AWS shape)");
+}
+
+function cost() {
+  const model = idlePepCost();
+  const usd = (value: number) => `$${value.toFixed(4)}`;
+  console.log("\n5. modelled AWS cost of one idle PEP per month (us-east-1 list prices, 1 GB Lambda; see docs/feed-distribution.md)\n");
+  console.table({
+    ...Object.fromEntries(Object.entries(model.today).map(([line, value]) => [`today: ${line}`, { "USD / month": usd(value) }])),
+    "today: total (long poll, 25 s wait)": { "USD / month": usd(model.todayTotal) },
+    ...Object.fromEntries(Object.entries(model.push).map(([line, value]) => [`push: ${line}`, { "USD / month": usd(value) }])),
+    "push: total (IoT Core MQTT + a 304 poll every 20 s)": { "USD / month": usd(model.pushTotal) },
+  });
+  console.log(`ratio today / push: ${(model.todayTotal / model.pushTotal).toFixed(0)}x; each change then costs ${usd(perChangeCost() * 1000)} per 1,000 PEPs`);
+  console.log("target: at most $1 per idle PEP per month");
 }
 
 // 2. bytes per change, and 4. PEP memory, per tenant size

@@ -35,7 +35,9 @@ export function problemResponse(c: Context, error: unknown): Response {
   return c.body(JSON.stringify(body), status as 400, {
     "content-type": "application/problem+json",
     ...(status === 401 ? { "www-authenticate": 'Bearer realm="simroot"' } : {}),
-    ...(status === 503 ? { "retry-after": String(known.detail.retryAfterSeconds ?? timeouts.retryAfterSeconds) } : {}),
+    ...(status === 503 || typeof known.detail.retryAfter === "number"
+      ? { "retry-after": String(typeof known.detail.retryAfter === "number" ? known.detail.retryAfter : (known.detail.retryAfterSeconds ?? timeouts.retryAfterSeconds)) }
+      : {}),
   });
 }
 

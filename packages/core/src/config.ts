@@ -38,6 +38,18 @@ export const busName = (): string => env("SIMROOT_BUS_NAME") ?? "simroot";
 /** The KMS key (ECC_NIST_EDWARDS25519) that signs the feed in AWS. */
 export const feedKmsKeyId = (): string | undefined => env("SIMROOT_FEED_KMS_KEY_ID");
 
+/** AWS IoT Core's data endpoint (`iot:Data-ATS`), the feed's push channel in AWS; unset: no push channel. */
+export const iotDataEndpoint = (): string | undefined => env("SIMROOT_IOT_DATA_ENDPOINT");
+
+/** Overrides how often an instance reads a watched tenant's head (500 ms without a push channel, 5 s with one). */
+export const feedHeadPollMs = (): number | undefined => Number(env("SIMROOT_FEED_HEAD_POLL_MS")) || undefined;
+
+/** The applier's queue in AWS, whose depth bounds ingestion (see ingest/backlog.ts); unset: unbounded. */
+export const applierQueueUrl = (): string | undefined => env("SIMROOT_APPLIER_QUEUE_URL");
+
+/** Ingestion answers 503 once this many deliveries wait for the applier. */
+export const ingestMaxBacklog = (): number => Number(env("SIMROOT_INGEST_MAX_BACKLOG")) || 10_000;
+
 export interface LocalSettings {
   readonly port: number;
   readonly host: string;

@@ -1,6 +1,8 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "./config.ts";
 import type { Publisher } from "./event/event.ts";
+import type { FeedNotifier } from "./feed/notifier.ts";
+import type { Backlog } from "./ingest/backlog.ts";
 import type { Ledger } from "./ledger/ledger.ts";
 
 /** Everything a verb may touch outside itself. Adapters provide them; tests pass real ones. */
@@ -11,4 +13,8 @@ export interface Ports {
   /** The one path by which state changes commit (with their audit records and feed entries). */
   readonly ledger: Ledger;
   readonly now: () => Date;
+  /** The feed's push channel (AWS IoT Core, the local feed hub); without it, instances learn of others' commits by polling the head. */
+  readonly feedNotifier?: FeedNotifier;
+  /** What waits for the applier; ingestion refuses work past its bound. Without it, ingestion is unbounded. */
+  readonly backlog?: Backlog;
 }

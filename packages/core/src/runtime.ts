@@ -1,9 +1,13 @@
-import { busName, dynamoSettings, tableNames } from "./config.ts";
+import { SQSClient } from "@aws-sdk/client-sqs";
+import { applierQueueUrl, busName, dynamoSettings, iotDataEndpoint, tableNames } from "./config.ts";
+import { sqsBacklog } from "./ingest/backlog.ts";
 import { eventBridgePublisher } from "./event/eventbridge-publisher.ts";
 import type { Ports } from "./ports.ts";
 import { documentClient } from "./store/dynamo.ts";
 
 import { createLedger } from "./ledger/ledger.ts";
+import { iotDataClient, iotFeedNotifier } from "./feed/iot-notifier.ts";
+import { publishCommits } from "./feed/watch.ts";
 
 let provided: Ports | undefined;
 
@@ -13,7 +17,18 @@ let provided: Ports | undefined;
  * the very same handler modules (DynamoDB Local, the durable local bus).
  */
 export function runtimePorts(): Ports {
-  provided ??= portsFor(documentClient(dynamoSettings()), tableNames(), eventBridgePublisher(busName()));
+  if (!provided) {
+    const ports = portsFor(documentClient(dynamoSettings()), tableNames(), eventBridgePublisher(busName()));
+    // The feed's push channel: AWS IoT Core's data endpoint (`aws iot describe-endpoint --endpoint-type iot:Data-ATS`).
+    const iotEndpoint = iotDataEndpoint();
+    const queueUrl = applierQueueUrl();
+    provided = {
+      ...ports,
+      ...(iotEndpoint ? { feedNotifier: iotFeedNotifier(iotDataClient(iotEndpoint)) } : {}),
+      ...(queueUrl ? { backlog: sqsBacklog(new SQSClient({}), queueUrl) } : {}),
+    };
+    publishCommits(provided);
+  }
   return provided;
 }
 

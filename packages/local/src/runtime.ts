@@ -6,9 +6,11 @@
 import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { createApp } from "@simroot/api";
-import { documentClient, ensureTables, fileSigner, memorySigner, portsFor, providePorts, storeHealth, tableNames } from "@simroot/core";
+import { documentClient, ensureTables, ingestMaxBacklog, fileSigner, memorySigner, portsFor, providePorts, publishCommits, storeHealth, tableNames } from "@simroot/core";
 import { LocalBus, type RetrySettings } from "./bus/local-bus.ts";
 import { startDynamoLocal, type DynamoLocal } from "./dynamodb-local.ts";
+import { startFeedHub } from "./feed-hub.ts";
+import { hubFeedNotifier } from "./feed-hub-notifier.ts";
 import { loadRuleTargets } from "./targets.ts";
 
 export interface LocalRuntimeOptions {
@@ -24,6 +26,17 @@ export interface LocalRuntimeOptions {
   readonly hostname?: string;
   readonly retry?: Partial<RetrySettings>;
   readonly logRequests?: boolean;
+  /**
+   * The feed's push channel (the laptop's IoT Core): the hub of another instance to share, or
+   * omit to start one (its URL is `feedHubUrl` on the runtime).
+   */
+  readonly feedHubUrl?: string;
+  /** Ingestion answers 503 past this many pending bus deliveries (default `SIMROOT_INGEST_MAX_BACKLOG`, 10,000). */
+  readonly maxBacklog?: number;
+  /** The feed's signing key file (created if missing): instances of one deployment sign with one key. Default: under `dataDir`, else in memory. */
+  readonly feedSigningKeyPath?: string;
+  /** Handler invocations in flight at once (the bus's default otherwise). */
+  readonly concurrency?: number;
 }
 
 export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
@@ -51,13 +64,26 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       directory: options.dataDir ? join(options.dataDir, "bus") : undefined,
       targets: await loadRuleTargets(),
       retry: options.retry,
+      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
     });
     stops.push(() => bus.close());
-    const ports = portsFor(db, tables, bus);
+    let feedHubUrl = options.feedHubUrl;
+    if (!feedHubUrl) {
+      // Loopback only: the hub authenticates nobody (IoT Core authorizes each PEP per tenant topic).
+      const hub = await startFeedHub();
+      stops.push(() => hub.close());
+      feedHubUrl = hub.url;
+    }
+    const feedNotifier = hubFeedNotifier(feedHubUrl);
+    stops.push(async () => feedNotifier.destroy());
+    const backlog = { pending: async () => bus.status().pending, bound: options.maxBacklog ?? ingestMaxBacklog() };
+    const ports = { ...portsFor(db, tables, bus), feedNotifier, backlog };
+    publishCommits(ports);
     providePorts(ports);
 
     // The feed's signing key: a file under the data folder, or one in memory for a run that keeps nothing.
-    const signer = options.dataDir ? await fileSigner(join(options.dataDir, "feed-signing-key.pem")) : memorySigner();
+    const keyPath = options.feedSigningKeyPath ?? (options.dataDir ? join(options.dataDir, "feed-signing-key.pem") : undefined);
+    const signer = keyPath ? await fileSigner(keyPath) : memorySigner();
     const app = createApp({
       ports: () => ports,
       feedSigner: async () => signer,
@@ -74,7 +100,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       const address = server.address();
       url = `http://${options.hostname ?? "127.0.0.1"}:${typeof address === "object" && address ? address.port : options.port}`;
     }
-    return { app, bus, ports, endpoint, url, stop };
+    return { app, bus, ports, endpoint, url, feedHubUrl, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -12,6 +12,7 @@ import { parseScope } from "@simroot/core/feed/scope";
 import { addSnapshotPage, isFeedVerificationError, verifyIdleHead, verifyResponse, type SnapshotAssembly, type VerifyContext } from "./verify.ts";
 import { saveState, type PepState, type ViewChange } from "./state.ts";
 import { fetchGet, nodeGet, type FeedGet, type FeedReply } from "./transport.ts";
+import type { FeedTrigger } from "./push.ts";
 
 export interface SyncChange extends ViewChange {
   /** `revocations`: revoked devices enforced from a snapshot page before the snapshot completed. */
@@ -45,6 +46,12 @@ export interface SyncOptions {
   readonly waitSeconds?: number;
   readonly limit?: number;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  /**
+   * Push instead of long polls (see push.ts): poll without waiting, then only when the trigger
+   * says the head moved, or every `idlePollSeconds` (default 20) to refresh the signed head.
+   */
+  readonly trigger?: FeedTrigger;
+  readonly idlePollSeconds?: number;
   readonly onChange?: (change: SyncChange) => void;
   readonly onError?: (error: unknown) => void;
 }
@@ -162,7 +169,7 @@ export class FeedSync {
 
   async #poll(signal: AbortSignal): Promise<StepResult> {
     const { state } = this.#options;
-    const wait = this.#more ? 0 : this.#wait();
+    const wait = this.#more || this.#options.trigger ? 0 : this.#wait();
     const query = new URLSearchParams({ since: String(state.version), wait: String(wait), limit: String(this.#options.limit ?? 1000), ...this.#selector() });
     this.stats.polls++;
     const response = await this.#request(`/v1/feed?${query}`, { "if-none-match": `"${state.version}"` }, signal, wait + 15);
@@ -251,8 +258,12 @@ export class FeedSync {
     let failures = 0;
     while (!signal.aborted) {
       try {
-        await this.step(signal);
+        const result = await this.step(signal);
         failures = 0;
+        const { trigger, state } = this.#options;
+        if (trigger && state.tenantId && result !== "snapshot" && !this.#more) {
+          await trigger.wait(state.tenantId, state.version, (this.#options.idlePollSeconds ?? 20) * 1000, signal);
+        }
         // Let the HTTP client take the finished connection back first (an injected fetch, undici,
         // frees it only on a later turn), so the next poll reuses it instead of dialing (and, over
         // TLS, handshaking) a new connection for every change.

@@ -3,6 +3,7 @@ import { z } from "zod";
 import { countriesSchema } from "../identity/identity-state.ts";
 import { labelSelectorSchema } from "../policy/model.ts";
 import type { Ports } from "../ports.ts";
+import { Lru } from "../store/lru.ts";
 
 const imeiLock = z.boolean().meta({ description: "quarantine a device when its IMEI changes (devices may override)" });
 const allowedCountries = countriesSchema.meta({ description: "countries devices may roam into; empty means anywhere" });
@@ -33,7 +34,8 @@ export const defaultTenantSettings: TenantSettings = tenantSettingsSchema.parse(
 
 export const tenantItemKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "tenant" });
 
-const cache = new Map<string, { settings: TenantSettings; until: number }>();
+/** Per process: at most this many tenants, each at most `cacheMs` old (another instance's change shows within 5 s). */
+const cache = new Lru<string, { settings: TenantSettings; until: number }>(10_000);
 const cacheMs = 5_000;
 
 /** A tenant's settings, cached for a few seconds: they change rarely and are read for every event. */

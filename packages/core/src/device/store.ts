@@ -24,14 +24,21 @@ export const deviceItem = (device: Device, history: History) => ({
 /**
  * Devices as this process last wrote or read them, per store. Every write of a device is
  * conditional on its revision, so a stale entry (another process wrote since) costs one
- * failed condition and a fresh read, never a lost update.
+ * failed condition and a fresh read, never a lost update. Bounded by entries and by their
+ * size (a device with a long fact history weighs tens of KB): at most `deviceCacheBytes` of
+ * serialized devices, about twice that on the heap.
  */
+export const deviceCacheEntries = 20_000;
+export const deviceCacheBytes = 24 * 2 ** 20;
+/** A device's weight: its serialized size (string lengths of its facts dominate). */
+const weighDevice = (stored: StoredDevice) => JSON.stringify(stored).length;
 const recentDevices = new WeakMap<object, Lru<string, StoredDevice>>();
-const recentOf = (ports: Ports) => {
+export const deviceCacheOf = (ports: Ports) => {
   let cache = recentDevices.get(ports.db);
-  if (!cache) recentDevices.set(ports.db, (cache = new Lru(50_000)));
+  if (!cache) recentDevices.set(ports.db, (cache = new Lru(deviceCacheEntries, { maxWeight: deviceCacheBytes, weigh: weighDevice })));
   return cache;
 };
+const recentOf = deviceCacheOf;
 
 export function rememberDevice(ports: Ports, stored: StoredDevice): void {
   recentOf(ports).set(`${stored.device.tenantId}|${stored.device.id}`, stored);

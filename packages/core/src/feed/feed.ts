@@ -91,12 +91,18 @@ export type DeltaAnswer =
  * so a change costs the store O(1) reads, not O(PEPs).
  */
 const shared = new WeakMap<object, Map<string, { until: number; value: Promise<unknown> }>>();
+let lastSweep = 0;
 function sharedRead<Value>(ports: Ports, key: string, ttlMs: number, read: () => Promise<Value>, keep: (value: Value) => boolean = () => true): Promise<Value> {
   let cache = shared.get(ports.db);
   if (!cache) shared.set(ports.db, (cache = new Map()));
   const now = Date.now();
   const hit = cache.get(key);
   if (hit && hit.until >= now) return hit.value as Promise<Value>;
+  // Bounded: settled entries live at most a second; past 1,000 the expired go, past 10,000 all.
+  if (cache.size > 1_000 && now - lastSweep > 100) {
+    lastSweep = now;
+    for (const [stale, { until }] of cache) if (until < now) cache.delete(stale);
+  }
   if (cache.size > 10_000) cache.clear();
   const value = read();
   const entry = { until: Number.POSITIVE_INFINITY, value };

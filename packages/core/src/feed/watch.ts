@@ -1,17 +1,28 @@
 /**
  * What this process knows of each tenant's head, and the long polls waiting on it. The
- * ledger reports every commit of this process at once; a poll of the tenant's head (one
- * per tenant, however many PEPs wait) catches commits of other processes. A poll whose
+ * ledger reports every commit of this process at once; other processes' commits arrive on
+ * the feed's push channel (`ports.feedNotifier`, one subscription per tenant however many
+ * PEPs wait), and a poll of the tenant's head catches whatever the channel missed (every
+ * 500 ms without a channel, every 5 s with one). A poll whose
  * version is the newest one seen waits here without reading the store, so a thousand PEPs
  * re-polling after a change cost nothing until the next change; and the entries of this
  * process's latest commits are kept, so the herd woken by a commit is answered without a read.
  */
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { feedHeadPollMs } from "../config.ts";
 import { headKey, type CommitNotice } from "../ledger/ledger.ts";
 import type { Ports } from "../ports.ts";
 import type { FeedEntry } from "./wire.ts";
 
 const headPollMs = 500;
+/** With a push channel the head poll is only the fallback for lost notices. */
+const fallbackHeadPollMs = 5_000;
+/** `SIMROOT_FEED_HEAD_POLL_MS` overrides either (tests prove wake-ups come from the channel alone). */
+const headPollOverride = feedHeadPollMs();
+/** A subscribed tenant nobody waits on stays subscribed this long (PEPs re-poll right after each answer). */
+const lingerMs = 30_000;
+/** Tenants whose seen head and latest commits are remembered (least recently changed forgotten first). */
+export const maxRememberedTenants = 10_000;
 /** How many of a tenant's latest contiguous commits stay in memory. */
 const recentCommits = 16;
 
@@ -27,10 +38,17 @@ interface Waiter {
   readonly wake: (version: number) => void;
 }
 
+interface Watcher {
+  readonly waiters: Set<Waiter>;
+  readonly stop: () => void;
+  /** Set while nobody waits: the watcher stops when it fires. */
+  linger?: NodeJS.Timeout;
+}
+
 interface Watches {
   /** The newest version committed per tenant that this process has seen (a lower bound of the head). */
   readonly seen: Map<string, number>;
-  readonly tenants: Map<string, { readonly waiters: Set<Waiter>; readonly stop: () => void }>;
+  readonly tenants: Map<string, Watcher>;
   /** Per tenant, this process's latest commits, contiguous and in order. */
   readonly recent: Map<string, RecentCommit[]>;
 }
@@ -45,6 +63,8 @@ function watchesOf(ports: Ports): Watches {
       remember(created, notice);
       observe(created, notice.tenantId, notice.version);
     });
+    // Instances that publish but never serve the feed register through publishCommits.
+    publishCommits(ports);
     watchesByLedger.set(ports.ledger, (watches = created));
   }
   return watches;
@@ -58,7 +78,26 @@ function remember(watches: Watches, notice: CommitNotice): void {
   const list = previous?.at(-1)?.version === notice.since ? previous : [];
   list.push(commit);
   if (list.length > recentCommits) list.shift();
-  watches.recent.set(notice.tenantId, list);
+  bounded(watches.recent, notice.tenantId, list);
+}
+
+/** Sets `key` as the most recent entry, forgetting the least recent past `maxRememberedTenants`. */
+function bounded<Value>(map: Map<string, Value>, key: string, value: Value): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > maxRememberedTenants) map.delete(map.keys().next().value as string);
+}
+
+const publishing = new WeakSet<object>();
+/**
+ * Publishes every commit of this process's ledger on the feed's push channel (once per
+ * ledger, whoever calls it first): PEPs and other instances learn of it without polling.
+ */
+export function publishCommits(ports: Ports): void {
+  const notifier = ports.feedNotifier;
+  if (!notifier || publishing.has(ports.ledger)) return;
+  publishing.add(ports.ledger);
+  ports.ledger.onCommit((notice) => void notifier.publish({ tenantId: notice.tenantId, version: notice.version }));
 }
 
 /**
@@ -77,7 +116,7 @@ export function recentDeltas(ports: Ports, tenantId: string, since: number, limi
 
 function observe(watches: Watches, tenantId: string, version: number): void {
   if (version <= (watches.seen.get(tenantId) ?? 0)) return;
-  watches.seen.set(tenantId, version);
+  bounded(watches.seen, tenantId, version);
   for (const waiter of watches.tenants.get(tenantId)?.waiters ?? []) if (version > waiter.since) waiter.wake(version);
 }
 
@@ -96,18 +135,34 @@ function watch(ports: Ports, tenantId: string, waiter: Waiter): () => void {
   const watches = watchesOf(ports);
   let watcher = watches.tenants.get(tenantId);
   if (!watcher) {
-    const poll = setInterval(() => void headVersion(ports, tenantId).catch(() => {}), headPollMs);
-    watcher = { waiters: new Set(), stop: () => clearInterval(poll) };
+    const subscribe = ports.feedNotifier?.subscribe;
+    const readHead = () => void headVersion(ports, tenantId).catch(() => {});
+    const poll = setInterval(readHead, headPollOverride ?? (subscribe ? fallbackHeadPollMs : headPollMs));
+    // A notice names the version; an interrupted channel may have lost some: read the head.
+    const unsubscribe = subscribe?.(tenantId, (notice) => (notice ? observe(watches, tenantId, notice.version) : readHead()));
+    watcher = {
+      waiters: new Set(),
+      stop: () => {
+        clearInterval(poll);
+        unsubscribe?.();
+      },
+    };
     watches.tenants.set(tenantId, watcher);
   }
   const current = watcher;
+  clearTimeout(current.linger);
+  current.linger = undefined;
   current.waiters.add(waiter);
   return () => {
     current.waiters.delete(waiter);
-    if (current.waiters.size === 0 && watches.tenants.get(tenantId) === current) {
+    if (current.waiters.size > 0 || watches.tenants.get(tenantId) !== current) return;
+    const stop = () => {
       current.stop();
-      watches.tenants.delete(tenantId);
-    }
+      if (watches.tenants.get(tenantId) === current) watches.tenants.delete(tenantId);
+    };
+    if (!ports.feedNotifier?.subscribe) return stop();
+    current.linger = setTimeout(() => current.waiters.size === 0 && stop(), lingerMs);
+    current.linger.unref();
   };
 }
 

@@ -12,6 +12,7 @@ import type { RequestContext } from "../context.ts";
 import { domainEvent } from "../event/event.ts";
 import type { Adapter, AdapterItem, IngestFormat, IngestRequest } from "./adapter.ts";
 import { boundedEvent } from "./clock.ts";
+import { admitIngest } from "./backlog.ts";
 import { ingestedEvent } from "./ingested.ts";
 import { sourceForIngest } from "./source.ts";
 
@@ -62,6 +63,7 @@ export async function ingest(
       issues: rejected.flatMap((item) => item.errors.map((issue) => ({ path: `${item.index}.${issue.path}`, message: issue.message }))),
     });
   }
+  await admitIngest(ports, events.length);
   const result: IngestResult = { sourceId: source.id, accepted, rejected };
   const webhookId = source.format === "simroot" ? request.headers["webhook-id"] : undefined;
   if (webhookId === undefined) {

@@ -1,0 +1,94 @@
+/**
+ * The IoT Core notifier up to the network boundary: the real @aws-sdk/client-iot-data-plane
+ * client, SigV4 and all, publishes to a loopback server that answers the data plane's
+ * Publish (`POST /topics/{topic}?qos=1`, the payload as the body). What is not exercised is
+ * AWS itself (the fan-out to MQTT subscribers).
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { IoTDataPlaneClient } from "@aws-sdk/client-iot-data-plane";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { iotFeedNotifier } from "./iot-notifier.ts";
+import { parseHeadMoved } from "./notifier.ts";
+
+interface Seen {
+  method: string;
+  path: string;
+  query: URLSearchParams;
+  authorization: string;
+  body: string;
+}
+const seen: Seen[] = [];
+let release: (() => void) | undefined;
+let failing = false;
+let server: Server;
+let endpoint: string;
+
+beforeAll(async () => {
+  server = createServer(async (request, response) => {
+    let body = "";
+    for await (const chunk of request) body += chunk;
+    const url = new URL(request.url ?? "/", "http://iot");
+    seen.push({ method: request.method!, path: url.pathname, query: url.searchParams, authorization: String(request.headers.authorization), body });
+    if (release === undefined && seen.length === 1 && holdFirst) await new Promise<void>((resolve) => (release = resolve));
+    if (failing) {
+      response.writeHead(403, { "content-type": "application/json", "x-amzn-errortype": "ForbiddenException" });
+      return response.end(JSON.stringify({ message: "not authorized to publish" }));
+    }
+    response.writeHead(200, { "content-type": "application/json" });
+    response.end("{}");
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+let holdFirst = false;
+beforeEach(() => {
+  seen.length = 0;
+  release = undefined;
+  holdFirst = false;
+  failing = false;
+});
+
+const client = () => new IoTDataPlaneClient({ endpoint, region: "eu-west-1", credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" } });
+
+describe("the IoT Core feed notifier", () => {
+  it("publishes the tenant's new head to simroot/<tenant>/feed at QoS 1, signed for iotdata", async () => {
+    await iotFeedNotifier(client()).publish({ tenantId: "ten_a", version: 42 });
+    expect(seen).toHaveLength(1);
+    const [request] = seen;
+    expect(request!.method).toBe("POST");
+    expect(decodeURIComponent(request!.path)).toBe("/topics/simroot/ten_a/feed");
+    expect(request!.query.get("qos")).toBe("1");
+    expect(request!.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/iotdata\/aws4_request/);
+    expect(parseHeadMoved(request!.body)).toEqual({ tenantId: "ten_a", version: 42 });
+  });
+
+  it("sends a burst of commits as one more publish of the newest head, never an older one", async () => {
+    holdFirst = true;
+    const notifier = iotFeedNotifier(client());
+    const first = notifier.publish({ tenantId: "ten_b", version: 1 });
+    await expect.poll(() => seen.length).toBe(1);
+    const burst = [2, 3, 5, 4].map((version) => notifier.publish({ tenantId: "ten_b", version }));
+    release!();
+    await Promise.all([first, ...burst]);
+    expect(seen.map((each) => parseHeadMoved(each.body)?.version)).toEqual([1, 5]);
+  });
+
+  it("reports a refused publish and does not throw (the PEPs' fallback poll still finds the change)", async () => {
+    failing = true;
+    const errors: unknown[] = [];
+    await iotFeedNotifier(client(), { onError: (error) => errors.push(error) }).publish({ tenantId: "ten_c", version: 7 });
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toMatchObject({ name: "ForbiddenException" });
+  });
+});
+
+describe("notices", () => {
+  it("are hints: anything that is not a tenant and a version is ignored", () => {
+    expect(parseHeadMoved('{"tenantId":"ten_a","version":3}')).toEqual({ tenantId: "ten_a", version: 3 });
+    for (const payload of ["", "null", "{}", '{"tenantId":"t","version":-1}', '{"tenantId":1,"version":3}', '{"tenantId":"t","version":1.5}', "{"]) {
+      expect(parseHeadMoved(payload)).toBeUndefined();
+    }
+  });
+});

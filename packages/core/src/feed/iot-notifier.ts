@@ -1,0 +1,28 @@
+/**
+ * The push channel in AWS: AWS IoT Core. An instance that commits publishes the tenant's new
+ * head through the IoT data plane's HTTPS Publish (`POST /topics/<topic>?qos=1`, SigV4); IoT
+ * Core fans it out to every PEP subscribed over MQTT, so no PEP holds a Lambda instance. The
+ * local feed hub answers the same Publish request, so the laptop runs this very client.
+ */
+import { IoTDataPlaneClient, PublishCommand } from "@aws-sdk/client-iot-data-plane";
+import { coalescing, feedTopic, type FeedNotifier, type HeadMoved } from "./notifier.ts";
+
+export interface IotNotifierOptions {
+  /** Told of a failed publish (the PEPs' fallback poll still finds the change). */
+  readonly onError?: (error: unknown) => void;
+  /** Receives notices from the channel (the local hub does; in AWS, instances do not subscribe). */
+  readonly subscribe?: FeedNotifier["subscribe"];
+}
+
+export function iotFeedNotifier(client: IoTDataPlaneClient, options: IotNotifierOptions = {}): FeedNotifier {
+  const publish = coalescing(async (notice: HeadMoved) => {
+    const payload = new TextEncoder().encode(JSON.stringify(notice));
+    await client.send(new PublishCommand({ topic: feedTopic(notice.tenantId), qos: 1, payload, contentType: "application/json" }));
+  }, options.onError);
+  return { publish, ...(options.subscribe ? { subscribe: options.subscribe } : {}) };
+}
+
+/** The IoT data plane client for `SIMROOT_IOT_DATA_ENDPOINT` (the account's `iot:Data-ATS` endpoint). */
+export function iotDataClient(endpoint: string, region?: string): IoTDataPlaneClient {
+  return new IoTDataPlaneClient({ endpoint, ...(region ? { region } : {}) });
+}

@@ -1,0 +1,86 @@
+/**
+ * The laptop's AWS IoT Core, for the feed's push channel only: it answers the IoT data plane's
+ * Publish request (`POST /topics/<topic>?qos=<0|1>`, the body is the payload; what
+ * `@aws-sdk/client-iot-data-plane` sends) and fans each message out to the subscribers of
+ * that topic, which hold a server-sent-events stream (`GET /topics/<topic>`, in place of an
+ * MQTT subscription). Several local instances that share nothing else publish to and
+ * subscribe through one hub, as Lambdas and PEPs do through IoT Core. Loopback only, no
+ * authentication (IoT Core authorizes PEPs per tenant topic); nothing is retained.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+
+export interface FeedHub {
+  readonly url: string;
+  /** Subscribers per topic, and messages published. */
+  stats(): { subscribers: number; published: number };
+  close(): Promise<void>;
+}
+
+/** IoT Core's limit on a message's payload. */
+const maxPayloadBytes = 128 * 1024;
+const heartbeatMs = 15_000;
+
+export async function startFeedHub(options: { port?: number; hostname?: string } = {}): Promise<FeedHub> {
+  const topics = new Map<string, Set<ServerResponse>>();
+  let published = 0;
+  const fail = (response: ServerResponse, status: number, type: string, message: string) => {
+    response.writeHead(status, { "content-type": "application/json", "x-amzn-errortype": type });
+    response.end(JSON.stringify({ message }));
+  };
+  const publish = async (request: IncomingMessage, response: ServerResponse, topic: string) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of request as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > maxPayloadBytes) return fail(response, 413, "RequestEntityTooLargeException", "Payload exceeds 128 KB");
+      chunks.push(chunk);
+    }
+    const payload = Buffer.concat(chunks).toString("utf8");
+    published++;
+    // SSE data lines cannot hold a newline: the payload (JSON) is sent on one line per line.
+    const frame = `${payload.split("\n").map((line) => `data: ${line}`).join("\n")}\n\n`;
+    for (const subscriber of topics.get(topic) ?? []) subscriber.write(frame);
+    response.writeHead(200, { "content-type": "application/json" });
+    response.end("{}");
+  };
+  const subscribe = (request: IncomingMessage, response: ServerResponse, topic: string) => {
+    let subscribers = topics.get(topic);
+    if (!subscribers) topics.set(topic, (subscribers = new Set()));
+    const set = subscribers;
+    set.add(response);
+    response.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-store", connection: "keep-alive" });
+    response.write(": subscribed\n\n");
+    const heartbeat = setInterval(() => response.write(": ping\n\n"), heartbeatMs);
+    request.socket.setNoDelay(true);
+    response.once("close", () => {
+      clearInterval(heartbeat);
+      set.delete(response);
+      if (set.size === 0 && topics.get(topic) === set) topics.delete(topic);
+    });
+  };
+  const server = createServer((request, response) => {
+    const url = new URL(request.url ?? "/", "http://hub");
+    const match = /^\/topics\/([^/]+)$/.exec(url.pathname);
+    if (!match) return fail(response, 404, "ResourceNotFoundException", "No such resource");
+    const topic = decodeURIComponent(match[1]!);
+    if (request.method === "POST") return void publish(request, response, topic).catch(() => response.destroy());
+    if (request.method === "GET") return subscribe(request, response, topic);
+    fail(response, 405, "MethodNotAllowedException", "Use POST to publish, GET to subscribe");
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, options.hostname ?? "127.0.0.1", resolve);
+  });
+  const address = server.address() as AddressInfo;
+  return {
+    url: `http://${options.hostname ?? "127.0.0.1"}:${address.port}`,
+    stats: () => ({ subscribers: [...topics.values()].reduce((sum, set) => sum + set.size, 0), published }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const set of topics.values()) for (const subscriber of set) subscriber.destroy();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * The push side of the sync: instead of holding a long poll open on the control plane (one
+ * Lambda instance per waiting PEP in AWS), the PEP subscribes to its tenant's notices
+ * ("the head moved to version V", see @simroot/core/feed/notifier) and polls, briefly, only
+ * when one says its view is behind, or every `idlePollSeconds` to refresh the signed head.
+ * A notice is a hint, never authority: what is applied is the verified response of the poll.
+ */
+import { parseHeadMoved } from "@simroot/core/feed/notifier";
+
+export interface FeedTrigger {
+  /**
+   * Resolves once the tenant's head may be past `version` (a notice said so, or the channel
+   * was interrupted and may have lost one), or after `maxWaitMs`, or when `signal` aborts.
+   * Resolves at once when a notice past `version` already arrived.
+   */
+  wait(tenantId: string, version: number, maxWaitMs: number, signal: AbortSignal): Promise<void>;
+  /** Ends the subscription. */
+  close(): void;
+}
+
+/** Where notices come from: a subscription to one tenant's topic. */
+export type NoticeSource = (tenantId: string, handlers: { onMessage: (payload: string) => void; onConnected: () => void }) => { close(): void };
+
+export function noticeTrigger(source: NoticeSource): FeedTrigger {
+  let subscribed: { tenantId: string; close(): void } | undefined;
+  /** The newest version a notice named. */
+  let latest = 0;
+  let connections = 0;
+  const waiters = new Set<{ version: number; done: () => void }>();
+  const wakeAll = (past?: number) => {
+    for (const waiter of [...waiters]) if (past === undefined || past > waiter.version) waiter.done();
+  };
+  const subscribe = (tenantId: string) => {
+    if (subscribed?.tenantId === tenantId) return;
+    subscribed?.close();
+    latest = 0;
+    connections = 0;
+    const subscription = source(tenantId, {
+      onMessage(payload) {
+        const notice = parseHeadMoved(payload);
+        if (notice?.tenantId !== tenantId || notice.version <= latest) return;
+        latest = notice.version;
+        wakeAll(latest);
+      },
+      // A reconnection may have lost notices: whoever waits polls once.
+      onConnected: () => connections++ > 0 && wakeAll(),
+    });
+    subscribed = { tenantId, close: () => subscription.close() };
+  };
+  return {
+    wait(tenantId, version, maxWaitMs, signal) {
+      subscribe(tenantId);
+      if (latest > version || signal.aborted) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const waiter = {
+          version,
+          done: () => {
+            waiters.delete(waiter);
+            clearTimeout(timer);
+            signal.removeEventListener("abort", waiter.done);
+            resolve();
+          },
+        };
+        const timer = setTimeout(waiter.done, maxWaitMs);
+        signal.addEventListener("abort", waiter.done);
+        waiters.add(waiter);
+      });
+    },
+    close() {
+      subscribed?.close();
+      subscribed = undefined;
+      wakeAll();
+    },
+  };
+}

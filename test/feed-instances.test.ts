@@ -1,0 +1,105 @@
+/**
+ * The feed across control-plane instances that share nothing but the store and the push
+ * channel: separate processes, as Lambda instances are. Their head poll is pushed out to a
+ * minute here, so a long poll woken within seconds was woken by the channel alone.
+ */
+import { createPublicKey, randomBytes } from "node:crypto";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { hubTrigger, PepEngine, PepState, FeedSync } from "@simroot/pep";
+import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
+import type { FeedResponse } from "@simroot/core";
+import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { startInstance, type Instance } from "./support/instances.ts";
+
+const noHeadPoll = { SIMROOT_FEED_HEAD_POLL_MS: "60000" };
+let a: Instance;
+let b: Instance;
+let local: TestRuntime;
+beforeAll(async () => {
+  const tablePrefix = `inst${randomBytes(4).toString("hex")}-`;
+  const dynamoEndpoint = inject("dynamoEndpoint");
+  // One signing key for the deployment (KMS in AWS): a PEP may poll any instance.
+  const feedSigningKeyPath = join(await mkdtemp(join(tmpdir(), "simroot-instances-")), "feed-signing-key.pem");
+  a = await startInstance({ dynamoEndpoint, tablePrefix, feedSigningKeyPath }, noHeadPoll);
+  b = await startInstance({ dynamoEndpoint, tablePrefix, feedSigningKeyPath, feedHubUrl: a.feedHubUrl }, noHeadPoll);
+  local = await startTestRuntime({ tablePrefix, feedHubUrl: a.feedHubUrl });
+}, 60_000);
+afterAll(async () => {
+  await Promise.all([a?.stop(), b?.stop(), local?.stop()]);
+});
+
+async function http(base: string, token: string, method: string, path: string, body?: unknown) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: response.status, json: (response.status === 304 ? undefined : await response.json()) as any };
+}
+
+describe("long polls across instances in separate processes", () => {
+  it("wake on another instance's commit through the push channel, not at the end of the wait", async () => {
+    const admin = await tenantClient(local, "instances");
+    const pep = (await http(a.url, admin.token, "POST", "/v1/keys", { name: "edge", role: "pep" })).json.token as string;
+    for (let round = 0; round < 3; round++) {
+      const device = (await http(a.url, admin.token, "POST", "/v1/devices", { imsi: `20801000000${String(round).padStart(4, "0")}` })).json;
+      const version = ((await http(b.url, pep, "GET", "/v1/feed")).json as FeedResponse).signed.head.version;
+      const onB = http(b.url, pep, "GET", `/v1/feed?since=${version}&wait=20`);
+      const onLocal = call(local, pep, "GET", `/v1/feed?since=${version}&wait=20`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const committed = Date.now();
+      expect((await http(a.url, admin.token, "POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+      const answer = await onB;
+      expect(answer.status).toBe(200);
+      expect(answer.json.entries).toContainEqual(expect.objectContaining({ kind: "device", key: device.id, value: expect.objectContaining({ state: "revoked" }) }));
+      // The wait was 20 s and B reads the head once a minute: only the channel can have woken it.
+      expect(Date.now() - committed).toBeLessThan(5_000);
+      const third = await onLocal;
+      expect(third.status).toBe(200);
+      expect(third.json.entries).toContainEqual(expect.objectContaining({ key: device.id }));
+      expect(Date.now() - committed).toBeLessThan(5_000);
+    }
+  }, 60_000);
+});
+
+describe("a PEP on the push channel", () => {
+  it("learns a revocation committed on instance A by a short poll of instance B, holding no long poll", async () => {
+    const admin = await tenantClient(local, "pushed");
+    const pep = (await http(a.url, admin.token, "POST", "/v1/keys", { name: "edge", role: "pep" })).json.token as string;
+    const publicKey = createPublicKey((await http(a.url, pep, "GET", "/v1/feed/keys")).json.keys[0].publicKeyPem);
+    const device = (await http(a.url, admin.token, "POST", "/v1/devices", { imsi: "208010000009001" })).json;
+    const state = new PepState();
+    const engine = new PepEngine(state);
+    const trigger = hubTrigger(a.feedHubUrl);
+    const waits: string[] = [];
+    const sync = new FeedSync({
+      url: b.url,
+      apiKey: pep,
+      publicKeys: [publicKey],
+      state,
+      trigger,
+      idlePollSeconds: 60,
+      fetch: (input, init) => (waits.push(new URL(String(input)).searchParams.get("wait") ?? ""), fetch(input, init)),
+    });
+    sync.start();
+    try {
+      await expect.poll(() => state.version, { timeout: 10_000 }).toBeGreaterThan(0);
+      const decide = () => engine.decide({ deviceId: device.id, destination: { ip: "10.0.0.1" }, port: 443, protocol: "tcp" }).reason;
+      expect(decide()).not.toBe("deny.revoked");
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const pollsBefore = sync.stats.polls;
+      const committed = Date.now();
+      expect((await http(a.url, admin.token, "POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+      // B never polls the head here (once a minute), and the PEP polls idle once a minute: only the channel tells it.
+      await expect.poll(decide, { timeout: 5_000, interval: 20 }).toBe("deny.revoked");
+      expect(Date.now() - committed).toBeLessThan(5_000);
+      expect(sync.stats.polls - pollsBefore).toBeLessThanOrEqual(2);
+      expect(waits.filter((wait) => wait !== "" && wait !== "0")).toEqual([]);
+    } finally {
+      await sync.stop();
+      trigger.close();
+    }
+  }, 60_000);
+});

@@ -1,0 +1,67 @@
+/**
+ * Ingestion under more than the applier drains: past the backlog's bound, a webhook is
+ * answered 503 with Retry-After and nothing of it is recorded; once the applier caught up,
+ * the same webhook is accepted. A body carrying more events than one request may is 413.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { maxEventsPerRequest } from "@simroot/core";
+import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { standardWebhookHeaders } from "./support/webhooks.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  // One applier at a time, and a small bound: the backlog builds under a few webhooks.
+  runtime = await startTestRuntime({ maxBacklog: 100, concurrency: 1 });
+});
+afterAll(() => runtime.stop());
+
+let sequence = 0;
+const facts = (count: number) =>
+  Array.from({ length: count }, (_, n) => ({
+    type: "sim.attached",
+    dedupeKey: `bp-${++sequence}`,
+    occurredAt: new Date(Date.UTC(2026, 10, 22, 6, 0, n % 60)).toISOString(),
+    device: { imsi: `2080100000${String(n).padStart(5, "0")}` },
+    sourceType: "attach",
+    data: { bearer: "cellular", rat: "LTE", plmn: { mcc: "208", mnc: "01" }, apn: "iot" },
+  }));
+
+async function source() {
+  const tenant = await tenantClient(runtime, "backpressure");
+  const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
+  return async (body: unknown) => {
+    const text = JSON.stringify(body);
+    const response = await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, text), body: text });
+    return { status: response.status, headers: response.headers, json: (await response.json()) as any };
+  };
+}
+
+describe("ingestion backpressure", () => {
+  it("answers 503 with Retry-After past the backlog bound, records nothing, and accepts again once drained", async () => {
+    const post = await source();
+    expect((await post(facts(80))).status).toBe(202);
+    const pendingBefore = runtime.bus.status().pending;
+    expect(pendingBefore).toBeGreaterThan(20);
+    const refused = await post(facts(60));
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("content-type")).toBe("application/problem+json");
+    expect(refused.json.type).toBe("urn:simroot:problem:ingest.backlogged");
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    // Nothing of the refused webhook was queued.
+    expect(runtime.bus.status().pending).toBeLessThanOrEqual(pendingBefore);
+    await runtime.bus.drained();
+    const accepted = await post(facts(60));
+    expect(accepted.status).toBe(202);
+    expect(accepted.json.accepted).toHaveLength(60);
+    await runtime.bus.drained();
+  }, 60_000);
+
+  it(`refuses a body of more than ${maxEventsPerRequest} events with 413, recording nothing`, async () => {
+    const post = await source();
+    const pending = runtime.bus.status().pending;
+    const refused = await post(facts(maxEventsPerRequest + 1));
+    expect(refused.status).toBe(413);
+    expect(refused.json.type).toBe("urn:simroot:problem:ingest.too_many_events");
+    expect(runtime.bus.status().pending).toBe(pending);
+  });
+});
