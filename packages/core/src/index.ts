@@ -62,3 +62,4 @@ export * from "./feed/feed.ts";
 export * from "./feed/scope.ts";
 export { headVersion } from "./feed/watch.ts";
 export * from "./feed/flows.ts";
+export { matchesPattern, validatePattern } from "./event/pattern.ts";
