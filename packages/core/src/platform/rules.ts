@@ -35,6 +35,32 @@ export const rules = {
     handler: "consumers/operator-events.ts",
     tables: ["identity", "control", "audit"],
   },
+  detectors: {
+    does: "judges operator changes against the device's baseline (IMEI change, SIM swap, geofence, unexpected bearer, eUICC profile switch) and records anomalies",
+    pattern: {
+      $or: [
+        {
+          source: [eventSource],
+          "detail-type": ["device.equipment-changed", "device.suspended", "device.quarantined", "device.roaming-changed", "sim.attached", "bearer.switched"],
+        },
+        { source: [ingestSource], "detail-type": ["profile.enabled"], detail: { data: { event: { data: { cause: ["deviceChange", "fallback"] } } } } },
+      ],
+    },
+    handler: "consumers/detectors.ts",
+    tables: ["identity", "control", "audit", "flows"],
+  },
+  automation: {
+    does: "runs each tenant's automation rules whose pattern matches a change simroot applied (anomalies included)",
+    pattern: { source: [eventSource] },
+    handler: "consumers/automation.ts",
+    tables: ["identity", "control", "audit", "automation", "flows"],
+  },
+  webhooks: {
+    does: "queues a durable delivery for each outbound webhook subscription whose pattern matches, and makes its first attempt",
+    pattern: { source: [eventSource] },
+    handler: "consumers/webhooks.ts",
+    tables: ["automation"],
+  },
 } as const satisfies Record<string, RuleDefinition>;
 
 export type RuleName = keyof typeof rules;
