@@ -78,6 +78,10 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", () 
     expect(Date.parse(drafts.notification.dueBy) - Date.parse(incidents[0].openedAt)).toBe(72 * 3600 * 1000);
     expect(drafts.earlyWarning.suspectedUnlawfulOrMalicious).toBe(true);
     expect(drafts.notification.indicatorsOfCompromise[0].seen.destinations).toEqual(["exfil.example.net:443/tcp"]);
+
+    // Every event this story caused is documented in the AsyncAPI catalogue rules match against.
+    const documented = new Set(Object.values((await call(runtime, undefined, "GET", "/asyncapi.json")).json.components.messages).map((message: any) => message.name));
+    for (const type of new Set(records.map((record) => record.action))) expect(documented, type).toContain(type);
   });
 
   it("a destination the fleet already uses is not an anomaly for a device new to it", async () => {

@@ -77,3 +77,4 @@ export * from "./webhook/subscription.ts";
 export * from "./webhook/delivery.ts";
 export * from "./incident/incident.ts";
 export * from "./incident/report.ts";
+export * from "./catalogue/simroot-events.ts";
