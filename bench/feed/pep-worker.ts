@@ -16,6 +16,8 @@ interface Setup {
   clients: number;
   mode: "long-poll" | "interval";
   intervalMs: number;
+  /** The decision reason that counts as enforced (bench/detect watches quarantines). */
+  deniedReason?: string;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -31,7 +33,7 @@ process.once("message", async (setup: Setup) => {
     const check = () => {
       if (!watching || watching.deniedAt[index] !== undefined) return;
       const decision = engine.decide({ deviceId: watching.deviceId, destination: { ip: "10.0.0.1" }, port: 443, protocol: "tcp" });
-      if (decision.reason === "deny.revoked") {
+      if (decision.reason === (setup.deniedReason ?? "deny.revoked")) {
         watching.deniedAt[index] = now();
         if (--watching.pending === 0) send({ done: watching.deniedAt });
       }

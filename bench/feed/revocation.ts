@@ -12,6 +12,9 @@ export interface RevocationSetup {
   readonly pepToken: string;
   readonly publicKeyPem: string;
   readonly deviceIds: readonly string[];
+  /** What changes the device (default: revoke it through the API), and the reason PEPs must then give. */
+  readonly trigger?: (deviceId: string) => Promise<void>;
+  readonly deniedReason?: string;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -20,7 +23,7 @@ function startWorkers(setup: RevocationSetup, workers: number, perWorker: number
   return Promise.all(
     Array.from({ length: workers }, () => {
       const child = fork(join(import.meta.dirname, "pep-worker.ts"), { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-      child.send({ url: setup.url, apiKey: setup.pepToken, publicKeyPem: setup.publicKeyPem, clients: perWorker, mode, intervalMs });
+      child.send({ url: setup.url, apiKey: setup.pepToken, publicKeyPem: setup.publicKeyPem, clients: perWorker, mode, intervalMs, deniedReason: setup.deniedReason });
       return new Promise<ChildProcess>((resolve, reject) => {
         child.once("message", (message: { ready?: boolean }) => (message.ready ? resolve(child) : reject(new Error("a worker could not sync"))));
         child.once("exit", (code) => reject(new Error(`a worker exited (${code})`)));
@@ -54,12 +57,15 @@ export async function measureRevocation(setup: RevocationSetup, options: Revocat
       for (const child of children) child.send({ watch: deviceId });
       await new Promise((resolve) => setTimeout(resolve, 200));
       const revokedAt = now();
-      const response = await fetch(`${setup.url}/v1/devices/${deviceId}/revoke`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${setup.adminToken}`, "content-type": "application/json" },
-        body: JSON.stringify({ reason: "bench" }),
-      });
-      if (!response.ok) throw new Error(`revoke answered ${response.status}`);
+      if (setup.trigger) await setup.trigger(deviceId);
+      else {
+        const response = await fetch(`${setup.url}/v1/devices/${deviceId}/revoke`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${setup.adminToken}`, "content-type": "application/json" },
+          body: JSON.stringify({ reason: "bench" }),
+        });
+        if (!response.ok) throw new Error(`revoke answered ${response.status}`);
+      }
       const these: number[] = [];
       for (const times of await Promise.all(finished)) these.push(...times.map((at) => at - revokedAt));
       if (round >= options.warmup) latencies.push(...these);

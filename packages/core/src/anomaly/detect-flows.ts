@@ -45,13 +45,15 @@ export function observeWindow(
   const minute = epochMinutes(at);
   const allowed = observation.flows.filter((flow) => flow.decision === "allow");
   const denied = observation.flows.filter((flow) => flow.decision === "deny");
-  const bytes = allowed.reduce((sum, flow) => sum + flow.bytes, 0);
+  const keyed = allowed.map((flow) => ({ flow, key: destinationKey(flow.destination, flow.port, flow.protocol) }));
+  // Volume is judged on what the device sends where it usually does: what goes somewhere new is
+  // the new-destination detector's (or, if its segment knows it, a rollout's, not an anomaly).
+  const bytes = keyed.filter(({ key }) => !warm || baseline.destinations[key] !== undefined).reduce((sum, { flow }) => sum + flow.bytes, 0);
   const deniedCount = denied.reduce((sum, flow) => sum + flow.count, 0);
   const anomalies: Anomaly[] = [];
   const anomaly = (kind: Anomaly["kind"], severity: Anomaly["severity"], summary: string, evidence: Anomaly["evidence"]) =>
     anomalies.push({ kind, deviceId, severity, summary, observedAt: at, evidence });
 
-  const keyed = allowed.map((flow) => ({ flow, key: destinationKey(flow.destination, flow.port, flow.protocol) }));
   const segmentWarm = isSegmentWarm(segment, at, settings);
   const novel = keyed.filter(({ key }) => baseline.destinations[key] === undefined);
   if (warm) {

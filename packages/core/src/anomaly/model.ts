@@ -71,7 +71,7 @@ export const defaultDetectorSettings: DetectorSettings = {
   alpha: 0.05,
   volumeFactor: 8,
   volumeSigmas: 6,
-  minVolumeBytes: 256 * 1024,
+  minVolumeBytes: 64 * 1024,
   minDenied: 20,
   denyFactor: 10,
 };
