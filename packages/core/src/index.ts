@@ -69,6 +69,7 @@ export * from "./anomaly/detect-flows.ts";
 export * from "./anomaly/detect-facts.ts";
 export * from "./anomaly/detect.ts";
 export * from "./anomaly/record.ts";
+export * from "./anomaly/baseline-store.ts";
 export * from "./automation/rule.ts";
 export * from "./automation/run.ts";
 export { takeRate } from "./automation/rate-limit.ts";

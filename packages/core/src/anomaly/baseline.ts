@@ -19,6 +19,10 @@ export interface DeviceBaseline {
   /** Destination key (hashed, see `destinationKey`) -> when last seen, in epoch minutes. */
   readonly destinations: Readonly<Record<string, number>>;
   readonly bearers: readonly string[];
+  /** The device's segment (its `segment` or `fleet` label) when last read. */
+  readonly segment?: string;
+  /** When the baseline last learned from a window (it learns at most every `minLearnIntervalMs` once warm). */
+  readonly learnedAt?: string;
   /** Optimistic concurrency: the stored revision this value was read at (0 when new). */
   readonly revision: number;
 }

@@ -21,6 +21,8 @@ export interface WindowVerdict {
   readonly anomalies: Anomaly[];
   /** Destination keys the segment should learn (new to it). */
   readonly segmentLearns: string[];
+  /** Whether `baseline` changed (and must be stored). */
+  readonly learned: boolean;
 }
 
 const evidenceFlow = (flow: FlowRecord, pepId: string) => ({
@@ -88,6 +90,10 @@ export function observeWindow(
     });
   }
 
+  const segmentLearns = segment ? novel.map(({ key }) => key).filter((key) => segment.destinations[key] === undefined) : [];
+  const due = !baseline.learnedAt || Date.parse(at) - Date.parse(baseline.learnedAt) >= settings.minLearnIntervalMs;
+  if (warm && novel.length === 0 && !due) return { baseline, anomalies, segmentLearns: [], learned: false };
+
   const volume = spike ? { mean: baseline.bytesMean, variance: baseline.bytesVar } : ewma(baseline.bytesMean, baseline.bytesVar, bytes, baseline.windows, settings.alpha);
   const deniedMean = burst ? baseline.deniedMean : ewma(baseline.deniedMean, 0, deniedCount, baseline.windows, settings.alpha).mean;
   const next: DeviceBaseline = {
@@ -97,7 +103,8 @@ export function observeWindow(
     bytesVar: volume.variance,
     deniedMean,
     destinations: rememberRecent(baseline.destinations, keyed.map(({ key }) => key), minute, settings.maxDestinations),
+    ...(segment ? { segment: segment.segment } : {}),
+    learnedAt: at,
   };
-  const segmentLearns = segment ? novel.map(({ key }) => key).filter((key) => segment.destinations[key] === undefined) : [];
-  return { baseline: next, anomalies, segmentLearns: [...new Set(segmentLearns)] };
+  return { baseline: next, anomalies, segmentLearns: [...new Set(segmentLearns)], learned: true };
 }

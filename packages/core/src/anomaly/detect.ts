@@ -20,6 +20,8 @@ import { recordAnomalies } from "./record.ts";
 /** The device label that names its segment (devices that should behave alike). */
 export const segmentLabels = ["segment", "fleet"] as const;
 const maxAttempts = 4;
+/** Every this many windows a baseline re-reads its device's segment (labels change). */
+const segmentRefreshWindows = 100;
 
 interface Report {
   readonly pepId: string;
@@ -49,34 +51,36 @@ export async function detectFlowAnomalies(
   settings: DetectorSettings = defaultDetectorSettings,
 ): Promise<Outcome<Anomaly[]>> {
   const byDevice = await flowsByDevice(ports, ctx.tenantId, report.flows);
-  const segmentOf = new Map<string, string | undefined>();
-  for (const deviceId of byDevice.keys()) {
-    const labels = (await recentDevice(ports, ctx.tenantId, deviceId))?.device.labels;
-    if (!labels) byDevice.delete(deviceId);
-    else segmentOf.set(deviceId, segmentLabels.map((label) => labels[label]).find((value) => value !== undefined));
-  }
   const anomalies: Anomaly[] = [];
   let pending = [...byDevice.keys()];
   for (let attempt = 1; pending.length > 0 && attempt <= maxAttempts; attempt++) {
-    const segments = [...new Set([...segmentOf.values()].filter((segment): segment is string => segment !== undefined))];
-    const stored = await readBaselines(ports, ctx.tenantId, pending, segments);
-    const conflicted: string[] = [];
+    const baselines = (await readBaselines(ports, ctx.tenantId, pending, [])).devices;
+    // A baseline remembers its device's segment; the device is read when there is none yet, and now and then.
+    const segmentOf = new Map<string, string | undefined>();
     for (const deviceId of pending) {
-      const segmentName = segmentOf.get(deviceId);
-      const segment: SegmentBaseline | undefined = segmentName
-        ? (stored.segments.get(segmentName) ?? { segment: segmentName, since: report.windowEnd, destinations: {} })
-        : undefined;
-      const observation = { deviceId, at: report.windowEnd, pepId: report.pepId, flows: byDevice.get(deviceId)! };
-      const verdict = observeWindow(stored.devices.get(deviceId), segment, observation, settings);
-      if (!(await saveBaseline(ports, ctx.tenantId, verdict.baseline))) {
-        conflicted.push(deviceId);
+      const baseline = baselines.get(deviceId);
+      if (baseline && baseline.windows % segmentRefreshWindows !== 0) {
+        segmentOf.set(deviceId, baseline.segment);
         continue;
       }
-      anomalies.push(...verdict.anomalies);
-      if (segmentName && verdict.segmentLearns.length > 0) {
-        await learnSegment(ports, ctx.tenantId, segmentName, verdict.segmentLearns, report.windowEnd, settings.maxSegmentDestinations);
-      }
+      const labels = (await recentDevice(ports, ctx.tenantId, deviceId))?.device.labels;
+      if (labels) segmentOf.set(deviceId, segmentLabels.map((label) => labels[label]).find((value) => value !== undefined));
+      else byDevice.delete(deviceId);
     }
+    const names = [...new Set([...segmentOf.values()].filter((segment): segment is string => segment !== undefined))];
+    const segments = (await readBaselines(ports, ctx.tenantId, [], names)).segments;
+    const conflicted: string[] = [];
+    await Promise.all(
+      pending.filter((deviceId) => byDevice.has(deviceId)).map(async (deviceId) => {
+        const name = segmentOf.get(deviceId);
+        const segment: SegmentBaseline | undefined = name ? (segments.get(name) ?? { segment: name, since: report.windowEnd, destinations: {} }) : undefined;
+        const observation = { deviceId, at: report.windowEnd, pepId: report.pepId, flows: byDevice.get(deviceId)! };
+        const verdict = observeWindow(baselines.get(deviceId), segment, observation, settings);
+        if (verdict.learned && !(await saveBaseline(ports, ctx.tenantId, verdict.baseline))) return void conflicted.push(deviceId);
+        anomalies.push(...verdict.anomalies);
+        if (name && verdict.segmentLearns.length > 0) await learnSegment(ports, ctx.tenantId, name, verdict.segmentLearns, report.windowEnd, settings.maxSegmentDestinations);
+      }),
+    );
     pending = conflicted;
   }
   // The detectors decided, on what the reporting enforcement point (named in each anomaly's flows) saw.

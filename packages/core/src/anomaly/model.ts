@@ -60,6 +60,12 @@ export interface DetectorSettings {
   /** Denied attempts in one window that make a burst (at least), or `denyFactor` x the usual. */
   readonly minDenied: number;
   readonly denyFactor: number;
+  /**
+   * Once warm, a baseline learns from one window per this interval (a time subsample, so the
+   * averages stay unbiased) unless the window taught it a destination: writes per device drop
+   * from one per report to one per interval. Every window is still judged.
+   */
+  readonly minLearnIntervalMs: number;
 }
 
 export const defaultDetectorSettings: DetectorSettings = {
@@ -74,4 +80,5 @@ export const defaultDetectorSettings: DetectorSettings = {
   minVolumeBytes: 64 * 1024,
   minDenied: 20,
   denyFactor: 10,
+  minLearnIntervalMs: 30 * 60 * 1000,
 };
