@@ -44,6 +44,10 @@ declare module "sst" {
       "name": string
       "type": "sst.aws.Dynamo"
     }
+    "ProfileSwitchesDeadLetterQueue": {
+      "type": "sst.aws.Queue"
+      "url": string
+    }
     "WebhooksDeadLetterQueue": {
       "type": "sst.aws.Queue"
       "url": string

@@ -16,6 +16,7 @@ export default $config({
     const { tableNameOutputs } = await import("./infra/database");
     const { bus, deadLetterQueueUrls } = await import("./infra/bus");
     const { api } = await import("./infra/api");
+    await import("./infra/webhooks");
 
     return {
       api: api.url,

@@ -36,16 +36,17 @@ export const rules = {
     tables: ["identity", "control", "audit"],
   },
   detectors: {
-    does: "judges operator changes against the device's baseline (IMEI change, SIM swap, geofence, unexpected bearer, eUICC profile switch) and records anomalies",
+    does: "judges operator changes against the device's baseline (IMEI change, SIM swap, geofence, unexpected bearer) and records anomalies",
     pattern: {
-      $or: [
-        {
-          source: [eventSource],
-          "detail-type": ["device.equipment-changed", "device.suspended", "device.quarantined", "device.roaming-changed", "sim.attached", "bearer.switched"],
-        },
-        { source: [ingestSource], "detail-type": ["profile.enabled"], detail: { data: { event: { data: { cause: ["deviceChange", "fallback"] } } } } },
-      ],
+      source: [eventSource],
+      "detail-type": ["device.equipment-changed", "device.suspended", "device.quarantined", "device.roaming-changed", "sim.attached", "bearer.switched"],
     },
+    handler: "consumers/detectors.ts",
+    tables: ["identity", "control", "audit", "flows"],
+  },
+  profileSwitches: {
+    does: "records an anomaly when an eUICC reports enabling a profile because of a device change or a fallback",
+    pattern: { source: [ingestSource], "detail-type": ["profile.enabled"], detail: { data: { event: { data: { cause: ["deviceChange", "fallback"] } } } } },
     handler: "consumers/detectors.ts",
     tables: ["identity", "control", "audit", "flows"],
   },
@@ -59,7 +60,8 @@ export const rules = {
     does: "queues a durable delivery for each outbound webhook subscription whose pattern matches, and makes its first attempt",
     pattern: { source: [eventSource] },
     handler: "consumers/webhooks.ts",
-    tables: ["automation"],
+    // A 410 disables the subscription through the ledger (control: the tenant's head; audit).
+    tables: ["automation", "control", "audit"],
   },
 } as const satisfies Record<string, RuleDefinition>;
 
