@@ -33,7 +33,8 @@ const onNewDestination = { source: ["simroot"], "detail-type": ["anomaly.detecte
 const audit = async (tenant: Awaited<ReturnType<typeof tenantClient>>, subject: string) =>
   (await tenant.call("GET", `/v1/audit?subject=${subject}&limit=1000`)).json.items as { action: string; actor: string; data: any }[];
 
-describe("detection -> anomaly -> rule -> quarantine -> enforcement points", () => {
+// Each story teaches a baseline through the API first (14 reports): generous on a shared machine.
+describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { timeout: 180_000 }, () => {
   it("quarantines a device that reaches a destination never seen for it or its fleet, audited with the rule's name", async () => {
     const { tenant, deviceId, rules, post, pep } = await setup([
       { name: "contain unknown destinations", pattern: onNewDestination, actions: [{ type: "quarantine" }, { type: "open-incident" }] },

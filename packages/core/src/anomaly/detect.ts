@@ -107,6 +107,9 @@ export async function detectEventAnomalies(ports: Ports, event: DomainEvent, set
       const bearers = Object.keys(rememberRecent(Object.fromEntries(base.bearers.map((b, i) => [b, i])), [verdict.learnBearer], base.bearers.length, settings.maxBearers));
       if (!(await saveBaseline(ports, event.tenantId, { ...base, bearers })) && attempt < maxAttempts) continue;
     }
-    return recordAnomalies(ports, ctx, verdict.anomaly ? [verdict.anomaly] : [], `event:${event.id}`);
+    // Once per occurrence: a reported fact redelivered by its source comes as a new event with the same dedupe key.
+    const reported = event.origin === "ingest" ? (event.data as { sourceId?: string; event?: { dedupeKey?: string } }) : undefined;
+    const once = reported ? `fact:${reported.sourceId}|${reported.event?.dedupeKey}` : `event:${event.id}`;
+    return recordAnomalies(ports, ctx, verdict.anomaly ? [verdict.anomaly] : [], once);
   }
 }
