@@ -65,7 +65,7 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
 
     // What enforcement points learn: the device, quarantined, in the feed after the version they held.
     const deltas = await call(runtime, pep, "GET", `/v1/feed?since=${version}`);
-    const entries = deltas.json.entries.flatMap((entry: { changes: { kind: string; key: string; value: any }[] }) => entry.changes);
+    const entries = deltas.json.entries as { kind: string; key: string; value: any }[];
     expect(entries).toContainEqual(expect.objectContaining({ kind: "device", key: deviceId, value: expect.objectContaining({ state: "quarantined" }) }));
 
     // The incident gathered the anomaly and the actions; its NIS2 drafts are due 24 h and 72 h after.

@@ -59,8 +59,10 @@ describe("operator-event detectors", { timeout: 120_000 }, () => {
 
   it("flag an eUICC profile switch caused by a fallback, once however often it is delivered", async () => {
     const { tenant, post, anomalies } = await setup();
-    const eid = "89049032123451234512345678901299";
-    const device = (await tenant.call("POST", "/v1/devices", { eid, iccids: ["8944500102198304826"] })).json;
+    const eid = "89049032123451234512345678901235";
+    const registered = await tenant.call("POST", "/v1/devices", { eid, iccids: ["8944500102198304826"] });
+    expect(registered.status, registered.text).toBe(201);
+    const device = registered.json;
     const switched = fact("profile.enabled", { eid, iccid: "8944500102198304826", seqNumber: 4, cause: "fallback" }, { eid });
     await post([switched]);
     await post([switched]);

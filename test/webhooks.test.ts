@@ -144,7 +144,7 @@ describe("outbound webhooks", { timeout: 180_000 }, () => {
     const id = await enqueueDelivery(runtime.ports, tenant.tenant.id, webhook.id, envelope);
 
     const child = fork(join(import.meta.dirname, "support", "webhook-worker-child.ts"), {
-      env: { ...process.env, DYNAMODB_ENDPOINT: runtime.endpoint, SIMROOT_TABLE_PREFIX: runtime.ports.tables.automation.replace(/automation$/, ""), LEASE_MS: "2000" },
+      env: { ...process.env, DYNAMODB_ENDPOINT: runtime.endpoint, SIMROOT_TABLE_PREFIX: runtime.ports.tables.automation.replace(/automation$/, ""), LEASE_MS: "30000" },
       stdio: "inherit",
     });
     await hook.next(1); // the child is mid-delivery: the receiver holds the request
@@ -152,7 +152,7 @@ describe("outbound webhooks", { timeout: 180_000 }, () => {
     await new Promise((resolve) => child.once("exit", resolve));
 
     expect(await deliverDue(runtime.ports)).toBe(0); // its lease still holds
-    expect(await deliverDue(later(3000))).toBe(1); // then the delivery is due again
+    expect(await deliverDue(later(31_000))).toBe(1); // then the delivery is due again
     await hook.next(2);
     expect(hook.received.map((request) => request.headers["webhook-id"])).toEqual([id, id]);
     const log = (await tenant.call("GET", `/v1/webhooks/${webhook.id}/deliveries`)).json.items;

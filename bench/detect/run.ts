@@ -1,7 +1,8 @@
 /**
  * bench/detect: continuous verification, each figure beside its baseline in the same run.
  *   npm run bench:detect   (PARTS=latency,quality,cost WORKERS=4 PER_WORKER=250 ROUNDS=10 WARMUP=3
- *                            DEVICES=10000 DAYS=7 WINDOW_MINUTES=60 SEED=14 INJECTED=0.01 PER_REPORT=1,50 REPORTS=200)
+ *                            DEVICES=10000 DAYS=7 WINDOW_MINUTES=60 SEED=14 INJECTED=0.01 PER_REPORT=1,50 REPORTS=200
+ *                            DYNAMODB_ENDPOINT=<an already running DynamoDB Local>)
  * The machine may be shared: figures are noisy; compare each to its baseline.
  */
 import { mkdtemp, rm } from "node:fs/promises";
@@ -25,7 +26,13 @@ const warmup = Number(env("WARMUP", "3"));
 if (parts.has("quality")) quality();
 if (parts.has("latency") || parts.has("cost")) {
   const dataDir = await mkdtemp(join(tmpdir(), "simroot-bench-detect-"));
-  const runtime = await startLocalRuntime({ dataDir, port: 0 });
+  // DYNAMODB_ENDPOINT: an already running DynamoDB (Local), e.g. when the machine is too busy to start one quickly.
+  const external = process.env.DYNAMODB_ENDPOINT;
+  const runtime = await startLocalRuntime({
+    dataDir,
+    port: 0,
+    ...(external ? { dynamoEndpoint: external, tablePrefix: `bench-detect-${Date.now().toString(36)}-` } : {}),
+  });
   try {
     if (parts.has("latency")) await latency(runtime);
     if (parts.has("cost")) await cost(runtime);
