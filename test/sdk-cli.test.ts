@@ -252,7 +252,7 @@ describe("the simroot CLI", () => {
     expect(JSON.parse((await run(["policies", "list", "--json"], env)).stdout)).toEqual({ items: [] });
   });
 
-  it("creates an automation rule from a file, switches it to dry-run, lists it and removes it", async () => {
+  it("creates an automation rule from a file, switches it to dry-run, lists it and removes it", { timeout: 90_000 }, async () => {
     const { token } = await tenant();
     const env = { SIMROOT_URL: url, SIMROOT_API_KEY: token };
     const file = join(await mkdtemp(join(tmpdir(), "simroot-cli-")), "rule.json");
