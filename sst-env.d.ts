@@ -11,6 +11,14 @@ declare module "sst" {
       "type": "sst.aws.ApiGatewayV2"
       "url": string
     }
+    "AutomationDeadLetterQueue": {
+      "type": "sst.aws.Queue"
+      "url": string
+    }
+    "AutomationTable": {
+      "name": string
+      "type": "sst.aws.Dynamo"
+    }
     "AuditTable": {
       "name": string
       "type": "sst.aws.Dynamo"
@@ -28,9 +36,21 @@ declare module "sst" {
       "name": string
       "type": "sst.aws.Bus"
     }
+    "DetectorsDeadLetterQueue": {
+      "type": "sst.aws.Queue"
+      "url": string
+    }
     "FlowsTable": {
       "name": string
       "type": "sst.aws.Dynamo"
+    }
+    "ProfileSwitchesDeadLetterQueue": {
+      "type": "sst.aws.Queue"
+      "url": string
+    }
+    "WebhooksDeadLetterQueue": {
+      "type": "sst.aws.Queue"
+      "url": string
     }
     "IdentityTable": {
       "name": string

@@ -23,6 +23,7 @@ export default $config({
     const { api } = await import("./infra/api");
     const { feedKey } = await import("./infra/feed-key");
     const { alarmTopic, dashboard } = await import("./infra/ops");
+    await import("./infra/webhooks");
 
     return {
       api: api.url,

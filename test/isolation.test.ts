@@ -43,6 +43,13 @@ describe("tenant isolation", () => {
       notAfter: new Date(Date.now() + 3_600_000).toISOString(),
       sessionRecording: true,
     });
+    const rule = await a.call("POST", "/v1/automation/rules", {
+      name: "contain",
+      pattern: { source: ["simroot"], "detail-type": ["anomaly.detected"] },
+      actions: [{ type: "quarantine" }],
+    });
+    const webhook = await a.call("POST", "/v1/webhooks", { url: "http://127.0.0.1:9/hook", pattern: { source: ["simroot"], "detail-type": ["none.ever"] } });
+    const incident = await a.call("POST", "/v1/incidents", { deviceId: device.id, severity: "low" });
 
     const ids: Record<string, string | undefined> = {
       "/v1/devices/{id}": device.id,
@@ -51,8 +58,11 @@ describe("tenant isolation", () => {
       "/v1/dead-letters/{id}": parked.accepted[0]!.id,
       "/v1/policies/{id}": policy.json?.id,
       "/v1/grants/{id}": grant.json?.id,
+      "/v1/automation/rules/{id}": rule.json?.id,
+      "/v1/webhooks/{id}": webhook.json?.id,
+      "/v1/incidents/{id}": incident.json?.id,
     };
-    const secrets = [device.id, source.source.id, key.keyId, parked.accepted[0]!.id, policy.json?.id, grant.json?.id, "208011111111111"].filter(Boolean) as string[];
+    const secrets = [device.id, source.source.id, key.keyId, parked.accepted[0]!.id, policy.json?.id, grant.json?.id, rule.json?.id, webhook.json?.id, incident.json?.id, "208011111111111"].filter(Boolean) as string[];
 
     const document = (await (await runtime.app.request("/openapi.json")).json()) as { paths: Record<string, Record<string, unknown>> };
     let probed = 0;
@@ -79,6 +89,9 @@ describe("tenant isolation", () => {
 
     // A's resources are untouched by all of that.
     expect((await a.call("GET", `/v1/devices/${device.id}`)).json).toMatchObject({ state: "active", revision: 1 });
+    expect((await a.call("GET", `/v1/automation/rules/${rule.json.id}`)).json).toMatchObject({ revision: 1, enabled: true });
+    expect((await a.call("GET", `/v1/webhooks/${webhook.json.id}`)).json).toMatchObject({ revision: 1, enabled: true });
+    expect((await a.call("GET", `/v1/incidents/${incident.json.id}`)).json.incident).toMatchObject({ status: "open" });
     expect((await a.call("GET", "/v1/dead-letters")).json.items).toHaveLength(1);
     expect((await a.call("GET", "/v1/keys")).json.items.find((k: { keyId: string }) => k.keyId === key.keyId).revokedAt).toBeUndefined();
     expect((await a.call("GET", "/v1/audit/verify")).json.valid).toBe(true);

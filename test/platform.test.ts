@@ -4,7 +4,7 @@ import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rules, tableKeys, tables, type TableDefinition } from "@simroot/core";
 import { functions } from "@simroot/core/platform/functions";
-import { validatePattern } from "@simroot/local/bus/pattern";
+import { validatePattern } from "@simroot/core";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
 
 const root = join(import.meta.dirname, "..");

@@ -254,6 +254,22 @@ describe("the simroot CLI", () => {
     expect(JSON.parse((await run(["policies", "list", "--json"], env)).stdout)).toEqual({ items: [] });
   });
 
+  it("creates an automation rule from a file, switches it to dry-run, lists it and removes it", { timeout: 90_000 }, async () => {
+    const { token } = await tenant();
+    const env = { SIMROOT_URL: url, SIMROOT_API_KEY: token };
+    const file = join(await mkdtemp(join(tmpdir(), "simroot-cli-")), "rule.json");
+    const pattern = { source: ["simroot"], "detail-type": ["anomaly.detected"] };
+    await writeFile(file, JSON.stringify({ name: "contain", pattern, actions: [{ type: "quarantine" }] }));
+    const created = await run(["rules", "create", "--file", file, "--json"], env);
+    expect(created.stderr).toBe("");
+    const rule = JSON.parse(created.stdout) as { id: string; dryRun: boolean };
+    expect(rule.dryRun).toBe(false);
+    expect(JSON.parse((await run(["rules", "dry-run", rule.id, "--json"], env)).stdout)).toMatchObject({ id: rule.id, dryRun: true, revision: 2 });
+    expect(JSON.parse((await run(["rules", "list", "--json"], env)).stdout).items).toEqual([expect.objectContaining({ id: rule.id, pattern })]);
+    expect((await run(["rules", "delete", rule.id], env)).code).toBe(0);
+    expect(JSON.parse((await run(["rules", "list", "--json"], env)).stdout)).toEqual({ items: [] });
+  });
+
   it("exits 2 with the usage for an unknown command or a missing argument", async () => {
     const unknown = await run(["frobnicate"], { SIMROOT_URL: url, SIMROOT_API_KEY: "x" });
     expect(unknown.code).toBe(2);

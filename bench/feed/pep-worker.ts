@@ -20,6 +20,8 @@ interface Setup {
   intervalMs: number;
   /** The feed hub, for mode "push". */
   hubUrl?: string;
+  /** The decision reason that counts as enforced (bench/detect watches quarantines). */
+  deniedReason?: string;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -35,7 +37,7 @@ process.once("message", async (setup: Setup) => {
     const check = () => {
       if (!watching || watching.deniedAt[index] !== undefined) return;
       const decision = engine.decide({ deviceId: watching.deviceId, destination: { ip: "10.0.0.1" }, port: 443, protocol: "tcp" });
-      if (decision.reason === "deny.revoked") {
+      if (decision.reason === (setup.deniedReason ?? "deny.revoked")) {
         watching.deniedAt[index] = now();
         if (--watching.pending === 0) send({ done: watching.deniedAt });
       }

@@ -17,6 +17,9 @@ export interface RevocationSetup {
   readonly pepUrls?: readonly string[];
   /** The feed hub, for mode "push". */
   readonly hubUrl?: string;
+  /** What changes the device (default: revoke it through the API), and the reason PEPs must then give. */
+  readonly trigger?: (deviceId: string) => Promise<void>;
+  readonly deniedReason?: string;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -26,7 +29,7 @@ function startWorkers(setup: RevocationSetup, workers: number, perWorker: number
     Array.from({ length: workers }, (_, index) => {
       const child = fork(join(import.meta.dirname, "pep-worker.ts"), { stdio: ["ignore", "inherit", "inherit", "ipc"] });
       const url = setup.pepUrls?.[index % setup.pepUrls.length] ?? setup.url;
-      child.send({ url, hubUrl: setup.hubUrl, apiKey: setup.pepToken, tenantId: setup.tenantId, publicKeyPem: setup.publicKeyPem, clients: perWorker, mode, intervalMs });
+      child.send({ url, hubUrl: setup.hubUrl, apiKey: setup.pepToken, tenantId: setup.tenantId, publicKeyPem: setup.publicKeyPem, clients: perWorker, mode, intervalMs, deniedReason: setup.deniedReason });
       return new Promise<ChildProcess>((resolve, reject) => {
         child.once("message", (message: { ready?: boolean }) => (message.ready ? resolve(child) : reject(new Error("a worker could not sync"))));
         child.once("exit", (code) => reject(new Error(`a worker exited (${code})`)));
@@ -60,12 +63,15 @@ export async function measureRevocation(setup: RevocationSetup, options: Revocat
       for (const child of children) child.send({ watch: deviceId });
       await new Promise((resolve) => setTimeout(resolve, 200));
       const revokedAt = now();
-      const response = await fetch(`${setup.url}/v1/devices/${deviceId}/revoke`, {
-        method: "POST",
-        headers: { authorization: `Bearer ${setup.adminToken}`, "content-type": "application/json" },
-        body: JSON.stringify({ reason: "bench" }),
-      });
-      if (!response.ok) throw new Error(`revoke answered ${response.status}`);
+      if (setup.trigger) await setup.trigger(deviceId);
+      else {
+        const response = await fetch(`${setup.url}/v1/devices/${deviceId}/revoke`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${setup.adminToken}`, "content-type": "application/json" },
+          body: JSON.stringify({ reason: "bench" }),
+        });
+        if (!response.ok) throw new Error(`revoke answered ${response.status}`);
+      }
       const these: number[] = [];
       for (const times of await Promise.all(finished)) these.push(...times.map((at) => at - revokedAt));
       if (round >= options.warmup) latencies.push(...these);

@@ -13,6 +13,10 @@ export const idPrefixes = {
   source: "src",
   policy: "pol",
   grant: "grt",
+  rule: "rul",
+  webhook: "whk",
+  message: "msg",
+  incident: "inc",
 } as const;
 
 export type IdKind = keyof typeof idPrefixes;

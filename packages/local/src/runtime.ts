@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { createApp } from "@simroot/api";
-import { documentClient, ensureTables, ingestMaxBacklog, fileSigner, memorySigner, portsFor, providePorts, publishCommits, storeHealth, tableNames } from "@simroot/core";
+import { deliverDue, documentClient, ensureTables, ingestMaxBacklog, fileSigner, memorySigner, portsFor, providePorts, publishCommits, storeHealth, tableNames } from "@simroot/core";
 import { LocalBus, type RetrySettings } from "./bus/local-bus.ts";
 import { startDynamoLocal, type DynamoLocal } from "./dynamodb-local.ts";
 import { startFeedHub } from "./feed-hub.ts";
@@ -37,6 +37,8 @@ export interface LocalRuntimeOptions {
   readonly feedSigningKeyPath?: string;
   /** Handler invocations in flight at once (the bus's default otherwise). */
   readonly concurrency?: number;
+  /** How often the webhook worker looks for due deliveries (retries, replays, expired leases); 0 turns it off. */
+  readonly webhookWorkerMs?: number;
 }
 
 export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
@@ -80,6 +82,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     const ports = { ...portsFor(db, tables, bus), feedNotifier, backlog };
     publishCommits(ports);
     providePorts(ports);
+    // What a scheduled Lambda does in AWS (functions/src/webhook-worker.ts): attempt the deliveries that are due.
+    if (options.webhookWorkerMs !== 0) {
+      const worker = setInterval(() => void deliverDue(ports).catch((error: unknown) => console.error("webhook worker:", error)), options.webhookWorkerMs ?? 1000);
+      worker.unref();
+      stops.push(async () => clearInterval(worker));
+    }
 
     // The feed's signing key: a file under the data folder, or one in memory for a run that keeps nothing.
     const keyPath = options.feedSigningKeyPath ?? (options.dataDir ? join(options.dataDir, "feed-signing-key.pem") : undefined);

@@ -6,13 +6,14 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 import { createClient } from "./client.ts";
 import { isSimrootApiError, type Problem } from "./problem.ts";
 import { accessCommands } from "./cli/access.ts";
+import { automationCommands } from "./cli/automation.ts";
 import { auditCommands, healthCommand } from "./cli/audit.ts";
 import { UsageError, type Command, type Context, type OptionSpec } from "./cli/command.ts";
 import { deviceCommands } from "./cli/devices.ts";
 import { ingestCommands } from "./cli/ingest.ts";
 import { policyCommands } from "./cli/policy.ts";
 
-export const commands: readonly Command[] = [healthCommand, ...deviceCommands, ...ingestCommands, ...accessCommands, ...policyCommands, ...auditCommands];
+export const commands: readonly Command[] = [healthCommand, ...deviceCommands, ...ingestCommands, ...accessCommands, ...policyCommands, ...automationCommands, ...auditCommands];
 
 const defaultUrl = "http://127.0.0.1:3000";
 const globalOptions = {

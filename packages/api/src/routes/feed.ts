@@ -1,6 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import {
   advanceFeedEpoch,
+  detectFlowAnomalies,
   feedDeltas,
   feedEpochSchema,
   feedResponseSchema,
@@ -81,7 +82,13 @@ const flows = createRoute({
   summary: "Report aggregated flow records (for anomaly detection)",
   middleware: requireRole("pep"),
   request: { body: { required: true, content: { "application/json": { schema: flowReportSchema } } } },
-  responses: { 202: json("Stored", z.object({ id: z.string(), flows: z.number().int() })), ...errorResponses(400, 401, 403) },
+  responses: {
+    202: json(
+      "Stored and judged: `anomalies` counts the anomaly.detected events the report caused",
+      z.object({ id: z.string(), flows: z.number().int(), anomalies: z.number().int() }),
+    ),
+    ...errorResponses(400, 401, 403),
+  },
 });
 
 export function feedRoutes(options: AppOptions) {
@@ -117,5 +124,11 @@ export function feedRoutes(options: AppOptions) {
       return c.json({ keys: [{ keyId: signer.keyId, algorithm: "ed25519" as const, publicKeyPem: signer.publicKeyPem }] }, 200);
     })
     .openapi(epoch, async (c) => c.json(await publishOutcome(c.var.ports, await advanceFeedEpoch(c.var.ports, c.var.ctx, c.req.valid("json"))), 200))
-    .openapi(flows, async (c) => c.json(await recordFlows(c.var.ports, c.var.ctx, c.req.valid("json")), 202));
+    .openapi(flows, async (c) => {
+      const { ports, ctx } = c.var;
+      const report = c.req.valid("json");
+      const stored = await recordFlows(ports, ctx, report);
+      const anomalies = await publishOutcome(ports, await detectFlowAnomalies(ports, ctx, report));
+      return c.json({ ...stored, anomalies: anomalies.length }, 202);
+    });
 }

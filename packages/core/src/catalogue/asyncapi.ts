@@ -5,8 +5,9 @@
 import { z } from "zod";
 import { eventSource, ingestSource } from "../platform/rules.ts";
 import { catalogueTypes, eventPayloads, normalizedEventSchema, type CatalogueType } from "./catalogue.ts";
+import { simrootEventPayloads, simrootEventTypes } from "./simroot-events.ts";
 
-const messageName = (type: CatalogueType) => type.replace(/[.-](\w)/g, (_, letter: string) => letter.toUpperCase());
+const messageName = (type: string) => type.replace(/[.-](\w)/g, (_, letter: string) => letter.toUpperCase());
 
 /** JSON Schema (draft 2020-12) of every catalogue payload, by event type. */
 export function catalogueJsonSchemas(): Record<CatalogueType, unknown> {
@@ -16,7 +17,7 @@ export function catalogueJsonSchemas(): Record<CatalogueType, unknown> {
   >;
 }
 
-const envelope = (type: CatalogueType, data: unknown) => ({
+const envelope = (type: string, data: unknown) => ({
   type: "object",
   description: "A simroot domain event: the `detail` of the EventBridge envelope",
   required: ["id", "type", "tenantId", "subject", "time", "actor", "requestId", "data"],
@@ -45,6 +46,15 @@ export function asyncApiDocument() {
       payload: envelope(type, {
         allOf: [payloads[type], { type: "object", properties: { deviceId: { type: "string" }, cause: { type: "object" } } }],
       }),
+    };
+  }
+  for (const type of simrootEventTypes) {
+    messages[messageName(type)] = {
+      name: type,
+      title: type,
+      summary: "An event simroot published (anomalies, automation, webhooks, incidents, API changes)",
+      contentType: "application/json",
+      payload: envelope(type, z.toJSONSchema(simrootEventPayloads[type], { io: "input" })),
     };
   }
   messages.factReported = {
@@ -76,9 +86,10 @@ export function asyncApiDocument() {
       applied: {
         address: eventSource,
         description: "Changes applied to device identity state (EventBridge detail-type = the event type)",
-        messages: Object.fromEntries(
-          catalogueTypes.map((type) => [`${messageName(type)}Applied`, { $ref: `#/components/messages/${messageName(type)}Applied` }]),
-        ),
+        messages: Object.fromEntries([
+          ...catalogueTypes.map((type) => [`${messageName(type)}Applied`, { $ref: `#/components/messages/${messageName(type)}Applied` }]),
+          ...simrootEventTypes.map((type) => [messageName(type), { $ref: `#/components/messages/${messageName(type)}` }]),
+        ]),
       },
     },
     operations: {

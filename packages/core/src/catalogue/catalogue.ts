@@ -62,7 +62,13 @@ export const eventPayloads = {
     reason,
     seqNumber: z.number().int().nonnegative().optional(),
   }),
-  "profile.enabled": z.object({ eid: digits(32, 32), iccid: z.string().regex(/^\d{18,20}F?$/), seqNumber: z.number().int().nonnegative().optional() }),
+  "profile.enabled": z.object({
+    eid: digits(32, 32),
+    iccid: z.string().regex(/^\d{18,20}F?$/),
+    seqNumber: z.number().int().nonnegative().optional(),
+    /** Why the eUICC switched, when the source says (SGP.32 fallback, SGP.22 device change, ...): the detectors flag `deviceChange` and `fallback`. */
+    cause: z.string().max(64).optional(),
+  }),
   "profile.disabled": z.object({ eid: digits(32, 32), iccid: z.string().regex(/^\d{18,20}F?$/), seqNumber: z.number().int().nonnegative().optional() }),
   "profile.deleted": z.object({ eid: digits(32, 32), iccid: z.string().regex(/^\d{18,20}F?$/), seqNumber: z.number().int().nonnegative().optional() }),
   "device.roaming-changed": z.object({

@@ -10,26 +10,25 @@ import { verb } from "../verb.ts";
 
 export const flowRetentionSeconds = 30 * 24 * 60 * 60;
 
+export const flowRecordSchema = z.strictObject({
+  deviceId: z.string().max(64).optional(),
+  sourceIp: z.string().max(64).optional(),
+  destination: z.string().max(253),
+  port: z.number().int().min(0).max(65535),
+  protocol: z.enum(["tcp", "udp"]),
+  decision: z.enum(["allow", "deny"]),
+  reason: z.string().max(64),
+  count: z.number().int().positive(),
+  bytes: z.number().int().nonnegative(),
+});
+export type FlowRecord = z.output<typeof flowRecordSchema>;
+
 export const flowReportSchema = z
   .strictObject({
     pepId: z.string().min(1).max(128),
     windowStart: z.iso.datetime({ offset: true }),
     windowEnd: z.iso.datetime({ offset: true }),
-    flows: z
-      .array(
-        z.strictObject({
-          deviceId: z.string().max(64).optional(),
-          sourceIp: z.string().max(64).optional(),
-          destination: z.string().max(253),
-          port: z.number().int().min(0).max(65535),
-          protocol: z.enum(["tcp", "udp"]),
-          decision: z.enum(["allow", "deny"]),
-          reason: z.string().max(64),
-          count: z.number().int().positive(),
-          bytes: z.number().int().nonnegative(),
-        }),
-      )
-      .max(1000),
+    flows: z.array(flowRecordSchema).max(1000),
   })
   .refine((report) => report.windowStart <= report.windowEnd, { message: "windowStart is after windowEnd", path: ["windowEnd"] })
   .meta({ id: "FlowReport" });

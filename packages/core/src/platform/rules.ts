@@ -30,6 +30,34 @@ export const rules = {
     pattern: { source: [ingestSource] },
     handler: "consumers/operator-events.ts",
   },
+  detectors: {
+    does: "judges operator changes against the device's baseline (IMEI change, SIM swap, geofence, unexpected bearer) and records anomalies",
+    pattern: {
+      source: [eventSource],
+      "detail-type": ["device.equipment-changed", "device.suspended", "device.quarantined", "device.roaming-changed", "sim.attached", "bearer.switched"],
+    },
+    handler: "consumers/detectors.ts",
+    tables: ["identity", "control", "audit", "flows"],
+  },
+  profileSwitches: {
+    does: "records an anomaly when an eUICC reports enabling a profile because of a device change or a fallback",
+    pattern: { source: [ingestSource], "detail-type": ["profile.enabled"], detail: { data: { event: { data: { cause: ["deviceChange", "fallback"] } } } } },
+    handler: "consumers/detectors.ts",
+    tables: ["identity", "control", "audit", "flows"],
+  },
+  automation: {
+    does: "runs each tenant's automation rules whose pattern matches a change simroot applied (anomalies included)",
+    pattern: { source: [eventSource] },
+    handler: "consumers/automation.ts",
+    tables: ["identity", "control", "audit", "automation", "flows"],
+  },
+  webhooks: {
+    does: "queues a durable delivery for each outbound webhook subscription whose pattern matches, and makes its first attempt",
+    pattern: { source: [eventSource] },
+    handler: "consumers/webhooks.ts",
+    // A 410 disables the subscription through the ledger (control: the tenant's head; audit).
+    tables: ["automation", "control", "audit"],
+  },
 } as const satisfies Record<string, RuleDefinition>;
 
 export type RuleName = keyof typeof rules;

@@ -72,6 +72,20 @@ export const tables = {
     indexes: {},
     ttl: "expiresAt",
   },
+  automation: {
+    holds: "automation rules, outbound webhook subscriptions and their deliveries (durable, with the delivery log), incidents",
+    fields: { pk: "string", sk: "string", gsi1pk: "string", gsi1sk: "string" },
+    partitionKey: "pk",
+    sortKey: "sk",
+    indexes: {
+      byDue: {
+        partitionKey: "gsi1pk",
+        sortKey: "gsi1sk",
+        serves: "the webhook deliveries due for an attempt, by shard and due time (sparse: only pending deliveries carry it)",
+      },
+    },
+    ttl: "expiresAt",
+  },
 } as const satisfies Record<string, TableDefinition>;
 
 export type TableKey = keyof typeof tables;

@@ -7,9 +7,18 @@
  * event survives `kill -9` and is delivered after restart.
  */
 import { randomUUID } from "node:crypto";
-import { busSourceOf, isSimrootError, retryPolicy, type BusEnvelope, type DomainEvent, type EventPattern, type Publisher } from "@simroot/core";
+import {
+  busSourceOf,
+  isSimrootError,
+  matchesPattern,
+  retryPolicy,
+  validatePattern,
+  type BusEnvelope,
+  type DomainEvent,
+  type EventPattern,
+  type Publisher,
+} from "@simroot/core";
 import { Journal } from "./journal.ts";
-import { matchesPattern, validatePattern } from "./pattern.ts";
 
 export interface BusTarget {
   readonly pattern: EventPattern;

@@ -59,7 +59,7 @@ const ifMatchOption = {
 } as const satisfies Record<string, OptionSpec>;
 
 /** The JSON in `--file` (or stdin for `-`); the API validates its shape. */
-async function jsonFile<T>(ctx: Context): Promise<T> {
+export async function jsonFile<T>(ctx: Context): Promise<T> {
   const name = ctx.need("file");
   let text: string;
   try {

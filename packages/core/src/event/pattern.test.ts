@@ -6,7 +6,7 @@
  * EventBridge runs) or to LocalStack's event-pattern fixtures recorded against real AWS; those say so.
  */
 import { describe, it, expect } from "vitest";
-import type { EventPattern } from "@simroot/core/platform/rules";
+import type { EventPattern } from "../platform/rules.ts";
 import { matchesPattern, validatePattern } from "./pattern.ts";
 
 /** Every pattern used for matching must also be accepted by the validator. */

@@ -1,5 +1,6 @@
 /**
- * Amazon EventBridge event pattern matching ("content filtering"), pure and dependency-free.
+ * Amazon EventBridge event pattern matching ("content filtering"), pure and dependency-free. Shared by
+ * the local bus (routing to consumers) and automation rules and webhook subscriptions (per tenant).
  * Follows the AWS user guide ("Amazon EventBridge event patterns", "Content filtering in Amazon
  * EventBridge event patterns") and the aws/event-ruler engine behind it:
  * - every field of a pattern object must match (AND); `"$or": [pattern, ...]` needs one branch to match;
@@ -7,7 +8,7 @@
  * - an event array of objects matches a nested pattern if ONE element matches all of it;
  * - string operators only match strings, `numeric` only matches JSON numbers.
  */
-import type { EventPattern } from "@simroot/core/platform/rules";
+import type { EventPattern } from "../platform/rules.ts";
 
 type JsonObject = { readonly [key: string]: unknown };
 

@@ -1,0 +1,79 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { createRule, getRule, listRules, pageInput, publishOutcome, removeRule, ruleSchema, updateRule } from "@simroot/core";
+import type { AppEnv } from "../env.ts";
+import { readers, requireRole, writers } from "../middleware.ts";
+import { errorResponses, json, pageOf } from "../openapi.ts";
+import { etagOf, requiredRevision } from "../preconditions.ts";
+
+const ruleId = z.object({ id: z.string().meta({ param: { name: "id", in: "path" }, example: "rul_01JD3Q4ZK8W9X2V5N6M7P8R9ST" }) });
+const ifMatch = z.object({ "if-match": z.string().optional().meta({ description: 'the ETag you read, e.g. "3"' }) });
+const tags = ["automation"];
+
+const routes = {
+  create: createRoute({
+    method: "post",
+    path: "/v1/automation/rules",
+    tags,
+    summary: "Create an automation rule: an EventBridge pattern over simroot's events and the actions to take",
+    middleware: [requireRole(...writers)] as const,
+    request: { body: { required: true, content: { "application/json": { schema: createRule.schema } } } },
+    responses: { 201: json("The rule", ruleSchema), ...errorResponses(400, 401, 403, 409) },
+  }),
+  list: createRoute({
+    method: "get",
+    path: "/v1/automation/rules",
+    tags,
+    summary: "List the tenant's automation rules",
+    middleware: [requireRole(...readers)] as const,
+    request: { query: pageInput },
+    responses: { 200: json("A page of rules", pageOf(ruleSchema, "AutomationRulePage")), ...errorResponses(400, 401, 403) },
+  }),
+  get: createRoute({
+    method: "get",
+    path: "/v1/automation/rules/{id}",
+    tags,
+    summary: "Get an automation rule",
+    middleware: [requireRole(...readers)] as const,
+    request: { params: ruleId },
+    responses: { 200: json("The rule", ruleSchema), ...errorResponses(401, 403, 404) },
+  }),
+  update: createRoute({
+    method: "patch",
+    path: "/v1/automation/rules/{id}",
+    tags,
+    summary: "Change a rule (pattern, actions, dry-run, enabled, rate limit); needs If-Match",
+    middleware: [requireRole(...writers)] as const,
+    request: { params: ruleId, headers: ifMatch, body: { required: true, content: { "application/json": { schema: updateRule.schema.shape.changes } } } },
+    responses: { 200: json("The rule", ruleSchema), ...errorResponses(400, 401, 403, 404, 412, 428) },
+  }),
+  remove: createRoute({
+    method: "delete",
+    path: "/v1/automation/rules/{id}",
+    tags,
+    summary: "Remove a rule",
+    middleware: [requireRole(...writers)] as const,
+    request: { params: ruleId },
+    responses: { 200: json("Removed", z.object({ id: z.string() })), ...errorResponses(401, 403, 404) },
+  }),
+};
+
+export const automationRoutes = new OpenAPIHono<AppEnv>()
+  .openapi(routes.create, async (c) => {
+    const rule = await publishOutcome(c.var.ports, await createRule(c.var.ports, c.var.ctx, c.req.valid("json")));
+    c.header("location", `/v1/automation/rules/${rule.id}`);
+    c.header("etag", etagOf(rule.revision));
+    return c.json(rule, 201);
+  })
+  .openapi(routes.list, async (c) => c.json(await listRules(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
+  .openapi(routes.get, async (c) => {
+    const rule = await getRule(c.var.ports, c.var.ctx, c.req.valid("param"));
+    c.header("etag", etagOf(rule.revision));
+    return c.json(rule, 200);
+  })
+  .openapi(routes.update, async (c) => {
+    const input = { ...c.req.valid("param"), ifRevision: requiredRevision(c), changes: c.req.valid("json") };
+    const rule = await publishOutcome(c.var.ports, await updateRule(c.var.ports, c.var.ctx, input));
+    c.header("etag", etagOf(rule.revision));
+    return c.json(rule, 200);
+  })
+  .openapi(routes.remove, async (c) => c.json(await publishOutcome(c.var.ports, await removeRule(c.var.ports, c.var.ctx, c.req.valid("param"))), 200));

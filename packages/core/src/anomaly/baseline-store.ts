@@ -1,0 +1,100 @@
+/**
+ * Where baselines live: the flows table (it holds the flow records they learn from), one
+ * item per device and one per segment, each bounded (see baseline.ts) and expiring 30 days
+ * after it last learned. A device item is replaced under an optimistic condition on its
+ * revision (two enforcement points reporting one device at once re-read and fold again); a
+ * segment item only ever gains a destination, by a conditional map update that needs no read.
+ */
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { BatchGetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { flowRetentionSeconds } from "../feed/flows.ts";
+import type { Ports } from "../ports.ts";
+import type { DeviceBaseline, SegmentBaseline } from "./baseline.ts";
+
+export const deviceBaselineKey = (tenantId: string, deviceId: string) => ({ pk: `T#${tenantId}#B#${deviceId}`, sk: "baseline" });
+export const segmentBaselineKey = (tenantId: string, segment: string) => ({ pk: `T#${tenantId}#S#${segment}`, sk: "baseline" });
+
+const expiry = (ports: Ports) => Math.floor(ports.now().getTime() / 1000) + flowRetentionSeconds;
+
+/** Reads items of the flows table by key, 100 per request, retrying what comes back unprocessed. */
+async function readItems(ports: Ports, keys: readonly Record<string, string>[]) {
+  const items: Record<string, unknown>[] = [];
+  const unique = [...new Map(keys.map((key) => [`${key.pk}|${key.sk}`, key])).values()];
+  for (let start = 0; start < unique.length; start += 100) {
+    let pending: Record<string, string>[] | undefined = unique.slice(start, start + 100);
+    while (pending && pending.length > 0) {
+      const result = await ports.db.send(new BatchGetCommand({ RequestItems: { [ports.tables.flows]: { Keys: pending, ConsistentRead: true } } }));
+      items.push(...(result.Responses?.[ports.tables.flows] ?? []));
+      pending = result.UnprocessedKeys?.[ports.tables.flows]?.Keys as Record<string, string>[] | undefined;
+    }
+  }
+  return items;
+}
+
+export async function readBaselines(ports: Ports, tenantId: string, deviceIds: readonly string[], segments: readonly string[]) {
+  const items = await readItems(ports, [
+    ...deviceIds.map((id) => deviceBaselineKey(tenantId, id)),
+    ...segments.map((segment) => segmentBaselineKey(tenantId, segment)),
+  ]);
+  const devices = new Map<string, DeviceBaseline>();
+  const segmentBaselines = new Map<string, SegmentBaseline>();
+  for (const item of items) {
+    if (typeof item.deviceId === "string") devices.set(item.deviceId, item.baseline as DeviceBaseline);
+    else if (typeof item.segment === "string") segmentBaselines.set(item.segment, { segment: item.segment, since: String(item.since), destinations: (item.destinations ?? {}) as Record<string, number> });
+  }
+  return { devices, segments: segmentBaselines };
+}
+
+export async function readBaseline(ports: Ports, tenantId: string, deviceId: string): Promise<DeviceBaseline | undefined> {
+  return (await readBaselines(ports, tenantId, [deviceId], [])).devices.get(deviceId);
+}
+
+/** Stores `next` if the stored baseline is still at `next.revision`; false when another writer got there first. */
+export async function saveBaseline(ports: Ports, tenantId: string, next: DeviceBaseline): Promise<boolean> {
+  const stored = { ...next, revision: next.revision + 1 };
+  try {
+    await ports.db.send(
+      new PutCommand({
+        TableName: ports.tables.flows,
+        Item: { ...deviceBaselineKey(tenantId, next.deviceId), deviceId: next.deviceId, baseline: stored, revision: stored.revision, expiresAt: expiry(ports) },
+        ConditionExpression: next.revision === 0 ? "attribute_not_exists(pk)" : "revision = :revision",
+        ...(next.revision === 0 ? {} : { ExpressionAttributeValues: { ":revision": next.revision } }),
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
+}
+
+/** Teaches a segment destinations, up to `max` (a full segment stops learning: bounded, judged per device from then on). */
+export async function learnSegment(ports: Ports, tenantId: string, segment: string, keys: readonly string[], at: string, max: number) {
+  for (const key of keys) {
+    try {
+      await ports.db.send(
+        new UpdateCommand({
+          TableName: ports.tables.flows,
+          Key: segmentBaselineKey(tenantId, segment),
+          UpdateExpression: "SET destinations = if_not_exists(destinations, :empty), since = if_not_exists(since, :at), #segment = :segment, expiresAt = :expires ADD learned :one",
+          ConditionExpression: "attribute_not_exists(learned) OR learned < :max",
+          ExpressionAttributeNames: { "#segment": "segment" },
+          ExpressionAttributeValues: { ":empty": {}, ":at": at, ":segment": segment, ":expires": expiry(ports), ":one": 1, ":max": max },
+        }),
+      );
+      await ports.db.send(
+        new UpdateCommand({
+          TableName: ports.tables.flows,
+          Key: segmentBaselineKey(tenantId, segment),
+          UpdateExpression: "SET destinations.#key = :minute",
+          ConditionExpression: "attribute_not_exists(destinations.#key)",
+          ExpressionAttributeNames: { "#key": key },
+          ExpressionAttributeValues: { ":minute": Math.floor(Date.parse(at) / 60_000) },
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) continue;
+      throw error;
+    }
+  }
+}

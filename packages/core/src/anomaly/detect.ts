@@ -1,0 +1,115 @@
+/**
+ * The detectors at work: over a flow report (called by `POST /v1/flows` once the report is
+ * stored) and over one event on the bus (the `detectors` rule). Each reads the baselines it
+ * needs, judges with the pure detectors, keeps the baselines and records what it found.
+ */
+import { tenantSettings } from "../access/tenant-settings.ts";
+import type { RequestContext } from "../context.ts";
+import { recentDevice, resolveDevice } from "../device/store.ts";
+import type { DomainEvent } from "../event/event.ts";
+import type { FlowRecord } from "../feed/flows.ts";
+import type { Outcome } from "../outcome.ts";
+import type { Ports } from "../ports.ts";
+import { emptyBaseline, rememberRecent, type SegmentBaseline } from "./baseline.ts";
+import { learnSegment, readBaseline, readBaselines, saveBaseline } from "./baseline-store.ts";
+import { judgeFact } from "./detect-facts.ts";
+import { observeWindow } from "./detect-flows.ts";
+import { defaultDetectorSettings, type Anomaly, type DetectorSettings } from "./model.ts";
+import { recordAnomalies } from "./record.ts";
+
+/** The device label that names its segment (devices that should behave alike). */
+export const segmentLabels = ["segment", "fleet"] as const;
+const maxAttempts = 4;
+/** Every this many windows a baseline re-reads its device's segment (labels change). */
+const segmentRefreshWindows = 100;
+
+interface Report {
+  readonly pepId: string;
+  readonly windowEnd: string;
+  readonly flows: readonly FlowRecord[];
+}
+
+async function flowsByDevice(ports: Ports, tenantId: string, flows: readonly FlowRecord[]) {
+  const byDevice = new Map<string, FlowRecord[]>();
+  const byIp = new Map<string, string | undefined>();
+  for (const flow of flows) {
+    let deviceId = flow.deviceId;
+    if (!deviceId && flow.sourceIp) {
+      if (!byIp.has(flow.sourceIp)) byIp.set(flow.sourceIp, await resolveDevice(ports, tenantId, { ip: flow.sourceIp }));
+      deviceId = byIp.get(flow.sourceIp);
+    }
+    if (!deviceId) continue;
+    byDevice.set(deviceId, [...(byDevice.get(deviceId) ?? []), flow]);
+  }
+  return byDevice;
+}
+
+export async function detectFlowAnomalies(
+  ports: Ports,
+  ctx: RequestContext,
+  report: Report,
+  settings: DetectorSettings = defaultDetectorSettings,
+): Promise<Outcome<Anomaly[]>> {
+  const byDevice = await flowsByDevice(ports, ctx.tenantId, report.flows);
+  const anomalies: Anomaly[] = [];
+  let pending = [...byDevice.keys()];
+  for (let attempt = 1; pending.length > 0 && attempt <= maxAttempts; attempt++) {
+    const baselines = (await readBaselines(ports, ctx.tenantId, pending, [])).devices;
+    // A baseline remembers its device's segment; the device is read when there is none yet, and now and then.
+    const segmentOf = new Map<string, string | undefined>();
+    for (const deviceId of pending) {
+      const baseline = baselines.get(deviceId);
+      if (baseline && baseline.windows % segmentRefreshWindows !== 0) {
+        segmentOf.set(deviceId, baseline.segment);
+        continue;
+      }
+      const labels = (await recentDevice(ports, ctx.tenantId, deviceId))?.device.labels;
+      if (labels) segmentOf.set(deviceId, segmentLabels.map((label) => labels[label]).find((value) => value !== undefined));
+      else byDevice.delete(deviceId);
+    }
+    const names = [...new Set([...segmentOf.values()].filter((segment): segment is string => segment !== undefined))];
+    const segments = (await readBaselines(ports, ctx.tenantId, [], names)).segments;
+    const conflicted: string[] = [];
+    await Promise.all(
+      pending.filter((deviceId) => byDevice.has(deviceId)).map(async (deviceId) => {
+        const name = segmentOf.get(deviceId);
+        const segment: SegmentBaseline | undefined = name ? (segments.get(name) ?? { segment: name, since: report.windowEnd, destinations: {} }) : undefined;
+        const observation = { deviceId, at: report.windowEnd, pepId: report.pepId, flows: byDevice.get(deviceId)! };
+        const verdict = observeWindow(baselines.get(deviceId), segment, observation, settings);
+        if (verdict.learned && !(await saveBaseline(ports, ctx.tenantId, verdict.baseline))) return void conflicted.push(deviceId);
+        anomalies.push(...verdict.anomalies);
+        if (name && verdict.segmentLearns.length > 0) await learnSegment(ports, ctx.tenantId, name, verdict.segmentLearns, report.windowEnd, settings.maxSegmentDestinations);
+      }),
+    );
+    pending = conflicted;
+  }
+  // The detectors decided, on what the reporting enforcement point (named in each anomaly's flows) saw.
+  return recordAnomalies(ports, { ...ctx, actor: "system:detectors" }, anomalies);
+}
+
+/** The device an event on the bus is about: applied changes name it; reported facts are resolved. */
+async function deviceOf(ports: Ports, event: DomainEvent): Promise<string | undefined> {
+  if (event.origin !== "ingest") return typeof event.data.deviceId === "string" ? event.data.deviceId : event.subject;
+  const reported = event.data.event as { device?: Record<string, string> } | undefined;
+  return reported?.device ? resolveDevice(ports, event.tenantId, reported.device) : undefined;
+}
+
+export async function detectEventAnomalies(ports: Ports, event: DomainEvent, settings: DetectorSettings = defaultDetectorSettings): Promise<Outcome<Anomaly[]>> {
+  const deviceId = await deviceOf(ports, event);
+  if (!deviceId) return { value: [], events: [] };
+  const ctx: RequestContext = { tenantId: event.tenantId, actor: "system:detectors", requestId: event.requestId };
+  const { allowedCountries } = await tenantSettings(ports, event.tenantId);
+  for (let attempt = 1; ; attempt++) {
+    const baseline = await readBaseline(ports, event.tenantId, deviceId);
+    const verdict = judgeFact(event, deviceId, baseline, allowedCountries, settings);
+    if (verdict.learnBearer) {
+      const base = baseline ?? emptyBaseline(deviceId, event.time);
+      const bearers = Object.keys(rememberRecent(Object.fromEntries(base.bearers.map((b, i) => [b, i])), [verdict.learnBearer], base.bearers.length, settings.maxBearers));
+      if (!(await saveBaseline(ports, event.tenantId, { ...base, bearers })) && attempt < maxAttempts) continue;
+    }
+    // Once per occurrence: a reported fact redelivered by its source comes as a new event with the same dedupe key.
+    const reported = event.origin === "ingest" ? (event.data as { sourceId?: string; event?: { dedupeKey?: string } }) : undefined;
+    const once = reported ? `fact:${reported.sourceId}|${reported.event?.dedupeKey}` : `event:${event.id}`;
+    return recordAnomalies(ports, ctx, verdict.anomaly ? [verdict.anomaly] : [], once);
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * What each automation action does, through the very verbs the API uses, acting as the rule
+ * (`ctx.actor` = `rule:<id>`, so every action's audit record names the rule that caused it).
+ * Each returns what happened and the events it caused.
+ */
+import type { RequestContext } from "../context.ts";
+import { actOnDevice } from "../device/actions.ts";
+import { readDevice } from "../device/store.ts";
+import { updateDevice } from "../device/update.ts";
+import { isSimrootError } from "../error.ts";
+import type { BusEnvelope } from "../event/envelope.ts";
+import type { DomainEvent } from "../event/event.ts";
+import { openIncident } from "../incident/incident.ts";
+import { createGrant, revokeGrant } from "../policy/grant-store.ts";
+import type { Ports } from "../ports.ts";
+import { enqueueDelivery } from "../webhook/delivery.ts";
+import type { AutomationAction, AutomationRule } from "./rule.ts";
+
+export interface ActionResult {
+  readonly type: AutomationAction["type"];
+  readonly outcome: "done" | "unchanged" | "skipped" | "would-do" | "failed";
+  readonly detail?: string;
+}
+
+type Done = { result: ActionResult; events: readonly DomainEvent[] };
+
+export const deviceOfEvent = (event: DomainEvent): string | undefined =>
+  typeof event.data.deviceId === "string" ? event.data.deviceId : event.subject.startsWith("dev_") ? event.subject : undefined;
+
+async function relabel(ports: Ports, ctx: RequestContext, deviceId: string, change: (labels: Record<string, string>) => Record<string, string>) {
+  for (let attempt = 1; ; attempt++) {
+    const stored = await readDevice(ports, ctx.tenantId, deviceId);
+    if (!stored) return undefined;
+    const labels = change({ ...stored.device.labels });
+    if (JSON.stringify(labels) === JSON.stringify(stored.device.labels)) return { events: [] };
+    try {
+      return await updateDevice(ports, ctx, { id: deviceId, ifRevision: stored.device.revision, changes: { labels } });
+    } catch (error) {
+      if (!(isSimrootError(error) && error.code === "request.precondition_failed" && attempt < 4)) throw error;
+    }
+  }
+}
+
+export async function runAction(
+  ports: Ports,
+  ctx: RequestContext,
+  rule: AutomationRule,
+  action: AutomationAction,
+  envelope: BusEnvelope,
+): Promise<Done> {
+  const event = envelope.detail;
+  const deviceId = deviceOfEvent(event);
+  const result = (outcome: ActionResult["outcome"], detail?: string, events: readonly DomainEvent[] = []): Done => ({
+    result: { type: action.type, outcome, ...(detail ? { detail } : {}) },
+    events,
+  });
+  const needsDevice = !["notify", "end-grant"].includes(action.type);
+  if (needsDevice && !deviceId) return result("skipped", "the event names no device");
+  try {
+    switch (action.type) {
+      case "quarantine":
+      case "suspend":
+      case "revoke": {
+        const reason = action.reason ?? `automation rule ${rule.name} (${rule.id}) on ${event.type} ${event.id}`;
+        const outcome = await actOnDevice(ports, ctx, { id: deviceId!, action: action.type, reason });
+        return result(outcome.value.outcome === "applied" ? "done" : "unchanged", `device ${outcome.value.device.state}`, outcome.events);
+      }
+      case "add-labels":
+      case "remove-labels": {
+        const outcome = await relabel(ports, ctx, deviceId!, (labels) => {
+          if (action.type === "add-labels") return { ...labels, ...action.labels };
+          for (const key of action.keys) delete labels[key];
+          return labels;
+        });
+        if (!outcome) return result("skipped", `no device ${deviceId}`);
+        return result(outcome.events.length > 0 ? "done" : "unchanged", undefined, outcome.events);
+      }
+      case "start-grant": {
+        const now = ports.now();
+        const grant = await createGrant(ports, ctx, {
+          principal: action.principal,
+          target: { deviceId: deviceId! },
+          destinations: action.destinations,
+          notBefore: now.toISOString(),
+          notAfter: new Date(now.getTime() + action.minutes * 60_000).toISOString(),
+        });
+        return result("done", grant.value.id, grant.events);
+      }
+      case "end-grant": {
+        const grantId = action.grantId ?? (event.subject.startsWith("grt_") ? event.subject : undefined);
+        if (!grantId) return result("skipped", "no grant named");
+        const grant = await revokeGrant(ports, ctx, { id: grantId, reason: `automation rule ${rule.name} (${rule.id})` });
+        return result("done", grantId, grant.events);
+      }
+      case "notify": {
+        const queued = await enqueueDelivery(ports, event.tenantId, action.webhookId, envelope);
+        return result(queued ? "done" : "skipped", queued ? `delivery ${queued}` : `no enabled webhook ${action.webhookId}`);
+      }
+      case "open-incident": {
+        const incident = await openIncident(ports, ctx, { deviceId: deviceId!, severity: action.severity, trigger: event, ruleId: rule.id });
+        return result(incident.events.length > 0 ? "done" : "unchanged", incident.value.id, incident.events);
+      }
+    }
+  } catch (error) {
+    if (isSimrootError(error) && error.kind !== "unavailable" && error.kind !== "internal") return result("failed", `${error.code}: ${error.message}`);
+    throw error;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * The items of the automation table that are resources of a tenant (automation rules,
+ * webhook subscriptions, incidents): one partition per tenant and kind, sorted by id, so a
+ * list is one Query on the table itself. Writes go through the ledger with their event.
+ */
+import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import type { RequestContext } from "../context.ts";
+import { SimrootError } from "../error.ts";
+import { domainEvent, type DomainEvent } from "../event/event.ts";
+import { decodeCursor, encodeCursor, type Page } from "../page.ts";
+import type { Ports } from "../ports.ts";
+
+export type RecordKind = "rule" | "webhook" | "incident";
+
+export const recordKey = (tenantId: string, kind: RecordKind, id: string) => ({ pk: `T#${tenantId}#${kind}`, sk: id });
+
+export async function readRecord(ports: Ports, tenantId: string, kind: RecordKind, id: string): Promise<Record<string, unknown> | undefined> {
+  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.automation, Key: recordKey(tenantId, kind, id), ConsistentRead: true }));
+  if (!Item) return undefined;
+  const { pk: _pk, sk: _sk, ...rest } = Item;
+  return rest;
+}
+
+export async function listRecords<Item>(
+  ports: Ports,
+  tenantId: string,
+  kind: RecordKind,
+  page: { readonly limit: number; readonly cursor?: string | undefined },
+  parse: (item: Record<string, unknown>) => Item,
+): Promise<Page<Item>> {
+  const pk = recordKey(tenantId, kind, "").pk;
+  const result = await ports.db.send(
+    new QueryCommand({
+      TableName: ports.tables.automation,
+      KeyConditionExpression: "pk = :pk",
+      ExpressionAttributeValues: { ":pk": pk },
+      Limit: page.limit,
+      ExclusiveStartKey: decodeCursor(page.cursor, { pk }),
+      ConsistentRead: true,
+    }),
+  );
+  return { items: (result.Items ?? []).map(({ pk: _pk, sk: _sk, ...rest }) => parse(rest)), next: encodeCursor(result.LastEvaluatedKey) };
+}
+
+/** Every record of a kind (automation reads a tenant's rules and subscriptions whole; each is bounded by `maxPerTenant`). */
+export async function allRecords<Item>(ports: Ports, tenantId: string, kind: RecordKind, parse: (item: Record<string, unknown>) => Item) {
+  const items: Item[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await listRecords(ports, tenantId, kind, { limit: 500, cursor }, parse);
+    items.push(...page.items);
+    cursor = page.next;
+  } while (cursor);
+  return items;
+}
+
+export const notFound = (kind: RecordKind, id: string) => new SimrootError(`${kind}.not_found`, "not_found", `No ${kind} ${id}`);
+export const stale = () =>
+  new SimrootError("request.precondition_failed", "conflict", "The resource changed since you read it", { detail: { status: 412 } });
+
+/**
+ * Writes a record (a new one, or a replacement of `revision`), or removes it, through the
+ * ledger with the event that says so. Returns that event.
+ */
+export async function commitRecord(
+  ports: Ports,
+  ctx: RequestContext,
+  kind: RecordKind,
+  id: string,
+  write: { readonly item?: Record<string, unknown>; readonly previousRevision?: number },
+  type: string,
+  data: Record<string, unknown>,
+): Promise<DomainEvent> {
+  const event = domainEvent(ctx, type, id, data, ports.now());
+  const key = recordKey(ctx.tenantId, kind, id);
+  const condition =
+    write.previousRevision === undefined
+      ? { ConditionExpression: "attribute_not_exists(pk)" }
+      : { ConditionExpression: "revision = :r", ExpressionAttributeValues: { ":r": write.previousRevision } };
+  await ports.ledger.commit({
+    tenantId: ctx.tenantId,
+    events: [event],
+    writes: [
+      write.item
+        ? { Put: { TableName: ports.tables.automation, Item: { ...key, ...write.item }, ...condition } }
+        : { Delete: { TableName: ports.tables.automation, Key: key, ...condition } },
+    ],
+    onConditionFailed: () => (write.previousRevision === undefined ? new SimrootError(`${kind}.exists`, "conflict", `${kind} ${id} exists`) : stale()),
+  });
+  return event;
+}

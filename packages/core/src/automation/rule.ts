@@ -1,0 +1,119 @@
+/**
+ * Automation rules: per tenant, an EventBridge event pattern over simroot's events (matched
+ * against the same envelope EventBridge delivers, with the matcher the local bus uses) and
+ * the actions to take when it matches. Dry-run rules record what they would have done.
+ */
+import { z } from "zod";
+import { labelsSchema } from "../device/device.ts";
+import { SimrootError } from "../error.ts";
+import { validatePattern } from "../event/pattern.ts";
+import { newId } from "../id.ts";
+import { destinationSchema } from "../policy/model.ts";
+import type { Outcome } from "../outcome.ts";
+import { pageInput, type Page } from "../page.ts";
+import { verb } from "../verb.ts";
+import { allRecords, commitRecord, listRecords, notFound, readRecord, stale } from "./records.ts";
+import type { Ports } from "../ports.ts";
+
+export const maxRulesPerTenant = 100;
+
+const reason = z.string().min(1).max(500).optional().meta({ description: "recorded with the action; defaults to the rule and the event" });
+
+export const actionSchema = z
+  .discriminatedUnion("type", [
+    z.strictObject({ type: z.literal("quarantine"), reason }),
+    z.strictObject({ type: z.literal("suspend"), reason }),
+    z.strictObject({ type: z.literal("revoke"), reason }),
+    z.strictObject({ type: z.literal("add-labels"), labels: labelsSchema }),
+    z.strictObject({ type: z.literal("remove-labels"), keys: z.array(z.string().max(63)).min(1).max(64) }),
+    z.strictObject({
+      type: z.literal("start-grant"),
+      principal: z.string().min(1).max(256),
+      destinations: z.array(destinationSchema).min(1).max(32),
+      minutes: z.number().int().min(1).max(7 * 24 * 60),
+    }),
+    z.strictObject({
+      type: z.literal("end-grant"),
+      grantId: z.string().optional().meta({ description: "the grant to end; defaults to the grant the event is about" }),
+    }),
+    z.strictObject({ type: z.literal("notify"), webhookId: z.string().meta({ description: "the webhook subscription to deliver the event to" }) }),
+    z.strictObject({ type: z.literal("open-incident"), severity: z.enum(["low", "medium", "high"]).default("high") }),
+  ])
+  .meta({ id: "AutomationAction" });
+export type AutomationAction = z.output<typeof actionSchema>;
+
+const patternSchema = z
+  .record(z.string(), z.unknown())
+  .superRefine((pattern, issues) => {
+    try {
+      validatePattern(pattern);
+    } catch (error) {
+      issues.addIssue({ code: "custom", message: (error as Error).message });
+    }
+  })
+  .meta({
+    description: "an EventBridge event pattern, matched against the envelope (source, detail-type, detail = the simroot event)",
+    example: { source: ["simroot"], "detail-type": ["anomaly.detected"], detail: { data: { kind: ["new-destination"] } } },
+  });
+
+export const ruleFields = {
+  name: z.string().min(1).max(128),
+  pattern: patternSchema,
+  actions: z.array(actionSchema).min(1).max(10),
+  dryRun: z.boolean().default(false).meta({ description: "record what the actions would do, do nothing" }),
+  enabled: z.boolean().default(true),
+  rateLimit: z
+    .strictObject({ max: z.number().int().min(1).max(10_000), perSeconds: z.number().int().min(1).max(86_400) })
+    .default({ max: 10, perSeconds: 60 })
+    .meta({ description: "at most `max` firings per `perSeconds` (across every instance); further matches are recorded as rate-limited" }),
+};
+
+export const createRuleInput = z.strictObject(ruleFields).meta({ id: "AutomationRuleInput" });
+
+export const ruleSchema = z
+  .object({ id: z.string(), ...ruleFields, pattern: z.record(z.string(), z.unknown()), revision: z.number().int(), createdAt: z.string(), updatedAt: z.string() })
+  .meta({ id: "AutomationRule" });
+export type AutomationRule = z.output<typeof ruleSchema>;
+
+const parse = (item: Record<string, unknown>) => ruleSchema.parse(item);
+
+export const createRule = verb(createRuleInput, async (ports, ctx, input): Promise<Outcome<AutomationRule>> => {
+  const existing = await listRecords(ports, ctx.tenantId, "rule", { limit: maxRulesPerTenant }, (item) => item);
+  if (existing.items.length >= maxRulesPerTenant) {
+    throw new SimrootError("rule.limit_reached", "conflict", `A tenant has at most ${maxRulesPerTenant} automation rules`);
+  }
+  const now = ports.now().toISOString();
+  const rule: AutomationRule = { id: newId("rule"), ...input, revision: 1, createdAt: now, updatedAt: now };
+  const event = await commitRecord(ports, ctx, "rule", rule.id, { item: rule }, "automation.rule-created", { rule });
+  return { value: rule, events: [event] };
+});
+
+export const getRule = verb(z.object({ id: z.string() }), async (ports, ctx, input): Promise<AutomationRule> => {
+  const item = await readRecord(ports, ctx.tenantId, "rule", input.id);
+  if (!item) throw notFound("rule", input.id);
+  return parse(item);
+});
+
+export const listRules = verb(pageInput, async (ports, ctx, input): Promise<Page<AutomationRule>> => listRecords(ports, ctx.tenantId, "rule", input, parse));
+
+/** The tenant's rules, whole (at most `maxRulesPerTenant`), for the automation consumer. */
+export const tenantRules = (ports: Ports, tenantId: string) => allRecords(ports, tenantId, "rule", parse);
+
+export const updateRuleInput = z.object({ id: z.string(), ifRevision: z.number().int().positive(), changes: z.strictObject(ruleFields).partial() });
+
+export const updateRule = verb(updateRuleInput, async (ports, ctx, input): Promise<Outcome<AutomationRule>> => {
+  const current = await getRule(ports, ctx, { id: input.id });
+  if (current.revision !== input.ifRevision) throw stale();
+  const rule: AutomationRule = { ...current, ...input.changes, revision: current.revision + 1, updatedAt: ports.now().toISOString() };
+  const event = await commitRecord(ports, ctx, "rule", rule.id, { item: rule, previousRevision: current.revision }, "automation.rule-updated", {
+    rule,
+    changes: input.changes,
+  });
+  return { value: rule, events: [event] };
+});
+
+export const removeRule = verb(z.object({ id: z.string() }), async (ports, ctx, input): Promise<Outcome<{ id: string }>> => {
+  const current = await getRule(ports, ctx, input);
+  const event = await commitRecord(ports, ctx, "rule", input.id, { previousRevision: current.revision }, "automation.rule-removed", { name: current.name });
+  return { value: { id: input.id }, events: [event] };
+});

@@ -1,0 +1,105 @@
+/**
+ * The automation consumer's work for one event: every enabled rule of the event's tenant
+ * whose pattern matches the envelope fires, within its rate limit, once per event (a
+ * redelivered event does not fire again). Its actions act as the rule, and the firing is
+ * committed as `automation.fired` (audited: the rule, the event, what each action did).
+ *
+ * Loop protection: an action acts as `rule:<chain>` (the rules that led to it, in order), so
+ * the events it causes carry that chain as their actor; a rule never fires on an event whose
+ * chain already names it, and chains stop at `maxChain` rules.
+ */
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import type { RequestContext } from "../context.ts";
+import { SimrootError, isSimrootError } from "../error.ts";
+import type { BusEnvelope } from "../event/envelope.ts";
+import { domainEvent, type DomainEvent } from "../event/event.ts";
+import { matchesPattern } from "../event/pattern.ts";
+import type { Outcome } from "../outcome.ts";
+import { eventSource } from "../platform/rules.ts";
+import type { Ports } from "../ports.ts";
+import { deviceOfEvent, runAction, type ActionResult } from "./actions.ts";
+import { takeRate } from "./rate-limit.ts";
+import { tenantRules, type AutomationRule } from "./rule.ts";
+
+export const maxChain = 4;
+export const firedEventType = "automation.fired";
+const firedRetentionSeconds = 7 * 24 * 60 * 60;
+
+/** The rules that led to an event: `rule:rul_A>rul_B` -> [rul_A, rul_B]. */
+export const ruleChainOf = (actor: string): string[] => (actor.startsWith("rule:") ? actor.slice(5).split(">") : []);
+
+export interface Firing {
+  readonly ruleId: string;
+  readonly outcome: "fired" | "dry-run" | "rate-limited" | "loop-prevented";
+  readonly actions: readonly ActionResult[];
+}
+
+const firedKey = (tenantId: string, ruleId: string, eventId: string) => ({ pk: `T#${tenantId}#fired`, sk: `${ruleId}|${eventId}` });
+
+export async function runAutomation(ports: Ports, envelope: BusEnvelope): Promise<Outcome<Firing[]>> {
+  const event = envelope.detail;
+  if (envelope.source !== eventSource) return { value: [], events: [] };
+  const chain = ruleChainOf(event.actor);
+  const matching = (await tenantRules(ports, event.tenantId)).filter((rule) => rule.enabled && matchesPattern(rule.pattern, envelope));
+  const firings: Firing[] = [];
+  const events: DomainEvent[] = [];
+  for (const rule of matching) {
+    if (chain.includes(rule.id) || chain.length >= maxChain) {
+      // Not recorded in the audit trail: a loop would write one record per turn.
+      firings.push({ ruleId: rule.id, outcome: "loop-prevented", actions: [] });
+      continue;
+    }
+    const fired = await fire(ports, rule, envelope, chain);
+    if (!fired) continue;
+    firings.push(fired.value);
+    events.push(...fired.events);
+  }
+  return { value: firings, events };
+}
+
+async function fire(ports: Ports, rule: AutomationRule, envelope: BusEnvelope, chain: readonly string[]) {
+  const event = envelope.detail;
+  const key = firedKey(event.tenantId, rule.id, event.id);
+  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.automation, Key: key, ConsistentRead: true }));
+  if (Item) return undefined;
+  const ctx: RequestContext = { tenantId: event.tenantId, actor: `rule:${[...chain, rule.id].join(">")}`, requestId: event.requestId };
+  const events: DomainEvent[] = [];
+  const actions: ActionResult[] = [];
+  let outcome: Firing["outcome"];
+  if (!(await takeRate(ports, event.tenantId, `rule#${rule.id}`, rule.rateLimit.max, rule.rateLimit.perSeconds))) {
+    outcome = "rate-limited";
+  } else if (rule.dryRun) {
+    outcome = "dry-run";
+    actions.push(...rule.actions.map((action) => ({ type: action.type, outcome: "would-do" as const, detail: JSON.stringify(action) })));
+  } else {
+    outcome = "fired";
+    for (const action of rule.actions) {
+      const done = await runAction(ports, ctx, rule, action, envelope);
+      actions.push(done.result);
+      events.push(...done.events);
+    }
+  }
+  const now = ports.now();
+  const subject = deviceOfEvent(event) ?? event.subject;
+  const record = domainEvent(ctx, firedEventType, subject, { ruleId: rule.id, ruleName: rule.name, eventId: event.id, eventType: event.type, outcome, actions }, now);
+  try {
+    await ports.ledger.commit({
+      tenantId: event.tenantId,
+      events: [record],
+      writes: [
+        {
+          Put: {
+            TableName: ports.tables.automation,
+            Item: { ...key, outcome, expiresAt: Math.floor(now.getTime() / 1000) + firedRetentionSeconds },
+            ConditionExpression: "attribute_not_exists(pk)",
+          },
+        },
+      ],
+      onConditionFailed: () => new SimrootError("automation.already_fired", "conflict", "fired already"),
+    });
+  } catch (error) {
+    if (!(isSimrootError(error) && error.code === "automation.already_fired")) throw error;
+    return { value: { ruleId: rule.id, outcome, actions }, events };
+  }
+  return { value: { ruleId: rule.id, outcome, actions } satisfies Firing, events: [...events, record] };
+}

@@ -1,0 +1,47 @@
+/**
+ * The events simroot publishes besides the identity changes of the normalized catalogue:
+ * anomalies, automation, webhooks, incidents and the changes people make through the API.
+ * With the catalogue, these are every event an automation rule, a webhook subscription or an
+ * integrator's own EventBridge rule can match (bus source `simroot`, detail-type = `type`).
+ */
+import { z } from "zod";
+import { anomalySchema } from "../anomaly/model.ts";
+
+const loose = (description: string, fields: Record<string, z.ZodType> = {}) => z.looseObject(fields).meta({ description });
+const record = z.record(z.string(), z.unknown());
+
+export const simrootEventPayloads = {
+  "anomaly.detected": anomalySchema,
+  "automation.fired": z.object({
+    ruleId: z.string(),
+    ruleName: z.string(),
+    eventId: z.string().meta({ description: "the event that matched" }),
+    eventType: z.string(),
+    outcome: z.enum(["fired", "dry-run", "rate-limited"]),
+    actions: z.array(z.object({ type: z.string(), outcome: z.enum(["done", "unchanged", "skipped", "would-do", "failed"]), detail: z.string().optional() })),
+  }),
+  "automation.rule-created": loose("a rule was created", { rule: record }),
+  "automation.rule-updated": loose("a rule was changed", { rule: record, changes: record }),
+  "automation.rule-removed": loose("a rule was removed", { name: z.string() }),
+  "incident.opened": z.object({ incidentId: z.string(), deviceId: z.string(), severity: z.string(), ruleId: z.string().optional(), trigger: z.string().optional() }),
+  "incident.closed": z.object({ incidentId: z.string(), deviceId: z.string(), summary: z.string() }),
+  "webhook.created": loose("a webhook subscription was created (no secret)", { webhook: record }),
+  "webhook.updated": loose("a webhook subscription was changed", { webhook: record }),
+  "webhook.disabled": loose("a receiver answered 410 Gone: the subscription is disabled", { webhook: record }),
+  "webhook.removed": loose("a webhook subscription was removed", { url: z.string() }),
+  "device.registered": loose("a device was registered", { device: record }),
+  "device.updated": loose("a device was renamed, relabelled or its IMEI lock changed", { changes: record }),
+  "grant.created": loose("a grant was created", { grant: record }),
+  "grant.revoked": loose("a grant was ended early", { revokedAt: z.string(), principal: z.string() }),
+  "policy.created": loose("a policy was created"),
+  "policy.updated": loose("a policy was changed"),
+  "policy.deleted": loose("a policy was deleted"),
+  "enforcement.updated": loose("the tenant's enforcement settings changed"),
+  "tenant.settings-changed": loose("the tenant's settings changed"),
+  "key.created": loose("an API key was created (never its token)"),
+  "key.rotated": loose("an API key was rotated"),
+  "key.revoked": loose("an API key was revoked"),
+} as const;
+
+export type SimrootEventType = keyof typeof simrootEventPayloads;
+export const simrootEventTypes = Object.keys(simrootEventPayloads) as SimrootEventType[];

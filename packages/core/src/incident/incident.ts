@@ -1,0 +1,139 @@
+/**
+ * Incidents: opened by an automation rule (action `open-incident`) or through the API, one
+ * open incident per device at a time (a second trigger while it is open joins it). Reading
+ * one gathers, from the audit trail, the device's timeline since shortly before it opened,
+ * the anomalies and the actions taken (by rules and people).
+ */
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { z } from "zod";
+import { listAudit } from "../audit/audit.ts";
+import type { RequestContext } from "../context.ts";
+import { readDevice } from "../device/store.ts";
+import { SimrootError, isSimrootError } from "../error.ts";
+import { domainEvent, type DomainEvent } from "../event/event.ts";
+import { newId } from "../id.ts";
+import type { Outcome } from "../outcome.ts";
+import { pageInput, type Page } from "../page.ts";
+import type { Ports } from "../ports.ts";
+import { verb } from "../verb.ts";
+import { listRecords, readRecord, recordKey } from "../automation/records.ts";
+
+/** How far before its opening an incident's timeline reaches. */
+export const lookbackMs = 7 * 24 * 60 * 60 * 1000;
+
+export const incidentSchema = z
+  .object({
+    id: z.string(),
+    deviceId: z.string(),
+    status: z.enum(["open", "closed"]),
+    severity: z.enum(["low", "medium", "high"]),
+    openedAt: z.string(),
+    openedBy: z.string().meta({ description: "rule:<id>, key:<id>, ..." }),
+    trigger: z.object({ eventId: z.string(), type: z.string(), time: z.string(), data: z.record(z.string(), z.unknown()) }).optional(),
+    summary: z.string().optional(),
+    closedAt: z.string().optional(),
+    revision: z.number().int(),
+  })
+  .meta({ id: "Incident" });
+export type Incident = z.output<typeof incidentSchema>;
+
+const openPointer = (tenantId: string, deviceId: string) => ({ pk: `T#${tenantId}#incident-open`, sk: deviceId });
+
+export async function openIncident(
+  ports: Ports,
+  ctx: RequestContext,
+  input: { deviceId: string; severity: Incident["severity"]; trigger?: DomainEvent; ruleId?: string; summary?: string },
+): Promise<Outcome<Incident>> {
+  const { Item } = await readPointer(ports, ctx.tenantId, input.deviceId);
+  if (Item) return { value: incidentSchema.parse(await readRecord(ports, ctx.tenantId, "incident", String(Item.incidentId))), events: [] };
+  const now = ports.now();
+  const incident: Incident = {
+    id: newId("incident", now.getTime()),
+    deviceId: input.deviceId,
+    status: "open",
+    severity: input.severity,
+    openedAt: now.toISOString(),
+    openedBy: ctx.actor,
+    ...(input.trigger ? { trigger: { eventId: input.trigger.id, type: input.trigger.type, time: input.trigger.time, data: input.trigger.data } } : {}),
+    ...(input.summary ? { summary: input.summary } : {}),
+    revision: 1,
+  };
+  const event = domainEvent(ctx, "incident.opened", input.deviceId, { incidentId: incident.id, deviceId: input.deviceId, severity: incident.severity, ruleId: input.ruleId, trigger: incident.trigger?.eventId }, now);
+  try {
+    await ports.ledger.commit({
+      tenantId: ctx.tenantId,
+      events: [event],
+      writes: [
+        { Put: { TableName: ports.tables.automation, Item: { ...recordKey(ctx.tenantId, "incident", incident.id), ...incident }, ConditionExpression: "attribute_not_exists(pk)" } },
+        { Put: { TableName: ports.tables.automation, Item: { ...openPointer(ctx.tenantId, input.deviceId), incidentId: incident.id }, ConditionExpression: "attribute_not_exists(pk)" } },
+      ],
+      onConditionFailed: () => new SimrootError("incident.already_open", "conflict", "an incident is already open for this device"),
+    });
+  } catch (error) {
+    if (isSimrootError(error) && error.code === "incident.already_open") return openIncident(ports, ctx, input);
+    throw error;
+  }
+  return { value: incident, events: [event] };
+}
+
+async function readPointer(ports: Ports, tenantId: string, deviceId: string) {
+  return ports.db.send(new GetCommand({ TableName: ports.tables.automation, Key: openPointer(tenantId, deviceId), ConsistentRead: true }));
+}
+
+export const openIncidentInput = z
+  .strictObject({ deviceId: z.string(), severity: z.enum(["low", "medium", "high"]).default("high"), summary: z.string().max(2000).optional() })
+  .meta({ id: "IncidentInput" });
+
+export const createIncident = verb(openIncidentInput, async (ports, ctx, input) => {
+  if (!(await readDevice(ports, ctx.tenantId, input.deviceId))) {
+    throw new SimrootError("incident.unknown_device", "input", "No such device in this tenant", { issues: [{ path: "deviceId", message: "no such device" }] });
+  }
+  return openIncident(ports, ctx, input);
+});
+
+export const getIncident = verb(z.object({ id: z.string() }), async (ports, ctx, input): Promise<Incident> => {
+  const item = await readRecord(ports, ctx.tenantId, "incident", input.id);
+  if (!item) throw new SimrootError("incident.not_found", "not_found", `No incident ${input.id}`);
+  return incidentSchema.parse(item);
+});
+
+export const listIncidents = verb(pageInput, async (ports, ctx, input): Promise<Page<Incident>> =>
+  listRecords(ports, ctx.tenantId, "incident", input, (item) => incidentSchema.parse(item)),
+);
+
+export const closeIncident = verb(z.object({ id: z.string(), summary: z.string().min(1).max(2000) }), async (ports, ctx, input): Promise<Outcome<Incident>> => {
+  const incident = await getIncident(ports, ctx, { id: input.id });
+  if (incident.status === "closed") throw new SimrootError("incident.closed", "conflict", "The incident is already closed");
+  const now = ports.now();
+  const closed: Incident = { ...incident, status: "closed", summary: input.summary, closedAt: now.toISOString(), revision: incident.revision + 1 };
+  const event = domainEvent(ctx, "incident.closed", incident.deviceId, { incidentId: incident.id, deviceId: incident.deviceId, summary: input.summary }, now);
+  await ports.ledger.commit({
+    tenantId: ctx.tenantId,
+    events: [event],
+    writes: [
+      {
+        Put: {
+          TableName: ports.tables.automation,
+          Item: { ...recordKey(ctx.tenantId, "incident", incident.id), ...closed },
+          ConditionExpression: "revision = :r",
+          ExpressionAttributeValues: { ":r": incident.revision },
+        },
+      },
+      { Delete: { TableName: ports.tables.automation, Key: openPointer(ctx.tenantId, incident.deviceId) } },
+    ],
+  });
+  return { value: closed, events: [event] };
+});
+
+/** The device's audit records from `lookbackMs` before the incident to its close (or now), oldest first. */
+export async function incidentRecords(ports: Ports, ctx: RequestContext, incident: Incident) {
+  const from = new Date(Date.parse(incident.openedAt) - lookbackMs).toISOString();
+  const records = [];
+  let cursor: string | undefined;
+  do {
+    const page = await listAudit(ports, ctx, { subject: incident.deviceId, from, ...(incident.closedAt ? { to: incident.closedAt } : {}), limit: 1000, cursor });
+    records.push(...page.items);
+    cursor = page.next;
+  } while (cursor && records.length < 5000);
+  return records;
+}

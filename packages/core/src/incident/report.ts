@@ -1,0 +1,58 @@
+/**
+ * What an incident gathered, and the NIS2 drafts made from it (Directive (EU) 2022/2555,
+ * Art. 23(4)): an early warning within 24 hours of becoming aware, an incident notification
+ * within 72 hours, a final report within one month. Drafts: a person completes and sends them.
+ */
+import { z } from "zod";
+import type { RequestContext } from "../context.ts";
+import type { Ports } from "../ports.ts";
+import { verb } from "../verb.ts";
+import { getIncident, incidentRecords, type Incident } from "./incident.ts";
+
+const hour = 60 * 60 * 1000;
+const lifecycle = new Set(["device.quarantined", "device.suspended", "device.revoked", "device.reinstated", "device.updated", "grant.created", "grant.revoked"]);
+
+async function gather(ports: Ports, ctx: RequestContext, incident: Incident) {
+  const records = await incidentRecords(ports, ctx, incident);
+  const timeline = records.map((record) => ({ seq: record.seq, time: record.time, type: record.action, actor: record.actor, data: record.data }));
+  const anomalies = timeline.filter((entry) => entry.type === "anomaly.detected");
+  const actions = timeline.filter((entry) => entry.type === "automation.fired" || (lifecycle.has(entry.type) && !entry.actor.startsWith("source:")));
+  return { timeline, anomalies, actions };
+}
+
+export const getIncidentReport = verb(z.object({ id: z.string() }), async (ports, ctx, input) => {
+  const incident = await getIncident(ports, ctx, input);
+  return { incident, ...(await gather(ports, ctx, incident)) };
+});
+
+export const getNis2Drafts = verb(z.object({ id: z.string() }), async (ports, ctx, input) => {
+  const incident = await getIncident(ports, ctx, input);
+  const { anomalies, actions } = await gather(ports, ctx, incident);
+  const aware = Date.parse(incident.openedAt);
+  const first = anomalies[0];
+  const kinds = [...new Set(anomalies.map((anomaly) => String(anomaly.data.kind)))];
+  const countries = [...new Set(anomalies.map((anomaly) => (anomaly.data.evidence as any)?.seen?.country).filter(Boolean))];
+  const malicious = kinds.some((kind) => ["imei-change", "sim-swap", "new-destination", "profile-switch"].includes(kind));
+  const indicators = anomalies.map((anomaly) => ({ kind: anomaly.data.kind, time: anomaly.time, seen: (anomaly.data.evidence as any)?.seen }));
+  const measures = actions.map((action) => ({ time: action.time, by: action.actor, what: action.type, detail: action.data.actions ?? action.data.reason }));
+  return {
+    incidentId: incident.id,
+    awareSince: incident.openedAt,
+    earlyWarning: {
+      dueBy: new Date(aware + 24 * hour).toISOString(),
+      article: "NIS2 Art. 23(4)(a)",
+      suspectedUnlawfulOrMalicious: malicious,
+      possibleCrossBorderImpact: countries.length > 0,
+      summary: `${anomalies.length} anomal${anomalies.length === 1 ? "y" : "ies"} (${kinds.join(", ") || "none recorded"}) on device ${incident.deviceId}` +
+        (first ? `, first at ${first.time}` : "") + `; incident opened ${incident.openedAt} by ${incident.openedBy}.`,
+    },
+    notification: {
+      dueBy: new Date(aware + 72 * hour).toISOString(),
+      article: "NIS2 Art. 23(4)(b)",
+      initialAssessment: { severity: incident.severity, status: incident.status, affectedDevices: [incident.deviceId], countries },
+      indicatorsOfCompromise: indicators,
+      measuresTaken: measures,
+    },
+    finalReport: { dueBy: new Date(aware + 30 * 24 * hour).toISOString(), article: "NIS2 Art. 23(4)(d)", rootCause: null, mitigation: measures, crossBorderImpact: countries },
+  };
+});

@@ -1,0 +1,262 @@
+/**
+ * Durable outbound deliveries. Each (event, subscription) is one item of the automation
+ * table, written before any attempt (its id is derived from both, so queueing twice queues
+ * once). An attempt first takes a lease on the item (a conditional update), so one instance
+ * at a time tries it and a process killed mid-attempt (kill -9, a Lambda timeout) leaves a
+ * lease that expires: the item is tried again by whichever worker finds it due. Pending items
+ * carry the sparse `byDue` index keys; delivered and failed ones drop them.
+ *
+ * Retries follow Standard Webhooks' suggested schedule stretched past 72 hours; `410 Gone`
+ * disables the subscription. The item keeps its last attempts (the delivery log) and can be
+ * replayed.
+ */
+import { createHash } from "node:crypto";
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { z } from "zod";
+import { SimrootError } from "../error.ts";
+import type { BusEnvelope } from "../event/envelope.ts";
+import { matchesPattern } from "../event/pattern.ts";
+import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
+import type { Ports } from "../ports.ts";
+import { verb } from "../verb.ts";
+import { signedHeaders } from "./sign.ts";
+import { changeWebhook, readWebhook, tenantWebhooks } from "./subscription.ts";
+
+/** Delay before each retry, in seconds: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 14 h, 14 h, 16 h (about 71.6 h after the first try), then a last one at 10 h. */
+export const retryDelaysSeconds = [5, 300, 1800, 7200, 18_000, 36_000, 36_000, 50_400, 50_400, 57_600, 36_000] as const;
+export const dueShards = 4;
+const keptAttempts = 10;
+const logRetentionSeconds = 30 * 24 * 60 * 60;
+
+export const deliveryStatuses = ["pending", "delivered", "failed"] as const;
+export const deliverySchema = z
+  .object({
+    id: z.string().meta({ description: "the `webhook-id` header: the same on every attempt and replay" }),
+    webhookId: z.string(),
+    eventId: z.string(),
+    eventType: z.string(),
+    status: z.enum(deliveryStatuses),
+    attemptCount: z.number().int(),
+    nextAt: z.string().optional(),
+    reason: z.string().optional(),
+    attempts: z.array(z.object({ at: z.string(), status: z.number().int().optional(), error: z.string().optional(), ms: z.number() })),
+    createdAt: z.string(),
+  })
+  .meta({ id: "WebhookDelivery" });
+export type Delivery = z.output<typeof deliverySchema>;
+
+const deliveryKey = (tenantId: string, webhookId: string, id: string) => ({ pk: `T#${tenantId}#delivery#${webhookId}`, sk: id });
+const shardOf = (id: string) => createHash("sha256").update(id).digest()[0]! % dueShards;
+const dueKeys = (id: string, at: string) => ({ gsi1pk: `due#${shardOf(id)}`, gsi1sk: `${at}|${id}` });
+export const messageId = (eventId: string, webhookId: string) => `msg_${createHash("sha256").update(`${eventId}|${webhookId}`).digest("base64url").slice(0, 26)}`;
+
+/** The body receivers get: Standard Webhooks' `{ type, timestamp, data }`, `data` being the simroot event. */
+export const deliveryBody = (envelope: BusEnvelope) => JSON.stringify({ type: envelope.detail.type, timestamp: envelope.detail.time, data: envelope.detail });
+
+/** Queues the event for one subscription (idempotent); returns the delivery id, or undefined if the subscription is gone or disabled. */
+export async function enqueueDelivery(ports: Ports, tenantId: string, webhookId: string, envelope: BusEnvelope): Promise<string | undefined> {
+  const webhook = await readWebhook(ports, tenantId, webhookId);
+  if (!webhook?.enabled) return undefined;
+  const id = messageId(envelope.detail.id, webhookId);
+  const now = ports.now().toISOString();
+  try {
+    await ports.db.send(
+      new PutCommand({
+        TableName: ports.tables.automation,
+        Item: {
+          ...deliveryKey(tenantId, webhookId, id),
+          ...dueKeys(id, now),
+          id,
+          tenantId,
+          webhookId,
+          eventId: envelope.detail.id,
+          eventType: envelope.detail.type,
+          body: deliveryBody(envelope),
+          status: "pending",
+          attemptCount: 0,
+          attempts: [],
+          nextAt: now,
+          createdAt: now,
+        },
+        ConditionExpression: "attribute_not_exists(pk)",
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+  return id;
+}
+
+/** The webhooks consumer: queues the event for every enabled subscription whose pattern matches, then tries each once. */
+export async function dispatchToWebhooks(ports: Ports, envelope: BusEnvelope, options: AttemptOptions = {}) {
+  const tenantId = envelope.detail.tenantId;
+  const webhooks = (await tenantWebhooks(ports, tenantId)).filter((webhook) => webhook.enabled && matchesPattern(webhook.pattern, envelope));
+  const queued: { webhookId: string; id: string }[] = [];
+  for (const webhook of webhooks) {
+    const id = await enqueueDelivery(ports, tenantId, webhook.id, envelope);
+    if (id) queued.push({ webhookId: webhook.id, id });
+  }
+  await Promise.all(queued.map(({ webhookId, id }) => attemptDelivery(ports, tenantId, webhookId, id, options)));
+  return queued.map(({ id }) => id);
+}
+
+export interface AttemptOptions {
+  /** How long an attempt holds its lease (a killed attempt is retried after it). */
+  readonly leaseMs?: number;
+  /** How long to wait for the receiver. */
+  readonly timeoutMs?: number;
+  readonly fetch?: typeof fetch;
+}
+
+/** One attempt at a due delivery, if no one else holds it. Returns the status it left. */
+export async function attemptDelivery(ports: Ports, tenantId: string, webhookId: string, id: string, options: AttemptOptions = {}) {
+  const now = ports.now();
+  const key = deliveryKey(tenantId, webhookId, id);
+  let item: Record<string, any>;
+  try {
+    const claimed = await ports.db.send(
+      new UpdateCommand({
+        TableName: ports.tables.automation,
+        Key: key,
+        UpdateExpression: "SET leaseUntil = :lease",
+        ConditionExpression: "#status = :pending AND nextAt <= :now AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":lease": new Date(now.getTime() + (options.leaseMs ?? 30_000)).toISOString(), ":pending": "pending", ":now": now.toISOString() },
+        ReturnValues: "ALL_NEW",
+      }),
+    );
+    item = claimed.Attributes!;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return "busy";
+    throw error;
+  }
+  const webhook = await readWebhook(ports, tenantId, webhookId);
+  if (!webhook?.enabled) return settle(ports, key, item, { status: "failed", reason: webhook ? "the subscription is disabled" : "the subscription was removed" });
+
+  const started = performance.now();
+  const attemptAt = ports.now();
+  let status: number | undefined;
+  let error: string | undefined;
+  try {
+    const headers = signedHeaders(webhook.signing, webhook.secret, id, Math.floor(attemptAt.getTime() / 1000), item.body);
+    const response = await (options.fetch ?? fetch)(webhook.url, {
+      method: "POST",
+      headers: { ...headers, "user-agent": "simroot-webhooks/1" },
+      body: item.body,
+      redirect: "manual",
+      signal: AbortSignal.timeout(options.timeoutMs ?? 15_000),
+    });
+    status = response.status;
+    await response.body?.cancel();
+  } catch (failure) {
+    error = (failure as Error).name === "TimeoutError" ? "timed out" : String((failure as Error).message).slice(0, 200);
+  }
+  const attempt = { at: attemptAt.toISOString(), ...(status !== undefined ? { status } : {}), ...(error ? { error } : {}), ms: Math.round(performance.now() - started) };
+  if (status !== undefined && status >= 200 && status < 300) return settle(ports, key, item, { status: "delivered", attempt });
+  if (status === 410) {
+    const ctx = { tenantId, actor: "system:webhooks", requestId: id };
+    await changeWebhook(ports, ctx, webhook, { enabled: false, disabledReason: `the receiver answered 410 Gone at ${attempt.at}` }, "webhook.disabled").catch(() => undefined);
+    return settle(ports, key, item, { status: "failed", reason: "410 Gone: the subscription is disabled", attempt });
+  }
+  const delay = retryDelaysSeconds[item.attemptCount as number];
+  if (delay === undefined) return settle(ports, key, item, { status: "failed", reason: "retries exhausted", attempt });
+  const jitter = 1 + (Math.random() - 0.5) * 0.2;
+  return settle(ports, key, item, { status: "pending", attempt, nextAt: new Date(attemptAt.getTime() + delay * 1000 * jitter).toISOString() });
+}
+
+async function settle(
+  ports: Ports,
+  key: Record<string, string>,
+  item: Record<string, any>,
+  next: { status: Delivery["status"]; reason?: string; attempt?: Delivery["attempts"][number]; nextAt?: string },
+) {
+  const attempts = next.attempt ? [...(item.attempts ?? []), next.attempt].slice(-keptAttempts) : (item.attempts ?? []);
+  const pending = next.status === "pending";
+  await ports.db.send(
+    new UpdateCommand({
+      TableName: ports.tables.automation,
+      Key: key,
+      UpdateExpression: pending
+        ? "SET #status = :status, attempts = :attempts, attemptCount = :count, nextAt = :next, gsi1pk = :gpk, gsi1sk = :gsk REMOVE leaseUntil"
+        : `SET #status = :status, attempts = :attempts, attemptCount = :count, expiresAt = :expires${next.reason ? ", reason = :reason" : ""} REMOVE leaseUntil, gsi1pk, gsi1sk, nextAt`,
+      ConditionExpression: "leaseUntil = :lease",
+      ExpressionAttributeNames: { "#status": "status" },
+      ExpressionAttributeValues: {
+        ":status": next.status,
+        ":attempts": attempts,
+        ":count": (item.attemptCount as number) + (next.attempt ? 1 : 0),
+        ":lease": item.leaseUntil,
+        ...(pending ? { ":next": next.nextAt, ...Object.fromEntries(Object.entries(dueKeys(item.id, next.nextAt!)).map(([k, v]) => [k === "gsi1pk" ? ":gpk" : ":gsk", v])) } : {}),
+        ...(!pending ? { ":expires": Math.floor(ports.now().getTime() / 1000) + logRetentionSeconds } : {}),
+        ...(next.reason ? { ":reason": next.reason } : {}),
+      },
+    }),
+  ).catch((error: unknown) => {
+    // Our lease ran out and another worker took the item: its outcome stands.
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  });
+  return next.status;
+}
+
+/** The worker: attempts every delivery due now (each shard of the `byDue` index), a page per shard. */
+export async function deliverDue(ports: Ports, options: AttemptOptions & { readonly limit?: number } = {}) {
+  const now = ports.now().toISOString();
+  let attempted = 0;
+  for (let shard = 0; shard < dueShards; shard++) {
+    const { Items = [] } = await ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.automation,
+        IndexName: "byDue",
+        KeyConditionExpression: "gsi1pk = :shard AND gsi1sk <= :now",
+        ExpressionAttributeValues: { ":shard": `due#${shard}`, ":now": `${now}|~` },
+        Limit: options.limit ?? 50,
+      }),
+    );
+    await Promise.all(
+      Items.map(async (item) => {
+        const status = await attemptDelivery(ports, String(item.tenantId), String(item.webhookId), String(item.id), options);
+        if (status !== "busy") attempted += 1;
+      }),
+    );
+  }
+  return attempted;
+}
+
+export const listDeliveries = verb(pageInput.extend({ webhookId: z.string() }), async (ports, ctx, input): Promise<Page<Delivery>> => {
+  if (!(await readWebhook(ports, ctx.tenantId, input.webhookId))) throw new SimrootError("webhook.not_found", "not_found", `No webhook ${input.webhookId}`);
+  const pk = deliveryKey(ctx.tenantId, input.webhookId, "").pk;
+  const result = await ports.db.send(
+    new QueryCommand({
+      TableName: ports.tables.automation,
+      KeyConditionExpression: "pk = :pk",
+      ExpressionAttributeValues: { ":pk": pk },
+      Limit: input.limit,
+      ScanIndexForward: false,
+      ExclusiveStartKey: decodeCursor(input.cursor, { pk }),
+    }),
+  );
+  return { items: (result.Items ?? []).map((item) => deliverySchema.parse(item)), next: encodeCursor(result.LastEvaluatedKey) };
+});
+
+/** Sends a delivery again (whatever its status): pending, due now, with the same `webhook-id`. */
+export const replayDelivery = verb(z.object({ webhookId: z.string(), id: z.string() }), async (ports, ctx, input): Promise<Delivery> => {
+  const now = ports.now().toISOString();
+  try {
+    const { Attributes } = await ports.db.send(
+      new UpdateCommand({
+        TableName: ports.tables.automation,
+        Key: deliveryKey(ctx.tenantId, input.webhookId, input.id),
+        UpdateExpression: "SET #status = :pending, nextAt = :now, gsi1pk = :gpk, gsi1sk = :gsk, attemptCount = :zero REMOVE reason, leaseUntil, expiresAt",
+        ConditionExpression: "attribute_exists(pk)",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: { ":pending": "pending", ":now": now, ":gpk": dueKeys(input.id, now).gsi1pk, ":gsk": dueKeys(input.id, now).gsi1sk, ":zero": 0 },
+        ReturnValues: "ALL_NEW",
+      }),
+    );
+    return deliverySchema.parse(Attributes);
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) throw new SimrootError("delivery.not_found", "not_found", `No delivery ${input.id}`);
+    throw error;
+  }
+});

@@ -1,0 +1,123 @@
+/**
+ * Outbound webhook subscriptions: per tenant, an event pattern, a URL and a signing scheme.
+ * The signing secret (v1) is shown once, at creation; a v1a subscription shows its public
+ * key always. A subscription the receiver answers `410 Gone` is disabled, and says why.
+ */
+import { z } from "zod";
+import type { RequestContext } from "../context.ts";
+import { SimrootError } from "../error.ts";
+import { validatePattern } from "../event/pattern.ts";
+import { newId } from "../id.ts";
+import type { Outcome } from "../outcome.ts";
+import { pageInput, type Page } from "../page.ts";
+import type { Ports } from "../ports.ts";
+import { verb } from "../verb.ts";
+import { allRecords, commitRecord, listRecords, notFound, readRecord, stale } from "../automation/records.ts";
+import { newSigningKeys, signingSchemes } from "./sign.ts";
+
+export const maxWebhooksPerTenant = 50;
+
+const patternSchema = z.record(z.string(), z.unknown()).superRefine((pattern, issues) => {
+  try {
+    validatePattern(pattern);
+  } catch (error) {
+    issues.addIssue({ code: "custom", message: (error as Error).message });
+  }
+});
+
+export const createWebhookInput = z
+  .strictObject({
+    url: z.url({ protocol: /^https?$/ }).max(2048).meta({ description: "where deliveries are POSTed" }),
+    pattern: patternSchema.meta({ description: "an EventBridge event pattern over the envelope; an empty `{}` is not allowed (use `{ \"source\": [\"simroot\"] }` for everything)" }),
+    signing: z.enum(signingSchemes).default("v1").meta({ description: "Standard Webhooks v1 (HMAC-SHA256) or v1a (ed25519)" }),
+    description: z.string().max(500).optional(),
+  })
+  .meta({ id: "WebhookInput" });
+
+export const webhookSchema = z
+  .object({
+    id: z.string(),
+    url: z.string(),
+    pattern: z.record(z.string(), z.unknown()),
+    signing: z.enum(signingSchemes),
+    description: z.string().optional(),
+    enabled: z.boolean(),
+    disabledReason: z.string().optional(),
+    publicKey: z.string().optional().meta({ description: "v1a: the `whpk_` key receivers verify with" }),
+    revision: z.number().int(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .meta({ id: "Webhook" });
+export type Webhook = z.output<typeof webhookSchema>;
+export type StoredWebhook = Webhook & { readonly secret: string };
+
+const publicView = ({ secret: _secret, ...webhook }: StoredWebhook): Webhook => webhookSchema.parse(webhook);
+const stored = (item: Record<string, unknown>) => ({ ...webhookSchema.parse(item), secret: String(item.secret) }) as StoredWebhook;
+
+export const createWebhook = verb(createWebhookInput, async (ports, ctx, input): Promise<Outcome<Webhook & { secret?: string }>> => {
+  const existing = await listRecords(ports, ctx.tenantId, "webhook", { limit: maxWebhooksPerTenant }, (item) => item);
+  if (existing.items.length >= maxWebhooksPerTenant) {
+    throw new SimrootError("webhook.limit_reached", "conflict", `A tenant has at most ${maxWebhooksPerTenant} webhook subscriptions`);
+  }
+  const keys = newSigningKeys(input.signing);
+  const now = ports.now().toISOString();
+  const webhook: StoredWebhook = {
+    id: newId("webhook"),
+    ...input,
+    enabled: true,
+    ...(input.signing === "v1a" ? { publicKey: keys.verifyWith } : {}),
+    secret: keys.secret,
+    revision: 1,
+    createdAt: now,
+    updatedAt: now,
+  };
+  const event = await commitRecord(ports, ctx, "webhook", webhook.id, { item: webhook }, "webhook.created", { webhook: publicView(webhook) });
+  return { value: { ...publicView(webhook), ...(input.signing === "v1" ? { secret: keys.secret } : {}) }, events: [event] };
+});
+
+export async function readWebhook(ports: Ports, tenantId: string, id: string): Promise<StoredWebhook | undefined> {
+  const item = await readRecord(ports, tenantId, "webhook", id);
+  return item ? stored(item) : undefined;
+}
+
+export const getWebhook = verb(z.object({ id: z.string() }), async (ports, ctx, input): Promise<Webhook> => {
+  const webhook = await readWebhook(ports, ctx.tenantId, input.id);
+  if (!webhook) throw notFound("webhook", input.id);
+  return publicView(webhook);
+});
+
+export const listWebhooks = verb(pageInput, async (ports, ctx, input): Promise<Page<Webhook>> =>
+  listRecords(ports, ctx.tenantId, "webhook", input, (item) => publicView(stored(item))),
+);
+
+export const tenantWebhooks = (ports: Ports, tenantId: string) => allRecords(ports, tenantId, "webhook", stored);
+
+export const updateWebhookInput = z.object({
+  id: z.string(),
+  ifRevision: z.number().int().positive(),
+  changes: z.strictObject({ url: createWebhookInput.shape.url, pattern: patternSchema, description: z.string().max(500), enabled: z.boolean() }).partial(),
+});
+
+export async function changeWebhook(ports: Ports, ctx: RequestContext, current: StoredWebhook, changes: Partial<StoredWebhook>, type: string) {
+  const next: StoredWebhook = { ...current, ...changes, revision: current.revision + 1, updatedAt: ports.now().toISOString() };
+  if (next.enabled) delete (next as { disabledReason?: string }).disabledReason;
+  const event = await commitRecord(ports, ctx, "webhook", current.id, { item: next, previousRevision: current.revision }, type, {
+    webhook: publicView(next),
+  });
+  return { value: publicView(next), events: [event] };
+}
+
+export const updateWebhook = verb(updateWebhookInput, async (ports, ctx, input): Promise<Outcome<Webhook>> => {
+  const current = await readWebhook(ports, ctx.tenantId, input.id);
+  if (!current) throw notFound("webhook", input.id);
+  if (current.revision !== input.ifRevision) throw stale();
+  return changeWebhook(ports, ctx, current, input.changes, "webhook.updated");
+});
+
+export const removeWebhook = verb(z.object({ id: z.string() }), async (ports, ctx, input): Promise<Outcome<{ id: string }>> => {
+  const current = await readWebhook(ports, ctx.tenantId, input.id);
+  if (!current) throw notFound("webhook", input.id);
+  const event = await commitRecord(ports, ctx, "webhook", input.id, { previousRevision: current.revision }, "webhook.removed", { url: current.url });
+  return { value: { id: input.id }, events: [event] };
+});

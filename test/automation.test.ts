@@ -1,0 +1,144 @@
+/**
+ * Continuous verification end to end: a flow report shows an anomaly, the detector records
+ * it (audited), a tenant's automation rule quarantines the device, the feed tells enforcement
+ * points, and every action names the rule. Dry-run, rate limits and loop protection.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { flowReport, teachBaseline } from "./support/flows.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+let meters = 0;
+async function setup(rules: unknown[]) {
+  const tenant = await tenantClient(runtime, `cv-${meters}`);
+  const pep = (await tenant.call("POST", "/v1/keys", { name: "edge", role: "pep" })).json.token as string;
+  const device = await tenant.call("POST", "/v1/devices", { name: "meter", imsi: `23410000000${String(++meters).padStart(4, "0")}`, labels: { fleet: "meters" } });
+  expect(device.status).toBe(201);
+  const created = [];
+  for (const rule of rules) {
+    const answer = await tenant.call("POST", "/v1/automation/rules", rule);
+    expect(answer.status, answer.text).toBe(201);
+    created.push(answer.json);
+  }
+  const post = (report: unknown) => call(runtime, pep, "POST", "/v1/flows", report);
+  return { tenant, pep, deviceId: device.json.id as string, rules: created, post };
+}
+
+const onNewDestination = { source: ["simroot"], "detail-type": ["anomaly.detected"], detail: { data: { kind: ["new-destination"] } } };
+const audit = async (tenant: Awaited<ReturnType<typeof tenantClient>>, subject: string) =>
+  (await tenant.call("GET", `/v1/audit?subject=${subject}&limit=1000`)).json.items as { action: string; actor: string; data: any }[];
+
+// Each story teaches a baseline through the API first (14 reports): generous on a shared machine.
+describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { timeout: 180_000 }, () => {
+  it("quarantines a device that reaches a destination never seen for it or its fleet, audited with the rule's name", async () => {
+    const { tenant, deviceId, rules, post, pep } = await setup([
+      { name: "contain unknown destinations", pattern: onNewDestination, actions: [{ type: "quarantine" }, { type: "open-incident" }] },
+    ]);
+    await teachBaseline(post, deviceId);
+    const { version } = (await call(runtime, pep, "GET", "/v1/feed")).json.signed.head;
+
+    const usual = await post(flowReport(deviceId, new Date(), [{ destination: "telemetry.example.com" }]));
+    expect(usual.json.anomalies).toBe(0);
+    const odd = await post(flowReport(deviceId, new Date(), [{ destination: "exfil.example.net", bytes: 5000 }]));
+    expect(odd.status).toBe(202);
+    expect(odd.json.anomalies).toBe(1);
+    await runtime.bus.drained();
+
+    const device = await tenant.call("GET", `/v1/devices/${deviceId}`);
+    expect(device.json.state).toBe("quarantined");
+    const records = await audit(tenant, deviceId);
+    const anomaly = records.find((record) => record.action === "anomaly.detected")!;
+    expect(anomaly.actor).toBe("system:detectors");
+    expect(anomaly.data).toMatchObject({
+      kind: "new-destination",
+      evidence: { seen: { destinations: ["exfil.example.net:443/tcp"] }, baseline: { knownDestinations: 1 }, flows: [{ destination: "exfil.example.net", pepId: "pep-lyon-1" }] },
+    });
+    const quarantined = records.find((record) => record.action === "device.quarantined")!;
+    expect(quarantined.actor).toBe(`rule:${rules[0].id}`);
+    const fired = records.find((record) => record.action === "automation.fired")!;
+    expect(fired.data).toMatchObject({ ruleId: rules[0].id, outcome: "fired", actions: [{ type: "quarantine", outcome: "done" }, { type: "open-incident", outcome: "done" }] });
+
+    // What enforcement points learn: the device, quarantined, in the feed after the version they held.
+    const deltas = await call(runtime, pep, "GET", `/v1/feed?since=${version}`);
+    const entries = deltas.json.entries as { kind: string; key: string; value: any }[];
+    expect(entries).toContainEqual(expect.objectContaining({ kind: "device", key: deviceId, value: expect.objectContaining({ state: "quarantined" }) }));
+
+    // The incident gathered the anomaly and the actions; its NIS2 drafts are due 24 h and 72 h after.
+    const incidents = (await tenant.call("GET", "/v1/incidents")).json.items;
+    expect(incidents).toHaveLength(1);
+    const report = (await tenant.call("GET", `/v1/incidents/${incidents[0].id}`)).json;
+    expect(report.anomalies.map((entry: any) => entry.data.kind)).toEqual(["new-destination"]);
+    expect(report.actions.map((entry: any) => entry.type)).toEqual(expect.arrayContaining(["device.quarantined", "automation.fired"]));
+    const drafts = (await tenant.call("GET", `/v1/incidents/${incidents[0].id}/nis2`)).json;
+    expect(Date.parse(drafts.earlyWarning.dueBy) - Date.parse(incidents[0].openedAt)).toBe(24 * 3600 * 1000);
+    expect(Date.parse(drafts.notification.dueBy) - Date.parse(incidents[0].openedAt)).toBe(72 * 3600 * 1000);
+    expect(drafts.earlyWarning.suspectedUnlawfulOrMalicious).toBe(true);
+    expect(drafts.notification.indicatorsOfCompromise[0].seen.destinations).toEqual(["exfil.example.net:443/tcp"]);
+
+    // Every event this story caused is documented in the AsyncAPI catalogue rules match against.
+    const documented = new Set(Object.values((await call(runtime, undefined, "GET", "/asyncapi.json")).json.components.messages).map((message: any) => message.name));
+    for (const type of new Set(records.map((record) => record.action))) expect(documented, type).toContain(type);
+  });
+
+  it("a destination the fleet already uses is not an anomaly for a device new to it", async () => {
+    const { deviceId, post, tenant } = await setup([]);
+    await teachBaseline(post, deviceId);
+    const other = await tenant.call("POST", "/v1/devices", { name: "meter-b", imsi: "234109999999991", labels: { fleet: "meters" } });
+    await teachBaseline(post, other.json.id, "updates.example.com");
+    const answer = await post(flowReport(deviceId, new Date(), [{ destination: "updates.example.com" }]));
+    expect(answer.json.anomalies).toBe(0);
+  });
+
+  it("dry-run records what it would have done and does nothing", async () => {
+    const { tenant, deviceId, post } = await setup([{ name: "try it", pattern: onNewDestination, actions: [{ type: "revoke" }], dryRun: true }]);
+    await teachBaseline(post, deviceId);
+    await post(flowReport(deviceId, new Date(), [{ destination: "exfil.example.net" }]));
+    await runtime.bus.drained();
+    expect((await tenant.call("GET", `/v1/devices/${deviceId}`)).json.state).toBe("active");
+    const fired = (await audit(tenant, deviceId)).filter((record) => record.action === "automation.fired");
+    expect(fired).toHaveLength(1);
+    expect(fired[0]!.data).toMatchObject({ outcome: "dry-run", actions: [{ type: "revoke", outcome: "would-do" }] });
+  });
+
+  it("rate limits a rule across its matches", async () => {
+    const { tenant, deviceId, post } = await setup([
+      { name: "label", pattern: onNewDestination, actions: [{ type: "add-labels", labels: { suspect: "yes" } }], rateLimit: { max: 1, perSeconds: 3600 } },
+    ]);
+    await teachBaseline(post, deviceId);
+    await post(flowReport(deviceId, new Date(), [{ destination: "a.example.net" }]));
+    await runtime.bus.drained();
+    await post(flowReport(deviceId, new Date(), [{ destination: "b.example.net" }]));
+    await runtime.bus.drained();
+    const outcomes = (await audit(tenant, deviceId)).filter((record) => record.action === "automation.fired").map((record) => record.data.outcome);
+    expect(outcomes).toEqual(["fired", "rate-limited"]);
+  });
+
+  it("an action's own events do not retrigger the rule that caused them, nor a chain of rules", async () => {
+    const onUpdate = { source: ["simroot"], "detail-type": ["device.updated"] };
+    const { tenant, deviceId } = await setup([
+      { name: "ping", pattern: onUpdate, actions: [{ type: "add-labels", labels: { ping: "1" } }], rateLimit: { max: 100, perSeconds: 60 } },
+      { name: "pong", pattern: onUpdate, actions: [{ type: "remove-labels", keys: ["ping"] }], rateLimit: { max: 100, perSeconds: 60 } },
+    ]);
+    const device = await tenant.call("GET", `/v1/devices/${deviceId}`);
+    await tenant.call("PATCH", `/v1/devices/${deviceId}`, { name: "renamed" }, { "if-match": device.headers.get("etag")! });
+    await runtime.bus.drained();
+    const fired = (await audit(tenant, deviceId)).filter((record) => record.action === "automation.fired");
+    // Each rule fires on the person's change, and once more on the other rule's change, then the chain names both: it stops.
+    expect(fired.length).toBe(4);
+    expect(fired.map((record) => record.actor).sort()).toEqual(expect.arrayContaining([expect.stringMatching(/^rule:rul_\w+>rul_\w+$/)]));
+  });
+
+  it("refuses a rule whose pattern is not an EventBridge pattern, with problem+json, and creates nothing", async () => {
+    const { tenant } = await setup([]);
+    const bad = await tenant.call("POST", "/v1/automation/rules", { name: "bad", pattern: { source: "simroot" }, actions: [{ type: "quarantine" }] });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get("content-type")).toContain("application/problem+json");
+    expect(bad.json.errors[0].path).toBe("pattern");
+    expect((await tenant.call("GET", "/v1/automation/rules")).json.items).toEqual([]);
+  });
+});

@@ -1,0 +1,162 @@
+/**
+ * Outbound webhooks: Standard Webhooks signatures checked by the `standardwebhooks` library
+ * (v1) and by simroot's own Standard Webhooks intake (v1a, which the JS library does not
+ * implement); retries, 410, the delivery log and replay; and a worker killed with SIGKILL in
+ * the middle of a delivery loses nothing.
+ */
+import { fork } from "node:child_process";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { join } from "node:path";
+import { Webhook } from "standardwebhooks";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deliverDue, enqueueDelivery, retryDelaysSeconds, type BusEnvelope } from "@simroot/core";
+import { simrootAdapter as simrootAdapterForTests } from "@simroot/core/ingest/adapters/simroot";
+import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+
+interface Received {
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+/** A receiver whose answers the test scripts: each request gets the next status (200 once the script runs out). */
+function receiver() {
+  const received: Received[] = [];
+  const script: (number | "hang")[] = [];
+  const waiters: (() => void)[] = [];
+  const server: Server = createServer((request: IncomingMessage, response: ServerResponse) => {
+    let body = "";
+    request.on("data", (chunk) => (body += chunk));
+    request.on("end", () => {
+      received.push({ headers: request.headers as Record<string, string>, body });
+      for (const wake of waiters.splice(0)) wake();
+      const next = script.shift() ?? 200;
+      if (next === "hang") return;
+      response.writeHead(next).end();
+    });
+  });
+  const listening = new Promise<string>((resolve) => server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}/hook`)));
+  const next = (count: number) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`only ${received.length} deliveries arrived`)), 90_000);
+      const check = () => (received.length >= count ? (clearTimeout(timer), resolve()) : waiters.push(check));
+      check();
+    });
+  return { received, script, listening, next, close: () => new Promise((resolve) => server.closeAllConnections() ?? server.close(resolve)) };
+}
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime({ webhookWorkerMs: 0 });
+});
+afterAll(() => runtime.stop());
+
+const onQuarantine = { source: ["simroot"], "detail-type": ["device.quarantined"] };
+let devices = 0;
+
+async function subscribed(signing: "v1" | "v1a", url: string) {
+  const tenant = await tenantClient(runtime, `hooks-${devices}`);
+  const device = (await tenant.call("POST", "/v1/devices", { imsi: `23420000000${String(++devices).padStart(4, "0")}` })).json;
+  const webhook = await tenant.call("POST", "/v1/webhooks", { url, pattern: onQuarantine, signing });
+  expect(webhook.status, webhook.text).toBe(201);
+  const quarantine = () => tenant.call("POST", `/v1/devices/${device.id}/quarantine`, { reason: "test" });
+  return { tenant, device, webhook: webhook.json, quarantine };
+}
+
+const later = (ms: number) => ({ ...runtime.ports, now: () => new Date(Date.now() + ms) });
+
+describe("outbound webhooks", { timeout: 180_000 }, () => {
+  it("signs v1 so that the standardwebhooks library verifies it, and sends the event", async () => {
+    const hook = receiver();
+    const { webhook, device, quarantine } = await subscribed("v1", await hook.listening);
+    expect(webhook.secret).toMatch(/^whsec_/);
+    await quarantine();
+    await hook.next(1);
+    const [delivery] = hook.received;
+    const payload = new Webhook(webhook.secret).verify(delivery!.body, delivery!.headers) as { type: string; data: { subject: string } };
+    expect(payload).toMatchObject({ type: "device.quarantined", data: { subject: device.id } });
+    expect(() => new Webhook(webhook.secret).verify(delivery!.body.replace("quarantined", "reinstated"), delivery!.headers)).toThrow();
+    await hook.close();
+  });
+
+  it("signs v1a with ed25519: the public key verifies it, a forged body fails", async () => {
+    const hook = receiver();
+    const { webhook, quarantine } = await subscribed("v1a", await hook.listening);
+    expect(webhook.publicKey).toMatch(/^whpk_/);
+    expect(webhook.secret).toBeUndefined();
+    await quarantine();
+    await hook.next(1);
+    const delivery = hook.received[0]!;
+    expect(delivery.headers["webhook-signature"]).toMatch(/^v1a,/);
+    const verify = (body: string) =>
+      simrootAdapterForTests.authenticate({ headers: delivery.headers, body, now: new Date() } as never, { webhookPublicKey: webhook.publicKey } as never);
+    expect(() => verify(delivery.body)).not.toThrow();
+    expect(() => verify(delivery.body.replace("quarantined", "reinstated"))).toThrow();
+  });
+
+  it("retries a failed delivery with backoff (for more than 72 hours), logs each attempt and can replay it", async () => {
+    expect(retryDelaysSeconds.reduce((sum, delay) => sum + delay, 0)).toBeGreaterThan(72 * 3600);
+    const hook = receiver();
+    hook.script.push(500);
+    const { tenant, webhook, quarantine } = await subscribed("v1", await hook.listening);
+    await quarantine();
+    await hook.next(1);
+    await runtime.bus.drained();
+    let log = (await tenant.call("GET", `/v1/webhooks/${webhook.id}/deliveries`)).json.items;
+    expect(log[0]).toMatchObject({ status: "pending", attemptCount: 1, attempts: [{ status: 500 }] });
+    expect(Date.parse(log[0].nextAt) - Date.parse(log[0].attempts[0].at)).toBeGreaterThan(4000);
+    expect(await deliverDue(runtime.ports)).toBe(0); // not due yet
+    expect(await deliverDue(later(10_000))).toBe(1);
+    await hook.next(2);
+    log = (await tenant.call("GET", `/v1/webhooks/${webhook.id}/deliveries`)).json.items;
+    expect(log[0]).toMatchObject({ status: "delivered", attemptCount: 2, attempts: [{ status: 500 }, { status: 200 }] });
+    expect(hook.received[1]!.headers["webhook-id"]).toBe(hook.received[0]!.headers["webhook-id"]);
+
+    const replayed = await tenant.call("POST", `/v1/webhooks/${webhook.id}/deliveries/${log[0].id}/replay`);
+    expect(replayed.status).toBe(202);
+    await hook.next(3);
+    expect(hook.received[2]!.headers["webhook-id"]).toBe(log[0].id);
+    await hook.close();
+  });
+
+  it("disables the subscription when the receiver answers 410 Gone", async () => {
+    const hook = receiver();
+    hook.script.push(410);
+    const { tenant, webhook, quarantine } = await subscribed("v1", await hook.listening);
+    await quarantine();
+    await hook.next(1);
+    await runtime.bus.drained();
+    const after = (await tenant.call("GET", `/v1/webhooks/${webhook.id}`)).json;
+    expect(after).toMatchObject({ enabled: false, disabledReason: expect.stringContaining("410") });
+    const log = (await tenant.call("GET", `/v1/webhooks/${webhook.id}/deliveries`)).json.items;
+    expect(log[0]).toMatchObject({ status: "failed", reason: expect.stringContaining("410") });
+    await hook.close();
+  });
+
+  it("loses nothing when the worker is killed with SIGKILL in the middle of a delivery", async () => {
+    const hook = receiver();
+    hook.script.push("hang");
+    const tenant = await tenantClient(runtime, "kill-9");
+    const webhook = (await tenant.call("POST", "/v1/webhooks", { url: await hook.listening, pattern: onQuarantine })).json;
+    const envelope = {
+      version: "0", id: "e-1", "detail-type": "device.quarantined", source: "simroot", account: "local", time: new Date().toISOString(), region: "local", resources: [],
+      detail: { id: "evt_kill9", type: "device.quarantined", tenantId: tenant.tenant.id, subject: "dev_x", time: new Date().toISOString(), actor: "test", requestId: "req_1", data: {} },
+    } as BusEnvelope;
+    const id = await enqueueDelivery(runtime.ports, tenant.tenant.id, webhook.id, envelope);
+
+    const child = fork(join(import.meta.dirname, "support", "webhook-worker-child.ts"), {
+      env: { ...process.env, DYNAMODB_ENDPOINT: runtime.endpoint, SIMROOT_TABLE_PREFIX: runtime.ports.tables.automation.replace(/automation$/, ""), LEASE_MS: "30000" },
+      stdio: "inherit",
+    });
+    await hook.next(1); // the child is mid-delivery: the receiver holds the request
+    child.kill("SIGKILL");
+    await new Promise((resolve) => child.once("exit", resolve));
+
+    expect(await deliverDue(runtime.ports)).toBe(0); // its lease still holds
+    expect(await deliverDue(later(31_000))).toBe(1); // then the delivery is due again
+    await hook.next(2);
+    expect(hook.received.map((request) => request.headers["webhook-id"])).toEqual([id, id]);
+    const log = (await tenant.call("GET", `/v1/webhooks/${webhook.id}/deliveries`)).json.items;
+    expect(log[0]).toMatchObject({ id, status: "delivered" });
+    await hook.close();
+  });
+});
