@@ -74,3 +74,4 @@ export * from "./integration/posture/tailscale.ts";
 export * from "./integration/posture/cloudflare.ts";
 export * from "./integration/ocsf/ocsf-map.ts";
 export * from "./integration/ocsf/ocsf-export.ts";
+export * from "./integration/iot/iot-authorizer.ts";
