@@ -16,6 +16,7 @@ import { parkedRoutes } from "./routes/parked.ts";
 import { policyRoutes } from "./routes/policy.ts";
 import { sourceRoutes } from "./routes/source.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { integrationRoutes } from "./routes/integration.ts";
 
 /** The one HTTP app: served by @hono/node-server locally and by hono/aws-lambda in AWS. */
 export function createApp(options: AppOptions) {
@@ -42,6 +43,7 @@ export function createApp(options: AppOptions) {
   app.route("/", grantRoutes);
   app.route("/", decisionRoutes);
   app.route("/", feedRoutes(options));
+  app.route("/", integrationRoutes);
   // The interactive reference: Scalar renders /openapi.json in the browser.
   app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "simroot API" }));
   const asyncApi = asyncApiDocument();
