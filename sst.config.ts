@@ -14,7 +14,10 @@ export default $config({
   },
   async run() {
     const { tableNameOutputs } = await import("./infra/database");
+    // Before the bus: its `$transform` adds the integrations' settings to the consumers it creates.
+    const { integrations } = await import("./infra/integrations");
     const { bus, deadLetterQueueUrls } = await import("./infra/bus");
+    const { iotAuthorizer } = await integrations();
     const { api } = await import("./infra/api");
 
     return {
@@ -22,6 +25,7 @@ export default $config({
       bus: bus.name,
       tables: tableNameOutputs,
       deadLetterQueues: deadLetterQueueUrls,
+      iotAuthorizer: iotAuthorizer?.name,
     };
   },
 });

@@ -93,7 +93,7 @@ describe("the AWS IoT Core custom authorizer", () => {
     const response = await authorize(connect(device.id, password(device.id, privateKey, publicKey)));
     expect(response.isAuthenticated).toBe(true);
     expect(response.disconnectAfterInSeconds).toBe(300);
-    const resources = response.policyDocuments.flatMap((document) => document.Statement.flatMap((statement) => [statement.Resource].flat()));
+    const resources = response.policyDocuments.flatMap((document) => document.Statement.flatMap((statement) => [(statement as { Resource: string | string[] }).Resource].flat()));
     expect(resources.filter((resource) => !resource.includes(":client/")).every((resource) => String(resource).includes(`/quarantine/${device.id}/`))).toBe(true);
   });
 
@@ -101,7 +101,7 @@ describe("the AWS IoT Core custom authorizer", () => {
     const { device, privateKey, publicKey, authorize } = await fleet({ fleet: "meters", zone: "*", area: "#" });
     const response = await authorize(connect(device.id, password(device.id, privateKey, publicKey)));
     expect(response.isAuthenticated).toBe(true);
-    const resources = response.policyDocuments.flatMap((document) => document.Statement.flatMap((statement) => [statement.Resource].flat()));
+    const resources = response.policyDocuments.flatMap((document) => document.Statement.flatMap((statement) => [(statement as { Resource: string | string[] }).Resource].flat()));
     expect(resources.some((resource) => /labels\/(zone|area)\//.test(String(resource)))).toBe(false);
     expect(resources.filter((resource) => String(resource).includes("/labels/")).every((resource) => String(resource).endsWith("/labels/fleet/meters/*"))).toBe(true);
   });

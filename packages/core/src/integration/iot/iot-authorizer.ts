@@ -33,7 +33,7 @@ export interface MqttAuthorizerRequest {
 
 export interface IotPolicyDocument {
   readonly Version: "2012-10-17";
-  readonly Statement: readonly { readonly Action: string | string[]; readonly Effect: "Allow" | "Deny"; readonly Resource: string | string[] }[];
+  readonly Statement: { readonly Action: string | string[]; readonly Effect: "Allow" | "Deny"; readonly Resource: string | string[] }[];
 }
 
 export interface MqttAuthorizerResponse {
