@@ -14,7 +14,10 @@ export interface CollectedRequest {
   readonly at: number;
 }
 
-export async function startHttpCollector(answer: (request: CollectedRequest) => { status: number; body?: unknown } = () => ({ status: 200, body: {} })) {
+export async function startHttpCollector(
+  answer: (request: CollectedRequest) => { status: number; body?: unknown } = () => ({ status: 200, body: {} }),
+  options: { latencyMs?: number } = {},
+) {
   const requests: CollectedRequest[] = [];
   const waiters = new Set<() => void>();
   const server = createServer(async (request, response) => {
@@ -22,6 +25,7 @@ export async function startHttpCollector(answer: (request: CollectedRequest) => 
     for await (const chunk of request) body += chunk;
     const collected = { method: request.method!, path: request.url!, headers: request.headers, body, at: performance.now() };
     requests.push(collected);
+    if (options.latencyMs) await new Promise((resolve) => setTimeout(resolve, options.latencyMs));
     const { status, body: payload } = answer(collected);
     response.writeHead(status, { "content-type": "application/json" });
     response.end(payload === undefined ? "" : JSON.stringify(payload));

@@ -58,7 +58,8 @@ export const rules = {
   },
   postureSync: {
     does: "sets each device's simroot state and risk as custom posture attributes of its Tailscale node",
-    pattern: { source: [eventSource], "detail-type": [...deviceChangeTypes] },
+    // Reachability only moves the posture score, not the IoT thing.
+    pattern: { source: [eventSource], "detail-type": [...deviceChangeTypes, "device.reachability-changed"] },
     handler: "consumers/posture-sync.ts",
     tables: ["identity", "control", "audit"],
   },

@@ -58,12 +58,16 @@ export async function syncPostureToTailscale(
   if (!stored || !node) return [];
   const attributes = postureAttributes(postureOf(stored.device));
   const key = pushedKey(event.tenantId, stored.device.id);
-  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: key, ConsistentRead: true }));
+  // `onlyChanged: false` (the bench's baseline) sends every attribute and keeps no record.
+  const onlyChanged = options.onlyChanged ?? true;
+  const { Item } = onlyChanged ? await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: key, ConsistentRead: true })) : { Item: undefined };
   const last = Item?.node === node ? ((Item.attributes ?? {}) as Record<string, unknown>) : {};
-  const changed = Object.entries(attributes).filter(([name, value]) => options.onlyChanged === false || last[name] !== value);
+  const changed = Object.entries(attributes).filter(([name, value]) => !onlyChanged || last[name] !== value);
   if (changed.length === 0) return [];
   await Promise.all(changed.map(([name, value]) => setTailscaleAttribute(settings, node, name, value)));
-  await ports.db.send(new PutCommand({ TableName: ports.tables.control, Item: { ...key, node, attributes, at: ports.now().toISOString() } }));
+  if (onlyChanged) {
+    await ports.db.send(new PutCommand({ TableName: ports.tables.control, Item: { ...key, node, attributes, at: ports.now().toISOString() } }));
+  }
   const set = changed.map(([name]) => name);
   await recordDelivery(ports, systemContext(event.tenantId, "posture-sync", event.requestId), "tailscale", event, { deviceId: stored.device.id, node, set, attributes });
   return set;
