@@ -8,8 +8,9 @@
  * to AWS or Tailscale; the machine is shared, so read ratios, not absolute numbers.
  */
 import { IoTClient } from "@aws-sdk/client-iot";
-import { createTenantWithAdminKey, sdkIotControl, syncDeviceToIot, syncPostureToTailscale, type DomainEvent, type IotControl } from "@simroot/core";
+import { createTenantWithAdminKey, syncDeviceToIot, syncPostureToTailscale, type DomainEvent, type IotControl } from "@simroot/core";
 import { startLocalRuntime } from "@simroot/local/runtime";
+import { sdkIotControl } from "../../packages/core/src/integration/iot/iot-sdk.ts";
 import { startHttpCollector } from "../../packages/core/src/integration/http-collector.test-support.ts";
 import { startIotLoopback } from "../../packages/core/src/integration/iot/iot-loopback.test-support.ts";
 import { committedEvents } from "../../test/support/audit-events.ts";

@@ -4,7 +4,8 @@
  */
 import { IoTClient } from "@aws-sdk/client-iot";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { sdkIotControl, syncDeviceToIot, type DomainEvent } from "@simroot/core";
+import { syncDeviceToIot, type DomainEvent } from "@simroot/core";
+import { sdkIotControl } from "../../packages/core/src/integration/iot/iot-sdk.ts";
 import { startIotLoopback, type IotLoopback } from "../../packages/core/src/integration/iot/iot-loopback.test-support.ts";
 import { committedEvents } from "../support/audit-events.ts";
 import { startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";

@@ -64,7 +64,6 @@ export { headVersion } from "./feed/watch.ts";
 export * from "./feed/flows.ts";
 export * from "./integration/delivery.ts";
 export * from "./integration/iot/iot-port.ts";
-export * from "./integration/iot/iot-sdk.ts";
 export * from "./integration/iot/iot-client.ts";
 export * from "./integration/iot/iot-attributes.ts";
 export * from "./integration/iot/iot-groups.ts";

@@ -67,7 +67,7 @@ export const rules = {
     does: "streams every simroot event to the SIEM as an OCSF event",
     pattern: { source: [eventSource] },
     handler: "consumers/siem-export.ts",
-    tables: ["identity"],
+    tables: [],
   },
 } as const satisfies Record<string, RuleDefinition>;
 
