@@ -145,4 +145,25 @@ describe("the AWS IoT Core integration", () => {
     expect(iot.things.has(id)).toBe(false);
     expect(settings.tenantId).toBe(acme.tenant.id);
   });
+
+  it("is driven by simroot's events through the bus and the very consumer Lambda runs", async () => {
+    const acme = await tenantClient(runtime);
+    Object.assign(process.env, {
+      SIMROOT_IOT_TENANT_ID: acme.tenant.id,
+      SIMROOT_IOT_ENDPOINT: iot.endpoint,
+      AWS_REGION: "eu-west-1",
+      AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",
+      AWS_SECRET_ACCESS_KEY: "secret",
+    });
+    try {
+      const id = (await acme.call("POST", "/v1/devices", { ...meter, eid: undefined, iccids: ["8944500102198304842"], imei: undefined })).json.id as string;
+      await acme.call("POST", `/v1/devices/${id}/quarantine`, { reason: "roaming" });
+      const deadline = Date.now() + 10_000;
+      while (!iot.things.get(id)?.groups.has("simroot-quarantined") && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect([...iot.things.get(id)!.groups]).toEqual(["simroot-quarantined"]);
+    } finally {
+      delete process.env.SIMROOT_IOT_TENANT_ID;
+      delete process.env.SIMROOT_IOT_ENDPOINT;
+    }
+  });
 });
