@@ -56,6 +56,18 @@ declare module "sst" {
       "name": string
       "type": "sst.aws.Dynamo"
     }
+    "IotSyncDeadLetterQueue": {
+      "type": "sst.aws.Queue"
+      "url": string
+    }
+    "PostureSyncDeadLetterQueue": {
+      "type": "sst.aws.Queue"
+      "url": string
+    }
+    "SiemExportDeadLetterQueue": {
+      "type": "sst.aws.Queue"
+      "url": string
+    }
     "OperatorEventsDeadLetterQueue": {
       "type": "sst.aws.Queue"
       "url": string

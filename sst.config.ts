@@ -19,7 +19,10 @@ export default $config({
   },
   async run() {
     const { tableNameOutputs } = await import("./infra/database");
+    // Before the bus: its `$transform` adds the integrations' settings to the consumers it creates.
+    const { integrations } = await import("./infra/integrations");
     const { bus, deadLetterQueueUrls } = await import("./infra/bus");
+    const { iotAuthorizer } = await integrations();
     const { api } = await import("./infra/api");
     const { feedKey } = await import("./infra/feed-key");
     const { alarmTopic, dashboard } = await import("./infra/ops");
@@ -33,6 +36,7 @@ export default $config({
       feedKey: feedKey.arn,
       alarmTopic: alarmTopic.arn,
       dashboard: dashboard.dashboardName,
+      iotAuthorizer: iotAuthorizer?.name,
     };
   },
 });

@@ -19,6 +19,7 @@ import { healthRoutes } from "./routes/health.ts";
 import { automationRoutes } from "./routes/automation.ts";
 import { incidentRoutes } from "./routes/incident.ts";
 import { webhookRoutes } from "./routes/webhook.ts";
+import { integrationRoutes } from "./routes/integration.ts";
 
 /** The one HTTP app: served by @hono/node-server locally and by hono/aws-lambda in AWS. */
 export function createApp(options: AppOptions) {
@@ -48,6 +49,7 @@ export function createApp(options: AppOptions) {
   app.route("/", automationRoutes);
   app.route("/", webhookRoutes);
   app.route("/", incidentRoutes);
+  app.route("/", integrationRoutes);
   // The interactive reference: Scalar renders /openapi.json in the browser.
   app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "simroot API" }));
   const asyncApi = asyncApiDocument();

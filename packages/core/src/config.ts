@@ -71,3 +71,36 @@ export function localSettings(): LocalSettings {
     logRequests: env("SIMROOT_LOG_REQUESTS") !== "0",
   };
 }
+
+/**
+ * The integrations a deployment turns on, each bound to one tenant (an AWS IoT account, a
+ * tailnet, a SIEM belong to one fleet operator). Unset means the integration is off and its
+ * consumer does nothing.
+ */
+export interface IntegrationSettings {
+  readonly iot?: { readonly tenantId: string; readonly endpoint?: string; readonly prefix: string; readonly mqttHost?: string };
+  readonly tailscale?: { readonly tenantId: string; readonly apiUrl: string; readonly tailnet: string; readonly apiKey: string };
+  readonly siem?: { readonly tenantId: string; readonly url: string; readonly token?: string };
+}
+
+export function integrationSettings(): IntegrationSettings {
+  const iotTenant = env("SIMROOT_IOT_TENANT_ID");
+  const tailscaleTenant = env("SIMROOT_TAILSCALE_TENANT_ID");
+  const siemTenant = env("SIMROOT_SIEM_TENANT_ID");
+  return {
+    ...(iotTenant
+      ? { iot: { tenantId: iotTenant, endpoint: env("SIMROOT_IOT_ENDPOINT"), prefix: env("SIMROOT_IOT_PREFIX") ?? "simroot-", mqttHost: env("SIMROOT_IOT_MQTT_HOST") } }
+      : {}),
+    ...(tailscaleTenant && env("SIMROOT_TAILSCALE_API_KEY")
+      ? {
+          tailscale: {
+            tenantId: tailscaleTenant,
+            apiUrl: env("SIMROOT_TAILSCALE_API_URL") ?? "https://api.tailscale.com",
+            tailnet: env("SIMROOT_TAILSCALE_TAILNET") ?? "-",
+            apiKey: env("SIMROOT_TAILSCALE_API_KEY")!,
+          },
+        }
+      : {}),
+    ...(siemTenant && env("SIMROOT_SIEM_URL") ? { siem: { tenantId: siemTenant, url: env("SIMROOT_SIEM_URL")!, token: env("SIMROOT_SIEM_TOKEN") } } : {}),
+  };
+}

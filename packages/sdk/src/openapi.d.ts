@@ -56,10 +56,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /**
-         * Find a device by any identifier: EID, ICCID, IMSI, IMEI, MSISDN, NAI, SUPI or current IP
-         * @description With `ip` and `at`: the device that held the address at that time (from the sessions' history, whatever order they were reported in).
-         */
+        /** Find a device by any identifier: EID, ICCID, IMSI, IMEI, MSISDN, NAI, SUPI or current IP */
         get: {
             parameters: {
                 query?: {
@@ -74,8 +71,6 @@ export interface paths {
                     ip?: string;
                     externalId?: string;
                     credential?: string;
-                    /** @description with ip: who held it then */
-                    at?: string;
                 };
                 header?: never;
                 path?: never;
@@ -242,8 +237,6 @@ export interface paths {
                         };
                         /** @description quarantine the device when its IMEI changes; defaults to the tenant setting */
                         imeiLock?: boolean;
-                        /** @description countries this device may roam into; defaults to the tenant's country rules, then its allowedCountries */
-                        allowedCountries?: string[];
                         /** @description the IoT SAFE credential: its X.509 client certificate or public key, PEM; only its SPKI SHA-256 fingerprint is kept */
                         credential?: string;
                     };
@@ -402,8 +395,6 @@ export interface paths {
                             [key: string]: string;
                         };
                         imeiLock?: boolean;
-                        /** @description null: back to the tenant's rules */
-                        allowedCountries?: string[] | null;
                     };
                 };
             };
@@ -862,7 +853,6 @@ export interface paths {
                          * @enum {string}
                          */
                         defaultBearer?: "cellular" | "private-5g" | "wifi" | "satellite";
-                        maxClockSkewSeconds?: number;
                     };
                 };
             };
@@ -1114,15 +1104,6 @@ export interface paths {
                 };
                 /** @description No such resource in this tenant */
                 404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflicts with the current state */
-                409: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -1833,14 +1814,6 @@ export interface paths {
                          * @default []
                          */
                         allowedCountries?: string[];
-                        /**
-                         * @description allowed countries for the devices a label selector matches (the first matching rule wins; a device's own list wins over all)
-                         * @default []
-                         */
-                        countryRules?: {
-                            selector: components["schemas"]["LabelSelector"];
-                            allowedCountries: string[];
-                        }[];
                         /**
                          * @description what enforcement points do when they cannot decide
                          * @default closed
@@ -2967,7 +2940,7 @@ export interface paths {
                 };
             };
             responses: {
-                /** @description Stored and judged: `anomalies` counts the anomaly.detected events the report caused */
+                /** @description Stored */
                 202: {
                     headers: {
                         [name: string]: unknown;
@@ -2976,7 +2949,6 @@ export interface paths {
                         "application/json": {
                             id: string;
                             flows: number;
-                            anomalies: number;
                         };
                     };
                 };
@@ -3015,803 +2987,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/automation/rules": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** List the tenant's automation rules */
-        get: {
-            parameters: {
-                query?: {
-                    limit?: number;
-                    cursor?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page of rules */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AutomationRulePage"];
-                    };
-                };
-                /** @description Invalid input: `errors` names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The key's role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        put?: never;
-        /** Create an automation rule: an EventBridge pattern over simroot's events and the actions to take */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["AutomationRuleInput"];
-                };
-            };
-            responses: {
-                /** @description The rule */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AutomationRule"];
-                    };
-                };
-                /** @description Invalid input: `errors` names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The key's role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflicts with the current state */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/automation/rules/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Get an automation rule */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The rule */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AutomationRule"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The key's role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description No such resource in this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        put?: never;
-        post?: never;
-        /** Remove a rule */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Removed */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            id: string;
-                        };
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The key's role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description No such resource in this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        options?: never;
-        head?: never;
-        /** Change a rule (pattern, actions, dry-run, enabled, rate limit); needs If-Match */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: {
-                    /** @description the ETag you read, e.g. "3" */
-                    "if-match"?: string;
-                };
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        name?: string;
-                        /**
-                         * @description an EventBridge event pattern, matched against the envelope (source, detail-type, detail = the simroot event)
-                         * @example {
-                         *       "source": [
-                         *         "simroot"
-                         *       ],
-                         *       "detail-type": [
-                         *         "anomaly.detected"
-                         *       ],
-                         *       "detail": {
-                         *         "data": {
-                         *           "kind": [
-                         *             "new-destination"
-                         *           ]
-                         *         }
-                         *       }
-                         *     }
-                         */
-                        pattern?: {
-                            [key: string]: unknown;
-                        };
-                        actions?: components["schemas"]["AutomationAction"][];
-                        /**
-                         * @description record what the actions would do, do nothing
-                         * @default false
-                         */
-                        dryRun?: boolean;
-                        /** @default true */
-                        enabled?: boolean;
-                        /**
-                         * @description at most `max` firings per `perSeconds` (across every instance); further matches are recorded as rate-limited
-                         * @default {
-                         *       "max": 10,
-                         *       "perSeconds": 60
-                         *     }
-                         */
-                        rateLimit?: {
-                            max: number;
-                            perSeconds: number;
-                        };
-                    };
-                };
-            };
-            responses: {
-                /** @description The rule */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["AutomationRule"];
-                    };
-                };
-                /** @description Invalid input: `errors` names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The key's role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description No such resource in this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description `If-Match` does not match the current ETag */
-                412: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Error */
-                428: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        trace?: never;
-    };
-    "/v1/webhooks": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** List the tenant's webhook subscriptions */
-        get: {
-            parameters: {
-                query?: {
-                    limit?: number;
-                    cursor?: string;
-                };
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page of subscriptions */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["WebhookPage"];
-                    };
-                };
-                /** @description Invalid input: `errors` names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The key's role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        put?: never;
-        /** Subscribe a URL to the events matching a pattern; a v1 secret is shown in this answer only */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["WebhookInput"];
-                };
-            };
-            responses: {
-                /** @description The subscription (with `secret` for v1) */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            id: string;
-                            url: string;
-                            pattern: {
-                                [key: string]: unknown;
-                            };
-                            /** @enum {string} */
-                            signing: "v1" | "v1a";
-                            description?: string;
-                            enabled: boolean;
-                            disabledReason?: string;
-                            /** @description v1a: the `whpk_` key receivers verify with */
-                            publicKey?: string;
-                            revision: number;
-                            createdAt: string;
-                            updatedAt: string;
-                            secret?: string;
-                        };
-                    };
-                };
-                /** @description Invalid input: `errors` names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The key's role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflicts with the current state */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/webhooks/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** Get a webhook subscription (disabled ones say why) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The subscription */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Webhook"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The key's role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description No such resource in this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        put?: never;
-        post?: never;
-        /** Remove a subscription (its pending deliveries fail) */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Removed */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            id: string;
-                        };
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The key's role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description No such resource in this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        options?: never;
-        head?: never;
-        /** Change a subscription's URL, pattern or description, or enable it again; needs If-Match */
-        patch: {
-            parameters: {
-                query?: never;
-                header?: {
-                    "if-match"?: string;
-                };
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        /**
-                         * Format: uri
-                         * @description where deliveries are POSTed
-                         */
-                        url?: string;
-                        pattern?: {
-                            [key: string]: unknown;
-                        };
-                        description?: string;
-                        enabled?: boolean;
-                    };
-                };
-            };
-            responses: {
-                /** @description The subscription */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Webhook"];
-                    };
-                };
-                /** @description Invalid input: `errors` names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The key's role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description No such resource in this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description `If-Match` does not match the current ETag */
-                412: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Error */
-                428: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        trace?: never;
-    };
-    "/v1/webhooks/{id}/deliveries": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The delivery log: each delivery with its status and last attempts, newest first */
-        get: {
-            parameters: {
-                query?: {
-                    limit?: number;
-                    cursor?: string;
-                };
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description A page of deliveries */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["WebhookDeliveryPage"];
-                    };
-                };
-                /** @description Invalid input: `errors` names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The key's role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description No such resource in this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/webhooks/{id}/deliveries/{deliveryId}/replay": {
+    "/v1/integrations/cloudflare/posture": {
         parameters: {
             query?: never;
             header?: never;
@@ -3820,26 +2996,39 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Send a delivery again now, with the same webhook-id */
+        /**
+         * Cloudflare custom device posture: a 0-100 score per WARP device from simroot's verdict
+         * @description The service-to-service endpoint of a Cloudflare One custom device posture integration. A WARP device maps to the device whose `cloudflare/device` label holds its `device_id`, or whose IMEI is its `serial_number`; unknown devices score 0.
+         */
         post: {
             parameters: {
                 query?: never;
                 header?: never;
-                path: {
-                    id: string;
-                    deliveryId: string;
-                };
+                path?: never;
                 cookie?: never;
             };
-            requestBody?: never;
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["CloudflarePostureRequest"];
+                };
+            };
             responses: {
-                /** @description The delivery, due again */
-                202: {
+                /** @description The score of each device, by WARP device id */
+                200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["WebhookDelivery"];
+                        "application/json": components["schemas"]["CloudflarePostureResponse"];
+                    };
+                };
+                /** @description Invalid input: `errors` names each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
                 /** @description Missing or invalid API key */
@@ -3860,15 +3049,6 @@ export interface paths {
                         "application/problem+json": components["schemas"]["Problem"];
                     };
                 };
-                /** @description No such resource in this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
             };
         };
         delete?: never;
@@ -3877,19 +3057,21 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/incidents": {
+    "/v1/ocsf/events": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** List the tenant's incidents */
+        /** The audit trail or the PEPs' flow reports as OCSF events (JSON Lines), for a SIEM */
         get: {
             parameters: {
                 query?: {
-                    limit?: number;
-                    cursor?: string;
+                    /** @description audit records (changes, findings, incidents) or PEP flow reports */
+                    kind?: "audit" | "flows";
+                    from?: string;
+                    to?: string;
                 };
                 header?: never;
                 path?: never;
@@ -3897,13 +3079,13 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description A page of incidents */
+                /** @description One OCSF event per line */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["IncidentPage"];
+                        "application/x-ndjson": string;
                     };
                 };
                 /** @description Invalid input: `errors` names each bad field */
@@ -3926,151 +3108,6 @@ export interface paths {
                 };
                 /** @description The key's role may not do this */
                 403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        put?: never;
-        /** Open an incident for a device (the device's open incident when it has one) */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path?: never;
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["IncidentInput"];
-                };
-            };
-            responses: {
-                /** @description The incident */
-                201: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Incident"];
-                    };
-                };
-                /** @description Invalid input: `errors` names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The key's role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/incidents/{id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** An incident with what it gathered: the device's timeline, the anomalies and the actions taken */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The incident and its evidence */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            incident: components["schemas"]["Incident"];
-                            timeline: {
-                                seq: number;
-                                time: string;
-                                type: string;
-                                actor: string;
-                                data: {
-                                    [key: string]: unknown;
-                                };
-                            }[];
-                            anomalies: {
-                                seq: number;
-                                time: string;
-                                type: string;
-                                actor: string;
-                                data: {
-                                    [key: string]: unknown;
-                                };
-                            }[];
-                            actions: {
-                                seq: number;
-                                time: string;
-                                type: string;
-                                actor: string;
-                                data: {
-                                    [key: string]: unknown;
-                                };
-                            }[];
-                        };
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The key's role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description No such resource in this tenant */
-                404: {
                     headers: {
                         [name: string]: unknown;
                     };
@@ -4082,162 +3119,6 @@ export interface paths {
         };
         put?: never;
         post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/incidents/{id}/nis2": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** NIS2 Art. 23 drafts from the incident: early warning (24 h), notification (72 h), final report (1 month) */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description The drafts */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            [key: string]: unknown;
-                        };
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The key's role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description No such resource in this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/incidents/{id}/close": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Close an incident with a summary */
-        post: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        summary: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description The closed incident */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Incident"];
-                    };
-                };
-                /** @description Invalid input: `errors` names each bad field */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Missing or invalid API key */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description The key's role may not do this */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description No such resource in this tenant */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-                /** @description Conflicts with the current state */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/problem+json": components["schemas"]["Problem"];
-                    };
-                };
-            };
-        };
         delete?: never;
         options?: never;
         head?: never;
@@ -4277,7 +3158,6 @@ export interface components {
                 [key: string]: string;
             };
             imeiLock?: boolean;
-            allowedCountries?: string[];
             /** @description SHA-256 of the credential's SubjectPublicKeyInfo, hex */
             credentialFingerprint?: string;
             identity: components["schemas"]["IdentityState"];
@@ -4391,8 +3271,6 @@ export interface components {
              * @enum {string}
              */
             defaultBearer?: "cellular" | "private-5g" | "wifi" | "satellite";
-            /** @description how far into the future (s) a reported time may lie; later ones are ordered at the receive time (default 300) */
-            maxClockSkewSeconds?: number;
             createdAt: string;
             credentialsRotatedAt: string;
         };
@@ -4404,8 +3282,6 @@ export interface components {
             webhookSecret?: string;
             webhookPublicKey?: string;
             twilioAuthToken?: string;
-            /** @description eim: PEM certificates (GSMA CI roots and/or EUM certificates) eUICC notifications must chain to */
-            trustAnchors?: string[];
         };
         SourcePage: {
             items: components["schemas"]["Source"][];
@@ -4418,8 +3294,6 @@ export interface components {
                 index: number;
                 id: string;
                 type: string;
-                /** @description the time the sender stated, beyond the allowed clock skew: ordered at the receive time instead */
-                clampedFrom?: string;
             }[];
             rejected: {
                 index: number;
@@ -4445,7 +3319,6 @@ export interface components {
             event: {
                 [key: string]: unknown;
             };
-            subjects?: string[];
         };
         AuditPage: {
             items: components["schemas"]["AuditRecord"][];
@@ -4531,19 +3404,26 @@ export interface components {
              */
             allowedCountries?: string[];
             /**
-             * @description allowed countries for the devices a label selector matches (the first matching rule wins; a device's own list wins over all)
-             * @default []
-             */
-            countryRules?: {
-                selector: components["schemas"]["LabelSelector"];
-                allowedCountries: string[];
-            }[];
-            /**
              * @description what enforcement points do when they cannot decide
              * @default closed
              * @enum {string}
              */
             failMode?: "closed" | "open";
+        };
+        /** @description a policy rule with its revision */
+        Policy: {
+            /** @example pol_01JD3Q4ZK8W9X2V5N6M7P8R9ST */
+            id: string;
+            name: string;
+            selector: components["schemas"]["LabelSelector"];
+            destinations: components["schemas"]["Destination"][];
+            conditions?: components["schemas"]["Conditions"];
+            /** @enum {string} */
+            effect: "allow" | "deny";
+            /** @description increases with every change; the HTTP ETag */
+            revision: number;
+            createdAt: string;
+            updatedAt: string;
         };
         /**
          * @description Kubernetes label selector: every matchLabels pair and every expression must hold. NotIn also matches devices without the key. An empty selector matches every device.
@@ -4573,21 +3453,6 @@ export interface components {
                 operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
                 values?: string[];
             }[];
-        };
-        /** @description a policy rule with its revision */
-        Policy: {
-            /** @example pol_01JD3Q4ZK8W9X2V5N6M7P8R9ST */
-            id: string;
-            name: string;
-            selector: components["schemas"]["LabelSelector"];
-            destinations: components["schemas"]["Destination"][];
-            conditions?: components["schemas"]["Conditions"];
-            /** @enum {string} */
-            effect: "allow" | "deny";
-            /** @description increases with every change; the HTTP ETag */
-            revision: number;
-            createdAt: string;
-            updatedAt: string;
         };
         /**
          * @example {
@@ -4925,239 +3790,25 @@ export interface components {
                 bytes: number;
             }[];
         };
-        AutomationRule: {
-            id: string;
-            name: string;
-            pattern: {
-                [key: string]: unknown;
-            };
-            actions: components["schemas"]["AutomationAction"][];
-            /**
-             * @description record what the actions would do, do nothing
-             * @default false
-             */
-            dryRun?: boolean;
-            /** @default true */
-            enabled?: boolean;
-            /**
-             * @description at most `max` firings per `perSeconds` (across every instance); further matches are recorded as rate-limited
-             * @default {
-             *       "max": 10,
-             *       "perSeconds": 60
-             *     }
-             */
-            rateLimit?: {
-                max: number;
-                perSeconds: number;
-            };
-            revision: number;
-            createdAt: string;
-            updatedAt: string;
-        };
-        AutomationAction: {
-            /** @enum {string} */
-            type: "quarantine";
-            /** @description recorded with the action; defaults to the rule and the event */
-            reason?: string;
-        } | {
-            /** @enum {string} */
-            type: "suspend";
-            /** @description recorded with the action; defaults to the rule and the event */
-            reason?: string;
-        } | {
-            /** @enum {string} */
-            type: "revoke";
-            /** @description recorded with the action; defaults to the rule and the event */
-            reason?: string;
-        } | {
-            /** @enum {string} */
-            type: "add-labels";
-            /**
-             * @description labels that policies select devices by
-             * @example {
-             *       "fleet": "meters",
-             *       "site": "lyon"
-             *     }
-             */
-            labels: {
-                [key: string]: string;
-            };
-        } | {
-            /** @enum {string} */
-            type: "remove-labels";
-            keys: string[];
-        } | {
-            /** @enum {string} */
-            type: "start-grant";
-            principal: string;
-            destinations: components["schemas"]["Destination"][];
-            minutes: number;
-        } | {
-            /** @enum {string} */
-            type: "end-grant";
-            /** @description the grant to end; defaults to the grant the event is about */
-            grantId?: string;
-        } | {
-            /** @enum {string} */
-            type: "notify";
-            /** @description the webhook subscription to deliver the event to */
-            webhookId: string;
-        } | {
-            /** @enum {string} */
-            type: "open-incident";
-            /**
-             * @default high
-             * @enum {string}
-             */
-            severity?: "low" | "medium" | "high";
-        };
-        AutomationRuleInput: {
-            name: string;
-            /**
-             * @description an EventBridge event pattern, matched against the envelope (source, detail-type, detail = the simroot event)
-             * @example {
-             *       "source": [
-             *         "simroot"
-             *       ],
-             *       "detail-type": [
-             *         "anomaly.detected"
-             *       ],
-             *       "detail": {
-             *         "data": {
-             *           "kind": [
-             *             "new-destination"
-             *           ]
-             *         }
-             *       }
-             *     }
-             */
-            pattern: {
-                [key: string]: unknown;
-            };
-            actions: components["schemas"]["AutomationAction"][];
-            /**
-             * @description record what the actions would do, do nothing
-             * @default false
-             */
-            dryRun?: boolean;
-            /** @default true */
-            enabled?: boolean;
-            /**
-             * @description at most `max` firings per `perSeconds` (across every instance); further matches are recorded as rate-limited
-             * @default {
-             *       "max": 10,
-             *       "perSeconds": 60
-             *     }
-             */
-            rateLimit?: {
-                max: number;
-                perSeconds: number;
-            };
-        };
-        AutomationRulePage: {
-            items: components["schemas"]["AutomationRule"][];
-            /** @description cursor of the next page */
-            next?: string;
-        };
-        WebhookInput: {
-            /**
-             * Format: uri
-             * @description where deliveries are POSTed
-             */
-            url: string;
-            /** @description an EventBridge event pattern over the envelope; an empty `{}` is not allowed (use `{ "source": ["simroot"] }` for everything) */
-            pattern: {
-                [key: string]: unknown;
-            };
-            /**
-             * @description Standard Webhooks v1 (HMAC-SHA256) or v1a (ed25519)
-             * @default v1
-             * @enum {string}
-             */
-            signing?: "v1" | "v1a";
-            description?: string;
-        };
-        WebhookPage: {
-            items: components["schemas"]["Webhook"][];
-            /** @description cursor of the next page */
-            next?: string;
-        };
-        Webhook: {
-            id: string;
-            url: string;
-            pattern: {
-                [key: string]: unknown;
-            };
-            /** @enum {string} */
-            signing: "v1" | "v1a";
-            description?: string;
-            enabled: boolean;
-            disabledReason?: string;
-            /** @description v1a: the `whpk_` key receivers verify with */
-            publicKey?: string;
-            revision: number;
-            createdAt: string;
-            updatedAt: string;
-        };
-        WebhookDeliveryPage: {
-            items: components["schemas"]["WebhookDelivery"][];
-            /** @description cursor of the next page */
-            next?: string;
-        };
-        WebhookDelivery: {
-            /** @description the `webhook-id` header: the same on every attempt and replay */
-            id: string;
-            webhookId: string;
-            eventId: string;
-            eventType: string;
-            /** @enum {string} */
-            status: "pending" | "delivered" | "failed";
-            attemptCount: number;
-            nextAt?: string;
-            reason?: string;
-            attempts: {
-                at: string;
-                status?: number;
-                error?: string;
-                ms: number;
-            }[];
-            createdAt: string;
-        };
-        Incident: {
-            id: string;
-            deviceId: string;
-            /** @enum {string} */
-            status: "open" | "closed";
-            /** @enum {string} */
-            severity: "low" | "medium" | "high";
-            openedAt: string;
-            /** @description rule:<id>, key:<id>, ... */
-            openedBy: string;
-            trigger?: {
-                eventId: string;
-                type: string;
-                time: string;
-                data: {
-                    [key: string]: unknown;
+        CloudflarePostureResponse: {
+            result: {
+                [key: string]: {
+                    s2s_id: string;
+                    score: number;
                 };
             };
-            summary?: string;
-            closedAt?: string;
-            revision: number;
         };
-        IncidentInput: {
-            deviceId: string;
-            /**
-             * @default high
-             * @enum {string}
-             */
-            severity?: "low" | "medium" | "high";
-            summary?: string;
-        };
-        IncidentPage: {
-            items: components["schemas"]["Incident"][];
-            /** @description cursor of the next page */
-            next?: string;
+        CloudflarePostureRequest: {
+            devices: ({
+                device_id: string;
+                email?: string;
+                serial_number?: string;
+                mac_address?: string;
+                virtual_ipv4?: string;
+                hostname?: string;
+            } & {
+                [key: string]: unknown;
+            })[];
         };
     };
     responses: never;

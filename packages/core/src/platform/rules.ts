@@ -19,6 +19,21 @@ export const eventSource = "simroot";
 /** The bus `source` of facts operator sources reported, on their way to the applier. */
 export const ingestSource = "simroot.ingest";
 
+/** The events after which a device's state, identity or labels may differ in other products. */
+export const deviceChangeTypes = [
+  "device.registered",
+  "device.updated",
+  "device.suspended",
+  "device.quarantined",
+  "device.reinstated",
+  "device.revoked",
+  "device.equipment-changed",
+  "device.roaming-changed",
+  "profile.enabled",
+  "profile.disabled",
+  "profile.deleted",
+] as const;
+
 export const rules = {
   parkedReconciler: {
     does: "replays the parked facts that name a newly registered device, so nothing waits for an operator",
@@ -57,6 +72,25 @@ export const rules = {
     handler: "consumers/webhooks.ts",
     // A 410 disables the subscription through the ledger (control: the tenant's head; audit).
     tables: ["automation", "control", "audit"],
+  },
+  iotSync: {
+    does: "mirrors each device's SIM identity, state and labels onto its AWS IoT thing, thing groups and certificates",
+    pattern: { source: [eventSource], "detail-type": [...deviceChangeTypes] },
+    handler: "consumers/iot-sync.ts",
+    tables: ["identity", "control", "audit"],
+  },
+  postureSync: {
+    does: "sets each device's simroot state and risk as custom posture attributes of its Tailscale node",
+    // Reachability only moves the posture score, not the IoT thing.
+    pattern: { source: [eventSource], "detail-type": [...deviceChangeTypes, "device.reachability-changed"] },
+    handler: "consumers/posture-sync.ts",
+    tables: ["identity", "control", "audit"],
+  },
+  siemExport: {
+    does: "streams every simroot event to the SIEM as an OCSF event",
+    pattern: { source: [eventSource] },
+    handler: "consumers/siem-export.ts",
+    tables: [],
   },
 } as const satisfies Record<string, RuleDefinition>;
 

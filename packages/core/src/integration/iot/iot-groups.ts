@@ -1,0 +1,35 @@
+/**
+ * simroot's device states as AWS IoT thing groups, with the policies that make each state
+ * bite on the MQTT side. IoT policies add up, but an explicit Deny wins over any Allow the
+ * device's certificate carries: the quarantine group denies everything except the device's
+ * own quarantine topics, the suspended and revoked groups deny everything.
+ */
+import type { DeviceState } from "../../device/device.ts";
+import type { IotGroupSpec } from "./iot-port.ts";
+
+const quarantineDocument = JSON.stringify({
+  Version: "2012-10-17",
+  Statement: [
+    {
+      Effect: "Deny",
+      Action: ["iot:Publish", "iot:Receive", "iot:RetainPublish"],
+      NotResource: ["arn:aws:iot:*:*:topic/quarantine/${iot:Connection.Thing.ThingName}/*"],
+    },
+    { Effect: "Deny", Action: "iot:Subscribe", NotResource: ["arn:aws:iot:*:*:topicfilter/quarantine/${iot:Connection.Thing.ThingName}/*"] },
+    { Effect: "Deny", Action: ["iot:UpdateThingShadow", "iot:DeleteThingShadow", "iot:GetThingShadow"], Resource: "*" },
+  ],
+});
+
+const denyAllDocument = JSON.stringify({ Version: "2012-10-17", Statement: [{ Effect: "Deny", Action: "iot:*", Resource: "*" }] });
+
+/** The thing group of each state, and the policy attached to it. */
+export function stateGroups(prefix: string): Record<DeviceState, IotGroupSpec> {
+  return {
+    active: { name: `${prefix}active` },
+    suspended: { name: `${prefix}suspended`, policy: { name: `${prefix}deny-all`, document: denyAllDocument } },
+    quarantined: { name: `${prefix}quarantined`, policy: { name: `${prefix}quarantine`, document: quarantineDocument } },
+    revoked: { name: `${prefix}revoked`, policy: { name: `${prefix}deny-all`, document: denyAllDocument } },
+  };
+}
+
+export const thingTypeName = (prefix: string) => `${prefix}sim`;

@@ -1,0 +1,98 @@
+/**
+ * OCSF out of simroot: as JSON Lines from the API (the audit trail and the flow reports of a
+ * window) and streamed to a SIEM's HTTPS endpoint as each event is published. The stream is
+ * at least once; `metadata.uid` (the event id) lets the SIEM drop a redelivery.
+ */
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { z } from "zod";
+import type { RequestContext } from "../../context.ts";
+import { SimrootError } from "../../error.ts";
+import type { DomainEvent } from "../../event/event.ts";
+import { listAudit } from "../../audit/audit.ts";
+import type { AuditRecord } from "../../ledger/audit-record.ts";
+import type { Ports } from "../../ports.ts";
+import { ocsfFromEvent, ocsfFromFlow, type FlowEntry, type OcsfEvent } from "./ocsf-map.ts";
+
+export const ocsfExportInput = z
+  .object({
+    kind: z.enum(["audit", "flows"]).default("audit").meta({ description: "audit records (changes, findings, incidents) or PEP flow reports" }),
+    from: z.iso.datetime({ offset: true }).optional(),
+    to: z.iso.datetime({ offset: true }).optional(),
+  })
+  .refine((input) => input.kind !== "flows" || (input.from && input.to), { message: "flows need from and to", path: ["from"] })
+  .refine((input) => !input.from || !input.to || Date.parse(input.to) - Date.parse(input.from) <= 31 * 86_400_000, {
+    message: "a window of at most 31 days",
+    path: ["to"],
+  });
+export type OcsfExportInput = z.output<typeof ocsfExportInput>;
+
+export const eventOfRecord = (record: AuditRecord): DomainEvent => ({
+  id: record.eventId,
+  type: record.action,
+  tenantId: record.tenantId,
+  subject: record.subject,
+  time: record.time,
+  actor: record.actor,
+  requestId: record.requestId,
+  data: record.data,
+});
+
+/** The OCSF events of a tenant's audit trail or flow reports, a page at a time. */
+export async function* ocsfExport(ports: Ports, ctx: RequestContext, input: OcsfExportInput): AsyncGenerator<OcsfEvent[]> {
+  if (input.kind === "audit") {
+    let cursor: string | undefined;
+    do {
+      const page = await listAudit(ports, ctx, { from: input.from, to: input.to, limit: 500, cursor });
+      yield page.items.map((record) => ocsfFromEvent(eventOfRecord(record)));
+      cursor = page.next;
+    } while (cursor);
+    return;
+  }
+  const from = input.from!;
+  const to = input.to!;
+  for (let day = Date.parse(from.slice(0, 10)); day <= Date.parse(to); day += 86_400_000) {
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await ports.db.send(
+        new QueryCommand({
+          TableName: ports.tables.flows,
+          KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
+          ExpressionAttributeValues: { ":pk": `T#${ctx.tenantId}#${new Date(day).toISOString().slice(0, 10)}`, ":from": from, ":to": `${to}~` },
+          ExclusiveStartKey: start,
+        }),
+      );
+      yield (page.Items ?? []).flatMap((item) => {
+        const report = { tenantId: ctx.tenantId, id: String(item.sk), pepId: String(item.pepId), windowStart: String(item.windowStart), windowEnd: String(item.windowEnd) };
+        return (item.flows as FlowEntry[]).map((flow, index) => ocsfFromFlow(report, flow, index));
+      });
+      start = page.LastEvaluatedKey;
+    } while (start);
+  }
+}
+
+export interface SiemSettings {
+  readonly tenantId: string;
+  readonly url: string;
+  readonly token?: string;
+}
+
+/** POSTs OCSF events as JSON Lines to the SIEM's HTTPS collector; any answer but 2xx fails (and the bus retries). */
+export async function sendToSiem(settings: SiemSettings, events: readonly OcsfEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  const response = await fetch(settings.url, {
+    method: "POST",
+    headers: { "content-type": "application/x-ndjson", ...(settings.token ? { authorization: `Bearer ${settings.token}` } : {}) },
+    body: events.map((event) => JSON.stringify(event)).join("\n") + "\n",
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!response.ok) {
+    throw new SimrootError("integration.siem_failed", "unavailable", `The SIEM collector answered ${response.status}`, { detail: { status: response.status } });
+  }
+}
+
+/** The consumer's verb: one published simroot event, to the SIEM of its tenant. */
+export async function exportEventToSiem(settings: SiemSettings, event: DomainEvent): Promise<boolean> {
+  if (event.tenantId !== settings.tenantId) return false;
+  await sendToSiem(settings, [ocsfFromEvent(event)]);
+  return true;
+}

@@ -1,0 +1,108 @@
+/**
+ * The AWS IoT Core custom authorizer, with IoT's documented request and response shapes: a
+ * device proves itself with its IoT SAFE key (the one registered as its credential), and
+ * simroot's state and policy decide whether it connects and which topics it may use.
+ */
+import { generateKeyPairSync, sign, type KeyObject } from "node:crypto";
+import type { IoTCustomAuthorizerEvent, IoTCustomAuthorizerResult } from "aws-lambda";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { authorizeMqtt, mqttSigningInput } from "@simroot/core";
+import { startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+const host = "a1b2c3-ats.iot.eu-west-1.amazonaws.com";
+const keyPair = () => generateKeyPairSync("ec", { namedCurve: "P-256" });
+
+/** What the device sends as its MQTT password (IoT passes it base64-encoded). */
+function password(clientId: string, privateKey: KeyObject, publicKey: KeyObject, seconds = Math.floor(Date.now() / 1000)) {
+  const spki = publicKey.export({ type: "spki", format: "der" }).toString("base64url");
+  const signature = sign("sha256", mqttSigningInput(clientId, seconds), privateKey).toString("base64url");
+  return Buffer.from(`v1.${seconds}.${spki}.${signature}`).toString("base64");
+}
+
+/** The event IoT Core invokes the authorizer with on an MQTT CONNECT. */
+const connect = (clientId: string, mqttPassword: string): IoTCustomAuthorizerEvent => ({
+  signatureVerified: false,
+  protocols: ["tls", "mqtt"],
+  protocolData: { tls: { serverName: host }, mqtt: { clientId, username: "meter?x-amz-customauthorizer-name=simroot", password: mqttPassword } },
+  connectionMetadata: { id: crypto.randomUUID() },
+});
+
+async function fleet(labels: Record<string, string> = { fleet: "meters" }) {
+  const acme = await tenantClient(runtime);
+  const policy = { name: "Meters reach IoT Core", selector: { matchLabels: { fleet: "meters" } }, destinations: [{ fqdn: host, ports: [8883], protocol: "tcp" }], effect: "allow" };
+  expect((await acme.call("POST", "/v1/policies", policy)).status).toBe(201);
+  const { privateKey, publicKey } = keyPair();
+  const credential = publicKey.export({ type: "spki", format: "pem" }).toString();
+  const device = (await acme.call("POST", "/v1/devices", { imsi: "208011234567890", labels, credential })).json;
+  const authorize = (event: IoTCustomAuthorizerEvent) =>
+    authorizeMqtt(runtime.ports, { tenantId: acme.tenant.id, mqttHost: host }, event) as Promise<IoTCustomAuthorizerResult>;
+  return { acme, device, privateKey, publicKey, authorize };
+}
+
+describe("the AWS IoT Core custom authorizer", () => {
+  it("lets an active device connect with its IoT SAFE key, to its own topics and its label topics", async () => {
+    const { device, privateKey, publicKey, authorize } = await fleet({ fleet: "meters", site: "lyon" });
+    const response = await authorize(connect(device.id, password(device.id, privateKey, publicKey)));
+    expect(response).toMatchObject({ isAuthenticated: true, principalId: device.id.replace("_", ""), refreshAfterInSeconds: 300, disconnectAfterInSeconds: 3600 });
+    expect(response.principalId).toMatch(/^[a-zA-Z0-9]{1,128}$/);
+    const statements = response.policyDocuments[0]!.Statement;
+    expect(statements).toContainEqual({ Effect: "Allow", Action: "iot:Connect", Resource: `arn:aws:iot:*:*:client/${device.id}` });
+    expect(statements).toContainEqual({ Effect: "Allow", Action: "iot:Publish", Resource: `arn:aws:iot:*:*:topic/devices/${device.id}/*` });
+    expect(JSON.stringify(statements)).toContain("topicfilter/labels/site/lyon/*");
+  });
+
+  it("refuses a password signed by another key, a stale one, and one for another client id", async () => {
+    const { device, privateKey, publicKey, authorize } = await fleet();
+    const other = keyPair();
+    expect((await authorize(connect(device.id, password(device.id, other.privateKey, other.publicKey)))).isAuthenticated).toBe(false);
+    // The right SPKI with a signature by another key.
+    expect((await authorize(connect(device.id, password(device.id, other.privateKey, publicKey)))).isAuthenticated).toBe(false);
+    const stale = Math.floor(Date.now() / 1000) - 600;
+    expect((await authorize(connect(device.id, password(device.id, privateKey, publicKey, stale)))).isAuthenticated).toBe(false);
+    expect((await authorize(connect("dev_01JD3Q4ZK8W9X2V5N6M7P8R9ST", password(device.id, privateKey, publicKey)))).isAuthenticated).toBe(false);
+    expect((await authorize(connect(device.id, ""))).isAuthenticated).toBe(false);
+  });
+
+  it("refuses revoked and suspended devices, and devices the tenant's policy does not let reach the endpoint", async () => {
+    const { acme, device, privateKey, publicKey, authorize } = await fleet();
+    // A pump with its own key: authenticated, but no rule lets pumps reach the endpoint (default deny).
+    const pumpKey = keyPair();
+    const pumpCredential = pumpKey.publicKey.export({ type: "spki", format: "pem" }).toString();
+    const pump = (await acme.call("POST", "/v1/devices", { imsi: "208011234567891", labels: { fleet: "pumps" }, credential: pumpCredential })).json;
+    expect((await authorize(connect(pump.id, password(pump.id, pumpKey.privateKey, pumpKey.publicKey)))).isAuthenticated).toBe(false);
+    await acme.call("POST", `/v1/devices/${device.id}/suspend`, { reason: "maintenance" });
+    expect((await authorize(connect(device.id, password(device.id, privateKey, publicKey)))).isAuthenticated).toBe(false);
+    await acme.call("POST", `/v1/devices/${device.id}/reinstate`, { reason: "done" });
+    expect((await authorize(connect(device.id, password(device.id, privateKey, publicKey)))).isAuthenticated).toBe(true);
+    await acme.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" });
+    expect((await authorize(connect(device.id, password(device.id, privateKey, publicKey)))).isAuthenticated).toBe(false);
+  });
+
+  it("gives a quarantined device only its quarantine topics, when the endpoint is a quarantine destination", async () => {
+    const { acme, device, privateKey, publicKey, authorize } = await fleet();
+    await acme.call("POST", `/v1/devices/${device.id}/quarantine`, { reason: "IMEI changed" });
+    expect((await authorize(connect(device.id, password(device.id, privateKey, publicKey)))).isAuthenticated).toBe(false);
+    const settings = { quarantineDestinations: [{ fqdn: host, ports: [8883], protocol: "tcp" }], failMode: "closed" };
+    expect((await acme.call("PUT", "/v1/enforcement", settings, { "if-match": '"0"' })).status).toBe(200);
+    const response = await authorize(connect(device.id, password(device.id, privateKey, publicKey)));
+    expect(response.isAuthenticated).toBe(true);
+    expect(response.disconnectAfterInSeconds).toBe(300);
+    const resources = response.policyDocuments.flatMap((document) => document.Statement.flatMap((statement) => [(statement as { Resource: string | string[] }).Resource].flat()));
+    expect(resources.filter((resource) => !resource.includes(":client/")).every((resource) => String(resource).includes(`/quarantine/${device.id}/`))).toBe(true);
+  });
+
+  it("never turns a label value into a topic wildcard", async () => {
+    const { device, privateKey, publicKey, authorize } = await fleet({ fleet: "meters", zone: "*", area: "#" });
+    const response = await authorize(connect(device.id, password(device.id, privateKey, publicKey)));
+    expect(response.isAuthenticated).toBe(true);
+    const resources = response.policyDocuments.flatMap((document) => document.Statement.flatMap((statement) => [(statement as { Resource: string | string[] }).Resource].flat()));
+    expect(resources.some((resource) => /labels\/(zone|area)\//.test(String(resource)))).toBe(false);
+    expect(resources.filter((resource) => String(resource).includes("/labels/")).every((resource) => String(resource).endsWith("/labels/fleet/meters/*"))).toBe(true);
+  });
+});

@@ -1,0 +1,169 @@
+/**
+ * simroot's events reach AWS IoT Core: the real @aws-sdk/client-iot (SigV4, REST JSON) against
+ * a loopback server speaking IoT's control-plane API, over the real store (DynamoDB Local).
+ */
+import { IoTClient } from "@aws-sdk/client-iot";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { syncDeviceToIot, type DomainEvent } from "@simroot/core";
+import { sdkIotControl } from "../../packages/core/src/integration/iot/iot-sdk.ts";
+import { startIotLoopback, type IotLoopback } from "../../packages/core/src/integration/iot/iot-loopback.test-support.ts";
+import { committedEvents } from "../support/audit-events.ts";
+import { startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
+
+let runtime: TestRuntime;
+let iot: IotLoopback;
+beforeAll(async () => {
+  [runtime, iot] = await Promise.all([startTestRuntime(), startIotLoopback()]);
+});
+afterAll(async () => {
+  await Promise.all([runtime.stop(), iot.close()]);
+});
+
+const client = () =>
+  new IoTClient({ endpoint: iot.endpoint, region: "eu-west-1", credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" } });
+
+const meter = {
+  name: "meter-1",
+  eid: "89049032123451234512345678901235",
+  iccids: ["8944500102198304826"],
+  imei: "490154203237518",
+  labels: { fleet: "meters", site: "Lyon Nord" },
+};
+
+async function setUp() {
+  const acme = await tenantClient(runtime);
+  const settings = { tenantId: acme.tenant.id, prefix: "simroot-" };
+  const control = sdkIotControl(client());
+  let seen = 0;
+  /** Delivers every event committed since the last call, as the consumer would. */
+  const deliver = async (events?: DomainEvent[]) => {
+    const fresh = events ?? (await committedEvents(runtime, acme.tenant.id, seen));
+    if (!events) seen += fresh.length;
+    const actions = [];
+    for (const event of fresh) actions.push(...(await syncDeviceToIot(runtime.ports, control, settings, event)));
+    return { events: fresh, actions };
+  };
+  return { acme, settings, control, deliver };
+}
+
+describe("the AWS IoT Core integration", () => {
+  it("registers a thing with the SIM attributes in its state's group, signed with SigV4", async () => {
+    const { acme, deliver } = await setUp();
+    const created = await acme.call("POST", "/v1/devices", meter);
+    const id = created.json.id as string;
+    const { actions } = await deliver();
+    expect(actions).toEqual(["setup", "thing.created", "group.active"]);
+    const thing = iot.things.get(id)!;
+    expect(thing.thingTypeName).toBe("simroot-sim");
+    expect(thing.attributes).toEqual({
+      "simroot.device": id,
+      "simroot.tenant": acme.tenant.id,
+      "simroot.state": "active",
+      "sim.eid": meter.eid,
+      "sim.iccid": meter.iccids[0],
+      "sim.imei": meter.imei,
+      "label.fleet": "meters",
+      // A space is outside IoT's attribute charset: carried reversibly encoded.
+      "label.site": `b64:${Buffer.from("Lyon Nord").toString("base64url")}`,
+    });
+    expect([...thing.groups]).toEqual(["simroot-active"]);
+    expect(iot.requests.at(-1)!.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/iot\/aws4_request/);
+  });
+
+  it("quarantine moves the thing to the quarantine group, whose policy denies all but the quarantine topics; reinstate moves it back", async () => {
+    const { acme, deliver } = await setUp();
+    const id = (await acme.call("POST", "/v1/devices", meter)).json.id as string;
+    await deliver();
+    const before = iot.requests.length;
+    expect((await acme.call("POST", `/v1/devices/${id}/quarantine`, { reason: "IMEI changed" })).status).toBe(200);
+    const quarantined = await deliver();
+    expect(quarantined.actions).toEqual(["thing.updated", "setup", "group.quarantined"]);
+    expect([...iot.things.get(id)!.groups]).toEqual(["simroot-quarantined"]);
+    expect(iot.things.get(id)!.attributes["simroot.state"]).toBe("quarantined");
+    expect([...iot.groups.get("simroot-quarantined")!.policies]).toEqual(["simroot-quarantine"]);
+    const policy = JSON.parse(iot.policies.get("simroot-quarantine")!);
+    expect(policy.Statement[0]).toMatchObject({ Effect: "Deny", NotResource: ["arn:aws:iot:*:*:topic/quarantine/${iot:Connection.Thing.ThingName}/*"] });
+    // The group move is one batched call (UpdateThingGroupsForThing), not an add and a remove.
+    const moves = iot.requests.slice(before).filter((request) => request.operation === "UpdateThingGroupsForThing");
+    expect(moves.at(-1)!.body).toEqual({ thingName: id, thingGroupsToAdd: ["simroot-quarantined"], thingGroupsToRemove: ["simroot-active"] });
+
+    await acme.call("POST", `/v1/devices/${id}/reinstate`, { reason: "cleared" });
+    expect((await deliver()).actions).toEqual(["thing.updated", "group.active"]);
+    expect([...iot.things.get(id)!.groups]).toEqual(["simroot-active"]);
+  });
+
+  it("revoke sets the thing's certificates REVOKED and detaches their policies", async () => {
+    const { acme, deliver } = await setUp();
+    const id = (await acme.call("POST", "/v1/devices", meter)).json.id as string;
+    await deliver();
+    const certificate = iot.addCertificate(id, `cert${id.slice(-8).toLowerCase()}`, ["telemetry-publish"]);
+    await acme.call("POST", `/v1/devices/${id}/revoke`, { reason: "stolen" });
+    const revoked = await deliver();
+    expect(revoked.actions).toEqual(
+      expect.arrayContaining(["group.revoked", `certificate.revoked:${certificate}`, "policy.detached:telemetry-publish"]),
+    );
+    const stored = iot.certificates.get(certificate.slice(certificate.lastIndexOf("/") + 1))!;
+    expect(stored.status).toBe("REVOKED");
+    expect(stored.policies.size).toBe(0);
+    expect([...iot.groups.get("simroot-revoked")!.policies]).toEqual(["simroot-deny-all"]);
+  });
+
+  it("is idempotent and audited once: a redelivered event changes nothing and adds no audit record", async () => {
+    const { acme, deliver } = await setUp();
+    const id = (await acme.call("POST", "/v1/devices", meter)).json.id as string;
+    const first = await deliver();
+    const audit = await committedEvents(runtime, acme.tenant.id);
+    const synced = audit.filter((event) => event.type === "integration.iot-synced");
+    expect(synced).toHaveLength(1);
+    expect(synced[0]).toMatchObject({ subject: id, actor: "system:iot-sync", data: { cause: { type: "device.registered" } } });
+    expect(synced[0]!.data.actions).toEqual(expect.arrayContaining(["thing.created", "group.active"]));
+
+    const calls = iot.requests.length;
+    const again = await deliver(first.events);
+    expect(again.actions).toEqual([]);
+    expect(iot.requests.length).toBe(calls);
+    expect((await committedEvents(runtime, acme.tenant.id)).length).toBe(audit.length);
+  });
+
+  it("converges whatever the order: a late registration event after a quarantine leaves the thing quarantined", async () => {
+    const { acme, deliver } = await setUp();
+    const id = (await acme.call("POST", "/v1/devices", meter)).json.id as string;
+    await acme.call("POST", `/v1/devices/${id}/quarantine`, { reason: "roaming" });
+    const events = await committedEvents(runtime, acme.tenant.id);
+    await deliver([...events].reverse());
+    expect([...iot.things.get(id)!.groups]).toEqual(["simroot-quarantined"]);
+    expect(iot.things.get(id)!.attributes["simroot.state"]).toBe("quarantined");
+  });
+
+  it("touches only the configured tenant's devices", async () => {
+    const { acme, control, settings } = await setUp();
+    const other = await tenantClient(runtime, "other");
+    const id = (await other.call("POST", "/v1/devices", { ...meter, eid: undefined, iccids: ["8944500102198304834"], imei: undefined })).json.id as string;
+    for (const event of await committedEvents(runtime, other.tenant.id)) {
+      expect(await syncDeviceToIot(runtime.ports, control, settings, event)).toEqual([]);
+    }
+    expect(iot.things.has(id)).toBe(false);
+    expect(settings.tenantId).toBe(acme.tenant.id);
+  });
+
+  it("is driven by simroot's events through the bus and the very consumer Lambda runs", async () => {
+    const acme = await tenantClient(runtime);
+    Object.assign(process.env, {
+      SIMROOT_IOT_TENANT_ID: acme.tenant.id,
+      SIMROOT_IOT_ENDPOINT: iot.endpoint,
+      AWS_REGION: "eu-west-1",
+      AWS_ACCESS_KEY_ID: "AKIDEXAMPLE",
+      AWS_SECRET_ACCESS_KEY: "secret",
+    });
+    try {
+      const id = (await acme.call("POST", "/v1/devices", { ...meter, eid: undefined, iccids: ["8944500102198304842"], imei: undefined })).json.id as string;
+      await acme.call("POST", `/v1/devices/${id}/quarantine`, { reason: "roaming" });
+      const deadline = Date.now() + 10_000;
+      while (!iot.things.get(id)?.groups.has("simroot-quarantined") && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      expect([...iot.things.get(id)!.groups]).toEqual(["simroot-quarantined"]);
+    } finally {
+      delete process.env.SIMROOT_IOT_TENANT_ID;
+      delete process.env.SIMROOT_IOT_ENDPOINT;
+    }
+  });
+});

@@ -1,0 +1,106 @@
+/**
+ * SIEM export in OCSF: every shape simroot emits validates against the OCSF class it claims
+ * (required attributes, types, enums, constraints, resolved through base_event, the
+ * dictionary and the objects); the validator itself catches what it should; the API serves
+ * JSON Lines and the stream reaches an HTTPS collector.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { exportEventToSiem, ocsfFromEvent, recordFlows } from "@simroot/core";
+import { startHttpCollector, type HttpCollector } from "../../packages/core/src/integration/http-collector.test-support.ts";
+import { sampleEvents, sampleFlowReport, sampleOcsfEvents } from "../../packages/core/src/integration/ocsf/ocsf-samples.test-support.ts";
+import { ocsfSchema } from "../../packages/core/src/integration/ocsf/ocsf-schema.test-support.ts";
+import { startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
+
+const schema = ocsfSchema();
+let runtime: TestRuntime;
+let siem: HttpCollector;
+beforeAll(async () => {
+  siem = await startHttpCollector((request) => ({ status: request.headers.authorization === "Bearer siem-token" ? 202 : 403 }));
+  runtime = await startTestRuntime();
+});
+afterAll(async () => {
+  await Promise.all([runtime.stop(), siem.close()]);
+});
+
+describe("OCSF events", () => {
+  it.each(sampleOcsfEvents().map((event) => [`${event.class_uid}/${event.activity_id} ${(event.metadata as { event_code?: string }).event_code ?? "flow"}`, event]))(
+    "%s conforms to its class",
+    (_, event) => {
+      expect(schema.validate(event)).toEqual([]);
+    },
+  );
+
+  it("maps each kind of record to the class that fits it", () => {
+    const byType = Object.fromEntries(sampleEvents.map((event) => [event.type, ocsfFromEvent(event).class_uid]));
+    expect(byType).toMatchObject({
+      "device.registered": 3004,
+      "device.quarantined": 3004,
+      "device.equipment-changed": 2004,
+      "anomaly.detected": 2004,
+      "incident.opened": 2005,
+      "incident.resolved": 2005,
+    });
+    expect(sampleOcsfEvents().filter((event) => event.class_uid === 4001).map((event) => event.activity_name)).toEqual(["Traffic", "Refuse"]);
+  });
+
+  it("the validator catches a missing required attribute, a value outside its enum, a wrong type, an unknown attribute", () => {
+    const [registered] = sampleOcsfEvents();
+    const finding = sampleOcsfEvents().find((event) => event.class_uid === 2004)!;
+    const { finding_info: _, ...noFinding } = finding;
+    expect(schema.validate(noFinding as typeof finding)).toContain("finding_info is required");
+    expect(schema.validate({ ...registered!, activity_id: 42, type_uid: 300442 })).toEqual([expect.stringMatching(/^activity_id = 42 is not in its enum \(/)]);
+    expect(schema.validate({ ...registered!, time: "2026-12-02T05:00:00Z" })).toContain("time is not an integer");
+    expect(schema.validate({ ...registered!, colour: "blue" })).toContain("colour is not an attribute of entity_management");
+    expect(schema.validate({ ...registered!, type_uid: 300403 })).toContain("type_uid 300403 is not class_uid * 100 + activity_id (300401)");
+    expect(schema.validate({ ...registered!, device: { uid: "dev_1" } })).toContain("device.type_id is required");
+    expect(schema.validate({ ...registered!, entity: { type: "Device" } })).toEqual([expect.stringContaining("needs at least one of name, uid")]);
+    expect(schema.validate({ ...registered!, metadata: { product: { name: "simroot" } } })).toContain("metadata.version is required");
+  });
+});
+
+describe("OCSF out of simroot", () => {
+  it("serves the audit trail and the flow reports as JSON Lines of valid OCSF events", async () => {
+    const acme = await tenantClient(runtime);
+    const device = (await acme.call("POST", "/v1/devices", { imsi: "208011234567810", labels: { fleet: "meters" } })).json;
+    await acme.call("POST", `/v1/devices/${device.id}/quarantine`, { reason: "IMEI changed" });
+    const audit = await acme.call("GET", "/v1/ocsf/events");
+    expect(audit.status).toBe(200);
+    expect(audit.headers.get("content-type")).toContain("application/x-ndjson");
+    const events = audit.text.trim().split("\n").map((line) => JSON.parse(line));
+    expect(events.map((event) => [event.class_uid, event.activity_name, event.entity.uid])).toEqual([
+      [3004, "Create", device.id],
+      [3004, "Disable", device.id],
+    ]);
+    for (const event of events) expect(schema.validate(event)).toEqual([]);
+
+    const ctx = { tenantId: acme.tenant.id, actor: "pep:lyon", requestId: "req_flows" };
+    const { tenantId: _, id: __, ...report } = sampleFlowReport;
+    await recordFlows(runtime.ports, ctx, report);
+    const flows = await acme.call("GET", `/v1/ocsf/events?kind=flows&from=${sampleFlowReport.windowStart}&to=${sampleFlowReport.windowEnd}`);
+    const lines = flows.text.trim().split("\n").map((line) => JSON.parse(line));
+    expect(lines.map((event) => [event.class_uid, event.action, event.dst_endpoint.port])).toEqual([
+      [4001, "Allowed", 8883],
+      [4001, "Denied", 53],
+    ]);
+    for (const event of lines) expect(schema.validate(event)).toEqual([]);
+  });
+
+  it("rejects a flows export without a window, with problem+json", async () => {
+    const acme = await tenantClient(runtime);
+    const bad = await acme.call("GET", "/v1/ocsf/events?kind=flows");
+    expect(bad.status).toBe(400);
+    expect(bad.json.errors.map((error: { path: string }) => error.path)).toEqual(["from"]);
+  });
+
+  it("streams each event to the SIEM's HTTPS collector as an OCSF JSON line, and fails when the collector refuses", async () => {
+    const settings = { tenantId: sampleEvents[0]!.tenantId, url: `${siem.url}/services/collector/ocsf`, token: "siem-token" };
+    expect(await exportEventToSiem(settings, sampleEvents[6]!)).toBe(true);
+    const received = siem.requests.at(-1)!;
+    expect(received.headers["content-type"]).toBe("application/x-ndjson");
+    const event = JSON.parse(received.body.trim());
+    expect(event).toMatchObject({ class_uid: 2004, metadata: { uid: sampleEvents[6]!.id } });
+    expect(schema.validate(event)).toEqual([]);
+    await expect(exportEventToSiem({ ...settings, token: "wrong" }, sampleEvents[0]!)).rejects.toMatchObject({ code: "integration.siem_failed" });
+    expect(await exportEventToSiem({ ...settings, tenantId: "ten_other" }, sampleEvents[0]!)).toBe(false);
+  });
+});

@@ -1,0 +1,129 @@
+/**
+ * Posture export: Cloudflare's custom device posture endpoint (its request and response
+ * shapes) and Tailscale custom posture attributes set through Tailscale's API, against a
+ * loopback server, driven by simroot's events through the local bus.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { syncPostureToTailscale } from "@simroot/core";
+import { startHttpCollector, type HttpCollector } from "../../packages/core/src/integration/http-collector.test-support.ts";
+import { committedEvents } from "../support/audit-events.ts";
+import { startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
+
+let runtime: TestRuntime;
+let tailscale: HttpCollector;
+beforeAll(async () => {
+  tailscale = await startHttpCollector((request) => ({ status: request.headers.authorization === "Bearer tskey-api-test" ? 200 : 401, body: {} }));
+  runtime = await startTestRuntime();
+});
+afterAll(async () => {
+  await Promise.all([runtime.stop(), tailscale.close()]);
+});
+
+const meter = (imsi: string, labels: Record<string, string>, imei?: string) => ({ imsi, labels, ...(imei ? { imei } : {}) });
+
+describe("Cloudflare custom device posture", () => {
+  it("answers each WARP device's score in Cloudflare's shape, from the device's current state", async () => {
+    const acme = await tenantClient(runtime);
+    const labelled = (await acme.call("POST", "/v1/devices", meter("208011234567801", { fleet: "meters", "cloudflare/device": "9ece5fab-7398-488a-a575-e25a9a3dec07" }))).json;
+    const byImei = (await acme.call("POST", "/v1/devices", meter("208011234567802", { fleet: "meters" }, "490154203237518"))).json;
+    const request = {
+      devices: [
+        { device_id: "9ece5fab-7398-488a-a575-e25a9a3dec07", email: "ops@example.com", serial_number: "", mac_address: "74:1d:3e:23:e0:fe", virtual_ipv4: "100.96.0.10", hostname: "gw-1" },
+        { device_id: "1bb5a7f4-0c3e-4b8e-9c36-5b7f3c6e4a11", serial_number: "490154203237518" },
+        { device_id: "0f0f0f0f-0000-4000-8000-000000000000", serial_number: "C02XK0GHJG5J" },
+      ],
+    };
+    const first = await acme.call("POST", "/v1/integrations/cloudflare/posture", request);
+    expect(first.status).toBe(200);
+    expect(first.json).toEqual({
+      result: {
+        "9ece5fab-7398-488a-a575-e25a9a3dec07": { s2s_id: labelled.id, score: 90 },
+        "1bb5a7f4-0c3e-4b8e-9c36-5b7f3c6e4a11": { s2s_id: byImei.id, score: 90 },
+        // Unknown to simroot: not trusted.
+        "0f0f0f0f-0000-4000-8000-000000000000": { s2s_id: "", score: 0 },
+      },
+    });
+    await acme.call("POST", `/v1/devices/${labelled.id}/quarantine`, { reason: "IMEI changed" });
+    const after = await acme.call("POST", "/v1/integrations/cloudflare/posture", request);
+    expect(after.json.result["9ece5fab-7398-488a-a575-e25a9a3dec07"]).toEqual({ s2s_id: labelled.id, score: 10 });
+  });
+
+  it("rejects a malformed request with problem+json, and a request without a key", async () => {
+    const acme = await tenantClient(runtime);
+    const bad = await acme.call("POST", "/v1/integrations/cloudflare/posture", { devices: [{ email: "x@example.com" }] });
+    expect(bad.status).toBe(400);
+    expect(bad.headers.get("content-type")).toContain("application/problem+json");
+    const anonymous = await runtime.app.request("/v1/integrations/cloudflare/posture", { method: "POST", body: JSON.stringify({ devices: [] }), headers: { "content-type": "application/json" } });
+    expect(anonymous.status).toBe(401);
+  });
+});
+
+describe("Tailscale custom posture attributes", () => {
+  const settings = (tenantId: string) => ({ tenantId, apiUrl: tailscale.url, apiKey: "tskey-api-test" });
+
+  it("sets custom:simroot attributes on the device's tailnet node, only those that changed, audited once", async () => {
+    const acme = await tenantClient(runtime);
+    const node = "n5SUKe8CNTRL";
+    const device = (await acme.call("POST", "/v1/devices", meter("208011234567803", { fleet: "meters", "tailscale/node": node }))).json;
+    const before = tailscale.requests.length;
+    const [registered] = await committedEvents(runtime, acme.tenant.id);
+    expect(await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), registered!)).toEqual([
+      "custom:simrootState",
+      "custom:simrootScore",
+      "custom:simrootRoaming",
+    ]);
+    const sent = tailscale.requests.slice(before);
+    expect(sent.map((request) => `${request.method} ${request.path}`).sort()).toEqual([
+      `POST /api/v2/device/${node}/attributes/custom%3AsimrootRoaming`,
+      `POST /api/v2/device/${node}/attributes/custom%3AsimrootScore`,
+      `POST /api/v2/device/${node}/attributes/custom%3AsimrootState`,
+    ]);
+    expect(JSON.parse(sent.find((request) => request.path.endsWith("simrootScore"))!.body)).toMatchObject({ value: 90 });
+
+    await acme.call("POST", `/v1/devices/${device.id}/quarantine`, { reason: "roaming" });
+    const events = await committedEvents(runtime, acme.tenant.id);
+    const quarantined = events.find((event) => event.type === "device.quarantined")!;
+    const mid = tailscale.requests.length;
+    expect(await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), quarantined)).toEqual(["custom:simrootState", "custom:simrootScore"]);
+    expect(tailscale.requests.length - mid).toBe(2);
+    // Redelivered: nothing sent, nothing audited again.
+    expect(await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), quarantined)).toEqual([]);
+    expect(tailscale.requests.length - mid).toBe(2);
+    const audited = (await committedEvents(runtime, acme.tenant.id)).filter((event) => event.type === "integration.tailscale-synced");
+    expect(audited.map((event) => event.data.cause)).toEqual([
+      { eventId: registered!.id, type: "device.registered" },
+      { eventId: quarantined.id, type: "device.quarantined" },
+    ]);
+  });
+
+  it("fails (so the bus retries) when Tailscale refuses, and leaves devices without a node alone", async () => {
+    const acme = await tenantClient(runtime);
+    await acme.call("POST", "/v1/devices", meter("208011234567804", { "tailscale/node": "n1" }));
+    await acme.call("POST", "/v1/devices", meter("208011234567805", { fleet: "meters" }));
+    const [first, second] = await committedEvents(runtime, acme.tenant.id);
+    await expect(syncPostureToTailscale(runtime.ports, { ...settings(acme.tenant.id), apiKey: "tskey-wrong" }, first!)).rejects.toMatchObject({ code: "integration.tailscale_failed" });
+    expect(await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), second!)).toEqual([]);
+  });
+
+  it("reaches Tailscale within seconds of a change, through the bus and the very consumer Lambda runs", async () => {
+    const acme = await tenantClient(runtime);
+    const node = "nBUSTESTCNTRL";
+    const device = (await acme.call("POST", "/v1/devices", meter("208011234567806", { "tailscale/node": node }))).json;
+    process.env.SIMROOT_TAILSCALE_TENANT_ID = acme.tenant.id;
+    process.env.SIMROOT_TAILSCALE_API_URL = tailscale.url;
+    process.env.SIMROOT_TAILSCALE_API_KEY = "tskey-api-test";
+    try {
+      const start = performance.now();
+      await acme.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" });
+      const arrived = await tailscale.waitFor(
+        (request) => request.path === `/api/v2/device/${node}/attributes/custom%3AsimrootState` && JSON.parse(request.body).value === "revoked",
+        5_000,
+      );
+      expect(arrived.at - start).toBeLessThan(5_000);
+    } finally {
+      delete process.env.SIMROOT_TAILSCALE_TENANT_ID;
+      delete process.env.SIMROOT_TAILSCALE_API_URL;
+      delete process.env.SIMROOT_TAILSCALE_API_KEY;
+    }
+  });
+});
