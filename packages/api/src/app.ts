@@ -16,6 +16,13 @@ import { parkedRoutes } from "./routes/parked.ts";
 import { policyRoutes } from "./routes/policy.ts";
 import { sourceRoutes } from "./routes/source.ts";
 import { healthRoutes } from "./routes/health.ts";
+import { consoleRoutes } from "./routes/console.ts";
+import { liveRoutes } from "./routes/live.ts";
+import { trafficRoutes } from "./routes/traffic.ts";
+import { fileURLToPath } from "node:url";
+
+/** Where `npm run console:build` puts the console, beside this package. */
+const builtConsole = fileURLToPath(new URL("../../console/dist", import.meta.url));
 
 /** The one HTTP app: served by @hono/node-server locally and by hono/aws-lambda in AWS. */
 export function createApp(options: AppOptions) {
@@ -42,6 +49,9 @@ export function createApp(options: AppOptions) {
   app.route("/", grantRoutes);
   app.route("/", decisionRoutes);
   app.route("/", feedRoutes(options));
+  app.route("/", trafficRoutes);
+  app.route("/", liveRoutes(options));
+  app.route("/", consoleRoutes(options.consoleDir ?? builtConsole));
   // The interactive reference: Scalar renders /openapi.json in the browser.
   app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "simroot API" }));
   const asyncApi = asyncApiDocument();

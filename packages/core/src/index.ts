@@ -62,3 +62,6 @@ export * from "./feed/feed.ts";
 export * from "./feed/scope.ts";
 export { headVersion } from "./feed/watch.ts";
 export * from "./feed/flows.ts";
+export * from "./traffic/graph.ts";
+export * from "./traffic/preview.ts";
+export * from "./ingest/source-health.ts";

@@ -8,6 +8,7 @@ import type { Ports } from "../ports.ts";
 import type { Bearer, NormalizedEvent } from "../catalogue/catalogue.ts";
 import type { Adapter, IngestFormat, IngestRequest } from "./adapter.ts";
 import { ingestedEvent } from "./ingested.ts";
+import { noteIngest } from "./source-health.ts";
 import { sourceForIngest } from "./source.ts";
 
 export interface IngestResult {
@@ -43,6 +44,12 @@ export async function ingest(
       accepted.push({ index: item.index, id: event.id, type: event.type });
     }
   }
+  const rejection = rejected[0]?.errors[0];
+  noteIngest(ports, source.tenantId, source.id, {
+    accepted: accepted.length,
+    rejected: rejected.length,
+    ...(rejection ? { rejection: `item ${rejected[0]!.index}: ${rejection.path}: ${rejection.message}` } : {}),
+  });
   if (accepted.length === 0 && rejected.length > 0) {
     throw new SimrootError("ingest.invalid_body", "input", "No event of the body could be accepted", {
       issues: rejected.flatMap((item) => item.errors.map((issue) => ({ path: `${item.index}.${issue.path}`, message: issue.message }))),
@@ -66,7 +73,12 @@ async function authenticated(ports: Ports, adapters: Readonly<Record<IngestForma
     return cached;
   } catch {
     const fresh = await sourceForIngest(ports, sourceId, true);
-    adapters[fresh.source.format].authenticate(request, fresh.credentials);
+    try {
+      adapters[fresh.source.format].authenticate(request, fresh.credentials);
+    } catch (error) {
+      noteIngest(ports, fresh.source.tenantId, fresh.source.id, { accepted: 0, rejected: 0, unauthenticated: true });
+      throw error;
+    }
     return fresh;
   }
 }
