@@ -20,6 +20,13 @@ import { automationRoutes } from "./routes/automation.ts";
 import { incidentRoutes } from "./routes/incident.ts";
 import { webhookRoutes } from "./routes/webhook.ts";
 import { integrationRoutes } from "./routes/integration.ts";
+import { consoleRoutes } from "./routes/console.ts";
+import { liveRoutes } from "./routes/live.ts";
+import { trafficRoutes } from "./routes/traffic.ts";
+import { fileURLToPath } from "node:url";
+
+/** Where `npm run console:build` puts the console, beside this package. */
+const builtConsole = fileURLToPath(new URL("../../console/dist", import.meta.url));
 
 /** The one HTTP app: served by @hono/node-server locally and by hono/aws-lambda in AWS. */
 export function createApp(options: AppOptions) {
@@ -50,6 +57,9 @@ export function createApp(options: AppOptions) {
   app.route("/", webhookRoutes);
   app.route("/", incidentRoutes);
   app.route("/", integrationRoutes);
+  app.route("/", trafficRoutes);
+  app.route("/", liveRoutes(options));
+  app.route("/", consoleRoutes(options.consoleDir ?? builtConsole));
   // The interactive reference: Scalar renders /openapi.json in the browser.
   app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "simroot API" }));
   const asyncApi = asyncApiDocument();

@@ -21,6 +21,8 @@ export interface AppOptions {
   readonly feedSigner: () => Promise<FeedSigner>;
   /** One JSON log line per request (method, path, status, duration, request id). */
   readonly logRequests?: boolean;
+  /** The built web console (`packages/console/dist` unless given). */
+  readonly consoleDir?: string;
 }
 
 export type { Role };

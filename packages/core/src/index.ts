@@ -99,3 +99,6 @@ export * from "./integration/posture/cloudflare.ts";
 export * from "./integration/ocsf/ocsf-map.ts";
 export * from "./integration/ocsf/ocsf-export.ts";
 export * from "./integration/iot/iot-authorizer.ts";
+export * from "./traffic/graph.ts";
+export * from "./traffic/preview.ts";
+export * from "./ingest/source-health.ts";

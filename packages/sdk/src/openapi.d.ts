@@ -2987,39 +2987,37 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/integrations/cloudflare/posture": {
+    "/v1/traffic": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        get?: never;
-        put?: never;
-        /**
-         * Cloudflare custom device posture: a 0-100 score per WARP device from simroot's verdict
-         * @description The service-to-service endpoint of a Cloudflare One custom device posture integration. A WARP device maps to the device whose `cloudflare/device` label holds its `device_id`, or whose IMEI is its `serial_number`; unknown devices score 0.
-         */
-        post: {
+        /** The traffic map: segments (devices grouped by a label) to destinations, allowed and denied, from flow reports */
+        get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description how far back to look */
+                    hours?: number;
+                    /** @description the label whose values are the segments */
+                    groupBy?: string;
+                    /** @description only this device's flows */
+                    device?: string;
+                };
                 header?: never;
                 path?: never;
                 cookie?: never;
             };
-            requestBody: {
-                content: {
-                    "application/json": components["schemas"]["CloudflarePostureRequest"];
-                };
-            };
+            requestBody?: never;
             responses: {
-                /** @description The score of each device, by WARP device id */
+                /** @description The map */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/json": components["schemas"]["CloudflarePostureResponse"];
+                        "application/json": components["schemas"]["TrafficGraph"];
                     };
                 };
                 /** @description Invalid input: `errors` names each bad field */
@@ -3051,27 +3049,164 @@ export interface paths {
                 };
             };
         };
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
         patch?: never;
         trace?: never;
     };
-    "/v1/ocsf/events": {
+    "/v1/policies/preview": {
         parameters: {
             query?: never;
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** The audit trail or the PEPs' flow reports as OCSF events (JSON Lines), for a SIEM */
+        get?: never;
+        put?: never;
+        /** Before saving a rule (or removing one): the reported connections it would newly allow or deny, and the devices it selects */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["PolicyPreviewRequest"];
+                };
+            };
+            responses: {
+                /** @description What would change */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["PolicyPreview"];
+                    };
+                };
+                /** @description Invalid input: `errors` names each bad field */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description Missing or invalid API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description No such resource in this tenant */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/source-health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How each ingestion source is doing: last request and event, accepted, rejected and unauthenticated counts */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Per source */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: components["schemas"]["SourceHealth"][];
+                        };
+                    };
+                };
+                /** @description Missing or invalid API key */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description The key's role may not do this */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The tenant's changes as they commit (server-sent events), for consoles and dashboards
+         * @description Events: `change` (id = the feed version; data `{version, changes: [{kind, key}]}`) and `reset` (the version you resumed from is older than the retained changes: reload). Send `Last-Event-ID` (or `since`) to resume without a gap.
+         */
         get: {
             parameters: {
                 query?: {
-                    /** @description audit records (changes, findings, incidents) or PEP flow reports */
-                    kind?: "audit" | "flows";
-                    from?: string;
-                    to?: string;
+                    /** @description resume after this version (default: now) */
+                    since?: number | null;
+                    /** @description seconds before the stream ends (reconnect then) */
+                    wait?: number;
                 };
                 header?: never;
                 path?: never;
@@ -3079,13 +3214,13 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                /** @description One OCSF event per line */
+                /** @description An event stream */
                 200: {
                     headers: {
                         [name: string]: unknown;
                     };
                     content: {
-                        "application/x-ndjson": string;
+                        "text/event-stream": string;
                     };
                 };
                 /** @description Invalid input: `errors` names each bad field */
@@ -3790,25 +3925,141 @@ export interface components {
                 bytes: number;
             }[];
         };
-        CloudflarePostureResponse: {
-            result: {
-                [key: string]: {
-                    s2s_id: string;
-                    score: number;
-                };
-            };
+        TrafficGraph: {
+            groupBy: string;
+            from: string;
+            to: string;
+            segments: {
+                segment: string;
+                devices: number;
+            }[];
+            edges: {
+                /** @description `<label>=<value>`, or `<label>=(none)` for devices without the label */
+                segment: string;
+                destination: string;
+                port: number;
+                /** @enum {string} */
+                protocol: "tcp" | "udp";
+                /** @description connections allowed */
+                allowed: number;
+                /** @description connections denied */
+                denied: number;
+                bytes: number;
+                /** @description the devices seen on this edge (at most 20) */
+                devices: string[];
+                lastSeen: string;
+                /** @description first seen for this segment within the last hour of the window */
+                novel: boolean;
+            }[];
+            reportsRead: number;
+            /** @description more flow reports exist in the window than one map reads */
+            truncated: boolean;
         };
-        CloudflarePostureRequest: {
-            devices: ({
-                device_id: string;
-                email?: string;
-                serial_number?: string;
-                mac_address?: string;
-                virtual_ipv4?: string;
-                hostname?: string;
-            } & {
-                [key: string]: unknown;
-            })[];
+        PolicyPreview: {
+            /** @description devices the candidate rule's selector matches (the removed rule's, on remove) */
+            matchedDevices: number;
+            /** @description up to 20 of them */
+            sampleDevices: string[];
+            flowsEvaluated: number;
+            newlyAllowed: {
+                deviceId: string;
+                destination: string;
+                port: number;
+                /** @enum {string} */
+                protocol: "tcp" | "udp";
+                /** @description how many connections of this kind were reported */
+                connections: number;
+                before: components["schemas"]["Decision"];
+                after: components["schemas"]["Decision"];
+            }[];
+            newlyDenied: {
+                deviceId: string;
+                destination: string;
+                port: number;
+                /** @enum {string} */
+                protocol: "tcp" | "udp";
+                /** @description how many connections of this kind were reported */
+                connections: number;
+                before: components["schemas"]["Decision"];
+                after: components["schemas"]["Decision"];
+            }[];
+        };
+        /**
+         * @example {
+         *       "allow": false,
+         *       "reason": "deny.rule",
+         *       "ruleId": "block-roaming",
+         *       "explanation": "deny rule \"Block roaming\" (block-roaming) matches"
+         *     }
+         */
+        Decision: {
+            allow: boolean;
+            /** @enum {string} */
+            reason: "allow.rule" | "allow.grant" | "allow.quarantine" | "allow.fail-open" | "deny.default" | "deny.rule" | "deny.revoked" | "deny.suspended" | "deny.quarantined" | "deny.fail-closed";
+            ruleId?: string;
+            grantId?: string;
+            /** @description set on allow.grant: the PEP must record the session */
+            sessionRecording?: boolean;
+            explanation: string;
+        };
+        /**
+         * @example {
+         *       "remove": "meters-telemetry"
+         *     }
+         */
+        PolicyPreviewRequest: {
+            /**
+             * @description the rule as it would be saved (new, or replacing the one with its id)
+             * @example {
+             *       "id": "meters-telemetry",
+             *       "name": "Meters send telemetry",
+             *       "selector": {
+             *         "matchLabels": {
+             *           "fleet": "meters"
+             *         }
+             *       },
+             *       "destinations": [
+             *         {
+             *           "fqdn": "ingest.example.com",
+             *           "ports": [
+             *             8883
+             *           ],
+             *           "protocol": "tcp"
+             *         }
+             *       ],
+             *       "conditions": {
+             *         "bearers": [
+             *           "cellular",
+             *           "private-5g"
+             *         ]
+             *       },
+             *       "effect": "allow"
+             *     }
+             */
+            upsert?: {
+                id: string;
+                name: string;
+                selector: components["schemas"]["LabelSelector"];
+                destinations: components["schemas"]["Destination"][];
+                conditions?: components["schemas"]["Conditions"];
+                /** @enum {string} */
+                effect: "allow" | "deny";
+            };
+            /** @description the id of the rule to remove */
+            remove?: string;
+        };
+        /** @description counts since the source was created, at most 5 s behind per instance */
+        SourceHealth: {
+            sourceId: string;
+            lastRequestAt?: string;
+            /** @description the last request with at least one accepted event */
+            lastEventAt?: string;
+            accepted: number;
+            /** @description events refused (bad items) */
+            rejected: number;
+            /** @description requests refused for their credentials */
+            unauthenticated: number;
+            lastRejection?: string;
         };
     };
     responses: never;

@@ -14,6 +14,7 @@ import type { Adapter, AdapterItem, IngestFormat, IngestRequest } from "./adapte
 import { boundedEvent } from "./clock.ts";
 import { admitIngest } from "./backlog.ts";
 import { ingestedEvent } from "./ingested.ts";
+import { noteIngest } from "./source-health.ts";
 import { sourceForIngest } from "./source.ts";
 
 export interface IngestResult {
@@ -51,6 +52,12 @@ export async function ingest(
       accepted.push({ index: item.index, id: event.id, type: event.type, ...clamped });
     }
   }
+  const rejection = rejected[0]?.errors[0];
+  noteIngest(ports, source.tenantId, source.id, {
+    accepted: accepted.length,
+    rejected: rejected.length,
+    ...(rejection ? { rejection: `item ${rejected[0]!.index}: ${rejection.path}: ${rejection.message}` } : {}),
+  });
   const unverified = items.filter((item) => !item.ok && item.unverified);
   if (unverified.length > 0) await recordRefused(ports, ctx, source.id, unverified, now);
   if (accepted.length === 0 && unverified.length === rejected.length && unverified.length > 0) {
@@ -120,7 +127,12 @@ async function authenticated(ports: Ports, adapters: Readonly<Record<IngestForma
     return cached;
   } catch {
     const fresh = await sourceForIngest(ports, sourceId, true);
-    adapters[fresh.source.format].authenticate(request, fresh.credentials);
+    try {
+      adapters[fresh.source.format].authenticate(request, fresh.credentials);
+    } catch (error) {
+      noteIngest(ports, fresh.source.tenantId, fresh.source.id, { accepted: 0, rejected: 0, unauthenticated: true });
+      throw error;
+    }
     return fresh;
   }
 }

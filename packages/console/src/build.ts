@@ -1,0 +1,56 @@
+/**
+ * Builds the console: esbuild bundles `ui/main.tsx` (Preact) and its CSS into content-hashed,
+ * minified files under `dist/assets/`, and writes `dist/index.html` naming them. Every version
+ * comes from package-lock.json, nothing is fetched at run time: the console works offline.
+ * Runs on `npm install` (the root `prepare` script) and as `npm run console:build`.
+ */
+import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+
+const root = dirname(dirname(fileURLToPath(import.meta.url)));
+
+export async function buildConsole(outDir = join(root, "dist")) {
+  await rm(outDir, { recursive: true, force: true });
+  await mkdir(join(outDir, "assets"), { recursive: true });
+  const result = await build({
+    entryPoints: [join(root, "ui/main.tsx"), join(root, "ui/styles.css")],
+    bundle: true,
+    minify: true,
+    format: "esm",
+    target: ["es2022"],
+    jsx: "automatic",
+    jsxImportSource: "preact",
+    outdir: join(outDir, "assets"),
+    entryNames: "[name]-[hash]",
+    metafile: true,
+    legalComments: "linked",
+    logLevel: "warning",
+  });
+  const outputs = Object.keys(result.metafile.outputs).map((path) => basename(path));
+  const script = outputs.find((name) => name.startsWith("main-") && name.endsWith(".js"));
+  const style = outputs.find((name) => name.startsWith("styles-") && name.endsWith(".css"));
+  if (!script || !style) throw new Error(`console build: unexpected outputs ${outputs.join(", ")}`);
+  const html = [
+    "<!doctype html>",
+    '<html lang="en">',
+    "<head>",
+    '<meta charset="utf-8">',
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    "<title>simroot console</title>",
+    `<link rel="stylesheet" href="/console/assets/${style}">`,
+    `<script type="module" src="/console/assets/${script}"></script>`,
+    "</head>",
+    '<body><div id="app"></div><noscript>The simroot console needs JavaScript.</noscript></body>',
+    "</html>",
+    "",
+  ].join("\n");
+  await writeFile(join(outDir, "index.html"), html);
+  return { outDir, files: await readdir(join(outDir, "assets")) };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { outDir, files } = await buildConsole();
+  console.log(`console built in ${outDir}: ${files.join(", ")}`);
+}

@@ -1,0 +1,64 @@
+/** The console's only way to the control plane: same origin, the user's API key as a bearer token. */
+
+const keyStorage = "simroot.apiKey";
+
+export function apiKey(): string | null {
+  return sessionStorage.getItem(keyStorage);
+}
+
+export function setApiKey(key: string | null): void {
+  if (key) sessionStorage.setItem(keyStorage, key);
+  else sessionStorage.removeItem(keyStorage);
+}
+
+/** An RFC 9457 problem the API answered, with the fields it named. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly problem: { title?: string; detail?: string; type?: string; errors?: { path: string; message: string }[] },
+  ) {
+    super(problem.detail ?? problem.title ?? `HTTP ${status}`);
+  }
+}
+
+export interface Page<T> {
+  items: T[];
+  next?: string;
+}
+
+export async function request(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  const key = apiKey();
+  const response = await fetch(path, {
+    method,
+    headers: {
+      ...(key ? { authorization: `Bearer ${key}` } : {}),
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+      ...headers,
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (!response.ok) {
+    const problem = await response.json().catch(() => ({ detail: response.statusText }));
+    if (response.status === 401) window.dispatchEvent(new CustomEvent("simroot:unauthorized"));
+    throw new ApiError(response.status, problem);
+  }
+  return response;
+}
+
+export async function api<T>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<T> {
+  const response = await request(method, path, body, headers);
+  return (response.status === 204 ? undefined : await response.json()) as T;
+}
+
+/** Every item of a paginated list, up to `max`. */
+export async function all<T>(path: string, max = 5_000): Promise<T[]> {
+  const items: T[] = [];
+  let cursor: string | undefined;
+  do {
+    const separator = path.includes("?") ? "&" : "?";
+    const page = await api<Page<T>>("GET", `${path}${separator}limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    items.push(...page.items);
+    cursor = page.next;
+  } while (cursor && items.length < max);
+  return items;
+}

@@ -1,0 +1,171 @@
+import { useEffect, useMemo, useState } from "preact/hooks";
+import { all, api, ApiError } from "../api.ts";
+import { DataTable } from "../table.tsx";
+import { onLive } from "../live-state.ts";
+import { countryOf, ipOf, sessionsOf, states, when, type Device } from "../model.ts";
+
+/** Past this many changed devices in one burst, the whole list is read again instead of each device. */
+const maxIncremental = 50;
+
+/**
+ * The fleet, kept current by live changes: the devices a change names are read again one by
+ * one (O(changes), not O(fleet)); a burst larger than `maxIncremental`, or a reset, reloads all.
+ */
+function useFleet() {
+  const [byId, setById] = useState<Map<string, Device>>(new Map());
+  const [error, setError] = useState<Error>();
+  const [loading, setLoading] = useState(true);
+  useEffect(() => {
+    let stopped = false;
+    let pending = new Set<string>();
+    let reloadAll = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const loadAll = () =>
+      all<Device>("/v1/devices", 20_000).then(
+        (list) => !stopped && (setById(new Map(list.map((d) => [d.id, d]))), setLoading(false)),
+        (e: Error) => !stopped && (setError(e), setLoading(false)),
+      );
+    const flush = async () => {
+      timer = undefined;
+      const ids = [...pending];
+      pending = new Set();
+      if (reloadAll || ids.length > maxIncremental) {
+        reloadAll = false;
+        return loadAll();
+      }
+      const read = await Promise.all(
+        ids.map((id) => api<Device>("GET", `/v1/devices/${encodeURIComponent(id)}`).catch((e) => (e instanceof ApiError && e.status === 404 ? null : undefined))),
+      );
+      if (stopped) return;
+      setById((previous) => {
+        const next = new Map(previous);
+        ids.forEach((id, index) => {
+          const device = read[index];
+          if (device) next.set(id, device);
+          else if (device === null) next.delete(id);
+        });
+        return next;
+      });
+    };
+    void loadAll();
+    const unsubscribe = onLive((change) => {
+      const named = change.changes.filter((c) => c.kind === "device").map((c) => c.key);
+      if (change.reset) reloadAll = true;
+      for (const id of named) pending.add(id);
+      if (named.length > 0 || reloadAll) timer ??= setTimeout(() => void flush(), 100);
+    });
+    return () => {
+      stopped = true;
+      unsubscribe();
+      clearTimeout(timer);
+    };
+  }, []);
+  const devices = useMemo(() => [...byId.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id)), [byId]);
+  return { devices, error, loading };
+}
+
+export function FleetPage() {
+  const { devices, error, loading } = useFleet();
+  const [label, setLabel] = useState("");
+  const [state, setState] = useState("");
+  const [bearer, setBearer] = useState("");
+  const [country, setCountry] = useState("");
+  const [text, setText] = useState("");
+
+  const bearers = useMemo(() => [...new Set(devices.flatMap((d) => sessionsOf(d).map((s) => s.bearer)))].sort(), [devices]);
+  const countries = useMemo(() => [...new Set(devices.map(countryOf).filter((c): c is string => !!c))].sort(), [devices]);
+  const shown = devices.filter((device) => {
+    if (state && device.state !== state) return false;
+    if (bearer && !sessionsOf(device).some((s) => s.bearer === bearer)) return false;
+    if (country && countryOf(device) !== country) return false;
+    if (label) {
+      const [key, value] = label.split("=");
+      if (value === undefined ? !(key! in device.labels) : device.labels[key!.trim()] !== value.trim()) return false;
+    }
+    if (text) {
+      const needle = text.toLowerCase();
+      const haystack = [device.id, device.name, device.eid, device.imsi, device.imei, device.msisdn, ipOf(device), ...device.iccids];
+      if (!haystack.some((field) => field?.toLowerCase().includes(needle))) return false;
+    }
+    return true;
+  });
+  const counts = Object.fromEntries(states.map((s) => [s, devices.filter((d) => d.state === s).length]));
+
+  return (
+    <section aria-labelledby="fleet-title">
+      <h1 id="fleet-title">Fleet</h1>
+      <ul class="counts" aria-label="Devices by state">
+        <li>
+          <strong>{devices.length}</strong> devices
+        </li>
+        {states.map((s) => (
+          <li class={`state-${s}`}>
+            <strong>{counts[s]}</strong> {s}
+          </li>
+        ))}
+      </ul>
+      <form class="filters" role="search" onSubmit={(e) => e.preventDefault()}>
+        <label>
+          Search
+          <input type="search" value={text} onInput={(e) => setText(e.currentTarget.value)} placeholder="id, name, EID, IMSI, IMEI, IP" />
+        </label>
+        <label>
+          Label
+          <input value={label} onInput={(e) => setLabel(e.currentTarget.value)} placeholder="fleet=meters" />
+        </label>
+        <label>
+          State
+          <select value={state} onChange={(e) => setState(e.currentTarget.value)}>
+            <option value="">any</option>
+            {states.map((s) => (
+              <option value={s}>{s}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Bearer
+          <select value={bearer} onChange={(e) => setBearer(e.currentTarget.value)}>
+            <option value="">any</option>
+            {bearers.map((b) => (
+              <option value={b}>{b}</option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Country
+          <select value={country} onChange={(e) => setCountry(e.currentTarget.value)}>
+            <option value="">any</option>
+            {countries.map((c) => (
+              <option value={c}>{c}</option>
+            ))}
+          </select>
+        </label>
+      </form>
+      {error && <p role="alert" class="error">{error.message}</p>}
+      <DataTable caption={loading ? "Loading devices…" : `${shown.length} of ${devices.length} devices`} columns={["Device", "State", "Bearer", "Country", "Session", "Labels", "Last event"]}>
+          {shown.slice(0, 500).map((device) => (
+            <tr data-device={device.id}>
+              <th scope="row">
+                <a href={`#/devices/${encodeURIComponent(device.id)}`}>{device.name ?? device.id}</a>
+              </th>
+              <td>
+                <span class={`badge state-${device.state}`}>{device.state}</span>
+              </td>
+              <td>{sessionsOf(device).map((s) => s.bearer).join(", ") || "—"}</td>
+              <td>{countryOf(device) ?? "—"}</td>
+              <td>{ipOf(device) ?? "no session"}</td>
+              <td>
+                {Object.entries(device.labels).map(([k, v]) => (
+                  <span class="label">
+                    {k}={v}
+                  </span>
+                ))}
+              </td>
+              <td>{when(device.updatedAt)}</td>
+            </tr>
+          ))}
+      </DataTable>
+      {shown.length > 500 && <p class="hint">Showing the first 500: narrow the filters to see the rest.</p>}
+    </section>
+  );
+}
