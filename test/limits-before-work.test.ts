@@ -70,7 +70,12 @@ describe("limits before work", () => {
         sourceType: "reach",
         data: { reachable: true },
       });
-      const headers = new Webhook(credentials.webhookSecret).sign(`msg_${name}`, new Date(), body);
+      const sentAt = new Date();
+      const headers = {
+        "webhook-id": `msg_${name}`,
+        "webhook-timestamp": String(Math.floor(sentAt.getTime() / 1000)),
+        "webhook-signature": new Webhook(credentials.webhookSecret).sign(`msg_${name}`, sentAt, body),
+      };
       const response = await runtime.app.request(source.ingestPath, {
         method: "POST",
         body,
@@ -83,5 +88,18 @@ describe("limits before work", () => {
     expect(first.status).toBe(202);
     expect(second.replayed).toBeNull();
     expect(second.json.sourceId).toBe(second.source.id);
+  });
+});
+
+describe("Idempotency-Key leases", () => {
+  it("lets a retry act once the lease of a request that crashed mid-way has run out", async () => {
+    const { claimIdempotencyKey, idempotencyLeaseSeconds } = await import("@simroot/core");
+    const started = runtime.ports.now();
+    const at = (seconds: number) => ({ ...runtime.ports, now: () => new Date(started.getTime() + seconds * 1000) });
+    expect((await claimIdempotencyKey(at(0), "key:crash", "k", "fp")).kind).toBe("claimed");
+    // The first request never completes (its process died): a prompt retry still waits ...
+    expect((await claimIdempotencyKey(at(5), "key:crash", "k", "fp")).kind).toBe("in_progress");
+    // ... but not for 24 hours: after the lease the retry takes the key over and acts.
+    expect((await claimIdempotencyKey(at(idempotencyLeaseSeconds + 1), "key:crash", "k", "fp")).kind).toBe("claimed");
   });
 });

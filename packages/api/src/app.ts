@@ -2,7 +2,7 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
 import { asyncApiDocument, SimrootError } from "@simroot/core";
 import type { AppEnv, AppOptions } from "./env.ts";
-import { idempotency } from "./idempotency.ts";
+import { limitBody, tooLarge } from "./body-limit.ts";
 import { requestId } from "./middleware.ts";
 import { problemResponse } from "./problem.ts";
 import { accessRoutes } from "./routes/access.ts";
@@ -28,8 +28,8 @@ export function createApp(options: AppOptions) {
     },
   });
   app.use(requestId(options));
-  app.use("/v1/*", idempotency);
-  app.onError((error, c) => problemResponse(c, error));
+  app.use(limitBody);
+  app.onError((error, c) => problemResponse(c, c.get("bodyTooLarge") ? tooLarge() : error));
   app.notFound((c) => problemResponse(c, new SimrootError("route.not_found", "not_found", `No route ${c.req.method} ${c.req.path}`)));
   app.route("/", healthRoutes(options));
   app.route("/", deviceRoutes);

@@ -1,12 +1,8 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
 import { ingest, SimrootError } from "@simroot/core";
 import { adapters } from "@simroot/core/ingest/adapters/index";
 import type { AppEnv } from "../env.ts";
 import { errorResponses, json } from "../openapi.ts";
-
-/** Webhook bodies larger than this are refused with 413 before anything is read further. */
-export const maxIngestBytes = 1024 * 1024;
 
 const ingestResult = z
   .object({
@@ -37,12 +33,6 @@ ingestRoutes.openAPIRegistry.registerPath({
 
 ingestRoutes.post(
   "/v1/ingest/:sourceId",
-  bodyLimit({
-    maxSize: maxIngestBytes,
-    onError: () => {
-      throw new SimrootError("request.too_large", "input", `Bodies are limited to ${maxIngestBytes} bytes`, { detail: { status: 413 } });
-    },
-  }),
   async (c) => {
     const headers: Record<string, string> = {};
     c.req.raw.headers.forEach((value, name) => {
