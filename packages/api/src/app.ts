@@ -4,6 +4,8 @@ import { asyncApiDocument, SimrootError } from "@simroot/core";
 import type { AppEnv, AppOptions } from "./env.ts";
 import { limitBody, tooLarge } from "./body-limit.ts";
 import { requestId } from "./middleware.ts";
+import { isMissingIfMatch, preconditionRequired } from "./preconditions.ts";
+import { unmatched } from "./methods.ts";
 import { problemResponse } from "./problem.ts";
 import { accessRoutes } from "./routes/access.ts";
 import { auditRoutes } from "./routes/audit.ts";
@@ -22,6 +24,7 @@ export function createApp(options: AppOptions) {
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
       if (result.success) return;
+      if (isMissingIfMatch(result.target, result.error.issues.map((issue) => String(issue.path[0])))) throw preconditionRequired();
       throw new SimrootError("request.invalid", "input", "The request does not match the API", {
         issues: result.error.issues.map((issue) => ({ path: issue.path.map(String).join(".") || "(body)", message: issue.message })),
       });
@@ -30,7 +33,7 @@ export function createApp(options: AppOptions) {
   app.use(requestId(options));
   app.use(limitBody);
   app.onError((error, c) => problemResponse(c, c.get("bodyTooLarge") ? tooLarge() : error));
-  app.notFound((c) => problemResponse(c, new SimrootError("route.not_found", "not_found", `No route ${c.req.method} ${c.req.path}`)));
+  app.notFound((c) => problemResponse(c, unmatched(c, app.routes)));
   app.route("/", healthRoutes(options));
   app.route("/", deviceRoutes);
   app.route("/", sourceRoutes);

@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { isSimrootError, SimrootError, type ErrorKind } from "@simroot/core";
+import { invalidCursor, isInvalidStartKey, isSimrootError, SimrootError, type ErrorKind } from "@simroot/core";
 
 const statusByKind: Record<ErrorKind, 400 | 401 | 403 | 404 | 409 | 412 | 500 | 503> = {
   input: 400,
@@ -17,7 +17,7 @@ export const problemType = (code: string) => `urn:simroot:problem:${code}`;
 
 /** The one error mapper of the HTTP transport: every error leaves as RFC 9457 problem+json. */
 export function problemResponse(c: Context, error: unknown): Response {
-  const known = isSimrootError(error) ? error : fromTransportError(error);
+  const known = isSimrootError(error) ? error : isInvalidStartKey(error) ? invalidCursor() : fromTransportError(error);
   if (known.kind === "internal") console.error(JSON.stringify({ level: "error", requestId: c.get("requestId"), error: String((error as Error)?.stack ?? error) }));
   const status = (known.detail.status as number | undefined) ?? statusByKind[known.kind];
   const body = {

@@ -371,9 +371,9 @@ export interface paths {
         patch: {
             parameters: {
                 query?: never;
-                header?: {
-                    /** @description the ETag you read, e.g. "3" */
-                    "if-match"?: string;
+                header: {
+                    /** @description The ETag you read (strong comparison, a weak `W/"3"` never matches), a list of them, or `*`. Absent: 428. */
+                    "if-match": string;
                 };
                 path: {
                     id: string;
@@ -1794,9 +1794,9 @@ export interface paths {
         patch: {
             parameters: {
                 query?: never;
-                header?: {
-                    /** @description the ETag from GET /v1/tenant, e.g. "3" */
-                    "if-match"?: string;
+                header: {
+                    /** @description The ETag you read (strong comparison, a weak `W/"3"` never matches), a list of them, or `*`. Absent: 428. */
+                    "if-match": string;
                 };
                 path?: never;
                 cookie?: never;
@@ -2133,9 +2133,9 @@ export interface paths {
         put: {
             parameters: {
                 query?: never;
-                header?: {
-                    /** @description the ETag you read, e.g. "3"; required */
-                    "if-match"?: string;
+                header: {
+                    /** @description The ETag you read (strong comparison, a weak `W/"3"` never matches), a list of them, or `*`. Absent: 428. */
+                    "if-match": string;
                 };
                 path: {
                     id: string;
@@ -2218,9 +2218,9 @@ export interface paths {
         delete: {
             parameters: {
                 query?: never;
-                header?: {
-                    /** @description the ETag you read, e.g. "3"; required */
-                    "if-match"?: string;
+                header: {
+                    /** @description The ETag you read (strong comparison, a weak `W/"3"` never matches), a list of them, or `*`. Absent: 428. */
+                    "if-match": string;
                 };
                 path: {
                     id: string;
@@ -2338,9 +2338,9 @@ export interface paths {
         put: {
             parameters: {
                 query?: never;
-                header?: {
-                    /** @description the ETag you read, e.g. "3"; required */
-                    "if-match"?: string;
+                header: {
+                    /** @description The ETag you read (strong comparison, a weak `W/"3"` never matches), a list of them, or `*`. Absent: 428. */
+                    "if-match": string;
                 };
                 path?: never;
                 cookie?: never;
