@@ -2,10 +2,12 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { Scalar } from "@scalar/hono-api-reference";
 import { asyncApiDocument, SimrootError } from "@simroot/core";
 import type { AppEnv, AppOptions } from "./env.ts";
-import { limitBody, tooLarge } from "./body-limit.ts";
+import { jsonBodies, limitBody, tooLarge } from "./body-limit.ts";
 import { requestId } from "./middleware.ts";
 import { isMissingIfMatch, preconditionRequired } from "./preconditions.ts";
 import { unmatched } from "./methods.ts";
+import { completeDocument } from "./openapi-document.ts";
+import { securitySchemes } from "./openapi-security.ts";
 import { problemResponse } from "./problem.ts";
 import { accessRoutes } from "./routes/access.ts";
 import { auditRoutes } from "./routes/audit.ts";
@@ -31,7 +33,7 @@ export function createApp(options: AppOptions) {
     },
   });
   app.use(requestId(options));
-  app.use(limitBody);
+  app.use(limitBody, jsonBodies);
   app.onError((error, c) => problemResponse(c, c.get("bodyTooLarge") ? tooLarge() : error));
   app.notFound((c) => problemResponse(c, unmatched(c, app.routes)));
   app.route("/", healthRoutes(options));
@@ -49,11 +51,18 @@ export function createApp(options: AppOptions) {
   app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "simroot API" }));
   const asyncApi = asyncApiDocument();
   app.get("/asyncapi.json", (c) => c.json(asyncApi));
-  app.doc31("/openapi.json", {
+  const config = {
     openapi: "3.1.0",
-    info: { title: "simroot API", version: "0.1.0", description: "SIM-rooted Zero Trust control plane for IoT fleets" },
+    info: {
+      title: "simroot API",
+      version: "0.1.0",
+      description: "SIM-rooted Zero Trust control plane for IoT fleets",
+      license: { name: "Apache-2.0", identifier: "Apache-2.0" },
+    },
     security: [{ apiKey: [] }],
-  });
-  app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer", description: "A tenant API key: `sr_key_..._...`" });
+  };
+  for (const [name, scheme] of Object.entries(securitySchemes)) app.openAPIRegistry.registerComponent("securitySchemes", name, scheme);
+  let document: unknown;
+  app.get("/openapi.json", (c) => c.json((document ??= completeDocument(app.getOpenAPI31Document(config)))));
   return app;
 }

@@ -35,3 +35,24 @@ export const limitBody = createMiddleware<AppEnv>(async (c, next) => {
   c.req.raw = new Request(raw, { body: counted, duplex: "half" } as RequestInit);
   await next();
 });
+
+const jsonMediaType = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+
+/**
+ * A body that is not JSON (`application/json` or any `+json` type) is refused with 415 before
+ * anything reads it. Webhooks (`/v1/ingest/`) are exempt: senders label JSON bodies as they like.
+ */
+export const jsonBodies = createMiddleware<AppEnv>(async (c, next) => {
+  const headers = c.req.raw.headers;
+  const type = headers.get("content-type");
+  const length = headers.get("content-length");
+  const unlabelledBody = type === null && (headers.has("transfer-encoding") || (length !== null && length !== "0"));
+  const notJson = type !== null && !jsonMediaType.test(type);
+  if (c.req.raw.body !== null && (notJson || unlabelledBody) && !c.req.path.startsWith("/v1/ingest/")) {
+    c.header("accept-post", "application/json");
+    throw new SimrootError("request.unsupported_media_type", "input", "Send the body as JSON (Content-Type: application/json)", {
+      detail: { status: 415 },
+    });
+  }
+  await next();
+});

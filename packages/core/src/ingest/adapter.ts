@@ -16,8 +16,10 @@ export interface IngestRequest {
   /** The full public URL the sender posted to (Twilio signs it). */
   readonly url: string;
   readonly headers: Readonly<Record<string, string>>;
-  /** The raw body text, exactly as received (signatures cover these bytes). */
+  /** The body decoded as UTF-8 text. */
   readonly body: string;
+  /** The body's bytes exactly as received: signatures cover these (absent: the UTF-8 bytes of `body`). */
+  readonly bytes?: Uint8Array;
   /** Now, for timestamp tolerance checks. */
   readonly now: Date;
 }
@@ -38,6 +40,8 @@ export interface SourceCredentials {
   readonly webhookPublicKey?: string;
   /** supersim: the Twilio account auth token keying X-Twilio-Signature (HMAC-SHA1). */
   readonly twilioAuthToken?: string;
+  /** supersim: a Twilio SharedKey secret, for webhooks that carry X-Twilio-Webhooks-Signature-Settings (HMAC-SHA1 or -SHA256). */
+  readonly twilioSharedKeySecret?: string;
 }
 
 /** One item of a (possibly batched) body: its normalized event(s), or why it was refused. */

@@ -14,6 +14,7 @@ import type { Ports } from "../ports.ts";
 import { writeTransaction } from "../store/transaction.ts";
 import { verb } from "../verb.ts";
 import { ingestFormats, type IngestFormat, type SourceCredentials } from "./adapter.ts";
+import { ed25519PublicKey } from "./adapters/keys.ts";
 
 export const sourceSchema = z
   .object({
@@ -35,8 +36,14 @@ export const credentialsSchema = z
     basicUser: z.string().min(1).optional(),
     basicPassword: z.string().min(12).optional(),
     webhookSecret: z.string().regex(/^whsec_[A-Za-z0-9+/=]{16,}$/).optional(),
-    webhookPublicKey: z.string().min(32).optional(),
+    webhookPublicKey: z
+      .string()
+      .min(32)
+      .max(1024)
+      .refine((key) => ed25519PublicKey(key) !== undefined, "must be whpk_<base64 of a 32-byte Ed25519 key> or an Ed25519 PEM public key")
+      .optional(),
     twilioAuthToken: z.string().min(16).optional(),
+    twilioSharedKeySecret: z.string().min(16).optional(),
   })
   .meta({ id: "SourceCredentials", description: "shown once, at creation and rotation" });
 
@@ -70,7 +77,7 @@ function credentialsFor(format: IngestFormat, given: SourceCredentials = {}): So
           issues: [{ path: "credentials.twilioAuthToken", message: "required for format supersim" }],
         });
       }
-      return { twilioAuthToken: given.twilioAuthToken };
+      return { twilioAuthToken: given.twilioAuthToken, ...(given.twilioSharedKeySecret ? { twilioSharedKeySecret: given.twilioSharedKeySecret } : {}) };
   }
 }
 
