@@ -86,3 +86,17 @@ describe("413 on a keep-alive connection", () => {
     }
   });
 });
+
+describe("/docs", () => {
+  it("loads the reference from this server only (pinned bundle, no CDN)", async () => {
+    const docs = await call(runtime, undefined, "GET", "/docs");
+    expect(docs.status).toBe(200);
+    const scripts = [...docs.text.matchAll(/<script[^>]*src="([^"]+)"/g)].map((match) => match[1]!);
+    expect(scripts).toHaveLength(1);
+    expect(docs.text).not.toMatch(/https?:\/\//);
+    const bundle = await runtime.app.request(scripts[0]!);
+    expect(bundle.status).toBe(200);
+    expect(bundle.headers.get("content-type")).toContain("javascript");
+    expect((await bundle.text()).length).toBeGreaterThan(100_000);
+  });
+});

@@ -1,8 +1,8 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { Scalar } from "@scalar/hono-api-reference";
 import { asyncApiDocument, SimrootError } from "@simroot/core";
 import type { AppEnv, AppOptions } from "./env.ts";
 import { jsonBodies, limitBody, tooLarge } from "./body-limit.ts";
+import { docsRoutes } from "./docs.ts";
 import { requestId } from "./middleware.ts";
 import { isMissingIfMatch, preconditionRequired } from "./preconditions.ts";
 import { unmatched } from "./methods.ts";
@@ -47,8 +47,8 @@ export function createApp(options: AppOptions) {
   app.route("/", grantRoutes);
   app.route("/", decisionRoutes);
   app.route("/", feedRoutes(options));
-  // The interactive reference: Scalar renders /openapi.json in the browser.
-  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "simroot API" }));
+  // The interactive reference: Scalar renders /openapi.json in the browser, from bundled assets.
+  app.route("/", docsRoutes);
   const asyncApi = asyncApiDocument();
   app.get("/asyncapi.json", (c) => c.json(asyncApi));
   const config = {
