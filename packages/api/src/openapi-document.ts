@@ -2,8 +2,8 @@
  * What the route definitions cannot say on their own, added to the generated OpenAPI document
  * once for every route (so routes added later are covered without repeating it): servers, tags,
  * operationIds, the protocol headers (X-Request-Id, ETag, Location, Idempotency-Key,
- * Idempotent-Replayed, RateLimit), the statuses every route may answer (413, 409/422 of
- * idempotency, 429), and request schemas whose defaulted fields generated clients may omit.
+ * Idempotent-Replayed), the statuses every route may answer (413, 415, 409/422 of
+ * idempotency), and request schemas whose defaulted fields generated clients may omit.
  * `test/openapi-contract.test.ts` holds the result to the linters and to the server's behaviour.
  */
 type Json = Record<string, any>;
@@ -46,7 +46,6 @@ export function derivedOperationId(method: string, path: string): string {
 
 const header = (name: string) => ({ $ref: `#/components/headers/${name}` });
 const problemSchemaRef = { $ref: "#/components/schemas/Problem" };
-const rateLimitHeaders = { RateLimit: header("RateLimit"), "RateLimit-Policy": header("RateLimitPolicy") };
 
 const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: problemSchemaRef } } });
 
@@ -83,7 +82,6 @@ function completeOperation(doc: Json, path: string, method: string, operation: J
   if (operation.requestBody && writes && !path.startsWith("/v1/ingest/")) responses["415"] ??= problem("The body is not JSON (`Content-Type: application/json`)");
   if (secured || path.startsWith("/v1/ingest/")) {
     responses["401"] ??= problem("Missing or invalid credentials");
-    responses["429"] ??= { ...problem("Too many requests for this API key or source: retry after `Retry-After` seconds"), headers: { "Retry-After": header("RetryAfter"), ...rateLimitHeaders } };
   }
   if (secured && method === "post") {
     operation.parameters = [...(operation.parameters ?? []), { $ref: "#/components/parameters/IdempotencyKey" }];
@@ -98,7 +96,6 @@ function completeOperation(doc: Json, path: string, method: string, operation: J
     if (success && carriesEtag(path, method, status)) headers["ETag"] = header("ETag");
     if (status === "201" && doc.paths[`${path}/{id}`]?.get) headers["Location"] = header("Location");
     if (success && secured && method === "post") headers["Idempotent-Replayed"] = header("IdempotentReplayed");
-    if (success || status === "304") Object.assign(headers, secured || path.startsWith("/v1/ingest/") ? rateLimitHeaders : {});
     if (path === "/v1/feed" && (status === "200" || status === "304")) {
       headers["simroot-feed-head"] = header("FeedHead");
       headers["ETag"] = header("ETag");
@@ -175,7 +172,4 @@ const protocolHeaders = {
   Location: { description: "The created resource", schema: { type: "string", format: "uri-reference" } },
   IdempotentReplayed: { description: "`true` when this is the kept response of an earlier request with the same Idempotency-Key", schema: { type: "string", enum: ["true"] } },
   FeedHead: { description: "The signed feed head (base64 JSON), also on 304", schema: { type: "string" } },
-  RetryAfter: { description: "Seconds to wait before retrying", schema: { type: "integer", minimum: 0 } },
-  RateLimit: { description: "IETF draft-ietf-httpapi-ratelimit-headers: the remaining quota and reset of the policy", schema: { type: "string" } },
-  RateLimitPolicy: { description: "IETF draft-ietf-httpapi-ratelimit-headers: the quota policy (requests per window)", schema: { type: "string" } },
 };
