@@ -1,9 +1,13 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
-import { Scalar } from "@scalar/hono-api-reference";
 import { asyncApiDocument, SimrootError } from "@simroot/core";
 import type { AppEnv, AppOptions } from "./env.ts";
-import { idempotency } from "./idempotency.ts";
+import { jsonBodies, limitBody, tooLarge } from "./body-limit.ts";
+import { docsRoutes } from "./docs.ts";
 import { requestId } from "./middleware.ts";
+import { isMissingIfMatch, preconditionRequired } from "./preconditions.ts";
+import { unmatched } from "./methods.ts";
+import { completeDocument } from "./openapi-document.ts";
+import { securitySchemes } from "./openapi-security.ts";
 import { problemResponse } from "./problem.ts";
 import { accessRoutes } from "./routes/access.ts";
 import { auditRoutes } from "./routes/audit.ts";
@@ -33,15 +37,16 @@ export function createApp(options: AppOptions) {
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
       if (result.success) return;
+      if (isMissingIfMatch(result.target, result.error.issues.map((issue) => String(issue.path[0])))) throw preconditionRequired();
       throw new SimrootError("request.invalid", "input", "The request does not match the API", {
         issues: result.error.issues.map((issue) => ({ path: issue.path.map(String).join(".") || "(body)", message: issue.message })),
       });
     },
   });
   app.use(requestId(options));
-  app.use("/v1/*", idempotency);
-  app.onError((error, c) => problemResponse(c, error));
-  app.notFound((c) => problemResponse(c, new SimrootError("route.not_found", "not_found", `No route ${c.req.method} ${c.req.path}`)));
+  app.use(limitBody, jsonBodies);
+  app.onError((error, c) => problemResponse(c, c.get("bodyTooLarge") ? tooLarge() : error));
+  app.notFound((c) => problemResponse(c, unmatched(c, app.routes)));
   app.route("/", healthRoutes(options));
   app.route("/", deviceRoutes);
   app.route("/", sourceRoutes);
@@ -60,15 +65,22 @@ export function createApp(options: AppOptions) {
   app.route("/", trafficRoutes);
   app.route("/", liveRoutes(options));
   app.route("/", consoleRoutes(options.consoleDir ?? builtConsole));
-  // The interactive reference: Scalar renders /openapi.json in the browser.
-  app.get("/docs", Scalar({ url: "/openapi.json", pageTitle: "simroot API" }));
+  // The interactive reference: Scalar renders /openapi.json in the browser, from bundled assets.
+  app.route("/", docsRoutes);
   const asyncApi = asyncApiDocument();
   app.get("/asyncapi.json", (c) => c.json(asyncApi));
-  app.doc31("/openapi.json", {
+  const config = {
     openapi: "3.1.0",
-    info: { title: "simroot API", version: "0.1.0", description: "SIM-rooted Zero Trust control plane for IoT fleets" },
+    info: {
+      title: "simroot API",
+      version: "0.1.0",
+      description: "SIM-rooted Zero Trust control plane for IoT fleets",
+      license: { name: "Apache-2.0", identifier: "Apache-2.0" },
+    },
     security: [{ apiKey: [] }],
-  });
-  app.openAPIRegistry.registerComponent("securitySchemes", "apiKey", { type: "http", scheme: "bearer", description: "A tenant API key: `sr_key_..._...`" });
+  };
+  for (const [name, scheme] of Object.entries(securitySchemes)) app.openAPIRegistry.registerComponent("securitySchemes", name, scheme);
+  let document: unknown;
+  app.get("/openapi.json", (c) => c.json((document ??= completeDocument(app.getOpenAPI31Document(config)))));
   return app;
 }

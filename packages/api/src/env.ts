@@ -7,6 +7,8 @@ export interface AppEnv {
     ports: Ports;
     principal: Principal;
     ctx: RequestContext;
+    /** Set when the body ran past the size limit while something read it (answered 413). */
+    bodyTooLarge: boolean;
   };
 }
 

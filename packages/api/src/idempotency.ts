@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { createMiddleware } from "hono/factory";
+import type { Context, Next } from "hono";
 import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey, SimrootError } from "@simroot/core";
 import type { AppEnv } from "./env.ts";
 
@@ -10,17 +10,17 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("base6
 /**
  * `Idempotency-Key` on POSTs: the first request with a key acts and its response is kept;
  * a retry with the same key and body gets that response again (`Idempotent-Replayed: true`),
- * a concurrent one 409, one with another body 422. Keys are scoped to the caller's credential.
+ * a concurrent one 409, one with another body 422. Keys are scoped to the authenticated
+ * credential (`scope`): this runs after authentication, so no body is read for a stranger.
  * Responses of 5xx, 401 and 403 are not kept, so the retry acts.
  */
-export const idempotency = createMiddleware<AppEnv>(async (c, next) => {
+export async function idempotent(c: Context<AppEnv>, scope: string, next: Next): Promise<Response | void> {
   const key = c.req.header("idempotency-key");
   if (c.req.method !== "POST" || key === undefined) return next();
   if (!keyPattern.test(key)) {
     throw new SimrootError("request.invalid_idempotency_key", "input", "Idempotency-Key is 1 to 255 printable ASCII characters");
   }
-  const scope = sha256(c.req.header("authorization") ?? "anonymous");
-  const fingerprint = sha256(`${c.req.method} ${c.req.path}\n${await c.req.raw.clone().text()}`);
+  const fingerprint = sha256(`${c.req.method} ${c.req.path}\n${await c.req.text()}`);
   const ports = c.var.ports;
   const claim = await claimIdempotencyKey(ports, scope, key, fingerprint);
   if (claim.kind === "mismatch") {
@@ -40,4 +40,4 @@ export const idempotency = createMiddleware<AppEnv>(async (c, next) => {
   }
   const headers = Object.fromEntries(replayedHeaders.flatMap((name) => (c.res.headers.get(name) ? [[name, c.res.headers.get(name)!]] : [])));
   await completeIdempotencyKey(ports, scope, key, fingerprint, { status, body: await c.res.clone().text(), headers });
-});
+}

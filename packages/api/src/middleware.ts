@@ -1,6 +1,7 @@
 import { createMiddleware } from "hono/factory";
 import { authenticate, newId, SimrootError, type Role } from "@simroot/core";
 import type { AppEnv, AppOptions } from "./env.ts";
+import { idempotent } from "./idempotency.ts";
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -32,16 +33,20 @@ export const requestId = (options: AppOptions) =>
 /** Resolves the bearer API key to its tenant and role; only `allowed` roles pass. */
 export const requireRole = (...allowed: Role[]) =>
   createMiddleware<AppEnv>(async (c, next) => {
-    const header = c.req.header("authorization");
-    const token = header?.startsWith("Bearer ") ? header.slice(7).trim() : undefined;
-    const principal = await authenticate(c.var.ports, token);
+    const principal = await authenticate(c.var.ports, bearerToken(c.req.header("authorization")));
     if (!allowed.includes(principal.role)) {
       throw new SimrootError("auth.forbidden", "forbidden", `A ${principal.role} key may not do this`);
     }
     c.set("principal", principal);
     c.set("ctx", { tenantId: principal.tenantId, actor: `key:${principal.keyId}`, requestId: c.var.requestId });
-    await next();
+    // Only now, authenticated, may a request's body be read (to fingerprint it): per credential.
+    return idempotent(c, `key:${principal.keyId}`, next);
   });
+
+/** The token of an `Authorization: Bearer` header; the scheme is case-insensitive (RFC 9110 11.1). */
+export function bearerToken(header: string | undefined): string | undefined {
+  return /^Bearer +([\x21-\x7e]+) *$/i.exec(header ?? "")?.[1];
+}
 
 export const readers: Role[] = ["admin", "operator", "viewer"];
 export const writers: Role[] = ["admin", "operator"];

@@ -1,6 +1,6 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { dependencyUnavailable, isSimrootError, SimrootError, timeouts, type ErrorKind } from "@simroot/core";
+import { dependencyUnavailable, invalidCursor, isInvalidStartKey, isSimrootError, SimrootError, timeouts, type ErrorKind } from "@simroot/core";
 
 const statusByKind: Record<ErrorKind, 400 | 401 | 403 | 404 | 409 | 412 | 500 | 503> = {
   input: 400,
@@ -17,7 +17,7 @@ export const problemType = (code: string) => `urn:simroot:problem:${code}`;
 
 /** The one error mapper of the HTTP transport: every error leaves as RFC 9457 problem+json. */
 export function problemResponse(c: Context, error: unknown): Response {
-  const known = isSimrootError(error) ? error : (dependencyUnavailable(error) ?? fromTransportError(error));
+  const known = isSimrootError(error) ? error : (isInvalidStartKey(error) ? invalidCursor() : (dependencyUnavailable(error) ?? fromTransportError(error)));
   if (known.kind === "unavailable") {
     console.error(JSON.stringify({ level: "warn", requestId: c.get("requestId"), code: known.code, error: String((known.cause as Error)?.message ?? known.message) }));
   }

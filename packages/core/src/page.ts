@@ -31,13 +31,22 @@ export function decodeCursor(
     const key: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
     if (key && typeof key === "object" && !Array.isArray(key)) {
       const record = key as Record<string, unknown>;
-      if (Object.entries(scope).every(([field, value]) => record[field] === value)) return record;
+      // A store key is at most four string or number attributes (table and index keys).
+      const keyLike = Object.keys(record).length <= 4 && Object.values(record).every((value) => typeof value === "string" || typeof value === "number");
+      if (keyLike && Object.entries(scope).every(([field, value]) => record[field] === value)) return record;
     }
   } catch {}
-  throw new SimrootError("request.invalid_cursor", "input", "The cursor is not one this API returned", {
+  throw invalidCursor();
+}
+
+export const invalidCursor = () =>
+  new SimrootError("request.invalid_cursor", "input", "The cursor is not one this API returned", {
     issues: [{ path: "cursor", message: "not a cursor from a previous page" }],
   });
-}
+
+/** The store refusing a start key the cursor named (right partition, forged rest): the cursor is bad, not us. */
+export const isInvalidStartKey = (error: unknown) =>
+  (error as Error | undefined)?.name === "ValidationException" && /starting key|ExclusiveStartKey/i.test((error as Error).message);
 
 /**
  * One page of the items listed under `gsi1pk` in a table's `byTenant` index: the one query

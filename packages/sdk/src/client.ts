@@ -94,7 +94,7 @@ async function unwrap(pending: Promise<Outcome>): Promise<unknown> {
 }
 
 export function createClient(options: ClientOptions): SimrootClient {
-  const baseUrl = options.baseUrl.replace(/\/+$/, "");
+  const baseUrl = withScheme(options.baseUrl).replace(/\/+$/, "");
   const nextRequestId = options.requestId ?? (() => crypto.randomUUID());
   const http = createFetchClient<paths, Media>({
     baseUrl,
@@ -182,4 +182,12 @@ export function createClient(options: ClientOptions): SimrootClient {
     request,
     fetchRaw,
   };
+}
+
+/** `localhost:3000` or `api.example.com` as a base URL: http for loopback hosts, https otherwise. */
+export function withScheme(baseUrl: string): string {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(baseUrl)) return baseUrl;
+  const host = baseUrl.split(/[/:]/)[0]?.toLowerCase() ?? "";
+  const loopback = host === "localhost" || host.startsWith("127.") || host === "[" || baseUrl.startsWith("[::1]");
+  return `${loopback ? "http" : "https"}://${baseUrl}`;
 }

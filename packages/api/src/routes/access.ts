@@ -16,7 +16,7 @@ import {
 import type { AppEnv } from "../env.ts";
 import { readers, requireRole } from "../middleware.ts";
 import { errorResponses, json, pageOf } from "../openapi.ts";
-import { etagOf, requiredRevision } from "../preconditions.ts";
+import { etagOf, ifMatchHeaders, matchedRevision } from "../preconditions.ts";
 
 const admin = requireRole("admin");
 const keyId = z.object({ id: z.string().meta({ param: { name: "id", in: "path" }, example: "key_01JD3Q4ZK8W9X2V5N6M7P8R9ST" }) });
@@ -74,7 +74,7 @@ const routes = {
     summary: "Change tenant settings (IMEI lock default, allowed countries, enforcement fail mode); needs If-Match",
     middleware: admin,
     request: {
-      headers: z.object({ "if-match": z.string().optional().meta({ description: 'the ETag from GET /v1/tenant, e.g. "3"' }) }),
+      headers: ifMatchHeaders,
       body: { required: true, content: { "application/json": { schema: tenantSettingsPatchSchema } } },
     },
     responses: { 200: json("The tenant", tenantSchema), ...errorResponses(400, 401, 403, 412, 428) },
@@ -104,7 +104,7 @@ export const accessRoutes = new OpenAPIHono<AppEnv>()
     return c.json(tenant, 200);
   })
   .openapi(routes.settings, async (c) => {
-    const ifRevision = requiredRevision(c);
+    const ifRevision = await matchedRevision(c, async () => (await readTenant(c.var.ports, c.var.ctx.tenantId)).revision);
     const tenant = await publishOutcome(c.var.ports, await updateTenantSettings(c.var.ports, c.var.ctx, { settings: c.req.valid("json"), ifRevision }));
     c.header("etag", etagOf(tenant.revision));
     return c.json(tenant, 200);

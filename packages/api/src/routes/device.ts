@@ -21,7 +21,7 @@ import {
 import type { AppEnv } from "../env.ts";
 import { readers, requireRole, writers } from "../middleware.ts";
 import { errorResponses, json, pageOf } from "../openapi.ts";
-import { etagOf, requiredRevision } from "../preconditions.ts";
+import { etagOf, ifMatchHeaders, matchedRevision } from "../preconditions.ts";
 
 const deviceId = z.object({ id: z.string().meta({ param: { name: "id", in: "path" }, example: "dev_01JD3Q4ZK8W9X2V5N6M7P8R9ST" }) });
 const etag = etagOf;
@@ -94,7 +94,7 @@ const update = createRoute({
   middleware: [requireRole(...writers)] as const,
   request: {
     params: deviceId,
-    headers: z.object({ "if-match": z.string().optional().meta({ description: 'the ETag you read, e.g. "3"' }) }),
+    headers: ifMatchHeaders,
     body: { required: true, content: { "application/json": { schema: updateDevice.schema.shape.changes } } },
   },
   responses: { 200: json("The updated device", deviceSchema), ...errorResponses(400, 401, 403, 404, 412, 428) },
@@ -164,7 +164,7 @@ export const deviceRoutes = new OpenAPIHono<AppEnv>()
 
 deviceRoutes
   .openapi(update, async (c) => {
-    const ifRevision = requiredRevision(c);
+    const ifRevision = await matchedRevision(c, async () => (await getDevice(c.var.ports, c.var.ctx, c.req.valid("param"))).revision);
     const device = await publishOutcome(c.var.ports, await updateDevice(c.var.ports, c.var.ctx, { ...c.req.valid("param"), ifRevision, changes: c.req.valid("json") }));
     c.header("etag", etag(device.revision));
     return c.json(device, 200);

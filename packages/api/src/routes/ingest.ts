@@ -1,12 +1,9 @@
 import { OpenAPIHono, z } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
 import { ingest, SimrootError } from "@simroot/core";
 import { adapters } from "@simroot/core/ingest/adapters/index";
 import type { AppEnv } from "../env.ts";
 import { errorResponses, json } from "../openapi.ts";
-
-/** Webhook bodies larger than this are refused with 413 before anything is read further. */
-export const maxIngestBytes = 1024 * 1024;
+import { ingestSecurity } from "../openapi-security.ts";
 
 const ingestResult = z
   .object({
@@ -23,7 +20,49 @@ const ingestResult = z
   })
   .meta({ id: "IngestResult" });
 
+/** A CloudEvents 1.0 event in structured mode (binary mode carries the attributes as `ce-*` headers). */
+const cloudEvent = z
+  .object({
+    specversion: z.literal("1.0"),
+    id: z.string().min(1),
+    source: z.string().min(1),
+    type: z.string().min(1),
+    time: z.string().optional(),
+    datacontenttype: z.string().optional(),
+    data: z.unknown().optional(),
+    data_base64: z.string().optional().meta({ description: "binary data, base64 (instead of `data`)" }),
+  })
+  .catchall(z.unknown())
+  .meta({ id: "CloudEvent" });
+
+const webhookBody = z
+  .union([z.record(z.string(), z.unknown()), z.array(z.record(z.string(), z.unknown()))])
+  .meta({
+    id: "WebhookBody",
+    description:
+      "One event object or a JSON array of them, in the source's format: `simroot` NormalizedEvent, `camara` and `supersim` " +
+      "CloudEvents, `nef` 3GPP TS 29.522 MonitoringNotification, `datastreamer` Datastreamer event, `eim` SGP.32 eIM notification.",
+  });
+
 export const ingestRoutes = new OpenAPIHono<AppEnv>();
+
+const utf8 = new TextDecoder();
+
+/**
+ * The URL the sender posted to, as it signed it (Twilio signs the full URL): behind a proxy
+ * that terminates TLS, `SIMROOT_PUBLIC_BASE_URL` (e.g. `https://api.example.com`) when set,
+ * else the `X-Forwarded-Proto`/`X-Forwarded-Host` (or RFC 7239 `Forwarded`) the proxy added.
+ */
+export function publicUrl(received: string, headers: Readonly<Record<string, string>>): string {
+  const url = new URL(received);
+  const configured = process.env["SIMROOT_PUBLIC_BASE_URL"];
+  const forwarded = /(?:^|[;,\s])proto=("?)(https?)\1/i.exec(headers["forwarded"] ?? "");
+  const forwardedHost = /(?:^|[;,\s])host=("?)([^";,\s]+)\1/i.exec(headers["forwarded"] ?? "");
+  const proto = headers["x-forwarded-proto"]?.split(",")[0]?.trim() ?? forwarded?.[2];
+  const host = headers["x-forwarded-host"]?.split(",")[0]?.trim() ?? forwardedHost?.[2];
+  const base = configured?.replace(/\/+$/, "") ?? (proto || host ? `${proto ?? url.protocol.slice(0, -1)}://${host ?? url.host}` : undefined);
+  return base === undefined ? received : `${base}${url.pathname}${url.search}`;
+}
 
 ingestRoutes.openAPIRegistry.registerPath({
   method: "post",
@@ -34,34 +73,31 @@ ingestRoutes.openAPIRegistry.registerPath({
     "The body is in the source's format (simroot, camara, nef, datastreamer, supersim, eim) and is authenticated with the " +
     "source's own credentials (Standard Webhooks signature, Bearer token, Basic auth or X-Twilio-Signature), not an API key. " +
     "202 means every accepted event is durably queued for the applier; items the adapter refused are listed per index.",
-  security: [],
+  security: ingestSecurity,
   request: {
     params: z.object({ sourceId: z.string().meta({ param: { name: "sourceId", in: "path" } }) }),
-    body: { required: true, content: { "application/json": { schema: z.unknown() }, "application/cloudevents+json": { schema: z.unknown() } } },
+    body: {
+      required: true,
+      content: {
+        "application/json": { schema: webhookBody },
+        "application/cloudevents+json": { schema: cloudEvent },
+        "application/cloudevents-batch+json": { schema: z.array(cloudEvent) },
+      },
+    },
   },
   responses: { 202: json("Accepted and durably queued", ingestResult), ...errorResponses(400, 401, 404, 409, 413) },
 });
 
 ingestRoutes.post(
   "/v1/ingest/:sourceId",
-  bodyLimit({
-    maxSize: maxIngestBytes,
-    onError: () => {
-      throw new SimrootError("request.too_large", "input", `Bodies are limited to ${maxIngestBytes} bytes`, { detail: { status: 413 } });
-    },
-  }),
   async (c) => {
     const headers: Record<string, string> = {};
     c.req.raw.headers.forEach((value, name) => {
       headers[name.toLowerCase()] = value;
     });
-    const result = await ingest(
-      c.var.ports,
-      adapters,
-      c.req.param("sourceId"),
-      { method: c.req.method, url: c.req.url, headers, body: await c.req.text(), now: c.var.ports.now() },
-      c.var.requestId,
-    );
+    const bytes = new Uint8Array(await c.req.arrayBuffer());
+    const request = { method: c.req.method, url: publicUrl(c.req.url, headers), headers, body: utf8.decode(bytes), bytes, now: c.var.ports.now() };
+    const result = await ingest(c.var.ports, adapters, c.req.param("sourceId"), request, c.var.requestId);
     return c.json(result, 202);
   },
 );

@@ -17,10 +17,10 @@ import {
 import type { AppEnv } from "../env.ts";
 import { readers, requireRole, writers } from "../middleware.ts";
 import { errorResponses, json, pageOf } from "../openapi.ts";
-import { etagOf, requiredRevision } from "../preconditions.ts";
+import { etagOf, ifMatchHeaders, matchedRevision } from "../preconditions.ts";
 
 const policyId = z.object({ id: z.string().meta({ param: { name: "id", in: "path" }, example: "pol_01JD3Q4ZK8W9X2V5N6M7P8R9ST" }) });
-const ifMatch = z.object({ "if-match": z.string().optional().meta({ description: 'the ETag you read, e.g. "3"; required' }) });
+const ifMatch = ifMatchHeaders;
 const body = <Schema extends z.ZodType>(schema: Schema) => ({ required: true, content: { "application/json": { schema } } });
 
 const routes = {
@@ -102,14 +102,14 @@ export const policyRoutes = new OpenAPIHono<AppEnv>()
     return c.json(policy, 200);
   })
   .openapi(routes.replace, async (c) => {
-    const revision = requiredRevision(c);
+    const revision = await matchedRevision(c, async () => (await getPolicy(c.var.ports, c.var.ctx, c.req.valid("param"))).revision);
     const input = { ...c.req.valid("json"), ...c.req.valid("param"), revision };
     const policy = await publishOutcome(c.var.ports, await replacePolicy(c.var.ports, c.var.ctx, input));
     c.header("etag", etagOf(policy.revision));
     return c.json(policy, 200);
   })
   .openapi(routes.remove, async (c) => {
-    const revision = requiredRevision(c);
+    const revision = await matchedRevision(c, async () => (await getPolicy(c.var.ports, c.var.ctx, c.req.valid("param"))).revision);
     await publishOutcome(c.var.ports, await removePolicy(c.var.ports, c.var.ctx, { ...c.req.valid("param"), revision }));
     return c.body(null, 204);
   })
@@ -119,7 +119,7 @@ export const policyRoutes = new OpenAPIHono<AppEnv>()
     return c.json(settings, 200);
   })
   .openapi(routes.replaceEnforcement, async (c) => {
-    const revision = requiredRevision(c);
+    const revision = await matchedRevision(c, async () => (await getEnforcement(c.var.ports, c.var.ctx, {})).revision);
     const settings = await publishOutcome(c.var.ports, await replaceEnforcement(c.var.ports, c.var.ctx, { ...c.req.valid("json"), revision }));
     c.header("etag", etagOf(settings.revision));
     return c.json(settings, 200);

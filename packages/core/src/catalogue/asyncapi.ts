@@ -33,9 +33,64 @@ const envelope = (type: string, data: unknown) => ({
   },
 });
 
+/** Fields the applier adds to what a fact reported (identity-state diff, lifecycle and profile changes). */
+const lifecycle = {
+  reason: { type: "string", description: "why the state changed" },
+  previousState: { type: "string", enum: ["active", "suspended", "quarantined", "revoked"], description: "the state before" },
+};
+const since = { since: { type: "string", format: "date-time", description: "when the reported state began" } };
+const country = { country: { type: "string", description: "ISO 3166-1 alpha-2 country of the serving network" } };
+const appliedFields: Partial<Record<CatalogueType, Record<string, unknown>>> = {
+  "device.roaming-changed": {
+    ...since,
+    ...country,
+    allowed: { type: "boolean", description: "false when roaming in a country outside the tenant's allowed countries" },
+  },
+  "device.reachability-changed": since,
+  "sim.attached": { ...since, ...country },
+  "bearer.switched": { ...since, ...country, from: { type: "string", description: "the bearer the device left" } },
+  "device.suspended": lifecycle,
+  "device.quarantined": lifecycle,
+  "device.reinstated": lifecycle,
+  "device.revoked": lifecycle,
+  "device.equipment-changed": { previousImei: { type: "string", description: "the IMEI before, when one was known" } },
+  ...Object.fromEntries(
+    (["profile.installed", "profile.enabled", "profile.disabled", "profile.deleted"] as const).map((type) => [
+      type,
+      {
+        previousState: { type: "string", description: "the profile's state before" },
+        result: { type: "string", enum: ["success", "failure"], description: "installations: whether it succeeded" },
+      },
+    ]),
+  ),
+};
+
+/**
+ * `z.toJSONSchema` output made a component: its `$defs` move to `components.schemas` (a
+ * `#/$defs/X` reference inside an AsyncAPI document would point at the document root).
+ */
+function hoisted(schema: Record<string, unknown>, schemas: Record<string, unknown>): Record<string, unknown> {
+  const { $schema: _, $defs, ...rest } = schema as { $schema?: unknown; $defs?: Record<string, unknown> };
+  const rewrite = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(rewrite);
+    if (!node || typeof node !== "object") return node;
+    return Object.fromEntries(
+      Object.entries(node).map(([key, value]) => [
+        key,
+        key === "$ref" && typeof value === "string" ? value.replace(/^#\/\$defs\//, "#/components/schemas/") : rewrite(value),
+      ]),
+    );
+  };
+  for (const [name, definition] of Object.entries($defs ?? {})) schemas[name] = rewrite(definition);
+  return rewrite(rest) as Record<string, unknown>;
+}
+
 export function asyncApiDocument() {
-  const payloads = catalogueJsonSchemas();
-  const reported = z.toJSONSchema(normalizedEventSchema, { io: "input" });
+  const schemas: Record<string, unknown> = {};
+  const payloads = Object.fromEntries(
+    Object.entries(catalogueJsonSchemas()).map(([type, schema]) => [type, hoisted(schema as Record<string, unknown>, schemas)]),
+  ) as Record<CatalogueType, unknown>;
+  const reported = hoisted(z.toJSONSchema(normalizedEventSchema, { io: "input" }) as Record<string, unknown>, schemas);
   const messages: Record<string, unknown> = {};
   for (const type of catalogueTypes) {
     messages[`${messageName(type)}Applied`] = {
@@ -44,7 +99,26 @@ export function asyncApiDocument() {
       summary: `The change simroot applied to a device's identity state.`,
       contentType: "application/json",
       payload: envelope(type, {
-        allOf: [payloads[type], { type: "object", properties: { deviceId: { type: "string" }, cause: { type: "object" } } }],
+        allOf: [
+          payloads[type],
+          {
+            type: "object",
+            properties: {
+              deviceId: { type: "string", description: "the device the change applies to" },
+              cause: {
+                type: "object",
+                description: "the reported fact that caused the change (absent for changes made through the API)",
+                properties: {
+                  eventId: { type: "string" },
+                  sourceId: { type: "string" },
+                  sourceType: { type: "string", description: "the event type as the source named it" },
+                  dedupeKey: { type: "string" },
+                },
+              },
+              ...appliedFields[type],
+            },
+          },
+        ],
       }),
     };
   }
@@ -96,6 +170,6 @@ export function asyncApiDocument() {
       receiveReported: { action: "receive", channel: { $ref: "#/channels/reported" } },
       sendApplied: { action: "send", channel: { $ref: "#/channels/applied" } },
     },
-    components: { messages },
+    components: { messages, schemas },
   };
 }

@@ -16,8 +16,10 @@ export interface IngestRequest {
   /** The full public URL the sender posted to (Twilio signs it). */
   readonly url: string;
   readonly headers: Readonly<Record<string, string>>;
-  /** The raw body text, exactly as received (signatures cover these bytes). */
+  /** The body decoded as UTF-8 text. */
   readonly body: string;
+  /** The body's bytes exactly as received: signatures cover these (absent: the UTF-8 bytes of `body`). */
+  readonly bytes?: Uint8Array;
   /** Now, for timestamp tolerance checks. */
   readonly now: Date;
 }
@@ -40,6 +42,8 @@ export interface SourceCredentials {
   readonly twilioAuthToken?: string;
   /** eim: PEM certificates (GSMA CI roots and/or EUM certificates) eUICC notifications must chain to. */
   readonly trustAnchors?: string[];
+  /** supersim: a Twilio SharedKey secret, for webhooks that carry X-Twilio-Webhooks-Signature-Settings (HMAC-SHA1 or -SHA256). */
+  readonly twilioSharedKeySecret?: string;
 }
 
 /** One item of a (possibly batched) body: its normalized event(s), or why it was refused. */

@@ -15,6 +15,7 @@ import { domainEvent } from "../event/event.ts";
 import { verb } from "../verb.ts";
 import { ingestFormats, type IngestFormat, type SourceCredentials } from "./adapter.ts";
 import { parseTrustAnchors } from "./adapters/eim-verify.ts";
+import { ed25519PublicKey } from "./adapters/keys.ts";
 
 export const sourceSchema = z
   .object({
@@ -39,7 +40,12 @@ export const credentialsSchema = z
     basicUser: z.string().min(1).optional(),
     basicPassword: z.string().min(12).optional(),
     webhookSecret: z.string().regex(/^whsec_[A-Za-z0-9+/=]{16,}$/).optional(),
-    webhookPublicKey: z.string().min(32).optional(),
+    webhookPublicKey: z
+      .string()
+      .min(32)
+      .max(1024)
+      .refine((key) => ed25519PublicKey(key) !== undefined, "must be whpk_<base64 of a 32-byte Ed25519 key> or an Ed25519 PEM public key")
+      .optional(),
     twilioAuthToken: z.string().min(16).optional(),
     trustAnchors: z
       .array(z.string().max(20_000))
@@ -47,6 +53,7 @@ export const credentialsSchema = z
       .max(20)
       .optional()
       .meta({ description: "eim: PEM certificates (GSMA CI roots and/or EUM certificates) eUICC notifications must chain to" }),
+    twilioSharedKeySecret: z.string().min(16).optional(),
   })
   .meta({ id: "SourceCredentials", description: "shown once, at creation and rotation" });
 
@@ -82,7 +89,7 @@ function credentialsFor(format: IngestFormat, given: SourceCredentials = {}): So
           issues: [{ path: "credentials.twilioAuthToken", message: "required for format supersim" }],
         });
       }
-      return { twilioAuthToken: given.twilioAuthToken };
+      return { twilioAuthToken: given.twilioAuthToken, ...(given.twilioSharedKeySecret ? { twilioSharedKeySecret: given.twilioSharedKeySecret } : {}) };
   }
 }
 

@@ -1,13 +1,16 @@
 /**
  * Idempotency records for POST requests that carry an `Idempotency-Key`: the first request
  * claims the key, its response is kept for 24 hours, and a retry with the same key and body
- * gets that response again instead of acting twice.
+ * gets that response again instead of acting twice. A claim is a lease: a request that crashed
+ * mid-way stops blocking its retries once `idempotencyLeaseSeconds` have passed (the retry acts).
  */
 import { DeleteCommand, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import type { Ports } from "../ports.ts";
 
 export const idempotencyRetentionSeconds = 24 * 60 * 60;
+/** Longer than any request may run (the API Lambda's timeout is 30 s). */
+export const idempotencyLeaseSeconds = 60;
 
 export interface StoredResponse {
   readonly status: number;
@@ -29,9 +32,17 @@ export async function claimIdempotencyKey(ports: Ports, scope: string, key: stri
     await ports.db.send(
       new PutCommand({
         TableName: ports.tables.control,
-        Item: { ...recordKey(scope, key), fingerprint, state: "pending", expiresAt: now + idempotencyRetentionSeconds },
-        ConditionExpression: "attribute_not_exists(pk) OR expiresAt < :now",
-        ExpressionAttributeValues: { ":now": now },
+        Item: {
+          ...recordKey(scope, key),
+          fingerprint,
+          state: "pending",
+          leaseUntil: now + idempotencyLeaseSeconds,
+          expiresAt: now + idempotencyRetentionSeconds,
+        },
+        // Free, expired, or claimed by a request whose lease ran out (it crashed or timed out).
+        ConditionExpression: "attribute_not_exists(pk) OR expiresAt < :now OR (#state = :pending AND leaseUntil < :now)",
+        ExpressionAttributeNames: { "#state": "state" },
+        ExpressionAttributeValues: { ":now": now, ":pending": "pending" },
       }),
     );
     return { kind: "claimed" };

@@ -1,5 +1,5 @@
 import type { components } from "../openapi.d.ts";
-import { booleanOf, choiceOf, type Command, type Context } from "./command.ts";
+import { booleanOf, choiceOf, etagFor, type Command, type Context } from "./command.ts";
 import { listCommand } from "./list.ts";
 import { details, type Column } from "./render.ts";
 
@@ -42,7 +42,7 @@ async function updateSettings(ctx: Context) {
     throw ctx.usage("change at least one of --imei-lock, --allowed-countries, --fail-mode");
   }
   // If-Match: the ETag given, or the one of the tenant as it is now (read-modify-write).
-  const etag = ctx.opt("if-match") ?? (await ctx.client.getWithEtag("/v1/tenant")).etag;
+  const etag = await etagFor(ctx, async () => (await ctx.client.getWithEtag("/v1/tenant")).etag);
   const tenant = await ctx.client.patch("/v1/tenant/settings", { params: { header: { "if-match": etag } }, body: changes });
   ctx.print(tenant, showTenant);
 }

@@ -95,3 +95,10 @@ export function choiceOf<T extends string>(ctx: Context, name: string, allowed: 
   if (value === undefined || (allowed as readonly string[]).includes(value)) return value as T | undefined;
   throw ctx.usage(`--${name} must be one of ${allowed.join(", ")}, not ${value}`);
 }
+
+/** The ETag for `If-Match`: `--if-match`, else the one the resource answered with when read. */
+export async function etagFor(ctx: Context, read: () => Promise<string | undefined>): Promise<string> {
+  const etag = ctx.opt("if-match") ?? (await read());
+  if (etag === undefined) throw new UsageError("the server sent no ETag to send back in If-Match: pass --if-match");
+  return etag;
+}

@@ -1,6 +1,6 @@
 import { readFile } from "node:fs/promises";
 import type { components } from "../openapi.d.ts";
-import { choiceOf, type Command, type Context, type OptionSpec } from "./command.ts";
+import { choiceOf, etagFor, type Command, type Context, type OptionSpec } from "./command.ts";
 import { listCommand } from "./list.ts";
 import { cell, details, type Column } from "./render.ts";
 
@@ -80,8 +80,8 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-const policyEtag = async (ctx: Context, id: string) =>
-  ctx.opt("if-match") ?? (await ctx.client.getWithEtag("/v1/policies/{id}", { params: { path: { id } } })).etag;
+const policyEtag = (ctx: Context, id: string) =>
+  etagFor(ctx, async () => (await ctx.client.getWithEtag("/v1/policies/{id}", { params: { path: { id } } })).etag);
 
 const deviceRefOptions = {
   device: { type: "string", value: "<id>", description: "the device id" },

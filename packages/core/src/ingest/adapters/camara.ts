@@ -23,7 +23,8 @@ import { countryOfMcc } from "../../catalogue/mcc.ts";
 import type { FieldIssue } from "../../error.ts";
 import type { Adapter, AdapterItem } from "../adapter.ts";
 import { authenticateBearerToken } from "./auth.ts";
-import { invalidBodyOf, isRecord, jsonItems } from "./body.ts";
+import { invalidBodyOf, isRecord } from "./body.ts";
+import { cloudEventsOf } from "./cloudevents.ts";
 import { checkedItem, pick, refused, zodIssues, type Fact, type Refusal } from "./items.ts";
 
 export const camaraAdapter: Adapter = {
@@ -32,7 +33,9 @@ export const camaraAdapter: Adapter = {
   authenticate: authenticateBearerToken,
 
   parse(request) {
-    return cloudEvents(request.body).map((raw, index) => cloudEventItem(raw, index, request.now));
+    return cloudEventsOf(request, invalidBody, "the body must be a CloudEvent object or an array of them").map((raw, index) =>
+      cloudEventItem(raw, index, request.now),
+    );
   },
 };
 
@@ -48,7 +51,7 @@ const cloudEventSchema = z.object({
   source: attribute("source"),
   type: attribute("type"),
   time: z.iso.datetime({ offset: true, error: "time must be an RFC 3339 timestamp" }).optional(),
-  data: z.unknown(),
+  data: z.unknown().optional(),
 });
 type CloudEvent = z.output<typeof cloudEventSchema>;
 
@@ -205,10 +208,6 @@ function deviceOf(data: Record<string, unknown>): { ref: DeviceRef | undefined }
 const invalidBody = invalidBodyOf("CAMARA body");
 
 /** One structured CloudEvent, or a JSON array of them (batch). */
-function cloudEvents(body: string): unknown[] {
-  return jsonItems(body, invalidBody, "the body must be a CloudEvent object or an array of them");
-}
-
 function prefixed(prefix: string, issues: FieldIssue[]): FieldIssue[] {
   return issues.map((issue) => ({ path: issue.path ? `${prefix}.${issue.path}` : prefix, message: issue.message }));
 }

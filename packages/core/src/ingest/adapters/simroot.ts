@@ -10,18 +10,16 @@
  * - Any one valid signature passes (senders list several while rotating keys); the timestamp
  *   must lie within 5 minutes of now either way (replay protection).
  */
-import { createHmac, createPublicKey, timingSafeEqual, verify, type KeyObject } from "node:crypto";
+import { createHmac, timingSafeEqual, verify } from "node:crypto";
 import { normalizedEventSchema, type NormalizedEvent } from "../../catalogue/catalogue.ts";
 import type { Adapter, AdapterItem, SourceCredentials } from "../adapter.ts";
 import { unauthenticated } from "./auth.ts";
 import { invalidBodyOf, jsonItems } from "./body.ts";
+import { ed25519PublicKey } from "./keys.ts";
 import { checkedItem, refused, zodIssues } from "./items.ts";
 
 const toleranceSeconds = 5 * 60;
 const secretPrefix = "whsec_";
-const publicKeyPrefix = "whpk_";
-/** DER SubjectPublicKeyInfo header for an Ed25519 key (RFC 8410): the raw 32 bytes follow. */
-const ed25519SpkiPrefix = Buffer.from("302a300506032b6570032100", "hex");
 
 export const simrootAdapter: Adapter = {
   format: "simroot",
@@ -36,7 +34,8 @@ export const simrootAdapter: Adapter = {
     if (Math.abs(request.now.getTime() / 1000 - Number(timestamp)) > toleranceSeconds) {
       throw unauthenticated("webhook-timestamp is more than 5 minutes from now");
     }
-    const signed = Buffer.from(`${id}.${timestamp}.${request.body}`, "utf8");
+    // Signed over the body's bytes as received (a BOM or invalid UTF-8 included), not its decoded text.
+    const signed = Buffer.concat([Buffer.from(`${id}.${timestamp}.`, "utf8"), request.bytes ?? Buffer.from(request.body, "utf8")]);
     if (!signatures.split(" ").some((signature) => signatureValid(signature, signed, credentials))) {
       throw unauthenticated("No valid webhook signature");
     }
@@ -70,31 +69,13 @@ function hmacValid(presented: Buffer, signed: Buffer, secret: string): boolean {
 }
 
 function ed25519Valid(presented: Buffer, signed: Buffer, publicKey: string): boolean {
-  const key = ed25519Key(publicKey);
+  const key = ed25519PublicKey(publicKey);
   if (!key || presented.length !== 64) return false;
   try {
     return verify(null, signed, key, presented);
   } catch {
     return false;
   }
-}
-
-/** `whpk_<base64 raw key>` or a PEM SPKI; undefined when it is neither an Ed25519 key. */
-function ed25519Key(publicKey: string): KeyObject | undefined {
-  try {
-    const key = publicKey.startsWith(publicKeyPrefix)
-      ? createPublicKey({ key: Buffer.concat([ed25519SpkiPrefix, rawKey(publicKey.slice(publicKeyPrefix.length))]), format: "der", type: "spki" })
-      : createPublicKey(publicKey);
-    return key.asymmetricKeyType === "ed25519" ? key : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function rawKey(base64: string): Buffer {
-  const raw = Buffer.from(base64, "base64");
-  if (raw.length !== 32) throw new Error("an Ed25519 public key is 32 bytes");
-  return raw;
 }
 
 const invalidBody = invalidBodyOf("simroot body");

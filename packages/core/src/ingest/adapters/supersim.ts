@@ -25,27 +25,34 @@ import type { Bearer, DeviceRef, NormalizedEvent } from "../../catalogue/catalog
 import { bearerOfRat } from "../../catalogue/rat.ts";
 import type { Adapter, AdapterItem } from "../adapter.ts";
 import { sameSecret, unauthenticated } from "./auth.ts";
-import { invalidBodyOf, jsonItems } from "./body.ts";
+import { invalidBodyOf } from "./body.ts";
+import { cloudEventsOf } from "./cloudevents.ts";
 import { imeiOf } from "./datastreamer.ts";
 import { checkedItem, refused, zodIssues, type Fact } from "./items.ts";
 
 export const supersimAdapter: Adapter = {
   format: "supersim",
 
-  authenticate(request, { twilioAuthToken }) {
+  authenticate(request, { twilioAuthToken, twilioSharedKeySecret }) {
     const signature = request.headers["x-twilio-signature"];
     const url = parsedUrl(request.url);
     const bodyHash = url?.searchParams.get("bodySHA256");
-    if (!twilioAuthToken || !signature || !url || !bodyHash) {
-      throw unauthenticated("Missing X-Twilio-Signature, bodySHA256 URL parameter or configured auth token");
+    // A SharedKey webhook names its algorithm (HMAC_SHA1 or HMAC_SHA256) in the settings header.
+    const settings = request.headers["x-twilio-webhooks-signature-settings"];
+    const algorithm = /(?:^|,)\s*algorithm=([^,\s]+)/.exec(settings ?? "")?.[1]?.toUpperCase() ?? "HMAC_SHA1";
+    const hash = ({ HMAC_SHA1: "sha1", HMAC_SHA256: "sha256" } as const)[algorithm as "HMAC_SHA1"];
+    const secret = settings === undefined ? twilioAuthToken : (twilioSharedKeySecret ?? twilioAuthToken);
+    if (!secret || !signature || !url || !bodyHash || !hash) {
+      throw unauthenticated("Missing X-Twilio-Signature, bodySHA256 URL parameter, a supported algorithm or configured auth token");
     }
-    const bodyMatches = sameSecret(bodyHash, createHash("sha256").update(request.body, "utf8").digest("hex"));
-    const urlMatches = signedUrlForms(url).some((form) => sameSecret(signature, createHmac("sha1", twilioAuthToken).update(form, "utf8").digest("base64")));
+    const bytes = request.bytes ?? Buffer.from(request.body, "utf8");
+    const bodyMatches = sameSecret(bodyHash, createHash("sha256").update(bytes).digest("hex"));
+    const urlMatches = signedUrlForms(url).some((form) => sameSecret(signature, createHmac(hash, secret).update(form, "utf8").digest("base64")));
     if (!bodyMatches || !urlMatches) throw unauthenticated("Invalid X-Twilio-Signature or body hash");
   },
 
   parse(request) {
-    return jsonItems(request.body, invalidBody, "the body must be an array of CloudEvents").map(itemOf);
+    return cloudEventsOf(request, invalidBody, "the body must be an array of CloudEvents").map(itemOf);
   },
 };
 

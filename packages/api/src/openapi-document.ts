@@ -1,0 +1,175 @@
+/**
+ * What the route definitions cannot say on their own, added to the generated OpenAPI document
+ * once for every route (so routes added later are covered without repeating it): servers, tags,
+ * operationIds, the protocol headers (X-Request-Id, ETag, Location, Idempotency-Key,
+ * Idempotent-Replayed), the statuses every route may answer (413, 415, 409/422 of
+ * idempotency), and request schemas whose defaulted fields generated clients may omit.
+ * `test/openapi-contract.test.ts` holds the result to the linters and to the server's behaviour.
+ */
+type Json = Record<string, any>;
+
+const methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
+
+const tagDescriptions: Record<string, string> = {
+  health: "Liveness of the store and the bus (public)",
+  devices: "Devices identified by their SIM: registration, state, identity, timeline",
+  ingestion: "Operator webhooks in, their sources, and the events parked for replay",
+  audit: "The tamper-evident audit chain",
+  access: "API keys, the tenant and its settings",
+  policy: "Access policies, grants, enforcement settings and decisions",
+  enforcement: "The signed feed enforcement points poll, and their flow reports",
+};
+
+/** Resources whose representations carry a strong ETag (`If-Match` writes are conditional on it). */
+const etagResources = [
+  "/v1/devices/{id}",
+  "/v1/policies/{id}",
+  "/v1/grants/{id}",
+  "/v1/tenant",
+  "/v1/enforcement",
+  "/v1/feed",
+];
+
+const verbs: Record<string, string> = { get: "get", post: "create", put: "replace", patch: "update", delete: "remove" };
+
+/** `getDevicesById`, `createDevicesByIdByAction`: unique per method and path, stable, readable. */
+export function derivedOperationId(method: string, path: string): string {
+  const words = path
+    .split("/")
+    .filter((segment) => segment !== "" && segment !== "v1")
+    .map((segment) => (segment.startsWith("{") ? `by-${segment.slice(1, -1)}` : segment))
+    .flatMap((segment) => segment.split(/[^A-Za-z0-9]+/))
+    .filter(Boolean);
+  const head = method === "get" && !path.endsWith("}") ? "list" : (verbs[method] ?? method);
+  return [head, ...words].map((word, index) => (index === 0 ? word : word[0]!.toUpperCase() + word.slice(1))).join("");
+}
+
+const header = (name: string) => ({ $ref: `#/components/headers/${name}` });
+const problemSchemaRef = { $ref: "#/components/schemas/Problem" };
+
+const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: problemSchemaRef } } });
+
+export function completeDocument(document: Json, options: { readonly servers?: readonly Json[] } = {}): Json {
+  const doc = structuredClone(document);
+  doc.servers = options.servers ?? [{ url: "/", description: "This deployment (the document is served by the API itself)" }];
+  doc.components ??= {};
+  doc.components.headers = { ...doc.components.headers, ...protocolHeaders };
+  doc.components.parameters = { ...doc.components.parameters, IdempotencyKey: idempotencyKeyParameter };
+  const tags = new Set<string>();
+  const operationIds = new Set<string>();
+  for (const [path, item] of Object.entries<Json>(doc.paths ?? {})) {
+    for (const method of methods) {
+      const operation = item[method] as Json | undefined;
+      if (!operation) continue;
+      operation.operationId ??= derivedOperationId(method, path);
+      if (operationIds.has(operation.operationId)) throw new Error(`duplicate operationId ${operation.operationId}`);
+      operationIds.add(operation.operationId);
+      for (const tag of operation.tags ?? []) tags.add(tag);
+      completeOperation(doc, path, method, operation);
+    }
+  }
+  doc.tags = [...tags].sort().map((name) => ({ name, ...(tagDescriptions[name] ? { description: tagDescriptions[name] } : {}) }));
+  if (doc.webhooks && Object.keys(doc.webhooks).length === 0) delete doc.webhooks;
+  optionalDefaultsInRequests(doc);
+  return doc;
+}
+
+function completeOperation(doc: Json, path: string, method: string, operation: Json) {
+  const secured = operation.security === undefined ? (doc.security ?? []).length > 0 : operation.security.length > 0;
+  const responses = operation.responses as Json;
+  const writes = method === "post" || method === "put" || method === "patch";
+  if (operation.requestBody) responses["413"] ??= problem("The body is larger than 1 MiB");
+  if (operation.requestBody && writes && !path.startsWith("/v1/ingest/")) responses["415"] ??= problem("The body is not JSON (`Content-Type: application/json`)");
+  if (secured || path.startsWith("/v1/ingest/")) {
+    responses["401"] ??= problem("Missing or invalid credentials");
+  }
+  if (secured && method === "post") {
+    operation.parameters = [...(operation.parameters ?? []), { $ref: "#/components/parameters/IdempotencyKey" }];
+    responses["409"] ??= problem("Conflicts with the current state");
+    responses["409"].description += "; or a request with this Idempotency-Key is still in progress";
+    responses["422"] ??= problem("This Idempotency-Key was used with another request");
+  }
+  for (const [status, response] of Object.entries<Json>(responses)) {
+    if (response.$ref) continue;
+    const headers: Json = { "X-Request-Id": header("RequestId"), ...response.headers };
+    const success = status.startsWith("2");
+    if (success && carriesEtag(path, method, status)) headers["ETag"] = header("ETag");
+    if (status === "201" && doc.paths[`${path}/{id}`]?.get) headers["Location"] = header("Location");
+    if (success && secured && method === "post") headers["Idempotent-Replayed"] = header("IdempotentReplayed");
+    if (path === "/v1/feed" && (status === "200" || status === "304")) {
+      headers["simroot-feed-head"] = header("FeedHead");
+      headers["ETag"] = header("ETag");
+    }
+    response.headers = headers;
+  }
+}
+
+function carriesEtag(path: string, method: string, status: string): boolean {
+  if (method === "get" || method === "put" || method === "patch") return etagResources.includes(path);
+  if (method === "post" && status === "201") return etagResources.includes(`${path}/{id}`);
+  if (method === "post") return etagResources.some((resource) => resource.includes("{") && path.startsWith(`${resource}/`));
+  return false;
+}
+
+/**
+ * A request field with a default may be omitted; openapi-typescript (by default) types every
+ * property that has a `default` as present, which is right for responses and wrong for the
+ * component schemas requests use. Those defaults move into the description.
+ */
+function optionalDefaultsInRequests(doc: Json) {
+  const schemas = doc.components?.schemas ?? {};
+  const requestSchemas = new Set<string>();
+  const visit = (node: unknown) => {
+    if (Array.isArray(node)) return node.forEach(visit);
+    if (!node || typeof node !== "object") return;
+    const ref = (node as Json).$ref;
+    if (typeof ref === "string" && ref.startsWith("#/components/schemas/")) {
+      const name = ref.slice("#/components/schemas/".length);
+      if (!requestSchemas.has(name)) {
+        requestSchemas.add(name);
+        visit(schemas[name]);
+      }
+    }
+    Object.values(node).forEach(visit);
+  };
+  for (const item of Object.values<Json>(doc.paths ?? {})) {
+    for (const method of methods) if (item[method]?.requestBody) visit(item[method].requestBody);
+  }
+  const strip = (node: unknown) => {
+    if (Array.isArray(node)) return node.forEach(strip);
+    if (!node || typeof node !== "object") return;
+    const schema = node as Json;
+    if (schema.properties && typeof schema.properties === "object") {
+      for (const [name, property] of Object.entries<Json>(schema.properties)) {
+        if (property && typeof property === "object" && "default" in property) {
+          if (Array.isArray(schema.required)) schema.required = schema.required.filter((field: string) => field !== name);
+          if (schema.required?.length === 0) delete schema.required;
+          const note = `Default: \`${JSON.stringify(property.default)}\`.`;
+          property.description = property.description ? `${property.description}. ${note}` : note;
+          delete property.default;
+        }
+      }
+    }
+    Object.values(schema).forEach(strip);
+  };
+  for (const name of requestSchemas) strip(schemas[name]);
+}
+
+const idempotencyKeyParameter = {
+  name: "Idempotency-Key",
+  in: "header",
+  required: false,
+  description:
+    "Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first " +
+    "response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are " +
+    "scoped to the API key; a request that never completed frees its key after 60 seconds.",
+  schema: { type: "string", minLength: 1, maxLength: 255, pattern: "^[\\x21-\\x7e]+$" },
+};
+
+const protocolHeaders = {
+  RequestId: { description: "The request's id: the caller's X-Request-Id when sane, else a new one", schema: { type: "string" } },
+  ETag: { description: "The strong entity tag of the representation: send it back in If-Match", schema: { type: "string" } },
+  Location: { description: "The created resource", schema: { type: "string", format: "uri-reference" } },
+  IdempotentReplayed: { description: "`true` when this is the kept response of an earlier request with the same Idempotency-Key", schema: { type: "string", enum: ["true"] } },
+  FeedHead: { description: "The signed feed head (base64 JSON), also on 304", schema: { type: "string" } },
+};

@@ -1,0 +1,102 @@
+import { serve } from "@hono/node-server";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+const cursorOf = (key: unknown) => Buffer.from(JSON.stringify(key)).toString("base64url");
+
+describe("HTTP semantics (RFC 9110)", () => {
+  it("takes the Bearer auth scheme case-insensitively", async () => {
+    const acme = await tenantClient(runtime);
+    for (const scheme of ["bearer", "BEARER", "Bearer"]) {
+      expect((await call(runtime, undefined, "GET", "/v1/devices", undefined, { authorization: `${scheme} ${acme.token}` })).status).toBe(200);
+    }
+  });
+
+  it("evaluates If-Match: * matches, a current strong tag matches, a weak or other tag is 412, none is 428", async () => {
+    const acme = await tenantClient(runtime);
+    const device = (await acme.call("POST", "/v1/devices", { imsi: "234100000000081" })).json;
+    const patch = (ifMatch?: string) => acme.call("PATCH", `/v1/devices/${device.id}`, { labels: { site: "a" } }, ifMatch === undefined ? {} : { "if-match": ifMatch });
+    expect((await patch()).status).toBe(428);
+    const weak = await patch(`W/"${device.revision}"`);
+    expect(weak.status).toBe(412);
+    const zero = await patch('"0"');
+    expect(zero.status).toBe(412);
+    expect(zero.json.type).toBe("urn:simroot:problem:request.precondition_failed");
+    const star = await patch("*");
+    expect(star.status).toBe(200);
+    const listed = await patch(`"999", ${star.headers.get("etag")}`);
+    expect(listed.status).toBe(200);
+    expect((await acme.call("PATCH", "/v1/devices/dev_01JD3Q4ZK8W9X2V5N6M7P8R9ST", { labels: {} }, { "if-match": "*" })).status).toBe(404);
+  });
+
+  it("answers 405 with Allow for a known path and an unknown method, 404 for an unknown path", async () => {
+    const acme = await tenantClient(runtime);
+    const wrong = await acme.call("PUT", "/v1/devices");
+    expect(wrong.status).toBe(405);
+    expect(wrong.headers.get("allow")?.split(", ").sort()).toEqual(["GET", "HEAD", "POST"]);
+    expect(wrong.headers.get("content-type")).toContain("application/problem+json");
+    const param = await acme.call("POST", "/v1/devices/dev_1");
+    expect(param.status).toBe(405);
+    expect(param.headers.get("allow")?.split(", ")).toContain("PATCH");
+    expect((await acme.call("GET", "/v1/nothing-here")).status).toBe(404);
+  });
+
+  it("answers 400, not 500, to forged list, audit and parked cursors", async () => {
+    const acme = await tenantClient(runtime);
+    await acme.call("POST", "/v1/devices", { imsi: "234100000000082" });
+    const tenantId = acme.tenant.id;
+    const forged = [
+      cursorOf({ gsi1pk: `T#${tenantId}#device` }),
+      cursorOf({ gsi1pk: `T#${tenantId}#device`, pk: { nested: true }, sk: 1 }),
+      cursorOf([1, 2]),
+      "%%%",
+      cursorOf({ gsi1pk: `T#${tenantId}#device`, extra: "x", pk: "a", sk: "b", gsi1sk: "c" }),
+    ];
+    for (const cursor of forged) {
+      for (const path of ["/v1/devices", "/v1/keys", "/v1/sources", "/v1/audit", "/v1/dead-letters", "/v1/policies"]) {
+        const response = await acme.call("GET", `${path}?cursor=${encodeURIComponent(cursor)}`);
+        expect([path, cursor, response.status]).toEqual([path, cursor, 400]);
+      }
+    }
+  });
+});
+
+describe("413 on a keep-alive connection", () => {
+  it("reaches Node's fetch as a 413, and the next request on the connection works", async () => {
+    const acme = await tenantClient(runtime);
+    const server = serve({ fetch: runtime.app.fetch, port: 0, hostname: "127.0.0.1" });
+    await new Promise((resolve) => server.once("listening", resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const headers = { authorization: `Bearer ${acme.token}`, "content-type": "application/json" };
+      const big = await fetch(`${base}/v1/devices`, { method: "POST", headers, body: "x".repeat(8 * 1024 * 1024) });
+      expect(big.status).toBe(413);
+      expect(((await big.json()) as { type: string }).type).toBe("urn:simroot:problem:request.too_large");
+      const next = await fetch(`${base}/v1/devices`, { headers });
+      expect(next.status).toBe(200);
+    } finally {
+      server.close();
+    }
+  });
+});
+
+describe("/docs", () => {
+  it("loads the reference from this server only (pinned bundle, no CDN)", async () => {
+    const docs = await call(runtime, undefined, "GET", "/docs");
+    expect(docs.status).toBe(200);
+    const scripts = [...docs.text.matchAll(/<script[^>]*src="([^"]+)"/g)].map((match) => match[1]!);
+    expect(scripts).toHaveLength(1);
+    expect(docs.text).not.toMatch(/https?:\/\//);
+    const bundle = await runtime.app.request(scripts[0]!);
+    expect(bundle.status).toBe(200);
+    expect(bundle.headers.get("content-type")).toContain("javascript");
+    expect((await bundle.text()).length).toBeGreaterThan(100_000);
+  });
+});

@@ -1,0 +1,130 @@
+/**
+ * The OpenAPI document as integrators' tools take it: validated by @readme/openapi-parser,
+ * linted by Redocly (recommended rules, zero errors), turned into a client by openapi-typescript
+ * with its default options and typechecked against an integrator's script; and held to what the
+ * server does (operationIds, tags, If-Match, public routes, headers). Runs over every route,
+ * so routes added later are held to it too.
+ */
+import { mkdtemp, rm, writeFile, copyFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { validate, compileErrors } from "@readme/openapi-parser";
+import { createConfig, lintFromString } from "@redocly/openapi-core";
+import openapiTS, { astToString } from "openapi-typescript";
+import ts from "typescript";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+
+let runtime: TestRuntime;
+let doc: any;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+  doc = (await call(runtime, undefined, "GET", "/openapi.json")).json;
+});
+afterAll(() => runtime.stop());
+
+const methods = ["get", "put", "post", "delete", "patch"] as const;
+const operations = () =>
+  Object.entries<any>(doc.paths).flatMap(([path, item]) => methods.filter((method) => item[method]).map((method) => ({ path, method, op: item[method] })));
+const params = (op: any) => (op.parameters ?? []).map((p: any) => (p.$ref ? doc.components.parameters[p.$ref.split("/").pop()] : p));
+const concrete = (path: string) => path.replace(/\{[^}]+\}/g, "x_1");
+
+describe("the OpenAPI document", () => {
+  it("validates with @readme/openapi-parser", async () => {
+    const result = await validate(structuredClone(doc));
+    expect(result.valid ? "" : compileErrors(result)).toBe("");
+  });
+
+  it("has no Redocly lint error (recommended rules)", async () => {
+    const config = await createConfig({ extends: ["recommended"] });
+    const problems = await lintFromString({ source: JSON.stringify(doc), absoluteRef: "/openapi.json", config });
+    const errors = problems.filter((problem) => problem.severity === "error").map((problem) => `${problem.ruleId}: ${problem.message} at ${problem.location[0]?.pointer}`);
+    expect(errors).toEqual([]);
+  });
+
+  it("names every operation uniquely, tags it with a declared tag and declares servers", () => {
+    expect(doc.servers?.length).toBeGreaterThan(0);
+    const declared = new Set(doc.tags.map((tag: { name: string }) => tag.name));
+    const ids = new Set<string>();
+    for (const { path, method, op } of operations()) {
+      expect(op.operationId, `${method} ${path}`).toMatch(/^[a-z][A-Za-z0-9]+$/);
+      expect(ids.has(op.operationId), op.operationId).toBe(false);
+      ids.add(op.operationId);
+      expect(op.tags?.length, `${method} ${path}`).toBeGreaterThan(0);
+      for (const tag of op.tags) expect(declared.has(tag), `${method} ${path} tag ${tag}`).toBe(true);
+      expect(op.summary, `${method} ${path}`).toBeTruthy();
+    }
+  });
+
+  it("declares If-Match required wherever the server answers 428 without it", async () => {
+    const acme = await tenantClient(runtime);
+    for (const { path, method, op } of operations().filter(({ method }) => method !== "get" && method !== "post")) {
+      const response = await acme.call(method.toUpperCase(), concrete(path), method === "delete" ? undefined : {});
+      const ifMatch = params(op).find((p: any) => p.in === "header" && p.name.toLowerCase() === "if-match");
+      if (response.status === 428 || op.responses["428"]) {
+        expect(ifMatch?.required, `${method} ${path}`).toBe(true);
+        expect(op.responses["412"], `${method} ${path}`).toBeDefined();
+        expect(op.responses["428"], `${method} ${path}`).toBeDefined();
+      }
+    }
+  });
+
+  it("declares a route public exactly when it answers without credentials", async () => {
+    for (const { path, method, op } of operations().filter(({ method, path }) => method === "get" && !path.includes("{"))) {
+      const response = await call(runtime, undefined, "GET", path);
+      const security = op.security ?? doc.security ?? [];
+      expect([path, response.status === 401], `${path} answered ${response.status}`).toEqual([path, security.length > 0]);
+    }
+  });
+
+  it("documents the protocol's headers and statuses", () => {
+    for (const { path, method, op } of operations()) {
+      const secured = (op.security ?? doc.security).length > 0 || path.startsWith("/v1/ingest/");
+      for (const [status, response] of Object.entries<any>(op.responses)) {
+        expect(response.headers?.["X-Request-Id"], `${method} ${path} ${status}`).toBeDefined();
+      }
+      if (op.requestBody) expect(op.responses["413"], `${method} ${path}`).toBeDefined();
+      if (secured) expect(op.responses["401"], `${method} ${path}`).toBeDefined();
+      if (secured && method === "post" && !path.startsWith("/v1/ingest/")) {
+        expect(params(op).some((p: any) => p.name === "Idempotency-Key"), `${method} ${path}`).toBe(true);
+        expect(op.responses["422"], `${method} ${path}`).toBeDefined();
+      }
+    }
+    expect(doc.paths["/v1/devices"].post.responses["201"].headers).toHaveProperty("Location");
+    expect(doc.paths["/v1/devices/{id}"].get.responses["200"].headers).toHaveProperty("ETag");
+    expect(doc.paths["/v1/feed"].get.responses["304"].headers).toHaveProperty("simroot-feed-head");
+    expect(doc.paths["/v1/ingest/{sourceId}"].post.security.length).toBeGreaterThan(1);
+  });
+
+  it("answers 415 to a body that is not JSON, as documented", async () => {
+    const acme = await tenantClient(runtime);
+    const response = await acme.call("POST", "/v1/devices", "imsi=1", { "content-type": "application/x-www-form-urlencoded" });
+    expect(response.status).toBe(415);
+    expect(doc.paths["/v1/devices"].post.responses["415"]).toBeDefined();
+  });
+
+  it("generates a client (openapi-typescript, default options) that typechecks an integrator's valid requests", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "simroot-integrator-"));
+    try {
+      await writeFile(join(dir, "generated-openapi.d.ts"), astToString(await openapiTS(structuredClone(doc))));
+      const script = join(dir, "integrator.ts");
+      await copyFile(new URL("./fixtures/integrator.ts", import.meta.url), script);
+      const program = ts.createProgram([script], {
+        strict: true,
+        noEmit: true,
+        module: ts.ModuleKind.NodeNext,
+        moduleResolution: ts.ModuleResolutionKind.NodeNext,
+        target: ts.ScriptTarget.ES2022,
+        allowImportingTsExtensions: true,
+        skipLibCheck: true,
+        typeRoots: [join(process.cwd(), "node_modules/@types")],
+        baseUrl: process.cwd(),
+        paths: { "openapi-fetch": [join(process.cwd(), "node_modules/openapi-fetch")] },
+      });
+      const diagnostics = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n"));
+      expect(diagnostics).toEqual([]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

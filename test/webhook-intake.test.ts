@@ -1,0 +1,148 @@
+/** Webhook intake as senders' own libraries produce it: cloudevents (binary, structured, batch), twilio, standardwebhooks. */
+import { generateKeyPairSync } from "node:crypto";
+import { CloudEvent, HTTP } from "cloudevents";
+import { Webhook } from "standardwebhooks";
+import twilio from "twilio";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+const roaming = (id: string, data?: unknown) =>
+  new CloudEvent({
+    id,
+    source: "https://camara.example",
+    type: "org.camaraproject.device-roaming-status-subscriptions.v0.roaming-status",
+    time: "2026-12-01T10:00:00Z",
+    ...(data === undefined ? {} : { data }),
+  });
+const roamingData = { device: { phoneNumber: "+491701234567" }, roaming: true, countryCode: 262, countryName: ["DE"] };
+
+async function source(format: string, credentials?: Record<string, string>) {
+  const tenant = await tenantClient(runtime);
+  const created = await tenant.call("POST", "/v1/sources", { name: format, format, ...(credentials ? { credentials } : {}) });
+  expect(created.status, created.text).toBe(201);
+  return created.json as { source: { ingestPath: string }; credentials: Record<string, string> };
+}
+
+const post = async (path: string, headers: Record<string, string>, body: string | Uint8Array) => {
+  const response = await runtime.app.request(path, { method: "POST", headers, body });
+  return { status: response.status, json: (await response.json()) as any };
+};
+
+describe("CloudEvents over HTTP, as the cloudevents SDK emits them", () => {
+  it("accepts binary, structured and batch modes, events without data and with data_base64", async () => {
+    const { source: camara, credentials } = await source("camara");
+    const auth = { authorization: `Bearer ${credentials.bearerToken}` };
+    const binary = HTTP.binary(roaming("bin-1", roamingData));
+    const structured = HTTP.structured(roaming("str-1", roamingData));
+    const withoutData = HTTP.structured(roaming("nodata-1"));
+    const base64 = {
+      specversion: "1.0",
+      id: "b64-1",
+      source: "https://camara.example",
+      type: "org.camaraproject.device-roaming-status-subscriptions.v0.roaming-status",
+      datacontenttype: "application/json",
+      data_base64: Buffer.from(JSON.stringify(roamingData)).toString("base64"),
+    };
+    const cases = [
+      ["binary", binary.headers, binary.body],
+      ["structured", structured.headers, structured.body],
+      ["batch", { "content-type": "application/cloudevents-batch+json" }, JSON.stringify([roaming("batch-1", roamingData), roaming("batch-2", roamingData)])],
+      ["no data", withoutData.headers, withoutData.body],
+      ["data_base64", { "content-type": "application/cloudevents+json" }, JSON.stringify(base64)],
+    ] as const;
+    for (const [mode, headers, body] of cases) {
+      const result = await post(camara.ingestPath, { ...(headers as Record<string, string>), ...auth }, body as string);
+      expect([mode, result.status, result.json.rejected], JSON.stringify(result.json)).toEqual([mode, 202, []]);
+      if (mode !== "no data") expect([mode, result.json.accepted[0]?.type]).toEqual([mode, "device.roaming-changed"]);
+    }
+  });
+});
+
+describe("Twilio signatures, as the twilio library computes them", () => {
+  const events = JSON.stringify([
+    {
+      specversion: "1.0",
+      type: "com.twilio.iot.supersim.connection.data-session.started",
+      source: "/v1/Sims/HS0001",
+      id: "EZ0001",
+      time: "2026-12-01T10:00:00Z",
+      data: { sim_iccid: "89883070000044236204", rat_type: "4G LTE", timestamp: "2026-12-01T10:00:00Z" },
+    },
+  ]);
+  const authToken = "0123456789abcdef0123456789abcdef";
+
+  it("verifies behind a TLS-terminating proxy, from X-Forwarded-Proto/Host or the configured public base URL", async () => {
+    const { source: supersim } = await source("supersim", { twilioAuthToken: authToken });
+    const path = `${supersim.ingestPath}?bodySHA256=${twilio.getExpectedBodyHash(events)}`;
+    const publicUrl = `https://api.simroot.example${path}`;
+    const signature = twilio.getExpectedTwilioSignature(authToken, publicUrl, {});
+    // The proxy forwards to http://localhost; the sender signed the public https URL.
+    const forwarded = { "content-type": "application/json", "x-twilio-signature": signature, "x-forwarded-proto": "https", "x-forwarded-host": "api.simroot.example" };
+    expect((await post(path, forwarded, events)).status).toBe(202);
+    const bare = { "content-type": "application/json", "x-twilio-signature": signature };
+    expect((await post(path, bare, events)).status).toBe(401);
+    process.env["SIMROOT_PUBLIC_BASE_URL"] = "https://api.simroot.example";
+    try {
+      expect((await post(path, bare, events)).status).toBe(202);
+    } finally {
+      delete process.env["SIMROOT_PUBLIC_BASE_URL"];
+    }
+  });
+
+  it("verifies SharedKey webhooks signed with HMAC_SHA256", async () => {
+    const sharedKey = "shared-key-secret-0123456789";
+    const { source: supersim } = await source("supersim", { twilioAuthToken: authToken, twilioSharedKeySecret: sharedKey });
+    const path = `${supersim.ingestPath}?bodySHA256=${twilio.getExpectedBodyHash(events)}`;
+    const url = `http://localhost${path}`;
+    const signature = twilio.getExpectedTwilioSignature(sharedKey, url, {}, "HMAC_SHA256");
+    const headers = {
+      "content-type": "application/json",
+      "x-twilio-signature": signature,
+      "x-twilio-webhooks-signature-settings": "key=webhooks_sharedkey_1,algorithm=HMAC_SHA256",
+    };
+    expect(twilio.validateRequestWithBody(sharedKey, signature, url, events, "HMAC_SHA256")).toBe(true);
+    expect((await post(path, headers, events)).status).toBe(202);
+    expect((await post(path, { ...headers, "x-twilio-webhooks-signature-settings": "key=k,algorithm=HMAC_SHA1" }, events)).status).toBe(401);
+  });
+});
+
+describe("Standard Webhooks, as the standardwebhooks library signs them", () => {
+  const event = {
+    type: "device.reachability-changed",
+    dedupeKey: "bom-1",
+    occurredAt: "2026-12-01T10:00:00.000Z",
+    device: { imsi: "208011234567899" },
+    sourceType: "reach",
+    data: { reachable: true },
+  };
+
+  it("verifies the signature over the raw bytes: a body with a BOM is accepted", async () => {
+    const { source: feed, credentials } = await source("simroot");
+    const bytes = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(event))]);
+    const sentAt = new Date();
+    const headers = {
+      "content-type": "application/json",
+      "webhook-id": "msg_bom",
+      "webhook-timestamp": String(Math.floor(sentAt.getTime() / 1000)),
+      "webhook-signature": new Webhook(credentials.webhookSecret!).sign("msg_bom", sentAt, bytes),
+    };
+    const result = await post(feed.ingestPath, headers, bytes);
+    expect(result.status).toBe(202);
+  });
+
+  it("refuses a malformed whpk_ key when the source is created, and takes a real one", async () => {
+    const tenant = await tenantClient(runtime);
+    const bad = await tenant.call("POST", "/v1/sources", { name: "bad", format: "simroot", credentials: { webhookPublicKey: "whpk_not-a-key-at-all-but-long-enough-to-pass-min" } });
+    expect(bad.status).toBe(400);
+    expect(bad.json.errors.map((error: { path: string }) => error.path)).toContain("credentials.webhookPublicKey");
+    const raw = generateKeyPairSync("ed25519").publicKey.export({ format: "der", type: "spki" }).subarray(12);
+    const good = await tenant.call("POST", "/v1/sources", { name: "good", format: "simroot", credentials: { webhookPublicKey: `whpk_${raw.toString("base64")}` } });
+    expect(good.status).toBe(201);
+  });
+});
