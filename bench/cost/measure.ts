@@ -8,7 +8,7 @@
  *   EVENTS=400 DEVICES=100 BATCH=10
  */
 import { createSource, createTenantWithAdminKey, registerDevice, rules, busSourceOf, type DomainEvent } from "@simroot/core";
-import { matchesPattern } from "@simroot/local/bus/pattern";
+import { matchesPattern } from "@simroot/core";
 import { startDynamoLocal } from "@simroot/local/dynamodb-local";
 import { startLocalRuntime } from "@simroot/local/runtime";
 import { signedHeaders } from "../ingest/sign.ts";

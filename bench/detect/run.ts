@@ -67,7 +67,7 @@ async function latency(runtime: Runtime) {
   });
   const used = warmup + rounds;
   await warmBaselines(runtime.ports, tenant.id, devices.slice(0, used));
-  const setup = { url, adminToken, pepToken, publicKeyPem, deviceIds: devices, deniedReason: "deny.quarantined" };
+  const setup = { url, adminToken, tenantId: tenant.id, pepToken, publicKeyPem, deviceIds: devices, deniedReason: "deny.quarantined" };
   console.log(`detection to enforcement: ${workers} processes x ${perWorker} PEP sync clients, ${rounds} rounds measured each way after ${warmup} not counted...`);
   const detected = await measureRevocation(
     {

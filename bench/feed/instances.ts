@@ -15,6 +15,7 @@ import { measureRevocation, type RevocationOptions } from "./revocation.ts";
 interface InstancesSetup {
   readonly endpoint: string;
   readonly adminToken: string;
+  readonly tenantId: string;
   readonly deviceIds: readonly string[];
   readonly workers: number;
   readonly perWorker: number;
@@ -52,7 +53,7 @@ export async function measureInstances(setup: InstancesSetup) {
       const credentials = await keys(a.url, setup.adminToken);
       console.log(`instances: ${name}...`);
       const figures = await measureRevocation(
-        { url: a.url, adminToken: setup.adminToken, ...credentials, deviceIds: setup.deviceIds.slice(used), pepUrls: [b.url, c.url], hubUrl: a.feedHubUrl },
+        { url: a.url, adminToken: setup.adminToken, tenantId: setup.tenantId, ...credentials, deviceIds: setup.deviceIds.slice(used), pepUrls: [b.url, c.url], hubUrl: a.feedHubUrl },
         { workers: setup.workers, perWorker: setup.perWorker, rounds: setup.rounds, warmup: setup.warmup, mode, intervalMs: 0 },
       );
       used += setup.rounds + setup.warmup;

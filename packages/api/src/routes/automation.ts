@@ -3,10 +3,9 @@ import { createRule, getRule, listRules, pageInput, publishOutcome, removeRule, 
 import type { AppEnv } from "../env.ts";
 import { readers, requireRole, writers } from "../middleware.ts";
 import { errorResponses, json, pageOf } from "../openapi.ts";
-import { etagOf, requiredRevision } from "../preconditions.ts";
+import { etagOf, ifMatchHeaders, matchedRevision } from "../preconditions.ts";
 
 const ruleId = z.object({ id: z.string().meta({ param: { name: "id", in: "path" }, example: "rul_01JD3Q4ZK8W9X2V5N6M7P8R9ST" }) });
-const ifMatch = z.object({ "if-match": z.string().optional().meta({ description: 'the ETag you read, e.g. "3"' }) });
 const tags = ["automation"];
 
 const routes = {
@@ -43,7 +42,7 @@ const routes = {
     tags,
     summary: "Change a rule (pattern, actions, dry-run, enabled, rate limit); needs If-Match",
     middleware: [requireRole(...writers)] as const,
-    request: { params: ruleId, headers: ifMatch, body: { required: true, content: { "application/json": { schema: updateRule.schema.shape.changes } } } },
+    request: { params: ruleId, headers: ifMatchHeaders, body: { required: true, content: { "application/json": { schema: updateRule.schema.shape.changes } } } },
     responses: { 200: json("The rule", ruleSchema), ...errorResponses(400, 401, 403, 404, 412, 428) },
   }),
   remove: createRoute({
@@ -71,7 +70,7 @@ export const automationRoutes = new OpenAPIHono<AppEnv>()
     return c.json(rule, 200);
   })
   .openapi(routes.update, async (c) => {
-    const input = { ...c.req.valid("param"), ifRevision: requiredRevision(c), changes: c.req.valid("json") };
+    const input = { ...c.req.valid("param"), ifRevision: await matchedRevision(c, async () => (await getRule(c.var.ports, c.var.ctx, c.req.valid("param"))).revision), changes: c.req.valid("json") };
     const rule = await publishOutcome(c.var.ports, await updateRule(c.var.ports, c.var.ctx, input));
     c.header("etag", etagOf(rule.revision));
     return c.json(rule, 200);

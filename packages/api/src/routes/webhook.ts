@@ -16,7 +16,7 @@ import {
 import type { AppEnv } from "../env.ts";
 import { readers, requireRole, writers } from "../middleware.ts";
 import { errorResponses, json, pageOf } from "../openapi.ts";
-import { etagOf, requiredRevision } from "../preconditions.ts";
+import { etagOf, ifMatchHeaders, matchedRevision } from "../preconditions.ts";
 
 const webhookId = z.object({ id: z.string().meta({ param: { name: "id", in: "path" }, example: "whk_01JD3Q4ZK8W9X2V5N6M7P8R9ST" }) });
 const deliveryParams = webhookId.extend({ deliveryId: z.string().meta({ param: { name: "deliveryId", in: "path" } }) });
@@ -109,7 +109,7 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>()
     return c.json(webhook, 200);
   })
   .openapi(routes.update, async (c) => {
-    const input = { ...c.req.valid("param"), ifRevision: requiredRevision(c), changes: c.req.valid("json") };
+    const input = { ...c.req.valid("param"), ifRevision: await matchedRevision(c, async () => (await getWebhook(c.var.ports, c.var.ctx, c.req.valid("param"))).revision), changes: c.req.valid("json") };
     const webhook = await publishOutcome(c.var.ports, await updateWebhook(c.var.ports, c.var.ctx, input));
     c.header("etag", etagOf(webhook.revision));
     return c.json(webhook, 200);

@@ -86,6 +86,38 @@ export const functions = {
     tables: applyTables,
     publishes: true,
   },
+  detectors: {
+    ...consumer,
+    handler: rules.detectors.handler,
+    does: rules.detectors.does,
+    tables: { ...applyTables, flows: ["GetItem", "Query", "PutItem", "UpdateItem"] },
+    publishes: true,
+  },
+  profileSwitches: {
+    ...consumer,
+    handler: rules.profileSwitches.handler,
+    does: rules.profileSwitches.does,
+    tables: { ...applyTables, flows: ["GetItem", "Query", "PutItem", "UpdateItem"] },
+    publishes: true,
+  },
+  automation: {
+    ...consumer,
+    handler: rules.automation.handler,
+    does: rules.automation.does,
+    tables: { ...applyTables, automation: ["GetItem", "Query", "PutItem", "UpdateItem"], flows: ["Query"] },
+    publishes: true,
+  },
+  webhooks: {
+    ...consumer,
+    handler: rules.webhooks.handler,
+    does: rules.webhooks.does,
+    // A 410 disables the subscription through the ledger (control: the tenant's head; audit).
+    tables: { automation: ["GetItem", "Query", "PutItem", "UpdateItem"], control: ["GetItem", "PutItem"], audit: ["PutItem"] },
+    publishes: true,
+  },
+  iotSync: { ...consumer, handler: rules.iotSync.handler, does: rules.iotSync.does, tables: applyTables, publishes: true },
+  postureSync: { ...consumer, handler: rules.postureSync.handler, does: rules.postureSync.does, tables: applyTables, publishes: true },
+  siemExport: { ...consumer, handler: rules.siemExport.handler, does: rules.siemExport.does, tables: {}, publishes: false },
 } as const satisfies Record<"api" | RuleName, FunctionDefinition>;
 
 export type FunctionName = keyof typeof functions;

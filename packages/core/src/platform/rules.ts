@@ -52,45 +52,37 @@ export const rules = {
       "detail-type": ["device.equipment-changed", "device.suspended", "device.quarantined", "device.roaming-changed", "sim.attached", "bearer.switched"],
     },
     handler: "consumers/detectors.ts",
-    tables: ["identity", "control", "audit", "flows"],
   },
   profileSwitches: {
     does: "records an anomaly when an eUICC reports enabling a profile because of a device change or a fallback",
     pattern: { source: [ingestSource], "detail-type": ["profile.enabled"], detail: { data: { event: { data: { cause: ["deviceChange", "fallback"] } } } } },
     handler: "consumers/detectors.ts",
-    tables: ["identity", "control", "audit", "flows"],
   },
   automation: {
     does: "runs each tenant's automation rules whose pattern matches a change simroot applied (anomalies included)",
     pattern: { source: [eventSource] },
     handler: "consumers/automation.ts",
-    tables: ["identity", "control", "audit", "automation", "flows"],
   },
   webhooks: {
     does: "queues a durable delivery for each outbound webhook subscription whose pattern matches, and makes its first attempt",
     pattern: { source: [eventSource] },
     handler: "consumers/webhooks.ts",
-    // A 410 disables the subscription through the ledger (control: the tenant's head; audit).
-    tables: ["automation", "control", "audit"],
   },
   iotSync: {
     does: "mirrors each device's SIM identity, state and labels onto its AWS IoT thing, thing groups and certificates",
     pattern: { source: [eventSource], "detail-type": [...deviceChangeTypes] },
     handler: "consumers/iot-sync.ts",
-    tables: ["identity", "control", "audit"],
   },
   postureSync: {
     does: "sets each device's simroot state and risk as custom posture attributes of its Tailscale node",
     // Reachability only moves the posture score, not the IoT thing.
     pattern: { source: [eventSource], "detail-type": [...deviceChangeTypes, "device.reachability-changed"] },
     handler: "consumers/posture-sync.ts",
-    tables: ["identity", "control", "audit"],
   },
   siemExport: {
     does: "streams every simroot event to the SIEM as an OCSF event",
     pattern: { source: [eventSource] },
     handler: "consumers/siem-export.ts",
-    tables: [],
   },
 } as const satisfies Record<string, RuleDefinition>;
 

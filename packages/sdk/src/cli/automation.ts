@@ -52,7 +52,7 @@ const ruleToggle = (name: string, summary: string, changes: Partial<Rule>): Comm
   run: async (ctx) => {
     const id = ctx.arg("id");
     const { etag } = await ctx.client.getWithEtag("/v1/automation/rules/{id}", { params: { path: { id } } });
-    const rule = await ctx.client.patch("/v1/automation/rules/{id}", { params: { path: { id }, header: { "if-match": etag } }, body: changes });
+    const rule = await ctx.client.patch("/v1/automation/rules/{id}", { params: { path: { id }, header: { "if-match": etag ?? "*" } }, body: changes });
     ctx.print(rule, showRule);
   },
 });
