@@ -73,3 +73,15 @@ export function tableEnvironment(keys: readonly TableKey[]): Record<string, $uti
 export const tableNameOutputs = Object.fromEntries(
   tableKeys.map((key) => [key, dynamoTables[key].name]),
 ) as Record<TableKey, $util.Output<string>>;
+
+/**
+ * Named item actions on the given tables and their indexes: for the few functions that are not
+ * rule consumers of the platform definition (the webhook worker, the IoT authorizer). No `link`:
+ * SST's links grant `dynamodb:*`.
+ */
+export function tablePermissions(keys: readonly TableKey[], actions: readonly string[]) {
+  return keys.map((key) => ({
+    actions: actions.map((action) => `dynamodb:${action}`),
+    resources: [dynamoTables[key].arn, $interpolate`${dynamoTables[key].arn}/index/*`],
+  }));
+}

@@ -9,7 +9,7 @@
  */
 import { integrationPermissions, iotAuthorizerTables } from "../packages/core/src/platform/integrations.ts";
 import type { RuleName } from "../packages/core/src/platform/rules.ts";
-import { tableEnvironment, tableLinks } from "./database";
+import { tableEnvironment, tablePermissions } from "./database";
 
 const settingNames = [
   "SIMROOT_IOT_TENANT_ID",
@@ -57,7 +57,7 @@ export async function integrations() {
   const fn = new sst.aws.Function("IotAuthorizer", {
     handler: "functions/src/iot-authorizer.handler",
     runtime,
-    link: tableLinks(iotAuthorizerTables),
+    permissions: tablePermissions(iotAuthorizerTables, ["GetItem", "Query"]),
     environment: { ...tableEnvironment(iotAuthorizerTables), ...integrationEnvironment },
   });
   const iotAuthorizer = new aws.iot.Authorizer("IotMqttAuthorizer", {

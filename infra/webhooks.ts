@@ -6,7 +6,7 @@
  * leaves a lease that expires). The deliveries are items of the automation table.
  */
 import { runtime } from "./bus";
-import { tableEnvironment, tableLinks } from "./database";
+import { tableEnvironment, tablePermissions } from "./database";
 
 export const webhookWorker = new sst.aws.Cron("WebhookWorker", {
   schedule: "rate(1 minute)",
@@ -14,7 +14,7 @@ export const webhookWorker = new sst.aws.Cron("WebhookWorker", {
     handler: "functions/src/webhook-worker.handler",
     runtime,
     timeout: "60 seconds",
-    link: tableLinks(["automation", "control", "audit"]),
+    permissions: tablePermissions(["automation", "control", "audit"], ["GetItem", "Query", "PutItem", "UpdateItem"]),
     environment: tableEnvironment(["automation", "control", "audit"]),
   },
 });
