@@ -8,13 +8,17 @@ import { functionNames, functions, grantsOf, type FunctionName } from "../packag
 import { bundling } from "../packages/core/src/platform/limits.ts";
 import { bundleFunction, type Bundle } from "../scripts/bundle/build.ts";
 import { actionsNeeded } from "../scripts/bundle/sdk-actions.ts";
+import { integrationPermissions } from "../packages/core/src/platform/integrations.ts";
 
 const bundles = new Map<FunctionName, Bundle>();
 beforeAll(async () => {
   for (const name of functionNames) bundles.set(name, await bundleFunction(name));
 }, 120_000);
 
-const granted = (name: FunctionName) => [...new Set(grantsOf(functions[name]).flatMap((grant) => grant.actions))].sort();
+/** The function's grants from the platform definition, and the integration's own (infra/integrations.ts attaches those). */
+const integrationActions = (name: FunctionName): string[] =>
+  ((integrationPermissions as Record<string, readonly { actions: readonly string[] }[]>)[name] ?? []).flatMap((statement) => [...statement.actions]);
+const granted = (name: FunctionName) => [...new Set([...grantsOf(functions[name]).flatMap((grant) => grant.actions), ...integrationActions(name)])].sort();
 
 describe.each(functionNames)("function %s", (name) => {
   it("is granted every IAM action its code's SDK commands need, and no other", () => {

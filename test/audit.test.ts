@@ -28,10 +28,11 @@ describe("the audit API", () => {
     await pause(30);
     await tenant.call("POST", `/v1/devices/${first.id}/suspend`, { reason: "check" });
     const all = (await tenant.call("GET", "/v1/audit?limit=1000")).json.items as { seq: number; time: string; subject: string }[];
-    expect(all.length).toBe(4);
+    // The tenant's creation is record 1 (audited since issue 11), then the four changes.
+    expect(all.length).toBe(5);
     // Bounds between the records, one of them written with another UTC offset.
-    const middle = all[1]!.time;
-    const later = new Date(Date.parse(all[3]!.time) - 1).toISOString();
+    const middle = all[2]!.time;
+    const later = new Date(Date.parse(all[4]!.time) - 1).toISOString();
     const offset = (iso: string) => new Date(Date.parse(iso) + 2 * 3600_000).toISOString().replace("Z", "+02:00");
     const filters = { subject: [undefined, second.id], from: [undefined, middle], to: [undefined, later, offset(later)] };
     for (const subject of filters.subject) {
@@ -56,17 +57,17 @@ describe("the audit API", () => {
     const tenant = await tenantClient(runtime, "checkpoints");
     for (let n = 0; n < 5; n++) await register(tenant, 10 + n);
     const viewer = (await tenant.call("POST", "/v1/keys", { name: "auditor", role: "viewer" })).json.token as string;
-    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: true, from: 0, checked: 6, lastSeq: 6 });
+    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: true, from: 0, checked: 7, lastSeq: 7 });
     await register(tenant, 20);
     await register(tenant, 21);
     // Only what came after the checkpoint is walked.
-    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: true, from: 6, checked: 2, lastSeq: 8 });
-    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: true, from: 8, checked: 0, lastSeq: 8 });
+    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: true, from: 7, checked: 2, lastSeq: 9 });
+    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: true, from: 9, checked: 0, lastSeq: 9 });
     // The whole walk: admins only.
     const denied = await call(runtime, viewer, "GET", "/v1/audit/verify?full=true");
     expect(denied.status).toBe(403);
     expect(denied.headers.get("content-type")).toMatch(/problem\+json/);
-    expect((await tenant.call("GET", "/v1/audit/verify?full=true")).json).toMatchObject({ valid: true, from: 0, checked: 8 });
+    expect((await tenant.call("GET", "/v1/audit/verify?full=true")).json).toMatchObject({ valid: true, from: 0, checked: 9 });
 
     // A record altered inside the checkpointed prefix: the admin's full walk finds it.
     const tenantId = tenant.tenant.id;
@@ -77,12 +78,12 @@ describe("the audit API", () => {
     // The record right after the checkpoint must chain from its signed hash.
     await register(tenant, 22);
     await runtime.ports.db.send(
-      new UpdateCommand({ TableName: runtime.ports.tables.audit, Key: { pk: auditPartition(tenantId), sk: auditSortKey(9) }, UpdateExpression: "SET actor = :a", ExpressionAttributeValues: { ":a": "key:someone-else" } }),
+      new UpdateCommand({ TableName: runtime.ports.tables.audit, Key: { pk: auditPartition(tenantId), sk: auditSortKey(10) }, UpdateExpression: "SET actor = :a", ExpressionAttributeValues: { ":a": "key:someone-else" } }),
     );
-    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: false, from: 8, brokenAt: { seq: 9 } });
+    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: false, from: 9, brokenAt: { seq: 10 } });
     // Someone who can write the store but holds no key moves the checkpoint past his change: refused.
     await runtime.ports.db.send(
-      new UpdateCommand({ TableName: runtime.ports.tables.control, Key: auditCheckpointKey(tenantId), UpdateExpression: "SET seq = :s", ExpressionAttributeValues: { ":s": 9 } }),
+      new UpdateCommand({ TableName: runtime.ports.tables.control, Key: auditCheckpointKey(tenantId), UpdateExpression: "SET seq = :s", ExpressionAttributeValues: { ":s": 10 } }),
     );
     expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: false, brokenAt: { reason: "the audit checkpoint is not signed by the control plane's key" } });
   });

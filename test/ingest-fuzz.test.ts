@@ -312,16 +312,22 @@ interface Source {
 
 /** Path and headers for a case: with `valid`, the source's real credentials over the body as the server will read it. */
 function requestFor(source: Source, fuzz: FuzzCase): { path: string; headers: Record<string, string> } {
-  const text = new TextDecoder().decode(fuzz.body);
-  const query = fuzz.auth === "valid" && source.format === "supersim" ? { ...fuzz.query, bodySHA256: createHash("sha256").update(text).digest("hex") } : fuzz.query;
+  // Senders sign the bytes they send (Standard Webhooks, Twilio's bodySHA256): invalid UTF-8 and BOMs included.
+  const query = fuzz.auth === "valid" && source.format === "supersim" ? { ...fuzz.query, bodySHA256: createHash("sha256").update(fuzz.body).digest("hex") } : fuzz.query;
   const search = new URLSearchParams(query).toString();
   const path = `${source.ingestPath}${search ? `?${search}` : ""}`;
   const headers = fuzz.auth === "none" ? onlyHeaders(fuzz.headers, ["content-type", "x-eid"]) : { ...fuzz.headers };
   if (fuzz.auth !== "valid") return { path, headers };
   const { credentials } = source;
   switch (source.format) {
-    case "simroot":
-      return { path, headers: { ...headers, ...standardWebhookHeaders(credentials.webhookSecret!, text), ...onlyHeaders(headers, ["content-type"]) } };
+    case "simroot": {
+      const id = `msg_${Math.random().toString(36).slice(2)}`;
+      const timestamp = String(Math.floor(Date.now() / 1000));
+      const key = Buffer.from(credentials.webhookSecret!.replace(/^whsec_/, ""), "base64");
+      const signature = createHmac("sha256", key).update(`${id}.${timestamp}.`).update(fuzz.body).digest("base64");
+      const signed = { "webhook-id": id, "webhook-timestamp": timestamp, "webhook-signature": `v1,${signature}`, "content-type": "application/json" };
+      return { path, headers: { ...headers, ...signed, ...onlyHeaders(headers, ["content-type"]) } };
+    }
     case "camara":
     case "nef":
     case "eim":

@@ -30,6 +30,24 @@ const byCommand: Readonly<Record<string, readonly string[]>> = {
   GetQueueAttributesCommand: ["sqs:GetQueueAttributes"],
   SendMessageCommand: ["sqs:SendMessage"],
   InvokeCommand: ["lambda:InvokeFunction"],
+  // AWS IoT: the feed's push channel (data plane) and the IoT Core integration (control plane).
+  PublishCommand: ["iot:Publish"],
+  DescribeThingCommand: ["iot:DescribeThing"],
+  CreateThingCommand: ["iot:CreateThing"],
+  UpdateThingCommand: ["iot:UpdateThing"],
+  ListThingGroupsForThingCommand: ["iot:ListThingGroupsForThing"],
+  ListThingPrincipalsCommand: ["iot:ListThingPrincipals"],
+  UpdateThingGroupsForThingCommand: ["iot:UpdateThingGroupsForThing"],
+  AddThingToThingGroupCommand: ["iot:AddThingToThingGroup"],
+  RemoveThingFromThingGroupCommand: ["iot:RemoveThingFromThingGroup"],
+  CreateThingGroupCommand: ["iot:CreateThingGroup"],
+  DescribeThingGroupCommand: ["iot:DescribeThingGroup"],
+  CreateThingTypeCommand: ["iot:CreateThingType"],
+  CreatePolicyCommand: ["iot:CreatePolicy"],
+  AttachPolicyCommand: ["iot:AttachPolicy"],
+  UpdateCertificateCommand: ["iot:UpdateCertificate"],
+  ListAttachedPoliciesCommand: ["iot:ListAttachedPolicies"],
+  DetachPolicyCommand: ["iot:DetachPolicy"],
 };
 
 /** `TransactWriteItems` has no IAM action of its own: IAM checks each item's. */

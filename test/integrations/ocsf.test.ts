@@ -67,7 +67,9 @@ describe("OCSF out of simroot", () => {
     expect(audit.status).toBe(200);
     expect(audit.headers.get("content-type")).toContain("application/x-ndjson");
     const events = audit.text.trim().split("\n").map((line) => JSON.parse(line));
+    // The tenant's own creation is audited first (issue 11), then the device's changes.
     expect(events.map((event) => [event.class_uid, event.activity_name, event.entity.uid])).toEqual([
+      [3004, "Create", acme.tenant.id],
       [3004, "Create", device.id],
       [3004, "Disable", device.id],
     ]);

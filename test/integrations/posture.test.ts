@@ -66,7 +66,8 @@ describe("Tailscale custom posture attributes", () => {
     const node = "n5SUKe8CNTRL";
     const device = (await acme.call("POST", "/v1/devices", meter("208011234567803", { fleet: "meters", "tailscale/node": node }))).json;
     const before = tailscale.requests.length;
-    const [registered] = await committedEvents(runtime, acme.tenant.id);
+    // The tenant's creation is audited first; the device's registration follows.
+    const [registered] = (await committedEvents(runtime, acme.tenant.id)).filter((event) => event.type === "device.registered");
     expect(await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), registered!)).toEqual([
       "custom:simrootState",
       "custom:simrootScore",
@@ -100,7 +101,7 @@ describe("Tailscale custom posture attributes", () => {
     const acme = await tenantClient(runtime);
     await acme.call("POST", "/v1/devices", meter("208011234567804", { "tailscale/node": "n1" }));
     await acme.call("POST", "/v1/devices", meter("208011234567805", { fleet: "meters" }));
-    const [first, second] = await committedEvents(runtime, acme.tenant.id);
+    const [first, second] = (await committedEvents(runtime, acme.tenant.id)).filter((event) => event.type === "device.registered");
     await expect(syncPostureToTailscale(runtime.ports, { ...settings(acme.tenant.id), apiKey: "tskey-wrong" }, first!)).rejects.toMatchObject({ code: "integration.tailscale_failed" });
     expect(await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), second!)).toEqual([]);
   });

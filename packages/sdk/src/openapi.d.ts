@@ -867,7 +867,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** How each ingestion source is doing: last request and event, accepted, rejected and unauthenticated counts */
+        /** How each ingestion source is doing: last request and event, accepted events and rejected items */
         get: operations["listSourceHealth"];
         put?: never;
         post?: never;
@@ -1981,10 +1981,8 @@ export interface components {
             /** @description the last request with at least one accepted event */
             lastEventAt?: string;
             accepted: number;
-            /** @description events refused (bad items) */
+            /** @description items refused within accepted requests */
             rejected: number;
-            /** @description requests refused for their credentials */
-            unauthenticated: number;
             lastRejection?: string;
         };
     };
@@ -6086,8 +6084,9 @@ export interface operations {
     updateWebhooksById: {
         parameters: {
             query?: never;
-            header?: {
-                "if-match"?: string;
+            header: {
+                /** @description The ETag you read (strong comparison, a weak `W/"3"` never matches), a list of them, or `*`. Absent: 428. */
+                "if-match": string;
             };
             path: {
                 id: string;

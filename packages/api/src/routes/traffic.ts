@@ -28,7 +28,7 @@ const sourceHealth = createRoute({
   method: "get",
   path: "/v1/source-health",
   tags: ["ingestion"],
-  summary: "How each ingestion source is doing: last request and event, accepted, rejected and unauthenticated counts",
+  summary: "How each ingestion source is doing: last request and event, accepted events and rejected items",
   middleware: [requireRole(...readers)] as const,
   responses: { 200: json("Per source", z.object({ items: z.array(sourceHealthSchema) })), ...errorResponses(401, 403) },
 });

@@ -61,7 +61,7 @@ const routes = {
     middleware: [requireRole(...writers)] as const,
     request: {
       params: webhookId,
-      headers: z.object({ "if-match": z.string().optional() }),
+      headers: ifMatchHeaders,
       body: { required: true, content: { "application/json": { schema: updateWebhook.schema.shape.changes } } },
     },
     responses: { 200: json("The subscription", webhookSchema), ...errorResponses(400, 401, 403, 404, 412, 428) },

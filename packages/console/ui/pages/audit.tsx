@@ -92,7 +92,7 @@ export function AuditPage() {
         )}
       </div>
       <h2>Sources</h2>
-      <DataTable caption={"Operator cores and eSIM managers posting events, with their health"} columns={["Source", "Format", "Last event", "Accepted", "Rejected", "Bad credentials", "Last rejection"]}>
+      <DataTable caption={"Operator cores and eSIM managers posting events, with their health"} columns={["Source", "Format", "Last event", "Accepted", "Rejected items", "Last rejection"]}>
           {(sources.data?.[0] ?? []).map((s) => {
             const h = health.get(s.id);
             return (
@@ -102,7 +102,6 @@ export function AuditPage() {
                 <td>{when(h?.lastEventAt)}</td>
                 <td>{h?.accepted ?? 0}</td>
                 <td class={h?.rejected ? "warn" : ""}>{h?.rejected ?? 0}</td>
-                <td class={h?.unauthenticated ? "warn" : ""}>{h?.unauthenticated ?? 0}</td>
                 <td>{h?.lastRejection ?? "—"}</td>
               </tr>
             );

@@ -128,7 +128,7 @@ export function asyncApiDocument() {
       title: type,
       summary: "An event simroot published (anomalies, automation, webhooks, incidents, API changes)",
       contentType: "application/json",
-      payload: envelope(type, z.toJSONSchema(simrootEventPayloads[type], { io: "input" })),
+      payload: envelope(type, hoisted(z.toJSONSchema(simrootEventPayloads[type], { io: "input" }) as Record<string, unknown>, schemas)),
     };
   }
   messages.factReported = {

@@ -52,12 +52,6 @@ export async function ingest(
       accepted.push({ index: item.index, id: event.id, type: event.type, ...clamped });
     }
   }
-  const rejection = rejected[0]?.errors[0];
-  noteIngest(ports, source.tenantId, source.id, {
-    accepted: accepted.length,
-    rejected: rejected.length,
-    ...(rejection ? { rejection: `item ${rejected[0]!.index}: ${rejection.path}: ${rejection.message}` } : {}),
-  });
   const unverified = items.filter((item) => !item.ok && item.unverified);
   if (unverified.length > 0) await recordRefused(ports, ctx, source.id, unverified, now);
   if (accepted.length === 0 && unverified.length === rejected.length && unverified.length > 0) {
@@ -73,14 +67,18 @@ export async function ingest(
   await admitIngest(ports, events.length);
   const result: IngestResult = { sourceId: source.id, accepted, rejected };
   const webhookId = source.format === "simroot" ? request.headers["webhook-id"] : undefined;
-  if (webhookId === undefined) {
+  const publish = async () => {
     await ports.publisher.publish(events);
+    // Counted once accepted only: a refused request (401, 400) records nothing, as ever.
+    const rejection = rejected[0]?.errors[0];
+    noteIngest(ports, source.tenantId, source.id, {
+      accepted: accepted.length,
+      rejected: rejected.length,
+      ...(rejection ? { rejection: `item ${rejected[0]!.index}: ${rejection.path}: ${rejection.message}` } : {}),
+    });
     return result;
-  }
-  return oncePerWebhookId(ports, source.id, webhookId, request.body, async () => {
-    await ports.publisher.publish(events);
-    return result;
-  });
+  };
+  return webhookId === undefined ? publish() : oncePerWebhookId(ports, source.id, webhookId, request.body, publish);
 }
 
 /**
@@ -127,12 +125,7 @@ async function authenticated(ports: Ports, adapters: Readonly<Record<IngestForma
     return cached;
   } catch {
     const fresh = await sourceForIngest(ports, sourceId, true);
-    try {
-      adapters[fresh.source.format].authenticate(request, fresh.credentials);
-    } catch (error) {
-      noteIngest(ports, fresh.source.tenantId, fresh.source.id, { accepted: 0, rejected: 0, unauthenticated: true });
-      throw error;
-    }
+    adapters[fresh.source.format].authenticate(request, fresh.credentials);
     return fresh;
   }
 }

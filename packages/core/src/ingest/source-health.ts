@@ -1,6 +1,7 @@
 /**
  * How each ingestion source is doing, for operators: when it last posted, how many events
- * were accepted and rejected, how many requests failed authentication, and the last rejection.
+ * were accepted and how many items of accepted requests were rejected, and the last rejection.
+ * Requests refused whole (bad credentials, no acceptable item) record nothing, here as anywhere.
  * Counting on every request would add a write per webhook, so each instance adds its counts
  * up in memory and flushes them at most every `flushMs` (one UpdateItem with ADD per source
  * and flush): the figures are at most that far behind per instance, and an instance that dies
@@ -19,8 +20,7 @@ export const sourceHealthSchema = z
     lastRequestAt: z.string().optional(),
     lastEventAt: z.string().optional().meta({ description: "the last request with at least one accepted event" }),
     accepted: z.number().int(),
-    rejected: z.number().int().meta({ description: "events refused (bad items)" }),
-    unauthenticated: z.number().int().meta({ description: "requests refused for their credentials" }),
+    rejected: z.number().int().meta({ description: "items refused within accepted requests" }),
     lastRejection: z.string().optional(),
   })
   .meta({ id: "SourceHealth", description: `counts since the source was created, at most ${flushMs / 1000} s behind per instance` });
@@ -30,7 +30,6 @@ interface Pending {
   tenantId: string;
   accepted: number;
   rejected: number;
-  unauthenticated: number;
   lastRequestAt: string;
   lastEventAt?: string;
   lastRejection?: string;
@@ -42,7 +41,6 @@ const healthKey = (tenantId: string, sourceId: string) => ({ pk: `T#${tenantId}#
 export interface IngestNote {
   readonly accepted: number;
   readonly rejected: number;
-  readonly unauthenticated?: boolean;
   readonly rejection?: string;
 }
 
@@ -54,12 +52,11 @@ export function noteIngest(ports: Ports, tenantId: string, sourceId: string, not
   let pending = buffer.pending.get(sourceId);
   if (!pending) {
     if (buffer.pending.size >= maxSources) void flushSourceHealth(ports);
-    pending = { tenantId, accepted: 0, rejected: 0, unauthenticated: 0, lastRequestAt: at };
+    pending = { tenantId, accepted: 0, rejected: 0, lastRequestAt: at };
     buffer.pending.set(sourceId, pending);
   }
   pending.accepted += note.accepted;
   pending.rejected += note.rejected;
-  pending.unauthenticated += note.unauthenticated ? 1 : 0;
   pending.lastRequestAt = at;
   if (note.accepted > 0) pending.lastEventAt = at;
   if (note.rejection) pending.lastRejection = `${at} ${note.rejection}`.slice(0, 500);
@@ -83,13 +80,12 @@ export async function flushSourceHealth(ports: Ports): Promise<void> {
             TableName: ports.tables.control,
             Key: healthKey(p.tenantId, sourceId),
             UpdateExpression:
-              "ADD accepted :a, rejected :r, unauthenticated :u SET lastRequestAt = :at" +
+              "ADD accepted :a, rejected :r SET lastRequestAt = :at" +
               (p.lastEventAt ? ", lastEventAt = :ev" : "") +
               (p.lastRejection ? ", lastRejection = :rej" : ""),
             ExpressionAttributeValues: {
               ":a": p.accepted,
               ":r": p.rejected,
-              ":u": p.unauthenticated,
               ":at": p.lastRequestAt,
               ...(p.lastEventAt ? { ":ev": p.lastEventAt } : {}),
               ...(p.lastRejection ? { ":rej": p.lastRejection } : {}),
@@ -115,7 +111,6 @@ export async function listSourceHealth(ports: Ports, tenantId: string): Promise<
     sourceId: String(item.sk),
     accepted: Number(item.accepted ?? 0),
     rejected: Number(item.rejected ?? 0),
-    unauthenticated: Number(item.unauthenticated ?? 0),
     ...(item.lastRequestAt ? { lastRequestAt: String(item.lastRequestAt) } : {}),
     ...(item.lastEventAt ? { lastEventAt: String(item.lastEventAt) } : {}),
     ...(item.lastRejection ? { lastRejection: String(item.lastRejection) } : {}),

@@ -38,6 +38,13 @@ export interface FunctionDefinition {
   readonly deadLetterQueues: readonly ("ReceiveMessage" | "DeleteMessage" | "GetQueueAttributes")[];
   /** `lambda:InvokeFunction` on the rule consumers (redrive hands a dead letter back to its consumer). */
   readonly invokesConsumers: boolean;
+  /**
+   * `sqs:GetQueueAttributes` on the applier's queue: ingestion answers 503 past its backlog bound
+   * (core `ingest/backlog.ts`); every function that bundles the ingest path carries it.
+   */
+  readonly backlogQueue: boolean;
+  /** `iot:Publish` on the feed's topics (`simroot/<tenant>/feed`): an instance that commits tells PEPs the head moved. */
+  readonly feedNotices: boolean;
 }
 
 const consumer = {
@@ -46,7 +53,16 @@ const consumer = {
   feedKey: [],
   deadLetterQueues: [],
   invokesConsumers: false,
+  feedNotices: true,
+  backlogQueue: true,
 } as const;
+
+/** The tables of a consumer that reads and writes but never deletes (the detectors, the integrations). */
+const noDeleteTables = {
+  identity: ["GetItem", "Query", "PutItem"],
+  control: ["GetItem", "Query", "PutItem"],
+  audit: ["GetItem", "Query", "PutItem"],
+} as const satisfies FunctionDefinition["tables"];
 
 /** What applying an operator fact or replaying a parked one does: the identity fold, parking, the ledger. */
 const applyTables = {
@@ -71,6 +87,8 @@ export const functions = {
     feedKey: ["Sign", "GetPublicKey"],
     deadLetterQueues: [],
     invokesConsumers: false,
+    feedNotices: true,
+    backlogQueue: true,
   },
   parkedReconciler: {
     ...consumer,
@@ -90,14 +108,14 @@ export const functions = {
     ...consumer,
     handler: rules.detectors.handler,
     does: rules.detectors.does,
-    tables: { ...applyTables, flows: ["GetItem", "Query", "PutItem", "UpdateItem"] },
+    tables: { ...noDeleteTables, identity: ["GetItem", "BatchGetItem", "Query", "PutItem"], flows: ["GetItem", "Query", "PutItem", "UpdateItem"] },
     publishes: true,
   },
   profileSwitches: {
     ...consumer,
     handler: rules.profileSwitches.handler,
     does: rules.profileSwitches.does,
-    tables: { ...applyTables, flows: ["GetItem", "Query", "PutItem", "UpdateItem"] },
+    tables: { ...noDeleteTables, identity: ["GetItem", "BatchGetItem", "Query", "PutItem"], flows: ["GetItem", "Query", "PutItem", "UpdateItem"] },
     publishes: true,
   },
   automation: {
@@ -112,12 +130,13 @@ export const functions = {
     handler: rules.webhooks.handler,
     does: rules.webhooks.does,
     // A 410 disables the subscription through the ledger (control: the tenant's head; audit).
-    tables: { automation: ["GetItem", "Query", "PutItem", "UpdateItem"], control: ["GetItem", "PutItem"], audit: ["PutItem"] },
+    tables: { automation: ["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"], control: ["GetItem", "PutItem"], audit: ["PutItem"] },
     publishes: true,
   },
-  iotSync: { ...consumer, handler: rules.iotSync.handler, does: rules.iotSync.does, tables: applyTables, publishes: true },
-  postureSync: { ...consumer, handler: rules.postureSync.handler, does: rules.postureSync.does, tables: applyTables, publishes: true },
-  siemExport: { ...consumer, handler: rules.siemExport.handler, does: rules.siemExport.does, tables: {}, publishes: false },
+  iotSync: { ...consumer, handler: rules.iotSync.handler, does: rules.iotSync.does, tables: noDeleteTables, publishes: true },
+  postureSync: { ...consumer, handler: rules.postureSync.handler, does: rules.postureSync.does, tables: noDeleteTables, publishes: true },
+  // The SIEM consumer reads the audit record an event names (no write): OCSF needs its actor and time.
+  siemExport: { ...consumer, handler: rules.siemExport.handler, does: rules.siemExport.does, tables: { audit: ["Query"] }, publishes: false, feedNotices: false, backlogQueue: false },
 } as const satisfies Record<"api" | RuleName, FunctionDefinition>;
 
 export type FunctionName = keyof typeof functions;
@@ -131,7 +150,9 @@ export interface Grant {
     | { readonly bus: true }
     | { readonly feedKey: true }
     | { readonly deadLetterQueues: true }
-    | { readonly consumers: true };
+    | { readonly consumers: true }
+    | { readonly feedTopics: true }
+    | { readonly applierQueue: true };
 }
 
 /** The grants of a function: one statement per resource, every action named. */
@@ -146,5 +167,7 @@ export function grantsOf(definition: FunctionDefinition): Grant[] {
     grants.push({ actions: definition.deadLetterQueues.map((a) => `sqs:${a}`), on: { deadLetterQueues: true } });
   }
   if (definition.invokesConsumers) grants.push({ actions: ["lambda:InvokeFunction"], on: { consumers: true } });
+  if (definition.feedNotices) grants.push({ actions: ["iot:Publish"], on: { feedTopics: true } });
+  if (definition.backlogQueue) grants.push({ actions: ["sqs:GetQueueAttributes"], on: { applierQueue: true } });
   return grants;
 }
