@@ -4,7 +4,6 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildConsole } from "@simroot/console/build";
-import { flushSourceHealth } from "@simroot/core";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
 
@@ -182,7 +181,6 @@ describe("source health", () => {
     const body = JSON.stringify([{ type: "sim.detached", dedupeKey: "d1", occurredAt: new Date().toISOString(), device: { imsi: "208011234560077" }, sourceType: "x", data: {} }]);
     expect((await runtime.app.request(created.source.ingestPath, { method: "POST", headers: standardWebhookHeaders(created.credentials.webhookSecret, body), body })).status).toBe(202);
     expect((await runtime.app.request(created.source.ingestPath, { method: "POST", headers: standardWebhookHeaders("whsec_AAAAAAAAAAAAAAAAAAAAAAAA", body), body })).status).toBe(401);
-    await flushSourceHealth(runtime.ports);
     const health = (await tenant.call("GET", "/v1/source-health")).json.items;
     expect(health).toEqual([expect.objectContaining({ sourceId: created.source.id, accepted: 1, rejected: 0, lastEventAt: expect.any(String) })]);
     const other = await tenantClient(runtime, "other");

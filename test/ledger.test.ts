@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { QueryCommand, UpdateCommand, DeleteCommand } from "@aws-sdk/lib-dynamodb";
-import { createLedger, portsFor, registerDevice, verifyAuditChain, auditPartition, auditSortKey, type Ports, type RequestContext } from "@simroot/core";
+import { createLedger, documentClient, domainEvent, portsFor, registerDevice, verifyAuditChain, auditPartition, auditSortKey, type Ports, type RequestContext } from "@simroot/core";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -77,5 +77,46 @@ describe("the ledger", () => {
   it("refuses a change that says nothing happened", () => {
     const ledger = createLedger(runtime.ports.db, runtime.ports.tables);
     expect(() => ledger.commit({ tenantId: "ten_x", writes: [], events: [] })).toThrow("at least one event");
+  });
+  it("never commits a batch twice when a commit listener throws", async () => {
+    const tenantId = "ten_listener";
+    const ports: Ports = portsFor(runtime.ports.db, runtime.ports.tables, runtime.bus);
+    ports.ledger.onCommit(() => {
+      throw new Error("listener failed");
+    });
+    // Changes committed together share a transaction; each caller learns its change committed.
+    const change = (n: number) => ({
+      tenantId,
+      writes: [{ Put: { TableName: ports.tables.control, Item: { pk: `T#${tenantId}#thing`, sk: String(n) } } }],
+      events: [domainEvent(ctxFor(tenantId), "thing.happened", `thing-${n}`, { n }, new Date())],
+    });
+    const results = await Promise.allSettled([0, 1, 2].map((n) => ports.ledger.commit(change(n))));
+    expect(results.map((result) => result.status)).toEqual(["fulfilled", "fulfilled", "fulfilled"]);
+    // Three changes, three records: a failing listener is not a failed commit.
+    expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true, checked: 3, lastSeq: 3 });
+  });
+
+  it("commits once when the store committed but the answer was lost: the retry carries the same ClientRequestToken", async () => {
+    const tenantId = "ten_lost_answer";
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    let lost = 0;
+    const tokens: (string | undefined)[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if ((context as { commandName?: string }).commandName !== "TransactWriteItemsCommand") return next(args);
+        tokens.push((args.input as { ClientRequestToken?: string }).ClientRequestToken);
+        const result = await next(args);
+        if (lost++ === 0) throw Object.assign(new Error("socket hang up"), { code: "ECONNRESET", $metadata: {} });
+        return result;
+      },
+      { step: "initialize", name: "loseFirstAnswer" },
+    );
+    const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
+    await registerDevice(ports, ctxFor(tenantId), { imsi: imsi(1) });
+    expect(tokens).toHaveLength(2);
+    expect(tokens[0]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(tokens[1]).toBe(tokens[0]);
+    expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true, checked: 1, lastSeq: 1 });
+    client.destroy();
   });
 });

@@ -71,7 +71,7 @@ export async function ingest(
     await ports.publisher.publish(events);
     // Counted once accepted only: a refused request (401, 400) records nothing, as ever.
     const rejection = rejected[0]?.errors[0];
-    noteIngest(ports, source.tenantId, source.id, {
+    await noteIngest(ports, source.tenantId, source.id, {
       accepted: accepted.length,
       rejected: rejected.length,
       ...(rejection ? { rejection: `item ${rejected[0]!.index}: ${rejection.path}: ${rejection.message}` } : {}),

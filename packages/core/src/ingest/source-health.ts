@@ -1,18 +1,13 @@
 /**
  * How each ingestion source is doing, for operators: when it last posted, how many events
  * were accepted and how many items of accepted requests were rejected, and the last rejection.
- * Requests refused whole (bad credentials, no acceptable item) record nothing, here as anywhere.
- * Counting on every request would add a write per webhook, so each instance adds its counts
- * up in memory and flushes them at most every `flushMs` (one UpdateItem with ADD per source
- * and flush): the figures are at most that far behind per instance, and an instance that dies
- * loses at most that window of counts. The buffer holds at most `maxSources` sources.
+ * One UpdateItem (ADD) per accepted request, not per event, written before the 202: exact on
+ * every instance, no buffer to lose. Requests refused whole (bad credentials, no acceptable
+ * item) record nothing, here as anywhere.
  */
 import { QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import type { Ports } from "../ports.ts";
-
-const flushMs = 5_000;
-const maxSources = 1_000;
 
 export const sourceHealthSchema = z
   .object({
@@ -23,19 +18,9 @@ export const sourceHealthSchema = z
     rejected: z.number().int().meta({ description: "items refused within accepted requests" }),
     lastRejection: z.string().optional(),
   })
-  .meta({ id: "SourceHealth", description: `counts since the source was created, at most ${flushMs / 1000} s behind per instance` });
+  .meta({ id: "SourceHealth", description: "counts since the source first posted" });
 export type SourceHealth = z.output<typeof sourceHealthSchema>;
 
-interface Pending {
-  tenantId: string;
-  accepted: number;
-  rejected: number;
-  lastRequestAt: string;
-  lastEventAt?: string;
-  lastRejection?: string;
-}
-
-const buffers = new WeakMap<object, { pending: Map<string, Pending>; timer?: ReturnType<typeof setTimeout> }>();
 const healthKey = (tenantId: string, sourceId: string) => ({ pk: `T#${tenantId}#source-health`, sk: sourceId });
 
 export interface IngestNote {
@@ -44,57 +29,27 @@ export interface IngestNote {
   readonly rejection?: string;
 }
 
-/** Counts one ingest request of `sourceId`; written to the store within `flushMs`. */
-export function noteIngest(ports: Ports, tenantId: string, sourceId: string, note: IngestNote): void {
-  let buffer = buffers.get(ports.db);
-  if (!buffer) buffers.set(ports.db, (buffer = { pending: new Map() }));
+/** Counts one accepted ingest request of `sourceId`. A failure to count never fails the request. */
+export async function noteIngest(ports: Ports, tenantId: string, sourceId: string, note: IngestNote): Promise<void> {
   const at = ports.now().toISOString();
-  let pending = buffer.pending.get(sourceId);
-  if (!pending) {
-    if (buffer.pending.size >= maxSources) void flushSourceHealth(ports);
-    pending = { tenantId, accepted: 0, rejected: 0, lastRequestAt: at };
-    buffer.pending.set(sourceId, pending);
-  }
-  pending.accepted += note.accepted;
-  pending.rejected += note.rejected;
-  pending.lastRequestAt = at;
-  if (note.accepted > 0) pending.lastEventAt = at;
-  if (note.rejection) pending.lastRejection = `${at} ${note.rejection}`.slice(0, 500);
-  buffer.timer ??= setTimeout(() => void flushSourceHealth(ports), flushMs);
-  buffer.timer.unref?.();
-}
-
-/** Writes every buffered count now (also called on shutdown and by tests). */
-export async function flushSourceHealth(ports: Ports): Promise<void> {
-  const buffer = buffers.get(ports.db);
-  if (!buffer) return;
-  clearTimeout(buffer.timer);
-  buffer.timer = undefined;
-  const pending = [...buffer.pending];
-  buffer.pending.clear();
-  await Promise.all(
-    pending.map(([sourceId, p]) =>
-      ports.db
-        .send(
-          new UpdateCommand({
-            TableName: ports.tables.control,
-            Key: healthKey(p.tenantId, sourceId),
-            UpdateExpression:
-              "ADD accepted :a, rejected :r SET lastRequestAt = :at" +
-              (p.lastEventAt ? ", lastEventAt = :ev" : "") +
-              (p.lastRejection ? ", lastRejection = :rej" : ""),
-            ExpressionAttributeValues: {
-              ":a": p.accepted,
-              ":r": p.rejected,
-              ":at": p.lastRequestAt,
-              ...(p.lastEventAt ? { ":ev": p.lastEventAt } : {}),
-              ...(p.lastRejection ? { ":rej": p.lastRejection } : {}),
-            },
-          }),
-        )
-        .catch(() => undefined),
-    ),
-  );
+  await ports.db
+    .send(
+      new UpdateCommand({
+        TableName: ports.tables.control,
+        Key: healthKey(tenantId, sourceId),
+        UpdateExpression:
+          "ADD accepted :a, rejected :r SET lastRequestAt = :at" +
+          (note.accepted > 0 ? ", lastEventAt = :at" : "") +
+          (note.rejection ? ", lastRejection = :rej" : ""),
+        ExpressionAttributeValues: {
+          ":a": note.accepted,
+          ":r": note.rejected,
+          ":at": at,
+          ...(note.rejection ? { ":rej": `${at} ${note.rejection}`.slice(0, 500) } : {}),
+        },
+      }),
+    )
+    .catch((error: unknown) => console.error(JSON.stringify({ level: "warn", component: "source-health", sourceId, error: String(error) })));
 }
 
 /** The health of every source of the tenant that has posted at least once. */

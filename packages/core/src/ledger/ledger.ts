@@ -9,6 +9,7 @@
  * a round trip, as a database's group commit does. A change whose own condition fails is
  * rejected alone; the others are retried without it.
  */
+import { randomUUID } from "node:crypto";
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, TransactWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "../config.ts";
@@ -20,6 +21,17 @@ import { genesisHash } from "./chain.ts";
 
 const maxActions = 100;
 const maxAttempts = 8;
+/** Resends of one transaction after failures that leave its outcome unknown. */
+const maxAmbiguousAttempts = 4;
+
+/** True when the store may have committed although the call failed: no answer, or a server error. */
+function ambiguous(error: unknown): boolean {
+  if (error instanceof TransactionCanceledException) return false;
+  const { name, $metadata } = error as { name?: string; $metadata?: { httpStatusCode?: number } };
+  if (name === "TransactionInProgressException") return true;
+  const status = $metadata?.httpStatusCode;
+  return status === undefined || status >= 500;
+}
 
 interface Head {
   readonly seq: number;
@@ -150,18 +162,49 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
         }
         const previousSeq = queue.head.seq;
         try {
-          await db.send(new TransactWriteCommand({ TransactItems: built.items }));
-          queue.head = built.head;
-          batch.forEach((pending, index) => pending.resolve(built.results[index]!));
-          const notice: CommitNotice = { tenantId, since: previousSeq, version: built.head.seq, feed: built.feed };
-          for (const listener of listeners) listener(notice);
+          await sendOnce(built.items);
         } catch (error) {
           queue.head = undefined;
           await settleFailure(queue, batch, built.owners, error);
+          continue;
         }
+        // Committed: from here on nothing may send the batch again.
+        queue.head = built.head;
+        batch.forEach((pending, index) => pending.resolve(built.results[index]!));
+        notify({ tenantId, since: previousSeq, version: built.head.seq, feed: built.feed });
       }
     } finally {
       queue.running = false;
+    }
+  }
+
+  /**
+   * One transaction, sent until the store gives a definite answer. An ambiguous failure (the
+   * connection dropped, a timeout, a 5xx: the store may have committed) is resent with the same
+   * ClientRequestToken, which DynamoDB honours for 10 minutes: a commit that already happened is
+   * acknowledged, not made twice.
+   */
+  async function sendOnce(items: TransactItem[]): Promise<void> {
+    const token = randomUUID();
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await db.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token }));
+        return;
+      } catch (error) {
+        if (!ambiguous(error) || attempt >= maxAmbiguousAttempts) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
+      }
+    }
+  }
+
+  /** A listener's failure is its own: logged, never taken for a failed commit. */
+  function notify(notice: CommitNotice) {
+    for (const listener of listeners) {
+      try {
+        listener(notice);
+      } catch (error) {
+        console.error(JSON.stringify({ level: "error", component: "ledger", tenantId: notice.tenantId, message: "a commit listener failed", error: String(error) }));
+      }
     }
   }
 
