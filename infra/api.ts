@@ -26,6 +26,4 @@ export const api = new sst.aws.ApiGatewayV2("Api", {
 api.route("$default", functionArgs("api"));
 
 /** Fails to typecheck when the committed `sst-env.d.ts` lacks the API. */
-export type ApiDeclaredInSstEnv = Expect<
-  Resource["Api"] extends { url: string; type: "sst.aws.ApiGatewayV2" } ? true : false
->;
+export type ApiDeclaredInSstEnv = Expect<Resource["Api"] extends { url: string; type: "sst.aws.ApiGatewayV2" } ? true : false>;

@@ -129,6 +129,7 @@ export const subscriptions = Object.fromEntries(ruleNames.map((name) => [name, s
 >;
 
 /** Dead-letter queue URLs by rule name, for the app outputs. */
-export const deadLetterQueueUrls = Object.fromEntries(
-  ruleNames.map((name) => [name, subscriptions[name].deadLetterQueue.url]),
-) as Record<RuleName, $util.Output<string>>;
+export const deadLetterQueueUrls = Object.fromEntries(ruleNames.map((name) => [name, subscriptions[name].deadLetterQueue.url])) as Record<
+  RuleName,
+  $util.Output<string>
+>;

@@ -3,12 +3,7 @@
  * (fields, keys, indexes, ttl) is restated here: it is all read from `tables`.
  */
 import type { Resource } from "sst";
-import {
-  tableKeys,
-  tables as definitions,
-  type TableDefinition,
-  type TableKey,
-} from "../packages/core/src/platform/tables.ts";
+import { tableKeys, tables as definitions, type TableDefinition, type TableKey } from "../packages/core/src/platform/tables.ts";
 import { stage } from "./stage";
 
 /** `identity` -> `IdentityTable`: the component name, and the `Resource` key in `sst-env.d.ts`. */
@@ -18,9 +13,7 @@ export type TableComponentName<K extends TableKey = TableKey> = `${Capitalize<K>
  * `sst-env.d.ts` is committed (SST regenerates it on deploy): this fails to typecheck when
  * it lacks a table of the definition, so the committed `Resource` types cannot drift.
  */
-export type TablesDeclaredInSstEnv = Expect<
-  Resource[TableComponentName] extends { name: string; type: "sst.aws.Dynamo" } ? true : false
->;
+export type TablesDeclaredInSstEnv = Expect<Resource[TableComponentName] extends { name: string; type: "sst.aws.Dynamo" } ? true : false>;
 export type Expect<T extends true> = T;
 
 export function tableComponentName<K extends TableKey>(key: K): TableComponentName<K> {
@@ -36,9 +29,7 @@ function dynamoArgs(definition: TableDefinition): sst.aws.DynamoArgs {
   const globalIndexes = Object.fromEntries(
     Object.entries(definition.indexes).map(([indexName, index]) => [
       indexName,
-      index.sortKey === undefined
-        ? { hashKey: index.partitionKey }
-        : { hashKey: index.partitionKey, rangeKey: index.sortKey },
+      index.sortKey === undefined ? { hashKey: index.partitionKey } : { hashKey: index.partitionKey, rangeKey: index.sortKey },
     ]),
   );
   return {
@@ -70,9 +61,10 @@ export function tableEnvironment(keys: readonly TableKey[]): Record<string, $uti
 }
 
 /** Table names by key, for the app outputs. */
-export const tableNameOutputs = Object.fromEntries(
-  tableKeys.map((key) => [key, dynamoTables[key].name]),
-) as Record<TableKey, $util.Output<string>>;
+export const tableNameOutputs = Object.fromEntries(tableKeys.map((key) => [key, dynamoTables[key].name])) as Record<
+  TableKey,
+  $util.Output<string>
+>;
 
 /**
  * Named item actions on the given tables and their indexes: for the few functions that are not

@@ -8,6 +8,4 @@ export const bus = new sst.aws.Bus("Events");
 export const busEnvironment = { SIMROOT_BUS_NAME: bus.name };
 
 /** Fails to typecheck when the committed `sst-env.d.ts` lacks the bus. */
-export type BusDeclaredInSstEnv = Expect<
-  Resource["Events"] extends { name: string; arn: string; type: "sst.aws.Bus" } ? true : false
->;
+export type BusDeclaredInSstEnv = Expect<Resource["Events"] extends { name: string; arn: string; type: "sst.aws.Bus" } ? true : false>;

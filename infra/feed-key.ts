@@ -7,12 +7,16 @@
  */
 import { isProduction } from "./stage";
 
-export const feedKey = new aws.kms.Key("FeedSigningKey", {
-  description: `simroot ${$app.stage}: signs the enforcement feed (Ed25519)`,
-  customerMasterKeySpec: "ECC_NIST_EDWARDS25519",
-  keyUsage: "SIGN_VERIFY",
-  deletionWindowInDays: isProduction ? 30 : 7,
-}, { retainOnDelete: isProduction });
+export const feedKey = new aws.kms.Key(
+  "FeedSigningKey",
+  {
+    description: `simroot ${$app.stage}: signs the enforcement feed (Ed25519)`,
+    customerMasterKeySpec: "ECC_NIST_EDWARDS25519",
+    keyUsage: "SIGN_VERIFY",
+    deletionWindowInDays: isProduction ? 30 : 7,
+  },
+  { retainOnDelete: isProduction },
+);
 
 /** `SIMROOT_FEED_KMS_KEY_ID`, what core's `feedKmsKeyId()` reads. */
 export const feedKeyEnvironment = { SIMROOT_FEED_KMS_KEY_ID: feedKey.arn };

@@ -17,8 +17,11 @@ beforeAll(async () => {
 
 /** The function's grants from the platform definition, and the integration's own (infra/integrations.ts attaches those). */
 const integrationActions = (name: FunctionName): string[] =>
-  ((integrationPermissions as Record<string, readonly { actions: readonly string[] }[]>)[name] ?? []).flatMap((statement) => [...statement.actions]);
-const granted = (name: FunctionName) => [...new Set([...grantsOf(functions[name]).flatMap((grant) => grant.actions), ...integrationActions(name)])].sort();
+  ((integrationPermissions as Record<string, readonly { actions: readonly string[] }[]>)[name] ?? []).flatMap((statement) => [
+    ...statement.actions,
+  ]);
+const granted = (name: FunctionName) =>
+  [...new Set([...grantsOf(functions[name]).flatMap((grant) => grant.actions), ...integrationActions(name)])].sort();
 
 describe.each(functionNames)("function %s", (name) => {
   it("is granted every IAM action its code's SDK commands need, and no other", () => {

@@ -35,8 +35,12 @@ function resourcesOf(grant: Grant, late: LateResources): $util.Input<string>[] {
   if ("bus" in on) return [bus.arn];
   if ("feedKey" in on) return [feedKey.arn];
   if ("deadLetterQueues" in on) return late.deadLetterQueueArns ?? [];
-  if ("applierQueue" in on) return [$interpolate`arn:aws:sqs:${aws.getRegionOutput().name}:${aws.getCallerIdentityOutput().accountId}:${$app.name}-${$app.stage}-applier`];
-  if ("feedTopics" in on) return [$interpolate`arn:aws:iot:${aws.getRegionOutput().name}:${aws.getCallerIdentityOutput().accountId}:topic/simroot/*`];
+  if ("applierQueue" in on)
+    return [
+      $interpolate`arn:aws:sqs:${aws.getRegionOutput().name}:${aws.getCallerIdentityOutput().accountId}:${$app.name}-${$app.stage}-applier`,
+    ];
+  if ("feedTopics" in on)
+    return [$interpolate`arn:aws:iot:${aws.getRegionOutput().name}:${aws.getCallerIdentityOutput().accountId}:topic/simroot/*`];
   return late.consumerArns ?? [];
 }
 

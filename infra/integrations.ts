@@ -42,7 +42,10 @@ $transform(sst.aws.Function, (args, _opts, name) => {
 /** After `bus.ts`: each consumer's AWS permissions, and the IoT Core custom authorizer. */
 export async function integrations() {
   const { runtime, subscriptions } = await import("./bus");
-  for (const [rule, statements] of Object.entries(integrationPermissions) as [RuleName, readonly { actions: readonly string[]; resources: readonly string[] }[]][]) {
+  for (const [rule, statements] of Object.entries(integrationPermissions) as [
+    RuleName,
+    readonly { actions: readonly string[]; resources: readonly string[] }[],
+  ][]) {
     if (statements.length === 0) continue;
     const fn = subscriptions[rule].subscriber.apply((subscriber) => subscriber.nodes.function);
     new aws.iam.RolePolicy(`${rule}IntegrationPolicy`, {

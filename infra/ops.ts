@@ -134,24 +134,49 @@ export const dashboard = new aws.cloudwatch.Dashboard("Dashboard", {
     });
     return JSON.stringify({
       widgets: [
-        widget("Ingest: accepted vs applied", [
-          metric("simroot", "IngestAccepted", { service: "simroot-api" }),
-          metric("simroot", "FactsApplied", { service: "simroot-operatorEvents" }),
-        ], 0, 0),
-        widget("Dead letters", queues.map((queue) => metric("AWS/SQS", "ApproximateNumberOfMessagesVisible", { QueueName: queue }, "Maximum")), 0, 12),
-        widget("Feed: head age (s) and revocation latency (ms)", [
-          metric("simroot", "FeedHeadAgeSeconds", { service: "simroot-api" }, "Maximum"),
-          metric("simroot", "RevocationLatencyMs", { service: "simroot-api" }, "p99"),
-        ], 6, 0),
-        widget("API", [
-          metric("AWS/ApiGateway", "Count", { ApiId: id }),
-          metric("AWS/ApiGateway", "4xx", { ApiId: id }),
-          metric("AWS/ApiGateway", "5xx", { ApiId: id }),
-        ], 6, 12),
-        widget("Consumers: errors and event age", consumers.flatMap((name) => [
-          metric("AWS/Lambda", "Errors", { FunctionName: name }),
-          metric("AWS/Lambda", "AsyncEventAge", { FunctionName: name }, "Maximum"),
-        ]), 12, 0),
+        widget(
+          "Ingest: accepted vs applied",
+          [
+            metric("simroot", "IngestAccepted", { service: "simroot-api" }),
+            metric("simroot", "FactsApplied", { service: "simroot-operatorEvents" }),
+          ],
+          0,
+          0,
+        ),
+        widget(
+          "Dead letters",
+          queues.map((queue) => metric("AWS/SQS", "ApproximateNumberOfMessagesVisible", { QueueName: queue }, "Maximum")),
+          0,
+          12,
+        ),
+        widget(
+          "Feed: head age (s) and revocation latency (ms)",
+          [
+            metric("simroot", "FeedHeadAgeSeconds", { service: "simroot-api" }, "Maximum"),
+            metric("simroot", "RevocationLatencyMs", { service: "simroot-api" }, "p99"),
+          ],
+          6,
+          0,
+        ),
+        widget(
+          "API",
+          [
+            metric("AWS/ApiGateway", "Count", { ApiId: id }),
+            metric("AWS/ApiGateway", "4xx", { ApiId: id }),
+            metric("AWS/ApiGateway", "5xx", { ApiId: id }),
+          ],
+          6,
+          12,
+        ),
+        widget(
+          "Consumers: errors and event age",
+          consumers.flatMap((name) => [
+            metric("AWS/Lambda", "Errors", { FunctionName: name }),
+            metric("AWS/Lambda", "AsyncEventAge", { FunctionName: name }, "Maximum"),
+          ]),
+          12,
+          0,
+        ),
       ],
     });
   }),

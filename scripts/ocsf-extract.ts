@@ -31,7 +31,10 @@ const dictionary = JSON.parse(readFileSync(join(source, "dictionary.json"), "utf
 dictionary.attributes = Object.fromEntries(Object.entries(dictionary.attributes).filter(([name]) => names.has(name)));
 writeFileSync(join(target, "dictionary.json"), JSON.stringify(dictionary, null, 2) + "\n");
 for (const file of ["LICENSE", "NOTICE"]) copyFileSync(join(source, file), join(target, file));
-const sourceNote = readFileSync(join(source, "SOURCE.md"), "utf8").split("\n").find((line) => line.includes("version")) ?? "";
+const sourceNote =
+  readFileSync(join(source, "SOURCE.md"), "utf8")
+    .split("\n")
+    .find((line) => line.includes("version")) ?? "";
 writeFileSync(
   join(target, "README.md"),
   `# OCSF schema subset\n\nExtracted by \`scripts/ocsf-extract.ts\` from the OCSF schema sources for simroot's OCSF tests: only the files\nthat validating simroot's events reads, and the dictionary cut to the attributes they name. Unmodified otherwise.\nApache License 2.0: see LICENSE and NOTICE.\n\nSource: ${sourceNote.replace(/^# /, "")}\n`,

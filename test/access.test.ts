@@ -67,7 +67,12 @@ describe("device updates and idempotent POSTs", () => {
     const device = await acme.call("POST", "/v1/devices", { imsi: "234100000000001", labels: { fleet: "meters" } });
     const path = `/v1/devices/${device.json.id}`;
     expect((await acme.call("PATCH", path, { labels: { fleet: "pumps" } })).status).toBe(428);
-    const updated = await acme.call("PATCH", path, { labels: { fleet: "pumps", site: "lyon" } }, { "if-match": device.headers.get("etag")! });
+    const updated = await acme.call(
+      "PATCH",
+      path,
+      { labels: { fleet: "pumps", site: "lyon" } },
+      { "if-match": device.headers.get("etag")! },
+    );
     expect(updated.status).toBe(200);
     expect(updated.json).toMatchObject({ labels: { fleet: "pumps", site: "lyon" }, revision: 2 });
     expect(updated.headers.get("etag")).toBe('"2"');
@@ -106,7 +111,10 @@ describe("documentation and export", () => {
     for (const imsi of ["234100000000004", "234100000000005"]) await acme.call("POST", "/v1/devices", { imsi });
     const exported = await acme.call("GET", "/v1/audit/export");
     expect(exported.headers.get("content-type")).toContain("application/x-ndjson");
-    const lines = exported.text.trim().split("\n").map((line) => JSON.parse(line));
+    const lines = exported.text
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line));
     // seq 1 is the tenant's creation.
     expect(lines.map((record) => record.seq)).toEqual([1, 2, 3]);
     expect(lines[2].prevHash).toBe(lines[1].hash);

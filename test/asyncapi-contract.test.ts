@@ -12,9 +12,16 @@ describe("/asyncapi.json", () => {
   it("loads in @asyncapi/parser without errors and documents the fields the applier adds", async () => {
     const served = await call(runtime, undefined, "GET", "/asyncapi.json");
     const { document, diagnostics } = await new Parser().parse(served.text);
-    expect(diagnostics.filter((diagnostic) => diagnostic.severity === 0).map((diagnostic) => `${diagnostic.message} at ${diagnostic.path.join(".")}`)).toEqual([]);
+    expect(
+      diagnostics
+        .filter((diagnostic) => diagnostic.severity === 0)
+        .map((diagnostic) => `${diagnostic.message} at ${diagnostic.path.join(".")}`),
+    ).toEqual([]);
     expect(document).toBeDefined();
-    const roaming = document!.messages().all().find((message) => message.name() === "device.roaming-changed");
+    const roaming = document!
+      .messages()
+      .all()
+      .find((message) => message.name() === "device.roaming-changed");
     const data = roaming!.payload()!.properties()!["data"]!.json() as { allOf: { properties?: Record<string, unknown> }[] };
     const documented = new Set(data.allOf.flatMap((part) => Object.keys(part.properties ?? {})));
     for (const field of ["roaming", "allowed", "since", "country", "deviceId", "cause"]) expect(documented, field).toContain(field);

@@ -16,7 +16,8 @@ afterAll(() => runtime.stop());
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 type Tenant = Awaited<ReturnType<typeof tenantClient>>;
-const register = async (tenant: Tenant, n: number) => (await tenant.call("POST", "/v1/devices", { imsi: `20801000000${String(n).padStart(4, "0")}` })).json as { id: string };
+const register = async (tenant: Tenant, n: number) =>
+  (await tenant.call("POST", "/v1/devices", { imsi: `20801000000${String(n).padStart(4, "0")}` })).json as { id: string };
 
 describe("the audit API", () => {
   it("answers every documented filter combination (subject, from, to) with exactly the records it names", async () => {
@@ -38,12 +39,22 @@ describe("the audit API", () => {
     for (const subject of filters.subject) {
       for (const from of filters.from) {
         for (const to of filters.to) {
-          const query = new URLSearchParams({ limit: "1000", ...(subject ? { subject } : {}), ...(from ? { from } : {}), ...(to ? { to } : {}) });
+          const query = new URLSearchParams({
+            limit: "1000",
+            ...(subject ? { subject } : {}),
+            ...(from ? { from } : {}),
+            ...(to ? { to } : {}),
+          });
           const answer = await tenant.call("GET", `/v1/audit?${query}`);
           expect(answer.status, String(query)).toBe(200);
           const bound = to && new Date(to).toISOString();
-          const expected = all.filter((record) => (!subject || record.subject === subject) && (!from || record.time >= from) && (!bound || record.time < bound));
-          expect(answer.json.items.map((record: { seq: number }) => record.seq), String(query)).toEqual(expected.map((record) => record.seq));
+          const expected = all.filter(
+            (record) => (!subject || record.subject === subject) && (!from || record.time >= from) && (!bound || record.time < bound),
+          );
+          expect(
+            answer.json.items.map((record: { seq: number }) => record.seq),
+            String(query),
+          ).toEqual(expected.map((record) => record.seq));
         }
       }
     }
@@ -72,19 +83,37 @@ describe("the audit API", () => {
     // A record altered inside the checkpointed prefix: the admin's full walk finds it.
     const tenantId = tenant.tenant.id;
     await runtime.ports.db.send(
-      new UpdateCommand({ TableName: runtime.ports.tables.audit, Key: { pk: auditPartition(tenantId), sk: auditSortKey(3) }, UpdateExpression: "SET actor = :a", ExpressionAttributeValues: { ":a": "key:someone-else" } }),
+      new UpdateCommand({
+        TableName: runtime.ports.tables.audit,
+        Key: { pk: auditPartition(tenantId), sk: auditSortKey(3) },
+        UpdateExpression: "SET actor = :a",
+        ExpressionAttributeValues: { ":a": "key:someone-else" },
+      }),
     );
     expect((await tenant.call("GET", "/v1/audit/verify?full=true")).json).toMatchObject({ valid: false, brokenAt: { seq: 3 } });
     // The record right after the checkpoint must chain from its signed hash.
     await register(tenant, 22);
     await runtime.ports.db.send(
-      new UpdateCommand({ TableName: runtime.ports.tables.audit, Key: { pk: auditPartition(tenantId), sk: auditSortKey(10) }, UpdateExpression: "SET actor = :a", ExpressionAttributeValues: { ":a": "key:someone-else" } }),
+      new UpdateCommand({
+        TableName: runtime.ports.tables.audit,
+        Key: { pk: auditPartition(tenantId), sk: auditSortKey(10) },
+        UpdateExpression: "SET actor = :a",
+        ExpressionAttributeValues: { ":a": "key:someone-else" },
+      }),
     );
     expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: false, from: 9, brokenAt: { seq: 10 } });
     // Someone who can write the store but holds no key moves the checkpoint past his change: refused.
     await runtime.ports.db.send(
-      new UpdateCommand({ TableName: runtime.ports.tables.control, Key: auditCheckpointKey(tenantId), UpdateExpression: "SET seq = :s", ExpressionAttributeValues: { ":s": 10 } }),
+      new UpdateCommand({
+        TableName: runtime.ports.tables.control,
+        Key: auditCheckpointKey(tenantId),
+        UpdateExpression: "SET seq = :s",
+        ExpressionAttributeValues: { ":s": 10 },
+      }),
     );
-    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: false, brokenAt: { reason: "the audit checkpoint is not signed by the control plane's key" } });
+    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({
+      valid: false,
+      brokenAt: { reason: "the audit checkpoint is not signed by the control plane's key" },
+    });
   });
 });

@@ -17,7 +17,11 @@ let meters = 0;
 async function setup(rules: unknown[]) {
   const tenant = await tenantClient(runtime, `cv-${meters}`);
   const pep = (await tenant.call("POST", "/v1/keys", { name: "edge", role: "pep" })).json.token as string;
-  const device = await tenant.call("POST", "/v1/devices", { name: "meter", imsi: `23410000000${String(++meters).padStart(4, "0")}`, labels: { fleet: "meters" } });
+  const device = await tenant.call("POST", "/v1/devices", {
+    name: "meter",
+    imsi: `23410000000${String(++meters).padStart(4, "0")}`,
+    labels: { fleet: "meters" },
+  });
   expect(device.status).toBe(201);
   const created = [];
   for (const rule of rules) {
@@ -56,17 +60,30 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
     expect(anomaly.actor).toBe("system:detectors");
     expect(anomaly.data).toMatchObject({
       kind: "new-destination",
-      evidence: { seen: { destinations: ["exfil.example.net:443/tcp"] }, baseline: { knownDestinations: 1 }, flows: [{ destination: "exfil.example.net", pepId: "pep-lyon-1" }] },
+      evidence: {
+        seen: { destinations: ["exfil.example.net:443/tcp"] },
+        baseline: { knownDestinations: 1 },
+        flows: [{ destination: "exfil.example.net", pepId: "pep-lyon-1" }],
+      },
     });
     const quarantined = records.find((record) => record.action === "device.quarantined")!;
     expect(quarantined.actor).toBe(`rule:${rules[0].id}`);
     const fired = records.find((record) => record.action === "automation.fired")!;
-    expect(fired.data).toMatchObject({ ruleId: rules[0].id, outcome: "fired", actions: [{ type: "quarantine", outcome: "done" }, { type: "open-incident", outcome: "done" }] });
+    expect(fired.data).toMatchObject({
+      ruleId: rules[0].id,
+      outcome: "fired",
+      actions: [
+        { type: "quarantine", outcome: "done" },
+        { type: "open-incident", outcome: "done" },
+      ],
+    });
 
     // What enforcement points learn: the device, quarantined, in the feed after the version they held.
     const deltas = await call(runtime, pep, "GET", `/v1/feed?since=${version}`);
     const entries = deltas.json.entries as { kind: string; key: string; value: any }[];
-    expect(entries).toContainEqual(expect.objectContaining({ kind: "device", key: deviceId, value: expect.objectContaining({ state: "quarantined" }) }));
+    expect(entries).toContainEqual(
+      expect.objectContaining({ kind: "device", key: deviceId, value: expect.objectContaining({ state: "quarantined" }) }),
+    );
 
     // The incident gathered the anomaly and the actions; its NIS2 drafts are due 24 h and 72 h after.
     const incidents = (await tenant.call("GET", "/v1/incidents")).json.items;
@@ -81,7 +98,9 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
     expect(drafts.notification.indicatorsOfCompromise[0].seen.destinations).toEqual(["exfil.example.net:443/tcp"]);
 
     // Every event this story caused is documented in the AsyncAPI catalogue rules match against.
-    const documented = new Set(Object.values((await call(runtime, undefined, "GET", "/asyncapi.json")).json.components.messages).map((message: any) => message.name));
+    const documented = new Set(
+      Object.values((await call(runtime, undefined, "GET", "/asyncapi.json")).json.components.messages).map((message: any) => message.name),
+    );
     for (const type of new Set(records.map((record) => record.action))) expect(documented, type).toContain(type);
   });
 
@@ -95,7 +114,9 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
   });
 
   it("dry-run records what it would have done and does nothing", async () => {
-    const { tenant, deviceId, post } = await setup([{ name: "try it", pattern: onNewDestination, actions: [{ type: "revoke" }], dryRun: true }]);
+    const { tenant, deviceId, post } = await setup([
+      { name: "try it", pattern: onNewDestination, actions: [{ type: "revoke" }], dryRun: true },
+    ]);
     await teachBaseline(post, deviceId);
     await post(flowReport(deviceId, new Date(), [{ destination: "exfil.example.net" }]));
     await runtime.bus.drained();
@@ -107,21 +128,33 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
 
   it("rate limits a rule across its matches", async () => {
     const { tenant, deviceId, post } = await setup([
-      { name: "label", pattern: onNewDestination, actions: [{ type: "add-labels", labels: { suspect: "yes" } }], rateLimit: { max: 1, perSeconds: 3600 } },
+      {
+        name: "label",
+        pattern: onNewDestination,
+        actions: [{ type: "add-labels", labels: { suspect: "yes" } }],
+        rateLimit: { max: 1, perSeconds: 3600 },
+      },
     ]);
     await teachBaseline(post, deviceId);
     await post(flowReport(deviceId, new Date(), [{ destination: "a.example.net" }]));
     await runtime.bus.drained();
     await post(flowReport(deviceId, new Date(), [{ destination: "b.example.net" }]));
     await runtime.bus.drained();
-    const outcomes = (await audit(tenant, deviceId)).filter((record) => record.action === "automation.fired").map((record) => record.data.outcome);
+    const outcomes = (await audit(tenant, deviceId))
+      .filter((record) => record.action === "automation.fired")
+      .map((record) => record.data.outcome);
     expect(outcomes).toEqual(["fired", "rate-limited"]);
   });
 
   it("an action's own events do not retrigger the rule that caused them, nor a chain of rules", async () => {
     const onUpdate = { source: ["simroot"], "detail-type": ["device.updated"] };
     const { tenant, deviceId } = await setup([
-      { name: "ping", pattern: onUpdate, actions: [{ type: "add-labels", labels: { ping: "1" } }], rateLimit: { max: 100, perSeconds: 60 } },
+      {
+        name: "ping",
+        pattern: onUpdate,
+        actions: [{ type: "add-labels", labels: { ping: "1" } }],
+        rateLimit: { max: 100, perSeconds: 60 },
+      },
       { name: "pong", pattern: onUpdate, actions: [{ type: "remove-labels", keys: ["ping"] }], rateLimit: { max: 100, perSeconds: 60 } },
     ]);
     const device = await tenant.call("GET", `/v1/devices/${deviceId}`);
@@ -135,7 +168,11 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
 
   it("refuses a rule whose pattern is not an EventBridge pattern, with problem+json, and creates nothing", async () => {
     const { tenant } = await setup([]);
-    const bad = await tenant.call("POST", "/v1/automation/rules", { name: "bad", pattern: { source: "simroot" }, actions: [{ type: "quarantine" }] });
+    const bad = await tenant.call("POST", "/v1/automation/rules", {
+      name: "bad",
+      pattern: { source: "simroot" },
+      actions: [{ type: "quarantine" }],
+    });
     expect(bad.status).toBe(400);
     expect(bad.headers.get("content-type")).toContain("application/problem+json");
     expect(bad.json.errors[0].path).toBe("pattern");

@@ -29,16 +29,39 @@ async function fleetWithTraffic() {
   const pep = (await tenant.call("POST", "/v1/keys", { name: "edge", role: "pep" })).json.token as string;
   const hourAgo = new Date(Date.now() - 3 * 60 * 60 * 1000).toISOString();
   const now = new Date().toISOString();
-  const flow = (deviceId: string, destination: string, port: number, decision: "allow" | "deny", count: number) =>
-    ({ deviceId, destination, port, protocol: "tcp", decision, reason: decision === "allow" ? "allow.rule" : "deny.default", count, bytes: count * 100 });
-  expect((await call(runtime, pep, "POST", "/v1/flows", { pepId: "edge", windowStart: hourAgo, windowEnd: hourAgo, flows: [flow(meter.id, "ingest.example.com", 8883, "allow", 5)] })).status).toBe(202);
+  const flow = (deviceId: string, destination: string, port: number, decision: "allow" | "deny", count: number) => ({
+    deviceId,
+    destination,
+    port,
+    protocol: "tcp",
+    decision,
+    reason: decision === "allow" ? "allow.rule" : "deny.default",
+    count,
+    bytes: count * 100,
+  });
   expect(
-    (await call(runtime, pep, "POST", "/v1/flows", {
-      pepId: "edge",
-      windowStart: now,
-      windowEnd: now,
-      flows: [flow(meter.id, "ingest.example.com", 8883, "allow", 7), flow(meter.id, "203.0.113.66", 443, "deny", 2), flow(camera.id, "video.example.com", 443, "deny", 1)],
-    })).status,
+    (
+      await call(runtime, pep, "POST", "/v1/flows", {
+        pepId: "edge",
+        windowStart: hourAgo,
+        windowEnd: hourAgo,
+        flows: [flow(meter.id, "ingest.example.com", 8883, "allow", 5)],
+      })
+    ).status,
+  ).toBe(202);
+  expect(
+    (
+      await call(runtime, pep, "POST", "/v1/flows", {
+        pepId: "edge",
+        windowStart: now,
+        windowEnd: now,
+        flows: [
+          flow(meter.id, "ingest.example.com", 8883, "allow", 7),
+          flow(meter.id, "203.0.113.66", 443, "deny", 2),
+          flow(camera.id, "video.example.com", 443, "deny", 1),
+        ],
+      })
+    ).status,
   ).toBe(202);
   return { tenant, meter, camera, policy, pep };
 }
@@ -60,7 +83,12 @@ describe("the console's page and assets", () => {
   });
 
   it("answers 404 for anything that is not a built asset, including paths out of the folder", async () => {
-    for (const path of ["/console/assets/nothing.js", "/console/assets/..%2F..%2Fpackage.json", "/console/assets/%2e%2e%2findex.html", "/console/assets/main.exe"]) {
+    for (const path of [
+      "/console/assets/nothing.js",
+      "/console/assets/..%2F..%2Fpackage.json",
+      "/console/assets/%2e%2e%2findex.html",
+      "/console/assets/main.exe",
+    ]) {
       const response = await fetch(`${runtime.url}${path}`);
       expect(response.status, path).toBe(404);
       expect(response.headers.get("content-type")).toContain("application/problem+json");
@@ -72,7 +100,8 @@ describe("the traffic map", () => {
   it("groups flows by segment with allowed and denied counts, marking destinations new in the last hour", async () => {
     const { tenant } = await fleetWithTraffic();
     const graph = (await tenant.call("GET", "/v1/traffic?hours=24&groupBy=fleet")).json;
-    const edge = (segment: string, destination: string) => graph.edges.find((e: any) => e.segment === segment && e.destination === destination);
+    const edge = (segment: string, destination: string) =>
+      graph.edges.find((e: any) => e.segment === segment && e.destination === destination);
     expect(edge("fleet=meters", "ingest.example.com")).toMatchObject({ allowed: 12, denied: 0, port: 8883, novel: false });
     expect(edge("fleet=meters", "203.0.113.66")).toMatchObject({ allowed: 0, denied: 2, novel: true });
     expect(edge("fleet=cameras", "video.example.com")).toMatchObject({ denied: 1 });
@@ -103,11 +132,24 @@ describe("the policy preview", () => {
     expect(preview.matchedDevices).toBe(1);
     expect(preview.sampleDevices).toEqual([meter.id]);
     expect(preview.newlyDenied).toEqual([
-      expect.objectContaining({ deviceId: meter.id, destination: "ingest.example.com", port: 8883, connections: 12, before: expect.objectContaining({ reason: "allow.rule" }), after: expect.objectContaining({ reason: "deny.default" }) }),
+      expect.objectContaining({
+        deviceId: meter.id,
+        destination: "ingest.example.com",
+        port: 8883,
+        connections: 12,
+        before: expect.objectContaining({ reason: "allow.rule" }),
+        after: expect.objectContaining({ reason: "deny.default" }),
+      }),
     ]);
     expect(preview.newlyAllowed).toEqual([]);
 
-    const cameras = { name: "Cameras stream", selector: { matchLabels: { fleet: "cameras" } }, destinations: [{ fqdn: "video.example.com", ports: [443], protocol: "tcp" }], effect: "allow", id: "new-rule" };
+    const cameras = {
+      name: "Cameras stream",
+      selector: { matchLabels: { fleet: "cameras" } },
+      destinations: [{ fqdn: "video.example.com", ports: [443], protocol: "tcp" }],
+      effect: "allow",
+      id: "new-rule",
+    };
     const allowing = (await tenant.call("POST", "/v1/policies/preview", { upsert: cameras })).json;
     expect(allowing.newlyAllowed.map((f: any) => f.deviceId)).toEqual([camera.id]);
 
@@ -121,14 +163,20 @@ describe("the policy preview", () => {
     const { tenant } = await fleetWithTraffic();
     const bad = await tenant.call("POST", "/v1/policies/preview", { upsert: { id: "x", name: "broken" } });
     expect(bad.status).toBe(400);
-    expect(bad.json.errors.map((e: any) => e.path)).toEqual(expect.arrayContaining(["upsert.selector", "upsert.destinations", "upsert.effect"]));
+    expect(bad.json.errors.map((e: any) => e.path)).toEqual(
+      expect.arrayContaining(["upsert.selector", "upsert.destinations", "upsert.effect"]),
+    );
     expect((await tenant.call("POST", "/v1/policies/preview", { upsert: { ...telemetry, id: "a" }, remove: "b" })).status).toBe(400);
     expect((await tenant.call("POST", "/v1/policies/preview", { remove: "pol_nope" })).status).toBe(404);
   });
 });
 
 /** Reads server-sent events from `/v1/live` until `until` accepts the list, or the deadline. */
-async function liveEvents(token: string, headers: Record<string, string>, until: (events: { event: string; id: string; data: any }[]) => boolean) {
+async function liveEvents(
+  token: string,
+  headers: Record<string, string>,
+  until: (events: { event: string; id: string; data: any }[]) => boolean,
+) {
   const response = await fetch(`${runtime.url}/v1/live?wait=10`, { headers: { authorization: `Bearer ${token}`, ...headers } });
   expect(response.status).toBe(200);
   expect(response.headers.get("content-type")).toContain("text/event-stream");
@@ -141,7 +189,13 @@ async function liveEvents(token: string, headers: Record<string, string>, until:
     buffer += value;
     let end: number;
     while ((end = buffer.indexOf("\n\n")) >= 0) {
-      const fields: Record<string, string> = Object.fromEntries(buffer.slice(0, end).split("\n").filter((l) => !l.startsWith(":")).map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()]));
+      const fields: Record<string, string> = Object.fromEntries(
+        buffer
+          .slice(0, end)
+          .split("\n")
+          .filter((l) => !l.startsWith(":"))
+          .map((l) => [l.slice(0, l.indexOf(":")), l.slice(l.indexOf(":") + 1).trim()]),
+      );
       buffer = buffer.slice(end + 2);
       if (fields.event) events.push({ event: fields.event, id: fields.id ?? "", data: JSON.parse(fields.data ?? "null") });
     }
@@ -178,11 +232,38 @@ describe("source health", () => {
   it("counts accepted events per source, and nothing for a refused request", async () => {
     const tenant = await tenantClient(runtime);
     const created = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
-    const body = JSON.stringify([{ type: "sim.detached", dedupeKey: "d1", occurredAt: new Date().toISOString(), device: { imsi: "208011234560077" }, sourceType: "x", data: {} }]);
-    expect((await runtime.app.request(created.source.ingestPath, { method: "POST", headers: standardWebhookHeaders(created.credentials.webhookSecret, body), body })).status).toBe(202);
-    expect((await runtime.app.request(created.source.ingestPath, { method: "POST", headers: standardWebhookHeaders("whsec_AAAAAAAAAAAAAAAAAAAAAAAA", body), body })).status).toBe(401);
+    const body = JSON.stringify([
+      {
+        type: "sim.detached",
+        dedupeKey: "d1",
+        occurredAt: new Date().toISOString(),
+        device: { imsi: "208011234560077" },
+        sourceType: "x",
+        data: {},
+      },
+    ]);
+    expect(
+      (
+        await runtime.app.request(created.source.ingestPath, {
+          method: "POST",
+          headers: standardWebhookHeaders(created.credentials.webhookSecret, body),
+          body,
+        })
+      ).status,
+    ).toBe(202);
+    expect(
+      (
+        await runtime.app.request(created.source.ingestPath, {
+          method: "POST",
+          headers: standardWebhookHeaders("whsec_AAAAAAAAAAAAAAAAAAAAAAAA", body),
+          body,
+        })
+      ).status,
+    ).toBe(401);
     const health = (await tenant.call("GET", "/v1/source-health")).json.items;
-    expect(health).toEqual([expect.objectContaining({ sourceId: created.source.id, accepted: 1, rejected: 0, lastEventAt: expect.any(String) })]);
+    expect(health).toEqual([
+      expect.objectContaining({ sourceId: created.source.id, accepted: 1, rejected: 0, lastEventAt: expect.any(String) }),
+    ]);
     const other = await tenantClient(runtime, "other");
     expect((await other.call("GET", "/v1/source-health")).json.items).toEqual([]);
   });

@@ -19,8 +19,14 @@ const timeFactArb = fc.oneof(
   fc.record({ type: fc.constant("sim.attached"), data: fc.record({ bearer: bearerArb, ipv4: ipArb }) }),
   fc.record({ type: fc.constant("sim.detached"), data: fc.record({ bearer: bearerArb }, { requiredKeys: [] }) }),
   fc.record({ type: fc.constant("bearer.switched"), data: fc.record({ bearer: bearerArb, ipv4: ipArb }) }),
-  fc.record({ type: fc.constant("device.roaming-changed"), data: fc.record({ roaming: fc.boolean(), mcc: fc.constantFrom("208", "262") }) }),
-  fc.record({ type: fc.constant("device.equipment-changed"), data: fc.record({ imei: fc.constantFrom("490154203237518", "356938035643809") }) }),
+  fc.record({
+    type: fc.constant("device.roaming-changed"),
+    data: fc.record({ roaming: fc.boolean(), mcc: fc.constantFrom("208", "262") }),
+  }),
+  fc.record({
+    type: fc.constant("device.equipment-changed"),
+    data: fc.record({ imei: fc.constantFrom("490154203237518", "356938035643809") }),
+  }),
   fc.record({ type: fc.constantFrom("device.suspended", "device.reinstated", "device.revoked"), data: fc.constant({}) }),
 );
 const profileFactArb = fc.record({
@@ -29,18 +35,20 @@ const profileFactArb = fc.record({
 });
 
 /** A device's history: normalized facts in the order they happened. */
-const historyArb = fc.tuple(fc.array(timeFactArb, { minLength: 1, maxLength: 10 }), fc.array(profileFactArb, { maxLength: 5 })).map(([timeFacts, profileFacts]) => [
-  ...timeFacts.map((spec, n) => ({ ...spec, dedupeKey: `t${n}`, occurredAt: minute(n), device: { imsi }, sourceType: spec.type })),
-  ...profileFacts.map((spec, n) => ({
-    type: spec.type,
-    dedupeKey: `p${n}`,
-    occurredAt: minute(30 + n),
-    sequence: n + 1,
-    device: { eid },
-    sourceType: spec.type,
-    data: { eid, iccid: spec.iccid, seqNumber: n + 1, ...(spec.type === "profile.installed" ? { result: "success" } : {}) },
-  })),
-]);
+const historyArb = fc
+  .tuple(fc.array(timeFactArb, { minLength: 1, maxLength: 10 }), fc.array(profileFactArb, { maxLength: 5 }))
+  .map(([timeFacts, profileFacts]) => [
+    ...timeFacts.map((spec, n) => ({ ...spec, dedupeKey: `t${n}`, occurredAt: minute(n), device: { imsi }, sourceType: spec.type })),
+    ...profileFacts.map((spec, n) => ({
+      type: spec.type,
+      dedupeKey: `p${n}`,
+      occurredAt: minute(30 + n),
+      sequence: n + 1,
+      device: { eid },
+      sourceType: spec.type,
+      data: { eid, iccid: spec.iccid, seqNumber: n + 1, ...(spec.type === "profile.installed" ? { result: "success" } : {}) },
+    })),
+  ]);
 
 /** A fresh tenant with a device and a simroot-format source; `deliver` posts signed batches. */
 async function tenantWithDevice() {
@@ -49,7 +57,11 @@ async function tenantWithDevice() {
   const device = (await tenant.call("POST", "/v1/devices", { imsi, eid, imei: "490154203237518" })).json;
   const deliver = async (batch: unknown[]) => {
     const body = JSON.stringify(batch);
-    const response = await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, body), body });
+    const response = await runtime.app.request(source.ingestPath, {
+      method: "POST",
+      headers: standardWebhookHeaders(credentials.webhookSecret, body),
+      body,
+    });
     expect(response.status).toBe(202);
   };
   /** The device's identity state; the registration time, which differs between tenants, is left out. */
@@ -68,7 +80,9 @@ describe("convergence through the whole pipeline (property)", () => {
         historyArb.chain((facts) =>
           fc.tuple(
             fc.constant(facts),
-            fc.shuffledSubarray(facts).chain((repeats) => fc.shuffledSubarray([...facts, ...repeats], { minLength: facts.length + repeats.length })),
+            fc
+              .shuffledSubarray(facts)
+              .chain((repeats) => fc.shuffledSubarray([...facts, ...repeats], { minLength: facts.length + repeats.length })),
             fc.integer({ min: 1, max: 4 }),
           ),
         ),

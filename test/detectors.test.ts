@@ -28,12 +28,18 @@ async function setup() {
   const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "feed", format: "simroot" })).json;
   const post = async (body: unknown) => {
     const text = JSON.stringify(body);
-    const response = await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, text), body: text });
+    const response = await runtime.app.request(source.ingestPath, {
+      method: "POST",
+      headers: standardWebhookHeaders(credentials.webhookSecret, text),
+      body: text,
+    });
     expect(response.status).toBe(202);
     await runtime.bus.drained();
   };
   const anomalies = async (deviceId: string) =>
-    (await tenant.call("GET", `/v1/devices/${deviceId}/timeline?limit=500`)).json.items.filter((entry: { type: string }) => entry.type === "anomaly.detected");
+    (await tenant.call("GET", `/v1/devices/${deviceId}/timeline?limit=500`)).json.items.filter(
+      (entry: { type: string }) => entry.type === "anomaly.detected",
+    );
   return { tenant, post, anomalies };
 }
 
@@ -52,7 +58,14 @@ describe("operator-event detectors", { timeout: 120_000 }, () => {
     expect(found).toHaveLength(1);
     expect(found[0]).toMatchObject({
       actor: "system:detectors",
-      data: { kind: "imei-change", evidence: { seen: { imei: "490154203237518" }, baseline: { imei: "356938035643809" }, facts: [{ type: "device.equipment-changed" }] } },
+      data: {
+        kind: "imei-change",
+        evidence: {
+          seen: { imei: "490154203237518" },
+          baseline: { imei: "356938035643809" },
+          facts: [{ type: "device.equipment-changed" }],
+        },
+      },
     });
     expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.state).toBe("suspended");
   });

@@ -49,7 +49,12 @@ describe("the first vertical slice: register a device", () => {
     const timeline = await acme.call("GET", `/v1/devices/${created.json.id}/timeline`);
     expect(timeline.status).toBe(200);
     expect(timeline.json.items).toHaveLength(1);
-    expect(timeline.json.items[0]).toMatchObject({ seq: 2, type: "device.registered", actor: `key:${acme.keyId}`, data: { device: { id: created.json.id } } });
+    expect(timeline.json.items[0]).toMatchObject({
+      seq: 2,
+      type: "device.registered",
+      actor: `key:${acme.keyId}`,
+      data: { device: { id: created.json.id } },
+    });
   });
 
   it("rejects bad input with problem+json naming the fields, and changes nothing", async () => {
@@ -89,13 +94,18 @@ describe("the first vertical slice: register a device", () => {
     const acme = await tenantClient(runtime);
     const { publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
     const pem = publicKey.export({ type: "spki", format: "pem" }).toString();
-    const fingerprint = createHash("sha256").update(publicKey.export({ type: "spki", format: "der" })).digest("hex");
+    const fingerprint = createHash("sha256")
+      .update(publicKey.export({ type: "spki", format: "der" }))
+      .digest("hex");
     const created = await acme.call("POST", "/v1/devices", { imsi: "234100000000077", credential: pem });
     expect(created.status).toBe(201);
     expect(created.json.credentialFingerprint).toBe(fingerprint);
     expect(created.text).not.toContain("BEGIN PUBLIC KEY");
     expect((await acme.call("GET", `/v1/devices/lookup?credential=${fingerprint}`)).json.id).toBe(created.json.id);
-    const bad = await acme.call("POST", "/v1/devices", { imsi: "234100000000078", credential: "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----" });
+    const bad = await acme.call("POST", "/v1/devices", {
+      imsi: "234100000000078",
+      credential: "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----",
+    });
     expect(bad.status).toBe(400);
     expect(bad.json.errors[0].path).toBe("credential");
     const reused = await acme.call("POST", "/v1/devices", { imsi: "234100000000079", credential: pem });
@@ -109,7 +119,9 @@ describe("the first vertical slice: register a device", () => {
     const nai = encodeURIComponent("0208011234567890@wlan.mnc001.mcc208.3gppnetwork.org");
     expect((await acme.call("GET", `/v1/devices/lookup?nai=${nai}`)).json.id).toBe(created.json.id);
     expect((await acme.call("GET", "/v1/devices/lookup?supi=imsi-208011234567890")).json.id).toBe(created.json.id);
-    expect((await acme.call("GET", `/v1/devices/lookup?nai=${encodeURIComponent("2pseudonym@wlan.mnc001.mcc208.3gppnetwork.org")}`)).status).toBe(404);
+    expect(
+      (await acme.call("GET", `/v1/devices/lookup?nai=${encodeURIComponent("2pseudonym@wlan.mnc001.mcc208.3gppnetwork.org")}`)).status,
+    ).toBe(404);
   });
 
   it("scopes devices to the tenant of the key", async () => {

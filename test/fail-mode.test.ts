@@ -26,14 +26,26 @@ describe("the fail mode", () => {
     };
     const put = async (failMode: string) => {
       const etag = (await tenant.call("GET", "/v1/enforcement")).headers.get("etag")!;
-      expect((await tenant.call("PUT", "/v1/enforcement", { quarantineDestinations: [], failMode }, { "if-match": etag })).status).toBe(200);
+      expect((await tenant.call("PUT", "/v1/enforcement", { quarantineDestinations: [], failMode }, { "if-match": etag })).status).toBe(
+        200,
+      );
     };
-    const shown = async () => ({ tenant: (await tenant.call("GET", "/v1/tenant")).json.settings.failMode, enforcement: (await tenant.call("GET", "/v1/enforcement")).json.failMode });
+    const shown = async () => ({
+      tenant: (await tenant.call("GET", "/v1/tenant")).json.settings.failMode,
+      enforcement: (await tenant.call("GET", "/v1/enforcement")).json.failMode,
+    });
 
     await patch({ failMode: "open" });
     expect(await shown()).toEqual({ tenant: "open", enforcement: "open" });
     const state = new PepState(tenant.tenant.id);
-    const sync = new FeedSync({ url: "http://cp.test", apiKey: pep, publicKeys: [publicKey], state, waitSeconds: 0, fetch: ((input: string, init?: RequestInit) => runtime.app.request(input, init)) as typeof fetch });
+    const sync = new FeedSync({
+      url: "http://cp.test",
+      apiKey: pep,
+      publicKeys: [publicKey],
+      state,
+      waitSeconds: 0,
+      fetch: ((input: string, init?: RequestInit) => runtime.app.request(input, init)) as typeof fetch,
+    });
     await sync.step();
     expect(policySetOf(state).settings.failMode).toBe("open");
 

@@ -42,7 +42,8 @@ async function pepOf(admin: Awaited<ReturnType<typeof tenantClient>>) {
   return (await admin.call("POST", "/v1/keys", { name: "edge", role: "pep" })).json.token as string;
 }
 
-const versionOf = async (on: TestRuntime, pep: string) => ((await call(on, pep, "GET", "/v1/feed")).json as FeedResponse).signed.head.version;
+const versionOf = async (on: TestRuntime, pep: string) =>
+  ((await call(on, pep, "GET", "/v1/feed")).json as FeedResponse).signed.head.version;
 
 describe("the feed under a herd of enforcement points", () => {
   it("answers every long poll woken by one commit with the same signed bytes, reading no deltas from the store", async () => {
@@ -52,7 +53,9 @@ describe("the feed under a herd of enforcement points", () => {
     const version = await versionOf(runtime, pep);
     const reads = countReads(runtime);
 
-    const polls = Array.from({ length: 50 }, () => call(runtime, pep, "GET", `/v1/feed?since=${version}&wait=20`, undefined, { "if-none-match": `"${version}"` }));
+    const polls = Array.from({ length: 50 }, () =>
+      call(runtime, pep, "GET", `/v1/feed?since=${version}&wait=20`, undefined, { "if-none-match": `"${version}"` }),
+    );
     await new Promise((resolve) => setTimeout(resolve, 300));
     expect(reads.of("QueryCommand", runtime.ports.tables.audit)).toBe(0);
     await admin.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" });
@@ -60,13 +63,17 @@ describe("the feed under a herd of enforcement points", () => {
 
     expect(answers.every((answer) => answer.status === 200)).toBe(true);
     expect(new Set(answers.map((answer) => answer.text)).size).toBe(1);
-    expect(answers[0]!.json.entries).toEqual([expect.objectContaining({ kind: "device", key: device.id, value: expect.objectContaining({ state: "revoked" }) })]);
+    expect(answers[0]!.json.entries).toEqual([
+      expect.objectContaining({ kind: "device", key: device.id, value: expect.objectContaining({ state: "revoked" }) }),
+    ]);
     expect(reads.of("QueryCommand", runtime.ports.tables.audit)).toBe(0);
 
     // The herd re-polls at the new head: it waits without reading deltas, and without a head read per PEP.
     const next = answers[0]!.json.signed.head.version as number;
     reads.reset();
-    const waiting = Array.from({ length: 50 }, () => call(runtime, pep, "GET", `/v1/feed?since=${next}&wait=1`, undefined, { "if-none-match": `"${next}"` }));
+    const waiting = Array.from({ length: 50 }, () =>
+      call(runtime, pep, "GET", `/v1/feed?since=${next}&wait=1`, undefined, { "if-none-match": `"${next}"` }),
+    );
     const idle = await Promise.all(waiting);
     expect(idle.every((answer) => answer.status === 304)).toBe(true);
     expect(reads.of("QueryCommand", runtime.ports.tables.audit)).toBe(0);

@@ -53,7 +53,9 @@ describe("long polls across instances in separate processes", () => {
       expect((await http(a.url, admin.token, "POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" })).status).toBe(200);
       const answer = await onB;
       expect(answer.status).toBe(200);
-      expect(answer.json.entries).toContainEqual(expect.objectContaining({ kind: "device", key: device.id, value: expect.objectContaining({ state: "revoked" }) }));
+      expect(answer.json.entries).toContainEqual(
+        expect.objectContaining({ kind: "device", key: device.id, value: expect.objectContaining({ state: "revoked" }) }),
+      );
       // The wait was 20 s and B reads the head once a minute: only the channel can have woken it.
       expect(Date.now() - committed).toBeLessThan(5_000);
       const third = await onLocal;

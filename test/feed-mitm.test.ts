@@ -29,7 +29,10 @@ interface Reply {
   body: string;
 }
 /** What the proxy does with one request: forward it (as given, or altered) and answer what it likes. */
-type Tamper = (request: { path: string; headers: Record<string, string> }, forward: (path: string, headers?: Record<string, string>) => Promise<Reply>) => Promise<Reply>;
+type Tamper = (
+  request: { path: string; headers: Record<string, string> },
+  forward: (path: string, headers?: Record<string, string>) => Promise<Reply>,
+) => Promise<Reply>;
 
 /** A loopback man in the middle: forwards to the control plane unless `tamper` is set. */
 async function proxy() {
@@ -44,9 +47,13 @@ async function proxy() {
     return { status: response.status, headers: kept, body: await response.text() };
   };
   const server: Server = createServer(async (request: IncomingMessage, response) => {
-    const headers = Object.fromEntries(Object.entries(request.headers).filter(([name]) => ["authorization", "accept", "if-none-match"].includes(name))) as Record<string, string>;
+    const headers = Object.fromEntries(
+      Object.entries(request.headers).filter(([name]) => ["authorization", "accept", "if-none-match"].includes(name)),
+    ) as Record<string, string>;
     const path = request.url!;
-    const reply = tamper ? await tamper({ path, headers }, (altered, alteredHeaders) => forward(altered, alteredHeaders ?? headers)) : await forward(path, headers);
+    const reply = tamper
+      ? await tamper({ path, headers }, (altered, alteredHeaders) => forward(altered, alteredHeaders ?? headers))
+      : await forward(path, headers);
     response.writeHead(reply.status, reply.headers).end(reply.body);
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -81,7 +88,14 @@ async function pepOf(name: string, selector?: string) {
   expect((await tenant.call("POST", "/v1/policies", allowRule)).status).toBe(201);
   const mitm = await proxy();
   const state = new PepState(tenant.tenant.id);
-  const sync = new FeedSync({ url: mitm.url, apiKey: token, publicKeys: [publicKey], state, waitSeconds: 0, ...(selector ? { selector } : {}) });
+  const sync = new FeedSync({
+    url: mitm.url,
+    apiKey: token,
+    publicKeys: [publicKey],
+    state,
+    waitSeconds: 0,
+    ...(selector ? { selector } : {}),
+  });
   const engine = new PepEngine(state);
   const decide = () => engine.decide({ deviceId: device.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" });
   expect(await sync.step()).toBe("snapshot");
@@ -138,7 +152,9 @@ describe("a PEP behind a man in the middle", () => {
     const pep = await started("future");
     const future = forgedCursor({ version: pep.state.version + 1_000_000, page: 0, phase: "bindings" });
     // As the answer to a delta poll: were it taken, every genuine head after it would be refused as a rollback.
-    pep.mitm.set((request, forward) => forward(withQuery(request.path, (query) => (query.delete("since"), query.delete("wait"), query.set("cursor", future)))));
+    pep.mitm.set((request, forward) =>
+      forward(withQuery(request.path, (query) => (query.delete("since"), query.delete("wait"), query.set("cursor", future)))),
+    );
     await refused(pep, "feed.wrong_kind");
     // As the first page of a snapshot the PEP asked for.
     pep.mitm.set((request, forward) => forward(withQuery(request.path, (query) => query.set("cursor", future))));
@@ -154,7 +170,9 @@ describe("a PEP behind a man in the middle", () => {
     const held = pep.state.version;
     // A snapshot "page" at the version held, empty (past the last binding), freshly signed on every poll.
     const frozen = forgedCursor({ version: held, page: 7, phase: "bindings" });
-    pep.mitm.set((request, forward) => forward(withQuery(request.path, (query) => (query.delete("since"), query.delete("wait"), query.set("cursor", frozen)))));
+    pep.mitm.set((request, forward) =>
+      forward(withQuery(request.path, (query) => (query.delete("since"), query.delete("wait"), query.set("cursor", frozen)))),
+    );
     const genuineFrozen = JSON.parse((await call(runtime, pep.token, "GET", `/v1/feed?cursor=${frozen}`)).text);
     expect(genuineFrozen.signed.head).toMatchObject({ kind: "snapshot", version: held });
     expect((await pep.tenant.call("POST", `/v1/devices/${pep.device.id}/revoke`, { reason: "stolen" })).status).toBe(200);
@@ -164,36 +182,32 @@ describe("a PEP behind a man in the middle", () => {
     expect(pep.decide()).toMatchObject({ allow: false, reason: "deny.revoked" });
   });
 
-  it(
-    "withholds a revocation by replaying the current genuine idle head at most the head lifetime plus the skew tolerance (<= 10 s), then fails closed",
-    async () => {
-      const pep = await started("withhold");
-      let idle: Reply | undefined;
-      pep.mitm.set(async (request, forward) => (idle = await forward(request.path)));
-      expect(await pep.sync.step()).toBe("idle");
-      expect(idle!.status).toBe(304);
-      // From now on every poll is answered with that genuine idle head: the revocation never reaches the PEP.
-      pep.mitm.set(async () => idle!);
-      const revokedAt = Date.now();
-      expect((await pep.tenant.call("POST", `/v1/devices/${pep.device.id}/revoke`, { reason: "stolen" })).status).toBe(200);
-      let decision = pep.decide();
-      while (decision.allow) {
-        await pep.sync.step().catch(() => {});
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        decision = pep.decide();
-      }
-      const window = Date.now() - revokedAt;
-      expect(decision.reason).toBe("deny.feed-expired");
-      expect(pep.state.devices.get(pep.device.id)?.state).toBe("active");
-      expect(window).toBeLessThanOrEqual((maxHeadLifetimeSeconds + maxClockSkewSeconds) * 1000);
-      expect(maxHeadLifetimeSeconds + maxClockSkewSeconds).toBeLessThanOrEqual(10);
-      // Replays never extend the freshness of the view: the PEP stays closed until a genuine, current head arrives.
+  it("withholds a revocation by replaying the current genuine idle head at most the head lifetime plus the skew tolerance (<= 10 s), then fails closed", async () => {
+    const pep = await started("withhold");
+    let idle: Reply | undefined;
+    pep.mitm.set(async (request, forward) => (idle = await forward(request.path)));
+    expect(await pep.sync.step()).toBe("idle");
+    expect(idle!.status).toBe(304);
+    // From now on every poll is answered with that genuine idle head: the revocation never reaches the PEP.
+    pep.mitm.set(async () => idle!);
+    const revokedAt = Date.now();
+    expect((await pep.tenant.call("POST", `/v1/devices/${pep.device.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+    let decision = pep.decide();
+    while (decision.allow) {
       await pep.sync.step().catch(() => {});
-      expect(pep.engine.fresh()).toBe(false);
-      pep.mitm.set(undefined);
-      await pep.sync.step();
-      expect(pep.decide()).toMatchObject({ allow: false, reason: "deny.revoked" });
-    },
-    20_000,
-  );
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      decision = pep.decide();
+    }
+    const window = Date.now() - revokedAt;
+    expect(decision.reason).toBe("deny.feed-expired");
+    expect(pep.state.devices.get(pep.device.id)?.state).toBe("active");
+    expect(window).toBeLessThanOrEqual((maxHeadLifetimeSeconds + maxClockSkewSeconds) * 1000);
+    expect(maxHeadLifetimeSeconds + maxClockSkewSeconds).toBeLessThanOrEqual(10);
+    // Replays never extend the freshness of the view: the PEP stays closed until a genuine, current head arrives.
+    await pep.sync.step().catch(() => {});
+    expect(pep.engine.fresh()).toBe(false);
+    pep.mitm.set(undefined);
+    await pep.sync.step();
+    expect(pep.decide()).toMatchObject({ allow: false, reason: "deny.revoked" });
+  }, 20_000);
 });

@@ -25,11 +25,29 @@ async function site(tenant: Tenant) {
   const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
   let n = 0;
   const attach = async (imsi: string, ipv4: string) => {
-    const body = JSON.stringify([{ type: "sim.attached", dedupeKey: `a${n++}`, occurredAt: new Date().toISOString(), device: { imsi }, sourceType: "t", data: { bearer: "cellular", ipv4 } }]);
-    expect((await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, body), body })).status).toBe(202);
+    const body = JSON.stringify([
+      {
+        type: "sim.attached",
+        dedupeKey: `a${n++}`,
+        occurredAt: new Date().toISOString(),
+        device: { imsi },
+        sourceType: "t",
+        data: { bearer: "cellular", ipv4 },
+      },
+    ]);
+    expect(
+      (
+        await runtime.app.request(source.ingestPath, {
+          method: "POST",
+          headers: standardWebhookHeaders(credentials.webhookSecret, body),
+          body,
+        })
+      ).status,
+    ).toBe(202);
     await runtime.bus.drained();
   };
-  const register = async (imsi: string, labels: Record<string, string>) => (await tenant.call("POST", "/v1/devices", { imsi, labels })).json as { id: string };
+  const register = async (imsi: string, labels: Record<string, string>) =>
+    (await tenant.call("POST", "/v1/devices", { imsi, labels })).json as { id: string };
   const relabel = async (id: string, labels: Record<string, string>) => {
     const etag = (await tenant.call("GET", `/v1/devices/${id}`)).headers.get("etag")!;
     expect((await tenant.call("PATCH", `/v1/devices/${id}`, { labels }, { "if-match": etag })).status).toBe(200);
@@ -63,7 +81,10 @@ function restricted(full: PepState, siteName: string) {
   const ids = new Set(devices.map((device) => device.id));
   return {
     devices: devices.map((device) => [device.id, device.state, { ...device.labels }]).sort(),
-    bindings: [...full.bindings.values()].filter((binding) => ids.has(binding.deviceId)).map((binding) => [binding.address, binding.deviceId]).sort(),
+    bindings: [...full.bindings.values()]
+      .filter((binding) => ids.has(binding.deviceId))
+      .map((binding) => [binding.address, binding.deviceId])
+      .sort(),
   };
 }
 const viewOf = (state: PepState) => ({
@@ -84,7 +105,12 @@ describe("the feed narrowed to a site or segment", () => {
     const pages: FeedResponse[] = [];
     let cursor: string | undefined;
     do {
-      const page = await call(runtime, pep, "GET", `/v1/feed?limit=2&selector=${encodeURIComponent("site=north")}${cursor ? `&cursor=${cursor}` : ""}`);
+      const page = await call(
+        runtime,
+        pep,
+        "GET",
+        `/v1/feed?limit=2&selector=${encodeURIComponent("site=north")}${cursor ? `&cursor=${cursor}` : ""}`,
+      );
       expect(page.status).toBe(200);
       pages.push(page.json);
       cursor = page.json.next;
@@ -95,7 +121,9 @@ describe("the feed narrowed to a site or segment", () => {
       expect.objectContaining({ site: "north" }),
       expect.objectContaining({ site: "north" }),
     ]);
-    expect(entries.filter((entry) => entry.kind === "binding").map((entry) => [entry.key, entry.value?.deviceId])).toEqual([["10.30.0.1", north.id]]);
+    expect(entries.filter((entry) => entry.kind === "binding").map((entry) => [entry.key, entry.value?.deviceId])).toEqual([
+      ["10.30.0.1", north.id],
+    ]);
     expect(entries.some((entry) => entry.key === south.id)).toBe(false);
     expect(entries.filter((entry) => entry.kind === "settings")).toHaveLength(2);
 

@@ -16,7 +16,8 @@ async function setup() {
   const { keys } = (await call(runtime, pep, "GET", "/v1/feed/keys")).json as { keys: { publicKeyPem: string }[] };
   const publicKey = keys[0]!.publicKeyPem;
   const authentic = (signed: SignedHead, entries: FeedResponse["entries"]) =>
-    verify(null, headBytes(signed.head), publicKey, Buffer.from(signed.signature, "base64")) && contentHash(entries) === signed.head.contentHash;
+    verify(null, headBytes(signed.head), publicKey, Buffer.from(signed.signature, "base64")) &&
+    contentHash(entries) === signed.head.contentHash;
   const feed = (query: string, headers: Record<string, string> = {}) => call(runtime, pep, "GET", `/v1/feed${query}`, undefined, headers);
   return { admin, pep, authentic, feed };
 }
@@ -25,10 +26,24 @@ describe("the signed policy feed", () => {
   it("serves a signed snapshot page by page, then signed deltas from its version", async () => {
     const { admin, authentic, feed } = await setup();
     const devices = [];
-    for (const imsi of ["208010000000001", "208010000000002", "208010000000003"]) devices.push((await admin.call("POST", "/v1/devices", { imsi, labels: { fleet: "meters" } })).json);
+    for (const imsi of ["208010000000001", "208010000000002", "208010000000003"])
+      devices.push((await admin.call("POST", "/v1/devices", { imsi, labels: { fleet: "meters" } })).json);
     const { source, credentials } = (await admin.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
-    const body = JSON.stringify([{ type: "sim.attached", dedupeKey: "a1", occurredAt: new Date().toISOString(), device: { imsi: "208010000000001" }, sourceType: "t", data: { bearer: "cellular", ipv4: "10.7.0.1" } }]);
-    await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, body), body });
+    const body = JSON.stringify([
+      {
+        type: "sim.attached",
+        dedupeKey: "a1",
+        occurredAt: new Date().toISOString(),
+        device: { imsi: "208010000000001" },
+        sourceType: "t",
+        data: { bearer: "cellular", ipv4: "10.7.0.1" },
+      },
+    ]);
+    await runtime.app.request(source.ingestPath, {
+      method: "POST",
+      headers: standardWebhookHeaders(credentials.webhookSecret, body),
+      body,
+    });
     await runtime.bus.drained();
 
     const pages: FeedResponse[] = [];
@@ -48,16 +63,31 @@ describe("the signed policy feed", () => {
     }
     const snapshot = pages.flatMap((page) => page.entries);
     const version = pages[0]!.signed.head.version;
-    expect(snapshot.filter((entry) => entry.kind === "device").map((entry) => entry.key).sort()).toEqual(devices.map((d) => d.id).sort());
-    expect(snapshot.find((entry) => entry.kind === "binding")).toMatchObject({ key: "10.7.0.1", value: { deviceId: devices[0].id, bearer: "cellular" } });
-    expect(snapshot.filter((entry) => entry.kind === "settings").map((entry) => entry.key).sort()).toEqual(["enforcement", "tenant"]);
+    expect(
+      snapshot
+        .filter((entry) => entry.kind === "device")
+        .map((entry) => entry.key)
+        .sort(),
+    ).toEqual(devices.map((d) => d.id).sort());
+    expect(snapshot.find((entry) => entry.kind === "binding")).toMatchObject({
+      key: "10.7.0.1",
+      value: { deviceId: devices[0].id, bearer: "cellular" },
+    });
+    expect(
+      snapshot
+        .filter((entry) => entry.kind === "settings")
+        .map((entry) => entry.key)
+        .sort(),
+    ).toEqual(["enforcement", "tenant"]);
 
     await admin.call("POST", `/v1/devices/${devices[1].id}/revoke`, { reason: "stolen" });
     const delta = await feed(`?since=${version}`);
     expect(delta.status).toBe(200);
     expect(authentic(delta.json.signed, delta.json.entries)).toBe(true);
     expect(delta.json.signed.head).toMatchObject({ kind: "delta", since: version, last: true });
-    expect(delta.json.entries).toEqual([expect.objectContaining({ kind: "device", key: devices[1].id, value: expect.objectContaining({ state: "revoked" }) })]);
+    expect(delta.json.entries).toEqual([
+      expect.objectContaining({ kind: "device", key: devices[1].id, value: expect.objectContaining({ state: "revoked" }) }),
+    ]);
     // A delta is about the change, not the fleet.
     expect(JSON.stringify(delta.json).length).toBeLessThan(1024);
   });
@@ -65,11 +95,14 @@ describe("the signed policy feed", () => {
   it("lists revoked devices first in a snapshot, before the rest of the fleet", async () => {
     const { admin, feed } = await setup();
     const devices = [];
-    for (const imsi of ["208010000000011", "208010000000012", "208010000000013", "208010000000014"]) devices.push((await admin.call("POST", "/v1/devices", { imsi })).json);
+    for (const imsi of ["208010000000011", "208010000000012", "208010000000013", "208010000000014"])
+      devices.push((await admin.call("POST", "/v1/devices", { imsi })).json);
     for (const device of devices.slice(2)) await admin.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" });
 
     const first = await feed("?limit=4");
-    const order = (first.json as FeedResponse).entries.filter((entry) => entry.kind === "device").map((entry) => [entry.key, entry.value?.state]);
+    const order = (first.json as FeedResponse).entries
+      .filter((entry) => entry.kind === "device")
+      .map((entry) => [entry.key, entry.value?.state]);
     expect(order.slice(0, 2)).toEqual([
       [devices[2].id, "revoked"],
       [devices[3].id, "revoked"],
@@ -82,7 +115,9 @@ describe("the signed policy feed", () => {
       entries.push(...page.json.entries);
       next = page.json.next;
     } while (next);
-    expect(new Set(entries.filter((entry) => entry.kind === "device").map((entry) => entry.key))).toEqual(new Set(devices.map((device) => device.id)));
+    expect(new Set(entries.filter((entry) => entry.kind === "device").map((entry) => entry.key))).toEqual(
+      new Set(devices.map((device) => device.id)),
+    );
   });
 
   it("answers a long poll as soon as a change lands, and an idle poll with 304 and a fresh signed head", async () => {
@@ -121,7 +156,18 @@ describe("the signed policy feed", () => {
       pepId: "edge-1",
       windowStart: new Date(Date.now() - 10_000).toISOString(),
       windowEnd: new Date().toISOString(),
-      flows: [{ deviceId: "dev_x", destination: "broker.example", port: 8883, protocol: "tcp", decision: "allow", reason: "allow.rule", count: 12, bytes: 4096 }],
+      flows: [
+        {
+          deviceId: "dev_x",
+          destination: "broker.example",
+          port: 8883,
+          protocol: "tcp",
+          decision: "allow",
+          reason: "allow.rule",
+          count: 12,
+          bytes: 4096,
+        },
+      ],
     };
     expect((await call(runtime, pep, "POST", "/v1/flows", report)).json).toMatchObject({ flows: 1 });
     const bad = await call(runtime, pep, "POST", "/v1/flows", { ...report, flows: [{ ...report.flows[0], port: 70000 }] });

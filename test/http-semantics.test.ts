@@ -15,14 +15,17 @@ describe("HTTP semantics (RFC 9110)", () => {
   it("takes the Bearer auth scheme case-insensitively", async () => {
     const acme = await tenantClient(runtime);
     for (const scheme of ["bearer", "BEARER", "Bearer"]) {
-      expect((await call(runtime, undefined, "GET", "/v1/devices", undefined, { authorization: `${scheme} ${acme.token}` })).status).toBe(200);
+      expect((await call(runtime, undefined, "GET", "/v1/devices", undefined, { authorization: `${scheme} ${acme.token}` })).status).toBe(
+        200,
+      );
     }
   });
 
   it("evaluates If-Match: * matches, a current strong tag matches, a weak or other tag is 412, none is 428", async () => {
     const acme = await tenantClient(runtime);
     const device = (await acme.call("POST", "/v1/devices", { imsi: "234100000000081" })).json;
-    const patch = (ifMatch?: string) => acme.call("PATCH", `/v1/devices/${device.id}`, { labels: { site: "a" } }, ifMatch === undefined ? {} : { "if-match": ifMatch });
+    const patch = (ifMatch?: string) =>
+      acme.call("PATCH", `/v1/devices/${device.id}`, { labels: { site: "a" } }, ifMatch === undefined ? {} : { "if-match": ifMatch });
     expect((await patch()).status).toBe(428);
     const weak = await patch(`W/"${device.revision}"`);
     expect(weak.status).toBe(412);

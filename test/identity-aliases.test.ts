@@ -24,7 +24,11 @@ async function setup() {
   const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
   const post = async (...facts: unknown[]) => {
     const text = JSON.stringify(facts);
-    const response = await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, text), body: text });
+    const response = await runtime.app.request(source.ingestPath, {
+      method: "POST",
+      headers: standardWebhookHeaders(credentials.webhookSecret, text),
+      body: text,
+    });
     expect(response.status).toBe(202);
     await runtime.bus.drained();
   };
@@ -43,7 +47,9 @@ describe("aliases", () => {
     const again = await tenant.call("POST", "/v1/devices", sim);
     expect(again.status).toBe(201);
     expect(await device(first.id)).toMatchObject({ state: "revoked", imsi: sim.imsi });
-    const history = (await tenant.call("GET", `/v1/audit?subject=${first.id}`)).json.items.map((record: { action: string }) => record.action);
+    const history = (await tenant.call("GET", `/v1/audit?subject=${first.id}`)).json.items.map(
+      (record: { action: string }) => record.action,
+    );
     expect(history).toEqual(["device.registered", "device.reachability-changed", "device.revoked"]);
 
     // A report naming the SIM now reaches the device registered again, not the revoked one.
@@ -53,7 +59,8 @@ describe("aliases", () => {
 
   it("resolves a device by its new IMEI after an IMEI change, and no longer by the old one", async () => {
     const { tenant, post, device } = await setup();
-    const registered = (await tenant.call("POST", "/v1/devices", { imsi: "208018880000002", imei: "490154203237518", imeiLock: false })).json;
+    const registered = (await tenant.call("POST", "/v1/devices", { imsi: "208018880000002", imei: "490154203237518", imeiLock: false }))
+      .json;
     await post(fact("device.equipment-changed", { imsi: "208018880000002" }, { imei: "356938035643809" }));
     expect((await device(registered.id)).identity.imei).toBe("356938035643809");
     await post(fact("device.reachability-changed", { imei: "356938035643809" }, { reachable: true }));

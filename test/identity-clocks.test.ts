@@ -23,7 +23,11 @@ async function setup(imsi: string) {
   const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "skewed core", format: "simroot" })).json;
   const post = async (body: unknown) => {
     const text = JSON.stringify(body);
-    const response = await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, text), body: text });
+    const response = await runtime.app.request(source.ingestPath, {
+      method: "POST",
+      headers: standardWebhookHeaders(credentials.webhookSecret, text),
+      body: text,
+    });
     await runtime.bus.drained();
     return { status: response.status, json: (await response.json()) as any };
   };

@@ -38,7 +38,11 @@ describe("allowed countries", () => {
     };
     const allowedIn = async (device: { id: string; imsi: string }, mcc: string) => {
       const text = JSON.stringify([roamingInto(device.imsi, mcc)]);
-      await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, text), body: text });
+      await runtime.app.request(source.ingestPath, {
+        method: "POST",
+        headers: standardWebhookHeaders(credentials.webhookSecret, text),
+        body: text,
+      });
       await runtime.bus.drained();
       const timeline = (await tenant.call("GET", `/v1/devices/${device.id}/timeline`)).json.items;
       return timeline.filter((entry: { type: string }) => entry.type === "device.roaming-changed").at(-1).data.allowed;

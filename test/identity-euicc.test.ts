@@ -63,7 +63,11 @@ describe("eUICC notifications are verified against the source's trust anchors", 
 
   it("refuses trust anchors that are not PEM certificates when the source is created", async () => {
     const tenant = await tenantClient(runtime);
-    const created = await tenant.call("POST", "/v1/sources", { name: "eIM", format: "eim", credentials: { trustAnchors: ["not a certificate"] } });
+    const created = await tenant.call("POST", "/v1/sources", {
+      name: "eIM",
+      format: "eim",
+      credentials: { trustAnchors: ["not a certificate"] },
+    });
     expect(created.status).toBe(400);
     expect(created.json.type).toBe("urn:simroot:problem:source.trust_anchors_invalid");
   });

@@ -31,7 +31,11 @@ async function setup() {
   const post = async (...facts: unknown[]) => {
     for (const one of facts) {
       const text = JSON.stringify([one]);
-      const response = await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, text), body: text });
+      const response = await runtime.app.request(source.ingestPath, {
+        method: "POST",
+        headers: standardWebhookHeaders(credentials.webhookSecret, text),
+        body: text,
+      });
       expect(response.status).toBe(202);
       await runtime.bus.drained();
     }

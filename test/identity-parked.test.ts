@@ -21,7 +21,11 @@ const reachable = (device: Record<string, string>) => ({
 
 describe("parked facts reach the device registered later, whatever identifier and spelling they used", () => {
   it.each([
-    ["{iccid, imsi}, the device registered by IMSI", { iccid: "8944500102198304826", imsi: "208017770000001" }, { imsi: "208017770000001" }],
+    [
+      "{iccid, imsi}, the device registered by IMSI",
+      { iccid: "8944500102198304826", imsi: "208017770000001" },
+      { imsi: "208017770000001" },
+    ],
     ["an ICCID padded with F", { iccid: "8944500102198304834F" }, { iccids: ["8944500102198304834"] }],
     ["an MSISDN without +", { msisdn: "447700900777" }, { imsi: "208017770000003", msisdn: "+447700900777" }],
     ["a 5G SUPI", { supi: "imsi-208017770000004" }, { imsi: "208017770000004" }],
@@ -30,7 +34,15 @@ describe("parked facts reach the device registered later, whatever identifier an
     const tenant = await tenantClient(runtime);
     const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
     const text = JSON.stringify([reachable(ref)]);
-    expect((await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, text), body: text })).status).toBe(202);
+    expect(
+      (
+        await runtime.app.request(source.ingestPath, {
+          method: "POST",
+          headers: standardWebhookHeaders(credentials.webhookSecret, text),
+          body: text,
+        })
+      ).status,
+    ).toBe(202);
     await runtime.bus.drained();
     expect((await tenant.call("GET", "/v1/dead-letters")).json.items).toHaveLength(1);
 

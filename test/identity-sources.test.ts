@@ -15,7 +15,14 @@ beforeAll(async () => {
 afterAll(() => runtime.stop());
 
 const body = JSON.stringify([
-  { type: "device.reachability-changed", dedupeKey: "r1", occurredAt: "2026-11-22T06:00:00Z", device: { imsi: "208019990000001" }, sourceType: "x", data: { reachable: true } },
+  {
+    type: "device.reachability-changed",
+    dedupeKey: "r1",
+    occurredAt: "2026-11-22T06:00:00Z",
+    device: { imsi: "208019990000001" },
+    sourceType: "x",
+    data: { reachable: true },
+  },
 ]);
 
 describe("sources and tenants through the ledger", () => {
@@ -35,7 +42,8 @@ describe("sources and tenants through the ledger", () => {
   it("stops the old credentials at once on the instance that rotated them, even when they were just used", async () => {
     const tenant = await tenantClient(runtime);
     const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
-    const post = (secret: string) => runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(secret, body), body });
+    const post = (secret: string) =>
+      runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(secret, body), body });
     expect((await post(credentials.webhookSecret)).status).toBe(202); // now cached on this instance
     const rotated = (await tenant.call("POST", `/v1/sources/${source.id}/rotate`, {})).json;
     expect((await post(credentials.webhookSecret)).status).toBe(401);
@@ -47,7 +55,8 @@ describe("sources and tenants through the ledger", () => {
     const tenant = await tenantClient(runtime);
     const { createTestPki } = await import("../packages/core/src/ingest/adapters/eim-pki.test-support.ts");
     const anchor = createTestPki().ci.pem;
-    const { source } = (await tenant.call("POST", "/v1/sources", { name: "eIM", format: "eim", credentials: { trustAnchors: [anchor] } })).json;
+    const { source } = (await tenant.call("POST", "/v1/sources", { name: "eIM", format: "eim", credentials: { trustAnchors: [anchor] } }))
+      .json;
     const rotated = (await tenant.call("POST", `/v1/sources/${source.id}/rotate`, {})).json;
     expect(rotated.credentials.trustAnchors).toEqual([anchor]);
   });
@@ -59,6 +68,9 @@ describe("sources and tenants through the ledger", () => {
     const audit = (await call(runtime, created.json.token, "GET", "/v1/audit")).json.items;
     expect(audit[0]).toMatchObject({ action: "tenant.created", seq: 1 });
     expect(audit[0].actor).toContain(platform.tenant.id);
-    expect((await call(runtime, platform.token, "GET", "/v1/audit")).json.items[0]).toMatchObject({ action: "tenant.created", actor: "system:bootstrap" });
+    expect((await call(runtime, platform.token, "GET", "/v1/audit")).json.items[0]).toMatchObject({
+      action: "tenant.created",
+      actor: "system:bootstrap",
+    });
   });
 });

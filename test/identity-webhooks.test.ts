@@ -22,7 +22,11 @@ const fact = (dedupeKey: string, type: string, data: Record<string, unknown>) =>
 async function setup() {
   const tenant = await tenantClient(runtime);
   const source = async () => (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
-  const post = async (created: { source: { ingestPath: string }; credentials: { webhookSecret: string } }, webhookId: string, body: unknown) => {
+  const post = async (
+    created: { source: { ingestPath: string }; credentials: { webhookSecret: string } },
+    webhookId: string,
+    body: unknown,
+  ) => {
     const text = JSON.stringify(body);
     const response = await runtime.app.request(created.source.ingestPath, {
       method: "POST",

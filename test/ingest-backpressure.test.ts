@@ -31,7 +31,11 @@ async function source() {
   const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
   return async (body: unknown) => {
     const text = JSON.stringify(body);
-    const response = await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, text), body: text });
+    const response = await runtime.app.request(source.ingestPath, {
+      method: "POST",
+      headers: standardWebhookHeaders(credentials.webhookSecret, text),
+      body: text,
+    });
     return { status: response.status, headers: response.headers, json: (await response.json()) as any };
   };
 }

@@ -57,10 +57,31 @@ type Format = "simroot" | "camara" | "nef" | "datastreamer" | "supersim" | "eim"
 const samples: Record<Format, () => unknown[]> = {
   simroot: () => [
     [
-      { type: "sim.attached", dedupeKey: "fuzz-1", occurredAt: minutesAgo(3), device: { imsi }, sourceType: "sim.attached", data: { bearer: "cellular", rat: "NR", apn: "fleet.iot", ipv4: "10.20.0.7" } },
-      { type: "source.unhandled", dedupeKey: "fuzz-2", occurredAt: minutesAgo(2), device: { imsi }, sourceType: "vendor.thing", data: { sourceType: "vendor.thing", summary: { note: "x" } } },
+      {
+        type: "sim.attached",
+        dedupeKey: "fuzz-1",
+        occurredAt: minutesAgo(3),
+        device: { imsi },
+        sourceType: "sim.attached",
+        data: { bearer: "cellular", rat: "NR", apn: "fleet.iot", ipv4: "10.20.0.7" },
+      },
+      {
+        type: "source.unhandled",
+        dedupeKey: "fuzz-2",
+        occurredAt: minutesAgo(2),
+        device: { imsi },
+        sourceType: "vendor.thing",
+        data: { sourceType: "vendor.thing", summary: { note: "x" } },
+      },
     ],
-    { type: "device.roaming-changed", dedupeKey: "fuzz-3", occurredAt: minutesAgo(1), device: { iccid }, sourceType: "roaming", data: { roaming: true, mcc: "262" } },
+    {
+      type: "device.roaming-changed",
+      dedupeKey: "fuzz-3",
+      occurredAt: minutesAgo(1),
+      device: { iccid },
+      sourceType: "roaming",
+      data: { roaming: true, mcc: "262" },
+    },
   ],
   camara: () => [
     {
@@ -69,11 +90,28 @@ const samples: Record<Format, () => unknown[]> = {
       source: "https://camara.example",
       type: "org.camaraproject.device-roaming-status-subscriptions.v0.roaming-change-country",
       time: minutesAgo(2),
-      data: { device: { phoneNumber: msisdn, ipv4Address: { publicAddress: "84.125.93.10", privateAddress: "10.20.0.7", publicPort: 59765 } }, countryCode: 262, countryName: ["DE"], subscriptionId: "s-1" },
+      data: {
+        device: { phoneNumber: msisdn, ipv4Address: { publicAddress: "84.125.93.10", privateAddress: "10.20.0.7", publicPort: 59765 } },
+        countryCode: 262,
+        countryName: ["DE"],
+        subscriptionId: "s-1",
+      },
     },
     [
-      { specversion: "1.0", id: "evt-2", source: "https://camara.example", type: "org.camaraproject.iot-sim-fraud-prevention.v0.area-change", data: { device: { phoneNumber: msisdn }, area: { areaType: "CIRCLE", radius: 2000 }, subscriptionId: "s-2" } },
-      { specversion: "1.0", id: "evt-3", source: "https://camara.example", type: "org.camaraproject.iot-sim-fraud-prevention.v0.imei-change", data: { device: { phoneNumber: msisdn }, imei: "35-209900-176148-1" } },
+      {
+        specversion: "1.0",
+        id: "evt-2",
+        source: "https://camara.example",
+        type: "org.camaraproject.iot-sim-fraud-prevention.v0.area-change",
+        data: { device: { phoneNumber: msisdn }, area: { areaType: "CIRCLE", radius: 2000 }, subscriptionId: "s-2" },
+      },
+      {
+        specversion: "1.0",
+        id: "evt-3",
+        source: "https://camara.example",
+        type: "org.camaraproject.iot-sim-fraud-prevention.v0.imei-change",
+        data: { device: { phoneNumber: msisdn }, imei: "35-209900-176148-1" },
+      },
     ],
   ],
   nef: () => [
@@ -104,7 +142,10 @@ const samples: Record<Format, () => unknown[]> = {
         endpoint: { imei: "4901542032375101", ip_address: "100.102.41.209" },
         sim: { iccid, msisdn: "491701234567" },
         imsi: { imsi },
-        detail: { country: { mcc: "262", iso_code: "de" }, pdp_context: { apn: "em", ue_ip_address: "100.112.45.209", rat_type: 6, imeisv: "4901542032375101", mcc: "262", mnc: "02" } },
+        detail: {
+          country: { mcc: "262", iso_code: "de" },
+          pdp_context: { apn: "em", ue_ip_address: "100.112.45.209", rat_type: 6, imeisv: "4901542032375101", mcc: "262", mnc: "02" },
+        },
       },
       {
         id: "201370709",
@@ -165,7 +206,8 @@ type Path = (string | number)[];
 
 function pathsOf(value: Json, at: Path = []): Path[] {
   if (Array.isArray(value)) return [at, ...value.flatMap((item, index) => pathsOf(item, [...at, index]))];
-  if (value !== null && typeof value === "object") return [at, ...Object.entries(value).flatMap(([key, item]) => pathsOf(item, [...at, key]))];
+  if (value !== null && typeof value === "object")
+    return [at, ...Object.entries(value).flatMap(([key, item]) => pathsOf(item, [...at, key]))];
   return [at];
 }
 
@@ -190,7 +232,9 @@ function changedAt(root: Json, path: Path, change: (current: Json) => Json | und
 const deepMarker = (depth: number, kind: "array" | "object") => `@@deep-${depth}-${kind}@@`;
 const withDeepNesting = (text: string) =>
   text.replace(/"@@deep-(\d+)-(array|object)@@"/g, (_, depth: string, kind: string) =>
-    kind === "array" ? `${"[".repeat(Number(depth))}1${"]".repeat(Number(depth))}` : `${'{"a":'.repeat(Number(depth))}1${"}".repeat(Number(depth))}`,
+    kind === "array"
+      ? `${"[".repeat(Number(depth))}1${"]".repeat(Number(depth))}`
+      : `${'{"a":'.repeat(Number(depth))}1${"}".repeat(Number(depth))}`,
   );
 
 const lowSurrogates = fc.string({ unit: fc.integer({ min: 0xd800, max: 0xdfff }).map((code) => String.fromCharCode(code)), maxLength: 8 });
@@ -200,13 +244,48 @@ type Change = (current: Json) => Json | undefined;
 const changeArb: fc.Arbitrary<Change> = fc.oneof(
   { weight: 3, arbitrary: fc.constant<Change>(() => undefined) },
   { weight: 3, arbitrary: fc.constant<Change>(() => null) },
-  { weight: 4, arbitrary: fc.jsonValue({ maxDepth: 3 }).map((value): Change => () => value as Json) },
-  { weight: 3, arbitrary: fc.constant<Change>((current) => (typeof current === "string" ? current : JSON.stringify(current) ?? "")) },
-  { weight: 2, arbitrary: fc.oneof(fc.integer(), fc.double(), fc.constantFrom(-1, 0, 2 ** 53 + 1, 1e308, -1e-308)).map((value): Change => () => value) },
-  { weight: 2, arbitrary: fc.oneof(fc.string({ unit: "binary", maxLength: 40 }), fc.string({ unit: "grapheme", maxLength: 40 }), lowSurrogates).map((value): Change => () => value) },
-  { weight: 2, arbitrary: fc.constantFrom(300, 70_000).map((length): Change => () => "é9".repeat(length)) },
+  {
+    weight: 4,
+    arbitrary: fc.jsonValue({ maxDepth: 3 }).map(
+      (value): Change =>
+        () =>
+          value as Json,
+    ),
+  },
+  { weight: 3, arbitrary: fc.constant<Change>((current) => (typeof current === "string" ? current : (JSON.stringify(current) ?? ""))) },
+  {
+    weight: 2,
+    arbitrary: fc.oneof(fc.integer(), fc.double(), fc.constantFrom(-1, 0, 2 ** 53 + 1, 1e308, -1e-308)).map(
+      (value): Change =>
+        () =>
+          value,
+    ),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.oneof(fc.string({ unit: "binary", maxLength: 40 }), fc.string({ unit: "grapheme", maxLength: 40 }), lowSurrogates).map(
+      (value): Change =>
+        () =>
+          value,
+    ),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(300, 70_000).map(
+      (length): Change =>
+        () =>
+          "é9".repeat(length),
+    ),
+  },
   { weight: 1, arbitrary: fc.constant<Change>(() => "x".repeat(1024 * 1024 + 10)) },
-  { weight: 2, arbitrary: fc.tuple(fc.constantFrom(40, 2_000, 100_000), fc.constantFrom("array" as const, "object" as const)).map(([depth, kind]): Change => () => deepMarker(depth, kind)) },
+  {
+    weight: 2,
+    arbitrary: fc.tuple(fc.constantFrom(40, 2_000, 100_000), fc.constantFrom("array" as const, "object" as const)).map(
+      ([depth, kind]): Change =>
+        () =>
+          deepMarker(depth, kind),
+    ),
+  },
   {
     weight: 2,
     arbitrary: fc.tuple(oddKey, fc.jsonValue({ maxDepth: 2 })).map(
@@ -257,13 +336,30 @@ function bodyArb(format: Format): fc.Arbitrary<Uint8Array> {
 // --- headers ----------------------------------------------------------------------------------
 
 /** What Headers accepts as a value: bytes, no controls. */
-const headerValue = fc.string({ unit: fc.integer({ min: 0x20, max: 0xff }).filter((code) => code !== 0x7f).map((code) => String.fromCharCode(code)), maxLength: 80 });
-const base64Of = (length: number) => fc.uint8Array({ minLength: length, maxLength: length }).map((bytes) => Buffer.from(bytes).toString("base64"));
+const headerValue = fc.string({
+  unit: fc
+    .integer({ min: 0x20, max: 0xff })
+    .filter((code) => code !== 0x7f)
+    .map((code) => String.fromCharCode(code)),
+  maxLength: 80,
+});
+const base64Of = (length: number) =>
+  fc.uint8Array({ minLength: length, maxLength: length }).map((bytes) => Buffer.from(bytes).toString("base64"));
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
 const garbageHeaders = fc.record(
   {
-    "content-type": fc.oneof(fc.constantFrom("application/json", "application/cloudevents+json", "text/plain", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded", ""), headerValue),
+    "content-type": fc.oneof(
+      fc.constantFrom(
+        "application/json",
+        "application/cloudevents+json",
+        "text/plain",
+        "multipart/form-data; boundary=x",
+        "application/x-www-form-urlencoded",
+        "",
+      ),
+      headerValue,
+    ),
     authorization: fc.oneof(
       headerValue,
       headerValue.map((token) => `Bearer ${token}`),
@@ -272,12 +368,18 @@ const garbageHeaders = fc.record(
       headerValue.map((text) => `Basic ${text}`),
     ),
     "webhook-id": fc.oneof(headerValue, fc.constantFrom("msg_1", "msg.1", "")),
-    "webhook-timestamp": fc.oneof(headerValue, fc.integer({ min: -1000, max: 1000 }).map((offset) => String(nowSeconds() + offset)), fc.constantFrom("1e3", "-1", "99999999999999", "0")),
+    "webhook-timestamp": fc.oneof(
+      headerValue,
+      fc.integer({ min: -1000, max: 1000 }).map((offset) => String(nowSeconds() + offset)),
+      fc.constantFrom("1e3", "-1", "99999999999999", "0"),
+    ),
     "webhook-signature": fc.oneof(
       headerValue,
       base64Of(32).map((signature) => `v1,${signature}`),
       base64Of(64).map((signature) => `v1a,${signature}`),
-      fc.array(fc.tuple(fc.constantFrom("v1", "v1a", "v2", ""), headerValue), { maxLength: 4 }).map((parts) => parts.map(([version, value]) => `${version},${value}`).join(" ")),
+      fc
+        .array(fc.tuple(fc.constantFrom("v1", "v1a", "v2", ""), headerValue), { maxLength: 4 })
+        .map((parts) => parts.map(([version, value]) => `${version},${value}`).join(" ")),
     ),
     "x-twilio-signature": fc.oneof(headerValue, base64Of(20)),
     "x-eid": fc.oneof(headerValue, fc.constantFrom(eid, "89049032123451234512345678901234", "")),
@@ -301,7 +403,16 @@ const caseArb = (format: Format): fc.Arbitrary<FuzzCase> =>
     body: bodyArb(format),
     headers: garbageHeaders,
     auth: fc.constantFrom<Auth>("valid", "valid", "garbage", "none"),
-    query: fc.record({ eid: fc.oneof(fc.constant(eid), fc.string({ maxLength: 40 })), bodySHA256: fc.oneof(fc.string({ unit: fc.constantFrom(..."0123456789abcdef"), minLength: 64, maxLength: 64 }), fc.string({ maxLength: 10 })) }, { requiredKeys: [] }),
+    query: fc.record(
+      {
+        eid: fc.oneof(fc.constant(eid), fc.string({ maxLength: 40 })),
+        bodySHA256: fc.oneof(
+          fc.string({ unit: fc.constantFrom(..."0123456789abcdef"), minLength: 64, maxLength: 64 }),
+          fc.string({ maxLength: 10 }),
+        ),
+      },
+      { requiredKeys: [] },
+    ),
   });
 
 interface Source {
@@ -313,7 +424,10 @@ interface Source {
 /** Path and headers for a case: with `valid`, the source's real credentials over the body as the server will read it. */
 function requestFor(source: Source, fuzz: FuzzCase): { path: string; headers: Record<string, string> } {
   // Senders sign the bytes they send (Standard Webhooks, Twilio's bodySHA256): invalid UTF-8 and BOMs included.
-  const query = fuzz.auth === "valid" && source.format === "supersim" ? { ...fuzz.query, bodySHA256: createHash("sha256").update(fuzz.body).digest("hex") } : fuzz.query;
+  const query =
+    fuzz.auth === "valid" && source.format === "supersim"
+      ? { ...fuzz.query, bodySHA256: createHash("sha256").update(fuzz.body).digest("hex") }
+      : fuzz.query;
   const search = new URLSearchParams(query).toString();
   const path = `${source.ingestPath}${search ? `?${search}` : ""}`;
   const headers = fuzz.auth === "none" ? onlyHeaders(fuzz.headers, ["content-type", "x-eid"]) : { ...fuzz.headers };
@@ -325,7 +439,12 @@ function requestFor(source: Source, fuzz: FuzzCase): { path: string; headers: Re
       const timestamp = String(Math.floor(Date.now() / 1000));
       const key = Buffer.from(credentials.webhookSecret!.replace(/^whsec_/, ""), "base64");
       const signature = createHmac("sha256", key).update(`${id}.${timestamp}.`).update(fuzz.body).digest("base64");
-      const signed = { "webhook-id": id, "webhook-timestamp": timestamp, "webhook-signature": `v1,${signature}`, "content-type": "application/json" };
+      const signed = {
+        "webhook-id": id,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": `v1,${signature}`,
+        "content-type": "application/json",
+      };
       return { path, headers: { ...headers, ...signed, ...onlyHeaders(headers, ["content-type"]) } };
     }
     case "camara":
@@ -333,10 +452,19 @@ function requestFor(source: Source, fuzz: FuzzCase): { path: string; headers: Re
     case "eim":
       return { path, headers: { ...headers, authorization: `Bearer ${credentials.bearerToken}` } };
     case "datastreamer":
-      return { path, headers: { ...headers, authorization: `Basic ${Buffer.from(`${credentials.basicUser}:${credentials.basicPassword}`).toString("base64")}` } };
+      return {
+        path,
+        headers: {
+          ...headers,
+          authorization: `Basic ${Buffer.from(`${credentials.basicUser}:${credentials.basicPassword}`).toString("base64")}`,
+        },
+      };
     case "supersim": {
       const url = new URL(path, "http://localhost").toString();
-      return { path, headers: { ...headers, "x-twilio-signature": createHmac("sha1", credentials.twilioAuthToken!).update(url).digest("base64") } };
+      return {
+        path,
+        headers: { ...headers, "x-twilio-signature": createHmac("sha1", credentials.twilioAuthToken!).update(url).digest("base64") },
+      };
     }
   }
 }
@@ -400,7 +528,12 @@ describe("fuzzed webhooks to POST /v1/ingest/{sourceId}", () => {
           acceptedEvents += acceptedIds.length;
           await runtime.bus.drained();
           // Accepted means applied, duplicate, stale or parked: never an event the applier gives up on.
-          expect(runtime.bus.deadLetters().filter((letter) => acceptedIds.includes(letter.eventId)).map((letter) => letter.reason)).toEqual([]);
+          expect(
+            runtime.bus
+              .deadLetters()
+              .filter((letter) => acceptedIds.includes(letter.eventId))
+              .map((letter) => letter.reason),
+          ).toEqual([]);
           knownRevision = await revision();
           return;
         }
@@ -417,7 +550,9 @@ describe("fuzzed webhooks to POST /v1/ingest/{sourceId}", () => {
 
     await runtime.bus.drained();
     // The fuzz reached every outcome: accepted, refused by the parser, refused by authentication.
-    expect(Object.fromEntries(statuses)).toEqual(expect.objectContaining({ 202: expect.any(Number), 400: expect.any(Number), 401: expect.any(Number) }));
+    expect(Object.fromEntries(statuses)).toEqual(
+      expect.objectContaining({ 202: expect.any(Number), 400: expect.any(Number), 401: expect.any(Number) }),
+    );
     expect(acceptedEvents).toBeGreaterThan(0);
     expect(reads).toBeGreaterThan(0);
   });

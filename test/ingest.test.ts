@@ -56,7 +56,9 @@ describe("operator events drive the SIM identity lifecycle", () => {
     expect(now.identity.roaming).toMatchObject({ roaming: true, country: "DE" });
     expect(now.revision).toBe(3);
 
-    const timeline = (await tenant.call("GET", `/v1/devices/${registered.id}/timeline`)).json.items.map((entry: { type: string }) => entry.type);
+    const timeline = (await tenant.call("GET", `/v1/devices/${registered.id}/timeline`)).json.items.map(
+      (entry: { type: string }) => entry.type,
+    );
     // The two facts of one webhook are applied concurrently: the timeline records them in the order they committed.
     expect(timeline[0]).toBe("device.registered");
     expect([...timeline].sort()).toEqual(["device.registered", "device.roaming-changed", "sim.attached"]);
@@ -78,7 +80,9 @@ describe("operator events drive the SIM identity lifecycle", () => {
     expect((await device(registered.id)).identity.reachable).toMatchObject({ reachable: false });
     await post([fact("sim.detached", {}, 4)]);
     expect((await device(registered.id)).identity.sessions).toEqual({});
-    const timeline = (await tenant.call("GET", `/v1/devices/${registered.id}/timeline`)).json.items.map((entry: { type: string }) => entry.type);
+    const timeline = (await tenant.call("GET", `/v1/devices/${registered.id}/timeline`)).json.items.map(
+      (entry: { type: string }) => entry.type,
+    );
     expect(timeline).toEqual(["device.registered", "sim.attached", "bearer.switched", "device.reachability-changed", "sim.detached"]);
   });
 
@@ -106,7 +110,11 @@ describe("operator events drive the SIM identity lifecycle", () => {
     expect(quarantined.state).toBe("quarantined");
     expect(quarantined.identity.stateReason).toContain("IMEI changed");
 
-    await post([fact("device.revoked", { reason: "SIM deleted by operator" }, 5), fact("sim.attached", { bearer: "cellular", ipv4: "10.20.0.10" }, 6), fact("device.reinstated", {}, 7)]);
+    await post([
+      fact("device.revoked", { reason: "SIM deleted by operator" }, 5),
+      fact("sim.attached", { bearer: "cellular", ipv4: "10.20.0.10" }, 6),
+      fact("device.reinstated", {}, 7),
+    ]);
     const revoked = await device(registered.id);
     expect(revoked.state).toBe("revoked");
     expect(revoked.identity.sessions).toEqual({});
@@ -139,10 +147,16 @@ describe("operator events drive the SIM identity lifecycle", () => {
     await tenant.call("POST", "/v1/devices", { imsi });
     const body = [fact("device.revoked", {}, 1)];
     const before = await auditCount();
-    const forged = await post(body, standardWebhookHeaders(`whsec_${Buffer.from("not the secret at all").toString("base64")}`, JSON.stringify(body)));
+    const forged = await post(
+      body,
+      standardWebhookHeaders(`whsec_${Buffer.from("not the secret at all").toString("base64")}`, JSON.stringify(body)),
+    );
     expect(forged.status).toBe(401);
     expect(forged.json.type).toBe("urn:simroot:problem:ingest.unauthenticated");
-    const stale = await post(body, standardWebhookHeaders(credentials.webhookSecret, JSON.stringify(body), "msg_1", Math.floor(Date.now() / 1000) - 600));
+    const stale = await post(
+      body,
+      standardWebhookHeaders(credentials.webhookSecret, JSON.stringify(body), "msg_1", Math.floor(Date.now() / 1000) - 600),
+    );
     expect(stale.status).toBe(401);
     expect(await auditCount()).toBe(before);
     expect(runtime.bus.status().pending).toBe(0);
@@ -164,7 +178,11 @@ describe("operator events drive the SIM identity lifecycle", () => {
 
     const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "big", format: "simroot" })).json;
     const huge = JSON.stringify([fact("sim.detached", { reason: "x".repeat(1024 * 1024) }, 1)]);
-    const response = await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, huge), body: huge });
+    const response = await runtime.app.request(source.ingestPath, {
+      method: "POST",
+      headers: standardWebhookHeaders(credentials.webhookSecret, huge),
+      body: huge,
+    });
     expect(response.status).toBe(413);
   });
 

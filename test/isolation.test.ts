@@ -25,8 +25,21 @@ describe("tenant isolation", () => {
     const device = (await a.call("POST", "/v1/devices", { imsi: "208011111111111", labels: { fleet: "meters" } })).json;
     const source = (await a.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
     const key = (await a.call("POST", "/v1/keys", { name: "ops", role: "operator" })).json.key;
-    const stray = JSON.stringify([{ type: "sim.detached", dedupeKey: "x1", occurredAt: new Date().toISOString(), device: { imsi: "208019999999999" }, sourceType: "t", data: {} }]);
-    const ingested = await runtime.app.request(source.source.ingestPath, { method: "POST", headers: standardWebhookHeaders(source.credentials.webhookSecret, stray), body: stray });
+    const stray = JSON.stringify([
+      {
+        type: "sim.detached",
+        dedupeKey: "x1",
+        occurredAt: new Date().toISOString(),
+        device: { imsi: "208019999999999" },
+        sourceType: "t",
+        data: {},
+      },
+    ]);
+    const ingested = await runtime.app.request(source.source.ingestPath, {
+      method: "POST",
+      headers: standardWebhookHeaders(source.credentials.webhookSecret, stray),
+      body: stray,
+    });
     const parked = (await ingested.json()) as { accepted: { id: string }[] };
     await runtime.bus.drained();
     const policy = await a.call("POST", "/v1/policies", {
@@ -48,7 +61,10 @@ describe("tenant isolation", () => {
       pattern: { source: ["simroot"], "detail-type": ["anomaly.detected"] },
       actions: [{ type: "quarantine" }],
     });
-    const webhook = await a.call("POST", "/v1/webhooks", { url: "http://127.0.0.1:9/hook", pattern: { source: ["simroot"], "detail-type": ["none.ever"] } });
+    const webhook = await a.call("POST", "/v1/webhooks", {
+      url: "http://127.0.0.1:9/hook",
+      pattern: { source: ["simroot"], "detail-type": ["none.ever"] },
+    });
     const incident = await a.call("POST", "/v1/incidents", { deviceId: device.id, severity: "low" });
 
     const ids: Record<string, string | undefined> = {
@@ -62,7 +78,18 @@ describe("tenant isolation", () => {
       "/v1/webhooks/{id}": webhook.json?.id,
       "/v1/incidents/{id}": incident.json?.id,
     };
-    const secrets = [device.id, source.source.id, key.keyId, parked.accepted[0]!.id, policy.json?.id, grant.json?.id, rule.json?.id, webhook.json?.id, incident.json?.id, "208011111111111"].filter(Boolean) as string[];
+    const secrets = [
+      device.id,
+      source.source.id,
+      key.keyId,
+      parked.accepted[0]!.id,
+      policy.json?.id,
+      grant.json?.id,
+      rule.json?.id,
+      webhook.json?.id,
+      incident.json?.id,
+      "208011111111111",
+    ].filter(Boolean) as string[];
 
     const document = (await (await runtime.app.request("/openapi.json")).json()) as { paths: Record<string, Record<string, unknown>> };
     let probed = 0;
@@ -74,9 +101,14 @@ describe("tenant isolation", () => {
         if (hasParameters && !prefix) throw new Error(`isolation: no tenant-A resource known for ${template}`);
         if (hasParameters && !ids[prefix!]) continue; // the route's resource kind does not exist in this build
         const path = template.replace(prefix ?? "", prefix ? prefix.replace("{id}", ids[prefix]!) : "").replace("{action}", "revoke");
-        const response = await b.call(method.toUpperCase(), path, method === "get" || method === "delete" ? undefined : { reason: "isolation probe" }, {
-          "if-match": '"1"',
-        });
+        const response = await b.call(
+          method.toUpperCase(),
+          path,
+          method === "get" || method === "delete" ? undefined : { reason: "isolation probe" },
+          {
+            "if-match": '"1"',
+          },
+        );
         probed++;
         if (hasParameters) expect(response.status, `${method.toUpperCase()} ${path}`).toBeGreaterThanOrEqual(400);
         // An error may echo the id B sent; what B is given back must hold nothing of A's.

@@ -1,6 +1,17 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { QueryCommand, UpdateCommand, DeleteCommand } from "@aws-sdk/lib-dynamodb";
-import { createLedger, documentClient, domainEvent, portsFor, registerDevice, verifyAuditChain, auditPartition, auditSortKey, type Ports, type RequestContext } from "@simroot/core";
+import {
+  createLedger,
+  documentClient,
+  domainEvent,
+  portsFor,
+  registerDevice,
+  verifyAuditChain,
+  auditPartition,
+  auditSortKey,
+  type Ports,
+  type RequestContext,
+} from "@simroot/core";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -15,7 +26,11 @@ const imsi = (n: number) => `23410${String(n).padStart(10, "0")}`;
 /** The versions at which the feed carries entries (each registration says what enforcement points must learn). */
 async function feedVersions(ports: Ports, tenantId: string) {
   const result = await ports.db.send(
-    new QueryCommand({ TableName: ports.tables.audit, KeyConditionExpression: "pk = :p", ExpressionAttributeValues: { ":p": `T#${tenantId}` } }),
+    new QueryCommand({
+      TableName: ports.tables.audit,
+      KeyConditionExpression: "pk = :p",
+      ExpressionAttributeValues: { ":p": `T#${tenantId}` },
+    }),
   );
   return (result.Items ?? []).filter((item) => Array.isArray(item.feed) && item.feed.length > 0).map((item) => item.seq as number);
 }
@@ -23,7 +38,9 @@ async function feedVersions(ports: Ports, tenantId: string) {
 describe("the ledger", () => {
   it("commits concurrent changes of one tenant into one unbroken chain and a gapless, ordered feed", async () => {
     const tenantId = "ten_concurrent";
-    const results = await Promise.all(Array.from({ length: 60 }, (_, n) => registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(n) })));
+    const results = await Promise.all(
+      Array.from({ length: 60 }, (_, n) => registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(n) })),
+    );
     expect(results).toHaveLength(60);
     const verification = await verifyAuditChain(runtime.ports, tenantId);
     expect(verification).toMatchObject({ valid: true, checked: 60, lastSeq: 60 });
@@ -66,11 +83,16 @@ describe("the ledger", () => {
         ExpressionAttributeValues: { ":a": "key:someone-else" },
       }),
     );
-    expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: false, brokenAt: { seq: 3, reason: "hash does not match the record's content" } });
+    expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({
+      valid: false,
+      brokenAt: { seq: 3, reason: "hash does not match the record's content" },
+    });
 
     const tailTenant = "ten_tail";
     for (let n = 0; n < 3; n++) await registerDevice(runtime.ports, ctxFor(tailTenant), { imsi: imsi(n) });
-    await runtime.ports.db.send(new DeleteCommand({ TableName: runtime.ports.tables.audit, Key: { pk: auditPartition(tailTenant), sk: auditSortKey(3) } }));
+    await runtime.ports.db.send(
+      new DeleteCommand({ TableName: runtime.ports.tables.audit, Key: { pk: auditPartition(tailTenant), sk: auditSortKey(3) } }),
+    );
     expect(await verifyAuditChain(runtime.ports, tailTenant)).toMatchObject({ valid: false, checked: 2, brokenAt: { seq: 3 } });
   });
 

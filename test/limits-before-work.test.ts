@@ -81,7 +81,12 @@ describe("limits before work", () => {
         body,
         headers: { ...headers, "content-type": "application/json", "idempotency-key": "shared-key" },
       });
-      return { source, status: response.status, replayed: response.headers.get("idempotent-replayed"), json: (await response.json()) as any };
+      return {
+        source,
+        status: response.status,
+        replayed: response.headers.get("idempotent-replayed"),
+        json: (await response.json()) as any,
+      };
     };
     const first = await send("acme");
     const second = await send("globex");

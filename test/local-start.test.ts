@@ -51,7 +51,9 @@ async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean,
 }
 
 describe("npm start", () => {
-  it("keeps devices across restarts, survives kill -9, and applies an event acknowledged just before it exactly once", { timeout: 90_000 }, async () => {
+  it("keeps devices across restarts, survives kill -9, and applies an event acknowledged just before it exactly once", {
+    timeout: 90_000,
+  }, async () => {
     const dataDir = await mkdtemp(join(tmpdir(), "simroot-start-"));
     const port = await claimPort();
     const base = `http://127.0.0.1:${port}`;
@@ -62,21 +64,41 @@ describe("npm start", () => {
     expect((await fetch(`${base}/health`)).status).toBe(200);
 
     const json = { ...auth, "content-type": "application/json" };
-    const device = (await (await fetch(`${base}/v1/devices`, { method: "POST", headers: json, body: JSON.stringify({ imsi: "234100000000001" }) })).json()) as { id: string };
-    const { source, credentials } = (await (await fetch(`${base}/v1/sources`, { method: "POST", headers: json, body: JSON.stringify({ name: "core", format: "simroot" }) })).json()) as {
+    const device = (await (
+      await fetch(`${base}/v1/devices`, { method: "POST", headers: json, body: JSON.stringify({ imsi: "234100000000001" }) })
+    ).json()) as { id: string };
+    const { source, credentials } = (await (
+      await fetch(`${base}/v1/sources`, { method: "POST", headers: json, body: JSON.stringify({ name: "core", format: "simroot" }) })
+    ).json()) as {
       source: { ingestPath: string };
       credentials: { webhookSecret: string };
     };
     const body = JSON.stringify([
-      { type: "sim.attached", dedupeKey: "attach-1", occurredAt: new Date().toISOString(), device: { imsi: "234100000000001" }, sourceType: "test", data: { bearer: "cellular", ipv4: "10.1.2.3" } },
+      {
+        type: "sim.attached",
+        dedupeKey: "attach-1",
+        occurredAt: new Date().toISOString(),
+        device: { imsi: "234100000000001" },
+        sourceType: "test",
+        data: { bearer: "cellular", ipv4: "10.1.2.3" },
+      },
     ]);
-    const accepted = await fetch(`${base}${source.ingestPath}`, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, body), body });
+    const accepted = await fetch(`${base}${source.ingestPath}`, {
+      method: "POST",
+      headers: standardWebhookHeaders(credentials.webhookSecret, body),
+      body,
+    });
     expect(accepted.status).toBe(202);
     // Acknowledged: now pull the plug before anything else can happen.
     first.child.kill("SIGKILL");
     await new Promise((resolve) => first.child.once("exit", resolve));
     // DynamoDB Local's JVM goes with its parent rather than lingering on the port.
-    expect(await eventually(() => portOpen(first.dynamoPort), (open) => !open)).toBe(false);
+    expect(
+      await eventually(
+        () => portOpen(first.dynamoPort),
+        (open) => !open,
+      ),
+    ).toBe(false);
 
     const second = await start(dataDir, port);
     expect(second.key).toBeUndefined(); // the bootstrap key is printed on the first run only
@@ -89,10 +111,15 @@ describe("npm start", () => {
         .then((r) => r.json() as Promise<{ items: { type: string }[] }>)
         .then((page) => page.items.filter((entry) => entry.type === "sim.attached"));
     expect(await eventually(attaches, (items) => items.length > 0)).toHaveLength(1);
-    const pending = () => fetch(`${base}/health`).then((r) => r.json() as Promise<{ components: { bus: { detail: { pending: number } } } }>).then((h) => h.components.bus.detail.pending);
+    const pending = () =>
+      fetch(`${base}/health`)
+        .then((r) => r.json() as Promise<{ components: { bus: { detail: { pending: number } } } }>)
+        .then((h) => h.components.bus.detail.pending);
     expect(await eventually(pending, (count) => count === 0)).toBe(0);
     expect(await attaches()).toHaveLength(1);
-    const sessions = (await (await fetch(`${base}/v1/devices/${device.id}/sessions`, { headers: auth })).json()) as { items: { ipv4: string }[] };
+    const sessions = (await (await fetch(`${base}/v1/devices/${device.id}/sessions`, { headers: auth })).json()) as {
+      items: { ipv4: string }[];
+    };
     expect(sessions.items).toMatchObject([{ ipv4: "10.1.2.3" }]);
 
     second.child.kill("SIGTERM");

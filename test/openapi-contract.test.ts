@@ -25,7 +25,9 @@ afterAll(() => runtime.stop());
 
 const methods = ["get", "put", "post", "delete", "patch"] as const;
 const operations = () =>
-  Object.entries<any>(doc.paths).flatMap(([path, item]) => methods.filter((method) => item[method]).map((method) => ({ path, method, op: item[method] })));
+  Object.entries<any>(doc.paths).flatMap(([path, item]) =>
+    methods.filter((method) => item[method]).map((method) => ({ path, method, op: item[method] })),
+  );
 const params = (op: any) => (op.parameters ?? []).map((p: any) => (p.$ref ? doc.components.parameters[p.$ref.split("/").pop()] : p));
 const concrete = (path: string) => path.replace(/\{[^}]+\}/g, "x_1");
 
@@ -38,7 +40,9 @@ describe("the OpenAPI document", () => {
   it("has no Redocly lint error (recommended rules)", async () => {
     const config = await createConfig({ extends: ["recommended"] });
     const problems = await lintFromString({ source: JSON.stringify(doc), absoluteRef: "/openapi.json", config });
-    const errors = problems.filter((problem) => problem.severity === "error").map((problem) => `${problem.ruleId}: ${problem.message} at ${problem.location[0]?.pointer}`);
+    const errors = problems
+      .filter((problem) => problem.severity === "error")
+      .map((problem) => `${problem.ruleId}: ${problem.message} at ${problem.location[0]?.pointer}`);
     expect(errors).toEqual([]);
   });
 
@@ -86,7 +90,10 @@ describe("the OpenAPI document", () => {
       if (op.requestBody) expect(op.responses["413"], `${method} ${path}`).toBeDefined();
       if (secured) expect(op.responses["401"], `${method} ${path}`).toBeDefined();
       if (secured && method === "post" && !path.startsWith("/v1/ingest/")) {
-        expect(params(op).some((p: any) => p.name === "Idempotency-Key"), `${method} ${path}`).toBe(true);
+        expect(
+          params(op).some((p: any) => p.name === "Idempotency-Key"),
+          `${method} ${path}`,
+        ).toBe(true);
         expect(op.responses["422"], `${method} ${path}`).toBeDefined();
       }
     }

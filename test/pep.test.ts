@@ -52,7 +52,20 @@ async function pepCredentials(tenant: Tenant) {
 
 async function startTestPep(credentials: Awaited<ReturnType<typeof pepCredentials>>) {
   const config = readConfig(
-    ["--state", join(credentials.folder, "state.json"), "--public-key", credentials.keyFile, "--tenant", credentials.tenantId, "--port", "0", "--admin-port", "0", "--flow-interval", "3600"],
+    [
+      "--state",
+      join(credentials.folder, "state.json"),
+      "--public-key",
+      credentials.keyFile,
+      "--tenant",
+      credentials.tenantId,
+      "--port",
+      "0",
+      "--admin-port",
+      "0",
+      "--flow-interval",
+      "3600",
+    ],
     { SIMROOT_URL: runtime.url!, SIMROOT_PEP_KEY: credentials.token },
   )!;
   const pep = await startPep(config);
@@ -69,10 +82,13 @@ async function stopPep(pep: RunningPep) {
 function check(pep: RunningPep, clientIp: string, host = "ingest.example.com:8883") {
   const url = new URL(pep.authzUrl);
   return new Promise<{ status: number; reason: string | undefined }>((resolve, reject) => {
-    const request = get({ host: url.hostname, port: url.port, path: "/v1/readings", setHost: false, headers: { host, "x-forwarded-for": clientIp } }, (response) => {
-      response.resume();
-      resolve({ status: response.statusCode!, reason: response.headers["x-simroot-decision-reason"] as string | undefined });
-    });
+    const request = get(
+      { host: url.hostname, port: url.port, path: "/v1/readings", setHost: false, headers: { host, "x-forwarded-for": clientIp } },
+      (response) => {
+        response.resume();
+        resolve({ status: response.statusCode!, reason: response.headers["x-simroot-decision-reason"] as string | undefined });
+      },
+    );
     request.on("error", reject);
   });
 }
@@ -83,9 +99,20 @@ async function attach(tenant: Tenant, ipv4: string) {
   expect(created.status).toBe(201);
   const { source, credentials } = created.json;
   const body = JSON.stringify([
-    { type: "sim.attached", dedupeKey: `attach-${ipv4}`, occurredAt: new Date().toISOString(), device: { imsi }, sourceType: "sim.attached", data: { bearer: "cellular", apn: "iot.acme", ipv4 } },
+    {
+      type: "sim.attached",
+      dedupeKey: `attach-${ipv4}`,
+      occurredAt: new Date().toISOString(),
+      device: { imsi },
+      sourceType: "sim.attached",
+      data: { bearer: "cellular", apn: "iot.acme", ipv4 },
+    },
   ]);
-  const response = await runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, body), body });
+  const response = await runtime.app.request(source.ingestPath, {
+    method: "POST",
+    headers: standardWebhookHeaders(credentials.webhookSecret, body),
+    body,
+  });
   expect(response.status).toBeLessThan(300);
   await runtime.bus.drained();
 }
@@ -102,7 +129,9 @@ describe("a PEP on the live feed", () => {
     expect(pep.state.tenantId).toBe(tenant.tenant.id);
     expect(pep.state.devices.get(device.id)).toMatchObject({ state: "active", labels: { fleet: "meters" } });
     expect(pep.sync.stats.snapshots).toBe(1);
-    expect(pep.engine.decide({ deviceId: device.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" })).toMatchObject({ allow: false, reason: "deny.default" });
+    expect(
+      pep.engine.decide({ deviceId: device.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" }),
+    ).toMatchObject({ allow: false, reason: "deny.default" });
 
     // Deltas: a policy, then the device's address in the APN.
     const versionBefore = pep.state.version;
@@ -110,7 +139,9 @@ describe("a PEP on the live feed", () => {
     expect(policy.status).toBe(201);
     await expect.poll(() => pep.state.policies.size, { timeout: 3_000 }).toBe(1);
     expect(pep.state.version).toBeGreaterThan(versionBefore);
-    expect(pep.engine.decide({ deviceId: device.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" })).toMatchObject({ allow: true, reason: "allow.rule", ruleId: policy.json.id });
+    expect(
+      pep.engine.decide({ deviceId: device.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" }),
+    ).toMatchObject({ allow: true, reason: "allow.rule", ruleId: policy.json.id });
     await attach(tenant, meterIp);
     await expect.poll(() => pep.state.binding(meterIp)?.deviceId, { timeout: 3_000 }).toBe(device.id);
     expect(await check(pep, meterIp)).toEqual({ status: 200, reason: "allow.rule" });
@@ -121,7 +152,12 @@ describe("a PEP on the live feed", () => {
     const revokedAt = Date.now();
     const revoked = await tenant.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "SIM reported stolen" });
     expect(revoked.status).toBe(200);
-    await expect.poll(() => pep.engine.decide({ deviceId: device.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" }).reason, { timeout: 1_000, interval: 10 }).toBe("deny.revoked");
+    await expect
+      .poll(
+        () => pep.engine.decide({ deviceId: device.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" }).reason,
+        { timeout: 1_000, interval: 10 },
+      )
+      .toBe("deny.revoked");
     expect(Date.now() - revokedAt).toBeLessThan(1_000);
     // Revocation also released the device's address: its traffic is denied either way.
     expect(pep.state.binding(meterIp)).toBeUndefined();
@@ -137,8 +173,14 @@ describe("a PEP on the live feed", () => {
     await stopPep(pep);
     const restarted = await startTestPep(credentials);
     expect(restarted.state.version).toBe(version);
-    expect(restarted.engine.decide({ deviceId: device.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" }).reason).toBe("deny.revoked");
-    await tenant.call("POST", "/v1/policies", { ...telemetry, name: "Meters reach updates", destinations: [{ fqdn: "updates.example.com", protocol: "tcp" }] });
+    expect(
+      restarted.engine.decide({ deviceId: device.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" }).reason,
+    ).toBe("deny.revoked");
+    await tenant.call("POST", "/v1/policies", {
+      ...telemetry,
+      name: "Meters reach updates",
+      destinations: [{ fqdn: "updates.example.com", protocol: "tcp" }],
+    });
     await expect.poll(() => restarted.state.policies.size, { timeout: 3_000 }).toBe(2);
     expect(restarted.sync.stats.snapshots).toBe(0);
     await stopPep(restarted);
@@ -161,7 +203,13 @@ describe("a PEP on the live feed", () => {
     // snapshot (410), and refuses it as a rollback: it stays on what it has and fails closed in time.
     const ahead = new PepState(tenant.tenant.id);
     ahead.version = version + 1000;
-    const aheadSync = new FeedSync({ url: runtime.url!, apiKey: credentials.token, publicKeys: [credentials.publicKey], state: ahead, waitSeconds: 0 });
+    const aheadSync = new FeedSync({
+      url: runtime.url!,
+      apiKey: credentials.token,
+      publicKeys: [credentials.publicKey],
+      state: ahead,
+      waitSeconds: 0,
+    });
     await expect(aheadSync.step()).rejects.toMatchObject({ code: "feed.rollback" });
     expect(ahead.version).toBe(version + 1000);
   });
@@ -175,7 +223,13 @@ describe("a PEP on the live feed", () => {
     // The PEP saw versions the restored control plane no longer has.
     const ahead = new PepState(tenant.tenant.id);
     ahead.version = genuine.json.signed.head.version + 1000;
-    const sync = new FeedSync({ url: runtime.url!, apiKey: credentials.token, publicKeys: [credentials.publicKey], state: ahead, waitSeconds: 0 });
+    const sync = new FeedSync({
+      url: runtime.url!,
+      apiKey: credentials.token,
+      publicKeys: [credentials.publicKey],
+      state: ahead,
+      waitSeconds: 0,
+    });
     await expect(sync.step()).rejects.toMatchObject({ code: "feed.rollback" });
 
     // Only an admin advances the epoch.
@@ -190,20 +244,39 @@ describe("a PEP on the live feed", () => {
     expect(ahead.version).toBeLessThan(genuine.json.signed.head.version + 1000);
     expect(ahead.devices.get(device.id)?.state).toBe("active");
     // A genuine response of the epoch before, replayed, is refused: the way back is one-way.
-    const replayed = new FeedSync({ url: runtime.url!, apiKey: credentials.token, publicKeys: [credentials.publicKey], state: ahead, fetch: (async () => Response.json(genuine.json)) as unknown as typeof fetch });
+    const replayed = new FeedSync({
+      url: runtime.url!,
+      apiKey: credentials.token,
+      publicKeys: [credentials.publicKey],
+      state: ahead,
+      fetch: (async () => Response.json(genuine.json)) as unknown as typeof fetch,
+    });
     await expect(replayed.snapshot()).rejects.toMatchObject({ code: "feed.rollback" });
     // The advance is audited.
     const audit = await tenant.call("GET", "/v1/audit?limit=1000");
-    expect(audit.json.items.at(-1)).toMatchObject({ action: "feed.epoch-advanced", data: { epoch: advanced.json.epoch, previous: 0, reason: "restored from backup" } });
+    expect(audit.json.items.at(-1)).toMatchObject({
+      action: "feed.epoch-advanced",
+      data: { epoch: advanced.json.epoch, previous: 0, reason: "restored from backup" },
+    });
   });
 
   it("is refused the feed without a pep key, and refuses a feed signed by a key it did not pin", async () => {
     const tenant = await tenantClient(runtime);
     const credentials = await pepCredentials(tenant);
-    const anonymous = new FeedSync({ url: runtime.url!, apiKey: "not-a-key", publicKeys: [credentials.publicKey], state: new PepState(tenant.tenant.id) });
+    const anonymous = new FeedSync({
+      url: runtime.url!,
+      apiKey: "not-a-key",
+      publicKeys: [credentials.publicKey],
+      state: new PepState(tenant.tenant.id),
+    });
     await expect(anonymous.step()).rejects.toMatchObject({ name: "FeedHttpError", status: 401 });
     const { generateKeyPairSync } = await import("node:crypto");
-    const wrongPin = new FeedSync({ url: runtime.url!, apiKey: credentials.token, publicKeys: [generateKeyPairSync("ed25519").publicKey], state: new PepState(tenant.tenant.id) });
+    const wrongPin = new FeedSync({
+      url: runtime.url!,
+      apiKey: credentials.token,
+      publicKeys: [generateKeyPairSync("ed25519").publicKey],
+      state: new PepState(tenant.tenant.id),
+    });
     await expect(wrongPin.step()).rejects.toMatchObject({ code: "feed.bad_signature" });
   });
 });

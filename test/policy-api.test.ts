@@ -135,11 +135,20 @@ describe("policy rules", () => {
       type: "urn:simroot:problem:request.invalid",
       paths: ["destinations.0.cidr"],
     });
-    const both = await tenant.call("POST", "/v1/policies", { ...telemetry, destinations: [{ fqdn: "a.example.com", cidr: "10.0.0.0/8", protocol: "tcp" }] });
+    const both = await tenant.call("POST", "/v1/policies", {
+      ...telemetry,
+      destinations: [{ fqdn: "a.example.com", cidr: "10.0.0.0/8", protocol: "tcp" }],
+    });
     expect(problemOf(both).paths).toEqual(["destinations.0.fqdn"]);
-    const badPort = await tenant.call("POST", "/v1/policies", { ...telemetry, destinations: [{ fqdn: "a.example.com", ports: [70000], protocol: "tcp" }] });
+    const badPort = await tenant.call("POST", "/v1/policies", {
+      ...telemetry,
+      destinations: [{ fqdn: "a.example.com", ports: [70000], protocol: "tcp" }],
+    });
     expect(problemOf(badPort).paths).toEqual(["destinations.0.ports.0"]);
-    const badZone = await tenant.call("POST", "/v1/policies", { ...telemetry, conditions: { schedule: { timezone: "Mars/Olympus", windows: [{ days: ["mon"], start: "09:00", end: "17:00" }] } } });
+    const badZone = await tenant.call("POST", "/v1/policies", {
+      ...telemetry,
+      conditions: { schedule: { timezone: "Mars/Olympus", windows: [{ days: ["mon"], start: "09:00", end: "17:00" }] } },
+    });
     expect(problemOf(badZone).paths).toEqual(["conditions.schedule.timezone"]);
     const withId = await tenant.call("POST", "/v1/policies", { ...telemetry, id: "mine" });
     expect(problemOf(withId).status).toBe(400);
@@ -158,13 +167,20 @@ describe("policy rules", () => {
     const viewer = await tenant.call("POST", "/v1/keys", { name: "auditor", role: "viewer" });
     expect(viewer.status).toBe(201);
     const operator = await tenant.call("POST", "/v1/keys", { name: "ops", role: "operator" });
-    const as = (token: string) => (method: string, path: string, body?: unknown, headers?: Record<string, string>) => call(runtime, token, method, path, body, headers);
+    const as = (token: string) => (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
+      call(runtime, token, method, path, body, headers);
     const asViewer = as(viewer.json.token);
     expect((await asViewer("POST", "/v1/policies", telemetry)).status).toBe(403);
     expect((await asViewer("PUT", `/v1/policies/${id}`, telemetry, { "if-match": '"1"' })).status).toBe(403);
     expect((await asViewer("DELETE", `/v1/policies/${id}`, undefined, { "if-match": '"1"' })).status).toBe(403);
     expect((await asViewer("GET", `/v1/policies/${id}`)).status).toBe(200);
-    const whatIf = await asViewer("POST", "/v1/decisions/evaluate", { device: { deviceId: device.id }, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp", bearer: "cellular" });
+    const whatIf = await asViewer("POST", "/v1/decisions/evaluate", {
+      device: { deviceId: device.id },
+      destination: { fqdn: "ingest.example.com" },
+      port: 8883,
+      protocol: "tcp",
+      bearer: "cellular",
+    });
     expect(whatIf.json).toMatchObject({ allow: true, ruleId: id });
     expect((await as(operator.json.token)("PUT", `/v1/policies/${id}`, telemetry, { "if-match": '"1"' })).status).toBe(200);
   });
@@ -174,7 +190,14 @@ describe("grants", () => {
   it("are created with a validity window, read, listed and revoked early, each write audited", async () => {
     const tenant = await tenantClient(runtime);
     const device = await registerMeter(tenant);
-    const grant = { principal: "vendor:acme/jane", target: { deviceId: device.id }, destinations: [support], notBefore: minutes(60), notAfter: minutes(120), sessionRecording: true };
+    const grant = {
+      principal: "vendor:acme/jane",
+      target: { deviceId: device.id },
+      destinations: [support],
+      notBefore: minutes(60),
+      notAfter: minutes(120),
+      sessionRecording: true,
+    };
     const created = await tenant.call("POST", "/v1/grants", grant);
     expect(created.status).toBe(201);
     const id: string = created.json.id;
@@ -204,12 +227,27 @@ describe("grants", () => {
   it("are refused with a window that is empty, reversed or over, or a device the tenant does not have", async () => {
     const tenant = await tenantClient(runtime);
     const device = await registerMeter(tenant);
-    const grant = { principal: "vendor:acme/jane", target: { deviceId: device.id }, destinations: [support], notBefore: minutes(60), notAfter: minutes(120) };
-    expect(problemOf(await tenant.call("POST", "/v1/grants", { ...grant, notAfter: grant.notBefore }))).toMatchObject({ status: 400, paths: ["notAfter"] });
-    expect(problemOf(await tenant.call("POST", "/v1/grants", { ...grant, notBefore: grant.notAfter, notAfter: grant.notBefore })).paths).toEqual(["notAfter"]);
-    expect(problemOf(await tenant.call("POST", "/v1/grants", { ...grant, notBefore: minutes(-120), notAfter: minutes(-60) }))).toMatchObject({ status: 400, paths: ["notAfter"] });
+    const grant = {
+      principal: "vendor:acme/jane",
+      target: { deviceId: device.id },
+      destinations: [support],
+      notBefore: minutes(60),
+      notAfter: minutes(120),
+    };
+    expect(problemOf(await tenant.call("POST", "/v1/grants", { ...grant, notAfter: grant.notBefore }))).toMatchObject({
+      status: 400,
+      paths: ["notAfter"],
+    });
+    expect(
+      problemOf(await tenant.call("POST", "/v1/grants", { ...grant, notBefore: grant.notAfter, notAfter: grant.notBefore })).paths,
+    ).toEqual(["notAfter"]);
+    expect(
+      problemOf(await tenant.call("POST", "/v1/grants", { ...grant, notBefore: minutes(-120), notAfter: minutes(-60) })),
+    ).toMatchObject({ status: 400, paths: ["notAfter"] });
     expect(problemOf(await tenant.call("POST", "/v1/grants", { ...grant, notBefore: "tomorrow" })).paths).toEqual(["notBefore"]);
-    expect(problemOf(await tenant.call("POST", "/v1/grants", { ...grant, target: { deviceId: "dev_01JD3Q4ZK8W9X2V5N6M7P8R9ST" } }))).toMatchObject({ status: 400, paths: ["target.deviceId"] });
+    expect(
+      problemOf(await tenant.call("POST", "/v1/grants", { ...grant, target: { deviceId: "dev_01JD3Q4ZK8W9X2V5N6M7P8R9ST" } })),
+    ).toMatchObject({ status: 400, paths: ["target.deviceId"] });
     expect((await tenant.call("GET", "/v1/grants")).json.items).toEqual([]);
   });
 });
@@ -229,32 +267,56 @@ describe("what-if decisions", () => {
     expect(allowed.status).toBe(200);
     expect(allowed.json).toMatchObject({ allow: true, reason: "allow.rule", ruleId: allow.id, deviceId: device.id, deviceState: "active" });
     expect(allowed.json.explanation).toContain(allow.id);
-    expect((await evaluate(tenant, { device: { iccid: device.iccids[0] }, destination: { fqdn: "ingest.example.com" } })).json).toMatchObject({ allow: true, deviceId: device.id });
-    expect((await evaluate(tenant, { device: { nai: `0${device.imsi}@wlan.mnc001.mcc208.3gppnetwork.org` }, destination: { fqdn: "ingest.example.com" } })).json.deviceId).toBe(device.id);
+    expect(
+      (await evaluate(tenant, { device: { iccid: device.iccids[0] }, destination: { fqdn: "ingest.example.com" } })).json,
+    ).toMatchObject({ allow: true, deviceId: device.id });
+    expect(
+      (
+        await evaluate(tenant, {
+          device: { nai: `0${device.imsi}@wlan.mnc001.mcc208.3gppnetwork.org` },
+          destination: { fqdn: "ingest.example.com" },
+        })
+      ).json.deviceId,
+    ).toBe(device.id);
 
     const otherPort = await evaluate(tenant, { device: { deviceId: device.id }, destination: { fqdn: "ingest.example.com" }, port: 443 });
     expect(otherPort.json).toMatchObject({ allow: false, reason: "deny.default" });
     expect(otherPort.json.ruleId).toBeUndefined();
 
-    const denied = await evaluate(tenant, { device: { deviceId: device.id }, destination: { fqdn: "ingest.example.com", ip: "203.0.113.9" } });
+    const denied = await evaluate(tenant, {
+      device: { deviceId: device.id },
+      destination: { fqdn: "ingest.example.com", ip: "203.0.113.9" },
+    });
     expect(denied.json).toMatchObject({ allow: false, reason: "deny.rule", ruleId: deny.id });
 
     // Another device's labels: the meters' rule does not apply.
     const camera = await registerMeter(tenant, "208011234567891", { fleet: "cameras" });
-    expect((await evaluate(tenant, { device: { imsi: camera.imsi }, destination: { fqdn: "ingest.example.com" } })).json).toMatchObject({ allow: false, reason: "deny.default", deviceId: camera.id });
+    expect((await evaluate(tenant, { device: { imsi: camera.imsi }, destination: { fqdn: "ingest.example.com" } })).json).toMatchObject({
+      allow: false,
+      reason: "deny.default",
+      deviceId: camera.id,
+    });
 
     // A rule change shows at once in the next decision.
     const current = await tenant.call("GET", `/v1/policies/${deny.id}`);
     await tenant.call("DELETE", `/v1/policies/${deny.id}`, undefined, { "if-match": current.headers.get("etag")! });
-    expect((await evaluate(tenant, { device: { deviceId: device.id }, destination: { fqdn: "ingest.example.com", ip: "203.0.113.9" } })).json).toMatchObject({ allow: true, ruleId: allow.id });
+    expect(
+      (await evaluate(tenant, { device: { deviceId: device.id }, destination: { fqdn: "ingest.example.com", ip: "203.0.113.9" } })).json,
+    ).toMatchObject({ allow: true, ruleId: allow.id });
   });
 
   it("answer 404 for a device the tenant does not have, and 400 for a malformed request", async () => {
     const { tenant, device } = await fleet();
     const unknown = await evaluate(tenant, { device: { imsi: "208019999999999" }, destination: { fqdn: "ingest.example.com" } });
     expect(problemOf(unknown)).toMatchObject({ status: 404, type: "urn:simroot:problem:device.not_found" });
-    expect((await evaluate(tenant, { device: { deviceId: "dev_01JD3Q4ZK8W9X2V5N6M7P8R9ST" }, destination: { fqdn: "ingest.example.com" } })).status).toBe(404);
-    expect(problemOf(await evaluate(tenant, { device: { deviceId: device.id }, destination: { ip: "not-an-ip" } }))).toMatchObject({ status: 400, paths: ["destination.ip"] });
+    expect(
+      (await evaluate(tenant, { device: { deviceId: "dev_01JD3Q4ZK8W9X2V5N6M7P8R9ST" }, destination: { fqdn: "ingest.example.com" } }))
+        .status,
+    ).toBe(404);
+    expect(problemOf(await evaluate(tenant, { device: { deviceId: device.id }, destination: { ip: "not-an-ip" } }))).toMatchObject({
+      status: 400,
+      paths: ["destination.ip"],
+    });
     expect(problemOf(await evaluate(tenant, { device: { deviceId: device.id }, destination: {} })).paths).toEqual(["destination"]);
     expect(problemOf(await evaluate(tenant, { device: {}, destination: { fqdn: "ingest.example.com" } })).paths).toEqual(["device"]);
   });
@@ -262,13 +324,30 @@ describe("what-if decisions", () => {
   it("allow a grant's principal inside its window only, and deny rules still bind it", async () => {
     const { tenant, device } = await fleet();
     const window = { notBefore: minutes(60), notAfter: minutes(120) };
-    const grant = (await tenant.call("POST", "/v1/grants", { principal: "vendor:acme/jane", target: { deviceId: device.id }, destinations: [support], ...window, sessionRecording: true })).json;
+    const grant = (
+      await tenant.call("POST", "/v1/grants", {
+        principal: "vendor:acme/jane",
+        target: { deviceId: device.id },
+        destinations: [support],
+        ...window,
+        sessionRecording: true,
+      })
+    ).json;
     const ssh = (at: string, principal: string | null = "vendor:acme/jane") =>
-      evaluate(tenant, { device: { deviceId: device.id }, destination: { ip: "10.8.0.7" }, port: 22, at, ...(principal === null ? {} : { principal }) });
+      evaluate(tenant, {
+        device: { deviceId: device.id },
+        destination: { ip: "10.8.0.7" },
+        port: 22,
+        at,
+        ...(principal === null ? {} : { principal }),
+      });
 
     expect((await ssh(minutes(90))).json).toMatchObject({ allow: true, reason: "allow.grant", grantId: grant.id, sessionRecording: true });
     expect((await ssh(window.notBefore)).json).toMatchObject({ allow: true, grantId: grant.id });
-    expect((await ssh(new Date(Date.parse(window.notBefore) - 1).toISOString())).json).toMatchObject({ allow: false, reason: "deny.default" });
+    expect((await ssh(new Date(Date.parse(window.notBefore) - 1).toISOString())).json).toMatchObject({
+      allow: false,
+      reason: "deny.default",
+    });
     expect((await ssh(window.notAfter)).json).toMatchObject({ allow: false, reason: "deny.default" });
     expect((await ssh(minutes(180))).json).toMatchObject({ allow: false, reason: "deny.default" });
     expect((await ssh(minutes(90), "vendor:other/bob")).json).toMatchObject({ allow: false, reason: "deny.default" });
@@ -280,9 +359,24 @@ describe("what-if decisions", () => {
 
   it("stop allowing a grant once it is revoked, though instants before the revocation still show it", async () => {
     const { tenant, device } = await fleet();
-    const grant = (await tenant.call("POST", "/v1/grants", { principal: "support", target: { selector: meters }, destinations: [support], notBefore: minutes(-60), notAfter: minutes(60) })).json;
+    const grant = (
+      await tenant.call("POST", "/v1/grants", {
+        principal: "support",
+        target: { selector: meters },
+        destinations: [support],
+        notBefore: minutes(-60),
+        notAfter: minutes(60),
+      })
+    ).json;
     expect(grant.status).toBe("active");
-    const ssh = (at?: string) => evaluate(tenant, { device: { deviceId: device.id }, destination: { ip: "10.8.0.1" }, port: 22, principal: "support", ...(at ? { at } : {}) });
+    const ssh = (at?: string) =>
+      evaluate(tenant, {
+        device: { deviceId: device.id },
+        destination: { ip: "10.8.0.1" },
+        port: 22,
+        principal: "support",
+        ...(at ? { at } : {}),
+      });
     expect((await ssh()).json).toMatchObject({ allow: true, reason: "allow.grant", grantId: grant.id, sessionRecording: false });
     const before = minutes(-1);
     expect((await tenant.call("POST", `/v1/grants/${grant.id}/revoke`)).status).toBe(200);
@@ -301,7 +395,12 @@ describe("what-if decisions", () => {
     const settings = { quarantineDestinations: [{ fqdn: "updates.example.com", ports: [443], protocol: "tcp" }], failMode: "closed" };
     expect((await tenant.call("PUT", "/v1/enforcement", settings)).status).toBe(428);
     expect((await tenant.call("PUT", "/v1/enforcement", settings, { "if-match": '"3"' })).status).toBe(412);
-    const badSettings = await tenant.call("PUT", "/v1/enforcement", { quarantineDestinations: [{ cidr: "10.0.0.0/33", protocol: "tcp" }] }, { "if-match": '"0"' });
+    const badSettings = await tenant.call(
+      "PUT",
+      "/v1/enforcement",
+      { quarantineDestinations: [{ cidr: "10.0.0.0/33", protocol: "tcp" }] },
+      { "if-match": '"0"' },
+    );
     expect(problemOf(badSettings)).toMatchObject({ status: 400, paths: ["quarantineDestinations.0.cidr"] });
     const set = await tenant.call("PUT", "/v1/enforcement", settings, { "if-match": '"0"' });
     expect(set.status).toBe(200);
@@ -315,7 +414,11 @@ describe("what-if decisions", () => {
     expect((await evaluate(tenant, telemetryConnection)).json).toMatchObject({ allow: true, ruleId: allow.id });
 
     expect((await tenant.call("POST", `/v1/devices/${device.id}/quarantine`, { reason: "IMEI changed" })).status).toBe(200);
-    expect((await evaluate(tenant, telemetryConnection)).json).toMatchObject({ allow: false, reason: "deny.quarantined", deviceState: "quarantined" });
+    expect((await evaluate(tenant, telemetryConnection)).json).toMatchObject({
+      allow: false,
+      reason: "deny.quarantined",
+      deviceState: "quarantined",
+    });
     expect((await evaluate(tenant, updates)).json).toMatchObject({ allow: true, reason: "allow.quarantine" });
     expect((await evaluate(tenant, { ...updates, port: 80 })).json).toMatchObject({ allow: false, reason: "deny.quarantined" });
 
@@ -332,7 +435,15 @@ describe("tenant isolation", () => {
     const other = await tenantClient(runtime, "other");
     const device = await registerMeter(owner);
     const { id } = await createPolicy(owner, telemetry);
-    const grant = (await owner.call("POST", "/v1/grants", { principal: "support", target: { deviceId: device.id }, destinations: [support], notBefore: minutes(0), notAfter: minutes(60) })).json;
+    const grant = (
+      await owner.call("POST", "/v1/grants", {
+        principal: "support",
+        target: { deviceId: device.id },
+        destinations: [support],
+        notBefore: minutes(0),
+        notAfter: minutes(60),
+      })
+    ).json;
 
     const probe = await other.call("GET", `/v1/policies/${id}`);
     expect(problemOf(probe)).toMatchObject({ status: 404, type: "urn:simroot:problem:policy.not_found" });
@@ -346,18 +457,47 @@ describe("tenant isolation", () => {
     expect((await other.call("GET", "/v1/policies")).json.items).toEqual([]);
     expect((await other.call("GET", "/v1/grants")).json.items).toEqual([]);
     // A cursor naming the owner's listing is refused.
-    const forged = Buffer.from(JSON.stringify({ gsi1pk: `T#${owner.tenant.id}#policy`, gsi1sk: "", pk: "x", sk: "policy" })).toString("base64url");
+    const forged = Buffer.from(JSON.stringify({ gsi1pk: `T#${owner.tenant.id}#policy`, gsi1sk: "", pk: "x", sk: "policy" })).toString(
+      "base64url",
+    );
     expect((await other.call("GET", `/v1/policies?cursor=${forged}`)).status).toBe(400);
-    expect((await other.call("POST", "/v1/decisions/evaluate", { device: { deviceId: device.id }, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp", bearer: "cellular" })).status).toBe(404);
-    expect((await other.call("POST", "/v1/decisions/evaluate", { device: { imsi: device.imsi }, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp", bearer: "cellular" })).status).toBe(404);
+    expect(
+      (
+        await other.call("POST", "/v1/decisions/evaluate", {
+          device: { deviceId: device.id },
+          destination: { fqdn: "ingest.example.com" },
+          port: 8883,
+          protocol: "tcp",
+          bearer: "cellular",
+        })
+      ).status,
+    ).toBe(404);
+    expect(
+      (
+        await other.call("POST", "/v1/decisions/evaluate", {
+          device: { imsi: device.imsi },
+          destination: { fqdn: "ingest.example.com" },
+          port: 8883,
+          protocol: "tcp",
+          bearer: "cellular",
+        })
+      ).status,
+    ).toBe(404);
 
     // The other tenant's own device with the same SIM identity is decided by its own (empty) policy.
     const mirror = await registerMeter(other);
-    expect((await evaluate(other, { device: { imsi: device.imsi }, destination: { fqdn: "ingest.example.com" } })).json).toMatchObject({ allow: false, reason: "deny.default", deviceId: mirror.id });
+    expect((await evaluate(other, { device: { imsi: device.imsi }, destination: { fqdn: "ingest.example.com" } })).json).toMatchObject({
+      allow: false,
+      reason: "deny.default",
+      deviceId: mirror.id,
+    });
 
     expect((await owner.call("GET", `/v1/policies/${id}`)).json).toMatchObject({ name: telemetry.name, revision: 1 });
     expect((await owner.call("GET", `/v1/grants/${grant.id}`)).json.status).toBe("active");
-    expect((await evaluate(owner, { device: { imsi: device.imsi }, destination: { fqdn: "ingest.example.com" } })).json).toMatchObject({ allow: true, ruleId: id });
+    expect((await evaluate(owner, { device: { imsi: device.imsi }, destination: { fqdn: "ingest.example.com" } })).json).toMatchObject({
+      allow: true,
+      ruleId: id,
+    });
   });
 });
 
@@ -366,10 +506,30 @@ describe("the API description", () => {
     const openapi = await call(runtime, undefined, "GET", "/openapi.json");
     expect(openapi.status).toBe(200);
     expect(openapi.json.paths["/v1/policies/{id}"]).toHaveProperty("put");
-    expect(openapi.json.paths["/v1/policies/{id}"].put.parameters).toEqual(expect.arrayContaining([expect.objectContaining({ name: "if-match", in: "header" })]));
-    expect(Object.keys(openapi.json.paths)).toEqual(
-      expect.arrayContaining(["/v1/policies", "/v1/grants", "/v1/grants/{id}", "/v1/grants/{id}/revoke", "/v1/enforcement", "/v1/decisions/evaluate"]),
+    expect(openapi.json.paths["/v1/policies/{id}"].put.parameters).toEqual(
+      expect.arrayContaining([expect.objectContaining({ name: "if-match", in: "header" })]),
     );
-    expect(Object.keys(openapi.json.components.schemas)).toEqual(expect.arrayContaining(["Policy", "PolicyInput", "GrantRecord", "GrantInput", "Enforcement", "WhatIfRequest", "WhatIfDecision", "Destination"]));
+    expect(Object.keys(openapi.json.paths)).toEqual(
+      expect.arrayContaining([
+        "/v1/policies",
+        "/v1/grants",
+        "/v1/grants/{id}",
+        "/v1/grants/{id}/revoke",
+        "/v1/enforcement",
+        "/v1/decisions/evaluate",
+      ]),
+    );
+    expect(Object.keys(openapi.json.components.schemas)).toEqual(
+      expect.arrayContaining([
+        "Policy",
+        "PolicyInput",
+        "GrantRecord",
+        "GrantInput",
+        "Enforcement",
+        "WhatIfRequest",
+        "WhatIfDecision",
+        "Destination",
+      ]),
+    );
   });
 });

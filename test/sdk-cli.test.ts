@@ -114,7 +114,12 @@ describe("the SDK", () => {
 
     expect(error).toBeInstanceOf(SimrootApiError);
     const problem = error as SimrootApiError;
-    expect(problem).toMatchObject({ status: 400, title: "request.invalid", type: "urn:simroot:problem:request.invalid", requestId: "sdk-test-validation" });
+    expect(problem).toMatchObject({
+      status: 400,
+      title: "request.invalid",
+      type: "urn:simroot:problem:request.invalid",
+      requestId: "sdk-test-validation",
+    });
     expect(problem.errors.map((field) => field.path)).toEqual(expect.arrayContaining(["eid", "labels.Bad"]));
   });
 
@@ -122,7 +127,9 @@ describe("the SDK", () => {
     const bad = createClient({ baseUrl: url, apiKey: "sr_key_nope" });
     await expect(bad.get("/v1/devices")).rejects.toMatchObject({ name: "SimrootApiError", status: 401, title: "auth.invalid_key" });
     const { client } = await tenant();
-    await expect(client.get("/v1/devices/{id}", { params: { path: { id: "dev_01JD3Q4ZK8W9X2V5N6M7P8R9ST" } } })).rejects.toMatchObject({ status: 404 });
+    await expect(client.get("/v1/devices/{id}", { params: { path: { id: "dev_01JD3Q4ZK8W9X2V5N6M7P8R9ST" } } })).rejects.toMatchObject({
+      status: 404,
+    });
   });
 
   it("reaches routes by plain path too (for routes newer than the generated types), with the same errors", async () => {
@@ -158,7 +165,10 @@ describe("the simroot CLI", () => {
     const env = { SIMROOT_URL: url, SIMROOT_API_KEY: token };
     const imsi = nextImsi();
 
-    const registered = await run(["devices", "register", "--imsi", imsi, "--name", "meter-9", "--label", "fleet=meters", "--label", "site=paris"], env);
+    const registered = await run(
+      ["devices", "register", "--imsi", imsi, "--name", "meter-9", "--label", "fleet=meters", "--label", "site=paris"],
+      env,
+    );
     expect(registered.stderr).toBe("");
     expect(registered.code).toBe(0);
     const id = /^id\s+(dev_\S+)$/m.exec(registered.stdout)?.[1];
@@ -178,7 +188,10 @@ describe("the simroot CLI", () => {
     expect(suspended).toMatchObject({ code: 0, stdout: `applied: ${id} is suspended\n` });
 
     const timeline = await run(["devices", "timeline", id!, "--json"], env);
-    expect((JSON.parse(timeline.stdout) as { items: { type: string }[] }).items.map((entry) => entry.type)).toEqual(["device.registered", "device.suspended"]);
+    expect((JSON.parse(timeline.stdout) as { items: { type: string }[] }).items.map((entry) => entry.type)).toEqual([
+      "device.registered",
+      "device.suspended",
+    ]);
 
     const verified = await run(["audit", "verify"], env);
     expect(verified.code).toBe(0);
@@ -194,7 +207,10 @@ describe("the simroot CLI", () => {
     const exported = await run(["audit", "export", "--out", out], { SIMROOT_URL: url, SIMROOT_API_KEY: token });
     expect(exported.code).toBe(0);
     expect(exported.stderr).toContain(`wrote 3 audit records to ${out}`);
-    const records = (await readFile(out, "utf8")).trim().split("\n").map((line) => JSON.parse(line) as { seq: number; action: string });
+    const records = (await readFile(out, "utf8"))
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line) as { seq: number; action: string });
     expect(records.map((record) => [record.seq, record.action])).toEqual([
       [1, "tenant.created"],
       [2, "device.registered"],
@@ -264,8 +280,14 @@ describe("the simroot CLI", () => {
     expect(created.stderr).toBe("");
     const rule = JSON.parse(created.stdout) as { id: string; dryRun: boolean };
     expect(rule.dryRun).toBe(false);
-    expect(JSON.parse((await run(["rules", "dry-run", rule.id, "--json"], env)).stdout)).toMatchObject({ id: rule.id, dryRun: true, revision: 2 });
-    expect(JSON.parse((await run(["rules", "list", "--json"], env)).stdout).items).toEqual([expect.objectContaining({ id: rule.id, pattern })]);
+    expect(JSON.parse((await run(["rules", "dry-run", rule.id, "--json"], env)).stdout)).toMatchObject({
+      id: rule.id,
+      dryRun: true,
+      revision: 2,
+    });
+    expect(JSON.parse((await run(["rules", "list", "--json"], env)).stdout).items).toEqual([
+      expect.objectContaining({ id: rule.id, pattern }),
+    ]);
     expect((await run(["rules", "delete", rule.id], env)).code).toBe(0);
     expect(JSON.parse((await run(["rules", "list", "--json"], env)).stdout)).toEqual({ items: [] });
   });
@@ -289,7 +311,11 @@ describe("the simroot CLI", () => {
     expect(refused.stderr).toMatch(/^error: auth\.invalid_key \(401\)/);
 
     const asJson = await run(["devices", "list", "--json"], { SIMROOT_URL: url, SIMROOT_API_KEY: "sr_key_not_a_real_key" });
-    expect(JSON.parse(asJson.stderr)).toMatchObject({ title: "auth.invalid_key", status: 401, type: "urn:simroot:problem:auth.invalid_key" });
+    expect(JSON.parse(asJson.stderr)).toMatchObject({
+      title: "auth.invalid_key",
+      status: 401,
+      type: "urn:simroot:problem:auth.invalid_key",
+    });
   });
 
   it("runs as the installed bin, with help for every command", async () => {

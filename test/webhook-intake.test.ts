@@ -52,7 +52,11 @@ describe("CloudEvents over HTTP, as the cloudevents SDK emits them", () => {
     const cases = [
       ["binary", binary.headers, binary.body],
       ["structured", structured.headers, structured.body],
-      ["batch", { "content-type": "application/cloudevents-batch+json" }, JSON.stringify([roaming("batch-1", roamingData), roaming("batch-2", roamingData)])],
+      [
+        "batch",
+        { "content-type": "application/cloudevents-batch+json" },
+        JSON.stringify([roaming("batch-1", roamingData), roaming("batch-2", roamingData)]),
+      ],
       ["no data", withoutData.headers, withoutData.body],
       ["data_base64", { "content-type": "application/cloudevents+json" }, JSON.stringify(base64)],
     ] as const;
@@ -83,7 +87,12 @@ describe("Twilio signatures, as the twilio library computes them", () => {
     const publicUrl = `https://api.simroot.example${path}`;
     const signature = twilio.getExpectedTwilioSignature(authToken, publicUrl, {});
     // The proxy forwards to http://localhost; the sender signed the public https URL.
-    const forwarded = { "content-type": "application/json", "x-twilio-signature": signature, "x-forwarded-proto": "https", "x-forwarded-host": "api.simroot.example" };
+    const forwarded = {
+      "content-type": "application/json",
+      "x-twilio-signature": signature,
+      "x-forwarded-proto": "https",
+      "x-forwarded-host": "api.simroot.example",
+    };
     expect((await post(path, forwarded, events)).status).toBe(202);
     const bare = { "content-type": "application/json", "x-twilio-signature": signature };
     expect((await post(path, bare, events)).status).toBe(401);
@@ -108,7 +117,9 @@ describe("Twilio signatures, as the twilio library computes them", () => {
     };
     expect(twilio.validateRequestWithBody(sharedKey, signature, url, events, "HMAC_SHA256")).toBe(true);
     expect((await post(path, headers, events)).status).toBe(202);
-    expect((await post(path, { ...headers, "x-twilio-webhooks-signature-settings": "key=k,algorithm=HMAC_SHA1" }, events)).status).toBe(401);
+    expect((await post(path, { ...headers, "x-twilio-webhooks-signature-settings": "key=k,algorithm=HMAC_SHA1" }, events)).status).toBe(
+      401,
+    );
   });
 });
 
@@ -138,11 +149,19 @@ describe("Standard Webhooks, as the standardwebhooks library signs them", () => 
 
   it("refuses a malformed whpk_ key when the source is created, and takes a real one", async () => {
     const tenant = await tenantClient(runtime);
-    const bad = await tenant.call("POST", "/v1/sources", { name: "bad", format: "simroot", credentials: { webhookPublicKey: "whpk_not-a-key-at-all-but-long-enough-to-pass-min" } });
+    const bad = await tenant.call("POST", "/v1/sources", {
+      name: "bad",
+      format: "simroot",
+      credentials: { webhookPublicKey: "whpk_not-a-key-at-all-but-long-enough-to-pass-min" },
+    });
     expect(bad.status).toBe(400);
     expect(bad.json.errors.map((error: { path: string }) => error.path)).toContain("credentials.webhookPublicKey");
     const raw = generateKeyPairSync("ed25519").publicKey.export({ format: "der", type: "spki" }).subarray(12);
-    const good = await tenant.call("POST", "/v1/sources", { name: "good", format: "simroot", credentials: { webhookPublicKey: `whpk_${raw.toString("base64")}` } });
+    const good = await tenant.call("POST", "/v1/sources", {
+      name: "good",
+      format: "simroot",
+      credentials: { webhookPublicKey: `whpk_${raw.toString("base64")}` },
+    });
     expect(good.status).toBe(201);
   });
 });

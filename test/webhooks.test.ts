@@ -34,14 +34,22 @@ function receiver() {
       response.writeHead(next).end();
     });
   });
-  const listening = new Promise<string>((resolve) => server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}/hook`)));
+  const listening = new Promise<string>((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}/hook`)),
+  );
   const next = (count: number) =>
     new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`only ${received.length} deliveries arrived`)), 90_000);
       const check = () => (received.length >= count ? (clearTimeout(timer), resolve()) : waiters.push(check));
       check();
     });
-  return { received, script, listening, next, close: () => new Promise((resolve) => server.closeAllConnections() ?? server.close(resolve)) };
+  return {
+    received,
+    script,
+    listening,
+    next,
+    close: () => new Promise((resolve) => server.closeAllConnections() ?? server.close(resolve)),
+  };
 }
 
 let runtime: TestRuntime;
@@ -88,7 +96,10 @@ describe("outbound webhooks", { timeout: 180_000 }, () => {
     const delivery = hook.received[0]!;
     expect(delivery.headers["webhook-signature"]).toMatch(/^v1a,/);
     const verify = (body: string) =>
-      simrootAdapterForTests.authenticate({ headers: delivery.headers, body, now: new Date() } as never, { webhookPublicKey: webhook.publicKey } as never);
+      simrootAdapterForTests.authenticate(
+        { headers: delivery.headers, body, now: new Date() } as never,
+        { webhookPublicKey: webhook.publicKey } as never,
+      );
     expect(() => verify(delivery.body)).not.toThrow();
     expect(() => verify(delivery.body.replace("quarantined", "reinstated"))).toThrow();
   });
@@ -138,13 +149,34 @@ describe("outbound webhooks", { timeout: 180_000 }, () => {
     const tenant = await tenantClient(runtime, "kill-9");
     const webhook = (await tenant.call("POST", "/v1/webhooks", { url: await hook.listening, pattern: onQuarantine })).json;
     const envelope = {
-      version: "0", id: "e-1", "detail-type": "device.quarantined", source: "simroot", account: "local", time: new Date().toISOString(), region: "local", resources: [],
-      detail: { id: "evt_kill9", type: "device.quarantined", tenantId: tenant.tenant.id, subject: "dev_x", time: new Date().toISOString(), actor: "test", requestId: "req_1", data: {} },
+      version: "0",
+      id: "e-1",
+      "detail-type": "device.quarantined",
+      source: "simroot",
+      account: "local",
+      time: new Date().toISOString(),
+      region: "local",
+      resources: [],
+      detail: {
+        id: "evt_kill9",
+        type: "device.quarantined",
+        tenantId: tenant.tenant.id,
+        subject: "dev_x",
+        time: new Date().toISOString(),
+        actor: "test",
+        requestId: "req_1",
+        data: {},
+      },
     } as BusEnvelope;
     const id = await enqueueDelivery(runtime.ports, tenant.tenant.id, webhook.id, envelope);
 
     const child = fork(join(import.meta.dirname, "support", "webhook-worker-child.ts"), {
-      env: { ...process.env, DYNAMODB_ENDPOINT: runtime.endpoint, SIMROOT_TABLE_PREFIX: runtime.ports.tables.automation.replace(/automation$/, ""), LEASE_MS: "30000" },
+      env: {
+        ...process.env,
+        DYNAMODB_ENDPOINT: runtime.endpoint,
+        SIMROOT_TABLE_PREFIX: runtime.ports.tables.automation.replace(/automation$/, ""),
+        LEASE_MS: "30000",
+      },
       stdio: "inherit",
     });
     await hook.next(1); // the child is mid-delivery: the receiver holds the request

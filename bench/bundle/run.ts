@@ -30,7 +30,9 @@ function initMs(file: string): number {
   const script = `const c = process.cpuUsage(); await import(${JSON.stringify(file)}); const u = process.cpuUsage(c); console.log((u.user + u.system) / 1000);`;
   const env = { ...process.env, AWS_REGION: "us-east-1", SIMROOT_FEED_KMS_KEY_ID: "bench", SIMROOT_BUS_NAME: "bench" };
   return median(
-    Array.from({ length: samples }, () => Number(execFileSync(process.execPath, ["--input-type=module", "-e", script], { env, encoding: "utf8" }).trim())),
+    Array.from({ length: samples }, () =>
+      Number(execFileSync(process.execPath, ["--input-type=module", "-e", script], { env, encoding: "utf8" }).trim()),
+    ),
   );
 }
 
@@ -46,11 +48,16 @@ async function measure(name: FunctionName, variant: BundleVariant) {
 const empty = join(dir, "empty.mjs");
 writeFileSync(empty, "export {};\n");
 const sdk = join(dir, "sdk.mjs");
-writeFileSync(sdk, ["lib-dynamodb", "client-dynamodb", "client-eventbridge", "client-kms"].map((c) => `import "@aws-sdk/${c}";`).join("\n"));
+writeFileSync(
+  sdk,
+  ["lib-dynamodb", "client-dynamodb", "client-eventbridge", "client-kms"].map((c) => `import "@aws-sdk/${c}";`).join("\n"),
+);
 
 const kb = (value: number) => `${value.toFixed(0).padStart(5)} KB`;
 const ms = (value: number) => `${value.toFixed(0).padStart(4)} ms`;
-console.log(`budget: ${kb(bundling.budgetBytes / 1024)} minified, ${ms(bundling.initBudgetMs)} median init CPU time (${samples} samples each)\n`);
+console.log(
+  `budget: ${kb(bundling.budgetBytes / 1024)} minified, ${ms(bundling.initBudgetMs)} median init CPU time (${samples} samples each)\n`,
+);
 console.log(`controls: empty module ${ms(initMs(empty))}, AWS SDK clients from node_modules ${ms(initMs(sdk))}\n`);
 console.log("function           size       init   | baseline (SST default)  | size ratio  init ratio");
 for (const name of functionNames) {
@@ -61,5 +68,10 @@ for (const name of functionNames) {
     `${name.padEnd(18)} ${kb(now.kb)} ${verdict(now.kb * 1024 <= bundling.budgetBytes)} ${ms(now.ms)} ${verdict(now.ms <= bundling.initBudgetMs)}` +
       ` | ${kb(base.kb)} ${ms(base.ms)} | ${(now.kb / base.kb).toFixed(2).padStart(10)} ${(now.ms / base.ms).toFixed(2).padStart(10)}`,
   );
-  console.log(`${"".padEnd(19)}largest: ${bytesByPackage(now.bundle).slice(0, 4).map(([pkg, bytes]) => `${pkg} ${(bytes / 1024).toFixed(0)} KB`).join(", ")}`);
+  console.log(
+    `${"".padEnd(19)}largest: ${bytesByPackage(now.bundle)
+      .slice(0, 4)
+      .map(([pkg, bytes]) => `${pkg} ${(bytes / 1024).toFixed(0)} KB`)
+      .join(", ")}`,
+  );
 }

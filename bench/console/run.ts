@@ -31,7 +31,11 @@ const runtime = await startLocalRuntime({ port: 0, logRequests: false });
 const { token } = await createTenantWithAdminKey(runtime.ports, "bench");
 const base = runtime.url!;
 const api = async (method: string, path: string, body?: unknown) => {
-  const response = await fetch(`${base}${path}`, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
   return response.json() as Promise<any>;
 };
@@ -39,13 +43,29 @@ const api = async (method: string, path: string, body?: unknown) => {
 console.log(`setting up: ${devices} devices, one source per format, background load`);
 const fleet = demoFleet(devices);
 for (let i = 0; i < fleet.length; i += 10) {
-  await Promise.all(fleet.slice(i, i + 10).map(async (device) => {
-    device.id = (await api("POST", "/v1/devices", { name: device.name, eid: device.eid, iccids: [device.iccid], imsi: device.imsi, imei: device.imei, msisdn: device.msisdn, labels: device.labels })).id;
-  }));
+  await Promise.all(
+    fleet.slice(i, i + 10).map(async (device) => {
+      device.id = (
+        await api("POST", "/v1/devices", {
+          name: device.name,
+          eid: device.eid,
+          iccids: [device.iccid],
+          imsi: device.imsi,
+          imei: device.imei,
+          msisdn: device.msisdn,
+          labels: device.labels,
+        })
+      ).id;
+    }),
+  );
 }
 const sources: Record<string, DemoSource> = {};
 for (const format of ["simroot", "camara", "nef", "datastreamer", "supersim", "eim"]) {
-  const created = await api("POST", "/v1/sources", { name: format, format, ...(format === "supersim" ? { credentials: { twilioAuthToken: "bench-twilio-auth-token-012345" } } : {}) });
+  const created = await api("POST", "/v1/sources", {
+    name: format,
+    format,
+    ...(format === "supersim" ? { credentials: { twilioAuthToken: "bench-twilio-auth-token-012345" } } : {}),
+  });
   sources[format] = { id: created.source.id, format, credentials: created.credentials };
 }
 const core = operatorCore(base, sources);
@@ -135,8 +155,12 @@ console.log(`\nsent by the simulated operator core during the run: ${[...core.se
 console.log("\nconsole, first load (cold profile), 5 rounds:");
 console.log(`  fleet table shows rows:  p50 ${ms(percentile(firstRows, 50))}, max ${ms(Math.max(...firstRows))}`);
 console.log(`  baseline, the API read the page needs (every device page): p50 ${ms(percentile(apiRead, 50))}`);
-console.log(`  bytes shipped (document + script + style, compressed): ${shipped} B, budget ${budgetBytes} B (${((100 * shipped) / budgetBytes).toFixed(0)}%)`);
+console.log(
+  `  bytes shipped (document + script + style, compressed): ${shipped} B, budget ${budgetBytes} B (${((100 * shipped) / budgetBytes).toFixed(0)}%)`,
+);
 console.log(`\nchange to appearance in an open console, ${rounds} renames under load:`);
 console.log(`  appears in the DOM:      p50 ${ms(percentile(appear, 50))}, p99 ${ms(percentile(appear, 99))}`);
-console.log(`  baseline, the API's answer to the change (the commit): p50 ${ms(percentile(answered, 50))}, p99 ${ms(percentile(answered, 99))}`);
+console.log(
+  `  baseline, the API's answer to the change (the commit): p50 ${ms(percentile(answered, 50))}, p99 ${ms(percentile(answered, 99))}`,
+);
 process.exit(0);

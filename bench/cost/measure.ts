@@ -78,7 +78,11 @@ export async function measure() {
         };
       }),
     );
-    const response = await fetch(`${runtime.url}${source.ingestPath}`, { method: "POST", headers: signedHeaders(credentials.webhookSecret!, body), body });
+    const response = await fetch(`${runtime.url}${source.ingestPath}`, {
+      method: "POST",
+      headers: signedHeaders(credentials.webhookSecret!, body),
+      body,
+    });
     if (response.status !== 202) throw new Error(`ingest answered ${response.status}`);
     totals.apiRequests++;
   }
@@ -90,7 +94,9 @@ export async function measure() {
   const per = (value: number) => Math.round((value / events) * 100) / 100;
   return {
     events,
-    byCommand: Object.fromEntries(Object.entries(byCommand).map(([command, { calls, units }]) => [command, { calls: per(calls), units: per(units) }])),
+    byCommand: Object.fromEntries(
+      Object.entries(byCommand).map(([command, { calls, units }]) => [command, { calls: per(calls), units: per(units) }]),
+    ),
     perAppliedEvent: {
       writeUnits: per(totals.writeUnits),
       readUnits: per(totals.readUnits),

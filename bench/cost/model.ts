@@ -43,18 +43,21 @@ export function monthlyCost(scenario: Scenario): { lines: Record<string, number>
   const tenants = Math.ceil(scenario.devices / assumed.devicesPerTenant);
   const lambdaRequests = events * (e.consumerInvocations + e.apiRequests) + polls;
   const gbSeconds =
-    assumed.memoryGb * (events * (e.consumerInvocations * assumed.consumerMs + e.apiRequests * assumed.apiMs) / 1000 + polls * pollSeconds);
+    assumed.memoryGb *
+    ((events * (e.consumerInvocations * assumed.consumerMs + e.apiRequests * assumed.apiMs)) / 1000 + polls * pollSeconds);
   const lines = {
     "DynamoDB writes": dynamoWrites,
     "DynamoDB reads": ((events * e.readUnits) / million) * prices.dynamodb.perMillionReadUnits,
-    "DynamoDB storage + PITR (steady state, audit retention)": storedGb * (prices.dynamodb.storagePerGbMonth + prices.dynamodb.pitrPerGbMonth),
+    "DynamoDB storage + PITR (steady state, audit retention)":
+      storedGb * (prices.dynamodb.storagePerGbMonth + prices.dynamodb.pitrPerGbMonth),
     "S3 archive (grows each month by)": archivedGbPerMonth * prices.s3.glacierInstantPerGbMonth,
     "EventBridge events": ((events * e.busEvents) / million) * prices.eventbridge.perMillionEvents,
     "Lambda requests": (lambdaRequests / million) * prices.lambda.perMillionRequests,
     "Lambda duration": gbSeconds * prices.lambda.arm64PerGbSecond,
-    "API Gateway (webhooks + feed polls)": (((events * e.apiRequests) + polls) / million) * prices.apiGateway.httpApiPerMillion,
+    "API Gateway (webhooks + feed polls)": ((events * e.apiRequests + polls) / million) * prices.apiGateway.httpApiPerMillion,
     "KMS (key + feed head signatures)":
-      prices.kms.perKeyMonth + (Math.min(tenants * secondsPerMonth, polls || tenants * secondsPerMonth) / million) * prices.kms.asymmetricPerMillionRequests,
+      prices.kms.perKeyMonth +
+      (Math.min(tenants * secondsPerMonth, polls || tenants * secondsPerMonth) / million) * prices.kms.asymmetricPerMillionRequests,
     "CloudWatch Logs": ((events * assumed.logBytesPerEvent) / 1e9) * prices.cloudwatchLogs.ingestPerGb,
   };
   const total = Object.values(lines).reduce((sum, value) => sum + value, 0);
@@ -68,7 +71,8 @@ export function iotCoreCost(devices: number, eventsPerDevicePerDay: number) {
   const first = Math.min(messages, 1e9);
   const lines = {
     "IoT Core connectivity (24/7)": ((devices * 30.4 * 24 * 60) / million) * p.connectivityPerMillionMinutes,
-    "IoT Core messaging": (first / million) * p.messagingPerMillionFirstBillion + ((messages - first) / million) * p.messagingPerMillionNext,
+    "IoT Core messaging":
+      (first / million) * p.messagingPerMillionFirstBillion + ((messages - first) / million) * p.messagingPerMillionNext,
     "IoT Core rules + actions": (messages / million) * (p.rulesPerMillionTriggered + p.actionsPerMillion),
     "Device Defender audit + detect": devices * (prices.deviceDefender.auditPerDeviceMonth + prices.deviceDefender.detectPerDeviceMonth),
   };

@@ -27,7 +27,9 @@ console.log(`prices: ${pricesAsOf}\n`);
 const base: Scenario = { devices, eventsPerDevicePerDay, perEvent: measured.perAppliedEvent, feed: "long-poll" };
 const today = monthlyCost(base);
 for (const [line, value] of Object.entries(today.lines)) console.log(`  ${line.padEnd(58)} ${usd(value).padStart(10)}`);
-console.log(`  ${"total per month".padEnd(58)} ${usd(today.total).padStart(10)}   = ${usd(today.perDevice)} per device (target ${usd(target)})\n`);
+console.log(
+  `  ${"total per month".padEnd(58)} ${usd(today.total).padStart(10)}   = ${usd(today.perDevice)} per device (target ${usd(target)})\n`,
+);
 
 const iot = iotCoreCost(devices, eventsPerDevicePerDay);
 console.log("the same fleet on AWS IoT Core + Device Defender (messaging and connectivity, not a control plane):");
@@ -48,6 +50,12 @@ const scenarios: [string, Scenario][] = [
 console.log(`what meeting ${usd(target)} per device per month takes (from today, one change at a time):`);
 for (const [name, scenario] of scenarios) {
   const { total, perDevice } = monthlyCost(scenario);
-  console.log(`  ${name.padEnd(58)} ${usd(total).padStart(10)}  ${usd(perDevice).padStart(8)} per device  ${perDevice <= target ? "meets" : "misses"} target`);
+  console.log(
+    `  ${name.padEnd(58)} ${usd(total).padStart(10)}  ${usd(perDevice).padStart(8)} per device  ${perDevice <= target ? "meets" : "misses"} target`,
+  );
 }
-console.log(`\nsources: ${Object.values(prices).map((p) => p.url).join(" ")}`);
+console.log(
+  `\nsources: ${Object.values(prices)
+    .map((p) => p.url)
+    .join(" ")}`,
+);

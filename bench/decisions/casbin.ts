@@ -70,11 +70,32 @@ export async function buildCasbin(set: PolicySet, devices: readonly BenchDevice[
   };
 
   const lines: string[][] = [];
-  const destinationLines = (sub: string, kind: string, principal: string, destinations: PolicySet["rules"][number]["destinations"], conditions: { bearers?: string[]; countries?: string[] }, window: [string, string], eft: string) => {
+  const destinationLines = (
+    sub: string,
+    kind: string,
+    principal: string,
+    destinations: PolicySet["rules"][number]["destinations"],
+    conditions: { bearers?: string[]; countries?: string[] },
+    window: [string, string],
+    eft: string,
+  ) => {
     for (const d of destinations) {
       const ranges = (d.ports ?? [{ from: 0, to: 65535 }]).map((p) => (typeof p === "number" ? [p, p] : [p.from, p.to]));
       for (const [from, to] of ranges) {
-        lines.push([sub, kind, principal, d.cidr ? "cidr" : "fqdn", d.cidr ?? d.fqdn!.toLowerCase(), String(from), String(to), d.protocol, conditions.bearers?.join("|") ?? "*", conditions.countries?.join("|") ?? "*", ...window, eft]);
+        lines.push([
+          sub,
+          kind,
+          principal,
+          d.cidr ? "cidr" : "fqdn",
+          d.cidr ?? d.fqdn!.toLowerCase(),
+          String(from),
+          String(to),
+          d.protocol,
+          conditions.bearers?.join("|") ?? "*",
+          conditions.countries?.join("|") ?? "*",
+          ...window,
+          eft,
+        ]);
       }
     }
   };

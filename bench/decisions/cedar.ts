@@ -56,16 +56,27 @@ export function cedarPolicies(set: PolicySet): string {
     if (rule.conditions?.bearers) terms.push(`${list(rule.conditions.bearers)}.contains(context.bearer)`);
     if (rule.conditions?.countries) terms.push(`(context has country && ${list(rule.conditions.countries)}.contains(context.country))`);
     if (rule.effect === "allow") terms.push(`context.principal == ""`);
-    policies.push(`@id(${str(rule.id)})\n${rule.effect === "deny" ? "forbid" : "permit"}(principal, action, resource) when { ${terms.join(" && ")} };`);
+    policies.push(
+      `@id(${str(rule.id)})\n${rule.effect === "deny" ? "forbid" : "permit"}(principal, action, resource) when { ${terms.join(" && ")} };`,
+    );
   }
   for (const grant of set.grants) {
     const until = Math.min(Date.parse(grant.notAfter), grant.revokedAt ? Date.parse(grant.revokedAt) : Infinity);
     const target = "deviceId" in grant.target ? `principal == Device::${str(grant.target.deviceId)}` : selectorText(grant.target.selector);
-    const terms = [`principal.state == "active"`, `context.principal == ${str(grant.principal)}`, `context.at >= ${Date.parse(grant.notBefore)}`, `context.at < ${until}`, target, anyOf(grant.destinations)];
+    const terms = [
+      `principal.state == "active"`,
+      `context.principal == ${str(grant.principal)}`,
+      `context.at >= ${Date.parse(grant.notBefore)}`,
+      `context.at < ${until}`,
+      target,
+      anyOf(grant.destinations),
+    ];
     policies.push(`@id(${str(grant.id)})\npermit(principal, action, resource) when { ${terms.join(" && ")} };`);
   }
   if (set.settings.quarantineDestinations.length) {
-    policies.push(`@id("quarantine")\npermit(principal, action, resource) when { principal.state == "quarantined" && ${anyOf(set.settings.quarantineDestinations)} };`);
+    policies.push(
+      `@id("quarantine")\npermit(principal, action, resource) when { principal.state == "quarantined" && ${anyOf(set.settings.quarantineDestinations)} };`,
+    );
   }
   return policies.join("\n");
 }
@@ -83,12 +94,21 @@ export function buildCedar(set: PolicySet, devices: readonly BenchDevice[]): Ced
   const parsed = preparsePolicySet("tenant", { staticPolicies: text });
   if (parsed.type !== "success") throw new Error(`cedar: ${parsed.errors.map((e) => e.message).join("; ")}`);
   const entities = new Map<string, EntityJson[]>(
-    devices.map((device) => [device.id, [{ uid: { type: "Device", id: device.id }, attrs: { state: device.state, labels: { ...device.labels } }, parents: [] }]]),
+    devices.map((device) => [
+      device.id,
+      [{ uid: { type: "Device", id: device.id }, attrs: { state: device.state, labels: { ...device.labels } }, parents: [] }],
+    ]),
   );
   return {
     policies: text.split("\n@id").length,
     decide(input) {
-      const context: Record<string, unknown> = { port: input.port, protocol: input.protocol, bearer: input.bearer, at: input.at, principal: input.principal ?? "" };
+      const context: Record<string, unknown> = {
+        port: input.port,
+        protocol: input.protocol,
+        bearer: input.bearer,
+        at: input.at,
+        principal: input.principal ?? "",
+      };
       if (input.destination.ip !== undefined) context.ip = { __extn: { fn: "ip", arg: input.destination.ip } };
       if (input.destination.fqdn !== undefined) context.host = input.destination.fqdn.toLowerCase();
       if (input.country !== undefined) context.country = input.country;

@@ -90,8 +90,22 @@ const fmt = (n: number, digits = 0) => n.toLocaleString("en-US", { maximumFracti
 
 export function table(rows: readonly (Measurement & { note?: string })[]): string {
   const header = ["engine", "decisions", "decisions/s", "passes (slowest-fastest)", "p50 µs", "p99 µs", "batch", "note"];
-  const body = rows.map((r) => [r.name, fmt(r.decisions), fmt(r.perSecond), `${fmt(r.rates[0]!)}-${fmt(r.rates[2]!)}`, fmt(r.p50 / 1000, 3), fmt(r.p99 / 1000, 3), String(r.batch), r.note ?? ""]);
+  const body = rows.map((r) => [
+    r.name,
+    fmt(r.decisions),
+    fmt(r.perSecond),
+    `${fmt(r.rates[0]!)}-${fmt(r.rates[2]!)}`,
+    fmt(r.p50 / 1000, 3),
+    fmt(r.p99 / 1000, 3),
+    String(r.batch),
+    r.note ?? "",
+  ]);
   const widths = header.map((h, c) => Math.max(h.length, ...body.map((row) => row[c]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((cell, c) => (c === 0 || c === 7 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(" | ")} |`;
-  return [line(header), `|${widths.map((w, c) => (c === 0 || c === 7 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`, ...body.map(line)].join("\n");
+  const line = (cells: string[]) =>
+    `| ${cells.map((cell, c) => (c === 0 || c === 7 ? cell.padEnd(widths[c]!) : cell.padStart(widths[c]!))).join(" | ")} |`;
+  return [
+    line(header),
+    `|${widths.map((w, c) => (c === 0 || c === 7 ? "-".repeat(w + 2) : `${"-".repeat(w + 1)}:`)).join("|")}|`,
+    ...body.map(line),
+  ].join("\n");
 }

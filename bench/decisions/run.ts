@@ -85,7 +85,9 @@ const rows: Row[] = [
     options: { ...fast, decisions: 10_000_000 },
     async setup({ set, requests }) {
       const engine = compilePolicy(set);
-      const keys = requests.map((r) => `${r.device.id}|${r.destination.ip ?? ""}|${r.destination.fqdn ?? ""}|${r.port}|${r.protocol}|${r.principal ?? ""}`);
+      const keys = requests.map(
+        (r) => `${r.device.id}|${r.destination.ip ?? ""}|${r.destination.fqdn ?? ""}|${r.port}|${r.protocol}|${r.principal ?? ""}`,
+      );
       const lookup = new Map(keys.map((key, i) => [key, engine.decide(requests[i]!).allow]));
       return (i) => lookup.get(keys[i]!) === true;
     },
@@ -116,20 +118,29 @@ if (rowFlag >= 0) {
   const cedar = buildCedar(subset, tenant.devices);
   const cedarSeconds = seconds(t);
 
-  log(`node ${process.version} on ${cpus()[0]?.model ?? "unknown CPU"} (${cpus().length} logical CPUs); each row in its own process, single-threaded`);
+  log(
+    `node ${process.version} on ${cpus()[0]?.model ?? "unknown CPU"} (${cpus().length} logical CPUs); each row in its own process, single-threaded`,
+  );
   log(
     `tenant: ${tenant.devices.length} devices in ${new Set(tenant.devices.map((d) => d.segment)).size} label segments, ` +
       `${tenant.set.rules.length} rules (${tenant.set.rules.filter((r) => r.effect === "deny").length} deny, ` +
       `${tenant.set.rules.length - subset.rules.length} with schedules), ${tenant.set.grants.length} grants, ${requests.length} distinct requests`,
   );
-  log(`setup: compile ${compileSeconds}s, casbin ${casbinSeconds}s (${casbin.lines} policy lines), cedar ${cedarSeconds}s (${cedar.policies} policies)`);
+  log(
+    `setup: compile ${compileSeconds}s, casbin ${casbinSeconds}s (${casbin.lines} policy lines), cedar ${cedarSeconds}s (${cedar.policies} policies)`,
+  );
 
   const reasons = new Map<string, number>();
   for (const request of requests) {
     const reason = engine.decide(request).reason;
     reasons.set(reason, (reasons.get(reason) ?? 0) + 1);
   }
-  log(`decision mix: ${[...reasons].sort((a, b) => b[1] - a[1]).map(([reason, n]) => `${reason} ${((100 * n) / requests.length).toFixed(1)}%`).join(", ")}`);
+  log(
+    `decision mix: ${[...reasons]
+      .sort((a, b) => b[1] - a[1])
+      .map(([reason, n]) => `${reason} ${((100 * n) / requests.length).toFixed(1)}%`)
+      .join(", ")}`,
+  );
 
   // Agreement on the expressible subset, before timing anything.
   const sample = 3000;
@@ -144,7 +155,9 @@ if (rowFlag >= 0) {
       if (ours) allowed++;
       if (decide(requests[i]!) !== ours) mismatches.push(requests[i]!);
     }
-    log(`agreement ${name} vs simroot (no-schedule subset): ${sample - mismatches.length}/${sample} equal (${allowed} allowed, ${sample - allowed} denied by simroot)`);
+    log(
+      `agreement ${name} vs simroot (no-schedule subset): ${sample - mismatches.length}/${sample} equal (${allowed} allowed, ${sample - allowed} denied by simroot)`,
+    );
     for (const m of mismatches.slice(0, 3)) log(`  differs: ${JSON.stringify(m)} -> simroot ${JSON.stringify(subsetEngine.decide(m))}`);
   }
 
@@ -161,6 +174,8 @@ if (rowFlag >= 0) {
   log(table(results));
   const ours = results[0]!;
   log("");
-  log(`targets (full policy): >= 1,000,000 decisions/s: ${ours.perSecond >= 1e6 ? "met" : "MISSED"}; p99 <= 5 µs: ${ours.p99 <= 5000 ? "met" : "MISSED"}`);
+  log(
+    `targets (full policy): >= 1,000,000 decisions/s: ${ours.perSecond >= 1e6 ? "met" : "MISSED"}; p99 <= 5 µs: ${ours.p99 <= 5000 ? "met" : "MISSED"}`,
+  );
   log(`total ${seconds(started)}s`);
 }

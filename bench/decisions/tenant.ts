@@ -38,7 +38,13 @@ export function rng(seed: number) {
 
 const fleets = ["meters", "cameras", "trackers", "pumps", "kiosks", "lockers", "chargers", "sensors", "gateways", "scanners"];
 const sites = ["lyon", "porto", "oslo", "turin", "gdansk"];
-const zones: Record<string, string> = { lyon: "Europe/Paris", porto: "Europe/Lisbon", oslo: "Europe/Oslo", turin: "Europe/Rome", gdansk: "Europe/Warsaw" };
+const zones: Record<string, string> = {
+  lyon: "Europe/Paris",
+  porto: "Europe/Lisbon",
+  oslo: "Europe/Oslo",
+  turin: "Europe/Rome",
+  gdansk: "Europe/Warsaw",
+};
 const countries = ["FR", "PT", "NO", "IT", "PL", "DE", "ES", "US"];
 const bearers = ["cellular", "private-5g", "wifi", "satellite"] as const;
 const commonPorts = [22, 53, 80, 123, 443, 1883, 8000, 8050, 8099, 8100, 8443, 8883];
@@ -55,8 +61,13 @@ function segmentLabels(segment: number): Record<string, string> {
 export function buildTenant(seed = 7): Tenant {
   const r = rng(seed);
   const rules: PolicyRule[] = [];
-  const rule = (name: string, selector: LabelSelector, destinations: Destination[], effect: "allow" | "deny", conditions?: PolicyRule["conditions"]) =>
-    rules.push({ id: `r${rules.length}`, name, selector, destinations, effect, ...(conditions ? { conditions } : {}) });
+  const rule = (
+    name: string,
+    selector: LabelSelector,
+    destinations: Destination[],
+    effect: "allow" | "deny",
+    conditions?: PolicyRule["conditions"],
+  ) => rules.push({ id: `r${rules.length}`, name, selector, destinations, effect, ...(conditions ? { conditions } : {}) });
 
   // 10 tenant-wide rules.
   rule("DNS", {}, [{ cidr: "10.255.0.53/32", ports: [53], protocol: "any" }], "allow");
@@ -68,14 +79,33 @@ export function buildTenant(seed = 7): Tenant {
   rule("IPv6 telemetry", {}, [{ cidr: "2001:db8:100::/48", ports: [443, 8883], protocol: "tcp" }], "allow");
   rule("No telnet", {}, [{ cidr: "0.0.0.0/0", ports: [23], protocol: "tcp" }], "deny");
   rule("IPv6 ops", { matchLabels: { tier: "gold" } }, [{ cidr: "2001:db8:200::/40", protocol: "any" }], "allow");
-  rule("Canary feed", { matchExpressions: [{ key: "canary", operator: "Exists" }] }, [{ fqdn: "canary.simroot.example", ports: [443], protocol: "tcp" }], "allow");
+  rule(
+    "Canary feed",
+    { matchExpressions: [{ key: "canary", operator: "Exists" }] },
+    [{ fqdn: "canary.simroot.example", ports: [443], protocol: "tcp" }],
+    "allow",
+  );
 
   // 40 fleet rules.
   fleets.forEach((fleet, f) => {
-    rule(`${fleet} ingest`, { matchLabels: { fleet } }, [{ fqdn: `ingest.${fleet}.example.com`, ports: [443, 8883], protocol: "tcp" }], "allow");
-    rule(`${fleet} backend`, { matchLabels: { fleet } }, [{ cidr: `10.${f}.0.0/16`, ports: [{ from: 8000, to: 8099 }, 443], protocol: "tcp" }], "allow");
-    rule(`${fleet} cdn`, { matchLabels: { fleet } }, [{ fqdn: `*.cdn.${fleet}.example.net`, ports: [443], protocol: "tcp" }], "allow", { bearers: ["cellular", "wifi", "private-5g"] });
-    rule(`${fleet} mgmt block abroad`, { matchLabels: { fleet } }, [{ cidr: `10.${f}.200.0/24`, protocol: "any" }], "deny", { countries: ["US", "ES"] });
+    rule(
+      `${fleet} ingest`,
+      { matchLabels: { fleet } },
+      [{ fqdn: `ingest.${fleet}.example.com`, ports: [443, 8883], protocol: "tcp" }],
+      "allow",
+    );
+    rule(
+      `${fleet} backend`,
+      { matchLabels: { fleet } },
+      [{ cidr: `10.${f}.0.0/16`, ports: [{ from: 8000, to: 8099 }, 443], protocol: "tcp" }],
+      "allow",
+    );
+    rule(`${fleet} cdn`, { matchLabels: { fleet } }, [{ fqdn: `*.cdn.${fleet}.example.net`, ports: [443], protocol: "tcp" }], "allow", {
+      bearers: ["cellular", "wifi", "private-5g"],
+    });
+    rule(`${fleet} mgmt block abroad`, { matchLabels: { fleet } }, [{ cidr: `10.${f}.200.0/24`, protocol: "any" }], "deny", {
+      countries: ["US", "ES"],
+    });
   });
 
   // 150 segment rules.
@@ -89,16 +119,32 @@ export function buildTenant(seed = 7): Tenant {
         { matchLabels: { site }, matchExpressions: [{ key: "tier", operator: "NotIn", values: ["gold"] }] },
         { matchLabels: { fleet, site }, matchExpressions: [{ key: "canary", operator: "DoesNotExist" }] },
       ]);
-      const ports = r.pick<Destination["ports"]>([undefined, [443], [22, 8443], [{ from: 8000, to: 8099 }], [1883, 8883], [{ from: 1024, to: 2047 }, 8443]]);
+      const ports = r.pick<Destination["ports"]>([
+        undefined,
+        [443],
+        [22, 8443],
+        [{ from: 8000, to: 8099 }],
+        [1883, 8883],
+        [{ from: 1024, to: 2047 }, 8443],
+      ]);
       const prefix = r.pick([24, 26, 32]);
       const network = `10.${f}.${(segment % sites.length) * 40 + k * 8 + r.int(8)}.${prefix === 24 ? 0 : r.pick([0, 64, 128])}`;
       const destination: Destination = r.chance(0.55)
         ? { cidr: `${network}/${prefix}`, protocol: r.pick(["tcp", "udp", "any"] as const), ...(ports ? { ports } : {}) }
-        : { fqdn: r.chance(0.5) ? `svc${k}.${site}.${fleet}.ops.example.com` : `*.${site}.${fleet}.ops.example.com`, protocol: r.pick(["tcp", "any"] as const), ...(ports ? { ports } : {}) };
+        : {
+            fqdn: r.chance(0.5) ? `svc${k}.${site}.${fleet}.ops.example.com` : `*.${site}.${fleet}.ops.example.com`,
+            protocol: r.pick(["tcp", "any"] as const),
+            ...(ports ? { ports } : {}),
+          };
       const roll = r.next();
       const conditions: PolicyRule["conditions"] =
         roll < 0.2
-          ? { schedule: { timezone: r.chance(0.8) ? zones[site]! : "America/New_York", windows: [{ days: ["mon", "tue", "wed", "thu", "fri"], start: "07:00", end: r.pick(["19:00", "02:00"]) }] } }
+          ? {
+              schedule: {
+                timezone: r.chance(0.8) ? zones[site]! : "America/New_York",
+                windows: [{ days: ["mon", "tue", "wed", "thu", "fri"], start: "07:00", end: r.pick(["19:00", "02:00"]) }],
+              },
+            }
           : roll < 0.4
             ? { countries: [r.pick(countries), r.pick(countries)].filter((c, i, all) => all.indexOf(c) === i) }
             : roll < 0.65
@@ -137,7 +183,13 @@ export function buildTenant(seed = 7): Tenant {
     version: 1,
     rules,
     grants,
-    settings: { quarantineDestinations: [{ fqdn: "remediation.simroot.example", ports: [443], protocol: "tcp" }, { cidr: "10.255.0.53/32", ports: [53], protocol: "udp" }], failMode: "closed" },
+    settings: {
+      quarantineDestinations: [
+        { fqdn: "remediation.simroot.example", ports: [443], protocol: "tcp" },
+        { cidr: "10.255.0.53/32", ports: [53], protocol: "udp" },
+      ],
+      failMode: "closed",
+    },
   };
   const byId = new Map(devices.map((device) => [device.id, device]));
   // Per segment, the rules whose selector takes it in: most requests aim at one of those.
@@ -177,7 +229,10 @@ function request(r: ReturnType<typeof rng>, { set, devices, byId, principals, ap
   let destination: DecisionInput["destination"];
   if (target?.cidr) destination = { ip: addressIn(r, target.cidr) };
   else if (target?.fqdn) destination = { fqdn: target.fqdn.replace(/^\*/, r.pick(["a", "edge-7", "x.y"])) };
-  else destination = r.chance(0.5) ? { ip: `${r.pick([10, 172, 198, 203])}.${r.int(256)}.${r.int(256)}.${r.int(256)}` } : { fqdn: `h${r.int(500)}.example.org` };
+  else
+    destination = r.chance(0.5)
+      ? { ip: `${r.pick([10, 172, 198, 203])}.${r.int(256)}.${r.int(256)}.${r.int(256)}` }
+      : { fqdn: `h${r.int(500)}.example.org` };
   if (destination.fqdn && r.chance(0.2)) destination = { ...destination, ip: `10.${r.int(12)}.${r.int(256)}.${r.int(256)}` };
   const listed = target?.ports?.flatMap((p) => (typeof p === "number" ? [p] : [p.from, p.to, Math.floor((p.from + p.to) / 2)]));
   const country = r.chance(0.85) ? r.pick(countries) : undefined;
@@ -188,7 +243,10 @@ function request(r: ReturnType<typeof rng>, { set, devices, byId, principals, ap
     protocol: target && target.protocol !== "any" && r.chance(0.9) ? target.protocol : r.chance(0.8) ? "tcp" : "udp",
     bearer: r.pick(bearers),
     ...(country ? { country } : {}),
-    at: grant && r.chance(0.7) ? Date.parse(grant.notBefore) + r.int(Date.parse(grant.notAfter) - Date.parse(grant.notBefore)) : weekStart + r.int(week),
+    at:
+      grant && r.chance(0.7)
+        ? Date.parse(grant.notBefore) + r.int(Date.parse(grant.notAfter) - Date.parse(grant.notBefore))
+        : weekStart + r.int(week),
     ...(grant ? { principal: r.chance(0.9) ? grant.principal : r.pick(principals) } : {}),
   };
 }

@@ -47,11 +47,27 @@ function learnedDetector(): Detector {
       }
       return verdict.anomalies.map((anomaly) => ({ deviceId: item.deviceId, kind: anomaly.kind, at: item.at }));
     }
-    const event = { id: "evt", type: item.type, tenantId: "t", subject: item.deviceId, time: item.at, actor: "source:s", requestId: "r", data: item.data } as DomainEvent;
+    const event = {
+      id: "evt",
+      type: item.type,
+      tenantId: "t",
+      subject: item.deviceId,
+      time: item.at,
+      actor: "source:s",
+      requestId: "r",
+      data: item.data,
+    } as DomainEvent;
     const verdict = judgeFact(event, item.deviceId, baseline, allowedCountries, settings);
     if (verdict.learnBearer) {
       const base = baseline ?? emptyBaseline(item.deviceId, item.at);
-      const bearers = Object.keys(rememberRecent(Object.fromEntries(base.bearers.map((b, i) => [b, i])), [verdict.learnBearer], base.bearers.length, settings.maxBearers));
+      const bearers = Object.keys(
+        rememberRecent(
+          Object.fromEntries(base.bearers.map((b, i) => [b, i])),
+          [verdict.learnBearer],
+          base.bearers.length,
+          settings.maxBearers,
+        ),
+      );
       baselines.set(item.deviceId, { ...base, bearers });
     }
     return verdict.anomaly ? [{ deviceId: item.deviceId, kind: verdict.anomaly.kind, at: item.at }] : [];
@@ -73,7 +89,8 @@ function staticDetector(): Detector {
       for (const flow of allowed) if (learning) allowlist.add(flow.destination);
       if (!learning && allowed.some((flow) => !allowlist.has(flow.destination))) alarms.push(...alarm("new-destination"));
       if (allowed.reduce((sum, flow) => sum + flow.bytes, 0) > 2_000_000) alarms.push(...alarm("volume-spike"));
-      if (item.flows.filter((flow) => flow.decision === "deny").reduce((sum, flow) => sum + flow.count, 0) >= 10) alarms.push(...alarm("denied-burst"));
+      if (item.flows.filter((flow) => flow.decision === "deny").reduce((sum, flow) => sum + flow.count, 0) >= 10)
+        alarms.push(...alarm("denied-burst"));
       return alarms;
     }
     const data = item.data as Record<string, any>;
@@ -114,8 +131,23 @@ export function measureQuality(options: TraceOptions) {
         return [kind, `${caught.filter((entry) => entry.kind === kind).length}/${of.length}`];
       }),
     );
-    const falseByKind = Object.fromEntries(anomalyKindsInjected.map((kind) => [kind, falseAlarms.filter((alarm) => alarm.kind === kind).length]));
-    return { recall: caught.length / Math.max(1, injected.length), falseAlarms: falseAlarms.length, perThousandDeviceDays: (falseAlarms.length / deviceDays) * 1000, perKind, falseByKind };
+    const falseByKind = Object.fromEntries(
+      anomalyKindsInjected.map((kind) => [kind, falseAlarms.filter((alarm) => alarm.kind === kind).length]),
+    );
+    return {
+      recall: caught.length / Math.max(1, injected.length),
+      falseAlarms: falseAlarms.length,
+      perThousandDeviceDays: (falseAlarms.length / deviceDays) * 1000,
+      perKind,
+      falseByKind,
+    };
   };
-  return { injected: injected.length, windows, facts, deviceDays, learned: { ...score(alarms.learned), cpuMs: cpu.learned }, static: { ...score(alarms.static), cpuMs: cpu.static } };
+  return {
+    injected: injected.length,
+    windows,
+    facts,
+    deviceDays,
+    learned: { ...score(alarms.learned), cpuMs: cpu.learned },
+    static: { ...score(alarms.static), cpuMs: cpu.static },
+  };
 }

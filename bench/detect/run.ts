@@ -68,7 +68,9 @@ async function latency(runtime: Runtime) {
   const used = warmup + rounds;
   await warmBaselines(runtime.ports, tenant.id, devices.slice(0, used));
   const setup = { url, adminToken, tenantId: tenant.id, pepToken, publicKeyPem, deviceIds: devices, deniedReason: "deny.quarantined" };
-  console.log(`detection to enforcement: ${workers} processes x ${perWorker} PEP sync clients, ${rounds} rounds measured each way after ${warmup} not counted...`);
+  console.log(
+    `detection to enforcement: ${workers} processes x ${perWorker} PEP sync clients, ${rounds} rounds measured each way after ${warmup} not counted...`,
+  );
   const detected = await measureRevocation(
     {
       ...setup,
@@ -80,10 +82,20 @@ async function latency(runtime: Runtime) {
     { workers, perWorker, rounds, warmup, mode: "long-poll", intervalMs: 0 },
   );
   const direct = await measureRevocation(
-    { ...setup, deviceIds: devices.slice(used), trigger: async (deviceId) => void (await api(adminToken, `/v1/devices/${deviceId}/quarantine`, { reason: "bench" })) },
+    {
+      ...setup,
+      deviceIds: devices.slice(used),
+      trigger: async (deviceId) => void (await api(adminToken, `/v1/devices/${deviceId}/quarantine`, { reason: "bench" })),
+    },
     { workers, perWorker, rounds, warmup, mode: "long-poll", intervalMs: 0 },
   );
-  const row = (figures: typeof detected) => ({ PEPs: figures.peps, samples: figures.samples, p50: +figures.p50.toFixed(1), p99: +figures.p99.toFixed(1), max: +figures.max.toFixed(1) });
+  const row = (figures: typeof detected) => ({
+    PEPs: figures.peps,
+    samples: figures.samples,
+    p50: +figures.p50.toFixed(1),
+    p99: +figures.p99.toFixed(1),
+    max: +figures.max.toFixed(1),
+  });
   console.log("\n1. detection to enforcement (ms): flow report -> anomaly.detected -> rule -> quarantine -> every PEP denies\n");
   console.table({
     "flow report showing a new destination": row(detected),
@@ -100,9 +112,13 @@ function quality() {
     seed: Number(env("SEED", "14")),
     injectedShare: Number(env("INJECTED", "0.01")),
   };
-  console.log(`detection quality: ${options.devices} devices, ${options.days} days of ${options.windowMinutes}-minute windows, seed ${options.seed}...`);
+  console.log(
+    `detection quality: ${options.devices} devices, ${options.days} days of ${options.windowMinutes}-minute windows, seed ${options.seed}...`,
+  );
   const result = measureQuality(options);
-  console.log(`\n2. detection quality: ${result.injected} injected anomalies, ${result.windows.toLocaleString("en")} device-windows, ${result.facts.toLocaleString("en")} operator events, ${result.deviceDays.toLocaleString("en")} device-days\n`);
+  console.log(
+    `\n2. detection quality: ${result.injected} injected anomalies, ${result.windows.toLocaleString("en")} device-windows, ${result.facts.toLocaleString("en")} operator events, ${result.deviceDays.toLocaleString("en")} device-days\n`,
+  );
   const row = (score: typeof result.learned) => ({
     "recall %": +(score.recall * 100).toFixed(1),
     "false alarms": score.falseAlarms,
@@ -121,7 +137,13 @@ async function cost(runtime: Runtime) {
   const reports = Number(env("REPORTS", "200"));
   const rows: Record<string, unknown> = {};
   for (const perReport of env("PER_REPORT", "1,50").split(",").map(Number)) {
-    const { withDetection, storeOnly } = await measureCost(runtime.ports, tenant.id, devices, perReport, Math.max(12, Math.round(reports / perReport)));
+    const { withDetection, storeOnly } = await measureCost(
+      runtime.ports,
+      tenant.id,
+      devices,
+      perReport,
+      Math.max(12, Math.round(reports / perReport)),
+    );
     const row = (figures: typeof withDetection) => ({
       "CPU ms / report": +figures.cpuMsPerReport.toFixed(2),
       "wall ms / report": +figures.wallMsPerReport.toFixed(1),
@@ -133,5 +155,7 @@ async function cost(runtime: Runtime) {
   }
   console.log("\n3. cost of detection per flow report (CPU of the control plane process; WCU estimated from the items written)\n");
   console.table(rows);
-  console.log("1M devices reporting every 5 min = 3,333 device-windows/s: multiply by 'WCU / device-window' for the write rate detection adds.");
+  console.log(
+    "1M devices reporting every 5 min = 3,333 device-windows/s: multiply by 'WCU / device-window' for the write rate detection adds.",
+  );
 }

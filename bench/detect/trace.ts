@@ -27,7 +27,13 @@ export interface Injected {
 
 export type TraceItem =
   | { readonly kind: "window"; readonly deviceId: string; readonly segment: string; readonly at: string; readonly flows: FlowRecord[] }
-  | { readonly kind: "fact"; readonly deviceId: string; readonly at: string; readonly type: string; readonly data: Record<string, unknown> };
+  | {
+      readonly kind: "fact";
+      readonly deviceId: string;
+      readonly at: string;
+      readonly type: string;
+      readonly data: Record<string, unknown>;
+    };
 
 export const anomalyKindsInjected: AnomalyKind[] = [
   "new-destination",
@@ -102,7 +108,16 @@ export function* generateTrace(options: TraceOptions, injected: Injected[]): Gen
     for (const model of models) {
       const flows: FlowRecord[] = [];
       const flow = (destination: string, bytes: number, decision: "allow" | "deny" = "allow", count = 1 + Math.floor(rand() * 5)) =>
-        flows.push({ deviceId: model.id, destination, port: 443, protocol: "tcp", decision, reason: decision === "allow" ? "allow.rule" : "deny.default", count, bytes });
+        flows.push({
+          deviceId: model.id,
+          destination,
+          port: 443,
+          protocol: "tcp",
+          decision,
+          reason: decision === "allow" ? "allow.rule" : "deny.default",
+          count,
+          bytes,
+        });
       const volume = model.meanBytes * daily * Math.exp(gauss() * 0.3) * (rand() < 0.002 ? 3 : 1);
       model.destinations.forEach((destination) => flow(destination, Math.round(volume / model.destinations.length)));
       if (rand() < 0.003) flow(segments[model.segment]![Math.floor(rand() * 8)]!, 2_000);
@@ -113,19 +128,26 @@ export function* generateTrace(options: TraceOptions, injected: Injected[]): Gen
 
       const inject = model.injected?.window === w ? model.injected.kind : undefined;
       if (inject === "new-destination") flow("c2.attacker.example.net", 40_000);
-      if (inject === "volume-spike") flows[0] = { ...flows[0]!, bytes: Math.round(Math.max(volume * (15 + rand() * 85), 200_000 + rand() * 300_000)) };
+      if (inject === "volume-spike")
+        flows[0] = { ...flows[0]!, bytes: Math.round(Math.max(volume * (15 + rand() * 85), 200_000 + rand() * 300_000)) };
       if (inject === "denied-burst") flow("scan.target.example", 0, "deny", 30 + Math.floor(rand() * 200));
       yield { kind: "window", deviceId: model.id, segment: `seg-${model.segment}`, at, flows };
 
-      if (w === 0 || (w % windowsPerDay === 5 && rand() < 0.3)) yield fact("sim.attached", { bearer: "cellular", plmn: { mcc: "208", mnc: "01" } });
-      if (model.wifi && (w === 1 || rand() < 0.01)) yield fact("bearer.switched", { bearer: w === 1 || rand() < 0.5 ? "wifi" : "cellular", from: "cellular" });
+      if (w === 0 || (w % windowsPerDay === 5 && rand() < 0.3))
+        yield fact("sim.attached", { bearer: "cellular", plmn: { mcc: "208", mnc: "01" } });
+      if (model.wifi && (w === 1 || rand() < 0.01))
+        yield fact("bearer.switched", { bearer: w === 1 || rand() < 0.5 ? "wifi" : "cellular", from: "cellular" });
       if (model.roams && rand() < 0.002) yield fact("device.roaming-changed", { roaming: true, country: "DE", mcc: "262", allowed: true });
       if (rand() < 0.0005) yield fact("profile.enabled", { event: { data: { iccid: "8933000000000000001", cause: "eimRequest" } } });
       if (inject === "geofence") yield fact("device.roaming-changed", { roaming: true, country: "RU", mcc: "250", allowed: false });
       if (inject === "imei-change") yield fact("device.equipment-changed", { imei: "490154203237518", previousImei: model.imei });
-      if (inject === "sim-swap") yield fact("device.suspended", { cause: { sourceType: "org.camaraproject.sim-swap-subscriptions.v0.swapped" } });
+      if (inject === "sim-swap")
+        yield fact("device.suspended", { cause: { sourceType: "org.camaraproject.sim-swap-subscriptions.v0.swapped" } });
       if (inject === "unexpected-bearer") yield fact("bearer.switched", { bearer: "satellite", from: "cellular", rat: "NB_IOT_LEO" });
-      if (inject === "profile-switch") yield fact("profile.enabled", { event: { data: { iccid: "8933000000000000002", cause: rand() < 0.5 ? "fallback" : "deviceChange" } } });
+      if (inject === "profile-switch")
+        yield fact("profile.enabled", {
+          event: { data: { iccid: "8933000000000000002", cause: rand() < 0.5 ? "fallback" : "deviceChange" } },
+        });
     }
   }
 }

@@ -8,7 +8,18 @@ export async function warmBaselines(ports: Ports, tenantId: string, deviceIds: r
       let baseline: DeviceBaseline | undefined;
       for (let window = 13; window >= 0; window--) {
         const at = new Date(now - window * 2 * 3600_000 - 60_000).toISOString();
-        const flows = [{ deviceId, destination, port: 443, protocol: "tcp" as const, decision: "allow" as const, reason: "allow.rule", count: 3, bytes: 20_000 }];
+        const flows = [
+          {
+            deviceId,
+            destination,
+            port: 443,
+            protocol: "tcp" as const,
+            decision: "allow" as const,
+            reason: "allow.rule",
+            count: 3,
+            bytes: 20_000,
+          },
+        ];
         baseline = observeWindow(baseline, undefined, { deviceId, at, pepId: "bench", flows }, defaultDetectorSettings).baseline;
       }
       await saveBaseline(ports, tenantId, baseline!);
@@ -22,6 +33,15 @@ export function oddReport(deviceIds: readonly string[], destination: string) {
     pepId: "bench-pep",
     windowStart: new Date(end.getTime() - 300_000).toISOString(),
     windowEnd: end.toISOString(),
-    flows: deviceIds.map((deviceId) => ({ deviceId, destination, port: 443, protocol: "tcp" as const, decision: "allow" as const, reason: "allow.rule", count: 2, bytes: 4_000 })),
+    flows: deviceIds.map((deviceId) => ({
+      deviceId,
+      destination,
+      port: 443,
+      protocol: "tcp" as const,
+      decision: "allow" as const,
+      reason: "allow.rule",
+      count: 2,
+      bytes: 4_000,
+    })),
   };
 }

@@ -7,7 +7,10 @@ import type { LocalRuntime } from "@simroot/local/runtime";
 import { seedFleet } from "./fleet.ts";
 
 async function get(runtime: LocalRuntime, token: string, path: string, init: RequestInit = {}) {
-  const response = await runtime.app.request(path, { ...init, headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...init.headers } });
+  const response = await runtime.app.request(path, {
+    ...init,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...init.headers },
+  });
   const text = await response.text();
   if (!response.ok) throw new Error(`${path} answered ${response.status}: ${text}`);
   return { bytes: Buffer.byteLength(text), json: JSON.parse(text) as FeedResponse & Record<string, unknown> };
@@ -18,7 +21,8 @@ export async function measureBytes(runtime: LocalRuntime, size: number) {
   const started = performance.now();
   const devices = await seedFleet(runtime.ports, tenant.id, size);
   const seeded = performance.now() - started;
-  const pep = (await get(runtime, admin, "/v1/keys", { method: "POST", body: JSON.stringify({ name: "edge", role: "pep" }) })).json.token as string;
+  const pep = (await get(runtime, admin, "/v1/keys", { method: "POST", body: JSON.stringify({ name: "edge", role: "pep" }) })).json
+    .token as string;
 
   let snapshotBytes = 0;
   let entries = 0;
@@ -37,5 +41,14 @@ export async function measureBytes(runtime: LocalRuntime, size: number) {
   const delta = await get(runtime, pep, `/v1/feed?since=${version}`);
   if (delta.json.entries.length !== 1) throw new Error(`expected one delta entry, got ${delta.json.entries.length}`);
   const publicKeyPem = (await get(runtime, pep, "/v1/feed/keys")).json.keys as unknown as { publicKeyPem: string }[];
-  return { size, snapshotBytes, snapshotEntries: entries, deltaBytes: delta.bytes, seededSeconds: seeded / 1000, pepToken: pep, tenantId: tenant.id, publicKeyPem: publicKeyPem[0]!.publicKeyPem };
+  return {
+    size,
+    snapshotBytes,
+    snapshotEntries: entries,
+    deltaBytes: delta.bytes,
+    seededSeconds: seeded / 1000,
+    pepToken: pep,
+    tenantId: tenant.id,
+    publicKeyPem: publicKeyPem[0]!.publicKeyPem,
+  };
 }

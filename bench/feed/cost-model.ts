@@ -30,7 +30,13 @@ export interface CostAssumptions {
   readonly keepAliveSeconds: number;
 }
 
-export const defaultAssumptions: CostAssumptions = { memoryGb: 1, waitSeconds: 25, idlePollSeconds: 20, shortPollSeconds: 0.02, keepAliveSeconds: 300 };
+export const defaultAssumptions: CostAssumptions = {
+  memoryGb: 1,
+  waitSeconds: 25,
+  idlePollSeconds: 20,
+  shortPollSeconds: 0.02,
+  keepAliveSeconds: 300,
+};
 
 export function idlePepCost(assume: CostAssumptions = defaultAssumptions) {
   const longPolls = secondsPerMonth / assume.waitSeconds;

@@ -27,7 +27,15 @@ export async function seedFleet(ports: Ports, tenantId: string, size: number): P
     devices.push(device);
     items.push(deviceItem(device, { checkpoint: device.identity, facts: [] }));
     const address = `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
-    items.push({ ...bindingKey(tenantId, address), ...bindingListKey(tenantId, address), deviceId: device.id, address, bearer: "cellular", apn: "iot", since: now });
+    items.push({
+      ...bindingKey(tenantId, address),
+      ...bindingListKey(tenantId, address),
+      deviceId: device.id,
+      address,
+      bearer: "cellular",
+      apn: "iot",
+      since: now,
+    });
   }
   let next = 0;
   const batches = Math.ceil(items.length / 25);

@@ -25,8 +25,12 @@ interface InstancesSetup {
 
 async function keys(url: string, adminToken: string) {
   const headers = { authorization: `Bearer ${adminToken}`, "content-type": "application/json" };
-  const pep = (await (await fetch(`${url}/v1/keys`, { method: "POST", headers, body: JSON.stringify({ name: "edge", role: "pep" }) })).json()) as { token: string };
-  const published = (await (await fetch(`${url}/v1/feed/keys`, { headers: { authorization: `Bearer ${pep.token}` } })).json()) as { keys: { publicKeyPem: string }[] };
+  const pep = (await (
+    await fetch(`${url}/v1/keys`, { method: "POST", headers, body: JSON.stringify({ name: "edge", role: "pep" }) })
+  ).json()) as { token: string };
+  const published = (await (await fetch(`${url}/v1/feed/keys`, { headers: { authorization: `Bearer ${pep.token}` } })).json()) as {
+    keys: { publicKeyPem: string }[];
+  };
   return { pepToken: pep.token, publicKeyPem: published.keys[0]!.publicKeyPem };
 }
 
@@ -53,11 +57,25 @@ export async function measureInstances(setup: InstancesSetup) {
       const credentials = await keys(a.url, setup.adminToken);
       console.log(`instances: ${name}...`);
       const figures = await measureRevocation(
-        { url: a.url, adminToken: setup.adminToken, tenantId: setup.tenantId, ...credentials, deviceIds: setup.deviceIds.slice(used), pepUrls: [b.url, c.url], hubUrl: a.feedHubUrl },
+        {
+          url: a.url,
+          adminToken: setup.adminToken,
+          tenantId: setup.tenantId,
+          ...credentials,
+          deviceIds: setup.deviceIds.slice(used),
+          pepUrls: [b.url, c.url],
+          hubUrl: a.feedHubUrl,
+        },
         { workers: setup.workers, perWorker: setup.perWorker, rounds: setup.rounds, warmup: setup.warmup, mode, intervalMs: 0 },
       );
       used += setup.rounds + setup.warmup;
-      rows[name] = { PEPs: figures.peps, samples: figures.samples, p50: +figures.p50.toFixed(1), p99: +figures.p99.toFixed(1), max: +figures.max.toFixed(1) };
+      rows[name] = {
+        PEPs: figures.peps,
+        samples: figures.samples,
+        p50: +figures.p50.toFixed(1),
+        p99: +figures.p99.toFixed(1),
+        max: +figures.max.toFixed(1),
+      };
     } finally {
       await Promise.all(started.map((instance) => instance.stop()));
     }

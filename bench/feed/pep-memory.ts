@@ -19,7 +19,14 @@ process.once("message", async (setup: { url: string; apiKey: string; tenantId: s
   const before = process.memoryUsage().heapUsed;
   const state = new PepState(setup.tenantId);
   const engine = new PepEngine(state);
-  const sync = new FeedSync({ url: setup.url, apiKey: setup.apiKey, publicKeys: [createPublicKey(setup.publicKeyPem)], state, limit: 5000, fetch: counting });
+  const sync = new FeedSync({
+    url: setup.url,
+    apiKey: setup.apiKey,
+    publicKeys: [createPublicKey(setup.publicKeyPem)],
+    state,
+    limit: 5000,
+    fetch: counting,
+  });
   await sync.snapshot();
   // Compile the policy engine and warm its caches, as a serving PEP would.
   const [first] = state.devices.keys();

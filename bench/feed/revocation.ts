@@ -29,9 +29,21 @@ function startWorkers(setup: RevocationSetup, workers: number, perWorker: number
     Array.from({ length: workers }, (_, index) => {
       const child = fork(join(import.meta.dirname, "pep-worker.ts"), { stdio: ["ignore", "inherit", "inherit", "ipc"] });
       const url = setup.pepUrls?.[index % setup.pepUrls.length] ?? setup.url;
-      child.send({ url, hubUrl: setup.hubUrl, apiKey: setup.pepToken, tenantId: setup.tenantId, publicKeyPem: setup.publicKeyPem, clients: perWorker, mode, intervalMs, deniedReason: setup.deniedReason });
+      child.send({
+        url,
+        hubUrl: setup.hubUrl,
+        apiKey: setup.pepToken,
+        tenantId: setup.tenantId,
+        publicKeyPem: setup.publicKeyPem,
+        clients: perWorker,
+        mode,
+        intervalMs,
+        deniedReason: setup.deniedReason,
+      });
       return new Promise<ChildProcess>((resolve, reject) => {
-        child.once("message", (message: { ready?: boolean }) => (message.ready ? resolve(child) : reject(new Error("a worker could not sync"))));
+        child.once("message", (message: { ready?: boolean }) =>
+          message.ready ? resolve(child) : reject(new Error("a worker could not sync")),
+        );
         child.once("exit", (code) => reject(new Error(`a worker exited (${code})`)));
       });
     }),
@@ -76,12 +88,25 @@ export async function measureRevocation(setup: RevocationSetup, options: Revocat
       for (const times of await Promise.all(finished)) these.push(...times.map((at) => at - revokedAt));
       if (round >= options.warmup) latencies.push(...these);
       these.sort((a, b) => a - b);
-      const figures = [["first", these[0]!], ["p50", percentile(these, 50)], ["p99", percentile(these, 99)], ["max", these.at(-1)!]] as const;
-      console.log(`  ${options.mode} ${round < options.warmup ? "warm-up" : "round"} ${round + 1}: ${figures.map(([name, ms]) => `${name} ${ms.toFixed(0)}`).join(", ")} ms`);
+      const figures = [
+        ["first", these[0]!],
+        ["p50", percentile(these, 50)],
+        ["p99", percentile(these, 99)],
+        ["max", these.at(-1)!],
+      ] as const;
+      console.log(
+        `  ${options.mode} ${round < options.warmup ? "warm-up" : "round"} ${round + 1}: ${figures.map(([name, ms]) => `${name} ${ms.toFixed(0)}`).join(", ")} ms`,
+      );
     }
   } finally {
     for (const child of children) child.send({ stop: true });
   }
   const sorted = latencies.sort((a, b) => a - b);
-  return { peps: options.workers * options.perWorker, samples: sorted.length, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1)! };
+  return {
+    peps: options.workers * options.perWorker,
+    samples: sorted.length,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    max: sorted.at(-1)!,
+  };
 }

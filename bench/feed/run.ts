@@ -23,10 +23,17 @@ const parts = new Set((process.env.PARTS ?? "revocation,instances,cost,sizes").s
 const intervalMs = Number(process.env.INTERVAL_MS ?? 5000);
 
 const dataDir = await mkdtemp(join(tmpdir(), "simroot-bench-feed-"));
-const runtime = await startLocalRuntime({ dataDir, port: 0, ...(process.env.DYNAMODB_ENDPOINT ? { dynamoEndpoint: process.env.DYNAMODB_ENDPOINT } : {}) });
+const runtime = await startLocalRuntime({
+  dataDir,
+  port: 0,
+  ...(process.env.DYNAMODB_ENDPOINT ? { dynamoEndpoint: process.env.DYNAMODB_ENDPOINT } : {}),
+});
 const url = runtime.url!;
 const api = async (token: string, path: string, init: RequestInit = {}) => {
-  const response = await fetch(`${url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" } });
+  const response = await fetch(`${url}${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+  });
   if (!response.ok) throw new Error(`${path} answered ${response.status}`);
   return response.json() as Promise<Record<string, any>>;
 };
@@ -46,17 +53,35 @@ try {
 async function revocation() {
   const { tenant, token: adminToken } = await createTenantWithAdminKey(runtime.ports, "revocation");
   const devices = await seedFleet(runtime.ports, tenant.id, 1000);
-  const pepToken = (await api(adminToken, "/v1/keys", { method: "POST", body: JSON.stringify({ name: "edge", role: "pep" }) })).token as string;
+  const pepToken = (await api(adminToken, "/v1/keys", { method: "POST", body: JSON.stringify({ name: "edge", role: "pep" }) }))
+    .token as string;
   const publicKeyPem = (await api(pepToken, "/v1/feed/keys")).keys[0].publicKeyPem as string;
   const setup = { url, adminToken, pepToken, tenantId: tenant.id, publicKeyPem, deviceIds: devices.map((device) => device.id) };
-  console.log(`revocation: ${workers} processes x ${perWorker} PEP sync clients, ${rounds} revocations measured each way after ${warmup} not counted...`);
+  console.log(
+    `revocation: ${workers} processes x ${perWorker} PEP sync clients, ${rounds} revocations measured each way after ${warmup} not counted...`,
+  );
   const longPoll = await measureRevocation(setup, { workers, perWorker, rounds, warmup, mode: "long-poll", intervalMs });
   const used = warmup + rounds;
-  const interval = await measureRevocation({ ...setup, deviceIds: setup.deviceIds.slice(used) }, { workers, perWorker, rounds, warmup, mode: "interval", intervalMs });
+  const interval = await measureRevocation(
+    { ...setup, deviceIds: setup.deviceIds.slice(used) },
+    { workers, perWorker, rounds, warmup, mode: "interval", intervalMs },
+  );
   console.log("\n1. revocation through the API -> every PEP denies the device (ms)\n");
   console.table({
-    "simroot feed (long poll)": { PEPs: longPoll.peps, samples: longPoll.samples, p50: +longPoll.p50.toFixed(1), p99: +longPoll.p99.toFixed(1), max: +longPoll.max.toFixed(1) },
-    [`baseline: same feed polled every ${intervalMs / 1000} s`]: { PEPs: interval.peps, samples: interval.samples, p50: +interval.p50.toFixed(1), p99: +interval.p99.toFixed(1), max: +interval.max.toFixed(1) },
+    "simroot feed (long poll)": {
+      PEPs: longPoll.peps,
+      samples: longPoll.samples,
+      p50: +longPoll.p50.toFixed(1),
+      p99: +longPoll.p99.toFixed(1),
+      max: +longPoll.max.toFixed(1),
+    },
+    [`baseline: same feed polled every ${intervalMs / 1000} s`]: {
+      PEPs: interval.peps,
+      samples: interval.samples,
+      p50: +interval.p50.toFixed(1),
+      p99: +interval.p99.toFixed(1),
+      max: +interval.max.toFixed(1),
+    },
   });
   console.log("target: p99 <= 250 ms");
 }
@@ -65,7 +90,16 @@ async function revocation() {
 async function instances() {
   const { tenant, token: adminToken } = await createTenantWithAdminKey(runtime.ports, "instances");
   const devices = await seedFleet(runtime.ports, tenant.id, 1000);
-  const figures = await measureInstances({ endpoint: runtime.endpoint, adminToken, tenantId: tenant.id, deviceIds: devices.map((device) => device.id), workers, perWorker, rounds, warmup });
+  const figures = await measureInstances({
+    endpoint: runtime.endpoint,
+    adminToken,
+    tenantId: tenant.id,
+    deviceIds: devices.map((device) => device.id),
+    workers,
+    perWorker,
+    rounds,
+    warmup,
+  });
   console.log("\n1b. revocation committed on instance A -> every PEP following instance B or C denies the device (ms)\n");
   console.table(figures);
   console.log("target: p99 <= 250 ms locally; no PEP holds a long poll in the push mode (the AWS shape)");
@@ -81,7 +115,9 @@ function cost() {
     ...Object.fromEntries(Object.entries(model.push).map(([line, value]) => [`push: ${line}`, { "USD / month": usd(value) }])),
     "push: total (IoT Core MQTT + a 304 poll every 20 s)": { "USD / month": usd(model.pushTotal) },
   });
-  console.log(`ratio today / push: ${(model.todayTotal / model.pushTotal).toFixed(0)}x; each change then costs ${usd(perChangeCost() * 1000)} per 1,000 PEPs`);
+  console.log(
+    `ratio today / push: ${(model.todayTotal / model.pushTotal).toFixed(0)}x; each change then costs ${usd(perChangeCost() * 1000)} per 1,000 PEPs`,
+  );
   console.log("target: at most $1 per idle PEP per month");
 }
 
@@ -92,7 +128,10 @@ async function perSize() {
     process.stdout.write(`\ntenant of ${size} devices... `);
     const measured = await measureBytes(runtime, size);
     const memory = await new Promise<{ heap: number; snapshotBytes: number; devices: number }>((resolve, reject) => {
-      const child = fork(join(import.meta.dirname, "pep-memory.ts"), { execArgv: ["--expose-gc"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      const child = fork(join(import.meta.dirname, "pep-memory.ts"), {
+        execArgv: ["--expose-gc"],
+        stdio: ["ignore", "inherit", "inherit", "ipc"],
+      });
       child.send({ url, apiKey: measured.pepToken, tenantId: measured.tenantId, publicKeyPem: measured.publicKeyPem });
       child.once("message", (message: { heap: number; snapshotBytes: number; devices: number }) => (child.kill(), resolve(message)));
       child.once("exit", (code) => code && reject(new Error(`memory child exited ${code}`)));
@@ -105,7 +144,12 @@ async function perSize() {
     Object.fromEntries(
       rows.map((row) => [
         `${row.size.toLocaleString("en")} devices`,
-        { "delta (bytes)": row.deltaBytes, "full snapshot (bytes)": row.snapshotBytes, "snapshot entries": row.snapshotEntries, "snapshot / delta": Math.round(row.snapshotBytes / row.deltaBytes) },
+        {
+          "delta (bytes)": row.deltaBytes,
+          "full snapshot (bytes)": row.snapshotBytes,
+          "snapshot entries": row.snapshotEntries,
+          "snapshot / delta": Math.round(row.snapshotBytes / row.deltaBytes),
+        },
       ]),
     ),
   );
@@ -115,7 +159,11 @@ async function perSize() {
     Object.fromEntries(
       rows.map((row) => [
         `${row.size.toLocaleString("en")} devices`,
-        { "PEP heap (MB)": +(row.memory.heap / 2 ** 20).toFixed(1), "snapshot (MB)": +(row.memory.snapshotBytes / 2 ** 20).toFixed(1), ratio: +(row.memory.heap / row.memory.snapshotBytes).toFixed(2) },
+        {
+          "PEP heap (MB)": +(row.memory.heap / 2 ** 20).toFixed(1),
+          "snapshot (MB)": +(row.memory.snapshotBytes / 2 ** 20).toFixed(1),
+          ratio: +(row.memory.heap / row.memory.snapshotBytes).toFixed(2),
+        },
       ]),
     ),
   );

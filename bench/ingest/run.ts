@@ -30,7 +30,9 @@ const { source, credentials } = await createSource(ports, ctx, { name: "bench", 
 const imsiOf = (n: number) => `20801${String(n).padStart(10, "0")}`;
 process.stdout.write(`registering ${devices} devices... `);
 for (let start = 0; start < devices; start += 50) {
-  await Promise.all(Array.from({ length: Math.min(50, devices - start) }, (_, k) => registerDevice(ports, ctx, { imsi: imsiOf(start + k) })));
+  await Promise.all(
+    Array.from({ length: Math.min(50, devices - start) }, (_, k) => registerDevice(ports, ctx, { imsi: imsiOf(start + k) })),
+  );
 }
 await runtime.bus.drained();
 console.log("done");
@@ -48,8 +50,18 @@ async function rawRate(count: number): Promise<number> {
         await ports.db.send(
           new TransactWriteCommand({
             TransactItems: [
-              { Put: { TableName: raw.identity, Item: { pk: `D#${device}`, sk: "device", state: "active", session: { ipv4: `10.0.${n % 250}.1` }, revision: n } } },
-              { Put: { TableName: raw.audit, Item: { pk: "T#bench", sk: String(n).padStart(12, "0"), action: "sim.attached", subject: `dev_${device}` } } },
+              {
+                Put: {
+                  TableName: raw.identity,
+                  Item: { pk: `D#${device}`, sk: "device", state: "active", session: { ipv4: `10.0.${n % 250}.1` }, revision: n },
+                },
+              },
+              {
+                Put: {
+                  TableName: raw.audit,
+                  Item: { pk: "T#bench", sk: String(n).padStart(12, "0"), action: "sim.attached", subject: `dev_${device}` },
+                },
+              },
               { Put: { TableName: raw.identity, Item: { pk: `B#10.0.${n % 250}.1`, sk: "binding", deviceId: `dev_${device}` } } },
             ],
           }),
@@ -77,14 +89,19 @@ function fact(n: number) {
 
 async function pipelineRate(count: number) {
   const bodies: string[] = [];
-  for (let start = 0; start < count; start += batch) bodies.push(JSON.stringify(Array.from({ length: Math.min(batch, count - start) }, (_, k) => fact(start + k))));
+  for (let start = 0; start < count; start += batch)
+    bodies.push(JSON.stringify(Array.from({ length: Math.min(batch, count - start) }, (_, k) => fact(start + k))));
   let next = 0;
   const started = performance.now();
   await Promise.all(
     Array.from({ length: clients }, async () => {
       for (let n = next++; n < bodies.length; n = next++) {
         const body = bodies[n]!;
-        const response = await fetch(`${runtime.url}${source.ingestPath}`, { method: "POST", headers: signedHeaders(credentials.webhookSecret!, body), body });
+        const response = await fetch(`${runtime.url}${source.ingestPath}`, {
+          method: "POST",
+          headers: signedHeaders(credentials.webhookSecret!, body),
+          body,
+        });
         if (response.status !== 202) throw new Error(`ingest answered ${response.status}: ${await response.text()}`);
       }
     }),
@@ -101,7 +118,9 @@ const baseline = await rawRate(events);
 const pipeline = await pipelineRate(events);
 
 const ratio = pipeline.appliedPerSecond / baseline;
-console.log(`\nbench/ingest: ${events} events, ${devices} devices, webhooks of ${batch}, ${clients} HTTP clients, DynamoDB Local on disk\n`);
+console.log(
+  `\nbench/ingest: ${events} events, ${devices} devices, webhooks of ${batch}, ${clients} HTTP clients, DynamoDB Local on disk\n`,
+);
 console.table({
   "raw DynamoDB Local: 1 TransactWriteItems per event (device, audit, binding)": { "events/s": Math.round(baseline) },
   "pipeline: accepted (202, durably queued)": { "events/s": Math.round(pipeline.acceptedPerSecond) },

@@ -33,7 +33,11 @@ const tailscaleAll = await startHttpCollector(() => ({ status: 200, body: {} }),
 try {
   const { tenant, token } = await createTenantWithAdminKey(runtime.ports, "bench");
   const call = async (method: string, path: string, body?: unknown) => {
-    const response = await runtime.app.request(path, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+    const response = await runtime.app.request(path, {
+      method,
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
     if (!response.ok) throw new Error(`${path} answered ${response.status}`);
     return response.json() as Promise<Record<string, any>>;
   };
@@ -76,7 +80,10 @@ try {
     await call("POST", `/v1/devices/${id}/${action}`, { reason: "bench" });
     const events = await fresh();
     // Alternate which variant goes first, so neither always meets the colder store.
-    const iotVariants = [["batched", batched, iotBatched], ["unbatched", unbatched, iotUnbatched]] as const;
+    const iotVariants = [
+      ["batched", batched, iotBatched],
+      ["unbatched", unbatched, iotUnbatched],
+    ] as const;
     for (const [name, control, server] of index % 2 === 0 ? iotVariants : [...iotVariants].reverse()) {
       const before = server.requests.length;
       const start = performance.now();
@@ -85,12 +92,20 @@ try {
       iotLatency[name].push(performance.now() - start);
       iotCalls[name] += server.requests.length - before;
     }
-    const postureVariants = [["changed", tailscale, true], ["all", tailscaleAll, false]] as const;
+    const postureVariants = [
+      ["changed", tailscale, true],
+      ["all", tailscaleAll, false],
+    ] as const;
     for (const [name, server, onlyChanged] of index % 2 === 0 ? postureVariants : [...postureVariants].reverse()) {
       const before = server.requests.length;
       const start = performance.now();
       for (const event of events) {
-        await syncPostureToTailscale(runtime.ports, tailscaleSettings(server.url), { ...event, id: `${event.id}-${name}` }, { onlyChanged });
+        await syncPostureToTailscale(
+          runtime.ports,
+          tailscaleSettings(server.url),
+          { ...event, id: `${event.id}-${name}` },
+          { onlyChanged },
+        );
       }
       postureLatency[name].push(performance.now() - start);
       postureCalls[name] += server.requests.length - before;
@@ -121,14 +136,21 @@ try {
     await call("POST", `/v1/devices/${id}/${action}`, { reason: "bench" });
     const moved = new Promise<number>((resolve) => {
       const poll = () => {
-        const hit = iotBatched.requests.slice(iotBefore).some((request) => request.operation === "UpdateThingGroupsForThing" && request.body.thingName === id);
+        const hit = iotBatched.requests
+          .slice(iotBefore)
+          .some((request) => request.operation === "UpdateThingGroupsForThing" && request.body.thingName === id);
         if (hit) resolve(performance.now() - start);
         else setTimeout(poll, 1);
       };
       poll();
     });
     const posture = tailscale
-      .waitFor((request) => tailscale.requests.indexOf(request) >= postureBefore && request.path.startsWith(`/api/v2/device/${node}/attributes/custom%3AsimrootState`) && JSON.parse(request.body).value === state)
+      .waitFor(
+        (request) =>
+          tailscale.requests.indexOf(request) >= postureBefore &&
+          request.path.startsWith(`/api/v2/device/${node}/attributes/custom%3AsimrootState`) &&
+          JSON.parse(request.body).value === state,
+      )
       .then((request) => request.at - start);
     const [iotMs, postureMs] = await Promise.all([moved, posture]);
     endToEnd.iot.push(iotMs);
@@ -136,17 +158,27 @@ try {
   }
   await fresh();
 
-  console.log(`integrations bench: ${changes} device changes over ${deviceCount} devices, ${latencyMs} ms added per loopback request (shared 2-core machine: read ratios)`);
+  console.log(
+    `integrations bench: ${changes} device changes over ${deviceCount} devices, ${latencyMs} ms added per loopback request (shared 2-core machine: read ratios)`,
+  );
   console.log("\nevent -> AWS IoT actions (consumer, real SDK, loopback IoT control plane)");
-  console.log(`  batched (UpdateThingGroupsForThing):   ${figure(iotLatency.batched)}, ${(iotCalls.batched / changes).toFixed(2)} API calls per change`);
-  console.log(`  baseline, add + remove per group:      ${figure(iotLatency.unbatched)}, ${(iotCalls.unbatched / changes).toFixed(2)} API calls per change`);
+  console.log(
+    `  batched (UpdateThingGroupsForThing):   ${figure(iotLatency.batched)}, ${(iotCalls.batched / changes).toFixed(2)} API calls per change`,
+  );
+  console.log(
+    `  baseline, add + remove per group:      ${figure(iotLatency.unbatched)}, ${(iotCalls.unbatched / changes).toFixed(2)} API calls per change`,
+  );
   console.log("\nevent -> Tailscale posture attributes (consumer, loopback Tailscale API)");
-  console.log(`  only the attributes that changed:      ${figure(postureLatency.changed)}, ${(postureCalls.changed / changes).toFixed(2)} API calls per change`);
-  console.log(`  baseline, every attribute every time:  ${figure(postureLatency.all)}, ${(postureCalls.all / changes).toFixed(2)} API calls per change`);
+  console.log(
+    `  only the attributes that changed:      ${figure(postureLatency.changed)}, ${(postureCalls.changed / changes).toFixed(2)} API calls per change`,
+  );
+  console.log(
+    `  baseline, every attribute every time:  ${figure(postureLatency.all)}, ${(postureCalls.all / changes).toFixed(2)} API calls per change`,
+  );
   console.log(`\nend to end through the local bus and the consumers (${rounds} changes: API call -> request at the loopback)`);
   console.log(`  change -> IoT thing group moved:       ${figure(endToEnd.iot)}`);
   console.log(`  change -> Tailscale state attribute:   ${figure(endToEnd.posture)}`);
-  console.log("  (no baseline: the figure to hold is \"within seconds\")");
+  console.log('  (no baseline: the figure to hold is "within seconds")');
 } finally {
   await Promise.all([runtime.stop(), iotBatched.close(), iotUnbatched.close(), tailscale.close(), tailscaleAll.close()]);
 }

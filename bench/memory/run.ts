@@ -8,7 +8,16 @@
  * in the cache as it was bounded before (50,000 entries, whatever their size).
  */
 import { BatchGetCommand } from "@aws-sdk/lib-dynamodb";
-import { createTenantWithAdminKey, deviceCacheBytes, deviceCacheEntries, deviceCacheOf, deviceSchema, rememberDevice, type History, type Ports } from "@simroot/core";
+import {
+  createTenantWithAdminKey,
+  deviceCacheBytes,
+  deviceCacheEntries,
+  deviceCacheOf,
+  deviceSchema,
+  rememberDevice,
+  type History,
+  type Ports,
+} from "@simroot/core";
 import { deviceKey } from "@simroot/core/device/keys";
 import { Lru } from "@simroot/core/store/lru";
 import { startLocalRuntime } from "@simroot/local/runtime";
@@ -47,7 +56,11 @@ async function* storedDevices(ports: Ports, tenantId: string, ids: readonly stri
   }
 }
 
-const runtime = await startLocalRuntime({ port: 0, logRequests: false, ...(process.env.DYNAMODB_ENDPOINT ? { dynamoEndpoint: process.env.DYNAMODB_ENDPOINT } : {}) });
+const runtime = await startLocalRuntime({
+  port: 0,
+  logRequests: false,
+  ...(process.env.DYNAMODB_ENDPOINT ? { dynamoEndpoint: process.env.DYNAMODB_ENDPOINT } : {}),
+});
 try {
   const { tenant, token } = await createTenantWithAdminKey(runtime.ports, "memory");
   process.stdout.write(`seeding ${size.toLocaleString("en")} devices... `);
@@ -62,11 +75,21 @@ try {
   const afterCache = settle();
 
   // A PEP takes the whole snapshot through the API (the feed's shared reads, key cache, settings).
-  const pep = await (await fetch(`${runtime.url}/v1/keys`, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: JSON.stringify({ name: "edge", role: "pep" }) })).json() as { token: string };
+  const pep = (await (
+    await fetch(`${runtime.url}/v1/keys`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ name: "edge", role: "pep" }),
+    })
+  ).json()) as { token: string };
   let cursor: string | undefined;
   let entries = 0;
   do {
-    const page = (await (await fetch(`${runtime.url}/v1/feed?limit=5000${cursor ? `&cursor=${cursor}` : ""}`, { headers: { authorization: `Bearer ${pep.token}` } })).json()) as { entries: unknown[]; next?: string };
+    const page = (await (
+      await fetch(`${runtime.url}/v1/feed?limit=5000${cursor ? `&cursor=${cursor}` : ""}`, {
+        headers: { authorization: `Bearer ${pep.token}` },
+      })
+    ).json()) as { entries: unknown[]; next?: string };
     entries += page.entries.length;
     cursor = page.next;
   } while (cursor);
@@ -79,7 +102,9 @@ try {
   const formerEntries = before.size;
   before = undefined;
 
-  console.log(`\nmemory of one instance serving a tenant of ${size.toLocaleString("en")} devices (history ~${historyKb} KB each), MB after GC\n`);
+  console.log(
+    `\nmemory of one instance serving a tenant of ${size.toLocaleString("en")} devices (history ~${historyKb} KB each), MB after GC\n`,
+  );
   console.table({
     "instance idle, fleet seeded": { heap: mb(idle.heapUsed), rss: mb(idle.rss), "device cache entries": 0 },
     [`every device through the device cache (bound ${deviceCacheEntries} entries, ${mb(deviceCacheBytes)} MB serialized)`]: {
@@ -87,8 +112,16 @@ try {
       rss: mb(afterCache.rss),
       "device cache entries": cache.size,
     },
-    [`then a PEP snapshot of ${entries.toLocaleString("en")} entries`]: { heap: mb(afterSnapshot.heapUsed), rss: mb(afterSnapshot.rss), "device cache entries": cache.size },
-    "baseline: plus the former device cache (50,000 entries, unweighed)": { heap: mb(withFormer.heapUsed), rss: mb(withFormer.rss), "device cache entries": formerEntries },
+    [`then a PEP snapshot of ${entries.toLocaleString("en")} entries`]: {
+      heap: mb(afterSnapshot.heapUsed),
+      rss: mb(afterSnapshot.rss),
+      "device cache entries": cache.size,
+    },
+    "baseline: plus the former device cache (50,000 entries, unweighed)": {
+      heap: mb(withFormer.heapUsed),
+      rss: mb(withFormer.rss),
+      "device cache entries": formerEntries,
+    },
   });
   console.log("target: the instance stays under 256 MB (heap and RSS; DynamoDB Local runs in its own JVM and is not counted)");
 } finally {

@@ -6,6 +6,12 @@ export const handler: IoTCustomAuthorizerHandler = async (event) => {
   const settings = integrationSettings().iot;
   const response = settings
     ? await authorizeMqtt(runtimePorts(), settings, event)
-    : { isAuthenticated: false, principalId: "unconfigured", disconnectAfterInSeconds: 300, refreshAfterInSeconds: 300, policyDocuments: [] };
+    : {
+        isAuthenticated: false,
+        principalId: "unconfigured",
+        disconnectAfterInSeconds: 300,
+        refreshAfterInSeconds: 300,
+        policyDocuments: [],
+      };
   return response;
 };

@@ -37,7 +37,9 @@ export async function bundleFunction(name: FunctionName, variant: BundleVariant 
     external: variant.baseline ? [] : [...bundling.external],
     mainFields: ["module", "main"],
     // What SST adds to every ESM bundle so CommonJS dependencies can `require`.
-    banner: { js: `import { createRequire as topLevelCreateRequire } from 'module';const require = topLevelCreateRequire(import.meta.url);` },
+    banner: {
+      js: `import { createRequire as topLevelCreateRequire } from 'module';const require = topLevelCreateRequire(import.meta.url);`,
+    },
     plugins: variant.baseline ? [] : plugins,
     logLevel: "silent",
   });

@@ -63,7 +63,10 @@ export function sdkImports(code: string): string[] {
   const names = new Set<string>();
   for (const match of code.matchAll(/import\s*\{([^}]*)\}\s*from\s*["'](@aws-sdk\/[^"']+)["']/g)) {
     for (const part of match[1]!.split(",")) {
-      const name = part.trim().split(/\s+as\s+/)[0]!.trim();
+      const name = part
+        .trim()
+        .split(/\s+as\s+/)[0]!
+        .trim();
       if (name) names.add(name);
     }
   }

@@ -37,9 +37,21 @@ describe.runIf(browserAvailable)("the web console", () => {
     await buildConsole();
     runtime = await startTestRuntime({ port: 0 });
     tenant = await tenantClient(runtime, "console");
-    meter = (await tenant.call("POST", "/v1/devices", { name: "meter-lyon-1", imsi: "208011234567890", labels: { fleet: "meters", site: "lyon" } })).json;
-    meter2 = (await tenant.call("POST", "/v1/devices", { name: "meter-porto-2", imsi: "208011234567893", labels: { fleet: "meters", site: "porto" } })).json;
-    await tenant.call("POST", "/v1/devices", { name: "tracker-porto-1", imsi: "208011234567891", labels: { fleet: "trackers", site: "porto" } });
+    meter = (
+      await tenant.call("POST", "/v1/devices", { name: "meter-lyon-1", imsi: "208011234567890", labels: { fleet: "meters", site: "lyon" } })
+    ).json;
+    meter2 = (
+      await tenant.call("POST", "/v1/devices", {
+        name: "meter-porto-2",
+        imsi: "208011234567893",
+        labels: { fleet: "meters", site: "porto" },
+      })
+    ).json;
+    await tenant.call("POST", "/v1/devices", {
+      name: "tracker-porto-1",
+      imsi: "208011234567891",
+      labels: { fleet: "trackers", site: "porto" },
+    });
     expect((await tenant.call("POST", "/v1/policies", telemetry)).status).toBe(201);
 
     const key = await tenant.call("POST", "/v1/keys", { name: "edge", role: "pep" });
@@ -47,7 +59,20 @@ describe.runIf(browserAvailable)("the web console", () => {
     const folder = await mkdtemp(join(tmpdir(), "simroot-console-pep-"));
     await writeFile(join(folder, "feed.pem"), keys.json.keys[0].publicKeyPem);
     const config = readConfig(
-      ["--state", join(folder, "state.json"), "--public-key", join(folder, "feed.pem"), "--tenant", tenant.tenant.id, "--port", "0", "--admin-port", "0", "--flow-interval", "3600"],
+      [
+        "--state",
+        join(folder, "state.json"),
+        "--public-key",
+        join(folder, "feed.pem"),
+        "--tenant",
+        tenant.tenant.id,
+        "--port",
+        "0",
+        "--admin-port",
+        "0",
+        "--flow-interval",
+        "3600",
+      ],
       { SIMROOT_URL: runtime.url!, SIMROOT_PEP_KEY: key.json.token },
     )!;
     pep = await startPep(config);
@@ -58,9 +83,36 @@ describe.runIf(browserAvailable)("the web console", () => {
       windowStart: now,
       windowEnd: now,
       flows: [
-        { deviceId: meter.id, destination: "ingest.example.com", port: 8883, protocol: "tcp", decision: "allow", reason: "allow.rule", count: 12, bytes: 4096 },
-        { deviceId: meter2.id, destination: "ingest.example.com", port: 8883, protocol: "tcp", decision: "allow", reason: "allow.rule", count: 7, bytes: 2048 },
-        { deviceId: meter.id, destination: "xmr.pool.example.net", port: 443, protocol: "tcp", decision: "deny", reason: "deny.default", count: 3, bytes: 0 },
+        {
+          deviceId: meter.id,
+          destination: "ingest.example.com",
+          port: 8883,
+          protocol: "tcp",
+          decision: "allow",
+          reason: "allow.rule",
+          count: 12,
+          bytes: 4096,
+        },
+        {
+          deviceId: meter2.id,
+          destination: "ingest.example.com",
+          port: 8883,
+          protocol: "tcp",
+          decision: "allow",
+          reason: "allow.rule",
+          count: 7,
+          bytes: 2048,
+        },
+        {
+          deviceId: meter.id,
+          destination: "xmr.pool.example.net",
+          port: 443,
+          protocol: "tcp",
+          decision: "deny",
+          reason: "deny.default",
+          count: 3,
+          bytes: 0,
+        },
       ],
     };
     expect((await call(runtime, key.json.token, "POST", "/v1/flows", report)).status).toBe(202);
@@ -97,7 +149,12 @@ describe.runIf(browserAvailable)("the web console", () => {
   });
 
   it("finds a device, quarantines it with a reason, and the PEP denies it", async () => {
-    await expect.poll(() => pep.engine.decide({ deviceId: meter.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" }).allow, { timeout: 10_000 }).toBe(true);
+    await expect
+      .poll(
+        () => pep.engine.decide({ deviceId: meter.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" }).allow,
+        { timeout: 10_000 },
+      )
+      .toBe(true);
     const page = await signedIn();
     await page.getByRole("searchbox", { name: "Search" }).fill("meter-lyon");
     // The meter of Lyon is the one the search finds; the preview below is about the other meter's traffic.
@@ -114,7 +171,10 @@ describe.runIf(browserAvailable)("the web console", () => {
     await screenshot(page, "device-quarantined");
 
     await expect
-      .poll(() => pep.engine.decide({ deviceId: meter.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" }).reason, { timeout: 5_000 })
+      .poll(
+        () => pep.engine.decide({ deviceId: meter.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" }).reason,
+        { timeout: 5_000 },
+      )
       .toBe("deny.quarantined");
     const timeline = page.getByRole("list", { name: "Timeline, newest first" });
     await expect.poll(() => timeline.textContent(), { timeout: 10_000 }).toContain("device.quarantined");
@@ -136,7 +196,7 @@ describe.runIf(browserAvailable)("the web console", () => {
     expect(await seriousViolations(page)).toEqual([]);
     await screenshot(page, "policy-preview");
 
-    await editor.fill("{ \"name\": \"broken\" }");
+    await editor.fill('{ "name": "broken" }');
     await page.getByRole("button", { name: "Preview", exact: true }).click();
     await expect.poll(() => page.getByRole("alert").first().textContent()).toMatch(/selector|destinations|effect/);
 
@@ -167,7 +227,9 @@ describe.runIf(browserAvailable)("the web console", () => {
     const page = await signedIn();
     await page.getByRole("link", { name: "Audit and sources" }).click();
     await page.getByRole("button", { name: "Verify the hash chain" }).click();
-    await expect.poll(() => page.getByTestId("chain-result").textContent(), { timeout: 10_000 }).toMatch(/^The chain is intact: \d+ records/);
+    await expect
+      .poll(() => page.getByTestId("chain-result").textContent(), { timeout: 10_000 })
+      .toMatch(/^The chain is intact: \d+ records/);
     expect(await seriousViolations(page)).toEqual([]);
     await screenshot(page, "audit");
     await page.close();
@@ -178,7 +240,11 @@ describe.runIf(browserAvailable)("the web console", () => {
     await page.getByText("Live", { exact: true }).waitFor({ timeout: 10_000 });
     const rows = page.locator("tbody tr");
     const before = await rows.count();
-    await tenant.call("POST", "/v1/devices", { name: "camera-berlin-1", imsi: "208011234567892", labels: { fleet: "cameras", site: "berlin" } });
+    await tenant.call("POST", "/v1/devices", {
+      name: "camera-berlin-1",
+      imsi: "208011234567892",
+      labels: { fleet: "cameras", site: "berlin" },
+    });
     await expect.poll(() => rows.count(), { timeout: 5_000 }).toBe(before + 1);
     expect(await page.locator("tbody").textContent()).toContain("camera-berlin-1");
     expect((page as unknown as { errors: string[] }).errors).toEqual([]);

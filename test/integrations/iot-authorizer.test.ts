@@ -29,13 +29,21 @@ function password(clientId: string, privateKey: KeyObject, publicKey: KeyObject,
 const connect = (clientId: string, mqttPassword: string): IoTCustomAuthorizerEvent => ({
   signatureVerified: false,
   protocols: ["tls", "mqtt"],
-  protocolData: { tls: { serverName: host }, mqtt: { clientId, username: "meter?x-amz-customauthorizer-name=simroot", password: mqttPassword } },
+  protocolData: {
+    tls: { serverName: host },
+    mqtt: { clientId, username: "meter?x-amz-customauthorizer-name=simroot", password: mqttPassword },
+  },
   connectionMetadata: { id: crypto.randomUUID() },
 });
 
 async function fleet(labels: Record<string, string> = { fleet: "meters" }) {
   const acme = await tenantClient(runtime);
-  const policy = { name: "Meters reach IoT Core", selector: { matchLabels: { fleet: "meters" } }, destinations: [{ fqdn: host, ports: [8883], protocol: "tcp" }], effect: "allow" };
+  const policy = {
+    name: "Meters reach IoT Core",
+    selector: { matchLabels: { fleet: "meters" } },
+    destinations: [{ fqdn: host, ports: [8883], protocol: "tcp" }],
+    effect: "allow",
+  };
   expect((await acme.call("POST", "/v1/policies", policy)).status).toBe(201);
   const { privateKey, publicKey } = keyPair();
   const credential = publicKey.export({ type: "spki", format: "pem" }).toString();
@@ -49,7 +57,12 @@ describe("the AWS IoT Core custom authorizer", () => {
   it("lets an active device connect with its IoT SAFE key, to its own topics and its label topics", async () => {
     const { device, privateKey, publicKey, authorize } = await fleet({ fleet: "meters", site: "lyon" });
     const response = await authorize(connect(device.id, password(device.id, privateKey, publicKey)));
-    expect(response).toMatchObject({ isAuthenticated: true, principalId: device.id.replace("_", ""), refreshAfterInSeconds: 300, disconnectAfterInSeconds: 3600 });
+    expect(response).toMatchObject({
+      isAuthenticated: true,
+      principalId: device.id.replace("_", ""),
+      refreshAfterInSeconds: 300,
+      disconnectAfterInSeconds: 3600,
+    });
     expect(response.principalId).toMatch(/^[a-zA-Z0-9]{1,128}$/);
     const statements = response.policyDocuments[0]!.Statement;
     expect(statements).toContainEqual({ Effect: "Allow", Action: "iot:Connect", Resource: `arn:aws:iot:*:*:client/${device.id}` });
@@ -65,7 +78,9 @@ describe("the AWS IoT Core custom authorizer", () => {
     expect((await authorize(connect(device.id, password(device.id, other.privateKey, publicKey)))).isAuthenticated).toBe(false);
     const stale = Math.floor(Date.now() / 1000) - 600;
     expect((await authorize(connect(device.id, password(device.id, privateKey, publicKey, stale)))).isAuthenticated).toBe(false);
-    expect((await authorize(connect("dev_01JD3Q4ZK8W9X2V5N6M7P8R9ST", password(device.id, privateKey, publicKey)))).isAuthenticated).toBe(false);
+    expect((await authorize(connect("dev_01JD3Q4ZK8W9X2V5N6M7P8R9ST", password(device.id, privateKey, publicKey)))).isAuthenticated).toBe(
+      false,
+    );
     expect((await authorize(connect(device.id, ""))).isAuthenticated).toBe(false);
   });
 
@@ -74,7 +89,9 @@ describe("the AWS IoT Core custom authorizer", () => {
     // A pump with its own key: authenticated, but no rule lets pumps reach the endpoint (default deny).
     const pumpKey = keyPair();
     const pumpCredential = pumpKey.publicKey.export({ type: "spki", format: "pem" }).toString();
-    const pump = (await acme.call("POST", "/v1/devices", { imsi: "208011234567891", labels: { fleet: "pumps" }, credential: pumpCredential })).json;
+    const pump = (
+      await acme.call("POST", "/v1/devices", { imsi: "208011234567891", labels: { fleet: "pumps" }, credential: pumpCredential })
+    ).json;
     expect((await authorize(connect(pump.id, password(pump.id, pumpKey.privateKey, pumpKey.publicKey)))).isAuthenticated).toBe(false);
     await acme.call("POST", `/v1/devices/${device.id}/suspend`, { reason: "maintenance" });
     expect((await authorize(connect(device.id, password(device.id, privateKey, publicKey)))).isAuthenticated).toBe(false);
@@ -93,16 +110,28 @@ describe("the AWS IoT Core custom authorizer", () => {
     const response = await authorize(connect(device.id, password(device.id, privateKey, publicKey)));
     expect(response.isAuthenticated).toBe(true);
     expect(response.disconnectAfterInSeconds).toBe(300);
-    const resources = response.policyDocuments.flatMap((document) => document.Statement.flatMap((statement) => [(statement as { Resource: string | string[] }).Resource].flat()));
-    expect(resources.filter((resource) => !resource.includes(":client/")).every((resource) => String(resource).includes(`/quarantine/${device.id}/`))).toBe(true);
+    const resources = response.policyDocuments.flatMap((document) =>
+      document.Statement.flatMap((statement) => [(statement as { Resource: string | string[] }).Resource].flat()),
+    );
+    expect(
+      resources
+        .filter((resource) => !resource.includes(":client/"))
+        .every((resource) => String(resource).includes(`/quarantine/${device.id}/`)),
+    ).toBe(true);
   });
 
   it("never turns a label value into a topic wildcard", async () => {
     const { device, privateKey, publicKey, authorize } = await fleet({ fleet: "meters", zone: "*", area: "#" });
     const response = await authorize(connect(device.id, password(device.id, privateKey, publicKey)));
     expect(response.isAuthenticated).toBe(true);
-    const resources = response.policyDocuments.flatMap((document) => document.Statement.flatMap((statement) => [(statement as { Resource: string | string[] }).Resource].flat()));
+    const resources = response.policyDocuments.flatMap((document) =>
+      document.Statement.flatMap((statement) => [(statement as { Resource: string | string[] }).Resource].flat()),
+    );
     expect(resources.some((resource) => /labels\/(zone|area)\//.test(String(resource)))).toBe(false);
-    expect(resources.filter((resource) => String(resource).includes("/labels/")).every((resource) => String(resource).endsWith("/labels/fleet/meters/*"))).toBe(true);
+    expect(
+      resources
+        .filter((resource) => String(resource).includes("/labels/"))
+        .every((resource) => String(resource).endsWith("/labels/fleet/meters/*")),
+    ).toBe(true);
   });
 });

@@ -82,10 +82,17 @@ describe("the AWS IoT Core integration", () => {
     expect(iot.things.get(id)!.attributes["simroot.state"]).toBe("quarantined");
     expect([...iot.groups.get("simroot-quarantined")!.policies]).toEqual(["simroot-quarantine"]);
     const policy = JSON.parse(iot.policies.get("simroot-quarantine")!);
-    expect(policy.Statement[0]).toMatchObject({ Effect: "Deny", NotResource: ["arn:aws:iot:*:*:topic/quarantine/${iot:Connection.Thing.ThingName}/*"] });
+    expect(policy.Statement[0]).toMatchObject({
+      Effect: "Deny",
+      NotResource: ["arn:aws:iot:*:*:topic/quarantine/${iot:Connection.Thing.ThingName}/*"],
+    });
     // The group move is one batched call (UpdateThingGroupsForThing), not an add and a remove.
     const moves = iot.requests.slice(before).filter((request) => request.operation === "UpdateThingGroupsForThing");
-    expect(moves.at(-1)!.body).toEqual({ thingName: id, thingGroupsToAdd: ["simroot-quarantined"], thingGroupsToRemove: ["simroot-active"] });
+    expect(moves.at(-1)!.body).toEqual({
+      thingName: id,
+      thingGroupsToAdd: ["simroot-quarantined"],
+      thingGroupsToRemove: ["simroot-active"],
+    });
 
     await acme.call("POST", `/v1/devices/${id}/reinstate`, { reason: "cleared" });
     expect((await deliver()).actions).toEqual(["thing.updated", "group.active"]);
@@ -138,7 +145,8 @@ describe("the AWS IoT Core integration", () => {
   it("touches only the configured tenant's devices", async () => {
     const { acme, control, settings } = await setUp();
     const other = await tenantClient(runtime, "other");
-    const id = (await other.call("POST", "/v1/devices", { ...meter, eid: undefined, iccids: ["8944500102198304834"], imei: undefined })).json.id as string;
+    const id = (await other.call("POST", "/v1/devices", { ...meter, eid: undefined, iccids: ["8944500102198304834"], imei: undefined }))
+      .json.id as string;
     for (const event of await committedEvents(runtime, other.tenant.id)) {
       expect(await syncDeviceToIot(runtime.ports, control, settings, event)).toEqual([]);
     }
@@ -156,10 +164,12 @@ describe("the AWS IoT Core integration", () => {
       AWS_SECRET_ACCESS_KEY: "secret",
     });
     try {
-      const id = (await acme.call("POST", "/v1/devices", { ...meter, eid: undefined, iccids: ["8944500102198304842"], imei: undefined })).json.id as string;
+      const id = (await acme.call("POST", "/v1/devices", { ...meter, eid: undefined, iccids: ["8944500102198304842"], imei: undefined }))
+        .json.id as string;
       await acme.call("POST", `/v1/devices/${id}/quarantine`, { reason: "roaming" });
       const deadline = Date.now() + 10_000;
-      while (!iot.things.get(id)?.groups.has("simroot-quarantined") && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
+      while (!iot.things.get(id)?.groups.has("simroot-quarantined") && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 20));
       expect([...iot.things.get(id)!.groups]).toEqual(["simroot-quarantined"]);
     } finally {
       delete process.env.SIMROOT_IOT_TENANT_ID;

@@ -23,12 +23,14 @@ afterAll(async () => {
 });
 
 describe("OCSF events", () => {
-  it.each(sampleOcsfEvents().map((event) => [`${event.class_uid}/${event.activity_id} ${(event.metadata as { event_code?: string }).event_code ?? "flow"}`, event]))(
-    "%s conforms to its class",
-    (_, event) => {
-      expect(schema.validate(event)).toEqual([]);
-    },
-  );
+  it.each(
+    sampleOcsfEvents().map((event) => [
+      `${event.class_uid}/${event.activity_id} ${(event.metadata as { event_code?: string }).event_code ?? "flow"}`,
+      event,
+    ]),
+  )("%s conforms to its class", (_, event) => {
+    expect(schema.validate(event)).toEqual([]);
+  });
 
   it("maps each kind of record to the class that fits it", () => {
     const byType = Object.fromEntries(sampleEvents.map((event) => [event.type, ocsfFromEvent(event).class_uid]));
@@ -40,7 +42,11 @@ describe("OCSF events", () => {
       "incident.opened": 2005,
       "incident.resolved": 2005,
     });
-    expect(sampleOcsfEvents().filter((event) => event.class_uid === 4001).map((event) => event.activity_name)).toEqual(["Traffic", "Refuse"]);
+    expect(
+      sampleOcsfEvents()
+        .filter((event) => event.class_uid === 4001)
+        .map((event) => event.activity_name),
+    ).toEqual(["Traffic", "Refuse"]);
   });
 
   it("the validator catches a missing required attribute, a value outside its enum, a wrong type, an unknown attribute", () => {
@@ -48,12 +54,18 @@ describe("OCSF events", () => {
     const finding = sampleOcsfEvents().find((event) => event.class_uid === 2004)!;
     const { finding_info: _, ...noFinding } = finding;
     expect(schema.validate(noFinding as typeof finding)).toContain("finding_info is required");
-    expect(schema.validate({ ...registered!, activity_id: 42, type_uid: 300442 })).toEqual([expect.stringMatching(/^activity_id = 42 is not in its enum \(/)]);
+    expect(schema.validate({ ...registered!, activity_id: 42, type_uid: 300442 })).toEqual([
+      expect.stringMatching(/^activity_id = 42 is not in its enum \(/),
+    ]);
     expect(schema.validate({ ...registered!, time: "2026-12-02T05:00:00Z" })).toContain("time is not an integer");
     expect(schema.validate({ ...registered!, colour: "blue" })).toContain("colour is not an attribute of entity_management");
-    expect(schema.validate({ ...registered!, type_uid: 300403 })).toContain("type_uid 300403 is not class_uid * 100 + activity_id (300401)");
+    expect(schema.validate({ ...registered!, type_uid: 300403 })).toContain(
+      "type_uid 300403 is not class_uid * 100 + activity_id (300401)",
+    );
     expect(schema.validate({ ...registered!, device: { uid: "dev_1" } })).toContain("device.type_id is required");
-    expect(schema.validate({ ...registered!, entity: { type: "Device" } })).toEqual([expect.stringContaining("needs at least one of name, uid")]);
+    expect(schema.validate({ ...registered!, entity: { type: "Device" } })).toEqual([
+      expect.stringContaining("needs at least one of name, uid"),
+    ]);
     expect(schema.validate({ ...registered!, metadata: { product: { name: "simroot" } } })).toContain("metadata.version is required");
   });
 });
@@ -66,7 +78,10 @@ describe("OCSF out of simroot", () => {
     const audit = await acme.call("GET", "/v1/ocsf/events");
     expect(audit.status).toBe(200);
     expect(audit.headers.get("content-type")).toContain("application/x-ndjson");
-    const events = audit.text.trim().split("\n").map((line) => JSON.parse(line));
+    const events = audit.text
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line));
     // The tenant's own creation is audited first (issue 11), then the device's changes.
     expect(events.map((event) => [event.class_uid, event.activity_name, event.entity.uid])).toEqual([
       [3004, "Create", acme.tenant.id],
@@ -78,8 +93,14 @@ describe("OCSF out of simroot", () => {
     const ctx = { tenantId: acme.tenant.id, actor: "pep:lyon", requestId: "req_flows" };
     const { tenantId: _, id: __, ...report } = sampleFlowReport;
     await recordFlows(runtime.ports, ctx, report);
-    const flows = await acme.call("GET", `/v1/ocsf/events?kind=flows&from=${sampleFlowReport.windowStart}&to=${sampleFlowReport.windowEnd}`);
-    const lines = flows.text.trim().split("\n").map((line) => JSON.parse(line));
+    const flows = await acme.call(
+      "GET",
+      `/v1/ocsf/events?kind=flows&from=${sampleFlowReport.windowStart}&to=${sampleFlowReport.windowEnd}`,
+    );
+    const lines = flows.text
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line));
     expect(lines.map((event) => [event.class_uid, event.action, event.dst_endpoint.port])).toEqual([
       [4001, "Allowed", 8883],
       [4001, "Denied", 53],
@@ -102,7 +123,9 @@ describe("OCSF out of simroot", () => {
     const event = JSON.parse(received.body.trim());
     expect(event).toMatchObject({ class_uid: 2004, metadata: { uid: sampleEvents[6]!.id } });
     expect(schema.validate(event)).toEqual([]);
-    await expect(exportEventToSiem({ ...settings, token: "wrong" }, sampleEvents[0]!)).rejects.toMatchObject({ code: "integration.siem_failed" });
+    await expect(exportEventToSiem({ ...settings, token: "wrong" }, sampleEvents[0]!)).rejects.toMatchObject({
+      code: "integration.siem_failed",
+    });
     expect(await exportEventToSiem({ ...settings, tenantId: "ten_other" }, sampleEvents[0]!)).toBe(false);
   });
 });

@@ -12,7 +12,10 @@ import { startTestRuntime, tenantClient, type TestRuntime } from "../support/run
 let runtime: TestRuntime;
 let tailscale: HttpCollector;
 beforeAll(async () => {
-  tailscale = await startHttpCollector((request) => ({ status: request.headers.authorization === "Bearer tskey-api-test" ? 200 : 401, body: {} }));
+  tailscale = await startHttpCollector((request) => ({
+    status: request.headers.authorization === "Bearer tskey-api-test" ? 200 : 401,
+    body: {},
+  }));
   runtime = await startTestRuntime();
 });
 afterAll(async () => {
@@ -24,11 +27,24 @@ const meter = (imsi: string, labels: Record<string, string>, imei?: string) => (
 describe("Cloudflare custom device posture", () => {
   it("answers each WARP device's score in Cloudflare's shape, from the device's current state", async () => {
     const acme = await tenantClient(runtime);
-    const labelled = (await acme.call("POST", "/v1/devices", meter("208011234567801", { fleet: "meters", "cloudflare/device": "9ece5fab-7398-488a-a575-e25a9a3dec07" }))).json;
+    const labelled = (
+      await acme.call(
+        "POST",
+        "/v1/devices",
+        meter("208011234567801", { fleet: "meters", "cloudflare/device": "9ece5fab-7398-488a-a575-e25a9a3dec07" }),
+      )
+    ).json;
     const byImei = (await acme.call("POST", "/v1/devices", meter("208011234567802", { fleet: "meters" }, "490154203237518"))).json;
     const request = {
       devices: [
-        { device_id: "9ece5fab-7398-488a-a575-e25a9a3dec07", email: "ops@example.com", serial_number: "", mac_address: "74:1d:3e:23:e0:fe", virtual_ipv4: "100.96.0.10", hostname: "gw-1" },
+        {
+          device_id: "9ece5fab-7398-488a-a575-e25a9a3dec07",
+          email: "ops@example.com",
+          serial_number: "",
+          mac_address: "74:1d:3e:23:e0:fe",
+          virtual_ipv4: "100.96.0.10",
+          hostname: "gw-1",
+        },
         { device_id: "1bb5a7f4-0c3e-4b8e-9c36-5b7f3c6e4a11", serial_number: "490154203237518" },
         { device_id: "0f0f0f0f-0000-4000-8000-000000000000", serial_number: "C02XK0GHJG5J" },
       ],
@@ -53,7 +69,11 @@ describe("Cloudflare custom device posture", () => {
     const bad = await acme.call("POST", "/v1/integrations/cloudflare/posture", { devices: [{ email: "x@example.com" }] });
     expect(bad.status).toBe(400);
     expect(bad.headers.get("content-type")).toContain("application/problem+json");
-    const anonymous = await runtime.app.request("/v1/integrations/cloudflare/posture", { method: "POST", body: JSON.stringify({ devices: [] }), headers: { "content-type": "application/json" } });
+    const anonymous = await runtime.app.request("/v1/integrations/cloudflare/posture", {
+      method: "POST",
+      body: JSON.stringify({ devices: [] }),
+      headers: { "content-type": "application/json" },
+    });
     expect(anonymous.status).toBe(401);
   });
 });
@@ -85,7 +105,10 @@ describe("Tailscale custom posture attributes", () => {
     const events = await committedEvents(runtime, acme.tenant.id);
     const quarantined = events.find((event) => event.type === "device.quarantined")!;
     const mid = tailscale.requests.length;
-    expect(await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), quarantined)).toEqual(["custom:simrootState", "custom:simrootScore"]);
+    expect(await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), quarantined)).toEqual([
+      "custom:simrootState",
+      "custom:simrootScore",
+    ]);
     expect(tailscale.requests.length - mid).toBe(2);
     // Redelivered: nothing sent, nothing audited again.
     expect(await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), quarantined)).toEqual([]);
@@ -102,7 +125,9 @@ describe("Tailscale custom posture attributes", () => {
     await acme.call("POST", "/v1/devices", meter("208011234567804", { "tailscale/node": "n1" }));
     await acme.call("POST", "/v1/devices", meter("208011234567805", { fleet: "meters" }));
     const [first, second] = (await committedEvents(runtime, acme.tenant.id)).filter((event) => event.type === "device.registered");
-    await expect(syncPostureToTailscale(runtime.ports, { ...settings(acme.tenant.id), apiKey: "tskey-wrong" }, first!)).rejects.toMatchObject({ code: "integration.tailscale_failed" });
+    await expect(
+      syncPostureToTailscale(runtime.ports, { ...settings(acme.tenant.id), apiKey: "tskey-wrong" }, first!),
+    ).rejects.toMatchObject({ code: "integration.tailscale_failed" });
     expect(await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), second!)).toEqual([]);
   });
 
@@ -117,7 +142,8 @@ describe("Tailscale custom posture attributes", () => {
       const start = performance.now();
       await acme.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" });
       const arrived = await tailscale.waitFor(
-        (request) => request.path === `/api/v2/device/${node}/attributes/custom%3AsimrootState` && JSON.parse(request.body).value === "revoked",
+        (request) =>
+          request.path === `/api/v2/device/${node}/attributes/custom%3AsimrootState` && JSON.parse(request.body).value === "revoked",
         5_000,
       );
       expect(arrived.at - start).toBeLessThan(5_000);

@@ -12,8 +12,14 @@ export interface Instance {
   stop(): Promise<void>;
 }
 
-export function startInstance(start: { dynamoEndpoint: string; tablePrefix: string; feedHubUrl?: string; feedSigningKeyPath?: string }, env: Record<string, string> = {}): Promise<Instance> {
-  const child = fork(join(import.meta.dirname, "instance-process.ts"), { stdio: ["ignore", "inherit", "inherit", "ipc"], env: { ...process.env, ...env } });
+export function startInstance(
+  start: { dynamoEndpoint: string; tablePrefix: string; feedHubUrl?: string; feedSigningKeyPath?: string },
+  env: Record<string, string> = {},
+): Promise<Instance> {
+  const child = fork(join(import.meta.dirname, "instance-process.ts"), {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+    env: { ...process.env, ...env },
+  });
   child.send(start);
   return new Promise((resolve, reject) => {
     child.once("message", (message: { url: string; feedHubUrl: string }) =>

@@ -21,7 +21,13 @@ export type TestRuntime = Awaited<ReturnType<typeof startTestRuntime>>;
 /** A tenant with an admin key, and a `call` that sends authenticated JSON requests to the app. */
 export async function tenantClient(runtime: TestRuntime, name = "acme") {
   const { tenant, token, keyId } = await createTenantWithAdminKey(runtime.ports, name);
-  return { tenant, token, keyId, call: (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => call(runtime, token, method, path, body, headers) };
+  return {
+    tenant,
+    token,
+    keyId,
+    call: (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+      call(runtime, token, method, path, body, headers),
+  };
 }
 
 export async function call(

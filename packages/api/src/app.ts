@@ -37,7 +37,13 @@ export function createApp(options: AppOptions) {
   const app = new OpenAPIHono<AppEnv>({
     defaultHook: (result) => {
       if (result.success) return;
-      if (isMissingIfMatch(result.target, result.error.issues.map((issue) => String(issue.path[0])))) throw preconditionRequired();
+      if (
+        isMissingIfMatch(
+          result.target,
+          result.error.issues.map((issue) => String(issue.path[0])),
+        )
+      )
+        throw preconditionRequired();
       throw new SimrootError("request.invalid", "input", "The request does not match the API", {
         issues: result.error.issues.map((issue) => ({ path: issue.path.map(String).join(".") || "(body)", message: issue.message })),
       });

@@ -24,7 +24,9 @@ export async function idempotent(c: Context<AppEnv>, scope: string, next: Next):
   const ports = c.var.ports;
   const claim = await claimIdempotencyKey(ports, scope, key, fingerprint);
   if (claim.kind === "mismatch") {
-    throw new SimrootError("request.idempotency_key_reused", "input", "This Idempotency-Key was used with another request", { detail: { status: 422 } });
+    throw new SimrootError("request.idempotency_key_reused", "input", "This Idempotency-Key was used with another request", {
+      detail: { status: 422 },
+    });
   }
   if (claim.kind === "in_progress") {
     throw new SimrootError("request.in_progress", "conflict", "A request with this Idempotency-Key is still being processed");
@@ -38,6 +40,8 @@ export async function idempotent(c: Context<AppEnv>, scope: string, next: Next):
     await releaseIdempotencyKey(ports, scope, key);
     return;
   }
-  const headers = Object.fromEntries(replayedHeaders.flatMap((name) => (c.res.headers.get(name) ? [[name, c.res.headers.get(name)!]] : [])));
+  const headers = Object.fromEntries(
+    replayedHeaders.flatMap((name) => (c.res.headers.get(name) ? [[name, c.res.headers.get(name)!]] : [])),
+  );
   await completeIdempotencyKey(ports, scope, key, fingerprint, { status, body: await c.res.clone().text(), headers });
 }

@@ -8,7 +8,12 @@ interface RouteEntry {
 
 /** A route path (`/v1/devices/:id`, `/v1/ingest/*`) as a matcher of request paths. */
 const matcherOf = (path: string) =>
-  new RegExp(`^${path.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replace(/\/:[^/]+/g, "/[^/]+").replace(/\*/g, ".*")}/?$`);
+  new RegExp(
+    `^${path
+      .replace(/[.+?^${}()|[\]\\]/g, "\\$&")
+      .replace(/\/:[^/]+/g, "/[^/]+")
+      .replace(/\*/g, ".*")}/?$`,
+  );
 
 /**
  * The methods the app serves at `path` (HEAD wherever GET is), from its route table:

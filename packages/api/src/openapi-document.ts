@@ -21,14 +21,7 @@ const tagDescriptions: Record<string, string> = {
 };
 
 /** Resources whose representations carry a strong ETag (`If-Match` writes are conditional on it). */
-const etagResources = [
-  "/v1/devices/{id}",
-  "/v1/policies/{id}",
-  "/v1/grants/{id}",
-  "/v1/tenant",
-  "/v1/enforcement",
-  "/v1/feed",
-];
+const etagResources = ["/v1/devices/{id}", "/v1/policies/{id}", "/v1/grants/{id}", "/v1/tenant", "/v1/enforcement", "/v1/feed"];
 
 const verbs: Record<string, string> = { get: "get", post: "create", put: "replace", patch: "update", delete: "remove" };
 
@@ -79,7 +72,8 @@ function completeOperation(doc: Json, path: string, method: string, operation: J
   const responses = operation.responses as Json;
   const writes = method === "post" || method === "put" || method === "patch";
   if (operation.requestBody) responses["413"] ??= problem("The body is larger than 1 MiB");
-  if (operation.requestBody && writes && !path.startsWith("/v1/ingest/")) responses["415"] ??= problem("The body is not JSON (`Content-Type: application/json`)");
+  if (operation.requestBody && writes && !path.startsWith("/v1/ingest/"))
+    responses["415"] ??= problem("The body is not JSON (`Content-Type: application/json`)");
   if (secured || path.startsWith("/v1/ingest/")) {
     responses["401"] ??= problem("Missing or invalid credentials");
   }
@@ -170,6 +164,9 @@ const protocolHeaders = {
   RequestId: { description: "The request's id: the caller's X-Request-Id when sane, else a new one", schema: { type: "string" } },
   ETag: { description: "The strong entity tag of the representation: send it back in If-Match", schema: { type: "string" } },
   Location: { description: "The created resource", schema: { type: "string", format: "uri-reference" } },
-  IdempotentReplayed: { description: "`true` when this is the kept response of an earlier request with the same Idempotency-Key", schema: { type: "string", enum: ["true"] } },
+  IdempotentReplayed: {
+    description: "`true` when this is the kept response of an earlier request with the same Idempotency-Key",
+    schema: { type: "string", enum: ["true"] },
+  },
   FeedHead: { description: "The signed feed head (base64 JSON), also on 304", schema: { type: "string" } },
 };

@@ -30,4 +30,9 @@ export const securitySchemes = {
 } as const;
 
 /** Any one of the webhook schemes authenticates an ingest request (the source's format says which). */
-export const ingestSecurity: Record<string, string[]>[] = [{ standardWebhooks: [] }, { sourceBearer: [] }, { sourceBasic: [] }, { twilioSignature: [] }];
+export const ingestSecurity: Record<string, string[]>[] = [
+  { standardWebhooks: [] },
+  { sourceBearer: [] },
+  { sourceBasic: [] },
+  { twilioSignature: [] },
+];

@@ -1,6 +1,14 @@
 import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
-import { dependencyUnavailable, invalidCursor, isInvalidStartKey, isSimrootError, SimrootError, timeouts, type ErrorKind } from "@simroot/core";
+import {
+  dependencyUnavailable,
+  invalidCursor,
+  isInvalidStartKey,
+  isSimrootError,
+  SimrootError,
+  timeouts,
+  type ErrorKind,
+} from "@simroot/core";
 
 const statusByKind: Record<ErrorKind, 400 | 401 | 403 | 404 | 409 | 412 | 500 | 503> = {
   input: 400,
@@ -17,11 +25,23 @@ export const problemType = (code: string) => `urn:simroot:problem:${code}`;
 
 /** The one error mapper of the HTTP transport: every error leaves as RFC 9457 problem+json. */
 export function problemResponse(c: Context, error: unknown): Response {
-  const known = isSimrootError(error) ? error : (isInvalidStartKey(error) ? invalidCursor() : (dependencyUnavailable(error) ?? fromTransportError(error)));
+  const known = isSimrootError(error)
+    ? error
+    : isInvalidStartKey(error)
+      ? invalidCursor()
+      : (dependencyUnavailable(error) ?? fromTransportError(error));
   if (known.kind === "unavailable") {
-    console.error(JSON.stringify({ level: "warn", requestId: c.get("requestId"), code: known.code, error: String((known.cause as Error)?.message ?? known.message) }));
+    console.error(
+      JSON.stringify({
+        level: "warn",
+        requestId: c.get("requestId"),
+        code: known.code,
+        error: String((known.cause as Error)?.message ?? known.message),
+      }),
+    );
   }
-  if (known.kind === "internal") console.error(JSON.stringify({ level: "error", requestId: c.get("requestId"), error: String((error as Error)?.stack ?? error) }));
+  if (known.kind === "internal")
+    console.error(JSON.stringify({ level: "error", requestId: c.get("requestId"), error: String((error as Error)?.stack ?? error) }));
   const status = (known.detail.status as number | undefined) ?? statusByKind[known.kind];
   const body = {
     type: problemType(known.code),
@@ -36,7 +56,13 @@ export function problemResponse(c: Context, error: unknown): Response {
     "content-type": "application/problem+json",
     ...(status === 401 ? { "www-authenticate": 'Bearer realm="simroot"' } : {}),
     ...(status === 503 || typeof known.detail.retryAfter === "number"
-      ? { "retry-after": String(typeof known.detail.retryAfter === "number" ? known.detail.retryAfter : (known.detail.retryAfterSeconds ?? timeouts.retryAfterSeconds)) }
+      ? {
+          "retry-after": String(
+            typeof known.detail.retryAfter === "number"
+              ? known.detail.retryAfter
+              : (known.detail.retryAfterSeconds ?? timeouts.retryAfterSeconds),
+          ),
+        }
       : {}),
   });
 }

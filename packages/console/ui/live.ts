@@ -24,7 +24,11 @@ export function subscribeLive(onChange: (change: LiveChange) => void, onStatus: 
       try {
         onStatus("connecting");
         const response = await fetch("/v1/live?wait=25", {
-          headers: { authorization: `Bearer ${apiKey() ?? ""}`, accept: "text/event-stream", ...(lastId ? { "last-event-id": lastId } : {}) },
+          headers: {
+            authorization: `Bearer ${apiKey() ?? ""}`,
+            accept: "text/event-stream",
+            ...(lastId ? { "last-event-id": lastId } : {}),
+          },
           signal: controller.signal,
         });
         if (!response.ok || !response.body) throw new Error(`live: HTTP ${response.status}`);

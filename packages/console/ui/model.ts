@@ -22,8 +22,12 @@ export type WhatIfDecision = Schemas["WhatIfDecision"];
 
 export const states = ["active", "suspended", "quarantined", "revoked"] as const;
 
-export const sessionsOf = (device: Device): Session[] => Object.values(device.identity.sessions).filter((s): s is Session => s !== undefined);
+export const sessionsOf = (device: Device): Session[] =>
+  Object.values(device.identity.sessions).filter((s): s is Session => s !== undefined);
 export const countryOf = (device: Device) => device.identity.roaming?.country ?? sessionsOf(device).find((s) => s.country)?.country;
-export const ipOf = (device: Device) => sessionsOf(device).map((s) => s.ipv4 ?? s.ipv6).find(Boolean);
+export const ipOf = (device: Device) =>
+  sessionsOf(device)
+    .map((s) => s.ipv4 ?? s.ipv6)
+    .find(Boolean);
 
 export const when = (iso: string | undefined) => (iso ? new Date(iso).toLocaleString() : "—");

@@ -13,9 +13,10 @@ const env = (name: string): string | undefined => {
 
 /** `SIMROOT_TABLE_IDENTITY`, ... or `<prefix><key>` when a prefix is given (tests, local). */
 export function tableNames(prefix = env("SIMROOT_TABLE_PREFIX") ?? "simroot-"): TableNames {
-  return Object.fromEntries(
-    tableKeys.map((key) => [key, env(`SIMROOT_TABLE_${key.toUpperCase()}`) ?? `${prefix}${key}`]),
-  ) as Record<TableKey, string>;
+  return Object.fromEntries(tableKeys.map((key) => [key, env(`SIMROOT_TABLE_${key.toUpperCase()}`) ?? `${prefix}${key}`])) as Record<
+    TableKey,
+    string
+  >;
 }
 
 export interface DynamoSettings {
@@ -89,7 +90,14 @@ export function integrationSettings(): IntegrationSettings {
   const siemTenant = env("SIMROOT_SIEM_TENANT_ID");
   return {
     ...(iotTenant
-      ? { iot: { tenantId: iotTenant, endpoint: env("SIMROOT_IOT_ENDPOINT"), prefix: env("SIMROOT_IOT_PREFIX") ?? "simroot-", mqttHost: env("SIMROOT_IOT_MQTT_HOST") } }
+      ? {
+          iot: {
+            tenantId: iotTenant,
+            endpoint: env("SIMROOT_IOT_ENDPOINT"),
+            prefix: env("SIMROOT_IOT_PREFIX") ?? "simroot-",
+            mqttHost: env("SIMROOT_IOT_MQTT_HOST"),
+          },
+        }
       : {}),
     ...(tailscaleTenant && env("SIMROOT_TAILSCALE_API_KEY")
       ? {
@@ -101,6 +109,8 @@ export function integrationSettings(): IntegrationSettings {
           },
         }
       : {}),
-    ...(siemTenant && env("SIMROOT_SIEM_URL") ? { siem: { tenantId: siemTenant, url: env("SIMROOT_SIEM_URL")!, token: env("SIMROOT_SIEM_TOKEN") } } : {}),
+    ...(siemTenant && env("SIMROOT_SIEM_URL")
+      ? { siem: { tenantId: siemTenant, url: env("SIMROOT_SIEM_URL")!, token: env("SIMROOT_SIEM_TOKEN") } }
+      : {}),
   };
 }

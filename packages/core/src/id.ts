@@ -23,5 +23,4 @@ export type IdKind = keyof typeof idPrefixes;
 
 export const newId = (kind: IdKind, time: number = Date.now()): string => `${idPrefixes[kind]}_${ulid(time)}`;
 
-export const hasIdKind = (kind: IdKind, id: string): boolean =>
-  new RegExp(`^${idPrefixes[kind]}_[0-9A-HJKMNP-TV-Z]{26}$`).test(id);
+export const hasIdKind = (kind: IdKind, id: string): boolean => new RegExp(`^${idPrefixes[kind]}_[0-9A-HJKMNP-TV-Z]{26}$`).test(id);

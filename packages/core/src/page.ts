@@ -22,17 +22,15 @@ export const encodeCursor = (key: Record<string, unknown> | undefined): string |
  * Decodes a cursor, checking that it stays inside the queried partition (`scope`, e.g.
  * `{ gsi1pk: "T#ten_1#device" }`): a forged cursor cannot reach another tenant's items.
  */
-export function decodeCursor(
-  cursor: string | undefined,
-  scope: Readonly<Record<string, string>>,
-): Record<string, unknown> | undefined {
+export function decodeCursor(cursor: string | undefined, scope: Readonly<Record<string, string>>): Record<string, unknown> | undefined {
   if (cursor === undefined) return undefined;
   try {
     const key: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
     if (key && typeof key === "object" && !Array.isArray(key)) {
       const record = key as Record<string, unknown>;
       // A store key is at most four string or number attributes (table and index keys).
-      const keyLike = Object.keys(record).length <= 4 && Object.values(record).every((value) => typeof value === "string" || typeof value === "number");
+      const keyLike =
+        Object.keys(record).length <= 4 && Object.values(record).every((value) => typeof value === "string" || typeof value === "number");
       if (keyLike && Object.entries(scope).every(([field, value]) => record[field] === value)) return record;
     }
   } catch {}

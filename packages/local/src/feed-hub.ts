@@ -39,7 +39,10 @@ export async function startFeedHub(options: { port?: number; hostname?: string }
     const payload = Buffer.concat(chunks).toString("utf8");
     published++;
     // SSE data lines cannot hold a newline: the payload (JSON) is sent on one line per line.
-    const frame = `${payload.split("\n").map((line) => `data: ${line}`).join("\n")}\n\n`;
+    const frame = `${payload
+      .split("\n")
+      .map((line) => `data: ${line}`)
+      .join("\n")}\n\n`;
     for (const subscriber of topics.get(topic) ?? []) subscriber.write(frame);
     response.writeHead(200, { "content-type": "application/json" });
     response.end("{}");

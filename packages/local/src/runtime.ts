@@ -6,7 +6,19 @@
 import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { createApp } from "@simroot/api";
-import { deliverDue, documentClient, ensureTables, ingestMaxBacklog, fileSigner, memorySigner, portsFor, providePorts, publishCommits, storeHealth, tableNames } from "@simroot/core";
+import {
+  deliverDue,
+  documentClient,
+  ensureTables,
+  ingestMaxBacklog,
+  fileSigner,
+  memorySigner,
+  portsFor,
+  providePorts,
+  publishCommits,
+  storeHealth,
+  tableNames,
+} from "@simroot/core";
 import { LocalBus, type RetrySettings } from "./bus/local-bus.ts";
 import { startDynamoLocal, type DynamoLocal } from "./dynamodb-local.ts";
 import { startFeedHub } from "./feed-hub.ts";
@@ -84,7 +96,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     providePorts(ports);
     // What a scheduled Lambda does in AWS (functions/src/webhook-worker.ts): attempt the deliveries that are due.
     if (options.webhookWorkerMs !== 0) {
-      const worker = setInterval(() => void deliverDue(ports).catch((error: unknown) => console.error("webhook worker:", error)), options.webhookWorkerMs ?? 1000);
+      const worker = setInterval(
+        () => void deliverDue(ports).catch((error: unknown) => console.error("webhook worker:", error)),
+        options.webhookWorkerMs ?? 1000,
+      );
       worker.unref();
       stops.push(async () => clearInterval(worker));
     }

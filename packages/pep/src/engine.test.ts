@@ -6,7 +6,10 @@ import { PepState } from "./state.ts";
 const meterIp = "10.20.0.7";
 const telemetry = { destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" } as const;
 
-function world(bodies: EntryBody[] = [device("dev_a"), binding(meterIp, "dev_a"), rule("r1"), settings()], breakGlass: string[] = ["192.0.2.0/24", "sos.example.com"]) {
+function world(
+  bodies: EntryBody[] = [device("dev_a"), binding(meterIp, "dev_a"), rule("r1"), settings()],
+  breakGlass: string[] = ["192.0.2.0/24", "sos.example.com"],
+) {
   const feed = testFeed();
   const state = new PepState(feed.tenantId);
   const snapshot = feed.snapshot(10, bodies);
@@ -26,7 +29,12 @@ function world(bodies: EntryBody[] = [device("dev_a"), binding(meterIp, "dev_a")
 describe("the PEP engine", () => {
   it("decides by the device's address in the APN, or by id, with the core engine", () => {
     const { engine } = world();
-    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: true, reason: "allow.rule", ruleId: "r1", deviceId: "dev_a" });
+    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({
+      allow: true,
+      reason: "allow.rule",
+      ruleId: "r1",
+      deviceId: "dev_a",
+    });
     expect(engine.decide({ deviceId: "dev_a", ...telemetry })).toMatchObject({ allow: true, reason: "allow.rule" });
     expect(engine.decide({ sourceIp: meterIp, ...telemetry, port: 22 })).toMatchObject({ allow: false, reason: "deny.default" });
   });
@@ -35,12 +43,19 @@ describe("the PEP engine", () => {
     const { engine } = world();
     expect(engine.decide({ sourceIp: "10.99.0.1", ...telemetry })).toMatchObject({ allow: false, reason: "deny.unknown-device" });
     expect(engine.decide({ deviceId: "dev_nope", ...telemetry })).toMatchObject({ allow: false, reason: "deny.unknown-device" });
-    expect(engine.decide({ sourceIp: meterIp, deviceId: "dev_b", ...telemetry })).toMatchObject({ allow: false, reason: "deny.unknown-device" });
+    expect(engine.decide({ sourceIp: meterIp, deviceId: "dev_b", ...telemetry })).toMatchObject({
+      allow: false,
+      reason: "deny.unknown-device",
+    });
     expect(engine.decide({ ...telemetry })).toMatchObject({ allow: false, reason: "deny.unknown-device" });
   });
 
   it("takes the bearer from the binding, so bearer conditions hold", () => {
-    const { engine, apply } = world([device("dev_a"), binding(meterIp, "dev_a", "wifi"), rule("r1", { conditions: { bearers: ["cellular"] } })]);
+    const { engine, apply } = world([
+      device("dev_a"),
+      binding(meterIp, "dev_a", "wifi"),
+      rule("r1", { conditions: { bearers: ["cellular"] } }),
+    ]);
     expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: false, reason: "deny.default" });
     apply(10, 11, [binding(meterIp, "dev_a", "cellular")]);
     expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: true });
@@ -68,18 +83,37 @@ describe("the PEP engine", () => {
     expect(engine.fresh()).toBe(true);
     feed.advance(60_000);
     expect(engine.fresh()).toBe(false);
-    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: false, reason: "deny.feed-expired", deviceId: "dev_a" });
-    expect(engine.decide({ sourceIp: meterIp, destination: { ip: "192.0.2.10" }, port: 443, protocol: "tcp" })).toMatchObject({ allow: true, reason: "allow.break-glass" });
-    expect(engine.decide({ sourceIp: meterIp, destination: { fqdn: "SOS.example.com." }, port: 5060, protocol: "udp" })).toMatchObject({ allow: true, reason: "allow.break-glass" });
-    expect(engine.decide({ sourceIp: "10.99.0.1", destination: { ip: "192.0.2.10" }, port: 443, protocol: "tcp" })).toMatchObject({ allow: true, reason: "allow.break-glass" });
-    expect(engine.decide({ sourceIp: meterIp, destination: { ip: "198.51.100.1" }, port: 443, protocol: "tcp" })).toMatchObject({ allow: false, reason: "deny.feed-expired" });
+    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({
+      allow: false,
+      reason: "deny.feed-expired",
+      deviceId: "dev_a",
+    });
+    expect(engine.decide({ sourceIp: meterIp, destination: { ip: "192.0.2.10" }, port: 443, protocol: "tcp" })).toMatchObject({
+      allow: true,
+      reason: "allow.break-glass",
+    });
+    expect(engine.decide({ sourceIp: meterIp, destination: { fqdn: "SOS.example.com." }, port: 5060, protocol: "udp" })).toMatchObject({
+      allow: true,
+      reason: "allow.break-glass",
+    });
+    expect(engine.decide({ sourceIp: "10.99.0.1", destination: { ip: "192.0.2.10" }, port: 443, protocol: "tcp" })).toMatchObject({
+      allow: true,
+      reason: "allow.break-glass",
+    });
+    expect(engine.decide({ sourceIp: meterIp, destination: { ip: "198.51.100.1" }, port: 443, protocol: "tcp" })).toMatchObject({
+      allow: false,
+      reason: "deny.feed-expired",
+    });
     expect(engine.status()).toMatchObject({ fresh: false, version: 10 });
   });
 
   it("keeps a revoked device out even of the break-glass destinations", () => {
     const { engine, feed } = world([device("dev_a", "revoked"), binding(meterIp, "dev_a")]);
     feed.advance(120_000);
-    expect(engine.decide({ sourceIp: meterIp, destination: { ip: "192.0.2.10" }, port: 443, protocol: "tcp" })).toMatchObject({ allow: false, reason: "deny.revoked" });
+    expect(engine.decide({ sourceIp: meterIp, destination: { ip: "192.0.2.10" }, port: 443, protocol: "tcp" })).toMatchObject({
+      allow: false,
+      reason: "deny.revoked",
+    });
   });
 
   it("fails closed before any feed was accepted", () => {
@@ -89,7 +123,11 @@ describe("the PEP engine", () => {
   });
 
   it("lets the tenant fail mode open relax evaluation errors, never an expired feed", () => {
-    const broken = { kind: "policy", key: "bad", value: { id: "bad", name: "broken", selector: {}, destinations: [], effect: "allow" } } as EntryBody;
+    const broken = {
+      kind: "policy",
+      key: "bad",
+      value: { id: "bad", name: "broken", selector: {}, destinations: [], effect: "allow" },
+    } as EntryBody;
     const closed = world([device("dev_a"), binding(meterIp, "dev_a"), broken, settings("closed")]);
     expect(closed.engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: false, reason: "deny.fail-closed" });
     expect(closed.engine.status().compileError).toMatch(/destinations/);
@@ -103,7 +141,12 @@ describe("the PEP engine", () => {
 
   it("follows one fail mode, the enforcement settings': a fail mode in other settings is not one", () => {
     const broken = { kind: "policy", key: "bad", value: { id: "bad" } } as EntryBody;
-    const { engine } = world([device("dev_a"), binding(meterIp, "dev_a"), broken, { kind: "settings", key: "tenant", value: { failMode: "open", imeiLock: true, allowedCountries: [] } }]);
+    const { engine } = world([
+      device("dev_a"),
+      binding(meterIp, "dev_a"),
+      broken,
+      { kind: "settings", key: "tenant", value: { failMode: "open", imeiLock: true, allowedCountries: [] } },
+    ]);
     expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: false, reason: "deny.fail-closed" });
   });
 

@@ -14,7 +14,14 @@
 import { compilePolicy, type PolicyEngine } from "@simroot/core/policy/compile";
 import { compileDestination, destinationMatches, Target, type CompiledDestination } from "@simroot/core/policy/destination";
 import { decideOrFail, failDecision } from "@simroot/core/policy/evaluate";
-import { destinationSchema, type Decision, type DecisionReason, type Destination, type EnforcementSettings, type PolicySet } from "@simroot/core/policy/model";
+import {
+  destinationSchema,
+  type Decision,
+  type DecisionReason,
+  type Destination,
+  type EnforcementSettings,
+  type PolicySet,
+} from "@simroot/core/policy/model";
 import type { Bearer } from "@simroot/core/catalogue/catalogue";
 import { maxClockSkewSeconds } from "@simroot/core/feed/wire";
 import { isIP } from "node:net";
@@ -54,15 +61,29 @@ export interface DecideRequest {
  */
 export function parseBreakGlass(entry: string): Destination {
   const text = entry.trim();
-  const candidate = text.includes("/") ? { cidr: text } : isIP(text) === 4 ? { cidr: `${text}/32` } : isIP(text) === 6 ? { cidr: `${text}/128` } : { fqdn: text };
+  const candidate = text.includes("/")
+    ? { cidr: text }
+    : isIP(text) === 4
+      ? { cidr: `${text}/32` }
+      : isIP(text) === 6
+        ? { cidr: `${text}/128` }
+        : { fqdn: text };
   const parsed = destinationSchema.safeParse({ ...candidate, protocol: "any" });
   if (!parsed.success) throw new Error(`break-glass destination ${JSON.stringify(entry)}: ${parsed.error.issues[0]?.message}`);
   return parsed.data;
 }
 
 const frozen = (decision: PepDecision): PepDecision => Object.freeze(decision);
-const unknownDevice = frozen({ allow: false, reason: "deny.unknown-device", explanation: "no device is known for this request (unknown address or id)" });
-const breakGlass = frozen({ allow: true, reason: "allow.break-glass", explanation: "the feed is not fresh, and this is a locally configured break-glass destination" });
+const unknownDevice = frozen({
+  allow: false,
+  reason: "deny.unknown-device",
+  explanation: "no device is known for this request (unknown address or id)",
+});
+const breakGlass = frozen({
+  allow: true,
+  reason: "allow.break-glass",
+  explanation: "the feed is not fresh, and this is a locally configured break-glass destination",
+});
 
 export interface EngineOptions {
   /** Break-glass destinations (CIDRs, addresses, hosts) reachable when the feed is not fresh. */
@@ -146,7 +167,13 @@ export class PepEngine {
 
   #stale(request: DecideRequest, device: DeviceView | undefined): PepDecision {
     const deviceId = device?.id;
-    if (device?.state === "revoked") return { allow: false, reason: "deny.revoked", explanation: "the device is revoked: every connection is denied", ...(deviceId ? { deviceId } : {}) };
+    if (device?.state === "revoked")
+      return {
+        allow: false,
+        reason: "deny.revoked",
+        explanation: "the device is revoked: every connection is denied",
+        ...(deviceId ? { deviceId } : {}),
+      };
     const target = this.#target.set(request.destination);
     const protocol = request.protocol === "udp" ? 2 : 1;
     if (this.#breakGlass.some((destination) => destinationMatches(destination, target, request.port, protocol))) {
@@ -156,7 +183,9 @@ export class PepEngine {
     return {
       allow: false,
       reason: "deny.feed-expired",
-      explanation: head ? `the policy feed expired at ${head.expiresAt} and this PEP fails closed until it syncs again` : "this PEP has no verified policy feed yet and fails closed",
+      explanation: head
+        ? `the policy feed expired at ${head.expiresAt} and this PEP fails closed until it syncs again`
+        : "this PEP has no verified policy feed yet and fails closed",
       ...(deviceId ? { deviceId } : {}),
     };
   }
@@ -165,7 +194,8 @@ export class PepEngine {
     const state = this.#state;
     if (request.sourceIp !== undefined) {
       const binding = state.binding(request.sourceIp);
-      if (binding === undefined || (request.deviceId !== undefined && request.deviceId !== binding.deviceId)) return { view: undefined, bearer: undefined };
+      if (binding === undefined || (request.deviceId !== undefined && request.deviceId !== binding.deviceId))
+        return { view: undefined, bearer: undefined };
       return { view: state.devices.get(binding.deviceId), bearer: binding.bearer };
     }
     if (request.deviceId === undefined) return { view: undefined, bearer: undefined };

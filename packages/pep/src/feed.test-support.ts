@@ -4,7 +4,16 @@
  * moves. `raw` lets adversarial tests build heads the control plane would never sign.
  */
 import { generateKeyPairSync, sign, type KeyObject } from "node:crypto";
-import { contentHash, cursorHash, headBytes, maxHeadLifetimeSeconds, type FeedEntry, type FeedHead, type FeedResponse, type SignedHead } from "@simroot/core/feed/wire";
+import {
+  contentHash,
+  cursorHash,
+  headBytes,
+  maxHeadLifetimeSeconds,
+  type FeedEntry,
+  type FeedHead,
+  type FeedResponse,
+  type SignedHead,
+} from "@simroot/core/feed/wire";
 
 export type EntryBody = Omit<FeedEntry, "version">;
 
@@ -30,7 +39,11 @@ export const rule = (id: string, fields: Record<string, unknown> = {}): EntryBod
     ...fields,
   },
 });
-export const settings = (failMode: "open" | "closed" = "closed"): EntryBody => ({ kind: "settings", key: "enforcement", value: { quarantineDestinations: [], failMode } });
+export const settings = (failMode: "open" | "closed" = "closed"): EntryBody => ({
+  kind: "settings",
+  key: "enforcement",
+  value: { quarantineDestinations: [], failMode },
+});
 
 export const start = Date.parse("2026-03-01T08:00:00Z");
 
@@ -62,10 +75,21 @@ export function testFeed(tenantId = "ten_acme", keys = generateKeyPairSync("ed25
     signHead,
     head,
     /** One snapshot page at `version`; a page after the first names the cursor it answers (`cursor`). */
-    snapshot(version: number, bodies: readonly EntryBody[], page: { page?: number; last?: boolean; next?: string; cursor?: string; epoch?: number } = {}): FeedResponse {
+    snapshot(
+      version: number,
+      bodies: readonly EntryBody[],
+      page: { page?: number; last?: boolean; next?: string; cursor?: string; epoch?: number } = {},
+    ): FeedResponse {
       const entries = at(version, bodies);
       const chain = { ...(page.cursor ? { cursor: cursorHash(page.cursor) } : {}), ...(page.next ? { next: cursorHash(page.next) } : {}) };
-      const fields = { kind: "snapshot" as const, version, page: page.page ?? 0, last: page.last ?? true, epoch: page.epoch ?? 0, ...chain };
+      const fields = {
+        kind: "snapshot" as const,
+        version,
+        page: page.page ?? 0,
+        last: page.last ?? true,
+        epoch: page.epoch ?? 0,
+        ...chain,
+      };
       const signed = signHead(head(fields, entries));
       return { signed, entries, ...(page.next ? { next: page.next } : {}) };
     },

@@ -11,10 +11,16 @@ function manualSource() {
     given.onConnected();
     return { close: () => (handlers = undefined) };
   };
-  return { source, topics, send: (payload: unknown) => handlers?.onMessage(JSON.stringify(payload)), reconnect: () => handlers?.onConnected() };
+  return {
+    source,
+    topics,
+    send: (payload: unknown) => handlers?.onMessage(JSON.stringify(payload)),
+    reconnect: () => handlers?.onConnected(),
+  };
 }
 
-const settled = async (promise: Promise<void>) => Promise.race([promise.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 30))]);
+const settled = async (promise: Promise<void>) =>
+  Promise.race([promise.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 30))]);
 
 describe("the push trigger", () => {
   it("wakes a PEP when its tenant's head passes its version, and only then", async () => {

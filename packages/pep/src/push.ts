@@ -19,7 +19,10 @@ export interface FeedTrigger {
 }
 
 /** Where notices come from: a subscription to one tenant's topic. */
-export type NoticeSource = (tenantId: string, handlers: { onMessage: (payload: string) => void; onConnected: () => void }) => { close(): void };
+export type NoticeSource = (
+  tenantId: string,
+  handlers: { onMessage: (payload: string) => void; onConnected: () => void },
+) => { close(): void };
 
 export function noticeTrigger(source: NoticeSource): FeedTrigger {
   let subscribed: { tenantId: string; close(): void } | undefined;

@@ -11,13 +11,17 @@ const folder = () => mkdtemp(join(tmpdir(), "simroot-pep-state-"));
 describe("the replicated view", () => {
   it("applies entries in order: sets, removals, bindings moving between devices", () => {
     const state = new PepState("ten_acme");
-    const change = state.apply(feed.snapshot(3, [device("dev_a"), device("dev_b"), binding("10.0.0.1", "dev_a"), rule("r1"), settings()]).entries);
+    const change = state.apply(
+      feed.snapshot(3, [device("dev_a"), device("dev_b"), binding("10.0.0.1", "dev_a"), rule("r1"), settings()]).entries,
+    );
     expect(change).toEqual({ devices: 2, bindings: 1, policy: true });
     expect(state.binding("10.0.0.1")?.deviceId).toBe("dev_a");
     expect(state.bindingOf("dev_a")?.address).toBe("10.0.0.1");
 
     const revision = state.policyRevision;
-    const moved = state.apply(feed.delta(3, 5, [binding("10.0.0.1", "dev_b", "wifi"), { kind: "device", key: "dev_a", value: null }]).entries);
+    const moved = state.apply(
+      feed.delta(3, 5, [binding("10.0.0.1", "dev_b", "wifi"), { kind: "device", key: "dev_a", value: null }]).entries,
+    );
     expect(moved).toEqual({ devices: 1, bindings: 1, policy: false });
     expect(state.policyRevision).toBe(revision);
     expect(state.binding("10.0.0.1")).toMatchObject({ deviceId: "dev_b", bearer: "wifi" });

@@ -29,8 +29,14 @@ function fakePlane() {
   };
 }
 
-const json = (body: unknown, status = 200): Handler => () => Response.json(body, { status });
-const notModified = (header: string): Handler => () => new Response(null, { status: 304, headers: { "simroot-feed-head": header } });
+const json =
+  (body: unknown, status = 200): Handler =>
+  () =>
+    Response.json(body, { status });
+const notModified =
+  (header: string): Handler =>
+  () =>
+    new Response(null, { status: 304, headers: { "simroot-feed-head": header } });
 const gone: Handler = () => Response.json({ type: "urn:simroot:problem:feed.snapshot_required" }, { status: 410 });
 
 async function setup(options: { state?: PepState; feed?: TestFeed; statePath?: string; selector?: string } = {}) {
@@ -123,7 +129,15 @@ describe("the feed sync client", () => {
       ["a forged signature", () => forger.delta(5, 6, [device("dev_a", "active", { fleet: "admins" })]), "feed.bad_signature"],
       ["a replayed old head", (feed) => feed.delta(3, 4, [device("dev_a", "active")]), "feed.rollback"],
       ["a skipped delta", (feed) => feed.delta(6, 7, [device("dev_a", "suspended")]), "feed.gap"],
-      ["reordered entries", (feed) => feed.delta(5, 7, [{ ...device("dev_a", "revoked"), version: 7 }, { ...device("dev_a"), version: 6 }]), "feed.gap"],
+      [
+        "reordered entries",
+        (feed) =>
+          feed.delta(5, 7, [
+            { ...device("dev_a", "revoked"), version: 7 },
+            { ...device("dev_a"), version: 6 },
+          ]),
+        "feed.gap",
+      ],
       [
         "entries that do not match the head",
         (feed) => {
@@ -132,13 +146,35 @@ describe("the feed sync client", () => {
         },
         "feed.content_mismatch",
       ],
-      ["another tenant's head", () => testFeed("ten_evil", { publicKey: forger.publicKey, privateKey: forger.privateKey }).delta(5, 6, []), "feed.bad_signature"],
-      ["another tenant's head under the pinned key", (feed) => testFeed("ten_evil", { publicKey: feed.publicKey, privateKey: feed.privateKey }).delta(5, 6, [device("dev_x")]), "feed.wrong_tenant"],
+      [
+        "another tenant's head",
+        () => testFeed("ten_evil", { publicKey: forger.publicKey, privateKey: forger.privateKey }).delta(5, 6, []),
+        "feed.bad_signature",
+      ],
+      [
+        "another tenant's head under the pinned key",
+        (feed) => testFeed("ten_evil", { publicKey: feed.publicKey, privateKey: feed.privateKey }).delta(5, 6, [device("dev_x")]),
+        "feed.wrong_tenant",
+      ],
       [
         "an expired head",
         (feed) => {
           const entries = [{ ...device("dev_a", "active"), version: 6 }];
-          return { signed: feed.signHead(feed.head({ kind: "delta", since: 5, version: 6, issuedAt: new Date(feed.now() - 90_000).toISOString(), expiresAt: new Date(feed.now() - 1).toISOString() }, entries)), entries };
+          return {
+            signed: feed.signHead(
+              feed.head(
+                {
+                  kind: "delta",
+                  since: 5,
+                  version: 6,
+                  issuedAt: new Date(feed.now() - 90_000).toISOString(),
+                  expiresAt: new Date(feed.now() - 1).toISOString(),
+                },
+                entries,
+              ),
+            ),
+            entries,
+          };
         },
         "feed.expired",
       ],
@@ -168,7 +204,11 @@ describe("the feed sync client", () => {
 
     it("a snapshot whose pages change version midway", async () => {
       const { feed, plane, state, sync } = await synced();
-      plane.reply(gone, json(feed.snapshot(8, [device("dev_b")], { last: false, next: "c" })), json(feed.snapshot(9, [device("dev_c")], { page: 1 })));
+      plane.reply(
+        gone,
+        json(feed.snapshot(8, [device("dev_b")], { last: false, next: "c" })),
+        json(feed.snapshot(9, [device("dev_c")], { page: 1 })),
+      );
       await expect(sync.step()).rejects.toMatchObject({ code: "feed.gap" });
       expect(state.version).toBe(5);
       expect([...state.devices.keys()]).toEqual(["dev_a"]);
@@ -269,7 +309,16 @@ describe("the feed sync client", () => {
       json(feed.delta(5, 6, [device("dev_a", "revoked")])),
     );
     const errors: unknown[] = [];
-    const looping = new FeedSync({ url: "https://cp.example", apiKey: "k", publicKeys: [feed.publicKey], state, fetch: plane.fetch, now: feed.now, backoff: { initialMs: 1, maxMs: 5 }, onError: (e) => errors.push(e) });
+    const looping = new FeedSync({
+      url: "https://cp.example",
+      apiKey: "k",
+      publicKeys: [feed.publicKey],
+      state,
+      fetch: plane.fetch,
+      now: feed.now,
+      backoff: { initialMs: 1, maxMs: 5 },
+      onError: (e) => errors.push(e),
+    });
     looping.start();
     await expect.poll(() => state.version, { timeout: 2_000 }).toBe(6);
     // The loop is now hanging in a long poll (the script is empty): stop aborts it.
@@ -290,7 +339,16 @@ describe("the feed sync client", () => {
     const errors: unknown[] = [];
     const blocker = join(await mkdtemp(join(tmpdir(), "simroot-pep-sync-")), "file");
     await saveState(blocker, state);
-    const sync = new FeedSync({ url: "https://cp.example", apiKey: "k", publicKeys: [feed.publicKey], state, statePath: join(blocker, "state.json"), fetch: plane.fetch, now: feed.now, onError: (e) => errors.push(e) });
+    const sync = new FeedSync({
+      url: "https://cp.example",
+      apiKey: "k",
+      publicKeys: [feed.publicKey],
+      state,
+      statePath: join(blocker, "state.json"),
+      fetch: plane.fetch,
+      now: feed.now,
+      onError: (e) => errors.push(e),
+    });
     plane.reply(json(feed.snapshot(2, [device("dev_a")])));
     await sync.step();
     expect(state.version).toBe(2);

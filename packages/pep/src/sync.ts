@@ -9,7 +9,14 @@ import type { KeyObject } from "node:crypto";
 import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
 import { headHeader, maxClockSkewSeconds, maxHeadLifetimeSeconds } from "@simroot/core/feed/wire";
 import { parseScope } from "@simroot/core/feed/scope";
-import { addSnapshotPage, isFeedVerificationError, verifyIdleHead, verifyResponse, type SnapshotAssembly, type VerifyContext } from "./verify.ts";
+import {
+  addSnapshotPage,
+  isFeedVerificationError,
+  verifyIdleHead,
+  verifyResponse,
+  type SnapshotAssembly,
+  type VerifyContext,
+} from "./verify.ts";
 import { saveState, type PepState, type ViewChange } from "./state.ts";
 import { fetchGet, nodeGet, type FeedGet, type FeedReply } from "./transport.ts";
 import type { FeedTrigger } from "./push.ts";
@@ -81,7 +88,16 @@ export interface SyncStats {
 type StepResult = "snapshot" | "delta" | "idle";
 
 export class FeedSync {
-  readonly stats: SyncStats = { polls: 0, applied: 0, notModified: 0, snapshots: 0, errors: 0, rejected: {}, lastError: undefined, lastSyncAt: undefined };
+  readonly stats: SyncStats = {
+    polls: 0,
+    applied: 0,
+    notModified: 0,
+    snapshots: 0,
+    errors: 0,
+    rejected: {},
+    lastError: undefined,
+    lastSyncAt: undefined,
+  };
   readonly #options: SyncOptions;
   readonly #get: FeedGet;
   readonly #now: () => number;
@@ -105,7 +121,8 @@ export class FeedSync {
     // first feed to arrive would enforce whichever genuine feed someone on the path handed it.
     if (options.state.tenantId === undefined) throw new Error("the PEP's tenant must be configured (--tenant) before it syncs");
     const skew = options.clockSkewSeconds ?? 1;
-    if (!(skew >= 0 && skew <= maxClockSkewSeconds)) throw new Error(`the clock-skew tolerance must be between 0 and ${maxClockSkewSeconds} s`);
+    if (!(skew >= 0 && skew <= maxClockSkewSeconds))
+      throw new Error(`the clock-skew tolerance must be between 0 and ${maxClockSkewSeconds} s`);
     this.#skewMs = skew * 1000;
     // A view built for another selector (or none) is not this one's: start over from a snapshot.
     this.#needSnapshot = options.state.version === 0 || options.state.scope !== this.#scope;
@@ -161,7 +178,8 @@ export class FeedSync {
       assembly = progress.assembly;
       // Revocations come first in a snapshot: enforce them now, not once its last page arrived.
       const revoked = state.applyRevocations(page.entries);
-      if (revoked > 0) this.#options.onChange?.({ kind: "revocations", version: state.version, devices: revoked, bindings: 0, policy: false });
+      if (revoked > 0)
+        this.#options.onChange?.({ kind: "revocations", version: state.version, devices: revoked, bindings: 0, policy: false });
       cursor = page.next;
       if (!cursor) throw new FeedHttpError(200, "a snapshot page that is not the last gave no cursor");
     }
@@ -170,7 +188,12 @@ export class FeedSync {
   async #poll(signal: AbortSignal): Promise<StepResult> {
     const { state } = this.#options;
     const wait = this.#more || this.#options.trigger ? 0 : this.#wait();
-    const query = new URLSearchParams({ since: String(state.version), wait: String(wait), limit: String(this.#options.limit ?? 1000), ...this.#selector() });
+    const query = new URLSearchParams({
+      since: String(state.version),
+      wait: String(wait),
+      limit: String(this.#options.limit ?? 1000),
+      ...this.#selector(),
+    });
     this.stats.polls++;
     const response = await this.#request(`/v1/feed?${query}`, { "if-none-match": `"${state.version}"` }, signal, wait + 15);
     if (response.status === 304) {
@@ -215,7 +238,15 @@ export class FeedSync {
   #context(): VerifyContext {
     const { state, publicKeys } = this.#options;
     const scope = this.#scope ? { scope: this.#scope } : {};
-    return { publicKeys, tenantId: state.tenantId!, version: state.version, epoch: state.epoch, now: this.#now(), skewMs: this.#skewMs, ...scope };
+    return {
+      publicKeys,
+      tenantId: state.tenantId!,
+      version: state.version,
+      epoch: state.epoch,
+      now: this.#now(),
+      skewMs: this.#skewMs,
+      ...scope,
+    };
   }
 
   /** The long-poll wait: the configured one, at most half the lifetime of the head held (a head expires a poll later). */

@@ -21,7 +21,12 @@ async function serve(handle: (request: IncomingMessage, response: ServerResponse
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, connections: () => connections };
 }
 
-const request = (url: string, timeoutMs = 5_000, signal = new AbortController().signal) => ({ url, headers: { accept: "application/json" }, signal, timeoutMs });
+const request = (url: string, timeoutMs = 5_000, signal = new AbortController().signal) => ({
+  url,
+  headers: { accept: "application/json" },
+  signal,
+  timeoutMs,
+});
 
 describe("the PEP's HTTP transport (node:http, keep-alive)", () => {
   it("answers status, headers and JSON, and keeps one connection across requests", async () => {
@@ -59,7 +64,10 @@ describe("the PEP's HTTP transport (node:http, keep-alive)", () => {
     ["an injected fetch", globalThis.fetch],
   ])("lets a sync client follow a run of changes over a single connection (%s)", async (_name, fetchImpl) => {
     const feed = testFeed();
-    const responses = [feed.snapshot(1, [device("dev_a")]), ...[2, 3, 4, 5, 6].map((version) => feed.delta(version - 1, version, [device(`dev_${version}`)]))];
+    const responses = [
+      feed.snapshot(1, [device("dev_a")]),
+      ...[2, 3, 4, 5, 6].map((version) => feed.delta(version - 1, version, [device(`dev_${version}`)])),
+    ];
     const plane = await serve((_req, res) => {
       const next = responses.shift();
       if (!next) return; // hold the long poll

@@ -101,34 +101,56 @@ export function verifyHead(input: unknown, ctx: VerifyContext): SignedHead {
 
 /** `verifyHead` for a head already parsed. */
 function checkHead(signed: SignedHead, ctx: VerifyContext): SignedHead {
-  if (!signatureValid(signed, ctx.publicKeys)) return fail("feed.bad_signature", `The head's signature is not by a pinned key (keyId ${signed.keyId})`, { keyId: signed.keyId });
+  if (!signatureValid(signed, ctx.publicKeys))
+    return fail("feed.bad_signature", `The head's signature is not by a pinned key (keyId ${signed.keyId})`, { keyId: signed.keyId });
   const head = signed.head;
-  if (head.tenantId !== ctx.tenantId) return fail("feed.wrong_tenant", `The head is for tenant ${head.tenantId}, this PEP enforces ${ctx.tenantId}`, { tenantId: head.tenantId });
+  if (head.tenantId !== ctx.tenantId)
+    return fail("feed.wrong_tenant", `The head is for tenant ${head.tenantId}, this PEP enforces ${ctx.tenantId}`, {
+      tenantId: head.tenantId,
+    });
   // A genuine response for another site's selector would add its devices and remove this one's.
   if ((head.scope ?? "") !== (ctx.scope ?? "")) {
-    return fail("feed.wrong_scope", `The head is narrowed to "${head.scope ?? ""}", this PEP follows "${ctx.scope ?? ""}"`, { scope: head.scope ?? null });
+    return fail("feed.wrong_scope", `The head is narrowed to "${head.scope ?? ""}", this PEP follows "${ctx.scope ?? ""}"`, {
+      scope: head.scope ?? null,
+    });
   }
   // Rollback: an older epoch never; a lower version only from a snapshot of a newer epoch (an admin's signed statement).
   if (head.epoch < ctx.epoch) {
-    return fail("feed.rollback", `The head is of feed epoch ${head.epoch}, below the epoch held (${ctx.epoch})`, { epoch: head.epoch, held: ctx.epoch });
+    return fail("feed.rollback", `The head is of feed epoch ${head.epoch}, below the epoch held (${ctx.epoch})`, {
+      epoch: head.epoch,
+      held: ctx.epoch,
+    });
   }
   if (head.epoch === ctx.epoch && head.version < ctx.version) {
-    return fail("feed.rollback", `The head brings version ${head.version}, below the version held (${ctx.version})`, { version: head.version, held: ctx.version });
+    return fail("feed.rollback", `The head brings version ${head.version}, below the version held (${ctx.version})`, {
+      version: head.version,
+      held: ctx.version,
+    });
   }
   if (head.epoch > ctx.epoch && head.kind !== "snapshot") {
-    return fail("feed.epoch", `The feed moved to epoch ${head.epoch} (this PEP holds ${ctx.epoch}): take a snapshot`, { epoch: head.epoch, held: ctx.epoch });
+    return fail("feed.epoch", `The feed moved to epoch ${head.epoch} (this PEP holds ${ctx.epoch}): take a snapshot`, {
+      epoch: head.epoch,
+      held: ctx.epoch,
+    });
   }
   const issuedAt = Date.parse(head.issuedAt);
   const expiresAt = Date.parse(head.expiresAt);
   if (Number.isNaN(issuedAt) || Number.isNaN(expiresAt)) return fail("feed.malformed", "The head's issuedAt or expiresAt is not a date");
   if (expiresAt - issuedAt > maxHeadLifetimeSeconds * 1000 || expiresAt < issuedAt) {
-    return fail("feed.expired", `The head claims a lifetime beyond ${maxHeadLifetimeSeconds} s`, { issuedAt: head.issuedAt, expiresAt: head.expiresAt });
+    return fail("feed.expired", `The head claims a lifetime beyond ${maxHeadLifetimeSeconds} s`, {
+      issuedAt: head.issuedAt,
+      expiresAt: head.expiresAt,
+    });
   }
   const skew = skewOf(ctx);
   if (expiresAt + skew <= ctx.now) return fail("feed.expired", `The head expired at ${head.expiresAt}`, { expiresAt: head.expiresAt });
   // A head issued "later" than this clock allows would stay fresh longer than its lifetime: refuse it.
   if (issuedAt - skew > ctx.now) {
-    return fail("feed.not_yet_valid", `The head was issued at ${head.issuedAt}, ahead of this PEP's clock beyond the ${skew} ms tolerance`, { issuedAt: head.issuedAt });
+    return fail(
+      "feed.not_yet_valid",
+      `The head was issued at ${head.issuedAt}, ahead of this PEP's clock beyond the ${skew} ms tolerance`,
+      { issuedAt: head.issuedAt },
+    );
   }
   if (head.kind === "delta" && head.version < head.since) return fail("feed.malformed", "A delta head's version is below its since");
   return signed;
@@ -159,24 +181,33 @@ export function verifyResponse(input: unknown, ctx: VerifyContext, expected: Fee
   const signed = checkHead(response.signed, ctx);
   const head = signed.head;
   // A snapshot page answering a delta poll (or deltas answering a snapshot request) continues nothing this PEP asked for.
-  if (head.kind !== expected) return fail("feed.wrong_kind", `Asked for ${expected === "delta" ? "deltas" : "a snapshot page"}, got a ${head.kind} head`, { kind: head.kind });
+  if (head.kind !== expected)
+    return fail("feed.wrong_kind", `Asked for ${expected === "delta" ? "deltas" : "a snapshot page"}, got a ${head.kind} head`, {
+      kind: head.kind,
+    });
   if ((response.next === undefined ? undefined : cursorHash(response.next)) !== head.next) {
     return fail("feed.content_mismatch", "The response's next cursor is not the one its head commits to");
   }
   if (head.kind === "delta") {
     if (head.cursor !== undefined || head.next !== undefined) return fail("feed.malformed", "A delta head names a snapshot cursor");
     if (head.since !== ctx.version) {
-      return fail("feed.gap", `The deltas start after version ${head.since}, this PEP is at ${ctx.version}`, { since: head.since, held: ctx.version });
+      return fail("feed.gap", `The deltas start after version ${head.since}, this PEP is at ${ctx.version}`, {
+        since: head.since,
+        held: ctx.version,
+      });
     }
     let previous = head.since;
     for (const entry of response.entries) {
       if (entry.version <= head.since || entry.version > head.version || entry.version < previous) {
-        return fail("feed.gap", `Entry version ${entry.version} is out of order or outside (${head.since}, ${head.version}]`, { entry: entry.version });
+        return fail("feed.gap", `Entry version ${entry.version} is out of order or outside (${head.since}, ${head.version}]`, {
+          entry: entry.version,
+        });
       }
       previous = entry.version;
     }
   }
-  if (contentHash(response.entries) !== head.contentHash) return fail("feed.content_mismatch", "The entries do not match the head's content hash");
+  if (contentHash(response.entries) !== head.contentHash)
+    return fail("feed.content_mismatch", "The entries do not match the head's content hash");
   if (head.kind === "snapshot" && response.entries.some((entry) => entry.version !== head.version)) {
     return fail("feed.content_mismatch", `A snapshot entry is not at the snapshot's version ${head.version}`);
   }
@@ -198,10 +229,14 @@ export function verifyIdleHead(headerValue: string, ctx: VerifyContext): SignedH
   const signed = verifyHead(decoded, ctx);
   const head = signed.head;
   if (head.kind !== "delta" || head.since !== ctx.version || head.version !== ctx.version) {
-    return fail("feed.gap", `An idle head must be a delta from ${ctx.version} to itself (got ${head.kind} ${head.since}..${head.version})`, {
-      since: head.since,
-      version: head.version,
-    });
+    return fail(
+      "feed.gap",
+      `An idle head must be a delta from ${ctx.version} to itself (got ${head.kind} ${head.since}..${head.version})`,
+      {
+        since: head.since,
+        version: head.version,
+      },
+    );
   }
   if (head.contentHash !== contentHash([])) return fail("feed.content_mismatch", "An idle head must commit to no entries");
   return signed;
@@ -229,15 +264,22 @@ export function addSnapshotPage(assembly: SnapshotAssembly | undefined, page: Ve
   const head = page.head;
   if (head.kind !== "snapshot") return fail("feed.gap", "Expected a snapshot page, got deltas");
   const expected = assembly?.pages ?? 0;
-  if (head.page !== expected) return fail("feed.gap", `Expected snapshot page ${expected}, got page ${head.page}`, { page: head.page, expected });
+  if (head.page !== expected)
+    return fail("feed.gap", `Expected snapshot page ${expected}, got page ${head.page}`, { page: head.page, expected });
   if (assembly && (head.version !== assembly.version || head.epoch !== assembly.epoch)) {
-    return fail("feed.gap", `Snapshot page ${head.page} is at version ${head.version} (epoch ${head.epoch}), earlier pages at ${assembly.version} (epoch ${assembly.epoch})`, {
-      version: head.version,
-    });
+    return fail(
+      "feed.gap",
+      `Snapshot page ${head.page} is at version ${head.version} (epoch ${head.epoch}), earlier pages at ${assembly.version} (epoch ${assembly.epoch})`,
+      {
+        version: head.version,
+      },
+    );
   }
   // Page 0 answers no cursor; every later page answers the cursor its predecessor's head committed to.
-  if (head.cursor !== assembly?.next) return fail("feed.gap", `Snapshot page ${head.page} does not continue the pages before it (cursor)`, { page: head.page });
-  if (!head.last && head.next === undefined) return fail("feed.malformed", "A snapshot page that is not the last commits to no next cursor");
+  if (head.cursor !== assembly?.next)
+    return fail("feed.gap", `Snapshot page ${head.page} does not continue the pages before it (cursor)`, { page: head.page });
+  if (!head.last && head.next === undefined)
+    return fail("feed.malformed", "A snapshot page that is not the last commits to no next cursor");
   const entries = assembly ? [...assembly.entries, ...page.entries] : [...page.entries];
   if (head.last) return { complete: true, version: head.version, entries, signed: page.signed };
   return { complete: false, assembly: { version: head.version, epoch: head.epoch, pages: expected + 1, next: head.next, entries } };

@@ -13,7 +13,15 @@ import { deviceCommands } from "./cli/devices.ts";
 import { ingestCommands } from "./cli/ingest.ts";
 import { policyCommands } from "./cli/policy.ts";
 
-export const commands: readonly Command[] = [healthCommand, ...deviceCommands, ...ingestCommands, ...accessCommands, ...policyCommands, ...automationCommands, ...auditCommands];
+export const commands: readonly Command[] = [
+  healthCommand,
+  ...deviceCommands,
+  ...ingestCommands,
+  ...accessCommands,
+  ...policyCommands,
+  ...automationCommands,
+  ...auditCommands,
+];
 
 const defaultUrl = "http://127.0.0.1:3000";
 const globalOptions = {
@@ -34,7 +42,9 @@ const title = (command: Command) => (command.name ? `${command.group} ${command.
 const groups = () => [...new Set(commands.map((command) => command.group))];
 
 function optionLines(options: Readonly<Record<string, OptionSpec>>): string[] {
-  const rows = Object.entries(options).map(([name, spec]) => [`${spec.short ? `-${spec.short}, ` : ""}--${name}${spec.value ? ` ${spec.value}` : ""}`, spec.description] as const);
+  const rows = Object.entries(options).map(
+    ([name, spec]) => [`${spec.short ? `-${spec.short}, ` : ""}--${name}${spec.value ? ` ${spec.value}` : ""}`, spec.description] as const,
+  );
   const width = Math.max(...rows.map(([left]) => left.length));
   return rows.map(([left, right]) => `  ${left.padEnd(width)}  ${right}`);
 }
@@ -54,7 +64,9 @@ function commandHelp(command: Command): string {
 
 function listing(list: readonly Command[]): string[] {
   const width = Math.max(...list.map((command) => title(command).length + (command.args ?? []).map((arg) => ` <${arg}>`).join("").length));
-  return list.map((command) => `  ${`${title(command)}${(command.args ?? []).map((arg) => ` <${arg}>`).join("")}`.padEnd(width)}  ${command.summary}`);
+  return list.map(
+    (command) => `  ${`${title(command)}${(command.args ?? []).map((arg) => ` <${arg}>`).join("")}`.padEnd(width)}  ${command.summary}`,
+  );
 }
 
 export function generalHelp(): string {
@@ -107,7 +119,9 @@ function printProblem(io: Io, problem: Problem, json: boolean) {
   if (json) return void io.stderr.write(`${JSON.stringify(problem, null, 2)}\n`);
   const lines = [`error: ${problem.title} (${problem.status}): ${problem.detail}`];
   for (const field of problem.errors ?? []) lines.push(`  ${field.path}: ${field.message}`);
-  lines.push(`  type: ${problem.type}${problem.instance ? `  instance: ${problem.instance}` : ""}${problem.requestId ? `  request: ${problem.requestId}` : ""}`);
+  lines.push(
+    `  type: ${problem.type}${problem.instance ? `  instance: ${problem.instance}` : ""}${problem.requestId ? `  request: ${problem.requestId}` : ""}`,
+  );
   io.stderr.write(`${lines.join("\n")}\n`);
 }
 
@@ -140,7 +154,9 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
     const expected = command.args ?? [];
     if (positionals.length !== expected.length) {
       throw new UsageError(
-        positionals.length < expected.length ? `missing <${expected[positionals.length]}>` : `unexpected argument: ${positionals[expected.length]}`,
+        positionals.length < expected.length
+          ? `missing <${expected[positionals.length]}>`
+          : `unexpected argument: ${positionals[expected.length]}`,
         command,
       );
     }

@@ -122,7 +122,12 @@ export function createClient(options: ClientOptions): SimrootClient {
   }) as unknown as GetWithEtag;
 
   const idempotentPost = (async (path: string, init: Record<string, unknown> = {}) => {
-    const { idempotencyKey = crypto.randomUUID(), retries = 2, headers, ...rest } = init as {
+    const {
+      idempotencyKey = crypto.randomUUID(),
+      retries = 2,
+      headers,
+      ...rest
+    } = init as {
       idempotencyKey?: string;
       retries?: number;
       headers?: Record<string, string>;
@@ -140,11 +145,17 @@ export function createClient(options: ClientOptions): SimrootClient {
     }
   }) as unknown as SimrootClient["idempotentPost"];
 
-  async function* paginate<P extends PagedPath>(path: P, query?: PageQuery<P>, pathParams?: PagePathParams<P>): AsyncIterableIterator<PageItem<P>> {
+  async function* paginate<P extends PagedPath>(
+    path: P,
+    query?: PageQuery<P>,
+    pathParams?: PagePathParams<P>,
+  ): AsyncIterableIterator<PageItem<P>> {
     let cursor: string | undefined;
     do {
       const page = (await unwrap(
-        forward("GET")(path, { params: { query: { ...query, ...(cursor ? { cursor } : {}) }, ...(pathParams ? { path: pathParams } : {}) } }),
+        forward("GET")(path, {
+          params: { query: { ...query, ...(cursor ? { cursor } : {}) }, ...(pathParams ? { path: pathParams } : {}) },
+        }),
       )) as { items: PageItem<P>[]; next?: string };
       yield* page.items;
       cursor = page.next;
@@ -152,12 +163,16 @@ export function createClient(options: ClientOptions): SimrootClient {
   }
 
   async function fetchRaw(method: Uppercase<HttpMethod>, path: string, init: RawInit = {}): Promise<Response> {
-    const outcome = (await (http.request as unknown as (method: string, path: string, init: object) => Promise<Outcome>)(method.toLowerCase(), path, {
-      params: { path: init.path, query: init.query },
-      headers: init.headers,
-      ...(init.body === undefined ? {} : { body: init.body }),
-      parseAs: "stream",
-    }));
+    const outcome = await (http.request as unknown as (method: string, path: string, init: object) => Promise<Outcome>)(
+      method.toLowerCase(),
+      path,
+      {
+        params: { path: init.path, query: init.query },
+        headers: init.headers,
+        ...(init.body === undefined ? {} : { body: init.body }),
+        parseAs: "stream",
+      },
+    );
     if (!outcome.response.ok) throw SimrootApiError.from(outcome.response, outcome.error);
     return outcome.response;
   }

@@ -1974,7 +1974,7 @@ export interface components {
             /** @description the id of the rule to remove */
             remove?: string;
         };
-        /** @description counts since the source was created, at most 5 s behind per instance */
+        /** @description counts since the source first posted */
         SourceHealth: {
             sourceId: string;
             lastRequestAt?: string;

@@ -20,7 +20,9 @@ import { etagOf, ifMatchHeaders, matchedRevision } from "../preconditions.ts";
 
 const admin = requireRole("admin");
 const keyId = z.object({ id: z.string().meta({ param: { name: "id", in: "path" }, example: "key_01JD3Q4ZK8W9X2V5N6M7P8R9ST" }) });
-const keyWithToken = z.object({ key: apiKeySchema, token: z.string().meta({ description: "shown this once only" }) }).meta({ id: "ApiKeyWithToken" });
+const keyWithToken = z
+  .object({ key: apiKeySchema, token: z.string().meta({ description: "shown this once only" }) })
+  .meta({ id: "ApiKeyWithToken" });
 
 const routes = {
   createKey: createRoute({
@@ -87,17 +89,26 @@ const routes = {
     middleware: admin,
     request: { body: { required: true, content: { "application/json": { schema: createTenant.schema } } } },
     responses: {
-      201: json("The tenant and its admin key token (shown once)", z.object({ tenant: tenantSchema, token: z.string(), keyId: z.string() })),
+      201: json(
+        "The tenant and its admin key token (shown once)",
+        z.object({ tenant: tenantSchema, token: z.string(), keyId: z.string() }),
+      ),
       ...errorResponses(400, 401, 403),
     },
   }),
 };
 
 export const accessRoutes = new OpenAPIHono<AppEnv>()
-  .openapi(routes.createKey, async (c) => c.json(await publishOutcome(c.var.ports, await createApiKey(c.var.ports, c.var.ctx, c.req.valid("json"))), 201))
+  .openapi(routes.createKey, async (c) =>
+    c.json(await publishOutcome(c.var.ports, await createApiKey(c.var.ports, c.var.ctx, c.req.valid("json"))), 201),
+  )
   .openapi(routes.listKeys, async (c) => c.json(await listApiKeys(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
-  .openapi(routes.rotateKey, async (c) => c.json(await publishOutcome(c.var.ports, await rotateApiKey(c.var.ports, c.var.ctx, c.req.valid("param"))), 200))
-  .openapi(routes.revokeKey, async (c) => c.json(await publishOutcome(c.var.ports, await revokeApiKey(c.var.ports, c.var.ctx, c.req.valid("param"))), 200))
+  .openapi(routes.rotateKey, async (c) =>
+    c.json(await publishOutcome(c.var.ports, await rotateApiKey(c.var.ports, c.var.ctx, c.req.valid("param"))), 200),
+  )
+  .openapi(routes.revokeKey, async (c) =>
+    c.json(await publishOutcome(c.var.ports, await revokeApiKey(c.var.ports, c.var.ctx, c.req.valid("param"))), 200),
+  )
   .openapi(routes.tenant, async (c) => {
     const tenant = await readTenant(c.var.ports, c.var.ctx.tenantId);
     c.header("etag", etagOf(tenant.revision));
@@ -105,7 +116,10 @@ export const accessRoutes = new OpenAPIHono<AppEnv>()
   })
   .openapi(routes.settings, async (c) => {
     const ifRevision = await matchedRevision(c, async () => (await readTenant(c.var.ports, c.var.ctx.tenantId)).revision);
-    const tenant = await publishOutcome(c.var.ports, await updateTenantSettings(c.var.ports, c.var.ctx, { settings: c.req.valid("json"), ifRevision }));
+    const tenant = await publishOutcome(
+      c.var.ports,
+      await updateTenantSettings(c.var.ports, c.var.ctx, { settings: c.req.valid("json"), ifRevision }),
+    );
     c.header("etag", etagOf(tenant.revision));
     return c.json(tenant, 200);
   })

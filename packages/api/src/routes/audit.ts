@@ -28,10 +28,7 @@ const verify = createRoute({
   middleware: auditors,
   request: {
     query: z.object({
-      full: z
-        .enum(["true", "false"])
-        .optional()
-        .meta({ description: "walk the whole chain from its first record (admin keys only)" }),
+      full: z.enum(["true", "false"]).optional().meta({ description: "walk the whole chain from its first record (admin keys only)" }),
     }),
   },
   responses: {
@@ -41,7 +38,10 @@ const verify = createRoute({
         .object({
           valid: z.boolean(),
           checked: z.number().int().meta({ description: "records checked by this walk" }),
-          from: z.number().int().meta({ description: "the sequence the walk started after: 0 for the whole chain, else the signed checkpoint's" }),
+          from: z
+            .number()
+            .int()
+            .meta({ description: "the sequence the walk started after: 0 for the whole chain, else the signed checkpoint's" }),
           lastSeq: z.number().int(),
           lastHash: z.string(),
           brokenAt: z.object({ seq: z.number().int(), reason: z.string() }).optional(),
@@ -67,23 +67,24 @@ const exportLines = createRoute({
 
 export const auditRoutes = (options: AppOptions) =>
   new OpenAPIHono<AppEnv>()
-  .openapi(exportLines, async (c) => {
-    const query = c.req.valid("query");
-    const { ports, ctx } = c.var;
-    c.header("content-type", "application/x-ndjson");
-    c.header("content-disposition", `attachment; filename="audit-${ctx.tenantId}.jsonl"`);
-    return stream(c, async (out) => {
-      let cursor: string | undefined;
-      do {
-        const page = await listAudit(ports, ctx, { ...query, limit: 500, cursor });
-        if (page.items.length > 0) await out.write(page.items.map((record) => JSON.stringify(record)).join("\n") + "\n");
-        cursor = page.next;
-      } while (cursor);
-    }) as never;
-  })
-  .openapi(list, async (c) => c.json(await listAudit(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
-  .openapi(verify, async (c) => {
-    const full = c.req.valid("query").full === "true";
-    if (full && c.var.principal.role !== "admin") throw new SimrootError("auth.forbidden", "forbidden", "Only an admin key may walk the whole audit chain");
-    return c.json(await verifyAuditIncrementally(c.var.ports, await options.feedSigner(), c.var.ctx.tenantId, { full }), 200);
-  });
+    .openapi(exportLines, async (c) => {
+      const query = c.req.valid("query");
+      const { ports, ctx } = c.var;
+      c.header("content-type", "application/x-ndjson");
+      c.header("content-disposition", `attachment; filename="audit-${ctx.tenantId}.jsonl"`);
+      return stream(c, async (out) => {
+        let cursor: string | undefined;
+        do {
+          const page = await listAudit(ports, ctx, { ...query, limit: 500, cursor });
+          if (page.items.length > 0) await out.write(page.items.map((record) => JSON.stringify(record)).join("\n") + "\n");
+          cursor = page.next;
+        } while (cursor);
+      }) as never;
+    })
+    .openapi(list, async (c) => c.json(await listAudit(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
+    .openapi(verify, async (c) => {
+      const full = c.req.valid("query").full === "true";
+      if (full && c.var.principal.role !== "admin")
+        throw new SimrootError("auth.forbidden", "forbidden", "Only an admin key may walk the whole audit chain");
+      return c.json(await verifyAuditIncrementally(c.var.ports, await options.feedSigner(), c.var.ctx.tenantId, { full }), 200);
+    });

@@ -42,7 +42,11 @@ const routes = {
     tags,
     summary: "Change a rule (pattern, actions, dry-run, enabled, rate limit); needs If-Match",
     middleware: [requireRole(...writers)] as const,
-    request: { params: ruleId, headers: ifMatchHeaders, body: { required: true, content: { "application/json": { schema: updateRule.schema.shape.changes } } } },
+    request: {
+      params: ruleId,
+      headers: ifMatchHeaders,
+      body: { required: true, content: { "application/json": { schema: updateRule.schema.shape.changes } } },
+    },
     responses: { 200: json("The rule", ruleSchema), ...errorResponses(400, 401, 403, 404, 412, 428) },
   }),
   remove: createRoute({
@@ -70,9 +74,15 @@ export const automationRoutes = new OpenAPIHono<AppEnv>()
     return c.json(rule, 200);
   })
   .openapi(routes.update, async (c) => {
-    const input = { ...c.req.valid("param"), ifRevision: await matchedRevision(c, async () => (await getRule(c.var.ports, c.var.ctx, c.req.valid("param"))).revision), changes: c.req.valid("json") };
+    const input = {
+      ...c.req.valid("param"),
+      ifRevision: await matchedRevision(c, async () => (await getRule(c.var.ports, c.var.ctx, c.req.valid("param"))).revision),
+      changes: c.req.valid("json"),
+    };
     const rule = await publishOutcome(c.var.ports, await updateRule(c.var.ports, c.var.ctx, input));
     c.header("etag", etagOf(rule.revision));
     return c.json(rule, 200);
   })
-  .openapi(routes.remove, async (c) => c.json(await publishOutcome(c.var.ports, await removeRule(c.var.ports, c.var.ctx, c.req.valid("param"))), 200));
+  .openapi(routes.remove, async (c) =>
+    c.json(await publishOutcome(c.var.ports, await removeRule(c.var.ports, c.var.ctx, c.req.valid("param"))), 200),
+  );

@@ -63,7 +63,10 @@ const timeline = createRoute({
   summary: "The device's event timeline, oldest first",
   middleware: [requireRole(...readers)] as const,
   request: { params: deviceId, query: pageInput },
-  responses: { 200: json("A page of timeline entries", pageOf(timelineEntrySchema, "TimelinePage")), ...errorResponses(400, 401, 403, 404) },
+  responses: {
+    200: json("A page of timeline entries", pageOf(timelineEntrySchema, "TimelinePage")),
+    ...errorResponses(400, 401, 403, 404),
+  },
 });
 
 const action = createRoute({
@@ -71,7 +74,8 @@ const action = createRoute({
   path: "/v1/devices/{id}/{action}",
   tags: ["devices"],
   summary: "Suspend, quarantine, reinstate or revoke (terminal) a device, with a reason",
-  description: "Audited, and published as device.suspended / device.quarantined / device.reinstated / device.revoked. Enforcement points learn it through the feed.",
+  description:
+    "Audited, and published as device.suspended / device.quarantined / device.reinstated / device.revoked. Enforcement points learn it through the feed.",
   middleware: [requireRole(...writers)] as const,
   request: {
     params: z.object({
@@ -105,9 +109,12 @@ const lookup = createRoute({
   path: "/v1/devices/lookup",
   tags: ["devices"],
   summary: "Find a device by any identifier: EID, ICCID, IMSI, IMEI, MSISDN, NAI, SUPI or current IP",
-  description: "With `ip` and `at`: the device that held the address at that time (from the sessions' history, whatever order they were reported in).",
+  description:
+    "With `ip` and `at`: the device that held the address at that time (from the sessions' history, whatever order they were reported in).",
   middleware: [requireRole(...readers)] as const,
-  request: { query: deviceRefSchema.extend({ at: z.iso.datetime({ offset: true }).optional().meta({ description: "with ip: who held it then" }) }) },
+  request: {
+    query: deviceRefSchema.extend({ at: z.iso.datetime({ offset: true }).optional().meta({ description: "with ip: who held it then" }) }),
+  },
   responses: { 200: json("The device", deviceSchema), ...errorResponses(400, 401, 403, 404) },
 });
 
@@ -134,7 +141,8 @@ const profiles = createRoute({
 export const deviceRoutes = new OpenAPIHono<AppEnv>()
   .openapi(lookup, async (c) => {
     const { at, ...ref } = c.req.valid("query");
-    if (at !== undefined && ref.ip === undefined) throw new SimrootError("request.invalid", "input", "at needs ip", { issues: [{ path: "at", message: "only with ip" }] });
+    if (at !== undefined && ref.ip === undefined)
+      throw new SimrootError("request.invalid", "input", "at needs ip", { issues: [{ path: "at", message: "only with ip" }] });
     const id =
       at !== undefined && ref.ip !== undefined
         ? await leaseHolder(c.var.ports, c.var.ctx.tenantId, ref.ip, new Date(at).toISOString())
@@ -165,7 +173,10 @@ export const deviceRoutes = new OpenAPIHono<AppEnv>()
 deviceRoutes
   .openapi(update, async (c) => {
     const ifRevision = await matchedRevision(c, async () => (await getDevice(c.var.ports, c.var.ctx, c.req.valid("param"))).revision);
-    const device = await publishOutcome(c.var.ports, await updateDevice(c.var.ports, c.var.ctx, { ...c.req.valid("param"), ifRevision, changes: c.req.valid("json") }));
+    const device = await publishOutcome(
+      c.var.ports,
+      await updateDevice(c.var.ports, c.var.ctx, { ...c.req.valid("param"), ifRevision, changes: c.req.valid("json") }),
+    );
     c.header("etag", etag(device.revision));
     return c.json(device, 200);
   })

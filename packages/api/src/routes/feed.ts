@@ -22,14 +22,19 @@ const feedReaders = requireRole("pep", "admin");
 const feedQuery = z.object({
   since: z.coerce.number().int().nonnegative().optional().meta({ description: "the version the PEP holds; omit for a snapshot" }),
   cursor: z.string().max(4096).optional().meta({ description: "the next snapshot page" }),
-  wait: z.coerce.number().min(0).max(timeouts.feedWaitSeconds).default(0).meta({ description: `long poll: seconds to wait for a change (deltas only), at most ${timeouts.feedWaitSeconds} so the answer comes inside the gateway's 30 s` }),
+  wait: z.coerce
+    .number()
+    .min(0)
+    .max(timeouts.feedWaitSeconds)
+    .default(0)
+    .meta({
+      description: `long poll: seconds to wait for a change (deltas only), at most ${timeouts.feedWaitSeconds} so the answer comes inside the gateway's 30 s`,
+    }),
   limit: z.coerce.number().int().min(1).max(5000).default(1000),
-  selector: z
-    .string()
-    .min(3)
-    .max(1024)
-    .optional()
-    .meta({ description: "narrow the feed to a site or segment: the devices whose labels match `key=value[,key=value]` (values URI-encoded), and their bindings" }),
+  selector: z.string().min(3).max(1024).optional().meta({
+    description:
+      "narrow the feed to a site or segment: the devices whose labels match `key=value[,key=value]` (values URI-encoded), and their bindings",
+  }),
 });
 
 const feed = createRoute({
@@ -58,7 +63,13 @@ const keys = createRoute({
   tags: ["enforcement"],
   summary: "The feed's public signing key, for configuring (pinning) enforcement points",
   middleware: feedReaders,
-  responses: { 200: json("The keys", z.object({ keys: z.array(z.object({ keyId: z.string(), algorithm: z.literal("ed25519"), publicKeyPem: z.string() })) })), ...errorResponses(401, 403) },
+  responses: {
+    200: json(
+      "The keys",
+      z.object({ keys: z.array(z.object({ keyId: z.string(), algorithm: z.literal("ed25519"), publicKeyPem: z.string() })) }),
+    ),
+    ...errorResponses(401, 403),
+  },
 });
 
 const epoch = createRoute({
@@ -123,7 +134,9 @@ export function feedRoutes(options: AppOptions) {
       const signer = await options.feedSigner();
       return c.json({ keys: [{ keyId: signer.keyId, algorithm: "ed25519" as const, publicKeyPem: signer.publicKeyPem }] }, 200);
     })
-    .openapi(epoch, async (c) => c.json(await publishOutcome(c.var.ports, await advanceFeedEpoch(c.var.ports, c.var.ctx, c.req.valid("json"))), 200))
+    .openapi(epoch, async (c) =>
+      c.json(await publishOutcome(c.var.ports, await advanceFeedEpoch(c.var.ports, c.var.ctx, c.req.valid("json"))), 200),
+    )
     .openapi(flows, async (c) => {
       const { ports, ctx } = c.var;
       const report = c.req.valid("json");

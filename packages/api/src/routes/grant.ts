@@ -1,5 +1,14 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { createGrant, getGrant, grantRecordSchema, listGrants, pageInput, publishOutcome, revokeGrant, revokeGrantInput } from "@simroot/core";
+import {
+  createGrant,
+  getGrant,
+  grantRecordSchema,
+  listGrants,
+  pageInput,
+  publishOutcome,
+  revokeGrant,
+  revokeGrantInput,
+} from "@simroot/core";
 import type { AppEnv } from "../env.ts";
 import { readers, requireRole, writers } from "../middleware.ts";
 import { errorResponses, json, pageOf } from "../openapi.ts";

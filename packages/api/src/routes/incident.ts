@@ -1,12 +1,27 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { closeIncident, createIncident, getIncidentReport, getNis2Drafts, incidentSchema, listIncidents, pageInput, publishOutcome } from "@simroot/core";
+import {
+  closeIncident,
+  createIncident,
+  getIncidentReport,
+  getNis2Drafts,
+  incidentSchema,
+  listIncidents,
+  pageInput,
+  publishOutcome,
+} from "@simroot/core";
 import type { AppEnv } from "../env.ts";
 import { readers, requireRole, writers } from "../middleware.ts";
 import { errorResponses, json, pageOf } from "../openapi.ts";
 
 const incidentId = z.object({ id: z.string().meta({ param: { name: "id", in: "path" }, example: "inc_01JD3Q4ZK8W9X2V5N6M7P8R9ST" }) });
 const tags = ["incidents"];
-const entry = z.object({ seq: z.number().int(), time: z.string(), type: z.string(), actor: z.string(), data: z.record(z.string(), z.unknown()) });
+const entry = z.object({
+  seq: z.number().int(),
+  time: z.string(),
+  type: z.string(),
+  actor: z.string(),
+  data: z.record(z.string(), z.unknown()),
+});
 
 const routes = {
   create: createRoute({
@@ -35,7 +50,10 @@ const routes = {
     middleware: [requireRole(...readers)] as const,
     request: { params: incidentId },
     responses: {
-      200: json("The incident and its evidence", z.object({ incident: incidentSchema, timeline: z.array(entry), anomalies: z.array(entry), actions: z.array(entry) })),
+      200: json(
+        "The incident and its evidence",
+        z.object({ incident: incidentSchema, timeline: z.array(entry), anomalies: z.array(entry), actions: z.array(entry) }),
+      ),
       ...errorResponses(401, 403, 404),
     },
   }),
@@ -54,7 +72,10 @@ const routes = {
     tags,
     summary: "Close an incident with a summary",
     middleware: [requireRole(...writers)] as const,
-    request: { params: incidentId, body: { required: true, content: { "application/json": { schema: z.strictObject({ summary: z.string().min(1).max(2000) }) } } } },
+    request: {
+      params: incidentId,
+      body: { required: true, content: { "application/json": { schema: z.strictObject({ summary: z.string().min(1).max(2000) }) } } },
+    },
     responses: { 200: json("The closed incident", incidentSchema), ...errorResponses(400, 401, 403, 404, 409) },
   }),
 };

@@ -13,7 +13,10 @@ const ingestResult = z
         index: z.number().int(),
         id: z.string(),
         type: z.string(),
-        clampedFrom: z.string().optional().meta({ description: "the time the sender stated, beyond the allowed clock skew: ordered at the receive time instead" }),
+        clampedFrom: z
+          .string()
+          .optional()
+          .meta({ description: "the time the sender stated, beyond the allowed clock skew: ordered at the receive time instead" }),
       }),
     ),
     rejected: z.array(z.object({ index: z.number().int(), errors: z.array(z.object({ path: z.string(), message: z.string() })) })),
@@ -35,14 +38,12 @@ const cloudEvent = z
   .catchall(z.unknown())
   .meta({ id: "CloudEvent" });
 
-const webhookBody = z
-  .union([z.record(z.string(), z.unknown()), z.array(z.record(z.string(), z.unknown()))])
-  .meta({
-    id: "WebhookBody",
-    description:
-      "One event object or a JSON array of them, in the source's format: `simroot` NormalizedEvent, `camara` and `supersim` " +
-      "CloudEvents, `nef` 3GPP TS 29.522 MonitoringNotification, `datastreamer` Datastreamer event, `eim` SGP.32 eIM notification.",
-  });
+const webhookBody = z.union([z.record(z.string(), z.unknown()), z.array(z.record(z.string(), z.unknown()))]).meta({
+  id: "WebhookBody",
+  description:
+    "One event object or a JSON array of them, in the source's format: `simroot` NormalizedEvent, `camara` and `supersim` " +
+    "CloudEvents, `nef` 3GPP TS 29.522 MonitoringNotification, `datastreamer` Datastreamer event, `eim` SGP.32 eIM notification.",
+});
 
 export const ingestRoutes = new OpenAPIHono<AppEnv>();
 
@@ -60,7 +61,8 @@ export function publicUrl(received: string, headers: Readonly<Record<string, str
   const forwardedHost = /(?:^|[;,\s])host=("?)([^";,\s]+)\1/i.exec(headers["forwarded"] ?? "");
   const proto = headers["x-forwarded-proto"]?.split(",")[0]?.trim() ?? forwarded?.[2];
   const host = headers["x-forwarded-host"]?.split(",")[0]?.trim() ?? forwardedHost?.[2];
-  const base = configured?.replace(/\/+$/, "") ?? (proto || host ? `${proto ?? url.protocol.slice(0, -1)}://${host ?? url.host}` : undefined);
+  const base =
+    configured?.replace(/\/+$/, "") ?? (proto || host ? `${proto ?? url.protocol.slice(0, -1)}://${host ?? url.host}` : undefined);
   return base === undefined ? received : `${base}${url.pathname}${url.search}`;
 }
 
@@ -88,16 +90,20 @@ ingestRoutes.openAPIRegistry.registerPath({
   responses: { 202: json("Accepted and durably queued", ingestResult), ...errorResponses(400, 401, 404, 409, 413) },
 });
 
-ingestRoutes.post(
-  "/v1/ingest/:sourceId",
-  async (c) => {
-    const headers: Record<string, string> = {};
-    c.req.raw.headers.forEach((value, name) => {
-      headers[name.toLowerCase()] = value;
-    });
-    const bytes = new Uint8Array(await c.req.arrayBuffer());
-    const request = { method: c.req.method, url: publicUrl(c.req.url, headers), headers, body: utf8.decode(bytes), bytes, now: c.var.ports.now() };
-    const result = await ingest(c.var.ports, adapters, c.req.param("sourceId"), request, c.var.requestId);
-    return c.json(result, 202);
-  },
-);
+ingestRoutes.post("/v1/ingest/:sourceId", async (c) => {
+  const headers: Record<string, string> = {};
+  c.req.raw.headers.forEach((value, name) => {
+    headers[name.toLowerCase()] = value;
+  });
+  const bytes = new Uint8Array(await c.req.arrayBuffer());
+  const request = {
+    method: c.req.method,
+    url: publicUrl(c.req.url, headers),
+    headers,
+    body: utf8.decode(bytes),
+    bytes,
+    now: c.var.ports.now(),
+  };
+  const result = await ingest(c.var.ports, adapters, c.req.param("sourceId"), request, c.var.requestId);
+  return c.json(result, 202);
+});

@@ -29,7 +29,10 @@ const live = createRoute({
       wait: z.coerce.number().int().min(1).max(60).default(25).meta({ description: "seconds before the stream ends (reconnect then)" }),
     }),
   },
-  responses: { 200: { description: "An event stream", content: { "text/event-stream": { schema: z.string() } } }, ...errorResponses(400, 401, 403) },
+  responses: {
+    200: { description: "An event stream", content: { "text/event-stream": { schema: z.string() } } },
+    ...errorResponses(400, 401, 403),
+  },
 });
 
 export function liveRoutes(options: AppOptions) {

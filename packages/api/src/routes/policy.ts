@@ -73,7 +73,7 @@ const routes = {
     method: "get",
     path: "/v1/enforcement",
     tags: ["policy"],
-    summary: "The tenant's enforcement settings: quarantine destinations and fail mode (ETag \"0\" until first set)",
+    summary: 'The tenant\'s enforcement settings: quarantine destinations and fail mode (ETag "0" until first set)',
     middleware: [requireRole(...readers)] as const,
     responses: { 200: json("The settings", enforcementRecordSchema), ...errorResponses(401, 403) },
   }),
@@ -120,7 +120,10 @@ export const policyRoutes = new OpenAPIHono<AppEnv>()
   })
   .openapi(routes.replaceEnforcement, async (c) => {
     const revision = await matchedRevision(c, async () => (await getEnforcement(c.var.ports, c.var.ctx, {})).revision);
-    const settings = await publishOutcome(c.var.ports, await replaceEnforcement(c.var.ports, c.var.ctx, { ...c.req.valid("json"), revision }));
+    const settings = await publishOutcome(
+      c.var.ports,
+      await replaceEnforcement(c.var.ports, c.var.ctx, { ...c.req.valid("json"), revision }),
+    );
     c.header("etag", etagOf(settings.revision));
     return c.json(settings, 200);
   });

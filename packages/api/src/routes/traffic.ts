@@ -1,5 +1,13 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { listSourceHealth, sourceHealthSchema, getTrafficGraph, policyPreviewSchema, previewPolicyChange, trafficGraphSchema, trafficInput } from "@simroot/core";
+import {
+  listSourceHealth,
+  sourceHealthSchema,
+  getTrafficGraph,
+  policyPreviewSchema,
+  previewPolicyChange,
+  trafficGraphSchema,
+  trafficInput,
+} from "@simroot/core";
 import type { AppEnv } from "../env.ts";
 import { readers, requireRole, writers } from "../middleware.ts";
 import { errorResponses, json } from "../openapi.ts";

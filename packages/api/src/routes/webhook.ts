@@ -109,12 +109,18 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>()
     return c.json(webhook, 200);
   })
   .openapi(routes.update, async (c) => {
-    const input = { ...c.req.valid("param"), ifRevision: await matchedRevision(c, async () => (await getWebhook(c.var.ports, c.var.ctx, c.req.valid("param"))).revision), changes: c.req.valid("json") };
+    const input = {
+      ...c.req.valid("param"),
+      ifRevision: await matchedRevision(c, async () => (await getWebhook(c.var.ports, c.var.ctx, c.req.valid("param"))).revision),
+      changes: c.req.valid("json"),
+    };
     const webhook = await publishOutcome(c.var.ports, await updateWebhook(c.var.ports, c.var.ctx, input));
     c.header("etag", etagOf(webhook.revision));
     return c.json(webhook, 200);
   })
-  .openapi(routes.remove, async (c) => c.json(await publishOutcome(c.var.ports, await removeWebhook(c.var.ports, c.var.ctx, c.req.valid("param"))), 200))
+  .openapi(routes.remove, async (c) =>
+    c.json(await publishOutcome(c.var.ports, await removeWebhook(c.var.ports, c.var.ctx, c.req.valid("param"))), 200),
+  )
   .openapi(routes.deliveries, async (c) => {
     const { id } = c.req.valid("param");
     return c.json(await listDeliveries(c.var.ports, c.var.ctx, { ...c.req.valid("query"), webhookId: id }), 200);

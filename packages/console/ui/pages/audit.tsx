@@ -45,39 +45,47 @@ function Chain() {
             : `The chain is broken at #${result.brokenAt?.seq}: ${result.brokenAt?.reason}`}
         </p>
       )}
-      {error && <p role="alert" class="error">{error}</p>}
+      {error && (
+        <p role="alert" class="error">
+          {error}
+        </p>
+      )}
     </div>
   );
 }
 
 export function AuditPage() {
   const [cursor, setCursor] = useState<string>();
-  const trail = useLiveData(() => api<Page<AuditRecord>>("GET", `/v1/audit?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`), [cursor]);
-  const parked = useLiveData(() => all<Parked>("/v1/dead-letters", 500), []);
-  const sources = useLiveData(
-    () => Promise.all([all<Source>("/v1/sources"), api<{ items: Health[] }>("GET", "/v1/source-health")]),
-    [],
+  const trail = useLiveData(
+    () => api<Page<AuditRecord>>("GET", `/v1/audit?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`),
+    [cursor],
   );
+  const parked = useLiveData(() => all<Parked>("/v1/dead-letters", 500), []);
+  const sources = useLiveData(() => Promise.all([all<Source>("/v1/sources"), api<{ items: Health[] }>("GET", "/v1/source-health")]), []);
   const health = new Map((sources.data?.[1].items ?? []).map((h) => [h.sourceId, h]));
   return (
     <section aria-labelledby="audit-title">
       <h1 id="audit-title">Audit and sources</h1>
       <h2>Audit trail</h2>
       <Chain />
-      {trail.error && <p role="alert" class="error">{trail.error.message}</p>}
+      {trail.error && (
+        <p role="alert" class="error">
+          {trail.error.message}
+        </p>
+      )}
       <DataTable caption={"Audit records in chain order"} columns={["#", "Time", "Action", "Actor", "Subject", "Hash"]}>
-          {(trail.data?.items ?? []).map((r) => (
-            <tr>
-              <th scope="row">{r.seq}</th>
-              <td>{when(r.time)}</td>
-              <td>{r.action}</td>
-              <td>{r.actor}</td>
-              <td>{r.subject.startsWith("dev_") ? <a href={`#/devices/${encodeURIComponent(r.subject)}`}>{r.subject}</a> : r.subject}</td>
-              <td>
-                <code>{r.hash.slice(0, 12)}…</code>
-              </td>
-            </tr>
-          ))}
+        {(trail.data?.items ?? []).map((r) => (
+          <tr>
+            <th scope="row">{r.seq}</th>
+            <td>{when(r.time)}</td>
+            <td>{r.action}</td>
+            <td>{r.actor}</td>
+            <td>{r.subject.startsWith("dev_") ? <a href={`#/devices/${encodeURIComponent(r.subject)}`}>{r.subject}</a> : r.subject}</td>
+            <td>
+              <code>{r.hash.slice(0, 12)}…</code>
+            </td>
+          </tr>
+        ))}
       </DataTable>
       <div class="buttons">
         {cursor && (
@@ -92,38 +100,48 @@ export function AuditPage() {
         )}
       </div>
       <h2>Sources</h2>
-      <DataTable caption={"Operator cores and eSIM managers posting events, with their health"} columns={["Source", "Format", "Last event", "Accepted", "Rejected items", "Last rejection"]}>
-          {(sources.data?.[0] ?? []).map((s) => {
-            const h = health.get(s.id);
-            return (
-              <tr>
-                <th scope="row">{s.name}</th>
-                <td>{s.format}</td>
-                <td>{when(h?.lastEventAt)}</td>
-                <td>{h?.accepted ?? 0}</td>
-                <td class={h?.rejected ? "warn" : ""}>{h?.rejected ?? 0}</td>
-                <td>{h?.lastRejection ?? "—"}</td>
-              </tr>
-            );
-          })}
+      <DataTable
+        caption={"Operator cores and eSIM managers posting events, with their health"}
+        columns={["Source", "Format", "Last event", "Accepted", "Rejected items", "Last rejection"]}
+      >
+        {(sources.data?.[0] ?? []).map((s) => {
+          const h = health.get(s.id);
+          return (
+            <tr>
+              <th scope="row">{s.name}</th>
+              <td>{s.format}</td>
+              <td>{when(h?.lastEventAt)}</td>
+              <td>{h?.accepted ?? 0}</td>
+              <td class={h?.rejected ? "warn" : ""}>{h?.rejected ?? 0}</td>
+              <td>{h?.lastRejection ?? "—"}</td>
+            </tr>
+          );
+        })}
       </DataTable>
       <h2>Dead letters</h2>
-      <DataTable caption={<>Parked events ({parked.data?.length ?? 0}): accepted, but not applicable yet</>} columns={["Event", "Reason", "Source", "Parked", "Replay"]}>
-          {(parked.data ?? []).map((p) => (
-            <tr>
-              <th scope="row">
-                {p.type} <code>{p.subject}</code>
-              </th>
-              <td>{p.reason}</td>
-              <td>{p.sourceId}</td>
-              <td>{when(p.parkedAt)}</td>
-              <td>
-                <button type="button" class="quiet" onClick={() => void api("POST", `/v1/dead-letters/${encodeURIComponent(p.id)}/replay`, {}).then(parked.reload)}>
-                  Replay
-                </button>
-              </td>
-            </tr>
-          ))}
+      <DataTable
+        caption={<>Parked events ({parked.data?.length ?? 0}): accepted, but not applicable yet</>}
+        columns={["Event", "Reason", "Source", "Parked", "Replay"]}
+      >
+        {(parked.data ?? []).map((p) => (
+          <tr>
+            <th scope="row">
+              {p.type} <code>{p.subject}</code>
+            </th>
+            <td>{p.reason}</td>
+            <td>{p.sourceId}</td>
+            <td>{when(p.parkedAt)}</td>
+            <td>
+              <button
+                type="button"
+                class="quiet"
+                onClick={() => void api("POST", `/v1/dead-letters/${encodeURIComponent(p.id)}/replay`, {}).then(parked.reload)}
+              >
+                Replay
+              </button>
+            </td>
+          </tr>
+        ))}
       </DataTable>
     </section>
   );

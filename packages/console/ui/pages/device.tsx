@@ -5,7 +5,6 @@ import { useLiveData } from "../live-state.ts";
 import type { LiveChange } from "../live.ts";
 import { sessionsOf, when, type Device, type TimelineEntry, type TrafficGraph } from "../model.ts";
 
-
 const actions = [
   { action: "suspend", label: "Suspend", when: ["active", "quarantined"] },
   { action: "quarantine", label: "Quarantine", when: ["active", "suspended"] },
@@ -21,7 +20,9 @@ function Actions({ device, onDone }: { device: Device; onDone: () => void }) {
     if (action === "revoke" && !confirm(`Revoke ${device.name ?? device.id}? Revocation is terminal.`)) return;
     setBusy(true);
     try {
-      const result = await api<{ outcome: string; device: Device }>("POST", `/v1/devices/${encodeURIComponent(device.id)}/${action}`, { reason });
+      const result = await api<{ outcome: string; device: Device }>("POST", `/v1/devices/${encodeURIComponent(device.id)}/${action}`, {
+        reason,
+      });
       setMessage({ ok: true, text: `${action}: ${result.outcome}, the device is now ${result.device.state}` });
       setReason("");
       onDone();
@@ -43,7 +44,12 @@ function Actions({ device, onDone }: { device: Device; onDone: () => void }) {
           <input id="reason" value={reason} onInput={(e) => setReason(e.currentTarget.value)} required maxLength={500} />
           <div class="buttons">
             {available.map((a) => (
-              <button type="button" class={a.action === "revoke" ? "danger" : ""} disabled={busy || !reason.trim()} onClick={() => run(a.action)}>
+              <button
+                type="button"
+                class={a.action === "revoke" ? "danger" : ""}
+                disabled={busy || !reason.trim()}
+                onClick={() => run(a.action)}
+              >
                 {a.label}
               </button>
             ))}
@@ -69,7 +75,12 @@ export function DevicePage({ id }: { id: string }) {
     [id],
     () => false,
   );
-  if (device.error) return <p role="alert" class="error">{device.error.message}</p>;
+  if (device.error)
+    return (
+      <p role="alert" class="error">
+        {device.error.message}
+      </p>
+    );
   const d = device.data;
   if (!d) return <p>Loading…</p>;
   const anomalies = (timeline.data ?? []).filter((entry) => entry.type.startsWith("anomaly."));
@@ -82,7 +93,12 @@ export function DevicePage({ id }: { id: string }) {
     ["IMEI lock", d.imeiLock === undefined ? "tenant default" : d.imeiLock ? "on" : "off"],
     ["MSISDN", d.msisdn],
     ["IoT SAFE credential", d.credentialFingerprint],
-    ["Labels", Object.entries(d.labels).map(([k, v]) => `${k}=${v}`).join(", ")],
+    [
+      "Labels",
+      Object.entries(d.labels)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(", "),
+    ],
     ["Registered", when(d.createdAt)],
   ];
   return (
@@ -91,9 +107,16 @@ export function DevicePage({ id }: { id: string }) {
         <a href="#/fleet">← Fleet</a>
       </p>
       <h1 id="device-title">
-        {d.name ?? d.id} <span class={`badge state-${d.state}`} data-testid="device-state">{d.state}</span>
+        {d.name ?? d.id}{" "}
+        <span class={`badge state-${d.state}`} data-testid="device-state">
+          {d.state}
+        </span>
       </h1>
-      {d.identity.stateReason && <p>Reason: {d.identity.stateReason} ({when(d.identity.stateAt)})</p>}
+      {d.identity.stateReason && (
+        <p>
+          Reason: {d.identity.stateReason} ({when(d.identity.stateAt)})
+        </p>
+      )}
       <div class="grid">
         <div>
           <h2>Identity</h2>
@@ -110,36 +133,38 @@ export function DevicePage({ id }: { id: string }) {
       </div>
       <h2>Sessions</h2>
       <DataTable caption={"Sessions per bearer"} columns={["Bearer", "RAT", "Country", "APN", "Address", "Since"]}>
-          {sessionsOf(d).length === 0 && (
-            <tr>
-              <td colSpan={6}>No session</td>
-            </tr>
-          )}
-          {sessionsOf(d).map((s) => (
-            <tr>
-              <th scope="row">{s.bearer}</th>
-              <td>{s.rat ?? "—"}</td>
-              <td>{s.country ?? "—"}</td>
-              <td>{s.apn ?? "—"}</td>
-              <td>{s.ipv4 ?? s.ipv6 ?? "—"}</td>
-              <td>{when(s.since)}</td>
-            </tr>
-          ))}
+        {sessionsOf(d).length === 0 && (
+          <tr>
+            <td colSpan={6}>No session</td>
+          </tr>
+        )}
+        {sessionsOf(d).map((s) => (
+          <tr>
+            <th scope="row">{s.bearer}</th>
+            <td>{s.rat ?? "—"}</td>
+            <td>{s.country ?? "—"}</td>
+            <td>{s.apn ?? "—"}</td>
+            <td>{s.ipv4 ?? s.ipv6 ?? "—"}</td>
+            <td>{when(s.since)}</td>
+          </tr>
+        ))}
       </DataTable>
       <h2>eUICC profiles</h2>
       <DataTable caption={"Profiles as the eSIM manager reported them"} columns={["ICCID", "State", "seqNumber", "Reason", "At"]}>
-          {Object.values(d.identity.profiles).map((p) => (
-            <tr>
-              <th scope="row">{p.iccid}</th>
-              <td>{p.state}</td>
-              <td>{p.seqNumber ?? "—"}</td>
-              <td>{p.reason ?? "—"}</td>
-              <td>{when(p.at)}</td>
-            </tr>
-          ))}
+        {Object.values(d.identity.profiles).map((p) => (
+          <tr>
+            <th scope="row">{p.iccid}</th>
+            <td>{p.state}</td>
+            <td>{p.seqNumber ?? "—"}</td>
+            <td>{p.reason ?? "—"}</td>
+            <td>{when(p.at)}</td>
+          </tr>
+        ))}
       </DataTable>
       <h2>Anomalies</h2>
-      {anomalies.length === 0 ? <p>None detected.</p> : (
+      {anomalies.length === 0 ? (
+        <p>None detected.</p>
+      ) : (
         <ul class="anomalies">
           {anomalies.map((a) => (
             <li>
@@ -150,16 +175,16 @@ export function DevicePage({ id }: { id: string }) {
       )}
       <h2>Decisions reported by enforcement points (24 h)</h2>
       <DataTable caption={"Connections this device made, as PEPs decided them"} columns={["Destination", "Allowed", "Denied", "Last seen"]}>
-          {(flows.data ?? []).map((e) => (
-            <tr class={e.denied > 0 ? "denied" : ""}>
-              <th scope="row">
-                {e.destination}:{e.port}/{e.protocol} {e.novel && <span class="badge novel">new</span>}
-              </th>
-              <td>{e.allowed}</td>
-              <td>{e.denied}</td>
-              <td>{when(e.lastSeen)}</td>
-            </tr>
-          ))}
+        {(flows.data ?? []).map((e) => (
+          <tr class={e.denied > 0 ? "denied" : ""}>
+            <th scope="row">
+              {e.destination}:{e.port}/{e.protocol} {e.novel && <span class="badge novel">new</span>}
+            </th>
+            <td>{e.allowed}</td>
+            <td>{e.denied}</td>
+            <td>{when(e.lastSeen)}</td>
+          </tr>
+        ))}
       </DataTable>
       <h2>Timeline</h2>
       <ol class="timeline" aria-label="Timeline, newest first">

@@ -34,7 +34,11 @@ function useFleet() {
         return loadAll();
       }
       const read = await Promise.all(
-        ids.map((id) => api<Device>("GET", `/v1/devices/${encodeURIComponent(id)}`).catch((e) => (e instanceof ApiError && e.status === 404 ? null : undefined))),
+        ids.map((id) =>
+          api<Device>("GET", `/v1/devices/${encodeURIComponent(id)}`).catch((e) =>
+            e instanceof ApiError && e.status === 404 ? null : undefined,
+          ),
+        ),
       );
       if (stopped) return;
       setById((previous) => {
@@ -60,7 +64,10 @@ function useFleet() {
       clearTimeout(timer);
     };
   }, []);
-  const devices = useMemo(() => [...byId.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id)), [byId]);
+  const devices = useMemo(
+    () => [...byId.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id)),
+    [byId],
+  );
   return { devices, error, loading };
 }
 
@@ -104,7 +111,7 @@ export function FleetPage() {
           </li>
         ))}
       </ul>
-      <form class="filters" role="search" onSubmit={(e) => e.preventDefault()}>
+      <form class="filters" aria-label="Filter the fleet" onSubmit={(e) => e.preventDefault()}>
         <label>
           Search
           <input type="search" value={text} onInput={(e) => setText(e.currentTarget.value)} placeholder="id, name, EID, IMSI, IMEI, IP" />
@@ -141,29 +148,40 @@ export function FleetPage() {
           </select>
         </label>
       </form>
-      {error && <p role="alert" class="error">{error.message}</p>}
-      <DataTable caption={loading ? "Loading devices…" : `${shown.length} of ${devices.length} devices`} columns={["Device", "State", "Bearer", "Country", "Session", "Labels", "Last event"]}>
-          {shown.slice(0, 500).map((device) => (
-            <tr data-device={device.id}>
-              <th scope="row">
-                <a href={`#/devices/${encodeURIComponent(device.id)}`}>{device.name ?? device.id}</a>
-              </th>
-              <td>
-                <span class={`badge state-${device.state}`}>{device.state}</span>
-              </td>
-              <td>{sessionsOf(device).map((s) => s.bearer).join(", ") || "—"}</td>
-              <td>{countryOf(device) ?? "—"}</td>
-              <td>{ipOf(device) ?? "no session"}</td>
-              <td>
-                {Object.entries(device.labels).map(([k, v]) => (
-                  <span class="label">
-                    {k}={v}
-                  </span>
-                ))}
-              </td>
-              <td>{when(device.updatedAt)}</td>
-            </tr>
-          ))}
+      {error && (
+        <p role="alert" class="error">
+          {error.message}
+        </p>
+      )}
+      <DataTable
+        caption={loading ? "Loading devices…" : `${shown.length} of ${devices.length} devices`}
+        columns={["Device", "State", "Bearer", "Country", "Session", "Labels", "Last event"]}
+      >
+        {shown.slice(0, 500).map((device) => (
+          <tr data-device={device.id}>
+            <th scope="row">
+              <a href={`#/devices/${encodeURIComponent(device.id)}`}>{device.name ?? device.id}</a>
+            </th>
+            <td>
+              <span class={`badge state-${device.state}`}>{device.state}</span>
+            </td>
+            <td>
+              {sessionsOf(device)
+                .map((s) => s.bearer)
+                .join(", ") || "—"}
+            </td>
+            <td>{countryOf(device) ?? "—"}</td>
+            <td>{ipOf(device) ?? "no session"}</td>
+            <td>
+              {Object.entries(device.labels).map(([k, v]) => (
+                <span class="label">
+                  {k}={v}
+                </span>
+              ))}
+            </td>
+            <td>{when(device.updatedAt)}</td>
+          </tr>
+        ))}
       </DataTable>
       {shown.length > 500 && <p class="hint">Showing the first 500: narrow the filters to see the rest.</p>}
     </section>

@@ -24,7 +24,12 @@ const template = {
 const editable = ({ id: _id, revision: _r, updatedAt: _u, createdAt: _c, ...rule }: Policy & { createdAt?: string }) => rule;
 
 function Problem({ error }: { error: unknown }) {
-  if (!(error instanceof ApiError)) return <p role="alert" class="error">{String(error)}</p>;
+  if (!(error instanceof ApiError))
+    return (
+      <p role="alert" class="error">
+        {String(error)}
+      </p>
+    );
   return (
     <div role="alert" class="error">
       <p>{error.message}</p>
@@ -51,8 +56,8 @@ function FlowList({ title, flows }: { title: string; flows: ChangedFlow[] }) {
         <ul>
           {flows.map((f) => (
             <li>
-              <a href={`#/devices/${encodeURIComponent(f.deviceId)}`}>{f.deviceId}</a> → {f.destination}:{f.port}/{f.protocol} ×{f.connections}:{" "}
-              {f.before.reason} → {f.after.reason}
+              <a href={`#/devices/${encodeURIComponent(f.deviceId)}`}>{f.deviceId}</a> → {f.destination}:{f.port}/{f.protocol} ×
+              {f.connections}: {f.before.reason} → {f.after.reason}
             </li>
           ))}
         </ul>
@@ -107,7 +112,14 @@ function Editor({ policy, onSaved, onCancel }: { policy?: Policy; onSaved: () =>
     }
   };
   return (
-    <form class="editor" aria-labelledby="editor-title" onSubmit={(e) => { e.preventDefault(); void runPreview(); }}>
+    <form
+      class="editor"
+      aria-labelledby="editor-title"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void runPreview();
+      }}
+    >
       <h2 id="editor-title">{policy ? `Edit ${policy.name}` : "New rule"}</h2>
       <label for="rule-json">Rule (JSON: name, selector, destinations, conditions, effect)</label>
       <textarea id="rule-json" rows={14} value={text} onInput={(e) => setText(e.currentTarget.value)} spellcheck={false} />
@@ -135,7 +147,8 @@ function Editor({ policy, onSaved, onCancel }: { policy?: Policy; onSaved: () =>
         <div class="preview" role="status">
           <h3>Preview</h3>
           <p>
-            Selects <strong>{preview.matchedDevices}</strong> devices; re-decided <strong>{preview.flowsEvaluated}</strong> connection kinds reported in the last 24 h.
+            Selects <strong>{preview.matchedDevices}</strong> devices; re-decided <strong>{preview.flowsEvaluated}</strong> connection kinds
+            reported in the last 24 h.
           </p>
           <FlowList title="Newly allowed" flows={preview.newlyAllowed} />
           <FlowList title="Newly denied" flows={preview.newlyDenied} />
@@ -146,13 +159,25 @@ function Editor({ policy, onSaved, onCancel }: { policy?: Policy; onSaved: () =>
 }
 
 export function PoliciesPage() {
-  const policies = useLiveData(() => all<Policy>("/v1/policies"), [], (c) => c.changes.some((x) => x.kind === "policy"));
-  const grants = useLiveData(() => all<Grant>("/v1/grants"), [], (c) => c.changes.some((x) => x.kind === "grant"));
+  const policies = useLiveData(
+    () => all<Policy>("/v1/policies"),
+    [],
+    (c) => c.changes.some((x) => x.kind === "policy"),
+  );
+  const grants = useLiveData(
+    () => all<Grant>("/v1/grants"),
+    [],
+    (c) => c.changes.some((x) => x.kind === "grant"),
+  );
   const [editing, setEditing] = useState<Policy | "new">();
   return (
     <section aria-labelledby="policies-title">
       <h1 id="policies-title">Policies and grants</h1>
-      {policies.error && <p role="alert" class="error">{policies.error.message}</p>}
+      {policies.error && (
+        <p role="alert" class="error">
+          {policies.error.message}
+        </p>
+      )}
       <div class="buttons">
         <button type="button" onClick={() => setEditing("new")}>
           New rule
@@ -169,47 +194,61 @@ export function PoliciesPage() {
           onCancel={() => setEditing(undefined)}
         />
       )}
-      <DataTable caption={<>Rules ({policies.data?.length ?? 0}); default deny, a deny rule beats any allow</>} columns={["Name", "Effect", "Selector", "Destinations", "Updated", "Edit"]}>
-          {(policies.data ?? []).map((p) => (
-            <tr>
-              <th scope="row">{p.name}</th>
-              <td>
-                <span class={`badge effect-${p.effect}`}>{p.effect}</span>
-              </td>
-              <td>
-                <code>{JSON.stringify(p.selector)}</code>
-              </td>
-              <td>
-                <code>{JSON.stringify(p.destinations)}</code>
-              </td>
-              <td>{when(p.updatedAt)}</td>
-              <td>
-                <button type="button" class="quiet" onClick={() => setEditing(p)} aria-label={`Edit ${p.name}`}>
-                  Edit
-                </button>
-              </td>
-            </tr>
-          ))}
+      <DataTable
+        caption={<>Rules ({policies.data?.length ?? 0}); default deny, a deny rule beats any allow</>}
+        columns={["Name", "Effect", "Selector", "Destinations", "Updated", "Edit"]}
+      >
+        {(policies.data ?? []).map((p) => (
+          <tr>
+            <th scope="row">{p.name}</th>
+            <td>
+              <span class={`badge effect-${p.effect}`}>{p.effect}</span>
+            </td>
+            <td>
+              <code>{JSON.stringify(p.selector)}</code>
+            </td>
+            <td>
+              <code>{JSON.stringify(p.destinations)}</code>
+            </td>
+            <td>{when(p.updatedAt)}</td>
+            <td>
+              <button type="button" class="quiet" onClick={() => setEditing(p)} aria-label={`Edit ${p.name}`}>
+                Edit
+              </button>
+            </td>
+          </tr>
+        ))}
       </DataTable>
-      <DataTable caption={<>Grants ({grants.data?.length ?? 0}): time-limited third-party access</>} columns={["Principal", "Target", "Valid", "Status"]}>
-          {(grants.data ?? []).map((g) => (
-            <tr>
-              <th scope="row">{g.principal}</th>
-              <td>
-                <code>{JSON.stringify(g.target)}</code>
-              </td>
-              <td>
-                {when(g.notBefore)} – {when(g.notAfter)}
-              </td>
-              <td>
-                {g.revokedAt ? `revoked ${when(g.revokedAt)}` : Date.parse(g.notAfter) < Date.now() ? "expired" : (
-                  <button type="button" class="danger" onClick={() => void api("POST", `/v1/grants/${encodeURIComponent(g.id)}/revoke`, {}).then(grants.reload)}>
-                    Revoke
-                  </button>
-                )}
-              </td>
-            </tr>
-          ))}
+      <DataTable
+        caption={<>Grants ({grants.data?.length ?? 0}): time-limited third-party access</>}
+        columns={["Principal", "Target", "Valid", "Status"]}
+      >
+        {(grants.data ?? []).map((g) => (
+          <tr>
+            <th scope="row">{g.principal}</th>
+            <td>
+              <code>{JSON.stringify(g.target)}</code>
+            </td>
+            <td>
+              {when(g.notBefore)} – {when(g.notAfter)}
+            </td>
+            <td>
+              {g.revokedAt ? (
+                `revoked ${when(g.revokedAt)}`
+              ) : Date.parse(g.notAfter) < Date.now() ? (
+                "expired"
+              ) : (
+                <button
+                  type="button"
+                  class="danger"
+                  onClick={() => void api("POST", `/v1/grants/${encodeURIComponent(g.id)}/revoke`, {}).then(grants.reload)}
+                >
+                  Revoke
+                </button>
+              )}
+            </td>
+          </tr>
+        ))}
       </DataTable>
     </section>
   );

@@ -34,7 +34,14 @@ function WhatIf({ edge }: { edge: Edge }) {
     }
   };
   return (
-    <form class="whatif" aria-label={`What-if for ${edgeName(edge)}`} onSubmit={(e) => { e.preventDefault(); void decide(); }}>
+    <form
+      class="whatif"
+      aria-label={`What-if for ${edgeName(edge)}`}
+      onSubmit={(e) => {
+        e.preventDefault();
+        void decide();
+      }}
+    >
       <h3>What-if: {edgeName(edge)}</h3>
       <label>
         Device
@@ -63,7 +70,11 @@ function WhatIf({ edge }: { edge: Edge }) {
           {result.allow ? "Allowed" : "Denied"} ({result.reason}): {result.explanation}
         </p>
       )}
-      {error && <p role="alert" class="error">{error}</p>}
+      {error && (
+        <p role="alert" class="error">
+          {error}
+        </p>
+      )}
     </form>
   );
 }
@@ -100,18 +111,31 @@ export function TrafficPage() {
           </select>
         </label>
       </form>
-      {error && <p role="alert" class="error">{error.message}</p>}
+      {error && (
+        <p role="alert" class="error">
+          {error.message}
+        </p>
+      )}
       <p class="legend">
         <span class="swatch allow" /> allowed <span class="swatch deny" /> denied <span class="swatch novel" /> dashed: new in the last hour
         {graph.truncated && " · the window holds more reports than one map reads: showing the newest"}
       </p>
       {loading && <p>Loading…</p>}
-      <svg class="map" viewBox={`0 0 900 ${height}`} role="img" aria-label={`${graph.segments.length} segments and ${destinations.length} destinations; the table below lists every edge`}>
+      <svg
+        class="map"
+        viewBox={`0 0 900 ${height}`}
+        role="img"
+        aria-label={`${graph.segments.length} segments and ${destinations.length} destinations; the table below lists every edge`}
+      >
         {graph.edges.map((e) => {
-          const from = y(graph.segments.findIndex((s) => s.segment === e.segment), graph.segments.length);
+          const from = y(
+            graph.segments.findIndex((s) => s.segment === e.segment),
+            graph.segments.length,
+          );
           const to = y(destinations.indexOf(`${e.destination}:${e.port}/${e.protocol}`), destinations.length);
-          const width = 1.5 + 6 * Math.log1p(e.allowed + e.denied) / Math.log1p(max);
+          const width = 1.5 + (6 * Math.log1p(e.allowed + e.denied)) / Math.log1p(max);
           return (
+            // biome-ignore lint/a11y/noStaticElementInteractions: a mouse shortcut; every edge has a keyboard-reachable What-if button in the table below
             <path
               class={`edge ${e.denied > 0 ? "deny" : "allow"} ${e.novel ? "novel" : ""} ${selected === e ? "selected" : ""}`}
               d={`M 240 ${from} C 450 ${from}, 450 ${to}, 660 ${to}`}
@@ -131,28 +155,37 @@ export function TrafficPage() {
         {destinations.map((d, i) => (
           <g>
             <rect x="660" y={y(i, destinations.length) - 13} width="230" height="26" rx="6" class="node destination" />
-            <text x="670" y={y(i, destinations.length) + 5}>{d.length > 32 ? `${d.slice(0, 31)}…` : d}</text>
+            <text x="670" y={y(i, destinations.length) + 5}>
+              {d.length > 32 ? `${d.slice(0, 31)}…` : d}
+            </text>
           </g>
         ))}
       </svg>
       {selected && <WhatIf edge={selected} key={edgeName(selected)} />}
-      <DataTable caption={<>Every edge ({graph.edges.length}) from {graph.reportsRead} flow reports</>} columns={["Segment", "Destination", "Allowed", "Denied", "Devices", "What-if"]}>
-          {graph.edges.map((e) => (
-            <tr class={`${e.denied > 0 ? "denied" : ""} ${e.novel ? "novel" : ""}`}>
-              <th scope="row">{e.segment}</th>
-              <td>
-                {e.destination}:{e.port}/{e.protocol} {e.novel && <span class="badge novel">new</span>}
-              </td>
-              <td>{e.allowed}</td>
-              <td>{e.denied}</td>
-              <td>{e.devices.length}</td>
-              <td>
-                <button type="button" class="quiet" onClick={() => setSelected(e)} aria-label={`What-if for ${edgeName(e)}`}>
-                  What-if
-                </button>
-              </td>
-            </tr>
-          ))}
+      <DataTable
+        caption={
+          <>
+            Every edge ({graph.edges.length}) from {graph.reportsRead} flow reports
+          </>
+        }
+        columns={["Segment", "Destination", "Allowed", "Denied", "Devices", "What-if"]}
+      >
+        {graph.edges.map((e) => (
+          <tr class={`${e.denied > 0 ? "denied" : ""} ${e.novel ? "novel" : ""}`}>
+            <th scope="row">{e.segment}</th>
+            <td>
+              {e.destination}:{e.port}/{e.protocol} {e.novel && <span class="badge novel">new</span>}
+            </td>
+            <td>{e.allowed}</td>
+            <td>{e.denied}</td>
+            <td>{e.devices.length}</td>
+            <td>
+              <button type="button" class="quiet" onClick={() => setSelected(e)} aria-label={`What-if for ${edgeName(e)}`}>
+                What-if
+              </button>
+            </td>
+          </tr>
+        ))}
       </DataTable>
     </section>
   );

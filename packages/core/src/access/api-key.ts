@@ -55,8 +55,7 @@ export function mintApiKey(tenantId: string, role: Role, name: string, tables: P
   return { token: `sr_${keyId}_${secret}`, record, put };
 }
 
-const unauthenticated = () =>
-  new SimrootError("auth.invalid_key", "auth", "Missing, malformed, revoked or unknown API key");
+const unauthenticated = () => new SimrootError("auth.invalid_key", "auth", "Missing, malformed, revoked or unknown API key");
 
 /** Resolves a bearer token to its principal, or throws `auth.invalid_key` (key records cached briefly: see key-cache.ts). */
 export async function authenticate(ports: Ports, token: string | undefined): Promise<Principal> {
@@ -64,7 +63,9 @@ export async function authenticate(ports: Ports, token: string | undefined): Pro
   if (!match) throw unauthenticated();
   const [, keyId, secret] = match as unknown as [string, string, string];
   const item = await cachedKey(ports, keyId, async () => {
-    const result = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: apiKeyItemKey(keyId), ConsistentRead: true }));
+    const result = await ports.db.send(
+      new GetCommand({ TableName: ports.tables.control, Key: apiKeyItemKey(keyId), ConsistentRead: true }),
+    );
     return result.Item;
   });
   if (!item || item.revokedAt || typeof item.secretHash !== "string") throw unauthenticated();

@@ -13,7 +13,6 @@ import { verb } from "../verb.ts";
 import { apiKeyItemKey, mintApiKey, roles } from "./api-key.ts";
 import { forgetApiKey } from "./key-cache.ts";
 
-
 export const apiKeySchema = z
   .object({
     keyId: z.string(),
@@ -30,24 +29,25 @@ export type ApiKey = z.output<typeof apiKeySchema>;
 const listKey = (tenantId: string) => `T#${tenantId}#key`;
 
 async function ownKey(ports: Ports, ctx: RequestContext, keyId: string) {
-  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: apiKeyItemKey(keyId), ConsistentRead: true }));
+  const { Item } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.control, Key: apiKeyItemKey(keyId), ConsistentRead: true }),
+  );
   if (!Item || Item.tenantId !== ctx.tenantId) throw new SimrootError("key.not_found", "not_found", `No API key ${keyId}`);
   return apiKeySchema.parse(Item);
 }
 
-export const createApiKey = verb(
-  z.strictObject({ name: z.string().min(1).max(128), role: z.enum(roles) }),
-  async (ports, ctx, input) => {
-    const now = ports.now();
-    const minted = mintApiKey(ctx.tenantId, input.role, input.name, ports.tables, now);
-    const event = domainEvent(ctx, "key.created", minted.record.keyId, { name: input.name, role: input.role }, now);
-    await ports.ledger.commit({ tenantId: ctx.tenantId, writes: [minted.put], events: [event] });
-    return { value: { key: apiKeySchema.parse(minted.record), token: minted.token }, events: [event] };
-  },
-);
+export const createApiKey = verb(z.strictObject({ name: z.string().min(1).max(128), role: z.enum(roles) }), async (ports, ctx, input) => {
+  const now = ports.now();
+  const minted = mintApiKey(ctx.tenantId, input.role, input.name, ports.tables, now);
+  const event = domainEvent(ctx, "key.created", minted.record.keyId, { name: input.name, role: input.role }, now);
+  await ports.ledger.commit({ tenantId: ctx.tenantId, writes: [minted.put], events: [event] });
+  return { value: { key: apiKeySchema.parse(minted.record), token: minted.token }, events: [event] };
+});
 
-export const listApiKeys = verb(pageInput, async (ports, ctx, input): Promise<Page<ApiKey>> =>
-  listByTenant(ports, "control", listKey(ctx.tenantId), input, (item) => apiKeySchema.parse(item)),
+export const listApiKeys = verb(
+  pageInput,
+  async (ports, ctx, input): Promise<Page<ApiKey>> =>
+    listByTenant(ports, "control", listKey(ctx.tenantId), input, (item) => apiKeySchema.parse(item)),
 );
 
 /** A new secret for the same key id and role: the old secret stops working at once. */
@@ -60,7 +60,15 @@ export const rotateApiKey = verb(z.object({ id: z.string() }), async (ports, ctx
   const put = minted.put.Put!;
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
-    writes: [{ Put: { ...put, Item: { ...put.Item, createdAt: key.createdAt, rotatedAt: now.toISOString() }, ConditionExpression: "attribute_not_exists(revokedAt)" } }],
+    writes: [
+      {
+        Put: {
+          ...put,
+          Item: { ...put.Item, createdAt: key.createdAt, rotatedAt: now.toISOString() },
+          ConditionExpression: "attribute_not_exists(revokedAt)",
+        },
+      },
+    ],
     events: [event],
     onConditionFailed: () => new SimrootError("key.revoked", "conflict", "The key was revoked meanwhile"),
   });

@@ -10,8 +10,13 @@ const allowedCountries = countriesSchema.meta({ description: "countries devices 
 const countryRules = z
   .array(z.strictObject({ selector: labelSelectorSchema, allowedCountries: countriesSchema }))
   .max(50)
-  .meta({ description: "allowed countries for the devices a label selector matches (the first matching rule wins; a device's own list wins over all)" });
-const failMode = z.enum(["closed", "open"]).meta({ description: "what enforcement points do when they cannot decide (the enforcement settings' fail mode)" });
+  .meta({
+    description:
+      "allowed countries for the devices a label selector matches (the first matching rule wins; a device's own list wins over all)",
+  });
+const failMode = z
+  .enum(["closed", "open"])
+  .meta({ description: "what enforcement points do when they cannot decide (the enforcement settings' fail mode)" });
 
 export const tenantSettingsSchema = z
   .object({

@@ -9,7 +9,13 @@ import { verb } from "../verb.ts";
 import { mintApiKey } from "./api-key.ts";
 import { enforcementKey } from "../policy/records.ts";
 import { readEnforcement } from "../policy/enforcement-store.ts";
-import { defaultTenantSettings, forgetTenantSettings, tenantItemKey, tenantSettingsPatchSchema, tenantSettingsSchema } from "./tenant-settings.ts";
+import {
+  defaultTenantSettings,
+  forgetTenantSettings,
+  tenantItemKey,
+  tenantSettingsPatchSchema,
+  tenantSettingsSchema,
+} from "./tenant-settings.ts";
 
 export const tenantSchema = z
   .object({
@@ -44,7 +50,13 @@ export async function createTenantWithAdminKey(ports: Ports, name: string, guard
     actor: creator ? `${creator.actor}@${creator.tenantId}` : "system:bootstrap",
     requestId: creator?.requestId ?? `req_bootstrap_${tenant.id}`,
   };
-  const event = domainEvent(ctx, "tenant.created", tenant.id, { tenantId: tenant.id, name, adminKeyId: key.record.keyId, ...(guard ? { platform: true } : {}) }, now);
+  const event = domainEvent(
+    ctx,
+    "tenant.created",
+    tenant.id,
+    { tenantId: tenant.id, name, adminKeyId: key.record.keyId, ...(guard ? { platform: true } : {}) },
+    now,
+  );
   await ports.ledger.commit({
     tenantId: tenant.id,
     writes: [
@@ -57,7 +69,15 @@ export async function createTenantWithAdminKey(ports: Ports, name: string, guard
       },
       key.put,
       ...(guard
-        ? [{ Put: { TableName: ports.tables.control, Item: { ...guard, tenantId: tenant.id }, ConditionExpression: "attribute_not_exists(pk)" } }]
+        ? [
+            {
+              Put: {
+                TableName: ports.tables.control,
+                Item: { ...guard, tenantId: tenant.id },
+                ConditionExpression: "attribute_not_exists(pk)",
+              },
+            },
+          ]
         : []),
     ],
     events: [event],
@@ -70,7 +90,9 @@ export async function createTenantWithAdminKey(ports: Ports, name: string, guard
  * tenant settings show it and change it there, so enforcement points follow one value).
  */
 export async function readTenant(ports: Ports, tenantId: string): Promise<Tenant> {
-  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: tenantItemKey(tenantId), ConsistentRead: true }));
+  const { Item } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.control, Key: tenantItemKey(tenantId), ConsistentRead: true }),
+  );
   if (!Item) throw new SimrootError("tenant.not_found", "not_found", `No tenant ${tenantId}`);
   const tenant = tenantSchema.parse(Item);
   const { failMode } = await readEnforcement(ports, tenantId);
@@ -138,9 +160,18 @@ export const updateTenantSettings = verb(updateTenantSettingsInput, async (ports
     events: [event],
     feed: [
       { kind: "settings", key: "tenant", value: stored },
-      ...(failMode ? [{ kind: "settings" as const, key: "enforcement", value: { quarantineDestinations: failMode.quarantineDestinations, failMode: failMode.failMode } }] : []),
+      ...(failMode
+        ? [
+            {
+              kind: "settings" as const,
+              key: "enforcement",
+              value: { quarantineDestinations: failMode.quarantineDestinations, failMode: failMode.failMode },
+            },
+          ]
+        : []),
     ],
-    onConditionFailed: () => new SimrootError("request.precondition_failed", "conflict", "The tenant changed since you read it", { detail: { status: 412 } }),
+    onConditionFailed: () =>
+      new SimrootError("request.precondition_failed", "conflict", "The tenant changed since you read it", { detail: { status: 412 } }),
   });
   forgetTenantSettings(ctx.tenantId);
   return { value: next, events: [event] };

@@ -23,7 +23,9 @@ async function readItems(ports: Ports, keys: readonly Record<string, string>[]) 
   for (let start = 0; start < unique.length; start += 100) {
     let pending: Record<string, string>[] | undefined = unique.slice(start, start + 100);
     while (pending && pending.length > 0) {
-      const result = await ports.db.send(new BatchGetCommand({ RequestItems: { [ports.tables.flows]: { Keys: pending, ConsistentRead: true } } }));
+      const result = await ports.db.send(
+        new BatchGetCommand({ RequestItems: { [ports.tables.flows]: { Keys: pending, ConsistentRead: true } } }),
+      );
       items.push(...(result.Responses?.[ports.tables.flows] ?? []));
       pending = result.UnprocessedKeys?.[ports.tables.flows]?.Keys as Record<string, string>[] | undefined;
     }
@@ -40,7 +42,12 @@ export async function readBaselines(ports: Ports, tenantId: string, deviceIds: r
   const segmentBaselines = new Map<string, SegmentBaseline>();
   for (const item of items) {
     if (typeof item.deviceId === "string") devices.set(item.deviceId, item.baseline as DeviceBaseline);
-    else if (typeof item.segment === "string") segmentBaselines.set(item.segment, { segment: item.segment, since: String(item.since), destinations: (item.destinations ?? {}) as Record<string, number> });
+    else if (typeof item.segment === "string")
+      segmentBaselines.set(item.segment, {
+        segment: item.segment,
+        since: String(item.since),
+        destinations: (item.destinations ?? {}) as Record<string, number>,
+      });
   }
   return { devices, segments: segmentBaselines };
 }
@@ -56,7 +63,13 @@ export async function saveBaseline(ports: Ports, tenantId: string, next: DeviceB
     await ports.db.send(
       new PutCommand({
         TableName: ports.tables.flows,
-        Item: { ...deviceBaselineKey(tenantId, next.deviceId), deviceId: next.deviceId, baseline: stored, revision: stored.revision, expiresAt: expiry(ports) },
+        Item: {
+          ...deviceBaselineKey(tenantId, next.deviceId),
+          deviceId: next.deviceId,
+          baseline: stored,
+          revision: stored.revision,
+          expiresAt: expiry(ports),
+        },
         ConditionExpression: next.revision === 0 ? "attribute_not_exists(pk)" : "revision = :revision",
         ...(next.revision === 0 ? {} : { ExpressionAttributeValues: { ":revision": next.revision } }),
       }),
@@ -76,7 +89,8 @@ export async function learnSegment(ports: Ports, tenantId: string, segment: stri
         new UpdateCommand({
           TableName: ports.tables.flows,
           Key: segmentBaselineKey(tenantId, segment),
-          UpdateExpression: "SET destinations = if_not_exists(destinations, :empty), since = if_not_exists(since, :at), #segment = :segment, expiresAt = :expires ADD learned :one",
+          UpdateExpression:
+            "SET destinations = if_not_exists(destinations, :empty), since = if_not_exists(since, :at), #segment = :segment, expiresAt = :expires ADD learned :one",
           ConditionExpression: "attribute_not_exists(learned) OR learned < :max",
           ExpressionAttributeNames: { "#segment": "segment" },
           ExpressionAttributeValues: { ":empty": {}, ":at": at, ":segment": segment, ":expires": expiry(ports), ":one": 1, ":max": max },

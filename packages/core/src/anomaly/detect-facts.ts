@@ -28,13 +28,32 @@ export function judgeFact(
   settings: DetectorSettings,
 ): FactVerdict {
   const data = event.data as Record<string, any>;
-  const found = (kind: Anomaly["kind"], severity: Anomaly["severity"], summary: string, seen: Record<string, unknown>, known: Record<string, unknown>) => ({
-    anomaly: { kind, deviceId, severity, summary, observedAt: event.time, evidence: { seen, baseline: known, facts: [factOf(event)] } } satisfies Anomaly,
+  const found = (
+    kind: Anomaly["kind"],
+    severity: Anomaly["severity"],
+    summary: string,
+    seen: Record<string, unknown>,
+    known: Record<string, unknown>,
+  ) => ({
+    anomaly: {
+      kind,
+      deviceId,
+      severity,
+      summary,
+      observedAt: event.time,
+      evidence: { seen, baseline: known, facts: [factOf(event)] },
+    } satisfies Anomaly,
   });
   switch (event.type) {
     case "device.equipment-changed":
       if (!data.previousImei) return {};
-      return found("imei-change", "high", `${deviceId}'s SIM is now in equipment ${data.imei}, was ${data.previousImei}`, { imei: data.imei }, { imei: data.previousImei });
+      return found(
+        "imei-change",
+        "high",
+        `${deviceId}'s SIM is now in equipment ${data.imei}, was ${data.previousImei}`,
+        { imei: data.imei },
+        { imei: data.previousImei },
+      );
     case "device.suspended":
     case "device.quarantined": {
       const sourceType = String(data.cause?.sourceType ?? "");
@@ -43,24 +62,48 @@ export function judgeFact(
     }
     case "device.roaming-changed":
       if (data.allowed !== false) return {};
-      return found("geofence", "high", `${deviceId} is in ${data.country ?? `MCC ${data.mcc}`}, outside its allowed countries`, { country: data.country, mcc: data.mcc }, { allowedCountries });
+      return found(
+        "geofence",
+        "high",
+        `${deviceId} is in ${data.country ?? `MCC ${data.mcc}`}, outside its allowed countries`,
+        { country: data.country, mcc: data.mcc },
+        { allowedCountries },
+      );
     case "sim.attached":
     case "bearer.switched": {
       const country = data.plmn?.mcc ? countryOfMcc(String(data.plmn.mcc)) : undefined;
       if (country && allowedCountries.length > 0 && !allowedCountries.includes(country)) {
-        return found("geofence", "high", `${deviceId} attached in ${country} (PLMN ${data.plmn.mcc}-${data.plmn.mnc}), outside its allowed countries`, { country, plmn: data.plmn }, { allowedCountries });
+        return found(
+          "geofence",
+          "high",
+          `${deviceId} attached in ${country} (PLMN ${data.plmn.mcc}-${data.plmn.mnc}), outside its allowed countries`,
+          { country, plmn: data.plmn },
+          { allowedCountries },
+        );
       }
       const bearer = String(data.bearer);
       if (!baseline || baseline.bearers.includes(bearer)) return { learnBearer: baseline ? undefined : bearer };
       const settled = baseline.bearers.length > 0 && Date.parse(event.time) - Date.parse(baseline.since) >= settings.warmupMs;
       if (!settled && !isWarm(baseline, event.time, settings)) return { learnBearer: bearer };
-      return found("unexpected-bearer", "medium", `${deviceId} attached over ${bearer}, it only ever used ${baseline.bearers.join(", ")}`, { bearer, rat: data.rat }, { bearers: baseline.bearers });
+      return found(
+        "unexpected-bearer",
+        "medium",
+        `${deviceId} attached over ${bearer}, it only ever used ${baseline.bearers.join(", ")}`,
+        { bearer, rat: data.rat },
+        { bearers: baseline.bearers },
+      );
     }
     case "profile.enabled": {
       const reported = (data.event?.data ?? data) as Record<string, unknown>;
       const cause = String(reported.cause ?? "");
       if (!(suspiciousSwitchCauses as readonly string[]).includes(cause)) return {};
-      return found("profile-switch", "high", `${deviceId}'s eUICC enabled profile ${String(reported.iccid)} because of ${cause}`, { iccid: reported.iccid, cause }, { expected: "operator-initiated switches only" });
+      return found(
+        "profile-switch",
+        "high",
+        `${deviceId}'s eUICC enabled profile ${String(reported.iccid)} because of ${cause}`,
+        { iccid: reported.iccid, cause },
+        { expected: "operator-initiated switches only" },
+      );
     }
     default:
       return {};

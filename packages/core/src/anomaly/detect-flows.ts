@@ -5,7 +5,17 @@
  * anomalous window does not teach the baseline its volume (an attacker cannot train it).
  */
 import type { FlowRecord } from "../feed/flows.ts";
-import { destinationKey, emptyBaseline, epochMinutes, ewma, isSegmentWarm, isWarm, rememberRecent, type DeviceBaseline, type SegmentBaseline } from "./baseline.ts";
+import {
+  destinationKey,
+  emptyBaseline,
+  epochMinutes,
+  ewma,
+  isSegmentWarm,
+  isWarm,
+  rememberRecent,
+  type DeviceBaseline,
+  type SegmentBaseline,
+} from "./baseline.ts";
 import type { Anomaly, DetectorSettings } from "./model.ts";
 
 export interface WindowObservation {
@@ -61,22 +71,38 @@ export function observeWindow(
   if (warm) {
     const unknown = novel.filter(({ key }) => !segmentWarm || segment!.destinations[key] === undefined);
     if (unknown.length > 0) {
-      anomaly("new-destination", "high", `${deviceId} reached ${unknown.map(({ flow }) => `${flow.destination}:${flow.port}`).join(", ")}, never seen for it or its segment`, {
-        seen: { destinations: unknown.map(({ flow }) => `${flow.destination}:${flow.port}/${flow.protocol}`) },
-        baseline: { knownDestinations: Object.keys(baseline.destinations).length, segment: segment?.segment, segmentDestinations: segment ? Object.keys(segment.destinations).length : 0 },
-        flows: unknown.map(({ flow }) => evidenceFlow(flow, observation.pepId)),
-      });
+      anomaly(
+        "new-destination",
+        "high",
+        `${deviceId} reached ${unknown.map(({ flow }) => `${flow.destination}:${flow.port}`).join(", ")}, never seen for it or its segment`,
+        {
+          seen: { destinations: unknown.map(({ flow }) => `${flow.destination}:${flow.port}/${flow.protocol}`) },
+          baseline: {
+            knownDestinations: Object.keys(baseline.destinations).length,
+            segment: segment?.segment,
+            segmentDestinations: segment ? Object.keys(segment.destinations).length : 0,
+          },
+          flows: unknown.map(({ flow }) => evidenceFlow(flow, observation.pepId)),
+        },
+      );
     }
   }
 
   const sd = Math.sqrt(baseline.bytesVar);
-  const volumeThreshold = Math.max(settings.minVolumeBytes, baseline.bytesMean * settings.volumeFactor, baseline.bytesMean + settings.volumeSigmas * sd);
+  const volumeThreshold = Math.max(
+    settings.minVolumeBytes,
+    baseline.bytesMean * settings.volumeFactor,
+    baseline.bytesMean + settings.volumeSigmas * sd,
+  );
   const spike = warm && bytes > volumeThreshold;
   if (spike) {
     anomaly("volume-spike", "medium", `${deviceId} sent ${bytes} bytes in one window, usually ${Math.round(baseline.bytesMean)}`, {
       seen: { bytes },
       baseline: { bytesMean: Math.round(baseline.bytesMean), bytesStdDev: Math.round(sd), threshold: Math.round(volumeThreshold) },
-      flows: [...allowed].sort((a, b) => b.bytes - a.bytes).slice(0, 5).map((flow) => evidenceFlow(flow, observation.pepId)),
+      flows: [...allowed]
+        .sort((a, b) => b.bytes - a.bytes)
+        .slice(0, 5)
+        .map((flow) => evidenceFlow(flow, observation.pepId)),
     });
   }
 
@@ -86,7 +112,10 @@ export function observeWindow(
     anomaly("denied-burst", "medium", `${deviceId} was denied ${deniedCount} times in one window`, {
       seen: { denied: deniedCount },
       baseline: { deniedMean: +baseline.deniedMean.toFixed(2), threshold: deniedThreshold },
-      flows: [...denied].sort((a, b) => b.count - a.count).slice(0, 5).map((flow) => evidenceFlow(flow, observation.pepId)),
+      flows: [...denied]
+        .sort((a, b) => b.count - a.count)
+        .slice(0, 5)
+        .map((flow) => evidenceFlow(flow, observation.pepId)),
     });
   }
 
@@ -94,7 +123,9 @@ export function observeWindow(
   const due = !baseline.learnedAt || Date.parse(at) - Date.parse(baseline.learnedAt) >= settings.minLearnIntervalMs;
   if (warm && novel.length === 0 && !due) return { baseline, anomalies, segmentLearns: [], learned: false };
 
-  const volume = spike ? { mean: baseline.bytesMean, variance: baseline.bytesVar } : ewma(baseline.bytesMean, baseline.bytesVar, bytes, baseline.windows, settings.alpha);
+  const volume = spike
+    ? { mean: baseline.bytesMean, variance: baseline.bytesVar }
+    : ewma(baseline.bytesMean, baseline.bytesVar, bytes, baseline.windows, settings.alpha);
   const deniedMean = burst ? baseline.deniedMean : ewma(baseline.deniedMean, 0, deniedCount, baseline.windows, settings.alpha).mean;
   const next: DeviceBaseline = {
     ...baseline,
@@ -102,7 +133,12 @@ export function observeWindow(
     bytesMean: volume.mean,
     bytesVar: volume.variance,
     deniedMean,
-    destinations: rememberRecent(baseline.destinations, keyed.map(({ key }) => key), minute, settings.maxDestinations),
+    destinations: rememberRecent(
+      baseline.destinations,
+      keyed.map(({ key }) => key),
+      minute,
+      settings.maxDestinations,
+    ),
     ...(segment ? { segment: segment.segment } : {}),
     learnedAt: at,
   };

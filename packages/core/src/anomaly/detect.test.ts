@@ -8,7 +8,14 @@ import { defaultDetectorSettings as settings } from "./model.ts";
 
 const hour = 3600_000;
 const flow = (destination: string, bytes = 20_000, decision: "allow" | "deny" = "allow", count = 3): FlowRecord => ({
-  deviceId: "dev_1", destination, port: 443, protocol: "tcp", decision, reason: "r", count, bytes,
+  deviceId: "dev_1",
+  destination,
+  port: 443,
+  protocol: "tcp",
+  decision,
+  reason: "r",
+  count,
+  bytes,
 });
 
 /** A baseline taught `windows` usual windows, one an hour. */
@@ -17,7 +24,12 @@ function taught(windows = 30, destinations = ["a.example"]) {
   const start = Date.parse("2026-01-01T00:00:00Z");
   for (let i = 0; i < windows; i++) {
     const at = new Date(start + i * hour).toISOString();
-    baseline = observeWindow(baseline, undefined, { deviceId: "dev_1", at, pepId: "p", flows: destinations.map((d) => flow(d, 20_000 + (i % 5) * 1000)) }, settings).baseline;
+    baseline = observeWindow(
+      baseline,
+      undefined,
+      { deviceId: "dev_1", at, pepId: "p", flows: destinations.map((d) => flow(d, 20_000 + (i % 5) * 1000)) },
+      settings,
+    ).baseline;
   }
   return { baseline: baseline!, next: new Date(start + windows * hour).toISOString() };
 }
@@ -25,9 +37,21 @@ function taught(windows = 30, destinations = ["a.example"]) {
 describe("flow detectors", () => {
   it("judge nothing during warm-up, then flag a new destination, a volume spike and a denied burst with evidence", () => {
     const young = taught(5);
-    expect(observeWindow(young.baseline, undefined, { deviceId: "dev_1", at: young.next, pepId: "p", flows: [flow("evil.example", 10_000_000)] }, settings).anomalies).toEqual([]);
+    expect(
+      observeWindow(
+        young.baseline,
+        undefined,
+        { deviceId: "dev_1", at: young.next, pepId: "p", flows: [flow("evil.example", 10_000_000)] },
+        settings,
+      ).anomalies,
+    ).toEqual([]);
     const { baseline, next } = taught();
-    const verdict = observeWindow(baseline, undefined, { deviceId: "dev_1", at: next, pepId: "p", flows: [flow("a.example", 5_000_000), flow("evil.example"), flow("x", 0, "deny", 50)] }, settings);
+    const verdict = observeWindow(
+      baseline,
+      undefined,
+      { deviceId: "dev_1", at: next, pepId: "p", flows: [flow("a.example", 5_000_000), flow("evil.example"), flow("x", 0, "deny", 50)] },
+      settings,
+    );
     expect(verdict.anomalies.map((anomaly) => anomaly.kind).sort()).toEqual(["denied-burst", "new-destination", "volume-spike"]);
     const spike = verdict.anomalies.find((anomaly) => anomaly.kind === "volume-spike")!;
     // Judged on what went to known destinations: the new one is the new-destination detector's.
@@ -39,13 +63,21 @@ describe("flow detectors", () => {
 
   it("stay quiet on usual traffic", () => {
     const { baseline, next } = taught();
-    expect(observeWindow(baseline, undefined, { deviceId: "dev_1", at: next, pepId: "p", flows: [flow("a.example", 24_000)] }, settings).anomalies).toEqual([]);
+    expect(
+      observeWindow(baseline, undefined, { deviceId: "dev_1", at: next, pepId: "p", flows: [flow("a.example", 24_000)] }, settings)
+        .anomalies,
+    ).toEqual([]);
   });
 
   it("keep a bounded baseline however many destinations a device reaches", () => {
     let { baseline, next } = taught();
     for (let i = 0; i < 500; i++) {
-      baseline = observeWindow(baseline, undefined, { deviceId: "dev_1", at: next, pepId: "p", flows: [flow(`d${i}.example`)] }, settings).baseline;
+      baseline = observeWindow(
+        baseline,
+        undefined,
+        { deviceId: "dev_1", at: next, pepId: "p", flows: [flow(`d${i}.example`)] },
+        settings,
+      ).baseline;
     }
     expect(Object.keys(baseline.destinations)).toHaveLength(settings.maxDestinations);
     expect(JSON.stringify(baseline).length).toBeLessThan(1024);
@@ -65,7 +97,11 @@ describe("operator-event detectors", () => {
     ["unexpected-bearer", event("bearer.switched", { bearer: "satellite", from: "cellular" })],
     ["profile-switch", event("profile.enabled", { event: { data: { iccid: "8944500102198304826", cause: "fallback" } } })],
   ])("flag %s", (kind, fact) => {
-    expect(judgeFact(fact, "dev_1", old, ["FR", "DE"], settings).anomaly).toMatchObject({ kind, deviceId: "dev_1", evidence: { facts: [{ id: "evt_1" }] } });
+    expect(judgeFact(fact, "dev_1", old, ["FR", "DE"], settings).anomaly).toMatchObject({
+      kind,
+      deviceId: "dev_1",
+      evidence: { facts: [{ id: "evt_1" }] },
+    });
   });
 
   it.each([

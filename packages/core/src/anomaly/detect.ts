@@ -64,22 +64,31 @@ export async function detectFlowAnomalies(
         continue;
       }
       const labels = (await recentDevice(ports, ctx.tenantId, deviceId))?.device.labels;
-      if (labels) segmentOf.set(deviceId, segmentLabels.map((label) => labels[label]).find((value) => value !== undefined));
+      if (labels)
+        segmentOf.set(
+          deviceId,
+          segmentLabels.map((label) => labels[label]).find((value) => value !== undefined),
+        );
       else byDevice.delete(deviceId);
     }
     const names = [...new Set([...segmentOf.values()].filter((segment): segment is string => segment !== undefined))];
     const segments = (await readBaselines(ports, ctx.tenantId, [], names)).segments;
     const conflicted: string[] = [];
     await Promise.all(
-      pending.filter((deviceId) => byDevice.has(deviceId)).map(async (deviceId) => {
-        const name = segmentOf.get(deviceId);
-        const segment: SegmentBaseline | undefined = name ? (segments.get(name) ?? { segment: name, since: report.windowEnd, destinations: {} }) : undefined;
-        const observation = { deviceId, at: report.windowEnd, pepId: report.pepId, flows: byDevice.get(deviceId)! };
-        const verdict = observeWindow(baselines.get(deviceId), segment, observation, settings);
-        if (verdict.learned && !(await saveBaseline(ports, ctx.tenantId, verdict.baseline))) return void conflicted.push(deviceId);
-        anomalies.push(...verdict.anomalies);
-        if (name && verdict.segmentLearns.length > 0) await learnSegment(ports, ctx.tenantId, name, verdict.segmentLearns, report.windowEnd, settings.maxSegmentDestinations);
-      }),
+      pending
+        .filter((deviceId) => byDevice.has(deviceId))
+        .map(async (deviceId) => {
+          const name = segmentOf.get(deviceId);
+          const segment: SegmentBaseline | undefined = name
+            ? (segments.get(name) ?? { segment: name, since: report.windowEnd, destinations: {} })
+            : undefined;
+          const observation = { deviceId, at: report.windowEnd, pepId: report.pepId, flows: byDevice.get(deviceId)! };
+          const verdict = observeWindow(baselines.get(deviceId), segment, observation, settings);
+          if (verdict.learned && !(await saveBaseline(ports, ctx.tenantId, verdict.baseline))) return void conflicted.push(deviceId);
+          anomalies.push(...verdict.anomalies);
+          if (name && verdict.segmentLearns.length > 0)
+            await learnSegment(ports, ctx.tenantId, name, verdict.segmentLearns, report.windowEnd, settings.maxSegmentDestinations);
+        }),
     );
     pending = conflicted;
   }
@@ -94,7 +103,11 @@ async function deviceOf(ports: Ports, event: DomainEvent): Promise<string | unde
   return reported?.device ? resolveDevice(ports, event.tenantId, reported.device) : undefined;
 }
 
-export async function detectEventAnomalies(ports: Ports, event: DomainEvent, settings: DetectorSettings = defaultDetectorSettings): Promise<Outcome<Anomaly[]>> {
+export async function detectEventAnomalies(
+  ports: Ports,
+  event: DomainEvent,
+  settings: DetectorSettings = defaultDetectorSettings,
+): Promise<Outcome<Anomaly[]>> {
   const deviceId = await deviceOf(ports, event);
   if (!deviceId) return { value: [], events: [] };
   const ctx: RequestContext = { tenantId: event.tenantId, actor: "system:detectors", requestId: event.requestId };
@@ -104,7 +117,14 @@ export async function detectEventAnomalies(ports: Ports, event: DomainEvent, set
     const verdict = judgeFact(event, deviceId, baseline, allowedCountries, settings);
     if (verdict.learnBearer) {
       const base = baseline ?? emptyBaseline(deviceId, event.time);
-      const bearers = Object.keys(rememberRecent(Object.fromEntries(base.bearers.map((b, i) => [b, i])), [verdict.learnBearer], base.bearers.length, settings.maxBearers));
+      const bearers = Object.keys(
+        rememberRecent(
+          Object.fromEntries(base.bearers.map((b, i) => [b, i])),
+          [verdict.learnBearer],
+          base.bearers.length,
+          settings.maxBearers,
+        ),
+      );
       if (!(await saveBaseline(ports, event.tenantId, { ...base, bearers })) && attempt < maxAttempts) continue;
     }
     // Once per occurrence: a reported fact redelivered by its source comes as a new event with the same dedupe key.

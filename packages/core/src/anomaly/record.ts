@@ -14,7 +14,12 @@ import type { Anomaly } from "./model.ts";
 export const anomalyEventType = "anomaly.detected";
 const onceRetentionSeconds = 7 * 24 * 60 * 60;
 
-export async function recordAnomalies(ports: Ports, ctx: RequestContext, anomalies: readonly Anomaly[], once?: string): Promise<Outcome<Anomaly[]>> {
+export async function recordAnomalies(
+  ports: Ports,
+  ctx: RequestContext,
+  anomalies: readonly Anomaly[],
+  once?: string,
+): Promise<Outcome<Anomaly[]>> {
   if (anomalies.length === 0) return { value: [], events: [] };
   const now = ports.now();
   const events: DomainEvent[] = anomalies.map((anomaly) => domainEvent(ctx, anomalyEventType, anomaly.deviceId, anomaly, now));

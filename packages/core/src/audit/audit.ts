@@ -1,6 +1,13 @@
 import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
-import { auditPartition, auditRecordSchema, auditSortKey, auditSubjectPartition, unhashed, type AuditRecord } from "../ledger/audit-record.ts";
+import {
+  auditPartition,
+  auditRecordSchema,
+  auditSortKey,
+  auditSubjectPartition,
+  unhashed,
+  type AuditRecord,
+} from "../ledger/audit-record.ts";
 import { chainHash, genesisHash } from "../ledger/chain.ts";
 import { headKey } from "../ledger/ledger.ts";
 import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
@@ -27,7 +34,9 @@ export const listAudit = verb(listAuditInput, async (ports, ctx, input): Promise
   // A key condition holds one condition per key: both bounds of a subject's range are one BETWEEN (its sort key,
   // `time#seq`, never equals a bare time, so BETWEEN's inclusive end still excludes records at `to`).
   const range =
-    bySubject && input.from && input.to ? [`${sortField} BETWEEN :from AND :to`] : [input.from && `${sortField} >= :from`, input.to && `${sortField} < :to`].filter(Boolean);
+    bySubject && input.from && input.to
+      ? [`${sortField} BETWEEN :from AND :to`]
+      : [input.from && `${sortField} >= :from`, input.to && `${sortField} < :to`].filter(Boolean);
   // Records carry UTC times (toISOString): compare bounds given with another offset in the same terms.
   const from = input.from && new Date(input.from).toISOString();
   const to = input.to && new Date(input.to).toISOString();
@@ -71,7 +80,11 @@ export interface ChainPoint {
  * Walks a tenant's chain after `start` (the whole chain by default): every record must follow
  * its predecessor and hash to what it says, and the last must be the tenant's head.
  */
-export async function verifyAuditChain(ports: Ports, tenantId: string, start: ChainPoint = { seq: 0, hash: genesisHash }): Promise<ChainVerification> {
+export async function verifyAuditChain(
+  ports: Ports,
+  tenantId: string,
+  start: ChainPoint = { seq: 0, hash: genesisHash },
+): Promise<ChainVerification> {
   let expectedSeq = start.seq + 1;
   let previous = start.hash;
   let cursor: Record<string, unknown> | undefined;
@@ -118,7 +131,14 @@ export async function verifyAuditChain(ports: Ports, tenantId: string, start: Ch
 }
 
 export const timelineEntrySchema = z
-  .object({ seq: z.number().int(), eventId: z.string(), type: z.string(), time: z.string(), actor: z.string(), data: z.record(z.string(), z.unknown()) })
+  .object({
+    seq: z.number().int(),
+    eventId: z.string(),
+    type: z.string(),
+    time: z.string(),
+    actor: z.string(),
+    data: z.record(z.string(), z.unknown()),
+  })
   .meta({ id: "TimelineEntry" });
 export type TimelineEntry = z.output<typeof timelineEntrySchema>;
 
@@ -128,7 +148,14 @@ export const listTimeline = verb(
   async (ports, ctx, input): Promise<Page<TimelineEntry>> => {
     const page = await listAudit(ports, ctx, { subject: input.subject, limit: input.limit, cursor: input.cursor });
     return {
-      items: page.items.map((record) => ({ seq: record.seq, eventId: record.eventId, type: record.action, time: record.time, actor: record.actor, data: record.data })),
+      items: page.items.map((record) => ({
+        seq: record.seq,
+        eventId: record.eventId,
+        type: record.action,
+        time: record.time,
+        actor: record.actor,
+        data: record.data,
+      })),
       next: page.next,
     };
   },

@@ -22,17 +22,25 @@ interface Checkpoint extends ChainPoint {
   readonly keyId: string;
 }
 
-const checkpointBytes = (tenantId: string, point: ChainPoint) => Buffer.from(canonicalJson({ kind: "audit-checkpoint", tenantId, seq: point.seq, hash: point.hash }));
+const checkpointBytes = (tenantId: string, point: ChainPoint) =>
+  Buffer.from(canonicalJson({ kind: "audit-checkpoint", tenantId, seq: point.seq, hash: point.hash }));
 
 async function readCheckpoint(ports: Ports, tenantId: string): Promise<Checkpoint | undefined> {
-  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: auditCheckpointKey(tenantId), ConsistentRead: true }));
+  const { Item } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.control, Key: auditCheckpointKey(tenantId), ConsistentRead: true }),
+  );
   if (!Item || typeof Item.seq !== "number" || typeof Item.hash !== "string" || typeof Item.signature !== "string") return undefined;
   return { seq: Item.seq, hash: Item.hash, signature: Item.signature, keyId: String(Item.keyId) };
 }
 
 const signedBy = (signer: FeedSigner, tenantId: string, checkpoint: Checkpoint) => {
   try {
-    return verify(null, checkpointBytes(tenantId, checkpoint), createPublicKey(signer.publicKeyPem), Buffer.from(checkpoint.signature, "base64"));
+    return verify(
+      null,
+      checkpointBytes(tenantId, checkpoint),
+      createPublicKey(signer.publicKeyPem),
+      Buffer.from(checkpoint.signature, "base64"),
+    );
   } catch {
     return false;
   }
@@ -45,7 +53,14 @@ async function saveCheckpoint(ports: Ports, signer: FeedSigner, tenantId: string
     await ports.db.send(
       new PutCommand({
         TableName: ports.tables.control,
-        Item: { ...auditCheckpointKey(tenantId), seq: point.seq, hash: point.hash, signature, keyId: signer.keyId, at: ports.now().toISOString() },
+        Item: {
+          ...auditCheckpointKey(tenantId),
+          seq: point.seq,
+          hash: point.hash,
+          signature,
+          keyId: signer.keyId,
+          at: ports.now().toISOString(),
+        },
         ConditionExpression: "attribute_not_exists(pk) OR seq < :seq",
         ExpressionAttributeValues: { ":seq": point.seq },
       }),
@@ -61,17 +76,30 @@ async function saveCheckpoint(ports: Ports, signer: FeedSigner, tenantId: string
  * checkpoint to the end of a valid walk. A checkpoint signed by the current key that does not
  * verify is reported as a break: someone wrote it without the key.
  */
-export async function verifyAuditIncrementally(ports: Ports, signer: FeedSigner, tenantId: string, options: { readonly full?: boolean } = {}): Promise<ChainVerification> {
+export async function verifyAuditIncrementally(
+  ports: Ports,
+  signer: FeedSigner,
+  tenantId: string,
+  options: { readonly full?: boolean } = {},
+): Promise<ChainVerification> {
   const checkpoint = options.full ? undefined : await readCheckpoint(ports, tenantId);
   let start: ChainPoint | undefined;
   if (checkpoint && checkpoint.keyId === signer.keyId) {
     if (!signedBy(signer, tenantId, checkpoint)) {
       const reason = "the audit checkpoint is not signed by the control plane's key";
-      return { valid: false, checked: 0, from: checkpoint.seq, lastSeq: checkpoint.seq, lastHash: checkpoint.hash, brokenAt: { seq: checkpoint.seq, reason } };
+      return {
+        valid: false,
+        checked: 0,
+        from: checkpoint.seq,
+        lastSeq: checkpoint.seq,
+        lastHash: checkpoint.hash,
+        brokenAt: { seq: checkpoint.seq, reason },
+      };
     }
     start = { seq: checkpoint.seq, hash: checkpoint.hash };
   }
   const verification = await verifyAuditChain(ports, tenantId, start);
-  if (verification.valid && verification.lastSeq > (start?.seq ?? 0)) await saveCheckpoint(ports, signer, tenantId, { seq: verification.lastSeq, hash: verification.lastHash });
+  if (verification.valid && verification.lastSeq > (start?.seq ?? 0))
+    await saveCheckpoint(ports, signer, tenantId, { seq: verification.lastSeq, hash: verification.lastHash });
   return verification;
 }

@@ -27,7 +27,12 @@ type Done = { result: ActionResult; events: readonly DomainEvent[] };
 export const deviceOfEvent = (event: DomainEvent): string | undefined =>
   typeof event.data.deviceId === "string" ? event.data.deviceId : event.subject.startsWith("dev_") ? event.subject : undefined;
 
-async function relabel(ports: Ports, ctx: RequestContext, deviceId: string, change: (labels: Record<string, string>) => Record<string, string>) {
+async function relabel(
+  ports: Ports,
+  ctx: RequestContext,
+  deviceId: string,
+  change: (labels: Record<string, string>) => Record<string, string>,
+) {
   for (let attempt = 1; ; attempt++) {
     const stored = await readDevice(ports, ctx.tenantId, deviceId);
     if (!stored) return undefined;
@@ -97,12 +102,18 @@ export async function runAction(
         return result(queued ? "done" : "skipped", queued ? `delivery ${queued}` : `no enabled webhook ${action.webhookId}`);
       }
       case "open-incident": {
-        const incident = await openIncident(ports, ctx, { deviceId: deviceId!, severity: action.severity, trigger: event, ruleId: rule.id });
+        const incident = await openIncident(ports, ctx, {
+          deviceId: deviceId!,
+          severity: action.severity,
+          trigger: event,
+          ruleId: rule.id,
+        });
         return result(incident.events.length > 0 ? "done" : "unchanged", incident.value.id, incident.events);
       }
     }
   } catch (error) {
-    if (isSimrootError(error) && error.kind !== "unavailable" && error.kind !== "internal") return result("failed", `${error.code}: ${error.message}`);
+    if (isSimrootError(error) && error.kind !== "unavailable" && error.kind !== "internal")
+      return result("failed", `${error.code}: ${error.message}`);
     throw error;
   }
 }

@@ -14,8 +14,15 @@ export type RecordKind = "rule" | "webhook" | "incident";
 
 export const recordKey = (tenantId: string, kind: RecordKind, id: string) => ({ pk: `T#${tenantId}#${kind}`, sk: id });
 
-export async function readRecord(ports: Ports, tenantId: string, kind: RecordKind, id: string): Promise<Record<string, unknown> | undefined> {
-  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.automation, Key: recordKey(tenantId, kind, id), ConsistentRead: true }));
+export async function readRecord(
+  ports: Ports,
+  tenantId: string,
+  kind: RecordKind,
+  id: string,
+): Promise<Record<string, unknown> | undefined> {
+  const { Item } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.automation, Key: recordKey(tenantId, kind, id), ConsistentRead: true }),
+  );
   if (!Item) return undefined;
   const { pk: _pk, sk: _sk, ...rest } = Item;
   return rest;
@@ -85,7 +92,8 @@ export async function commitRecord(
         ? { Put: { TableName: ports.tables.automation, Item: { ...key, ...write.item }, ...condition } }
         : { Delete: { TableName: ports.tables.automation, Key: key, ...condition } },
     ],
-    onConditionFailed: () => (write.previousRevision === undefined ? new SimrootError(`${kind}.exists`, "conflict", `${kind} ${id} exists`) : stale()),
+    onConditionFailed: () =>
+      write.previousRevision === undefined ? new SimrootError(`${kind}.exists`, "conflict", `${kind} ${id} exists`) : stale(),
   });
   return event;
 }

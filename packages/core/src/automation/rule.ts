@@ -30,13 +30,20 @@ export const actionSchema = z
       type: z.literal("start-grant"),
       principal: z.string().min(1).max(256),
       destinations: z.array(destinationSchema).min(1).max(32),
-      minutes: z.number().int().min(1).max(7 * 24 * 60),
+      minutes: z
+        .number()
+        .int()
+        .min(1)
+        .max(7 * 24 * 60),
     }),
     z.strictObject({
       type: z.literal("end-grant"),
       grantId: z.string().optional().meta({ description: "the grant to end; defaults to the grant the event is about" }),
     }),
-    z.strictObject({ type: z.literal("notify"), webhookId: z.string().meta({ description: "the webhook subscription to deliver the event to" }) }),
+    z.strictObject({
+      type: z.literal("notify"),
+      webhookId: z.string().meta({ description: "the webhook subscription to deliver the event to" }),
+    }),
     z.strictObject({ type: z.literal("open-incident"), severity: z.enum(["low", "medium", "high"]).default("high") }),
   ])
   .meta({ id: "AutomationAction" });
@@ -71,7 +78,14 @@ export const ruleFields = {
 export const createRuleInput = z.strictObject(ruleFields).meta({ id: "AutomationRuleInput" });
 
 export const ruleSchema = z
-  .object({ id: z.string(), ...ruleFields, pattern: z.record(z.string(), z.unknown()), revision: z.number().int(), createdAt: z.string(), updatedAt: z.string() })
+  .object({
+    id: z.string(),
+    ...ruleFields,
+    pattern: z.record(z.string(), z.unknown()),
+    revision: z.number().int(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
   .meta({ id: "AutomationRule" });
 export type AutomationRule = z.output<typeof ruleSchema>;
 
@@ -94,26 +108,43 @@ export const getRule = verb(z.object({ id: z.string() }), async (ports, ctx, inp
   return parse(item);
 });
 
-export const listRules = verb(pageInput, async (ports, ctx, input): Promise<Page<AutomationRule>> => listRecords(ports, ctx.tenantId, "rule", input, parse));
+export const listRules = verb(
+  pageInput,
+  async (ports, ctx, input): Promise<Page<AutomationRule>> => listRecords(ports, ctx.tenantId, "rule", input, parse),
+);
 
 /** The tenant's rules, whole (at most `maxRulesPerTenant`), for the automation consumer. */
 export const tenantRules = (ports: Ports, tenantId: string) => allRecords(ports, tenantId, "rule", parse);
 
-export const updateRuleInput = z.object({ id: z.string(), ifRevision: z.number().int().positive(), changes: z.strictObject(ruleFields).partial() });
+export const updateRuleInput = z.object({
+  id: z.string(),
+  ifRevision: z.number().int().positive(),
+  changes: z.strictObject(ruleFields).partial(),
+});
 
 export const updateRule = verb(updateRuleInput, async (ports, ctx, input): Promise<Outcome<AutomationRule>> => {
   const current = await getRule(ports, ctx, { id: input.id });
   if (current.revision !== input.ifRevision) throw stale();
   const rule: AutomationRule = { ...current, ...input.changes, revision: current.revision + 1, updatedAt: ports.now().toISOString() };
-  const event = await commitRecord(ports, ctx, "rule", rule.id, { item: rule, previousRevision: current.revision }, "automation.rule-updated", {
-    rule,
-    changes: input.changes,
-  });
+  const event = await commitRecord(
+    ports,
+    ctx,
+    "rule",
+    rule.id,
+    { item: rule, previousRevision: current.revision },
+    "automation.rule-updated",
+    {
+      rule,
+      changes: input.changes,
+    },
+  );
   return { value: rule, events: [event] };
 });
 
 export const removeRule = verb(z.object({ id: z.string() }), async (ports, ctx, input): Promise<Outcome<{ id: string }>> => {
   const current = await getRule(ports, ctx, input);
-  const event = await commitRecord(ports, ctx, "rule", input.id, { previousRevision: current.revision }, "automation.rule-removed", { name: current.name });
+  const event = await commitRecord(ports, ctx, "rule", input.id, { previousRevision: current.revision }, "automation.rule-removed", {
+    name: current.name,
+  });
   return { value: { id: input.id }, events: [event] };
 });

@@ -81,7 +81,13 @@ async function fire(ports: Ports, rule: AutomationRule, envelope: BusEnvelope, c
   }
   const now = ports.now();
   const subject = deviceOfEvent(event) ?? event.subject;
-  const record = domainEvent(ctx, firedEventType, subject, { ruleId: rule.id, ruleName: rule.name, eventId: event.id, eventType: event.type, outcome, actions }, now);
+  const record = domainEvent(
+    ctx,
+    firedEventType,
+    subject,
+    { ruleId: rule.id, ruleName: rule.name, eventId: event.id, eventType: event.type, outcome, actions },
+    now,
+  );
   try {
     await ports.ledger.commit({
       tenantId: event.tenantId,

@@ -19,10 +19,16 @@ export const deviceRefSchema = z
   .object({
     deviceId: z.string().optional(),
     eid: digits(32, 32).optional(),
-    iccid: z.string().regex(/^\d{18,20}F?$/).optional(),
+    iccid: z
+      .string()
+      .regex(/^\d{18,20}F?$/)
+      .optional(),
     imsi: digits(6, 15).optional(),
     imei: digits(14, 16).optional(),
-    msisdn: z.string().regex(/^\+?\d{6,15}$/).optional(),
+    msisdn: z
+      .string()
+      .regex(/^\+?\d{6,15}$/)
+      .optional(),
     /** EAP-SIM/AKA NAI or 5G SUPI/NAI forms: `0<IMSI>@wlan...`, `imsi-<digits>`. */
     nai: z.string().max(253).optional(),
     supi: z.string().max(253).optional(),
@@ -30,7 +36,10 @@ export const deviceRefSchema = z
     ip: z.string().max(64).optional(),
     externalId: z.string().max(253).optional(),
     /** SHA-256 of an IoT SAFE credential's SubjectPublicKeyInfo (hex), as a TLS terminator sees it. */
-    credential: z.string().regex(/^[0-9a-fA-F]{64}$/).optional(),
+    credential: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/)
+      .optional(),
   })
   .refine((ref) => Object.values(ref).some((value) => value !== undefined), "the event names no device identifier")
   .meta({ id: "DeviceRef" });
@@ -69,14 +78,25 @@ export const eventPayloads = {
     /** Why the eUICC switched, when the source says (SGP.32 fallback, SGP.22 device change, ...): the detectors flag `deviceChange` and `fallback`. */
     cause: z.string().max(64).optional(),
   }),
-  "profile.disabled": z.object({ eid: digits(32, 32), iccid: z.string().regex(/^\d{18,20}F?$/), seqNumber: z.number().int().nonnegative().optional() }),
-  "profile.deleted": z.object({ eid: digits(32, 32), iccid: z.string().regex(/^\d{18,20}F?$/), seqNumber: z.number().int().nonnegative().optional() }),
+  "profile.disabled": z.object({
+    eid: digits(32, 32),
+    iccid: z.string().regex(/^\d{18,20}F?$/),
+    seqNumber: z.number().int().nonnegative().optional(),
+  }),
+  "profile.deleted": z.object({
+    eid: digits(32, 32),
+    iccid: z.string().regex(/^\d{18,20}F?$/),
+    seqNumber: z.number().int().nonnegative().optional(),
+  }),
   "device.roaming-changed": z.object({
     roaming: z.boolean(),
     /** Mobile country code of the visited network. */
     mcc: digits(3, 3).optional(),
     /** ISO 3166-1 alpha-2, when known. */
-    country: z.string().regex(/^[A-Z]{2}$/).optional(),
+    country: z
+      .string()
+      .regex(/^[A-Z]{2}$/)
+      .optional(),
   }),
   /**
    * The SIM is in other equipment. `imei` is absent when the source reports only that the

@@ -9,7 +9,9 @@ import { z } from "zod";
 export function spkiFingerprint(pem: string): string | undefined {
   try {
     const key = pem.includes("BEGIN CERTIFICATE") ? new X509Certificate(pem).publicKey : createPublicKey(pem);
-    return createHash("sha256").update(key.export({ type: "spki", format: "der" })).digest("hex");
+    return createHash("sha256")
+      .update(key.export({ type: "spki", format: "der" }))
+      .digest("hex");
   } catch {
     return undefined;
   }
@@ -19,7 +21,9 @@ export const credentialPemSchema = z
   .string()
   .max(16_384)
   .refine((pem) => spkiFingerprint(pem) !== undefined, "not a PEM X.509 certificate or public key")
-  .meta({ description: "the IoT SAFE credential: its X.509 client certificate or public key, PEM; only its SPKI SHA-256 fingerprint is kept" });
+  .meta({
+    description: "the IoT SAFE credential: its X.509 client certificate or public key, PEM; only its SPKI SHA-256 fingerprint is kept",
+  });
 
 export const fingerprintSchema = z
   .string()

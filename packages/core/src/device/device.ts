@@ -23,7 +23,9 @@ export const registerDeviceInput = z
     msisdn: msisdnSchema.optional(),
     labels: labelsSchema.optional(),
     imeiLock: z.boolean().optional().meta({ description: "quarantine the device when its IMEI changes; defaults to the tenant setting" }),
-    allowedCountries: countriesSchema.optional().meta({ description: "countries this device may roam into; defaults to the tenant's country rules, then its allowedCountries" }),
+    allowedCountries: countriesSchema
+      .optional()
+      .meta({ description: "countries this device may roam into; defaults to the tenant's country rules, then its allowedCountries" }),
     credential: credentialPemSchema.optional(),
   })
   .refine((input) => input.eid || input.imsi || (input.iccids?.length ?? 0) > 0, {
@@ -64,7 +66,9 @@ export const deviceSchema = z
 export type Device = z.output<typeof deviceSchema>;
 
 /** Every (kind, value) identifier the device holds, each of which must be unique in its tenant. */
-export function deviceIdentifiers(device: Pick<Device, "eid" | "iccids" | "imsi" | "imei" | "msisdn"> & { credentialFingerprint?: string }) {
+export function deviceIdentifiers(
+  device: Pick<Device, "eid" | "iccids" | "imsi" | "imei" | "msisdn"> & { credentialFingerprint?: string },
+) {
   return [
     ...(device.eid ? [{ kind: "eid" as const, value: device.eid }] : []),
     ...device.iccids.map((value) => ({ kind: "iccid" as const, value })),

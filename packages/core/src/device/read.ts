@@ -21,6 +21,8 @@ export const getDevice = verb(
 );
 
 /** A tenant's devices in id (registration) order, a page at a time. */
-export const listDevices = verb(pageInput, async (ports, ctx, input): Promise<Page<Device>> =>
-  listByTenant(ports, "identity", deviceListKey(ctx.tenantId, "").gsi1pk, input, storedDevice),
+export const listDevices = verb(
+  pageInput,
+  async (ports, ctx, input): Promise<Page<Device>> =>
+    listByTenant(ports, "identity", deviceListKey(ctx.tenantId, "").gsi1pk, input, storedDevice),
 );

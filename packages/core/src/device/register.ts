@@ -59,7 +59,12 @@ export const registerDevice = verb(registerDeviceInput, async (ports, ctx, input
       const taken = identifiers[index - 1];
       if (!taken) return undefined;
       return new SimrootError("device.identifier_taken", "conflict", `${taken.kind} ${taken.value} already belongs to a device`, {
-        issues: [{ path: ({ iccid: "iccids", credential: "credential" } as Record<string, string>)[taken.kind] ?? taken.kind, message: "already registered to another device" }],
+        issues: [
+          {
+            path: ({ iccid: "iccids", credential: "credential" } as Record<string, string>)[taken.kind] ?? taken.kind,
+            message: "already registered to another device",
+          },
+        ],
       });
     },
   });

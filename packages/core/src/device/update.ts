@@ -21,7 +21,8 @@ export const updateDeviceInput = z.object({
     .refine((changes) => Object.keys(changes).length > 0, "change at least one of name, labels, imeiLock, allowedCountries"),
 });
 
-const stale = () => new SimrootError("request.precondition_failed", "conflict", "The device changed since you read it", { detail: { status: 412 } });
+const stale = () =>
+  new SimrootError("request.precondition_failed", "conflict", "The device changed since you read it", { detail: { status: 412 } });
 
 /** Renames, relabels or changes the IMEI lock of a device, under If-Match. Labels are replaced whole. */
 export const updateDevice = verb(updateDeviceInput, async (ports, ctx, input): Promise<Outcome<Device>> => {

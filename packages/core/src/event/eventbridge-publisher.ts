@@ -33,9 +33,7 @@ export function eventBridgePublisher(busName: string, client = new EventBridgeCl
 async function putBatch(client: EventBridgeClient, busName: string, batch: readonly DomainEvent[]) {
   let pending = [...batch];
   for (let attempt = 1; pending.length > 0; attempt++) {
-    const result = await client.send(
-      new PutEventsCommand({ Entries: pending.map((event) => toPutEventsEntry(event, busName)) }),
-    );
+    const result = await client.send(new PutEventsCommand({ Entries: pending.map((event) => toPutEventsEntry(event, busName)) }));
     if (!result.FailedEntryCount) return;
     pending = pending.filter((_, index) => result.Entries?.[index]?.ErrorCode !== undefined);
     if (attempt >= attempts) {

@@ -12,8 +12,7 @@ import type { EventPattern } from "../platform/rules.ts";
 
 type JsonObject = { readonly [key: string]: unknown };
 
-const isObject = (value: unknown): value is JsonObject =>
-  typeof value === "object" && value !== null && !Array.isArray(value);
+const isObject = (value: unknown): value is JsonObject => typeof value === "object" && value !== null && !Array.isArray(value);
 
 const isFiniteNumber = (value: unknown): value is number => typeof value === "number" && Number.isFinite(value);
 
@@ -69,12 +68,18 @@ function matchesCondition(condition: unknown, value: unknown): boolean {
 
 function matchesString(operator: string, operand: unknown, text: string): boolean {
   switch (operator) {
-    case "prefix": return matchesAffix(operand, text, (whole, affix) => whole.startsWith(affix));
-    case "suffix": return matchesAffix(operand, text, (whole, affix) => whole.endsWith(affix));
-    case "equals-ignore-case": return typeof operand === "string" && foldCase(text) === foldCase(operand);
-    case "wildcard": return typeof operand === "string" && wildcardToRegExp(operand).test(text);
-    case "cidr": return typeof operand === "string" && isWithinCidr(text, operand);
-    default: return false;
+    case "prefix":
+      return matchesAffix(operand, text, (whole, affix) => whole.startsWith(affix));
+    case "suffix":
+      return matchesAffix(operand, text, (whole, affix) => whole.endsWith(affix));
+    case "equals-ignore-case":
+      return typeof operand === "string" && foldCase(text) === foldCase(operand);
+    case "wildcard":
+      return typeof operand === "string" && wildcardToRegExp(operand).test(text);
+    case "cidr":
+      return typeof operand === "string" && isWithinCidr(text, operand);
+    default:
+      return false;
   }
 }
 
@@ -196,14 +201,22 @@ function validateCondition(condition: unknown, path: string): void {
   const operatorPath = `${path}.${operator}`;
   switch (operator) {
     case "prefix":
-    case "suffix": return validateAffix(operand, operatorPath);
-    case "equals-ignore-case": return requireString(operand, operatorPath);
-    case "wildcard": return validateWildcard(operand, operatorPath);
-    case "exists": return ensure(typeof operand === "boolean", operatorPath, "must be true or false");
-    case "numeric": return validateNumeric(operand, operatorPath);
-    case "cidr": return ensure(typeof operand === "string" && !!parseCidr(operand), operatorPath, "must be a CIDR block");
-    case "anything-but": return validateAnythingBut(operand, operatorPath);
-    default: return fail(path, `unknown operator "${operator}"`);
+    case "suffix":
+      return validateAffix(operand, operatorPath);
+    case "equals-ignore-case":
+      return requireString(operand, operatorPath);
+    case "wildcard":
+      return validateWildcard(operand, operatorPath);
+    case "exists":
+      return ensure(typeof operand === "boolean", operatorPath, "must be true or false");
+    case "numeric":
+      return validateNumeric(operand, operatorPath);
+    case "cidr":
+      return ensure(typeof operand === "string" && !!parseCidr(operand), operatorPath, "must be a CIDR block");
+    case "anything-but":
+      return validateAnythingBut(operand, operatorPath);
+    default:
+      return fail(path, `unknown operator "${operator}"`);
   }
 }
 
@@ -243,7 +256,13 @@ function validateNumeric(operand: unknown, path: string): void {
   if (!Array.isArray(operand) || (operand.length !== 2 && operand.length !== 4)) {
     fail(path, 'must be [operator, number] or a range such as [">", 0, "<=", 5]');
   }
-  const expected = operand.length === 2 ? [["=", "<", "<=", ">", ">="]] : [[">", ">="], ["<", "<="]];
+  const expected =
+    operand.length === 2
+      ? [["=", "<", "<=", ">", ">="]]
+      : [
+          [">", ">="],
+          ["<", "<="],
+        ];
   expected.forEach((operators, index) => {
     const operator: unknown = operand[2 * index];
     if (typeof operator !== "string" || !operators.includes(operator)) {

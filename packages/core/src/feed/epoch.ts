@@ -32,34 +32,40 @@ export type FeedEpoch = z.output<typeof feedEpochSchema>;
 
 /** The tenant's feed epoch (0 until first advanced), read consistently. */
 export async function readFeedEpoch(ports: Ports, tenantId: string): Promise<number> {
-  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: feedEpochKey(tenantId), ConsistentRead: true }));
+  const { Item } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.control, Key: feedEpochKey(tenantId), ConsistentRead: true }),
+  );
   return typeof Item?.epoch === "number" ? Item.epoch : 0;
 }
 
-const changed = () => new SimrootError("request.precondition_failed", "conflict", "The feed epoch changed meanwhile; try again", { detail: { status: 412 } });
+const changed = () =>
+  new SimrootError("request.precondition_failed", "conflict", "The feed epoch changed meanwhile; try again", { detail: { status: 412 } });
 
 /** Advances the epoch to the current time in seconds, or one above the current epoch when that is higher. Audited. */
-export const advanceFeedEpoch = verb(z.strictObject({ reason: z.string().min(1).max(500) }), async (ports, ctx: RequestContext, input): Promise<Outcome<FeedEpoch>> => {
-  const previous = await readFeedEpoch(ports, ctx.tenantId);
-  const now = ports.now();
-  const epoch = Math.max(previous + 1, Math.floor(now.getTime() / 1000));
-  const value: FeedEpoch = { epoch, previous, advancedAt: now.toISOString() };
-  const event = domainEvent(ctx, "feed.epoch-advanced", ctx.tenantId, { epoch, previous, reason: input.reason }, now);
-  await ports.ledger.commit({
-    tenantId: ctx.tenantId,
-    events: [event],
-    writes: [
-      {
-        Put: {
-          TableName: ports.tables.control,
-          Item: { ...feedEpochKey(ctx.tenantId), epoch, advancedAt: value.advancedAt },
-          ...(previous === 0
-            ? { ConditionExpression: "attribute_not_exists(pk)" }
-            : { ConditionExpression: "epoch = :e", ExpressionAttributeValues: { ":e": previous } }),
+export const advanceFeedEpoch = verb(
+  z.strictObject({ reason: z.string().min(1).max(500) }),
+  async (ports, ctx: RequestContext, input): Promise<Outcome<FeedEpoch>> => {
+    const previous = await readFeedEpoch(ports, ctx.tenantId);
+    const now = ports.now();
+    const epoch = Math.max(previous + 1, Math.floor(now.getTime() / 1000));
+    const value: FeedEpoch = { epoch, previous, advancedAt: now.toISOString() };
+    const event = domainEvent(ctx, "feed.epoch-advanced", ctx.tenantId, { epoch, previous, reason: input.reason }, now);
+    await ports.ledger.commit({
+      tenantId: ctx.tenantId,
+      events: [event],
+      writes: [
+        {
+          Put: {
+            TableName: ports.tables.control,
+            Item: { ...feedEpochKey(ctx.tenantId), epoch, advancedAt: value.advancedAt },
+            ...(previous === 0
+              ? { ConditionExpression: "attribute_not_exists(pk)" }
+              : { ConditionExpression: "epoch = :e", ExpressionAttributeValues: { ":e": previous } }),
+          },
         },
-      },
-    ],
-    onConditionFailed: changed,
-  });
-  return { value, events: [event] };
-});
+      ],
+      onConditionFailed: changed,
+    });
+    return { value, events: [event] };
+  },
+);

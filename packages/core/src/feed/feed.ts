@@ -18,7 +18,17 @@ import { inScope, scopeDeltas, scopeSnapshotBindings, type FeedScope } from "./s
 import type { FeedSigner } from "./signer.ts";
 import { changeAfter, headVersion, recentDeltas, seenVersion } from "./watch.ts";
 import { readFeedEpoch } from "./epoch.ts";
-import { bindingValue, contentHash, cursorHash, headBytes, maxHeadLifetimeSeconds, type FeedEntry, type FeedHead, type FeedResponse, type SignedHead } from "./wire.ts";
+import {
+  bindingValue,
+  contentHash,
+  cursorHash,
+  headBytes,
+  maxHeadLifetimeSeconds,
+  type FeedEntry,
+  type FeedHead,
+  type FeedResponse,
+  type SignedHead,
+} from "./wire.ts";
 
 /** A PEP further behind than this takes a snapshot instead of replaying deltas. */
 export const deltaRetentionSeconds = 7 * 24 * 60 * 60;
@@ -33,7 +43,12 @@ export const headLifetimeSeconds = maxHeadLifetimeSeconds;
 const snapshotRequired = (why: string) =>
   new SimrootError("feed.snapshot_required", "conflict", `Take a snapshot: ${why}`, { detail: { status: 410 } });
 
-export async function signHead(signer: FeedSigner, fields: Omit<FeedHead, "contentHash" | "issuedAt" | "expiresAt">, entries: readonly FeedEntry[], now: Date): Promise<SignedHead> {
+export async function signHead(
+  signer: FeedSigner,
+  fields: Omit<FeedHead, "contentHash" | "issuedAt" | "expiresAt">,
+  entries: readonly FeedEntry[],
+  now: Date,
+): Promise<SignedHead> {
   const lifetime = Math.min(headLifetimeSeconds, maxHeadLifetimeSeconds);
   const head: FeedHead = {
     ...fields,
@@ -58,7 +73,12 @@ async function readDeltas(ports: Ports, tenantId: string, since: number, limit: 
   );
   const records = result.Items ?? [];
   const entries: FeedEntry[] = records.flatMap((record) =>
-    ((record.feed ?? []) as Omit<FeedEntry, "version">[]).map((entry) => ({ version: Number(record.seq), kind: entry.kind, key: entry.key, value: entry.value })),
+    ((record.feed ?? []) as Omit<FeedEntry, "version">[]).map((entry) => ({
+      version: Number(record.seq),
+      kind: entry.kind,
+      key: entry.key,
+      value: entry.value,
+    })),
   );
   return {
     entries,
@@ -92,7 +112,13 @@ export type DeltaAnswer =
  */
 const shared = new WeakMap<object, Map<string, { until: number; value: Promise<unknown> }>>();
 let lastSweep = 0;
-function sharedRead<Value>(ports: Ports, key: string, ttlMs: number, read: () => Promise<Value>, keep: (value: Value) => boolean = () => true): Promise<Value> {
+function sharedRead<Value>(
+  ports: Ports,
+  key: string,
+  ttlMs: number,
+  read: () => Promise<Value>,
+  keep: (value: Value) => boolean = () => true,
+): Promise<Value> {
   let cache = shared.get(ports.db);
   if (!cache) shared.set(ports.db, (cache = new Map()));
   const now = Date.now();
@@ -167,7 +193,16 @@ export async function feedDeltas(ports: Ports, signer: FeedSigner, tenantId: str
   }
   const scope = query.scope;
   const epoch = await sharedEpoch(ports, tenantId);
-  const fields = { tenantId, epoch, kind: "delta" as const, since: query.since, version: deltas.version, page: 0, last: deltas.last, ...(scope ? { scope: scope.text } : {}) };
+  const fields = {
+    tenantId,
+    epoch,
+    kind: "delta" as const,
+    since: query.since,
+    version: deltas.version,
+    page: 0,
+    last: deltas.last,
+    ...(scope ? { scope: scope.text } : {}),
+  };
   const herd = `${tenantId}|${epoch}|${scope?.text ?? ""}|${query.since}|${query.limit}`;
   if (deltas.version > query.since) {
     // A herd woken by one commit gets one response: the same signed head, entries and bytes, issued less than a second ago.
@@ -210,19 +245,40 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
     const start = parsed.start as { gsi1pk?: string } | undefined;
     const sameScope = (parsed.scope ?? "") === (scope?.text ?? "");
     const known = phases.includes(parsed.phase);
-    if (typeof parsed.version === "number" && sameScope && known && (start === undefined || start.gsi1pk === phasePartition(tenantId, parsed.phase))) {
+    if (
+      typeof parsed.version === "number" &&
+      sameScope &&
+      known &&
+      (start === undefined || start.gsi1pk === phasePartition(tenantId, parsed.phase))
+    ) {
       return parsed;
     }
   } catch {}
-  throw new SimrootError("request.invalid_cursor", "input", "The cursor is not one this feed returned", { issues: [{ path: "cursor", message: "not a snapshot cursor" }] });
+  throw new SimrootError("request.invalid_cursor", "input", "The cursor is not one this feed returned", {
+    issues: [{ path: "cursor", message: "not a snapshot cursor" }],
+  });
 }
 
 /** One page of the snapshot (of the devices in `scope`, when given). The first page also carries settings, policies and grants. */
-export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: string, cursor: string | undefined, limit: number, scope?: FeedScope): Promise<FeedResponse> {
-  const state: SnapshotCursor = cursor ? decode(cursor, tenantId, scope) : { version: await headVersion(ports, tenantId), page: 0, phase: "revoked" };
+export async function feedSnapshot(
+  ports: Ports,
+  signer: FeedSigner,
+  tenantId: string,
+  cursor: string | undefined,
+  limit: number,
+  scope?: FeedScope,
+): Promise<FeedResponse> {
+  const state: SnapshotCursor = cursor
+    ? decode(cursor, tenantId, scope)
+    : { version: await headVersion(ports, tenantId), page: 0, phase: "revoked" };
   const epoch = await sharedEpoch(ports, tenantId);
   const entries: FeedEntry[] = [];
-  const entry = (kind: FeedEntry["kind"], key: string, value: Record<string, unknown>): FeedEntry => ({ version: state.version, kind, key, value });
+  const entry = (kind: FeedEntry["kind"], key: string, value: Record<string, unknown>): FeedEntry => ({
+    version: state.version,
+    kind,
+    key,
+    value,
+  });
   if (!cursor) {
     const [tenant, enforcement, rules, grants] = await Promise.all([
       tenantSettings(ports, tenantId),
@@ -278,7 +334,17 @@ export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: s
   const next = last ? undefined : encode({ version: state.version, page: state.page + 1, phase, start, ...scoped });
   // The head commits to the cursor it answers and the one it hands out: a PEP follows only the chain of pages that began at page 0.
   const chain = { ...(cursor ? { cursor: cursorHash(cursor) } : {}), ...(next ? { next: cursorHash(next) } : {}) };
-  const fields = { tenantId, epoch, kind: "snapshot" as const, since: 0, version: state.version, page: state.page, last, ...chain, ...scoped };
+  const fields = {
+    tenantId,
+    epoch,
+    kind: "snapshot" as const,
+    since: 0,
+    version: state.version,
+    page: state.page,
+    last,
+    ...chain,
+    ...scoped,
+  };
   const signed = await signHead(signer, fields, entries, ports.now());
   return { signed, entries, ...(next ? { next } : {}) };
 }

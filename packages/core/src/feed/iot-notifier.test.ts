@@ -29,7 +29,13 @@ beforeAll(async () => {
     let body = "";
     for await (const chunk of request) body += chunk;
     const url = new URL(request.url ?? "/", "http://iot");
-    seen.push({ method: request.method!, path: url.pathname, query: url.searchParams, authorization: String(request.headers.authorization), body });
+    seen.push({
+      method: request.method!,
+      path: url.pathname,
+      query: url.searchParams,
+      authorization: String(request.headers.authorization),
+      body,
+    });
     if (release === undefined && seen.length === 1 && holdFirst) await new Promise<void>((resolve) => (release = resolve));
     if (failing) {
       response.writeHead(403, { "content-type": "application/json", "x-amzn-errortype": "ForbiddenException" });
@@ -50,7 +56,8 @@ beforeEach(() => {
   failing = false;
 });
 
-const client = () => new IoTDataPlaneClient({ endpoint, region: "eu-west-1", credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" } });
+const client = () =>
+  new IoTDataPlaneClient({ endpoint, region: "eu-west-1", credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" } });
 
 describe("the IoT Core feed notifier", () => {
   it("publishes the tenant's new head to simroot/<tenant>/feed at QoS 1, signed for iotdata", async () => {
@@ -87,7 +94,15 @@ describe("the IoT Core feed notifier", () => {
 describe("notices", () => {
   it("are hints: anything that is not a tenant and a version is ignored", () => {
     expect(parseHeadMoved('{"tenantId":"ten_a","version":3}')).toEqual({ tenantId: "ten_a", version: 3 });
-    for (const payload of ["", "null", "{}", '{"tenantId":"t","version":-1}', '{"tenantId":1,"version":3}', '{"tenantId":"t","version":1.5}', "{"]) {
+    for (const payload of [
+      "",
+      "null",
+      "{}",
+      '{"tenantId":"t","version":-1}',
+      '{"tenantId":1,"version":3}',
+      '{"tenantId":"t","version":1.5}',
+      "{",
+    ]) {
       expect(parseHeadMoved(payload)).toBeUndefined();
     }
   });

@@ -25,7 +25,9 @@ beforeAll(async () => {
       response.writeHead(500).end(JSON.stringify({ __type: "KMSInternalException", message: "try again" }));
       return;
     }
-    response.writeHead(200).end(JSON.stringify({ KeyId: keyArn, PublicKey: publicKey.export({ type: "spki", format: "der" }).toString("base64") }));
+    response
+      .writeHead(200)
+      .end(JSON.stringify({ KeyId: keyArn, PublicKey: publicKey.export({ type: "spki", format: "der" }).toString("base64") }));
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;

@@ -42,7 +42,8 @@ beforeAll(async () => {
       });
     }
     if (target === "TrentService.Sign") {
-      if (body.MessageType !== "RAW" || body.SigningAlgorithm !== "ED25519_SHA_512") return answer(400, { __type: "ValidationException", message: "unexpected signing request" });
+      if (body.MessageType !== "RAW" || body.SigningAlgorithm !== "ED25519_SHA_512")
+        return answer(400, { __type: "ValidationException", message: "unexpected signing request" });
       const signature = sign(null, Buffer.from(body.Message!, "base64"), privateKey);
       return answer(200, { KeyId: keyArn, Signature: signature.toString("base64"), SigningAlgorithm: "ED25519_SHA_512" });
     }
@@ -53,7 +54,8 @@ beforeAll(async () => {
 });
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-const client = () => new KMSClient({ endpoint, region: "eu-west-1", credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" } });
+const client = () =>
+  new KMSClient({ endpoint, region: "eu-west-1", credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" } });
 
 describe("the KMS feed signer", () => {
   it("signs feed heads with the KMS key, so that a PEP pinning its public key verifies them", async () => {
@@ -61,7 +63,12 @@ describe("the KMS feed signer", () => {
     expect(signer.keyId).toBe(keyIdOf(publicKey));
     expect(signer.publicKeyPem).toBe(publicKey.export({ type: "spki", format: "pem" }).toString());
 
-    const signed = await signHead(signer, { tenantId: "ten_kms", epoch: 0, kind: "delta", since: 4, version: 5, page: 0, last: true }, [], new Date());
+    const signed = await signHead(
+      signer,
+      { tenantId: "ten_kms", epoch: 0, kind: "delta", since: 4, version: 5, page: 0, last: true },
+      [],
+      new Date(),
+    );
     expect(verify(null, headBytes(signed.head), publicKey, Buffer.from(signed.signature, "base64"))).toBe(true);
     expect(signed.keyId).toBe(signer.keyId);
 

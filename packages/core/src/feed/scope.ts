@@ -69,7 +69,9 @@ async function batchGet(ports: Ports, given: readonly Record<string, string>[]):
   for (let start = 0; start < keys.length; start += 100) {
     let pending: Record<string, unknown>[] = keys.slice(start, start + 100);
     while (pending.length > 0) {
-      const result = await ports.db.send(new BatchGetCommand({ RequestItems: { [ports.tables.identity]: { Keys: pending, ConsistentRead: true } } }));
+      const result = await ports.db.send(
+        new BatchGetCommand({ RequestItems: { [ports.tables.identity]: { Keys: pending, ConsistentRead: true } } }),
+      );
       found.push(...(result.Responses?.[ports.tables.identity] ?? []));
       pending = result.UnprocessedKeys?.[ports.tables.identity]?.Keys ?? [];
     }
@@ -80,21 +82,43 @@ async function batchGet(ports: Ports, given: readonly Record<string, string>[]):
 /** The labels of each device, read from the store. */
 async function labelsOf(ports: Ports, tenantId: string, deviceIds: Iterable<string>): Promise<Map<string, unknown>> {
   const ids = [...new Set(deviceIds)];
-  const items = await batchGet(ports, ids.map((id) => deviceKey(tenantId, id)));
+  const items = await batchGet(
+    ports,
+    ids.map((id) => deviceKey(tenantId, id)),
+  );
   return new Map(items.map((item) => [String(item.id), item.labels]));
 }
 
 /** The binding entries of a snapshot page that belong to devices in scope. */
-export async function scopeSnapshotBindings(ports: Ports, tenantId: string, scope: FeedScope, bindings: readonly FeedEntry[]): Promise<FeedEntry[]> {
-  const labels = await labelsOf(ports, tenantId, bindings.map((entry) => String(entry.value?.deviceId)));
+export async function scopeSnapshotBindings(
+  ports: Ports,
+  tenantId: string,
+  scope: FeedScope,
+  bindings: readonly FeedEntry[],
+): Promise<FeedEntry[]> {
+  const labels = await labelsOf(
+    ports,
+    tenantId,
+    bindings.map((entry) => String(entry.value?.deviceId)),
+  );
   return bindings.filter((entry) => inScope(scope, labels.get(String(entry.value?.deviceId))));
 }
 
 /** The addresses each device owns now: those its identity holds whose binding item still names it. */
-async function ownedBindings(ports: Ports, tenantId: string, deviceIds: readonly string[]): Promise<Map<string, Record<string, unknown>[]>> {
-  const devices = await batchGet(ports, deviceIds.map((id) => deviceKey(tenantId, id)));
+async function ownedBindings(
+  ports: Ports,
+  tenantId: string,
+  deviceIds: readonly string[],
+): Promise<Map<string, Record<string, unknown>[]>> {
+  const devices = await batchGet(
+    ports,
+    deviceIds.map((id) => deviceKey(tenantId, id)),
+  );
   const addresses = devices.flatMap((item) => [...bindingsOf(item.identity as IdentityState).keys()]);
-  const bindings = await batchGet(ports, addresses.map((address) => bindingKey(tenantId, address)));
+  const bindings = await batchGet(
+    ports,
+    addresses.map((address) => bindingKey(tenantId, address)),
+  );
   const owned = new Map<string, Record<string, unknown>[]>(deviceIds.map((id) => [id, []]));
   for (const item of bindings) owned.get(String(item.deviceId))?.push(bindingValue(item));
   return owned;
@@ -119,11 +143,25 @@ export async function scopeDeltas(ports: Ports, tenantId: string, scope: FeedSco
     const own = removedAt.has(entry.version) || bound.has(`${entry.version}|${entry.key}`);
     if (!own && entry.value !== null) bare.add(entry);
   }
-  const unknown = entries.filter((entry) => entry.kind === "binding" && entry.value !== null && !deviceScope.has(String(entry.value.deviceId)));
+  const unknown = entries.filter(
+    (entry) => entry.kind === "binding" && entry.value !== null && !deviceScope.has(String(entry.value.deviceId)),
+  );
   if (unknown.length > 0) {
-    for (const [id, labels] of await labelsOf(ports, tenantId, unknown.map((entry) => String(entry.value!.deviceId)))) deviceScope.set(id, inScope(scope, labels));
+    for (const [id, labels] of await labelsOf(
+      ports,
+      tenantId,
+      unknown.map((entry) => String(entry.value!.deviceId)),
+    ))
+      deviceScope.set(id, inScope(scope, labels));
   }
-  const owned = bare.size > 0 ? await ownedBindings(ports, tenantId, [...bare].map((entry) => entry.key)) : new Map<string, Record<string, unknown>[]>();
+  const owned =
+    bare.size > 0
+      ? await ownedBindings(
+          ports,
+          tenantId,
+          [...bare].map((entry) => entry.key),
+        )
+      : new Map<string, Record<string, unknown>[]>();
 
   const scoped: FeedEntry[] = [];
   for (const entry of entries) {

@@ -17,7 +17,10 @@ export interface FeedSigner {
 
 /** A short, stable name for a public key: the first 16 hex digits of its SPKI SHA-256. */
 export const keyIdOf = (publicKey: KeyObject) =>
-  `ed25519:${createHash("sha256").update(publicKey.export({ type: "spki", format: "der" })).digest("hex").slice(0, 16)}`;
+  `ed25519:${createHash("sha256")
+    .update(publicKey.export({ type: "spki", format: "der" }))
+    .digest("hex")
+    .slice(0, 16)}`;
 
 export function keySigner(privateKey: KeyObject): FeedSigner {
   const publicKey = createPublicKey(privateKey);

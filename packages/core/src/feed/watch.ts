@@ -71,9 +71,15 @@ function watchesOf(ports: Ports): Watches {
 }
 
 function remember(watches: Watches, notice: CommitNotice): void {
-  const entries = notice.feed.flatMap(({ version, changes }) => changes.map((change) => ({ version, kind: change.kind, key: change.key, value: change.value })));
+  const entries = notice.feed.flatMap(({ version, changes }) =>
+    changes.map((change) => ({ version, kind: change.kind, key: change.key, value: change.value })),
+  );
   // As a read of the audit records would give them back (no undefined fields, plain JSON values).
-  const commit: RecentCommit = { since: notice.since, version: notice.version, entries: JSON.parse(JSON.stringify(entries)) as FeedEntry[] };
+  const commit: RecentCommit = {
+    since: notice.since,
+    version: notice.version,
+    entries: JSON.parse(JSON.stringify(entries)) as FeedEntry[],
+  };
   const previous = watches.recent.get(notice.tenantId);
   const list = previous?.at(-1)?.version === notice.since ? previous : [];
   list.push(commit);
@@ -104,7 +110,12 @@ export function publishCommits(ports: Ports): void {
  * The deltas after `since` from this process's latest commits, when they cover every record
  * from `since` to the newest one seen and are at most `limit` records; else undefined.
  */
-export function recentDeltas(ports: Ports, tenantId: string, since: number, limit: number): { entries: FeedEntry[]; version: number } | undefined {
+export function recentDeltas(
+  ports: Ports,
+  tenantId: string,
+  since: number,
+  limit: number,
+): { entries: FeedEntry[]; version: number } | undefined {
   const watches = watchesOf(ports);
   const list = watches.recent.get(tenantId);
   const start = list?.findIndex((commit) => commit.since === since) ?? -1;
@@ -171,7 +182,13 @@ function watch(ports: Ports, tenantId: string, waiter: Waiter): () => void {
  * within a head poll), or undefined at the deadline or when the PEP hangs up. A commit seen
  * before the call resolves it at once.
  */
-export function changeAfter(ports: Ports, tenantId: string, since: number, waitMs: number, signal?: AbortSignal): Promise<number | undefined> {
+export function changeAfter(
+  ports: Ports,
+  tenantId: string,
+  since: number,
+  waitMs: number,
+  signal?: AbortSignal,
+): Promise<number | undefined> {
   return new Promise((resolve) => {
     let done = false;
     const finish = (version?: number) => {

@@ -48,9 +48,15 @@ export const feedHeadSchema = z
     page: z.number().int().nonnegative(),
     last: z.boolean(),
     /** snapshot pages after the first: SHA-256 (hex) of the cursor this page answers (the previous page's `next`). */
-    cursor: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    cursor: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional(),
     /** snapshot pages but the last: SHA-256 (hex) of the `next` cursor the response carries. */
-    next: z.string().regex(/^[0-9a-f]{64}$/).optional(),
+    next: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional(),
     /** A narrowed feed's label selector, canonical (see scope.ts); absent for the whole tenant. */
     scope: z.string().optional(),
     /** SHA-256 (hex) of the canonical JSON of `entries`. */

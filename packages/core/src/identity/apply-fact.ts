@@ -39,7 +39,10 @@ const maxAttempts = 6;
 export async function foldSettingsOf(ports: Ports, device: Device): Promise<FoldSettings> {
   const settings = await tenantSettings(ports, device.tenantId);
   const rule = settings.countryRules.find((candidate) => compileSelector(candidate.selector)(device.labels));
-  return { imeiLock: device.imeiLock ?? settings.imeiLock, allowedCountries: device.allowedCountries ?? rule?.allowedCountries ?? settings.allowedCountries };
+  return {
+    imeiLock: device.imeiLock ?? settings.imeiLock,
+    allowedCountries: device.allowedCountries ?? rule?.allowedCountries ?? settings.allowedCountries,
+  };
 }
 
 export async function applyFact(
@@ -109,7 +112,11 @@ async function attemptFact(
   // Last, so that the bindings' write indices (onConditionFailed) stay as they are.
   const revoking = next.state === "revoked" && device.state !== "revoked";
   const revocation = revoking ? [revocationMarker(ports, next, now.toISOString())] : [];
-  const aliases = revoking ? releasedAliases(ports, next) : after.state === "revoked" ? [] : await followedImei(ports, device, before, after);
+  const aliases = revoking
+    ? releasedAliases(ports, next)
+    : after.state === "revoked"
+      ? []
+      : await followedImei(ports, device, before, after);
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
     writes: [putDevice, ...bindings.writes, ...revocation, ...aliases, ...leases],
@@ -150,7 +157,13 @@ function absorbedSession(
     leaseItem(ports, device.tenantId, device.id, address, fact.at, "start", session.bearer),
     ...(until ? [leaseItem(ports, device.tenantId, device.id, address, until, "end", session.bearer)] : []),
   ]);
-  const event = domainEvent(ctx, "sim.session-recorded", device.id, { ...session, since: fact.at, ...(until ? { until } : {}), deviceId: device.id, cause }, now);
+  const event = domainEvent(
+    ctx,
+    "sim.session-recorded",
+    device.id,
+    { ...session, since: fact.at, ...(until ? { until } : {}), deviceId: device.id, cause },
+    now,
+  );
   return { event, leases };
 }
 
@@ -188,7 +201,12 @@ function releasedAliases(ports: Ports, device: Device): TransactItem[] {
   // A tombstone per identifier: a late report still reaches the revoked device until the SIM is registered again.
   return [...unique.values()].flatMap((alias) => [
     releaseAlias(ports, device, alias),
-    { Put: { TableName: ports.tables.identity, Item: { pk: aliasKey(device.tenantId, alias.kind, alias.value).pk, sk: `released#${device.id}`, deviceId: device.id } } },
+    {
+      Put: {
+        TableName: ports.tables.identity,
+        Item: { pk: aliasKey(device.tenantId, alias.kind, alias.value).pk, sk: `released#${device.id}`, deviceId: device.id },
+      },
+    },
   ]);
 }
 
@@ -200,7 +218,8 @@ async function followedImei(ports: Ports, device: Device, before: IdentityState,
   if (before.imei === after.imei) return [];
   const writes: TransactItem[] = [];
   const previous = before.imei ?? device.imei;
-  if (previous && (!after.imei || imeiAlias(previous) !== imeiAlias(after.imei))) writes.push(releaseAlias(ports, device, { kind: "imei", value: imeiAlias(previous) }));
+  if (previous && (!after.imei || imeiAlias(previous) !== imeiAlias(after.imei)))
+    writes.push(releaseAlias(ports, device, { kind: "imei", value: imeiAlias(previous) }));
   if (after.imei) {
     const key = aliasKey(device.tenantId, "imei", imeiAlias(after.imei));
     const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.identity, Key: key, ConsistentRead: true }));
@@ -225,7 +244,13 @@ function revocationMarker(ports: Ports, device: Device, now: string): TransactIt
   return {
     Put: {
       TableName: ports.tables.identity,
-      Item: { ...revokedKey(device.tenantId, device.id), ...revokedListKey(device.tenantId, device.id), deviceId: device.id, revokedAt: now, view: enforcementView(device) },
+      Item: {
+        ...revokedKey(device.tenantId, device.id),
+        ...revokedListKey(device.tenantId, device.id),
+        deviceId: device.id,
+        revokedAt: now,
+        view: enforcementView(device),
+      },
     },
   };
 }
@@ -244,7 +269,14 @@ function bindingChanges(ports: Ports, device: Device, before: Bindings, after: B
     writes.push({
       Put: {
         TableName: ports.tables.identity,
-        Item: { ...bindingKey(device.tenantId, address), ...bindingListKey(device.tenantId, address), deviceId: device.id, address, ...binding, since: now },
+        Item: {
+          ...bindingKey(device.tenantId, address),
+          ...bindingListKey(device.tenantId, address),
+          deviceId: device.id,
+          address,
+          ...binding,
+          since: now,
+        },
       },
     });
     feed.push({ kind: "binding", key: address, value: { deviceId: device.id, address, ...binding } });
@@ -264,4 +296,3 @@ function bindingChanges(ports: Ports, device: Device, before: Bindings, after: B
   }
   return { writes, feed, deletedAt };
 }
-

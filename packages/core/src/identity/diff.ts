@@ -41,7 +41,10 @@ export function diffStates(before: IdentityState, after: IdentityState, settings
   changes.push(...sessionChanges(before, after));
   if (!same(before.roaming, after.roaming) && after.roaming) {
     const country = after.roaming.country;
-    const allowed = !after.roaming.roaming || settings.allowedCountries.length === 0 || (country !== undefined && settings.allowedCountries.includes(country));
+    const allowed =
+      !after.roaming.roaming ||
+      settings.allowedCountries.length === 0 ||
+      (country !== undefined && settings.allowedCountries.includes(country));
     changes.push({ type: "device.roaming-changed", data: { ...after.roaming, allowed } });
   }
   if (!same(before.reachable, after.reachable) && after.reachable) {
@@ -52,7 +55,11 @@ export function diffStates(before: IdentityState, after: IdentityState, settings
     if (previous?.state === profile.state) continue;
     changes.push({
       type: profileEvents[profile.state],
-      data: { ...profile, previousState: previous?.state, ...(profile.state === "failed" ? { result: "failure" } : profile.state === "installed" ? { result: "success" } : {}) },
+      data: {
+        ...profile,
+        previousState: previous?.state,
+        ...(profile.state === "failed" ? { result: "failure" } : profile.state === "installed" ? { result: "success" } : {}),
+      },
     });
   }
   return changes;

@@ -7,7 +7,13 @@ import { bindingsOf, diffStates } from "./diff.ts";
 
 const settings: FoldSettings = { imeiLock: true, allowedCountries: ["FR", "DE"] };
 const eid = "89049032123451234512345678901235";
-const initial: IdentityState = { state: "active", stateAt: "2026-01-01T00:00:00.000Z", imei: "490154203237518", sessions: {}, profiles: {} };
+const initial: IdentityState = {
+  state: "active",
+  stateAt: "2026-01-01T00:00:00.000Z",
+  imei: "490154203237518",
+  sessions: {},
+  profiles: {},
+};
 const start: History = { checkpoint: initial, facts: [] };
 
 let counter = 0;
@@ -24,7 +30,13 @@ const stateAfter = (facts: readonly Fact[]) => currentState(deliver(start, facts
 
 describe("the identity fold", () => {
   it("opens a session on attach, moves it on a bearer switch and closes it on detach", () => {
-    const attached = fact("sim.attached", 1, { bearer: "cellular", rat: "NR", plmn: { mcc: "208", mnc: "01" }, apn: "iot", ipv4: "10.0.0.7" });
+    const attached = fact("sim.attached", 1, {
+      bearer: "cellular",
+      rat: "NR",
+      plmn: { mcc: "208", mnc: "01" },
+      apn: "iot",
+      ipv4: "10.0.0.7",
+    });
     const switched = fact("bearer.switched", 2, { bearer: "wifi", rat: "WLAN", ipv4: "10.1.0.9" });
     expect(stateAfter([attached]).sessions.cellular).toMatchObject({ bearer: "cellular", country: "FR", ipv4: "10.0.0.7" });
     const afterSwitch = stateAfter([attached, switched]);
@@ -36,7 +48,11 @@ describe("the identity fold", () => {
   it("reports a switch as bearer.switched and a roaming change outside the allowed countries as not allowed", () => {
     const before = stateAfter([fact("sim.attached", 1, { bearer: "cellular", ipv4: "10.0.0.7" })]);
     const after = currentState(
-      deliver(start, [fact("sim.attached", 1, { bearer: "cellular", ipv4: "10.0.0.7" }), fact("bearer.switched", 2, { bearer: "satellite", rat: "NR_LEO" }), fact("device.roaming-changed", 3, { roaming: true, mcc: "310" })]),
+      deliver(start, [
+        fact("sim.attached", 1, { bearer: "cellular", ipv4: "10.0.0.7" }),
+        fact("bearer.switched", 2, { bearer: "satellite", rat: "NR_LEO" }),
+        fact("device.roaming-changed", 3, { roaming: true, mcc: "310" }),
+      ]),
       settings,
     );
     const changes = diffStates(before, after, settings);
@@ -59,7 +75,11 @@ describe("the identity fold", () => {
     expect(state).toMatchObject({ state: "quarantined" });
     expect(state.imei).toBeUndefined();
     expect(state.stateReason).toContain("IMEI association changed");
-    const later = stateAfter([changed, fact("device.reinstated", 2, {}), fact("sim.attached", 3, { bearer: "cellular", imei: "356938035643809" })]);
+    const later = stateAfter([
+      changed,
+      fact("device.reinstated", 2, {}),
+      fact("sim.attached", 3, { bearer: "cellular", imei: "356938035643809" }),
+    ]);
     expect(later).toMatchObject({ state: "active", imei: "356938035643809" });
     const unlocked = currentState(remember(start, changed, { ...settings, imeiLock: false }), { ...settings, imeiLock: false });
     expect(unlocked.state).toBe("active");
@@ -70,7 +90,10 @@ describe("the identity fold", () => {
     const lateAttach = fact("sim.attached", 9, { bearer: "cellular", ipv4: "10.0.0.8" });
     const reinstate = fact("device.reinstated", 10, {});
     const earlierAttach = fact("sim.attached", 1, { bearer: "cellular", ipv4: "10.0.0.7" });
-    for (const order of [[revoke, lateAttach, reinstate, earlierAttach], [earlierAttach, reinstate, lateAttach, revoke]]) {
+    for (const order of [
+      [revoke, lateAttach, reinstate, earlierAttach],
+      [earlierAttach, reinstate, lateAttach, revoke],
+    ]) {
       const state = stateAfter(order);
       expect(state.state).toBe("revoked");
       expect(state.sessions).toEqual({});
@@ -98,7 +121,9 @@ describe("the identity fold", () => {
     const attach = fact("sim.attached", 1, { bearer: "cellular" });
     const history = deliver(start, [attach]);
     expect(admission(history, attach)).toBe("duplicate");
-    const long = Array.from({ length: 40 }, (_, minute) => fact("device.reachability-changed", 100 + minute, { reachable: minute % 2 === 0 }));
+    const long = Array.from({ length: 40 }, (_, minute) =>
+      fact("device.reachability-changed", 100 + minute, { reachable: minute % 2 === 0 }),
+    );
     const full = deliver(start, long);
     expect(full.facts.length).toBe(32);
     expect(admission(full, fact("sim.attached", 50, { bearer: "wifi" }))).toBe("stale");
@@ -114,12 +139,29 @@ const imeiArb = fc.constantFrom("490154203237518", "356938035643809", "353918057
 const iccidArb = fc.constantFrom("8944500102198304826", "8944500102198304834", "8944500102198304842");
 
 const timeFactArb = fc.oneof(
-  fc.record({ type: fc.constant("sim.attached" as const), data: fc.record({ bearer: bearerArb, ipv4: ipArb }, { requiredKeys: ["bearer"] }) }),
+  fc.record({
+    type: fc.constant("sim.attached" as const),
+    data: fc.record({ bearer: bearerArb, ipv4: ipArb }, { requiredKeys: ["bearer"] }),
+  }),
   fc.record({ type: fc.constant("sim.detached" as const), data: fc.record({ bearer: bearerArb }, { requiredKeys: [] }) }),
-  fc.record({ type: fc.constant("bearer.switched" as const), data: fc.record({ bearer: bearerArb, ipv4: ipArb }, { requiredKeys: ["bearer"] }) }),
-  fc.record({ type: fc.constant("device.roaming-changed" as const), data: fc.record({ roaming: fc.boolean(), mcc: fc.constantFrom("208", "262", "310") }) }),
+  fc.record({
+    type: fc.constant("bearer.switched" as const),
+    data: fc.record({ bearer: bearerArb, ipv4: ipArb }, { requiredKeys: ["bearer"] }),
+  }),
+  fc.record({
+    type: fc.constant("device.roaming-changed" as const),
+    data: fc.record({ roaming: fc.boolean(), mcc: fc.constantFrom("208", "262", "310") }),
+  }),
   fc.record({ type: fc.constant("device.equipment-changed" as const), data: fc.record({ imei: imeiArb }) }),
-  fc.record({ type: fc.constantFrom("device.suspended" as const, "device.quarantined" as const, "device.reinstated" as const, "device.revoked" as const), data: fc.constant({}) }),
+  fc.record({
+    type: fc.constantFrom(
+      "device.suspended" as const,
+      "device.quarantined" as const,
+      "device.reinstated" as const,
+      "device.revoked" as const,
+    ),
+    data: fc.constant({}),
+  }),
 );
 const profileFactArb = fc.record({
   type: fc.constantFrom("profile.installed" as const, "profile.enabled" as const, "profile.disabled" as const, "profile.deleted" as const),
@@ -150,7 +192,9 @@ describe("convergence (property)", () => {
         historyArb.chain((facts) =>
           fc.tuple(
             fc.constant(facts),
-            fc.shuffledSubarray([...facts, ...facts], { minLength: 0 }).chain((extra) => fc.shuffledSubarray([...facts, ...extra], { minLength: facts.length + extra.length })),
+            fc
+              .shuffledSubarray([...facts, ...facts], { minLength: 0 })
+              .chain((extra) => fc.shuffledSubarray([...facts, ...extra], { minLength: facts.length + extra.length })),
           ),
         ),
         ([inOrder, delivered]) => {
@@ -166,7 +210,12 @@ describe("convergence (property)", () => {
 
 // ---- beyond the windows: more facts than the history holds reach the checkpoint ----
 
-const unsequencedInstallArb = fc.record({ type: fc.constant("profile.installed" as const), iccid: iccidArb, failed: fc.boolean(), unsequenced: fc.constant(true) });
+const unsequencedInstallArb = fc.record({
+  type: fc.constant("profile.installed" as const),
+  iccid: iccidArb,
+  failed: fc.boolean(),
+  unsequenced: fc.constant(true),
+});
 const longHistoryArb = fc
   .tuple(
     fc.array(timeFactArb, { minLength: timeWindow + 1, maxLength: timeWindow * 2 }),
@@ -216,7 +265,12 @@ describe("exactly once beyond the windows (property)", () => {
     const iccid = "8944500102198304826";
     const installed = fact("profile.installed", 1, { eid, iccid, result: "success" });
     const sequenced = Array.from({ length: profileWindow }, (_, index) =>
-      fact(index === profileWindow - 1 ? "profile.deleted" : index % 2 === 0 ? "profile.enabled" : "profile.disabled", 2 + index, { eid, iccid }, index + 1),
+      fact(
+        index === profileWindow - 1 ? "profile.deleted" : index % 2 === 0 ? "profile.enabled" : "profile.disabled",
+        2 + index,
+        { eid, iccid },
+        index + 1,
+      ),
     );
     const history = deliver(start, [installed, ...sequenced]);
     expect(currentState(history, settings).profiles[iccid]?.state).toBe("deleted");

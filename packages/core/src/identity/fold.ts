@@ -175,7 +175,8 @@ function applyProfileFact(state: IdentityState, fact: Fact) {
         }
         return;
       }
-      if (!existing || existing.state === "deleted" || existing.state === "failed") state.profiles[data.iccid] = { ...base, state: "installed" };
+      if (!existing || existing.state === "deleted" || existing.state === "failed")
+        state.profiles[data.iccid] = { ...base, state: "installed" };
       return;
     case "profile.enabled":
       for (const other of Object.values(state.profiles)) {

@@ -15,7 +15,15 @@ const leaseSortKey = (at: string, edge: "start" | "end", deviceId: string) => `$
 
 const addressesOf = (session: Session) => [session.ipv4, session.ipv6].filter((address): address is string => address !== undefined);
 
-export function leaseItem(ports: Ports, tenantId: string, deviceId: string, address: string, at: string, edge: "start" | "end", bearer: string): TransactItem {
+export function leaseItem(
+  ports: Ports,
+  tenantId: string,
+  deviceId: string,
+  address: string,
+  at: string,
+  edge: "start" | "end",
+  bearer: string,
+): TransactItem {
   return {
     Put: {
       TableName: ports.tables.identity,
@@ -25,15 +33,28 @@ export function leaseItem(ports: Ports, tenantId: string, deviceId: string, addr
 }
 
 /** The lease edges a visible change implies: sessions that opened start, sessions that closed (at `at`) end. */
-export function leaseChanges(ports: Ports, tenantId: string, deviceId: string, before: IdentityState, after: IdentityState, at: string): TransactItem[] {
+export function leaseChanges(
+  ports: Ports,
+  tenantId: string,
+  deviceId: string,
+  before: IdentityState,
+  after: IdentityState,
+  at: string,
+): TransactItem[] {
   const items: TransactItem[] = [];
   const key = (session: Session, address: string) => `${address}|${session.since}`;
   const held = (state: IdentityState) =>
-    new Map(Object.values(state.sessions).flatMap((session) => (session ? addressesOf(session).map((address) => [key(session, address), { session, address }] as const) : [])));
+    new Map(
+      Object.values(state.sessions).flatMap((session) =>
+        session ? addressesOf(session).map((address) => [key(session, address), { session, address }] as const) : [],
+      ),
+    );
   const was = held(before);
   const is = held(after);
-  for (const [id, { session, address }] of is) if (!was.has(id)) items.push(leaseItem(ports, tenantId, deviceId, address, session.since, "start", session.bearer));
-  for (const [id, { session, address }] of was) if (!is.has(id)) items.push(leaseItem(ports, tenantId, deviceId, address, at, "end", session.bearer));
+  for (const [id, { session, address }] of is)
+    if (!was.has(id)) items.push(leaseItem(ports, tenantId, deviceId, address, session.since, "start", session.bearer));
+  for (const [id, { session, address }] of was)
+    if (!is.has(id)) items.push(leaseItem(ports, tenantId, deviceId, address, at, "end", session.bearer));
   return items;
 }
 
@@ -41,13 +62,17 @@ export function leaseChanges(ports: Ports, tenantId: string, deviceId: string, b
  * A session fact the fold absorbed (a later fact already closed or replaced it): when did it
  * end? The first later fact that closes its bearer, as the fold would apply it.
  */
-export function absorbedSessionEnd(facts: readonly Fact[], opened: Fact & { type: "sim.attached" | "bearer.switched" }): string | undefined {
+export function absorbedSessionEnd(
+  facts: readonly Fact[],
+  opened: Fact & { type: "sim.attached" | "bearer.switched" },
+): string | undefined {
   const bearer = opened.data.bearer;
   for (const later of facts.filter((known) => byTime(known, opened) > 0).sort(byTime)) {
     if (later.type === "device.revoked") return later.at;
     if (later.type === "sim.detached" && (later.data.bearer === undefined || later.data.bearer === bearer)) return later.at;
     if (later.type === "sim.attached" && later.data.bearer === bearer) return later.at;
-    if (later.type === "bearer.switched" && (later.data.from === undefined || later.data.from === bearer || later.data.bearer === bearer)) return later.at;
+    if (later.type === "bearer.switched" && (later.data.from === undefined || later.data.from === bearer || later.data.bearer === bearer))
+      return later.at;
   }
   return undefined;
 }

@@ -54,18 +54,44 @@ export async function openIncident(
     severity: input.severity,
     openedAt: now.toISOString(),
     openedBy: ctx.actor,
-    ...(input.trigger ? { trigger: { eventId: input.trigger.id, type: input.trigger.type, time: input.trigger.time, data: input.trigger.data } } : {}),
+    ...(input.trigger
+      ? { trigger: { eventId: input.trigger.id, type: input.trigger.type, time: input.trigger.time, data: input.trigger.data } }
+      : {}),
     ...(input.summary ? { summary: input.summary } : {}),
     revision: 1,
   };
-  const event = domainEvent(ctx, "incident.opened", input.deviceId, { incidentId: incident.id, deviceId: input.deviceId, severity: incident.severity, ruleId: input.ruleId, trigger: incident.trigger?.eventId }, now);
+  const event = domainEvent(
+    ctx,
+    "incident.opened",
+    input.deviceId,
+    {
+      incidentId: incident.id,
+      deviceId: input.deviceId,
+      severity: incident.severity,
+      ruleId: input.ruleId,
+      trigger: incident.trigger?.eventId,
+    },
+    now,
+  );
   try {
     await ports.ledger.commit({
       tenantId: ctx.tenantId,
       events: [event],
       writes: [
-        { Put: { TableName: ports.tables.automation, Item: { ...recordKey(ctx.tenantId, "incident", incident.id), ...incident }, ConditionExpression: "attribute_not_exists(pk)" } },
-        { Put: { TableName: ports.tables.automation, Item: { ...openPointer(ctx.tenantId, input.deviceId), incidentId: incident.id }, ConditionExpression: "attribute_not_exists(pk)" } },
+        {
+          Put: {
+            TableName: ports.tables.automation,
+            Item: { ...recordKey(ctx.tenantId, "incident", incident.id), ...incident },
+            ConditionExpression: "attribute_not_exists(pk)",
+          },
+        },
+        {
+          Put: {
+            TableName: ports.tables.automation,
+            Item: { ...openPointer(ctx.tenantId, input.deviceId), incidentId: incident.id },
+            ConditionExpression: "attribute_not_exists(pk)",
+          },
+        },
       ],
       onConditionFailed: () => new SimrootError("incident.already_open", "conflict", "an incident is already open for this device"),
     });
@@ -81,12 +107,18 @@ async function readPointer(ports: Ports, tenantId: string, deviceId: string) {
 }
 
 export const openIncidentInput = z
-  .strictObject({ deviceId: z.string(), severity: z.enum(["low", "medium", "high"]).default("high"), summary: z.string().max(2000).optional() })
+  .strictObject({
+    deviceId: z.string(),
+    severity: z.enum(["low", "medium", "high"]).default("high"),
+    summary: z.string().max(2000).optional(),
+  })
   .meta({ id: "IncidentInput" });
 
 export const createIncident = verb(openIncidentInput, async (ports, ctx, input) => {
   if (!(await readDevice(ports, ctx.tenantId, input.deviceId))) {
-    throw new SimrootError("incident.unknown_device", "input", "No such device in this tenant", { issues: [{ path: "deviceId", message: "no such device" }] });
+    throw new SimrootError("incident.unknown_device", "input", "No such device in this tenant", {
+      issues: [{ path: "deviceId", message: "no such device" }],
+    });
   }
   return openIncident(ports, ctx, input);
 });
@@ -97,33 +129,50 @@ export const getIncident = verb(z.object({ id: z.string() }), async (ports, ctx,
   return incidentSchema.parse(item);
 });
 
-export const listIncidents = verb(pageInput, async (ports, ctx, input): Promise<Page<Incident>> =>
-  listRecords(ports, ctx.tenantId, "incident", input, (item) => incidentSchema.parse(item)),
+export const listIncidents = verb(
+  pageInput,
+  async (ports, ctx, input): Promise<Page<Incident>> =>
+    listRecords(ports, ctx.tenantId, "incident", input, (item) => incidentSchema.parse(item)),
 );
 
-export const closeIncident = verb(z.object({ id: z.string(), summary: z.string().min(1).max(2000) }), async (ports, ctx, input): Promise<Outcome<Incident>> => {
-  const incident = await getIncident(ports, ctx, { id: input.id });
-  if (incident.status === "closed") throw new SimrootError("incident.closed", "conflict", "The incident is already closed");
-  const now = ports.now();
-  const closed: Incident = { ...incident, status: "closed", summary: input.summary, closedAt: now.toISOString(), revision: incident.revision + 1 };
-  const event = domainEvent(ctx, "incident.closed", incident.deviceId, { incidentId: incident.id, deviceId: incident.deviceId, summary: input.summary }, now);
-  await ports.ledger.commit({
-    tenantId: ctx.tenantId,
-    events: [event],
-    writes: [
-      {
-        Put: {
-          TableName: ports.tables.automation,
-          Item: { ...recordKey(ctx.tenantId, "incident", incident.id), ...closed },
-          ConditionExpression: "revision = :r",
-          ExpressionAttributeValues: { ":r": incident.revision },
+export const closeIncident = verb(
+  z.object({ id: z.string(), summary: z.string().min(1).max(2000) }),
+  async (ports, ctx, input): Promise<Outcome<Incident>> => {
+    const incident = await getIncident(ports, ctx, { id: input.id });
+    if (incident.status === "closed") throw new SimrootError("incident.closed", "conflict", "The incident is already closed");
+    const now = ports.now();
+    const closed: Incident = {
+      ...incident,
+      status: "closed",
+      summary: input.summary,
+      closedAt: now.toISOString(),
+      revision: incident.revision + 1,
+    };
+    const event = domainEvent(
+      ctx,
+      "incident.closed",
+      incident.deviceId,
+      { incidentId: incident.id, deviceId: incident.deviceId, summary: input.summary },
+      now,
+    );
+    await ports.ledger.commit({
+      tenantId: ctx.tenantId,
+      events: [event],
+      writes: [
+        {
+          Put: {
+            TableName: ports.tables.automation,
+            Item: { ...recordKey(ctx.tenantId, "incident", incident.id), ...closed },
+            ConditionExpression: "revision = :r",
+            ExpressionAttributeValues: { ":r": incident.revision },
+          },
         },
-      },
-      { Delete: { TableName: ports.tables.automation, Key: openPointer(ctx.tenantId, incident.deviceId) } },
-    ],
-  });
-  return { value: closed, events: [event] };
-});
+        { Delete: { TableName: ports.tables.automation, Key: openPointer(ctx.tenantId, incident.deviceId) } },
+      ],
+    });
+    return { value: closed, events: [event] };
+  },
+);
 
 /** The device's audit records from `lookbackMs` before the incident to its close (or now), oldest first. */
 export async function incidentRecords(ports: Ports, ctx: RequestContext, incident: Incident) {
@@ -131,7 +180,13 @@ export async function incidentRecords(ports: Ports, ctx: RequestContext, inciden
   const records = [];
   let cursor: string | undefined;
   do {
-    const page = await listAudit(ports, ctx, { subject: incident.deviceId, from, ...(incident.closedAt ? { to: incident.closedAt } : {}), limit: 1000, cursor });
+    const page = await listAudit(ports, ctx, {
+      subject: incident.deviceId,
+      from,
+      ...(incident.closedAt ? { to: incident.closedAt } : {}),
+      limit: 1000,
+      cursor,
+    });
     records.push(...page.items);
     cursor = page.next;
   } while (cursor && records.length < 5000);

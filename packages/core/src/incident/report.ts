@@ -10,13 +10,29 @@ import { verb } from "../verb.ts";
 import { getIncident, incidentRecords, type Incident } from "./incident.ts";
 
 const hour = 60 * 60 * 1000;
-const lifecycle = new Set(["device.quarantined", "device.suspended", "device.revoked", "device.reinstated", "device.updated", "grant.created", "grant.revoked"]);
+const lifecycle = new Set([
+  "device.quarantined",
+  "device.suspended",
+  "device.revoked",
+  "device.reinstated",
+  "device.updated",
+  "grant.created",
+  "grant.revoked",
+]);
 
 async function gather(ports: Ports, ctx: RequestContext, incident: Incident) {
   const records = await incidentRecords(ports, ctx, incident);
-  const timeline = records.map((record) => ({ seq: record.seq, time: record.time, type: record.action, actor: record.actor, data: record.data }));
+  const timeline = records.map((record) => ({
+    seq: record.seq,
+    time: record.time,
+    type: record.action,
+    actor: record.actor,
+    data: record.data,
+  }));
   const anomalies = timeline.filter((entry) => entry.type === "anomaly.detected");
-  const actions = timeline.filter((entry) => entry.type === "automation.fired" || (lifecycle.has(entry.type) && !entry.actor.startsWith("source:")));
+  const actions = timeline.filter(
+    (entry) => entry.type === "automation.fired" || (lifecycle.has(entry.type) && !entry.actor.startsWith("source:")),
+  );
   return { timeline, anomalies, actions };
 }
 
@@ -33,8 +49,17 @@ export const getNis2Drafts = verb(z.object({ id: z.string() }), async (ports, ct
   const kinds = [...new Set(anomalies.map((anomaly) => String(anomaly.data.kind)))];
   const countries = [...new Set(anomalies.map((anomaly) => (anomaly.data.evidence as any)?.seen?.country).filter(Boolean))];
   const malicious = kinds.some((kind) => ["imei-change", "sim-swap", "new-destination", "profile-switch"].includes(kind));
-  const indicators = anomalies.map((anomaly) => ({ kind: anomaly.data.kind, time: anomaly.time, seen: (anomaly.data.evidence as any)?.seen }));
-  const measures = actions.map((action) => ({ time: action.time, by: action.actor, what: action.type, detail: action.data.actions ?? action.data.reason }));
+  const indicators = anomalies.map((anomaly) => ({
+    kind: anomaly.data.kind,
+    time: anomaly.time,
+    seen: (anomaly.data.evidence as any)?.seen,
+  }));
+  const measures = actions.map((action) => ({
+    time: action.time,
+    by: action.actor,
+    what: action.type,
+    detail: action.data.actions ?? action.data.reason,
+  }));
   return {
     incidentId: incident.id,
     awareSince: incident.openedAt,
@@ -43,8 +68,10 @@ export const getNis2Drafts = verb(z.object({ id: z.string() }), async (ports, ct
       article: "NIS2 Art. 23(4)(a)",
       suspectedUnlawfulOrMalicious: malicious,
       possibleCrossBorderImpact: countries.length > 0,
-      summary: `${anomalies.length} anomal${anomalies.length === 1 ? "y" : "ies"} (${kinds.join(", ") || "none recorded"}) on device ${incident.deviceId}` +
-        (first ? `, first at ${first.time}` : "") + `; incident opened ${incident.openedAt} by ${incident.openedBy}.`,
+      summary:
+        `${anomalies.length} anomal${anomalies.length === 1 ? "y" : "ies"} (${kinds.join(", ") || "none recorded"}) on device ${incident.deviceId}` +
+        (first ? `, first at ${first.time}` : "") +
+        `; incident opened ${incident.openedAt} by ${incident.openedBy}.`,
     },
     notification: {
       dueBy: new Date(aware + 72 * hour).toISOString(),
@@ -53,6 +80,12 @@ export const getNis2Drafts = verb(z.object({ id: z.string() }), async (ports, ct
       indicatorsOfCompromise: indicators,
       measuresTaken: measures,
     },
-    finalReport: { dueBy: new Date(aware + 30 * 24 * hour).toISOString(), article: "NIS2 Art. 23(4)(d)", rootCause: null, mitigation: measures, crossBorderImpact: countries },
+    finalReport: {
+      dueBy: new Date(aware + 30 * 24 * hour).toISOString(),
+      article: "NIS2 Art. 23(4)(d)",
+      rootCause: null,
+      mitigation: measures,
+      crossBorderImpact: countries,
+    },
   };
 });

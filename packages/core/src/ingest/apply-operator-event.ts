@@ -94,9 +94,9 @@ async function recordUnhandled(
       onConditionFailed: () => new SimrootError("ingest.duplicate", "conflict", "already recorded"),
     });
   } catch (error) {
-    if (isSimrootError(error) && error.code === "ingest.duplicate") return { value: { outcome: "duplicate", deviceId, changes: [] }, events: [] };
+    if (isSimrootError(error) && error.code === "ingest.duplicate")
+      return { value: { outcome: "duplicate", deviceId, changes: [] }, events: [] };
     throw error;
   }
   return { value: { outcome: "applied", deviceId, changes: ["source.unhandled"] }, events: [event] };
 }
-

@@ -22,18 +22,28 @@ beforeAll(async () => {
     const body = JSON.parse(text) as Record<string, unknown>;
     requests.push({ target: String(request.headers["x-amz-target"]), authorization: String(request.headers.authorization), body });
     if (body.QueueUrl !== queueUrl) {
-      response.writeHead(400, { "content-type": "application/x-amz-json-1.0", "x-amzn-query-error": "AWS.SimpleQueueService.NonExistentQueue;Sender" });
-      return response.end(JSON.stringify({ __type: "com.amazonaws.sqs#QueueDoesNotExist", message: "The specified queue does not exist." }));
+      response.writeHead(400, {
+        "content-type": "application/x-amz-json-1.0",
+        "x-amzn-query-error": "AWS.SimpleQueueService.NonExistentQueue;Sender",
+      });
+      return response.end(
+        JSON.stringify({ __type: "com.amazonaws.sqs#QueueDoesNotExist", message: "The specified queue does not exist." }),
+      );
     }
     response.writeHead(200, { "content-type": "application/x-amz-json-1.0" });
-    response.end(JSON.stringify({ Attributes: { ApproximateNumberOfMessages: String(depth.visible), ApproximateNumberOfMessagesNotVisible: String(depth.inFlight) } }));
+    response.end(
+      JSON.stringify({
+        Attributes: { ApproximateNumberOfMessages: String(depth.visible), ApproximateNumberOfMessagesNotVisible: String(depth.inFlight) },
+      }),
+    );
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 
-const client = () => new SQSClient({ endpoint, maxAttempts: 1, region: "eu-west-1", credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" } });
+const client = () =>
+  new SQSClient({ endpoint, maxAttempts: 1, region: "eu-west-1", credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" } });
 
 describe("the SQS backlog", () => {
   it("is the applier queue's waiting and in-flight messages, read once per second however many webhooks ask", async () => {
@@ -45,7 +55,10 @@ describe("the SQS backlog", () => {
     expect(requests).toHaveLength(1);
     expect(requests[0]!.target).toBe("AmazonSQS.GetQueueAttributes");
     expect(requests[0]!.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/sqs\/aws4_request/);
-    expect(requests[0]!.body).toMatchObject({ QueueUrl: queueUrl, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] });
+    expect(requests[0]!.body).toMatchObject({
+      QueueUrl: queueUrl,
+      AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    });
     depth = { visible: 0, inFlight: 0 };
     expect(await backlog.pending()).toBe(750);
   });

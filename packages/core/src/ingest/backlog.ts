@@ -23,9 +23,14 @@ export const maxEventsPerRequest = 1000;
 /** Refuses a request of `events` events when it would take the backlog past its bound. */
 export async function admitIngest(ports: Ports, events: number): Promise<void> {
   if (events > maxEventsPerRequest) {
-    throw new SimrootError("ingest.too_many_events", "input", `A request carries at most ${maxEventsPerRequest} events (this one ${events}): split it`, {
-      detail: { status: 413 },
-    });
+    throw new SimrootError(
+      "ingest.too_many_events",
+      "input",
+      `A request carries at most ${maxEventsPerRequest} events (this one ${events}): split it`,
+      {
+        detail: { status: 413 },
+      },
+    );
   }
   if (!ports.backlog) return;
   const { bound } = ports.backlog;
@@ -33,9 +38,14 @@ export async function admitIngest(ports: Ports, events: number): Promise<void> {
   if (pending + events <= bound) return;
   // Longer the further past the bound, from 1 s to a minute.
   const retryAfter = Math.min(60, Math.max(1, Math.ceil((5 * pending) / bound)));
-  throw new SimrootError("ingest.backlogged", "unavailable", `${pending} events wait to be applied (bound ${bound}): retry in ${retryAfter} s`, {
-    detail: { status: 503, retryAfter },
-  });
+  throw new SimrootError(
+    "ingest.backlogged",
+    "unavailable",
+    `${pending} events wait to be applied (bound ${bound}): retry in ${retryAfter} s`,
+    {
+      detail: { status: 503, retryAfter },
+    },
+  );
 }
 
 /**
@@ -48,7 +58,10 @@ export function sqsBacklog(client: SQSClient, queueUrl: string, options: { bound
   let cached: { until: number; depth: Promise<number> } | undefined;
   const read = async () => {
     const { Attributes = {} } = await client.send(
-      new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"] }),
+      new GetQueueAttributesCommand({
+        QueueUrl: queueUrl,
+        AttributeNames: ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+      }),
     );
     return Number(Attributes.ApproximateNumberOfMessages ?? 0) + Number(Attributes.ApproximateNumberOfMessagesNotVisible ?? 0);
   };

@@ -62,7 +62,10 @@ describe("bounded clocks (property, skewed senders)", () => {
       ({ type: "device.reinstated", data: {}, dedupeKey: "x", occurredAt, device: {}, sourceType: "x" }) as NormalizedEvent;
     const within = new Date(start + 299_000).toISOString();
     expect(boundedEvent(event(within), received)).toEqual(event(within));
-    expect(boundedEvent(event("9999-12-31T23:59:59Z"), received)).toMatchObject({ occurredAt: received.toISOString(), reportedAt: "9999-12-31T23:59:59Z" });
+    expect(boundedEvent(event("9999-12-31T23:59:59Z"), received)).toMatchObject({
+      occurredAt: received.toISOString(),
+      reportedAt: "9999-12-31T23:59:59Z",
+    });
     expect(boundedEvent(event(within), received, 60)).toMatchObject({ occurredAt: received.toISOString() });
   });
 });

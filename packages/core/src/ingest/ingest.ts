@@ -93,7 +93,8 @@ async function oncePerWebhookId(ports: Ports, sourceId: string, webhookId: strin
   if (claim.kind === "mismatch") {
     throw new SimrootError("ingest.webhook_id_reused", "conflict", `webhook-id ${webhookId} was already delivered with another body`);
   }
-  if (claim.kind === "in_progress") throw new SimrootError("ingest.webhook_in_progress", "conflict", `webhook-id ${webhookId} is being processed`);
+  if (claim.kind === "in_progress")
+    throw new SimrootError("ingest.webhook_in_progress", "conflict", `webhook-id ${webhookId} is being processed`);
   if (claim.kind === "completed") return JSON.parse(claim.response.body) as IngestResult;
   try {
     const result = await act();
@@ -108,7 +109,11 @@ async function oncePerWebhookId(ports: Ports, sourceId: string, webhookId: strin
 /** A notification whose origin could not be verified (a forged or tampered eUICC signature) is a security signal: audited. */
 async function recordRefused(ports: Ports, ctx: RequestContext, sourceId: string, items: readonly AdapterItem[], now: Date) {
   const refusals = items.flatMap((item) => (item.ok ? [] : [{ index: item.index, issues: item.issues }]));
-  await ports.ledger.commit({ tenantId: ctx.tenantId, writes: [], events: [domainEvent(ctx, "ingest.refused", sourceId, { sourceId, refusals }, now)] });
+  await ports.ledger.commit({
+    tenantId: ctx.tenantId,
+    writes: [],
+    events: [domainEvent(ctx, "ingest.refused", sourceId, { sourceId, refusals }, now)],
+  });
 }
 
 /** A private core reports its sessions as cellular: the source says which bearer that really is. */

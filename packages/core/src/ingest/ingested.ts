@@ -18,6 +18,12 @@ export function describeRef(ref: DeviceRef): string {
   return `${kind}:${value}`;
 }
 
-export function ingestedEvent(ctx: RequestContext, sourceId: string, format: IngestFormat, event: NormalizedEvent, now: Date): IngestedEvent {
+export function ingestedEvent(
+  ctx: RequestContext,
+  sourceId: string,
+  format: IngestFormat,
+  event: NormalizedEvent,
+  now: Date,
+): IngestedEvent {
   return { ...domainEvent(ctx, event.type, describeRef(event.device), { sourceId, format, event }, now), origin: "ingest" };
 }

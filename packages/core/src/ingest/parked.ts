@@ -41,7 +41,9 @@ export async function park(ports: Ports, ingested: IngestedEvent, reason: string
     event: ingested as unknown as Record<string, unknown>,
     subjects: refIdentifiers(ingested.data.event.device).map(({ kind, value }) => `${kind}:${value}`),
   };
-  await ports.db.send(new PutCommand({ TableName: ports.tables.control, Item: { ...parkedKey(ingested.tenantId, ingested.id), ...parked } }));
+  await ports.db.send(
+    new PutCommand({ TableName: ports.tables.control, Item: { ...parkedKey(ingested.tenantId, ingested.id), ...parked } }),
+  );
 }
 
 /** Forgets a parked event once it applied (a no-op when it was never parked). */

@@ -23,7 +23,10 @@ export async function replayParkedFor(ports: Ports, registered: DomainEvent): Pr
       new QueryCommand({
         TableName: ports.tables.control,
         KeyConditionExpression: "pk = :pk",
-        FilterExpression: [`subject IN (${Object.keys(values).join(", ")})`, ...Object.keys(values).map((name) => `contains(subjects, ${name})`)].join(" OR "),
+        FilterExpression: [
+          `subject IN (${Object.keys(values).join(", ")})`,
+          ...Object.keys(values).map((name) => `contains(subjects, ${name})`),
+        ].join(" OR "),
         ExpressionAttributeValues: { ":pk": parkedPartition(registered.tenantId), ...values },
         ExclusiveStartKey: cursor,
         ConsistentRead: true,

@@ -49,7 +49,9 @@ export async function noteIngest(ports: Ports, tenantId: string, sourceId: strin
         },
       }),
     )
-    .catch((error: unknown) => console.error(JSON.stringify({ level: "warn", component: "source-health", sourceId, error: String(error) })));
+    .catch((error: unknown) =>
+      console.error(JSON.stringify({ level: "warn", component: "source-health", sourceId, error: String(error) })),
+    );
 }
 
 /** The health of every source of the tenant that has posted at least once. */

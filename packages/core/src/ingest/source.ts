@@ -39,7 +39,10 @@ export const credentialsSchema = z
     bearerToken: z.string().min(16).optional(),
     basicUser: z.string().min(1).optional(),
     basicPassword: z.string().min(12).optional(),
-    webhookSecret: z.string().regex(/^whsec_[A-Za-z0-9+/=]{16,}$/).optional(),
+    webhookSecret: z
+      .string()
+      .regex(/^whsec_[A-Za-z0-9+/=]{16,}$/)
+      .optional(),
     webhookPublicKey: z
       .string()
       .min(32)
@@ -75,7 +78,10 @@ function credentialsFor(format: IngestFormat, given: SourceCredentials = {}): So
     case "nef":
       return { bearerToken: given.bearerToken ?? token() };
     case "eim":
-      return { bearerToken: given.bearerToken ?? token(), ...(given.trustAnchors ? { trustAnchors: checkedTrustAnchors(given.trustAnchors) } : {}) };
+      return {
+        bearerToken: given.bearerToken ?? token(),
+        ...(given.trustAnchors ? { trustAnchors: checkedTrustAnchors(given.trustAnchors) } : {}),
+      };
     case "datastreamer":
       return { basicUser: given.basicUser ?? `simroot-${token(6)}`, basicPassword: given.basicPassword ?? token() };
     case "simroot":
@@ -89,7 +95,10 @@ function credentialsFor(format: IngestFormat, given: SourceCredentials = {}): So
           issues: [{ path: "credentials.twilioAuthToken", message: "required for format supersim" }],
         });
       }
-      return { twilioAuthToken: given.twilioAuthToken, ...(given.twilioSharedKeySecret ? { twilioSharedKeySecret: given.twilioSharedKeySecret } : {}) };
+      return {
+        twilioAuthToken: given.twilioAuthToken,
+        ...(given.twilioSharedKeySecret ? { twilioSharedKeySecret: given.twilioSharedKeySecret } : {}),
+      };
   }
 }
 
@@ -123,7 +132,13 @@ export const createSource = verb(createSourceInput, async (ports, ctx, input) =>
   };
   const credentials = credentialsFor(input.format, input.credentials);
   // Audited without the secrets: who created which source, in which format, trusting what.
-  const event = domainEvent(ctx, "source.created", id, { sourceId: id, name: source.name, format: source.format, ...anchorsOf(credentials) }, ports.now());
+  const event = domainEvent(
+    ctx,
+    "source.created",
+    id,
+    { sourceId: id, name: source.name, format: source.format, ...anchorsOf(credentials) },
+    ports.now(),
+  );
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
     writes: [
@@ -143,7 +158,9 @@ export const createSource = verb(createSourceInput, async (ports, ctx, input) =>
 /** What the audit may say about credentials: the trust anchors' count and fingerprints, never a secret. */
 function anchorsOf(credentials: SourceCredentials) {
   if (!credentials.trustAnchors) return {};
-  return { trustAnchors: parseTrustAnchors(credentials.trustAnchors).map((anchor) => ({ subject: anchor.subject, sha256: anchor.fingerprint256 })) };
+  return {
+    trustAnchors: parseTrustAnchors(credentials.trustAnchors).map((anchor) => ({ subject: anchor.subject, sha256: anchor.fingerprint256 })),
+  };
 }
 
 type SourceWithCredentials = { source: Source; credentials: SourceCredentials };
@@ -177,13 +194,16 @@ async function readSource(ports: Ports, sourceId: string): Promise<SourceWithCre
   return { source: sourceSchema.parse(rest), credentials: credentials as SourceCredentials };
 }
 
-export const listSources = verb(pageInput, async (ports, ctx, input): Promise<Page<Source>> =>
-  listByTenant(ports, "control", listKey(ctx.tenantId), input, (item) => sourceSchema.parse(item)),
+export const listSources = verb(
+  pageInput,
+  async (ports, ctx, input): Promise<Page<Source>> =>
+    listByTenant(ports, "control", listKey(ctx.tenantId), input, (item) => sourceSchema.parse(item)),
 );
 
 export const getSource = verb(z.object({ id: z.string() }), async (ports, ctx, input) => {
   const { source } = await sourceForIngest(ports, input.id).catch(() => ({ source: undefined }));
-  if (!source || source.tenantId !== ctx.tenantId) throw new SimrootError("source.not_found", "not_found", `No ingestion source ${input.id}`);
+  if (!source || source.tenantId !== ctx.tenantId)
+    throw new SimrootError("source.not_found", "not_found", `No ingestion source ${input.id}`);
   return source;
 });
 
@@ -192,14 +212,21 @@ export const rotateSourceCredentials = verb(
   z.object({ id: z.string(), credentials: credentialsSchema.optional() }),
   async (ports, ctx, input) => {
     const current = await sourceForIngest(ports, input.id, true);
-    if (current.source.tenantId !== ctx.tenantId) throw new SimrootError("source.not_found", "not_found", `No ingestion source ${input.id}`);
+    if (current.source.tenantId !== ctx.tenantId)
+      throw new SimrootError("source.not_found", "not_found", `No ingestion source ${input.id}`);
     const source = current.source;
     // Trust anchors are not secrets: they carry over unless new ones are given.
     const trustAnchors = input.credentials?.trustAnchors ?? current.credentials.trustAnchors;
     const credentials = credentialsFor(source.format, { ...input.credentials, ...(trustAnchors ? { trustAnchors } : {}) });
     const now = ports.now();
     const rotatedAt = now.toISOString();
-    const event = domainEvent(ctx, "source.credentials-rotated", source.id, { sourceId: source.id, rotatedAt, ...anchorsOf(credentials) }, now);
+    const event = domainEvent(
+      ctx,
+      "source.credentials-rotated",
+      source.id,
+      { sourceId: source.id, rotatedAt, ...anchorsOf(credentials) },
+      now,
+    );
     await ports.ledger.commit({
       tenantId: ctx.tenantId,
       writes: [

@@ -14,7 +14,10 @@ import type { Ports } from "../ports.ts";
 
 export type IntegrationName = "iot" | "tailscale" | "siem";
 
-const deliveryKey = (tenantId: string, integration: IntegrationName, eventId: string) => ({ pk: `I#${tenantId}#${integration}`, sk: eventId });
+const deliveryKey = (tenantId: string, integration: IntegrationName, eventId: string) => ({
+  pk: `I#${tenantId}#${integration}`,
+  sk: eventId,
+});
 
 /** True when this cause event was already delivered (and audited) by this integration. */
 export async function delivered(ports: Ports, tenantId: string, integration: IntegrationName, eventId: string): Promise<boolean> {
@@ -46,7 +49,15 @@ export async function recordDelivery(
           },
         },
       ],
-      events: [domainEvent(ctx, `integration.${integration}-synced`, cause.subject, { ...data, cause: { eventId: cause.id, type: cause.type } }, now)],
+      events: [
+        domainEvent(
+          ctx,
+          `integration.${integration}-synced`,
+          cause.subject,
+          { ...data, cause: { eventId: cause.id, type: cause.type } },
+          now,
+        ),
+      ],
       onConditionFailed: () => new SimrootError("integration.already_delivered", "conflict", "This delivery is already recorded"),
     });
   } catch (error) {

@@ -203,7 +203,15 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
       try {
         listener(notice);
       } catch (error) {
-        console.error(JSON.stringify({ level: "error", component: "ledger", tenantId: notice.tenantId, message: "a commit listener failed", error: String(error) }));
+        console.error(
+          JSON.stringify({
+            level: "error",
+            component: "ledger",
+            tenantId: notice.tenantId,
+            message: "a commit listener failed",
+            error: String(error),
+          }),
+        );
       }
     }
   }
@@ -222,7 +230,8 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
       );
     });
     const headOrConflict =
-      reasons.length > 0 && reasons.every((reason) => ["None", "ConditionalCheckFailed", "TransactionConflict"].includes(reason.Code ?? "None"));
+      reasons.length > 0 &&
+      reasons.every((reason) => ["None", "ConditionalCheckFailed", "TransactionConflict"].includes(reason.Code ?? "None"));
     for (const pending of batch) {
       if (failedOwn.has(pending)) continue;
       pending.attempts += 1;

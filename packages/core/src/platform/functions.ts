@@ -108,14 +108,22 @@ export const functions = {
     ...consumer,
     handler: rules.detectors.handler,
     does: rules.detectors.does,
-    tables: { ...noDeleteTables, identity: ["GetItem", "BatchGetItem", "Query", "PutItem"], flows: ["GetItem", "Query", "PutItem", "UpdateItem"] },
+    tables: {
+      ...noDeleteTables,
+      identity: ["GetItem", "BatchGetItem", "Query", "PutItem"],
+      flows: ["GetItem", "Query", "PutItem", "UpdateItem"],
+    },
     publishes: true,
   },
   profileSwitches: {
     ...consumer,
     handler: rules.profileSwitches.handler,
     does: rules.profileSwitches.does,
-    tables: { ...noDeleteTables, identity: ["GetItem", "BatchGetItem", "Query", "PutItem"], flows: ["GetItem", "Query", "PutItem", "UpdateItem"] },
+    tables: {
+      ...noDeleteTables,
+      identity: ["GetItem", "BatchGetItem", "Query", "PutItem"],
+      flows: ["GetItem", "Query", "PutItem", "UpdateItem"],
+    },
     publishes: true,
   },
   automation: {
@@ -130,13 +138,25 @@ export const functions = {
     handler: rules.webhooks.handler,
     does: rules.webhooks.does,
     // A 410 disables the subscription through the ledger (control: the tenant's head; audit).
-    tables: { automation: ["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"], control: ["GetItem", "PutItem"], audit: ["PutItem"] },
+    tables: {
+      automation: ["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"],
+      control: ["GetItem", "PutItem"],
+      audit: ["PutItem"],
+    },
     publishes: true,
   },
   iotSync: { ...consumer, handler: rules.iotSync.handler, does: rules.iotSync.does, tables: noDeleteTables, publishes: true },
   postureSync: { ...consumer, handler: rules.postureSync.handler, does: rules.postureSync.does, tables: noDeleteTables, publishes: true },
   // The SIEM consumer reads the audit record an event names (no write): OCSF needs its actor and time.
-  siemExport: { ...consumer, handler: rules.siemExport.handler, does: rules.siemExport.does, tables: { audit: ["Query"] }, publishes: false, feedNotices: false, backlogQueue: false },
+  siemExport: {
+    ...consumer,
+    handler: rules.siemExport.handler,
+    does: rules.siemExport.does,
+    tables: { audit: ["Query"] },
+    publishes: false,
+    feedNotices: false,
+    backlogQueue: false,
+  },
 } as const satisfies Record<"api" | RuleName, FunctionDefinition>;
 
 export type FunctionName = keyof typeof functions;

@@ -18,7 +18,13 @@ export const integrationPermissions = {
       resources: [iotArn("thing", "*"), iotArn("thingtype", "simroot-*")],
     },
     {
-      actions: ["iot:UpdateThingGroupsForThing", "iot:AddThingToThingGroup", "iot:RemoveThingFromThingGroup", "iot:CreateThingGroup", "iot:DescribeThingGroup"],
+      actions: [
+        "iot:UpdateThingGroupsForThing",
+        "iot:AddThingToThingGroup",
+        "iot:RemoveThingFromThingGroup",
+        "iot:CreateThingGroup",
+        "iot:DescribeThingGroup",
+      ],
       resources: [iotArn("thing", "*"), iotArn("thinggroup", "simroot-*")],
     },
     { actions: ["iot:CreateThingType"], resources: [iotArn("thingtype", "simroot-*")] },

@@ -49,13 +49,24 @@ export const rules = {
     does: "judges operator changes against the device's baseline (IMEI change, SIM swap, geofence, unexpected bearer) and records anomalies",
     pattern: {
       source: [eventSource],
-      "detail-type": ["device.equipment-changed", "device.suspended", "device.quarantined", "device.roaming-changed", "sim.attached", "bearer.switched"],
+      "detail-type": [
+        "device.equipment-changed",
+        "device.suspended",
+        "device.quarantined",
+        "device.roaming-changed",
+        "sim.attached",
+        "bearer.switched",
+      ],
     },
     handler: "consumers/detectors.ts",
   },
   profileSwitches: {
     does: "records an anomaly when an eUICC reports enabling a profile because of a device change or a fallback",
-    pattern: { source: [ingestSource], "detail-type": ["profile.enabled"], detail: { data: { event: { data: { cause: ["deviceChange", "fallback"] } } } } },
+    pattern: {
+      source: [ingestSource],
+      "detail-type": ["profile.enabled"],
+      detail: { data: { event: { data: { cause: ["deviceChange", "fallback"] } } } },
+    },
     handler: "consumers/detectors.ts",
   },
   automation: {

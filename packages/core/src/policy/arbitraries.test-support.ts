@@ -20,7 +20,11 @@ const selector: fc.Arbitrary<LabelSelector> = fc.oneof(
         matchLabels: fc.dictionary(fc.constantFrom(...labelKeys), fc.constantFrom(...labelValues), { maxKeys: 1 }),
         matchExpressions: fc.array(
           fc.oneof(
-            fc.record({ key: fc.constantFrom(...labelKeys), operator: fc.constantFrom("In" as const, "NotIn" as const), values: fc.uniqueArray(fc.constantFrom(...labelValues), { minLength: 1, maxLength: 2 }) }),
+            fc.record({
+              key: fc.constantFrom(...labelKeys),
+              operator: fc.constantFrom("In" as const, "NotIn" as const),
+              values: fc.uniqueArray(fc.constantFrom(...labelValues), { minLength: 1, maxLength: 2 }),
+            }),
             fc.record({ key: fc.constantFrom(...labelKeys), operator: fc.constantFrom("Exists" as const, "DoesNotExist" as const) }),
           ),
           { maxLength: 2 },
@@ -31,7 +35,9 @@ const selector: fc.Arbitrary<LabelSelector> = fc.oneof(
   },
 );
 
-const v4Address = fc.tuple(...Array.from({ length: 4 }, () => fc.constantFrom(0, 10, 128, 255))).map((b) => b.reduce<number>((acc, x) => acc * 256 + x, 0));
+const v4Address = fc
+  .tuple(...Array.from({ length: 4 }, () => fc.constantFrom(0, 10, 128, 255)))
+  .map((b) => b.reduce<number>((acc, x) => acc * 256 + x, 0));
 const v6Words = fc.tuple(...Array.from({ length: 4 }, () => fc.constantFrom(0, 0x20010db8, 0x80000000, 0xffffffff)));
 const v4Prefix = fc.oneof(fc.constantFrom(0, 1, 8, 16, 24, 31, 32), fc.integer({ min: 0, max: 32 }));
 const v6Prefix = fc.oneof(fc.constantFrom(0, 1, 31, 32, 33, 64, 96, 127, 128), fc.integer({ min: 0, max: 128 }));
@@ -59,7 +65,13 @@ export const hosts = ["a.example.com", "b.a.example.com", "example.com", "x.test
 const fqdnPattern = fc.constantFrom(...hosts, "*.example.com", "*.a.example.com", "*.test", "A.Example.com.");
 const ports = fc.oneof(
   { weight: 2, arbitrary: fc.constant(undefined) },
-  { weight: 3, arbitrary: fc.array(fc.oneof(fc.constantFrom(22, 53, 443), fc.constantFrom({ from: 8000, to: 8099 }, { from: 0, to: 1023 }, { from: 443, to: 443 })), { minLength: 1, maxLength: 3 }) },
+  {
+    weight: 3,
+    arbitrary: fc.array(
+      fc.oneof(fc.constantFrom(22, 53, 443), fc.constantFrom({ from: 8000, to: 8099 }, { from: 0, to: 1023 }, { from: 443, to: 443 })),
+      { minLength: 1, maxLength: 3 },
+    ),
+  },
 );
 const protocol = fc.constantFrom("tcp" as const, "udp" as const, "any" as const);
 const compact = <T extends object>(value: T): T => Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
@@ -69,13 +81,28 @@ const destination: fc.Arbitrary<Destination> = fc
   .map((d) => compact(d as Destination));
 
 const hhmm = (m: number) => `${String(Math.floor(m / 60)).padStart(2, "0")}:${String(m % 60).padStart(2, "0")}`;
-const clock = fc.oneof(fc.constantFrom("00:00", "01:30", "02:00", "02:30", "03:00", "09:00", "22:00", "23:59"), fc.integer({ min: 0, max: 1439 }).map(hhmm));
+const clock = fc.oneof(
+  fc.constantFrom("00:00", "01:30", "02:00", "02:30", "03:00", "09:00", "22:00", "23:59"),
+  fc.integer({ min: 0, max: 1439 }).map(hhmm),
+);
 const window = fc
-  .record({ days: fc.uniqueArray(fc.constantFrom("mon", "tue", "wed", "thu", "fri", "sat", "sun"), { minLength: 1, maxLength: 4 }), start: clock, end: fc.oneof(clock, fc.constant("24:00")) })
+  .record({
+    days: fc.uniqueArray(fc.constantFrom("mon", "tue", "wed", "thu", "fri", "sat", "sun"), { minLength: 1, maxLength: 4 }),
+    start: clock,
+    end: fc.oneof(clock, fc.constant("24:00")),
+  })
   .filter((w) => w.start !== w.end);
 const conditions: fc.Arbitrary<Conditions | undefined> = fc.oneof(
   { weight: 3, arbitrary: fc.constant(undefined) },
-  { weight: 1, arbitrary: fc.record({ bearers: fc.uniqueArray(fc.constantFrom("cellular" as const, "private-5g" as const, "wifi" as const, "satellite" as const), { minLength: 1, maxLength: 3 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      bearers: fc.uniqueArray(fc.constantFrom("cellular" as const, "private-5g" as const, "wifi" as const, "satellite" as const), {
+        minLength: 1,
+        maxLength: 3,
+      }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ countries: fc.uniqueArray(fc.constantFrom("FR", "DE", "PT"), { minLength: 1, maxLength: 2 }) }) },
   {
     weight: 2,
@@ -115,7 +142,12 @@ const grant = fc
     sessionRecording: fc.boolean(),
     revokedAt: fc.option(instant, { nil: undefined, freq: 2 }),
   })
-  .map(({ window: [a, b], revokedAt, ...g }) => ({ ...g, notBefore: iso(Math.min(a, b)), notAfter: iso(Math.max(a, b)), revokedAt: revokedAt === undefined ? undefined : iso(revokedAt) }));
+  .map(({ window: [a, b], revokedAt, ...g }) => ({
+    ...g,
+    notBefore: iso(Math.min(a, b)),
+    notAfter: iso(Math.max(a, b)),
+    revokedAt: revokedAt === undefined ? undefined : iso(revokedAt),
+  }));
 
 export const policySet: fc.Arbitrary<PolicySet> = fc
   .record({
@@ -133,7 +165,11 @@ export const policySet: fc.Arbitrary<PolicySet> = fc
 
 /** Addresses at and just beyond both ends of every network in the set. */
 function edgeAddresses(set: PolicySet): string[] {
-  const destinations = [...set.rules.flatMap((r) => r.destinations), ...set.grants.flatMap((g) => g.destinations), ...set.settings.quarantineDestinations];
+  const destinations = [
+    ...set.rules.flatMap((r) => r.destinations),
+    ...set.grants.flatMap((g) => g.destinations),
+    ...set.settings.quarantineDestinations,
+  ];
   return destinations.flatMap((d) => {
     if (!d.cidr) return [];
     const [address, prefixText] = d.cidr.split("/") as [string, string];
@@ -142,7 +178,9 @@ function edgeAddresses(set: PolicySet): string[] {
     const network = v6 ? parseV6(address) : address.split(".").reduce((acc, o) => acc * 256n + BigInt(o), 0n);
     const size = 1n << BigInt(bits - Number(prefixText));
     const top = (1n << BigInt(bits)) - 1n;
-    return [network, network + size - 1n, network - 1n, network + size].filter((n) => n >= 0n && n <= top).map((n) => (v6 ? v6Text(n, true) : v4Text(n)));
+    return [network, network + size - 1n, network - 1n, network + size]
+      .filter((n) => n >= 0n && n <= top)
+      .map((n) => (v6 ? v6Text(n, true) : v4Text(n)));
   });
 }
 

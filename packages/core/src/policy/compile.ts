@@ -8,7 +8,15 @@ import { SimrootError } from "../error.ts";
 import { compileDestination, type CompiledDestination } from "./destination.ts";
 import { DestinationIndex } from "./destination-index.ts";
 import { bearerBits, PolicyEvaluator } from "./evaluate.ts";
-import { policySetSchema, type Decision, type DecisionInput, type EnforcementSettings, type Grant, type PolicyRule, type PolicySetInput } from "./model.ts";
+import {
+  policySetSchema,
+  type Decision,
+  type DecisionInput,
+  type EnforcementSettings,
+  type Grant,
+  type PolicyRule,
+  type PolicySetInput,
+} from "./model.ts";
 import { compileSchedule, zoneClock, type ZoneClock } from "./schedule.ts";
 import { compileSelector, selectorKey, type LabelPredicate } from "./selector.ts";
 
@@ -62,13 +70,24 @@ const decision = (value: Decision): Decision => Object.freeze(value);
 
 function ruleDecision(rule: PolicyRule): Decision {
   return rule.effect === "deny"
-    ? decision({ allow: false, reason: "deny.rule", ruleId: rule.id, explanation: `deny rule "${rule.name}" (${rule.id}) matches this connection; deny rules override every allow` })
-    : decision({ allow: true, reason: "allow.rule", ruleId: rule.id, explanation: `allow rule "${rule.name}" (${rule.id}) matches this connection and no deny rule does` });
+    ? decision({
+        allow: false,
+        reason: "deny.rule",
+        ruleId: rule.id,
+        explanation: `deny rule "${rule.name}" (${rule.id}) matches this connection; deny rules override every allow`,
+      })
+    : decision({
+        allow: true,
+        reason: "allow.rule",
+        ruleId: rule.id,
+        explanation: `allow rule "${rule.name}" (${rule.id}) matches this connection and no deny rule does`,
+      });
 }
 
 function grantDecision(grant: Grant): Decision {
   const recording = grant.sessionRecording ? "; the session must be recorded" : "";
-  const until = grant.revokedAt !== undefined && Date.parse(grant.revokedAt) < Date.parse(grant.notAfter) ? grant.revokedAt : grant.notAfter;
+  const until =
+    grant.revokedAt !== undefined && Date.parse(grant.revokedAt) < Date.parse(grant.notAfter) ? grant.revokedAt : grant.notAfter;
   return decision({
     allow: true,
     reason: "allow.grant",
@@ -86,7 +105,9 @@ export function compilePolicy(set: PolicySetInput): PolicyEngine {
   const parsed = policySetSchema.safeParse(set);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
-    throw new SimrootError("policy.invalid", "input", `Invalid policy set: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`, { issues });
+    throw new SimrootError("policy.invalid", "input", `Invalid policy set: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`, {
+      issues,
+    });
   }
   const policy = parsed.data;
 

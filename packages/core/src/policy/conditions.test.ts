@@ -7,7 +7,17 @@ const when = (conditions: Conditions, effect: "allow" | "deny" = "allow") =>
     version: 1,
     rules: [
       { id: "r", name: "r", selector: {}, destinations: [{ fqdn: "api.example.com", protocol: "tcp" }], conditions, effect },
-      ...(effect === "deny" ? [{ id: "base", name: "base", selector: {}, destinations: [{ fqdn: "api.example.com", protocol: "tcp" as const }], effect: "allow" as const }] : []),
+      ...(effect === "deny"
+        ? [
+            {
+              id: "base",
+              name: "base",
+              selector: {},
+              destinations: [{ fqdn: "api.example.com", protocol: "tcp" as const }],
+              effect: "allow" as const,
+            },
+          ]
+        : []),
     ],
   });
 
@@ -101,7 +111,9 @@ describe("schedule conditions", () => {
   });
 
   it("uses the zone of the schedule, not UTC", () => {
-    const engine = when({ schedule: { timezone: "America/New_York", windows: [{ days: ["mon", "tue", "wed", "thu", "fri"], start: "09:00", end: "17:00" }] } });
+    const engine = when({
+      schedule: { timezone: "America/New_York", windows: [{ days: ["mon", "tue", "wed", "thu", "fri"], start: "09:00", end: "17:00" }] },
+    });
     expect(allowedAt(engine, "2025-07-07T13:30:00Z")).toBe(true); // Monday 09:30 EDT
     expect(allowedAt(engine, "2025-07-07T12:30:00Z")).toBe(false); // 08:30 EDT
     expect(allowedAt(engine, "2025-07-05T15:00:00Z")).toBe(false); // Saturday

@@ -36,7 +36,10 @@ interface Trie {
   readonly bytes: number;
 }
 
-const newNode = (): StrideNode => ({ children: new Array<StrideNode | null>(256).fill(null), lists: new Array<IndexEntry[] | null>(256).fill(null) });
+const newNode = (): StrideNode => ({
+  children: new Array<StrideNode | null>(256).fill(null),
+  lists: new Array<IndexEntry[] | null>(256).fill(null),
+});
 const newTrie = (bytes: number): Trie => ({ root: newNode(), everything: [], bytes });
 const byteAt = (address: Uint32Array, index: number) => (address[index >>> 2]! >>> (24 - 8 * (index & 3))) & 255;
 const maxHostLength = 254;

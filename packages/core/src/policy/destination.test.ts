@@ -113,7 +113,10 @@ describe("ports and protocol", () => {
   });
 
   it("checks port and protocol per destination, not across a rule's destinations", () => {
-    const mixed = allowing({ cidr: "10.0.0.0/8", ports: [22], protocol: "tcp" }, { fqdn: "ntp.example.com", ports: [123], protocol: "udp" });
+    const mixed = allowing(
+      { cidr: "10.0.0.0/8", ports: [22], protocol: "tcp" },
+      { fqdn: "ntp.example.com", ports: [123], protocol: "udp" },
+    );
     expect(mixed.decide(ask({ ip: "10.1.1.1" }, 123, "udp")).allow).toBe(false);
     expect(mixed.decide(ask({ fqdn: "ntp.example.com" }, 22, "tcp")).allow).toBe(false);
     expect(mixed.decide(ask({ fqdn: "ntp.example.com" }, 123, "udp")).allow).toBe(true);

@@ -23,11 +23,17 @@ export const enforcementRecordSchema = enforcementSettingsSchema
 export type EnforcementRecord = z.output<typeof enforcementRecordSchema>;
 
 /** The settings the engine and enforcement points take. */
-export const enforcementSettingsOf = ({ revision: _revision, updatedAt: _updatedAt, ...settings }: EnforcementRecord): EnforcementSettings => settings;
+export const enforcementSettingsOf = ({
+  revision: _revision,
+  updatedAt: _updatedAt,
+  ...settings
+}: EnforcementRecord): EnforcementSettings => settings;
 
 /** The tenant's enforcement settings, read consistently. */
 export async function readEnforcement(ports: Ports, tenantId: string): Promise<EnforcementRecord> {
-  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: enforcementKey(tenantId), ConsistentRead: true }));
+  const { Item } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.control, Key: enforcementKey(tenantId), ConsistentRead: true }),
+  );
   if (Item) {
     const { pk: _pk, sk: _sk, ...record } = Item;
     return enforcementRecordSchema.parse(record);

@@ -84,11 +84,24 @@ describe("decide: device state", () => {
 
 describe("decide: rules", () => {
   it("lets an explicit deny beat any allow, whatever the rule order", () => {
-    const deny: PolicyRule = { ...allowIngest, id: "deny-ingest", name: "No ingest from Lyon", selector: { matchLabels: { site: "lyon" } }, effect: "deny" };
-    for (const rules of [[allowIngest, deny], [deny, allowIngest]]) {
+    const deny: PolicyRule = {
+      ...allowIngest,
+      id: "deny-ingest",
+      name: "No ingest from Lyon",
+      selector: { matchLabels: { site: "lyon" } },
+      effect: "deny",
+    };
+    for (const rules of [
+      [allowIngest, deny],
+      [deny, allowIngest],
+    ]) {
       expect(engineOf({ rules }).decide(request())).toMatchObject({ allow: false, reason: "deny.rule", ruleId: "deny-ingest" });
     }
-    expect(engineOf({ rules: [allowIngest, deny] }).decide(request({ device: { id: "d", state: "active", labels: { fleet: "meters", site: "porto" } } }))).toMatchObject({
+    expect(
+      engineOf({ rules: [allowIngest, deny] }).decide(
+        request({ device: { id: "d", state: "active", labels: { fleet: "meters", site: "porto" } } }),
+      ),
+    ).toMatchObject({
       allow: true,
       ruleId: "allow-ingest",
     });
@@ -102,7 +115,10 @@ describe("decide: rules", () => {
 
   it("denies by address even when the name is allowed, when the request carries both", () => {
     const engine = engineOf({
-      rules: [allowIngest, { id: "no-sinkhole", name: "Sinkhole", selector: {}, destinations: [{ cidr: "198.51.100.0/24", protocol: "any" }], effect: "deny" }],
+      rules: [
+        allowIngest,
+        { id: "no-sinkhole", name: "Sinkhole", selector: {}, destinations: [{ cidr: "198.51.100.0/24", protocol: "any" }], effect: "deny" },
+      ],
     });
     expect(engine.decide(request({ destination: { fqdn: "ingest.example.com", ip: "203.0.113.7" } })).allow).toBe(true);
     expect(engine.decide(request({ destination: { fqdn: "ingest.example.com", ip: "198.51.100.7" } })).reason).toBe("deny.rule");

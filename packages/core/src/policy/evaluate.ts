@@ -167,7 +167,9 @@ export class PolicyEvaluator implements PolicyEngine, CandidateSink {
   #quarantine(input: DecisionInput): Decision {
     const target = this.#target.set(input.destination);
     const protocol = input.protocol === "udp" ? 2 : 1;
-    return anyMatches(this.#policy.quarantine, target, input.port, protocol) ? fixedDecisions.quarantineAllowed : fixedDecisions.quarantined;
+    return anyMatches(this.#policy.quarantine, target, input.port, protocol)
+      ? fixedDecisions.quarantineAllowed
+      : fixedDecisions.quarantined;
   }
 
   #viewFor(labels: Labels): Uint8Array {

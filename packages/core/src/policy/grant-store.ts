@@ -60,7 +60,13 @@ export const grantRecordSchema = storedGrantSchema
 export type GrantRecord = z.output<typeof grantRecordSchema>;
 
 /** The grant as the engine and enforcement points take it. */
-export const grantOf = ({ revokedReason: _reason, revision: _revision, createdAt: _createdAt, updatedAt: _updatedAt, ...grant }: StoredGrant): Grant => grant;
+export const grantOf = ({
+  revokedReason: _reason,
+  revision: _revision,
+  createdAt: _createdAt,
+  updatedAt: _updatedAt,
+  ...grant
+}: StoredGrant): Grant => grant;
 
 export const storedGrant = (item: Record<string, unknown>): StoredGrant => storedGrantSchema.parse(withoutKeys(item));
 
@@ -97,7 +103,13 @@ export const createGrant = verb(grantInput, async (ports, ctx, input): Promise<O
       issues: [{ path: "target.deviceId", message: "no such device in this tenant" }],
     });
   }
-  const grant: StoredGrant = { id: newId("grant", now.getTime()), ...input, revision: 1, createdAt: now.toISOString(), updatedAt: now.toISOString() };
+  const grant: StoredGrant = {
+    id: newId("grant", now.getTime()),
+    ...input,
+    revision: 1,
+    createdAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+  };
   const event = domainEvent(ctx, "grant.created", grant.id, { grant }, now);
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
@@ -145,7 +157,13 @@ export const revokeGrant = verb(revokeGrantInput, async (ports, ctx, input): Pro
     revision: grant.revision + 1,
     updatedAt: now.toISOString(),
   };
-  const event = domainEvent(ctx, "grant.revoked", grant.id, { revokedAt: revoked.revokedAt, reason: input.reason, principal: grant.principal }, now);
+  const event = domainEvent(
+    ctx,
+    "grant.revoked",
+    grant.id,
+    { revokedAt: revoked.revokedAt, reason: input.reason, principal: grant.principal },
+    now,
+  );
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
     events: [event],

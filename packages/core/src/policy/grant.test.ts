@@ -69,14 +69,26 @@ describe("grants", () => {
   });
 
   it("is not widened by the device's allow rules: a principal needs a grant", () => {
-    const allowAll: PolicyRule = { id: "all", name: "all", selector: {}, destinations: [{ cidr: "0.0.0.0/0", protocol: "any" }], effect: "allow" };
+    const allowAll: PolicyRule = {
+      id: "all",
+      name: "all",
+      selector: {},
+      destinations: [{ cidr: "0.0.0.0/0", protocol: "any" }],
+      effect: "allow",
+    };
     const engine = engineWith([vendorSsh], [allowAll]);
     expect(engine.decide(ask({ destination: { ip: "192.0.2.1" } })).reason).toBe("deny.default");
     expect(engine.decide(ask({ destination: { ip: "192.0.2.1" }, principal: undefined })).reason).toBe("allow.rule");
   });
 
   it("is overridden by a matching deny rule", () => {
-    const noSsh: PolicyRule = { id: "no-ssh", name: "No SSH", selector: {}, destinations: [{ cidr: "10.0.0.0/8", ports: [22], protocol: "tcp" }], effect: "deny" };
+    const noSsh: PolicyRule = {
+      id: "no-ssh",
+      name: "No SSH",
+      selector: {},
+      destinations: [{ cidr: "10.0.0.0/8", ports: [22], protocol: "tcp" }],
+      effect: "deny",
+    };
     expect(engineWith([vendorSsh], [noSsh]).decide(ask())).toMatchObject({ allow: false, reason: "deny.rule", ruleId: "no-ssh" });
   });
 

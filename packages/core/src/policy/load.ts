@@ -18,7 +18,9 @@ import { policyRuleOf, storedPolicy } from "./store.ts";
  * the items: the set reflects at least every change up to it.
  */
 export async function loadPolicySet(ports: Ports, tenantId: string): Promise<PolicySet> {
-  const { Item: head } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: headKey(tenantId), ConsistentRead: true }));
+  const { Item: head } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.control, Key: headKey(tenantId), ConsistentRead: true }),
+  );
   const [rules, grants, enforcement] = await Promise.all([
     allPolicyItems(ports, tenantId, "policy", (item) => policyRuleOf(storedPolicy(item))),
     allPolicyItems(ports, tenantId, "grant", (item) => grantOf(storedGrant(item))),

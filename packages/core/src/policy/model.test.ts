@@ -57,7 +57,12 @@ describe("policy schemas", () => {
   });
 
   it("defaults a policy set and rejects duplicate ids", () => {
-    expect(policySetSchema.parse({ version: 3 })).toEqual({ version: 3, rules: [], grants: [], settings: { quarantineDestinations: [], failMode: "closed" } });
+    expect(policySetSchema.parse({ version: 3 })).toEqual({
+      version: 3,
+      rules: [],
+      grants: [],
+      settings: { quarantineDestinations: [], failMode: "closed" },
+    });
     const rule = { id: "r", name: "r", selector: {}, destinations: [{ fqdn: "a.b", protocol: "tcp" }], effect: "allow" };
     expect(messages(policySetSchema, { version: 1, rules: [rule, rule] })[0]).toMatch(/distinct/);
   });

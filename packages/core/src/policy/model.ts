@@ -93,7 +93,10 @@ export const scheduleSchema = z
       .array(
         z
           .strictObject({
-            days: z.array(z.enum(weekdays)).min(1).refine((days) => new Set(days).size === days.length, "days must be distinct"),
+            days: z
+              .array(z.enum(weekdays))
+              .min(1)
+              .refine((days) => new Set(days).size === days.length, "days must be distinct"),
             start: clockTime,
             end: z.string().regex(/^(([01]\d|2[0-3]):[0-5]\d|24:00)$/, "HH:MM, 00:01 to 24:00"),
           })
@@ -268,6 +271,11 @@ export const decisionSchema = z
   })
   .meta({
     id: "Decision",
-    example: { allow: false, reason: "deny.rule", ruleId: "block-roaming", explanation: 'deny rule "Block roaming" (block-roaming) matches' },
+    example: {
+      allow: false,
+      reason: "deny.rule",
+      ruleId: "block-roaming",
+      explanation: 'deny rule "Block roaming" (block-roaming) matches',
+    },
   });
 export type Decision = z.output<typeof decisionSchema>;

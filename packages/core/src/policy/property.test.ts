@@ -58,7 +58,12 @@ function refIp(text: string): [32 | 128, bigint] | null {
   if (all.some((g) => !/^[0-9a-fA-F]{1,4}$/.test(g))) return null;
   const missing = 8 - all.length - tail.length;
   if (halves.length === 2 ? missing < 1 : missing !== 0) return null;
-  const words = [...left.map((g) => BigInt(`0x${g}`)), ...Array(halves.length === 2 ? missing : 0).fill(0n), ...right.map((g) => BigInt(`0x${g}`)), ...tail];
+  const words = [
+    ...left.map((g) => BigInt(`0x${g}`)),
+    ...Array(halves.length === 2 ? missing : 0).fill(0n),
+    ...right.map((g) => BigInt(`0x${g}`)),
+    ...tail,
+  ];
   const value = words.reduce((acc, w) => (acc << 16n) | w, 0n);
   if (value >> 32n === 0xffffn) return [32, value & 0xffffffffn];
   return [128, value];
@@ -77,7 +82,8 @@ const refHost = (h: string) => (h.endsWith(".") ? h.slice(0, -1) : h).toLowerCas
 
 function refDestination(d: Destination, input: DecisionInput): boolean {
   if (d.protocol !== "any" && d.protocol !== input.protocol) return false;
-  if (d.ports && !d.ports.some((p) => (typeof p === "number" ? p === input.port : p.from <= input.port && input.port <= p.to))) return false;
+  if (d.ports && !d.ports.some((p) => (typeof p === "number" ? p === input.port : p.from <= input.port && input.port <= p.to)))
+    return false;
   if (d.fqdn !== undefined) {
     if (input.destination.fqdn === undefined) return false;
     const host = refHost(input.destination.fqdn);
@@ -92,7 +98,13 @@ function refDestination(d: Destination, input: DecisionInput): boolean {
 const dayNames = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
 function refSchedule(schedule: NonNullable<Conditions["schedule"]>, at: number): boolean {
-  const parts = new Intl.DateTimeFormat("en-GB", { timeZone: schedule.timezone, weekday: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }).formatToParts(at);
+  const parts = new Intl.DateTimeFormat("en-GB", {
+    timeZone: schedule.timezone,
+    weekday: "short",
+    hour: "2-digit",
+    minute: "2-digit",
+    hourCycle: "h23",
+  }).formatToParts(at);
   const get = (type: string) => parts.find((p) => p.type === type)!.value;
   const day = dayNames.indexOf(get("weekday").toLowerCase().slice(0, 3));
   const minute = (Number(get("hour")) % 24) * 60 + Number(get("minute"));
@@ -126,7 +138,9 @@ function reference(set: PolicySet, input: DecisionInput) {
       : { allow: false, reason: "deny.quarantined" };
   }
   const matching = (rule: PolicyRule) =>
-    refSelector(rule.selector, device.labels) && rule.destinations.some((d) => refDestination(d, input)) && refConditions(rule.conditions, input);
+    refSelector(rule.selector, device.labels) &&
+    rule.destinations.some((d) => refDestination(d, input)) &&
+    refConditions(rule.conditions, input);
   const deny = set.rules.find((rule) => rule.effect === "deny" && matching(rule));
   if (deny) return { allow: false, reason: "deny.rule", ruleId: deny.id };
   if (input.principal === undefined) {
@@ -142,7 +156,9 @@ function reference(set: PolicySet, input: DecisionInput) {
       ("deviceId" in g.target ? g.target.deviceId === device.id : refSelector(g.target.selector, device.labels)) &&
       g.destinations.some((d) => refDestination(d, input)),
   );
-  return grant ? { allow: true, reason: "allow.grant", grantId: grant.id, sessionRecording: grant.sessionRecording } : { allow: false, reason: "deny.default" };
+  return grant
+    ? { allow: true, reason: "allow.grant", grantId: grant.id, sessionRecording: grant.sessionRecording }
+    : { allow: false, reason: "deny.default" };
 }
 
 describe("compiled engine vs reference", () => {
@@ -152,7 +168,12 @@ describe("compiled engine vs reference", () => {
         const engine = compilePolicy(set);
         for (const input of requests) {
           const { allow, reason, ruleId, grantId, sessionRecording } = engine.decide(input);
-          expect({ allow, reason, ruleId, grantId, sessionRecording }).toEqual({ ruleId: undefined, grantId: undefined, sessionRecording: undefined, ...reference(set, input) });
+          expect({ allow, reason, ruleId, grantId, sessionRecording }).toEqual({
+            ruleId: undefined,
+            grantId: undefined,
+            sessionRecording: undefined,
+            ...reference(set, input),
+          });
         }
       }),
       { numRuns: 1500 },
@@ -167,6 +188,15 @@ describe("compiled engine vs reference", () => {
       }),
       { numRuns: 200, seed: 42 },
     );
-    expect([...seen].sort()).toEqual(["allow.grant", "allow.quarantine", "allow.rule", "deny.default", "deny.quarantined", "deny.revoked", "deny.rule", "deny.suspended"]);
+    expect([...seen].sort()).toEqual([
+      "allow.grant",
+      "allow.quarantine",
+      "allow.rule",
+      "deny.default",
+      "deny.quarantined",
+      "deny.revoked",
+      "deny.rule",
+      "deny.suspended",
+    ]);
   });
 });

@@ -23,9 +23,14 @@ export const withoutKeys = ({ pk: _pk, sk: _sk, gsi1pk: _gsi1pk, gsi1sk: _gsi1sk
 
 /** The problem for a write whose If-Match names a revision that is no longer current. */
 export const preconditionFailed = (what: string) =>
-  new SimrootError("request.precondition_failed", "conflict", `The ${what} changed since you read it: read it again and retry with its ETag`, {
-    detail: { status: 412 },
-  });
+  new SimrootError(
+    "request.precondition_failed",
+    "conflict",
+    `The ${what} changed since you read it: read it again and retry with its ETag`,
+    {
+      detail: { status: 412 },
+    },
+  );
 
 /** One page of a tenant's rules or grants, in id (creation) order. */
 export async function listPolicyItems<Item>(

@@ -6,13 +6,28 @@ const weekdayIndex: Record<string, number> = { Mon: 0, Tue: 1, Wed: 2, Thu: 3, F
 
 /** Straight from Intl, no offset arithmetic. */
 function referenceMinuteOfWeek(timezone: string, at: number): number {
-  const parts = new Intl.DateTimeFormat("en-US", { timeZone: timezone, hourCycle: "h23", weekday: "short", hour: "numeric", minute: "numeric" }).formatToParts(at);
+  const parts = new Intl.DateTimeFormat("en-US", {
+    timeZone: timezone,
+    hourCycle: "h23",
+    weekday: "short",
+    hour: "numeric",
+    minute: "numeric",
+  }).formatToParts(at);
   const part = (type: string) => parts.find((p) => p.type === type)!.value;
   return weekdayIndex[part("weekday")]! * 1440 + (Number(part("hour")) % 24) * 60 + Number(part("minute"));
 }
 
 describe("ZoneClock", () => {
-  const zones = ["UTC", "Europe/Paris", "America/New_York", "America/St_Johns", "Asia/Kathmandu", "Australia/Lord_Howe", "Pacific/Chatham", "Asia/Tokyo"];
+  const zones = [
+    "UTC",
+    "Europe/Paris",
+    "America/New_York",
+    "America/St_Johns",
+    "Asia/Kathmandu",
+    "Australia/Lord_Howe",
+    "Pacific/Chatham",
+    "Asia/Tokyo",
+  ];
 
   it("agrees with Intl at random instants, DST transitions included", () => {
     const from = Date.parse("2024-01-01T00:00:00Z");

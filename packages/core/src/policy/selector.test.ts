@@ -42,7 +42,10 @@ describe("label selectors", () => {
   it("combines labels and expressions with AND", () => {
     const selector: LabelSelector = {
       matchLabels: { fleet: "meters" },
-      matchExpressions: [{ key: "site", operator: "In", values: ["lyon"] }, { key: "retired", operator: "DoesNotExist" }],
+      matchExpressions: [
+        { key: "site", operator: "In", values: ["lyon"] },
+        { key: "retired", operator: "DoesNotExist" },
+      ],
     };
     expect(matches(selector, { fleet: "meters", site: "lyon" })).toBe(true);
     expect(matches(selector, { fleet: "meters", site: "lyon", retired: "2024" })).toBe(false);
@@ -63,8 +66,18 @@ describe("label selectors", () => {
   });
 
   it("is rejected when In has no values or Exists has some", () => {
-    const rule = (selector: unknown) => ({ id: "r", name: "r", selector, destinations: [{ fqdn: "a.example.com", protocol: "tcp" }], effect: "allow" });
-    expect(() => compilePolicy({ version: 1, rules: [rule({ matchExpressions: [{ key: "k", operator: "In" }] }) as never] })).toThrow(/values/);
-    expect(() => compilePolicy({ version: 1, rules: [rule({ matchExpressions: [{ key: "k", operator: "Exists", values: ["x"] }] }) as never] })).toThrow(/values/);
+    const rule = (selector: unknown) => ({
+      id: "r",
+      name: "r",
+      selector,
+      destinations: [{ fqdn: "a.example.com", protocol: "tcp" }],
+      effect: "allow",
+    });
+    expect(() => compilePolicy({ version: 1, rules: [rule({ matchExpressions: [{ key: "k", operator: "In" }] }) as never] })).toThrow(
+      /values/,
+    );
+    expect(() =>
+      compilePolicy({ version: 1, rules: [rule({ matchExpressions: [{ key: "k", operator: "Exists", values: ["x"] }] }) as never] }),
+    ).toThrow(/values/);
   });
 });

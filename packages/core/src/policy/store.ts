@@ -72,7 +72,13 @@ async function currentPolicy(ports: Ports, tenantId: string, id: string, revisio
 
 export const createPolicy = verb(policyInput, async (ports, ctx, input): Promise<Outcome<Policy>> => {
   const now = ports.now();
-  const policy: Policy = { id: newId("policy", now.getTime()), ...input, revision: 1, createdAt: now.toISOString(), updatedAt: now.toISOString() };
+  const policy: Policy = {
+    id: newId("policy", now.getTime()),
+    ...input,
+    revision: 1,
+    createdAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+  };
   const event = domainEvent(ctx, "policy.created", policy.id, { policy }, now);
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
@@ -90,8 +96,9 @@ export const getPolicy = verb(z.object({ id: z.string() }), async (ports, ctx, i
 });
 
 /** A tenant's rules in id (creation) order, a page at a time. */
-export const listPolicies = verb(pageInput, async (ports, ctx, input): Promise<Page<Policy>> =>
-  listPolicyItems(ports, ctx.tenantId, "policy", input, storedPolicy),
+export const listPolicies = verb(
+  pageInput,
+  async (ports, ctx, input): Promise<Page<Policy>> => listPolicyItems(ports, ctx.tenantId, "policy", input, storedPolicy),
 );
 
 const revisionInput = { id: z.string(), revision: z.number().int().meta({ description: "the revision the caller read (If-Match)" }) };

@@ -49,14 +49,22 @@ export async function claimIdempotencyKey(ports: Ports, scope: string, key: stri
   } catch (error) {
     if (!(error instanceof ConditionalCheckFailedException)) throw error;
   }
-  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: recordKey(scope, key), ConsistentRead: true }));
+  const { Item } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.control, Key: recordKey(scope, key), ConsistentRead: true }),
+  );
   if (!Item) return claimIdempotencyKey(ports, scope, key, fingerprint);
   if (Item.fingerprint !== fingerprint) return { kind: "mismatch" };
   if (Item.state !== "complete") return { kind: "in_progress" };
   return { kind: "completed", response: Item.response as StoredResponse };
 }
 
-export async function completeIdempotencyKey(ports: Ports, scope: string, key: string, fingerprint: string, response: StoredResponse): Promise<void> {
+export async function completeIdempotencyKey(
+  ports: Ports,
+  scope: string,
+  key: string,
+  fingerprint: string,
+  response: StoredResponse,
+): Promise<void> {
   await ports.db.send(
     new PutCommand({
       TableName: ports.tables.control,

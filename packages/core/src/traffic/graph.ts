@@ -19,7 +19,13 @@ const maxDevices = 20_000;
 const recentMs = 60 * 60 * 1000;
 
 export const trafficInput = z.object({
-  hours: z.coerce.number().int().min(1).max(7 * 24).default(24).meta({ description: "how far back to look" }),
+  hours: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24)
+    .default(24)
+    .meta({ description: "how far back to look" }),
   groupBy: z
     .string()
     .regex(/^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/)
@@ -77,8 +83,19 @@ export function buildGraph(flows: readonly ObservedFlow[], devices: ReadonlyMap<
     const key = `${segment}|${flow.destination}|${flow.port}|${flow.protocol}`;
     let edge = edges.get(key);
     if (!edge) {
-      edge = { segment, destination: flow.destination, port: flow.port, protocol: flow.protocol, allowed: 0, denied: 0, bytes: 0,
-        devices: [], lastSeen: flow.windowEnd, firstSeen: flow.windowEnd, novel: false };
+      edge = {
+        segment,
+        destination: flow.destination,
+        port: flow.port,
+        protocol: flow.protocol,
+        allowed: 0,
+        denied: 0,
+        bytes: 0,
+        devices: [],
+        lastSeen: flow.windowEnd,
+        firstSeen: flow.windowEnd,
+        novel: false,
+      };
       edges.set(key, edge);
     }
     if (flow.decision === "allow") edge.allowed += flow.count;
@@ -94,7 +111,10 @@ export function buildGraph(flows: readonly ObservedFlow[], devices: ReadonlyMap<
   const list = [...edges.values()].map(({ firstSeen, ...edge }) => ({ ...edge, novel: firstSeen >= recent }));
   for (const edge of list) if (!counts.has(edge.segment)) counts.set(edge.segment, 0);
   list.sort((a, b) => a.segment.localeCompare(b.segment) || b.allowed + b.denied - (a.allowed + a.denied));
-  return { segments: [...counts].map(([segment, n]) => ({ segment, devices: n })).sort((a, b) => a.segment.localeCompare(b.segment)), edges: list };
+  return {
+    segments: [...counts].map(([segment, n]) => ({ segment, devices: n })).sort((a, b) => a.segment.localeCompare(b.segment)),
+    edges: list,
+  };
 }
 
 export const getTrafficGraph = verb(trafficInput, async (ports, ctx, input): Promise<TrafficGraph> => {
@@ -106,5 +126,12 @@ export const getTrafficGraph = verb(trafficInput, async (ports, ctx, input): Pro
   ]);
   const shown = input.device === undefined ? flows : flows.filter((flow) => flow.deviceId === input.device);
   const graph = buildGraph(shown, devices, input.groupBy, to);
-  return { groupBy: input.groupBy, from: from.toISOString(), to: to.toISOString(), ...graph, reportsRead: reports, truncated: reports > maxReports };
+  return {
+    groupBy: input.groupBy,
+    from: from.toISOString(),
+    to: to.toISOString(),
+    ...graph,
+    reportsRead: reports,
+    truncated: reports > maxReports,
+  };
 });

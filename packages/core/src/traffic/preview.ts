@@ -108,8 +108,15 @@ export const previewPolicyChange = verb(previewPolicyInput, async (ports, ctx, i
     const was = before.decide(request);
     const will = after.decide(request);
     if (was.allow === will.allow) continue;
-    const change = { deviceId: device.id, destination: flow.destination, port: flow.port, protocol: flow.protocol, connections,
-      before: { ...was }, after: { ...will } };
+    const change = {
+      deviceId: device.id,
+      destination: flow.destination,
+      port: flow.port,
+      protocol: flow.protocol,
+      connections,
+      before: { ...was },
+      after: { ...will },
+    };
     const list = will.allow ? newlyAllowed : newlyDenied;
     if (list.length < maxChanges) list.push(change);
   }

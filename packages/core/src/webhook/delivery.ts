@@ -49,13 +49,20 @@ export type Delivery = z.output<typeof deliverySchema>;
 const deliveryKey = (tenantId: string, webhookId: string, id: string) => ({ pk: `T#${tenantId}#delivery#${webhookId}`, sk: id });
 const shardOf = (id: string) => createHash("sha256").update(id).digest()[0]! % dueShards;
 const dueKeys = (id: string, at: string) => ({ gsi1pk: `due#${shardOf(id)}`, gsi1sk: `${at}|${id}` });
-export const messageId = (eventId: string, webhookId: string) => `msg_${createHash("sha256").update(`${eventId}|${webhookId}`).digest("base64url").slice(0, 26)}`;
+export const messageId = (eventId: string, webhookId: string) =>
+  `msg_${createHash("sha256").update(`${eventId}|${webhookId}`).digest("base64url").slice(0, 26)}`;
 
 /** The body receivers get: Standard Webhooks' `{ type, timestamp, data }`, `data` being the simroot event. */
-export const deliveryBody = (envelope: BusEnvelope) => JSON.stringify({ type: envelope.detail.type, timestamp: envelope.detail.time, data: envelope.detail });
+export const deliveryBody = (envelope: BusEnvelope) =>
+  JSON.stringify({ type: envelope.detail.type, timestamp: envelope.detail.time, data: envelope.detail });
 
 /** Queues the event for one subscription (idempotent); returns the delivery id, or undefined if the subscription is gone or disabled. */
-export async function enqueueDelivery(ports: Ports, tenantId: string, webhookId: string, envelope: BusEnvelope): Promise<string | undefined> {
+export async function enqueueDelivery(
+  ports: Ports,
+  tenantId: string,
+  webhookId: string,
+  envelope: BusEnvelope,
+): Promise<string | undefined> {
   const webhook = await readWebhook(ports, tenantId, webhookId);
   if (!webhook?.enabled) return undefined;
   const id = messageId(envelope.detail.id, webhookId);
@@ -91,7 +98,9 @@ export async function enqueueDelivery(ports: Ports, tenantId: string, webhookId:
 /** The webhooks consumer: queues the event for every enabled subscription whose pattern matches, then tries each once. */
 export async function dispatchToWebhooks(ports: Ports, envelope: BusEnvelope, options: AttemptOptions = {}) {
   const tenantId = envelope.detail.tenantId;
-  const webhooks = (await tenantWebhooks(ports, tenantId)).filter((webhook) => webhook.enabled && matchesPattern(webhook.pattern, envelope));
+  const webhooks = (await tenantWebhooks(ports, tenantId)).filter(
+    (webhook) => webhook.enabled && matchesPattern(webhook.pattern, envelope),
+  );
   const queued: { webhookId: string; id: string }[] = [];
   for (const webhook of webhooks) {
     const id = await enqueueDelivery(ports, tenantId, webhook.id, envelope);
@@ -122,7 +131,11 @@ export async function attemptDelivery(ports: Ports, tenantId: string, webhookId:
         UpdateExpression: "SET leaseUntil = :lease",
         ConditionExpression: "#status = :pending AND nextAt <= :now AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)",
         ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: { ":lease": new Date(now.getTime() + (options.leaseMs ?? 30_000)).toISOString(), ":pending": "pending", ":now": now.toISOString() },
+        ExpressionAttributeValues: {
+          ":lease": new Date(now.getTime() + (options.leaseMs ?? 30_000)).toISOString(),
+          ":pending": "pending",
+          ":now": now.toISOString(),
+        },
         ReturnValues: "ALL_NEW",
       }),
     );
@@ -132,7 +145,11 @@ export async function attemptDelivery(ports: Ports, tenantId: string, webhookId:
     throw error;
   }
   const webhook = await readWebhook(ports, tenantId, webhookId);
-  if (!webhook?.enabled) return settle(ports, key, item, { status: "failed", reason: webhook ? "the subscription is disabled" : "the subscription was removed" });
+  if (!webhook?.enabled)
+    return settle(ports, key, item, {
+      status: "failed",
+      reason: webhook ? "the subscription is disabled" : "the subscription was removed",
+    });
 
   const started = performance.now();
   const attemptAt = ports.now();
@@ -152,17 +169,32 @@ export async function attemptDelivery(ports: Ports, tenantId: string, webhookId:
   } catch (failure) {
     error = (failure as Error).name === "TimeoutError" ? "timed out" : String((failure as Error).message).slice(0, 200);
   }
-  const attempt = { at: attemptAt.toISOString(), ...(status !== undefined ? { status } : {}), ...(error ? { error } : {}), ms: Math.round(performance.now() - started) };
+  const attempt = {
+    at: attemptAt.toISOString(),
+    ...(status !== undefined ? { status } : {}),
+    ...(error ? { error } : {}),
+    ms: Math.round(performance.now() - started),
+  };
   if (status !== undefined && status >= 200 && status < 300) return settle(ports, key, item, { status: "delivered", attempt });
   if (status === 410) {
     const ctx = { tenantId, actor: "system:webhooks", requestId: id };
-    await changeWebhook(ports, ctx, webhook, { enabled: false, disabledReason: `the receiver answered 410 Gone at ${attempt.at}` }, "webhook.disabled").catch(() => undefined);
+    await changeWebhook(
+      ports,
+      ctx,
+      webhook,
+      { enabled: false, disabledReason: `the receiver answered 410 Gone at ${attempt.at}` },
+      "webhook.disabled",
+    ).catch(() => undefined);
     return settle(ports, key, item, { status: "failed", reason: "410 Gone: the subscription is disabled", attempt });
   }
   const delay = retryDelaysSeconds[item.attemptCount as number];
   if (delay === undefined) return settle(ports, key, item, { status: "failed", reason: "retries exhausted", attempt });
   const jitter = 1 + (Math.random() - 0.5) * 0.2;
-  return settle(ports, key, item, { status: "pending", attempt, nextAt: new Date(attemptAt.getTime() + delay * 1000 * jitter).toISOString() });
+  return settle(ports, key, item, {
+    status: "pending",
+    attempt,
+    nextAt: new Date(attemptAt.getTime() + delay * 1000 * jitter).toISOString(),
+  });
 }
 
 async function settle(
@@ -173,29 +205,38 @@ async function settle(
 ) {
   const attempts = next.attempt ? [...(item.attempts ?? []), next.attempt].slice(-keptAttempts) : (item.attempts ?? []);
   const pending = next.status === "pending";
-  await ports.db.send(
-    new UpdateCommand({
-      TableName: ports.tables.automation,
-      Key: key,
-      UpdateExpression: pending
-        ? "SET #status = :status, attempts = :attempts, attemptCount = :count, nextAt = :next, gsi1pk = :gpk, gsi1sk = :gsk REMOVE leaseUntil"
-        : `SET #status = :status, attempts = :attempts, attemptCount = :count, expiresAt = :expires${next.reason ? ", reason = :reason" : ""} REMOVE leaseUntil, gsi1pk, gsi1sk, nextAt`,
-      ConditionExpression: "leaseUntil = :lease",
-      ExpressionAttributeNames: { "#status": "status" },
-      ExpressionAttributeValues: {
-        ":status": next.status,
-        ":attempts": attempts,
-        ":count": (item.attemptCount as number) + (next.attempt ? 1 : 0),
-        ":lease": item.leaseUntil,
-        ...(pending ? { ":next": next.nextAt, ...Object.fromEntries(Object.entries(dueKeys(item.id, next.nextAt!)).map(([k, v]) => [k === "gsi1pk" ? ":gpk" : ":gsk", v])) } : {}),
-        ...(!pending ? { ":expires": Math.floor(ports.now().getTime() / 1000) + logRetentionSeconds } : {}),
-        ...(next.reason ? { ":reason": next.reason } : {}),
-      },
-    }),
-  ).catch((error: unknown) => {
-    // Our lease ran out and another worker took the item: its outcome stands.
-    if (!(error instanceof ConditionalCheckFailedException)) throw error;
-  });
+  await ports.db
+    .send(
+      new UpdateCommand({
+        TableName: ports.tables.automation,
+        Key: key,
+        UpdateExpression: pending
+          ? "SET #status = :status, attempts = :attempts, attemptCount = :count, nextAt = :next, gsi1pk = :gpk, gsi1sk = :gsk REMOVE leaseUntil"
+          : `SET #status = :status, attempts = :attempts, attemptCount = :count, expiresAt = :expires${next.reason ? ", reason = :reason" : ""} REMOVE leaseUntil, gsi1pk, gsi1sk, nextAt`,
+        ConditionExpression: "leaseUntil = :lease",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: {
+          ":status": next.status,
+          ":attempts": attempts,
+          ":count": (item.attemptCount as number) + (next.attempt ? 1 : 0),
+          ":lease": item.leaseUntil,
+          ...(pending
+            ? {
+                ":next": next.nextAt,
+                ...Object.fromEntries(
+                  Object.entries(dueKeys(item.id, next.nextAt!)).map(([k, v]) => [k === "gsi1pk" ? ":gpk" : ":gsk", v]),
+                ),
+              }
+            : {}),
+          ...(!pending ? { ":expires": Math.floor(ports.now().getTime() / 1000) + logRetentionSeconds } : {}),
+          ...(next.reason ? { ":reason": next.reason } : {}),
+        },
+      }),
+    )
+    .catch((error: unknown) => {
+      // Our lease ran out and another worker took the item: its outcome stands.
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    });
   return next.status;
 }
 
@@ -224,7 +265,8 @@ export async function deliverDue(ports: Ports, options: AttemptOptions & { reado
 }
 
 export const listDeliveries = verb(pageInput.extend({ webhookId: z.string() }), async (ports, ctx, input): Promise<Page<Delivery>> => {
-  if (!(await readWebhook(ports, ctx.tenantId, input.webhookId))) throw new SimrootError("webhook.not_found", "not_found", `No webhook ${input.webhookId}`);
+  if (!(await readWebhook(ports, ctx.tenantId, input.webhookId)))
+    throw new SimrootError("webhook.not_found", "not_found", `No webhook ${input.webhookId}`);
   const pk = deliveryKey(ctx.tenantId, input.webhookId, "").pk;
   const result = await ports.db.send(
     new QueryCommand({
@@ -247,16 +289,24 @@ export const replayDelivery = verb(z.object({ webhookId: z.string(), id: z.strin
       new UpdateCommand({
         TableName: ports.tables.automation,
         Key: deliveryKey(ctx.tenantId, input.webhookId, input.id),
-        UpdateExpression: "SET #status = :pending, nextAt = :now, gsi1pk = :gpk, gsi1sk = :gsk, attemptCount = :zero REMOVE reason, leaseUntil, expiresAt",
+        UpdateExpression:
+          "SET #status = :pending, nextAt = :now, gsi1pk = :gpk, gsi1sk = :gsk, attemptCount = :zero REMOVE reason, leaseUntil, expiresAt",
         ConditionExpression: "attribute_exists(pk)",
         ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: { ":pending": "pending", ":now": now, ":gpk": dueKeys(input.id, now).gsi1pk, ":gsk": dueKeys(input.id, now).gsi1sk, ":zero": 0 },
+        ExpressionAttributeValues: {
+          ":pending": "pending",
+          ":now": now,
+          ":gpk": dueKeys(input.id, now).gsi1pk,
+          ":gsk": dueKeys(input.id, now).gsi1sk,
+          ":zero": 0,
+        },
         ReturnValues: "ALL_NEW",
       }),
     );
     return deliverySchema.parse(Attributes);
   } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) throw new SimrootError("delivery.not_found", "not_found", `No delivery ${input.id}`);
+    if (error instanceof ConditionalCheckFailedException)
+      throw new SimrootError("delivery.not_found", "not_found", `No delivery ${input.id}`);
     throw error;
   }
 });

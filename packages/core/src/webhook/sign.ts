@@ -22,7 +22,10 @@ export function newSigningKeys(scheme: SigningScheme): SigningKeys {
   }
   const { privateKey, publicKey } = generateKeyPairSync("ed25519");
   const raw = publicKey.export({ format: "der", type: "spki" }).subarray(-32);
-  return { secret: `whsk_${privateKey.export({ format: "der", type: "pkcs8" }).toString("base64")}`, verifyWith: `whpk_${raw.toString("base64")}` };
+  return {
+    secret: `whsk_${privateKey.export({ format: "der", type: "pkcs8" }).toString("base64")}`,
+    verifyWith: `whpk_${raw.toString("base64")}`,
+  };
 }
 
 /** The headers of one signed attempt. */
@@ -30,7 +33,9 @@ export function signedHeaders(scheme: SigningScheme, secret: string, id: string,
   const content = `${id}.${timestamp}.${body}`;
   const signature =
     scheme === "v1"
-      ? `v1,${createHmac("sha256", Buffer.from(secret.slice("whsec_".length), "base64")).update(content).digest("base64")}`
+      ? `v1,${createHmac("sha256", Buffer.from(secret.slice("whsec_".length), "base64"))
+          .update(content)
+          .digest("base64")}`
       : `v1a,${sign(null, Buffer.from(content), createPrivateKey({ key: Buffer.from(secret.slice("whsk_".length), "base64"), format: "der", type: "pkcs8" })).toString("base64")}`;
   return { "webhook-id": id, "webhook-timestamp": String(timestamp), "webhook-signature": signature, "content-type": "application/json" };
 }

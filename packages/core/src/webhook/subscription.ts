@@ -27,8 +27,14 @@ const patternSchema = z.record(z.string(), z.unknown()).superRefine((pattern, is
 
 export const createWebhookInput = z
   .strictObject({
-    url: z.url({ protocol: /^https?$/ }).max(2048).meta({ description: "where deliveries are POSTed" }),
-    pattern: patternSchema.meta({ description: "an EventBridge event pattern over the envelope; an empty `{}` is not allowed (use `{ \"source\": [\"simroot\"] }` for everything)" }),
+    url: z
+      .url({ protocol: /^https?$/ })
+      .max(2048)
+      .meta({ description: "where deliveries are POSTed" }),
+    pattern: patternSchema.meta({
+      description:
+        'an EventBridge event pattern over the envelope; an empty `{}` is not allowed (use `{ "source": ["simroot"] }` for everything)',
+    }),
     signing: z.enum(signingSchemes).default("v1").meta({ description: "Standard Webhooks v1 (HMAC-SHA256) or v1a (ed25519)" }),
     description: z.string().max(500).optional(),
   })
@@ -72,7 +78,9 @@ export const createWebhook = verb(createWebhookInput, async (ports, ctx, input):
     createdAt: now,
     updatedAt: now,
   };
-  const event = await commitRecord(ports, ctx, "webhook", webhook.id, { item: webhook }, "webhook.created", { webhook: publicView(webhook) });
+  const event = await commitRecord(ports, ctx, "webhook", webhook.id, { item: webhook }, "webhook.created", {
+    webhook: publicView(webhook),
+  });
   return { value: { ...publicView(webhook), ...(input.signing === "v1" ? { secret: keys.secret } : {}) }, events: [event] };
 });
 
@@ -87,8 +95,10 @@ export const getWebhook = verb(z.object({ id: z.string() }), async (ports, ctx, 
   return publicView(webhook);
 });
 
-export const listWebhooks = verb(pageInput, async (ports, ctx, input): Promise<Page<Webhook>> =>
-  listRecords(ports, ctx.tenantId, "webhook", input, (item) => publicView(stored(item))),
+export const listWebhooks = verb(
+  pageInput,
+  async (ports, ctx, input): Promise<Page<Webhook>> =>
+    listRecords(ports, ctx.tenantId, "webhook", input, (item) => publicView(stored(item))),
 );
 
 export const tenantWebhooks = (ports: Ports, tenantId: string) => allRecords(ports, tenantId, "webhook", stored);
@@ -96,10 +106,18 @@ export const tenantWebhooks = (ports: Ports, tenantId: string) => allRecords(por
 export const updateWebhookInput = z.object({
   id: z.string(),
   ifRevision: z.number().int().positive(),
-  changes: z.strictObject({ url: createWebhookInput.shape.url, pattern: patternSchema, description: z.string().max(500), enabled: z.boolean() }).partial(),
+  changes: z
+    .strictObject({ url: createWebhookInput.shape.url, pattern: patternSchema, description: z.string().max(500), enabled: z.boolean() })
+    .partial(),
 });
 
-export async function changeWebhook(ports: Ports, ctx: RequestContext, current: StoredWebhook, changes: Partial<StoredWebhook>, type: string) {
+export async function changeWebhook(
+  ports: Ports,
+  ctx: RequestContext,
+  current: StoredWebhook,
+  changes: Partial<StoredWebhook>,
+  type: string,
+) {
   const next: StoredWebhook = { ...current, ...changes, revision: current.revision + 1, updatedAt: ports.now().toISOString() };
   if (next.enabled) delete (next as { disabledReason?: string }).disabledReason;
   const event = await commitRecord(ports, ctx, "webhook", current.id, { item: next, previousRevision: current.revision }, type, {
@@ -118,6 +136,8 @@ export const updateWebhook = verb(updateWebhookInput, async (ports, ctx, input):
 export const removeWebhook = verb(z.object({ id: z.string() }), async (ports, ctx, input): Promise<Outcome<{ id: string }>> => {
   const current = await readWebhook(ports, ctx.tenantId, input.id);
   if (!current) throw notFound("webhook", input.id);
-  const event = await commitRecord(ports, ctx, "webhook", input.id, { previousRevision: current.revision }, "webhook.removed", { url: current.url });
+  const event = await commitRecord(ports, ctx, "webhook", input.id, { previousRevision: current.revision }, "webhook.removed", {
+    url: current.url,
+  });
   return { value: { id: input.id }, events: [event] };
 });

@@ -55,9 +55,7 @@ export class Journal<Entry> {
   append(entries: readonly Entry[], durable: boolean): Promise<void> {
     if (!this.#path || entries.length === 0) return Promise.resolve();
     for (const entry of entries) this.#buffer.push(`${JSON.stringify(entry)}\n`);
-    const written = durable
-      ? new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject }))
-      : Promise.resolve();
+    const written = durable ? new Promise<void>((resolve, reject) => this.#waiters.push({ resolve, reject })) : Promise.resolve();
     this.#flushing ??= this.#rewriting ? this.#rewriting.then(() => this.#flushLoop()) : this.#flushLoop();
     return written;
   }

@@ -43,7 +43,12 @@ describe("LocalBus", () => {
     await bus.drained();
     expect(devices.received.map((e) => e["detail-type"])).toEqual(["device.registered"]);
     expect(sims.received).toEqual([]);
-    expect(devices.received[0]).toMatchObject({ version: "0", source: "simroot", account: "000000000000", detail: { type: "device.registered" } });
+    expect(devices.received[0]).toMatchObject({
+      version: "0",
+      source: "simroot",
+      account: "000000000000",
+      detail: { type: "device.registered" },
+    });
     expect(devices.received[0]!.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     await bus.close();
   });

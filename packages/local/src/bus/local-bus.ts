@@ -133,7 +133,10 @@ export class LocalBus implements Publisher {
   /** Sends dead-lettered deliveries (all, or those of one domain event id) to their targets again. */
   async replay(eventId?: string): Promise<number> {
     const chosen = [...this.#dead.values()].filter((letter) => eventId === undefined || letter.eventId === eventId);
-    await this.#journal.append(chosen.map((letter) => ({ k: "replay" as const, id: letter.envelope.id, rule: letter.rule })), true);
+    await this.#journal.append(
+      chosen.map((letter) => ({ k: "replay" as const, id: letter.envelope.id, rule: letter.rule })),
+      true,
+    );
     for (const letter of chosen) {
       const key = deliveryKey(letter.envelope.id, letter.rule);
       this.#dead.delete(key);
@@ -194,7 +197,14 @@ export class LocalBus implements Publisher {
         const envelope = envelopes.get(entry.id);
         this.#pending.delete(key);
         if (envelope) {
-          this.#dead.set(key, { eventId: envelope.detail.id, rule: entry.rule, reason: entry.reason, attempts: entry.attempts, deadAt: entry.at, envelope });
+          this.#dead.set(key, {
+            eventId: envelope.detail.id,
+            rule: entry.rule,
+            reason: entry.reason,
+            attempts: entry.attempts,
+            deadAt: entry.at,
+            envelope,
+          });
         }
       } else {
         const letter = this.#dead.get(key);
@@ -280,7 +290,10 @@ export class LocalBus implements Publisher {
         deadAt: new Date().toISOString(),
         envelope: delivery.envelope,
       };
-      await this.#journal.append([{ k: "dead", id: delivery.envelope.id, rule: delivery.rule, reason, attempts: letter.attempts, at: letter.deadAt }], true);
+      await this.#journal.append(
+        [{ k: "dead", id: delivery.envelope.id, rule: delivery.rule, reason, attempts: letter.attempts, at: letter.deadAt }],
+        true,
+      );
       this.#pending.delete(key);
       this.#dead.set(key, letter);
     }

@@ -66,7 +66,11 @@ export const demoPolicies = [
   ...Object.entries(fleets).map(([fleet, { destination, port }]) => ({
     name: `${fleet} reach their service`,
     selector: { matchLabels: { fleet } },
-    destinations: [destination.match(/^\d/) ? { cidr: `${destination}/32`, ports: [port], protocol: "tcp" } : { fqdn: destination, ports: [port], protocol: "tcp" }],
+    destinations: [
+      destination.match(/^\d/)
+        ? { cidr: `${destination}/32`, ports: [port], protocol: "tcp" }
+        : { fqdn: destination, ports: [port], protocol: "tcp" },
+    ],
     effect: "allow",
   })),
   {

@@ -37,9 +37,11 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
 
 async function inParallel<T>(items: readonly T[], width: number, run: (item: T) => Promise<void>) {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) await run(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await run(items[next++]!);
+    }),
+  );
 }
 
 const sources: Record<string, DemoSource> = {};

@@ -26,7 +26,10 @@ export function freePort(): Promise<number> {
 /** Waits until the PEP reports healthy (its first verified snapshot); says so and goes on after `deadline`. */
 async function healthy(site: string, port: number, deadline: number): Promise<void> {
   while (Date.now() < deadline) {
-    const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+    const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return;
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -46,9 +49,29 @@ export async function startPeps(options: {
       const [port, adminPort] = [await freePort(), await freePort()];
       const child = spawn(
         process.execPath,
-        [bin, "--url", options.url, "--key", options.apiKey, "--public-key", options.keyFile, "--tenant", options.tenantId,
-          "--selector", `site=${site}`, "--state", resolve(options.dataDir, `pep-${site}.json`), "--port", String(port),
-          "--admin-port", String(adminPort), "--flow-interval", "5", "--pep-id", `pep-${site}`],
+        [
+          bin,
+          "--url",
+          options.url,
+          "--key",
+          options.apiKey,
+          "--public-key",
+          options.keyFile,
+          "--tenant",
+          options.tenantId,
+          "--selector",
+          `site=${site}`,
+          "--state",
+          resolve(options.dataDir, `pep-${site}.json`),
+          "--port",
+          String(port),
+          "--admin-port",
+          String(adminPort),
+          "--flow-interval",
+          "5",
+          "--pep-id",
+          `pep-${site}`,
+        ],
         { stdio: ["ignore", "ignore", "inherit"] },
       );
       return { site, adminPort, stop: () => child.kill("SIGTERM") };

@@ -19,14 +19,26 @@ await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
 afterAll(() => server.close());
 const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
-const decide = (body: unknown) => fetch(`${base}/v1/decide`, { method: "POST", headers: { "content-type": "application/json" }, body: typeof body === "string" ? body : JSON.stringify(body) });
+const decide = (body: unknown) =>
+  fetch(`${base}/v1/decide`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: typeof body === "string" ? body : JSON.stringify(body),
+  });
 
 describe("the admin listener", () => {
   it("decides a JSON request", async () => {
     const allowed = await decide({ sourceIp: "10.20.0.7", destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" });
     expect(allowed.status).toBe(200);
     expect(await allowed.json()).toMatchObject({ allow: true, reason: "allow.rule", ruleId: "r1", deviceId: "dev_a" });
-    const denied = await decide({ deviceId: "dev_a", destination: { ip: "203.0.113.1" }, port: 22, protocol: "tcp", bearer: "wifi", country: "FR" });
+    const denied = await decide({
+      deviceId: "dev_a",
+      destination: { ip: "203.0.113.1" },
+      port: 22,
+      protocol: "tcp",
+      bearer: "wifi",
+      country: "FR",
+    });
     expect(await denied.json()).toMatchObject({ allow: false, reason: "deny.default" });
   });
 

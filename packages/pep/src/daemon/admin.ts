@@ -14,7 +14,10 @@ import type { PepState } from "../state.ts";
 import type { FeedSync } from "../sync.ts";
 import type { FlowReporter } from "./flows.ts";
 
-const ipSchema = z.string().max(64).refine((ip) => isIP(ip) !== 0, "an IPv4 or IPv6 address");
+const ipSchema = z
+  .string()
+  .max(64)
+  .refine((ip) => isIP(ip) !== 0, "an IPv4 or IPv6 address");
 
 export const decideBodySchema = z
   .strictObject({
@@ -30,7 +33,10 @@ export const decideBodySchema = z
     principal: z.string().min(1).max(256).optional(),
     at: z.number().int().optional(),
   })
-  .refine((body) => body.sourceIp !== undefined || body.deviceId !== undefined, { message: "give sourceIp or deviceId", path: ["sourceIp"] });
+  .refine((body) => body.sourceIp !== undefined || body.deviceId !== undefined, {
+    message: "give sourceIp or deviceId",
+    path: ["sourceIp"],
+  });
 
 const maxBodyBytes = 64 * 1024;
 
@@ -40,7 +46,12 @@ function send(response: ServerResponse, status: number, body: unknown, contentTy
 }
 
 const problem = (response: ServerResponse, status: number, code: string, title: string, errors: { path: string; message: string }[] = []) =>
-  send(response, status, { type: `urn:simroot:problem:${code}`, title, status, ...(errors.length ? { errors } : {}) }, "application/problem+json");
+  send(
+    response,
+    status,
+    { type: `urn:simroot:problem:${code}`, title, status, ...(errors.length ? { errors } : {}) },
+    "application/problem+json",
+  );
 
 async function readBody(request: IncomingMessage): Promise<string | undefined> {
   const chunks: Buffer[] = [];
@@ -69,7 +80,11 @@ export function health({ engine, state, sync, flows }: AdminDeps) {
     version: status.version,
     epoch: state.epoch,
     headExpiresAt: status.headExpiresAt,
-    policy: { version: status.policyVersion, compilations: status.compilations, ...(status.compileError ? { error: status.compileError } : {}) },
+    policy: {
+      version: status.policyVersion,
+      compilations: status.compilations,
+      ...(status.compileError ? { error: status.compileError } : {}),
+    },
     view: { devices: state.devices.size, bindings: state.bindings.size, rules: state.policies.size, grants: state.grants.size },
     ...(sync ? { sync: sync.stats } : {}),
     ...(flows ? { flows: { ...flows.stats, pending: flows.pending } } : {}),

@@ -9,7 +9,12 @@ import { FlowReporter } from "./flows.ts";
 
 const feed = testFeed();
 const state = new PepState(feed.tenantId);
-const snapshot = feed.snapshot(3, [device("dev_a"), binding("10.20.0.7", "dev_a"), rule("r1", { destinations: [{ fqdn: "ingest.example.com", ports: [8883, 443], protocol: "tcp" }] }), settings()]);
+const snapshot = feed.snapshot(3, [
+  device("dev_a"),
+  binding("10.20.0.7", "dev_a"),
+  rule("r1", { destinations: [{ fqdn: "ingest.example.com", ports: [8883, 443], protocol: "tcp" }] }),
+  settings(),
+]);
 state.replaceWith(snapshot.entries);
 state.version = 3;
 state.head = snapshot.signed;
@@ -62,7 +67,10 @@ describe("Envoy ext_authz contract", () => {
     // Paths of the admin listener mean nothing here: still a check.
     expect((await check({ host: "ingest.example.com:8883", "x-forwarded-for": "10.20.0.7" }, "/healthz")).status).toBe(200);
     expect((await check({ host: "ingest.example.com:8883", "x-forwarded-for": "10.99.9.9" }, "/healthz")).status).toBe(403);
-    expect((await check({ host: "ingest.example.com", "x-forwarded-proto": "https", "x-envoy-external-address": "10.20.0.7" }, "/", "POST")).status).toBe(200);
+    expect(
+      (await check({ host: "ingest.example.com", "x-forwarded-proto": "https", "x-envoy-external-address": "10.20.0.7" }, "/", "POST"))
+        .status,
+    ).toBe(200);
   });
 
   it("answers 403 with the reason when it denies", async () => {
@@ -103,7 +111,14 @@ describe("Envoy ext_authz contract", () => {
 
   it("answers 403 when deciding throws", async () => {
     const broken = await serve(
-      authzHandler({ decide: () => { throw new Error("boom"); } } as unknown as PepEngine, undefined),
+      authzHandler(
+        {
+          decide: () => {
+            throw new Error("boom");
+          },
+        } as unknown as PepEngine,
+        undefined,
+      ),
     );
     const response = await fetch(`${broken}/x`, { headers: { "x-forwarded-for": "10.20.0.7" } });
     expect(response.status).toBe(403);
@@ -120,8 +135,26 @@ describe("Envoy ext_authz contract", () => {
     await flows.flush();
     expect(reports).toHaveLength(1);
     expect(reports[0].flows).toEqual([
-      { deviceId: "dev_a", destination: "ingest.example.com", port: 443, protocol: "tcp", decision: "allow", reason: "allow.rule", count: 2, bytes: 123 },
-      { sourceIp: "10.99.0.1", destination: "ingest.example.com", port: 443, protocol: "tcp", decision: "deny", reason: "deny.unknown-device", count: 1, bytes: 0 },
+      {
+        deviceId: "dev_a",
+        destination: "ingest.example.com",
+        port: 443,
+        protocol: "tcp",
+        decision: "allow",
+        reason: "allow.rule",
+        count: 2,
+        bytes: 123,
+      },
+      {
+        sourceIp: "10.99.0.1",
+        destination: "ingest.example.com",
+        port: 443,
+        protocol: "tcp",
+        decision: "deny",
+        reason: "deny.unknown-device",
+        count: 1,
+        bytes: 0,
+      },
     ]);
   });
 });
@@ -129,15 +162,26 @@ describe("Envoy ext_authz contract", () => {
 describe("reading an ext_authz check", () => {
   it("takes the client from x-envoy-external-address, else the x-forwarded-for entry Envoy appended", () => {
     const parsed = parseCheck({ host: "ingest.example.com", "x-forwarded-for": "10.66.6.6, 10.20.0.7" });
-    expect(parsed).toMatchObject({ ok: true, request: { sourceIp: "10.20.0.7", destination: { fqdn: "ingest.example.com" }, port: 80, protocol: "tcp" } });
+    expect(parsed).toMatchObject({
+      ok: true,
+      request: { sourceIp: "10.20.0.7", destination: { fqdn: "ingest.example.com" }, port: 80, protocol: "tcp" },
+    });
     // A client cannot pass itself off as another device by sending its own x-forwarded-for first.
-    expect(parseCheck({ host: "a.example", "x-forwarded-for": "10.66.6.6, 10.20.0.7, 172.16.0.1" }, { xffTrustedHops: 1 })).toMatchObject({ request: { sourceIp: "10.20.0.7" } });
-    expect(parseCheck({ host: "a.example", "x-envoy-external-address": "10.1.1.1", "x-forwarded-for": "10.2.2.2" })).toMatchObject({ request: { sourceIp: "10.1.1.1" } });
+    expect(parseCheck({ host: "a.example", "x-forwarded-for": "10.66.6.6, 10.20.0.7, 172.16.0.1" }, { xffTrustedHops: 1 })).toMatchObject({
+      request: { sourceIp: "10.20.0.7" },
+    });
+    expect(parseCheck({ host: "a.example", "x-envoy-external-address": "10.1.1.1", "x-forwarded-for": "10.2.2.2" })).toMatchObject({
+      request: { sourceIp: "10.1.1.1" },
+    });
   });
 
   it("takes the destination from :authority or host, the port defaulting by scheme", () => {
-    expect(parseCheck({ ":authority": "[2001:db8::5]:8443", "x-forwarded-for": "10.0.0.1" } as never)).toMatchObject({ request: { destination: { ip: "2001:db8::5" }, port: 8443 } });
-    expect(parseCheck({ host: "203.0.113.9", "x-forwarded-for": "10.0.0.1", "x-forwarded-proto": "https", "content-length": "512" })).toMatchObject({
+    expect(parseCheck({ ":authority": "[2001:db8::5]:8443", "x-forwarded-for": "10.0.0.1" } as never)).toMatchObject({
+      request: { destination: { ip: "2001:db8::5" }, port: 8443 },
+    });
+    expect(
+      parseCheck({ host: "203.0.113.9", "x-forwarded-for": "10.0.0.1", "x-forwarded-proto": "https", "content-length": "512" }),
+    ).toMatchObject({
       request: { destination: { ip: "203.0.113.9" }, port: 443 },
       bytes: 512,
     });

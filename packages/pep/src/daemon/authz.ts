@@ -13,7 +13,14 @@
  * report come from `content-length`, which Envoy sets to the forwarded body's length: 0
  * unless the filter is configured `with_request_body`.
  */
-import { createServer, type IncomingHttpHeaders, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from "node:http";
+import {
+  createServer,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import { isIP } from "node:net";
 import { hostPattern } from "@simroot/core/policy/host";
 import type { DecideRequest, PepDecision, PepEngine } from "../engine.ts";
@@ -29,7 +36,9 @@ export interface AuthzOptions {
   readonly xffTrustedHops?: number;
 }
 
-export type ParsedCheck = { readonly ok: true; readonly request: DecideRequest; readonly bytes: number } | { readonly ok: false; readonly problem: string };
+export type ParsedCheck =
+  | { readonly ok: true; readonly request: DecideRequest; readonly bytes: number }
+  | { readonly ok: false; readonly problem: string };
 
 const single = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
@@ -56,7 +65,8 @@ function authorityOf(text: string): { host: string; port: number | undefined } |
 /** The decision request an ext_authz check stands for, or why it cannot be decided. */
 export function parseCheck(headers: IncomingHttpHeaders, options: AuthzOptions = {}): ParsedCheck {
   const sourceIp = sourceOf(headers, options.xffTrustedHops ?? 0);
-  if (sourceIp === undefined || isIP(sourceIp) === 0) return { ok: false, problem: "no client address in x-envoy-external-address or x-forwarded-for" };
+  if (sourceIp === undefined || isIP(sourceIp) === 0)
+    return { ok: false, problem: "no client address in x-envoy-external-address or x-forwarded-for" };
   const authorityText = single(headers[":authority"]) ?? headers.host;
   const authority = authorityText ? authorityOf(authorityText) : undefined;
   if (!authority) return { ok: false, problem: "no destination in :authority or host" };
@@ -119,7 +129,8 @@ export function authzHandler(engine: PepEngine, flows: FlowReporter | undefined,
 export function authzServer(handler: RequestListener): Server {
   const server = createServer({ requireHostHeader: false }, handler);
   server.on("clientError", (_error, socket) => {
-    if (socket.writable) socket.end(`HTTP/1.1 403 Forbidden\r\n${reasonHeader}: deny.bad-request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
+    if (socket.writable)
+      socket.end(`HTTP/1.1 403 Forbidden\r\n${reasonHeader}: deny.bad-request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n`);
     else socket.destroy();
   });
   return server;

@@ -71,12 +71,17 @@ Options (environment variable in brackets):
   -h, --help                show this help
 `;
 
-const list = (text: string | undefined) => (text ?? "").split(",").map((item) => item.trim()).filter((item) => item.length > 0);
+const list = (text: string | undefined) =>
+  (text ?? "")
+    .split(",")
+    .map((item) => item.trim())
+    .filter((item) => item.length > 0);
 
 function integer(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
   if (text === undefined || text === "") return fallback;
   const value = Number(text);
-  if (!Number.isInteger(value) || value < min || value > max) throw new UsageError(`${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    throw new UsageError(`${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(text)})`);
   return value;
 }
 
@@ -133,7 +138,8 @@ export function readConfig(argv: readonly string[], env: Readonly<Record<string,
   }
   const port = integer("--port", values.port ?? env.SIMROOT_PEP_PORT, 9191, 0, 65535);
   const adminPort = integer("--admin-port", values["admin-port"] ?? env.SIMROOT_PEP_ADMIN_PORT, 9192, 0, 65535);
-  if (port !== 0 && port === adminPort) throw new UsageError("--port and --admin-port must differ: every path on the ext_authz listener is a check");
+  if (port !== 0 && port === adminPort)
+    throw new UsageError("--port and --admin-port must differ: every path on the ext_authz listener is a check");
   return {
     url,
     apiKey,

@@ -1,7 +1,15 @@
 import { describe, expect, it } from "vitest";
 import { FlowReporter, type FlowObservation } from "./flows.ts";
 
-const meter: FlowObservation = { deviceId: "dev_a", destination: "ingest.example.com", port: 8883, protocol: "tcp", allow: true, reason: "allow.rule", bytes: 10 };
+const meter: FlowObservation = {
+  deviceId: "dev_a",
+  destination: "ingest.example.com",
+  port: 8883,
+  protocol: "tcp",
+  allow: true,
+  reason: "allow.rule",
+  bytes: 10,
+};
 
 function reporter(options: { status?: () => number; maxFlowsPerWindow?: number; maxPendingReports?: number } = {}) {
   let clock = Date.parse("2026-03-01T08:00:00Z");
@@ -30,7 +38,15 @@ describe("flow reporting", () => {
     flows.record({ ...meter, bytes: 32 });
     flows.record({ ...meter, port: 443 });
     flows.record({ ...meter, allow: false, reason: "deny.revoked", bytes: 0 });
-    flows.record({ sourceIp: "10.99.0.1", destination: "203.0.113.5", port: 22, protocol: "tcp", allow: false, reason: "deny.unknown-device", bytes: -3 });
+    flows.record({
+      sourceIp: "10.99.0.1",
+      destination: "203.0.113.5",
+      port: 22,
+      protocol: "tcp",
+      allow: false,
+      reason: "deny.unknown-device",
+      bytes: -3,
+    });
     advance(10_000);
     await flows.flush();
     expect(posts).toHaveLength(1);
@@ -41,10 +57,46 @@ describe("flow reporting", () => {
       windowStart: "2026-03-01T08:00:00.000Z",
       windowEnd: "2026-03-01T08:00:10.000Z",
       flows: [
-        { deviceId: "dev_a", destination: "ingest.example.com", port: 8883, protocol: "tcp", decision: "allow", reason: "allow.rule", count: 2, bytes: 42 },
-        { deviceId: "dev_a", destination: "ingest.example.com", port: 443, protocol: "tcp", decision: "allow", reason: "allow.rule", count: 1, bytes: 10 },
-        { deviceId: "dev_a", destination: "ingest.example.com", port: 8883, protocol: "tcp", decision: "deny", reason: "deny.revoked", count: 1, bytes: 0 },
-        { sourceIp: "10.99.0.1", destination: "203.0.113.5", port: 22, protocol: "tcp", decision: "deny", reason: "deny.unknown-device", count: 1, bytes: 0 },
+        {
+          deviceId: "dev_a",
+          destination: "ingest.example.com",
+          port: 8883,
+          protocol: "tcp",
+          decision: "allow",
+          reason: "allow.rule",
+          count: 2,
+          bytes: 42,
+        },
+        {
+          deviceId: "dev_a",
+          destination: "ingest.example.com",
+          port: 443,
+          protocol: "tcp",
+          decision: "allow",
+          reason: "allow.rule",
+          count: 1,
+          bytes: 10,
+        },
+        {
+          deviceId: "dev_a",
+          destination: "ingest.example.com",
+          port: 8883,
+          protocol: "tcp",
+          decision: "deny",
+          reason: "deny.revoked",
+          count: 1,
+          bytes: 0,
+        },
+        {
+          sourceIp: "10.99.0.1",
+          destination: "203.0.113.5",
+          port: 22,
+          protocol: "tcp",
+          decision: "deny",
+          reason: "deny.unknown-device",
+          count: 1,
+          bytes: 0,
+        },
       ],
     });
     advance(10_000);

@@ -76,7 +76,8 @@ export class FlowReporter {
   }
 
   record(flow: FlowObservation): void {
-    const identity = flow.deviceId === undefined ? { sourceIp: limit(flow.sourceIp ?? "unknown", 64) } : { deviceId: limit(flow.deviceId, 64) };
+    const identity =
+      flow.deviceId === undefined ? { sourceIp: limit(flow.sourceIp ?? "unknown", 64) } : { deviceId: limit(flow.deviceId, 64) };
     const decision = flow.allow ? "allow" : "deny";
     const destination = limit(flow.destination, 253);
     const reason = limit(flow.reason, 64);

@@ -10,7 +10,12 @@ import { device, binding, rule, testFeed } from "../feed.test-support.ts";
 import { readConfig } from "./config.ts";
 import { main, startPep } from "./main.ts";
 
-const env = { SIMROOT_URL: "https://cp.example", SIMROOT_PEP_KEY: "k", SIMROOT_FEED_PUBLIC_KEY: "/keys/a.pem, /keys/b.pem", SIMROOT_TENANT: "ten_env" };
+const env = {
+  SIMROOT_URL: "https://cp.example",
+  SIMROOT_PEP_KEY: "k",
+  SIMROOT_FEED_PUBLIC_KEY: "/keys/a.pem, /keys/b.pem",
+  SIMROOT_TENANT: "ten_env",
+};
 
 function io(envOverride: Record<string, string | undefined> = env) {
   const stdout = new PassThrough();
@@ -24,8 +29,34 @@ function io(envOverride: Record<string, string | undefined> = env) {
 
 describe("configuration", () => {
   it("reads the environment, flags winning", () => {
-    expect(readConfig([], env)).toMatchObject({ url: "https://cp.example", apiKey: "k", publicKeyFiles: ["/keys/a.pem", "/keys/b.pem"], port: 9191, adminPort: 9192, flowIntervalSeconds: 10, host: "127.0.0.1", tenantId: "ten_env", clockSkewSeconds: 1 });
-    expect(readConfig(["--port", "7000", "--break-glass", "10.0.0.0/8,sos.example.com", "--break-glass", "192.0.2.1", "--public-key", "/k.pem", "--tenant", "ten_x"], env)).toMatchObject({
+    expect(readConfig([], env)).toMatchObject({
+      url: "https://cp.example",
+      apiKey: "k",
+      publicKeyFiles: ["/keys/a.pem", "/keys/b.pem"],
+      port: 9191,
+      adminPort: 9192,
+      flowIntervalSeconds: 10,
+      host: "127.0.0.1",
+      tenantId: "ten_env",
+      clockSkewSeconds: 1,
+    });
+    expect(
+      readConfig(
+        [
+          "--port",
+          "7000",
+          "--break-glass",
+          "10.0.0.0/8,sos.example.com",
+          "--break-glass",
+          "192.0.2.1",
+          "--public-key",
+          "/k.pem",
+          "--tenant",
+          "ten_x",
+        ],
+        env,
+      ),
+    ).toMatchObject({
       port: 7000,
       breakGlass: ["10.0.0.0/8", "sos.example.com", "192.0.2.1"],
       publicKeyFiles: ["/k.pem"],
@@ -72,10 +103,19 @@ describe("configuration", () => {
 function check(base: string, clientIp: string): Promise<number> {
   const url = new URL(base);
   return new Promise((resolve, reject) => {
-    const request = get({ host: url.hostname, port: url.port, path: "/x", setHost: false, headers: { host: "ingest.example.com:8883", "x-forwarded-for": clientIp } }, (response) => {
-      response.resume();
-      resolve(response.statusCode!);
-    });
+    const request = get(
+      {
+        host: url.hostname,
+        port: url.port,
+        path: "/x",
+        setHost: false,
+        headers: { host: "ingest.example.com:8883", "x-forwarded-for": clientIp },
+      },
+      (response) => {
+        response.resume();
+        resolve(response.statusCode!);
+      },
+    );
     request.on("error", reject);
   });
 }
@@ -92,14 +132,18 @@ describe("the daemon", () => {
       const url = new URL(input);
       requests.push(`${url.pathname}${url.search}`);
       if (url.pathname === "/v1/flows") return new Response(null, { status: 202 });
-      if (!url.searchParams.has("since")) return Response.json(feed.snapshot(4, [device("dev_a"), binding("10.20.0.7", "dev_a"), rule("r1")]));
+      if (!url.searchParams.has("since"))
+        return Response.json(feed.snapshot(4, [device("dev_a"), binding("10.20.0.7", "dev_a"), rule("r1")]));
       if (Number(url.searchParams.get("since")) === 4 && version === 4) {
         version = 5;
         return Response.json(feed.delta(4, 5, [binding("10.20.0.8", "dev_a")]));
       }
       return new Promise<Response>((_, reject) => init.signal?.addEventListener("abort", () => reject(init.signal!.reason)));
     }) as typeof globalThis.fetch;
-    const config = readConfig(["--state", join(folder, "state.json"), "--public-key", keyFile, "--port", "0", "--admin-port", "0", "--tenant", feed.tenantId], env)!;
+    const config = readConfig(
+      ["--state", join(folder, "state.json"), "--public-key", keyFile, "--port", "0", "--admin-port", "0", "--tenant", feed.tenantId],
+      env,
+    )!;
 
     const pep = await startPep(config, { fetch, now: feed.now });
     await expect.poll(() => pep.state.version).toBe(5);
@@ -124,8 +168,14 @@ describe("the daemon", () => {
     const folder = await mkdtemp(join(tmpdir(), "simroot-pep-daemon-"));
     const keyFile = join(folder, "feed.pem");
     await writeFile(keyFile, feed.publicKey.export({ type: "spki", format: "pem" }));
-    await writeFile(join(folder, "state.json"), JSON.stringify({ format: 1, tenantId: "ten_other", version: 3, devices: [], bindings: [], policies: [], grants: [], settings: {} }));
-    const config = readConfig(["--state", join(folder, "state.json"), "--public-key", keyFile, "--port", "0", "--admin-port", "0", "--tenant", "ten_acme"], env)!;
+    await writeFile(
+      join(folder, "state.json"),
+      JSON.stringify({ format: 1, tenantId: "ten_other", version: 3, devices: [], bindings: [], policies: [], grants: [], settings: {} }),
+    );
+    const config = readConfig(
+      ["--state", join(folder, "state.json"), "--public-key", keyFile, "--port", "0", "--admin-port", "0", "--tenant", "ten_acme"],
+      env,
+    )!;
     await expect(startPep(config)).rejects.toThrow(/for tenant ten_other/);
   });
 });

@@ -72,7 +72,11 @@ export async function startPep(config: PepConfig, deps: PepDeps = {}) {
     state.head = undefined;
   }
   log({ level: "info", msg: "state loaded", tenantId: state.tenantId, version: state.version });
-  const engine = new PepEngine(state, { breakGlass: config.breakGlass, clockSkewSeconds: config.clockSkewSeconds, ...(deps.now ? { now: deps.now } : {}) });
+  const engine = new PepEngine(state, {
+    breakGlass: config.breakGlass,
+    clockSkewSeconds: config.clockSkewSeconds,
+    ...(deps.now ? { now: deps.now } : {}),
+  });
   const flows =
     config.flowIntervalSeconds > 0
       ? new FlowReporter({
@@ -96,7 +100,8 @@ export async function startPep(config: PepConfig, deps: PepDeps = {}) {
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
     ...(deps.now ? { now: deps.now } : {}),
     onChange: (change) => log({ level: "info", msg: "feed applied", ...change }),
-    onError: (error) => log({ level: "warn", msg: "feed sync failed", error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }),
+    onError: (error) =>
+      log({ level: "warn", msg: "feed sync failed", error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }),
   });
   const authz = await listen(authzServer(authzHandler(engine, flows, { xffTrustedHops: config.xffTrustedHops })), config.port, config.host);
   let admin: Server;
@@ -140,7 +145,8 @@ export async function main(argv: readonly string[], io: Io, deps: PepDeps = {}):
     io.stdout.write(usage);
     return 0;
   }
-  const log = deps.log ?? ((line: Record<string, unknown>) => io.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`));
+  const log =
+    deps.log ?? ((line: Record<string, unknown>) => io.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), ...line })}\n`));
   let pep: RunningPep;
   try {
     pep = await startPep(config, { ...deps, log });

@@ -29,13 +29,28 @@ const showKeyWithToken = (ctx: Context) => (created: { key: ApiKey; token: strin
   `${details(created.key, ["keyId", "name", "role", "createdAt", "rotatedAt"])}\n${showToken(ctx, created.token)}`;
 
 const showTenant = (tenant: Tenant) =>
-  details({ ...tenant, ...tenant.settings }, ["id", "name", "platform", "imeiLock", "allowedCountries", "failMode", "createdAt", "revision"]);
+  details({ ...tenant, ...tenant.settings }, [
+    "id",
+    "name",
+    "platform",
+    "imeiLock",
+    "allowedCountries",
+    "failMode",
+    "createdAt",
+    "revision",
+  ]);
 
 async function updateSettings(ctx: Context) {
   const countries = ctx.opt("allowed-countries");
   const changes: Partial<TenantSettings> = {
     imeiLock: booleanOf(ctx, "imei-lock"),
-    allowedCountries: countries === undefined ? undefined : countries.split(",").map((c) => c.trim().toUpperCase()).filter(Boolean),
+    allowedCountries:
+      countries === undefined
+        ? undefined
+        : countries
+            .split(",")
+            .map((c) => c.trim().toUpperCase())
+            .filter(Boolean),
     failMode: choiceOf(ctx, "fail-mode", failModes),
   };
   if (Object.values(changes).every((value) => value === undefined)) {
@@ -68,7 +83,8 @@ export const accessCommands: Command[] = [
     name: "rotate",
     args: ["id"],
     summary: "Give a key a new secret (the old one stops working at once); the token is printed once",
-    run: async (ctx) => ctx.print(await ctx.client.post("/v1/keys/{id}/rotate", { params: { path: { id: ctx.arg("id") } } }), showKeyWithToken(ctx)),
+    run: async (ctx) =>
+      ctx.print(await ctx.client.post("/v1/keys/{id}/rotate", { params: { path: { id: ctx.arg("id") } } }), showKeyWithToken(ctx)),
   },
   {
     group: "keys",
@@ -80,14 +96,19 @@ export const accessCommands: Command[] = [
         details(key, ["keyId", "name", "role", "revokedAt"]),
       ),
   },
-  { group: "tenant", name: "get", summary: "Show your tenant and its settings", run: async (ctx) => ctx.print(await ctx.client.get("/v1/tenant"), showTenant) },
+  {
+    group: "tenant",
+    name: "get",
+    summary: "Show your tenant and its settings",
+    run: async (ctx) => ctx.print(await ctx.client.get("/v1/tenant"), showTenant),
+  },
   {
     group: "tenant",
     name: "settings",
     summary: "Change tenant settings (reads the current ETag for If-Match unless --if-match is given)",
     options: {
       "imei-lock": { type: "string", value: "true|false", description: "quarantine devices whose IMEI changes" },
-      "allowed-countries": { type: "string", value: "<FR,DE,...>", description: "countries devices may roam into; \"\" for anywhere" },
+      "allowed-countries": { type: "string", value: "<FR,DE,...>", description: 'countries devices may roam into; "" for anywhere' },
       "fail-mode": { type: "string", value: failModes.join("|"), description: "what enforcement points do when they cannot decide" },
       "if-match": { type: "string", value: "<etag>", description: "only if the tenant is still at this ETag" },
     },

@@ -62,24 +62,44 @@ async function health(ctx: Context) {
   const { data, error, response } = await ctx.client.http.GET("/health");
   const report: Health | undefined = data ?? (response.status === 503 ? (error as Health) : undefined);
   if (!report) throw SimrootApiError.from(response, error);
-  ctx.print(report, (r) =>
-    table(Object.entries(r.components), [
-      ["component", ([name]) => name],
-      ["status", ([, c]) => c.status],
-      ["detail", ([, c]) => Object.entries(c.detail ?? {}).map(([key, value]) => `${key}=${cell(value)}`).join(" ")],
-    ]) + `\n\nstatus: ${r.status}`,
+  ctx.print(
+    report,
+    (r) =>
+      table(Object.entries(r.components), [
+        ["component", ([name]) => name],
+        ["status", ([, c]) => c.status],
+        [
+          "detail",
+          ([, c]) =>
+            Object.entries(c.detail ?? {})
+              .map(([key, value]) => `${key}=${cell(value)}`)
+              .join(" "),
+        ],
+      ]) + `\n\nstatus: ${r.status}`,
   );
   return report.status === "ok" ? 0 : 1;
 }
 
-export const healthCommand: Command = { group: "health", summary: "Report the state of the store and the bus (exit 1 when degraded)", auth: false, run: health };
+export const healthCommand: Command = {
+  group: "health",
+  summary: "Report the state of the store and the bus (exit 1 when degraded)",
+  auth: false,
+  run: health,
+};
 
 export const auditCommands: Command[] = [
-  listCommand({ group: "audit", summary: "Audit records: the whole chain in order, or one subject's by time", path: "/v1/audit", columns: auditColumns, filters: rangeOptions }),
+  listCommand({
+    group: "audit",
+    summary: "Audit records: the whole chain in order, or one subject's by time",
+    path: "/v1/audit",
+    columns: auditColumns,
+    filters: rangeOptions,
+  }),
   {
     group: "audit",
     name: "verify",
-    summary: "Verify the hash chain from the signed checkpoint, or whole with --full (admin), and report the first break (exit 1 when broken)",
+    summary:
+      "Verify the hash chain from the signed checkpoint, or whole with --full (admin), and report the first break (exit 1 when broken)",
     options: { full: { type: "boolean", description: "walk the whole chain from its first record (admin keys only)" } },
     run: verify,
   },

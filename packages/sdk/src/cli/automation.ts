@@ -42,7 +42,8 @@ const incidentColumns: readonly Column<Incident>[] = [
   ["openedAt", (i) => i.openedAt],
   ["openedBy", (i) => i.openedBy],
 ];
-const showRule = (rule: Rule) => details({ ...rule, actions: cell(rule.actions) }, ["id", "name", "enabled", "dryRun", "pattern", "actions", "rateLimit", "revision"]);
+const showRule = (rule: Rule) =>
+  details({ ...rule, actions: cell(rule.actions) }, ["id", "name", "enabled", "dryRun", "pattern", "actions", "rateLimit", "revision"]);
 
 const ruleToggle = (name: string, summary: string, changes: Partial<Rule>): Command => ({
   group: "rules",
@@ -52,7 +53,10 @@ const ruleToggle = (name: string, summary: string, changes: Partial<Rule>): Comm
   run: async (ctx) => {
     const id = ctx.arg("id");
     const { etag } = await ctx.client.getWithEtag("/v1/automation/rules/{id}", { params: { path: { id } } });
-    const rule = await ctx.client.patch("/v1/automation/rules/{id}", { params: { path: { id }, header: { "if-match": etag ?? "*" } }, body: changes });
+    const rule = await ctx.client.patch("/v1/automation/rules/{id}", {
+      params: { path: { id }, header: { "if-match": etag ?? "*" } },
+      body: changes,
+    });
     ctx.print(rule, showRule);
   },
 });
@@ -84,7 +88,11 @@ export const automationCommands: Command[] = [
     name: "delete",
     args: ["id"],
     summary: "Remove an automation rule",
-    run: async (ctx) => ctx.print(await ctx.client.delete("/v1/automation/rules/{id}", { params: { path: { id: ctx.arg("id") } } }), (r) => `deleted ${r.id}`),
+    run: async (ctx) =>
+      ctx.print(
+        await ctx.client.delete("/v1/automation/rules/{id}", { params: { path: { id: ctx.arg("id") } } }),
+        (r) => `deleted ${r.id}`,
+      ),
   },
   listCommand({ group: "webhooks", summary: "List the tenant's webhook subscriptions", path: "/v1/webhooks", columns: webhookColumns }),
   {
@@ -108,7 +116,14 @@ export const automationCommands: Command[] = [
         details(w, ["id", "url", "signing", "enabled", "disabledReason", "pattern", "publicKey", "revision"]),
       ),
   },
-  listCommand({ group: "webhooks", name: "deliveries", idArg: "id", summary: "The delivery log of a subscription, newest first", path: "/v1/webhooks/{id}/deliveries", columns: deliveryColumns }),
+  listCommand({
+    group: "webhooks",
+    name: "deliveries",
+    idArg: "id",
+    summary: "The delivery log of a subscription, newest first",
+    path: "/v1/webhooks/{id}/deliveries",
+    columns: deliveryColumns,
+  }),
   {
     group: "webhooks",
     name: "replay",
@@ -116,7 +131,9 @@ export const automationCommands: Command[] = [
     summary: "Send a delivery again now (same webhook-id)",
     run: async (ctx) =>
       ctx.print(
-        await ctx.client.post("/v1/webhooks/{id}/deliveries/{deliveryId}/replay", { params: { path: { id: ctx.arg("id"), deliveryId: ctx.arg("delivery") } } }),
+        await ctx.client.post("/v1/webhooks/{id}/deliveries/{deliveryId}/replay", {
+          params: { path: { id: ctx.arg("id"), deliveryId: ctx.arg("delivery") } },
+        }),
         (d) => table([d], deliveryColumns),
       ),
   },
@@ -125,7 +142,8 @@ export const automationCommands: Command[] = [
     name: "delete",
     args: ["id"],
     summary: "Remove a webhook subscription",
-    run: async (ctx) => ctx.print(await ctx.client.delete("/v1/webhooks/{id}", { params: { path: { id: ctx.arg("id") } } }), (r) => `deleted ${r.id}`),
+    run: async (ctx) =>
+      ctx.print(await ctx.client.delete("/v1/webhooks/{id}", { params: { path: { id: ctx.arg("id") } } }), (r) => `deleted ${r.id}`),
   },
   listCommand({ group: "incidents", summary: "List the tenant's incidents", path: "/v1/incidents", columns: incidentColumns }),
   {
@@ -135,7 +153,15 @@ export const automationCommands: Command[] = [
     summary: "Show an incident with the device's timeline, its anomalies and the actions taken",
     run: async (ctx) =>
       ctx.print(await ctx.client.get("/v1/incidents/{id}", { params: { path: { id: ctx.arg("id") } } }), (r) =>
-        [details(r.incident, ["id", "status", "severity", "deviceId", "openedAt", "openedBy"]), "", table(r.timeline, [["time", (e) => e.time], ["type", (e) => e.type], ["actor", (e) => e.actor]])].join("\n"),
+        [
+          details(r.incident, ["id", "status", "severity", "deviceId", "openedAt", "openedBy"]),
+          "",
+          table(r.timeline, [
+            ["time", (e) => e.time],
+            ["type", (e) => e.type],
+            ["actor", (e) => e.actor],
+          ]),
+        ].join("\n"),
       ),
   },
   {
@@ -143,7 +169,10 @@ export const automationCommands: Command[] = [
     name: "nis2",
     args: ["id"],
     summary: "NIS2 Art. 23 drafts: early warning (24 h), notification (72 h), final report",
-    run: async (ctx) => ctx.print(await ctx.client.get("/v1/incidents/{id}/nis2", { params: { path: { id: ctx.arg("id") } } }), (d) => JSON.stringify(d, null, 2)),
+    run: async (ctx) =>
+      ctx.print(await ctx.client.get("/v1/incidents/{id}/nis2", { params: { path: { id: ctx.arg("id") } } }), (d) =>
+        JSON.stringify(d, null, 2),
+      ),
   },
   {
     group: "incidents",
@@ -152,8 +181,12 @@ export const automationCommands: Command[] = [
     summary: "Close an incident with a summary",
     options: { summary: { type: "string", value: "<text>", description: "what happened and what was done (required)" } },
     run: async (ctx) =>
-      ctx.print(await ctx.client.post("/v1/incidents/{id}/close", { params: { path: { id: ctx.arg("id") } }, body: { summary: ctx.need("summary") } }), (i) =>
-        details(i, ["id", "status", "closedAt", "summary"]),
+      ctx.print(
+        await ctx.client.post("/v1/incidents/{id}/close", {
+          params: { path: { id: ctx.arg("id") } },
+          body: { summary: ctx.need("summary") },
+        }),
+        (i) => details(i, ["id", "status", "closedAt", "summary"]),
       ),
   },
 ];

@@ -17,10 +17,22 @@ export const deviceColumns: readonly Column<Device>[] = [
 ];
 
 export const showDevice = (device: Device) =>
-  details(
-    { ...device, ip: Object.values(device.identity.sessions).flatMap((session) => [session?.ipv4, session?.ipv6].filter(Boolean)) },
-    ["id", "name", "state", "eid", "iccids", "imsi", "imei", "msisdn", "labels", "imeiLock", "ip", "createdAt", "updatedAt", "revision"],
-  );
+  details({ ...device, ip: Object.values(device.identity.sessions).flatMap((session) => [session?.ipv4, session?.ipv6].filter(Boolean)) }, [
+    "id",
+    "name",
+    "state",
+    "eid",
+    "iccids",
+    "imsi",
+    "imei",
+    "msisdn",
+    "labels",
+    "imeiLock",
+    "ip",
+    "createdAt",
+    "updatedAt",
+    "revision",
+  ]);
 
 const identifierOptions = {
   eid: { type: "string", value: "<32 digits>", description: "eUICC id" },

@@ -27,7 +27,8 @@ const parkedColumns: readonly Column<Parked>[] = [
   ["reason", (p) => p.reason],
 ];
 
-const showSource = (source: Source) => details(source, ["id", "name", "format", "ingestPath", "defaultBearer", "createdAt", "credentialsRotatedAt"]);
+const showSource = (source: Source) =>
+  details(source, ["id", "name", "format", "ingestPath", "defaultBearer", "createdAt", "credentialsRotatedAt"]);
 
 const showWithCredentials = (ctx: Context) => (created: WithCredentials) => {
   ctx.note("Give these credentials to the sender now: they are not shown again.");
@@ -45,7 +46,11 @@ export const ingestCommands: Command[] = [
       "default-bearer": { type: "string", value: bearers.join("|"), description: "the bearer its cellular reports stand for" },
     },
     run: async (ctx) => {
-      const body = { name: ctx.need("name"), format: choiceOf(ctx, "format", formats, true)!, defaultBearer: choiceOf(ctx, "default-bearer", bearers, false) };
+      const body = {
+        name: ctx.need("name"),
+        format: choiceOf(ctx, "format", formats, true)!,
+        defaultBearer: choiceOf(ctx, "default-bearer", bearers, false),
+      };
       ctx.print(await ctx.client.idempotentPost("/v1/sources", { body }), showWithCredentials(ctx));
     },
   },

@@ -33,7 +33,9 @@ export function listCommand<P extends PagedPath>(spec: ListSpec<P>): Command {
       }
       // The generic path defeats openapi-fetch's per-path checks; the spec's types still hold.
       const get = ctx.client.get as unknown as (path: string, init: object) => Promise<{ items: PageItem<P>[]; next?: string }>;
-      const page = await get(spec.path, { params: { query: { ...query, cursor: ctx.opt("cursor") }, ...(pathParams ? { path: pathParams } : {}) } });
+      const page = await get(spec.path, {
+        params: { query: { ...query, cursor: ctx.opt("cursor") }, ...(pathParams ? { path: pathParams } : {}) },
+      });
       ctx.print(page, (p) => table(p.items, spec.columns) + nextHint(p.next));
     },
   };

@@ -13,7 +13,13 @@ const protocols = ["tcp", "udp"] as const satisfies readonly WhatIfRequest["prot
 const bearers = ["cellular", "private-5g", "wifi", "satellite"] as const satisfies readonly WhatIfRequest["bearer"][];
 
 const destinations = (list: readonly object[]) =>
-  list.map((d) => Object.entries(d).map(([k, v]) => `${k}=${cell(v)}`).join(" ")).join("; ");
+  list
+    .map((d) =>
+      Object.entries(d)
+        .map(([k, v]) => `${k}=${cell(v)}`)
+        .join(" "),
+    )
+    .join("; ");
 
 const policyColumns: readonly Column<Policy>[] = [
   ["id", (p) => p.id],
@@ -34,7 +40,16 @@ const grantColumns: readonly Column<Grant>[] = [
 ];
 
 const showPolicy = (policy: Policy) =>
-  details({ ...policy, destinations: destinations(policy.destinations) }, ["id", "name", "effect", "selector", "destinations", "conditions", "revision", "updatedAt"]);
+  details({ ...policy, destinations: destinations(policy.destinations) }, [
+    "id",
+    "name",
+    "effect",
+    "selector",
+    "destinations",
+    "conditions",
+    "revision",
+    "updatedAt",
+  ]);
 const showGrant = (grant: Grant) =>
   details({ ...grant, destinations: destinations(grant.destinations) }, [
     "id",
@@ -53,7 +68,9 @@ const showDecision = (d: Decision) =>
   `${d.allow ? "ALLOW" : "DENY"}  ${d.reason}${d.ruleId ? ` (rule ${d.ruleId})` : ""}${d.grantId ? ` (grant ${d.grantId})` : ""}${d.sessionRecording ? " [record session]" : ""}\n` +
   `${d.explanation}\n${details(d, ["deviceId", "deviceState", "at", "policyVersion"])}`;
 
-const fileOption = { file: { type: "string", value: "<file.json>", description: "the JSON body (- for stdin; required)" } } as const satisfies Record<string, OptionSpec>;
+const fileOption = {
+  file: { type: "string", value: "<file.json>", description: "the JSON body (- for stdin; required)" },
+} as const satisfies Record<string, OptionSpec>;
 const ifMatchOption = {
   "if-match": { type: "string", value: "<etag>", description: "only if still at this ETag (default: the current one)" },
 } as const satisfies Record<string, OptionSpec>;
@@ -158,7 +175,12 @@ export const policyCommands: Command[] = [
       ctx.print({ id, deleted: true }, () => `deleted ${id}`);
     },
   },
-  listCommand({ group: "grants", summary: "List the tenant's grants (expired and revoked ones included)", path: "/v1/grants", columns: grantColumns }),
+  listCommand({
+    group: "grants",
+    summary: "List the tenant's grants (expired and revoked ones included)",
+    path: "/v1/grants",
+    columns: grantColumns,
+  }),
   {
     group: "grants",
     name: "get",
@@ -184,7 +206,10 @@ export const policyCommands: Command[] = [
     options: { reason: { type: "string", value: "<text>", description: "why (kept with the grant)" } },
     run: async (ctx) => {
       const reason = ctx.opt("reason");
-      const grant = await ctx.client.post("/v1/grants/{id}/revoke", { params: { path: { id: ctx.arg("id") } }, ...(reason ? { body: { reason } } : {}) });
+      const grant = await ctx.client.post("/v1/grants/{id}/revoke", {
+        params: { path: { id: ctx.arg("id") } },
+        ...(reason ? { body: { reason } } : {}),
+      });
       ctx.print(grant, showGrant);
     },
   },
@@ -194,7 +219,12 @@ export const policyCommands: Command[] = [
     summary: "Show the enforcement settings: quarantine destinations and fail mode",
     run: async (ctx) =>
       ctx.print(await ctx.client.get("/v1/enforcement"), (e) =>
-        details({ ...e, quarantineDestinations: destinations(e.quarantineDestinations ?? []) }, ["failMode", "quarantineDestinations", "revision", "updatedAt"]),
+        details({ ...e, quarantineDestinations: destinations(e.quarantineDestinations ?? []) }, [
+          "failMode",
+          "quarantineDestinations",
+          "revision",
+          "updatedAt",
+        ]),
       ),
   },
   {

@@ -6,7 +6,8 @@ export type InvalidBody = (message: string, path?: string) => SimrootError;
 
 /** The `InvalidBody` of a format whose body is called `what` ("CAMARA body"). */
 export function invalidBodyOf(what: string): InvalidBody {
-  return (message, path = "") => new SimrootError("ingest.invalid_body", "input", `Invalid ${what}: ${message}`, { issues: [{ path, message }] });
+  return (message, path = "") =>
+    new SimrootError("ingest.invalid_body", "input", `Invalid ${what}: ${message}`, { issues: [{ path, message }] });
 }
 
 export function isRecord(value: unknown): value is Record<string, unknown> {

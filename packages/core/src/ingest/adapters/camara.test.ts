@@ -28,7 +28,16 @@ function request(body: unknown, authorization: string | null = `Bearer ${token}`
 }
 
 function cloudEvent(type: string, data: Record<string, unknown>, overrides: Record<string, unknown> = {}) {
-  return { id: "123654", source, type, specversion: "1.0", datacontenttype: "application/json", data, time: "2023-01-17T13:18:23.682Z", ...overrides };
+  return {
+    id: "123654",
+    source,
+    type,
+    specversion: "1.0",
+    datacontenttype: "application/json",
+    data,
+    time: "2023-01-17T13:18:23.682Z",
+    ...overrides,
+  };
 }
 
 const parsedEvent = (body: unknown) => onlyEvent(camaraAdapter.parse(request(body)));
@@ -75,21 +84,46 @@ describe("camara adapter: device roaming status", () => {
   });
 
   it("maps roaming-status false without a country (the device is home)", () => {
-    const event = parsedEvent(cloudEvent("org.camaraproject.device-roaming-status-subscriptions.v0.roaming-status", { device: { phoneNumber }, roaming: false, subscriptionId: "s" }));
+    const event = parsedEvent(
+      cloudEvent("org.camaraproject.device-roaming-status-subscriptions.v0.roaming-status", {
+        device: { phoneNumber },
+        roaming: false,
+        subscriptionId: "s",
+      }),
+    );
     expect(event.type).toBe("device.roaming-changed");
     expect(event.data).toEqual({ roaming: false });
   });
 
   it("refuses roaming-status without its roaming flag, naming it", () => {
-    const [item] = camaraAdapter.parse(request(cloudEvent("org.camaraproject.device-roaming-status-subscriptions.v0.roaming-status", { device: { phoneNumber }, subscriptionId: "s" })));
+    const [item] = camaraAdapter.parse(
+      request(
+        cloudEvent("org.camaraproject.device-roaming-status-subscriptions.v0.roaming-status", {
+          device: { phoneNumber },
+          subscriptionId: "s",
+        }),
+      ),
+    );
     expect(item).toEqual({ index: 0, ok: false, issues: [{ path: "data.roaming", message: expect.any(String) }] });
   });
 
   it("maps roaming-on and roaming-off (no roaming flag in their data)", () => {
-    const on = parsedEvent(cloudEvent("org.camaraproject.device-roaming-status-subscriptions.v0.roaming-on", { device: { phoneNumber }, subscriptionId: "s" }, { id: "123656" }));
+    const on = parsedEvent(
+      cloudEvent(
+        "org.camaraproject.device-roaming-status-subscriptions.v0.roaming-on",
+        { device: { phoneNumber }, subscriptionId: "s" },
+        { id: "123656" },
+      ),
+    );
     expect(on.data).toEqual({ roaming: true });
     expect(on.dedupeKey).toBe(`${source}|123656`);
-    const off = parsedEvent(cloudEvent("org.camaraproject.device-roaming-status-subscriptions.v0.roaming-off", { device: { phoneNumber }, subscriptionId: "s" }, { id: "123655" }));
+    const off = parsedEvent(
+      cloudEvent(
+        "org.camaraproject.device-roaming-status-subscriptions.v0.roaming-off",
+        { device: { phoneNumber }, subscriptionId: "s" },
+        { id: "123655" },
+      ),
+    );
     expect(off.data).toEqual({ roaming: false });
   });
 
@@ -103,27 +137,47 @@ describe("camara adapter: device roaming status", () => {
       }),
     );
     expect(event.data).toEqual({ roaming: true, mcc: "214", country: "ES" });
-    const padded = parsedEvent(cloudEvent("org.camaraproject.device-roaming-status-subscriptions.v1.roaming-change-country", { device: { phoneNumber }, countryCode: 1, countryName: [], subscriptionId: "s" }));
+    const padded = parsedEvent(
+      cloudEvent("org.camaraproject.device-roaming-status-subscriptions.v1.roaming-change-country", {
+        device: { phoneNumber },
+        countryCode: 1,
+        countryName: [],
+        subscriptionId: "s",
+      }),
+    );
     expect(padded.data).toEqual({ roaming: true, mcc: "001" });
   });
 
   it("falls back to a single countryName when the MCC names several countries", () => {
     const event = parsedEvent(
-      cloudEvent("org.camaraproject.device-roaming-status-subscriptions.v0.roaming-change-country", { device: { phoneNumber }, countryCode: 340, countryName: ["MQ"], subscriptionId: "s" }),
+      cloudEvent("org.camaraproject.device-roaming-status-subscriptions.v0.roaming-change-country", {
+        device: { phoneNumber },
+        countryCode: 340,
+        countryName: ["MQ"],
+        subscriptionId: "s",
+      }),
     );
     expect(event.data).toEqual({ roaming: true, mcc: "340", country: "MQ" });
   });
 
   it("refuses a countryCode that is no MCC", () => {
     const [item] = camaraAdapter.parse(
-      request(cloudEvent("org.camaraproject.device-roaming-status-subscriptions.v0.roaming-on", { device: { phoneNumber }, countryCode: 2620, subscriptionId: "s" })),
+      request(
+        cloudEvent("org.camaraproject.device-roaming-status-subscriptions.v0.roaming-on", {
+          device: { phoneNumber },
+          countryCode: 2620,
+          subscriptionId: "s",
+        }),
+      ),
     );
     expect(item?.ok).toBe(false);
     expect(item && !item.ok && item.issues.map((issue) => issue.path)).toEqual(["data.countryCode"]);
   });
 
   it("matches the event name whatever the version or API part of the type", () => {
-    const event = parsedEvent(cloudEvent("org.camaraproject.device-status.v1.roaming-off", { device: { phoneNumber }, subscriptionId: "s" }));
+    const event = parsedEvent(
+      cloudEvent("org.camaraproject.device-status.v1.roaming-off", { device: { phoneNumber }, subscriptionId: "s" }),
+    );
     expect(event.type).toBe("device.roaming-changed");
     expect(event.sourceType).toBe("org.camaraproject.device-status.v1.roaming-off");
   });
@@ -135,7 +189,12 @@ describe("camara adapter: device reachability status", () => {
     ["reachability-sms", { reachable: true, via: "sms" }],
     ["reachability-disconnected", { reachable: false }],
   ])("maps %s", (name, data) => {
-    const event = parsedEvent(cloudEvent(`org.camaraproject.device-reachability-status-subscriptions.v0.${name}`, { device: { phoneNumber }, subscriptionId: "qs15-h556-rt89-1298" }));
+    const event = parsedEvent(
+      cloudEvent(`org.camaraproject.device-reachability-status-subscriptions.v0.${name}`, {
+        device: { phoneNumber },
+        subscriptionId: "qs15-h556-rt89-1298",
+      }),
+    );
     expect(event.type).toBe("device.reachability-changed");
     expect(event.data).toEqual(data);
   });
@@ -144,7 +203,11 @@ describe("camara adapter: device reachability status", () => {
 describe("camara adapter: other APIs", () => {
   it("records connected-network-type network-type-changed as unhandled with the network type", () => {
     const event = parsedEvent(
-      cloudEvent("org.camaraproject.connected-network-type-subscriptions.v0.network-type-changed", { subscriptionId: "987654321", device: { phoneNumber }, connectedNetworkType: "5G" }),
+      cloudEvent("org.camaraproject.connected-network-type-subscriptions.v0.network-type-changed", {
+        subscriptionId: "987654321",
+        device: { phoneNumber },
+        connectedNetworkType: "5G",
+      }),
     );
     expect(event.type).toBe("source.unhandled");
     expect(event.data).toEqual({
@@ -155,7 +218,11 @@ describe("camara adapter: other APIs", () => {
 
   it("suspends the device on a SIM swap (data.phoneNumber, no device object)", () => {
     const event = parsedEvent(
-      cloudEvent("org.camaraproject.sim-swap-subscriptions.v0.swapped", { phoneNumber, subscriptionId: "2ghy-55gg-7iup-yuo9" }, { source: "supertelco.notificationSendServer12", id: "123655" }),
+      cloudEvent(
+        "org.camaraproject.sim-swap-subscriptions.v0.swapped",
+        { phoneNumber, subscriptionId: "2ghy-55gg-7iup-yuo9" },
+        { source: "supertelco.notificationSendServer12", id: "123655" },
+      ),
     );
     expect(event).toEqual({
       type: "device.suspended",
@@ -187,44 +254,84 @@ describe("camara adapter: other APIs", () => {
 
   it("keeps the previous IMEI when a provider adds it", () => {
     const event = parsedEvent(
-      cloudEvent("org.camaraproject.iot-sim-fraud-prevention.v0.imei-change", { subscriptionId: "s", imei: "352099001761481", previousImei: "490154203237518", device: { phoneNumber } }),
+      cloudEvent("org.camaraproject.iot-sim-fraud-prevention.v0.imei-change", {
+        subscriptionId: "s",
+        imei: "352099001761481",
+        previousImei: "490154203237518",
+        device: { phoneNumber },
+      }),
     );
     expect(event.data).toEqual({ imei: "352099001761481", previousImei: "490154203237518" });
   });
 
   it("refuses an imei-change without a usable IMEI", () => {
-    const [item] = camaraAdapter.parse(request(cloudEvent("org.camaraproject.iot-sim-fraud-prevention.v0.imei-change", { subscriptionId: "s", imei: "unknown", device: { phoneNumber } })));
+    const [item] = camaraAdapter.parse(
+      request(
+        cloudEvent("org.camaraproject.iot-sim-fraud-prevention.v0.imei-change", {
+          subscriptionId: "s",
+          imei: "unknown",
+          device: { phoneNumber },
+        }),
+      ),
+    );
     expect(item).toEqual({ index: 0, ok: false, issues: [{ path: "data.imei", message: expect.any(String) }] });
   });
 
   it("records area-change as unhandled with the area", () => {
     const area = { areaType: "CIRCLE", center: { latitude: 50.735851, longitude: 7.10066 }, radius: 2000 };
     const event = parsedEvent(
-      cloudEvent("org.camaraproject.iot-sim-fraud-prevention-subscriptions.v0.area-change", { subscriptionId: "987654321", area, device: { phoneNumber } }),
+      cloudEvent("org.camaraproject.iot-sim-fraud-prevention-subscriptions.v0.area-change", {
+        subscriptionId: "987654321",
+        area,
+        device: { phoneNumber },
+      }),
     );
     expect(event.type).toBe("source.unhandled");
-    expect(event.data).toEqual({ sourceType: "org.camaraproject.iot-sim-fraud-prevention-subscriptions.v0.area-change", summary: { area, subscriptionId: "987654321" } });
+    expect(event.data).toEqual({
+      sourceType: "org.camaraproject.iot-sim-fraud-prevention-subscriptions.v0.area-change",
+      summary: { area, subscriptionId: "987654321" },
+    });
   });
 
-  it.each(["subscription-started", "subscription-updated", "subscription-ended", "subscription-ends"])("records the %s lifecycle event as unhandled when it names the device", (name) => {
-    const event = parsedEvent(
-      cloudEvent(`org.camaraproject.device-roaming-status-subscriptions.v0.${name}`, { device: { phoneNumber }, terminationReason: "SUBSCRIPTION_EXPIRED", subscriptionId: "qs15" }),
-    );
-    expect(event.type).toBe("source.unhandled");
-    expect(event.data).toEqual({ sourceType: `org.camaraproject.device-roaming-status-subscriptions.v0.${name}`, summary: { subscriptionId: "qs15", terminationReason: "SUBSCRIPTION_EXPIRED" } });
-  });
+  it.each(["subscription-started", "subscription-updated", "subscription-ended", "subscription-ends"])(
+    "records the %s lifecycle event as unhandled when it names the device",
+    (name) => {
+      const event = parsedEvent(
+        cloudEvent(`org.camaraproject.device-roaming-status-subscriptions.v0.${name}`, {
+          device: { phoneNumber },
+          terminationReason: "SUBSCRIPTION_EXPIRED",
+          subscriptionId: "qs15",
+        }),
+      );
+      expect(event.type).toBe("source.unhandled");
+      expect(event.data).toEqual({
+        sourceType: `org.camaraproject.device-roaming-status-subscriptions.v0.${name}`,
+        summary: { subscriptionId: "qs15", terminationReason: "SUBSCRIPTION_EXPIRED" },
+      });
+    },
+  );
 
   it("accepts a lifecycle event that names no device, with nothing to record", () => {
     const items = camaraAdapter.parse(
-      request(cloudEvent("org.camaraproject.iot-sim-fraud-prevention-subscriptions.v0.subscription-started", { initiationReason: "SUBSCRIPTION_CREATED", subscriptionId: "1119920371" })),
+      request(
+        cloudEvent("org.camaraproject.iot-sim-fraud-prevention-subscriptions.v0.subscription-started", {
+          initiationReason: "SUBSCRIPTION_CREATED",
+          subscriptionId: "1119920371",
+        }),
+      ),
     );
     expect(items).toEqual([{ index: 0, ok: true, events: [] }]);
   });
 
   it("records unknown types, even outside org.camaraproject, as unhandled", () => {
-    const unknown = parsedEvent(cloudEvent("org.camaraproject.device-location-subscriptions.v0.area-entered", { device: { phoneNumber }, subscriptionId: "s" }));
+    const unknown = parsedEvent(
+      cloudEvent("org.camaraproject.device-location-subscriptions.v0.area-entered", { device: { phoneNumber }, subscriptionId: "s" }),
+    );
     expect(unknown.type).toBe("source.unhandled");
-    expect(unknown.data).toEqual({ sourceType: "org.camaraproject.device-location-subscriptions.v0.area-entered", summary: { subscriptionId: "s" } });
+    expect(unknown.data).toEqual({
+      sourceType: "org.camaraproject.device-location-subscriptions.v0.area-entered",
+      summary: { subscriptionId: "s" },
+    });
     const foreign = parsedEvent(cloudEvent("com.example.something", { device: { phoneNumber } }));
     expect(foreign.data).toEqual({ sourceType: "com.example.something" });
   });
@@ -249,14 +356,27 @@ describe("camara adapter: devices and envelopes", () => {
   });
 
   it("uses the public IPv4 address, then the IPv6 address, when that is all there is", () => {
-    expect(parsedEvent(cloudEvent(reachable, { device: { ipv4Address: { publicAddress: "84.125.93.10", publicPort: 59765 } }, subscriptionId: "s" })).device).toEqual({ ip: "84.125.93.10" });
-    expect(parsedEvent(cloudEvent(reachable, { device: { ipv6Address: "2001:db8::7344" }, subscriptionId: "s" })).device).toEqual({ ip: "2001:db8::7344" });
+    expect(
+      parsedEvent(
+        cloudEvent(reachable, { device: { ipv4Address: { publicAddress: "84.125.93.10", publicPort: 59765 } }, subscriptionId: "s" }),
+      ).device,
+    ).toEqual({ ip: "84.125.93.10" });
+    expect(parsedEvent(cloudEvent(reachable, { device: { ipv6Address: "2001:db8::7344" }, subscriptionId: "s" })).device).toEqual({
+      ip: "2001:db8::7344",
+    });
   });
 
   it("refuses malformed device identifiers, naming them", () => {
-    const [item] = camaraAdapter.parse(request(cloudEvent(reachable, { device: { phoneNumber: "call me", ipv4Address: { privateAddress: "10.300.0.1" } }, subscriptionId: "s" })));
+    const [item] = camaraAdapter.parse(
+      request(
+        cloudEvent(reachable, { device: { phoneNumber: "call me", ipv4Address: { privateAddress: "10.300.0.1" } }, subscriptionId: "s" }),
+      ),
+    );
     expect(item?.ok).toBe(false);
-    expect(item && !item.ok && item.issues.map((issue) => issue.path).sort()).toEqual(["data.device.ipv4Address.privateAddress", "data.device.phoneNumber"]);
+    expect(item && !item.ok && item.issues.map((issue) => issue.path).sort()).toEqual([
+      "data.device.ipv4Address.privateAddress",
+      "data.device.phoneNumber",
+    ]);
   });
 
   it("uses now when the event has no time", () => {
@@ -283,7 +403,11 @@ describe("camara adapter: devices and envelopes", () => {
     const good = cloudEvent(reachable, { device: { phoneNumber }, subscriptionId: "s" }, { id: "1" });
     const noId: Record<string, unknown> = cloudEvent(reachable, { device: { phoneNumber }, subscriptionId: "s" });
     delete noId["id"];
-    const disconnected = cloudEvent("org.camaraproject.device-reachability-status-subscriptions.v0.reachability-disconnected", { device: { phoneNumber } }, { id: "3" });
+    const disconnected = cloudEvent(
+      "org.camaraproject.device-reachability-status-subscriptions.v0.reachability-disconnected",
+      { device: { phoneNumber } },
+      { id: "3" },
+    );
     const items = camaraAdapter.parse(request([good, noId, disconnected, 17]));
     expect(items.map((item) => [item.index, item.ok])).toEqual([
       [0, true],

@@ -40,12 +40,19 @@ export const camaraAdapter: Adapter = {
 };
 
 const attribute = (name: string) =>
-  z.string({ error: (issue) => (issue.input === undefined ? `the required CloudEvents attribute ${name} is missing` : `${name} must be a string`) }).min(1, `${name} must not be empty`);
+  z
+    .string({
+      error: (issue) => (issue.input === undefined ? `the required CloudEvents attribute ${name} is missing` : `${name} must be a string`),
+    })
+    .min(1, `${name} must not be empty`);
 
 /** CloudEvents 1.0 required context attributes, plus the optional `time` and `data`. */
 const cloudEventSchema = z.object({
   specversion: z.literal("1.0", {
-    error: (issue) => (issue.input === undefined ? "the required CloudEvents attribute specversion is missing" : "only CloudEvents specversion 1.0 is accepted"),
+    error: (issue) =>
+      issue.input === undefined
+        ? "the required CloudEvents attribute specversion is missing"
+        : "only CloudEvents specversion 1.0 is accepted",
   }),
   id: attribute("id"),
   source: attribute("source"),
@@ -85,7 +92,8 @@ function eventName(type: string): string | undefined {
 function factOf(name: string | undefined, event: CloudEvent, data: Record<string, unknown>): Fact | Refusal {
   switch (name) {
     case "roaming-status": {
-      if (typeof data["roaming"] !== "boolean") return { issues: [{ path: "data.roaming", message: "a roaming-status event needs the roaming boolean" }] };
+      if (typeof data["roaming"] !== "boolean")
+        return { issues: [{ path: "data.roaming", message: "a roaming-status event needs the roaming boolean" }] };
       return roamingFact(data["roaming"], data);
     }
     case "roaming-on":
@@ -120,7 +128,15 @@ function factOf(name: string | undefined, event: CloudEvent, data: Record<string
     case "subscription-ends":
       return unhandled(
         event,
-        pick(data, ["subscriptionId", "initiationReason", "updateReason", "terminationReason", "terminationDescription", "initiationDescription", "updateDescription"]),
+        pick(data, [
+          "subscriptionId",
+          "initiationReason",
+          "updateReason",
+          "terminationReason",
+          "terminationDescription",
+          "initiationDescription",
+          "updateDescription",
+        ]),
       );
     default:
       return unhandled(event, pick(data, ["subscriptionId"]));
@@ -133,7 +149,8 @@ const countryCodeSchema = z.union([z.number().int().min(0).max(999), z.string().
 function roamingFact(roaming: boolean, data: Record<string, unknown>): Fact | Refusal {
   if (!roaming || data["countryCode"] === undefined) return { type: "device.roaming-changed", data: { roaming } };
   const countryCode = countryCodeSchema.safeParse(data["countryCode"]);
-  if (!countryCode.success) return { issues: [{ path: "data.countryCode", message: "countryCode must be a mobile country code (an integer up to 999)" }] };
+  if (!countryCode.success)
+    return { issues: [{ path: "data.countryCode", message: "countryCode must be a mobile country code (an integer up to 999)" }] };
   const mcc = String(countryCode.data).padStart(3, "0");
   const country = countryOfMcc(mcc) ?? soleCountryName(data["countryName"]);
   return { type: "device.roaming-changed", data: { roaming, mcc, ...(country === undefined ? {} : { country }) } };
@@ -169,7 +186,10 @@ function unhandled(event: CloudEvent, summary: Record<string, unknown>): Fact {
 
 /** CAMARA `Device`: at least one of these; the IPv4 form carries the public (NAT) and/or private address. */
 const deviceSchema = z.object({
-  phoneNumber: z.string().regex(/^\+?\d{6,15}$/, "phoneNumber must be an E.164 number").optional(),
+  phoneNumber: z
+    .string()
+    .regex(/^\+?\d{6,15}$/, "phoneNumber must be an E.164 number")
+    .optional(),
   networkAccessIdentifier: z.string().min(1).max(253).optional(),
   ipv4Address: z
     .object({
@@ -188,7 +208,9 @@ const deviceSchema = z.object({
 function deviceOf(data: Record<string, unknown>): { ref: DeviceRef | undefined } | Refusal {
   if (data["device"] === undefined && typeof data["phoneNumber"] === "string") {
     const phoneNumber = deviceSchema.shape.phoneNumber.safeParse(data["phoneNumber"]);
-    return phoneNumber.success ? { ref: { msisdn: phoneNumber.data } } : { issues: prefixed("data.phoneNumber", zodIssues(phoneNumber.error)) };
+    return phoneNumber.success
+      ? { ref: { msisdn: phoneNumber.data } }
+      : { issues: prefixed("data.phoneNumber", zodIssues(phoneNumber.error)) };
   }
   if (data["device"] === undefined) return { ref: undefined };
   const parsed = deviceSchema.safeParse(data["device"]);

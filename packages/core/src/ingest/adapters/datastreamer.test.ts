@@ -129,7 +129,15 @@ const deletePdpContext = {
   id: 12345678000,
   user: null,
   detail: {
-    pdp_context: { rat_type: 6, mnc: "01", apn: null, ue_ip_address: "10.196.4.20", mcc: "262", imeisv: "8635760478506578", gtp_version: 1 },
+    pdp_context: {
+      rat_type: 6,
+      mnc: "01",
+      apn: null,
+      ue_ip_address: "10.196.4.20",
+      mcc: "262",
+      imeisv: "8635760478506578",
+      gtp_version: 1,
+    },
     name: "T-Mobile",
     id: 2,
     volume: { rx: 0, tx: 0, total: 0 },
@@ -191,7 +199,11 @@ const quotaThresholdReached = {
 };
 
 function request(body: unknown, authorization?: string): IngestRequest {
-  return ingestRequest(body, { "content-type": "application/json", ...(authorization === undefined ? {} : { authorization }) }, "https://ingest.simroot.example/v1/sources/src_ds/events");
+  return ingestRequest(
+    body,
+    { "content-type": "application/json", ...(authorization === undefined ? {} : { authorization }) },
+    "https://ingest.simroot.example/v1/sources/src_ds/events",
+  );
 }
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
@@ -234,7 +246,11 @@ describe("datastreamer mapping", () => {
   });
 
   it("maps Update GPRS location in the IMSI's own country to not roaming", () => {
-    expect(parseOne(updateGprsLocation)).toMatchObject({ type: "device.roaming-changed", dedupeKey: "133107715407872", data: { roaming: false, mcc: "262" } });
+    expect(parseOne(updateGprsLocation)).toMatchObject({
+      type: "device.roaming-changed",
+      dedupeKey: "133107715407872",
+      data: { roaming: false, mcc: "262" },
+    });
   });
 
   it("records a location update without the visited network's MCC as source.unhandled", () => {
@@ -249,7 +265,14 @@ describe("datastreamer mapping", () => {
       occurredAt: "2021-10-27T08:38:02.000Z",
       device: { iccid: "8988303000005733850", imsi: "295090004145444", imei: "869370022000373", ip: "100.102.41.209" },
       sourceType: "3 Create PDP Context",
-      data: { bearer: "cellular", rat: "GERA", plmn: { mcc: "262", mnc: "02" }, apn: "em", ipv4: "100.112.45.209", imei: "869370022000373" },
+      data: {
+        bearer: "cellular",
+        rat: "GERA",
+        plmn: { mcc: "262", mnc: "02" },
+        apn: "em",
+        ipv4: "100.112.45.209",
+        imei: "869370022000373",
+      },
     });
   });
 
@@ -261,12 +284,18 @@ describe("datastreamer mapping", () => {
     [10, "NR", "cellular"],
     [17, "NB_IOT_GEO", "satellite"],
   ])("reads rat_type %i as %s (%s)", (ratType, rat, bearer) => {
-    const record = { ...createPdpContext, detail: { ...createPdpContext.detail, pdp_context: { ...createPdpContext.detail.pdp_context, rat_type: ratType } } };
+    const record = {
+      ...createPdpContext,
+      detail: { ...createPdpContext.detail, pdp_context: { ...createPdpContext.detail.pdp_context, rat_type: ratType } },
+    };
     expect(parseOne(record).data).toMatchObject({ rat, bearer });
   });
 
   it("keeps a session of an unknown rat_type as cellular without a RAT", () => {
-    const record = { ...createPdpContext, detail: { ...createPdpContext.detail, pdp_context: { ...createPdpContext.detail.pdp_context, rat_type: 99 } } };
+    const record = {
+      ...createPdpContext,
+      detail: { ...createPdpContext.detail, pdp_context: { ...createPdpContext.detail.pdp_context, rat_type: 99 } },
+    };
     const data = parseOne(record).data;
     expect(data).toMatchObject({ bearer: "cellular" });
     expect(data).not.toHaveProperty("rat");
@@ -277,7 +306,11 @@ describe("datastreamer mapping", () => {
       type: "source.unhandled",
       data: {
         sourceType: "3 Create PDP Context",
-        summary: { eventTypeId: 3, description: "PDP Context Request rejected, because endpoint has no quota.", eventSource: "Policy Control" },
+        summary: {
+          eventTypeId: 3,
+          description: "PDP Context Request rejected, because endpoint has no quota.",
+          eventSource: "Policy Control",
+        },
       },
     });
   });
@@ -287,14 +320,23 @@ describe("datastreamer mapping", () => {
       type: "sim.detached",
       dedupeKey: "12345678000",
       occurredAt: "2019-01-21T09:36:17.000Z",
-      device: { iccid: "8988228066602306711", imsi: "901405100000000", imei: "863576047850651", msisdn: "882285100000000", ip: "10.196.4.20" },
+      device: {
+        iccid: "8988228066602306711",
+        imsi: "901405100000000",
+        imei: "863576047850651",
+        msisdn: "882285100000000",
+        ip: "10.196.4.20",
+      },
       sourceType: "5 Delete PDP Context",
       data: { bearer: "cellular", reason: "PDP Context deleted." },
     });
   });
 
   it.each([15, 16] as const)("maps purge event %i to sim.detached", (typeId) => {
-    expect(parseOne(purgeEvent(typeId))).toMatchObject({ type: "sim.detached", data: { bearer: "cellular", reason: expect.stringContaining("purged") } });
+    expect(parseOne(purgeEvent(typeId))).toMatchObject({
+      type: "sim.detached",
+      data: { bearer: "cellular", reason: expect.stringContaining("purged") },
+    });
   });
 
   it.each([
@@ -342,7 +384,11 @@ describe("datastreamer batches", () => {
       [3, true],
       [4, true],
     ]);
-    expect(items[1]).toEqual({ index: 1, ok: false, issues: [{ path: "timestamp", message: "must be an ISO 8601 date-time with a UTC offset" }] });
+    expect(items[1]).toEqual({
+      index: 1,
+      ok: false,
+      issues: [{ path: "timestamp", message: "must be an ISO 8601 date-time with a UTC offset" }],
+    });
     expect(items[2]).toMatchObject({ ok: false, issues: [{ path: "" }] });
     expect(items[3]).toEqual({ index: 3, ok: true, events: [] });
     for (const item of items) if (item.ok) for (const event of item.events) normalizedEventSchema.parse(event);

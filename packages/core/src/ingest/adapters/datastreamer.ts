@@ -160,7 +160,10 @@ function roamingOf(record: EventRecord): Fact | undefined {
   if (!detail.success || !imsi || !/^\d{6,15}$/.test(imsi)) return undefined;
   const { mcc, iso_code } = detail.data.country;
   const country = iso_code && /^[a-z]{2}$/i.test(iso_code) ? iso_code.toUpperCase() : countryOfMcc(mcc);
-  return { type: "device.roaming-changed", data: { roaming: mcc !== imsi.slice(0, 3), mcc, ...(country === undefined ? {} : { country }) } };
+  return {
+    type: "device.roaming-changed",
+    data: { roaming: mcc !== imsi.slice(0, 3), mcc, ...(country === undefined ? {} : { country }) },
+  };
 }
 
 /** An accepted Create PDP Context carries the session; a rejected one has no `pdp_context`. */

@@ -146,7 +146,14 @@ const tags = {
   certificateVersion: tag(contextSpecific, 0, true, "[0] 'A0'"),
 };
 
-const bppCommandNames = ["initialiseSecureChannel", "configureISDP", "storeMetadata", "storeMetadata2", "replaceSessionKeys", "loadProfileElements"];
+const bppCommandNames = [
+  "initialiseSecureChannel",
+  "configureISDP",
+  "storeMetadata",
+  "storeMetadata2",
+  "replaceSessionKeys",
+  "loadProfileElements",
+];
 
 /** SGP.22 ErrorReason (13 is installFailedDueToDataMismatch in SGP.22 v2.2+, IccidMismatch in older texts). */
 const errorReasonNames: Readonly<Record<number, string>> = {
@@ -179,7 +186,10 @@ export function decodePendingNotification(der: Uint8Array): PendingNotification 
   if (matches(root, tags.sequence)) return otherSignedNotification(root);
   if (matches(root, tags.compactOtherSignedNotification)) return compactOtherSignedNotification(root);
   if (matches(root, tags.compactProfileInstallationResult)) {
-    throw new DerDecodeError("compactProfileInstallationResult", "an SGP.32 compact ProfileInstallationResult names no ICCID; send the full ProfileInstallationResult");
+    throw new DerDecodeError(
+      "compactProfileInstallationResult",
+      "an SGP.32 compact ProfileInstallationResult names no ICCID; send the full ProfileInstallationResult",
+    );
   }
   throw new DerDecodeError(
     "",
@@ -190,7 +200,11 @@ export function decodePendingNotification(der: Uint8Array): PendingNotification 
 function profileInstallationResult(root: Node): PendingNotification {
   const [data, signature] = components(root, "profileInstallationResult", 2);
   expectTag(signature, tags.euiccSignature, "euiccSignPIR");
-  const fields = components(expectTag(data, tags.profileInstallationResultData, "profileInstallationResultData"), "profileInstallationResultData", 3);
+  const fields = components(
+    expectTag(data, tags.profileInstallationResultData, "profileInstallationResultData"),
+    "profileInstallationResultData",
+    3,
+  );
   const [transactionIdNode, metadataNode] = fields;
   const transactionId = primitiveBytes(expectTag(transactionIdNode, tags.transactionId, "transactionId"), "transactionId");
   if (transactionId.length < 1 || transactionId.length > 16) {
@@ -211,8 +225,14 @@ function finalResult(node: Node | undefined): FinalResult {
   const [choice] = components(expectTag(node, tags.finalResult, "finalResult"), "finalResult", 1);
   if (matches(choice!, tags.successResult)) return { outcome: "success" };
   const [commandNode, reasonNode] = components(expectTag(choice, tags.errorResult, "finalResult"), "finalResult.errorResult", 2);
-  const bppCommandId = integer(expectTag(commandNode, tags.bppCommandId, "finalResult.errorResult.bppCommandId"), "finalResult.errorResult.bppCommandId");
-  const errorReason = integer(expectTag(reasonNode, tags.errorReason, "finalResult.errorResult.errorReason"), "finalResult.errorResult.errorReason");
+  const bppCommandId = integer(
+    expectTag(commandNode, tags.bppCommandId, "finalResult.errorResult.bppCommandId"),
+    "finalResult.errorResult.bppCommandId",
+  );
+  const errorReason = integer(
+    expectTag(reasonNode, tags.errorReason, "finalResult.errorResult.errorReason"),
+    "finalResult.errorResult.errorReason",
+  );
   const reasonName = errorReasonNames[errorReason] ?? "errorReason";
   const commandName = bppCommandNames[bppCommandId] ?? "bppCommandId";
   return {
@@ -252,14 +272,23 @@ function compactOtherSignedNotification(root: Node): PendingNotification {
 /** The exact bytes received for a component (what a signature covers), tag and length included. */
 const encoded = (node: Node) => new Uint8Array(node.valueBeforeDecodeView);
 
-const signedBy = (data: Node, signature: Node): EuiccSigned => ({ data: encoded(data), signature: new Uint8Array(primitiveBytes(signature, "signature")) });
+const signedBy = (data: Node, signature: Node): EuiccSigned => ({
+  data: encoded(data),
+  signature: new Uint8Array(primitiveBytes(signature, "signature")),
+});
 
 function notificationMetadata(node: Node | undefined, path: string): NotificationMetadata {
   const fields = components(expectTag(node, tags.notificationMetadata, path), path, 3);
   const [seqNode, operationNode, addressNode, iccidNode] = fields;
   const seqNumber = integer(expectTag(seqNode, tags.seqNumber, `${path}.seqNumber`), `${path}.seqNumber`);
-  const operation = notificationEvent(expectTag(operationNode, tags.profileManagementOperation, `${path}.profileManagementOperation`), `${path}.profileManagementOperation`);
-  const notificationAddress = utf8(expectTag(addressNode, tags.notificationAddress, `${path}.notificationAddress`), `${path}.notificationAddress`);
+  const operation = notificationEvent(
+    expectTag(operationNode, tags.profileManagementOperation, `${path}.profileManagementOperation`),
+    `${path}.profileManagementOperation`,
+  );
+  const notificationAddress = utf8(
+    expectTag(addressNode, tags.notificationAddress, `${path}.notificationAddress`),
+    `${path}.notificationAddress`,
+  );
   const iccid = iccidNode !== undefined && matches(iccidNode, tags.iccid) ? bcdIccid(iccidNode, `${path}.iccid`) : undefined;
   return { seqNumber, operation, notificationAddress, ...(iccid === undefined ? {} : { iccid }) };
 }
@@ -281,7 +310,10 @@ function notificationEvent(node: Node, path: string): NotificationOperation {
   }
   const operation = setBits.length === 1 ? notificationOperations[setBits[0]!] : undefined;
   if (operation === undefined) {
-    throw new DerDecodeError(path, "exactly one of notificationInstall(0), notificationEnable(1), notificationDisable(2), notificationDelete(3) must be set");
+    throw new DerDecodeError(
+      path,
+      "exactly one of notificationInstall(0), notificationEnable(1), notificationDisable(2), notificationDelete(3) must be set",
+    );
   }
   return operation;
 }
@@ -330,7 +362,11 @@ function subjectSerialNumber(certificate: Node, path: string): string | undefine
   const subject = expectTag(fields[subjectIndex], tags.sequence, `${path}.tbsCertificate.subject`);
   for (const rdn of components(subject, `${path}.tbsCertificate.subject`, 0)) {
     for (const attribute of components(expectTag(rdn, tags.set, `${path}.tbsCertificate.subject`), `${path}.tbsCertificate.subject`, 1)) {
-      const [type, value] = components(expectTag(attribute, tags.sequence, `${path}.tbsCertificate.subject`), `${path}.tbsCertificate.subject`, 2);
+      const [type, value] = components(
+        expectTag(attribute, tags.sequence, `${path}.tbsCertificate.subject`),
+        `${path}.tbsCertificate.subject`,
+        2,
+      );
       if (type instanceof asn1js.ObjectIdentifier && type.valueBlock.toString() === serialNumberAttribute) {
         if (value instanceof asn1js.PrintableString || value instanceof asn1js.Utf8String) return value.valueBlock.value;
         throw new DerDecodeError(`${path}.tbsCertificate.subject.serialNumber`, "serialNumber must be a PrintableString or UTF8String");
@@ -375,7 +411,9 @@ function components(node: Node, path: string, required: number): Node[] {
 }
 
 function matches(node: Node, spec: TagSpec): boolean {
-  return node.idBlock.tagClass === spec.tagClass && node.idBlock.tagNumber === spec.tagNumber && node.idBlock.isConstructed === spec.constructed;
+  return (
+    node.idBlock.tagClass === spec.tagClass && node.idBlock.tagNumber === spec.tagNumber && node.idBlock.isConstructed === spec.constructed
+  );
 }
 
 function expectTag(node: Node | undefined, spec: TagSpec, path: string): Node {

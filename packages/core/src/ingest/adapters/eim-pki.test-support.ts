@@ -21,19 +21,29 @@ const distinguishedName = (attributes: [string, string][]) =>
   new asn1js.Sequence({
     value: attributes.map(
       ([type, value]) =>
-        new asn1js.Set({ value: [new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: type }), new asn1js.PrintableString({ value })] })] }),
+        new asn1js.Set({
+          value: [new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: type }), new asn1js.PrintableString({ value })] })],
+        }),
     ),
   });
 
 const extension = (oid: string, critical: boolean, value: asn1js.BaseBlock) =>
   new asn1js.Sequence({
-    value: [new asn1js.ObjectIdentifier({ value: oid }), new asn1js.Boolean({ value: critical }), new asn1js.OctetString({ valueHex: value.toBER() })],
+    value: [
+      new asn1js.ObjectIdentifier({ value: oid }),
+      new asn1js.Boolean({ value: critical }),
+      new asn1js.OctetString({ valueHex: value.toBER() }),
+    ],
   });
 
 /** basicConstraints (CA or not) and keyUsage (keyCertSign for a CA, digitalSignature otherwise). */
 function extensions(ca: boolean) {
-  const basicConstraints = new asn1js.Sequence({ value: ca ? [new asn1js.Boolean({ value: true }), new asn1js.Integer({ value: 0 })] : [] });
-  const keyUsage = ca ? new asn1js.BitString({ valueHex: new Uint8Array([0x06]), unusedBits: 1 }) : new asn1js.BitString({ valueHex: new Uint8Array([0x80]), unusedBits: 7 });
+  const basicConstraints = new asn1js.Sequence({
+    value: ca ? [new asn1js.Boolean({ value: true }), new asn1js.Integer({ value: 0 })] : [],
+  });
+  const keyUsage = ca
+    ? new asn1js.BitString({ valueHex: new Uint8Array([0x06]), unusedBits: 1 })
+    : new asn1js.BitString({ valueHex: new Uint8Array([0x80]), unusedBits: 7 });
   return new asn1js.Constructed({
     idBlock: { tagClass: 3, tagNumber: 3 },
     value: [new asn1js.Sequence({ value: [extension("2.5.29.19", true, basicConstraints), extension("2.5.29.15", true, keyUsage)] })],
@@ -70,7 +80,9 @@ export function issueCertificate(options: IssueOptions): TestCertificate {
     ],
   });
   const signature = sign("sha256", Buffer.from(tbs.toBER()), options.issuer?.privateKey ?? privateKey);
-  const der = new Uint8Array(new asn1js.Sequence({ value: [tbs, ecdsaWithSha256(), new asn1js.BitString({ valueHex: signature })] }).toBER());
+  const der = new Uint8Array(
+    new asn1js.Sequence({ value: [tbs, ecdsaWithSha256(), new asn1js.BitString({ valueHex: signature })] }).toBER(),
+  );
   return { der, pem: new X509Certificate(Buffer.from(der)).toString(), privateKey, name: options.subject };
 }
 
@@ -82,13 +94,36 @@ export interface TestPki {
 }
 
 export function createTestPki(label = "Test"): TestPki {
-  const ci = issueCertificate({ subject: [["2.5.4.10", `${label} GSMA`], ["2.5.4.3", `${label} GSMA CI`]], ca: true });
-  const eum = issueCertificate({ subject: [["2.5.4.10", `${label} EUM`], ["2.5.4.3", `${label} EUM`]], issuer: ci, ca: true, serial: 2 });
+  const ci = issueCertificate({
+    subject: [
+      ["2.5.4.10", `${label} GSMA`],
+      ["2.5.4.3", `${label} GSMA CI`],
+    ],
+    ca: true,
+  });
+  const eum = issueCertificate({
+    subject: [
+      ["2.5.4.10", `${label} EUM`],
+      ["2.5.4.3", `${label} EUM`],
+    ],
+    issuer: ci,
+    ca: true,
+    serial: 2,
+  });
   return {
     ci,
     eum,
     euicc: (eid, options = {}) =>
-      issueCertificate({ subject: [["2.5.4.10", `${label} EUM`], ["2.5.4.5", eid]], issuer: eum, ca: false, serial: 3, ...options }),
+      issueCertificate({
+        subject: [
+          ["2.5.4.10", `${label} EUM`],
+          ["2.5.4.5", eid],
+        ],
+        issuer: eum,
+        ca: false,
+        serial: 3,
+        ...options,
+      }),
   };
 }
 
@@ -97,9 +132,12 @@ export const euiccSign = (data: Uint8Array, key: KeyObject) => new Uint8Array(si
 
 // --- SGP.22 DER builders (asn1js) --------------------------------------------------------
 
-export const contextConstructed = (tagNumber: number, value: asn1js.BaseBlock[]) => new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber }, value });
-export const contextPrimitive = (tagNumber: number, bytes: Uint8Array) => new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber }, valueHex: bytes });
-export const applicationPrimitive = (tagNumber: number, bytes: Uint8Array) => new asn1js.Primitive({ idBlock: { tagClass: 2, tagNumber }, valueHex: bytes });
+export const contextConstructed = (tagNumber: number, value: asn1js.BaseBlock[]) =>
+  new asn1js.Constructed({ idBlock: { tagClass: 3, tagNumber }, value });
+export const contextPrimitive = (tagNumber: number, bytes: Uint8Array) =>
+  new asn1js.Primitive({ idBlock: { tagClass: 3, tagNumber }, valueHex: bytes });
+export const applicationPrimitive = (tagNumber: number, bytes: Uint8Array) =>
+  new asn1js.Primitive({ idBlock: { tagClass: 2, tagNumber }, valueHex: bytes });
 export const integerContent = (value: number) => new Uint8Array(new asn1js.Integer({ value }).valueBlock.valueHexView);
 export const der = (block: asn1js.BaseBlock) => new Uint8Array(block.toBER());
 export const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString("base64");
@@ -139,13 +177,23 @@ export function notificationMetadata(seqNumber: number, operation: Operation, op
   ]);
 }
 
-
 /** A signed OtherSignedNotification (SGP.22) by `euicc`, carrying its certificate and the EUM's, ready for handleNotification. */
-export function signedOtherNotification(seqNumber: number, operation: Operation, iccid: string, euicc: TestCertificate, eum: TestCertificate) {
+export function signedOtherNotification(
+  seqNumber: number,
+  operation: Operation,
+  iccid: string,
+  euicc: TestCertificate,
+  eum: TestCertificate,
+) {
   const metadata = notificationMetadata(seqNumber, operation, { iccid });
   return der(
     new asn1js.Sequence({
-      value: [metadata, applicationPrimitive(55, euiccSign(der(metadata), euicc.privateKey)), asn1js.fromBER(euicc.der).result, asn1js.fromBER(eum.der).result],
+      value: [
+        metadata,
+        applicationPrimitive(55, euiccSign(der(metadata), euicc.privateKey)),
+        asn1js.fromBER(euicc.der).result,
+        asn1js.fromBER(eum.der).result,
+      ],
     }),
   );
 }

@@ -48,11 +48,20 @@ function certificate(der: Uint8Array | undefined, path: string): X509Certificate
 const inValidity = (cert: X509Certificate, now: Date) => new Date(cert.validFrom) <= now && now <= new Date(cert.validTo);
 
 /** `child` was issued and signed by `issuer`, a CA. */
-const issuedBy = (child: X509Certificate, issuer: X509Certificate) => issuer.ca && child.checkIssued(issuer) && child.verify(issuer.publicKey);
+const issuedBy = (child: X509Certificate, issuer: X509Certificate) =>
+  issuer.ca && child.checkIssued(issuer) && child.verify(issuer.publicKey);
 
-export function verifyEuiccSigned(signed: EuiccSigned, presented: PresentedCertificates, anchors: readonly X509Certificate[], now: Date): Verification {
+export function verifyEuiccSigned(
+  signed: EuiccSigned,
+  presented: PresentedCertificates,
+  anchors: readonly X509Certificate[],
+  now: Date,
+): Verification {
   if (anchors.length === 0) {
-    return refuse("pendingNotification", "this source has no trust anchors: configure its GSMA CI or EUM certificates (credentials.trustAnchors) to accept eUICC notifications");
+    return refuse(
+      "pendingNotification",
+      "this source has no trust anchors: configure its GSMA CI or EUM certificates (credentials.trustAnchors) to accept eUICC notifications",
+    );
   }
   const euicc = certificate(presented.euicc, "euiccCertificate");
   if (!(euicc instanceof X509Certificate)) return euicc;
@@ -69,10 +78,10 @@ export function verifyEuiccSigned(signed: EuiccSigned, presented: PresentedCerti
     path = [euicc, eum, root];
   }
   const expired = path.find((cert) => !inValidity(cert, now));
-  if (expired) return refuse("euiccCertificate", `a certificate on the path is outside its validity period (${expired.subject.replace(/\n/g, ", ")})`);
+  if (expired)
+    return refuse("euiccCertificate", `a certificate on the path is outside its validity period (${expired.subject.replace(/\n/g, ", ")})`);
   const signatureValid =
-    signed.signature.length === 64 &&
-    verify("sha256", signed.data, { key: euicc.publicKey, dsaEncoding: "ieee-p1363" }, signed.signature);
+    signed.signature.length === 64 && verify("sha256", signed.data, { key: euicc.publicKey, dsaEncoding: "ieee-p1363" }, signed.signature);
   if (!signatureValid) return refuse("pendingNotification", "the eUICC signature does not verify over the notification");
   const eid = /(?:^|\n)serialNumber=([^\n]+)/.exec(euicc.subject)?.[1];
   if (eid === undefined) return refuse("euiccCertificate", "the eUICC certificate names no EID (subject serialNumber)");

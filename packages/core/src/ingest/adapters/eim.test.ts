@@ -54,8 +54,14 @@ const euiccSignature = (signed: asn1js.BaseBlock, key: KeyObject = genuine.priva
 
 function profileInstallationResult(seqNumber: number, result: FinalResultSpec, options: { smdpOid?: boolean } = {}) {
   const finalResult = result.success
-    ? contextConstructed(0, [applicationPrimitive(15, octets(16, 0xa0)), new asn1js.OctetString({ valueHex: new Uint8Array([0x30, 0x03, 0x80, 0x01, 0x00]) })])
-    : contextConstructed(1, [contextPrimitive(0, integerContent(result.bppCommandId)), contextPrimitive(1, integerContent(result.errorReason))]);
+    ? contextConstructed(0, [
+        applicationPrimitive(15, octets(16, 0xa0)),
+        new asn1js.OctetString({ valueHex: new Uint8Array([0x30, 0x03, 0x80, 0x01, 0x00]) }),
+      ])
+    : contextConstructed(1, [
+        contextPrimitive(0, integerContent(result.bppCommandId)),
+        contextPrimitive(1, integerContent(result.errorReason)),
+      ]);
   const data = contextConstructed(39, [
     contextPrimitive(0, octets(16, 0x11)),
     notificationMetadata(seqNumber, "install"),
@@ -69,7 +75,12 @@ function profileInstallationResult(seqNumber: number, result: FinalResultSpec, o
 function signedOther(metadata: asn1js.BaseBlock, options: { euicc?: TestCertificate; eum?: TestCertificate; signature?: Uint8Array } = {}) {
   const euicc = options.euicc ?? genuine;
   return new asn1js.Sequence({
-    value: [metadata, euiccSignature(metadata, euicc.privateKey, options.signature), asn1js.fromBER(euicc.der).result, asn1js.fromBER((options.eum ?? pki.eum).der).result],
+    value: [
+      metadata,
+      euiccSignature(metadata, euicc.privateKey, options.signature),
+      asn1js.fromBER(euicc.der).result,
+      asn1js.fromBER((options.eum ?? pki.eum).der).result,
+    ],
   });
 }
 
@@ -181,7 +192,9 @@ describe("ES9+ handleNotification with a DER PendingNotification", () => {
   });
 
   it("decodes a ProfileInstallationResult without the optional smdpOid", () => {
-    const event = onlyEvent(parse(handleNotification(profileInstallationResult(7, { success: true }, { smdpOid: false }), { headers: { "x-eid": eid } })));
+    const event = onlyEvent(
+      parse(handleNotification(profileInstallationResult(7, { success: true }, { smdpOid: false }), { headers: { "x-eid": eid } })),
+    );
     expect(event.data).toMatchObject({ result: "success", seqNumber: 7 });
   });
 
@@ -245,13 +258,23 @@ describe("ES9+ handleNotification with a DER PendingNotification", () => {
     const metadata = notificationMetadata(61, "disable");
     const compact = contextConstructed(1, [metadata, euiccSignature(metadata)]);
     const event = onlyEvent(parse(handleNotification(compact, { headers: { "x-eid": eid } })));
-    expect(event).toMatchObject({ type: "profile.disabled", dedupeKey: `${eid}|61`, sequence: 61, sourceType: "CompactOtherSignedNotification:disable" });
+    expect(event).toMatchObject({
+      type: "profile.disabled",
+      dedupeKey: `${eid}|61`,
+      sequence: 61,
+      sourceType: "CompactOtherSignedNotification:disable",
+    });
   });
 
   it("refuses an SGP.32 compactProfileInstallationResult ('A0'), which names no ICCID", () => {
-    const compact = contextConstructed(0, [contextConstructed(0, [contextPrimitive(0, octets(16, 0x11)), new asn1js.Integer({ value: 62 })]), applicationPrimitive(55, octets(64, 1))]);
+    const compact = contextConstructed(0, [
+      contextConstructed(0, [contextPrimitive(0, octets(16, 0x11)), new asn1js.Integer({ value: 62 })]),
+      applicationPrimitive(55, octets(64, 1)),
+    ]);
     const issues = refusal(parse(handleNotification(compact, { headers: { "x-eid": eid } })));
-    expect(issues).toEqual([{ path: "pendingNotification.compactProfileInstallationResult", message: expect.stringContaining("names no ICCID") }]);
+    expect(issues).toEqual([
+      { path: "pendingNotification.compactProfileInstallationResult", message: expect.stringContaining("names no ICCID") },
+    ]);
   });
 
   describe("strict decoding refuses", () => {
@@ -264,7 +287,11 @@ describe("ES9+ handleNotification with a DER PendingNotification", () => {
       ["a non-minimal length", new Uint8Array([0x30, 0x81, 0x03, 0x02, 0x01, 0x01]), /not minimally encoded/],
       ["another type", der(new asn1js.OctetString({ valueHex: octets(4, 1) })), /not a PendingNotification/],
       ["two operations at once", der(otherSignedNotificationWithBits([1, 2])), /exactly one of/],
-      ["a metadata tag in the wrong place", der(new asn1js.Sequence({ value: [new asn1js.Integer({ value: 1 })] })), /expected at least 4 component/],
+      [
+        "a metadata tag in the wrong place",
+        der(new asn1js.Sequence({ value: [new asn1js.Integer({ value: 1 })] })),
+        /expected at least 4 component/,
+      ],
     ];
 
     it.each(cases)("%s, with a clear message", (_, bytes, message) => {
@@ -283,7 +310,12 @@ describe("ES9+ handleNotification with a DER PendingNotification", () => {
 
 function otherSignedNotificationWithBits(bits: number[]) {
   return new asn1js.Sequence({
-    value: [notificationMetadata(9, "enable", { bits }), applicationPrimitive(55, octets(64, 1)), asn1js.fromBER(genuine.der).result, asn1js.fromBER(pki.eum.der).result],
+    value: [
+      notificationMetadata(9, "enable", { bits }),
+      applicationPrimitive(55, octets(64, 1)),
+      asn1js.fromBER(genuine.der).result,
+      asn1js.fromBER(pki.eum.der).result,
+    ],
   });
 }
 
@@ -360,21 +392,35 @@ describe("ES2+ handleDownloadProgressInfo", () => {
 
   it("maps a failed installation to result failure with the status code data", () => {
     const failed = progress(4, "Failed");
-    failed.notificationPointStatus = { status: "Failed", statusCodeData: { subjectCode: "8.2.1", reasonCode: "3.8", message: "Refused" } } as never;
+    failed.notificationPointStatus = {
+      status: "Failed",
+      statusCodeData: { subjectCode: "8.2.1", reasonCode: "3.8", message: "Refused" },
+    } as never;
     const event = onlyEvent(parse(request(failed)));
-    expect(event.data).toEqual({ eid, iccid, result: "failure", reason: "Failed at BPP installation subjectCode 8.2.1 reasonCode 3.8: Refused" });
+    expect(event.data).toEqual({
+      eid,
+      iccid,
+      result: "failure",
+      reason: "Failed at BPP installation subjectCode 8.2.1 reasonCode 3.8: Refused",
+    });
   });
 
   it("treats an expired download at an earlier point as a failed installation", () => {
     const event = onlyEvent(parse(request(progress(1, "Expired"))));
-    expect(event).toMatchObject({ type: "profile.installed", data: { result: "failure", reason: "Expired at eligibility and retry limit check" } });
+    expect(event).toMatchObject({
+      type: "profile.installed",
+      data: { result: "failure", reason: "Expired at eligibility and retry limit check" },
+    });
   });
 
   it("records intermediate progress (point 3, BPP download) as source.unhandled", () => {
     const event = onlyEvent(parse(request(progress(3, "Executed-Success"))));
     expect(event).toMatchObject({
       type: "source.unhandled",
-      data: { sourceType: "handleDownloadProgressInfo:3:Executed-Success", summary: { notificationPointId: 3, notificationPoint: "BPP download", status: "Executed-Success", profileType: "IoT Default" } },
+      data: {
+        sourceType: "handleDownloadProgressInfo:3:Executed-Success",
+        summary: { notificationPointId: 3, notificationPoint: "BPP download", status: "Executed-Success", profileType: "IoT Default" },
+      },
     });
   });
 
@@ -412,9 +458,17 @@ describe("eUICC notification verification (generated GSMA CI -> EUM -> eUICC tes
   it("refuses a notification whose signed seqNumber was changed from 2 to 9 after signing", () => {
     const signed = notificationMetadata(2, "enable");
     const tampered = new asn1js.Sequence({
-      value: [notificationMetadata(9, "enable"), euiccSignature(signed), asn1js.fromBER(genuine.der).result, asn1js.fromBER(pki.eum.der).result],
+      value: [
+        notificationMetadata(9, "enable"),
+        euiccSignature(signed),
+        asn1js.fromBER(genuine.der).result,
+        asn1js.fromBER(pki.eum.der).result,
+      ],
     });
-    expect(unverified(parse(handleNotification(tampered)))).toEqual({ path: "pendingNotification", message: expect.stringContaining("signature does not verify") });
+    expect(unverified(parse(handleNotification(tampered)))).toEqual({
+      path: "pendingNotification",
+      message: expect.stringContaining("signature does not verify"),
+    });
   });
 
   it("refuses a corrupted signature", () => {
@@ -438,13 +492,26 @@ describe("eUICC notification verification (generated GSMA CI -> EUM -> eUICC tes
     const rogue = createTestPki("Rogue");
     const impostor = rogue.euicc(eid);
     const notification = signedOther(notificationMetadata(4, "enable"), { euicc: impostor, eum: rogue.eum });
-    expect(unverified(parse(handleNotification(notification)))).toEqual({ path: "eumCertificate", message: expect.stringContaining("does not chain") });
+    expect(unverified(parse(handleNotification(notification)))).toEqual({
+      path: "eumCertificate",
+      message: expect.stringContaining("does not chain"),
+    });
   });
 
   it("refuses an eUICC certificate that names the genuine EUM but was not signed by it", () => {
-    const forged = issueCertificate({ subject: [["2.5.4.10", "Test EUM"], ["2.5.4.5", eid]], issuer: { ...pki.eum, privateKey: createTestPki("Other").eum.privateKey }, ca: false });
+    const forged = issueCertificate({
+      subject: [
+        ["2.5.4.10", "Test EUM"],
+        ["2.5.4.5", eid],
+      ],
+      issuer: { ...pki.eum, privateKey: createTestPki("Other").eum.privateKey },
+      ca: false,
+    });
     const notification = signedOther(notificationMetadata(5, "enable"), { euicc: forged });
-    expect(unverified(parse(handleNotification(notification)))).toEqual({ path: "euiccCertificate", message: expect.stringContaining("not signed by the EUM") });
+    expect(unverified(parse(handleNotification(notification)))).toEqual({
+      path: "euiccCertificate",
+      message: expect.stringContaining("not signed by the EUM"),
+    });
   });
 
   it("refuses a notification signed by one eUICC presented with another eUICC's genuine certificate (wrong EID)", () => {
@@ -458,7 +525,9 @@ describe("eUICC notification verification (generated GSMA CI -> EUM -> eUICC tes
 
   it("refuses a ProfileInstallationResult forwarded with another eUICC's certificate (wrong EID)", () => {
     const other = pki.euicc(otherEid);
-    const items = parse(handleNotification(profileInstallationResult(7, { success: true }), { certificates: { euicc: other, eum: pki.eum } }));
+    const items = parse(
+      handleNotification(profileInstallationResult(7, { success: true }), { certificates: { euicc: other, eum: pki.eum } }),
+    );
     expect(unverified(items).message).toContain("signature does not verify");
   });
 
@@ -481,7 +550,9 @@ describe("eUICC notification verification (generated GSMA CI -> EUM -> eUICC tes
   });
 
   it("accepts a chain that ends at a trusted EUM certificate", () => {
-    const event = onlyEvent(parse(handleNotification(otherSignedNotification(11, "enable")), { bearerToken: token, trustAnchors: [pki.eum.pem] }));
+    const event = onlyEvent(
+      parse(handleNotification(otherSignedNotification(11, "enable")), { bearerToken: token, trustAnchors: [pki.eum.pem] }),
+    );
     expect(event).toMatchObject({ type: "profile.enabled", device: { eid, iccid }, sequence: 11 });
   });
 });

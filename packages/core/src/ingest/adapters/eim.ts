@@ -27,7 +27,13 @@ import type { Adapter, AdapterItem, IngestRequest } from "../adapter.ts";
 import { authenticateBearerToken } from "./auth.ts";
 import { invalidBodyOf, jsonObject } from "./body.ts";
 import { checkedItem, refused, zodIssues } from "./items.ts";
-import { DerDecodeError, decodePendingNotification, notificationOperations, type NotificationOperation, type PendingNotification } from "./eim-asn1.ts";
+import {
+  DerDecodeError,
+  decodePendingNotification,
+  notificationOperations,
+  type NotificationOperation,
+  type PendingNotification,
+} from "./eim-asn1.ts";
 import { parseTrustAnchors, verifyEuiccSigned, type PresentedCertificates } from "./eim-verify.ts";
 
 export const eimAdapter: Adapter = {
@@ -41,12 +47,19 @@ export const eimAdapter: Adapter = {
     if ("pendingNotification" in body) return [handleNotificationItem(body, request, anchors)];
     if ("notifications" in body) {
       if (anchors.length > 0) {
-        return [unverifiedItem({ path: "notifications", message: "this source verifies eUICC signatures: send the signed notifications ({pendingNotification})" })];
+        return [
+          unverifiedItem({
+            path: "notifications",
+            message: "this source verifies eUICC signatures: send the signed notifications ({pendingNotification})",
+          }),
+        ];
       }
       return vendorNotificationItems(body, request.now);
     }
     if ("notificationPointId" in body) return [downloadProgressItem(body)];
-    throw invalidBody("expected an ES9+ handleNotification {pendingNotification}, an eIM {eid, notifications} or an ES2+ handleDownloadProgressInfo body");
+    throw invalidBody(
+      "expected an ES9+ handleNotification {pendingNotification}, an eIM {eid, notifications} or an ES2+ handleDownloadProgressInfo body",
+    );
   },
 };
 
@@ -76,7 +89,11 @@ function profileEvent(notification: ProfileNotification): NormalizedEvent {
   switch (operation) {
     case "install": {
       const reason = notification.reason === undefined ? {} : { reason: notification.reason.slice(0, 500) };
-      return { ...envelope, type: "profile.installed", data: { eid, iccid, result: notification.result ?? "failure", ...reason, seqNumber } };
+      return {
+        ...envelope,
+        type: "profile.installed",
+        data: { eid, iccid, result: notification.result ?? "failure", ...reason, seqNumber },
+      };
     }
     case "enable":
       return { ...envelope, type: "profile.enabled", data: { eid, iccid, seqNumber } };
@@ -92,7 +109,8 @@ function profileEvent(notification: ProfileNotification): NormalizedEvent {
 function handleNotificationItem(body: Record<string, unknown>, request: IngestRequest, anchors: readonly X509Certificate[]): AdapterItem {
   const encoded = body["pendingNotification"];
   const path = "pendingNotification";
-  if (typeof encoded !== "string" || !isBase64(encoded)) return refused(0, [{ path, message: "must be the base64 of a DER PendingNotification" }]);
+  if (typeof encoded !== "string" || !isBase64(encoded))
+    return refused(0, [{ path, message: "must be the base64 of a DER PendingNotification" }]);
   let notification: PendingNotification;
   try {
     notification = decodePendingNotification(Buffer.from(encoded, "base64"));
@@ -113,7 +131,9 @@ function handleNotificationItem(body: Record<string, unknown>, request: IngestRe
   const { seqNumber, operation, iccid } = notification.metadata;
   if (iccid === undefined) return refused(0, [{ path: `${metadataPath}.iccid`, message: "the notification names no ICCID" }]);
   if (notification.kind === "profileInstallationResult" && operation !== "install") {
-    return refused(0, [{ path: `${metadataPath}.profileManagementOperation`, message: "a ProfileInstallationResult must report notificationInstall" }]);
+    return refused(0, [
+      { path: `${metadataPath}.profileManagementOperation`, message: "a ProfileInstallationResult must report notificationInstall" },
+    ]);
   }
   const finalResult = notification.kind === "profileInstallationResult" ? notification.finalResult : undefined;
   return checkedItem(0, [
@@ -125,7 +145,10 @@ function handleNotificationItem(body: Record<string, unknown>, request: IngestRe
       ...(finalResult === undefined ? {} : { result: finalResult.outcome === "success" ? "success" : "failure" }),
       ...(finalResult?.outcome === "error" ? { reason: finalResult.description } : {}),
       occurredAt: request.now.toISOString(),
-      sourceType: notification.kind === "profileInstallationResult" ? "ProfileInstallationResult" : `${notification.compact ? "Compact" : ""}OtherSignedNotification:${operation}`,
+      sourceType:
+        notification.kind === "profileInstallationResult"
+          ? "ProfileInstallationResult"
+          : `${notification.compact ? "Compact" : ""}OtherSignedNotification:${operation}`,
     }),
   ]);
 }
@@ -134,7 +157,10 @@ function handleNotificationItem(body: Record<string, unknown>, request: IngestRe
 function eidOf(certified: string, request: IngestRequest): { ok: true; value: string } | { ok: false; issue: FieldIssue } {
   const declared = request.headers["x-eid"] ?? queryParameter(request.url, "eid");
   if (declared !== undefined && declared !== certified) {
-    return { ok: false, issue: { path: "eid", message: `the x-eid header or eid parameter (${declared}) contradicts the eUICC certificate (${certified})` } };
+    return {
+      ok: false,
+      issue: { path: "eid", message: `the x-eid header or eid parameter (${declared}) contradicts the eUICC certificate (${certified})` },
+    };
   }
   const checked = eidSchema.safeParse(certified);
   if (!checked.success) return { ok: false, issue: { path: "eid", message: checked.error.issues[0]?.message ?? "invalid EID" } };
@@ -151,10 +177,14 @@ function presentedCertificates(
 ): { ok: true; value: PresentedCertificates } | { ok: false; issue: FieldIssue } {
   if (notification.kind === "otherSignedNotification" && notification.certificates) return { ok: true, value: notification.certificates };
   const value: { euicc?: Uint8Array; eum?: Uint8Array } = {};
-  for (const [field, name] of [["euiccCertificate", "euicc"], ["eumCertificate", "eum"]] as const) {
+  for (const [field, name] of [
+    ["euiccCertificate", "euicc"],
+    ["eumCertificate", "eum"],
+  ] as const) {
     const given = body[field];
     if (given === undefined) continue;
-    if (typeof given !== "string" || !isBase64(given)) return { ok: false, issue: { path: field, message: "must be the base64 of a DER certificate" } };
+    if (typeof given !== "string" || !isBase64(given))
+      return { ok: false, issue: { path: field, message: "must be the base64 of a DER certificate" } };
     value[name] = new Uint8Array(Buffer.from(given, "base64"));
   }
   return { ok: true, value };
@@ -165,7 +195,11 @@ function trustAnchorsOf(pems: readonly string[] | undefined): X509Certificate[] 
   try {
     return parseTrustAnchors(pems ?? []);
   } catch {
-    throw new SimrootError("source.trust_anchors_invalid", "input", "The source's trust anchors are not PEM certificates: rotate its credentials with valid ones");
+    throw new SimrootError(
+      "source.trust_anchors_invalid",
+      "input",
+      "The source's trust anchors are not PEM certificates: rotate its credentials with valid ones",
+    );
   }
 }
 
@@ -194,7 +228,8 @@ const vendorNotificationSchema = z
 
 function vendorNotificationItems(body: Record<string, unknown>, now: Date): AdapterItem[] {
   const envelope = vendorEnvelopeSchema.safeParse(body);
-  if (!envelope.success) throw new SimrootError("ingest.invalid_body", "input", "Invalid eIM notification body", { issues: zodIssues(envelope.error) });
+  if (!envelope.success)
+    throw new SimrootError("ingest.invalid_body", "input", "Invalid eIM notification body", { issues: zodIssues(envelope.error) });
   return envelope.data.notifications.map((raw, index) => {
     const parsed = vendorNotificationSchema.safeParse(raw);
     if (!parsed.success) return refused(index, zodIssues(parsed.error));
@@ -262,17 +297,30 @@ function downloadProgressItem(body: Record<string, unknown>): AdapterItem {
     sourceType: `handleDownloadProgressInfo:${notificationPointId}:${status}`,
   };
   if (!failed && notificationPointId !== bppInstallation) {
-    const summary = { notificationPointId, notificationPoint: notificationPoints[notificationPointId] ?? "unknown", status, ...(profileType === undefined ? {} : { profileType }) };
+    const summary = {
+      notificationPointId,
+      notificationPoint: notificationPoints[notificationPointId] ?? "unknown",
+      status,
+      ...(profileType === undefined ? {} : { profileType }),
+    };
     return checkedItem(0, [{ ...envelope, type: "source.unhandled", data: { sourceType: envelope.sourceType, summary } }]);
   }
   if (eid === undefined) return refused(0, [{ path: "eid", message: "a download outcome needs the EID of the eUICC" }]);
   const reason = failed ? statusReason(notificationPointId, status, statusCodeData) : undefined;
   return checkedItem(0, [
-    { ...envelope, type: "profile.installed", data: { eid, iccid, result: failed ? "failure" : "success", ...(reason === undefined ? {} : { reason }) } },
+    {
+      ...envelope,
+      type: "profile.installed",
+      data: { eid, iccid, result: failed ? "failure" : "success", ...(reason === undefined ? {} : { reason }) },
+    },
   ]);
 }
 
-function statusReason(point: number, status: string, code: { subjectCode?: string; reasonCode?: string; message?: string } | undefined): string {
+function statusReason(
+  point: number,
+  status: string,
+  code: { subjectCode?: string; reasonCode?: string; message?: string } | undefined,
+): string {
   const codes = code?.subjectCode || code?.reasonCode ? ` subjectCode ${code.subjectCode ?? "-"} reasonCode ${code.reasonCode ?? "-"}` : "";
   const message = code?.message ? `: ${code.message}` : "";
   return `${status} at ${notificationPoints[point] ?? `notification point ${point}`}${codes}${message}`.slice(0, 500);

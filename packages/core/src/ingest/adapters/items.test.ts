@@ -26,12 +26,21 @@ describe("checkedItem", () => {
   });
 
   it.each([
-    ["nesting deeper than 16 levels", { deep: nested(100_000) }, "data.summary.deep.a.a.a.a.a.a.a.a.a.a.a.a.a", /nested deeper than 16 levels/],
+    [
+      "nesting deeper than 16 levels",
+      { deep: nested(100_000) },
+      "data.summary.deep.a.a.a.a.a.a.a.a.a.a.a.a.a",
+      /nested deeper than 16 levels/,
+    ],
     ["a number beyond Number.MAX_SAFE_INTEGER", { cellId: 1e300 }, "data.summary.cellId", /cannot be stored/],
     ["a number below DynamoDB's smallest magnitude", { ratio: -1e-300 }, "data.summary.ratio", /cannot be stored/],
     ["an empty key", { "": 1 }, "data.summary", /empty key/],
     ["an event larger than one bus entry should carry", { text: "x".repeat(70_000) }, "", /bytes of JSON/],
   ])("refuses %s, naming where", (_, summary, path, message) => {
-    expect(checkedItem(0, [unhandled(summary)])).toEqual({ index: 0, ok: false, issues: [{ path, message: expect.stringMatching(message) }] });
+    expect(checkedItem(0, [unhandled(summary)])).toEqual({
+      index: 0,
+      ok: false,
+      issues: [{ path, message: expect.stringMatching(message) }],
+    });
   });
 });

@@ -45,7 +45,12 @@ export function storageIssues(event: NormalizedEvent): FieldIssue[] {
   while (stack.length > 0) {
     const { value, path } = stack.pop()!;
     if (typeof value === "number" && !storableNumber(value)) {
-      return [{ path: path.join("."), message: `the number ${value} cannot be stored: its magnitude must lie between ${smallestNumber} and ${Number.MAX_SAFE_INTEGER}` }];
+      return [
+        {
+          path: path.join("."),
+          message: `the number ${value} cannot be stored: its magnitude must lie between ${smallestNumber} and ${Number.MAX_SAFE_INTEGER}`,
+        },
+      ];
     }
     if (value === null || typeof value !== "object") continue;
     if (path.length >= maxDepth) return [{ path: path.join("."), message: `nested deeper than ${maxDepth} levels` }];
@@ -55,7 +60,9 @@ export function storageIssues(event: NormalizedEvent): FieldIssue[] {
     }
   }
   const bytes = Buffer.byteLength(JSON.stringify(event));
-  return bytes > maxEventBytes ? [{ path: "", message: `the event takes ${bytes} bytes of JSON; at most ${maxEventBytes} can be carried` }] : [];
+  return bytes > maxEventBytes
+    ? [{ path: "", message: `the event takes ${bytes} bytes of JSON; at most ${maxEventBytes} can be carried` }]
+    : [];
 }
 
 function storableNumber(value: number): boolean {

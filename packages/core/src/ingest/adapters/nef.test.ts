@@ -123,9 +123,17 @@ describe("nef adapter: PDN connectivity status", () => {
   });
 
   it("records a status it does not know as unhandled", () => {
-    const event = onlyEvent({ externalId, monitoringType: "PDN_CONNECTIVITY_STATUS", eventTime, pdnConnInfoList: [{ status: "SUSPENDED", apn: "fleet.iot", pdnType: "IPV4", ipv4Addr: "10.20.0.7" }] });
+    const event = onlyEvent({
+      externalId,
+      monitoringType: "PDN_CONNECTIVITY_STATUS",
+      eventTime,
+      pdnConnInfoList: [{ status: "SUSPENDED", apn: "fleet.iot", pdnType: "IPV4", ipv4Addr: "10.20.0.7" }],
+    });
     expect(event.type).toBe("source.unhandled");
-    expect(event.data).toEqual({ sourceType: "PDN_CONNECTIVITY_STATUS", summary: { status: "SUSPENDED", apn: "fleet.iot", pdnType: "IPV4" } });
+    expect(event.data).toEqual({
+      sourceType: "PDN_CONNECTIVITY_STATUS",
+      summary: { status: "SUSPENDED", apn: "fleet.iot", pdnType: "IPV4" },
+    });
   });
 
   it("refuses a PDN report without connection information and a malformed address, naming them", () => {
@@ -133,7 +141,12 @@ describe("nef adapter: PDN connectivity status", () => {
       request(
         notification(
           { externalId, monitoringType: "PDN_CONNECTIVITY_STATUS", eventTime },
-          { externalId, monitoringType: "PDN_CONNECTIVITY_STATUS", eventTime, pdnConnInfoList: [{ status: "CREATED", pdnType: "IPV4", ipv4Addr: "10.20.0.300" }] },
+          {
+            externalId,
+            monitoringType: "PDN_CONNECTIVITY_STATUS",
+            eventTime,
+            pdnConnInfoList: [{ status: "CREATED", pdnType: "IPV4", ipv4Addr: "10.20.0.300" }],
+          },
         ),
       ),
     );
@@ -156,13 +169,24 @@ describe("nef adapter: reachability, roaming, equipment and location", () => {
     ["SMS", { reachable: true, via: "sms" }],
     [undefined, { reachable: true }],
   ])("maps UE_REACHABILITY (reachabilityType %s) to reachable", (reachabilityType, data) => {
-    const event = onlyEvent({ externalId, monitoringType: "UE_REACHABILITY", eventTime, ...(reachabilityType ? { reachabilityType } : {}) });
+    const event = onlyEvent({
+      externalId,
+      monitoringType: "UE_REACHABILITY",
+      eventTime,
+      ...(reachabilityType ? { reachabilityType } : {}),
+    });
     expect(event.type).toBe("device.reachability-changed");
     expect(event.data).toEqual(data);
   });
 
   it("maps ROAMING_STATUS with the serving PLMN's MCC and country", () => {
-    const event = onlyEvent({ externalId, monitoringType: "ROAMING_STATUS", eventTime, roamingStatus: true, plmnId: { mcc: "208", mnc: "01" } });
+    const event = onlyEvent({
+      externalId,
+      monitoringType: "ROAMING_STATUS",
+      eventTime,
+      roamingStatus: true,
+      plmnId: { mcc: "208", mnc: "01" },
+    });
     expect(event.type).toBe("device.roaming-changed");
     expect(event.data).toEqual({ roaming: true, mcc: "208", country: "FR" });
   });
@@ -173,7 +197,13 @@ describe("nef adapter: reachability, roaming, equipment and location", () => {
   });
 
   it("maps CHANGE_OF_IMSI_IMEI_ASSOCIATION to an equipment change when the deployment reports the PEI", () => {
-    const event = onlyEvent({ externalId, monitoringType: "CHANGE_OF_IMSI_IMEI_ASSOCIATION", imeiChange: "IMEI", pei: "imei-490154203237518", eventTime });
+    const event = onlyEvent({
+      externalId,
+      monitoringType: "CHANGE_OF_IMSI_IMEI_ASSOCIATION",
+      imeiChange: "IMEI",
+      pei: "imei-490154203237518",
+      eventTime,
+    });
     expect(event.type).toBe("device.equipment-changed");
     expect(event.data).toEqual({ imei: "490154203237518" });
   });
@@ -214,7 +244,12 @@ describe("nef adapter: reports and bodies", () => {
   });
 
   it("identifies the device by the Rel-18 ueIpAddr when that is all there is", () => {
-    const event = onlyEvent({ monitoringType: "UE_REACHABILITY", reachabilityType: "DATA", ueIpAddr: { ipv4Addr: "10.20.0.8" }, eventTime });
+    const event = onlyEvent({
+      monitoringType: "UE_REACHABILITY",
+      reachabilityType: "DATA",
+      ueIpAddr: { ipv4Addr: "10.20.0.8" },
+      eventTime,
+    });
     expect(event.device).toEqual({ ip: "10.20.0.8" });
     expect(event.dedupeKey).toBe(`${subscription}|UE_REACHABILITY|10.20.0.8|${eventTime}`);
   });
@@ -262,7 +297,9 @@ describe("nef adapter: reports and bodies", () => {
     for (const body of ["not json", "", "[]", '"text"', "7", "null"]) invalidBodyFailure(() => nefAdapter.parse(request(body)));
     const noSubscription = thrown(() => nefAdapter.parse(request({ monitoringEventReports: [] })));
     expect(noSubscription.issues.map((issue) => issue.path)).toEqual(["subscription"]);
-    const reportsNotArray = thrown(() => nefAdapter.parse(request({ subscription, monitoringEventReports: { monitoringType: "UE_REACHABILITY" } })));
+    const reportsNotArray = thrown(() =>
+      nefAdapter.parse(request({ subscription, monitoringEventReports: { monitoringType: "UE_REACHABILITY" } })),
+    );
     expect(reportsNotArray.issues.map((issue) => issue.path)).toEqual(["monitoringEventReports"]);
   });
 });

@@ -67,7 +67,10 @@ type PdnConnection = z.output<typeof pdnConnectionSchema>;
 const reportSchema = z.object({
   monitoringType: z.string().min(1).max(200),
   externalId: z.string().min(1).max(253).optional(),
-  msisdn: z.string().regex(/^\+?\d{6,15}$/, "an MSISDN is 6 to 15 digits").optional(),
+  msisdn: z
+    .string()
+    .regex(/^\+?\d{6,15}$/, "an MSISDN is 6 to 15 digits")
+    .optional(),
   /** Rel-18 TS 29.571 IpAddr. */
   ueIpAddr: z.object({ ipv4Addr: z.ipv4().optional(), ipv6Addr: z.string().max(64).optional() }).optional(),
   eventTime: z.iso.datetime({ offset: true, error: "eventTime must be an RFC 3339 date-time" }).optional(),
@@ -129,7 +132,20 @@ function factsOf(report: Report): Fact[] | Refusal {
     case "CHANGE_OF_IMSI_IMEI_ASSOCIATION":
       return [equipmentFact(report)];
     case "LOCATION_REPORTING":
-      return [unhandled(report, pick(report.locationInfo ?? {}, ["cellId", "enodeBId", "routingAreaId", "trackingAreaId", "plmnId", "twanId", "ageOfLocationInfo"]))];
+      return [
+        unhandled(
+          report,
+          pick(report.locationInfo ?? {}, [
+            "cellId",
+            "enodeBId",
+            "routingAreaId",
+            "trackingAreaId",
+            "plmnId",
+            "twanId",
+            "ageOfLocationInfo",
+          ]),
+        ),
+      ];
     default:
       return [unhandled(report, {})];
   }
@@ -138,7 +154,8 @@ function factsOf(report: Report): Fact[] | Refusal {
 /** One event per PDN connection: CREATED attaches, RELEASED detaches, anything newer is recorded. */
 function pdnFacts(report: Report): Fact[] | Refusal {
   const connections = report.pdnConnInfoList ?? (report.pdnConnInfo ? [report.pdnConnInfo] : undefined);
-  if (!connections) return { issues: [{ path: "pdnConnInfoList", message: "a PDN_CONNECTIVITY_STATUS report needs its PDN connection information" }] };
+  if (!connections)
+    return { issues: [{ path: "pdnConnInfoList", message: "a PDN_CONNECTIVITY_STATUS report needs its PDN connection information" }] };
   const bearer = bearerOfRat(report.ratType ?? "");
   return connections.map((connection): Fact => {
     switch (connection.status) {
@@ -218,7 +235,12 @@ function monitoringNotification(body: string): z.output<typeof notificationSchem
 }
 
 function invalidBody(issues: FieldIssue[]): SimrootError {
-  return new SimrootError("ingest.invalid_body", "input", `Invalid NEF MonitoringNotification: ${issues.map((issue) => `${issue.path || "body"}: ${issue.message}`).join("; ")}`, {
-    issues,
-  });
+  return new SimrootError(
+    "ingest.invalid_body",
+    "input",
+    `Invalid NEF MonitoringNotification: ${issues.map((issue) => `${issue.path || "body"}: ${issue.message}`).join("; ")}`,
+    {
+      issues,
+    },
+  );
 }

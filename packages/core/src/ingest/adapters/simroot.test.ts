@@ -37,12 +37,24 @@ const revoked = {
 };
 
 const hmacSignature = (key: string, id: string, timestamp: number, body: string) =>
-  `v1,${createHmac("sha256", Buffer.from(key.slice("whsec_".length), "base64")).update(`${id}.${timestamp}.${body}`).digest("base64")}`;
+  `v1,${createHmac("sha256", Buffer.from(key.slice("whsec_".length), "base64"))
+    .update(`${id}.${timestamp}.${body}`)
+    .digest("base64")}`;
 const ed25519Signature = (key: typeof privateKey, id: string, timestamp: number, body: string) =>
   `v1a,${sign(null, Buffer.from(`${id}.${timestamp}.${body}`), key).toString("base64")}`;
 
-function request(body: string, signature: (id: string, timestamp: number, body: string) => string, timestamp = nowSeconds - 2, id = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"): IngestRequest {
-  return ingestRequest(body, { "content-type": "application/json", "webhook-id": id, "webhook-timestamp": String(timestamp), "webhook-signature": signature(id, timestamp, body) });
+function request(
+  body: string,
+  signature: (id: string, timestamp: number, body: string) => string,
+  timestamp = nowSeconds - 2,
+  id = "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W",
+): IngestRequest {
+  return ingestRequest(body, {
+    "content-type": "application/json",
+    "webhook-id": id,
+    "webhook-timestamp": String(timestamp),
+    "webhook-signature": signature(id, timestamp, body),
+  });
 }
 
 const hmacSigned = (body: string, timestamp?: number) => request(body, (id, ts, b) => hmacSignature(secret, id, ts, b), timestamp);
@@ -68,8 +80,18 @@ describe("simroot adapter: authentication", () => {
   });
 
   it("refuses a signature made with another secret or another key", () => {
-    authFailure(() => simrootAdapter.authenticate(request(body, (id, ts, b) => hmacSignature(otherSecret, id, ts, b)), { webhookSecret: secret }));
-    authFailure(() => simrootAdapter.authenticate(request(body, (id, ts, b) => ed25519Signature(other.privateKey, id, ts, b)), { webhookPublicKey: whpk }));
+    authFailure(() =>
+      simrootAdapter.authenticate(
+        request(body, (id, ts, b) => hmacSignature(otherSecret, id, ts, b)),
+        { webhookSecret: secret },
+      ),
+    );
+    authFailure(() =>
+      simrootAdapter.authenticate(
+        request(body, (id, ts, b) => ed25519Signature(other.privateKey, id, ts, b)),
+        { webhookPublicKey: whpk },
+      ),
+    );
   });
 
   it("refuses a body changed after signing", () => {
@@ -79,14 +101,24 @@ describe("simroot adapter: authentication", () => {
 
   it("refuses a signature whose id or timestamp header was changed", () => {
     const signed = hmacSigned(body);
-    authFailure(() => simrootAdapter.authenticate({ ...signed, headers: { ...signed.headers, "webhook-id": "msg_other" } }, { webhookSecret: secret }));
     authFailure(() =>
-      simrootAdapter.authenticate({ ...signed, headers: { ...signed.headers, "webhook-timestamp": String(nowSeconds - 1) } }, { webhookSecret: secret }),
+      simrootAdapter.authenticate({ ...signed, headers: { ...signed.headers, "webhook-id": "msg_other" } }, { webhookSecret: secret }),
+    );
+    authFailure(() =>
+      simrootAdapter.authenticate(
+        { ...signed, headers: { ...signed.headers, "webhook-timestamp": String(nowSeconds - 1) } },
+        { webhookSecret: secret },
+      ),
     );
   });
 
   it("refuses a v1a signature when only a secret is configured, and a v1 one when only a key is", () => {
-    authFailure(() => simrootAdapter.authenticate(request(body, (id, ts, b) => ed25519Signature(privateKey, id, ts, b)), { webhookSecret: secret }));
+    authFailure(() =>
+      simrootAdapter.authenticate(
+        request(body, (id, ts, b) => ed25519Signature(privateKey, id, ts, b)),
+        { webhookSecret: secret },
+      ),
+    );
     authFailure(() => simrootAdapter.authenticate(hmacSigned(body), { webhookPublicKey: whpk }));
   });
 
@@ -101,11 +133,23 @@ describe("simroot adapter: authentication", () => {
   });
 
   it("refuses garbage in the signature header and a malformed public key", () => {
-    authFailure(() => simrootAdapter.authenticate(request(body, () => "v1"), { webhookSecret: secret }));
-    authFailure(() => simrootAdapter.authenticate(request(body, () => "v1,not-base64!! v2,abc"), { webhookSecret: secret }));
+    authFailure(() =>
+      simrootAdapter.authenticate(
+        request(body, () => "v1"),
+        { webhookSecret: secret },
+      ),
+    );
+    authFailure(() =>
+      simrootAdapter.authenticate(
+        request(body, () => "v1,not-base64!! v2,abc"),
+        { webhookSecret: secret },
+      ),
+    );
     const signed = request(body, (id, ts, b) => ed25519Signature(privateKey, id, ts, b));
     authFailure(() => simrootAdapter.authenticate(signed, { webhookPublicKey: "whpk_AAAA" }));
-    authFailure(() => simrootAdapter.authenticate(signed, { webhookPublicKey: "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----" }));
+    authFailure(() =>
+      simrootAdapter.authenticate(signed, { webhookPublicKey: "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----" }),
+    );
   });
 
   it("refuses a timestamp more than 5 minutes from now, either way, even when correctly signed", () => {
@@ -117,10 +161,18 @@ describe("simroot adapter: authentication", () => {
   });
 
   it("refuses a webhook-id containing a full stop and a non-integer timestamp", () => {
-    authFailure(() => simrootAdapter.authenticate(request(body, (id, ts, b) => hmacSignature(secret, id, ts, b), nowSeconds, "msg.1"), { webhookSecret: secret }));
+    authFailure(() =>
+      simrootAdapter.authenticate(
+        request(body, (id, ts, b) => hmacSignature(secret, id, ts, b), nowSeconds, "msg.1"),
+        { webhookSecret: secret },
+      ),
+    );
     const signed = hmacSigned(body);
     authFailure(() =>
-      simrootAdapter.authenticate({ ...signed, headers: { ...signed.headers, "webhook-timestamp": `${nowSeconds}.5` } }, { webhookSecret: secret }),
+      simrootAdapter.authenticate(
+        { ...signed, headers: { ...signed.headers, "webhook-timestamp": `${nowSeconds}.5` } },
+        { webhookSecret: secret },
+      ),
     );
   });
 });
@@ -138,7 +190,9 @@ describe("simroot adapter: parsing", () => {
     const badImsi = { ...revoked, dedupeKey: "core-1|evt-3", device: { imsi: "26201-abc" } };
     const noDedupeKey: Record<string, unknown> = { ...revoked };
     delete noDedupeKey["dedupeKey"];
-    const items = simrootAdapter.parse(hmacSigned(JSON.stringify([attached, badImsi, revoked, noDedupeKey, "text", { ...revoked, type: "device.exploded" }])));
+    const items = simrootAdapter.parse(
+      hmacSigned(JSON.stringify([attached, badImsi, revoked, noDedupeKey, "text", { ...revoked, type: "device.exploded" }])),
+    );
     expect(items.map((item) => [item.index, item.ok])).toEqual([
       [0, true],
       [1, false],

@@ -43,11 +43,13 @@ export const simrootAdapter: Adapter = {
 
   /** A single event or an array of them; anything else is not a simroot body. */
   parse(request) {
-    return jsonItems(request.body, invalidBody, "the body must be a normalized event object or an array of them").map((raw, index): AdapterItem => {
-      const parsed = normalizedEventSchema.safeParse(raw);
-      if (!parsed.success) return refused(index, zodIssues(parsed.error));
-      return checkedItem(index, [parsed.data as NormalizedEvent]);
-    });
+    return jsonItems(request.body, invalidBody, "the body must be a normalized event object or an array of them").map(
+      (raw, index): AdapterItem => {
+        const parsed = normalizedEventSchema.safeParse(raw);
+        if (!parsed.success) return refused(index, zodIssues(parsed.error));
+        return checkedItem(index, [parsed.data as NormalizedEvent]);
+      },
+    );
   },
 };
 

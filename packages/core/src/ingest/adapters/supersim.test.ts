@@ -46,13 +46,20 @@ function connectionEvent(event: string, id: string, data: Record<string, unknown
   };
 }
 
-const sessionFields = { apn: "super", ip_address: "100.65.109.189", rat_type: "4G LTE", data_session_sid: "PI00000000000000000000000000000001" };
+const sessionFields = {
+  apn: "super",
+  ip_address: "100.65.109.189",
+  rat_type: "4G LTE",
+  data_session_sid: "PI00000000000000000000000000000001",
+};
 
 /** Signs like Twilio: bodySHA256 appended to the URL, then base64(HMAC-SHA1(token, URL)). */
 function signed(body: string, options: { token?: string; url?: string } = {}): IngestRequest {
   const bodyHash = createHash("sha256").update(body).digest("hex");
   const url = `${options.url ?? sinkUrl}?bodySHA256=${bodyHash}`;
-  const signature = createHmac("sha1", options.token ?? authToken).update(url).digest("base64");
+  const signature = createHmac("sha1", options.token ?? authToken)
+    .update(url)
+    .digest("base64");
   return ingestRequest(body, { "content-type": "application/json", "x-twilio-signature": signature }, url);
 }
 
@@ -78,12 +85,18 @@ describe("supersim authentication (X-Twilio-Signature with bodySHA256)", () => {
 
   it("accepts a signature computed over the URL with the explicit default port", () => {
     const request = signed(body, { url: "https://ingest.simroot.example:443/v1/sources/src_supersim/events" });
-    expect(() => supersimAdapter.authenticate({ ...request, url: request.url.replace(":443", "") }, { twilioAuthToken: authToken })).not.toThrow();
+    expect(() =>
+      supersimAdapter.authenticate({ ...request, url: request.url.replace(":443", "") }, { twilioAuthToken: authToken }),
+    ).not.toThrow();
   });
 
   const refusals: [string, (request: IngestRequest) => IngestRequest, string | undefined][] = [
     ["a signature made with another token", () => signed(body, { token: "another-token" }), authToken],
-    ["a body changed after signing", (request) => ({ ...request, body: body.replace("attachment.accepted", "attachment.rejected") }), authToken],
+    [
+      "a body changed after signing",
+      (request) => ({ ...request, body: body.replace("attachment.accepted", "attachment.rejected") }),
+      authToken,
+    ],
     ["a missing signature header", (request) => ({ ...request, headers: { "content-type": "application/json" } }), authToken],
     ["a URL without bodySHA256", (request) => ({ ...request, url: sinkUrl }), authToken],
     ["a different URL", (request) => ({ ...request, url: request.url.replace("src_supersim", "src_other") }), authToken],
@@ -124,7 +137,14 @@ describe("supersim mapping", () => {
       occurredAt: "2026-02-28T09:05:44Z",
       device: { ...device, ip: "100.65.109.189" },
       sourceType: `${prefix}.data-session.started`,
-      data: { bearer: "cellular", rat: "EUTRA", plmn: { mcc: "310", mnc: "410" }, apn: "super", ipv4: "100.65.109.189", imei: "353785726123176" },
+      data: {
+        bearer: "cellular",
+        rat: "EUTRA",
+        plmn: { mcc: "310", mnc: "410" },
+        apn: "super",
+        ipv4: "100.65.109.189",
+        imei: "353785726123176",
+      },
     });
   });
 
@@ -135,11 +155,15 @@ describe("supersim mapping", () => {
     ["2G GSM", "GERA"],
     ["5G NR", "NR"],
   ])("reads rat_type %s as %s", (ratType, rat) => {
-    expect(onlyEvent(parse([connectionEvent("data-session.started", "EZ04", { ...sessionFields, rat_type: ratType })])).data).toMatchObject({ rat, bearer: "cellular" });
+    expect(onlyEvent(parse([connectionEvent("data-session.started", "EZ04", { ...sessionFields, rat_type: ratType })])).data).toMatchObject(
+      { rat, bearer: "cellular" },
+    );
   });
 
   it("maps data-session.updated reporting RAT and network to bearer.switched", () => {
-    const event = onlyEvent(parse([connectionEvent("data-session.updated", "EZ05", { ...sessionFields, rat_type: "LTE Cat-M", data_total: 4096 })]));
+    const event = onlyEvent(
+      parse([connectionEvent("data-session.updated", "EZ05", { ...sessionFields, rat_type: "LTE Cat-M", data_total: 4096 })]),
+    );
     expect(event).toMatchObject({
       type: "bearer.switched",
       data: { bearer: "cellular", rat: "LTE-M", plmn: { mcc: "310", mnc: "410" }, apn: "super", ipv4: "100.65.109.189" },
@@ -152,22 +176,40 @@ describe("supersim mapping", () => {
   });
 
   it("maps data-session.ended to sim.detached", () => {
-    const ended = connectionEvent("data-session.ended", "EZ07", { ...sessionFields, data_session_end_time: "2026-02-28T09:25:44Z", timestamp: "2026-02-28T09:25:44Z" });
-    expect(onlyEvent(parse([ended]))).toMatchObject({ type: "sim.detached", occurredAt: "2026-02-28T09:25:44Z", data: { bearer: "cellular" } });
+    const ended = connectionEvent("data-session.ended", "EZ07", {
+      ...sessionFields,
+      data_session_end_time: "2026-02-28T09:25:44Z",
+      timestamp: "2026-02-28T09:25:44Z",
+    });
+    expect(onlyEvent(parse([ended]))).toMatchObject({
+      type: "sim.detached",
+      occurredAt: "2026-02-28T09:25:44Z",
+      data: { bearer: "cellular" },
+    });
   });
 
   it("maps data-session.failed to sim.detached with the error as reason", () => {
-    const failed = connectionEvent("data-session.failed", "EZ08", { ...sessionFields, ip_address: null, error: { code: 34201, message: "APN not allowed" } });
+    const failed = connectionEvent("data-session.failed", "EZ08", {
+      ...sessionFields,
+      ip_address: null,
+      error: { code: 34201, message: "APN not allowed" },
+    });
     expect(onlyEvent(parse([failed]))).toMatchObject({ type: "sim.detached", data: { bearer: "cellular", reason: "APN not allowed" } });
   });
 
   it("matches the KORE event type namespace on its suffix", () => {
-    const kore = { ...connectionEvent("data-session.started", "EZ09", sessionFields), type: "com.korewireless.supersim.connection.data-session.started" };
+    const kore = {
+      ...connectionEvent("data-session.started", "EZ09", sessionFields),
+      type: "com.korewireless.supersim.connection.data-session.started",
+    };
     expect(onlyEvent(parse([kore])).type).toBe("sim.attached");
   });
 
   it("drops an IMEI that is not a valid equipment identity but keeps the other identifiers", () => {
-    expect(onlyEvent(parse([connectionEvent("attachment.accepted", "EZ10", { imei: null })])).device).toEqual({ iccid: device.iccid, imsi: device.imsi });
+    expect(onlyEvent(parse([connectionEvent("attachment.accepted", "EZ10", { imei: null })])).device).toEqual({
+      iccid: device.iccid,
+      imsi: device.imsi,
+    });
   });
 });
 
@@ -175,7 +217,12 @@ describe("supersim batches", () => {
   it("reports each bad CloudEvent as its own refused item", () => {
     const withoutId = { ...connectionEvent("attachment.accepted", "EZ11"), id: undefined };
     const badTime = connectionEvent("attachment.accepted", "EZ12", { timestamp: "last tuesday" });
-    const items = parse([connectionEvent("data-session.started", "EZ13", sessionFields), withoutId, badTime, connectionEvent("data-session.ended", "EZ14")]);
+    const items = parse([
+      connectionEvent("data-session.started", "EZ13", sessionFields),
+      withoutId,
+      badTime,
+      connectionEvent("data-session.ended", "EZ14"),
+    ]);
     expect(items.map((item) => [item.index, item.ok])).toEqual([
       [0, true],
       [1, false],
@@ -183,7 +230,11 @@ describe("supersim batches", () => {
       [3, true],
     ]);
     expect(items[1]).toMatchObject({ ok: false, issues: [{ path: "id" }] });
-    expect(items[2]).toEqual({ index: 2, ok: false, issues: [{ path: "data.timestamp", message: "must be an ISO 8601 date-time (or `time` must be)" }] });
+    expect(items[2]).toEqual({
+      index: 2,
+      ok: false,
+      issues: [{ path: "data.timestamp", message: "must be an ISO 8601 date-time (or `time` must be)" }],
+    });
     for (const item of items) if (item.ok) for (const event of item.events) normalizedEventSchema.parse(event);
   });
 

@@ -47,7 +47,9 @@ export const supersimAdapter: Adapter = {
     }
     const bytes = request.bytes ?? Buffer.from(request.body, "utf8");
     const bodyMatches = sameSecret(bodyHash, createHash("sha256").update(bytes).digest("hex"));
-    const urlMatches = signedUrlForms(url).some((form) => sameSecret(signature, createHmac(hash, secret).update(form, "utf8").digest("base64")));
+    const urlMatches = signedUrlForms(url).some((form) =>
+      sameSecret(signature, createHmac(hash, secret).update(form, "utf8").digest("base64")),
+    );
     if (!bodyMatches || !urlMatches) throw unauthenticated("Invalid X-Twilio-Signature or body hash");
   },
 
@@ -96,8 +98,15 @@ function itemOf(raw: unknown, index: number): AdapterItem {
   const occurredAt = [event.data.timestamp, event.time].find((value) => value && z.iso.datetime({ offset: true }).safeParse(value).success);
   if (!occurredAt) return refused(index, [{ path: "data.timestamp", message: "must be an ISO 8601 date-time (or `time` must be)" }]);
   const device = deviceOf(event);
-  if (Object.keys(device).length === 0) return refused(index, [{ path: "data.sim_iccid", message: "the event names no ICCID, IMSI, IMEI or IP address" }]);
-  const normalized = { dedupeKey: `${event.source}|${event.id}`, occurredAt, device, sourceType: event.type, ...factOf(event) } as NormalizedEvent;
+  if (Object.keys(device).length === 0)
+    return refused(index, [{ path: "data.sim_iccid", message: "the event names no ICCID, IMSI, IMEI or IP address" }]);
+  const normalized = {
+    dedupeKey: `${event.source}|${event.id}`,
+    occurredAt,
+    device,
+    sourceType: event.type,
+    ...factOf(event),
+  } as NormalizedEvent;
   return checkedItem(index, [normalized]);
 }
 
@@ -115,7 +124,10 @@ function factOf(event: ConnectionEvent): Fact {
     case "data-session.ended":
       return { type: "sim.detached", data: { bearer: bearerOf(data.rat_type).bearer } };
     case "data-session.failed":
-      return { type: "sim.detached", data: { bearer: bearerOf(data.rat_type).bearer, reason: (data.error?.message ?? "data session failed").slice(0, 500) } };
+      return {
+        type: "sim.detached",
+        data: { bearer: bearerOf(data.rat_type).bearer, reason: (data.error?.message ?? "data session failed").slice(0, 500) },
+      };
     default:
       return unhandled(event);
   }
@@ -156,7 +168,10 @@ function unhandled(event: ConnectionEvent): Fact {
 
 function deviceOf({ data }: ConnectionEvent): DeviceRef {
   const imei = imeiOf(data.imei);
-  const ip = data.ip_address && (z.ipv4().safeParse(data.ip_address).success || z.ipv6().safeParse(data.ip_address).success) ? data.ip_address : undefined;
+  const ip =
+    data.ip_address && (z.ipv4().safeParse(data.ip_address).success || z.ipv6().safeParse(data.ip_address).success)
+      ? data.ip_address
+      : undefined;
   return {
     ...(data.sim_iccid && /^\d{18,20}F?$/.test(data.sim_iccid) ? { iccid: data.sim_iccid } : {}),
     ...(data.imsi && /^\d{6,15}$/.test(data.imsi) ? { imsi: data.imsi } : {}),

@@ -8,7 +8,11 @@ import type { AdapterItem, IngestRequest } from "../adapter.ts";
 export const now = new Date("2026-03-01T12:00:00.000Z");
 
 /** A POST as received: a body that is not a string is sent as its JSON. */
-export function ingestRequest(body: unknown, headers: Record<string, string>, url = "https://simroot.example.com/v1/ingest/src_1"): IngestRequest {
+export function ingestRequest(
+  body: unknown,
+  headers: Record<string, string>,
+  url = "https://simroot.example.com/v1/ingest/src_1",
+): IngestRequest {
   return { method: "POST", url, headers, body: typeof body === "string" ? body : JSON.stringify(body), now };
 }
 

@@ -39,7 +39,11 @@ describe("a device as IoT thing attributes", () => {
     const attributes = thingAttributes(device(labels));
     expect(Object.keys(attributes)).toHaveLength(maxThingAttributes);
     const kept = Object.keys(attributes).filter((key) => key.startsWith("label."));
-    expect(kept).toEqual(Object.keys(labels).slice(0, kept.length).map((key) => `label.${key}`));
+    expect(kept).toEqual(
+      Object.keys(labels)
+        .slice(0, kept.length)
+        .map((key) => `label.${key}`),
+    );
     expect(Number(attributes["simroot.labels-omitted"])).toBe(64 - kept.length);
     expect(attributes["simroot.labels-digest"]).toBe(createHash("sha256").update(canonicalJson(labels)).digest("hex"));
   });

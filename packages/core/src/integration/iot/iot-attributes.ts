@@ -32,7 +32,7 @@ export function thingAttributes(device: Device): Record<string, string> {
     ...(device.eid ? { "sim.eid": device.eid } : {}),
     // One EID holds up to 16 profiles; 16 ICCIDs of 20 digits fit in 800 characters.
     ...(device.iccids.length > 0 ? { "sim.iccid": device.iccids.join(",") } : {}),
-    ...(device.imei ?? device.identity.imei ? { "sim.imei": (device.identity.imei ?? device.imei)! } : {}),
+    ...((device.imei ?? device.identity.imei) ? { "sim.imei": (device.identity.imei ?? device.imei)! } : {}),
   };
   const keys = Object.keys(device.labels)
     .filter((key) => keyCharset.test(`label.${key}`))

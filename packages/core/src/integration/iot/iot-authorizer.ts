@@ -110,7 +110,11 @@ export function topicPolicy(device: Device): IotPolicyDocument {
   };
 }
 
-export async function authorizeMqtt(ports: Ports, settings: AuthorizerSettings, request: MqttAuthorizerRequest): Promise<MqttAuthorizerResponse> {
+export async function authorizeMqtt(
+  ports: Ports,
+  settings: AuthorizerSettings,
+  request: MqttAuthorizerRequest,
+): Promise<MqttAuthorizerResponse> {
   const mqtt = request.protocolData.mqtt;
   const clientId = mqtt?.clientId ?? "";
   const principal = clientId.replace(/[^A-Za-z0-9]/g, "").slice(0, 128) || "unknown";

@@ -15,7 +15,11 @@ const quarantineDocument = JSON.stringify({
       Action: ["iot:Publish", "iot:Receive", "iot:RetainPublish"],
       NotResource: ["arn:aws:iot:*:*:topic/quarantine/${iot:Connection.Thing.ThingName}/*"],
     },
-    { Effect: "Deny", Action: "iot:Subscribe", NotResource: ["arn:aws:iot:*:*:topicfilter/quarantine/${iot:Connection.Thing.ThingName}/*"] },
+    {
+      Effect: "Deny",
+      Action: "iot:Subscribe",
+      NotResource: ["arn:aws:iot:*:*:topicfilter/quarantine/${iot:Connection.Thing.ThingName}/*"],
+    },
     { Effect: "Deny", Action: ["iot:UpdateThingShadow", "iot:DeleteThingShadow", "iot:GetThingShadow"], Resource: "*" },
   ],
 });

@@ -20,7 +20,10 @@ const region = "eu-west-1";
 const arn = (kind: string, name: string) => `arn:aws:iot:${region}:${account}:${kind}/${name}`;
 
 export async function startIotLoopback(options: { latencyMs?: number } = {}) {
-  const things = new Map<string, { attributes: Record<string, string>; version: number; thingTypeName?: string; groups: Set<string>; principals: Set<string> }>();
+  const things = new Map<
+    string,
+    { attributes: Record<string, string>; version: number; thingTypeName?: string; groups: Set<string>; principals: Set<string> }
+  >();
   const groups = new Map<string, { policies: Set<string> }>();
   const types = new Set<string>();
   const certificates = new Map<string, { status: string; policies: Set<string> }>();
@@ -70,20 +73,37 @@ export async function startIotLoopback(options: { latencyMs?: number } = {}) {
     switch (operation) {
       case "DescribeThing":
         if (!thing) return fail(response, 404, "ResourceNotFoundException", `Thing ${name} cannot be found.`);
-        return ok({ thingName: name, thingArn: arn("thing", name), attributes: thing.attributes, version: thing.version, thingTypeName: thing.thingTypeName });
+        return ok({
+          thingName: name,
+          thingArn: arn("thing", name),
+          attributes: thing.attributes,
+          version: thing.version,
+          thingTypeName: thing.thingTypeName,
+        });
       case "CreateThing":
         if (thing) return fail(response, 409, "ResourceAlreadyExistsException", `Thing ${name} already exists`);
-        if (body.thingTypeName && !types.has(body.thingTypeName)) return fail(response, 404, "ResourceNotFoundException", `Thing type ${body.thingTypeName} does not exist`);
+        if (body.thingTypeName && !types.has(body.thingTypeName))
+          return fail(response, 404, "ResourceNotFoundException", `Thing type ${body.thingTypeName} does not exist`);
         if (Object.keys(body.attributePayload?.attributes ?? {}).length > (body.thingTypeName ? 50 : 3)) {
           return fail(response, 400, "InvalidRequestException", "too many attributes");
         }
-        things.set(name, { attributes: body.attributePayload?.attributes ?? {}, version: 1, thingTypeName: body.thingTypeName, groups: new Set(), principals: new Set() });
+        things.set(name, {
+          attributes: body.attributePayload?.attributes ?? {},
+          version: 1,
+          thingTypeName: body.thingTypeName,
+          groups: new Set(),
+          principals: new Set(),
+        });
         return ok({ thingName: name, thingArn: arn("thing", name), thingId: name });
       case "UpdateThing":
         if (!thing) return fail(response, 404, "ResourceNotFoundException", `Thing ${name} cannot be found.`);
-        if (body.expectedVersion !== undefined && body.expectedVersion !== thing.version) return fail(response, 409, "VersionConflictException", "version mismatch");
-        if (body.thingTypeName && !types.has(body.thingTypeName)) return fail(response, 404, "ResourceNotFoundException", `Thing type ${body.thingTypeName} does not exist`);
-        thing.attributes = body.attributePayload?.merge ? { ...thing.attributes, ...body.attributePayload.attributes } : (body.attributePayload?.attributes ?? thing.attributes);
+        if (body.expectedVersion !== undefined && body.expectedVersion !== thing.version)
+          return fail(response, 409, "VersionConflictException", "version mismatch");
+        if (body.thingTypeName && !types.has(body.thingTypeName))
+          return fail(response, 404, "ResourceNotFoundException", `Thing type ${body.thingTypeName} does not exist`);
+        thing.attributes = body.attributePayload?.merge
+          ? { ...thing.attributes, ...body.attributePayload.attributes }
+          : (body.attributePayload?.attributes ?? thing.attributes);
         thing.thingTypeName = body.thingTypeName ?? thing.thingTypeName;
         thing.version += 1;
         return ok();
@@ -98,8 +118,18 @@ export async function startIotLoopback(options: { latencyMs?: number } = {}) {
       case "RemoveThingFromThingGroup": {
         const target = things.get(body.thingName);
         if (!target) return fail(response, 404, "ResourceNotFoundException", `Thing ${body.thingName} cannot be found.`);
-        const add = operation === "UpdateThingGroupsForThing" ? (body.thingGroupsToAdd ?? []) : operation === "AddThingToThingGroup" ? [body.thingGroupName] : [];
-        const remove = operation === "UpdateThingGroupsForThing" ? (body.thingGroupsToRemove ?? []) : operation === "RemoveThingFromThingGroup" ? [body.thingGroupName] : [];
+        const add =
+          operation === "UpdateThingGroupsForThing"
+            ? (body.thingGroupsToAdd ?? [])
+            : operation === "AddThingToThingGroup"
+              ? [body.thingGroupName]
+              : [];
+        const remove =
+          operation === "UpdateThingGroupsForThing"
+            ? (body.thingGroupsToRemove ?? [])
+            : operation === "RemoveThingFromThingGroup"
+              ? [body.thingGroupName]
+              : [];
         const missing = [...add, ...remove].find((group: string) => !groups.has(group));
         if (missing) return fail(response, 404, "ResourceNotFoundException", `Thing group ${missing} cannot be found.`);
         for (const group of add) target.groups.add(group);
@@ -126,7 +156,9 @@ export async function startIotLoopback(options: { latencyMs?: number } = {}) {
       case "DetachPolicy": {
         if (!policies.has(name)) return fail(response, 404, "ResourceNotFoundException", `Policy ${name} cannot be found.`);
         const target = String(body.target);
-        const holder = target.includes(":thinggroup/") ? groups.get(target.slice(target.lastIndexOf("/") + 1)) : [...certificates.entries()].find(([id]) => target.endsWith(`/${id}`))?.[1];
+        const holder = target.includes(":thinggroup/")
+          ? groups.get(target.slice(target.lastIndexOf("/") + 1))
+          : [...certificates.entries()].find(([id]) => target.endsWith(`/${id}`))?.[1];
         if (!holder) return fail(response, 404, "ResourceNotFoundException", `Target ${target} cannot be found.`);
         if (operation === "AttachPolicy") holder.policies.add(name);
         else holder.policies.delete(name);

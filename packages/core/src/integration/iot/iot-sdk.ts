@@ -79,18 +79,33 @@ export function sdkIotControl(client = new IoTClient({}), options: { batch?: boo
       };
     },
     createThing: (name, thingTypeName, attributes) =>
-      orMissing(() => client.send(new CreateThingCommand({ thingName: name, thingTypeName, attributePayload: { attributes } }))).then(() => {}),
+      orMissing(() => client.send(new CreateThingCommand({ thingName: name, thingTypeName, attributePayload: { attributes } }))).then(
+        () => {},
+      ),
     updateThing: (name, thingTypeName, attributes, version) =>
       orMissing(() =>
-        client.send(new UpdateThingCommand({ thingName: name, thingTypeName, attributePayload: { attributes, merge: false }, expectedVersion: version })),
+        client.send(
+          new UpdateThingCommand({
+            thingName: name,
+            thingTypeName,
+            attributePayload: { attributes, merge: false },
+            expectedVersion: version,
+          }),
+        ),
       ).then(() => {}),
     async moveThing(name, add, remove) {
       if (batch) {
-        await orMissing(() => client.send(new UpdateThingGroupsForThingCommand({ thingName: name, thingGroupsToAdd: [...add], thingGroupsToRemove: [...remove] })));
+        await orMissing(() =>
+          client.send(
+            new UpdateThingGroupsForThingCommand({ thingName: name, thingGroupsToAdd: [...add], thingGroupsToRemove: [...remove] }),
+          ),
+        );
         return;
       }
-      for (const group of add) await orMissing(() => client.send(new AddThingToThingGroupCommand({ thingName: name, thingGroupName: group })));
-      for (const group of remove) await orMissing(() => client.send(new RemoveThingFromThingGroupCommand({ thingName: name, thingGroupName: group })));
+      for (const group of add)
+        await orMissing(() => client.send(new AddThingToThingGroupCommand({ thingName: name, thingGroupName: group })));
+      for (const group of remove)
+        await orMissing(() => client.send(new RemoveThingFromThingGroupCommand({ thingName: name, thingGroupName: group })));
     },
     async ensureGroup(spec) {
       let arn: string | undefined;

@@ -79,7 +79,12 @@ export async function syncDeviceToIot(ports: Ports, iot: IotControl, settings: I
   const actions = await reconcileThing(iot, settings, stored.device);
   if (actions.length > 0) {
     const ctx = systemContext(event.tenantId, "iot-sync", event.requestId);
-    await recordDelivery(ports, ctx, "iot", event, { deviceId: stored.device.id, thing: stored.device.id, state: stored.device.state, actions });
+    await recordDelivery(ports, ctx, "iot", event, {
+      deviceId: stored.device.id,
+      thing: stored.device.id,
+      state: stored.device.state,
+      actions,
+    });
   }
   return actions;
 }

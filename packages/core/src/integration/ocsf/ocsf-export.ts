@@ -15,7 +15,10 @@ import { ocsfFromEvent, ocsfFromFlow, type FlowEntry, type OcsfEvent } from "./o
 
 export const ocsfExportInput = z
   .object({
-    kind: z.enum(["audit", "flows"]).default("audit").meta({ description: "audit records (changes, findings, incidents) or PEP flow reports" }),
+    kind: z
+      .enum(["audit", "flows"])
+      .default("audit")
+      .meta({ description: "audit records (changes, findings, incidents) or PEP flow reports" }),
     from: z.iso.datetime({ offset: true }).optional(),
     to: z.iso.datetime({ offset: true }).optional(),
   })
@@ -57,12 +60,22 @@ export async function* ocsfExport(ports: Ports, ctx: RequestContext, input: Ocsf
         new QueryCommand({
           TableName: ports.tables.flows,
           KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :to",
-          ExpressionAttributeValues: { ":pk": `T#${ctx.tenantId}#${new Date(day).toISOString().slice(0, 10)}`, ":from": from, ":to": `${to}~` },
+          ExpressionAttributeValues: {
+            ":pk": `T#${ctx.tenantId}#${new Date(day).toISOString().slice(0, 10)}`,
+            ":from": from,
+            ":to": `${to}~`,
+          },
           ExclusiveStartKey: start,
         }),
       );
       yield (page.Items ?? []).flatMap((item) => {
-        const report = { tenantId: ctx.tenantId, id: String(item.sk), pepId: String(item.pepId), windowStart: String(item.windowStart), windowEnd: String(item.windowEnd) };
+        const report = {
+          tenantId: ctx.tenantId,
+          id: String(item.sk),
+          pepId: String(item.pepId),
+          windowStart: String(item.windowStart),
+          windowEnd: String(item.windowEnd),
+        };
         return (item.flows as FlowEntry[]).map((flow, index) => ocsfFromFlow(report, flow, index));
       });
       start = page.LastEvaluatedKey;
@@ -86,7 +99,9 @@ export async function sendToSiem(settings: SiemSettings, events: readonly OcsfEv
     signal: AbortSignal.timeout(10_000),
   });
   if (!response.ok) {
-    throw new SimrootError("integration.siem_failed", "unavailable", `The SIEM collector answered ${response.status}`, { detail: { status: response.status } });
+    throw new SimrootError("integration.siem_failed", "unavailable", `The SIEM collector answered ${response.status}`, {
+      detail: { status: response.status },
+    });
   }
 }
 

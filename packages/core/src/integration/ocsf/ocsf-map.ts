@@ -18,9 +18,21 @@ export type OcsfEvent = Record<string, unknown> & { class_uid: number; activity_
 const classes = { networkActivity: 4001, detectionFinding: 2004, incidentFinding: 2005, entityManagement: 3004 } as const;
 const categoryOf = (classUid: number) => Math.floor(classUid / 1000);
 const categoryNames: Record<number, string> = { 2: "Findings", 3: "Identity & Access Management", 4: "Network Activity" };
-const classNames: Record<number, string> = { 4001: "Network Activity", 2004: "Detection Finding", 2005: "Incident Finding", 3004: "Entity Management" };
+const classNames: Record<number, string> = {
+  4001: "Network Activity",
+  2004: "Detection Finding",
+  2005: "Incident Finding",
+  3004: "Entity Management",
+};
 
-function envelope(classUid: number, activityId: number, activityName: string, time: number, severityId: number, metadata: Record<string, unknown>) {
+function envelope(
+  classUid: number,
+  activityId: number,
+  activityName: string,
+  time: number,
+  severityId: number,
+  metadata: Record<string, unknown>,
+) {
   return {
     class_uid: classUid,
     class_name: classNames[classUid],
@@ -60,7 +72,8 @@ function activityByVerb(type: string): [number, string] {
 }
 
 const severityOf = (value: unknown, fallback: number) =>
-  ({ informational: 1, info: 1, low: 2, medium: 3, high: 4, critical: 5 } as Record<string, number>)[String(value).toLowerCase()] ?? fallback;
+  (({ informational: 1, info: 1, low: 2, medium: 3, high: 4, critical: 5 }) as Record<string, number>)[String(value).toLowerCase()] ??
+  fallback;
 
 const entityType = (subject: string) => (subject.startsWith("dev_") ? "Device" : subject.split("_")[0] || "Object");
 
@@ -68,7 +81,9 @@ function findingInfo(event: DomainEvent) {
   const data = event.data as Record<string, unknown>;
   return {
     uid: String(data.anomalyId ?? data.incidentId ?? data.findingId ?? event.id),
-    title: String(data.title ?? data.summary ?? (event.type === "device.equipment-changed" ? "SIM seen in other equipment (IMEI changed)" : event.type)),
+    title: String(
+      data.title ?? data.summary ?? (event.type === "device.equipment-changed" ? "SIM seen in other equipment (IMEI changed)" : event.type),
+    ),
     types: [event.type],
     created_time: Date.parse(event.time),
     analytic: { name: String(data.detector ?? data.rule ?? event.type), type_id: 1, type: "Rule" },
@@ -78,7 +93,13 @@ function findingInfo(event: DomainEvent) {
 /** One audited simroot event as the OCSF event of the class that fits it. */
 export function ocsfFromEvent(event: DomainEvent): OcsfEvent {
   const time = Date.parse(event.time);
-  const metadata = { uid: event.id, tenant_uid: event.tenantId, correlation_uid: event.requestId, log_name: "simroot audit", event_code: event.type };
+  const metadata = {
+    uid: event.id,
+    tenant_uid: event.tenantId,
+    correlation_uid: event.requestId,
+    log_name: "simroot audit",
+    event_code: event.type,
+  };
   const data = event.data as Record<string, unknown>;
   const device = event.subject.startsWith("dev_") ? { device: iotDevice(event.subject) } : {};
   if (event.type.startsWith("incident.")) {
@@ -109,7 +130,11 @@ export function ocsfFromEvent(event: DomainEvent): OcsfEvent {
   const reason = typeof data.reason === "string" ? data.reason : undefined;
   return {
     ...envelope(classes.entityManagement, activityId, activityName, time, event.type === "device.revoked" ? 4 : 1, metadata),
-    entity: { uid: event.subject, type: entityType(event.subject), ...(event.subject.startsWith("dev_") ? { device: iotDevice(event.subject) } : {}) },
+    entity: {
+      uid: event.subject,
+      type: entityType(event.subject),
+      ...(event.subject.startsWith("dev_") ? { device: iotDevice(event.subject) } : {}),
+    },
     actor: actorOf(event.actor),
     message: `${event.type}${reason ? `: ${reason}` : ""}`,
     ...(reason ? { comment: reason } : {}),
@@ -134,14 +159,25 @@ const isIp = (value: string) => /^[\d.]+$/.test(value) || value.includes(":");
 
 /** One aggregated flow of a PEP's report as a Network Activity event (count, start and end time: an aggregate). */
 export function ocsfFromFlow(
-  report: { readonly tenantId: string; readonly pepId: string; readonly windowStart: string; readonly windowEnd: string; readonly id: string },
+  report: {
+    readonly tenantId: string;
+    readonly pepId: string;
+    readonly windowStart: string;
+    readonly windowEnd: string;
+    readonly id: string;
+  },
   flow: FlowEntry,
   index: number,
 ): OcsfEvent {
   const start = Date.parse(report.windowStart);
   const end = Date.parse(report.windowEnd);
   const allowed = flow.decision === "allow";
-  const metadata = { uid: `${report.id}#${index}`, tenant_uid: report.tenantId, log_name: "simroot flows", reporter: { name: report.pepId } };
+  const metadata = {
+    uid: `${report.id}#${index}`,
+    tenant_uid: report.tenantId,
+    log_name: "simroot flows",
+    reporter: { name: report.pepId },
+  };
   return {
     ...envelope(classes.networkActivity, allowed ? 6 : 5, allowed ? "Traffic" : "Refuse", end, allowed ? 1 : 3, metadata),
     start_time: start,

@@ -53,7 +53,8 @@ export function ocsfSchema(root = ocsfSchemaRoot) {
 
   /** Profile attributes are required only in events that apply the profile (`metadata.profiles`): none here. */
   function merge(into: Map<string, Json>, attributes: Json, profile?: string) {
-    for (const include of attributes.$include ?? []) merge(into, read(include).attributes ?? {}, include.startsWith("profiles/") ? include : profile);
+    for (const include of attributes.$include ?? [])
+      merge(into, read(include).attributes ?? {}, include.startsWith("profiles/") ? include : profile);
     for (const [name, spec] of Object.entries(attributes)) {
       if (name === "$include") continue;
       const previous = into.get(name) ?? {};
@@ -66,7 +67,8 @@ export function ocsfSchema(root = ocsfSchemaRoot) {
     const json = read(path);
     const attributes = new Map<string, Json>();
     const parentPath = json.extends && json.extends !== "object" ? fileOf(json.extends) : undefined;
-    if (json.extends && json.extends !== "object" && !parentPath) throw new Error(`${path} extends ${json.extends}, which the subset lacks`);
+    if (json.extends && json.extends !== "object" && !parentPath)
+      throw new Error(`${path} extends ${json.extends}, which the subset lacks`);
     let category = json.category;
     if (parentPath) {
       const parent = resolveFile(parentPath, fileOf);
@@ -101,7 +103,9 @@ export function ocsfSchema(root = ocsfSchemaRoot) {
     if (!found) {
       const path = `objects/${name}.json`;
       if (!existsSync(join(root, path))) throw new Error(`object ${name} is not in the schema subset`);
-      const resolved = resolveFile(path, (parent) => (existsSync(join(root, `objects/${parent}.json`)) ? `objects/${parent}.json` : undefined));
+      const resolved = resolveFile(path, (parent) =>
+        existsSync(join(root, `objects/${parent}.json`)) ? `objects/${parent}.json` : undefined,
+      );
       found = definition(name, resolved.attributes, resolved.json.constraints);
       objects.set(name, found);
     }
@@ -144,7 +148,8 @@ export function ocsfSchema(root = ocsfSchemaRoot) {
     }
     if (spec.regex && typeof value === "string" && !new RegExp(spec.regex).test(value)) return `does not match ${type}`;
     if (spec.max_len && typeof value === "string" && value.length > spec.max_len) return `is longer than ${spec.max_len}`;
-    if (spec.range && typeof value === "number" && (value < spec.range[0] || value > spec.range[1])) return `is outside ${spec.range.join("..")}`;
+    if (spec.range && typeof value === "number" && (value < spec.range[0] || value > spec.range[1]))
+      return `is outside ${spec.range.join("..")}`;
     switch (type) {
       case "string_t":
         return typeof value === "string" ? undefined : "is not a string";
@@ -163,7 +168,8 @@ export function ocsfSchema(root = ocsfSchemaRoot) {
 
   function check(definition: Definition, value: Json, path: string, problems: string[]) {
     for (const [name, attribute] of definition.attributes) {
-      if (attribute.requirement === "required" && (value[name] === undefined || value[name] === null)) problems.push(`${path}${name} is required`);
+      if (attribute.requirement === "required" && (value[name] === undefined || value[name] === null))
+        problems.push(`${path}${name} is required`);
     }
     if (definition.atLeastOne && !definition.atLeastOne.some((name) => value[name] !== undefined && value[name] !== null)) {
       problems.push(`${path || "event: "}${definition.name} needs at least one of ${definition.atLeastOne.join(", ")}`);
@@ -205,9 +211,11 @@ export function ocsfSchema(root = ocsfSchemaRoot) {
       if (!definition) return [`class_uid ${String(event.class_uid)} is not a class of the schema subset`];
       const problems: string[] = [];
       check(definition, event, "", problems);
-      if (event.category_uid !== Math.floor(event.class_uid / 1000)) problems.push(`category_uid ${event.category_uid} is not the class's category`);
+      if (event.category_uid !== Math.floor(event.class_uid / 1000))
+        problems.push(`category_uid ${event.category_uid} is not the class's category`);
       const expectedType = event.class_uid * 100 + event.activity_id;
-      if (event.type_uid !== expectedType) problems.push(`type_uid ${event.type_uid} is not class_uid * 100 + activity_id (${expectedType})`);
+      if (event.type_uid !== expectedType)
+        problems.push(`type_uid ${event.type_uid} is not class_uid * 100 + activity_id (${expectedType})`);
       return problems;
     },
   };

@@ -39,7 +39,12 @@ export const cloudflarePostureResponse = z
   .meta({ id: "CloudflarePostureResponse" });
 export type CloudflarePostureResponse = z.output<typeof cloudflarePostureResponse>;
 
-async function deviceFor(ports: Ports, ctx: RequestContext, warp: { device_id: string; serial_number?: string }, labelled: Map<string, Device>) {
+async function deviceFor(
+  ports: Ports,
+  ctx: RequestContext,
+  warp: { device_id: string; serial_number?: string },
+  labelled: Map<string, Device>,
+) {
   const byLabel = labelled.get(warp.device_id);
   if (byLabel) return byLabel;
   if (!warp.serial_number || !/^\d{14,15}$/.test(warp.serial_number)) return undefined;
@@ -67,13 +72,13 @@ async function labelIndex(ports: Ports, ctx: RequestContext): Promise<Map<string
 
 /** Scores each device of Cloudflare's request. */
 export const scoreCloudflareDevices = verb(cloudflarePostureRequest, async (ports, ctx, input): Promise<CloudflarePostureResponse> => {
-    const index = await labelIndex(ports, ctx);
-    const result: CloudflarePostureResponse["result"] = {};
-    for (const warp of input.devices) {
-      const device = await deviceFor(ports, ctx, warp, index);
-      result[warp.device_id] = { s2s_id: device?.id ?? "", score: device ? postureOf(device).score : 0 };
-    }
-    return { result };
+  const index = await labelIndex(ports, ctx);
+  const result: CloudflarePostureResponse["result"] = {};
+  for (const warp of input.devices) {
+    const device = await deviceFor(ports, ctx, warp, index);
+    result[warp.device_id] = { s2s_id: device?.id ?? "", score: device ? postureOf(device).score : 0 };
+  }
+  return { result };
 });
 
 export { cloudflareDeviceLabel };

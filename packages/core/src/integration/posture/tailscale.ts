@@ -60,15 +60,24 @@ export async function syncPostureToTailscale(
   const key = pushedKey(event.tenantId, stored.device.id);
   // `onlyChanged: false` (the bench's baseline) sends every attribute and keeps no record.
   const onlyChanged = options.onlyChanged ?? true;
-  const { Item } = onlyChanged ? await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: key, ConsistentRead: true })) : { Item: undefined };
+  const { Item } = onlyChanged
+    ? await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: key, ConsistentRead: true }))
+    : { Item: undefined };
   const last = Item?.node === node ? ((Item.attributes ?? {}) as Record<string, unknown>) : {};
   const changed = Object.entries(attributes).filter(([name, value]) => !onlyChanged || last[name] !== value);
   if (changed.length === 0) return [];
   await Promise.all(changed.map(([name, value]) => setTailscaleAttribute(settings, node, name, value)));
   if (onlyChanged) {
-    await ports.db.send(new PutCommand({ TableName: ports.tables.control, Item: { ...key, node, attributes, at: ports.now().toISOString() } }));
+    await ports.db.send(
+      new PutCommand({ TableName: ports.tables.control, Item: { ...key, node, attributes, at: ports.now().toISOString() } }),
+    );
   }
   const set = changed.map(([name]) => name);
-  await recordDelivery(ports, systemContext(event.tenantId, "posture-sync", event.requestId), "tailscale", event, { deviceId: stored.device.id, node, set, attributes });
+  await recordDelivery(ports, systemContext(event.tenantId, "posture-sync", event.requestId), "tailscale", event, {
+    deviceId: stored.device.id,
+    node,
+    set,
+    attributes,
+  });
   return set;
 }
