@@ -15,7 +15,11 @@ export function documentClient(settings: DynamoSettings): DynamoDBDocumentClient
   const client = new DynamoDBClient({
     region: settings.region,
     endpoint: settings.endpoint,
-    ...sdkClientSettings(settings.sdk ?? (local ? { requestTimeoutMs: timeouts.localSdkRequestMs } : {})),
+    // DynamoDB Local is one JVM: a herd of a thousand PEP snapshots queues its loopback connections for more than the
+    // cloud's 1 s, so a local endpoint gets the local request timeout for connecting too.
+    ...sdkClientSettings(
+      settings.sdk ?? (local ? { requestTimeoutMs: timeouts.localSdkRequestMs, connectionTimeoutMs: timeouts.localSdkRequestMs } : {}),
+    ),
     ...(local ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } } : {}),
   });
   return DynamoDBDocumentClient.from(client, {
