@@ -4,21 +4,15 @@
  * map and the policy preview look at recent traffic, never at the whole history.
  */
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import type { z } from "zod";
+import type { flowReportSchema } from "../feed/flows.ts";
 import type { Ports } from "../ports.ts";
 
-export interface ObservedFlow {
-  readonly deviceId?: string;
-  readonly sourceIp?: string;
-  readonly destination: string;
-  readonly port: number;
-  readonly protocol: "tcp" | "udp";
-  readonly decision: "allow" | "deny";
-  readonly reason: string;
-  readonly count: number;
-  readonly bytes: number;
+/** One reported flow, as `POST /v1/flows` takes it, with the window and PEP of its report. */
+export type ObservedFlow = Readonly<z.output<typeof flowReportSchema>["flows"][number]> & {
   readonly windowEnd: string;
   readonly pepId: string;
-}
+};
 
 /** The days (UTC, YYYY-MM-DD) from `from` to `to`, newest first. */
 function daysBetween(from: Date, to: Date): string[] {
