@@ -8,7 +8,7 @@
  * rollout that sends a whole segment to a new update server (one window), and devices that
  * occasionally reach a destination their segment's other devices use.
  */
-import type { AnomalyKind, FlowRecord } from "@simroot/core";
+import { anomalyKinds, type AnomalyKind, type FlowRecord } from "@simroot/core";
 
 export interface TraceOptions {
   readonly devices: number;
@@ -35,16 +35,8 @@ export type TraceItem =
       readonly data: Record<string, unknown>;
     };
 
-export const anomalyKindsInjected: AnomalyKind[] = [
-  "new-destination",
-  "volume-spike",
-  "denied-burst",
-  "geofence",
-  "imei-change",
-  "sim-swap",
-  "unexpected-bearer",
-  "profile-switch",
-];
+/** Every kind the detectors know is injected (the issue asks for every kind). */
+export const anomalyKindsInjected: readonly AnomalyKind[] = anomalyKinds;
 
 /** mulberry32: small, fast, seeded. */
 export function random(seed: number) {
