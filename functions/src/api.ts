@@ -1,6 +1,7 @@
 import { handle } from "hono/aws-lambda";
 import { createApp } from "@simroot/api";
-import { busName, feedKmsKeyId, kmsSigner, runtimePorts, storeHealth, type FeedSigner } from "@simroot/core";
+import { busName, feedKmsKeyId, kmsSigner, storeHealth, type FeedSigner } from "@simroot/core";
+import { lambdaPorts } from "./lib/ports.ts";
 
 let signer: Promise<FeedSigner> | undefined;
 const feedSigner = () => {
@@ -12,11 +13,11 @@ const feedSigner = () => {
 
 export const handler = handle(
   createApp({
-    ports: runtimePorts,
+    ports: lambdaPorts,
     feedSigner,
     logRequests: true,
     health: {
-      store: () => storeHealth(runtimePorts()),
+      store: () => storeHealth(lambdaPorts()),
       // EventBridge has no cheap read probe with PutEvents-only permissions: report what is configured.
       bus: async () => ({ status: "ok", detail: { kind: "eventbridge", bus: busName(), probed: false } }),
     },

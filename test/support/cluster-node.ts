@@ -69,7 +69,9 @@ const publisher: Publisher = {
 
 const db = documentClient({ endpoint: process.env.DYNAMODB_ENDPOINT!, region: "us-east-1" });
 if (lagMs > 0) injectGsiLag(db, lagMs);
-const ports = portsFor(db, tableNames(process.env.TABLE_PREFIX), publisher);
+const ports = portsFor(db, tableNames(process.env.TABLE_PREFIX), publisher, undefined, {
+  ...(process.env.LEDGER_SHARDS ? { shards: Number(process.env.LEDGER_SHARDS) } : {}),
+});
 const signer = await fileSigner(process.env.SIGNING_KEY!);
 
 type Request = { id: number; op: string; args: any };
@@ -79,16 +81,21 @@ const ops: Record<string, (args: any) => Promise<unknown>> = {
     return Promise.all(imsis.map(async (imsi) => (await registerDevice(ports, ctx, { imsi })).value.id));
   },
   /** The consumer: applies each event as the operator-events Lambda would; reports each outcome or error code. */
-  async apply({ events }: { events: DomainEvent[] }) {
-    return Promise.all(
-      events.map(async (event) => {
+  async apply({ events, lanes }: { events: DomainEvent[]; lanes?: number }) {
+    const outcomes: string[] = new Array(events.length);
+    let next = 0;
+    const lane = async () => {
+      for (let n = next++; n < events.length; n = next++) {
         try {
-          return (await publishOutcome(ports, await applyOperatorEvent(ports, event))).outcome;
+          outcomes[n] = (await publishOutcome(ports, await applyOperatorEvent(ports, events[n]!))).outcome;
         } catch (error) {
-          return `error:${isSimrootError(error) ? error.code : String((error as Error).message)}`;
+          outcomes[n] = `error:${isSimrootError(error) ? error.code : String((error as Error).message)}`;
         }
-      }),
-    );
+      }
+    };
+    // `lanes` at a time (1: as one Lambda instance takes one event at a time), all at once by default.
+    await Promise.all(Array.from({ length: lanes ?? events.length }, lane));
+    return outcomes;
   },
   /** Every page of a snapshot: its version and entries. */
   async snapshot({ tenantId, limit }: { tenantId: string; limit: number }) {

@@ -15,6 +15,8 @@ export interface InstanceOptions {
   readonly gsiLagMs?: number;
   /** Every bus publish of the instance throws. */
   readonly failPublish?: boolean;
+  /** Ledger shards per tenant (benchmarks compare one head item with the default). */
+  readonly shards?: number;
 }
 
 export interface Instance {
@@ -49,6 +51,7 @@ export async function startCluster(options: ClusterOptions) {
         SIGNING_KEY: signingKey,
         GSI_LAG_MS: String(instanceOptions.gsiLagMs ?? 0),
         PUBLISH_FAIL: instanceOptions.failPublish ? "1" : "0",
+        ...(instanceOptions.shards ? { LEDGER_SHARDS: String(instanceOptions.shards) } : {}),
       },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });

@@ -6,7 +6,7 @@
 import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { createApp } from "@simroot/api";
-import { documentClient, ensureTables, fileSigner, memorySigner, portsFor, providePorts, storeHealth, tableNames } from "@simroot/core";
+import { documentClient, ensureTables, fileSigner, memorySigner, portsFor, storeHealth, tableNames, type Publisher } from "@simroot/core";
 import { LocalBus, type RetrySettings } from "./bus/local-bus.ts";
 import { startDynamoLocal, type DynamoLocal } from "./dynamodb-local.ts";
 import { loadRuleTargets } from "./targets.ts";
@@ -46,14 +46,19 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     const tables = tableNames(options.tablePrefix);
     await ensureTables(db, tables);
 
+    // The ports exist before the bus opens: deliveries it recovers from its journal run against them, never against defaults.
+    let opened: LocalBus | undefined;
+    const publisher: Publisher = {
+      publish: (events) => (opened ? opened.publish(events) : Promise.reject(new Error("the local bus is not open yet"))),
+    };
+    const ports = portsFor(db, tables, publisher);
     const bus = await LocalBus.open({
       directory: options.dataDir ? join(options.dataDir, "bus") : undefined,
-      targets: await loadRuleTargets(),
+      targets: await loadRuleTargets(ports),
       retry: options.retry,
     });
+    opened = bus;
     stops.push(() => bus.close());
-    const ports = portsFor(db, tables, bus);
-    providePorts(ports);
 
     // The feed's signing key: a file under the data folder, or one in memory for a run that keeps nothing.
     const signer = options.dataDir ? await fileSigner(join(options.dataDir, "feed-signing-key.pem")) : memorySigner();
