@@ -54,7 +54,7 @@ async function recordOf(ports: Ports, tenantId: string, deviceId: string) {
 }
 
 describe("the ledger", () => {
-  it("commits concurrent changes of one tenant into unbroken shard chains and a gapless feed", async () => {
+  it("commits concurrent changes of one tenant into unbroken shard chains and a gapless feed", { timeout: 120_000 }, async () => {
     const tenantId = "ten_concurrent";
     const results = await Promise.all(Array.from({ length: 60 }, (_, n) => registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(n) })));
     expect(results).toHaveLength(60);

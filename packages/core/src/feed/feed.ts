@@ -8,6 +8,7 @@ import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { tenantSettings } from "../access/tenant-settings.ts";
 import { enforcementView, deviceSchema } from "../device/device.ts";
 import { SimrootError } from "../error.ts";
+import { canonicalJson } from "../ledger/chain.ts";
 import { feedPartition, feedSortKey } from "../ledger/feed-version.ts";
 import { enforcementSettingsOf, readEnforcement } from "../policy/enforcement-store.ts";
 import { grantOf, storedGrant } from "../policy/grant-store.ts";
@@ -205,6 +206,17 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
   throw new SimrootError("request.invalid_cursor", "input", "The cursor is not one this feed returned", { issues: [{ path: "cursor", message: "not a snapshot cursor" }] });
 }
 
+/**
+ * The replayed entries a page needs: per key only the last (applied in order, it supersedes the
+ * earlier ones), and not when the page already lists that very value.
+ */
+function withoutRepeats(listed: readonly FeedEntry[], replay: readonly FeedEntry[]): FeedEntry[] {
+  const id = (entry: FeedEntry) => `${entry.kind}|${entry.key}`;
+  const seen = new Set(listed.map((entry) => `${id(entry)}|${canonicalJson(entry.value)}`));
+  const last = new Map(replay.map((entry) => [id(entry), entry]));
+  return replay.filter((entry) => last.get(id(entry)) === entry && !seen.has(`${id(entry)}|${canonicalJson(entry.value)}`));
+}
+
 /** One page of the snapshot (of the devices in `scope`, when given). The first page also carries settings, policies and grants. */
 export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: string, cursor: string | undefined, limit: number, scope?: FeedScope): Promise<FeedResponse> {
   const state: SnapshotCursor = cursor ? decode(cursor, tenantId, scope) : { version: await headVersion(ports, tenantId), page: 0, phase: "revoked" };
@@ -231,7 +243,7 @@ export async function feedSnapshot(ports: Ports, signer: FeedSigner, tenantId: s
       replayed ??= await replayStart(ports, tenantId, state.version, new Date(ports.now().getTime() - snapshotReplaySeconds * 1000));
       const page = await replayPage(ports, tenantId, replayed, state.version, Math.ceil((limit - entries.length) / 4));
       const replay = page.entries.map((change) => ({ version: state.version, kind: change.kind, key: change.key, value: change.value }) as FeedEntry);
-      entries.push(...(scope ? await scopeDeltas(ports, tenantId, scope, replay) : replay));
+      entries.push(...withoutRepeats(entries, scope ? await scopeDeltas(ports, tenantId, scope, replay) : replay));
       scanned += replay.length;
       replayed = page.last;
       complete = page.done || replayed >= state.version;

@@ -20,9 +20,9 @@ import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, TransactWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "../config.ts";
 import { SimrootError } from "../error.ts";
-import type { TransactItem } from "../store/transaction.ts";
+import { busy, type TransactItem } from "../store/transaction.ts";
 import { auditItem } from "./audit-record.ts";
-import type { Change, Committed } from "./change.ts";
+import type { Change, Committed, FeedChange } from "./change.ts";
 import { genesisHash } from "./chain.ts";
 import { readFeedHead, sequenceOnce, type SequencedNotice } from "./sequencer.ts";
 import { shardCount, shardHeadKey, shardOfSubject } from "./shard.ts";
@@ -97,6 +97,38 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
   const queues = new Map<string, ShardQueue>();
   const listeners = new Set<(notice: CommitNotice) => void>();
   const sequencing = new Map<string, { running: boolean; again: boolean; waiters: { shard: number; seq: number; done: (version?: number) => void }[] }>();
+  /** Per tenant and shard, the feed of the records this process committed and no version of its own covers yet (the sequencer reads them from here, not the store). */
+  const committed = new Map<string, Map<number, FeedChange[] | undefined>>();
+  const maxKnownPerShard = 4_096;
+
+  function know(tenantId: string, shard: number, records: readonly { seq: number; feed: FeedChange[] | undefined }[]) {
+    const id = `${tenantId}|${shard}`;
+    let known = committed.get(id);
+    if (!known) committed.set(id, (known = new Map()));
+    for (const record of records) known.set(record.seq, record.feed);
+    while (known.size > maxKnownPerShard) known.delete(known.keys().next().value!);
+  }
+
+  const knownRecords = (tenantId: string) => (shard: number, after: number, upTo: number) => {
+    const known = committed.get(`${tenantId}|${shard}`);
+    if (!known) return undefined;
+    const records = [];
+    for (let seq = after + 1; seq <= upTo; seq++) {
+      if (!known.has(seq)) return undefined;
+      const feed = known.get(seq);
+      records.push({ seq, ...(feed ? { feed } : {}) });
+    }
+    return records;
+  };
+
+  function forgetCovered(tenantId: string, vector: readonly number[]) {
+    vector.forEach((to, shard) => {
+      const known = committed.get(`${tenantId}|${shard}`);
+      if (!known) return;
+      for (const seq of known.keys()) if (seq <= to) known.delete(seq);
+      if (known.size === 0) committed.delete(`${tenantId}|${shard}`);
+    });
+  }
 
   async function readHead(tenantId: string, shard: number): Promise<Head> {
     const { Item } = await db.send(new GetCommand({ TableName: tables.control, Key: headKey(tenantId, shard), ConsistentRead: true }));
@@ -124,6 +156,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
     const items: TransactItem[] = [];
     const owners: { pending: Pending; writeIndex: number }[] = [];
     const results: { sequence: number; last: number }[] = [];
+    const records: { seq: number; feed: FeedChange[] | undefined }[] = [];
     let { seq, hash } = head;
     for (const pending of batch) {
       const { change } = pending;
@@ -135,6 +168,8 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
       change.events.forEach((event, index) => {
         seq += 1;
         const last = index === change.events.length - 1;
+        const feed = last && change.feed && change.feed.length > 0 ? [...change.feed] : undefined;
+        records.push({ seq, feed: feed && (JSON.parse(JSON.stringify(feed)) as FeedChange[]) });
         const audit = auditItem(tables, event, queue.shard, seq, hash, last ? change.feed : undefined);
         hash = audit.hash;
         items.push(audit.put);
@@ -151,7 +186,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
         ...(previous === 0 ? {} : { ExpressionAttributeValues: { ":previous": previous } }),
       },
     });
-    return { items, owners, results, head: { seq, hash } };
+    return { items, owners, results, records, head: { seq, hash } };
   }
 
   /** Sends one transaction; an ambiguous failure is resent with the same token (idempotent for 10 minutes). */
@@ -196,6 +231,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
         }
         // Committed: from here on nothing may make the batch commit again (a listener or a sequencing failure included).
         queue.head = built.head;
+        know(queue.tenantId, queue.shard, built.records);
         batch.forEach((pending, index) => {
           const { sequence, last } = built.results[index]!;
           void awaitSequenced(queue.tenantId, queue.shard, last).then((version) => pending.resolve({ sequence, shard: queue.shard, version }));
@@ -223,7 +259,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
     });
     const contended =
       reasons.length > 0 && reasons.every((reason) => ["None", "ConditionalCheckFailed", "TransactionConflict"].includes(reason.Code ?? "None"));
-    const throttled = reasons.some((reason) => ["ThrottlingError", "ProvisionedThroughputExceeded"].includes(reason.Code ?? ""));
+    const throttled = reasons.some((reason) => ["ThrottlingError", "ProvisionedThroughputExceeded"].includes(reason.Code ?? "")) || busy(error);
     for (const pending of batch) {
       if (failedOwn.has(pending)) continue;
       pending.attempts += 1;
@@ -284,11 +320,12 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
         while (state.again) {
           state.again = false;
           try {
-            const result = await sequenceOnce(db, tables, tenantId, shards, new Date());
+            const result = await sequenceOnce(db, tables, tenantId, shards, new Date(), knownRecords(tenantId));
             if (result === "raced") {
               // Another instance moved the feed head: see what it covers, and go again if ours is not in it.
               const head = await readFeedHead(db, tables, tenantId, shards);
               settleWaiters(tenantId, head.version, head.vector);
+              forgetCovered(tenantId, head.vector);
               if (state.waiters.length > 0) state.again = true;
               await sleep(Math.random() * 10);
               continue;
@@ -296,6 +333,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
             failures = 0;
             if (result) {
               settleWaiters(tenantId, result.version, result.vector);
+              forgetCovered(tenantId, result.vector);
               const { vector: _vector, ...notice } = result;
               for (const listener of listeners) {
                 try {

@@ -91,11 +91,19 @@ async function readRecords(db: DynamoDBDocumentClient, tables: TableNames, tenan
 }
 
 type Entry = FeedVersionRecord["entries"][number];
+type Records = { seq: number; feed?: { kind: string; key: string; value: Record<string, unknown> | null }[] }[];
+/** The records of a shard this process committed itself, when it still holds every one of (after, upTo]. */
+export type KnownRecords = (shard: number, after: number, upTo: number) => Records | undefined;
 
 /** The cut's entries, one per key (its last value), in commit order within each shard. */
-async function entriesOf(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, head: FeedHeadState, cut: readonly { seq: number }[]) {
+async function entriesOf(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, head: FeedHeadState, cut: readonly { seq: number }[], known: KnownRecords) {
   const byKey = new Map<string, { entry: Entry; shards: Set<number> }>();
-  const perShard = await Promise.all(cut.map((to, shard) => (to.seq > head.vector[shard]! ? readRecords(db, tables, tenantId, shard, head.vector[shard]!, to.seq) : [])));
+  const perShard = await Promise.all(
+    cut.map((to, shard) => {
+      if (to.seq <= head.vector[shard]!) return [];
+      return known(shard, head.vector[shard]!, to.seq) ?? readRecords(db, tables, tenantId, shard, head.vector[shard]!, to.seq);
+    }),
+  );
   perShard.forEach((records, shard) => {
     for (const record of records) {
       for (const change of record.feed ?? []) {
@@ -136,11 +144,18 @@ function chunks(entries: readonly Entry[]): Entry[][] {
  * One sequencing run: the versions after the head up to the current cut, or undefined when
  * nothing is new or another instance moved the head first (the caller reads again).
  */
-export async function sequenceOnce(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shards: number, now: Date): Promise<SequencedNotice | "raced" | undefined> {
+export async function sequenceOnce(
+  db: DynamoDBDocumentClient,
+  tables: TableNames,
+  tenantId: string,
+  shards: number,
+  now: Date,
+  known: KnownRecords = () => undefined,
+): Promise<SequencedNotice | "raced" | undefined> {
   const head = await readFeedHead(db, tables, tenantId, shards);
   const cut = await readCut(db, tables, tenantId, shards);
   if (cut.every((to, shard) => to.seq <= head.vector[shard]!)) return undefined;
-  const entries = await entriesOf(db, tables, tenantId, head, cut);
+  const entries = await entriesOf(db, tables, tenantId, head, cut, known);
   const parts = chunks(entries);
   if (parts.length > maxVersionsPerRun) throw new Error(`feed backlog of ${entries.length} entries exceeds one sequencing transaction`);
   const vector = cut.map((to) => to.seq);
