@@ -89,7 +89,7 @@ const ops: Record<string, (args: any) => Promise<unknown>> = {
         try {
           outcomes[n] = (await publishOutcome(ports, await applyOperatorEvent(ports, events[n]!))).outcome;
         } catch (error) {
-          outcomes[n] = `error:${isSimrootError(error) ? error.code : String((error as Error).message)}`;
+          outcomes[n] = `error:${isSimrootError(error) ? `${error.code} ${error.message}` : String((error as Error).message)}`;
         }
       }
     };

@@ -267,7 +267,10 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
       else if ((!contended && !throttled) || Date.now() - pending.since > contentionBudgetMs) {
         pending.reject(
           error instanceof TransactionCanceledException
-            ? new SimrootError("store.transaction_failed", "unavailable", "The store refused the write; retry", { cause: error })
+            ? new SimrootError("store.transaction_failed", "unavailable", `The store refused the write (${reasons.map((reason) => reason.Code).join(",")}); retry`, {
+                cause: error,
+                detail: { reasons: reasons.map((reason) => reason.Code ?? "None") },
+              })
             : error,
         );
         continue;
