@@ -22,7 +22,11 @@ function applyEntries(view: Map<string, unknown>, entries: readonly FeedEntry[])
   for (const entry of entries) {
     if (entry.kind !== "device" && entry.kind !== "binding") continue;
     if (entry.value === null) view.delete(`${entry.kind}|${entry.key}`);
-    else view.set(`${entry.kind}|${entry.key}`, entry.value);
+    else {
+      // A stale fact is remembered (the device's revision moves) but changes nothing a PEP sees: no feed entry. Compare the rest.
+      const { revision: _revision, ...value } = entry.value;
+      view.set(`${entry.kind}|${entry.key}`, value);
+    }
   }
   return view;
 }
