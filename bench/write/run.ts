@@ -21,7 +21,9 @@ const writerCounts = (process.env.WRITERS ?? "1,8,32").split(",").map(Number);
 /** Measured on the unsharded code (commit fefc0de) with `bench/write/capacity.ts`, 20 devices, 200 attach/detach events. */
 const unitsBefore = 15.8;
 
-const dynamo = await startDynamoLocal();
+// DYNAMODB_ENDPOINT: a DynamoDB Local already running (else one is started for the run).
+const external = process.env.DYNAMODB_ENDPOINT;
+const dynamo = external ? { endpoint: external, stop: async () => {} } : await startDynamoLocal({ startTimeoutMs: 300_000 });
 const imsiOf = (n: number) => `20801${String(n).padStart(10, "0")}`;
 
 async function rawRate(count: number, clients: number) {
