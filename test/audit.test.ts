@@ -3,9 +3,9 @@
  * answers exactly the records it names; `/v1/audit/verify` walks only the records after the
  * signed checkpoint, the whole chain being an admin's walk.
  */
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { auditCheckpointKey, auditPartition, auditSortKey } from "@simroot/core";
+import { auditCheckpointKey, auditSubjectPartition } from "@simroot/core";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -13,6 +13,30 @@ beforeAll(async () => {
   runtime = await startTestRuntime();
 });
 afterAll(() => runtime.stop());
+
+/** The key, shard and sequence of the one audit record about `subject` (a device registered once). */
+async function recordAbout(tenantId: string, subject: string) {
+  const { Items } = await runtime.ports.db.send(
+    new QueryCommand({
+      TableName: runtime.ports.tables.audit,
+      IndexName: "byDevice",
+      KeyConditionExpression: "gsi1pk = :p",
+      ExpressionAttributeValues: { ":p": auditSubjectPartition(tenantId, subject) },
+    }),
+  );
+  const item = Items![0]!;
+  return { key: { pk: item.pk, sk: item.sk }, shard: item.shard as number, seq: item.seq as number };
+}
+
+const alter = (key: Record<string, unknown>) =>
+  runtime.ports.db.send(
+    new UpdateCommand({
+      TableName: runtime.ports.tables.audit,
+      Key: key,
+      UpdateExpression: "SET actor = :a",
+      ExpressionAttributeValues: { ":a": "key:someone-else" },
+    }),
+  );
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 type Tenant = Awaited<ReturnType<typeof tenantClient>>;
@@ -32,8 +56,10 @@ describe("the audit API", () => {
     // The tenant's creation is record 1 (audited since issue 11), then the four changes.
     expect(all.length).toBe(5);
     // Bounds between the records, one of them written with another UTC offset.
-    const middle = all[2]!.time;
-    const later = new Date(Date.parse(all[4]!.time) - 1).toISOString();
+    // Listed shard by shard (a shard's chain in order): bounds are picked from the records in time order.
+    const times = all.map((record) => record.time).sort();
+    const middle = times[2]!;
+    const later = new Date(Date.parse(times[4]!) - 1).toISOString();
     const offset = (iso: string) => new Date(Date.parse(iso) + 2 * 3600_000).toISOString().replace("Z", "+02:00");
     const filters = { subject: [undefined, second.id], from: [undefined, middle], to: [undefined, later, offset(later)] };
     for (const subject of filters.subject) {
@@ -58,22 +84,37 @@ describe("the audit API", () => {
         }
       }
     }
+    // Reversed bounds name no records (they were a 500 from DynamoDB's BETWEEN).
+    const reversed = await tenant.call("GET", `/v1/audit?${new URLSearchParams({ subject: second.id, from: later, to: middle })}`);
+    expect([reversed.status, reversed.json.items]).toEqual([200, []]);
     // The export takes the same filters.
     const exported = await tenant.call("GET", `/v1/audit/export?from=${encodeURIComponent(middle)}`);
     expect(exported.status).toBe(200);
-    expect(exported.text.trim().split("\n")).toHaveLength(3);
+    expect(exported.text.trim().split("\n")).toHaveLength(all.filter((record) => record.time >= middle).length);
   });
 
   it("verifies O(new records) per call from a signed checkpoint; the whole chain is an admin's walk", async () => {
     const tenant = await tenantClient(runtime, "checkpoints");
-    for (let n = 0; n < 5; n++) await register(tenant, 10 + n);
+    const tenantId = tenant.tenant.id;
+    const devices: { id: string }[] = [];
+    for (let n = 0; n < 5; n++) devices.push(await register(tenant, 10 + n));
     const viewer = (await tenant.call("POST", "/v1/keys", { name: "auditor", role: "viewer" })).json.token as string;
-    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: true, from: 0, checked: 7, lastSeq: 7 });
+    // The tenant, 5 devices and the key: 7 records over the ledger shards; lastSeq is the feed version reached.
+    const first = (await call(runtime, viewer, "GET", "/v1/audit/verify")).json;
+    expect(first).toMatchObject({ valid: true, from: 0, checked: 7 });
+    expect(first.lastSeq).toBeGreaterThan(0);
     await register(tenant, 20);
     await register(tenant, 21);
     // Only what came after the checkpoint is walked.
-    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: true, from: 7, checked: 2, lastSeq: 9 });
-    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: true, from: 9, checked: 0, lastSeq: 9 });
+    const second = (await call(runtime, viewer, "GET", "/v1/audit/verify")).json;
+    expect(second).toMatchObject({ valid: true, from: first.lastSeq, checked: 2 });
+    expect(second.lastSeq).toBeGreaterThan(first.lastSeq);
+    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({
+      valid: true,
+      from: second.lastSeq,
+      checked: 0,
+      lastSeq: second.lastSeq,
+    });
     // The whole walk: admins only.
     const denied = await call(runtime, viewer, "GET", "/v1/audit/verify?full=true");
     expect(denied.status).toBe(403);
@@ -81,34 +122,27 @@ describe("the audit API", () => {
     expect((await tenant.call("GET", "/v1/audit/verify?full=true")).json).toMatchObject({ valid: true, from: 0, checked: 9 });
 
     // A record altered inside the checkpointed prefix: the admin's full walk finds it.
-    const tenantId = tenant.tenant.id;
-    await runtime.ports.db.send(
-      new UpdateCommand({
-        TableName: runtime.ports.tables.audit,
-        Key: { pk: auditPartition(tenantId), sk: auditSortKey(3) },
-        UpdateExpression: "SET actor = :a",
-        ExpressionAttributeValues: { ":a": "key:someone-else" },
-      }),
-    );
-    expect((await tenant.call("GET", "/v1/audit/verify?full=true")).json).toMatchObject({ valid: false, brokenAt: { seq: 3 } });
-    // The record right after the checkpoint must chain from its signed hash.
-    await register(tenant, 22);
-    await runtime.ports.db.send(
-      new UpdateCommand({
-        TableName: runtime.ports.tables.audit,
-        Key: { pk: auditPartition(tenantId), sk: auditSortKey(10) },
-        UpdateExpression: "SET actor = :a",
-        ExpressionAttributeValues: { ":a": "key:someone-else" },
-      }),
-    );
-    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: false, from: 9, brokenAt: { seq: 10 } });
+    const early = await recordAbout(tenantId, devices[2]!.id);
+    await alter(early.key);
+    expect((await tenant.call("GET", "/v1/audit/verify?full=true")).json).toMatchObject({
+      valid: false,
+      brokenAt: { shard: early.shard, seq: early.seq, reason: "hash does not match the record's content" },
+    });
+    // A record after the checkpoint must chain from the signed shard hash.
+    const late = await recordAbout(tenantId, (await register(tenant, 22)).id);
+    await alter(late.key);
+    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({
+      valid: false,
+      from: second.lastSeq,
+      brokenAt: { shard: late.shard, seq: late.seq },
+    });
     // Someone who can write the store but holds no key moves the checkpoint past his change: refused.
     await runtime.ports.db.send(
       new UpdateCommand({
         TableName: runtime.ports.tables.control,
         Key: auditCheckpointKey(tenantId),
         UpdateExpression: "SET seq = :s",
-        ExpressionAttributeValues: { ":s": 10 },
+        ExpressionAttributeValues: { ":s": second.lastSeq + 1 },
       }),
     );
     expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({

@@ -115,16 +115,18 @@ describe("the feed narrowed to a site or segment", () => {
       pages.push(page.json);
       cursor = page.json.next;
     } while (cursor);
-    const entries = pages.flatMap((page) => page.entries);
+    // The snapshot ends with a replay of the latest versions (what the index may not list yet): the view keeps each key's last entry.
+    const entries = [...new Map(pages.flatMap((page) => page.entries).map((entry) => [`${entry.kind}|${entry.key}`, entry])).values()];
     expect(pages.every((page) => page.signed.head.scope === "site=north")).toBe(true);
-    expect(entries.filter((entry) => entry.kind === "device").map((entry) => entry.value?.labels)).toEqual([
+    expect(entries.filter((entry) => entry.kind === "device" && entry.value !== null).map((entry) => entry.value?.labels)).toEqual([
       expect.objectContaining({ site: "north" }),
       expect.objectContaining({ site: "north" }),
     ]);
-    expect(entries.filter((entry) => entry.kind === "binding").map((entry) => [entry.key, entry.value?.deviceId])).toEqual([
-      ["10.30.0.1", north.id],
-    ]);
-    expect(entries.some((entry) => entry.key === south.id)).toBe(false);
+    expect(
+      entries.filter((entry) => entry.kind === "binding" && entry.value !== null).map((entry) => [entry.key, entry.value?.deviceId]),
+    ).toEqual([["10.30.0.1", north.id]]);
+    // The replay may tell it the south device is not in its scope (a removal, as deltas do), never what it is.
+    expect(entries.some((entry) => entry.key === south.id && entry.value !== null)).toBe(false);
     expect(entries.filter((entry) => entry.kind === "settings")).toHaveLength(2);
 
     // A snapshot begun for one selector cannot be continued under another, and a bad selector is a 400 naming it.

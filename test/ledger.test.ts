@@ -1,14 +1,17 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { QueryCommand, UpdateCommand, DeleteCommand } from "@aws-sdk/lib-dynamodb";
 import {
+  auditPartition,
+  auditSortKey,
   createLedger,
   documentClient,
   domainEvent,
+  feedPartition,
+  feedSortKey,
   portsFor,
   registerDevice,
+  shardOfSubject,
   verifyAuditChain,
-  auditPartition,
-  auditSortKey,
   type Ports,
   type RequestContext,
 } from "@simroot/core";
@@ -23,29 +26,54 @@ afterAll(() => runtime.stop());
 const ctxFor = (tenantId: string): RequestContext => ({ tenantId, actor: "system:test", requestId: "req_test" });
 const imsi = (n: number) => `23410${String(n).padStart(10, "0")}`;
 
-/** The versions at which the feed carries entries (each registration says what enforcement points must learn). */
-async function feedVersions(ports: Ports, tenantId: string) {
+/** The feed versions (contiguous from 1) and the device entries they carry. */
+async function feedOf(ports: Ports, tenantId: string) {
   const result = await ports.db.send(
     new QueryCommand({
       TableName: ports.tables.audit,
       KeyConditionExpression: "pk = :p",
-      ExpressionAttributeValues: { ":p": `T#${tenantId}` },
+      ExpressionAttributeValues: { ":p": feedPartition(tenantId) },
     }),
   );
-  return (result.Items ?? []).filter((item) => Array.isArray(item.feed) && item.feed.length > 0).map((item) => item.seq as number);
+  const records = result.Items ?? [];
+  return {
+    versions: records.map((item) => item.version as number),
+    devices: records.flatMap((item) =>
+      (item.entries as { kind: string; key: string }[]).filter((entry) => entry.kind === "device").map((entry) => entry.key),
+    ),
+  };
+}
+
+async function expectFeedCarries(ports: Ports, tenantId: string, devices: number) {
+  const { versions, devices: keys } = await feedOf(ports, tenantId);
+  expect(versions).toEqual(Array.from({ length: versions.length }, (_, n) => n + 1));
+  expect(new Set(keys).size).toBe(devices);
+}
+
+/** The shard and sequence of a device's registration record. */
+async function recordOf(ports: Ports, tenantId: string, deviceId: string) {
+  const shard = shardOfSubject(deviceId);
+  const result = await ports.db.send(
+    new QueryCommand({
+      TableName: ports.tables.audit,
+      KeyConditionExpression: "pk = :p",
+      ExpressionAttributeValues: { ":p": auditPartition(tenantId, shard) },
+    }),
+  );
+  const record = (result.Items ?? []).find((item) => item.subject === deviceId)!;
+  return { shard, seq: record.seq as number, last: (result.Items ?? []).length };
 }
 
 describe("the ledger", () => {
-  it("commits concurrent changes of one tenant into one unbroken chain and a gapless, ordered feed", async () => {
+  it("commits concurrent changes of one tenant into unbroken shard chains and a gapless feed", { timeout: 120_000 }, async () => {
     const tenantId = "ten_concurrent";
     const results = await Promise.all(
       Array.from({ length: 60 }, (_, n) => registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(n) })),
     );
     expect(results).toHaveLength(60);
     const verification = await verifyAuditChain(runtime.ports, tenantId);
-    expect(verification).toMatchObject({ valid: true, checked: 60, lastSeq: 60 });
-    const versions = await feedVersions(runtime.ports, tenantId);
-    expect(versions).toEqual(Array.from({ length: 60 }, (_, n) => n + 1));
+    expect(verification).toMatchObject({ valid: true, checked: 60 });
+    await expectFeedCarries(runtime.ports, tenantId, 60);
   });
 
   it("rejects only the change whose own condition fails; its batch-mates commit", async () => {
@@ -61,7 +89,7 @@ describe("the ledger", () => {
     expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true, checked: 3 });
   });
 
-  it("keeps one chain when two writers (two Lambda containers) commit for the same tenant", async () => {
+  it("keeps the chains and one feed when two writers (two Lambda containers) commit for the same tenant", async () => {
     const tenantId = "ten_two_writers";
     const other: Ports = portsFor(runtime.ports.db, runtime.ports.tables, runtime.bus);
     expect(other.ledger).not.toBe(runtime.ports.ledger);
@@ -69,37 +97,66 @@ describe("the ledger", () => {
       Array.from({ length: 30 }, (_, n) => registerDevice(n % 2 === 0 ? runtime.ports : other, ctxFor(tenantId), { imsi: imsi(n) })),
     );
     expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true, checked: 30 });
-    expect(await feedVersions(runtime.ports, tenantId)).toEqual(Array.from({ length: 30 }, (_, n) => n + 1));
+    await expectFeedCarries(runtime.ports, tenantId, 30);
   });
 
-  it("detects an altered record and a removed tail", async () => {
+  it("detects an altered record, a removed tail and an altered feed version", async () => {
     const tenantId = "ten_tamper";
-    for (let n = 0; n < 5; n++) await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(n) });
+    const ids: string[] = [];
+    for (let n = 0; n < 5; n++) ids.push((await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(n) })).value.id);
+    const altered = await recordOf(runtime.ports, tenantId, ids[3]!);
     await runtime.ports.db.send(
       new UpdateCommand({
         TableName: runtime.ports.tables.audit,
-        Key: { pk: auditPartition(tenantId), sk: auditSortKey(3) },
+        Key: { pk: auditPartition(tenantId, altered.shard), sk: auditSortKey(altered.seq) },
         UpdateExpression: "SET actor = :a",
         ExpressionAttributeValues: { ":a": "key:someone-else" },
       }),
     );
     expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({
       valid: false,
-      brokenAt: { seq: 3, reason: "hash does not match the record's content" },
+      brokenAt: { shard: altered.shard, seq: altered.seq, reason: "hash does not match the record's content" },
     });
 
     const tailTenant = "ten_tail";
-    for (let n = 0; n < 3; n++) await registerDevice(runtime.ports, ctxFor(tailTenant), { imsi: imsi(n) });
+    const tail: string[] = [];
+    for (let n = 0; n < 3; n++) tail.push((await registerDevice(runtime.ports, ctxFor(tailTenant), { imsi: imsi(n) })).value.id);
+    const last = await recordOf(runtime.ports, tailTenant, tail[2]!);
     await runtime.ports.db.send(
-      new DeleteCommand({ TableName: runtime.ports.tables.audit, Key: { pk: auditPartition(tailTenant), sk: auditSortKey(3) } }),
+      new DeleteCommand({
+        TableName: runtime.ports.tables.audit,
+        Key: { pk: auditPartition(tailTenant, last.shard), sk: auditSortKey(last.last) },
+      }),
     );
-    expect(await verifyAuditChain(runtime.ports, tailTenant)).toMatchObject({ valid: false, checked: 2, brokenAt: { seq: 3 } });
+    expect(await verifyAuditChain(runtime.ports, tailTenant)).toMatchObject({
+      valid: false,
+      checked: 2,
+      brokenAt: { shard: last.shard, seq: last.last },
+    });
+
+    const feedTenant = "ten_feed_tamper";
+    for (let n = 0; n < 3; n++) await registerDevice(runtime.ports, ctxFor(feedTenant), { imsi: imsi(n) });
+    expect(await verifyAuditChain(runtime.ports, feedTenant)).toMatchObject({ valid: true, checked: 3 });
+    await runtime.ports.db.send(
+      new UpdateCommand({
+        TableName: runtime.ports.tables.audit,
+        Key: { pk: feedPartition(feedTenant), sk: feedSortKey(1) },
+        UpdateExpression: "SET entries[0].#v = :v",
+        ExpressionAttributeNames: { "#v": "value" },
+        ExpressionAttributeValues: { ":v": { id: "dev_forged", state: "active" } },
+      }),
+    );
+    expect(await verifyAuditChain(runtime.ports, feedTenant)).toMatchObject({
+      valid: false,
+      brokenAt: { shard: "feed", seq: 1, reason: "hash does not match the feed version's content" },
+    });
   });
 
   it("refuses a change that says nothing happened", () => {
     const ledger = createLedger(runtime.ports.db, runtime.ports.tables);
     expect(() => ledger.commit({ tenantId: "ten_x", writes: [], events: [] })).toThrow("at least one event");
   });
+
   it("never commits a batch twice when a commit listener throws", async () => {
     const tenantId = "ten_listener";
     const ports: Ports = portsFor(runtime.ports.db, runtime.ports.tables, runtime.bus);
@@ -115,7 +172,7 @@ describe("the ledger", () => {
     const results = await Promise.allSettled([0, 1, 2].map((n) => ports.ledger.commit(change(n))));
     expect(results.map((result) => result.status)).toEqual(["fulfilled", "fulfilled", "fulfilled"]);
     // Three changes, three records: a failing listener is not a failed commit.
-    expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true, checked: 3, lastSeq: 3 });
+    expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true, checked: 3 });
   });
 
   it("commits once when the store committed but the answer was lost: the retry carries the same ClientRequestToken", async () => {
@@ -134,11 +191,13 @@ describe("the ledger", () => {
       { step: "initialize", name: "loseFirstAnswer" },
     );
     const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
-    await registerDevice(ports, ctxFor(tenantId), { imsi: imsi(1) });
-    expect(tokens).toHaveLength(2);
+    const device = await registerDevice(ports, ctxFor(tenantId), { imsi: imsi(1) });
+    // The change's transaction was sent twice (the sequencer's own transaction follows it).
+    expect(tokens.length).toBeGreaterThanOrEqual(2);
     expect(tokens[0]).toMatch(/^[0-9a-f-]{36}$/);
     expect(tokens[1]).toBe(tokens[0]);
     expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true, checked: 1, lastSeq: 1 });
+    expect((await feedOf(runtime.ports, tenantId)).devices).toEqual([device.value.id]);
     client.destroy();
   });
 });

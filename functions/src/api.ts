@@ -1,6 +1,7 @@
 import { createApp } from "@simroot/api";
+import { busName, feedKmsKeyId, kmsSigner, lazySigner, storeHealth } from "@simroot/core";
 import { lambdaHandler } from "./lib/lambda-http.ts";
-import { busName, feedKmsKeyId, kmsSigner, lazySigner, runtimePorts, storeHealth } from "@simroot/core";
+import { lambdaPorts } from "./lib/ports.ts";
 
 // Kept once it works; a transient KMS failure is retried on the next request, not cached.
 const feedSigner = lazySigner(async () => {
@@ -11,11 +12,11 @@ const feedSigner = lazySigner(async () => {
 
 export const handler = lambdaHandler(
   createApp({
-    ports: runtimePorts,
+    ports: lambdaPorts,
     feedSigner,
     logRequests: true,
     health: {
-      store: () => storeHealth(runtimePorts()),
+      store: () => storeHealth(lambdaPorts()),
       // EventBridge has no cheap read probe with PutEvents-only permissions: report what is configured.
       bus: async () => ({ status: "ok", detail: { kind: "eventbridge", bus: busName(), probed: false } }),
     },

@@ -1,4 +1,5 @@
 /** Scheduled (every minute in AWS): attempts the webhook deliveries that are due (retries, replays, leases left by a killed attempt). */
-import { deliverDue, runtimePorts } from "@simroot/core";
+import { deliverDue } from "@simroot/core";
+import { lambdaPorts } from "./lib/ports.ts";
 
-export const handler = async () => ({ attempted: await deliverDue(runtimePorts()) });
+export const handler = async () => ({ attempted: await deliverDue(lambdaPorts()) });

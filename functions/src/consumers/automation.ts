@@ -1,7 +1,11 @@
-import { publishOutcome, runAutomation, runtimePorts } from "@simroot/core";
+import { publishOutcome, runAutomation, type Ports } from "@simroot/core";
 import { consumer } from "../lib/consumer.ts";
+import { lambdaPorts } from "../lib/ports.ts";
 
-export const handler = consumer("automation", async (envelope) => {
-  const ports = runtimePorts();
-  await publishOutcome(ports, await runAutomation(ports, envelope));
-});
+/** The consumer over the given ports (the local runtime passes its own). */
+export const handlerFor = (ports: () => Ports) =>
+  consumer("automation", async (envelope) => {
+    await publishOutcome(ports(), await runAutomation(ports(), envelope));
+  });
+
+export const handler = handlerFor(lambdaPorts);

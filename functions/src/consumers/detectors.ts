@@ -1,7 +1,11 @@
-import { detectEventAnomalies, publishOutcome, runtimePorts } from "@simroot/core";
+import { detectEventAnomalies, publishOutcome, type Ports } from "@simroot/core";
 import { consumer } from "../lib/consumer.ts";
+import { lambdaPorts } from "../lib/ports.ts";
 
-export const handler = consumer("detectors", async (envelope) => {
-  const ports = runtimePorts();
-  await publishOutcome(ports, await detectEventAnomalies(ports, envelope.detail));
-});
+/** The consumer over the given ports (the local runtime passes its own). */
+export const handlerFor = (ports: () => Ports) =>
+  consumer("detectors", async (envelope) => {
+    await publishOutcome(ports(), await detectEventAnomalies(ports(), envelope.detail));
+  });
+
+export const handler = handlerFor(lambdaPorts);

@@ -1,6 +1,11 @@
-import { replayParkedFor, runtimePorts } from "@simroot/core";
+import { replayParkedFor, type Ports } from "@simroot/core";
 import { consumer } from "../lib/consumer.ts";
+import { lambdaPorts } from "../lib/ports.ts";
 
-export const handler = consumer("parked-reconciler", async (envelope) => {
-  await replayParkedFor(runtimePorts(), envelope.detail);
-});
+/** The consumer over the given ports (the local runtime passes its own). */
+export const handlerFor = (ports: () => Ports) =>
+  consumer("parked-reconciler", async (envelope) => {
+    await replayParkedFor(ports(), envelope.detail);
+  });
+
+export const handler = handlerFor(lambdaPorts);

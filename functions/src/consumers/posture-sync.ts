@@ -1,7 +1,12 @@
-import { integrationSettings, runtimePorts, syncPostureToTailscale } from "@simroot/core";
+import { integrationSettings, syncPostureToTailscale, type Ports } from "@simroot/core";
 import { consumer } from "../lib/consumer.ts";
+import { lambdaPorts } from "../lib/ports.ts";
 
-export const handler = consumer("posture-sync", async (envelope) => {
-  const settings = integrationSettings().tailscale;
-  if (settings) await syncPostureToTailscale(runtimePorts(), settings, envelope.detail);
-});
+/** The consumer over the given ports (the local runtime passes its own). */
+export const handlerFor = (ports: () => Ports) =>
+  consumer("posture-sync", async (envelope) => {
+    const settings = integrationSettings().tailscale;
+    if (settings) await syncPostureToTailscale(ports(), settings, envelope.detail);
+  });
+
+export const handler = handlerFor(lambdaPorts);

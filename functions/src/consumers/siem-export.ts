@@ -1,7 +1,11 @@
 import { exportEventToSiem, integrationSettings } from "@simroot/core";
 import { consumer } from "../lib/consumer.ts";
 
-export const handler = consumer("siem-export", async (envelope) => {
-  const settings = integrationSettings().siem;
-  if (settings) await exportEventToSiem(settings, envelope.detail);
-});
+/** Needs no ports: it forwards the event to the SIEM as OCSF. */
+export const handlerFor = () =>
+  consumer("siem-export", async (envelope) => {
+    const settings = integrationSettings().siem;
+    if (settings) await exportEventToSiem(settings, envelope.detail);
+  });
+
+export const handler = handlerFor();

@@ -1,6 +1,11 @@
-import { dispatchToWebhooks, runtimePorts } from "@simroot/core";
+import { dispatchToWebhooks, type Ports } from "@simroot/core";
 import { consumer } from "../lib/consumer.ts";
+import { lambdaPorts } from "../lib/ports.ts";
 
-export const handler = consumer("webhooks", async (envelope) => {
-  await dispatchToWebhooks(runtimePorts(), envelope);
-});
+/** The consumer over the given ports (the local runtime passes its own). */
+export const handlerFor = (ports: () => Ports) =>
+  consumer("webhooks", async (envelope) => {
+    await dispatchToWebhooks(ports(), envelope);
+  });
+
+export const handler = handlerFor(lambdaPorts);

@@ -21,6 +21,8 @@ export * from "./ledger/chain.ts";
 export * from "./ledger/change.ts";
 export * from "./ledger/ledger.ts";
 export * from "./ledger/audit-record.ts";
+export * from "./ledger/shard.ts";
+export * from "./ledger/feed-version.ts";
 export * from "./catalogue/catalogue.ts";
 export * from "./catalogue/asyncapi.ts";
 export * from "./ingest/adapter.ts";

@@ -14,10 +14,10 @@ import {
   fileSigner,
   memorySigner,
   portsFor,
-  providePorts,
   publishCommits,
   storeHealth,
   tableNames,
+  type Publisher,
 } from "@simroot/core";
 import { LocalBus, type RetrySettings } from "./bus/local-bus.ts";
 import { startDynamoLocal, type DynamoLocal } from "./dynamodb-local.ts";
@@ -74,13 +74,6 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     const tables = tableNames(options.tablePrefix);
     await ensureTables(db, tables);
 
-    const bus = await LocalBus.open({
-      directory: options.dataDir ? join(options.dataDir, "bus") : undefined,
-      targets: await loadRuleTargets(),
-      retry: options.retry,
-      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
-    });
-    stops.push(() => bus.close());
     let feedHubUrl = options.feedHubUrl;
     if (!feedHubUrl) {
       // Loopback only: the hub authenticates nobody (IoT Core authorizes each PEP per tenant topic).
@@ -90,10 +83,23 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     }
     const feedNotifier = hubFeedNotifier(feedHubUrl);
     stops.push(async () => feedNotifier.destroy());
-    const backlog = { pending: async () => bus.status().pending, bound: options.maxBacklog ?? ingestMaxBacklog() };
-    const ports = { ...portsFor(db, tables, bus), feedNotifier, backlog };
+
+    // The ports exist before the bus opens: deliveries it recovers from its journal run against them, never against defaults.
+    let opened: LocalBus | undefined;
+    const publisher: Publisher = {
+      publish: (events) => (opened ? opened.publish(events) : Promise.reject(new Error("the local bus is not open yet"))),
+    };
+    const backlog = { pending: async () => opened?.status().pending ?? 0, bound: options.maxBacklog ?? ingestMaxBacklog() };
+    const ports = { ...portsFor(db, tables, publisher), feedNotifier, backlog };
     publishCommits(ports);
-    providePorts(ports);
+    const bus = await LocalBus.open({
+      directory: options.dataDir ? join(options.dataDir, "bus") : undefined,
+      targets: await loadRuleTargets(ports),
+      retry: options.retry,
+      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+    });
+    opened = bus;
+    stops.push(() => bus.close());
     // What a scheduled Lambda does in AWS (functions/src/webhook-worker.ts): attempt the deliveries that are due.
     if (options.webhookWorkerMs !== 0) {
       const worker = setInterval(

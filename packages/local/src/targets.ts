@@ -1,5 +1,5 @@
 import type { Context } from "aws-lambda";
-import { rules, type BusEnvelope } from "@simroot/core";
+import { rules, type BusEnvelope, type Ports } from "@simroot/core";
 import type { BusTarget } from "./bus/local-bus.ts";
 
 type Handler = (event: BusEnvelope, context: Context) => Promise<unknown>;
@@ -23,13 +23,18 @@ function lambdaContext(functionName: string, timeoutMs = 30_000): Context {
   };
 }
 
-/** Loads, for every rule, the very handler module that Lambda runs, as a local bus target. */
-export async function loadRuleTargets(): Promise<Record<string, BusTarget>> {
+/**
+ * Loads, for every rule, the very handler module that Lambda runs, as a local bus target
+ * over the given ports (each module's `handlerFor`; its Lambda `handler` is never called here).
+ */
+export async function loadRuleTargets(ports: Ports): Promise<Record<string, BusTarget>> {
   const entries = await Promise.all(
     Object.entries(rules).map(async ([name, rule]) => {
-      const module = (await import(`@simroot/functions/${rule.handler.replace(/\.ts$/, "")}`)) as { handler?: Handler };
-      const handler = module.handler;
-      if (typeof handler !== "function") throw new Error(`functions/src/${rule.handler} exports no handler`);
+      const module = (await import(`@simroot/functions/${rule.handler.replace(/\.ts$/, "")}`)) as {
+        handlerFor?: (ports: () => Ports) => Handler;
+      };
+      if (typeof module.handlerFor !== "function") throw new Error(`functions/src/${rule.handler} exports no handlerFor(ports)`);
+      const handler = module.handlerFor(() => ports);
       const target: BusTarget = { pattern: rule.pattern, invoke: (envelope) => handler(envelope, lambdaContext(name)) };
       return [name, target] as const;
     }),

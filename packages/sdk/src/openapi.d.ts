@@ -1127,8 +1127,10 @@ export interface components {
             next?: string;
         };
         AuditRecord: {
-            /** @description position in the tenant's chain, from 1 */
+            /** @description position in its shard's chain, from 1 */
             seq: number;
+            /** @description the ledger shard whose chain holds the record (a device's by its id, tenant-level on 0) */
+            shard: number;
             tenantId: string;
             time: string;
             /** @description the event type, e.g. device.registered */
@@ -1141,7 +1143,7 @@ export interface components {
             data: {
                 [key: string]: unknown;
             };
-            /** @description what enforcement points must learn from this change; the feed version is this record's seq */
+            /** @description what enforcement points must learn from this change; the feed sequencer gives it a feed version */
             feed?: {
                 kind: string;
                 key: string;
@@ -3412,6 +3414,8 @@ export interface operations {
             query?: {
                 /** @description only records about this subject (a device id) */
                 subject?: string;
+                /** @description only this ledger shard's chain (by sequence) */
+                shard?: number | null;
                 from?: string;
                 to?: string;
                 limit?: number;

@@ -8,6 +8,8 @@ import {
   unhashed,
   type AuditRecord,
 } from "../ledger/audit-record.ts";
+import { feedHeadKey, feedPartition, feedSortKey, feedVersionSchema, unhashedVersion, versionHash } from "../ledger/feed-version.ts";
+import { shardCount } from "../ledger/shard.ts";
 import { chainHash, genesisHash } from "../ledger/chain.ts";
 import { headKey } from "../ledger/ledger.ts";
 import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
@@ -18,116 +20,252 @@ const stored = (item: Record<string, unknown>): AuditRecord => auditRecordSchema
 
 export const listAuditInput = z.object({
   subject: z.string().min(1).optional().meta({ description: "only records about this subject (a device id)" }),
+  shard: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(shardCount - 1)
+    .optional()
+    .meta({ description: "only this ledger shard's chain (by sequence)" }),
   from: z.iso.datetime({ offset: true }).optional(),
   to: z.iso.datetime({ offset: true }).optional(),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   cursor: z.string().max(2048).optional(),
 });
 
-/** A tenant's audit records in order: all of them by sequence, or one subject's by time. */
+const shardOfPartition = (tenantId: string, pk: unknown) =>
+  Array.from({ length: shardCount }, (_, shard) => shard).find((shard) => auditPartition(tenantId, shard) === pk);
+
+/**
+ * A tenant's audit records in order: one subject's by time, one shard's chain by sequence, or
+ * every shard's chain in turn (shard 0 first). A cursor names the shard it stopped in.
+ */
 export const listAudit = verb(listAuditInput, async (ports, ctx, input): Promise<Page<AuditRecord>> => {
   const bySubject = input.subject !== undefined;
-  const partition = bySubject ? auditSubjectPartition(ctx.tenantId, input.subject!) : auditPartition(ctx.tenantId);
-  const partitionField = bySubject ? "gsi1pk" : "pk";
-  // `time` is a DynamoDB reserved word: name it through an attribute name.
-  const sortField = bySubject ? "gsi1sk" : "#time";
-  // A key condition holds one condition per key: both bounds of a subject's range are one BETWEEN (its sort key,
-  // `time#seq`, never equals a bare time, so BETWEEN's inclusive end still excludes records at `to`).
-  const range =
-    bySubject && input.from && input.to
-      ? [`${sortField} BETWEEN :from AND :to`]
-      : [input.from && `${sortField} >= :from`, input.to && `${sortField} < :to`].filter(Boolean);
+  const range = (field: string) => [input.from && `${field} >= :from`, input.to && `${field} < :to`].filter(Boolean) as string[];
   // Records carry UTC times (toISOString): compare bounds given with another offset in the same terms.
   const from = input.from && new Date(input.from).toISOString();
   const to = input.to && new Date(input.to).toISOString();
-  const result = await ports.db.send(
-    new QueryCommand({
-      TableName: ports.tables.audit,
-      ...(bySubject ? { IndexName: "byDevice" } : {}),
-      KeyConditionExpression: [`${partitionField} = :p`, ...(bySubject ? range : [])].join(" AND "),
-      ...(!bySubject && range.length > 0 ? { FilterExpression: range.join(" AND "), ExpressionAttributeNames: { "#time": "time" } } : {}),
-      ExpressionAttributeValues: {
-        ":p": partition,
-        ...(from ? { ":from": from } : {}),
-        ...(to ? { ":to": to } : {}),
-      },
-      Limit: input.limit,
-      ExclusiveStartKey: decodeCursor(input.cursor, { [partitionField]: partition }),
-    }),
-  );
-  return { items: (result.Items ?? []).map(stored), next: encodeCursor(result.LastEvaluatedKey) };
+  const values = { ...(from ? { ":from": from } : {}), ...(to ? { ":to": to } : {}) };
+  // An empty range names no records (and a BETWEEN whose bounds are reversed is refused by DynamoDB).
+  if (from && to && from >= to) return { items: [], next: undefined };
+  if (bySubject) {
+    const partition = auditSubjectPartition(ctx.tenantId, input.subject!);
+    // A key condition holds one condition per key: both bounds of a subject's range are one BETWEEN (its sort key,
+    // `time#seq`, never equals a bare time, so BETWEEN's inclusive end still excludes records at `to`).
+    const subjectRange = from && to ? ["gsi1sk BETWEEN :from AND :to"] : range("gsi1sk");
+    const result = await ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.audit,
+        IndexName: "byDevice",
+        KeyConditionExpression: ["gsi1pk = :p", ...subjectRange].join(" AND "),
+        ExpressionAttributeValues: { ":p": partition, ...values },
+        Limit: input.limit,
+        ExclusiveStartKey: decodeCursor(input.cursor, { gsi1pk: partition }),
+      }),
+    );
+    return { items: (result.Items ?? []).map(stored), next: encodeCursor(result.LastEvaluatedKey) };
+  }
+  let start = input.cursor === undefined ? undefined : decodeCursor(input.cursor, {});
+  let shard = start ? shardOfPartition(ctx.tenantId, start.pk) : (input.shard ?? 0);
+  if (
+    shard === undefined ||
+    (input.shard !== undefined && shard !== input.shard) ||
+    (start && start.pk !== auditPartition(ctx.tenantId, shard))
+  ) {
+    decodeCursor(input.cursor, { pk: "" }); // throws: not a cursor of this tenant's chains
+  }
+  const items: AuditRecord[] = [];
+  for (;;) {
+    const result = await ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.audit,
+        KeyConditionExpression: "pk = :p",
+        ...(range("#time").length > 0
+          ? { FilterExpression: range("#time").join(" AND "), ExpressionAttributeNames: { "#time": "time" } }
+          : {}),
+        ExpressionAttributeValues: { ":p": auditPartition(ctx.tenantId, shard!), ...values },
+        Limit: input.limit - items.length,
+        ExclusiveStartKey: start,
+      }),
+    );
+    items.push(...(result.Items ?? []).map(stored));
+    start = result.LastEvaluatedKey;
+    if (start && items.length >= input.limit) return { items, next: encodeCursor(start) };
+    if (start) continue;
+    if (input.shard !== undefined || shard! + 1 >= shardCount) return { items, next: undefined };
+    shard = shard! + 1;
+    if (items.length >= input.limit) return { items, next: encodeCursor({ pk: auditPartition(ctx.tenantId, shard), sk: auditSortKey(0) }) };
+  }
 });
 
 export interface ChainVerification {
   readonly valid: boolean;
-  /** How many records this walk checked (from `from`). */
+  /** Audit records checked, over every shard (from the checkpoint, when the walk started at one). */
   readonly checked: number;
-  /** The sequence the walk started after: 0 for the whole chain, else a signed checkpoint's (see checkpoint.ts). */
+  /** The feed version the walk started after: 0 for the whole chain, else a signed checkpoint's (see checkpoint.ts). */
   readonly from: number;
+  /** The feed version the walk reached (the version chain covers every shard's head). */
   readonly lastSeq: number;
+  /** The hash of that feed version. */
   readonly lastHash: string;
-  /** The first record that does not chain, and why. */
-  readonly brokenAt?: { readonly seq: number; readonly reason: string };
-}
-
-/** Where a walk starts: after record `seq`, whose hash is `hash` (the genesis: 0 and the genesis hash). */
-export interface ChainPoint {
-  readonly seq: number;
-  readonly hash: string;
+  /** The first record that does not chain (its shard, or `feed` for a feed version), and why. */
+  readonly brokenAt?: { readonly seq: number; readonly reason: string; readonly shard?: number | "feed" };
 }
 
 /**
- * Walks a tenant's chain after `start` (the whole chain by default): every record must follow
- * its predecessor and hash to what it says, and the last must be the tenant's head.
+ * Where a walk starts: after feed version `seq` (hash `hash`), which covers every shard up to
+ * `vector` (the records there hash to `shardHashes`); `base` is the vector before that
+ * version's cut. The genesis is version 0 over empty shards.
  */
-export async function verifyAuditChain(
-  ports: Ports,
-  tenantId: string,
-  start: ChainPoint = { seq: 0, hash: genesisHash },
-): Promise<ChainVerification> {
-  let expectedSeq = start.seq + 1;
-  let previous = start.hash;
+export interface ChainPoint {
+  readonly seq: number;
+  readonly hash: string;
+  readonly vector: readonly number[];
+  readonly shardHashes: readonly string[];
+  readonly base: readonly number[];
+}
+
+export const genesisPoint = (): ChainPoint => ({
+  seq: 0,
+  hash: genesisHash,
+  vector: new Array<number>(shardCount).fill(0),
+  shardHashes: new Array<string>(shardCount).fill(genesisHash),
+  base: new Array<number>(shardCount).fill(0),
+});
+
+interface ShardWalk {
+  readonly hashes: Map<number, string>;
+  readonly feeds: Map<number, { kind: string; key: string }[]>;
+  readonly broken?: { seq: number; reason: string };
+}
+
+/** Walks one shard's chain after `after`: every record must follow its predecessor, hash to what it says, and end at the shard head. */
+async function walkShard(ports: Ports, tenantId: string, shard: number, after: { seq: number; hash: string }): Promise<ShardWalk> {
+  const hashes = new Map<number, string>([[after.seq, after.hash]]);
+  const feeds = new Map<number, { kind: string; key: string }[]>();
+  let expectedSeq = after.seq + 1;
+  let previous = after.hash;
   let cursor: Record<string, unknown> | undefined;
-  const result = (valid: boolean, brokenAt?: ChainVerification["brokenAt"]): ChainVerification => ({
-    valid,
-    checked: expectedSeq - 1 - start.seq,
-    from: start.seq,
-    lastSeq: expectedSeq - 1,
-    lastHash: previous,
-    ...(brokenAt ? { brokenAt } : {}),
-  });
+  const broken = (reason: string): ShardWalk => ({ hashes, feeds, broken: { seq: expectedSeq, reason } });
   do {
     const page = await ports.db.send(
       new QueryCommand({
         TableName: ports.tables.audit,
-        KeyConditionExpression: start.seq > 0 ? "pk = :p AND sk > :after" : "pk = :p",
-        ExpressionAttributeValues: { ":p": auditPartition(tenantId), ...(start.seq > 0 ? { ":after": auditSortKey(start.seq) } : {}) },
+        KeyConditionExpression: after.seq > 0 ? "pk = :p AND sk > :after" : "pk = :p",
+        ExpressionAttributeValues: {
+          ":p": auditPartition(tenantId, shard),
+          ...(after.seq > 0 ? { ":after": auditSortKey(after.seq) } : {}),
+        },
         ExclusiveStartKey: cursor,
         ConsistentRead: true,
       }),
     );
     for (const item of page.Items ?? []) {
       const parsed = auditRecordSchema.safeParse(item);
-      const broken = (reason: string) => result(false, { seq: expectedSeq, reason });
       if (!parsed.success) return broken("record is malformed");
       const record = parsed.data;
       if (record.seq !== expectedSeq) return broken(`expected sequence ${expectedSeq}, found ${record.seq}`);
+      if (record.shard !== shard) return broken(`record says shard ${record.shard}`);
       if (record.prevHash !== previous) return broken("prevHash does not match the previous record");
       if (chainHash(previous, unhashed(record)) !== record.hash) return broken("hash does not match the record's content");
       previous = record.hash;
+      hashes.set(record.seq, record.hash);
+      if (record.feed) feeds.set(record.seq, record.feed);
       expectedSeq += 1;
     }
     cursor = page.LastEvaluatedKey;
   } while (cursor);
-  const last = expectedSeq - 1;
   const { Item: head } = await ports.db.send(
-    new GetCommand({ TableName: ports.tables.control, Key: headKey(tenantId), ConsistentRead: true }),
+    new GetCommand({ TableName: ports.tables.control, Key: headKey(tenantId, shard), ConsistentRead: true }),
   );
   const headSeq = head ? Number(head.seq) : 0;
-  if (headSeq !== last || (head && head.hash !== previous)) {
-    return result(false, { seq: last + 1, reason: `the chain head is at ${headSeq}: records are missing or altered at the end` });
+  if (headSeq !== expectedSeq - 1 || (head && head.hash !== previous))
+    return broken(`the chain head is at ${headSeq}: records are missing or altered at the end`);
+  return { hashes, feeds };
+}
+
+/**
+ * Walks every shard's chain after `start` (the whole trail by default), then the feed version
+ * chain: each version must follow its predecessor and hash to what it says, name shard heads
+ * whose hashes are the records' own, and carry only entries of records in its range; the last
+ * must be the feed head. `reached` is where a later walk may start.
+ */
+export async function verifyAuditChain(
+  ports: Ports,
+  tenantId: string,
+  start: ChainPoint = genesisPoint(),
+): Promise<ChainVerification & { readonly reached: ChainPoint }> {
+  const walks = await Promise.all(
+    Array.from({ length: shardCount }, (_, shard) =>
+      walkShard(ports, tenantId, shard, { seq: start.vector[shard] ?? 0, hash: start.shardHashes[shard] ?? genesisHash }),
+    ),
+  );
+  const checked = walks.reduce((sum, walk) => sum + walk.hashes.size - 1, 0);
+  let version = start.seq;
+  let previous = start.hash;
+  let vector = [...start.vector];
+  let shardHashes = [...start.shardHashes];
+  let base = [...start.base];
+  const result = (brokenAt?: ChainVerification["brokenAt"]) => ({
+    valid: !brokenAt,
+    checked,
+    from: start.seq,
+    lastSeq: version,
+    lastHash: previous,
+    ...(brokenAt ? { brokenAt } : {}),
+    reached: { seq: version, hash: previous, vector, shardHashes, base },
+  });
+  for (const [shard, walk] of walks.entries()) if (walk.broken) return result({ ...walk.broken, shard });
+  let cursor: Record<string, unknown> | undefined;
+  do {
+    const page = await ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.audit,
+        KeyConditionExpression: version > 0 ? "pk = :p AND sk > :after" : "pk = :p",
+        ExpressionAttributeValues: { ":p": feedPartition(tenantId), ...(version > 0 ? { ":after": feedSortKey(version) } : {}) },
+        ExclusiveStartKey: cursor,
+        ConsistentRead: true,
+      }),
+    );
+    for (const item of page.Items ?? []) {
+      const broken = (reason: string) => result({ seq: version + 1, reason, shard: "feed" });
+      const parsed = feedVersionSchema.safeParse(item);
+      if (!parsed.success) return broken("feed version is malformed");
+      const record = parsed.data;
+      if (record.version !== version + 1) return broken(`expected feed version ${version + 1}, found ${record.version}`);
+      if (record.prevHash !== previous) return broken("prevHash does not match the previous feed version");
+      if (versionHash(unhashedVersion(record)) !== record.hash) return broken("hash does not match the feed version's content");
+      for (let shard = 0; shard < shardCount; shard++) {
+        const to = record.vector[shard] ?? 0;
+        if (to < vector[shard]!) return broken(`shard ${shard} goes back`);
+        if (walks[shard]!.hashes.get(to) !== record.shardHashes[shard]) return broken(`shard ${shard} head at ${to} is not the chain's`);
+      }
+      // Versions written from one cut share its vector: their entries lie between the cut before and this one.
+      if (record.vector.some((to, shard) => to !== vector[shard])) base = vector;
+      for (const entry of record.entries) {
+        const inRange = entry.seq > (base[entry.shard] ?? 0) && entry.seq <= (record.vector[entry.shard] ?? 0);
+        const own = walks[entry.shard]?.feeds.get(entry.seq)?.some((change) => change.kind === entry.kind && change.key === entry.key);
+        if (!inRange || !own) return broken(`entry ${entry.kind} ${entry.key} is not in shard ${entry.shard}'s records`);
+      }
+      vector = record.vector;
+      shardHashes = record.shardHashes;
+      previous = record.hash;
+      version = record.version;
+    }
+    cursor = page.LastEvaluatedKey;
+  } while (cursor);
+  const { Item: head } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }),
+  );
+  if ((head ? Number(head.version) : 0) !== version || (head && head.hash !== previous)) {
+    return result({
+      seq: version + 1,
+      reason: `the feed head is at ${head ? Number(head.version) : 0}: versions are missing or altered at the end`,
+      shard: "feed",
+    });
   }
-  return result(true);
+  return result();
 }
 
 export const timelineEntrySchema = z

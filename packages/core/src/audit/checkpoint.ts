@@ -1,7 +1,7 @@
 /**
  * Signed audit checkpoints: verification that costs O(new records) per call. After a walk
- * that found the chain valid, the control plane signs (with the feed key) the point it
- * reached, {tenant, seq, hash}, and stores it; the next verification checks that signature
+ * that found the trail valid, the control plane signs (with the feed key) the point it
+ * reached (the feed version, its hash, and the shard heads it covers) and stores it; the next verification checks that signature
  * and walks only the records after it, each of which must chain from the signed hash. Someone
  * who can write the store but does not hold the key cannot move a checkpoint past records he
  * altered. What lies before the checkpoint was verified when the checkpoint was made; an
@@ -23,14 +23,36 @@ interface Checkpoint extends ChainPoint {
 }
 
 const checkpointBytes = (tenantId: string, point: ChainPoint) =>
-  Buffer.from(canonicalJson({ kind: "audit-checkpoint", tenantId, seq: point.seq, hash: point.hash }));
+  Buffer.from(
+    canonicalJson({
+      kind: "audit-checkpoint",
+      tenantId,
+      seq: point.seq,
+      hash: point.hash,
+      vector: point.vector,
+      shardHashes: point.shardHashes,
+      base: point.base,
+    }),
+  );
+
+const numbers = (value: unknown): value is number[] => Array.isArray(value) && value.every((n) => typeof n === "number");
+const strings = (value: unknown): value is string[] => Array.isArray(value) && value.every((n) => typeof n === "string");
 
 async function readCheckpoint(ports: Ports, tenantId: string): Promise<Checkpoint | undefined> {
   const { Item } = await ports.db.send(
     new GetCommand({ TableName: ports.tables.control, Key: auditCheckpointKey(tenantId), ConsistentRead: true }),
   );
   if (!Item || typeof Item.seq !== "number" || typeof Item.hash !== "string" || typeof Item.signature !== "string") return undefined;
-  return { seq: Item.seq, hash: Item.hash, signature: Item.signature, keyId: String(Item.keyId) };
+  if (!numbers(Item.vector) || !strings(Item.shardHashes) || !numbers(Item.base)) return undefined;
+  return {
+    seq: Item.seq,
+    hash: Item.hash,
+    vector: Item.vector,
+    shardHashes: Item.shardHashes,
+    base: Item.base,
+    signature: Item.signature,
+    keyId: String(Item.keyId),
+  };
 }
 
 const signedBy = (signer: FeedSigner, tenantId: string, checkpoint: Checkpoint) => {
@@ -57,6 +79,9 @@ async function saveCheckpoint(ports: Ports, signer: FeedSigner, tenantId: string
           ...auditCheckpointKey(tenantId),
           seq: point.seq,
           hash: point.hash,
+          vector: point.vector,
+          shardHashes: point.shardHashes,
+          base: point.base,
           signature,
           keyId: signer.keyId,
           at: ports.now().toISOString(),
@@ -96,10 +121,10 @@ export async function verifyAuditIncrementally(
         brokenAt: { seq: checkpoint.seq, reason },
       };
     }
-    start = { seq: checkpoint.seq, hash: checkpoint.hash };
+    const { signature: _signature, keyId: _keyId, ...point } = checkpoint;
+    start = point;
   }
-  const verification = await verifyAuditChain(ports, tenantId, start);
-  if (verification.valid && verification.lastSeq > (start?.seq ?? 0))
-    await saveCheckpoint(ports, signer, tenantId, { seq: verification.lastSeq, hash: verification.lastHash });
+  const { reached, ...verification } = await verifyAuditChain(ports, tenantId, start);
+  if (verification.valid && reached.seq > (start?.seq ?? 0)) await saveCheckpoint(ports, signer, tenantId, reached);
   return verification;
 }

@@ -1,6 +1,6 @@
 /**
- * Serves the signed policy feed. Deltas are the `feed` entries of the tenant's audit records
- * after a version (a poll costs O(changes), never O(fleet)); a snapshot lists the current
+ * Serves the signed policy feed. Deltas are the entries of the tenant's feed version records
+ * (the sequencer's, over the ledger shards) after a version (a poll costs O(changes), never O(fleet)); a snapshot lists the current
  * devices, IP bindings, policies, grants and settings, page by page, at a version from which
  * deltas continue. Long polls wait on this process's commits and on the tenant's head.
  */
@@ -8,12 +8,14 @@ import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { tenantSettings } from "../access/tenant-settings.ts";
 import { enforcementView, deviceSchema } from "../device/device.ts";
 import { SimrootError } from "../error.ts";
-import { auditPartition, auditSortKey } from "../ledger/audit-record.ts";
+import { canonicalJson } from "../ledger/chain.ts";
+import { feedPartition, feedSortKey } from "../ledger/feed-version.ts";
 import { enforcementSettingsOf, readEnforcement } from "../policy/enforcement-store.ts";
 import { grantOf, storedGrant } from "../policy/grant-store.ts";
 import { allPolicyItems } from "../policy/records.ts";
 import { policyRuleOf, storedPolicy } from "../policy/store.ts";
 import type { Ports } from "../ports.ts";
+import { replayPage, replayStart, snapshotReplaySeconds } from "./snapshot-replay.ts";
 import { inScope, scopeDeltas, scopeSnapshotBindings, type FeedScope } from "./scope.ts";
 import type { FeedSigner } from "./signer.ts";
 import { changeAfter, headVersion, recentDeltas, seenVersion } from "./watch.ts";
@@ -64,8 +66,8 @@ async function readDeltas(ports: Ports, tenantId: string, since: number, limit: 
     new QueryCommand({
       TableName: ports.tables.audit,
       KeyConditionExpression: "pk = :p AND sk > :since",
-      ExpressionAttributeValues: { ":p": auditPartition(tenantId), ":since": auditSortKey(since) },
-      ProjectionExpression: "seq, #time, feed",
+      ExpressionAttributeValues: { ":p": feedPartition(tenantId), ":since": feedSortKey(since) },
+      ProjectionExpression: "version, #time, entries",
       ExpressionAttributeNames: { "#time": "time" },
       Limit: limit,
       ConsistentRead: true,
@@ -73,8 +75,8 @@ async function readDeltas(ports: Ports, tenantId: string, since: number, limit: 
   );
   const records = result.Items ?? [];
   const entries: FeedEntry[] = records.flatMap((record) =>
-    ((record.feed ?? []) as Omit<FeedEntry, "version">[]).map((entry) => ({
-      version: Number(record.seq),
+    ((record.entries ?? []) as Omit<FeedEntry, "version">[]).map((entry) => ({
+      version: Number(record.version),
       kind: entry.kind,
       key: entry.key,
       value: entry.value,
@@ -82,7 +84,7 @@ async function readDeltas(ports: Ports, tenantId: string, since: number, limit: 
   );
   return {
     entries,
-    version: records.length > 0 ? Number(records.at(-1)!.seq) : since,
+    version: records.length > 0 ? Number(records.at(-1)!.version) : since,
     last: result.LastEvaluatedKey === undefined,
     oldest: records[0]?.time as string | undefined,
   };
@@ -225,14 +227,17 @@ interface SnapshotCursor {
   /** Revocations first (terminal: a PEP may enforce them before the snapshot completes), then every device, then the bindings. */
   readonly phase: SnapshotPhase;
   readonly start?: Record<string, unknown>;
+  /** In the replay phase: the feed version replayed up to. */
+  readonly replayed?: number;
   /** The scope the snapshot was begun with: its pages cannot be continued under another. */
   readonly scope?: string;
 }
 
-type SnapshotPhase = "revoked" | "devices" | "bindings";
-const phases: readonly SnapshotPhase[] = ["revoked", "devices", "bindings"];
+/** Then the replay of the latest feed versions (snapshot-replay.ts): what the eventually consistent index may not list yet. */
+type SnapshotPhase = "revoked" | "devices" | "bindings" | "replay";
+const phases: readonly SnapshotPhase[] = ["revoked", "devices", "bindings", "replay"];
 /** The byTenant partition each phase lists. */
-const phaseItems: Record<SnapshotPhase, string> = { revoked: "revoked", devices: "device", bindings: "binding" };
+const phaseItems: Record<SnapshotPhase, string> = { revoked: "revoked", devices: "device", bindings: "binding", replay: "replay" };
 const phasePartition = (tenantId: string, phase: SnapshotPhase) => `T#${tenantId}#${phaseItems[phase]}`;
 
 /** A narrowed snapshot page stops after reading this many items per entry it may hold, full or not. */
@@ -257,6 +262,17 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
   throw new SimrootError("request.invalid_cursor", "input", "The cursor is not one this feed returned", {
     issues: [{ path: "cursor", message: "not a snapshot cursor" }],
   });
+}
+
+/**
+ * The replayed entries a page needs: per key only the last (applied in order, it supersedes the
+ * earlier ones), and not when the page already lists that very value.
+ */
+function withoutRepeats(listed: readonly FeedEntry[], replay: readonly FeedEntry[]): FeedEntry[] {
+  const id = (entry: FeedEntry) => `${entry.kind}|${entry.key}`;
+  const seen = new Set(listed.map((entry) => `${id(entry)}|${canonicalJson(entry.value)}`));
+  const last = new Map(replay.map((entry) => [id(entry), entry]));
+  return replay.filter((entry) => last.get(id(entry)) === entry && !seen.has(`${id(entry)}|${canonicalJson(entry.value)}`));
 }
 
 /** One page of the snapshot (of the devices in `scope`, when given). The first page also carries settings, policies and grants. */
@@ -294,9 +310,22 @@ export async function feedSnapshot(
   }
   let phase = state.phase;
   let start = state.start;
+  let replayed = state.replayed;
   let complete = false;
   let scanned = 0;
   while (!complete && entries.length < limit && scanned < limit * scanPerEntry) {
+    if (phase === "replay") {
+      replayed ??= await replayStart(ports, tenantId, state.version, new Date(ports.now().getTime() - snapshotReplaySeconds * 1000));
+      const page = await replayPage(ports, tenantId, replayed, state.version, Math.ceil((limit - entries.length) / 4));
+      const replay = page.entries.map(
+        (change) => ({ version: state.version, kind: change.kind, key: change.key, value: change.value }) as FeedEntry,
+      );
+      entries.push(...withoutRepeats(entries, scope ? await scopeDeltas(ports, tenantId, scope, replay) : replay));
+      scanned += replay.length;
+      replayed = page.last;
+      complete = page.done || replayed >= state.version;
+      continue;
+    }
     const result = await ports.db.send(
       new QueryCommand({
         TableName: ports.tables.identity,
@@ -326,12 +355,13 @@ export async function feedSnapshot(
     entries.push(...(scope ? await scopeSnapshotBindings(ports, tenantId, scope, bindings) : bindings));
     start = result.LastEvaluatedKey;
     if (start) continue;
-    if (phase === "bindings") complete = true;
-    else phase = phases[phases.indexOf(phase) + 1]!;
+    phase = phases[phases.indexOf(phase) + 1]!;
   }
   const last = complete;
   const scoped = scope ? { scope: scope.text } : {};
-  const next = last ? undefined : encode({ version: state.version, page: state.page + 1, phase, start, ...scoped });
+  const next = last
+    ? undefined
+    : encode({ version: state.version, page: state.page + 1, phase, start, ...(replayed === undefined ? {} : { replayed }), ...scoped });
   // The head commits to the cursor it answers and the one it hands out: a PEP follows only the chain of pages that began at page 0.
   const chain = { ...(cursor ? { cursor: cursorHash(cursor) } : {}), ...(next ? { next: cursorHash(next) } : {}) };
   const fields = {

@@ -10,7 +10,8 @@
  */
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { feedHeadPollMs } from "../config.ts";
-import { headKey, type CommitNotice } from "../ledger/ledger.ts";
+import { feedHeadKey } from "../ledger/feed-version.ts";
+import type { CommitNotice } from "../ledger/ledger.ts";
 import type { Ports } from "../ports.ts";
 import type { FeedEntry } from "./wire.ts";
 
@@ -133,8 +134,10 @@ function observe(watches: Watches, tenantId: string, version: number): void {
 
 /** The tenant's head as the store has it now (one consistent read), noted as seen. */
 export async function headVersion(ports: Ports, tenantId: string): Promise<number> {
-  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: headKey(tenantId), ConsistentRead: true }));
-  const version = Item ? Number(Item.seq) : 0;
+  const { Item } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }),
+  );
+  const version = Item ? Number(Item.version) : 0;
   observe(watchesOf(ports), tenantId, version);
   return version;
 }

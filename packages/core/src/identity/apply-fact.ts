@@ -34,7 +34,7 @@ export interface AppliedFact {
   readonly changes: readonly string[];
 }
 
-const maxAttempts = 6;
+const maxAttempts = 12;
 
 export async function foldSettingsOf(ports: Ports, device: Device): Promise<FoldSettings> {
   const settings = await tenantSettings(ports, device.tenantId);
@@ -61,6 +61,8 @@ export async function applyFact(
       if (!isSimrootError(error) || attempt >= maxAttempts) throw error;
       if (error.code === "identity.binding_moved") movedAway.add(String(error.detail.address));
       else if (error.code !== "store.conflict") throw error;
+      // Writers in other instances on the same device: back off (capped, jittered) before folding again.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 5 * 2 ** attempt)));
     }
   }
 }

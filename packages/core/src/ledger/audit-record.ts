@@ -4,10 +4,16 @@ import type { DomainEvent } from "../event/event.ts";
 import type { TransactItem } from "../store/transaction.ts";
 import type { FeedChange } from "./change.ts";
 import { chainHash } from "./chain.ts";
+import { shardPartition } from "./shard.ts";
 
 export const auditRecordSchema = z
   .object({
-    seq: z.number().int().positive().meta({ description: "position in the tenant's chain, from 1" }),
+    seq: z.number().int().positive().meta({ description: "position in its shard's chain, from 1" }),
+    shard: z
+      .number()
+      .int()
+      .min(0)
+      .meta({ description: "the ledger shard whose chain holds the record (a device's by its id, tenant-level on 0)" }),
     tenantId: z.string(),
     time: z.string(),
     action: z.string().meta({ description: "the event type, e.g. device.registered" }),
@@ -19,14 +25,15 @@ export const auditRecordSchema = z
     feed: z
       .array(z.object({ kind: z.string(), key: z.string(), value: z.record(z.string(), z.unknown()).nullable() }))
       .optional()
-      .meta({ description: "what enforcement points must learn from this change; the feed version is this record's seq" }),
+      .meta({ description: "what enforcement points must learn from this change; the feed sequencer gives it a feed version" }),
     prevHash: z.string().meta({ description: "hash of the previous record (64 zeros for the first)" }),
     hash: z.string().meta({ description: "SHA-256 of prevHash and this record's canonical JSON without hash" }),
   })
   .meta({ id: "AuditRecord" });
 export type AuditRecord = z.output<typeof auditRecordSchema>;
 
-export const auditPartition = (tenantId: string) => `T#${tenantId}`;
+/** The partition of one shard's chain of audit records. */
+export const auditPartition = (tenantId: string, shard = 0) => shardPartition(tenantId, shard);
 export const auditSubjectPartition = (tenantId: string, subject: string) => `T#${tenantId}#S#${subject}`;
 export const auditSortKey = (seq: number) => String(seq).padStart(12, "0");
 
@@ -34,13 +41,22 @@ export const auditSortKey = (seq: number) => String(seq).padStart(12, "0");
 export const unhashed = ({ hash: _hash, ...record }: AuditRecord) => record;
 
 /**
- * The audit record of an event at position `seq`, chained to `prevHash`, as a transaction
- * item. The change feed lives in the same records (`feed`, versioned by `seq`): what
- * enforcement points learn is covered by the same hash chain as the audit trail.
+ * The audit record of an event at position `seq` of shard `shard`, chained to `prevHash`, as a
+ * transaction item. The change feed lives in the same records (`feed`): what enforcement
+ * points learn is covered by the same hash chain as the audit trail, and the feed sequencer's
+ * version records chain over the shard heads.
  */
-export function auditItem(tables: TableNames, event: DomainEvent, seq: number, prevHash: string, feed?: readonly FeedChange[]) {
+export function auditItem(
+  tables: TableNames,
+  event: DomainEvent,
+  shard: number,
+  seq: number,
+  prevHash: string,
+  feed?: readonly FeedChange[],
+) {
   const unsigned = {
     seq,
+    shard,
     tenantId: event.tenantId,
     time: event.time,
     action: event.type,
@@ -57,7 +73,7 @@ export function auditItem(tables: TableNames, event: DomainEvent, seq: number, p
     Put: {
       TableName: tables.audit,
       Item: {
-        pk: auditPartition(event.tenantId),
+        pk: auditPartition(event.tenantId, shard),
         sk: auditSortKey(seq),
         gsi1pk: auditSubjectPartition(event.tenantId, event.subject),
         gsi1sk: `${event.time}#${auditSortKey(seq)}`,

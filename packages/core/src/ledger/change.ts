@@ -24,10 +24,14 @@ export interface Change {
   readonly feed?: readonly FeedChange[];
   /** The typed error for a failed condition on `writes[index]`; `undefined` keeps a generic conflict. */
   readonly onConditionFailed?: (index: number) => SimrootError | undefined;
+  /** The ledger shard to commit on; by default the shard of the first event's subject (tenant-level subjects: 0). */
+  readonly shard?: number;
 }
 
-/** Where a committed change landed: the sequence of its first audit record and its feed version. */
+/** Where a committed change landed: its shard, the sequence of its first audit record there, and its feed version. */
 export interface Committed {
+  readonly shard: number;
   readonly sequence: number;
-  readonly version: number;
+  /** The feed version that carries it; undefined when it was not sequenced within a few seconds (a later version will carry it). */
+  readonly version: number | undefined;
 }

@@ -1,32 +1,44 @@
 /**
  * The ledger: the one path by which state changes commit. Each change's writes and its
- * hash-chained audit records (which carry its change-feed entries) go into one DynamoDB transaction,
- * together with a conditional update of the tenant's head (sequence and last hash), so the
- * chain and the feed can neither fork nor skip.
+ * hash-chained audit records (which carry its change-feed entries) go into one DynamoDB
+ * transaction, together with a conditional update of the head of the change's ledger shard
+ * (sequence and last hash), so no shard's chain can fork or skip. A tenant has `shardCount`
+ * shards (a device's changes on the one its id hashes to), so no single item takes every
+ * change of a tenant; the feed sequencer (sequencer.ts) turns the shards' commits into the
+ * tenant's scalar feed versions.
  *
- * Changes of one tenant that arrive while a transaction is in flight are coalesced into the
+ * Changes of one shard that arrive while a transaction is in flight are coalesced into the
  * next one (up to DynamoDB's 100 actions): independent changes share a transaction, and so
  * a round trip, as a database's group commit does. A change whose own condition fails is
- * rejected alone; the others are retried without it.
+ * rejected alone; the others are retried without it, with capped, jittered backoff, for as
+ * long as the head is contended (contention delays a change, it never fails it). A retry after
+ * an ambiguous failure (the store may have committed) resends the same transaction with the
+ * same ClientRequestToken, which DynamoDB answers idempotently.
  */
 import { randomUUID } from "node:crypto";
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, TransactWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "../config.ts";
 import { SimrootError } from "../error.ts";
-import type { TransactItem } from "../store/transaction.ts";
+import { busy, type TransactItem } from "../store/transaction.ts";
 import { auditItem } from "./audit-record.ts";
 import type { Change, Committed, FeedChange } from "./change.ts";
 import { genesisHash } from "./chain.ts";
+import { readFeedHead, sequenceOnce, type SequencedNotice } from "./sequencer.ts";
+import { shardCount, shardHeadKey, shardOfSubject } from "./shard.ts";
 
 const maxActions = 100;
-const maxAttempts = 8;
+/** Contention never fails a change: it waits, up to this long, for its turn at the shard head. */
+const contentionBudgetMs = 60_000;
+const maxBackoffMs = 250;
 /** Resends of one transaction after failures that leave its outcome unknown. */
-const maxAmbiguousAttempts = 4;
+const ambiguousRetries = 3;
+/** How long a commit waits to be sequenced before it resolves anyway (the next sequencing covers it). */
+const sequenceWaitMs = 5_000;
 
 /** True when the store may have committed although the call failed: no answer, or a server error. */
 function ambiguous(error: unknown): boolean {
-  if (error instanceof TransactionCanceledException) return false;
+  if (error instanceof TransactionCanceledException || error instanceof SimrootError) return false;
   const { name, $metadata } = error as { name?: string; $metadata?: { httpStatusCode?: number } };
   if (name === "TransactionInProgressException") return true;
   const status = $metadata?.httpStatusCode;
@@ -42,35 +54,40 @@ interface Pending {
   readonly change: Change;
   readonly resolve: (committed: Committed) => void;
   readonly reject: (error: unknown) => void;
+  readonly since: number;
   attempts: number;
   /** Commit alone: set after a batch failed for a reason that cannot be pinned on one change. */
   alone: boolean;
 }
 
-interface TenantQueue {
+interface ShardQueue {
+  readonly tenantId: string;
+  readonly shard: number;
   readonly waiting: Pending[];
   head: Head | undefined;
   running: boolean;
 }
 
-/** What one transaction committed: the tenant's head moved from `since` to `version`. */
-export interface CommitNotice {
-  readonly tenantId: string;
-  readonly since: number;
-  readonly version: number;
-  /** The feed changes of the records in (since, version], each at its record's seq, in order. */
-  readonly feed: readonly { readonly version: number; readonly changes: readonly FeedChange[] }[];
-}
+/** What one sequencing made visible: the tenant's feed moved from `since` to `version`. */
+export type CommitNotice = Omit<SequencedNotice, "vector">;
 
 export interface Ledger {
   commit(change: Change): Promise<Committed>;
-  /** Calls `listener` after each commit of this process; returns the unsubscribe. */
+  /** Calls `listener` after each feed version this process sequenced; returns the unsubscribe. */
   onCommit(listener: (notice: CommitNotice) => void): () => void;
+  /** Sequences whatever the tenant's shards committed and no feed version covers yet (the backstop). */
+  sequence(tenantId: string): Promise<void>;
 }
 
-export const headKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "head" });
+export interface LedgerOptions {
+  readonly shards?: number;
+}
+
+/** The head of a tenant's shard (tenant-level changes are on shard 0). */
+export const headKey = (tenantId: string, shard = 0) => shardHeadKey(tenantId, shard);
 
 const actionsOf = (change: Change) => change.writes.length + change.events.length;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function itemIdentity(item: TransactItem): string | undefined {
   const operation = item.Put ?? item.Update ?? item.Delete ?? item.ConditionCheck;
@@ -78,17 +95,54 @@ function itemIdentity(item: TransactItem): string | undefined {
   return operation ? `${operation.TableName}|${String(key.pk)}|${String(key.sk)}` : undefined;
 }
 
-export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Ledger {
-  const queues = new Map<string, TenantQueue>();
+export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, options: LedgerOptions = {}): Ledger {
+  const shards = options.shards ?? shardCount;
+  const queues = new Map<string, ShardQueue>();
   const listeners = new Set<(notice: CommitNotice) => void>();
+  const sequencing = new Map<
+    string,
+    { running: boolean; again: boolean; waiters: { shard: number; seq: number; done: (version?: number) => void }[] }
+  >();
+  /** Per tenant and shard, the feed of the records this process committed and no version of its own covers yet (the sequencer reads them from here, not the store). */
+  const committed = new Map<string, Map<number, FeedChange[] | undefined>>();
+  const maxKnownPerShard = 4_096;
 
-  async function readHead(tenantId: string): Promise<Head> {
-    const { Item } = await db.send(new GetCommand({ TableName: tables.control, Key: headKey(tenantId), ConsistentRead: true }));
+  function know(tenantId: string, shard: number, records: readonly { seq: number; feed: FeedChange[] | undefined }[]) {
+    const id = `${tenantId}|${shard}`;
+    let known = committed.get(id);
+    if (!known) committed.set(id, (known = new Map()));
+    for (const record of records) known.set(record.seq, record.feed);
+    while (known.size > maxKnownPerShard) known.delete(known.keys().next().value!);
+  }
+
+  const knownRecords = (tenantId: string) => (shard: number, after: number, upTo: number) => {
+    const known = committed.get(`${tenantId}|${shard}`);
+    if (!known) return undefined;
+    const records = [];
+    for (let seq = after + 1; seq <= upTo; seq++) {
+      if (!known.has(seq)) return undefined;
+      const feed = known.get(seq);
+      records.push({ seq, ...(feed ? { feed } : {}) });
+    }
+    return records;
+  };
+
+  function forgetCovered(tenantId: string, vector: readonly number[]) {
+    vector.forEach((to, shard) => {
+      const known = committed.get(`${tenantId}|${shard}`);
+      if (!known) return;
+      for (const seq of known.keys()) if (seq <= to) known.delete(seq);
+      if (known.size === 0) committed.delete(`${tenantId}|${shard}`);
+    });
+  }
+
+  async function readHead(tenantId: string, shard: number): Promise<Head> {
+    const { Item } = await db.send(new GetCommand({ TableName: tables.control, Key: headKey(tenantId, shard), ConsistentRead: true }));
     return Item ? { seq: Number(Item.seq), hash: String(Item.hash) } : { seq: 0, hash: genesisHash };
   }
 
   /** Takes the longest prefix of the queue that fits one transaction and touches no item twice. */
-  function takeBatch(queue: TenantQueue): Pending[] {
+  function takeBatch(queue: ShardQueue): Pending[] {
     const batch: Pending[] = [];
     const touched = new Set<string>();
     let actions = 1; // the head update
@@ -104,11 +158,11 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
     return batch;
   }
 
-  function build(tenantId: string, head: Head, batch: Pending[], now: string) {
+  function build(queue: ShardQueue, head: Head, batch: Pending[], now: string) {
     const items: TransactItem[] = [];
     const owners: { pending: Pending; writeIndex: number }[] = [];
-    const results: Committed[] = [];
-    const feed: CommitNotice["feed"][number][] = [];
+    const results: { sequence: number; last: number }[] = [];
+    const records: { seq: number; feed: FeedChange[] | undefined }[] = [];
     let { seq, hash } = head;
     for (const pending of batch) {
       const { change } = pending;
@@ -120,39 +174,53 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
       change.events.forEach((event, index) => {
         seq += 1;
         const last = index === change.events.length - 1;
-        const audit = auditItem(tables, event, seq, hash, last ? change.feed : undefined);
+        const feed = last && change.feed && change.feed.length > 0 ? [...change.feed] : undefined;
+        records.push({ seq, feed: feed && (JSON.parse(JSON.stringify(feed)) as FeedChange[]) });
+        const audit = auditItem(tables, event, queue.shard, seq, hash, last ? change.feed : undefined);
         hash = audit.hash;
         items.push(audit.put);
         owners.push({ pending, writeIndex: -1 });
       });
-      results.push({ sequence: first, version: seq });
-      if (change.feed && change.feed.length > 0) feed.push({ version: seq, changes: change.feed });
+      results.push({ sequence: first, last: seq });
     }
     const previous = head.seq;
     items.push({
       Put: {
         TableName: tables.control,
-        Item: { ...headKey(tenantId), seq, hash, updatedAt: now },
+        Item: { ...headKey(queue.tenantId, queue.shard), seq, hash, updatedAt: now },
         ConditionExpression: previous === 0 ? "attribute_not_exists(pk)" : "seq = :previous",
         ...(previous === 0 ? {} : { ExpressionAttributeValues: { ":previous": previous } }),
       },
     });
-    return { items, owners, results, feed, head: { seq, hash } };
+    return { items, owners, results, records, head: { seq, hash } };
   }
 
-  async function drain(tenantId: string, queue: TenantQueue) {
+  /** Sends one transaction; an ambiguous failure is resent with the same token (idempotent for 10 minutes). */
+  async function send(items: TransactItem[]) {
+    const token = randomUUID();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await db.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token }));
+      } catch (error) {
+        if (!ambiguous(error) || attempt >= ambiguousRetries) throw error;
+        await sleep(Math.random() * 20 * 2 ** attempt);
+      }
+    }
+  }
+
+  async function drain(queue: ShardQueue) {
     queue.running = true;
     try {
       while (queue.waiting.length > 0) {
         const batch = takeBatch(queue);
-        queue.head ??= await readHead(tenantId).catch((error: unknown) => {
+        queue.head ??= await readHead(queue.tenantId, queue.shard).catch((error: unknown) => {
           for (const pending of batch) pending.reject(error);
           return undefined;
         });
         if (!queue.head) continue;
         let built: ReturnType<typeof build>;
         try {
-          built = build(tenantId, queue.head, batch, new Date().toISOString());
+          built = build(queue, queue.head, batch, new Date().toISOString());
         } catch (error) {
           // A change that cannot even be written down (hashing failed) fails alone; nothing was sent.
           if (batch.length === 1) batch[0]!.reject(error);
@@ -160,44 +228,31 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
           if (batch.length > 1) queue.waiting.unshift(...batch);
           continue;
         }
-        const previousSeq = queue.head.seq;
         try {
-          await sendOnce(built.items);
+          await send(built.items);
         } catch (error) {
           queue.head = undefined;
           await settleFailure(queue, batch, built.owners, error);
           continue;
         }
-        // Committed: from here on nothing may send the batch again.
+        // Committed: from here on nothing may make the batch commit again (a listener or a sequencing failure included).
         queue.head = built.head;
-        batch.forEach((pending, index) => pending.resolve(built.results[index]!));
-        notify({ tenantId, since: previousSeq, version: built.head.seq, feed: built.feed });
+        know(queue.tenantId, queue.shard, built.records);
+        batch.forEach((pending, index) => {
+          const { sequence, last } = built.results[index]!;
+          void awaitSequenced(queue.tenantId, queue.shard, last).then((version) =>
+            pending.resolve({ sequence, shard: queue.shard, version }),
+          );
+        });
+        requestSequence(queue.tenantId);
       }
     } finally {
       queue.running = false;
+      if (queue.waiting.length === 0) queues.delete(`${queue.tenantId}|${queue.shard}`);
     }
   }
 
-  /**
-   * One transaction, sent until the store gives a definite answer. An ambiguous failure (the
-   * connection dropped, a timeout, a 5xx: the store may have committed) is resent with the same
-   * ClientRequestToken, which DynamoDB honours for 10 minutes: a commit that already happened is
-   * acknowledged, not made twice.
-   */
-  async function sendOnce(items: TransactItem[]): Promise<void> {
-    const token = randomUUID();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await db.send(new TransactWriteCommand({ TransactItems: items, ClientRequestToken: token }));
-        return;
-      } catch (error) {
-        if (!ambiguous(error) || attempt >= maxAmbiguousAttempts) throw error;
-        await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
-      }
-    }
-  }
-
-  /** A listener's failure is its own: logged, never taken for a failed commit. */
+  /** A listener's failure is its own: logged, never taken for a failed commit or a failed sequencing. */
   function notify(notice: CommitNotice) {
     for (const listener of listeners) {
       try {
@@ -216,7 +271,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
     }
   }
 
-  async function settleFailure(queue: TenantQueue, batch: Pending[], owners: { pending: Pending; writeIndex: number }[], error: unknown) {
+  async function settleFailure(queue: ShardQueue, batch: Pending[], owners: { pending: Pending; writeIndex: number }[], error: unknown) {
     const retry: Pending[] = [];
     const reasons = error instanceof TransactionCanceledException ? (error.CancellationReasons ?? []) : [];
     const failedOwn = new Set<Pending>();
@@ -229,17 +284,27 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
           new SimrootError("store.conflict", "conflict", "The record changed concurrently; retry", { cause: error }),
       );
     });
-    const headOrConflict =
+    const contended =
       reasons.length > 0 &&
       reasons.every((reason) => ["None", "ConditionalCheckFailed", "TransactionConflict"].includes(reason.Code ?? "None"));
+    const throttled =
+      reasons.some((reason) => ["ThrottlingError", "ProvisionedThroughputExceeded"].includes(reason.Code ?? "")) || busy(error);
     for (const pending of batch) {
       if (failedOwn.has(pending)) continue;
       pending.attempts += 1;
-      if (!headOrConflict && batch.length > 1) pending.alone = true;
-      else if (!headOrConflict || pending.attempts >= maxAttempts) {
+      if (!contended && !throttled && batch.length > 1) pending.alone = true;
+      else if ((!contended && !throttled) || Date.now() - pending.since > contentionBudgetMs) {
         pending.reject(
           error instanceof TransactionCanceledException
-            ? new SimrootError("store.transaction_failed", "unavailable", "The store refused the write; retry", { cause: error })
+            ? new SimrootError(
+                "store.transaction_failed",
+                "unavailable",
+                `The store refused the write (${reasons.map((reason) => reason.Code).join(",")}); retry`,
+                {
+                  cause: error,
+                  detail: { reasons: reasons.map((reason) => reason.Code ?? "None") },
+                },
+              )
             : error,
         );
         continue;
@@ -249,8 +314,81 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
     queue.waiting.unshift(...retry);
     if (retry.length > 0 && failedOwn.size === 0) {
       const attempt = Math.max(...retry.map((pending) => pending.attempts));
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * 10 * 2 ** attempt));
+      await sleep(Math.random() * Math.min(maxBackoffMs, 5 * 2 ** attempt));
     }
+  }
+
+  function sequencerOf(tenantId: string) {
+    let state = sequencing.get(tenantId);
+    if (!state) sequencing.set(tenantId, (state = { running: false, again: false, waiters: [] }));
+    return state;
+  }
+
+  /** Resolves with the feed version that covers `seq` of `shard` (undefined if not seen within `sequenceWaitMs`). */
+  function awaitSequenced(tenantId: string, shard: number, seq: number): Promise<number | undefined> {
+    return new Promise((resolve) => {
+      const state = sequencerOf(tenantId);
+      const timer = setTimeout(() => finish(undefined), sequenceWaitMs);
+      const waiter = { shard, seq, done: (version?: number) => finish(version) };
+      function finish(version?: number) {
+        clearTimeout(timer);
+        const at = state.waiters.indexOf(waiter);
+        if (at >= 0) state.waiters.splice(at, 1);
+        resolve(version);
+      }
+      state.waiters.push(waiter);
+    });
+  }
+
+  function settleWaiters(tenantId: string, version: number, vector: readonly number[]) {
+    const state = sequencing.get(tenantId);
+    for (const waiter of [...(state?.waiters ?? [])]) if ((vector[waiter.shard] ?? 0) >= waiter.seq) waiter.done(version);
+  }
+
+  /** Runs the sequencer for the tenant, one run at a time per process; requests during a run make one more. */
+  function requestSequence(tenantId: string): Promise<void> {
+    const state = sequencerOf(tenantId);
+    state.again = true;
+    if (state.running) return Promise.resolve();
+    state.running = true;
+    return (async () => {
+      let failures = 0;
+      try {
+        while (state.again) {
+          state.again = false;
+          try {
+            const result = await sequenceOnce(db, tables, tenantId, shards, new Date(), knownRecords(tenantId));
+            if (result === "raced") {
+              // Another instance moved the feed head: see what it covers, and go again if ours is not in it.
+              const head = await readFeedHead(db, tables, tenantId, shards);
+              settleWaiters(tenantId, head.version, head.vector);
+              forgetCovered(tenantId, head.vector);
+              if (state.waiters.length > 0) state.again = true;
+              await sleep(Math.random() * 10);
+              continue;
+            }
+            failures = 0;
+            if (result) {
+              settleWaiters(tenantId, result.version, result.vector);
+              forgetCovered(tenantId, result.vector);
+              const { vector: _vector, ...notice } = result;
+              notify(notice);
+            } else {
+              const head = await readFeedHead(db, tables, tenantId, shards);
+              settleWaiters(tenantId, head.version, head.vector);
+            }
+          } catch {
+            // The store refused the sequencing: try again shortly; past a few failures the backstop takes over.
+            if (++failures > 5) break;
+            state.again = true;
+            await sleep(Math.random() * Math.min(maxBackoffMs, 10 * 2 ** failures));
+          }
+        }
+      } finally {
+        state.running = false;
+        if (state.waiters.length === 0 && !state.again) sequencing.delete(tenantId);
+      }
+    })();
   }
 
   return {
@@ -258,20 +396,27 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames): Le
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    async sequence(tenantId) {
+      await requestSequence(tenantId);
+      const state = sequencing.get(tenantId);
+      while (state?.running) await sleep(5);
+    },
     commit(change) {
       if (change.events.length === 0) throw new Error("a change must say what happened: at least one event");
       if (actionsOf(change) + 1 > maxActions) {
         return Promise.reject(new SimrootError("store.change_too_large", "input", "The change exceeds one transaction"));
       }
-      let queue = queues.get(change.tenantId);
+      const shard = change.shard ?? shardOfSubject(change.events[0]!.subject, shards);
+      const id = `${change.tenantId}|${shard}`;
+      let queue = queues.get(id);
       if (!queue) {
-        queue = { waiting: [], head: undefined, running: false };
-        queues.set(change.tenantId, queue);
+        queue = { tenantId: change.tenantId, shard, waiting: [], head: undefined, running: false };
+        queues.set(id, queue);
       }
       const committed = new Promise<Committed>((resolve, reject) => {
-        queue.waiting.push({ change, resolve, reject, attempts: 0, alone: false });
+        queue.waiting.push({ change, resolve, reject, attempts: 0, alone: false, since: Date.now() });
       });
-      if (!queue.running) void drain(change.tenantId, queue);
+      if (!queue.running) void drain(queue);
       return committed;
     },
   };

@@ -5,7 +5,7 @@
  * eventually consistent in DynamoDB: a write may take a moment to show here.
  */
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { headKey } from "../ledger/ledger.ts";
+import { feedHeadKey } from "../ledger/feed-version.ts";
 import type { Ports } from "../ports.ts";
 import { enforcementSettingsOf, readEnforcement } from "./enforcement-store.ts";
 import { grantOf, storedGrant } from "./grant-store.ts";
@@ -14,17 +14,17 @@ import { allPolicyItems } from "./records.ts";
 import { policyRuleOf, storedPolicy } from "./store.ts";
 
 /**
- * The tenant's policy set. `version` is the tenant's feed version (ledger head) read before
+ * The tenant's policy set. `version` is the tenant's feed version (its feed head) read before
  * the items: the set reflects at least every change up to it.
  */
 export async function loadPolicySet(ports: Ports, tenantId: string): Promise<PolicySet> {
   const { Item: head } = await ports.db.send(
-    new GetCommand({ TableName: ports.tables.control, Key: headKey(tenantId), ConsistentRead: true }),
+    new GetCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }),
   );
   const [rules, grants, enforcement] = await Promise.all([
     allPolicyItems(ports, tenantId, "policy", (item) => policyRuleOf(storedPolicy(item))),
     allPolicyItems(ports, tenantId, "grant", (item) => grantOf(storedGrant(item))),
     readEnforcement(ports, tenantId),
   ]);
-  return { version: head ? Number(head.seq) : 0, rules, grants, settings: enforcementSettingsOf(enforcement) };
+  return { version: head ? Number(head.version) : 0, rules, grants, settings: enforcementSettingsOf(enforcement) };
 }

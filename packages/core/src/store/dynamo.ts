@@ -22,7 +22,29 @@ export function documentClient(settings: DynamoSettings): DynamoDBDocumentClient
     ),
     ...(local ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } } : {}),
   });
+  if (local) retryLockWaits(client);
   return DynamoDBDocumentClient.from(client, {
     marshallOptions: { removeUndefinedValues: true, convertClassInstanceToMap: false },
   });
+}
+
+/**
+ * DynamoDB Local (SQLite underneath) answers a request that waited too long for a lock with an
+ * error that "will succeed in actual DynamoDB API"; under load it is common. Against DynamoDB
+ * Local only, such requests are sent again (jittered, a few times), as DynamoDB would have served them.
+ */
+function retryLockWaits(client: DynamoDBClient) {
+  client.middlewareStack.add(
+    (next) => async (args) => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await next(args);
+        } catch (error) {
+          if (attempt >= 6 || !/waiting for a lock/.test((error as Error)?.message ?? "")) throw error;
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * 50 * attempt));
+        }
+      }
+    },
+    { step: "finalizeRequest", name: "retryLocalLockWaits" },
+  );
 }

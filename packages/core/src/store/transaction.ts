@@ -12,6 +12,25 @@ export type TransactItem = TransactItems[number];
  */
 export type ConditionFailure = (index: number) => SimrootError | undefined;
 
+/**
+ * The store was busy rather than refusing: throttled, a transaction in progress on an item, or
+ * (DynamoDB Local only, under load) a lock wait that timed out. Retried as contention.
+ */
+export const busy = (error: unknown) => {
+  const { name, message, $metadata } = (error ?? {}) as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  return (
+    [
+      "ThrottlingException",
+      "RequestLimitExceeded",
+      "TransactionInProgressException",
+      "InternalServerError",
+      "ProvisionedThroughputExceededException",
+    ].includes(name ?? "") ||
+    ($metadata?.httpStatusCode ?? 0) >= 500 ||
+    /waiting for a lock/.test(message ?? "")
+  );
+};
+
 /** Writes all items atomically (TransactWriteItems, at most 100 actions). */
 export async function writeTransaction(
   db: DynamoDBDocumentClient,
@@ -21,8 +40,15 @@ export async function writeTransaction(
   try {
     await db.send(new TransactWriteCommand({ TransactItems: [...items] }));
   } catch (error) {
-    if (!(error instanceof TransactionCanceledException)) throw error;
+    if (!(error instanceof TransactionCanceledException)) {
+      if (busy(error)) throw new SimrootError("store.conflict", "conflict", "The store was busy with the record; retry", { cause: error });
+      throw error;
+    }
     const reasons = error.CancellationReasons ?? [];
+    // Another transaction held an item: contention, which the caller retries like a conflict.
+    if (reasons.length > 0 && reasons.every((reason) => ["None", "TransactionConflict"].includes(reason.Code ?? "None"))) {
+      throw new SimrootError("store.conflict", "conflict", "The record is being changed concurrently; retry", { cause: error });
+    }
     const failed = reasons.findIndex((reason) => reason.Code === "ConditionalCheckFailed");
     if (failed >= 0) {
       throw (

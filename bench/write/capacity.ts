@@ -1,0 +1,65 @@
+/**
+ * Write units per applied operator event: every write the control plane sends to the store
+ * asks for ReturnConsumedCapacity TOTAL (DynamoDB Local reports it as DynamoDB would bill it,
+ * GSI copies included) and the units are summed while the applier applies attach/detach facts.
+ */
+import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { applyOperatorEvent, createTenantWithAdminKey, ingestedEvent, registerDevice, type Ports } from "@simroot/core";
+
+const writeCommands = new Set([
+  "PutItemCommand",
+  "UpdateItemCommand",
+  "DeleteItemCommand",
+  "TransactWriteItemsCommand",
+  "BatchWriteItemCommand",
+]);
+
+/** Adds ReturnConsumedCapacity TOTAL to every write and sums the write units it consumed. */
+export function meterWrites(db: DynamoDBDocumentClient) {
+  const meter = { units: 0, writes: 0 };
+  db.middlewareStack.add(
+    (next, context) => async (args) => {
+      const name = (context as { commandName?: string }).commandName ?? "";
+      if (!writeCommands.has(name)) return next(args);
+      (args.input as Record<string, unknown>).ReturnConsumedCapacity = "TOTAL";
+      const result = await next(args);
+      const consumed = (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity;
+      const list = (Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) as {
+        CapacityUnits?: number;
+        WriteCapacityUnits?: number;
+      }[];
+      for (const entry of list) meter.units += entry.WriteCapacityUnits ?? entry.CapacityUnits ?? 0;
+      meter.writes += 1;
+      return result;
+    },
+    { step: "initialize", name: "meterWrites" },
+  );
+  return meter;
+}
+
+const imsiOf = (n: number) => `20801${String(n).padStart(10, "0")}`;
+
+/** Applies `events` attach/detach facts over `devices` devices; returns write units per applied event. */
+export async function unitsPerAppliedEvent(ports: Ports, devices: number, events: number) {
+  const { tenant } = await createTenantWithAdminKey(ports, "capacity");
+  const ctx = { tenantId: tenant.id, actor: "source:src_bench", requestId: "req_bench" };
+  for (let n = 0; n < devices; n++) await registerDevice(ports, ctx, { imsi: imsiOf(n) });
+  const meter = meterWrites(ports.db);
+  let applied = 0;
+  for (let n = 0; n < events; n++) {
+    const round = Math.floor(n / devices);
+    const attach = round % 2 === 0;
+    const normalized = {
+      type: attach ? "sim.attached" : "sim.detached",
+      dedupeKey: `cap-${n}`,
+      occurredAt: new Date(Date.UTC(2026, 10, 22, 8, 0, round)).toISOString(),
+      device: { imsi: imsiOf(n % devices) },
+      sourceType: "bench",
+      data: attach ? { bearer: "cellular", ipv4: `10.1.${n % devices}.${1 + (round % 200)}` } : {},
+    };
+    const event = ingestedEvent(ctx, "src_bench", "simroot", normalized as never, new Date());
+    const outcome = await applyOperatorEvent(ports, event);
+    if (outcome.value.outcome === "applied") applied += 1;
+  }
+  return { applied, units: meter.units, writes: meter.writes, perEvent: meter.units / Math.max(1, applied) };
+}

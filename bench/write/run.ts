@@ -1,0 +1,120 @@
+/**
+ * bench/write: the write path of one tenant with many writer instances (separate processes,
+ * as Lambda runs them, one event at a time each) over one DynamoDB Local, beside the raw
+ * one-TransactWriteItems-per-event rate of the same DynamoDB Local, and the write units per
+ * applied operator event (ReturnConsumedCapacity TOTAL) beside the figure measured on the
+ * code before the ledger was sharded.
+ *
+ *   npm run bench:write            (EVENTS=640 WRITERS=1,8,32 DEVICES=512)
+ *
+ * The machine is shared: figures are noisy; compare the rows of one run.
+ */
+import { TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import {
+  createTenantWithAdminKey,
+  ensureTables,
+  ingestedEvent,
+  portsFor,
+  tableNames,
+  verifyAuditChain,
+  type DomainEvent,
+} from "@simroot/core";
+import { startDynamoLocal } from "@simroot/local/dynamodb-local";
+import { startCluster } from "../../test/support/cluster.ts";
+import { unitsPerAppliedEvent } from "./capacity.ts";
+
+const events = Number(process.env.EVENTS ?? 640);
+const devices = Number(process.env.DEVICES ?? 512);
+const writerCounts = (process.env.WRITERS ?? "1,8,32").split(",").map(Number);
+/** Measured on the unsharded code (commit fefc0de) with `bench/write/capacity.ts`, 20 devices, 200 attach/detach events. */
+const unitsBefore = 15.8;
+
+// DYNAMODB_ENDPOINT: a DynamoDB Local already running (else one is started for the run).
+const external = process.env.DYNAMODB_ENDPOINT;
+const dynamo = external ? { endpoint: external, stop: async () => {} } : await startDynamoLocal({ startTimeoutMs: 300_000 });
+const imsiOf = (n: number) => `20801${String(n).padStart(10, "0")}`;
+
+async function rawRate(count: number, clients: number) {
+  const cluster = await startCluster({ endpoint: dynamo.endpoint });
+  const raw = tableNames(cluster.tablePrefix);
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      for (let n = next++; n < count; n = next++) {
+        await cluster.db.send(
+          new TransactWriteCommand({
+            TransactItems: [
+              { Put: { TableName: raw.identity, Item: { pk: `D#${n % devices}`, sk: "device", state: "active", revision: n } } },
+              { Put: { TableName: raw.audit, Item: { pk: `T#raw#${n % 16}`, sk: String(n).padStart(12, "0"), action: "sim.attached" } } },
+            ],
+          }),
+        );
+      }
+    }),
+  );
+  const rate = count / ((performance.now() - started) / 1000);
+  await cluster.stop();
+  return rate;
+}
+
+function attach(tenantId: string, n: number): DomainEvent {
+  const ctx = { tenantId, actor: "source:src_bench", requestId: `req_${n}` };
+  const normalized = {
+    type: "sim.attached",
+    dedupeKey: `bench-${n}`,
+    occurredAt: new Date(Date.UTC(2026, 10, 22, 8, 0, 0, n)).toISOString(),
+    device: { imsi: imsiOf(n % devices) },
+    sourceType: "bench",
+    data: { bearer: "cellular", ipv4: `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}` },
+  };
+  return ingestedEvent(ctx, "src_bench", "simroot", normalized as never, new Date());
+}
+
+async function clusterRate(writers: number, shards?: number) {
+  const cluster = await startCluster({ endpoint: dynamo.endpoint });
+  const ports = portsFor(cluster.db, cluster.tables, { publish: async () => {} });
+  const { tenant } = await createTenantWithAdminKey(ports, "bench");
+  const instances = await cluster.startMany(writers, shards ? { shards } : {});
+  for (let start = 0; start < devices; start += 64) {
+    await instances[0]!.call("register", {
+      tenantId: tenant.id,
+      imsis: Array.from({ length: Math.min(64, devices - start) }, (_, k) => imsiOf(start + k)),
+    });
+  }
+  const facts = Array.from({ length: events }, (_, n) => attach(tenant.id, n));
+  const started = performance.now();
+  const outcomes = (
+    await Promise.all(
+      instances.map((instance, index) =>
+        instance.call<string[]>("apply", { events: facts.filter((_, n) => n % writers === index), lanes: 1 }),
+      ),
+    )
+  ).flat();
+  const seconds = (performance.now() - started) / 1000;
+  const failed = outcomes.filter((outcome) => outcome.startsWith("error:")).length;
+  const applied = outcomes.filter((outcome) => outcome === "applied").length;
+  const valid = shards === undefined ? (await verifyAuditChain(ports, tenant.id)).valid : "n/a";
+  await cluster.stop();
+  return { applied, failed, rate: applied / seconds, failure: failed / outcomes.length, valid };
+}
+
+const pct = (value: number) => `${(value * 100).toFixed(1)}%`;
+console.log(`bench:write  events=${events} devices=${devices} (2 shared cores: ratios, not absolutes)`);
+for (const writers of writerCounts) {
+  const raw = await rawRate(events, writers);
+  const sharded = await clusterRate(writers);
+  const single = await clusterRate(writers, 1);
+  console.log(
+    `writers=${String(writers).padStart(2)}  raw 1-tx/event ${raw.toFixed(0).padStart(5)}/s | 16 shards: ${sharded.rate.toFixed(0).padStart(4)} applied/s, ` +
+      `failed ${pct(sharded.failure)}, chain valid ${sharded.valid} | 1 head item: ${single.rate.toFixed(0).padStart(4)} applied/s, failed ${pct(single.failure)}`,
+  );
+}
+
+const capacityCluster = await startCluster({ endpoint: dynamo.endpoint });
+const capacity = await unitsPerAppliedEvent(portsFor(capacityCluster.db, capacityCluster.tables, { publish: async () => {} }), 20, 200);
+console.log(
+  `write units per applied operator event: ${capacity.perEvent.toFixed(1)} now, ${unitsBefore} before (unsharded code), target <= 8`,
+);
+await capacityCluster.stop();
+await dynamo.stop();

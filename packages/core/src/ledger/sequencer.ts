@@ -1,0 +1,234 @@
+/**
+ * The feed sequencer: turns what the shards committed into the tenant's scalar feed versions.
+ * It reads the feed head, then every shard head in one TransactGetItems (a serializable, so
+ * consistent, cut: a change that committed before one in the cut is in it too), and writes
+ * the audit records' feed entries between the head's vector and the cut as the next
+ * version(s), conditionally on the feed head, so versions never fork.
+ *
+ * Instances that commit sequence right after (coalesced per tenant: one run at a time,
+ * changes arriving meanwhile wait for the next); a crash between a commit and its sequencing
+ * is caught by the next commit of any shard (the cut covers every shard) or by `sequence`
+ * called from a backstop. Losing the head race costs a retry, never a change.
+ *
+ * Inside one cut, a key written from two shards (an IP binding moving between devices whose
+ * ids hash apart) has no order in the records, so its entry carries the store's current
+ * value (read consistently): later versions can only repeat it.
+ */
+import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import { GetCommand, QueryCommand, TransactGetCommand, TransactWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import type { TableNames } from "../config.ts";
+import { bindingKey } from "../device/keys.ts";
+import { bindingValue } from "../feed/wire.ts";
+import { auditPartition, auditSortKey } from "./audit-record.ts";
+import { genesisHash } from "./chain.ts";
+import { feedHeadKey, feedPartition, feedSortKey, versionHash, type FeedVersionRecord } from "./feed-version.ts";
+import { shardHeadKey } from "./shard.ts";
+
+/** What one sequencing wrote: the feed moved from `since` to `version`. */
+export interface SequencedNotice {
+  readonly tenantId: string;
+  readonly since: number;
+  readonly version: number;
+  readonly vector: readonly number[];
+  readonly feed: readonly {
+    readonly version: number;
+    readonly changes: readonly { kind: string; key: string; value: Record<string, unknown> | null }[];
+  }[];
+}
+
+export interface FeedHeadState {
+  readonly version: number;
+  readonly vector: readonly number[];
+  readonly hash: string;
+}
+
+/** At most this many entries, and about this many bytes, per feed version record (an item holds 400 KB). */
+const maxEntriesPerVersion = 200;
+const maxBytesPerVersion = 150_000;
+/** A transaction carries at most 4 MB: at most this many version records per sequencing. */
+const maxVersionsPerRun = 24;
+
+export async function readFeedHead(
+  db: DynamoDBDocumentClient,
+  tables: TableNames,
+  tenantId: string,
+  shards: number,
+): Promise<FeedHeadState> {
+  const { Item } = await db.send(new GetCommand({ TableName: tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }));
+  if (!Item) return { version: 0, vector: new Array<number>(shards).fill(0), hash: genesisHash };
+  const vector = Item.vector as number[];
+  return {
+    version: Number(Item.version),
+    vector: Array.from({ length: shards }, (_, shard) => Number(vector[shard] ?? 0)),
+    hash: String(Item.hash),
+  };
+}
+
+async function readCut(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shards: number) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const { Responses } = await db.send(
+        new TransactGetCommand({
+          TransactItems: Array.from({ length: shards }, (_, shard) => ({
+            Get: { TableName: tables.control, Key: shardHeadKey(tenantId, shard) },
+          })),
+        }),
+      );
+      return Array.from({ length: shards }, (_, shard) => {
+        const item = Responses?.[shard]?.Item;
+        return item ? { seq: Number(item.seq), hash: String(item.hash) } : { seq: 0, hash: genesisHash };
+      });
+    } catch (error) {
+      // A transaction in flight on a head cancels the read; it settles within milliseconds.
+      if (!(error instanceof TransactionCanceledException) || attempt >= 20) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 5 * 2 ** attempt)));
+    }
+  }
+}
+
+async function readRecords(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number, after: number, upTo: number) {
+  const records: { seq: number; feed?: { kind: string; key: string; value: Record<string, unknown> | null }[] }[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await db.send(
+      new QueryCommand({
+        TableName: tables.audit,
+        KeyConditionExpression: "pk = :p AND sk BETWEEN :from AND :to",
+        ExpressionAttributeValues: { ":p": auditPartition(tenantId, shard), ":from": auditSortKey(after + 1), ":to": auditSortKey(upTo) },
+        ProjectionExpression: "seq, feed",
+        ConsistentRead: true,
+        ExclusiveStartKey: start,
+      }),
+    );
+    for (const item of page.Items ?? []) records.push({ seq: Number(item.seq), feed: item.feed as never });
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return records;
+}
+
+type Entry = FeedVersionRecord["entries"][number];
+type Records = { seq: number; feed?: { kind: string; key: string; value: Record<string, unknown> | null }[] }[];
+/** The records of a shard this process committed itself, when it still holds every one of (after, upTo]. */
+export type KnownRecords = (shard: number, after: number, upTo: number) => Records | undefined;
+
+/** The cut's entries, one per key (its last value), in commit order within each shard. */
+async function entriesOf(
+  db: DynamoDBDocumentClient,
+  tables: TableNames,
+  tenantId: string,
+  head: FeedHeadState,
+  cut: readonly { seq: number }[],
+  known: KnownRecords,
+) {
+  const byKey = new Map<string, { entry: Entry; shards: Set<number> }>();
+  const perShard = await Promise.all(
+    cut.map((to, shard) => {
+      if (to.seq <= head.vector[shard]!) return [];
+      return known(shard, head.vector[shard]!, to.seq) ?? readRecords(db, tables, tenantId, shard, head.vector[shard]!, to.seq);
+    }),
+  );
+  perShard.forEach((records, shard) => {
+    for (const record of records) {
+      for (const change of record.feed ?? []) {
+        const id = `${change.kind}|${change.key}`;
+        const known = byKey.get(id);
+        const entry: Entry = { kind: change.kind, key: change.key, value: change.value, shard, seq: record.seq };
+        byKey.delete(id); // re-inserted last: the map keeps each key at its latest position
+        byKey.set(id, { entry, shards: new Set([...(known?.shards ?? []), shard]) });
+      }
+    }
+  });
+  const entries: Entry[] = [];
+  for (const { entry, shards } of byKey.values()) {
+    if (shards.size > 1 && entry.kind === "binding") {
+      const { Item } = await db.send(
+        new GetCommand({ TableName: tables.identity, Key: bindingKey(tenantId, entry.key), ConsistentRead: true }),
+      );
+      entries.push({ ...entry, value: Item ? bindingValue(Item) : null });
+    } else entries.push(entry);
+  }
+  return entries;
+}
+
+function chunks(entries: readonly Entry[]): Entry[][] {
+  const result: Entry[][] = [[]];
+  let bytes = 0;
+  for (const entry of entries) {
+    const size = JSON.stringify(entry).length;
+    if (result.at(-1)!.length >= maxEntriesPerVersion || (bytes + size > maxBytesPerVersion && result.at(-1)!.length > 0)) {
+      result.push([]);
+      bytes = 0;
+    }
+    result.at(-1)!.push(entry);
+    bytes += size;
+  }
+  return result;
+}
+
+/**
+ * One sequencing run: the versions after the head up to the current cut, or undefined when
+ * nothing is new or another instance moved the head first (the caller reads again).
+ */
+export async function sequenceOnce(
+  db: DynamoDBDocumentClient,
+  tables: TableNames,
+  tenantId: string,
+  shards: number,
+  now: Date,
+  known: KnownRecords = () => undefined,
+): Promise<SequencedNotice | "raced" | undefined> {
+  const head = await readFeedHead(db, tables, tenantId, shards);
+  const cut = await readCut(db, tables, tenantId, shards);
+  if (cut.every((to, shard) => to.seq <= head.vector[shard]!)) return undefined;
+  const entries = await entriesOf(db, tables, tenantId, head, cut, known);
+  const parts = chunks(entries);
+  if (parts.length > maxVersionsPerRun) throw new Error(`feed backlog of ${entries.length} entries exceeds one sequencing transaction`);
+  const vector = cut.map((to) => to.seq);
+  const shardHashes = cut.map((to) => to.hash);
+  const time = now.toISOString();
+  const records: FeedVersionRecord[] = [];
+  let prevHash = head.hash;
+  parts.forEach((part, index) => {
+    const unhashed = { version: head.version + index + 1, tenantId, time, vector, shardHashes, entries: part, prevHash };
+    const record = { ...unhashed, hash: versionHash(unhashed) };
+    records.push(record);
+    prevHash = record.hash;
+  });
+  const last = records.at(-1)!;
+  try {
+    await db.send(
+      new TransactWriteCommand({
+        TransactItems: [
+          ...records.map((record) => ({
+            Put: {
+              TableName: tables.audit,
+              Item: { pk: feedPartition(tenantId), sk: feedSortKey(record.version), ...record },
+              ConditionExpression: "attribute_not_exists(pk)",
+            },
+          })),
+          {
+            Put: {
+              TableName: tables.control,
+              Item: { ...feedHeadKey(tenantId), version: last.version, vector, hash: last.hash, updatedAt: time },
+              ConditionExpression: head.version === 0 ? "attribute_not_exists(pk)" : "version = :version",
+              ...(head.version === 0 ? {} : { ExpressionAttributeValues: { ":version": head.version } }),
+            },
+          },
+        ],
+      }),
+    );
+  } catch (error) {
+    if (error instanceof TransactionCanceledException) return "raced";
+    throw error;
+  }
+  return {
+    tenantId,
+    since: head.version,
+    version: last.version,
+    vector,
+    feed: records.map((record) => ({
+      version: record.version,
+      changes: record.entries.map(({ kind, key, value }) => ({ kind, key, value })),
+    })),
+  };
+}

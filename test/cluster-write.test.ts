@@ -1,0 +1,135 @@
+/**
+ * The write path and the feed across separate processes (as Lambda runs them) over one
+ * DynamoDB Local: many writers on one tenant, IP bindings moving between devices of
+ * different ledger shards, and a feed that every process serves alike.
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import {
+  createTenantWithAdminKey,
+  ingestedEvent,
+  portsFor,
+  shardOfSubject,
+  verifyAuditChain,
+  type DomainEvent,
+  type FeedEntry,
+  type Ports,
+} from "@simroot/core";
+import { startCluster, type Cluster, type Instance } from "./support/cluster.ts";
+
+let cluster: Cluster;
+let ports: Ports;
+beforeAll(async () => {
+  cluster = await startCluster({ endpoint: inject("dynamoEndpoint") });
+  ports = portsFor(cluster.db, cluster.tables, { publish: async () => {} });
+});
+afterAll(() => cluster?.stop());
+
+const imsiOf = (n: number) => `20801${String(n).padStart(10, "0")}`;
+
+/** A PEP's view: entries applied in order, last writer wins per key. */
+function applyEntries(view: Map<string, unknown>, entries: readonly FeedEntry[]) {
+  for (const entry of entries) {
+    if (entry.kind !== "device" && entry.kind !== "binding") continue;
+    if (entry.value === null) view.delete(`${entry.kind}|${entry.key}`);
+    else {
+      // A stale fact is remembered (the device's revision moves) but changes nothing a PEP sees: no feed entry. Compare the rest.
+      const { revision: _revision, ...value } = entry.value;
+      view.set(`${entry.kind}|${entry.key}`, value);
+    }
+  }
+  return view;
+}
+
+function attach(tenantId: string, imsi: string, address: string, n: number): DomainEvent {
+  const ctx = { tenantId, actor: "source:src_cluster", requestId: `req_${n}` };
+  const normalized = {
+    type: "sim.attached",
+    dedupeKey: `cluster-${n}`,
+    occurredAt: new Date(Date.UTC(2026, 10, 22, 8, 0, 0, n)).toISOString(),
+    device: { imsi },
+    sourceType: "cluster",
+    data: { bearer: "cellular", ipv4: address },
+  };
+  return ingestedEvent(ctx, "src_cluster", "simroot", normalized as never, new Date());
+}
+
+describe("32 writer processes on one tenant", () => {
+  it("apply every fact (applied, duplicate, stale or parked, never failed), keep the chains whole and the feed equal to the store", {
+    timeout: 1_500_000,
+  }, async () => {
+    const writers = Number(process.env.CLUSTER_WRITERS ?? 32);
+    const { tenant } = await createTenantWithAdminKey(ports, "cluster");
+    const [first] = await cluster.startMany(1);
+    const devices = 48;
+    const ids: string[] = await first!.call("register", {
+      tenantId: tenant.id,
+      imsis: Array.from({ length: devices }, (_, n) => imsiOf(n)),
+    });
+    expect(new Set(ids.map((id) => shardOfSubject(id))).size).toBeGreaterThan(8);
+    const instances: Instance[] = [first!, ...(await cluster.startMany(writers - 1))];
+
+    // 16 addresses over 48 devices: each address moves between devices (and so between shards) many times.
+    const facts = Array.from({ length: writers * 4 }, (_, n) => attach(tenant.id, imsiOf((n * 7) % devices), `10.9.0.${n % 16}`, n));
+    // Every tenth fact also reaches a second writer (an at-least-once bus delivers it twice), plus one for a SIM nobody registered.
+    const deliveries = facts.map((fact, n) => ({ fact, to: n % writers }));
+    for (let n = 0; n < facts.length; n += 10) deliveries.push({ fact: facts[n]!, to: (n + 1) % writers });
+    deliveries.push({ fact: attach(tenant.id, imsiOf(999), "10.9.1.1", 100_000), to: 0 });
+    const outcomes = (
+      await Promise.all(
+        instances.map((instance, index) =>
+          instance.call<string[]>("apply", { events: deliveries.filter((d) => d.to === index).map((d) => d.fact) }),
+        ),
+      )
+    ).flat();
+    const counted = outcomes.reduce<Record<string, number>>(
+      (counts, outcome) => ({ ...counts, [outcome]: (counts[outcome] ?? 0) + 1 }),
+      {},
+    );
+    expect(Object.keys(counted).filter((outcome) => !["applied", "duplicate", "stale", "parked"].includes(outcome))).toEqual([]);
+    expect(counted.parked).toBe(1);
+    expect(counted.applied).toBeGreaterThan(facts.length / 2);
+
+    await instances[5 % writers]!.call("sequence", { tenantId: tenant.id });
+    const verification = await verifyAuditChain(ports, tenant.id);
+    expect(verification).toMatchObject({ valid: true });
+
+    // Deltas from 0 (served by one process) replayed in order give what a snapshot (by another) lists.
+    const deltas = await instances[3 % writers]!.call<{ version: number; entries: FeedEntry[] }>("deltas", {
+      tenantId: tenant.id,
+      since: 0,
+    });
+    const snapshot = await instances[7 % writers]!.call<{ version: number; entries: FeedEntry[] }>("snapshot", {
+      tenantId: tenant.id,
+      limit: 200,
+    });
+    expect(deltas.version).toBe(verification.lastSeq);
+    expect(snapshot.version).toBe(deltas.version);
+    const replayed = applyEntries(new Map(), deltas.entries);
+    const listed = applyEntries(new Map(), snapshot.entries);
+    expect([...replayed.keys()].filter((key) => key.startsWith("binding|")).sort()).toEqual(
+      [...listed.keys()].filter((key) => key.startsWith("binding|")).sort(),
+    );
+    expect(Object.fromEntries(replayed)).toEqual(Object.fromEntries(listed));
+  });
+});
+
+describe("a snapshot under GSI lag", () => {
+  it("never misses a revocation committed before its version", { timeout: 300_000 }, async () => {
+    const { tenant } = await createTenantWithAdminKey(ports, "lagged");
+    const [writer] = await cluster.startMany(1);
+    const [lagged] = await cluster.startMany(1, { gsiLagMs: 3_000 });
+    const ids: string[] = await writer!.call("register", { tenantId: tenant.id, imsis: [imsiOf(1), imsiOf(2), imsiOf(3)] });
+    await new Promise((resolve) => setTimeout(resolve, 3_500)); // the registrations are in the index by now
+    expect(await writer!.call("act", { tenantId: tenant.id, id: ids[1], action: "revoke" })).toBe("applied");
+
+    // A PEP snapshots right after the revocation (the index does not show it yet), then follows deltas.
+    const snapshot = await lagged!.call<{ version: number; entries: FeedEntry[] }>("snapshot", { tenantId: tenant.id, limit: 100 });
+    const deltas = await lagged!.call<{ version: number; entries: FeedEntry[] }>("deltas", {
+      tenantId: tenant.id,
+      since: snapshot.version,
+    });
+    const view = applyEntries(applyEntries(new Map(), snapshot.entries), deltas.entries);
+    expect(view.get(`device|${ids[1]}`)).toMatchObject({ state: "revoked" });
+    expect(view.size).toBe(3);
+  });
+});

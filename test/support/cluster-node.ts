@@ -1,0 +1,160 @@
+/**
+ * One instance of the control plane in its own process (as one Lambda container runs it): its
+ * own DynamoDB client, ledger, caches and bus publisher, nothing shared with the others but
+ * the store. The parent (test/support/cluster.ts) drives it over IPC, as the bus and the API
+ * gateway would. Fault switches, from the environment:
+ *   GSI_LAG_MS    a GSI Query does not yet see items written in the last N ms
+ *   PUBLISH_FAIL  every bus publish throws
+ */
+import { serve } from "@hono/node-server";
+import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { createApp } from "@simroot/api";
+import {
+  actOnDevice,
+  applyOperatorEvent,
+  documentClient,
+  feedDeltas,
+  feedSnapshot,
+  fileSigner,
+  isSimrootError,
+  portsFor,
+  publishOutcome,
+  registerDevice,
+  storeHealth,
+  tableNames,
+  type DeviceAction,
+  type DomainEvent,
+  type FeedEntry,
+  type Publisher,
+} from "@simroot/core";
+
+const lagMs = Number(process.env.GSI_LAG_MS ?? 0);
+const failPublish = process.env.PUBLISH_FAIL === "1";
+
+/** The write time an item carries (devices: updatedAt, bindings: since, revocation markers: revokedAt), raw or unmarshalled. */
+function writtenAt(item: Record<string, unknown>): number | undefined {
+  for (const field of ["updatedAt", "since", "revokedAt", "createdAt"]) {
+    const raw = item[field] as string | { S?: string } | undefined;
+    const stamp = typeof raw === "string" ? raw : raw?.S;
+    if (stamp !== undefined) return Date.parse(stamp);
+  }
+  return undefined;
+}
+
+/** GSI read lag: a Query on an index leaves out every item written in the last `lagMs`, as an index not yet caught up would. */
+function injectGsiLag(db: DynamoDBDocumentClient, lag: number) {
+  db.middlewareStack.add(
+    (next, context) => async (args) => {
+      const result = await next(args);
+      if ((context as { commandName?: string }).commandName !== "QueryCommand" || !(args.input as { IndexName?: string }).IndexName)
+        return result;
+      const output = result.output as { Items?: Record<string, unknown>[]; Count?: number };
+      const horizon = Date.now() - lag;
+      const visible = (output.Items ?? []).filter((item) => (writtenAt(item) ?? 0) <= horizon);
+      output.Items = visible;
+      output.Count = visible.length;
+      return result;
+    },
+    { step: "initialize", name: "gsiLag" },
+  );
+}
+
+const published: DomainEvent[] = [];
+const publisher: Publisher = {
+  async publish(events) {
+    if (failPublish) throw new Error("injected: the bus refused the publish");
+    published.push(...events);
+    process.send?.({ kind: "published", events });
+  },
+};
+
+const db = documentClient({ endpoint: process.env.DYNAMODB_ENDPOINT!, region: "us-east-1" });
+if (lagMs > 0) injectGsiLag(db, lagMs);
+const ports = portsFor(db, tableNames(process.env.TABLE_PREFIX), publisher, undefined, {
+  ...(process.env.LEDGER_SHARDS ? { shards: Number(process.env.LEDGER_SHARDS) } : {}),
+});
+const signer = await fileSigner(process.env.SIGNING_KEY!);
+
+type Request = { id: number; op: string; args: any };
+const ops: Record<string, (args: any) => Promise<unknown>> = {
+  async register({ tenantId, imsis }: { tenantId: string; imsis: string[] }) {
+    const ctx = { tenantId, actor: "system:cluster", requestId: "req_cluster" };
+    return Promise.all(imsis.map(async (imsi) => (await registerDevice(ports, ctx, { imsi })).value.id));
+  },
+  /** The consumer: applies each event as the operator-events Lambda would; reports each outcome or error code. */
+  async apply({ events, lanes }: { events: DomainEvent[]; lanes?: number }) {
+    const outcomes: string[] = new Array(events.length);
+    let next = 0;
+    const lane = async () => {
+      for (let n = next++; n < events.length; n = next++) {
+        try {
+          outcomes[n] = (await publishOutcome(ports, await applyOperatorEvent(ports, events[n]!))).outcome;
+        } catch (error) {
+          outcomes[n] = `error:${isSimrootError(error) ? `${error.code} ${error.message}` : String((error as Error).message)}`;
+        }
+      }
+    };
+    // `lanes` at a time (1: as one Lambda instance takes one event at a time), all at once by default.
+    await Promise.all(Array.from({ length: lanes ?? events.length }, lane));
+    return outcomes;
+  },
+  /** Every page of a snapshot: its version and entries. */
+  async snapshot({ tenantId, limit }: { tenantId: string; limit: number }) {
+    const entries: FeedEntry[] = [];
+    let cursor: string | undefined;
+    let version = 0;
+    do {
+      const page = await feedSnapshot(ports, signer, tenantId, cursor, limit);
+      entries.push(...page.entries);
+      version = page.signed.head.version;
+      cursor = page.next;
+    } while (cursor);
+    return { version, entries };
+  },
+  /** Deltas after `since` until the head, page by page. */
+  async deltas({ tenantId, since }: { tenantId: string; since: number }) {
+    const entries: FeedEntry[] = [];
+    let version = since;
+    for (;;) {
+      const answer = await feedDeltas(ports, signer, tenantId, { since: version, limit: 500, waitMs: 0 });
+      if (answer.kind !== "response") break;
+      entries.push(...answer.response.entries);
+      if (answer.response.signed.head.version === version) break;
+      version = answer.response.signed.head.version;
+    }
+    return { version, entries };
+  },
+  async act({ tenantId, id, action }: { tenantId: string; id: string; action: DeviceAction }) {
+    const ctx = { tenantId, actor: "system:cluster", requestId: "req_cluster" };
+    return (await actOnDevice(ports, ctx, { id, action, reason: "cluster test" })).value.outcome;
+  },
+  async sequence({ tenantId }: { tenantId: string }) {
+    await ports.ledger.sequence(tenantId);
+    return true;
+  },
+  async listen() {
+    const app = createApp({
+      ports: () => ports,
+      feedSigner: async () => signer,
+      health: { store: () => storeHealth(ports), bus: async () => ({ status: "ok" as const, detail: { kind: "cluster" } }) },
+    });
+    return new Promise((resolve) => {
+      const server = serve({ fetch: app.fetch, port: 0, hostname: "127.0.0.1" }, (info) => resolve(`http://127.0.0.1:${info.port}`));
+      process.once("disconnect", () => server.close());
+    });
+  },
+};
+
+process.on("message", (request: Request) => {
+  const run = ops[request.op];
+  if (!run) return process.send?.({ kind: "reply", id: request.id, error: `no op ${request.op}` });
+  run(request.args).then(
+    (value) => process.send?.({ kind: "reply", id: request.id, value }),
+    (error: unknown) => process.send?.({ kind: "reply", id: request.id, error: String((error as Error)?.stack ?? error) }),
+  );
+});
+process.once("disconnect", () => {
+  db.destroy();
+  process.exit(0);
+});
+process.send?.({ kind: "ready" });
