@@ -24,6 +24,7 @@ export default $config({
     const { bus, deadLetterQueueUrls } = await import("./infra/bus");
     const { iotAuthorizer } = await integrations();
     const { api } = await import("./infra/api");
+    const { outbox } = await import("./infra/outbox");
     const { feedKey } = await import("./infra/feed-key");
     const { alarmTopic, dashboard } = await import("./infra/ops");
     await import("./infra/webhooks");
@@ -37,6 +38,7 @@ export default $config({
       alarmTopic: alarmTopic.arn,
       dashboard: dashboard.dashboardName,
       iotAuthorizer: iotAuthorizer?.name,
+      outbox: outbox.apply((s) => s.nodes.function.name),
     };
   },
 });

@@ -40,6 +40,7 @@ function dynamoArgs(definition: TableDefinition): sst.aws.DynamoArgs {
         : { hashKey: definition.partitionKey, rangeKey: definition.sortKey },
     ...(Object.keys(globalIndexes).length > 0 ? { globalIndexes } : {}),
     ...(definition.ttl === undefined ? {} : { ttl: definition.ttl }),
+    ...(definition.stream === undefined ? {} : { stream: definition.stream }),
     // Production keeps its data: deletion protection and 35 days of point-in-time recovery.
     transform: {
       table: (args) => {

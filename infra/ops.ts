@@ -2,6 +2,7 @@
  * Alarms and the dashboard for the figures that matter. Alarms notify one SNS topic
  * (subscribe the on-call address after the first deploy: see README "Deploying").
  *
+ * - outbox: committed events waiting on the audit stream (IteratorAge);
  * - dead letters: any message in a rule's dead-letter queue (an event no consumer could apply);
  * - consumers: errors, throttles, and the age of events waiting for a retry (AsyncEventAge);
  * - API: 5xx answers, p99 latency near the function timeout, throttled requests (429s);
@@ -13,6 +14,7 @@ import type { RuleName } from "../packages/core/src/platform/rules.ts";
 import { api } from "./api";
 import { subscriptions } from "./bus";
 import { dynamoTables } from "./database";
+import { outbox } from "./outbox";
 
 export const alarmTopic = new aws.sns.Topic("Alarms");
 
@@ -32,6 +34,19 @@ function alarm(name: string, args: AlarmArgs) {
     okActions: [alarmTopic.arn],
   });
 }
+
+// The outbox: records waiting on the audit table's stream (a failing publish holds them; they leave the stream after 24 h).
+alarm("OutboxIteratorAge", {
+  alarmDescription: "Committed events wait more than 5 minutes to be published (the outbox is failing or throttled)",
+  namespace: "AWS/Lambda",
+  metricName: "IteratorAge",
+  dimensions: { FunctionName: outbox.apply((s) => s.nodes.function.name) },
+  statistic: "Maximum",
+  period,
+  evaluationPeriods: 5,
+  comparisonOperator: "GreaterThanThreshold",
+  threshold: 5 * 60 * 1000,
+});
 
 const ruleNames = Object.keys(subscriptions) as RuleName[];
 

@@ -18,7 +18,7 @@ import {
   fileSigner,
   isSimrootError,
   portsFor,
-  publishOutcome,
+  outcomeValue,
   registerDevice,
   storeHealth,
   tableNames,
@@ -88,7 +88,7 @@ const ops: Record<string, (args: any) => Promise<unknown>> = {
     const lane = async () => {
       for (let n = next++; n < events.length; n = next++) {
         try {
-          outcomes[n] = (await publishOutcome(ports, await applyOperatorEvent(ports, events[n]!))).outcome;
+          outcomes[n] = outcomeValue(await applyOperatorEvent(ports, events[n]!)).outcome;
         } catch (error) {
           outcomes[n] = `error:${isSimrootError(error) ? `${error.code} ${error.message}` : String((error as Error).message)}`;
         }

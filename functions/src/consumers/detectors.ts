@@ -1,11 +1,11 @@
-import { detectEventAnomalies, publishOutcome, type Ports } from "@simroot/core";
+import { detectEventAnomalies, type Ports } from "@simroot/core";
 import { consumer } from "../lib/consumer.ts";
 import { lambdaPorts } from "../lib/ports.ts";
 
 /** The consumer over the given ports (the local runtime passes its own). */
 export const handlerFor = (ports: () => Ports) =>
   consumer("detectors", async (envelope) => {
-    await publishOutcome(ports(), await detectEventAnomalies(ports(), envelope.detail));
+    await detectEventAnomalies(ports(), envelope.detail);
   });
 
 export const handler = handlerFor(lambdaPorts);

@@ -1,11 +1,11 @@
-import { applyOperatorEvent, publishOutcome, type Ports } from "@simroot/core";
+import { applyOperatorEvent, type Ports } from "@simroot/core";
 import { consumer } from "../lib/consumer.ts";
 import { lambdaPorts } from "../lib/ports.ts";
 
 /** The consumer over the given ports (the local runtime passes its own). */
 export const handlerFor = (ports: () => Ports) =>
   consumer("operator-events", async (envelope) => {
-    await publishOutcome(ports(), await applyOperatorEvent(ports(), envelope.detail));
+    await applyOperatorEvent(ports(), envelope.detail);
   });
 
 export const handler = handlerFor(lambdaPorts);

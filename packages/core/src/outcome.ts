@@ -1,14 +1,16 @@
 import type { DomainEvent } from "./event/event.ts";
-import type { Ports } from "./ports.ts";
 
-/** What a verb returns: its result and the events it caused (published once the write commits). */
+/**
+ * What a verb returns: its result and the events it committed. The events are published from
+ * the committed audit records by the outbox (outbox/outbox.ts), never by the caller: a caller
+ * that crashes or whose publish fails after the commit loses nothing.
+ */
 export interface Outcome<Value> {
   readonly value: Value;
   readonly events: readonly DomainEvent[];
 }
 
-/** Publishes a committed outcome's events and hands back its value: the one dispatch path for every transport. */
-export async function publishOutcome<Value>(ports: Ports, outcome: Outcome<Value>): Promise<Value> {
-  if (outcome.events.length > 0) await ports.publisher.publish(outcome.events);
+/** A committed outcome's value: what every transport answers with (the outbox publishes its events). */
+export function outcomeValue<Value>(outcome: Outcome<Value>): Value {
   return outcome.value;
 }

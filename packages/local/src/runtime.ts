@@ -23,6 +23,7 @@ import { LocalBus, type RetrySettings } from "./bus/local-bus.ts";
 import { startDynamoLocal, type DynamoLocal } from "./dynamodb-local.ts";
 import { startFeedHub } from "./feed-hub.ts";
 import { hubFeedNotifier } from "./feed-hub-notifier.ts";
+import { startOutboxReader } from "./outbox-reader.ts";
 import { loadRuleTargets } from "./targets.ts";
 
 export interface LocalRuntimeOptions {
@@ -100,6 +101,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     });
     opened = bus;
     stops.push(() => bus.close());
+    // The outbox: what the ledger committed reaches the bus from the audit table's stream (as in AWS), never by hand.
+    const outbox = await startOutboxReader({ db, tables, endpoint, region: options.region ?? "us-east-1", publisher: bus });
+    stops.push(() => outbox.stop());
     // What a scheduled Lambda does in AWS (functions/src/webhook-worker.ts): attempt the deliveries that are due.
     if (options.webhookWorkerMs !== 0) {
       const worker = setInterval(
@@ -129,7 +133,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       const address = server.address();
       url = `http://${options.hostname ?? "127.0.0.1"}:${typeof address === "object" && address ? address.port : options.port}`;
     }
-    return { app, bus, ports, endpoint, url, feedHubUrl, stop };
+    return { app, bus, outbox, ports, endpoint, url, feedHubUrl, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -5,7 +5,7 @@ import {
   createTenant,
   listApiKeys,
   pageInput,
-  publishOutcome,
+  outcomeValue,
   readTenant,
   revokeApiKey,
   rotateApiKey,
@@ -99,16 +99,10 @@ const routes = {
 };
 
 export const accessRoutes = new OpenAPIHono<AppEnv>()
-  .openapi(routes.createKey, async (c) =>
-    c.json(await publishOutcome(c.var.ports, await createApiKey(c.var.ports, c.var.ctx, c.req.valid("json"))), 201),
-  )
+  .openapi(routes.createKey, async (c) => c.json(outcomeValue(await createApiKey(c.var.ports, c.var.ctx, c.req.valid("json"))), 201))
   .openapi(routes.listKeys, async (c) => c.json(await listApiKeys(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
-  .openapi(routes.rotateKey, async (c) =>
-    c.json(await publishOutcome(c.var.ports, await rotateApiKey(c.var.ports, c.var.ctx, c.req.valid("param"))), 200),
-  )
-  .openapi(routes.revokeKey, async (c) =>
-    c.json(await publishOutcome(c.var.ports, await revokeApiKey(c.var.ports, c.var.ctx, c.req.valid("param"))), 200),
-  )
+  .openapi(routes.rotateKey, async (c) => c.json(outcomeValue(await rotateApiKey(c.var.ports, c.var.ctx, c.req.valid("param"))), 200))
+  .openapi(routes.revokeKey, async (c) => c.json(outcomeValue(await revokeApiKey(c.var.ports, c.var.ctx, c.req.valid("param"))), 200))
   .openapi(routes.tenant, async (c) => {
     const tenant = await readTenant(c.var.ports, c.var.ctx.tenantId);
     c.header("etag", etagOf(tenant.revision));
@@ -116,10 +110,7 @@ export const accessRoutes = new OpenAPIHono<AppEnv>()
   })
   .openapi(routes.settings, async (c) => {
     const ifRevision = await matchedRevision(c, async () => (await readTenant(c.var.ports, c.var.ctx.tenantId)).revision);
-    const tenant = await publishOutcome(
-      c.var.ports,
-      await updateTenantSettings(c.var.ports, c.var.ctx, { settings: c.req.valid("json"), ifRevision }),
-    );
+    const tenant = outcomeValue(await updateTenantSettings(c.var.ports, c.var.ctx, { settings: c.req.valid("json"), ifRevision }));
     c.header("etag", etagOf(tenant.revision));
     return c.json(tenant, 200);
   })

@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { createRule, getRule, listRules, pageInput, publishOutcome, removeRule, ruleSchema, updateRule } from "@simroot/core";
+import { createRule, getRule, listRules, pageInput, outcomeValue, removeRule, ruleSchema, updateRule } from "@simroot/core";
 import type { AppEnv } from "../env.ts";
 import { readers, requireRole, writers } from "../middleware.ts";
 import { errorResponses, json, pageOf } from "../openapi.ts";
@@ -62,7 +62,7 @@ const routes = {
 
 export const automationRoutes = new OpenAPIHono<AppEnv>()
   .openapi(routes.create, async (c) => {
-    const rule = await publishOutcome(c.var.ports, await createRule(c.var.ports, c.var.ctx, c.req.valid("json")));
+    const rule = outcomeValue(await createRule(c.var.ports, c.var.ctx, c.req.valid("json")));
     c.header("location", `/v1/automation/rules/${rule.id}`);
     c.header("etag", etagOf(rule.revision));
     return c.json(rule, 201);
@@ -79,10 +79,8 @@ export const automationRoutes = new OpenAPIHono<AppEnv>()
       ifRevision: await matchedRevision(c, async () => (await getRule(c.var.ports, c.var.ctx, c.req.valid("param"))).revision),
       changes: c.req.valid("json"),
     };
-    const rule = await publishOutcome(c.var.ports, await updateRule(c.var.ports, c.var.ctx, input));
+    const rule = outcomeValue(await updateRule(c.var.ports, c.var.ctx, input));
     c.header("etag", etagOf(rule.revision));
     return c.json(rule, 200);
   })
-  .openapi(routes.remove, async (c) =>
-    c.json(await publishOutcome(c.var.ports, await removeRule(c.var.ports, c.var.ctx, c.req.valid("param"))), 200),
-  );
+  .openapi(routes.remove, async (c) => c.json(outcomeValue(await removeRule(c.var.ports, c.var.ctx, c.req.valid("param"))), 200));

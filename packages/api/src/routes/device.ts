@@ -14,7 +14,7 @@ import {
   listDevices,
   listTimeline,
   pageInput,
-  publishOutcome,
+  outcomeValue,
   registerDevice,
   timelineEntrySchema,
 } from "@simroot/core";
@@ -153,7 +153,7 @@ export const deviceRoutes = new OpenAPIHono<AppEnv>()
     return c.json(device, 200);
   })
   .openapi(register, async (c) => {
-    const device = await publishOutcome(c.var.ports, await registerDevice(c.var.ports, c.var.ctx, c.req.valid("json")));
+    const device = outcomeValue(await registerDevice(c.var.ports, c.var.ctx, c.req.valid("json")));
     c.header("location", `/v1/devices/${device.id}`);
     c.header("etag", etag(device.revision));
     return c.json(device, 201);
@@ -173,8 +173,7 @@ export const deviceRoutes = new OpenAPIHono<AppEnv>()
 deviceRoutes
   .openapi(update, async (c) => {
     const ifRevision = await matchedRevision(c, async () => (await getDevice(c.var.ports, c.var.ctx, c.req.valid("param"))).revision);
-    const device = await publishOutcome(
-      c.var.ports,
+    const device = outcomeValue(
       await updateDevice(c.var.ports, c.var.ctx, { ...c.req.valid("param"), ifRevision, changes: c.req.valid("json") }),
     );
     c.header("etag", etag(device.revision));
@@ -182,10 +181,7 @@ deviceRoutes
   })
   .openapi(action, async (c) => {
     const { id, action: name } = c.req.valid("param");
-    const result = await publishOutcome(
-      c.var.ports,
-      await actOnDevice(c.var.ports, c.var.ctx, { id, action: name, reason: c.req.valid("json").reason }),
-    );
+    const result = outcomeValue(await actOnDevice(c.var.ports, c.var.ctx, { id, action: name, reason: c.req.valid("json").reason }));
     c.header("etag", etag(result.device.revision));
     return c.json(result, 200);
   })

@@ -9,7 +9,7 @@ import {
   flowReportSchema,
   headHeader,
   parseScope,
-  publishOutcome,
+  outcomeValue,
   recordFlows,
   timeouts,
 } from "@simroot/core";
@@ -134,14 +134,12 @@ export function feedRoutes(options: AppOptions) {
       const signer = await options.feedSigner();
       return c.json({ keys: [{ keyId: signer.keyId, algorithm: "ed25519" as const, publicKeyPem: signer.publicKeyPem }] }, 200);
     })
-    .openapi(epoch, async (c) =>
-      c.json(await publishOutcome(c.var.ports, await advanceFeedEpoch(c.var.ports, c.var.ctx, c.req.valid("json"))), 200),
-    )
+    .openapi(epoch, async (c) => c.json(outcomeValue(await advanceFeedEpoch(c.var.ports, c.var.ctx, c.req.valid("json"))), 200))
     .openapi(flows, async (c) => {
       const { ports, ctx } = c.var;
       const report = c.req.valid("json");
       const stored = await recordFlows(ports, ctx, report);
-      const anomalies = await publishOutcome(ports, await detectFlowAnomalies(ports, ctx, report));
+      const anomalies = outcomeValue(await detectFlowAnomalies(ports, ctx, report));
       return c.json({ ...stored, anomalies: anomalies.length }, 202);
     });
 }

@@ -5,7 +5,7 @@ import {
   grantRecordSchema,
   listGrants,
   pageInput,
-  publishOutcome,
+  outcomeValue,
   revokeGrant,
   revokeGrantInput,
 } from "@simroot/core";
@@ -60,7 +60,7 @@ const routes = {
 
 export const grantRoutes = new OpenAPIHono<AppEnv>()
   .openapi(routes.create, async (c) => {
-    const grant = await publishOutcome(c.var.ports, await createGrant(c.var.ports, c.var.ctx, c.req.valid("json")));
+    const grant = outcomeValue(await createGrant(c.var.ports, c.var.ctx, c.req.valid("json")));
     c.header("location", `/v1/grants/${grant.id}`);
     c.header("etag", etagOf(grant.revision));
     return c.json(grant, 201);
@@ -73,7 +73,7 @@ export const grantRoutes = new OpenAPIHono<AppEnv>()
   })
   .openapi(routes.revoke, async (c) => {
     const body = c.req.header("content-type")?.includes("json") ? c.req.valid("json") : {};
-    const grant = await publishOutcome(c.var.ports, await revokeGrant(c.var.ports, c.var.ctx, { ...body, ...c.req.valid("param") }));
+    const grant = outcomeValue(await revokeGrant(c.var.ports, c.var.ctx, { ...body, ...c.req.valid("param") }));
     c.header("etag", etagOf(grant.revision));
     return c.json(grant, 200);
   });

@@ -7,7 +7,7 @@ import {
   incidentSchema,
   listIncidents,
   pageInput,
-  publishOutcome,
+  outcomeValue,
 } from "@simroot/core";
 import type { AppEnv } from "../env.ts";
 import { readers, requireRole, writers } from "../middleware.ts";
@@ -82,7 +82,7 @@ const routes = {
 
 export const incidentRoutes = new OpenAPIHono<AppEnv>()
   .openapi(routes.create, async (c) => {
-    const incident = await publishOutcome(c.var.ports, await createIncident(c.var.ports, c.var.ctx, c.req.valid("json")));
+    const incident = outcomeValue(await createIncident(c.var.ports, c.var.ctx, c.req.valid("json")));
     c.header("location", `/v1/incidents/${incident.id}`);
     return c.json(incident, 201);
   })
@@ -91,5 +91,5 @@ export const incidentRoutes = new OpenAPIHono<AppEnv>()
   .openapi(routes.nis2, async (c) => c.json(await getNis2Drafts(c.var.ports, c.var.ctx, c.req.valid("param")), 200))
   .openapi(routes.close, async (c) => {
     const input = { ...c.req.valid("param"), ...c.req.valid("json") };
-    return c.json(await publishOutcome(c.var.ports, await closeIncident(c.var.ports, c.var.ctx, input)), 200);
+    return c.json(outcomeValue(await closeIncident(c.var.ports, c.var.ctx, input)), 200);
   });

@@ -9,7 +9,7 @@ import {
   pageInput,
   policyInput,
   policySchema,
-  publishOutcome,
+  outcomeValue,
   removePolicy,
   replaceEnforcement,
   replacePolicy,
@@ -90,7 +90,7 @@ const routes = {
 
 export const policyRoutes = new OpenAPIHono<AppEnv>()
   .openapi(routes.create, async (c) => {
-    const policy = await publishOutcome(c.var.ports, await createPolicy(c.var.ports, c.var.ctx, c.req.valid("json")));
+    const policy = outcomeValue(await createPolicy(c.var.ports, c.var.ctx, c.req.valid("json")));
     c.header("location", `/v1/policies/${policy.id}`);
     c.header("etag", etagOf(policy.revision));
     return c.json(policy, 201);
@@ -104,13 +104,13 @@ export const policyRoutes = new OpenAPIHono<AppEnv>()
   .openapi(routes.replace, async (c) => {
     const revision = await matchedRevision(c, async () => (await getPolicy(c.var.ports, c.var.ctx, c.req.valid("param"))).revision);
     const input = { ...c.req.valid("json"), ...c.req.valid("param"), revision };
-    const policy = await publishOutcome(c.var.ports, await replacePolicy(c.var.ports, c.var.ctx, input));
+    const policy = outcomeValue(await replacePolicy(c.var.ports, c.var.ctx, input));
     c.header("etag", etagOf(policy.revision));
     return c.json(policy, 200);
   })
   .openapi(routes.remove, async (c) => {
     const revision = await matchedRevision(c, async () => (await getPolicy(c.var.ports, c.var.ctx, c.req.valid("param"))).revision);
-    await publishOutcome(c.var.ports, await removePolicy(c.var.ports, c.var.ctx, { ...c.req.valid("param"), revision }));
+    outcomeValue(await removePolicy(c.var.ports, c.var.ctx, { ...c.req.valid("param"), revision }));
     return c.body(null, 204);
   })
   .openapi(routes.enforcement, async (c) => {
@@ -120,10 +120,7 @@ export const policyRoutes = new OpenAPIHono<AppEnv>()
   })
   .openapi(routes.replaceEnforcement, async (c) => {
     const revision = await matchedRevision(c, async () => (await getEnforcement(c.var.ports, c.var.ctx, {})).revision);
-    const settings = await publishOutcome(
-      c.var.ports,
-      await replaceEnforcement(c.var.ports, c.var.ctx, { ...c.req.valid("json"), revision }),
-    );
+    const settings = outcomeValue(await replaceEnforcement(c.var.ports, c.var.ctx, { ...c.req.valid("json"), revision }));
     c.header("etag", etagOf(settings.revision));
     return c.json(settings, 200);
   });

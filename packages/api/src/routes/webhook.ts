@@ -6,7 +6,7 @@ import {
   listDeliveries,
   listWebhooks,
   pageInput,
-  publishOutcome,
+  outcomeValue,
   removeWebhook,
   replayDelivery,
   attemptDelivery,
@@ -97,7 +97,7 @@ const routes = {
 
 export const webhookRoutes = new OpenAPIHono<AppEnv>()
   .openapi(routes.create, async (c) => {
-    const webhook = await publishOutcome(c.var.ports, await createWebhook(c.var.ports, c.var.ctx, c.req.valid("json")));
+    const webhook = outcomeValue(await createWebhook(c.var.ports, c.var.ctx, c.req.valid("json")));
     c.header("location", `/v1/webhooks/${webhook.id}`);
     c.header("etag", etagOf(webhook.revision));
     return c.json(webhook, 201);
@@ -114,13 +114,11 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>()
       ifRevision: await matchedRevision(c, async () => (await getWebhook(c.var.ports, c.var.ctx, c.req.valid("param"))).revision),
       changes: c.req.valid("json"),
     };
-    const webhook = await publishOutcome(c.var.ports, await updateWebhook(c.var.ports, c.var.ctx, input));
+    const webhook = outcomeValue(await updateWebhook(c.var.ports, c.var.ctx, input));
     c.header("etag", etagOf(webhook.revision));
     return c.json(webhook, 200);
   })
-  .openapi(routes.remove, async (c) =>
-    c.json(await publishOutcome(c.var.ports, await removeWebhook(c.var.ports, c.var.ctx, c.req.valid("param"))), 200),
-  )
+  .openapi(routes.remove, async (c) => c.json(outcomeValue(await removeWebhook(c.var.ports, c.var.ctx, c.req.valid("param"))), 200))
   .openapi(routes.deliveries, async (c) => {
     const { id } = c.req.valid("param");
     return c.json(await listDeliveries(c.var.ports, c.var.ctx, { ...c.req.valid("query"), webhookId: id }), 200);

@@ -157,7 +157,21 @@ export const functions = {
     feedNotices: false,
     backlogQueue: false,
   },
-} as const satisfies Record<"api" | RuleName, FunctionDefinition>;
+  // Not a rule consumer: the audit table's stream invokes it (infra/outbox.ts). It reads no table (the mapping does).
+  outbox: {
+    handler: "outbox.ts",
+    does: "publishes the events of committed audit records from the audit table's stream (the outbox)",
+    timeoutSeconds: timeouts.consumerFunctionSeconds,
+    memoryMb: 512,
+    tables: {},
+    publishes: true,
+    feedKey: [],
+    deadLetterQueues: [],
+    invokesConsumers: false,
+    feedNotices: false,
+    backlogQueue: false,
+  },
+} as const satisfies Record<"api" | "outbox" | RuleName, FunctionDefinition>;
 
 export type FunctionName = keyof typeof functions;
 export const functionNames = Object.keys(functions) as FunctionName[];

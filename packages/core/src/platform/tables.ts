@@ -20,6 +20,8 @@ export interface TableDefinition {
   readonly indexes: Readonly<Record<string, IndexDefinition>>;
   /** Attribute holding an epoch-seconds expiry, when items expire. */
   readonly ttl?: string;
+  /** A DynamoDB stream of the new items: the audit table's is the outbox (core's outbox/outbox.ts). */
+  readonly stream?: "new-image";
   readonly holds: string;
 }
 
@@ -53,6 +55,8 @@ export const tables = {
   },
   audit: {
     holds: "the per-tenant, hash-chained audit trail, one item per event by sequence; it carries the change feed enforcement points poll",
+    // The outbox: every committed audit record is an event, published from this stream (never by hand).
+    stream: "new-image",
     fields: { pk: "string", sk: "string", gsi1pk: "string", gsi1sk: "string" },
     partitionKey: "pk",
     sortKey: "sk",

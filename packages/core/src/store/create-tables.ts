@@ -2,6 +2,7 @@ import {
   CreateTableCommand,
   DescribeTableCommand,
   ResourceInUseException,
+  UpdateTableCommand,
   UpdateTimeToLiveCommand,
   type CreateTableCommandInput,
   type DynamoDBClient,
@@ -27,6 +28,7 @@ export function createTableInput(name: string, definition: TableDefinition): Cre
       AttributeType: attributeTypes[type],
     })),
     KeySchema: keySchema(definition.partitionKey, definition.sortKey),
+    ...(definition.stream ? { StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_IMAGE" as const } } : {}),
     ...(indexes.length > 0
       ? {
           GlobalSecondaryIndexes: indexes.map(([indexName, index]) => ({
@@ -48,7 +50,13 @@ export async function ensureTables(client: DynamoDBClient, names: TableNames): P
         await client.send(new CreateTableCommand(createTableInput(names[key], definition)));
       } catch (error) {
         if (!(error instanceof ResourceInUseException)) throw error;
-        await client.send(new DescribeTableCommand({ TableName: names[key] }));
+        const { Table } = await client.send(new DescribeTableCommand({ TableName: names[key] }));
+        // A table made before it had a stream (a local data folder of an earlier version) gets it now.
+        if (definition.stream && !Table?.StreamSpecification?.StreamEnabled) {
+          await client.send(
+            new UpdateTableCommand({ TableName: names[key], StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_IMAGE" } }),
+          );
+        }
         return;
       }
       if (definition.ttl) {

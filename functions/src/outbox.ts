@@ -1,0 +1,29 @@
+/**
+ * The outbox in AWS: the audit table's stream (its event source mapping, infra/outbox.ts)
+ * invokes this with new audit records; their events go to the bus. A batch whose publish
+ * fails reports the first record not published, and the mapping retries from there (in order,
+ * until the records leave the stream after 24 hours; the iterator age alarm says long before).
+ */
+import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from "aws-lambda";
+import { busName, eventBridgePublisher, publishFromStream, type OutboxStreamRecord, type Publisher } from "@simroot/core";
+
+let built: Publisher | undefined;
+
+export const handlerFor =
+  (publisher: () => Publisher) =>
+  async (event: DynamoDBStreamEvent): Promise<DynamoDBBatchResponse> => {
+    const result = await publishFromStream(publisher(), event.Records as OutboxStreamRecord[]);
+    if (result.failedAt === undefined) return { batchItemFailures: [] };
+    console.error(
+      JSON.stringify({
+        level: "error",
+        component: "outbox",
+        message: "publishing committed events failed; the stream retries from the first unpublished record",
+        published: result.published,
+        error: String(result.error),
+      }),
+    );
+    return { batchItemFailures: [{ itemIdentifier: result.failedAt }] };
+  };
+
+export const handler = handlerFor(() => (built ??= eventBridgePublisher(busName())));

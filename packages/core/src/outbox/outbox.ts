@@ -1,0 +1,95 @@
+/**
+ * The outbox: the events a change caused are published from what was committed, never by the
+ * verb or handler that committed it. Every committed change writes its events as audit records
+ * in the same transaction; the audit table's stream (DynamoDB Streams, NEW_IMAGE) carries each
+ * new record to a reader that publishes it: in AWS the stream's event source mapping invokes
+ * `functions/src/outbox.ts`, locally `packages/local/src/outbox-reader.ts` reads the very same
+ * stream from DynamoDB Local. A publish that fails is retried from the stream (the reader's
+ * position moves only past what the bus accepted), so events are delayed, never lost.
+ *
+ * Delivery is at least once: after a failure part of a batch may be published again. Consumers
+ * already are idempotent on the event id (the bus retries them too).
+ */
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
+import { unmarshall } from "@aws-sdk/util-dynamodb";
+import type { DomainEvent, Publisher } from "../event/event.ts";
+import { auditRecordSchema } from "../ledger/audit-record.ts";
+
+/** The part of a DynamoDB stream record the outbox reads (the Lambda event's and the Streams API's shapes agree). */
+export interface OutboxStreamRecord {
+  readonly eventName?: string;
+  readonly dynamodb?: {
+    readonly NewImage?: Record<string, AttributeValue>;
+    readonly SequenceNumber?: string;
+  };
+}
+
+/**
+ * An attribute value as the Streams client hands it over: an empty map may arrive as `{}`
+ * (no type key at all; seen with DynamoDB Local), which `unmarshall` refuses. It is an empty map.
+ */
+function normalized(value: AttributeValue): AttributeValue {
+  const record = value as unknown as Record<string, unknown>;
+  const keys = Object.keys(record).filter((key) => record[key] !== undefined);
+  if (keys.length === 0) return { M: {} };
+  if (value.M) return { M: Object.fromEntries(Object.entries(value.M).map(([key, inner]) => [key, normalized(inner)])) };
+  if (value.L) return { L: value.L.map(normalized) };
+  return value;
+}
+
+/** The domain event an audit record holds: the very event the change committed. */
+export function eventOfAuditRecord(item: Record<string, unknown>): DomainEvent | undefined {
+  const parsed = auditRecordSchema.safeParse(item);
+  if (!parsed.success) return undefined;
+  const record = parsed.data;
+  return {
+    id: record.eventId,
+    type: record.action,
+    tenantId: record.tenantId,
+    subject: record.subject,
+    time: record.time,
+    actor: record.actor,
+    requestId: record.requestId,
+    data: record.data,
+  };
+}
+
+/**
+ * The events of the newly inserted audit records of a stream batch, in stream order, each with
+ * the sequence number of its record. Feed version records and modifications are not events.
+ */
+export function eventsOfStream(records: readonly OutboxStreamRecord[]): { event: DomainEvent; sequenceNumber: string }[] {
+  const events: { event: DomainEvent; sequenceNumber: string }[] = [];
+  for (const record of records) {
+    const image = record.dynamodb?.NewImage;
+    if (record.eventName !== "INSERT" || !image) continue;
+    const event = eventOfAuditRecord(unmarshall(normalized({ M: image }).M!));
+    if (event) events.push({ event, sequenceNumber: record.dynamodb?.SequenceNumber ?? "" });
+  }
+  return events;
+}
+
+/** At most this many events per publish (EventBridge's PutEvents takes 10 entries; the publisher splits further). */
+const publishChunk = 100;
+
+/**
+ * Publishes a stream batch's events in order. Resolves with the sequence number of the first
+ * record whose event the bus did not accept (undefined when all were): the caller resumes there.
+ */
+export async function publishFromStream(
+  publisher: Publisher,
+  records: readonly OutboxStreamRecord[],
+): Promise<{ published: number; failedAt?: string; error?: unknown }> {
+  const events = eventsOfStream(records);
+  let published = 0;
+  for (let start = 0; start < events.length; start += publishChunk) {
+    const chunk = events.slice(start, start + publishChunk);
+    try {
+      await publisher.publish(chunk.map((entry) => entry.event));
+      published += chunk.length;
+    } catch (error) {
+      return { published, failedAt: chunk[0]!.sequenceNumber, error };
+    }
+  }
+  return { published };
+}

@@ -1,0 +1,213 @@
+/**
+ * The outbox read locally: the audit table's DynamoDB stream, read from DynamoDB Local with
+ * the Streams API, published to the local bus. This is what the stream's event source mapping
+ * does in AWS (functions/src/outbox.ts): every committed audit record is published, in order
+ * per stream shard, and the reader's position (one item per shard in the control table) moves
+ * only past records whose events the bus accepted. A failed publish is retried with backoff
+ * from that position; a restart resumes there.
+ */
+import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import {
+  DescribeStreamCommand,
+  DynamoDBStreamsClient,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  type _Record,
+  type Shard,
+} from "@aws-sdk/client-dynamodb-streams";
+import { GetCommand, PutCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { publishFromStream, type OutboxStreamRecord, type Ports, type Publisher } from "@simroot/core";
+
+export interface OutboxReaderOptions {
+  readonly db: DynamoDBDocumentClient;
+  readonly tables: Ports["tables"];
+  readonly endpoint: string;
+  readonly region: string;
+  readonly publisher: Publisher;
+  /** How long an idle reader waits between reads of the stream (default 25 ms). */
+  readonly pollMs?: number;
+}
+
+export interface OutboxReader {
+  /** Resolves once every record written before the call has been published (or `timeoutMs` passed: false). */
+  caughtUp(timeoutMs?: number): Promise<boolean>;
+  readonly published: () => number;
+  stop(): Promise<void>;
+}
+
+interface ShardState {
+  readonly id: string;
+  readonly parent?: string;
+  iterator?: string;
+  after?: string;
+  done: boolean;
+  failures: number;
+  retryAt: number;
+}
+
+const positionKey = (table: string, shardId: string) => ({ pk: `outbox#${table}`, sk: shardId });
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const maxBackoffMs = 5_000;
+
+export async function startOutboxReader(options: OutboxReaderOptions): Promise<OutboxReader> {
+  const pollMs = options.pollMs ?? 25;
+  const streams = new DynamoDBStreamsClient({
+    endpoint: options.endpoint,
+    region: options.region,
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+  });
+  const { Table } = await (options.db as unknown as DynamoDBClient).send(new DescribeTableCommand({ TableName: options.tables.audit }));
+  const streamArn = Table?.LatestStreamArn;
+  if (!streamArn) throw new Error(`the audit table ${options.tables.audit} has no stream: the outbox cannot run`);
+  const shards = new Map<string, ShardState>();
+  let published = 0;
+  let stopping = false;
+  let lastRefresh = 0;
+  /** Rounds that read every open shard to its end; `caughtUp` waits for one that started after it was called. */
+  let round = 0;
+  let quietRound = -1;
+
+  async function loadShard(shard: Shard): Promise<ShardState> {
+    const { Item } = await options.db.send(
+      new GetCommand({ TableName: options.tables.control, Key: positionKey(options.tables.audit, shard.ShardId!), ConsistentRead: true }),
+    );
+    return {
+      id: shard.ShardId!,
+      ...(shard.ParentShardId ? { parent: shard.ParentShardId } : {}),
+      ...(typeof Item?.after === "string" ? { after: Item.after } : {}),
+      done: Item?.closed === true,
+      failures: 0,
+      retryAt: 0,
+    };
+  }
+
+  async function refreshShards() {
+    let start: string | undefined;
+    do {
+      const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn: streamArn, ExclusiveStartShardId: start }));
+      for (const shard of StreamDescription?.Shards ?? []) {
+        if (!shard.ShardId || shards.has(shard.ShardId)) continue;
+        shards.set(shard.ShardId, await loadShard(shard));
+      }
+      start = StreamDescription?.LastEvaluatedShardId;
+    } while (start);
+    lastRefresh = Date.now();
+  }
+
+  async function savePosition(state: ShardState, closed = false) {
+    await options.db.send(
+      new PutCommand({
+        TableName: options.tables.control,
+        Item: {
+          ...positionKey(options.tables.audit, state.id),
+          ...(state.after ? { after: state.after } : {}),
+          closed,
+          at: new Date().toISOString(),
+        },
+      }),
+    );
+  }
+
+  /** Reads one batch of a shard; true when it read records. */
+  async function readShard(state: ShardState): Promise<boolean> {
+    if (Date.now() < state.retryAt) return false;
+    state.iterator ??= (
+      await streams.send(
+        new GetShardIteratorCommand({
+          StreamArn: streamArn,
+          ShardId: state.id,
+          ...(state.after
+            ? { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: state.after }
+            : { ShardIteratorType: "TRIM_HORIZON" }),
+        }),
+      )
+    ).ShardIterator;
+    if (!state.iterator) {
+      state.done = true;
+      await savePosition(state, true);
+      return false;
+    }
+    const { Records = [], NextShardIterator } = await streams.send(new GetRecordsCommand({ ShardIterator: state.iterator, Limit: 1000 }));
+    if (Records.length > 0) {
+      const result = await publishFromStream(options.publisher, Records as OutboxStreamRecord[]);
+      published += result.published;
+      if (result.failedAt !== undefined) {
+        // Resume at the first record the bus did not take: everything before it is published.
+        const at = Records.findIndex((record: _Record) => record.dynamodb?.SequenceNumber === result.failedAt);
+        const before = at > 0 ? Records[at - 1]!.dynamodb?.SequenceNumber : undefined;
+        if (before) {
+          state.after = before;
+          await savePosition(state);
+        }
+        state.iterator = undefined;
+        state.failures += 1;
+        state.retryAt = Date.now() + Math.min(maxBackoffMs, 50 * 2 ** state.failures);
+        console.error(
+          JSON.stringify({
+            level: "error",
+            component: "outbox",
+            message: "publishing committed events failed; retrying from the stream",
+            attempt: state.failures,
+            error: String(result.error),
+          }),
+        );
+        return false;
+      }
+      state.failures = 0;
+      state.after = Records.at(-1)!.dynamodb?.SequenceNumber ?? state.after;
+      await savePosition(state);
+    }
+    state.iterator = NextShardIterator;
+    if (!NextShardIterator) {
+      state.done = true;
+      await savePosition(state, true);
+    }
+    return Records.length > 0;
+  }
+
+  const loop = (async () => {
+    while (!stopping) {
+      const started = round;
+      let read = false;
+      let behind = false;
+      try {
+        if (Date.now() - lastRefresh > 1_000 || ![...shards.values()].some((state) => !state.done)) await refreshShards();
+        for (const state of shards.values()) {
+          if (state.done || (state.parent && shards.get(state.parent)?.done === false)) continue;
+          if (await readShard(state)) read = true;
+          if (state.failures > 0) behind = true;
+        }
+      } catch (error) {
+        // The stream or the store refused a read: the position is unchanged, the next round tries again.
+        for (const state of shards.values()) state.iterator = undefined;
+        behind = true;
+        if (!stopping)
+          console.error(
+            JSON.stringify({ level: "error", component: "outbox", message: "reading the stream failed", error: String(error) }),
+          );
+        await sleep(200);
+      }
+      round += 1;
+      if (!read && !behind) quietRound = started;
+      if (!read) await sleep(pollMs);
+    }
+  })();
+
+  return {
+    published: () => published,
+    async caughtUp(timeoutMs = 10_000) {
+      const from = round;
+      const deadline = Date.now() + timeoutMs;
+      while (quietRound < from) {
+        if (Date.now() > deadline) return false;
+        await sleep(5);
+      }
+      return true;
+    },
+    async stop() {
+      stopping = true;
+      await loop;
+      streams.destroy();
+    },
+  };
+}

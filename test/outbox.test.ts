@@ -1,0 +1,167 @@
+/**
+ * The outbox (issue 9 item 3): the events a change caused are published from what was
+ * committed, the audit table's DynamoDB stream (real DynamoDB Local streams), never by the verb
+ * that committed it. A bus that refuses events delays them and loses none; a reader that stops
+ * resumes where the bus last accepted; in AWS the stream's Lambda (functions/src/outbox.ts)
+ * reports the first unpublished record so the mapping retries from it (tested against a
+ * loopback server speaking EventBridge's PutEvents wire protocol).
+ */
+import { createServer, type IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand } from "@aws-sdk/client-dynamodb-streams";
+import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import {
+  documentClient,
+  ensureTables,
+  eventBridgePublisher,
+  portsFor,
+  registerDevice,
+  tableNames,
+  type DomainEvent,
+  type Ports,
+  type Publisher,
+  type RequestContext,
+} from "@simroot/core";
+import { handlerFor } from "@simroot/functions/outbox";
+import { startOutboxReader } from "@simroot/local/outbox-reader";
+
+const endpoint = inject("dynamoEndpoint");
+const region = "us-east-1";
+const db = documentClient({ endpoint, region });
+let ports: Ports;
+const tables = tableNames(`outbox${process.pid}_`);
+
+/** Verbs must not publish: a publisher that fails the test if anything but the outbox calls it. */
+const refusing: Publisher = {
+  publish: async () => {
+    throw new Error("a verb published by hand");
+  },
+};
+
+beforeAll(async () => {
+  await ensureTables(db, tables);
+  ports = portsFor(db, tables, refusing);
+});
+afterAll(() => db.destroy());
+
+const ctx = (tenantId: string): RequestContext => ({ tenantId, actor: "system:test", requestId: "req_outbox" });
+const imsi = (n: number) => `23420${String(n).padStart(10, "0")}`;
+const register = async (tenantId: string, n: number) => (await registerDevice(ports, ctx(tenantId), { imsi: imsi(n) })).events;
+
+/** Records what the bus accepted; refuses the first `failures` publishes. */
+function flakyBus(failures: number) {
+  const accepted: DomainEvent[] = [];
+  let calls = 0;
+  const publisher: Publisher = {
+    async publish(events) {
+      calls += 1;
+      if (calls <= failures) throw new Error("EventBridge is unavailable");
+      accepted.push(...events);
+    },
+  };
+  return { publisher, accepted, calls: () => calls };
+}
+
+const ofTenant = (events: readonly DomainEvent[], tenantId: string) => events.filter((event) => event.tenantId === tenantId);
+
+describe("the outbox", () => {
+  it("publishes every committed event from the stream: a failing bus delays them, loses none, and a restarted reader resumes", async () => {
+    const tenantId = "ten_outbox_flaky";
+    const committed: DomainEvent[] = [];
+    // Committed while nothing publishes: no verb publishes by hand (the refusing publisher would throw).
+    for (let n = 0; n < 5; n++) committed.push(...(await register(tenantId, n)));
+    expect(committed.map((event) => event.type)).toEqual(Array(5).fill("device.registered"));
+
+    const bus = flakyBus(3);
+    const reader = await startOutboxReader({ db, tables, endpoint, region, publisher: bus.publisher, pollMs: 10 });
+    expect(await reader.caughtUp(30_000)).toBe(true);
+    expect(bus.calls()).toBeGreaterThan(3);
+    // Every committed event reached the bus, each exactly as committed.
+    expect(new Set(ofTenant(bus.accepted, tenantId).map((event) => event.id))).toEqual(new Set(committed.map((event) => event.id)));
+    const registered = ofTenant(bus.accepted, tenantId).find((event) => event.id === committed[0]!.id);
+    expect(registered).toEqual(committed[0]);
+    await reader.stop();
+
+    // Committed while no reader runs: the next reader publishes those, and nothing it already published.
+    const later: DomainEvent[] = [];
+    for (let n = 5; n < 7; n++) later.push(...(await register(tenantId, n)));
+    const next = flakyBus(0);
+    const restarted = await startOutboxReader({ db, tables, endpoint, region, publisher: next.publisher, pollMs: 10 });
+    expect(await restarted.caughtUp(30_000)).toBe(true);
+    expect(ofTenant(next.accepted, tenantId).map((event) => event.id)).toEqual(later.map((event) => event.id));
+    await restarted.stop();
+  });
+
+  it("in AWS, reports the first unpublished record to the stream's mapping, which retries from it (loopback EventBridge)", async () => {
+    const tenantId = "ten_outbox_lambda";
+    const committed: DomainEvent[] = [];
+    for (let n = 10; n < 13; n++) committed.push(...(await register(tenantId, n)));
+
+    // The stream records, read with the Streams API (the shape the mapping hands the Lambda).
+    const streams = new DynamoDBStreamsClient({ endpoint, region, credentials: { accessKeyId: "local", secretAccessKey: "local" } });
+    const { Table } = await (db as unknown as DynamoDBClient).send(new DescribeTableCommand({ TableName: tables.audit }));
+    const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn: Table!.LatestStreamArn }));
+    const records = [];
+    for (const shard of StreamDescription!.Shards!) {
+      let iterator = (
+        await streams.send(
+          new GetShardIteratorCommand({ StreamArn: Table!.LatestStreamArn, ShardId: shard.ShardId, ShardIteratorType: "TRIM_HORIZON" }),
+        )
+      ).ShardIterator;
+      while (iterator) {
+        const page = await streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
+        records.push(...(page.Records ?? []));
+        if (!page.Records?.length) break;
+        iterator = page.NextShardIterator;
+      }
+    }
+    streams.destroy();
+    const ours = records.filter((record) => record.dynamodb?.NewImage?.tenantId?.S === tenantId);
+    expect(ours.length).toBeGreaterThanOrEqual(3);
+
+    // EventBridge refuses every entry of the first publish (all its retries), then accepts.
+    const received: { source: string; detailType: string; detail: DomainEvent }[] = [];
+    let refused = 0;
+    const server = createServer(async (request: IncomingMessage, response) => {
+      let body = "";
+      for await (const chunk of request) body += chunk;
+      expect(request.headers["x-amz-target"]).toBe("AWSEvents.PutEvents");
+      const entries = (JSON.parse(body) as { Entries: { Source: string; DetailType: string; Detail: string }[] }).Entries;
+      response.setHeader("content-type", "application/x-amz-json-1.1");
+      if (refused < 4) {
+        refused += 1;
+        response.end(
+          JSON.stringify({
+            FailedEntryCount: entries.length,
+            Entries: entries.map(() => ({ ErrorCode: "InternalFailure", ErrorMessage: "try again" })),
+          }),
+        );
+        return;
+      }
+      for (const entry of entries) received.push({ source: entry.Source, detailType: entry.DetailType, detail: JSON.parse(entry.Detail) });
+      response.end(JSON.stringify({ FailedEntryCount: 0, Entries: entries.map((_, n) => ({ EventId: `ev-${received.length + n}` })) }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const client = new EventBridgeClient({
+      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      region,
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    });
+    const handler = handlerFor(() => eventBridgePublisher("simroot-test", client));
+    const event = { Records: ours } as unknown as Parameters<typeof handler>[0];
+
+    const failed = await handler(event);
+    expect(failed).toEqual({ batchItemFailures: [{ itemIdentifier: ours[0]!.dynamodb!.SequenceNumber }] });
+    expect(received).toEqual([]);
+    // The mapping retries the batch from that record: now everything is published, as committed.
+    expect(await handler(event)).toEqual({ batchItemFailures: [] });
+    expect(new Set(received.map((entry) => entry.detail.id))).toEqual(new Set(committed.map((e) => e.id)));
+    const first = received.find((entry) => entry.detail.id === committed[0]!.id);
+    expect(first?.detailType).toBe("device.registered");
+    expect(first?.detail).toEqual(JSON.parse(JSON.stringify(committed[0])));
+    client.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  });
+});
