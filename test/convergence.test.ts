@@ -90,13 +90,13 @@ describe("convergence through the whole pipeline (property)", () => {
           const ordered = await tenantWithDevice();
           for (const fact of inOrder) {
             await ordered.deliver([fact]);
-            await runtime.bus.drained();
+            await runtime.settled();
           }
           const disordered = await tenantWithDevice();
           const batches = [];
           for (let start = 0; start < scrambled.length; start += batchSize) batches.push(scrambled.slice(start, start + batchSize));
           await Promise.all(batches.map((batch) => disordered.deliver(batch)));
-          await runtime.bus.drained();
+          await runtime.settled();
 
           const expected = await ordered.identity();
           const actual = await disordered.identity();

@@ -34,7 +34,7 @@ async function setup() {
       body: text,
     });
     expect(response.status).toBe(202);
-    await runtime.bus.drained();
+    await runtime.settled();
   };
   const anomalies = async (deviceId: string) =>
     (await tenant.call("GET", `/v1/devices/${deviceId}/timeline?limit=500`)).json.items.filter(

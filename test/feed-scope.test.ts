@@ -44,7 +44,7 @@ async function site(tenant: Tenant) {
         })
       ).status,
     ).toBe(202);
-    await runtime.bus.drained();
+    await runtime.settled();
   };
   const register = async (imsi: string, labels: Record<string, string>) =>
     (await tenant.call("POST", "/v1/devices", { imsi, labels })).json as { id: string };

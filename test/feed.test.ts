@@ -44,7 +44,7 @@ describe("the signed policy feed", () => {
       headers: standardWebhookHeaders(credentials.webhookSecret, body),
       body,
     });
-    await runtime.bus.drained();
+    await runtime.settled();
 
     const pages: FeedResponse[] = [];
     let next: string | undefined;

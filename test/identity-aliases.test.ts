@@ -30,7 +30,7 @@ async function setup() {
       body: text,
     });
     expect(response.status).toBe(202);
-    await runtime.bus.drained();
+    await runtime.settled();
   };
   const device = async (id: string) => (await tenant.call("GET", `/v1/devices/${id}`)).json;
   return { tenant, post, device };

@@ -28,7 +28,7 @@ async function setup(imsi: string) {
       headers: standardWebhookHeaders(credentials.webhookSecret, text),
       body: text,
     });
-    await runtime.bus.drained();
+    await runtime.settled();
     return { status: response.status, json: (await response.json()) as any };
   };
   const device = (await tenant.call("POST", "/v1/devices", { imsi })).json;

@@ -43,7 +43,7 @@ describe("allowed countries", () => {
         headers: standardWebhookHeaders(credentials.webhookSecret, text),
         body: text,
       });
-      await runtime.bus.drained();
+      await runtime.settled();
       const timeline = (await tenant.call("GET", `/v1/devices/${device.id}/timeline`)).json.items;
       return timeline.filter((entry: { type: string }) => entry.type === "device.roaming-changed").at(-1).data.allowed;
     };

@@ -30,7 +30,7 @@ async function setup() {
       headers: { authorization: `Bearer ${credentials.bearerToken}`, "content-type": "application/json" },
       body: JSON.stringify({ pendingNotification: Buffer.from(notification).toString("base64") }),
     });
-    await runtime.bus.drained();
+    await runtime.settled();
     return { status: response.status, type: response.headers.get("content-type"), json: (await response.json()) as any };
   };
   const device = (await tenant.call("POST", "/v1/devices", { eid, iccids: [iccid] })).json;

@@ -37,7 +37,7 @@ async function setup() {
         body: text,
       });
       expect(response.status).toBe(202);
-      await runtime.bus.drained();
+      await runtime.settled();
     }
   };
   const lookup = async (ip: string, minute: number) => {

@@ -43,11 +43,11 @@ describe("parked facts reach the device registered later, whatever identifier an
         })
       ).status,
     ).toBe(202);
-    await runtime.bus.drained();
+    await runtime.settled();
     expect((await tenant.call("GET", "/v1/dead-letters")).json.items).toHaveLength(1);
 
     const device = (await tenant.call("POST", "/v1/devices", registration)).json;
-    await runtime.bus.drained();
+    await runtime.settled();
     expect((await tenant.call("GET", "/v1/dead-letters")).json.items).toEqual([]);
     expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.reachable).toMatchObject({ reachable: true });
   });

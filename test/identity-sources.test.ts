@@ -48,7 +48,7 @@ describe("sources and tenants through the ledger", () => {
     const rotated = (await tenant.call("POST", `/v1/sources/${source.id}/rotate`, {})).json;
     expect((await post(credentials.webhookSecret)).status).toBe(401);
     expect((await post(rotated.credentials.webhookSecret)).status).toBe(202);
-    await runtime.bus.drained();
+    await runtime.settled();
   });
 
   it("keeps an eim source's trust anchors across a rotation that gives none", async () => {

@@ -33,7 +33,7 @@ async function setup() {
       headers: standardWebhookHeaders(created.credentials.webhookSecret, text, webhookId),
       body: text,
     });
-    await runtime.bus.drained();
+    await runtime.settled();
     return { status: response.status, json: (await response.json()) as any };
   };
   const device = (await tenant.call("POST", "/v1/devices", { imsi })).json;

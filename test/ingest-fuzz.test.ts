@@ -495,7 +495,7 @@ describe("fuzzed webhooks to POST /v1/ingest/{sourceId}", () => {
     /** Straight from the store: cheaper than the API, and what every state change goes through. */
     const revision = async () => (await readDevice(runtime.ports, registered.json.tenantId, deviceId))?.device.revision;
 
-    await runtime.bus.drained();
+    await runtime.settled();
     /** The device's revision as of the last accepted request: nothing else may move it. */
     let knownRevision = await revision();
     expect(knownRevision).toBe(registered.json.revision);
@@ -506,7 +506,7 @@ describe("fuzzed webhooks to POST /v1/ingest/{sourceId}", () => {
     await fc.assert(
       fc.asyncProperty(caseArb(format), async (fuzz) => {
         const { path, headers } = requestFor(source, fuzz);
-        await runtime.bus.drained();
+        await runtime.settled();
         published.mockClear();
         commands.mockClear();
 
@@ -526,7 +526,7 @@ describe("fuzzed webhooks to POST /v1/ingest/{sourceId}", () => {
           const acceptedIds: string[] = json.accepted.map((item: { id: string }) => item.id);
           expect(events.filter((event) => event.origin === "ingest").map((event) => event.id)).toEqual(acceptedIds);
           acceptedEvents += acceptedIds.length;
-          await runtime.bus.drained();
+          await runtime.settled();
           // Accepted means applied, duplicate, stale or parked: never an event the applier gives up on.
           expect(
             runtime.bus
@@ -542,13 +542,13 @@ describe("fuzzed webhooks to POST /v1/ingest/{sourceId}", () => {
         expect(json.status).toBe(response.status);
         expect(events).toEqual([]);
         expect(writes.map((command) => command.constructor.name)).toEqual([]);
-        await runtime.bus.drained();
+        await runtime.settled();
         expect(await revision()).toBe(knownRevision);
       }),
       { numRuns, seed: fuzzSeed },
     );
 
-    await runtime.bus.drained();
+    await runtime.settled();
     // The fuzz reached every outcome: accepted, refused by the parser, refused by authentication.
     expect(Object.fromEntries(statuses)).toEqual(
       expect.objectContaining({ 202: expect.any(Number), 400: expect.any(Number), 401: expect.any(Number) }),

@@ -31,7 +31,7 @@ async function setup() {
       headers: headers ?? standardWebhookHeaders(credentials.webhookSecret, text),
       body: text,
     });
-    await runtime.bus.drained();
+    await runtime.settled();
     return { status: response.status, json: (await response.json()) as any };
   };
   const device = async (id: string) => (await tenant.call("GET", `/v1/devices/${id}`)).json;
@@ -131,12 +131,12 @@ describe("operator events drive the SIM identity lifecycle", () => {
 
     // A manual replay while no device matches parks it again, with the same reason.
     expect((await tenant.call("POST", `/v1/dead-letters/${parked[0].id}/replay`)).status).toBe(202);
-    await runtime.bus.drained();
+    await runtime.settled();
     expect((await tenant.call("GET", "/v1/dead-letters")).json.items).toMatchObject([{ id: parked[0].id, reason: parked[0].reason }]);
 
     // Registering the device is enough: the reconciler replays what was parked for it.
     const registered = (await tenant.call("POST", "/v1/devices", { imsi: "208019999999999" })).json;
-    await runtime.bus.drained();
+    await runtime.settled();
     expect((await device(registered.id)).identity.sessions.cellular?.ipv4).toBe("10.20.0.11");
     expect((await tenant.call("GET", "/v1/dead-letters")).json.items).toEqual([]);
     expect((await tenant.call("POST", `/v1/dead-letters/${parked[0].id}/replay`)).status).toBe(404);

@@ -41,7 +41,7 @@ describe("tenant isolation", () => {
       body: stray,
     });
     const parked = (await ingested.json()) as { accepted: { id: string }[] };
-    await runtime.bus.drained();
+    await runtime.settled();
     const policy = await a.call("POST", "/v1/policies", {
       name: "meters to broker",
       selector: { matchLabels: { fleet: "meters" } },

@@ -114,7 +114,7 @@ async function attach(tenant: Tenant, ipv4: string) {
     body,
   });
   expect(response.status).toBeLessThan(300);
-  await runtime.bus.drained();
+  await runtime.settled();
 }
 
 describe("a PEP on the live feed", () => {

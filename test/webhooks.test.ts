@@ -111,7 +111,7 @@ describe("outbound webhooks", { timeout: 180_000 }, () => {
     const { tenant, webhook, quarantine } = await subscribed("v1", await hook.listening);
     await quarantine();
     await hook.next(1);
-    await runtime.bus.drained();
+    await runtime.settled();
     let log = (await tenant.call("GET", `/v1/webhooks/${webhook.id}/deliveries`)).json.items;
     expect(log[0]).toMatchObject({ status: "pending", attemptCount: 1, attempts: [{ status: 500 }] });
     expect(Date.parse(log[0].nextAt) - Date.parse(log[0].attempts[0].at)).toBeGreaterThan(4000);
@@ -135,7 +135,7 @@ describe("outbound webhooks", { timeout: 180_000 }, () => {
     const { tenant, webhook, quarantine } = await subscribed("v1", await hook.listening);
     await quarantine();
     await hook.next(1);
-    await runtime.bus.drained();
+    await runtime.settled();
     const after = (await tenant.call("GET", `/v1/webhooks/${webhook.id}`)).json;
     expect(after).toMatchObject({ enabled: false, disabledReason: expect.stringContaining("410") });
     const log = (await tenant.call("GET", `/v1/webhooks/${webhook.id}/deliveries`)).json.items;

@@ -27,7 +27,7 @@ export async function measure() {
   const { source, credentials } = await createSource(ports, ctx, { name: "cost", format: "simroot" });
   const imsiOf = (n: number) => `20801${String(n).padStart(10, "0")}`;
   for (let n = 0; n < devices; n++) await registerDevice(ports, ctx, { imsi: imsiOf(n) });
-  await runtime.bus.drained();
+  await runtime.settled();
 
   const totals = { writeUnits: 0, readUnits: 0, busEvents: 0, consumerInvocations: 0, apiRequests: 0 };
   const byCommand: Record<string, { calls: number; units: number }> = {};
@@ -86,7 +86,7 @@ export async function measure() {
     if (response.status !== 202) throw new Error(`ingest answered ${response.status}`);
     totals.apiRequests++;
   }
-  await runtime.bus.drained();
+  await runtime.settled();
   const deadLetters = runtime.bus.deadLetters();
   if (deadLetters.length > 0) throw new Error(`${deadLetters.length} events dead-lettered: ${deadLetters[0]!.reason}`);
   await runtime.stop();

@@ -34,7 +34,7 @@ for (let start = 0; start < devices; start += 50) {
     Array.from({ length: Math.min(50, devices - start) }, (_, k) => registerDevice(ports, ctx, { imsi: imsiOf(start + k) })),
   );
 }
-await runtime.bus.drained();
+await runtime.settled();
 console.log("done");
 
 // ---- baseline: one transaction per event, same store, same concurrency ----
@@ -107,7 +107,7 @@ async function pipelineRate(count: number) {
     }),
   );
   const acknowledged = performance.now();
-  await runtime.bus.drained();
+  await runtime.settled();
   const applied = performance.now();
   return { acceptedPerSecond: count / ((acknowledged - started) / 1000), appliedPerSecond: count / ((applied - started) / 1000) };
 }

@@ -53,10 +53,9 @@ try {
     const imsi = `2080199${String(index).padStart(8, "0")}`;
     devices.push((await call("POST", "/v1/devices", { imsi, labels: { fleet: "meters", "tailscale/node": `n${index}CNTRL` } })).id);
   }
-  let seen = 0;
+  const seen = new Set<string>();
   const fresh = async () => {
     const events = await committedEvents(runtime, tenant.id, seen);
-    seen += events.length;
     return events.filter((event) => !event.type.startsWith("integration."));
   };
   const deliver = async (events: DomainEvent[], control: IotControl) => {

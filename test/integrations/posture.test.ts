@@ -4,7 +4,7 @@
  * loopback server, driven by simroot's events through the local bus.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { syncPostureToTailscale } from "@simroot/core";
+import { syncPostureToTailscale, type DomainEvent } from "@simroot/core";
 import { startHttpCollector, type HttpCollector } from "../../packages/core/src/integration/http-collector.test-support.ts";
 import { committedEvents } from "../support/audit-events.ts";
 import { startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
@@ -124,7 +124,10 @@ describe("Tailscale custom posture attributes", () => {
     const acme = await tenantClient(runtime);
     await acme.call("POST", "/v1/devices", meter("208011234567804", { "tailscale/node": "n1" }));
     await acme.call("POST", "/v1/devices", meter("208011234567805", { fleet: "meters" }));
-    const [first, second] = (await committedEvents(runtime, acme.tenant.id)).filter((event) => event.type === "device.registered");
+    const registered = (await committedEvents(runtime, acme.tenant.id)).filter((event) => event.type === "device.registered");
+    const onNode = (event: DomainEvent) => "tailscale/node" in ((event.data.device as { labels: Record<string, string> }).labels ?? {});
+    const first = registered.find(onNode);
+    const second = registered.find((event) => !onNode(event));
     await expect(
       syncPostureToTailscale(runtime.ports, { ...settings(acme.tenant.id), apiKey: "tskey-wrong" }, first!),
     ).rejects.toMatchObject({ code: "integration.tailscale_failed" });

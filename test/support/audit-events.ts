@@ -3,9 +3,10 @@ import type { TestRuntime } from "./runtime.ts";
 
 /**
  * The events a tenant's committed changes published, rebuilt from its audit records (each
- * record is one event): what a consumer receives, in commit order, from `after` on.
+ * record is one event): what a consumer receives; with `seen`, only the events not in it (which
+ * are added to it).
  */
-export async function committedEvents(runtime: TestRuntime, tenantId: string, after = 0): Promise<DomainEvent[]> {
+export async function committedEvents(runtime: TestRuntime, tenantId: string, seen?: Set<string>): Promise<DomainEvent[]> {
   const ctx = { tenantId, actor: "system:test", requestId: "req_test" };
   const records = [];
   let cursor: string | undefined;
@@ -14,8 +15,11 @@ export async function committedEvents(runtime: TestRuntime, tenantId: string, af
     records.push(...page.items);
     cursor = page.next;
   } while (cursor);
-  return records
-    .filter((record) => record.seq > after)
+  // Listed shard by shard: in time order here (records of one instant keep their shard order).
+  const fresh = seen ? records.filter((record) => !seen.has(record.eventId)) : records;
+  for (const record of fresh) seen?.add(record.eventId);
+  return fresh
+    .sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0))
     .map((record) => ({
       id: record.eventId,
       type: record.action,

@@ -45,7 +45,8 @@ interface ShardState {
   retryAt: number;
 }
 
-const positionKey = (table: string, shardId: string) => ({ pk: `outbox#${table}`, sk: shardId });
+/** A reader's position in one shard of one stream (a table made again has a new stream, whose shards may reuse ids). */
+const positionKey = (streamArn: string, shardId: string) => ({ pk: `outbox#${streamArn}`, sk: shardId });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const maxBackoffMs = 5_000;
 
@@ -57,8 +58,9 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
     credentials: { accessKeyId: "local", secretAccessKey: "local" },
   });
   const { Table } = await (options.db as unknown as DynamoDBClient).send(new DescribeTableCommand({ TableName: options.tables.audit }));
-  const streamArn = Table?.LatestStreamArn;
-  if (!streamArn) throw new Error(`the audit table ${options.tables.audit} has no stream: the outbox cannot run`);
+  const latest = Table?.LatestStreamArn;
+  if (!latest) throw new Error(`the audit table ${options.tables.audit} has no stream: the outbox cannot run`);
+  const streamArn: string = latest;
   const shards = new Map<string, ShardState>();
   let published = 0;
   let stopping = false;
@@ -69,7 +71,7 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
 
   async function loadShard(shard: Shard): Promise<ShardState> {
     const { Item } = await options.db.send(
-      new GetCommand({ TableName: options.tables.control, Key: positionKey(options.tables.audit, shard.ShardId!), ConsistentRead: true }),
+      new GetCommand({ TableName: options.tables.control, Key: positionKey(streamArn, shard.ShardId!), ConsistentRead: true }),
     );
     return {
       id: shard.ShardId!,
@@ -99,7 +101,7 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
       new PutCommand({
         TableName: options.tables.control,
         Item: {
-          ...positionKey(options.tables.audit, state.id),
+          ...positionKey(streamArn, state.id),
           ...(state.after ? { after: state.after } : {}),
           closed,
           at: new Date().toISOString(),
@@ -108,20 +110,37 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
     );
   }
 
-  /** Reads one batch of a shard; true when it read records. */
-  async function readShard(state: ShardState): Promise<boolean> {
-    if (Date.now() < state.retryAt) return false;
-    state.iterator ??= (
-      await streams.send(
+  async function iteratorFor(state: ShardState): Promise<string | undefined> {
+    const at = (after: string | undefined) =>
+      streams.send(
         new GetShardIteratorCommand({
           StreamArn: streamArn,
           ShardId: state.id,
-          ...(state.after
-            ? { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: state.after }
-            : { ShardIteratorType: "TRIM_HORIZON" }),
+          ...(after ? { ShardIteratorType: "AFTER_SEQUENCE_NUMBER", SequenceNumber: after } : { ShardIteratorType: "TRIM_HORIZON" }),
         }),
-      )
-    ).ShardIterator;
+      );
+    try {
+      return (await at(state.after)).ShardIterator;
+    } catch (error) {
+      if ((error as { name?: string }).name !== "TrimmedDataAccessException") throw error;
+      // The stream no longer holds the records after the position (24 hours passed): nothing can bring them back.
+      console.error(
+        JSON.stringify({
+          level: "error",
+          component: "outbox",
+          message: "records after the outbox position left the stream",
+          shard: state.id,
+        }),
+      );
+      state.after = undefined;
+      return (await at(undefined)).ShardIterator;
+    }
+  }
+
+  /** Reads one batch of a shard; true when it read records. */
+  async function readShard(state: ShardState): Promise<boolean> {
+    if (Date.now() < state.retryAt) return false;
+    state.iterator ??= await iteratorFor(state);
     if (!state.iterator) {
       state.done = true;
       await savePosition(state, true);
@@ -165,6 +184,21 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
     return Records.length > 0;
   }
 
+  /** An idle reader's pause, cut short by `caughtUp` (a test or a bench waiting for the outbox). */
+  let wake: (() => void) | undefined;
+  const pause = (ms: number) =>
+    new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        wake = undefined;
+        resolve();
+      }, ms);
+      wake = () => {
+        clearTimeout(timer);
+        wake = undefined;
+        resolve();
+      };
+    });
+
   const loop = (async () => {
     while (!stopping) {
       const started = round;
@@ -189,7 +223,7 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
       }
       round += 1;
       if (!read && !behind) quietRound = started;
-      if (!read) await sleep(pollMs);
+      if (!read) await pause(pollMs);
     }
   })();
 
@@ -198,6 +232,7 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
     async caughtUp(timeoutMs = 10_000) {
       const from = round;
       const deadline = Date.now() + timeoutMs;
+      wake?.();
       while (quietRound < from) {
         if (Date.now() > deadline) return false;
         await sleep(5);

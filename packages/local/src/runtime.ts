@@ -133,7 +133,20 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       const address = server.address();
       url = `http://${options.hostname ?? "127.0.0.1"}:${typeof address === "object" && address ? address.port : options.port}`;
     }
-    return { app, bus, outbox, ports, endpoint, url, feedHubUrl, stop };
+    /**
+     * Resolves once everything committed so far is published (the outbox) and every consumer is
+     * done with it, including what their own commits caused in turn.
+     */
+    const settled = async () => {
+      await outbox.caughtUp();
+      for (;;) {
+        await bus.drained();
+        const before = outbox.published();
+        await outbox.caughtUp();
+        if (outbox.published() === before) return;
+      }
+    };
+    return { app, bus, outbox, settled, ports, endpoint, url, feedHubUrl, stop };
   } catch (error) {
     await stop();
     throw error;
