@@ -29,7 +29,11 @@ function dynamoArgs(definition: TableDefinition): sst.aws.DynamoArgs {
   const globalIndexes = Object.fromEntries(
     Object.entries(definition.indexes).map(([indexName, index]) => [
       indexName,
-      index.sortKey === undefined ? { hashKey: index.partitionKey } : { hashKey: index.partitionKey, rangeKey: index.sortKey },
+      {
+        hashKey: index.partitionKey,
+        ...(index.sortKey === undefined ? {} : { rangeKey: index.sortKey }),
+        ...(index.include === undefined ? {} : { projection: [...index.include] }),
+      },
     ]),
   );
   return {

@@ -106,3 +106,4 @@ export * from "./traffic/graph.ts";
 export * from "./traffic/preview.ts";
 export * from "./ingest/source-health.ts";
 export * from "./outbox/outbox.ts";
+export { snapshotReplaySeconds } from "./feed/snapshot-replay.ts";

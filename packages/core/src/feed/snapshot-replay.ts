@@ -44,6 +44,8 @@ export async function replayStart(ports: Ports, tenantId: string, version: numbe
 
 /** The entries of feed versions (after, upTo], at most `limit` versions; and the last version read. */
 export async function replayPage(ports: Ports, tenantId: string, after: number, upTo: number, limit: number) {
+  // Nothing sequenced within the window: nothing to replay (and DynamoDB refuses a BETWEEN with reversed bounds).
+  if (after >= upTo) return { entries: [], last: upTo, done: true };
   const page = await ports.db.send(
     new QueryCommand({
       TableName: ports.tables.audit,

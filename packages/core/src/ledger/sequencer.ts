@@ -88,6 +88,7 @@ async function readCut(db: DynamoDBDocumentClient, tables: TableNames, tenantId:
 
 async function readRecords(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number, after: number, upTo: number) {
   const records: { seq: number; feed?: { kind: string; key: string; value: Record<string, unknown> | null }[] }[] = [];
+  if (after >= upTo) return records;
   let start: Record<string, unknown> | undefined;
   do {
     const page = await db.send(

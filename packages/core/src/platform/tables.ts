@@ -10,6 +10,11 @@ export interface IndexDefinition {
   readonly sortKey?: string;
   /** The query this index exists for, in words. */
   readonly serves: string;
+  /**
+   * The non-key attributes the index copies (INCLUDE), when its queries read only those: every
+   * write of an item is also a write of its copy, billed by the copy's size. Absent: all (ALL).
+   */
+  readonly include?: readonly string[];
 }
 
 export interface TableDefinition {
@@ -36,6 +41,12 @@ export const tables = {
         partitionKey: "gsi1pk",
         sortKey: "gsi1sk",
         serves: "list a tenant's devices in id order, its revoked devices, and its current IP bindings (the feed snapshot)",
+        // Everything those lists read, and not the device's fact history (most of a device item, rewritten by every fact).
+        include: [
+          ...["id", "tenantId", "name", "state", "eid", "iccids", "imsi", "imei", "msisdn", "labels", "imeiLock"],
+          ...["allowedCountries", "credentialFingerprint", "identity", "createdAt", "updatedAt", "revision"],
+          ...["deviceId", "address", "bearer", "apn", "since", "revokedAt", "view"],
+        ],
       },
     },
   },

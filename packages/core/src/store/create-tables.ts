@@ -17,7 +17,7 @@ const keySchema = (partitionKey: string, sortKey?: string) => [
   ...(sortKey ? [{ AttributeName: sortKey, KeyType: "RANGE" as const }] : []),
 ];
 
-/** The CreateTable input for one table definition (on-demand, every GSI projecting all attributes). */
+/** The CreateTable input for one table definition (on-demand; a GSI projects what its definition includes, else all). */
 export function createTableInput(name: string, definition: TableDefinition): CreateTableCommandInput {
   const indexes = Object.entries(definition.indexes);
   return {
@@ -34,7 +34,9 @@ export function createTableInput(name: string, definition: TableDefinition): Cre
           GlobalSecondaryIndexes: indexes.map(([indexName, index]) => ({
             IndexName: indexName,
             KeySchema: keySchema(index.partitionKey, index.sortKey),
-            Projection: { ProjectionType: "ALL" as const },
+            Projection: index.include
+              ? { ProjectionType: "INCLUDE" as const, NonKeyAttributes: [...index.include] }
+              : { ProjectionType: "ALL" as const },
           })),
         }
       : {}),
