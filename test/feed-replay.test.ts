@@ -31,6 +31,11 @@ describe("a snapshot of a quiet tenant", () => {
       cursor = page.next;
     } while (cursor);
     expect(pages.at(-1)!.signed.head.last).toBe(true);
-    expect(pages.flatMap((page) => page.entries).filter((entry) => entry.kind === "device").map((entry) => entry.key)).toEqual([device.id]);
+    expect(
+      pages
+        .flatMap((page) => page.entries)
+        .filter((entry) => entry.kind === "device")
+        .map((entry) => entry.key),
+    ).toEqual([device.id]);
   });
 });

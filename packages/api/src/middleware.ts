@@ -1,5 +1,5 @@
 import { createMiddleware } from "hono/factory";
-import { authenticate, newId, SimrootError, type Role } from "@simroot/core";
+import { authenticate, newId, rateLimited, rateLimitHeaders, SimrootError, takeKeyRequest, type Role } from "@simroot/core";
 import type { AppEnv, AppOptions } from "./env.ts";
 import { idempotent } from "./idempotency.ts";
 
@@ -37,6 +37,10 @@ export const requireRole = (...allowed: Role[]) =>
     if (!allowed.includes(principal.role)) {
       throw new SimrootError("auth.forbidden", "forbidden", `A ${principal.role} key may not do this`);
     }
+    // Authenticated, and before any work: each key within its tenant's rate limit (RateLimit headers on every answer).
+    const rate = await takeKeyRequest(c.var.ports, principal.tenantId, principal.keyId, principal.role);
+    for (const [name, value] of Object.entries(rateLimitHeaders(rate))) c.header(name, value);
+    if (!rate.allowed) throw rateLimited(rate);
     c.set("principal", principal);
     c.set("ctx", { tenantId: principal.tenantId, actor: `key:${principal.keyId}`, requestId: c.var.requestId });
     // Only now, authenticated, may a request's body be read (to fingerprint it): per credential.

@@ -76,6 +76,11 @@ function completeOperation(doc: Json, path: string, method: string, operation: J
     responses["415"] ??= problem("The body is not JSON (`Content-Type: application/json`)");
   if (secured || path.startsWith("/v1/ingest/")) {
     responses["401"] ??= problem("Missing or invalid credentials");
+    // Per API key, or per source for webhooks; the limits are the tenant's settings (`rateLimits`).
+    responses["429"] ??= {
+      ...problem("The credential (API key or source) used its rate limit: retry after Retry-After seconds"),
+      headers: { "Retry-After": header("RetryAfter"), RateLimit: header("RateLimit"), "RateLimit-Policy": header("RateLimitPolicy") },
+    };
   }
   if (secured && method === "post") {
     operation.parameters = [...(operation.parameters ?? []), { $ref: "#/components/parameters/IdempotencyKey" }];
@@ -90,6 +95,10 @@ function completeOperation(doc: Json, path: string, method: string, operation: J
     if (success && carriesEtag(path, method, status)) headers["ETag"] = header("ETag");
     if (status === "201" && doc.paths[`${path}/{id}`]?.get) headers["Location"] = header("Location");
     if (success && secured && method === "post") headers["Idempotent-Replayed"] = header("IdempotentReplayed");
+    if (secured && status !== "401" && status !== "403") {
+      headers.RateLimit ??= header("RateLimit");
+      headers["RateLimit-Policy"] ??= header("RateLimitPolicy");
+    }
     if (path === "/v1/feed" && (status === "200" || status === "304")) {
       headers["simroot-feed-head"] = header("FeedHead");
       headers["ETag"] = header("ETag");
@@ -169,4 +178,13 @@ const protocolHeaders = {
     schema: { type: "string", enum: ["true"] },
   },
   FeedHead: { description: "The signed feed head (base64 JSON), also on 304", schema: { type: "string" } },
+  RateLimitPolicy: {
+    description: 'The rate limit of the credential (draft-ietf-httpapi-ratelimit-headers): `"default";q=<requests>;w=<seconds>`',
+    schema: { type: "string" },
+  },
+  RateLimit: {
+    description: 'What is left of it: `"default";r=<remaining>;t=<seconds until the window resets>`',
+    schema: { type: "string" },
+  },
+  RetryAfter: { description: "Seconds to wait before asking again", schema: { type: "integer", minimum: 1 } },
 };

@@ -52,7 +52,9 @@ export function problemResponse(c: Context, error: unknown): Response {
     requestId: c.get("requestId"),
     ...(known.issues.length > 0 ? { errors: known.issues } : {}),
   };
+  const headers = (known.detail.headers ?? {}) as Record<string, string>;
   return c.body(JSON.stringify(body), status as 400, {
+    ...headers,
     "content-type": "application/problem+json",
     ...(status === 401 ? { "www-authenticate": 'Bearer realm="simroot"' } : {}),
     ...(status === 503 || typeof known.detail.retryAfter === "number"

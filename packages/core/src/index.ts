@@ -107,3 +107,4 @@ export * from "./traffic/preview.ts";
 export * from "./ingest/source-health.ts";
 export * from "./outbox/outbox.ts";
 export { snapshotReplaySeconds } from "./feed/snapshot-replay.ts";
+export * from "./access/rate-limit.ts";

@@ -24,14 +24,20 @@ export interface OutboxReaderOptions {
   readonly endpoint: string;
   readonly region: string;
   readonly publisher: Publisher;
-  /** How long an idle reader waits between reads of the stream (default 25 ms). */
+  /**
+   * How long a reader that just read records waits before reading again (default 25 ms); idle,
+   * it waits twice as long each round, up to `idlePollMs` (default 250 ms). `nudge` cuts a wait short.
+   */
   readonly pollMs?: number;
+  readonly idlePollMs?: number;
 }
 
 export interface OutboxReader {
   /** Resolves once every record written before the call has been published (or `timeoutMs` passed: false). */
   caughtUp(timeoutMs?: number): Promise<boolean>;
   readonly published: () => number;
+  /** Reads the stream now (the ledger of this process committed): latency only, correctness never depends on it. */
+  nudge(): void;
   stop(): Promise<void>;
 }
 
@@ -52,6 +58,8 @@ const maxBackoffMs = 5_000;
 
 export async function startOutboxReader(options: OutboxReaderOptions): Promise<OutboxReader> {
   const pollMs = options.pollMs ?? 25;
+  const idlePollMs = Math.max(pollMs, options.idlePollMs ?? 250);
+  let idleFor = pollMs;
   const streams = new DynamoDBStreamsClient({
     endpoint: options.endpoint,
     region: options.region,
@@ -223,12 +231,20 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
       }
       round += 1;
       if (!read && !behind) quietRound = started;
-      if (!read) await pause(pollMs);
+      if (read) idleFor = pollMs;
+      else {
+        await pause(idleFor);
+        idleFor = Math.min(idlePollMs, idleFor * 2);
+      }
     }
   })();
 
   return {
     published: () => published,
+    nudge() {
+      idleFor = pollMs;
+      wake?.();
+    },
     async caughtUp(timeoutMs = 10_000) {
       const from = round;
       const deadline = Date.now() + timeoutMs;

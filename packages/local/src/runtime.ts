@@ -104,6 +104,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     // The outbox: what the ledger committed reaches the bus from the audit table's stream (as in AWS), never by hand.
     const outbox = await startOutboxReader({ db, tables, endpoint, region: options.region ?? "us-east-1", publisher: bus });
     stops.push(() => outbox.stop());
+    // A commit of this process is read from the stream at once; commits of other instances within the idle poll.
+    const unsubscribe = ports.ledger.onCommit(() => outbox.nudge());
+    stops.push(async () => unsubscribe());
     // What a scheduled Lambda does in AWS (functions/src/webhook-worker.ts): attempt the deliveries that are due.
     if (options.webhookWorkerMs !== 0) {
       const worker = setInterval(

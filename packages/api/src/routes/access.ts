@@ -73,7 +73,7 @@ const routes = {
     method: "patch",
     path: "/v1/tenant/settings",
     tags: ["access"],
-    summary: "Change tenant settings (IMEI lock default, allowed countries, enforcement fail mode); needs If-Match",
+    summary: "Change tenant settings (IMEI lock default, allowed countries, enforcement fail mode, rate limits); needs If-Match",
     middleware: admin,
     request: {
       headers: ifMatchHeaders,

@@ -18,12 +18,38 @@ const failMode = z
   .enum(["closed", "open"])
   .meta({ description: "what enforcement points do when they cannot decide (the enforcement settings' fail mode)" });
 
+const perMinute = (who: string) =>
+  z
+    .number()
+    .int()
+    .min(1)
+    .max(1_000_000)
+    .meta({ description: `requests per minute ${who} may make; past it, 429 with Retry-After until the minute ends` });
+export const defaultRateLimits = { apiKeyPerMinute: 6_000, pepKeyPerMinute: 120_000, sourcePerMinute: 6_000 } as const;
+const rateLimits = z
+  .strictObject({
+    apiKeyPerMinute: perMinute("each API key of the tenant").default(defaultRateLimits.apiKeyPerMinute),
+    pepKeyPerMinute: perMinute(
+      "each enforcement point key (a fleet of PEPs may share one: 1,000 PEPs re-polling every 4 s make 15,000 a minute)",
+    ).default(defaultRateLimits.pepKeyPerMinute),
+    sourcePerMinute: perMinute("each ingestion source of the tenant (one webhook request carries up to 1,000 events)").default(
+      defaultRateLimits.sourcePerMinute,
+    ),
+  })
+  .meta({ description: "rate limits per API key and per source, held across every instance of the control plane" });
+const rateLimitsPatch = z.strictObject({
+  apiKeyPerMinute: perMinute("each API key of the tenant").optional(),
+  pepKeyPerMinute: perMinute("each enforcement point key").optional(),
+  sourcePerMinute: perMinute("each ingestion source of the tenant").optional(),
+});
+
 export const tenantSettingsSchema = z
   .object({
     imeiLock: imeiLock.default(true),
     allowedCountries: allowedCountries.default([]),
     countryRules: countryRules.default([]),
     failMode: failMode.default("closed"),
+    rateLimits: rateLimits.default(defaultRateLimits),
   })
   .meta({ id: "TenantSettings" });
 /** A change of some settings: what is absent stays as it is (no defaults fill it in). */
@@ -32,6 +58,8 @@ export const tenantSettingsPatchSchema = z.strictObject({
   allowedCountries: allowedCountries.optional(),
   countryRules: countryRules.optional(),
   failMode: failMode.optional(),
+  /** Only the limits given change; the other keeps its value. */
+  rateLimits: rateLimitsPatch.optional(),
 });
 export type TenantSettings = z.output<typeof tenantSettingsSchema>;
 

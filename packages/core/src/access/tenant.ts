@@ -122,7 +122,11 @@ export const updateTenantSettings = verb(updateTenantSettingsInput, async (ports
   if (tenant.revision !== input.ifRevision) {
     throw new SimrootError("request.precondition_failed", "conflict", "The tenant changed since you read it", { detail: { status: 412 } });
   }
-  const settings = tenantSettingsSchema.parse({ ...tenant.settings, ...input.settings });
+  const settings = tenantSettingsSchema.parse({
+    ...tenant.settings,
+    ...input.settings,
+    rateLimits: { ...tenant.settings.rateLimits, ...input.settings.rateLimits },
+  });
   const next: Tenant = { ...tenant, settings, revision: tenant.revision + 1 };
   const now = ports.now();
   const event = domainEvent(ctx, "tenant.settings-changed", ctx.tenantId, { settings, changed: Object.keys(input.settings) }, now);

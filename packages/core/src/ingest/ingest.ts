@@ -12,6 +12,7 @@ import type { RequestContext } from "../context.ts";
 import { domainEvent } from "../event/event.ts";
 import type { Adapter, AdapterItem, IngestFormat, IngestRequest } from "./adapter.ts";
 import { boundedEvent } from "./clock.ts";
+import { takeSourceRequest } from "../access/rate-limit.ts";
 import { admitIngest } from "./backlog.ts";
 import { ingestedEvent } from "./ingested.ts";
 import { noteIngest } from "./source-health.ts";
@@ -32,6 +33,8 @@ export async function ingest(
   requestId: string,
 ): Promise<IngestResult> {
   const { source, credentials } = await authenticated(ports, adapters, sourceId, request);
+  // Authenticated, and before any parsing: one noisy source cannot take the control plane.
+  await takeSourceRequest(ports, source.tenantId, source.id);
   const adapter = adapters[source.format];
   const items = adapter.parse(request, credentials);
   const ctx = { tenantId: source.tenantId, actor: `source:${source.id}`, requestId };

@@ -4,7 +4,7 @@ import { bindingValue } from "../feed/wire.ts";
 import { tables } from "./tables.ts";
 
 describe("the identity table's byTenant index", () => {
-  const included = new Set(tables.identity.indexes.byTenant.include);
+  const included = new Set<string>(tables.identity.indexes.byTenant.include);
 
   it("copies every field of a device (listings and snapshots parse devices from it), and not the fact history", () => {
     const fields = Object.keys(deviceSchema.shape);

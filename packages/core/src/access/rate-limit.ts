@@ -1,0 +1,148 @@
+/**
+ * Rate limits per API key and per ingestion source, held across instances that share nothing
+ * (many Lambda instances). Windows are fixed (`windowSeconds`, aligned to the epoch). Each
+ * instance counts its admitted requests locally and adds them to the window's counter item in
+ * DynamoDB (one UpdateItem ADD, which answers the new total) at the first request of a window,
+ * then whenever it counted a tenth of the limit or `flushMs` passed: the store is written
+ * O(instances x scopes) times per flush interval, not once per request. An instance decides
+ * with the total it last learned plus what it admitted since.
+ *
+ * Staleness, stated: a window can admit up to one flush's worth more than its limit per other
+ * instance (at most a tenth of the limit, or what arrives in `flushMs`); at limits of 10 or
+ * fewer every request is counted in the store before it is decided, so the limit is exact.
+ */
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { SimrootError } from "../error.ts";
+import type { Ports } from "../ports.ts";
+import type { Role } from "./api-key.ts";
+import { tenantSettings } from "./tenant-settings.ts";
+
+export interface RateLimit {
+  readonly limit: number;
+  readonly windowSeconds: number;
+}
+
+export interface RateDecision {
+  readonly allowed: boolean;
+  readonly limit: number;
+  readonly remaining: number;
+  /** Seconds until the window resets (at least 1). */
+  readonly resetSeconds: number;
+  readonly windowSeconds: number;
+}
+
+interface Window {
+  /** The total the store answered at the last flush (every instance's admitted requests). */
+  global: number;
+  /** Admitted here since then. */
+  pending: number;
+  lastFlush: number;
+  flushing?: Promise<void>;
+}
+
+const flushMs = 1_000;
+/** Windows remembered per process (the least recently used are forgotten). */
+const maxWindows = 10_000;
+const limiters = new WeakMap<object, Map<string, Window>>();
+
+const counterKey = (scope: string, window: number) => ({ pk: `rate#${scope}`, sk: String(window) });
+
+/** Counts one request of `scope` (e.g. `key:<id>`, `source:<id>`) against its limit; a refused one is not counted. */
+export async function takeRequest(ports: Ports, scope: string, rate: RateLimit): Promise<RateDecision> {
+  let windows = limiters.get(ports.db);
+  if (!windows) limiters.set(ports.db, (windows = new Map()));
+  const now = ports.now().getTime();
+  const windowMs = rate.windowSeconds * 1000;
+  const start = Math.floor(now / windowMs) * windowMs;
+  const id = `${scope}|${start}`;
+  let window = windows.get(id);
+  if (window) windows.delete(id);
+  else window = { global: 0, pending: 0, lastFlush: 0 };
+  windows.set(id, window);
+  if (windows.size > maxWindows) windows.delete(windows.keys().next().value as string);
+
+  const decision = (allowed: boolean): RateDecision => ({
+    allowed,
+    limit: rate.limit,
+    remaining: Math.max(0, rate.limit - window.global - window.pending),
+    resetSeconds: Math.max(1, Math.ceil((start + windowMs - now) / 1000)),
+    windowSeconds: rate.windowSeconds,
+  });
+  if (window.global + window.pending >= rate.limit) return decision(false);
+  window.pending += 1;
+  const due = window.lastFlush === 0 || window.pending >= Math.max(1, Math.floor(rate.limit / 10)) || now - window.lastFlush >= flushMs;
+  if (due) {
+    await flush(ports, scope, start, rate, window);
+    // Others admitted meanwhile: this request is counted already, and refused only if it was over the limit in the store.
+    if (window.global > rate.limit) return decision(false);
+  }
+  return decision(true);
+}
+
+async function flush(ports: Ports, scope: string, start: number, rate: RateLimit, window: Window): Promise<void> {
+  while (window.flushing) await window.flushing;
+  const count = window.pending;
+  if (count === 0) return;
+  window.pending -= count;
+  window.lastFlush = ports.now().getTime();
+  window.flushing = (async () => {
+    try {
+      const { Attributes } = await ports.db.send(
+        new UpdateCommand({
+          TableName: ports.tables.control,
+          Key: counterKey(scope, start),
+          UpdateExpression: "ADD #count :count SET expiresAt = if_not_exists(expiresAt, :expires)",
+          ExpressionAttributeNames: { "#count": "count" },
+          ExpressionAttributeValues: {
+            ":count": count,
+            ":expires": Math.ceil((start + rate.windowSeconds * 1000) / 1000) + 3600,
+          },
+          ReturnValues: "UPDATED_NEW",
+        }),
+      );
+      window.global = Number(Attributes?.count ?? count);
+    } catch (error) {
+      // Not counted in the store: counted here still, and sent with the next flush.
+      window.pending += count;
+      throw error;
+    } finally {
+      window.flushing = undefined;
+    }
+  })();
+  await window.flushing;
+}
+
+/** RFC 9110 and draft-ietf-httpapi-ratelimit-headers: the policy and what is left of it. */
+export function rateLimitHeaders(decision: RateDecision): Record<string, string> {
+  return {
+    "ratelimit-policy": `"default";q=${decision.limit};w=${decision.windowSeconds}`,
+    ratelimit: `"default";r=${decision.remaining};t=${decision.resetSeconds}`,
+    ...(decision.allowed ? {} : { "retry-after": String(decision.resetSeconds) }),
+  };
+}
+
+/** The 429 problem: when to come back, and the policy it broke. */
+export function rateLimited(decision: RateDecision): SimrootError {
+  return new SimrootError(
+    "rate.limited",
+    "input",
+    `More than ${decision.limit} requests in ${decision.windowSeconds} s: retry in ${decision.resetSeconds} s`,
+    { detail: { status: 429, retryAfter: decision.resetSeconds, headers: rateLimitHeaders(decision) } },
+  );
+}
+
+const minute = 60;
+
+/** Counts a request of an API key against its tenant's limit (enforcement point keys have their own). */
+export async function takeKeyRequest(ports: Ports, tenantId: string, keyId: string, role: Role): Promise<RateDecision> {
+  const { rateLimits } = await tenantSettings(ports, tenantId);
+  const limit = role === "pep" ? rateLimits.pepKeyPerMinute : rateLimits.apiKeyPerMinute;
+  return takeRequest(ports, `${tenantId}#key:${keyId}`, { limit, windowSeconds: minute });
+}
+
+/** Counts a webhook request of a source against its tenant's limit; throws the 429 past it. */
+export async function takeSourceRequest(ports: Ports, tenantId: string, sourceId: string): Promise<void> {
+  const { rateLimits } = await tenantSettings(ports, tenantId);
+  const decision = await takeRequest(ports, `${tenantId}#source:${sourceId}`, { limit: rateLimits.sourcePerMinute, windowSeconds: minute });
+  if (!decision.allowed) throw rateLimited(decision);
+}

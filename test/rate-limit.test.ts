@@ -1,0 +1,146 @@
+/**
+ * Rate limits per API key and per ingestion source (issue 13 item 5), held across control-plane
+ * instances that share nothing but the store (separate processes, as Lambda instances are):
+ * 429 with Retry-After and RateLimit headers once a key or a source used its tenant's limit,
+ * the limits set per tenant, and one key's or source's use never limits another's.
+ */
+import { randomBytes } from "node:crypto";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { startInstance, type Instance } from "./support/instances.ts";
+import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { standardWebhookHeaders } from "./support/webhooks.ts";
+
+let a: Instance;
+let b: Instance;
+let local: TestRuntime;
+beforeAll(async () => {
+  const tablePrefix = `rate${randomBytes(4).toString("hex")}-`;
+  const dynamoEndpoint = inject("dynamoEndpoint");
+  const feedSigningKeyPath = join(await mkdtemp(join(tmpdir(), "simroot-rate-")), "feed-signing-key.pem");
+  a = await startInstance({ dynamoEndpoint, tablePrefix, feedSigningKeyPath });
+  b = await startInstance({ dynamoEndpoint, tablePrefix, feedSigningKeyPath, feedHubUrl: a.feedHubUrl });
+  local = await startTestRuntime({ tablePrefix, feedHubUrl: a.feedHubUrl });
+}, 60_000);
+afterAll(async () => {
+  await Promise.all([a?.stop(), b?.stop(), local?.stop()]);
+});
+
+async function http(
+  base: string,
+  token: string | undefined,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+) {
+  const response = await fetch(`${base}${path}`, {
+    method,
+    headers: {
+      ...(token ? { authorization: `Bearer ${token}` } : {}),
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+      ...headers,
+    },
+    body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+  });
+  return { status: response.status, headers: response.headers, json: (await response.json()) as any };
+}
+
+/** Sets the tenant's limits (If-Match on its revision). */
+async function limit(tenant: Awaited<ReturnType<typeof tenantClient>>, rateLimits: Record<string, number>) {
+  const current = await tenant.call("GET", "/v1/tenant");
+  const changed = await tenant.call("PATCH", "/v1/tenant/settings", { rateLimits }, { "if-match": current.headers.get("etag")! });
+  expect(changed.status, JSON.stringify(changed.json)).toBe(200);
+  // Each instance reads a tenant's settings at most every 5 s.
+  await new Promise((resolve) => setTimeout(resolve, 5_100));
+  // Windows are whole minutes: start a test's requests well inside one.
+  const intoMinute = Date.now() % 60_000;
+  if (intoMinute > 50_000) await new Promise((resolve) => setTimeout(resolve, 60_100 - intoMinute));
+}
+
+describe("rate limits across instances that share nothing", () => {
+  it("answers 429 with Retry-After and RateLimit headers once a key used its limit on any instance, and limits no other key", async () => {
+    const tenant = await tenantClient(local, "rate-keys");
+    const other = (await tenant.call("POST", "/v1/keys", { name: "other", role: "viewer" })).json.token as string;
+    const busy = (await tenant.call("POST", "/v1/keys", { name: "busy", role: "viewer" })).json.token as string;
+    await limit(tenant, { apiKeyPerMinute: 5 });
+
+    const answers = [];
+    for (let n = 0; n < 4; n++) answers.push(await http(n % 2 === 0 ? a.url : b.url, busy, "GET", "/v1/devices"));
+    // Four answered (two on each instance), with what is left of the limit.
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200]);
+    expect(answers[0]!.headers.get("ratelimit-policy")).toBe('"default";q=5;w=60');
+    expect(answers.map((answer) => answer.headers.get("ratelimit")?.match(/r=(\d+)/)?.[1])).toEqual(["4", "3", "2", "1"]);
+
+    const fifth = await http(b.url, busy, "GET", "/v1/devices");
+    expect(fifth.status).toBe(200);
+    const refusedOnA = await http(a.url, busy, "GET", "/v1/devices");
+    const refusedOnB = await http(b.url, busy, "GET", "/v1/devices");
+    for (const refused of [refusedOnA, refusedOnB]) {
+      expect(refused.status).toBe(429);
+      expect(refused.headers.get("content-type")).toBe("application/problem+json");
+      expect(refused.json.type).toBe("urn:simroot:problem:rate.limited");
+      const retryAfter = Number(refused.headers.get("retry-after"));
+      expect(retryAfter).toBeGreaterThanOrEqual(1);
+      expect(retryAfter).toBeLessThanOrEqual(60);
+      expect(refused.headers.get("ratelimit")).toBe(`"default";r=0;t=${retryAfter}`);
+    }
+    // Another key of the same tenant is not limited by this one's use.
+    expect((await http(a.url, other, "GET", "/v1/devices")).status).toBe(200);
+  }, 90_000);
+
+  it("answers 429 to a source past its limit, before parsing its events, and accepts another source's webhooks", async () => {
+    const tenant = await tenantClient(local, "rate-sources");
+    const create = async (name: string) => (await tenant.call("POST", "/v1/sources", { name, format: "simroot" })).json;
+    const noisy = await create("noisy");
+    const quiet = await create("quiet");
+    await limit(tenant, { sourcePerMinute: 3 });
+    const post = (base: string, created: { source: { ingestPath: string }; credentials: { webhookSecret: string } }, n: number) => {
+      const text = JSON.stringify([
+        {
+          type: "device.reachability-changed",
+          dedupeKey: `rate-${created.source.ingestPath}-${n}`,
+          occurredAt: new Date().toISOString(),
+          device: { imsi: "208019990000001" },
+          sourceType: "test",
+          data: { reachable: true },
+        },
+      ]);
+      return http(
+        base,
+        undefined,
+        "POST",
+        created.source.ingestPath,
+        text,
+        standardWebhookHeaders(created.credentials.webhookSecret, text),
+      );
+    };
+    const statuses = [];
+    for (let n = 0; n < 5; n++) statuses.push((await post(n % 2 === 0 ? a.url : b.url, noisy, n)).status);
+    expect(statuses).toEqual([202, 202, 202, 429, 429]);
+    const refused = await post(a.url, noisy, 9);
+    expect(refused.json.type).toBe("urn:simroot:problem:rate.limited");
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect((await post(b.url, quiet, 0)).status).toBe(202);
+  }, 90_000);
+
+  it("refuses a limit that is not a positive whole number, naming the field, and changes nothing", async () => {
+    const tenant = await tenantClient(local, "rate-settings");
+    const current = await tenant.call("GET", "/v1/tenant");
+    const refused = await tenant.call(
+      "PATCH",
+      "/v1/tenant/settings",
+      { rateLimits: { apiKeyPerMinute: 0 } },
+      { "if-match": current.headers.get("etag")! },
+    );
+    expect(refused.status).toBe(400);
+    expect(refused.json.errors.map((issue: { path: string }) => issue.path)).toEqual(["rateLimits.apiKeyPerMinute"]);
+    expect((await tenant.call("GET", "/v1/tenant")).json.settings.rateLimits).toEqual({
+      apiKeyPerMinute: 6000,
+      pepKeyPerMinute: 120000,
+      sourcePerMinute: 6000,
+    });
+  });
+});
