@@ -178,9 +178,11 @@ export async function sequenceOnce(
   now: Date,
   known: KnownRecords = () => undefined,
 ): Promise<SequencedNotice | "raced" | undefined> {
-  const head = await readFeedHead(db, tables, tenantId, shards);
-  const cut = await readCut(db, tables, tenantId, shards);
+  // Read side by side (one round trip, not two): the head is only trusted as far as the write's condition on it.
+  const [head, cut] = await Promise.all([readFeedHead(db, tables, tenantId, shards), readCut(db, tables, tenantId, shards)]);
   if (cut.every((to, shard) => to.seq <= head.vector[shard]!)) return undefined;
+  // Another instance sequenced past this cut on some shard after it was read: read again.
+  if (cut.some((to, shard) => to.seq < head.vector[shard]!)) return "raced";
   const entries = await entriesOf(db, tables, tenantId, head, cut, known);
   const parts = chunks(entries);
   if (parts.length > maxVersionsPerRun) throw new Error(`feed backlog of ${entries.length} entries exceeds one sequencing transaction`);
