@@ -40,7 +40,13 @@ describe("tenant settings", () => {
   it("needs If-Match, refuses a stale ETag, and the new settings take effect", async () => {
     const acme = await tenantClient(runtime);
     const tenant = await acme.call("GET", "/v1/tenant");
-    expect(tenant.json.settings).toEqual({ imeiLock: true, allowedCountries: [], countryRules: [], failMode: "closed" });
+    expect(tenant.json.settings).toEqual({
+      imeiLock: true,
+      allowedCountries: [],
+      countryRules: [],
+      failMode: "closed",
+      rateLimits: { apiKeyPerMinute: 6000, pepKeyPerMinute: 120000, sourcePerMinute: 6000 },
+    });
     const etag = tenant.headers.get("etag")!;
 
     expect((await acme.call("PATCH", "/v1/tenant/settings", { imeiLock: false })).status).toBe(428);

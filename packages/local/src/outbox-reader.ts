@@ -154,7 +154,16 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
       await savePosition(state, true);
       return false;
     }
-    const { Records = [], NextShardIterator } = await streams.send(new GetRecordsCommand({ ShardIterator: state.iterator, Limit: 1000 }));
+    let answer;
+    try {
+      answer = await streams.send(new GetRecordsCommand({ ShardIterator: state.iterator, Limit: 1000 }));
+    } catch (error) {
+      // DynamoDB Local answers this for an iterator taken on a shard it had just opened: take one again.
+      if ((error as { name?: string }).name !== "TrimmedDataAccessException" || state.after) throw error;
+      state.iterator = undefined;
+      return false;
+    }
+    const { Records = [], NextShardIterator } = answer;
     if (Records.length > 0) {
       const result = await publishFromStream(options.publisher, Records as OutboxStreamRecord[]);
       published += result.published;

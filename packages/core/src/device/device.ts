@@ -17,7 +17,7 @@ export const registerDeviceInput = z
   .strictObject({
     name: z.string().min(1).max(128).optional(),
     eid: eidSchema.optional(),
-    iccids: z.array(iccidSchema).max(16).optional(),
+    iccids: z.array(iccidSchema).max(16).meta({ uniqueItems: true }).optional(),
     imsi: imsiSchema.optional(),
     imei: imeiSchema.optional(),
     msisdn: msisdnSchema.optional(),
@@ -35,6 +35,10 @@ export const registerDeviceInput = z
   .refine((input) => new Set(input.iccids ?? []).size === (input.iccids ?? []).length, {
     message: "iccids must be distinct",
     path: ["iccids"],
+  })
+  // The refinements above, as JSON Schema states them (a generated client or validator sees what the server checks).
+  .meta({
+    anyOf: [{ required: ["eid"] }, { required: ["imsi"] }, { required: ["iccids"], properties: { iccids: { minItems: 1 } } }],
   });
 
 export type RegisterDeviceInput = z.output<typeof registerDeviceInput>;

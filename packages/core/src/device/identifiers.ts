@@ -25,7 +25,10 @@ export const eidSchema = z
   .string()
   .regex(/^\d{32}$/, { message: "an EID is 32 decimal digits", abort: true })
   .refine(eidValid, "EID check digits do not match (mod 97 must be 1)")
-  .meta({ description: "eUICC identifier (32 digits, GSMA SGP.29)", example: "89049032123451234512345678901235" });
+  .meta({
+    description: "eUICC identifier (32 digits, GSMA SGP.29) whose check digits hold: the number mod 97 is 1 (ISO 7064 MOD 97-10)",
+    example: "89049032123451234512345678901235",
+  });
 
 export const iccidSchema = z
   .string()
@@ -41,13 +44,18 @@ export const imeiSchema = z
   .string()
   .regex(/^\d{15}$/, { message: "an IMEI is 15 digits", abort: true })
   .refine(luhnValid, "IMEI check digit does not match (Luhn)")
-  .meta({ description: "equipment identity of the modem", example: "490154203237518" });
+  .meta({ description: "equipment identity of the modem; its 15th digit is the Luhn check digit", example: "490154203237518" });
 
 export const msisdnSchema = z
   .string()
   .transform((value) => (value.startsWith("+") ? value : `+${value}`))
   .pipe(z.string().regex(/^\+[1-9]\d{6,14}$/, "an MSISDN is an E.164 number"))
-  .meta({ description: "phone number in E.164 form", example: "+447700900123" });
+  // The document states what is accepted: the leading + may be left out (it is added).
+  .meta({
+    description: "phone number in E.164 form (the leading + may be left out)",
+    example: "+447700900123",
+    pattern: "^\\+?[1-9]\\d{6,14}$",
+  });
 
 /** Identifier kinds that name exactly one device within a tenant. */
 export const identifierKinds = ["eid", "iccid", "imsi", "imei", "msisdn", "credential"] as const;
