@@ -160,6 +160,53 @@ describe("the SDK", () => {
 });
 
 describe("the simroot CLI", () => {
+  it("reaches every operation of the document the control plane serves, by operationId", async () => {
+    const { token } = await tenant();
+    const env = { SIMROOT_URL: url, SIMROOT_API_KEY: token };
+    const document = (await (await fetch(`${url}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, { operationId?: string }>>;
+    };
+    const served = Object.values(document.paths).flatMap((item) =>
+      Object.values(item)
+        .map((operation) => operation?.operationId)
+        .filter(Boolean),
+    );
+    const listed = await run(["operations", "--json"], { SIMROOT_URL: url });
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as { operationId: string }[]).map((row) => row.operationId).sort()).toEqual([...served].sort());
+
+    const created = await run(["api", "createDevices", "--body", JSON.stringify({ imsi: nextImsi(), labels: { fleet: "cli" } })], env);
+    expect(created.code, created.stderr).toBe(0);
+    const device = JSON.parse(created.stdout) as { id: string; revision: number };
+    const fetched = await run(["api", "getDevicesById", "--param", `id=${device.id}`], env);
+    expect(JSON.parse(fetched.stdout)).toMatchObject({ id: device.id, labels: { fleet: "cli" } });
+    // Query parameters, and headers (a conditional update needs If-Match).
+    const page = await run(["api", "listDevices", "--param", "limit=1"], env);
+    expect(JSON.parse(page.stdout).items).toHaveLength(1);
+    const patched = await run(
+      [
+        "api",
+        "updateDevicesById",
+        "--param",
+        `id=${device.id}`,
+        "--header",
+        `If-Match="${device.revision}"`,
+        "--body",
+        '{"name":"renamed"}',
+      ],
+      env,
+    );
+    expect(patched.code, patched.stderr).toBe(0);
+    expect(JSON.parse(patched.stdout)).toMatchObject({ name: "renamed" });
+
+    // A refused request: the problem, exit 1. A call the document does not allow: usage, exit 2.
+    const refused = await run(["api", "createDevices", "--body", "{}"], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("request.invalid");
+    expect((await run(["api", "getDevicesById"], env)).stderr).toContain("needs --param id=<value>");
+    expect((await run(["api", "noSuchOperation"], env)).code).toBe(2);
+  });
+
   it("registers a device, lists it as JSON, reads its timeline and verifies the audit chain", async () => {
     const { token } = await tenant();
     const env = { SIMROOT_URL: url, SIMROOT_API_KEY: token };

@@ -3,9 +3,10 @@
  * exit codes: 0 done, 1 the API (or the network) said no, 2 the command line is wrong.
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { createClient } from "./client.ts";
+import { createClient, withScheme } from "./client.ts";
 import { isSimrootApiError, type Problem } from "./problem.ts";
 import { accessCommands } from "./cli/access.ts";
+import { apiCommand, operationsCommand } from "./cli/api.ts";
 import { automationCommands } from "./cli/automation.ts";
 import { auditCommands, healthCommand } from "./cli/audit.ts";
 import { UsageError, type Command, type Context, type OptionSpec } from "./cli/command.ts";
@@ -21,6 +22,8 @@ export const commands: readonly Command[] = [
   ...policyCommands,
   ...automationCommands,
   ...auditCommands,
+  operationsCommand,
+  apiCommand,
 ];
 
 const defaultUrl = "http://127.0.0.1:3000";
@@ -187,6 +190,26 @@ export async function main(argv: readonly string[], io: Io): Promise<number> {
       print: (data, human) => void io.stdout.write(`${json ? JSON.stringify(data, null, 2) : human(data)}\n`),
       note: (text) => void io.stderr.write(`${text}\n`),
       usage: (message) => new UsageError(message, command),
+      request: async (method, path, init = {}) => {
+        const response = await (io.fetch ?? fetch)(
+          new Request(`${withScheme(baseUrl).replace(/\/+$/, "")}${path}`, {
+            method,
+            headers: {
+              ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}),
+              "x-request-id": crypto.randomUUID(),
+              ...(init.body === undefined ? {} : { "content-type": "application/json" }),
+              ...init.headers,
+            },
+            ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+          }),
+        );
+        const text = await response.text();
+        let body: unknown = text;
+        try {
+          body = text ? JSON.parse(text) : undefined;
+        } catch {}
+        return { status: response.status, body };
+      },
     };
     return (await command.run(ctx)) ?? 0;
   } catch (error) {

@@ -37,6 +37,12 @@ export interface Context {
   readonly stdout: NodeJS.WritableStream;
   /** Raised as a usage error of this command (exit 2). */
   usage(message: string): UsageError;
+  /** A raw request to the control plane (with the key, if any): the status and the parsed JSON body. */
+  request(
+    method: string,
+    path: string,
+    init?: { readonly headers?: Record<string, string>; readonly body?: unknown },
+  ): Promise<{ status: number; body: unknown }>;
 }
 
 export interface Command {
