@@ -50,4 +50,29 @@ describe("the device registration schema", () => {
     // The one check the schema cannot state, named where an integrator reads it.
     expect(JSON.stringify(schema)).toContain("mod 97 is 1");
   });
+
+  it("states the exactly-one and at-least-one rules of the other requests as the server applies them", async () => {
+    const doc = (await (await runtime.app.request("/openapi.json")).json()) as any;
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    const bodyOf = (path: string, method: string) =>
+      ajv.compile(resolved(doc.paths[path][method].requestBody.content["application/json"].schema, doc.components.schemas) as object);
+    const tenant = await tenantClient(runtime, "strictness-others");
+    const device = (await tenant.call("POST", "/v1/devices", { imsi: "208015550099999" })).json;
+    const cases: [string, (body: unknown) => boolean, () => Promise<number>, unknown][] = [
+      ["an empty device change", bodyOf("/v1/devices/{id}", "patch"), () => 0 as never, {}],
+      ["a preview with both upsert and remove", bodyOf("/v1/policies/preview", "post"), () => 0 as never, { remove: "a", upsert: {} }],
+      ["a preview with neither", bodyOf("/v1/policies/preview", "post"), () => 0 as never, {}],
+    ];
+    const answers: Record<string, number> = {
+      "an empty device change": (await tenant.call("PATCH", `/v1/devices/${device.id}`, {}, { "if-match": `"${device.revision}"` })).status,
+      "a preview with both upsert and remove": (await tenant.call("POST", "/v1/policies/preview", { remove: "a", upsert: {} })).status,
+      "a preview with neither": (await tenant.call("POST", "/v1/policies/preview", {})).status,
+    };
+    for (const [what, validate, , body] of cases) expect([what, validate(body), answers[what]]).toEqual([what, false, 400]);
+    // A destination names exactly one of fqdn and cidr.
+    const destination = ajv.compile(resolved(doc.components.schemas.Destination, doc.components.schemas) as object);
+    expect(destination({ fqdn: "a.example.com", protocol: "tcp" })).toBe(true);
+    expect(destination({ fqdn: "a.example.com", cidr: "10.0.0.0/8", protocol: "tcp" })).toBe(false);
+    expect(destination({ protocol: "tcp" })).toBe(false);
+  });
 });

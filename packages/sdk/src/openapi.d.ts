@@ -1323,7 +1323,7 @@ export interface components {
             ports?: (number | components["schemas"]["PortRange"])[];
             /** @enum {string} */
             protocol: "tcp" | "udp" | "any";
-        };
+        } & (unknown | unknown);
         /**
          * @description an inclusive range of ports
          * @example {
@@ -2000,7 +2000,7 @@ export interface components {
             };
             /** @description the id of the rule to remove */
             remove?: string;
-        };
+        } & (unknown | unknown);
         /** @description counts since the source first posted */
         SourceHealth: {
             sourceId: string;

@@ -18,7 +18,8 @@ export const updateDeviceInput = z.object({
       imeiLock: z.boolean().optional(),
       allowedCountries: countriesSchema.nullable().optional().meta({ description: "null: back to the tenant's rules" }),
     })
-    .refine((changes) => Object.keys(changes).length > 0, "change at least one of name, labels, imeiLock, allowedCountries"),
+    .refine((changes) => Object.keys(changes).length > 0, "change at least one of name, labels, imeiLock, allowedCountries")
+    .meta({ minProperties: 1 }),
 });
 
 const stale = () =>

@@ -68,7 +68,12 @@ export const destinationSchema = z
     protocol: z.enum(["tcp", "udp", "any"]),
   })
   .refine((d) => (d.fqdn === undefined) !== (d.cidr === undefined), { message: "give exactly one of fqdn and cidr", path: ["fqdn"] })
-  .meta({ id: "Destination", example: { fqdn: "*.telemetry.example.com", ports: [443], protocol: "tcp" } });
+  .meta({
+    id: "Destination",
+    example: { fqdn: "*.telemetry.example.com", ports: [443], protocol: "tcp" },
+    // Exactly one of the two, as the refinement above checks.
+    oneOf: [{ required: ["fqdn"] }, { required: ["cidr"] }],
+  });
 export type Destination = z.output<typeof destinationSchema>;
 
 export const weekdays = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"] as const;
@@ -96,7 +101,8 @@ export const scheduleSchema = z
             days: z
               .array(z.enum(weekdays))
               .min(1)
-              .refine((days) => new Set(days).size === days.length, "days must be distinct"),
+              .refine((days) => new Set(days).size === days.length, "days must be distinct")
+              .meta({ uniqueItems: true }),
             start: clockTime,
             end: z.string().regex(/^(([01]\d|2[0-3]):[0-5]\d|24:00)$/, "HH:MM, 00:01 to 24:00"),
           })

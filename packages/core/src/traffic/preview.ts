@@ -29,7 +29,11 @@ export const previewPolicyInput = z
     message: "give exactly one of upsert and remove",
     path: ["upsert"],
   })
-  .meta({ id: "PolicyPreviewRequest", example: { remove: "meters-telemetry" } });
+  .meta({
+    id: "PolicyPreviewRequest",
+    example: { remove: "meters-telemetry" },
+    oneOf: [{ required: ["upsert"] }, { required: ["remove"] }],
+  });
 
 const changedFlowSchema = z.object({
   deviceId: z.string(),
