@@ -3,6 +3,10 @@
  * platform definition says about it: the size budget, and least privilege (the IAM actions
  * its SDK commands need are exactly the ones infra grants it).
  */
+import { spawn } from "node:child_process";
+import { copyFile, mkdir, mkdtemp, symlink, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { functionNames, functions, grantsOf, type FunctionName } from "../packages/core/src/platform/functions.ts";
 import { bundling } from "../packages/core/src/platform/limits.ts";
@@ -10,6 +14,7 @@ import { bundleFunction, type Bundle } from "../scripts/bundle/build.ts";
 import { actionsNeeded } from "../scripts/bundle/sdk-actions.ts";
 import { integrationPermissions } from "../packages/core/src/platform/integrations.ts";
 
+const root = join(import.meta.dirname, "..");
 const bundles = new Map<FunctionName, Bundle>();
 beforeAll(async () => {
   for (const name of functionNames) bundles.set(name, await bundleFunction(name));
@@ -49,6 +54,27 @@ describe.each(functionNames)("function %s", (name) => {
     }
   });
 
+  it("initialises as the Lambda runtime loads it: outside the repository, with only the AWS SDK and its declared files", async () => {
+    const dir = await mkdtemp(join(tmpdir(), `simroot-lambda-${name}-`));
+    await mkdir(join(dir, "node_modules"));
+    for (const scope of ["@aws-sdk", "@smithy", "@aws-crypto"]) {
+      await symlink(join(root, "node_modules", scope), join(dir, "node_modules", scope));
+    }
+    for (const file of functions[name].files ?? []) {
+      await mkdir(dirname(join(dir, file.to)), { recursive: true });
+      await copyFile(join(root, file.from), join(dir, file.to));
+    }
+    await writeFile(join(dir, "index.mjs"), bundles.get(name)!.code);
+    const loaded = await initialise(dir, name === "api" ? ["/docs", "/openapi.json"] : []);
+    expect(loaded).toMatchObject({ ok: true });
+    // The API's reference page and its pinned script are served from what the function ships.
+    if (name === "api") {
+      const script = /src="([^"]+)"/.exec(loaded.bodies![0]!)?.[1];
+      expect(script).toMatch(/^\/docs\/scalar-api-reference-[\d.]+\.js$/);
+      expect((await initialise(dir, [script!])).statuses).toEqual([200]);
+    }
+  });
+
   it("bundles no AWS SDK code (the Lambda runtime provides it)", () => {
     expect(bundles.get(name)!.inputs.filter((input) => /node_modules\/@(aws-sdk|smithy)\//.test(input.path))).toEqual([]);
   });
@@ -69,3 +95,45 @@ describe("the permission check itself", () => {
     expect(() => actionsNeeded(`import{ExecuteStatementCommand as e}from"@aws-sdk/client-dynamodb";`)).toThrow(/ExecuteStatementCommand/);
   });
 });
+
+/**
+ * Imports a function's bundle in a process of its own, from `dir` (as `/var/task`), and sends
+ * the API's handler a GET for each path (an API Gateway HTTP API event).
+ */
+function initialise(
+  dir: string,
+  paths: readonly string[],
+): Promise<{ ok: boolean; error?: string; statuses?: number[]; bodies?: string[] }> {
+  const script = `
+    try {
+      const module = await import(${JSON.stringify(join(dir, "index.mjs"))});
+      const statuses = [], bodies = [];
+      for (const path of ${JSON.stringify(paths)}) {
+        const event = { version: "2.0", routeKey: "$default", rawPath: path, rawQueryString: "", headers: { host: "api.example" },
+          requestContext: { http: { method: "GET", path, protocol: "HTTP/1.1", sourceIp: "127.0.0.1", userAgent: "test" }, stage: "$default" },
+          isBase64Encoded: false };
+        const answer = await module.handler(event, { getRemainingTimeInMillis: () => 29000, awsRequestId: "r", functionName: "api" });
+        statuses.push(answer.statusCode);
+        bodies.push(answer.isBase64Encoded ? "" : String(answer.body ?? "").slice(0, 4000));
+      }
+      process.stdout.write("\\nRESULT " + JSON.stringify({ ok: typeof module.handler === "function", statuses, bodies }) + "\\n");
+    } catch (error) {
+      process.stdout.write("\\nRESULT " + JSON.stringify({ ok: false, error: String(error?.message ?? error).slice(0, 300) }) + "\\n");
+    }
+    process.stdout.write("", () => process.exit(0));`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      cwd: dir,
+      env: { PATH: process.env.PATH, LAMBDA_TASK_ROOT: dir, AWS_REGION: "us-east-1", SIMROOT_FEED_KMS_KEY_ID: "alias/test" },
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    let out = "";
+    child.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
+    child.once("error", reject);
+    // The function logs to stdout too (one JSON line per request): the result is the line marked RESULT.
+    child.once("close", () => {
+      const line = out.split("\n").find((candidate) => candidate.startsWith("RESULT "));
+      resolve(line ? JSON.parse(line.slice("RESULT ".length)) : { ok: false, error: `no result: ${out.slice(0, 300)}` });
+    });
+  });
+}

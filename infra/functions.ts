@@ -65,6 +65,7 @@ export function functionArgs(name: FunctionName, late: LateResources = {}, role:
     memory: `${definition.memoryMb} MB`,
     architecture: "arm64",
     permissions: [...permissionsOf(name, late), ...role],
+    ...("files" in definition && definition.files ? { copyFiles: definition.files.map((file) => ({ ...file })) } : {}),
     environment: {
       ...tableEnvironment(tables),
       ...(definition.publishes ? busEnvironment : {}),

@@ -110,6 +110,12 @@ describe("documentation and export", () => {
     expect(docs.status).toBe(200);
     expect(docs.headers.get("content-type")).toContain("text/html");
     expect(docs.text).toContain("/openapi.json");
+    // Its script is served by the control plane itself (pinned, offline), not a CDN.
+    const script = /<script src="([^"]+)"/.exec(docs.text)![1]!;
+    expect(script).toMatch(/^\/docs\/scalar-api-reference-[\d.]+\.js$/);
+    const served = await call(runtime, undefined, "GET", script);
+    expect([served.status, served.headers.get("content-type")]).toEqual([200, "text/javascript; charset=utf-8"]);
+    expect((await call(runtime, undefined, "GET", "/docs/scalar-api-reference-0.0.1.js")).status).toBe(404);
   });
 
   it("exports the audit chain as JSON Lines", async () => {

@@ -6,17 +6,35 @@
 import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { SimrootError } from "@simroot/core";
 import { Hono } from "hono";
 import type { AppEnv } from "./env.ts";
 
-const require = createRequire(import.meta.url);
-const packageDir = dirname(dirname(require.resolve("@scalar/api-reference")));
-const version = (require(join(packageDir, "package.json")) as { version: string }).version;
-const scriptPath = `/docs/scalar-api-reference-${version}.js`;
+/** Where the Lambda function ships Scalar's bundle (`files` of `functions.api` in core's platform definition). */
+export const shippedScalarDirectory = "scalar";
+
+/**
+ * Scalar's package directory: beside the function's bundle in Lambda (node_modules is not
+ * there), else from node_modules. Resolved on first use: a missing copy fails `/docs`, never the
+ * whole API at start.
+ */
+function scalarDirectory(): string {
+  const root = process.env.LAMBDA_TASK_ROOT;
+  if (root) return join(root, shippedScalarDirectory);
+  return dirname(dirname(createRequire(import.meta.url).resolve("@scalar/api-reference")));
+}
+
+let located: Promise<{ directory: string; version: string }> | undefined;
+const scalar = () =>
+  (located ??= (async () => {
+    const directory = scalarDirectory();
+    const { version } = JSON.parse(await readFile(join(directory, "package.json"), "utf8")) as { version: string };
+    return { directory, version };
+  })());
 
 let script: Promise<Buffer> | undefined;
 
-const page = `<!doctype html>
+const page = (scriptPath: string) => `<!doctype html>
 <html lang="en">
   <head>
     <meta charset="utf-8" />
@@ -32,9 +50,13 @@ const page = `<!doctype html>
 `;
 
 export const docsRoutes = new Hono<AppEnv>()
-  .get("/docs", (c) => c.html(page))
-  .get(scriptPath, async (c) => {
-    script ??= readFile(join(packageDir, "dist", "browser", "standalone.js"));
+  .get("/docs", async (c) => c.html(page(`/docs/scalar-api-reference-${(await scalar()).version}.js`)))
+  .get("/docs/:script{scalar-api-reference-[0-9.]+\\.js}", async (c) => {
+    const { directory, version } = await scalar();
+    if (c.req.param("script") !== `scalar-api-reference-${version}.js`) {
+      throw new SimrootError("docs.not_found", "not_found", `This control plane serves Scalar ${version} only`);
+    }
+    script ??= readFile(join(directory, "dist", "browser", "standalone.js"));
     return c.body(new Uint8Array(await script), 200, {
       "content-type": "text/javascript; charset=utf-8",
       "cache-control": "public, max-age=31536000, immutable",

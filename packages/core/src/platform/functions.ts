@@ -45,6 +45,8 @@ export interface FunctionDefinition {
   readonly backlogQueue: boolean;
   /** `iot:Publish` on the feed's topics (`simroot/<tenant>/feed`): an instance that commits tells PEPs the head moved. */
   readonly feedNotices: boolean;
+  /** Files the function reads at run time, shipped beside its bundle (`from` the repository root, `to` under /var/task). */
+  readonly files?: readonly { readonly from: string; readonly to: string }[];
 }
 
 const consumer = {
@@ -89,6 +91,11 @@ export const functions = {
     invokesConsumers: false,
     feedNotices: true,
     backlogQueue: true,
+    // /docs serves Scalar's pinned standalone bundle (api's docs.ts): node_modules is not in the function.
+    files: [
+      { from: "node_modules/@scalar/api-reference/package.json", to: "scalar/package.json" },
+      { from: "node_modules/@scalar/api-reference/dist/browser/standalone.js", to: "scalar/dist/browser/standalone.js" },
+    ],
   },
   parkedReconciler: {
     ...consumer,
