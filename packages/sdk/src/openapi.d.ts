@@ -1325,7 +1325,7 @@ export interface components {
             protocol: "tcp" | "udp" | "any";
         } & (unknown | unknown);
         /**
-         * @description an inclusive range of ports
+         * @description an inclusive range of ports; from must not exceed to
          * @example {
          *       "from": 8000,
          *       "to": 8099
@@ -1494,7 +1494,10 @@ export interface components {
             destinations: components["schemas"]["Destination"][];
             /** Format: date-time */
             notBefore: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description when the grant ends: after notBefore (JSON Schema cannot compare two fields; the server does)
+             */
             notAfter: string;
             /** @description the enforcement point must record sessions under this grant. Default: `false`. */
             sessionRecording?: boolean;

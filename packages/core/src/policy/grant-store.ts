@@ -27,7 +27,9 @@ export const grantInput = z
     target,
     destinations,
     notBefore,
-    notAfter,
+    notAfter: notAfter.meta({
+      description: "when the grant ends: after notBefore (JSON Schema cannot compare two fields; the server does)",
+    }),
     sessionRecording: z.boolean().default(false).meta({ description: "the enforcement point must record sessions under this grant" }),
   })
   // An instant that does not parse has its own issue: compare only two real ones.

@@ -41,7 +41,7 @@ const portSchema = z.number().int().min(0).max(65535);
 export const portRangeSchema = z
   .strictObject({ from: portSchema, to: portSchema })
   .refine((range) => range.from <= range.to, { message: "from must not exceed to", path: ["to"] })
-  .meta({ id: "PortRange", description: "an inclusive range of ports", example: { from: 8000, to: 8099 } });
+  .meta({ id: "PortRange", description: "an inclusive range of ports; from must not exceed to", example: { from: 8000, to: 8099 } });
 
 export const destinationSchema = z
   .strictObject({
