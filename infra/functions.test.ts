@@ -8,7 +8,7 @@ import { copyFile, mkdir, mkdtemp, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { functionNames, functions, grantsOf, type FunctionName } from "../packages/core/src/platform/functions.ts";
+import { functionNames, functions, grantsOf, type FunctionDefinition, type FunctionName } from "../packages/core/src/platform/functions.ts";
 import { bundling } from "../packages/core/src/platform/limits.ts";
 import { bundleFunction, type Bundle } from "../scripts/bundle/build.ts";
 import { actionsNeeded } from "../scripts/bundle/sdk-actions.ts";
@@ -60,7 +60,7 @@ describe.each(functionNames)("function %s", (name) => {
     for (const scope of ["@aws-sdk", "@smithy", "@aws-crypto"]) {
       await symlink(join(root, "node_modules", scope), join(dir, "node_modules", scope));
     }
-    for (const file of functions[name].files ?? []) {
+    for (const file of (functions[name] as FunctionDefinition).files ?? []) {
       await mkdir(dirname(join(dir, file.to)), { recursive: true });
       await copyFile(join(root, file.from), join(dir, file.to));
     }
