@@ -60,6 +60,7 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
   const pollMs = options.pollMs ?? 25;
   const idlePollMs = Math.max(pollMs, options.idlePollMs ?? 250);
   let idleFor = pollMs;
+  let hotUntil = 0;
   const streams = new DynamoDBStreamsClient({
     endpoint: options.endpoint,
     region: options.region,
@@ -241,6 +242,7 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
       round += 1;
       if (!read && !behind) quietRound = started;
       if (read) idleFor = pollMs;
+      else if (Date.now() < hotUntil) await pause(pollMs);
       else {
         await pause(idleFor);
         idleFor = Math.min(idlePollMs, idleFor * 2);
@@ -251,6 +253,8 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
   return {
     published: () => published,
     nudge() {
+      // A commit here: poll at the short interval for a second (its records may take a few ms to show on the stream).
+      hotUntil = Date.now() + 1_000;
       idleFor = pollMs;
       wake?.();
     },
