@@ -1,4 +1,4 @@
-import { listAudit, type DomainEvent } from "@simroot/core";
+import { eventOfRecord, listAudit, type DomainEvent } from "@simroot/core";
 import type { TestRuntime } from "./runtime.ts";
 
 /**
@@ -18,16 +18,5 @@ export async function committedEvents(runtime: TestRuntime, tenantId: string, se
   // Listed shard by shard: in time order here (records of one instant keep their shard order).
   const fresh = seen ? records.filter((record) => !seen.has(record.eventId)) : records;
   for (const record of fresh) seen?.add(record.eventId);
-  return fresh
-    .sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0))
-    .map((record) => ({
-      id: record.eventId,
-      type: record.action,
-      tenantId: record.tenantId,
-      subject: record.subject,
-      time: record.time,
-      actor: record.actor,
-      requestId: record.requestId,
-      data: record.data,
-    }));
+  return fresh.sort((a, b) => a.time.localeCompare(b.time)).map(eventOfRecord);
 }

@@ -37,6 +37,18 @@ export const auditPartition = (tenantId: string, shard = 0) => shardPartition(te
 export const auditSubjectPartition = (tenantId: string, subject: string) => `T#${tenantId}#S#${subject}`;
 export const auditSortKey = (seq: number) => String(seq).padStart(12, "0");
 
+/** The domain event an audit record holds: the very event the change committed. */
+export const eventOfRecord = (record: AuditRecord): DomainEvent => ({
+  id: record.eventId,
+  type: record.action,
+  tenantId: record.tenantId,
+  subject: record.subject,
+  time: record.time,
+  actor: record.actor,
+  requestId: record.requestId,
+  data: record.data,
+});
+
 /** The fields of a record that its hash covers (everything but the hash). */
 export const unhashed = ({ hash: _hash, ...record }: AuditRecord) => record;
 

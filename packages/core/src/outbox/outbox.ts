@@ -13,7 +13,7 @@
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import type { DomainEvent, Publisher } from "../event/event.ts";
-import { auditRecordSchema } from "../ledger/audit-record.ts";
+import { auditRecordSchema, eventOfRecord } from "../ledger/audit-record.ts";
 
 /** The part of a DynamoDB stream record the outbox reads (the Lambda event's and the Streams API's shapes agree). */
 export interface OutboxStreamRecord {
@@ -37,23 +37,6 @@ function normalized(value: AttributeValue): AttributeValue {
   return value;
 }
 
-/** The domain event an audit record holds: the very event the change committed. */
-export function eventOfAuditRecord(item: Record<string, unknown>): DomainEvent | undefined {
-  const parsed = auditRecordSchema.safeParse(item);
-  if (!parsed.success) return undefined;
-  const record = parsed.data;
-  return {
-    id: record.eventId,
-    type: record.action,
-    tenantId: record.tenantId,
-    subject: record.subject,
-    time: record.time,
-    actor: record.actor,
-    requestId: record.requestId,
-    data: record.data,
-  };
-}
-
 /**
  * The events of the newly inserted audit records of a stream batch, in stream order, each with
  * the sequence number of its record. Feed version records and modifications are not events.
@@ -63,8 +46,8 @@ export function eventsOfStream(records: readonly OutboxStreamRecord[]): { event:
   for (const record of records) {
     const image = record.dynamodb?.NewImage;
     if (record.eventName !== "INSERT" || !image) continue;
-    const event = eventOfAuditRecord(unmarshall(normalized({ M: image }).M!));
-    if (event) events.push({ event, sequenceNumber: record.dynamodb?.SequenceNumber ?? "" });
+    const parsed = auditRecordSchema.safeParse(unmarshall(normalized({ M: image }).M!));
+    if (parsed.success) events.push({ event: eventOfRecord(parsed.data), sequenceNumber: record.dynamodb?.SequenceNumber ?? "" });
   }
   return events;
 }

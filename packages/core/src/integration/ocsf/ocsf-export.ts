@@ -9,7 +9,7 @@ import type { RequestContext } from "../../context.ts";
 import { SimrootError } from "../../error.ts";
 import type { DomainEvent } from "../../event/event.ts";
 import { listAudit } from "../../audit/audit.ts";
-import type { AuditRecord } from "../../ledger/audit-record.ts";
+import { eventOfRecord } from "../../ledger/audit-record.ts";
 import type { Ports } from "../../ports.ts";
 import { ocsfFromEvent, ocsfFromFlow, type FlowEntry, type OcsfEvent } from "./ocsf-map.ts";
 
@@ -28,17 +28,6 @@ export const ocsfExportInput = z
     path: ["to"],
   });
 export type OcsfExportInput = z.output<typeof ocsfExportInput>;
-
-export const eventOfRecord = (record: AuditRecord): DomainEvent => ({
-  id: record.eventId,
-  type: record.action,
-  tenantId: record.tenantId,
-  subject: record.subject,
-  time: record.time,
-  actor: record.actor,
-  requestId: record.requestId,
-  data: record.data,
-});
 
 /** The OCSF events of a tenant's audit trail or flow reports, a page at a time. */
 export async function* ocsfExport(ports: Ports, ctx: RequestContext, input: OcsfExportInput): AsyncGenerator<OcsfEvent[]> {
