@@ -1,6 +1,6 @@
 /**
  * A PEP against the live control plane (HTTP on a real port): it pins the feed key, takes a
- * snapshot, learns changes as deltas over long polls, enforces them through ext_authz,
+ * snapshot, learns changes as deltas over a feed stream (or long polls), enforces them through ext_authz,
  * reports flows, and resumes from its state file after a restart.
  */
 import { createPublicKey } from "node:crypto";
@@ -13,6 +13,9 @@ import { readConfig } from "@simroot/pep/daemon/config";
 import { startPep, type RunningPep } from "@simroot/pep/daemon/main";
 import { PepState } from "@simroot/pep/state";
 import { FeedSync } from "@simroot/pep/sync";
+import { nodeGet } from "@simroot/pep/transport";
+import { createApp } from "@simroot/api";
+import { memorySigner } from "@simroot/core";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
 
@@ -50,9 +53,11 @@ async function pepCredentials(tenant: Tenant) {
   return { token, keyFile, folder, tenantId: tenant.tenant.id as string, publicKey: createPublicKey(keys.json.keys[0].publicKeyPem) };
 }
 
-async function startTestPep(credentials: Awaited<ReturnType<typeof pepCredentials>>) {
+async function startTestPep(credentials: Awaited<ReturnType<typeof pepCredentials>>, feed: "stream" | "long-poll" = "stream") {
   const config = readConfig(
     [
+      "--feed",
+      feed,
       "--state",
       join(credentials.folder, "state.json"),
       "--public-key",
@@ -148,7 +153,7 @@ describe("a PEP on the live feed", () => {
     expect(await check(pep, "10.20.0.99")).toEqual({ status: 403, reason: "deny.unknown-device" });
     expect(pep.sync.stats.snapshots).toBe(1);
 
-    // Revocation reaches the edge through the long poll in flight.
+    // Revocation reaches the edge through the feed stream the daemon holds.
     const revokedAt = Date.now();
     const revoked = await tenant.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "SIM reported stolen" });
     expect(revoked.status).toBe(200);
@@ -184,6 +189,68 @@ describe("a PEP on the live feed", () => {
     await expect.poll(() => restarted.state.policies.size, { timeout: 3_000 }).toBe(2);
     expect(restarted.sync.stats.snapshots).toBe(0);
     await stopPep(restarted);
+  });
+
+  it("follows a streamed feed on one connection: each change and re-signed head arrives without a new request", async () => {
+    const tenant = await tenantClient(runtime);
+    const device = (await tenant.call("POST", "/v1/devices", { imsi, labels: { fleet: "meters" } })).json;
+    const credentials = await pepCredentials(tenant);
+    const state = new PepState(tenant.tenant.id);
+    const get = nodeGet();
+    const requests: string[] = [];
+    const sync = new FeedSync({
+      url: runtime.url!,
+      apiKey: credentials.token,
+      publicKeys: [credentials.publicKey],
+      state,
+      stream: true,
+      transport: (request) => (requests.push(request.url), get(request)),
+    });
+    sync.start();
+    try {
+      await expect.poll(() => state.devices.get(device.id)?.state, { timeout: 5_000 }).toBe("active");
+      await expect.poll(() => requests.length).toBe(2);
+      const revokedAt = Date.now();
+      expect((await tenant.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+      await expect.poll(() => state.devices.get(device.id)?.state, { timeout: 1_000, interval: 10 }).toBe("revoked");
+      expect(Date.now() - revokedAt).toBeLessThan(1_000);
+      expect((await tenant.call("POST", "/v1/policies", telemetry)).status).toBe(201);
+      await expect.poll(() => state.policies.size, { timeout: 1_000 }).toBe(1);
+      // Idle, the stream carries a re-signed head every half head lifetime: the PEP stays fresh.
+      const freshUntil = state.freshUntil;
+      await expect.poll(() => state.freshUntil, { timeout: 6_000, interval: 100 }).toBeGreaterThan(freshUntil);
+      expect(requests).toHaveLength(2);
+      expect(requests[1]).toMatch(/since=\d+&wait=20/);
+      expect(sync.stats).toMatchObject({ errors: 0, rejected: {} });
+    } finally {
+      await sync.stop();
+    }
+  });
+
+  it("asks to stream and is answered a long poll by a control plane that cannot stream (the API Lambda behind API Gateway)", async () => {
+    const tenant = await tenantClient(runtime);
+    const credentials = await pepCredentials(tenant);
+    const signer = memorySigner();
+    const lambdaShaped = createApp({ ports: () => runtime.ports, feedSigner: async () => signer, health: {} });
+    const state = new PepState(tenant.tenant.id);
+    const sync = new FeedSync({
+      url: "https://api.simroot.example",
+      apiKey: credentials.token,
+      publicKeys: [createPublicKey(signer.publicKeyPem)],
+      state,
+      stream: true,
+      waitSeconds: 1,
+      fetch: async (input, init) => lambdaShaped.request(String(input), init),
+    });
+    expect(await sync.step()).toBe("snapshot");
+    const polled = await lambdaShaped.request(`/v1/feed?since=${state.version}&wait=0`, {
+      headers: { authorization: `Bearer ${credentials.token}`, accept: "text/event-stream" },
+    });
+    expect(polled.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(await sync.step()).toBe("idle");
+    expect((await tenant.call("POST", "/v1/policies", telemetry)).status).toBe(201);
+    expect(await sync.step()).toBe("delta");
+    expect(state.policies.size).toBe(1);
   });
 
   it("keeps an idle PEP fresh with 304s, and refuses to roll back when the control plane is behind it", async () => {

@@ -79,7 +79,7 @@ async function latency(runtime: Runtime) {
         if (answer.anomalies !== 1) throw new Error(`the report caused ${answer.anomalies} anomalies`);
       },
     },
-    { workers, perWorker, rounds, warmup, mode: "long-poll", intervalMs: 0 },
+    { workers, perWorker, rounds, warmup, mode: "stream", intervalMs: 0 },
   );
   const direct = await measureRevocation(
     {
@@ -87,7 +87,7 @@ async function latency(runtime: Runtime) {
       deviceIds: devices.slice(used),
       trigger: async (deviceId) => void (await api(adminToken, `/v1/devices/${deviceId}/quarantine`, { reason: "bench" })),
     },
-    { workers, perWorker, rounds, warmup, mode: "long-poll", intervalMs: 0 },
+    { workers, perWorker, rounds, warmup, mode: "stream", intervalMs: 0 },
   );
   const row = (figures: typeof detected) => ({
     PEPs: figures.peps,

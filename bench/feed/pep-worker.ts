@@ -2,6 +2,7 @@
  * A bench worker process: runs `clients` PEP sync clients (each its own replicated view and
  * engine, as separate simroot-pep daemons would) against the control plane, and reports, for
  * each revocation it is told to watch, when every one of its PEPs first denies that device.
+ *   mode "stream":    simroot's feed streamed (one connection carries every change and re-signed head)
  *   mode "long-poll": simroot's feed (long poll, answered as a change commits)
  *   mode "interval":  the same feed polled every `intervalMs` without waiting (a periodic-sync baseline)
  *   mode "push":      no long poll: short polls when the feed hub (the laptop's IoT Core) says the head moved
@@ -16,7 +17,7 @@ interface Setup {
   tenantId: string;
   publicKeyPem: string;
   clients: number;
-  mode: "long-poll" | "interval" | "push";
+  mode: "stream" | "long-poll" | "interval" | "push";
   intervalMs: number;
   /** The feed hub, for mode "push". */
   hubUrl?: string;
@@ -29,7 +30,7 @@ const send = (message: unknown) => process.send!(message);
 
 process.once("message", async (setup: Setup) => {
   const publicKeys = [createPublicKey(setup.publicKeyPem)];
-  let watching: { deviceId: string; deniedAt: (number | undefined)[]; pending: number } | undefined;
+  let watching: { deviceId: string; deniedAt: (number | undefined)[]; pending: number; cpu: NodeJS.CpuUsage } | undefined;
 
   const peps = Array.from({ length: setup.clients }, (_, index) => {
     const state = new PepState(setup.tenantId);
@@ -39,7 +40,10 @@ process.once("message", async (setup: Setup) => {
       const decision = engine.decide({ deviceId: watching.deviceId, destination: { ip: "10.0.0.1" }, port: 443, protocol: "tcp" });
       if (decision.reason === (setup.deniedReason ?? "deny.revoked")) {
         watching.deniedAt[index] = now();
-        if (--watching.pending === 0) send({ done: watching.deniedAt });
+        if (--watching.pending === 0) {
+          const cpu = process.cpuUsage(watching.cpu);
+          send({ done: watching.deniedAt, cpuMs: (cpu.user + cpu.system) / 1000 });
+        }
       }
     };
     // A periodic poller waits for its next tick (spread over the interval) before each request.
@@ -56,7 +60,8 @@ process.once("message", async (setup: Setup) => {
       apiKey: setup.apiKey,
       publicKeys,
       state,
-      waitSeconds: setup.mode === "long-poll" ? 25 : 0,
+      waitSeconds: setup.mode === "long-poll" || setup.mode === "stream" ? 20 : 0,
+      stream: setup.mode === "stream",
       limit: 5000,
       transport: setup.mode === "interval" ? onTick : transport,
       onChange: check,
@@ -72,7 +77,7 @@ process.once("message", async (setup: Setup) => {
 
   process.on("message", (message: { watch?: string; stop?: boolean }) => {
     if (message.watch) {
-      watching = { deviceId: message.watch, deniedAt: peps.map(() => undefined), pending: peps.length };
+      watching = { deviceId: message.watch, deniedAt: peps.map(() => undefined), pending: peps.length, cpu: process.cpuUsage() };
       for (const pep of peps) pep.check();
     }
     if (message.stop) void Promise.all(peps.map((pep) => pep.sync.stop())).then(() => process.exit(0));

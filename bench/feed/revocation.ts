@@ -59,7 +59,7 @@ export interface RevocationOptions {
   readonly rounds: number;
   /** Revocations before those, not counted: the PEPs' code paths warm up (a daemon runs for months). */
   readonly warmup: number;
-  readonly mode: "long-poll" | "interval" | "push";
+  readonly mode: "stream" | "long-poll" | "interval" | "push";
   readonly intervalMs: number;
 }
 
@@ -70,10 +70,14 @@ export async function measureRevocation(setup: RevocationSetup, options: Revocat
     for (let round = 0; round < options.warmup + options.rounds; round++) {
       const deviceId = setup.deviceIds[round]!;
       const finished = children.map(
-        (child) => new Promise<number[]>((resolve) => child.once("message", (message: { done: number[] }) => resolve(message.done))),
+        (child) =>
+          new Promise<{ done: number[]; cpuMs: number }>((resolve) =>
+            child.once("message", (message: { done: number[]; cpuMs: number }) => resolve(message)),
+          ),
       );
       for (const child of children) child.send({ watch: deviceId });
       await new Promise((resolve) => setTimeout(resolve, 200));
+      const cpu = process.cpuUsage();
       const revokedAt = now();
       if (setup.trigger) await setup.trigger(deviceId);
       else {
@@ -85,7 +89,10 @@ export async function measureRevocation(setup: RevocationSetup, options: Revocat
         if (!response.ok) throw new Error(`revoke answered ${response.status}`);
       }
       const these: number[] = [];
-      for (const times of await Promise.all(finished)) these.push(...times.map((at) => at - revokedAt));
+      const reports = await Promise.all(finished);
+      const ownCpu = process.cpuUsage(cpu);
+      for (const { done } of reports) these.push(...done.map((at) => at - revokedAt));
+      const pepCpuMs = reports.reduce((sum, report) => sum + report.cpuMs, 0);
       if (round >= options.warmup) latencies.push(...these);
       these.sort((a, b) => a - b);
       const figures = [
@@ -95,7 +102,8 @@ export async function measureRevocation(setup: RevocationSetup, options: Revocat
         ["max", these.at(-1)!],
       ] as const;
       console.log(
-        `  ${options.mode} ${round < options.warmup ? "warm-up" : "round"} ${round + 1}: ${figures.map(([name, ms]) => `${name} ${ms.toFixed(0)}`).join(", ")} ms`,
+        `  ${options.mode} ${round < options.warmup ? "warm-up" : "round"} ${round + 1}: ${figures.map(([name, ms]) => `${name} ${ms.toFixed(0)}`).join(", ")} ms` +
+          ` (CPU: this process ${((ownCpu.user + ownCpu.system) / 1000).toFixed(0)} ms, PEP workers ${pepCpuMs.toFixed(0)} ms)`,
       );
     }
   } finally {

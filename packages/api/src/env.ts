@@ -23,6 +23,12 @@ export interface AppOptions {
   readonly feedSigner: () => Promise<FeedSigner>;
   /** One JSON log line per request (method, path, status, duration, request id). */
   readonly logRequests?: boolean;
+  /**
+   * A long-running server (local, container): a delta poll that accepts `text/event-stream` is
+   * answered as a stream of signed responses on one connection. Off behind API Gateway, which
+   * buffers a response until it ends: there such a poll is answered as a long poll.
+   */
+  readonly streamFeed?: boolean;
   /** The built web console (`packages/console/dist` unless given). */
   readonly consoleDir?: string;
 }

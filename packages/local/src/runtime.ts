@@ -124,6 +124,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       ports: () => ports,
       feedSigner: async () => signer,
       logRequests: options.logRequests,
+      streamFeed: true,
       health: {
         store: () => storeHealth(ports),
         bus: async () => ({ status: "ok", detail: { kind: "local", durable: Boolean(options.dataDir), ...bus.status() } }),

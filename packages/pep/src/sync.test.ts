@@ -39,7 +39,33 @@ const notModified =
     new Response(null, { status: 304, headers: { "simroot-feed-head": header } });
 const gone: Handler = () => Response.json({ type: "urn:simroot:problem:feed.snapshot_required" }, { status: 410 });
 
-async function setup(options: { state?: PepState; feed?: TestFeed; statePath?: string; selector?: string } = {}) {
+/** A streamed answer: the events as given, then (unless `open`) the end of the stream; `closed` resolves when the PEP closes it. */
+function streamed(events: readonly { event: string; data: unknown }[], options: { open?: boolean } = {}) {
+  let closed!: () => void;
+  const done = new Promise<void>((resolve) => (closed = resolve));
+  const handler: Handler = () =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        start(controller) {
+          const text = events.map(({ event, data }) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`).join("");
+          // Split mid-event: a reader must reassemble events across chunks.
+          const bytes = new TextEncoder().encode(text);
+          const middle = Math.floor(bytes.length / 2);
+          controller.enqueue(bytes.slice(0, middle));
+          controller.enqueue(bytes.slice(middle));
+          if (!options.open) {
+            controller.close();
+            closed();
+          }
+        },
+        cancel: () => closed(),
+      }),
+      { headers: { "content-type": "text/event-stream" } },
+    );
+  return { handler, closed: done };
+}
+
+async function setup(options: { state?: PepState; feed?: TestFeed; statePath?: string; selector?: string; stream?: boolean } = {}) {
   const feed = options.feed ?? testFeed();
   const plane = fakePlane();
   const state = options.state ?? new PepState(feed.tenantId);
@@ -56,13 +82,14 @@ async function setup(options: { state?: PepState; feed?: TestFeed; statePath?: s
     now: feed.now,
     backoff: { initialMs: 1, maxMs: 5 },
     onChange: (change) => changes.push(change),
+    ...(options.stream ? { stream: true } : {}),
   });
   return { feed, plane, state, statePath, sync, changes };
 }
 
 /** A PEP at version 5 with one active device, persisted. */
-async function synced() {
-  const context = await setup();
+async function synced(options: { stream?: boolean } = {}) {
+  const context = await setup(options);
   const { feed, plane, sync } = context;
   plane.reply(json(feed.snapshot(5, [device("dev_a"), binding("10.0.0.1", "dev_a"), rule("r1")])));
   await sync.step();
@@ -113,6 +140,67 @@ describe("the feed sync client", () => {
     await sync.step();
     // The configured 25 s wait is capped at half the head lifetime (8 s): a fresh head arrives before the one held expires.
     expect(plane.requests.slice(1).map((r) => r.url.searchParams.get("wait"))).toEqual(["4", "0", "4"]);
+  });
+
+  describe("streamed (one connection for many changes)", () => {
+    const idle = (feed: TestFeed, version: number) => JSON.parse(Buffer.from(feed.idle(version), "base64").toString("utf8"));
+
+    it("applies each deltas event in order and refreshes its head from head events, on one request", async () => {
+      const { feed, plane, state, sync, changes } = await synced({ stream: true });
+      feed.advance(3_000);
+      const stream = streamed([
+        { event: "deltas", data: feed.delta(5, 6, [device("dev_a", "revoked")]) },
+        { event: "head", data: idle(feed, 6) },
+        { event: "deltas", data: feed.delta(6, 8, [device("dev_b"), binding("10.0.0.2", "dev_b")]) },
+      ]);
+      plane.reply(stream.handler);
+      expect(await sync.step()).toBe("delta");
+      expect(plane.requests).toHaveLength(2);
+      const poll = plane.requests[1]!;
+      expect(poll.headers.accept).toMatch(/^text\/event-stream/);
+      // The stream lasts the configured wait (20 s): heads arrive inside it, so it is not capped at half a head's lifetime.
+      expect(Object.fromEntries(poll.url.searchParams)).toEqual({ since: "5", wait: "20", limit: "1000" });
+      expect(state.version).toBe(8);
+      expect(state.devices.get("dev_a")?.state).toBe("revoked");
+      expect(state.binding("10.0.0.2")?.deviceId).toBe("dev_b");
+      expect(changes.slice(1).map((change) => change.version)).toEqual([6, 8]);
+      expect(sync.stats).toMatchObject({ notModified: 1, applied: 3 });
+    });
+
+    const replays: [string, (feed: TestFeed) => { event: string; data: unknown }, string][] = [
+      ["the same deltas again", (feed) => ({ event: "deltas", data: feed.delta(5, 6, [device("dev_a")]) }), "feed.gap"],
+      ["an older version's head", (feed) => ({ event: "head", data: idle(feed, 5) }), "feed.rollback"],
+      ["a snapshot page", (feed) => ({ event: "deltas", data: feed.snapshot(9, [device("dev_a")]) }), "feed.wrong_kind"],
+    ];
+    for (const [name, replay, code] of replays) {
+      it(`refuses ${name} inside a stream, closes the stream and keeps what it verified before`, async () => {
+        const { feed, plane, state, sync } = await synced({ stream: true });
+        const stream = streamed([{ event: "deltas", data: feed.delta(5, 6, [device("dev_a", "revoked")]) }, replay(feed)], { open: true });
+        plane.reply(stream.handler);
+        await expect(sync.step()).rejects.toMatchObject({ code });
+        await stream.closed;
+        expect(state.version).toBe(6);
+        expect(state.devices.get("dev_a")?.state).toBe("revoked");
+      });
+    }
+
+    it("takes a snapshot after a snapshot_required event", async () => {
+      const { feed, plane, state, sync } = await synced({ stream: true });
+      plane.reply(streamed([{ event: "snapshot_required", data: { code: "feed.snapshot_required" } }]).handler);
+      await sync.step();
+      plane.reply(json(feed.snapshot(40, [device("dev_z")])));
+      expect(await sync.step()).toBe("snapshot");
+      expect(state.version).toBe(40);
+    });
+
+    it("backs off from a stream that ends without an event, and follows a control plane that answers a long poll instead", async () => {
+      const { feed, plane, state, sync } = await synced({ stream: true });
+      plane.reply(streamed([]).handler);
+      await expect(sync.step()).rejects.toThrow(/without an event/);
+      plane.reply(json(feed.delta(5, 6, [device("dev_a", "suspended")])));
+      expect(await sync.step()).toBe("delta");
+      expect(state.devices.get("dev_a")?.state).toBe("suspended");
+    });
   });
 
   it("takes a snapshot when the control plane answers 410", async () => {

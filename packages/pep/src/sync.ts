@@ -13,6 +13,7 @@ import {
   addSnapshotPage,
   isFeedVerificationError,
   verifyIdleHead,
+  verifyIdleSigned,
   verifyResponse,
   type SnapshotAssembly,
   type VerifyContext,
@@ -58,6 +59,12 @@ export interface SyncOptions {
    * says the head moved, or every `idlePollSeconds` (default 20) to refresh the signed head.
    */
   readonly trigger?: FeedTrigger;
+  /**
+   * Ask for the deltas as a stream (`Accept: text/event-stream`): one connection carries every
+   * change and the re-signed heads for `waitSeconds`, each event verified as a response would
+   * be. A control plane that cannot stream (behind API Gateway) answers a long poll instead.
+   */
+  readonly stream?: boolean;
   readonly idlePollSeconds?: number;
   readonly onChange?: (change: SyncChange) => void;
   readonly onError?: (error: unknown) => void;
@@ -187,7 +194,8 @@ export class FeedSync {
 
   async #poll(signal: AbortSignal): Promise<StepResult> {
     const { state } = this.#options;
-    const wait = this.#more || this.#options.trigger ? 0 : this.#wait();
+    const streaming = this.#options.stream === true && !this.#options.trigger;
+    const wait = this.#more || this.#options.trigger ? 0 : streaming ? this.#streamWait() : this.#wait();
     const query = new URLSearchParams({
       since: String(state.version),
       wait: String(wait),
@@ -195,7 +203,9 @@ export class FeedSync {
       ...this.#selector(),
     });
     this.stats.polls++;
-    const response = await this.#request(`/v1/feed?${query}`, { "if-none-match": `"${state.version}"` }, signal, wait + 15);
+    const accept: Record<string, string> = streaming ? { accept: "text/event-stream, application/json" } : {};
+    const response = await this.#request(`/v1/feed?${query}`, { "if-none-match": `"${state.version}"`, ...accept }, signal, wait + 15);
+    if (response.status === 200 && /^text\/event-stream\b/.test(response.header("content-type") ?? "")) return this.#follow(response);
     if (response.status === 304) {
       await response.discard();
       const header = response.header(headHeader);
@@ -212,14 +222,62 @@ export class FeedSync {
       return this.step(signal);
     }
     if (response.status !== 200) throw new FeedHttpError(response.status, await response.text());
-    const body: unknown = await response.json();
+    await this.#delta(await response.json());
+    return "delta";
+  }
+
+  /** Verifies and applies one delta response (polled or streamed): it must continue the version held. */
+  async #delta(body: unknown): Promise<void> {
+    const { state } = this.#options;
     const verified = this.#checked(() => verifyResponse(body, this.#context(), "delta"));
     const change = state.apply(verified.entries);
     state.version = verified.head.version;
     state.head = verified.signed;
     this.#more = !verified.head.last;
     await this.#applied({ ...change, kind: "delta", version: state.version });
-    return "delta";
+  }
+
+  /**
+   * Follows a streamed feed until it ends: every `deltas` event is checked as a poll's response
+   * would be (signature, tenant, freshness, continuity from the version held), every `head`
+   * event as an idle poll's head. The first refusal ends the stream (the connection is closed).
+   */
+  async #follow(response: FeedReply): Promise<StepResult> {
+    const { state } = this.#options;
+    let result: StepResult = "idle";
+    let events = 0;
+    for await (const { event, data } of response.events()) {
+      events++;
+      this.stats.polls++;
+      if (event === "snapshot_required") {
+        this.#needSnapshot = true;
+        break;
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(data);
+      } catch {
+        parsed = undefined;
+      }
+      if (event === "deltas") {
+        await this.#delta(parsed);
+        result = "delta";
+      } else if (event === "head") {
+        state.head = this.#checked(() => verifyIdleSigned(parsed, this.#context()));
+        this.stats.notModified++;
+        this.stats.lastSyncAt = new Date(this.#now()).toISOString();
+      }
+    }
+    // A healthy stream carries a head at least every few seconds: one that ends with none failed (back off).
+    if (events === 0) throw new FeedHttpError(200, "the feed stream ended without an event");
+    // Its time was up (or the control plane went away): the next poll opens the next stream.
+    this.#more = false;
+    return result;
+  }
+
+  /** A stream's length: the configured wait (heads arrive within it; the control plane allows 20 s). */
+  #streamWait(): number {
+    return Math.max(1, Math.min(this.#options.waitSeconds ?? 20, 20));
   }
 
   async #applied(change: SyncChange) {

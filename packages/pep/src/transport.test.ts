@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { device, testFeed } from "./feed.test-support.ts";
 import { PepState } from "./state.ts";
 import { FeedSync } from "./sync.ts";
-import { nodeGet } from "./transport.ts";
+import { nodeGet, parseEvents, type StreamEvent } from "./transport.ts";
 
 const servers: Server[] = [];
 afterEach(async () => {
@@ -94,5 +94,44 @@ describe("the PEP's HTTP transport (node:http, keep-alive)", () => {
     expect(state.version).toBe(6);
     expect([...state.devices.keys()].sort()).toEqual(["dev_2", "dev_3", "dev_4", "dev_5", "dev_6", "dev_a"]);
     expect(plane.connections()).toBe(1);
+  });
+});
+
+describe("event streams", () => {
+  async function* chunks(...parts: string[]) {
+    yield* parts;
+  }
+  const all = async (events: AsyncIterable<StreamEvent>) => {
+    const seen: StreamEvent[] = [];
+    for await (const event of events) seen.push(event);
+    return seen;
+  };
+
+  it("reassembles events split across chunks, with CRLF line ends, comments and multi-line data", async () => {
+    expect(
+      await all(
+        parseEvents(chunks(": ping\n\nevent: del", 'tas\ndata: {"a":1}\n\n', "event: head\r\ndata: x\r\ndata:y\r\n\r\n", "data: last\n\n")),
+      ),
+    ).toEqual([
+      { event: "deltas", data: '{"a":1}' },
+      { event: "head", data: "x\ny" },
+      { event: "message", data: "last" },
+    ]);
+  });
+
+  it("reads a text/event-stream answer event by event over node:http, and closes the connection when the reader leaves early", async () => {
+    let closed = false;
+    const server = await serve((_, response) => {
+      response.writeHead(200, { "content-type": "text/event-stream" });
+      response.write("event: head\ndata: 1\n\n");
+      response.on("close", () => (closed = true));
+    });
+    const reply = await nodeGet()(request(server.url));
+    for await (const event of reply.events()) {
+      expect(event).toEqual({ event: "head", data: "1" });
+      break;
+    }
+    await expect.poll(() => closed).toBe(true);
+    await expect(reply.json()).rejects.toThrow(/event stream/);
   });
 });

@@ -15,7 +15,42 @@ export interface FeedReply {
   text(): Promise<string>;
   /** Drops a body the caller does not need (the connection stays reusable). */
   discard(): Promise<void>;
+  /** A `text/event-stream` body, event by event; leaving the loop early closes the connection. */
+  events(): AsyncIterable<StreamEvent>;
 }
+
+/** One server-sent event (comments and `id` lines are skipped: the data carries its own version). */
+export interface StreamEvent {
+  readonly event: string;
+  readonly data: string;
+}
+
+/** Splits server-sent events out of text chunks (WHATWG HTML, "event stream interpretation", for `event` and `data`). */
+export async function* parseEvents(chunks: AsyncIterable<string>): AsyncGenerator<StreamEvent> {
+  let buffer = "";
+  for await (const chunk of chunks) {
+    buffer += chunk.includes("\r") ? chunk.replace(/\r\n?/g, "\n") : chunk;
+    for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      let event = "message";
+      const data: string[] = [];
+      for (const line of block.split("\n")) {
+        const colon = line.indexOf(":");
+        if (colon === 0) continue;
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const value = colon < 0 ? "" : line.slice(line[colon + 1] === " " ? colon + 2 : colon + 1);
+        if (field === "event") event = value;
+        else if (field === "data") data.push(value);
+      }
+      if (data.length > 0) yield { event, data: data.join("\n") };
+    }
+    if (buffer.length > maxEventBytes) throw new Error(`The feed sent an event of more than ${maxEventBytes} bytes`);
+  }
+}
+
+/** Larger events are refused: a streamed response holds at most `limit` (5,000) entries, about 1 MB. */
+const maxEventBytes = 64 * 2 ** 20;
 
 export interface FeedGetRequest {
   readonly url: string;
@@ -38,8 +73,24 @@ export function fetchGet(fetchImpl: typeof fetch): FeedGet {
       json: () => response.json(),
       text: () => response.text(),
       discard: async () => void (await response.body?.cancel()),
+      events: () => parseEvents(decoded(response.body)),
     };
   };
+}
+
+async function* decoded(body: ReadableStream<Uint8Array> | null): AsyncGenerator<string> {
+  if (!body) return;
+  const decoder = new TextDecoder();
+  const reader = body.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield decoder.decode(value, { stream: true });
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
 }
 
 /** node:http(s) with keep-alive; one agent per client, so each PEP keeps its own connection. */
@@ -57,6 +108,22 @@ export function nodeGet(options: { readonly maxBodyBytes?: number } = {}): FeedG
       request.once("close", () => clearTimeout(timer));
       request.once("error", (error) => (clearTimeout(timer), reject(error)));
       request.once("response", (response) => {
+        const header = (name: string) => {
+          const value = response.headers[name.toLowerCase()];
+          return Array.isArray(value) ? value.join(", ") : value;
+        };
+        if (/^text\/event-stream\b/.test(header("content-type") ?? "")) {
+          response.setEncoding("utf8");
+          const unread = () => Promise.reject(new Error("The feed answered an event stream"));
+          return resolve({
+            status: response.statusCode ?? 0,
+            header,
+            json: unread,
+            text: unread,
+            discard: async () => void response.destroy(),
+            events: () => closing(parseEvents(response as AsyncIterable<string>), () => response.destroy()),
+          });
+        }
         const body = new Promise<Buffer>((done, fail) => {
           const chunks: Buffer[] = [];
           let size = 0;
@@ -71,17 +138,25 @@ export function nodeGet(options: { readonly maxBodyBytes?: number } = {}): FeedG
           response.once("aborted", () => fail(new Error("The feed connection closed mid-response")));
         });
         body.catch(() => {});
-        const header = (name: string) => {
-          const value = response.headers[name.toLowerCase()];
-          return Array.isArray(value) ? value.join(", ") : value;
-        };
         resolve({
           status: response.statusCode ?? 0,
           header,
           json: async () => JSON.parse((await body).toString("utf8")) as unknown,
           text: async () => (await body).toString("utf8"),
           discard: async () => void (await body.catch(() => {})),
+          events: () => {
+            throw new Error("The feed did not answer an event stream");
+          },
         });
       });
     });
+}
+
+/** An iteration that calls `close` however it ends (a verification failure leaves the loop: the stream must not stay open). */
+async function* closing<Value>(events: AsyncIterable<Value>, close: () => void): AsyncGenerator<Value> {
+  try {
+    yield* events;
+  } finally {
+    close();
+  }
 }

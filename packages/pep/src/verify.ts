@@ -226,7 +226,12 @@ export function verifyIdleHead(headerValue: string, ctx: VerifyContext): SignedH
   } catch {
     return fail("feed.malformed", "The idle head header is not base64 JSON");
   }
-  const signed = verifyHead(decoded, ctx);
+  return verifyIdleSigned(decoded, ctx);
+}
+
+/** An idle head already decoded (a streamed feed's `head` event): a delta from the version held to itself, with no entries. */
+export function verifyIdleSigned(input: unknown, ctx: VerifyContext): SignedHead {
+  const signed = verifyHead(input, ctx);
   const head = signed.head;
   if (head.kind !== "delta" || head.since !== ctx.version || head.version !== ctx.version) {
     return fail(

@@ -547,7 +547,7 @@ export interface paths {
         };
         /**
          * The signed, incremental feed enforcement points poll
-         * @description Without `since`: a snapshot, page by page (`next`). With `since`: every change after that version, answered as soon as one lands when `wait` is given. Every response carries a head signed with Ed25519 (tenant, version, content hash, expiry of at most 120 s). With `If-None-Match: "<version>"`, an idle poll is answered 304 with the re-signed head in `simroot-feed-head`. 410 `feed.snapshot_required` when the version is older than the retained deltas.
+         * @description Without `since`: a snapshot, page by page (`next`). With `since`: every change after that version, answered as soon as one lands when `wait` is given. Every response carries a head signed with Ed25519 (tenant, version, content hash, expiry of at most 120 s). With `If-None-Match: "<version>"`, an idle poll is answered 304 with the re-signed head in `simroot-feed-head`. 410 `feed.snapshot_required` when the version is older than the retained deltas. A delta poll with `Accept: text/event-stream`, on a control plane that streams (a long-running server; not behind API Gateway, which answers it as a long poll), is answered as server-sent events for `wait` seconds on one connection: `deltas` (data: a feed response continuing the previous event), `head` (data: the re-signed idle head, at least every 4 s) and `snapshot_required`.
          */
         get: operations["listFeed"];
         put?: never;
@@ -5904,7 +5904,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description A snapshot page or the deltas */
+            /** @description A snapshot page or the deltas (or, streamed, a sequence of them) */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5916,6 +5916,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["FeedResponse"];
+                    "text/event-stream": string;
                 };
             };
             /** @description Nothing changed since your version; the re-signed head is in the simroot-feed-head header */

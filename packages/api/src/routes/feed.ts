@@ -1,4 +1,6 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { streamSSE } from "hono/streaming";
+import type { Context } from "hono";
 import {
   advanceFeedEpoch,
   detectFlowAnomalies,
@@ -8,10 +10,14 @@ import {
   feedSnapshot,
   flowReportSchema,
   headHeader,
+  isSimrootError,
   parseScope,
+  maxHeadLifetimeSeconds,
   outcomeValue,
   recordFlows,
   timeouts,
+  type FeedScope,
+  type FeedSigner,
 } from "@simroot/core";
 import type { AppEnv, AppOptions } from "../env.ts";
 import { requireRole } from "../middleware.ts";
@@ -46,11 +52,21 @@ const feed = createRoute({
     "Without `since`: a snapshot, page by page (`next`). With `since`: every change after that version, answered as soon as one " +
     "lands when `wait` is given. Every response carries a head signed with Ed25519 (tenant, version, content hash, expiry of at " +
     `most 120 s). With \`If-None-Match: "<version>"\`, an idle poll is answered 304 with the re-signed head in \`${headHeader}\`. ` +
-    "410 `feed.snapshot_required` when the version is older than the retained deltas.",
+    "410 `feed.snapshot_required` when the version is older than the retained deltas. " +
+    "A delta poll with `Accept: text/event-stream`, on a control plane that streams (a long-running server; not behind " +
+    "API Gateway, which answers it as a long poll), is answered as server-sent events for `wait` seconds on one connection: " +
+    "`deltas` (data: a feed response continuing the previous event), `head` (data: the re-signed idle head, at least every " +
+    `${maxHeadLifetimeSeconds / 2} s) and \`snapshot_required\`.`,
   middleware: feedReaders,
   request: { query: feedQuery },
   responses: {
-    200: json("A snapshot page or the deltas", feedResponseSchema),
+    200: {
+      description: "A snapshot page or the deltas (or, streamed, a sequence of them)",
+      content: {
+        "application/json": { schema: feedResponseSchema },
+        "text/event-stream": { schema: z.string().meta({ description: "events `deltas`, `head`, `snapshot_required`" }) },
+      },
+    },
     304: { description: "Nothing changed since your version; the re-signed head is in the simroot-feed-head header" },
     ...errorResponses(400, 401, 403),
     410: { description: "Take a snapshot", content: { "application/problem+json": { schema: z.unknown() } } },
@@ -102,6 +118,60 @@ const flows = createRoute({
   },
 });
 
+/** A streamed feed sends the re-signed head at least this often: a PEP's head never expires while the stream is up. */
+const streamHeadMs = (maxHeadLifetimeSeconds * 1000) / 2;
+
+/**
+ * The deltas after `since` as server-sent events on one connection, for `waitMs`: each
+ * `deltas` event is the feed response a poll at the version reached would get (the same
+ * shared, signed body), so a PEP verifies each as continuing its own state; between changes
+ * a `head` event carries the re-signed idle head. One request per PEP per stream instead of
+ * one per change: a thousand PEPs woken by a revocation cost a thousand writes, not a
+ * thousand requests and their re-polls.
+ */
+function streamDeltas(
+  c: Context<AppEnv>,
+  signer: FeedSigner,
+  query: { since: number; limit: number; waitMs: number; scope: FeedScope | undefined },
+) {
+  const { ports, ctx } = c.var;
+  const deadline = Date.now() + query.waitMs;
+  return streamSSE(
+    c,
+    async (out) => {
+      const aborted = new AbortController();
+      out.onAbort(() => aborted.abort());
+      let since = query.since;
+      for (let remaining = query.waitMs; remaining > 0 && !aborted.signal.aborted; remaining = deadline - Date.now()) {
+        let answer: Awaited<ReturnType<typeof feedDeltas>>;
+        try {
+          answer = await feedDeltas(ports, signer, ctx.tenantId, {
+            since,
+            limit: query.limit,
+            waitMs: Math.min(streamHeadMs, remaining),
+            signal: aborted.signal,
+            ...(query.scope ? { scope: query.scope } : {}),
+          });
+        } catch (error) {
+          if (!isSimrootError(error) || error.code !== "feed.snapshot_required") throw error;
+          await out.writeSSE({ event: "snapshot_required", data: JSON.stringify({ code: error.code, detail: error.message }) });
+          return;
+        }
+        if (aborted.signal.aborted || answer.kind !== "response") return;
+        const { signed } = answer.response;
+        if (signed.head.version > since) {
+          await out.writeSSE({ event: "deltas", id: String(signed.head.version), data: answer.body ?? JSON.stringify(answer.response) });
+          since = signed.head.version;
+        } else await out.writeSSE({ event: "head", id: String(since), data: JSON.stringify(signed) });
+      }
+    },
+    async (error) => {
+      // The PEP sees the stream end and polls again (and gets the error as an answer, if it persists).
+      console.error(JSON.stringify({ level: "error", requestId: c.var.requestId, msg: "feed stream failed", error: String(error) }));
+    },
+  );
+}
+
 export function feedRoutes(options: AppOptions) {
   return new OpenAPIHono<AppEnv>()
     .openapi(feed, async (c) => {
@@ -111,6 +181,9 @@ export function feedRoutes(options: AppOptions) {
       const scope = query.selector === undefined ? undefined : parseScope(query.selector);
       if (query.since === undefined) {
         return c.json(await feedSnapshot(ports, signer, ctx.tenantId, query.cursor, query.limit, scope), 200);
+      }
+      if (options.streamFeed && /\btext\/event-stream\b/.test(c.req.header("accept") ?? "")) {
+        return streamDeltas(c, signer, { since: query.since, limit: query.limit, waitMs: query.wait * 1000, scope }) as never;
       }
       const held = /^"(\d+)"$/.exec(c.req.header("if-none-match") ?? "")?.[1];
       const answer = await feedDeltas(ports, signer, ctx.tenantId, {

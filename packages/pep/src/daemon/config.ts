@@ -21,6 +21,8 @@ export interface PepConfig {
   readonly selector: string | undefined;
   /** How far this PEP's clock may be off the control plane's, seconds (0..2). */
   readonly clockSkewSeconds: number;
+  /** `stream`: ask for the feed as a stream (a control plane that cannot stream answers long polls); `long-poll`: never. */
+  readonly feedMode: "stream" | "long-poll";
   readonly statePath: string;
   /** The Envoy ext_authz listener: every path is an authorization check. */
   readonly port: number;
@@ -59,6 +61,8 @@ Options (environment variable in brackets):
   --public-key <file>       pinned feed public key, PEM; repeat during a key rotation [SIMROOT_FEED_PUBLIC_KEY, comma-separated]
   --tenant <id>             the tenant enforced (required) [SIMROOT_TENANT]
   --clock-skew <s>          clock-skew tolerance of head expiry checks, 0..2 s (default 1) [SIMROOT_PEP_CLOCK_SKEW]
+  --feed <mode>             stream (default: one connection carries the changes; long polls where the control plane
+                            cannot stream) or long-poll [SIMROOT_PEP_FEED]
   --selector <labels>       follow only the devices of a site or segment, key=value[,key=value] [SIMROOT_PEP_SELECTOR]
   --state <file>            state file (default ./simroot-pep-state.json) [SIMROOT_PEP_STATE]
   --port <n>                ext_authz listener port (default 9191) [SIMROOT_PEP_PORT]
@@ -99,6 +103,7 @@ export function readConfig(argv: readonly string[], env: Readonly<Record<string,
         tenant: { type: "string" },
         "clock-skew": { type: "string" },
         selector: { type: "string" },
+        feed: { type: "string" },
         state: { type: "string" },
         port: { type: "string" },
         "admin-port": { type: "string" },
@@ -136,6 +141,8 @@ export function readConfig(argv: readonly string[], env: Readonly<Record<string,
       throw new UsageError((error as Error).message);
     }
   }
+  const feedMode = values.feed ?? env.SIMROOT_PEP_FEED ?? "stream";
+  if (feedMode !== "stream" && feedMode !== "long-poll") throw new UsageError(`--feed must be stream or long-poll, not ${feedMode}`);
   const port = integer("--port", values.port ?? env.SIMROOT_PEP_PORT, 9191, 0, 65535);
   const adminPort = integer("--admin-port", values["admin-port"] ?? env.SIMROOT_PEP_ADMIN_PORT, 9192, 0, 65535);
   if (port !== 0 && port === adminPort)
@@ -147,6 +154,7 @@ export function readConfig(argv: readonly string[], env: Readonly<Record<string,
     tenantId,
     clockSkewSeconds: integer("--clock-skew", values["clock-skew"] ?? env.SIMROOT_PEP_CLOCK_SKEW, 1, 0, maxClockSkewSeconds),
     selector: selectorOf(values.selector ?? env.SIMROOT_PEP_SELECTOR),
+    feedMode,
     statePath: values.state ?? env.SIMROOT_PEP_STATE ?? "simroot-pep-state.json",
     port,
     adminPort,

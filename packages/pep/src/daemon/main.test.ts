@@ -64,7 +64,9 @@ describe("configuration", () => {
     });
     expect(readConfig(["--selector", "site=north,fleet=meters"], env)).toMatchObject({ selector: "fleet=meters,site=north" });
     expect(readConfig([], { ...env, SIMROOT_PEP_SELECTOR: "site=lyon" })).toMatchObject({ selector: "site=lyon" });
-    expect(readConfig([], env)).toMatchObject({ selector: undefined });
+    expect(readConfig([], env)).toMatchObject({ selector: undefined, feedMode: "stream" });
+    expect(readConfig(["--feed", "long-poll"], env)).toMatchObject({ feedMode: "long-poll" });
+    expect(() => readConfig([], { ...env, SIMROOT_PEP_FEED: "push" })).toThrow(/stream or long-poll/);
     expect(readConfig(["--help"], env)).toBeUndefined();
   });
 

@@ -96,6 +96,7 @@ export async function startPep(config: PepConfig, deps: PepDeps = {}) {
     state,
     statePath: config.statePath,
     clockSkewSeconds: config.clockSkewSeconds,
+    stream: config.feedMode === "stream",
     ...(config.selector ? { selector: config.selector } : {}),
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
     ...(deps.now ? { now: deps.now } : {}),
