@@ -10,7 +10,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startInstance, type Instance } from "../../test/support/instances.ts";
-import { measureRevocation, type RevocationOptions } from "./revocation.ts";
+import { measureRevocation, tableRow, type RevocationOptions } from "./revocation.ts";
 
 interface InstancesSetup {
   readonly endpoint: string;
@@ -69,13 +69,7 @@ export async function measureInstances(setup: InstancesSetup) {
         { workers: setup.workers, perWorker: setup.perWorker, rounds: setup.rounds, warmup: setup.warmup, mode, intervalMs: 0 },
       );
       used += setup.rounds + setup.warmup;
-      rows[name] = {
-        PEPs: figures.peps,
-        samples: figures.samples,
-        p50: +figures.p50.toFixed(1),
-        p99: +figures.p99.toFixed(1),
-        max: +figures.max.toFixed(1),
-      };
+      rows[name] = tableRow(figures);
     } finally {
       await Promise.all(started.map((instance) => instance.stop()));
     }

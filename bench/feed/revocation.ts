@@ -118,3 +118,12 @@ export async function measureRevocation(setup: RevocationSetup, options: Revocat
     max: sorted.at(-1)!,
   };
 }
+
+/** One row of a revocation table. */
+export const tableRow = (figures: Awaited<ReturnType<typeof measureRevocation>>) => ({
+  PEPs: figures.peps,
+  samples: figures.samples,
+  p50: +figures.p50.toFixed(1),
+  p99: +figures.p99.toFixed(1),
+  max: +figures.max.toFixed(1),
+});

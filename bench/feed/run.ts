@@ -10,7 +10,7 @@ import { createTenantWithAdminKey } from "@simroot/core";
 import { startLocalRuntime } from "@simroot/local/runtime";
 import { measureBytes } from "./bytes.ts";
 import { seedFleet } from "./fleet.ts";
-import { measureRevocation, type RevocationOptions } from "./revocation.ts";
+import { measureRevocation, tableRow, type RevocationOptions } from "./revocation.ts";
 import { measureInstances } from "./instances.ts";
 import { idlePepCost, perChangeCost } from "./cost-model.ts";
 
@@ -75,13 +75,7 @@ async function revocation() {
       { workers, perWorker, rounds, warmup, mode, intervalMs },
     );
     used += warmup + rounds;
-    rows[name] = {
-      PEPs: figures.peps,
-      samples: figures.samples,
-      p50: +figures.p50.toFixed(1),
-      p99: +figures.p99.toFixed(1),
-      max: +figures.max.toFixed(1),
-    };
+    rows[name] = tableRow(figures);
   }
   console.log("\n1. revocation through the API -> every PEP denies the device (ms)\n");
   console.table(rows);
