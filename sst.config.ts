@@ -26,6 +26,7 @@ export default $config({
     const { api } = await import("./infra/api");
     const { outbox } = await import("./infra/outbox");
     const { feedKey } = await import("./infra/feed-key");
+    const { secretsKey } = await import("./infra/secrets-key");
     const { alarmTopic, dashboard } = await import("./infra/ops");
     await import("./infra/webhooks");
 
@@ -35,6 +36,7 @@ export default $config({
       tables: tableNameOutputs,
       deadLetterQueues: deadLetterQueueUrls,
       feedKey: feedKey.arn,
+      secretsKey: secretsKey.arn,
       alarmTopic: alarmTopic.arn,
       dashboard: dashboard.dashboardName,
       iotAuthorizer: iotAuthorizer?.name,

@@ -10,6 +10,7 @@ import { tableKeys } from "../packages/core/src/platform/tables.ts";
 import { tableEnvironment, dynamoTables } from "./database";
 import { bus, busEnvironment } from "./event-bus";
 import { feedKey, feedKeyEnvironment } from "./feed-key";
+import { secretsKey, secretsKeyEnvironment } from "./secrets-key";
 import { stage } from "./stage";
 
 /** Runtime of every function. */
@@ -34,6 +35,7 @@ function resourcesOf(grant: Grant, late: LateResources): $util.Input<string>[] {
   }
   if ("bus" in on) return [bus.arn];
   if ("feedKey" in on) return [feedKey.arn];
+  if ("secretsKey" in on) return [secretsKey.arn];
   if ("deadLetterQueues" in on) return late.deadLetterQueueArns ?? [];
   if ("applierQueue" in on)
     return [
@@ -70,6 +72,7 @@ export function functionArgs(name: FunctionName, late: LateResources = {}, role:
       ...tableEnvironment(tables),
       ...(definition.publishes ? busEnvironment : {}),
       ...(definition.feedKey.length > 0 ? feedKeyEnvironment : {}),
+      ...(definition.secretsKey.length > 0 ? secretsKeyEnvironment : {}),
       POWERTOOLS_SERVICE_NAME: `simroot-${name}`,
     },
     logging: { format: "json", retention: stage.logRetention },

@@ -7,6 +7,7 @@
  */
 import { runtime } from "./bus";
 import { tableEnvironment, tablePermissions } from "./database";
+import { secretsKey, secretsKeyEnvironment } from "./secrets-key";
 
 export const webhookWorker = new sst.aws.Cron("WebhookWorker", {
   schedule: "rate(1 minute)",
@@ -14,7 +15,11 @@ export const webhookWorker = new sst.aws.Cron("WebhookWorker", {
     handler: "functions/src/webhook-worker.handler",
     runtime,
     timeout: "60 seconds",
-    permissions: tablePermissions(["automation", "control", "audit"], ["GetItem", "Query", "PutItem", "UpdateItem"]),
-    environment: tableEnvironment(["automation", "control", "audit"]),
+    permissions: [
+      ...tablePermissions(["automation", "control", "audit"], ["GetItem", "Query", "PutItem", "UpdateItem"]),
+      // Opens each subscription's sealed signing secret (the sealer's module also names Encrypt).
+      { actions: ["kms:Encrypt", "kms:Decrypt"], resources: [secretsKey.arn] },
+    ],
+    environment: { ...tableEnvironment(["automation", "control", "audit"]), ...secretsKeyEnvironment },
   },
 });

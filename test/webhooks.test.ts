@@ -6,10 +6,14 @@
  */
 import { fork } from "node:child_process";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { deliverDue, enqueueDelivery, retryDelaysSeconds, type BusEnvelope } from "@simroot/core";
+import { recordKey } from "@simroot/core/automation/records";
 import { simrootAdapter as simrootAdapterForTests } from "@simroot/core/ingest/adapters/simroot";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
@@ -53,8 +57,11 @@ function receiver() {
 }
 
 let runtime: TestRuntime;
+let secretsKeyPath: string;
 beforeAll(async () => {
-  runtime = await startTestRuntime({ webhookWorkerMs: 0 });
+  // A key file, not memory: the worker killed with SIGKILL runs in a process of its own and must open the same secrets.
+  secretsKeyPath = join(await mkdtemp(join(tmpdir(), "simroot-webhooks-")), "secrets-key");
+  runtime = await startTestRuntime({ webhookWorkerMs: 0, secretsKeyPath });
 });
 afterAll(() => runtime.stop());
 
@@ -83,6 +90,29 @@ describe("outbound webhooks", { timeout: 180_000 }, () => {
     const payload = new Webhook(webhook.secret).verify(delivery!.body, delivery!.headers) as { type: string; data: { subject: string } };
     expect(payload).toMatchObject({ type: "device.quarantined", data: { subject: device.id } });
     expect(() => new Webhook(webhook.secret).verify(delivery!.body.replace("quarantined", "reinstated"), delivery!.headers)).toThrow();
+    await hook.close();
+  });
+
+  it("stores the signing secrets sealed: a read of the table (a backup, an export, a console) learns neither secret", async () => {
+    const hook = receiver();
+    const url = await hook.listening;
+    for (const signing of ["v1", "v1a"] as const) {
+      const { tenant, webhook } = await subscribed(signing, url);
+      const { Item } = await runtime.ports.db.send(
+        new GetCommand({ TableName: runtime.ports.tables.automation, Key: recordKey(tenant.tenant.id, "webhook", webhook.id) }),
+      );
+      const stored = JSON.stringify(Item);
+      expect(Item).toBeDefined();
+      expect(stored).not.toMatch(/whsec_|whsk_/);
+      if (signing === "v1") expect(stored).not.toContain(webhook.secret.slice("whsec_".length));
+      // Sealed to its tenant and subscription: moved to another record, it does not open.
+      expect(Item!.secret).toBeUndefined();
+      const sealed = Item!.sealedSecret as string;
+      await expect(runtime.ports.secrets!.open(sealed, { tenantId: "ten_other", record: `webhook/${webhook.id}` })).rejects.toThrow();
+      await expect(runtime.ports.secrets!.open(sealed, { tenantId: tenant.tenant.id, record: `webhook/${webhook.id}` })).resolves.toMatch(
+        signing === "v1" ? /^whsec_/ : /^whsk_/,
+      );
+    }
     await hook.close();
   });
 
@@ -176,6 +206,7 @@ describe("outbound webhooks", { timeout: 180_000 }, () => {
         DYNAMODB_ENDPOINT: runtime.endpoint,
         SIMROOT_TABLE_PREFIX: runtime.ports.tables.automation.replace(/automation$/, ""),
         LEASE_MS: "30000",
+        SIMROOT_SECRETS_KEY_FILE: secretsKeyPath,
       },
       stdio: "inherit",
     });

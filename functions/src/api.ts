@@ -2,6 +2,7 @@ import { createApp } from "@simroot/api";
 import { busName, feedKmsKeyId, kmsSigner, lazySigner, storeHealth } from "@simroot/core";
 import { lambdaHandler } from "./lib/lambda-http.ts";
 import { lambdaPorts } from "./lib/ports.ts";
+import { lambdaPortsWithSecrets } from "./lib/secrets.ts";
 
 // Kept once it works; a transient KMS failure is retried on the next request, not cached.
 const feedSigner = lazySigner(async () => {
@@ -12,7 +13,7 @@ const feedSigner = lazySigner(async () => {
 
 export const handler = lambdaHandler(
   createApp({
-    ports: lambdaPorts,
+    ports: lambdaPortsWithSecrets,
     feedSigner,
     logRequests: true,
     health: {

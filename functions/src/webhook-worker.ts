@@ -1,5 +1,5 @@
 /** Scheduled (every minute in AWS): attempts the webhook deliveries that are due (retries, replays, leases left by a killed attempt). */
 import { deliverDue } from "@simroot/core";
-import { lambdaPorts } from "./lib/ports.ts";
+import { lambdaPortsWithSecrets } from "./lib/secrets.ts";
 
-export const handler = async () => ({ attempted: await deliverDue(lambdaPorts()) });
+export const handler = async () => ({ attempted: await deliverDue(lambdaPortsWithSecrets()) });

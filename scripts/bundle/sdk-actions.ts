@@ -25,6 +25,8 @@ const byCommand: Readonly<Record<string, readonly string[]>> = {
   PutEventsCommand: ["events:PutEvents"],
   SignCommand: ["kms:Sign"],
   GetPublicKeyCommand: ["kms:GetPublicKey"],
+  EncryptCommand: ["kms:Encrypt"],
+  DecryptCommand: ["kms:Decrypt"],
   ReceiveMessageCommand: ["sqs:ReceiveMessage"],
   DeleteMessageCommand: ["sqs:DeleteMessage"],
   GetQueueAttributesCommand: ["sqs:GetQueueAttributes"],

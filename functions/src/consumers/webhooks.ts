@@ -1,6 +1,6 @@
 import { dispatchToWebhooks, type Ports } from "@simroot/core";
 import { consumer } from "../lib/consumer.ts";
-import { lambdaPorts } from "../lib/ports.ts";
+import { lambdaPortsWithSecrets } from "../lib/secrets.ts";
 
 /** The consumer over the given ports (the local runtime passes its own). */
 export const handlerFor = (ports: () => Ports) =>
@@ -8,4 +8,4 @@ export const handlerFor = (ports: () => Ports) =>
     await dispatchToWebhooks(ports(), envelope);
   });
 
-export const handler = handlerFor(lambdaPorts);
+export const handler = handlerFor(lambdaPortsWithSecrets);

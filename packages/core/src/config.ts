@@ -39,6 +39,12 @@ export const busName = (): string => env("SIMROOT_BUS_NAME") ?? "simroot";
 /** The KMS key (ECC_NIST_EDWARDS25519) that signs the feed in AWS. */
 export const feedKmsKeyId = (): string | undefined => env("SIMROOT_FEED_KMS_KEY_ID");
 
+/** The symmetric KMS key that seals kept secrets (webhook signing keys) in AWS. */
+export const secretsKmsKeyId = (): string | undefined => env("SIMROOT_SECRETS_KMS_KEY_ID");
+
+/** Elsewhere, the file holding the local secrets key (32 bytes, base64; created on first use). */
+export const secretsKeyFile = (): string | undefined => env("SIMROOT_SECRETS_KEY_FILE");
+
 /** AWS IoT Core's data endpoint (`iot:Data-ATS`), the feed's push channel in AWS; unset: no push channel. */
 export const iotDataEndpoint = (): string | undefined => env("SIMROOT_IOT_DATA_ENDPOINT");
 

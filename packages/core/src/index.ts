@@ -65,6 +65,7 @@ export * from "./device/credential.ts";
 export * from "./feed/wire.ts";
 export * from "./feed/signer.ts";
 export * from "./feed/kms-signer.ts";
+export * from "./secrets/sealer.ts";
 export * from "./feed/feed.ts";
 export * from "./feed/epoch.ts";
 export * from "./feed/scope.ts";

@@ -4,6 +4,7 @@ import type { Publisher } from "./event/event.ts";
 import type { FeedNotifier } from "./feed/notifier.ts";
 import type { Backlog } from "./ingest/backlog.ts";
 import type { Ledger } from "./ledger/ledger.ts";
+import type { SecretSealer } from "./secrets/sealer.ts";
 
 /** Everything a verb may touch outside itself. Adapters provide them; tests pass real ones. */
 export interface Ports {
@@ -17,4 +18,6 @@ export interface Ports {
   readonly feedNotifier?: FeedNotifier;
   /** What waits for the applier; ingestion refuses work past its bound. Without it, ingestion is unbounded. */
   readonly backlog?: Backlog;
+  /** Seals the secrets simroot keeps (webhook signing keys); without it they cannot be created or used. */
+  readonly secrets?: SecretSealer;
 }

@@ -11,9 +11,12 @@ import {
   documentClient,
   ensureTables,
   ingestMaxBacklog,
+  fileSealer,
   fileSigner,
+  memorySealer,
   memorySigner,
   portsFor,
+  secretsKeyFile,
   publishCommits,
   storeHealth,
   tableNames,
@@ -48,6 +51,11 @@ export interface LocalRuntimeOptions {
   readonly maxBacklog?: number;
   /** The feed's signing key file (created if missing): instances of one deployment sign with one key. Default: under `dataDir`, else in memory. */
   readonly feedSigningKeyPath?: string;
+  /**
+   * The key file that seals kept secrets (webhook signing keys; created if missing): instances of
+   * one deployment share it. Default: `SIMROOT_SECRETS_KEY_FILE`, else under `dataDir`, else in memory.
+   */
+  readonly secretsKeyPath?: string;
   /** Handler invocations in flight at once (the bus's default otherwise). */
   readonly concurrency?: number;
   /** How often the webhook worker looks for due deliveries (retries, replays, expired leases); 0 turns it off. */
@@ -91,7 +99,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       publish: (events) => (opened ? opened.publish(events) : Promise.reject(new Error("the local bus is not open yet"))),
     };
     const backlog = { pending: async () => opened?.status().pending ?? 0, bound: options.maxBacklog ?? ingestMaxBacklog() };
-    const ports = { ...portsFor(db, tables, publisher), feedNotifier, backlog };
+    const secretsKeyPath =
+      options.secretsKeyPath ?? secretsKeyFile() ?? (options.dataDir ? join(options.dataDir, "secrets-key") : undefined);
+    const secrets = secretsKeyPath ? await fileSealer(secretsKeyPath) : memorySealer();
+    const ports = { ...portsFor(db, tables, publisher), feedNotifier, backlog, secrets };
     publishCommits(ports);
     const bus = await LocalBus.open({
       directory: options.dataDir ? join(options.dataDir, "bus") : undefined,

@@ -5,9 +5,7 @@
  * is AWS itself.
  */
 import { generateKeyPairSync, sign, verify } from "node:crypto";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
-import { KMSClient } from "@aws-sdk/client-kms";
+import { startLoopbackKms } from "../store/kms-loopback.test-support.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signHead } from "./feed.ts";
 import { kmsSigner } from "./kms-signer.ts";
@@ -16,46 +14,32 @@ import { headBytes } from "./wire.ts";
 
 const keyArn = "arn:aws:kms:eu-west-1:111122223333:key/feed-test";
 const { privateKey, publicKey } = generateKeyPairSync("ed25519");
-const seen: { target: string; authorization: string; body: Record<string, unknown> }[] = [];
-let server: Server;
-let endpoint: string;
+let kms: Awaited<ReturnType<typeof startLoopbackKms>>;
 
 beforeAll(async () => {
-  server = createServer(async (request, response) => {
-    let text = "";
-    for await (const chunk of request) text += chunk;
-    const body = JSON.parse(text) as Record<string, string>;
-    const target = String(request.headers["x-amz-target"]);
-    seen.push({ target, authorization: String(request.headers.authorization), body });
-    const answer = (status: number, payload: unknown) => {
-      response.writeHead(status, { "content-type": "application/x-amz-json-1.1" });
-      response.end(JSON.stringify(payload));
-    };
-    if (body.KeyId !== keyArn) return answer(400, { __type: "NotFoundException", message: `Key '${body.KeyId}' does not exist` });
-    if (target === "TrentService.GetPublicKey") {
-      return answer(200, {
+  kms = await startLoopbackKms(keyArn, {
+    GetPublicKey: () => [
+      200,
+      {
         KeyId: keyArn,
         KeySpec: "ECC_NIST_EDWARDS25519",
         KeyUsage: "SIGN_VERIFY",
         SigningAlgorithms: ["ED25519_SHA_512", "ED25519_PH_SHA_512"],
         PublicKey: publicKey.export({ type: "spki", format: "der" }).toString("base64"),
-      });
-    }
-    if (target === "TrentService.Sign") {
+      },
+    ],
+    Sign: (body) => {
       if (body.MessageType !== "RAW" || body.SigningAlgorithm !== "ED25519_SHA_512")
-        return answer(400, { __type: "ValidationException", message: "unexpected signing request" });
+        return [400, { __type: "ValidationException", message: "unexpected signing request" }];
       const signature = sign(null, Buffer.from(body.Message!, "base64"), privateKey);
-      return answer(200, { KeyId: keyArn, Signature: signature.toString("base64"), SigningAlgorithm: "ED25519_SHA_512" });
-    }
-    answer(400, { __type: "UnknownOperationException" });
+      return [200, { KeyId: keyArn, Signature: signature.toString("base64"), SigningAlgorithm: "ED25519_SHA_512" }];
+    },
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  endpoint = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+afterAll(() => kms.close());
 
-const client = () =>
-  new KMSClient({ endpoint, region: "eu-west-1", credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" } });
+const client = () => kms.client();
+const seen = () => kms.seen;
 
 describe("the KMS feed signer", () => {
   it("signs feed heads with the KMS key, so that a PEP pinning its public key verifies them", async () => {
@@ -72,7 +56,7 @@ describe("the KMS feed signer", () => {
     expect(verify(null, headBytes(signed.head), publicKey, Buffer.from(signed.signature, "base64"))).toBe(true);
     expect(signed.keyId).toBe(signer.keyId);
 
-    const request = seen.find((each) => each.target === "TrentService.Sign")!;
+    const request = seen().find((each) => each.target === "TrentService.Sign")!;
     expect(request.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/kms\/aws4_request/);
     expect(Buffer.from(String(request.body.Message), "base64").equals(headBytes(signed.head))).toBe(true);
   });

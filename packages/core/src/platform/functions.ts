@@ -34,6 +34,8 @@ export interface FunctionDefinition {
   readonly publishes: boolean;
   /** `kms:*` actions on the feed's signing key. */
   readonly feedKey: readonly ("Sign" | "GetPublicKey")[];
+  /** `kms:*` actions on the key that seals kept secrets (webhook signing keys; core `secrets/sealer.ts`). */
+  readonly secretsKey: readonly ("Encrypt" | "Decrypt")[];
   /** `sqs:*` actions on the rules' dead-letter queues (listing and redriving them). */
   readonly deadLetterQueues: readonly ("ReceiveMessage" | "DeleteMessage" | "GetQueueAttributes")[];
   /** `lambda:InvokeFunction` on the rule consumers (redrive hands a dead letter back to its consumer). */
@@ -53,6 +55,7 @@ const consumer = {
   timeoutSeconds: timeouts.consumerFunctionSeconds,
   memoryMb: 1024,
   feedKey: [],
+  secretsKey: [],
   deadLetterQueues: [],
   invokesConsumers: false,
   feedNotices: true,
@@ -87,6 +90,8 @@ export const functions = {
     },
     publishes: true,
     feedKey: ["Sign", "GetPublicKey"],
+    // Creates subscriptions (seals their secrets); a replay attempts a delivery (opens one).
+    secretsKey: ["Encrypt", "Decrypt"],
     deadLetterQueues: [],
     invokesConsumers: false,
     feedNotices: true,
@@ -151,6 +156,8 @@ export const functions = {
       audit: ["PutItem"],
     },
     publishes: true,
+    // Opens a subscription's secret to sign each attempt (the sealer's module also names Encrypt).
+    secretsKey: ["Encrypt", "Decrypt"],
   },
   iotSync: { ...consumer, handler: rules.iotSync.handler, does: rules.iotSync.does, tables: noDeleteTables, publishes: true },
   postureSync: { ...consumer, handler: rules.postureSync.handler, does: rules.postureSync.does, tables: noDeleteTables, publishes: true },
@@ -173,6 +180,7 @@ export const functions = {
     tables: {},
     publishes: true,
     feedKey: [],
+    secretsKey: [],
     deadLetterQueues: [],
     invokesConsumers: false,
     feedNotices: false,
@@ -190,6 +198,7 @@ export interface Grant {
     | { readonly table: TableKey; readonly indexes: boolean }
     | { readonly bus: true }
     | { readonly feedKey: true }
+    | { readonly secretsKey: true }
     | { readonly deadLetterQueues: true }
     | { readonly consumers: true }
     | { readonly feedTopics: true }
@@ -204,6 +213,7 @@ export function grantsOf(definition: FunctionDefinition): Grant[] {
   }));
   if (definition.publishes) grants.push({ actions: ["events:PutEvents"], on: { bus: true } });
   if (definition.feedKey.length > 0) grants.push({ actions: definition.feedKey.map((a) => `kms:${a}`), on: { feedKey: true } });
+  if (definition.secretsKey.length > 0) grants.push({ actions: definition.secretsKey.map((a) => `kms:${a}`), on: { secretsKey: true } });
   if (definition.deadLetterQueues.length > 0) {
     grants.push({ actions: definition.deadLetterQueues.map((a) => `sqs:${a}`), on: { deadLetterQueues: true } });
   }

@@ -21,7 +21,7 @@ import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 import { signedHeaders } from "./sign.ts";
-import { changeWebhook, readWebhook, tenantWebhooks } from "./subscription.ts";
+import { changeWebhook, readWebhook, tenantWebhooks, webhookSecret } from "./subscription.ts";
 
 /** Delay before each retry, in seconds: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 14 h, 14 h, 16 h (about 71.6 h after the first try), then a last one at 10 h. */
 export const retryDelaysSeconds = [5, 300, 1800, 7200, 18_000, 36_000, 36_000, 50_400, 50_400, 57_600, 36_000] as const;
@@ -156,7 +156,8 @@ export async function attemptDelivery(ports: Ports, tenantId: string, webhookId:
   let status: number | undefined;
   let error: string | undefined;
   try {
-    const headers = signedHeaders(webhook.signing, webhook.secret, id, Math.floor(attemptAt.getTime() / 1000), item.body);
+    const secret = await webhookSecret(ports, tenantId, webhook);
+    const headers = signedHeaders(webhook.signing, secret, id, Math.floor(attemptAt.getTime() / 1000), item.body);
     const response = await (options.fetch ?? fetch)(webhook.url, {
       method: "POST",
       headers: { ...headers, "user-agent": "simroot-webhooks/1" },

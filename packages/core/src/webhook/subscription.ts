@@ -2,6 +2,8 @@
  * Outbound webhook subscriptions: per tenant, an event pattern, a URL and a signing scheme.
  * The signing secret (v1) is shown once, at creation; a v1a subscription shows its public
  * key always. A subscription the receiver answers `410 Gone` is disabled, and says why.
+ * The secret is stored sealed (`ports.secrets`, bound to the tenant and subscription), never in
+ * plaintext; the delivery worker opens it for each attempt.
  */
 import { z } from "zod";
 import type { RequestContext } from "../context.ts";
@@ -56,10 +58,31 @@ export const webhookSchema = z
   })
   .meta({ id: "Webhook" });
 export type Webhook = z.output<typeof webhookSchema>;
-export type StoredWebhook = Webhook & { readonly secret: string };
+/** As stored: the signing secret sealed (`secret` in plaintext only on items written before secrets were sealed). */
+export type StoredWebhook = Webhook & { readonly sealedSecret?: string; readonly secret?: string };
 
-const publicView = ({ secret: _secret, ...webhook }: StoredWebhook): Webhook => webhookSchema.parse(webhook);
-const stored = (item: Record<string, unknown>) => ({ ...webhookSchema.parse(item), secret: String(item.secret) }) as StoredWebhook;
+const publicView = ({ secret: _secret, sealedSecret: _sealed, ...webhook }: StoredWebhook): Webhook => webhookSchema.parse(webhook);
+const stored = (item: Record<string, unknown>) =>
+  ({
+    ...webhookSchema.parse(item),
+    ...(typeof item.sealedSecret === "string" ? { sealedSecret: item.sealedSecret } : {}),
+    ...(typeof item.secret === "string" ? { secret: item.secret } : {}),
+  }) as StoredWebhook;
+
+function sealer(ports: Ports) {
+  if (!ports.secrets) {
+    throw new SimrootError("secrets.unconfigured", "unavailable", "No secrets key is configured: webhook signing secrets cannot be kept");
+  }
+  return ports.secrets;
+}
+const binding = (tenantId: string, id: string) => ({ tenantId, record: `webhook/${id}` });
+
+/** The subscription's signing secret, opened for one delivery. */
+export async function webhookSecret(ports: Ports, tenantId: string, webhook: StoredWebhook): Promise<string> {
+  if (webhook.sealedSecret) return sealer(ports).open(webhook.sealedSecret, binding(tenantId, webhook.id));
+  if (webhook.secret) return webhook.secret;
+  throw new Error(`webhook ${webhook.id} has no signing secret`);
+}
 
 export const createWebhook = verb(createWebhookInput, async (ports, ctx, input): Promise<Outcome<Webhook & { secret?: string }>> => {
   const existing = await listRecords(ports, ctx.tenantId, "webhook", { limit: maxWebhooksPerTenant }, (item) => item);
@@ -68,12 +91,13 @@ export const createWebhook = verb(createWebhookInput, async (ports, ctx, input):
   }
   const keys = newSigningKeys(input.signing);
   const now = ports.now().toISOString();
+  const id = newId("webhook");
   const webhook: StoredWebhook = {
-    id: newId("webhook"),
+    id,
     ...input,
     enabled: true,
     ...(input.signing === "v1a" ? { publicKey: keys.verifyWith } : {}),
-    secret: keys.secret,
+    sealedSecret: await sealer(ports).seal(keys.secret, binding(ctx.tenantId, id)),
     revision: 1,
     createdAt: now,
     updatedAt: now,
