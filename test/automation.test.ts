@@ -4,6 +4,8 @@
  * points, and every action names the rule. Dry-run, rate limits and loop protection.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { documentClient, portsFor, runAutomation, type BusEnvelope } from "@simroot/core";
+import { recordCacheMs } from "@simroot/core/automation/records";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { flowReport, teachBaseline } from "./support/flows.ts";
 
@@ -183,5 +185,56 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
     expect(bad.headers.get("content-type")).toContain("application/problem+json");
     expect(bad.json.errors[0].path).toBe("pattern");
     expect((await tenant.call("GET", "/v1/automation/rules")).json.items).toEqual([]);
+  });
+});
+
+describe("rules across instances that share only the store", () => {
+  it("an instance reads a tenant's rules once per window for a burst of events, and matches a rule created elsewhere within the window", async () => {
+    const { tenant, deviceId } = await setup([]);
+    // Instance B: its own store client (its own cache), a clock the test moves.
+    let queries = 0;
+    const db = documentClient({ endpoint: runtime.endpoint, region: "us-east-1" });
+    db.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === "QueryCommand" && (args.input as { TableName?: string }).TableName === runtime.ports.tables.automation)
+          queries++;
+        return next(args);
+      },
+      { step: "initialize" },
+    );
+    let clock = Date.now();
+    const b = { ...portsFor(db, runtime.ports.tables, { publish: async () => {} }), now: () => new Date(clock) };
+    const envelope = (n: number) =>
+      ({
+        source: "simroot",
+        "detail-type": "device.labels_changed",
+        detail: {
+          id: `evt_burst_${n}`,
+          type: "device.labels_changed",
+          tenantId: tenant.tenant.id,
+          subject: deviceId,
+          time: new Date(clock).toISOString(),
+          actor: "test",
+          requestId: "req_1",
+          data: {},
+        },
+      }) as unknown as BusEnvelope;
+
+    for (let n = 0; n < 50; n++) expect((await runAutomation(b, envelope(n))).value).toEqual([]);
+    expect(queries).toBe(1);
+
+    // A rule made through instance A (the API): B matches it once its window passed, not before reading again.
+    const rule = await tenant.call("POST", "/v1/automation/rules", {
+      name: "label changes are dry-run",
+      pattern: { source: ["simroot"], "detail-type": ["device.labels_changed"] },
+      actions: [{ type: "add-labels", labels: { seen: "yes" } }],
+      dryRun: true,
+    });
+    expect(rule.status, rule.text).toBe(201);
+    clock += recordCacheMs;
+    const firings = (await runAutomation(b, envelope(50))).value;
+    expect(firings.map((firing) => [firing.ruleId, firing.outcome])).toEqual([[rule.json.id, "dry-run"]]);
+    expect(queries).toBe(2);
+    db.destroy();
   });
 });

@@ -61,6 +61,41 @@ export async function allRecords<Item>(ports: Ports, tenantId: string, kind: Rec
   return items;
 }
 
+/**
+ * How long an instance matches events against the rules or subscriptions it last read: a change
+ * made on another instance reaches its matching within this (one made through this instance's
+ * ports at once). Events come in bursts (a storm of flow reports, a fleet re-attaching): each
+ * instance then reads a tenant's rules once per window, not once per event.
+ */
+export const recordCacheMs = 2_000;
+/** Tenants whose rules and subscriptions an instance keeps (least recently read forgotten first). */
+const maxCachedTenants = 10_000;
+const recordCaches = new WeakMap<object, Map<string, { readonly at: number; readonly items: Promise<unknown[]> }>>();
+const cacheKey = (tenantId: string, kind: RecordKind) => `${tenantId}|${kind}`;
+
+/** `allRecords`, as read at most `recordCacheMs` ago by this instance (per store client). */
+export function cachedRecords<Item>(
+  ports: Ports,
+  tenantId: string,
+  kind: RecordKind,
+  parse: (item: Record<string, unknown>) => Item,
+): Promise<Item[]> {
+  let cache = recordCaches.get(ports.db);
+  if (!cache) recordCaches.set(ports.db, (cache = new Map()));
+  const key = cacheKey(tenantId, kind);
+  const now = ports.now().getTime();
+  const hit = cache.get(key);
+  if (hit && now >= hit.at && now - hit.at < recordCacheMs) return hit.items as Promise<Item[]>;
+  const items = allRecords(ports, tenantId, kind, parse);
+  const entry = { at: now, items };
+  cache.delete(key);
+  cache.set(key, entry);
+  if (cache.size > maxCachedTenants) cache.delete(cache.keys().next().value as string);
+  const owner = cache;
+  items.catch(() => owner.get(key) === entry && owner.delete(key));
+  return items;
+}
+
 export const notFound = (kind: RecordKind, id: string) => new SimrootError(`${kind}.not_found`, "not_found", `No ${kind} ${id}`);
 export const stale = () =>
   new SimrootError("request.precondition_failed", "conflict", "The resource changed since you read it", { detail: { status: 412 } });
@@ -95,5 +130,8 @@ export async function commitRecord(
     onConditionFailed: () =>
       write.previousRevision === undefined ? new SimrootError(`${kind}.exists`, "conflict", `${kind} ${id} exists`) : stale(),
   });
+  // Once committed, this instance matches against the change at once (others within `recordCacheMs`): a read that began
+  // before the commit ended is no longer shared.
+  recordCaches.get(ports.db)?.delete(cacheKey(ctx.tenantId, kind));
   return event;
 }

@@ -12,7 +12,7 @@ import { destinationSchema } from "../policy/model.ts";
 import type { Outcome } from "../outcome.ts";
 import { pageInput, type Page } from "../page.ts";
 import { verb } from "../verb.ts";
-import { allRecords, commitRecord, listRecords, notFound, readRecord, stale } from "./records.ts";
+import { cachedRecords, commitRecord, listRecords, notFound, readRecord, stale } from "./records.ts";
 import type { Ports } from "../ports.ts";
 
 export const maxRulesPerTenant = 100;
@@ -113,8 +113,8 @@ export const listRules = verb(
   async (ports, ctx, input): Promise<Page<AutomationRule>> => listRecords(ports, ctx.tenantId, "rule", input, parse),
 );
 
-/** The tenant's rules, whole (at most `maxRulesPerTenant`), for the automation consumer. */
-export const tenantRules = (ports: Ports, tenantId: string) => allRecords(ports, tenantId, "rule", parse);
+/** The tenant's rules, whole (at most `maxRulesPerTenant`), for the automation consumer: read at most every `recordCacheMs`. */
+export const tenantRules = (ports: Ports, tenantId: string) => cachedRecords(ports, tenantId, "rule", parse);
 
 export const updateRuleInput = z.object({
   id: z.string(),

@@ -14,7 +14,7 @@ import type { Outcome } from "../outcome.ts";
 import { pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
-import { allRecords, commitRecord, listRecords, notFound, readRecord, stale } from "../automation/records.ts";
+import { cachedRecords, commitRecord, listRecords, notFound, readRecord, stale } from "../automation/records.ts";
 import { newSigningKeys, signingSchemes } from "./sign.ts";
 
 export const maxWebhooksPerTenant = 50;
@@ -125,7 +125,8 @@ export const listWebhooks = verb(
     listRecords(ports, ctx.tenantId, "webhook", input, (item) => publicView(stored(item))),
 );
 
-export const tenantWebhooks = (ports: Ports, tenantId: string) => allRecords(ports, tenantId, "webhook", stored);
+/** The tenant's subscriptions, whole, for the webhooks consumer: read at most every `recordCacheMs`. */
+export const tenantWebhooks = (ports: Ports, tenantId: string) => cachedRecords(ports, tenantId, "webhook", stored);
 
 export const updateWebhookInput = z.object({
   id: z.string(),
