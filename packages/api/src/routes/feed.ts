@@ -118,6 +118,18 @@ const flows = createRoute({
   },
 });
 
+/**
+ * The bytes of one event, built once per shared response (a herd woken by one commit shares the
+ * response object, and so the frame): JSON holds no raw newline, so the body is one data line.
+ */
+const frames = new WeakMap<object, Uint8Array>();
+const encoder = new TextEncoder();
+function frameOf(shared: object, event: string, id: number, data: () => string): Uint8Array {
+  let frame = frames.get(shared);
+  if (!frame) frames.set(shared, (frame = encoder.encode(`event: ${event}\nid: ${id}\ndata: ${data()}\n\n`)));
+  return frame;
+}
+
 /** A streamed feed sends the re-signed head at least this often: a PEP's head never expires while the stream is up. */
 const streamHeadMs = (maxHeadLifetimeSeconds * 1000) / 2;
 
