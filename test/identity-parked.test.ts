@@ -1,5 +1,7 @@
 /** Parked facts are matched by every identifier they carry, normalized, when a device is registered. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { documentClient } from "@simroot/core";
+import { parkedNaming, parkedRetentionSeconds } from "@simroot/core/ingest/parked";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
 
@@ -50,5 +52,43 @@ describe("parked facts reach the device registered later, whatever identifier an
     await runtime.settled();
     expect((await tenant.call("GET", "/v1/dead-letters")).json.items).toEqual([]);
     expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.reachable).toMatchObject({ reachable: true });
+  });
+});
+
+describe("the parked list at scale", () => {
+  it("a registration reads the facts that name the device, not the tenant's other parked facts; each waits at most 30 days", async () => {
+    const tenant = await tenantClient(runtime);
+    const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
+    const others = Array.from({ length: 30 }, (_, n) => reachable({ imsi: `20801888${String(n).padStart(7, "0")}` }));
+    const text = JSON.stringify([...others, reachable({ imsi: "208019990000001" })]);
+    const headers = standardWebhookHeaders(credentials.webhookSecret, text);
+    expect((await runtime.app.request(source.ingestPath, { method: "POST", headers, body: text })).status).toBe(202);
+    await runtime.settled();
+    const parked = (await tenant.call("GET", "/v1/dead-letters?limit=100")).json.items as { expiresAt: number; parkedAt: string }[];
+    expect(parked).toHaveLength(31);
+    for (const each of parked) expect(each.expiresAt - Date.parse(each.parkedAt) / 1000).toBeCloseTo(parkedRetentionSeconds, -1);
+
+    // What the reconciler reads for the registration: the store's own count of the items it examined.
+    let examined = 0;
+    const db = documentClient({ endpoint: runtime.endpoint, region: "us-east-1" });
+    db.middlewareStack.add(
+      (next) => async (args) => {
+        const result = await next(args);
+        const output = (result.output ?? {}) as { ScannedCount?: number; Responses?: Record<string, unknown[]> };
+        examined += (output.ScannedCount ?? 0) + Object.values(output.Responses ?? {}).reduce((sum, items) => sum + items.length, 0);
+        return result;
+      },
+      { step: "initialize" },
+    );
+    const ports = { ...runtime.ports, db };
+    const found = await parkedNaming(ports, tenant.tenant.id, ["imsi:208019990000001", "iccid:8944500102198304999"]);
+    expect(found.map((fact) => fact.subjects)).toEqual([["imsi:208019990000001"]]);
+    expect(examined).toBe(2); // its index item and the fact; none of the 30 others
+    db.destroy();
+
+    await tenant.call("POST", "/v1/devices", { imsi: "208019990000001" });
+    await runtime.settled();
+    expect((await tenant.call("GET", "/v1/dead-letters?limit=100")).json.items).toHaveLength(30);
+    expect(await parkedNaming(runtime.ports, tenant.tenant.id, ["imsi:208019990000001"])).toEqual([]);
   });
 });

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { createTenantWithAdminKey } from "@simroot/core";
 import { startLocalRuntime } from "@simroot/local/runtime";
 import { seedFleet } from "../feed/fleet.ts";
-import { measureRevocation } from "../feed/revocation.ts";
+import { measureRevocation, tableRow } from "../feed/revocation.ts";
 import { measureCost } from "./cost.ts";
 import { measureQuality } from "./quality.ts";
 import { oddReport, warmBaselines } from "./warm.ts";
@@ -89,17 +89,10 @@ async function latency(runtime: Runtime) {
     },
     { workers, perWorker, rounds, warmup, mode: "stream", intervalMs: 0 },
   );
-  const row = (figures: typeof detected) => ({
-    PEPs: figures.peps,
-    samples: figures.samples,
-    p50: +figures.p50.toFixed(1),
-    p99: +figures.p99.toFixed(1),
-    max: +figures.max.toFixed(1),
-  });
   console.log("\n1. detection to enforcement (ms): flow report -> anomaly.detected -> rule -> quarantine -> every PEP denies\n");
   console.table({
-    "flow report showing a new destination": row(detected),
-    "baseline: quarantine through the API (no detection, no rule)": row(direct),
+    "flow report showing a new destination": tableRow(detected),
+    "baseline: quarantine through the API (no detection, no rule)": tableRow(direct),
   });
   console.log("target: p99 <= 1000 ms");
 }

@@ -1120,6 +1120,8 @@ export interface components {
                 [key: string]: unknown;
             };
             subjects?: string[];
+            /** @description when DynamoDB's TTL removes it unless it applied or was replayed first (epoch seconds) */
+            expiresAt?: number;
         };
         AuditPage: {
             items: components["schemas"]["AuditRecord"][];

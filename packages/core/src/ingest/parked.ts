@@ -1,9 +1,14 @@
 /**
  * Parked facts: accepted events that cannot be applied yet (no device in the tenant matches
- * them). They wait here with their reason until an operator replays them, for instance
- * after registering the device. Nothing accepted is ever dropped.
+ * them). They wait here with their reason until the device is registered (the reconciler
+ * replays what names any of its identifiers) or an operator replays them, for at most
+ * `parkedRetentionSeconds` (DynamoDB's TTL removes them then; the list shows when).
+ *
+ * Each parked fact is indexed by every identifier it carries (one small item per identifier,
+ * under `T#<tenant>#parked#<identifier>`), so a registration reads the facts that name the
+ * device, not every fact parked in the tenant.
  */
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { refIdentifiers } from "../device/store.ts";
 import { SimrootError } from "../error.ts";
@@ -23,14 +28,25 @@ export const parkedSchema = z
     event: z.record(z.string(), z.unknown()),
     /** Every identifier of the fact, normalized (`imsi:208...`): a device registered by any of them gets it replayed. */
     subjects: z.array(z.string()).optional(),
+    expiresAt: z
+      .number()
+      .int()
+      .optional()
+      .meta({ description: "when DynamoDB's TTL removes it unless it applied or was replayed first (epoch seconds)" }),
   })
   .meta({ id: "ParkedEvent" });
 export type Parked = z.output<typeof parkedSchema>;
 
+/** How long a parked fact waits for its device (or an operator's replay). */
+export const parkedRetentionSeconds = 30 * 24 * 60 * 60;
+
 export const parkedPartition = (tenantId: string) => `T#${tenantId}#parked`;
 const parkedKey = (tenantId: string, eventId: string) => ({ pk: parkedPartition(tenantId), sk: eventId });
+/** The index item of one identifier of a parked fact. */
+const subjectKey = (tenantId: string, subject: string, eventId: string) => ({ pk: `${parkedPartition(tenantId)}#${subject}`, sk: eventId });
 
 export async function park(ports: Ports, ingested: IngestedEvent, reason: string): Promise<void> {
+  const expiresAt = Math.floor(ports.now().getTime() / 1000) + parkedRetentionSeconds;
   const parked: Parked = {
     id: ingested.id,
     reason,
@@ -40,10 +56,56 @@ export async function park(ports: Ports, ingested: IngestedEvent, reason: string
     subject: ingested.subject,
     event: ingested as unknown as Record<string, unknown>,
     subjects: refIdentifiers(ingested.data.event.device).map(({ kind, value }) => `${kind}:${value}`),
+    expiresAt,
   };
+  // The index first: a fact parked without its index would wait for a replay by hand. (A retried
+  // delivery writes the same items again; an index item left by a failed park finds nothing.)
+  await Promise.all(
+    (parked.subjects ?? []).map((subject) =>
+      ports.db.send(
+        new PutCommand({ TableName: ports.tables.control, Item: { ...subjectKey(ingested.tenantId, subject, ingested.id), expiresAt } }),
+      ),
+    ),
+  );
   await ports.db.send(
     new PutCommand({ TableName: ports.tables.control, Item: { ...parkedKey(ingested.tenantId, ingested.id), ...parked } }),
   );
+}
+
+/** The parked facts that name any of `subjects`, through their index (consistent reads). */
+export async function parkedNaming(ports: Ports, tenantId: string, subjects: readonly string[]): Promise<Parked[]> {
+  const ids = new Set<string>();
+  for (const subject of new Set(subjects)) {
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await ports.db.send(
+        new QueryCommand({
+          TableName: ports.tables.control,
+          KeyConditionExpression: "pk = :pk",
+          ExpressionAttributeValues: { ":pk": subjectKey(tenantId, subject, "").pk },
+          ProjectionExpression: "sk",
+          ExclusiveStartKey: start,
+          ConsistentRead: true,
+        }),
+      );
+      for (const item of page.Items ?? []) ids.add(String(item.sk));
+      start = page.LastEvaluatedKey;
+    } while (start);
+  }
+  const found: Parked[] = [];
+  let keys = [...ids].map((id) => parkedKey(tenantId, id));
+  for (let attempt = 0; keys.length > 0; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)));
+    const batch = keys.slice(0, 100);
+    const answer = await ports.db.send(
+      new BatchGetCommand({ RequestItems: { [ports.tables.control]: { Keys: batch, ConsistentRead: true } } }),
+    );
+    for (const item of answer.Responses?.[ports.tables.control] ?? []) found.push(parkedSchema.parse(item));
+    const unprocessed = (answer.UnprocessedKeys?.[ports.tables.control]?.Keys ?? []) as typeof keys;
+    keys = [...unprocessed, ...keys.slice(100)];
+    if (unprocessed.length === 0) attempt = -1;
+  }
+  return found.sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 
 /**
@@ -54,8 +116,15 @@ export async function park(ports: Ports, ingested: IngestedEvent, reason: string
  */
 export async function unpark(ports: Ports, tenantId: string, eventId: string): Promise<void> {
   const key = parkedKey(tenantId, eventId);
-  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: key, ProjectionExpression: "pk" }));
-  if (Item) await ports.db.send(new DeleteCommand({ TableName: ports.tables.control, Key: key }));
+  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: key, ProjectionExpression: "pk, subjects" }));
+  if (!Item) return;
+  await ports.db.send(new DeleteCommand({ TableName: ports.tables.control, Key: key }));
+  const subjects = (Item.subjects ?? []) as string[];
+  await Promise.all(
+    subjects.map((subject) =>
+      ports.db.send(new DeleteCommand({ TableName: ports.tables.control, Key: subjectKey(tenantId, subject, eventId) })),
+    ),
+  );
 }
 
 export const listParked = verb(pageInput, async (ports, ctx, input): Promise<Page<Parked>> => {
