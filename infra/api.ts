@@ -6,6 +6,7 @@
  */
 import type { Resource } from "sst";
 import type { Expect } from "./database";
+import { consumerArns, consumerFunctions } from "./bus";
 import { functionArgs } from "./functions";
 import { stage } from "./stage";
 
@@ -23,7 +24,9 @@ export const api = new sst.aws.ApiGatewayV2("Api", {
   },
 });
 
-api.route("$default", functionArgs("api"));
+// A redrive (`POST /v1/bus/dead-letters/{id}/redrive`) invokes the rule's consumer: the API may invoke those functions, no other.
+const apiArgs = functionArgs("api", { consumerArns });
+api.route("$default", { ...apiArgs, environment: { ...apiArgs.environment, SIMROOT_CONSUMER_FUNCTIONS: consumerFunctions } });
 
 /** Fails to typecheck when the committed `sst-env.d.ts` lacks the API. */
 export type ApiDeclaredInSstEnv = Expect<Resource["Api"] extends { url: string; type: "sst.aws.ApiGatewayV2" } ? true : false>;

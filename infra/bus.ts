@@ -133,3 +133,32 @@ export const deadLetterQueueUrls = Object.fromEntries(ruleNames.map((name) => [n
   RuleName,
   $util.Output<string>
 >;
+
+/**
+ * The drain of every rule's dead-letter queue (`functions/src/dead-letter-drain.ts`): each
+ * message becomes an item of the tenant's list at `/v1/bus/dead-letters`, naming the rule of
+ * the queue it came from (`SIMROOT_DEAD_LETTER_QUEUES`, queue ARN -> rule).
+ */
+const deadLetterQueueArns = ruleNames.map((name) => subscriptions[name].deadLetterQueue.arn);
+// Not the code's: the event source mapping reads each queue with the function's role.
+const drainArgs = functionArgs("deadLetterDrain", {}, [
+  { actions: ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"], resources: deadLetterQueueArns },
+]);
+export const deadLetterDrain = new sst.aws.Function("DeadLetterDrain", {
+  ...drainArgs,
+  environment: {
+    ...drainArgs.environment,
+    SIMROOT_DEAD_LETTER_QUEUES: $util
+      .all(deadLetterQueueArns)
+      .apply((arns) => JSON.stringify(Object.fromEntries(arns.map((arn, index) => [arn, ruleNames[index]])))),
+  },
+});
+for (const name of ruleNames) {
+  subscriptions[name].deadLetterQueue.subscribe(deadLetterDrain.arn, { batch: { size: 10, partialResponses: true } });
+}
+
+/** Each rule's consumer function (rule -> function name, `SIMROOT_CONSUMER_FUNCTIONS`): what a redrive invokes. */
+export const consumerFunctions = $util
+  .all(ruleNames.map((name) => subscriptions[name].subscriber.apply((s) => s.nodes.function.name)))
+  .apply((names) => JSON.stringify(Object.fromEntries(names.map((functionName, index) => [ruleNames[index], functionName]))));
+export const consumerArns = ruleNames.map((name) => subscriptions[name].subscriber.apply((s) => s.nodes.function.arn));

@@ -53,12 +53,13 @@ const ruleNames = Object.keys(subscriptions) as RuleName[];
 for (const rule of ruleNames) {
   const { subscriber, deadLetterQueue } = subscriptions[rule];
   const functionName = subscriber.apply((s) => s.nodes.function.name);
+  // The drain moves each dead letter into the tenant's list at once, so the queue's depth stays near 0: alarm on arrivals.
   alarm(`${rule}DeadLetters`, {
-    alarmDescription: `Events rule ${rule} could not apply are waiting in its dead-letter queue: inspect and redrive`,
+    alarmDescription: `Events rule ${rule} could not apply reached its dead-letter queue: inspect (simroot bus dead-letters) and redrive`,
     namespace: "AWS/SQS",
-    metricName: "ApproximateNumberOfMessagesVisible",
+    metricName: "NumberOfMessagesSent",
     dimensions: { QueueName: deadLetterQueue.nodes.queue.name },
-    statistic: "Maximum",
+    statistic: "Sum",
     period: 300,
     comparisonOperator: "GreaterThanThreshold",
     threshold: 0,

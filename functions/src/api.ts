@@ -1,5 +1,5 @@
 import { createApp } from "@simroot/api";
-import { busName, feedKmsKeyId, kmsSigner, lazySigner, storeHealth } from "@simroot/core";
+import { busName, environmentRedeliver, feedKmsKeyId, kmsSigner, lazySigner, storeHealth, type Ports } from "@simroot/core";
 import { lambdaHandler } from "./lib/lambda-http.ts";
 import { lambdaPorts } from "./lib/ports.ts";
 import { lambdaPortsWithSecrets } from "./lib/secrets.ts";
@@ -11,9 +11,18 @@ const feedSigner = lazySigner(async () => {
   return kmsSigner(keyId);
 });
 
+// The API also hands dead letters back to their consumers (Lambda Invoke, the function named per rule).
+let ports: Ports | undefined;
+const apiPorts = (): Ports => {
+  if (ports) return ports;
+  const redeliver = environmentRedeliver();
+  ports = { ...lambdaPortsWithSecrets(), ...(redeliver ? { redeliver } : {}) };
+  return ports;
+};
+
 export const handler = lambdaHandler(
   createApp({
-    ports: lambdaPortsWithSecrets,
+    ports: apiPorts,
     feedSigner,
     logRequests: true,
     health: {

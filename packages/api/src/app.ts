@@ -17,6 +17,7 @@ import { feedRoutes } from "./routes/feed.ts";
 import { grantRoutes } from "./routes/grant.ts";
 import { ingestRoutes } from "./routes/ingest.ts";
 import { parkedRoutes } from "./routes/parked.ts";
+import { busRoutes } from "./routes/bus.ts";
 import { policyRoutes } from "./routes/policy.ts";
 import { sourceRoutes } from "./routes/source.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -58,6 +59,7 @@ export function createApp(options: AppOptions) {
   app.route("/", sourceRoutes);
   app.route("/", ingestRoutes);
   app.route("/", parkedRoutes);
+  app.route("/", busRoutes);
   app.route("/", auditRoutes(options));
   app.route("/", accessRoutes);
   app.route("/", policyRoutes);

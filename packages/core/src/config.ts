@@ -45,6 +45,16 @@ export const secretsKmsKeyId = (): string | undefined => env("SIMROOT_SECRETS_KM
 /** Elsewhere, the file holding the local secrets key (32 bytes, base64; created on first use). */
 export const secretsKeyFile = (): string | undefined => env("SIMROOT_SECRETS_KEY_FILE");
 
+/** In AWS, each rule's consumer function (JSON, rule -> function name): what a redrive invokes. */
+export const consumerFunctions = (): Record<string, string> | undefined => {
+  const named = env("SIMROOT_CONSUMER_FUNCTIONS");
+  return named ? (JSON.parse(named) as Record<string, string>) : undefined;
+};
+
+/** In AWS, each rule's dead-letter queue (JSON, queue ARN -> rule): which rule a drained message failed at. */
+export const deadLetterQueueRules = (): Record<string, string> =>
+  JSON.parse(env("SIMROOT_DEAD_LETTER_QUEUES") ?? "{}") as Record<string, string>;
+
 /** AWS IoT Core's data endpoint (`iot:Data-ATS`), the feed's push channel in AWS; unset: no push channel. */
 export const iotDataEndpoint = (): string | undefined => env("SIMROOT_IOT_DATA_ENDPOINT");
 

@@ -1,5 +1,6 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "./config.ts";
+import type { Redeliver } from "./event/dead-letter-record.ts";
 import type { Publisher } from "./event/event.ts";
 import type { FeedNotifier } from "./feed/notifier.ts";
 import type { Backlog } from "./ingest/backlog.ts";
@@ -18,6 +19,8 @@ export interface Ports {
   readonly feedNotifier?: FeedNotifier;
   /** What waits for the applier; ingestion refuses work past its bound. Without it, ingestion is unbounded. */
   readonly backlog?: Backlog;
+  /** Hands a dead-lettered event back to one rule's consumer (event/dead-letters.ts); absent where nothing can. */
+  readonly redeliver?: Redeliver;
   /** Seals the secrets simroot keeps (webhook signing keys); without it they cannot be created or used. */
   readonly secrets?: SecretSealer;
 }

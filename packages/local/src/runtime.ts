@@ -18,9 +18,11 @@ import {
   portsFor,
   secretsKeyFile,
   publishCommits,
+  recordDeadLetter,
   storeHealth,
   tableNames,
   type Publisher,
+  type Redeliver,
 } from "@simroot/core";
 import { LocalBus, type RetrySettings } from "./bus/local-bus.ts";
 import { startDynamoLocal, type DynamoLocal } from "./dynamodb-local.ts";
@@ -102,13 +104,17 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     const secretsKeyPath =
       options.secretsKeyPath ?? secretsKeyFile() ?? (options.dataDir ? join(options.dataDir, "secrets-key") : undefined);
     const secrets = secretsKeyPath ? await fileSealer(secretsKeyPath) : memorySealer();
-    const ports = { ...portsFor(db, tables, publisher), feedNotifier, backlog, secrets };
+    const redeliver: Redeliver = (rule, envelope) =>
+      opened ? opened.redeliver(rule, envelope) : Promise.reject(new Error("the local bus is not open yet"));
+    const ports = { ...portsFor(db, tables, publisher), feedNotifier, backlog, secrets, redeliver };
     publishCommits(ports);
     const bus = await LocalBus.open({
       directory: options.dataDir ? join(options.dataDir, "bus") : undefined,
       targets: await loadRuleTargets(ports),
       retry: options.retry,
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      // The tenant's list at /v1/bus/dead-letters, as the drain function keeps it in AWS.
+      onDeadLetter: (letter) => recordDeadLetter(ports, letter),
     });
     opened = bus;
     stops.push(() => bus.close());

@@ -41,6 +41,12 @@ export const simrootEventPayloads = {
   "webhook.updated": loose("a webhook subscription was changed", { webhook: record }),
   "webhook.disabled": loose("a receiver answered 410 Gone: the subscription is disabled", { webhook: record }),
   "webhook.removed": loose("a webhook subscription was removed", { url: z.string() }),
+  "bus.dead_letter_redriven": z.object({
+    rule: z.string().meta({ description: "the consumer the event was handed back to" }),
+    eventId: z.string(),
+    eventType: z.string(),
+    reason: z.string().meta({ description: "why it had been dead-lettered" }),
+  }),
   "device.registered": loose("a device was registered", { device: record }),
   "device.updated": loose("a device was renamed, relabelled or its IMEI lock changed", { changes: record }),
   "grant.created": loose("a grant was created", { grant: record }),

@@ -12,7 +12,8 @@ import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand } 
 import { z } from "zod";
 import { refIdentifiers } from "../device/store.ts";
 import { SimrootError } from "../error.ts";
-import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
+import { pageInput, type Page } from "../page.ts";
+import { partitionPage } from "../store/partition-page.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 import type { IngestedEvent } from "./ingested.ts";
@@ -127,20 +128,11 @@ export async function unpark(ports: Ports, tenantId: string, eventId: string): P
   );
 }
 
-export const listParked = verb(pageInput, async (ports, ctx, input): Promise<Page<Parked>> => {
-  const { pk } = parkedKey(ctx.tenantId, "");
-  const result = await ports.db.send(
-    new QueryCommand({
-      TableName: ports.tables.control,
-      KeyConditionExpression: "pk = :pk",
-      ExpressionAttributeValues: { ":pk": pk },
-      Limit: input.limit,
-      ExclusiveStartKey: decodeCursor(input.cursor, { pk }),
-      ConsistentRead: true,
-    }),
-  );
-  return { items: (result.Items ?? []).map((item) => parkedSchema.parse(item)), next: encodeCursor(result.LastEvaluatedKey) };
-});
+export const listParked = verb(
+  pageInput,
+  async (ports, ctx, input): Promise<Page<Parked>> =>
+    partitionPage(ports, ports.tables.control, parkedPartition(ctx.tenantId), input, (item) => parkedSchema.parse(item)),
+);
 
 /** Sends a parked event to the applier again; it leaves the parked list once it applies. */
 export const replayParked = verb(z.object({ id: z.string().min(1) }), async (ports, ctx, input) => {

@@ -70,9 +70,22 @@ const noDeleteTables = {
 } as const satisfies FunctionDefinition["tables"];
 
 /** What applying an operator fact or replaying a parked one does: the identity fold, parking, the ledger. */
+/** A function an event source mapping invokes with what it read (a stream, a queue): nothing but its tables and bus. */
+const streamReader = {
+  timeoutSeconds: timeouts.consumerFunctionSeconds,
+  memoryMb: 512,
+  feedKey: [],
+  secretsKey: [],
+  deadLetterQueues: [],
+  invokesConsumers: false,
+  feedNotices: false,
+  backlogQueue: false,
+} as const;
+
 const applyTables = {
   identity: ["GetItem", "Query", "PutItem", "DeleteItem"],
-  control: ["GetItem", "Query", "PutItem", "DeleteItem"],
+  // BatchGetItem: a registration reads the parked facts its identifiers index (ingest/parked.ts).
+  control: ["GetItem", "BatchGetItem", "Query", "PutItem", "DeleteItem"],
   audit: ["GetItem", "Query", "PutItem"],
 } as const satisfies FunctionDefinition["tables"];
 
@@ -93,7 +106,8 @@ export const functions = {
     // Creates subscriptions (seals their secrets); a replay attempts a delivery (opens one).
     secretsKey: ["Encrypt", "Decrypt"],
     deadLetterQueues: [],
-    invokesConsumers: false,
+    // A redrive hands a dead letter back to its rule's consumer (Lambda Invoke, asynchronous).
+    invokesConsumers: true,
     feedNotices: true,
     backlogQueue: true,
     // /docs serves Scalar's pinned standalone bundle (api's docs.ts): node_modules is not in the function.
@@ -142,7 +156,12 @@ export const functions = {
     ...consumer,
     handler: rules.automation.handler,
     does: rules.automation.does,
-    tables: { ...applyTables, automation: ["GetItem", "Query", "PutItem", "UpdateItem"], flows: ["Query"] },
+    tables: {
+      ...applyTables,
+      control: ["GetItem", "Query", "PutItem", "DeleteItem"],
+      automation: ["GetItem", "Query", "PutItem", "UpdateItem"],
+      flows: ["Query"],
+    },
     publishes: true,
   },
   webhooks: {
@@ -171,22 +190,24 @@ export const functions = {
     feedNotices: false,
     backlogQueue: false,
   },
+  // Not a rule consumer: every rule's SQS dead-letter queue invokes it (infra/bus.ts); it records each dead letter.
+  // The code reads no queue: the event source mapping does, with the role infra gives it.
+  deadLetterDrain: {
+    ...streamReader,
+    handler: "dead-letter-drain.ts",
+    does: "records what reaches each rule's dead-letter queue in the tenant's list of dead letters (/v1/bus/dead-letters)",
+    tables: { control: ["PutItem"] },
+    publishes: false,
+  },
   // Not a rule consumer: the audit table's stream invokes it (infra/outbox.ts). It reads no table (the mapping does).
   outbox: {
+    ...streamReader,
     handler: "outbox.ts",
     does: "publishes the events of committed audit records from the audit table's stream (the outbox)",
-    timeoutSeconds: timeouts.consumerFunctionSeconds,
-    memoryMb: 512,
     tables: {},
     publishes: true,
-    feedKey: [],
-    secretsKey: [],
-    deadLetterQueues: [],
-    invokesConsumers: false,
-    feedNotices: false,
-    backlogQueue: false,
   },
-} as const satisfies Record<"api" | "outbox" | RuleName, FunctionDefinition>;
+} as const satisfies Record<"api" | "outbox" | "deadLetterDrain" | RuleName, FunctionDefinition>;
 
 export type FunctionName = keyof typeof functions;
 export const functionNames = Object.keys(functions) as FunctionName[];

@@ -40,6 +40,8 @@ export interface LocalBusOptions {
   /** Handler invocations in flight at once, across all targets (Lambda's concurrency). */
   readonly concurrency?: number;
   readonly region?: string;
+  /** Told of every delivery dead-lettered (after it is journaled): where the tenant's list of dead letters is kept. */
+  readonly onDeadLetter?: (letter: DeadLetter) => Promise<void>;
 }
 
 export interface DeadLetter {
@@ -73,6 +75,7 @@ export class LocalBus implements Publisher {
   readonly #retry: RetrySettings;
   readonly #concurrency: number;
   readonly #region: string;
+  readonly #onDeadLetter: LocalBusOptions["onDeadLetter"];
   readonly #pending = new Map<string, Delivery>();
   readonly #dead = new Map<string, DeadLetter>();
   readonly #ready: Delivery[] = [];
@@ -86,6 +89,7 @@ export class LocalBus implements Publisher {
     this.#targets = options.targets;
     this.#concurrency = options.concurrency ?? 32;
     this.#region = options.region ?? "local";
+    this.#onDeadLetter = options.onDeadLetter;
     this.#retry = {
       maxAttempts: retryPolicy.handlerAttempts,
       maxAgeMs: retryPolicy.maximumEventAgeSeconds * 1000,
@@ -130,6 +134,20 @@ export class LocalBus implements Publisher {
     return [...this.#dead.values()];
   }
 
+  /**
+   * Delivers `envelope` to `rule`'s target again (a redrive): journaled first, and no longer a
+   * dead letter of this bus. Other rules the event matched are not told again.
+   */
+  async redeliver(rule: string, envelope: BusEnvelope): Promise<void> {
+    if (!this.#targets[rule]) throw new Error(`no rule ${rule}`);
+    await this.#journal.append([{ k: "event", envelope, rules: [rule] }], true);
+    const key = deliveryKey(envelope.id, rule);
+    this.#dead.delete(key);
+    const delivery: Delivery = { envelope, rule, attempts: 0, dueAt: Date.now() };
+    this.#pending.set(key, delivery);
+    this.#schedule(delivery);
+  }
+
   /** Sends dead-lettered deliveries (all, or those of one domain event id) to their targets again. */
   async replay(eventId?: string): Promise<number> {
     const chosen = [...this.#dead.values()].filter((letter) => eventId === undefined || letter.eventId === eventId);
@@ -151,9 +169,9 @@ export class LocalBus implements Publisher {
     return { pending: this.#pending.size, deadLetters: this.#dead.size, inFlight: this.#running, journalBytes: this.#journal.bytes };
   }
 
-  /** Resolves once nothing is pending (every delivery done or dead-lettered). */
+  /** Resolves once nothing is pending or in flight (every delivery done or dead-lettered, and recorded). */
   drained(): Promise<void> {
-    if (this.#pending.size === 0) return Promise.resolve();
+    if (this.#pending.size === 0 && this.#running === 0) return Promise.resolve();
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
@@ -296,6 +314,11 @@ export class LocalBus implements Publisher {
       );
       this.#pending.delete(key);
       this.#dead.set(key, letter);
+      await this.#onDeadLetter?.(letter).catch((failure: unknown) =>
+        console.error(
+          JSON.stringify({ level: "error", msg: "recording a dead letter failed", eventId: letter.eventId, error: String(failure) }),
+        ),
+      );
     }
     if (this.#pending.size === 0 && this.#journal.bytes > compactAboveBytes) {
       await this.#journal.rewrite(() => this.#liveEntries());
@@ -319,7 +342,7 @@ export class LocalBus implements Publisher {
   }
 
   #notifyIfIdle() {
-    if (this.#pending.size > 0) return;
+    if (this.#pending.size > 0 || this.#running > 0) return;
     const waiters = this.#idleWaiters;
     this.#idleWaiters = [];
     for (const resolve of waiters) resolve();

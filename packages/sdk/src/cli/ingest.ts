@@ -5,6 +5,7 @@ import { details, type Column } from "./render.ts";
 
 type Source = components["schemas"]["Source"];
 type Parked = components["schemas"]["ParkedEvent"];
+type BusDeadLetter = components["schemas"]["BusDeadLetter"];
 type WithCredentials = components["schemas"]["SourceWithCredentials"];
 
 const formats = ["simroot", "camara", "nef", "datastreamer", "supersim", "eim"] as const satisfies readonly Source["format"][];
@@ -16,6 +17,15 @@ const sourceColumns: readonly Column<Source>[] = [
   ["format", (s) => s.format],
   ["ingestPath", (s) => s.ingestPath],
   ["credentialsRotatedAt", (s) => s.credentialsRotatedAt],
+];
+
+const busDeadLetterColumns: readonly Column<BusDeadLetter>[] = [
+  ["id", (d) => d.id],
+  ["deadAt", (d) => d.deadAt],
+  ["rule", (d) => d.rule],
+  ["eventType", (d) => d.eventType],
+  ["subject", (d) => d.subject],
+  ["reason", (d) => d.reason],
 ];
 
 const parkedColumns: readonly Column<Parked>[] = [
@@ -84,6 +94,23 @@ export const ingestCommands: Command[] = [
     run: async (ctx) =>
       ctx.print(await ctx.client.post("/v1/dead-letters/{id}/replay", { params: { path: { id: ctx.arg("id") } } }), (r) =>
         r.replayed ? `${r.id} queued again` : `${r.id} was not replayed`,
+      ),
+  },
+  listCommand({
+    group: "bus",
+    name: "dead-letters",
+    summary: "Events a consumer did not take after its retries, with the rule and the reason",
+    path: "/v1/bus/dead-letters",
+    columns: busDeadLetterColumns,
+  }),
+  {
+    group: "bus",
+    name: "redrive",
+    args: ["id"],
+    summary: "Hand a dead letter back to its consumer (that rule only); audited",
+    run: async (ctx) =>
+      ctx.print(await ctx.client.post("/v1/bus/dead-letters/{id}/redrive", { params: { path: { id: ctx.arg("id") } } }), (r) =>
+        r.redriven ? `${r.id} handed back to ${r.rule}` : `${r.id} was not redriven`,
       ),
   },
 ];

@@ -1,0 +1,42 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { busDeadLetterSchema, listBusDeadLetters, outcomeValue, pageInput, redriveBusDeadLetter } from "@simroot/core";
+import type { AppEnv } from "../env.ts";
+import { readers, requireRole, writers } from "../middleware.ts";
+import { errorResponses, json, pageOf } from "../openapi.ts";
+
+const list = createRoute({
+  method: "get",
+  path: "/v1/bus/dead-letters",
+  tags: ["operations"],
+  summary: "Events a consumer did not take after its retries (the bus's dead letters), with the rule and the reason",
+  description:
+    "Kept 14 days. Locally the bus records them; in AWS the drain function records what reaches each rule's SQS dead-letter " +
+    "queue. Not the parked facts of `/v1/dead-letters` (accepted events waiting for their device).",
+  middleware: [requireRole(...readers)] as const,
+  request: { query: pageInput },
+  responses: { 200: json("A page of dead letters", pageOf(busDeadLetterSchema, "BusDeadLetterPage")), ...errorResponses(400, 401, 403) },
+});
+
+const redrive = createRoute({
+  method: "post",
+  path: "/v1/bus/dead-letters/{id}/redrive",
+  tags: ["operations"],
+  summary: "Hand a dead letter back to its consumer (that rule only); audited. If it fails again it comes back as a new dead letter",
+  middleware: [requireRole(...writers)] as const,
+  request: {
+    params: z.object({
+      id: z
+        .string()
+        .max(300)
+        .meta({ param: { name: "id", in: "path" } }),
+    }),
+  },
+  responses: {
+    202: json("Handed back", z.object({ id: z.string(), rule: z.string(), redriven: z.boolean() })),
+    ...errorResponses(401, 403, 404, 503),
+  },
+});
+
+export const busRoutes = new OpenAPIHono<AppEnv>()
+  .openapi(list, async (c) => c.json(await listBusDeadLetters(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
+  .openapi(redrive, async (c) => c.json(outcomeValue(await redriveBusDeadLetter(c.var.ports, c.var.ctx, c.req.valid("param"))), 202));

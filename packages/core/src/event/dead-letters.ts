@@ -1,0 +1,70 @@
+/**
+ * Deliveries the bus gave up on: a consumer kept failing (or refused the event), so the event
+ * did not reach that one rule's target. Each is kept per tenant for 14 days (SQS's longest
+ * retention), listed at `/v1/bus/dead-letters`, and handed back to its consumer on request
+ * (redrive, audited as `bus.dead_letter_redriven`). The same records in both runtimes: locally the bus records a delivery it
+ * dead-letters; in AWS the drain function (`functions/src/dead-letter-drain.ts`) records what
+ * reaches a rule's SQS dead-letter queue, from EventBridge (the event itself) or from Lambda's
+ * on-failure destination (an invocation record). How a dead letter is handed back is the
+ * runtime's (`ports.redeliver`): the local bus schedules a delivery to that rule; in AWS the
+ * consumer function is invoked asynchronously with the event, as EventBridge would.
+ */
+import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { z } from "zod";
+import { SimrootError } from "../error.ts";
+import type { Outcome } from "../outcome.ts";
+import { pageInput, type Page } from "../page.ts";
+import { partitionPage } from "../store/partition-page.ts";
+import type { Ports } from "../ports.ts";
+import { verb } from "../verb.ts";
+import { busDeadLetterSchema, deadLetterPartition, type BusDeadLetter } from "./dead-letter-record.ts";
+import type { BusEnvelope } from "./envelope.ts";
+import { domainEvent } from "./event.ts";
+
+export const listBusDeadLetters = verb(
+  pageInput,
+  async (ports, ctx, input): Promise<Page<BusDeadLetter>> =>
+    partitionPage(ports, ports.tables.control, deadLetterPartition(ctx.tenantId), input, (item) => busDeadLetterSchema.parse(item)),
+);
+
+/** Hands the dead letter back to its consumer, then forgets it (a redrive that fails again comes back as a new dead letter). */
+export const redriveBusDeadLetter = verb(z.object({ id: z.string().min(1).max(300) }), async (ports, ctx, input) => {
+  const key = { pk: deadLetterPartition(ctx.tenantId), sk: input.id };
+  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: key, ConsistentRead: true }));
+  if (!Item) throw new SimrootError("dead_letter.not_found", "not_found", `No dead letter ${input.id}`);
+  if (!ports.redeliver) throw new SimrootError("dead_letter.unavailable", "unavailable", "This runtime cannot redeliver events");
+  const letter = busDeadLetterSchema.parse(Item);
+  // Forgotten and audited first, then handed back: a redrive that fails again comes back as a new dead letter
+  // (the same id), which a later delete must not remove. If the hand-back itself fails, the letter is put back.
+  const event = domainEvent(
+    ctx,
+    "bus.dead_letter_redriven",
+    letter.subject,
+    { rule: letter.rule, eventId: letter.eventId, eventType: letter.eventType, reason: letter.reason },
+    ports.now(),
+  );
+  await ports.ledger.commit({
+    tenantId: ctx.tenantId,
+    events: [event],
+    writes: [
+      {
+        Delete: {
+          TableName: ports.tables.control,
+          Key: key,
+          ConditionExpression: "deadAt = :deadAt",
+          ExpressionAttributeValues: { ":deadAt": letter.deadAt },
+        },
+      },
+    ],
+    onConditionFailed: () => new SimrootError("dead_letter.not_found", "not_found", `Dead letter ${input.id} was redriven already`),
+  });
+  try {
+    await ports.redeliver(letter.rule, Item.envelope as BusEnvelope);
+  } catch (error) {
+    await ports.db
+      .send(new PutCommand({ TableName: ports.tables.control, Item, ConditionExpression: "attribute_not_exists(pk)" }))
+      .catch(() => {});
+    throw error;
+  }
+  return { value: { id: input.id, rule: letter.rule, redriven: true }, events: [event] } satisfies Outcome<unknown>;
+});
