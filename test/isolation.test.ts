@@ -4,6 +4,7 @@
  * A route with a path parameter this test does not know fails it, so new routes must join.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { domainEvent } from "@simroot/core";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
 
@@ -66,6 +67,13 @@ describe("tenant isolation", () => {
       pattern: { source: ["simroot"], "detail-type": ["none.ever"] },
     });
     const incident = await a.call("POST", "/v1/incidents", { deviceId: device.id, severity: "low" });
+    // A delivery the bus gave up on (a reported fact the applier refuses).
+    const refused = {
+      ...domainEvent({ tenantId: a.tenant.id, actor: "source:test", requestId: "req_iso" }, "sim.attached", "imsi:2", {}, new Date()),
+      origin: "ingest" as const,
+    };
+    await runtime.bus.publish([refused]);
+    await runtime.settled();
 
     const ids: Record<string, string | undefined> = {
       "/v1/devices/{id}": device.id,
@@ -77,6 +85,7 @@ describe("tenant isolation", () => {
       "/v1/automation/rules/{id}": rule.json?.id,
       "/v1/webhooks/{id}": webhook.json?.id,
       "/v1/incidents/{id}": incident.json?.id,
+      "/v1/bus/dead-letters/{id}": `${refused.id}~operatorEvents`,
     };
     const secrets = [
       device.id,
@@ -88,6 +97,7 @@ describe("tenant isolation", () => {
       rule.json?.id,
       webhook.json?.id,
       incident.json?.id,
+      refused.id,
       "208011111111111",
     ].filter(Boolean) as string[];
 
@@ -125,6 +135,9 @@ describe("tenant isolation", () => {
     expect((await a.call("GET", `/v1/webhooks/${webhook.json.id}`)).json).toMatchObject({ revision: 1, enabled: true });
     expect((await a.call("GET", `/v1/incidents/${incident.json.id}`)).json.incident).toMatchObject({ status: "open" });
     expect((await a.call("GET", "/v1/dead-letters")).json.items).toHaveLength(1);
+    expect((await a.call("GET", "/v1/bus/dead-letters")).json.items.map((letter: { eventId: string }) => letter.eventId)).toEqual([
+      refused.id,
+    ]);
     expect((await a.call("GET", "/v1/keys")).json.items.find((k: { keyId: string }) => k.keyId === key.keyId).revokedAt).toBeUndefined();
     expect((await a.call("GET", "/v1/audit/verify")).json.valid).toBe(true);
     const lookup = await b.call("GET", "/v1/devices/lookup?imsi=208011111111111");
