@@ -24,8 +24,9 @@ export const handlerFor =
   (ports: () => DrainPorts, rules: () => Record<string, string> = deadLetterQueueRules) =>
   async (event: SQSEvent): Promise<SQSBatchResponse> => {
     const failures: SQSBatchResponse["batchItemFailures"] = [];
+    const ruleOfQueue = rules();
     for (const message of event.Records) {
-      const rule = rules()[message.eventSourceARN];
+      const rule = ruleOfQueue[message.eventSourceARN];
       const letter = deadLetterOfMessage(message.body, message.messageAttributes);
       try {
         if (!rule || !letter) throw new Error(`not a dead letter of a known rule (queue ${message.eventSourceARN})`);

@@ -69,3 +69,24 @@ export async function listByTenant<Item>(
   );
   return { items: (result.Items ?? []).map(parse), next: encodeCursor(result.LastEvaluatedKey) };
 }
+
+/** One page of the items of partition `pk` of a table (consistent read, in sort-key order): the lists kept per tenant and kind. */
+export async function partitionPage<Item>(
+  ports: Pick<Ports, "db">,
+  table: string,
+  pk: string,
+  page: { readonly limit: number; readonly cursor?: string | undefined },
+  parse: (item: Record<string, unknown>) => Item,
+): Promise<Page<Item>> {
+  const result = await ports.db.send(
+    new QueryCommand({
+      TableName: table,
+      KeyConditionExpression: "pk = :pk",
+      ExpressionAttributeValues: { ":pk": pk },
+      Limit: page.limit,
+      ExclusiveStartKey: decodeCursor(page.cursor, { pk }),
+      ConsistentRead: true,
+    }),
+  );
+  return { items: (result.Items ?? []).map(parse), next: encodeCursor(result.LastEvaluatedKey) };
+}

@@ -148,44 +148,39 @@ function streamDeltas(
 ) {
   const { ports, ctx } = c.var;
   const deadline = Date.now() + query.waitMs;
-  const follow = async (write: (frame: Uint8Array) => Promise<void>, aborted: AbortSignal) => {
-    let since = query.since;
-    for (let remaining = query.waitMs; remaining > 0 && !aborted.aborted; remaining = deadline - Date.now()) {
-      let answer: Awaited<ReturnType<typeof feedDeltas>>;
-      try {
-        answer = await feedDeltas(ports, signer, ctx.tenantId, {
-          since,
-          limit: query.limit,
-          waitMs: Math.min(streamHeadMs, remaining),
-          signal: aborted,
-          ...(query.scope ? { scope: query.scope } : {}),
-        });
-      } catch (error) {
-        if (!isSimrootError(error) || error.code !== "feed.snapshot_required") throw error;
-        const problem = JSON.stringify({ code: error.code, detail: error.message });
-        await write(encoder.encode(`event: snapshot_required\ndata: ${problem}\n\n`));
-        return;
-      }
-      if (aborted.aborted || answer.kind !== "response") return;
-      const { response, body } = answer;
-      const version = response.signed.head.version;
-      if (version > since) {
-        await write(frameOf(response, "deltas", version, () => body ?? JSON.stringify(response)));
-        since = version;
-      } else await write(frameOf(response.signed, "head", since, () => JSON.stringify(response.signed)));
-    }
-  };
-  // The PEP sees the stream end and polls again (and gets the error as an answer, if it persists).
-  const failed = (error: unknown) =>
-    console.error(JSON.stringify({ level: "error", requestId: c.var.requestId, msg: "feed stream failed", error: String(error) }));
   return streamSSE(
     c,
     async (out) => {
       const aborted = new AbortController();
       out.onAbort(() => aborted.abort());
-      await follow(async (frame) => void (await out.write(frame)), aborted.signal);
+      let since = query.since;
+      for (let remaining = query.waitMs; remaining > 0 && !aborted.signal.aborted; remaining = deadline - Date.now()) {
+        let answer: Awaited<ReturnType<typeof feedDeltas>>;
+        try {
+          answer = await feedDeltas(ports, signer, ctx.tenantId, {
+            since,
+            limit: query.limit,
+            waitMs: Math.min(streamHeadMs, remaining),
+            signal: aborted.signal,
+            ...(query.scope ? { scope: query.scope } : {}),
+          });
+        } catch (error) {
+          if (!isSimrootError(error) || error.code !== "feed.snapshot_required") throw error;
+          await out.writeSSE({ event: "snapshot_required", data: JSON.stringify({ code: error.code, detail: error.message }) });
+          return;
+        }
+        if (aborted.signal.aborted || answer.kind !== "response") return;
+        const { response, body } = answer;
+        const version = response.signed.head.version;
+        if (version > since) {
+          await out.write(frameOf(response, "deltas", version, () => body ?? JSON.stringify(response)));
+          since = version;
+        } else await out.write(frameOf(response.signed, "head", since, () => JSON.stringify(response.signed)));
+      }
     },
-    async (error) => failed(error),
+    // The PEP sees the stream end and polls again (and gets the error as an answer, if it persists).
+    async (error) =>
+      console.error(JSON.stringify({ level: "error", requestId: c.var.requestId, msg: "feed stream failed", error: String(error) })),
   );
 }
 

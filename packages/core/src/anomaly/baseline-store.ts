@@ -6,9 +6,10 @@
  * segment item only ever gains a destination, by a conditional map update that needs no read.
  */
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { BatchGetCommand, PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { PutCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { flowRetentionSeconds } from "../feed/flows.ts";
 import type { Ports } from "../ports.ts";
+import { batchGetAll } from "../store/batch-get.ts";
 import type { DeviceBaseline, SegmentBaseline } from "./baseline.ts";
 
 export const deviceBaselineKey = (tenantId: string, deviceId: string) => ({ pk: `T#${tenantId}#B#${deviceId}`, sk: "baseline" });
@@ -16,25 +17,8 @@ export const segmentBaselineKey = (tenantId: string, segment: string) => ({ pk: 
 
 const expiry = (ports: Ports) => Math.floor(ports.now().getTime() / 1000) + flowRetentionSeconds;
 
-/** Reads items of the flows table by key, 100 per request, retrying what comes back unprocessed. */
-async function readItems(ports: Ports, keys: readonly Record<string, string>[]) {
-  const items: Record<string, unknown>[] = [];
-  const unique = [...new Map(keys.map((key) => [`${key.pk}|${key.sk}`, key])).values()];
-  for (let start = 0; start < unique.length; start += 100) {
-    let pending: Record<string, string>[] | undefined = unique.slice(start, start + 100);
-    while (pending && pending.length > 0) {
-      const result = await ports.db.send(
-        new BatchGetCommand({ RequestItems: { [ports.tables.flows]: { Keys: pending, ConsistentRead: true } } }),
-      );
-      items.push(...(result.Responses?.[ports.tables.flows] ?? []));
-      pending = result.UnprocessedKeys?.[ports.tables.flows]?.Keys as Record<string, string>[] | undefined;
-    }
-  }
-  return items;
-}
-
 export async function readBaselines(ports: Ports, tenantId: string, deviceIds: readonly string[], segments: readonly string[]) {
-  const items = await readItems(ports, [
+  const items = await batchGetAll(ports, ports.tables.flows, [
     ...deviceIds.map((id) => deviceBaselineKey(tenantId, id)),
     ...segments.map((segment) => segmentBaselineKey(tenantId, segment)),
   ]);

@@ -3,11 +3,11 @@
  * webhook subscriptions, incidents): one partition per tenant and kind, sorted by id, so a
  * list is one Query on the table itself. Writes go through the ledger with their event.
  */
-import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import type { RequestContext } from "../context.ts";
 import { SimrootError } from "../error.ts";
 import { domainEvent, type DomainEvent } from "../event/event.ts";
-import { decodeCursor, encodeCursor, type Page } from "../page.ts";
+import { partitionPage, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 
 export type RecordKind = "rule" | "webhook" | "incident";
@@ -36,17 +36,7 @@ export async function listRecords<Item>(
   parse: (item: Record<string, unknown>) => Item,
 ): Promise<Page<Item>> {
   const pk = recordKey(tenantId, kind, "").pk;
-  const result = await ports.db.send(
-    new QueryCommand({
-      TableName: ports.tables.automation,
-      KeyConditionExpression: "pk = :pk",
-      ExpressionAttributeValues: { ":pk": pk },
-      Limit: page.limit,
-      ExclusiveStartKey: decodeCursor(page.cursor, { pk }),
-      ConsistentRead: true,
-    }),
-  );
-  return { items: (result.Items ?? []).map(({ pk: _pk, sk: _sk, ...rest }) => parse(rest)), next: encodeCursor(result.LastEvaluatedKey) };
+  return partitionPage(ports, ports.tables.automation, pk, page, ({ pk: _pk, sk: _sk, ...rest }) => parse(rest));
 }
 
 /** Every record of a kind (automation reads a tenant's rules and subscriptions whole; each is bounded by `maxPerTenant`). */

@@ -10,12 +10,12 @@
  *     the scope is enforceable at once.
  * Narrowing saves bytes and PEP memory; it is not a secrecy boundary (PEP keys are tenant-wide).
  */
-import { BatchGetCommand } from "@aws-sdk/lib-dynamodb";
 import { SimrootError } from "../error.ts";
 import { bindingKey, deviceKey } from "../device/keys.ts";
 import { bindingsOf } from "../identity/diff.ts";
 import type { IdentityState } from "../identity/identity-state.ts";
 import type { Ports } from "../ports.ts";
+import { batchGetAll } from "../store/batch-get.ts";
 import { bindingValue, type FeedEntry } from "./wire.ts";
 
 export interface FeedScope {
@@ -58,26 +58,8 @@ export const inScope = (scope: FeedScope, labels: unknown): boolean => {
   return true;
 };
 
-/**
- * Reads items by key in batches of 100 (BatchGetItem's limit), retrying what comes back
- * unprocessed. Each key once: BatchGetItem refuses a request naming a key twice, which a
- * device changed twice between two polls (or two addresses of one device) would otherwise do.
- */
-async function batchGet(ports: Ports, given: readonly Record<string, string>[]): Promise<Record<string, unknown>[]> {
-  const keys = [...new Map(given.map((key) => [`${key.pk}\u0000${key.sk}`, key])).values()];
-  const found: Record<string, unknown>[] = [];
-  for (let start = 0; start < keys.length; start += 100) {
-    let pending: Record<string, unknown>[] = keys.slice(start, start + 100);
-    while (pending.length > 0) {
-      const result = await ports.db.send(
-        new BatchGetCommand({ RequestItems: { [ports.tables.identity]: { Keys: pending, ConsistentRead: true } } }),
-      );
-      found.push(...(result.Responses?.[ports.tables.identity] ?? []));
-      pending = result.UnprocessedKeys?.[ports.tables.identity]?.Keys ?? [];
-    }
-  }
-  return found;
-}
+/** Items of the identity table by key (each key once: a device changed twice between two polls names its key twice). */
+const batchGet = (ports: Ports, keys: readonly Record<string, string>[]) => batchGetAll(ports, ports.tables.identity, keys);
 
 /** The labels of each device, read from the store. */
 async function labelsOf(ports: Ports, tenantId: string, deviceIds: Iterable<string>): Promise<Map<string, unknown>> {

@@ -8,12 +8,12 @@
  * under `T#<tenant>#parked#<identifier>`), so a registration reads the facts that name the
  * device, not every fact parked in the tenant.
  */
-import { BatchGetCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { z } from "zod";
 import { refIdentifiers } from "../device/store.ts";
 import { SimrootError } from "../error.ts";
-import { pageInput, type Page } from "../page.ts";
-import { partitionPage } from "../store/partition-page.ts";
+import { pageInput, partitionPage, type Page } from "../page.ts";
+import { batchGetAll } from "../store/batch-get.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 import type { IngestedEvent } from "./ingested.ts";
@@ -93,19 +93,13 @@ export async function parkedNaming(ports: Ports, tenantId: string, subjects: rea
       start = page.LastEvaluatedKey;
     } while (start);
   }
-  const found: Parked[] = [];
-  let keys = [...ids].map((id) => parkedKey(tenantId, id));
-  for (let attempt = 0; keys.length > 0; attempt++) {
-    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** attempt)));
-    const batch = keys.slice(0, 100);
-    const answer = await ports.db.send(
-      new BatchGetCommand({ RequestItems: { [ports.tables.control]: { Keys: batch, ConsistentRead: true } } }),
-    );
-    for (const item of answer.Responses?.[ports.tables.control] ?? []) found.push(parkedSchema.parse(item));
-    const unprocessed = (answer.UnprocessedKeys?.[ports.tables.control]?.Keys ?? []) as typeof keys;
-    keys = [...unprocessed, ...keys.slice(100)];
-    if (unprocessed.length === 0) attempt = -1;
-  }
+  const found = (
+    await batchGetAll(
+      ports,
+      ports.tables.control,
+      [...ids].map((id) => parkedKey(tenantId, id)),
+    )
+  ).map((item) => parkedSchema.parse(item));
   return found.sort((a, b) => (a.id < b.id ? -1 : 1));
 }
 

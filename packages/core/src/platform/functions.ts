@@ -84,8 +84,7 @@ const streamReader = {
 
 const applyTables = {
   identity: ["GetItem", "Query", "PutItem", "DeleteItem"],
-  // BatchGetItem: a registration reads the parked facts its identifiers index (ingest/parked.ts).
-  control: ["GetItem", "BatchGetItem", "Query", "PutItem", "DeleteItem"],
+  control: ["GetItem", "Query", "PutItem", "DeleteItem"],
   audit: ["GetItem", "Query", "PutItem"],
 } as const satisfies FunctionDefinition["tables"];
 
@@ -120,7 +119,8 @@ export const functions = {
     ...consumer,
     handler: rules.parkedReconciler.handler,
     does: rules.parkedReconciler.does,
-    tables: applyTables,
+    // BatchGetItem: a registration reads the parked facts its identifiers index (ingest/parked.ts).
+    tables: { ...applyTables, control: [...applyTables.control, "BatchGetItem"] },
     publishes: true,
   },
   operatorEvents: {
@@ -156,12 +156,7 @@ export const functions = {
     ...consumer,
     handler: rules.automation.handler,
     does: rules.automation.does,
-    tables: {
-      ...applyTables,
-      control: ["GetItem", "Query", "PutItem", "DeleteItem"],
-      automation: ["GetItem", "Query", "PutItem", "UpdateItem"],
-      flows: ["Query"],
-    },
+    tables: { ...applyTables, automation: ["GetItem", "Query", "PutItem", "UpdateItem"], flows: ["Query"] },
     publishes: true,
   },
   webhooks: {
