@@ -7,9 +7,13 @@
  * - consumers: errors, throttles, and the age of events waiting for a retry (AsyncEventAge);
  * - API: 5xx answers, p99 latency near the function timeout, throttled requests (429s);
  * - tables: throttled requests and system errors;
- * - ingest accepted vs applied, from the EMF metrics the functions print (namespace `simroot`).
+ * - ingest accepted vs settled vs applied, and change and revocation to the signed feed, from the
+ *   EMF metrics the functions print (Powertools; core platform/metrics.ts, namespace `simroot`);
+ *   the feed latency alarms per committing function.
  */
+import { functions, type FunctionDefinition, type FunctionName } from "../packages/core/src/platform/functions.ts";
 import { timeouts } from "../packages/core/src/platform/limits.ts";
+import { metricNamespace, type MetricName } from "../packages/core/src/platform/metrics.ts";
 import type { RuleName } from "../packages/core/src/platform/rules.ts";
 import { api } from "./api";
 import { subscriptions } from "./bus";
@@ -123,6 +127,30 @@ for (const [key, table] of Object.entries(dynamoTables)) {
   });
 }
 
+// simroot's own metrics (core platform/metrics.ts), printed by every function that records them:
+// the alarm is per function (CloudWatch alarms take no SEARCH), the dashboard sums over all of them.
+// The functions that commit through the ledger are those that write audit records.
+const committers = (Object.keys(functions) as FunctionName[]).filter((name) =>
+  (functions[name] as FunctionDefinition).tables.audit?.includes("PutItem"),
+);
+for (const name of committers) {
+  alarm(`${name}FeedLatency`, {
+    alarmDescription: `Changes committed by ${name} take more than 2 s at p99 to reach the signed feed (PEPs learn them late)`,
+    namespace: metricNamespace,
+    metricName: "FeedLatencyMs" satisfies MetricName,
+    dimensions: { service: `simroot-${name}` },
+    extendedStatistic: "p99",
+    period: 300,
+    comparisonOperator: "GreaterThanThreshold",
+    threshold: 2_000,
+  });
+}
+
+/** One line of a simroot metric, over every function that prints it. */
+const simrootMetric = (name: MetricName, stat: string, id: string) => [
+  { expression: `SEARCH('{${metricNamespace},service} MetricName="${name}"', '${stat}', ${period})`, id, label: name },
+];
+
 const metric = (namespace: string, name: string, dimensions: Record<string, unknown>, stat = "Sum") => [
   namespace,
   name,
@@ -153,8 +181,9 @@ export const dashboard = new aws.cloudwatch.Dashboard("Dashboard", {
         widget(
           "Ingest: accepted vs applied",
           [
-            metric("simroot", "IngestAccepted", { service: "simroot-api" }),
-            metric("simroot", "FactsApplied", { service: "simroot-operatorEvents" }),
+            simrootMetric("IngestAccepted", "Sum", "accepted"),
+            simrootMetric("FactsSettled", "Sum", "settled"),
+            simrootMetric("FactsApplied", "Sum", "applied"),
           ],
           0,
           0,
@@ -166,11 +195,8 @@ export const dashboard = new aws.cloudwatch.Dashboard("Dashboard", {
           12,
         ),
         widget(
-          "Feed: head age (s) and revocation latency (ms)",
-          [
-            metric("simroot", "FeedHeadAgeSeconds", { service: "simroot-api" }, "Maximum"),
-            metric("simroot", "RevocationLatencyMs", { service: "simroot-api" }, "p99"),
-          ],
+          "Feed: change and revocation to signed feed, p99 (ms)",
+          [simrootMetric("FeedLatencyMs", "p99", "feed"), simrootMetric("RevocationLatencyMs", "p99", "revocation")],
           6,
           0,
         ),

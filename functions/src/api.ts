@@ -3,6 +3,7 @@ import { busName, environmentRedeliver, feedKmsKeyId, kmsSigner, lazySigner, sto
 import { lambdaHandler } from "./lib/lambda-http.ts";
 import { lambdaPorts } from "./lib/ports.ts";
 import { lambdaPortsWithSecrets } from "./lib/secrets.ts";
+import { logger } from "./lib/telemetry.ts";
 
 // Kept once it works; a transient KMS failure is retried on the next request, not cached.
 const feedSigner = lazySigner(async () => {
@@ -25,6 +26,7 @@ export const handler = lambdaHandler(
     ports: apiPorts,
     feedSigner,
     logRequests: true,
+    log: logger,
     health: {
       store: () => storeHealth(lambdaPorts()),
       // EventBridge has no cheap read probe with PutEvents-only permissions: report what is configured.

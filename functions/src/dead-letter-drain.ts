@@ -14,6 +14,7 @@ import {
   tableNames,
   type Ports,
 } from "@simroot/core";
+import { logger } from "./lib/telemetry.ts";
 
 /** What the drain touches: the control table, nothing else (no ledger, no bus). */
 type DrainPorts = Pick<Ports, "db" | "tables" | "now">;
@@ -32,9 +33,7 @@ export const handlerFor =
         if (!rule || !letter) throw new Error(`not a dead letter of a known rule (queue ${message.eventSourceARN})`);
         await recordDeadLetter(ports(), { rule, ...letter });
       } catch (error) {
-        console.error(
-          JSON.stringify({ level: "error", msg: "dead letter not drained", messageId: message.messageId, error: String(error) }),
-        );
+        logger.error("dead letter not drained", { messageId: message.messageId, error: String(error) });
         failures.push({ itemIdentifier: message.messageId });
       }
     }

@@ -6,6 +6,7 @@
  */
 import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from "aws-lambda";
 import { busName, eventBridgePublisher, publishFromStream, type OutboxStreamRecord, type Publisher } from "@simroot/core";
+import { logger } from "./lib/telemetry.ts";
 
 let built: Publisher | undefined;
 
@@ -14,15 +15,11 @@ export const handlerFor =
   async (event: DynamoDBStreamEvent): Promise<DynamoDBBatchResponse> => {
     const result = await publishFromStream(publisher(), event.Records as OutboxStreamRecord[]);
     if (result.failedAt === undefined) return { batchItemFailures: [] };
-    console.error(
-      JSON.stringify({
-        level: "error",
-        component: "outbox",
-        message: "publishing committed events failed; the stream retries from the first unpublished record",
-        published: result.published,
-        error: String(result.error),
-      }),
-    );
+    logger.error("publishing committed events failed; the stream retries from the first unpublished record", {
+      component: "outbox",
+      published: result.published,
+      error: String(result.error),
+    });
     return { batchItemFailures: [{ itemIdentifier: result.failedAt }] };
   };
 

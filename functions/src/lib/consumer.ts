@@ -1,26 +1,32 @@
 import middy from "@middy/core";
 import type { BusEnvelope } from "@simroot/core";
 import { isSimrootError } from "@simroot/core";
+import { logger, publishMetrics } from "./telemetry.ts";
 
 /**
- * Wraps a bus consumer: structured log of every failure, then rethrow so the bus retries
- * (EventBridge's retry policy and DLQ in AWS, the local bus's backoff and dead-letter store).
+ * Wraps a bus consumer: a failure is logged (Powertools, with the invocation's request id, and
+ * the event's id, type and tenant), then rethrown so the bus retries (EventBridge's retry
+ * policy and DLQ in AWS, the local bus's backoff and dead-letter store); the metrics the
+ * invocation recorded are printed whether it failed or not.
  */
 export function consumer(name: string, apply: (envelope: BusEnvelope) => Promise<void>) {
   return middy<BusEnvelope, void>()
     .use({
+      after: async () => publishMetrics(),
       onError: async (request) => {
         const error = request.error;
-        console.error(
-          JSON.stringify({
-            level: "error",
-            consumer: name,
-            eventId: request.event.detail?.id,
-            type: request.event["detail-type"],
-            code: isSimrootError(error) ? error.code : "internal.unexpected",
-            message: error?.message,
-          }),
-        );
+        // A child per failure, not keys appended to the shared logger: locally one process runs many invocations at once.
+        const log = logger.createChild();
+        log.addContext(request.context);
+        log.error("consumer failed", {
+          consumer: name,
+          eventId: request.event.detail?.id,
+          type: request.event["detail-type"],
+          tenantId: request.event.detail?.tenantId,
+          code: isSimrootError(error) ? error.code : "internal.unexpected",
+          error: error?.message,
+        });
+        publishMetrics();
       },
     })
     .handler(apply);

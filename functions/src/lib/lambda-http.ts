@@ -3,7 +3,8 @@
  * `hono/aws-lambda` is deprecated in the installed Hono (to be removed in v5, in favour of a
  * `@hono/aws-lambda` package not on the registry yet); this is the small part of it simroot uses.
  */
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
+import { logger, publishMetrics } from "./telemetry.ts";
 
 const textTypes = /^(text\/|application\/([\w.+-]*\+)?(json|xml|javascript|yaml)|application\/x-www-form-urlencoded)/;
 
@@ -37,7 +38,17 @@ export async function toResult(response: Response): Promise<APIGatewayProxyStruc
   };
 }
 
-/** A Lambda handler for the HTTP API serving `fetch` (the Hono app's). */
+/**
+ * A Lambda handler for the HTTP API serving `fetch` (the Hono app's): log lines carry the
+ * invocation's context, and the metrics the request recorded are printed when it is answered.
+ */
 export function lambdaHandler(fetch: (request: Request) => Response | Promise<Response>) {
-  return async (event: APIGatewayProxyEventV2): Promise<APIGatewayProxyStructuredResultV2> => toResult(await fetch(toRequest(event)));
+  return async (event: APIGatewayProxyEventV2, context?: Context): Promise<APIGatewayProxyStructuredResultV2> => {
+    if (context) logger.addContext(context);
+    try {
+      return await toResult(await fetch(toRequest(event)));
+    } finally {
+      publishMetrics();
+    }
+  };
 }

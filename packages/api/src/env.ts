@@ -9,8 +9,22 @@ export interface AppEnv {
     ctx: RequestContext;
     /** Set when the body ran past the size limit while something read it (answered 413). */
     bodyTooLarge: boolean;
+    log: AppLog;
   };
 }
+
+/** Structured log lines (Powertools Logger in Lambda: it has this shape); by default JSON lines on stdout and stderr. */
+export interface AppLog {
+  info(message: string, fields: Record<string, unknown>): void;
+  warn(message: string, fields: Record<string, unknown>): void;
+  error(message: string, fields: Record<string, unknown>): void;
+}
+
+export const consoleLog: AppLog = {
+  info: (message, fields) => console.log(JSON.stringify({ level: "INFO", message, ...fields })),
+  warn: (message, fields) => console.error(JSON.stringify({ level: "WARN", message, ...fields })),
+  error: (message, fields) => console.error(JSON.stringify({ level: "ERROR", message, ...fields })),
+};
 
 export type HealthCheck = () => Promise<{ status: "ok" | "down"; detail?: Record<string, unknown> }>;
 
@@ -23,6 +37,8 @@ export interface AppOptions {
   readonly feedSigner: () => Promise<FeedSigner>;
   /** One JSON log line per request (method, path, status, duration, request id). */
   readonly logRequests?: boolean;
+  /** Where log lines go (default `consoleLog`). */
+  readonly log?: AppLog;
   /**
    * A long-running server (local, container): a delta poll that accepts `text/event-stream` is
    * answered as a stream of signed responses on one connection. Off behind API Gateway, which

@@ -1,2 +1,2 @@
 export { createApp } from "./app.ts";
-export type { AppOptions, HealthCheck } from "./env.ts";
+export { consoleLog, type AppLog, type AppOptions, type HealthCheck } from "./env.ts";

@@ -1,6 +1,6 @@
 import { createMiddleware } from "hono/factory";
 import { authenticate, newId, rateLimited, rateLimitHeaders, SimrootError, takeKeyRequest, type Role } from "@simroot/core";
-import type { AppEnv, AppOptions } from "./env.ts";
+import { consoleLog, type AppEnv, type AppOptions } from "./env.ts";
 import { idempotent } from "./idempotency.ts";
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -12,21 +12,20 @@ export const requestId = (options: AppOptions) =>
     const id = given && requestIdPattern.test(given) ? given : newId("request");
     c.set("requestId", id);
     c.set("ports", options.ports());
+    const log = options.log ?? consoleLog;
+    c.set("log", log);
     c.header("x-request-id", id);
     const started = performance.now();
     await next();
     if (options.logRequests) {
-      console.log(
-        JSON.stringify({
-          level: "info",
-          requestId: id,
-          method: c.req.method,
-          path: c.req.path,
-          status: c.res.status,
-          ms: Math.round(performance.now() - started),
-          actor: c.get("ctx")?.actor,
-        }),
-      );
+      log.info("request", {
+        requestId: id,
+        method: c.req.method,
+        path: c.req.path,
+        status: c.res.status,
+        ms: Math.round(performance.now() - started),
+        actor: c.get("ctx")?.actor,
+      });
     }
   });
 

@@ -9,6 +9,7 @@ import {
   timeouts,
   type ErrorKind,
 } from "@simroot/core";
+import { consoleLog, type AppLog } from "./env.ts";
 
 const statusByKind: Record<ErrorKind, 400 | 401 | 403 | 404 | 409 | 412 | 500 | 503> = {
   input: 400,
@@ -30,18 +31,16 @@ export function problemResponse(c: Context, error: unknown): Response {
     : isInvalidStartKey(error)
       ? invalidCursor()
       : (dependencyUnavailable(error) ?? fromTransportError(error));
+  const log = (c.get("log") as AppLog | undefined) ?? consoleLog;
   if (known.kind === "unavailable") {
-    console.error(
-      JSON.stringify({
-        level: "warn",
-        requestId: c.get("requestId"),
-        code: known.code,
-        error: String((known.cause as Error)?.message ?? known.message),
-      }),
-    );
+    log.warn("dependency unavailable", {
+      requestId: c.get("requestId"),
+      code: known.code,
+      error: String((known.cause as Error)?.message ?? known.message),
+    });
   }
   if (known.kind === "internal")
-    console.error(JSON.stringify({ level: "error", requestId: c.get("requestId"), error: String((error as Error)?.stack ?? error) }));
+    log.error("unexpected error", { requestId: c.get("requestId"), error: String((error as Error)?.stack ?? error) });
   const status = (known.detail.status as number | undefined) ?? statusByKind[known.kind];
   const body = {
     type: problemType(known.code),

@@ -16,6 +16,7 @@ export * from "./store/transaction.ts";
 export * from "./store/health.ts";
 export * from "./store/sdk-settings.ts";
 export { timeouts, bundling } from "./platform/limits.ts";
+export { metricDefinitions, metricNamespace, type MetricName, type MetricsSink } from "./platform/metrics.ts";
 export * from "./audit/audit.ts";
 export * from "./audit/checkpoint.ts";
 export * from "./ledger/chain.ts";

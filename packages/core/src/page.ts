@@ -1,5 +1,5 @@
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import { SimrootError } from "./error.ts";
 import type { Ports } from "./ports.ts";
 

@@ -5,6 +5,7 @@ import type { Publisher } from "./event/event.ts";
 import type { FeedNotifier } from "./feed/notifier.ts";
 import type { Backlog } from "./ingest/backlog.ts";
 import type { Ledger } from "./ledger/ledger.ts";
+import type { MetricsSink } from "./platform/metrics.ts";
 import type { SecretSealer } from "./secrets/sealer.ts";
 
 /** Everything a verb may touch outside itself. Adapters provide them; tests pass real ones. */
@@ -23,4 +24,6 @@ export interface Ports {
   readonly redeliver?: Redeliver;
   /** Seals the secrets simroot keeps (webhook signing keys); without it they cannot be created or used. */
   readonly secrets?: SecretSealer;
+  /** Records the figures operators watch (platform/metrics.ts); absent where nothing collects them. */
+  readonly metrics?: MetricsSink;
 }

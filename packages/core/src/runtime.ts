@@ -3,6 +3,7 @@ import { applierQueueUrl, busName, dynamoSettings, iotDataEndpoint, tableNames }
 import { sqsBacklog } from "./ingest/backlog.ts";
 import { eventBridgePublisher } from "./event/eventbridge-publisher.ts";
 import { createLedger, type LedgerOptions } from "./ledger/ledger.ts";
+import type { MetricsSink } from "./platform/metrics.ts";
 import type { Ports } from "./ports.ts";
 import { documentClient } from "./store/dynamo.ts";
 
@@ -24,14 +25,21 @@ export function portsFor(
   return { db, tables, publisher, ledger: createLedger(db, tables, ledger), now };
 }
 
-/** The ports a Lambda container runs with, from its environment (DynamoDB, EventBridge). */
-export function environmentPorts(): Ports {
-  const ports = portsFor(documentClient(dynamoSettings()), tableNames(), eventBridgePublisher(busName()));
+/** The ports a Lambda container runs with, from its environment (DynamoDB, EventBridge), recording metrics to `metrics`. */
+export function environmentPorts(metrics?: MetricsSink): Ports {
+  const ports = portsFor(
+    documentClient(dynamoSettings()),
+    tableNames(),
+    eventBridgePublisher(busName()),
+    undefined,
+    metrics ? { metrics } : {},
+  );
   // The feed's push channel: AWS IoT Core's data endpoint (`aws iot describe-endpoint --endpoint-type iot:Data-ATS`).
   const iotEndpoint = iotDataEndpoint();
   const queueUrl = applierQueueUrl();
   const built: Ports = {
     ...ports,
+    ...(metrics ? { metrics } : {}),
     ...(iotEndpoint ? { feedNotifier: iotFeedNotifier(iotDataClient(iotEndpoint)) } : {}),
     ...(queueUrl ? { backlog: sqsBacklog(new SQSClient({}), queueUrl) } : {}),
   };

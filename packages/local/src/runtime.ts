@@ -5,7 +5,7 @@
  */
 import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
-import { createApp } from "@simroot/api";
+import { createApp, type AppLog } from "@simroot/api";
 import {
   deliverDue,
   documentClient,
@@ -21,6 +21,7 @@ import {
   recordDeadLetter,
   storeHealth,
   tableNames,
+  type MetricsSink,
   type Publisher,
   type Redeliver,
 } from "@simroot/core";
@@ -62,6 +63,10 @@ export interface LocalRuntimeOptions {
   readonly concurrency?: number;
   /** How often the webhook worker looks for due deliveries (retries, replays, expired leases); 0 turns it off. */
   readonly webhookWorkerMs?: number;
+  /** Where the figures of core's platform/metrics.ts go (in Lambda, Powertools Metrics); none by default. */
+  readonly metrics?: MetricsSink;
+  /** Where the API's log lines go (default: JSON lines on stdout and stderr). */
+  readonly log?: AppLog;
 }
 
 export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
@@ -106,7 +111,15 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     const secrets = secretsKeyPath ? await fileSealer(secretsKeyPath) : memorySealer();
     const redeliver: Redeliver = (rule, envelope) =>
       opened ? opened.redeliver(rule, envelope) : Promise.reject(new Error("the local bus is not open yet"));
-    const ports = { ...portsFor(db, tables, publisher), feedNotifier, backlog, secrets, redeliver };
+    const metrics = options.metrics;
+    const ports = {
+      ...portsFor(db, tables, publisher, undefined, metrics ? { metrics } : {}),
+      feedNotifier,
+      backlog,
+      secrets,
+      redeliver,
+      ...(metrics ? { metrics } : {}),
+    };
     publishCommits(ports);
     const bus = await LocalBus.open({
       directory: options.dataDir ? join(options.dataDir, "bus") : undefined,
@@ -141,6 +154,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       ports: () => ports,
       feedSigner: async () => signer,
       logRequests: options.logRequests,
+      ...(options.log ? { log: options.log } : {}),
       streamFeed: true,
       health: {
         store: () => storeHealth(ports),

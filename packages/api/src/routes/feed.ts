@@ -179,8 +179,7 @@ function streamDeltas(
       }
     },
     // The PEP sees the stream end and polls again (and gets the error as an answer, if it persists).
-    async (error) =>
-      console.error(JSON.stringify({ level: "error", requestId: c.var.requestId, msg: "feed stream failed", error: String(error) })),
+    async (error) => c.var.log.error("feed stream failed", { requestId: c.var.requestId, error: String(error) }),
   );
 }
 

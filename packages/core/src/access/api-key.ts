@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import { SimrootError } from "../error.ts";
 import { newId } from "../id.ts";
 import type { Ports } from "../ports.ts";

@@ -3,7 +3,7 @@
  * creation and rotation, revocable. Every change is audited through the ledger.
  */
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import { domainEvent } from "../event/event.ts";
 import { SimrootError } from "../error.ts";
 import { listByTenant, pageInput, type Page } from "../page.ts";

@@ -1,5 +1,5 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import { countriesSchema } from "../identity/identity-state.ts";
 import { labelSelectorSchema } from "../policy/model.ts";
 import type { Ports } from "../ports.ts";

@@ -1,5 +1,5 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import type { RequestContext } from "../context.ts";
 import { SimrootError } from "../error.ts";
 import { domainEvent } from "../event/event.ts";

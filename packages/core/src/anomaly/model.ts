@@ -3,7 +3,7 @@
  * baseline it broke, the flows or facts that showed it). Each becomes an `anomaly.detected`
  * event, committed through the ledger (audited) and published for automation rules.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 export const anomalyKinds = [
   "new-destination",

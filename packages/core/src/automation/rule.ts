@@ -3,7 +3,7 @@
  * against the same envelope EventBridge delivers, with the matcher the local bus uses) and
  * the actions to take when it matches. Dry-run rules record what they would have done.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { labelsSchema } from "../device/device.ts";
 import { SimrootError } from "../error.ts";
 import { validatePattern } from "../event/pattern.ts";

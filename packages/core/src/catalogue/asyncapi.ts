@@ -2,7 +2,7 @@
  * The event catalogue as an AsyncAPI 3.0 document and JSON Schemas, generated from the
  * same zod schemas the adapters and the applier validate with.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { eventSource, ingestSource } from "../platform/rules.ts";
 import { catalogueTypes, eventPayloads, normalizedEventSchema, type CatalogueType } from "./catalogue.ts";
 import { simrootEventPayloads, simrootEventTypes } from "./simroot-events.ts";

@@ -4,7 +4,7 @@
  * applier turns them into identity state; the same shapes leave the system as the
  * `simroot` changes automation consumes. Exported as JSON Schema and AsyncAPI 3.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 export const bearers = ["cellular", "private-5g", "wifi", "satellite"] as const;
 export const bearerSchema = z.enum(bearers).meta({

@@ -4,7 +4,7 @@
  * With the catalogue, these are every event an automation rule, a webhook subscription or an
  * integrator's own EventBridge rule can match (bus source `simroot`, detail-type = `type`).
  */
-import { z } from "zod";
+import * as z from "zod";
 import { anomalySchema } from "../anomaly/model.ts";
 
 const loose = (description: string, fields: Record<string, z.ZodType> = {}) => z.looseObject(fields).meta({ description });

@@ -3,7 +3,7 @@
  * revoke (terminal). Each is a fact like any operator report, so the one fold orders it
  * among them, and each is audited and emits its event.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { domainEvent } from "../event/event.ts";
 import { SimrootError } from "../error.ts";
 import { applyFact } from "../identity/apply-fact.ts";

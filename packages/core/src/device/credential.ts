@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, X509Certificate } from "node:crypto";
-import { z } from "zod";
+import * as z from "zod";
 
 /**
  * The fingerprint of an IoT SAFE credential: SHA-256 over the DER SubjectPublicKeyInfo of the

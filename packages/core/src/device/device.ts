@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { credentialPemSchema, fingerprintSchema } from "./credential.ts";
 import { eidSchema, iccidSchema, imeiSchema, imsiSchema, msisdnSchema } from "./identifiers.ts";
 import { countriesSchema, deviceStates, identityStateSchema } from "../identity/identity-state.ts";

@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 
 /** Luhn check (IMEI's 15th digit, most ICCIDs' last digit). */
 export function luhnValid(digits: string): boolean {

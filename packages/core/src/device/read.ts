@@ -1,5 +1,5 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import { SimrootError } from "../error.ts";
 import { hasIdKind } from "../id.ts";
 import { listByTenant, pageInput, type Page } from "../page.ts";

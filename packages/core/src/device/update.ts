@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { domainEvent } from "../event/event.ts";
 import { SimrootError } from "../error.ts";
 import type { Outcome } from "../outcome.ts";

@@ -3,7 +3,7 @@
  * function, which bundle only this module (no verbs, no ledger).
  */
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import type { Ports } from "../ports.ts";
 import type { BusEnvelope } from "./envelope.ts";
 

@@ -10,7 +10,7 @@
  * consumer function is invoked asynchronously with the event, as EventBridge would.
  */
 import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import { SimrootError } from "../error.ts";
 import type { Outcome } from "../outcome.ts";
 import { pageInput, partitionPage, type Page } from "../page.ts";

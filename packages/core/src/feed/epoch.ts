@@ -11,7 +11,7 @@
  * go back.
  */
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import type { RequestContext } from "../context.ts";
 import { domainEvent } from "../event/event.ts";
 import { SimrootError } from "../error.ts";

@@ -4,7 +4,7 @@
  * detection to come.
  */
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import { newId } from "../id.ts";
 import { verb } from "../verb.ts";
 

@@ -5,7 +5,7 @@
  * committing to the content, and a short expiry; the PEP refuses rollbacks, gaps, content
  * that does not match its head, and heads past their expiry (freeze attacks).
  */
-import { z } from "zod";
+import * as z from "zod";
 import { canonicalJson } from "../ledger/chain.ts";
 import { createHash } from "node:crypto";
 

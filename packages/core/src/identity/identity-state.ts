@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import { bearerSchema, plmnSchema, type Bearer } from "../catalogue/catalogue.ts";
 
 /** ISO 3166-1 alpha-2 countries a device may roam into; empty means anywhere. */

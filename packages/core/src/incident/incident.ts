@@ -5,7 +5,7 @@
  * the anomalies and the actions taken (by rules and people).
  */
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import { listAudit } from "../audit/audit.ts";
 import type { RequestContext } from "../context.ts";
 import { readDevice } from "../device/store.ts";

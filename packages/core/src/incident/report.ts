@@ -3,7 +3,7 @@
  * Art. 23(4)): an early warning within 24 hours of becoming aware, an incident notification
  * within 72 hours, a final report within one month. Drafts: a person completes and sends them.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { RequestContext } from "../context.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";

@@ -24,6 +24,13 @@ export interface OperatorEventResult {
 const recordedRetentionSeconds = 7 * 24 * 60 * 60;
 
 export async function applyOperatorEvent(ports: Ports, reported: DomainEvent): Promise<Outcome<OperatorEventResult>> {
+  const result = await settle(ports, reported);
+  ports.metrics?.add("FactsSettled", 1);
+  if (result.value.outcome === "applied") ports.metrics?.add("FactsApplied", 1);
+  return result;
+}
+
+async function settle(ports: Ports, reported: DomainEvent): Promise<Outcome<OperatorEventResult>> {
   const parsed = normalizedEventSchema.safeParse(reported.data?.event);
   if (!parsed.success || typeof reported.data.sourceId !== "string") {
     throw new SimrootError("ingest.malformed_fact", "input", `Event ${reported.id} is not a normalized fact`);

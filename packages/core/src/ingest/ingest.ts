@@ -72,6 +72,7 @@ export async function ingest(
   const webhookId = source.format === "simroot" ? request.headers["webhook-id"] : undefined;
   const publish = async () => {
     await ports.publisher.publish(events);
+    ports.metrics?.add("IngestAccepted", events.length);
     // Counted once accepted only: a refused request (401, 400) records nothing, as ever.
     const rejection = rejected[0]?.errors[0];
     await noteIngest(ports, source.tenantId, source.id, {

@@ -9,7 +9,7 @@
  * device, not every fact parked in the tenant.
  */
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import { refIdentifiers } from "../device/store.ts";
 import { SimrootError } from "../error.ts";
 import { pageInput, partitionPage, type Page } from "../page.ts";

@@ -6,7 +6,7 @@
  * item) record nothing, here as anywhere.
  */
 import { QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import type { Ports } from "../ports.ts";
 
 export const sourceHealthSchema = z

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import { bearerSchema } from "../catalogue/catalogue.ts";
 import { SimrootError } from "../error.ts";
 import { hasIdKind, newId } from "../id.ts";

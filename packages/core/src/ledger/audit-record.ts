@@ -1,4 +1,4 @@
-import { z } from "zod";
+import * as z from "zod";
 import type { TableNames } from "../config.ts";
 import type { DomainEvent } from "../event/event.ts";
 import type { TransactItem } from "../store/transaction.ts";

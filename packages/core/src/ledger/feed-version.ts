@@ -4,7 +4,7 @@
  * it covers and the shard heads' hashes at that cut, and chains by hash to the previous one,
  * so the trail (the shard chains and the version chain over their heads) stays tamper-evident.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { chainHash } from "./chain.ts";
 
 export const feedVersionEntrySchema = z.object({

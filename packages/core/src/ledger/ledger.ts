@@ -20,6 +20,7 @@ import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, TransactWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "../config.ts";
 import { SimrootError } from "../error.ts";
+import type { MetricsSink } from "../platform/metrics.ts";
 import { busy, type TransactItem } from "../store/transaction.ts";
 import { auditItem } from "./audit-record.ts";
 import type { Change, Committed, FeedChange } from "./change.ts";
@@ -81,6 +82,8 @@ export interface Ledger {
 
 export interface LedgerOptions {
   readonly shards?: number;
+  /** Records each change's latency to the feed (FeedLatencyMs, and RevocationLatencyMs for revocations). */
+  readonly metrics?: MetricsSink;
 }
 
 /** The head of a tenant's shard (tenant-level changes are on shard 0). */
@@ -240,9 +243,10 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
         know(queue.tenantId, queue.shard, built.records);
         batch.forEach((pending, index) => {
           const { sequence, last } = built.results[index]!;
-          void awaitSequenced(queue.tenantId, queue.shard, last).then((version) =>
-            pending.resolve({ sequence, shard: queue.shard, version }),
-          );
+          void awaitSequenced(queue.tenantId, queue.shard, last).then((version) => {
+            recordLatency(pending.change, Date.now() - pending.since);
+            pending.resolve({ sequence, shard: queue.shard, version });
+          });
         });
         requestSequence(queue.tenantId);
       }
@@ -250,6 +254,13 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
       queue.running = false;
       if (queue.waiting.length === 0) queues.delete(`${queue.tenantId}|${queue.shard}`);
     }
+  }
+
+  /** Time in the ledger until the feed carries the change (or until the wait for it gave up: then at least `sequenceWaitMs`). */
+  function recordLatency(change: Change, ms: number) {
+    if (!options.metrics) return;
+    options.metrics.add("FeedLatencyMs", ms);
+    if (change.events.some((event) => event.type === "device.revoked")) options.metrics.add("RevocationLatencyMs", ms);
   }
 
   /** A listener's failure is its own: logged, never taken for a failed commit or a failed sequencing. */

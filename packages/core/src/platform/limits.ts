@@ -46,12 +46,14 @@ export const bundling = {
    */
   overBudget: {
     api: {
-      ceilingBytes: 610 * 1024,
+      ceilingBytes: 640 * 1024,
       why:
         "zod's classic API (~190 KB: the `z` namespace keeps every schema kind, JSON Schema conversion, the JIT " +
         "compiler), zod-to-openapi for /openapi.json (~30 KB), asn1js for eIM notifications (~65 KB), and since the " +
         "routes of automation, webhooks, incidents, integrations and the console joined, ~90 KB of their schemas and code; " +
-        "then the feed stream, sealed secrets and the bus's dead letters (~2 KB)",
+        "then the feed stream, sealed secrets and the bus's dead letters (~2 KB), then Powertools logger and metrics " +
+        "(~27 KB). The API's routes import zod through @hono/zod-openapi, whose `z` is the whole namespace; every other " +
+        "function imports `* as z` and keeps only what it uses (~95 KB less each)",
     },
   } as Readonly<Record<string, { readonly ceilingBytes: number; readonly why: string }>>,
 } as const;

@@ -5,7 +5,7 @@
  * revision 0, the fail mode taken from the tenant settings.
  */
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import { tenantSettings } from "../access/tenant-settings.ts";
 import { domainEvent } from "../event/event.ts";
 import type { Outcome } from "../outcome.ts";

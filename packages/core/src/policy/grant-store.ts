@@ -6,7 +6,7 @@
  * `{ kind: "grant", key: id, value: grant }` that enforcement points replicate.
  */
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import { readDevice } from "../device/store.ts";
 import { SimrootError } from "../error.ts";
 import { domainEvent } from "../event/event.ts";

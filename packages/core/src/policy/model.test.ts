@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { z } from "zod";
+import * as z from "zod";
 import { decisionInputSchema, destinationSchema, grantSchema, policySetSchema, scheduleSchema } from "./model.ts";
 
 const messages = (schema: z.ZodType, value: unknown) => {

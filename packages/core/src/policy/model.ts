@@ -4,7 +4,7 @@
  * explicit deny rule beats any allow. `compilePolicy` turns a `PolicySet` into the engine
  * that PEPs and the what-if API run; the evaluation order is documented in `evaluate.ts`.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { bearerSchema } from "../catalogue/catalogue.ts";
 import { deviceStates } from "../device/device.ts";
 import { hostPattern } from "./host.ts";

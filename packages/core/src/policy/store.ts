@@ -5,7 +5,7 @@
  * Replace and remove are conditional on the revision the caller read (If-Match).
  */
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import { SimrootError } from "../error.ts";
 import { domainEvent } from "../event/event.ts";
 import { hasIdKind, newId } from "../id.ts";

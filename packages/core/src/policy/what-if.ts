@@ -4,7 +4,7 @@
  * the decision comes from the same pure engine (`compilePolicy(set).decide`) the
  * enforcement points run.
  */
-import { z } from "zod";
+import * as z from "zod";
 import { bearerSchema, deviceRefSchema } from "../catalogue/catalogue.ts";
 import { deviceStates } from "../device/device.ts";
 import { getDevice } from "../device/read.ts";

@@ -4,7 +4,7 @@
  * destination no device of its segment had reached before the window's last hour is marked
  * `novel`: the "meter that suddenly talks to an unfamiliar server" the console highlights.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Device } from "../device/device.ts";
 import { listDevices } from "../device/read.ts";
 import type { RequestContext } from "../context.ts";

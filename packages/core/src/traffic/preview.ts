@@ -4,7 +4,7 @@
  * devices the rule's selector matches. Both decisions come from the same pure engine PEPs run
  * (`compilePolicy`), over the tenant's current policy set and the candidate one.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Device } from "../device/device.ts";
 import { SimrootError } from "../error.ts";
 import { compilePolicy } from "../policy/compile.ts";

@@ -13,7 +13,7 @@
 import { createHash } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import { SimrootError } from "../error.ts";
 import type { BusEnvelope } from "../event/envelope.ts";
 import { matchesPattern } from "../event/pattern.ts";

@@ -5,7 +5,7 @@
  * The secret is stored sealed (`ports.secrets`, bound to the tenant and subscription), never in
  * plaintext; the delivery worker opens it for each attempt.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { RequestContext } from "../context.ts";
 import { SimrootError } from "../error.ts";
 import { validatePattern } from "../event/pattern.ts";

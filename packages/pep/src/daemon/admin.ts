@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIP } from "node:net";
-import { z } from "zod";
+import * as z from "zod";
 import { bearerSchema } from "@simroot/core/catalogue/catalogue";
 import { countrySchema } from "@simroot/core/policy/model";
 import type { PepEngine } from "../engine.ts";

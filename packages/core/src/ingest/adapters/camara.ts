@@ -17,7 +17,7 @@
  * names no device (subscription lifecycle events, three-legged subscriptions where the token
  * implies the device) has nothing to attribute and yields an accepted item without events.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { DeviceRef, NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { countryOfMcc } from "../../catalogue/mcc.ts";
 import type { FieldIssue } from "../../error.ts";

@@ -15,7 +15,7 @@
  * not act on become `source.unhandled`; a well-formed record that names no device (organisation
  * events) yields an accepted item without events.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Bearer, DeviceRef, NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { countryOfMcc } from "../../catalogue/mcc.ts";
 import { bearerOfRat } from "../../catalogue/rat.ts";

@@ -19,7 +19,7 @@
  * terminated before this adapter; the token binds the request to the configured source.
  */
 import type { X509Certificate } from "node:crypto";
-import { z } from "zod";
+import * as z from "zod";
 import type { NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { eidSchema } from "../../device/identifiers.ts";
 import { SimrootError, type FieldIssue } from "../../error.ts";

@@ -18,7 +18,7 @@
  * itself carries no RAT, so sessions default to cellular) and `pei` / `imei` (the report's
  * `imeiChange` only says whether the IMEI or just the IMEISV changed, never the new value).
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { DeviceRef, NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { countryOfMcc } from "../../catalogue/mcc.ts";
 import { bearerOfRat } from "../../catalogue/rat.ts";

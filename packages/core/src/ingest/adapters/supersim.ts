@@ -20,7 +20,7 @@
  * the default port.
  */
 import { createHash, createHmac } from "node:crypto";
-import { z } from "zod";
+import * as z from "zod";
 import type { Bearer, DeviceRef, NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { bearerOfRat } from "../../catalogue/rat.ts";
 import type { Adapter, AdapterItem } from "../adapter.ts";

@@ -4,7 +4,7 @@
  * at least once; `metadata.uid` (the event id) lets the SIEM drop a redelivery.
  */
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { z } from "zod";
+import * as z from "zod";
 import type { RequestContext } from "../../context.ts";
 import { SimrootError } from "../../error.ts";
 import type { DomainEvent } from "../../event/event.ts";

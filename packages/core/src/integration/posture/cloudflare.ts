@@ -6,7 +6,7 @@
  * its device_id, or whose IMEI is the serial number Cloudflare reports. A device simroot does
  * not know scores 0: unknown is not trusted.
  */
-import { z } from "zod";
+import * as z from "zod";
 import type { Device } from "../../device/device.ts";
 import { getDevice, listDevices } from "../../device/read.ts";
 import { resolveDevice } from "../../device/store.ts";

@@ -1,0 +1,26 @@
+/**
+ * The metrics simroot's code records, what each means, and its unit. In AWS they are printed
+ * in CloudWatch's embedded metric format (Powertools Metrics, namespace `simroot`, dimension
+ * `service` = the function's `POWERTOOLS_SERVICE_NAME`); `infra/ops.ts` draws the dashboard and
+ * the alarms from these names only, so a widget cannot name a metric no code records.
+ * Locally nothing collects them (no sink in the ports).
+ */
+export const metricNamespace = "simroot";
+
+export const metricDefinitions = {
+  IngestAccepted: { unit: "Count", means: "operator events /v1/ingest accepted (202): durably queued for the applier" },
+  FactsSettled: { unit: "Count", means: "facts the applier settled, whatever the outcome (applied, duplicate, stale, parked)" },
+  FactsApplied: { unit: "Count", means: "facts that changed a device" },
+  FeedLatencyMs: {
+    unit: "Milliseconds",
+    means: "from a change reaching the ledger to the signed feed version that carries it (what every PEP receives next)",
+  },
+  RevocationLatencyMs: { unit: "Milliseconds", means: "FeedLatencyMs of the changes that revoke a device" },
+} as const satisfies Record<string, { unit: "Count" | "Milliseconds"; means: string }>;
+
+export type MetricName = keyof typeof metricDefinitions;
+
+/** Where verbs and the ledger record a metric; entry points that can publish them provide one. */
+export interface MetricsSink {
+  add(name: MetricName, value: number): void;
+}
