@@ -266,13 +266,14 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
 
 /**
  * The replayed entries a page needs: per key only the last (applied in order, it supersedes the
- * earlier ones), and not when the page already lists that very value.
+ * earlier ones), and not when the page already says that very value of the key (its last entry so far).
  */
 function withoutRepeats(listed: readonly FeedEntry[], replay: readonly FeedEntry[]): FeedEntry[] {
   const id = (entry: FeedEntry) => `${entry.kind}|${entry.key}`;
-  const seen = new Set(listed.map((entry) => `${id(entry)}|${canonicalJson(entry.value)}`));
+  // What the page says of each key so far: its last entry (an earlier one, since replaced, is no repeat of it).
+  const current = new Map(listed.map((entry) => [id(entry), canonicalJson(entry.value)]));
   const last = new Map(replay.map((entry) => [id(entry), entry]));
-  return replay.filter((entry) => last.get(id(entry)) === entry && !seen.has(`${id(entry)}|${canonicalJson(entry.value)}`));
+  return replay.filter((entry) => last.get(id(entry)) === entry && current.get(id(entry)) !== canonicalJson(entry.value));
 }
 
 /** One page of the snapshot (of the devices in `scope`, when given). The first page also carries settings, policies and grants. */
