@@ -29,6 +29,8 @@ export default $config({
     const { secretsKey } = await import("./infra/secrets-key");
     const { alarmTopic, dashboard } = await import("./infra/ops");
     await import("./infra/webhooks");
+    const { auditArchiver } = await import("./infra/audit-archive");
+    const { auditArchive } = await import("./infra/audit-archive-bucket");
 
     return {
       api: api.url,
@@ -41,6 +43,8 @@ export default $config({
       dashboard: dashboard.dashboardName,
       iotAuthorizer: iotAuthorizer?.name,
       outbox: outbox.apply((s) => s.nodes.function.name),
+      auditArchive: auditArchive.name,
+      auditArchiver: auditArchiver.nodes.job.name,
     };
   },
 });

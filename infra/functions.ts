@@ -6,11 +6,12 @@
  */
 import { functions, grantsOf, type FunctionName, type Grant } from "../packages/core/src/platform/functions.ts";
 import { bundling } from "../packages/core/src/platform/limits.ts";
-import { tableKeys } from "../packages/core/src/platform/tables.ts";
+import type { tableKeys } from "../packages/core/src/platform/tables.ts";
 import { tableEnvironment, dynamoTables } from "./database";
 import { bus, busEnvironment } from "./event-bus";
 import { feedKey, feedKeyEnvironment } from "./feed-key";
 import { secretsKey, secretsKeyEnvironment } from "./secrets-key";
+import { auditArchive, auditArchiveEnvironment } from "./audit-archive-bucket";
 import { stage } from "./stage";
 
 /** Runtime of every function. */
@@ -37,6 +38,7 @@ function resourcesOf(grant: Grant, late: LateResources): $util.Input<string>[] {
   if ("feedKey" in on) return [feedKey.arn];
   if ("secretsKey" in on) return [secretsKey.arn];
   if ("deadLetterQueues" in on) return late.deadLetterQueueArns ?? [];
+  if ("auditArchive" in on) return [$interpolate`${auditArchive.arn}/*`];
   if ("applierQueue" in on)
     return [
       $interpolate`arn:aws:sqs:${aws.getRegionOutput().name}:${aws.getCallerIdentityOutput().accountId}:${$app.name}-${$app.stage}-applier`,
@@ -73,6 +75,7 @@ export function functionArgs(name: FunctionName, late: LateResources = {}, role:
       ...(definition.publishes ? busEnvironment : {}),
       ...(definition.feedKey.length > 0 ? feedKeyEnvironment : {}),
       ...(definition.secretsKey.length > 0 ? secretsKeyEnvironment : {}),
+      ...("auditArchive" in definition && definition.auditArchive ? auditArchiveEnvironment : {}),
       POWERTOOLS_SERVICE_NAME: `simroot-${name}`,
     },
     logging: { format: "json", retention: stage.logRetention },

@@ -8,6 +8,8 @@ export const isProduction = $app.stage === "production";
 export const stage = {
   /** DynamoDB deletion protection and PITR (35 days of restore points). */
   protectTables: isProduction,
+  /** Years an archived audit object is locked (S3 Object Lock, compliance mode) in production. */
+  archiveLockYears: 7,
   /** How long function and API access logs are kept. */
   logRetention: (isProduction ? "3 months" : "1 week") as "3 months" | "1 week",
   /** API Gateway stage throttling: steady requests per second and burst, for the whole API. */

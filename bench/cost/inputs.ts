@@ -4,6 +4,8 @@
  * the local runtime with ReturnConsumedCapacity on every DynamoDB call). `assumed`: what no bench
  * here can measure (Lambda durations in AWS, record sizes, fleet shape); each says why it is what it is.
  */
+import { auditRetentionDays } from "../../packages/core/src/config.ts";
+
 export const measured = {
   /** Date and command of the measurement these figures come from. */
   source: "2026-12-02, EVENTS=200 DEVICES=50 npm run cost -- --measure (before 9A's sharded ledger)",
@@ -38,8 +40,8 @@ export const assumed = {
   memoryGb: 1,
   /** Bytes stored per applied event: its audit record and feed entry (the device item is overwritten). */
   storedBytesPerEvent: 800,
-  /** Days audit records stay in DynamoDB before expiry (archived to S3 first). */
-  auditRetentionDays: 90,
+  /** Days audit records stay in DynamoDB before their TTL (archived to S3 first): the deployment's setting. */
+  auditRetentionDays: auditRetentionDays(),
   /** Devices behind one enforcement point (PEP), which polls the feed. */
   devicesPerPep: 1_000,
   /** Devices per tenant (one signed feed head per tenant per second at most: herd sharing). */

@@ -32,6 +32,7 @@ const byCommand: Readonly<Record<string, readonly string[]>> = {
   GetQueueAttributesCommand: ["sqs:GetQueueAttributes"],
   SendMessageCommand: ["sqs:SendMessage"],
   InvokeCommand: ["lambda:InvokeFunction"],
+  PutObjectCommand: ["s3:PutObject"],
   // AWS IoT: the feed's push channel (data plane) and the IoT Core integration (control plane).
   PublishCommand: ["iot:Publish"],
   DescribeThingCommand: ["iot:DescribeThing"],

@@ -67,6 +67,12 @@ export const applierQueueUrl = (): string | undefined => env("SIMROOT_APPLIER_QU
 /** Ingestion answers 503 once this many deliveries wait for the applier. */
 export const ingestMaxBacklog = (): number => Number(env("SIMROOT_INGEST_MAX_BACKLOG")) || 10_000;
 
+/** Days audit records (and feed versions) stay in DynamoDB before its TTL removes them; the archiver copies them out first. */
+export const auditRetentionDays = (): number => Number(env("SIMROOT_AUDIT_RETENTION_DAYS")) || 90;
+
+/** The S3 bucket of the audit archive (AWS). */
+export const auditArchiveBucket = (): string | undefined => env("SIMROOT_AUDIT_ARCHIVE_BUCKET");
+
 export interface LocalSettings {
   readonly port: number;
   readonly host: string;

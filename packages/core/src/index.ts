@@ -19,6 +19,8 @@ export { timeouts, bundling } from "./platform/limits.ts";
 export { metricDefinitions, metricNamespace, type MetricName, type MetricsSink } from "./platform/metrics.ts";
 export * from "./audit/audit.ts";
 export * from "./audit/checkpoint.ts";
+export * from "./audit/archive.ts";
+export * from "./audit/archive-stores.ts";
 export * from "./ledger/chain.ts";
 export * from "./ledger/change.ts";
 export * from "./ledger/ledger.ts";

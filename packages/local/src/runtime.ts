@@ -7,7 +7,10 @@ import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { createApp, type AppLog } from "@simroot/api";
 import {
+  archiveAllTenants,
+  auditRetentionDays,
   deliverDue,
+  directoryArchiveStore,
   documentClient,
   ensureTables,
   ingestMaxBacklog,
@@ -63,6 +66,10 @@ export interface LocalRuntimeOptions {
   readonly concurrency?: number;
   /** How often the webhook worker looks for due deliveries (retries, replays, expired leases); 0 turns it off. */
   readonly webhookWorkerMs?: number;
+  /** Where the audit archive is written (default `<dataDir>/audit-archive`; none without a data folder). */
+  readonly auditArchiveDir?: string;
+  /** How often the audit archiver runs (default 6 h); 0 turns it off. */
+  readonly auditArchiveMs?: number;
   /** Where the figures of core's platform/metrics.ts go (in Lambda, Powertools Metrics); none by default. */
   readonly metrics?: MetricsSink;
   /** Where the API's log lines go (default: JSON lines on stdout and stderr). */
@@ -150,6 +157,20 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     // The feed's signing key: a file under the data folder, or one in memory for a run that keeps nothing.
     const keyPath = options.feedSigningKeyPath ?? (options.dataDir ? join(options.dataDir, "feed-signing-key.pem") : undefined);
     const signer = keyPath ? await fileSigner(keyPath) : memorySigner();
+    // What the daily archiver does in AWS (functions/src/audit-archiver.ts), into a folder under the data folder.
+    const archiveDir = options.auditArchiveDir ?? (options.dataDir ? join(options.dataDir, "audit-archive") : undefined);
+    if (archiveDir && options.auditArchiveMs !== 0) {
+      const store = directoryArchiveStore(archiveDir);
+      const run = () =>
+        void archiveAllTenants(ports, signer, store, { retentionDays: auditRetentionDays() }).catch((error: unknown) =>
+          console.error(
+            JSON.stringify({ level: "ERROR", message: "audit archive failed", error: String((error as Error)?.message ?? error) }),
+          ),
+        );
+      const archiver = setInterval(run, options.auditArchiveMs ?? 6 * 60 * 60 * 1000);
+      archiver.unref();
+      stops.push(async () => clearInterval(archiver));
+    }
     const app = createApp({
       ports: () => ports,
       feedSigner: async () => signer,

@@ -8,9 +8,17 @@ import {
   unhashed,
   type AuditRecord,
 } from "../ledger/audit-record.ts";
-import { feedHeadKey, feedPartition, feedSortKey, feedVersionSchema, unhashedVersion, versionHash } from "../ledger/feed-version.ts";
+import {
+  feedHeadKey,
+  feedPartition,
+  feedSortKey,
+  feedVersionSchema,
+  unhashedVersion,
+  versionHash,
+  type FeedVersionRecord,
+} from "../ledger/feed-version.ts";
 import { shardCount } from "../ledger/shard.ts";
-import { chainHash, genesisHash } from "../ledger/chain.ts";
+import { canonicalJson, chainHash, genesisHash } from "../ledger/chain.ts";
 import { headKey } from "../ledger/ledger.ts";
 import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
@@ -126,6 +134,24 @@ export interface ChainPoint {
   readonly base: readonly number[];
 }
 
+/**
+ * The bytes a signature over a chain point covers: its `kind` (so a checkpoint of one kind cannot
+ * stand for another), the tenant, the point, and what else that kind commits to.
+ */
+export const chainPointBytes = (kind: string, tenantId: string, point: ChainPoint, extra: Record<string, unknown> = {}) =>
+  Buffer.from(
+    canonicalJson({
+      kind,
+      tenantId,
+      seq: point.seq,
+      hash: point.hash,
+      vector: point.vector,
+      shardHashes: point.shardHashes,
+      base: point.base,
+      ...extra,
+    }),
+  );
+
 export const genesisPoint = (): ChainPoint => ({
   seq: 0,
   hash: genesisHash,
@@ -140,22 +166,41 @@ interface ShardWalk {
   readonly broken?: { seq: number; reason: string };
 }
 
-/** Walks one shard's chain after `after`: every record must follow its predecessor, hash to what it says, and end at the shard head. */
-async function walkShard(ports: Ports, tenantId: string, shard: number, after: { seq: number; hash: string }): Promise<ShardWalk> {
+/** What a bounded walk hands over: every stored item it found valid (an audit record, or a feed version), in order. */
+export type KeepWalked = (item: AuditRecord | FeedVersionRecord, where: number | "feed") => void;
+
+/**
+ * Walks one shard's chain after `after`: every record must follow its predecessor and hash to
+ * what it says; the walk ends at the shard head, or exactly at `upTo` when bounded.
+ */
+async function walkShard(
+  ports: Pick<Ports, "db" | "tables">,
+  tenantId: string,
+  shard: number,
+  after: { seq: number; hash: string },
+  upTo: number | undefined,
+  keep: KeepWalked | undefined,
+): Promise<ShardWalk> {
   const hashes = new Map<number, string>([[after.seq, after.hash]]);
   const feeds = new Map<number, { kind: string; key: string }[]>();
   let expectedSeq = after.seq + 1;
   let previous = after.hash;
   let cursor: Record<string, unknown> | undefined;
   const broken = (reason: string): ShardWalk => ({ hashes, feeds, broken: { seq: expectedSeq, reason } });
+  if (upTo !== undefined && upTo <= after.seq) return { hashes, feeds };
   do {
     const page = await ports.db.send(
       new QueryCommand({
         TableName: ports.tables.audit,
-        KeyConditionExpression: after.seq > 0 ? "pk = :p AND sk > :after" : "pk = :p",
+        KeyConditionExpression:
+          upTo !== undefined ? "pk = :p AND sk BETWEEN :from AND :to" : after.seq > 0 ? "pk = :p AND sk > :after" : "pk = :p",
         ExpressionAttributeValues: {
           ":p": auditPartition(tenantId, shard),
-          ...(after.seq > 0 ? { ":after": auditSortKey(after.seq) } : {}),
+          ...(upTo !== undefined
+            ? { ":from": auditSortKey(after.seq + 1), ":to": auditSortKey(upTo) }
+            : after.seq > 0
+              ? { ":after": auditSortKey(after.seq) }
+              : {}),
         },
         ExclusiveStartKey: cursor,
         ConsistentRead: true,
@@ -172,10 +217,12 @@ async function walkShard(ports: Ports, tenantId: string, shard: number, after: {
       previous = record.hash;
       hashes.set(record.seq, record.hash);
       if (record.feed) feeds.set(record.seq, record.feed);
+      keep?.(record, shard);
       expectedSeq += 1;
     }
     cursor = page.LastEvaluatedKey;
   } while (cursor);
+  if (upTo !== undefined) return expectedSeq - 1 === upTo ? { hashes, feeds } : broken(`records are missing up to ${upTo}`);
   const { Item: head } = await ports.db.send(
     new GetCommand({ TableName: ports.tables.control, Key: headKey(tenantId, shard), ConsistentRead: true }),
   );
@@ -185,20 +232,69 @@ async function walkShard(ports: Ports, tenantId: string, shard: number, after: {
   return { hashes, feeds };
 }
 
+/** The tenant's feed versions after `after`, up to `until` (every one when it is undefined), page by page. */
+async function* feedVersionPages(ports: Pick<Ports, "db" | "tables">, tenantId: string, after: number, until?: number) {
+  let cursor: Record<string, unknown> | undefined;
+  do {
+    const page = await ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.audit,
+        KeyConditionExpression:
+          until !== undefined ? "pk = :p AND sk BETWEEN :from AND :to" : after > 0 ? "pk = :p AND sk > :after" : "pk = :p",
+        ExpressionAttributeValues: {
+          ":p": feedPartition(tenantId),
+          ...(until !== undefined
+            ? { ":from": feedSortKey(after + 1), ":to": feedSortKey(until) }
+            : after > 0
+              ? { ":after": feedSortKey(after) }
+              : {}),
+        },
+        ExclusiveStartKey: cursor,
+        ConsistentRead: true,
+      }),
+    );
+    yield page.Items ?? [];
+    cursor = page.LastEvaluatedKey;
+  } while (cursor);
+}
+
+export interface WalkOptions {
+  /**
+   * Walk only up to this feed version (and every shard up to the records it covers), not to the
+   * heads: the archiver's bounded walk (archive.ts). The shard walks then start once its vector is read.
+   */
+  readonly until?: number;
+  /** Receives each audit record and feed version the walk found valid. */
+  readonly keep?: KeepWalked;
+}
+
 /**
  * Walks every shard's chain after `start` (the whole trail by default), then the feed version
  * chain: each version must follow its predecessor and hash to what it says, name shard heads
  * whose hashes are the records' own, and carry only entries of records in its range; the last
- * must be the feed head. `reached` is where a later walk may start.
+ * must be the feed head (or `until`, for a bounded walk). `reached` is where a later walk may start.
  */
 export async function verifyAuditChain(
-  ports: Ports,
+  ports: Pick<Ports, "db" | "tables">,
   tenantId: string,
   start: ChainPoint = genesisPoint(),
+  options: WalkOptions = {},
 ): Promise<ChainVerification & { readonly reached: ChainPoint }> {
+  const { until, keep } = options;
+  // A bounded walk reads its versions first: the last one's vector is where each shard's walk ends.
+  const bounded: Record<string, unknown>[] = [];
+  if (until !== undefined) for await (const items of feedVersionPages(ports, tenantId, start.seq, until)) bounded.push(...items);
+  const boundVector = until === undefined ? undefined : ((bounded.at(-1)?.vector as number[] | undefined) ?? [...start.vector]);
   const walks = await Promise.all(
     Array.from({ length: shardCount }, (_, shard) =>
-      walkShard(ports, tenantId, shard, { seq: start.vector[shard] ?? 0, hash: start.shardHashes[shard] ?? genesisHash }),
+      walkShard(
+        ports,
+        tenantId,
+        shard,
+        { seq: start.vector[shard] ?? 0, hash: start.shardHashes[shard] ?? genesisHash },
+        boundVector ? Number(boundVector[shard] ?? 0) : undefined,
+        keep,
+      ),
     ),
   );
   const checked = walks.reduce((sum, walk) => sum + walk.hashes.size - 1, 0);
@@ -217,44 +313,43 @@ export async function verifyAuditChain(
     reached: { seq: version, hash: previous, vector, shardHashes, base },
   });
   for (const [shard, walk] of walks.entries()) if (walk.broken) return result({ ...walk.broken, shard });
-  let cursor: Record<string, unknown> | undefined;
-  do {
-    const page = await ports.db.send(
-      new QueryCommand({
-        TableName: ports.tables.audit,
-        KeyConditionExpression: version > 0 ? "pk = :p AND sk > :after" : "pk = :p",
-        ExpressionAttributeValues: { ":p": feedPartition(tenantId), ...(version > 0 ? { ":after": feedSortKey(version) } : {}) },
-        ExclusiveStartKey: cursor,
-        ConsistentRead: true,
-      }),
-    );
-    for (const item of page.Items ?? []) {
-      const broken = (reason: string) => result({ seq: version + 1, reason, shard: "feed" });
-      const parsed = feedVersionSchema.safeParse(item);
-      if (!parsed.success) return broken("feed version is malformed");
-      const record = parsed.data;
-      if (record.version !== version + 1) return broken(`expected feed version ${version + 1}, found ${record.version}`);
-      if (record.prevHash !== previous) return broken("prevHash does not match the previous feed version");
-      if (versionHash(unhashedVersion(record)) !== record.hash) return broken("hash does not match the feed version's content");
-      for (let shard = 0; shard < shardCount; shard++) {
-        const to = record.vector[shard] ?? 0;
-        if (to < vector[shard]!) return broken(`shard ${shard} goes back`);
-        if (walks[shard]!.hashes.get(to) !== record.shardHashes[shard]) return broken(`shard ${shard} head at ${to} is not the chain's`);
-      }
-      // Versions written from one cut share its vector: their entries lie between the cut before and this one.
-      if (record.vector.some((to, shard) => to !== vector[shard])) base = vector;
-      for (const entry of record.entries) {
-        const inRange = entry.seq > (base[entry.shard] ?? 0) && entry.seq <= (record.vector[entry.shard] ?? 0);
-        const own = walks[entry.shard]?.feeds.get(entry.seq)?.some((change) => change.kind === entry.kind && change.key === entry.key);
-        if (!inRange || !own) return broken(`entry ${entry.kind} ${entry.key} is not in shard ${entry.shard}'s records`);
-      }
-      vector = record.vector;
-      shardHashes = record.shardHashes;
-      previous = record.hash;
-      version = record.version;
+  /** The reason a stored feed version does not continue the walk, or undefined when it does (the walk then moves past it). */
+  const follow = (item: Record<string, unknown>): string | undefined => {
+    const parsed = feedVersionSchema.safeParse(item);
+    if (!parsed.success) return "feed version is malformed";
+    const record = parsed.data;
+    if (record.version !== version + 1) return `expected feed version ${version + 1}, found ${record.version}`;
+    if (record.prevHash !== previous) return "prevHash does not match the previous feed version";
+    if (versionHash(unhashedVersion(record)) !== record.hash) return "hash does not match the feed version's content";
+    for (let shard = 0; shard < shardCount; shard++) {
+      const to = record.vector[shard] ?? 0;
+      if (to < vector[shard]!) return `shard ${shard} goes back`;
+      if (walks[shard]!.hashes.get(to) !== record.shardHashes[shard]) return `shard ${shard} head at ${to} is not the chain's`;
     }
-    cursor = page.LastEvaluatedKey;
-  } while (cursor);
+    // Versions written from one cut share its vector: their entries lie between the cut before and this one.
+    if (record.vector.some((to, shard) => to !== vector[shard])) base = vector;
+    for (const entry of record.entries) {
+      const inRange = entry.seq > (base[entry.shard] ?? 0) && entry.seq <= (record.vector[entry.shard] ?? 0);
+      const own = walks[entry.shard]?.feeds.get(entry.seq)?.some((change) => change.kind === entry.kind && change.key === entry.key);
+      if (!inRange || !own) return `entry ${entry.kind} ${entry.key} is not in shard ${entry.shard}'s records`;
+    }
+    vector = record.vector;
+    shardHashes = record.shardHashes;
+    previous = record.hash;
+    version = record.version;
+    keep?.(record, "feed");
+    return undefined;
+  };
+  const pages = until === undefined ? feedVersionPages(ports, tenantId, version) : [bounded];
+  for await (const items of pages) {
+    for (const item of items) {
+      const reason = follow(item);
+      if (reason) return result({ seq: version + 1, reason, shard: "feed" });
+    }
+  }
+  if (until !== undefined) {
+    return version === until ? result() : result({ seq: version + 1, reason: `feed versions are missing up to ${until}`, shard: "feed" });
+  }
   const { Item: head } = await ports.db.send(
     new GetCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }),
   );

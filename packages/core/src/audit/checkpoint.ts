@@ -5,15 +5,17 @@
  * and walks only the records after it, each of which must chain from the signed hash. Someone
  * who can write the store but does not hold the key cannot move a checkpoint past records he
  * altered. What lies before the checkpoint was verified when the checkpoint was made; an
- * admin re-walks the whole chain with `?full=true` (which also renews the checkpoint).
+ * admin re-walks the whole chain with `?full=true` (which also renews the checkpoint): the whole
+ * retained chain, from the archive checkpoint once records were archived (archive.ts).
  */
 import { createPublicKey, verify } from "node:crypto";
 import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { canonicalJson } from "../ledger/chain.ts";
 import type { FeedSigner } from "../feed/signer.ts";
 import type { Ports } from "../ports.ts";
-import { verifyAuditChain, type ChainPoint, type ChainVerification } from "./audit.ts";
+import { isSimrootError } from "../error.ts";
+import { readArchiveCheckpoint } from "./archive.ts";
+import { chainPointBytes, verifyAuditChain, type ChainPoint, type ChainVerification } from "./audit.ts";
 
 export const auditCheckpointKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "audit-checkpoint" });
 
@@ -22,18 +24,7 @@ interface Checkpoint extends ChainPoint {
   readonly keyId: string;
 }
 
-const checkpointBytes = (tenantId: string, point: ChainPoint) =>
-  Buffer.from(
-    canonicalJson({
-      kind: "audit-checkpoint",
-      tenantId,
-      seq: point.seq,
-      hash: point.hash,
-      vector: point.vector,
-      shardHashes: point.shardHashes,
-      base: point.base,
-    }),
-  );
+const checkpointBytes = (tenantId: string, point: ChainPoint) => chainPointBytes("audit-checkpoint", tenantId, point);
 
 const numbers = (value: unknown): value is number[] => Array.isArray(value) && value.every((n) => typeof n === "number");
 const strings = (value: unknown): value is string[] => Array.isArray(value) && value.every((n) => typeof n === "string");
@@ -108,7 +99,15 @@ export async function verifyAuditIncrementally(
   options: { readonly full?: boolean } = {},
 ): Promise<ChainVerification> {
   const checkpoint = options.full ? undefined : await readCheckpoint(ports, tenantId);
-  let start: ChainPoint | undefined;
+  // What was archived was verified when it was (archive.ts); DynamoDB's TTL removes it later, so no walk starts before it.
+  let archived: ChainPoint | undefined;
+  try {
+    archived = await readArchiveCheckpoint(ports, signer, tenantId);
+  } catch (error) {
+    if (!isSimrootError(error)) throw error;
+    return { valid: false, checked: 0, from: 0, lastSeq: 0, lastHash: "", brokenAt: { seq: 0, reason: error.message } };
+  }
+  let start: ChainPoint | undefined = archived;
   if (checkpoint && checkpoint.keyId === signer.keyId) {
     if (!signedBy(signer, tenantId, checkpoint)) {
       const reason = "the audit checkpoint is not signed by the control plane's key";
@@ -122,7 +121,7 @@ export async function verifyAuditIncrementally(
       };
     }
     const { signature: _signature, keyId: _keyId, ...point } = checkpoint;
-    start = point;
+    if (point.seq >= (archived?.seq ?? 0)) start = point;
   }
   const { reached, ...verification } = await verifyAuditChain(ports, tenantId, start);
   if (verification.valid && reached.seq > (start?.seq ?? 0)) await saveCheckpoint(ports, signer, tenantId, reached);

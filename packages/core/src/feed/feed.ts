@@ -87,6 +87,8 @@ async function readDeltas(ports: Ports, tenantId: string, since: number, limit: 
     version: records.length > 0 ? Number(records.at(-1)!.version) : since,
     last: result.LastEvaluatedKey === undefined,
     oldest: records[0]?.time as string | undefined,
+    // Versions after `since` that are no longer stored (their TTL, or a restore): deltas cannot bridge them.
+    gap: records.length > 0 && Number(records[0]!.version) !== since + 1,
   };
 }
 
@@ -161,7 +163,7 @@ const sharedHead = (ports: Ports, tenantId: string) => sharedRead(ports, `head|$
 const sharedEpoch = (ports: Ports, tenantId: string) => sharedRead(ports, `epoch|${tenantId}`, 1000, () => readFeedEpoch(ports, tenantId));
 
 type Deltas = Awaited<ReturnType<typeof readDeltas>>;
-const noDeltas = (since: number): Deltas => ({ entries: [], version: since, last: true, oldest: undefined });
+const noDeltas = (since: number): Deltas => ({ entries: [], version: since, last: true, oldest: undefined, gap: false });
 
 /**
  * The deltas after `since`, holding at least version `atLeast`: from this process's latest
@@ -172,7 +174,7 @@ const noDeltas = (since: number): Deltas => ({ entries: [], version: since, last
  */
 async function sharedDeltas(ports: Ports, tenantId: string, since: number, limit: number, atLeast: number): Promise<Deltas> {
   const recent = recentDeltas(ports, tenantId, since, limit);
-  if (recent && recent.version >= atLeast) return { ...recent, last: true, oldest: undefined };
+  if (recent && recent.version >= atLeast) return { ...recent, last: true, oldest: undefined, gap: false };
   const key = `deltas|${tenantId}|${since}|${limit}`;
   const progressed = (deltas: Deltas) => deltas.version > since;
   const deltas = await sharedRead(ports, key, 250, () => readDeltas(ports, tenantId, since, limit), progressed);
@@ -190,6 +192,7 @@ export async function feedDeltas(ports: Ports, signer: FeedSigner, tenantId: str
     if (committed !== undefined) deltas = await sharedDeltas(ports, tenantId, query.since, query.limit, committed);
   }
   const now = ports.now();
+  if (deltas.gap) throw snapshotRequired(`the versions after ${query.since} are no longer kept`);
   if (deltas.oldest && Date.parse(deltas.oldest) < now.getTime() - deltaRetentionSeconds * 1000) {
     throw snapshotRequired(`version ${query.since} is older than the ${deltaRetentionSeconds / 86400}-day delta history`);
   }

@@ -32,6 +32,9 @@ export const auditRecordSchema = z
   .meta({ id: "AuditRecord" });
 export type AuditRecord = z.output<typeof auditRecordSchema>;
 
+/** When a record of `time` leaves DynamoDB (epoch seconds, for its TTL). */
+export const expiry = (time: string, retentionSeconds: number) => Math.floor(Date.parse(time) / 1000) + retentionSeconds;
+
 /** The partition of one shard's chain of audit records. */
 export const auditPartition = (tenantId: string, shard = 0) => shardPartition(tenantId, shard);
 export const auditSubjectPartition = (tenantId: string, subject: string) => `T#${tenantId}#S#${subject}`;
@@ -65,6 +68,7 @@ export function auditItem(
   seq: number,
   prevHash: string,
   feed?: readonly FeedChange[],
+  retentionSeconds?: number,
 ) {
   const unsigned = {
     seq,
@@ -91,6 +95,8 @@ export function auditItem(
         gsi1sk: `${event.time}#${auditSortKey(seq)}`,
         ...unsigned,
         hash,
+        // DynamoDB's TTL: not part of the record (not hashed); the archiver copies the record out well before (audit/archive.ts).
+        ...(retentionSeconds ? { expiresAt: expiry(event.time, retentionSeconds) } : {}),
       },
       ConditionExpression: "attribute_not_exists(pk)",
     },

@@ -18,7 +18,7 @@
 import { randomUUID } from "node:crypto";
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, TransactWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import type { TableNames } from "../config.ts";
+import { auditRetentionDays, type TableNames } from "../config.ts";
 import { SimrootError } from "../error.ts";
 import type { MetricsSink } from "../platform/metrics.ts";
 import { busy, type TransactItem } from "../store/transaction.ts";
@@ -84,6 +84,8 @@ export interface LedgerOptions {
   readonly shards?: number;
   /** Records each change's latency to the feed (FeedLatencyMs, and RevocationLatencyMs for revocations). */
   readonly metrics?: MetricsSink;
+  /** Days audit records and feed versions stay in the store (their TTL); default `SIMROOT_AUDIT_RETENTION_DAYS` or 90. */
+  readonly auditRetentionDays?: number;
 }
 
 /** The head of a tenant's shard (tenant-level changes are on shard 0). */
@@ -100,6 +102,7 @@ function itemIdentity(item: TransactItem): string | undefined {
 
 export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, options: LedgerOptions = {}): Ledger {
   const shards = options.shards ?? shardCount;
+  const retentionSeconds = (options.auditRetentionDays ?? auditRetentionDays()) * 24 * 60 * 60;
   const queues = new Map<string, ShardQueue>();
   const listeners = new Set<(notice: CommitNotice) => void>();
   const sequencing = new Map<
@@ -179,7 +182,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
         const last = index === change.events.length - 1;
         const feed = last && change.feed && change.feed.length > 0 ? [...change.feed] : undefined;
         records.push({ seq, feed: feed && (JSON.parse(JSON.stringify(feed)) as FeedChange[]) });
-        const audit = auditItem(tables, event, queue.shard, seq, hash, last ? change.feed : undefined);
+        const audit = auditItem(tables, event, queue.shard, seq, hash, last ? change.feed : undefined, retentionSeconds);
         hash = audit.hash;
         items.push(audit.put);
         owners.push({ pending, writeIndex: -1 });
@@ -368,7 +371,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
         while (state.again) {
           state.again = false;
           try {
-            const result = await sequenceOnce(db, tables, tenantId, shards, new Date(), knownRecords(tenantId));
+            const result = await sequenceOnce(db, tables, tenantId, shards, new Date(), knownRecords(tenantId), retentionSeconds);
             if (result === "raced") {
               // Another instance moved the feed head: see what it covers, and go again if ours is not in it.
               const head = await readFeedHead(db, tables, tenantId, shards);

@@ -19,7 +19,7 @@ import { GetCommand, QueryCommand, TransactGetCommand, TransactWriteCommand, typ
 import type { TableNames } from "../config.ts";
 import { bindingKey } from "../device/keys.ts";
 import { bindingValue } from "../feed/wire.ts";
-import { auditPartition, auditSortKey } from "./audit-record.ts";
+import { auditPartition, auditSortKey, expiry } from "./audit-record.ts";
 import { genesisHash } from "./chain.ts";
 import { feedHeadKey, feedPartition, feedSortKey, versionHash, type FeedVersionRecord } from "./feed-version.ts";
 import { shardHeadKey } from "./shard.ts";
@@ -177,6 +177,7 @@ export async function sequenceOnce(
   shards: number,
   now: Date,
   known: KnownRecords = () => undefined,
+  retentionSeconds?: number,
 ): Promise<SequencedNotice | "raced" | undefined> {
   // Read side by side (one round trip, not two): the head is only trusted as far as the write's condition on it.
   const [head, cut] = await Promise.all([readFeedHead(db, tables, tenantId, shards), readCut(db, tables, tenantId, shards)]);
@@ -205,7 +206,13 @@ export async function sequenceOnce(
           ...records.map((record) => ({
             Put: {
               TableName: tables.audit,
-              Item: { pk: feedPartition(tenantId), sk: feedSortKey(record.version), ...record },
+              Item: {
+                pk: feedPartition(tenantId),
+                sk: feedSortKey(record.version),
+                ...record,
+                // Kept as long as the audit records it chains over, and archived with them (audit/archive.ts).
+                ...(retentionSeconds ? { expiresAt: expiry(time, retentionSeconds) } : {}),
+              },
               ConditionExpression: "attribute_not_exists(pk)",
             },
           })),

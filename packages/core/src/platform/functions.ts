@@ -47,6 +47,8 @@ export interface FunctionDefinition {
   readonly backlogQueue: boolean;
   /** `iot:Publish` on the feed's topics (`simroot/<tenant>/feed`): an instance that commits tells PEPs the head moved. */
   readonly feedNotices: boolean;
+  /** `s3:PutObject` on the audit archive bucket (core `audit/archive.ts`). */
+  readonly auditArchive?: boolean;
   /** Files the function reads at run time, shipped beside its bundle (`from` the repository root, `to` under /var/task). */
   readonly files?: readonly { readonly from: string; readonly to: string }[];
 }
@@ -202,7 +204,21 @@ export const functions = {
     tables: {},
     publishes: true,
   },
-} as const satisfies Record<"api" | "outbox" | "deadLetterDrain" | RuleName, FunctionDefinition>;
+  // Not a rule consumer: a daily schedule runs it (infra/audit-archive.ts).
+  auditArchiver: {
+    ...streamReader,
+    handler: "audit-archiver.ts",
+    does: "copies every tenant's audit trail, verified, to the archive bucket before DynamoDB's TTL removes it (daily)",
+    timeoutSeconds: 900,
+    memoryMb: 1024,
+    // The tenant list and the archive checkpoints (control); the records and feed versions it walks (audit).
+    tables: { control: ["GetItem", "Query", "PutItem"], audit: ["Query"] },
+    publishes: false,
+    // Signs the archive checkpoint with the feed key, as the audit checkpoints are.
+    feedKey: ["Sign", "GetPublicKey"],
+    auditArchive: true,
+  },
+} as const satisfies Record<"api" | "outbox" | "deadLetterDrain" | "auditArchiver" | RuleName, FunctionDefinition>;
 
 export type FunctionName = keyof typeof functions;
 export const functionNames = Object.keys(functions) as FunctionName[];
@@ -218,7 +234,8 @@ export interface Grant {
     | { readonly deadLetterQueues: true }
     | { readonly consumers: true }
     | { readonly feedTopics: true }
-    | { readonly applierQueue: true };
+    | { readonly applierQueue: true }
+    | { readonly auditArchive: true };
 }
 
 /** The grants of a function: one statement per resource, every action named. */
@@ -236,5 +253,6 @@ export function grantsOf(definition: FunctionDefinition): Grant[] {
   if (definition.invokesConsumers) grants.push({ actions: ["lambda:InvokeFunction"], on: { consumers: true } });
   if (definition.feedNotices) grants.push({ actions: ["iot:Publish"], on: { feedTopics: true } });
   if (definition.backlogQueue) grants.push({ actions: ["sqs:GetQueueAttributes"], on: { applierQueue: true } });
+  if (definition.auditArchive) grants.push({ actions: ["s3:PutObject"], on: { auditArchive: true } });
   return grants;
 }

@@ -65,7 +65,9 @@ export const tables = {
     ttl: "expiresAt",
   },
   audit: {
-    holds: "the per-tenant, hash-chained audit trail, one item per event by sequence; it carries the change feed enforcement points poll",
+    holds:
+      "the per-tenant, hash-chained audit trail, one item per event by sequence; it carries the change feed enforcement points poll; " +
+      "kept SIMROOT_AUDIT_RETENTION_DAYS (90), archived to S3 before that",
     // The outbox: every committed audit record is an event, published from this stream (never by hand).
     stream: "new-image",
     fields: { pk: "string", sk: "string", gsi1pk: "string", gsi1sk: "string" },
@@ -78,6 +80,8 @@ export const tables = {
         serves: "a subject's (device's) audit records in time order",
       },
     },
+    // Records and feed versions leave after the audit retention, archived first (core audit/archive.ts).
+    ttl: "expiresAt",
   },
   flows: {
     holds: "aggregated flow records enforcement points report, per tenant and day, for anomaly detection",

@@ -1,0 +1,241 @@
+/**
+ * Audit retention, archived before expiry. Audit records and feed versions carry `expiresAt`
+ * (DynamoDB's TTL, which deletes at no write cost): their time plus the retention
+ * (`SIMROOT_AUDIT_RETENTION_DAYS`, 90 by default). The archiver copies each tenant's trail out
+ * `leadDays` (30) before that: a bounded walk (`verifyAuditChain` with `until`) from the archive
+ * checkpoint to the newest feed version within the lead, which must verify, is written as one
+ * JSON Lines object (S3 in AWS, a folder locally), and only then is the checkpoint moved to where
+ * the walk ended, signed with the feed key like the audit checkpoints (checkpoint.ts). What TTL
+ * removes was therefore archived, verified, at least `leadDays` earlier, and verification starts
+ * from the archive checkpoint once the records before it are gone.
+ *
+ * Each object holds: a `from` line (the checkpoint it continues), every audit record of every
+ * shard and every feed version in the range (as stored, hashes included: anyone can re-walk it
+ * with the same rules), and a `to` line (the new checkpoint). Objects are named by version range,
+ * so a retried run rewrites the same object with the same bytes.
+ */
+import { createPublicKey, verify } from "node:crypto";
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { SimrootError } from "../error.ts";
+import type { FeedSigner } from "../feed/signer.ts";
+import { feedPartition, feedSortKey } from "../ledger/feed-version.ts";
+import type { Ports } from "../ports.ts";
+
+/** What archiving touches: the store, nothing else (no ledger, no bus). */
+export type ArchivePorts = Pick<Ports, "db" | "tables" | "now">;
+import { chainPointBytes, genesisPoint, verifyAuditChain, type ChainPoint } from "./audit.ts";
+
+/** Where archived objects go (S3 in AWS: `s3-archive.ts`; a folder locally). */
+export interface ArchiveStore {
+  put(key: string, body: string): Promise<void>;
+}
+
+export const archiveCheckpointKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "audit-archive" });
+
+/** Days before a record's expiry by which it is archived. */
+export const archiveLeadDays = 30;
+/** Feed versions per archived object (and per walk: one run may write several). */
+const versionsPerObject = 1_000;
+
+export interface ArchivedPoint extends ChainPoint {
+  /** The time of the last archived feed version. */
+  readonly through: string;
+}
+
+const archiveBytes = (tenantId: string, point: ArchivedPoint) =>
+  chainPointBytes("audit-archive", tenantId, point, { through: point.through });
+
+/**
+ * The tenant's archive checkpoint, its signature checked: undefined when nothing was archived,
+ * an error when it was not signed by this control plane's key (someone wrote it without the key).
+ */
+export async function readArchiveCheckpoint(ports: ArchivePorts, signer: FeedSigner, tenantId: string): Promise<ArchivedPoint | undefined> {
+  const { Item } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.control, Key: archiveCheckpointKey(tenantId), ConsistentRead: true }),
+  );
+  if (!Item) return undefined;
+  const point: ArchivedPoint = {
+    seq: Number(Item.seq),
+    hash: String(Item.hash),
+    vector: (Item.vector as number[]).map(Number),
+    shardHashes: (Item.shardHashes as string[]).map(String),
+    base: (Item.base as number[]).map(Number),
+    through: String(Item.through),
+  };
+  let valid = false;
+  try {
+    valid =
+      Item.keyId === signer.keyId &&
+      verify(null, archiveBytes(tenantId, point), createPublicKey(signer.publicKeyPem), Buffer.from(String(Item.signature), "base64"));
+  } catch {
+    valid = false;
+  }
+  if (!valid)
+    throw new SimrootError(
+      "audit.archive_checkpoint_invalid",
+      "internal",
+      "The audit archive checkpoint is not signed by this control plane's key",
+    );
+  return point;
+}
+
+async function saveArchiveCheckpoint(ports: ArchivePorts, signer: FeedSigner, tenantId: string, from: number, point: ArchivedPoint) {
+  const signature = await signer.sign(archiveBytes(tenantId, point));
+  await ports.db.send(
+    new PutCommand({
+      TableName: ports.tables.control,
+      Item: { ...archiveCheckpointKey(tenantId), ...point, signature, keyId: signer.keyId, at: ports.now().toISOString() },
+      // Moves only from where this run started: two archivers never both move it.
+      ConditionExpression: from === 0 ? "attribute_not_exists(pk)" : "seq = :from",
+      ...(from === 0 ? {} : { ExpressionAttributeValues: { ":from": from } }),
+    }),
+  );
+}
+
+/** The newest feed version after `after` sequenced before `cutoff`, at most `versionsPerObject` on. */
+async function lastVersionBefore(ports: ArchivePorts, tenantId: string, after: number, cutoff: Date) {
+  const { Items } = await ports.db.send(
+    new QueryCommand({
+      TableName: ports.tables.audit,
+      KeyConditionExpression: "pk = :p AND sk > :after",
+      ExpressionAttributeValues: { ":p": feedPartition(tenantId), ":after": feedSortKey(after) },
+      ProjectionExpression: "version, #time",
+      ExpressionAttributeNames: { "#time": "time" },
+      Limit: versionsPerObject,
+      ConsistentRead: true,
+    }),
+  );
+  let last: { version: number; time: string } | undefined;
+  for (const item of Items ?? []) {
+    if (Date.parse(String(item.time)) >= cutoff.getTime()) break;
+    last = { version: Number(item.version), time: String(item.time) };
+  }
+  return last;
+}
+
+export interface ArchiveResult {
+  readonly tenantId: string;
+  /** Objects written by this run. */
+  readonly objects: readonly string[];
+  readonly records: number;
+  readonly versions: number;
+  /** The archive checkpoint after the run (undefined: nothing archived yet). */
+  readonly checkpoint: ArchivedPoint | undefined;
+}
+
+export interface ArchiveOptions {
+  readonly retentionDays: number;
+  readonly leadDays?: number;
+  /** Objects per run at most (a scheduled run picks up the rest next time). */
+  readonly maxObjects?: number;
+}
+
+/** The object name of versions `from`+1 to `to` of a tenant. */
+export const archiveObjectKey = (tenantId: string, from: number, to: number) =>
+  `audit/${tenantId}/${feedSortKey(from + 1)}-${feedSortKey(to)}.jsonl`;
+
+/**
+ * Archives what of the tenant's trail expires within `leadDays`: verified, written, then the
+ * checkpoint moved. A trail that does not verify is not archived (the error names where it broke).
+ */
+export async function archiveAudit(
+  ports: ArchivePorts,
+  signer: FeedSigner,
+  store: ArchiveStore,
+  tenantId: string,
+  options: ArchiveOptions,
+): Promise<ArchiveResult> {
+  const leadDays = options.leadDays ?? archiveLeadDays;
+  if (options.retentionDays <= leadDays)
+    throw new Error(`the audit retention (${options.retentionDays} days) must exceed the archive lead (${leadDays})`);
+  const cutoff = new Date(ports.now().getTime() - (options.retentionDays - leadDays) * 86_400_000);
+  let checkpoint = await readArchiveCheckpoint(ports, signer, tenantId);
+  const objects: string[] = [];
+  let records = 0;
+  let versions = 0;
+  while (objects.length < (options.maxObjects ?? 100)) {
+    const start: ChainPoint = checkpoint ?? genesisPoint();
+    const last = await lastVersionBefore(ports, tenantId, start.seq, cutoff);
+    if (!last) break;
+    const lines: string[] = [JSON.stringify({ from: { tenantId, ...start } })];
+    let walkedRecords = 0;
+    let walkedVersions = 0;
+    const walk = await verifyAuditChain(ports, tenantId, start, {
+      until: last.version,
+      keep: (item, where) => {
+        if (where === "feed") walkedVersions++;
+        else walkedRecords++;
+        lines.push(JSON.stringify(where === "feed" ? { version: item } : { record: item }));
+      },
+    });
+    if (!walk.valid) {
+      throw new SimrootError(
+        "audit.chain_broken",
+        "internal",
+        `The audit trail does not verify, so it is not archived: ${walk.brokenAt?.reason}`,
+        {
+          detail: { brokenAt: walk.brokenAt },
+        },
+      );
+    }
+    const next: ArchivedPoint = { ...walk.reached, through: last.time };
+    lines.push(JSON.stringify({ to: { tenantId, ...next } }));
+    const key = archiveObjectKey(tenantId, start.seq, next.seq);
+    await store.put(key, `${lines.join("\n")}\n`);
+    try {
+      await saveArchiveCheckpoint(ports, signer, tenantId, start.seq, next);
+    } catch (error) {
+      // Another archiver moved it first: its object covers the same versions; stop here.
+      if (error instanceof ConditionalCheckFailedException) break;
+      throw error;
+    }
+    objects.push(key);
+    records += walkedRecords;
+    versions += walkedVersions;
+    checkpoint = next;
+  }
+  return { tenantId, objects, records, versions, checkpoint };
+}
+
+/** Every tenant's id, from the control table's tenant list (the byTenant index under `tenants`). */
+async function* tenantIds(ports: ArchivePorts) {
+  let cursor: Record<string, unknown> | undefined;
+  do {
+    const page = await ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.control,
+        IndexName: "byTenant",
+        KeyConditionExpression: "gsi1pk = :t",
+        ExpressionAttributeValues: { ":t": "tenants" },
+        ProjectionExpression: "gsi1sk",
+        ExclusiveStartKey: cursor,
+      }),
+    );
+    for (const item of page.Items ?? []) yield String(item.gsi1sk);
+    cursor = page.LastEvaluatedKey;
+  } while (cursor);
+}
+
+/**
+ * One scheduled run over every tenant (a daily Lambda in AWS, a timer locally). A tenant whose
+ * trail cannot be archived does not stop the others; the run then fails, naming them, so the
+ * function's error alarm fires long before the lead is used up.
+ */
+export async function archiveAllTenants(ports: ArchivePorts, signer: FeedSigner, store: ArchiveStore, options: ArchiveOptions) {
+  const results: ArchiveResult[] = [];
+  const failed: { tenantId: string; error: string }[] = [];
+  for await (const tenantId of tenantIds(ports)) {
+    try {
+      results.push(await archiveAudit(ports, signer, store, tenantId, options));
+    } catch (error) {
+      failed.push({ tenantId, error: String((error as Error)?.message ?? error) });
+    }
+  }
+  if (failed.length > 0) {
+    throw new SimrootError("audit.archive_failed", "internal", `The audit archive failed for ${failed.length} tenant(s)`, {
+      detail: { failed },
+    });
+  }
+  return results;
+}

@@ -1,0 +1,267 @@
+/**
+ * Audit retention, archived before expiry (core audit/archive.ts): records and feed versions carry
+ * DynamoDB's TTL; the archiver copies what expires within the lead out, verified, and moves a
+ * signed checkpoint; once TTL has removed what was archived, verification starts from that
+ * checkpoint, and a PEP whose next versions are gone is sent to a snapshot. DynamoDB Local does not
+ * run TTL deletions: the test removes the expired items itself, as TTL would. The S3 store is the
+ * real client against a loopback server speaking S3's PutObject.
+ */
+import { createHash } from "node:crypto";
+import { mkdtemp, readdir, readFile } from "node:fs/promises";
+import { createServer } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { S3Client } from "@aws-sdk/client-s3";
+import { DeleteCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  archiveAudit,
+  archiveCheckpointKey,
+  archiveLeadDays,
+  auditPartition,
+  chainHash,
+  directoryArchiveStore,
+  feedPartition,
+  fileSigner,
+  s3ArchiveStore,
+  shardCount,
+  unhashed,
+  type AuditRecord,
+  type FeedSigner,
+} from "@simroot/core";
+import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+
+const retentionDays = 90;
+const day = 86_400_000;
+let runtime: TestRuntime;
+let signer: FeedSigner;
+
+beforeAll(async () => {
+  const keyPath = join(await mkdtemp(join(tmpdir(), "simroot-archive-")), "feed-signing-key.pem");
+  runtime = await startTestRuntime({ feedSigningKeyPath: keyPath, auditArchiveMs: 0 });
+  signer = await fileSigner(keyPath);
+});
+afterAll(() => runtime.stop());
+
+/** The ports as the archiver sees them `days` from now. */
+const later = (days: number) => ({ ...runtime.ports, now: () => new Date(Date.now() + days * day) });
+
+async function queryAll(pk: string) {
+  const items: Record<string, any>[] = [];
+  let cursor: Record<string, unknown> | undefined;
+  do {
+    const page = await runtime.ports.db.send(
+      new QueryCommand({
+        TableName: runtime.ports.tables.audit,
+        KeyConditionExpression: "pk = :p",
+        ExpressionAttributeValues: { ":p": pk },
+        ExclusiveStartKey: cursor,
+      }),
+    );
+    items.push(...(page.Items ?? []));
+    cursor = page.LastEvaluatedKey;
+  } while (cursor);
+  return items;
+}
+
+const shardRecords = async (tenantId: string) =>
+  (await Promise.all(Array.from({ length: shardCount }, (_, shard) => queryAll(auditPartition(tenantId, shard))))).flat();
+
+async function fleet(name: string, devices: number) {
+  const tenant = await tenantClient(runtime, name);
+  const ids: string[] = [];
+  for (let n = 0; n < devices; n++) {
+    const device = (await tenant.call("POST", "/v1/devices", { imsi: `20801${String(1000000000 + n).padStart(10, "0")}` })).json;
+    ids.push(device.id);
+  }
+  await tenant.call("POST", `/v1/devices/${ids[0]}/revoke`, { reason: "lost" });
+  return { tenant, ids, tenantId: tenant.tenant.id as string };
+}
+
+/** What an archived object says, line by line. */
+function parseArchive(text: string) {
+  const lines = text
+    .trim()
+    .split("\n")
+    .map((line) => JSON.parse(line));
+  return {
+    from: lines[0].from,
+    to: lines.at(-1).to,
+    records: lines.filter((line) => line.record).map((line) => line.record as AuditRecord),
+    versions: lines.filter((line) => line.version).map((line) => line.version),
+  };
+}
+
+describe("the audit archive", () => {
+  it("gives every record and feed version a TTL of its time plus the retention", async () => {
+    const { tenantId } = await fleet("ttl", 2);
+    const records = await shardRecords(tenantId);
+    const versions = await queryAll(feedPartition(tenantId));
+    expect(records.length).toBeGreaterThan(0);
+    expect(versions.length).toBeGreaterThan(0);
+    for (const item of [...records, ...versions]) {
+      expect(item.expiresAt).toBe(Math.floor(Date.parse(item.time) / 1000) + retentionDays * 86_400);
+    }
+  });
+
+  it("archives nothing that is not about to expire", async () => {
+    const { tenantId } = await fleet("young", 1);
+    const store = directoryArchiveStore(await mkdtemp(join(tmpdir(), "simroot-archive-")));
+    // A day before the lead begins, the records still have 31 days: more than the 30-day lead.
+    const result = await archiveAudit(later(retentionDays - archiveLeadDays - 1), signer, store, tenantId, { retentionDays });
+    expect(result).toMatchObject({ objects: [], records: 0, checkpoint: undefined });
+  });
+
+  it("copies the trail out, verified, a lead before TTL; verification and the feed carry on once TTL removed it", async () => {
+    const { tenant, ids, tenantId } = await fleet("archived", 4);
+    const dir = await mkdtemp(join(tmpdir(), "simroot-archive-"));
+    const stored = await shardRecords(tenantId);
+    const storedVersions = await queryAll(feedPartition(tenantId));
+    const pep = (await tenant.call("POST", "/v1/keys", { name: "edge", role: "pep" })).json.token as string;
+    const oldHead = (await call(runtime, pep, "GET", "/v1/feed?since=0&wait=0")).json.signed.head.version as number;
+
+    // A day inside the lead: everything committed so far expires within 29 days.
+    const when = later(retentionDays - archiveLeadDays + 1);
+    const result = await archiveAudit(when, signer, directoryArchiveStore(dir), tenantId, { retentionDays });
+    expect(result.objects).toHaveLength(1);
+    expect(result.records).toBe(stored.length + 1); // and the key just created
+    expect(result.versions).toBeGreaterThanOrEqual(storedVersions.length);
+
+    const files = await readdir(join(dir, "audit", tenantId));
+    expect(files).toEqual([result.objects[0]!.split("/").at(-1)]);
+    const archive = parseArchive(await readFile(join(dir, result.objects[0]!), "utf8"));
+    expect(archive.from).toMatchObject({ tenantId, seq: 0 });
+    expect(archive.to).toMatchObject({ tenantId, seq: result.checkpoint!.seq, hash: result.checkpoint!.hash });
+    // Anyone can re-walk what was archived: per shard, each record chains from the one before.
+    for (let shard = 0; shard < shardCount; shard++) {
+      let previous = "0".repeat(64);
+      const chain = archive.records.filter((record) => record.shard === shard).sort((a, b) => a.seq - b.seq);
+      chain.forEach((record, index) => {
+        expect(record.seq).toBe(index + 1);
+        expect(record.prevHash).toBe(previous);
+        expect(chainHash(previous, unhashed(record))).toBe(record.hash);
+        previous = record.hash;
+      });
+    }
+    // Every record was archived at least (lead - 1) days before DynamoDB may drop it.
+    for (const record of archive.records) {
+      const expiresAt = Date.parse(record.time) + retentionDays * day;
+      expect(expiresAt - when.now().getTime()).toBeGreaterThan((archiveLeadDays - 1.01) * day);
+    }
+    // A second run has nothing more to do, and writes nothing.
+    expect((await archiveAudit(when, signer, directoryArchiveStore(dir), tenantId, { retentionDays })).objects).toEqual([]);
+
+    // TTL removes what was archived (as DynamoDB would, later); the tenant keeps changing.
+    for (const item of [...(await shardRecords(tenantId)), ...(await queryAll(feedPartition(tenantId)))]) {
+      await runtime.ports.db.send(new DeleteCommand({ TableName: runtime.ports.tables.audit, Key: { pk: item.pk, sk: item.sk } }));
+    }
+    await tenant.call("POST", `/v1/devices/${ids[1]}/suspend`, { reason: "maintenance" });
+    await tenant.call("POST", `/v1/devices/${ids[2]}/revoke`, { reason: "stolen" });
+
+    // The whole retained chain, and the incremental walk, start from the archive checkpoint.
+    const full = (await tenant.call("GET", "/v1/audit/verify?full=true")).json;
+    expect(full).toMatchObject({ valid: true, from: result.checkpoint!.seq });
+    expect(full.checked).toBeGreaterThanOrEqual(2);
+    expect((await tenant.call("GET", "/v1/audit/verify")).json).toMatchObject({ valid: true });
+
+    // A PEP that held a version whose successors are gone is sent to a snapshot, not handed a gap.
+    const behind = await call(runtime, pep, "GET", `/v1/feed?since=${oldHead - 1}&wait=0`);
+    expect(behind.status).toBe(410);
+    expect(behind.json.type).toBe("urn:simroot:problem:feed.snapshot_required");
+    // A PEP at the archived head carries on with deltas.
+    const current = await call(runtime, pep, "GET", `/v1/feed?since=${result.checkpoint!.seq}&wait=0`);
+    expect(current.status).toBe(200);
+    expect(current.json.entries.length).toBeGreaterThan(0);
+  });
+
+  it("archives nothing from a trail that does not verify", async () => {
+    const { tenantId } = await fleet("tampered", 2);
+    const [record] = await shardRecords(tenantId);
+    await runtime.ports.db.send(
+      new UpdateCommand({
+        TableName: runtime.ports.tables.audit,
+        Key: { pk: record!.pk, sk: record!.sk },
+        UpdateExpression: "SET actor = :a",
+        ExpressionAttributeValues: { ":a": "key:someone-else" },
+      }),
+    );
+    const dir = await mkdtemp(join(tmpdir(), "simroot-archive-"));
+    await expect(
+      archiveAudit(later(retentionDays - archiveLeadDays + 1), signer, directoryArchiveStore(dir), tenantId, { retentionDays }),
+    ).rejects.toMatchObject({ code: "audit.chain_broken" });
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("refuses an archive checkpoint not signed by the control plane's key, in the archiver and in verification", async () => {
+    const { tenant, tenantId } = await fleet("forged", 1);
+    // Someone who can write the store moves the archive checkpoint, to hide the records before it.
+    await runtime.ports.db.send(
+      new PutCommand({
+        TableName: runtime.ports.tables.control,
+        Item: {
+          ...archiveCheckpointKey(tenantId),
+          seq: 3,
+          hash: "f".repeat(64),
+          vector: new Array(shardCount).fill(0),
+          shardHashes: new Array(shardCount).fill("0".repeat(64)),
+          base: new Array(shardCount).fill(0),
+          through: new Date().toISOString(),
+          signature: Buffer.alloc(64).toString("base64"),
+          keyId: signer.keyId,
+        },
+      }),
+    );
+    const store = directoryArchiveStore(await mkdtemp(join(tmpdir(), "simroot-archive-")));
+    await expect(archiveAudit(later(retentionDays), signer, store, tenantId, { retentionDays })).rejects.toMatchObject({
+      code: "audit.archive_checkpoint_invalid",
+    });
+    expect((await tenant.call("GET", "/v1/audit/verify?full=true")).json).toMatchObject({
+      valid: false,
+      brokenAt: { reason: "The audit archive checkpoint is not signed by this control plane's key" },
+    });
+  });
+});
+
+describe("the S3 archive store", () => {
+  it("puts each object with the SHA-256 checksum S3 verifies, through the real S3 client", async () => {
+    const received: { method: string; url: string; headers: Record<string, unknown>; body: Buffer }[] = [];
+    const server = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on("data", (chunk: Buffer) => chunks.push(chunk));
+      request.on("end", () => {
+        received.push({ method: request.method!, url: request.url!, headers: request.headers, body: Buffer.concat(chunks) });
+        response.writeHead(200, { etag: '"abc"', "x-amz-request-id": "loopback" }).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const { port } = server.address() as { port: number };
+    try {
+      const client = new S3Client({
+        region: "eu-west-1",
+        endpoint: `http://127.0.0.1:${port}`,
+        forcePathStyle: true,
+        credentials: { accessKeyId: "AKIDLOOPBACK", secretAccessKey: "loopback" },
+      });
+      const body = `${JSON.stringify({ from: { seq: 0 } })}\n${JSON.stringify({ to: { seq: 7 } })}\n`;
+      await s3ArchiveStore(client, "simroot-audit-archive").put("audit/ten_1/000000000001-000000000007.jsonl", body);
+      expect(received).toHaveLength(1);
+      const [put] = received;
+      expect(put!.method).toBe("PUT");
+      expect(put!.url.split("?")[0]).toBe("/simroot-audit-archive/audit/ten_1/000000000001-000000000007.jsonl");
+      expect(put!.headers["content-type"]).toBe("application/x-ndjson");
+      expect(String(put!.headers.authorization)).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDLOOPBACK\//);
+      // The payload and its checksum, whether sent as a header or as an aws-chunked trailer.
+      const sha256 = createHash("sha256").update(body).digest("base64");
+      const raw = put!.body.toString("utf8");
+      if (put!.headers["content-encoding"] === "aws-chunked") {
+        expect(raw).toContain(body);
+        expect(raw).toContain(`x-amz-checksum-sha256:${sha256}`);
+      } else {
+        expect(raw).toBe(body);
+        expect(put!.headers["x-amz-checksum-sha256"]).toBe(sha256);
+      }
+    } finally {
+      server.close();
+    }
+  });
+});
