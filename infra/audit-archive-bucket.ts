@@ -1,5 +1,5 @@
 /**
- * The audit archive: a versioned S3 bucket that the daily archiver fills (core
+ * The audit archive: a versioned S3 bucket that the hourly archiver fills (core
  * `audit/archive.ts`, `functions/src/audit-archiver.ts`) with every tenant's audit trail before
  * DynamoDB's TTL removes it. In production it is retained on removal and locked in compliance
  * mode: an archived object can be neither overwritten nor deleted, by anyone, for

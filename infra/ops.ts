@@ -16,6 +16,7 @@ import { timeouts } from "../packages/core/src/platform/limits.ts";
 import { metricNamespace, type MetricName } from "../packages/core/src/platform/metrics.ts";
 import type { RuleName } from "../packages/core/src/platform/rules.ts";
 import { api } from "./api";
+import { auditArchiver } from "./audit-archive";
 import { subscriptions } from "./bus";
 import { dynamoTables } from "./database";
 import { outbox } from "./outbox";
@@ -145,6 +146,29 @@ for (const name of committers) {
     threshold: 2_000,
   });
 }
+
+// The audit archive: what is not archived 15 days before its expiry is at risk (the archiver keeps 30).
+alarm("AuditArchiveMargin", {
+  alarmDescription:
+    "An audit version not archived yet expires within 15 days: the archiver is failing or behind (records expire unarchived)",
+  namespace: metricNamespace,
+  metricName: "AuditArchiveMarginSeconds" satisfies MetricName,
+  dimensions: { service: "simroot-auditArchiver" },
+  statistic: "Minimum",
+  period: 3_600,
+  comparisonOperator: "LessThanThreshold",
+  threshold: 15 * 86_400,
+});
+alarm("AuditArchiverErrors", {
+  alarmDescription: "The audit archiver failed for a tenant (see its log: the chain does not verify, or the store refused)",
+  namespace: "AWS/Lambda",
+  metricName: "Errors",
+  dimensions: { FunctionName: auditArchiver.nodes.job.nodes.function.name },
+  statistic: "Sum",
+  period: 3_600,
+  comparisonOperator: "GreaterThanThreshold",
+  threshold: 0,
+});
 
 /** One line of a simroot metric, over every function that prints it. */
 const simrootMetric = (name: MetricName, stat: string, id: string) => [

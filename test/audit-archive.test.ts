@@ -15,6 +15,7 @@ import { S3Client } from "@aws-sdk/client-s3";
 import { DeleteCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  archivableUntil,
   archiveAudit,
   archiveCheckpointKey,
   archiveLeadDays,
@@ -23,6 +24,8 @@ import {
   directoryArchiveStore,
   feedPartition,
   fileSigner,
+  feedSortKey,
+  memorySigner,
   s3ArchiveStore,
   shardCount,
   unhashed,
@@ -155,6 +158,10 @@ describe("the audit archive", () => {
     for (const item of [...(await shardRecords(tenantId)), ...(await queryAll(feedPartition(tenantId)))]) {
       await runtime.ports.db.send(new DeleteCommand({ TableName: runtime.ports.tables.audit, Key: { pk: item.pk, sk: item.sk } }));
     }
+    // Nothing after the PEP's version is kept, and nothing newer was committed yet: a snapshot, not "up to date".
+    const stranded = await call(runtime, pep, "GET", `/v1/feed?since=${oldHead - 1}&wait=0`);
+    expect(stranded.status).toBe(410);
+    expect(stranded.json.type).toBe("urn:simroot:problem:feed.snapshot_required");
     await tenant.call("POST", `/v1/devices/${ids[1]}/suspend`, { reason: "maintenance" });
     await tenant.call("POST", `/v1/devices/${ids[2]}/revoke`, { reason: "stolen" });
 
@@ -219,6 +226,86 @@ describe("the audit archive", () => {
       valid: false,
       brokenAt: { reason: "The audit archive checkpoint is not signed by this control plane's key" },
     });
+  });
+});
+
+describe("where an archive run may stop", () => {
+  /** Feed versions as the sequencer writes them: a run of several versions shares its vector and its time. */
+  async function versions(tenantId: string, runs: number[], expiresAt: (run: number) => number | undefined) {
+    let version = 0;
+    for (const [run, length] of runs.entries()) {
+      for (let n = 0; n < length; n++) {
+        version++;
+        const expiry = expiresAt(run);
+        await runtime.ports.db.send(
+          new PutCommand({
+            TableName: runtime.ports.tables.audit,
+            Item: {
+              pk: feedPartition(tenantId),
+              sk: feedSortKey(version),
+              version,
+              time: new Date(Date.UTC(2026, 0, 1, 0, run)).toISOString(),
+              vector: [run + 1, 0],
+              ...(expiry === undefined ? {} : { expiresAt: expiry }),
+            },
+          }),
+        );
+      }
+    }
+  }
+  const now = Math.floor(Date.now() / 1000);
+
+  it("ends between sequencing runs when the object is full, never inside one", async () => {
+    // Runs of 1, 1, 3, 1 versions (v1, v2, v3-v5, v6), all expiring: an object of at most 4 stops after v2, not at v4.
+    await versions("ten_runs", [1, 1, 3, 1], () => now + 86_400);
+    expect((await archivableUntil(runtime.ports, "ten_runs", 0, now + 30 * 86_400, 90 * 86_400, 4))?.version).toBe(2);
+    expect((await archivableUntil(runtime.ports, "ten_runs", 2, now + 30 * 86_400, 90 * 86_400, 4))?.version).toBe(6);
+    expect((await archivableUntil(runtime.ports, "ten_runs", 0, now + 30 * 86_400, 90 * 86_400))?.version).toBe(6);
+  });
+
+  it("goes by each version's stored expiry, not by the retention set today", async () => {
+    // Written under a 90-day retention, read by an archiver set to 365: what expires within the lead is due all the same.
+    await versions("ten_raised", [1, 1, 1], (run) => (run < 2 ? now + 10 * 86_400 : now + 200 * 86_400));
+    expect((await archivableUntil(runtime.ports, "ten_raised", 0, now + 30 * 86_400, 365 * 86_400))?.version).toBe(2);
+    // A version written before TTLs were: its time plus the retention.
+    await versions("ten_legacy", [1], () => undefined);
+    expect((await archivableUntil(runtime.ports, "ten_legacy", 0, now + 30 * 86_400, 90 * 86_400))?.version).toBe(1);
+  });
+});
+
+describe("after a feed key rotation", () => {
+  it("trusts an archive checkpoint of the replaced key only once the operator lists it, then signs with the new one", async () => {
+    const { tenant, tenantId } = await fleet("rotated", 1);
+    const old = memorySigner();
+    const store = directoryArchiveStore(await mkdtemp(join(tmpdir(), "simroot-archive-")));
+    const when = later(retentionDays - archiveLeadDays + 1);
+    const first = await archiveAudit(when, old, store, tenantId, { retentionDays });
+    expect(first.objects).toHaveLength(1);
+    await tenant.call("POST", "/v1/devices", { imsi: "208015555500001" });
+    await expect(archiveAudit(when, signer, store, tenantId, { retentionDays })).rejects.toMatchObject({
+      code: "audit.archive_checkpoint_invalid",
+      message: expect.stringContaining("SIMROOT_FEED_RETIRED_PUBLIC_KEYS"),
+    });
+    process.env.SIMROOT_FEED_RETIRED_PUBLIC_KEYS = old.publicKeyPem;
+    try {
+      const second = await archiveAudit(when, signer, store, tenantId, { retentionDays });
+      expect(second.objects).toHaveLength(1);
+      expect(second.checkpoint!.seq).toBeGreaterThan(first.checkpoint!.seq);
+    } finally {
+      delete process.env.SIMROOT_FEED_RETIRED_PUBLIC_KEYS;
+    }
+    // Re-signed with the current key: trusted without the list.
+    expect((await archiveAudit(when, signer, store, tenantId, { retentionDays })).objects).toEqual([]);
+  });
+
+  it("reports a checkpoint with missing fields as a break, not an error", async () => {
+    const { tenant, tenantId } = await fleet("malformed", 1);
+    await runtime.ports.db.send(
+      new PutCommand({ TableName: runtime.ports.tables.control, Item: { ...archiveCheckpointKey(tenantId), seq: 2, keyId: signer.keyId } }),
+    );
+    const answer = await tenant.call("GET", "/v1/audit/verify?full=true");
+    expect(answer.status).toBe(200);
+    expect(answer.json).toMatchObject({ valid: false });
   });
 });
 

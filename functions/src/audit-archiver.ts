@@ -1,5 +1,5 @@
 /**
- * The audit archive in AWS: once a day, every tenant's audit trail that expires within the
+ * The audit archive in AWS: every hour, every tenant's audit trail that expires within the
  * lead (core `audit/archive.ts`) is walked, verified, and written to the archive bucket, and the
  * tenant's signed archive checkpoint moves past it; DynamoDB's TTL removes it later. A tenant that
  * cannot be archived fails the run (the error alarm), the others are archived anyway.
@@ -20,7 +20,8 @@ import {
   type ArchiveStore,
   type FeedSigner,
 } from "@simroot/core";
-import { logger } from "./lib/telemetry.ts";
+import type { Context } from "aws-lambda";
+import { logger, metricsSink, publishMetrics } from "./lib/telemetry.ts";
 
 export interface ArchiverDependencies {
   readonly ports: ArchivePorts;
@@ -29,18 +30,31 @@ export interface ArchiverDependencies {
   readonly retentionDays: number;
 }
 
-export const handlerFor = (dependencies: () => Promise<ArchiverDependencies>) => async () => {
-  const { ports, signer, store, retentionDays } = await dependencies();
-  const results = await archiveAllTenants(ports, signer, store, { retentionDays });
-  const summary = {
-    tenants: results.length,
-    objects: results.reduce((sum, result) => sum + result.objects.length, 0),
-    records: results.reduce((sum, result) => sum + result.records, 0),
-    versions: results.reduce((sum, result) => sum + result.versions, 0),
+/** A new object is not started in the last minute of the function's time. */
+const stopBeforeTimeoutMs = 60_000;
+
+export const handlerFor =
+  (dependencies: () => Promise<ArchiverDependencies>) => async (_event?: unknown, context?: Pick<Context, "getRemainingTimeInMillis">) => {
+    if (context && "awsRequestId" in context) logger.addContext(context as Context);
+    const { ports, signer, store, retentionDays } = await dependencies();
+    const deadline = context ? Date.now() + context.getRemainingTimeInMillis() - stopBeforeTimeoutMs : undefined;
+    try {
+      const results = await archiveAllTenants(ports, signer, store, { retentionDays, ...(deadline ? { deadline } : {}) });
+      const margins = results.flatMap((result) => (result.marginSeconds === undefined ? [] : [result.marginSeconds]));
+      if (margins.length > 0) metricsSink.add("AuditArchiveMarginSeconds", Math.min(...margins));
+      const summary = {
+        tenants: results.length,
+        objects: results.reduce((sum, result) => sum + result.objects.length, 0),
+        records: results.reduce((sum, result) => sum + result.records, 0),
+        versions: results.reduce((sum, result) => sum + result.versions, 0),
+        ...(margins.length > 0 ? { marginDays: Math.min(...margins) / 86_400 } : {}),
+      };
+      logger.info("audit archived", summary);
+      return summary;
+    } finally {
+      publishMetrics();
+    }
   };
-  logger.info("audit archived", summary);
-  return summary;
-};
 
 let built: Promise<ArchiverDependencies> | undefined;
 export const handler = handlerFor(

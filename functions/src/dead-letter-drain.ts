@@ -4,7 +4,7 @@
  * its rule (from the queue it came from), the reason and the event, then leaves the queue. A
  * message that is not a dead letter stays in its queue (reported as a batch item failure).
  */
-import type { SQSBatchResponse, SQSEvent } from "aws-lambda";
+import type { Context, SQSBatchResponse, SQSEvent } from "aws-lambda";
 import {
   deadLetterOfMessage,
   deadLetterQueueRules,
@@ -23,7 +23,8 @@ const drainPorts = (): DrainPorts => (built ??= { db: documentClient(dynamoSetti
 
 export const handlerFor =
   (ports: () => DrainPorts, rules: () => Record<string, string> = deadLetterQueueRules) =>
-  async (event: SQSEvent): Promise<SQSBatchResponse> => {
+  async (event: SQSEvent, context?: Context): Promise<SQSBatchResponse> => {
+    if (context) logger.addContext(context);
     const failures: SQSBatchResponse["batchItemFailures"] = [];
     const ruleOfQueue = rules();
     for (const message of event.Records) {

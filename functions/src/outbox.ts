@@ -4,7 +4,7 @@
  * fails reports the first record not published, and the mapping retries from there (in order,
  * until the records leave the stream after 24 hours; the iterator age alarm says long before).
  */
-import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from "aws-lambda";
+import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from "aws-lambda";
 import { busName, eventBridgePublisher, publishFromStream, type OutboxStreamRecord, type Publisher } from "@simroot/core";
 import { logger } from "./lib/telemetry.ts";
 
@@ -12,7 +12,8 @@ let built: Publisher | undefined;
 
 export const handlerFor =
   (publisher: () => Publisher) =>
-  async (event: DynamoDBStreamEvent): Promise<DynamoDBBatchResponse> => {
+  async (event: DynamoDBStreamEvent, context?: Context): Promise<DynamoDBBatchResponse> => {
+    if (context) logger.addContext(context);
     const result = await publishFromStream(publisher(), event.Records as OutboxStreamRecord[]);
     if (result.failedAt === undefined) return { batchItemFailures: [] };
     logger.error("publishing committed events failed; the stream retries from the first unpublished record", {

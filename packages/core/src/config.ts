@@ -67,8 +67,25 @@ export const applierQueueUrl = (): string | undefined => env("SIMROOT_APPLIER_QU
 /** Ingestion answers 503 once this many deliveries wait for the applier. */
 export const ingestMaxBacklog = (): number => Number(env("SIMROOT_INGEST_MAX_BACKLOG")) || 10_000;
 
-/** Days audit records (and feed versions) stay in DynamoDB before its TTL removes them; the archiver copies them out first. */
-export const auditRetentionDays = (): number => Number(env("SIMROOT_AUDIT_RETENTION_DAYS")) || 90;
+/** The fewest days audit records may stay: the archive's 30-day lead, the feed's 7-day delta history, and a margin. */
+export const minAuditRetentionDays = 40;
+
+/**
+ * Days audit records (and feed versions) stay in DynamoDB before its TTL removes them; the archiver
+ * copies them out 30 days before. Each record keeps the expiry set when it was written: raising the
+ * setting applies to what is written from then on.
+ */
+export function auditRetentionDays(): number {
+  const days = Number(env("SIMROOT_AUDIT_RETENTION_DAYS")) || 90;
+  if (days < minAuditRetentionDays) {
+    throw new Error(`SIMROOT_AUDIT_RETENTION_DAYS is ${days}: at least ${minAuditRetentionDays} (the archive needs 30 days before expiry)`);
+  }
+  return days;
+}
+
+/** Public keys (PEM, one after another) of feed signing keys replaced by a rotation, still trusted for what they signed. */
+export const retiredFeedPublicKeys = (): string[] =>
+  (env("SIMROOT_FEED_RETIRED_PUBLIC_KEYS") ?? "").match(/-----BEGIN PUBLIC KEY-----[\s\S]*?-----END PUBLIC KEY-----/g) ?? [];
 
 /** The S3 bucket of the audit archive (AWS). */
 export const auditArchiveBucket = (): string | undefined => env("SIMROOT_AUDIT_ARCHIVE_BUCKET");

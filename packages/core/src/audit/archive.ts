@@ -11,12 +11,19 @@
  *
  * Each object holds: a `from` line (the checkpoint it continues), every audit record of every
  * shard and every feed version in the range (as stored, hashes included: anyone can re-walk it
- * with the same rules), and a `to` line (the new checkpoint). Objects are named by version range,
- * so a retried run rewrites the same object with the same bytes.
+ * with the same rules), and a `to` line (the new checkpoint). Objects are named by version range:
+ * a run retried after a failed checkpoint write writes the same range under the same name (a new
+ * version of the object in the versioned bucket).
+ *
+ * Not done: binding each archived range to a signed audit checkpoint. The walk proves the range
+ * chains from the archive checkpoint; someone who can write the store and rewrites a range (hashes
+ * recomputed, which needs no key) before it is archived is caught by the next verification from the
+ * signed audit checkpoint, not by the archiver, which would archive the rewritten range.
  */
 import { createPublicKey, verify } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { retiredFeedPublicKeys } from "../config.ts";
 import { SimrootError } from "../error.ts";
 import type { FeedSigner } from "../feed/signer.ts";
 import { feedPartition, feedSortKey } from "../ledger/feed-version.ts";
@@ -55,37 +62,54 @@ export async function readArchiveCheckpoint(ports: ArchivePorts, signer: FeedSig
     new GetCommand({ TableName: ports.tables.control, Key: archiveCheckpointKey(tenantId), ConsistentRead: true }),
   );
   if (!Item) return undefined;
+  const list = (value: unknown) => (Array.isArray(value) ? value : []);
   const point: ArchivedPoint = {
     seq: Number(Item.seq),
     hash: String(Item.hash),
-    vector: (Item.vector as number[]).map(Number),
-    shardHashes: (Item.shardHashes as string[]).map(String),
-    base: (Item.base as number[]).map(Number),
+    vector: list(Item.vector).map(Number),
+    shardHashes: list(Item.shardHashes).map(String),
+    base: list(Item.base).map(Number),
     through: String(Item.through),
   };
+  // Signed by the current key, or by one it replaced that the operator still trusts (a rotation).
+  const retired = Item.keyId !== signer.keyId;
+  const publicKeyPem = retired ? retiredFeedPublicKeys().find((pem) => samePem(pem, String(Item.publicKeyPem ?? ""))) : signer.publicKeyPem;
   let valid = false;
   try {
     valid =
-      Item.keyId === signer.keyId &&
-      verify(null, archiveBytes(tenantId, point), createPublicKey(signer.publicKeyPem), Buffer.from(String(Item.signature), "base64"));
+      publicKeyPem !== undefined &&
+      verify(null, archiveBytes(tenantId, point), createPublicKey(publicKeyPem), Buffer.from(String(Item.signature), "base64"));
   } catch {
     valid = false;
   }
-  if (!valid)
+  if (!valid) {
     throw new SimrootError(
       "audit.archive_checkpoint_invalid",
       "internal",
-      "The audit archive checkpoint is not signed by this control plane's key",
+      retired && publicKeyPem === undefined
+        ? `The audit archive checkpoint is signed by key ${String(Item.keyId)}, not this control plane's: ` +
+            "after a key rotation, list the old public key in SIMROOT_FEED_RETIRED_PUBLIC_KEYS to trust what it signed"
+        : "The audit archive checkpoint is not signed by this control plane's key",
     );
+  }
   return point;
 }
+
+const samePem = (a: string, b: string) => a.replace(/\s+/g, "") === b.replace(/\s+/g, "") && a.trim() !== "";
 
 async function saveArchiveCheckpoint(ports: ArchivePorts, signer: FeedSigner, tenantId: string, from: number, point: ArchivedPoint) {
   const signature = await signer.sign(archiveBytes(tenantId, point));
   await ports.db.send(
     new PutCommand({
       TableName: ports.tables.control,
-      Item: { ...archiveCheckpointKey(tenantId), ...point, signature, keyId: signer.keyId, at: ports.now().toISOString() },
+      Item: {
+        ...archiveCheckpointKey(tenantId),
+        ...point,
+        signature,
+        keyId: signer.keyId,
+        publicKeyPem: signer.publicKeyPem,
+        at: ports.now().toISOString(),
+      },
       // Moves only from where this run started: two archivers never both move it.
       ConditionExpression: from === 0 ? "attribute_not_exists(pk)" : "seq = :from",
       ...(from === 0 ? {} : { ExpressionAttributeValues: { ":from": from } }),
@@ -93,25 +117,56 @@ async function saveArchiveCheckpoint(ports: ArchivePorts, signer: FeedSigner, te
   );
 }
 
-/** The newest feed version after `after` sequenced before `cutoff`, at most `versionsPerObject` on. */
-async function lastVersionBefore(ports: ArchivePorts, tenantId: string, after: number, cutoff: Date) {
-  const { Items } = await ports.db.send(
-    new QueryCommand({
-      TableName: ports.tables.audit,
-      KeyConditionExpression: "pk = :p AND sk > :after",
-      ExpressionAttributeValues: { ":p": feedPartition(tenantId), ":after": feedSortKey(after) },
-      ProjectionExpression: "version, #time",
-      ExpressionAttributeNames: { "#time": "time" },
-      Limit: versionsPerObject,
-      ConsistentRead: true,
-    }),
-  );
-  let last: { version: number; time: string } | undefined;
-  for (const item of Items ?? []) {
-    if (Date.parse(String(item.time)) >= cutoff.getTime()) break;
-    last = { version: Number(item.version), time: String(item.time) };
+/**
+ * The newest feed version after `after` that may be archived now, at most `versionsPerObject` on:
+ * it expires within the lead (by its stored TTL; a version written before TTLs were, by its time
+ * plus the retention), and it ends its sequencing run. The versions of one run share a vector and a
+ * time, and a walk may only stop between runs (the next walk starts from the vector it reached).
+ */
+export async function archivableUntil(
+  ports: ArchivePorts,
+  tenantId: string,
+  after: number,
+  expiringBy: number,
+  retentionSeconds: number,
+  perObject = versionsPerObject,
+) {
+  const found: { version: number; time: string; vector: string }[] = [];
+  let cursor: Record<string, unknown> | undefined;
+  let complete = false;
+  while (!complete && found.length <= perObject) {
+    const page = await ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.audit,
+        KeyConditionExpression: "pk = :p AND sk > :after",
+        ExpressionAttributeValues: { ":p": feedPartition(tenantId), ":after": feedSortKey(after) },
+        ProjectionExpression: "version, #time, expiresAt, vector",
+        ExpressionAttributeNames: { "#time": "time" },
+        Limit: 200,
+        ConsistentRead: true,
+        ExclusiveStartKey: cursor,
+      }),
+    );
+    for (const item of page.Items ?? []) {
+      const time = String(item.time);
+      const expiresAt = typeof item.expiresAt === "number" ? item.expiresAt : Math.floor(Date.parse(time) / 1000) + retentionSeconds;
+      // Not expiring yet: neither is anything after it (versions expire in order), and a run shares one expiry.
+      if (expiresAt > expiringBy) {
+        complete = true;
+        break;
+      }
+      found.push({ version: Number(item.version), time, vector: JSON.stringify(item.vector) });
+      if (found.length > perObject) break;
+    }
+    if (found.length > perObject) break;
+    cursor = page.LastEvaluatedKey;
+    // The last version there is ends its run (a run is written in one transaction).
+    if (!cursor) complete = true;
   }
-  return last;
+  if (complete) return found.at(-1);
+  // Cut short by the object's size: end at the last run that ends inside it.
+  for (let index = found.length - 2; index >= 0; index--) if (found[index]!.vector !== found[index + 1]!.vector) return found[index];
+  throw new Error(`a sequencing run of tenant ${tenantId} is longer than ${perObject} versions`);
 }
 
 export interface ArchiveResult {
@@ -122,6 +177,8 @@ export interface ArchiveResult {
   readonly versions: number;
   /** The archive checkpoint after the run (undefined: nothing archived yet). */
   readonly checkpoint: ArchivedPoint | undefined;
+  /** Seconds until the oldest version not archived yet expires (undefined: none is waiting). */
+  readonly marginSeconds: number | undefined;
 }
 
 export interface ArchiveOptions {
@@ -129,6 +186,8 @@ export interface ArchiveOptions {
   readonly leadDays?: number;
   /** Objects per run at most (a scheduled run picks up the rest next time). */
   readonly maxObjects?: number;
+  /** Wall-clock time (epoch ms) after which no new object is started: the function's timeout, less a margin. */
+  readonly deadline?: number;
 }
 
 /** The object name of versions `from`+1 to `to` of a tenant. */
@@ -149,14 +208,14 @@ export async function archiveAudit(
   const leadDays = options.leadDays ?? archiveLeadDays;
   if (options.retentionDays <= leadDays)
     throw new Error(`the audit retention (${options.retentionDays} days) must exceed the archive lead (${leadDays})`);
-  const cutoff = new Date(ports.now().getTime() - (options.retentionDays - leadDays) * 86_400_000);
+  const expiringBy = Math.floor(ports.now().getTime() / 1000) + leadDays * 86_400;
   let checkpoint = await readArchiveCheckpoint(ports, signer, tenantId);
   const objects: string[] = [];
   let records = 0;
   let versions = 0;
-  while (objects.length < (options.maxObjects ?? 100)) {
+  while (objects.length < (options.maxObjects ?? Number.POSITIVE_INFINITY) && Date.now() < (options.deadline ?? Number.POSITIVE_INFINITY)) {
     const start: ChainPoint = checkpoint ?? genesisPoint();
-    const last = await lastVersionBefore(ports, tenantId, start.seq, cutoff);
+    const last = await archivableUntil(ports, tenantId, start.seq, expiringBy, options.retentionDays * 86_400);
     if (!last) break;
     const lines: string[] = [JSON.stringify({ from: { tenantId, ...start } })];
     let walkedRecords = 0;
@@ -195,7 +254,28 @@ export async function archiveAudit(
     versions += walkedVersions;
     checkpoint = next;
   }
-  return { tenantId, objects, records, versions, checkpoint };
+  const marginSeconds = await oldestExpiry(ports, tenantId, checkpoint?.seq ?? 0, options.retentionDays * 86_400).then((expiresAt) =>
+    expiresAt === undefined ? undefined : expiresAt - Math.floor(ports.now().getTime() / 1000),
+  );
+  return { tenantId, objects, records, versions, checkpoint, marginSeconds };
+}
+
+/** When the first version after `after` expires (epoch seconds), if there is one. */
+async function oldestExpiry(ports: ArchivePorts, tenantId: string, after: number, retentionSeconds: number) {
+  const { Items } = await ports.db.send(
+    new QueryCommand({
+      TableName: ports.tables.audit,
+      KeyConditionExpression: "pk = :p AND sk > :after",
+      ExpressionAttributeValues: { ":p": feedPartition(tenantId), ":after": feedSortKey(after) },
+      ProjectionExpression: "#time, expiresAt",
+      ExpressionAttributeNames: { "#time": "time" },
+      Limit: 1,
+      ConsistentRead: true,
+    }),
+  );
+  const item = Items?.[0];
+  if (!item) return undefined;
+  return typeof item.expiresAt === "number" ? item.expiresAt : Math.floor(Date.parse(String(item.time)) / 1000) + retentionSeconds;
 }
 
 /** Every tenant's id, from the control table's tenant list (the byTenant index under `tenants`). */
@@ -218,14 +298,23 @@ async function* tenantIds(ports: ArchivePorts) {
 }
 
 /**
- * One scheduled run over every tenant (a daily Lambda in AWS, a timer locally). A tenant whose
- * trail cannot be archived does not stop the others; the run then fails, naming them, so the
- * function's error alarm fires long before the lead is used up.
+ * One scheduled run over every tenant (an hourly Lambda in AWS, a timer locally), in a random order,
+ * until the deadline. A tenant whose trail cannot be archived does not stop the others; the run
+ * then fails, naming them, so the function's error alarm fires long before the lead is used up.
+ * Each result says how long its oldest unarchived version has left (`marginSeconds`: the alarm).
  */
 export async function archiveAllTenants(ports: ArchivePorts, signer: FeedSigner, store: ArchiveStore, options: ArchiveOptions) {
   const results: ArchiveResult[] = [];
   const failed: { tenantId: string; error: string }[] = [];
-  for await (const tenantId of tenantIds(ports)) {
+  const tenants: string[] = [];
+  for await (const tenantId of tenantIds(ports)) tenants.push(tenantId);
+  // In a new order each run: a run cut short by its deadline does not always leave the same tenants out.
+  for (let index = tenants.length - 1; index > 0; index--) {
+    const other = Math.floor(Math.random() * (index + 1));
+    [tenants[index], tenants[other]] = [tenants[other]!, tenants[index]!];
+  }
+  for (const tenantId of tenants) {
+    if (Date.now() >= (options.deadline ?? Number.POSITIVE_INFINITY)) break;
     try {
       results.push(await archiveAudit(ports, signer, store, tenantId, options));
     } catch (error) {

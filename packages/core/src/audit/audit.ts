@@ -375,7 +375,7 @@ export const timelineEntrySchema = z
   .meta({ id: "TimelineEntry" });
 export type TimelineEntry = z.output<typeof timelineEntrySchema>;
 
-/** A device's timeline: its audit records, oldest first (the audit trail already keeps every event per subject). */
+/** A device's timeline: its audit records, oldest first (the audit trail keeps every event per subject for the retention; the archive holds what is older). */
 export const listTimeline = verb(
   pageInput.extend({ subject: z.string().min(1) }),
   async (ports, ctx, input): Promise<Page<TimelineEntry>> => {

@@ -88,7 +88,7 @@ async function readDeltas(ports: Ports, tenantId: string, since: number, limit: 
     last: result.LastEvaluatedKey === undefined,
     oldest: records[0]?.time as string | undefined,
     // Versions after `since` that are no longer stored (their TTL, or a restore): deltas cannot bridge them.
-    gap: records.length > 0 && Number(records[0]!.version) !== since + 1,
+    gap: records.some((record, index) => Number(record.version) !== since + 1 + index),
   };
 }
 
@@ -192,7 +192,10 @@ export async function feedDeltas(ports: Ports, signer: FeedSigner, tenantId: str
     if (committed !== undefined) deltas = await sharedDeltas(ports, tenantId, query.since, query.limit, committed);
   }
   const now = ports.now();
-  if (deltas.gap) throw snapshotRequired(`the versions after ${query.since} are no longer kept`);
+  // Versions missing after `since` (expired by their TTL, or a restore), or none at all below a head past it: no delta bridges them.
+  if (deltas.gap || (query.since < head && deltas.version === query.since && deltas.last)) {
+    throw snapshotRequired(`the versions after ${query.since} are no longer kept`);
+  }
   if (deltas.oldest && Date.parse(deltas.oldest) < now.getTime() - deltaRetentionSeconds * 1000) {
     throw snapshotRequired(`version ${query.since} is older than the ${deltaRetentionSeconds / 86400}-day delta history`);
   }

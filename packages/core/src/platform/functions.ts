@@ -204,11 +204,11 @@ export const functions = {
     tables: {},
     publishes: true,
   },
-  // Not a rule consumer: a daily schedule runs it (infra/audit-archive.ts).
+  // Not a rule consumer: an hourly schedule runs it (infra/audit-archive.ts).
   auditArchiver: {
     ...streamReader,
     handler: "audit-archiver.ts",
-    does: "copies every tenant's audit trail, verified, to the archive bucket before DynamoDB's TTL removes it (daily)",
+    does: "copies every tenant's audit trail, verified, to the archive bucket before DynamoDB's TTL removes it (hourly)",
     timeoutSeconds: 900,
     memoryMb: 1024,
     // The tenant list and the archive checkpoints (control); the records and feed versions it walks (audit).

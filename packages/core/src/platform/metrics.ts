@@ -16,7 +16,11 @@ export const metricDefinitions = {
     means: "from a change reaching the ledger to the signed feed version that carries it (what every PEP receives next)",
   },
   RevocationLatencyMs: { unit: "Milliseconds", means: "FeedLatencyMs of the changes that revoke a device" },
-} as const satisfies Record<string, { unit: "Count" | "Milliseconds"; means: string }>;
+  AuditArchiveMarginSeconds: {
+    unit: "Seconds",
+    means: "of every tenant, the least time left before an audit version not archived yet expires (the archiver keeps it above 30 days)",
+  },
+} as const satisfies Record<string, { unit: "Count" | "Milliseconds" | "Seconds"; means: string }>;
 
 export type MetricName = keyof typeof metricDefinitions;
 
