@@ -27,6 +27,7 @@ import {
   feedSortKey,
   memorySigner,
   s3ArchiveStore,
+  versionHash,
   shardCount,
   unhashed,
   type AuditRecord,
@@ -196,6 +197,40 @@ describe("the audit archive", () => {
     await expect(
       archiveAudit(later(retentionDays - archiveLeadDays + 1), signer, directoryArchiveStore(dir), tenantId, { retentionDays }),
     ).rejects.toMatchObject({ code: "audit.chain_broken" });
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("refuses a range rewritten with its hashes recomputed: it no longer leads to the signed checkpoint", async () => {
+    const { tenant, ids, tenantId } = await fleet("rewritten", 2);
+    // Versions after the range: two seconds later, so they expire (in whole seconds) after it.
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    await tenant.call("POST", `/v1/devices/${ids[1]}/suspend`, { reason: "later" });
+    const versions = (await queryAll(feedPartition(tenantId))).sort((a, b) => a.version - b.version);
+    const late = versions.at(-1)!;
+    // An auditor verifies: the control plane signs the head.
+    expect((await tenant.call("GET", "/v1/audit/verify")).json).toMatchObject({ valid: true });
+    // Someone who can write the store rewrites the last version of the range (a device's labels), its hash
+    // recomputed, which needs no key: the range alone still verifies.
+    const target = versions.filter((version) => version.expiresAt < late.expiresAt).at(-1)!;
+    const { pk, sk, expiresAt, hash: _hash, ...content } = target;
+    const entries = (content.entries as { kind: string; value: Record<string, unknown> | null }[]).map((entry) =>
+      entry.kind === "device" && entry.value ? { ...entry, value: { ...entry.value, labels: { fleet: "forged" } } } : entry,
+    );
+    expect(entries).not.toEqual(content.entries);
+    const rewritten = { ...content, entries } as Parameters<typeof versionHash>[0];
+    await runtime.ports.db.send(
+      new PutCommand({
+        TableName: runtime.ports.tables.audit,
+        Item: { pk, sk, expiresAt, ...rewritten, hash: versionHash(rewritten) },
+      }),
+    );
+    // The archiver's clock: the range expires within the lead, the later versions do not yet.
+    const when = { ...runtime.ports, now: () => new Date((late.expiresAt - 1 - archiveLeadDays * 86_400) * 1000) };
+    const dir = await mkdtemp(join(tmpdir(), "simroot-archive-"));
+    await expect(archiveAudit(when, signer, directoryArchiveStore(dir), tenantId, { retentionDays })).rejects.toMatchObject({
+      code: "audit.chain_broken",
+      message: expect.stringContaining(`feed version ${target.version + 1} does not follow version ${target.version}`),
+    });
     expect(await readdir(dir)).toEqual([]);
   });
 

@@ -15,10 +15,10 @@
  * a run retried after a failed checkpoint write writes the same range under the same name (a new
  * version of the object in the versioned bucket).
  *
- * Not done: binding each archived range to a signed audit checkpoint. The walk proves the range
- * chains from the archive checkpoint; someone who can write the store and rewrites a range (hashes
- * recomputed, which needs no key) before it is archived is caught by the next verification from the
- * signed audit checkpoint, not by the archiver, which would archive the rewritten range.
+ * A range is archived only if it leads to a signed point: each run first verifies what is new since
+ * the signed audit checkpoint (which signs and keeps the point it reaches, checkpoint.ts), and the
+ * feed versions after the range must chain to the first kept signed checkpoint at or after it. A
+ * range rewritten with its hashes recomputed (which needs no key) does not, and is not archived.
  */
 import { createPublicKey, verify } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
@@ -31,7 +31,8 @@ import type { Ports } from "../ports.ts";
 
 /** What archiving touches: the store, nothing else (no ledger, no bus). */
 export type ArchivePorts = Pick<Ports, "db" | "tables" | "now">;
-import { chainPointBytes, genesisPoint, verifyAuditChain, type ChainPoint } from "./audit.ts";
+import { chainPointBytes, followVersions, genesisPoint, verifyAuditChain, type ChainPoint } from "./audit.ts";
+import { signedPointAtOrAfter, verifyAuditIncrementally } from "./checkpoint.ts";
 
 /** Where archived objects go (S3 in AWS: `s3-archive.ts`; a folder locally). */
 export interface ArchiveStore {
@@ -210,6 +211,10 @@ export async function archiveAudit(
     throw new Error(`the audit retention (${options.retentionDays} days) must exceed the archive lead (${leadDays})`);
   const expiringBy = Math.floor(ports.now().getTime() / 1000) + leadDays * 86_400;
   let checkpoint = await readArchiveCheckpoint(ports, signer, tenantId);
+  // Verify what is new since the signed audit checkpoint, which signs (and keeps) the point reached:
+  // every archived range is then bound to a signed checkpoint at or after it.
+  const verified = await verifyAuditIncrementally(ports, signer, tenantId);
+  if (!verified.valid) throw chainBroken(verified.brokenAt?.reason ?? "the trail does not verify", verified.brokenAt);
   const objects: string[] = [];
   let records = 0;
   let versions = 0;
@@ -228,16 +233,12 @@ export async function archiveAudit(
         lines.push(JSON.stringify(where === "feed" ? { version: item } : { record: item }));
       },
     });
-    if (!walk.valid) {
-      throw new SimrootError(
-        "audit.chain_broken",
-        "internal",
-        `The audit trail does not verify, so it is not archived: ${walk.brokenAt?.reason}`,
-        {
-          detail: { brokenAt: walk.brokenAt },
-        },
-      );
-    }
+    if (!walk.valid) throw chainBroken(walk.brokenAt?.reason ?? "the trail does not verify", walk.brokenAt);
+    // The range must lead to a signed checkpoint: a range rewritten with its hashes recomputed (no key needed) does not.
+    const anchor = await signedPointAtOrAfter(ports, signer, tenantId, walk.reached.seq);
+    if (!anchor) throw chainBroken(`no signed audit checkpoint at or after feed version ${walk.reached.seq}`);
+    const unbound = await followVersions(ports, tenantId, walk.reached, anchor.seq, anchor.hash);
+    if (unbound) throw chainBroken(unbound);
     const next: ArchivedPoint = { ...walk.reached, through: last.time };
     lines.push(JSON.stringify({ to: { tenantId, ...next } }));
     const key = archiveObjectKey(tenantId, start.seq, next.seq);
@@ -259,6 +260,11 @@ export async function archiveAudit(
   );
   return { tenantId, objects, records, versions, checkpoint, marginSeconds };
 }
+
+const chainBroken = (reason: string, brokenAt?: unknown) =>
+  new SimrootError("audit.chain_broken", "internal", `The audit trail does not verify, so it is not archived: ${reason}`, {
+    detail: { brokenAt },
+  });
 
 /** When the first version after `after` expires (epoch seconds), if there is one. */
 async function oldestExpiry(ports: ArchivePorts, tenantId: string, after: number, retentionSeconds: number) {

@@ -363,6 +363,38 @@ export async function verifyAuditChain(
   return result();
 }
 
+/**
+ * Follows the feed version chain alone from `from` (a version and its hash) to version `to`: each
+ * version must follow its predecessor and hash to what it says, and `to` must hash to `toHash`.
+ * Undefined when it does, else why not. A version's hash covers its shard heads' hashes, so a
+ * signed point at `to` vouches for every version and record up to `from` once this holds.
+ */
+export async function followVersions(
+  ports: Pick<Ports, "db" | "tables">,
+  tenantId: string,
+  from: { readonly seq: number; readonly hash: string },
+  to: number,
+  toHash: string,
+): Promise<string | undefined> {
+  let version = from.seq;
+  let previous = from.hash;
+  const pages = to > from.seq ? feedVersionPages(ports, tenantId, from.seq, to) : [];
+  for await (const items of pages) {
+    for (const item of items) {
+      const parsed = feedVersionSchema.safeParse(item);
+      if (!parsed.success) return `feed version ${version + 1} is malformed`;
+      const record = parsed.data;
+      if (record.version !== version + 1) return `expected feed version ${version + 1}, found ${record.version}`;
+      if (record.prevHash !== previous) return `feed version ${record.version} does not follow version ${version}`;
+      if (versionHash(unhashedVersion(record)) !== record.hash) return `feed version ${record.version} does not hash to what it says`;
+      version = record.version;
+      previous = record.hash;
+    }
+  }
+  if (version !== to) return `feed versions are missing up to ${to}`;
+  return previous === toHash ? undefined : `feed version ${to} is not the one the signed checkpoint names`;
+}
+
 export const timelineEntrySchema = z
   .object({
     seq: z.number().int(),

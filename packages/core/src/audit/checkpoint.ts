@@ -6,14 +6,20 @@
  * who can write the store but does not hold the key cannot move a checkpoint past records he
  * altered. What lies before the checkpoint was verified when the checkpoint was made; an
  * admin re-walks the whole chain with `?full=true` (which also renews the checkpoint): the whole
- * retained chain, from the archive checkpoint once records were archived (archive.ts).
+ * retained chain, from the archive checkpoint once records were archived (archive.ts). Every
+ * checkpoint is also kept by version for the retention: the archiver binds each range it archives
+ * to the first one at or after it.
  */
 import { createPublicKey, verify } from "node:crypto";
-import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import type { FeedSigner } from "../feed/signer.ts";
+import { auditRetentionDays, retiredFeedPublicKeys } from "../config.ts";
+import { feedSortKey } from "../ledger/feed-version.ts";
 import type { Ports } from "../ports.ts";
-import { isSimrootError } from "../error.ts";
+
+type CheckpointPorts = Pick<Ports, "db" | "tables" | "now">;
+import { isSimrootError, SimrootError } from "../error.ts";
 import { readArchiveCheckpoint } from "./archive.ts";
 import { chainPointBytes, verifyAuditChain, type ChainPoint, type ChainVerification } from "./audit.ts";
 
@@ -29,7 +35,7 @@ const checkpointBytes = (tenantId: string, point: ChainPoint) => chainPointBytes
 const numbers = (value: unknown): value is number[] => Array.isArray(value) && value.every((n) => typeof n === "number");
 const strings = (value: unknown): value is string[] => Array.isArray(value) && value.every((n) => typeof n === "string");
 
-async function readCheckpoint(ports: Ports, tenantId: string): Promise<Checkpoint | undefined> {
+async function readCheckpoint(ports: CheckpointPorts, tenantId: string): Promise<Checkpoint | undefined> {
   const { Item } = await ports.db.send(
     new GetCommand({ TableName: ports.tables.control, Key: auditCheckpointKey(tenantId), ConsistentRead: true }),
   );
@@ -59,9 +65,36 @@ const signedBy = (signer: FeedSigner, tenantId: string, checkpoint: Checkpoint) 
   }
 };
 
-/** Stores the point a valid walk reached, unless a checkpoint at or past it is already there. */
-async function saveCheckpoint(ports: Ports, signer: FeedSigner, tenantId: string, point: ChainPoint) {
+/** Where each signed checkpoint is also kept, by version: what the archiver binds an archived range to (archive.ts). */
+const historyKey = (tenantId: string, seq: number) => ({ pk: `T#${tenantId}`, sk: `audit-checkpoint#${feedSortKey(seq)}` });
+
+/**
+ * Stores the point a valid walk reached, unless a checkpoint at or past it is already there, and
+ * keeps it by version for as long as the records it covers (plus a day).
+ */
+async function saveCheckpoint(ports: CheckpointPorts, signer: FeedSigner, tenantId: string, point: ChainPoint) {
   const signature = await signer.sign(checkpointBytes(tenantId, point));
+  const fields = {
+    seq: point.seq,
+    hash: point.hash,
+    vector: point.vector,
+    shardHashes: point.shardHashes,
+    base: point.base,
+    signature,
+    keyId: signer.keyId,
+    publicKeyPem: signer.publicKeyPem,
+    at: ports.now().toISOString(),
+  };
+  await ports.db.send(
+    new PutCommand({
+      TableName: ports.tables.control,
+      Item: {
+        ...historyKey(tenantId, point.seq),
+        ...fields,
+        expiresAt: Math.floor(ports.now().getTime() / 1000) + (auditRetentionDays() + 1) * 86_400,
+      },
+    }),
+  );
   try {
     await ports.db.send(
       new PutCommand({
@@ -93,7 +126,7 @@ async function saveCheckpoint(ports: Ports, signer: FeedSigner, tenantId: string
  * verify is reported as a break: someone wrote it without the key.
  */
 export async function verifyAuditIncrementally(
-  ports: Ports,
+  ports: CheckpointPorts,
   signer: FeedSigner,
   tenantId: string,
   options: { readonly full?: boolean } = {},
@@ -126,4 +159,58 @@ export async function verifyAuditIncrementally(
   const { reached, ...verification } = await verifyAuditChain(ports, tenantId, start);
   if (verification.valid && reached.seq > (start?.seq ?? 0)) await saveCheckpoint(ports, signer, tenantId, reached);
   return verification;
+}
+
+/**
+ * The first signed checkpoint at or after feed version `seq` (from the kept history), its signature
+ * checked (the current key, or a retired one the operator still trusts); undefined when there is none.
+ */
+export async function signedPointAtOrAfter(
+  ports: CheckpointPorts,
+  signer: FeedSigner,
+  tenantId: string,
+  seq: number,
+): Promise<ChainPoint | undefined> {
+  const { Items } = await ports.db.send(
+    new QueryCommand({
+      TableName: ports.tables.control,
+      KeyConditionExpression: "pk = :p AND sk BETWEEN :from AND :to",
+      ExpressionAttributeValues: {
+        ":p": `T#${tenantId}`,
+        ":from": historyKey(tenantId, seq).sk,
+        ":to": "audit-checkpoint#~",
+      },
+      Limit: 1,
+      ConsistentRead: true,
+    }),
+  );
+  const item = Items?.[0];
+  if (!item) return undefined;
+  const list = (value: unknown) => (Array.isArray(value) ? value : []);
+  const point: ChainPoint = {
+    seq: Number(item.seq),
+    hash: String(item.hash),
+    vector: list(item.vector).map(Number),
+    shardHashes: list(item.shardHashes).map(String),
+    base: list(item.base).map(Number),
+  };
+  const publicKeyPem =
+    item.keyId === signer.keyId
+      ? signer.publicKeyPem
+      : retiredFeedPublicKeys().find((pem) => pem.replace(/\s+/g, "") === String(item.publicKeyPem ?? "").replace(/\s+/g, ""));
+  let valid = false;
+  try {
+    valid =
+      publicKeyPem !== undefined &&
+      verify(null, checkpointBytes(tenantId, point), createPublicKey(publicKeyPem), Buffer.from(String(item.signature), "base64"));
+  } catch {
+    valid = false;
+  }
+  if (!valid)
+    throw new SimrootError(
+      "audit.checkpoint_invalid",
+      "internal",
+      `The audit checkpoint at version ${point.seq} is not signed by a trusted key`,
+    );
+  return point;
 }
