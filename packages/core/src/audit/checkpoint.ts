@@ -99,17 +99,7 @@ async function saveCheckpoint(ports: CheckpointPorts, signer: FeedSigner, tenant
     await ports.db.send(
       new PutCommand({
         TableName: ports.tables.control,
-        Item: {
-          ...auditCheckpointKey(tenantId),
-          seq: point.seq,
-          hash: point.hash,
-          vector: point.vector,
-          shardHashes: point.shardHashes,
-          base: point.base,
-          signature,
-          keyId: signer.keyId,
-          at: ports.now().toISOString(),
-        },
+        Item: { ...auditCheckpointKey(tenantId), ...fields },
         ConditionExpression: "attribute_not_exists(pk) OR seq < :seq",
         ExpressionAttributeValues: { ":seq": point.seq },
       }),
