@@ -23,6 +23,8 @@ interface Setup {
   hubUrl?: string;
   /** The decision reason that counts as enforced (bench/detect watches quarantines). */
   deniedReason?: string;
+  /** Initial snapshots in flight at once per worker (default 10). */
+  snapshotConcurrency?: number;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -71,7 +73,9 @@ process.once("message", async (setup: Setup) => {
   });
 
   // Snapshots first, a few at a time, then the sync loops.
-  for (let start = 0; start < peps.length; start += 10) await Promise.all(peps.slice(start, start + 10).map((pep) => pep.sync.snapshot()));
+  const batch = setup.snapshotConcurrency ?? 10;
+  for (let start = 0; start < peps.length; start += batch)
+    await Promise.all(peps.slice(start, start + batch).map((pep) => pep.sync.snapshot()));
   for (const pep of peps) pep.sync.start();
   send({ ready: peps.every((pep) => pep.state.version > 0) });
 

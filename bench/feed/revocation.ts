@@ -39,6 +39,8 @@ function startWorkers(setup: RevocationSetup, workers: number, perWorker: number
         mode,
         intervalMs,
         deniedReason: setup.deniedReason,
+        // Many workers at 10 each overwhelm one control plane with their start-up snapshots (20 x 500 PEPs: a snapshot over 30 s).
+        snapshotConcurrency: Number(process.env.SNAPSHOT_CONCURRENCY ?? 10),
       });
       return new Promise<ChildProcess>((resolve, reject) => {
         child.once("message", (message: { ready?: boolean }) =>

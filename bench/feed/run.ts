@@ -1,6 +1,7 @@
 /**
  * bench/feed: what the policy feed costs, each figure beside its baseline in the same run.
- *   npm run bench:feed    (PARTS=revocation,instances,cost,sizes MODES=stream,long-poll,interval SIZES=10000,100000 WORKERS=10 PER_WORKER=100 ROUNDS=10 WARMUP=5 INTERVAL_MS=5000)
+ *   npm run bench:feed    (PARTS=revocation,instances,cost,sizes MODES=stream,long-poll,interval SIZES=10000,100000 WORKERS=10 PER_WORKER=100 ROUNDS=10 WARMUP=5 INTERVAL_MS=5000 SNAPSHOT_CONCURRENCY=10)
+ * 10,000 PEPs on one machine: WORKERS=20 PER_WORKER=500 SNAPSHOT_CONCURRENCY=1 MODES=stream (start-up snapshots one at a time per worker).
  */
 import { fork } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
