@@ -1,29 +1,5 @@
-/**
- * Audit retention, archived before expiry. Audit records and feed versions carry `expiresAt`
- * (DynamoDB's TTL, which deletes at no write cost): their time plus the retention
- * (`SIMROOT_AUDIT_RETENTION_DAYS`, 90 by default). The archiver copies each tenant's trail out
- * `leadDays` (30) before that: a bounded walk (`verifyAuditChain` with `until`) from the archive
- * checkpoint to the newest feed version within the lead, which must verify, is written as one
- * JSON Lines object (S3 in AWS, a folder locally), and only then is the checkpoint moved to where
- * the walk ended, signed with the feed key like the audit checkpoints (checkpoint.ts). What TTL
- * removes was therefore archived, verified, at least `leadDays` earlier, and verification starts
- * from the archive checkpoint once the records before it are gone.
- *
- * Each object holds: a `from` line (the checkpoint it continues), every audit record of every
- * shard and every feed version in the range (as stored, hashes included: anyone can re-walk it
- * with the same rules), and a `to` line (the new checkpoint). Objects are named by version range:
- * a run retried after a failed checkpoint write writes the same range under the same name (a new
- * version of the object in the versioned bucket).
- *
- * A range is archived only if it leads to a signed point: each run first verifies what is new since
- * the signed audit checkpoint (which signs and keeps the point it reaches, checkpoint.ts), and the
- * feed versions after the range must chain to the first kept signed checkpoint at or after it. A
- * range rewritten with its hashes recomputed (which needs no key) does not, and is not archived.
- */
-import { createPublicKey, verify } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { retiredFeedPublicKeys } from "../config.ts";
 import { SimrootError } from "../error.ts";
 import type { FeedSigner } from "../feed/signer.ts";
 import { feedPartition, feedSortKey } from "../ledger/feed-version.ts";
@@ -31,7 +7,15 @@ import type { Ports } from "../ports.ts";
 
 /** What archiving touches: the store, nothing else (no ledger, no bus). */
 export type ArchivePorts = Pick<Ports, "db" | "tables" | "now">;
-import { chainPointBytes, followVersions, genesisPoint, verifyAuditChain, type ChainPoint } from "./audit.ts";
+import {
+  chainPointBytes,
+  followVersions,
+  genesisPoint,
+  signatureHolds,
+  storedChainPoint,
+  verifyAuditChain,
+  type ChainPoint,
+} from "./audit.ts";
 import { signedPointAtOrAfter, verifyAuditIncrementally } from "./checkpoint.ts";
 
 /** Where archived objects go (S3 in AWS: `s3-archive.ts`; a folder locally). */
@@ -63,27 +47,9 @@ export async function readArchiveCheckpoint(ports: ArchivePorts, signer: FeedSig
     new GetCommand({ TableName: ports.tables.control, Key: archiveCheckpointKey(tenantId), ConsistentRead: true }),
   );
   if (!Item) return undefined;
-  const list = (value: unknown) => (Array.isArray(value) ? value : []);
-  const point: ArchivedPoint = {
-    seq: Number(Item.seq),
-    hash: String(Item.hash),
-    vector: list(Item.vector).map(Number),
-    shardHashes: list(Item.shardHashes).map(String),
-    base: list(Item.base).map(Number),
-    through: String(Item.through),
-  };
-  // Signed by the current key, or by one it replaced that the operator still trusts (a rotation).
-  const retired = Item.keyId !== signer.keyId;
-  const publicKeyPem = retired ? retiredFeedPublicKeys().find((pem) => samePem(pem, String(Item.publicKeyPem ?? ""))) : signer.publicKeyPem;
-  let valid = false;
-  try {
-    valid =
-      publicKeyPem !== undefined &&
-      verify(null, archiveBytes(tenantId, point), createPublicKey(publicKeyPem), Buffer.from(String(Item.signature), "base64"));
-  } catch {
-    valid = false;
-  }
-  if (!valid) {
+  const { point, retired, publicKeyPem, signature } = storedChainPoint(Item, signer);
+  const archived: ArchivedPoint = { ...point, through: String(Item.through) };
+  if (!signatureHolds(archiveBytes(tenantId, archived), publicKeyPem, signature)) {
     throw new SimrootError(
       "audit.archive_checkpoint_invalid",
       "internal",
@@ -93,10 +59,8 @@ export async function readArchiveCheckpoint(ports: ArchivePorts, signer: FeedSig
         : "The audit archive checkpoint is not signed by this control plane's key",
     );
   }
-  return point;
+  return archived;
 }
-
-const samePem = (a: string, b: string) => a.replace(/\s+/g, "") === b.replace(/\s+/g, "") && a.trim() !== "";
 
 async function saveArchiveCheckpoint(ports: ArchivePorts, signer: FeedSigner, tenantId: string, from: number, point: ArchivedPoint) {
   const signature = await signer.sign(archiveBytes(tenantId, point));
@@ -150,7 +114,7 @@ export async function archivableUntil(
     );
     for (const item of page.Items ?? []) {
       const time = String(item.time);
-      const expiresAt = typeof item.expiresAt === "number" ? item.expiresAt : Math.floor(Date.parse(time) / 1000) + retentionSeconds;
+      const expiresAt = expiryOf(item, retentionSeconds);
       // Not expiring yet: neither is anything after it (versions expire in order), and a run shares one expiry.
       if (expiresAt > expiringBy) {
         complete = true;
@@ -185,8 +149,6 @@ export interface ArchiveResult {
 export interface ArchiveOptions {
   readonly retentionDays: number;
   readonly leadDays?: number;
-  /** Objects per run at most (a scheduled run picks up the rest next time). */
-  readonly maxObjects?: number;
   /** Wall-clock time (epoch ms) after which no new object is started: the function's timeout, less a margin. */
   readonly deadline?: number;
 }
@@ -218,7 +180,7 @@ export async function archiveAudit(
   const objects: string[] = [];
   let records = 0;
   let versions = 0;
-  while (objects.length < (options.maxObjects ?? Number.POSITIVE_INFINITY) && Date.now() < (options.deadline ?? Number.POSITIVE_INFINITY)) {
+  while (Date.now() < (options.deadline ?? Number.POSITIVE_INFINITY)) {
     const start: ChainPoint = checkpoint ?? genesisPoint();
     const last = await archivableUntil(ports, tenantId, start.seq, expiringBy, options.retentionDays * 86_400);
     if (!last) break;
@@ -281,8 +243,12 @@ async function oldestExpiry(ports: ArchivePorts, tenantId: string, after: number
   );
   const item = Items?.[0];
   if (!item) return undefined;
-  return typeof item.expiresAt === "number" ? item.expiresAt : Math.floor(Date.parse(String(item.time)) / 1000) + retentionSeconds;
+  return expiryOf(item, retentionSeconds);
 }
+
+/** A feed version's expiry (epoch seconds): its stored TTL, or for one written before TTLs were, its time plus the retention. */
+const expiryOf = (item: Record<string, unknown>, retentionSeconds: number) =>
+  typeof item.expiresAt === "number" ? item.expiresAt : Math.floor(Date.parse(String(item.time)) / 1000) + retentionSeconds;
 
 /** Every tenant's id, from the control table's tenant list (the byTenant index under `tenants`). */
 async function* tenantIds(ports: ArchivePorts) {

@@ -1,3 +1,4 @@
+import { createPublicKey, verify } from "node:crypto";
 import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import {
@@ -21,6 +22,8 @@ import { shardCount } from "../ledger/shard.ts";
 import { canonicalJson, chainHash, genesisHash } from "../ledger/chain.ts";
 import { headKey } from "../ledger/ledger.ts";
 import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
+import { retiredFeedPublicKeys } from "../config.ts";
+import type { FeedSigner } from "../feed/signer.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 
@@ -151,6 +154,37 @@ export const chainPointBytes = (kind: string, tenantId: string, point: ChainPoin
       ...extra,
     }),
   );
+
+/** True when `signature` (base64) over `bytes` verifies under `publicKeyPem`; false for no key or anything malformed. */
+export function signatureHolds(bytes: Buffer, publicKeyPem: string | undefined, signature: string): boolean {
+  if (publicKeyPem === undefined) return false;
+  try {
+    return verify(null, bytes, createPublicKey(publicKeyPem), Buffer.from(signature, "base64"));
+  } catch {
+    return false;
+  }
+}
+
+const samePem = (a: string, b: string) => a.replace(/\s+/g, "") === b.replace(/\s+/g, "") && a.trim() !== "";
+
+/**
+ * A signed chain point as stored (an audit or archive checkpoint item), read back with the key that
+ * may vouch for it: the current feed key, or one it replaced that the operator still trusts
+ * (`SIMROOT_FEED_RETIRED_PUBLIC_KEYS`, after a rotation); `publicKeyPem` is undefined when none may.
+ */
+export function storedChainPoint(item: Record<string, unknown>, signer: FeedSigner) {
+  const list = (value: unknown) => (Array.isArray(value) ? value : []);
+  const point: ChainPoint = {
+    seq: Number(item.seq),
+    hash: String(item.hash),
+    vector: list(item.vector).map(Number),
+    shardHashes: list(item.shardHashes).map(String),
+    base: list(item.base).map(Number),
+  };
+  const retired = item.keyId !== signer.keyId;
+  const publicKeyPem = retired ? retiredFeedPublicKeys().find((pem) => samePem(pem, String(item.publicKeyPem ?? ""))) : signer.publicKeyPem;
+  return { point, retired, publicKeyPem, signature: String(item.signature) };
+}
 
 export const genesisPoint = (): ChainPoint => ({
   seq: 0,

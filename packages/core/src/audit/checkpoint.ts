@@ -1,27 +1,14 @@
-/**
- * Signed audit checkpoints: verification that costs O(new records) per call. After a walk
- * that found the trail valid, the control plane signs (with the feed key) the point it
- * reached (the feed version, its hash, and the shard heads it covers) and stores it; the next verification checks that signature
- * and walks only the records after it, each of which must chain from the signed hash. Someone
- * who can write the store but does not hold the key cannot move a checkpoint past records he
- * altered. What lies before the checkpoint was verified when the checkpoint was made; an
- * admin re-walks the whole chain with `?full=true` (which also renews the checkpoint): the whole
- * retained chain, from the archive checkpoint once records were archived (archive.ts). Every
- * checkpoint is also kept by version for the retention: the archiver binds each range it archives
- * to the first one at or after it.
- */
-import { createPublicKey, verify } from "node:crypto";
 import { GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import type { FeedSigner } from "../feed/signer.ts";
-import { auditRetentionDays, retiredFeedPublicKeys } from "../config.ts";
+import { auditRetentionDays } from "../config.ts";
 import { feedSortKey } from "../ledger/feed-version.ts";
 import type { Ports } from "../ports.ts";
 
 type CheckpointPorts = Pick<Ports, "db" | "tables" | "now">;
 import { isSimrootError, SimrootError } from "../error.ts";
 import { readArchiveCheckpoint } from "./archive.ts";
-import { chainPointBytes, verifyAuditChain, type ChainPoint, type ChainVerification } from "./audit.ts";
+import { chainPointBytes, signatureHolds, storedChainPoint, verifyAuditChain, type ChainPoint, type ChainVerification } from "./audit.ts";
 
 export const auditCheckpointKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "audit-checkpoint" });
 
@@ -52,18 +39,8 @@ async function readCheckpoint(ports: CheckpointPorts, tenantId: string): Promise
   };
 }
 
-const signedBy = (signer: FeedSigner, tenantId: string, checkpoint: Checkpoint) => {
-  try {
-    return verify(
-      null,
-      checkpointBytes(tenantId, checkpoint),
-      createPublicKey(signer.publicKeyPem),
-      Buffer.from(checkpoint.signature, "base64"),
-    );
-  } catch {
-    return false;
-  }
-};
+const signedBy = (signer: FeedSigner, tenantId: string, checkpoint: Checkpoint) =>
+  signatureHolds(checkpointBytes(tenantId, checkpoint), signer.publicKeyPem, checkpoint.signature);
 
 /** Where each signed checkpoint is also kept, by version: what the archiver binds an archived range to (archive.ts). */
 const historyKey = (tenantId: string, seq: number) => ({ pk: `T#${tenantId}`, sk: `audit-checkpoint#${feedSortKey(seq)}` });
@@ -176,31 +153,13 @@ export async function signedPointAtOrAfter(
   );
   const item = Items?.[0];
   if (!item) return undefined;
-  const list = (value: unknown) => (Array.isArray(value) ? value : []);
-  const point: ChainPoint = {
-    seq: Number(item.seq),
-    hash: String(item.hash),
-    vector: list(item.vector).map(Number),
-    shardHashes: list(item.shardHashes).map(String),
-    base: list(item.base).map(Number),
-  };
-  const publicKeyPem =
-    item.keyId === signer.keyId
-      ? signer.publicKeyPem
-      : retiredFeedPublicKeys().find((pem) => pem.replace(/\s+/g, "") === String(item.publicKeyPem ?? "").replace(/\s+/g, ""));
-  let valid = false;
-  try {
-    valid =
-      publicKeyPem !== undefined &&
-      verify(null, checkpointBytes(tenantId, point), createPublicKey(publicKeyPem), Buffer.from(String(item.signature), "base64"));
-  } catch {
-    valid = false;
-  }
-  if (!valid)
+  const { point, publicKeyPem, signature } = storedChainPoint(item, signer);
+  if (!signatureHolds(checkpointBytes(tenantId, point), publicKeyPem, signature)) {
     throw new SimrootError(
       "audit.checkpoint_invalid",
       "internal",
       `The audit checkpoint at version ${point.seq} is not signed by a trusted key`,
     );
+  }
   return point;
 }
