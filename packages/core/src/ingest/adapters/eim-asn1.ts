@@ -1,8 +1,8 @@
 /**
  * Strict DER decoding of the notifications an eUICC signs (GSMA SGP.22, reused unchanged by
  * SGP.32 eSIM IoT): `PendingNotification`, as an SM-DP+ or eIM receives it in ES9+ / ESipa
- * handleNotification. asn1js does the TLV work; this file checks the tags against the ASN.1
- * and reads the fields.
+ * handleNotification. `der.ts` reads the TLVs (DER only); this file checks the tags against the
+ * ASN.1 and reads the fields.
  *
  * The ASN.1 is SGP.22 `RSPDefinitions` as published in osmocom/pysim
  * (pySim/esim/asn1/rsp/rsp.asn), module header `AUTOMATIC TAGS EXTENSIBILITY IMPLIED`:
@@ -49,7 +49,7 @@
  * or tbsOtherNotification), the signature and the certificates carried: `eim-verify.ts` checks
  * them against the source's trust anchors (CERT.EUICC -> CERT.EUM -> CERT.CI).
  */
-import * as asn1js from "asn1js";
+import { type DerValue, DerError, objectIdentifier, readDer } from "./der.ts";
 
 /** Why a DER value was refused; `path` names the ASN.1 component (e.g. `notificationMetadata.iccid`). */
 export class DerDecodeError extends Error {
@@ -143,6 +143,8 @@ const tags = {
   objectIdentifier: tag(universal, 6, false, "OBJECT IDENTIFIER '06'"),
   sequence: tag(universal, 16, true, "SEQUENCE '30'"),
   set: tag(universal, 17, true, "SET '31'"),
+  printableString: tag(universal, 19, false, "PrintableString '13'"),
+  utf8String: tag(universal, 12, false, "UTF8String '0C'"),
   certificateVersion: tag(contextSpecific, 0, true, "[0] 'A0'"),
 };
 
@@ -178,7 +180,7 @@ const errorReasonNames: Readonly<Record<number, string>> = {
 /** X.520 serialNumber attribute, which carries the EID in CERT.EUICC.ECDSA (SGP.22 §4.5.2). */
 const serialNumberAttribute = "2.5.4.5";
 
-type Node = asn1js.BaseBlock;
+type Node = DerValue;
 
 export function decodePendingNotification(der: Uint8Array): PendingNotification {
   const root = parseDer(der);
@@ -270,7 +272,7 @@ function compactOtherSignedNotification(root: Node): PendingNotification {
 }
 
 /** The exact bytes received for a component (what a signature covers), tag and length included. */
-const encoded = (node: Node) => new Uint8Array(node.valueBeforeDecodeView);
+const encoded = (node: Node) => new Uint8Array(node.encoded);
 
 const signedBy = (data: Node, signature: Node): EuiccSigned => ({
   data: encoded(data),
@@ -367,8 +369,9 @@ function subjectSerialNumber(certificate: Node, path: string): string | undefine
         `${path}.tbsCertificate.subject`,
         2,
       );
-      if (type instanceof asn1js.ObjectIdentifier && type.valueBlock.toString() === serialNumberAttribute) {
-        if (value instanceof asn1js.PrintableString || value instanceof asn1js.Utf8String) return value.valueBlock.value;
+      if (matches(type!, tags.objectIdentifier) && objectIdentifier(type!.content) === serialNumberAttribute) {
+        if (matches(value!, tags.printableString) || matches(value!, tags.utf8String))
+          return utf8(value!, `${path}.tbsCertificate.subject.serialNumber`);
         throw new DerDecodeError(`${path}.tbsCertificate.subject.serialNumber`, "serialNumber must be a PrintableString or UTF8String");
       }
     }
@@ -377,43 +380,23 @@ function subjectSerialNumber(certificate: Node, path: string): string | undefine
 }
 
 function parseDer(der: Uint8Array): Node {
-  if (der.length === 0) throw new DerDecodeError("", "empty DER value");
-  const { offset, result } = asn1js.fromBER(der);
-  if (offset === -1 || result.error !== "") {
-    throw new DerDecodeError("", `malformed DER: ${result.error || "cannot decode"}`);
+  try {
+    return readDer(der);
+  } catch (error) {
+    if (error instanceof DerError) throw new DerDecodeError("", error.message);
+    throw error;
   }
-  if (offset !== der.length) throw new DerDecodeError("", `${der.length - offset} byte(s) after the end of the DER value`);
-  assertDer(result);
-  return result;
-}
-
-/** DER on top of what asn1js accepts as BER: definite, minimal lengths, and no decoding error anywhere. */
-function assertDer(node: Node): void {
-  const error = node.error || node.idBlock.error || node.lenBlock.error || node.valueBlock.error;
-  if (error) throw new DerDecodeError("", `malformed DER: ${error}`);
-  const { isIndefiniteForm, length, blockLength } = node.lenBlock;
-  if (isIndefiniteForm) throw new DerDecodeError("", "indefinite length is not allowed in DER");
-  const minimalLengthOctets = length < 0x80 ? 1 : 1 + Math.ceil(length.toString(16).length / 2);
-  if (blockLength !== minimalLengthOctets) throw new DerDecodeError("", "length is not minimally encoded (not DER)");
-  if (node.idBlock.isConstructed) for (const child of children(node)) assertDer(child);
-}
-
-function children(node: Node): Node[] {
-  const value = (node.valueBlock as { value?: unknown }).value;
-  return Array.isArray(value) ? value.filter((item): item is Node => item instanceof asn1js.BaseBlock) : [];
 }
 
 /** The components of a constructed node, at least `required` of them (further ones are extensions). */
-function components(node: Node, path: string, required: number): Node[] {
-  const found = children(node);
+function components(node: Node, path: string, required: number): readonly Node[] {
+  const found = node.children;
   if (found.length < required) throw new DerDecodeError(path, `expected at least ${required} component(s), found ${found.length}`);
   return found;
 }
 
 function matches(node: Node, spec: TagSpec): boolean {
-  return (
-    node.idBlock.tagClass === spec.tagClass && node.idBlock.tagNumber === spec.tagNumber && node.idBlock.isConstructed === spec.constructed
-  );
+  return node.tagClass === spec.tagClass && node.tagNumber === spec.tagNumber && node.constructed === spec.constructed;
 }
 
 function expectTag(node: Node | undefined, spec: TagSpec, path: string): Node {
@@ -423,13 +406,12 @@ function expectTag(node: Node | undefined, spec: TagSpec, path: string): Node {
 }
 
 function primitiveBytes(node: Node, path: string): Uint8Array {
-  const bytes = (node.valueBlock as { valueHexView?: Uint8Array }).valueHexView;
-  if (node.idBlock.isConstructed || bytes === undefined) throw new DerDecodeError(path, "expected a primitive encoding");
-  return bytes;
+  if (node.constructed) throw new DerDecodeError(path, "expected a primitive encoding");
+  return node.content;
 }
 
 function describeTag(node: Node): string {
-  const className = ["", "UNIVERSAL", "APPLICATION", "", "PRIVATE"][node.idBlock.tagClass] ?? "";
-  const number = className === "" ? `[${node.idBlock.tagNumber}]` : `[${className} ${node.idBlock.tagNumber}]`;
-  return `${number} ${node.idBlock.isConstructed ? "constructed" : "primitive"}`;
+  const className = ["", "UNIVERSAL", "APPLICATION", "", "PRIVATE"][node.tagClass] ?? "";
+  const number = className === "" ? `[${node.tagNumber}]` : `[${className} ${node.tagNumber}]`;
+  return `${number} ${node.constructed ? "constructed" : "primitive"}`;
 }
