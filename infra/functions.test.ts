@@ -65,8 +65,14 @@ describe.each(functionNames)("function %s", (name) => {
       await copyFile(join(root, file.from), join(dir, file.to));
     }
     await writeFile(join(dir, "index.mjs"), bundles.get(name)!.code);
-    const loaded = await initialise(dir, name === "api" ? ["/docs", "/openapi.json"] : []);
+    const loaded = await initialise(dir, name === "api" ? ["/docs", "/openapi.json", "/asyncapi.json"] : []);
     expect(loaded).toMatchObject({ ok: true });
+    // The contract documents are the checked-in files the function ships.
+    if (name === "api") {
+      expect(loaded.statuses).toEqual([200, 200, 200]);
+      expect(loaded.bodies![1]).toMatch(/^\{\s*"openapi": "3\.1\.0"/);
+      expect(loaded.bodies![2]).toMatch(/^\{\s*"asyncapi": "3\./);
+    }
     // The API's reference page and its pinned script are served from what the function ships.
     if (name === "api") {
       const script = /src="([^"]+)"/.exec(loaded.bodies![0]!)?.[1];

@@ -1,5 +1,6 @@
 import { Parser } from "@asyncapi/parser";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { asyncApiText } from "../packages/api/src/contracts.ts";
 import { call, startTestRuntime, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -9,6 +10,11 @@ beforeAll(async () => {
 afterAll(() => runtime.stop());
 
 describe("/asyncapi.json", () => {
+  it("served is the one core's event catalogue generates (after changing an event, run `npm run contracts`)", async () => {
+    const served = await call(runtime, undefined, "GET", "/asyncapi.json");
+    expect(served.text, "packages/api/asyncapi.json is stale: run `npm run contracts`").toBe(asyncApiText());
+  });
+
   it("loads in @asyncapi/parser without errors and documents the fields the applier adds", async () => {
     const served = await call(runtime, undefined, "GET", "/asyncapi.json");
     const { document, diagnostics } = await new Parser().parse(served.text);

@@ -13,6 +13,8 @@ import { createConfig, lintFromString } from "@redocly/openapi-core";
 import openapiTS, { astToString } from "openapi-typescript";
 import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApp } from "../packages/api/src/app.ts";
+import { documentOnlyOptions, openApiText } from "../packages/api/src/contracts.ts";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -32,6 +34,12 @@ const params = (op: any) => (op.parameters ?? []).map((p: any) => (p.$ref ? doc.
 const concrete = (path: string) => path.replace(/\{[^}]+\}/g, "x_1");
 
 describe("the OpenAPI document", () => {
+  it("served is the one the routes generate (after changing a route, run `npm run contracts`)", () => {
+    expect(`${JSON.stringify(doc, null, 2)}\n`, "packages/api/openapi.json is stale: run `npm run contracts`").toBe(
+      openApiText(createApp(documentOnlyOptions)),
+    );
+  });
+
   it("validates with @readme/openapi-parser", async () => {
     const result = await validate(structuredClone(doc));
     expect(result.valid ? "" : compileErrors(result)).toBe("");

@@ -1,4 +1,4 @@
-import { createRoute, OpenAPIHono } from "@hono/zod-openapi";
+import { createRoute, OpenAPIHono } from "../route-table.ts";
 import { evaluateWhatIf, whatIfDecisionSchema } from "@simroot/core";
 import type { AppEnv } from "../env.ts";
 import { readers, requireRole } from "../middleware.ts";

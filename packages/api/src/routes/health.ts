@@ -1,4 +1,5 @@
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import * as z from "zod";
+import { createRoute, OpenAPIHono } from "../route-table.ts";
 import type { AppEnv, AppOptions } from "../env.ts";
 
 const componentSchema = z.object({ status: z.enum(["ok", "down"]), detail: z.record(z.string(), z.unknown()).optional() });

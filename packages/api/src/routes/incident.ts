@@ -1,4 +1,5 @@
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import * as z from "zod";
+import { createRoute, OpenAPIHono } from "../route-table.ts";
 import {
   closeIncident,
   createIncident,

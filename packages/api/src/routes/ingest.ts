@@ -1,4 +1,5 @@
-import { OpenAPIHono, z } from "@hono/zod-openapi";
+import * as z from "zod";
+import { OpenAPIHono } from "../route-table.ts";
 import { ingest, SimrootError } from "@simroot/core";
 import { adapters } from "@simroot/core/ingest/adapters/index";
 import type { AppEnv } from "../env.ts";

@@ -1,4 +1,5 @@
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import * as z from "zod";
+import { createRoute, OpenAPIHono } from "../route-table.ts";
 import { cloudflarePostureResponse, ocsfExport, ocsfExportInput, scoreCloudflareDevices } from "@simroot/core";
 import { stream } from "hono/streaming";
 import type { AppEnv } from "../env.ts";

@@ -5,7 +5,8 @@
  * seconds, then ends; the client reconnects with `Last-Event-ID` and misses nothing (a
  * version too old for the retained deltas answers one `reset` event: reload everything).
  */
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import * as z from "zod";
+import { createRoute, OpenAPIHono } from "../route-table.ts";
 import { feedDeltas, headVersion, isSimrootError } from "@simroot/core";
 import { streamSSE } from "hono/streaming";
 import type { AppEnv, AppOptions } from "../env.ts";

@@ -1,4 +1,5 @@
-import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import * as z from "zod";
+import { createRoute, OpenAPIHono } from "../route-table.ts";
 import { createSource, credentialsSchema, getSource, listSources, pageInput, rotateSourceCredentials, sourceSchema } from "@simroot/core";
 import type { AppEnv } from "../env.ts";
 import { requireRole } from "../middleware.ts";

@@ -49,6 +49,13 @@ export interface FunctionDefinition {
   readonly feedNotices: boolean;
   /** `s3:PutObject` on the audit archive bucket (core `audit/archive.ts`). */
   readonly auditArchive?: boolean;
+  /**
+   * The HTTP API's route keys that reach this function (API functions only): `$default`, or a
+   * method (or `ANY`) and a path, `{name}` one segment, `{proxy+}` one or more. Where several
+   * match, the gateway takes a path without a greedy variable first, then the longest.
+   * `test/api-routing.test.ts` holds every route of the app to the function that serves it.
+   */
+  readonly routes?: readonly string[];
   /** Files the function reads at run time, shipped beside its bundle (`from` the repository root, `to` under /var/task). */
   readonly files?: readonly { readonly from: string; readonly to: string }[];
 }
@@ -90,32 +97,81 @@ const applyTables = {
   audit: ["GetItem", "Query", "PutItem"],
 } as const satisfies FunctionDefinition["tables"];
 
+/** The tables every API function uses, as the whole API did (the permission test checks actions, not which table each is on). */
+const apiTables = {
+  identity: ["GetItem", "Query", "PutItem", "DeleteItem"],
+  control: ["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"],
+  audit: ["GetItem", "Query", "PutItem"],
+  flows: ["Query", "PutItem"],
+} as const satisfies FunctionDefinition["tables"];
+
+/** What every API function is: a consumer's grants (see `consumer`), the gateway's timeout, the bus. */
+const apiFunction = { ...consumer, timeoutSeconds: timeouts.apiFunctionSeconds, publishes: true } as const;
+
+/** The functions behind the HTTP API, one per route group (api `groups/`). */
+export const apiFunctionNames = ["api", "apiIngest", "apiEnforcement", "apiAutomation"] as const;
+export type ApiFunctionName = (typeof apiFunctionNames)[number];
+
 export const functions = {
   api: {
+    ...apiFunction,
     handler: "api.ts",
-    does: "serves the HTTP API (every route) and signs the feed",
-    timeoutSeconds: timeouts.apiFunctionSeconds,
-    memoryMb: 1024,
-    tables: {
-      identity: ["GetItem", "BatchGetItem", "Query", "PutItem", "DeleteItem"],
-      control: ["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"],
-      audit: ["GetItem", "Query", "PutItem"],
-      flows: ["Query", "PutItem"],
-    },
-    publishes: true,
-    feedKey: ["Sign", "GetPublicKey"],
-    // Creates subscriptions (seals their secrets); a replay attempts a delivery (opens one).
-    secretsKey: ["Encrypt", "Decrypt"],
-    deadLetterQueues: [],
-    // A redrive hands a dead letter back to its rule's consumer (Lambda Invoke, asynchronous).
-    invokesConsumers: true,
-    feedNotices: true,
-    backlogQueue: true,
+    does: "serves the management API (devices, policy, access, health) and the API's documents: every path no other API function routes",
+    routes: ["$default"],
+    tables: apiTables,
     // /docs serves Scalar's pinned standalone bundle (api's docs.ts): node_modules is not in the function.
     files: [
       { from: "node_modules/@scalar/api-reference/package.json", to: "scalar/package.json" },
       { from: "node_modules/@scalar/api-reference/dist/browser/standalone.js", to: "scalar/dist/browser/standalone.js" },
+      // What `/openapi.json` and `/asyncapi.json` serve (api `documents.ts`): written by `npm run contracts`.
+      { from: "packages/api/openapi.json", to: "openapi.json" },
+      { from: "packages/api/asyncapi.json", to: "asyncapi.json" },
     ],
+  },
+  apiIngest: {
+    ...apiFunction,
+    handler: "api-ingest.ts",
+    does: "serves ingestion: operator webhooks in, their sources, the events parked for replay",
+    routes: [
+      "ANY /v1/ingest/{proxy+}",
+      "ANY /v1/sources",
+      "ANY /v1/sources/{proxy+}",
+      "ANY /v1/dead-letters",
+      "ANY /v1/dead-letters/{proxy+}",
+    ],
+    tables: apiTables,
+  },
+  apiEnforcement: {
+    ...apiFunction,
+    handler: "api-enforcement.ts",
+    does: "serves what enforcement points call and what checks them: the signed feed, flow reports, the audit trail, the live view (the one API function that signs)",
+    routes: ["ANY /v1/feed", "ANY /v1/feed/{proxy+}", "ANY /v1/flows", "ANY /v1/audit", "ANY /v1/audit/{proxy+}", "ANY /v1/live"],
+    // BatchGetItem: narrowing the feed to a scope reads its devices and bindings in batches (feed/scope.ts).
+    tables: { ...apiTables, identity: ["GetItem", "BatchGetItem", "Query", "PutItem", "DeleteItem"] },
+    feedKey: ["Sign", "GetPublicKey"],
+  },
+  apiAutomation: {
+    ...apiFunction,
+    handler: "api-automation.ts",
+    does: "serves continuous verification: automation rules, webhooks, incidents, integrations, traffic, the bus's dead letters",
+    routes: [
+      "ANY /v1/automation/{proxy+}",
+      "ANY /v1/webhooks",
+      "ANY /v1/webhooks/{proxy+}",
+      "ANY /v1/incidents",
+      "ANY /v1/incidents/{proxy+}",
+      "ANY /v1/integrations/{proxy+}",
+      "ANY /v1/ocsf/{proxy+}",
+      "ANY /v1/traffic",
+      "POST /v1/policies/preview",
+      "ANY /v1/source-health",
+      "ANY /v1/bus/{proxy+}",
+    ],
+    tables: apiTables,
+    // Creates subscriptions (seals their secrets); a replay attempts a delivery (opens one).
+    secretsKey: ["Encrypt", "Decrypt"],
+    // A redrive hands a dead letter back to its rule's consumer (Lambda Invoke, asynchronous).
+    invokesConsumers: true,
   },
   parkedReconciler: {
     ...consumer,
@@ -218,7 +274,7 @@ export const functions = {
     feedKey: ["Sign", "GetPublicKey"],
     auditArchive: true,
   },
-} as const satisfies Record<"api" | "outbox" | "deadLetterDrain" | "auditArchiver" | RuleName, FunctionDefinition>;
+} as const satisfies Record<ApiFunctionName | "outbox" | "deadLetterDrain" | "auditArchiver" | RuleName, FunctionDefinition>;
 
 export type FunctionName = keyof typeof functions;
 export const functionNames = Object.keys(functions) as FunctionName[];

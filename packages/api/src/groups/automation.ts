@@ -1,0 +1,17 @@
+/** Continuous verification and its integrations: rules, webhooks, incidents, integrations, traffic, and the dead letters of the rules' consumers. */
+import type { RouteGroup } from "../compose.ts";
+import { automationRoutes as rules } from "../routes/automation.ts";
+import { busRoutes } from "../routes/bus.ts";
+import { incidentRoutes } from "../routes/incident.ts";
+import { integrationRoutes } from "../routes/integration.ts";
+import { trafficRoutes } from "../routes/traffic.ts";
+import { webhookRoutes } from "../routes/webhook.ts";
+
+export const automationRoutes: readonly RouteGroup[] = [
+  () => rules,
+  () => webhookRoutes,
+  () => incidentRoutes,
+  () => integrationRoutes,
+  () => trafficRoutes,
+  () => busRoutes,
+];

@@ -1,0 +1,158 @@
+/**
+ * The runtime of `@hono/zod-openapi`'s `OpenAPIHono`, without its OpenAPI generator.
+ *
+ * Routes are declared as before (`createRoute`, `app.openapi(route, handler)`), with the same
+ * types (those of `@hono/zod-openapi`, imported as types only) and the same validation: each
+ * request part a route declares is parsed by its zod schema (`@hono/zod-validator`), a body of
+ * a media type it does not declare is answered 415, and a failure goes to the app's
+ * `defaultHook` (the problem+json answer). What the app does not do at run time is generate its
+ * OpenAPI document: `@hono/zod-openapi` calls `extendZodWithOpenApi(z)` when it loads, which
+ * keeps all of zod (JSON Schema conversion both ways, ~90 KB) and the generator (~30 KB) in every
+ * function. The routes are kept as plain definitions (`openAPIRegistry.definitions`, the shape
+ * the generator reads) and `npm run contracts` writes the document from them
+ * (`contracts.ts`); the app serves that checked-in file (`documents.ts`), and
+ * `test/openapi-contract.test.ts` fails when it differs from what the routes say.
+ */
+import type { createRoute as typedCreateRoute, OpenAPIHono as TypedOpenAPIHono } from "@hono/zod-openapi";
+import { zValidator } from "@hono/zod-validator";
+import { Hono, type Context, type MiddlewareHandler, type Next } from "hono";
+import { HTTPException } from "hono/http-exception";
+
+type Json = Record<string, any>;
+
+/** One entry of what the generator reads (`@asteasolutions/zod-to-openapi`'s registry definitions). */
+export type RouteDefinition =
+  | { readonly type: "route"; readonly route: Json }
+  | { readonly type: "component"; readonly componentType: string; readonly name: string; readonly component: unknown };
+
+/** The part of zod-to-openapi's `OpenAPIRegistry` the app uses: it records, nothing more. */
+class DefinitionList {
+  readonly definitions: RouteDefinition[] = [];
+  registerPath(route: Json) {
+    this.definitions.push({ type: "route", route });
+  }
+  registerComponent(componentType: string, name: string, component: unknown) {
+    this.definitions.push({ type: "component", componentType, name, component });
+    return { name, ref: { $ref: `#/components/${componentType}/${name}` } };
+  }
+}
+
+type Hook = (result: Json, c: Context) => unknown;
+
+const isZod = (value: unknown): boolean =>
+  typeof value === "object" && value !== null && typeof (value as Json).safeParseAsync === "function";
+
+const isJsonType = (type: string) => /^application\/([a-z-.]+\+)?json/i.test(type);
+const jsonRequest = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
+
+function matchesMediaType(contentType: string, mediaType: string): boolean {
+  if (mediaType === "*/*") return true;
+  if (isJsonType(mediaType)) return jsonRequest.test(contentType);
+  const essence = contentType.split(";")[0]!.trim().toLowerCase();
+  if (mediaType.endsWith("/*")) return essence.startsWith(mediaType.slice(0, -1).toLowerCase());
+  return essence === mediaType.toLowerCase();
+}
+
+async function hasBody(c: Context): Promise<boolean> {
+  const raw = c.req.raw;
+  if (raw.body === null) return false;
+  if (raw.bodyUsed) return (await c.req.arrayBuffer()).byteLength > 0;
+  const reader = raw.clone().body!.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return false;
+      if (value.byteLength > 0) return true;
+    }
+  } finally {
+    reader.cancel().catch(() => {});
+  }
+}
+
+class RouteTable extends Hono<any> {
+  readonly openAPIRegistry = new DefinitionList();
+  readonly defaultHook: Hook | undefined;
+  #parent: RouteTable | undefined;
+
+  constructor(init: { defaultHook?: Hook } = {}) {
+    super();
+    this.defaultHook = init.defaultHook;
+  }
+
+  #hook(): Hook | undefined {
+    for (let app: RouteTable | undefined = this; app; app = app.#parent) if (app.defaultHook) return app.defaultHook;
+    return undefined;
+  }
+
+  openapi = ({ middleware, hide, ...route }: Json, handler: MiddlewareHandler, hook?: Hook) => {
+    if (!hide) this.openAPIRegistry.registerPath(route);
+    const effectiveHook: Hook = hook ?? ((result, c) => this.#hook()?.(result, c));
+    const validators: MiddlewareHandler[] = [];
+    const request = route.request as Json | undefined;
+    for (const [part, target] of [
+      ["query", "query"],
+      ["params", "param"],
+      ["headers", "header"],
+      ["cookies", "cookie"],
+    ] as const) {
+      if (request?.[part]) validators.push(zValidator(target, request[part], effectiveHook as never) as MiddlewareHandler);
+    }
+    const content = request?.body?.content as Json | undefined;
+    if (content) {
+      const declared = Object.keys(content);
+      if (declared.some((type) => isZod(content[type]?.schema) && isJsonType(type))) {
+        validators.push(async (c: Context, next: Next) => {
+          const contentType = c.req.header("content-type");
+          if (contentType ? !declared.some((type) => matchesMediaType(contentType, type)) : await hasBody(c))
+            throw new HTTPException(415, { message: "Unsupported Media Type" });
+          await next();
+        });
+      }
+      for (const type of declared) {
+        const schema = content[type]?.schema;
+        if (!isZod(schema) || !isJsonType(type)) continue;
+        const validator = zValidator("json", schema, effectiveHook as never) as MiddlewareHandler;
+        if (request?.body?.required) validators.push(validator);
+        else
+          validators.push(async (c: Context, next: Next) => {
+            const contentType = c.req.header("content-type");
+            if (contentType && isJsonType(contentType)) return validator(c, next);
+            c.req.addValidatedData("json", {});
+            await next();
+          });
+      }
+    }
+    const before = middleware ? (Array.isArray(middleware) ? middleware : [middleware]) : [];
+    this.on([route.method], [String(route.path).replaceAll(/\/{(.+?)}/g, "/:$1")], ...before, ...validators, handler);
+    return this;
+  };
+
+  override route(path: string, app: Hono<any>) {
+    super.route(path, app);
+    if (!(app instanceof RouteTable)) return this;
+    app.#parent ??= this;
+    const prefix = path.replaceAll(/:([^/]+)/g, "{$1}").replace(/\/$/, "");
+    for (const definition of app.openAPIRegistry.definitions) {
+      if (definition.type === "route")
+        this.openAPIRegistry.registerPath({ ...definition.route, path: `${prefix}${definition.route.path}` });
+      else this.openAPIRegistry.registerComponent(definition.componentType, definition.name, definition.component);
+    }
+    return this;
+  }
+}
+
+/** `OpenAPIHono` of `@hono/zod-openapi` (its types), run by `RouteTable`: the document comes from `npm run contracts`. */
+export const OpenAPIHono = RouteTable as unknown as typeof TypedOpenAPIHono;
+export type OpenAPIHono<E extends object = any> = TypedOpenAPIHono<E extends import("hono").Env ? E : any>;
+
+/** `createRoute` of `@hono/zod-openapi`: the definition, and the Hono path (`/v1/devices/:id`) it routes. */
+export const createRoute: typeof typedCreateRoute = (config) =>
+  Object.defineProperty({ ...config }, "getRoutingPath", {
+    value: () => config.path.replaceAll(/\/{(.+?)}/g, "/:$1"),
+    enumerable: false,
+  }) as never;
+
+/** The definitions an app built from these routes holds (routes and components), for the generator. */
+export function routeDefinitions(app: unknown): readonly RouteDefinition[] {
+  return (app as RouteTable).openAPIRegistry.definitions;
+}
