@@ -8,6 +8,7 @@
 import { describe, expect, it } from "vitest";
 import { createApp } from "../packages/api/src/app.ts";
 import { documentOnlyOptions } from "../packages/api/src/contracts.ts";
+import { apiFunctionFor as gatewayTarget } from "../packages/core/src/platform/api-routes.ts";
 import { apiFunctionNames, functions, type ApiFunctionName } from "../packages/core/src/platform/functions.ts";
 
 interface Route {
@@ -26,43 +27,6 @@ const routesOf = (app: { routes: readonly Route[] }): Route[] => {
 /** A path a request would use for a Hono route pattern (`:id`, `:script{regex}`). */
 const concrete = (path: string) =>
   path.replace(/:script\{[^}]*\}\}?/g, "scalar-api-reference-1.2.3.js").replace(/:[A-Za-z]+(\{[^}]*\})?/g, "x_1");
-
-/**
- * The function API Gateway sends a request to: a route key whose method and path match, one
- * without a greedy variable before one with, then the most literal segments (the longest greedy
- * prefix), a named method before ANY; `$default` when none matches.
- */
-const outranks = (a: number[], b: number[]) => {
-  const index = a.findIndex((value, i) => value !== b[i]);
-  return index !== -1 && a[index]! > b[index]!;
-};
-
-function gatewayTarget(method: string, path: string): ApiFunctionName {
-  const segments = path.split("/").filter(Boolean);
-  let best: { name: ApiFunctionName; rank: number[] } | undefined;
-  let fallback: ApiFunctionName | undefined;
-  for (const name of apiFunctionNames) {
-    for (const key of functions[name].routes) {
-      if (key === "$default") {
-        fallback = name;
-        continue;
-      }
-      const [keyMethod, keyPath] = key.split(" ") as [string, string];
-      if (keyMethod !== "ANY" && keyMethod !== method) continue;
-      const parts = keyPath.split("/").filter(Boolean);
-      const greedy = parts.at(-1)?.endsWith("+}") ?? false;
-      const fixed = greedy ? parts.slice(0, -1) : parts;
-      if (greedy ? segments.length <= fixed.length : segments.length !== fixed.length) continue;
-      if (!fixed.every((part, index) => part.startsWith("{") || part === segments[index])) continue;
-      const literal = fixed.filter((part) => !part.startsWith("{")).length;
-      const rank = [greedy ? 0 : 1, literal, keyMethod === "ANY" ? 0 : 1];
-      if (!best || outranks(rank, best.rank)) best = { name, rank };
-    }
-  }
-  const target = best?.name ?? fallback;
-  if (!target) throw new Error(`no route key matches ${method} ${path}`);
-  return target;
-}
 
 const entryApps = Object.fromEntries(
   await Promise.all(

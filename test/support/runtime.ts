@@ -6,13 +6,26 @@ import { startLocalRuntime, type LocalRuntimeOptions } from "@simroot/local/runt
 /**
  * The control plane as tests use it: the shared in-memory DynamoDB Local with tables of
  * this test's own (a fresh prefix), the local bus with fast retries, and the Hono app.
+ * Each request runs with the grants of the function that serves it in AWS; `stop` fails the
+ * test file when any was refused, even one the code caught (IAM would have refused it in AWS).
  */
 export async function startTestRuntime(options: Partial<LocalRuntimeOptions> = {}) {
-  return startLocalRuntime({
+  const runtime = await startLocalRuntime({
     dynamoEndpoint: inject("dynamoEndpoint"),
     tablePrefix: `t${randomBytes(5).toString("hex")}-`,
     retry: { baseDelayMs: 5, maxDelayMs: 50, maxAttempts: 4 },
     ...options,
+  });
+  const stop = runtime.stop;
+  return Object.assign(runtime, {
+    stop: async () => {
+      await stop();
+      const refused = [
+        ...new Set(runtime.grantViolations.map((v) => `${v.function}: ${v.action} on ${v.table.replace(/^t[0-9a-f]+-/, "")}`)),
+      ];
+      if (refused.length > 0)
+        throw new Error(`requests IAM would refuse in AWS (grant them in core's platform/functions.ts): ${refused.join("; ")}`);
+    },
   });
 }
 

@@ -6,6 +6,7 @@
 import { join } from "node:path";
 import { serve, type ServerType } from "@hono/node-server";
 import { createApp, type AppLog } from "@simroot/api";
+import { apiFunctionFor } from "@simroot/core/platform/api-routes";
 import {
   archiveAllTenants,
   auditRetentionDays,
@@ -33,6 +34,7 @@ import { startDynamoLocal, type DynamoLocal } from "./dynamodb-local.ts";
 import { startFeedHub } from "./feed-hub.ts";
 import { hubFeedNotifier } from "./feed-hub-notifier.ts";
 import { startOutboxReader } from "./outbox-reader.ts";
+import { enforceGrants, runningAs, type GrantViolation } from "./grants.ts";
 import { loadRuleTargets } from "./targets.ts";
 
 export interface LocalRuntimeOptions {
@@ -74,6 +76,11 @@ export interface LocalRuntimeOptions {
   readonly metrics?: MetricsSink;
   /** Where the API's log lines go (default: JSON lines on stdout and stderr). */
   readonly log?: AppLog;
+  /**
+   * Refuse a DynamoDB request its function's grants do not allow, as IAM does in AWS (`grants.ts`;
+   * default on, `SIMROOT_ENFORCE_GRANTS=0` turns it off).
+   */
+  readonly enforceGrants?: boolean;
 }
 
 export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
@@ -96,6 +103,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     stops.push(async () => db.destroy());
     const tables = tableNames(options.tablePrefix);
     await ensureTables(db, tables);
+    const grantViolations: readonly GrantViolation[] =
+      (options.enforceGrants ?? process.env.SIMROOT_ENFORCE_GRANTS !== "0") ? enforceGrants(db, tables).violations : [];
 
     let feedHubUrl = options.feedHubUrl;
     if (!feedHubUrl) {
@@ -134,7 +143,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       retry: options.retry,
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
       // The tenant's list at /v1/bus/dead-letters, as the drain function keeps it in AWS.
-      onDeadLetter: (letter) => recordDeadLetter(ports, letter),
+      onDeadLetter: (letter) => runningAs("deadLetterDrain", () => recordDeadLetter(ports, letter)),
     });
     opened = bus;
     stops.push(() => bus.close());
@@ -162,10 +171,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     if (archiveDir && options.auditArchiveMs !== 0) {
       const store = directoryArchiveStore(archiveDir);
       const run = () =>
-        void archiveAllTenants(ports, signer, store, { retentionDays: auditRetentionDays() }).catch((error: unknown) =>
-          console.error(
-            JSON.stringify({ level: "ERROR", message: "audit archive failed", error: String((error as Error)?.message ?? error) }),
-          ),
+        void runningAs("auditArchiver", () => archiveAllTenants(ports, signer, store, { retentionDays: auditRetentionDays() })).catch(
+          (error: unknown) =>
+            console.error(
+              JSON.stringify({ level: "ERROR", message: "audit archive failed", error: String((error as Error)?.message ?? error) }),
+            ),
         );
       const archiver = setInterval(run, options.auditArchiveMs ?? 6 * 60 * 60 * 1000);
       archiver.unref();
@@ -182,6 +192,10 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
         bus: async () => ({ status: "ok", detail: { kind: "local", durable: Boolean(options.dataDir), ...bus.status() } }),
       },
     });
+    // Each request runs as the API function its path reaches in AWS, with that function's grants.
+    const dispatch = app.fetch;
+    app.fetch = (request, ...rest) =>
+      runningAs(apiFunctionFor(request.method, new URL(request.url).pathname), () => dispatch(request, ...rest));
     let url: string | undefined;
     if (options.port !== undefined) {
       const server = await listen(app.fetch, options.port, options.hostname ?? "127.0.0.1");
@@ -202,7 +216,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
         if (outbox.published() === before) return;
       }
     };
-    return { app, bus, outbox, settled, ports, endpoint, url, feedHubUrl, stop };
+    return { app, bus, outbox, settled, ports, endpoint, url, feedHubUrl, grantViolations, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -1,6 +1,7 @@
 import type { Context } from "aws-lambda";
-import { rules, type BusEnvelope, type Ports } from "@simroot/core";
+import { rules, type BusEnvelope, type Ports, type RuleName } from "@simroot/core";
 import type { BusTarget } from "./bus/local-bus.ts";
+import { runningAs } from "./grants.ts";
 
 type Handler = (event: BusEnvelope, context: Context) => Promise<unknown>;
 
@@ -35,7 +36,10 @@ export async function loadRuleTargets(ports: Ports): Promise<Record<string, BusT
       };
       if (typeof module.handlerFor !== "function") throw new Error(`functions/src/${rule.handler} exports no handlerFor(ports)`);
       const handler = module.handlerFor(() => ports);
-      const target: BusTarget = { pattern: rule.pattern, invoke: (envelope) => handler(envelope, lambdaContext(name)) };
+      const target: BusTarget = {
+        pattern: rule.pattern,
+        invoke: (envelope) => runningAs(name as RuleName, () => handler(envelope, lambdaContext(name))),
+      };
       return [name, target] as const;
     }),
   );

@@ -146,8 +146,13 @@ export const functions = {
     handler: "api-enforcement.ts",
     does: "serves what enforcement points call and what checks them: the signed feed, flow reports, the audit trail, the live view (the one API function that signs)",
     routes: ["ANY /v1/feed", "ANY /v1/feed/{proxy+}", "ANY /v1/flows", "ANY /v1/audit", "ANY /v1/audit/{proxy+}", "ANY /v1/live"],
-    // BatchGetItem: narrowing the feed to a scope reads its devices and bindings in batches (feed/scope.ts).
-    tables: { ...apiTables, identity: ["GetItem", "BatchGetItem", "Query", "PutItem", "DeleteItem"] },
+    tables: {
+      ...apiTables,
+      // BatchGetItem: narrowing the feed to a scope reads its devices and bindings in batches (feed/scope.ts).
+      identity: ["GetItem", "BatchGetItem", "Query", "PutItem", "DeleteItem"],
+      // A flow report is stored, then checked against its devices' and segments' baselines (anomaly/), which it learns.
+      flows: ["BatchGetItem", "Query", "PutItem", "UpdateItem"],
+    },
     feedKey: ["Sign", "GetPublicKey"],
   },
   apiAutomation: {
@@ -167,7 +172,8 @@ export const functions = {
       "ANY /v1/source-health",
       "ANY /v1/bus/{proxy+}",
     ],
-    tables: apiTables,
+    // Rules, webhook subscriptions and their deliveries (core automation/, webhook/).
+    tables: { ...apiTables, automation: ["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"] },
     // Creates subscriptions (seals their secrets); a replay attempts a delivery (opens one).
     secretsKey: ["Encrypt", "Decrypt"],
     // A redrive hands a dead letter back to its rule's consumer (Lambda Invoke, asynchronous).
@@ -195,7 +201,8 @@ export const functions = {
     tables: {
       ...noDeleteTables,
       identity: ["GetItem", "BatchGetItem", "Query", "PutItem"],
-      flows: ["GetItem", "Query", "PutItem", "UpdateItem"],
+      // BatchGetItem: the baselines of a flow report's devices and segments (anomaly/baseline-store.ts).
+      flows: ["GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem"],
     },
     publishes: true,
   },
@@ -206,7 +213,8 @@ export const functions = {
     tables: {
       ...noDeleteTables,
       identity: ["GetItem", "BatchGetItem", "Query", "PutItem"],
-      flows: ["GetItem", "Query", "PutItem", "UpdateItem"],
+      // BatchGetItem: the baselines of a flow report's devices and segments (anomaly/baseline-store.ts).
+      flows: ["GetItem", "BatchGetItem", "Query", "PutItem", "UpdateItem"],
     },
     publishes: true,
   },
