@@ -6,6 +6,9 @@
  *
  * Init is the CPU time of the import on this machine (shared with other work, so wall time
  * would mostly measure the wait for a core): read the ratio first, then the milliseconds.
+ * The AWS SDK clients alone (a control from the same run) take about 75 to 110 ms here, so the
+ * 100 ms budget is out of reach for any function that uses DynamoDB; the last column is what the
+ * function's own code adds to them.
  */
 import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -58,15 +61,17 @@ const ms = (value: number) => `${value.toFixed(0).padStart(4)} ms`;
 console.log(
   `budget: ${kb(bundling.budgetBytes / 1024)} minified, ${ms(bundling.initBudgetMs)} median init CPU time (${samples} samples each)\n`,
 );
-console.log(`controls: empty module ${ms(initMs(empty))}, AWS SDK clients from node_modules ${ms(initMs(sdk))}\n`);
-console.log("function           size       init   | baseline (SST default)  | size ratio  init ratio");
+const sdkMs = initMs(sdk);
+console.log(`controls: empty module ${ms(initMs(empty))}, AWS SDK clients from node_modules ${ms(sdkMs)}\n`);
+console.log("function           size       init   | baseline (SST default)  | size ratio  init ratio | init beyond the SDK control");
 for (const name of functionNames) {
   const now = await measure(name, {});
   const base = await measure(name, { baseline: true });
   const verdict = (ok: boolean) => (ok ? "ok  " : "OVER");
   console.log(
     `${name.padEnd(18)} ${kb(now.kb)} ${verdict(now.kb * 1024 <= bundling.budgetBytes)} ${ms(now.ms)} ${verdict(now.ms <= bundling.initBudgetMs)}` +
-      ` | ${kb(base.kb)} ${ms(base.ms)} | ${(now.kb / base.kb).toFixed(2).padStart(10)} ${(now.ms / base.ms).toFixed(2).padStart(10)}`,
+      ` | ${kb(base.kb)} ${ms(base.ms)} | ${(now.kb / base.kb).toFixed(2).padStart(10)} ${(now.ms / base.ms).toFixed(2).padStart(10)}` +
+      ` | ${ms(now.ms - sdkMs)}`,
   );
   console.log(
     `${"".padEnd(19)}largest: ${bytesByPackage(now.bundle)
