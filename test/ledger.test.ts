@@ -205,4 +205,33 @@ describe("the ledger", () => {
     expect((await feedOf(runtime.ports, tenantId)).devices).toEqual([device.value.id]);
     client.destroy();
   });
+
+  it("keeps sequencing while a commit waits for its version, through more store failures than a run retries alone", async () => {
+    const tenantId = "ten_sequencing_failures";
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    // The store refuses the sequencer's read of the shard heads 8 times (throttled under a herd), then answers.
+    let refusals = 0;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if ((context as { commandName?: string }).commandName === "TransactGetItemsCommand" && refusals < 8) {
+          refusals++;
+          throw Object.assign(new Error("Throughput exceeds the current capacity"), {
+            name: "ProvisionedThroughputExceededException",
+            $metadata: { httpStatusCode: 400 },
+          });
+        }
+        return next(args);
+      },
+      { step: "initialize", name: "throttleSequencerReads" },
+    );
+    const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
+    const started = Date.now();
+    const device = await registerDevice(ports, ctxFor(tenantId), { imsi: imsi(2) });
+    const answeredMs = Date.now() - started;
+    // Sequenced as soon as the store answered: no commit of anyone else was needed, and the commit did not wait out its 5 s.
+    expect((await feedOf(runtime.ports, tenantId)).devices).toEqual([device.value.id]);
+    expect(answeredMs).toBeLessThan(4_000);
+    expect(refusals).toBe(8);
+    client.destroy();
+  });
 });

@@ -391,9 +391,23 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
               const head = await readFeedHead(db, tables, tenantId, shards);
               settleWaiters(tenantId, head.version, head.vector);
             }
-          } catch {
-            // The store refused the sequencing: try again shortly; past a few failures the backstop takes over.
-            if (++failures > 5) break;
+          } catch (error) {
+            // The store refused the sequencing (throttled, timed out): try again shortly while a commit of this
+            // instance waits for its version (each wait ends after `sequenceWaitMs`); with none waiting, past a few
+            // failures, the next commit's run or the backstop (`sequence`) covers it.
+            failures++;
+            console.error(
+              JSON.stringify({
+                level: "warn",
+                component: "ledger",
+                tenantId,
+                message: "sequencing failed; retrying",
+                failures,
+                waiting: state.waiters.length,
+                error: String((error as Error)?.name ?? error),
+              }),
+            );
+            if (failures > 5 && state.waiters.length === 0) break;
             state.again = true;
             await sleep(Math.random() * Math.min(maxBackoffMs, 10 * 2 ** failures));
           }
