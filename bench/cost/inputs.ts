@@ -8,28 +8,33 @@ import { auditRetentionDays } from "../../packages/core/src/config.ts";
 
 export const measured = {
   /** Date and command of the measurement these figures come from. */
-  source: "2026-12-02, EVENTS=200 DEVICES=50 npm run cost -- --measure (before 9A's sharded ledger)",
+  source:
+    "2026-12-02, EVENTS=400 DEVICES=100 npm run cost -- --measure, sharded ledger and outbox (commit df56f2e); two runs: 13.74 and 13.4 WCU",
   perAppliedEvent: {
     /**
-     * DynamoDB write request units (transactions count 2 per item). In that run 9% of facts changed
-     * a device's state (one transaction of ~13 units each); every fact also pays 1 unit for an
-     * unconditional DeleteItem of its parked copy (there is none in the common case).
+     * DynamoDB write request units (transactions count 2 per item), GSI copies included. The measured
+     * mix is attach/detach facts arriving 10 to a webhook, each changing its device's state: about
+     * 12.5 units in the change's transaction (device, binding or lease, audit record, shard head),
+     * the rest in the sequencer's feed version and head, shared by the facts of one run. Applied one at
+     * a time (bench/write/capacity.ts) the same fact costs 21.6 (docs/write-path.md).
      */
-    writeUnits: 2.15,
-    readUnits: 0.5,
+    writeUnits: 13.6,
+    readUnits: 5.5,
     /** EventBridge PutEvents entries: the ingested fact, and the applied change. */
     busEvents: 2,
-    /** Consumer invocations (rule matches): the applier. */
-    consumerInvocations: 1,
+    /**
+     * Consumer invocations: the applier, and every rule whose pattern matches the applied change
+     * (detectors, automation, webhooks, SIEM export, the IoT and posture integrations), whether or not
+     * the tenant configured anything for them.
+     */
+    consumerInvocations: 4.5,
     /** API requests: webhooks carry 10 facts each. */
     apiRequests: 0.1,
   },
-  /** Write units of a fact that changes state: its transaction (~13) and the parked delete (1). */
-  stateChangeWriteUnits: 14,
 } as const;
 
-/** 9A reports about 8 write units per applied (state-changing) operator event after the sharded ledger and outbox. */
-export const afterWritePathRewrite = { stateChangeWriteUnits: 8 } as const;
+/** Issue 9's target for the write path: at most 8 write units per applied operator event (not reached: see docs/write-path.md). */
+export const writePathTarget = { writeUnits: 8 } as const;
 
 export const assumed = {
   /** Billed duration of a consumer invocation (one fact: a few DynamoDB calls at ~5 ms each). */
@@ -42,6 +47,8 @@ export const assumed = {
   storedBytesPerEvent: 800,
   /** Days audit records stay in DynamoDB before their TTL (archived to S3 first): the deployment's setting. */
   auditRetentionDays: auditRetentionDays(),
+  /** A PEP on the push channel refreshes the signed head this often when no notice came (pep `idlePollSeconds`). */
+  idlePollSeconds: 20,
   /** Devices behind one enforcement point (PEP), which polls the feed. */
   devicesPerPep: 1_000,
   /** Devices per tenant (one signed feed head per tenant per second at most: herd sharing). */

@@ -37,10 +37,16 @@ export function monthlyCost(scenario: Scenario): { lines: Record<string, number>
   const storedGb = (events * assumed.storedBytesPerEvent * (assumed.auditRetentionDays / 30.4)) / 1e9;
   const archivedGbPerMonth = (events * assumed.storedBytesPerEvent) / 1e9;
   const peps = Math.ceil(scenario.devices / assumed.devicesPerPep);
-  const pollsPerPep = secondsPerMonth / timeouts.feedWaitSeconds;
-  const polls = scenario.feed === "push" ? 0 : peps * pollsPerPep;
-  const pollSeconds = scenario.feed === "long-poll" ? timeouts.feedWaitSeconds : 0.05;
   const tenants = Math.ceil(scenario.devices / assumed.devicesPerTenant);
+  // On the push channel a PEP fetches once per notice of a new feed version (notices are coalesced per tenant:
+  // at most one a second while the tenant changes), and every `idlePollSeconds` in the seconds it does not.
+  const changesPerSecondPerTenant = Math.min(1, events / tenants / secondsPerMonth);
+  const pushedPollsPerPep =
+    secondsPerMonth * changesPerSecondPerTenant + (secondsPerMonth * (1 - changesPerSecondPerTenant)) / assumed.idlePollSeconds;
+  const notices = scenario.feed === "push" ? peps * secondsPerMonth * changesPerSecondPerTenant : 0;
+  const pollsPerPep = scenario.feed === "push" ? pushedPollsPerPep : secondsPerMonth / timeouts.feedWaitSeconds;
+  const polls = peps * pollsPerPep;
+  const pollSeconds = scenario.feed === "long-poll" ? timeouts.feedWaitSeconds : 0.05;
   const lambdaRequests = events * (e.consumerInvocations + e.apiRequests) + polls;
   const gbSeconds =
     assumed.memoryGb *
@@ -55,9 +61,11 @@ export function monthlyCost(scenario: Scenario): { lines: Record<string, number>
     "Lambda requests": (lambdaRequests / million) * prices.lambda.perMillionRequests,
     "Lambda duration": gbSeconds * prices.lambda.arm64PerGbSecond,
     "API Gateway (webhooks + feed polls)": ((events * e.apiRequests + polls) / million) * prices.apiGateway.httpApiPerMillion,
+    "IoT Core (feed notices to PEPs, their connections)":
+      (notices / million) * prices.iotCore.messagingPerMillionFirstBillion +
+      (scenario.feed === "push" ? ((peps * secondsPerMonth) / 60 / million) * prices.iotCore.connectivityPerMillionMinutes : 0),
     "KMS (key + feed head signatures)":
-      prices.kms.perKeyMonth +
-      (Math.min(tenants * secondsPerMonth, polls || tenants * secondsPerMonth) / million) * prices.kms.asymmetricPerMillionRequests,
+      prices.kms.perKeyMonth + (Math.min(tenants * secondsPerMonth, polls) / million) * prices.kms.asymmetricPerMillionRequests,
     "CloudWatch Logs": ((events * assumed.logBytesPerEvent) / 1e9) * prices.cloudwatchLogs.ingestPerGb,
   };
   const total = Object.values(lines).reduce((sum, value) => sum + value, 0);

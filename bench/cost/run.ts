@@ -5,7 +5,7 @@
  * device per month, with the scenarios that show what meeting it takes.
  * `npm run cost -- --measure` measures the per-event units on the local runtime instead.
  */
-import { afterWritePathRewrite, measured } from "./inputs.ts";
+import { measured, writePathTarget } from "./inputs.ts";
 import { iotCoreCost, monthlyCost, type Scenario } from "./model.ts";
 import { prices, pricesAsOf } from "./prices.ts";
 
@@ -37,15 +37,20 @@ for (const [line, value] of Object.entries(iot.lines)) console.log(`  ${line.pad
 console.log(`  ${"total per month".padEnd(58)} ${usd(iot.total).padStart(10)}   = ${usd(iot.perDevice)} per device\n`);
 
 const pushed: Scenario = { ...base, feed: "push" };
-const allChange = { ...measured.perAppliedEvent, writeUnits: measured.stateChangeWriteUnits };
-const rewritten = { ...allChange, writeUnits: afterWritePathRewrite.stateChangeWriteUnits };
+const targetWrites = { ...measured.perAppliedEvent, writeUnits: writePathTarget.writeUnits };
 const scenarios: [string, Scenario][] = [
-  ["measured fact mix, feed long polls held in Lambda (today)", base],
-  ["measured fact mix, feed pushed (no Lambda held per PEP)", pushed],
-  ["every fact changes state (14 WCU), feed pushed", { ...pushed, perEvent: allChange }],
-  ["+ 9A write path (~8 WCU per state change)", { ...pushed, perEvent: rewritten }],
-  ["+ outbox via Pipes, not a 2nd PutEvents (1 bus event)", { ...pushed, perEvent: { ...rewritten, busEvents: 1 } }],
-  ["+ provisioned writes at 70% utilisation", { ...pushed, perEvent: { ...rewritten, busEvents: 1 }, provisionedUtilisation: 0.7 }],
+  ["measured, PEPs long-poll (a Lambda held per PEP; today's default)", base],
+  ["measured, PEPs on the push channel (IoT Core, short polls)", pushed],
+  ["+ 8 WCU per applied event (issue 9's target, not reached)", { ...pushed, perEvent: targetWrites }],
+  ["+ outbox via Pipes, not a 2nd PutEvents (1 bus event)", { ...pushed, perEvent: { ...targetWrites, busEvents: 1 } }],
+  [
+    "+ one consumer invocation per event (rules filtered per tenant)",
+    { ...pushed, perEvent: { ...targetWrites, busEvents: 1, consumerInvocations: 1 } },
+  ],
+  [
+    "+ provisioned writes at 70% utilisation",
+    { ...pushed, perEvent: { ...targetWrites, busEvents: 1, consumerInvocations: 1 }, provisionedUtilisation: 0.7 },
+  ],
 ];
 console.log(`what meeting ${usd(target)} per device per month takes (from today, one change at a time):`);
 for (const [name, scenario] of scenarios) {
