@@ -9,17 +9,19 @@ import { auditRetentionDays } from "../../packages/core/src/config.ts";
 export const measured = {
   /** Date and command of the measurement these figures come from. */
   source:
-    "2026-12-02, EVENTS=400 DEVICES=100 npm run cost -- --measure, sharded ledger and outbox (commit df56f2e); two runs: 13.74 and 13.4 WCU",
+    "2026-12-02, EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window); two runs: 22.05 and 22.4 WCU",
   perAppliedEvent: {
     /**
      * DynamoDB write request units (transactions count 2 per item), GSI copies included. The measured
-     * mix is attach/detach facts arriving 10 to a webhook, each changing its device's state: about
-     * 12.5 units in the change's transaction (device, binding or lease, audit record, shard head),
-     * the rest in the sequencer's feed version and head, shared by the facts of one run. Applied one at
-     * a time (bench/write/capacity.ts) the same fact costs 21.6 (docs/write-path.md).
+     * mix is attach/detach facts arriving 10 to a webhook, each changing its device's state. Most of it
+     * is the change's transaction: the device item (about 5 KB once its window holds 32 facts, twice in
+     * a transaction), binding or lease, audit record, shard head; the sequencer's feed version and head
+     * are shared by the facts of one run. While devices are new (4 facts each) the same mix measured
+     * 13.4 to 13.7; applied one at a time, 21.6 (first 10 facts) and 28.0 (steady state,
+     * docs/write-path.md).
      */
-    writeUnits: 13.6,
-    readUnits: 5.5,
+    writeUnits: 22.2,
+    readUnits: 4.8,
     /** EventBridge PutEvents entries: the ingested fact, and the applied change. */
     busEvents: 2,
     /**

@@ -17,6 +17,8 @@ const writeCommands = new Set([
 /** Adds ReturnConsumedCapacity TOTAL to every write and sums the write units it consumed. */
 export function meterWrites(db: DynamoDBDocumentClient) {
   const meter = { units: 0, writes: 0 };
+  // One meter at a time: a new one replaces the last.
+  db.middlewareStack.remove("meterWrites");
   db.middlewareStack.add(
     (next, context) => async (args) => {
       const name = (context as { commandName?: string }).commandName ?? "";
@@ -39,14 +41,23 @@ export function meterWrites(db: DynamoDBDocumentClient) {
 
 const imsiOf = (n: number) => `20801${String(n).padStart(10, "0")}`;
 
-/** Applies `events` attach/detach facts over `devices` devices; returns write units per applied event. */
-export async function unitsPerAppliedEvent(ports: Ports, devices: number, events: number) {
+/**
+ * Applies `events` attach/detach facts over `devices` devices; returns write units per applied
+ * event, counted from fact `from` on (so a device's fact window, 32 facts, can fill first: a device
+ * item carries its window, and a fleet in steady state writes full ones).
+ */
+export async function unitsPerAppliedEvent(ports: Ports, devices: number, events: number, from = 0) {
   const { tenant } = await createTenantWithAdminKey(ports, "capacity");
   const ctx = { tenantId: tenant.id, actor: "source:src_bench", requestId: "req_bench" };
   for (let n = 0; n < devices; n++) await registerDevice(ports, ctx, { imsi: imsiOf(n) });
   const meter = meterWrites(ports.db);
   let applied = 0;
+  let unitsBefore = 0;
   for (let n = 0; n < events; n++) {
+    if (n === from) {
+      unitsBefore = meter.units;
+      applied = 0;
+    }
     const round = Math.floor(n / devices);
     const attach = round % 2 === 0;
     const normalized = {
@@ -61,5 +72,6 @@ export async function unitsPerAppliedEvent(ports: Ports, devices: number, events
     const outcome = await applyOperatorEvent(ports, event);
     if (outcome.value.outcome === "applied") applied += 1;
   }
-  return { applied, units: meter.units, writes: meter.writes, perEvent: meter.units / Math.max(1, applied) };
+  const units = meter.units - unitsBefore;
+  return { applied, units, writes: meter.writes, perEvent: units / Math.max(1, applied) };
 }

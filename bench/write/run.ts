@@ -112,9 +112,13 @@ for (const writers of writerCounts) {
 }
 
 const capacityCluster = await startCluster({ endpoint: dynamo.endpoint });
-const capacity = await unitsPerAppliedEvent(portsFor(capacityCluster.db, capacityCluster.tables, { publish: async () => {} }), 20, 200);
+const capacityPorts = portsFor(capacityCluster.db, capacityCluster.tables, { publish: async () => {} });
+const capacity = await unitsPerAppliedEvent(capacityPorts, 20, 200);
+// 50 facts per device, counted after the 40th: every device item carries a full window of 32 facts.
+const steady = await unitsPerAppliedEvent(capacityPorts, 20, 1000, 800);
 console.log(
-  `write units per applied operator event: ${capacity.perEvent.toFixed(1)} now, ${unitsBefore} before (unsharded code), target <= 8`,
+  `write units per applied operator event: ${capacity.perEvent.toFixed(1)} now (devices' first 10 facts), ` +
+    `${steady.perEvent.toFixed(1)} in steady state (a full 32-fact window in each device item), ${unitsBefore} before (unsharded code, first 10 facts), target <= 8`,
 );
 await capacityCluster.stop();
 await dynamo.stop();
