@@ -21,10 +21,9 @@ function asn1jsReading(bytes: Uint8Array): unknown {
     if (node.idBlock.tagNumber < 31 && node.idBlock.blockLength > 1) throw new Error("tag not minimal");
     // End-of-contents ([UNIVERSAL 0]) only ends an indefinite length, which DER does not have.
     if (node.idBlock.tagClass === 1 && node.idBlock.tagNumber === 0) throw new Error("end of contents");
-    // DER encodes universal types other than SEQUENCE and SET as primitives (X.690 §10.2); asn1js
-    // does not read inside some constructed ones (CHARACTER STRING): no reading to compare with.
-    if (node.idBlock.isConstructed && node.idBlock.tagClass === 1 && ![16, 17].includes(node.idBlock.tagNumber))
-      throw new Error("constructed");
+    // DER encodes SEQUENCE and SET constructed and other universal types as primitives (X.690 §8.9.1, §10.2);
+    // asn1js accepts either form (and does not read inside some constructed ones, CHARACTER STRING).
+    if (node.idBlock.tagClass === 1 && node.idBlock.isConstructed !== [16, 17].includes(node.idBlock.tagNumber)) throw new Error("form");
     const value = (node.valueBlock as { value?: unknown }).value;
     const children = node.idBlock.isConstructed && Array.isArray(value) ? value.filter((item) => item instanceof asn1js.BaseBlock) : [];
     // The values inside a constructed one fill its length exactly (asn1js lets the last run past it).
@@ -160,6 +159,8 @@ describe("readDer", () => {
     ["a length past the end", [0x04, 0x05, 0x01], /malformed DER/],
     ["a child past its parent's end", [0x30, 0x03, 0x04, 0x05, 0x00], /malformed DER/],
     ["bytes after the value", [0x05, 0x00, 0x00], /1 byte\(s\) after the end/],
+    ["a constructed OCTET STRING", [0x24, 0x03, 0x04, 0x01, 0x00], /\[UNIVERSAL 4\] must be primitive/],
+    ["a primitive SEQUENCE", [0x10, 0x00], /\[UNIVERSAL 16\] must be constructed/],
     ["nesting deeper than 32", [...Array.from({ length: 40 }, (_, i) => [0x30, 2 * (39 - i)]).flat()], /nested more than 32/],
   ])("refuses %s", (_, bytes, message) => {
     expect(() => readDer(Uint8Array.from(bytes))).toThrow(message);

@@ -61,6 +61,10 @@ function readValue(bytes: Uint8Array, start: number, limit: number, depth: numbe
   if (tagClass === tagClasses.universal && (tagNumber === 0 || tagNumber === 15 || tagNumber > 36)) {
     throw new DerError(`malformed DER: [UNIVERSAL ${tagNumber}] is not a type`);
   }
+  // DER writes SEQUENCE and SET constructed, every other universal type primitive (X.690 §8.9.1, §10.2).
+  if (tagClass === tagClasses.universal && constructed !== (tagNumber === 16 || tagNumber === 17)) {
+    throw new DerError(`malformed DER: [UNIVERSAL ${tagNumber}] must be ${constructed ? "primitive" : "constructed"}`);
+  }
   const lengthByte = byteAt(bytes, at++, limit, "length");
   let length = lengthByte;
   if (lengthByte === 0x80) throw new DerError("indefinite length is not allowed in DER");

@@ -369,7 +369,7 @@ function subjectSerialNumber(certificate: Node, path: string): string | undefine
         `${path}.tbsCertificate.subject`,
         2,
       );
-      if (matches(type!, tags.objectIdentifier) && objectIdentifier(type!.content) === serialNumberAttribute) {
+      if (matches(type!, tags.objectIdentifier) && oid(type!, `${path}.tbsCertificate.subject`) === serialNumberAttribute) {
         if (matches(value!, tags.printableString) || matches(value!, tags.utf8String))
           return utf8(value!, `${path}.tbsCertificate.subject.serialNumber`);
         throw new DerDecodeError(`${path}.tbsCertificate.subject.serialNumber`, "serialNumber must be a PrintableString or UTF8String");
@@ -377,6 +377,16 @@ function subjectSerialNumber(certificate: Node, path: string): string | undefine
     }
   }
   return undefined;
+}
+
+/** An OBJECT IDENTIFIER's dotted form; a malformed one is refused like any other malformed component. */
+function oid(node: Node, path: string): string {
+  try {
+    return objectIdentifier(node.content);
+  } catch (error) {
+    if (error instanceof DerError) throw new DerDecodeError(path, error.message);
+    throw error;
+  }
 }
 
 function parseDer(der: Uint8Array): Node {

@@ -288,6 +288,20 @@ describe("ES9+ handleNotification with a DER PendingNotification", () => {
       ["another type", der(new asn1js.OctetString({ valueHex: octets(4, 1) })), /not a PendingNotification/],
       ["two operations at once", der(otherSignedNotificationWithBits([1, 2])), /exactly one of/],
       [
+        "a malformed OBJECT IDENTIFIER in the eUICC certificate's subject",
+        der(
+          new asn1js.Sequence({
+            value: [
+              notificationMetadata(9, "enable"),
+              applicationPrimitive(55, octets(64, 1)),
+              certificateWithSubjectAttribute(new Uint8Array([0x80])),
+              asn1js.fromBER(pki.eum.der).result,
+            ],
+          }),
+        ),
+        /OBJECT IDENTIFIER/,
+      ],
+      [
         "a metadata tag in the wrong place",
         der(new asn1js.Sequence({ value: [new asn1js.Integer({ value: 1 })] })),
         /expected at least 4 component/,
@@ -307,6 +321,26 @@ describe("ES9+ handleNotification with a DER PendingNotification", () => {
     });
   });
 });
+
+/** A certificate (RFC 5280 shape, unsigned) whose subject holds one attribute with the given OID content octets. */
+function certificateWithSubjectAttribute(oidContent: Uint8Array) {
+  const name = (oid: asn1js.BaseBlock) =>
+    new asn1js.Sequence({
+      value: [new asn1js.Set({ value: [new asn1js.Sequence({ value: [oid, new asn1js.PrintableString({ value: "89049032" })] })] })],
+    });
+  const algorithm = new asn1js.Sequence({ value: [new asn1js.ObjectIdentifier({ value: "1.2.840.10045.4.3.2" })] });
+  const tbs = new asn1js.Sequence({
+    value: [
+      new asn1js.Integer({ value: 1 }),
+      algorithm,
+      name(new asn1js.ObjectIdentifier({ value: "2.5.4.3" })),
+      new asn1js.Sequence({ value: [new asn1js.UTCTime({ valueDate: new Date("2025-01-01T00:00:00Z") })] }),
+      name(new asn1js.Primitive({ idBlock: { tagClass: 1, tagNumber: 6 }, valueHex: oidContent })),
+      new asn1js.Sequence({ value: [] }),
+    ],
+  });
+  return new asn1js.Sequence({ value: [tbs, algorithm, new asn1js.BitString({ valueHex: octets(8, 1) })] });
+}
 
 function otherSignedNotificationWithBits(bits: number[]) {
   return new asn1js.Sequence({
