@@ -5,6 +5,7 @@
  * test and fails on deploy day (the bundle test only sees which actions a function's code sends).
  */
 import { GetCommand, PutCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
+import { domainEvent } from "@simroot/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runningAs } from "../packages/local/src/grants.ts";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
@@ -55,5 +56,33 @@ describe("a function's DynamoDB requests", () => {
     const { db, tables } = runtime.ports;
     await db.send(new PutCommand({ TableName: tables.audit, Item: key }));
     expect((await db.send(new GetCommand({ TableName: tables.audit, Key: key }))).Item).toMatchObject(key);
+  });
+
+  it("in a commit are checked against the function that made it, not the one whose commit the ledger batched it with", async () => {
+    const { ledger, tables } = runtime.ports;
+    const tenantId = "ten_grants_batched";
+    const ctx = { tenantId, actor: "system:test", requestId: "req_grants" };
+    const change = (sk: string, write: "Put" | "Delete") => ({
+      tenantId,
+      shard: 0,
+      writes: [
+        write === "Put"
+          ? { Put: { TableName: tables.identity, Item: { pk: `T#${tenantId}`, sk } } }
+          : { Delete: { TableName: tables.identity, Key: { pk: `T#${tenantId}`, sk } } },
+      ],
+      events: [domainEvent(ctx, "probe.changed", tenantId, {}, new Date())],
+    });
+    const before = runtime.grantViolations.length;
+    // iotSync may put on identity but not delete; the management API may do both. Both commit at once on one shard.
+    const [first, second] = await Promise.allSettled([
+      runningAs("iotSync", () => ledger.commit(change("a", "Put"))),
+      runningAs("api", () => ledger.commit(change("b", "Delete"))),
+    ]);
+    expect(first.status).toBe("fulfilled");
+    expect(second.status).toBe("fulfilled");
+    expect(runtime.grantViolations.length).toBe(before);
+    // A delete iotSync makes itself is refused, whoever's commit it would have joined.
+    await expect(runningAs("iotSync", () => ledger.commit(change("c", "Delete")))).rejects.toMatchObject({ name: "AccessDeniedException" });
+    expect(runtime.grantViolations.at(-1)).toMatchObject({ function: "iotSync", action: "dynamodb:DeleteItem" });
   });
 });

@@ -11,7 +11,7 @@
  */
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import type { TableKey } from "@simroot/core";
+import type { Ledger, TableKey } from "@simroot/core";
 import { functions, type FunctionName } from "@simroot/core/platform/functions";
 
 const current = new AsyncLocalStorage<FunctionName>();
@@ -59,37 +59,72 @@ function requested(command: string, input: Input): { action: string; table: stri
   if (command === "BatchGetItemCommand" || command === "BatchWriteItemCommand") {
     return Object.keys(input.RequestItems ?? {}).map((table) => ({ action: byCommand[command]!, table }));
   }
-  const action = byCommand[command];
-  return action && typeof input.TableName === "string" ? [{ action, table: input.TableName }] : [];
+  // A command this map does not know (PartiQL, table management) is refused rather than passed.
+  return [{ action: byCommand[command] ?? command.replace(/Command$/, ""), table: String(input.TableName ?? "") }];
 }
 
+/** What every commit needs besides its own writes: the shard head (read, written) and audit records, and the sequencer's reads. */
+const ledgerNeeds = [
+  { action: "GetItem", table: "control" },
+  { action: "PutItem", table: "control" },
+  { action: "PutItem", table: "audit" },
+  { action: "Query", table: "audit" },
+] as const;
+
 /**
- * Adds the check to a DynamoDB client whose tables are `tableNames`. Every refusal is also kept
- * in `violations` (a test asserts it stays empty: a refusal a caller swallows is still a bug).
+ * Adds the check to a DynamoDB client whose tables are `tableNames`, and to the ledger that
+ * commits through it. Every refusal is also kept in `violations` (a test asserts it stays
+ * empty: a refusal a caller swallows is still a bug).
+ *
+ * The local ledger batches the commits of every function of the process into one transaction
+ * (in AWS each function has its own), and its loops run on after the commit that started them:
+ * so a commit's writes are checked when the function makes it, against that function, and the
+ * ledger's own requests run outside any function.
  */
-export function enforceGrants(client: Pick<DynamoDBClient, "middlewareStack">, tableNames: Readonly<Record<TableKey, string>>) {
+export function enforceGrants(
+  client: Pick<DynamoDBClient, "middlewareStack">,
+  tableNames: Readonly<Record<TableKey, string>>,
+  ledger: Pick<Ledger, "commit" | "sequence">,
+) {
   const keyOf = new Map(Object.entries(tableNames).map(([key, name]) => [name, key as TableKey]));
   const violations: GrantViolation[] = [];
+  const check = (name: FunctionName, action: string, table: string) => {
+    const granted = functions[name].tables as Readonly<Partial<Record<TableKey, readonly string[]>>>;
+    const key = keyOf.get(table);
+    if (key !== undefined && granted[key]?.includes(action)) return;
+    violations.push({ function: name, action: `dynamodb:${action}`, table });
+    throw Object.assign(
+      new Error(
+        `User: arn:aws:sts::000000000000:assumed-role/${name}/local is not authorized to perform: dynamodb:${action} on resource: ${table} because no identity-based policy allows the dynamodb:${action} action`,
+      ),
+      { name: "AccessDeniedException", $fault: "client", $metadata: { httpStatusCode: 400 } },
+    );
+  };
   client.middlewareStack.add(
     (next, context) => async (args) => {
       const name = current.getStore();
-      if (name !== undefined) {
-        const granted = functions[name].tables as Readonly<Partial<Record<TableKey, readonly string[]>>>;
-        for (const { action, table } of requested(String(context.commandName), args.input as Input)) {
-          const key = keyOf.get(table);
-          if (key !== undefined && granted[key]?.includes(action)) continue;
-          violations.push({ function: name, action: `dynamodb:${action}`, table });
-          throw Object.assign(
-            new Error(
-              `User: arn:aws:sts::000000000000:assumed-role/${name}/local is not authorized to perform: dynamodb:${action} on resource: ${table} because no identity-based policy allows the dynamodb:${action} action`,
-            ),
-            { name: "AccessDeniedException", $fault: "client", $metadata: { httpStatusCode: 400 } },
-          );
-        }
-      }
+      if (name !== undefined)
+        for (const { action, table } of requested(String(context.commandName), args.input as Input)) check(name, action, table);
       return next(args);
     },
     { step: "initialize", name: "simrootGrantCheck" },
   );
+  const commit = ledger.commit.bind(ledger);
+  const sequence = ledger.sequence.bind(ledger);
+  ledger.commit = (change) => {
+    const name = current.getStore();
+    try {
+      if (name !== undefined) {
+        for (const item of change.writes) {
+          for (const [kind, body] of Object.entries(item)) check(name, transactItems[kind] ?? kind, (body as Input).TableName as string);
+        }
+        for (const { action, table } of ledgerNeeds) check(name, action, tableNames[table]);
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return current.exit(() => commit(change));
+  };
+  ledger.sequence = (tenantId) => current.exit(() => sequence(tenantId));
   return { violations: violations as readonly GrantViolation[] };
 }

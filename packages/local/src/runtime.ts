@@ -103,8 +103,6 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     stops.push(async () => db.destroy());
     const tables = tableNames(options.tablePrefix);
     await ensureTables(db, tables);
-    const grantViolations: readonly GrantViolation[] =
-      (options.enforceGrants ?? process.env.SIMROOT_ENFORCE_GRANTS !== "0") ? enforceGrants(db, tables).violations : [];
 
     let feedHubUrl = options.feedHubUrl;
     if (!feedHubUrl) {
@@ -136,6 +134,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       redeliver,
       ...(metrics ? { metrics } : {}),
     };
+    const grantViolations: readonly GrantViolation[] =
+      (options.enforceGrants ?? process.env.SIMROOT_ENFORCE_GRANTS !== "0") ? enforceGrants(db, tables, ports.ledger).violations : [];
     publishCommits(ports);
     const bus = await LocalBus.open({
       directory: options.dataDir ? join(options.dataDir, "bus") : undefined,

@@ -229,11 +229,12 @@ export const functions = {
     ...consumer,
     handler: rules.webhooks.handler,
     does: rules.webhooks.does,
-    // A 410 disables the subscription through the ledger (control: the tenant's head; audit).
+    // A 410 disables the subscription through the ledger (control: the shard and feed heads; audit: the record, and the
+    // sequencer's read of the records it puts in the feed).
     tables: {
       automation: ["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"],
       control: ["GetItem", "PutItem"],
-      audit: ["PutItem"],
+      audit: ["PutItem", "Query"],
     },
     publishes: true,
     // Opens a subscription's secret to sign each attempt (the sealer's module also names Encrypt).
