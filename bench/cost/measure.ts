@@ -20,6 +20,7 @@ const events = Number(process.env.EVENTS ?? 400);
 const devices = Number(process.env.DEVICES ?? 100);
 const batch = Number(process.env.BATCH ?? 10);
 const from = Number(process.env.FROM ?? 0);
+if (from % batch !== 0 || from >= events) throw new Error(`FROM (${from}) must be a multiple of BATCH (${batch}) below EVENTS (${events})`);
 
 export async function measure() {
   // A JVM start on a busy machine can take longer than the launcher's default 30 s.

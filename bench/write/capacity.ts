@@ -53,9 +53,11 @@ export async function unitsPerAppliedEvent(ports: Ports, devices: number, events
   const meter = meterWrites(ports.db);
   let applied = 0;
   let unitsBefore = 0;
+  let writesBefore = 0;
   for (let n = 0; n < events; n++) {
     if (n === from) {
       unitsBefore = meter.units;
+      writesBefore = meter.writes;
       applied = 0;
     }
     const round = Math.floor(n / devices);
@@ -73,5 +75,5 @@ export async function unitsPerAppliedEvent(ports: Ports, devices: number, events
     if (outcome.value.outcome === "applied") applied += 1;
   }
   const units = meter.units - unitsBefore;
-  return { applied, units, writes: meter.writes, perEvent: units / Math.max(1, applied) };
+  return { applied, units, writes: meter.writes - writesBefore, perEvent: units / Math.max(1, applied) };
 }
