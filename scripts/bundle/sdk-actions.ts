@@ -3,25 +3,10 @@
  * external, so every command stays a named import from `@aws-sdk/*`), each mapped to the
  * action IAM checks for it. A transaction's actions are those of the item kinds its code builds.
  */
+import { dynamodbCommandActions, transactWriteItemActions } from "../../packages/core/src/platform/dynamodb-actions.ts";
+
 const byCommand: Readonly<Record<string, readonly string[]>> = {
-  GetCommand: ["dynamodb:GetItem"],
-  GetItemCommand: ["dynamodb:GetItem"],
-  BatchGetCommand: ["dynamodb:BatchGetItem"],
-  BatchGetItemCommand: ["dynamodb:BatchGetItem"],
-  QueryCommand: ["dynamodb:Query"],
-  ScanCommand: ["dynamodb:Scan"],
-  PutCommand: ["dynamodb:PutItem"],
-  PutItemCommand: ["dynamodb:PutItem"],
-  UpdateCommand: ["dynamodb:UpdateItem"],
-  UpdateItemCommand: ["dynamodb:UpdateItem"],
-  DeleteCommand: ["dynamodb:DeleteItem"],
-  DeleteItemCommand: ["dynamodb:DeleteItem"],
-  BatchWriteCommand: ["dynamodb:BatchWriteItem"],
-  TransactGetCommand: ["dynamodb:GetItem"],
-  CreateTableCommand: ["dynamodb:CreateTable"],
-  DescribeTableCommand: ["dynamodb:DescribeTable"],
-  UpdateTimeToLiveCommand: ["dynamodb:UpdateTimeToLive"],
-  DeleteTableCommand: ["dynamodb:DeleteTable"],
+  ...Object.fromEntries(Object.entries(dynamodbCommandActions).map(([command, action]) => [command, [`dynamodb:${action}`]])),
   PutEventsCommand: ["events:PutEvents"],
   SignCommand: ["kms:Sign"],
   GetPublicKeyCommand: ["kms:GetPublicKey"],
@@ -53,13 +38,7 @@ const byCommand: Readonly<Record<string, readonly string[]>> = {
   DetachPolicyCommand: ["iot:DetachPolicy"],
 };
 
-/** `TransactWriteItems` has no IAM action of its own: IAM checks each item's. */
-const transactItems: Readonly<Record<string, string>> = {
-  Put: "dynamodb:PutItem",
-  Update: "dynamodb:UpdateItem",
-  Delete: "dynamodb:DeleteItem",
-  ConditionCheck: "dynamodb:ConditionCheckItem",
-};
+const transactItems = Object.fromEntries(Object.entries(transactWriteItemActions).map(([kind, action]) => [kind, `dynamodb:${action}`]));
 
 /** The names a bundle imports from the AWS SDK packages. */
 export function sdkImports(code: string): string[] {

@@ -12,6 +12,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { Ledger, TableKey } from "@simroot/core";
+import { dynamodbCommandActions, transactWriteItemActions } from "@simroot/core/platform/dynamodb-actions";
 import { functions, type FunctionName } from "@simroot/core/platform/functions";
 
 const current = new AsyncLocalStorage<FunctionName>();
@@ -28,24 +29,8 @@ export interface GrantViolation {
   readonly table: string;
 }
 
-const byCommand: Readonly<Record<string, string>> = {
-  GetItemCommand: "GetItem",
-  BatchGetItemCommand: "BatchGetItem",
-  QueryCommand: "Query",
-  ScanCommand: "Scan",
-  PutItemCommand: "PutItem",
-  UpdateItemCommand: "UpdateItem",
-  DeleteItemCommand: "DeleteItem",
-  BatchWriteItemCommand: "BatchWriteItem",
-};
-
-const transactItems: Readonly<Record<string, string>> = {
-  Put: "PutItem",
-  Update: "UpdateItem",
-  Delete: "DeleteItem",
-  ConditionCheck: "ConditionCheckItem",
-  Get: "GetItem",
-};
+/** What IAM checks for each item of `TransactWriteItems` and `TransactGetItems`. */
+const transactItems: Readonly<Record<string, string>> = { ...transactWriteItemActions, Get: "GetItem" };
 
 type Input = Record<string, any>;
 
@@ -57,10 +42,10 @@ function requested(command: string, input: Input): { action: string; table: stri
     );
   }
   if (command === "BatchGetItemCommand" || command === "BatchWriteItemCommand") {
-    return Object.keys(input.RequestItems ?? {}).map((table) => ({ action: byCommand[command]!, table }));
+    return Object.keys(input.RequestItems ?? {}).map((table) => ({ action: dynamodbCommandActions[command]!, table }));
   }
   // A command this map does not know (PartiQL, table management) is refused rather than passed.
-  return [{ action: byCommand[command] ?? command.replace(/Command$/, ""), table: String(input.TableName ?? "") }];
+  return [{ action: dynamodbCommandActions[command] ?? command.replace(/Command$/, ""), table: String(input.TableName ?? "") }];
 }
 
 /** What every commit needs besides its own writes: the shard head (read, written) and audit records, and the sequencer's reads. */

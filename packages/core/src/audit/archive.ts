@@ -2,7 +2,7 @@ import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { SimrootError } from "../error.ts";
 import type { FeedSigner } from "../feed/signer.ts";
-import { feedPartition, feedSortKey } from "../ledger/feed-version.ts";
+import { feedSortKey, feedVersionsAfter } from "../ledger/feed-version.ts";
 import type { Ports } from "../ports.ts";
 
 /** What archiving touches: the store, nothing else (no ledger, no bus). */
@@ -100,19 +100,11 @@ export async function archivableUntil(
   let cursor: Record<string, unknown> | undefined;
   let complete = false;
   while (!complete && found.length <= perObject) {
-    const page = await ports.db.send(
-      new QueryCommand({
-        TableName: ports.tables.audit,
-        KeyConditionExpression: "pk = :p AND sk > :after",
-        ExpressionAttributeValues: { ":p": feedPartition(tenantId), ":after": feedSortKey(after) },
-        ProjectionExpression: "version, #time, expiresAt, vector",
-        ExpressionAttributeNames: { "#time": "time" },
-        Limit: 200,
-        ConsistentRead: true,
-        ExclusiveStartKey: cursor,
-      }),
-    );
-    for (const item of page.Items ?? []) {
+    const page = await feedVersionsAfter(ports.db, ports.tables, tenantId, after, ["version", "time", "expiresAt", "vector"], {
+      limit: 200,
+      cursor,
+    });
+    for (const item of page.items) {
       const time = String(item.time);
       const expiresAt = expiryOf(item, retentionSeconds);
       // Not expiring yet: neither is anything after it (versions expire in order), and a run shares one expiry.
@@ -124,7 +116,7 @@ export async function archivableUntil(
       if (found.length > perObject) break;
     }
     if (found.length > perObject) break;
-    cursor = page.LastEvaluatedKey;
+    cursor = page.cursor;
     // The last version there is ends its run (a run is written in one transaction).
     if (!cursor) complete = true;
   }
@@ -230,18 +222,8 @@ const chainBroken = (reason: string, brokenAt?: unknown) =>
 
 /** When the first version after `after` expires (epoch seconds), if there is one. */
 async function oldestExpiry(ports: ArchivePorts, tenantId: string, after: number, retentionSeconds: number) {
-  const { Items } = await ports.db.send(
-    new QueryCommand({
-      TableName: ports.tables.audit,
-      KeyConditionExpression: "pk = :p AND sk > :after",
-      ExpressionAttributeValues: { ":p": feedPartition(tenantId), ":after": feedSortKey(after) },
-      ProjectionExpression: "#time, expiresAt",
-      ExpressionAttributeNames: { "#time": "time" },
-      Limit: 1,
-      ConsistentRead: true,
-    }),
-  );
-  const item = Items?.[0];
+  const { items } = await feedVersionsAfter(ports.db, ports.tables, tenantId, after, ["time", "expiresAt"], { limit: 1 });
+  const item = items[0];
   if (!item) return undefined;
   return expiryOf(item, retentionSeconds);
 }

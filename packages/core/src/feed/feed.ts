@@ -9,7 +9,7 @@ import { tenantSettings } from "../access/tenant-settings.ts";
 import { enforcementView, deviceSchema } from "../device/device.ts";
 import { SimrootError } from "../error.ts";
 import { canonicalJson } from "../ledger/chain.ts";
-import { feedPartition, feedSortKey } from "../ledger/feed-version.ts";
+import { feedVersionsAfter } from "../ledger/feed-version.ts";
 import { enforcementSettingsOf, readEnforcement } from "../policy/enforcement-store.ts";
 import { grantOf, storedGrant } from "../policy/grant-store.ts";
 import { allPolicyItems } from "../policy/records.ts";
@@ -62,18 +62,8 @@ export async function signHead(
 }
 
 async function readDeltas(ports: Ports, tenantId: string, since: number, limit: number) {
-  const result = await ports.db.send(
-    new QueryCommand({
-      TableName: ports.tables.audit,
-      KeyConditionExpression: "pk = :p AND sk > :since",
-      ExpressionAttributeValues: { ":p": feedPartition(tenantId), ":since": feedSortKey(since) },
-      ProjectionExpression: "version, #time, entries",
-      ExpressionAttributeNames: { "#time": "time" },
-      Limit: limit,
-      ConsistentRead: true,
-    }),
-  );
-  const records = result.Items ?? [];
+  const result = await feedVersionsAfter(ports.db, ports.tables, tenantId, since, ["version", "time", "entries"], { limit });
+  const records = result.items;
   const entries: FeedEntry[] = records.flatMap((record) =>
     ((record.entries ?? []) as Omit<FeedEntry, "version">[]).map((entry) => ({
       version: Number(record.version),
@@ -85,7 +75,7 @@ async function readDeltas(ports: Ports, tenantId: string, since: number, limit: 
   return {
     entries,
     version: records.length > 0 ? Number(records.at(-1)!.version) : since,
-    last: result.LastEvaluatedKey === undefined,
+    last: result.cursor === undefined,
     oldest: records[0]?.time as string | undefined,
     // Versions after `since` that are no longer stored (their TTL, or a restore): deltas cannot bridge them.
     gap: records.some((record, index) => Number(record.version) !== since + 1 + index),

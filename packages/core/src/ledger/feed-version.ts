@@ -4,7 +4,9 @@
  * it covers and the shard heads' hashes at that cut, and chains by hash to the previous one,
  * so the trail (the shard chains and the version chain over their heads) stays tamper-evident.
  */
+import { type DynamoDBDocumentClient, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
+import type { TableNames } from "../config.ts";
 import { chainHash } from "./chain.ts";
 
 export const feedVersionEntrySchema = z.object({
@@ -37,3 +39,30 @@ export const feedSortKey = (version: number) => String(version).padStart(12, "0"
 
 export const unhashedVersion = ({ hash: _hash, ...record }: FeedVersionRecord) => record;
 export const versionHash = (record: Omit<FeedVersionRecord, "hash">) => chainHash(record.prevHash, record);
+
+/**
+ * One page of a tenant's feed version records after version `after`, oldest first, read
+ * consistently, with only the named attributes (`time` is a reserved word: aliased here).
+ */
+export async function feedVersionsAfter(
+  db: DynamoDBDocumentClient,
+  tables: Pick<TableNames, "audit">,
+  tenantId: string,
+  after: number,
+  attributes: readonly string[],
+  page: { readonly limit: number; readonly cursor?: Record<string, unknown> },
+) {
+  const { Items, LastEvaluatedKey } = await db.send(
+    new QueryCommand({
+      TableName: tables.audit,
+      KeyConditionExpression: "pk = :p AND sk > :after",
+      ExpressionAttributeValues: { ":p": feedPartition(tenantId), ":after": feedSortKey(after) },
+      ProjectionExpression: attributes.map((name) => (name === "time" ? "#time" : name)).join(", "),
+      ...(attributes.includes("time") ? { ExpressionAttributeNames: { "#time": "time" } } : {}),
+      Limit: page.limit,
+      ConsistentRead: true,
+      ...(page.cursor ? { ExclusiveStartKey: page.cursor } : {}),
+    }),
+  );
+  return { items: Items ?? [], cursor: LastEvaluatedKey };
+}
