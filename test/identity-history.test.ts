@@ -3,6 +3,10 @@
  * start still reaches the audit trail and the timeline, and "who held this IP at that time?"
  * is answered either way.
  */
+import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { decodeHistory, forgetDevice } from "@simroot/core";
+import { deviceKey } from "@simroot/core/device/keys";
+import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
@@ -75,5 +79,54 @@ describe("history independent of delivery order", () => {
     expect(await lookup("10.46.1.23", 15)).toBe(first.id);
     expect(await lookup("10.46.1.23", 35)).toBe(404);
     expect(await lookup("10.46.1.23", 45)).toBe(second.id);
+  });
+});
+
+describe("the fact window as stored", () => {
+  const deviceItemOf = async (tenantId: string, deviceId: string) =>
+    (
+      await runtime.ports.db.send(
+        new GetCommand({ TableName: runtime.ports.tables.identity, Key: deviceKey(tenantId, deviceId), ConsistentRead: true }),
+      )
+    ).Item!;
+
+  it("keeps a device item with a full window of 32 facts near 2 KB, so a fact's rewrite of it costs 2 write units, not 5", async () => {
+    const { tenant, post } = await setup();
+    const device = (await tenant.call("POST", "/v1/devices", { imsi: "208011110000009" })).json;
+    // Operators key events with UUIDs: random text, the part of a fact that compresses least.
+    const facts = Array.from({ length: 40 }, (_, n) => ({
+      ...fact(
+        n % 2 === 0 ? "sim.attached" : "sim.detached",
+        "208011110000009",
+        n % 2 === 0 ? { bearer: "cellular", ipv4: `10.47.0.${n + 1}` } : {},
+        n,
+      ),
+      dedupeKey: randomUUID(),
+    }));
+    await post(...facts);
+    const item = await deviceItemOf(device.tenantId, device.id);
+    const asJson = JSON.stringify({ ...item, history: decodeHistory(item.history) }).length;
+    const stored = Buffer.byteLength(JSON.stringify({ ...item, history: "" })) + (item.history as Uint8Array).byteLength;
+    expect(decodeHistory(item.history).facts).toHaveLength(32);
+    expect(asJson).toBeGreaterThan(4_500);
+    expect(stored).toBeLessThan(2_048);
+    // Still the device's whole recent history: a redelivered fact of the window is a duplicate, a late one folds in order.
+    await post(facts[35]!);
+    const audit = (await tenant.call("GET", `/v1/audit?subject=${device.id}`)).json.items;
+    expect(audit.filter((record: { action: string }) => record.action === "sim.attached")).toHaveLength(20);
+  });
+
+  it("reads a device item written before the window was compressed (a map) and folds onto it", async () => {
+    const { tenant, post } = await setup();
+    const device = (await tenant.call("POST", "/v1/devices", { imsi: "208011110000010" })).json;
+    await post(fact("sim.attached", "208011110000010", { bearer: "cellular", ipv4: "10.47.1.1" }, 1));
+    const item = await deviceItemOf(device.tenantId, device.id);
+    await runtime.ports.db.send(
+      new PutCommand({ TableName: runtime.ports.tables.identity, Item: { ...item, history: decodeHistory(item.history) } }),
+    );
+    forgetDevice(runtime.ports, device.tenantId, device.id);
+    await post(fact("sim.detached", "208011110000010", { bearer: "cellular" }, 2));
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.sessions).toEqual({});
+    expect(decodeHistory((await deviceItemOf(device.tenantId, device.id)).history).facts).toHaveLength(2);
   });
 });

@@ -10,6 +10,7 @@
  * FROM counts from that fact on (a multiple of BATCH): with EVENTS=5000 DEVICES=100 FROM=4000 every
  * device item carries a full window of 32 facts, as a fleet's do in steady state.
  */
+import { randomUUID } from "node:crypto";
 import { createSource, createTenantWithAdminKey, registerDevice, rules, busSourceOf, type DomainEvent } from "@simroot/core";
 import { matchesPattern } from "@simroot/core";
 import { startDynamoLocal } from "@simroot/local/dynamodb-local";
@@ -64,8 +65,6 @@ export async function measure() {
     }
     return publish(published);
   };
-
-  let sequence = 0;
   // Facts after the registrations (an older fact than the device's state is ignored as stale).
   const epoch = Date.now() + 1000;
   let counted = events;
@@ -83,7 +82,7 @@ export async function measure() {
         const round = Math.floor(n / devices);
         return {
           type: round % 2 === 0 ? "sim.attached" : "sim.detached",
-          dedupeKey: `cost-${++sequence}`,
+          dedupeKey: randomUUID(),
           occurredAt: new Date(epoch + round * 1000).toISOString(),
           device: { imsi: imsiOf(n % devices) },
           sourceType: "cost",

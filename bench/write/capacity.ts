@@ -4,6 +4,7 @@
  * GSI copies included) and the units are summed while the applier applies attach/detach facts.
  */
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { randomUUID } from "node:crypto";
 import { applyOperatorEvent, createTenantWithAdminKey, ingestedEvent, registerDevice, type Ports } from "@simroot/core";
 
 const writeCommands = new Set([
@@ -64,7 +65,8 @@ export async function unitsPerAppliedEvent(ports: Ports, devices: number, events
     const attach = round % 2 === 0;
     const normalized = {
       type: attach ? "sim.attached" : "sim.detached",
-      dedupeKey: `cap-${n}`,
+      // As operators send them (a UUID per event): a counter would compress better than real keys do.
+      dedupeKey: randomUUID(),
       occurredAt: new Date(Date.UTC(2026, 10, 22, 8, 0, round)).toISOString(),
       device: { imsi: imsiOf(n % devices) },
       sourceType: "bench",

@@ -1,4 +1,5 @@
 import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { deflateRawSync, inflateRawSync } from "node:zlib";
 import type { DeviceRef } from "../catalogue/catalogue.ts";
 import { hasIdKind } from "../id.ts";
 import type { History } from "../identity/fold.ts";
@@ -13,13 +14,27 @@ export interface StoredDevice {
   readonly history: History;
 }
 
-/** The identity-table item of a device: its public fields and its fact history. */
+/**
+ * The identity-table item of a device: its public fields and its fact history. The history is
+ * stored deflated (a binary attribute): it is most of the item (a full window of 32 facts is
+ * about 4 to 6 KB of JSON, 1 to 2 KB deflated), every fact rewrites the item, and DynamoDB bills a
+ * write by the item's size in KB (twice inside a transaction). No query reads into it: the
+ * `byTenant` index does not copy it, and only the fold (`readDevice`) opens it.
+ */
 export const deviceItem = (device: Device, history: History) => ({
   ...deviceKey(device.tenantId, device.id),
   ...deviceListKey(device.tenantId, device.id),
   ...device,
-  history,
+  history: encodeHistory(history),
 });
+
+export const encodeHistory = (history: History): Uint8Array => deflateRawSync(JSON.stringify(history));
+
+/** A stored history: deflated JSON, or (items written before it was compressed) a map. */
+export function decodeHistory(stored: unknown): History {
+  if (stored instanceof Uint8Array) return JSON.parse(inflateRawSync(stored).toString("utf8")) as History;
+  return stored as History;
+}
 
 /**
  * Devices as this process last wrote or read them, per store. Every write of a device is
@@ -59,7 +74,7 @@ export async function readDevice(ports: Ports, tenantId: string, deviceId: strin
   );
   if (!Item) return undefined;
   const { history, ...rest } = Item;
-  const stored = { device: deviceSchema.parse(rest), history: history as History };
+  const stored = { device: deviceSchema.parse(rest), history: decodeHistory(history) };
   rememberDevice(ports, stored);
   return stored;
 }
