@@ -32,7 +32,7 @@ function dynamoArgs(definition: TableDefinition): sst.aws.DynamoArgs {
       {
         hashKey: index.partitionKey,
         ...(index.sortKey === undefined ? {} : { rangeKey: index.sortKey }),
-        ...(index.include === undefined ? {} : { projection: [...index.include] }),
+        ...(index.include === undefined ? {} : { projection: index.include.length === 0 ? ("keys-only" as const) : [...index.include] }),
       },
     ]),
   );

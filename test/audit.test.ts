@@ -3,9 +3,12 @@
  * answers exactly the records it names; `/v1/audit/verify` walks only the records after the
  * signed checkpoint, the whole chain being an admin's walk.
  */
-import { QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditCheckpointKey, auditSubjectPartition } from "@simroot/core";
+import { unhashed } from "@simroot/core/ledger/audit-record";
+import { chainHash } from "@simroot/core/ledger/chain";
+import { feedPartition, versionHash } from "@simroot/core/ledger/feed-version";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -24,8 +27,9 @@ async function recordAbout(tenantId: string, subject: string) {
       ExpressionAttributeValues: { ":p": auditSubjectPartition(tenantId, subject) },
     }),
   );
+  // The index copies the keys only: the shard and sequence are in the record's key.
   const item = Items![0]!;
-  return { key: { pk: item.pk, sk: item.sk }, shard: item.shard as number, seq: item.seq as number };
+  return { key: { pk: item.pk, sk: item.sk }, shard: Number(String(item.pk).slice(-2)), seq: Number(item.sk) };
 }
 
 const alter = (key: Record<string, unknown>) =>
@@ -91,6 +95,51 @@ describe("the audit API", () => {
     const exported = await tenant.call("GET", `/v1/audit/export?from=${encodeURIComponent(middle)}`);
     expect(exported.status).toBe(200);
     expect(exported.text.trim().split("\n")).toHaveLength(all.filter((record) => record.time >= middle).length);
+  });
+
+  it("lists a device's records whole (the index holds their keys only): each hashes as the chain says", async () => {
+    const tenant = await tenantClient(runtime, "subject-listing");
+    const device = await register(tenant, 40);
+    await tenant.call("POST", `/v1/devices/${device.id}/suspend`, { reason: "check" });
+    await tenant.call("POST", `/v1/devices/${device.id}/reinstate`, { reason: "check" });
+    const listed = (await tenant.call("GET", `/v1/audit?subject=${device.id}`)).json.items;
+    expect(listed.map((record: { action: string }) => record.action)).toEqual([
+      "device.registered",
+      "device.suspended",
+      "device.reinstated",
+    ]);
+    for (const record of listed) {
+      expect(record).toMatchObject({ subject: device.id, feed: expect.any(Array), prevHash: expect.any(String) });
+      expect(chainHash(record.prevHash, unhashed(record))).toBe(record.hash);
+    }
+  });
+
+  it("finds a feed version that names a moved shard's head wrongly, even re-hashed to chain (versions name only the heads that moved)", async () => {
+    const tenant = await tenantClient(runtime, "version-heads");
+    await register(tenant, 41);
+    await register(tenant, 42);
+    expect((await tenant.call("GET", "/v1/audit/verify?full=true")).json).toMatchObject({ valid: true });
+    const { Items } = await runtime.ports.db.send(
+      new QueryCommand({
+        TableName: runtime.ports.tables.audit,
+        KeyConditionExpression: "pk = :p",
+        ExpressionAttributeValues: { ":p": feedPartition(tenant.tenant.id) },
+        ScanIndexForward: false,
+        Limit: 1,
+      }),
+    );
+    const { pk, sk, expiresAt, hash: _hash, ...newest } = Items![0]! as Record<string, unknown> & { heads: Record<string, string> };
+    const [moved] = Object.keys(newest.heads);
+    expect(moved).toBeDefined();
+    // A forger keeps the version's own hash consistent, and names the shard's previous head instead of its new one.
+    const forged = { ...newest, heads: { ...newest.heads, [moved!]: "0".repeat(64) } };
+    await runtime.ports.db.send(
+      new PutCommand({ TableName: runtime.ports.tables.audit, Item: { pk, sk, expiresAt, ...forged, hash: versionHash(forged as never) } }),
+    );
+    expect((await tenant.call("GET", "/v1/audit/verify?full=true")).json).toMatchObject({
+      valid: false,
+      brokenAt: { shard: "feed", seq: newest.version, reason: expect.stringContaining(`shard ${moved} head`) },
+    });
   });
 
   it("verifies O(new records) per call from a signed checkpoint; the whole chain is an admin's walk", async () => {

@@ -17,21 +17,28 @@ const writeCommands = new Set([
 
 /** Adds ReturnConsumedCapacity TOTAL to every write and sums the write units it consumed. */
 export function meterWrites(db: DynamoDBDocumentClient) {
-  const meter = { units: 0, writes: 0 };
+  const meter = { units: 0, writes: 0, byTable: {} as Record<string, number> };
   // One meter at a time: a new one replaces the last.
   db.middlewareStack.remove("meterWrites");
   db.middlewareStack.add(
     (next, context) => async (args) => {
       const name = (context as { commandName?: string }).commandName ?? "";
       if (!writeCommands.has(name)) return next(args);
-      (args.input as Record<string, unknown>).ReturnConsumedCapacity = "TOTAL";
+      (args.input as Record<string, unknown>).ReturnConsumedCapacity = "INDEXES";
       const result = await next(args);
       const consumed = (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity;
       const list = (Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) as {
+        TableName?: string;
         CapacityUnits?: number;
         WriteCapacityUnits?: number;
       }[];
-      for (const entry of list) meter.units += entry.WriteCapacityUnits ?? entry.CapacityUnits ?? 0;
+      for (const entry of list) {
+        const units = entry.WriteCapacityUnits ?? entry.CapacityUnits ?? 0;
+        meter.units += units;
+        // Per table (its indexes' copies included), by the table's key in tableNames (the name's last part).
+        const table = String(entry.TableName).split("-").at(-1)!;
+        meter.byTable[table] = (meter.byTable[table] ?? 0) + units;
+      }
       meter.writes += 1;
       return result;
     },
@@ -55,10 +62,12 @@ export async function unitsPerAppliedEvent(ports: Ports, devices: number, events
   let applied = 0;
   let unitsBefore = 0;
   let writesBefore = 0;
+  let byTableBefore: Record<string, number> = {};
   for (let n = 0; n < events; n++) {
     if (n === from) {
       unitsBefore = meter.units;
       writesBefore = meter.writes;
+      byTableBefore = { ...meter.byTable };
       applied = 0;
     }
     const round = Math.floor(n / devices);
@@ -77,5 +86,8 @@ export async function unitsPerAppliedEvent(ports: Ports, devices: number, events
     if (outcome.value.outcome === "applied") applied += 1;
   }
   const units = meter.units - unitsBefore;
-  return { applied, units, writes: meter.writes - writesBefore, perEvent: units / Math.max(1, applied) };
+  const perEventByTable = Object.fromEntries(
+    Object.entries(meter.byTable).map(([table, sum]) => [table, (sum - (byTableBefore[table] ?? 0)) / Math.max(1, applied)]),
+  );
+  return { applied, units, writes: meter.writes - writesBefore, perEvent: units / Math.max(1, applied), perEventByTable };
 }

@@ -10,14 +10,7 @@
  * The machine is shared: figures are noisy; compare the rows of one run.
  */
 import { TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
-import {
-  createTenantWithAdminKey,
-  ingestedEvent,
-  portsFor,
-  tableNames,
-  verifyAuditChain,
-  type DomainEvent,
-} from "@simroot/core";
+import { createTenantWithAdminKey, ingestedEvent, portsFor, tableNames, verifyAuditChain, type DomainEvent } from "@simroot/core";
 import { startDynamoLocal } from "@simroot/local/dynamodb-local";
 import { startCluster } from "../../test/support/cluster.ts";
 import { unitsPerAppliedEvent } from "./capacity.ts";
@@ -121,6 +114,11 @@ console.log(
   `write units per applied operator event: ${capacity.perEvent.toFixed(1)} now (devices' first 10 facts), ` +
     `${steady.perEvent.toFixed(1)} in steady state (a full 32-fact window in each device item; ${steadyBefore} with the window uncompressed), ` +
     `${unitsBefore} before (unsharded code, first 10 facts), target <= 8`,
+);
+console.log(
+  `  steady state by table (its indexes' copies included): ${Object.entries(steady.perEventByTable)
+    .map(([table, units]) => `${table} ${units.toFixed(1)}`)
+    .join(", ")}`,
 );
 await capacityCluster.stop();
 await dynamo.stop();

@@ -14,6 +14,7 @@ import {
   feedPartition,
   feedSortKey,
   feedVersionSchema,
+  shardHashesAt,
   unhashedVersion,
   versionHash,
   type FeedVersionRecord,
@@ -25,6 +26,7 @@ import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
 import { retiredFeedPublicKeys } from "../config.ts";
 import type { FeedSigner } from "../feed/signer.ts";
 import type { Ports } from "../ports.ts";
+import { batchGetAll } from "../store/batch-get.ts";
 import { verb } from "../verb.ts";
 
 const stored = (item: Record<string, unknown>): AuditRecord => auditRecordSchema.parse(item);
@@ -75,7 +77,17 @@ export const listAudit = verb(listAuditInput, async (ports, ctx, input): Promise
         ExclusiveStartKey: decodeCursor(input.cursor, { gsi1pk: partition }),
       }),
     );
-    return { items: (result.Items ?? []).map(stored), next: encodeCursor(result.LastEvaluatedKey) };
+    // The index holds the keys only: the records are read from the table, in the index's order (one that expired
+    // between the two reads is left out).
+    const keys = (result.Items ?? []).map((item) => ({ pk: item.pk, sk: item.sk }));
+    const records = new Map(
+      (await batchGetAll(ports, ports.tables.audit, keys)).map((item) => [`${String(item.pk)}\u0000${String(item.sk)}`, item]),
+    );
+    const items = keys.flatMap((key) => {
+      const item = records.get(`${String(key.pk)}\u0000${String(key.sk)}`);
+      return item ? [stored(item)] : [];
+    });
+    return { items, next: encodeCursor(result.LastEvaluatedKey) };
   }
   let start = input.cursor === undefined ? undefined : decodeCursor(input.cursor, {});
   let shard = start ? shardOfPartition(ctx.tenantId, start.pk) : (input.shard ?? 0);
@@ -355,10 +367,11 @@ export async function verifyAuditChain(
     if (record.version !== version + 1) return `expected feed version ${version + 1}, found ${record.version}`;
     if (record.prevHash !== previous) return "prevHash does not match the previous feed version";
     if (versionHash(unhashedVersion(record)) !== record.hash) return "hash does not match the feed version's content";
+    const heads = shardHashesAt(record, shardHashes);
     for (let shard = 0; shard < shardCount; shard++) {
       const to = record.vector[shard] ?? 0;
       if (to < vector[shard]!) return `shard ${shard} goes back`;
-      if (walks[shard]!.hashes.get(to) !== record.shardHashes[shard]) return `shard ${shard} head at ${to} is not the chain's`;
+      if (walks[shard]!.hashes.get(to) !== heads[shard]) return `shard ${shard} head at ${to} is not the chain's`;
     }
     // Versions written from one cut share its vector: their entries lie between the cut before and this one.
     if (record.vector.some((to, shard) => to !== vector[shard])) base = vector;
@@ -368,7 +381,7 @@ export async function verifyAuditChain(
       if (!inRange || !own) return `entry ${entry.kind} ${entry.key} is not in shard ${entry.shard}'s records`;
     }
     vector = record.vector;
-    shardHashes = record.shardHashes;
+    shardHashes = heads;
     previous = record.hash;
     version = record.version;
     keep?.(record, "feed");

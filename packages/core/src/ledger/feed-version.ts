@@ -23,8 +23,17 @@ export const feedVersionSchema = z.object({
   time: z.string(),
   /** Per shard, the last sequence this version covers. */
   vector: z.array(z.number().int().min(0)),
-  /** Per shard, the hash of the audit record at `vector[shard]` (the genesis hash for 0). */
-  shardHashes: z.array(z.string()),
+  /**
+   * Per shard, the hash of the audit record at `vector[shard]` (the genesis hash for 0): written
+   * whole by versions before `heads` (about 1 KB of 16 hashes, most of them repeated from the
+   * version before).
+   */
+  shardHashes: z.array(z.string()).optional(),
+  /**
+   * The hash of the audit record at `vector[shard]` for each shard whose sequence moved since the
+   * previous version (keyed by shard number); every other shard's is the previous version's.
+   */
+  heads: z.record(z.string(), z.string()).optional(),
   entries: z.array(feedVersionEntrySchema),
   prevHash: z.string(),
   hash: z.string(),
@@ -38,6 +47,13 @@ export const feedPartition = (tenantId: string) => `T#${tenantId}#feed`;
 export const feedSortKey = (version: number) => String(version).padStart(12, "0");
 
 export const unhashedVersion = ({ hash: _hash, ...record }: FeedVersionRecord) => record;
+
+/**
+ * The shard heads' hashes at a version, from those at the version before: a version written whole
+ * (`shardHashes`) names them all, a later one (`heads`) only those that moved.
+ */
+export const shardHashesAt = (record: Pick<FeedVersionRecord, "shardHashes" | "heads">, before: readonly string[]): string[] =>
+  record.shardHashes ? [...record.shardHashes] : before.map((hash, shard) => record.heads?.[String(shard)] ?? hash);
 export const versionHash = (record: Omit<FeedVersionRecord, "hash">) => chainHash(record.prevHash, record);
 
 /**

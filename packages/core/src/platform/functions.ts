@@ -105,6 +105,9 @@ const apiTables = {
   flows: ["Query", "PutItem"],
 } as const satisfies FunctionDefinition["tables"];
 
+/** The API functions that list a subject's audit records: by keys from the byDevice index, then BatchGetItem. */
+const apiTablesListingAudit = { ...apiTables, audit: [...apiTables.audit, "BatchGetItem"] } as const satisfies FunctionDefinition["tables"];
+
 /** What every API function is: a consumer's grants (see `consumer`), the gateway's timeout, the bus. */
 const apiFunction = { ...consumer, timeoutSeconds: timeouts.apiFunctionSeconds, publishes: true } as const;
 
@@ -118,7 +121,8 @@ export const functions = {
     handler: "api.ts",
     does: "serves the management API (devices, policy, access, health) and the API's documents: every path no other API function routes",
     routes: ["$default"],
-    tables: apiTables,
+    // A device's timeline lists its audit records.
+    tables: apiTablesListingAudit,
     // /docs serves Scalar's pinned standalone bundle (api's docs.ts): node_modules is not in the function.
     files: [
       { from: "node_modules/@scalar/api-reference/package.json", to: "scalar/package.json" },
@@ -147,7 +151,7 @@ export const functions = {
     does: "serves what enforcement points call and what checks them: the signed feed, flow reports, the audit trail, the live view (the one API function that signs)",
     routes: ["ANY /v1/feed", "ANY /v1/feed/{proxy+}", "ANY /v1/flows", "ANY /v1/audit", "ANY /v1/audit/{proxy+}", "ANY /v1/live"],
     tables: {
-      ...apiTables,
+      ...apiTablesListingAudit,
       // BatchGetItem: narrowing the feed to a scope reads its devices and bindings in batches (feed/scope.ts).
       identity: ["GetItem", "BatchGetItem", "Query", "PutItem", "DeleteItem"],
       // A flow report is stored, then checked against its devices' and segments' baselines (anomaly/), which it learns.
@@ -173,7 +177,7 @@ export const functions = {
       "ANY /v1/bus/{proxy+}",
     ],
     // Rules, webhook subscriptions and their deliveries (core automation/, webhook/).
-    tables: { ...apiTables, automation: ["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"] },
+    tables: { ...apiTablesListingAudit, automation: ["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"] },
     // Creates subscriptions (seals their secrets); a replay attempts a delivery (opens one).
     secretsKey: ["Encrypt", "Decrypt"],
     // A redrive hands a dead letter back to its rule's consumer (Lambda Invoke, asynchronous).
@@ -277,7 +281,8 @@ export const functions = {
     timeoutSeconds: 900,
     memoryMb: 1024,
     // The tenant list and the archive checkpoints (control); the records and feed versions it walks (audit).
-    tables: { control: ["GetItem", "Query", "PutItem"], audit: ["Query"] },
+    // (BatchGetItem: its bundle holds the audit listing, which reads a subject's records by key.)
+    tables: { control: ["GetItem", "Query", "PutItem"], audit: ["Query", "BatchGetItem"] },
     publishes: false,
     // Signs the archive checkpoint with the feed key, as the audit checkpoints are.
     feedKey: ["Sign", "GetPublicKey"],

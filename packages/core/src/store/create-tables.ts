@@ -34,9 +34,12 @@ export function createTableInput(name: string, definition: TableDefinition): Cre
           GlobalSecondaryIndexes: indexes.map(([indexName, index]) => ({
             IndexName: indexName,
             KeySchema: keySchema(index.partitionKey, index.sortKey),
-            Projection: index.include
-              ? { ProjectionType: "INCLUDE" as const, NonKeyAttributes: [...index.include] }
-              : { ProjectionType: "ALL" as const },
+            Projection:
+              index.include === undefined
+                ? { ProjectionType: "ALL" as const }
+                : index.include.length === 0
+                  ? { ProjectionType: "KEYS_ONLY" as const }
+                  : { ProjectionType: "INCLUDE" as const, NonKeyAttributes: [...index.include] },
           })),
         }
       : {}),
