@@ -9,19 +9,19 @@ import { auditRetentionDays } from "../../packages/core/src/config.ts";
 export const measured = {
   /** Date and command of the measurement these figures come from. */
   source:
-    "2026-12-02, EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window); two runs: 22.05 and 22.4 WCU",
+    "2026-12-02, EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys); two runs: 17.4 and 17.18 WCU",
   perAppliedEvent: {
     /**
      * DynamoDB write request units (transactions count 2 per item), GSI copies included. The measured
      * mix is attach/detach facts arriving 10 to a webhook, each changing its device's state. Most of it
-     * is the change's transaction: the device item (about 5 KB once its window holds 32 facts, twice in
-     * a transaction), binding or lease, audit record, shard head; the sequencer's feed version and head
-     * are shared by the facts of one run. While devices are new (4 facts each) the same mix measured
-     * 13.4 to 13.7; applied one at a time, 21.6 (first 10 facts) and 28.0 (steady state,
-     * docs/write-path.md).
+     * is the change's transaction: the device item (about 1.7 KB with its deflated 32-fact window, twice
+     * in a transaction), binding or its removal, session lease, audit record, shard head; the sequencer's
+     * feed version and head are shared by the facts of one run. Before the window was deflated, the audit
+     * index copied keys only and versions named only the heads that moved, the same mix measured 22.05
+     * and 22.4 (counter event keys); applied one at a time, 22.5 (steady state, docs/write-path.md).
      */
-    writeUnits: 22.2,
-    readUnits: 4.8,
+    writeUnits: 17.3,
+    readUnits: 4.95,
     /** EventBridge PutEvents entries: the ingested fact, and the applied change. */
     busEvents: 2,
     /**
