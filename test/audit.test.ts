@@ -128,18 +128,43 @@ describe("the audit API", () => {
         Limit: 1,
       }),
     );
-    const { pk, sk, expiresAt, hash: _hash, ...newest } = Items![0]! as Record<string, unknown> & { heads: Record<string, string> };
+    const original = Items![0]!;
+    const {
+      pk,
+      sk,
+      expiresAt,
+      hash: _hash,
+      ...newest
+    } = original as Record<string, unknown> & {
+      heads: Record<string, string>;
+      vector: number[];
+    };
     const [moved] = Object.keys(newest.heads);
     expect(moved).toBeDefined();
-    // A forger keeps the version's own hash consistent, and names the shard's previous head instead of its new one.
-    const forged = { ...newest, heads: { ...newest.heads, [moved!]: "0".repeat(64) } };
-    await runtime.ports.db.send(
-      new PutCommand({ TableName: runtime.ports.tables.audit, Item: { pk, sk, expiresAt, ...forged, hash: versionHash(forged as never) } }),
-    );
-    expect((await tenant.call("GET", "/v1/audit/verify?full=true")).json).toMatchObject({
+    // A forger keeps the version's own hash consistent.
+    const forge = async (heads: Record<string, string>) => {
+      const forged = { ...newest, heads };
+      await runtime.ports.db.send(
+        new PutCommand({
+          TableName: runtime.ports.tables.audit,
+          Item: { pk, sk, expiresAt, ...forged, hash: versionHash(forged as never) },
+        }),
+      );
+      return (await tenant.call("GET", "/v1/audit/verify?full=true")).json;
+    };
+    // The shard's previous head instead of its new one.
+    expect(await forge({ ...newest.heads, [moved!]: "0".repeat(64) })).toMatchObject({
       valid: false,
       brokenAt: { shard: "feed", seq: newest.version, reason: expect.stringContaining(`shard ${moved} head`) },
     });
+    // A head that did not move, named with its true hash (a shard still at 0 is at the genesis hash): not the canonical form.
+    const still = newest.vector.findIndex((seq) => seq === 0);
+    expect(await forge({ ...newest.heads, [String(still)]: "0".repeat(64) })).toMatchObject({
+      valid: false,
+      brokenAt: { shard: "feed", seq: newest.version, reason: "feed version's heads are not those of the shards that moved" },
+    });
+    await runtime.ports.db.send(new PutCommand({ TableName: runtime.ports.tables.audit, Item: original }));
+    expect((await tenant.call("GET", "/v1/audit/verify?full=true")).json).toMatchObject({ valid: true });
   });
 
   it("verifies O(new records) per call from a signed checkpoint; the whole chain is an admin's walk", async () => {

@@ -367,6 +367,15 @@ export async function verifyAuditChain(
     if (record.version !== version + 1) return `expected feed version ${version + 1}, found ${record.version}`;
     if (record.prevHash !== previous) return "prevHash does not match the previous feed version";
     if (versionHash(unhashedVersion(record)) !== record.hash) return "hash does not match the feed version's content";
+    // One canonical form: a whole list of 16 (versions written before `heads`), or the heads of exactly the shards that moved.
+    if ((record.shardHashes === undefined) === (record.heads === undefined))
+      return "feed version names its shard heads twice or not at all";
+    if (record.shardHashes !== undefined && record.shardHashes.length !== shardCount)
+      return "feed version names the wrong number of shard heads";
+    const moved = record.vector.flatMap((to, shard) => (to === vector[shard] ? [] : [String(shard)]));
+    if (record.heads !== undefined && canonicalJson(Object.keys(record.heads).sort()) !== canonicalJson(moved.sort())) {
+      return "feed version's heads are not those of the shards that moved";
+    }
     const heads = shardHashesAt(record, shardHashes);
     for (let shard = 0; shard < shardCount; shard++) {
       const to = record.vector[shard] ?? 0;
@@ -413,8 +422,9 @@ export async function verifyAuditChain(
 /**
  * Follows the feed version chain alone from `from` (a version and its hash) to version `to`: each
  * version must follow its predecessor and hash to what it says, and `to` must hash to `toHash`.
- * Undefined when it does, else why not. A version's hash covers its shard heads' hashes, so a
- * signed point at `to` vouches for every version and record up to `from` once this holds.
+ * Undefined when it does, else why not. A version's hash covers the hashes of the shard heads that
+ * moved (and, through `prevHash`, the versions that named the others), so a signed point at `to`
+ * vouches for every version and record up to `from` once this holds.
  */
 export async function followVersions(
   ports: Pick<Ports, "db" | "tables">,

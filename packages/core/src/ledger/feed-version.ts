@@ -1,7 +1,8 @@
 /**
  * Feed versions: the tenant's feed is one scalar, monotonically increasing version, whatever
  * the number of ledger shards. Each feed version record names the vector of shard sequences
- * it covers and the shard heads' hashes at that cut, and chains by hash to the previous one,
+ * it covers and the hashes of the shard heads that moved to reach that cut (the others are the
+ * previous version's), and chains by hash to the previous one,
  * so the trail (the shard chains and the version chain over their heads) stays tamper-evident.
  */
 import { type DynamoDBDocumentClient, QueryCommand } from "@aws-sdk/lib-dynamodb";
