@@ -6,7 +6,8 @@
  * Per rule target: an explicit retry policy (core's `retryPolicy`) and a dead-letter SQS
  * queue, with a queue policy that lets only that rule's EventBridge target send to it.
  */
-import { retryPolicy, rules, type EventPattern, type RuleName } from "../packages/core/src/platform/rules.ts";
+import { integrationTenants } from "../packages/core/src/config.ts";
+import { deployedPattern, retryPolicy, rules, type EventPattern, type RuleName } from "../packages/core/src/platform/rules.ts";
 import type { Resource } from "sst";
 import type { Expect } from "./database";
 import { bus } from "./event-bus";
@@ -57,7 +58,8 @@ function subscriberPattern(pattern: EventPattern): SubscriberPattern {
 }
 
 function subscribeRule<R extends RuleName>(name: R) {
-  const rule = rules[name];
+  // The integrations' rules match only their tenant's events (the deploying shell's settings).
+  const rule = { ...rules[name], pattern: deployedPattern(name, integrationTenants()) };
   const componentName = ruleComponentName(name);
 
   const deadLetterQueue = new sst.aws.Queue(`${componentName}DeadLetterQueue` satisfies DeadLetterQueueName<R>, {

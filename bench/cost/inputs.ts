@@ -9,7 +9,7 @@ import { auditRetentionDays } from "../../packages/core/src/config.ts";
 export const measured = {
   /** Date and command of the measurement these figures come from. */
   source:
-    "2026-12-02, EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys); two runs: 17.4 and 17.18 WCU",
+    "2026-12-02, EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys); three runs: 17.4, 17.18 and 17.83 WCU; 3.5 consumer invocations",
   perAppliedEvent: {
     /**
      * DynamoDB write request units (transactions count 2 per item), GSI copies included. The measured
@@ -25,11 +25,12 @@ export const measured = {
     /** EventBridge PutEvents entries: the ingested fact, and the applied change. */
     busEvents: 2,
     /**
-     * Consumer invocations: the applier, and every rule whose pattern matches the applied change
-     * (detectors, automation, webhooks, SIEM export, the IoT and posture integrations), whether or not
-     * the tenant configured anything for them.
+     * Consumer invocations: the applier, and every rule whose deployed pattern matches the applied change
+     * (detectors, automation, webhooks; the IoT, posture and SIEM integrations only for the tenant they are
+     * configured for, none here), whether or not the tenant configured anything for them. 4.5 while every
+     * integration's rule matched every tenant's changes.
      */
-    consumerInvocations: 4.5,
+    consumerInvocations: 3.5,
     /** API requests: webhooks carry 10 facts each. */
     apiRequests: 0.1,
   },

@@ -11,7 +11,17 @@
  * device item carries a full window of 32 facts, as a fleet's do in steady state.
  */
 import { randomUUID } from "node:crypto";
-import { createSource, createTenantWithAdminKey, registerDevice, rules, busSourceOf, type DomainEvent } from "@simroot/core";
+import {
+  busSourceOf,
+  createSource,
+  createTenantWithAdminKey,
+  deployedPattern,
+  integrationTenants,
+  registerDevice,
+  rules,
+  type DomainEvent,
+  type RuleName,
+} from "@simroot/core";
 import { matchesPattern } from "@simroot/core";
 import { startDynamoLocal } from "@simroot/local/dynamodb-local";
 import { startLocalRuntime } from "@simroot/local/runtime";
@@ -61,7 +71,9 @@ export async function measure() {
     totals.busEvents += published.length;
     for (const event of published) {
       const envelope = { source: busSourceOf(event), "detail-type": event.type, detail: event };
-      totals.consumerInvocations += Object.values(rules).filter((rule) => matchesPattern(rule.pattern, envelope as never)).length;
+      totals.consumerInvocations += (Object.keys(rules) as RuleName[]).filter((name) =>
+        matchesPattern(deployedPattern(name, integrationTenants()), envelope as never),
+      ).length;
     }
     return publish(published);
   };

@@ -153,3 +153,11 @@ export function integrationSettings(): IntegrationSettings {
       : {}),
   };
 }
+
+/**
+ * The tenant each integration's consumer serves, by rule (absent: the integration is off). Its
+ * rule matches only that tenant's events (`deployedPattern` in platform/rules.ts).
+ */
+export function integrationTenants(settings: IntegrationSettings = integrationSettings()) {
+  return { iotSync: settings.iot?.tenantId, postureSync: settings.tailscale?.tenantId, siemExport: settings.siem?.tenantId };
+}

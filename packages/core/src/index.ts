@@ -51,7 +51,16 @@ export * from "./device/register.ts";
 export * from "./device/read.ts";
 export * from "./ingest/reconcile.ts";
 export { tables, tableKeys, type TableKey, type TableDefinition } from "./platform/tables.ts";
-export { rules, eventSource, retryPolicy, type RuleName, type RuleDefinition, type EventPattern } from "./platform/rules.ts";
+export {
+  rules,
+  eventSource,
+  retryPolicy,
+  deployedPattern,
+  type RuleName,
+  type IntegrationRule,
+  type RuleDefinition,
+  type EventPattern,
+} from "./platform/rules.ts";
 export * from "./device/actions.ts";
 export * from "./policy/model.ts";
 export * from "./policy/compile.ts";

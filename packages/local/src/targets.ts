@@ -1,5 +1,5 @@
 import type { Context } from "aws-lambda";
-import { rules, type BusEnvelope, type Ports, type RuleName } from "@simroot/core";
+import { deployedPattern, integrationTenants, rules, type BusEnvelope, type Ports, type RuleName } from "@simroot/core";
 import type { BusTarget } from "./bus/local-bus.ts";
 import { runningAs } from "./grants.ts";
 
@@ -37,7 +37,10 @@ export async function loadRuleTargets(ports: Ports): Promise<Record<string, BusT
       if (typeof module.handlerFor !== "function") throw new Error(`functions/src/${rule.handler} exports no handlerFor(ports)`);
       const handler = module.handlerFor(() => ports);
       const target: BusTarget = {
-        pattern: rule.pattern,
+        // Read at each publish: the integrations' settings are those of the moment (tests turn them on after start).
+        get pattern() {
+          return deployedPattern(name as RuleName, integrationTenants());
+        },
         invoke: (envelope) => runningAs(name as RuleName, () => handler(envelope, lambdaContext(name))),
       };
       return [name, target] as const;

@@ -99,6 +99,25 @@ export const rules = {
 
 export type RuleName = keyof typeof rules;
 
+/** The consumers that serve one tenant's integration (core config's `integrationTenants`). */
+export type IntegrationRule = "iotSync" | "postureSync" | "siemExport";
+
+/**
+ * A rule's pattern as deployed: an integration's consumer serves one tenant, so its rule matches
+ * only that tenant's events, and none while the integration is off (`exists: false` on a field
+ * every event carries). Each event a rule matches is a Lambda invocation, billed whether the
+ * consumer has anything to do or not: matched by every rule, an applied change invoked the SIEM
+ * export even in a deployment with no SIEM. Infra deploys this pattern; the local bus matches it
+ * with the settings of the moment (they are the deploying shell's in AWS, fixed until the next deploy).
+ */
+export function deployedPattern(name: RuleName, tenants: Readonly<Partial<Record<IntegrationRule, string>>>): EventPattern {
+  const pattern: EventPattern = rules[name].pattern;
+  if (name !== "iotSync" && name !== "postureSync" && name !== "siemExport") return pattern;
+  const tenant = tenants[name];
+  const detail = (pattern.detail ?? {}) as Record<string, unknown>;
+  return { ...pattern, detail: { ...detail, tenantId: tenant ? [tenant] : [{ exists: false }] } };
+}
+
 /**
  * Retries of every rule, the same in AWS and on the local bus. In AWS a consumer is invoked
  * asynchronously, so a handler that fails is retried by Lambda (at most 2 retries, about 1 and

@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { matchesPattern } from "../event/pattern.ts";
+import { deployedPattern, eventSource, rules, type RuleName } from "./rules.ts";
+
+const envelopeOf = (tenantId: string, type = "device.suspended") =>
+  ({
+    version: "0",
+    id: "e1",
+    "detail-type": type,
+    source: eventSource,
+    account: "000000000000",
+    time: "2026-12-02T00:00:00Z",
+    region: "local",
+    resources: [],
+    detail: { id: "evt_1", type, tenantId, subject: "dev_1", time: "2026-12-02T00:00:00Z", actor: "key:k", requestId: "r", data: {} },
+  }) as never;
+
+const invoked = (tenants: Parameters<typeof deployedPattern>[1], tenantId: string) =>
+  (Object.keys(rules) as RuleName[]).filter((name) => matchesPattern(deployedPattern(name, tenants), envelopeOf(tenantId)));
+
+describe("the rules as deployed", () => {
+  it("invoke no integration's consumer while it is off: an applied change reaches only the consumers with work for it", () => {
+    expect(invoked({}, "ten_a").sort()).toEqual(["automation", "detectors", "webhooks"]);
+  });
+
+  it("invoke an integration's consumer for its tenant's events only", () => {
+    const tenants = { siemExport: "ten_a", iotSync: "ten_a", postureSync: "ten_b" };
+    expect(invoked(tenants, "ten_a").sort()).toEqual(["automation", "detectors", "iotSync", "siemExport", "webhooks"]);
+    expect(invoked(tenants, "ten_b").sort()).toEqual(["automation", "detectors", "postureSync", "webhooks"]);
+    expect(invoked(tenants, "ten_c").sort()).toEqual(["automation", "detectors", "webhooks"]);
+  });
+
+  it("keep every other condition of an integration's pattern (its event types)", () => {
+    const tenants = { iotSync: "ten_a" };
+    expect(matchesPattern(deployedPattern("iotSync", tenants), envelopeOf("ten_a", "sim.attached"))).toBe(false);
+    expect(deployedPattern("operatorEvents", tenants)).toBe(rules.operatorEvents.pattern);
+  });
+});
