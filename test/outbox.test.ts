@@ -122,13 +122,14 @@ describe("the outbox", () => {
     expect(ours.length).toBeGreaterThanOrEqual(3);
 
     // EventBridge refuses every entry of the first publish (all its retries), then accepts.
-    const received: { source: string; detailType: string; detail: DomainEvent }[] = [];
+    const received: { source: string; detailType: string; resources: string[]; detail: DomainEvent }[] = [];
     let refused = 0;
     const server = createServer(async (request: IncomingMessage, response) => {
       let body = "";
       for await (const chunk of request) body += chunk;
       expect(request.headers["x-amz-target"]).toBe("AWSEvents.PutEvents");
-      const entries = (JSON.parse(body) as { Entries: { Source: string; DetailType: string; Detail: string }[] }).Entries;
+      const entries = (JSON.parse(body) as { Entries: { Source: string; DetailType: string; Detail: string; Resources: string[] }[] })
+        .Entries;
       response.setHeader("content-type", "application/x-amz-json-1.1");
       if (refused < 4) {
         refused += 1;
@@ -140,7 +141,9 @@ describe("the outbox", () => {
         );
         return;
       }
-      for (const entry of entries) received.push({ source: entry.Source, detailType: entry.DetailType, detail: JSON.parse(entry.Detail) });
+      for (const entry of entries) {
+        received.push({ source: entry.Source, detailType: entry.DetailType, resources: entry.Resources, detail: JSON.parse(entry.Detail) });
+      }
       response.end(JSON.stringify({ FailedEntryCount: 0, Entries: entries.map((_, n) => ({ EventId: `ev-${received.length + n}` })) }));
     });
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -149,7 +152,10 @@ describe("the outbox", () => {
       region,
       credentials: { accessKeyId: "test", secretAccessKey: "test" },
     });
-    const handler = handlerFor(() => eventBridgePublisher("simroot-test", client));
+    const handler = handlerFor(
+      () => eventBridgePublisher("simroot-test", client),
+      () => ports,
+    );
     const event = { Records: ours } as unknown as Parameters<typeof handler>[0];
 
     const failed = await handler(event);
@@ -161,6 +167,8 @@ describe("the outbox", () => {
     const first = received.find((entry) => entry.detail.id === committed[0]!.id);
     expect(first?.detailType).toBe("device.registered");
     expect(first?.detail).toEqual(JSON.parse(JSON.stringify(committed[0])));
+    // The tenant has no webhook subscription or automation rule: no event names those consumers.
+    expect(received.every((entry) => entry.resources.length === 0)).toBe(true);
     client.destroy();
     await new Promise((resolve) => server.close(resolve));
   });

@@ -9,7 +9,7 @@ import { auditRetentionDays } from "../../packages/core/src/config.ts";
 export const measured = {
   /** Date and command of the measurement these figures come from. */
   source:
-    "2026-12-02, EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys); three runs: 17.4, 17.18 and 17.83 WCU; 3.5 consumer invocations",
+    "2026-12-02, EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys); four runs: 17.4, 17.18, 17.83 and 17.02 WCU, 4.79 to 4.98 read units; 1.5 consumer invocations",
   perAppliedEvent: {
     /**
      * DynamoDB write request units (transactions count 2 per item), GSI copies included. The measured
@@ -21,16 +21,16 @@ export const measured = {
      * and 22.4 (counter event keys); applied one at a time, 22.5 (steady state, docs/write-path.md).
      */
     writeUnits: 17.3,
-    readUnits: 4.95,
+    readUnits: 4.9,
     /** EventBridge PutEvents entries: the ingested fact, and the applied change. */
     busEvents: 2,
     /**
-     * Consumer invocations: the applier, and every rule whose deployed pattern matches the applied change
-     * (detectors, automation, webhooks; the IoT, posture and SIEM integrations only for the tenant they are
-     * configured for, none here), whether or not the tenant configured anything for them. 4.5 while every
-     * integration's rule matched every tenant's changes.
+     * Consumer invocations: the applier, and every rule whose deployed pattern matches the applied change:
+     * detectors (attaches); automation and webhooks only for a tenant with a rule or subscription (the
+     * outbox names them in `resources`; none here); the IoT, posture and SIEM integrations only for their
+     * tenant (none here). 4.5 while every rule matched every tenant's changes.
      */
-    consumerInvocations: 3.5,
+    consumerInvocations: 1.5,
     /** API requests: webhooks carry 10 facts each. */
     apiRequests: 0.1,
   },

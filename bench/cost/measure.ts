@@ -20,6 +20,7 @@ import {
   registerDevice,
   rules,
   type DomainEvent,
+  type PublishOptions,
   type RuleName,
 } from "@simroot/core";
 import { matchesPattern } from "@simroot/core";
@@ -67,15 +68,20 @@ export async function measure() {
     { step: "initialize", name: "costMeter" },
   );
   const publish = runtime.bus.publish.bind(runtime.bus);
-  runtime.bus.publish = async (published: readonly DomainEvent[]) => {
+  runtime.bus.publish = async (published: readonly DomainEvent[], options?: PublishOptions) => {
     totals.busEvents += published.length;
     for (const event of published) {
-      const envelope = { source: busSourceOf(event), "detail-type": event.type, detail: event };
+      const envelope = {
+        source: busSourceOf(event),
+        "detail-type": event.type,
+        resources: options?.resources?.(event) ?? [],
+        detail: event,
+      };
       totals.consumerInvocations += (Object.keys(rules) as RuleName[]).filter((name) =>
         matchesPattern(deployedPattern(name, integrationTenants()), envelope as never),
       ).length;
     }
-    return publish(published);
+    return publish(published, options);
   };
   // Facts after the registrations (an older fact than the device's state is ignored as stale).
   const epoch = Date.now() + 1000;

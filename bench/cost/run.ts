@@ -44,7 +44,7 @@ const scenarios: [string, Scenario][] = [
   ["+ 8 WCU per applied event (issue 9's target, not reached)", { ...pushed, perEvent: targetWrites }],
   ["+ outbox via Pipes, not a 2nd PutEvents (1 bus event)", { ...pushed, perEvent: { ...targetWrites, busEvents: 1 } }],
   [
-    "+ one consumer invocation per event (rules filtered per tenant)",
+    "+ one consumer invocation per event (the applier only)",
     { ...pushed, perEvent: { ...targetWrites, busEvents: 1, consumerInvocations: 1 } },
   ],
   [

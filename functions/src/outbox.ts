@@ -5,16 +5,28 @@
  * until the records leave the stream after 24 hours; the iterator age alarm says long before).
  */
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from "aws-lambda";
-import { busName, eventBridgePublisher, publishFromStream, type OutboxStreamRecord, type Publisher } from "@simroot/core";
+import {
+  busName,
+  documentClient,
+  dynamoSettings,
+  eventBridgePublisher,
+  publishFromStream,
+  tableNames,
+  type OutboxStreamRecord,
+  type Ports,
+  type Publisher,
+} from "@simroot/core";
 import { logger } from "./lib/telemetry.ts";
 
 let built: Publisher | undefined;
+let store: Pick<Ports, "db" | "tables"> | undefined;
 
+/** `store`: where the tenants' interests are read (which opt-in consumers each event is for: core outbox/interests.ts). */
 export const handlerFor =
-  (publisher: () => Publisher) =>
+  (publisher: () => Publisher, store: () => Pick<Ports, "db" | "tables">) =>
   async (event: DynamoDBStreamEvent, context?: Context): Promise<DynamoDBBatchResponse> => {
     if (context) logger.addContext(context);
-    const result = await publishFromStream(publisher(), event.Records as OutboxStreamRecord[]);
+    const result = await publishFromStream(publisher(), event.Records as OutboxStreamRecord[], store());
     if (result.failedAt === undefined) return { batchItemFailures: [] };
     logger.error("publishing committed events failed; the stream retries from the first unpublished record", {
       component: "outbox",
@@ -24,4 +36,7 @@ export const handlerFor =
     return { batchItemFailures: [{ itemIdentifier: result.failedAt }] };
   };
 
-export const handler = handlerFor(() => (built ??= eventBridgePublisher(busName())));
+export const handler = handlerFor(
+  () => (built ??= eventBridgePublisher(busName())),
+  () => (store ??= { db: documentClient(dynamoSettings()), tables: tableNames() }),
+);

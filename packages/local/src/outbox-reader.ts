@@ -166,7 +166,7 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
     }
     const { Records = [], NextShardIterator } = answer;
     if (Records.length > 0) {
-      const result = await publishFromStream(options.publisher, Records as OutboxStreamRecord[]);
+      const result = await publishFromStream(options.publisher, Records as OutboxStreamRecord[], options);
       published += result.published;
       if (result.failedAt !== undefined) {
         // Resume at the first record the bus did not take: everything before it is published.

@@ -117,7 +117,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     // The ports exist before the bus opens: deliveries it recovers from its journal run against them, never against defaults.
     let opened: LocalBus | undefined;
     const publisher: Publisher = {
-      publish: (events) => (opened ? opened.publish(events) : Promise.reject(new Error("the local bus is not open yet"))),
+      publish: (events, publishOptions) =>
+        opened ? opened.publish(events, publishOptions) : Promise.reject(new Error("the local bus is not open yet")),
     };
     const backlog = { pending: async () => opened?.status().pending ?? 0, bound: options.maxBacklog ?? ingestMaxBacklog() };
     const secretsKeyPath =

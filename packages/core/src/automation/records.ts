@@ -8,6 +8,7 @@ import type { RequestContext } from "../context.ts";
 import { SimrootError } from "../error.ts";
 import { domainEvent, type DomainEvent } from "../event/event.ts";
 import { partitionPage, type Page } from "../page.ts";
+import { interestWrite } from "../outbox/interests.ts";
 import type { Ports } from "../ports.ts";
 
 export type RecordKind = "rule" | "webhook" | "incident";
@@ -109,6 +110,8 @@ export async function commitRecord(
     write.previousRevision === undefined
       ? { ConditionExpression: "attribute_not_exists(pk)" }
       : { ConditionExpression: "revision = :r", ExpressionAttributeValues: { ":r": write.previousRevision } };
+  // A new record marks the tenant's interest in its consumer, in the same commit: the outbox routes the tenant's later events to it.
+  const interest = write.item && write.previousRevision === undefined ? interestWrite(ports, ctx.tenantId, kind) : undefined;
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
     events: [event],
@@ -116,6 +119,7 @@ export async function commitRecord(
       write.item
         ? { Put: { TableName: ports.tables.automation, Item: { ...key, ...write.item }, ...condition } }
         : { Delete: { TableName: ports.tables.automation, Key: key, ...condition } },
+      ...(interest ? [interest] : []),
     ],
     onConditionFailed: () =>
       write.previousRevision === undefined ? new SimrootError(`${kind}.exists`, "conflict", `${kind} ${id} exists`) : stale(),

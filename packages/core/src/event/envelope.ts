@@ -18,13 +18,13 @@ export interface BusEnvelope<Event extends DomainEvent = DomainEvent> {
 export const busSourceOf = (event: DomainEvent) => (event.origin === "ingest" ? ingestSource : eventSource);
 
 /** The PutEvents entry for a domain event (EventBridge builds the envelope from it). */
-export function toPutEventsEntry(event: DomainEvent, busName: string) {
+export function toPutEventsEntry(event: DomainEvent, busName: string, resources: readonly string[] = []) {
   return {
     EventBusName: busName,
     Source: busSourceOf(event),
     DetailType: event.type,
     Detail: JSON.stringify(event),
     Time: new Date(event.time),
-    Resources: [],
+    Resources: [...resources],
   };
 }

@@ -39,7 +39,12 @@ export function domainEvent<Type extends string, Data>(
 }
 
 /** The port every event leaves through: EventBridge in AWS, the durable local bus on a laptop. */
+export interface PublishOptions {
+  /** Each event's envelope `resources`: the opt-in consumers with work for its tenant (outbox/interests.ts). */
+  readonly resources?: (event: DomainEvent) => readonly string[];
+}
+
 export interface Publisher {
   /** Resolves only once every event is durably accepted by the bus. */
-  publish(events: readonly DomainEvent[]): Promise<void>;
+  publish(events: readonly DomainEvent[], options?: PublishOptions): Promise<void>;
 }

@@ -12,28 +12,35 @@ const attempts = 4;
 /** Publishes to an EventBridge bus, re-sending only the entries EventBridge reports as failed. */
 export function eventBridgePublisher(busName: string, client = new EventBridgeClient(sdkClientSettings())): Publisher {
   return {
-    async publish(events) {
+    async publish(events, options) {
       let batch: DomainEvent[] = [];
       let bytes = 0;
       for (const event of events) {
         const size = Buffer.byteLength(JSON.stringify(event)) + event.type.length + 64;
         if (batch.length === batchSize || (batch.length > 0 && bytes + size > batchBytes)) {
-          await putBatch(client, busName, batch);
+          await putBatch(client, busName, batch, options?.resources);
           batch = [];
           bytes = 0;
         }
         batch.push(event);
         bytes += size;
       }
-      if (batch.length > 0) await putBatch(client, busName, batch);
+      if (batch.length > 0) await putBatch(client, busName, batch, options?.resources);
     },
   };
 }
 
-async function putBatch(client: EventBridgeClient, busName: string, batch: readonly DomainEvent[]) {
+async function putBatch(
+  client: EventBridgeClient,
+  busName: string,
+  batch: readonly DomainEvent[],
+  resources: (event: DomainEvent) => readonly string[] = () => [],
+) {
   let pending = [...batch];
   for (let attempt = 1; pending.length > 0; attempt++) {
-    const result = await client.send(new PutEventsCommand({ Entries: pending.map((event) => toPutEventsEntry(event, busName)) }));
+    const result = await client.send(
+      new PutEventsCommand({ Entries: pending.map((event) => toPutEventsEntry(event, busName, resources(event))) }),
+    );
     if (!result.FailedEntryCount) return;
     pending = pending.filter((_, index) => result.Entries?.[index]?.ErrorCode !== undefined);
     if (attempt >= attempts) {

@@ -14,6 +14,8 @@ import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import type { DomainEvent, Publisher } from "../event/event.ts";
 import { auditRecordSchema, eventOfRecord } from "../ledger/audit-record.ts";
+import type { Ports } from "../ports.ts";
+import { routingOf } from "./interests.ts";
 
 /** The part of a DynamoDB stream record the outbox reads (the Lambda event's and the Streams API's shapes agree). */
 export interface OutboxStreamRecord {
@@ -62,13 +64,22 @@ const publishChunk = 100;
 export async function publishFromStream(
   publisher: Publisher,
   records: readonly OutboxStreamRecord[],
+  ports: Pick<Ports, "db" | "tables">,
 ): Promise<{ published: number; failedAt?: string; error?: unknown }> {
   const events = eventsOfStream(records);
   let published = 0;
   for (let start = 0; start < events.length; start += publishChunk) {
     const chunk = events.slice(start, start + publishChunk);
     try {
-      await publisher.publish(chunk.map((entry) => entry.event));
+      // Read for each chunk (after its records committed): which opt-in consumers each event's tenant has work for.
+      const routing = await routingOf(
+        ports,
+        chunk.map((entry) => entry.event),
+      );
+      await publisher.publish(
+        chunk.map((entry) => entry.event),
+        routing,
+      );
       published += chunk.length;
     } catch (error) {
       return { published, failedAt: chunk[0]!.sequenceNumber, error };

@@ -270,7 +270,9 @@ export const functions = {
     ...streamReader,
     handler: "outbox.ts",
     does: "publishes the events of committed audit records from the audit table's stream (the outbox)",
-    tables: {},
+    // The tenants' interests: which opt-in consumers (webhooks, automation) each event is for (core outbox/interests.ts).
+    // (A tenant seen for the first time: whether it has records of each kind, written down once.)
+    tables: { automation: ["BatchGetItem", "GetItem", "Query", "PutItem"] },
     publishes: true,
   },
   // Not a rule consumer: an hourly schedule runs it (infra/audit-archive.ts).

@@ -71,12 +71,14 @@ export const rules = {
   },
   automation: {
     does: "runs each tenant's automation rules whose pattern matches a change simroot applied (anomalies included)",
-    pattern: { source: [eventSource] },
+    // Only the changes of tenants with rules: the outbox names the consumer in `resources` (core outbox/interests.ts).
+    pattern: { source: [eventSource], resources: ["simroot:consumer/automation"] },
     handler: "consumers/automation.ts",
   },
   webhooks: {
     does: "queues a durable delivery for each outbound webhook subscription whose pattern matches, and makes its first attempt",
-    pattern: { source: [eventSource] },
+    // Only the changes of tenants with subscriptions (as automation's).
+    pattern: { source: [eventSource], resources: ["simroot:consumer/webhooks"] },
     handler: "consumers/webhooks.ts",
   },
   iotSync: {

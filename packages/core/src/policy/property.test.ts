@@ -11,7 +11,7 @@ import type { Conditions, DecisionInput, Destination, Grant, LabelSelector, Poli
 
 // ---------- the reference ----------
 
-const has = (labels: Record<string, string>, key: string) => Object.prototype.hasOwnProperty.call(labels, key);
+const has = (labels: Record<string, string>, key: string) => Object.hasOwn(labels, key);
 
 function refSelector(selector: LabelSelector, labels: Record<string, string>): boolean {
   for (const [key, value] of Object.entries(selector.matchLabels ?? {})) if (!has(labels, key) || labels[key] !== value) return false;

@@ -17,6 +17,7 @@ import {
   type DomainEvent,
   type EventPattern,
   type Publisher,
+  type PublishOptions,
 } from "@simroot/core";
 import { Journal } from "./journal.ts";
 
@@ -111,10 +112,10 @@ export class LocalBus implements Publisher {
   }
 
   /** EventBridge PutEvents: resolves once every event is durably journaled. */
-  async publish(events: readonly DomainEvent[]): Promise<void> {
+  async publish(events: readonly DomainEvent[], options?: PublishOptions): Promise<void> {
     if (this.#closed) throw new Error("the local bus is closed");
     const accepted = events.map((event) => {
-      const envelope = this.#envelope(event);
+      const envelope = this.#envelope(event, options?.resources?.(event) ?? []);
       const rules = Object.entries(this.#targets)
         .filter(([, target]) => matchesPattern(target.pattern, envelope))
         .map(([rule]) => rule);
@@ -184,7 +185,7 @@ export class LocalBus implements Publisher {
     await this.#journal.close();
   }
 
-  #envelope(event: DomainEvent): BusEnvelope {
+  #envelope(event: DomainEvent, resources: readonly string[]): BusEnvelope {
     return {
       version: "0",
       id: randomUUID(),
@@ -193,7 +194,7 @@ export class LocalBus implements Publisher {
       account: "000000000000",
       time: new Date().toISOString().replace(/\.\d{3}Z$/, "Z"),
       region: this.#region,
-      resources: [],
+      resources: [...resources],
       detail: event,
     };
   }

@@ -1,0 +1,96 @@
+/**
+ * Which consumers have work for a tenant. The webhooks and automation consumers only act on a
+ * tenant's changes once it has a webhook subscription or an automation rule; invoked for every
+ * change of every tenant, they were most of the Lambda invocations an applied event costs. The
+ * commit that creates a tenant's first subscription (or rule) also marks the tenant's interest
+ * item; the outbox reads it (consistently, once per tenant per stream batch) and names the
+ * interested consumers in each event's `resources`, which those consumers' rules match on.
+ *
+ * Nothing is lost: an event committed after the commit that marked the interest is published
+ * after it, and the outbox's consistent read sees the mark. A tenant that removes its last
+ * subscription stays marked (its consumer is invoked and finds nothing, as before).
+ */
+import { GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { recordKey } from "../automation/records.ts";
+import type { DomainEvent, PublishOptions } from "../event/event.ts";
+import type { Ports } from "../ports.ts";
+import { batchGetAll } from "../store/batch-get.ts";
+import type { TransactItem } from "../store/transaction.ts";
+
+/** The consumers a tenant opts into by creating a record of a kind (automation table records). */
+export const optInConsumers = { webhooks: "webhook", automation: "rule" } as const;
+export type OptInConsumer = keyof typeof optInConsumers;
+
+/** The `resources` entry that routes an event to an opt-in consumer (its rule's pattern matches it). */
+export const consumerResource = (consumer: OptInConsumer) => `simroot:consumer/${consumer}`;
+
+export const interestsKey = (tenantId: string) => ({ pk: `T#${tenantId}#interests`, sk: "consumers" });
+
+/** The write, in the commit that creates a record of `kind`, that marks the tenant's interest in its consumer. */
+export function interestWrite(ports: Pick<Ports, "tables">, tenantId: string, kind: string): TransactItem | undefined {
+  if (!Object.values(optInConsumers).includes(kind as never)) return undefined;
+  return {
+    Update: {
+      TableName: ports.tables.automation,
+      Key: interestsKey(tenantId),
+      UpdateExpression: "SET #kind = :yes",
+      ExpressionAttributeNames: { "#kind": kind },
+      ExpressionAttributeValues: { ":yes": true },
+    },
+  };
+}
+
+/** The `resources` of each event of a batch: the opt-in consumers its tenant has work for (read consistently). */
+export async function routingOf(ports: Pick<Ports, "db" | "tables">, events: readonly DomainEvent[]): Promise<PublishOptions> {
+  const tenants = [...new Set(events.map((event) => event.tenantId))];
+  const items = await batchGetAll(ports, ports.tables.automation, tenants.map(interestsKey));
+  const marked = new Map(items.map((item) => [String(item.pk), item]));
+  for (const tenantId of tenants) {
+    const key = interestsKey(tenantId);
+    if (!marked.has(key.pk)) marked.set(key.pk, await firstInterests(ports, tenantId));
+  }
+  const resources = new Map(
+    tenants.map((tenantId) => {
+      const item = marked.get(interestsKey(tenantId).pk) ?? {};
+      const consumers = (Object.keys(optInConsumers) as OptInConsumer[]).filter((consumer) => item[optInConsumers[consumer]] === true);
+      return [tenantId, consumers.map(consumerResource)] as const;
+    }),
+  );
+  return { resources: (event) => resources.get(event.tenantId) ?? [] };
+}
+
+/**
+ * A tenant the outbox has not seen since interests existed: whether it has records of each kind
+ * (its subscriptions and rules may predate the marks), written down once so that later batches
+ * read one item. A create that marked it meanwhile wins: the mark is then read back.
+ */
+async function firstInterests(ports: Pick<Ports, "db" | "tables">, tenantId: string): Promise<Record<string, unknown>> {
+  const kinds = Object.values(optInConsumers);
+  const found = await Promise.all(
+    kinds.map(async (kind) => {
+      const { Items = [] } = await ports.db.send(
+        new QueryCommand({
+          TableName: ports.tables.automation,
+          KeyConditionExpression: "pk = :p",
+          ExpressionAttributeValues: { ":p": recordKey(tenantId, kind, "").pk },
+          Limit: 1,
+          ConsistentRead: true,
+        }),
+      );
+      return [kind, Items.length > 0] as const;
+    }),
+  );
+  const item = { ...interestsKey(tenantId), ...Object.fromEntries(found) };
+  try {
+    await ports.db.send(
+      new PutCommand({ TableName: ports.tables.automation, Item: item, ConditionExpression: "attribute_not_exists(pk)" }),
+    );
+    return item;
+  } catch (error) {
+    if ((error as { name?: string }).name !== "ConditionalCheckFailedException") throw error;
+    const { Item } = await ports.db.send(
+      new GetCommand({ TableName: ports.tables.automation, Key: interestsKey(tenantId), ConsistentRead: true }),
+    );
+    return Item ?? item;
+  }
+}
