@@ -68,4 +68,19 @@ describe("routing to opt-in consumers", () => {
     );
     expect(Item).toMatchObject({ webhook: true, rule: false });
   });
+
+  it("still finds an older rule when the tenant's first new subscription made the mark (naming webhooks only)", async () => {
+    const tenant = await tenantClient(runtime, "routing-mixed");
+    const rule = await tenant.call("POST", "/v1/automation/rules", {
+      name: "contain",
+      pattern: { source: ["simroot"], "detail-type": ["anomaly.detected"] },
+      actions: [{ type: "quarantine" }],
+    });
+    expect(rule.status).toBe(201);
+    await runtime.settled();
+    // As before marks existed: the rule is there, the mark is not; then a subscription's commit makes one.
+    await runtime.ports.db.send(new DeleteCommand({ TableName: runtime.ports.tables.automation, Key: interestsKey(tenant.tenant.id) }));
+    expect((await subscribe(tenant)).status).toBe(201);
+    expect(await routingOfNextEvent(tenant)).toEqual([automation, webhooks].sort());
+  });
 });

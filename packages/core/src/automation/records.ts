@@ -11,9 +11,9 @@ import { partitionPage, type Page } from "../page.ts";
 import { interestWrite } from "../outbox/interests.ts";
 import type { Ports } from "../ports.ts";
 
-export type RecordKind = "rule" | "webhook" | "incident";
+import { recordKey, type RecordKind } from "./record-key.ts";
 
-export const recordKey = (tenantId: string, kind: RecordKind, id: string) => ({ pk: `T#${tenantId}#${kind}`, sk: id });
+export { recordKey, type RecordKind };
 
 export async function readRecord(
   ports: Ports,

@@ -16,7 +16,11 @@ export function eventBridgePublisher(busName: string, client = new EventBridgeCl
       let batch: DomainEvent[] = [];
       let bytes = 0;
       for (const event of events) {
-        const size = Buffer.byteLength(JSON.stringify(event)) + event.type.length + 64;
+        const size =
+          Buffer.byteLength(JSON.stringify(event)) +
+          event.type.length +
+          (options?.resources?.(event) ?? []).reduce((sum, resource) => sum + Buffer.byteLength(resource), 0) +
+          64;
         if (batch.length === batchSize || (batch.length > 0 && bytes + size > batchBytes)) {
           await putBatch(client, busName, batch, options?.resources);
           batch = [];

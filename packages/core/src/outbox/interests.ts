@@ -10,8 +10,8 @@
  * after it, and the outbox's consistent read sees the mark. A tenant that removes its last
  * subscription stays marked (its consumer is invoked and finds nothing, as before).
  */
-import { GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { recordKey } from "../automation/records.ts";
+import { QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { recordKey, type RecordKind } from "../automation/record-key.ts";
 import type { DomainEvent, PublishOptions } from "../event/event.ts";
 import type { Ports } from "../ports.ts";
 import { batchGetAll } from "../store/batch-get.ts";
@@ -47,7 +47,10 @@ export async function routingOf(ports: Pick<Ports, "db" | "tables">, events: rea
   const marked = new Map(items.map((item) => [String(item.pk), item]));
   for (const tenantId of tenants) {
     const key = interestsKey(tenantId);
-    if (!marked.has(key.pk)) marked.set(key.pk, await firstInterests(ports, tenantId));
+    const item = marked.get(key.pk);
+    // A kind the mark does not name yet (no mark at all, or one a create made for another kind) is looked up once.
+    const unknown = Object.values(optInConsumers).filter((kind) => typeof item?.[kind] !== "boolean");
+    if (unknown.length > 0) marked.set(key.pk, await lookUpInterests(ports, tenantId, unknown));
   }
   const resources = new Map(
     tenants.map((tenantId) => {
@@ -60,37 +63,38 @@ export async function routingOf(ports: Pick<Ports, "db" | "tables">, events: rea
 }
 
 /**
- * A tenant the outbox has not seen since interests existed: whether it has records of each kind
- * (its subscriptions and rules may predate the marks), written down once so that later batches
- * read one item. A create that marked it meanwhile wins: the mark is then read back.
+ * The kinds a tenant's mark does not name yet (its subscriptions and rules may predate the marks):
+ * whether it has records of each, written down once so that later batches read one item. A kind a
+ * create marked meanwhile keeps its mark (true): `if_not_exists`, and marks only ever become true.
  */
-async function firstInterests(ports: Pick<Ports, "db" | "tables">, tenantId: string): Promise<Record<string, unknown>> {
-  const kinds = Object.values(optInConsumers);
+async function lookUpInterests(
+  ports: Pick<Ports, "db" | "tables">,
+  tenantId: string,
+  kinds: readonly string[],
+): Promise<Record<string, unknown>> {
   const found = await Promise.all(
     kinds.map(async (kind) => {
       const { Items = [] } = await ports.db.send(
         new QueryCommand({
           TableName: ports.tables.automation,
           KeyConditionExpression: "pk = :p",
-          ExpressionAttributeValues: { ":p": recordKey(tenantId, kind, "").pk },
+          ExpressionAttributeValues: { ":p": recordKey(tenantId, kind as RecordKind, "").pk },
           Limit: 1,
           ConsistentRead: true,
         }),
       );
-      return [kind, Items.length > 0] as const;
+      return Items.length > 0;
     }),
   );
-  const item = { ...interestsKey(tenantId), ...Object.fromEntries(found) };
-  try {
-    await ports.db.send(
-      new PutCommand({ TableName: ports.tables.automation, Item: item, ConditionExpression: "attribute_not_exists(pk)" }),
-    );
-    return item;
-  } catch (error) {
-    if ((error as { name?: string }).name !== "ConditionalCheckFailedException") throw error;
-    const { Item } = await ports.db.send(
-      new GetCommand({ TableName: ports.tables.automation, Key: interestsKey(tenantId), ConsistentRead: true }),
-    );
-    return Item ?? item;
-  }
+  const { Attributes } = await ports.db.send(
+    new UpdateCommand({
+      TableName: ports.tables.automation,
+      Key: interestsKey(tenantId),
+      UpdateExpression: `SET ${kinds.map((_, n) => `#k${n} = if_not_exists(#k${n}, :v${n})`).join(", ")}`,
+      ExpressionAttributeNames: Object.fromEntries(kinds.map((kind, n) => [`#k${n}`, kind])),
+      ExpressionAttributeValues: Object.fromEntries(found.map((value, n) => [`:v${n}`, value])),
+      ReturnValues: "ALL_NEW",
+    }),
+  );
+  return Attributes ?? {};
 }

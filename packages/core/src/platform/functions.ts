@@ -271,8 +271,8 @@ export const functions = {
     handler: "outbox.ts",
     does: "publishes the events of committed audit records from the audit table's stream (the outbox)",
     // The tenants' interests: which opt-in consumers (webhooks, automation) each event is for (core outbox/interests.ts).
-    // (A tenant seen for the first time: whether it has records of each kind, written down once.)
-    tables: { automation: ["BatchGetItem", "GetItem", "Query", "PutItem"] },
+    // (A kind a tenant's mark does not name yet: whether it has records of it, written down once.)
+    tables: { automation: ["BatchGetItem", "Query", "UpdateItem"] },
     publishes: true,
   },
   // Not a rule consumer: an hourly schedule runs it (infra/audit-archive.ts).

@@ -1,10 +1,13 @@
 import { BatchGetCommand } from "@aws-sdk/lib-dynamodb";
 import type { Ports } from "../ports.ts";
 
+/** Batches read at once. */
+const inFlight = 4;
+
 /**
  * Reads items of one table by key in batches of 100 (BatchGetItem's limit), consistently,
  * retrying what comes back unprocessed after a short, growing pause (as AWS advises). Each key
- * once: BatchGetItem refuses a request naming a key twice.
+ * once: BatchGetItem refuses a request naming a key twice. Items come back in no particular order.
  */
 export async function batchGetAll(
   ports: Pick<Ports, "db">,
@@ -13,14 +16,21 @@ export async function batchGetAll(
 ): Promise<Record<string, unknown>[]> {
   const keys = [...new Map(given.map((key) => [`${String(key.pk)}\u0000${String(key.sk)}`, key])).values()];
   const found: Record<string, unknown>[] = [];
-  for (let start = 0; start < keys.length; start += 100) {
-    let pending: Record<string, unknown>[] = keys.slice(start, start + 100);
+  const readBatch = async (batch: Record<string, unknown>[]) => {
+    let pending = batch;
     for (let retry = 0; pending.length > 0; retry++) {
       if (retry > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** retry)));
       const result = await ports.db.send(new BatchGetCommand({ RequestItems: { [table]: { Keys: pending, ConsistentRead: true } } }));
       found.push(...(result.Responses?.[table] ?? []));
       pending = result.UnprocessedKeys?.[table]?.Keys ?? [];
     }
+  };
+  // Up to `inFlight` batches at once (a page of 1,000 audit records is 10 batches).
+  for (let start = 0; start < keys.length; start += 100 * inFlight) {
+    const batches = Array.from({ length: inFlight }, (_, n) => keys.slice(start + n * 100, start + (n + 1) * 100)).filter(
+      (batch) => batch.length > 0,
+    );
+    await Promise.all(batches.map(readBatch));
   }
   return found;
 }
