@@ -91,3 +91,40 @@ export async function unitsPerAppliedEvent(ports: Ports, devices: number, events
   );
   return { applied, units, writes: meter.writes - writesBefore, perEvent: units / Math.max(1, applied), perEventByTable };
 }
+
+/**
+ * Write units per remembered fact: one that folds into a device's window without changing what
+ * anyone sees (an older reachability report than the device's newest), so it writes the device
+ * item alone. Each device first gets 40 reports, so its item carries a full window.
+ */
+export async function unitsPerRememberedFact(ports: Ports, facts = 10) {
+  const { tenant } = await createTenantWithAdminKey(ports, "remembered");
+  const ctx = { tenantId: tenant.id, actor: "source:src_bench", requestId: "req_bench" };
+  const imsi = imsiOf(999_999);
+  await registerDevice(ports, ctx, { imsi });
+  const start = Date.UTC(2026, 10, 22, 8, 0);
+  const report = (at: number, reachable: boolean) =>
+    ingestedEvent(
+      ctx,
+      "src_bench",
+      "simroot",
+      {
+        type: "device.reachability-changed",
+        dedupeKey: randomUUID(),
+        occurredAt: new Date(at).toISOString(),
+        device: { imsi },
+        sourceType: "bench",
+        data: { reachable, via: "data" },
+      } as never,
+      new Date(),
+    );
+  for (let n = 0; n < 40; n++) await applyOperatorEvent(ports, report(start + n * 60_000, n % 2 === 0));
+  const meter = meterWrites(ports.db);
+  let remembered = 0;
+  // Between the last two reports: inside the window, older than the newest, so the state stays.
+  for (let n = 0; n < facts; n++) {
+    const outcome = await applyOperatorEvent(ports, report(start + 38 * 60_000 + (n + 1) * 1000, n % 2 === 0));
+    if (outcome.value.outcome === "stale") remembered += 1;
+  }
+  return { remembered, perFact: meter.units / Math.max(1, remembered) };
+}

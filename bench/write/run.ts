@@ -13,7 +13,7 @@ import { TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { createTenantWithAdminKey, ingestedEvent, portsFor, tableNames, verifyAuditChain, type DomainEvent } from "@simroot/core";
 import { startDynamoLocal } from "@simroot/local/dynamodb-local";
 import { startCluster } from "../../test/support/cluster.ts";
-import { unitsPerAppliedEvent } from "./capacity.ts";
+import { unitsPerAppliedEvent, unitsPerRememberedFact } from "./capacity.ts";
 
 const events = Number(process.env.EVENTS ?? 640);
 const devices = Number(process.env.DEVICES ?? 512);
@@ -22,6 +22,8 @@ const writerCounts = (process.env.WRITERS ?? "1,8,32").split(",").map(Number);
 const unitsBefore = 15.8;
 /** Steady state measured on a62f58a (fact window stored as a map, about 5 KB) with this file's UUID event keys. */
 const steadyBefore = 30.9;
+/** A remembered fact (no visible change) measured on ee0839b, where its device write was a one-item transaction. */
+const rememberedBefore = 6;
 
 // DYNAMODB_ENDPOINT: a DynamoDB Local already running (else one is started for the run).
 const external = process.env.DYNAMODB_ENDPOINT;
@@ -119,6 +121,11 @@ console.log(
   `  steady state by table (its indexes' copies included): ${Object.entries(steady.perEventByTable)
     .map(([table, units]) => `${table} ${units.toFixed(1)}`)
     .join(", ")}`,
+);
+const remembered = await unitsPerRememberedFact(capacityPorts);
+console.log(
+  `write units per remembered fact (folded in, nothing visible changed; ${remembered.remembered} of 10): ${remembered.perFact.toFixed(1)} now, ` +
+    `${rememberedBefore} before (a one-item transaction)`,
 );
 await capacityCluster.stop();
 await dynamo.stop();
