@@ -4,7 +4,16 @@
  * is answered either way.
  */
 import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
-import { decodeHistory, forgetDevice } from "@simroot/core";
+import {
+  applyOperatorEvent,
+  createTenantWithAdminKey,
+  decodeHistory,
+  documentClient,
+  forgetDevice,
+  ingestedEvent,
+  portsFor,
+  registerDevice,
+} from "@simroot/core";
 import { deviceKey } from "@simroot/core/device/keys";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -130,3 +139,49 @@ describe("the fact window as stored", () => {
     expect(decodeHistory((await deviceItemOf(device.tenantId, device.id)).history).facts).toHaveLength(2);
   });
 });
+
+describe("remembered facts from two instances", () => {
+  it("keeps every one when two instances fold facts that change nothing into one device at once", async () => {
+    const { tenant } = await createTenantWithAdminKey(runtime.ports, "remembered");
+    const ctx = { tenantId: tenant.id, actor: "source:src_mem", requestId: "req_mem" };
+    const device = (await registerDevice(runtime.ports, ctx, { imsi: "208011110000011" })).value;
+    // Two instances: separate clients, so separate device caches (each write is conditional on the revision it read).
+    const instances = [
+      runtime.ports,
+      portsFor(documentClient({ endpoint: runtime.endpoint, region: "us-east-1" }), runtime.ports.tables, runtime.bus),
+    ];
+    const start = Date.UTC(2026, 10, 22, 8, 0);
+    const report = (at: number, reachable: boolean) =>
+      ingestedEvent(
+        ctx,
+        "src_mem",
+        "simroot",
+        {
+          type: "device.reachability-changed",
+          dedupeKey: randomUUID(),
+          occurredAt: new Date(at).toISOString(),
+          device: { imsi: "208011110000011" },
+          sourceType: "test",
+          data: { reachable, via: "data" },
+        } as never,
+        new Date(),
+      );
+    await applyOperatorEvent(runtime.ports, report(start, true));
+    await applyOperatorEvent(runtime.ports, report(start + 600_000, true));
+    // Older than the newest report, so nothing visible changes: each is only remembered (a conditional put of the device).
+    const late = Array.from({ length: 12 }, (_, n) => report(start + (n + 1) * 1000, n % 2 === 0));
+    const outcomes = await Promise.all(late.map((event, n) => applyOperatorEvent(instances[n % 2]!, event)));
+    expect(outcomes.map((outcome) => outcome.value.outcome)).toEqual(late.map(() => "stale"));
+    forgetDevice(runtime.ports, tenant.id, device.id);
+    const item = await deviceItemOfDevice(tenant.id, device.id);
+    expect(decodeHistory(item.history).facts).toHaveLength(14);
+  });
+});
+
+async function deviceItemOfDevice(tenantId: string, deviceId: string) {
+  return (
+    await runtime.ports.db.send(
+      new GetCommand({ TableName: runtime.ports.tables.identity, Key: deviceKey(tenantId, deviceId), ConsistentRead: true }),
+    )
+  ).Item!;
+}
