@@ -56,6 +56,8 @@ export {
   eventSource,
   retryPolicy,
   deployedPattern,
+  consumerResource,
+  type OptInConsumer,
   type RuleName,
   type IntegrationRule,
   type RuleDefinition,

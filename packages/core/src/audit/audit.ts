@@ -26,7 +26,7 @@ import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
 import { retiredFeedPublicKeys } from "../config.ts";
 import type { FeedSigner } from "../feed/signer.ts";
 import type { Ports } from "../ports.ts";
-import { batchGetAll } from "../store/batch-get.ts";
+import { batchGetAll, itemKeyText } from "../store/batch-get.ts";
 import { verb } from "../verb.ts";
 
 const stored = (item: Record<string, unknown>): AuditRecord => auditRecordSchema.parse(item);
@@ -80,11 +80,9 @@ export const listAudit = verb(listAuditInput, async (ports, ctx, input): Promise
     // The index holds the keys only: the records are read from the table, in the index's order (one that expired
     // between the two reads is left out).
     const keys = (result.Items ?? []).map((item) => ({ pk: item.pk, sk: item.sk }));
-    const records = new Map(
-      (await batchGetAll(ports, ports.tables.audit, keys)).map((item) => [`${String(item.pk)}\u0000${String(item.sk)}`, item]),
-    );
+    const records = new Map((await batchGetAll(ports, ports.tables.audit, keys)).map((item) => [itemKeyText(item), item]));
     const items = keys.flatMap((key) => {
-      const item = records.get(`${String(key.pk)}\u0000${String(key.sk)}`);
+      const item = records.get(itemKeyText(key));
       return item ? [stored(item)] : [];
     });
     return { items, next: encodeCursor(result.LastEvaluatedKey) };

@@ -13,22 +13,19 @@
 import { QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { recordKey, type RecordKind } from "../automation/record-key.ts";
 import type { DomainEvent, PublishOptions } from "../event/event.ts";
+import { consumerResource, type OptInConsumer } from "../platform/rules.ts";
 import type { Ports } from "../ports.ts";
 import { batchGetAll } from "../store/batch-get.ts";
 import type { TransactItem } from "../store/transaction.ts";
 
-/** The consumers a tenant opts into by creating a record of a kind (automation table records). */
-export const optInConsumers = { webhooks: "webhook", automation: "rule" } as const;
-export type OptInConsumer = keyof typeof optInConsumers;
-
-/** The `resources` entry that routes an event to an opt-in consumer (its rule's pattern matches it). */
-export const consumerResource = (consumer: OptInConsumer) => `simroot:consumer/${consumer}`;
+/** The consumers a tenant opts into, by the kind of record (automation table) that opts in. */
+export const optInConsumers = { webhooks: "webhook", automation: "rule" } as const satisfies Record<OptInConsumer, RecordKind>;
 
 export const interestsKey = (tenantId: string) => ({ pk: `T#${tenantId}#interests`, sk: "consumers" });
 
 /** The write, in the commit that creates a record of `kind`, that marks the tenant's interest in its consumer. */
-export function interestWrite(ports: Pick<Ports, "tables">, tenantId: string, kind: string): TransactItem | undefined {
-  if (!Object.values(optInConsumers).includes(kind as never)) return undefined;
+export function interestWrite(ports: Pick<Ports, "tables">, tenantId: string, kind: RecordKind): TransactItem | undefined {
+  if (!(Object.values(optInConsumers) as RecordKind[]).includes(kind)) return undefined;
   return {
     Update: {
       TableName: ports.tables.automation,
@@ -70,7 +67,7 @@ export async function routingOf(ports: Pick<Ports, "db" | "tables">, events: rea
 async function lookUpInterests(
   ports: Pick<Ports, "db" | "tables">,
   tenantId: string,
-  kinds: readonly string[],
+  kinds: readonly RecordKind[],
 ): Promise<Record<string, unknown>> {
   const found = await Promise.all(
     kinds.map(async (kind) => {
@@ -78,7 +75,7 @@ async function lookUpInterests(
         new QueryCommand({
           TableName: ports.tables.automation,
           KeyConditionExpression: "pk = :p",
-          ExpressionAttributeValues: { ":p": recordKey(tenantId, kind as RecordKind, "").pk },
+          ExpressionAttributeValues: { ":p": recordKey(tenantId, kind, "").pk },
           Limit: 1,
           ConsistentRead: true,
         }),

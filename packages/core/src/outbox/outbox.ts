@@ -70,16 +70,10 @@ export async function publishFromStream(
   let published = 0;
   for (let start = 0; start < events.length; start += publishChunk) {
     const chunk = events.slice(start, start + publishChunk);
+    const chunkEvents = chunk.map((entry) => entry.event);
     try {
       // Read for each chunk (after its records committed): which opt-in consumers each event's tenant has work for.
-      const routing = await routingOf(
-        ports,
-        chunk.map((entry) => entry.event),
-      );
-      await publisher.publish(
-        chunk.map((entry) => entry.event),
-        routing,
-      );
+      await publisher.publish(chunkEvents, await routingOf(ports, chunkEvents));
       published += chunk.length;
     } catch (error) {
       return { published, failedAt: chunk[0]!.sequenceNumber, error };

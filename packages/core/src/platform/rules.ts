@@ -34,6 +34,12 @@ export const deviceChangeTypes = [
   "profile.deleted",
 ] as const;
 
+/** The consumers a tenant opts into (a webhook subscription, an automation rule): the outbox names them per event. */
+export type OptInConsumer = "webhooks" | "automation";
+
+/** The envelope `resources` entry that routes an event to an opt-in consumer (core outbox/interests.ts writes it). */
+export const consumerResource = (consumer: OptInConsumer) => `simroot:consumer/${consumer}`;
+
 export const rules = {
   parkedReconciler: {
     does: "replays the parked facts that name a newly registered device, so nothing waits for an operator",
@@ -72,13 +78,13 @@ export const rules = {
   automation: {
     does: "runs each tenant's automation rules whose pattern matches a change simroot applied (anomalies included)",
     // Only the changes of tenants with rules: the outbox names the consumer in `resources` (core outbox/interests.ts).
-    pattern: { source: [eventSource], resources: ["simroot:consumer/automation"] },
+    pattern: { source: [eventSource], resources: [consumerResource("automation")] },
     handler: "consumers/automation.ts",
   },
   webhooks: {
     does: "queues a durable delivery for each outbound webhook subscription whose pattern matches, and makes its first attempt",
     // Only the changes of tenants with subscriptions (as automation's).
-    pattern: { source: [eventSource], resources: ["simroot:consumer/webhooks"] },
+    pattern: { source: [eventSource], resources: [consumerResource("webhooks")] },
     handler: "consumers/webhooks.ts",
   },
   iotSync: {
@@ -102,7 +108,9 @@ export const rules = {
 export type RuleName = keyof typeof rules;
 
 /** The consumers that serve one tenant's integration (core config's `integrationTenants`). */
-export type IntegrationRule = "iotSync" | "postureSync" | "siemExport";
+const integrationRules = ["iotSync", "postureSync", "siemExport"] as const satisfies readonly RuleName[];
+export type IntegrationRule = (typeof integrationRules)[number];
+const isIntegrationRule = (name: RuleName): name is IntegrationRule => (integrationRules as readonly RuleName[]).includes(name);
 
 /**
  * A rule's pattern as deployed: an integration's consumer serves one tenant, so its rule matches
@@ -114,7 +122,7 @@ export type IntegrationRule = "iotSync" | "postureSync" | "siemExport";
  */
 export function deployedPattern(name: RuleName, tenants: Readonly<Partial<Record<IntegrationRule, string>>>): EventPattern {
   const pattern: EventPattern = rules[name].pattern;
-  if (name !== "iotSync" && name !== "postureSync" && name !== "siemExport") return pattern;
+  if (!isIntegrationRule(name)) return pattern;
   const tenant = tenants[name];
   const detail = (pattern.detail ?? {}) as Record<string, unknown>;
   return { ...pattern, detail: { ...detail, tenantId: tenant ? [tenant] : [{ exists: false }] } };

@@ -9,12 +9,15 @@ const inFlight = 4;
  * retrying what comes back unprocessed after a short, growing pause (as AWS advises). Each key
  * once: BatchGetItem refuses a request naming a key twice. Items come back in no particular order.
  */
+/** One item's key as text (its `pk` and `sk`): to match items read back to the keys asked for. */
+export const itemKeyText = (item: Record<string, unknown>) => `${String(item.pk)}\u0000${String(item.sk)}`;
+
 export async function batchGetAll(
   ports: Pick<Ports, "db">,
   table: string,
   given: readonly Record<string, unknown>[],
 ): Promise<Record<string, unknown>[]> {
-  const keys = [...new Map(given.map((key) => [`${String(key.pk)}\u0000${String(key.sk)}`, key])).values()];
+  const keys = [...new Map(given.map((key) => [itemKeyText(key), key])).values()];
   const found: Record<string, unknown>[] = [];
   const readBatch = async (batch: Record<string, unknown>[]) => {
     let pending = batch;
