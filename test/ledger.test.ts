@@ -1,13 +1,16 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { QueryCommand, UpdateCommand, DeleteCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import {
   auditPartition,
   auditSortKey,
   createLedger,
   documentClient,
   domainEvent,
+  feedDeltas,
+  feedHeadKey,
   feedPartition,
   feedSortKey,
+  memorySigner,
   portsFor,
   registerDevice,
   shardOfSubject,
@@ -103,6 +106,43 @@ describe("the ledger", () => {
     );
     expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true, checked: 30 });
     await expectFeedCarries(runtime.ports, tenantId, 30);
+  });
+
+  it("serves and verifies a feed whose head is one version behind (a run stopped between its version and the head); the next run moves it", async () => {
+    const tenantId = "ten_head_behind";
+    for (let n = 0; n < 3; n++) await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(n) });
+    expect((await feedOf(runtime.ports, tenantId)).versions).toEqual([1, 2, 3]);
+    // What a sequencing that wrote version 3 and stopped (crashed, timed out) before moving the head leaves: the head at 2.
+    const { Item: second } = await runtime.ports.db.send(
+      new GetCommand({ TableName: runtime.ports.tables.audit, Key: { pk: feedPartition(tenantId), sk: feedSortKey(2) } }),
+    );
+    await runtime.ports.db.send(
+      new PutCommand({
+        TableName: runtime.ports.tables.control,
+        Item: { ...feedHeadKey(tenantId), version: 2, vector: second!.vector, hash: second!.hash, updatedAt: second!.time },
+      }),
+    );
+    expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true, checked: 3 });
+
+    // Another instance (nothing shared in memory): a PEP at 1 is handed up to the head, not version 3 (it would then
+    // be ahead of the head, and told to snapshot again).
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    const other: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
+    const answer = await feedDeltas(other, memorySigner(), tenantId, { since: 1, limit: 100, waitMs: 0 });
+    expect(answer.kind === "response" ? answer.response.signed.head.version : answer.signed.head.version).toBe(2);
+
+    // Its next change's run finds version 3 written, moves the head there, and sequences after it.
+    const fourth = await registerDevice(other, ctxFor(tenantId), { imsi: imsi(3) });
+    const { versions, devices } = await feedOf(runtime.ports, tenantId);
+    expect(versions).toEqual([1, 2, 3, 4]);
+    expect(devices).toContain(fourth.value.id);
+    expect(devices).toHaveLength(4);
+    const { Item: head } = await runtime.ports.db.send(
+      new GetCommand({ TableName: runtime.ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }),
+    );
+    expect(head?.version).toBe(4);
+    expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true, checked: 4 });
+    client.destroy();
   });
 
   it("detects an altered record, a removed tail and an altered feed version", async () => {

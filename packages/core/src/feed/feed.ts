@@ -61,8 +61,13 @@ export async function signHead(
   return { head, signature: await signer.sign(headBytes(head)), keyId: signer.keyId };
 }
 
-async function readDeltas(ports: Ports, tenantId: string, since: number, limit: number) {
-  const result = await feedVersionsAfter(ports.db, ports.tables, tenantId, since, ["version", "time", "entries"], { limit });
+/**
+ * The versions after `since` up to the head `upTo` (a sequencer writes a version before it moves the head
+ * to it: a version past the head is not served until the head names it, so no PEP holds a version the head
+ * has not reached).
+ */
+async function readDeltas(ports: Ports, tenantId: string, since: number, limit: number, upTo: number) {
+  const result = await feedVersionsAfter(ports.db, ports.tables, tenantId, since, ["version", "time", "entries"], { limit, upTo });
   const records = result.items;
   const entries: FeedEntry[] = records.flatMap((record) =>
     ((record.entries ?? []) as Omit<FeedEntry, "version">[]).map((entry) => ({
@@ -167,9 +172,9 @@ async function sharedDeltas(ports: Ports, tenantId: string, since: number, limit
   if (recent && recent.version >= atLeast) return { ...recent, last: true, oldest: undefined, gap: false };
   const key = `deltas|${tenantId}|${since}|${limit}`;
   const progressed = (deltas: Deltas) => deltas.version > since;
-  const deltas = await sharedRead(ports, key, 250, () => readDeltas(ports, tenantId, since, limit), progressed);
+  const deltas = await sharedRead(ports, key, 250, () => readDeltas(ports, tenantId, since, limit, atLeast), progressed);
   if (deltas.version >= atLeast || !deltas.last) return deltas;
-  return sharedRead(ports, `${key}|${atLeast}`, 250, () => readDeltas(ports, tenantId, since, limit), progressed);
+  return sharedRead(ports, `${key}|${atLeast}`, 250, () => readDeltas(ports, tenantId, since, limit, atLeast), progressed);
 }
 
 export async function feedDeltas(ports: Ports, signer: FeedSigner, tenantId: string, query: DeltaQuery): Promise<DeltaAnswer> {

@@ -67,13 +67,20 @@ export async function feedVersionsAfter(
   tenantId: string,
   after: number,
   attributes: readonly string[],
-  page: { readonly limit: number; readonly cursor?: Record<string, unknown> },
+  page: { readonly limit: number; readonly cursor?: Record<string, unknown>; readonly upTo?: number },
 ) {
   const { Items, LastEvaluatedKey } = await db.send(
     new QueryCommand({
       TableName: tables.audit,
-      KeyConditionExpression: "pk = :p AND sk > :after",
-      ExpressionAttributeValues: { ":p": feedPartition(tenantId), ":after": feedSortKey(after) },
+      ...(page.upTo === undefined
+        ? {
+            KeyConditionExpression: "pk = :p AND sk > :after",
+            ExpressionAttributeValues: { ":p": feedPartition(tenantId), ":after": feedSortKey(after) },
+          }
+        : {
+            KeyConditionExpression: "pk = :p AND sk BETWEEN :from AND :to",
+            ExpressionAttributeValues: { ":p": feedPartition(tenantId), ":from": feedSortKey(after + 1), ":to": feedSortKey(page.upTo) },
+          }),
       ProjectionExpression: attributes.map((name) => (name === "time" ? "#time" : name)).join(", "),
       ...(attributes.includes("time") ? { ExpressionAttributeNames: { "#time": "time" } } : {}),
       Limit: page.limit,

@@ -3,7 +3,9 @@
  * It reads the feed head, then every shard head in one TransactGetItems (a serializable, so
  * consistent, cut: a change that committed before one in the cut is in it too), and writes
  * the audit records' feed entries between the head's vector and the cut as the next
- * version(s), conditionally on the feed head, so versions never fork.
+ * version(s), so versions never fork: one version as a put conditional on its own absence, then
+ * the head (a crash between leaves the head one behind; the next run moves it forward), several
+ * in one transaction conditional on the head.
  *
  * Instances that commit sequence right after (coalesced per tenant: one run at a time,
  * changes arriving meanwhile wait for the next); a crash between a commit and its sequencing
@@ -14,8 +16,15 @@
  * ids hash apart) has no order in the records, so its entry carries the store's current
  * value (read consistently): later versions can only repeat it.
  */
-import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import { GetCommand, QueryCommand, TransactGetCommand, TransactWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import {
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactGetCommand,
+  TransactWriteCommand,
+  type DynamoDBDocumentClient,
+} from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "../config.ts";
 import { bindingKey } from "../device/keys.ts";
 import { bindingValue } from "../feed/wire.ts";
@@ -167,6 +176,35 @@ function chunks(entries: readonly Entry[]): Entry[][] {
 }
 
 /**
+ * Moves the feed head to `record` unless it is there or past it already. A one-version run writes its
+ * version, then the head: between the two, readers still see the version before (deltas stop at the head),
+ * and a run that stopped there (crashed, timed out) leaves the head one behind until the next run moves it.
+ */
+async function moveHead(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, record: FeedVersionRecord, time: string) {
+  try {
+    await db.send(
+      new PutCommand({
+        TableName: tables.control,
+        Item: { ...feedHeadKey(tenantId), version: record.version, vector: record.vector, hash: record.hash, updatedAt: time },
+        ConditionExpression: "attribute_not_exists(pk) OR version < :version",
+        ExpressionAttributeValues: { ":version": record.version },
+      }),
+    );
+  } catch (error) {
+    // Another run moved it there (or past) first.
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
+}
+
+/** After a lost race for version `after + 1`: when that version is written but the head is still behind it, moves the head. */
+async function rollForward(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, after: number) {
+  const { Item } = await db.send(
+    new GetCommand({ TableName: tables.audit, Key: { pk: feedPartition(tenantId), sk: feedSortKey(after + 1) }, ConsistentRead: true }),
+  );
+  if (Item) await moveHead(db, tables, tenantId, Item as FeedVersionRecord, String(Item.time));
+}
+
+/**
  * One sequencing run: the versions after the head up to the current cut, or undefined when
  * nothing is new or another instance moved the head first (the caller reads again).
  */
@@ -202,36 +240,43 @@ export async function sequenceOnce(
     prevHash = record.hash;
   });
   const last = records.at(-1)!;
+  const item = (record: FeedVersionRecord) => ({
+    pk: feedPartition(tenantId),
+    sk: feedSortKey(record.version),
+    ...record,
+    // Kept as long as the audit records it chains over, and archived with them (audit/archive.ts).
+    ...(retentionSeconds ? { expiresAt: expiry(time, retentionSeconds) } : {}),
+  });
   try {
-    await db.send(
-      new TransactWriteCommand({
-        TransactItems: [
-          ...records.map((record) => ({
-            Put: {
-              TableName: tables.audit,
-              Item: {
-                pk: feedPartition(tenantId),
-                sk: feedSortKey(record.version),
-                ...record,
-                // Kept as long as the audit records it chains over, and archived with them (audit/archive.ts).
-                ...(retentionSeconds ? { expiresAt: expiry(time, retentionSeconds) } : {}),
+    if (records.length === 1) {
+      // One version (every run but a backlog's): its conditional put alone decides the version, no transaction
+      // (which bills each item twice); the head follows it and is moved forward by whoever finds it behind.
+      await db.send(new PutCommand({ TableName: tables.audit, Item: item(last), ConditionExpression: "attribute_not_exists(pk)" }));
+      await moveHead(db, tables, tenantId, last, time);
+    } else {
+      await db.send(
+        new TransactWriteCommand({
+          TransactItems: [
+            ...records.map((record) => ({
+              Put: { TableName: tables.audit, Item: item(record), ConditionExpression: "attribute_not_exists(pk)" },
+            })),
+            {
+              Put: {
+                TableName: tables.control,
+                Item: { ...feedHeadKey(tenantId), version: last.version, vector, hash: last.hash, updatedAt: time },
+                ConditionExpression: head.version === 0 ? "attribute_not_exists(pk)" : "version = :version",
+                ...(head.version === 0 ? {} : { ExpressionAttributeValues: { ":version": head.version } }),
               },
-              ConditionExpression: "attribute_not_exists(pk)",
             },
-          })),
-          {
-            Put: {
-              TableName: tables.control,
-              Item: { ...feedHeadKey(tenantId), version: last.version, vector, hash: last.hash, updatedAt: time },
-              ConditionExpression: head.version === 0 ? "attribute_not_exists(pk)" : "version = :version",
-              ...(head.version === 0 ? {} : { ExpressionAttributeValues: { ":version": head.version } }),
-            },
-          },
-        ],
-      }),
-    );
+          ],
+        }),
+      );
+    }
   } catch (error) {
-    if (error instanceof TransactionCanceledException) return "raced";
+    if (error instanceof TransactionCanceledException || error instanceof ConditionalCheckFailedException) {
+      await rollForward(db, tables, tenantId, head.version);
+      return "raced";
+    }
     throw error;
   }
   return {
