@@ -10,11 +10,15 @@ import {
   feedHeadKey,
   feedPartition,
   feedSortKey,
+  feedVersionSchema,
   memorySigner,
   portsFor,
   registerDevice,
   shardOfSubject,
   verifyAuditChain,
+  unhashedVersion,
+  verifyAuditIncrementally,
+  versionHash,
   type Ports,
   type RequestContext,
 } from "@simroot/core";
@@ -67,6 +71,20 @@ async function recordOf(ports: Ports, tenantId: string, deviceId: string) {
   return { shard, seq: record.seq as number, last: (result.Items ?? []).length };
 }
 
+/** What a sequencing that wrote version 3 and stopped (crashed, timed out) before moving the head leaves: the head at 2. */
+async function headOneBehind(ports: Ports, tenantId: string) {
+  for (let n = 0; n < 3; n++) await registerDevice(ports, ctxFor(tenantId), { imsi: imsi(n) });
+  const { Item: second } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.audit, Key: { pk: feedPartition(tenantId), sk: feedSortKey(2) } }),
+  );
+  await ports.db.send(
+    new PutCommand({
+      TableName: ports.tables.control,
+      Item: { ...feedHeadKey(tenantId), version: 2, vector: second!.vector, hash: second!.hash, updatedAt: second!.time },
+    }),
+  );
+}
+
 describe("the ledger", () => {
   it("commits concurrent changes of one tenant into unbroken shard chains and a gapless feed", { timeout: 120_000 }, async () => {
     const tenantId = "ten_concurrent";
@@ -110,18 +128,8 @@ describe("the ledger", () => {
 
   it("serves and verifies a feed whose head is one version behind (a run stopped between its version and the head); the next run moves it", async () => {
     const tenantId = "ten_head_behind";
-    for (let n = 0; n < 3; n++) await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(n) });
+    await headOneBehind(runtime.ports, tenantId);
     expect((await feedOf(runtime.ports, tenantId)).versions).toEqual([1, 2, 3]);
-    // What a sequencing that wrote version 3 and stopped (crashed, timed out) before moving the head leaves: the head at 2.
-    const { Item: second } = await runtime.ports.db.send(
-      new GetCommand({ TableName: runtime.ports.tables.audit, Key: { pk: feedPartition(tenantId), sk: feedSortKey(2) } }),
-    );
-    await runtime.ports.db.send(
-      new PutCommand({
-        TableName: runtime.ports.tables.control,
-        Item: { ...feedHeadKey(tenantId), version: 2, vector: second!.vector, hash: second!.hash, updatedAt: second!.time },
-      }),
-    );
     expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true, checked: 3 });
 
     // Another instance (nothing shared in memory): a PEP at 1 is handed up to the head, not version 3 (it would then
@@ -142,6 +150,90 @@ describe("the ledger", () => {
     );
     expect(head?.version).toBe(4);
     expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true, checked: 4 });
+    client.destroy();
+  });
+
+  it("verifies a head one behind more than once: the walk and its checkpoint stop at the head, not past it", async () => {
+    const tenantId = "ten_behind_checkpoint";
+    await headOneBehind(runtime.ports, tenantId);
+    const signer = memorySigner();
+    expect(await verifyAuditIncrementally(runtime.ports, signer, tenantId)).toMatchObject({ valid: true, lastSeq: 2 });
+    // The next walk starts at the checkpoint: at the head (2), so version 3 is walked again, and still verifies.
+    expect(await verifyAuditIncrementally(runtime.ports, signer, tenantId)).toMatchObject({ valid: true, lastSeq: 2 });
+  });
+
+  it("neither verifies nor serves a version written past the head by someone other than the sequencer", async () => {
+    const tenantId = "ten_behind_forged";
+    for (let n = 0; n < 2; n++) await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(n) });
+    const { Items } = await runtime.ports.db.send(
+      new QueryCommand({
+        TableName: runtime.ports.tables.audit,
+        KeyConditionExpression: "pk = :p",
+        ExpressionAttributeValues: { ":p": feedPartition(tenantId) },
+      }),
+    );
+    const last = Items!.at(-1)!;
+    const device = (last.entries as { kind: string; key: string; shard: number; seq: number }[]).find((entry) => entry.kind === "device")!;
+    // Chained to the head, hashed as the sequencer hashes (no key is needed), one device entry with a value of the forger's choosing.
+    const unhashed = {
+      version: Number(last.version) + 1,
+      tenantId,
+      time: new Date().toISOString(),
+      vector: last.vector as number[],
+      heads: {},
+      entries: [{ ...device, value: { id: device.key, state: "active", forged: true } }],
+      prevHash: last.hash as string,
+    };
+    await runtime.ports.db.send(
+      new PutCommand({
+        TableName: runtime.ports.tables.audit,
+        Item: { pk: feedPartition(tenantId), sk: feedSortKey(unhashed.version), ...unhashed, hash: versionHash(unhashed as never) },
+      }),
+    );
+    expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: false, brokenAt: { shard: "feed", seq: 3 } });
+    // The next change's run finds it past the head and does not adopt it: the feed stops (and says so in the log) rather than serve it.
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    const other: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
+    await registerDevice(other, ctxFor(tenantId), { imsi: imsi(2) });
+    const { Item: head } = await runtime.ports.db.send(
+      new GetCommand({ TableName: runtime.ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }),
+    );
+    expect(head?.version).toBe(2);
+    const answer = await feedDeltas(other, memorySigner(), tenantId, { since: 0, limit: 100, waitMs: 0 });
+    expect(answer.kind === "response" && answer.response.signed.head.version).toBe(2);
+    expect(answer.kind === "response" && answer.response.entries.some((entry) => entry.value?.forged)).toBe(false);
+    client.destroy();
+  });
+
+  it("announces its version when the put's answer was lost and the SDK's retry finds it written", async () => {
+    const tenantId = "ten_lost_version_answer";
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    let lost = 0;
+    let sent = 0;
+    // Below the SDK's retries: the first feed version put reaches the store, its answer does not, and the SDK sends it again.
+    const loseFirstAnswer = (next: (args: unknown) => Promise<unknown>, context: { commandName?: string }) => async (args: unknown) => {
+      // Below the document client, the item is in DynamoDB's attribute-value form.
+      const pk = String((args as { input?: { Item?: { pk?: { S?: string } } } }).input?.Item?.pk?.S);
+      const version = context.commandName === "PutItemCommand" && pk.endsWith("#feed");
+      if (version) sent++;
+      const result = await next(args);
+      if (version && lost++ === 0)
+        throw Object.assign(new Error("socket hang up"), { name: "TimeoutError", code: "ECONNRESET", $metadata: {} });
+      return result;
+    };
+    client.middlewareStack.addRelativeTo(loseFirstAnswer as never, {
+      relation: "after",
+      toMiddleware: "retryMiddleware",
+      name: "loseFirstVersionAnswer",
+    });
+    const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
+    const notices: number[] = [];
+    ports.ledger.onCommit((notice) => notices.push(notice.version));
+    await registerDevice(ports, ctxFor(tenantId), { imsi: imsi(1) });
+    // Sent twice, answered once (the retry found it written).
+    expect([sent, lost]).toEqual([2, 1]);
+    expect((await feedOf(runtime.ports, tenantId)).versions).toEqual([1]);
+    expect(notices).toEqual([1]);
     client.destroy();
   });
 
@@ -194,6 +286,35 @@ describe("the ledger", () => {
     expect(await verifyAuditChain(runtime.ports, feedTenant)).toMatchObject({
       valid: false,
       brokenAt: { shard: "feed", seq: 1, reason: "hash does not match the feed version's content" },
+    });
+  });
+
+  it("detects a feed version whose entry carries another value than its record, even re-hashed with the head moved to match", async () => {
+    const tenantId = "ten_value_forged";
+    for (let n = 0; n < 2; n++) await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(n) });
+    const { Item } = await runtime.ports.db.send(
+      new GetCommand({ TableName: runtime.ports.tables.audit, Key: { pk: feedPartition(tenantId), sk: feedSortKey(2) } }),
+    );
+    const record = feedVersionSchema.parse(Item);
+    // What PEPs would enforce: the device's state rewritten (revoked devices shown active work the same way).
+    const entries = record.entries.map((entry) =>
+      entry.kind === "device" ? { ...entry, value: { ...entry.value, state: "suspended" } } : entry,
+    );
+    const altered = { ...unhashedVersion(record), entries };
+    const hash = versionHash(altered);
+    await runtime.ports.db.send(new PutCommand({ TableName: runtime.ports.tables.audit, Item: { ...Item, ...altered, hash } }));
+    await runtime.ports.db.send(
+      new UpdateCommand({
+        TableName: runtime.ports.tables.control,
+        Key: feedHeadKey(tenantId),
+        UpdateExpression: "SET #hash = :hash",
+        ExpressionAttributeNames: { "#hash": "hash" },
+        ExpressionAttributeValues: { ":hash": hash },
+      }),
+    );
+    expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({
+      valid: false,
+      brokenAt: { shard: "feed", seq: 2, reason: expect.stringContaining("does not carry the value") },
     });
   });
 

@@ -2,7 +2,7 @@ import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { SimrootError } from "../error.ts";
 import type { FeedSigner } from "../feed/signer.ts";
-import { feedSortKey, feedVersionsAfter } from "../ledger/feed-version.ts";
+import { feedHeadKey, feedSortKey, feedVersionsAfter } from "../ledger/feed-version.ts";
 import type { Ports } from "../ports.ts";
 
 /** What archiving touches: the store, nothing else (no ledger, no bus). */
@@ -99,10 +99,16 @@ export async function archivableUntil(
   const found: { version: number; time: string; vector: string }[] = [];
   let cursor: Record<string, unknown> | undefined;
   let complete = false;
+  // Up to the head: a version past it (written, the head not yet moved) is not the trail's until the head reaches it.
+  const { Item: head } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }),
+  );
+  const upTo = head ? Number(head.version) : 0;
   while (!complete && found.length <= perObject) {
     const page = await feedVersionsAfter(ports.db, ports.tables, tenantId, after, ["version", "time", "expiresAt", "vector"], {
       limit: 200,
       cursor,
+      upTo,
     });
     for (const item of page.items) {
       const time = String(item.time);

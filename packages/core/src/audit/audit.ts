@@ -206,7 +206,7 @@ export const genesisPoint = (): ChainPoint => ({
 
 interface ShardWalk {
   readonly hashes: Map<number, string>;
-  readonly feeds: Map<number, { kind: string; key: string }[]>;
+  readonly feeds: Map<number, { kind: string; key: string; value?: unknown }[]>;
   readonly broken?: { seq: number; reason: string };
 }
 
@@ -226,7 +226,7 @@ async function walkShard(
   keep: KeepWalked | undefined,
 ): Promise<ShardWalk> {
   const hashes = new Map<number, string>([[after.seq, after.hash]]);
-  const feeds = new Map<number, { kind: string; key: string }[]>();
+  const feeds = new Map<number, { kind: string; key: string; value?: unknown }[]>();
   let expectedSeq = after.seq + 1;
   let previous = after.hash;
   let cursor: Record<string, unknown> | undefined;
@@ -344,19 +344,23 @@ export async function verifyAuditChain(
   const checked = walks.reduce((sum, walk) => sum + walk.hashes.size - 1, 0);
   let version = start.seq;
   let previous = start.hash;
-  /** The hash of the version before the newest walked (the head may be there: see below). */
-  let beforeLast: string | undefined;
+  /** Where the walk stood before the newest version it walked (the head may be there: see the end), and whether that version moved the cut. */
+  let beforeLast: ChainPoint | undefined;
+  let lastMoved = false;
   let vector = [...start.vector];
   let shardHashes = [...start.shardHashes];
   let base = [...start.base];
-  const result = (brokenAt?: ChainVerification["brokenAt"]) => ({
+  const result = (
+    brokenAt?: ChainVerification["brokenAt"],
+    reached: ChainPoint = { seq: version, hash: previous, vector, shardHashes, base },
+  ) => ({
     valid: !brokenAt,
     checked,
     from: start.seq,
-    lastSeq: version,
-    lastHash: previous,
+    lastSeq: reached.seq,
+    lastHash: reached.hash,
     ...(brokenAt ? { brokenAt } : {}),
-    reached: { seq: version, hash: previous, vector, shardHashes, base },
+    reached,
   });
   for (const [shard, walk] of walks.entries()) if (walk.broken) return result({ ...walk.broken, shard });
   /** The reason a stored feed version does not continue the walk, or undefined when it does (the walk then moves past it). */
@@ -386,12 +390,17 @@ export async function verifyAuditChain(
     if (record.vector.some((to, shard) => to !== vector[shard])) base = vector;
     for (const entry of record.entries) {
       const inRange = entry.seq > (base[entry.shard] ?? 0) && entry.seq <= (record.vector[entry.shard] ?? 0);
-      const own = walks[entry.shard]?.feeds.get(entry.seq)?.some((change) => change.kind === entry.kind && change.key === entry.key);
+      const own = walks[entry.shard]?.feeds.get(entry.seq)?.findLast((change) => change.kind === entry.kind && change.key === entry.key);
       if (!inRange || !own) return `entry ${entry.kind} ${entry.key} is not in shard ${entry.shard}'s records`;
+      // The record's own value: only an address that moved between shards within one cut carries the store's (sequencer.ts).
+      if (entry.kind !== "binding" && canonicalJson(entry.value) !== canonicalJson(own.value)) {
+        return `entry ${entry.kind} ${entry.key} does not carry the value of shard ${entry.shard}'s record ${entry.seq}`;
+      }
     }
+    beforeLast = { seq: version, hash: previous, vector, shardHashes, base };
+    lastMoved = record.vector.some((to, shard) => to !== vector[shard]);
     vector = record.vector;
     shardHashes = heads;
-    beforeLast = previous;
     previous = record.hash;
     version = record.version;
     keep?.(record, "feed");
@@ -412,18 +421,16 @@ export async function verifyAuditChain(
   );
   const headVersion = head ? Number(head.version) : 0;
   const headHash = head ? String(head.hash) : genesisHash;
-  // A sequencing writes its one version, then moves the head: a run that stopped between leaves the head one
-  // behind the newest version (the next run moves it). Anything else (a head past the versions, or elsewhere) is not the chain's.
-  const atEnd = headVersion === version && (!head || headHash === previous);
-  const oneBehind = headVersion === version - 1 && version - 1 >= start.seq && headHash === beforeLast;
-  if (!atEnd && !oneBehind) {
-    return result({
-      seq: version + 1,
-      reason: `the feed head is at ${head ? Number(head.version) : 0}: versions are missing or altered at the end`,
-      shard: "feed",
-    });
-  }
-  return result();
+  if (headVersion === version && (!head || headHash === previous)) return result();
+  // A sequencing writes its one version (which moves the cut), then moves the head: a run that stopped between leaves
+  // the head one behind (the next run moves it forward). The walk reaches the head, not past it: a later walk starts
+  // there, and a checkpoint never signs a version the head has not reached. Anything else is not the chain's.
+  if (lastMoved && beforeLast && headVersion === beforeLast.seq && headHash === beforeLast.hash) return result(undefined, beforeLast);
+  return result({
+    seq: version + 1,
+    reason: `the feed head is at ${headVersion}: versions are missing or altered at the end`,
+    shard: "feed",
+  });
 }
 
 /**

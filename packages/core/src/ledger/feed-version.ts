@@ -69,6 +69,8 @@ export async function feedVersionsAfter(
   attributes: readonly string[],
   page: { readonly limit: number; readonly cursor?: Record<string, unknown>; readonly upTo?: number },
 ) {
+  // DynamoDB refuses a BETWEEN whose bounds are reversed.
+  if (page.upTo !== undefined && page.upTo <= after) return { items: [], cursor: undefined };
   const { Items, LastEvaluatedKey } = await db.send(
     new QueryCommand({
       TableName: tables.audit,

@@ -25,7 +25,7 @@ import { busy, type TransactItem } from "../store/transaction.ts";
 import { auditItem } from "./audit-record.ts";
 import type { Change, Committed, FeedChange } from "./change.ts";
 import { genesisHash } from "./chain.ts";
-import { readFeedHead, sequenceOnce, type SequencedNotice } from "./sequencer.ts";
+import { FeedBlocked, readFeedHead, sequenceOnce, type SequencedNotice } from "./sequencer.ts";
 import { shardCount, shardHeadKey, shardOfSubject } from "./shard.ts";
 
 const maxActions = 100;
@@ -398,13 +398,14 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
             failures++;
             console.error(
               JSON.stringify({
-                level: "warn",
+                // A blocked feed needs an operator (see sequencer.ts `FeedBlocked`); the store's refusals pass.
+                level: error instanceof FeedBlocked ? "error" : "warn",
                 component: "ledger",
                 tenantId,
                 message: "sequencing failed; retrying",
                 failures,
                 waiting: state.waiters.length,
-                error: String((error as Error)?.name ?? error),
+                error: error instanceof FeedBlocked ? error.message : String((error as Error)?.name ?? error),
               }),
             );
             if (failures > 5 && state.waiters.length === 0) break;

@@ -29,8 +29,16 @@ import type { TableNames } from "../config.ts";
 import { bindingKey } from "../device/keys.ts";
 import { bindingValue } from "../feed/wire.ts";
 import { auditPartition, auditSortKey, expiry } from "./audit-record.ts";
-import { genesisHash } from "./chain.ts";
-import { feedHeadKey, feedPartition, feedSortKey, versionHash, type FeedVersionRecord } from "./feed-version.ts";
+import { canonicalJson, genesisHash } from "./chain.ts";
+import {
+  feedHeadKey,
+  feedPartition,
+  feedSortKey,
+  feedVersionSchema,
+  unhashedVersion,
+  versionHash,
+  type FeedVersionRecord,
+} from "./feed-version.ts";
 import { shardHeadKey } from "./shard.ts";
 
 /** What one sequencing wrote: the feed moved from `since` to `version`. */
@@ -196,12 +204,66 @@ async function moveHead(db: DynamoDBDocumentClient, tables: TableNames, tenantId
   }
 }
 
-/** After a lost race for version `after + 1`: when that version is written but the head is still behind it, moves the head. */
-async function rollForward(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, after: number) {
-  const { Item } = await db.send(
-    new GetCommand({ TableName: tables.audit, Key: { pk: feedPartition(tenantId), sk: feedSortKey(after + 1) }, ConsistentRead: true }),
+/** A version past the head that no sequencing from the head would have written (see `pendingDefect`). */
+export class FeedBlocked extends Error {
+  override readonly name = "FeedBlocked";
+}
+
+const readVersion = async (db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, version: number) =>
+  (
+    await db.send(
+      new GetCommand({ TableName: tables.audit, Key: { pk: feedPartition(tenantId), sk: feedSortKey(version) }, ConsistentRead: true }),
+    )
+  ).Item;
+
+/**
+ * Why a version found one past the head is not what a sequencing from the head would have written (its entries are
+ * read again from the shard records it covers), or undefined when it is. A version only a sequencer could have
+ * written is adopted; another (written by hand into the audit table) is not served.
+ */
+async function pendingDefect(
+  db: DynamoDBDocumentClient,
+  tables: TableNames,
+  tenantId: string,
+  head: FeedHeadState,
+  item: Record<string, unknown>,
+): Promise<string | undefined> {
+  const parsed = feedVersionSchema.safeParse(item);
+  if (!parsed.success) return "malformed";
+  const record = parsed.data;
+  if (record.version !== head.version + 1 || record.prevHash !== head.hash) return "does not follow the head";
+  if (versionHash(unhashedVersion(record)) !== record.hash) return "hash does not match its content";
+  const { vector } = record;
+  if (vector.length !== head.vector.length || vector.some((to, shard) => to < head.vector[shard]!)) return "goes back";
+  if (vector.every((to, shard) => to === head.vector[shard])) return "moves no shard";
+  // Bindings are left out of the comparison's values: one that moved between shards carries the store's value at its sequencing.
+  const comparable = (entries: readonly Entry[]) =>
+    canonicalJson(entries.map((entry) => ({ ...entry, value: entry.kind === "binding" ? null : entry.value })));
+  const expected = await entriesOf(
+    db,
+    tables,
+    tenantId,
+    head,
+    vector.map((seq) => ({ seq })),
+    () => undefined,
   );
-  if (Item) await moveHead(db, tables, tenantId, Item as FeedVersionRecord, String(Item.time));
+  return comparable(expected) === comparable(record.entries) ? undefined : "entries are not the shard records'";
+}
+
+/**
+ * After a lost race for the version after `head`: when that version is written but the head is still behind it,
+ * moves the head to it (once it is what a sequencing would have written). Usually the winner has moved the head
+ * already: one read of it, and no write (a refused write is billed).
+ */
+async function rollForward(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, head: FeedHeadState) {
+  const now = await db.send(new GetCommand({ TableName: tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }));
+  if (Number(now.Item?.version ?? 0) > head.version) return;
+  const item = await readVersion(db, tables, tenantId, head.version + 1);
+  if (!item) return;
+  const defect = await pendingDefect(db, tables, tenantId, head, item);
+  // Not served: the feed stops here (fails closed) and says why; the caller backs off as from a store failure.
+  if (defect) throw new FeedBlocked(`feed version ${head.version + 1} past the head is not the sequencer's (${defect}): not adopted`);
+  await moveHead(db, tables, tenantId, item as FeedVersionRecord, String(item.time));
 }
 
 /**
@@ -251,7 +313,13 @@ export async function sequenceOnce(
     if (records.length === 1) {
       // One version (every run but a backlog's): its conditional put alone decides the version, no transaction
       // (which bills each item twice); the head follows it and is moved forward by whoever finds it behind.
-      await db.send(new PutCommand({ TableName: tables.audit, Item: item(last), ConditionExpression: "attribute_not_exists(pk)" }));
+      try {
+        await db.send(new PutCommand({ TableName: tables.audit, Item: item(last), ConditionExpression: "attribute_not_exists(pk)" }));
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        // Written already: by another run, or by this one (its answer was lost and the SDK sent the put again).
+        if ((await readVersion(db, tables, tenantId, last.version))?.hash !== last.hash) throw error;
+      }
       await moveHead(db, tables, tenantId, last, time);
     } else {
       await db.send(
@@ -274,7 +342,7 @@ export async function sequenceOnce(
     }
   } catch (error) {
     if (error instanceof TransactionCanceledException || error instanceof ConditionalCheckFailedException) {
-      await rollForward(db, tables, tenantId, head.version);
+      await rollForward(db, tables, tenantId, head);
       return "raced";
     }
     throw error;
