@@ -318,6 +318,34 @@ describe("the ledger", () => {
     });
   });
 
+  it("detects a feed version that leaves out a change of its records, even re-hashed with the head moved to match", async () => {
+    const tenantId = "ten_change_dropped";
+    const ids: string[] = [];
+    for (let n = 0; n < 2; n++) ids.push((await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(n) })).value.id);
+    const { Item } = await runtime.ports.db.send(
+      new GetCommand({ TableName: runtime.ports.tables.audit, Key: { pk: feedPartition(tenantId), sk: feedSortKey(2) } }),
+    );
+    const record = feedVersionSchema.parse(Item);
+    expect(record.entries.map((entry) => entry.key)).toContain(ids[1]);
+    // The version no longer carries the second device: PEPs would never learn of it (or of its revocation).
+    const altered = { ...unhashedVersion(record), entries: record.entries.filter((entry) => entry.key !== ids[1]) };
+    const hash = versionHash(altered);
+    await runtime.ports.db.send(new PutCommand({ TableName: runtime.ports.tables.audit, Item: { ...Item, ...altered, hash } }));
+    await runtime.ports.db.send(
+      new UpdateCommand({
+        TableName: runtime.ports.tables.control,
+        Key: feedHeadKey(tenantId),
+        UpdateExpression: "SET #hash = :hash",
+        ExpressionAttributeNames: { "#hash": "hash" },
+        ExpressionAttributeValues: { ":hash": hash },
+      }),
+    );
+    expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({
+      valid: false,
+      brokenAt: { shard: "feed", seq: 2, reason: expect.stringContaining(`leaves out device ${ids[1]}`) },
+    });
+  });
+
   it("refuses a change that says nothing happened", () => {
     const ledger = createLedger(runtime.ports.db, runtime.ports.tables);
     expect(() => ledger.commit({ tenantId: "ten_x", writes: [], events: [] })).toThrow("at least one event");

@@ -363,6 +363,24 @@ export async function verifyAuditChain(
     reached,
   });
   for (const [shard, walk] of walks.entries()) if (walk.broken) return result({ ...walk.broken, shard });
+  /**
+   * The versions of one cut (a run's, sharing its vector) must carry, between them, every change of every record
+   * in the cut (one entry per key: its last value). Undefined for a cut whose first versions lie before the walk.
+   */
+  let cut: { base: readonly number[]; vector: readonly number[]; keys: Set<string>; last: number } | undefined;
+  const uncarried = (): string | undefined => {
+    if (!cut) return undefined;
+    for (let shard = 0; shard < shardCount; shard++) {
+      for (let seq = (cut.base[shard] ?? 0) + 1; seq <= (cut.vector[shard] ?? 0); seq++) {
+        for (const change of walks[shard]!.feeds.get(seq) ?? []) {
+          if (!cut.keys.has(`${change.kind}|${change.key}`)) {
+            return `feed version ${cut.last} leaves out ${change.kind} ${change.key} of shard ${shard}'s record ${seq}`;
+          }
+        }
+      }
+    }
+    return undefined;
+  };
   /** The reason a stored feed version does not continue the walk, or undefined when it does (the walk then moves past it). */
   const follow = (item: Record<string, unknown>): string | undefined => {
     const parsed = feedVersionSchema.safeParse(item);
@@ -387,8 +405,14 @@ export async function verifyAuditChain(
       if (walks[shard]!.hashes.get(to) !== heads[shard]) return `shard ${shard} head at ${to} is not the chain's`;
     }
     // Versions written from one cut share its vector: their entries lie between the cut before and this one.
-    if (record.vector.some((to, shard) => to !== vector[shard])) base = vector;
+    if (record.vector.some((to, shard) => to !== vector[shard])) {
+      const left = uncarried();
+      if (left) return left;
+      base = vector;
+      cut = { base, vector: record.vector, keys: new Set(), last: record.version };
+    } else if (cut) cut.last = record.version;
     for (const entry of record.entries) {
+      cut?.keys.add(`${entry.kind}|${entry.key}`);
       const inRange = entry.seq > (base[entry.shard] ?? 0) && entry.seq <= (record.vector[entry.shard] ?? 0);
       const own = walks[entry.shard]?.feeds.get(entry.seq)?.findLast((change) => change.kind === entry.kind && change.key === entry.key);
       if (!inRange || !own) return `entry ${entry.kind} ${entry.key} is not in shard ${entry.shard}'s records`;
@@ -413,6 +437,9 @@ export async function verifyAuditChain(
       if (reason) return result({ seq: version + 1, reason, shard: "feed" });
     }
   }
+  // The last cut walked is whole too (a run's versions are written together; a bounded walk ends between runs).
+  const left = uncarried();
+  if (left) return result({ seq: cut!.last, reason: left, shard: "feed" });
   if (until !== undefined) {
     return version === until ? result() : result({ seq: version + 1, reason: `feed versions are missing up to ${until}`, shard: "feed" });
   }
