@@ -9,7 +9,7 @@ import { auditRetentionDays } from "../../packages/core/src/config.ts";
 export const measured = {
   /** Date and command of the measurement these figures come from. */
   source:
-    "2026-12-02, EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys); four runs: 17.4, 17.18, 17.83 and 17.02 WCU, 4.79 to 4.98 read units; 1.5 consumer invocations",
+    "2026-12-03, EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys); three runs: 16.75, 17.25 and 17.88 WCU, 4.28 to 4.33 read units; 1.5 consumer invocations (2026-12-02, before a one-version sequencing stopped being a transaction: 17.02 to 17.83 WCU, 4.79 to 4.98 read units)",
   perAppliedEvent: {
     /**
      * DynamoDB write request units (transactions count 2 per item), GSI copies included. The measured
@@ -18,10 +18,12 @@ export const measured = {
      * in a transaction), binding or its removal, session lease, audit record, shard head; the sequencer's
      * feed version and head are shared by the facts of one run. Before the window was deflated, the audit
      * index copied keys only and versions named only the heads that moved, the same mix measured 22.05
-     * and 22.4 (counter event keys); applied one at a time, 22.5 (steady state, docs/write-path.md).
+     * and 22.4 (counter event keys); applied one at a time, 20.5 (steady state, docs/write-path.md). A sequencing
+     * run of one version writes it and the head without a transaction (2 units, not 4): one at a time that is 2
+     * units per event, in this mix (many facts per run) it is within the runs' spread.
      */
     writeUnits: 17.3,
-    readUnits: 4.9,
+    readUnits: 4.3,
     /** EventBridge PutEvents entries: the ingested fact, and the applied change. */
     busEvents: 2,
     /**

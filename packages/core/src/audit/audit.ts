@@ -404,6 +404,7 @@ export async function verifyAuditChain(
       if (to < vector[shard]!) return `shard ${shard} goes back`;
       if (walks[shard]!.hashes.get(to) !== heads[shard]) return `shard ${shard} head at ${to} is not the chain's`;
     }
+    const before: ChainPoint = { seq: version, hash: previous, vector, shardHashes, base };
     // Versions written from one cut share its vector: their entries lie between the cut before and this one.
     if (record.vector.some((to, shard) => to !== vector[shard])) {
       const left = uncarried();
@@ -421,7 +422,7 @@ export async function verifyAuditChain(
         return `entry ${entry.kind} ${entry.key} does not carry the value of shard ${entry.shard}'s record ${entry.seq}`;
       }
     }
-    beforeLast = { seq: version, hash: previous, vector, shardHashes, base };
+    beforeLast = before;
     lastMoved = record.vector.some((to, shard) => to !== vector[shard]);
     vector = record.vector;
     shardHashes = heads;
