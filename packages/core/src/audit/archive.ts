@@ -2,7 +2,9 @@ import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { SimrootError } from "../error.ts";
 import type { FeedSigner } from "../feed/signer.ts";
-import { feedHeadKey, feedSortKey, feedVersionsAfter } from "../ledger/feed-version.ts";
+import { feedSortKey, feedVersionsAfter } from "../ledger/feed-version.ts";
+import { readFeedHead } from "../ledger/sequencer.ts";
+import { shardCount } from "../ledger/shard.ts";
 import type { Ports } from "../ports.ts";
 
 /** What archiving touches: the store, nothing else (no ledger, no bus). */
@@ -100,10 +102,7 @@ export async function archivableUntil(
   let cursor: Record<string, unknown> | undefined;
   let complete = false;
   // Up to the head: a version past it (written, the head not yet moved) is not the trail's until the head reaches it.
-  const { Item: head } = await ports.db.send(
-    new GetCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }),
-  );
-  const upTo = head ? Number(head.version) : 0;
+  const upTo = (await readFeedHead(ports.db, ports.tables, tenantId, shardCount)).version;
   while (!complete && found.length <= perObject) {
     const page = await feedVersionsAfter(ports.db, ports.tables, tenantId, after, ["version", "time", "expiresAt", "vector"], {
       limit: 200,

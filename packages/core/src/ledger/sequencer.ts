@@ -256,8 +256,7 @@ async function pendingDefect(
  * already: one read of it, and no write (a refused write is billed).
  */
 async function rollForward(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, head: FeedHeadState) {
-  const now = await db.send(new GetCommand({ TableName: tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }));
-  if (Number(now.Item?.version ?? 0) > head.version) return;
+  if ((await readFeedHead(db, tables, tenantId, head.vector.length)).version > head.version) return;
   const item = await readVersion(db, tables, tenantId, head.version + 1);
   if (!item) return;
   const defect = await pendingDefect(db, tables, tenantId, head, item);
