@@ -17,6 +17,7 @@ import {
   shardOfSubject,
   verifyAuditChain,
   unhashedVersion,
+  updateDevice,
   verifyAuditIncrementally,
   versionHash,
   type Ports,
@@ -69,6 +70,35 @@ async function recordOf(ports: Ports, tenantId: string, deviceId: string) {
   );
   const record = (result.Items ?? []).find((item) => item.subject === deviceId)!;
   return { shard, seq: record.seq as number, last: (result.Items ?? []).length };
+}
+
+/** The store refuses the sequencer's read of the shard heads (throttled, as under a herd) while `refuse()` says so. */
+function refuseSequencerReads(client: ReturnType<typeof documentClient>, refuse: () => boolean) {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      if ((context as { commandName?: string }).commandName === "TransactGetItemsCommand" && refuse()) {
+        throw Object.assign(new Error("Throughput exceeds the current capacity"), {
+          name: "ProvisionedThroughputExceededException",
+          $metadata: { httpStatusCode: 400 },
+        });
+      }
+      return next(args);
+    },
+    { step: "initialize", name: "refuseSequencerReads" },
+  );
+}
+
+/** What someone who can write the store does after re-hashing the feed's last version: the head names the new hash. */
+async function rehashHead(tenantId: string, hash: string) {
+  await runtime.ports.db.send(
+    new UpdateCommand({
+      TableName: runtime.ports.tables.control,
+      Key: feedHeadKey(tenantId),
+      UpdateExpression: "SET #hash = :hash",
+      ExpressionAttributeNames: { "#hash": "hash" },
+      ExpressionAttributeValues: { ":hash": hash },
+    }),
+  );
 }
 
 /** What a sequencing that wrote version 3 and stopped (crashed, timed out) before moving the head leaves: the head at 2. */
@@ -303,15 +333,7 @@ describe("the ledger", () => {
     const altered = { ...unhashedVersion(record), entries };
     const hash = versionHash(altered);
     await runtime.ports.db.send(new PutCommand({ TableName: runtime.ports.tables.audit, Item: { ...Item, ...altered, hash } }));
-    await runtime.ports.db.send(
-      new UpdateCommand({
-        TableName: runtime.ports.tables.control,
-        Key: feedHeadKey(tenantId),
-        UpdateExpression: "SET #hash = :hash",
-        ExpressionAttributeNames: { "#hash": "hash" },
-        ExpressionAttributeValues: { ":hash": hash },
-      }),
-    );
+    await rehashHead(tenantId, hash);
     expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({
       valid: false,
       brokenAt: { shard: "feed", seq: 2, reason: expect.stringContaining("does not carry the value") },
@@ -331,19 +353,98 @@ describe("the ledger", () => {
     const altered = { ...unhashedVersion(record), entries: record.entries.filter((entry) => entry.key !== ids[1]) };
     const hash = versionHash(altered);
     await runtime.ports.db.send(new PutCommand({ TableName: runtime.ports.tables.audit, Item: { ...Item, ...altered, hash } }));
-    await runtime.ports.db.send(
-      new UpdateCommand({
-        TableName: runtime.ports.tables.control,
-        Key: feedHeadKey(tenantId),
-        UpdateExpression: "SET #hash = :hash",
-        ExpressionAttributeNames: { "#hash": "hash" },
-        ExpressionAttributeValues: { ":hash": hash },
-      }),
-    );
+    await rehashHead(tenantId, hash);
     expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({
       valid: false,
       brokenAt: { shard: "feed", seq: 2, reason: expect.stringContaining(`leaves out device ${ids[1]}`) },
     });
+  });
+
+  it("detects a feed version whose entry is an earlier change of its key than the cut's last (a change undone)", async () => {
+    const tenantId = "ten_undone";
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    // The sequencer cannot read the shard heads until both changes of the device have committed: one cut holds both.
+    let held = true;
+    refuseSequencerReads(client, () => held);
+    const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
+    const records = async () => {
+      const all = [];
+      for (let shard = 0; shard < 16; shard++) {
+        const { Items } = await runtime.ports.db.send(
+          new QueryCommand({
+            TableName: runtime.ports.tables.audit,
+            KeyConditionExpression: "pk = :p",
+            ExpressionAttributeValues: { ":p": auditPartition(tenantId, shard) },
+          }),
+        );
+        all.push(...(Items ?? []));
+      }
+      return all;
+    };
+    const until = async (count: number) => {
+      while ((await records()).length < count) await new Promise((resolve) => setTimeout(resolve, 20));
+      return records();
+    };
+    const registered = registerDevice(ports, ctxFor(tenantId), { imsi: imsi(1) });
+    const id = String((await until(1))[0]!.subject);
+    const updated = updateDevice(ports, ctxFor(tenantId), { id, ifRevision: 1, changes: { labels: { fleet: "b" } } });
+    const [first, second] = (await until(2)).sort((a, b) => a.seq - b.seq);
+    held = false;
+    await Promise.all([registered, updated]);
+    const { Items } = await runtime.ports.db.send(
+      new QueryCommand({
+        TableName: runtime.ports.tables.audit,
+        KeyConditionExpression: "pk = :p",
+        ExpressionAttributeValues: { ":p": feedPartition(tenantId) },
+      }),
+    );
+    const item = Items!.find((version) => (version.entries as { key: string }[]).some((entry) => entry.key === id))!;
+    const record = feedVersionSchema.parse(item);
+    expect(record.entries.find((entry) => entry.key === id)?.seq).toBe(second!.seq);
+    // The entry rewritten to the first change (its own record, value and all): the label change never reaches a PEP.
+    const firstValue = (first!.feed as { kind: string; key: string; value: unknown }[]).find((change) => change.key === id)!.value;
+    const entries = record.entries.map((entry) => (entry.key === id ? { ...entry, seq: first!.seq, value: firstValue as never } : entry));
+    const altered = { ...unhashedVersion(record), entries };
+    const hash = versionHash(altered);
+    await runtime.ports.db.send(new PutCommand({ TableName: runtime.ports.tables.audit, Item: { ...item, ...altered, hash } }));
+    await rehashHead(tenantId, hash);
+    expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({
+      valid: false,
+      brokenAt: { shard: "feed", seq: record.version, reason: expect.stringContaining("where the cut's next change is") },
+    });
+    client.destroy();
+  });
+
+  it("does not adopt a version past the head that claims records its shard does not hold", async () => {
+    const tenantId = "ten_behind_inflated";
+    for (let n = 0; n < 2; n++) await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(n) });
+    const { Item: last } = await runtime.ports.db.send(
+      new GetCommand({ TableName: runtime.ports.tables.audit, Key: { pk: feedPartition(tenantId), sk: feedSortKey(2) } }),
+    );
+    // One shard's sequence pushed past its chain: adopted, every later run would find the head past its cut, and the feed would stop in silence.
+    const vector = (last!.vector as number[]).map((seq, shard) => (shard === 5 ? seq + 1 : seq));
+    const unhashed = {
+      version: 3,
+      tenantId,
+      time: new Date().toISOString(),
+      vector,
+      heads: {},
+      entries: [],
+      prevHash: last!.hash as string,
+    };
+    await runtime.ports.db.send(
+      new PutCommand({
+        TableName: runtime.ports.tables.audit,
+        Item: { pk: feedPartition(tenantId), sk: feedSortKey(3), ...unhashed, hash: versionHash(unhashed as never) },
+      }),
+    );
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    await registerDevice(portsFor(client, runtime.ports.tables, runtime.bus), ctxFor(tenantId), { imsi: imsi(2) });
+    const { Item: head } = await runtime.ports.db.send(
+      new GetCommand({ TableName: runtime.ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }),
+    );
+    expect(head?.version).toBe(2);
+    client.destroy();
   });
 
   it("refuses a change that says nothing happened", () => {
@@ -400,19 +501,7 @@ describe("the ledger", () => {
     const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
     // The store refuses the sequencer's read of the shard heads 8 times (throttled under a herd), then answers.
     let refusals = 0;
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        if ((context as { commandName?: string }).commandName === "TransactGetItemsCommand" && refusals < 8) {
-          refusals++;
-          throw Object.assign(new Error("Throughput exceeds the current capacity"), {
-            name: "ProvisionedThroughputExceededException",
-            $metadata: { httpStatusCode: 400 },
-          });
-        }
-        return next(args);
-      },
-      { step: "initialize", name: "throttleSequencerReads" },
-    );
+    refuseSequencerReads(client, () => refusals < 8 && ++refusals > 0);
     const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
     const started = Date.now();
     const device = await registerDevice(ports, ctxFor(tenantId), { imsi: imsi(2) });

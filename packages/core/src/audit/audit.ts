@@ -20,6 +20,7 @@ import {
   type FeedVersionRecord,
 } from "../ledger/feed-version.ts";
 import { shardCount } from "../ledger/shard.ts";
+import { cutEntries, cutMismatch, type CutEntry, type CutRecord } from "../ledger/cut.ts";
 import { canonicalJson, chainHash, genesisHash } from "../ledger/chain.ts";
 import { headKey } from "../ledger/ledger.ts";
 import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
@@ -364,22 +365,22 @@ export async function verifyAuditChain(
   });
   for (const [shard, walk] of walks.entries()) if (walk.broken) return result({ ...walk.broken, shard });
   /**
-   * The versions of one cut (a run's, sharing its vector) must carry, between them, every change of every record
-   * in the cut (one entry per key: its last value). Undefined for a cut whose first versions lie before the walk.
+   * The versions of one cut (a run's, sharing its vector) must carry, between them and in order, exactly the entries
+   * the records in the cut give (cut.ts): every change, one entry per key, each from its key's last record, with its
+   * value. Undefined for a cut whose first versions lie before the walk.
    */
-  let cut: { base: readonly number[]; vector: readonly number[]; keys: Set<string>; last: number } | undefined;
-  const uncarried = (): string | undefined => {
+  let cut: { base: readonly number[]; vector: readonly number[]; entries: CutEntry[]; last: number } | undefined;
+  const cutDefect = (): string | undefined => {
     if (!cut) return undefined;
-    for (let shard = 0; shard < shardCount; shard++) {
-      for (let seq = (cut.base[shard] ?? 0) + 1; seq <= (cut.vector[shard] ?? 0); seq++) {
-        for (const change of walks[shard]!.feeds.get(seq) ?? []) {
-          if (!cut.keys.has(`${change.kind}|${change.key}`)) {
-            return `feed version ${cut.last} leaves out ${change.kind} ${change.key} of shard ${shard}'s record ${seq}`;
-          }
-        }
-      }
-    }
-    return undefined;
+    const { base: from, vector: to } = cut;
+    const perShard = walks.map((walk, shard) =>
+      Array.from({ length: (to[shard] ?? 0) - (from[shard] ?? 0) }, (_, n) => {
+        const seq = (from[shard] ?? 0) + n + 1;
+        return { seq, feed: walk.feeds.get(seq) as CutRecord["feed"] };
+      }),
+    );
+    const mismatch = cutMismatch(cutEntries(perShard), cut.entries);
+    return mismatch ? `feed version ${cut.last} ${mismatch}` : undefined;
   };
   /** The reason a stored feed version does not continue the walk, or undefined when it does (the walk then moves past it). */
   const follow = (item: Record<string, unknown>): string | undefined => {
@@ -407,13 +408,13 @@ export async function verifyAuditChain(
     const before: ChainPoint = { seq: version, hash: previous, vector, shardHashes, base };
     // Versions written from one cut share its vector: their entries lie between the cut before and this one.
     if (record.vector.some((to, shard) => to !== vector[shard])) {
-      const left = uncarried();
-      if (left) return left;
+      const defect = cutDefect();
+      if (defect) return defect;
       base = vector;
-      cut = { base, vector: record.vector, keys: new Set(), last: record.version };
+      cut = { base, vector: record.vector, entries: [], last: record.version };
     } else if (cut) cut.last = record.version;
+    cut?.entries.push(...record.entries);
     for (const entry of record.entries) {
-      cut?.keys.add(`${entry.kind}|${entry.key}`);
       const inRange = entry.seq > (base[entry.shard] ?? 0) && entry.seq <= (record.vector[entry.shard] ?? 0);
       const own = walks[entry.shard]?.feeds.get(entry.seq)?.findLast((change) => change.kind === entry.kind && change.key === entry.key);
       if (!inRange || !own) return `entry ${entry.kind} ${entry.key} is not in shard ${entry.shard}'s records`;
@@ -439,8 +440,8 @@ export async function verifyAuditChain(
     }
   }
   // The last cut walked is whole too (a run's versions are written together; a bounded walk ends between runs).
-  const left = uncarried();
-  if (left) return result({ seq: cut!.last, reason: left, shard: "feed" });
+  const defect = cutDefect();
+  if (defect) return result({ seq: cut!.last, reason: defect, shard: "feed" });
   if (until !== undefined) {
     return version === until ? result() : result({ seq: version + 1, reason: `feed versions are missing up to ${until}`, shard: "feed" });
   }

@@ -29,7 +29,8 @@ import type { TableNames } from "../config.ts";
 import { bindingKey } from "../device/keys.ts";
 import { bindingValue } from "../feed/wire.ts";
 import { auditPartition, auditSortKey, expiry } from "./audit-record.ts";
-import { canonicalJson, genesisHash } from "./chain.ts";
+import { genesisHash } from "./chain.ts";
+import { cutEntries, cutMismatch, storeValued } from "./cut.ts";
 import {
   feedHeadKey,
   feedPartition,
@@ -104,7 +105,7 @@ async function readCut(db: DynamoDBDocumentClient, tables: TableNames, tenantId:
 }
 
 async function readRecords(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number, after: number, upTo: number) {
-  const records: { seq: number; feed?: { kind: string; key: string; value: Record<string, unknown> | null }[] }[] = [];
+  const records: (Records[number] & { hash?: string })[] = [];
   if (after >= upTo) return records;
   let start: Record<string, unknown> | undefined;
   do {
@@ -113,12 +114,13 @@ async function readRecords(db: DynamoDBDocumentClient, tables: TableNames, tenan
         TableName: tables.audit,
         KeyConditionExpression: "pk = :p AND sk BETWEEN :from AND :to",
         ExpressionAttributeValues: { ":p": auditPartition(tenantId, shard), ":from": auditSortKey(after + 1), ":to": auditSortKey(upTo) },
-        ProjectionExpression: "seq, feed",
+        ProjectionExpression: "seq, feed, #hash",
+        ExpressionAttributeNames: { "#hash": "hash" },
         ConsistentRead: true,
         ExclusiveStartKey: start,
       }),
     );
-    for (const item of page.Items ?? []) records.push({ seq: Number(item.seq), feed: item.feed as never });
+    for (const item of page.Items ?? []) records.push({ seq: Number(item.seq), feed: item.feed as never, hash: String(item.hash) });
     start = page.LastEvaluatedKey;
   } while (start);
   return records;
@@ -129,7 +131,7 @@ type Records = { seq: number; feed?: { kind: string; key: string; value: Record<
 /** The records of a shard this process committed itself, when it still holds every one of (after, upTo]. */
 export type KnownRecords = (shard: number, after: number, upTo: number) => Records | undefined;
 
-/** The cut's entries, one per key (its last value), in commit order within each shard. */
+/** The cut's entries (cut.ts), a binding written on several shards with the store's value. */
 async function entriesOf(
   db: DynamoDBDocumentClient,
   tables: TableNames,
@@ -138,32 +140,21 @@ async function entriesOf(
   cut: readonly { seq: number }[],
   known: KnownRecords,
 ) {
-  const byKey = new Map<string, { entry: Entry; shards: Set<number> }>();
   const perShard = await Promise.all(
     cut.map((to, shard) => {
       if (to.seq <= head.vector[shard]!) return [];
       return known(shard, head.vector[shard]!, to.seq) ?? readRecords(db, tables, tenantId, shard, head.vector[shard]!, to.seq);
     }),
   );
-  perShard.forEach((records, shard) => {
-    for (const record of records) {
-      for (const change of record.feed ?? []) {
-        const id = `${change.kind}|${change.key}`;
-        const known = byKey.get(id);
-        const entry: Entry = { kind: change.kind, key: change.key, value: change.value, shard, seq: record.seq };
-        byKey.delete(id); // re-inserted last: the map keeps each key at its latest position
-        byKey.set(id, { entry, shards: new Set([...(known?.shards ?? []), shard]) });
-      }
-    }
-  });
   const entries: Entry[] = [];
-  for (const { entry, shards } of byKey.values()) {
-    if (shards.size > 1 && entry.kind === "binding") {
+  for (const derived of cutEntries(perShard)) {
+    if (storeValued(derived)) {
+      const { entry } = derived;
       const { Item } = await db.send(
         new GetCommand({ TableName: tables.identity, Key: bindingKey(tenantId, entry.key), ConsistentRead: true }),
       );
       entries.push({ ...entry, value: Item ? bindingValue(Item) : null });
-    } else entries.push(entry);
+    } else entries.push(derived.entry);
   }
   return entries;
 }
@@ -236,18 +227,15 @@ async function pendingDefect(
   const { vector } = record;
   if (vector.length !== head.vector.length || vector.some((to, shard) => to < head.vector[shard]!)) return "goes back";
   if (vector.every((to, shard) => to === head.vector[shard])) return "moves no shard";
-  // Bindings are left out of the comparison's values: one that moved between shards carries the store's value at its sequencing.
-  const comparable = (entries: readonly Entry[]) =>
-    canonicalJson(entries.map((entry) => ({ ...entry, value: entry.kind === "binding" ? null : entry.value })));
-  const expected = await entriesOf(
-    db,
-    tables,
-    tenantId,
-    head,
-    vector.map((seq) => ({ seq })),
-    () => undefined,
-  );
-  return comparable(expected) === comparable(record.entries) ? undefined : "entries are not the shard records'";
+  // Every record it claims to cover exists, and it names the shard heads those records end at.
+  const perShard = await Promise.all(vector.map((to, shard) => readRecords(db, tables, tenantId, shard, head.vector[shard]!, to)));
+  for (const [shard, records] of perShard.entries()) {
+    if (records.length !== vector[shard]! - head.vector[shard]!) return `covers records shard ${shard} does not hold`;
+    const named = record.heads?.[String(shard)] ?? record.shardHashes?.[shard];
+    if (records.length > 0 && named !== records.at(-1)!.hash) return `names another head for shard ${shard}`;
+  }
+  const mismatch = cutMismatch(cutEntries(perShard), record.entries);
+  return mismatch ? `its entries are not the shard records': it ${mismatch}` : undefined;
 }
 
 /**
