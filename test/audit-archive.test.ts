@@ -12,7 +12,7 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
-import { DeleteCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   archivableUntil,
@@ -115,6 +115,33 @@ describe("the audit archive", () => {
     // A day before the lead begins, the records still have 31 days: more than the 30-day lead.
     const result = await archiveAudit(later(retentionDays - archiveLeadDays - 1), signer, store, tenantId, { retentionDays });
     expect(result).toMatchObject({ objects: [], records: 0, checkpoint: undefined });
+  });
+
+  it("archives a tenant whose head a stopped sequencing left one version behind, with no change since", async () => {
+    const { tenantId } = await fleet("behind", 2);
+    const versions = (await queryAll(feedPartition(tenantId))).sort((a, b) => a.version - b.version);
+    const before = versions.at(-2)!;
+    const last = versions.at(-1)!;
+    // The head where a sequencing that wrote the last version and stopped would leave it.
+    await runtime.ports.db.send(
+      new PutCommand({
+        TableName: runtime.ports.tables.control,
+        Item: { ...feedHeadKey(tenantId), version: before.version, vector: before.vector, hash: before.hash, updatedAt: before.time },
+      }),
+    );
+    const result = await archiveAudit(
+      later(retentionDays - archiveLeadDays + 1),
+      signer,
+      directoryArchiveStore(await mkdtemp(join(tmpdir(), "simroot-archive-"))),
+      tenantId,
+      { retentionDays },
+    );
+    // Every version archived, the last included (the archive stops at the head, which the archiver moved to it).
+    expect(result.versions).toBe(versions.length);
+    const { Item: head } = await runtime.ports.db.send(
+      new GetCommand({ TableName: runtime.ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }),
+    );
+    expect(head?.version).toBe(last.version);
   });
 
   it("copies the trail out, verified, a lead before TTL; verification and the feed carry on once TTL removed it", async () => {

@@ -3,7 +3,7 @@ import { GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { SimrootError } from "../error.ts";
 import type { FeedSigner } from "../feed/signer.ts";
 import { feedSortKey, feedVersionsAfter } from "../ledger/feed-version.ts";
-import { readFeedHead } from "../ledger/sequencer.ts";
+import { readFeedHead, settleHead } from "../ledger/sequencer.ts";
 import { shardCount } from "../ledger/shard.ts";
 import type { Ports } from "../ports.ts";
 
@@ -169,6 +169,9 @@ export async function archiveAudit(
   if (options.retentionDays <= leadDays)
     throw new Error(`the audit retention (${options.retentionDays} days) must exceed the archive lead (${leadDays})`);
   const expiringBy = Math.floor(ports.now().getTime() / 1000) + leadDays * 86_400;
+  // A head left one behind by a sequencing that stopped would hold the archive (it stops at the head) until the
+  // tenant's next change, however long that is: the records past it would expire unarchived.
+  await settleHead(ports.db, ports.tables, tenantId);
   let checkpoint = await readArchiveCheckpoint(ports, signer, tenantId);
   // Verify what is new since the signed audit checkpoint, which signs (and keeps) the point reached:
   // every archived range is then bound to a signed checkpoint at or after it.

@@ -40,7 +40,7 @@ import {
   versionHash,
   type FeedVersionRecord,
 } from "./feed-version.ts";
-import { shardHeadKey } from "./shard.ts";
+import { shardCount, shardHeadKey } from "./shard.ts";
 
 /** What one sequencing wrote: the feed moved from `since` to `version`. */
 export interface SequencedNotice {
@@ -251,6 +251,14 @@ async function rollForward(db: DynamoDBDocumentClient, tables: TableNames, tenan
   // Not served: the feed stops here (fails closed) and says why; the caller backs off as from a store failure.
   if (defect) throw new FeedBlocked(`feed version ${head.version + 1} past the head is not the sequencer's (${defect}): not adopted`);
   await moveHead(db, tables, tenantId, item as FeedVersionRecord, String(item.time));
+}
+
+/**
+ * Moves a head left one version behind (a sequencing that stopped between writing its version and moving the head)
+ * to that version, as the next sequencing would; for a tenant with no change since, nothing else would.
+ */
+export async function settleHead(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shards = shardCount) {
+  await rollForward(db, tables, tenantId, await readFeedHead(db, tables, tenantId, shards));
 }
 
 /**

@@ -283,8 +283,9 @@ export const functions = {
     timeoutSeconds: 900,
     memoryMb: 1024,
     // The tenant list and the archive checkpoints (control); the records and feed versions it walks (audit).
-    // (BatchGetItem: its bundle holds the audit listing, which reads a subject's records by key.)
-    tables: { control: ["GetItem", "Query", "PutItem"], audit: ["Query", "BatchGetItem"] },
+    // (BatchGetItem: its bundle holds the audit listing, which reads a subject's records by key.) A feed head left
+    // one behind is moved forward first (the version past it: audit GetItem; the head: control PutItem).
+    tables: { control: ["GetItem", "Query", "PutItem"], audit: ["Query", "GetItem", "BatchGetItem"] },
     publishes: false,
     // Signs the archive checkpoint with the feed key, as the audit checkpoints are.
     feedKey: ["Sign", "GetPublicKey"],
