@@ -20,6 +20,7 @@ import {
   updateDevice,
   verifyAuditIncrementally,
   versionHash,
+  type FeedVersionRecord,
   type Ports,
   type RequestContext,
 } from "@simroot/core";
@@ -88,15 +89,27 @@ function refuseSequencerReads(client: ReturnType<typeof documentClient>, refuse:
   );
 }
 
-/** What someone who can write the store does after re-hashing the feed's last version: the head names the new hash. */
-async function rehashHead(tenantId: string, hash: string) {
+/**
+ * What someone who can write the store does to the feed's last version: new entries, the version re-hashed (no key
+ * needed), and the head made to name the new hash.
+ */
+async function rewriteLastVersion(
+  tenantId: string,
+  item: Record<string, unknown>,
+  record: FeedVersionRecord,
+  entries: FeedVersionRecord["entries"],
+) {
+  const altered = { ...unhashedVersion(record), entries };
+  const hash = versionHash(altered);
+  await runtime.ports.db.send(new PutCommand({ TableName: runtime.ports.tables.audit, Item: { ...item, ...altered, hash } }));
   await runtime.ports.db.send(
     new UpdateCommand({
       TableName: runtime.ports.tables.control,
       Key: feedHeadKey(tenantId),
       UpdateExpression: "SET #hash = :hash",
+      ConditionExpression: "version = :version",
       ExpressionAttributeNames: { "#hash": "hash" },
-      ExpressionAttributeValues: { ":hash": hash },
+      ExpressionAttributeValues: { ":hash": hash, ":version": record.version },
     }),
   );
 }
@@ -330,10 +343,7 @@ describe("the ledger", () => {
     const entries = record.entries.map((entry) =>
       entry.kind === "device" ? { ...entry, value: { ...entry.value, state: "suspended" } } : entry,
     );
-    const altered = { ...unhashedVersion(record), entries };
-    const hash = versionHash(altered);
-    await runtime.ports.db.send(new PutCommand({ TableName: runtime.ports.tables.audit, Item: { ...Item, ...altered, hash } }));
-    await rehashHead(tenantId, hash);
+    await rewriteLastVersion(tenantId, Item!, record, entries);
     expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({
       valid: false,
       brokenAt: { shard: "feed", seq: 2, reason: expect.stringContaining("does not carry the value") },
@@ -350,10 +360,12 @@ describe("the ledger", () => {
     const record = feedVersionSchema.parse(Item);
     expect(record.entries.map((entry) => entry.key)).toContain(ids[1]);
     // The version no longer carries the second device: PEPs would never learn of it (or of its revocation).
-    const altered = { ...unhashedVersion(record), entries: record.entries.filter((entry) => entry.key !== ids[1]) };
-    const hash = versionHash(altered);
-    await runtime.ports.db.send(new PutCommand({ TableName: runtime.ports.tables.audit, Item: { ...Item, ...altered, hash } }));
-    await rehashHead(tenantId, hash);
+    await rewriteLastVersion(
+      tenantId,
+      Item!,
+      record,
+      record.entries.filter((entry) => entry.key !== ids[1]),
+    );
     expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({
       valid: false,
       brokenAt: { shard: "feed", seq: 2, reason: expect.stringContaining(`leaves out device ${ids[1]}`) },
@@ -404,10 +416,7 @@ describe("the ledger", () => {
     // The entry rewritten to the first change (its own record, value and all): the label change never reaches a PEP.
     const firstValue = (first!.feed as { kind: string; key: string; value: unknown }[]).find((change) => change.key === id)!.value;
     const entries = record.entries.map((entry) => (entry.key === id ? { ...entry, seq: first!.seq, value: firstValue as never } : entry));
-    const altered = { ...unhashedVersion(record), entries };
-    const hash = versionHash(altered);
-    await runtime.ports.db.send(new PutCommand({ TableName: runtime.ports.tables.audit, Item: { ...item, ...altered, hash } }));
-    await rehashHead(tenantId, hash);
+    await rewriteLastVersion(tenantId, item, record, entries);
     expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({
       valid: false,
       brokenAt: { shard: "feed", seq: record.version, reason: expect.stringContaining("where the cut's next change is") },

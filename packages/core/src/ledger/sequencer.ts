@@ -174,6 +174,15 @@ function chunks(entries: readonly Entry[]): Entry[][] {
   return result;
 }
 
+/** The feed head item naming `record` (its version, vector and hash). */
+const headItem = (tenantId: string, record: FeedVersionRecord, time: string) => ({
+  ...feedHeadKey(tenantId),
+  version: record.version,
+  vector: record.vector,
+  hash: record.hash,
+  updatedAt: time,
+});
+
 /**
  * Moves the feed head to `record` unless it is there or past it already. A one-version run writes its
  * version, then the head: between the two, readers still see the version before (deltas stop at the head),
@@ -184,7 +193,7 @@ async function moveHead(db: DynamoDBDocumentClient, tables: TableNames, tenantId
     await db.send(
       new PutCommand({
         TableName: tables.control,
-        Item: { ...feedHeadKey(tenantId), version: record.version, vector: record.vector, hash: record.hash, updatedAt: time },
+        Item: headItem(tenantId, record, time),
         ConditionExpression: "attribute_not_exists(pk) OR version < :version",
         ExpressionAttributeValues: { ":version": record.version },
       }),
@@ -239,12 +248,10 @@ async function pendingDefect(
 }
 
 /**
- * After a lost race for the version after `head`: when that version is written but the head is still behind it,
- * moves the head to it (once it is what a sequencing would have written). Usually the winner has moved the head
- * already: one read of it, and no write (a refused write is billed).
+ * Moves the head to the version after `head` when that version is written (once it is what a sequencing would have
+ * written); nothing when there is none.
  */
-async function rollForward(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, head: FeedHeadState) {
-  if ((await readFeedHead(db, tables, tenantId, head.vector.length)).version > head.version) return;
+async function adoptPending(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, head: FeedHeadState) {
   const item = await readVersion(db, tables, tenantId, head.version + 1);
   if (!item) return;
   const defect = await pendingDefect(db, tables, tenantId, head, item);
@@ -254,11 +261,21 @@ async function rollForward(db: DynamoDBDocumentClient, tables: TableNames, tenan
 }
 
 /**
+ * After a lost race for the version after `head`: when that version is written but the head is still behind it,
+ * moves the head to it. Usually the winner has moved the head already: one read of it, and no write (a refused
+ * write is billed).
+ */
+async function rollForward(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, head: FeedHeadState) {
+  if ((await readFeedHead(db, tables, tenantId, head.vector.length)).version > head.version) return;
+  await adoptPending(db, tables, tenantId, head);
+}
+
+/**
  * Moves a head left one version behind (a sequencing that stopped between writing its version and moving the head)
  * to that version, as the next sequencing would; for a tenant with no change since, nothing else would.
  */
 export async function settleHead(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shards = shardCount) {
-  await rollForward(db, tables, tenantId, await readFeedHead(db, tables, tenantId, shards));
+  await adoptPending(db, tables, tenantId, await readFeedHead(db, tables, tenantId, shards));
 }
 
 /**
@@ -326,7 +343,7 @@ export async function sequenceOnce(
             {
               Put: {
                 TableName: tables.control,
-                Item: { ...feedHeadKey(tenantId), version: last.version, vector, hash: last.hash, updatedAt: time },
+                Item: headItem(tenantId, last, time),
                 ConditionExpression: head.version === 0 ? "attribute_not_exists(pk)" : "version = :version",
                 ...(head.version === 0 ? {} : { ExpressionAttributeValues: { ":version": head.version } }),
               },
