@@ -1,6 +1,9 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import {
+  applyOperatorEvent,
+  ingestedEvent,
+  shardHeadKey,
   auditPartition,
   auditSortKey,
   createLedger,
@@ -77,7 +80,9 @@ async function recordOf(ports: Ports, tenantId: string, deviceId: string) {
 function refuseSequencerReads(client: ReturnType<typeof documentClient>, refuse: () => boolean) {
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      if ((context as { commandName?: string }).commandName === "TransactGetItemsCommand" && refuse()) {
+      const command = (context as { commandName?: string }).commandName;
+      const tables = Object.keys((args.input as { RequestItems?: Record<string, unknown> }).RequestItems ?? {});
+      if (command === "BatchGetItemCommand" && tables.some((table) => table.endsWith("control")) && refuse()) {
         throw Object.assign(new Error("Throughput exceeds the current capacity"), {
           name: "ProvisionedThroughputExceededException",
           $metadata: { httpStatusCode: 400 },
@@ -502,6 +507,77 @@ describe("the ledger", () => {
     expect(tokens[1]).toBe(tokens[0]);
     expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true, checked: 1, lastSeq: 1 });
     expect((await feedOf(runtime.ports, tenantId)).devices).toEqual([device.value.id]);
+    client.destroy();
+  });
+
+  it("serves an address moved between devices on two shards with its last holder, whatever order the sequencer reads the shards in", async () => {
+    // DynamoDB Local answers a read of the 16 shard heads as of one instant; AWS answers a BatchGetItem key by key (and
+    // cancels a transactional read whenever a head is being written). Here the sequencer reads the shard of the device
+    // that gave an address up as it was before, and the shard of the device that took it over as it is now.
+    const tenantId = "ten_cut_order";
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
+    const ctx = ctxFor(tenantId);
+    const registered = [];
+    for (let n = 0; n < 6; n++) registered.push((await registerDevice(ports, ctx, { imsi: imsi(700 + n) })).value);
+    const giver = registered[0]!;
+    const taker = registered.find((device) => shardOfSubject(device.id) !== shardOfSubject(giver.id))!;
+    let second = 0;
+    const report = async (device: { imsi?: string }, type: string, data: Record<string, unknown>) => {
+      const normalized = {
+        type,
+        dedupeKey: `${type}-${second}`,
+        occurredAt: new Date(Date.UTC(2026, 11, 3, 8, 0, second++)).toISOString(),
+        device: { imsi: device.imsi },
+        sourceType: "test",
+        data,
+      };
+      const event = ingestedEvent({ ...ctx, actor: "source:src_order" }, "src_order", "simroot", normalized as never, new Date());
+      expect((await applyOperatorEvent(ports, event)).value.outcome).toBe("applied");
+    };
+    await report(giver, "sim.attached", { bearer: "cellular", ipv4: "10.9.0.1" });
+    const { Item: before } = await client.send(
+      new GetCommand({ TableName: ports.tables.control, Key: shardHeadKey(tenantId, shardOfSubject(giver.id)) }),
+    );
+    let stale = true;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const result = await next(args);
+        const command = (context as { commandName?: string }).commandName;
+        if (!stale || (command !== "BatchGetItemCommand" && command !== "TransactGetItemsCommand")) return result;
+        const output = result.output as { Responses?: unknown };
+        const items = Array.isArray(output.Responses)
+          ? (output.Responses as { Item?: Record<string, unknown> }[])
+          : Object.values((output.Responses ?? {}) as Record<string, Record<string, unknown>[]>).flatMap((list) =>
+              list.map((Item) => ({ Item })),
+            );
+        for (const holder of items) {
+          if (holder.Item?.pk === before!.pk && holder.Item?.sk === before!.sk) Object.assign(holder.Item, before!);
+        }
+        return result;
+      },
+      { step: "initialize", name: "staleGiverShard" },
+    );
+    await report(giver, "sim.detached", { bearer: "cellular" });
+    await report(taker, "sim.attached", { bearer: "cellular", ipv4: "10.9.0.1" });
+    stale = false;
+    await ports.ledger.sequence(tenantId);
+
+    const { Items = [] } = await client.send(
+      new QueryCommand({
+        TableName: ports.tables.audit,
+        KeyConditionExpression: "pk = :p",
+        ExpressionAttributeValues: { ":p": feedPartition(tenantId) },
+        ConsistentRead: true,
+      }),
+    );
+    const bindings = Items.flatMap((item) => item.entries as { kind: string; key: string; value: { deviceId?: string } | null }[])
+      .filter((entry) => entry.kind === "binding" && entry.key === "10.9.0.1")
+      .map((entry) => entry.value?.deviceId ?? null);
+    // The feed a PEP applies ends with the taker holding the address, as the store says, not with the giver's release.
+    expect(bindings.at(-1)).toBe(taker.id);
+    expect(bindings).toEqual([giver.id, taker.id]);
+    expect(await verifyAuditChain(ports, tenantId)).toMatchObject({ valid: true });
     client.destroy();
   });
 

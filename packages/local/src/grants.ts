@@ -48,12 +48,18 @@ function requested(command: string, input: Input): { action: string; table: stri
   return [{ action: dynamodbCommandActions[command] ?? command.replace(/Command$/, ""), table: String(input.TableName ?? "") }];
 }
 
-/** What every commit needs besides its own writes: the shard head (read, written) and audit records, and the sequencer's reads. */
+/**
+ * What every commit needs besides its own writes: the shard head (read, written) and audit records, and the
+ * sequencer's reads (the cut of shard heads, the records and versions, the bindings' store revisions).
+ */
 const ledgerNeeds = [
   { action: "GetItem", table: "control" },
   { action: "PutItem", table: "control" },
+  { action: "BatchGetItem", table: "control" },
   { action: "PutItem", table: "audit" },
   { action: "Query", table: "audit" },
+  { action: "GetItem", table: "audit" },
+  { action: "BatchGetItem", table: "identity" },
 ] as const;
 
 /**

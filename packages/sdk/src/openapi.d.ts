@@ -1657,6 +1657,8 @@ export interface components {
                 value: {
                     [key: string]: unknown;
                 } | null;
+                /** @description an IP binding's revision this change wrote */
+                rev?: number;
             }[];
             /** @description hash of the previous record (64 zeros for the first) */
             prevHash: string;

@@ -20,7 +20,8 @@ import {
   type FeedVersionRecord,
 } from "../ledger/feed-version.ts";
 import { shardCount } from "../ledger/shard.ts";
-import { cutEntries, cutMismatch, type CutEntry, type CutRecord } from "../ledger/cut.ts";
+import { cutEntries, cutMismatch, leftOut, type CutEntry, type CutRecord } from "../ledger/cut.ts";
+import { supersededEntries } from "../ledger/sequencer.ts";
 import { canonicalJson, chainHash, genesisHash } from "../ledger/chain.ts";
 import { headKey } from "../ledger/ledger.ts";
 import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
@@ -207,7 +208,7 @@ export const genesisPoint = (): ChainPoint => ({
 
 interface ShardWalk {
   readonly hashes: Map<number, string>;
-  readonly feeds: Map<number, { kind: string; key: string; value?: unknown }[]>;
+  readonly feeds: Map<number, { kind: string; key: string; value?: unknown; rev?: number }[]>;
   readonly broken?: { seq: number; reason: string };
 }
 
@@ -227,7 +228,7 @@ async function walkShard(
   keep: KeepWalked | undefined,
 ): Promise<ShardWalk> {
   const hashes = new Map<number, string>([[after.seq, after.hash]]);
-  const feeds = new Map<number, { kind: string; key: string; value?: unknown }[]>();
+  const feeds = new Map<number, { kind: string; key: string; value?: unknown; rev?: number }[]>();
   let expectedSeq = after.seq + 1;
   let previous = after.hash;
   let cursor: Record<string, unknown> | undefined;
@@ -370,7 +371,7 @@ export async function verifyAuditChain(
    * value. Undefined for a cut whose first versions lie before the walk.
    */
   let cut: { base: readonly number[]; vector: readonly number[]; entries: CutEntry[]; last: number } | undefined;
-  const cutDefect = (): string | undefined => {
+  const cutDefect = async (): Promise<string | undefined> => {
     if (!cut) return undefined;
     const { base: from, vector: to } = cut;
     const perShard = walks.map((walk, shard) =>
@@ -379,11 +380,14 @@ export async function verifyAuditChain(
         return { seq, feed: walk.feeds.get(seq) as CutRecord["feed"] };
       }),
     );
-    const mismatch = cutMismatch(cutEntries(perShard), cut.entries);
+    const derived = cutEntries(perShard);
+    // A binding's change left out must be one the store has moved past (a later revision, served in an earlier cut or to be in a later one).
+    const superseded = await supersededEntries(ports.db, ports.tables, tenantId, leftOut(derived, cut.entries));
+    const mismatch = cutMismatch(derived, cut.entries, superseded);
     return mismatch ? `feed version ${cut.last} ${mismatch}` : undefined;
   };
   /** The reason a stored feed version does not continue the walk, or undefined when it does (the walk then moves past it). */
-  const follow = (item: Record<string, unknown>): string | undefined => {
+  const follow = async (item: Record<string, unknown>): Promise<string | undefined> => {
     const parsed = feedVersionSchema.safeParse(item);
     if (!parsed.success) return "feed version is malformed";
     const record = parsed.data;
@@ -408,7 +412,7 @@ export async function verifyAuditChain(
     const before: ChainPoint = { seq: version, hash: previous, vector, shardHashes, base };
     // Versions written from one cut share its vector: their entries lie between the cut before and this one.
     if (record.vector.some((to, shard) => to !== vector[shard])) {
-      const defect = cutDefect();
+      const defect = await cutDefect();
       if (defect) return defect;
       base = vector;
       cut = { base, vector: record.vector, entries: [], last: record.version };
@@ -418,8 +422,9 @@ export async function verifyAuditChain(
       const inRange = entry.seq > (base[entry.shard] ?? 0) && entry.seq <= (record.vector[entry.shard] ?? 0);
       const own = walks[entry.shard]?.feeds.get(entry.seq)?.findLast((change) => change.kind === entry.kind && change.key === entry.key);
       if (!inRange || !own) return `entry ${entry.kind} ${entry.key} is not in shard ${entry.shard}'s records`;
-      // The record's own value: only an address that moved between shards within one cut carries the store's (sequencer.ts).
-      if (entry.kind !== "binding" && canonicalJson(entry.value) !== canonicalJson(own.value)) {
+      // The record's own value: only an address that moved between shards within one cut, in records written before
+      // binding revisions, carries the store's (cut.ts).
+      if ((entry.kind !== "binding" || own.rev !== undefined) && canonicalJson(entry.value) !== canonicalJson(own.value)) {
         return `entry ${entry.kind} ${entry.key} does not carry the value of shard ${entry.shard}'s record ${entry.seq}`;
       }
     }
@@ -435,12 +440,12 @@ export async function verifyAuditChain(
   const pages = until === undefined ? feedVersionPages(ports, tenantId, version) : [bounded];
   for await (const items of pages) {
     for (const item of items) {
-      const reason = follow(item);
+      const reason = await follow(item);
       if (reason) return result({ seq: version + 1, reason, shard: "feed" });
     }
   }
   // The last cut walked is whole too (a run's versions are written together; a bounded walk ends between runs).
-  const defect = cutDefect();
+  const defect = await cutDefect();
   if (defect) return result({ seq: cut!.last, reason: defect, shard: "feed" });
   if (until !== undefined) {
     return version === until ? result() : result({ seq: version + 1, reason: `feed versions are missing up to ${until}`, shard: "feed" });

@@ -18,6 +18,7 @@ import { SimrootError, isSimrootError } from "../error.ts";
 import { domainEvent, type DomainEvent } from "../event/event.ts";
 import type { FeedChange } from "../ledger/change.ts";
 import type { Ports } from "../ports.ts";
+import { batchGetAll, itemKeyText } from "../store/batch-get.ts";
 import { writeTransaction, type TransactItem } from "../store/transaction.ts";
 import { bindingsOf, diffStates } from "./diff.ts";
 import type { Fact } from "./fact.ts";
@@ -110,7 +111,7 @@ async function attemptFact(
     ...(absorbed ? [absorbed.event] : []),
   ];
   const leases = distinctItems([...leaseChanges(ports, device.tenantId, deviceId, before, after, fact.at), ...(absorbed?.leases ?? [])]);
-  const bindings = bindingChanges(ports, device, bindingsOf(before), bindingsOf(after), movedAway, now.toISOString());
+  const bindings = await bindingChanges(ports, device, bindingsOf(before), bindingsOf(after), movedAway, now.toISOString());
   // Last, so that the bindings' write indices (onConditionFailed) stay as they are.
   const revoking = next.state === "revoked" && device.state !== "revoked";
   const revocation = revoking ? [revocationMarker(ports, next, now.toISOString())] : [];
@@ -257,17 +258,47 @@ function revocationMarker(ports: Ports, device: Device, now: string): TransactIt
   };
 }
 
+/** The condition that a binding item is still at the revision read (items written before revisions have none). */
+function atRevision(item: Record<string, unknown> | undefined): {
+  ConditionExpression: string;
+  ExpressionAttributeValues?: Record<string, unknown>;
+} {
+  if (!item) return { ConditionExpression: "attribute_not_exists(pk)" };
+  if (item.rev === undefined) return { ConditionExpression: "attribute_not_exists(rev)" };
+  return { ConditionExpression: "rev = :rev", ExpressionAttributeValues: { ":rev": item.rev } };
+}
+
 /**
- * Puts the addresses the device now holds; removes those it gave up, on condition that no
- * other device took them since (`movedAway` lists those found taken on an earlier attempt).
+ * Puts the addresses the device now holds; releases those it gave up and still holds (`movedAway` lists those found
+ * taken by another device on an earlier attempt). Every write of an address is conditional on the revision read here
+ * and writes the next one (a release leaves a tombstone, out of the listing, that keeps the revision): the address's
+ * changes are ordered by revision whichever device, and so whichever ledger shard, records them (ledger/cut.ts).
  */
-function bindingChanges(ports: Ports, device: Device, before: Bindings, after: Bindings, movedAway: ReadonlySet<string>, now: string) {
+async function bindingChanges(
+  ports: Ports,
+  device: Device,
+  before: Bindings,
+  after: Bindings,
+  movedAway: ReadonlySet<string>,
+  now: string,
+) {
+  const bound = [...after].filter(([address, binding]) => {
+    const previous = before.get(address);
+    return !previous || previous.bearer !== binding.bearer || previous.apn !== binding.apn;
+  });
+  const given = [...before.keys()].filter((address) => !after.has(address) && !movedAway.has(address));
+  const keys = [...bound.map(([address]) => address), ...given].map((address) => bindingKey(device.tenantId, address));
+  const current = new Map(
+    (keys.length > 0 ? await batchGetAll(ports, ports.tables.identity, keys) : []).map((item) => [itemKeyText(item), item]),
+  );
+  const currentOf = (address: string) => current.get(itemKeyText(bindingKey(device.tenantId, address)));
+  const nextRev = (item: Record<string, unknown> | undefined) => Number(item?.rev ?? 0) + 1;
   const writes: TransactItem[] = [];
   const feed: FeedChange[] = [];
   const deletedAt = new Map<number, string>();
-  for (const [address, binding] of after) {
-    const previous = before.get(address);
-    if (previous && previous.bearer === binding.bearer && previous.apn === binding.apn) continue;
+  for (const [address, binding] of bound) {
+    const item = currentOf(address);
+    const rev = nextRev(item);
     writes.push({
       Put: {
         TableName: ports.tables.identity,
@@ -278,23 +309,29 @@ function bindingChanges(ports: Ports, device: Device, before: Bindings, after: B
           address,
           ...binding,
           since: now,
+          rev,
         },
+        ...atRevision(item),
       },
     });
-    feed.push({ kind: "binding", key: address, value: { deviceId: device.id, address, ...binding } });
+    feed.push({ kind: "binding", key: address, value: { deviceId: device.id, address, ...binding }, rev });
   }
-  for (const address of before.keys()) {
-    if (after.has(address) || movedAway.has(address)) continue;
+  for (const address of given) {
+    const item = currentOf(address);
+    // Another device holds it now (or nobody does): nothing of this device's to release.
+    if (item?.deviceId !== device.id) continue;
+    const rev = nextRev(item);
+    const { ConditionExpression, ExpressionAttributeValues } = atRevision(item);
     deletedAt.set(writes.length, address);
     writes.push({
-      Delete: {
+      Put: {
         TableName: ports.tables.identity,
-        Key: bindingKey(device.tenantId, address),
-        ConditionExpression: "deviceId = :device",
-        ExpressionAttributeValues: { ":device": device.id },
+        Item: { ...bindingKey(device.tenantId, address), address, rev, releasedAt: now },
+        ConditionExpression: `deviceId = :device AND ${ConditionExpression}`,
+        ExpressionAttributeValues: { ...ExpressionAttributeValues, ":device": device.id },
       },
     });
-    feed.push({ kind: "binding", key: address, value: null });
+    feed.push({ kind: "binding", key: address, value: null, rev });
   }
   return { writes, feed, deletedAt };
 }

@@ -23,7 +23,14 @@ export const auditRecordSchema = z
     eventId: z.string(),
     data: z.record(z.string(), z.unknown()),
     feed: z
-      .array(z.object({ kind: z.string(), key: z.string(), value: z.record(z.string(), z.unknown()).nullable() }))
+      .array(
+        z.object({
+          kind: z.string(),
+          key: z.string(),
+          value: z.record(z.string(), z.unknown()).nullable(),
+          rev: z.number().int().positive().optional().meta({ description: "an IP binding's revision this change wrote" }),
+        }),
+      )
       .optional()
       .meta({ description: "what enforcement points must learn from this change; the feed sequencer gives it a feed version" }),
     prevHash: z.string().meta({ description: "hash of the previous record (64 zeros for the first)" }),

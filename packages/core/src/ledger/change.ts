@@ -10,6 +10,12 @@ export interface FeedChange {
   readonly key: string;
   /** The new value, or `null` when it was removed. */
   readonly value: Record<string, unknown> | null;
+  /**
+   * For a key that changes on several ledger shards (an IP binding moving between devices whose ids hash apart): the
+   * revision of the key's store item this change wrote. Writes of the item are conditional on it, so revisions order
+   * the key's changes across shards (cut.ts), whatever order the sequencer reads the shards in.
+   */
+  readonly rev?: number;
 }
 
 /**

@@ -1,8 +1,7 @@
 /**
  * The feed sequencer: turns what the shards committed into the tenant's scalar feed versions.
- * It reads the feed head, then every shard head in one TransactGetItems (a serializable, so
- * consistent, cut: a change that committed before one in the cut is in it too), and writes
- * the audit records' feed entries between the head's vector and the cut as the next
+ * It reads the feed head and every shard head (the cut: each head a prefix of its shard's chain),
+ * and writes the audit records' feed entries between the head's vector and the cut as the next
  * version(s), so versions never fork: one version as a put conditional on its own absence, then
  * the head (a crash between leaves the head one behind; the next run moves it forward), several
  * in one transaction conditional on the head.
@@ -12,25 +11,19 @@
  * is caught by the next commit of any shard (the cut covers every shard) or by `sequence`
  * called from a backstop. Losing the head race costs a retry, never a change.
  *
- * Inside one cut, a key written from two shards (an IP binding moving between devices whose
- * ids hash apart) has no order in the records, so its entry carries the store's current
- * value (read consistently): later versions can only repeat it.
+ * A key written from two shards (an IP binding moving between devices whose ids hash apart) is
+ * ordered by the store revision each change wrote: a cut carries its highest, and leaves out a
+ * change the store has moved past (cut.ts).
  */
 import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import {
-  GetCommand,
-  PutCommand,
-  QueryCommand,
-  TransactGetCommand,
-  TransactWriteCommand,
-  type DynamoDBDocumentClient,
-} from "@aws-sdk/lib-dynamodb";
+import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "../config.ts";
 import { bindingKey } from "../device/keys.ts";
 import { bindingValue } from "../feed/wire.ts";
 import { auditPartition, auditSortKey, expiry } from "./audit-record.ts";
 import { genesisHash } from "./chain.ts";
-import { cutEntries, cutMismatch, storeValued } from "./cut.ts";
+import { batchGetAll, itemKeyText } from "../store/batch-get.ts";
+import { cutEntries, cutMismatch, entryId, leftOut, storeValued, supersededBy, type DerivedEntry } from "./cut.ts";
 import {
   feedHeadKey,
   feedPartition,
@@ -82,26 +75,42 @@ export async function readFeedHead(
   };
 }
 
+/**
+ * The cut: every shard's head, read consistently one by one (a BatchGetItem), not as one serializable read. A
+ * TransactGetItems of the 16 heads is cancelled by any write of any of them in flight (DynamoDB documents it: a
+ * transactional read conflicts with a concurrent PutItem, UpdateItem or TransactWriteItems on its items); at 2,000
+ * changes/s, 125 commits/s per head, one almost always is, and the feed would stall exactly when the tenant is
+ * busiest. DynamoDB Local runs transactions one at a time and never shows it. Each shard's head is a prefix of its
+ * own chain, which is all a cut needs: the only key changed on several shards, an IP binding, is ordered by its
+ * store revision (cut.ts), not by when the sequencer read each shard.
+ */
 async function readCut(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shards: number) {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const { Responses } = await db.send(
-        new TransactGetCommand({
-          TransactItems: Array.from({ length: shards }, (_, shard) => ({
-            Get: { TableName: tables.control, Key: shardHeadKey(tenantId, shard) },
-          })),
-        }),
-      );
-      return Array.from({ length: shards }, (_, shard) => {
-        const item = Responses?.[shard]?.Item;
-        return item ? { seq: Number(item.seq), hash: String(item.hash) } : { seq: 0, hash: genesisHash };
-      });
-    } catch (error) {
-      // A transaction in flight on a head cancels the read; it settles within milliseconds.
-      if (!(error instanceof TransactionCanceledException) || attempt >= 20) throw error;
-      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 5 * 2 ** attempt)));
-    }
-  }
+  const keys = Array.from({ length: shards }, (_, shard) => shardHeadKey(tenantId, shard));
+  const heads = new Map((await batchGetAll({ db }, tables.control, keys)).map((item) => [itemKeyText(item), item]));
+  return keys.map((key) => {
+    const item = heads.get(itemKeyText(key));
+    return item ? { seq: Number(item.seq), hash: String(item.hash) } : { seq: 0, hash: genesisHash };
+  });
+}
+
+/**
+ * The ids of `candidates` (entries with revisions) whose key's store item is at a higher revision now: a later change
+ * supersedes them (cut.ts). Read consistently, after the cut: every revision it sees was committed.
+ */
+export async function supersededEntries(
+  db: DynamoDBDocumentClient,
+  tables: TableNames,
+  tenantId: string,
+  candidates: readonly DerivedEntry[],
+): Promise<Set<string>> {
+  const bindings = candidates.filter((candidate) => candidate.entry.kind === "binding" && candidate.rev !== undefined);
+  if (bindings.length === 0) return new Set();
+  const items = await batchGetAll(
+    { db },
+    tables.identity,
+    bindings.map(({ entry }) => bindingKey(tenantId, entry.key)),
+  );
+  return supersededBy(bindings, new Map(items.map((item) => [String(item.address), Number(item.rev ?? 0)])));
 }
 
 async function readRecords(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number, after: number, upTo: number) {
@@ -146,15 +155,18 @@ async function entriesOf(
       return known(shard, head.vector[shard]!, to.seq) ?? readRecords(db, tables, tenantId, shard, head.vector[shard]!, to.seq);
     }),
   );
+  const derived = cutEntries(perShard);
+  const superseded = await supersededEntries(db, tables, tenantId, derived);
   const entries: Entry[] = [];
-  for (const derived of cutEntries(perShard)) {
-    if (storeValued(derived)) {
-      const { entry } = derived;
+  for (const one of derived) {
+    if (superseded.has(entryId(one.entry))) continue;
+    if (storeValued(one)) {
+      const { entry } = one;
       const { Item } = await db.send(
         new GetCommand({ TableName: tables.identity, Key: bindingKey(tenantId, entry.key), ConsistentRead: true }),
       );
-      entries.push({ ...entry, value: Item ? bindingValue(Item) : null });
-    } else entries.push(derived.entry);
+      entries.push({ ...entry, value: Item?.deviceId ? bindingValue(Item) : null });
+    } else entries.push(one.entry);
   }
   return entries;
 }
@@ -243,7 +255,9 @@ async function pendingDefect(
     const named = record.heads?.[String(shard)] ?? record.shardHashes?.[shard];
     if (records.length > 0 && named !== records.at(-1)!.hash) return `names another head for shard ${shard}`;
   }
-  const mismatch = cutMismatch(cutEntries(perShard), record.entries);
+  const derived = cutEntries(perShard);
+  const superseded = await supersededEntries(db, tables, tenantId, leftOut(derived, record.entries));
+  const mismatch = cutMismatch(derived, record.entries, superseded);
   return mismatch ? `its entries are not the shard records': it ${mismatch}` : undefined;
 }
 

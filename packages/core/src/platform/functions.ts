@@ -60,6 +60,31 @@ export interface FunctionDefinition {
   readonly files?: readonly { readonly from: string; readonly to: string }[];
 }
 
+type Tables = FunctionDefinition["tables"];
+
+/**
+ * What every function that commits through the ledger needs besides its own writes (core ledger/): the shard heads
+ * read and written and read together as the sequencer's cut (BatchGetItem), the audit records and feed versions
+ * written and read, and the store revisions of the IP bindings a cut carries (identity BatchGetItem). The sequencer
+ * runs wherever a commit is made, over every shard's changes, not only the function's own.
+ */
+const ledgerTables = {
+  identity: ["BatchGetItem"],
+  control: ["GetItem", "PutItem", "BatchGetItem"],
+  audit: ["GetItem", "Query", "PutItem"],
+} as const satisfies Tables;
+
+/** `tables` and the ledger's needs together. */
+function committing(tables: Tables): Tables {
+  const merged: Partial<Record<TableKey, TableAction[]>> = {};
+  for (const source of [tables, ledgerTables] as Tables[]) {
+    for (const [table, actions] of Object.entries(source) as [TableKey, readonly TableAction[]][]) {
+      merged[table] = [...new Set([...(merged[table] ?? []), ...actions])];
+    }
+  }
+  return merged;
+}
+
 const consumer = {
   timeoutSeconds: timeouts.consumerFunctionSeconds,
   memoryMb: 1024,
@@ -72,11 +97,11 @@ const consumer = {
 } as const;
 
 /** The tables of a consumer that reads and writes but never deletes (the detectors, the integrations). */
-const noDeleteTables = {
+const noDeleteTables = committing({
   identity: ["GetItem", "Query", "PutItem"],
   control: ["GetItem", "Query", "PutItem"],
   audit: ["GetItem", "Query", "PutItem"],
-} as const satisfies FunctionDefinition["tables"];
+});
 
 /** What applying an operator fact or replaying a parked one does: the identity fold, parking, the ledger. */
 /** A function an event source mapping invokes with what it read (a stream, a queue): nothing but its tables and bus. */
@@ -91,22 +116,22 @@ const streamReader = {
   backlogQueue: false,
 } as const;
 
-const applyTables = {
+const applyTables = committing({
   identity: ["GetItem", "Query", "PutItem", "DeleteItem"],
   control: ["GetItem", "Query", "PutItem", "DeleteItem"],
   audit: ["GetItem", "Query", "PutItem"],
-} as const satisfies FunctionDefinition["tables"];
+});
 
 /** The tables every API function uses, as the whole API did (the permission test checks actions, not which table each is on). */
-const apiTables = {
+const apiTables = committing({
   identity: ["GetItem", "Query", "PutItem", "DeleteItem"],
   control: ["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"],
   audit: ["GetItem", "Query", "PutItem"],
   flows: ["Query", "PutItem"],
-} as const satisfies FunctionDefinition["tables"];
+});
 
 /** The API functions that list a subject's audit records: by keys from the byDevice index, then BatchGetItem. */
-const apiTablesListingAudit = { ...apiTables, audit: [...apiTables.audit, "BatchGetItem"] } as const satisfies FunctionDefinition["tables"];
+const apiTablesListingAudit = committing({ ...apiTables, audit: [...apiTables.audit!, "BatchGetItem"] });
 
 /** What every API function is: a consumer's grants (see `consumer`), the gateway's timeout, the bus. */
 const apiFunction = { ...consumer, timeoutSeconds: timeouts.apiFunctionSeconds, publishes: true } as const;
@@ -187,8 +212,9 @@ export const functions = {
     ...consumer,
     handler: rules.parkedReconciler.handler,
     does: rules.parkedReconciler.does,
-    // BatchGetItem: a registration reads the parked facts its identifiers index (ingest/parked.ts).
-    tables: { ...applyTables, control: [...applyTables.control, "BatchGetItem"] },
+    // Control BatchGetItem (granted with the ledger's needs): a registration also reads the parked facts its identifiers
+    // index (ingest/parked.ts).
+    tables: applyTables,
     publishes: true,
   },
   operatorEvents: {
@@ -233,13 +259,8 @@ export const functions = {
     ...consumer,
     handler: rules.webhooks.handler,
     does: rules.webhooks.does,
-    // A 410 disables the subscription through the ledger (control: the shard and feed heads; audit: the record, and the
-    // sequencer's read of the records it puts in the feed).
-    tables: {
-      automation: ["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"],
-      control: ["GetItem", "PutItem"],
-      audit: ["PutItem", "Query"],
-    },
+    // A 410 disables the subscription through the ledger.
+    tables: committing({ automation: ["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"] }),
     publishes: true,
     // Opens a subscription's secret to sign each attempt (the sealer's module also names Encrypt).
     secretsKey: ["Encrypt", "Decrypt"],
@@ -284,8 +305,9 @@ export const functions = {
     memoryMb: 1024,
     // The tenant list and the archive checkpoints (control); the records and feed versions it walks (audit).
     // (BatchGetItem: its bundle holds the audit listing, which reads a subject's records by key.) A feed head left
-    // one behind is moved forward first (the version past it: audit GetItem; the head: control PutItem).
-    tables: { control: ["GetItem", "Query", "PutItem"], audit: ["Query", "GetItem", "BatchGetItem"] },
+    // one behind is moved forward first (the version past it: audit GetItem; the head: control PutItem). A binding's
+    // change a version leaves out is checked against the binding's store revision (identity BatchGetItem, ledger/cut.ts).
+    tables: { control: ["GetItem", "Query", "PutItem"], audit: ["Query", "GetItem", "BatchGetItem"], identity: ["BatchGetItem"] },
     publishes: false,
     // Signs the archive checkpoint with the feed key, as the audit checkpoints are.
     feedKey: ["Sign", "GetPublicKey"],
