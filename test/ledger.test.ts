@@ -551,9 +551,7 @@ describe("the ledger", () => {
           : Object.values((output.Responses ?? {}) as Record<string, Record<string, unknown>[]>).flatMap((list) =>
               list.map((Item) => ({ Item })),
             );
-        for (const holder of items) {
-          if (holder.Item?.pk === before!.pk && holder.Item?.sk === before!.sk) Object.assign(holder.Item, before!);
-        }
+        for (const { Item: item } of items) if (item && item.pk === before!.pk && item.sk === before!.sk) Object.assign(item, before);
         return result;
       },
       { step: "initialize", name: "staleGiverShard" },
