@@ -133,6 +133,70 @@ async function headOneBehind(ports: Ports, tenantId: string) {
   );
 }
 
+/**
+ * Six devices of a tenant, two of them on different ledger shards (`giver`, `taker`), and `report` to apply an operator
+ * fact to one of them.
+ */
+async function twoShards(ports: Ports, tenantId: string, first: number) {
+  const ctx = ctxFor(tenantId);
+  const registered = [];
+  for (let n = 0; n < 6; n++) registered.push((await registerDevice(ports, ctx, { imsi: imsi(first + n) })).value);
+  const giver = registered[0]!;
+  const taker = registered.find((device) => shardOfSubject(device.id) !== shardOfSubject(giver.id))!;
+  let second = 0;
+  const report = async (device: { imsi?: string }, type: string, data: Record<string, unknown> = { bearer: "cellular" }) => {
+    const normalized = {
+      type,
+      dedupeKey: `${type}-${second}`,
+      occurredAt: new Date(Date.UTC(2026, 11, 3, 8, 0, second++)).toISOString(),
+      device: { imsi: device.imsi },
+      sourceType: "test",
+      data,
+    };
+    const event = ingestedEvent({ ...ctx, actor: "source:src_test" }, "src_test", "simroot", normalized as never, new Date());
+    expect((await applyOperatorEvent(ports, event)).value.outcome).toBe("applied");
+  };
+  return { registered, giver, taker, report };
+}
+
+/**
+ * While `stale()` says so, the sequencer's read of the shard heads (whichever command) answers `before` for its shard:
+ * that shard read before a change, the others after it, as AWS may answer a BatchGetItem key by key.
+ */
+function staleShardRead(client: ReturnType<typeof documentClient>, before: Record<string, unknown>, stale: () => boolean) {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const result = await next(args);
+      const command = (context as { commandName?: string }).commandName;
+      if (!stale() || (command !== "BatchGetItemCommand" && command !== "TransactGetItemsCommand")) return result;
+      const output = result.output as { Responses?: unknown };
+      const items = Array.isArray(output.Responses)
+        ? (output.Responses as { Item?: Record<string, unknown> }[])
+        : Object.values((output.Responses ?? {}) as Record<string, Record<string, unknown>[]>).flatMap((list) =>
+            list.map((Item) => ({ Item })),
+          );
+      for (const { Item: item } of items) if (item && item.pk === before.pk && item.sk === before.sk) Object.assign(item, before);
+      return result;
+    },
+    { step: "initialize", name: "staleShardRead" },
+  );
+}
+
+/** Who the feed says holds `address`, version after version (null: nobody). */
+async function holdersInFeed(ports: Ports, tenantId: string, address: string) {
+  const { Items = [] } = await ports.db.send(
+    new QueryCommand({
+      TableName: ports.tables.audit,
+      KeyConditionExpression: "pk = :p",
+      ExpressionAttributeValues: { ":p": feedPartition(tenantId) },
+      ConsistentRead: true,
+    }),
+  );
+  return Items.flatMap((item) => item.entries as { kind: string; key: string; value: { deviceId?: string } | null }[])
+    .filter((entry) => entry.kind === "binding" && entry.key === address)
+    .map((entry) => entry.value?.deviceId ?? null);
+}
+
 describe("the ledger", () => {
   it("commits concurrent changes of one tenant into unbroken shard chains and a gapless feed", { timeout: 120_000 }, async () => {
     const tenantId = "ten_concurrent";
@@ -517,51 +581,58 @@ describe("the ledger", () => {
     const tenantId = "ten_cut_order";
     const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
     const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
-    const ctx = ctxFor(tenantId);
-    const registered = [];
-    for (let n = 0; n < 6; n++) registered.push((await registerDevice(ports, ctx, { imsi: imsi(700 + n) })).value);
-    const giver = registered[0]!;
-    const taker = registered.find((device) => shardOfSubject(device.id) !== shardOfSubject(giver.id))!;
-    let second = 0;
-    const report = async (device: { imsi?: string }, type: string, data: Record<string, unknown>) => {
-      const normalized = {
-        type,
-        dedupeKey: `${type}-${second}`,
-        occurredAt: new Date(Date.UTC(2026, 11, 3, 8, 0, second++)).toISOString(),
-        device: { imsi: device.imsi },
-        sourceType: "test",
-        data,
-      };
-      const event = ingestedEvent({ ...ctx, actor: "source:src_order" }, "src_order", "simroot", normalized as never, new Date());
-      expect((await applyOperatorEvent(ports, event)).value.outcome).toBe("applied");
-    };
+    const { giver, taker, report } = await twoShards(ports, tenantId, 700);
     await report(giver, "sim.attached", { bearer: "cellular", ipv4: "10.9.0.1" });
     const { Item: before } = await client.send(
       new GetCommand({ TableName: ports.tables.control, Key: shardHeadKey(tenantId, shardOfSubject(giver.id)) }),
     );
     let stale = true;
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        const result = await next(args);
-        const command = (context as { commandName?: string }).commandName;
-        if (!stale || (command !== "BatchGetItemCommand" && command !== "TransactGetItemsCommand")) return result;
-        const output = result.output as { Responses?: unknown };
-        const items = Array.isArray(output.Responses)
-          ? (output.Responses as { Item?: Record<string, unknown> }[])
-          : Object.values((output.Responses ?? {}) as Record<string, Record<string, unknown>[]>).flatMap((list) =>
-              list.map((Item) => ({ Item })),
-            );
-        for (const { Item: item } of items) if (item && item.pk === before!.pk && item.sk === before!.sk) Object.assign(item, before);
-        return result;
-      },
-      { step: "initialize", name: "staleGiverShard" },
-    );
-    await report(giver, "sim.detached", { bearer: "cellular" });
+    staleShardRead(client, before!, () => stale);
+    await report(giver, "sim.detached");
     await report(taker, "sim.attached", { bearer: "cellular", ipv4: "10.9.0.1" });
     stale = false;
     await ports.ledger.sequence(tenantId);
+    // The feed a PEP applies ends with the taker holding the address, as the store says, not with the giver's release
+    // (served after the takeover, it ended with nobody). The release is left out, naming the takeover.
+    expect(await holdersInFeed(ports, tenantId, "10.9.0.1")).toEqual([giver.id, taker.id]);
+    expect(await verifyAuditChain(ports, tenantId)).toMatchObject({ valid: true });
+    client.destroy();
+  });
 
-    const { Items = [] } = await client.send(
+  it("reaches the takeover of an address when the sequencer read its shard before it and the release after", async () => {
+    const tenantId = "ten_cut_reach";
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
+    const { giver, taker, report } = await twoShards(ports, tenantId, 720);
+    await report(giver, "sim.attached", { bearer: "cellular", ipv4: "10.9.0.2" });
+    const { Item: before } = await client.send(
+      new GetCommand({ TableName: ports.tables.control, Key: shardHeadKey(tenantId, shardOfSubject(taker.id)) }),
+    );
+    // Both changes commit while the store refuses the sequencer (each commit answers after its 5 s wait).
+    let refuse = true;
+    refuseSequencerReads(client, () => refuse);
+    await report(giver, "sim.detached");
+    await report(taker, "sim.attached", { bearer: "cellular", ipv4: "10.9.0.2" });
+    refuse = false;
+    staleShardRead(client, before!, () => true);
+    await ports.ledger.sequence(tenantId);
+    // The cut holds the release, and the store names the takeover past it: the cut reaches it and serves it instead.
+    expect(await holdersInFeed(ports, tenantId, "10.9.0.2")).toEqual([giver.id, taker.id]);
+    expect(await verifyAuditChain(ports, tenantId)).toMatchObject({ valid: true });
+    client.destroy();
+  }, 30_000);
+
+  it("detects a binding's change taken out of the feed, even when the version names a later change of the address as overtaking it", async () => {
+    const tenantId = "ten_binding_dropped";
+    const ports = runtime.ports;
+    const { registered, giver, taker, report } = await twoShards(ports, tenantId, 800);
+    await report(giver, "sim.attached", { bearer: "cellular", ipv4: "10.9.0.7" });
+    await report(taker, "sim.attached", { bearer: "cellular", ipv4: "10.9.0.7" });
+    await report(registered[2]!, "sim.attached", { bearer: "cellular", ipv4: "10.9.0.8" });
+    await report(taker, "sim.detached");
+    expect(await verifyAuditChain(ports, tenantId)).toMatchObject({ valid: true });
+
+    const { Items: stored = [] } = await ports.db.send(
       new QueryCommand({
         TableName: ports.tables.audit,
         KeyConditionExpression: "pk = :p",
@@ -569,14 +640,58 @@ describe("the ledger", () => {
         ConsistentRead: true,
       }),
     );
-    const bindings = Items.flatMap((item) => item.entries as { kind: string; key: string; value: { deviceId?: string } | null }[])
-      .filter((entry) => entry.kind === "binding" && entry.key === "10.9.0.1")
-      .map((entry) => entry.value?.deviceId ?? null);
-    // The feed a PEP applies ends with the taker holding the address, as the store says, not with the giver's release.
-    expect(bindings.at(-1)).toBe(taker.id);
-    expect(bindings).toEqual([giver.id, taker.id]);
-    expect(await verifyAuditChain(ports, tenantId)).toMatchObject({ valid: true });
-    client.destroy();
+    const { Items: takerRecords = [] } = await ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.audit,
+        KeyConditionExpression: "pk = :p",
+        ExpressionAttributeValues: { ":p": auditPartition(tenantId, shardOfSubject(taker.id)) },
+        ConsistentRead: true,
+      }),
+    );
+    const release = takerRecords.find((record) => record.subject === taker.id && record.action === "sim.detached")!;
+    const isTakeover = (entry: { kind: string; key: string; value: { deviceId?: string } | null }) =>
+      entry.kind === "binding" && entry.key === "10.9.0.7" && entry.value?.deviceId === taker.id;
+    /** The feed with the takeover taken out (and `left` as given), every later version re-hashed, the head moved to match. */
+    const dropTakeover = async (left?: FeedVersionRecord["left"]) => {
+      let prevHash: string | undefined;
+      for (const item of stored) {
+        const record = feedVersionSchema.parse(item);
+        const takeover = record.entries.some(isTakeover);
+        if (!takeover && prevHash === undefined) continue;
+        const altered = {
+          ...unhashedVersion(record),
+          ...(prevHash === undefined ? {} : { prevHash }),
+          entries: record.entries.filter((entry) => !isTakeover(entry)),
+          ...(takeover && left ? { left } : {}),
+        };
+        const hash = versionHash(altered);
+        await ports.db.send(new PutCommand({ TableName: ports.tables.audit, Item: { ...item, ...altered, hash } }));
+        await ports.db
+          .send(
+            new UpdateCommand({
+              TableName: ports.tables.control,
+              Key: feedHeadKey(tenantId),
+              UpdateExpression: "SET #hash = :hash",
+              ConditionExpression: "version = :version",
+              ExpressionAttributeNames: { "#hash": "hash" },
+              ExpressionAttributeValues: { ":hash": hash, ":version": record.version },
+            }),
+          )
+          .catch(() => undefined); // only the head's own version moves the head
+        prevHash = hash;
+      }
+    };
+    await dropTakeover();
+    expect(await verifyAuditChain(ports, tenantId)).toMatchObject({
+      valid: false,
+      brokenAt: { reason: expect.stringMatching(/leaves out binding 10.9.0.7/) },
+    });
+    // Naming the taker's later release as what overtook the takeover: that release came after, no earlier version carried it.
+    await dropTakeover([{ key: "10.9.0.7", rev: 2, by: { shard: Number(release.shard), seq: Number(release.seq) } }]);
+    expect(await verifyAuditChain(ports, tenantId)).toMatchObject({
+      valid: false,
+      brokenAt: { reason: expect.stringMatching(/no earlier version carried/) },
+    });
   });
 
   it("keeps sequencing while a commit waits for its version, through more store failures than a run retries alone", async () => {

@@ -20,8 +20,8 @@ import {
   type FeedVersionRecord,
 } from "../ledger/feed-version.ts";
 import { shardCount } from "../ledger/shard.ts";
-import { cutEntries, cutMismatch, leftOut, type CutEntry, type CutRecord } from "../ledger/cut.ts";
-import { supersededEntries } from "../ledger/sequencer.ts";
+import { cutEntries, cutMismatch, leftDefect, leftIds, type CutEntry, type CutRecord, type LeftOut } from "../ledger/cut.ts";
+import { recordFeeds } from "../ledger/sequencer.ts";
 import { canonicalJson, chainHash, genesisHash } from "../ledger/chain.ts";
 import { headKey } from "../ledger/ledger.ts";
 import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
@@ -370,7 +370,7 @@ export async function verifyAuditChain(
    * the records in the cut give (cut.ts): every change, one entry per key, each from its key's last record, with its
    * value. Undefined for a cut whose first versions lie before the walk.
    */
-  let cut: { base: readonly number[]; vector: readonly number[]; entries: CutEntry[]; last: number } | undefined;
+  let cut: { base: readonly number[]; vector: readonly number[]; entries: CutEntry[]; left: LeftOut[]; last: number } | undefined;
   const cutDefect = async (): Promise<string | undefined> => {
     if (!cut) return undefined;
     const { base: from, vector: to } = cut;
@@ -381,9 +381,15 @@ export async function verifyAuditChain(
       }),
     );
     const derived = cutEntries(perShard);
-    // A binding's change left out must be one the store has moved past (a later revision, served in an earlier cut or to be in a later one).
-    const superseded = await supersededEntries(ports.db, ports.tables, tenantId, leftOut(derived, cut.entries));
-    const mismatch = cutMismatch(derived, cut.entries, superseded);
+    // A binding's change left out names a later change of it that an earlier version carried: in the walk, or (before
+    // its start) read by key, vouched for by the checkpoint the walk starts from.
+    const before = cut.left.filter(({ by }) => by.seq <= (start.vector[by.shard] ?? 0)).map(({ by }) => by);
+    const read = await recordFeeds(ports.db, ports.tables, tenantId, before);
+    const feedAt = ({ shard, seq }: { shard: number; seq: number }) =>
+      (walks[shard]?.feeds.get(seq) as CutRecord["feed"]) ?? read.get(`${shard}|${seq}`);
+    const leftReason = leftDefect(derived, cut.left, from, feedAt);
+    if (leftReason) return `feed version ${cut.last} ${leftReason}`;
+    const mismatch = cutMismatch(derived, cut.entries, leftIds(cut.left));
     return mismatch ? `feed version ${cut.last} ${mismatch}` : undefined;
   };
   /** The reason a stored feed version does not continue the walk, or undefined when it does (the walk then moves past it). */
@@ -415,9 +421,10 @@ export async function verifyAuditChain(
       const defect = await cutDefect();
       if (defect) return defect;
       base = vector;
-      cut = { base, vector: record.vector, entries: [], last: record.version };
+      cut = { base, vector: record.vector, entries: [], left: [], last: record.version };
     } else if (cut) cut.last = record.version;
     cut?.entries.push(...record.entries);
+    cut?.left.push(...(record.left ?? []));
     for (const entry of record.entries) {
       const inRange = entry.seq > (base[entry.shard] ?? 0) && entry.seq <= (record.vector[entry.shard] ?? 0);
       const own = walks[entry.shard]?.feeds.get(entry.seq)?.findLast((change) => change.kind === entry.kind && change.key === entry.key);

@@ -53,29 +53,21 @@ export async function applyFact(
   fact: Fact,
   cause: Record<string, unknown>,
 ): Promise<{ value: AppliedFact; events: DomainEvent[] }> {
-  const movedAway = new Set<string>();
   for (let attempt = 1; ; attempt++) {
     try {
-      return await attemptFact(ports, ctx, deviceId, fact, cause, movedAway);
+      return await attemptFact(ports, ctx, deviceId, fact, cause);
     } catch (error) {
       forgetDevice(ports, ctx.tenantId, deviceId);
       if (!isSimrootError(error) || attempt >= maxAttempts) throw error;
-      if (error.code === "identity.binding_moved") movedAway.add(String(error.detail.address));
-      else if (error.code !== "store.conflict") throw error;
+      // A concurrent writer of the device or of one of its addresses: fold again from what the store holds now.
+      if (error.code !== "store.conflict") throw error;
       // Writers in other instances on the same device: back off (capped, jittered) before folding again.
       await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 5 * 2 ** attempt)));
     }
   }
 }
 
-async function attemptFact(
-  ports: Ports,
-  ctx: RequestContext,
-  deviceId: string,
-  fact: Fact,
-  cause: Record<string, unknown>,
-  movedAway: ReadonlySet<string>,
-) {
+async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, fact: Fact, cause: Record<string, unknown>) {
   const stored = await recentDevice(ports, ctx.tenantId, deviceId);
   if (!stored) throw new SimrootError("device.not_found", "not_found", `No device ${deviceId}`);
   const { device, history } = stored;
@@ -111,8 +103,8 @@ async function attemptFact(
     ...(absorbed ? [absorbed.event] : []),
   ];
   const leases = distinctItems([...leaseChanges(ports, device.tenantId, deviceId, before, after, fact.at), ...(absorbed?.leases ?? [])]);
-  const bindings = await bindingChanges(ports, device, bindingsOf(before), bindingsOf(after), movedAway, now.toISOString());
-  // Last, so that the bindings' write indices (onConditionFailed) stay as they are.
+  const bindings = await bindingChanges(ports, device, bindingsOf(before), bindingsOf(after), now.toISOString());
+  // After the bindings, so that theirs are the write indices `positioned` names.
   const revoking = next.state === "revoked" && device.state !== "revoked";
   const revocation = revoking ? [revocationMarker(ports, next, now.toISOString())] : [];
   const aliases = revoking
@@ -125,12 +117,9 @@ async function attemptFact(
     writes: [putDevice, ...bindings.writes, ...revocation, ...aliases, ...leases],
     events,
     feed: [{ kind: "device", key: deviceId, value: enforcementView(next) }, ...bindings.feed],
-    onConditionFailed: (index) => {
-      const address = bindings.deletedAt.get(index - 1);
-      return address === undefined
-        ? conflict()
-        : new SimrootError("identity.binding_moved", "conflict", `${address} is bound to another device now`, { detail: { address } });
-    },
+    // The bindings' items name the record of this change (cut.ts): they follow the device's item.
+    positioned: bindings.writes.map((_, index) => index + 1),
+    onConditionFailed: conflict,
   });
   rememberDevice(ports, { device: next, history: nextHistory });
   if (revoking) forgetAliases(ports, next.tenantId, aliasesOf(next));
@@ -269,24 +258,18 @@ function atRevision(item: Record<string, unknown> | undefined): {
 }
 
 /**
- * Puts the addresses the device now holds; releases those it gave up and still holds (`movedAway` lists those found
- * taken by another device on an earlier attempt). Every write of an address is conditional on the revision read here
+ * Puts the addresses the device now holds; releases those it gave up and still holds (an address another device took
+ * meanwhile is left to it; a write that finds the address changed since it was read fails as a conflict, and the fact
+ * is folded again). Every write of an address is conditional on the revision read here
  * and writes the next one (a release leaves a tombstone, out of the listing, that keeps the revision): the address's
  * changes are ordered by revision whichever device, and so whichever ledger shard, records them (ledger/cut.ts).
  */
-async function bindingChanges(
-  ports: Ports,
-  device: Device,
-  before: Bindings,
-  after: Bindings,
-  movedAway: ReadonlySet<string>,
-  now: string,
-) {
+async function bindingChanges(ports: Ports, device: Device, before: Bindings, after: Bindings, now: string) {
   const bound = [...after].filter(([address, binding]) => {
     const previous = before.get(address);
     return !previous || previous.bearer !== binding.bearer || previous.apn !== binding.apn;
   });
-  const given = [...before.keys()].filter((address) => !after.has(address) && !movedAway.has(address));
+  const given = [...before.keys()].filter((address) => !after.has(address));
   const keys = [...bound.map(([address]) => address), ...given].map((address) => bindingKey(device.tenantId, address));
   const current = new Map(
     (keys.length > 0 ? await batchGetAll(ports, ports.tables.identity, keys) : []).map((item) => [itemKeyText(item), item]),
@@ -295,7 +278,6 @@ async function bindingChanges(
   const nextRev = (item: Record<string, unknown> | undefined) => Number(item?.rev ?? 0) + 1;
   const writes: TransactItem[] = [];
   const feed: FeedChange[] = [];
-  const deletedAt = new Map<number, string>();
   for (const [address, binding] of bound) {
     const item = currentOf(address);
     const rev = nextRev(item);
@@ -322,7 +304,6 @@ async function bindingChanges(
     if (item?.deviceId !== device.id) continue;
     const rev = nextRev(item);
     const { ConditionExpression, ExpressionAttributeValues } = atRevision(item);
-    deletedAt.set(writes.length, address);
     writes.push({
       Put: {
         TableName: ports.tables.identity,
@@ -333,5 +314,5 @@ async function bindingChanges(
     });
     feed.push({ kind: "binding", key: address, value: null, rev });
   }
-  return { writes, feed, deletedAt };
+  return { writes, feed };
 }

@@ -30,6 +30,12 @@ export interface Change {
   readonly feed?: readonly FeedChange[];
   /** The typed error for a failed condition on `writes[index]`; `undefined` keeps a generic conflict. */
   readonly onConditionFailed?: (index: number) => SimrootError | undefined;
+  /**
+   * The writes (indices into `writes`, each a Put) whose item must name where the change's feed entries are recorded:
+   * the ledger adds `by: { shard, seq }`, the position of the record that carries them. An IP binding's item does, so
+   * that the sequencer can tell which change wrote its store revision (cut.ts).
+   */
+  readonly positioned?: readonly number[];
   /** The ledger shard to commit on; by default the shard of the first event's subject (tenant-level subjects: 0). */
   readonly shard?: number;
 }

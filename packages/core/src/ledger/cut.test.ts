@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { cutEntries, cutMismatch, leftOut, storeValued, supersededBy } from "./cut.ts";
+import { beyondCut, cutEntries, cutMismatch, leftDefect, leftIds, leftOutOf, storeValued } from "./cut.ts";
 
 const change = (kind: string, key: string, value: Record<string, unknown> | null, rev?: number) => ({
   kind,
@@ -65,15 +65,31 @@ describe("a cut's bindings, ordered by their store revisions", () => {
     }
   });
 
-  it("leaves out a change the store has moved past, and only that one", () => {
-    // The release alone in its cut (the taker's change was sequenced before it): superseded once the store is at 3.
+  it("reaches the change that wrote the store's revision when it is past the cut", () => {
+    // The release alone in its cut, the store at revision 3, written by shard 3's record 2, not in the cut.
     const release = cutEntries([[], perShard[1]!]);
-    expect(leftOut(release, [])).toHaveLength(1);
-    const superseded = supersededBy(release, new Map([["10.0.0.9", 3]]));
-    expect(cutMismatch(release, [], superseded)).toBeUndefined();
-    // Carried all the same (sequenced while the store was still at 2), it must carry its record's value.
-    expect(cutMismatch(release, [release[0]!.entry], superseded)).toBeUndefined();
-    // The store at its own revision: leaving it out drops a change.
-    expect(cutMismatch(release, [], supersededBy(release, new Map([["10.0.0.9", 2]])))).toMatch(/leaves out binding 10.0.0.9/);
+    const store = new Map([["10.0.0.9", { rev: 3, by: { shard: 3, seq: 2 } }]]);
+    expect([...beyondCut(release, store, [0, 7, 0, 1])]).toEqual([[3, 2]]);
+    expect(leftOutOf(release, store, [0, 6, 0, 1])).toEqual([]);
+  });
+
+  it("leaves out a change an earlier version overtook, naming the record that did, and the verifier checks that record", () => {
+    const release = cutEntries([[], perShard[1]!]);
+    const store = new Map([["10.0.0.9", { rev: 3, by: { shard: 3, seq: 2 } }]]);
+    // The base (where the version before ended) is past shard 3's record 2: an earlier version carried the takeover.
+    const base = [0, 6, 0, 2];
+    const left = leftOutOf(release, store, base);
+    expect(left).toEqual([{ key: "10.0.0.9", rev: 2, by: { shard: 3, seq: 2 } }]);
+    const feedAt = ({ shard, seq }: { shard: number; seq: number }) => perShard[shard]!.find((record) => record.seq === seq)?.feed;
+    expect(leftDefect(release, left, base, feedAt)).toBeUndefined();
+    expect(cutMismatch(release, [], leftIds(left))).toBeUndefined();
+    // Carried and named as left out at once: refused.
+    expect(cutMismatch(release, [release[0]!.entry], leftIds(left))).toMatch(/names as left out/);
+    // Left out without a name: a change dropped.
+    expect(cutMismatch(release, [])).toMatch(/leaves out binding 10.0.0.9/);
+    // A record no earlier version carried (the takeover came later): refused, whatever it says.
+    expect(leftDefect(release, left, [0, 6, 0, 1], feedAt)).toMatch(/no earlier version carried/);
+    // A record that is no later change of the address: refused.
+    expect(leftDefect(release, [{ ...left[0]!, by: { shard: 1, seq: 7 } }], [0, 7, 0, 2], feedAt)).toMatch(/no later change/);
   });
 });

@@ -7,8 +7,11 @@
  * its shards' records: its changes carry the revision they wrote to the key's store item (writes conditional on it),
  * and the cut's entry is the change of the highest revision. The sequencer reads the shard heads one by one, not as
  * one serializable read (which any write of a head cancels: see sequencer.ts), so a cut may hold a binding's change
- * while an earlier one, on another shard, waits for the next cut: that one is then superseded (the store's revision
- * is past it) and left out, never served after the change that followed it.
+ * while an earlier one, on another shard, waits for the next cut. The binding's store item names the record of the
+ * change that wrote its revision (the ledger stamps it): when that change is past the cut, the cut reaches it
+ * (`beyondCut`); when an earlier version carried it, the earlier change is left out, and the version names the record
+ * that overtook it (`leftOutOf`), which the verifier checks from the records alone (`leftDefect`). A change is never
+ * served after one that followed it.
  *
  * Records written before revisions: a binding written on several shards within one cut carries the store's value,
  * read when the cut was sequenced.
@@ -69,19 +72,88 @@ export function cutEntries(perShard: readonly (readonly CutRecord[])[]): Derived
 /** Whether the entry's value is the store's (records written before revisions, see above), not its record's. */
 export const storeValued = ({ entry, shards, rev }: DerivedEntry) => entry.kind === "binding" && shards.size > 1 && rev === undefined;
 
-/** The ids of the entries a later change of their key, at a higher store revision (`storeRevs`, by key), supersedes. */
-export const supersededBy = (derived: readonly DerivedEntry[], storeRevs: ReadonlyMap<string, number>) =>
-  new Set(derived.flatMap((d) => (d.rev !== undefined && (storeRevs.get(d.entry.key) ?? 0) > d.rev ? [entryId(d.entry)] : [])));
+/** Where a change is recorded: its shard and its record's sequence there. */
+export interface RecordPosition {
+  readonly shard: number;
+  readonly seq: number;
+}
 
-/** The derived entries with revisions that `actual` leaves out (superseded ones may be: see `supersededBy`). */
-export const leftOut = (derived: readonly DerivedEntry[], actual: readonly CutEntry[]) => {
-  const present = new Set(actual.map(entryId));
-  return derived.filter((d) => d.rev !== undefined && !present.has(entryId(d.entry)));
-};
+/** A binding change a cut leaves out, and the record of the later change (a higher revision) an earlier version carried. */
+export interface LeftOut {
+  readonly key: string;
+  readonly rev: number;
+  readonly by: RecordPosition;
+}
+
+/** A binding's store item as the sequencer reads it: its revision, and where the change that wrote it is recorded. */
+export interface StoredBinding {
+  readonly rev: number;
+  readonly by?: RecordPosition;
+}
+
+/** The derived binding changes the store holds a later revision of, with that revision's record. */
+function overtaken(derived: readonly DerivedEntry[], store: ReadonlyMap<string, StoredBinding>) {
+  return derived.flatMap((d) => {
+    const stored = d.entry.kind === "binding" && d.rev !== undefined ? store.get(d.entry.key) : undefined;
+    return stored?.by && d.rev !== undefined && stored.rev > d.rev ? [{ derived: d, rev: d.rev, by: stored.by }] : [];
+  });
+}
 
 /**
- * Why `actual` (a cut's entries, across its versions, in order) is not what its records give, or undefined. An entry
- * in `superseded` may be left out (it was served, or will be, at a later revision); carried, it is checked as any.
+ * The shards a cut must reach further on (shard, sequence): the store holds a later revision of one of its bindings,
+ * written by a change past the cut. Reaching it, the cut carries that change (the highest revision) instead.
+ */
+export function beyondCut(derived: readonly DerivedEntry[], store: ReadonlyMap<string, StoredBinding>, vector: readonly number[]) {
+  const reach = new Map<number, number>();
+  for (const { by } of overtaken(derived, store)) {
+    if (by.seq > (vector[by.shard] ?? 0)) reach.set(by.shard, Math.max(reach.get(by.shard) ?? 0, by.seq));
+  }
+  return reach;
+}
+
+/**
+ * The binding changes of a cut that it leaves out: those whose address the store holds at a later revision, written by
+ * a change an earlier version carried (at or before `base`, the vector the cut starts from), which it names.
+ */
+export const leftOutOf = (derived: readonly DerivedEntry[], store: ReadonlyMap<string, StoredBinding>, base: readonly number[]) =>
+  overtaken(derived, store).flatMap(({ derived: d, rev, by }): LeftOut[] =>
+    by.seq <= (base[by.shard] ?? 0) ? [{ key: d.entry.key, rev, by }] : [],
+  );
+
+/**
+ * Why the binding changes a cut says it leaves out (`left`) are not ones it may, or undefined: each must be the cut's
+ * change of its address (its highest revision there), and name a record at or before `base` (an earlier version carried
+ * it) that changes the address at a later revision (`byFeed`: that record's feed changes).
+ */
+export function leftDefect(
+  derived: readonly DerivedEntry[],
+  left: readonly LeftOut[],
+  base: readonly number[],
+  byFeed: (position: RecordPosition) => CutRecord["feed"] | undefined,
+): string | undefined {
+  const named = new Set<string>();
+  for (const { key, rev, by } of left) {
+    if (named.has(key)) return `names binding ${key} as left out twice`;
+    named.add(key);
+    const own = derived.find((d) => d.entry.kind === "binding" && d.entry.key === key);
+    if (!own || own.rev !== rev) return `names binding ${key} at revision ${rev} as left out: not the cut's change of it`;
+    if (by.seq > (base[by.shard] ?? 0)) {
+      return `leaves out binding ${key} for shard ${by.shard}'s record ${by.seq}, which no earlier version carried`;
+    }
+    const later = byFeed(by)?.find((change) => change.kind === "binding" && change.key === key);
+    if (later?.rev === undefined || later.rev <= rev) {
+      return `leaves out binding ${key} for shard ${by.shard}'s record ${by.seq}, which is no later change of it`;
+    }
+  }
+  return undefined;
+}
+
+/** The ids of the entries `left` names. */
+export const leftIds = (left: readonly LeftOut[]) => new Set(left.map(({ key }) => entryId({ kind: "binding", key })));
+
+/**
+ * Why `actual` (a cut's entries, across its versions, in order) is not what its records give, or undefined. The
+ * entries in `superseded` (the ids of those the cut names as left out: see `leftDefect`) are not carried.
  */
 export function cutMismatch(
   derived: readonly DerivedEntry[],
@@ -92,7 +164,10 @@ export function cutMismatch(
   for (const want of derived) {
     const got = actual[index];
     const { kind, key, shard, seq } = want.entry;
-    if (superseded.has(entryId(want.entry)) && (!got || got.kind !== kind || got.key !== key)) continue;
+    if (superseded.has(entryId(want.entry))) {
+      if (got && got.kind === kind && got.key === key) return `carries ${kind} ${key}, which it names as left out`;
+      continue;
+    }
     if (!got) return `leaves out ${kind} ${key} of shard ${shard}'s record ${seq}`;
     if (got.kind !== kind || got.key !== key || got.shard !== shard || got.seq !== seq) {
       return `carries ${got.kind} ${got.key} from shard ${got.shard}'s record ${got.seq} where the cut's next change is ${kind} ${key} of shard ${shard}'s record ${seq}`;

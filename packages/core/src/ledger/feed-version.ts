@@ -36,6 +36,20 @@ export const feedVersionSchema = z.object({
    */
   heads: z.record(z.string(), z.string()).optional(),
   entries: z.array(feedVersionEntrySchema),
+  /**
+   * The binding changes in this version's cut it does not carry, each with the record of a later change of the same
+   * address (a higher store revision) that an earlier version carried already (see ledger/cut.ts): on the first
+   * version of a run, absent when none.
+   */
+  left: z
+    .array(
+      z.object({
+        key: z.string(),
+        rev: z.number().int(),
+        by: z.object({ shard: z.number().int().min(0), seq: z.number().int().positive() }),
+      }),
+    )
+    .optional(),
   prevHash: z.string(),
   hash: z.string(),
 });

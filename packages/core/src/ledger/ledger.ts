@@ -172,8 +172,11 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
     let { seq, hash } = head;
     for (const pending of batch) {
       const { change } = pending;
+      // The record that carries the change's feed entries: its last.
+      const by = { shard: queue.shard, seq: seq + change.events.length };
+      const positioned = new Set(change.positioned ?? []);
       change.writes.forEach((write, writeIndex) => {
-        items.push(write);
+        items.push(positioned.has(writeIndex) && write.Put ? { ...write, Put: { ...write.Put, Item: { ...write.Put.Item, by } } } : write);
         owners.push({ pending, writeIndex });
       });
       const first = seq + 1;

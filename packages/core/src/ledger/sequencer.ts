@@ -12,8 +12,9 @@
  * called from a backstop. Losing the head race costs a retry, never a change.
  *
  * A key written from two shards (an IP binding moving between devices whose ids hash apart) is
- * ordered by the store revision each change wrote: a cut carries its highest, and leaves out a
- * change the store has moved past (cut.ts).
+ * ordered by the store revision each change wrote: a cut carries its highest, reaches the change
+ * that wrote the store's revision when it lies past the cut, and leaves out (naming it) a change
+ * that one an earlier version carried overtook (cut.ts).
  */
 import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
@@ -23,7 +24,20 @@ import { bindingValue } from "../feed/wire.ts";
 import { auditPartition, auditSortKey, expiry } from "./audit-record.ts";
 import { genesisHash } from "./chain.ts";
 import { batchGetAll, itemKeyText } from "../store/batch-get.ts";
-import { cutEntries, cutMismatch, entryId, leftOut, storeValued, supersededBy, type DerivedEntry } from "./cut.ts";
+import {
+  beyondCut,
+  cutEntries,
+  cutMismatch,
+  entryId,
+  leftDefect,
+  leftIds,
+  leftOutOf,
+  storeValued,
+  type CutRecord,
+  type DerivedEntry,
+  type RecordPosition,
+  type StoredBinding,
+} from "./cut.ts";
 import {
   feedHeadKey,
   feedPartition,
@@ -93,24 +107,50 @@ async function readCut(db: DynamoDBDocumentClient, tables: TableNames, tenantId:
   });
 }
 
-/**
- * The ids of `candidates` (entries with revisions) whose key's store item is at a higher revision now: a later change
- * supersedes them (cut.ts). Read consistently, after the cut: every revision it sees was committed.
- */
-export async function supersededEntries(
+/** The store items of the bindings `derived` carries with revisions: revision, and the record of the change that wrote it. */
+async function storedBindings(
   db: DynamoDBDocumentClient,
   tables: TableNames,
   tenantId: string,
-  candidates: readonly DerivedEntry[],
-): Promise<Set<string>> {
-  const bindings = candidates.filter((candidate) => candidate.entry.kind === "binding" && candidate.rev !== undefined);
-  if (bindings.length === 0) return new Set();
+  derived: readonly DerivedEntry[],
+): Promise<Map<string, StoredBinding>> {
+  const keys = derived.filter(({ entry, rev }) => entry.kind === "binding" && rev !== undefined).map(({ entry }) => entry.key);
+  if (keys.length === 0) return new Map();
   const items = await batchGetAll(
     { db },
     tables.identity,
-    bindings.map(({ entry }) => bindingKey(tenantId, entry.key)),
+    keys.map((key) => bindingKey(tenantId, key)),
   );
-  return supersededBy(bindings, new Map(items.map((item) => [String(item.address), Number(item.rev ?? 0)])));
+  return new Map(
+    items.map((item) => {
+      const by = item.by as { shard?: unknown; seq?: unknown } | undefined;
+      const position = by && typeof by.shard === "number" && typeof by.seq === "number" ? { shard: by.shard, seq: by.seq } : undefined;
+      return [String(item.address), { rev: Number(item.rev ?? 0), ...(position ? { by: position } : {}) }];
+    }),
+  );
+}
+
+/** Whether the store shows a binding below the revision a record in the cut wrote (a revision stamped by the ledger). */
+const behindCut = (derived: readonly DerivedEntry[], store: ReadonlyMap<string, StoredBinding>) =>
+  derived.some(({ entry, rev }) => {
+    const stored = rev === undefined ? undefined : store.get(entry.key);
+    return entry.kind === "binding" && stored?.by !== undefined && stored.rev < rev!;
+  });
+
+/** The feed changes of the records at `positions` (read by key; a checkpoint or the walk before vouches for them). */
+export async function recordFeeds(
+  db: DynamoDBDocumentClient,
+  tables: TableNames,
+  tenantId: string,
+  positions: readonly RecordPosition[],
+): Promise<Map<string, CutRecord["feed"]>> {
+  if (positions.length === 0) return new Map();
+  const items = await batchGetAll(
+    { db },
+    tables.audit,
+    positions.map(({ shard, seq }) => ({ pk: auditPartition(tenantId, shard), sk: auditSortKey(seq) })),
+  );
+  return new Map(items.map((item) => [`${Number(item.shard)}|${Number(item.seq)}`, item.feed as CutRecord["feed"]]));
 }
 
 async function readRecords(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number, after: number, upTo: number) {
@@ -141,34 +181,84 @@ type Records = { seq: number; feed?: { kind: string; key: string; value: Record<
 export type KnownRecords = (shard: number, after: number, upTo: number) => Records | undefined;
 
 /** The cut's entries (cut.ts), a binding written on several shards with the store's value. */
+/**
+ * The records (after, upTo] of a shard, every one of them, or undefined. A head (or a binding) read key by key may be
+ * visible before the other items of its transaction, the record among them, are: read again briefly before giving up
+ * (the run starts again).
+ */
+async function readWhole(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number, after: number, upTo: number) {
+  for (let again = 0; ; again++) {
+    const records = await readRecords(db, tables, tenantId, shard, after, upTo);
+    if (records.length === upTo - after && records.at(-1)?.seq === upTo) return records;
+    if (again >= 3) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** again));
+  }
+}
+
+/** How far a cut may be reached out to cover bindings' later changes before the run reads the shards again. */
+const maxReaches = 4;
+
+/**
+ * The cut's entries (cut.ts), from the records between the head's vector and the cut. A binding whose store revision was
+ * written past the cut makes the cut reach that record (`beyondCut`); one an earlier version carried is left out and
+ * named (`leftOutOf`). Returns undefined when the cut kept having to reach further (the run starts again).
+ */
 async function entriesOf(
   db: DynamoDBDocumentClient,
   tables: TableNames,
   tenantId: string,
   head: FeedHeadState,
-  cut: readonly { seq: number }[],
+  cut: readonly { seq: number; hash: string }[],
   known: KnownRecords,
 ) {
-  const perShard = await Promise.all(
-    cut.map((to, shard) => {
-      if (to.seq <= head.vector[shard]!) return [];
-      return known(shard, head.vector[shard]!, to.seq) ?? readRecords(db, tables, tenantId, shard, head.vector[shard]!, to.seq);
-    }),
-  );
-  const derived = cutEntries(perShard);
-  const superseded = await supersededEntries(db, tables, tenantId, derived);
-  const entries: Entry[] = [];
-  for (const one of derived) {
-    if (superseded.has(entryId(one.entry))) continue;
-    if (storeValued(one)) {
-      const { entry } = one;
-      const { Item } = await db.send(
-        new GetCommand({ TableName: tables.identity, Key: bindingKey(tenantId, entry.key), ConsistentRead: true }),
-      );
-      entries.push({ ...entry, value: Item?.deviceId ? bindingValue(Item) : null });
-    } else entries.push(one.entry);
+  const reached = cut.map((to) => ({ ...to }));
+  for (let reach = 0; reach <= maxReaches; reach++) {
+    const read = await Promise.all(
+      reached.map(async (to, shard): Promise<(Records[number] & { hash?: string })[] | undefined> => {
+        if (to.seq <= head.vector[shard]!) return [];
+        const remembered = reach === 0 ? known(shard, head.vector[shard]!, to.seq) : undefined;
+        return remembered ?? readWhole(db, tables, tenantId, shard, head.vector[shard]!, to.seq);
+      }),
+    );
+    if (read.some((records) => records === undefined)) return undefined;
+    const perShard = read as (Records[number] & { hash?: string })[][];
+    const derived = cutEntries(perShard);
+    // Read after the cut: every revision seen here was committed, with its record. A transaction's items become visible
+    // one by one (a read sees committed items, not a point in time across them): a binding still below the revision its
+    // record in the cut wrote is read again, briefly.
+    let store = await storedBindings(db, tables, tenantId, derived);
+    for (let again = 0; again < 3 && behindCut(derived, store); again++) {
+      await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** again));
+      store = await storedBindings(db, tables, tenantId, derived);
+    }
+    const further = beyondCut(
+      derived,
+      store,
+      reached.map((to) => to.seq),
+    );
+    if (further.size > 0) {
+      if (reach === maxReaches) return undefined;
+      for (const [shard, seq] of further) reached[shard] = { seq, hash: "" };
+      continue;
+    }
+    // A shard reached past its head read: the head the version names is the record's own.
+    for (const [shard, to] of reached.entries()) if (to.hash === "") to.hash = perShard[shard]!.at(-1)!.hash!;
+    const left = leftOutOf(derived, store, head.vector);
+    const omitted = leftIds(left);
+    const entries: Entry[] = [];
+    for (const one of derived) {
+      if (omitted.has(entryId(one.entry))) continue;
+      if (storeValued(one)) {
+        const { entry } = one;
+        const { Item } = await db.send(
+          new GetCommand({ TableName: tables.identity, Key: bindingKey(tenantId, entry.key), ConsistentRead: true }),
+        );
+        entries.push({ ...entry, value: Item?.deviceId ? bindingValue(Item) : null });
+      } else entries.push(one.entry);
+    }
+    return { entries, left, cut: reached };
   }
-  return entries;
+  return undefined;
 }
 
 function chunks(entries: readonly Entry[]): Entry[][] {
@@ -256,8 +346,16 @@ async function pendingDefect(
     if (records.length > 0 && named !== records.at(-1)!.hash) return `names another head for shard ${shard}`;
   }
   const derived = cutEntries(perShard);
-  const superseded = await supersededEntries(db, tables, tenantId, leftOut(derived, record.entries));
-  const mismatch = cutMismatch(derived, record.entries, superseded);
+  const left = record.left ?? [];
+  const feeds = await recordFeeds(
+    db,
+    tables,
+    tenantId,
+    left.map(({ by }) => by),
+  );
+  const leftReason = leftDefect(derived, left, head.vector, ({ shard, seq }) => feeds.get(`${shard}|${seq}`));
+  if (leftReason) return `its entries are not the shard records': it ${leftReason}`;
+  const mismatch = cutMismatch(derived, record.entries, leftIds(left));
   return mismatch ? `its entries are not the shard records': it ${mismatch}` : undefined;
 }
 
@@ -310,19 +408,30 @@ export async function sequenceOnce(
   if (cut.every((to, shard) => to.seq <= head.vector[shard]!)) return undefined;
   // Another instance sequenced past this cut on some shard after it was read: read again.
   if (cut.some((to, shard) => to.seq < head.vector[shard]!)) return "raced";
-  const entries = await entriesOf(db, tables, tenantId, head, cut, known);
+  const derived = await entriesOf(db, tables, tenantId, head, cut, known);
+  if (!derived) return "raced";
+  const { entries, left } = derived;
   const parts = chunks(entries);
   if (parts.length > maxVersionsPerRun) throw new Error(`feed backlog of ${entries.length} entries exceeds one sequencing transaction`);
-  const vector = cut.map((to) => to.seq);
+  const vector = derived.cut.map((to) => to.seq);
   // Only the heads that moved (a version with every shard's hash weighed 1.8 KB, 2 write units, doubled in the
-  // transaction); the versions after the first of a run share its cut and name none.
-  const moved = Object.fromEntries(cut.flatMap((to, shard) => (to.seq === head.vector[shard] ? [] : [[String(shard), to.hash]])));
+  // transaction); the versions after the first of a run share its cut and name none, nor what it leaves out.
+  const moved = Object.fromEntries(derived.cut.flatMap((to, shard) => (to.seq === head.vector[shard] ? [] : [[String(shard), to.hash]])));
   const time = now.toISOString();
   const records: FeedVersionRecord[] = [];
   let prevHash = head.hash;
   parts.forEach((part, index) => {
     const heads = index === 0 ? moved : {};
-    const unhashed = { version: head.version + index + 1, tenantId, time, vector, heads, entries: part, prevHash };
+    const unhashed = {
+      version: head.version + index + 1,
+      tenantId,
+      time,
+      vector,
+      heads,
+      entries: part,
+      ...(index === 0 && left.length > 0 ? { left } : {}),
+      prevHash,
+    };
     const record = { ...unhashed, hash: versionHash(unhashed) };
     records.push(record);
     prevHash = record.hash;

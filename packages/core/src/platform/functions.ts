@@ -69,9 +69,12 @@ type Tables = FunctionDefinition["tables"];
  * runs wherever a commit is made, over every shard's changes, not only the function's own.
  */
 const ledgerTables = {
-  identity: ["BatchGetItem"],
+  // GetItem: a binding written on two shards within one cut, in records from before binding revisions, is served with
+  // the store's value (ledger/cut.ts `storeValued`).
+  identity: ["GetItem", "BatchGetItem"],
   control: ["GetItem", "PutItem", "BatchGetItem"],
-  audit: ["GetItem", "Query", "PutItem"],
+  // BatchGetItem: the records a version names as overtaking the binding changes it leaves out (ledger/cut.ts).
+  audit: ["GetItem", "BatchGetItem", "Query", "PutItem"],
 } as const satisfies Tables;
 
 /** `tables` and the ledger's needs together. */

@@ -1,12 +1,16 @@
 import { BatchGetCommand } from "@aws-sdk/lib-dynamodb";
+import { SimrootError } from "../error.ts";
 import type { Ports } from "../ports.ts";
 
 /** Batches read at once. */
 const inFlight = 4;
+/** Rounds of retries for keys left unprocessed (each waits longer, up to a second). */
+const maxRetries = 8;
 
 /**
  * Reads items of one table by key in batches of 100 (BatchGetItem's limit), consistently,
- * retrying what comes back unprocessed after a short, growing pause (as AWS advises). Each key
+ * retrying what comes back unprocessed after a short, growing pause (as AWS advises), a bounded
+ * number of times. Each key
  * once: BatchGetItem refuses a request naming a key twice. Items come back in no particular order.
  */
 /** One item's key as text (its `pk` and `sk`): to match items read back to the keys asked for. */
@@ -22,6 +26,10 @@ export async function batchGetAll(
   const readBatch = async (batch: Record<string, unknown>[]) => {
     let pending = batch;
     for (let retry = 0; pending.length > 0; retry++) {
+      // Throttled past this (about 5 s of waits): the caller's own backoff takes over, as for any refused request.
+      if (retry > maxRetries) {
+        throw new SimrootError("store.throttled", "unavailable", `The store left ${pending.length} keys of ${table} unread; retry`);
+      }
       if (retry > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** retry)));
       const result = await ports.db.send(new BatchGetCommand({ RequestItems: { [table]: { Keys: pending, ConsistentRead: true } } }));
       found.push(...(result.Responses?.[table] ?? []));
