@@ -125,6 +125,42 @@ describe("the fact window as stored", () => {
     expect(audit.filter((record: { action: string }) => record.action === "sim.attached")).toHaveLength(20);
   });
 
+  it("writes no copy of a device to the listing index for a fact that changes only its sessions", async () => {
+    // What each write costs, as DynamoDB bills it (DynamoDB Local reports the same), per index of the identity table.
+    const client = documentClient({ endpoint: runtime.endpoint, region: "us-east-1" });
+    const indexUnits: number[] = [];
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if ((context as { commandName?: string }).commandName !== "TransactWriteItemsCommand") return next(args);
+        (args.input as Record<string, unknown>).ReturnConsumedCapacity = "INDEXES";
+        const result = await next(args);
+        const consumed = (
+          result.output as {
+            ConsumedCapacity?: { TableName?: string; GlobalSecondaryIndexes?: Record<string, { CapacityUnits?: number }> }[];
+          }
+        ).ConsumedCapacity;
+        const identity = consumed?.find((entry) => entry.TableName === runtime.ports.tables.identity);
+        indexUnits.push(identity?.GlobalSecondaryIndexes?.byTenant?.CapacityUnits ?? 0);
+        return result;
+      },
+      { step: "initialize", name: "indexUnits" },
+    );
+    const ports = portsFor(client, runtime.ports.tables, runtime.bus);
+    const ctx = { tenantId: "ten_index_copy", actor: "source:src_copy", requestId: "req_copy" };
+    await registerDevice(ports, ctx, { imsi: "208011110000077" });
+    const apply = async (type: string, minute: number, data: Record<string, unknown>) => {
+      const event = ingestedEvent(ctx, "src_copy", "simroot", fact(type, "208011110000077", data, minute) as never, new Date());
+      expect((await applyOperatorEvent(ports, event)).value.outcome).toBe("applied");
+    };
+    indexUnits.length = 0;
+    // Sessions open and close on a bearer without an address: the device's state, labels and identifiers stay.
+    await apply("sim.attached", 1, { bearer: "cellular" });
+    await apply("sim.detached", 2, { bearer: "cellular" });
+    await apply("sim.attached", 3, { bearer: "satellite" });
+    expect(indexUnits).toEqual([0, 0, 0]);
+    client.destroy();
+  });
+
   it("reads a device item written before the window was compressed (a map) and folds onto it", async () => {
     const { tenant, post } = await setup();
     const device = (await tenant.call("POST", "/v1/devices", { imsi: "208011110000010" })).json;

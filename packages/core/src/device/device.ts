@@ -83,13 +83,30 @@ export function deviceIdentifiers(
   ];
 }
 
-/** What an enforcement point needs of a device: who it is, its state and labels. */
-export const enforcementView = (device: Device) => ({
+/** The fields of a device its enforcement view is made of (and the identity table's `byTenant` index copies). */
+export const enforcementFields = ["id", "state", "labels", "imsi", "eid", "credentialFingerprint"] as const;
+
+/**
+ * What an enforcement point needs of a device: who it is, its state and labels. Not its revision, which every fact
+ * moves: the view changes only when what a PEP decides on does, and the `byTenant` index copy of the device (which the
+ * snapshot lists) is not rewritten by a fact that changes nothing in it (a write that changes no attribute an index
+ * copies does not write the index).
+ */
+export const enforcementView = (device: Pick<Device, (typeof enforcementFields)[number]>) => ({
   id: device.id,
   state: device.state,
   labels: device.labels,
   imsi: device.imsi,
   eid: device.eid,
   credentialFingerprint: device.credentialFingerprint,
-  revision: device.revision,
+});
+
+/** The enforcement view of a device item as the `byTenant` index copies it. */
+export const enforcementViewSchema = deviceSchema.pick({
+  id: true,
+  state: true,
+  labels: true,
+  imsi: true,
+  eid: true,
+  credentialFingerprint: true,
 });

@@ -6,7 +6,7 @@
  */
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { tenantSettings } from "../access/tenant-settings.ts";
-import { enforcementView, deviceSchema } from "../device/device.ts";
+import { enforcementView, enforcementViewSchema } from "../device/device.ts";
 import { SimrootError } from "../error.ts";
 import { canonicalJson } from "../ledger/chain.ts";
 import { feedVersionsAfter } from "../ledger/feed-version.ts";
@@ -347,8 +347,7 @@ export async function feedSnapshot(
         if (!scope || inScope(scope, view.labels)) entries.push(entry("device", view.id, view));
       } else if (phase === "devices") {
         if (scope && !inScope(scope, item.labels)) continue;
-        const { history: _history, ...device } = item;
-        const view = enforcementView(deviceSchema.parse(device));
+        const view = enforcementView(enforcementViewSchema.parse(item));
         entries.push(entry("device", view.id, view));
       } else {
         bindings.push(entry("binding", String(item.address), bindingValue(item)));

@@ -42,10 +42,12 @@ export const tables = {
         partitionKey: "gsi1pk",
         sortKey: "gsi1sk",
         serves: "list a tenant's devices in id order, its revoked devices, and its current IP bindings (the feed snapshot)",
-        // Everything those lists read, and not the device's fact history (most of a device item, rewritten by every fact).
+        // What the feed snapshot reads: a device's enforcement view, a binding's value, a revocation's view. Not what every
+        // fact rewrites (the fact history, the identity state, updatedAt, the revision): a write that changes no copied
+        // attribute does not write the index, so an attach or a detach writes no copy of its device (2 write units in the
+        // commit's transaction). The device listing reads the devices themselves by key (device/read.ts).
         include: [
-          ...["id", "tenantId", "name", "state", "eid", "iccids", "imsi", "imei", "msisdn", "labels", "imeiLock"],
-          ...["allowedCountries", "credentialFingerprint", "identity", "createdAt", "updatedAt", "revision"],
+          ...["id", "state", "labels", "imsi", "eid", "credentialFingerprint"],
           ...["deviceId", "address", "bearer", "apn", "since", "revokedAt", "view"],
         ],
       },
