@@ -1,6 +1,30 @@
-import { monotonicFactory } from "ulid";
+import { randomBytes } from "node:crypto";
 
-const ulid = monotonicFactory();
+/** Crockford's base 32, as ULIDs spell it. */
+const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+let lastTime = -1;
+/** The last id's 16 random digits (80 bits), each 0 to 31. */
+let lastRandom: number[] = [];
+
+/**
+ * A ULID (https://github.com/ulid/spec): 10 digits of milliseconds, 16 of randomness. Within one millisecond (or when
+ * the clock steps back) the randomness of the last id is incremented, so ids this process makes sort in the order it
+ * made them.
+ */
+function ulid(time: number): string {
+  if (time <= lastTime) {
+    let digit = lastRandom.length - 1;
+    while (digit >= 0 && lastRandom[digit] === 31) lastRandom[digit--] = 0;
+    if (digit < 0) throw new Error("ULID randomness overflowed within one millisecond");
+    lastRandom[digit]! += 1;
+  } else {
+    lastTime = time;
+    lastRandom = [...randomBytes(16)].map((byte) => byte & 31);
+  }
+  let encoded = "";
+  for (let rest = lastTime, digit = 0; digit < 10; digit++, rest = Math.floor(rest / 32)) encoded = alphabet[rest % 32] + encoded;
+  return encoded + lastRandom.map((digit) => alphabet[digit]).join("");
+}
 
 /** Prefixes of simroot's sortable ids: `dev_01J...`. */
 export const idPrefixes = {
