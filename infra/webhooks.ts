@@ -19,7 +19,7 @@ export const webhookWorker = new sst.aws.Cron("WebhookWorker", {
       ...tablePermissions(["automation", "control", "audit"], ["GetItem", "Query", "PutItem", "UpdateItem"]),
       // A 410 disables the subscription through the ledger, whose sequencer reads the cut of shard heads (control) and
       // the store revisions of the bindings it carries (identity; core platform/functions.ts `ledgerTables`).
-      ...tablePermissions(["control", "identity", "audit"], ["BatchGetItem"]),
+      ...tablePermissions(["control", "identity"], ["BatchGetItem"]),
       ...tablePermissions(["identity"], ["GetItem"]),
       // Opens each subscription's sealed signing secret (the sealer's module also names Encrypt).
       { actions: ["kms:Encrypt", "kms:Decrypt"], resources: [secretsKey.arn] },

@@ -27,6 +27,8 @@ import {
   type Ports,
   type RequestContext,
 } from "@simroot/core";
+import { cutEntries } from "@simroot/core/ledger/cut";
+import { sequenceOnce } from "@simroot/core/ledger/sequencer";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -137,7 +139,7 @@ async function headOneBehind(ports: Ports, tenantId: string) {
  * Six devices of a tenant, two of them on different ledger shards (`giver`, `taker`), and `report` to apply an operator
  * fact to one of them.
  */
-async function twoShards(ports: Ports, tenantId: string, first: number) {
+async function twoShards(ports: Ports, tenantId: string, first: number, reportVia: Ports = ports) {
   const ctx = ctxFor(tenantId);
   const registered = [];
   for (let n = 0; n < 6; n++) registered.push((await registerDevice(ports, ctx, { imsi: imsi(first + n) })).value);
@@ -154,7 +156,7 @@ async function twoShards(ports: Ports, tenantId: string, first: number) {
       data,
     };
     const event = ingestedEvent({ ...ctx, actor: "source:src_test" }, "src_test", "simroot", normalized as never, new Date());
-    expect((await applyOperatorEvent(ports, event)).value.outcome).toBe("applied");
+    expect((await applyOperatorEvent(reportVia, event)).value.outcome).toBe("applied");
   };
   return { registered, giver, taker, report };
 }
@@ -182,8 +184,8 @@ function staleShardRead(client: ReturnType<typeof documentClient>, before: Recor
   );
 }
 
-/** Who the feed says holds `address`, version after version (null: nobody). */
-async function holdersInFeed(ports: Ports, tenantId: string, address: string) {
+/** The tenant's feed version items, in order. */
+async function feedItems(ports: Ports, tenantId: string) {
   const { Items = [] } = await ports.db.send(
     new QueryCommand({
       TableName: ports.tables.audit,
@@ -192,7 +194,26 @@ async function holdersInFeed(ports: Ports, tenantId: string, address: string) {
       ConsistentRead: true,
     }),
   );
-  return Items.flatMap((item) => item.entries as { kind: string; key: string; value: { deviceId?: string } | null }[])
+  return Items;
+}
+
+/** One shard's audit record items, in order. */
+async function shardItems(ports: Ports, tenantId: string, shard: number) {
+  const { Items = [] } = await ports.db.send(
+    new QueryCommand({
+      TableName: ports.tables.audit,
+      KeyConditionExpression: "pk = :p",
+      ExpressionAttributeValues: { ":p": auditPartition(tenantId, shard) },
+      ConsistentRead: true,
+    }),
+  );
+  return Items;
+}
+
+/** Who the feed says holds `address`, version after version (null: nobody). */
+async function holdersInFeed(ports: Ports, tenantId: string, address: string) {
+  return (await feedItems(ports, tenantId))
+    .flatMap((item) => item.entries as { kind: string; key: string; value: { deviceId?: string } | null }[])
     .filter((entry) => entry.kind === "binding" && entry.key === address)
     .map((entry) => entry.value?.deviceId ?? null);
 }
@@ -693,6 +714,123 @@ describe("the ledger", () => {
       brokenAt: { reason: expect.stringMatching(/no earlier version carried/) },
     });
   });
+
+  it("detects a feed re-cut so that the change an address's takeover overtook is served after it", async () => {
+    // Every cut still carries exactly what its records give; only the order of the shards' moves is redrawn.
+    const tenantId = "ten_recut";
+    const ports = runtime.ports;
+    const { giver, taker, report } = await twoShards(ports, tenantId, 900);
+    await report(giver, "sim.attached", { bearer: "cellular", ipv4: "10.9.9.1" });
+    await report(taker, "sim.attached", { bearer: "cellular", ipv4: "10.9.9.1" });
+    const stored = await feedItems(ports, tenantId);
+    const [prev, g, t] = stored.slice(-3).map((item) => feedVersionSchema.parse(item));
+    const [gs, ts] = [shardOfSubject(giver.id), shardOfSubject(taker.id)];
+    const recordsOf = async (shard: number, after: number, upTo: number) =>
+      (await shardItems(ports, tenantId, shard))
+        .filter((item) => Number(item.seq) > after && Number(item.seq) <= upTo)
+        .map((item) => ({ seq: Number(item.seq), feed: item.feed as never, hash: String(item.hash) }));
+    const cutOf = async (shard: number, record: FeedVersionRecord) => {
+      const records = await recordsOf(shard, prev!.vector[shard]!, record.vector[shard]!);
+      const entries = cutEntries(Array.from({ length: 16 }, (_, n) => (n === shard ? records : []))).map(({ entry }) => entry);
+      return { heads: { [String(shard)]: records.at(-1)!.hash }, entries };
+    };
+    // First the taker's shard moves (its takeover), then the giver's (its take of the address, served last).
+    const first = {
+      ...unhashedVersion(g!),
+      vector: prev!.vector.map((to, shard) => (shard === ts ? t!.vector[ts]! : to)),
+      ...(await cutOf(ts, t!)),
+      prevHash: prev!.hash,
+    };
+    const firstHash = versionHash(first);
+    const second = { ...unhashedVersion(t!), ...(await cutOf(gs, g!)), prevHash: firstHash };
+    const secondHash = versionHash(second);
+    await ports.db.send(new PutCommand({ TableName: ports.tables.audit, Item: { ...stored.at(-2)!, ...first, hash: firstHash } }));
+    await ports.db.send(new PutCommand({ TableName: ports.tables.audit, Item: { ...stored.at(-1)!, ...second, hash: secondHash } }));
+    await ports.db.send(
+      new PutCommand({
+        TableName: ports.tables.control,
+        Item: { ...feedHeadKey(tenantId), version: second.version, vector: second.vector, hash: secondHash, updatedAt: second.time },
+      }),
+    );
+    // A PEP replaying it ends with the giver holding the address; the store says the taker.
+    expect(await holdersInFeed(ports, tenantId, "10.9.9.1")).toEqual([taker.id, giver.id]);
+    expect(await verifyAuditChain(ports, tenantId)).toMatchObject({
+      valid: false,
+      brokenAt: { reason: expect.stringMatching(/serves binding 10.9.9.1 at revision 1 after revision 2/) },
+    });
+  });
+
+  it("reads a record a version names from before the signed checkpoint in its chain, not by key: altered there, it is caught", async () => {
+    const tenantId = "ten_left_forged";
+    const ports = runtime.ports;
+    const signer = memorySigner();
+    const { giver, taker, report } = await twoShards(ports, tenantId, 920);
+    await report(giver, "sim.attached", { bearer: "cellular", ipv4: "10.9.9.2" });
+    expect(await verifyAuditIncrementally(ports, signer, tenantId)).toMatchObject({ valid: true });
+    await report(taker, "sim.attached", { bearer: "cellular", ipv4: "10.9.9.2" });
+    // The giver's record, before the checkpoint, made to claim a revision past the takeover's.
+    const gs = shardOfSubject(giver.id);
+    const giverRecord = (await shardItems(ports, tenantId, gs)).find((item) =>
+      (item.feed as { key: string }[] | undefined)?.some((change) => change.key === "10.9.9.2"),
+    )!;
+    const feed = (giverRecord.feed as { key: string }[]).map((change) => (change.key === "10.9.9.2" ? { ...change, rev: 99 } : change));
+    await ports.db.send(new PutCommand({ TableName: ports.tables.audit, Item: { ...giverRecord, feed } }));
+    // The takeover taken out of its version, named as overtaken by that record.
+    const stored = await feedItems(ports, tenantId);
+    const last = feedVersionSchema.parse(stored.at(-1)!);
+    const altered = {
+      ...unhashedVersion(last),
+      entries: last.entries.filter((entry) => entry.key !== "10.9.9.2"),
+      left: [{ key: "10.9.9.2", rev: 2, by: { shard: gs, seq: Number(giverRecord.seq) } }],
+    };
+    const hash = versionHash(altered);
+    await ports.db.send(new PutCommand({ TableName: ports.tables.audit, Item: { ...stored.at(-1)!, ...altered, hash } }));
+    await ports.db.send(
+      new PutCommand({
+        TableName: ports.tables.control,
+        Item: { ...feedHeadKey(tenantId), version: altered.version, vector: altered.vector, hash, updatedAt: altered.time },
+      }),
+    );
+    expect(await holdersInFeed(ports, tenantId, "10.9.9.2")).toEqual([giver.id]);
+    expect(await verifyAuditIncrementally(ports, signer, tenantId)).toMatchObject({
+      valid: false,
+      brokenAt: { reason: expect.stringMatching(/not in the chain that ends at the trusted head/) },
+    });
+  });
+
+  it("sequences while an address keeps moving between two shards: the run reaches a moved address once, not again and again", async () => {
+    const tenantId = "ten_churn";
+    // The churn's own instance does not sequence (its reads of the shard heads are refused): only the run under test does.
+    const churnClient = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    refuseSequencerReads(churnClient, () => true);
+    const churn: Ports = portsFor(churnClient, runtime.ports.tables, runtime.bus);
+    const { giver, taker, report } = await twoShards(runtime.ports, tenantId, 940, churn);
+    let moves = 0;
+    const move = () =>
+      report(moves % 2 === 0 ? giver : taker, "sim.attached", { bearer: "cellular", ipv4: "10.9.9.3", apn: `apn${moves++}` });
+    await move();
+    // Every time the run reads the address's store item, it has moved once more.
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const tables = Object.keys((args.input as { RequestItems?: Record<string, unknown> }).RequestItems ?? {});
+        if (
+          (context as { commandName?: string }).commandName === "BatchGetItemCommand" &&
+          tables.some((table) => table.endsWith("identity"))
+        )
+          await move();
+        return next(args);
+      },
+      { step: "initialize", name: "churn" },
+    );
+    const result = await sequenceOnce(client, runtime.ports.tables, tenantId, 16, new Date());
+    expect(result).toMatchObject({ tenantId });
+    // One read of the address (one more move), one reach to the move it saw: the run did not chase the address.
+    expect(moves).toBe(2);
+    expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true });
+    client.destroy();
+    churnClient.destroy();
+  }, 60_000);
 
   it("keeps sequencing while a commit waits for its version, through more store failures than a run retries alone", async () => {
     const tenantId = "ten_sequencing_failures";

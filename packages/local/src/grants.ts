@@ -59,7 +59,6 @@ const ledgerNeeds = [
   { action: "PutItem", table: "audit" },
   { action: "Query", table: "audit" },
   { action: "GetItem", table: "audit" },
-  { action: "BatchGetItem", table: "audit" },
   { action: "BatchGetItem", table: "identity" },
   { action: "GetItem", table: "identity" },
 ] as const;

@@ -20,8 +20,8 @@ import {
   type FeedVersionRecord,
 } from "../ledger/feed-version.ts";
 import { shardCount } from "../ledger/shard.ts";
-import { cutEntries, cutMismatch, leftDefect, leftIds, type CutEntry, type CutRecord, type LeftOut } from "../ledger/cut.ts";
-import { recordFeeds } from "../ledger/sequencer.ts";
+import { cutEntries, cutMismatch, entryId, leftDefect, leftIds, type CutEntry, type CutRecord, type LeftOut } from "../ledger/cut.ts";
+import { chainedRecordFeed } from "../ledger/sequencer.ts";
 import { canonicalJson, chainHash, genesisHash } from "../ledger/chain.ts";
 import { headKey } from "../ledger/ledger.ts";
 import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
@@ -371,6 +371,8 @@ export async function verifyAuditChain(
    * value. Undefined for a cut whose first versions lie before the walk.
    */
   let cut: { base: readonly number[]; vector: readonly number[]; entries: CutEntry[]; left: LeftOut[]; last: number } | undefined;
+  /** Per address, the highest binding revision served so far in the walk (carried, or named as overtaking one left out). */
+  const servedRev = new Map<string, number>();
   const cutDefect = async (): Promise<string | undefined> => {
     if (!cut) return undefined;
     const { base: from, vector: to } = cut;
@@ -383,14 +385,37 @@ export async function verifyAuditChain(
     const derived = cutEntries(perShard);
     // A binding's change left out names a later change of it that an earlier version carried: in the walk, or (before
     // its start) read by key, vouched for by the checkpoint the walk starts from.
-    const before = cut.left.filter(({ by }) => by.seq <= (start.vector[by.shard] ?? 0)).map(({ by }) => by);
-    const read = await recordFeeds(ports.db, ports.tables, tenantId, before);
+    const read = new Map<string, CutRecord["feed"]>();
+    for (const { by } of cut.left) {
+      if (by.seq > (start.vector[by.shard] ?? 0)) continue;
+      // Before the walk: read in the chain that ends at the signed start point, not by key alone.
+      const feed = await chainedRecordFeed(ports.db, ports.tables, tenantId, by, {
+        seq: start.vector[by.shard] ?? 0,
+        hash: start.shardHashes[by.shard] ?? genesisHash,
+      });
+      if (typeof feed === "string") return `feed version ${cut.last} names ${feed}`;
+      read.set(`${by.shard}|${by.seq}`, feed);
+    }
     const feedAt = ({ shard, seq }: { shard: number; seq: number }) =>
       (walks[shard]?.feeds.get(seq) as CutRecord["feed"]) ?? read.get(`${shard}|${seq}`);
     const leftReason = leftDefect(derived, cut.left, from, feedAt);
     if (leftReason) return `feed version ${cut.last} ${leftReason}`;
-    const mismatch = cutMismatch(derived, cut.entries, leftIds(cut.left));
-    return mismatch ? `feed version ${cut.last} ${mismatch}` : undefined;
+    const omitted = leftIds(cut.left);
+    const mismatch = cutMismatch(derived, cut.entries, omitted);
+    if (mismatch) return `feed version ${cut.last} ${mismatch}`;
+    // An address's changes are served in revision order: never one at or below a revision served before in the walk
+    // (a feed re-cut so that a takeover is undone by the change it overtook still has every cut match its records).
+    for (const { key, by } of cut.left) {
+      const rev = feedAt(by)?.find((change) => change.kind === "binding" && change.key === key)?.rev ?? 0;
+      servedRev.set(key, Math.max(servedRev.get(key) ?? 0, rev));
+    }
+    for (const { entry, rev } of derived) {
+      if (entry.kind !== "binding" || rev === undefined || omitted.has(entryId(entry))) continue;
+      const before = servedRev.get(entry.key) ?? 0;
+      if (rev <= before) return `feed version ${cut.last} serves binding ${entry.key} at revision ${rev} after revision ${before}`;
+      servedRev.set(entry.key, rev);
+    }
+    return undefined;
   };
   /** The reason a stored feed version does not continue the walk, or undefined when it does (the walk then moves past it). */
   const follow = async (item: Record<string, unknown>): Promise<string | undefined> => {

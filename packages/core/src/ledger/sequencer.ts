@@ -21,8 +21,8 @@ import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, type Dynamo
 import type { TableNames } from "../config.ts";
 import { bindingKey } from "../device/keys.ts";
 import { bindingValue } from "../feed/wire.ts";
-import { auditPartition, auditSortKey, expiry } from "./audit-record.ts";
-import { genesisHash } from "./chain.ts";
+import { auditPartition, auditRecordSchema, auditSortKey, expiry, unhashed } from "./audit-record.ts";
+import { chainHash, genesisHash } from "./chain.ts";
 import { batchGetAll, itemKeyText } from "../store/batch-get.ts";
 import {
   beyondCut,
@@ -89,6 +89,12 @@ export async function readFeedHead(
   };
 }
 
+/** One shard's head item (sequence and hash; the genesis point before its first record). */
+async function readShardHead(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number) {
+  const { Item } = await db.send(new GetCommand({ TableName: tables.control, Key: shardHeadKey(tenantId, shard), ConsistentRead: true }));
+  return Item ? { seq: Number(Item.seq), hash: String(Item.hash) } : { seq: 0, hash: genesisHash };
+}
+
 /**
  * The cut: every shard's head, read consistently one by one (a BatchGetItem), not as one serializable read. A
  * TransactGetItems of the 16 heads is cancelled by any write of any of them in flight (DynamoDB documents it: a
@@ -137,21 +143,57 @@ const behindCut = (derived: readonly DerivedEntry[], store: ReadonlyMap<string, 
     return entry.kind === "binding" && stored?.by !== undefined && stored.rev < rev!;
   });
 
-/** The feed changes of the records at `positions` (read by key; a checkpoint or the walk before vouches for them). */
-export async function recordFeeds(
+/** How far before a chain point a named record may lie (a later change that overtook a binding's: a cut or two back). */
+const maxChainRead = 10_000;
+
+/**
+ * The feed changes of the record at `position`, once the records from it to `until` (a shard head the caller trusts: a
+ * signed checkpoint's, or the shard head item's) are read and found chained, each hashing to what it says and the last
+ * to `until.hash`; else why not. A record read by key alone could have been altered where no walk reads it again.
+ */
+export async function chainedRecordFeed(
   db: DynamoDBDocumentClient,
   tables: TableNames,
   tenantId: string,
-  positions: readonly RecordPosition[],
-): Promise<Map<string, CutRecord["feed"]>> {
-  if (positions.length === 0) return new Map();
-  const items = await batchGetAll(
-    { db },
-    tables.audit,
-    positions.map(({ shard, seq }) => ({ pk: auditPartition(tenantId, shard), sk: auditSortKey(seq) })),
-  );
-  return new Map(items.map((item) => [`${Number(item.shard)}|${Number(item.seq)}`, item.feed as CutRecord["feed"]]));
+  position: RecordPosition,
+  until: { readonly seq: number; readonly hash: string },
+): Promise<CutRecord["feed"] | string> {
+  const where = `shard ${position.shard}'s record ${position.seq}`;
+  if (position.seq > until.seq || until.seq - position.seq > maxChainRead) return `${where} is not within reach of a trusted head`;
+  const items: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await db.send(
+      new QueryCommand({
+        TableName: tables.audit,
+        KeyConditionExpression: "pk = :p AND sk BETWEEN :from AND :to",
+        ExpressionAttributeValues: {
+          ":p": auditPartition(tenantId, position.shard),
+          ":from": auditSortKey(position.seq),
+          ":to": auditSortKey(until.seq),
+        },
+        ConsistentRead: true,
+        ExclusiveStartKey: start,
+      }),
+    );
+    items.push(...(page.Items ?? []));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  let next: string | undefined = until.hash;
+  for (let index = items.length - 1; index >= 0; index--) {
+    const parsed = auditRecordSchema.safeParse(items[index]);
+    if (!parsed.success) return `${where}: a record after it is malformed`;
+    const record = parsed.data;
+    if (record.seq !== position.seq + index || record.hash !== next || chainHash(record.prevHash, unhashed(record)) !== record.hash) {
+      return `${where} is not in the chain that ends at the trusted head ${until.seq}`;
+    }
+    next = record.prevHash;
+  }
+  if (items.length !== until.seq - position.seq + 1) return `${where} is not in the chain that ends at the trusted head ${until.seq}`;
+  return parseFeed(items[0]!);
 }
+
+const parseFeed = (item: Record<string, unknown>) => auditRecordSchema.parse(item).feed;
 
 async function readRecords(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number, after: number, upTo: number) {
   const records: (Records[number] & { hash?: string })[] = [];
@@ -182,15 +224,15 @@ export type KnownRecords = (shard: number, after: number, upTo: number) => Recor
 
 /** The cut's entries (cut.ts), a binding written on several shards with the store's value. */
 /**
- * The records (after, upTo] of a shard, every one of them, or undefined. A head (or a binding) read key by key may be
- * visible before the other items of its transaction, the record among them, are: read again briefly before giving up
- * (the run starts again).
+ * The records (after, upTo] of a shard, every one of them. A head (or a binding) read key by key may be visible before
+ * the other items of its transaction, the record among them, are: read again briefly before giving up.
  */
 async function readWhole(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number, after: number, upTo: number) {
   for (let again = 0; ; again++) {
     const records = await readRecords(db, tables, tenantId, shard, after, upTo);
     if (records.length === upTo - after && records.at(-1)?.seq === upTo) return records;
-    if (again >= 3) return undefined;
+    // Still missing: gone (expired, deleted), not late. The feed stops here and says why (the ledger logs it, retrying).
+    if (again >= 3) throw new FeedBlocked(`shard ${shard} holds ${records.length} of its records ${after + 1} to ${upTo}`);
     await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** again));
   }
 }
@@ -201,7 +243,8 @@ const maxReaches = 4;
 /**
  * The cut's entries (cut.ts), from the records between the head's vector and the cut. A binding whose store revision was
  * written past the cut makes the cut reach that record (`beyondCut`); one an earlier version carried is left out and
- * named (`leftOutOf`). Returns undefined when the cut kept having to reach further (the run starts again).
+ * named (`leftOutOf`). Reaching brings other addresses' records in, and may reach on for them, at most `maxReaches`
+ * times (past that, those are served as their records say).
  */
 async function entriesOf(
   db: DynamoDBDocumentClient,
@@ -212,32 +255,37 @@ async function entriesOf(
   known: KnownRecords,
 ) {
   const reached = cut.map((to) => ({ ...to }));
-  for (let reach = 0; reach <= maxReaches; reach++) {
-    const read = await Promise.all(
-      reached.map(async (to, shard): Promise<(Records[number] & { hash?: string })[] | undefined> => {
+  /**
+   * Each address's store item, read once per run, after the cut. Any revision an earlier version served is at or below
+   * it, so reaching the change that wrote it is enough: an address moving on meanwhile does not make the run reach
+   * again (it would never end while the address kept moving).
+   */
+  const store = new Map<string, StoredBinding>();
+  for (let reach = 0; ; reach++) {
+    const perShard = await Promise.all(
+      reached.map(async (to, shard): Promise<(Records[number] & { hash?: string })[]> => {
         if (to.seq <= head.vector[shard]!) return [];
         const remembered = reach === 0 ? known(shard, head.vector[shard]!, to.seq) : undefined;
         return remembered ?? readWhole(db, tables, tenantId, shard, head.vector[shard]!, to.seq);
       }),
     );
-    if (read.some((records) => records === undefined)) return undefined;
-    const perShard = read as (Records[number] & { hash?: string })[][];
     const derived = cutEntries(perShard);
-    // Read after the cut: every revision seen here was committed, with its record. A transaction's items become visible
-    // one by one (a read sees committed items, not a point in time across them): a binding still below the revision its
-    // record in the cut wrote is read again, briefly.
-    let store = await storedBindings(db, tables, tenantId, derived);
-    for (let again = 0; again < 3 && behindCut(derived, store); again++) {
+    const unread = derived.filter(({ entry, rev }) => entry.kind === "binding" && rev !== undefined && !store.has(entry.key));
+    // Every revision seen here was committed, with its record. A transaction's items become visible one by one (a read
+    // sees committed items, not a point in time across them): a binding still below the revision its record in the cut
+    // wrote is read again, briefly.
+    let read = await storedBindings(db, tables, tenantId, unread);
+    for (let again = 0; again < 3 && behindCut(unread, read); again++) {
       await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** again));
-      store = await storedBindings(db, tables, tenantId, derived);
+      read = await storedBindings(db, tables, tenantId, unread);
     }
+    for (const { entry } of unread) store.set(entry.key, read.get(entry.key) ?? { rev: 0 });
     const further = beyondCut(
       derived,
       store,
       reached.map((to) => to.seq),
     );
-    if (further.size > 0) {
-      if (reach === maxReaches) return undefined;
+    if (further.size > 0 && reach < maxReaches) {
       for (const [shard, seq] of further) reached[shard] = { seq, hash: "" };
       continue;
     }
@@ -258,7 +306,6 @@ async function entriesOf(
     }
     return { entries, left, cut: reached };
   }
-  return undefined;
 }
 
 function chunks(entries: readonly Entry[]): Entry[][] {
@@ -347,12 +394,14 @@ async function pendingDefect(
   }
   const derived = cutEntries(perShard);
   const left = record.left ?? [];
-  const feeds = await recordFeeds(
-    db,
-    tables,
-    tenantId,
-    left.map(({ by }) => by),
-  );
+  // The records it names as overtaking a binding's change: read in the chain that ends at their shard's head item.
+  const feeds = new Map<string, CutRecord["feed"]>();
+  for (const { by } of left) {
+    const shardHead = await readShardHead(db, tables, tenantId, by.shard);
+    const feed = await chainedRecordFeed(db, tables, tenantId, by, shardHead);
+    if (typeof feed === "string") return `it names ${feed}`;
+    feeds.set(`${by.shard}|${by.seq}`, feed);
+  }
   const leftReason = leftDefect(derived, left, head.vector, ({ shard, seq }) => feeds.get(`${shard}|${seq}`));
   if (leftReason) return `its entries are not the shard records': it ${leftReason}`;
   const mismatch = cutMismatch(derived, record.entries, leftIds(left));
@@ -409,7 +458,6 @@ export async function sequenceOnce(
   // Another instance sequenced past this cut on some shard after it was read: read again.
   if (cut.some((to, shard) => to.seq < head.vector[shard]!)) return "raced";
   const derived = await entriesOf(db, tables, tenantId, head, cut, known);
-  if (!derived) return "raced";
   const { entries, left } = derived;
   const parts = chunks(entries);
   if (parts.length > maxVersionsPerRun) throw new Error(`feed backlog of ${entries.length} entries exceeds one sequencing transaction`);

@@ -73,8 +73,7 @@ const ledgerTables = {
   // the store's value (ledger/cut.ts `storeValued`).
   identity: ["GetItem", "BatchGetItem"],
   control: ["GetItem", "PutItem", "BatchGetItem"],
-  // BatchGetItem: the records a version names as overtaking the binding changes it leaves out (ledger/cut.ts).
-  audit: ["GetItem", "BatchGetItem", "Query", "PutItem"],
+  audit: ["GetItem", "Query", "PutItem"],
 } as const satisfies Tables;
 
 /** `tables` and the ledger's needs together. */
@@ -308,9 +307,8 @@ export const functions = {
     memoryMb: 1024,
     // The tenant list and the archive checkpoints (control); the records and feed versions it walks (audit).
     // (BatchGetItem: its bundle holds the audit listing, which reads a subject's records by key.) A feed head left
-    // one behind is moved forward first (the version past it: audit GetItem; the head: control PutItem). A binding's
-    // change a version leaves out is checked against the binding's store revision (identity BatchGetItem, ledger/cut.ts).
-    tables: { control: ["GetItem", "Query", "PutItem"], audit: ["Query", "GetItem", "BatchGetItem"], identity: ["BatchGetItem"] },
+    // one behind is moved forward first (the version past it: audit GetItem; the head: control PutItem).
+    tables: { control: ["GetItem", "Query", "PutItem"], audit: ["Query", "GetItem", "BatchGetItem"] },
     publishes: false,
     // Signs the archive checkpoint with the feed key, as the audit checkpoints are.
     feedKey: ["Sign", "GetPublicKey"],
