@@ -160,25 +160,7 @@ export async function chainedRecordFeed(
 ): Promise<CutRecord["feed"] | string> {
   const where = `shard ${position.shard}'s record ${position.seq}`;
   if (position.seq > until.seq || until.seq - position.seq > maxChainRead) return `${where} is not within reach of a trusted head`;
-  const items: Record<string, unknown>[] = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const page = await db.send(
-      new QueryCommand({
-        TableName: tables.audit,
-        KeyConditionExpression: "pk = :p AND sk BETWEEN :from AND :to",
-        ExpressionAttributeValues: {
-          ":p": auditPartition(tenantId, position.shard),
-          ":from": auditSortKey(position.seq),
-          ":to": auditSortKey(until.seq),
-        },
-        ConsistentRead: true,
-        ExclusiveStartKey: start,
-      }),
-    );
-    items.push(...(page.Items ?? []));
-    start = page.LastEvaluatedKey;
-  } while (start);
+  const items = await recordItems(db, tables, tenantId, position.shard, position.seq, until.seq);
   let next: string | undefined = until.hash;
   for (let index = items.length - 1; index >= 0; index--) {
     const parsed = auditRecordSchema.safeParse(items[index]);
@@ -195,26 +177,47 @@ export async function chainedRecordFeed(
 
 const parseFeed = (item: Record<string, unknown>) => auditRecordSchema.parse(item).feed;
 
-async function readRecords(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number, after: number, upTo: number) {
-  const records: (Records[number] & { hash?: string })[] = [];
-  if (after >= upTo) return records;
+/** A shard's audit record items from sequence `from` to `to`, in order (all of each, or the projected attributes). */
+async function recordItems(
+  db: DynamoDBDocumentClient,
+  tables: TableNames,
+  tenantId: string,
+  shard: number,
+  from: number,
+  to: number,
+  projection?: { ProjectionExpression: string; ExpressionAttributeNames: Record<string, string> },
+) {
+  const items: Record<string, unknown>[] = [];
   let start: Record<string, unknown> | undefined;
   do {
     const page = await db.send(
       new QueryCommand({
         TableName: tables.audit,
         KeyConditionExpression: "pk = :p AND sk BETWEEN :from AND :to",
-        ExpressionAttributeValues: { ":p": auditPartition(tenantId, shard), ":from": auditSortKey(after + 1), ":to": auditSortKey(upTo) },
-        ProjectionExpression: "seq, feed, #hash",
-        ExpressionAttributeNames: { "#hash": "hash" },
+        ExpressionAttributeValues: { ":p": auditPartition(tenantId, shard), ":from": auditSortKey(from), ":to": auditSortKey(to) },
+        ...projection,
         ConsistentRead: true,
         ExclusiveStartKey: start,
       }),
     );
-    for (const item of page.Items ?? []) records.push({ seq: Number(item.seq), feed: item.feed as never, hash: String(item.hash) });
+    items.push(...(page.Items ?? []));
     start = page.LastEvaluatedKey;
   } while (start);
-  return records;
+  return items;
+}
+
+/** A shard's records (after, upTo]: sequence, feed changes and hash. */
+async function readRecords(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number, after: number, upTo: number) {
+  if (after >= upTo) return [];
+  const items = await recordItems(db, tables, tenantId, shard, after + 1, upTo, {
+    ProjectionExpression: "seq, feed, #hash",
+    ExpressionAttributeNames: { "#hash": "hash" },
+  });
+  return items.map((item): Records[number] & { hash?: string } => ({
+    seq: Number(item.seq),
+    feed: item.feed as never,
+    hash: String(item.hash),
+  }));
 }
 
 type Entry = FeedVersionRecord["entries"][number];
