@@ -9,21 +9,23 @@ import { auditRetentionDays } from "../../packages/core/src/config.ts";
 export const measured = {
   /** Date and command of the measurement these figures come from. */
   source:
-    "2026-12-03, EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys); three runs: 16.75, 17.25 and 17.88 WCU, 4.28 to 4.33 read units; 1.5 consumer invocations (2026-12-02, before a one-version sequencing stopped being a transaction: 17.02 to 17.83 WCU, 4.79 to 4.98 read units)",
+    "2026-12-03 (later), EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys); two runs: 12.62 and 12.93 WCU, 4.41 and 4.49 read units; 1.5 consumer invocations (earlier that day, before the listing index stopped copying what every fact rewrites: 16.75 to 17.88 WCU, 4.28 to 4.33 read units; at 2f37187, with binding revisions and that index still whole: 18.16 WCU, 4.49 read units)",
   perAppliedEvent: {
     /**
      * DynamoDB write request units (transactions count 2 per item), GSI copies included. The measured
      * mix is attach/detach facts arriving 10 to a webhook, each changing its device's state. Most of it
      * is the change's transaction: the device item (about 1.7 KB with its deflated 32-fact window, twice
      * in a transaction), binding or its removal, session lease, audit record, shard head; the sequencer's
-     * feed version and head are shared by the facts of one run. Before the window was deflated, the audit
+     * feed version and head are shared by the facts of one run. The device's copy in the listing index is
+     * no longer written by a fact that changes only its sessions (it copies the enforcement view alone).
+     * Reads include each binding's revision, read before a fact moves an address and by each sequencing. Before the window was deflated, the audit
      * index copied keys only and versions named only the heads that moved, the same mix measured 22.05
      * and 22.4 (counter event keys); applied one at a time, 20.5 (steady state, docs/write-path.md). A sequencing
      * run of one version writes it and the head without a transaction (2 units, not 4): one at a time that is 2
      * units per event, in this mix (many facts per run) it is within the runs' spread.
      */
-    writeUnits: 17.3,
-    readUnits: 4.3,
+    writeUnits: 12.8,
+    readUnits: 4.45,
     /** EventBridge PutEvents entries: the ingested fact, and the applied change. */
     busEvents: 2,
     /**

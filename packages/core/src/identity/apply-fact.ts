@@ -260,9 +260,9 @@ function atRevision(item: Record<string, unknown> | undefined): {
 /**
  * Puts the addresses the device now holds; releases those it gave up and still holds (an address another device took
  * meanwhile is left to it; a write that finds the address changed since it was read fails as a conflict, and the fact
- * is folded again). Every write of an address is conditional on the revision read here
- * and writes the next one (a release leaves a tombstone, out of the listing, that keeps the revision): the address's
- * changes are ordered by revision whichever device, and so whichever ledger shard, records them (ledger/cut.ts).
+ * is folded again). Every write of an address is conditional on the revision read here and writes the next one (a
+ * release leaves a tombstone, out of the listing, that keeps the revision): the address's changes are ordered by
+ * revision whichever device, and so whichever ledger shard, records them (ledger/cut.ts).
  */
 async function bindingChanges(ports: Ports, device: Device, before: Bindings, after: Bindings, now: string) {
   const bound = [...after].filter(([address, binding]) => {
