@@ -383,12 +383,11 @@ export async function verifyAuditChain(
       }),
     );
     const derived = cutEntries(perShard);
-    // A binding's change left out names a later change of it that an earlier version carried: in the walk, or (before
-    // its start) read by key, vouched for by the checkpoint the walk starts from.
+    // A binding's change left out names a later change of it that an earlier version carried: in the walk, or before
+    // its start, read in the chain that ends at the (signed) start point, not by key alone.
     const read = new Map<string, CutRecord["feed"]>();
     for (const { by } of cut.left) {
       if (by.seq > (start.vector[by.shard] ?? 0)) continue;
-      // Before the walk: read in the chain that ends at the signed start point, not by key alone.
       const feed = await chainedRecordFeed(ports.db, ports.tables, tenantId, by, {
         seq: start.vector[by.shard] ?? 0,
         hash: start.shardHashes[by.shard] ?? genesisHash,
