@@ -247,7 +247,7 @@ const maxReaches = 4;
  * The cut's entries (cut.ts), from the records between the head's vector and the cut. A binding whose store revision was
  * written past the cut makes the cut reach that record (`beyondCut`); one an earlier version carried is left out and
  * named (`leftOutOf`). Reaching brings other addresses' records in, and may reach on for them, at most `maxReaches`
- * times (past that, those are served as their records say).
+ * times (past that, the run stops and is tried again).
  */
 async function entriesOf(
   db: DynamoDBDocumentClient,
@@ -282,13 +282,19 @@ async function entriesOf(
       await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** again));
       read = await storedBindings(db, tables, tenantId, unread);
     }
+    // Still behind: the run stops and is tried again. Serving now would let the next run, reading the same stale item,
+    // serve the change this one overtook after it.
+    if (behindCut(unread, read)) throw new Error("a binding's store item is not yet at the revision its record wrote");
     for (const { entry } of unread) store.set(entry.key, read.get(entry.key) ?? { rev: 0 });
     const further = beyondCut(
       derived,
       store,
       reached.map((to) => to.seq),
     );
-    if (further.size > 0 && reach < maxReaches) {
+    if (further.size > 0) {
+      // Reaching on and on (addresses whose later changes each bring in another's): the run stops and is tried again
+      // rather than serve a change a later one, served before, overtook.
+      if (reach === maxReaches) throw new Error(`the cut reached ${maxReaches} times for bindings' later changes`);
       for (const [shard, seq] of further) reached[shard] = { seq, hash: "" };
       continue;
     }
