@@ -215,6 +215,14 @@ async function shardItems(ports: Ports, tenantId: string, shard: number) {
   return Items;
 }
 
+/** The head item of `deviceId`'s shard as it is now (to serve it later as a stale read: `staleShardRead`). */
+async function shardHeadItem(ports: Ports, tenantId: string, deviceId: string) {
+  const { Item } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.control, Key: shardHeadKey(tenantId, shardOfSubject(deviceId)), ConsistentRead: true }),
+  );
+  return Item!;
+}
+
 /** Who the feed says holds `address`, version after version (null: nobody). */
 async function holdersInFeed(ports: Ports, tenantId: string, address: string) {
   return (await feedItems(ports, tenantId))
@@ -609,11 +617,9 @@ describe("the ledger", () => {
     const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
     const { giver, taker, report } = await twoShards(ports, tenantId, 700);
     await report(giver, "sim.attached", { bearer: "cellular", ipv4: "10.9.0.1" });
-    const { Item: before } = await client.send(
-      new GetCommand({ TableName: ports.tables.control, Key: shardHeadKey(tenantId, shardOfSubject(giver.id)) }),
-    );
+    const before = await shardHeadItem(ports, tenantId, giver.id);
     let stale = true;
-    staleShardRead(client, before!, () => stale);
+    staleShardRead(client, before, () => stale);
     await report(giver, "sim.detached");
     await report(taker, "sim.attached", { bearer: "cellular", ipv4: "10.9.0.1" });
     stale = false;
@@ -631,16 +637,14 @@ describe("the ledger", () => {
     const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
     const { giver, taker, report } = await twoShards(ports, tenantId, 720);
     await report(giver, "sim.attached", { bearer: "cellular", ipv4: "10.9.0.2" });
-    const { Item: before } = await client.send(
-      new GetCommand({ TableName: ports.tables.control, Key: shardHeadKey(tenantId, shardOfSubject(taker.id)) }),
-    );
+    const before = await shardHeadItem(ports, tenantId, taker.id);
     // Both changes commit while the store refuses the sequencer (each commit answers after its 5 s wait).
     let refuse = true;
     refuseSequencerReads(client, () => refuse);
     await report(giver, "sim.detached");
     await report(taker, "sim.attached", { bearer: "cellular", ipv4: "10.9.0.2" });
     refuse = false;
-    staleShardRead(client, before!, () => true);
+    staleShardRead(client, before, () => true);
     await ports.ledger.sequence(tenantId);
     // The cut holds the release, and the store names the takeover past it: the cut reaches it and serves it instead.
     expect(await holdersInFeed(ports, tenantId, "10.9.0.2")).toEqual([giver.id, taker.id]);
@@ -654,9 +658,7 @@ describe("the ledger", () => {
     const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
     const { giver, taker, report } = await twoShards(ports, tenantId, 740);
     await report(giver, "sim.attached", { bearer: "cellular", ipv4: "10.9.3.1" });
-    const { Item: giverHead } = await client.send(
-      new GetCommand({ TableName: ports.tables.control, Key: shardHeadKey(tenantId, shardOfSubject(giver.id)) }),
-    );
+    const giverHead = await shardHeadItem(ports, tenantId, giver.id);
     let refuse = true;
     refuseSequencerReads(client, () => refuse);
     await report(giver, "sim.detached");
@@ -669,7 +671,7 @@ describe("the ledger", () => {
     // write of it not visible yet), though the taker's record is.
     let staleHead = true;
     let staleItem = true;
-    staleShardRead(client, giverHead!, () => staleHead);
+    staleShardRead(client, giverHead, () => staleHead);
     staleShardRead(client, released!, () => staleItem, "staleBinding");
     await ports.ledger.sequence(tenantId);
     staleHead = false;
@@ -692,23 +694,10 @@ describe("the ledger", () => {
     await report(taker, "sim.detached");
     expect(await verifyAuditChain(ports, tenantId)).toMatchObject({ valid: true });
 
-    const { Items: stored = [] } = await ports.db.send(
-      new QueryCommand({
-        TableName: ports.tables.audit,
-        KeyConditionExpression: "pk = :p",
-        ExpressionAttributeValues: { ":p": feedPartition(tenantId) },
-        ConsistentRead: true,
-      }),
-    );
-    const { Items: takerRecords = [] } = await ports.db.send(
-      new QueryCommand({
-        TableName: ports.tables.audit,
-        KeyConditionExpression: "pk = :p",
-        ExpressionAttributeValues: { ":p": auditPartition(tenantId, shardOfSubject(taker.id)) },
-        ConsistentRead: true,
-      }),
-    );
-    const release = takerRecords.find((record) => record.subject === taker.id && record.action === "sim.detached")!;
+    const stored = await feedItems(ports, tenantId);
+    const release = (await shardItems(ports, tenantId, shardOfSubject(taker.id))).find(
+      (record) => record.subject === taker.id && record.action === "sim.detached",
+    )!;
     const isTakeover = (entry: { kind: string; key: string; value: { deviceId?: string } | null }) =>
       entry.kind === "binding" && entry.key === "10.9.0.7" && entry.value?.deviceId === taker.id;
     /** The feed with the takeover taken out (and `left` as given), every later version re-hashed, the head moved to match. */

@@ -17,15 +17,14 @@
  */
 import { randomUUID } from "node:crypto";
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import { GetCommand, TransactWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { TransactWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { auditRetentionDays, type TableNames } from "../config.ts";
 import { SimrootError } from "../error.ts";
 import type { MetricsSink } from "../platform/metrics.ts";
 import { busy, type TransactItem } from "../store/transaction.ts";
 import { auditItem } from "./audit-record.ts";
 import type { Change, Committed, FeedChange } from "./change.ts";
-import { genesisHash } from "./chain.ts";
-import { FeedBlocked, readFeedHead, sequenceOnce, type SequencedNotice } from "./sequencer.ts";
+import { FeedBlocked, readFeedHead, readShardHead, sequenceOnce, type SequencedNotice } from "./sequencer.ts";
 import { shardCount, shardHeadKey, shardOfSubject } from "./shard.ts";
 
 const maxActions = 100;
@@ -142,11 +141,6 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
     });
   }
 
-  async function readHead(tenantId: string, shard: number): Promise<Head> {
-    const { Item } = await db.send(new GetCommand({ TableName: tables.control, Key: headKey(tenantId, shard), ConsistentRead: true }));
-    return Item ? { seq: Number(Item.seq), hash: String(Item.hash) } : { seq: 0, hash: genesisHash };
-  }
-
   /** Takes the longest prefix of the queue that fits one transaction and touches no item twice. */
   function takeBatch(queue: ShardQueue): Pending[] {
     const batch: Pending[] = [];
@@ -222,7 +216,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
     try {
       while (queue.waiting.length > 0) {
         const batch = takeBatch(queue);
-        queue.head ??= await readHead(queue.tenantId, queue.shard).catch((error: unknown) => {
+        queue.head ??= await readShardHead(db, tables, queue.tenantId, queue.shard).catch((error: unknown) => {
           for (const pending of batch) pending.reject(error);
           return undefined;
         });

@@ -89,10 +89,14 @@ export async function readFeedHead(
   };
 }
 
-/** One shard's head item (sequence and hash; the genesis point before its first record). */
-async function readShardHead(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number) {
+/** A shard's head from its item: sequence and hash (the genesis point before its first record). */
+const shardHeadOf = (item: Record<string, unknown> | undefined) =>
+  item ? { seq: Number(item.seq), hash: String(item.hash) } : { seq: 0, hash: genesisHash };
+
+/** One shard's head item, read consistently. */
+export async function readShardHead(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number) {
   const { Item } = await db.send(new GetCommand({ TableName: tables.control, Key: shardHeadKey(tenantId, shard), ConsistentRead: true }));
-  return Item ? { seq: Number(Item.seq), hash: String(Item.hash) } : { seq: 0, hash: genesisHash };
+  return shardHeadOf(Item);
 }
 
 /**
@@ -107,10 +111,7 @@ async function readShardHead(db: DynamoDBDocumentClient, tables: TableNames, ten
 async function readCut(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shards: number) {
   const keys = Array.from({ length: shards }, (_, shard) => shardHeadKey(tenantId, shard));
   const heads = new Map((await batchGetAll({ db }, tables.control, keys)).map((item) => [itemKeyText(item), item]));
-  return keys.map((key) => {
-    const item = heads.get(itemKeyText(key));
-    return item ? { seq: Number(item.seq), hash: String(item.hash) } : { seq: 0, hash: genesisHash };
-  });
+  return keys.map((key) => shardHeadOf(heads.get(itemKeyText(key))));
 }
 
 /** The store items of the bindings `derived` carries with revisions: revision, and the record of the change that wrote it. */
@@ -161,21 +162,22 @@ export async function chainedRecordFeed(
   const where = `shard ${position.shard}'s record ${position.seq}`;
   if (position.seq > until.seq || until.seq - position.seq > maxChainRead) return `${where} is not within reach of a trusted head`;
   const items = await recordItems(db, tables, tenantId, position.shard, position.seq, until.seq);
-  let next: string | undefined = until.hash;
+  const broken = `${where} is not in the chain that ends at the trusted head ${until.seq}`;
+  if (items.length !== until.seq - position.seq + 1) return broken;
+  let next = until.hash;
+  let feed: CutRecord["feed"];
   for (let index = items.length - 1; index >= 0; index--) {
     const parsed = auditRecordSchema.safeParse(items[index]);
     if (!parsed.success) return `${where}: a record after it is malformed`;
     const record = parsed.data;
     if (record.seq !== position.seq + index || record.hash !== next || chainHash(record.prevHash, unhashed(record)) !== record.hash) {
-      return `${where} is not in the chain that ends at the trusted head ${until.seq}`;
+      return broken;
     }
     next = record.prevHash;
+    feed = record.feed;
   }
-  if (items.length !== until.seq - position.seq + 1) return `${where} is not in the chain that ends at the trusted head ${until.seq}`;
-  return parseFeed(items[0]!);
+  return feed;
 }
-
-const parseFeed = (item: Record<string, unknown>) => auditRecordSchema.parse(item).feed;
 
 /** A shard's audit record items from sequence `from` to `to`, in order (all of each, or the projected attributes). */
 async function recordItems(
@@ -258,6 +260,8 @@ async function entriesOf(
   known: KnownRecords,
 ) {
   const reached = cut.map((to) => ({ ...to }));
+  /** The shards reached past the head read: the version names their heads from the records read (set below). */
+  const reachedShards = new Set<number>();
   /**
    * Each address's store item, read once per run, after the cut. Any revision an earlier version served is at or below
    * it, so reaching the change that wrote it is enough: an address moving on meanwhile does not make the run reach
@@ -295,11 +299,13 @@ async function entriesOf(
       // Reaching on and on (addresses whose later changes each bring in another's): the run stops and is tried again
       // rather than serve a change a later one, served before, overtook.
       if (reach === maxReaches) throw new Error(`the cut reached ${maxReaches} times for bindings' later changes`);
-      for (const [shard, seq] of further) reached[shard] = { seq, hash: "" };
+      for (const [shard, seq] of further) {
+        reached[shard] = { seq, hash: "" };
+        reachedShards.add(shard);
+      }
       continue;
     }
-    // A shard reached past its head read: the head the version names is the record's own.
-    for (const [shard, to] of reached.entries()) if (to.hash === "") to.hash = perShard[shard]!.at(-1)!.hash!;
+    for (const shard of reachedShards) reached[shard]!.hash = perShard[shard]!.at(-1)!.hash!;
     const left = leftOutOf(derived, store, head.vector);
     const omitted = leftIds(left);
     const entries: Entry[] = [];
