@@ -68,6 +68,8 @@ export interface RevocationOptions {
 export async function measureRevocation(setup: RevocationSetup, options: RevocationOptions) {
   const children = await startWorkers(setup, options.workers, options.perWorker, options.mode, options.intervalMs);
   const latencies: number[] = [];
+  /** CPU per measured round: the control plane (this process) and the PEP workers together. */
+  const cpuMs = { server: 0, peps: 0 };
   try {
     for (let round = 0; round < options.warmup + options.rounds; round++) {
       const deviceId = setup.deviceIds[round]!;
@@ -95,7 +97,11 @@ export async function measureRevocation(setup: RevocationSetup, options: Revocat
       const ownCpu = process.cpuUsage(cpu);
       for (const { done } of reports) these.push(...done.map((at) => at - revokedAt));
       const pepCpuMs = reports.reduce((sum, report) => sum + report.cpuMs, 0);
-      if (round >= options.warmup) latencies.push(...these);
+      if (round >= options.warmup) {
+        latencies.push(...these);
+        cpuMs.server += (ownCpu.user + ownCpu.system) / 1000;
+        cpuMs.peps += pepCpuMs;
+      }
       these.sort((a, b) => a - b);
       const figures = [
         ["first", these[0]!],
@@ -118,6 +124,8 @@ export async function measureRevocation(setup: RevocationSetup, options: Revocat
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
     max: sorted.at(-1)!,
+    serverCpuMs: cpuMs.server / options.rounds,
+    pepCpuMs: cpuMs.peps / options.rounds,
   };
 }
 
@@ -128,4 +136,7 @@ export const tableRow = (figures: Awaited<ReturnType<typeof measureRevocation>>)
   p50: +figures.p50.toFixed(1),
   p99: +figures.p99.toFixed(1),
   max: +figures.max.toFixed(1),
+  // Where the time goes on a shared machine: the PEPs' own CPU competes with the control plane's (in this process, but in `instances`).
+  "CPU/round: this process": +figures.serverCpuMs.toFixed(0),
+  "CPU/round: PEPs": +figures.pepCpuMs.toFixed(0),
 });

@@ -5,6 +5,13 @@ import type { AppEnv } from "./env.ts";
 /** Every request body, API or webhook, is limited to this many bytes (413 beyond). */
 export const maxBodyBytes = 1024 * 1024;
 
+/**
+ * Methods whose requests carry no body as the server sees them (Fetch gives a GET or a HEAD none). Asking a
+ * Node request for its body builds a whole Fetch `Request` (its headers, its stream): on every long poll a
+ * thousand PEPs repeat after each change, that is work for nothing.
+ */
+const bodiless = new Set(["GET", "HEAD"]);
+
 export const tooLarge = () =>
   new SimrootError("request.too_large", "input", `Bodies are limited to ${maxBodyBytes} bytes`, { detail: { status: 413 } });
 
@@ -15,7 +22,7 @@ export const tooLarge = () =>
  */
 export const limitBody = createMiddleware<AppEnv>(async (c, next) => {
   const raw = c.req.raw;
-  if (!raw.body) return next();
+  if (bodiless.has(raw.method) || !raw.body) return next();
   const declared = raw.headers.get("content-length");
   if (declared !== null && !raw.headers.has("transfer-encoding") && Number(declared) > maxBodyBytes) throw tooLarge();
   let size = 0;
@@ -43,6 +50,7 @@ const jsonMediaType = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
  * anything reads it. Webhooks (`/v1/ingest/`) are exempt: senders label JSON bodies as they like.
  */
 export const jsonBodies = createMiddleware<AppEnv>(async (c, next) => {
+  if (bodiless.has(c.req.raw.method)) return next();
   const headers = c.req.raw.headers;
   const type = headers.get("content-type");
   const length = headers.get("content-length");
