@@ -28,7 +28,7 @@ import {
   type RequestContext,
 } from "@simroot/core";
 import { cutEntries } from "@simroot/core/ledger/cut";
-import { sequenceOnce } from "@simroot/core/ledger/sequencer";
+import { FeedBlocked, sequenceOnce, settleHead } from "@simroot/core/ledger/sequencer";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -221,6 +221,25 @@ async function shardHeadItem(ports: Ports, tenantId: string, deviceId: string) {
     new GetCommand({ TableName: ports.tables.control, Key: shardHeadKey(tenantId, shardOfSubject(deviceId)), ConsistentRead: true }),
   );
   return Item!;
+}
+
+/**
+ * An address that moves from `giver` to `taker` (on another shard) while the sequencer reads the giver's shard as it was
+ * before its release: the run that follows leaves the release out, naming the takeover (its own client and ports).
+ */
+async function releaseReadBeforeTakeover(tenantId: string, first: number, address: string) {
+  const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+  const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
+  const { giver, taker, report } = await twoShards(ports, tenantId, first);
+  await report(giver, "sim.attached", { bearer: "cellular", ipv4: address });
+  const before = await shardHeadItem(ports, tenantId, giver.id);
+  let stale = true;
+  staleShardRead(client, before, () => stale);
+  await report(giver, "sim.detached");
+  await report(taker, "sim.attached", { bearer: "cellular", ipv4: address });
+  stale = false;
+  await ports.ledger.sequence(tenantId);
+  return { client, ports, giver, taker };
 }
 
 /** Who the feed says holds `address`, version after version (null: nobody). */
@@ -613,21 +632,68 @@ describe("the ledger", () => {
     // cancels a transactional read whenever a head is being written). Here the sequencer reads the shard of the device
     // that gave an address up as it was before, and the shard of the device that took it over as it is now.
     const tenantId = "ten_cut_order";
-    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
-    const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
-    const { giver, taker, report } = await twoShards(ports, tenantId, 700);
-    await report(giver, "sim.attached", { bearer: "cellular", ipv4: "10.9.0.1" });
-    const before = await shardHeadItem(ports, tenantId, giver.id);
-    let stale = true;
-    staleShardRead(client, before, () => stale);
-    await report(giver, "sim.detached");
-    await report(taker, "sim.attached", { bearer: "cellular", ipv4: "10.9.0.1" });
-    stale = false;
-    await ports.ledger.sequence(tenantId);
+    const { client, ports, giver, taker } = await releaseReadBeforeTakeover(tenantId, 700, "10.9.0.1");
     // The feed a PEP applies ends with the taker holding the address, as the store says, not with the giver's release
     // (served after the takeover, it ended with nobody). The release is left out, naming the takeover.
     expect(await holdersInFeed(ports, tenantId, "10.9.0.1")).toEqual([giver.id, taker.id]);
     expect(await verifyAuditChain(ports, tenantId)).toMatchObject({ valid: true });
+    client.destroy();
+  });
+
+  it("adopts a version left past the head that names an overtaking record, however far that record's shard has moved on since", async () => {
+    const tenantId = "ten_left_pending";
+    const { client, ports, taker } = await releaseReadBeforeTakeover(tenantId, 960, "10.9.0.9");
+    // The version that left the giver's release out, naming the takeover; then a run that stopped before moving the head.
+    const items = await feedItems(ports, tenantId);
+    const pending = feedVersionSchema.parse(items.findLast((item) => item.left !== undefined));
+    const [{ by }] = pending.left!;
+    expect(by.shard).toBe(shardOfSubject(taker.id));
+    const previous = feedVersionSchema.parse(items.find((item) => item.version === pending.version - 1));
+    const headBack = () =>
+      ports.db.send(
+        new PutCommand({
+          TableName: ports.tables.control,
+          Item: {
+            ...feedHeadKey(tenantId),
+            version: previous.version,
+            vector: previous.vector,
+            hash: previous.hash,
+            updatedAt: previous.time,
+          },
+        }),
+      );
+    const headVersion = async () =>
+      (await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }))).Item
+        ?.version;
+    for (const item of items.filter((item) => Number(item.version) > pending.version))
+      await ports.db.send(new DeleteCommand({ TableName: ports.tables.audit, Key: { pk: item.pk, sk: item.sk } }));
+    await headBack();
+    // The taker's shard moved far on (more records than a run reads back from a shard head) before any run adopted it.
+    const takerHead = await shardHeadItem(ports, tenantId, taker.id);
+    const far = { ...takerHead, seq: Number(takerHead.seq) + 20_000 };
+    staleShardRead(client, far, () => true, "farShard");
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const result = await next(args);
+        const item = (result.output as { Item?: Record<string, unknown> }).Item;
+        if ((context as { commandName?: string }).commandName === "GetItemCommand" && item?.pk === far.pk && item.sk === far.sk)
+          Object.assign(item, far);
+        return result;
+      },
+      { step: "initialize", name: "farShardGet" },
+    );
+
+    // The record it names, altered: not adopted (it is checked in its chain, up to where the feed had taken its shard).
+    const named = (await shardItems(ports, tenantId, by.shard)).find((item) => Number(item.seq) === by.seq)!;
+    await ports.db.send(new PutCommand({ TableName: ports.tables.audit, Item: { ...named, feed: [] } }));
+    await expect(settleHead(client, ports.tables, tenantId)).rejects.toThrow(FeedBlocked);
+    await expect(settleHead(client, ports.tables, tenantId)).rejects.toThrow(/not in the chain that ends at the trusted head/);
+    expect(await headVersion()).toBe(previous.version);
+
+    await ports.db.send(new PutCommand({ TableName: ports.tables.audit, Item: named }));
+    await settleHead(client, ports.tables, tenantId);
+    expect(await headVersion()).toBe(pending.version);
+    expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true });
     client.destroy();
   });
 

@@ -409,11 +409,13 @@ async function pendingDefect(
   }
   const derived = cutEntries(perShard);
   const left = record.left ?? [];
-  // The records it names as overtaking a binding's change: read in the chain that ends at their shard's head item.
+  // The records it names as overtaking a binding's change (each at or before the head's vector, `leftDefect`): read in
+  // their chain up to where the feed had taken their shard when the version was written, not up to the shard's head
+  // item (a busy shard may have moved on past what a run reads back before any run adopted the version).
   const feeds = new Map<string, CutRecord["feed"]>();
   for (const { by } of left) {
-    const shardHead = await readShardHead(db, tables, tenantId, by.shard);
-    const feed = await chainedRecordFeed(db, tables, tenantId, by, shardHead);
+    const start = await startOf(db, tables, tenantId, head, by.shard);
+    const feed = typeof start === "string" ? start : await chainedRecordFeed(db, tables, tenantId, by, start);
     if (typeof feed === "string") return `it names ${feed}`;
     feeds.set(`${by.shard}|${by.seq}`, feed);
   }
@@ -421,6 +423,35 @@ async function pendingDefect(
   if (leftReason) return `its entries are not the shard records': it ${leftReason}`;
   const mismatch = cutMismatch(derived, record.entries, leftIds(left));
   return mismatch ? `its entries are not the shard records': it ${mismatch}` : undefined;
+}
+
+/**
+ * Where the feed had taken `shard` at `head`: its sequence there, and the hash of its record there as the version
+ * chain that ends at the head names it (the latest version that moved the shard; each version read hashing to what
+ * the one after it chains to). At most `maxChainRead` versions back; else why not.
+ */
+async function startOf(
+  db: DynamoDBDocumentClient,
+  tables: TableNames,
+  tenantId: string,
+  head: FeedHeadState,
+  shard: number,
+): Promise<{ seq: number; hash: string } | string> {
+  const seq = head.vector[shard] ?? 0;
+  if (seq === 0) return { seq, hash: genesisHash };
+  let expected = head.hash;
+  for (let version = head.version; version > 0 && head.version - version < maxChainRead; version--) {
+    const parsed = feedVersionSchema.safeParse(await readVersion(db, tables, tenantId, version));
+    if (!parsed.success) return `feed version ${version} (missing or malformed)`;
+    const record = parsed.data;
+    if (record.hash !== expected || versionHash(unhashedVersion(record)) !== record.hash || record.vector[shard] !== seq) {
+      return `feed version ${version}, not in the chain that ends at the head`;
+    }
+    const named = record.heads?.[String(shard)] ?? record.shardHashes?.[shard];
+    if (named !== undefined) return { seq, hash: named };
+    expected = record.prevHash;
+  }
+  return `shard ${shard}'s record ${seq}, not named within ${maxChainRead} versions of the head`;
 }
 
 /**
