@@ -646,7 +646,7 @@ describe("the ledger", () => {
     // The version that left the giver's release out, naming the takeover; then a run that stopped before moving the head.
     const items = await feedItems(ports, tenantId);
     const pending = feedVersionSchema.parse(items.findLast((item) => item.left !== undefined));
-    const [{ by }] = pending.left!;
+    const { by } = pending.left![0]!;
     expect(by.shard).toBe(shardOfSubject(taker.id));
     const previous = feedVersionSchema.parse(items.find((item) => item.version === pending.version - 1));
     const headBack = () =>
@@ -670,7 +670,7 @@ describe("the ledger", () => {
     await headBack();
     // The taker's shard moved far on (more records than a run reads back from a shard head) before any run adopted it.
     const takerHead = await shardHeadItem(ports, tenantId, taker.id);
-    const far = { ...takerHead, seq: Number(takerHead.seq) + 20_000 };
+    const far: Record<string, unknown> = { ...takerHead, seq: Number(takerHead.seq) + 20_000 };
     staleShardRead(client, far, () => true, "farShard");
     client.middlewareStack.add(
       (next, context) => async (args) => {
