@@ -676,7 +676,7 @@ describe("the ledger", () => {
       (next, context) => async (args) => {
         const result = await next(args);
         const item = (result.output as { Item?: Record<string, unknown> }).Item;
-        if ((context as { commandName?: string }).commandName === "GetItemCommand" && item?.pk === far.pk && item.sk === far.sk)
+        if ((context as { commandName?: string }).commandName === "GetItemCommand" && item && item.pk === far.pk && item.sk === far.sk)
           Object.assign(item, far);
         return result;
       },
