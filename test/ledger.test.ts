@@ -5,7 +5,9 @@ import {
   ingestedEvent,
   shardHeadKey,
   auditPartition,
+  auditRecordSchema,
   auditSortKey,
+  chainHash,
   createLedger,
   documentClient,
   domainEvent,
@@ -19,6 +21,7 @@ import {
   registerDevice,
   shardOfSubject,
   verifyAuditChain,
+  unhashed,
   unhashedVersion,
   updateDevice,
   verifyAuditIncrementally,
@@ -28,7 +31,7 @@ import {
   type RequestContext,
 } from "@simroot/core";
 import { cutEntries } from "@simroot/core/ledger/cut";
-import { FeedBlocked, sequenceOnce, settleHead } from "@simroot/core/ledger/sequencer";
+import { FeedBlocked, readFeedHead, sequenceOnce, settleHead } from "@simroot/core/ledger/sequencer";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -146,7 +149,12 @@ async function twoShards(ports: Ports, tenantId: string, first: number, reportVi
   const giver = registered[0]!;
   const taker = registered.find((device) => shardOfSubject(device.id) !== shardOfSubject(giver.id))!;
   let second = 0;
-  const report = async (device: { imsi?: string }, type: string, data: Record<string, unknown> = { bearer: "cellular" }) => {
+  const report = async (
+    device: { imsi?: string },
+    type: string,
+    data: Record<string, unknown> = { bearer: "cellular" },
+    via: Ports = reportVia,
+  ) => {
     const normalized = {
       type,
       dedupeKey: `${type}-${second}`,
@@ -156,7 +164,7 @@ async function twoShards(ports: Ports, tenantId: string, first: number, reportVi
       data,
     };
     const event = ingestedEvent({ ...ctx, actor: "source:src_test" }, "src_test", "simroot", normalized as never, new Date());
-    expect((await applyOperatorEvent(reportVia, event)).value.outcome).toBe("applied");
+    expect((await applyOperatorEvent(via, event)).value.outcome).toBe("applied");
   };
   return { registered, giver, taker, report };
 }
@@ -239,7 +247,7 @@ async function releaseReadBeforeTakeover(tenantId: string, first: number, addres
   await report(taker, "sim.attached", { bearer: "cellular", ipv4: address });
   stale = false;
   await ports.ledger.sequence(tenantId);
-  return { client, ports, giver, taker };
+  return { client, ports, giver, taker, report };
 }
 
 /** Who the feed says holds `address`, version after version (null: nobody). */
@@ -578,6 +586,72 @@ describe("the ledger", () => {
     client.destroy();
   });
 
+  it("does not adopt a version past the head that covers a record past its shard's head item (both written into the audit table alone)", async () => {
+    const { db, tables } = runtime.ports;
+    const tenantId = "ten_forged_past_shard";
+    await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(980) });
+    const head = await readFeedHead(db, tables, tenantId, 16);
+    const shard = head.vector.findIndex((seq) => seq > 0);
+    const [last] = (await shardItems(runtime.ports, tenantId, shard)).slice(-1);
+    // A record after the shard's head (never committed: no head item names it), chained to the last one, and a version
+    // covering it, chained to the feed head: hashed as the ledger and the sequencer hash (no key is needed).
+    const value = { id: "dev_forged", state: "active", labels: { admin: "true" } };
+    const forged = {
+      ...unhashed(auditRecordSchema.parse(last)),
+      seq: head.vector[shard]! + 1,
+      prevHash: String(last!.hash),
+      feed: [{ kind: "device", key: "dev_forged", value }],
+    };
+    const forgedHash = chainHash(forged.prevHash, forged);
+    await db.send(
+      new PutCommand({
+        TableName: tables.audit,
+        Item: { ...last, ...forged, sk: auditSortKey(forged.seq), hash: forgedHash },
+      }),
+    );
+    const version = {
+      version: head.version + 1,
+      tenantId,
+      time: new Date().toISOString(),
+      vector: head.vector.map((to, n) => (n === shard ? forged.seq : to)),
+      heads: { [String(shard)]: forgedHash },
+      entries: [{ kind: "device", key: "dev_forged", value, shard, seq: forged.seq }],
+      prevHash: head.hash,
+    };
+    await db.send(
+      new PutCommand({
+        TableName: tables.audit,
+        Item: { pk: feedPartition(tenantId), sk: feedSortKey(version.version), ...version, hash: versionHash(version as never) },
+      }),
+    );
+    await expect(settleHead(db, tables, tenantId)).rejects.toThrow(FeedBlocked);
+    expect((await readFeedHead(db, tables, tenantId, 16)).version).toBe(head.version);
+  });
+
+  it("does not serve a record altered in the audit table before the sequencer read it, even re-hashed", async () => {
+    const tenantId = "ten_altered_before_read";
+    // The change commits while the store refuses the sequencer its reads (the commit answers after its wait).
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    refuseSequencerReads(client, () => true);
+    const device = await registerDevice(portsFor(client, runtime.ports.tables, runtime.bus), ctxFor(tenantId), { imsi: imsi(981) });
+    const shard = shardOfSubject(device.value.id);
+    const [record] = (await shardItems(runtime.ports, tenantId, shard)).slice(-1);
+    const parsed = auditRecordSchema.parse(record);
+    const altered = {
+      ...unhashed(parsed),
+      feed: parsed.feed!.map((change) => ({ ...change, value: { ...change.value, labels: { admin: "true" } } })),
+    };
+    await runtime.ports.db.send(
+      new PutCommand({
+        TableName: runtime.ports.tables.audit,
+        Item: { ...record, ...altered, hash: chainHash(altered.prevHash, altered) },
+      }),
+    );
+    await expect(sequenceOnce(runtime.ports.db, runtime.ports.tables, tenantId, 16, new Date())).rejects.toThrow(FeedBlocked);
+    expect((await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16)).version).toBe(0);
+    client.destroy();
+  }, 30_000);
+
   it("refuses a change that says nothing happened", () => {
     const ledger = createLedger(runtime.ports.db, runtime.ports.tables);
     expect(() => ledger.commit({ tenantId: "ten_x", writes: [], events: [] })).toThrow("at least one event");
@@ -640,9 +714,9 @@ describe("the ledger", () => {
     client.destroy();
   });
 
-  it("adopts a version left past the head that names an overtaking record, however far that record's shard has moved on since", async () => {
+  it("adopts a version left past the head that names an overtaking record once its shard has moved on, and not with that record altered", async () => {
     const tenantId = "ten_left_pending";
-    const { client, ports, taker } = await releaseReadBeforeTakeover(tenantId, 960, "10.9.0.9");
+    const { client, ports, taker, report } = await releaseReadBeforeTakeover(tenantId, 960, "10.9.0.9");
     // The version that left the giver's release out, naming the takeover; then a run that stopped before moving the head.
     const items = await feedItems(ports, tenantId);
     const pending = feedVersionSchema.parse(items.findLast((item) => item.left !== undefined));
@@ -668,26 +742,16 @@ describe("the ledger", () => {
     for (const item of items.filter((item) => Number(item.version) > pending.version))
       await ports.db.send(new DeleteCommand({ TableName: ports.tables.audit, Key: { pk: item.pk, sk: item.sk } }));
     await headBack();
-    // The taker's shard moved far on (more records than a run reads back from a shard head) before any run adopted it.
-    const takerHead = await shardHeadItem(ports, tenantId, taker.id);
-    const far: Record<string, unknown> = { ...takerHead, seq: Number(takerHead.seq) + 20_000 };
-    staleShardRead(client, far, () => true, "farShard");
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        const result = await next(args);
-        const item = (result.output as { Item?: Record<string, unknown> }).Item;
-        if ((context as { commandName?: string }).commandName === "GetItemCommand" && item && item.pk === far.pk && item.sk === far.sk)
-          Object.assign(item, far);
-        return result;
-      },
-      { step: "initialize", name: "farShardGet" },
-    );
-
+    // The taker's shard moves on before any run adopts it (a change committed while the store refuses the sequencer).
+    const refusing = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    refuseSequencerReads(refusing, () => true);
+    await report(taker, "sim.detached", { bearer: "cellular" }, portsFor(refusing, runtime.ports.tables, runtime.bus));
+    expect(Number((await shardHeadItem(ports, tenantId, taker.id)).seq)).toBeGreaterThan(by.seq);
     // The record it names, altered: not adopted (it is checked in its chain, up to where the feed had taken its shard).
     const named = (await shardItems(ports, tenantId, by.shard)).find((item) => Number(item.seq) === by.seq)!;
     await ports.db.send(new PutCommand({ TableName: ports.tables.audit, Item: { ...named, feed: [] } }));
     await expect(settleHead(client, ports.tables, tenantId)).rejects.toThrow(FeedBlocked);
-    await expect(settleHead(client, ports.tables, tenantId)).rejects.toThrow(/not in the chain that ends at the trusted head/);
+    await expect(settleHead(client, ports.tables, tenantId)).rejects.toThrow(/not in its chain/);
     expect(await headVersion()).toBe(previous.version);
 
     await ports.db.send(new PutCommand({ TableName: ports.tables.audit, Item: named }));
@@ -695,7 +759,8 @@ describe("the ledger", () => {
     expect(await headVersion()).toBe(pending.version);
     expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true });
     client.destroy();
-  });
+    refusing.destroy();
+  }, 30_000);
 
   it("reaches the takeover of an address when the sequencer read its shard before it and the release after", async () => {
     const tenantId = "ten_cut_reach";

@@ -5,9 +5,10 @@ export const genesisHash = "0".repeat(64);
 
 /**
  * JSON with object keys sorted at every level: one byte string per value, whatever the key order. Fields that are
- * undefined are left out; any other value JSON cannot hold (a function, undefined in an array) is `null`. Every
- * chain and feed hash is over these bytes, so they never change; built in one pass (the PEPs and the control plane
- * hash every snapshot page and every delta with it).
+ * undefined are left out; any other value JSON cannot hold (a function, undefined in an array) is `null`, and so is
+ * a hole in an array (the form before wrote nothing there; nothing hashed has holes: it comes from JSON, zod or the
+ * store). Every chain and feed hash is over these bytes, so they never change; built in one pass (the PEPs and the
+ * control plane hash every snapshot page and every delta with it).
  */
 export function canonicalJson(value: unknown): string {
   if (typeof value === "string") return JSON.stringify(value);

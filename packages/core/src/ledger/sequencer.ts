@@ -179,17 +179,15 @@ export async function chainedRecordFeed(
   return feed;
 }
 
-/** A shard's audit record items from sequence `from` to `to`, in order (all of each, or the projected attributes). */
-async function recordItems(
+/** A shard's audit record items from sequence `from` to `to`, in order, page by page (consistent reads). */
+async function* recordPages(
   db: DynamoDBDocumentClient,
   tables: TableNames,
   tenantId: string,
   shard: number,
   from: number,
   to: number,
-  projection?: { ProjectionExpression: string; ExpressionAttributeNames: Record<string, string> },
-) {
-  const items: Record<string, unknown>[] = [];
+): AsyncGenerator<Record<string, unknown>[]> {
   let start: Record<string, unknown> | undefined;
   do {
     const page = await db.send(
@@ -197,29 +195,20 @@ async function recordItems(
         TableName: tables.audit,
         KeyConditionExpression: "pk = :p AND sk BETWEEN :from AND :to",
         ExpressionAttributeValues: { ":p": auditPartition(tenantId, shard), ":from": auditSortKey(from), ":to": auditSortKey(to) },
-        ...projection,
         ConsistentRead: true,
         ExclusiveStartKey: start,
       }),
     );
-    items.push(...(page.Items ?? []));
+    yield page.Items ?? [];
     start = page.LastEvaluatedKey;
   } while (start);
-  return items;
 }
 
-/** A shard's records (after, upTo]: sequence, feed changes and hash. */
-async function readRecords(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number, after: number, upTo: number) {
-  if (after >= upTo) return [];
-  const items = await recordItems(db, tables, tenantId, shard, after + 1, upTo, {
-    ProjectionExpression: "seq, feed, #hash",
-    ExpressionAttributeNames: { "#hash": "hash" },
-  });
-  return items.map((item): Records[number] & { hash?: string } => ({
-    seq: Number(item.seq),
-    feed: item.feed as never,
-    hash: String(item.hash),
-  }));
+/** A shard's audit record items from sequence `from` to `to`, in order. */
+async function recordItems(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number, from: number, to: number) {
+  const items: Record<string, unknown>[] = [];
+  for await (const page of recordPages(db, tables, tenantId, shard, from, to)) items.push(...page);
+  return items;
 }
 
 type Entry = FeedVersionRecord["entries"][number];
@@ -227,17 +216,89 @@ type Records = { seq: number; feed?: { kind: string; key: string; value: Record<
 /** The records of a shard this process committed itself, when it still holds every one of (after, upTo]. */
 export type KnownRecords = (shard: number, after: number, upTo: number) => Records | undefined;
 
-/** The cut's entries (cut.ts), a binding written on several shards with the store's value. */
+/** How many records an anchored read checks at most (about 27 minutes of a shard at 125 commits/s). */
+const maxAnchoredRead = 200_000;
+
+/** A record read from the audit table that is not where its chain says it is: altered, or written there by hand. */
+class Unchained {
+  readonly why: string;
+  constructor(why: string) {
+    this.why = why;
+  }
+}
+
 /**
- * The records (after, upTo] of a shard, every one of them. A head (or a binding) read key by key may be visible before
- * the other items of its transaction, the record among them, are: read again briefly before giving up.
+ * A shard's records (after, until.seq], read page by page and checked to be one chain that ends at `until.hash` (a
+ * shard head item's: the control table anchors it, the audit table alone cannot). Each record hashes to what it says
+ * and names the one before; so a record altered there, or one added past the head, is refused, whoever hashed it.
+ * Returns the records `keep` asks for (sequence, feed changes, hash); `missing` when fewer than that are there (not yet
+ * visible, or gone); `Unchained` when they do not chain.
  */
-async function readWhole(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number, after: number, upTo: number) {
+async function anchoredRecords(
+  db: DynamoDBDocumentClient,
+  tables: TableNames,
+  tenantId: string,
+  shard: number,
+  after: number,
+  until: { readonly seq: number; readonly hash: string },
+  keep: (seq: number) => boolean = () => true,
+): Promise<(Records[number] & { hash: string })[] | "missing" | Unchained> {
+  if (after >= until.seq) return [];
+  if (until.seq - after > maxAnchoredRead)
+    return new Unchained(`shard ${shard}'s records ${after + 1} to ${until.seq} are too many to check`);
+  const kept: (Records[number] & { hash: string })[] = [];
+  let expected = after + 1;
+  let previous: string | undefined;
+  for await (const page of recordPages(db, tables, tenantId, shard, after + 1, until.seq)) {
+    for (const item of page) {
+      const parsed = auditRecordSchema.safeParse(item);
+      if (!parsed.success) return new Unchained(`shard ${shard}'s record ${String(item.seq)} is malformed`);
+      const record = parsed.data;
+      if (record.seq !== expected) return "missing";
+      if ((previous !== undefined && record.prevHash !== previous) || chainHash(record.prevHash, unhashed(record)) !== record.hash) {
+        return new Unchained(`shard ${shard}'s record ${record.seq} is not in its chain`);
+      }
+      if (keep(record.seq)) kept.push({ seq: record.seq, feed: record.feed as never, hash: record.hash });
+      previous = record.hash;
+      expected++;
+    }
+  }
+  if (expected !== until.seq + 1) return "missing";
+  return previous === until.hash ? kept : new Unchained(`shard ${shard}'s records do not end at its head (${until.seq})`);
+}
+
+/**
+ * The records (after, to.seq] of a shard, every one of them, chained to the shard head `to` (`anchoredRecords`). A head
+ * (or a binding) read key by key may be visible before the other items of its transaction, the record among them, are:
+ * read again briefly before giving up.
+ */
+async function readWhole(
+  db: DynamoDBDocumentClient,
+  tables: TableNames,
+  tenantId: string,
+  shard: number,
+  after: number,
+  to: { readonly seq: number; readonly hash: string },
+) {
   for (let again = 0; ; again++) {
-    const records = await readRecords(db, tables, tenantId, shard, after, upTo);
-    if (records.length === upTo - after && records.at(-1)?.seq === upTo) return records;
+    const records = await anchoredRecords(db, tables, tenantId, shard, after, to);
+    if (records instanceof Unchained) throw new FeedBlocked(records.why);
+    if (records !== "missing") return records;
     // Still missing: gone (expired, deleted), not late. The feed stops here and says why (the ledger logs it, retrying).
-    if (again >= 3) throw new FeedBlocked(`shard ${shard} holds ${records.length} of its records ${after + 1} to ${upTo}`);
+    if (again >= 3) throw new FeedBlocked(`shard ${shard} does not hold all of its records ${after + 1} to ${to.seq}`);
+    await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** again));
+  }
+}
+
+/**
+ * The shard's head item once it is at `seq` or past it: a binding item written by the record at `seq` may be visible
+ * before the head item of the same transaction is. Still behind after a few reads, the run stops (and is tried again).
+ */
+async function shardHeadFrom(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number, seq: number) {
+  for (let again = 0; ; again++) {
+    const head = await readShardHead(db, tables, tenantId, shard);
+    if (head.seq >= seq) return head;
+    if (again >= 3) throw new Error(`shard ${shard}'s head is not yet at the record ${seq} a binding names`);
     await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** again));
   }
 }
@@ -260,8 +321,6 @@ async function entriesOf(
   known: KnownRecords,
 ) {
   const reached = cut.map((to) => ({ ...to }));
-  /** The shards reached past the head read: the version names their heads from the records read (set below). */
-  const reachedShards = new Set<number>();
   /**
    * Each address's store item, read once per run, after the cut. Any revision an earlier version served is at or below
    * it, so reaching the change that wrote it is enough: an address moving on meanwhile does not make the run reach
@@ -273,7 +332,7 @@ async function entriesOf(
       reached.map(async (to, shard): Promise<(Records[number] & { hash?: string })[]> => {
         if (to.seq <= head.vector[shard]!) return [];
         const remembered = reach === 0 ? known(shard, head.vector[shard]!, to.seq) : undefined;
-        return remembered ?? readWhole(db, tables, tenantId, shard, head.vector[shard]!, to.seq);
+        return remembered ?? readWhole(db, tables, tenantId, shard, head.vector[shard]!, to);
       }),
     );
     const derived = cutEntries(perShard);
@@ -299,13 +358,10 @@ async function entriesOf(
       // Reaching on and on (addresses whose later changes each bring in another's): the run stops and is tried again
       // rather than serve a change a later one, served before, overtook.
       if (reach === maxReaches) throw new Error(`the cut reached ${maxReaches} times for bindings' later changes`);
-      for (const [shard, seq] of further) {
-        reached[shard] = { seq, hash: "" };
-        reachedShards.add(shard);
-      }
+      // To the shard's head item as it is now (at or past the change), so the records read are anchored there too.
+      for (const [shard, seq] of further) reached[shard] = await shardHeadFrom(db, tables, tenantId, shard, seq);
       continue;
     }
-    for (const shard of reachedShards) reached[shard]!.hash = perShard[shard]!.at(-1)!.hash!;
     const left = leftOutOf(derived, store, head.vector);
     const omitted = leftIds(left);
     const entries: Entry[] = [];
@@ -400,58 +456,40 @@ async function pendingDefect(
   const { vector } = record;
   if (vector.length !== head.vector.length || vector.some((to, shard) => to < head.vector[shard]!)) return "goes back";
   if (vector.every((to, shard) => to === head.vector[shard])) return "moves no shard";
-  // Every record it claims to cover exists, and it names the shard heads those records end at.
-  const perShard = await Promise.all(vector.map((to, shard) => readRecords(db, tables, tenantId, shard, head.vector[shard]!, to)));
-  for (const [shard, records] of perShard.entries()) {
-    if (records.length !== vector[shard]! - head.vector[shard]!) return `covers records shard ${shard} does not hold`;
-    const named = record.heads?.[String(shard)] ?? record.shardHashes?.[shard];
-    if (records.length > 0 && named !== records.at(-1)!.hash) return `names another head for shard ${shard}`;
+  const left = record.left ?? [];
+  // The records it covers, and those it names as overtaking a binding's change (each at or before the head's vector,
+  // `leftDefect`), read per shard in one pass up to the shard's head item: one chain ending there (`anchoredRecords`).
+  // Written into the audit table alone, a record or a version does not get past that.
+  const named = new Map<number, Set<number>>();
+  for (const { by } of left) named.set(by.shard, (named.get(by.shard) ?? new Set()).add(by.seq));
+  const perShard: Records[] = [];
+  const feeds = new Map<string, CutRecord["feed"]>();
+  for (const [shard, to] of vector.entries()) {
+    const from = head.vector[shard]!;
+    const seqs = named.get(shard) ?? new Set<number>();
+    if (to === from && seqs.size === 0) {
+      perShard.push([]);
+      continue;
+    }
+    const anchor = await readShardHead(db, tables, tenantId, shard);
+    if (to > anchor.seq) return `covers records of shard ${shard} past its head`;
+    const after = Math.min(from, ...[...seqs].map((seq) => seq - 1));
+    const records = await anchoredRecords(db, tables, tenantId, shard, Math.max(after, 0), anchor, (seq) =>
+      seq > from ? seq <= to : seqs.has(seq),
+    );
+    if (records === "missing") return `covers records shard ${shard} does not hold`;
+    if (records instanceof Unchained) return records.why;
+    for (const one of records) if (seqs.has(one.seq)) feeds.set(`${shard}|${one.seq}`, one.feed as CutRecord["feed"]);
+    const covered = records.filter((one) => one.seq > from);
+    const heads = record.heads?.[String(shard)] ?? record.shardHashes?.[shard];
+    if (covered.length > 0 && heads !== covered.at(-1)!.hash) return `names another head for shard ${shard}`;
+    perShard.push(covered);
   }
   const derived = cutEntries(perShard);
-  const left = record.left ?? [];
-  // The records it names as overtaking a binding's change (each at or before the head's vector, `leftDefect`): read in
-  // their chain up to where the feed had taken their shard when the version was written, not up to the shard's head
-  // item (a busy shard may have moved on past what a run reads back before any run adopted the version).
-  const feeds = new Map<string, CutRecord["feed"]>();
-  for (const { by } of left) {
-    const start = await startOf(db, tables, tenantId, head, by.shard);
-    const feed = typeof start === "string" ? start : await chainedRecordFeed(db, tables, tenantId, by, start);
-    if (typeof feed === "string") return `it names ${feed}`;
-    feeds.set(`${by.shard}|${by.seq}`, feed);
-  }
   const leftReason = leftDefect(derived, left, head.vector, ({ shard, seq }) => feeds.get(`${shard}|${seq}`));
   if (leftReason) return `its entries are not the shard records': it ${leftReason}`;
   const mismatch = cutMismatch(derived, record.entries, leftIds(left));
   return mismatch ? `its entries are not the shard records': it ${mismatch}` : undefined;
-}
-
-/**
- * Where the feed had taken `shard` at `head`: its sequence there, and the hash of its record there as the version
- * chain that ends at the head names it (the latest version that moved the shard; each version read hashing to what
- * the one after it chains to). At most `maxChainRead` versions back; else why not.
- */
-async function startOf(
-  db: DynamoDBDocumentClient,
-  tables: TableNames,
-  tenantId: string,
-  head: FeedHeadState,
-  shard: number,
-): Promise<{ seq: number; hash: string } | string> {
-  const seq = head.vector[shard] ?? 0;
-  if (seq === 0) return { seq, hash: genesisHash };
-  let expected = head.hash;
-  for (let version = head.version; version > 0 && head.version - version < maxChainRead; version--) {
-    const parsed = feedVersionSchema.safeParse(await readVersion(db, tables, tenantId, version));
-    if (!parsed.success) return `feed version ${version} (missing or malformed)`;
-    const record = parsed.data;
-    if (record.hash !== expected || versionHash(unhashedVersion(record)) !== record.hash || record.vector[shard] !== seq) {
-      return `feed version ${version}, not in the chain that ends at the head`;
-    }
-    const named = record.heads?.[String(shard)] ?? record.shardHashes?.[shard];
-    if (named !== undefined) return { seq, hash: named };
-    expected = record.prevHash;
-  }
-  return `shard ${shard}'s record ${seq}, not named within ${maxChainRead} versions of the head`;
 }
 
 /**
