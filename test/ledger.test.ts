@@ -250,6 +250,26 @@ async function releaseReadBeforeTakeover(tenantId: string, first: number, addres
   return { client, ports, giver, taker, report };
 }
 
+/**
+ * The latest version that left a binding change out (`pending`), as a run that stopped before moving the head leaves it:
+ * later versions removed, the head put back on the version before (`previous`). `stored` is the version's item.
+ */
+async function leftVersionPending(ports: Ports, tenantId: string) {
+  const items = await feedItems(ports, tenantId);
+  const stored = items.findLast((item) => item.left !== undefined)!;
+  const pending = feedVersionSchema.parse(stored);
+  const previous = feedVersionSchema.parse(items.find((item) => item.version === pending.version - 1));
+  for (const item of items.filter((item) => Number(item.version) > pending.version))
+    await ports.db.send(new DeleteCommand({ TableName: ports.tables.audit, Key: { pk: item.pk, sk: item.sk } }));
+  await ports.db.send(
+    new PutCommand({
+      TableName: ports.tables.control,
+      Item: { ...feedHeadKey(tenantId), version: previous.version, vector: previous.vector, hash: previous.hash, updatedAt: previous.time },
+    }),
+  );
+  return { stored, pending, previous };
+}
+
 /** Who the feed says holds `address`, version after version (null: nobody). */
 async function holdersInFeed(ports: Ports, tenantId: string, address: string) {
   return (await feedItems(ports, tenantId))
@@ -652,6 +672,81 @@ describe("the ledger", () => {
     client.destroy();
   }, 30_000);
 
+  it("does not adopt a version past the head written by hand without the binding change a sequencing leaves out", async () => {
+    const tenantId = "ten_left_dropped";
+    const { client, ports, taker } = await releaseReadBeforeTakeover(tenantId, 1000, "10.9.4.4");
+    const { stored, pending: honest, previous } = await leftVersionPending(ports, tenantId);
+    await ports.db.send(new DeleteCommand({ TableName: ports.tables.audit, Key: { pk: stored.pk, sk: stored.sk } }));
+    // Written into the audit table alone: the same cut, every change its records give (the release among them), no `left`.
+    const perShard = await Promise.all(
+      honest.vector.map(async (to, shard) =>
+        (await shardItems(ports, tenantId, shard))
+          .map((item) => auditRecordSchema.parse(item))
+          .filter((record) => record.seq > previous.vector[shard]! && record.seq <= to),
+      ),
+    );
+    const { left: _left, ...rest } = honest;
+    const forged = { ...unhashedVersion(rest), entries: cutEntries(perShard).map(({ entry }) => entry) };
+    await ports.db.send(
+      new PutCommand({
+        TableName: ports.tables.audit,
+        Item: { pk: feedPartition(tenantId), sk: feedSortKey(forged.version), ...forged, hash: versionHash(forged) },
+      }),
+    );
+    await expect(settleHead(client, ports.tables, tenantId)).rejects.toThrow(/serves binding 10.9.4.4 at revision/);
+    expect((await readFeedHead(ports.db, ports.tables, tenantId, 16)).version).toBe(previous.version);
+    // The honest version, written again, is adopted: the feed ends with the taker.
+    await ports.db.send(
+      new DeleteCommand({ TableName: ports.tables.audit, Key: { pk: feedPartition(tenantId), sk: feedSortKey(forged.version) } }),
+    );
+    await ports.db.send(new PutCommand({ TableName: ports.tables.audit, Item: stored }));
+    await settleHead(client, ports.tables, tenantId);
+    expect((await readFeedHead(ports.db, ports.tables, tenantId, 16)).version).toBe(honest.version);
+    expect((await holdersInFeed(ports, tenantId, "10.9.4.4")).at(-1)).toBe(taker.id);
+    client.destroy();
+  }, 30_000);
+
+  it("does not serve a version past the head when a notice names it (a notice is a hint: the head is read)", async () => {
+    const tenantId = "ten_notice_forged";
+    await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(990) });
+    const head = await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16);
+    const version = {
+      version: head.version + 1,
+      tenantId,
+      time: new Date().toISOString(),
+      vector: [...head.vector],
+      heads: {},
+      entries: [{ kind: "device", key: "dev_forged", value: { id: "dev_forged", state: "active" }, shard: 0, seq: 1 }],
+      prevHash: head.hash,
+    };
+    await runtime.ports.db.send(
+      new PutCommand({
+        TableName: runtime.ports.tables.audit,
+        Item: { pk: feedPartition(tenantId), sk: feedSortKey(version.version), ...version, hash: versionHash(version) },
+      }),
+    );
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    let notify: ((notice: { tenantId: string; version: number } | undefined) => void) | undefined;
+    const other: Ports = {
+      ...portsFor(client, runtime.ports.tables, runtime.bus),
+      feedNotifier: {
+        publish: async () => {},
+        subscribe: (_tenant, listener) => {
+          notify = listener;
+          return () => {};
+        },
+      },
+    };
+    const waiting = feedDeltas(other, memorySigner(), tenantId, { since: head.version, limit: 100, waitMs: 1500 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    notify!({ tenantId, version: version.version });
+    const answer = await waiting;
+    const signed = answer.kind === "response" ? answer.response.signed : answer.signed;
+    expect(signed.head.version).toBe(head.version);
+    expect(answer.kind === "response" ? answer.response.entries : []).toEqual([]);
+    client.destroy();
+  });
+
   it("refuses a change that says nothing happened", () => {
     const ledger = createLedger(runtime.ports.db, runtime.ports.tables);
     expect(() => ledger.commit({ tenantId: "ten_x", writes: [], events: [] })).toThrow("at least one event");
@@ -718,30 +813,10 @@ describe("the ledger", () => {
     const tenantId = "ten_left_pending";
     const { client, ports, taker, report } = await releaseReadBeforeTakeover(tenantId, 960, "10.9.0.9");
     // The version that left the giver's release out, naming the takeover; then a run that stopped before moving the head.
-    const items = await feedItems(ports, tenantId);
-    const pending = feedVersionSchema.parse(items.findLast((item) => item.left !== undefined));
+    const { pending, previous } = await leftVersionPending(ports, tenantId);
     const { by } = pending.left![0]!;
     expect(by.shard).toBe(shardOfSubject(taker.id));
-    const previous = feedVersionSchema.parse(items.find((item) => item.version === pending.version - 1));
-    const headBack = () =>
-      ports.db.send(
-        new PutCommand({
-          TableName: ports.tables.control,
-          Item: {
-            ...feedHeadKey(tenantId),
-            version: previous.version,
-            vector: previous.vector,
-            hash: previous.hash,
-            updatedAt: previous.time,
-          },
-        }),
-      );
-    const headVersion = async () =>
-      (await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }))).Item
-        ?.version;
-    for (const item of items.filter((item) => Number(item.version) > pending.version))
-      await ports.db.send(new DeleteCommand({ TableName: ports.tables.audit, Key: { pk: item.pk, sk: item.sk } }));
-    await headBack();
+    const headVersion = async () => (await readFeedHead(ports.db, ports.tables, tenantId, 16)).version;
     // The taker's shard moves on before any run adopts it (a change committed while the store refuses the sequencer).
     const refusing = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
     refuseSequencerReads(refusing, () => true);

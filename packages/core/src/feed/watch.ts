@@ -152,8 +152,12 @@ function watch(ports: Ports, tenantId: string, waiter: Waiter): () => void {
     const subscribe = ports.feedNotifier?.subscribe;
     const readHead = () => void headVersion(ports, tenantId).catch(() => {});
     const poll = setInterval(readHead, headPollOverride ?? (subscribe ? fallbackHeadPollMs : headPollMs));
-    // A notice names the version; an interrupted channel may have lost some: read the head.
-    const unsubscribe = subscribe?.(tenantId, (notice) => (notice ? observe(watches, tenantId, notice.version) : readHead()));
+    // A notice is a hint, not a fact: whoever can publish on the channel could name a version past the head (one
+    // written past it into the audit table by hand, say). A notice of something newer, or an interrupted channel
+    // (which may have lost some), makes this process read the head: one read per notice, not per waiting PEP.
+    const unsubscribe = subscribe?.(tenantId, (notice) => {
+      if (!notice || notice.version > (watches.seen.get(tenantId) ?? 0)) readHead();
+    });
     watcher = {
       waiters: new Set(),
       stop: () => {

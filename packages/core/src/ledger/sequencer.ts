@@ -268,10 +268,19 @@ async function anchoredRecords(
 }
 
 /**
- * The records (after, to.seq] of a shard, every one of them, chained to the shard head `to` (`anchoredRecords`). A head
- * (or a binding) read key by key may be visible before the other items of its transaction, the record among them, are:
- * read again briefly before giving up.
+ * `anchoredRecords`, read again briefly while records are missing: a head (or a binding) read key by key may be visible
+ * before the other items of its transaction, the record among them, are. Still missing after that, they are gone
+ * (expired, deleted), not late.
  */
+async function anchoredWhole(...args: Parameters<typeof anchoredRecords>) {
+  for (let again = 0; ; again++) {
+    const records = await anchoredRecords(...args);
+    if (records !== "missing" || again >= 3) return records;
+    await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** again));
+  }
+}
+
+/** The records (after, to.seq] of a shard, every one of them, chained to the shard head `to`; else the feed stops. */
 async function readWhole(
   db: DynamoDBDocumentClient,
   tables: TableNames,
@@ -280,14 +289,11 @@ async function readWhole(
   after: number,
   to: { readonly seq: number; readonly hash: string },
 ) {
-  for (let again = 0; ; again++) {
-    const records = await anchoredRecords(db, tables, tenantId, shard, after, to);
-    if (records instanceof Unchained) throw new FeedBlocked(records.why);
-    if (records !== "missing") return records;
-    // Still missing: gone (expired, deleted), not late. The feed stops here and says why (the ledger logs it, retrying).
-    if (again >= 3) throw new FeedBlocked(`shard ${shard} does not hold all of its records ${after + 1} to ${to.seq}`);
-    await new Promise((resolve) => setTimeout(resolve, 5 * 2 ** again));
-  }
+  const records = await anchoredWhole(db, tables, tenantId, shard, after, to);
+  // The feed stops here and says why (the ledger logs it, retrying).
+  if (records instanceof Unchained) throw new FeedBlocked(records.why);
+  if (records === "missing") throw new FeedBlocked(`shard ${shard} does not hold all of its records ${after + 1} to ${to.seq}`);
+  return records;
 }
 
 /**
@@ -462,24 +468,25 @@ async function pendingDefect(
   // Written into the audit table alone, a record or a version does not get past that.
   const named = new Map<number, Set<number>>();
   for (const { by } of left) named.set(by.shard, (named.get(by.shard) ?? new Set()).add(by.seq));
+  const read = await Promise.all(
+    vector.map(async (to, shard) => {
+      const from = head.vector[shard]!;
+      const seqs = named.get(shard) ?? new Set<number>();
+      if (to === from && seqs.size === 0) return [];
+      const anchor = await readShardHead(db, tables, tenantId, shard);
+      if (to > anchor.seq) return `covers records of shard ${shard} past its head`;
+      const after = Math.max(0, Math.min(from, ...[...seqs].map((seq) => seq - 1)));
+      const records = await anchoredWhole(db, tables, tenantId, shard, after, anchor, (seq) => (seq > from ? seq <= to : seqs.has(seq)));
+      if (records === "missing") return `covers records shard ${shard} does not hold`;
+      return records instanceof Unchained ? records.why : records;
+    }),
+  );
   const perShard: Records[] = [];
   const feeds = new Map<string, CutRecord["feed"]>();
-  for (const [shard, to] of vector.entries()) {
+  for (const [shard, records] of read.entries()) {
+    if (typeof records === "string") return records;
     const from = head.vector[shard]!;
-    const seqs = named.get(shard) ?? new Set<number>();
-    if (to === from && seqs.size === 0) {
-      perShard.push([]);
-      continue;
-    }
-    const anchor = await readShardHead(db, tables, tenantId, shard);
-    if (to > anchor.seq) return `covers records of shard ${shard} past its head`;
-    const after = Math.min(from, ...[...seqs].map((seq) => seq - 1));
-    const records = await anchoredRecords(db, tables, tenantId, shard, Math.max(after, 0), anchor, (seq) =>
-      seq > from ? seq <= to : seqs.has(seq),
-    );
-    if (records === "missing") return `covers records shard ${shard} does not hold`;
-    if (records instanceof Unchained) return records.why;
-    for (const one of records) if (seqs.has(one.seq)) feeds.set(`${shard}|${one.seq}`, one.feed as CutRecord["feed"]);
+    for (const one of records) if (one.seq <= from) feeds.set(`${shard}|${one.seq}`, one.feed as CutRecord["feed"]);
     const covered = records.filter((one) => one.seq > from);
     const heads = record.heads?.[String(shard)] ?? record.shardHashes?.[shard];
     if (covered.length > 0 && heads !== covered.at(-1)!.hash) return `names another head for shard ${shard}`;
@@ -488,7 +495,17 @@ async function pendingDefect(
   const derived = cutEntries(perShard);
   const leftReason = leftDefect(derived, left, head.vector, ({ shard, seq }) => feeds.get(`${shard}|${seq}`));
   if (leftReason) return `its entries are not the shard records': it ${leftReason}`;
-  const mismatch = cutMismatch(derived, record.entries, leftIds(left));
+  // Nor leave out less than a sequencing would have: a binding change the store shows overtaken by a change an earlier
+  // version carried. The store holds that revision still, so it held it when the version was written (any write since
+  // is recorded past the head's vector), and the sequencer then left the change out.
+  const omitted = leftIds(left);
+  const kept = leftOutOf(derived, await storedBindings(db, tables, tenantId, derived), head.vector).find(
+    ({ key }) => !omitted.has(entryId({ kind: "binding", key })),
+  );
+  if (kept) {
+    return `its entries are not the shard records': it serves binding ${kept.key} at revision ${kept.rev}, overtaken by shard ${kept.by.shard}'s record ${kept.by.seq} an earlier version carried`;
+  }
+  const mismatch = cutMismatch(derived, record.entries, omitted);
   return mismatch ? `its entries are not the shard records': it ${mismatch}` : undefined;
 }
 
