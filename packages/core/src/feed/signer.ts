@@ -4,8 +4,7 @@
  * key in memory. Production uses a KMS-held key behind the same port (see kms-signer.ts).
  */
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, type KeyObject } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
+import { keyFile } from "../secrets/key-file.ts";
 
 export interface FeedSigner {
   readonly keyId: string;
@@ -35,13 +34,6 @@ export const memorySigner = (): FeedSigner => keySigner(generateKeyPairSync("ed2
 
 /** The signer whose key is the PEM file at `path`, generated there on first use. */
 export async function fileSigner(path: string): Promise<FeedSigner> {
-  try {
-    return keySigner(createPrivateKey(await readFile(path, "utf8")));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-  }
-  const { privateKey } = generateKeyPairSync("ed25519");
-  await mkdir(dirname(path), { recursive: true });
-  await writeFile(path, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600, flag: "wx" });
-  return keySigner(privateKey);
+  const pem = await keyFile(path, () => generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString());
+  return keySigner(createPrivateKey(pem));
 }

@@ -5,7 +5,7 @@
  * is not exercised is AWS itself (no AWS account on this machine).
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { mkdtemp, readFile, stat } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startLoopbackKms } from "../store/kms-loopback.test-support.ts";
@@ -70,5 +70,16 @@ describe("the local sealer", () => {
     expect((await stat(path)).mode & 0o777).toBe(0o600);
     expect(Buffer.from((await readFile(path, "utf8")).trim(), "base64")).toHaveLength(32);
     expect(await second.open(await first.seal("whsec_x", binding), binding)).toBe("whsec_x");
+  });
+
+  it("never reads a key file half written when processes of one data folder start at once", async () => {
+    const folder = await mkdtemp(join(tmpdir(), "simroot-sealer-race-"));
+    for (let round = 0; round < 40; round++) {
+      const sealers = await Promise.all(Array.from({ length: 6 }, () => fileSealer(join(folder, `key-${round}`))));
+      const sealed = await sealers[0]!.seal("whsec_x", binding);
+      for (const sealer of sealers) expect(await sealer.open(sealed, binding)).toBe("whsec_x");
+    }
+    // Only the key files: no file a process wrote its key to first is left behind.
+    expect((await readdir(folder)).sort()).toEqual(Array.from({ length: 40 }, (_, round) => `key-${round}`).sort());
   });
 });

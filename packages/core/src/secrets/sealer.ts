@@ -12,11 +12,10 @@
  */
 import { DecryptCommand, EncryptCommand, KMSClient } from "@aws-sdk/client-kms";
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
-import { mkdir, readFile, writeFile } from "node:fs/promises";
-import { dirname } from "node:path";
 import { secretsKeyFile, secretsKmsKeyId } from "../config.ts";
 import { canonicalJson } from "../ledger/chain.ts";
 import { sdkClientSettings } from "../store/sdk-settings.ts";
+import { keyFile } from "./key-file.ts";
 
 /** What a sealed value is bound to: it opens only with the same binding. */
 export interface SecretBinding {
@@ -61,19 +60,8 @@ export const memorySealer = (): SecretSealer => keySealer(randomBytes(32));
 
 /** The sealer whose key is the file at `path` (base64, mode 0600), generated there on first use. */
 export async function fileSealer(path: string): Promise<SecretSealer> {
-  try {
-    return keySealer(Buffer.from((await readFile(path, "utf8")).trim(), "base64"));
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-  }
-  await mkdir(dirname(path), { recursive: true });
-  try {
-    await writeFile(path, `${randomBytes(32).toString("base64")}\n`, { mode: 0o600, flag: "wx" });
-  } catch (error) {
-    // Another process of this data folder created it first: use theirs.
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-  }
-  return keySealer(Buffer.from((await readFile(path, "utf8")).trim(), "base64"));
+  const text = await keyFile(path, () => `${randomBytes(32).toString("base64")}\n`);
+  return keySealer(Buffer.from(text.trim(), "base64"));
 }
 
 /** A symmetric KMS key (SYMMETRIC_DEFAULT): the plaintext is at most 4 KB, the binding is the encryption context. */
