@@ -239,7 +239,9 @@ describe.runIf(browserAvailable)("the web console", () => {
     const page = await signedIn();
     await page.getByText("Live", { exact: true }).waitFor({ timeout: 10_000 });
     const rows = page.locator("tbody tr");
-    const before = await rows.count();
+    // Counted once the list shows the tenant's devices (it may still be loading when the live status comes up).
+    const before = (await tenant.call("GET", "/v1/devices?limit=100")).json.items.length as number;
+    await expect.poll(() => rows.count(), { timeout: 10_000 }).toBe(before);
     await tenant.call("POST", "/v1/devices", {
       name: "camera-berlin-1",
       imsi: "208011234567892",
