@@ -148,8 +148,8 @@ const behindCut = (derived: readonly DerivedEntry[], store: ReadonlyMap<string, 
 const maxChainRead = 10_000;
 
 /**
- * The feed changes of the record at `position`, once the records from it to `until` (a shard head the caller trusts: a
- * signed checkpoint's, or the shard head item's) are read and found chained, each hashing to what it says and the last
+ * The feed changes of the record at `position`, once the records from it to `until` (a shard head the caller trusts: the
+ * verifier's signed checkpoint) are read and found chained, each hashing to what it says and the last
  * to `until.hash`; else why not. A record read by key alone could have been altered where no walk reads it again.
  */
 export async function chainedRecordFeed(
