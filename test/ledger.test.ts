@@ -270,6 +270,22 @@ async function leftVersionPending(ports: Ports, tenantId: string) {
   return { stored, pending, previous };
 }
 
+/** Another instance over `client`, whose feed channel delivers what the test sends with `notify` (and publishes nothing). */
+function notifiedInstance(client: ReturnType<typeof documentClient>) {
+  let listener: ((notice: { tenantId: string; version: number } | undefined) => void) | undefined;
+  const ports: Ports = {
+    ...portsFor(client, runtime.ports.tables, runtime.bus),
+    feedNotifier: {
+      publish: async () => {},
+      subscribe: (_tenant, subscriber) => {
+        listener = subscriber;
+        return () => {};
+      },
+    },
+  };
+  return { ports, notify: (notice: { tenantId: string; version: number }) => listener!(notice) };
+}
+
 /** Who the feed says holds `address`, version after version (null: nobody). */
 async function holdersInFeed(ports: Ports, tenantId: string, address: string) {
   return (await feedItems(ports, tenantId))
@@ -726,24 +742,61 @@ describe("the ledger", () => {
       }),
     );
     const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
-    let notify: ((notice: { tenantId: string; version: number } | undefined) => void) | undefined;
-    const other: Ports = {
-      ...portsFor(client, runtime.ports.tables, runtime.bus),
-      feedNotifier: {
-        publish: async () => {},
-        subscribe: (_tenant, listener) => {
-          notify = listener;
-          return () => {};
-        },
-      },
-    };
+    const { ports: other, notify } = notifiedInstance(client);
     const waiting = feedDeltas(other, memorySigner(), tenantId, { since: head.version, limit: 100, waitMs: 1500 });
     await new Promise((resolve) => setTimeout(resolve, 200));
-    notify!({ tenantId, version: version.version });
+    notify({ tenantId, version: version.version });
     const answer = await waiting;
     const signed = answer.kind === "response" ? answer.response.signed : answer.signed;
     expect(signed.head.version).toBe(head.version);
     expect(answer.kind === "response" ? answer.response.entries : []).toEqual([]);
+    client.destroy();
+  });
+
+  it("reads the head at most twice for a burst of notices, and soon again when that read fails", async () => {
+    const tenantId = "ten_notice_burst";
+    await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(991) });
+    const head = await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16);
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    let reads = 0;
+    let failing = 0;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const key = (args.input as { Key?: Record<string, unknown> }).Key;
+        if (
+          (context as { commandName?: string }).commandName === "GetItemCommand" &&
+          key?.sk === feedHeadKey(tenantId).sk &&
+          key.pk === feedHeadKey(tenantId).pk
+        ) {
+          reads++;
+          if (failing > 0) {
+            failing--;
+            throw Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException", $metadata: { httpStatusCode: 400 } });
+          }
+        }
+        return next(args);
+      },
+      { step: "initialize", name: "countHeadReads" },
+    );
+    const { ports: other, notify } = notifiedInstance(client);
+    // A waiting poll (its first head read done), then 200 notices at once (a burst of commits, or forged ones).
+    const idle = feedDeltas(other, memorySigner(), tenantId, { since: head.version, limit: 100, waitMs: 1000 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const before = reads;
+    for (let n = 0; n < 200; n++) notify({ tenantId, version: head.version + 1 + n });
+    await idle;
+    expect(reads - before).toBeLessThanOrEqual(2);
+
+    // A commit elsewhere, and its notice, while the store refuses the first read of the head: the poll still wakes soon.
+    const waiting = feedDeltas(other, memorySigner(), tenantId, { since: head.version, limit: 100, waitMs: 4000 });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(992) });
+    failing = 1;
+    const started = Date.now();
+    notify({ tenantId, version: head.version + 1 });
+    const answer = await waiting;
+    expect(answer.kind === "response" && answer.response.signed.head.version).toBe(head.version + 1);
+    expect(Date.now() - started).toBeLessThan(1000);
     client.destroy();
   });
 

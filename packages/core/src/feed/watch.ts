@@ -145,16 +145,44 @@ export async function headVersion(ports: Ports, tenantId: string): Promise<numbe
 /** The newest version of the tenant this process has seen committed, 0 if none. */
 export const seenVersion = (ports: Ports, tenantId: string): number => watchesOf(ports).seen.get(tenantId) ?? 0;
 
+/**
+ * Reads the tenant's head on demand, one read at a time: asked again while a read is in flight, it reads once more
+ * after it (a burst of notices, from commits or forged, costs two reads, not one each). A failed read is tried again
+ * after 100 ms, twice, before the fallback poll is left to catch up.
+ */
+function headReader(ports: Ports, tenantId: string): () => void {
+  let reading = false;
+  let again = false;
+  const read = (failures: number) => {
+    reading = true;
+    headVersion(ports, tenantId).then(
+      () => done(0),
+      () => (failures < 2 ? setTimeout(() => read(failures + 1), 100).unref() : done(0)),
+    );
+  };
+  const done = (failures: number) => {
+    reading = false;
+    if (again) {
+      again = false;
+      read(failures);
+    }
+  };
+  return () => {
+    if (reading) again = true;
+    else read(0);
+  };
+}
+
 function watch(ports: Ports, tenantId: string, waiter: Waiter): () => void {
   const watches = watchesOf(ports);
   let watcher = watches.tenants.get(tenantId);
   if (!watcher) {
     const subscribe = ports.feedNotifier?.subscribe;
-    const readHead = () => void headVersion(ports, tenantId).catch(() => {});
+    const readHead = headReader(ports, tenantId);
     const poll = setInterval(readHead, headPollOverride ?? (subscribe ? fallbackHeadPollMs : headPollMs));
     // A notice is a hint, not a fact: whoever can publish on the channel could name a version past the head (one
     // written past it into the audit table by hand, say). A notice of something newer, or an interrupted channel
-    // (which may have lost some), makes this process read the head: one read per notice, not per waiting PEP.
+    // (which may have lost some), makes this process read the head: not per waiting PEP, nor per notice.
     const unsubscribe = subscribe?.(tenantId, (notice) => {
       if (!notice || notice.version > (watches.seen.get(tenantId) ?? 0)) readHead();
     });
