@@ -15,14 +15,27 @@ export async function keyFile(path: string, create: () => string): Promise<strin
   }
   await mkdir(dirname(path), { recursive: true });
   const whole = `${path}.${process.pid}.${randomBytes(6).toString("hex")}`;
-  await writeFile(whole, create(), { mode: 0o600, flag: "wx" });
   try {
+    await writeFile(whole, create(), { mode: 0o600, flag: "wx" });
     await link(whole, path);
   } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // A filesystem without hard links (vfat, some network mounts): created in place, as before (a process starting at
+    // that very moment may then read it half written).
+    if (code === "EPERM" || code === "ENOTSUP" || code === "EOPNOTSUPP") await createInPlace(path, create);
     // Another process of this data folder created it first: use theirs.
-    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    else if (code !== "EEXIST") throw error;
   } finally {
-    await unlink(whole);
+    // Never left behind (it holds the key), whatever failed.
+    await unlink(whole).catch(() => {});
   }
   return readFile(path, "utf8");
+}
+
+async function createInPlace(path: string, create: () => string) {
+  try {
+    await writeFile(path, create(), { mode: 0o600, flag: "wx" });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  }
 }
