@@ -12,6 +12,7 @@ import {
   documentClient,
   domainEvent,
   feedDeltas,
+  feedSnapshot,
   feedHeadKey,
   feedPartition,
   feedSortKey,
@@ -797,6 +798,30 @@ describe("the ledger", () => {
     const answer = await waiting;
     expect(answer.kind === "response" && answer.response.signed.head.version).toBe(head.version + 1);
     expect(Date.now() - started).toBeLessThan(1000);
+    client.destroy();
+  });
+
+  it("does not serve a version record altered in place in the audit table, below the head, in deltas or a snapshot", async () => {
+    const tenantId = "ten_version_altered";
+    for (let n = 0; n < 2; n++) await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(993 + n) });
+    const [first] = await feedItems(runtime.ports, tenantId);
+    const entries = (first!.entries as { value: Record<string, unknown> }[]).map((entry) => ({
+      ...entry,
+      value: { ...entry.value, labels: { admin: "true" } },
+    }));
+    await runtime.ports.db.send(new PutCommand({ TableName: runtime.ports.tables.audit, Item: { ...first, entries } }));
+    // Another instance (nothing in memory): the version is read from the store, and found not to be the chain's.
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    const other: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
+    const signer = memorySigner();
+    await expect(feedDeltas(other, signer, tenantId, { since: 0, limit: 100, waitMs: 0 })).rejects.toThrow(/feed version 1 does not hash/);
+    // The snapshot's replay of the last seconds' versions reads it too.
+    let cursor: string | undefined;
+    const snapshot = async () => {
+      do cursor = (await feedSnapshot(other, signer, tenantId, cursor, 100)).next;
+      while (cursor);
+    };
+    await expect(snapshot()).rejects.toThrow(/feed version 1 does not hash/);
     client.destroy();
   });
 

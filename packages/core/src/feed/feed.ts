@@ -9,7 +9,8 @@ import { tenantSettings } from "../access/tenant-settings.ts";
 import { enforcementView, enforcementViewSchema } from "../device/device.ts";
 import { SimrootError } from "../error.ts";
 import { canonicalJson } from "../ledger/chain.ts";
-import { feedVersionsAfter } from "../ledger/feed-version.ts";
+import { feedVersionAttributes, feedVersionsAfter } from "../ledger/feed-version.ts";
+import { anchoredVersions } from "./anchor.ts";
 import { enforcementSettingsOf, readEnforcement } from "../policy/enforcement-store.ts";
 import { grantOf, storedGrant } from "../policy/grant-store.ts";
 import { allPolicyItems } from "../policy/records.ts";
@@ -67,8 +68,11 @@ export async function signHead(
  * has not reached).
  */
 async function readDeltas(ports: Ports, tenantId: string, since: number, limit: number, upTo: number) {
-  const result = await feedVersionsAfter(ports.db, ports.tables, tenantId, since, ["version", "time", "entries"], { limit, upTo });
-  const records = result.items;
+  const result = await feedVersionsAfter(ports.db, ports.tables, tenantId, since, feedVersionAttributes, { limit, upTo });
+  // Versions after `since` that are no longer stored (their TTL, or a restore): deltas cannot bridge them.
+  const gap = result.items.some((record, index) => Number(record.version) !== since + 1 + index);
+  // Served only once they are found in the chain that ends at the feed head (anchor.ts).
+  const records = gap ? result.items : await anchoredVersions(ports, tenantId, result.items);
   const entries: FeedEntry[] = records.flatMap((record) =>
     ((record.entries ?? []) as Omit<FeedEntry, "version">[]).map((entry) => ({
       version: Number(record.version),
@@ -82,8 +86,7 @@ async function readDeltas(ports: Ports, tenantId: string, since: number, limit: 
     version: records.length > 0 ? Number(records.at(-1)!.version) : since,
     last: result.cursor === undefined,
     oldest: records[0]?.time as string | undefined,
-    // Versions after `since` that are no longer stored (their TTL, or a restore): deltas cannot bridge them.
-    gap: records.some((record, index) => Number(record.version) !== since + 1 + index),
+    gap,
   };
 }
 

@@ -10,7 +10,8 @@
  * the one case this does not cover.
  */
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { feedPartition, feedSortKey } from "../ledger/feed-version.ts";
+import { feedPartition, feedSortKey, feedVersionAttributes } from "../ledger/feed-version.ts";
+import { anchoredVersions } from "./anchor.ts";
 import type { Ports } from "../ports.ts";
 
 export const snapshotReplaySeconds = 10;
@@ -51,12 +52,16 @@ export async function replayPage(ports: Ports, tenantId: string, after: number, 
       TableName: ports.tables.audit,
       KeyConditionExpression: "pk = :p AND sk BETWEEN :from AND :to",
       ExpressionAttributeValues: { ":p": feedPartition(tenantId), ":from": feedSortKey(after + 1), ":to": feedSortKey(upTo) },
-      ProjectionExpression: "version, entries",
+      ProjectionExpression: feedVersionAttributes.map((name) => `#${name}`).join(", "),
+      ExpressionAttributeNames: Object.fromEntries(feedVersionAttributes.map((name) => [`#${name}`, name])),
       ConsistentRead: true,
       Limit: Math.max(1, limit),
     }),
   );
-  const records = page.Items ?? [];
+  const items = page.Items ?? [];
+  // Served only once found in the chain that ends at the feed head (anchor.ts); versions missing are not bridged.
+  const contiguous = items.every((item, index) => Number(item.version) === after + 1 + index);
+  const records: readonly Record<string, unknown>[] = contiguous ? await anchoredVersions(ports, tenantId, items) : items;
   const entries = records.flatMap(
     (record) => (record.entries ?? []) as { kind: string; key: string; value: Record<string, unknown> | null }[],
   );

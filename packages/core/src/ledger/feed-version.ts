@@ -55,6 +55,9 @@ export const feedVersionSchema = z.object({
 });
 export type FeedVersionRecord = z.output<typeof feedVersionSchema>;
 
+/** Every attribute of a version record its hash covers (a read to check it asks for these). */
+export const feedVersionAttributes = Object.keys(feedVersionSchema.shape);
+
 /** The tenant's feed head (control table): the newest version, its vector and its hash. */
 export const feedHeadKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "feed" });
 /** The partition (audit table) of the tenant's feed version records, by version. */
@@ -73,7 +76,7 @@ export const versionHash = (record: Omit<FeedVersionRecord, "hash">) => chainHas
 
 /**
  * One page of a tenant's feed version records after version `after`, oldest first, read
- * consistently, with only the named attributes (`time` is a reserved word: aliased here).
+ * consistently, with only the named attributes.
  */
 export async function feedVersionsAfter(
   db: DynamoDBDocumentClient,
@@ -97,8 +100,9 @@ export async function feedVersionsAfter(
             KeyConditionExpression: "pk = :p AND sk BETWEEN :from AND :to",
             ExpressionAttributeValues: { ":p": feedPartition(tenantId), ":from": feedSortKey(after + 1), ":to": feedSortKey(page.upTo) },
           }),
-      ProjectionExpression: attributes.map((name) => (name === "time" ? "#time" : name)).join(", "),
-      ...(attributes.includes("time") ? { ExpressionAttributeNames: { "#time": "time" } } : {}),
+      // Every name aliased: `time`, `left` and others are reserved words.
+      ProjectionExpression: attributes.map((_, index) => `#a${index}`).join(", "),
+      ExpressionAttributeNames: Object.fromEntries(attributes.map((name, index) => [`#a${index}`, name])),
       Limit: page.limit,
       ConsistentRead: true,
       ...(page.cursor ? { ExclusiveStartKey: page.cursor } : {}),
