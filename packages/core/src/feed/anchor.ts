@@ -97,20 +97,19 @@ export async function anchoredVersions(
     });
   }
   const later: FeedVersionRecord[] = [];
-  let cursor: Record<string, unknown> | undefined;
-  do {
-    const page = await feedVersionsAfter(ports.db, ports.tables, tenantId, last.version + later.length, feedVersionAttributes, {
+  // Page by page from the last version read (each page starts after the one before; an empty page ends the walk).
+  for (let page = 1; later.length < headVersion - last.version && page > 0; ) {
+    const { items: found } = await feedVersionsAfter(ports.db, ports.tables, tenantId, last.version + later.length, feedVersionAttributes, {
       limit: 1000,
       upTo: headVersion,
-      ...(cursor ? { cursor } : {}),
     });
-    for (const item of page.items) {
+    for (const item of found) {
       const parsed = feedVersionSchema.safeParse(item);
       if (!parsed.success) throw unverifiable(`feed version ${String(item.version)} is malformed`);
       later.push(parsed.data);
     }
-    cursor = page.cursor;
-  } while (cursor && later.length < headVersion - last.version);
+    page = found.length;
+  }
   const chain = [last, ...later];
   if (chain.length !== headVersion - last.version + 1 || chain.some((record, index) => record.version !== last.version + index)) {
     throw unverifiable(`the versions from ${last.version} to the head (${headVersion}) are not all there`);
