@@ -27,16 +27,17 @@ export const maxAnchorDistance = 20_000;
 /** Hashes kept per instance across tenants (about 100 bytes each): past this the least recently anchored tenant goes. */
 const maxKept = 200_000;
 
-/** Per store client, per tenant: the hash of each version found in a chain that ends at a head read. */
+/** Per store client, per table and tenant: the hash of each version found in a chain that ends at a head read. */
 const verified = new WeakMap<object, Map<string, Map<number, string>>>();
 
 function hashesOf(ports: Ports, tenantId: string): Map<number, string> {
   let tenants = verified.get(ports.db);
   if (!tenants) verified.set(ports.db, (tenants = new Map()));
-  const hashes = tenants.get(tenantId) ?? new Map<number, string>();
+  const key = `${ports.tables.audit}|${tenantId}`;
+  const hashes = tenants.get(key) ?? new Map<number, string>();
   // Most recently anchored last.
-  tenants.delete(tenantId);
-  tenants.set(tenantId, hashes);
+  tenants.delete(key);
+  tenants.set(key, hashes);
   return hashes;
 }
 
@@ -52,6 +53,9 @@ function bound(ports: Ports, hashes: Map<number, string>) {
     tenants.delete(tenant);
   }
 }
+
+/** Walks to the head in flight, by table, tenant, version and hash. */
+const walks = new Map<string, Promise<void>>();
 
 const unverifiable = (why: string) =>
   new SimrootError("feed.unverifiable", "unavailable", `The feed cannot be served: ${why}`, { detail: { status: 503 } });
@@ -84,8 +88,20 @@ export async function anchoredVersions(
   if (!last) return records;
   const defect = chainDefect(records);
   if (defect) throw unverifiable(defect);
-  const hashes = hashesOf(ports, tenantId);
-  if (hashes.get(last.version) === last.hash) return records;
+  if (hashesOf(ports, tenantId).get(last.version) === last.hash) return records;
+  // Polls woken together (a herd, with other versions held or limits) share one walk to the head.
+  const key = `${ports.tables.audit}|${tenantId}|${last.version}|${last.hash}`;
+  let walk = walks.get(key);
+  if (!walk) {
+    walk = anchorLast(ports, tenantId, last).finally(() => walks.delete(key));
+    walks.set(key, walk);
+  }
+  await walk;
+  return records;
+}
+
+/** Walks from `last` (already found chained to the versions before it) to the feed head, and keeps the hashes found. */
+async function anchorLast(ports: Ports, tenantId: string, last: FeedVersionRecord): Promise<void> {
   const { Item: head } = await ports.db.send(
     new GetCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }),
   );
@@ -117,7 +133,7 @@ export async function anchoredVersions(
   const tail = chainDefect(chain);
   if (tail) throw unverifiable(tail);
   if (chain.at(-1)!.hash !== head?.hash) throw unverifiable(`the versions do not end at the head (${headVersion})`);
-  for (const record of [...records, ...later].sort((a, b) => a.version - b.version)) hashes.set(record.version, record.hash);
+  const hashes = hashesOf(ports, tenantId);
+  for (const record of chain) hashes.set(record.version, record.hash);
   bound(ports, hashes);
-  return records;
 }

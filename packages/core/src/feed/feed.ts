@@ -71,8 +71,8 @@ async function readDeltas(ports: Ports, tenantId: string, since: number, limit: 
   const result = await feedVersionsAfter(ports.db, ports.tables, tenantId, since, feedVersionAttributes, { limit, upTo });
   // Versions after `since` that are no longer stored (their TTL, or a restore): deltas cannot bridge them.
   const gap = result.items.some((record, index) => Number(record.version) !== since + 1 + index);
-  // Served only once they are found in the chain that ends at the feed head (anchor.ts).
-  const records = gap ? result.items : await anchoredVersions(ports, tenantId, result.items);
+  // Served only once they are found in the chain that ends at the feed head (anchor.ts); across a gap, nothing.
+  const records = gap ? [] : await anchoredVersions(ports, tenantId, result.items);
   const entries: FeedEntry[] = records.flatMap((record) =>
     ((record.entries ?? []) as Omit<FeedEntry, "version">[]).map((entry) => ({
       version: Number(record.version),

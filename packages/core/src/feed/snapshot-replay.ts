@@ -11,6 +11,7 @@
  */
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { feedPartition, feedSortKey, feedVersionAttributes } from "../ledger/feed-version.ts";
+import { SimrootError } from "../error.ts";
 import { anchoredVersions } from "./anchor.ts";
 import type { Ports } from "../ports.ts";
 
@@ -59,9 +60,14 @@ export async function replayPage(ports: Ports, tenantId: string, after: number, 
     }),
   );
   const items = page.Items ?? [];
-  // Served only once found in the chain that ends at the feed head (anchor.ts); versions missing are not bridged.
-  const contiguous = items.every((item, index) => Number(item.version) === after + 1 + index);
-  const records: readonly Record<string, unknown>[] = contiguous ? await anchoredVersions(ports, tenantId, items) : items;
+  // Served only once found in the chain that ends at the feed head (anchor.ts); a version missing (or renumbered)
+  // within the window is not bridged: the snapshot is refused rather than served unchecked.
+  if (items.some((item, index) => Number(item.version) !== after + 1 + index)) {
+    throw new SimrootError("feed.unverifiable", "unavailable", `The feed cannot be served: versions after ${after} are missing`, {
+      detail: { status: 503 },
+    });
+  }
+  const records = await anchoredVersions(ports, tenantId, items);
   const entries = records.flatMap(
     (record) => (record.entries ?? []) as { kind: string; key: string; value: Record<string, unknown> | null }[],
   );
