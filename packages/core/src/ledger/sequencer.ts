@@ -161,22 +161,8 @@ export async function chainedRecordFeed(
 ): Promise<CutRecord["feed"] | string> {
   const where = `shard ${position.shard}'s record ${position.seq}`;
   if (position.seq > until.seq || until.seq - position.seq > maxChainRead) return `${where} is not within reach of a trusted head`;
-  const items = await recordItems(db, tables, tenantId, position.shard, position.seq, until.seq);
-  const broken = `${where} is not in the chain that ends at the trusted head ${until.seq}`;
-  if (items.length !== until.seq - position.seq + 1) return broken;
-  let next = until.hash;
-  let feed: CutRecord["feed"];
-  for (let index = items.length - 1; index >= 0; index--) {
-    const parsed = auditRecordSchema.safeParse(items[index]);
-    if (!parsed.success) return `${where}: a record after it is malformed`;
-    const record = parsed.data;
-    if (record.seq !== position.seq + index || record.hash !== next || chainHash(record.prevHash, unhashed(record)) !== record.hash) {
-      return broken;
-    }
-    next = record.prevHash;
-    feed = record.feed;
-  }
-  return feed;
+  const read = await anchoredRecords(db, tables, tenantId, position.shard, position.seq - 1, until, (seq) => seq === position.seq);
+  return Array.isArray(read) ? read[0]!.feed : `${where} is not in the chain that ends at the trusted head ${until.seq}`;
 }
 
 /** A shard's audit record items from sequence `from` to `to`, in order, page by page (consistent reads). */
@@ -202,13 +188,6 @@ async function* recordPages(
     yield page.Items ?? [];
     start = page.LastEvaluatedKey;
   } while (start);
-}
-
-/** A shard's audit record items from sequence `from` to `to`, in order. */
-async function recordItems(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shard: number, from: number, to: number) {
-  const items: Record<string, unknown>[] = [];
-  for await (const page of recordPages(db, tables, tenantId, shard, from, to)) items.push(...page);
-  return items;
 }
 
 type Entry = FeedVersionRecord["entries"][number];
