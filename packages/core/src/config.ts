@@ -2,7 +2,7 @@
  * Typed settings, read from the environment in this one place (house rule: nothing else
  * in core reads `process.env`). In AWS, infra sets the same variables on every function.
  */
-import { tableKeys, type TableKey } from "./platform/tables.ts";
+import { tableKeys, type TableKey } from "./platform/table-keys.ts";
 
 export type TableNames = Readonly<Record<TableKey, string>>;
 

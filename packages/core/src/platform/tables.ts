@@ -3,6 +3,8 @@
  * `sst.aws.Dynamo` components and the local runtime into CreateTable calls, so the cloud
  * and the laptop cannot drift. Every index names the access pattern it serves.
  */
+import { tableKeys, type TableKey } from "./table-keys.ts";
+
 export type AttributeType = "string" | "number" | "binary";
 
 export interface IndexDefinition {
@@ -112,7 +114,6 @@ export const tables = {
     },
     ttl: "expiresAt",
   },
-} as const satisfies Record<string, TableDefinition>;
+} as const satisfies Record<TableKey, TableDefinition>;
 
-export type TableKey = keyof typeof tables;
-export const tableKeys = Object.keys(tables) as TableKey[];
+export { tableKeys, type TableKey };
