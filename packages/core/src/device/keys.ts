@@ -3,8 +3,38 @@ import type { IdentifierKind } from "./identifiers.ts";
 /** Item keys of the identity table; each access pattern is named in platform/tables.ts. */
 export const deviceKey = (tenantId: string, deviceId: string) => ({ pk: `D#${tenantId}#${deviceId}`, sk: "device" });
 
+/**
+ * The tenant-wide listings of the identity table's `byTenant` index (devices, revocations, IP bindings) are striped
+ * over `listStripes` index partitions by a hash of the listed key. One partition of an index takes at most 1,000 write
+ * units a second, and an index that cannot keep up throttles the writes to the table itself (DynamoDB's "GSI back
+ * pressure"): a re-attach storm of 2,000 changes/s on one tenant writes ~2,000 binding copies a second, 4,000 units
+ * inside the commit's transaction. Over 16 stripes that is ~250 a stripe. Readers read every stripe
+ * (`listingPartitions`); where the stripe falls is the writer's choice alone, so the hash may change without moving data.
+ */
+export const listStripes = 16;
+
+/** FNV-1a (32 bits) of the key, modulo `listStripes`: cheap, stable, spread evenly over ids and addresses. */
+export function listStripe(key: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % listStripes;
+}
+
+export type Listing = "device" | "binding" | "revoked";
+
+const listPartition = (tenantId: string, listing: Listing, stripe: number) => `T#${tenantId}#${listing}#${String(stripe).padStart(2, "0")}`;
+
+/**
+ * Every partition a listing's items may be under: first the one partition items were listed under before the listings
+ * were striped (an item moves to its stripe when next written), then the stripes.
+ */
+export const listingPartitions = (tenantId: string, listing: Listing): readonly string[] => [
+  `T#${tenantId}#${listing}`,
+  ...Array.from({ length: listStripes }, (_, stripe) => listPartition(tenantId, listing, stripe)),
+];
+
 export const deviceListKey = (tenantId: string, deviceId: string) => ({
-  gsi1pk: `T#${tenantId}#device`,
+  gsi1pk: listPartition(tenantId, "device", listStripe(deviceId)),
   gsi1sk: deviceId,
 });
 
@@ -18,8 +48,14 @@ export const aliasKey = (tenantId: string, kind: IdentifierKind, value: string) 
 export const bindingKey = (tenantId: string, address: string) => ({ pk: `B#${tenantId}#${address}`, sk: "binding" });
 
 /** Lists a tenant's current bindings (the feed snapshot reads them). */
-export const bindingListKey = (tenantId: string, address: string) => ({ gsi1pk: `T#${tenantId}#binding`, gsi1sk: address });
+export const bindingListKey = (tenantId: string, address: string) => ({
+  gsi1pk: listPartition(tenantId, "binding", listStripe(address)),
+  gsi1sk: address,
+});
 
 /** A revoked device's marker: written once, when it is revoked (terminal), so a snapshot lists revocations first in O(revoked). */
 export const revokedKey = (tenantId: string, deviceId: string) => ({ pk: `R#${tenantId}#${deviceId}`, sk: "revoked" });
-export const revokedListKey = (tenantId: string, deviceId: string) => ({ gsi1pk: `T#${tenantId}#revoked`, gsi1sk: deviceId });
+export const revokedListKey = (tenantId: string, deviceId: string) => ({
+  gsi1pk: listPartition(tenantId, "revoked", listStripe(deviceId)),
+  gsi1sk: deviceId,
+});

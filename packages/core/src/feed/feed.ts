@@ -7,6 +7,7 @@
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { tenantSettings } from "../access/tenant-settings.ts";
 import { enforcementView, enforcementViewSchema } from "../device/device.ts";
+import { listingPartitions, type Listing } from "../device/keys.ts";
 import { SimrootError } from "../error.ts";
 import { canonicalJson } from "../ledger/chain.ts";
 import { feedVersionAttributes, feedVersionsAfter } from "../ledger/feed-version.ts";
@@ -225,12 +226,63 @@ export async function feedDeltas(ports: Ports, signer: FeedSigner, tenantId: str
   return { kind: "response", response: { signed, entries: [] } };
 }
 
+/**
+ * Up to `room` items of a phase's listing, from partition `stripe` at `start` on: that partition and the next few are
+ * read at once and used in order. Returns where the next read starts, or `done` once the phase's last partition is read.
+ */
+async function listStripes(
+  ports: Ports,
+  tenantId: string,
+  phase: SnapshotPhase,
+  stripe: number,
+  start: Record<string, unknown> | undefined,
+  room: number,
+): Promise<{ items: Record<string, unknown>[]; stripe: number; start: Record<string, unknown> | undefined; done: boolean }> {
+  const partitions = phasePartitions(tenantId, phase);
+  const read = partitions.slice(stripe, stripe + stripesAtOnce);
+  const results = await Promise.all(
+    read.map((partition, index) =>
+      ports.db.send(
+        new QueryCommand({
+          TableName: ports.tables.identity,
+          IndexName: "byTenant",
+          KeyConditionExpression: "gsi1pk = :p",
+          ExpressionAttributeValues: { ":p": partition },
+          ExclusiveStartKey: index === 0 ? start : undefined,
+          Limit: room,
+        }),
+      ),
+    ),
+  );
+  const items: Record<string, unknown>[] = [];
+  for (const [index, result] of results.entries()) {
+    const found = result.Items ?? [];
+    const taken = found.slice(0, room - items.length);
+    items.push(...taken);
+    if (taken.length < found.length) {
+      // The page is full inside this partition: the next one starts after the last item taken (an index key is the
+      // item's table and index keys).
+      const last = taken.at(-1)!;
+      return { items, stripe: stripe + index, start: { pk: last.pk, sk: last.sk, gsi1pk: last.gsi1pk, gsi1sk: last.gsi1sk }, done: false };
+    }
+    if (result.LastEvaluatedKey) return { items, stripe: stripe + index, start: result.LastEvaluatedKey, done: false };
+    if (items.length === room && stripe + index + 1 < partitions.length)
+      return { items, stripe: stripe + index + 1, start: undefined, done: false };
+  }
+  const next = stripe + read.length;
+  return next < partitions.length
+    ? { items, stripe: next, start: undefined, done: false }
+    : { items, stripe: 0, start: undefined, done: true };
+}
+
 interface SnapshotCursor {
   readonly version: number;
   readonly page: number;
   /** Revocations first (terminal: a PEP may enforce them before the snapshot completes), then every device, then the bindings. */
   readonly phase: SnapshotPhase;
   readonly start?: Record<string, unknown>;
+  /** Which of the phase's listing partitions `start` is in (`listingPartitions`; absent: the first). */
+  readonly stripe?: number;
   /** In the replay phase: the feed version replayed up to. */
   readonly replayed?: number;
   /** The scope the snapshot was begun with: its pages cannot be continued under another. */
@@ -240,9 +292,12 @@ interface SnapshotCursor {
 /** Then the replay of the latest feed versions (snapshot-replay.ts): what the eventually consistent index may not list yet. */
 type SnapshotPhase = "revoked" | "devices" | "bindings" | "replay";
 const phases: readonly SnapshotPhase[] = ["revoked", "devices", "bindings", "replay"];
-/** The byTenant partition each phase lists. */
-const phaseItems: Record<SnapshotPhase, string> = { revoked: "revoked", devices: "device", bindings: "binding", replay: "replay" };
-const phasePartition = (tenantId: string, phase: SnapshotPhase) => `T#${tenantId}#${phaseItems[phase]}`;
+/** The byTenant listing each phase reads (striped over several index partitions: device/keys.ts). */
+const phaseListing: Record<Exclude<SnapshotPhase, "replay">, Listing> = { revoked: "revoked", devices: "device", bindings: "binding" };
+const phasePartitions = (tenantId: string, phase: SnapshotPhase): readonly string[] =>
+  phase === "replay" ? [] : listingPartitions(tenantId, phaseListing[phase]);
+/** Listing partitions read at once: a small tenant's snapshot takes a few round trips, a large one's reads at most this many pages ahead. */
+const stripesAtOnce = 4;
 
 /** A narrowed snapshot page stops after reading this many items per entry it may hold, full or not. */
 const scanPerEntry = 10;
@@ -254,11 +309,15 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
     const start = parsed.start as { gsi1pk?: string } | undefined;
     const sameScope = (parsed.scope ?? "") === (scope?.text ?? "");
     const known = phases.includes(parsed.phase);
+    const stripe = parsed.stripe ?? 0;
+    const partitions = known ? phasePartitions(tenantId, parsed.phase) : [];
+    const stripeKnown = Number.isInteger(stripe) && stripe >= 0 && (parsed.phase === "replay" || stripe < partitions.length);
     if (
       typeof parsed.version === "number" &&
       sameScope &&
       known &&
-      (start === undefined || start.gsi1pk === phasePartition(tenantId, parsed.phase))
+      stripeKnown &&
+      (start === undefined || start.gsi1pk === partitions[stripe])
     ) {
       return parsed;
     }
@@ -315,6 +374,7 @@ export async function feedSnapshot(
   }
   let phase = state.phase;
   let start = state.start;
+  let stripe = state.stripe ?? 0;
   let replayed = state.replayed;
   let complete = false;
   let scanned = 0;
@@ -331,20 +391,10 @@ export async function feedSnapshot(
       complete = page.done || replayed >= state.version;
       continue;
     }
-    const result = await ports.db.send(
-      new QueryCommand({
-        TableName: ports.tables.identity,
-        IndexName: "byTenant",
-        KeyConditionExpression: "gsi1pk = :p",
-        ExpressionAttributeValues: { ":p": phasePartition(tenantId, phase) },
-        ExclusiveStartKey: start,
-        Limit: limit - entries.length,
-      }),
-    );
-    const items = result.Items ?? [];
-    scanned += items.length;
+    const listed = await listStripes(ports, tenantId, phase, stripe, start, limit - entries.length);
+    scanned += listed.items.length;
     const bindings: FeedEntry[] = [];
-    for (const item of items) {
+    for (const item of listed.items) {
       if (phase === "revoked") {
         const view = item.view as { id: string; labels?: unknown };
         if (!scope || inScope(scope, view.labels)) entries.push(entry("device", view.id, view));
@@ -357,15 +407,24 @@ export async function feedSnapshot(
       }
     }
     entries.push(...(scope ? await scopeSnapshotBindings(ports, tenantId, scope, bindings) : bindings));
-    start = result.LastEvaluatedKey;
-    if (start) continue;
+    ({ stripe, start } = listed);
+    if (!listed.done) continue;
+    stripe = 0;
     phase = phases[phases.indexOf(phase) + 1]!;
   }
   const last = complete;
   const scoped = scope ? { scope: scope.text } : {};
   const next = last
     ? undefined
-    : encode({ version: state.version, page: state.page + 1, phase, start, ...(replayed === undefined ? {} : { replayed }), ...scoped });
+    : encode({
+        version: state.version,
+        page: state.page + 1,
+        phase,
+        start,
+        ...(stripe === 0 ? {} : { stripe }),
+        ...(replayed === undefined ? {} : { replayed }),
+        ...scoped,
+      });
   // The head commits to the cursor it answers and the one it hands out: a PEP follows only the chain of pages that began at page 0.
   const chain = { ...(cursor ? { cursor: cursorHash(cursor) } : {}), ...(next ? { next: cursorHash(next) } : {}) };
   const fields = {

@@ -1,0 +1,168 @@
+/**
+ * A tenant's listings in the identity table's `byTenant` index (devices, revocations, IP bindings) are striped over
+ * 16 index partitions (device/keys.ts). On one partition a re-attach storm of 2,000 changes/s would write ~2,000 binding
+ * copies a second into one index partition (1,000 write units a second at most), and DynamoDB throttles the table's
+ * own writes when an index cannot keep up. These tests read the index as DynamoDB keeps it (DynamoDB Local): where the
+ * copies land, and that every reader (the feed snapshot, the device listing) still lists each item once, including
+ * items listed under the one partition of before.
+ */
+import { QueryCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  actOnDevice,
+  applyOperatorEvent,
+  feedSnapshot,
+  ingestedEvent,
+  listDevices,
+  memorySigner,
+  portsFor,
+  registerDevice,
+  snapshotReplaySeconds,
+  type FeedEntry,
+} from "@simroot/core";
+import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+/** A tenant of `count` devices, each attached with an address, the first `revoked` of them revoked (which releases theirs). */
+async function fleet(tenantId: string, count: number, revoked: number) {
+  const ctx = { tenantId, actor: "system:test", requestId: `req_${tenantId}` };
+  const devices: string[] = [];
+  for (let index = 0; index < count; index++) {
+    const imsi = `20801${String(index).padStart(10, "0")}`;
+    devices.push((await registerDevice(runtime.ports, ctx, { imsi })).value.id);
+    const normalized = {
+      type: "sim.attached",
+      dedupeKey: `attach-${index}`,
+      occurredAt: new Date(Date.UTC(2026, 11, 3, 8, 0, index)).toISOString(),
+      device: { imsi },
+      sourceType: "test",
+      data: { bearer: "cellular", ipv4: `10.40.${Math.floor(index / 200)}.${(index % 200) + 1}` },
+    };
+    const event = ingestedEvent({ ...ctx, actor: "source:src_fleet" }, "src_fleet", "simroot", normalized as never, new Date());
+    expect((await applyOperatorEvent(runtime.ports, event)).value.outcome).toBe("applied");
+  }
+  for (const id of devices.slice(0, revoked)) await actOnDevice(runtime.ports, ctx, { id, action: "revoke", reason: "stolen" });
+  return { ctx, devices };
+}
+
+/** How many index items each `byTenant` partition of the tenant's `listing` holds. */
+async function partitionSizes(tenantId: string, listing: string) {
+  const sizes = new Map<string, number>();
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await runtime.ports.db.send(
+      new ScanCommand({ TableName: runtime.ports.tables.identity, IndexName: "byTenant", ExclusiveStartKey: start }),
+    );
+    for (const item of page.Items ?? []) {
+      const partition = String(item.gsi1pk);
+      if (partition.startsWith(`T#${tenantId}#${listing}`)) sizes.set(partition, (sizes.get(partition) ?? 0) + 1);
+    }
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return sizes;
+}
+
+/** Moves an item's index copy back under the tenant's one partition of before the striping. */
+async function listUnstriped(key: { pk: string; sk: string }, partition: string) {
+  await runtime.ports.db.send(
+    new UpdateCommand({
+      TableName: runtime.ports.tables.identity,
+      Key: key,
+      UpdateExpression: "SET gsi1pk = :legacy",
+      ExpressionAttributeValues: { ":legacy": partition },
+    }),
+  );
+}
+
+describe("striped tenant listings", () => {
+  it("spread a tenant's devices, bindings and revocations over 16 index partitions, none taking a large share", async () => {
+    const tenantId = "ten_spread";
+    await fleet(tenantId, 96, 32);
+    for (const [listing, expected] of [
+      ["device", 96],
+      ["binding", 64],
+      ["revoked", 32],
+    ] as const) {
+      const sizes = await partitionSizes(tenantId, listing);
+      const total = [...sizes.values()].reduce((sum, size) => sum + size, 0);
+      expect([listing, total]).toEqual([listing, expected]);
+      // 1/16 of the items each on average; one partition would hold them all.
+      expect([listing, sizes.size >= 10]).toEqual([listing, true]);
+      expect([listing, Math.max(...sizes.values()) <= expected / 4]).toEqual([listing, true]);
+      expect([...sizes.keys()].every((partition) => /#\d\d$/.test(partition))).toBe(true);
+    }
+  });
+
+  it("are read whole by the snapshot and the device listing at every page size, items of the former partition included", async () => {
+    const tenantId = "ten_stripes";
+    const { devices } = await fleet(tenantId, 30, 4);
+    // Items written before the striping, still under the one partition: a device, a binding, a revocation.
+    await listUnstriped({ pk: `D#${tenantId}#${devices[10]}`, sk: "device" }, `T#${tenantId}#device`);
+    await listUnstriped({ pk: `B#${tenantId}#10.40.0.12`, sk: "binding" }, `T#${tenantId}#binding`);
+    await listUnstriped({ pk: `R#${tenantId}#${devices[0]}`, sk: "revoked" }, `T#${tenantId}#revoked`);
+    expect((await partitionSizes(tenantId, "device")).get(`T#${tenantId}#device`)).toBe(1);
+
+    // Read a minute later: nothing falls in the replay window, so the pages carry only what the listings hold.
+    const later = () => new Date(Date.now() + (snapshotReplaySeconds + 60) * 1000);
+    const ports = portsFor(runtime.ports.db, runtime.ports.tables, runtime.bus, later);
+    const signer = memorySigner();
+    const addresses = devices
+      .map((_, index) => `10.40.0.${index + 1}`)
+      .slice(4)
+      .sort();
+    for (const limit of [1, 2, 3, 7, 16, 100]) {
+      const listed: FeedEntry[] = [];
+      let cursor: string | undefined;
+      let pages = 0;
+      do {
+        const page = await feedSnapshot(ports, signer, tenantId, cursor, limit);
+        listed.push(...page.entries.filter((entry) => entry.kind === "device" || entry.kind === "binding"));
+        expect(page.entries.length).toBeLessThanOrEqual(limit + 2); // the first page also carries the settings
+        cursor = page.next;
+        pages++;
+      } while (cursor);
+      const keys = (kind: string) => listed.filter((entry) => entry.kind === kind).map((entry) => entry.key);
+      // Revocations come first, then every device (the revoked ones again), then the bindings: each once per phase.
+      const revokedFirst = keys("device").slice(0, 4);
+      expect([limit, [...revokedFirst].sort()]).toEqual([limit, [...devices.slice(0, 4)].sort()]);
+      expect([limit, [...keys("device").slice(4)].sort()]).toEqual([limit, [...devices].sort()]);
+      expect([limit, [...keys("binding")].sort()]).toEqual([limit, addresses]);
+      if (limit === 1) expect(pages).toBeGreaterThan(60);
+    }
+
+    for (const limit of [1, 4, 7, 500]) {
+      const ids: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await listDevices(runtime.ports, { tenantId, actor: "system:test", requestId: "req_list" }, { limit, cursor });
+        expect(page.items.length).toBeLessThanOrEqual(limit);
+        ids.push(...page.items.map((device) => device.id));
+        cursor = page.next;
+      } while (cursor);
+      // In id (registration) order, each once, the device under the former partition among them.
+      expect([limit, ids]).toEqual([limit, [...devices].sort()]);
+    }
+  });
+
+  it("moves an item of the former partition to its stripe when it is next written", async () => {
+    const tenantId = "ten_moved";
+    const { ctx, devices } = await fleet(tenantId, 2, 0);
+    await listUnstriped({ pk: `D#${tenantId}#${devices[0]}`, sk: "device" }, `T#${tenantId}#device`);
+    await actOnDevice(runtime.ports, ctx, { id: devices[0]!, action: "quarantine", reason: "check" });
+    const listed = await runtime.ports.db.send(
+      new QueryCommand({
+        TableName: runtime.ports.tables.identity,
+        IndexName: "byTenant",
+        KeyConditionExpression: "gsi1pk = :p",
+        ExpressionAttributeValues: { ":p": `T#${tenantId}#device` },
+      }),
+    );
+    expect(listed.Items ?? []).toEqual([]);
+    expect([...(await partitionSizes(tenantId, "device")).values()].reduce((sum, size) => sum + size, 0)).toBe(2);
+  });
+});
