@@ -149,6 +149,30 @@ describe("striped tenant listings", () => {
     }
   });
 
+  it("lists every device once when one partition's read stops at DynamoDB's 1 MB a query, short of the page's limit", async () => {
+    const tenantId = "ten_stripes_1mb";
+    const ctx = { tenantId, actor: "system:test", requestId: "req_1mb" };
+    // 64 labels of 126 bytes: index copies of ~8 KB, so a query stops after ~125 of them whatever its limit.
+    const labels = Object.fromEntries(
+      Array.from({ length: 64 }, (_, index) => [`k${String(index).padStart(2, "0")}${"a".repeat(59)}`, "v".repeat(63)]),
+    );
+    const devices: string[] = [];
+    for (let index = 0; index < 200; index++) {
+      devices.push((await registerDevice(runtime.ports, ctx, { imsi: `20802${String(index).padStart(10, "0")}`, labels })).value.id);
+    }
+    devices.sort();
+    // The lowest 160 ids under the former partition: its read stops short, the stripes' reads return ids beyond it.
+    for (const id of devices.slice(0, 160)) await listUnstriped({ pk: `D#${tenantId}#${id}`, sk: "device" }, `T#${tenantId}#device`);
+    const ids: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await listDevices(runtime.ports, ctx, { limit: 500, cursor });
+      ids.push(...page.items.map((device) => device.id));
+      cursor = page.next;
+    } while (cursor);
+    expect(ids).toEqual(devices);
+  }, 120_000);
+
   it("moves an item of the former partition to its stripe when it is next written", async () => {
     const tenantId = "ten_moved";
     const { ctx, devices } = await fleet(tenantId, 2, 0);

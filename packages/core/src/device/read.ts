@@ -55,8 +55,13 @@ async function listedIds(ports: Ports, tenantId: string, limit: number, after: s
     ),
   );
   // A device rewritten between two of the reads may be listed under its former partition and its stripe: once.
-  const ids = [...new Set(results.flatMap((result) => (result.Items ?? []).map((item) => String(item.gsi1sk))))].sort();
-  const more = ids.length > limit || results.some((result) => result.LastEvaluatedKey !== undefined);
+  let ids = [...new Set(results.flatMap((result) => (result.Items ?? []).map((item) => String(item.gsi1sk))))].sort();
+  // A partition whose read stopped early (at `limit`, or at DynamoDB's 1 MB a query) may hold ids below those other
+  // partitions returned: the page ends at the lowest id where a read stopped, and the next page reads on from there.
+  const stops = results.flatMap((result) => (result.LastEvaluatedKey ? [String(result.LastEvaluatedKey.gsi1sk)] : []));
+  const bound = stops.sort()[0];
+  if (bound !== undefined) ids = ids.filter((id) => id <= bound);
+  const more = ids.length > limit || bound !== undefined;
   const page = ids.slice(0, limit);
   return { ids: page, next: more && page.length > 0 ? page.at(-1) : undefined };
 }
