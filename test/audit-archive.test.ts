@@ -29,6 +29,7 @@ import {
   memorySigner,
   s3ArchiveStore,
   versionHash,
+  feedVersionSchema,
   shardCount,
   unhashed,
   type AuditRecord,
@@ -241,10 +242,11 @@ describe("the audit archive", () => {
     // recomputed, which needs no key. The range's hashes chain; its entry no longer carries its record's value.
     const target = versions.filter((version) => version.expiresAt < late.expiresAt).at(-1)!;
     const { pk, sk, expiresAt, hash: _hash, ...content } = target;
-    const entries = (content.entries as { kind: string; value: Record<string, unknown> | null }[]).map((entry) =>
+    const stored = feedVersionSchema.shape.entries.parse(content.entries);
+    const entries = stored.map((entry) =>
       entry.kind === "device" && entry.value ? { ...entry, value: { ...entry.value, labels: { fleet: "forged" } } } : entry,
     );
-    expect(entries).not.toEqual(content.entries);
+    expect(entries).not.toEqual(stored);
     const rewritten = { ...content, entries } as Parameters<typeof versionHash>[0];
     await runtime.ports.db.send(
       new PutCommand({

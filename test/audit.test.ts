@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditCheckpointKey, auditSubjectPartition } from "@simroot/core";
 import { unhashed } from "@simroot/core/ledger/audit-record";
 import { chainHash } from "@simroot/core/ledger/chain";
-import { feedPartition, versionHash } from "@simroot/core/ledger/feed-version";
+import { feedPartition, feedVersionSchema, versionHash } from "@simroot/core/ledger/feed-version";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -143,7 +143,8 @@ describe("the audit API", () => {
     expect(moved).toBeDefined();
     // A forger keeps the version's own hash consistent.
     const forge = async (heads: Record<string, string>) => {
-      const forged = { ...newest, heads };
+      // The hash covers the entries themselves (stored deflated).
+      const forged = { ...newest, entries: feedVersionSchema.shape.entries.parse(newest.entries), heads };
       await runtime.ports.db.send(
         new PutCommand({
           TableName: runtime.ports.tables.audit,

@@ -17,6 +17,7 @@ import {
   feedPartition,
   feedSortKey,
   feedVersionSchema,
+  storedEntries,
   memorySigner,
   portsFor,
   registerDevice,
@@ -44,6 +45,9 @@ afterAll(() => runtime.stop());
 const ctxFor = (tenantId: string): RequestContext => ({ tenantId, actor: "system:test", requestId: "req_test" });
 const imsi = (n: number) => `23410${String(n).padStart(10, "0")}`;
 
+/** A stored feed version's entries (stored deflated: ledger/feed-version.ts). */
+const entriesOf = (item: Record<string, unknown>) => feedVersionSchema.shape.entries.parse(item.entries);
+
 /** The feed versions (contiguous from 1) and the device entries they carry. */
 async function feedOf(ports: Ports, tenantId: string) {
   const result = await ports.db.send(
@@ -57,7 +61,7 @@ async function feedOf(ports: Ports, tenantId: string) {
   return {
     versions: records.map((item) => item.version as number),
     devices: records.flatMap((item) =>
-      (item.entries as { kind: string; key: string }[]).filter((entry) => entry.kind === "device").map((entry) => entry.key),
+      (entriesOf(item) as { kind: string; key: string }[]).filter((entry) => entry.kind === "device").map((entry) => entry.key),
     ),
   };
 }
@@ -290,7 +294,7 @@ function notifiedInstance(client: ReturnType<typeof documentClient>) {
 /** Who the feed says holds `address`, version after version (null: nobody). */
 async function holdersInFeed(ports: Ports, tenantId: string, address: string) {
   return (await feedItems(ports, tenantId))
-    .flatMap((item) => item.entries as { kind: string; key: string; value: { deviceId?: string } | null }[])
+    .flatMap((item) => entriesOf(item) as { kind: string; key: string; value: { deviceId?: string } | null }[])
     .filter((entry) => entry.kind === "binding" && entry.key === address)
     .map((entry) => entry.value?.deviceId ?? null);
 }
@@ -383,7 +387,9 @@ describe("the ledger", () => {
       }),
     );
     const last = Items!.at(-1)!;
-    const device = (last.entries as { kind: string; key: string; shard: number; seq: number }[]).find((entry) => entry.kind === "device")!;
+    const device = (entriesOf(last) as { kind: string; key: string; shard: number; seq: number }[]).find(
+      (entry) => entry.kind === "device",
+    )!;
     // Chained to the head, hashed as the sequencer hashes (no key is needed), one device entry with a value of the forger's choosing.
     const unhashed = {
       version: Number(last.version) + 1,
@@ -484,13 +490,17 @@ describe("the ledger", () => {
     const feedTenant = "ten_feed_tamper";
     for (let n = 0; n < 3; n++) await registerDevice(runtime.ports, ctxFor(feedTenant), { imsi: imsi(n) });
     expect(await verifyAuditChain(runtime.ports, feedTenant)).toMatchObject({ valid: true, checked: 3 });
+    // The first entry's value altered, stored deflated as the sequencer stores entries.
+    const key = { pk: feedPartition(feedTenant), sk: feedSortKey(1) };
+    const { Item: stored } = await runtime.ports.db.send(new GetCommand({ TableName: runtime.ports.tables.audit, Key: key }));
+    const [entry, ...rest] = entriesOf(stored!);
+    const forged = [{ ...entry!, value: { id: "dev_forged", state: "active" } }, ...rest];
     await runtime.ports.db.send(
       new UpdateCommand({
         TableName: runtime.ports.tables.audit,
-        Key: { pk: feedPartition(feedTenant), sk: feedSortKey(1) },
-        UpdateExpression: "SET entries[0].#v = :v",
-        ExpressionAttributeNames: { "#v": "value" },
-        ExpressionAttributeValues: { ":v": { id: "dev_forged", state: "active" } },
+        Key: key,
+        UpdateExpression: "SET entries = :e",
+        ExpressionAttributeValues: { ":e": storedEntries(forged) },
       }),
     );
     expect(await verifyAuditChain(runtime.ports, feedTenant)).toMatchObject({
@@ -577,7 +587,7 @@ describe("the ledger", () => {
         ExpressionAttributeValues: { ":p": feedPartition(tenantId) },
       }),
     );
-    const item = Items!.find((version) => (version.entries as { key: string }[]).some((entry) => entry.key === id))!;
+    const item = Items!.find((version) => (entriesOf(version) as { key: string }[]).some((entry) => entry.key === id))!;
     const record = feedVersionSchema.parse(item);
     expect(record.entries.find((entry) => entry.key === id)?.seq).toBe(second!.seq);
     // The entry rewritten to the first change (its own record, value and all): the label change never reaches a PEP.
@@ -805,7 +815,7 @@ describe("the ledger", () => {
     const tenantId = "ten_version_altered";
     for (let n = 0; n < 2; n++) await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(993 + n) });
     const [first] = await feedItems(runtime.ports, tenantId);
-    const entries = (first!.entries as { value: Record<string, unknown> }[]).map((entry) => ({
+    const entries = (entriesOf(first!) as { value: Record<string, unknown> }[]).map((entry) => ({
       ...entry,
       value: { ...entry.value, labels: { admin: "true" } },
     }));

@@ -5,6 +5,7 @@
  * previous version's), and chains by hash to the previous one,
  * so the trail (the shard chains and the version chain over their heads) stays tamper-evident.
  */
+import { deflateRawSync, inflateRawSync } from "node:zlib";
 import { type DynamoDBDocumentClient, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import type { TableNames } from "../config.ts";
@@ -17,6 +18,26 @@ export const feedVersionEntrySchema = z.object({
   shard: z.number().int(),
   seq: z.number().int(),
 });
+
+/** A stored version's entries inflate to at most this (a version holds at most ~150 KB of them: sequencer.ts). */
+const maxEntriesBytes = 4 * 1024 * 1024;
+
+/**
+ * A version's entries as stored: deflated JSON (a binary attribute). At 2,000 changes/s on one tenant the version
+ * records take the tenant's whole feed, ~1 MB/s of JSON, into one partition (1,000 write units a second at most);
+ * deflated, the same entries take about a third of it (docs/write-path.md). The hash covers the entries themselves.
+ */
+export const storedEntries = (entries: readonly unknown[]): Uint8Array => deflateRawSync(JSON.stringify(entries));
+
+/** The entries of a stored version: inflated, or as they are (versions written before were not deflated). */
+function openEntries(stored: unknown): unknown {
+  if (!(stored instanceof Uint8Array)) return stored;
+  try {
+    return JSON.parse(inflateRawSync(stored, { maxOutputLength: maxEntriesBytes }).toString("utf8"));
+  } catch {
+    return stored; // not deflated JSON, or too large: the schema refuses it
+  }
+}
 
 export const feedVersionSchema = z.object({
   version: z.number().int().positive(),
@@ -35,7 +56,7 @@ export const feedVersionSchema = z.object({
    * previous version (keyed by shard number); every other shard's is the previous version's.
    */
   heads: z.record(z.string(), z.string()).optional(),
-  entries: z.array(feedVersionEntrySchema),
+  entries: z.preprocess(openEntries, z.array(feedVersionEntrySchema)),
   /**
    * The binding changes in this version's cut it does not carry, each with the record of a later change of the same
    * address (a higher store revision) that an earlier version carried already (see ledger/cut.ts): on the first

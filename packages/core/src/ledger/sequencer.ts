@@ -43,6 +43,7 @@ import {
   feedPartition,
   feedSortKey,
   feedVersionSchema,
+  storedEntries,
   unhashedVersion,
   versionHash,
   type FeedVersionRecord,
@@ -569,6 +570,7 @@ export async function sequenceOnce(
     pk: feedPartition(tenantId),
     sk: feedSortKey(record.version),
     ...record,
+    entries: storedEntries(record.entries),
     // Kept as long as the audit records it chains over, and archived with them (audit/archive.ts).
     ...(retentionSeconds ? { expiresAt: expiry(time, retentionSeconds) } : {}),
   });
