@@ -3,8 +3,9 @@
  * it (audited), a tenant's automation rule quarantines the device, the feed tells enforcement
  * points, and every action names the rule. Dry-run, rate limits and loop protection.
  */
+import { ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { documentClient, portsFor, runAutomation, type BusEnvelope } from "@simroot/core";
+import { documentClient, portsFor, runAutomation, takeRate, type BusEnvelope } from "@simroot/core";
 import { recordCacheMs } from "@simroot/core/automation/records";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { flowReport, teachBaseline } from "./support/flows.ts";
@@ -128,6 +129,26 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
     expect(fired[0]!.data).toMatchObject({ outcome: "dry-run", actions: [{ type: "revoke", outcome: "would-do" }] });
   });
 
+  it("stops writing a rule's rate counter once its window is spent, and counts again in the next window", async () => {
+    // The counter is one item: refused writes cost write units on it too, and a storm of matches would throttle it.
+    let writes = 0;
+    const db = {
+      send: (command: { constructor: { name: string } }) => {
+        if (command.constructor.name === "UpdateCommand") writes++;
+        return runtime.ports.db.send(command as never);
+      },
+    } as unknown as typeof runtime.ports.db;
+    let now = Date.UTC(2026, 11, 3, 10, 0, 0);
+    const ports = portsFor(db, runtime.ports.tables, runtime.bus, () => new Date(now));
+    const taken = [];
+    for (let match = 0; match < 10; match++) taken.push(await takeRate(ports, "ten_rate_storm", "rule#storm", 2, 60));
+    expect(taken).toEqual([true, true, false, false, false, false, false, false, false, false]);
+    expect(writes).toBe(3); // two counted, one refused: the instance remembers the window is spent
+    now += 60_000;
+    expect(await takeRate(ports, "ten_rate_storm", "rule#storm", 2, 60)).toBe(true);
+    expect(writes).toBe(4);
+  });
+
   it("rate limits a rule across its matches", async () => {
     const { tenant, deviceId, post } = await setup([
       {
@@ -235,6 +256,48 @@ describe("rules across instances that share only the store", () => {
     const firings = (await runAutomation(b, envelope(50))).value;
     expect(firings.map((firing) => [firing.ruleId, firing.outcome])).toEqual([[rule.json.id, "dry-run"]]);
     expect(queries).toBe(2);
+    // Fired once per event: a redelivery of the same event fires nothing.
+    expect((await runAutomation(b, envelope(50))).value).toEqual([]);
     db.destroy();
+  });
+
+  it("records a rule's firings over 16 partitions, once per event", async () => {
+    const { tenant, deviceId } = await setup([
+      {
+        name: "every label change",
+        pattern: { source: ["simroot"], "detail-type": ["device.labels_changed"] },
+        actions: [{ type: "add-labels", labels: { seen: "yes" } }],
+        dryRun: true,
+      },
+    ]);
+    const envelope = (n: number) =>
+      ({
+        source: "simroot",
+        "detail-type": "device.labels_changed",
+        detail: {
+          id: `evt_spread_${n}`,
+          type: "device.labels_changed",
+          tenantId: tenant.tenant.id,
+          subject: deviceId,
+          time: new Date().toISOString(),
+          actor: "test",
+          requestId: "req_spread",
+          data: {},
+        },
+      }) as unknown as BusEnvelope;
+    for (let n = 0; n < 48; n++) expect((await runAutomation(runtime.ports, envelope(n))).value).toHaveLength(1);
+    for (let n = 0; n < 48; n++) expect((await runAutomation(runtime.ports, envelope(n))).value).toEqual([]);
+    const { Items } = await runtime.ports.db.send(
+      new ScanCommand({
+        TableName: runtime.ports.tables.automation,
+        FilterExpression: "begins_with(pk, :fired)",
+        ExpressionAttributeValues: { ":fired": `T#${tenant.tenant.id}#fired` },
+      }),
+    );
+    const partitions = new Map<string, number>();
+    for (const item of Items ?? []) partitions.set(String(item.pk), (partitions.get(String(item.pk)) ?? 0) + 1);
+    expect([...partitions.values()].reduce((sum, count) => sum + count, 0)).toBe(48);
+    expect(partitions.size).toBeGreaterThanOrEqual(8);
+    expect(Math.max(...partitions.values())).toBeLessThanOrEqual(12);
   });
 });

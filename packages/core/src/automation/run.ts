@@ -19,6 +19,7 @@ import { eventSource } from "../platform/rules.ts";
 import type { Ports } from "../ports.ts";
 import { deviceOfEvent, runAction, type ActionResult } from "./actions.ts";
 import { takeRate } from "./rate-limit.ts";
+import { listStripe } from "../device/keys.ts";
 import { tenantRules, type AutomationRule } from "./rule.ts";
 
 export const maxChain = 4;
@@ -34,7 +35,16 @@ export interface Firing {
   readonly actions: readonly ActionResult[];
 }
 
-const firedKey = (tenantId: string, ruleId: string, eventId: string) => ({ pk: `T#${tenantId}#fired`, sk: `${ruleId}|${eventId}` });
+/**
+ * A rule's firing on an event, kept to fire once per event. Spread over 16 partitions by the event id: a rule matching
+ * a re-attach storm (2,000 events/s on one tenant) records one firing per event, more than one partition takes (1,000
+ * write units a second). Firings recorded before this spread (under `T#<tenant>#fired`) are not looked up: an event
+ * redelivered across the deploy that introduced it may fire its rules again.
+ */
+const firedKey = (tenantId: string, ruleId: string, eventId: string) => ({
+  pk: `T#${tenantId}#fired#${String(listStripe(eventId)).padStart(2, "0")}`,
+  sk: `${ruleId}|${eventId}`,
+});
 
 export async function runAutomation(ports: Ports, envelope: BusEnvelope): Promise<Outcome<Firing[]>> {
   const event = envelope.detail;
