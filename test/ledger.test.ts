@@ -1,3 +1,4 @@
+import { deflateRawSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import {
@@ -838,6 +839,28 @@ describe("the ledger", () => {
     await expect(feedDeltas(other, signer, tenantId, { since: 0, limit: 100, waitMs: 0 })).rejects.toThrow(/snapshot/i);
     cursor = undefined;
     await expect(snapshot()).rejects.toThrow(/versions after 0 are missing/);
+    client.destroy();
+  });
+
+  it("refuses a version whose deflated entries nest deeper than a stored list may, as unverifiable, in deltas and the verifier", async () => {
+    const tenantId = "ten_version_deep";
+    for (let n = 0; n < 2; n++) await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(995 + n) });
+    const [first] = await feedItems(runtime.ports, tenantId);
+    expect(first!.entries).toBeInstanceOf(Uint8Array);
+    // With audit-table write access: under 1 KB of deflate that opens to a value nested 200,000 deep. DynamoDB refuses a
+    // list or map nested past 32 levels; deflated bytes carry no such limit, and hashing them ran out of stack (a 500).
+    const depth = 200_000;
+    const entries = deflateRawSync(
+      `[{"kind":"device","key":"dev_x","shard":0,"seq":1,"value":{"a":${"[".repeat(depth)}${"]".repeat(depth)}}}]`,
+    );
+    expect(entries.byteLength).toBeLessThan(1000);
+    await runtime.ports.db.send(new PutCommand({ TableName: runtime.ports.tables.audit, Item: { ...first, entries } }));
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    const other: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
+    await expect(feedDeltas(other, memorySigner(), tenantId, { since: 0, limit: 100, waitMs: 0 })).rejects.toMatchObject({
+      code: "feed.unverifiable",
+    });
+    expect(await verifyAuditChain(other, tenantId)).toMatchObject({ valid: false, brokenAt: { shard: "feed", seq: 1 } });
     client.destroy();
   });
 

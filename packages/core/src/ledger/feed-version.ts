@@ -29,11 +29,37 @@ const maxEntriesBytes = 4 * 1024 * 1024;
  */
 export const storedEntries = (entries: readonly unknown[]): Uint8Array => deflateRawSync(JSON.stringify(entries));
 
+/**
+ * DynamoDB refuses a list or map nested past 32 levels, which bounded entries stored as a list; deflated bytes carry no
+ * such bound, and hashing a value nested 200,000 deep (under 1 KB of deflate) runs out of stack. Honest entries nest as
+ * they did as a list: their values are copied from audit records' feed changes, stored as lists and maps.
+ */
+const maxEntriesDepth = 32;
+
+/** Whether JSON text nests arrays and objects deeper than `limit` (brackets inside strings do not count). */
+function nestedBeyond(json: string, limit: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let index = 0; index < json.length; index++) {
+    const code = json.charCodeAt(index);
+    if (inString) {
+      if (code === 0x5c)
+        index++; // a backslash escapes the next character
+      else if (code === 0x22) inString = false;
+    } else if (code === 0x22) inString = true;
+    else if (code === 0x5b || code === 0x7b) {
+      if (++depth > limit) return true;
+    } else if (code === 0x5d || code === 0x7d) depth--;
+  }
+  return false;
+}
+
 /** The entries of a stored version: inflated, or as they are (versions written before were not deflated). */
 function openEntries(stored: unknown): unknown {
   if (!(stored instanceof Uint8Array)) return stored;
   try {
-    return JSON.parse(inflateRawSync(stored, { maxOutputLength: maxEntriesBytes }).toString("utf8"));
+    const json = inflateRawSync(stored, { maxOutputLength: maxEntriesBytes }).toString("utf8");
+    return nestedBeyond(json, maxEntriesDepth) ? stored : JSON.parse(json);
   } catch {
     return stored; // not deflated JSON, or too large: the schema refuses it
   }
