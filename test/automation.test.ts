@@ -129,7 +129,7 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
     expect(fired[0]!.data).toMatchObject({ outcome: "dry-run", actions: [{ type: "revoke", outcome: "would-do" }] });
   });
 
-  it("stops writing a rule's rate counter once its window is spent, and counts again in the next window", async () => {
+  it("stops writing a rule's rate counter once its window is spent, and counts again once its limit is raised or the window turns", async () => {
     // The counter is one item: refused writes cost write units on it too, and a storm of matches would throttle it.
     let writes = 0;
     const db = {
@@ -144,9 +144,12 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
     for (let match = 0; match < 10; match++) taken.push(await takeRate(ports, "ten_rate_storm", "rule#storm", 2, 60));
     expect(taken).toEqual([true, true, false, false, false, false, false, false, false, false]);
     expect(writes).toBe(3); // two counted, one refused: the instance remembers the window is spent
-    now += 60_000;
-    expect(await takeRate(ports, "ten_rate_storm", "rule#storm", 2, 60)).toBe(true);
+    // The rule's limit raised within the window: it counts against the new limit at once.
+    expect(await takeRate(ports, "ten_rate_storm", "rule#storm", 3, 60)).toBe(true);
     expect(writes).toBe(4);
+    now += 60_000;
+    expect(await takeRate(ports, "ten_rate_storm", "rule#storm", 3, 60)).toBe(true);
+    expect(writes).toBe(5);
   });
 
   it("rate limits a rule across its matches", async () => {

@@ -19,7 +19,8 @@ const maxSpent = 10_000;
 export async function takeRate(ports: Ports, tenantId: string, key: string, max: number, perSeconds: number): Promise<boolean> {
   const nowSeconds = Math.floor(ports.now().getTime() / 1000);
   const window = nowSeconds - (nowSeconds % perSeconds);
-  const counter = `${ports.tables.automation}|${tenantId}|${key}`;
+  // The limit is part of what was found spent: a rule whose limit is raised within the window counts again at once.
+  const counter = `${ports.tables.automation}|${tenantId}|${key}|${max}|${perSeconds}`;
   if (spent.get(counter) === window) return false;
   try {
     await ports.db.send(
