@@ -198,6 +198,27 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
     for (const chain of chains) expect(new Set(chain).size).toBe(chain.length);
   });
 
+  it("changes only what a PATCH names: a dry-run rule stays dry-run, a disabled one disabled, its rate limit as set", async () => {
+    const { tenant } = await setup([]);
+    const created = await tenant.call("POST", "/v1/automation/rules", {
+      name: "revoke on unknown destinations (dry run)",
+      pattern: onNewDestination,
+      actions: [{ type: "revoke" }],
+      dryRun: true,
+      enabled: false,
+      rateLimit: { max: 3, perSeconds: 3600 },
+    });
+    expect(created.status, created.text).toBe(201);
+    const path = `/v1/automation/rules/${created.json.id}`;
+    const raised = await tenant.call("PATCH", path, { rateLimit: { max: 5, perSeconds: 3600 } }, { "if-match": '"1"' });
+    expect(raised.status, raised.text).toBe(200);
+    // Defaults are for a new rule: a change that does not name dryRun must not make a dry run act for real.
+    expect(raised.json).toMatchObject({ dryRun: true, enabled: false, rateLimit: { max: 5, perSeconds: 3600 } });
+    const renamed = await tenant.call("PATCH", path, { name: "renamed" }, { "if-match": '"2"' });
+    expect(renamed.json).toMatchObject({ name: "renamed", dryRun: true, enabled: false, rateLimit: { max: 5, perSeconds: 3600 } });
+    expect((await tenant.call("GET", path)).json).toMatchObject({ dryRun: true, enabled: false, rateLimit: { max: 5 } });
+  });
+
   it("refuses a rule whose pattern is not an EventBridge pattern, with problem+json, and creates nothing", async () => {
     const { tenant } = await setup([]);
     const bad = await tenant.call("POST", "/v1/automation/rules", {

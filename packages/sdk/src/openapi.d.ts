@@ -6828,20 +6828,10 @@ export interface operations {
                         [key: string]: unknown;
                     };
                     actions?: components["schemas"]["AutomationAction"][];
-                    /**
-                     * @description record what the actions would do, do nothing
-                     * @default false
-                     */
+                    /** @description record what the actions would do, do nothing */
                     dryRun?: boolean;
-                    /** @default true */
                     enabled?: boolean;
-                    /**
-                     * @description at most `max` firings per `perSeconds` (across every instance); further matches are recorded as rate-limited
-                     * @default {
-                     *       "max": 10,
-                     *       "perSeconds": 60
-                     *     }
-                     */
+                    /** @description at most `max` firings per `perSeconds` (across every instance); further matches are recorded as rate-limited */
                     rateLimit?: {
                         max: number;
                         perSeconds: number;

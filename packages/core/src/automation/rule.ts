@@ -63,16 +63,24 @@ const patternSchema = z
     example: { source: ["simroot"], "detail-type": ["anomaly.detected"], detail: { data: { kind: ["new-destination"] } } },
   });
 
-export const ruleFields = {
+/** A rule's fields as a change names them: no defaults (a PATCH that leaves one out keeps the rule's own). */
+const ruleChangeFields = {
   name: z.string().min(1).max(128),
   pattern: patternSchema,
   actions: z.array(actionSchema).min(1).max(10),
-  dryRun: z.boolean().default(false).meta({ description: "record what the actions would do, do nothing" }),
-  enabled: z.boolean().default(true),
+  dryRun: z.boolean().meta({ description: "record what the actions would do, do nothing" }),
+  enabled: z.boolean(),
   rateLimit: z
     .strictObject({ max: z.number().int().min(1).max(10_000), perSeconds: z.number().int().min(1).max(86_400) })
-    .default({ max: 10, perSeconds: 60 })
     .meta({ description: "at most `max` firings per `perSeconds` (across every instance); further matches are recorded as rate-limited" }),
+};
+
+/** A rule's fields, with a new rule's defaults. */
+export const ruleFields = {
+  ...ruleChangeFields,
+  dryRun: ruleChangeFields.dryRun.default(false),
+  enabled: ruleChangeFields.enabled.default(true),
+  rateLimit: ruleChangeFields.rateLimit.default({ max: 10, perSeconds: 60 }),
 };
 
 export const createRuleInput = z.strictObject(ruleFields).meta({ id: "AutomationRuleInput" });
@@ -119,7 +127,9 @@ export const tenantRules = (ports: Ports, tenantId: string) => cachedRecords(por
 export const updateRuleInput = z.object({
   id: z.string(),
   ifRevision: z.number().int().positive(),
-  changes: z.strictObject(ruleFields).partial(),
+  // Without the defaults: in a partial object zod fills a field's default when it is left out, so a change naming only
+  // the rate limit turned a dry-run rule into one that acts, and re-enabled a disabled one.
+  changes: z.strictObject(ruleChangeFields).partial(),
 });
 
 export const updateRule = verb(updateRuleInput, async (ports, ctx, input): Promise<Outcome<AutomationRule>> => {
