@@ -270,7 +270,8 @@ describe("the simroot CLI", () => {
 
     const changed = await run(["tenant", "settings", "--fail-mode", "open", "--allowed-countries", "fr,de", "--json"], env);
     expect(changed.stderr).toBe("");
-    expect(JSON.parse(changed.stdout)).toMatchObject({ settings: { failMode: "open", allowedCountries: ["FR", "DE"] }, revision: 2 });
+    // The tenant item and the enforcement settings (the fail mode) both moved: the tenant's revision counts both.
+    expect(JSON.parse(changed.stdout)).toMatchObject({ settings: { failMode: "open", allowedCountries: ["FR", "DE"] }, revision: 3 });
 
     const stale = await run(["tenant", "settings", "--imei-lock", "false", "--if-match", '"1"'], env);
     expect(stale.code).toBe(1);

@@ -90,14 +90,28 @@ export async function createTenantWithAdminKey(ports: Ports, name: string, guard
  * tenant settings show it and change it there, so enforcement points follow one value).
  */
 export async function readTenant(ports: Ports, tenantId: string): Promise<Tenant> {
+  return shownTenant(await readTenantParts(ports, tenantId));
+}
+
+/** The tenant item as stored and the enforcement settings, each with its own revision. */
+async function readTenantParts(ports: Ports, tenantId: string) {
   const { Item } = await ports.db.send(
     new GetCommand({ TableName: ports.tables.control, Key: tenantItemKey(tenantId), ConsistentRead: true }),
   );
   if (!Item) throw new SimrootError("tenant.not_found", "not_found", `No tenant ${tenantId}`);
-  const tenant = tenantSchema.parse(Item);
-  const { failMode } = await readEnforcement(ports, tenantId);
-  return { ...tenant, settings: { ...tenant.settings, failMode } };
+  return { stored: tenantSchema.parse(Item), enforcement: await readEnforcement(ports, tenantId) };
 }
+
+/**
+ * The tenant as the API shows it: its settings carry the fail mode, so its revision (the ETag an If-Match names) moves
+ * when either item does, the sum of both (each only grows). A client that read the settings, then sends them back
+ * after a PUT /v1/enforcement changed the fail mode, is refused (412) instead of putting the former fail mode back.
+ */
+const shownTenant = ({ stored, enforcement }: Awaited<ReturnType<typeof readTenantParts>>): Tenant => ({
+  ...stored,
+  settings: { ...stored.settings, failMode: enforcement.failMode },
+  revision: stored.revision + enforcement.revision,
+});
 
 /** The tenant settings as stored and carried in the feed: without the fail mode, which the enforcement settings hold. */
 export const storedTenantSettings = ({ failMode: _failMode, ...settings }: Tenant["settings"]) => settings;
@@ -118,7 +132,12 @@ export const updateTenantSettingsInput = z.object({
 
 /** Changes settings under an If-Match revision; audited. */
 export const updateTenantSettings = verb(updateTenantSettingsInput, async (ports, ctx: RequestContext, input) => {
-  const tenant = await readTenant(ports, ctx.tenantId);
+  // One read of each item: the revision checked, the settings built and the writes' conditions all rest on it. The fail
+  // mode lives in the enforcement settings, which PUT /v1/enforcement changes too; building the settings from an earlier
+  // read than the write's condition put back a fail mode a concurrent PUT had just changed (fail-closed to fail-open).
+  const parts = await readTenantParts(ports, ctx.tenantId);
+  const { stored: item, enforcement } = parts;
+  const tenant = shownTenant(parts);
   if (tenant.revision !== input.ifRevision) {
     throw new SimrootError("request.precondition_failed", "conflict", "The tenant changed since you read it", { detail: { status: 412 } });
   }
@@ -127,13 +146,12 @@ export const updateTenantSettings = verb(updateTenantSettingsInput, async (ports
     ...input.settings,
     rateLimits: { ...tenant.settings.rateLimits, ...input.settings.rateLimits },
   });
-  const next: Tenant = { ...tenant, settings, revision: tenant.revision + 1 };
+  const next: Tenant = { ...item, settings, revision: item.revision + 1 };
   const now = ports.now();
   const event = domainEvent(ctx, "tenant.settings-changed", ctx.tenantId, { settings, changed: Object.keys(input.settings) }, now);
   const stored = storedTenantSettings(settings);
   // The fail mode is written where it lives, in the same commit: the enforcement settings (and their feed entry). Until
   // they were first written, a tenant item of before may hold it: it moves there now, since the tenant item drops it.
-  const enforcement = await readEnforcement(ports, ctx.tenantId);
   const moves = enforcement.revision === 0 && enforcement.failMode !== defaultTenantSettings.failMode;
   const failMode = moves || enforcement.failMode !== settings.failMode ? { ...enforcement, failMode: settings.failMode } : undefined;
   await ports.ledger.commit({
@@ -144,7 +162,7 @@ export const updateTenantSettings = verb(updateTenantSettingsInput, async (ports
           TableName: ports.tables.control,
           Item: { ...tenantItemKey(tenant.id), gsi1pk: "tenants", gsi1sk: tenant.id, ...next, settings: stored },
           ConditionExpression: "revision = :r",
-          ExpressionAttributeValues: { ":r": tenant.revision },
+          ExpressionAttributeValues: { ":r": item.revision },
         },
       },
       ...(failMode
@@ -178,5 +196,5 @@ export const updateTenantSettings = verb(updateTenantSettingsInput, async (ports
       new SimrootError("request.precondition_failed", "conflict", "The tenant changed since you read it", { detail: { status: 412 } }),
   });
   forgetTenantSettings(ctx.tenantId);
-  return { value: next, events: [event] };
+  return { value: { ...next, revision: next.revision + enforcement.revision + (failMode ? 1 : 0) }, events: [event] };
 });
