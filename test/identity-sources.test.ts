@@ -61,6 +61,45 @@ describe("sources and tenants through the ledger", () => {
     expect(rotated.credentials.trustAnchors).toEqual([anchor]);
   });
 
+  it("never puts back trust anchors a concurrent rotation replaced (a compromised root dropped by another admin)", async () => {
+    const { createTestPki } = await import("../packages/core/src/ingest/adapters/eim-pki.test-support.ts");
+    const compromised = createTestPki();
+    const replacement = createTestPki();
+    const tenant = await tenantClient(runtime, "source-rotate-race");
+    const created = await tenant.call("POST", "/v1/sources", {
+      name: "eIM",
+      format: "eim",
+      credentials: { trustAnchors: [compromised.ci.pem] },
+    });
+    expect(created.status, created.text).toBe(201);
+    const id = created.json.source.id as string;
+    // A rotation for a new bearer token only (no anchors) reads the source; another admin, on another instance, then
+    // replaces the anchors; only then does the first rotation write.
+    const db = runtime.ports.db;
+    const send = db.send.bind(db);
+    let concurrent: Awaited<ReturnType<typeof tenant.call>> | undefined;
+    let armed = true;
+    db.send = (async (command: { input?: { Key?: { sk?: unknown } } }, ...rest: unknown[]) => {
+      const result = await send(command as never, ...(rest as []));
+      if (armed && command.constructor.name === "GetCommand" && command.input?.Key?.sk === "source") {
+        armed = false;
+        concurrent = await tenant.call("POST", `/v1/sources/${id}/rotate`, { credentials: { trustAnchors: [replacement.ci.pem] } });
+      }
+      return result;
+    }) as typeof db.send;
+    let rotated: Awaited<ReturnType<typeof tenant.call>>;
+    try {
+      rotated = await tenant.call("POST", `/v1/sources/${id}/rotate`);
+    } finally {
+      db.send = send;
+    }
+    expect(concurrent?.status, concurrent?.text).toBe(200);
+    // Refused (the credentials changed since it read them), never carrying the compromised root back.
+    expect([rotated.status, rotated.json.type]).toEqual([409, "urn:simroot:problem:store.conflict"]);
+    const source = await tenant.call("POST", `/v1/sources/${id}/rotate`);
+    expect(source.json.credentials.trustAnchors).toEqual([replacement.ci.pem]);
+  });
+
   it("audits a tenant's creation as the first record of its own trail, naming who created it", async () => {
     const platform = await createTenantWithAdminKey(runtime.ports, "platform", { pk: `bootstrap-${Date.now()}`, sk: "bootstrap" });
     const created = await call(runtime, platform.token, "POST", "/v1/tenants", { name: "customer" });

@@ -163,7 +163,8 @@ function anchorsOf(credentials: SourceCredentials) {
   };
 }
 
-type SourceWithCredentials = { source: Source; credentials: SourceCredentials };
+/** `credentialsRevision`: how many times the credentials were rotated (absent before the first rotation counted). */
+type SourceWithCredentials = { source: Source; credentials: SourceCredentials; credentialsRevision: number };
 const recentSources = new WeakMap<object, Map<string, { found: SourceWithCredentials; until: number }>>();
 const sourceCacheMs = 5_000;
 
@@ -190,8 +191,12 @@ async function readSource(ports: Ports, sourceId: string): Promise<SourceWithCre
     ? await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: sourceKey(sourceId), ConsistentRead: true }))
     : { Item: undefined };
   if (!Item || Item.deletedAt) throw new SimrootError("source.not_found", "not_found", `No ingestion source ${sourceId}`);
-  const { credentials, ...rest } = Item;
-  return { source: sourceSchema.parse(rest), credentials: credentials as SourceCredentials };
+  const { credentials, credentialsRevision, ...rest } = Item;
+  return {
+    source: sourceSchema.parse(rest),
+    credentials: credentials as SourceCredentials,
+    credentialsRevision: Number(credentialsRevision ?? 0),
+  };
 }
 
 export const listSources = verb(
@@ -234,13 +239,25 @@ export const rotateSourceCredentials = verb(
           Update: {
             TableName: ports.tables.control,
             Key: sourceKey(source.id),
-            UpdateExpression: "SET credentials = :c, credentialsRotatedAt = :t",
-            ConditionExpression: "tenantId = :tenant",
-            ExpressionAttributeValues: { ":c": credentials, ":t": rotatedAt, ":tenant": ctx.tenantId },
+            // Only over the credentials read: a rotation that carried over trust anchors another rotation has replaced
+            // since (a compromised root dropped) would otherwise put them back.
+            UpdateExpression: "SET credentials = :c, credentialsRotatedAt = :t, credentialsRevision = :next",
+            ConditionExpression: `tenantId = :tenant AND ${
+              current.credentialsRevision === 0 ? "attribute_not_exists(credentialsRevision)" : "credentialsRevision = :read"
+            }`,
+            ExpressionAttributeValues: {
+              ":c": credentials,
+              ":t": rotatedAt,
+              ":tenant": ctx.tenantId,
+              ":next": current.credentialsRevision + 1,
+              ...(current.credentialsRevision === 0 ? {} : { ":read": current.credentialsRevision }),
+            },
           },
         },
       ],
       events: [event],
+      onConditionFailed: () =>
+        new SimrootError("store.conflict", "conflict", "The source's credentials were rotated meanwhile: read them and rotate again"),
     });
     recentSources.get(ports.db)?.delete(source.id);
     return { source: { ...source, credentialsRotatedAt: rotatedAt }, credentials };
