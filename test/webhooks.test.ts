@@ -11,8 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Webhook } from "standardwebhooks";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { deliverDue, enqueueDelivery, retryDelaysSeconds, type BusEnvelope } from "@simroot/core";
+import { DeleteCommand, GetCommand } from "@aws-sdk/lib-dynamodb";
+import { deliverDue, enqueueDelivery, maxWebhooksPerTenant, retryDelaysSeconds, type BusEnvelope } from "@simroot/core";
 import { recordKey } from "@simroot/core/automation/records";
 import { simrootAdapter as simrootAdapterForTests } from "@simroot/core/ingest/adapters/simroot";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
@@ -221,5 +221,55 @@ describe("outbound webhooks", { timeout: 180_000 }, () => {
     const log = (await tenant.call("GET", `/v1/webhooks/${webhook.id}/deliveries`)).json.items;
     expect(log[0]).toMatchObject({ id, status: "delivered" });
     await hook.close();
+  });
+});
+
+describe("the limit of 50 subscriptions", () => {
+  it("holds when creates race, whether the tenant's count is an item or, for a tenant of before, its listing", async () => {
+    const tenant = await tenantClient(runtime, "webhook-limit-race");
+    const body = () => ({ url: "https://example.com/hook", pattern: { source: ["simroot"] } });
+    for (let n = 0; n < maxWebhooksPerTenant - 2; n++) expect((await tenant.call("POST", "/v1/webhooks", body())).status).toBe(201);
+    const countKey = { pk: `T#${tenant.tenant.id}#count`, sk: "webhook" };
+    /** A create that, once it has read the count (`read` says which read), lets another create run to its end first. */
+    const race = async (read: (command: { constructor: { name: string }; input?: Record<string, unknown> }) => boolean) => {
+      const db = runtime.ports.db;
+      const send = db.send.bind(db);
+      let armed = true;
+      let concurrent: Awaited<ReturnType<typeof tenant.call>> | undefined;
+      db.send = (async (command: { constructor: { name: string }; input?: Record<string, unknown> }, ...rest: unknown[]) => {
+        const result = await send(command as never, ...(rest as []));
+        if (armed && read(command)) {
+          armed = false;
+          concurrent = await tenant.call("POST", "/v1/webhooks", body());
+        }
+        return result;
+      }) as typeof db.send;
+      try {
+        const first = await tenant.call("POST", "/v1/webhooks", body());
+        return [first.status, concurrent?.status].sort();
+      } finally {
+        db.send = send;
+      }
+    };
+    // A tenant of before the count item: its first create counts the listing (48), and so does the one racing it.
+    await runtime.ports.db.send(new DeleteCommand({ TableName: runtime.ports.tables.automation, Key: countKey }));
+    const listing = recordKey(tenant.tenant.id, "webhook", "").pk;
+    expect(
+      await race(
+        (command) =>
+          command.constructor.name === "QueryCommand" &&
+          command.input?.ExpressionAttributeValues !== undefined &&
+          Object.values(command.input.ExpressionAttributeValues as object).includes(listing),
+      ),
+    ).toEqual([201, 409]);
+    // 49 now, counted in the item: two creates that both read 49 cannot both make it 50.
+    expect(
+      await race(
+        (command) => command.constructor.name === "GetCommand" && (command.input?.Key as { pk?: string } | undefined)?.pk === countKey.pk,
+      ),
+    ).toEqual([201, 409]);
+    const listed = await tenant.call("GET", "/v1/webhooks?limit=100");
+    expect(listed.json.items).toHaveLength(maxWebhooksPerTenant);
+    expect((await tenant.call("POST", "/v1/webhooks", body())).json.type).toBe("urn:simroot:problem:webhook.limit_reached");
   });
 });

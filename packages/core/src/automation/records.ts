@@ -10,6 +10,7 @@ import { domainEvent, type DomainEvent } from "../event/event.ts";
 import { partitionPage, type Page } from "../page.ts";
 import { interestWrite } from "../outbox/interests.ts";
 import type { Ports } from "../ports.ts";
+import type { TransactItem } from "../store/transaction.ts";
 
 import { recordKey, type RecordKind } from "./record-key.ts";
 
@@ -95,12 +96,56 @@ export const stale = () =>
  * Writes a record (a new one, or a replacement of `revision`), or removes it, through the
  * ledger with the event that says so. Returns that event.
  */
+/** How many records of a kind a tenant has, for the kinds with a limit (written with every create and removal of one). */
+const countKey = (tenantId: string, kind: RecordKind) => ({ pk: `T#${tenantId}#count`, sk: kind });
+
+/**
+ * The write that moves a tenant's count of `kind` to `next`, conditioned on the count read (`undefined`: no count item
+ * yet). Two creates that both read the count below the limit would otherwise both pass it: one of them fails here.
+ */
+const countWrite = (ports: Ports, tenantId: string, kind: RecordKind, read: number | undefined, next: number): TransactItem => ({
+  Put: {
+    TableName: ports.tables.automation,
+    Item: { ...countKey(tenantId, kind), n: next },
+    ...(read === undefined
+      ? { ConditionExpression: "attribute_not_exists(pk)" }
+      : { ConditionExpression: "n = :n", ExpressionAttributeValues: { ":n": read } }),
+  },
+});
+
+/**
+ * The count write a change of a record needs: for a create of a kind with a limit, past the limit the create is refused
+ * (a tenant created before the count item counts its listed records once); for a removal, when the kind is counted.
+ */
+async function countChange(
+  ports: Ports,
+  tenantId: string,
+  kind: RecordKind,
+  change: { readonly create?: { readonly max: number; readonly refuse: () => SimrootError }; readonly remove?: boolean },
+): Promise<TransactItem | undefined> {
+  if (!change.create && !change.remove) return undefined;
+  const { Item } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.automation, Key: countKey(tenantId, kind), ConsistentRead: true }),
+  );
+  const read = Item === undefined ? undefined : Number(Item.n);
+  if (change.remove) return read === undefined ? undefined : countWrite(ports, tenantId, kind, read, Math.max(0, read - 1));
+  const { max, refuse } = change.create!;
+  const count = read ?? (await listRecords(ports, tenantId, kind, { limit: max }, (item) => item)).items.length;
+  if (count >= max) throw refuse();
+  return countWrite(ports, tenantId, kind, read, count + 1);
+}
+
 export async function commitRecord(
   ports: Ports,
   ctx: RequestContext,
   kind: RecordKind,
   id: string,
-  write: { readonly item?: Record<string, unknown>; readonly previousRevision?: number },
+  write: {
+    readonly item?: Record<string, unknown>;
+    readonly previousRevision?: number;
+    /** A create of a kind with a limit: at most `max` records per tenant, counted in the same commit. */
+    readonly limit?: { readonly max: number; readonly refuse: () => SimrootError };
+  },
   type: string,
   data: Record<string, unknown>,
 ): Promise<DomainEvent> {
@@ -110,8 +155,13 @@ export async function commitRecord(
     write.previousRevision === undefined
       ? { ConditionExpression: "attribute_not_exists(pk)" }
       : { ConditionExpression: "revision = :r", ExpressionAttributeValues: { ":r": write.previousRevision } };
+  const creates = write.item !== undefined && write.previousRevision === undefined;
+  const count = await countChange(ports, ctx.tenantId, kind, {
+    ...(creates && write.limit ? { create: write.limit } : {}),
+    remove: write.item === undefined,
+  });
   // A new record marks the tenant's interest in its consumer, in the same commit: the outbox routes the tenant's later events to it.
-  const interest = write.item && write.previousRevision === undefined ? interestWrite(ports, ctx.tenantId, kind) : undefined;
+  const interest = creates ? interestWrite(ports, ctx.tenantId, kind) : undefined;
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
     events: [event],
@@ -119,10 +169,15 @@ export async function commitRecord(
       write.item
         ? { Put: { TableName: ports.tables.automation, Item: { ...key, ...write.item }, ...condition } }
         : { Delete: { TableName: ports.tables.automation, Key: key, ...condition } },
+      ...(count ? [count] : []),
       ...(interest ? [interest] : []),
     ],
-    onConditionFailed: () =>
-      write.previousRevision === undefined ? new SimrootError(`${kind}.exists`, "conflict", `${kind} ${id} exists`) : stale(),
+    onConditionFailed: (index) =>
+      index === 1 && count
+        ? new SimrootError("store.conflict", "conflict", `Another change of the tenant's ${kind}s landed at once: try again`)
+        : write.previousRevision === undefined
+          ? new SimrootError(`${kind}.exists`, "conflict", `${kind} ${id} exists`)
+          : stale(),
   });
   // Once committed, this instance matches against the change at once (others within `recordCacheMs`): a read that began
   // before the commit ended is no longer shared.

@@ -16,6 +16,11 @@ import { cachedRecords, commitRecord, listRecords, notFound, readRecord, stale }
 import type { Ports } from "../ports.ts";
 
 export const maxRulesPerTenant = 100;
+/** Checked and counted in the commit that creates one (automation/records.ts), so concurrent creates cannot pass it. */
+const ruleLimit = {
+  max: maxRulesPerTenant,
+  refuse: () => new SimrootError("rule.limit_reached", "conflict", `A tenant has at most ${maxRulesPerTenant} automation rules`),
+};
 
 const reason = z.string().min(1).max(500).optional().meta({ description: "recorded with the action; defaults to the rule and the event" });
 
@@ -100,13 +105,9 @@ export type AutomationRule = z.output<typeof ruleSchema>;
 const parse = (item: Record<string, unknown>) => ruleSchema.parse(item);
 
 export const createRule = verb(createRuleInput, async (ports, ctx, input): Promise<Outcome<AutomationRule>> => {
-  const existing = await listRecords(ports, ctx.tenantId, "rule", { limit: maxRulesPerTenant }, (item) => item);
-  if (existing.items.length >= maxRulesPerTenant) {
-    throw new SimrootError("rule.limit_reached", "conflict", `A tenant has at most ${maxRulesPerTenant} automation rules`);
-  }
   const now = ports.now().toISOString();
   const rule: AutomationRule = { id: newId("rule"), ...input, revision: 1, createdAt: now, updatedAt: now };
-  const event = await commitRecord(ports, ctx, "rule", rule.id, { item: rule }, "automation.rule-created", { rule });
+  const event = await commitRecord(ports, ctx, "rule", rule.id, { item: rule, limit: ruleLimit }, "automation.rule-created", { rule });
   return { value: rule, events: [event] };
 });
 

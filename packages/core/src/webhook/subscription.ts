@@ -18,6 +18,11 @@ import { cachedRecords, commitRecord, listRecords, notFound, readRecord, stale }
 import { newSigningKeys, signingSchemes } from "./sign.ts";
 
 export const maxWebhooksPerTenant = 50;
+/** Checked and counted in the commit that creates one (automation/records.ts), so concurrent creates cannot pass it. */
+const webhookLimit = {
+  max: maxWebhooksPerTenant,
+  refuse: () => new SimrootError("webhook.limit_reached", "conflict", `A tenant has at most ${maxWebhooksPerTenant} webhook subscriptions`),
+};
 
 const patternSchema = z.record(z.string(), z.unknown()).superRefine((pattern, issues) => {
   try {
@@ -85,10 +90,6 @@ export async function webhookSecret(ports: Ports, tenantId: string, webhook: Sto
 }
 
 export const createWebhook = verb(createWebhookInput, async (ports, ctx, input): Promise<Outcome<Webhook & { secret?: string }>> => {
-  const existing = await listRecords(ports, ctx.tenantId, "webhook", { limit: maxWebhooksPerTenant }, (item) => item);
-  if (existing.items.length >= maxWebhooksPerTenant) {
-    throw new SimrootError("webhook.limit_reached", "conflict", `A tenant has at most ${maxWebhooksPerTenant} webhook subscriptions`);
-  }
   const keys = newSigningKeys(input.signing);
   const now = ports.now().toISOString();
   const id = newId("webhook");
@@ -102,7 +103,7 @@ export const createWebhook = verb(createWebhookInput, async (ports, ctx, input):
     createdAt: now,
     updatedAt: now,
   };
-  const event = await commitRecord(ports, ctx, "webhook", webhook.id, { item: webhook }, "webhook.created", {
+  const event = await commitRecord(ports, ctx, "webhook", webhook.id, { item: webhook, limit: webhookLimit }, "webhook.created", {
     webhook: publicView(webhook),
   });
   return { value: { ...publicView(webhook), ...(input.signing === "v1" ? { secret: keys.secret } : {}) }, events: [event] };
