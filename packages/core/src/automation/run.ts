@@ -15,7 +15,7 @@ import type { BusEnvelope } from "../event/envelope.ts";
 import { domainEvent, type DomainEvent } from "../event/event.ts";
 import { matchesPattern } from "../event/pattern.ts";
 import type { Outcome } from "../outcome.ts";
-import { eventSource } from "../platform/rules.ts";
+import { eventSource } from "../platform/bus-names.ts";
 import type { Ports } from "../ports.ts";
 import { deviceOfEvent, runAction, type ActionResult } from "./actions.ts";
 import { takeRate } from "./rate-limit.ts";

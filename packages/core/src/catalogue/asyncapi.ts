@@ -3,7 +3,7 @@
  * same zod schemas the adapters and the applier validate with.
  */
 import * as z from "zod";
-import { eventSource, ingestSource } from "../platform/rules.ts";
+import { eventSource, ingestSource } from "../platform/bus-names.ts";
 import { catalogueTypes, eventPayloads, normalizedEventSchema, type CatalogueType } from "./catalogue.ts";
 import { simrootEventPayloads, simrootEventTypes } from "./simroot-events.ts";
 

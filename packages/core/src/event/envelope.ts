@@ -1,4 +1,4 @@
-import { eventSource, ingestSource } from "../platform/rules.ts";
+import { eventSource, ingestSource } from "../platform/bus-names.ts";
 import type { DomainEvent } from "./event.ts";
 
 /** The EventBridge envelope a consumer receives, identical in AWS and on the local bus. */

@@ -9,7 +9,7 @@ import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import type { RequestContext } from "../context.ts";
 import { SimrootError, isSimrootError } from "../error.ts";
 import { domainEvent, type DomainEvent } from "../event/event.ts";
-import { retryPolicy } from "../platform/rules.ts";
+import { retryPolicy } from "../platform/bus-names.ts";
 import type { Ports } from "../ports.ts";
 
 export type IntegrationName = "iot" | "tailscale" | "siem";

@@ -13,7 +13,7 @@
 import { QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { recordKey, type RecordKind } from "../automation/record-key.ts";
 import type { DomainEvent, PublishOptions } from "../event/event.ts";
-import { consumerResource, type OptInConsumer } from "../platform/rules.ts";
+import { consumerResource, type OptInConsumer } from "../platform/bus-names.ts";
 import type { Ports } from "../ports.ts";
 import { batchGetAll } from "../store/batch-get.ts";
 import type { TransactItem } from "../store/transaction.ts";

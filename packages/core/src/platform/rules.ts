@@ -3,6 +3,10 @@
  * `infra/bus.ts` subscribes each rule's handler to the EventBridge bus; the local bus
  * loads the very same handler modules and matches with the very same patterns.
  */
+import { consumerResource, eventSource, ingestSource, type OptInConsumer } from "./bus-names.ts";
+
+export { consumerResource, eventSource, ingestSource, retryPolicy, type OptInConsumer } from "./bus-names.ts";
+
 /** An EventBridge event pattern (content filtering syntax). */
 export type EventPattern = { readonly [field: string]: unknown };
 
@@ -13,11 +17,6 @@ export interface RuleDefinition {
   readonly does: string;
 }
 // What each consumer may do to which table is declared with the function, in ./functions.ts.
-
-/** The bus `source` of the changes simroot applied (and publishes for automation). */
-export const eventSource = "simroot";
-/** The bus `source` of facts operator sources reported, on their way to the applier. */
-export const ingestSource = "simroot.ingest";
 
 /** The events after which a device's state, identity or labels may differ in other products. */
 export const deviceChangeTypes = [
@@ -33,12 +32,6 @@ export const deviceChangeTypes = [
   "profile.disabled",
   "profile.deleted",
 ] as const;
-
-/** The consumers a tenant opts into (a webhook subscription, an automation rule): the outbox names them per event. */
-export type OptInConsumer = "webhooks" | "automation";
-
-/** The envelope `resources` entry that routes an event to an opt-in consumer (core outbox/interests.ts writes it). */
-export const consumerResource = (consumer: OptInConsumer) => `simroot:consumer/${consumer}`;
 
 export const rules = {
   parkedReconciler: {
@@ -127,21 +120,3 @@ export function deployedPattern(name: RuleName, tenants: Readonly<Partial<Record
   const detail = (pattern.detail ?? {}) as Record<string, unknown>;
   return { ...pattern, detail: { ...detail, tenantId: tenant ? [tenant] : [{ exists: false }] } };
 }
-
-/**
- * Retries of every rule, the same in AWS and on the local bus. In AWS a consumer is invoked
- * asynchronously, so a handler that fails is retried by Lambda (at most 2 retries, about 1 and
- * 2 minutes apart), not by EventBridge: EventBridge's own retries (up to 185 within the event
- * age) only cover getting the event to Lambda (throttling, Lambda unavailable). Either way an
- * event older than `maximumEventAgeSeconds` or out of attempts lands in the rule's dead-letter
- * queue. The local bus runs a handler `handlerAttempts` times within the same age, then
- * dead-letters it.
- */
-export const retryPolicy = {
-  /** A failing handler runs this often in all: Lambda's first attempt plus its 2 retries. */
-  handlerAttempts: 3,
-  /** Retries of the delivery to the function (EventBridge's target retry policy). */
-  deliveryRetryAttempts: 185,
-  /** The age after which an event is dead-lettered rather than retried: Lambda's and EventBridge's. */
-  maximumEventAgeSeconds: 6 * 60 * 60,
-} as const;
