@@ -36,6 +36,23 @@ async function setup(rules: unknown[]) {
   return { tenant, pep, deviceId: device.json.id as string, rules: created, post };
 }
 
+/** A `device.labels_changed` event of the device, as the bus delivers it to the automation consumer. */
+const labelsChanged = (tenantId: string, deviceId: string, id: string, time: Date) =>
+  ({
+    source: "simroot",
+    "detail-type": "device.labels_changed",
+    detail: {
+      id,
+      type: "device.labels_changed",
+      tenantId,
+      subject: deviceId,
+      time: time.toISOString(),
+      actor: "test",
+      requestId: "req_1",
+      data: {},
+    },
+  }) as unknown as BusEnvelope;
+
 const onNewDestination = { source: ["simroot"], "detail-type": ["anomaly.detected"], detail: { data: { kind: ["new-destination"] } } };
 const audit = async (tenant: Awaited<ReturnType<typeof tenantClient>>, subject: string) =>
   (await tenant.call("GET", `/v1/audit?subject=${subject}&limit=1000`)).json.items as { action: string; actor: string; data: any }[];
@@ -249,21 +266,7 @@ describe("rules across instances that share only the store", () => {
     );
     let clock = Date.now();
     const b = { ...portsFor(db, runtime.ports.tables, { publish: async () => {} }), now: () => new Date(clock) };
-    const envelope = (n: number) =>
-      ({
-        source: "simroot",
-        "detail-type": "device.labels_changed",
-        detail: {
-          id: `evt_burst_${n}`,
-          type: "device.labels_changed",
-          tenantId: tenant.tenant.id,
-          subject: deviceId,
-          time: new Date(clock).toISOString(),
-          actor: "test",
-          requestId: "req_1",
-          data: {},
-        },
-      }) as unknown as BusEnvelope;
+    const envelope = (n: number) => labelsChanged(tenant.tenant.id, deviceId, `evt_burst_${n}`, new Date(clock));
 
     for (let n = 0; n < 50; n++) expect((await runAutomation(b, envelope(n))).value).toEqual([]);
     expect(queries).toBe(1);
@@ -294,21 +297,7 @@ describe("rules across instances that share only the store", () => {
         dryRun: true,
       },
     ]);
-    const envelope = (n: number) =>
-      ({
-        source: "simroot",
-        "detail-type": "device.labels_changed",
-        detail: {
-          id: `evt_spread_${n}`,
-          type: "device.labels_changed",
-          tenantId: tenant.tenant.id,
-          subject: deviceId,
-          time: new Date().toISOString(),
-          actor: "test",
-          requestId: "req_spread",
-          data: {},
-        },
-      }) as unknown as BusEnvelope;
+    const envelope = (n: number) => labelsChanged(tenant.tenant.id, deviceId, `evt_spread_${n}`, new Date());
     for (let n = 0; n < 48; n++) expect((await runAutomation(runtime.ports, envelope(n))).value).toHaveLength(1);
     for (let n = 0; n < 48; n++) expect((await runAutomation(runtime.ports, envelope(n))).value).toEqual([]);
     const { Items } = await runtime.ports.db.send(

@@ -19,7 +19,7 @@ import { eventSource } from "../platform/bus-names.ts";
 import type { Ports } from "../ports.ts";
 import { deviceOfEvent, runAction, type ActionResult } from "./actions.ts";
 import { takeRate } from "./rate-limit.ts";
-import { listStripe } from "../device/keys.ts";
+import { listStripe } from "../store/stripe.ts";
 import { tenantRules, type AutomationRule } from "./rule.ts";
 
 export const maxChain = 4;

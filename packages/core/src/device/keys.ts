@@ -1,3 +1,4 @@
+import { listStripe, listStripes } from "../store/stripe.ts";
 import type { IdentifierKind } from "./identifiers.ts";
 
 /** Item keys of the identity table; each access pattern is named in platform/tables.ts. */
@@ -11,14 +12,6 @@ export const deviceKey = (tenantId: string, deviceId: string) => ({ pk: `D#${ten
  * inside the commit's transaction. Over 16 stripes that is ~250 a stripe. Readers read every stripe
  * (`listingPartitions`); where the stripe falls is the writer's choice alone, so the hash may change without moving data.
  */
-export const listStripes = 16;
-
-/** FNV-1a (32 bits) of the key, modulo `listStripes`: cheap, stable, spread evenly over ids and addresses. */
-export function listStripe(key: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
-  return (hash >>> 0) % listStripes;
-}
 
 export type Listing = "device" | "binding" | "revoked";
 
