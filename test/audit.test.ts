@@ -3,7 +3,7 @@
  * answers exactly the records it names; `/v1/audit/verify` walks only the records after the
  * signed checkpoint, the whole chain being an admin's walk.
  */
-import { PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditCheckpointKey, auditSubjectPartition } from "@simroot/core";
 import { unhashed } from "@simroot/core/ledger/audit-record";
@@ -19,17 +19,18 @@ afterAll(() => runtime.stop());
 
 /** The key, shard and sequence of the one audit record about `subject` (a device registered once). */
 async function recordAbout(tenantId: string, subject: string) {
+  // The outbox lists a record under its subject once it has read it from the stream.
+  await runtime.settled();
   const { Items } = await runtime.ports.db.send(
     new QueryCommand({
       TableName: runtime.ports.tables.audit,
-      IndexName: "byDevice",
-      KeyConditionExpression: "gsi1pk = :p",
+      KeyConditionExpression: "pk = :p",
       ExpressionAttributeValues: { ":p": auditSubjectPartition(tenantId, subject) },
     }),
   );
-  // The index copies the keys only: the shard and sequence are in the record's key.
-  const item = Items![0]!;
-  return { key: { pk: item.pk, sk: item.sk }, shard: Number(String(item.pk).slice(-2)), seq: Number(item.sk) };
+  // The listing item holds the record's key: the shard and sequence are in it.
+  const { pk, sk } = Items![0]!.record as { pk: string; sk: string };
+  return { key: { pk, sk }, shard: Number(pk.slice(-2)), seq: Number(sk) };
 }
 
 const alter = (key: Record<string, unknown>) =>
@@ -56,6 +57,8 @@ describe("the audit API", () => {
     await tenant.call("POST", `/v1/devices/${second.id}/suspend`, { reason: "check" });
     await pause(30);
     await tenant.call("POST", `/v1/devices/${first.id}/suspend`, { reason: "check" });
+    // A subject's listing is written by the outbox from the stream, as an index would be: eventually consistent.
+    await runtime.settled();
     const all = (await tenant.call("GET", "/v1/audit?limit=1000")).json.items as { seq: number; time: string; subject: string }[];
     // The tenant's creation is record 1 (audited since issue 11), then the four changes.
     expect(all.length).toBe(5);
@@ -97,11 +100,68 @@ describe("the audit API", () => {
     expect(exported.text.trim().split("\n")).toHaveLength(all.filter((record) => record.time >= middle).length);
   });
 
+  it("lists a subject's records written before the listing items (by the index) and after (by the items) together, at every page size", async () => {
+    const tenant = await tenantClient(runtime, "subject-legacy");
+    const device = await register(tenant, 41);
+    for (let n = 0; n < 3; n++) {
+      await tenant.call("POST", `/v1/devices/${device.id}/suspend`, { reason: "check" });
+      await tenant.call("POST", `/v1/devices/${device.id}/reinstate`, { reason: "check" });
+    }
+    await runtime.settled();
+    const all = (await tenant.call("GET", `/v1/audit?subject=${device.id}`)).json.items as { seq: number; time: string; shard: number }[];
+    expect(all).toHaveLength(7);
+    // The first four as code before 2026-12-03 wrote them: an index key on the record, no listing item.
+    const partition = auditSubjectPartition(tenant.tenant.id, device.id);
+    const { Items } = await runtime.ports.db.send(
+      new QueryCommand({
+        TableName: runtime.ports.tables.audit,
+        KeyConditionExpression: "pk = :p",
+        ExpressionAttributeValues: { ":p": partition },
+      }),
+    );
+    expect(Items).toHaveLength(7);
+    for (const item of Items!.slice(0, 4)) {
+      const record = item.record as { pk: string; sk: string };
+      await runtime.ports.db.send(
+        new UpdateCommand({
+          TableName: runtime.ports.tables.audit,
+          Key: record,
+          UpdateExpression: "SET gsi1pk = :p, gsi1sk = :s",
+          ExpressionAttributeValues: { ":p": partition, ":s": `${String(item.sk).split("#")[0]}#${record.sk}` },
+        }),
+      );
+      await runtime.ports.db.send(new DeleteCommand({ TableName: runtime.ports.tables.audit, Key: { pk: item.pk, sk: item.sk } }));
+    }
+    const seqs = all.map((record) => `${record.shard}:${record.seq}`);
+    for (const limit of [1, 2, 3, 4, 5, 7, 8]) {
+      const listed: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const query = new URLSearchParams({ subject: device.id, limit: String(limit), ...(cursor ? { cursor } : {}) });
+        const page = await tenant.call("GET", `/v1/audit?${query}`);
+        expect(page.status).toBe(200);
+        listed.push(...page.json.items.map((record: { seq: number; shard: number }) => `${record.shard}:${record.seq}`));
+        cursor = page.json.next;
+      } while (cursor);
+      expect(listed, `limit ${limit}`).toEqual(seqs);
+    }
+    // A range across both: from the third record on.
+    const from = all[2]!.time;
+    const ranged = (await tenant.call("GET", `/v1/audit?${new URLSearchParams({ subject: device.id, from, limit: "2" })}`)).json;
+    expect(ranged.items.map((record: { seq: number; shard: number }) => `${record.shard}:${record.seq}`)).toEqual(
+      all
+        .filter((record) => record.time >= from)
+        .slice(0, 2)
+        .map((record) => `${record.shard}:${record.seq}`),
+    );
+  });
+
   it("lists a device's records whole (the index holds their keys only): each hashes as the chain says", async () => {
     const tenant = await tenantClient(runtime, "subject-listing");
     const device = await register(tenant, 40);
     await tenant.call("POST", `/v1/devices/${device.id}/suspend`, { reason: "check" });
     await tenant.call("POST", `/v1/devices/${device.id}/reinstate`, { reason: "check" });
+    await runtime.settled();
     const listed = (await tenant.call("GET", `/v1/audit?subject=${device.id}`)).json.items;
     expect(listed.map((record: { action: string }) => record.action)).toEqual([
       "device.registered",

@@ -11,12 +11,20 @@ import type { AddressInfo } from "node:net";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand } from "@aws-sdk/client-dynamodb-streams";
 import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DeleteCommand, GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { marshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
+  applyOperatorEvent,
   documentClient,
   ensureTables,
   eventBridgePublisher,
+  ingestedEvent,
+  leaseHolder,
+  listAudit,
+  auditSubjectPartition,
   portsFor,
+  publishFromStream,
   registerDevice,
   tableNames,
   type DomainEvent,
@@ -171,5 +179,79 @@ describe("the outbox", () => {
     expect(received.every((entry) => entry.resources.length === 0)).toBe(true);
     client.destroy();
     await new Promise((resolve) => server.close(resolve));
+  });
+
+  it("lists each record under its subject and writes its IP leases from the stream: a store that refuses them delays them, loses none", async () => {
+    const tenantId = "ten_outbox_projections";
+    const device = (await registerDevice(ports, ctx(tenantId), { imsi: imsi(20) })).value;
+    const at = "2026-12-03T08:00:00.000Z";
+    const attach = ingestedEvent(
+      ctx(tenantId),
+      "src_outbox",
+      "simroot",
+      {
+        type: "sim.attached",
+        dedupeKey: "attach-1",
+        occurredAt: at,
+        device: { imsi: imsi(20) },
+        sourceType: "test",
+        data: { bearer: "cellular", ipv4: "10.77.0.9" },
+      } as never,
+      new Date(),
+    );
+    expect((await applyOperatorEvent(ports, attach)).value.outcome).toBe("applied");
+    const subjectListing = async () =>
+      (await listAudit(ports, ctx(tenantId), { subject: device.id, limit: 100 })).items.map((record) => record.action);
+    // Committed, but nothing has read the stream yet: the subject's listing and the lease are the outbox's to write.
+    expect(await subjectListing()).toEqual([]);
+    expect(await leaseHolder(ports, tenantId, "10.77.0.9", "2026-12-03T09:00:00.000Z")).toBeUndefined();
+
+    // A store that throttles the outbox's first two batch writes (as DynamoDB does under load).
+    const throttled = documentClient({ endpoint, region });
+    let refusals = 0;
+    throttled.middlewareStack.add(
+      (next, context) => async (args) => {
+        if ((context as { commandName?: string }).commandName === "BatchWriteItemCommand" && refusals < 2) {
+          refusals += 1;
+          throw Object.assign(new Error("Rate of requests exceeds the allowed throughput"), {
+            name: "ThrottlingException",
+            $metadata: { httpStatusCode: 400 },
+          });
+        }
+        return next(args);
+      },
+      { step: "initialize", name: "throttleProjections" },
+    );
+    const bus = flakyBus(0);
+    const reader = await startOutboxReader({ db: throttled, tables, endpoint, region, publisher: bus.publisher, pollMs: 10 });
+    expect(await reader.caughtUp(30_000)).toBe(true);
+    await reader.stop();
+    throttled.destroy();
+    expect(refusals).toBe(2);
+    expect(await subjectListing()).toEqual(["device.registered", "sim.attached"]);
+    expect(await leaseHolder(ports, tenantId, "10.77.0.9", "2026-12-03T09:00:00.000Z")).toBe(device.id);
+    expect(await leaseHolder(ports, tenantId, "10.77.0.9", "2026-12-03T07:00:00.000Z")).toBeUndefined();
+    // Every event was published too, once its record's projections were written.
+    expect(ofTenant(bus.accepted, tenantId).map((event) => event.type)).toEqual(["device.registered", "sim.attached"]);
+
+    // A record that code from before wrote (listed by the `byDevice` index) is not listed a second time by the outbox.
+    const { Items } = await db.send(
+      new QueryCommand({
+        TableName: tables.audit,
+        KeyConditionExpression: "pk = :p",
+        ExpressionAttributeValues: { ":p": auditSubjectPartition(tenantId, device.id) },
+      }),
+    );
+    const registeredListing = Items![0]!;
+    const { Item: record } = await db.send(new GetCommand({ TableName: tables.audit, Key: registeredListing.record as never }));
+    await db.send(new DeleteCommand({ TableName: tables.audit, Key: { pk: registeredListing.pk, sk: registeredListing.sk } }));
+    const asStreamed = (item: Record<string, unknown>) => [
+      { eventName: "INSERT", dynamodb: { NewImage: marshall(item), SequenceNumber: "1" } },
+    ];
+    const quiet: Publisher = { publish: async () => {} };
+    await publishFromStream(quiet, asStreamed({ ...record!, gsi1pk: "legacy", gsi1sk: "legacy" }), ports);
+    expect(await subjectListing()).toEqual(["sim.attached"]);
+    await publishFromStream(quiet, asStreamed(record!), ports);
+    expect(await subjectListing()).toEqual(["device.registered", "sim.attached"]);
   });
 });

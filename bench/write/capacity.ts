@@ -1,11 +1,23 @@
 /**
  * Write units per applied operator event: every write the control plane sends to the store
  * asks for ReturnConsumedCapacity TOTAL (DynamoDB Local reports it as DynamoDB would bill it,
- * GSI copies included) and the units are summed while the applier applies attach/detach facts.
+ * GSI copies included) and the units are summed while the applier applies attach/detach facts,
+ * and while the outbox projects the records they committed (each listed under its subject, its
+ * IP lease edges as lease items: core outbox.ts), as it does from the audit table's stream.
  */
-import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { QueryCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import { marshall } from "@aws-sdk/util-dynamodb";
 import { randomUUID } from "node:crypto";
-import { applyOperatorEvent, createTenantWithAdminKey, ingestedEvent, registerDevice, type Ports } from "@simroot/core";
+import {
+  applyOperatorEvent,
+  auditPartition,
+  createTenantWithAdminKey,
+  ingestedEvent,
+  publishFromStream,
+  registerDevice,
+  shardCount,
+  type Ports,
+} from "@simroot/core";
 
 const writeCommands = new Set([
   "PutItemCommand",
@@ -58,6 +70,7 @@ export async function unitsPerAppliedEvent(ports: Ports, devices: number, events
   const { tenant } = await createTenantWithAdminKey(ports, "capacity");
   const ctx = { tenantId: tenant.id, actor: "source:src_bench", requestId: "req_bench" };
   for (let n = 0; n < devices; n++) await registerDevice(ports, ctx, { imsi: imsiOf(n) });
+  await projectAsTheOutbox(ports, tenant.id, 0);
   const meter = meterWrites(ports.db);
   let applied = 0;
   let unitsBefore = 0;
@@ -84,12 +97,50 @@ export async function unitsPerAppliedEvent(ports: Ports, devices: number, events
     const event = ingestedEvent(ctx, "src_bench", "simroot", normalized as never, new Date());
     const outcome = await applyOperatorEvent(ports, event);
     if (outcome.value.outcome === "applied") applied += 1;
+    if (n === from - 1) await projectAsTheOutbox(ports, tenant.id, undefined);
   }
+  await projectAsTheOutbox(ports, tenant.id, undefined);
   const units = meter.units - unitsBefore;
   const perEventByTable = Object.fromEntries(
     Object.entries(meter.byTable).map(([table, sum]) => [table, (sum - (byTableBefore[table] ?? 0)) / Math.max(1, applied)]),
   );
   return { applied, units, writes: meter.writes - writesBefore, perEvent: units / Math.max(1, applied), perEventByTable };
+}
+
+const projected = new Map<string, number[]>();
+
+/**
+ * What the outbox writes for the tenant's records committed since the last call (per shard, past the sequence projected
+ * before): the records as the audit table's stream carries them (NEW_IMAGE), through the outbox's own code, with a bus
+ * that accepts everything. `start` 0 starts over.
+ */
+async function projectAsTheOutbox(ports: Ports, tenantId: string, start: number | undefined) {
+  const done = start === 0 || !projected.has(tenantId) ? new Array<number>(shardCount).fill(0) : projected.get(tenantId)!;
+  for (let shard = 0; shard < shardCount; shard++) {
+    let cursor: Record<string, unknown> | undefined;
+    const records = [];
+    do {
+      const page = await ports.db.send(
+        new QueryCommand({
+          TableName: ports.tables.audit,
+          KeyConditionExpression: "pk = :p AND sk > :after",
+          ExpressionAttributeValues: { ":p": auditPartition(tenantId, shard), ":after": String(done[shard]).padStart(12, "0") },
+          ExclusiveStartKey: cursor,
+        }),
+      );
+      records.push(...(page.Items ?? []));
+      cursor = page.LastEvaluatedKey;
+    } while (cursor);
+    if (records.length === 0) continue;
+    done[shard] = Number(records.at(-1)!.seq);
+    const stream = records.map((item) => ({
+      eventName: "INSERT",
+      dynamodb: { NewImage: marshall(item, { removeUndefinedValues: true }) },
+    }));
+    const result = await publishFromStream({ publish: async () => {} }, stream as never, ports);
+    if (result.failedAt !== undefined) throw result.error;
+  }
+  projected.set(tenantId, done);
 }
 
 /**

@@ -183,7 +183,7 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
           JSON.stringify({
             level: "error",
             component: "outbox",
-            message: "publishing committed events failed; retrying from the stream",
+            message: "projecting or publishing committed records failed; retrying from the stream",
             attempt: state.failures,
             error: String(result.error),
           }),

@@ -1660,6 +1660,14 @@ export interface components {
                 /** @description an IP binding's revision this change wrote */
                 rev?: number;
             }[];
+            /** @description the IP lease edges of the subject's device this change implies (who held which address when) */
+            leases?: {
+                address: string;
+                at: string;
+                /** @enum {string} */
+                edge: "start" | "end";
+                bearer: string;
+            }[];
             /** @description hash of the previous record (64 zeros for the first) */
             prevHash: string;
             /** @description SHA-256 of prevHash and this record's canonical JSON without hash */

@@ -64,31 +64,7 @@ export const listAudit = verb(listAuditInput, async (ports, ctx, input): Promise
   const values = { ...(from ? { ":from": from } : {}), ...(to ? { ":to": to } : {}) };
   // An empty range names no records (and a BETWEEN whose bounds are reversed is refused by DynamoDB).
   if (from && to && from >= to) return { items: [], next: undefined };
-  if (bySubject) {
-    const partition = auditSubjectPartition(ctx.tenantId, input.subject!);
-    // A key condition holds one condition per key: both bounds of a subject's range are one BETWEEN (its sort key,
-    // `time#seq`, never equals a bare time, so BETWEEN's inclusive end still excludes records at `to`).
-    const subjectRange = from && to ? ["gsi1sk BETWEEN :from AND :to"] : range("gsi1sk");
-    const result = await ports.db.send(
-      new QueryCommand({
-        TableName: ports.tables.audit,
-        IndexName: "byDevice",
-        KeyConditionExpression: ["gsi1pk = :p", ...subjectRange].join(" AND "),
-        ExpressionAttributeValues: { ":p": partition, ...values },
-        Limit: input.limit,
-        ExclusiveStartKey: decodeCursor(input.cursor, { gsi1pk: partition }),
-      }),
-    );
-    // The index holds the keys only: the records are read from the table, in the index's order (one that expired
-    // between the two reads is left out).
-    const keys = (result.Items ?? []).map((item) => ({ pk: item.pk, sk: item.sk }));
-    const records = new Map((await batchGetAll(ports, ports.tables.audit, keys)).map((item) => [itemKeyText(item), item]));
-    const items = keys.flatMap((key) => {
-      const item = records.get(itemKeyText(key));
-      return item ? [stored(item)] : [];
-    });
-    return { items, next: encodeCursor(result.LastEvaluatedKey) };
-  }
+  if (bySubject) return subjectPage(ports, ctx.tenantId, input.subject!, input.limit, input.cursor, from, to);
   let start = input.cursor === undefined ? undefined : decodeCursor(input.cursor, {});
   let shard = start ? shardOfPartition(ctx.tenantId, start.pk) : (input.shard ?? 0);
   if (
@@ -121,6 +97,91 @@ export const listAudit = verb(listAuditInput, async (ports, ctx, input): Promise
     if (items.length >= input.limit) return { items, next: encodeCursor({ pk: auditPartition(ctx.tenantId, shard), sk: auditSortKey(0) }) };
   }
 });
+
+/**
+ * One page of a subject's records in time order. Records are listed under their subject by items the outbox writes
+ * (`subjectItem`); those written before 2026-12-03 by the `byDevice` index. Both are read and merged, and a page ends
+ * where the first of the two reads stopped, so a read cut short skips nothing. The cursor is the last position listed.
+ */
+async function subjectPage(
+  ports: Ports,
+  tenantId: string,
+  subject: string,
+  limit: number,
+  cursor: string | undefined,
+  from: string | undefined,
+  to: string | undefined,
+): Promise<Page<AuditRecord>> {
+  const partition = auditSubjectPartition(tenantId, subject);
+  const after = cursor === undefined ? undefined : decodeCursor(cursor, { subject: partition })?.after;
+  if (after !== undefined && typeof after !== "string") decodeCursor(cursor, { subject: "" }); // throws: not a cursor of this listing
+  // Positions are `time#seq[#shard]` (every character from '#' up): `${after} ` is past `after` and before any later position.
+  const lower = [from, after === undefined ? undefined : `${after} `]
+    .filter((bound): bound is string => bound !== undefined)
+    .sort()
+    .at(-1);
+  // A BETWEEN whose bounds are reversed is refused by DynamoDB: past `to`, there is nothing more.
+  if (lower !== undefined && to !== undefined && lower >= to) return { items: [], next: undefined };
+  // A key condition holds one condition per key: both bounds are one BETWEEN (a position never equals a bare time, so
+  // BETWEEN's inclusive end still leaves out records at `to`).
+  const range = (field: string) =>
+    lower !== undefined && to !== undefined
+      ? [`${field} BETWEEN :lower AND :to`]
+      : lower !== undefined
+        ? [`${field} >= :lower`]
+        : to !== undefined
+          ? [`${field} < :to`]
+          : [];
+  const values = { ":p": partition, ...(lower !== undefined ? { ":lower": lower } : {}), ...(to !== undefined ? { ":to": to } : {}) };
+  const [listed, indexed] = await Promise.all([
+    ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.audit,
+        KeyConditionExpression: ["pk = :p", ...range("sk")].join(" AND "),
+        ExpressionAttributeValues: values,
+        Limit: limit,
+      }),
+    ),
+    ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.audit,
+        IndexName: "byDevice",
+        KeyConditionExpression: ["gsi1pk = :p", ...range("gsi1sk")].join(" AND "),
+        ExpressionAttributeValues: values,
+        Limit: limit,
+      }),
+    ),
+  ]);
+  const entries = [
+    ...(listed.Items ?? []).map((item) => ({ position: String(item.sk), key: item.record as Record<string, unknown> })),
+    ...(indexed.Items ?? []).map((item) => ({ position: String(item.gsi1sk), key: { pk: item.pk, sk: item.sk } })),
+  ].sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0));
+  // Where each read that did not reach the end stopped: past the first of them, the other read may have skipped items.
+  const stops = [listed, indexed]
+    .filter((result) => result.LastEvaluatedKey)
+    .map((result) => {
+      const last = result.Items?.at(-1);
+      return String(result === listed ? last?.sk : last?.gsi1sk);
+    });
+  const stop = stops.sort()[0];
+  const page = entries.filter((entry) => stop === undefined || entry.position <= stop).slice(0, limit);
+  const more = stop !== undefined || page.length < entries.length;
+  // The records are read from the table, in the listing's order (one that expired between the two reads is left out).
+  const records = new Map(
+    (
+      await batchGetAll(
+        ports,
+        ports.tables.audit,
+        page.map((entry) => entry.key),
+      )
+    ).map((item) => [itemKeyText(item), item]),
+  );
+  const items = page.flatMap((entry) => {
+    const item = records.get(itemKeyText(entry.key));
+    return item ? [stored(item)] : [];
+  });
+  return { items, next: more && page.length > 0 ? encodeCursor({ subject: partition, after: page.at(-1)!.position }) : undefined };
+}
 
 export interface ChainVerification {
   readonly valid: boolean;

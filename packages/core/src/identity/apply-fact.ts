@@ -16,13 +16,13 @@ import { aliasKey } from "../device/keys.ts";
 import { deviceItem, forgetAliases, forgetDevice, imeiAlias, recentDevice, rememberDevice } from "../device/store.ts";
 import { SimrootError, isSimrootError } from "../error.ts";
 import { domainEvent, type DomainEvent } from "../event/event.ts";
-import type { FeedChange } from "../ledger/change.ts";
+import type { FeedChange, LeaseEdge } from "../ledger/change.ts";
 import type { Ports } from "../ports.ts";
 import { batchGetAll, itemKeyText } from "../store/batch-get.ts";
 import { writeTransaction, type TransactItem } from "../store/transaction.ts";
 import { bindingsOf, diffStates } from "./diff.ts";
 import type { Fact } from "./fact.ts";
-import { absorbedSessionEnd, leaseChanges, leaseItem } from "./lease.ts";
+import { absorbedSessionEnd, distinctEdges, leaseChanges } from "./lease.ts";
 import { admission, currentState, remember } from "./fold.ts";
 import type { FoldSettings, IdentityState } from "./identity-state.ts";
 
@@ -102,7 +102,7 @@ async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, 
     ...changes.map((change) => domainEvent(ctx, change.type, deviceId, { ...change.data, deviceId, cause }, now)),
     ...(absorbed ? [absorbed.event] : []),
   ];
-  const leases = distinctItems([...leaseChanges(ports, device.tenantId, deviceId, before, after, fact.at), ...(absorbed?.leases ?? [])]);
+  const leases = distinctEdges([...leaseChanges(before, after, fact.at), ...(absorbed?.leases ?? [])]);
   const bindings = await bindingChanges(ports, device, bindingsOf(before), bindingsOf(after), now.toISOString());
   // After the bindings, so that theirs are the write indices `positioned` names.
   const revoking = next.state === "revoked" && device.state !== "revoked";
@@ -114,8 +114,9 @@ async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, 
       : await followedImei(ports, device, before, after);
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
-    writes: [putDevice, ...bindings.writes, ...revocation, ...aliases, ...leases],
+    writes: [putDevice, ...bindings.writes, ...revocation, ...aliases],
     events,
+    leases,
     feed: [{ kind: "device", key: deviceId, value: enforcementView(next) }, ...bindings.feed],
     // The bindings' items name the record of this change (cut.ts): they follow the device's item.
     positioned: bindings.writes.map((_, index) => index + 1),
@@ -145,9 +146,9 @@ function absorbedSession(
   const until = absorbedSessionEnd(facts, fact);
   const { from: _from, imei: _imei, ...session } = fact.data as typeof fact.data & { from?: string; imei?: string };
   const addresses = [session.ipv4, session.ipv6].filter((address): address is string => address !== undefined);
-  const leases = addresses.flatMap((address) => [
-    leaseItem(ports, device.tenantId, device.id, address, fact.at, "start", session.bearer),
-    ...(until ? [leaseItem(ports, device.tenantId, device.id, address, until, "end", session.bearer)] : []),
+  const leases = addresses.flatMap((address): LeaseEdge[] => [
+    { address, at: fact.at, edge: "start", bearer: session.bearer },
+    ...(until ? [{ address, at: until, edge: "end" as const, bearer: session.bearer }] : []),
   ]);
   const event = domainEvent(
     ctx,
@@ -157,13 +158,6 @@ function absorbedSession(
     now,
   );
   return { event, leases };
-}
-
-/** One write per item: two sessions (bearers) may hold the same address and close at once. */
-function distinctItems(items: readonly TransactItem[]): TransactItem[] {
-  const byKey = new Map<string, TransactItem>();
-  for (const item of items) byKey.set(`${String(item.Put?.Item?.pk)}|${String(item.Put?.Item?.sk)}`, item);
-  return [...byKey.values()];
 }
 
 type Alias = { kind: IdentifierKind; value: string };

@@ -2,10 +2,12 @@
  * IP leases: which device held an address when. Each session with an address leaves a start
  * item at its `since` and an end item when it closes, under the address, sorted by time, so
  * "who held 10.46.1.22 at 09:00?" is one descending query, whatever order the facts arrived in.
+ * The edges are recorded in the change's audit record; the outbox writes the items from it.
  */
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import type { TableNames } from "../config.ts";
+import type { LeaseEdge } from "../ledger/change.ts";
 import type { Ports } from "../ports.ts";
-import type { TransactItem } from "../store/transaction.ts";
 import { byTime, type Fact } from "./fact.ts";
 import type { IdentityState, Session } from "./identity-state.ts";
 
@@ -15,33 +17,21 @@ const leaseSortKey = (at: string, edge: "start" | "end", deviceId: string) => `$
 
 const addressesOf = (session: Session) => [session.ipv4, session.ipv6].filter((address): address is string => address !== undefined);
 
-export function leaseItem(
-  ports: Ports,
-  tenantId: string,
-  deviceId: string,
-  address: string,
-  at: string,
-  edge: "start" | "end",
-  bearer: string,
-): TransactItem {
+/**
+ * The lease item of one edge, as the outbox writes it from the committed record that carries the edge (outbox.ts):
+ * outside the commit's transaction (1 write unit, not 2), put again harmlessly when a stream batch is read again.
+ */
+export function leaseItem(tables: Pick<TableNames, "identity">, tenantId: string, deviceId: string, lease: LeaseEdge) {
+  const { address, at, edge, bearer } = lease;
   return {
-    Put: {
-      TableName: ports.tables.identity,
-      Item: { pk: leasePartition(tenantId, address), sk: leaseSortKey(at, edge, deviceId), deviceId, address, at, edge, bearer },
-    },
+    TableName: tables.identity,
+    Item: { pk: leasePartition(tenantId, address), sk: leaseSortKey(at, edge, deviceId), deviceId, address, at, edge, bearer },
   };
 }
 
 /** The lease edges a visible change implies: sessions that opened start, sessions that closed (at `at`) end. */
-export function leaseChanges(
-  ports: Ports,
-  tenantId: string,
-  deviceId: string,
-  before: IdentityState,
-  after: IdentityState,
-  at: string,
-): TransactItem[] {
-  const items: TransactItem[] = [];
+export function leaseChanges(before: IdentityState, after: IdentityState, at: string): LeaseEdge[] {
+  const edges: LeaseEdge[] = [];
   const key = (session: Session, address: string) => `${address}|${session.since}`;
   const held = (state: IdentityState) =>
     new Map(
@@ -52,10 +42,14 @@ export function leaseChanges(
   const was = held(before);
   const is = held(after);
   for (const [id, { session, address }] of is)
-    if (!was.has(id)) items.push(leaseItem(ports, tenantId, deviceId, address, session.since, "start", session.bearer));
-  for (const [id, { session, address }] of was)
-    if (!is.has(id)) items.push(leaseItem(ports, tenantId, deviceId, address, at, "end", session.bearer));
-  return items;
+    if (!was.has(id)) edges.push({ address, at: session.since, edge: "start", bearer: session.bearer });
+  for (const [id, { session, address }] of was) if (!is.has(id)) edges.push({ address, at, edge: "end", bearer: session.bearer });
+  return edges;
+}
+
+/** One edge per lease item: two sessions (bearers) may hold the same address and close at once. */
+export function distinctEdges(edges: readonly LeaseEdge[]): LeaseEdge[] {
+  return [...new Map(edges.map((edge) => [leaseSortKey(edge.at, edge.edge, edge.address), edge])).values()];
 }
 
 /**

@@ -2,7 +2,7 @@ import * as z from "zod";
 import type { TableNames } from "../config.ts";
 import type { DomainEvent } from "../event/event.ts";
 import type { TransactItem } from "../store/transaction.ts";
-import type { FeedChange } from "./change.ts";
+import type { FeedChange, LeaseEdge } from "./change.ts";
 import { chainHash } from "./chain.ts";
 import { shardPartition } from "./shard.ts";
 
@@ -33,6 +33,17 @@ export const auditRecordSchema = z
       )
       .optional()
       .meta({ description: "what enforcement points must learn from this change; the feed sequencer gives it a feed version" }),
+    leases: z
+      .array(
+        z.object({
+          address: z.string(),
+          at: z.string(),
+          edge: z.enum(["start", "end"]),
+          bearer: z.string(),
+        }),
+      )
+      .optional()
+      .meta({ description: "the IP lease edges of the subject's device this change implies (who held which address when)" }),
     prevHash: z.string().meta({ description: "hash of the previous record (64 zeros for the first)" }),
     hash: z.string().meta({ description: "SHA-256 of prevHash and this record's canonical JSON without hash" }),
   })
@@ -46,6 +57,31 @@ export const expiry = (time: string, retentionSeconds: number) => Math.floor(Dat
 export const auditPartition = (tenantId: string, shard = 0) => shardPartition(tenantId, shard);
 export const auditSubjectPartition = (tenantId: string, subject: string) => `T#${tenantId}#S#${subject}`;
 export const auditSortKey = (seq: number) => String(seq).padStart(12, "0");
+/**
+ * Where a record is listed among its subject's, in time order: the time (UTC, `toISOString`: every one the same
+ * length), its sequence and its shard (a subject's records are on one shard, but a tenant-level change about a device
+ * is on shard 0). Records written before 2026-12-03 are listed by the `byDevice` index under `time#seq`.
+ */
+export const subjectSortKey = (time: string, seq: number, shard: number) =>
+  `${time}#${auditSortKey(seq)}#${String(shard).padStart(2, "0")}`;
+
+/**
+ * The item that lists a record under its subject: the record's key, in the audit table under the subject's partition,
+ * gone with the record (the same TTL). Written by the outbox from the committed record (`outbox.ts`), not in the
+ * commit's transaction: a small put there costs 1 write unit, where the `byDevice` index's copy of every record cost 2
+ * inside the transaction. Like the index it replaces, it is eventually consistent with the record.
+ */
+export function subjectItem(tables: TableNames, record: AuditRecord, expiresAt: unknown) {
+  return {
+    TableName: tables.audit,
+    Item: {
+      pk: auditSubjectPartition(record.tenantId, record.subject),
+      sk: subjectSortKey(record.time, record.seq, record.shard),
+      record: { pk: auditPartition(record.tenantId, record.shard), sk: auditSortKey(record.seq) },
+      ...(typeof expiresAt === "number" ? { expiresAt } : {}),
+    },
+  };
+}
 
 /** The domain event an audit record holds: the very event the change committed. */
 export const eventOfRecord = (record: AuditRecord): DomainEvent => ({
@@ -76,6 +112,7 @@ export function auditItem(
   prevHash: string,
   feed?: readonly FeedChange[],
   retentionSeconds?: number,
+  leases?: readonly LeaseEdge[],
 ) {
   const unsigned = {
     seq,
@@ -89,6 +126,7 @@ export function auditItem(
     eventId: event.id,
     data: event.data as Record<string, unknown>,
     ...(feed && feed.length > 0 ? { feed: [...feed] } : {}),
+    ...(leases && leases.length > 0 ? { leases: leases.map(({ address, at, edge, bearer }) => ({ address, at, edge, bearer })) } : {}),
     prevHash,
   };
   const hash = chainHash(prevHash, unsigned);
@@ -98,8 +136,7 @@ export function auditItem(
       Item: {
         pk: auditPartition(event.tenantId, shard),
         sk: auditSortKey(seq),
-        gsi1pk: auditSubjectPartition(event.tenantId, event.subject),
-        gsi1sk: `${event.time}#${auditSortKey(seq)}`,
+        // Listed under its subject by the outbox (`subjectItem`), not by an index copy written in the transaction.
         ...unsigned,
         hash,
         // DynamoDB's TTL: not part of the record (not hashed); the archiver copies the record out well before (audit/archive.ts).

@@ -19,6 +19,18 @@ export interface FeedChange {
 }
 
 /**
+ * One edge of an IP lease: a device started or stopped holding an address at `at` (on `bearer`). History, not state:
+ * the change's last audit record carries it (hashed with the record), and the outbox writes the lease item from the
+ * committed record (identity/lease.ts), outside the commit's transaction.
+ */
+export interface LeaseEdge {
+  readonly address: string;
+  readonly at: string;
+  readonly edge: "start" | "end";
+  readonly bearer: string;
+}
+
+/**
  * A state change as a verb describes it: the writes, the events that say what happened
  * (each becomes a hash-chained audit record) and what enforcement points must learn.
  * The ledger commits all of it in one DynamoDB transaction.
@@ -28,6 +40,8 @@ export interface Change {
   readonly writes: readonly TransactItem[];
   readonly events: readonly DomainEvent[];
   readonly feed?: readonly FeedChange[];
+  /** The IP lease edges the change implies, for the subject's device (recorded with the feed entries, on the last record). */
+  readonly leases?: readonly LeaseEdge[];
   /** The typed error for a failed condition on `writes[index]`; `undefined` keeps a generic conflict. */
   readonly onConditionFailed?: (index: number) => SimrootError | undefined;
   /**

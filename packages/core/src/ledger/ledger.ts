@@ -179,7 +179,16 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
         const last = index === change.events.length - 1;
         const feed = last && change.feed && change.feed.length > 0 ? [...change.feed] : undefined;
         records.push({ seq, feed: feed && (JSON.parse(JSON.stringify(feed)) as FeedChange[]) });
-        const audit = auditItem(tables, event, queue.shard, seq, hash, last ? change.feed : undefined, retentionSeconds);
+        const audit = auditItem(
+          tables,
+          event,
+          queue.shard,
+          seq,
+          hash,
+          last ? change.feed : undefined,
+          retentionSeconds,
+          last ? change.leases : undefined,
+        );
         hash = audit.hash;
         items.push(audit.put);
         owners.push({ pending, writeIndex: -1 });

@@ -9,12 +9,19 @@
  *
  * Delivery is at least once: after a failure part of a batch may be published again. Consumers
  * already are idempotent on the event id (the bus retries them too).
+ *
+ * Before its events are published, a batch's records are projected: each record listed under its subject
+ * (`subjectItem`) and its IP lease edges written as lease items (identity/lease.ts). History, kept out of the
+ * commit's transaction (where each item costs twice), and never lost: a projection that fails is retried from the
+ * stream like a publish. Puts of the same items, so a batch read again changes nothing.
  */
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import type { DomainEvent, Publisher } from "../event/event.ts";
-import { auditRecordSchema, eventOfRecord } from "../ledger/audit-record.ts";
+import { leaseItem } from "../identity/lease.ts";
+import { auditRecordSchema, eventOfRecord, subjectItem, type AuditRecord } from "../ledger/audit-record.ts";
 import type { Ports } from "../ports.ts";
+import { batchPutAll } from "../store/batch-write.ts";
 import { routingOf } from "./interests.ts";
 
 /** The part of a DynamoDB stream record the outbox reads (the Lambda event's and the Streams API's shapes agree). */
@@ -43,22 +50,51 @@ function normalized(value: AttributeValue): AttributeValue {
  * The events of the newly inserted audit records of a stream batch, in stream order, each with
  * the sequence number of its record. Feed version records and modifications are not events.
  */
-export function eventsOfStream(records: readonly OutboxStreamRecord[]): { event: DomainEvent; sequenceNumber: string }[] {
-  const events: { event: DomainEvent; sequenceNumber: string }[] = [];
+export function eventsOfStream(records: readonly OutboxStreamRecord[]): StreamedRecord[] {
+  const events: StreamedRecord[] = [];
   for (const record of records) {
     const image = record.dynamodb?.NewImage;
     if (record.eventName !== "INSERT" || !image) continue;
-    const parsed = auditRecordSchema.safeParse(unmarshall(normalized({ M: image }).M!));
-    if (parsed.success) events.push({ event: eventOfRecord(parsed.data), sequenceNumber: record.dynamodb?.SequenceNumber ?? "" });
+    const item = unmarshall(normalized({ M: image }).M!);
+    const parsed = auditRecordSchema.safeParse(item);
+    if (parsed.success)
+      events.push({
+        event: eventOfRecord(parsed.data),
+        record: parsed.data,
+        expiresAt: item.expiresAt,
+        indexed: item.gsi1pk !== undefined,
+        sequenceNumber: record.dynamodb?.SequenceNumber ?? "",
+      });
   }
   return events;
+}
+
+interface StreamedRecord {
+  readonly event: DomainEvent;
+  readonly record: AuditRecord;
+  /** The record's TTL, which its projections share. */
+  readonly expiresAt: unknown;
+  /**
+   * Written by code from before 2026-12-03 (a writer not yet upgraded while the outbox is): the `byDevice` index
+   * lists it, and that code wrote its lease items in its transaction. Listing it again would list it twice.
+   */
+  readonly indexed: boolean;
+  readonly sequenceNumber: string;
+}
+
+/** The items a batch of committed records projects: each record under its subject, and the lease items of its edges. */
+export function projectionsOf(tables: Ports["tables"], records: readonly StreamedRecord[]) {
+  return records.flatMap(({ record, expiresAt, indexed }) => [
+    ...(indexed ? [] : [subjectItem(tables, record, expiresAt)]),
+    ...(record.leases ?? []).map((lease) => leaseItem(tables, record.tenantId, record.subject, lease)),
+  ]);
 }
 
 /** At most this many events per publish (EventBridge's PutEvents takes 10 entries; the publisher splits further). */
 const publishChunk = 100;
 
 /**
- * Publishes a stream batch's events in order. Resolves with the sequence number of the first
+ * Projects a stream batch's records and publishes their events, in order. Resolves with the sequence number of the first
  * record whose event the bus did not accept (undefined when all were): the caller resumes there.
  */
 export async function publishFromStream(
@@ -72,6 +108,7 @@ export async function publishFromStream(
     const chunk = events.slice(start, start + publishChunk);
     const chunkEvents = chunk.map((entry) => entry.event);
     try {
+      await batchPutAll(ports, projectionsOf(ports.tables, chunk));
       // Read for each chunk (after its records committed): which opt-in consumers each event's tenant has work for.
       await publisher.publish(chunkEvents, await routingOf(ports, chunkEvents));
       published += chunk.length;

@@ -132,7 +132,7 @@ const apiTables = committing({
   flows: ["Query", "PutItem"],
 });
 
-/** The API functions that list a subject's audit records: by keys from the byDevice index, then BatchGetItem. */
+/** The API functions that list a subject's audit records: by keys from the listing items (and the byDevice index), then BatchGetItem. */
 const apiTablesListingAudit = committing({ ...apiTables, audit: [...apiTables.audit!, "BatchGetItem"] });
 
 /** What every API function is: a consumer's grants (see `consumer`), the gateway's timeout, the bus. */
@@ -295,7 +295,13 @@ export const functions = {
     does: "publishes the events of committed audit records from the audit table's stream (the outbox)",
     // The tenants' interests: which opt-in consumers (webhooks, automation) each event is for (core outbox/interests.ts).
     // (A kind a tenant's mark does not name yet: whether it has records of it, written down once.)
-    tables: { automation: ["BatchGetItem", "Query", "UpdateItem"] },
+    tables: {
+      automation: ["BatchGetItem", "Query", "UpdateItem"],
+      // What it projects from each record before publishing it: the record listed under its subject (audit), its IP
+      // lease edges as lease items (identity). Idempotent puts (core outbox.ts).
+      audit: ["BatchWriteItem"],
+      identity: ["BatchWriteItem"],
+    },
     publishes: true,
   },
   // Not a rule consumer: an hourly schedule runs it (infra/audit-archive.ts).
