@@ -33,6 +33,7 @@ import {
   type Ports,
   type RequestContext,
 } from "@simroot/core";
+import { bindingKey } from "@simroot/core/device/keys";
 import { cutEntries } from "@simroot/core/ledger/cut";
 import { FeedBlocked, readFeedHead, sequenceOnce, settleHead } from "@simroot/core/ledger/sequencer";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
@@ -986,7 +987,7 @@ describe("the ledger", () => {
     refuseSequencerReads(client, () => refuse);
     await report(giver, "sim.detached");
     const { Item: released } = await client.send(
-      new GetCommand({ TableName: ports.tables.identity, Key: { pk: `B#${tenantId}#10.9.3.1`, sk: "binding" }, ConsistentRead: true }),
+      new GetCommand({ TableName: ports.tables.identity, Key: bindingKey(tenantId, "10.9.3.1"), ConsistentRead: true }),
     );
     await report(taker, "sim.attached", { bearer: "cellular", ipv4: "10.9.3.1" });
     refuse = false;

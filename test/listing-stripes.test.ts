@@ -6,13 +6,16 @@
  * copies land, and that every reader (the feed snapshot, the device listing) still lists each item once, including
  * items listed under the one partition of before.
  */
-import { QueryCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { bindingKey, bindingPartitions, legacyBindingKey } from "@simroot/core/device/keys";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   actOnDevice,
   applyOperatorEvent,
+  feedDeltas,
   feedSnapshot,
   ingestedEvent,
+  resolveDevice,
   listDevices,
   memorySigner,
   portsFor,
@@ -67,6 +70,39 @@ async function partitionSizes(tenantId: string, listing: string) {
   return sizes;
 }
 
+/** How many bindings (not release tombstones) each of the tenant's binding partitions of the table holds. */
+async function bindingPartitionSizes(tenantId: string) {
+  const sizes = new Map<string, number>();
+  for (const partition of bindingPartitions(tenantId)) {
+    const { Items } = await runtime.ports.db.send(
+      new QueryCommand({
+        TableName: runtime.ports.tables.identity,
+        KeyConditionExpression: "pk = :p",
+        FilterExpression: "attribute_exists(deviceId)",
+        ExpressionAttributeValues: { ":p": partition },
+      }),
+    );
+    if (Items && Items.length > 0) sizes.set(partition, Items.length);
+  }
+  return sizes;
+}
+
+/** Keeps an address's binding as code before 2026-12-03 did: its own partition, listed by the index's one binding partition. */
+async function keptAsBefore(tenantId: string, address: string) {
+  const { Item } = await runtime.ports.db.send(
+    new GetCommand({ TableName: runtime.ports.tables.identity, Key: bindingKey(tenantId, address), ConsistentRead: true }),
+  );
+  expect(Item?.deviceId).toBeDefined();
+  await runtime.ports.db.send(
+    new PutCommand({
+      TableName: runtime.ports.tables.identity,
+      Item: { ...Item, ...legacyBindingKey(tenantId, address), gsi1pk: `T#${tenantId}#binding`, gsi1sk: address },
+    }),
+  );
+  await runtime.ports.db.send(new DeleteCommand({ TableName: runtime.ports.tables.identity, Key: bindingKey(tenantId, address) }));
+  return Item!;
+}
+
 /** Moves an item's index copy back under the tenant's one partition of before the striping. */
 async function listUnstriped(key: { pk: string; sk: string }, partition: string) {
   await runtime.ports.db.send(
@@ -80,15 +116,17 @@ async function listUnstriped(key: { pk: string; sk: string }, partition: string)
 }
 
 describe("striped tenant listings", () => {
-  it("spread a tenant's devices, bindings and revocations over 16 index partitions, none taking a large share", async () => {
+  it("spread a tenant's devices and revocations over 16 index partitions and its bindings over 16 of the table, none taking a large share", async () => {
     const tenantId = "ten_spread";
     await fleet(tenantId, 96, 32);
+    // Bindings are kept in the table's own partitions: none is copied into the index.
+    expect(await partitionSizes(tenantId, "binding")).toEqual(new Map());
     for (const [listing, expected] of [
       ["device", 96],
       ["binding", 64],
       ["revoked", 32],
     ] as const) {
-      const sizes = await partitionSizes(tenantId, listing);
+      const sizes = listing === "binding" ? await bindingPartitionSizes(tenantId) : await partitionSizes(tenantId, listing);
       const total = [...sizes.values()].reduce((sum, size) => sum + size, 0);
       expect([listing, total]).toEqual([listing, expected]);
       // 1/16 of the items each on average; one partition would hold them all.
@@ -103,7 +141,7 @@ describe("striped tenant listings", () => {
     const { devices } = await fleet(tenantId, 30, 4);
     // Items written before the striping, still under the one partition: a device, a binding, a revocation.
     await listUnstriped({ pk: `D#${tenantId}#${devices[10]}`, sk: "device" }, `T#${tenantId}#device`);
-    await listUnstriped({ pk: `B#${tenantId}#10.40.0.12`, sk: "binding" }, `T#${tenantId}#binding`);
+    await keptAsBefore(tenantId, "10.40.0.12");
     await listUnstriped({ pk: `R#${tenantId}#${devices[0]}`, sk: "revoked" }, `T#${tenantId}#revoked`);
     expect((await partitionSizes(tenantId, "device")).get(`T#${tenantId}#device`)).toBe(1);
 
@@ -188,5 +226,50 @@ describe("striped tenant listings", () => {
     );
     expect(listed.Items ?? []).toEqual([]);
     expect([...(await partitionSizes(tenantId, "device")).values()].reduce((sum, size) => sum + size, 0)).toBe(2);
+  });
+
+  it("reads a binding kept as before (by its address, and in the snapshot) and moves it where bindings are kept now on its next write", async () => {
+    const tenantId = "ten_binding_moved";
+    const { ctx, devices } = await fleet(tenantId, 2, 0);
+    const address = "10.40.0.1";
+    const before = await keptAsBefore(tenantId, address);
+    expect(before.deviceId).toBe(devices[0]);
+    expect(await resolveDevice(runtime.ports, tenantId, { ip: address })).toBe(devices[0]);
+    const version = (await feedSnapshot(runtime.ports, memorySigner(), tenantId, undefined, 100)).signed.head.version;
+
+    // The other device takes the address: the item moves, at the next revision, and the former one is gone.
+    const take = {
+      type: "sim.attached",
+      dedupeKey: "take",
+      occurredAt: new Date(Date.UTC(2026, 11, 3, 9, 0, 0)).toISOString(),
+      device: { imsi: "208010000000001" },
+      sourceType: "test",
+      data: { bearer: "cellular", ipv4: address },
+    };
+    const event = ingestedEvent({ ...ctx, actor: "source:src_fleet" }, "src_fleet", "simroot", take as never, new Date());
+    expect((await applyOperatorEvent(runtime.ports, event)).value.outcome).toBe("applied");
+    const read = (key: { pk: string; sk: string }) =>
+      runtime.ports.db.send(new GetCommand({ TableName: runtime.ports.tables.identity, Key: key, ConsistentRead: true }));
+    expect((await read(legacyBindingKey(tenantId, address))).Item).toBeUndefined();
+    const moved = (await read(bindingKey(tenantId, address))).Item;
+    expect([moved?.deviceId, moved?.rev]).toEqual([devices[1], Number(before.rev) + 1]);
+    expect(await resolveDevice(runtime.ports, tenantId, { ip: address })).toBe(devices[1]);
+    // PEPs learn the taker, at that revision's change, and a snapshot lists the address once, with the taker.
+    await runtime.ports.ledger.sequence(tenantId);
+    const answer = await feedDeltas(runtime.ports, memorySigner(), tenantId, { since: version, limit: 100, waitMs: 0 });
+    if (answer.kind !== "response") throw new Error("no deltas");
+    expect(
+      answer.response.entries.filter((entry) => entry.kind === "binding" && entry.key === address).map((entry) => entry.value?.deviceId),
+    ).toEqual([devices[1]]);
+    const later = () => new Date(Date.now() + (snapshotReplaySeconds + 60) * 1000);
+    const ports = portsFor(runtime.ports.db, runtime.ports.tables, runtime.bus, later);
+    const listed: FeedEntry[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await feedSnapshot(ports, memorySigner(), tenantId, cursor, 1);
+      listed.push(...page.entries.filter((entry) => entry.kind === "binding" && entry.key === address));
+      cursor = page.next;
+    } while (cursor);
+    expect(listed.map((entry) => entry.value?.deviceId)).toEqual([devices[1]]);
   });
 });

@@ -5,7 +5,7 @@
  */
 import { BatchWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { deviceItem, newId, type Device, type Ports } from "@simroot/core";
-import { bindingKey, bindingListKey } from "@simroot/core/device/keys";
+import { bindingKey } from "@simroot/core/device/keys";
 
 export async function seedFleet(ports: Ports, tenantId: string, size: number): Promise<Device[]> {
   const now = new Date().toISOString();
@@ -29,7 +29,6 @@ export async function seedFleet(ports: Ports, tenantId: string, size: number): P
     const address = `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
     items.push({
       ...bindingKey(tenantId, address),
-      ...bindingListKey(tenantId, address),
       deviceId: device.id,
       address,
       bearer: "cellular",

@@ -37,14 +37,26 @@ export const aliasKey = (tenantId: string, kind: IdentifierKind, value: string) 
   sk: "alias",
 });
 
-/** Which device holds an IP address in the tenant's private APN/DNN right now. */
-export const bindingKey = (tenantId: string, address: string) => ({ pk: `B#${tenantId}#${address}`, sk: "binding" });
+/**
+ * Which device holds an IP address in the tenant's private APN/DNN right now. Binding items are kept in `listStripes`
+ * partitions of the identity table itself, by a hash of the address, sorted by address: the feed snapshot lists them by
+ * querying those partitions (consistently), so an attach or a detach writes no index copy of its binding (2 write units
+ * inside the commit's transaction, where an index listed them until 2026-12-03). A release leaves a tombstone (no
+ * `deviceId`) that keeps the address's revision; the snapshot's query leaves tombstones out.
+ */
+export const bindingKey = (tenantId: string, address: string) => ({ pk: bindingPartition(tenantId, listStripe(address)), sk: address });
 
-/** Lists a tenant's current bindings (the feed snapshot reads them). */
-export const bindingListKey = (tenantId: string, address: string) => ({
-  gsi1pk: listPartition(tenantId, "binding", listStripe(address)),
-  gsi1sk: address,
-});
+/** The table partitions a tenant's bindings are kept in (one per stripe). */
+export const bindingPartition = (tenantId: string, stripe: number) => `B#${tenantId}#${String(stripe).padStart(2, "0")}`;
+export const bindingPartitions = (tenantId: string): readonly string[] =>
+  Array.from({ length: listStripes }, (_, stripe) => bindingPartition(tenantId, stripe));
+
+/**
+ * Where an address's binding was kept before 2026-12-03: its own partition, listed through the `byTenant` index. Read
+ * when the address has no item where bindings are kept now; the next write of the address moves it (the old item is
+ * deleted in the same transaction, conditional on its revision).
+ */
+export const legacyBindingKey = (tenantId: string, address: string) => ({ pk: `B#${tenantId}#${address}`, sk: "binding" });
 
 /** A revoked device's marker: written once, when it is revoked (terminal), so a snapshot lists revocations first in O(revoked). */
 export const revokedKey = (tenantId: string, deviceId: string) => ({ pk: `R#${tenantId}#${deviceId}`, sk: "revoked" });

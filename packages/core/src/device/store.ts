@@ -7,7 +7,8 @@ import type { Ports } from "../ports.ts";
 import { Lru } from "../store/lru.ts";
 import { deviceSchema, type Device } from "./device.ts";
 import { luhnValid, type IdentifierKind } from "./identifiers.ts";
-import { aliasKey, bindingKey, deviceKey, deviceListKey } from "./keys.ts";
+import { readBindings } from "./bindings.ts";
+import { aliasKey, deviceKey, deviceListKey } from "./keys.ts";
 
 export interface StoredDevice {
   readonly device: Device;
@@ -164,6 +165,8 @@ export async function resolveDevice(ports: Ports, tenantId: string, ref: DeviceR
     );
     if (typeof Items?.[0]?.deviceId === "string") return Items[0].deviceId;
   }
-  // An address moves between devices: always ask the store.
-  return ref.ip ? lookup(ports, bindingKey(tenantId, ref.ip), false) : undefined;
+  // An address moves between devices: always ask the store (where bindings are kept now, else where they were before).
+  if (!ref.ip) return undefined;
+  const binding = (await readBindings(ports, ports.tables.identity, tenantId, [ref.ip])).get(ref.ip)?.item;
+  return typeof binding?.deviceId === "string" ? binding.deviceId : undefined;
 }

@@ -7,7 +7,7 @@
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { tenantSettings } from "../access/tenant-settings.ts";
 import { enforcementView, enforcementViewSchema } from "../device/device.ts";
-import { listingPartitions, type Listing } from "../device/keys.ts";
+import { bindingPartitions, listingPartitions, type Listing } from "../device/keys.ts";
 import { SimrootError } from "../error.ts";
 import { canonicalJson } from "../ledger/chain.ts";
 import { feedVersionAttributes, feedVersionsAfter } from "../ledger/feed-version.ts";
@@ -243,14 +243,27 @@ async function listStripes(
   const results = await Promise.all(
     read.map((partition, index) =>
       ports.db.send(
-        new QueryCommand({
-          TableName: ports.tables.identity,
-          IndexName: "byTenant",
-          KeyConditionExpression: "gsi1pk = :p",
-          ExpressionAttributeValues: { ":p": partition },
-          ExclusiveStartKey: index === 0 ? start : undefined,
-          Limit: room,
-        }),
+        new QueryCommand(
+          partition.table
+            ? {
+                // Where bindings are kept now: the table's own partitions, read consistently; release tombstones left out.
+                TableName: ports.tables.identity,
+                KeyConditionExpression: "pk = :p",
+                FilterExpression: "attribute_exists(deviceId)",
+                ExpressionAttributeValues: { ":p": partition.key },
+                ConsistentRead: true,
+                ExclusiveStartKey: index === 0 ? start : undefined,
+                Limit: room,
+              }
+            : {
+                TableName: ports.tables.identity,
+                IndexName: "byTenant",
+                KeyConditionExpression: "gsi1pk = :p",
+                ExpressionAttributeValues: { ":p": partition.key },
+                ExclusiveStartKey: index === 0 ? start : undefined,
+                Limit: room,
+              },
+        ),
       ),
     ),
   );
@@ -263,7 +276,10 @@ async function listStripes(
       // The page is full inside this partition: the next one starts after the last item taken (an index key is the
       // item's table and index keys).
       const last = taken.at(-1)!;
-      return { items, stripe: stripe + index, start: { pk: last.pk, sk: last.sk, gsi1pk: last.gsi1pk, gsi1sk: last.gsi1sk }, done: false };
+      const key = read[index]!.table
+        ? { pk: last.pk, sk: last.sk }
+        : { pk: last.pk, sk: last.sk, gsi1pk: last.gsi1pk, gsi1sk: last.gsi1sk };
+      return { items, stripe: stripe + index, start: key, done: false };
     }
     if (result.LastEvaluatedKey) return { items, stripe: stripe + index, start: result.LastEvaluatedKey, done: false };
     if (items.length === room && stripe + index + 1 < partitions.length)
@@ -294,8 +310,23 @@ type SnapshotPhase = "revoked" | "devices" | "bindings" | "replay";
 const phases: readonly SnapshotPhase[] = ["revoked", "devices", "bindings", "replay"];
 /** The byTenant listing each phase reads (striped over several index partitions: device/keys.ts). */
 const phaseListing: Record<Exclude<SnapshotPhase, "replay">, Listing> = { revoked: "revoked", devices: "device", bindings: "binding" };
-const phasePartitions = (tenantId: string, phase: SnapshotPhase): readonly string[] =>
-  phase === "replay" ? [] : listingPartitions(tenantId, phaseListing[phase]);
+/** A partition a phase lists: of the `byTenant` index, or (`table`) of the identity table itself. */
+interface ListedPartition {
+  readonly key: string;
+  readonly table: boolean;
+}
+/**
+ * The bindings are kept in partitions of the table (device/keys.ts); those written before 2026-12-03 and not since are
+ * listed by the index, read first: an address that moves from the one to the other while the snapshot pages is listed
+ * in the one read before the move or in the one read after it (or both, with the same or a later value), never in neither.
+ */
+const phasePartitions = (tenantId: string, phase: SnapshotPhase): readonly ListedPartition[] =>
+  phase === "replay"
+    ? []
+    : [
+        ...listingPartitions(tenantId, phaseListing[phase]).map((key) => ({ key, table: false })),
+        ...(phase === "bindings" ? bindingPartitions(tenantId).map((key) => ({ key, table: true })) : []),
+      ];
 /** Listing partitions read at once: a small tenant's snapshot takes a few round trips, a large one's reads at most this many pages ahead. */
 const stripesAtOnce = 4;
 
@@ -306,7 +337,7 @@ const encode = (cursor: SnapshotCursor) => Buffer.from(JSON.stringify(cursor)).t
 function decode(cursor: string, tenantId: string, scope: FeedScope | undefined): SnapshotCursor {
   try {
     const parsed = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as SnapshotCursor;
-    const start = parsed.start as { gsi1pk?: string } | undefined;
+    const start = parsed.start as { pk?: string; gsi1pk?: string } | undefined;
     const sameScope = (parsed.scope ?? "") === (scope?.text ?? "");
     const known = phases.includes(parsed.phase);
     const stripe = parsed.stripe ?? 0;
@@ -317,7 +348,10 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
       sameScope &&
       known &&
       stripeKnown &&
-      (start === undefined || start.gsi1pk === partitions[stripe])
+      (start === undefined ||
+        (partitions[stripe]!.table
+          ? start.pk === partitions[stripe]!.key && start.gsi1pk === undefined
+          : start.gsi1pk === partitions[stripe]!.key))
     ) {
       return parsed;
     }

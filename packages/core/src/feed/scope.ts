@@ -11,7 +11,8 @@
  * Narrowing saves bytes and PEP memory; it is not a secrecy boundary (PEP keys are tenant-wide).
  */
 import { SimrootError } from "../error.ts";
-import { bindingKey, deviceKey } from "../device/keys.ts";
+import { readBindings } from "../device/bindings.ts";
+import { deviceKey } from "../device/keys.ts";
 import { bindingsOf } from "../identity/diff.ts";
 import type { IdentityState } from "../identity/identity-state.ts";
 import type { Ports } from "../ports.ts";
@@ -97,10 +98,7 @@ async function ownedBindings(
     deviceIds.map((id) => deviceKey(tenantId, id)),
   );
   const addresses = devices.flatMap((item) => [...bindingsOf(item.identity as IdentityState).keys()]);
-  const bindings = await batchGet(
-    ports,
-    addresses.map((address) => bindingKey(tenantId, address)),
-  );
+  const bindings = [...(await readBindings(ports, ports.tables.identity, tenantId, addresses)).values()].map(({ item }) => item);
   const owned = new Map<string, Record<string, unknown>[]>(deviceIds.map((id) => [id, []]));
   for (const item of bindings) owned.get(String(item.deviceId))?.push(bindingValue(item));
   return owned;

@@ -8,7 +8,8 @@ import { tenantSettings } from "../access/tenant-settings.ts";
 import { compileSelector } from "../policy/selector.ts";
 import type { RequestContext } from "../context.ts";
 import { enforcementView, type Device } from "../device/device.ts";
-import { bindingKey, bindingListKey, revokedKey, revokedListKey } from "../device/keys.ts";
+import { readBindings } from "../device/bindings.ts";
+import { bindingKey, legacyBindingKey, revokedKey, revokedListKey } from "../device/keys.ts";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { deviceIdentifiers } from "../device/device.ts";
 import type { IdentifierKind } from "../device/identifiers.ts";
@@ -264,48 +265,47 @@ async function bindingChanges(ports: Ports, device: Device, before: Bindings, af
     return !previous || previous.bearer !== binding.bearer || previous.apn !== binding.apn;
   });
   const given = [...before.keys()].filter((address) => !after.has(address));
-  const keys = [...bound.map(([address]) => address), ...given].map((address) => bindingKey(device.tenantId, address));
-  const current = new Map(
-    (keys.length > 0 ? await batchGetAll(ports, ports.tables.identity, keys) : []).map((item) => [itemKeyText(item), item]),
-  );
-  const currentOf = (address: string) => current.get(itemKeyText(bindingKey(device.tenantId, address)));
+  const current = await readBindings(ports, ports.tables.identity, device.tenantId, [...bound.map(([address]) => address), ...given]);
   const nextRev = (item: Record<string, unknown> | undefined) => Number(item?.rev ?? 0) + 1;
   const writes: TransactItem[] = [];
   const feed: FeedChange[] = [];
-  for (const [address, binding] of bound) {
-    const item = currentOf(address);
-    const rev = nextRev(item);
-    writes.push({
-      Put: {
-        TableName: ports.tables.identity,
-        Item: {
-          ...bindingKey(device.tenantId, address),
-          ...bindingListKey(device.tenantId, address),
-          deviceId: device.id,
-          address,
-          ...binding,
-          since: now,
-          rev,
-        },
-        ...atRevision(item),
-      },
+  /**
+   * The write of an address's item where bindings are kept now, conditional on the revision read. An item still where
+   * they were kept before moves: the new item may not exist yet, and the former one is deleted at the revision read.
+   */
+  const written = (address: string, item: Record<string, unknown>, extra?: { condition: string; values: Record<string, unknown> }) => {
+    const stored = current.get(address);
+    const condition = atRevision(stored?.legacy ? undefined : stored?.item);
+    const join = (base: { ConditionExpression: string; ExpressionAttributeValues?: Record<string, unknown> }) => ({
+      ConditionExpression: extra ? `${extra.condition} AND ${base.ConditionExpression}` : base.ConditionExpression,
+      ...(extra || base.ExpressionAttributeValues
+        ? { ExpressionAttributeValues: { ...base.ExpressionAttributeValues, ...extra?.values } }
+        : {}),
     });
+    writes.push({ Put: { TableName: ports.tables.identity, Item: item, ...(stored?.legacy ? condition : join(condition)) } });
+    if (stored?.legacy)
+      writes.push({
+        Delete: { TableName: ports.tables.identity, Key: legacyBindingKey(device.tenantId, address), ...join(atRevision(stored.item)) },
+      });
+  };
+  for (const [address, binding] of bound) {
+    const rev = nextRev(current.get(address)?.item);
+    written(address, { ...bindingKey(device.tenantId, address), deviceId: device.id, address, ...binding, since: now, rev });
     feed.push({ kind: "binding", key: address, value: { deviceId: device.id, address, ...binding }, rev });
   }
   for (const address of given) {
-    const item = currentOf(address);
+    const item = current.get(address)?.item;
     // Another device holds it now (or nobody does): nothing of this device's to release.
     if (item?.deviceId !== device.id) continue;
     const rev = nextRev(item);
-    const { ConditionExpression, ExpressionAttributeValues } = atRevision(item);
-    writes.push({
-      Put: {
-        TableName: ports.tables.identity,
-        Item: { ...bindingKey(device.tenantId, address), address, rev, releasedAt: now },
-        ConditionExpression: `deviceId = :device AND ${ConditionExpression}`,
-        ExpressionAttributeValues: { ...ExpressionAttributeValues, ":device": device.id },
+    written(
+      address,
+      { ...bindingKey(device.tenantId, address), address, rev, releasedAt: now },
+      {
+        condition: "deviceId = :device",
+        values: { ":device": device.id },
       },
-    });
+    );
     feed.push({ kind: "binding", key: address, value: null, rev });
   }
   return { writes, feed };

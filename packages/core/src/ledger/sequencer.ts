@@ -19,7 +19,7 @@
 import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "../config.ts";
-import { bindingKey } from "../device/keys.ts";
+import { readBindings } from "../device/bindings.ts";
 import { bindingValue } from "../feed/wire.ts";
 import { auditPartition, auditRecordSchema, auditSortKey, expiry, unhashed } from "./audit-record.ts";
 import { chainHash, genesisHash } from "./chain.ts";
@@ -124,11 +124,7 @@ async function storedBindings(
 ): Promise<Map<string, StoredBinding>> {
   const keys = derived.filter(({ entry, rev }) => entry.kind === "binding" && rev !== undefined).map(({ entry }) => entry.key);
   if (keys.length === 0) return new Map();
-  const items = await batchGetAll(
-    { db },
-    tables.identity,
-    keys.map((key) => bindingKey(tenantId, key)),
-  );
+  const items = [...(await readBindings({ db }, tables.identity, tenantId, keys)).values()].map(({ item }) => item);
   return new Map(
     items.map((item) => {
       const by = item.by as { shard?: unknown; seq?: unknown } | undefined;
@@ -355,9 +351,7 @@ async function entriesOf(
       if (omitted.has(entryId(one.entry))) continue;
       if (storeValued(one)) {
         const { entry } = one;
-        const { Item } = await db.send(
-          new GetCommand({ TableName: tables.identity, Key: bindingKey(tenantId, entry.key), ConsistentRead: true }),
-        );
+        const Item = (await readBindings({ db }, tables.identity, tenantId, [entry.key])).get(entry.key)?.item;
         entries.push({ ...entry, value: Item?.deviceId ? bindingValue(Item) : null });
       } else entries.push(one.entry);
     }
