@@ -24,7 +24,7 @@ export default $config({
     const { bus, deadLetterQueueUrls } = await import("./infra/bus");
     const { iotAuthorizer } = await integrations();
     const { api } = await import("./infra/api");
-    const { outbox } = await import("./infra/outbox");
+    const { history, outbox } = await import("./infra/outbox");
     const { feedKey } = await import("./infra/feed-key");
     const { secretsKey } = await import("./infra/secrets-key");
     const { alarmTopic, dashboard } = await import("./infra/ops");
@@ -43,6 +43,7 @@ export default $config({
       dashboard: dashboard.dashboardName,
       iotAuthorizer: iotAuthorizer?.name,
       outbox: outbox.apply((s) => s.nodes.function.name),
+      history: history.apply((s) => s.nodes.function.name),
       auditArchive: auditArchive.name,
       auditArchiver: auditArchiver.nodes.job.name,
     };

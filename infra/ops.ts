@@ -19,7 +19,7 @@ import { api } from "./api";
 import { auditArchiver } from "./audit-archive";
 import { subscriptions } from "./bus";
 import { dynamoTables } from "./database";
-import { outbox } from "./outbox";
+import { history, outbox } from "./outbox";
 
 export const alarmTopic = new aws.sns.Topic("Alarms");
 
@@ -46,6 +46,20 @@ alarm("OutboxIteratorAge", {
   namespace: "AWS/Lambda",
   metricName: "IteratorAge",
   dimensions: { FunctionName: outbox.apply((s) => s.nodes.function.name) },
+  statistic: "Maximum",
+  period,
+  evaluationPeriods: 5,
+  comparisonOperator: "GreaterThanThreshold",
+  threshold: 5 * 60 * 1000,
+});
+
+// The history: records whose subject listing and IP leases wait on the same stream (failing writes hold them).
+alarm("HistoryIteratorAge", {
+  alarmDescription:
+    "Committed records wait more than 5 minutes for their history (subject listing, IP leases): the history function is failing or throttled",
+  namespace: "AWS/Lambda",
+  metricName: "IteratorAge",
+  dimensions: { FunctionName: history.apply((s) => s.nodes.function.name) },
   statistic: "Maximum",
   period,
   evaluationPeriods: 5,

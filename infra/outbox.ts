@@ -3,23 +3,33 @@
  * with every new audit record, in order per stream shard, and it publishes their events to the
  * bus. A failed publish reports the first unpublished record and the mapping retries from it
  * (no retry limit: a record is retried until it is published, or leaves the stream after 24
- * hours, which the iterator age alarm in ops.ts reports long before).
+ * hours, which the iterator age alarm in ops.ts reports long before). The history function reads the same
+ * records by its own mapping.
  */
 import { dynamoTables } from "./database";
 import { functionArgs } from "./functions";
 
-export const outbox = dynamoTables.audit.subscribe("Outbox", functionArgs("outbox"), {
-  // Only new audit records are events: feed version records (no `action`) and modifications are not.
-  filters: [{ eventName: ["INSERT"], dynamodb: { NewImage: { action: { S: [{ exists: true }] } } } }],
-  transform: {
-    eventSourceMapping: (args) => {
-      // From the oldest record: what was committed before the mapping existed is published too.
-      args.startingPosition = "TRIM_HORIZON";
-      args.maximumRetryAttempts = -1;
-      args.bisectBatchOnFunctionError = false;
-      args.functionResponseTypes = ["ReportBatchItemFailures"];
-      args.batchSize = 100;
-      args.maximumBatchingWindowInSeconds = 0;
-    },
+/** Only new audit records: feed version records and subject listing items (no `action`) and modifications are not. */
+const newRecords = [{ eventName: ["INSERT"], dynamodb: { NewImage: { action: { S: [{ exists: true }] } } } }];
+
+/** Every record, in order per shard, from the oldest; retried with no limit from the first one the function reports. */
+const transform = {
+  eventSourceMapping: (args: aws.lambda.EventSourceMappingArgs): undefined => {
+    // From the oldest record: what was committed before the mapping existed is handled too.
+    args.startingPosition = "TRIM_HORIZON";
+    args.maximumRetryAttempts = -1;
+    args.bisectBatchOnFunctionError = false;
+    args.functionResponseTypes = ["ReportBatchItemFailures"];
+    args.batchSize = 100;
+    args.maximumBatchingWindowInSeconds = 0;
+    return undefined;
   },
-});
+};
+
+export const outbox = dynamoTables.audit.subscribe("Outbox", functionArgs("outbox"), { filters: newRecords, transform });
+
+/**
+ * The history (`functions/src/history.ts`): the same records by a second mapping of the same stream (DynamoDB streams
+ * serve two readers a shard), with the same retries, so that a failing publish holds back no history.
+ */
+export const history = dynamoTables.audit.subscribe("History", functionArgs("history"), { filters: newRecords, transform });

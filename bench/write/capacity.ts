@@ -2,22 +2,12 @@
  * Write units per applied operator event: every write the control plane sends to the store
  * asks for ReturnConsumedCapacity TOTAL (DynamoDB Local reports it as DynamoDB would bill it,
  * GSI copies included) and the units are summed while the applier applies attach/detach facts,
- * and while the outbox projects the records they committed (each listed under its subject, its
- * IP lease edges as lease items: core outbox.ts), as it does from the audit table's stream.
+ * and while the history reader of the audit stream projects the records they committed (each listed
+ * under its subject, its IP lease edges as lease items: core outbox.ts).
  */
-import { QueryCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { marshall } from "@aws-sdk/util-dynamodb";
+import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { randomUUID } from "node:crypto";
-import {
-  applyOperatorEvent,
-  auditPartition,
-  createTenantWithAdminKey,
-  ingestedEvent,
-  publishFromStream,
-  registerDevice,
-  shardCount,
-  type Ports,
-} from "@simroot/core";
+import { applyOperatorEvent, createTenantWithAdminKey, ingestedEvent, registerDevice, reprojectHistory, type Ports } from "@simroot/core";
 
 const writeCommands = new Set([
   "PutItemCommand",
@@ -110,37 +100,12 @@ export async function unitsPerAppliedEvent(ports: Ports, devices: number, events
 const projected = new Map<string, number[]>();
 
 /**
- * What the outbox writes for the tenant's records committed since the last call (per shard, past the sequence projected
- * before): the records as the audit table's stream carries them (NEW_IMAGE), through the outbox's own code, with a bus
- * that accepts everything. `start` 0 starts over.
+ * What the history reader of the audit stream writes for the tenant's records committed since the last call (core
+ * outbox.ts: each record listed under its subject, its IP lease edges as lease items), through its own code. `start` 0
+ * starts over.
  */
 async function projectAsTheOutbox(ports: Ports, tenantId: string, start: number | undefined) {
-  const done = start === 0 || !projected.has(tenantId) ? new Array<number>(shardCount).fill(0) : projected.get(tenantId)!;
-  for (let shard = 0; shard < shardCount; shard++) {
-    let cursor: Record<string, unknown> | undefined;
-    const records = [];
-    do {
-      const page = await ports.db.send(
-        new QueryCommand({
-          TableName: ports.tables.audit,
-          KeyConditionExpression: "pk = :p AND sk > :after",
-          ExpressionAttributeValues: { ":p": auditPartition(tenantId, shard), ":after": String(done[shard]).padStart(12, "0") },
-          ExclusiveStartKey: cursor,
-        }),
-      );
-      records.push(...(page.Items ?? []));
-      cursor = page.LastEvaluatedKey;
-    } while (cursor);
-    if (records.length === 0) continue;
-    done[shard] = Number(records.at(-1)!.seq);
-    const stream = records.map((item) => ({
-      eventName: "INSERT",
-      dynamodb: { NewImage: marshall(item, { removeUndefinedValues: true }) },
-    }));
-    const result = await publishFromStream({ publish: async () => {} }, stream as never, ports);
-    if (result.failedAt !== undefined) throw result.error;
-  }
-  projected.set(tenantId, done);
+  projected.set(tenantId, await reprojectHistory(ports, tenantId, start === 0 ? [] : projected.get(tenantId)));
 }
 
 /**

@@ -28,7 +28,7 @@ export const handlerFor =
     if (context) logger.addContext(context);
     const result = await publishFromStream(publisher(), event.Records as OutboxStreamRecord[], store());
     if (result.failedAt === undefined) return { batchItemFailures: [] };
-    logger.error("projecting or publishing committed records failed; the stream retries from the first record not done", {
+    logger.error("publishing committed events failed; the stream retries from the first unpublished record", {
       component: "outbox",
       published: result.published,
       error: String(result.error),

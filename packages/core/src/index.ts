@@ -124,6 +124,7 @@ export * from "./traffic/graph.ts";
 export * from "./traffic/preview.ts";
 export * from "./ingest/source-health.ts";
 export * from "./outbox/outbox.ts";
+export * from "./outbox/reproject.ts";
 export * from "./outbox/interests.ts";
 export { snapshotReplaySeconds } from "./feed/snapshot-replay.ts";
 export * from "./access/rate-limit.ts";

@@ -5,6 +5,10 @@
  * per stream shard, and the reader's position (one item per shard in the control table) moves
  * only past records whose events the bus accepted. A failed publish is retried with backoff
  * from that position; a restart resumes there.
+ *
+ * The history reader (`startHistoryReader`) reads the same stream by its own position and writes what each record
+ * projects (core outbox.ts `projectFromStream`), as its own event source mapping does in AWS (functions/src/history.ts):
+ * a bus that refuses events holds back the events, never the history.
  */
 import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import {
@@ -16,7 +20,7 @@ import {
   type Shard,
 } from "@aws-sdk/client-dynamodb-streams";
 import { GetCommand, PutCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { publishFromStream, type OutboxStreamRecord, type Ports, type Publisher } from "@simroot/core";
+import { projectFromStream, publishFromStream, type OutboxStreamRecord, type Ports, type Publisher } from "@simroot/core";
 
 export interface OutboxReaderOptions {
   readonly db: DynamoDBDocumentClient;
@@ -24,6 +28,17 @@ export interface OutboxReaderOptions {
   readonly endpoint: string;
   readonly region: string;
   readonly publisher: Publisher;
+  /**
+   * What the reader does with a batch of records (default: publishes their events to `publisher`). Resolves with how
+   * many it handled and, when one failed, the sequence number of the first not handled: the reader resumes there.
+   */
+  readonly handle?: (
+    records: OutboxStreamRecord[],
+  ) => Promise<{ readonly done: number; readonly failedAt?: string; readonly error?: unknown }>;
+  /** The reader's name: its position in the stream is its own (default `outbox`). */
+  readonly name?: string;
+  /** Runs each batch's handling (the runtime checks it against the function's grants: local grants.ts). */
+  readonly wrap?: <T>(body: () => Promise<T>) => Promise<T>;
   /**
    * How long a reader that just read records waits before reading again (default 25 ms); idle,
    * it waits twice as long each round, up to `idlePollMs` (default 250 ms). `nudge` cuts a wait short.
@@ -52,11 +67,31 @@ interface ShardState {
 }
 
 /** A reader's position in one shard of one stream (a table made again has a new stream, whose shards may reuse ids). */
-const positionKey = (streamArn: string, shardId: string) => ({ pk: `outbox#${streamArn}`, sk: shardId });
+const positionKey = (name: string, streamArn: string, shardId: string) => ({ pk: `${name}#${streamArn}`, sk: shardId });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const maxBackoffMs = 5_000;
 
+/** The history reader: what each record projects (its subject's listing, its IP leases), by its own position. */
+export function startHistoryReader(options: Omit<OutboxReaderOptions, "publisher" | "handle" | "name">): Promise<OutboxReader> {
+  return startOutboxReader({
+    ...options,
+    name: "history",
+    publisher: { publish: async () => {} },
+    handle: async (records) => {
+      const result = await projectFromStream(records, options);
+      return { done: result.projected, ...(result.failedAt !== undefined ? { failedAt: result.failedAt, error: result.error } : {}) };
+    },
+  });
+}
+
 export async function startOutboxReader(options: OutboxReaderOptions): Promise<OutboxReader> {
+  const name = options.name ?? "outbox";
+  const handle =
+    options.handle ??
+    (async (records: OutboxStreamRecord[]) => {
+      const result = await publishFromStream(options.publisher, records, options);
+      return { done: result.published, ...(result.failedAt !== undefined ? { failedAt: result.failedAt, error: result.error } : {}) };
+    });
   const pollMs = options.pollMs ?? 25;
   const idlePollMs = Math.max(pollMs, options.idlePollMs ?? 250);
   let idleFor = pollMs;
@@ -80,7 +115,7 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
 
   async function loadShard(shard: Shard): Promise<ShardState> {
     const { Item } = await options.db.send(
-      new GetCommand({ TableName: options.tables.control, Key: positionKey(streamArn, shard.ShardId!), ConsistentRead: true }),
+      new GetCommand({ TableName: options.tables.control, Key: positionKey(name, streamArn, shard.ShardId!), ConsistentRead: true }),
     );
     return {
       id: shard.ShardId!,
@@ -110,7 +145,7 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
       new PutCommand({
         TableName: options.tables.control,
         Item: {
-          ...positionKey(streamArn, state.id),
+          ...positionKey(name, streamArn, state.id),
           ...(state.after ? { after: state.after } : {}),
           closed,
           at: new Date().toISOString(),
@@ -166,8 +201,9 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
     }
     const { Records = [], NextShardIterator } = answer;
     if (Records.length > 0) {
-      const result = await publishFromStream(options.publisher, Records as OutboxStreamRecord[], options);
-      published += result.published;
+      const records = Records as OutboxStreamRecord[];
+      const result = await (options.wrap ? options.wrap(() => handle(records)) : handle(records));
+      published += result.done;
       if (result.failedAt !== undefined) {
         // Resume at the first record the bus did not take: everything before it is published.
         const at = Records.findIndex((record: _Record) => record.dynamodb?.SequenceNumber === result.failedAt);
@@ -182,8 +218,8 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
         console.error(
           JSON.stringify({
             level: "error",
-            component: "outbox",
-            message: "projecting or publishing committed records failed; retrying from the stream",
+            component: name,
+            message: "handling committed records failed; retrying from the stream",
             attempt: state.failures,
             error: String(result.error),
           }),
@@ -234,9 +270,7 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
         for (const state of shards.values()) state.iterator = undefined;
         behind = true;
         if (!stopping)
-          console.error(
-            JSON.stringify({ level: "error", component: "outbox", message: "reading the stream failed", error: String(error) }),
-          );
+          console.error(JSON.stringify({ level: "error", component: name, message: "reading the stream failed", error: String(error) }));
         await sleep(200);
       }
       round += 1;

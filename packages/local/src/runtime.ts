@@ -33,7 +33,7 @@ import { LocalBus, type RetrySettings } from "./bus/local-bus.ts";
 import { startDynamoLocal, type DynamoLocal } from "./dynamodb-local.ts";
 import { startFeedHub } from "./feed-hub.ts";
 import { hubFeedNotifier } from "./feed-hub-notifier.ts";
-import { startOutboxReader } from "./outbox-reader.ts";
+import { startHistoryReader, startOutboxReader } from "./outbox-reader.ts";
 import { enforceGrants, runningAs, type GrantViolation } from "./grants.ts";
 import { loadRuleTargets } from "./targets.ts";
 
@@ -149,10 +149,24 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     opened = bus;
     stops.push(() => bus.close());
     // The outbox: what the ledger committed reaches the bus from the audit table's stream (as in AWS), never by hand.
-    const outbox = await startOutboxReader({ db, tables, endpoint, region: options.region ?? "us-east-1", publisher: bus });
+    const region = options.region ?? "us-east-1";
+    const outbox = await startOutboxReader({
+      db,
+      tables,
+      endpoint,
+      region,
+      publisher: bus,
+      wrap: (body) => runningAs("outbox", body),
+    });
     stops.push(() => outbox.stop());
+    // The history: each record listed under its subject, its IP leases, from the same stream by its own position.
+    const history = await startHistoryReader({ db, tables, endpoint, region, wrap: (body) => runningAs("history", body) });
+    stops.push(() => history.stop());
     // A commit of this process is read from the stream at once; commits of other instances within the idle poll.
-    const unsubscribe = ports.ledger.onCommit(() => outbox.nudge());
+    const unsubscribe = ports.ledger.onCommit(() => {
+      outbox.nudge();
+      history.nudge();
+    });
     stops.push(async () => unsubscribe());
     // What a scheduled Lambda does in AWS (functions/src/webhook-worker.ts): attempt the deliveries that are due.
     if (options.webhookWorkerMs !== 0) {
@@ -209,11 +223,11 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
      * done with it, including what their own commits caused in turn.
      */
     const settled = async () => {
-      await outbox.caughtUp();
+      await Promise.all([outbox.caughtUp(), history.caughtUp()]);
       for (;;) {
         await bus.drained();
         const before = outbox.published();
-        await outbox.caughtUp();
+        await Promise.all([outbox.caughtUp(), history.caughtUp()]);
         if (outbox.published() === before) return;
       }
     };

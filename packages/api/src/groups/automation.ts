@@ -1,4 +1,4 @@
-/** Continuous verification and its integrations: rules, webhooks, incidents, integrations, traffic, and the dead letters of the rules' consumers. */
+/** Continuous verification and its integrations: rules, webhooks, incidents, integrations (the OCSF export is beside the audit trail), traffic, and the dead letters of the rules' consumers. */
 import type { RouteGroup } from "../compose.ts";
 import { automationRoutes as rules } from "../routes/automation.ts";
 import { busRoutes } from "../routes/bus.ts";

@@ -1,7 +1,5 @@
-import * as z from "zod";
 import { createRoute, OpenAPIHono } from "../route-table.ts";
-import { cloudflarePostureResponse, ocsfExport, ocsfExportInput, scoreCloudflareDevices } from "@simroot/core";
-import { stream } from "hono/streaming";
+import { cloudflarePostureResponse, scoreCloudflareDevices } from "@simroot/core";
 import type { AppEnv } from "../env.ts";
 import { readers, requireRole } from "../middleware.ts";
 import { errorResponses, json } from "../openapi.ts";
@@ -18,28 +16,6 @@ const cloudflarePosture = createRoute({
   responses: { 200: json("The score of each device, by WARP device id", cloudflarePostureResponse), ...errorResponses(400, 401, 403) },
 });
 
-const ocsfEvents = createRoute({
-  method: "get",
-  path: "/v1/ocsf/events",
-  tags: ["integrations"],
-  summary: "The audit trail or the PEPs' flow reports as OCSF events (JSON Lines), for a SIEM",
-  middleware: requireRole("admin", "viewer"),
-  request: { query: ocsfExportInput },
-  responses: {
-    200: { description: "One OCSF event per line", content: { "application/x-ndjson": { schema: z.string() } } },
-    ...errorResponses(400, 401, 403),
-  },
-});
-
-export const integrationRoutes = new OpenAPIHono<AppEnv>()
-  .openapi(cloudflarePosture, async (c) => c.json(await scoreCloudflareDevices(c.var.ports, c.var.ctx, c.req.valid("json")), 200))
-  .openapi(ocsfEvents, async (c) => {
-    const query = c.req.valid("query");
-    const { ports, ctx } = c.var;
-    c.header("content-type", "application/x-ndjson");
-    return stream(c, async (out) => {
-      for await (const events of ocsfExport(ports, ctx, query)) {
-        if (events.length > 0) await out.write(events.map((event) => JSON.stringify(event)).join("\n") + "\n");
-      }
-    }) as never;
-  });
+export const integrationRoutes = new OpenAPIHono<AppEnv>().openapi(cloudflarePosture, async (c) =>
+  c.json(await scoreCloudflareDevices(c.var.ports, c.var.ctx, c.req.valid("json")), 200),
+);

@@ -5,29 +5,15 @@
  * The edges are recorded in the change's audit record; the outbox writes the items from it.
  */
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
-import type { TableNames } from "../config.ts";
 import type { LeaseEdge } from "../ledger/change.ts";
 import type { Ports } from "../ports.ts";
 import { byTime, type Fact } from "./fact.ts";
 import type { IdentityState, Session } from "./identity-state.ts";
+import { leasePartition, leaseSortKey } from "./lease-item.ts";
 
-export const leasePartition = (tenantId: string, address: string) => `L#${tenantId}#${address}`;
-/** At one instant an end sorts before a start: the address changes hands. */
-const leaseSortKey = (at: string, edge: "start" | "end", deviceId: string) => `${at}#${edge === "end" ? "0" : "1"}${edge}#${deviceId}`;
+export { leaseItem, leasePartition } from "./lease-item.ts";
 
 const addressesOf = (session: Session) => [session.ipv4, session.ipv6].filter((address): address is string => address !== undefined);
-
-/**
- * The lease item of one edge, as the outbox writes it from the committed record that carries the edge (outbox.ts):
- * outside the commit's transaction (1 write unit, not 2), put again harmlessly when a stream batch is read again.
- */
-export function leaseItem(tables: Pick<TableNames, "identity">, tenantId: string, deviceId: string, lease: LeaseEdge) {
-  const { address, at, edge, bearer } = lease;
-  return {
-    TableName: tables.identity,
-    Item: { pk: leasePartition(tenantId, address), sk: leaseSortKey(at, edge, deviceId), deviceId, address, at, edge, bearer },
-  };
-}
 
 /** The lease edges a visible change implies: sessions that opened start, sessions that closed (at `at`) end. */
 export function leaseChanges(before: IdentityState, after: IdentityState, at: string): LeaseEdge[] {

@@ -10,15 +10,17 @@
  * Delivery is at least once: after a failure part of a batch may be published again. Consumers
  * already are idempotent on the event id (the bus retries them too).
  *
- * Before its events are published, a batch's records are projected: each record listed under its subject
- * (`subjectItem`) and its IP lease edges written as lease items (identity/lease.ts). History, kept out of the
- * commit's transaction (where each item costs twice), and never lost: a projection that fails is retried from the
- * stream like a publish. Puts of the same items, so a batch read again changes nothing.
+ * The same stream has a second reader, the history (`projectFromStream`): it lists each record under its subject
+ * (`subjectItem`) and writes its IP lease edges as lease items (identity/lease.ts). History, kept out of the commit's
+ * transaction (where each item costs twice), and never lost: a write that fails is retried from the stream, by its own
+ * position, so a bus that refuses events holds back the events alone (in AWS its own event source mapping and
+ * function, `functions/src/history.ts`). Puts of the same items, so a batch read again changes nothing. A record that
+ * has left the stream unprojected (24 hours of failing writes) is projected again by `reprojectHistory`.
  */
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import type { DomainEvent, Publisher } from "../event/event.ts";
-import { leaseItem } from "../identity/lease.ts";
+import { leaseItem } from "../identity/lease-item.ts";
 import { auditRecordSchema, eventOfRecord, subjectItem, type AuditRecord } from "../ledger/audit-record.ts";
 import type { Ports } from "../ports.ts";
 import { batchPutAll } from "../store/batch-write.ts";
@@ -69,7 +71,7 @@ export function eventsOfStream(records: readonly OutboxStreamRecord[]): Streamed
   return events;
 }
 
-interface StreamedRecord {
+export interface StreamedRecord {
   readonly event: DomainEvent;
   readonly record: AuditRecord;
   /** The record's TTL, which its projections share. */
@@ -93,8 +95,33 @@ export function projectionsOf(tables: Ports["tables"], records: readonly Streame
 /** At most this many events per publish (EventBridge's PutEvents takes 10 entries; the publisher splits further). */
 const publishChunk = 100;
 
+/** At most this many records' items per projection step (a failed step is where the stream resumes). */
+const projectChunk = 100;
+
 /**
- * Projects a stream batch's records and publishes their events, in order. Resolves with the sequence number of the first
+ * Writes what a stream batch's records project (`projectionsOf`), in order. Resolves with the sequence number of the
+ * first record of the first step that failed (undefined when all were written): the caller resumes there.
+ */
+export async function projectFromStream(
+  records: readonly OutboxStreamRecord[],
+  ports: Pick<Ports, "db" | "tables">,
+): Promise<{ projected: number; failedAt?: string; error?: unknown }> {
+  const streamed = eventsOfStream(records);
+  let projected = 0;
+  for (let start = 0; start < streamed.length; start += projectChunk) {
+    const chunk = streamed.slice(start, start + projectChunk);
+    try {
+      await batchPutAll(ports, projectionsOf(ports.tables, chunk));
+      projected += chunk.length;
+    } catch (error) {
+      return { projected, failedAt: chunk[0]!.sequenceNumber, error };
+    }
+  }
+  return { projected };
+}
+
+/**
+ * Publishes a stream batch's events, in order. Resolves with the sequence number of the first
  * record whose event the bus did not accept (undefined when all were): the caller resumes there.
  */
 export async function publishFromStream(
@@ -108,7 +135,6 @@ export async function publishFromStream(
     const chunk = events.slice(start, start + publishChunk);
     const chunkEvents = chunk.map((entry) => entry.event);
     try {
-      await batchPutAll(ports, projectionsOf(ports.tables, chunk));
       // Read for each chunk (after its records committed): which opt-in consumers each event's tenant has work for.
       await publisher.publish(chunkEvents, await routingOf(ports, chunkEvents));
       published += chunk.length;

@@ -175,8 +175,16 @@ export const functions = {
   apiEnforcement: {
     ...apiFunction,
     handler: "api-enforcement.ts",
-    does: "serves what enforcement points call and what checks them: the signed feed, flow reports, the audit trail, the live view (the one API function that signs)",
-    routes: ["ANY /v1/feed", "ANY /v1/feed/{proxy+}", "ANY /v1/flows", "ANY /v1/audit", "ANY /v1/audit/{proxy+}", "ANY /v1/live"],
+    does: "serves what enforcement points call and what checks them: the signed feed, flow reports, the audit trail (also as OCSF events), the live view (the one API function that signs)",
+    routes: [
+      "ANY /v1/feed",
+      "ANY /v1/feed/{proxy+}",
+      "ANY /v1/flows",
+      "ANY /v1/audit",
+      "ANY /v1/audit/{proxy+}",
+      "ANY /v1/ocsf/{proxy+}",
+      "ANY /v1/live",
+    ],
     tables: {
       ...apiTablesListingAudit,
       // BatchGetItem: narrowing the feed to a scope reads its devices and bindings in batches (feed/scope.ts).
@@ -197,7 +205,6 @@ export const functions = {
       "ANY /v1/incidents",
       "ANY /v1/incidents/{proxy+}",
       "ANY /v1/integrations/{proxy+}",
-      "ANY /v1/ocsf/{proxy+}",
       "ANY /v1/traffic",
       "POST /v1/policies/preview",
       "ANY /v1/source-health",
@@ -295,14 +302,17 @@ export const functions = {
     does: "publishes the events of committed audit records from the audit table's stream (the outbox)",
     // The tenants' interests: which opt-in consumers (webhooks, automation) each event is for (core outbox/interests.ts).
     // (A kind a tenant's mark does not name yet: whether it has records of it, written down once.)
-    tables: {
-      automation: ["BatchGetItem", "Query", "UpdateItem"],
-      // What it projects from each record before publishing it: the record listed under its subject (audit), its IP
-      // lease edges as lease items (identity). Idempotent puts (core outbox.ts).
-      audit: ["BatchWriteItem"],
-      identity: ["BatchWriteItem"],
-    },
+    tables: { automation: ["BatchGetItem", "Query", "UpdateItem"] },
     publishes: true,
+  },
+  // Not a rule consumer: the audit table's stream invokes it too, by its own mapping (infra/outbox.ts).
+  history: {
+    ...streamReader,
+    handler: "history.ts",
+    does: "writes what each committed audit record projects: the record listed under its subject, its IP lease edges (core outbox.ts)",
+    // Idempotent puts: the listing item (audit), the lease items (identity).
+    tables: { audit: ["BatchWriteItem"], identity: ["BatchWriteItem"] },
+    publishes: false,
   },
   // Not a rule consumer: an hourly schedule runs it (infra/audit-archive.ts).
   auditArchiver: {
@@ -320,7 +330,7 @@ export const functions = {
     feedKey: ["Sign", "GetPublicKey"],
     auditArchive: true,
   },
-} as const satisfies Record<ApiFunctionName | "outbox" | "deadLetterDrain" | "auditArchiver" | RuleName, FunctionDefinition>;
+} as const satisfies Record<ApiFunctionName | "outbox" | "history" | "deadLetterDrain" | "auditArchiver" | RuleName, FunctionDefinition>;
 
 export type FunctionName = keyof typeof functions;
 export const functionNames = Object.keys(functions) as FunctionName[];

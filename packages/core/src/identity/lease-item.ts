@@ -1,0 +1,23 @@
+/**
+ * The items of IP leases (lease.ts), apart from their queries: what the history reader of the audit stream writes
+ * (outbox.ts), so that its function carries no Query (its grants are what its code sends).
+ */
+import type { TableNames } from "../config.ts";
+import type { LeaseEdge } from "../ledger/change.ts";
+
+export const leasePartition = (tenantId: string, address: string) => `L#${tenantId}#${address}`;
+/** At one instant an end sorts before a start: the address changes hands. */
+export const leaseSortKey = (at: string, edge: "start" | "end", deviceId: string) =>
+  `${at}#${edge === "end" ? "0" : "1"}${edge}#${deviceId}`;
+
+/**
+ * The lease item of one edge, as the outbox writes it from the committed record that carries the edge (outbox.ts):
+ * outside the commit's transaction (1 write unit, not 2), put again harmlessly when a stream batch is read again.
+ */
+export function leaseItem(tables: Pick<TableNames, "identity">, tenantId: string, deviceId: string, lease: LeaseEdge) {
+  const { address, at, edge, bearer } = lease;
+  return {
+    TableName: tables.identity,
+    Item: { pk: leasePartition(tenantId, address), sk: leaseSortKey(at, edge, deviceId), deviceId, address, at, edge, bearer },
+  };
+}

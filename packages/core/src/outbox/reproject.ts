@@ -1,0 +1,56 @@
+/**
+ * History written again from the records (outbox.ts): apart from the stream readers' module, so that their functions
+ * carry no Query (their grants are what their code sends: infra/functions.test.ts).
+ */
+import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { auditPartition, auditRecordSchema, auditSortKey, eventOfRecord } from "../ledger/audit-record.ts";
+import { shardCount } from "../ledger/shard.ts";
+import type { Ports } from "../ports.ts";
+import { batchPutAll } from "../store/batch-write.ts";
+import { projectionsOf } from "./outbox.ts";
+
+/**
+ * Writes again what a tenant's records project, shard by shard from the records past `after` (a sequence per shard;
+ * default: every record the store still holds): for records that left the stream before their history was written
+ * (its writes failing for 24 hours), or history removed by hand. Returns where each shard's walk ended (pass it back
+ * as `after` to go on from there). Puts of the same items as the stream's reader writes: safe beside it.
+ */
+export async function reprojectHistory(
+  ports: Pick<Ports, "db" | "tables">,
+  tenantId: string,
+  after: readonly number[] = [],
+): Promise<number[]> {
+  const reached = Array.from({ length: shardCount }, (_, shard) => after[shard] ?? 0);
+  for (let shard = 0; shard < shardCount; shard++) {
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await ports.db.send(
+        new QueryCommand({
+          TableName: ports.tables.audit,
+          KeyConditionExpression: "pk = :p AND sk > :after",
+          ExpressionAttributeValues: { ":p": auditPartition(tenantId, shard), ":after": auditSortKey(reached[shard]!) },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      const records = (page.Items ?? []).flatMap((item) => {
+        const parsed = auditRecordSchema.safeParse(item);
+        return parsed.success
+          ? [
+              {
+                event: eventOfRecord(parsed.data),
+                record: parsed.data,
+                expiresAt: item.expiresAt,
+                indexed: item.gsi1pk !== undefined,
+                sequenceNumber: "",
+              },
+            ]
+          : [];
+      });
+      await batchPutAll(ports, projectionsOf(ports.tables, records));
+      if (records.length > 0) reached[shard] = records.at(-1)!.record.seq;
+      start = page.LastEvaluatedKey;
+    } while (start);
+  }
+  return reached;
+}
