@@ -5,7 +5,7 @@
  */
 import { DeleteCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { auditCheckpointKey, auditSubjectPartition } from "@simroot/core";
+import { auditCheckpointKey, auditPartition, auditSortKey, auditSubjectPartition, listAudit } from "@simroot/core";
 import { unhashed } from "@simroot/core/ledger/audit-record";
 import { chainHash } from "@simroot/core/ledger/chain";
 import { feedPartition, feedVersionSchema, versionHash } from "@simroot/core/ledger/feed-version";
@@ -154,6 +154,39 @@ describe("the audit API", () => {
         .slice(0, 2)
         .map((record) => `${record.shard}:${record.seq}`),
     );
+  });
+
+  it("lists two records written before at the same time and sequence (two shards, one index position) at every page size", async () => {
+    // Found by a review: the index's keys carry no shard, and a page ending between the two skipped the second.
+    const tenantId = "ten_audit_tie";
+    const time = "2026-11-01T00:00:00.000Z";
+    for (const shard of [0, 3]) {
+      await runtime.ports.db.send(
+        new PutCommand({
+          TableName: runtime.ports.tables.audit,
+          Item: {
+            ...{ pk: auditPartition(tenantId, shard), sk: auditSortKey(5), seq: 5, shard, tenantId, time, action: "device.suspended" },
+            ...{ actor: "system:test", requestId: "req_tie", subject: "dev_tie", eventId: `evt_tie_${shard}`, data: {} },
+            ...{ prevHash: "0".repeat(64), hash: "0".repeat(64) },
+            ...{ gsi1pk: auditSubjectPartition(tenantId, "dev_tie"), gsi1sk: `${time}#${auditSortKey(5)}` },
+          },
+        }),
+      );
+    }
+    for (const limit of [1, 2, 10]) {
+      const listed: string[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await listAudit(
+          runtime.ports,
+          { tenantId, actor: "system:test", requestId: "req_tie" },
+          { subject: "dev_tie", limit, cursor },
+        );
+        listed.push(...page.items.map((record) => `${record.shard}:${record.seq}`));
+        cursor = page.next;
+      } while (cursor);
+      expect(listed, `limit ${limit}`).toEqual(["0:5", "3:5"]);
+    }
   });
 
   it("lists a device's records whole (the index holds their keys only): each hashes as the chain says", async () => {

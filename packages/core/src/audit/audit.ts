@@ -1,14 +1,7 @@
 import { createPublicKey, verify } from "node:crypto";
 import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
-import {
-  auditPartition,
-  auditRecordSchema,
-  auditSortKey,
-  auditSubjectPartition,
-  unhashed,
-  type AuditRecord,
-} from "../ledger/audit-record.ts";
+import { auditPartition, auditRecordSchema, auditSortKey, unhashed, type AuditRecord } from "../ledger/audit-record.ts";
 import {
   feedHeadKey,
   feedPartition,
@@ -28,8 +21,8 @@ import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
 import { retiredFeedPublicKeys } from "../config.ts";
 import type { FeedSigner } from "../feed/signer.ts";
 import type { Ports } from "../ports.ts";
-import { batchGetAll, itemKeyText } from "../store/batch-get.ts";
 import { verb } from "../verb.ts";
+import { subjectPage } from "./subject.ts";
 
 const stored = (item: Record<string, unknown>): AuditRecord => auditRecordSchema.parse(item);
 
@@ -97,91 +90,6 @@ export const listAudit = verb(listAuditInput, async (ports, ctx, input): Promise
     if (items.length >= input.limit) return { items, next: encodeCursor({ pk: auditPartition(ctx.tenantId, shard), sk: auditSortKey(0) }) };
   }
 });
-
-/**
- * One page of a subject's records in time order. Records are listed under their subject by items the outbox writes
- * (`subjectItem`); those written before 2026-12-03 by the `byDevice` index. Both are read and merged, and a page ends
- * where the first of the two reads stopped, so a read cut short skips nothing. The cursor is the last position listed.
- */
-async function subjectPage(
-  ports: Ports,
-  tenantId: string,
-  subject: string,
-  limit: number,
-  cursor: string | undefined,
-  from: string | undefined,
-  to: string | undefined,
-): Promise<Page<AuditRecord>> {
-  const partition = auditSubjectPartition(tenantId, subject);
-  const after = cursor === undefined ? undefined : decodeCursor(cursor, { subject: partition })?.after;
-  if (after !== undefined && typeof after !== "string") decodeCursor(cursor, { subject: "" }); // throws: not a cursor of this listing
-  // Positions are `time#seq[#shard]` (every character from '#' up): `${after} ` is past `after` and before any later position.
-  const lower = [from, after === undefined ? undefined : `${after} `]
-    .filter((bound): bound is string => bound !== undefined)
-    .sort()
-    .at(-1);
-  // A BETWEEN whose bounds are reversed is refused by DynamoDB: past `to`, there is nothing more.
-  if (lower !== undefined && to !== undefined && lower >= to) return { items: [], next: undefined };
-  // A key condition holds one condition per key: both bounds are one BETWEEN (a position never equals a bare time, so
-  // BETWEEN's inclusive end still leaves out records at `to`).
-  const range = (field: string) =>
-    lower !== undefined && to !== undefined
-      ? [`${field} BETWEEN :lower AND :to`]
-      : lower !== undefined
-        ? [`${field} >= :lower`]
-        : to !== undefined
-          ? [`${field} < :to`]
-          : [];
-  const values = { ":p": partition, ...(lower !== undefined ? { ":lower": lower } : {}), ...(to !== undefined ? { ":to": to } : {}) };
-  const [listed, indexed] = await Promise.all([
-    ports.db.send(
-      new QueryCommand({
-        TableName: ports.tables.audit,
-        KeyConditionExpression: ["pk = :p", ...range("sk")].join(" AND "),
-        ExpressionAttributeValues: values,
-        Limit: limit,
-      }),
-    ),
-    ports.db.send(
-      new QueryCommand({
-        TableName: ports.tables.audit,
-        IndexName: "byDevice",
-        KeyConditionExpression: ["gsi1pk = :p", ...range("gsi1sk")].join(" AND "),
-        ExpressionAttributeValues: values,
-        Limit: limit,
-      }),
-    ),
-  ]);
-  const entries = [
-    ...(listed.Items ?? []).map((item) => ({ position: String(item.sk), key: item.record as Record<string, unknown> })),
-    ...(indexed.Items ?? []).map((item) => ({ position: String(item.gsi1sk), key: { pk: item.pk, sk: item.sk } })),
-  ].sort((a, b) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0));
-  // Where each read that did not reach the end stopped: past the first of them, the other read may have skipped items.
-  const stops = [listed, indexed]
-    .filter((result) => result.LastEvaluatedKey)
-    .map((result) => {
-      const last = result.Items?.at(-1);
-      return String(result === listed ? last?.sk : last?.gsi1sk);
-    });
-  const stop = stops.sort()[0];
-  const page = entries.filter((entry) => stop === undefined || entry.position <= stop).slice(0, limit);
-  const more = stop !== undefined || page.length < entries.length;
-  // The records are read from the table, in the listing's order (one that expired between the two reads is left out).
-  const records = new Map(
-    (
-      await batchGetAll(
-        ports,
-        ports.tables.audit,
-        page.map((entry) => entry.key),
-      )
-    ).map((item) => [itemKeyText(item), item]),
-  );
-  const items = page.flatMap((entry) => {
-    const item = records.get(itemKeyText(entry.key));
-    return item ? [stored(item)] : [];
-  });
-  return { items, next: more && page.length > 0 ? encodeCursor({ subject: partition, after: page.at(-1)!.position }) : undefined };
-}
 
 export interface ChainVerification {
   readonly valid: boolean;

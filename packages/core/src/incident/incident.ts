@@ -6,7 +6,7 @@
  */
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
-import { listAudit } from "../audit/audit.ts";
+import { subjectPage } from "../audit/subject.ts";
 import type { RequestContext } from "../context.ts";
 import { readDevice } from "../device/store.ts";
 import { SimrootError, isSimrootError } from "../error.ts";
@@ -180,13 +180,8 @@ export async function incidentRecords(ports: Ports, ctx: RequestContext, inciden
   const records = [];
   let cursor: string | undefined;
   do {
-    const page = await listAudit(ports, ctx, {
-      subject: incident.deviceId,
-      from,
-      ...(incident.closedAt ? { to: incident.closedAt } : {}),
-      limit: 1000,
-      cursor,
-    });
+    // (Times of the store: UTC, as the audit API's bounds are made.)
+    const page = await subjectPage(ports, ctx.tenantId, incident.deviceId, 1000, cursor, from, incident.closedAt);
     records.push(...page.items);
     cursor = page.next;
   } while (cursor && records.length < 5000);
