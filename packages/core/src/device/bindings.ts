@@ -46,5 +46,21 @@ export async function readBindings(
     const item = formerByKey.get(itemKeyText(legacyBindingKey(tenantId, address)));
     if (item) found.set(address, { item, legacy: true });
   }
+  // Nothing at either key: a move (one transaction) may have committed between the two reads. Read the new key again.
+  const nowhere = missing.filter((address) => !found.has(address));
+  if (nowhere.length === 0) return found;
+  const again = new Map(
+    (
+      await batchGetAll(
+        ports,
+        table,
+        nowhere.map((address) => bindingKey(tenantId, address)),
+      )
+    ).map((item) => [itemKeyText(item), item]),
+  );
+  for (const address of nowhere) {
+    const item = again.get(itemKeyText(bindingKey(tenantId, address)));
+    if (item) found.set(address, { item, legacy: false });
+  }
   return found;
 }

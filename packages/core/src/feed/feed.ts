@@ -333,6 +333,13 @@ const stripesAtOnce = 4;
 /** A narrowed snapshot page stops after reading this many items per entry it may hold, full or not. */
 const scanPerEntry = 10;
 
+/** A start key names exactly the key attributes of what it was read from, each a string (a store key, not anything). */
+const keyShaped = (start: unknown, names: readonly string[]) =>
+  typeof start === "object" &&
+  start !== null &&
+  !Array.isArray(start) &&
+  Object.keys(start).length === names.length &&
+  names.every((name) => typeof (start as Record<string, unknown>)[name] === "string");
 const encode = (cursor: SnapshotCursor) => Buffer.from(JSON.stringify(cursor)).toString("base64url");
 function decode(cursor: string, tenantId: string, scope: FeedScope | undefined): SnapshotCursor {
   try {
@@ -349,9 +356,8 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
       known &&
       stripeKnown &&
       (start === undefined ||
-        (partitions[stripe]!.table
-          ? start.pk === partitions[stripe]!.key && start.gsi1pk === undefined
-          : start.gsi1pk === partitions[stripe]!.key))
+        (keyShaped(start, partitions[stripe]!.table ? ["pk", "sk"] : ["pk", "sk", "gsi1pk", "gsi1sk"]) &&
+          (partitions[stripe]!.table ? start.pk === partitions[stripe]!.key : start.gsi1pk === partitions[stripe]!.key)))
     ) {
       return parsed;
     }

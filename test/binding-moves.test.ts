@@ -1,0 +1,200 @@
+/**
+ * A binding kept at its former key (before 898598b) is moved by its next write: a Put at the new key and a Delete of
+ * the former one, in one transaction. A reader that read the new key, then the former one, could find it at neither
+ * when the move committed between the two reads (found by a helper review): IP lookups answered nobody, and the
+ * sequencer served an overtaken release after its takeover. Readers now read the new key again. */
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import {
+  applyOperatorEvent,
+  documentClient,
+  feedPartition,
+  feedVersionSchema,
+  ingestedEvent,
+  portsFor,
+  registerDevice,
+  resolveDevice,
+  shardHeadKey,
+  shardOfSubject,
+  verifyAuditChain,
+  type Ports,
+} from "@simroot/core";
+import { bindingKey, legacyBindingKey } from "@simroot/core/device/keys";
+import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+const ctxFor = (tenantId: string) => ({ tenantId, actor: "system:test", requestId: "req_test" });
+const imsi = (n: number) => `23410${String(n).padStart(10, "0")}`;
+type Client = ReturnType<typeof documentClient>;
+const newClient = (): Client => documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+
+let second = 0;
+async function report(
+  tenantId: string,
+  via: Ports,
+  device: { imsi?: string },
+  type: string,
+  data: Record<string, unknown> = { bearer: "cellular" },
+) {
+  const normalized = {
+    type,
+    dedupeKey: `${type}-${second}`,
+    occurredAt: new Date(Date.UTC(2026, 11, 3, 8, 0, second++)).toISOString(),
+    device: { imsi: device.imsi },
+    sourceType: "test",
+    data,
+  };
+  const event = ingestedEvent({ ...ctxFor(tenantId), actor: "source:src_test" }, "src_test", "simroot", normalized as never, new Date());
+  expect((await applyOperatorEvent(via, event)).value.outcome).toBe("applied");
+}
+
+/** Keeps an address's binding item where code before 898598b kept it (its revision and record position included). */
+async function keptAsBefore(tenantId: string, address: string) {
+  const { db, tables } = runtime.ports;
+  const { Item } = await db.send(new GetCommand({ TableName: tables.identity, Key: bindingKey(tenantId, address), ConsistentRead: true }));
+  await db.send(
+    new PutCommand({
+      TableName: tables.identity,
+      Item: { ...Item, ...legacyBindingKey(tenantId, address), gsi1pk: `T#${tenantId}#binding`, gsi1sk: address },
+    }),
+  );
+  await db.send(new DeleteCommand({ TableName: tables.identity, Key: bindingKey(tenantId, address) }));
+  return Item!;
+}
+
+/** Runs `before()` once, just before `client` sends the BatchGetItem that reads the former key of `address`. */
+function beforeFormerKeyRead(client: Client, tenantId: string, address: string, before: () => Promise<void>) {
+  let done = false;
+  const legacy = legacyBindingKey(tenantId, address);
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const command = (context as { commandName?: string }).commandName;
+      const requested = Object.values(
+        (args.input as { RequestItems?: Record<string, { Keys: Record<string, unknown>[] }> }).RequestItems ?? {},
+      );
+      const readsFormer = requested.some(({ Keys }) => Keys.some((key) => key.pk === legacy.pk && key.sk === legacy.sk));
+      if (!done && command === "BatchGetItemCommand" && readsFormer) {
+        done = true;
+        await before();
+      }
+      return next(args);
+    },
+    { step: "initialize", name: "beforeFormerKeyRead" },
+  );
+}
+
+/** The store refuses the sequencer's read of the shard heads while `refuse()` says so. */
+function refuseSequencerReads(client: Client, refuse: () => boolean) {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const command = (context as { commandName?: string }).commandName;
+      const tables = Object.keys((args.input as { RequestItems?: Record<string, unknown> }).RequestItems ?? {});
+      if (command === "BatchGetItemCommand" && tables.some((table) => table.endsWith("control")) && refuse()) {
+        throw Object.assign(new Error("Throughput exceeds the current capacity"), {
+          name: "ProvisionedThroughputExceededException",
+          $metadata: { httpStatusCode: 400 },
+        });
+      }
+      return next(args);
+    },
+    { step: "initialize", name: "refuseSequencerReads" },
+  );
+}
+
+/** While `stale()` says so, the shard heads' read answers `before` for its shard. */
+function staleShardRead(client: Client, before: Record<string, unknown>, stale: () => boolean) {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const result = await next(args);
+      const command = (context as { commandName?: string }).commandName;
+      if (!stale() || command !== "BatchGetItemCommand") return result;
+      const output = result.output as { Responses?: Record<string, Record<string, unknown>[]> };
+      for (const item of Object.values(output.Responses ?? {}).flat())
+        if (item.pk === before.pk && item.sk === before.sk) Object.assign(item, before);
+      return result;
+    },
+    { step: "initialize", name: "staleShardRead" },
+  );
+}
+
+async function holdersInFeed(ports: Ports, tenantId: string, address: string) {
+  const { Items = [] } = await ports.db.send(
+    new QueryCommand({
+      TableName: ports.tables.audit,
+      KeyConditionExpression: "pk = :p",
+      ExpressionAttributeValues: { ":p": feedPartition(tenantId) },
+      ConsistentRead: true,
+    }),
+  );
+  return Items.flatMap(
+    (item) => feedVersionSchema.shape.entries.parse(item.entries) as { kind: string; key: string; value: { deviceId?: string } | null }[],
+  )
+    .filter((entry) => entry.kind === "binding" && entry.key === address)
+    .map((entry) => entry.value?.deviceId ?? null);
+}
+
+describe("a binding kept at its former key, moved while it is read", () => {
+  it("is found by IP lookup while another device takes it over", async () => {
+    const tenantId = "ten_race_lookup";
+    const ctx = ctxFor(tenantId);
+    const holder = (await registerDevice(runtime.ports, ctx, { imsi: imsi(1) })).value;
+    const taker = (await registerDevice(runtime.ports, ctx, { imsi: imsi(2) })).value;
+    await report(tenantId, runtime.ports, holder, "sim.attached", { bearer: "cellular", ipv4: "10.8.0.1" });
+    await keptAsBefore(tenantId, "10.8.0.1");
+    const client = newClient();
+    const ports = portsFor(client, runtime.ports.tables, runtime.bus);
+    // The takeover commits after the lookup read the new key and before it reads the former one.
+    beforeFormerKeyRead(client, tenantId, "10.8.0.1", () =>
+      report(tenantId, runtime.ports, taker, "sim.attached", { bearer: "cellular", ipv4: "10.8.0.1" }),
+    );
+    // Someone holds the address before, during and after the takeover: the holder, then the taker.
+    expect([holder.id, taker.id]).toContain(await resolveDevice(ports, tenantId, { ip: "10.8.0.1" }));
+    client.destroy();
+  });
+
+  it("the sequencer does not serve an overtaken release after its takeover when the takeover's item moves while it is read", async () => {
+    const tenantId = "ten_race_seq";
+    const address = "10.9.7.1";
+    const client = newClient();
+    const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
+    const ctx = ctxFor(tenantId);
+    const registered = [];
+    for (let n = 0; n < 6; n++) registered.push((await registerDevice(ports, ctx, { imsi: imsi(100 + n) })).value);
+    const giver = registered[0]!;
+    const taker = registered.find((device) => shardOfSubject(device.id) !== shardOfSubject(giver.id))!;
+    const third = registered.find((device) => device.id !== giver.id && device.id !== taker.id)!;
+    await report(tenantId, ports, giver, "sim.attached", { bearer: "cellular", ipv4: address });
+    // The sequencer reads the giver's shard as it was before its release: the takeover is served, the release waits.
+    const { Item: before } = await client.send(
+      new GetCommand({ TableName: ports.tables.control, Key: shardHeadKey(tenantId, shardOfSubject(giver.id)), ConsistentRead: true }),
+    );
+    let stale = true;
+    staleShardRead(client, before!, () => stale);
+    await report(tenantId, ports, giver, "sim.detached");
+    await report(tenantId, ports, taker, "sim.attached", { bearer: "cellular", ipv4: address });
+    stale = false;
+    expect(await holdersInFeed(ports, tenantId, address)).toEqual([giver.id, taker.id]);
+    // The takeover's item is where code before 898598b kept it (that code wrote it; this code runs since).
+    await keptAsBefore(tenantId, address);
+    // Another instance (its own sequencer held back) moves the address to a third device while this run reads it.
+    const otherClient = newClient();
+    refuseSequencerReads(otherClient, () => true);
+    const other = portsFor(otherClient, runtime.ports.tables, runtime.bus);
+    beforeFormerKeyRead(client, tenantId, address, () =>
+      report(tenantId, other, third, "sim.attached", { bearer: "cellular", ipv4: address }),
+    );
+    await ports.ledger.sequence(tenantId);
+    await ports.ledger.sequence(tenantId);
+    const holders = await holdersInFeed(ports, tenantId, address);
+    // The release (revision 2) must never follow the takeover (revision 3) it was overtaken by.
+    expect(holders).toEqual([giver.id, taker.id, third.id]);
+    expect(await verifyAuditChain(ports, tenantId)).toMatchObject({ valid: true });
+    client.destroy();
+    otherClient.destroy();
+  }, 60_000);
+});

@@ -1,0 +1,54 @@
+/** Forged snapshot cursors (found by a helper review): a start key of the wrong shape is the client's error, 400, never a 500 from the store. */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bindingPartition } from "@simroot/core/device/keys";
+import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+const cursorOf = (key: unknown) => Buffer.from(JSON.stringify(key)).toString("base64url");
+
+describe("forged snapshot cursors into the binding table partitions", () => {
+  it("answers 400, never 500", async () => {
+    const admin = await tenantClient(runtime);
+    const pep = (await admin.call("POST", "/v1/keys", { name: "edge-1", role: "pep" })).json.token as string;
+    const first = await call(runtime, pep, "GET", `/v1/feed?limit=2`);
+    const version = first.json.signed.head.version;
+    const tenantId = admin.tenant.id;
+    const pk = bindingPartition(tenantId, 0);
+    const starts = [
+      { pk },
+      { pk, sk: 5 },
+      { pk, sk: { nested: true } },
+      { pk, sk: "10.0.0.1", extra: "x" },
+      { pk, sk: "10.0.0.1", gsi1sk: "x" },
+      { pk, sk: "" },
+      { pk, sk: null },
+      { pk, sk: ["a"] },
+    ];
+    const results: unknown[] = [];
+    for (const start of starts) {
+      const cursor = cursorOf({ version, page: 1, phase: "bindings", stripe: 17, start });
+      const response = await call(runtime, pep, "GET", `/v1/feed?limit=2&cursor=${cursor}`);
+      results.push([JSON.stringify(start), response.status]);
+    }
+    expect(results).toEqual(starts.map((start) => [JSON.stringify(start), 400]));
+  });
+  it("answers 400 for start keys of the wrong shape into the index partitions too", async () => {
+    const admin = await tenantClient(runtime, "other");
+    const pep = (await admin.call("POST", "/v1/keys", { name: "edge-1", role: "pep" })).json.token as string;
+    const first = await call(runtime, pep, "GET", `/v1/feed?limit=2`);
+    const version = first.json.signed.head.version;
+    const gsi1pk = `T#${admin.tenant.id}#binding#00`;
+    const starts = [{ gsi1pk }, { gsi1pk, pk: "a", sk: 5, gsi1sk: "x" }, { gsi1pk, pk: "a", sk: "b", gsi1sk: "c", extra: 1 }];
+    const results: unknown[] = [];
+    for (const start of starts) {
+      const cursor = cursorOf({ version, page: 1, phase: "bindings", stripe: 1, start });
+      const response = await call(runtime, pep, "GET", `/v1/feed?limit=2&cursor=${cursor}`);
+      results.push([JSON.stringify(start), response.status]);
+    }
+    expect(results).toEqual(starts.map((start) => [JSON.stringify(start), 400]));
+  });
+});
