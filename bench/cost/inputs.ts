@@ -9,13 +9,14 @@ import { auditRetentionDays } from "../../packages/core/src/config.ts";
 export const measured = {
   /** Date and command of the measurement these figures come from. */
   source:
-    "2026-12-03 (later), EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys); two runs: 12.62 and 12.93 WCU, 4.41 and 4.49 read units; 1.5 consumer invocations (earlier that day, before the listing index stopped copying what every fact rewrites: 16.75 to 17.88 WCU, 4.28 to 4.33 read units; at 2f37187, with binding revisions and that index still whole: 18.16 WCU, 4.49 read units)",
+    "2026-12-03 (latest), EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys; ReturnConsumedCapacity INDEXES), the code before the binding change (b7b3e49) and after it (ab8ee7c) in one run, side by side: 14.45 and 12.46 WCU, 4.7 read units. The mix varies between runs of the same code, by the order the applier meets the facts in (a fact older than its device's newest folds in as stale, 2 units, where an applied one costs about 14): b7b3e49 measured 10.33, 10.35 and 14.45, ab8ee7c 13.17, 13.31 and 12.46 (earlier that day, before history left the transaction: 12.62 and 12.93; before the listing index stopped copying what every fact rewrites: 16.75 to 17.88). Compare within one run; the steady one-at-a-time figure is docs/write-path.md's (14.0)",
   perAppliedEvent: {
     /**
      * DynamoDB write request units (transactions count 2 per item), GSI copies included. The measured
      * mix is attach/detach facts arriving 10 to a webhook, each changing its device's state. Most of it
      * is the change's transaction: the device item (about 1.7 KB with its deflated 32-fact window, twice
-     * in a transaction), binding or its removal, session lease, audit record, shard head; the sequencer's
+     * in a transaction), binding or its removal (kept in the table, no index copy), audit record, shard head;
+     * the history reader's listing item and lease item (1 each, outside the transaction); the sequencer's
      * feed version and head are shared by the facts of one run. The device's copy in the listing index is
      * no longer written by a fact that changes only its sessions (it copies the enforcement view alone).
      * Reads include each binding's revision, read before a fact moves an address and by each sequencing. Before the window was deflated, the audit
@@ -24,8 +25,8 @@ export const measured = {
      * run of one version writes it and the head without a transaction (2 units, not 4): one at a time that is 2
      * units per event, in this mix (many facts per run) it is within the runs' spread.
      */
-    writeUnits: 12.8,
-    readUnits: 4.45,
+    writeUnits: 12.5,
+    readUnits: 4.7,
     /** EventBridge PutEvents entries: the ingested fact, and the applied change. */
     busEvents: 2,
     /**

@@ -34,6 +34,13 @@ const batch = Number(process.env.BATCH ?? 10);
 const from = Number(process.env.FROM ?? 0);
 if (from % batch !== 0 || from >= events) throw new Error(`FROM (${from}) must be a multiple of BATCH (${batch}) below EVENTS (${events})`);
 
+interface ConsumedEntry {
+  readonly TableName?: string;
+  readonly CapacityUnits?: number;
+  readonly Table?: { readonly CapacityUnits?: number };
+  readonly GlobalSecondaryIndexes?: Record<string, { readonly CapacityUnits?: number }>;
+}
+
 export async function measure() {
   // A JVM start on a busy machine can take longer than the launcher's default 30 s.
   const dynamo = process.env.DYNAMODB_ENDPOINT ? undefined : await startDynamoLocal({ startTimeoutMs: 180_000 });
@@ -48,16 +55,23 @@ export async function measure() {
 
   const totals = { writeUnits: 0, readUnits: 0, busEvents: 0, consumerInvocations: 0, apiRequests: 0 };
   const byCommand: Record<string, { calls: number; units: number }> = {};
+  const byTable: Record<string, number> = {};
   ports.db.middlewareStack.add(
     (next, context) => async (args) => {
-      (args.input as { ReturnConsumedCapacity?: string }).ReturnConsumedCapacity = "TOTAL";
+      // INDEXES, as bench:write asks: the units of the table and of each index, beside the total.
+      (args.input as { ReturnConsumedCapacity?: string }).ReturnConsumedCapacity = "INDEXES";
       const result = await next(args);
       const consumed = (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity;
-      const units = ((Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) as { CapacityUnits?: number }[]).reduce(
-        (sum, each) => sum + (each.CapacityUnits ?? 0),
-        0,
-      );
+      const entries = (Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) as ConsumedEntry[];
+      const units = entries.reduce((sum, each) => sum + (each.CapacityUnits ?? 0), 0);
       const command = String(context.commandName);
+      // Per table and operation (and index), by the table's key in tableNames (the name's last part).
+      for (const each of entries) {
+        const where = `${String(each.TableName).split("-").at(-1)}/${command.replace(/Command$/, "")}`;
+        byTable[where] = (byTable[where] ?? 0) + (each.Table?.CapacityUnits ?? 0);
+        for (const [index, { CapacityUnits = 0 }] of Object.entries(each.GlobalSecondaryIndexes ?? {}))
+          byTable[`${where}/${index}`] = (byTable[`${where}/${index}`] ?? 0) + CapacityUnits;
+      }
       const entry = (byCommand[command] ??= { calls: 0, units: 0 });
       entry.calls++;
       entry.units += units;
@@ -92,6 +106,7 @@ export async function measure() {
       await runtime.settled();
       for (const key of Object.keys(totals) as (keyof typeof totals)[]) totals[key] = 0;
       for (const key of Object.keys(byCommand)) delete byCommand[key];
+      for (const key of Object.keys(byTable)) delete byTable[key];
       counted = events - from;
     }
     const body = JSON.stringify(
@@ -127,6 +142,7 @@ export async function measure() {
     byCommand: Object.fromEntries(
       Object.entries(byCommand).map(([command, { calls, units }]) => [command, { calls: per(calls), units: per(units) }]),
     ),
+    byTable: Object.fromEntries(Object.entries(byTable).map(([where, units]) => [where, per(units)])),
     perAppliedEvent: {
       writeUnits: per(totals.writeUnits),
       readUnits: per(totals.readUnits),
