@@ -12,7 +12,7 @@ import { batchGetAll, itemKeyText } from "../store/batch-get.ts";
 const stored = (item: Record<string, unknown>): AuditRecord => auditRecordSchema.parse(item);
 
 /**
- * One page of a subject's records in time order. Records are listed under their subject by items the outbox writes
+ * One page of a subject's records in time order. Records are listed under their subject by items the history reader writes
  * (`subjectItem`); those written before 2026-12-03 by the `byDevice` index. Both are read and merged, and a page ends
  * where the first of the two reads stopped, so a read cut short skips nothing. The cursor is the last position listed.
  */

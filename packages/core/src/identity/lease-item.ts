@@ -11,7 +11,7 @@ export const leaseSortKey = (at: string, edge: "start" | "end", deviceId: string
   `${at}#${edge === "end" ? "0" : "1"}${edge}#${deviceId}`;
 
 /**
- * The lease item of one edge, as the outbox writes it from the committed record that carries the edge (outbox.ts):
+ * The lease item of one edge, as the history reader writes it from the committed record that carries the edge (outbox.ts):
  * outside the commit's transaction (1 write unit, not 2), put again harmlessly when a stream batch is read again.
  */
 export function leaseItem(tables: Pick<TableNames, "identity">, tenantId: string, deviceId: string, lease: LeaseEdge) {

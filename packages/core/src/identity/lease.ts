@@ -2,7 +2,7 @@
  * IP leases: which device held an address when. Each session with an address leaves a start
  * item at its `since` and an end item when it closes, under the address, sorted by time, so
  * "who held 10.46.1.22 at 09:00?" is one descending query, whatever order the facts arrived in.
- * The edges are recorded in the change's audit record; the outbox writes the items from it.
+ * The edges are recorded in the change's audit record; the history reader of the audit stream writes the items from it.
  */
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import type { LeaseEdge } from "../ledger/change.ts";

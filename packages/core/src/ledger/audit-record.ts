@@ -67,7 +67,7 @@ export const subjectSortKey = (time: string, seq: number, shard: number) =>
 
 /**
  * The item that lists a record under its subject: the record's key, in the audit table under the subject's partition,
- * gone with the record (the same TTL). Written by the outbox from the committed record (`outbox.ts`), not in the
+ * gone with the record (the same TTL). Written by the history reader from the committed record (`outbox.ts`), not in the
  * commit's transaction: a small put there costs 1 write unit, where the `byDevice` index's copy of every record cost 2
  * inside the transaction. Like the index it replaces, it is eventually consistent with the record.
  */
@@ -136,7 +136,7 @@ export function auditItem(
       Item: {
         pk: auditPartition(event.tenantId, shard),
         sk: auditSortKey(seq),
-        // Listed under its subject by the outbox (`subjectItem`), not by an index copy written in the transaction.
+        // Listed under its subject by the history reader (`subjectItem`), not by an index copy written in the transaction.
         ...unsigned,
         hash,
         // DynamoDB's TTL: not part of the record (not hashed); the archiver copies the record out well before (audit/archive.ts).

@@ -20,7 +20,7 @@ export interface FeedChange {
 
 /**
  * One edge of an IP lease: a device started or stopped holding an address at `at` (on `bearer`). History, not state:
- * the change's last audit record carries it (hashed with the record), and the outbox writes the lease item from the
+ * the change's last audit record carries it (hashed with the record), and the history reader writes the lease item from the
  * committed record (identity/lease.ts), outside the commit's transaction.
  */
 export interface LeaseEdge {

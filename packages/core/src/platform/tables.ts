@@ -83,7 +83,7 @@ export const tables = {
         partitionKey: "gsi1pk",
         sortKey: "gsi1sk",
         serves: "a subject's (device's) audit records in time order: those written before 2026-12-03",
-        // The keys only, and written no more: since 2026-12-03 a record carries no index key, and the outbox lists it
+        // The keys only, and written no more: since 2026-12-03 a record carries no index key, and the history reader lists it
         // under its subject with a small item of the table (ledger/audit-record.ts `subjectItem`: 1 write unit, where
         // this index's copy cost 2 inside the commit's transaction). The listing reads both until the last record
         // written before has expired (the audit retention, 90 days by default); the index can then be removed.
