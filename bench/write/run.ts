@@ -18,7 +18,10 @@ import { unitsPerAppliedEvent, unitsPerRememberedFact } from "./capacity.ts";
 const events = Number(process.env.EVENTS ?? 640);
 const devices = Number(process.env.DEVICES ?? 512);
 // WRITERS= (empty) measures the write units alone.
-const writerCounts = (process.env.WRITERS ?? "1,8,32").split(",").map(Number).filter((writers) => writers > 0);
+const writerCounts = (process.env.WRITERS ?? "1,8,32")
+  .split(",")
+  .map(Number)
+  .filter((writers) => writers > 0);
 /** Measured on the unsharded code (commit fefc0de) with `bench/write/capacity.ts`, 20 devices, 200 attach/detach events. */
 const unitsBefore = 15.8;
 /** Steady state measured on a62f58a (fact window stored as a map, about 5 KB) with this file's UUID event keys. */
