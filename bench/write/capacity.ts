@@ -54,9 +54,11 @@ const imsiOf = (n: number) => `20801${String(n).padStart(10, "0")}`;
 /**
  * Applies `events` attach/detach facts over `devices` devices; returns write units per applied
  * event, counted from fact `from` on (so a device's fact window, 32 facts, can fill first: a device
- * item carries its window, and a fleet in steady state writes full ones).
+ * item carries its window, and a fleet in steady state writes full ones). `together` facts (of as many devices) are
+ * applied at once: one at a time every sequencing run carries one change, together they share runs.
  */
-export async function unitsPerAppliedEvent(ports: Ports, devices: number, events: number, from = 0) {
+export async function unitsPerAppliedEvent(ports: Ports, devices: number, events: number, from = 0, together = 1) {
+  if (devices % together !== 0 || from % together !== 0) throw new Error("together must divide devices and from");
   const { tenant } = await createTenantWithAdminKey(ports, "capacity");
   const ctx = { tenantId: tenant.id, actor: "source:src_bench", requestId: "req_bench" };
   for (let n = 0; n < devices; n++) await registerDevice(ports, ctx, { imsi: imsiOf(n) });
@@ -66,13 +68,7 @@ export async function unitsPerAppliedEvent(ports: Ports, devices: number, events
   let unitsBefore = 0;
   let writesBefore = 0;
   let byTableBefore: Record<string, number> = {};
-  for (let n = 0; n < events; n++) {
-    if (n === from) {
-      unitsBefore = meter.units;
-      writesBefore = meter.writes;
-      byTableBefore = { ...meter.byTable };
-      applied = 0;
-    }
+  const eventFor = (n: number) => {
     const round = Math.floor(n / devices);
     const attach = round % 2 === 0;
     const normalized = {
@@ -84,10 +80,20 @@ export async function unitsPerAppliedEvent(ports: Ports, devices: number, events
       sourceType: "bench",
       data: attach ? { bearer: "cellular", ipv4: `10.1.${n % devices}.${1 + (round % 200)}` } : {},
     };
-    const event = ingestedEvent(ctx, "src_bench", "simroot", normalized as never, new Date());
-    const outcome = await applyOperatorEvent(ports, event);
-    if (outcome.value.outcome === "applied") applied += 1;
-    if (n === from - 1) await projectAsTheOutbox(ports, tenant.id, undefined);
+    return ingestedEvent(ctx, "src_bench", "simroot", normalized as never, new Date());
+  };
+  // `together` facts of as many devices at once (as a storm brings them): they share sequencing runs.
+  for (let start = 0; start < events; start += together) {
+    if (start === from) {
+      await projectAsTheOutbox(ports, tenant.id, undefined);
+      unitsBefore = meter.units;
+      writesBefore = meter.writes;
+      byTableBefore = { ...meter.byTable };
+      applied = 0;
+    }
+    const wave = Array.from({ length: Math.min(together, events - start) }, (_, k) => eventFor(start + k));
+    const outcomes = await Promise.all(wave.map((event) => applyOperatorEvent(ports, event)));
+    applied += outcomes.filter((outcome) => outcome.value.outcome === "applied").length;
   }
   await projectAsTheOutbox(ports, tenant.id, undefined);
   const units = meter.units - unitsBefore;

@@ -126,6 +126,13 @@ console.log(
     .map(([table, units]) => `${table} ${units.toFixed(1)}`)
     .join(", ")}`,
 );
+// The same, 20 facts (of the 20 devices) at once, as a storm brings them: the sequencer's version and head are shared.
+const together = await unitsPerAppliedEvent(capacityPorts, 20, 1000, 800, 20);
+console.log(
+  `  steady state, 20 facts at once: ${together.perEvent.toFixed(1)} (${Object.entries(together.perEventByTable)
+    .map(([table, units]) => `${table} ${units.toFixed(1)}`)
+    .join(", ")})`,
+);
 const remembered = await unitsPerRememberedFact(capacityPorts);
 console.log(
   `write units per remembered fact (folded in, nothing visible changed; ${remembered.remembered} of 10): ${remembered.perFact.toFixed(1)} now, ` +
