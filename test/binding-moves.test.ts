@@ -4,12 +4,10 @@
  * when the move committed between the two reads (found by a helper review): IP lookups answered nobody, and the
  * sequencer served an overtaken release after its takeover. Readers now read the new key again. */
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import {
   applyOperatorEvent,
   documentClient,
-  feedPartition,
-  feedVersionSchema,
   ingestedEvent,
   portsFor,
   registerDevice,
@@ -19,8 +17,9 @@ import {
   verifyAuditChain,
   type Ports,
 } from "@simroot/core";
-import { bindingKey, legacyBindingKey } from "@simroot/core/device/keys";
+import { legacyBindingKey } from "@simroot/core/device/keys";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
+import { holdersInFeed, keptAsBefore, refuseSequencerReads, staleShardRead } from "./support/store-faults.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -53,20 +52,6 @@ async function report(
   expect((await applyOperatorEvent(via, event)).value.outcome).toBe("applied");
 }
 
-/** Keeps an address's binding item where code before 898598b kept it (its revision and record position included). */
-async function keptAsBefore(tenantId: string, address: string) {
-  const { db, tables } = runtime.ports;
-  const { Item } = await db.send(new GetCommand({ TableName: tables.identity, Key: bindingKey(tenantId, address), ConsistentRead: true }));
-  await db.send(
-    new PutCommand({
-      TableName: tables.identity,
-      Item: { ...Item, ...legacyBindingKey(tenantId, address), gsi1pk: `T#${tenantId}#binding`, gsi1sk: address },
-    }),
-  );
-  await db.send(new DeleteCommand({ TableName: tables.identity, Key: bindingKey(tenantId, address) }));
-  return Item!;
-}
-
 /** Runs `before()` once, just before `client` sends the BatchGetItem that reads the former key of `address`. */
 function beforeFormerKeyRead(client: Client, tenantId: string, address: string, before: () => Promise<void>) {
   let done = false;
@@ -88,56 +73,6 @@ function beforeFormerKeyRead(client: Client, tenantId: string, address: string, 
   );
 }
 
-/** The store refuses the sequencer's read of the shard heads while `refuse()` says so. */
-function refuseSequencerReads(client: Client, refuse: () => boolean) {
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const command = (context as { commandName?: string }).commandName;
-      const tables = Object.keys((args.input as { RequestItems?: Record<string, unknown> }).RequestItems ?? {});
-      if (command === "BatchGetItemCommand" && tables.some((table) => table.endsWith("control")) && refuse()) {
-        throw Object.assign(new Error("Throughput exceeds the current capacity"), {
-          name: "ProvisionedThroughputExceededException",
-          $metadata: { httpStatusCode: 400 },
-        });
-      }
-      return next(args);
-    },
-    { step: "initialize", name: "refuseSequencerReads" },
-  );
-}
-
-/** While `stale()` says so, the shard heads' read answers `before` for its shard. */
-function staleShardRead(client: Client, before: Record<string, unknown>, stale: () => boolean) {
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const result = await next(args);
-      const command = (context as { commandName?: string }).commandName;
-      if (!stale() || command !== "BatchGetItemCommand") return result;
-      const output = result.output as { Responses?: Record<string, Record<string, unknown>[]> };
-      for (const item of Object.values(output.Responses ?? {}).flat())
-        if (item.pk === before.pk && item.sk === before.sk) Object.assign(item, before);
-      return result;
-    },
-    { step: "initialize", name: "staleShardRead" },
-  );
-}
-
-async function holdersInFeed(ports: Ports, tenantId: string, address: string) {
-  const { Items = [] } = await ports.db.send(
-    new QueryCommand({
-      TableName: ports.tables.audit,
-      KeyConditionExpression: "pk = :p",
-      ExpressionAttributeValues: { ":p": feedPartition(tenantId) },
-      ConsistentRead: true,
-    }),
-  );
-  return Items.flatMap(
-    (item) => feedVersionSchema.shape.entries.parse(item.entries) as { kind: string; key: string; value: { deviceId?: string } | null }[],
-  )
-    .filter((entry) => entry.kind === "binding" && entry.key === address)
-    .map((entry) => entry.value?.deviceId ?? null);
-}
-
 describe("a binding kept at its former key, moved while it is read", () => {
   it("is found by IP lookup while another device takes it over", async () => {
     const tenantId = "ten_race_lookup";
@@ -145,7 +80,7 @@ describe("a binding kept at its former key, moved while it is read", () => {
     const holder = (await registerDevice(runtime.ports, ctx, { imsi: imsi(1) })).value;
     const taker = (await registerDevice(runtime.ports, ctx, { imsi: imsi(2) })).value;
     await report(tenantId, runtime.ports, holder, "sim.attached", { bearer: "cellular", ipv4: "10.8.0.1" });
-    await keptAsBefore(tenantId, "10.8.0.1");
+    await keptAsBefore(runtime.ports, tenantId, "10.8.0.1");
     const client = newClient();
     const ports = portsFor(client, runtime.ports.tables, runtime.bus);
     // The takeover commits after the lookup read the new key and before it reads the former one.
@@ -180,7 +115,7 @@ describe("a binding kept at its former key, moved while it is read", () => {
     stale = false;
     expect(await holdersInFeed(ports, tenantId, address)).toEqual([giver.id, taker.id]);
     // The takeover's item is where code before 898598b kept it (that code wrote it; this code runs since).
-    await keptAsBefore(tenantId, address);
+    await keptAsBefore(runtime.ports, tenantId, address);
     // Another instance (its own sequencer held back) moves the address to a third device while this run reads it.
     const otherClient = newClient();
     refuseSequencerReads(otherClient, () => true);

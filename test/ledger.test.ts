@@ -37,6 +37,7 @@ import { bindingKey } from "@simroot/core/device/keys";
 import { cutEntries } from "@simroot/core/ledger/cut";
 import { FeedBlocked, readFeedHead, sequenceOnce, settleHead } from "@simroot/core/ledger/sequencer";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
+import { feedItems, holdersInFeed, refuseSequencerReads, staleShardRead } from "./support/store-faults.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -86,24 +87,6 @@ async function recordOf(ports: Ports, tenantId: string, deviceId: string) {
   );
   const record = (result.Items ?? []).find((item) => item.subject === deviceId)!;
   return { shard, seq: record.seq as number, last: (result.Items ?? []).length };
-}
-
-/** The store refuses the sequencer's read of the shard heads (throttled, as under a herd) while `refuse()` says so. */
-function refuseSequencerReads(client: ReturnType<typeof documentClient>, refuse: () => boolean) {
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const command = (context as { commandName?: string }).commandName;
-      const tables = Object.keys((args.input as { RequestItems?: Record<string, unknown> }).RequestItems ?? {});
-      if (command === "BatchGetItemCommand" && tables.some((table) => table.endsWith("control")) && refuse()) {
-        throw Object.assign(new Error("Throughput exceeds the current capacity"), {
-          name: "ProvisionedThroughputExceededException",
-          $metadata: { httpStatusCode: 400 },
-        });
-      }
-      return next(args);
-    },
-    { step: "initialize", name: "refuseSequencerReads" },
-  );
 }
 
 /**
@@ -174,47 +157,6 @@ async function twoShards(ports: Ports, tenantId: string, first: number, reportVi
     expect((await applyOperatorEvent(via, event)).value.outcome).toBe("applied");
   };
   return { registered, giver, taker, report };
-}
-
-/**
- * While `stale()` says so, the sequencer's read of the shard heads (whichever command) answers `before` for its shard:
- * that shard read before a change, the others after it, as AWS may answer a BatchGetItem key by key.
- */
-function staleShardRead(
-  client: ReturnType<typeof documentClient>,
-  before: Record<string, unknown>,
-  stale: () => boolean,
-  name = "staleShardRead",
-) {
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const result = await next(args);
-      const command = (context as { commandName?: string }).commandName;
-      if (!stale() || (command !== "BatchGetItemCommand" && command !== "TransactGetItemsCommand")) return result;
-      const output = result.output as { Responses?: unknown };
-      const items = Array.isArray(output.Responses)
-        ? (output.Responses as { Item?: Record<string, unknown> }[])
-        : Object.values((output.Responses ?? {}) as Record<string, Record<string, unknown>[]>).flatMap((list) =>
-            list.map((Item) => ({ Item })),
-          );
-      for (const { Item: item } of items) if (item && item.pk === before.pk && item.sk === before.sk) Object.assign(item, before);
-      return result;
-    },
-    { step: "initialize", name },
-  );
-}
-
-/** The tenant's feed version items, in order. */
-async function feedItems(ports: Ports, tenantId: string) {
-  const { Items = [] } = await ports.db.send(
-    new QueryCommand({
-      TableName: ports.tables.audit,
-      KeyConditionExpression: "pk = :p",
-      ExpressionAttributeValues: { ":p": feedPartition(tenantId) },
-      ConsistentRead: true,
-    }),
-  );
-  return Items;
 }
 
 /** One shard's audit record items, in order. */
@@ -291,14 +233,6 @@ function notifiedInstance(client: ReturnType<typeof documentClient>) {
     },
   };
   return { ports, notify: (notice: { tenantId: string; version: number }) => listener!(notice) };
-}
-
-/** Who the feed says holds `address`, version after version (null: nobody). */
-async function holdersInFeed(ports: Ports, tenantId: string, address: string) {
-  return (await feedItems(ports, tenantId))
-    .flatMap((item) => entriesOf(item) as { kind: string; key: string; value: { deviceId?: string } | null }[])
-    .filter((entry) => entry.kind === "binding" && entry.key === address)
-    .map((entry) => entry.value?.deviceId ?? null);
 }
 
 describe("the ledger", () => {

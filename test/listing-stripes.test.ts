@@ -6,7 +6,7 @@
  * copies land, and that every reader (the feed snapshot, the device listing) still lists each item once, including
  * items listed under the one partition of before.
  */
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, QueryCommand, ScanCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { bindingKey, bindingPartitions, legacyBindingKey } from "@simroot/core/device/keys";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -24,6 +24,7 @@ import {
   type FeedEntry,
 } from "@simroot/core";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
+import { keptAsBefore } from "./support/store-faults.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -87,22 +88,6 @@ async function bindingPartitionSizes(tenantId: string) {
   return sizes;
 }
 
-/** Keeps an address's binding as code before 2026-12-03 did: its own partition, listed by the index's one binding partition. */
-async function keptAsBefore(tenantId: string, address: string) {
-  const { Item } = await runtime.ports.db.send(
-    new GetCommand({ TableName: runtime.ports.tables.identity, Key: bindingKey(tenantId, address), ConsistentRead: true }),
-  );
-  expect(Item?.deviceId).toBeDefined();
-  await runtime.ports.db.send(
-    new PutCommand({
-      TableName: runtime.ports.tables.identity,
-      Item: { ...Item, ...legacyBindingKey(tenantId, address), gsi1pk: `T#${tenantId}#binding`, gsi1sk: address },
-    }),
-  );
-  await runtime.ports.db.send(new DeleteCommand({ TableName: runtime.ports.tables.identity, Key: bindingKey(tenantId, address) }));
-  return Item!;
-}
-
 /** Moves an item's index copy back under the tenant's one partition of before the striping. */
 async function listUnstriped(key: { pk: string; sk: string }, partition: string) {
   await runtime.ports.db.send(
@@ -141,7 +126,7 @@ describe("striped tenant listings", () => {
     const { devices } = await fleet(tenantId, 30, 4);
     // Items written before the striping, still under the one partition: a device, a binding, a revocation.
     await listUnstriped({ pk: `D#${tenantId}#${devices[10]}`, sk: "device" }, `T#${tenantId}#device`);
-    await keptAsBefore(tenantId, "10.40.0.12");
+    await keptAsBefore(runtime.ports, tenantId, "10.40.0.12");
     await listUnstriped({ pk: `R#${tenantId}#${devices[0]}`, sk: "revoked" }, `T#${tenantId}#revoked`);
     expect((await partitionSizes(tenantId, "device")).get(`T#${tenantId}#device`)).toBe(1);
 
@@ -232,7 +217,7 @@ describe("striped tenant listings", () => {
     const tenantId = "ten_binding_moved";
     const { ctx, devices } = await fleet(tenantId, 2, 0);
     const address = "10.40.0.1";
-    const before = await keptAsBefore(tenantId, address);
+    const before = await keptAsBefore(runtime.ports, tenantId, address);
     expect(before.deviceId).toBe(devices[0]);
     expect(await resolveDevice(runtime.ports, tenantId, { ip: address })).toBe(devices[0]);
     const version = (await feedSnapshot(runtime.ports, memorySigner(), tenantId, undefined, 100)).signed.head.version;

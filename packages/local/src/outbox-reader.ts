@@ -78,8 +78,8 @@ export function startHistoryReader(options: Omit<OutboxReaderOptions, "publisher
     name: "history",
     publisher: { publish: async () => {} },
     handle: async (records) => {
-      const result = await projectFromStream(records, options);
-      return { done: result.projected, ...(result.failedAt !== undefined ? { failedAt: result.failedAt, error: result.error } : {}) };
+      const { projected, ...failure } = await projectFromStream(records, options);
+      return { done: projected, ...failure };
     },
   });
 }
@@ -89,8 +89,8 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
   const handle =
     options.handle ??
     (async (records: OutboxStreamRecord[]) => {
-      const result = await publishFromStream(options.publisher, records, options);
-      return { done: result.published, ...(result.failedAt !== undefined ? { failedAt: result.failedAt, error: result.error } : {}) };
+      const { published, ...failure } = await publishFromStream(options.publisher, records, options);
+      return { done: published, ...failure };
     });
   const pollMs = options.pollMs ?? 25;
   const idlePollMs = Math.max(pollMs, options.idlePollMs ?? 250);

@@ -23,44 +23,22 @@ export async function readBindings(
   addresses: readonly string[],
 ): Promise<Map<string, StoredBindingItem>> {
   const found = new Map<string, StoredBindingItem>();
-  if (addresses.length === 0) return found;
-  const current = await batchGetAll(
-    ports,
-    table,
-    addresses.map((address) => bindingKey(tenantId, address)),
-  );
-  const byKey = new Map(current.map((item) => [itemKeyText(item), item]));
-  for (const address of addresses) {
-    const item = byKey.get(itemKeyText(bindingKey(tenantId, address)));
-    if (item) found.set(address, { item, legacy: false });
-  }
-  const missing = addresses.filter((address) => !found.has(address));
-  if (missing.length === 0) return found;
-  const former = await batchGetAll(
-    ports,
-    table,
-    missing.map((address) => legacyBindingKey(tenantId, address)),
-  );
-  const formerByKey = new Map(former.map((item) => [itemKeyText(item), item]));
-  for (const address of missing) {
-    const item = formerByKey.get(itemKeyText(legacyBindingKey(tenantId, address)));
-    if (item) found.set(address, { item, legacy: true });
-  }
-  // Nothing at either key: a move (one transaction) may have committed between the two reads. Read the new key again.
-  const nowhere = missing.filter((address) => !found.has(address));
-  if (nowhere.length === 0) return found;
-  const again = new Map(
-    (
-      await batchGetAll(
-        ports,
-        table,
-        nowhere.map((address) => bindingKey(tenantId, address)),
-      )
-    ).map((item) => [itemKeyText(item), item]),
-  );
-  for (const address of nowhere) {
-    const item = again.get(itemKeyText(bindingKey(tenantId, address)));
-    if (item) found.set(address, { item, legacy: false });
+  // Where bindings are kept now; for what is not there, where they were kept before; for what is at neither, the new
+  // place again (a move, one transaction, may have committed between the first two reads).
+  const passes = [
+    { keyOf: bindingKey, legacy: false },
+    { keyOf: legacyBindingKey, legacy: true },
+    { keyOf: bindingKey, legacy: false },
+  ];
+  for (const { keyOf, legacy } of passes) {
+    const missing = addresses.filter((address) => !found.has(address));
+    if (missing.length === 0) break;
+    const keys = missing.map((address) => keyOf(tenantId, address));
+    const byKey = new Map((await batchGetAll(ports, table, keys)).map((item) => [itemKeyText(item), item]));
+    missing.forEach((address, index) => {
+      const item = byKey.get(itemKeyText(keys[index]!));
+      if (item) found.set(address, { item, legacy });
+    });
   }
   return found;
 }

@@ -92,55 +92,53 @@ export function projectionsOf(tables: Ports["tables"], records: readonly Streame
   ]);
 }
 
-/** At most this many events per publish (EventBridge's PutEvents takes 10 entries; the publisher splits further). */
-const publishChunk = 100;
-
-/** At most this many records' items per projection step (a failed step is where the stream resumes). */
-const projectChunk = 100;
+/**
+ * At most this many records per step (EventBridge's PutEvents takes 10 entries, the publisher splits further; a
+ * projection's puts go 25 a batch). A failed step is where the stream resumes.
+ */
+const chunk = 100;
 
 /**
- * Writes what a stream batch's records project (`projectionsOf`), in order. Resolves with the sequence number of the
- * first record of the first step that failed (undefined when all were written): the caller resumes there.
+ * Handles a stream batch's records `chunk` at a time, in order. Resolves with how many were handled and, when a step
+ * failed, the sequence number of its first record (the caller resumes there) and why.
  */
+async function inSteps(
+  records: readonly OutboxStreamRecord[],
+  step: (streamed: StreamedRecord[]) => Promise<void>,
+): Promise<{ done: number; failedAt?: string; error?: unknown }> {
+  const streamed = eventsOfStream(records);
+  let done = 0;
+  for (let start = 0; start < streamed.length; start += chunk) {
+    const part = streamed.slice(start, start + chunk);
+    try {
+      await step(part);
+      done += part.length;
+    } catch (error) {
+      return { done, failedAt: part[0]!.sequenceNumber, error };
+    }
+  }
+  return { done };
+}
+
+/** Writes what a stream batch's records project (`projectionsOf`), in order (see `inSteps`). */
 export async function projectFromStream(
   records: readonly OutboxStreamRecord[],
   ports: Pick<Ports, "db" | "tables">,
 ): Promise<{ projected: number; failedAt?: string; error?: unknown }> {
-  const streamed = eventsOfStream(records);
-  let projected = 0;
-  for (let start = 0; start < streamed.length; start += projectChunk) {
-    const chunk = streamed.slice(start, start + projectChunk);
-    try {
-      await batchPutAll(ports, projectionsOf(ports.tables, chunk));
-      projected += chunk.length;
-    } catch (error) {
-      return { projected, failedAt: chunk[0]!.sequenceNumber, error };
-    }
-  }
-  return { projected };
+  const { done, ...failure } = await inSteps(records, (part) => batchPutAll(ports, projectionsOf(ports.tables, part)));
+  return { projected: done, ...failure };
 }
 
-/**
- * Publishes a stream batch's events, in order. Resolves with the sequence number of the first
- * record whose event the bus did not accept (undefined when all were): the caller resumes there.
- */
+/** Publishes a stream batch's events, in order (see `inSteps`: a step is not done until the bus accepted it). */
 export async function publishFromStream(
   publisher: Publisher,
   records: readonly OutboxStreamRecord[],
   ports: Pick<Ports, "db" | "tables">,
 ): Promise<{ published: number; failedAt?: string; error?: unknown }> {
-  const events = eventsOfStream(records);
-  let published = 0;
-  for (let start = 0; start < events.length; start += publishChunk) {
-    const chunk = events.slice(start, start + publishChunk);
-    const chunkEvents = chunk.map((entry) => entry.event);
-    try {
-      // Read for each chunk (after its records committed): which opt-in consumers each event's tenant has work for.
-      await publisher.publish(chunkEvents, await routingOf(ports, chunkEvents));
-      published += chunk.length;
-    } catch (error) {
-      return { published, failedAt: chunk[0]!.sequenceNumber, error };
-    }
-  }
-  return { published };
+  const { done, ...failure } = await inSteps(records, async (part) => {
+    const events = part.map((entry) => entry.event);
+    // Read for each step (after its records committed): which opt-in consumers each event's tenant has work for.
+    await publisher.publish(events, await routingOf(ports, events));
+  });
+  return { published: done, ...failure };
 }

@@ -1,0 +1,92 @@
+/**
+ * What the store does to a reader that tests of the ledger and the bindings bring about on purpose (a throttled read, a
+ * read answered key by key at different instants), what they read back (the holders the feed serves), and items kept
+ * as code before a change kept them. Middleware on one client: the other instances (clients) see the store as it is.
+ */
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { feedPartition, feedVersionSchema, type documentClient, type Ports } from "@simroot/core";
+import { bindingKey, legacyBindingKey } from "@simroot/core/device/keys";
+
+type Client = ReturnType<typeof documentClient>;
+
+/** The store refuses the sequencer's read of the shard heads (throttled, as under a herd) while `refuse()` says so. */
+export function refuseSequencerReads(client: Client, refuse: () => boolean) {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const command = (context as { commandName?: string }).commandName;
+      const tables = Object.keys((args.input as { RequestItems?: Record<string, unknown> }).RequestItems ?? {});
+      if (command === "BatchGetItemCommand" && tables.some((table) => table.endsWith("control")) && refuse()) {
+        throw Object.assign(new Error("Throughput exceeds the current capacity"), {
+          name: "ProvisionedThroughputExceededException",
+          $metadata: { httpStatusCode: 400 },
+        });
+      }
+      return next(args);
+    },
+    { step: "initialize", name: "refuseSequencerReads" },
+  );
+}
+
+/**
+ * While `stale()` says so, the sequencer's read of the shard heads (whichever command) answers `before` for its shard:
+ * that shard read before a change, the others after it, as AWS may answer a BatchGetItem key by key.
+ */
+export function staleShardRead(client: Client, before: Record<string, unknown>, stale: () => boolean, name = "staleShardRead") {
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const result = await next(args);
+      const command = (context as { commandName?: string }).commandName;
+      if (!stale() || (command !== "BatchGetItemCommand" && command !== "TransactGetItemsCommand")) return result;
+      const output = result.output as { Responses?: unknown };
+      const items = Array.isArray(output.Responses)
+        ? (output.Responses as { Item?: Record<string, unknown> }[])
+        : Object.values((output.Responses ?? {}) as Record<string, Record<string, unknown>[]>).flatMap((list) =>
+            list.map((Item) => ({ Item })),
+          );
+      for (const { Item: item } of items) if (item && item.pk === before.pk && item.sk === before.sk) Object.assign(item, before);
+      return result;
+    },
+    { step: "initialize", name },
+  );
+}
+
+/** The tenant's feed version items, in order. */
+export async function feedItems(ports: Ports, tenantId: string) {
+  const { Items = [] } = await ports.db.send(
+    new QueryCommand({
+      TableName: ports.tables.audit,
+      KeyConditionExpression: "pk = :p",
+      ExpressionAttributeValues: { ":p": feedPartition(tenantId) },
+      ConsistentRead: true,
+    }),
+  );
+  return Items;
+}
+
+/** Who the feed says holds `address`, version after version (null: nobody). */
+export async function holdersInFeed(ports: Ports, tenantId: string, address: string) {
+  return (await feedItems(ports, tenantId))
+    .flatMap(
+      (item) => feedVersionSchema.shape.entries.parse(item.entries) as { kind: string; key: string; value: { deviceId?: string } | null }[],
+    )
+    .filter((entry) => entry.kind === "binding" && entry.key === address)
+    .map((entry) => entry.value?.deviceId ?? null);
+}
+
+/**
+ * Keeps an address's binding item where code before 898598b kept it: its own partition, listed by the index's one
+ * binding partition (its revision and record position included). Returns the item as it was.
+ */
+export async function keptAsBefore(ports: Ports, tenantId: string, address: string) {
+  const { db, tables } = ports;
+  const { Item } = await db.send(new GetCommand({ TableName: tables.identity, Key: bindingKey(tenantId, address), ConsistentRead: true }));
+  if (!Item?.deviceId) throw new Error(`nobody holds ${address}`);
+  await db.send(
+    new PutCommand({
+      TableName: tables.identity,
+      Item: { ...Item, ...legacyBindingKey(tenantId, address), gsi1pk: `T#${tenantId}#binding`, gsi1sk: address },
+    }),
+  );
+  await db.send(new DeleteCommand({ TableName: tables.identity, Key: bindingKey(tenantId, address) }));
+  return Item;
+}
