@@ -234,6 +234,8 @@ describe("the simroot CLI", () => {
     const suspended = await run(["devices", "suspend", id!, "--reason", "lost"], env);
     expect(suspended).toMatchObject({ code: 0, stdout: `applied: ${id} is suspended\n` });
 
+    // The timeline is the history reader's to write, after the commit (eventually consistent, as in AWS).
+    await runtime.history.caughtUp();
     const timeline = await run(["devices", "timeline", id!, "--json"], env);
     expect((JSON.parse(timeline.stdout) as { items: { type: string }[] }).items.map((entry) => entry.type)).toEqual([
       "device.registered",

@@ -51,6 +51,12 @@ export async function call(
   body?: unknown,
   headers: Record<string, string> = {},
 ) {
+  // A record's history (its subject's audit listing, a device's timeline, who held an address when) is written by the
+  // history reader of the audit stream, after the commit: eventually consistent, as in AWS. A test reading it first
+  // waits for that reader to catch up with what was committed, as an integrator would poll.
+  if (method === "GET" && /^\/v1\/(audit\?(.*&)?subject=|devices\/[^/?]+\/timeline|devices\/lookup\?)/.test(path)) {
+    await runtime.history.caughtUp();
+  }
   const response = await runtime.app.request(path, {
     method,
     headers: {

@@ -231,7 +231,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
         if (outbox.published() === before) return;
       }
     };
-    return { app, bus, outbox, settled, ports, endpoint, url, feedHubUrl, grantViolations, stop };
+    return { app, bus, outbox, history, settled, ports, endpoint, url, feedHubUrl, grantViolations, stop };
   } catch (error) {
     await stop();
     throw error;
