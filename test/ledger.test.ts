@@ -1135,3 +1135,44 @@ describe("the ledger", () => {
     client.destroy();
   });
 });
+
+describe("a head moved by adopting a version another run wrote", () => {
+  it("is announced like any commit: the feed's waiters and push channel learn of it at once", async () => {
+    const tenantId = "ten_adopted_notice";
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    // The store refuses the first move of this tenant's head (throttled): the version is written, the head left behind it.
+    let refused = 0;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const input = args.input as { TableName?: string; Item?: Record<string, unknown> };
+        const head = feedHeadKey(tenantId);
+        if (
+          refused === 0 &&
+          ["PutCommand", "PutItemCommand"].includes(String((context as { commandName?: string }).commandName)) &&
+          input.TableName?.endsWith("control") &&
+          input.Item?.pk === head.pk &&
+          input.Item?.sk === head.sk
+        ) {
+          refused++;
+          throw Object.assign(new Error("Throughput exceeds the current capacity"), {
+            name: "ProvisionedThroughputExceededException",
+            $metadata: { httpStatusCode: 400 },
+          });
+        }
+        return next(args);
+      },
+      { step: "initialize", name: "refuseHeadMove" },
+    );
+    const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
+    const notices: number[] = [];
+    ports.ledger.onCommit((notice) => notice.tenantId === tenantId && notices.push(notice.version));
+    const device = await registerDevice(ports, ctxFor(tenantId), { imsi: imsi(3) });
+    expect(refused).toBe(1);
+    const head = await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16);
+    expect(head.version).toBeGreaterThan(0);
+    expect((await feedOf(runtime.ports, tenantId)).devices).toEqual([device.value.id]);
+    // The next run found the version written and moved the head to it: that move is the commit PEPs wait for.
+    await expect.poll(() => notices.at(-1), { timeout: 2_000 }).toBe(head.version);
+    client.destroy();
+  });
+});

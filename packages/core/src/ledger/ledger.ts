@@ -272,6 +272,8 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
     if (change.events.some((event) => event.type === "device.revoked")) options.metrics.add("RevocationLatencyMs", ms);
   }
 
+  const withoutVector = ({ vector: _vector, ...notice }: SequencedNotice): CommitNotice => notice;
+
   /** A listener's failure is its own: logged, never taken for a failed commit or a failed sequencing. */
   function notify(notice: CommitNotice) {
     for (const listener of listeners) {
@@ -378,8 +380,10 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
           state.again = false;
           try {
             const result = await sequenceOnce(db, tables, tenantId, shards, new Date(), knownRecords(tenantId), retentionSeconds);
-            if (result === "raced") {
-              // Another instance moved the feed head: see what it covers, and go again if ours is not in it.
+            if (result === "raced" || (result && "raced" in result)) {
+              // Another instance moved the feed head: see what it covers, and go again if ours is not in it. When this
+              // run moved it (to a version the other wrote but did not get to move the head to), it announces it.
+              if (typeof result === "object") notify(withoutVector(result.adopted));
               const head = await readFeedHead(db, tables, tenantId, shards);
               settleWaiters(tenantId, head.version, head.vector);
               forgetCovered(tenantId, head.vector);
@@ -391,8 +395,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
             if (result) {
               settleWaiters(tenantId, result.version, result.vector);
               forgetCovered(tenantId, result.vector);
-              const { vector: _vector, ...notice } = result;
-              notify(notice);
+              notify(withoutVector(result));
             } else {
               const head = await readFeedHead(db, tables, tenantId, shards);
               settleWaiters(tenantId, head.version, head.vector);

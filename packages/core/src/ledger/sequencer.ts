@@ -483,40 +483,75 @@ async function pendingDefect(
   return mismatch ? `its entries are not the shard records': it ${mismatch}` : undefined;
 }
 
+/** What a head move to `record` announces: the same notice as the sequencing that wrote it would have given. */
+const noticeOf = (tenantId: string, since: number, record: FeedVersionRecord): SequencedNotice => ({
+  tenantId,
+  since,
+  version: record.version,
+  vector: record.vector,
+  feed: [{ version: record.version, changes: record.entries.map(({ kind, key, value }) => ({ kind, key, value })) }],
+});
+
 /**
  * Moves the head to the version after `head` when that version is written (once it is what a sequencing would have
- * written); nothing when there is none.
+ * written), and returns what the move announces; undefined when there is none. The run that wrote the version stopped
+ * before moving the head (throttled, timed out, its instance gone), so it announced nothing: the mover must, or the
+ * waiting PEPs learn of the version only from their next head poll (seconds on the push channel).
  */
-async function adoptPending(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, head: FeedHeadState) {
+async function adoptPending(
+  db: DynamoDBDocumentClient,
+  tables: TableNames,
+  tenantId: string,
+  head: FeedHeadState,
+): Promise<SequencedNotice | undefined> {
   const item = await readVersion(db, tables, tenantId, head.version + 1);
-  if (!item) return;
+  if (!item) return undefined;
   const defect = await pendingDefect(db, tables, tenantId, head, item);
   // Not served: the feed stops here (fails closed) and says why; the caller backs off as from a store failure.
   if (defect) throw new FeedBlocked(`feed version ${head.version + 1} past the head is not the sequencer's (${defect}): not adopted`);
-  await moveHead(db, tables, tenantId, item as FeedVersionRecord, String(item.time));
+  const record = feedVersionSchema.parse(item) as FeedVersionRecord;
+  await moveHead(db, tables, tenantId, record, record.time);
+  return noticeOf(tenantId, head.version, record);
 }
 
 /**
  * After a lost race for the version after `head`: when that version is written but the head is still behind it,
- * moves the head to it. Usually the winner has moved the head already: one read of it, and no write (a refused
- * write is billed).
+ * moves the head to it and returns what that announces. Usually the winner has moved the head already: one read of
+ * it, and no write (a refused write is billed).
  */
-async function rollForward(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, head: FeedHeadState) {
-  if ((await readFeedHead(db, tables, tenantId, head.vector.length)).version > head.version) return;
-  await adoptPending(db, tables, tenantId, head);
+async function rollForward(
+  db: DynamoDBDocumentClient,
+  tables: TableNames,
+  tenantId: string,
+  head: FeedHeadState,
+): Promise<SequencedNotice | undefined> {
+  if ((await readFeedHead(db, tables, tenantId, head.vector.length)).version > head.version) return undefined;
+  return adoptPending(db, tables, tenantId, head);
 }
 
 /**
  * Moves a head left one version behind (a sequencing that stopped between writing its version and moving the head)
- * to that version, as the next sequencing would; for a tenant with no change since, nothing else would.
+ * to that version, as the next sequencing would; for a tenant with no change since, nothing else would. Returns what
+ * the move announces, undefined when the head was not behind.
  */
-export async function settleHead(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shards = shardCount) {
-  await adoptPending(db, tables, tenantId, await readFeedHead(db, tables, tenantId, shards));
+export async function settleHead(
+  db: DynamoDBDocumentClient,
+  tables: TableNames,
+  tenantId: string,
+  shards = shardCount,
+): Promise<SequencedNotice | undefined> {
+  return adoptPending(db, tables, tenantId, await readFeedHead(db, tables, tenantId, shards));
 }
 
 /**
+ * A run that lost the race for the version after the head (the caller reads again); `adopted` when the winner had
+ * stopped before moving the head and this run moved it (the caller announces that version, as the winner would have).
+ */
+export type Raced = "raced" | { readonly raced: true; readonly adopted: SequencedNotice };
+
+/**
  * One sequencing run: the versions after the head up to the current cut, or undefined when
- * nothing is new or another instance moved the head first (the caller reads again).
+ * nothing is new, or `Raced` when another instance moved the head first (the caller reads again).
  */
 export async function sequenceOnce(
   db: DynamoDBDocumentClient,
@@ -526,7 +561,7 @@ export async function sequenceOnce(
   now: Date,
   known: KnownRecords = () => undefined,
   retentionSeconds?: number,
-): Promise<SequencedNotice | "raced" | undefined> {
+): Promise<SequencedNotice | Raced | undefined> {
   // Read side by side (one round trip, not two): the head is only trusted as far as the write's condition on it.
   const [head, cut] = await Promise.all([readFeedHead(db, tables, tenantId, shards), readCut(db, tables, tenantId, shards)]);
   if (cut.every((to, shard) => to.seq <= head.vector[shard]!)) return undefined;
@@ -601,8 +636,8 @@ export async function sequenceOnce(
     }
   } catch (error) {
     if (error instanceof TransactionCanceledException || error instanceof ConditionalCheckFailedException) {
-      await rollForward(db, tables, tenantId, head);
-      return "raced";
+      const adopted = await rollForward(db, tables, tenantId, head);
+      return adopted ? { raced: true, adopted } : "raced";
     }
     throw error;
   }
