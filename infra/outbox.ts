@@ -8,28 +8,38 @@
  */
 import { dynamoTables } from "./database";
 import { functionArgs } from "./functions";
+import { streamReaders } from "../packages/core/src/platform/limits";
 
 /** Only new audit records: feed version records and subject listing items (no `action`) and modifications are not. */
 const newRecords = [{ eventName: ["INSERT"], dynamodb: { NewImage: { action: { S: [{ exists: true }] } } } }];
 
-/** Every record, in order per shard, from the oldest; retried with no limit from the first one the function reports. */
-const transform = {
+/**
+ * Every record, in order per shard, from the oldest; retried with no limit from the first one the function reports;
+ * gathered for `windowSeconds` (core platform `streamReaders`: what each reader can wait, and what that saves).
+ */
+const transform = (windowSeconds: number) => ({
   eventSourceMapping: (args: aws.lambda.EventSourceMappingArgs): undefined => {
     // From the oldest record: what was committed before the mapping existed is handled too.
     args.startingPosition = "TRIM_HORIZON";
     args.maximumRetryAttempts = -1;
     args.bisectBatchOnFunctionError = false;
     args.functionResponseTypes = ["ReportBatchItemFailures"];
-    args.batchSize = 100;
-    args.maximumBatchingWindowInSeconds = 0;
+    args.batchSize = streamReaders.batchSize;
+    args.maximumBatchingWindowInSeconds = windowSeconds;
     return undefined;
   },
-};
+});
 
-export const outbox = dynamoTables.audit.subscribe("Outbox", functionArgs("outbox"), { filters: newRecords, transform });
+export const outbox = dynamoTables.audit.subscribe("Outbox", functionArgs("outbox"), {
+  filters: newRecords,
+  transform: transform(streamReaders.outboxWindowSeconds),
+});
 
 /**
  * The history (`functions/src/history.ts`): the same records by a second mapping of the same stream (DynamoDB streams
  * serve two readers a shard), with the same retries, so that a failing publish holds back no history.
  */
-export const history = dynamoTables.audit.subscribe("History", functionArgs("history"), { filters: newRecords, transform });
+export const history = dynamoTables.audit.subscribe("History", functionArgs("history"), {
+  filters: newRecords,
+  transform: transform(streamReaders.historyWindowSeconds),
+});

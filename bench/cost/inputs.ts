@@ -63,4 +63,20 @@ export const assumed = {
   devicesPerTenant: 100_000,
   /** CloudWatch log bytes per applied event (one request line, one consumer line). */
   logBytesPerEvent: 400,
+  /**
+   * The audit table's stream readers (infra/outbox.ts), invoked per stream shard, not per fact: billed duration of
+   * one invocation of the outbox (a PutEvents of the batch) and of the history (a BatchWriteItem of its items).
+   */
+  outboxMs: 30,
+  historyMs: 20,
+  /** New audit records per applied event (the records the readers' filter lets through; versions and listings are not). */
+  auditRecordsPerEvent: 1,
+  /** The audit table's share of the write units (`WRITERS= npm run bench:write`, steady state: audit 4 of 14). */
+  auditWriteUnitsPerEvent: 4,
+  /**
+   * A DynamoDB partition holds at most 10 GB and takes at most 1,000 write units a second; its stream has one shard
+   * per partition (AWS DynamoDB developer guide, "partitions and data distribution"; "DynamoDB Streams").
+   */
+  partitionGb: 10,
+  partitionWriteUnitsPerSecond: 1_000,
 } as const;

@@ -1,5 +1,5 @@
 /** The monthly AWS bill of a fleet, line by line, from bench/cost/inputs.ts and bench/cost/prices.ts. */
-import { timeouts } from "../../packages/core/src/platform/limits.ts";
+import { streamReaders, timeouts } from "../../packages/core/src/platform/limits.ts";
 import { assumed } from "./inputs.ts";
 import { prices } from "./prices.ts";
 
@@ -24,9 +24,15 @@ export interface Scenario {
 }
 
 const million = 1_000_000;
-const secondsPerMonth = 30.4 * 24 * 3600;
+export const secondsPerMonth = 30.4 * 24 * 3600;
 
-export function monthlyCost(scenario: Scenario): { lines: Record<string, number>; total: number; perDevice: number } {
+export function monthlyCost(scenario: Scenario): {
+  lines: Record<string, number>;
+  total: number;
+  perDevice: number;
+  events: number;
+  storedGb: number;
+} {
   const events = scenario.devices * scenario.eventsPerDevicePerDay * 30.4;
   const e = scenario.perEvent;
   const writeUnits = events * e.writeUnits;
@@ -51,6 +57,8 @@ export function monthlyCost(scenario: Scenario): { lines: Record<string, number>
   const gbSeconds =
     assumed.memoryGb *
     ((events * (e.consumerInvocations * assumed.consumerMs + e.apiRequests * assumed.apiMs)) / 1000 + polls * pollSeconds);
+  const readers = streamReaderInvocations(events, storedGb);
+  const readerGbSeconds = (assumed.memoryGb * (readers.outbox * assumed.outboxMs + readers.history * assumed.historyMs)) / 1000;
   const lines = {
     "DynamoDB writes": dynamoWrites,
     "DynamoDB reads": ((events * e.readUnits) / million) * prices.dynamodb.perMillionReadUnits,
@@ -60,6 +68,8 @@ export function monthlyCost(scenario: Scenario): { lines: Record<string, number>
     "EventBridge events": ((events * e.busEvents) / million) * prices.eventbridge.perMillionEvents,
     "Lambda requests": (lambdaRequests / million) * prices.lambda.perMillionRequests,
     "Lambda duration": gbSeconds * prices.lambda.arm64PerGbSecond,
+    "Lambda: the audit stream's readers (outbox, history)":
+      ((readers.outbox + readers.history) / million) * prices.lambda.perMillionRequests + readerGbSeconds * prices.lambda.arm64PerGbSecond,
     "API Gateway (webhooks + feed polls)": ((events * e.apiRequests + polls) / million) * prices.apiGateway.httpApiPerMillion,
     "IoT Core (feed notices to PEPs, their connections)":
       (notices / million) * prices.iotCore.messagingPerMillionFirstBillion +
@@ -69,7 +79,42 @@ export function monthlyCost(scenario: Scenario): { lines: Record<string, number>
     "CloudWatch Logs": ((events * assumed.logBytesPerEvent) / 1e9) * prices.cloudwatchLogs.ingestPerGb,
   };
   const total = Object.values(lines).reduce((sum, value) => sum + value, 0);
-  return { lines, total, perDevice: total / scenario.devices };
+  return { lines, total, perDevice: total / scenario.devices, events, storedGb };
+}
+
+/**
+ * Invocations a month of the audit stream's two readers. The stream has a shard per partition of the audit table (by
+ * its size in the retention, or by its write rate); Lambda polls each shard 4 times a second and, with no batching
+ * window, invokes on every poll that finds a record (records arriving as a Poisson process); with a window, once per
+ * window after the first record (or per full batch).
+ */
+export function streamReaderInvocations(
+  eventsPerMonth: number,
+  storedGb: number,
+  historyWindowSeconds: number = streamReaders.historyWindowSeconds,
+) {
+  const recordsPerSecond = (eventsPerMonth * assumed.auditRecordsPerEvent) / secondsPerMonth;
+  const shards = Math.max(
+    1,
+    Math.ceil(storedGb / assumed.partitionGb),
+    Math.ceil(((eventsPerMonth / secondsPerMonth) * assumed.auditWriteUnitsPerEvent) / assumed.partitionWriteUnitsPerSecond),
+  );
+  const perShard = recordsPerSecond / shards;
+  const perSecond = (windowSeconds: number) => {
+    if (perShard === 0) return 0;
+    const byBatch = perShard / streamReaders.batchSize;
+    const byPolls =
+      windowSeconds === 0
+        ? streamReaders.pollsPerSecond * (1 - Math.exp(-perShard / streamReaders.pollsPerSecond))
+        : 1 / (windowSeconds + 1 / perShard);
+    return shards * Math.max(byBatch, byPolls);
+  };
+  return {
+    shards,
+    recordsPerSecond,
+    outbox: perSecond(streamReaders.outboxWindowSeconds) * secondsPerMonth,
+    history: perSecond(historyWindowSeconds) * secondsPerMonth,
+  };
 }
 
 /** The same fleet on AWS IoT Core (connected all month, one message per event, one rule) with Device Defender. */

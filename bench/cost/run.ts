@@ -5,8 +5,9 @@
  * device per month, with the scenarios that show what meeting it takes.
  * `npm run cost -- --measure` measures the per-event units on the local runtime instead.
  */
-import { measured, writePathTarget } from "./inputs.ts";
-import { iotCoreCost, monthlyCost, type Scenario } from "./model.ts";
+import { streamReaders } from "../../packages/core/src/platform/limits.ts";
+import { assumed, measured, writePathTarget } from "./inputs.ts";
+import { iotCoreCost, monthlyCost, secondsPerMonth, streamReaderInvocations, type Scenario } from "./model.ts";
 import { prices, pricesAsOf } from "./prices.ts";
 
 if (process.argv.includes("--measure")) {
@@ -29,6 +30,15 @@ const today = monthlyCost(base);
 for (const [line, value] of Object.entries(today.lines)) console.log(`  ${line.padEnd(58)} ${usd(value).padStart(10)}`);
 console.log(
   `  ${"total per month".padEnd(58)} ${usd(today.total).padStart(10)}   = ${usd(today.perDevice)} per device (target ${usd(target)})\n`,
+);
+
+const readers = streamReaderInvocations(today.events, today.storedGb);
+const perRecord = (invocations: number) => (invocations / (readers.recordsPerSecond * secondsPerMonth)).toFixed(2);
+console.log(
+  `the audit stream's readers: ${readers.shards} shards (a partition per ${assumed.partitionGb} GB of audit records kept ` +
+    `${assumed.auditRetentionDays} days), ${readers.recordsPerSecond.toFixed(0)} records/s; invocations per record: outbox ` +
+    `${perRecord(readers.outbox)} (no batching window), history ${perRecord(readers.history)} ` +
+    `(${streamReaders.historyWindowSeconds} s window; ${perRecord(streamReaderInvocations(today.events, today.storedGb, 0).history)} without)\n`,
 );
 
 const iot = iotCoreCost(devices, eventsPerDevicePerDay);

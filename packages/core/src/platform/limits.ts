@@ -52,3 +52,23 @@ export const bundling = {
    */
   overBudget: {} as Readonly<Record<string, { readonly ceilingBytes: number; readonly why: string }>>,
 } as const;
+
+/**
+ * How Lambda reads the audit table's stream (infra/outbox.ts), and so what the readers cost (bench/cost). Lambda
+ * polls every shard of the stream (one per partition of the table) 4 times a second; with no batching window every
+ * poll that finds a record invokes the function, so a large audit table (hundreds of 10 GB partitions) invokes each
+ * reader nearly once per record. A window gathers a shard's records for that long first: at most one invocation per
+ * shard per window (or per full batch).
+ */
+export const streamReaders = {
+  batchSize: 100,
+  /** The outbox publishes derived events (automation, webhooks, parked facts): it does not wait. */
+  outboxWindowSeconds: 0,
+  /**
+   * The history (a subject's listing, the IP lease items) is read by people and audits, never on a decision's path,
+   * and is eventually consistent already: it waits up to this long for a fuller batch.
+   */
+  historyWindowSeconds: 5,
+  /** How often Lambda polls each shard with no window (documented: every 250 ms). */
+  pollsPerSecond: 4,
+} as const;
