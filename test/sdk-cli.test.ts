@@ -337,6 +337,11 @@ describe("the simroot CLI", () => {
     expect(JSON.parse((await run(["rules", "list", "--json"], env)).stdout).items).toEqual([
       expect.objectContaining({ id: rule.id, pattern }),
     ]);
+    // A removal decided at the revision before the dry-run switch is refused (412), and removes nothing.
+    const stale = await run(["rules", "delete", rule.id, "--if-match", '"1"'], env);
+    expect(stale.code).toBe(1);
+    expect(stale.stderr).toContain("412");
+    expect(JSON.parse((await run(["rules", "list", "--json"], env)).stdout).items).toHaveLength(1);
     expect((await run(["rules", "delete", rule.id], env)).code).toBe(0);
     expect(JSON.parse((await run(["rules", "list", "--json"], env)).stdout)).toEqual({ items: [] });
   });

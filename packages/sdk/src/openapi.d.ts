@@ -678,7 +678,7 @@ export interface paths {
         get: operations["getAutomationRulesById"];
         put?: never;
         post?: never;
-        /** Remove a rule */
+        /** Remove a rule; needs If-Match */
         delete: operations["removeAutomationRulesById"];
         options?: never;
         head?: never;
@@ -715,7 +715,7 @@ export interface paths {
         get: operations["getWebhooksById"];
         put?: never;
         post?: never;
-        /** Remove a subscription (its pending deliveries fail) */
+        /** Remove a subscription (its pending deliveries fail); needs If-Match */
         delete: operations["removeWebhooksById"];
         options?: never;
         head?: never;
@@ -6802,7 +6802,10 @@ export interface operations {
     removeAutomationRulesById: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /** @description The ETag you read (strong comparison, a weak `W/"3"` never matches), a list of them, or `*`. Absent: 428. */
+                "if-match": string;
+            };
             path: {
                 id: string;
             };
@@ -6846,6 +6849,30 @@ export interface operations {
             };
             /** @description No such resource in this tenant */
             404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not match the current ETag */
+            412: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Error */
+            428: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
                     RateLimit: components["headers"]["RateLimit"];
@@ -7326,7 +7353,10 @@ export interface operations {
     removeWebhooksById: {
         parameters: {
             query?: never;
-            header?: never;
+            header: {
+                /** @description The ETag you read (strong comparison, a weak `W/"3"` never matches), a list of them, or `*`. Absent: 428. */
+                "if-match": string;
+            };
             path: {
                 id: string;
             };
@@ -7370,6 +7400,30 @@ export interface operations {
             };
             /** @description No such resource in this tenant */
             404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description `If-Match` does not match the current ETag */
+            412: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Error */
+            428: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
                     RateLimit: components["headers"]["RateLimit"];

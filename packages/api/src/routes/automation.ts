@@ -54,10 +54,10 @@ const routes = {
     method: "delete",
     path: "/v1/automation/rules/{id}",
     tags,
-    summary: "Remove a rule",
+    summary: "Remove a rule; needs If-Match",
     middleware: [requireRole(...writers)] as const,
-    request: { params: ruleId },
-    responses: { 200: json("Removed", z.object({ id: z.string() })), ...errorResponses(401, 403, 404) },
+    request: { params: ruleId, headers: ifMatchHeaders },
+    responses: { 200: json("Removed", z.object({ id: z.string() })), ...errorResponses(401, 403, 404, 412, 428) },
   }),
 };
 
@@ -84,4 +84,10 @@ export const automationRoutes = new OpenAPIHono<AppEnv>()
     c.header("etag", etagOf(rule.revision));
     return c.json(rule, 200);
   })
-  .openapi(routes.remove, async (c) => c.json(outcomeValue(await removeRule(c.var.ports, c.var.ctx, c.req.valid("param"))), 200));
+  .openapi(routes.remove, async (c) => {
+    const input = {
+      ...c.req.valid("param"),
+      ifRevision: await matchedRevision(c, async () => (await getRule(c.var.ports, c.var.ctx, c.req.valid("param"))).revision),
+    };
+    return c.json(outcomeValue(await removeRule(c.var.ports, c.var.ctx, input)), 200);
+  });

@@ -71,10 +71,10 @@ const routes = {
     method: "delete",
     path: "/v1/webhooks/{id}",
     tags,
-    summary: "Remove a subscription (its pending deliveries fail)",
+    summary: "Remove a subscription (its pending deliveries fail); needs If-Match",
     middleware: [requireRole(...writers)] as const,
-    request: { params: webhookId },
-    responses: { 200: json("Removed", z.object({ id: z.string() })), ...errorResponses(401, 403, 404) },
+    request: { params: webhookId, headers: ifMatchHeaders },
+    responses: { 200: json("Removed", z.object({ id: z.string() })), ...errorResponses(401, 403, 404, 412, 428) },
   }),
   deliveries: createRoute({
     method: "get",
@@ -119,7 +119,13 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>()
     c.header("etag", etagOf(webhook.revision));
     return c.json(webhook, 200);
   })
-  .openapi(routes.remove, async (c) => c.json(outcomeValue(await removeWebhook(c.var.ports, c.var.ctx, c.req.valid("param"))), 200))
+  .openapi(routes.remove, async (c) => {
+    const input = {
+      ...c.req.valid("param"),
+      ifRevision: await matchedRevision(c, async () => (await getWebhook(c.var.ports, c.var.ctx, c.req.valid("param"))).revision),
+    };
+    return c.json(outcomeValue(await removeWebhook(c.var.ports, c.var.ctx, input)), 200);
+  })
   .openapi(routes.deliveries, async (c) => {
     const { id } = c.req.valid("param");
     return c.json(await listDeliveries(c.var.ports, c.var.ctx, { ...c.req.valid("query"), webhookId: id }), 200);

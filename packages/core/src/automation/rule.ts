@@ -152,8 +152,12 @@ export const updateRule = verb(updateRuleInput, async (ports, ctx, input): Promi
   return { value: rule, events: [event] };
 });
 
-export const removeRule = verb(z.object({ id: z.string() }), async (ports, ctx, input): Promise<Outcome<{ id: string }>> => {
+/** Removes a rule at the revision the caller read (`ifRevision`; the API requires it, from If-Match). */
+export const removeRuleInput = z.object({ id: z.string(), ifRevision: z.number().int().positive().optional() });
+
+export const removeRule = verb(removeRuleInput, async (ports, ctx, input): Promise<Outcome<{ id: string }>> => {
   const current = await getRule(ports, ctx, input);
+  if (input.ifRevision !== undefined && current.revision !== input.ifRevision) throw stale();
   const event = await commitRecord(ports, ctx, "rule", input.id, { previousRevision: current.revision }, "automation.rule-removed", {
     name: current.name,
   });

@@ -159,9 +159,13 @@ export const updateWebhook = verb(updateWebhookInput, async (ports, ctx, input):
   return changeWebhook(ports, ctx, current, input.changes, "webhook.updated");
 });
 
-export const removeWebhook = verb(z.object({ id: z.string() }), async (ports, ctx, input): Promise<Outcome<{ id: string }>> => {
+/** Removes a subscription at the revision the caller read (`ifRevision`; the API requires it, from If-Match). */
+export const removeWebhookInput = z.object({ id: z.string(), ifRevision: z.number().int().positive().optional() });
+
+export const removeWebhook = verb(removeWebhookInput, async (ports, ctx, input): Promise<Outcome<{ id: string }>> => {
   const current = await readWebhook(ports, ctx.tenantId, input.id);
   if (!current) throw notFound("webhook", input.id);
+  if (input.ifRevision !== undefined && current.revision !== input.ifRevision) throw stale();
   const event = await commitRecord(ports, ctx, "webhook", input.id, { previousRevision: current.revision }, "webhook.removed", {
     url: current.url,
   });

@@ -1,7 +1,7 @@
 import type { components } from "../openapi.d.ts";
-import type { Command } from "./command.ts";
+import { etagFor, type Command } from "./command.ts";
 import { listCommand } from "./list.ts";
-import { jsonFile } from "./policy.ts";
+import { ifMatchOption, jsonFile } from "./policy.ts";
 import { cell, details, table, type Column } from "./render.ts";
 
 type Rule = components["schemas"]["AutomationRule"];
@@ -88,11 +88,18 @@ export const automationCommands: Command[] = [
     name: "delete",
     args: ["id"],
     summary: "Remove an automation rule",
-    run: async (ctx) =>
+    options: ifMatchOption,
+    run: async (ctx) => {
+      const id = ctx.arg("id");
+      const etag = await etagFor(
+        ctx,
+        async () => (await ctx.client.getWithEtag("/v1/automation/rules/{id}", { params: { path: { id } } })).etag,
+      );
       ctx.print(
-        await ctx.client.delete("/v1/automation/rules/{id}", { params: { path: { id: ctx.arg("id") } } }),
+        await ctx.client.delete("/v1/automation/rules/{id}", { params: { path: { id }, header: { "if-match": etag } } }),
         (r) => `deleted ${r.id}`,
-      ),
+      );
+    },
   },
   listCommand({ group: "webhooks", summary: "List the tenant's webhook subscriptions", path: "/v1/webhooks", columns: webhookColumns }),
   {
@@ -142,8 +149,15 @@ export const automationCommands: Command[] = [
     name: "delete",
     args: ["id"],
     summary: "Remove a webhook subscription",
-    run: async (ctx) =>
-      ctx.print(await ctx.client.delete("/v1/webhooks/{id}", { params: { path: { id: ctx.arg("id") } } }), (r) => `deleted ${r.id}`),
+    options: ifMatchOption,
+    run: async (ctx) => {
+      const id = ctx.arg("id");
+      const etag = await etagFor(ctx, async () => (await ctx.client.getWithEtag("/v1/webhooks/{id}", { params: { path: { id } } })).etag);
+      ctx.print(
+        await ctx.client.delete("/v1/webhooks/{id}", { params: { path: { id }, header: { "if-match": etag } } }),
+        (r) => `deleted ${r.id}`,
+      );
+    },
   },
   listCommand({ group: "incidents", summary: "List the tenant's incidents", path: "/v1/incidents", columns: incidentColumns }),
   {

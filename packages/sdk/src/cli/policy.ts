@@ -71,7 +71,7 @@ const showDecision = (d: Decision) =>
 const fileOption = {
   file: { type: "string", value: "<file.json>", description: "the JSON body (- for stdin; required)" },
 } as const satisfies Record<string, OptionSpec>;
-const ifMatchOption = {
+export const ifMatchOption = {
   "if-match": { type: "string", value: "<etag>", description: "only if still at this ETag (default: the current one)" },
 } as const satisfies Record<string, OptionSpec>;
 
