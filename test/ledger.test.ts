@@ -1136,43 +1136,53 @@ describe("the ledger", () => {
   });
 });
 
-describe("a head moved by adopting a version another run wrote", () => {
-  it("is announced like any commit: the feed's waiters and push channel learn of it at once", async () => {
-    const tenantId = "ten_adopted_notice";
+/**
+ * The store fails the first move of the tenant's feed head, before writing it (`lands: false`: refused, throttled) or
+ * after (`lands: true`: the head moved, the answer lost), as a throttled or timed-out request does.
+ */
+function failFirstHeadMove(client: ReturnType<typeof documentClient>, tenantId: string, lands: boolean) {
+  const failed = { count: 0 };
+  const head = feedHeadKey(tenantId);
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const input = args.input as { TableName?: string; Item?: Record<string, unknown> };
+      const headMove =
+        ["PutCommand", "PutItemCommand"].includes(String((context as { commandName?: string }).commandName)) &&
+        input.TableName?.endsWith("control") &&
+        input.Item?.pk === head.pk &&
+        input.Item?.sk === head.sk;
+      if (!headMove || failed.count > 0) return next(args);
+      failed.count++;
+      if (lands) await next(args);
+      throw Object.assign(new Error("Throughput exceeds the current capacity"), {
+        name: "ProvisionedThroughputExceededException",
+        $metadata: { httpStatusCode: 400 },
+      });
+    },
+    { step: "initialize", name: "failFirstHeadMove" },
+  );
+  return failed;
+}
+
+describe("a feed version whose head move failed", () => {
+  it.each([
+    ["refused: the run that finds the version written moves the head to it", false],
+    ["landed, its answer lost: the next run finds nothing new", true],
+  ])("is announced like any commit when the head move was %s", async (_, lands) => {
+    const tenantId = `ten_head_move_${lands ? "lost" : "refused"}`;
     const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
-    // The store refuses the first move of this tenant's head (throttled): the version is written, the head left behind it.
-    let refused = 0;
-    client.middlewareStack.add(
-      (next, context) => async (args) => {
-        const input = args.input as { TableName?: string; Item?: Record<string, unknown> };
-        const head = feedHeadKey(tenantId);
-        if (
-          refused === 0 &&
-          ["PutCommand", "PutItemCommand"].includes(String((context as { commandName?: string }).commandName)) &&
-          input.TableName?.endsWith("control") &&
-          input.Item?.pk === head.pk &&
-          input.Item?.sk === head.sk
-        ) {
-          refused++;
-          throw Object.assign(new Error("Throughput exceeds the current capacity"), {
-            name: "ProvisionedThroughputExceededException",
-            $metadata: { httpStatusCode: 400 },
-          });
-        }
-        return next(args);
-      },
-      { step: "initialize", name: "refuseHeadMove" },
-    );
+    const failed = failFirstHeadMove(client, tenantId, lands);
     const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
     const notices: number[] = [];
     ports.ledger.onCommit((notice) => notice.tenantId === tenantId && notices.push(notice.version));
-    const device = await registerDevice(ports, ctxFor(tenantId), { imsi: imsi(3) });
-    expect(refused).toBe(1);
+    const device = await registerDevice(ports, ctxFor(tenantId), { imsi: imsi(lands ? 4 : 3) });
+    expect(failed.count).toBe(1);
     const head = await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16);
     expect(head.version).toBeGreaterThan(0);
     expect((await feedOf(runtime.ports, tenantId)).devices).toEqual([device.value.id]);
-    // The next run found the version written and moved the head to it: that move is the commit PEPs wait for.
+    // The version PEPs wait for is announced (the feed's waiters and its push channel learn of it), once.
     await expect.poll(() => notices.at(-1), { timeout: 2_000 }).toBe(head.version);
+    expect(notices.filter((version) => version === head.version)).toHaveLength(1);
     client.destroy();
   });
 });

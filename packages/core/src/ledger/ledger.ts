@@ -24,7 +24,15 @@ import type { MetricsSink } from "../platform/metrics.ts";
 import { busy, type TransactItem } from "../store/transaction.ts";
 import { auditItem } from "./audit-record.ts";
 import type { Change, Committed, FeedChange } from "./change.ts";
-import { FeedBlocked, readFeedHead, readShardHead, sequenceOnce, type SequencedNotice } from "./sequencer.ts";
+import {
+  FeedBlocked,
+  landed,
+  readFeedHead,
+  readShardHead,
+  SequencingInDoubt,
+  sequenceOnce,
+  type SequencedNotice,
+} from "./sequencer.ts";
 import { shardCount, shardHeadKey, shardOfSubject } from "./shard.ts";
 
 const maxActions = 100;
@@ -106,7 +114,13 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
   const listeners = new Set<(notice: CommitNotice) => void>();
   const sequencing = new Map<
     string,
-    { running: boolean; again: boolean; waiters: { shard: number; seq: number; done: (version?: number) => void }[] }
+    {
+      running: boolean;
+      again: boolean;
+      waiters: { shard: number; seq: number; done: (version?: number) => void }[];
+      /** The last run's writes failed in doubt (`SequencingInDoubt`): announced at the next run if they landed. */
+      inDoubt: SequencingInDoubt | undefined;
+    }
   >();
   /** Per tenant and shard, the feed of the records this process committed and no version of its own covers yet (the sequencer reads them from here, not the store). */
   const committed = new Map<string, Map<number, FeedChange[] | undefined>>();
@@ -342,7 +356,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
 
   function sequencerOf(tenantId: string) {
     let state = sequencing.get(tenantId);
-    if (!state) sequencing.set(tenantId, (state = { running: false, again: false, waiters: [] }));
+    if (!state) sequencing.set(tenantId, (state = { running: false, again: false, waiters: [], inDoubt: undefined }));
     return state;
   }
 
@@ -379,6 +393,11 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
         while (state.again) {
           state.again = false;
           try {
+            // The last run's writes failed in doubt: announce its versions if they landed (else an adopter does).
+            if (state.inDoubt) {
+              if (await landed(db, tables, state.inDoubt, shards)) notify(withoutVector(state.inDoubt.notice));
+              state.inDoubt = undefined;
+            }
             const result = await sequenceOnce(db, tables, tenantId, shards, new Date(), knownRecords(tenantId), retentionSeconds);
             if (result === "raced" || (result && "raced" in result)) {
               // Another instance moved the feed head: see what it covers, and go again if ours is not in it. When this
@@ -405,6 +424,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
             // instance waits for its version (each wait ends after `sequenceWaitMs`); with none waiting, past a few
             // failures, the next commit's run or the backstop (`sequence`) covers it.
             failures++;
+            if (error instanceof SequencingInDoubt) state.inDoubt = error;
             console.error(
               JSON.stringify({
                 // A blocked feed needs an operator (see sequencer.ts `FeedBlocked`); the store's refusals pass.
@@ -414,7 +434,10 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
                 message: "sequencing failed; retrying",
                 failures,
                 waiting: state.waiters.length,
-                error: error instanceof FeedBlocked ? error.message : String((error as Error)?.name ?? error),
+                error:
+                  error instanceof FeedBlocked
+                    ? error.message
+                    : String(((error instanceof SequencingInDoubt ? error.cause : error) as Error)?.name ?? error),
               }),
             );
             if (failures > 5 && state.waiters.length === 0) break;
@@ -424,7 +447,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
         }
       } finally {
         state.running = false;
-        if (state.waiters.length === 0 && !state.again) sequencing.delete(tenantId);
+        if (state.waiters.length === 0 && !state.again && !state.inDoubt) sequencing.delete(tenantId);
       }
     })();
   }

@@ -603,6 +603,16 @@ export async function sequenceOnce(
     // Kept as long as the audit records it chains over, and archived with them (audit/archive.ts).
     ...(retentionSeconds ? { expiresAt: expiry(time, retentionSeconds) } : {}),
   });
+  const notice: SequencedNotice = {
+    tenantId,
+    since: head.version,
+    version: last.version,
+    vector,
+    feed: records.map((record) => ({
+      version: record.version,
+      changes: record.entries.map(({ kind, key, value }) => ({ kind, key, value })),
+    })),
+  };
   try {
     if (records.length === 1) {
       // One version (every run but a backlog's): its conditional put alone decides the version, no transaction
@@ -639,16 +649,33 @@ export async function sequenceOnce(
       const adopted = await rollForward(db, tables, tenantId, head);
       return adopted ? { raced: true, adopted } : "raced";
     }
-    throw error;
+    // Throttled, timed out, or answered with an error after the write landed (the head moved, the answer lost).
+    throw new SequencingInDoubt(notice, last.hash, error);
   }
-  return {
-    tenantId,
-    since: head.version,
-    version: last.version,
-    vector,
-    feed: records.map((record) => ({
-      version: record.version,
-      changes: record.entries.map(({ kind, key, value }) => ({ kind, key, value })),
-    })),
-  };
+  return notice;
+}
+
+/**
+ * A sequencing run's writes failed with an error that does not say they were refused: they may have landed (the
+ * head moved, its answer lost), and then nobody else announces the versions (the next run finds nothing new). The
+ * caller keeps `notice` and, at its next run, announces it if the head shows it landed (`landed`).
+ */
+export class SequencingInDoubt extends Error {
+  override readonly name = "SequencingInDoubt";
+  readonly notice: SequencedNotice;
+  readonly hash: string;
+  constructor(notice: SequencedNotice, hash: string, cause: unknown) {
+    super(`sequencing of versions up to ${notice.version} failed: ${String((cause as Error)?.name ?? cause)}`, { cause });
+    this.notice = notice;
+    this.hash = hash;
+  }
+}
+
+/** True when the head has reached the versions of `doubt` and the last of them is the one that run wrote. */
+export async function landed(db: DynamoDBDocumentClient, tables: TableNames, doubt: SequencingInDoubt, shards = shardCount) {
+  const { tenantId, version } = doubt.notice;
+  const head = await readFeedHead(db, tables, tenantId, shards);
+  if (head.version < version) return false;
+  const hash = head.version === version ? head.hash : (await readVersion(db, tables, tenantId, version))?.hash;
+  return hash === doubt.hash;
 }
