@@ -1,4 +1,6 @@
 /** The monthly AWS bill of a fleet, line by line, from bench/cost/inputs.ts and bench/cost/prices.ts. */
+import { shardCount } from "../../packages/core/src/ledger/shard.ts";
+import { functions } from "../../packages/core/src/platform/functions.ts";
 import { streamReaders, timeouts } from "../../packages/core/src/platform/limits.ts";
 import { assumed } from "./inputs.ts";
 import { prices } from "./prices.ts";
@@ -32,6 +34,7 @@ export function monthlyCost(scenario: Scenario): {
   perDevice: number;
   events: number;
   storedGb: number;
+  tenants: number;
 } {
   const events = scenario.devices * scenario.eventsPerDevicePerDay * 30.4;
   const e = scenario.perEvent;
@@ -57,8 +60,12 @@ export function monthlyCost(scenario: Scenario): {
   const gbSeconds =
     assumed.memoryGb *
     ((events * (e.consumerInvocations * assumed.consumerMs + e.apiRequests * assumed.apiMs)) / 1000 + polls * pollSeconds);
-  const readers = streamReaderInvocations(events, storedGb);
-  const readerGbSeconds = (assumed.memoryGb * (readers.outbox * assumed.outboxMs + readers.history * assumed.historyMs)) / 1000;
+  const readers = streamReaderInvocations(events, storedGb, tenants);
+  // At their own memory (platform functions: stream readers have less than the consumers).
+  const readerGbSeconds =
+    ((functions.outbox.memoryMb / 1024) * readers.outbox * assumed.outboxMs +
+      (functions.history.memoryMb / 1024) * readers.history * assumed.historyMs) /
+    1000;
   const lines = {
     "DynamoDB writes": dynamoWrites,
     "DynamoDB reads": ((events * e.readUnits) / million) * prices.dynamodb.perMillionReadUnits,
@@ -79,26 +86,30 @@ export function monthlyCost(scenario: Scenario): {
     "CloudWatch Logs": ((events * assumed.logBytesPerEvent) / 1e9) * prices.cloudwatchLogs.ingestPerGb,
   };
   const total = Object.values(lines).reduce((sum, value) => sum + value, 0);
-  return { lines, total, perDevice: total / scenario.devices, events, storedGb };
+  return { lines, total, perDevice: total / scenario.devices, events, storedGb, tenants };
 }
 
 /**
  * Invocations a month of the audit stream's two readers. The stream has a shard per partition of the audit table (by
  * its size in the retention, or by its write rate); Lambda polls each shard 4 times a second and, with no batching
  * window, invokes on every poll that finds a record (records arriving as a Poisson process); with a window, once per
- * window after the first record (or per full batch).
+ * window after the first record (or per full batch). New records go to the end of their ledger shard's chain (one
+ * partition key per tenant and ledger shard, its sort key rising), so at most that many shards receive any: a large
+ * table's other partitions hold older records only.
  */
 export function streamReaderInvocations(
   eventsPerMonth: number,
   storedGb: number,
+  tenants: number,
   historyWindowSeconds: number = streamReaders.historyWindowSeconds,
 ) {
   const recordsPerSecond = (eventsPerMonth * assumed.auditRecordsPerEvent) / secondsPerMonth;
-  const shards = Math.max(
+  const partitions = Math.max(
     1,
     Math.ceil(storedGb / assumed.partitionGb),
     Math.ceil(((eventsPerMonth / secondsPerMonth) * assumed.auditWriteUnitsPerEvent) / assumed.partitionWriteUnitsPerSecond),
   );
+  const shards = Math.min(partitions, tenants * shardCount);
   const perShard = recordsPerSecond / shards;
   const perSecond = (windowSeconds: number) => {
     if (perShard === 0) return 0;
@@ -110,6 +121,7 @@ export function streamReaderInvocations(
     return shards * Math.max(byBatch, byPolls);
   };
   return {
+    partitions,
     shards,
     recordsPerSecond,
     outbox: perSecond(streamReaders.outboxWindowSeconds) * secondsPerMonth,

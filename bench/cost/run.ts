@@ -32,13 +32,13 @@ console.log(
   `  ${"total per month".padEnd(58)} ${usd(today.total).padStart(10)}   = ${usd(today.perDevice)} per device (target ${usd(target)})\n`,
 );
 
-const readers = streamReaderInvocations(today.events, today.storedGb);
+const readers = streamReaderInvocations(today.events, today.storedGb, today.tenants);
 const perRecord = (invocations: number) => (invocations / (readers.recordsPerSecond * secondsPerMonth)).toFixed(2);
 console.log(
-  `the audit stream's readers: ${readers.shards} shards (a partition per ${assumed.partitionGb} GB of audit records kept ` +
-    `${assumed.auditRetentionDays} days), ${readers.recordsPerSecond.toFixed(0)} records/s; invocations per record: outbox ` +
+  `the audit stream's readers: ${readers.shards} stream shards receive records (one per tenant and ledger shard; the audit table's ` +
+    `${readers.partitions} partitions, one per ${assumed.partitionGb} GB kept ${assumed.auditRetentionDays} days, hold older ones), ${readers.recordsPerSecond.toFixed(0)} records/s; invocations per record: outbox ` +
     `${perRecord(readers.outbox)} (no batching window), history ${perRecord(readers.history)} ` +
-    `(${streamReaders.historyWindowSeconds} s window; ${perRecord(streamReaderInvocations(today.events, today.storedGb, 0).history)} without)\n`,
+    `(${streamReaders.historyWindowSeconds} s window; ${perRecord(streamReaderInvocations(today.events, today.storedGb, today.tenants, 0).history)} without)\n`,
 );
 
 const iot = iotCoreCost(devices, eventsPerDevicePerDay);

@@ -20,7 +20,16 @@ import {
   type Shard,
 } from "@aws-sdk/client-dynamodb-streams";
 import { GetCommand, PutCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import { projectFromStream, publishFromStream, type OutboxStreamRecord, type Ports, type Publisher } from "@simroot/core";
+import {
+  catchUpFromStream,
+  projectFromStream,
+  publishFromStream,
+  type CatchUpOptions,
+  type Ledger,
+  type OutboxStreamRecord,
+  type Ports,
+  type Publisher,
+} from "@simroot/core";
 
 export interface OutboxReaderOptions {
   readonly db: DynamoDBDocumentClient;
@@ -71,14 +80,21 @@ const positionKey = (name: string, streamArn: string, shardId: string) => ({ pk:
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const maxBackoffMs = 5_000;
 
-/** The history reader: what each record projects (its subject's listing, its IP leases), by its own position. */
-export function startHistoryReader(options: Omit<OutboxReaderOptions, "publisher" | "handle" | "name">): Promise<OutboxReader> {
+/**
+ * The history reader: what each record projects (its subject's listing, its IP leases), by its own position; and,
+ * with a `ledger` (its own, as the history function has in AWS), the feed's backstop (core ledger/catch-up.ts).
+ */
+export function startHistoryReader(
+  options: Omit<OutboxReaderOptions, "publisher" | "handle" | "name"> & { readonly ledger?: Ledger; readonly catchUp?: CatchUpOptions },
+): Promise<OutboxReader> {
+  const { ledger } = options;
   return startOutboxReader({
     ...options,
     name: "history",
     publisher: { publish: async () => {} },
     handle: async (records) => {
       const { projected, ...failure } = await projectFromStream(records, options);
+      if (ledger) await catchUpFromStream(records, { db: options.db, tables: options.tables, ledger }, options.catchUp);
       return { done: projected, ...failure };
     },
   });

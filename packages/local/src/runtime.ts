@@ -9,6 +9,7 @@ import { createApp, type AppLog } from "@simroot/api";
 import { apiFunctionFor } from "@simroot/core/platform/api-routes";
 import {
   archiveAllTenants,
+  createLedger,
   auditRetentionDays,
   deliverDue,
   directoryArchiveStore,
@@ -55,6 +56,11 @@ export interface LocalRuntimeOptions {
    * omit to start one (its URL is `feedHubUrl` on the runtime).
    */
   readonly feedHubUrl?: string;
+  /**
+   * The history reader sequences records their committer left behind (core ledger/catch-up.ts): default on. Off for
+   * tests that stage an instance stopping mid-sequencing and check what the next run makes of it.
+   */
+  readonly feedBackstop?: boolean;
   /** Ingestion answers 503 past this many pending bus deliveries (default `SIMROOT_INGEST_MAX_BACKLOG`, 10,000). */
   readonly maxBacklog?: number;
   /** The feed's signing key file (created if missing): instances of one deployment sign with one key. Default: under `dataDir`, else in memory. */
@@ -160,7 +166,17 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     });
     stops.push(() => outbox.stop());
     // The history: each record listed under its subject, its IP leases, from the same stream by its own position.
-    const history = await startHistoryReader({ db, tables, endpoint, region, wrap: (body) => runningAs("history", body) });
+    // It is the feed's backstop too (core ledger/catch-up.ts), with a ledger of its own, as the history function has.
+    const historyLedger = options.feedBackstop === false ? undefined : createLedger(db, tables);
+    if (historyLedger) publishCommits({ ledger: historyLedger, feedNotifier });
+    const history = await startHistoryReader({
+      db,
+      tables,
+      endpoint,
+      region,
+      ...(historyLedger ? { ledger: historyLedger } : {}),
+      wrap: (body) => runningAs("history", body),
+    });
     stops.push(() => history.stop());
     // A commit of this process is read from the stream at once; commits of other instances within the idle poll.
     const unsubscribe = ports.ledger.onCommit(() => {

@@ -100,7 +100,7 @@ const publishing = new WeakSet<object>();
  * Publishes every commit of this process's ledger on the feed's push channel (once per
  * ledger, whoever calls it first): PEPs and other instances learn of it without polling.
  */
-export function publishCommits(ports: Ports): void {
+export function publishCommits(ports: Pick<Ports, "feedNotifier" | "ledger">): void {
   const notifier = ports.feedNotifier;
   if (!notifier || publishing.has(ports.ledger)) return;
   publishing.add(ports.ledger);

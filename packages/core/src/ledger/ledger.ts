@@ -440,14 +440,19 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
                     : String(((error instanceof SequencingInDoubt ? error.cause : error) as Error)?.name ?? error),
               }),
             );
-            if (failures > 5 && state.waiters.length === 0) break;
+            if (failures > 5 && state.waiters.length === 0) {
+              // Given up until the next commit: a move in doubt is no longer announced (PEPs learn it from their next
+              // head poll), and nothing of the tenant is kept.
+              state.inDoubt = undefined;
+              break;
+            }
             state.again = true;
             await sleep(Math.random() * Math.min(maxBackoffMs, 10 * 2 ** failures));
           }
         }
       } finally {
         state.running = false;
-        if (state.waiters.length === 0 && !state.again && !state.inDoubt) sequencing.delete(tenantId);
+        if (state.waiters.length === 0 && !state.again) sequencing.delete(tenantId);
       }
     })();
   }

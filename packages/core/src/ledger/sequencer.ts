@@ -510,8 +510,14 @@ async function adoptPending(
   // Not served: the feed stops here (fails closed) and says why; the caller backs off as from a store failure.
   if (defect) throw new FeedBlocked(`feed version ${head.version + 1} past the head is not the sequencer's (${defect}): not adopted`);
   const record = feedVersionSchema.parse(item) as FeedVersionRecord;
-  await moveHead(db, tables, tenantId, record, record.time);
-  return noticeOf(tenantId, head.version, record);
+  const notice = noticeOf(tenantId, head.version, record);
+  try {
+    await moveHead(db, tables, tenantId, record, record.time);
+  } catch (error) {
+    // As a writer's own head move (sequenceOnce): it may have landed, its answer lost.
+    throw new SequencingInDoubt(notice, record.hash, error);
+  }
+  return notice;
 }
 
 /**

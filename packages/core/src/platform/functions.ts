@@ -309,10 +309,13 @@ export const functions = {
   history: {
     ...streamReader,
     handler: "history.ts",
-    does: "writes what each committed audit record projects: the record listed under its subject, its IP lease edges (core outbox.ts)",
-    // Idempotent puts: the listing item (audit), the lease items (identity).
-    tables: { audit: ["BatchWriteItem"], identity: ["BatchWriteItem"] },
+    does:
+      "writes what each committed audit record projects: the record listed under its subject, its IP lease edges (core outbox.ts); " +
+      "sequences records their committer left behind (the feed's backstop: core ledger/catch-up.ts)",
+    // Idempotent puts: the listing item (audit), the lease items (identity); and the ledger's sequencing, announced.
+    tables: committing({ audit: ["BatchWriteItem"], identity: ["BatchWriteItem"] }),
     publishes: false,
+    feedNotices: true,
   },
   // Not a rule consumer: an hourly schedule runs it (infra/audit-archive.ts).
   auditArchiver: {

@@ -65,10 +65,11 @@ export const streamReaders = {
   /** The outbox publishes derived events (automation, webhooks, parked facts): it does not wait. */
   outboxWindowSeconds: 0,
   /**
-   * The history (a subject's listing, the IP lease items) is read by people and audits, never on a decision's path,
-   * and is eventually consistent already: it waits up to this long for a fuller batch.
+   * The history (a subject's listing, the IP lease items) is read by people and audits and is eventually consistent
+   * already; but it is also the feed's backstop (core ledger/catch-up.ts: records their committer left unsequenced,
+   * 2 s after their commit), so it waits for a fuller batch no longer than a second.
    */
-  historyWindowSeconds: 5,
+  historyWindowSeconds: 1,
   /** How often Lambda polls each shard with no window (documented: every 250 ms). */
   pollsPerSecond: 4,
 } as const;
