@@ -17,7 +17,7 @@ import { grantOf, storedGrant } from "../policy/grant-store.ts";
 import { allPolicyItems } from "../policy/records.ts";
 import { policyRuleOf, storedPolicy } from "../policy/store.ts";
 import type { Ports } from "../ports.ts";
-import { replayPage, replayStart, snapshotReplaySeconds } from "./snapshot-replay.ts";
+import { replayPage, replayStart } from "./snapshot-replay.ts";
 import { inScope, scopeDeltas, scopeSnapshotBindings, type FeedScope } from "./scope.ts";
 import type { FeedSigner } from "./signer.ts";
 import { changeAfter, headVersion, recentDeltas, seenVersion } from "./watch.ts";
@@ -420,7 +420,7 @@ export async function feedSnapshot(
   let scanned = 0;
   while (!complete && entries.length < limit && scanned < limit * scanPerEntry) {
     if (phase === "replay") {
-      replayed ??= await replayStart(ports, tenantId, state.version, new Date(ports.now().getTime() - snapshotReplaySeconds * 1000));
+      replayed ??= await replayStart(ports, tenantId, state.version);
       const page = await replayPage(ports, tenantId, replayed, state.version, Math.ceil((limit - entries.length) / 4));
       const replay = page.entries.map(
         (change) => ({ version: state.version, kind: change.kind, key: change.key, value: change.value }) as FeedEntry,

@@ -107,21 +107,21 @@ async function ownedBindings(
 /** Deltas restricted to the scope (see the module's rules). Entries keep their versions and order. */
 export async function scopeDeltas(ports: Ports, tenantId: string, scope: FeedScope, entries: readonly FeedEntry[]): Promise<FeedEntry[]> {
   const deviceScope = new Map<string, boolean>();
-  // What each change (one version) carried for bindings: which devices it bound, and whether it removed any.
+  // Which devices each version bound. A version is a sequencing run's cut: it carries many devices' changes, so a
+  // release in it (its value null, no device named) says nothing of any one device.
   const bound = new Set<string>();
-  const removedAt = new Set<number>();
-  for (const entry of entries) {
-    if (entry.kind !== "binding") continue;
-    if (entry.value === null) removedAt.add(entry.version);
-    else bound.add(`${entry.version}|${String(entry.value.deviceId)}`);
-  }
-  /** Device entries whose change carried no binding of theirs. */
+  for (const entry of entries)
+    if (entry.kind === "binding" && entry.value !== null) bound.add(`${entry.version}|${String(entry.value.deviceId)}`);
+  /**
+   * Device entries whose version bound nothing to them: they come with the addresses they own now (a device entering
+   * the scope is enforceable at once, one leaving it takes its addresses along). A device whose own change released an
+   * address owns it no more, so its release alone speaks for it.
+   */
   const bare = new Set<FeedEntry>();
   for (const entry of entries) {
     if (entry.kind !== "device") continue;
     deviceScope.set(entry.key, entry.value !== null && inScope(scope, entry.value.labels));
-    const own = removedAt.has(entry.version) || bound.has(`${entry.version}|${entry.key}`);
-    if (!own && entry.value !== null) bare.add(entry);
+    if (!bound.has(`${entry.version}|${entry.key}`) && entry.value !== null) bare.add(entry);
   }
   const unknown = entries.filter(
     (entry) => entry.kind === "binding" && entry.value !== null && !deviceScope.has(String(entry.value.deviceId)),

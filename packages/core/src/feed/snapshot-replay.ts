@@ -17,10 +17,20 @@ import type { Ports } from "../ports.ts";
 
 export const snapshotReplaySeconds = 10;
 
-/** The last feed version sequenced before `since` (the replay starts after it), 0 if none. */
-export async function replayStart(ports: Ports, tenantId: string, version: number, since: Date): Promise<number> {
+/**
+ * The last feed version sequenced more than `windowMs` before `version` was (the replay starts after it), 0 if none.
+ * Measured from the version's own time, not from when the replay is asked for: a PEP paging slowly through a large
+ * fleet reaches the replay long after its listing read the index, and the listing's lag is what the window covers.
+ */
+export async function replayStart(
+  ports: Ports,
+  tenantId: string,
+  version: number,
+  windowMs = snapshotReplaySeconds * 1000,
+): Promise<number> {
   let start: Record<string, unknown> | undefined;
   let oldest = version;
+  let since: number | undefined;
   do {
     const page = await ports.db.send(
       new QueryCommand({
@@ -36,7 +46,9 @@ export async function replayStart(ports: Ports, tenantId: string, version: numbe
       }),
     );
     for (const item of page.Items ?? []) {
-      if (Date.parse(String(item.time)) < since.getTime()) return Number(item.version);
+      const time = Date.parse(String(item.time));
+      since ??= time - windowMs;
+      if (time < since) return Number(item.version);
       oldest = Number(item.version) - 1;
     }
     start = page.LastEvaluatedKey;
