@@ -5,7 +5,20 @@
  * waiting for the tenant's next change, which for an idle tenant may never come.
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { documentClient, feedHeadKey, feedVersionSchema, portsFor, registerDevice, verifyAuditChain, type Ports } from "@simroot/core";
+import {
+  catchUpFeed,
+  documentClient,
+  feedHeadKey,
+  feedPartition,
+  feedSortKey,
+  feedVersionSchema,
+  portsFor,
+  registerDevice,
+  shardOfSubject,
+  verifyAuditChain,
+  type Ports,
+} from "@simroot/core";
+import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { readFeedHead } from "@simroot/core/ledger/sequencer";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
 import { feedItems, refuseSequencerReads } from "./support/store-faults.ts";
@@ -76,4 +89,62 @@ describe("the feed's backstop", () => {
     expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({ valid: true });
     client.destroy();
   }, 20_000);
+});
+
+describe("the backstop's catch-up of one batch", () => {
+  // A runtime whose own history reader does not catch up: the calls below are the only ones.
+  let quiet: TestRuntime;
+  beforeAll(async () => {
+    quiet = await startTestRuntime({ feedBackstop: false });
+  });
+  afterAll(() => quiet.stop());
+
+  /** Commits a device through an instance whose sequencing is refused: its audit record, in no feed version. */
+  async function leftBehind(tenantId: string, imsi: string) {
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    refuseSequencerReads(client, () => true);
+    const device = await registerDevice(portsFor(client, quiet.ports.tables, quiet.bus), ctxFor(tenantId), { imsi });
+    client.destroy();
+    expect(await feedItems(quiet.ports, tenantId)).toEqual([]);
+    return [{ tenantId, shard: shardOfSubject(device.value.id), seq: 1, time: new Date(0).toISOString() }];
+  }
+
+  it("keeps sequencing through store refusals within its budget, reports what is still uncovered after it, and awaits its notice", async () => {
+    const tenantId = "ten_catch_up_refused";
+    const records = await leftBehind(tenantId, "208010000000961");
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    // Refused for 1.5 s: a budget of 300 ms ends with the records uncovered (the stream gives them again).
+    const until = Date.now() + 1_500;
+    refuseSequencerReads(client, () => Date.now() < until);
+    const published: number[] = [];
+    const feedNotifier = {
+      publish: async ({ version }: { tenantId: string; version: number }) => {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        published.push(version);
+      },
+    };
+    const ports = { db: client, tables: quiet.ports.tables, feedNotifier };
+    expect(await catchUpFeed(records, ports, { budgetMs: 300 })).toMatchObject({ uncovered: [tenantId], sequenced: [] });
+    // Given again, with time enough: sequenced through the refusals, and the notice sent before it returns.
+    expect(await catchUpFeed(records, ports, { budgetMs: 10_000 })).toMatchObject({ uncovered: [], sequenced: [tenantId] });
+    expect((await readFeedHead(quiet.ports.db, quiet.ports.tables, tenantId, 16)).version).toBe(1);
+    expect(published).toEqual([1]);
+    client.destroy();
+  }, 30_000);
+
+  it("leaves a tenant whose feed is blocked to its alarm, at once, without holding the batch", async () => {
+    const tenantId = "ten_catch_up_blocked";
+    const records = await leftBehind(tenantId, "208010000000962");
+    // A version past the head that no sequencing wrote (written into the audit table by hand): the feed fails closed.
+    await quiet.ports.db.send(
+      new PutCommand({
+        TableName: quiet.ports.tables.audit,
+        Item: { pk: feedPartition(tenantId), sk: feedSortKey(1), version: 1, forged: true },
+      }),
+    );
+    const started = Date.now();
+    expect(await catchUpFeed(records, quiet.ports, { budgetMs: 20_000 })).toEqual({ sequenced: [], uncovered: [], blocked: [tenantId] });
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect((await readFeedHead(quiet.ports.db, quiet.ports.tables, tenantId, 16)).version).toBe(0);
+  });
 });

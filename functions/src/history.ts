@@ -12,21 +12,20 @@
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from "aws-lambda";
 import {
   catchUpFromStream,
-  createLedger,
   documentClient,
   dynamoSettings,
-  iotDataEndpoint,
+  earliestInStream,
   iotDataClient,
+  iotDataEndpoint,
   iotFeedNotifier,
   projectFromStream,
-  publishCommits,
   tableNames,
   type OutboxStreamRecord,
   type Ports,
 } from "@simroot/core";
 import { logger } from "./lib/telemetry.ts";
 
-export type HistoryPorts = Pick<Ports, "db" | "tables" | "ledger">;
+export type HistoryPorts = Pick<Ports, "db" | "tables" | "feedNotifier">;
 
 let ports: HistoryPorts | undefined;
 
@@ -35,30 +34,32 @@ export const handlerFor =
   async (event: DynamoDBStreamEvent, context?: Context): Promise<DynamoDBBatchResponse> => {
     if (context) logger.addContext(context);
     const records = event.Records as OutboxStreamRecord[];
-    const result = await projectFromStream(records, ports());
-    const sequenced = await catchUpFromStream(records, ports());
-    if (sequenced.length > 0) logger.warn("sequenced committed records their committer left behind", { component: "history", sequenced });
-    if (result.failedAt === undefined) return { batchItemFailures: [] };
-    logger.error("writing committed records' history failed; the stream retries from the first record not written", {
-      component: "history",
-      projected: result.projected,
-      error: String(result.error),
-    });
-    return { batchItemFailures: [{ itemIdentifier: result.failedAt }] };
+    const projected = await projectFromStream(records, ports());
+    // Within the function's time (60 s): what is still not covered is given again by the stream.
+    const budgetMs = context ? Math.max(1_000, context.getRemainingTimeInMillis() - 15_000) : undefined;
+    const { result, retryFrom } = await catchUpFromStream(records, ports(), budgetMs ? { budgetMs } : {});
+    if (result.sequenced.length > 0)
+      logger.warn("sequenced committed records their committer left behind", { component: "history", ...result });
+    if (result.uncovered.length > 0)
+      logger.error("committed records the feed does not cover yet; the stream gives them again", { component: "history", ...result });
+    if (projected.failedAt !== undefined) {
+      logger.error("writing committed records' history failed; the stream retries from the first record not written", {
+        component: "history",
+        projected: projected.projected,
+        error: String(projected.error),
+      });
+    }
+    const first = earliestInStream(records, [projected.failedAt, retryFrom]);
+    return { batchItemFailures: first === undefined ? [] : [{ itemIdentifier: first }] };
   };
 
 function environmentPorts(): HistoryPorts {
-  const db = documentClient(dynamoSettings());
-  const tables = tableNames();
   const endpoint = iotDataEndpoint();
-  const built = {
-    db,
-    tables,
-    ledger: createLedger(db, tables),
+  return {
+    db: documentClient(dynamoSettings()),
+    tables: tableNames(),
     ...(endpoint ? { feedNotifier: iotFeedNotifier(iotDataClient(endpoint)) } : {}),
   };
-  publishCommits(built);
-  return built;
 }
 
 export const handler = handlerFor(() => (ports ??= environmentPorts()));

@@ -124,7 +124,14 @@ export * from "./traffic/graph.ts";
 export * from "./traffic/preview.ts";
 export * from "./ingest/source-health.ts";
 export * from "./outbox/outbox.ts";
-export { catchUpFeed, catchUpFromStream, catchUpGraceMs, type CatchUpOptions } from "./ledger/catch-up.ts";
+export {
+  catchUpFeed,
+  catchUpFromStream,
+  catchUpGraceMs,
+  earliestInStream,
+  type CatchUpOptions,
+  type CatchUpResult,
+} from "./ledger/catch-up.ts";
 export * from "./outbox/reproject.ts";
 export * from "./outbox/interests.ts";
 export { snapshotReplaySeconds } from "./feed/snapshot-replay.ts";

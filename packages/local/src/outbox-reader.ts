@@ -22,10 +22,11 @@ import {
 import { GetCommand, PutCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import {
   catchUpFromStream,
+  earliestInStream,
   projectFromStream,
   publishFromStream,
   type CatchUpOptions,
-  type Ledger,
+  type FeedNotifier,
   type OutboxStreamRecord,
   type Ports,
   type Publisher,
@@ -85,17 +86,29 @@ const maxBackoffMs = 5_000;
  * with a `ledger` (its own, as the history function has in AWS), the feed's backstop (core ledger/catch-up.ts).
  */
 export function startHistoryReader(
-  options: Omit<OutboxReaderOptions, "publisher" | "handle" | "name"> & { readonly ledger?: Ledger; readonly catchUp?: CatchUpOptions },
+  options: Omit<OutboxReaderOptions, "publisher" | "handle" | "name"> & {
+    /** The feed's backstop (core ledger/catch-up.ts), announcing what it moves on `feedNotifier`: off when false. */
+    readonly backstop?: false | { readonly feedNotifier?: FeedNotifier; readonly options?: CatchUpOptions };
+  },
 ): Promise<OutboxReader> {
-  const { ledger } = options;
+  const { backstop } = options;
   return startOutboxReader({
     ...options,
     name: "history",
     publisher: { publish: async () => {} },
     handle: async (records) => {
       const { projected, ...failure } = await projectFromStream(records, options);
-      if (ledger) await catchUpFromStream(records, { db: options.db, tables: options.tables, ledger }, options.catchUp);
-      return { done: projected, ...failure };
+      if (!backstop) return { done: projected, ...failure };
+      const caught = await catchUpFromStream(
+        records,
+        { db: options.db, tables: options.tables, ...(backstop.feedNotifier ? { feedNotifier: backstop.feedNotifier } : {}) },
+        backstop.options,
+      );
+      const failedAt = earliestInStream(records, [failure.failedAt, caught.retryFrom]);
+      if (failedAt === undefined) return { done: projected };
+      // Every record before the first one given again is done (written and covered).
+      const done = records.findIndex((record) => record.dynamodb?.SequenceNumber === failedAt);
+      return { done, failedAt, error: failure.error ?? new Error(`feed not caught up: ${caught.result.uncovered.join(", ")}`) };
     },
   });
 }

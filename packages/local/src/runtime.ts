@@ -9,7 +9,6 @@ import { createApp, type AppLog } from "@simroot/api";
 import { apiFunctionFor } from "@simroot/core/platform/api-routes";
 import {
   archiveAllTenants,
-  createLedger,
   auditRetentionDays,
   deliverDue,
   directoryArchiveStore,
@@ -166,15 +165,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     });
     stops.push(() => outbox.stop());
     // The history: each record listed under its subject, its IP leases, from the same stream by its own position.
-    // It is the feed's backstop too (core ledger/catch-up.ts), with a ledger of its own, as the history function has.
-    const historyLedger = options.feedBackstop === false ? undefined : createLedger(db, tables);
-    if (historyLedger) publishCommits({ ledger: historyLedger, feedNotifier });
+    // It is the feed's backstop too (core ledger/catch-up.ts), announcing what it moves on the push channel.
     const history = await startHistoryReader({
       db,
       tables,
       endpoint,
       region,
-      ...(historyLedger ? { ledger: historyLedger } : {}),
+      backstop: options.feedBackstop === false ? false : { feedNotifier },
       wrap: (body) => runningAs("history", body),
     });
     stops.push(() => history.stop());

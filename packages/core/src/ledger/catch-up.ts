@@ -7,35 +7,56 @@
  * version left written past the head (its run stopped before moving the head) waits for the next run.
  *
  * The history (the audit stream's second reader) sees every committed record. For each tenant of a batch it reads the
- * feed head; records the head does not cover yet are given until they are `graceMs` old (their committer is most
- * likely sequencing them), then the history sequences the tenant itself: the same run any instance makes, so it
- * adopts a version left past the head, races harmlessly with a late committer, and announces what it moved.
+ * feed head; records the head does not cover yet are given until `graceMs` after their time (the verb's start, so at
+ * least that long after their commit's start; their committer is most likely sequencing them), then the history runs
+ * the sequencing itself, as any instance does: it adopts a version left past the head, races harmlessly with a late
+ * committer, and announces (awaited: a Lambda frozen after answering sends nothing) what it moved. It tries again until
+ * the head covers the records or `budgetMs` has passed; what is still not covered then is reported, and the stream gives
+ * the batch again from there (its history is written again, idempotently). A tenant whose feed is blocked (a version
+ * past the head that no sequencing wrote: `FeedBlocked`, the feed fails closed and needs an operator) is left to its
+ * alarm, not retried here: it must not hold back the history of every tenant on its stream shard.
  */
 import { setTimeout as sleep } from "node:timers/promises";
+import { auditRetentionDays } from "../config.ts";
 import { eventsOfStream, type OutboxStreamRecord } from "../outbox/outbox.ts";
 import type { Ports } from "../ports.ts";
 import type { AuditRecord } from "./audit-record.ts";
-import { readFeedHead } from "./sequencer.ts";
+import { FeedBlocked, landed, readFeedHead, SequencingInDoubt, sequenceOnce, type SequencedNotice } from "./sequencer.ts";
 import { shardCount } from "./shard.ts";
 
 export interface CatchUpOptions {
-  /** How old an uncovered record must be before the reader sequences its tenant (its committer's time to do it). */
+  /** How long after a record's time the reader waits for its committer to sequence it. */
   readonly graceMs?: number;
-  /** How often the head is read again while the newest uncovered record is younger than that. */
+  /** How often the head is read again while waiting. */
   readonly pollMs?: number;
+  /** How long the reader keeps sequencing a tenant whose records stay uncovered before it reports them. */
+  readonly budgetMs?: number;
 }
 
 export const catchUpGraceMs = 2_000;
 
-/** Sequences the tenants whose records in `records` the feed head still does not cover after the grace; returns them. */
+export interface CatchUpResult {
+  /** Tenants whose records the reader sequenced itself. */
+  readonly sequenced: string[];
+  /** Tenants whose records are still not covered (the store refused, the budget ran out): give the batch again. */
+  readonly uncovered: string[];
+  /** Tenants whose feed is blocked (logged as an error; not retried). */
+  readonly blocked: string[];
+}
+
+type Covered = Pick<AuditRecord, "tenantId" | "shard" | "seq" | "time">;
+
+/** Sequences the tenants whose records the feed head still does not cover after the grace. */
 export async function catchUpFeed(
-  records: readonly Pick<AuditRecord, "tenantId" | "shard" | "seq" | "time">[],
-  ports: Pick<Ports, "db" | "tables" | "ledger">,
+  records: readonly Covered[],
+  ports: Pick<Ports, "db" | "tables" | "feedNotifier">,
   options: CatchUpOptions = {},
-): Promise<string[]> {
+): Promise<CatchUpResult> {
   const graceMs = options.graceMs ?? catchUpGraceMs;
   const pollMs = options.pollMs ?? 50;
-  // Per tenant, per shard: the last sequence the batch holds, and when the newest record was written.
+  const deadline = Date.now() + (options.budgetMs ?? 20_000);
+  const retentionSeconds = auditRetentionDays() * 86_400;
+  // Per tenant, per shard: the last sequence the batch holds, and the newest record's time.
   const tenants = new Map<string, { last: Map<number, number>; newest: number }>();
   for (const record of records) {
     const tenant = tenants.get(record.tenantId) ?? { last: new Map<number, number>(), newest: 0 };
@@ -43,39 +64,67 @@ export async function catchUpFeed(
     tenant.newest = Math.max(tenant.newest, Date.parse(record.time) || 0);
     tenants.set(record.tenantId, tenant);
   }
-  const sequenced: string[] = [];
+  const result: CatchUpResult = { sequenced: [], uncovered: [], blocked: [] };
+  const announce = async (notice: SequencedNotice) => {
+    await ports.feedNotifier?.publish({ tenantId: notice.tenantId, version: notice.version }).catch(() => {});
+  };
   await Promise.all(
     [...tenants].map(async ([tenantId, { last, newest }]) => {
+      let ran = false;
+      let failures = 0;
       for (;;) {
-        const head = await readFeedHead(ports.db, ports.tables, tenantId, shardCount);
-        if ([...last].every(([shard, seq]) => (head.vector[shard] ?? 0) >= seq)) return;
+        const head = await readFeedHead(ports.db, ports.tables, tenantId, shardCount).catch(() => undefined);
+        if (head && [...last].every(([shard, seq]) => (head.vector[shard] ?? 0) >= seq)) {
+          if (ran) result.sequenced.push(tenantId);
+          return;
+        }
+        if (Date.now() >= deadline) return void result.uncovered.push(tenantId);
         const wait = newest + graceMs - Date.now();
-        if (wait <= 0) break;
-        await sleep(Math.min(pollMs, wait));
+        if (!head || wait > 0) {
+          await sleep(Math.max(1, Math.min(pollMs, wait, deadline - Date.now())));
+          continue;
+        }
+        ran = true;
+        try {
+          const run = await sequenceOnce(ports.db, ports.tables, tenantId, shardCount, new Date(), undefined, retentionSeconds);
+          if (run && run !== "raced") await announce("raced" in run ? run.adopted : run);
+        } catch (error) {
+          if (error instanceof FeedBlocked) {
+            console.error(JSON.stringify({ level: "error", component: "feed-catch-up", tenantId, message: error.message }));
+            return void result.blocked.push(tenantId);
+          }
+          if (error instanceof SequencingInDoubt && (await landed(ports.db, ports.tables, error).catch(() => false))) {
+            await announce(error.notice);
+          }
+          await sleep(Math.random() * Math.min(1_000, 20 * 2 ** ++failures));
+        }
       }
-      await ports.ledger.sequence(tenantId);
-      sequenced.push(tenantId);
     }),
   );
-  return sequenced;
+  return result;
 }
 
-/** `catchUpFeed` for the new audit records of a stream batch; a failure is logged, never the batch's (its history is written). */
+/**
+ * `catchUpFeed` for the new audit records of a stream batch. Returns the sequence number of the first record of a
+ * tenant still not covered (the stream gives the batch again from there), undefined when there is none.
+ */
 export async function catchUpFromStream(
   records: readonly OutboxStreamRecord[],
-  ports: Pick<Ports, "db" | "tables" | "ledger">,
+  ports: Pick<Ports, "db" | "tables" | "feedNotifier">,
   options?: CatchUpOptions,
-): Promise<string[]> {
-  try {
-    return await catchUpFeed(
-      eventsOfStream(records).map(({ record }) => record),
-      ports,
-      options,
-    );
-  } catch (error) {
-    console.error(
-      JSON.stringify({ level: "warn", component: "feed-catch-up", message: "checking the feed head failed", error: String(error) }),
-    );
-    return [];
-  }
+): Promise<{ result: CatchUpResult; retryFrom?: string }> {
+  const streamed = eventsOfStream(records);
+  const result = await catchUpFeed(
+    streamed.map(({ record }) => record),
+    ports,
+    options,
+  );
+  const retryFrom = streamed.find(({ record }) => result.uncovered.includes(record.tenantId))?.sequenceNumber;
+  return { result, ...(retryFrom ? { retryFrom } : {}) };
+}
+
+/** Of `identifiers` (stream sequence numbers of `records`, or undefined), the one met first in the stream. */
+export function earliestInStream(records: readonly OutboxStreamRecord[], identifiers: readonly (string | undefined)[]): string | undefined {
+  const wanted = new Set(identifiers.filter((identifier): identifier is string => identifier !== undefined));
+  return records.find((record) => wanted.has(record.dynamodb?.SequenceNumber ?? ""))?.dynamodb?.SequenceNumber;
 }
