@@ -24,15 +24,7 @@ import type { MetricsSink } from "../platform/metrics.ts";
 import { busy, type TransactItem } from "../store/transaction.ts";
 import { auditItem } from "./audit-record.ts";
 import type { Change, Committed, FeedChange } from "./change.ts";
-import {
-  FeedBlocked,
-  landed,
-  readFeedHead,
-  readShardHead,
-  SequencingInDoubt,
-  sequenceOnce,
-  type SequencedNotice,
-} from "./sequencer.ts";
+import { FeedBlocked, landed, readFeedHead, readShardHead, SequencingInDoubt, sequenceOnce, type SequencedNotice } from "./sequencer.ts";
 import { shardCount, shardHeadKey, shardOfSubject } from "./shard.ts";
 
 const maxActions = 100;
@@ -83,7 +75,7 @@ export interface Ledger {
   commit(change: Change): Promise<Committed>;
   /** Calls `listener` after each feed version this process sequenced; returns the unsubscribe. */
   onCommit(listener: (notice: CommitNotice) => void): () => void;
-  /** Sequences whatever the tenant's shards committed and no feed version covers yet (the backstop). */
+  /** Sequences whatever the tenant's shards committed and no feed version covers yet (tests, tools; the feed's backstop in AWS is ledger/catch-up.ts). */
   sequence(tenantId: string): Promise<void>;
 }
 
@@ -422,7 +414,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
           } catch (error) {
             // The store refused the sequencing (throttled, timed out): try again shortly while a commit of this
             // instance waits for its version (each wait ends after `sequenceWaitMs`); with none waiting, past a few
-            // failures, the next commit's run or the backstop (`sequence`) covers it.
+            // failures, the next commit's run or the feed's backstop (the history reader: ledger/catch-up.ts) covers it.
             failures++;
             if (error instanceof SequencingInDoubt) state.inDoubt = error;
             console.error(
