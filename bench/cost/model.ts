@@ -75,8 +75,12 @@ export function monthlyCost(scenario: Scenario): {
     "EventBridge events": ((events * e.busEvents) / million) * prices.eventbridge.perMillionEvents,
     "Lambda requests": (lambdaRequests / million) * prices.lambda.perMillionRequests,
     "Lambda duration": gbSeconds * prices.lambda.arm64PerGbSecond,
+    // Each history invocation also reads the feed head of its batch's tenant (the feed's backstop: one consistent read
+    // of a small item, 1 read unit; a batch is one stream shard's records, one tenant's ledger shard).
     "Lambda: the audit stream's readers (outbox, history)":
-      ((readers.outbox + readers.history) / million) * prices.lambda.perMillionRequests + readerGbSeconds * prices.lambda.arm64PerGbSecond,
+      ((readers.outbox + readers.history) / million) * prices.lambda.perMillionRequests +
+      readerGbSeconds * prices.lambda.arm64PerGbSecond +
+      (readers.history / million) * prices.dynamodb.perMillionReadUnits,
     "API Gateway (webhooks + feed polls)": ((events * e.apiRequests + polls) / million) * prices.apiGateway.httpApiPerMillion,
     "IoT Core (feed notices to PEPs, their connections)":
       (notices / million) * prices.iotCore.messagingPerMillionFirstBillion +
