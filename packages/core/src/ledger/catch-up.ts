@@ -12,16 +12,18 @@
  * the sequencing itself, as any instance does: it adopts a version left past the head, races harmlessly with a late
  * committer, and announces (awaited: a Lambda frozen after answering sends nothing) what it moved. It tries again until
  * the head covers the records or `budgetMs` has passed; what is still not covered then is reported, and the stream gives
- * the batch again from there (its history is written again, idempotently). A tenant whose feed is blocked (a version
- * past the head that no sequencing wrote: `FeedBlocked`, the feed fails closed and needs an operator) is left to its
- * alarm, not retried here: it must not hold back the history of every tenant on its stream shard.
+ * the batch again from there (its history is written again, idempotently). Only the store's refusals are tried again: a
+ * tenant whose sequencing fails otherwise (a version past the head that no sequencing wrote, `FeedBlocked`, where the
+ * feed fails closed and needs an operator; records that do not chain) is logged and left, not retried here: it must
+ * not hold back the history of every tenant on its stream shard.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { auditRetentionDays } from "../config.ts";
 import { eventsOfStream, type OutboxStreamRecord } from "../outbox/outbox.ts";
 import type { Ports } from "../ports.ts";
 import type { AuditRecord } from "./audit-record.ts";
-import { FeedBlocked, landed, readFeedHead, SequencingInDoubt, sequenceOnce, type SequencedNotice } from "./sequencer.ts";
+import { dependencyUnavailable } from "../store/sdk-settings.ts";
+import { landed, readFeedHead, SequencingInDoubt, sequenceOnce, type SequencedNotice } from "./sequencer.ts";
 import { shardCount } from "./shard.ts";
 
 export interface CatchUpOptions {
@@ -40,7 +42,7 @@ export interface CatchUpResult {
   readonly sequenced: string[];
   /** Tenants whose records are still not covered (the store refused, the budget ran out): give the batch again. */
   readonly uncovered: string[];
-  /** Tenants whose feed is blocked (logged as an error; not retried). */
+  /** Tenants whose sequencing fails other than by the store's refusal (logged as an error; not retried). */
   readonly blocked: string[];
 }
 
@@ -72,6 +74,7 @@ export async function catchUpFeed(
     [...tenants].map(async ([tenantId, { last, newest }]) => {
       let ran = false;
       let failures = 0;
+      let unanchored = 0;
       for (;;) {
         const head = await readFeedHead(ports.db, ports.tables, tenantId, shardCount).catch(() => undefined);
         if (head && [...last].every(([shard, seq]) => (head.vector[shard] ?? 0) >= seq)) {
@@ -88,9 +91,23 @@ export async function catchUpFeed(
         try {
           const run = await sequenceOnce(ports.db, ports.tables, tenantId, shardCount, new Date(), undefined, retentionSeconds);
           if (run && run !== "raced") await announce("raced" in run ? run.adopted : run);
+          // Nothing past the head by the shard heads, yet records past it: a transaction's items seen one by one for a
+          // moment, or records no commit anchored (written into the audit table by hand), which no run will sequence.
+          if (run === undefined && ++unanchored > 3) {
+            console.error(
+              JSON.stringify({ level: "error", component: "feed-catch-up", tenantId, message: "records past their shard's head item" }),
+            );
+            return void result.blocked.push(tenantId);
+          }
+          if (run === undefined) await sleep(pollMs);
         } catch (error) {
-          if (error instanceof FeedBlocked) {
-            console.error(JSON.stringify({ level: "error", component: "feed-catch-up", tenantId, message: error.message }));
+          // Only the store's refusals (throttled, timed out, failing) are tried again. Anything else (FeedBlocked, a
+          // chain that does not verify, a backlog past one run) will fail the same way every time: left to its log and
+          // alarm, never to hold back the history of every tenant on the stream shard.
+          const transient = dependencyUnavailable(error instanceof SequencingInDoubt ? error.cause : error) !== undefined;
+          if (!transient) {
+            const message = error instanceof Error ? error.message : String(error);
+            console.error(JSON.stringify({ level: "error", component: "feed-catch-up", tenantId, message }));
             return void result.blocked.push(tenantId);
           }
           if (error instanceof SequencingInDoubt && (await landed(ports.db, ports.tables, error).catch(() => false))) {
