@@ -303,6 +303,8 @@ interface SnapshotCursor {
   readonly replayed?: number;
   /** The scope the snapshot was begun with: its pages cannot be continued under another. */
   readonly scope?: string;
+  /** When the snapshot read its version (epoch ms): the replay's window counts back from it (snapshot-replay.ts). */
+  readonly began?: number;
 }
 
 /** Then the replay of the latest feed versions (snapshot-replay.ts): what the eventually consistent index may not list yet. */
@@ -352,6 +354,7 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
     const stripeKnown = Number.isInteger(stripe) && stripe >= 0 && (parsed.phase === "replay" || stripe < partitions.length);
     if (
       typeof parsed.version === "number" &&
+      (parsed.began === undefined || Number.isFinite(parsed.began)) &&
       sameScope &&
       known &&
       stripeKnown &&
@@ -390,7 +393,7 @@ export async function feedSnapshot(
 ): Promise<FeedResponse> {
   const state: SnapshotCursor = cursor
     ? decode(cursor, tenantId, scope)
-    : { version: await headVersion(ports, tenantId), page: 0, phase: "revoked" };
+    : { version: await headVersion(ports, tenantId), page: 0, phase: "revoked", began: ports.now().getTime() };
   const epoch = await sharedEpoch(ports, tenantId);
   const entries: FeedEntry[] = [];
   const entry = (kind: FeedEntry["kind"], key: string, value: Record<string, unknown>): FeedEntry => ({
@@ -420,7 +423,7 @@ export async function feedSnapshot(
   let scanned = 0;
   while (!complete && entries.length < limit && scanned < limit * scanPerEntry) {
     if (phase === "replay") {
-      replayed ??= await replayStart(ports, tenantId, state.version);
+      replayed ??= await replayStart(ports, tenantId, state.version, state.began);
       const page = await replayPage(ports, tenantId, replayed, state.version, Math.ceil((limit - entries.length) / 4));
       const replay = page.entries.map(
         (change) => ({ version: state.version, kind: change.kind, key: change.key, value: change.value }) as FeedEntry,
@@ -463,6 +466,8 @@ export async function feedSnapshot(
         start,
         ...(stripe === 0 ? {} : { stripe }),
         ...(replayed === undefined ? {} : { replayed }),
+        // Until the replay has started from it (a cursor of before 2026-12-03 has none: counted from now).
+        ...(replayed === undefined && typeof state.began === "number" ? { began: state.began } : {}),
         ...scoped,
       });
   // The head commits to the cursor it answers and the one it hands out: a PEP follows only the chain of pages that began at page 0.

@@ -18,16 +18,15 @@ import type { Ports } from "../ports.ts";
 export const snapshotReplaySeconds = 10;
 
 /**
- * The last feed version sequenced more than `windowMs` before `version` was (the replay starts after it), 0 if none.
- * Measured from the version's own time, not from when the replay is asked for: a PEP paging slowly through a large
- * fleet reaches the replay long after its listing read the index, and the listing's lag is what the window covers.
+ * The last feed version sequenced more than the window before `began` (the replay starts after it), 0 if none.
+ * `began` is when the snapshot read its version (the cursor carries it), not when the replay is asked for: a PEP paging
+ * slowly through a large fleet reaches the replay long after its listing read the index, and the listing's lag is what
+ * the window covers. A cursor's time is the client's to send: it counts from no earlier than the version's own time
+ * (so a forged one cannot make this read the whole trail) and no later than now.
  */
-export async function replayStart(
-  ports: Ports,
-  tenantId: string,
-  version: number,
-  windowMs = snapshotReplaySeconds * 1000,
-): Promise<number> {
+export async function replayStart(ports: Ports, tenantId: string, version: number, began: number | undefined): Promise<number> {
+  const windowMs = snapshotReplaySeconds * 1000;
+  const now = ports.now().getTime();
   let start: Record<string, unknown> | undefined;
   let oldest = version;
   let since: number | undefined;
@@ -47,7 +46,7 @@ export async function replayStart(
     );
     for (const item of page.Items ?? []) {
       const time = Date.parse(String(item.time));
-      since ??= time - windowMs;
+      since ??= Math.min(Math.max(began ?? now, time), now) - windowMs;
       if (time < since) return Number(item.version);
       oldest = Number(item.version) - 1;
     }
