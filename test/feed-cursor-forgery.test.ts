@@ -1,4 +1,7 @@
-/** Forged snapshot cursors (found by a helper review): a start key of the wrong shape is the client's error, 400, never a 500 from the store. */
+/**
+ * Forged snapshot cursors (found by a helper review): a start key of the wrong shape is the client's error, 400, never a
+ * 500 from the store; so is a snapshot time (`began`, from which the replay counts) that is not a number.
+ */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bindingPartition } from "@simroot/core/device/keys";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
@@ -50,5 +53,16 @@ describe("forged snapshot cursors into the binding table partitions", () => {
       results.push([JSON.stringify(start), response.status]);
     }
     expect(results).toEqual(starts.map((start) => [JSON.stringify(start), 400]));
+  });
+  it("answers 400 for a snapshot time that is not a number, and takes one from any time as the version's to now", async () => {
+    const admin = await tenantClient(runtime, "began");
+    const pep = (await admin.call("POST", "/v1/keys", { name: "edge-1", role: "pep" })).json.token as string;
+    const version = (await call(runtime, pep, "GET", `/v1/feed?limit=2`)).json.signed.head.version;
+    const at = (began: unknown) => cursorOf({ version, page: 1, phase: "replay", began });
+    for (const began of ["yesterday", null, { at: 1 }, [1]])
+      expect([began, (await call(runtime, pep, "GET", `/v1/feed?limit=2&cursor=${at(began)}`)).status]).toEqual([began, 400]);
+    // The dawn of time and the far future are clamped (to the version's own time, to now): the replay answers.
+    for (const began of [0, 8.64e15])
+      expect([began, (await call(runtime, pep, "GET", `/v1/feed?limit=2&cursor=${at(began)}`)).status]).toEqual([began, 200]);
   });
 });
