@@ -147,4 +147,29 @@ describe("the backstop's catch-up of one batch", () => {
     expect(Date.now() - started).toBeLessThan(3_000);
     expect((await readFeedHead(quiet.ports.db, quiet.ports.tables, tenantId, 16)).version).toBe(0);
   });
+
+  it("tries again a run that stops to be tried again (a transaction conflict, not the store's refusal), not taking it for a blocked feed", async () => {
+    const tenantId = "ten_catch_up_conflict";
+    const records = await leftBehind(tenantId, "208010000000963");
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    let conflicts = 0;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const tables = Object.keys((args.input as { RequestItems?: Record<string, unknown> }).RequestItems ?? {});
+        const command = (context as { commandName?: string }).commandName;
+        if (command?.startsWith("BatchGet") && tables.some((table) => table.endsWith("control")) && conflicts < 2) {
+          conflicts++;
+          throw Object.assign(new Error("Transaction is ongoing for the item"), {
+            name: "TransactionConflictException",
+            $metadata: { httpStatusCode: 400 },
+          });
+        }
+        return next(args);
+      },
+      { step: "initialize", name: "conflict" },
+    );
+    const result = await catchUpFeed(records, { db: client, tables: quiet.ports.tables }, { budgetMs: 10_000 });
+    expect([conflicts, result]).toEqual([2, { sequenced: [tenantId], uncovered: [], blocked: [] }]);
+    client.destroy();
+  });
 });

@@ -35,8 +35,9 @@ export const handlerFor =
     if (context) logger.addContext(context);
     const records = event.Records as OutboxStreamRecord[];
     const projected = await projectFromStream(records, ports());
-    // Within the function's time (60 s): what is still not covered is given again by the stream.
-    const budgetMs = context ? Math.max(1_000, context.getRemainingTimeInMillis() - 15_000) : undefined;
+    // Within the function's time (60 s), leaving a run started at the end room to finish (SDK calls give up after
+    // 3 attempts of at most 4 s): what is still not covered is given again by the stream.
+    const budgetMs = context ? Math.max(1_000, context.getRemainingTimeInMillis() - 40_000) : undefined;
     const { result, retryFrom } = await catchUpFromStream(records, ports(), budgetMs ? { budgetMs } : {});
     if (result.sequenced.length > 0)
       logger.warn("sequenced committed records their committer left behind", { component: "history", ...result });

@@ -12,18 +12,17 @@
  * the sequencing itself, as any instance does: it adopts a version left past the head, races harmlessly with a late
  * committer, and announces (awaited: a Lambda frozen after answering sends nothing) what it moved. It tries again until
  * the head covers the records or `budgetMs` has passed; what is still not covered then is reported, and the stream gives
- * the batch again from there (its history is written again, idempotently). Only the store's refusals are tried again: a
- * tenant whose sequencing fails otherwise (a version past the head that no sequencing wrote, `FeedBlocked`, where the
- * feed fails closed and needs an operator; records that do not chain) is logged and left, not retried here: it must
- * not hold back the history of every tenant on its stream shard.
+ * the batch again from there (its history is written again, idempotently). A tenant whose feed is blocked (a version
+ * past the head that no sequencing wrote, `FeedBlocked`: the feed fails closed and needs an operator) or whose records
+ * lie past their shard's head item (written into the audit table by hand: no run will sequence them) is logged and
+ * left, not retried: it must not hold back the history of every tenant on its stream shard.
  */
 import { setTimeout as sleep } from "node:timers/promises";
 import { auditRetentionDays } from "../config.ts";
 import { eventsOfStream, type OutboxStreamRecord } from "../outbox/outbox.ts";
 import type { Ports } from "../ports.ts";
 import type { AuditRecord } from "./audit-record.ts";
-import { dependencyUnavailable } from "../store/sdk-settings.ts";
-import { landed, readFeedHead, SequencingInDoubt, sequenceOnce, type SequencedNotice } from "./sequencer.ts";
+import { FeedBlocked, landed, readFeedHead, SequencingInDoubt, sequenceOnce, type SequencedNotice } from "./sequencer.ts";
 import { shardCount } from "./shard.ts";
 
 export interface CatchUpOptions {
@@ -42,7 +41,7 @@ export interface CatchUpResult {
   readonly sequenced: string[];
   /** Tenants whose records are still not covered (the store refused, the budget ran out): give the batch again. */
   readonly uncovered: string[];
-  /** Tenants whose sequencing fails other than by the store's refusal (logged as an error; not retried). */
+  /** Tenants whose feed is blocked, or whose records no run will sequence (logged as an error; not retried). */
   readonly blocked: string[];
 }
 
@@ -84,7 +83,9 @@ export async function catchUpFeed(
         if (Date.now() >= deadline) return void result.uncovered.push(tenantId);
         const wait = newest + graceMs - Date.now();
         if (!head || wait > 0) {
-          await sleep(Math.max(1, Math.min(pollMs, wait, deadline - Date.now())));
+          // A refused head read backs off as a refused run does.
+          const pause = head ? Math.min(pollMs, wait) : Math.random() * Math.min(1_000, 20 * 2 ** ++failures);
+          await sleep(Math.max(1, Math.min(pause, deadline - Date.now())));
           continue;
         }
         ran = true;
@@ -101,13 +102,12 @@ export async function catchUpFeed(
           }
           if (run === undefined) await sleep(pollMs);
         } catch (error) {
-          // Only the store's refusals (throttled, timed out, failing) are tried again. Anything else (FeedBlocked, a
-          // chain that does not verify, a backlog past one run) will fail the same way every time: left to its log and
-          // alarm, never to hold back the history of every tenant on the stream shard.
-          const transient = dependencyUnavailable(error instanceof SequencingInDoubt ? error.cause : error) !== undefined;
-          if (!transient) {
-            const message = error instanceof Error ? error.message : String(error);
-            console.error(JSON.stringify({ level: "error", component: "feed-catch-up", tenantId, message }));
+          // A blocked feed (a version past the head that no sequencing wrote) fails the same way every time: left to its
+          // log and alarm, never to hold back the history of every tenant on the stream shard. Anything else (the store
+          // refusing, a run that stops to be tried again: a shard head or a binding not yet visible at its record, a
+          // transaction conflict) is tried again within the budget, then given again by the stream.
+          if (error instanceof FeedBlocked) {
+            console.error(JSON.stringify({ level: "error", component: "feed-catch-up", tenantId, message: error.message }));
             return void result.blocked.push(tenantId);
           }
           if (error instanceof SequencingInDoubt && (await landed(ports.db, ports.tables, error).catch(() => false))) {
