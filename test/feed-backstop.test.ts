@@ -8,7 +8,6 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   catchUpFeed,
   documentClient,
-  feedHeadKey,
   feedPartition,
   feedSortKey,
   feedVersionSchema,
@@ -21,7 +20,7 @@ import {
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { readFeedHead } from "@simroot/core/ledger/sequencer";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
-import { feedItems, refuseSequencerReads } from "./support/store-faults.ts";
+import { failHeadMoves, feedItems, refuseSequencerReads } from "./support/store-faults.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -38,25 +37,6 @@ const devicesInFeed = async (tenantId: string) =>
     .flatMap((item) => feedVersionSchema.shape.entries.parse(item.entries) as { kind: string; key: string }[])
     .filter((entry) => entry.kind === "device")
     .map((entry) => entry.key);
-
-/** The store refuses every move of the tenant's feed head by this client (its version gets written, its head never). */
-function refuseHeadMoves(client: ReturnType<typeof documentClient>, tenantId: string) {
-  const head = feedHeadKey(tenantId);
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const input = args.input as { TableName?: string; Item?: Record<string, unknown> };
-      const command = String((context as { commandName?: string }).commandName);
-      if (["PutCommand", "PutItemCommand"].includes(command) && input.Item?.pk === head.pk && input.Item?.sk === head.sk) {
-        throw Object.assign(new Error("Throughput exceeds the current capacity"), {
-          name: "ProvisionedThroughputExceededException",
-          $metadata: { httpStatusCode: 400 },
-        });
-      }
-      return next(args);
-    },
-    { step: "initialize", name: "refuseHeadMoves" },
-  );
-}
 
 describe("the feed's backstop", () => {
   it("sequences a committed change its committer never sequenced (stopped, frozen, refused), within seconds", async () => {
@@ -80,7 +60,7 @@ describe("the feed's backstop", () => {
     const tenantId = "ten_backstop_version";
     // The committer sequences its change, but the head never moves for it: the version is written, past the head.
     const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
-    refuseHeadMoves(client, tenantId);
+    failHeadMoves(client, tenantId);
     const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
     const committed = registerDevice(ports, ctxFor(tenantId), { imsi: "208010000000952" });
     await expect.poll(async () => (await headOf(tenantId)).version, { timeout: 4_500, interval: 100 }).toBe(1);

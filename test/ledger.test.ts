@@ -37,7 +37,7 @@ import { bindingKey } from "@simroot/core/device/keys";
 import { cutEntries } from "@simroot/core/ledger/cut";
 import { FeedBlocked, readFeedHead, sequenceOnce, settleHead } from "@simroot/core/ledger/sequencer";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
-import { feedItems, holdersInFeed, refuseSequencerReads, staleShardRead } from "./support/store-faults.ts";
+import { failHeadMoves, feedItems, holdersInFeed, refuseSequencerReads, staleShardRead } from "./support/store-faults.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -1138,34 +1138,6 @@ describe("the ledger", () => {
   });
 });
 
-/**
- * The store fails the first move of the tenant's feed head, before writing it (`lands: false`: refused, throttled) or
- * after (`lands: true`: the head moved, the answer lost), as a throttled or timed-out request does.
- */
-function failFirstHeadMove(client: ReturnType<typeof documentClient>, tenantId: string, lands: boolean) {
-  const failed = { count: 0 };
-  const head = feedHeadKey(tenantId);
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      const input = args.input as { TableName?: string; Item?: Record<string, unknown> };
-      const headMove =
-        ["PutCommand", "PutItemCommand"].includes(String((context as { commandName?: string }).commandName)) &&
-        input.TableName?.endsWith("control") &&
-        input.Item?.pk === head.pk &&
-        input.Item?.sk === head.sk;
-      if (!headMove || failed.count > 0) return next(args);
-      failed.count++;
-      if (lands) await next(args);
-      throw Object.assign(new Error("Throughput exceeds the current capacity"), {
-        name: "ProvisionedThroughputExceededException",
-        $metadata: { httpStatusCode: 400 },
-      });
-    },
-    { step: "initialize", name: "failFirstHeadMove" },
-  );
-  return failed;
-}
-
 describe("a feed version whose head move failed", () => {
   it.each([
     ["refused: the run that finds the version written moves the head to it", false],
@@ -1173,7 +1145,7 @@ describe("a feed version whose head move failed", () => {
   ])("is announced like any commit when the head move was %s", async (_, lands) => {
     const tenantId = `ten_head_move_${lands ? "lost" : "refused"}`;
     const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
-    const failed = failFirstHeadMove(client, tenantId, lands);
+    const failed = failHeadMoves(client, tenantId, { times: 1, lands });
     const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
     const notices: number[] = [];
     ports.ledger.onCommit((notice) => notice.tenantId === tenantId && notices.push(notice.version));

@@ -4,7 +4,7 @@
  * as code before a change kept them. Middleware on one client: the other instances (clients) see the store as it is.
  */
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { feedPartition, feedVersionSchema, type documentClient, type Ports } from "@simroot/core";
+import { feedHeadKey, feedPartition, feedVersionSchema, type documentClient, type Ports } from "@simroot/core";
 import { bindingKey, legacyBindingKey } from "@simroot/core/device/keys";
 
 type Client = ReturnType<typeof documentClient>;
@@ -89,4 +89,32 @@ export async function keptAsBefore(ports: Ports, tenantId: string, address: stri
   );
   await db.send(new DeleteCommand({ TableName: tables.identity, Key: bindingKey(tenantId, address) }));
   return Item;
+}
+
+/**
+ * The store fails this client's moves of the tenant's feed head (throttled): `times` of them (default every one),
+ * before writing (`lands: false`) or after (`lands: true`: the head moved, the answer lost). Returns the count failed.
+ */
+export function failHeadMoves(client: Client, tenantId: string, options: { times?: number; lands?: boolean } = {}) {
+  const failed = { count: 0 };
+  const head = feedHeadKey(tenantId);
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const input = args.input as { TableName?: string; Item?: Record<string, unknown> };
+      const headMove =
+        ["PutCommand", "PutItemCommand"].includes(String((context as { commandName?: string }).commandName)) &&
+        input.TableName?.endsWith("control") &&
+        input.Item?.pk === head.pk &&
+        input.Item?.sk === head.sk;
+      if (!headMove || failed.count >= (options.times ?? Number.POSITIVE_INFINITY)) return next(args);
+      failed.count++;
+      if (options.lands) await next(args);
+      throw Object.assign(new Error("Throughput exceeds the current capacity"), {
+        name: "ProvisionedThroughputExceededException",
+        $metadata: { httpStatusCode: 400 },
+      });
+    },
+    { step: "initialize", name: "failHeadMoves" },
+  );
+  return failed;
 }

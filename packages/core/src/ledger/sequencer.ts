@@ -483,13 +483,16 @@ async function pendingDefect(
   return mismatch ? `its entries are not the shard records': it ${mismatch}` : undefined;
 }
 
-/** What a head move to `record` announces: the same notice as the sequencing that wrote it would have given. */
-const noticeOf = (tenantId: string, since: number, record: FeedVersionRecord): SequencedNotice => ({
+/** What a head move from `since` to the last of `records` announces (the writer's notice, or an adopter's of it). */
+const noticeOf = (tenantId: string, since: number, records: readonly FeedVersionRecord[]): SequencedNotice => ({
   tenantId,
   since,
-  version: record.version,
-  vector: record.vector,
-  feed: [{ version: record.version, changes: record.entries.map(({ kind, key, value }) => ({ kind, key, value })) }],
+  version: records.at(-1)!.version,
+  vector: records.at(-1)!.vector,
+  feed: records.map((record) => ({
+    version: record.version,
+    changes: record.entries.map(({ kind, key, value }) => ({ kind, key, value })),
+  })),
 });
 
 /**
@@ -510,7 +513,7 @@ async function adoptPending(
   // Not served: the feed stops here (fails closed) and says why; the caller backs off as from a store failure.
   if (defect) throw new FeedBlocked(`feed version ${head.version + 1} past the head is not the sequencer's (${defect}): not adopted`);
   const record = feedVersionSchema.parse(item) as FeedVersionRecord;
-  const notice = noticeOf(tenantId, head.version, record);
+  const notice = noticeOf(tenantId, head.version, [record]);
   try {
     await moveHead(db, tables, tenantId, record, record.time);
   } catch (error) {
@@ -609,16 +612,7 @@ export async function sequenceOnce(
     // Kept as long as the audit records it chains over, and archived with them (audit/archive.ts).
     ...(retentionSeconds ? { expiresAt: expiry(time, retentionSeconds) } : {}),
   });
-  const notice: SequencedNotice = {
-    tenantId,
-    since: head.version,
-    version: last.version,
-    vector,
-    feed: records.map((record) => ({
-      version: record.version,
-      changes: record.entries.map(({ kind, key, value }) => ({ kind, key, value })),
-    })),
-  };
+  const notice = noticeOf(tenantId, head.version, records);
   try {
     if (records.length === 1) {
       // One version (every run but a backlog's): its conditional put alone decides the version, no transaction
