@@ -31,6 +31,7 @@ export default $config({
     await import("./infra/webhooks");
     const { auditArchiver } = await import("./infra/audit-archive");
     const { auditArchive } = await import("./infra/audit-archive-bucket");
+    const { feedAuthorizer, feedMqttHost } = await import("./infra/feed-channel");
 
     return {
       api: api.url,
@@ -42,6 +43,9 @@ export default $config({
       alarmTopic: alarmTopic.arn,
       dashboard: dashboard.dashboardName,
       iotAuthorizer: iotAuthorizer?.name,
+      // PEPs on the push channel: `simroot-pep --feed push --mqtt-url mqtts://<feedMqttHost>:443 --mqtt-authorizer <feedAuthorizer>`.
+      feedMqttHost,
+      feedAuthorizer: feedAuthorizer.name,
       outbox: outbox.apply((s) => s.nodes.function.name),
       history: history.apply((s) => s.nodes.function.name),
       auditArchive: auditArchive.name,

@@ -12,6 +12,7 @@ import { bus, busEnvironment } from "./event-bus";
 import { feedKey, feedKeyEnvironment } from "./feed-key";
 import { secretsKey, secretsKeyEnvironment } from "./secrets-key";
 import { auditArchive, auditArchiveEnvironment } from "./audit-archive-bucket";
+import { feedChannelEnvironment } from "./iot-endpoint";
 import { stage } from "./stage";
 
 /** Runtime of every function. */
@@ -76,6 +77,7 @@ export function functionArgs(name: FunctionName, late: LateResources = {}, role:
       ...(definition.feedKey.length > 0 ? feedKeyEnvironment : {}),
       ...(definition.secretsKey.length > 0 ? secretsKeyEnvironment : {}),
       ...("auditArchive" in definition && definition.auditArchive ? auditArchiveEnvironment : {}),
+      ...(definition.feedNotices ? feedChannelEnvironment : {}),
       POWERTOOLS_SERVICE_NAME: `simroot-${name}`,
     },
     logging: { format: "json", retention: stage.logRetention },

@@ -53,11 +53,16 @@ async function pepCredentials(tenant: Tenant) {
   return { token, keyFile, folder, tenantId: tenant.tenant.id as string, publicKey: createPublicKey(keys.json.keys[0].publicKeyPem) };
 }
 
-async function startTestPep(credentials: Awaited<ReturnType<typeof pepCredentials>>, feed: "stream" | "long-poll" = "stream") {
+async function startTestPep(
+  credentials: Awaited<ReturnType<typeof pepCredentials>>,
+  feed: "stream" | "long-poll" | "push" = "stream",
+  fetch?: typeof globalThis.fetch,
+) {
   const config = readConfig(
     [
       "--feed",
       feed,
+      ...(feed === "push" ? ["--mqtt-url", runtime.feedMqttUrl!] : []),
       "--state",
       join(credentials.folder, "state.json"),
       "--public-key",
@@ -73,7 +78,7 @@ async function startTestPep(credentials: Awaited<ReturnType<typeof pepCredential
     ],
     { SIMROOT_URL: runtime.url!, SIMROOT_PEP_KEY: credentials.token },
   )!;
-  const pep = await startPep(config);
+  const pep = await startPep(config, fetch ? { fetch } : {});
   running.push(pep);
   return pep;
 }
@@ -189,6 +194,36 @@ describe("a PEP on the live feed", () => {
     await expect.poll(() => restarted.state.policies.size, { timeout: 3_000 }).toBe(2);
     expect(restarted.sync.stats.snapshots).toBe(0);
     await stopPep(restarted);
+  });
+
+  it("on the push channel (--feed push), holds no request open and denies a revoked device within a second", async () => {
+    const tenant = await tenantClient(runtime, "push");
+    const device = (await tenant.call("POST", "/v1/devices", { imsi, labels: { fleet: "meters" } })).json;
+    const credentials = await pepCredentials(tenant);
+    const feedRequests: string[] = [];
+    const pep = await startTestPep(credentials, "push", (input, init) => {
+      const url = new URL(String(input));
+      if (url.pathname === "/v1/feed") feedRequests.push(`wait=${url.searchParams.get("wait") ?? ""}`);
+      return fetch(input, init);
+    });
+    await expect.poll(() => pep.engine.fresh(), { timeout: 5_000 }).toBe(true);
+    const decide = () =>
+      pep.engine.decide({ deviceId: device.id, destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" }).reason;
+    expect(decide()).toBe("deny.default");
+    // Subscribed: the first notice or connection wakes one poll; then it waits on the channel (the idle poll is 20 s away).
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const pollsBefore = pep.sync.stats.polls;
+    const revokedAt = Date.now();
+    expect((await tenant.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "SIM reported stolen" })).status).toBe(200);
+    await expect.poll(decide, { timeout: 1_000, interval: 10 }).toBe("deny.revoked");
+    expect(Date.now() - revokedAt).toBeLessThan(1_000);
+    // One short poll per notice: the commit's (a later sequencing may add one).
+    expect(pep.sync.stats.polls - pollsBefore).toBeGreaterThanOrEqual(1);
+    expect(pep.sync.stats.polls - pollsBefore).toBeLessThanOrEqual(3);
+    // Never a long poll or a stream: every delta request answers at once.
+    expect(feedRequests.length).toBeGreaterThan(1);
+    expect(feedRequests.filter((request) => request !== "wait=0" && request !== "wait=")).toEqual([]);
+    await stopPep(pep);
   });
 
   it("follows a streamed feed on one connection: each change and re-signed head arrives without a new request", async () => {

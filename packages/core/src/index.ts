@@ -90,6 +90,7 @@ export { headVersion, publishCommits } from "./feed/watch.ts";
 export * from "./feed/flows.ts";
 export * from "./feed/notifier.ts";
 export * from "./feed/iot-notifier.ts";
+export * from "./feed/subscriber-authorizer.ts";
 export * from "./ingest/backlog.ts";
 export { matchesPattern, validatePattern } from "./event/pattern.ts";
 export * from "./anomaly/model.ts";

@@ -4,14 +4,20 @@
  * `@aws-sdk/client-iot-data-plane` sends) and fans each message out to the subscribers of
  * that topic, which hold a server-sent-events stream (`GET /topics/<topic>`, in place of an
  * MQTT subscription). Several local instances that share nothing else publish to and
- * subscribe through one hub, as Lambdas and PEPs do through IoT Core. Loopback only, no
- * authentication (IoT Core authorizes PEPs per tenant topic); nothing is retained.
+ * subscribe through one hub, as Lambdas and PEPs do through IoT Core. Loopback only; the
+ * server-sent-events side authenticates nobody (instances and tests follow it). With an
+ * `authorize` function the hub also is an MQTT broker (feed-hub-mqtt.ts) that decides every
+ * CONNECT with it as IoT Core asks its custom authorizer: PEPs follow their tenant's notices
+ * over MQTT there, with the client and the authorizer they use against IoT Core. Nothing is retained.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { startMqttSide, type MqttAuthorizer, type MqttSide } from "./feed-hub-mqtt.ts";
 
 export interface FeedHub {
   readonly url: string;
+  /** `mqtt://host:port` when the hub was given an authorizer. */
+  readonly mqttUrl: string | undefined;
   /** Subscribers per topic, and messages published. */
   stats(): { subscribers: number; published: number };
   close(): Promise<void>;
@@ -21,8 +27,27 @@ export interface FeedHub {
 const maxPayloadBytes = 128 * 1024;
 const heartbeatMs = 15_000;
 
-export async function startFeedHub(options: { port?: number; hostname?: string } = {}): Promise<FeedHub> {
+export interface FeedHubOptions {
+  readonly port?: number;
+  readonly hostname?: string;
+  /** Decides MQTT CONNECTs (IoT Core's custom authorizer request and answer); without it the hub speaks no MQTT. */
+  readonly authorize?: MqttAuthorizer;
+  readonly mqttPort?: number;
+  /** Overrides the authorizer's refresh interval (tests). */
+  readonly mqttRefreshSeconds?: number;
+}
+
+export async function startFeedHub(options: FeedHubOptions = {}): Promise<FeedHub> {
   const topics = new Map<string, Set<ServerResponse>>();
+  const hostname = options.hostname ?? "127.0.0.1";
+  const mqtt: MqttSide | undefined = options.authorize
+    ? await startMqttSide({
+        authorize: options.authorize,
+        hostname,
+        ...(options.mqttPort === undefined ? {} : { port: options.mqttPort }),
+        ...(options.mqttRefreshSeconds === undefined ? {} : { refreshSeconds: options.mqttRefreshSeconds }),
+      })
+    : undefined;
   let published = 0;
   const fail = (response: ServerResponse, status: number, type: string, message: string) => {
     response.writeHead(status, { "content-type": "application/json", "x-amzn-errortype": type });
@@ -44,6 +69,7 @@ export async function startFeedHub(options: { port?: number; hostname?: string }
       .map((line) => `data: ${line}`)
       .join("\n")}\n\n`;
     for (const subscriber of topics.get(topic) ?? []) subscriber.write(frame);
+    await mqtt?.publish(topic, Buffer.from(payload, "utf8"));
     response.writeHead(200, { "content-type": "application/json" });
     response.end("{}");
   };
@@ -73,17 +99,18 @@ export async function startFeedHub(options: { port?: number; hostname?: string }
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port ?? 0, options.hostname ?? "127.0.0.1", resolve);
+    server.listen(options.port ?? 0, hostname, resolve);
   });
   const address = server.address() as AddressInfo;
   return {
-    url: `http://${options.hostname ?? "127.0.0.1"}:${address.port}`,
+    url: `http://${hostname}:${address.port}`,
+    mqttUrl: mqtt?.url,
     stats: () => ({ subscribers: [...topics.values()].reduce((sum, set) => sum + set.size, 0), published }),
     close: () =>
       new Promise<void>((resolve) => {
         for (const set of topics.values()) for (const subscriber of set) subscriber.destroy();
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      }).then(() => mqtt?.close()),
   };
 }

@@ -43,6 +43,8 @@ console.log(
     `  openapi:  ${runtime.url}/openapi.json`,
     `  data:     ${dataDir}`,
     `  dynamodb: ${runtime.endpoint}`,
+    // PEPs follow their tenant's feed notices here (simroot-pep --feed push --mqtt-url ...), as they do on AWS IoT Core.
+    ...(runtime.feedMqttUrl ? [`  feed mqtt: ${runtime.feedMqttUrl}`] : []),
   ].join("\n"),
 );
 

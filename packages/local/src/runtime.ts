@@ -10,6 +10,7 @@ import { apiFunctionFor } from "@simroot/core/platform/api-routes";
 import {
   archiveAllTenants,
   auditRetentionDays,
+  authorizeFeedSubscriber,
   deliverDue,
   directoryArchiveStore,
   documentClient,
@@ -26,6 +27,7 @@ import {
   storeHealth,
   tableNames,
   type MetricsSink,
+  type Ports,
   type Publisher,
   type Redeliver,
 } from "@simroot/core";
@@ -55,6 +57,8 @@ export interface LocalRuntimeOptions {
    * omit to start one (its URL is `feedHubUrl` on the runtime).
    */
   readonly feedHubUrl?: string;
+  /** How often the hub's MQTT side asks the authorizer again about a connected PEP (IoT's 300 s by default; tests). */
+  readonly feedMqttRefreshSeconds?: number;
   /**
    * The history reader sequences records their committer left behind (core ledger/catch-up.ts): default on. Off for
    * tests that stage an instance stopping mid-sequencing and check what the next run makes of it.
@@ -110,11 +114,21 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     await ensureTables(db, tables);
 
     let feedHubUrl = options.feedHubUrl;
+    let feedMqttUrl: string | undefined;
+    /** The ports the hub's MQTT authorizer reads API keys with, once they exist (a CONNECT before fails as IoT's would). */
+    let authorizerPorts: Ports | undefined;
     if (!feedHubUrl) {
-      // Loopback only: the hub authenticates nobody (IoT Core authorizes each PEP per tenant topic).
-      const hub = await startFeedHub();
+      // Loopback only. Its MQTT side asks the feed's custom authorizer about each PEP, as IoT Core does.
+      const hub = await startFeedHub({
+        authorize: (request) =>
+          authorizerPorts
+            ? runningAs("feedAuthorizer", () => authorizeFeedSubscriber(authorizerPorts!, request))
+            : Promise.reject(new Error("the control plane is starting")),
+        ...(options.feedMqttRefreshSeconds === undefined ? {} : { mqttRefreshSeconds: options.feedMqttRefreshSeconds }),
+      });
       stops.push(() => hub.close());
       feedHubUrl = hub.url;
+      feedMqttUrl = hub.mqttUrl;
     }
     const feedNotifier = hubFeedNotifier(feedHubUrl);
     stops.push(async () => feedNotifier.destroy());
@@ -143,6 +157,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     const grantViolations: readonly GrantViolation[] =
       (options.enforceGrants ?? process.env.SIMROOT_ENFORCE_GRANTS !== "0") ? enforceGrants(db, tables, ports.ledger).violations : [];
     publishCommits(ports);
+    authorizerPorts = ports;
     const bus = await LocalBus.open({
       directory: options.dataDir ? join(options.dataDir, "bus") : undefined,
       targets: await loadRuleTargets(ports),
@@ -244,7 +259,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
         if (outbox.published() === before) return;
       }
     };
-    return { app, bus, outbox, history, settled, ports, endpoint, url, feedHubUrl, grantViolations, stop };
+    return { app, bus, outbox, history, settled, ports, endpoint, url, feedHubUrl, feedMqttUrl, grantViolations, stop };
   } catch (error) {
     await stop();
     throw error;

@@ -5,6 +5,7 @@ export * from "./sync.ts";
 export * from "./transport.ts";
 export * from "./push.ts";
 export { hubTrigger } from "./hub-trigger.ts";
+export { mqttTrigger, type MqttTriggerOptions } from "./mqtt-trigger.ts";
 export { normalizeIp } from "./ip.ts";
 export { FlowReporter, type FlowObservation, type FlowRecord, type FlowReport, type FlowStats } from "./daemon/flows.ts";
 export { parseCheck, authzHandler, reasonHeader, deviceHeader, recordingHeader, type AuthzReason } from "./daemon/authz.ts";

@@ -58,7 +58,7 @@ export function mintApiKey(tenantId: string, role: Role, name: string, tables: P
 const unauthenticated = () => new SimrootError("auth.invalid_key", "auth", "Missing, malformed, revoked or unknown API key");
 
 /** Resolves a bearer token to its principal, or throws `auth.invalid_key` (key records cached briefly: see key-cache.ts). */
-export async function authenticate(ports: Ports, token: string | undefined): Promise<Principal> {
+export async function authenticate(ports: Pick<Ports, "db" | "tables">, token: string | undefined): Promise<Principal> {
   const match = token ? keyPattern.exec(token) : null;
   if (!match) throw unauthenticated();
   const [, keyId, secret] = match as unknown as [string, string, string];

@@ -26,14 +26,14 @@ interface KeyCache {
 const caches = new WeakMap<object, KeyCache>();
 const maxEntries = 10_000;
 
-function cacheOf(ports: Ports): KeyCache {
+function cacheOf(ports: Pick<Ports, "db">): KeyCache {
   let cache = caches.get(ports.db);
   if (!cache) caches.set(ports.db, (cache = { entries: new Map(), generations: new Map() }));
   return cache;
 }
 
 /** The stored key record, read through the cache; unknown keys are never cached. */
-export function cachedKey(ports: Ports, keyId: string, read: () => Promise<StoredKey>): Promise<StoredKey> {
+export function cachedKey(ports: Pick<Ports, "db">, keyId: string, read: () => Promise<StoredKey>): Promise<StoredKey> {
   const cache = cacheOf(ports);
   const hit = cache.entries.get(keyId);
   if (hit && hit.until > Date.now()) return hit.item;

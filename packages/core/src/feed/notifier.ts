@@ -28,6 +28,17 @@ export interface FeedNotifier {
 
 export const feedTopic = (tenantId: string) => `simroot/${tenantId}/feed`;
 
+/**
+ * The MQTT client id a PEP follows the channel with: its API key's id, then a suffix of its own (two connections with
+ * one client id would disconnect each other). The channel's authorizer holds the id to the key (subscriber-authorizer.ts).
+ */
+export function feedClientId(apiKey: string, suffix?: string): string {
+  const keyId = /^sr_(key_[0-9A-HJKMNP-TV-Z]{26})_/.exec(apiKey)?.[1];
+  if (!keyId) throw new Error("not a simroot API key");
+  if (suffix !== undefined && !/^[A-Za-z0-9_-]{1,64}$/.test(suffix)) throw new Error("a client id suffix is 1 to 64 of A-Z a-z 0-9 _ -");
+  return suffix ? `${keyId}.${suffix}` : keyId;
+}
+
 /** Parses a notice's payload; undefined when it is not one (the channel carries no authority). */
 export function parseHeadMoved(payload: string): HeadMoved | undefined {
   try {

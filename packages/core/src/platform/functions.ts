@@ -317,6 +317,17 @@ export const functions = {
     publishes: false,
     feedNotices: true,
   },
+  // Not a rule consumer: AWS IoT Core invokes it for each MQTT CONNECT to the feed's push channel (infra/feed-channel.ts).
+  feedAuthorizer: {
+    ...streamReader,
+    handler: "feed-authorizer.ts",
+    does: "decides which PEPs may follow a tenant's feed notices on AWS IoT Core: by their feed API key (core feed/subscriber-authorizer.ts)",
+    timeoutSeconds: 5,
+    memoryMb: 256,
+    // The API key's record (access/api-key.ts).
+    tables: { control: ["GetItem"] },
+    publishes: false,
+  },
   // Not a rule consumer: an hourly schedule runs it (infra/audit-archive.ts).
   auditArchiver: {
     ...streamReader,
@@ -333,7 +344,10 @@ export const functions = {
     feedKey: ["Sign", "GetPublicKey"],
     auditArchive: true,
   },
-} as const satisfies Record<ApiFunctionName | "outbox" | "history" | "deadLetterDrain" | "auditArchiver" | RuleName, FunctionDefinition>;
+} as const satisfies Record<
+  ApiFunctionName | "outbox" | "history" | "deadLetterDrain" | "auditArchiver" | "feedAuthorizer" | RuleName,
+  FunctionDefinition
+>;
 
 export type FunctionName = keyof typeof functions;
 export const functionNames = Object.keys(functions) as FunctionName[];

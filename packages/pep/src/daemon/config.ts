@@ -21,8 +21,15 @@ export interface PepConfig {
   readonly selector: string | undefined;
   /** How far this PEP's clock may be off the control plane's, seconds (0..2). */
   readonly clockSkewSeconds: number;
-  /** `stream`: ask for the feed as a stream (a control plane that cannot stream answers long polls); `long-poll`: never. */
-  readonly feedMode: "stream" | "long-poll";
+  /**
+   * `stream`: ask for the feed as a stream (a control plane that cannot stream answers long polls); `long-poll`: never;
+   * `push`: follow the tenant's notices over MQTT (AWS IoT Core, or the local hub) and poll only when one comes.
+   */
+  readonly feedMode: "stream" | "long-poll" | "push";
+  /** `push`: the MQTT broker (`mqtts://<iot:Data-ATS endpoint>:443` in AWS). */
+  readonly mqttUrl: string | undefined;
+  /** `push` in AWS: the IoT Core custom authorizer of the feed (the deployment's `feedAuthorizer` output). */
+  readonly mqttAuthorizer: string | undefined;
   readonly statePath: string;
   /** The Envoy ext_authz listener: every path is an authorization check. */
   readonly port: number;
@@ -62,7 +69,10 @@ Options (environment variable in brackets):
   --tenant <id>             the tenant enforced (required) [SIMROOT_TENANT]
   --clock-skew <s>          clock-skew tolerance of head expiry checks, 0..2 s (default 1) [SIMROOT_PEP_CLOCK_SKEW]
   --feed <mode>             stream (default: one connection carries the changes; long polls where the control plane
-                            cannot stream) or long-poll [SIMROOT_PEP_FEED]
+                            cannot stream), long-poll, or push (follow the tenant's notices over MQTT, poll when one
+                            comes: what to use in AWS, where a long poll holds a Lambda) [SIMROOT_PEP_FEED]
+  --mqtt-url <url>          push: the MQTT broker, mqtts://<your iot:Data-ATS endpoint>:443 in AWS [SIMROOT_PEP_MQTT_URL]
+  --mqtt-authorizer <name>  push in AWS: the feed's IoT custom authorizer (sst output feedAuthorizer) [SIMROOT_PEP_MQTT_AUTHORIZER]
   --selector <labels>       follow only the devices of a site or segment, key=value[,key=value] [SIMROOT_PEP_SELECTOR]
   --state <file>            state file (default ./simroot-pep-state.json) [SIMROOT_PEP_STATE]
   --port <n>                ext_authz listener port (default 9191) [SIMROOT_PEP_PORT]
@@ -104,6 +114,8 @@ export function readConfig(argv: readonly string[], env: Readonly<Record<string,
         "clock-skew": { type: "string" },
         selector: { type: "string" },
         feed: { type: "string" },
+        "mqtt-url": { type: "string" },
+        "mqtt-authorizer": { type: "string" },
         state: { type: "string" },
         port: { type: "string" },
         "admin-port": { type: "string" },
@@ -142,7 +154,14 @@ export function readConfig(argv: readonly string[], env: Readonly<Record<string,
     }
   }
   const feedMode = values.feed ?? env.SIMROOT_PEP_FEED ?? "stream";
-  if (feedMode !== "stream" && feedMode !== "long-poll") throw new UsageError(`--feed must be stream or long-poll, not ${feedMode}`);
+  if (feedMode !== "stream" && feedMode !== "long-poll" && feedMode !== "push")
+    throw new UsageError(`--feed must be stream, long-poll or push, not ${feedMode}`);
+  const mqttUrl = values["mqtt-url"] ?? env.SIMROOT_PEP_MQTT_URL;
+  const mqttAuthorizer = values["mqtt-authorizer"] ?? env.SIMROOT_PEP_MQTT_AUTHORIZER;
+  if (feedMode === "push") {
+    if (!mqttUrl) throw new UsageError("--feed push needs the MQTT broker (--mqtt-url or SIMROOT_PEP_MQTT_URL)");
+    if (!/^mqtts?:\/\/[^/]+/.test(mqttUrl)) throw new UsageError(`--mqtt-url must be mqtt:// or mqtts://, not ${mqttUrl}`);
+  }
   const port = integer("--port", values.port ?? env.SIMROOT_PEP_PORT, 9191, 0, 65535);
   const adminPort = integer("--admin-port", values["admin-port"] ?? env.SIMROOT_PEP_ADMIN_PORT, 9192, 0, 65535);
   if (port !== 0 && port === adminPort)
@@ -155,6 +174,8 @@ export function readConfig(argv: readonly string[], env: Readonly<Record<string,
     clockSkewSeconds: integer("--clock-skew", values["clock-skew"] ?? env.SIMROOT_PEP_CLOCK_SKEW, 1, 0, maxClockSkewSeconds),
     selector: selectorOf(values.selector ?? env.SIMROOT_PEP_SELECTOR),
     feedMode,
+    mqttUrl,
+    mqttAuthorizer,
     statePath: values.state ?? env.SIMROOT_PEP_STATE ?? "simroot-pep-state.json",
     port,
     adminPort,

@@ -66,7 +66,21 @@ describe("configuration", () => {
     expect(readConfig([], { ...env, SIMROOT_PEP_SELECTOR: "site=lyon" })).toMatchObject({ selector: "site=lyon" });
     expect(readConfig([], env)).toMatchObject({ selector: undefined, feedMode: "stream" });
     expect(readConfig(["--feed", "long-poll"], env)).toMatchObject({ feedMode: "long-poll" });
-    expect(() => readConfig([], { ...env, SIMROOT_PEP_FEED: "push" })).toThrow(/stream or long-poll/);
+    expect(() => readConfig([], { ...env, SIMROOT_PEP_FEED: "poll" })).toThrow(/stream, long-poll or push/);
+    // push follows the tenant's notices over MQTT: it needs the broker, and an MQTT one.
+    expect(() => readConfig([], { ...env, SIMROOT_PEP_FEED: "push" })).toThrow(/--mqtt-url/);
+    expect(() => readConfig(["--feed", "push", "--mqtt-url", "https://iot.example"], env)).toThrow(/mqtt:\/\/ or mqtts:\/\//);
+    expect(
+      readConfig(["--feed", "push"], {
+        ...env,
+        SIMROOT_PEP_MQTT_URL: "mqtts://abc-ats.iot.us-east-1.amazonaws.com:443",
+        SIMROOT_PEP_MQTT_AUTHORIZER: "simroot-production-feed",
+      }),
+    ).toMatchObject({
+      feedMode: "push",
+      mqttUrl: "mqtts://abc-ats.iot.us-east-1.amazonaws.com:443",
+      mqttAuthorizer: "simroot-production-feed",
+    });
     expect(readConfig(["--help"], env)).toBeUndefined();
   });
 

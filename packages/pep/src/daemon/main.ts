@@ -3,12 +3,13 @@
  * two listeners (ext_authz; admin) together. Exit codes: 0 stopped by a signal, 1 failed to
  * start, 2 bad command line.
  */
-import { createPublicKey, type KeyObject } from "node:crypto";
+import { createPublicKey, randomBytes, type KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { PepEngine } from "../engine.ts";
 import { loadState, PepState } from "../state.ts";
+import { mqttTrigger } from "../mqtt-trigger.ts";
 import { FeedSync } from "../sync.ts";
 import { signatureValid } from "../verify.ts";
 import { adminHandler } from "./admin.ts";
@@ -89,6 +90,17 @@ export async function startPep(config: PepConfig, deps: PepDeps = {}) {
           onError: (error) => log({ level: "warn", msg: "flow report failed", error: String(error) }),
         })
       : undefined;
+  // `push`: no request waits on the control plane; a notice on the tenant's MQTT topic says when to poll.
+  const trigger =
+    config.feedMode === "push"
+      ? mqttTrigger({
+          url: config.mqttUrl!,
+          apiKey: config.apiKey,
+          ...(config.mqttAuthorizer ? { authorizer: config.mqttAuthorizer } : {}),
+          clientSuffix: `${config.pepId.replace(/[^A-Za-z0-9_-]/g, "").slice(0, 40)}-${randomBytes(3).toString("hex")}`,
+          onError: (error) => log({ level: "warn", msg: "feed channel failed", error: `${error.name}: ${error.message}` }),
+        })
+      : undefined;
   const sync = new FeedSync({
     url: config.url,
     apiKey: config.apiKey,
@@ -97,6 +109,7 @@ export async function startPep(config: PepConfig, deps: PepDeps = {}) {
     statePath: config.statePath,
     clockSkewSeconds: config.clockSkewSeconds,
     stream: config.feedMode === "stream",
+    ...(trigger ? { trigger } : {}),
     ...(config.selector ? { selector: config.selector } : {}),
     ...(deps.fetch ? { fetch: deps.fetch } : {}),
     ...(deps.now ? { now: deps.now } : {}),
@@ -124,6 +137,7 @@ export async function startPep(config: PepConfig, deps: PepDeps = {}) {
     adminUrl: urlOf(admin),
     async stop() {
       await sync.stop();
+      trigger?.close();
       await flows?.stop();
       await Promise.all([close(authz), close(admin)]);
     },

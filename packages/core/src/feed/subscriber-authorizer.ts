@@ -1,0 +1,81 @@
+/**
+ * Who may follow a tenant's feed notices on the push channel: the custom authorizer of AWS IoT
+ * Core for PEPs (locally, the feed hub asks it the same question: packages/local/src/feed-hub.ts).
+ * A PEP connects over MQTT with its feed API key as the password and a client id that starts
+ * with the key's id (`<key id>` or `<key id>.<suffix>`, so that several PEPs sharing a key each
+ * have their own connection). A valid key of a role that may read the feed (`pep`, `admin`, as
+ * `GET /v1/feed`) gets a policy to receive its own tenant's topic, `simroot/<tenant>/feed`, and
+ * nothing else: no publishing (notices come from the control plane's IoT Publish, with its role),
+ * no other tenant's topic. IoT asks again every 5 minutes: a revoked key is disconnected then.
+ *
+ * A notice only says "the head moved to V"; the PEP still fetches and verifies the signed feed
+ * with the same key, checked on every request. So the authorizer guards who learns when a tenant
+ * changes, and keeps anyone from speaking on the tenant's channel.
+ */
+import { authenticate, type Role } from "../access/api-key.ts";
+import { SimrootError } from "../error.ts";
+import type { MqttAuthorizerRequest, MqttAuthorizerResponse } from "../integration/iot/iot-authorizer.ts";
+import type { Ports } from "../ports.ts";
+import { feedTopic } from "./notifier.ts";
+
+/** The roles `GET /v1/feed` serves (api routes/feed.ts). */
+export const feedSubscriberRoles: readonly Role[] = ["pep", "admin"];
+
+/** IoT's bounds for both durations are 300..86,400 seconds. */
+const refreshAfterInSeconds = 300;
+const disconnectAfterInSeconds = 86_400;
+const clientIdPattern = /^(key_[0-9A-HJKMNP-TV-Z]{26})(?:\.[A-Za-z0-9_-]{1,64})?$/;
+/** A tenant id is one plain topic segment: `+`, `#` or `/` would widen the grant. */
+const plainSegment = /^[A-Za-z0-9_-]{1,128}$/;
+
+const arn = (kind: string, name: string) => `arn:aws:iot:*:*:${kind}/${name}`;
+
+const deny = (principalId: string): MqttAuthorizerResponse => ({
+  isAuthenticated: false,
+  principalId,
+  disconnectAfterInSeconds: refreshAfterInSeconds,
+  refreshAfterInSeconds,
+  policyDocuments: [],
+});
+
+/** What the authorizer reads: the API keys' records (the control table). */
+export type FeedKeyStore = Pick<Ports, "db" | "tables">;
+
+export async function authorizeFeedSubscriber(ports: FeedKeyStore, request: MqttAuthorizerRequest): Promise<MqttAuthorizerResponse> {
+  const mqtt = request.protocolData.mqtt;
+  const clientId = mqtt?.clientId ?? "";
+  const principal = clientId.replace(/[^A-Za-z0-9]/g, "").slice(0, 128) || "unknown";
+  const keyId = clientIdPattern.exec(clientId)?.[1];
+  if (!keyId || !mqtt?.password) return deny(principal);
+  const token = Buffer.from(mqtt.password, "base64").toString("utf8");
+  // The client id names the key the password is: a key cannot connect as another's PEP.
+  if (!token.startsWith(`sr_${keyId}_`)) return deny(principal);
+  let tenantId: string;
+  try {
+    const principalOfKey = await authenticate(ports, token);
+    if (!feedSubscriberRoles.includes(principalOfKey.role)) return deny(principal);
+    tenantId = principalOfKey.tenantId;
+  } catch (error) {
+    // An unknown or revoked key is refused; the store failing is not a refusal of the key (IoT then fails the CONNECT).
+    if (error instanceof SimrootError && error.code === "auth.invalid_key") return deny(principal);
+    throw error;
+  }
+  if (!plainSegment.test(tenantId)) return deny(principal);
+  const topic = feedTopic(tenantId);
+  return {
+    isAuthenticated: true,
+    principalId: principal,
+    disconnectAfterInSeconds,
+    refreshAfterInSeconds,
+    policyDocuments: [
+      {
+        Version: "2012-10-17",
+        Statement: [
+          { Effect: "Allow", Action: "iot:Connect", Resource: arn("client", clientId) },
+          { Effect: "Allow", Action: "iot:Subscribe", Resource: arn("topicfilter", topic) },
+          { Effect: "Allow", Action: "iot:Receive", Resource: arn("topic", topic) },
+        ],
+      },
+    ],
+  };
+}

@@ -1,0 +1,170 @@
+/**
+ * The feed's push channel over MQTT, as PEPs follow it in AWS (IoT Core) and locally (the feed hub's MQTT side): a real
+ * MQTT client (MQTT.js, the PEP's) against a real broker (aedes) that decides each CONNECT with the feed's custom
+ * authorizer (core feed/subscriber-authorizer.ts, the function IoT Core invokes) and holds clients to the policy it
+ * returns, as IoT Core does.
+ */
+import { createPublicKey } from "node:crypto";
+import { connect, type MqttClient } from "mqtt";
+import { feedClientId, feedTopic, type FeedResponse } from "@simroot/core";
+import { FeedSync, mqttTrigger, PepEngine, PepState } from "@simroot/pep";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  // The hub asks the authorizer again every second (IoT Core: every refreshAfterInSeconds, at least 300).
+  runtime = await startTestRuntime({ port: 0, feedMqttRefreshSeconds: 1 });
+}, 60_000);
+afterAll(async () => {
+  await runtime?.stop();
+});
+
+const clients: MqttClient[] = [];
+afterAll(() => {
+  for (const client of clients) client.end(true);
+});
+
+/** Connects as a PEP would; resolves once CONNACK accepted it, or with the broker's refusal. */
+function connectAs(apiKey: string, clientId: string): Promise<{ client: MqttClient; error?: Error }> {
+  const client = connect(runtime.feedMqttUrl!, {
+    clientId,
+    username: "simroot-pep",
+    password: apiKey,
+    reconnectPeriod: 0,
+    protocolVersion: 4,
+  });
+  clients.push(client);
+  return new Promise((resolve) => {
+    client.once("connect", () => resolve({ client }));
+    client.once("error", (error) => resolve({ client, error }));
+  });
+}
+
+/** The QoS the broker granted the subscription: 128 is its refusal (MQTT.js reports it as an error carrying the SUBACK). */
+const subscribe = (client: MqttClient, topic: string) =>
+  new Promise<number | undefined>((resolve, reject) =>
+    client.subscribe(topic, { qos: 1 }, (error, granted) => {
+      const suback = (error as { packet?: { granted?: number[] } } | null)?.packet?.granted;
+      if (error) return suback ? resolve(suback[0]) : reject(error);
+      resolve(granted?.[0]?.qos);
+    }),
+  );
+
+/** Every payload a client receives, by topic. */
+function inbox(client: MqttClient) {
+  const received: { topic: string; payload: string }[] = [];
+  client.on("message", (topic, payload) => received.push({ topic, payload: payload.toString("utf8") }));
+  return received;
+}
+
+async function pepKey(admin: Awaited<ReturnType<typeof tenantClient>>, role = "pep") {
+  const created = await admin.call("POST", "/v1/keys", { name: `${role}-${Math.random()}`, role });
+  expect(created.status).toBe(201);
+  return { token: created.json.token as string, id: created.json.key?.id ?? created.json.id };
+}
+
+describe("PEPs on the feed's push channel over MQTT", () => {
+  it("learn a revocation from the notice, with no long poll and before their idle poll", async () => {
+    const admin = await tenantClient(runtime, "mqtt-revocation");
+    const { token } = await pepKey(admin);
+    const device = (await admin.call("POST", "/v1/devices", { imsi: "208010000007001" })).json;
+    const publicKey = createPublicKey((await call(runtime, token, "GET", "/v1/feed/keys")).json.keys[0].publicKeyPem);
+    const state = new PepState(admin.tenant.id);
+    const engine = new PepEngine(state);
+    const errors: Error[] = [];
+    const trigger = mqttTrigger({ url: runtime.feedMqttUrl!, apiKey: token, onError: (error) => errors.push(error) });
+    const waits: string[] = [];
+    const sync = new FeedSync({
+      url: runtime.url!,
+      apiKey: token,
+      publicKeys: [publicKey],
+      state,
+      trigger,
+      idlePollSeconds: 60,
+      fetch: (input, init) => {
+        waits.push(new URL(String(input)).searchParams.get("wait") ?? "");
+        return fetch(input, init);
+      },
+    });
+    sync.start();
+    try {
+      await expect.poll(() => state.version, { timeout: 10_000 }).toBeGreaterThan(0);
+      const decide = () => engine.decide({ deviceId: device.id, destination: { ip: "10.0.0.1" }, port: 443, protocol: "tcp" }).reason;
+      expect(decide()).not.toBe("deny.revoked");
+      // Subscribed (the trigger's first wake-up polled once): from here only a notice wakes the sync within the minute.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const pollsBefore = sync.stats.polls;
+      const committed = Date.now();
+      expect((await admin.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+      await expect.poll(decide, { timeout: 5_000, interval: 20 }).toBe("deny.revoked");
+      expect(Date.now() - committed).toBeLessThan(5_000);
+      expect(sync.stats.polls - pollsBefore).toBeLessThanOrEqual(2);
+      expect(waits.filter((wait) => wait !== "" && wait !== "0")).toEqual([]);
+      expect(errors).toEqual([]);
+    } finally {
+      await sync.stop();
+      trigger.close();
+    }
+  }, 60_000);
+
+  it("admit a feed key to receive its own tenant's notices only: not another tenant's, and never to speak on the channel", async () => {
+    const a = await tenantClient(runtime, "mqtt-a");
+    const b = await tenantClient(runtime, "mqtt-b");
+    const { token } = await pepKey(a);
+    const ingest = await pepKey(a, "ingest");
+    const otherPep = await pepKey(a);
+
+    // Refused at CONNECT: a key whose role does not read the feed, a key presented under another key's client id, a wrong secret.
+    expect((await connectAs(ingest.token, feedClientId(ingest.token, "x"))).error?.message).toMatch(/not authorized/i);
+    expect((await connectAs(token, feedClientId(otherPep.token, "x"))).error?.message).toMatch(/not authorized/i);
+    const forgedSecret = token.replace(
+      /_([A-Za-z0-9_-]{43})$/,
+      (_, secret: string) => `_${secret.startsWith("A") ? "B" : "A"}${secret.slice(1)}`,
+    );
+    expect((await connectAs(forgedSecret, feedClientId(token, "x"))).error?.message).toMatch(/not authorized/i);
+
+    const listener = await connectAs(token, feedClientId(token, "listener"));
+    expect(listener.error).toBeUndefined();
+    const received = inbox(listener.client);
+    expect(await subscribe(listener.client, feedTopic(b.tenant.id))).toBe(128);
+    expect(await subscribe(listener.client, "simroot/#")).toBe(128);
+    expect(await subscribe(listener.client, feedTopic(a.tenant.id))).toBe(1);
+
+    // A subscriber that publishes a notice on its tenant's topic is disconnected; nobody receives the forgery.
+    const speaker = await connectAs(token, feedClientId(token, "speaker"));
+    expect(speaker.error).toBeUndefined();
+    const closed = new Promise<void>((resolve) => speaker.client.once("close", () => resolve()));
+    speaker.client.publish(feedTopic(a.tenant.id), JSON.stringify({ tenantId: a.tenant.id, version: 999_999 }), { qos: 1 });
+    await closed;
+
+    // B's change is not told to A's PEP; A's own is.
+    expect((await b.call("POST", "/v1/devices", { imsi: "208010000007101" })).status).toBe(201);
+    expect((await a.call("POST", "/v1/devices", { imsi: "208010000007102" })).status).toBe(201);
+    await expect.poll(() => received.length, { timeout: 5_000 }).toBeGreaterThan(0);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(received.every(({ topic }) => topic === feedTopic(a.tenant.id))).toBe(true);
+    const versions = received.map(({ payload }) => JSON.parse(payload) as { tenantId: string; version: number });
+    expect(versions.every((notice) => notice.tenantId === a.tenant.id && notice.version < 999_999)).toBe(true);
+    const head = ((await call(runtime, token, "GET", "/v1/feed")).json as FeedResponse).signed.head.version;
+    expect(Math.max(...versions.map((notice) => notice.version))).toBe(head);
+  }, 60_000);
+
+  it("disconnect a PEP whose key is revoked, at the authorizer's next refresh", async () => {
+    const admin = await tenantClient(runtime, "mqtt-revoked-key");
+    const key = await pepKey(admin);
+    const { client, error } = await connectAs(key.token, feedClientId(key.token, "soon-revoked"));
+    expect(error).toBeUndefined();
+    const closed = new Promise<void>((resolve) => client.once("close", () => resolve()));
+    let stillOpen = true;
+    void closed.then(() => (stillOpen = false));
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    // Refreshed at least once while the key was valid: still connected.
+    expect(stillOpen).toBe(true);
+    const keyId = /^sr_(key_[0-9A-Z]+)_/.exec(key.token)![1]!;
+    expect((await admin.call("DELETE", `/v1/keys/${keyId}`)).status).toBe(200);
+    await expect.poll(() => stillOpen, { timeout: 5_000 }).toBe(false);
+    // And it cannot come back.
+    expect((await connectAs(key.token, feedClientId(key.token, "again"))).error?.message).toMatch(/not authorized/i);
+  }, 60_000);
+});
