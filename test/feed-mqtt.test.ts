@@ -9,6 +9,7 @@ import { connect, type MqttClient } from "mqtt";
 import { feedClientId, feedTopic, type FeedResponse } from "@simroot/core";
 import { FeedSync, mqttTrigger, PepEngine, PepState } from "@simroot/pep";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { byNoticeMs, recordingFetch } from "./support/feed-polls.ts";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -74,7 +75,7 @@ describe("PEPs on the feed's push channel over MQTT", () => {
     const engine = new PepEngine(state);
     const errors: Error[] = [];
     const trigger = mqttTrigger({ url: runtime.feedMqttUrl!, apiKey: token, onError: (error) => errors.push(error) });
-    const waits: string[] = [];
+    const polls = recordingFetch();
     const sync = new FeedSync({
       url: runtime.url!,
       apiKey: token,
@@ -82,25 +83,22 @@ describe("PEPs on the feed's push channel over MQTT", () => {
       state,
       trigger,
       idlePollSeconds: 60,
-      fetch: (input, init) => {
-        waits.push(new URL(String(input)).searchParams.get("wait") ?? "");
-        return fetch(input, init);
-      },
+      fetch: polls.fetch,
     });
     sync.start();
     try {
       await expect.poll(() => state.version, { timeout: 10_000 }).toBeGreaterThan(0);
       const decide = () => engine.decide({ deviceId: device.id, destination: { ip: "10.0.0.1" }, port: 443, protocol: "tcp" }).reason;
       expect(decide()).not.toBe("deny.revoked");
-      // Subscribed (the trigger's first wake-up polled once): from here only a notice wakes the sync within the minute.
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      const pollsBefore = sync.stats.polls;
+      // Subscribed (the trigger's first wake-up polled once). Right after a poll the next idle one is 4 s away: learning
+      // the revocation well within that, the notice told it.
+      await expect.poll(() => polls.waits.length, { timeout: 5_000 }).toBeGreaterThan(1);
+      await polls.nextAnswer();
       const committed = Date.now();
       expect((await admin.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" })).status).toBe(200);
-      await expect.poll(decide, { timeout: 5_000, interval: 20 }).toBe("deny.revoked");
-      expect(Date.now() - committed).toBeLessThan(5_000);
-      expect(sync.stats.polls - pollsBefore).toBeLessThanOrEqual(2);
-      expect(waits.filter((wait) => wait !== "" && wait !== "0")).toEqual([]);
+      await expect.poll(decide, { timeout: byNoticeMs, interval: 20 }).toBe("deny.revoked");
+      expect(Date.now() - committed).toBeLessThan(byNoticeMs);
+      expect(polls.waits.filter((wait) => wait !== "" && wait !== "0")).toEqual([]);
       expect(errors).toEqual([]);
     } finally {
       await sync.stop();

@@ -55,8 +55,11 @@ export const assumed = {
   storedBytesPerEvent: 800,
   /** Days audit records stay in DynamoDB before their TTL (archived to S3 first): the deployment's setting. */
   auditRetentionDays: auditRetentionDays(),
-  /** A PEP on the push channel refreshes the signed head this often when no notice came (pep `idlePollSeconds`). */
-  idlePollSeconds: 20,
+  /**
+   * A PEP on the push channel refreshes the signed head this often when no notice came: half the head's 8 s lifetime
+   * (pep sync.ts; before 2026-12-04 it waited 20 s and failed closed while idle).
+   */
+  idlePollSeconds: 4,
   /** Devices behind one enforcement point (PEP), which polls the feed. */
   devicesPerPep: 1_000,
   /** Devices per tenant (one signed feed head per tenant per second at most: herd sharing). */

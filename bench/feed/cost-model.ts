@@ -1,12 +1,14 @@
 /**
  * The modelled AWS cost of one idle PEP per month, today (a long poll holding a Lambda
  * instance) and on the push channel (an MQTT subscription to AWS IoT Core, plus a short poll
- * every `idlePollSeconds` to refresh the signed head). Prices: us-east-1, list prices, x86
- * Lambda; see docs/feed-distribution.md for the sources and the arithmetic.
+ * every `idlePollSeconds` to refresh the signed head). Prices: us-east-1, list prices, arm64
+ * Lambda (what infra deploys); see docs/feed-distribution.md for the sources and the arithmetic.
  */
+import { maxHeadLifetimeSeconds } from "../../packages/core/src/feed/wire.ts";
+
 export const prices = {
-  /** AWS Lambda: per GB-second of duration, and per request. */
-  lambdaGbSecond: 0.0000166667,
+  /** AWS Lambda (arm64): per GB-second of duration, and per request. */
+  lambdaGbSecond: 0.0000133334,
   lambdaRequest: 0.2 / 1e6,
   /** Amazon API Gateway HTTP API, per request (first 300 million). */
   httpApiRequest: 1.0 / 1e6,
@@ -22,7 +24,10 @@ export interface CostAssumptions {
   readonly memoryGb: number;
   /** Today: the long-poll wait, s (a PEP re-polls at once after each answer). */
   readonly waitSeconds: number;
-  /** Push: how often an idle PEP polls to refresh its signed head (lifetime 60 s), s. */
+  /**
+   * Push: how often an idle PEP polls to refresh its signed head, s: half the head's lifetime (8 s), as the PEP does
+   * (pep sync.ts), so that a head is renewed before it expires and the PEP never fails closed while nothing changes.
+   */
   readonly idlePollSeconds: number;
   /** Push: billed duration of a short poll answered 304 by a warm instance, s. */
   readonly shortPollSeconds: number;
@@ -33,7 +38,7 @@ export interface CostAssumptions {
 export const defaultAssumptions: CostAssumptions = {
   memoryGb: 1,
   waitSeconds: 25,
-  idlePollSeconds: 20,
+  idlePollSeconds: maxHeadLifetimeSeconds / 2,
   shortPollSeconds: 0.02,
   keepAliveSeconds: 300,
 };

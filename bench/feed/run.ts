@@ -13,7 +13,7 @@ import { measureBytes } from "./bytes.ts";
 import { seedFleet } from "./fleet.ts";
 import { measureRevocation, tableRow, type RevocationOptions } from "./revocation.ts";
 import { measureInstances } from "./instances.ts";
-import { idlePepCost, perChangeCost } from "./cost-model.ts";
+import { defaultAssumptions, idlePepCost, perChangeCost } from "./cost-model.ts";
 
 const sizes = (process.env.SIZES ?? "10000,100000").split(",").filter(Boolean).map(Number);
 const workers = Number(process.env.WORKERS ?? 10);
@@ -105,12 +105,14 @@ async function instances() {
 function cost() {
   const model = idlePepCost();
   const usd = (value: number) => `$${value.toFixed(4)}`;
-  console.log("\n5. modelled AWS cost of one idle PEP per month (us-east-1 list prices, 1 GB Lambda; see docs/feed-distribution.md)\n");
+  console.log(
+    "\n5. modelled AWS cost of one idle PEP per month (us-east-1 list prices, 1 GB arm64 Lambda; see docs/feed-distribution.md)\n",
+  );
   console.table({
     ...Object.fromEntries(Object.entries(model.today).map(([line, value]) => [`today: ${line}`, { "USD / month": usd(value) }])),
     "today: total (long poll, 25 s wait)": { "USD / month": usd(model.todayTotal) },
     ...Object.fromEntries(Object.entries(model.push).map(([line, value]) => [`push: ${line}`, { "USD / month": usd(value) }])),
-    "push: total (IoT Core MQTT + a 304 poll every 20 s)": { "USD / month": usd(model.pushTotal) },
+    [`push: total (IoT Core MQTT + a 304 poll every ${defaultAssumptions.idlePollSeconds} s)`]: { "USD / month": usd(model.pushTotal) },
   });
   console.log(
     `ratio today / push: ${(model.todayTotal / model.pushTotal).toFixed(0)}x; each change then costs ${usd(perChangeCost() * 1000)} per 1,000 PEPs`,

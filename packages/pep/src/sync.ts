@@ -56,7 +56,8 @@ export interface SyncOptions {
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
   /**
    * Push instead of long polls (see push.ts): poll without waiting, then only when the trigger
-   * says the head moved, or every `idlePollSeconds` (default 20) to refresh the signed head.
+   * says the head moved, or to refresh the signed head before it expires: every `idlePollSeconds`
+   * at most, and at least every half lifetime of the head held (4 s for the control plane's 8 s heads).
    */
   readonly trigger?: FeedTrigger;
   /**
@@ -310,10 +311,14 @@ export class FeedSync {
   /** The long-poll wait: the configured one, at most half the lifetime of the head held (a head expires a poll later). */
   #wait(): number {
     // 20 s at most: the feed's longest long poll (core `timeouts.feedWaitSeconds`), answered inside the gateway's 30 s.
-    const wanted = this.#options.waitSeconds ?? 20;
+    return Math.max(0, Math.min(this.#options.waitSeconds ?? 20, this.#halfLifetime()));
+  }
+
+  /** Half the lifetime of the head held, whole seconds: a head fetched now is refreshed before it expires. */
+  #halfLifetime(): number {
     const head = this.#options.state.head?.head;
     const lifetime = head ? (Date.parse(head.expiresAt) - Date.parse(head.issuedAt)) / 1000 : maxHeadLifetimeSeconds;
-    return Math.max(0, Math.min(wanted, Math.floor(Math.min(lifetime, maxHeadLifetimeSeconds) / 2)));
+    return Math.floor(Math.min(Number.isFinite(lifetime) ? lifetime : maxHeadLifetimeSeconds, maxHeadLifetimeSeconds) / 2);
   }
 
   #selector(): Record<string, string> {
@@ -351,7 +356,9 @@ export class FeedSync {
         failures = 0;
         const { trigger, state } = this.#options;
         if (trigger && state.tenantId && result !== "snapshot" && !this.#more) {
-          await trigger.wait(state.tenantId, state.version, (this.#options.idlePollSeconds ?? 20) * 1000, signal);
+          // No notice: poll anyway before the head held expires (else the PEP fails closed while nothing changes).
+          const idleSeconds = Math.min(this.#options.idlePollSeconds ?? 20, Math.max(1, this.#halfLifetime()));
+          await trigger.wait(state.tenantId, state.version, idleSeconds * 1000, signal);
         }
         // Let the HTTP client take the finished connection back first (an injected fetch, undici,
         // frees it only on a later turn), so the next poll reuses it instead of dialing (and, over
