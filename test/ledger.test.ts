@@ -1,8 +1,13 @@
+import { mkdtemp } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { deflateRawSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import {
   applyOperatorEvent,
+  archiveAudit,
+  directoryArchiveStore,
   ingestedEvent,
   shardHeadKey,
   auditPartition,
@@ -312,6 +317,24 @@ describe("the ledger", () => {
     expect(await verifyAuditIncrementally(runtime.ports, signer, tenantId)).toMatchObject({ valid: true, lastSeq: 2 });
     // The next walk starts at the checkpoint: at the head (2), so version 3 is walked again, and still verifies.
     expect(await verifyAuditIncrementally(runtime.ports, signer, tenantId)).toMatchObject({ valid: true, lastSeq: 2 });
+  });
+
+  it("is moved forward by the audit archiver, which announces the move on the push channel as a sequencing would", async () => {
+    const tenantId = "ten_behind_archiver";
+    await headOneBehind(runtime.ports, tenantId);
+    // No further change comes: only the archiver's hourly run moves the head, and PEPs on the channel learn it from it.
+    const notices: { tenantId: string; version: number }[] = [];
+    const ports = {
+      ...runtime.ports,
+      feedNotifier: { publish: async (notice: { tenantId: string; version: number }) => void notices.push(notice) },
+    };
+    const store = directoryArchiveStore(await mkdtemp(join(tmpdir(), "simroot-archive-behind-")));
+    await archiveAudit(ports, memorySigner(), store, tenantId, { retentionDays: 90 });
+    expect((await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16)).version).toBe(3);
+    expect(notices).toEqual([{ tenantId, version: 3 }]);
+    // Settled: the next run finds nothing to move and announces nothing.
+    await archiveAudit(ports, memorySigner(), store, tenantId, { retentionDays: 90 });
+    expect(notices).toHaveLength(1);
   });
 
   it("neither verifies nor serves a version written past the head by someone other than the sequencer", async () => {

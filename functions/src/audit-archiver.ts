@@ -12,6 +12,9 @@ import {
   documentClient,
   dynamoSettings,
   feedKmsKeyId,
+  iotDataClient,
+  iotDataEndpoint,
+  iotFeedNotifier,
   kmsSigner,
   s3ArchiveStore,
   sdkClientSettings,
@@ -63,8 +66,15 @@ export const handler = handlerFor(
       const bucket = auditArchiveBucket();
       const keyId = feedKmsKeyId();
       if (!bucket || !keyId) throw new Error("SIMROOT_AUDIT_ARCHIVE_BUCKET and SIMROOT_FEED_KMS_KEY_ID must be set");
+      // A head it moves forward is announced on the feed's push channel (IoT Core), as the sequencing would have.
+      const iotEndpoint = iotDataEndpoint();
       return {
-        ports: { db: documentClient(dynamoSettings()), tables: tableNames(), now: () => new Date() },
+        ports: {
+          db: documentClient(dynamoSettings()),
+          tables: tableNames(),
+          now: () => new Date(),
+          ...(iotEndpoint ? { feedNotifier: iotFeedNotifier(iotDataClient(iotEndpoint)) } : {}),
+        },
         signer: await kmsSigner(keyId),
         store: s3ArchiveStore(new S3Client(sdkClientSettings()), bucket),
         retentionDays: auditRetentionDays(),

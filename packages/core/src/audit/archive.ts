@@ -8,7 +8,8 @@ import { shardCount } from "../ledger/shard.ts";
 import type { Ports } from "../ports.ts";
 
 /** What archiving touches: the store, nothing else (no ledger, no bus). */
-export type ArchivePorts = Pick<Ports, "db" | "tables" | "now">;
+/** What the archiver uses; with a feed notifier, it announces a head it moved forward (`settleHead`). */
+export type ArchivePorts = Pick<Ports, "db" | "tables" | "now"> & Partial<Pick<Ports, "feedNotifier">>;
 import {
   chainPointBytes,
   followVersions,
@@ -171,7 +172,9 @@ export async function archiveAudit(
   const expiringBy = Math.floor(ports.now().getTime() / 1000) + leadDays * 86_400;
   // A head left one behind by a sequencing that stopped would hold the archive (it stops at the head) until the
   // tenant's next change, however long that is: the records past it would expire unarchived.
-  await settleHead(ports.db, ports.tables, tenantId);
+  const settled = await settleHead(ports.db, ports.tables, tenantId);
+  // Announced as the sequencing that stopped would have: PEPs on the push channel poll only when told.
+  if (settled) await ports.feedNotifier?.publish({ tenantId, version: settled.version });
   let checkpoint = await readArchiveCheckpoint(ports, signer, tenantId);
   // Verify what is new since the signed audit checkpoint, which signs (and keeps) the point reached:
   // every archived range is then bound to a signed checkpoint at or after it.

@@ -343,6 +343,8 @@ export const functions = {
     // Signs the archive checkpoint with the feed key, as the audit checkpoints are.
     feedKey: ["Sign", "GetPublicKey"],
     auditArchive: true,
+    // Announces a feed head it moved forward (core audit/archive.ts).
+    feedNotices: true,
   },
 } as const satisfies Record<
   ApiFunctionName | "outbox" | "history" | "deadLetterDrain" | "auditArchiver" | "feedAuthorizer" | RuleName,
