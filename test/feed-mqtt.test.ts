@@ -6,7 +6,9 @@
  */
 import { createPublicKey } from "node:crypto";
 import { connect, type MqttClient } from "mqtt";
-import { feedClientId, feedTopic, type FeedResponse } from "@simroot/core";
+import { feedClientId, feedTopic, type FeedResponse, type MqttAuthorizerResponse } from "@simroot/core";
+import { startFeedHub } from "@simroot/local/feed-hub";
+import { policyAllows } from "@simroot/local/feed-hub-mqtt";
 import { FeedSync, mqttTrigger, PepEngine, PepState } from "@simroot/pep";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { byNoticeMs, recordingFetch } from "./support/feed-polls.ts";
@@ -165,4 +167,149 @@ describe("PEPs on the feed's push channel over MQTT", () => {
     // And it cannot come back.
     expect((await connectAs(key.token, feedClientId(key.token, "again"))).error?.message).toMatch(/not authorized/i);
   }, 60_000);
+});
+
+describe("the local broker holds clients to their policy, as IoT Core does", () => {
+  const allow = (statements: { Action: string; Resource: string }[]): MqttAuthorizerResponse => ({
+    isAuthenticated: true,
+    principalId: "p",
+    disconnectAfterInSeconds: 3600,
+    refreshAfterInSeconds: 300,
+    policyDocuments: [{ Version: "2012-10-17", Statement: statements.map((statement) => ({ Effect: "Allow" as const, ...statement })) }],
+  });
+
+  it("checks Receive on every message, apart from Subscribe, and no wildcard crosses an ARN segment", async () => {
+    // A policy that may subscribe to every feed topic but receive one tenant's only: the broker must still withhold the rest.
+    const hub = await startFeedHub({
+      authorize: async () =>
+        allow([
+          { Action: "iot:Connect", Resource: "arn:aws:iot:*:*:client/*" },
+          { Action: "iot:Subscribe", Resource: "arn:aws:iot:*:*:topicfilter/simroot/*" },
+          { Action: "iot:Receive", Resource: "arn:aws:iot:*:*:topic/simroot/ten_a/feed" },
+        ]),
+    });
+    try {
+      const client = connect(hub.mqttUrl!, { clientId: "c1", username: "u", password: "p", reconnectPeriod: 0, protocolVersion: 4 });
+      await new Promise((resolve, reject) => client.once("connect", resolve).once("error", reject));
+      const received = inbox(client);
+      expect(await subscribe(client, "simroot/#")).toBe(1);
+      for (const tenant of ["ten_b", "ten_a"]) {
+        const response = await fetch(`${hub.url}/topics/${encodeURIComponent(feedTopic(tenant))}?qos=1`, {
+          method: "POST",
+          body: JSON.stringify({ tenantId: tenant, version: 1 }),
+        });
+        expect(response.status).toBe(200);
+      }
+      await expect.poll(() => received.length, { timeout: 2_000 }).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(received.map(({ topic }) => topic)).toEqual([feedTopic("ten_a")]);
+      client.end(true);
+    } finally {
+      await hub.close();
+    }
+    // `*` in the region or account matches within that segment only, as IAM's ARN matching does.
+    const policy = allow([{ Action: "iot:Subscribe", Resource: "arn:aws:iot:*:*:topicfilter/simroot/ten_a/feed" }]).policyDocuments;
+    expect(policyAllows(policy, "iot:Subscribe", "topicfilter", "simroot/ten_a/feed")).toBe(true);
+    expect(policyAllows(policy, "iot:Subscribe", "topicfilter", "+/x:topicfilter/simroot/ten_a/feed")).toBe(false);
+  });
+});
+
+describe("a PEP's MQTT trigger, against a failing channel", () => {
+  const tenantId = "ten_trigger";
+  const apiKey = `sr_key_${"0".repeat(26)}_${"a".repeat(43)}`;
+  const granted: MqttAuthorizerResponse = {
+    isAuthenticated: true,
+    principalId: "pep",
+    disconnectAfterInSeconds: 3600,
+    refreshAfterInSeconds: 300,
+    policyDocuments: [
+      {
+        Version: "2012-10-17",
+        Statement: [
+          { Effect: "Allow", Action: "iot:Connect", Resource: "arn:aws:iot:*:*:client/*" },
+          { Effect: "Allow", Action: ["iot:Subscribe"], Resource: `arn:aws:iot:*:*:topicfilter/${feedTopic(tenantId)}` },
+          { Effect: "Allow", Action: ["iot:Receive"], Resource: `arn:aws:iot:*:*:topic/${feedTopic(tenantId)}` },
+        ],
+      },
+    ],
+  };
+  const notice = (hubUrl: string, version: number) =>
+    fetch(`${hubUrl}/topics/${encodeURIComponent(feedTopic(tenantId))}?qos=1`, {
+      method: "POST",
+      body: JSON.stringify({ tenantId, version }),
+    });
+  const retryMs = { dropped: 50, refused: 400, max: 2_000 };
+
+  it("connects again after the authorizer failed, and then hears notices", async () => {
+    let calls = 0;
+    const hub = await startFeedHub({
+      authorize: async () => {
+        calls++;
+        if (calls === 1) throw new Error("the store is unavailable");
+        return granted;
+      },
+    });
+    const errors: Error[] = [];
+    const trigger = mqttTrigger({ url: hub.mqttUrl!, apiKey, retryMs, onError: (error) => errors.push(error) });
+    const stop = new AbortController();
+    try {
+      // The first wake-up is the subscription granted on the second attempt (notices before it were lost).
+      await trigger.wait(tenantId, 5, 10_000, stop.signal);
+      expect(calls).toBe(2);
+      expect(errors.map((error) => error.message).join()).toMatch(/unavailable/i);
+      const woken = trigger.wait(tenantId, 5, 10_000, stop.signal);
+      const started = Date.now();
+      expect((await notice(hub.url, 6)).status).toBe(200);
+      await woken;
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      trigger.close();
+      await hub.close();
+    }
+  });
+
+  it("wakes its waiter once subscribed: a notice sent before the first subscription is not waited out", async () => {
+    const hub = await startFeedHub({
+      authorize: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        return granted;
+      },
+    });
+    const trigger = mqttTrigger({ url: hub.mqttUrl!, apiKey, retryMs });
+    const stop = new AbortController();
+    try {
+      const started = Date.now();
+      const woken = trigger.wait(tenantId, 5, 10_000, stop.signal);
+      // Published while the PEP is still being authorized: no subscriber hears it.
+      setTimeout(() => void notice(hub.url, 6), 100);
+      await woken;
+      expect(Date.now() - started).toBeLessThan(3_000);
+    } finally {
+      trigger.close();
+      await hub.close();
+    }
+  });
+
+  it("backs off when refused as not authorized instead of asking the authorizer every few milliseconds", async () => {
+    let calls = 0;
+    const hub = await startFeedHub({
+      authorize: async () => {
+        calls++;
+        return { ...granted, isAuthenticated: false, policyDocuments: [] };
+      },
+    });
+    const trigger = mqttTrigger({ url: hub.mqttUrl!, apiKey, retryMs, onError: () => {} });
+    const stop = new AbortController();
+    try {
+      void trigger.wait(tenantId, 5, 60_000, stop.signal);
+      await new Promise((resolve) => setTimeout(resolve, 1_500));
+      // Refusals wait 200 to 400 ms, then 400 to 800, then 800 to 1,600: at most four attempts in 1.5 s, and more than one.
+      expect(calls).toBeGreaterThanOrEqual(2);
+      expect(calls).toBeLessThanOrEqual(4);
+    } finally {
+      stop.abort();
+      trigger.close();
+      await hub.close();
+    }
+  });
 });

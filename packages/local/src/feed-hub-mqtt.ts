@@ -30,14 +30,22 @@ export interface MqttSide {
   close(): Promise<void>;
 }
 
-/** `*` any run of characters, `?` one, as IAM matches resources. */
-const glob = (pattern: string) =>
-  new RegExp(
-    `^${pattern
-      .replace(/[.+^${}()|[\]\\]/g, "\\$&")
-      .replace(/\*/g, ".*")
-      .replace(/\?/g, ".")}$`,
-  );
+/** `*` any run of characters, `?` one, as IAM matches resources; neither crosses a character of `within`. */
+const glob = (pattern: string, within = "") => {
+  const escaped = pattern.replace(/[.+^${}()|[\]\\]/g, "\\$&");
+  const any = within ? `[^${within}]` : ".";
+  return new RegExp(`^${escaped.replace(/\*/g, `${any}*`).replace(/\?/g, any)}$`);
+};
+
+/** An ARN pattern against an ARN: partition, service, region and account segment by segment, then the resource. */
+function arnMatches(pattern: string, arn: string): boolean {
+  const split = (text: string) => {
+    const parts = text.split(":");
+    return [...parts.slice(0, 5), parts.slice(5).join(":")];
+  };
+  const [wanted, given] = [split(pattern), split(arn)];
+  return wanted.length === 6 && wanted.every((part, index) => glob(part, index < 5 ? ":" : "").test(given[index] ?? ""));
+}
 
 /** Whether the documents allow `action` on `resource`: an Allow matches and no Deny does. */
 export function policyAllows(documents: readonly IotPolicyDocument[], action: string, kind: string, name: string): boolean {
@@ -48,7 +56,7 @@ export function policyAllows(documents: readonly IotPolicyDocument[], action: st
         (statement) =>
           statement.Effect === effect &&
           [statement.Action].flat().some((pattern) => glob(pattern).test(action)) &&
-          [statement.Resource].flat().some((pattern) => glob(pattern).test(resource)),
+          [statement.Resource].flat().some((pattern) => arnMatches(pattern, resource)),
       ),
     );
   return !matches("Deny") && matches("Allow");
@@ -77,9 +85,12 @@ export async function startMqttSide(options: MqttSideOptions): Promise<MqttSide>
           if (!answer.isAuthenticated || !policyAllows(answer.policyDocuments, "iot:Connect", "client", client.id)) {
             return done(refused(5), false);
           }
+          // Gone while the authorizer answered: nothing to hold (no disconnect event would clean it up).
+          if (client.closed) return done(refused(3), false);
           const refreshMs = (options.refreshSeconds ?? answer.refreshAfterInSeconds) * 1000;
           const session = { documents: answer.policyDocuments, timers: [] as NodeJS.Timeout[] };
           const refresh = () => {
+            if (sessions.get(client) !== session) return;
             ask(client, username, password).then(
               (again) => {
                 if (!again.isAuthenticated) return client.close();

@@ -3,8 +3,14 @@
  * the feed's custom authorizer) and locally (the feed hub's MQTT side, which asks the same authorizer). The PEP
  * connects with its feed API key as the password and a client id that starts with the key's id (core
  * feed/subscriber-authorizer.ts), subscribes to its tenant's topic and is woken by each notice. A notice is a hint: the
- * sync then polls and verifies the signed feed as always. Every (re)connection, once the subscription is granted,
- * counts as "notices may have been lost", so the sync polls once.
+ * sync then polls and verifies the signed feed as always. Every connection whose subscription is granted, the first
+ * included, counts as "notices may have been lost" (they were, while it was down or not yet subscribed), so the sync
+ * polls once.
+ *
+ * Reconnection is this module's, not MQTT.js's (which gives up for good after one refused CONNACK): a connection that
+ * drops or is refused is opened again after a jittered, doubling delay, long when the broker said the key is not
+ * authorized (a revoked key must not invoke the authorizer every few seconds), short otherwise; a granted subscription
+ * resets it. Until then the sync still renews its head by polling, so it learns every change within its idle interval.
  */
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
@@ -23,6 +29,8 @@ export interface MqttTriggerOptions {
   readonly clientSuffix?: string;
   /** Told when the broker refuses the connection or the subscription (the sync then learns changes by its idle poll). */
   readonly onError?: (error: Error) => void;
+  /** First reconnection delays, ms: after a drop or a refusal by an unavailable broker, and after "not authorized". */
+  readonly retryMs?: { readonly dropped: number; readonly refused: number; readonly max: number };
 }
 
 const suffixOf = () =>
@@ -31,35 +39,88 @@ const suffixOf = () =>
       .replace(/[^A-Za-z0-9_-]/g, "")
       .slice(0, 40) || "pep"
   }-${randomBytes(4).toString("hex")}`;
+const defaultRetry = { dropped: 1_000, refused: 30_000, max: 300_000 };
+/** CONNACK codes that say the credentials will not do (bad user name or password, not authorized). */
+const refusals = new Set([4, 5, 134, 135]);
 
 export function mqttTrigger(options: MqttTriggerOptions): FeedTrigger {
   const clientId = feedClientId(options.apiKey, options.clientSuffix ?? suffixOf());
   const username = options.authorizer ? `simroot-pep?x-amz-customauthorizer-name=${encodeURIComponent(options.authorizer)}` : "simroot-pep";
+  const retry = options.retryMs ?? defaultRetry;
   return noticeTrigger((tenantId, handlers) => {
     const topic = feedTopic(tenantId);
-    const client: MqttClient = connect(options.url, {
-      clientId,
-      username,
-      password: options.apiKey,
-      protocolVersion: 4,
-      clean: true,
-      // IoT Core bills keep-alives as messages; a silent channel is caught by the sync's idle poll anyway.
-      keepalive: 300,
-      reconnectPeriod: 2_000,
-      connectTimeout: 10_000,
-      ...(options.url.startsWith("mqtts:") ? { ALPNProtocols: ["mqtt"] } : {}),
-    });
-    client.on("connect", () => {
-      client.subscribe(topic, { qos: 1 }, (error, granted) => {
-        const refused = error ?? (granted?.[0]?.qos === 128 ? new Error(`the broker refused the subscription to ${topic}`) : undefined);
-        if (refused) return options.onError?.(refused);
-        handlers.onConnected();
+    let closed = false;
+    let client: MqttClient | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let failures = 0;
+    /** Whether the broker's last answer said the key is not authorized. */
+    let refused = false;
+    const again = () => {
+      if (closed || timer) return;
+      const base = refused ? retry.refused : retry.dropped;
+      const ceiling = Math.min(retry.max, base * 2 ** Math.min(failures, 16));
+      failures++;
+      timer = setTimeout(
+        () => {
+          timer = undefined;
+          open();
+        },
+        ceiling / 2 + Math.random() * (ceiling / 2),
+      );
+      timer.unref();
+    };
+    const open = () => {
+      if (closed) return;
+      refused = false;
+      const current = connect(options.url, {
+        clientId,
+        username,
+        password: options.apiKey,
+        protocolVersion: 4,
+        clean: true,
+        // IoT Core bills keep-alives as messages; a silent channel is caught by the sync's idle poll anyway.
+        keepalive: 300,
+        // Reconnection and resubscription are handled here (see above).
+        reconnectPeriod: 0,
+        resubscribe: false,
+        connectTimeout: 10_000,
+        ...(options.url.startsWith("mqtts:") ? { ALPNProtocols: ["mqtt"] } : {}),
       });
-    });
-    client.on("message", (received, payload) => {
-      if (received === topic) handlers.onMessage(payload.toString("utf8"));
-    });
-    client.on("error", (error) => options.onError?.(error));
-    return { close: () => void client.end(true) };
+      client = current;
+      current.on("connect", () => {
+        current.subscribe(topic, { qos: 1 }, (error, granted) => {
+          const denied = error ?? (granted?.[0]?.qos === 128 ? new Error(`the broker refused the subscription to ${topic}`) : undefined);
+          if (denied) {
+            // Subscribed to nothing: drop the connection and try again later (the key may be given rights again).
+            refused = true;
+            options.onError?.(denied);
+            current.end(true);
+            return;
+          }
+          failures = 0;
+          handlers.onConnected();
+        });
+      });
+      current.on("message", (received, payload) => {
+        if (received === topic) handlers.onMessage(payload.toString("utf8"));
+      });
+      current.on("error", (error) => {
+        if (refusals.has((error as { code?: unknown }).code as number)) refused = true;
+        options.onError?.(error);
+      });
+      current.on("close", () => {
+        if (client !== current) return;
+        current.end(true);
+        again();
+      });
+    };
+    open();
+    return {
+      close() {
+        closed = true;
+        clearTimeout(timer);
+        client?.end(true);
+      },
+    };
   });
 }

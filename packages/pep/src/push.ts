@@ -28,7 +28,6 @@ export function noticeTrigger(source: NoticeSource): FeedTrigger {
   let subscribed: { tenantId: string; close(): void } | undefined;
   /** The newest version a notice named. */
   let latest = 0;
-  let connections = 0;
   const waiters = new Set<{ version: number; done: () => void }>();
   const wakeAll = (past?: number) => {
     for (const waiter of [...waiters]) if (past === undefined || past > waiter.version) waiter.done();
@@ -37,7 +36,6 @@ export function noticeTrigger(source: NoticeSource): FeedTrigger {
     if (subscribed?.tenantId === tenantId) return;
     subscribed?.close();
     latest = 0;
-    connections = 0;
     const subscription = source(tenantId, {
       onMessage(payload) {
         const notice = parseHeadMoved(payload);
@@ -45,8 +43,8 @@ export function noticeTrigger(source: NoticeSource): FeedTrigger {
         latest = notice.version;
         wakeAll(latest);
       },
-      // A reconnection may have lost notices: whoever waits polls once.
-      onConnected: () => connections++ > 0 && wakeAll(),
+      // Subscribed: notices sent before (while down, or before the first subscription) were lost; whoever waits polls once.
+      onConnected: () => wakeAll(),
     });
     subscribed = { tenantId, close: () => subscription.close() };
   };

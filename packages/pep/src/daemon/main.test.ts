@@ -70,6 +70,9 @@ describe("configuration", () => {
     // push follows the tenant's notices over MQTT: it needs the broker, and an MQTT one.
     expect(() => readConfig([], { ...env, SIMROOT_PEP_FEED: "push" })).toThrow(/--mqtt-url/);
     expect(() => readConfig(["--feed", "push", "--mqtt-url", "https://iot.example"], env)).toThrow(/mqtt:\/\/ or mqtts:\/\//);
+    expect(() => readConfig(["--feed", "push", "--mqtt-url", "mqtts://abc-ats.iot.us-east-1.amazonaws.com:443"], env)).toThrow(
+      /--mqtt-authorizer/,
+    );
     expect(
       readConfig(["--feed", "push"], {
         ...env,

@@ -136,8 +136,11 @@ export async function startPep(config: PepConfig, deps: PepDeps = {}) {
     authzUrl: urlOf(authz),
     adminUrl: urlOf(admin),
     async stop() {
-      await sync.stop();
-      trigger?.close();
+      try {
+        await sync.stop();
+      } finally {
+        trigger?.close();
+      }
       await flows?.stop();
       await Promise.all([close(authz), close(admin)]);
     },
