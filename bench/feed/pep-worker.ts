@@ -8,6 +8,8 @@
  *   mode "push":      no long poll: short polls when the feed hub (the laptop's IoT Core) says the head moved
  */
 import { createPublicKey } from "node:crypto";
+import { writeFile } from "node:fs/promises";
+import { Session } from "node:inspector/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { FeedSync, hubTrigger, nodeGet, PepEngine, PepState, type FeedGet } from "@simroot/pep";
 
@@ -79,7 +81,20 @@ process.once("message", async (setup: Setup) => {
   for (const pep of peps) pep.sync.start();
   send({ ready: peps.every((pep) => pep.state.version > 0) });
 
-  process.on("message", (message: { watch?: string; stop?: boolean }) => {
+  let profiler: Session | undefined;
+  process.on("message", async (message: { watch?: string; stop?: boolean; profile?: "start" | string }) => {
+    // The bench's PROFILE: a CPU profile of this worker's PEPs over the measured rounds.
+    if (message.profile === "start") {
+      profiler = new Session();
+      profiler.connect();
+      await profiler.post("Profiler.enable");
+      await profiler.post("Profiler.start");
+    } else if (message.profile && profiler) {
+      const { profile } = await profiler.post("Profiler.stop");
+      await writeFile(message.profile, JSON.stringify(profile));
+      profiler.disconnect();
+      send({ profiled: message.profile });
+    }
     if (message.watch) {
       watching = { deviceId: message.watch, deniedAt: peps.map(() => undefined), pending: peps.length, cpu: process.cpuUsage() };
       for (const pep of peps) pep.check();

@@ -3,6 +3,8 @@
  * a tenant; a device is revoked through the API; the latency is the time until each PEP's
  * engine denies it. The same PEPs polling every few seconds instead are the baseline.
  */
+import { writeFile } from "node:fs/promises";
+import { Session } from "node:inspector/promises";
 import { fork, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 
@@ -70,8 +72,16 @@ export async function measureRevocation(setup: RevocationSetup, options: Revocat
   const latencies: number[] = [];
   /** CPU per measured round: the control plane (this process) and the PEP workers together. */
   const cpuMs = { server: 0, peps: 0 };
+  // PROFILE=<file>: a CPU profile of this process (the control plane) over the measured rounds only, not the set-up.
+  const profiler = process.env.PROFILE ? new Session() : undefined;
   try {
     for (let round = 0; round < options.warmup + options.rounds; round++) {
+      if (profiler && round === options.warmup) {
+        profiler.connect();
+        await profiler.post("Profiler.enable");
+        await profiler.post("Profiler.start");
+        children[0]?.send({ profile: "start" });
+      }
       const deviceId = setup.deviceIds[round]!;
       const finished = children.map(
         (child) =>
@@ -113,6 +123,15 @@ export async function measureRevocation(setup: RevocationSetup, options: Revocat
         `  ${options.mode} ${round < options.warmup ? "warm-up" : "round"} ${round + 1}: ${figures.map(([name, ms]) => `${name} ${ms.toFixed(0)}`).join(", ")} ms` +
           ` (CPU: this process ${((ownCpu.user + ownCpu.system) / 1000).toFixed(0)} ms, PEP workers ${pepCpuMs.toFixed(0)} ms)`,
       );
+    }
+    if (profiler) {
+      const { profile } = await profiler.post("Profiler.stop");
+      await writeFile(process.env.PROFILE!, JSON.stringify(profile));
+      profiler.disconnect();
+      // And one PEP worker's (its PEPs' share of the CPU), written beside it.
+      const written = new Promise((resolve) => children[0]?.once("message", resolve));
+      children[0]?.send({ profile: `${process.env.PROFILE}.worker` });
+      await written;
     }
   } finally {
     for (const child of children) child.send({ stop: true });
