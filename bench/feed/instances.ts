@@ -5,6 +5,7 @@
  *   today:            B and C learn of A's commit by polling the head every 500 ms
  *   push, long polls: A publishes the commit on the hub, B and C wake their long polls at once
  *   push, AWS shape:  the PEPs hold no long poll; told by the hub, they poll B or C briefly
+ *   push over MQTT:   the same, each PEP subscribed over MQTT with its key through the feed's authorizer (`--feed push`)
  */
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -41,6 +42,7 @@ export async function measureInstances(setup: InstancesSetup) {
     { name: "baseline: today (B, C poll the head every 500 ms)", shared: false, mode: "long-poll" },
     { name: "push channel, PEPs long-poll B and C", shared: true, mode: "long-poll" },
     { name: "push channel, PEPs hold no poll (AWS shape)", shared: true, mode: "push" },
+    { name: "push channel over MQTT, as simroot-pep --feed push", shared: true, mode: "mqtt" },
   ];
   const rows: Record<string, Record<string, number>> = {};
   let used = 0;
@@ -65,6 +67,7 @@ export async function measureInstances(setup: InstancesSetup) {
           deviceIds: setup.deviceIds.slice(used),
           pepUrls: [b.url, c.url],
           hubUrl: a.feedHubUrl,
+          ...(a.feedMqttUrl ? { mqttUrl: a.feedMqttUrl } : {}),
         },
         { workers: setup.workers, perWorker: setup.perWorker, rounds: setup.rounds, warmup: setup.warmup, mode, intervalMs: 0 },
       );

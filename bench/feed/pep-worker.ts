@@ -6,12 +6,13 @@
  *   mode "long-poll": simroot's feed (long poll, answered as a change commits)
  *   mode "interval":  the same feed polled every `intervalMs` without waiting (a periodic-sync baseline)
  *   mode "push":      no long poll: short polls when the feed hub (the laptop's IoT Core) says the head moved
+ *   mode "mqtt":      the same, told over MQTT through the feed's authorizer, as PEPs are by IoT Core (`--feed push`)
  */
 import { createPublicKey } from "node:crypto";
 import { writeFile } from "node:fs/promises";
 import { Session } from "node:inspector/promises";
 import { setTimeout as sleep } from "node:timers/promises";
-import { FeedSync, hubTrigger, nodeGet, PepEngine, PepState, type FeedGet } from "@simroot/pep";
+import { FeedSync, hubTrigger, mqttTrigger, nodeGet, PepEngine, PepState, type FeedGet } from "@simroot/pep";
 
 interface Setup {
   url: string;
@@ -19,10 +20,11 @@ interface Setup {
   tenantId: string;
   publicKeyPem: string;
   clients: number;
-  mode: "stream" | "long-poll" | "interval" | "push";
+  mode: "stream" | "long-poll" | "interval" | "push" | "mqtt";
   intervalMs: number;
-  /** The feed hub, for mode "push". */
+  /** The feed hub, for mode "push"; its MQTT side, for mode "mqtt". */
   hubUrl?: string;
+  mqttUrl?: string;
   /** The decision reason that counts as enforced (bench/detect watches quarantines). */
   deniedReason?: string;
   /** Initial snapshots in flight at once per worker (default 10). */
@@ -58,7 +60,12 @@ process.once("message", async (setup: Setup) => {
       await sleep(wait, undefined, { signal: request.signal }).catch(() => {});
       return transport(request);
     };
-    const trigger = setup.mode === "push" ? hubTrigger(setup.hubUrl!) : undefined;
+    const trigger =
+      setup.mode === "push"
+        ? hubTrigger(setup.hubUrl!)
+        : setup.mode === "mqtt"
+          ? mqttTrigger({ url: setup.mqttUrl!, apiKey: setup.apiKey, clientSuffix: `bench-${process.pid}-${index}` })
+          : undefined;
     const sync = new FeedSync({
       url: setup.url,
       apiKey: setup.apiKey,

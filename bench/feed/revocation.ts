@@ -17,8 +17,9 @@ export interface RevocationSetup {
   readonly deviceIds: readonly string[];
   /** The instances the PEPs poll, round robin by worker (default `url`, where revocations are made). */
   readonly pepUrls?: readonly string[];
-  /** The feed hub, for mode "push". */
+  /** The feed hub, for mode "push"; its MQTT side, for mode "mqtt". */
   readonly hubUrl?: string;
+  readonly mqttUrl?: string;
   /** What changes the device (default: revoke it through the API), and the reason PEPs must then give. */
   readonly trigger?: (deviceId: string) => Promise<void>;
   readonly deniedReason?: string;
@@ -34,6 +35,7 @@ function startWorkers(setup: RevocationSetup, workers: number, perWorker: number
       child.send({
         url,
         hubUrl: setup.hubUrl,
+        mqttUrl: setup.mqttUrl,
         apiKey: setup.pepToken,
         tenantId: setup.tenantId,
         publicKeyPem: setup.publicKeyPem,
@@ -63,7 +65,7 @@ export interface RevocationOptions {
   readonly rounds: number;
   /** Revocations before those, not counted: the PEPs' code paths warm up (a daemon runs for months). */
   readonly warmup: number;
-  readonly mode: "stream" | "long-poll" | "interval" | "push";
+  readonly mode: "stream" | "long-poll" | "interval" | "push" | "mqtt";
   readonly intervalMs: number;
 }
 

@@ -32,5 +32,5 @@ process.once("message", async (start: Start) => {
   };
   process.on("message", (message: { stop?: boolean }) => message.stop && void stop());
   process.once("disconnect", () => void stop());
-  process.send!({ url: runtime.url, feedHubUrl: runtime.feedHubUrl });
+  process.send!({ url: runtime.url, feedHubUrl: runtime.feedHubUrl, feedMqttUrl: runtime.feedMqttUrl });
 });

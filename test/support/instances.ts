@@ -8,6 +8,8 @@ import { join } from "node:path";
 export interface Instance {
   readonly url: string;
   readonly feedHubUrl: string;
+  /** The MQTT side of the hub the instance started (none when it shares another's). */
+  readonly feedMqttUrl?: string;
   readonly child: ChildProcess;
   stop(): Promise<void>;
 }
@@ -22,7 +24,7 @@ export function startInstance(
   });
   child.send(start);
   return new Promise((resolve, reject) => {
-    child.once("message", (message: { url: string; feedHubUrl: string }) =>
+    child.once("message", (message: { url: string; feedHubUrl: string; feedMqttUrl?: string }) =>
       resolve({
         ...message,
         child,

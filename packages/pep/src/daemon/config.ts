@@ -68,9 +68,10 @@ Options (environment variable in brackets):
   --public-key <file>       pinned feed public key, PEM; repeat during a key rotation [SIMROOT_FEED_PUBLIC_KEY, comma-separated]
   --tenant <id>             the tenant enforced (required) [SIMROOT_TENANT]
   --clock-skew <s>          clock-skew tolerance of head expiry checks, 0..2 s (default 1) [SIMROOT_PEP_CLOCK_SKEW]
-  --feed <mode>             stream (default: one connection carries the changes; long polls where the control plane
-                            cannot stream), long-poll, or push (follow the tenant's notices over MQTT, poll when one
-                            comes: what to use in AWS, where a long poll holds a Lambda) [SIMROOT_PEP_FEED]
+  --feed <mode>             stream (one connection carries the changes; long polls where the control plane cannot
+                            stream), long-poll, or push (follow the tenant's notices over MQTT, poll when one comes:
+                            what to use in AWS, where a long poll holds a Lambda). Default: push when --mqtt-url is
+                            given, else stream [SIMROOT_PEP_FEED]
   --mqtt-url <url>          push: the MQTT broker, mqtts://<your iot:Data-ATS endpoint>:443 in AWS [SIMROOT_PEP_MQTT_URL]
   --mqtt-authorizer <name>  push in AWS: the feed's IoT custom authorizer (sst output feedAuthorizer) [SIMROOT_PEP_MQTT_AUTHORIZER]
   --selector <labels>       follow only the devices of a site or segment, key=value[,key=value] [SIMROOT_PEP_SELECTOR]
@@ -153,11 +154,12 @@ export function readConfig(argv: readonly string[], env: Readonly<Record<string,
       throw new UsageError((error as Error).message);
     }
   }
-  const feedMode = values.feed ?? env.SIMROOT_PEP_FEED ?? "stream";
-  if (feedMode !== "stream" && feedMode !== "long-poll" && feedMode !== "push")
-    throw new UsageError(`--feed must be stream, long-poll or push, not ${feedMode}`);
   const mqttUrl = values["mqtt-url"] ?? env.SIMROOT_PEP_MQTT_URL;
   const mqttAuthorizer = values["mqtt-authorizer"] ?? env.SIMROOT_PEP_MQTT_AUTHORIZER;
+  // Given a broker, the PEP follows it unless told otherwise.
+  const feedMode = values.feed ?? env.SIMROOT_PEP_FEED ?? (mqttUrl ? "push" : "stream");
+  if (feedMode !== "stream" && feedMode !== "long-poll" && feedMode !== "push")
+    throw new UsageError(`--feed must be stream, long-poll or push, not ${feedMode}`);
   if (feedMode === "push") {
     if (!mqttUrl) throw new UsageError("--feed push needs the MQTT broker (--mqtt-url or SIMROOT_PEP_MQTT_URL)");
     if (!/^mqtts?:\/\/[^/]+/.test(mqttUrl)) throw new UsageError(`--mqtt-url must be mqtt:// or mqtts://, not ${mqttUrl}`);

@@ -84,6 +84,9 @@ describe("configuration", () => {
       mqttUrl: "mqtts://abc-ats.iot.us-east-1.amazonaws.com:443",
       mqttAuthorizer: "simroot-production-feed",
     });
+    // Given a broker, push is the default; --feed still decides.
+    expect(readConfig(["--mqtt-url", "mqtt://127.0.0.1:1883"], env)).toMatchObject({ feedMode: "push" });
+    expect(readConfig(["--mqtt-url", "mqtt://127.0.0.1:1883", "--feed", "stream"], env)).toMatchObject({ feedMode: "stream" });
     expect(readConfig(["--help"], env)).toBeUndefined();
   });
 
