@@ -253,8 +253,10 @@ describe("a PEP's MQTT trigger, against a failing channel", () => {
     const trigger = mqttTrigger({ url: hub.mqttUrl!, apiKey, retryMs, onError: (error) => errors.push(error) });
     const stop = new AbortController();
     try {
-      // The first wake-up is the subscription granted on the second attempt (notices before it were lost).
+      // The first wake-up is the subscription granted on the second attempt (notices before it were lost), not the wait's end.
+      const first = Date.now();
       await trigger.wait(tenantId, 5, 10_000, stop.signal);
+      expect(Date.now() - first).toBeLessThan(3_000);
       expect(calls).toBe(2);
       expect(errors.map((error) => error.message).join()).toMatch(/unavailable/i);
       const woken = trigger.wait(tenantId, 5, 10_000, stop.signal);

@@ -131,7 +131,16 @@ export async function measureRevocation(setup: RevocationSetup, options: Revocat
       await writeFile(process.env.PROFILE!, JSON.stringify(profile));
       profiler.disconnect();
       // And one PEP worker's (its PEPs' share of the CPU), written beside it.
-      const written = new Promise((resolve) => children[0]?.once("message", resolve));
+      const written = new Promise<void>((resolve) => {
+        const child = children[0];
+        if (!child) return resolve();
+        const written = (message: { profiled?: string }) => {
+          if (!message.profiled) return;
+          child.off("message", written);
+          resolve();
+        };
+        child.on("message", written);
+      });
       children[0]?.send({ profile: `${process.env.PROFILE}.worker` });
       await written;
     }

@@ -73,7 +73,13 @@ export const handler = handlerFor(
           db: documentClient(dynamoSettings()),
           tables: tableNames(),
           now: () => new Date(),
-          ...(iotEndpoint ? { feedNotifier: iotFeedNotifier(iotDataClient(iotEndpoint)) } : {}),
+          ...(iotEndpoint
+            ? {
+                feedNotifier: iotFeedNotifier(iotDataClient(iotEndpoint), {
+                  onError: (error) => logger.warn("feed notice not published", { error: String(error) }),
+                }),
+              }
+            : {}),
         },
         signer: await kmsSigner(keyId),
         store: s3ArchiveStore(new S3Client(sdkClientSettings()), bucket),

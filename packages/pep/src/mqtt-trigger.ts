@@ -52,6 +52,7 @@ export function mqttTrigger(options: MqttTriggerOptions): FeedTrigger {
     let closed = false;
     let client: MqttClient | undefined;
     let timer: NodeJS.Timeout | undefined;
+    let lasted: NodeJS.Timeout | undefined;
     let failures = 0;
     /** Whether the broker's last answer said the key is not authorized. */
     let refused = false;
@@ -89,6 +90,8 @@ export function mqttTrigger(options: MqttTriggerOptions): FeedTrigger {
       client = current;
       current.on("connect", () => {
         current.subscribe(topic, { qos: 1 }, (error, granted) => {
+          // Closed meanwhile (by us, or superseded): its answer, or the "connection closed" that fails it, is no news.
+          if (closed || client !== current) return;
           const denied = error ?? (granted?.[0]?.qos === 128 ? new Error(`the broker refused the subscription to ${topic}`) : undefined);
           if (denied) {
             // Subscribed to nothing: drop the connection and try again later (the key may be given rights again).
@@ -97,7 +100,10 @@ export function mqttTrigger(options: MqttTriggerOptions): FeedTrigger {
             current.end(true);
             return;
           }
-          failures = 0;
+          // The backoff starts over only once a connection has lasted: a broker that drops each one right after the
+          // subscription is granted (a duplicate client id) is not asked again every second forever.
+          clearTimeout(lasted);
+          lasted = setTimeout(() => (failures = 0), 60_000).unref();
           handlers.onConnected();
         });
       });
@@ -110,6 +116,7 @@ export function mqttTrigger(options: MqttTriggerOptions): FeedTrigger {
       });
       current.on("close", () => {
         if (client !== current) return;
+        clearTimeout(lasted);
         current.end(true);
         again();
       });
@@ -119,6 +126,7 @@ export function mqttTrigger(options: MqttTriggerOptions): FeedTrigger {
       close() {
         closed = true;
         clearTimeout(timer);
+        clearTimeout(lasted);
         client?.end(true);
       },
     };

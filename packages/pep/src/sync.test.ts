@@ -96,6 +96,46 @@ async function synced(options: { stream?: boolean } = {}) {
   return context;
 }
 
+describe("the feed sync client on the push channel", () => {
+  it("polls, when no notice comes, by the time half its head's lifetime is left: sooner for a head that arrived aged", async () => {
+    const feed = testFeed();
+    const plane = fakePlane();
+    const state = new PepState(feed.tenantId);
+    const waits: number[] = [];
+    // A trigger that never hears a notice: every wait runs to its end (here at once), recording how long it would be.
+    const trigger = {
+      wait: async (_tenant: string, _version: number, maxWaitMs: number) => {
+        waits.push(maxWaitMs);
+      },
+      close: () => {},
+    };
+    const sync = new FeedSync({
+      url: "https://cp.example/",
+      apiKey: "k",
+      publicKeys: [feed.publicKey],
+      state,
+      trigger,
+      fetch: plane.fetch,
+      now: feed.now,
+    });
+    plane.reply(json(feed.snapshot(5, [device("dev_a")])));
+    // Fresh (8 s left): 4 s. Issued 3 s before it arrives (5 s left): 1 s. Issued 7.5 s before (0.5 s left): at least 1 s.
+    plane.reply(notModified(feed.idle(5)));
+    const aged = (ms: number): Parameters<typeof plane.reply>[0] => {
+      const header = feed.idle(5);
+      return () => {
+        feed.advance(ms);
+        return notModified(header)(new URL("https://cp.example/"), {});
+      };
+    };
+    plane.reply(aged(3_000), aged(4_500));
+    sync.start();
+    await vi.waitFor(() => expect(waits.length).toBeGreaterThanOrEqual(3));
+    await sync.stop();
+    expect(waits.slice(0, 3)).toEqual([4_000, 1_000, 1_000]);
+  });
+});
+
 describe("the feed sync client", () => {
   it("takes a paginated snapshot, then long polls deltas with If-None-Match, persisting each applied response", async () => {
     const { feed, plane, state, statePath, sync, changes } = await setup();

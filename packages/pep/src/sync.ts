@@ -314,6 +314,19 @@ export class FeedSync {
     return Math.max(0, Math.min(this.#options.waitSeconds ?? 20, this.#halfLifetime()));
   }
 
+  /**
+   * How long a PEP on the push channel waits for a notice before it polls anyway: until half the held head's lifetime
+   * is left (counted from its expiry, so a head that arrived already aged is renewed sooner), at least 1 s, at most
+   * `idlePollSeconds`. The poll then has that half lifetime to be answered before the view would expire.
+   */
+  #idleMs(): number {
+    const idleMs = (this.#options.idlePollSeconds ?? 20) * 1000;
+    const expiresAt = Date.parse(this.#options.state.head?.head.expiresAt ?? "");
+    if (!Number.isFinite(expiresAt)) return Math.min(idleMs, 1000);
+    const untilHalf = expiresAt - this.#now() - this.#halfLifetime() * 1000;
+    return Math.max(1000, Math.min(idleMs, untilHalf));
+  }
+
   /** Half the lifetime of the head held, whole seconds: a head fetched now is refreshed before it expires. */
   #halfLifetime(): number {
     const head = this.#options.state.head?.head;
@@ -357,8 +370,7 @@ export class FeedSync {
         const { trigger, state } = this.#options;
         if (trigger && state.tenantId && result !== "snapshot" && !this.#more) {
           // No notice: poll anyway before the head held expires (else the PEP fails closed while nothing changes).
-          const idleSeconds = Math.min(this.#options.idlePollSeconds ?? 20, Math.max(1, this.#halfLifetime()));
-          await trigger.wait(state.tenantId, state.version, idleSeconds * 1000, signal);
+          await trigger.wait(state.tenantId, state.version, this.#idleMs(), signal);
         }
         // Let the HTTP client take the finished connection back first (an injected fetch, undici,
         // frees it only on a later turn), so the next poll reuses it instead of dialing (and, over

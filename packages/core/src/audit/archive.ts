@@ -174,7 +174,8 @@ export async function archiveAudit(
   // tenant's next change, however long that is: the records past it would expire unarchived.
   const settled = await settleHead(ports.db, ports.tables, tenantId);
   // Announced as the sequencing that stopped would have: PEPs on the push channel poll only when told.
-  if (settled) await ports.feedNotifier?.publish({ tenantId, version: settled.version });
+  // Best effort (PEPs renew their heads anyway): a failed publish never fails the archive run.
+  if (settled) await ports.feedNotifier?.publish({ tenantId, version: settled.version }).catch(() => {});
   let checkpoint = await readArchiveCheckpoint(ports, signer, tenantId);
   // Verify what is new since the signed audit checkpoint, which signs (and keeps) the point reached:
   // every archived range is then bound to a signed checkpoint at or after it.

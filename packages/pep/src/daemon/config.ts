@@ -164,7 +164,7 @@ export function readConfig(argv: readonly string[], env: Readonly<Record<string,
     if (!mqttUrl) throw new UsageError("--feed push needs the MQTT broker (--mqtt-url or SIMROOT_PEP_MQTT_URL)");
     if (!/^mqtts?:\/\/[^/]+/.test(mqttUrl)) throw new UsageError(`--mqtt-url must be mqtt:// or mqtts://, not ${mqttUrl}`);
     // IoT Core admits a PEP only through the feed's custom authorizer, which the connection must name.
-    if (/\.amazonaws\.com(:\d+)?(\/|$)/.test(mqttUrl) && !mqttAuthorizer)
+    if (/\.amazonaws\.com(\.cn)?(:\d+)?(\/|$)/.test(mqttUrl) && !mqttAuthorizer)
       throw new UsageError(
         "AWS IoT Core needs the feed's authorizer (--mqtt-authorizer or SIMROOT_PEP_MQTT_AUTHORIZER: the deploy output feedAuthorizer)",
       );
