@@ -64,7 +64,7 @@ process.once("message", async (setup: Setup) => {
       setup.mode === "push"
         ? hubTrigger(setup.hubUrl!)
         : setup.mode === "mqtt"
-          ? mqttTrigger({ url: setup.mqttUrl!, apiKey: setup.apiKey, clientSuffix: `bench-${process.pid}-${index}` })
+          ? mqttTrigger({ url: setup.mqttUrl!, apiKey: setup.apiKey, name: `bench-${process.pid}-${index}` })
           : undefined;
     const sync = new FeedSync({
       url: setup.url,

@@ -12,9 +12,7 @@ import {
   documentClient,
   dynamoSettings,
   feedKmsKeyId,
-  iotDataClient,
-  iotDataEndpoint,
-  iotFeedNotifier,
+  environmentFeedNotifier,
   kmsSigner,
   s3ArchiveStore,
   sdkClientSettings,
@@ -67,19 +65,13 @@ export const handler = handlerFor(
       const keyId = feedKmsKeyId();
       if (!bucket || !keyId) throw new Error("SIMROOT_AUDIT_ARCHIVE_BUCKET and SIMROOT_FEED_KMS_KEY_ID must be set");
       // A head it moves forward is announced on the feed's push channel (IoT Core), as the sequencing would have.
-      const iotEndpoint = iotDataEndpoint();
+      const feedNotifier = environmentFeedNotifier((error) => logger.warn("feed notice not published", { error: String(error) }));
       return {
         ports: {
           db: documentClient(dynamoSettings()),
           tables: tableNames(),
           now: () => new Date(),
-          ...(iotEndpoint
-            ? {
-                feedNotifier: iotFeedNotifier(iotDataClient(iotEndpoint), {
-                  onError: (error) => logger.warn("feed notice not published", { error: String(error) }),
-                }),
-              }
-            : {}),
+          ...(feedNotifier ? { feedNotifier } : {}),
         },
         signer: await kmsSigner(keyId),
         store: s3ArchiveStore(new S3Client(sdkClientSettings()), bucket),

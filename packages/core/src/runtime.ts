@@ -1,5 +1,5 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { applierQueueUrl, busName, dynamoSettings, iotDataEndpoint, tableNames } from "./config.ts";
+import { applierQueueUrl, busName, dynamoSettings, tableNames } from "./config.ts";
 import { sqsBacklog } from "./ingest/backlog.ts";
 import { eventBridgePublisher } from "./event/eventbridge-publisher.ts";
 import { createLedger, type LedgerOptions } from "./ledger/ledger.ts";
@@ -7,7 +7,7 @@ import type { MetricsSink } from "./platform/metrics.ts";
 import type { Ports } from "./ports.ts";
 import { documentClient } from "./store/dynamo.ts";
 
-import { iotDataClient, iotFeedNotifier } from "./feed/iot-notifier.ts";
+import { environmentFeedNotifier } from "./feed/iot-notifier.ts";
 import { publishCommits } from "./feed/watch.ts";
 
 /**
@@ -35,12 +35,12 @@ export function environmentPorts(metrics?: MetricsSink): Ports {
     metrics ? { metrics } : {},
   );
   // The feed's push channel: AWS IoT Core's data endpoint (`aws iot describe-endpoint --endpoint-type iot:Data-ATS`).
-  const iotEndpoint = iotDataEndpoint();
+  const feedNotifier = environmentFeedNotifier();
   const queueUrl = applierQueueUrl();
   const built: Ports = {
     ...ports,
     ...(metrics ? { metrics } : {}),
-    ...(iotEndpoint ? { feedNotifier: iotFeedNotifier(iotDataClient(iotEndpoint)) } : {}),
+    ...(feedNotifier ? { feedNotifier } : {}),
     ...(queueUrl ? { backlog: sqsBacklog(new SQSClient({}), queueUrl) } : {}),
   };
   publishCommits(built);

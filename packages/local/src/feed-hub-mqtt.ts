@@ -63,7 +63,17 @@ export function policyAllows(documents: readonly IotPolicyDocument[], action: st
 }
 
 export async function startMqttSide(options: MqttSideOptions): Promise<MqttSide> {
-  const sessions = new Map<Client, { documents: IotPolicyDocument[]; timers: NodeJS.Timeout[] }>();
+  /** Each connected client's policy, with its next authorizer refresh and its forced disconnect. */
+  interface Session {
+    documents: IotPolicyDocument[];
+    refresh: NodeJS.Timeout;
+    disconnect: NodeJS.Timeout;
+  }
+  const sessions = new Map<Client, Session>();
+  const end = (session: Session | undefined) => {
+    clearTimeout(session?.refresh);
+    clearTimeout(session?.disconnect);
+  };
   const ask = (client: Client, username: string | undefined, password: Buffer | undefined) =>
     options.authorize({
       protocols: ["tls", "mqtt"],
@@ -88,21 +98,23 @@ export async function startMqttSide(options: MqttSideOptions): Promise<MqttSide>
           // Gone while the authorizer answered: nothing to hold (no disconnect event would clean it up).
           if (client.closed) return done(refused(3), false);
           const refreshMs = (options.refreshSeconds ?? answer.refreshAfterInSeconds) * 1000;
-          const session = { documents: answer.policyDocuments, timers: [] as NodeJS.Timeout[] };
           const refresh = () => {
             if (sessions.get(client) !== session) return;
             ask(client, username, password).then(
               (again) => {
                 if (!again.isAuthenticated) return client.close();
                 session.documents = again.policyDocuments;
-                session.timers[0] = setTimeout(refresh, refreshMs).unref();
+                session.refresh = setTimeout(refresh, refreshMs).unref();
               },
               // The authorizer failing is not a refusal: IoT keeps the connection and asks again.
-              () => (session.timers[0] = setTimeout(refresh, refreshMs).unref()),
+              () => (session.refresh = setTimeout(refresh, refreshMs).unref()),
             );
           };
-          session.timers.push(setTimeout(refresh, refreshMs).unref());
-          session.timers.push(setTimeout(() => client.close(), answer.disconnectAfterInSeconds * 1000).unref());
+          const session: Session = {
+            documents: answer.policyDocuments,
+            refresh: setTimeout(refresh, refreshMs).unref(),
+            disconnect: setTimeout(() => client.close(), answer.disconnectAfterInSeconds * 1000).unref(),
+          };
           sessions.set(client, session);
           done(null, true);
         },
@@ -124,7 +136,7 @@ export async function startMqttSide(options: MqttSideOptions): Promise<MqttSide>
     },
   });
   broker.on("clientDisconnect", (client) => {
-    for (const timer of sessions.get(client)?.timers ?? []) clearTimeout(timer);
+    end(sessions.get(client));
     sessions.delete(client);
   });
   const server: Server = createServer((socket) => broker.handle(socket));
@@ -142,7 +154,7 @@ export async function startMqttSide(options: MqttSideOptions): Promise<MqttSide>
         ),
       ),
     close: async () => {
-      for (const session of sessions.values()) for (const timer of session.timers) clearTimeout(timer);
+      for (const session of sessions.values()) end(session);
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },

@@ -9,8 +9,8 @@
  *
  * Reconnection is this module's, not MQTT.js's (which gives up for good after one refused CONNACK): a connection that
  * drops or is refused is opened again after a jittered, doubling delay, long when the broker said the key is not
- * authorized (a revoked key must not invoke the authorizer every few seconds), short otherwise; a granted subscription
- * resets it. Until then the sync still renews its head by polling, so it learns every change within its idle interval.
+ * authorized (a revoked key must not invoke the authorizer every few seconds), short otherwise; a connection that
+ * lasts a minute resets it. Until then the sync still renews its head by polling, so it learns every change within its idle interval.
  */
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
@@ -25,26 +25,22 @@ export interface MqttTriggerOptions {
   readonly apiKey: string;
   /** The IoT Core custom authorizer (the deployment's `feedAuthorizer` output); none locally. */
   readonly authorizer?: string;
-  /** This PEP's part of its client id (default: host name and a random part): two PEPs never share one. */
-  readonly clientSuffix?: string;
+  /** This PEP's name in its client id (default: the host name); a random part follows, so two PEPs never share one. */
+  readonly name?: string;
   /** Told when the broker refuses the connection or the subscription (the sync then learns changes by its idle poll). */
   readonly onError?: (error: Error) => void;
   /** First reconnection delays, ms: after a drop or a refusal by an unavailable broker, and after "not authorized". */
   readonly retryMs?: { readonly dropped: number; readonly refused: number; readonly max: number };
 }
 
-const suffixOf = () =>
-  `${
-    hostname()
-      .replace(/[^A-Za-z0-9_-]/g, "")
-      .slice(0, 40) || "pep"
-  }-${randomBytes(4).toString("hex")}`;
+/** The client id's suffix: the name as far as a client id may carry it, then a random part. */
+const suffixOf = (name: string) => `${name.replace(/[^A-Za-z0-9_-]/g, "").slice(0, 40) || "pep"}-${randomBytes(4).toString("hex")}`;
 const defaultRetry = { dropped: 1_000, refused: 30_000, max: 300_000 };
 /** CONNACK codes that say the credentials will not do (bad user name or password, not authorized). */
 const refusals = new Set([4, 5, 134, 135]);
 
 export function mqttTrigger(options: MqttTriggerOptions): FeedTrigger {
-  const clientId = feedClientId(options.apiKey, options.clientSuffix ?? suffixOf());
+  const clientId = feedClientId(options.apiKey, suffixOf(options.name ?? hostname()));
   const username = options.authorizer ? `simroot-pep?x-amz-customauthorizer-name=${encodeURIComponent(options.authorizer)}` : "simroot-pep";
   const retry = options.retryMs ?? defaultRetry;
   return noticeTrigger((tenantId, handlers) => {

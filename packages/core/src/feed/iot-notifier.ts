@@ -5,6 +5,7 @@
  * local feed hub answers the same Publish request, so the laptop runs this very client.
  */
 import { IoTDataPlaneClient, PublishCommand } from "@aws-sdk/client-iot-data-plane";
+import { iotDataEndpoint } from "../config.ts";
 import { coalescing, feedTopic, type FeedNotifier, type HeadMoved } from "./notifier.ts";
 
 export interface IotNotifierOptions {
@@ -25,4 +26,13 @@ export function iotFeedNotifier(client: IoTDataPlaneClient, options: IotNotifier
 /** The IoT data plane client for `SIMROOT_IOT_DATA_ENDPOINT` (the account's `iot:Data-ATS` endpoint). */
 export function iotDataClient(endpoint: string, region?: string): IoTDataPlaneClient {
   return new IoTDataPlaneClient({ endpoint, ...(region ? { region } : {}) });
+}
+
+/**
+ * A Lambda's notifier from its environment: IoT Core at `SIMROOT_IOT_DATA_ENDPOINT` (infra sets it for every function
+ * the platform definition says publishes notices), or none.
+ */
+export function environmentFeedNotifier(onError?: (error: unknown) => void): FeedNotifier | undefined {
+  const endpoint = iotDataEndpoint();
+  return endpoint ? iotFeedNotifier(iotDataClient(endpoint), onError ? { onError } : {}) : undefined;
 }

@@ -14,7 +14,7 @@
  */
 import { authenticate, type Role } from "../access/api-key.ts";
 import { SimrootError } from "../error.ts";
-import type { MqttAuthorizerRequest, MqttAuthorizerResponse } from "../integration/iot/iot-authorizer.ts";
+import { denyMqtt, iotArn, type MqttAuthorizerRequest, type MqttAuthorizerResponse } from "../integration/iot/iot-authorizer.ts";
 import type { Ports } from "../ports.ts";
 import { feedTopic } from "./notifier.ts";
 
@@ -28,16 +28,6 @@ const clientIdPattern = /^(key_[0-9A-HJKMNP-TV-Z]{26})(?:\.[A-Za-z0-9_-]{1,64})?
 /** A tenant id is one plain topic segment: `+`, `#` or `/` would widen the grant. */
 const plainSegment = /^[A-Za-z0-9_-]{1,128}$/;
 
-const arn = (kind: string, name: string) => `arn:aws:iot:*:*:${kind}/${name}`;
-
-const deny = (principalId: string): MqttAuthorizerResponse => ({
-  isAuthenticated: false,
-  principalId,
-  disconnectAfterInSeconds: refreshAfterInSeconds,
-  refreshAfterInSeconds,
-  policyDocuments: [],
-});
-
 /** What the authorizer reads: the API keys' records (the control table). */
 export type FeedKeyStore = Pick<Ports, "db" | "tables">;
 
@@ -46,21 +36,21 @@ export async function authorizeFeedSubscriber(ports: FeedKeyStore, request: Mqtt
   const clientId = mqtt?.clientId ?? "";
   const principal = clientId.replace(/[^A-Za-z0-9]/g, "").slice(0, 128) || "unknown";
   const keyId = clientIdPattern.exec(clientId)?.[1];
-  if (!keyId || !mqtt?.password) return deny(principal);
+  if (!keyId || !mqtt?.password) return denyMqtt(principal);
   const token = Buffer.from(mqtt.password, "base64").toString("utf8");
   // The client id names the key the password is: a key cannot connect as another's PEP.
-  if (!token.startsWith(`sr_${keyId}_`)) return deny(principal);
+  if (!token.startsWith(`sr_${keyId}_`)) return denyMqtt(principal);
   let tenantId: string;
   try {
     const principalOfKey = await authenticate(ports, token);
-    if (!feedSubscriberRoles.includes(principalOfKey.role)) return deny(principal);
+    if (!feedSubscriberRoles.includes(principalOfKey.role)) return denyMqtt(principal);
     tenantId = principalOfKey.tenantId;
   } catch (error) {
     // An unknown or revoked key is refused; the store failing is not a refusal of the key (IoT then fails the CONNECT).
-    if (error instanceof SimrootError && error.code === "auth.invalid_key") return deny(principal);
+    if (error instanceof SimrootError && error.code === "auth.invalid_key") return denyMqtt(principal);
     throw error;
   }
-  if (!plainSegment.test(tenantId)) return deny(principal);
+  if (!plainSegment.test(tenantId)) return denyMqtt(principal);
   const topic = feedTopic(tenantId);
   return {
     isAuthenticated: true,
@@ -71,9 +61,9 @@ export async function authorizeFeedSubscriber(ports: FeedKeyStore, request: Mqtt
       {
         Version: "2012-10-17",
         Statement: [
-          { Effect: "Allow", Action: "iot:Connect", Resource: arn("client", clientId) },
-          { Effect: "Allow", Action: "iot:Subscribe", Resource: arn("topicfilter", topic) },
-          { Effect: "Allow", Action: "iot:Receive", Resource: arn("topic", topic) },
+          { Effect: "Allow", Action: "iot:Connect", Resource: iotArn("client", clientId) },
+          { Effect: "Allow", Action: "iot:Subscribe", Resource: iotArn("topicfilter", topic) },
+          { Effect: "Allow", Action: "iot:Receive", Resource: iotArn("topic", topic) },
         ],
       },
     ],

@@ -3,7 +3,7 @@
  * two listeners (ext_authz; admin) together. Exit codes: 0 stopped by a signal, 1 failed to
  * start, 2 bad command line.
  */
-import { createPublicKey, randomBytes, type KeyObject } from "node:crypto";
+import { createPublicKey, type KeyObject } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -97,7 +97,7 @@ export async function startPep(config: PepConfig, deps: PepDeps = {}) {
           url: config.mqttUrl!,
           apiKey: config.apiKey,
           ...(config.mqttAuthorizer ? { authorizer: config.mqttAuthorizer } : {}),
-          clientSuffix: `${config.pepId.replace(/[^A-Za-z0-9_-]/g, "").slice(0, 40)}-${randomBytes(3).toString("hex")}`,
+          name: config.pepId,
           onError: (error) => log({ level: "warn", msg: "feed channel failed", error: `${error.name}: ${error.message}` }),
         })
       : undefined;

@@ -57,7 +57,8 @@ const safeSegment = /^[A-Za-z0-9._-]{1,64}$/;
 
 export const mqttSigningInput = (clientId: string, seconds: number) => Buffer.from(`simroot-mqtt|v1|${clientId}|${seconds}`);
 
-const deny = (principal: string): MqttAuthorizerResponse => ({
+/** A refused CONNECT (asked again at the shortest interval IoT allows). Shared with the feed channel's authorizer. */
+export const denyMqtt = (principal: string): MqttAuthorizerResponse => ({
   isAuthenticated: false,
   principalId: principal,
   disconnectAfterInSeconds: refreshAfterInSeconds,
@@ -81,7 +82,8 @@ function proves(device: Device, clientId: string, password: string, now: Date): 
   }
 }
 
-const arn = (kind: string, name: string) => `arn:aws:iot:*:*:${kind}/${name}`;
+/** An IoT resource ARN in any region and account: `client`, `topic` or `topicfilter`, and its name. */
+export const iotArn = (kind: string, name: string) => `arn:aws:iot:*:*:${kind}/${name}`;
 
 /** The topics a device may use: its own, plus one read-only tree per label whose key and value are plain segments. */
 export function topicPolicy(device: Device): IotPolicyDocument {
@@ -90,9 +92,9 @@ export function topicPolicy(device: Device): IotPolicyDocument {
     return {
       Version: "2012-10-17",
       Statement: [
-        { Effect: "Allow", Action: "iot:Connect", Resource: arn("client", own) },
-        { Effect: "Allow", Action: ["iot:Publish", "iot:Receive"], Resource: arn("topic", `quarantine/${own}/*`) },
-        { Effect: "Allow", Action: "iot:Subscribe", Resource: arn("topicfilter", `quarantine/${own}/*`) },
+        { Effect: "Allow", Action: "iot:Connect", Resource: iotArn("client", own) },
+        { Effect: "Allow", Action: ["iot:Publish", "iot:Receive"], Resource: iotArn("topic", `quarantine/${own}/*`) },
+        { Effect: "Allow", Action: "iot:Subscribe", Resource: iotArn("topicfilter", `quarantine/${own}/*`) },
       ],
     };
   }
@@ -102,10 +104,10 @@ export function topicPolicy(device: Device): IotPolicyDocument {
   return {
     Version: "2012-10-17",
     Statement: [
-      { Effect: "Allow", Action: "iot:Connect", Resource: arn("client", own) },
-      { Effect: "Allow", Action: "iot:Publish", Resource: arn("topic", `devices/${own}/*`) },
-      { Effect: "Allow", Action: "iot:Subscribe", Resource: [`cmd/${own}/*`, ...labelTopics].map((topic) => arn("topicfilter", topic)) },
-      { Effect: "Allow", Action: "iot:Receive", Resource: [`cmd/${own}/*`, ...labelTopics].map((topic) => arn("topic", topic)) },
+      { Effect: "Allow", Action: "iot:Connect", Resource: iotArn("client", own) },
+      { Effect: "Allow", Action: "iot:Publish", Resource: iotArn("topic", `devices/${own}/*`) },
+      { Effect: "Allow", Action: "iot:Subscribe", Resource: [`cmd/${own}/*`, ...labelTopics].map((topic) => iotArn("topicfilter", topic)) },
+      { Effect: "Allow", Action: "iot:Receive", Resource: [`cmd/${own}/*`, ...labelTopics].map((topic) => iotArn("topic", topic)) },
     ],
   };
 }
@@ -118,14 +120,14 @@ export async function authorizeMqtt(
   const mqtt = request.protocolData.mqtt;
   const clientId = mqtt?.clientId ?? "";
   const principal = clientId.replace(/[^A-Za-z0-9]/g, "").slice(0, 128) || "unknown";
-  if (!/^dev_[A-Za-z0-9]{1,64}$/.test(clientId) || !mqtt?.password) return deny(principal);
+  if (!/^dev_[A-Za-z0-9]{1,64}$/.test(clientId) || !mqtt?.password) return denyMqtt(principal);
   const stored = await readDevice(ports, settings.tenantId, clientId);
   const now = ports.now();
-  if (!stored || !proves(stored.device, clientId, Buffer.from(mqtt.password, "base64").toString("utf8"), now)) return deny(principal);
+  if (!stored || !proves(stored.device, clientId, Buffer.from(mqtt.password, "base64").toString("utf8"), now)) return denyMqtt(principal);
   const device = stored.device;
-  if (device.state === "revoked" || device.state === "suspended") return deny(principal);
+  if (device.state === "revoked" || device.state === "suspended") return denyMqtt(principal);
   const host = request.protocolData.tls?.serverName ?? settings.mqttHost;
-  if (!host) return deny(principal);
+  if (!host) return denyMqtt(principal);
   const bearer = (Object.keys(device.identity.sessions)[0] ?? "cellular") as "cellular";
   const decision = await evaluateWhatIf(ports, systemContext(settings.tenantId, "iot-authorizer", request.connectionMetadata.id), {
     device: { deviceId: device.id },
@@ -135,7 +137,7 @@ export async function authorizeMqtt(
     bearer,
     ...(device.identity.roaming?.country ? { country: device.identity.roaming.country } : {}),
   });
-  if (!decision.allow) return deny(principal);
+  if (!decision.allow) return denyMqtt(principal);
   return {
     isAuthenticated: true,
     principalId: principal,
