@@ -68,7 +68,7 @@ async function pepKey(admin: Awaited<ReturnType<typeof tenantClient>>, role = "p
 }
 
 describe("PEPs on the feed's push channel over MQTT", () => {
-  it("learn a revocation from the notice, with no long poll and before their idle poll", async () => {
+  it("learn a revocation from the notice itself, signed: no long poll, and no request for it", async () => {
     const admin = await tenantClient(runtime, "mqtt-revocation");
     const { token } = await pepKey(admin);
     const device = (await admin.call("POST", "/v1/devices", { imsi: "208010000007001" })).json;
@@ -100,6 +100,9 @@ describe("PEPs on the feed's push channel over MQTT", () => {
       expect((await admin.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" })).status).toBe(200);
       await expect.poll(decide, { timeout: byNoticeMs, interval: 20 }).toBe("deny.revoked");
       expect(Date.now() - committed).toBeLessThan(byNoticeMs);
+      // The notice carried the change, signed with the feed key: verified and applied without asking for it (a poll that
+      // had brought it first would have left the notice nothing to apply).
+      expect(sync.stats).toMatchObject({ pushed: 1, pushedRefused: 0 });
       expect(polls.waits.filter((wait) => wait !== "" && wait !== "0")).toEqual([]);
       expect(errors).toEqual([]);
     } finally {

@@ -60,6 +60,14 @@ export const assumed = {
    * (pep sync.ts; before 2026-12-04 it waited 20 s and failed closed while idle).
    */
   idlePollSeconds: 4,
+  /**
+   * A feed entry as a notice carries it (JSON), and entries per applied event: an attach or detach moves one binding
+   * (~130 bytes), a state change adds its device (~300). A notice is at most one a second per tenant (the model's
+   * premise, see `notices` in model.ts), its signed head and envelope ~900 bytes.
+   */
+  feedEntryBytes: 150,
+  feedEntriesPerEvent: 1,
+  noticeHeadBytes: 900,
   /** Devices behind one enforcement point (PEP), which polls the feed. */
   devicesPerPep: 1_000,
   /** Devices per tenant (one signed feed head per tenant per second at most: herd sharing). */

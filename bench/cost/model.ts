@@ -1,4 +1,5 @@
 /** The monthly AWS bill of a fleet, line by line, from bench/cost/inputs.ts and bench/cost/prices.ts. */
+import { noticeDeltaMaxBytes } from "../../packages/core/src/feed/notifier.ts";
 import { shardCount } from "../../packages/core/src/ledger/shard.ts";
 import { functions } from "../../packages/core/src/platform/functions.ts";
 import { streamReaders, timeouts } from "../../packages/core/src/platform/limits.ts";
@@ -35,6 +36,8 @@ export function monthlyCost(scenario: Scenario): {
   events: number;
   storedGb: number;
   tenants: number;
+  /** A notice's size at the fleet's change rate, whether it carries its change, and the IoT messages it bills. */
+  notice: { bytes: number; carried: boolean; units: number };
 } {
   const events = scenario.devices * scenario.eventsPerDevicePerDay * 30.4;
   const e = scenario.perEvent;
@@ -47,12 +50,22 @@ export function monthlyCost(scenario: Scenario): {
   const archivedGbPerMonth = (events * assumed.storedBytesPerEvent) / 1e9;
   const peps = Math.ceil(scenario.devices / assumed.devicesPerPep);
   const tenants = Math.ceil(scenario.devices / assumed.devicesPerTenant);
-  // On the push channel a PEP fetches once per notice of a new feed version (notices are coalesced per tenant:
-  // at most one a second while the tenant changes), and every `idlePollSeconds` in the seconds it does not.
+  // On the push channel a notice carries its change, signed (core feed/notifier.ts), when it fits in
+  // `noticeDeltaMaxBytes`: the PEP then makes no request for it; a larger one travels bare and each PEP polls once for
+  // it. PEPs poll every `idlePollSeconds` in the seconds with no notice. Premise: at most one notice a second per tenant
+  // while it changes (a notice per sequencing run in the code today; see docs/feed-distribution.md, "Notice rate").
   const changesPerSecondPerTenant = Math.min(1, events / tenants / secondsPerMonth);
+  const eventsPerNotice = events / tenants / secondsPerMonth / Math.max(changesPerSecondPerTenant, Number.MIN_VALUE);
+  const noticeBytes = assumed.noticeHeadBytes + eventsPerNotice * assumed.feedEntriesPerEvent * assumed.feedEntryBytes;
+  const carried = noticeBytes <= noticeDeltaMaxBytes;
+  // IoT Core bills a message per 5 KB, to each subscriber.
+  const noticeUnits = carried ? Math.ceil(noticeBytes / 5_120) : 1;
   const pushedPollsPerPep =
-    secondsPerMonth * changesPerSecondPerTenant + (secondsPerMonth * (1 - changesPerSecondPerTenant)) / assumed.idlePollSeconds;
-  const notices = scenario.feed === "push" ? peps * secondsPerMonth * changesPerSecondPerTenant : 0;
+    (carried ? 0 : secondsPerMonth * changesPerSecondPerTenant) +
+    (secondsPerMonth * (1 - changesPerSecondPerTenant)) / assumed.idlePollSeconds;
+  const notices = scenario.feed === "push" ? peps * secondsPerMonth * changesPerSecondPerTenant * noticeUnits : 0;
+  // Each carried notice is signed once, by the instance that sends it.
+  const noticeSignatures = tenants * secondsPerMonth * changesPerSecondPerTenant;
   const pollsPerPep = scenario.feed === "push" ? pushedPollsPerPep : secondsPerMonth / timeouts.feedWaitSeconds;
   const polls = peps * pollsPerPep;
   const pollSeconds = scenario.feed === "long-poll" ? timeouts.feedWaitSeconds : 0.05;
@@ -86,11 +99,21 @@ export function monthlyCost(scenario: Scenario): {
       (notices / million) * prices.iotCore.messagingPerMillionFirstBillion +
       (scenario.feed === "push" ? ((peps * secondsPerMonth) / 60 / million) * prices.iotCore.connectivityPerMillionMinutes : 0),
     "KMS (key + feed head signatures)":
-      prices.kms.perKeyMonth + (Math.min(tenants * secondsPerMonth, polls) / million) * prices.kms.asymmetricPerMillionRequests,
+      prices.kms.perKeyMonth +
+      ((Math.min(tenants * secondsPerMonth, polls) + (scenario.feed === "push" && carried ? noticeSignatures : 0)) / million) *
+        prices.kms.asymmetricPerMillionRequests,
     "CloudWatch Logs": ((events * assumed.logBytesPerEvent) / 1e9) * prices.cloudwatchLogs.ingestPerGb,
   };
   const total = Object.values(lines).reduce((sum, value) => sum + value, 0);
-  return { lines, total, perDevice: total / scenario.devices, events, storedGb, tenants };
+  return {
+    lines,
+    total,
+    perDevice: total / scenario.devices,
+    events,
+    storedGb,
+    tenants,
+    notice: { bytes: Math.round(noticeBytes), carried, units: noticeUnits },
+  };
 }
 
 /**

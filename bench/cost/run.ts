@@ -50,7 +50,7 @@ const pushed: Scenario = { ...base, feed: "push" };
 const targetWrites = { ...measured.perAppliedEvent, writeUnits: writePathTarget.writeUnits };
 const scenarios: [string, Scenario][] = [
   ["measured, PEPs long-poll (a Lambda held per PEP; today's default)", base],
-  ["measured, PEPs on the push channel (IoT Core, short polls)", pushed],
+  ["measured, PEPs on the push channel (notices carry changes)", pushed],
   ["+ 8 WCU per applied event (issue 9's target, not reached)", { ...pushed, perEvent: targetWrites }],
   ["+ outbox via Pipes, not a 2nd PutEvents (1 bus event)", { ...pushed, perEvent: { ...targetWrites, busEvents: 1 } }],
   [
@@ -62,6 +62,10 @@ const scenarios: [string, Scenario][] = [
     { ...pushed, perEvent: { ...targetWrites, busEvents: 1, consumerInvocations: 1 }, provisionedUtilisation: 0.7 },
   ],
 ];
+const notice = monthlyCost(pushed).notice;
+console.log(
+  `push channel: a notice a second per tenant of ${notice.bytes} bytes (${notice.carried ? `carries its change: no poll for it, ${notice.units} IoT messages` : "too large to carry its change: bare, and each PEP polls for it"}); the code sends one per sequencing run and instance, so a busy tenant on many Lambda instances sends more (docs/feed-distribution.md, "Notice rate")\n`,
+);
 console.log(`what meeting ${usd(target)} per device per month takes (from today, one change at a time):`);
 for (const [name, scenario] of scenarios) {
   const { total, perDevice } = monthlyCost(scenario);

@@ -4,8 +4,12 @@ import { lambdaPorts } from "../lib/ports.ts";
 
 /** The consumer over the given ports (the local runtime passes its own). */
 export const handlerFor = (ports: () => Ports) =>
-  consumer("automation", async (envelope) => {
-    await runAutomation(ports(), envelope);
-  });
+  consumer(
+    "automation",
+    async (envelope) => {
+      await runAutomation(ports(), envelope);
+    },
+    ports,
+  );
 
 export const handler = handlerFor(lambdaPorts);

@@ -4,8 +4,12 @@ import { lambdaPorts } from "../lib/ports.ts";
 
 /** The consumer over the given ports (the local runtime passes its own). */
 export const handlerFor = (ports: () => Ports) =>
-  consumer("operator-events", async (envelope) => {
-    await applyOperatorEvent(ports(), envelope.detail);
-  });
+  consumer(
+    "operator-events",
+    async (envelope) => {
+      await applyOperatorEvent(ports(), envelope.detail);
+    },
+    ports,
+  );
 
 export const handler = handlerFor(lambdaPorts);

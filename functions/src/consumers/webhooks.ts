@@ -4,8 +4,12 @@ import { lambdaPortsWithSecrets } from "../lib/secrets.ts";
 
 /** The consumer over the given ports (the local runtime passes its own). */
 export const handlerFor = (ports: () => Ports) =>
-  consumer("webhooks", async (envelope) => {
-    await dispatchToWebhooks(ports(), envelope);
-  });
+  consumer(
+    "webhooks",
+    async (envelope) => {
+      await dispatchToWebhooks(ports(), envelope);
+    },
+    ports,
+  );
 
 export const handler = handlerFor(lambdaPortsWithSecrets);

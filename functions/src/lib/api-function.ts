@@ -6,7 +6,7 @@
  */
 import type { AppOptions, RouteGroup } from "@simroot/api";
 import { composeApp } from "@simroot/api/compose";
-import type { FeedSigner, Ports } from "@simroot/core";
+import { noticeSettleMs, type FeedSigner, type Ports } from "@simroot/core";
 import { lambdaHandler } from "./lambda-http.ts";
 import { logger } from "./telemetry.ts";
 
@@ -26,5 +26,7 @@ export function apiFunction(groups: readonly RouteGroup[], options: ApiFunctionO
     { ports: options.ports, feedSigner: options.feedSigner ?? signsNothing, health: options.health ?? {}, logRequests: true, log: logger },
     groups,
   );
-  return { app, handler: lambdaHandler(app.fetch) };
+  // The feed notices of the request's commits are sent before the function returns (at most `noticeSettleMs`).
+  const settle = async () => options.ports().feedNotifier?.settled?.(noticeSettleMs);
+  return { app, handler: lambdaHandler(app.fetch, settle) };
 }

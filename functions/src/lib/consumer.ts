@@ -1,19 +1,26 @@
 import middy from "@middy/core";
-import type { BusEnvelope } from "@simroot/core";
-import { isSimrootError } from "@simroot/core";
+import type { BusEnvelope, Ports } from "@simroot/core";
+import { isSimrootError, noticeSettleMs } from "@simroot/core";
 import { logger, publishMetrics } from "./telemetry.ts";
 
 /**
  * Wraps a bus consumer: a failure is logged (Powertools, with the invocation's request id, and
  * the event's id, type and tenant), then rethrown so the bus retries (EventBridge's retry
  * policy and DLQ in AWS, the local bus's backoff and dead-letter store); the metrics the
- * invocation recorded are printed whether it failed or not.
+ * invocation recorded are printed whether it failed or not. With `ports`, the feed notices the
+ * invocation's commits are still sending are awaited first (at most `noticeSettleMs`).
  */
-export function consumer(name: string, apply: (envelope: BusEnvelope) => Promise<void>) {
+export function consumer(name: string, apply: (envelope: BusEnvelope) => Promise<void>, ports?: () => Ports) {
+  // The feed notices its commits sent in the background: sent before the function returns, not frozen with it.
+  const settle = async () => ports?.().feedNotifier?.settled?.(noticeSettleMs);
   return middy<BusEnvelope, void>()
     .use({
-      after: async () => publishMetrics(),
+      after: async () => {
+        await settle();
+        publishMetrics();
+      },
       onError: async (request) => {
+        await settle();
         const error = request.error;
         // A child per failure, not keys appended to the shared logger: locally one process runs many invocations at once.
         const log = logger.createChild();

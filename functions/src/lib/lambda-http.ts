@@ -42,12 +42,14 @@ export async function toResult(response: Response): Promise<APIGatewayProxyStruc
  * A Lambda handler for the HTTP API serving `fetch` (the Hono app's): log lines carry the
  * invocation's context, and the metrics the request recorded are printed when it is answered.
  */
-export function lambdaHandler(fetch: (request: Request) => Response | Promise<Response>) {
+export function lambdaHandler(fetch: (request: Request) => Response | Promise<Response>, settle?: () => Promise<void>) {
   return async (event: APIGatewayProxyEventV2, context?: Context): Promise<APIGatewayProxyStructuredResultV2> => {
     if (context) logger.addContext(context);
     try {
       return await toResult(await fetch(toRequest(event)));
     } finally {
+      // Background work the request started (the feed notices of its commits) ends before the environment is frozen.
+      await settle?.();
       publishMetrics();
     }
   };

@@ -1,5 +1,5 @@
 import { SQSClient } from "@aws-sdk/client-sqs";
-import { applierQueueUrl, busName, dynamoSettings, tableNames } from "./config.ts";
+import { applierQueueUrl, busName, dynamoSettings, feedKmsKeyId, tableNames } from "./config.ts";
 import { sqsBacklog } from "./ingest/backlog.ts";
 import { eventBridgePublisher } from "./event/eventbridge-publisher.ts";
 import { createLedger, type LedgerOptions } from "./ledger/ledger.ts";
@@ -9,6 +9,8 @@ import { documentClient } from "./store/dynamo.ts";
 
 import { environmentFeedNotifier } from "./feed/iot-notifier.ts";
 import { publishCommits } from "./feed/watch.ts";
+import { noticeSealer } from "./feed/feed.ts";
+import { kmsSigner, lazySigner } from "./feed/kms-signer.ts";
 
 /**
  * Ports over a store and a bus: the ledger is built on the same store. Entry points build
@@ -43,6 +45,16 @@ export function environmentPorts(metrics?: MetricsSink): Ports {
     ...(feedNotifier ? { feedNotifier } : {}),
     ...(queueUrl ? { backlog: sqsBacklog(new SQSClient({}), queueUrl) } : {}),
   };
-  publishCommits(built);
+  // Notices carry their change signed with the feed key (KMS), so PEPs on the channel need not poll for it.
+  const keyId = feedKmsKeyId();
+  publishCommits(
+    built,
+    keyId
+      ? noticeSealer(
+          built,
+          lazySigner(() => kmsSigner(keyId)),
+        )
+      : undefined,
+  );
   return built;
 }

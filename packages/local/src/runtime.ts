@@ -22,6 +22,7 @@ import {
   memorySigner,
   portsFor,
   secretsKeyFile,
+  noticeSealer,
   publishCommits,
   recordDeadLetter,
   storeHealth,
@@ -156,7 +157,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     };
     const grantViolations: readonly GrantViolation[] =
       (options.enforceGrants ?? process.env.SIMROOT_ENFORCE_GRANTS !== "0") ? enforceGrants(db, tables, ports.ledger).violations : [];
-    publishCommits(ports);
+    // The feed's signing key: a file under the data folder, or one in memory for a run that keeps nothing. It signs
+    // the feed and the change each push notice carries.
+    const keyPath = options.feedSigningKeyPath ?? (options.dataDir ? join(options.dataDir, "feed-signing-key.pem") : undefined);
+    const signer = keyPath ? await fileSigner(keyPath) : memorySigner();
+    publishCommits(
+      ports,
+      noticeSealer(ports, async () => signer),
+    );
     authorizerPorts = ports;
     const bus = await LocalBus.open({
       directory: options.dataDir ? join(options.dataDir, "bus") : undefined,
@@ -206,9 +214,6 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       stops.push(async () => clearInterval(worker));
     }
 
-    // The feed's signing key: a file under the data folder, or one in memory for a run that keeps nothing.
-    const keyPath = options.feedSigningKeyPath ?? (options.dataDir ? join(options.dataDir, "feed-signing-key.pem") : undefined);
-    const signer = keyPath ? await fileSigner(keyPath) : memorySigner();
     // What the daily archiver does in AWS (functions/src/audit-archiver.ts), into a folder under the data folder.
     const archiveDir = options.auditArchiveDir ?? (options.dataDir ? join(options.dataDir, "audit-archive") : undefined);
     if (archiveDir && options.auditArchiveMs !== 0) {

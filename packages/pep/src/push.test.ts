@@ -41,6 +41,25 @@ describe("the push trigger", () => {
     trigger.close();
   });
 
+  it("hands over the change the newest notice carried, once, and only to a PEP it is news to", async () => {
+    const { source, send } = manualSource();
+    const trigger = noticeTrigger(source);
+    const signal = new AbortController().signal;
+    await settled(trigger.wait("ten_a", 5, 10, signal));
+    send({ tenantId: "ten_a", version: 6, response: { signed: "six" } });
+    send({ tenantId: "ten_a", version: 7, response: { signed: "seven" } });
+    expect(trigger.take!("ten_a", 7)).toBeUndefined();
+    send({ tenantId: "ten_a", version: 8, response: { signed: "eight" } });
+    expect(trigger.take!("ten_b", 5)).toBeUndefined();
+    send({ tenantId: "ten_a", version: 9, response: { signed: "nine" } });
+    expect(trigger.take!("ten_a", 5)).toEqual({ signed: "nine" });
+    expect(trigger.take!("ten_a", 5)).toBeUndefined();
+    // A bare notice (its change too large to carry) leaves nothing to take: the PEP polls.
+    send({ tenantId: "ten_a", version: 10 });
+    expect(trigger.take!("ten_a", 9)).toBeUndefined();
+    trigger.close();
+  });
+
   it("polls after a reconnection (notices may have been lost), at the idle interval, and on abort", async () => {
     const { source, reconnect } = manualSource();
     const trigger = noticeTrigger(source);

@@ -3,7 +3,9 @@
  * Lambda instance per waiting PEP in AWS), the PEP subscribes to its tenant's notices
  * ("the head moved to version V", see @simroot/core/feed/notifier) and polls, briefly, only
  * when one says its view is behind, or every `idlePollSeconds` to refresh the signed head.
- * A notice is a hint, never authority: what is applied is the verified response of the poll.
+ * A notice is a hint, never authority: what is applied is a verified signed response. A notice
+ * may carry one (the change since the version before, signed as a poll's answer is): the sync
+ * verifies it exactly as a polled one and applies it without a request, else it polls.
  */
 import { parseHeadMoved } from "@simroot/core/feed/notifier";
 
@@ -14,6 +16,11 @@ export interface FeedTrigger {
    * Resolves at once when a notice past `version` already arrived.
    */
   wait(tenantId: string, version: number, maxWaitMs: number, signal: AbortSignal): Promise<void>;
+  /**
+   * The signed delta the newest notice carried, unverified, when that notice is past `version` (then forgotten: the
+   * sync verifies it and polls when it does not continue the view).
+   */
+  take?(tenantId: string, version: number): unknown;
   /** Ends the subscription. */
   close(): void;
 }
@@ -26,8 +33,9 @@ export type NoticeSource = (
 
 export function noticeTrigger(source: NoticeSource): FeedTrigger {
   let subscribed: { tenantId: string; close(): void } | undefined;
-  /** The newest version a notice named. */
+  /** The newest version a notice named, and the signed delta it carried. */
   let latest = 0;
+  let carried: { tenantId: string; version: number; response: unknown } | undefined;
   const waiters = new Set<{ version: number; done: () => void }>();
   const wakeAll = (past?: number) => {
     for (const waiter of [...waiters]) if (past === undefined || past > waiter.version) waiter.done();
@@ -36,11 +44,13 @@ export function noticeTrigger(source: NoticeSource): FeedTrigger {
     if (subscribed?.tenantId === tenantId) return;
     subscribed?.close();
     latest = 0;
+    carried = undefined;
     const subscription = source(tenantId, {
       onMessage(payload) {
         const notice = parseHeadMoved(payload);
         if (notice?.tenantId !== tenantId || notice.version <= latest) return;
         latest = notice.version;
+        carried = notice.response === undefined ? undefined : { tenantId, version: notice.version, response: notice.response };
         wakeAll(latest);
       },
       // Subscribed: notices sent before (while down, or before the first subscription) were lost; whoever waits polls once.
@@ -66,6 +76,11 @@ export function noticeTrigger(source: NoticeSource): FeedTrigger {
         signal.addEventListener("abort", waiter.done);
         waiters.add(waiter);
       });
+    },
+    take(tenantId, version) {
+      const found = carried;
+      carried = undefined;
+      return found?.tenantId === tenantId && found.version > version ? found.response : undefined;
     },
     close() {
       subscribed?.close();

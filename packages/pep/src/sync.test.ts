@@ -8,6 +8,22 @@ import { binding, device, rule, testFeed, type TestFeed } from "./feed.test-supp
 import { loadState, PepState, saveState } from "./state.ts";
 import { FeedSync, type SyncChange } from "./sync.ts";
 import { PepEngine } from "./engine.ts";
+import type { FeedTrigger } from "./push.ts";
+
+/** A push trigger whose notices the test hands over: `carry` is what the next notice brought (read once). */
+function carrier() {
+  let carried: unknown;
+  const trigger: FeedTrigger = {
+    wait: async () => {},
+    take: () => {
+      const found = carried;
+      carried = undefined;
+      return found;
+    },
+    close: () => {},
+  };
+  return { trigger, carry: (response: unknown) => (carried = response) };
+}
 
 type Handler = (url: URL, init: RequestInit) => Response | Promise<Response>;
 
@@ -65,7 +81,16 @@ function streamed(events: readonly { event: string; data: unknown }[], options: 
   return { handler, closed: done };
 }
 
-async function setup(options: { state?: PepState; feed?: TestFeed; statePath?: string; selector?: string; stream?: boolean } = {}) {
+interface SetupOptions {
+  state?: PepState;
+  feed?: TestFeed;
+  statePath?: string;
+  selector?: string;
+  stream?: boolean;
+  trigger?: FeedTrigger;
+}
+
+async function setup(options: SetupOptions = {}) {
   const feed = options.feed ?? testFeed();
   const plane = fakePlane();
   const state = options.state ?? new PepState(feed.tenantId);
@@ -83,12 +108,13 @@ async function setup(options: { state?: PepState; feed?: TestFeed; statePath?: s
     backoff: { initialMs: 1, maxMs: 5 },
     onChange: (change) => changes.push(change),
     ...(options.stream ? { stream: true } : {}),
+    ...(options.trigger ? { trigger: options.trigger } : {}),
   });
   return { feed, plane, state, statePath, sync, changes };
 }
 
 /** A PEP at version 5 with one active device, persisted. */
-async function synced(options: { stream?: boolean } = {}) {
+async function synced(options: { stream?: boolean; trigger?: FeedTrigger } = {}) {
   const context = await setup(options);
   const { feed, plane, sync } = context;
   plane.reply(json(feed.snapshot(5, [device("dev_a"), binding("10.0.0.1", "dev_a"), rule("r1")])));
@@ -133,6 +159,37 @@ describe("the feed sync client on the push channel", () => {
     await vi.waitFor(() => expect(waits.length).toBeGreaterThanOrEqual(3));
     await sync.stop();
     expect(waits.slice(0, 3)).toEqual([4_000, 1_000, 1_000]);
+  });
+});
+
+describe("the feed sync client, given the change by a push notice", () => {
+  it("applies the signed delta the notice carries, as a polled one, without a request", async () => {
+    const { trigger, carry } = carrier();
+    const { feed, plane, state, statePath, sync, changes } = await synced({ trigger });
+    carry(feed.delta(5, 6, [device("dev_a", "revoked"), binding("10.0.0.1", null)]));
+    expect(await sync.step()).toBe("delta");
+    expect(plane.requests).toHaveLength(1);
+    expect(state.version).toBe(6);
+    expect(state.devices.get("dev_a")).toMatchObject({ state: "revoked" });
+    expect(changes.at(-1)).toMatchObject({ kind: "delta", version: 6 });
+    expect(sync.stats).toMatchObject({ pushed: 1, pushedRefused: 0 });
+    // Persisted as a polled delta is: a restarted PEP resumes from it.
+    expect((await loadState(statePath))?.version).toBe(6);
+  });
+
+  it("polls when it follows a label selector: the notice's delta is the whole tenant's", async () => {
+    const { trigger, carry } = carrier();
+    const { feed, plane, state, sync } = await setup({ trigger, selector: "fleet=meters" });
+    const entries = [{ ...device("dev_a"), version: 5 }];
+    plane.reply(json({ signed: feed.signHead(feed.head({ kind: "snapshot", version: 5, scope: "fleet=meters" }, entries)), entries }));
+    expect(await sync.step()).toBe("snapshot");
+    carry(feed.delta(5, 6, [device("dev_z", "active", { fleet: "other" })]));
+    const idle = feed.signHead(feed.head({ kind: "delta", since: 5, version: 5, scope: "fleet=meters" }, []));
+    plane.reply(notModified(Buffer.from(JSON.stringify(idle)).toString("base64")));
+    expect(await sync.step()).toBe("idle");
+    expect(plane.requests).toHaveLength(2);
+    expect(state.devices.has("dev_z")).toBe(false);
+    expect(sync.stats).toMatchObject({ pushed: 0, pushedRefused: 1 });
   });
 });
 
@@ -320,6 +377,23 @@ describe("the feed sync client", () => {
       expect(await readFile(statePath, "utf8")).toBe(saved);
       expect(changes).toHaveLength(1);
       expect(sync.stats.rejected[code]).toBe(1);
+    });
+
+    it.each(cases)("%s, carried by a push notice: refused without a snapshot, and the PEP polls instead", async (_name, build) => {
+      const { trigger, carry } = carrier();
+      const { feed, plane, state, statePath, sync, changes } = await synced({ trigger });
+      const saved = await readFile(statePath, "utf8");
+      carry(build(feed));
+      plane.reply(notModified(feed.idle(5)));
+      expect(await sync.step()).toBe("idle");
+      expect(plane.requests).toHaveLength(2);
+      expect(plane.requests[1]!.url.searchParams.get("since")).toBe("5");
+      expect(state.version).toBe(5);
+      expect(state.devices.get("dev_a")).toMatchObject({ state: "active", labels: { fleet: "meters" } });
+      expect(state.devices.size).toBe(1);
+      expect(await readFile(statePath, "utf8")).toBe(saved);
+      expect(changes).toHaveLength(1);
+      expect(sync.stats).toMatchObject({ pushed: 0, pushedRefused: 1, rejected: {} });
     });
 
     it("a snapshot below the version held (rollback), after a 410", async () => {

@@ -16,6 +16,7 @@ import {
   verifyIdleSigned,
   verifyResponse,
   type SnapshotAssembly,
+  type VerifiedResponse,
   type VerifyContext,
 } from "./verify.ts";
 import { saveState, type PepState, type ViewChange } from "./state.ts";
@@ -86,6 +87,10 @@ export interface SyncStats {
   applied: number;
   notModified: number;
   snapshots: number;
+  /** Deltas applied from what a push notice carried (no request made for them). */
+  pushed: number;
+  /** Deltas a notice carried that did not verify or did not continue the view (a poll followed). */
+  pushedRefused: number;
   errors: number;
   /** Responses refused by verification, by reason code. */
   rejected: Record<string, number>;
@@ -101,6 +106,8 @@ export class FeedSync {
     applied: 0,
     notModified: 0,
     snapshots: 0,
+    pushed: 0,
+    pushedRefused: 0,
     errors: 0,
     rejected: {},
     lastError: undefined,
@@ -194,6 +201,7 @@ export class FeedSync {
   }
 
   async #poll(signal: AbortSignal): Promise<StepResult> {
+    if (await this.#pushed()) return "delta";
     const { state } = this.#options;
     const streaming = this.#options.stream === true && !this.#options.trigger;
     const wait = this.#more || this.#options.trigger ? 0 : streaming ? this.#streamWait() : this.#wait();
@@ -227,10 +235,34 @@ export class FeedSync {
     return "delta";
   }
 
+  /**
+   * Applies the signed delta the last notice carried, when it verifies as a polled one would and continues the version
+   * held. One that does not (another selector, a version this PEP does not hold, a forged or expired head) changes
+   * nothing and is not held against the feed: the poll that follows decides (a refusal here never forces a snapshot).
+   */
+  async #pushed(): Promise<boolean> {
+    const { state, trigger } = this.#options;
+    const carried = state.tenantId && !this.#more ? trigger?.take?.(state.tenantId, state.version) : undefined;
+    if (carried === undefined) return false;
+    let verified: VerifiedResponse;
+    try {
+      verified = verifyResponse(carried, this.#context(), "delta");
+    } catch {
+      this.stats.pushedRefused++;
+      return false;
+    }
+    this.stats.pushed++;
+    await this.#applyDelta(verified);
+    return true;
+  }
+
   /** Verifies and applies one delta response (polled or streamed): it must continue the version held. */
   async #delta(body: unknown): Promise<void> {
+    await this.#applyDelta(this.#checked(() => verifyResponse(body, this.#context(), "delta")));
+  }
+
+  async #applyDelta(verified: VerifiedResponse): Promise<void> {
     const { state } = this.#options;
-    const verified = this.#checked(() => verifyResponse(body, this.#context(), "delta"));
     const change = state.apply(verified.entries);
     state.version = verified.head.version;
     state.head = verified.signed;

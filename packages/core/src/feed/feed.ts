@@ -19,6 +19,7 @@ import { policyRuleOf, storedPolicy } from "../policy/store.ts";
 import type { Ports } from "../ports.ts";
 import { replayPage, replayStart } from "./snapshot-replay.ts";
 import { inScope, scopeDeltas, scopeSnapshotBindings, type FeedScope } from "./scope.ts";
+import { noticeDeltaMaxBytes, type NoticeSealer } from "./notifier.ts";
 import type { FeedSigner } from "./signer.ts";
 import { changeAfter, headVersion, recentDeltas, seenVersion } from "./watch.ts";
 import { readFeedEpoch } from "./epoch.ts";
@@ -224,6 +225,24 @@ export async function feedDeltas(ports: Ports, signer: FeedSigner, tenantId: str
   const signed = await sharedRead(ports, `idle|${herd}`, 1000, () => signHead(signer, fields, [], now));
   if (query.ifNoneMatch === query.since) return { kind: "not_modified", signed };
   return { kind: "response", response: { signed, entries: [] } };
+}
+
+/**
+ * Signs the delta a push notice carries (feed/notifier.ts): the answer a poll of the whole tenant from `since` would
+ * get, issued now. None when it would not fit in a notice (no signature is spent on it): PEPs then poll, as do PEPs
+ * scoped to a label selector (their head names the selector, this one none).
+ */
+export function noticeSealer(ports: Ports, signer: () => Promise<FeedSigner>): NoticeSealer {
+  return async ({ tenantId, since, version, entries }) => {
+    const body = JSON.stringify(entries);
+    // Room for the signed head (under 1 KB) and the notice around it.
+    if (Buffer.byteLength(body) > noticeDeltaMaxBytes - 1024) return undefined;
+    // As a read of the version records gives them back (plain JSON values), so the content hash is the PEP's.
+    const plain = JSON.parse(body) as FeedEntry[];
+    const epoch = await sharedEpoch(ports, tenantId);
+    const fields = { tenantId, epoch, kind: "delta" as const, since, version, page: 0, last: true };
+    return { signed: await signHead(await signer(), fields, plain, ports.now()), entries: plain };
+  };
 }
 
 /**

@@ -9,7 +9,20 @@ import type { AddressInfo } from "node:net";
 import { IoTDataPlaneClient } from "@aws-sdk/client-iot-data-plane";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { iotFeedNotifier } from "./iot-notifier.ts";
-import { parseHeadMoved } from "./notifier.ts";
+import { noticeDeltaMaxBytes, parseHeadMoved, type NoticeSealer } from "./notifier.ts";
+import type { FeedEntry, FeedResponse } from "./wire.ts";
+
+/** A sealer that records what it is asked to sign and "signs" it with its range (the feed's real one: feed.ts). */
+function recordingSealer(options: { fail?: boolean } = {}) {
+  const asked: Parameters<NoticeSealer>[0][] = [];
+  const seal: NoticeSealer = async (delta) => {
+    asked.push(delta);
+    if (options.fail) throw new Error("KMS throttled");
+    return { signed: { signature: `${delta.since}-${delta.version}` }, entries: delta.entries } as unknown as FeedResponse;
+  };
+  return { asked, seal };
+}
+const entry = (version: number, key = `dev_${version}`): FeedEntry => ({ version, kind: "device", key, value: { state: "revoked" } });
 
 interface Seen {
   method: string;
@@ -80,6 +93,61 @@ describe("the IoT Core feed notifier", () => {
     release!();
     await Promise.all([first, ...burst]);
     expect(seen.map((each) => parseHeadMoved(each.body)?.version)).toEqual([1, 5]);
+  });
+
+  it("carries the change signed, and a burst sent while a publish is in flight as one delta signed once", async () => {
+    holdFirst = true;
+    const { asked, seal } = recordingSealer();
+    const notifier = iotFeedNotifier(client());
+    const first = notifier.publish({ tenantId: "ten_d", version: 1, since: 0, entries: [entry(1)] }, seal);
+    await expect.poll(() => seen.length).toBe(1);
+    const burst = [
+      notifier.publish({ tenantId: "ten_d", version: 2, since: 1, entries: [entry(2)] }, seal),
+      notifier.publish({ tenantId: "ten_d", version: 4, since: 2, entries: [entry(3), entry(4)] }, seal),
+    ];
+    release!();
+    await Promise.all([first, ...burst]);
+    expect(asked.map(({ since, version, entries }) => [since, version, entries.map((each) => each.version)])).toEqual([
+      [0, 1, [1]],
+      [1, 4, [2, 3, 4]],
+    ]);
+    expect(seen.map((each) => parseHeadMoved(each.body))).toEqual([
+      { tenantId: "ten_d", version: 1, response: { signed: { signature: "0-1" }, entries: [entry(1)] } },
+      { tenantId: "ten_d", version: 4, response: { signed: { signature: "1-4" }, entries: [entry(2), entry(3), entry(4)] } },
+    ]);
+  });
+
+  it("carries only the newest change when the burst does not follow on (another instance's commit came between)", async () => {
+    holdFirst = true;
+    const { asked, seal } = recordingSealer();
+    const notifier = iotFeedNotifier(client());
+    const first = notifier.publish({ tenantId: "ten_e", version: 1, since: 0, entries: [entry(1)] }, seal);
+    await expect.poll(() => seen.length).toBe(1);
+    const later = notifier.publish({ tenantId: "ten_e", version: 3, since: 2, entries: [entry(3)] }, seal);
+    release!();
+    await Promise.all([first, later]);
+    expect(asked.map(({ since, version }) => [since, version])).toEqual([
+      [0, 1],
+      [2, 3],
+    ]);
+  });
+
+  it("sends the notice bare when its change would not fit, or could not be signed (PEPs poll for it)", async () => {
+    const errors: unknown[] = [];
+    const big = Array.from({ length: 80 }, (_, index) => ({ ...entry(1, `dev_${index}`), value: { note: "x".repeat(150) } }));
+    const { seal } = recordingSealer();
+    await iotFeedNotifier(client()).publish({ tenantId: "ten_f", version: 1, since: 0, entries: big }, seal);
+    const failing = recordingSealer({ fail: true });
+    await iotFeedNotifier(client(), { onError: (error) => errors.push(error) }).publish(
+      { tenantId: "ten_f", version: 2, since: 1, entries: [entry(2)] },
+      failing.seal,
+    );
+    expect(Buffer.byteLength(JSON.stringify({ response: { entries: big } }))).toBeGreaterThan(noticeDeltaMaxBytes);
+    expect(seen.map((each) => parseHeadMoved(each.body))).toEqual([
+      { tenantId: "ten_f", version: 1 },
+      { tenantId: "ten_f", version: 2 },
+    ]);
+    expect(errors).toMatchObject([{ message: "KMS throttled" }]);
   });
 
   it("reports a refused publish and does not throw (the PEPs' fallback poll still finds the change)", async () => {

@@ -6,7 +6,8 @@
  */
 import { IoTDataPlaneClient, PublishCommand } from "@aws-sdk/client-iot-data-plane";
 import { iotDataEndpoint } from "../config.ts";
-import { coalescing, feedTopic, type FeedNotifier, type HeadMoved } from "./notifier.ts";
+import { sdkClientSettings } from "../store/sdk-settings.ts";
+import { coalescing, feedTopic, noticePayload, type FeedNotifier } from "./notifier.ts";
 
 export interface IotNotifierOptions {
   /** Told of a failed publish (the PEPs' fallback poll still finds the change). */
@@ -16,16 +17,17 @@ export interface IotNotifierOptions {
 }
 
 export function iotFeedNotifier(client: IoTDataPlaneClient, options: IotNotifierOptions = {}): FeedNotifier {
-  const publish = coalescing(async (notice: HeadMoved) => {
-    const payload = new TextEncoder().encode(JSON.stringify(notice));
+  const { publish, settled } = coalescing(async (notice) => {
+    const payload = noticePayload(notice);
     await client.send(new PublishCommand({ topic: feedTopic(notice.tenantId), qos: 1, payload, contentType: "application/json" }));
   }, options.onError);
-  return { publish, ...(options.subscribe ? { subscribe: options.subscribe } : {}) };
+  return { publish, settled, ...(options.subscribe ? { subscribe: options.subscribe } : {}) };
 }
 
 /** The IoT data plane client for `SIMROOT_IOT_DATA_ENDPOINT` (the account's `iot:Data-ATS` endpoint). */
 export function iotDataClient(endpoint: string, region?: string): IoTDataPlaneClient {
-  return new IoTDataPlaneClient({ endpoint, ...(region ? { region } : {}) });
+  // The SDK timeouts every client shares: a publish that hangs must not hold the function that waits for it.
+  return new IoTDataPlaneClient({ ...sdkClientSettings(), endpoint, ...(region ? { region } : {}) });
 }
 
 /**

@@ -8,16 +8,57 @@
  * Topic per tenant: `simroot/<tenantId>/feed`. In AWS the channel is AWS IoT Core (publish
  * through the data plane's HTTPS API, PEPs subscribe over MQTT); locally it is the feed hub of
  * packages/local, which speaks the same Publish wire protocol (see iot-notifier.ts).
+ *
+ * A notice may carry the change itself: `response`, the signed delta from the version before to `version`, exactly
+ * what a poll from that version would answer (signed head, entries). A PEP at that version verifies it as it would a
+ * polled response and applies it without a request; any other PEP (further behind, scoped to a label selector, or
+ * given a response that does not verify) polls as before. Still no authority: a forged response fails the signature.
  */
+import type { FeedEntry, FeedResponse } from "./wire.ts";
 
 export interface HeadMoved {
   readonly tenantId: string;
   readonly version: number;
+  /** The signed delta that brings a PEP from the version before to `version` (unverified as received). */
+  readonly response?: unknown;
 }
 
+/** What the instance that sequenced a change knows of it: the entries it brought after `since`. */
+export interface CommitNews {
+  readonly tenantId: string;
+  readonly version: number;
+  readonly since?: number;
+  readonly entries?: readonly FeedEntry[];
+}
+
+/** Signs the delta a notice carries (the feed's signer), or gives none (too large, or the signer failed). */
+export type NoticeSealer = (delta: {
+  readonly tenantId: string;
+  readonly since: number;
+  readonly version: number;
+  readonly entries: readonly FeedEntry[];
+}) => Promise<FeedResponse | undefined>;
+
+/**
+ * The largest notice that carries its delta, in bytes. AWS IoT Core bills a message per 5 KB to each subscriber; a
+ * notice of up to two such units costs a PEP less than a bare notice and the poll it saves (an API Gateway request and
+ * a short Lambda invocation), so a larger delta travels as a bare notice and is polled for.
+ */
+export const noticeDeltaMaxBytes = 10 * 1024;
+/** A burst merged into one notice past this many entries is sent bare (it would not fit anyway). */
+const mergedEntriesMax = 100;
+
 export interface FeedNotifier {
-  /** Tells whoever follows the tenant that its head reached `version`. Best effort: never throws. */
-  publish(notice: HeadMoved): Promise<void>;
+  /**
+   * Tells whoever follows the tenant that its head reached `version`, with the change signed by `seal` when it is given
+   * the entries since the version before. Best effort: never throws.
+   */
+  publish(notice: CommitNews, seal?: NoticeSealer): Promise<void>;
+  /**
+   * Resolves once no notice is being sent (or after `timeoutMs`). A Lambda awaits it before it returns: what it sends
+   * in the background after that would be frozen with the execution environment until its next invocation.
+   */
+  settled?(timeoutMs: number): Promise<void>;
   /**
    * Calls `listener` with every notice of the tenant, whichever instance committed it, and with
    * `undefined` when the channel was interrupted (notices may have been missed: read the head).
@@ -44,31 +85,83 @@ export function parseHeadMoved(payload: string): HeadMoved | undefined {
   try {
     const parsed = JSON.parse(payload) as Partial<HeadMoved>;
     if (typeof parsed.tenantId === "string" && Number.isSafeInteger(parsed.version) && parsed.version! >= 0) {
-      return { tenantId: parsed.tenantId, version: parsed.version! };
+      return {
+        tenantId: parsed.tenantId,
+        version: parsed.version!,
+        ...(parsed.response === undefined ? {} : { response: parsed.response }),
+      };
     }
   } catch {}
   return undefined;
 }
 
+/** A notice's payload: with its signed delta when the whole fits in `noticeDeltaMaxBytes`, else bare. */
+export function noticePayload(notice: HeadMoved & { readonly response?: FeedResponse }): Uint8Array {
+  const bare = { tenantId: notice.tenantId, version: notice.version };
+  if (notice.response) {
+    const full = new TextEncoder().encode(JSON.stringify({ ...bare, response: notice.response }));
+    if (full.byteLength <= noticeDeltaMaxBytes) return full;
+  }
+  return new TextEncoder().encode(JSON.stringify(bare));
+}
+
+interface Pending {
+  version: number;
+  since?: number;
+  entries?: FeedEntry[];
+  seal?: NoticeSealer;
+}
+
+/** `next` followed by `news`: one delta when they are contiguous, else `news` alone (a PEP behind it polls). */
+function merged(next: Pending | undefined, news: CommitNews, seal: NoticeSealer | undefined): Pending {
+  const own = {
+    version: news.version,
+    ...(news.since === undefined || !news.entries ? {} : { since: news.since, entries: [...news.entries] }),
+    ...(seal ? { seal } : {}),
+  };
+  if (!next?.entries || next.since === undefined || !own.entries || own.since !== next.version) return own;
+  const entries = [...next.entries, ...own.entries];
+  return entries.length > mergedEntriesMax ? { version: own.version, ...(seal ? { seal } : {}) } : { ...own, since: next.since, entries };
+}
+
 /**
  * Publishes at most one notice per tenant at a time: a burst of commits while a publish is in
- * flight ends in one more publish, of the newest version (notices only ever move forward).
+ * flight ends in one more publish, of the newest version (notices only ever move forward), carrying the burst's
+ * entries as one signed delta when they follow each other (one signature per publish, not per commit).
  */
-export function coalescing(send: (notice: HeadMoved) => Promise<void>, onError: (error: unknown) => void = () => {}) {
-  const tenants = new Map<string, { sending: boolean; next?: number; sent: number }>();
-  return async (notice: HeadMoved): Promise<void> => {
-    let tenant = tenants.get(notice.tenantId);
-    if (!tenant) tenants.set(notice.tenantId, (tenant = { sending: false, sent: 0 }));
-    if (notice.version <= Math.max(tenant.sent, tenant.next ?? 0)) return;
-    tenant.next = notice.version;
-    if (tenant.sending) return;
+export function coalescing(
+  send: (notice: HeadMoved & { readonly response?: FeedResponse }) => Promise<void>,
+  onError: (error: unknown) => void = () => {},
+): Required<Pick<FeedNotifier, "publish" | "settled">> {
+  const tenants = new Map<string, { sending: boolean; next?: Pending; sent: number }>();
+  const inFlight = new Set<Promise<void>>();
+  const publish = (news: CommitNews, seal?: NoticeSealer): Promise<void> => {
+    let tenant = tenants.get(news.tenantId);
+    if (!tenant) tenants.set(news.tenantId, (tenant = { sending: false, sent: 0 }));
+    if (news.version <= Math.max(tenant.sent, tenant.next?.version ?? 0)) return Promise.resolve();
+    tenant.next = merged(tenant.next, news, seal);
+    if (tenant.sending) return Promise.resolve();
     tenant.sending = true;
+    const run = drain(news.tenantId, tenant);
+    inFlight.add(run);
+    void run.finally(() => inFlight.delete(run));
+    return run;
+  };
+  const drain = async (tenantId: string, tenant: { sending: boolean; next?: Pending; sent: number }): Promise<void> => {
     try {
       while (tenant.next !== undefined) {
-        const version = tenant.next;
+        const next = tenant.next;
         tenant.next = undefined;
         try {
-          await send({ tenantId: notice.tenantId, version });
+          const { version, since, entries } = next;
+          const response =
+            next.seal && since !== undefined && entries
+              ? await next.seal({ tenantId, since, version, entries }).catch((error: unknown) => {
+                  onError(error);
+                  return undefined;
+                })
+              : undefined;
+          await send({ tenantId, version, ...(response ? { response } : {}) });
           tenant.sent = Math.max(tenant.sent, version);
         } catch (error) {
           onError(error);
@@ -77,7 +170,18 @@ export function coalescing(send: (notice: HeadMoved) => Promise<void>, onError: 
     } finally {
       tenant.sending = false;
       // Nothing in flight: forget the tenant (bounded by the tenants publishing right now).
-      tenants.delete(notice.tenantId);
+      tenants.delete(tenantId);
     }
   };
+  const settled = async (timeoutMs: number): Promise<void> => {
+    if (inFlight.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+    await Promise.race([Promise.all(inFlight), timeout]);
+    clearTimeout(timer);
+  };
+  return { publish, settled };
 }
+
+/** How long a Lambda waits, before it returns, for the notices it is still sending (then it leaves them to the PEPs' idle poll). */
+export const noticeSettleMs = 2_000;

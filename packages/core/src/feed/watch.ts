@@ -13,6 +13,7 @@ import { feedHeadPollMs } from "../config.ts";
 import { feedHeadKey } from "../ledger/feed-version.ts";
 import type { CommitNotice } from "../ledger/ledger.ts";
 import type { Ports } from "../ports.ts";
+import type { NoticeSealer } from "./notifier.ts";
 import type { FeedEntry } from "./wire.ts";
 
 const headPollMs = 500;
@@ -71,10 +72,14 @@ function watchesOf(ports: Ports): Watches {
   return watches;
 }
 
-function remember(watches: Watches, notice: CommitNotice): void {
-  const entries = notice.feed.flatMap(({ version, changes }) =>
+/** A sequencing's feed entries, as a read of its version records gives them. */
+export const commitEntries = (notice: CommitNotice): FeedEntry[] =>
+  notice.feed.flatMap(({ version, changes }) =>
     changes.map((change) => ({ version, kind: change.kind, key: change.key, value: change.value })),
-  );
+  ) as FeedEntry[];
+
+function remember(watches: Watches, notice: CommitNotice): void {
+  const entries = commitEntries(notice);
   // As a read of the audit records would give them back (no undefined fields, plain JSON values).
   const commit: RecentCommit = {
     since: notice.since,
@@ -98,13 +103,21 @@ function bounded<Value>(map: Map<string, Value>, key: string, value: Value): voi
 const publishing = new WeakSet<object>();
 /**
  * Publishes every commit of this process's ledger on the feed's push channel (once per
- * ledger, whoever calls it first): PEPs and other instances learn of it without polling.
+ * ledger, whoever calls it first): PEPs and other instances learn of it without polling. With `seal` (the feed's
+ * signer, core feed.ts `noticeSealer`), each notice carries its change as a signed delta, so that a PEP following the
+ * tenant applies it without a request. Entry points call this with their sealer before anything commits.
  */
-export function publishCommits(ports: Pick<Ports, "feedNotifier" | "ledger">): void {
+export function publishCommits(ports: Pick<Ports, "feedNotifier" | "ledger">, seal?: NoticeSealer): void {
   const notifier = ports.feedNotifier;
   if (!notifier || publishing.has(ports.ledger)) return;
   publishing.add(ports.ledger);
-  ports.ledger.onCommit((notice) => void notifier.publish({ tenantId: notice.tenantId, version: notice.version }));
+  ports.ledger.onCommit(
+    (notice) =>
+      void notifier.publish(
+        { tenantId: notice.tenantId, version: notice.version, since: notice.since, entries: commitEntries(notice) },
+        seal,
+      ),
+  );
 }
 
 /**

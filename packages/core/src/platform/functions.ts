@@ -87,10 +87,15 @@ function committing(tables: Tables): Tables {
   return merged;
 }
 
+/**
+ * What every function that commits does: it publishes each sequencing's notice (`feedNotices`) carrying the change,
+ * signed with the feed key (core `noticeSealer`: `kms:Sign`, and `kms:GetPublicKey` for the key's id), so that PEPs on
+ * the channel apply it without a request. The key signs what these functions could already commit to the ledger.
+ */
 const consumer = {
   timeoutSeconds: timeouts.consumerFunctionSeconds,
   memoryMb: 1024,
-  feedKey: [],
+  feedKey: ["Sign", "GetPublicKey"],
   secretsKey: [],
   deadLetterQueues: [],
   invokesConsumers: false,
@@ -175,7 +180,7 @@ export const functions = {
   apiEnforcement: {
     ...apiFunction,
     handler: "api-enforcement.ts",
-    does: "serves what enforcement points call and what checks them: the signed feed, flow reports, the audit trail (also as OCSF events), the live view (the one API function that signs)",
+    does: "serves what enforcement points call and what checks them: the signed feed, flow reports, the audit trail (also as OCSF events), the live view (the one API function that serves signed feeds)",
     routes: [
       "ANY /v1/feed",
       "ANY /v1/feed/{proxy+}",
@@ -283,6 +288,7 @@ export const functions = {
     does: rules.siemExport.does,
     tables: { audit: ["Query"] },
     publishes: false,
+    feedKey: [],
     feedNotices: false,
     backlogQueue: false,
   },
