@@ -12,7 +12,13 @@ import { logger, publishMetrics } from "./telemetry.ts";
  */
 export function consumer(name: string, apply: (envelope: BusEnvelope) => Promise<void>, ports?: () => Ports) {
   // The feed notices its commits sent in the background: sent before the function returns, not frozen with it.
-  const settle = async () => ports?.().feedNotifier?.settled?.(noticeSettleMs);
+  const settle = async () => {
+    try {
+      await ports?.().feedNotifier?.settled?.(noticeSettleMs);
+    } catch {
+      // Never in place of the invocation's outcome: a notice that could not be sent is the PEPs' idle poll's to find.
+    }
+  };
   return middy<BusEnvelope, void>()
     .use({
       after: async () => {

@@ -49,7 +49,8 @@ export function lambdaHandler(fetch: (request: Request) => Response | Promise<Re
       return await toResult(await fetch(toRequest(event)));
     } finally {
       // Background work the request started (the feed notices of its commits) ends before the environment is frozen.
-      await settle?.();
+      // Never in place of the answer: a notice that could not be sent is the PEPs' idle poll's to find.
+      await settle?.().catch(() => {});
       publishMetrics();
     }
   };

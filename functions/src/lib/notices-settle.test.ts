@@ -63,11 +63,20 @@ describe("a Lambda that committed", () => {
     expect(sent).toEqual([7]);
   });
 
-  it("waits at most noticeSettleMs for a publish that hangs", async () => {
+  it("waits at most noticeSettleMs for a publish that hangs, and a notice that fails never replaces the outcome", async () => {
     const notifier = coalescing(() => new Promise<void>(() => {}));
-    void notifier.publish({ tenantId: "ten_a", version: 1 });
+    const ports = () => ({ feedNotifier: notifier }) as unknown as Ports;
+    const handler = consumer("t", async () => void notifier.publish({ tenantId: "ten_a", version: 1 }), ports);
     const started = Date.now();
-    await notifier.settled(100);
-    expect(Date.now() - started).toBeLessThan(1_000);
+    await handler(envelope, context);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(noticeSettleMs - 50);
+    expect(Date.now() - started).toBeLessThan(noticeSettleMs + 1_000);
+    const answering = lambdaHandler(
+      async () => new Response("{}", { headers: { "content-type": "application/json" } }),
+      async () => {
+        throw new Error("the notifier broke");
+      },
+    );
+    expect((await answering(httpEvent)).statusCode).toBe(200);
   });
 });

@@ -4,12 +4,13 @@
  * stream, so that instances sharing nothing but the hub wake each other's long polls.
  */
 import { IoTDataPlaneClient } from "@aws-sdk/client-iot-data-plane";
-import { feedTopic, iotFeedNotifier, parseHeadMoved, type FeedNotifier } from "@simroot/core";
+import { feedTopic, iotFeedNotifier, parseHeadMoved, sdkClientSettings, type FeedNotifier } from "@simroot/core";
 import { subscribeHub } from "@simroot/core/feed/hub-subscriber";
 
 export function hubFeedNotifier(hubUrl: string): FeedNotifier & { destroy(): void } {
   // The hub checks no signature; the client signs anyway, as it would for IoT Core.
   const client = new IoTDataPlaneClient({
+    ...sdkClientSettings(),
     endpoint: hubUrl,
     region: "us-east-1",
     credentials: { accessKeyId: "local", secretAccessKey: "local" },

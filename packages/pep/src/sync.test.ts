@@ -177,6 +177,23 @@ describe("the feed sync client, given the change by a push notice", () => {
     expect((await loadState(statePath))?.version).toBe(6);
   });
 
+  it("polls rather than trade the head it holds for one that expires sooner (a notice delayed on its way)", async () => {
+    const { trigger, carry } = carrier();
+    const { feed, plane, state, sync } = await synced({ trigger });
+    const late = feed.delta(5, 6, [device("dev_a", "revoked")]);
+    feed.advance(7_000);
+    plane.reply(notModified(feed.idle(5)));
+    expect(await sync.step()).toBe("idle");
+    const held = state.head;
+    carry(late);
+    plane.reply(json(feed.delta(5, 6, [device("dev_a", "revoked")])));
+    expect(await sync.step()).toBe("delta");
+    expect(plane.requests).toHaveLength(3);
+    expect(state.version).toBe(6);
+    expect(Date.parse(state.head!.head.expiresAt)).toBeGreaterThanOrEqual(Date.parse(held!.head.expiresAt));
+    expect(sync.stats).toMatchObject({ pushed: 0, pushedRefused: 1 });
+  });
+
   it("polls when it follows a label selector: the notice's delta is the whole tenant's", async () => {
     const { trigger, carry } = carrier();
     const { feed, plane, state, sync } = await setup({ trigger, selector: "fleet=meters" });

@@ -236,9 +236,10 @@ export class FeedSync {
   }
 
   /**
-   * Applies the signed delta the last notice carried, when it verifies as a polled one would and continues the version
-   * held. One that does not (another selector, a version this PEP does not hold, a forged or expired head) changes
-   * nothing and is not held against the feed: the poll that follows decides (a refusal here never forces a snapshot).
+   * Applies the signed delta the last notice carried, when it verifies as a polled one would, continues the version
+   * held and expires no sooner than the head held. One that does not (another selector, a version this PEP does not
+   * hold, a forged, expired or older head) changes nothing and is not held against the feed: the poll that follows
+   * decides (a refusal here never forces a snapshot).
    */
   async #pushed(): Promise<boolean> {
     const { state, trigger } = this.#options;
@@ -248,6 +249,12 @@ export class FeedSync {
     try {
       verified = verifyResponse(carried, this.#context(), "delta");
     } catch {
+      this.stats.pushedRefused++;
+      return false;
+    }
+    // Signed when it was sent, perhaps long before it arrived (a Lambda frozen with it): a head that expires before the
+    // one held would shorten the view's freshness, so the poll brings the change with a head as fresh as any.
+    if (Date.parse(verified.head.expiresAt) < Date.parse(state.head?.head.expiresAt ?? "")) {
       this.stats.pushedRefused++;
       return false;
     }

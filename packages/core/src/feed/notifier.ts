@@ -144,7 +144,8 @@ export function coalescing(
     tenant.sending = true;
     const run = drain(news.tenantId, tenant);
     inFlight.add(run);
-    void run.finally(() => inFlight.delete(run));
+    const done = () => void inFlight.delete(run);
+    run.then(done, done);
     return run;
   };
   const drain = async (tenantId: string, tenant: { sending: boolean; next?: Pending; sent: number }): Promise<void> => {
