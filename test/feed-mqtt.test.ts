@@ -6,7 +6,8 @@
  */
 import { createPublicKey } from "node:crypto";
 import { connect, type MqttClient } from "mqtt";
-import { feedClientId, feedTopic, type FeedResponse, type MqttAuthorizerResponse } from "@simroot/core";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { asyncApiDocument, feedClientId, feedTopic, type FeedResponse, type MqttAuthorizerResponse } from "@simroot/core";
 import { startFeedHub } from "@simroot/local/feed-hub";
 import { policyAllows } from "@simroot/local/feed-hub-mqtt";
 import { FeedSync, mqttTrigger, PepEngine, PepState } from "@simroot/pep";
@@ -110,6 +111,28 @@ describe("PEPs on the feed's push channel over MQTT", () => {
       trigger.close();
     }
   }, 60_000);
+
+  it("send notices as the AsyncAPI document describes them, each carrying its change", async () => {
+    const admin = await tenantClient(runtime, "mqtt-contract");
+    const { token } = await pepKey(admin);
+    const listener = await connectAs(token, feedClientId(token, "contract"));
+    expect(listener.error).toBeUndefined();
+    const received = inbox(listener.client);
+    expect(await subscribe(listener.client, feedTopic(admin.tenant.id))).toBe(1);
+    expect((await admin.call("POST", "/v1/devices", { imsi: "208010000007201" })).status).toBe(201);
+    await expect.poll(() => received.length, { timeout: 5_000 }).toBeGreaterThan(0);
+    const document = asyncApiDocument();
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    ajv.addSchema(document, "asyncapi");
+    const valid = ajv.getSchema("asyncapi#/components/messages/feedNotice/payload")!;
+    for (const { topic, payload } of received) {
+      expect(topic).toBe(document.channels.feedNotices.address.replace("{tenantId}", admin.tenant.id));
+      const notice = JSON.parse(payload) as { response?: FeedResponse };
+      expect(valid(notice), JSON.stringify(valid.errors)).toBe(true);
+      expect(notice.response?.signed.head).toMatchObject({ tenantId: admin.tenant.id, kind: "delta" });
+    }
+    listener.client.end(true);
+  });
 
   it("admit a feed key to receive its own tenant's notices only: not another tenant's, and never to speak on the channel", async () => {
     const a = await tenantClient(runtime, "mqtt-a");

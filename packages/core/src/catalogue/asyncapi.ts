@@ -3,6 +3,8 @@
  * same zod schemas the adapters and the applier validate with.
  */
 import * as z from "zod";
+import { feedTopic, noticeDeltaMaxBytes } from "../feed/notifier.ts";
+import { feedResponseSchema } from "../feed/wire.ts";
 import { eventSource, ingestSource } from "../platform/bus-names.ts";
 import { catalogueTypes, eventPayloads, normalizedEventSchema, type CatalogueType } from "./catalogue.ts";
 import { simrootEventPayloads, simrootEventTypes } from "./simroot-events.ts";
@@ -140,6 +142,29 @@ export function asyncApiDocument() {
       properties: { sourceId: { type: "string" }, format: { type: "string" }, event: reported },
     }),
   };
+  messages.feedNotice = {
+    name: "feed.notice",
+    title: "The tenant's feed head moved",
+    summary:
+      "Published on the feed's push channel (AWS IoT Core; locally the feed hub) by the instance that sequenced a change. " +
+      "A hint, never authority: a PEP applies `response` only once it verifies it as a polled feed response (signature, " +
+      "tenant, scope, epoch, expiry, continuity from the version it holds), and otherwise polls /v1/feed.",
+    contentType: "application/json",
+    payload: {
+      type: "object",
+      required: ["tenantId", "version"],
+      properties: {
+        tenantId: { type: "string" },
+        version: { type: "integer", minimum: 0, description: "the feed version the tenant's head reached" },
+        response: {
+          ...hoisted(z.toJSONSchema(feedResponseSchema, { io: "output" }) as Record<string, unknown>, schemas),
+          description:
+            `The signed delta from the version before to \`version\`, as GET /v1/feed?since=<version before> answers it; ` +
+            `absent when the notice would exceed ${noticeDeltaMaxBytes} bytes`,
+        },
+      },
+    },
+  };
   return {
     asyncapi: "3.0.0",
     info: {
@@ -157,6 +182,14 @@ export function asyncApiDocument() {
         description: "Facts accepted at /v1/ingest/{sourceId}, on their way to the applier",
         messages: { factReported: { $ref: "#/components/messages/factReported" } },
       },
+      feedNotices: {
+        address: feedTopic("{tenantId}"),
+        description:
+          "The feed's push channel, over MQTT: a PEP connects with its `pep` API key as the password (in AWS through the " +
+          "feed's custom authorizer) and may subscribe to its own tenant's topic only, never publish",
+        parameters: { tenantId: { description: "the tenant whose feed moved" } },
+        messages: { feedNotice: { $ref: "#/components/messages/feedNotice" } },
+      },
       applied: {
         address: eventSource,
         description: "Changes applied to device identity state (EventBridge detail-type = the event type)",
@@ -169,6 +202,11 @@ export function asyncApiDocument() {
     operations: {
       receiveReported: { action: "receive", channel: { $ref: "#/channels/reported" } },
       sendApplied: { action: "send", channel: { $ref: "#/channels/applied" } },
+      sendFeedNotice: {
+        action: "send",
+        channel: { $ref: "#/channels/feedNotices" },
+        bindings: { mqtt: { qos: 1, retain: false, bindingVersion: "0.2.0" } },
+      },
     },
     components: { messages, schemas },
   };
