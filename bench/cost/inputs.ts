@@ -79,7 +79,12 @@ export const assumed = {
    * one invocation of the outbox (a PutEvents of the batch) and of the history (a BatchWriteItem of its items).
    */
   outboxMs: 30,
-  historyMs: 20,
+  /**
+   * The history's own work (20 ms), plus its wait for a burst's trailing notice (core ledger/catch-up.ts
+   * `announceTrailing`, awaited before the function returns): for a tenant that changes all the time the head's last
+   * notice is on average half the 1 s notice interval old when a batch finds versions not yet told of.
+   */
+  historyMs: 20 + 500,
   /** New audit records per applied event (the records the readers' filter lets through; versions and listings are not). */
   auditRecordsPerEvent: 1,
   /** The audit table's share of the write units (`WRITERS= npm run bench:write`, steady state: audit 4 of 14). */

@@ -52,8 +52,8 @@ export function monthlyCost(scenario: Scenario): {
   const tenants = Math.ceil(scenario.devices / assumed.devicesPerTenant);
   // On the push channel a notice carries its change, signed (core feed/notifier.ts), when it fits in
   // `noticeDeltaMaxBytes`: the PEP then makes no request for it; a larger one travels bare and each PEP polls once for
-  // it. PEPs poll every `idlePollSeconds` in the seconds with no notice. Premise: at most one notice a second per tenant
-  // while it changes (a notice per sequencing run in the code today; see docs/feed-distribution.md, "Notice rate").
+  // it. PEPs poll every `idlePollSeconds` in the seconds with no notice. At most one notice a second per tenant while it
+  // changes (core sequencer.ts `noticeIntervalMs`, across instances; urgent changes at once: rare, not counted).
   const changesPerSecondPerTenant = Math.min(1, events / tenants / secondsPerMonth);
   const eventsPerNotice = events / tenants / secondsPerMonth / Math.max(changesPerSecondPerTenant, Number.MIN_VALUE);
   const noticeBytes = assumed.noticeHeadBytes + eventsPerNotice * assumed.feedEntriesPerEvent * assumed.feedEntryBytes;

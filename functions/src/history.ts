@@ -39,10 +39,11 @@ export const handlerFor =
     // 3 attempts of at most 4 s): what is still not covered is given again by the stream.
     const budgetMs = context ? Math.max(1_000, context.getRemainingTimeInMillis() - 40_000) : undefined;
     const { result, retryFrom } = await catchUpFromStream(records, ports(), budgetMs ? { budgetMs } : {});
+    const { trailing: _trailing, ...outcome } = result;
     if (result.sequenced.length > 0)
-      logger.warn("sequenced committed records their committer left behind", { component: "history", ...result });
+      logger.warn("sequenced committed records their committer left behind", { component: "history", ...outcome });
     if (result.uncovered.length > 0)
-      logger.error("committed records the feed does not cover yet; the stream gives them again", { component: "history", ...result });
+      logger.error("committed records the feed does not cover yet; the stream gives them again", { component: "history", ...outcome });
     if (projected.failedAt !== undefined) {
       logger.error("writing committed records' history failed; the stream retries from the first record not written", {
         component: "history",
@@ -50,6 +51,8 @@ export const handlerFor =
         error: String(projected.error),
       });
     }
+    // A burst's trailing notice (at most a second away): sent before the function returns and is frozen.
+    await result.trailing;
     const first = earliestInStream(records, [projected.failedAt, retryFrom]);
     return { batchItemFailures: first === undefined ? [] : [{ itemIdentifier: first }] };
   };

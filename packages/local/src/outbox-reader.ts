@@ -104,6 +104,9 @@ export function startHistoryReader(
         { db: options.db, tables: options.tables, ...(backstop.feedNotifier ? { feedNotifier: backstop.feedNotifier } : {}) },
         backstop.options,
       );
+      // A burst's trailing notice runs beside the stream (the history function awaits it before it returns): the
+      // reader's position, and so the runtime's `settled`, does not wait out the notice interval.
+      void caught.result.trailing;
       const failedAt = earliestInStream(records, [failure.failedAt, caught.retryFrom]);
       if (failedAt === undefined) return { done: projected };
       // Every record before the first one given again is done (written and covered).

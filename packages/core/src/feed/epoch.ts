@@ -10,7 +10,6 @@
  * taken, and every epoch PEPs were shown since, as long as the control plane's clock does not
  * go back.
  */
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import type { RequestContext } from "../context.ts";
 import { domainEvent } from "../event/event.ts";
@@ -18,8 +17,9 @@ import { SimrootError } from "../error.ts";
 import type { Outcome } from "../outcome.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
+import { feedEpochKey, readFeedEpoch } from "./epoch-read.ts";
 
-export const feedEpochKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "feed-epoch" });
+export { feedEpochKey, readFeedEpoch };
 
 export const feedEpochSchema = z
   .object({
@@ -29,14 +29,6 @@ export const feedEpochSchema = z
   })
   .meta({ id: "FeedEpoch" });
 export type FeedEpoch = z.output<typeof feedEpochSchema>;
-
-/** The tenant's feed epoch (0 until first advanced), read consistently. */
-export async function readFeedEpoch(ports: Ports, tenantId: string): Promise<number> {
-  const { Item } = await ports.db.send(
-    new GetCommand({ TableName: ports.tables.control, Key: feedEpochKey(tenantId), ConsistentRead: true }),
-  );
-  return typeof Item?.epoch === "number" ? Item.epoch : 0;
-}
 
 const changed = () =>
   new SimrootError("request.precondition_failed", "conflict", "The feed epoch changed meanwhile; try again", { detail: { status: 412 } });

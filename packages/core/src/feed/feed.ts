@@ -22,7 +22,7 @@ import { inScope, scopeDeltas, scopeSnapshotBindings, type FeedScope } from "./s
 import { noticeDeltaMaxBytes, type NoticeSealer } from "./notifier.ts";
 import type { FeedSigner } from "./signer.ts";
 import { changeAfter, headVersion, recentDeltas, seenVersion } from "./watch.ts";
-import { readFeedEpoch } from "./epoch.ts";
+import { readFeedEpoch } from "./epoch-read.ts";
 import {
   bindingValue,
   contentHash,

@@ -111,13 +111,15 @@ export function publishCommits(ports: Pick<Ports, "feedNotifier" | "ledger">, se
   const notifier = ports.feedNotifier;
   if (!notifier || publishing.has(ports.ledger)) return;
   publishing.add(ports.ledger);
-  ports.ledger.onCommit(
-    (notice) =>
-      void notifier.publish(
-        { tenantId: notice.tenantId, version: notice.version, since: notice.since, entries: commitEntries(notice) },
-        seal,
-      ),
-  );
+  ports.ledger.onCommit((notice) => {
+    // No urgent change, within a second of the tenant's last notice: the next notice tells of it (sequencer.ts
+    // `noticeIntervalMs`), or the backstop's trailing one.
+    if (!notice.announce) return;
+    void notifier.publish(
+      { tenantId: notice.tenantId, version: notice.version, since: notice.since, entries: commitEntries(notice) },
+      seal,
+    );
+  });
 }
 
 /**

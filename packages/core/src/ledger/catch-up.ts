@@ -22,7 +22,18 @@ import { auditRetentionDays } from "../config.ts";
 import { eventsOfStream, type OutboxStreamRecord } from "../outbox/outbox.ts";
 import type { Ports } from "../ports.ts";
 import type { AuditRecord } from "./audit-record.ts";
-import { FeedBlocked, landed, readFeedHead, SequencingInDoubt, sequenceOnce, type SequencedNotice } from "./sequencer.ts";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { feedHeadKey } from "./feed-version.ts";
+import {
+  FeedBlocked,
+  landed,
+  noticeIntervalMs,
+  readFeedHead,
+  SequencingInDoubt,
+  sequenceOnce,
+  type FeedHeadState,
+  type SequencedNotice,
+} from "./sequencer.ts";
 import { shardCount } from "./shard.ts";
 
 export interface CatchUpOptions {
@@ -43,6 +54,8 @@ export interface CatchUpResult {
   readonly uncovered: string[];
   /** Tenants whose feed is blocked, or whose records no run will sequence (logged as an error; not retried). */
   readonly blocked: string[];
+  /** The trailing notices of the batch's tenants (`announceTrailing`): a Lambda awaits them before it returns. Never rejects. */
+  readonly trailing: Promise<void>;
 }
 
 type Covered = Pick<AuditRecord, "tenantId" | "shard" | "seq" | "time">;
@@ -65,7 +78,8 @@ export async function catchUpFeed(
     tenant.newest = Math.max(tenant.newest, Date.parse(record.time) || 0);
     tenants.set(record.tenantId, tenant);
   }
-  const result: CatchUpResult = { sequenced: [], uncovered: [], blocked: [] };
+  const trailing: Promise<void>[] = [];
+  const result = { sequenced: [] as string[], uncovered: [] as string[], blocked: [] as string[], trailing: Promise.resolve() };
   const announce = async (notice: SequencedNotice) => {
     await ports.feedNotifier?.publish({ tenantId: notice.tenantId, version: notice.version }).catch(() => {});
   };
@@ -78,6 +92,7 @@ export async function catchUpFeed(
         const head = await readFeedHead(ports.db, ports.tables, tenantId, shardCount).catch(() => undefined);
         if (head && [...last].every(([shard, seq]) => (head.vector[shard] ?? 0) >= seq)) {
           if (ran) result.sequenced.push(tenantId);
+          trailing.push(announceTrailing(ports, tenantId, head));
           return;
         }
         if (Date.now() >= deadline) return void result.uncovered.push(tenantId);
@@ -91,7 +106,9 @@ export async function catchUpFeed(
         ran = true;
         try {
           const run = await sequenceOnce(ports.db, ports.tables, tenantId, shardCount, new Date(), undefined, retentionSeconds);
-          if (run && run !== "raced") await announce("raced" in run ? run.adopted : run);
+          const moved = run && run !== "raced" ? ("raced" in run ? run.adopted : run) : undefined;
+          // A run with no urgent change within the notice interval announces nothing (the trailing notice below tells of it).
+          if (moved?.announce) await announce(moved);
           // Nothing past the head by the shard heads, yet records past it: a transaction's items seen one by one for a
           // moment, or records no commit anchored (written into the audit table by hand), which no run will sequence.
           if (run === undefined && ++unanchored > 3) {
@@ -118,7 +135,41 @@ export async function catchUpFeed(
       }
     }),
   );
+  result.trailing = Promise.all(trailing).then(() => {});
   return result;
+}
+
+/**
+ * The trailing notice of a burst. A run with no urgent change within `noticeIntervalMs` of the tenant's last notice
+ * does not announce (sequencer.ts); the next run past the interval does. When none comes (the burst ended), the history
+ * tells of the versions still unannounced once the interval has passed: it waits for it (at most the interval), reads
+ * the head again and, when no notice told of them meanwhile, marks them told (conditional on the head it read: a run
+ * or another reader that moved or announced first wins) and publishes a bare notice (PEPs poll for the change; the
+ * history holds no signing key). The history function awaits it before it returns; the local reader lets it run beside
+ * the stream (its position does not wait for it).
+ */
+async function announceTrailing(ports: Pick<Ports, "db" | "tables" | "feedNotifier">, tenantId: string, seen: FeedHeadState) {
+  if (!ports.feedNotifier || seen.noticedVersion >= seen.version) return;
+  const due = seen.noticedAt + noticeIntervalMs - Date.now();
+  if (due > 0) await sleep(Math.min(due, noticeIntervalMs));
+  const head = await readFeedHead(ports.db, ports.tables, tenantId, shardCount).catch(() => undefined);
+  // Told of meanwhile (a run past the interval announced), or moved by a run that decides for itself.
+  if (!head || head.noticedVersion >= seen.version || head.version !== seen.version) return;
+  try {
+    await ports.db.send(
+      new UpdateCommand({
+        TableName: ports.tables.control,
+        Key: feedHeadKey(tenantId),
+        UpdateExpression: "SET noticedVersion = :version, noticedAt = :now",
+        ConditionExpression: "version = :version AND noticedVersion = :told",
+        ExpressionAttributeValues: { ":version": head.version, ":told": head.noticedVersion, ":now": new Date().toISOString() },
+      }),
+    );
+  } catch {
+    // Moved or told meanwhile (the mover decides), or the store refused: then left to the PEPs' idle poll, as a lost notice is.
+    return;
+  }
+  await ports.feedNotifier.publish({ tenantId, version: head.version }).catch(() => {});
 }
 
 /**

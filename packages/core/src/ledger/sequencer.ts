@@ -55,6 +55,11 @@ export interface SequencedNotice {
   readonly tenantId: string;
   readonly since: number;
   readonly version: number;
+  /**
+   * Whether this run announces its versions on the feed's push channel (`noticeIntervalMs`). When it does not, the
+   * next announced run's notice, or the backstop's trailing one (catch-up.ts), tells of them.
+   */
+  readonly announce: boolean;
   readonly vector: readonly number[];
   readonly feed: readonly {
     readonly version: number;
@@ -66,7 +71,32 @@ export interface FeedHeadState {
   readonly version: number;
   readonly vector: readonly number[];
   readonly hash: string;
+  /** The newest version a notice told of, and when (ms; 0: never). Heads written before these say: all of them. */
+  readonly noticedVersion: number;
+  readonly noticedAt: number;
 }
+
+/**
+ * Feed notices go out at most this often per tenant, whichever instances sequence it: each notice is delivered (and
+ * billed) to every PEP following the tenant, and a carried one costs a signature. A run with an urgent change
+ * (`urgentEntry`: a revocation among them) announces at once; any other run (a re-attach storm, a bulk registration)
+ * announces when the last notice is this old, else the next one, or the backstop's trailing one (catch-up.ts), tells of it.
+ */
+export const noticeIntervalMs = 1_000;
+
+/**
+ * A change PEPs must learn at once: a device no longer active (suspended, quarantined, revoked) or gone, a policy, a
+ * grant, the tenant's settings. An active device's change (a registration, an attach: every applied fact rewrites the
+ * device's view) and an address moving are told within the interval.
+ */
+const urgentEntry = (entry: { readonly kind: string; readonly value: Record<string, unknown> | null }) =>
+  entry.kind === "device" ? entry.value?.state !== "active" : entry.kind !== "binding";
+
+/** What a head move records of the notices: told now (`announce`), or as the head before had it. */
+const noticedFields = (head: FeedHeadState, version: number, time: string, announce: boolean) =>
+  announce
+    ? { noticedVersion: version, noticedAt: time }
+    : { noticedVersion: head.noticedVersion, ...(head.noticedAt ? { noticedAt: new Date(head.noticedAt).toISOString() } : {}) };
 
 /** At most this many entries, and about this many bytes, per feed version record (an item holds 400 KB). */
 const maxEntriesPerVersion = 200;
@@ -81,12 +111,15 @@ export async function readFeedHead(
   shards: number,
 ): Promise<FeedHeadState> {
   const { Item } = await db.send(new GetCommand({ TableName: tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }));
-  if (!Item) return { version: 0, vector: new Array<number>(shards).fill(0), hash: genesisHash };
+  if (!Item) return { version: 0, vector: new Array<number>(shards).fill(0), hash: genesisHash, noticedVersion: 0, noticedAt: 0 };
   const vector = Item.vector as number[];
+  const version = Number(Item.version);
   return {
-    version: Number(Item.version),
+    version,
     vector: Array.from({ length: shards }, (_, shard) => Number(vector[shard] ?? 0)),
     hash: String(Item.hash),
+    noticedVersion: Item.noticedVersion === undefined ? version : Number(Item.noticedVersion),
+    noticedAt: typeof Item.noticedAt === "string" ? Date.parse(Item.noticedAt) || 0 : 0,
   };
 }
 
@@ -374,13 +407,16 @@ function chunks(entries: readonly Entry[]): Entry[][] {
   return result;
 }
 
-/** The feed head item naming `record` (its version, vector and hash). */
-const headItem = (tenantId: string, record: FeedVersionRecord, time: string) => ({
+type Noticed = ReturnType<typeof noticedFields>;
+
+/** The feed head item naming `record` (its version, vector and hash), and what notices told of. */
+const headItem = (tenantId: string, record: FeedVersionRecord, time: string, noticed: Noticed) => ({
   ...feedHeadKey(tenantId),
   version: record.version,
   vector: record.vector,
   hash: record.hash,
   updatedAt: time,
+  ...noticed,
 });
 
 /**
@@ -388,12 +424,19 @@ const headItem = (tenantId: string, record: FeedVersionRecord, time: string) => 
  * version, then the head: between the two, readers still see the version before (deltas stop at the head),
  * and a run that stopped there (crashed, timed out) leaves the head one behind until the next run moves it.
  */
-async function moveHead(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, record: FeedVersionRecord, time: string) {
+async function moveHead(
+  db: DynamoDBDocumentClient,
+  tables: TableNames,
+  tenantId: string,
+  record: FeedVersionRecord,
+  time: string,
+  noticed: Noticed,
+) {
   try {
     await db.send(
       new PutCommand({
         TableName: tables.control,
-        Item: headItem(tenantId, record, time),
+        Item: headItem(tenantId, record, time, noticed),
         ConditionExpression: "attribute_not_exists(pk) OR version < :version",
         ExpressionAttributeValues: { ":version": record.version },
       }),
@@ -484,9 +527,10 @@ async function pendingDefect(
 }
 
 /** What a head move from `since` to the last of `records` announces (the writer's notice, or an adopter's of it). */
-const noticeOf = (tenantId: string, since: number, records: readonly FeedVersionRecord[]): SequencedNotice => ({
+const noticeOf = (tenantId: string, since: number, records: readonly FeedVersionRecord[], announce: boolean): SequencedNotice => ({
   tenantId,
   since,
+  announce,
   version: records.at(-1)!.version,
   vector: records.at(-1)!.vector,
   feed: records.map((record) => ({
@@ -513,9 +557,10 @@ async function adoptPending(
   // Not served: the feed stops here (fails closed) and says why; the caller backs off as from a store failure.
   if (defect) throw new FeedBlocked(`feed version ${head.version + 1} past the head is not the sequencer's (${defect}): not adopted`);
   const record = feedVersionSchema.parse(item) as FeedVersionRecord;
-  const notice = noticeOf(tenantId, head.version, [record]);
+  // Its run stopped before it could announce: the mover does, at once.
+  const notice = noticeOf(tenantId, head.version, [record], true);
   try {
-    await moveHead(db, tables, tenantId, record, record.time);
+    await moveHead(db, tables, tenantId, record, record.time, noticedFields(head, record.version, new Date().toISOString(), true));
   } catch (error) {
     // As a writer's own head move (sequenceOnce): it may have landed, its answer lost.
     throw new SequencingInDoubt(notice, record.hash, error);
@@ -612,7 +657,10 @@ export async function sequenceOnce(
     // Kept as long as the audit records it chains over, and archived with them (audit/archive.ts).
     ...(retentionSeconds ? { expiresAt: expiry(time, retentionSeconds) } : {}),
   });
-  const notice = noticeOf(tenantId, head.version, records);
+  const urgent = records.some((record) => record.entries.some(urgentEntry));
+  const announce = urgent || now.getTime() - head.noticedAt >= noticeIntervalMs;
+  const noticed = noticedFields(head, last.version, time, announce);
+  const notice = noticeOf(tenantId, head.version, records, announce);
   try {
     if (records.length === 1) {
       // One version (every run but a backlog's): its conditional put alone decides the version, no transaction
@@ -624,7 +672,7 @@ export async function sequenceOnce(
         // Written already: by another run, or by this one (its answer was lost and the SDK sent the put again).
         if ((await readVersion(db, tables, tenantId, last.version))?.hash !== last.hash) throw error;
       }
-      await moveHead(db, tables, tenantId, last, time);
+      await moveHead(db, tables, tenantId, last, time, noticed);
     } else {
       await db.send(
         new TransactWriteCommand({
@@ -635,7 +683,7 @@ export async function sequenceOnce(
             {
               Put: {
                 TableName: tables.control,
-                Item: headItem(tenantId, last, time),
+                Item: headItem(tenantId, last, time, noticed),
                 ConditionExpression: head.version === 0 ? "attribute_not_exists(pk)" : "version = :version",
                 ...(head.version === 0 ? {} : { ExpressionAttributeValues: { ":version": head.version } }),
               },

@@ -319,7 +319,8 @@ export const functions = {
       "writes what each committed audit record projects: the record listed under its subject, its IP lease edges (core outbox.ts); " +
       "sequences records their committer left behind (the feed's backstop: core ledger/catch-up.ts)",
     // Idempotent puts: the listing item (audit), the lease items (identity); and the ledger's sequencing, announced.
-    tables: committing({ audit: ["BatchWriteItem"], identity: ["BatchWriteItem"] }),
+    // UpdateItem: the trailing notice of a burst marks the feed head told (catch-up.ts `announceTrailing`).
+    tables: committing({ audit: ["BatchWriteItem"], identity: ["BatchWriteItem"], control: ["UpdateItem"] }),
     publishes: false,
     feedNotices: true,
   },

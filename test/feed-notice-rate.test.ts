@@ -1,0 +1,127 @@
+/**
+ * How often a tenant's feed notices go out, across instances that share nothing but the store. Each notice is delivered
+ * (and billed) to every PEP following the tenant and a carried one costs a signature, so a run of IP-binding changes
+ * only (a re-attach storm) is announced at most once a second (`noticeIntervalMs`, kept in the feed head item, which
+ * every run writes anyway); a change of anything else (a revocation among them) is announced at once; and the end of a
+ * burst is announced by the feed's backstop once the interval has passed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  actOnDevice,
+  applyOperatorEvent,
+  ingestedEvent,
+  portsFor,
+  publishCommits,
+  registerDevice,
+  type CommitNews,
+  type Ports,
+  type RequestContext,
+} from "@simroot/core";
+import { catchUpFeed } from "@simroot/core/ledger/catch-up";
+import { noticeIntervalMs, readFeedHead } from "@simroot/core/ledger/sequencer";
+import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  // The backstop is called by hand here (the history reader would run it too, racing the assertions).
+  runtime = await startTestRuntime({ feedBackstop: false });
+});
+afterAll(() => runtime.stop());
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** An instance of its own (its own ledger, as another Lambda container) whose notices are recorded. */
+function instance() {
+  const published: CommitNews[] = [];
+  const ports: Ports = {
+    ...portsFor(runtime.ports.db, runtime.ports.tables, runtime.bus),
+    feedNotifier: { publish: async (notice) => void published.push(notice) },
+  };
+  publishCommits(ports);
+  return { ports, published };
+}
+
+function tenant(tenantId: string) {
+  const ctx: RequestContext = { tenantId, actor: "system:test", requestId: "req_test" };
+  let second = 0;
+  /** An attach at a new address: a change of the device's IP binding only. */
+  const attach = (ports: Ports, imsi: string, address: string) => {
+    const normalized = {
+      type: "sim.attached",
+      dedupeKey: `attach-${imsi}-${second}`,
+      occurredAt: new Date(Date.UTC(2026, 11, 4, 8, 0, second++)).toISOString(),
+      device: { imsi },
+      sourceType: "test",
+      data: { bearer: "cellular", ip: address },
+    };
+    return applyOperatorEvent(
+      ports,
+      ingestedEvent({ ...ctx, actor: "source:src_test" }, "src_test", "simroot", normalized as never, new Date()),
+    );
+  };
+  return { ctx, attach };
+}
+
+describe("feed notices, across instances that share nothing", () => {
+  it("announce a burst of ordinary changes at most once a second, a revocation at once", async () => {
+    const tenantId = "ten_notice_rate";
+    const { ctx, attach } = tenant(tenantId);
+    const a = instance();
+    const b = instance();
+    const devices = [];
+    for (const imsi of ["234100000000801", "234100000000802", "234100000000803"]) {
+      devices.push((await registerDevice(a.ports, ctx, { imsi })).value);
+    }
+    // A bulk registration: the first announced, the others within the second not.
+    expect(a.published.map((notice) => notice.version)).toEqual([1]);
+    await sleep(noticeIntervalMs + 100);
+
+    // A re-attach burst on two instances: the first is announced, the others within the second are not.
+    expect((await attach(a.ports, devices[0]!.imsi!, "10.44.0.1")).value.outcome).toBe("applied");
+    expect((await attach(b.ports, devices[1]!.imsi!, "10.44.0.2")).value.outcome).toBe("applied");
+    expect((await attach(a.ports, devices[2]!.imsi!, "10.44.0.3")).value.outcome).toBe("applied");
+    expect([...a.published, ...b.published].map((notice) => notice.version)).toEqual([1, 4]);
+
+    // A revocation is announced at once, from either instance, whatever the interval.
+    await actOnDevice(b.ports, ctx, { id: devices[2]!.id, action: "revoke", reason: "stolen" });
+    expect(b.published.map((notice) => notice.version)).toEqual([7]);
+    const head = await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16);
+    expect(head).toMatchObject({ version: 7, noticedVersion: 7 });
+
+    // Past the interval, the next ordinary change is announced again.
+    await sleep(noticeIntervalMs + 100);
+    expect((await attach(b.ports, devices[0]!.imsi!, "10.44.0.9")).value.outcome).toBe("applied");
+    expect(b.published.map((notice) => notice.version)).toEqual([7, 8]);
+  });
+
+  it("announce the end of a burst from the backstop once the interval has passed, once however many readers find it", async () => {
+    const tenantId = "ten_notice_trailing";
+    const { ctx, attach } = tenant(tenantId);
+    const a = instance();
+    const one = (await registerDevice(a.ports, ctx, { imsi: "234100000000811" })).value;
+    const two = (await registerDevice(a.ports, ctx, { imsi: "234100000000812" })).value;
+    await sleep(noticeIntervalMs + 100);
+    await attach(a.ports, one.imsi!, "10.45.0.1");
+    await attach(a.ports, two.imsi!, "10.45.0.2");
+    expect(a.published.map((notice) => notice.version)).toEqual([1, 3]);
+    const head = await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16);
+    expect(head).toMatchObject({ version: 4, noticedVersion: 3 });
+
+    const told: CommitNews[] = [];
+    const reader = { ...runtime.ports, feedNotifier: { publish: async (notice: CommitNews) => void told.push(notice) } };
+    const covered = head.vector.flatMap((seq, shard) => (seq > 0 ? [{ tenantId, shard, seq, time: new Date().toISOString() }] : []));
+    // Two history invocations see the burst's last records, within the interval of the last notice: each waits it out
+    // (a Lambda before it returns), and one notice goes between them.
+    const started = Date.now();
+    const [first, second] = await Promise.all([catchUpFeed(covered, reader, { graceMs: 0 }), catchUpFeed(covered, reader, { graceMs: 0 })]);
+    await Promise.all([first.trailing, second.trailing]);
+    expect(told).toEqual([{ tenantId, version: 4 }]);
+    expect(Date.now()).toBeGreaterThanOrEqual(head.noticedAt + noticeIntervalMs);
+    expect(Date.now() - started).toBeLessThan(noticeIntervalMs + 2_000);
+    expect(await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16)).toMatchObject({ version: 4, noticedVersion: 4 });
+
+    // Told already: a later reader sends nothing.
+    await (await catchUpFeed(covered, reader, { graceMs: 0 })).trailing;
+    expect(told).toHaveLength(1);
+  });
+});
