@@ -13,10 +13,13 @@ import {
   portsFor,
   publishCommits,
   registerDevice,
+  readDevice,
+  updateDevice,
   type CommitNews,
   type Ports,
   type RequestContext,
 } from "@simroot/core";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { catchUpFeed } from "@simroot/core/ledger/catch-up";
 import { noticeIntervalMs, readFeedHead } from "@simroot/core/ledger/sequencer";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
@@ -52,7 +55,7 @@ function tenant(tenantId: string) {
       occurredAt: new Date(Date.UTC(2026, 11, 4, 8, 0, second++)).toISOString(),
       device: { imsi },
       sourceType: "test",
-      data: { bearer: "cellular", ip: address },
+      data: { bearer: "cellular", ipv4: address },
     };
     return applyOperatorEvent(
       ports,
@@ -63,7 +66,7 @@ function tenant(tenantId: string) {
 }
 
 describe("feed notices, across instances that share nothing", () => {
-  it("announce a burst of ordinary changes at most once a second, a revocation at once", async () => {
+  it("announce a re-attach burst at most once a second, a revocation, a relabelling or a registration at once", async () => {
     const tenantId = "ten_notice_rate";
     const { ctx, attach } = tenant(tenantId);
     const a = instance();
@@ -72,15 +75,15 @@ describe("feed notices, across instances that share nothing", () => {
     for (const imsi of ["234100000000801", "234100000000802", "234100000000803"]) {
       devices.push((await registerDevice(a.ports, ctx, { imsi })).value);
     }
-    // A bulk registration: the first announced, the others within the second not.
-    expect(a.published.map((notice) => notice.version)).toEqual([1]);
+    // Registrations: a device's entry alone, each announced at once.
+    expect(a.published.map((notice) => notice.version)).toEqual([1, 2, 3]);
     await sleep(noticeIntervalMs + 100);
 
     // A re-attach burst on two instances: the first is announced, the others within the second are not.
     expect((await attach(a.ports, devices[0]!.imsi!, "10.44.0.1")).value.outcome).toBe("applied");
     expect((await attach(b.ports, devices[1]!.imsi!, "10.44.0.2")).value.outcome).toBe("applied");
     expect((await attach(a.ports, devices[2]!.imsi!, "10.44.0.3")).value.outcome).toBe("applied");
-    expect([...a.published, ...b.published].map((notice) => notice.version)).toEqual([1, 4]);
+    expect([...a.published, ...b.published].map((notice) => notice.version)).toEqual([1, 2, 3, 4]);
 
     // A revocation is announced at once, from either instance, whatever the interval.
     await actOnDevice(b.ports, ctx, { id: devices[2]!.id, action: "revoke", reason: "stolen" });
@@ -88,10 +91,15 @@ describe("feed notices, across instances that share nothing", () => {
     const head = await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16);
     expect(head).toMatchObject({ version: 7, noticedVersion: 7 });
 
+    // So is an active device relabelled (policies and selectors match labels: it may have lost access).
+    const labelled = (await readDevice(a.ports, tenantId, devices[1]!.id))!.device;
+    await updateDevice(a.ports, ctx, { id: labelled.id, ifRevision: labelled.revision, changes: { labels: { segment: "blocked" } } });
+    expect(a.published.map((notice) => notice.version)).toEqual([1, 2, 3, 4, 8]);
+
     // Past the interval, the next ordinary change is announced again.
     await sleep(noticeIntervalMs + 100);
     expect((await attach(b.ports, devices[0]!.imsi!, "10.44.0.9")).value.outcome).toBe("applied");
-    expect(b.published.map((notice) => notice.version)).toEqual([7, 8]);
+    expect(b.published.map((notice) => notice.version)).toEqual([7, 9]);
   });
 
   it("announce the end of a burst from the backstop once the interval has passed, once however many readers find it", async () => {
@@ -103,7 +111,7 @@ describe("feed notices, across instances that share nothing", () => {
     await sleep(noticeIntervalMs + 100);
     await attach(a.ports, one.imsi!, "10.45.0.1");
     await attach(a.ports, two.imsi!, "10.45.0.2");
-    expect(a.published.map((notice) => notice.version)).toEqual([1, 3]);
+    expect(a.published.map((notice) => notice.version)).toEqual([1, 2, 3]);
     const head = await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16);
     expect(head).toMatchObject({ version: 4, noticedVersion: 3 });
 
@@ -120,8 +128,32 @@ describe("feed notices, across instances that share nothing", () => {
     expect(Date.now() - started).toBeLessThan(noticeIntervalMs + 2_000);
     expect(await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16)).toMatchObject({ version: 4, noticedVersion: 4 });
 
+    // A trailing notice whose marking landed but whose answer was lost (the SDK sent it again, refused) is still sent.
+    await sleep(noticeIntervalMs + 100);
+    await attach(a.ports, one.imsi!, "10.45.0.3");
+    await attach(a.ports, two.imsi!, "10.45.0.4");
+    const later = await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16);
+    expect(later).toMatchObject({ version: 6, noticedVersion: 5 });
+    const db = runtime.ports.db;
+    const twice = {
+      ...reader,
+      db: {
+        send: async (command: Parameters<typeof db.send>[0]) => {
+          const answer = await db.send(command);
+          if (command instanceof UpdateCommand) return db.send(command);
+          return answer;
+        },
+      } as typeof db,
+    };
+    const laterCovered = later.vector.flatMap((seq, shard) => (seq > 0 ? [{ tenantId, shard, seq, time: new Date().toISOString() }] : []));
+    await (await catchUpFeed(laterCovered, twice, { graceMs: 0 })).trailing;
+    expect(told).toEqual([
+      { tenantId, version: 4 },
+      { tenantId, version: 6 },
+    ]);
+
     // Told already: a later reader sends nothing.
-    await (await catchUpFeed(covered, reader, { graceMs: 0 })).trailing;
-    expect(told).toHaveLength(1);
+    await (await catchUpFeed(laterCovered, reader, { graceMs: 0 })).trailing;
+    expect(told).toHaveLength(2);
   });
 });

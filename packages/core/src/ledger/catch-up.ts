@@ -22,7 +22,7 @@ import { auditRetentionDays } from "../config.ts";
 import { eventsOfStream, type OutboxStreamRecord } from "../outbox/outbox.ts";
 import type { Ports } from "../ports.ts";
 import type { AuditRecord } from "./audit-record.ts";
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { feedHeadKey } from "./feed-version.ts";
 import {
   FeedBlocked,
@@ -127,7 +127,11 @@ export async function catchUpFeed(
             console.error(JSON.stringify({ level: "error", component: "feed-catch-up", tenantId, message: error.message }));
             return void result.blocked.push(tenantId);
           }
-          if (error instanceof SequencingInDoubt && (await landed(ports.db, ports.tables, error).catch(() => false))) {
+          if (
+            error instanceof SequencingInDoubt &&
+            error.notice.announce &&
+            (await landed(ports.db, ports.tables, error).catch(() => false))
+          ) {
             await announce(error.notice);
           }
           await sleep(Math.random() * Math.min(1_000, 20 * 2 ** ++failures));
@@ -155,6 +159,7 @@ async function announceTrailing(ports: Pick<Ports, "db" | "tables" | "feedNotifi
   const head = await readFeedHead(ports.db, ports.tables, tenantId, shardCount).catch(() => undefined);
   // Told of meanwhile (a run past the interval announced), or moved by a run that decides for itself.
   if (!head || head.noticedVersion >= seen.version || head.version !== seen.version) return;
+  const now = new Date().toISOString();
   try {
     await ports.db.send(
       new UpdateCommand({
@@ -162,12 +167,16 @@ async function announceTrailing(ports: Pick<Ports, "db" | "tables" | "feedNotifi
         Key: feedHeadKey(tenantId),
         UpdateExpression: "SET noticedVersion = :version, noticedAt = :now",
         ConditionExpression: "version = :version AND noticedVersion = :told",
-        ExpressionAttributeValues: { ":version": head.version, ":told": head.noticedVersion, ":now": new Date().toISOString() },
+        ExpressionAttributeValues: { ":version": head.version, ":told": head.noticedVersion, ":now": now },
       }),
     );
   } catch {
-    // Moved or told meanwhile (the mover decides), or the store refused: then left to the PEPs' idle poll, as a lost notice is.
-    return;
+    // Moved or told meanwhile (the mover decides), or the store refused (left to the PEPs' idle poll, as a lost notice
+    // is) — or this very update landed and its answer was lost, the SDK's retry then refused: the head says so.
+    const after = await ports.db
+      .send(new GetCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }))
+      .catch(() => undefined);
+    if (after?.Item?.noticedAt !== now || Number(after.Item.noticedVersion) !== head.version) return;
   }
   await ports.feedNotifier.publish({ tenantId, version: head.version }).catch(() => {});
 }

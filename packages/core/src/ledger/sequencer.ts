@@ -79,18 +79,29 @@ export interface FeedHeadState {
 /**
  * Feed notices go out at most this often per tenant, whichever instances sequence it: each notice is delivered (and
  * billed) to every PEP following the tenant, and a carried one costs a signature. A run with an urgent change
- * (`urgentEntry`: a revocation among them) announces at once; any other run (a re-attach storm, a bulk registration)
+ * (`urgentEntries`: a revocation among them) announces at once; any other run (a re-attach storm, a bulk registration)
  * announces when the last notice is this old, else the next one, or the backstop's trailing one (catch-up.ts), tells of it.
  */
 export const noticeIntervalMs = 1_000;
 
 /**
- * A change PEPs must learn at once: a device no longer active (suspended, quarantined, revoked) or gone, a policy, a
- * grant, the tenant's settings. An active device's change (a registration, an attach: every applied fact rewrites the
- * device's view) and an address moving are told within the interval.
+ * Whether a run's entries hold a change PEPs must learn at once: anything but a device's session moving. Every applied
+ * fact rewrites its device's view, so an attach or a bearer switch carries the device's entry beside the binding that
+ * names it; such a device entry, still active, is the session change a re-attach storm is made of and waits for the
+ * interval. Every other device entry is urgent: one no longer active or gone, and an active one changed alone (its
+ * labels, which policies and selectors match, its IMSI or EID). So are policies, grants and settings, and a device
+ * entry beside a released address (a detach: the release names no device). An address released or moved waits.
  */
-const urgentEntry = (entry: { readonly kind: string; readonly value: Record<string, unknown> | null }) =>
-  entry.kind === "device" ? entry.value?.state !== "active" : entry.kind !== "binding";
+export function urgentEntries(
+  entries: readonly { readonly kind: string; readonly key: string; readonly value: Record<string, unknown> | null }[],
+) {
+  const sessions = new Set(
+    entries.flatMap((entry) => (entry.kind === "binding" && typeof entry.value?.deviceId === "string" ? [entry.value.deviceId] : [])),
+  );
+  return entries.some((entry) =>
+    entry.kind === "binding" ? false : entry.kind !== "device" || entry.value?.state !== "active" || !sessions.has(entry.key),
+  );
+}
 
 /** What a head move records of the notices: told now (`announce`), or as the head before had it. */
 const noticedFields = (head: FeedHeadState, version: number, time: string, announce: boolean) =>
@@ -657,7 +668,7 @@ export async function sequenceOnce(
     // Kept as long as the audit records it chains over, and archived with them (audit/archive.ts).
     ...(retentionSeconds ? { expiresAt: expiry(time, retentionSeconds) } : {}),
   });
-  const urgent = records.some((record) => record.entries.some(urgentEntry));
+  const urgent = urgentEntries(records.flatMap((record) => record.entries));
   const announce = urgent || now.getTime() - head.noticedAt >= noticeIntervalMs;
   const noticed = noticedFields(head, last.version, time, announce);
   const notice = noticeOf(tenantId, head.version, records, announce);
