@@ -15,16 +15,17 @@ const newRecords = [{ eventName: ["INSERT"], dynamodb: { NewImage: { action: { S
 
 /**
  * Every record, in order per shard, from the oldest; retried with no limit from the first one the function reports;
- * gathered for `windowSeconds` (core platform `streamReaders`: what each reader can wait, and what that saves).
+ * gathered for `windowSeconds` up to `batchSize` records (core platform `streamReaders`: what each reader can wait, what
+ * that saves, and how many records it must take at once to keep up).
  */
-const transform = (windowSeconds: number) => ({
+const transform = (batchSize: number, windowSeconds: number) => ({
   eventSourceMapping: (args: aws.lambda.EventSourceMappingArgs): undefined => {
     // From the oldest record: what was committed before the mapping existed is handled too.
     args.startingPosition = "TRIM_HORIZON";
     args.maximumRetryAttempts = -1;
     args.bisectBatchOnFunctionError = false;
     args.functionResponseTypes = ["ReportBatchItemFailures"];
-    args.batchSize = streamReaders.batchSize;
+    args.batchSize = batchSize;
     args.maximumBatchingWindowInSeconds = windowSeconds;
     return undefined;
   },
@@ -32,7 +33,7 @@ const transform = (windowSeconds: number) => ({
 
 export const outbox = dynamoTables.audit.subscribe("Outbox", functionArgs("outbox"), {
   filters: newRecords,
-  transform: transform(streamReaders.outboxWindowSeconds),
+  transform: transform(streamReaders.outboxBatchSize, streamReaders.outboxWindowSeconds),
 });
 
 /**
@@ -41,5 +42,5 @@ export const outbox = dynamoTables.audit.subscribe("Outbox", functionArgs("outbo
  */
 export const history = dynamoTables.audit.subscribe("History", functionArgs("history"), {
   filters: newRecords,
-  transform: transform(streamReaders.historyWindowSeconds),
+  transform: transform(streamReaders.historyBatchSize, streamReaders.historyWindowSeconds),
 });

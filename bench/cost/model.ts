@@ -138,9 +138,9 @@ export function streamReaderInvocations(
   );
   const shards = Math.min(partitions, tenants * shardCount);
   const perShard = recordsPerSecond / shards;
-  const perSecond = (windowSeconds: number) => {
+  const perSecond = (batchSize: number, windowSeconds: number) => {
     if (perShard === 0) return 0;
-    const byBatch = perShard / streamReaders.batchSize;
+    const byBatch = perShard / batchSize;
     const byPolls =
       windowSeconds === 0
         ? streamReaders.pollsPerSecond * (1 - Math.exp(-perShard / streamReaders.pollsPerSecond))
@@ -151,8 +151,8 @@ export function streamReaderInvocations(
     partitions,
     shards,
     recordsPerSecond,
-    outbox: perSecond(streamReaders.outboxWindowSeconds) * secondsPerMonth,
-    history: perSecond(historyWindowSeconds) * secondsPerMonth,
+    outbox: perSecond(streamReaders.outboxBatchSize, streamReaders.outboxWindowSeconds) * secondsPerMonth,
+    history: perSecond(streamReaders.historyBatchSize, historyWindowSeconds) * secondsPerMonth,
   };
 }
 

@@ -61,9 +61,19 @@ export const bundling = {
  * shard per window (or per full batch).
  */
 export const streamReaders = {
-  batchSize: 100,
+  /** Records per outbox invocation: it publishes them 10 to a PutEvents call, and does not wait. */
+  outboxBatchSize: 100,
   /** The outbox publishes derived events (automation, webhooks, parked facts): it does not wait. */
   outboxWindowSeconds: 0,
+  /**
+   * Records per history invocation. Lambda gives a stream shard one invocation at a time, and a history invocation
+   * may wait up to a second for a burst's trailing notice (catch-up.ts `announceTrailing`): with 100 records a batch
+   * that caps a shard near 100 records a second, under the 125 a second of each ledger shard of a tenant changing
+   * 2,000 times a second (more where a partition holds several). With 1,000 (Lambda allows 10,000; about 2 KB a
+   * record as streamed, 2 MB of the 6 MB an invocation takes) and its items written 4 calls at a time, a shard keeps up
+   * with ~800 a second, above the ~500 records a second one audit partition takes (docs/write-path.md, "The history").
+   */
+  historyBatchSize: 1_000,
   /**
    * The history (a subject's listing, the IP lease items) is read by people and audits and is eventually consistent
    * already; but it is also the feed's backstop (core ledger/catch-up.ts: records their committer left unsequenced,
