@@ -8,6 +8,7 @@ import { createPublicKey } from "node:crypto";
 import { connect, type MqttClient } from "mqtt";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { asyncApiDocument, feedClientId, feedTopic, type FeedResponse, type MqttAuthorizerResponse } from "@simroot/core";
+import { iotMessageUnitBytes, noticeText } from "@simroot/core/feed/notifier";
 import { startFeedHub } from "@simroot/local/feed-hub";
 import { policyAllows } from "@simroot/local/feed-hub-mqtt";
 import { FeedSync, mqttTrigger, PepEngine, PepState } from "@simroot/pep";
@@ -55,10 +56,10 @@ const subscribe = (client: MqttClient, topic: string) =>
     }),
   );
 
-/** Every payload a client receives, by topic. */
+/** Every payload a client receives, by topic: as received, and as the notice's JSON text (inflated when gzipped). */
 function inbox(client: MqttClient) {
-  const received: { topic: string; payload: string }[] = [];
-  client.on("message", (topic, payload) => received.push({ topic, payload: payload.toString("utf8") }));
+  const received: { topic: string; bytes: Buffer; payload: string }[] = [];
+  client.on("message", (topic, bytes) => received.push({ topic, bytes, payload: noticeText(bytes) ?? "" }));
   return received;
 }
 
@@ -112,6 +113,55 @@ describe("PEPs on the feed's push channel over MQTT", () => {
     }
   }, 60_000);
 
+  it("learn a change too large for one IoT Core message from the notice, gzipped into one", async () => {
+    const admin = await tenantClient(runtime, "mqtt-gzip");
+    const { token } = await pepKey(admin);
+    const created = await admin.call("POST", "/v1/devices", { imsi: "208010000007101" });
+    const device = created.json;
+    const publicKey = createPublicKey((await call(runtime, token, "GET", "/v1/feed/keys")).json.keys[0].publicKeyPem);
+    const state = new PepState(admin.tenant.id);
+    const errors: Error[] = [];
+    const listener = await connectAs(token, feedClientId(token, "gzip"));
+    const received = inbox(listener.client);
+    expect(await subscribe(listener.client, feedTopic(admin.tenant.id))).toBe(1);
+    const trigger = mqttTrigger({ url: runtime.feedMqttUrl!, apiKey: token, onError: (error) => errors.push(error) });
+    const polls = recordingFetch();
+    const sync = new FeedSync({
+      url: runtime.url!,
+      apiKey: token,
+      publicKeys: [publicKey],
+      state,
+      trigger,
+      idlePollSeconds: 60,
+      fetch: polls.fetch,
+    });
+    sync.start();
+    try {
+      await expect.poll(() => state.version, { timeout: 10_000 }).toBeGreaterThan(0);
+      await expect.poll(() => polls.waits.length, { timeout: 5_000 }).toBeGreaterThan(1);
+      await polls.nextAnswer();
+      // 60 labels of 63-character values: the device's entry alone is over 5 KB of JSON (a relabelling is announced at once).
+      const labels = Object.fromEntries(Array.from({ length: 60 }, (_, n) => [`site-${n}`, `${n}`.padEnd(63, "abcdefghij")]));
+      const relabelled = await admin.call("PATCH", `/v1/devices/${device.id}`, { labels }, { "if-match": created.headers.get("etag")! });
+      expect(relabelled.status).toBe(200);
+      await expect
+        .poll(() => state.devices.get(device.id)?.labels["site-59"], { timeout: byNoticeMs, interval: 20 })
+        .toBe(labels["site-59"]);
+      // Applied from the notice (no request for it); on the wire gzipped, one IoT Core message where the JSON is two.
+      expect(sync.stats).toMatchObject({ pushed: 1, pushedRefused: 0 });
+      expect(polls.waits.filter((wait) => wait !== "" && wait !== "0")).toEqual([]);
+      const carrying = received.find(({ payload }) => payload.includes('"response"'))!;
+      expect([carrying.bytes[0], carrying.bytes[1]]).toEqual([0x1f, 0x8b]);
+      expect(Buffer.byteLength(carrying.payload)).toBeGreaterThan(iotMessageUnitBytes);
+      expect(carrying.bytes.byteLength).toBeLessThanOrEqual(iotMessageUnitBytes);
+      expect(errors).toEqual([]);
+    } finally {
+      await sync.stop();
+      trigger.close();
+      listener.client.end(true);
+    }
+  }, 60_000);
+
   it("send notices as the AsyncAPI document describes them, carrying the change they announce", async () => {
     const admin = await tenantClient(runtime, "mqtt-contract");
     const { token } = await pepKey(admin);
@@ -131,6 +181,9 @@ describe("PEPs on the feed's push channel over MQTT", () => {
     const valid = ajv.getSchema("asyncapi#/components/messages/feedNotice/payload")!;
     for (const { topic } of received) expect(topic).toBe(document.channels.feedNotices.address.replace("{tenantId}", admin.tenant.id));
     for (const notice of parsed()) expect(valid(notice), JSON.stringify(valid.errors)).toBe(true);
+    // Large notices travel gzipped (the test above): the channel declares that form too, and what it inflates to is a notice.
+    expect(document.channels.feedNotices.messages.feedNoticeGzipped).toEqual({ $ref: "#/components/messages/feedNoticeGzipped" });
+    expect((document.components.messages.feedNoticeGzipped as { contentType?: string }).contentType).toBe("application/gzip");
     const carrying = parsed().find((notice) => notice.response);
     expect(carrying?.response?.signed.head).toMatchObject({ tenantId: admin.tenant.id, kind: "delta", version: carrying?.version });
     listener.client.end(true);

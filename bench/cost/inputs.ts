@@ -68,6 +68,13 @@ export const assumed = {
   feedEntryBytes: 150,
   feedEntriesPerEvent: 1,
   noticeHeadBytes: 900,
+  /**
+   * What a notice's entries gzip to, against their JSON, when the notice is over one IoT Core message: the feed's
+   * version records store the same entries deflated, measured at 0.17 of their JSON for versions of 10 to 29 binding
+   * entries and 0.14 for 30 or more (`node bench/write/version-size.ts`, docs/write-path.md); 0.2 leaves room for
+   * gzip's header and for entries less alike than a storm's attaches.
+   */
+  noticeEntriesGzipRatio: 0.2,
   /** Devices behind one enforcement point (PEP), which polls the feed. */
   devicesPerPep: 1_000,
   /** Devices per tenant (one signed feed head per tenant per second at most: herd sharing). */

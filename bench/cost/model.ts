@@ -1,5 +1,5 @@
 /** The monthly AWS bill of a fleet, line by line, from bench/cost/inputs.ts and bench/cost/prices.ts. */
-import { noticeDeltaMaxBytes } from "../../packages/core/src/feed/notifier.ts";
+import { iotMessageUnitBytes, noticeDeltaMaxBytes } from "../../packages/core/src/feed/notifier.ts";
 import { shardCount } from "../../packages/core/src/ledger/shard.ts";
 import { functions } from "../../packages/core/src/platform/functions.ts";
 import { streamReaders, timeouts } from "../../packages/core/src/platform/limits.ts";
@@ -37,7 +37,7 @@ export function monthlyCost(scenario: Scenario): {
   storedGb: number;
   tenants: number;
   /** A notice's size at the fleet's change rate, whether it carries its change, and the IoT messages it bills. */
-  notice: { bytes: number; carried: boolean; units: number };
+  notice: { bytes: number; carried: boolean; units: number; gzipped: boolean };
 } {
   const events = scenario.devices * scenario.eventsPerDevicePerDay * 30.4;
   const e = scenario.perEvent;
@@ -56,10 +56,15 @@ export function monthlyCost(scenario: Scenario): {
   // changes (core sequencer.ts `noticeIntervalMs`, across instances; urgent changes at once: rare, not counted).
   const changesPerSecondPerTenant = Math.min(1, events / tenants / secondsPerMonth);
   const eventsPerNotice = events / tenants / secondsPerMonth / Math.max(changesPerSecondPerTenant, Number.MIN_VALUE);
-  const noticeBytes = assumed.noticeHeadBytes + eventsPerNotice * assumed.feedEntriesPerEvent * assumed.feedEntryBytes;
+  const entryBytes = eventsPerNotice * assumed.feedEntriesPerEvent * assumed.feedEntryBytes;
+  // A notice's JSON over one IoT Core message is sent gzipped (notifier.ts `noticePayload`): its entries shrink as the
+  // feed's version records measure them, its signed head (hashes, a signature) counted as it is.
+  const json = assumed.noticeHeadBytes + entryBytes;
+  const noticeBytes =
+    json <= iotMessageUnitBytes ? json : Math.min(json, assumed.noticeHeadBytes + entryBytes * assumed.noticeEntriesGzipRatio);
   const carried = noticeBytes <= noticeDeltaMaxBytes;
   // IoT Core bills a message per 5 KB, to each subscriber.
-  const noticeUnits = carried ? Math.ceil(noticeBytes / 5_120) : 1;
+  const noticeUnits = carried ? Math.ceil(noticeBytes / iotMessageUnitBytes) : 1;
   const pushedPollsPerPep =
     (carried ? 0 : secondsPerMonth * changesPerSecondPerTenant) +
     (secondsPerMonth * (1 - changesPerSecondPerTenant)) / assumed.idlePollSeconds;
@@ -112,7 +117,7 @@ export function monthlyCost(scenario: Scenario): {
     events,
     storedGb,
     tenants,
-    notice: { bytes: Math.round(noticeBytes), carried, units: noticeUnits },
+    notice: { bytes: Math.round(noticeBytes), carried, units: noticeUnits, gzipped: noticeBytes < json },
   };
 }
 

@@ -64,7 +64,7 @@ const scenarios: [string, Scenario][] = [
 ];
 const notice = monthlyCost(pushed).notice;
 console.log(
-  `push channel: a notice a second per tenant of ${notice.bytes} bytes (${notice.carried ? `carries its change: no poll for it, ${notice.units} IoT messages` : "too large to carry its change: bare, and each PEP polls for it"}); the feed head bounds it across instances, urgent changes (a revocation) go at once (docs/feed-distribution.md, "Notice rate")\n`,
+  `push channel: a notice a second per tenant of ${notice.bytes} bytes (${notice.carried ? `carries its change: no poll for it, ${notice.units} IoT message${notice.units === 1 ? "" : "s"}${notice.gzipped ? ", gzipped" : ""}` : "too large to carry its change: bare, and each PEP polls for it"}); the feed head bounds it across instances, urgent changes (a revocation) go at once (docs/feed-distribution.md, "Notice rate")\n`,
 );
 console.log(`what meeting ${usd(target)} per device per month takes (from today, one change at a time):`);
 for (const [name, scenario] of scenarios) {

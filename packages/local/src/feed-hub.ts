@@ -12,6 +12,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { noticeText } from "@simroot/core/feed/notifier";
 import { startMqttSide, type MqttAuthorizer, type MqttSide } from "./feed-hub-mqtt.ts";
 
 export interface FeedHub {
@@ -61,15 +62,20 @@ export async function startFeedHub(options: FeedHubOptions = {}): Promise<FeedHu
       if (size > maxPayloadBytes) return fail(response, 413, "RequestEntityTooLargeException", "Payload exceeds 128 KB");
       chunks.push(chunk);
     }
-    const payload = Buffer.concat(chunks).toString("utf8");
+    const payload = Buffer.concat(chunks);
     published++;
-    // SSE data lines cannot hold a newline: the payload (JSON) is sent on one line per line.
-    const frame = `${payload
-      .split("\n")
-      .map((line) => `data: ${line}`)
-      .join("\n")}\n\n`;
-    for (const subscriber of topics.get(topic) ?? []) subscriber.write(frame);
-    await mqtt?.publish(topic, Buffer.from(payload, "utf8"));
+    // Server-sent events carry text: a gzipped notice (core feed/notifier.ts `noticePayload`) goes out inflated there,
+    // and as it was published to MQTT subscribers, as IoT Core delivers it. SSE data lines cannot hold a newline: the
+    // text is sent one data line per line.
+    const text = noticeText(payload);
+    if (text !== undefined) {
+      const frame = `${text
+        .split("\n")
+        .map((line) => `data: ${line}`)
+        .join("\n")}\n\n`;
+      for (const subscriber of topics.get(topic) ?? []) subscriber.write(frame);
+    }
+    await mqtt?.publish(topic, payload);
     response.writeHead(200, { "content-type": "application/json" });
     response.end("{}");
   };

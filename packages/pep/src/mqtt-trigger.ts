@@ -104,7 +104,8 @@ export function mqttTrigger(options: MqttTriggerOptions): FeedTrigger {
         });
       });
       current.on("message", (received, payload) => {
-        if (received === topic) handlers.onMessage(payload.toString("utf8"));
+        // As received: a large notice is gzipped (core feed/notifier.ts `noticePayload`).
+        if (received === topic) handlers.onMessage(payload);
       });
       current.on("error", (error) => {
         if (refusals.has((error as { code?: unknown }).code as number)) refused = true;

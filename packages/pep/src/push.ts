@@ -28,7 +28,8 @@ export interface FeedTrigger {
 /** Where notices come from: a subscription to one tenant's topic. */
 export type NoticeSource = (
   tenantId: string,
-  handlers: { onMessage: (payload: string) => void; onConnected: () => void },
+  /** `onMessage`: a payload as received: text, or bytes (an MQTT message: JSON, or JSON gzipped when it is large). */
+  handlers: { onMessage: (payload: string | Uint8Array) => void; onConnected: () => void },
 ) => { close(): void };
 
 export function noticeTrigger(source: NoticeSource): FeedTrigger {

@@ -3,7 +3,7 @@
  * same zod schemas the adapters and the applier validate with.
  */
 import * as z from "zod";
-import { feedTopic, noticeDeltaMaxBytes } from "../feed/notifier.ts";
+import { feedTopic, iotMessageUnitBytes, noticeDeltaMaxBytes } from "../feed/notifier.ts";
 import { feedResponseSchema } from "../feed/wire.ts";
 import { eventSource, ingestSource } from "../platform/bus-names.ts";
 import { catalogueTypes, eventPayloads, normalizedEventSchema, type CatalogueType } from "./catalogue.ts";
@@ -160,10 +160,20 @@ export function asyncApiDocument() {
           ...hoisted(z.toJSONSchema(feedResponseSchema, { io: "output" }) as Record<string, unknown>, schemas),
           description:
             `The signed delta from the version before to \`version\`, as GET /v1/feed?since=<version before> answers it; ` +
-            `absent when the notice would exceed ${noticeDeltaMaxBytes} bytes`,
+            `absent when the notice would exceed ${noticeDeltaMaxBytes} bytes (gzipped, when its JSON exceeds ${iotMessageUnitBytes})`,
         },
       },
     },
+  };
+  messages.feedNoticeGzipped = {
+    name: "feed.notice (gzipped)",
+    title: "The tenant's feed head moved: a large notice, gzipped",
+    summary:
+      `A feed.notice whose JSON exceeds ${iotMessageUnitBytes} bytes (one AWS IoT Core message) is sent gzipped (RFC 1952), ` +
+      "in one message where its JSON would be billed as two. A PEP tells the two forms apart by the first bytes: 0x1f 0x8b " +
+      "(gzip) or `{`; once inflated, it is a feed.notice and is read as one.",
+    contentType: "application/gzip",
+    payload: { type: "string", format: "binary", description: "gzip of a feed.notice's JSON" },
   };
   return {
     asyncapi: "3.0.0",
@@ -188,7 +198,10 @@ export function asyncApiDocument() {
           "The feed's push channel, over MQTT: a PEP connects with its `pep` API key as the password (in AWS through the " +
           "feed's custom authorizer) and may subscribe to its own tenant's topic only, never publish",
         parameters: { tenantId: { description: "the tenant whose feed moved" } },
-        messages: { feedNotice: { $ref: "#/components/messages/feedNotice" } },
+        messages: {
+          feedNotice: { $ref: "#/components/messages/feedNotice" },
+          feedNoticeGzipped: { $ref: "#/components/messages/feedNoticeGzipped" },
+        },
       },
       applied: {
         address: eventSource,

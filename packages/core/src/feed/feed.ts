@@ -229,14 +229,14 @@ export async function feedDeltas(ports: Ports, signer: FeedSigner, tenantId: str
 
 /**
  * Signs the delta a push notice carries (feed/notifier.ts): the answer a poll of the whole tenant from `since` would
- * get, issued now. None when it would not fit in a notice (no signature is spent on it): PEPs then poll, as do PEPs
+ * get, issued now. None when it could not fit in a notice (no signature is spent on it): PEPs then poll, as do PEPs
  * scoped to a label selector (their head names the selector, this one none).
  */
 export function noticeSealer(ports: Ports, signer: () => Promise<FeedSigner>): NoticeSealer {
   return async ({ tenantId, since, version, entries }) => {
     const body = JSON.stringify(entries);
-    // Room for the signed head (under 1 KB) and the notice around it.
-    if (Buffer.byteLength(body) > noticeDeltaMaxBytes - 1024) return undefined;
+    // Entries gzip to a quarter or less (notifier.ts `noticePayload`): past 4 notices' worth of JSON, no notice holds them.
+    if (Buffer.byteLength(body) > 4 * noticeDeltaMaxBytes) return undefined;
     // As a read of the version records gives them back (plain JSON values), so the content hash is the PEP's.
     const plain = JSON.parse(body) as FeedEntry[];
     const epoch = await sharedEpoch(ports, tenantId);

@@ -4,12 +4,14 @@
  * Publish (`POST /topics/{topic}?qos=1`, the payload as the body). What is not exercised is
  * AWS itself (the fan-out to MQTT subscribers).
  */
+import { randomBytes } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
+import { gzipSync } from "node:zlib";
 import { IoTDataPlaneClient } from "@aws-sdk/client-iot-data-plane";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { iotFeedNotifier } from "./iot-notifier.ts";
-import { noticeDeltaMaxBytes, parseHeadMoved, type NoticeSealer } from "./notifier.ts";
+import { iotMessageUnitBytes, noticeDeltaMaxBytes, parseHeadMoved, type NoticeSealer } from "./notifier.ts";
 import type { FeedEntry, FeedResponse } from "./wire.ts";
 
 /** A sealer that records what it is asked to sign and "signs" it with its range (the feed's real one: feed.ts). */
@@ -29,6 +31,8 @@ interface Seen {
   path: string;
   query: URLSearchParams;
   authorization: string;
+  /** The payload as received (a notice may be gzipped), and as text. */
+  bytes: Buffer;
   body: string;
 }
 const seen: Seen[] = [];
@@ -39,15 +43,17 @@ let endpoint: string;
 
 beforeAll(async () => {
   server = createServer(async (request, response) => {
-    let body = "";
-    for await (const chunk of request) body += chunk;
+    const chunks: Buffer[] = [];
+    for await (const chunk of request) chunks.push(chunk as Buffer);
+    const bytes = Buffer.concat(chunks);
     const url = new URL(request.url ?? "/", "http://iot");
     seen.push({
       method: request.method!,
       path: url.pathname,
       query: url.searchParams,
       authorization: String(request.headers.authorization),
-      body,
+      bytes,
+      body: bytes.toString("utf8"),
     });
     if (release === undefined && seen.length === 1 && holdFirst) await new Promise<void>((resolve) => (release = resolve));
     if (failing) {
@@ -132,9 +138,40 @@ describe("the IoT Core feed notifier", () => {
     ]);
   });
 
+  it("sends a notice over one IoT Core message gzipped: a second of a busy tenant's attaches in one message, not two", async () => {
+    // 60 attaches: an address each, bound to a device (ULID-like ids, as the feed's binding entries carry them).
+    const attaches: FeedEntry[] = Array.from({ length: 60 }, (_, index) => ({
+      version: 7,
+      kind: "binding",
+      key: `cellular|10.${index}.${(index * 37) % 256}.${(index * 91) % 256}`,
+      value: { deviceId: `dev_01J${randomBytes(12).toString("base64url").toUpperCase().slice(0, 23)}`, revision: index + 3 },
+    }));
+    const { seal } = recordingSealer();
+    await iotFeedNotifier(client()).publish({ tenantId: "ten_g", version: 7, since: 6, entries: attaches }, seal);
+    const [sent] = seen;
+    const json = Buffer.byteLength(
+      JSON.stringify({ tenantId: "ten_g", version: 7, response: { signed: { signature: "6-7" }, entries: attaches } }),
+    );
+    expect(json).toBeGreaterThan(iotMessageUnitBytes);
+    expect([sent!.bytes[0], sent!.bytes[1]]).toEqual([0x1f, 0x8b]);
+    expect(sent!.bytes.byteLength).toBeLessThanOrEqual(iotMessageUnitBytes);
+    expect(parseHeadMoved(sent!.bytes)).toEqual({
+      tenantId: "ten_g",
+      version: 7,
+      response: { signed: { signature: "6-7" }, entries: attaches },
+    });
+    // A small one stays plain JSON, as before.
+    await iotFeedNotifier(client()).publish({ tenantId: "ten_g", version: 8, since: 7, entries: [entry(8)] }, seal);
+    expect(seen[1]!.body.startsWith("{")).toBe(true);
+  });
+
   it("sends the notice bare when its change would not fit, or could not be signed (PEPs poll for it)", async () => {
     const errors: unknown[] = [];
-    const big = Array.from({ length: 80 }, (_, index) => ({ ...entry(1, `dev_${index}`), value: { note: "x".repeat(150) } }));
+    // Notes that do not compress (random): over the limit gzipped too.
+    const big = Array.from({ length: 100 }, (_, index) => ({
+      ...entry(1, `dev_${index}`),
+      value: { note: randomBytes(225).toString("base64") },
+    }));
     const { seal } = recordingSealer();
     await iotFeedNotifier(client()).publish({ tenantId: "ten_f", version: 1, since: 0, entries: big }, seal);
     const failing = recordingSealer({ fail: true });
@@ -142,7 +179,7 @@ describe("the IoT Core feed notifier", () => {
       { tenantId: "ten_f", version: 2, since: 1, entries: [entry(2)] },
       failing.seal,
     );
-    expect(Buffer.byteLength(JSON.stringify({ response: { entries: big } }))).toBeGreaterThan(noticeDeltaMaxBytes);
+    expect(gzipSync(JSON.stringify({ response: { entries: big } })).byteLength).toBeGreaterThan(noticeDeltaMaxBytes);
     expect(seen.map((each) => parseHeadMoved(each.body))).toEqual([
       { tenantId: "ten_f", version: 1 },
       { tenantId: "ten_f", version: 2 },
@@ -173,5 +210,17 @@ describe("notices", () => {
     ]) {
       expect(parseHeadMoved(payload)).toBeUndefined();
     }
+  });
+
+  it("read gzipped: a notice as sent, never a stream that is not gzip or inflates past a notice's size", () => {
+    const notice = { tenantId: "ten_a", version: 3 };
+    expect(parseHeadMoved(gzipSync(JSON.stringify(notice)))).toEqual(notice);
+    expect(parseHeadMoved(Buffer.from(JSON.stringify(notice)))).toEqual(notice);
+    expect(parseHeadMoved(Buffer.from([0x1f, 0x8b, 8, 0, 1, 2, 3]))).toBeUndefined();
+    expect(parseHeadMoved(gzipSync("not json"))).toBeUndefined();
+    // 2 MB of spaces and a notice: 2 KB on the wire, refused before it is inflated whole.
+    const bomb = gzipSync(Buffer.concat([Buffer.alloc(2 * 1024 * 1024, " "), Buffer.from(JSON.stringify(notice))]));
+    expect(bomb.byteLength).toBeLessThan(5 * 1024);
+    expect(parseHeadMoved(bomb)).toBeUndefined();
   });
 });

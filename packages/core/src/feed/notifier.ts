@@ -14,6 +14,7 @@
  * polled response and applies it without a request; any other PEP (further behind, scoped to a label selector, or
  * given a response that does not verify) polls as before. Still no authority: a forged response fails the signature.
  */
+import { gunzipSync, gzipSync } from "node:zlib";
 import type { FeedEntry, FeedResponse } from "./wire.ts";
 
 export interface HeadMoved {
@@ -45,6 +46,10 @@ export type NoticeSealer = (delta: {
  * a short Lambda invocation), so a larger delta travels as a bare notice and is polled for.
  */
 export const noticeDeltaMaxBytes = 10 * 1024;
+/** What AWS IoT Core bills as one message, to each subscriber: a notice larger than this is sent gzipped. */
+export const iotMessageUnitBytes = 5 * 1024;
+/** A gzipped notice that inflates past this is not one (a notice carries at most `mergedEntriesMax` entries). */
+const inflatedMaxBytes = 1024 * 1024;
 /** A burst merged into one notice past this many entries is sent bare (it would not fit anyway). */
 const mergedEntriesMax = 100;
 
@@ -80,10 +85,29 @@ export function feedClientId(apiKey: string, suffix?: string): string {
   return suffix ? `${keyId}.${suffix}` : keyId;
 }
 
-/** Parses a notice's payload; undefined when it is not one (the channel carries no authority). */
-export function parseHeadMoved(payload: string): HeadMoved | undefined {
+/** True for a gzip stream (RFC 1952: it starts with 0x1f 0x8b; a JSON notice starts with `{`). */
+const gzipped = (payload: Uint8Array) => payload[0] === 0x1f && payload[1] === 0x8b;
+
+/** A notice's JSON text from its payload as received: the text itself, or gzipped (undefined when that is not gzip). */
+export function noticeText(payload: string | Uint8Array): string | undefined {
+  if (typeof payload === "string") return payload;
+  if (!gzipped(payload)) return Buffer.from(payload).toString("utf8");
   try {
-    const parsed = JSON.parse(payload) as Partial<HeadMoved>;
+    return gunzipSync(payload, { maxOutputLength: inflatedMaxBytes }).toString("utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Parses a notice's payload (JSON, or JSON gzipped: `noticePayload`); undefined when it is not one (the channel carries
+ * no authority).
+ */
+export function parseHeadMoved(payload: string | Uint8Array): HeadMoved | undefined {
+  try {
+    const text = noticeText(payload);
+    if (text === undefined) return undefined;
+    const parsed = JSON.parse(text) as Partial<HeadMoved>;
     if (typeof parsed.tenantId === "string" && Number.isSafeInteger(parsed.version) && parsed.version! >= 0) {
       return {
         tenantId: parsed.tenantId,
@@ -95,12 +119,19 @@ export function parseHeadMoved(payload: string): HeadMoved | undefined {
   return undefined;
 }
 
-/** A notice's payload: with its signed delta when the whole fits in `noticeDeltaMaxBytes`, else bare. */
+/**
+ * A notice's payload: with its signed delta when it fits in `noticeDeltaMaxBytes`, else bare. JSON; gzipped when the
+ * JSON is over one IoT Core message (`iotMessageUnitBytes`): a busy tenant's second of attaches (~60 entries, ~10 KB,
+ * two messages to every PEP) gzips to about a quarter, one message. A PEP tells the two apart by their first bytes.
+ */
 export function noticePayload(notice: HeadMoved & { readonly response?: FeedResponse }): Uint8Array {
   const bare = { tenantId: notice.tenantId, version: notice.version };
   if (notice.response) {
     const full = new TextEncoder().encode(JSON.stringify({ ...bare, response: notice.response }));
-    if (full.byteLength <= noticeDeltaMaxBytes) return full;
+    if (full.byteLength <= iotMessageUnitBytes) return full;
+    const packed = gzipSync(full);
+    const smaller = packed.byteLength < full.byteLength ? packed : full;
+    if (smaller.byteLength <= noticeDeltaMaxBytes) return smaller;
   }
   return new TextEncoder().encode(JSON.stringify(bare));
 }
