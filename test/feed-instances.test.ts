@@ -7,11 +7,11 @@ import { createPublicKey, randomBytes } from "node:crypto";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { hubTrigger, PepEngine, PepState, FeedSync } from "@simroot/pep";
+import { hubTrigger, PepEngine } from "@simroot/pep";
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
 import type { FeedResponse } from "@simroot/core";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
-import { byNoticeMs, recordingFetch } from "./support/feed-polls.ts";
+import { byNoticeMs, pushedPep } from "./support/feed-polls.ts";
 import { startInstance, type Instance } from "./support/instances.ts";
 
 const noHeadPoll = { SIMROOT_FEED_HEAD_POLL_MS: "60000" };
@@ -73,22 +73,10 @@ describe("a PEP on the push channel", () => {
     const pep = (await http(a.url, admin.token, "POST", "/v1/keys", { name: "edge", role: "pep" })).json.token as string;
     const publicKey = createPublicKey((await http(a.url, pep, "GET", "/v1/feed/keys")).json.keys[0].publicKeyPem);
     const device = (await http(a.url, admin.token, "POST", "/v1/devices", { imsi: "208010000009001" })).json;
-    const state = new PepState(admin.tenant.id);
-    const engine = new PepEngine(state);
     const trigger = hubTrigger(a.feedHubUrl);
-    const polls = recordingFetch();
-    const sync = new FeedSync({
-      url: b.url,
-      apiKey: pep,
-      publicKeys: [publicKey],
-      state,
-      trigger,
-      idlePollSeconds: 60,
-      fetch: polls.fetch,
-    });
-    sync.start();
+    const { state, sync, polls } = await pushedPep({ url: b.url, apiKey: pep, publicKey, tenantId: admin.tenant.id, trigger });
+    const engine = new PepEngine(state);
     try {
-      await expect.poll(() => state.version, { timeout: 10_000 }).toBeGreaterThan(0);
       const decide = () => engine.decide({ deviceId: device.id, destination: { ip: "10.0.0.1" }, port: 443, protocol: "tcp" }).reason;
       expect(decide()).not.toBe("deny.revoked");
       // Right after a poll: the PEP's next idle poll (its head's refresh) is 4 s away, and B never polls the head here

@@ -11,9 +11,9 @@ import { asyncApiDocument, feedClientId, feedTopic, type FeedResponse, type Mqtt
 import { iotMessageUnitBytes, noticeText } from "@simroot/core/feed/notifier";
 import { startFeedHub } from "@simroot/local/feed-hub";
 import { policyAllows } from "@simroot/local/feed-hub-mqtt";
-import { FeedSync, mqttTrigger, PepEngine, PepState } from "@simroot/pep";
+import { mqttTrigger, PepEngine } from "@simroot/pep";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { byNoticeMs, recordingFetch } from "./support/feed-polls.ts";
+import { byNoticeMs, pushedPep } from "./support/feed-polls.ts";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -75,23 +75,11 @@ describe("PEPs on the feed's push channel over MQTT", () => {
     const { token } = await pepKey(admin);
     const device = (await admin.call("POST", "/v1/devices", { imsi: "208010000007001" })).json;
     const publicKey = createPublicKey((await call(runtime, token, "GET", "/v1/feed/keys")).json.keys[0].publicKeyPem);
-    const state = new PepState(admin.tenant.id);
-    const engine = new PepEngine(state);
     const errors: Error[] = [];
     const trigger = mqttTrigger({ url: runtime.feedMqttUrl!, apiKey: token, onError: (error) => errors.push(error) });
-    const polls = recordingFetch();
-    const sync = new FeedSync({
-      url: runtime.url!,
-      apiKey: token,
-      publicKeys: [publicKey],
-      state,
-      trigger,
-      idlePollSeconds: 60,
-      fetch: polls.fetch,
-    });
-    sync.start();
+    const { state, sync, polls } = await pushedPep({ url: runtime.url!, apiKey: token, publicKey, tenantId: admin.tenant.id, trigger });
+    const engine = new PepEngine(state);
     try {
-      await expect.poll(() => state.version, { timeout: 10_000 }).toBeGreaterThan(0);
       const decide = () => engine.decide({ deviceId: device.id, destination: { ip: "10.0.0.1" }, port: 443, protocol: "tcp" }).reason;
       expect(decide()).not.toBe("deny.revoked");
       // Subscribed (the trigger's first wake-up polled once). Right after a poll the next idle one is 4 s away: learning
@@ -119,25 +107,13 @@ describe("PEPs on the feed's push channel over MQTT", () => {
     const created = await admin.call("POST", "/v1/devices", { imsi: "208010000007101" });
     const device = created.json;
     const publicKey = createPublicKey((await call(runtime, token, "GET", "/v1/feed/keys")).json.keys[0].publicKeyPem);
-    const state = new PepState(admin.tenant.id);
     const errors: Error[] = [];
     const listener = await connectAs(token, feedClientId(token, "gzip"));
     const received = inbox(listener.client);
     expect(await subscribe(listener.client, feedTopic(admin.tenant.id))).toBe(1);
     const trigger = mqttTrigger({ url: runtime.feedMqttUrl!, apiKey: token, onError: (error) => errors.push(error) });
-    const polls = recordingFetch();
-    const sync = new FeedSync({
-      url: runtime.url!,
-      apiKey: token,
-      publicKeys: [publicKey],
-      state,
-      trigger,
-      idlePollSeconds: 60,
-      fetch: polls.fetch,
-    });
-    sync.start();
+    const { state, sync, polls } = await pushedPep({ url: runtime.url!, apiKey: token, publicKey, tenantId: admin.tenant.id, trigger });
     try {
-      await expect.poll(() => state.version, { timeout: 10_000 }).toBeGreaterThan(0);
       await expect.poll(() => polls.waits.length, { timeout: 5_000 }).toBeGreaterThan(1);
       await polls.nextAnswer();
       // 60 labels of 63-character values: the device's entry alone is over 5 KB of JSON (a relabelling is announced at once).

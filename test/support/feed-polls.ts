@@ -1,3 +1,7 @@
+import type { KeyObject } from "node:crypto";
+import { FeedSync, PepState, type FeedTrigger } from "@simroot/pep";
+import { expect } from "vitest";
+
 /**
  * A fetch for a PEP's FeedSync that records the `wait` of each feed request and lets a test wait for the next poll
  * to be answered. A PEP on the push channel polls when a notice wakes it, and otherwise before its signed head
@@ -28,3 +32,29 @@ export function recordingFetch() {
 
 /** How soon after an answered poll a PEP on the push channel must learn a change for the notice to have told it. */
 export const byNoticeMs = 2_500;
+
+/**
+ * A PEP on the push channel, as the tests run it: its view, a FeedSync that polls `url` only when `trigger` wakes it
+ * (its idle poll a minute away) through a recording fetch, started once the view holds the tenant's snapshot.
+ */
+export async function pushedPep(options: { url: string; apiKey: string; publicKey: KeyObject; tenantId: string; trigger: FeedTrigger }) {
+  const state = new PepState(options.tenantId);
+  const polls = recordingFetch();
+  const sync = new FeedSync({
+    url: options.url,
+    apiKey: options.apiKey,
+    publicKeys: [options.publicKey],
+    state,
+    trigger: options.trigger,
+    idlePollSeconds: 60,
+    fetch: polls.fetch,
+  });
+  sync.start();
+  try {
+    await expect.poll(() => state.version, { timeout: 10_000 }).toBeGreaterThan(0);
+  } catch (error) {
+    await sync.stop();
+    throw error;
+  }
+  return { state, sync, polls };
+}
