@@ -94,9 +94,22 @@ async function clusterRate(writers: number, shards?: number) {
   const seconds = (performance.now() - started) / 1000;
   const failed = outcomes.filter((outcome) => outcome.startsWith("error:")).length;
   const applied = outcomes.filter((outcome) => outcome === "applied").length;
+  // Registrations included (the same in every row): store calls and refused feed writes, per applied fact.
+  const calls = await Promise.all(
+    instances.map((instance) => instance.call<{ calls: number; feedWritesRefused: number }>("storeCalls", {})),
+  );
+  const sum = (field: "calls" | "feedWritesRefused") => calls.reduce((total, counted) => total + counted[field], 0) / Math.max(1, applied);
   const valid = shards === undefined ? (await verifyAuditChain(ports, tenant.id)).valid : "n/a";
   await cluster.stop();
-  return { applied, failed, rate: applied / seconds, failure: failed / outcomes.length, valid };
+  return {
+    applied,
+    failed,
+    rate: applied / seconds,
+    failure: failed / outcomes.length,
+    valid,
+    callsPerApplied: sum("calls"),
+    refusedPerApplied: sum("feedWritesRefused"),
+  };
 }
 
 const pct = (value: number) => `${(value * 100).toFixed(1)}%`;
@@ -108,6 +121,10 @@ for (const writers of writerCounts) {
   console.log(
     `writers=${String(writers).padStart(2)}  raw 1-tx/event ${raw.toFixed(0).padStart(5)}/s | 16 shards: ${sharded.rate.toFixed(0).padStart(4)} applied/s, ` +
       `failed ${pct(sharded.failure)}, chain valid ${sharded.valid} | 1 head item: ${single.rate.toFixed(0).padStart(4)} applied/s, failed ${pct(single.failure)}`,
+  );
+  console.log(
+    `            per applied fact, 16 shards: ${sharded.callsPerApplied.toFixed(1)} store calls, ${sharded.refusedPerApplied.toFixed(2)} feed writes refused ` +
+      `(another instance wrote that version first) | 1 head item: ${single.callsPerApplied.toFixed(1)} calls, ${single.refusedPerApplied.toFixed(2)} refused`,
   );
 }
 

@@ -68,8 +68,39 @@ const publisher: Publisher = {
   },
 };
 
+/**
+ * What this instance asked of the store: every call, and the conditional writes of the feed (a version record, the
+ * feed head) the store refused because another instance wrote first: what racing sequencers cost (each refused write
+ * is billed a write unit, on the feed's one partition).
+ */
+const storeCalls = { calls: 0, feedWritesRefused: 0 };
+function countStoreCalls(db: DynamoDBDocumentClient) {
+  db.middlewareStack.add(
+    (next, context) => async (args) => {
+      storeCalls.calls += 1;
+      try {
+        return await next(args);
+      } catch (error) {
+        const command = (context as { commandName?: string }).commandName;
+        type Keyed = { pk?: unknown; sk?: unknown };
+        const input = args.input as { Item?: Keyed; TransactItems?: { Put?: { Item?: Keyed } }[] };
+        const text = (value: unknown) => (typeof value === "object" && value !== null ? (value as { S?: string }).S : value);
+        // A version record (`T#<tenant>#feed`, core feed-version.ts) or the feed head (`T#<tenant>` / `feed`).
+        const feed = [input.Item, ...(input.TransactItems ?? []).map((item) => item.Put?.Item)].some(
+          (item) => String(text(item?.pk)).endsWith("#feed") || text(item?.sk) === "feed",
+        );
+        const refused = ["ConditionalCheckFailedException", "TransactionCanceledException"].includes((error as Error).name);
+        if (feed && refused && (command === "PutItemCommand" || command === "TransactWriteItemsCommand")) storeCalls.feedWritesRefused += 1;
+        throw error;
+      }
+    },
+    { step: "initialize", name: "countStoreCalls" },
+  );
+}
+
 const db = documentClient({ endpoint: process.env.DYNAMODB_ENDPOINT!, region: "us-east-1" });
 if (lagMs > 0) injectGsiLag(db, lagMs);
+countStoreCalls(db);
 const ports = portsFor(db, tableNames(process.env.TABLE_PREFIX), publisher, undefined, {
   ...(process.env.LEDGER_SHARDS ? { shards: Number(process.env.LEDGER_SHARDS) } : {}),
 });
@@ -77,6 +108,10 @@ const signer = await fileSigner(process.env.SIGNING_KEY!);
 
 type Request = { id: number; op: string; args: any };
 const ops: Record<string, (args: any) => Promise<unknown>> = {
+  /** What this instance asked of the store so far (see `countStoreCalls`). */
+  async storeCalls() {
+    return { ...storeCalls };
+  },
   async register({ tenantId, imsis }: { tenantId: string; imsis: string[] }) {
     const ctx = { tenantId, actor: "system:cluster", requestId: "req_cluster" };
     return Promise.all(imsis.map(async (imsi) => (await registerDevice(ports, ctx, { imsi })).value.id));

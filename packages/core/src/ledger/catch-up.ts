@@ -106,7 +106,7 @@ export async function catchUpFeed(
         ran = true;
         try {
           const run = await sequenceOnce(ports.db, ports.tables, tenantId, shardCount, new Date(), undefined, retentionSeconds);
-          const moved = run && run !== "raced" ? ("raced" in run ? run.adopted : run) : undefined;
+          const moved = run && run !== "raced" && !("yielded" in run) ? ("raced" in run ? run.adopted : run) : undefined;
           // A run with no urgent change within the notice interval announces nothing (the trailing notice below tells of it).
           if (moved?.announce) await announce(moved);
           // Nothing past the head by the shard heads, yet records past it: a transaction's items seen one by one for a

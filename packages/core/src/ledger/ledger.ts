@@ -24,7 +24,17 @@ import type { MetricsSink } from "../platform/metrics.ts";
 import { busy, type TransactItem } from "../store/transaction.ts";
 import { auditItem } from "./audit-record.ts";
 import type { Change, Committed, FeedChange } from "./change.ts";
-import { FeedBlocked, landed, readFeedHead, readShardHead, SequencingInDoubt, sequenceOnce, type SequencedNotice } from "./sequencer.ts";
+import {
+  FeedBlocked,
+  landed,
+  readFeedHead,
+  readShardHead,
+  SequencingInDoubt,
+  sequenceOnce,
+  urgentEntries,
+  type OwnCommit,
+  type SequencedNotice,
+} from "./sequencer.ts";
 import { shardCount, shardHeadKey, shardOfSubject } from "./shard.ts";
 
 const maxActions = 100;
@@ -35,6 +45,12 @@ const maxBackoffMs = 250;
 const ambiguousRetries = 3;
 /** How long a commit waits to be sequenced before it resolves anyway (the next sequencing covers it). */
 const sequenceWaitMs = 5_000;
+/**
+ * How long a change waits for the instance the sequencer designates (`sequenceOnce`, `mine`) before its own instance
+ * runs anyway: that instance's run usually covers it within a few tens of milliseconds; longer, it stopped (crashed,
+ * frozen, refused by the store), or the change it holds has no waiter any more.
+ */
+const yieldWaitMs = 500;
 
 /** True when the store may have committed although the call failed: no answer, or a server error. */
 function ambiguous(error: unknown): boolean {
@@ -43,6 +59,14 @@ function ambiguous(error: unknown): boolean {
   if (name === "TransactionInProgressException") return true;
   const status = $metadata?.httpStatusCode;
   return status === undefined || status >= 500;
+}
+
+/** A change of this instance waiting for the feed version that carries it. */
+interface Waiter extends OwnCommit {
+  readonly urgent: boolean;
+  /** When it was committed (ms): it yields to another instance's run for `yieldWaitMs` at most. */
+  readonly since: number;
+  readonly done: (version?: number) => void;
 }
 
 interface Head {
@@ -85,6 +109,8 @@ export interface LedgerOptions {
   readonly metrics?: MetricsSink;
   /** Days audit records and feed versions stay in the store (their TTL); default `SIMROOT_AUDIT_RETENTION_DAYS` or 90. */
   readonly auditRetentionDays?: number;
+  /** How long a change waits for the designated instance's run before its own instance runs (default `yieldWaitMs`). */
+  readonly yieldWaitMs?: number;
 }
 
 /** The head of a tenant's shard (tenant-level changes are on shard 0). */
@@ -102,6 +128,7 @@ function itemIdentity(item: TransactItem): string | undefined {
 export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, options: LedgerOptions = {}): Ledger {
   const shards = options.shards ?? shardCount;
   const retentionSeconds = (options.auditRetentionDays ?? auditRetentionDays()) * 24 * 60 * 60;
+  const waitMs = options.yieldWaitMs ?? yieldWaitMs;
   const queues = new Map<string, ShardQueue>();
   const listeners = new Set<(notice: CommitNotice) => void>();
   const sequencing = new Map<
@@ -109,9 +136,13 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
     {
       running: boolean;
       again: boolean;
-      waiters: { shard: number; seq: number; done: (version?: number) => void }[];
+      waiters: Waiter[];
       /** The last run's writes failed in doubt (`SequencingInDoubt`): announced at the next run if they landed. */
       inDoubt: SequencingInDoubt | undefined;
+      /** An explicit `sequence()` is waiting: the next run covers everything, and never yields. */
+      explicit: boolean;
+      /** Ends the wait of a run that yielded, when a change of this instance asks for a run. */
+      wake: (() => void) | undefined;
     }
   >();
   /** Per tenant and shard, the feed of the records this process committed and no version of its own covers yet (the sequencer reads them from here, not the store). */
@@ -258,7 +289,8 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
         know(queue.tenantId, queue.shard, built.records);
         batch.forEach((pending, index) => {
           const { sequence, last } = built.results[index]!;
-          void awaitSequenced(queue.tenantId, queue.shard, last).then((version) => {
+          const commit = { shard: queue.shard, from: sequence, seq: last };
+          void awaitSequenced(queue.tenantId, commit, urgentEntries(pending.change.feed ?? [])).then((version) => {
             recordLatency(pending.change, Date.now() - pending.since);
             pending.resolve({ sequence, shard: queue.shard, version });
           });
@@ -348,16 +380,24 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
 
   function sequencerOf(tenantId: string) {
     let state = sequencing.get(tenantId);
-    if (!state) sequencing.set(tenantId, (state = { running: false, again: false, waiters: [], inDoubt: undefined }));
+    if (!state)
+      sequencing.set(
+        tenantId,
+        (state = { running: false, again: false, waiters: [], inDoubt: undefined, explicit: false, wake: undefined }),
+      );
     return state;
   }
 
-  /** Resolves with the feed version that covers `seq` of `shard` (undefined if not seen within `sequenceWaitMs`). */
-  function awaitSequenced(tenantId: string, shard: number, seq: number): Promise<number | undefined> {
+  /**
+   * Resolves with the feed version that covers `seq` of `shard` (undefined if not seen within `sequenceWaitMs`): a
+   * change whose records are `from` to `seq`; `urgent` when PEPs must learn it at once (`urgentEntries`: its run never
+   * yields).
+   */
+  function awaitSequenced(tenantId: string, commit: OwnCommit, urgent: boolean): Promise<number | undefined> {
     return new Promise((resolve) => {
       const state = sequencerOf(tenantId);
       const timer = setTimeout(() => finish(undefined), sequenceWaitMs);
-      const waiter = { shard, seq, done: (version?: number) => finish(version) };
+      const waiter: Waiter = { ...commit, urgent, since: Date.now(), done: (version?: number) => finish(version) };
       function finish(version?: number) {
         clearTimeout(timer);
         const at = state.waiters.indexOf(waiter);
@@ -373,10 +413,44 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
     for (const waiter of [...(state?.waiters ?? [])]) if ((vector[waiter.shard] ?? 0) >= waiter.seq) waiter.done(version);
   }
 
+  /**
+   * After a run yielded at `seen`: reads the feed head (eventually consistent: half a read unit, on an item every
+   * committing instance reads; an older head only makes it read again) at growing intervals, settling the changes it
+   * covers, until none waits, the head moves (the designation moves with it: the caller runs again to see whether it is
+   * this instance's turn), a change of this instance asks for a run, or the oldest change has waited `yieldWaitMs`.
+   */
+  async function followHead(tenantId: string, state: ReturnType<typeof sequencerOf>, seen: number) {
+    for (let pause = 10; state.waiters.length > 0 && !state.again; pause = Math.min(pause * 2, 40)) {
+      const left = waitMs - (Date.now() - Math.min(...state.waiters.map((waiter) => waiter.since)));
+      if (left <= 0) return;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, Math.min(pause, left));
+        state.wake = done;
+        function done() {
+          clearTimeout(timer);
+          state.wake = undefined;
+          resolve();
+        }
+      });
+      if (state.again) return;
+      const head = await readFeedHead(db, tables, tenantId, shards, false);
+      settleWaiters(tenantId, head.version, head.vector);
+      forgetCovered(tenantId, head.vector);
+      // The designation moved: run again if it may be this instance's turn (it holds the change at a shard's next position).
+      if (
+        head.version > seen &&
+        state.waiters.some((waiter) => waiter.from <= head.vector[waiter.shard]! + 1 && waiter.seq > head.vector[waiter.shard]!)
+      )
+        return;
+    }
+  }
+
   /** Runs the sequencer for the tenant, one run at a time per process; requests during a run make one more. */
-  function requestSequence(tenantId: string): Promise<void> {
+  function requestSequence(tenantId: string, explicit = false): Promise<void> {
     const state = sequencerOf(tenantId);
     state.again = true;
+    if (explicit) state.explicit = true;
+    state.wake?.();
     if (state.running) return Promise.resolve();
     state.running = true;
     return (async () => {
@@ -390,7 +464,23 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
               if (await landed(db, tables, state.inDoubt, shards)) notify(withoutVector(state.inDoubt.notice));
               state.inDoubt = undefined;
             }
-            const result = await sequenceOnce(db, tables, tenantId, shards, new Date(), knownRecords(tenantId), retentionSeconds);
+            // One instance at a time sequences a busy tenant (sequencer.ts `sequenceOnce`, `mine`); the others follow the
+            // head until it covers their changes, or until the oldest has waited `yieldWaitMs`: then they run, as every
+            // committing instance did before. An explicit run, and a change PEPs must learn at once, never wait.
+            const oldest = Math.min(...state.waiters.map((waiter) => waiter.since));
+            const yielding =
+              !state.explicit && state.waiters.length > 0 && !state.waiters.some((waiter) => waiter.urgent) && Date.now() - oldest < waitMs;
+            const mine = yielding ? () => state.waiters.map(({ shard, from, seq }) => ({ shard, from, seq })) : undefined;
+            const result = await sequenceOnce(db, tables, tenantId, shards, new Date(), knownRecords(tenantId), retentionSeconds, mine);
+            // An explicit request is done once a run that did not wait found nothing new or moved the head.
+            if (!yielding && (result === undefined || (typeof result === "object" && "version" in result))) state.explicit = false;
+            if (typeof result === "object" && "yielded" in result) {
+              settleWaiters(tenantId, result.yielded.version, result.yielded.vector);
+              forgetCovered(tenantId, result.yielded.vector);
+              await followHead(tenantId, state, result.yielded.version);
+              if (state.waiters.length > 0) state.again = true;
+              continue;
+            }
             if (result === "raced" || (result && "raced" in result)) {
               // Another instance moved the feed head: see what it covers, and go again if ours is not in it. When this
               // run moved it (to a version the other wrote but did not get to move the head to), it announces it.
@@ -455,7 +545,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
       return () => listeners.delete(listener);
     },
     async sequence(tenantId) {
-      await requestSequence(tenantId);
+      await requestSequence(tenantId, true);
       const state = sequencing.get(tenantId);
       while (state?.running) await sleep(5);
     },

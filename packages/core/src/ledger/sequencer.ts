@@ -115,13 +115,18 @@ const maxBytesPerVersion = 150_000;
 /** A transaction carries at most 4 MB: at most this many version records per sequencing. */
 const maxVersionsPerRun = 24;
 
+/**
+ * The tenant's feed head. `consistent: false` for a reader that only waits for the head to reach a point (an older head
+ * only makes it wait longer): half the read units, on an item every committing instance reads.
+ */
 export async function readFeedHead(
   db: DynamoDBDocumentClient,
   tables: TableNames,
   tenantId: string,
   shards: number,
+  consistent = true,
 ): Promise<FeedHeadState> {
-  const { Item } = await db.send(new GetCommand({ TableName: tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }));
+  const { Item } = await db.send(new GetCommand({ TableName: tables.control, Key: feedHeadKey(tenantId), ConsistentRead: consistent }));
   if (!Item) return { version: 0, vector: new Array<number>(shards).fill(0), hash: genesisHash, noticedVersion: 0, noticedAt: 0 };
   const vector = Item.vector as number[];
   const version = Number(Item.version);
@@ -614,9 +619,31 @@ export async function settleHead(
  */
 export type Raced = "raced" | { readonly raced: true; readonly adopted: SequencedNotice };
 
+/** A change the caller committed and waits to see in the feed: its records `from` to `seq` of `shard`. */
+export interface OwnCommit {
+  readonly shard: number;
+  readonly from: number;
+  readonly seq: number;
+}
+
+/** A run that left the sequencing to another instance (see `sequenceOnce`), with the head it read. */
+export interface Yielded {
+  readonly yielded: FeedHeadState;
+}
+
 /**
  * One sequencing run: the versions after the head up to the current cut, or undefined when
  * nothing is new, or `Raced` when another instance moved the head first (the caller reads again).
+ *
+ * `mine`: the caller's changes still waiting for a version, asked once the head and the cut are read; given, the run
+ * goes on only for the one instance it designates, and otherwise stops before its reads of records and bindings and
+ * its writes (`Yielded`). The designated instance holds the oldest change the feed does not carry yet on the lowest
+ * shard with news: it is waiting for it (that change is not in the feed), and a change committed later does not move
+ * the designation, only a move of the head does (then the next oldest change's instance is designated). Its run covers
+ * every shard. So at a tenant's busiest one instance at a time reads records and bindings and writes the next version,
+ * where every committing instance did (each lost race a refused write on the feed's one partition). A caller whose
+ * changes the head covers already yields too. Without `mine` (the feed's backstop, an explicit run, an urgent change,
+ * a caller that waited long enough) a run never yields.
  */
 export async function sequenceOnce(
   db: DynamoDBDocumentClient,
@@ -626,12 +653,20 @@ export async function sequenceOnce(
   now: Date,
   known: KnownRecords = () => undefined,
   retentionSeconds?: number,
-): Promise<SequencedNotice | Raced | undefined> {
+  mine?: () => readonly OwnCommit[],
+): Promise<SequencedNotice | Raced | Yielded | undefined> {
   // Read side by side (one round trip, not two): the head is only trusted as far as the write's condition on it.
   const [head, cut] = await Promise.all([readFeedHead(db, tables, tenantId, shards), readCut(db, tables, tenantId, shards)]);
   if (cut.every((to, shard) => to.seq <= head.vector[shard]!)) return undefined;
   // Another instance sequenced past this cut on some shard after it was read: read again.
   if (cut.some((to, shard) => to.seq < head.vector[shard]!)) return "raced";
+  if (mine) {
+    // Asked after the reads: a change of the caller's that landed meanwhile counts as its own.
+    const oldest = cut.findIndex((to, shard) => to.seq > head.vector[shard]!);
+    const next = head.vector[oldest]! + 1;
+    const designated = mine().some((commit) => commit.shard === oldest && commit.from <= next && commit.seq >= next);
+    if (!designated) return { yielded: head };
+  }
   const derived = await entriesOf(db, tables, tenantId, head, cut, known);
   const { entries, left } = derived;
   const parts = chunks(entries);
