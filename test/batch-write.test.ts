@@ -52,7 +52,8 @@ function watchedClient(answer: (requests: Request[], call: number) => "write" | 
         const kept = requests.slice(0, Math.ceil(requests.length / 2));
         const result = await next({ ...args, input: { ...input, RequestItems: { [table]: kept } } } as never);
         const output = result.output as { UnprocessedItems?: Record<string, Request[]> };
-        output.UnprocessedItems = { [table]: requests.slice(kept.length) };
+        // DynamoDB names a table only when something of it is left.
+        if (requests.length > kept.length) output.UnprocessedItems = { [table]: requests.slice(kept.length) };
         return result;
       } finally {
         seen.inFlight -= 1;

@@ -160,20 +160,17 @@ export function asyncApiDocument() {
           ...hoisted(z.toJSONSchema(feedResponseSchema, { io: "output" }) as Record<string, unknown>, schemas),
           description:
             `The signed delta from the version before to \`version\`, as GET /v1/feed?since=<version before> answers it; ` +
-            `absent when the notice would exceed ${noticeDeltaMaxBytes} bytes (gzipped, when its JSON exceeds ${iotMessageUnitBytes})`,
+            `absent when the notice would exceed ${noticeDeltaMaxBytes} bytes`,
         },
       },
     },
   };
+  // Kept short: every API bundle carries this document (bench/bundle budgets).
   messages.feedNoticeGzipped = {
     name: "feed.notice (gzipped)",
-    title: "The tenant's feed head moved: a large notice, gzipped",
-    summary:
-      `A feed.notice whose JSON exceeds ${iotMessageUnitBytes} bytes (one AWS IoT Core message) is sent gzipped (RFC 1952), ` +
-      "in one message where its JSON would be billed as two. A PEP tells the two forms apart by the first bytes: 0x1f 0x8b " +
-      "(gzip) or `{`; once inflated, it is a feed.notice and is read as one.",
+    summary: `A feed.notice over ${iotMessageUnitBytes} bytes of JSON, gzipped: starts 0x1f 0x8b, not \`{\``,
     contentType: "application/gzip",
-    payload: { type: "string", format: "binary", description: "gzip of a feed.notice's JSON" },
+    payload: { type: "string", format: "binary" },
   };
   return {
     asyncapi: "3.0.0",

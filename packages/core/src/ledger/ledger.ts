@@ -141,8 +141,6 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
       inDoubt: SequencingInDoubt | undefined;
       /** An explicit `sequence()` is waiting: the next run covers everything, and never yields. */
       explicit: boolean;
-      /** Ends the wait of a run that yielded, when a change of this instance asks for a run. */
-      wake: (() => void) | undefined;
     }
   >();
   /** Per tenant and shard, the feed of the records this process committed and no version of its own covers yet (the sequencer reads them from here, not the store). */
@@ -323,7 +321,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
             level: "error",
             component: "ledger",
             tenantId: notice.tenantId,
-            message: "a commit listener failed",
+            message: "commit listener failed",
             error: String(error),
           }),
         );
@@ -380,11 +378,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
 
   function sequencerOf(tenantId: string) {
     let state = sequencing.get(tenantId);
-    if (!state)
-      sequencing.set(
-        tenantId,
-        (state = { running: false, again: false, waiters: [], inDoubt: undefined, explicit: false, wake: undefined }),
-      );
+    if (!state) sequencing.set(tenantId, (state = { running: false, again: false, waiters: [], inDoubt: undefined, explicit: false }));
     return state;
   }
 
@@ -423,15 +417,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
     for (let pause = 10; state.waiters.length > 0 && !state.again; pause = Math.min(pause * 2, 40)) {
       const left = waitMs - (Date.now() - Math.min(...state.waiters.map((waiter) => waiter.since)));
       if (left <= 0) return;
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, Math.min(pause, left));
-        state.wake = done;
-        function done() {
-          clearTimeout(timer);
-          state.wake = undefined;
-          resolve();
-        }
-      });
+      await sleep(Math.min(pause, left));
       if (state.again) return;
       const head = await readFeedHead(db, tables, tenantId, shards, false);
       settleWaiters(tenantId, head.version, head.vector);
@@ -450,7 +436,6 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
     const state = sequencerOf(tenantId);
     state.again = true;
     if (explicit) state.explicit = true;
-    state.wake?.();
     if (state.running) return Promise.resolve();
     state.running = true;
     return (async () => {

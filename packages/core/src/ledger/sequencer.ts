@@ -317,7 +317,7 @@ async function readWhole(
   const records = await anchoredWhole(db, tables, tenantId, shard, after, to);
   // The feed stops here and says why (the ledger logs it, retrying).
   if (records instanceof Unchained) throw new FeedBlocked(records.why);
-  if (records === "missing") throw new FeedBlocked(`shard ${shard} does not hold all of its records ${after + 1} to ${to.seq}`);
+  if (records === "missing") throw new FeedBlocked(`shard ${shard} lacks records ${after + 1} to ${to.seq}`);
   return records;
 }
 
@@ -536,7 +536,7 @@ async function pendingDefect(
     ({ key }) => !omitted.has(entryId({ kind: "binding", key })),
   );
   if (kept) {
-    return `its entries are not the shard records': it serves binding ${kept.key} at revision ${kept.rev}, overtaken by shard ${kept.by.shard}'s record ${kept.by.seq} an earlier version carried`;
+    return `not its records' entries: it serves binding ${kept.key} at revision ${kept.rev}, overtaken by shard ${kept.by.shard} record ${kept.by.seq}`;
   }
   const mismatch = cutMismatch(derived, record.entries, omitted);
   return mismatch ? `its entries are not the shard records': it ${mismatch}` : undefined;
@@ -571,7 +571,7 @@ async function adoptPending(
   if (!item) return undefined;
   const defect = await pendingDefect(db, tables, tenantId, head, item);
   // Not served: the feed stops here (fails closed) and says why; the caller backs off as from a store failure.
-  if (defect) throw new FeedBlocked(`feed version ${head.version + 1} past the head is not the sequencer's (${defect}): not adopted`);
+  if (defect) throw new FeedBlocked(`version ${head.version + 1} past the head: not the sequencer's (${defect})`);
   const record = feedVersionSchema.parse(item) as FeedVersionRecord;
   // Its run stopped before it could announce: the mover does, at once.
   const notice = noticeOf(tenantId, head.version, [record], true);

@@ -49,6 +49,6 @@ async function putBatch(ports: Pick<Ports, "db">, batch: readonly { TableName: s
     if (retry > maxRetries) throw new SimrootError("store.throttled", "unavailable", "The store left puts unprocessed; retry");
     if (retry > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** retry)));
     const result = await ports.db.send(new BatchWriteCommand({ RequestItems: pending as never }));
-    pending = (result.UnprocessedItems ?? {}) as typeof pending;
+    pending = Object.fromEntries(Object.entries(result.UnprocessedItems ?? {}).filter(([, left]) => left.length > 0)) as typeof pending;
   }
 }
