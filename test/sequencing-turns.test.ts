@@ -31,17 +31,6 @@ beforeAll(async () => {
 });
 afterAll(() => runtime.stop());
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-async function until(condition: () => boolean, ms = 5_000) {
-  const deadline = Date.now() + ms;
-  while (!condition()) {
-    if (Date.now() > deadline) return false;
-    await sleep(5);
-  }
-  return true;
-}
-
 /**
  * An instance of its own (its own client and ledger, as another Lambda container). Its reads of the 16 shard heads
  * (the sequencer's cut) wait while held; its writes of feed versions and its eventually consistent reads of the feed
@@ -134,7 +123,7 @@ async function attach(by: Instance, ctx: RequestContext, device: { imsi?: string
   };
   const event = ingestedEvent({ ...ctx, actor: "source:src_test" }, "src_test", "simroot", normalized as never, new Date());
   const done = applyOperatorEvent(by.ports, event);
-  expect(await until(() => by.seen.committed > before)).toBe(true);
+  await expect.poll(() => by.seen.committed > before, { timeout: 5_000 }).toBe(true);
   // Wrapped: an async function's returned promise would be awaited with it.
   return { done };
 }
@@ -161,7 +150,7 @@ describe("sequencing a busy tenant across instances", () => {
     const second = await attach(b, ctx, device, "10.60.0.2");
     b.release();
     // B reads the cut, finds A designated, and follows the head instead of racing A for the version.
-    expect(await until(() => b.seen.following > 0 || b.seen.versionPuts > 0, 3_000)).toBe(true);
+    await expect.poll(() => b.seen.following > 0 || b.seen.versionPuts > 0, { timeout: 3_000 }).toBe(true);
     expect(b.seen.versionPuts).toBe(0);
     a.release();
     await Promise.all([first.done, second.done]);
@@ -186,7 +175,7 @@ describe("sequencing a busy tenant across instances", () => {
     const first = await attach(a, ctx, high, "10.61.0.1");
     const second = await attach(b, ctx, low, "10.61.0.2");
     a.release();
-    expect(await until(() => a.seen.following > 0 || a.seen.versionPuts > 0, 3_000)).toBe(true);
+    await expect.poll(() => a.seen.following > 0 || a.seen.versionPuts > 0, { timeout: 3_000 }).toBe(true);
     expect(a.seen.versionPuts).toBe(0);
     b.release();
     await Promise.all([first.done, second.done]);
@@ -237,7 +226,7 @@ describe("sequencing a busy tenant across instances", () => {
     const first = await attach(a, ctx, device, "10.63.0.1");
     const revokedBefore = b.seen.committed;
     const revoked = actOnDevice(b.ports, ctx, { id: device.id, action: "revoke", reason: "stolen" });
-    expect(await until(() => b.seen.committed > revokedBefore)).toBe(true);
+    await expect.poll(() => b.seen.committed > revokedBefore, { timeout: 5_000 }).toBe(true);
     b.release();
     await revoked;
     expect(b.seen.following).toBe(0);

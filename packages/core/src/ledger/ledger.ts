@@ -402,9 +402,11 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
     });
   }
 
+  /** A head reached `version` at `vector`: the changes it covers are settled, and their records forgotten. */
   function settleWaiters(tenantId: string, version: number, vector: readonly number[]) {
     const state = sequencing.get(tenantId);
     for (const waiter of [...(state?.waiters ?? [])]) if ((vector[waiter.shard] ?? 0) >= waiter.seq) waiter.done(version);
+    forgetCovered(tenantId, vector);
   }
 
   /**
@@ -421,7 +423,6 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
       if (state.again) return;
       const head = await readFeedHead(db, tables, tenantId, shards, false);
       settleWaiters(tenantId, head.version, head.vector);
-      forgetCovered(tenantId, head.vector);
       // The designation moved: run again if it may be this instance's turn (it holds the change at a shard's next position).
       if (
         head.version > seen &&
@@ -461,7 +462,6 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
             if (!yielding && (result === undefined || (typeof result === "object" && "version" in result))) state.explicit = false;
             if (typeof result === "object" && "yielded" in result) {
               settleWaiters(tenantId, result.yielded.version, result.yielded.vector);
-              forgetCovered(tenantId, result.yielded.vector);
               await followHead(tenantId, state, result.yielded.version);
               if (state.waiters.length > 0) state.again = true;
               continue;
@@ -472,7 +472,6 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
               if (typeof result === "object") notify(withoutVector(result.adopted));
               const head = await readFeedHead(db, tables, tenantId, shards);
               settleWaiters(tenantId, head.version, head.vector);
-              forgetCovered(tenantId, head.vector);
               if (state.waiters.length > 0) state.again = true;
               await sleep(Math.random() * 10);
               continue;
@@ -480,7 +479,6 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
             failures = 0;
             if (result) {
               settleWaiters(tenantId, result.version, result.vector);
-              forgetCovered(tenantId, result.vector);
               notify(withoutVector(result));
             } else {
               const head = await readFeedHead(db, tables, tenantId, shards);
