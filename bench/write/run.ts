@@ -82,6 +82,10 @@ async function clusterRate(writers: number, shards?: number) {
       imsis: Array.from({ length: Math.min(64, devices - start) }, (_, k) => imsiOf(start + k)),
     });
   }
+  type Counted = { calls: number; feedWritesRefused: number; readUnits: number; writeUnits: number };
+  const counted = () => Promise.all(instances.map((instance) => instance.call<Counted>("storeCalls", {})));
+  // Counted over the facts alone (the registrations before are the same in every row).
+  const before = await counted();
   const facts = Array.from({ length: events }, (_, n) => attach(tenant.id, n));
   const started = performance.now();
   const outcomes = (
@@ -94,11 +98,10 @@ async function clusterRate(writers: number, shards?: number) {
   const seconds = (performance.now() - started) / 1000;
   const failed = outcomes.filter((outcome) => outcome.startsWith("error:")).length;
   const applied = outcomes.filter((outcome) => outcome === "applied").length;
-  // Registrations included (the same in every row): store calls and refused feed writes, per applied fact.
-  const calls = await Promise.all(
-    instances.map((instance) => instance.call<{ calls: number; feedWritesRefused: number }>("storeCalls", {})),
-  );
-  const sum = (field: "calls" | "feedWritesRefused") => calls.reduce((total, counted) => total + counted[field], 0) / Math.max(1, applied);
+  const after = await counted();
+  // Per applied fact: store calls, refused feed writes, read and write units (every instance's, while it applied).
+  const sum = (field: keyof Counted) =>
+    after.reduce((total, count, index) => total + count[field] - before[index]![field], 0) / Math.max(1, applied);
   const valid = shards === undefined ? (await verifyAuditChain(ports, tenant.id)).valid : "n/a";
   await cluster.stop();
   return {
@@ -109,6 +112,8 @@ async function clusterRate(writers: number, shards?: number) {
     valid,
     callsPerApplied: sum("calls"),
     refusedPerApplied: sum("feedWritesRefused"),
+    readUnitsPerApplied: sum("readUnits"),
+    writeUnitsPerApplied: sum("writeUnits"),
   };
 }
 
@@ -125,6 +130,11 @@ for (const writers of writerCounts) {
   console.log(
     `            per applied fact, 16 shards: ${sharded.callsPerApplied.toFixed(1)} store calls, ${sharded.refusedPerApplied.toFixed(2)} feed writes refused ` +
       `(another instance wrote that version first) | 1 head item: ${single.callsPerApplied.toFixed(1)} calls, ${single.refusedPerApplied.toFixed(2)} refused`,
+  );
+  // Each instance applies one fact at a time, as a Lambda instance does: what the cost model's reads should be.
+  console.log(
+    `            read units, write units per applied fact (one fact at a time per instance): 16 shards ${sharded.readUnitsPerApplied.toFixed(1)}, ` +
+      `${sharded.writeUnitsPerApplied.toFixed(1)} | 1 head item ${single.readUnitsPerApplied.toFixed(1)}, ${single.writeUnitsPerApplied.toFixed(1)}`,
   );
 }
 

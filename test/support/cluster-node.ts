@@ -69,17 +69,26 @@ const publisher: Publisher = {
 };
 
 /**
- * What this instance asked of the store: every call, and the conditional writes of the feed (a version record, the
- * feed head) the store refused because another instance wrote first: what racing sequencers cost (each refused write
- * is billed a write unit, on the feed's one partition).
+ * What this instance asked of the store: every call, the read and write units it was billed (every call asks for
+ * ReturnConsumedCapacity; DynamoDB Local reports what DynamoDB would bill, an eventually consistent read at half a
+ * consistent one), and the conditional writes of the feed (a version record, the feed head) the store refused because
+ * another instance wrote first: what racing sequencers cost (each refused write is billed a write unit, on the feed's
+ * one partition; a refusal reports no capacity, so it is not in `writeUnits`).
  */
-const storeCalls = { calls: 0, feedWritesRefused: 0 };
+const storeCalls = { calls: 0, feedWritesRefused: 0, readUnits: 0, writeUnits: 0 };
 function countStoreCalls(db: DynamoDBDocumentClient) {
   db.middlewareStack.add(
     (next, context) => async (args) => {
       storeCalls.calls += 1;
+      (args.input as Record<string, unknown>).ReturnConsumedCapacity = "TOTAL";
       try {
-        return await next(args);
+        const result = await next(args);
+        const consumed = (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity;
+        const reading = /^(Get|BatchGet|Query|Scan|TransactGet)/.test((context as { commandName?: string }).commandName ?? "");
+        for (const entry of (Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) as { CapacityUnits?: number }[]) {
+          storeCalls[reading ? "readUnits" : "writeUnits"] += entry.CapacityUnits ?? 0;
+        }
+        return result;
       } catch (error) {
         const command = (context as { commandName?: string }).commandName;
         type Keyed = { pk?: unknown; sk?: unknown };
