@@ -19,7 +19,8 @@ import {
   type Ports,
   type RequestContext,
 } from "@simroot/core";
-import { feedPartition } from "@simroot/core/ledger/feed-version";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { feedHeadKey, feedPartition } from "@simroot/core/ledger/feed-version";
 import { readFeedHead, readShardHead } from "@simroot/core/ledger/sequencer";
 import { shardOfSubject } from "@simroot/core/ledger/shard";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
@@ -38,23 +39,38 @@ afterAll(() => runtime.stop());
  */
 function instance(tenantId: string, yieldWaitMs = 5_000) {
   const db = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
-  const seen = { committed: 0, versionPuts: 0, cutReads: 0, following: 0 };
+  const seen = { committed: 0, versionPuts: 0, cutReads: 0, following: 0, probes: 0, consistentHeadReads: 0, staleServed: 0 };
   let hold: Promise<void> | undefined;
   let release = () => {};
+  // A replica behind: the next eventually consistent read of the feed head in a probe shows this item instead.
+  let stale: { item: Record<string, unknown> } | undefined;
   db.middlewareStack.add(
     (next, context) => async (args) => {
       const command = (context as { commandName?: string }).commandName;
       const input = args.input as {
-        RequestItems?: Record<string, { Keys?: unknown[] }>;
+        RequestItems?: Record<string, { Keys?: unknown[]; ConsistentRead?: boolean }>;
         TableName?: string;
         Item?: Record<string, unknown>;
+        Key?: Record<string, unknown>;
         ConsistentRead?: boolean;
       };
-      if (command === "BatchGetItemCommand" && input.RequestItems?.[runtime.ports.tables.control]?.Keys?.length === 16) {
+      const control = input.RequestItems?.[runtime.ports.tables.control];
+      // The cut: the 16 shard heads, read consistently. A probe (whether this instance may be designated) reads the
+      // feed head and the shard heads below its change's, eventually consistently.
+      if (command === "BatchGetItemCommand" && control?.ConsistentRead && control.Keys?.length === 16) {
         seen.cutReads += 1;
         if (hold) await hold;
       }
+      if (command === "BatchGetItemCommand" && control && !control.ConsistentRead) seen.probes += 1;
       const pk = (value: unknown) => (typeof value === "object" && value !== null ? (value as { S?: string }).S : value);
+      if (
+        command === "GetItemCommand" &&
+        input.TableName === runtime.ports.tables.control &&
+        input.ConsistentRead &&
+        pk(input.Key?.sk) === "feed"
+      ) {
+        seen.consistentHeadReads += 1;
+      }
       if (
         command === "PutItemCommand" &&
         input.TableName === runtime.ports.tables.audit &&
@@ -67,6 +83,13 @@ function instance(tenantId: string, yieldWaitMs = 5_000) {
       }
       const result = await next(args);
       if (command === "TransactWriteItemsCommand") seen.committed += 1;
+      const responses = (result.output as { Responses?: Record<string, Record<string, unknown>[]> }).Responses;
+      const items = responses?.[runtime.ports.tables.control];
+      if (command === "BatchGetItemCommand" && control && !control.ConsistentRead && stale && items) {
+        responses[runtime.ports.tables.control] = [...items.filter((item) => item.sk !== "feed"), stale.item];
+        stale = undefined;
+        seen.staleServed += 1;
+      }
       return result;
     },
     { step: "initialize", name: "watchSequencing" },
@@ -85,9 +108,12 @@ function instance(tenantId: string, yieldWaitMs = 5_000) {
       hold = undefined;
       release();
     },
+    staleNext(item: Record<string, unknown>) {
+      stale = { item };
+    },
     /** Counts from here on (what the set-up did, its registrations, is not the test's). */
     reset() {
-      Object.assign(seen, { versionPuts: 0, cutReads: 0, following: 0 });
+      Object.assign(seen, { versionPuts: 0, cutReads: 0, following: 0, probes: 0, consistentHeadReads: 0 });
     },
     destroy: () => db.destroy(),
   };
@@ -152,12 +178,18 @@ describe("sequencing a busy tenant across instances", () => {
     // B reads the cut, finds A designated, and follows the head instead of racing A for the version.
     await expect.poll(() => b.seen.following > 0 || b.seen.versionPuts > 0, { timeout: 3_000 }).toBe(true);
     expect(b.seen.versionPuts).toBe(0);
+    // B's next change, A still designated: B now knows the tenant is busy, and only probes (the feed head and the shard
+    // heads below its change's, eventually consistent): no cut, no consistent read of the head.
+    const [cutReads, headReads] = [b.seen.cutReads, b.seen.consistentHeadReads];
+    const third = await attach(b, ctx, device, "10.60.0.3");
+    await expect.poll(() => b.seen.probes, { timeout: 3_000 }).toBeGreaterThan(0);
     a.release();
-    await Promise.all([first.done, second.done]);
-    // A's run carried both changes in one version; B read the cut once (it never ran itself) and wrote nothing.
+    await Promise.all([first.done, second.done, third.done]);
+    // A's run carried the three changes in one version; B wrote nothing, and read the cut once, for its first change.
     expect(a.seen.versionPuts).toBe(1);
     expect(b.seen.versionPuts).toBe(0);
     expect(b.seen.cutReads).toBe(1);
+    expect([b.seen.cutReads, b.seen.consistentHeadReads]).toEqual([cutReads, headReads]);
     expect((await head()).version).toBe(before + 1);
     a.destroy();
     b.destroy();
@@ -183,6 +215,36 @@ describe("sequencing a busy tenant across instances", () => {
     expect(a.seen.versionPuts).toBe(0);
     expect(a.seen.cutReads).toBe(1);
     expect((await head()).version).toBe(before + 1);
+    a.destroy();
+    b.destroy();
+  });
+
+  it("catches up when its probe read a head from before the last move (an eventually consistent replica behind)", async () => {
+    const { tenantId, ctx, a, b, head } = await scene("stale");
+    const [low, high] = await devices(a, ctx, false);
+    // A finds B designated once (B holds the oldest change, on the lower shard): A now knows the tenant is busy.
+    b.hold();
+    const held = await attach(b, ctx, low, "10.64.0.1");
+    const yielded = await attach(a, ctx, high, "10.64.0.2");
+    await expect.poll(() => a.seen.following, { timeout: 3_000 }).toBeGreaterThan(0);
+    b.release();
+    await Promise.all([held.done, yielded.done]);
+    const { Item: before } = await runtime.ports.db.send(
+      new GetCommand({ TableName: runtime.ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }),
+    );
+    // B's change on the lower shard moves the head; A's probe then reads the head from before that move, which shows
+    // B's change as news on a lower shard than A's: someone else's turn, as far as A can tell.
+    await (await attach(b, ctx, low, "10.64.0.3")).done;
+    a.reset();
+    a.staleNext(before!);
+    const asked = Date.now();
+    await (await attach(a, ctx, high, "10.64.0.4")).done;
+    // A follows, reads the head again (newer than the one it probed), asks again and runs: not after the 5 s fallback.
+    expect(Date.now() - asked).toBeLessThan(2_500);
+    expect(a.seen.staleServed).toBe(1);
+    expect(a.seen.following).toBeGreaterThan(0);
+    expect(a.seen.versionPuts).toBe(1);
+    expect((await head()).vector[shardOfSubject(high.id)]).toBeGreaterThan(Number((before!.vector as number[])[shardOfSubject(high.id)]));
     a.destroy();
     b.destroy();
   });
@@ -236,13 +298,15 @@ describe("sequencing a busy tenant across instances", () => {
     c.hold();
     const third = await attach(c, ctx, other, "10.63.0.3");
     const cSeq = (await readShardHead(runtime.ports.db, runtime.ports.tables, tenantId, shardOfSubject(other.id))).seq;
-    b.hold();
+    // B's own change after C's, on the same shard: its probe finds C designated, and B follows the head (a session
+    // change may wait) until its explicit sequence() runs at once, well before the 5 s it would otherwise wait.
     const fourth = await attach(b, ctx, other, "10.63.0.4");
-    b.release();
+    await expect.poll(() => b.seen.following, { timeout: 3_000 }).toBeGreaterThan(0);
+    const asked = Date.now();
     await b.ports.ledger.sequence(tenantId);
+    expect(Date.now() - asked).toBeLessThan(2_500);
     const covered = await head();
-    expect(covered.vector[shardOfSubject(other.id)]).toBeGreaterThanOrEqual(cSeq);
-    expect(b.seen.following).toBe(0);
+    expect(covered.vector[shardOfSubject(other.id)]).toBeGreaterThanOrEqual(cSeq + 1);
     a.release();
     c.release();
     await Promise.all([first.done, third.done, fourth.done]);

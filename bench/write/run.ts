@@ -82,7 +82,7 @@ async function clusterRate(writers: number, shards?: number) {
       imsis: Array.from({ length: Math.min(64, devices - start) }, (_, k) => imsiOf(start + k)),
     });
   }
-  type Counted = { calls: number; feedWritesRefused: number; readUnits: number; writeUnits: number };
+  type Counted = { calls: number; feedWritesRefused: number; readUnits: number; writeUnits: number; readsBy: Record<string, number> };
   const counted = () => Promise.all(instances.map((instance) => instance.call<Counted>("storeCalls", {})));
   // Counted over the facts alone (the registrations before are the same in every row).
   const before = await counted();
@@ -100,8 +100,15 @@ async function clusterRate(writers: number, shards?: number) {
   const applied = outcomes.filter((outcome) => outcome === "applied").length;
   const after = await counted();
   // Per applied fact: store calls, refused feed writes, read and write units (every instance's, while it applied).
-  const sum = (field: keyof Counted) =>
+  const sum = (field: Exclude<keyof Counted, "readsBy">) =>
     after.reduce((total, count, index) => total + count[field] - before[index]![field], 0) / Math.max(1, applied);
+  // Read units per applied fact by command and table (READS_BY=1 prints them).
+  const readsBy: Record<string, number> = {};
+  after.forEach((count, index) => {
+    for (const [by, units] of Object.entries(count.readsBy)) {
+      readsBy[by] = (readsBy[by] ?? 0) + (units - (before[index]!.readsBy[by] ?? 0)) / Math.max(1, applied);
+    }
+  });
   const valid = shards === undefined ? (await verifyAuditChain(ports, tenant.id)).valid : "n/a";
   await cluster.stop();
   return {
@@ -114,6 +121,7 @@ async function clusterRate(writers: number, shards?: number) {
     refusedPerApplied: sum("feedWritesRefused"),
     readUnitsPerApplied: sum("readUnits"),
     writeUnitsPerApplied: sum("writeUnits"),
+    readsBy,
   };
 }
 
@@ -136,6 +144,10 @@ for (const writers of writerCounts) {
     `            read units, write units per applied fact (one fact at a time per instance): 16 shards ${sharded.readUnitsPerApplied.toFixed(1)}, ` +
       `${sharded.writeUnitsPerApplied.toFixed(1)} | 1 head item ${single.readUnitsPerApplied.toFixed(1)}, ${single.writeUnitsPerApplied.toFixed(1)}`,
   );
+  if (process.env.READS_BY) {
+    const by = Object.entries(sharded.readsBy).sort(([, a], [, b]) => b - a);
+    console.log(`            read units by call, 16 shards: ${by.map(([call, units]) => `${call} ${units.toFixed(2)}`).join(", ")}`);
+  }
 }
 
 const capacityCluster = await startCluster({ endpoint: dynamo.endpoint });

@@ -75,7 +75,7 @@ const publisher: Publisher = {
  * another instance wrote first: what racing sequencers cost (each refused write is billed a write unit, on the feed's
  * one partition; a refusal reports no capacity, so it is not in `writeUnits`).
  */
-const storeCalls = { calls: 0, feedWritesRefused: 0, readUnits: 0, writeUnits: 0 };
+const storeCalls = { calls: 0, feedWritesRefused: 0, readUnits: 0, writeUnits: 0, readsBy: {} as Record<string, number> };
 function countStoreCalls(db: DynamoDBDocumentClient) {
   db.middlewareStack.add(
     (next, context) => async (args) => {
@@ -84,9 +84,16 @@ function countStoreCalls(db: DynamoDBDocumentClient) {
       try {
         const result = await next(args);
         const consumed = (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity;
-        const reading = /^(Get|BatchGet|Query|Scan|TransactGet)/.test((context as { commandName?: string }).commandName ?? "");
-        for (const entry of (Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) as { CapacityUnits?: number }[]) {
+        const command = (context as { commandName?: string }).commandName ?? "";
+        const reading = /^(Get|BatchGet|Query|Scan|TransactGet)/.test(command);
+        for (const entry of (Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) as {
+          CapacityUnits?: number;
+          TableName?: string;
+        }[]) {
           storeCalls[reading ? "readUnits" : "writeUnits"] += entry.CapacityUnits ?? 0;
+          // Read units by command and table (the table's key in tableNames: the name's last part).
+          const by = `${command.replace("Command", "")} ${String(entry.TableName).split("-").at(-1)}`;
+          if (reading) storeCalls.readsBy[by] = (storeCalls.readsBy[by] ?? 0) + (entry.CapacityUnits ?? 0);
         }
         return result;
       } catch (error) {
@@ -119,7 +126,7 @@ type Request = { id: number; op: string; args: any };
 const ops: Record<string, (args: any) => Promise<unknown>> = {
   /** What this instance asked of the store so far (see `countStoreCalls`). */
   async storeCalls() {
-    return { ...storeCalls };
+    return { ...storeCalls, readsBy: { ...storeCalls.readsBy } };
   },
   async register({ tenantId, imsis }: { tenantId: string; imsis: string[] }) {
     const ctx = { tenantId, actor: "system:cluster", requestId: "req_cluster" };

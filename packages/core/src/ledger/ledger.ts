@@ -21,6 +21,7 @@ import { TransactWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-
 import { auditRetentionDays, type TableNames } from "../config.ts";
 import { SimrootError } from "../error.ts";
 import type { MetricsSink } from "../platform/metrics.ts";
+import { Lru } from "../store/lru.ts";
 import { busy, type TransactItem } from "../store/transaction.ts";
 import { auditItem } from "./audit-record.ts";
 import type { Change, Committed, FeedChange } from "./change.ts";
@@ -51,6 +52,8 @@ const sequenceWaitMs = 5_000;
  * frozen, refused by the store), or the change it holds has no waiter any more.
  */
 const yieldWaitMs = 500;
+/** How long an instance that yielded remembers the tenant as busy (its commits there probe first: `busyTenants`). */
+const busyMemoryMs = 10_000;
 
 /** True when the store may have committed although the call failed: no answer, or a server error. */
 function ambiguous(error: unknown): boolean {
@@ -143,6 +146,12 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
       explicit: boolean;
     }
   >();
+  /**
+   * Tenants where a run of this instance lately yielded (another instance was designated), and when: its next commits
+   * there probe first (sequencer.ts `probeTurn`: a few eventually consistent reads instead of the head and the cut,
+   * read consistently). A quiet tenant's commit, usually designated, reads the head and the cut at once instead.
+   */
+  const busyTenants = new Lru<string, number>(1_000);
   /** Per tenant and shard, the feed of the records this process committed and no version of its own covers yet (the sequencer reads them from here, not the store). */
   const committed = new Map<string, Map<number, FeedChange[] | undefined>>();
   const maxKnownPerShard = 4_096;
@@ -457,10 +466,22 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
             const yielding =
               !state.explicit && state.waiters.length > 0 && !state.waiters.some((waiter) => waiter.urgent) && Date.now() - oldest < waitMs;
             const mine = yielding ? () => state.waiters.map(({ shard, from, seq }) => ({ shard, from, seq })) : undefined;
-            const result = await sequenceOnce(db, tables, tenantId, shards, new Date(), knownRecords(tenantId), retentionSeconds, mine);
+            const probe = yielding && Date.now() - (busyTenants.get(tenantId) ?? 0) < busyMemoryMs;
+            const result = await sequenceOnce(
+              db,
+              tables,
+              tenantId,
+              shards,
+              new Date(),
+              knownRecords(tenantId),
+              retentionSeconds,
+              mine,
+              probe,
+            );
             // An explicit request is done once a run that did not wait found nothing new or moved the head.
             if (!yielding && (result === undefined || (typeof result === "object" && "version" in result))) state.explicit = false;
             if (typeof result === "object" && "yielded" in result) {
+              busyTenants.set(tenantId, Date.now());
               settleWaiters(tenantId, result.yielded.version, result.yielded.vector);
               await followHead(tenantId, state, result.yielded.version);
               if (state.waiters.length > 0) state.again = true;

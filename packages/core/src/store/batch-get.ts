@@ -20,6 +20,7 @@ export async function batchGetAll(
   ports: Pick<Ports, "db">,
   table: string,
   given: readonly Record<string, unknown>[],
+  consistent = true,
 ): Promise<Record<string, unknown>[]> {
   const keys = [...new Map(given.map((key) => [itemKeyText(key), key])).values()];
   const found: Record<string, unknown>[] = [];
@@ -31,7 +32,7 @@ export async function batchGetAll(
         throw new SimrootError("store.throttled", "unavailable", `The store left ${pending.length} keys of ${table} unread; retry`);
       }
       if (retry > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 25 * 2 ** retry)));
-      const result = await ports.db.send(new BatchGetCommand({ RequestItems: { [table]: { Keys: pending, ConsistentRead: true } } }));
+      const result = await ports.db.send(new BatchGetCommand({ RequestItems: { [table]: { Keys: pending, ConsistentRead: consistent } } }));
       found.push(...(result.Responses?.[table] ?? []));
       pending = result.UnprocessedKeys?.[table]?.Keys ?? [];
     }
