@@ -26,4 +26,31 @@ export const zodEnglishOnly = {
   },
 };
 
-export default [zodEnglishOnly];
+/**
+ * zodNoJsonSchema: zod 4's classic schemas import its JSON Schema conversion (`core/to-json-schema.js`, ~9 KB
+ * minified) for `schema.toJSONSchema()` and Standard Schema's `jsonSchema`, so every function carried it. No function
+ * converts a schema at run time: `npm run contracts` writes the OpenAPI and AsyncAPI documents from the schemas and the
+ * API serves those files (api `documents.ts`). In a bundle, the conversion's entry points throw instead; parsing and
+ * validation do not use them.
+ * @type {import("esbuild").Plugin}
+ */
+export const zodNoJsonSchema = {
+  name: "zod-no-json-schema",
+  setup(build) {
+    build.onResolve({ filter: /(^|[\\/])to-json-schema\.js$/ }, (args) => {
+      if (!/[\\/]zod[\\/]/.test(args.importer)) return undefined;
+      return { path: "to-json-schema.js", namespace: "zod-no-json-schema" };
+    });
+    build.onLoad({ filter: /.*/, namespace: "zod-no-json-schema" }, () => ({
+      contents: [
+        'const left = () => { throw new Error("zod\'s JSON Schema conversion is not in this bundle (infra/esbuild-plugins.mjs)"); };',
+        "export const initializeContext = left, handleUnrepresentable = left, processSchema = left, extractDefs = left, finalize = left;",
+        "export { processSchema as process };",
+        "export const createToJSONSchemaMethod = () => left, createStandardJSONSchemaMethod = () => left;",
+      ].join("\n"),
+      loader: "js",
+    }));
+  },
+};
+
+export default [zodEnglishOnly, zodNoJsonSchema];

@@ -7,7 +7,9 @@ import { spawn } from "node:child_process";
 import { copyFile, mkdir, mkdtemp, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
+import { build } from "esbuild";
 import { beforeAll, describe, expect, it } from "vitest";
+import plugins from "./esbuild-plugins.mjs";
 import { functionNames, functions, grantsOf, type FunctionDefinition, type FunctionName } from "../packages/core/src/platform/functions.ts";
 import { bundling } from "../packages/core/src/platform/limits.ts";
 import { bundleFunction, type Bundle } from "../scripts/bundle/build.ts";
@@ -83,6 +85,42 @@ describe.each(functionNames)("function %s", (name) => {
 
   it("bundles no AWS SDK code (the Lambda runtime provides it)", () => {
     expect(bundles.get(name)!.inputs.filter((input) => /node_modules\/@(aws-sdk|smithy)\//.test(input.path))).toEqual([]);
+  });
+});
+
+describe("zod in a function bundle", () => {
+  it("parses and validates as it does unbundled, with its JSON Schema conversion left out", async () => {
+    const entry = `import { z } from "zod";
+      const device = z.object({ imsi: z.string().regex(/^\\d{6,15}$/), labels: z.record(z.string(), z.string()).default({}) });
+      const results = [device.safeParse({ imsi: "208011234567890" }), device.safeParse({ imsi: "abc" })];
+      const standard = await device["~standard"].validate({ imsi: "12" });
+      let conversion;
+      try { z.toJSONSchema(device); conversion = "converted"; } catch (error) { conversion = String(error.message); }
+      export const outcome = { ok: results.map((r) => r.success), labels: results[0].data.labels, issue: results[1].error.issues[0].code,
+        standard: standard.issues?.[0]?.message, conversion, minLength: z.string().min(3).minLength };`;
+    const built = await build({
+      stdin: { contents: entry, resolveDir: root, loader: "js" },
+      bundle: true,
+      write: false,
+      platform: "node",
+      format: "esm",
+      minify: true,
+      plugins,
+    });
+    const dir = await mkdtemp(join(tmpdir(), "simroot-zod-"));
+    await writeFile(join(dir, "entry.mjs"), built.outputFiles[0]!.text);
+    const { outcome } = await import(join(dir, "entry.mjs"));
+    expect(outcome).toEqual({
+      ok: [true, false],
+      labels: {},
+      issue: "invalid_format",
+      standard: "Invalid string: must match pattern /^\\d{6,15}$/",
+      conversion: expect.stringMatching(/not in this bundle/),
+      minLength: 3,
+    });
+    // The conversion module itself is not in any function.
+    for (const bundle of bundles.values())
+      expect(bundle.inputs.map((input) => input.path)).not.toContain("node_modules/zod/v4/core/to-json-schema.js");
   });
 });
 
