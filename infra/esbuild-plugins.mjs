@@ -38,7 +38,7 @@ export const zodNoJsonSchema = {
   name: "zod-no-json-schema",
   setup(build) {
     build.onResolve({ filter: /(^|[\\/])to-json-schema\.js$/ }, (args) => {
-      if (!/[\\/]zod[\\/]/.test(args.importer)) return undefined;
+      if (!/[\\/]node_modules[\\/]zod[\\/]/.test(args.importer)) return undefined;
       return { path: "to-json-schema.js", namespace: "zod-no-json-schema" };
     });
     build.onLoad({ filter: /.*/, namespace: "zod-no-json-schema" }, () => ({

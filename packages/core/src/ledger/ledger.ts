@@ -33,6 +33,7 @@ import {
   SequencingInDoubt,
   sequenceOnce,
   urgentEntries,
+  type HeadPoint,
   type OwnCommit,
   type SequencedNotice,
 } from "./sequencer.ts";
@@ -144,6 +145,8 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
       inDoubt: SequencingInDoubt | undefined;
       /** An explicit `sequence()` is waiting: the next run covers everything, and never yields. */
       explicit: boolean;
+      /** The newest feed head this instance has seen while the tenant has changes of its waiting (`settleWaiters`). */
+      newest?: HeadPoint;
     }
   >();
   /**
@@ -414,6 +417,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
   /** A head reached `version` at `vector`: the changes it covers are settled, and their records forgotten. */
   function settleWaiters(tenantId: string, version: number, vector: readonly number[]) {
     const state = sequencing.get(tenantId);
+    if (state && version > (state.newest?.version ?? -1)) state.newest = { version, vector };
     for (const waiter of [...(state?.waiters ?? [])]) if ((vector[waiter.shard] ?? 0) >= waiter.seq) waiter.done(version);
     forgetCovered(tenantId, vector);
   }
@@ -466,7 +470,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
             const yielding =
               !state.explicit && state.waiters.length > 0 && !state.waiters.some((waiter) => waiter.urgent) && Date.now() - oldest < waitMs;
             const mine = yielding ? () => state.waiters.map(({ shard, from, seq }) => ({ shard, from, seq })) : undefined;
-            const probe = yielding && Date.now() - (busyTenants.get(tenantId) ?? 0) < busyMemoryMs;
+            const probe = yielding && Date.now() - (busyTenants.get(tenantId) ?? 0) < busyMemoryMs ? { newest: state.newest } : undefined;
             const result = await sequenceOnce(
               db,
               tables,

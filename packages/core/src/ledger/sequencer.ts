@@ -630,6 +630,12 @@ export interface OwnCommit {
   readonly seq: number;
 }
 
+/** A feed head as far as a follower needs it: its version and its vector of shard sequences. */
+export interface HeadPoint {
+  readonly version: number;
+  readonly vector: readonly number[];
+}
+
 /** A run that left the sequencing to another instance (see `sequenceOnce`), with the head it read. */
 export interface Yielded {
   readonly yielded: FeedHeadState;
@@ -639,14 +645,16 @@ export interface Yielded {
  * Whether the caller may be the instance `sequenceOnce` designates, from eventually consistent reads of the feed head
  * and of the shard heads below the caller's highest shard with a change (one BatchGetItem, half a read unit an item):
  * `Yielded` when it is not, or when the head covers its changes already; undefined when it may be (the run then reads
- * the head and the cut consistently and decides again). Every committing instance asks this after its commit: at 2,000
- * changes/s about 2,000 times a second, where each read the head and the 16 shard heads consistently (17 read units;
- * ~34,000 a second, 2,000 of them on the feed head item alone, which takes at most 3,000). Now about 4 on average,
- * 1 on the feed head. The designation needs no shard above the caller's: the lowest shard with news is at or below
+ * the head and the cut consistently and decides again). An instance that has seen the tenant busy asks this after its
+ * commits (ledger.ts `busyTenants`): at 2,000 changes/s nearly every committing instance, about 2,000 times a second,
+ * where each read the head and the 16 shard heads consistently (17 read units; ~34,000 a second, 2,000 of them on the
+ * feed head item alone, which takes at most 3,000). Now about 4 on average, half a unit on the feed head. The designation needs no shard above the caller's: the lowest shard with news is at or below
  * the caller's highest, where the caller's own change is news. A stale read errs either way and costs little: a head
  * or cut read from before a move makes an instance think it may be designated (the consistent reads then say), or
  * think it is not when it is (its next read of the head, newer, makes it ask again: `followHead` in ledger.ts); a
- * head read never shows more than was written, so a change it covers is covered.
+ * head read never shows more than was written, so a change it covers is covered. `newest`: the newest head the caller
+ * has seen (its own moves, its reads): a probe that reads an older one (another replica, behind) judges by `newest`
+ * instead, so a designated instance that saw the head move does not read its way back to before the move.
  */
 async function probeTurn(
   db: DynamoDBDocumentClient,
@@ -654,12 +662,14 @@ async function probeTurn(
   tenantId: string,
   shards: number,
   mine: () => readonly OwnCommit[],
+  newest?: HeadPoint,
 ): Promise<Yielded | undefined> {
   const commits = mine();
   const highest = Math.max(0, ...commits.map((commit) => commit.shard));
   const keys = [feedHeadKey(tenantId), ...Array.from({ length: highest }, (_, shard) => shardHeadKey(tenantId, shard))];
   const items = new Map((await batchGetAll({ db }, tables.control, keys, false)).map((item) => [itemKeyText(item), item]));
-  const head = feedHeadOf(items.get(itemKeyText(keys[0]!)), shards);
+  const read = feedHeadOf(items.get(itemKeyText(keys[0]!)), shards);
+  const head = newest && newest.version > read.version ? { ...read, version: newest.version, vector: [...newest.vector] } : read;
   // What each shard holds as far as these reads show: its head item, or the caller's own changes on it.
   const reached = (shard: number) =>
     Math.max(
@@ -684,9 +694,9 @@ async function probeTurn(
  * every shard. So at a tenant's busiest one instance at a time reads records and bindings and writes the next version,
  * where every committing instance did (each lost race a refused write on the feed's one partition). A caller whose
  * changes the head covers already yields too. Without `mine` (the feed's backstop, an explicit run, an urgent change,
- * a caller that waited long enough) a run never yields. `probeFirst`: the caller lately found another instance
- * designated (the tenant is busy): it asks `probeTurn` first, and reads the head and the cut consistently only if it may
- * be designated.
+ * a caller that waited long enough) a run never yields. `probe`: the caller lately found another instance designated
+ * (the tenant is busy): it asks `probeTurn` first (with the newest head it has seen), and reads the head and the cut
+ * consistently only if it may be designated.
  */
 export async function sequenceOnce(
   db: DynamoDBDocumentClient,
@@ -697,10 +707,10 @@ export async function sequenceOnce(
   known: KnownRecords = () => undefined,
   retentionSeconds?: number,
   mine?: () => readonly OwnCommit[],
-  probeFirst = false,
+  probe?: { readonly newest?: HeadPoint },
 ): Promise<SequencedNotice | Raced | Yielded | undefined> {
-  if (mine && probeFirst) {
-    const probed = await probeTurn(db, tables, tenantId, shards, mine);
+  if (mine && probe) {
+    const probed = await probeTurn(db, tables, tenantId, shards, mine, probe.newest);
     if (probed) return probed;
   }
   // Read side by side (one round trip, not two): the head is only trusted as far as the write's condition on it.
