@@ -19,7 +19,7 @@ import {
   type Ports,
   type RequestContext,
 } from "@simroot/core";
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { feedHeadKey, feedPartition } from "@simroot/core/ledger/feed-version";
 import { readFeedHead, readShardHead } from "@simroot/core/ledger/sequencer";
 import { shardOfSubject } from "@simroot/core/ledger/shard";
@@ -273,6 +273,45 @@ describe("sequencing a busy tenant across instances", () => {
     a.release();
     await first.done;
     expect((await head()).version).toBe(carried.version);
+    a.destroy();
+    b.destroy();
+  });
+
+  it("keeps following while the head keeps moving, past half a second, and runs once it stops", async () => {
+    const { tenantId, ctx, a, b } = await scene("moving", 500);
+    const [device] = await devices(a, ctx, true);
+    a.reset();
+    b.reset();
+    a.hold();
+    b.hold();
+    // A holds the oldest change and stays in its cut read; B's change follows it on the same shard.
+    const first = await attach(a, ctx, device, "10.65.0.1");
+    const committed = Date.now();
+    const second = await attach(b, ctx, device, "10.65.0.2");
+    b.release();
+    await expect.poll(() => b.seen.following, { timeout: 3_000 }).toBeGreaterThan(0);
+    // The head moves every 150 ms for 1.2 s (its version only: someone sequencing other shards, slowly), B's change
+    // still uncovered: B keeps following instead of running after 500 ms and racing whoever moves it.
+    const key = feedHeadKey(tenantId);
+    for (let n = 0; n < 8; n++) {
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      await runtime.ports.db.send(
+        new UpdateCommand({
+          TableName: runtime.ports.tables.control,
+          Key: key,
+          UpdateExpression: "SET version = version + :one",
+          ExpressionAttributeValues: { ":one": 1 },
+        }),
+      );
+    }
+    expect(b.seen.versionPuts).toBe(0);
+    expect(Date.now() - committed).toBeGreaterThan(1_000);
+    // The head stops: B runs itself half a second later, and its change is sequenced.
+    await second.done;
+    expect(b.seen.versionPuts).toBe(1);
+    expect(Date.now() - committed).toBeLessThan(2_500);
+    a.release();
+    await first.done;
     a.destroy();
     b.destroy();
   });

@@ -53,6 +53,8 @@ const sequenceWaitMs = 5_000;
  * frozen, refused by the store), or the change it holds has no waiter any more.
  */
 const yieldWaitMs = 500;
+/** A change follows a head that keeps moving for at most this many times `yieldWaitMs` before its instance runs. */
+const followCap = 5;
 /** How long an instance that yielded remembers the tenant as busy (its commits there probe first: `busyTenants`). */
 const busyMemoryMs = 10_000;
 
@@ -147,6 +149,8 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
       explicit: boolean;
       /** The newest feed head this instance has seen while the tenant has changes of its waiting (`settleWaiters`). */
       newest?: HeadPoint;
+      /** When this instance last saw the head move past `newest` (someone is sequencing: its followers keep waiting). */
+      movedAt?: number;
     }
   >();
   /**
@@ -417,20 +421,35 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
   /** A head reached `version` at `vector`: the changes it covers are settled, and their records forgotten. */
   function settleWaiters(tenantId: string, version: number, vector: readonly number[]) {
     const state = sequencing.get(tenantId);
-    if (state && version > (state.newest?.version ?? -1)) state.newest = { version, vector };
+    if (state && version > (state.newest?.version ?? -1)) {
+      if (state.newest) state.movedAt = Date.now();
+      state.newest = { version, vector };
+    }
     for (const waiter of [...(state?.waiters ?? [])]) if ((vector[waiter.shard] ?? 0) >= waiter.seq) waiter.done(version);
     forgetCovered(tenantId, vector);
+  }
+
+  /**
+   * How much longer this instance's changes may wait for another instance's run: until the head has not moved for
+   * `yieldWaitMs` (counted from the oldest change, or from the last move seen after it: a designated instance that
+   * keeps moving the head is working, however slow the store, and followers that ran themselves would race it), and at
+   * most `followCap` times that from the oldest change.
+   */
+  function waitLeft(state: ReturnType<typeof sequencerOf>) {
+    const oldest = Math.min(...state.waiters.map((waiter) => waiter.since));
+    const now = Date.now();
+    return Math.min(waitMs - (now - Math.max(oldest, state.movedAt ?? 0)), followCap * waitMs - (now - oldest));
   }
 
   /**
    * After a run yielded at `seen`: reads the feed head (eventually consistent: half a read unit, on an item every
    * committing instance reads; an older head only makes it read again) at growing intervals, settling the changes it
    * covers, until none waits, the head moves (the designation moves with it: the caller runs again to see whether it is
-   * this instance's turn), a change of this instance asks for a run, or the oldest change has waited `yieldWaitMs`.
+   * this instance's turn), a change of this instance asks for a run, or its changes may wait no longer (`waitLeft`).
    */
   async function followHead(tenantId: string, state: ReturnType<typeof sequencerOf>, seen: number) {
     for (let pause = 10; state.waiters.length > 0 && !state.again; pause = Math.min(pause * 2, 40)) {
-      const left = waitMs - (Date.now() - Math.min(...state.waiters.map((waiter) => waiter.since)));
+      const left = waitLeft(state);
       if (left <= 0) return;
       await sleep(Math.min(pause, left));
       if (state.again) return;
@@ -464,11 +483,10 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
               state.inDoubt = undefined;
             }
             // One instance at a time sequences a busy tenant (sequencer.ts `sequenceOnce`, `mine`); the others follow the
-            // head until it covers their changes, or until the oldest has waited `yieldWaitMs`: then they run, as every
-            // committing instance did before. An explicit run, and a change PEPs must learn at once, never wait.
-            const oldest = Math.min(...state.waiters.map((waiter) => waiter.since));
+            // head until it covers their changes, or until it has not moved for `yieldWaitMs` (`waitLeft`): then they run,
+            // as every committing instance did before. An explicit run, and a change PEPs must learn at once, never wait.
             const yielding =
-              !state.explicit && state.waiters.length > 0 && !state.waiters.some((waiter) => waiter.urgent) && Date.now() - oldest < waitMs;
+              !state.explicit && state.waiters.length > 0 && !state.waiters.some((waiter) => waiter.urgent) && waitLeft(state) > 0;
             const mine = yielding ? () => state.waiters.map(({ shard, from, seq }) => ({ shard, from, seq })) : undefined;
             const probe = yielding && Date.now() - (busyTenants.get(tenantId) ?? 0) < busyMemoryMs ? { newest: state.newest } : undefined;
             const result = await sequenceOnce(
