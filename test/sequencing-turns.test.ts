@@ -158,18 +158,28 @@ async function scene(name: string, yieldWaitMs?: number) {
   const ctx: RequestContext = { tenantId, actor: "system:test", requestId: "req_test" };
   const a = instance(tenantId, yieldWaitMs);
   const b = instance(tenantId, yieldWaitMs);
-  return { tenantId, ctx, a, b, head: () => readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16) };
+  return {
+    tenantId,
+    ctx,
+    a,
+    b,
+    head: () => readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16),
+    /** From here on: both instances' counts start afresh, and their cut reads wait until released. */
+    holdBoth() {
+      for (const one of [a, b]) {
+        one.reset();
+        one.hold();
+      }
+    },
+  };
 }
 
 describe("sequencing a busy tenant across instances", () => {
   it("leaves the run to the instance holding the oldest change the feed lacks: one version, one writer", async () => {
-    const { ctx, a, b, head } = await scene("same");
+    const { ctx, a, b, head, holdBoth } = await scene("same");
     const [device] = await devices(a, ctx, true);
     const before = (await head()).version;
-    a.reset();
-    b.reset();
-    a.hold();
-    b.hold();
+    holdBoth();
     // A's change, then B's, of one device (one shard): A holds the oldest, so A is designated.
     const first = await attach(a, ctx, device, "10.60.0.1");
     const second = await attach(b, ctx, device, "10.60.0.2");
@@ -195,13 +205,10 @@ describe("sequencing a busy tenant across instances", () => {
   });
 
   it("designates the lowest shard with news, whichever instance committed first", async () => {
-    const { ctx, a, b, head } = await scene("shards");
+    const { ctx, a, b, head, holdBoth } = await scene("shards");
     const [low, high] = await devices(a, ctx, false);
     const before = (await head()).version;
-    a.reset();
-    b.reset();
-    a.hold();
-    b.hold();
+    holdBoth();
     // A commits first, on the higher shard; B after it, on the lower: B is designated.
     const first = await attach(a, ctx, high, "10.61.0.1");
     const second = await attach(b, ctx, low, "10.61.0.2");
@@ -251,12 +258,9 @@ describe("sequencing a busy tenant across instances", () => {
   });
 
   it("runs itself when the designated instance does not (it stopped), after half a second", async () => {
-    const { ctx, a, b, head } = await scene("stopped", 500);
+    const { ctx, a, b, head, holdBoth } = await scene("stopped", 500);
     const [device] = await devices(a, ctx, true);
-    a.reset();
-    b.reset();
-    a.hold();
-    b.hold();
+    holdBoth();
     const first = await attach(a, ctx, device, "10.62.0.1");
     const committed = Date.now();
     const second = await attach(b, ctx, device, "10.62.0.2");
@@ -278,12 +282,9 @@ describe("sequencing a busy tenant across instances", () => {
   });
 
   it("keeps following while the head keeps moving, past half a second, and runs once it stops", async () => {
-    const { tenantId, ctx, a, b } = await scene("moving", 500);
+    const { tenantId, ctx, a, b, holdBoth } = await scene("moving", 500);
     const [device] = await devices(a, ctx, true);
-    a.reset();
-    b.reset();
-    a.hold();
-    b.hold();
+    holdBoth();
     // A holds the oldest change and stays in its cut read; B's change follows it on the same shard.
     const first = await attach(a, ctx, device, "10.65.0.1");
     const committed = Date.now();
@@ -317,13 +318,10 @@ describe("sequencing a busy tenant across instances", () => {
   });
 
   it("never makes a revocation wait for another instance, nor an explicit sequence()", async () => {
-    const { tenantId, ctx, a, b, head } = await scene("urgent");
+    const { tenantId, ctx, a, b, head, holdBoth } = await scene("urgent");
     const [device] = await devices(a, ctx, true);
     const other = (await registerDevice(a.ports, ctx, { imsi: imsi() })).value;
-    a.reset();
-    b.reset();
-    a.hold();
-    b.hold();
+    holdBoth();
     // A holds the oldest change and stops at its cut read; B then revokes the device: PEPs must learn it at once.
     const first = await attach(a, ctx, device, "10.63.0.1");
     const revokedBefore = b.seen.committed;

@@ -27,6 +27,7 @@ import { auditItem } from "./audit-record.ts";
 import type { Change, Committed, FeedChange } from "./change.ts";
 import {
   FeedBlocked,
+  holdsNext,
   landed,
   readFeedHead,
   readShardHead,
@@ -456,11 +457,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
       const head = await readFeedHead(db, tables, tenantId, shards, false);
       settleWaiters(tenantId, head.version, head.vector);
       // The designation moved: run again if it may be this instance's turn (it holds the change at a shard's next position).
-      if (
-        head.version > seen &&
-        state.waiters.some((waiter) => waiter.from <= head.vector[waiter.shard]! + 1 && waiter.seq > head.vector[waiter.shard]!)
-      )
-        return;
+      if (head.version > seen && state.waiters.some((waiter) => holdsNext(waiter, head.vector))) return;
     }
   }
 

@@ -630,6 +630,10 @@ export interface OwnCommit {
   readonly seq: number;
 }
 
+/** Whether `commit` holds its shard's next position after `vector` (the change a run designates, if its shard is the lowest with news). */
+export const holdsNext = (commit: OwnCommit, vector: readonly number[]) =>
+  commit.from <= vector[commit.shard]! + 1 && commit.seq > vector[commit.shard]!;
+
 /** A feed head as far as a follower needs it: its version and its vector of shard sequences. */
 export interface HeadPoint {
   readonly version: number;
@@ -678,8 +682,7 @@ async function probeTurn(
     );
   const oldest = Array.from({ length: highest + 1 }, (_, shard) => shard).find((shard) => reached(shard) > head.vector[shard]!);
   if (oldest === undefined) return { yielded: head };
-  const next = head.vector[oldest]! + 1;
-  return commits.some((commit) => commit.shard === oldest && commit.from <= next && commit.seq >= next) ? undefined : { yielded: head };
+  return commits.some((commit) => commit.shard === oldest && holdsNext(commit, head.vector)) ? undefined : { yielded: head };
 }
 
 /**
@@ -721,8 +724,7 @@ export async function sequenceOnce(
   if (mine) {
     // Asked after the reads: a change of the caller's that landed meanwhile counts as its own.
     const oldest = cut.findIndex((to, shard) => to.seq > head.vector[shard]!);
-    const next = head.vector[oldest]! + 1;
-    const designated = mine().some((commit) => commit.shard === oldest && commit.from <= next && commit.seq >= next);
+    const designated = mine().some((commit) => commit.shard === oldest && holdsNext(commit, head.vector));
     if (!designated) return { yielded: head };
   }
   const derived = await entriesOf(db, tables, tenantId, head, cut, known);
