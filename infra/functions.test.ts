@@ -13,7 +13,7 @@ import plugins from "./esbuild-plugins.mjs";
 import { functionNames, functions, grantsOf, type FunctionDefinition, type FunctionName } from "../packages/core/src/platform/functions.ts";
 import { bundling } from "../packages/core/src/platform/limits.ts";
 import { bundleFunction, type Bundle } from "../scripts/bundle/build.ts";
-import { actionsNeeded } from "../scripts/bundle/sdk-actions.ts";
+import { actionsNeeded, sdkPackages } from "../scripts/bundle/sdk-actions.ts";
 import { integrationPermissions } from "../packages/core/src/platform/integrations.ts";
 
 const root = join(import.meta.dirname, "..");
@@ -29,6 +29,12 @@ const integrationActions = (name: FunctionName): string[] =>
   ]);
 const granted = (name: FunctionName) =>
   [...new Set([...grantsOf(functions[name]).flatMap((grant) => grant.actions), ...integrationActions(name)])].sort();
+
+/** The clients beyond DynamoDB's a function loads at module init: those its every invocation calls. */
+const loadedAtInit: Partial<Record<FunctionName, string[]>> = {
+  iotSync: ["@aws-sdk/client-iot"],
+  auditArchiver: ["@aws-sdk/client-s3"],
+};
 
 describe.each(functionNames)("function %s", (name) => {
   it("is granted every IAM action its code's SDK commands need, and no other", () => {
@@ -83,6 +89,12 @@ describe.each(functionNames)("function %s", (name) => {
     }
   });
 
+  it("loads no AWS SDK client at module init but DynamoDB's and the one its every invocation calls", () => {
+    // The others are imported on first use (`lazy` in core store/sdk-settings.ts): each is 10 to 40 ms of a cold start.
+    const { atInit } = sdkPackages(bundles.get(name)!.code);
+    expect(atInit.filter((sdk) => !/^@aws-sdk\/(client|lib|util)-dynamodb$/.test(sdk))).toEqual(loadedAtInit[name] ?? []);
+  });
+
   it("bundles no AWS SDK code (the Lambda runtime provides it)", () => {
     expect(bundles.get(name)!.inputs.filter((input) => /node_modules\/@(aws-sdk|smithy)\//.test(input.path))).toEqual([]);
   });
@@ -133,6 +145,15 @@ describe("the permission check itself", () => {
   it("derives a transaction's actions from the item kinds the code builds", () => {
     const code = `import{TransactWriteCommand as t}from"@aws-sdk/lib-dynamodb";const x={ConditionCheck:{TableName:n}},y=[{Put:i}];`;
     expect(actionsNeeded(code)).toEqual(["dynamodb:ConditionCheckItem", "dynamodb:PutItem"]);
+  });
+
+  it("reads the commands destructured from a client loaded on first use, and refuses a dynamic import it cannot read", () => {
+    const lazyKms = `async function s(m){let{KMSClient:a,SignCommand:b}=await import("@aws-sdk/client-kms");return new a({}).send(new b(m))}`;
+    expect(actionsNeeded(lazyKms)).toEqual(["kms:Sign"]);
+    expect(sdkPackages(lazyKms)).toEqual({ atInit: [], onUse: ["@aws-sdk/client-kms"] });
+    expect(() => actionsNeeded(`async function s(m){let k=await import("@aws-sdk/client-kms");return k.SignCommand}`)).toThrow(
+      /not destructured/,
+    );
   });
 
   it("refuses a command it cannot map rather than passing it", () => {

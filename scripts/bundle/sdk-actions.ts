@@ -1,6 +1,7 @@
 /**
  * Which IAM actions a bundle's code can need: the AWS SDK commands it imports (the SDK is
- * external, so every command stays a named import from `@aws-sdk/*`), each mapped to the
+ * external, so every command stays a named import from `@aws-sdk/*`, or a name destructured from
+ * an `await import("@aws-sdk/...")` where a client is loaded on first use), each mapped to the
  * action IAM checks for it. A transaction's actions are those of the item kinds its code builds.
  */
 import { dynamodbCommandActions, transactWriteItemActions } from "../../packages/core/src/platform/dynamodb-actions.ts";
@@ -40,18 +41,37 @@ const byCommand: Readonly<Record<string, readonly string[]>> = {
 
 const transactItems = Object.fromEntries(Object.entries(transactWriteItemActions).map(([kind, action]) => [kind, `dynamodb:${action}`]));
 
-/** The names a bundle imports from the AWS SDK packages. */
+/** The AWS SDK packages a bundle imports at module scope, and those it imports on first use. */
+export function sdkPackages(code: string): { atInit: string[]; onUse: string[] } {
+  const packages = (pattern: RegExp) => [...new Set([...code.matchAll(pattern)].map((match) => match[1]!))].sort();
+  return {
+    atInit: packages(/(?:^|[;\n}])\s*import\s*(?:[\w$*{][^;]*?from\s*)?["'](@aws-sdk\/[^"']+)["']/g),
+    onUse: packages(/import\(\s*["'](@aws-sdk\/[^"']+)["']\s*\)/g),
+  };
+}
+
+/**
+ * The names a bundle imports from the AWS SDK packages: named imports, and the names destructured from a dynamic
+ * import. Throws on a dynamic import that is not destructured where it is made: its commands could not be read.
+ */
 export function sdkImports(code: string): string[] {
   const names = new Set<string>();
-  for (const match of code.matchAll(/import\s*\{([^}]*)\}\s*from\s*["'](@aws-sdk\/[^"']+)["']/g)) {
-    for (const part of match[1]!.split(",")) {
-      const name = part
-        .trim()
-        .split(/\s+as\s+/)[0]!
-        .trim();
+  const add = (list: string, separator: RegExp) => {
+    for (const part of list.split(",")) {
+      const name = part.trim().split(separator)[0]!.trim();
       if (name) names.add(name);
     }
+  };
+  for (const match of code.matchAll(/import\s*\{([^}]*)\}\s*from\s*["'](@aws-sdk\/[^"']+)["']/g)) add(match[1]!, /\s+as\s+/);
+  const dynamic = [...code.matchAll(/import\(\s*["']@aws-sdk\/[^"']+["']\s*\)/g)].length;
+  const destructured = [...code.matchAll(/\{([^{}]*)\}\s*=\s*await\s*import\(\s*["']@aws-sdk\/[^"']+["']\s*\)/g)];
+  if (destructured.length !== dynamic) {
+    throw new Error(
+      `${dynamic - destructured.length} of ${dynamic} dynamic AWS SDK imports are not destructured where they are made ` +
+        "(`const { XClient, YCommand } = await import(...)`): their commands, and so the permissions, cannot be read",
+    );
   }
+  for (const match of destructured) add(match[1]!, /\s*:\s*/);
   return [...names].sort();
 }
 

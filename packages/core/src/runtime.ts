@@ -1,4 +1,3 @@
-import { SQSClient } from "@aws-sdk/client-sqs";
 import { applierQueueUrl, busName, dynamoSettings, feedKmsKeyId, tableNames } from "./config.ts";
 import { sqsBacklog } from "./ingest/backlog.ts";
 import { eventBridgePublisher } from "./event/eventbridge-publisher.ts";
@@ -10,7 +9,8 @@ import { documentClient } from "./store/dynamo.ts";
 import { environmentFeedNotifier } from "./feed/iot-notifier.ts";
 import { publishCommits } from "./feed/watch.ts";
 import { noticeSealer } from "./feed/feed.ts";
-import { kmsSigner, lazySigner } from "./feed/kms-signer.ts";
+import { kmsSigner } from "./feed/kms-signer.ts";
+import { lazy } from "./store/sdk-settings.ts";
 
 /**
  * Ports over a store and a bus: the ledger is built on the same store. Entry points build
@@ -43,7 +43,7 @@ export function environmentPorts(metrics?: MetricsSink): Ports {
     ...ports,
     ...(metrics ? { metrics } : {}),
     ...(feedNotifier ? { feedNotifier } : {}),
-    ...(queueUrl ? { backlog: sqsBacklog(new SQSClient({}), queueUrl) } : {}),
+    ...(queueUrl ? { backlog: sqsBacklog(queueUrl) } : {}),
   };
   // Notices carry their change signed with the feed key (KMS), so PEPs on the channel need not poll for it.
   const keyId = feedKmsKeyId();
@@ -52,7 +52,7 @@ export function environmentPorts(metrics?: MetricsSink): Ports {
     keyId
       ? noticeSealer(
           built,
-          lazySigner(() => kmsSigner(keyId)),
+          lazy(() => kmsSigner(keyId)),
         )
       : undefined,
   );

@@ -6,15 +6,21 @@
  * lambda-redeliver.test.ts runs the real @aws-sdk/client-lambda client against a loopback
  * server speaking Lambda's Invoke REST protocol; AWS itself is not exercised here.
  */
-import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
+import type { LambdaClient } from "@aws-sdk/client-lambda";
 import { consumerFunctions } from "../config.ts";
-import { sdkClientSettings } from "../store/sdk-settings.ts";
+import { lazy, sdkClientSettings } from "../store/sdk-settings.ts";
 import type { Redeliver } from "./dead-letter-record.ts";
 
-export function lambdaRedeliver(functions: Readonly<Record<string, string>>, client = new LambdaClient(sdkClientSettings())): Redeliver {
+export function lambdaRedeliver(functions: Readonly<Record<string, string>>, given?: LambdaClient): Redeliver {
+  // The client's package is loaded on the first redrive, not at module init (`lazy`).
+  const lambda = lazy(async () => {
+    const { InvokeCommand, LambdaClient } = await import("@aws-sdk/client-lambda");
+    return { client: given ?? new LambdaClient(sdkClientSettings()), InvokeCommand };
+  });
   return async (rule, envelope) => {
     const functionName = functions[rule];
     if (!functionName) throw new Error(`no consumer function is known for rule ${rule}`);
+    const { client, InvokeCommand } = await lambda();
     const { StatusCode } = await client.send(
       new InvokeCommand({ FunctionName: functionName, InvocationType: "Event", Payload: Buffer.from(JSON.stringify(envelope)) }),
     );

@@ -4,9 +4,9 @@
  * Core fans it out to every PEP subscribed over MQTT, so no PEP holds a Lambda instance. The
  * local feed hub answers the same Publish request, so the laptop runs this very client.
  */
-import { IoTDataPlaneClient, PublishCommand } from "@aws-sdk/client-iot-data-plane";
+import type { IoTDataPlaneClient } from "@aws-sdk/client-iot-data-plane";
 import { iotDataEndpoint } from "../config.ts";
-import { sdkClientSettings } from "../store/sdk-settings.ts";
+import { lazy, sdkClientSettings } from "../store/sdk-settings.ts";
 import { coalescing, feedTopic, noticePayload, type FeedNotifier } from "./notifier.ts";
 
 export interface IotNotifierOptions {
@@ -16,18 +16,31 @@ export interface IotNotifierOptions {
   readonly subscribe?: FeedNotifier["subscribe"];
 }
 
-export function iotFeedNotifier(client: IoTDataPlaneClient, options: IotNotifierOptions = {}): FeedNotifier {
+/** Publishes notices with `client`: a client, or one built on first use (`iotDataClient`). */
+export function iotFeedNotifier(
+  client: IoTDataPlaneClient | (() => Promise<IoTDataPlaneClient>),
+  options: IotNotifierOptions = {},
+): FeedNotifier {
   const { publish, settled } = coalescing(async (notice) => {
     const payload = noticePayload(notice);
-    await client.send(new PublishCommand({ topic: feedTopic(notice.tenantId), qos: 1, payload, contentType: "application/json" }));
+    const { PublishCommand } = await import("@aws-sdk/client-iot-data-plane");
+    await (typeof client === "function" ? await client() : client).send(
+      new PublishCommand({ topic: feedTopic(notice.tenantId), qos: 1, payload, contentType: "application/json" }),
+    );
   }, options.onError);
   return { publish, settled, ...(options.subscribe ? { subscribe: options.subscribe } : {}) };
 }
 
-/** The IoT data plane client for `SIMROOT_IOT_DATA_ENDPOINT` (the account's `iot:Data-ATS` endpoint). */
-export function iotDataClient(endpoint: string, region?: string): IoTDataPlaneClient {
-  // The SDK timeouts every client shares: a publish that hangs must not hold the function that waits for it.
-  return new IoTDataPlaneClient({ ...sdkClientSettings(), endpoint, ...(region ? { region } : {}) });
+/**
+ * The IoT data plane client for `SIMROOT_IOT_DATA_ENDPOINT` (the account's `iot:Data-ATS` endpoint), built on first use:
+ * its package is loaded then, not at module init (`lazy`).
+ */
+export function iotDataClient(endpoint: string, region?: string): () => Promise<IoTDataPlaneClient> {
+  return lazy(async () => {
+    const { IoTDataPlaneClient } = await import("@aws-sdk/client-iot-data-plane");
+    // The SDK timeouts every client shares: a publish that hangs must not hold the function that waits for it.
+    return new IoTDataPlaneClient({ ...sdkClientSettings(), endpoint, ...(region ? { region } : {}) });
+  });
 }
 
 /**

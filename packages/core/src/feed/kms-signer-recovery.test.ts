@@ -7,7 +7,8 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { KMSClient } from "@aws-sdk/client-kms";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { kmsSigner, lazySigner } from "./kms-signer.ts";
+import { lazy } from "../store/sdk-settings.ts";
+import { kmsSigner } from "./kms-signer.ts";
 import { keyIdOf } from "./signer.ts";
 
 const keyArn = "arn:aws:kms:us-east-1:111122223333:key/feed-recovery";
@@ -39,7 +40,7 @@ const client = () =>
 
 it("builds the signer again after a transient KMS failure instead of keeping the rejection", async () => {
   const kms = client();
-  const signer = lazySigner(() => kmsSigner(keyArn, kms));
+  const signer = lazy(() => kmsSigner(keyArn, kms));
   failuresLeft = 1;
   await expect(signer()).rejects.toMatchObject({ name: "KMSInternalException" });
   const recovered = await signer();

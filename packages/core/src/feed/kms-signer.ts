@@ -5,12 +5,15 @@
  * kms-signer.test.ts runs the real client against a loopback server that speaks KMS's JSON
  * protocol; AWS itself is not exercised here (no AWS account on this machine).
  */
-import { GetPublicKeyCommand, KMSClient, SignCommand } from "@aws-sdk/client-kms";
+import type { KMSClient as Kms } from "@aws-sdk/client-kms";
 import { createPublicKey } from "node:crypto";
 import { sdkClientSettings } from "../store/sdk-settings.ts";
 import { keyIdOf, type FeedSigner } from "./signer.ts";
 
-export async function kmsSigner(kmsKeyId: string, client = new KMSClient(sdkClientSettings())): Promise<FeedSigner> {
+export async function kmsSigner(kmsKeyId: string, given?: Kms): Promise<FeedSigner> {
+  // Loaded here, not at module init (`lazy` in store/sdk-settings.ts): only a run that signs needs it.
+  const { GetPublicKeyCommand, KMSClient, SignCommand } = await import("@aws-sdk/client-kms");
+  const client = given ?? new KMSClient(sdkClientSettings());
   const { PublicKey } = await client.send(new GetPublicKeyCommand({ KeyId: kmsKeyId }));
   if (!PublicKey) throw new Error(`KMS key ${kmsKeyId} has no public key`);
   const publicKey = createPublicKey({ key: Buffer.from(PublicKey), format: "der", type: "spki" });
@@ -24,21 +27,5 @@ export async function kmsSigner(kmsKeyId: string, client = new KMSClient(sdkClie
       if (!Signature) throw new Error("KMS returned no signature");
       return Buffer.from(Signature).toString("base64");
     },
-  };
-}
-
-/**
- * The signer a warm function keeps: built on first use and kept once it works. A failure
- * (KMS throttling, a timeout) is not kept: the next request tries KMS again, so one transient
- * failure cannot poison the container until it is recycled.
- */
-export function lazySigner(create: () => Promise<FeedSigner>): () => Promise<FeedSigner> {
-  let signer: Promise<FeedSigner> | undefined;
-  return () => {
-    signer ??= create().catch((error: unknown) => {
-      signer = undefined;
-      throw error;
-    });
-    return signer;
   };
 }

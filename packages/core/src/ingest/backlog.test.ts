@@ -48,7 +48,7 @@ const client = () =>
 describe("the SQS backlog", () => {
   it("is the applier queue's waiting and in-flight messages, read once per second however many webhooks ask", async () => {
     depth = { visible: 700, inFlight: 50 };
-    const backlog = sqsBacklog(client(), queueUrl, { bound: 500, cacheMs: 1000 });
+    const backlog = sqsBacklog(queueUrl, { client: client(), bound: 500, cacheMs: 1000 });
     expect(backlog.bound).toBe(500);
     const answers = await Promise.all(Array.from({ length: 20 }, () => backlog.pending()));
     expect(answers).toEqual(Array(20).fill(750));
@@ -65,7 +65,7 @@ describe("the SQS backlog", () => {
 
   it("fails with SQS's error on a queue that does not exist, and asks again next time", { timeout: 30_000 }, async () => {
     requests.length = 0;
-    const backlog = sqsBacklog(client(), `${queueUrl}-gone`, { cacheMs: 1000 });
+    const backlog = sqsBacklog(`${queueUrl}-gone`, { client: client(), cacheMs: 1000 });
     await expect(backlog.pending()).rejects.toMatchObject({ name: "QueueDoesNotExist" });
     await expect(backlog.pending()).rejects.toMatchObject({ name: "QueueDoesNotExist" });
     expect(requests).toHaveLength(2);

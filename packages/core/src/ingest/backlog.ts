@@ -5,10 +5,11 @@
  * local bus's pending deliveries, the depth of the applier's queue in AWS. Past the bound,
  * ingestion answers 503 with Retry-After and records nothing; the sender retries later.
  */
-import { GetQueueAttributesCommand, type SQSClient } from "@aws-sdk/client-sqs";
+import type { SQSClient } from "@aws-sdk/client-sqs";
 import { ingestMaxBacklog } from "../config.ts";
 import { SimrootError } from "../error.ts";
 import type { Ports } from "../ports.ts";
+import { lazy, sdkClientSettings } from "../store/sdk-settings.ts";
 
 export interface Backlog {
   /** Deliveries accepted and not yet applied. */
@@ -53,10 +54,16 @@ export async function admitIngest(ports: Ports, events: number): Promise<void> {
  * `cacheMs` per instance however many webhooks arrive. SQS reports these attributes
  * approximately, about a minute behind at worst: the bound holds within that.
  */
-export function sqsBacklog(client: SQSClient, queueUrl: string, options: { bound?: number; cacheMs?: number } = {}): Backlog {
+export function sqsBacklog(queueUrl: string, options: { client?: SQSClient; bound?: number; cacheMs?: number } = {}): Backlog {
   const cacheMs = options.cacheMs ?? 1000;
+  // The client's package is loaded on the first read, not at module init (`lazy`).
+  const sqs = lazy(async () => {
+    const { GetQueueAttributesCommand, SQSClient } = await import("@aws-sdk/client-sqs");
+    return { client: options.client ?? new SQSClient(sdkClientSettings()), GetQueueAttributesCommand };
+  });
   let cached: { until: number; depth: Promise<number> } | undefined;
   const read = async () => {
+    const { client, GetQueueAttributesCommand } = await sqs();
     const { Attributes = {} } = await client.send(
       new GetQueueAttributesCommand({
         QueueUrl: queueUrl,

@@ -10,11 +10,11 @@
  * kms-sealer.test.ts runs the real KMS client against a loopback server speaking KMS's JSON
  * protocol; AWS itself is not exercised here (no AWS account on this machine).
  */
-import { DecryptCommand, EncryptCommand, KMSClient } from "@aws-sdk/client-kms";
+import type { KMSClient as Kms } from "@aws-sdk/client-kms";
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { secretsKeyFile, secretsKmsKeyId } from "../config.ts";
 import { canonicalJson } from "../ledger/chain.ts";
-import { sdkClientSettings } from "../store/sdk-settings.ts";
+import { lazy, sdkClientSettings } from "../store/sdk-settings.ts";
 import { keyFile } from "./key-file.ts";
 
 /** What a sealed value is bound to: it opens only with the same binding. */
@@ -65,10 +65,16 @@ export async function fileSealer(path: string): Promise<SecretSealer> {
 }
 
 /** A symmetric KMS key (SYMMETRIC_DEFAULT): the plaintext is at most 4 KB, the binding is the encryption context. */
-export function kmsSealer(kmsKeyId: string, client = new KMSClient(sdkClientSettings())): SecretSealer {
+export function kmsSealer(kmsKeyId: string, given?: Kms): SecretSealer {
   const context = (binding: SecretBinding) => ({ tenantId: binding.tenantId, record: binding.record });
+  // The client's package is loaded on first use, not at module init (`lazy`).
+  const kms = lazy(async () => {
+    const { DecryptCommand, EncryptCommand, KMSClient } = await import("@aws-sdk/client-kms");
+    return { client: given ?? new KMSClient(sdkClientSettings()), DecryptCommand, EncryptCommand };
+  });
   return {
     async seal(plaintext, binding) {
+      const { client, EncryptCommand } = await kms();
       const { CiphertextBlob } = await client.send(
         new EncryptCommand({ KeyId: kmsKeyId, Plaintext: Buffer.from(plaintext, "utf8"), EncryptionContext: context(binding) }),
       );
@@ -77,6 +83,7 @@ export function kmsSealer(kmsKeyId: string, client = new KMSClient(sdkClientSett
     },
     async open(sealed, binding) {
       if (!sealed.startsWith(kmsPrefix)) throw new Error("not a value KMS sealed");
+      const { client, DecryptCommand } = await kms();
       const { Plaintext } = await client.send(
         new DecryptCommand({
           KeyId: kmsKeyId,
@@ -92,12 +99,7 @@ export function kmsSealer(kmsKeyId: string, client = new KMSClient(sdkClientSett
 
 /** A sealer built on first use (a key file to read); a failure is not kept, the next use tries again. */
 export function lazySealer(create: () => Promise<SecretSealer>): SecretSealer {
-  let sealer: Promise<SecretSealer> | undefined;
-  const get = () =>
-    (sealer ??= create().catch((error: unknown) => {
-      sealer = undefined;
-      throw error;
-    }));
+  const get = lazy(create);
   return {
     seal: async (plaintext, binding) => (await get()).seal(plaintext, binding),
     open: async (sealed, binding) => (await get()).open(sealed, binding),

@@ -24,6 +24,24 @@ export function sdkClientSettings(overrides: SdkTimeouts = {}) {
   };
 }
 
+/**
+ * `create()` run on first use and kept once it resolves. A rejection is not kept: the next use runs it again, so one
+ * transient failure (KMS throttling, a timeout) cannot poison a warm instance until it is recycled.
+ *
+ * The AWS SDK clients other than DynamoDB's are built this way, their package imported on first use with a
+ * destructuring `await import(...)` that the bundle keeps as it is (scripts/bundle/sdk-actions.ts reads the commands
+ * from it for the function's permissions). A cold start that never signs, publishes or reads a queue does not load
+ * them: each costs 10 to 40 ms of module init, which AWS bills (`npm run bench:bundle`).
+ */
+export function lazy<T>(create: () => Promise<T>): () => Promise<T> {
+  let kept: Promise<T> | undefined;
+  return () =>
+    (kept ??= create().catch((error: unknown) => {
+      kept = undefined;
+      throw error;
+    }));
+}
+
 /** SDK error names that mean the service is throttling, failing or unreachable, not that the request is wrong. */
 const unavailableNames = new Set([
   "TimeoutError",

@@ -11,9 +11,11 @@ export function iotControlFor(settings: NonNullable<IntegrationSettings["iot"]>)
   const key = settings.endpoint ?? "";
   let control = clients.get(key);
   if (!control) {
-    control = Promise.all([import("@aws-sdk/client-iot"), import("./iot-sdk.ts")]).then(([{ IoTClient }, { sdkIotControl }]) =>
-      sdkIotControl(new IoTClient(settings.endpoint ? { endpoint: settings.endpoint } : {})),
-    );
+    control = (async () => {
+      const { IoTClient } = await import("@aws-sdk/client-iot");
+      const { sdkIotControl } = await import("./iot-sdk.ts");
+      return sdkIotControl(new IoTClient(settings.endpoint ? { endpoint: settings.endpoint } : {}));
+    })();
     clients.set(key, control);
   }
   return control;
