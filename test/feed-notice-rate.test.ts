@@ -65,6 +65,21 @@ function tenant(tenantId: string) {
   return { ctx, attach };
 }
 
+/**
+ * Two devices registered (versions 1 and 2), then, past the notice interval, two attaches: the first announced
+ * (version 3), the second within the interval after it (version 4, not announced: the burst's end, left untold).
+ */
+async function burst(tenantId: string, firstImsi: string, subnet: string) {
+  const { ctx, attach } = tenant(tenantId);
+  const a = instance();
+  const one = (await registerDevice(a.ports, ctx, { imsi: firstImsi })).value;
+  const two = (await registerDevice(a.ports, ctx, { imsi: String(Number(firstImsi) + 1) })).value;
+  await sleep(noticeIntervalMs + 100);
+  await attach(a.ports, one.imsi!, `${subnet}.1`);
+  await attach(a.ports, two.imsi!, `${subnet}.2`);
+  return { a, attach, one, two };
+}
+
 describe("feed notices, across instances that share nothing", () => {
   it("announce a re-attach burst at most once a second, a revocation, a relabelling or a registration at once", async () => {
     const tenantId = "ten_notice_rate";
@@ -104,13 +119,7 @@ describe("feed notices, across instances that share nothing", () => {
 
   it("announce the end of a burst from the backstop once the interval has passed, once however many readers find it", async () => {
     const tenantId = "ten_notice_trailing";
-    const { ctx, attach } = tenant(tenantId);
-    const a = instance();
-    const one = (await registerDevice(a.ports, ctx, { imsi: "234100000000811" })).value;
-    const two = (await registerDevice(a.ports, ctx, { imsi: "234100000000812" })).value;
-    await sleep(noticeIntervalMs + 100);
-    await attach(a.ports, one.imsi!, "10.45.0.1");
-    await attach(a.ports, two.imsi!, "10.45.0.2");
+    const { a, attach, one, two } = await burst(tenantId, "234100000000811", "10.45.0");
     expect(a.published.map((notice) => notice.version)).toEqual([1, 2, 3]);
     const head = await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16);
     expect(head).toMatchObject({ version: 4, noticedVersion: 3 });
@@ -155,5 +164,39 @@ describe("feed notices, across instances that share nothing", () => {
     // Told already: a later reader sends nothing.
     await (await catchUpFeed(laterCovered, reader, { graceMs: 0 })).trailing;
     expect(told).toHaveLength(2);
+  });
+
+  it("have one history invocation wait for a burst's trailing notice, the others return at once, across head moves", async () => {
+    const tenantId = "ten_notice_trailing_one";
+    const { a, attach, one } = await burst(tenantId, "234100000000821", "10.46.0");
+    expect(await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16)).toMatchObject({ version: 4, noticedVersion: 3 });
+
+    const told: CommitNews[] = [];
+    const reader = { ...runtime.ports, feedNotifier: { publish: async (notice: CommitNews) => void told.push(notice) } };
+    /** A history invocation for the records up to the head: how long it takes, its trailing notice awaited. */
+    const invocation = async () => {
+      const head = await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16);
+      const covered = head.vector.flatMap((seq, shard) => (seq > 0 ? [{ tenantId, shard, seq, time: new Date().toISOString() }] : []));
+      const started = Date.now();
+      await (await catchUpFeed(covered, reader, { graceMs: 0 })).trailing;
+      return Date.now() - started;
+    };
+    // The first to find version 4 untold takes the trailing notice on (the head says so) and waits for the interval.
+    const first = invocation();
+    await expect.poll(async () => (await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16)).trailingFor).toBe(3);
+    // Another change within the interval moves the head, unannounced: the head still says who tells of it.
+    await attach(a.ports, one.imsi!, "10.46.0.3");
+    expect(await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16)).toMatchObject({
+      version: 5,
+      noticedVersion: 3,
+      trailingFor: 3,
+    });
+    // Three more invocations (other stream shards of the tenant) find versions 4 and 5 untold and return at once.
+    const others = await Promise.all([invocation(), invocation(), invocation()]);
+    expect(Math.max(...others)).toBeLessThan(noticeIntervalMs / 2);
+    // The one that waited tells of everything up to the head it reads after the interval, once.
+    await first;
+    expect(told).toEqual([{ tenantId, version: 5 }]);
+    expect(await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16)).toMatchObject({ version: 5, noticedVersion: 5 });
   });
 });

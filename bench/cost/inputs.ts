@@ -96,12 +96,15 @@ export const assumed = {
    * one invocation of the outbox (a PutEvents of the batch) and of the history (a BatchWriteItem of its items).
    */
   outboxMs: 30,
+  /** The history's own work per invocation (a BatchWriteItem of its items, a read of the feed head). */
+  historyMs: 20,
   /**
-   * The history's own work (20 ms), plus its wait for a burst's trailing notice (core ledger/catch-up.ts
-   * `announceTrailing`, awaited before the function returns): for a tenant that changes all the time the head's last
-   * notice is on average half the 1 s notice interval old when a batch finds versions not yet told of.
+   * The wait for a burst's trailing notice (core ledger/catch-up.ts `announceTrailing`, awaited before the function
+   * returns): for a tenant that changes all the time the head's last notice is on average half the 1 s notice interval
+   * old when a batch finds versions not yet told of. One invocation per notice waits (the one that takes it on, marking
+   * the feed head: 1 write unit); until 2026-12-04 every invocation that found them did, up to 16 per tenant at once.
    */
-  historyMs: 20 + 500,
+  trailingWaitMs: 500,
   /** New audit records per applied event (the records the readers' filter lets through; versions and listings are not). */
   auditRecordsPerEvent: 1,
   /** The audit table's share of the write units (`WRITERS= npm run bench:write`, steady state: audit 4 of 14). */

@@ -79,10 +79,13 @@ export function monthlyCost(scenario: Scenario): {
     assumed.memoryGb *
     ((events * (e.consumerInvocations * assumed.consumerMs + e.apiRequests * assumed.apiMs)) / 1000 + polls * pollSeconds);
   const readers = streamReaderInvocations(events, storedGb, tenants);
+  // One history invocation waits for each trailing notice: at most one a second per changing tenant (each takes it on
+  // with one conditional write to the feed head).
+  const trailingWaits = Math.min(readers.history, tenants * secondsPerMonth * changesPerSecondPerTenant);
   // At their own memory (platform functions: stream readers have less than the consumers).
   const readerGbSeconds =
     ((functions.outbox.memoryMb / 1024) * readers.outbox * assumed.outboxMs +
-      (functions.history.memoryMb / 1024) * readers.history * assumed.historyMs) /
+      (functions.history.memoryMb / 1024) * (readers.history * assumed.historyMs + trailingWaits * assumed.trailingWaitMs)) /
     1000;
   const lines = {
     "DynamoDB writes": dynamoWrites,
@@ -94,11 +97,13 @@ export function monthlyCost(scenario: Scenario): {
     "Lambda requests": (lambdaRequests / million) * prices.lambda.perMillionRequests,
     "Lambda duration": gbSeconds * prices.lambda.arm64PerGbSecond,
     // Each history invocation also reads the feed head of its batch's tenant (the feed's backstop: one consistent read
-    // of a small item, 1 read unit; a batch is one stream shard's records, one tenant's ledger shard).
+    // of a small item, 1 read unit; a batch is one stream shard's records, one tenant's ledger shard), and the one that
+    // takes on a trailing notice writes the head (1 write unit).
     "Lambda: the audit stream's readers (outbox, history)":
       ((readers.outbox + readers.history) / million) * prices.lambda.perMillionRequests +
       readerGbSeconds * prices.lambda.arm64PerGbSecond +
-      (readers.history / million) * prices.dynamodb.perMillionReadUnits,
+      (readers.history / million) * prices.dynamodb.perMillionReadUnits +
+      (trailingWaits / million) * prices.dynamodb.perMillionWriteUnits,
     "API Gateway (webhooks + feed polls)": ((events * e.apiRequests + polls) / million) * prices.apiGateway.httpApiPerMillion,
     "IoT Core (feed notices to PEPs, their connections)":
       (notices / million) * prices.iotCore.messagingPerMillionFirstBillion +

@@ -17,12 +17,14 @@
  * lie past their shard's head item (written into the audit table by hand: no run will sequence them) is logged and
  * left, not retried: it must not hold back the history of every tenant on its stream shard.
  */
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { auditRetentionDays } from "../config.ts";
 import { eventsOfStream, type OutboxStreamRecord } from "../outbox/outbox.ts";
 import type { Ports } from "../ports.ts";
 import type { AuditRecord } from "./audit-record.ts";
-import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, UpdateCommand, type UpdateCommandInput } from "@aws-sdk/lib-dynamodb";
 import { feedHeadKey } from "./feed-version.ts";
 import {
   FeedBlocked,
@@ -151,34 +153,80 @@ export async function catchUpFeed(
  * or another reader that moved or announced first wins) and publishes a bare notice (PEPs poll for the change; the
  * history holds no signing key). The history function awaits it before it returns; the local reader lets it run beside
  * the stream (its position does not wait for it).
+ *
+ * One invocation waits per notice, not every one that finds the versions untold: a tenant's records arrive on one
+ * stream shard per ledger shard, so up to 16 invocations at once find the same burst, and each would be billed for the
+ * wait. The first takes it on (`claimTrailing`); the others return at once. One that takes it on and then stops (its
+ * function killed) leaves the versions to the next notice or to the PEPs' idle poll, as a lost notice is.
  */
 async function announceTrailing(ports: Pick<Ports, "db" | "tables" | "feedNotifier">, tenantId: string, seen: FeedHeadState) {
   if (!ports.feedNotifier || seen.noticedVersion >= seen.version) return;
+  if (!(await claimTrailing(ports, tenantId, seen))) return;
   const due = seen.noticedAt + noticeIntervalMs - Date.now();
   if (due > 0) await sleep(Math.min(due, noticeIntervalMs));
   const head = await readFeedHead(ports.db, ports.tables, tenantId, shardCount).catch(() => undefined);
-  // Told of meanwhile (a run past the interval announced), or moved by a run that decides for itself.
-  if (!head || head.noticedVersion >= seen.version || head.version !== seen.version) return;
+  // Told of meanwhile (a run past the interval announced). Versions sequenced within the interval since (the head
+  // moved, unannounced) are this invocation's to tell of too: the others left them to it. Past the interval a run
+  // announces for itself, so one that moves the head while this marks it wins, and tells.
+  if (!head || head.noticedVersion >= head.version || head.noticedVersion !== seen.noticedVersion) return;
+  // Marked told conditional on the head read: moved or told meanwhile, the mover decides. A store that refuses leaves
+  // the versions to the PEPs' idle poll, as a lost notice is.
   const now = new Date().toISOString();
+  const marked = await updateFeedHead(
+    ports,
+    tenantId,
+    {
+      UpdateExpression: "SET noticedVersion = :version, noticedAt = :now",
+      ConditionExpression: "version = :version AND noticedVersion = :told",
+      ExpressionAttributeValues: { ":version": head.version, ":told": head.noticedVersion, ":now": now },
+    },
+    (item) => item.noticedAt === now && Number(item.noticedVersion) === head.version,
+  );
+  if (marked === "landed") await ports.feedNotifier.publish({ tenantId, version: head.version }).catch(() => {});
+}
+
+/**
+ * Takes on the trailing notice after `seen.noticedVersion`: marks the feed head (`trailingFor`, carried by the head's
+ * moves until the next notice), conditional on no notice since and no other taker. False when another invocation has
+ * taken it on (or a notice went out meanwhile). A store that refuses the mark leaves the invocation to wait as before.
+ */
+async function claimTrailing(ports: Pick<Ports, "db" | "tables">, tenantId: string, seen: FeedHeadState): Promise<boolean> {
+  if (seen.trailingFor === seen.noticedVersion && seen.trailingFor > 0) return false;
+  const token = randomUUID();
+  const claimed = await updateFeedHead(
+    ports,
+    tenantId,
+    {
+      UpdateExpression: "SET trailingFor = :told, trailingBy = :token",
+      ConditionExpression: "noticedVersion = :told AND (attribute_not_exists(trailingFor) OR trailingFor <> :told)",
+      ExpressionAttributeValues: { ":told": seen.noticedVersion, ":token": token },
+    },
+    (item) => item.trailingBy === token && Number(item.trailingFor) === seen.noticedVersion,
+  );
+  return claimed !== "lost";
+}
+
+/**
+ * A conditional update of the feed head, and whether it landed. A refused condition may hide a first send that landed
+ * and whose answer was lost (the SDK sent it again): the head is read back and `landed` judges it. "refused": the store
+ * refused the update itself, not its condition.
+ */
+async function updateFeedHead(
+  ports: Pick<Ports, "db" | "tables">,
+  tenantId: string,
+  update: Required<Pick<UpdateCommandInput, "UpdateExpression" | "ConditionExpression" | "ExpressionAttributeValues">>,
+  landed: (item: Record<string, unknown>) => boolean,
+): Promise<"landed" | "lost" | "refused"> {
   try {
-    await ports.db.send(
-      new UpdateCommand({
-        TableName: ports.tables.control,
-        Key: feedHeadKey(tenantId),
-        UpdateExpression: "SET noticedVersion = :version, noticedAt = :now",
-        ConditionExpression: "version = :version AND noticedVersion = :told",
-        ExpressionAttributeValues: { ":version": head.version, ":told": head.noticedVersion, ":now": now },
-      }),
-    );
-  } catch {
-    // Moved or told meanwhile (the mover decides), or the store refused (left to the PEPs' idle poll, as a lost notice
-    // is) — or this very update landed and its answer was lost, the SDK's retry then refused: the head says so.
+    await ports.db.send(new UpdateCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ...update }));
+    return "landed";
+  } catch (error) {
     const after = await ports.db
       .send(new GetCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }))
       .catch(() => undefined);
-    if (after?.Item?.noticedAt !== now || Number(after.Item.noticedVersion) !== head.version) return;
+    if (after?.Item && landed(after.Item)) return "landed";
+    return error instanceof ConditionalCheckFailedException ? "lost" : "refused";
   }
-  await ports.feedNotifier.publish({ tenantId, version: head.version }).catch(() => {});
 }
 
 /**

@@ -74,6 +74,13 @@ export interface FeedHeadState {
   /** The newest version a notice told of, and when (ms; 0: never). Heads written before these say: all of them. */
   readonly noticedVersion: number;
   readonly noticedAt: number;
+  /**
+   * The `noticedVersion` whose trailing notice a history invocation has taken on (catch-up.ts `announceTrailing`), 0
+   * when none has: the others need not wait for it. Carried across head moves until the next notice.
+   */
+  readonly trailingFor: number;
+  /** Which invocation took it on (its own token). */
+  readonly trailingBy?: string;
 }
 
 /**
@@ -103,11 +110,17 @@ export function urgentEntries(
   );
 }
 
-/** What a head move records of the notices: told now (`announce`), or as the head before had it. */
+/** What a head move records of the notices: told now (`announce`), or as the head before had it (and who will tell). */
 const noticedFields = (head: FeedHeadState, version: number, time: string, announce: boolean) =>
   announce
     ? { noticedVersion: version, noticedAt: time }
-    : { noticedVersion: head.noticedVersion, ...(head.noticedAt ? { noticedAt: new Date(head.noticedAt).toISOString() } : {}) };
+    : {
+        noticedVersion: head.noticedVersion,
+        ...(head.noticedAt ? { noticedAt: new Date(head.noticedAt).toISOString() } : {}),
+        ...(head.trailingFor === head.noticedVersion && head.trailingFor > 0
+          ? { trailingFor: head.trailingFor, ...(head.trailingBy ? { trailingBy: head.trailingBy } : {}) }
+          : {}),
+      };
 
 /** At most this many entries, and about this many bytes, per feed version record (an item holds 400 KB). */
 const maxEntriesPerVersion = 200;
@@ -131,7 +144,9 @@ export async function readFeedHead(
 }
 
 function feedHeadOf(Item: Record<string, unknown> | undefined, shards: number): FeedHeadState {
-  if (!Item) return { version: 0, vector: new Array<number>(shards).fill(0), hash: genesisHash, noticedVersion: 0, noticedAt: 0 };
+  if (!Item) {
+    return { version: 0, vector: new Array<number>(shards).fill(0), hash: genesisHash, noticedVersion: 0, noticedAt: 0, trailingFor: 0 };
+  }
   const vector = Item.vector as number[];
   const version = Number(Item.version);
   return {
@@ -140,6 +155,8 @@ function feedHeadOf(Item: Record<string, unknown> | undefined, shards: number): 
     hash: String(Item.hash),
     noticedVersion: Item.noticedVersion === undefined ? version : Number(Item.noticedVersion),
     noticedAt: typeof Item.noticedAt === "string" ? Date.parse(Item.noticedAt) || 0 : 0,
+    trailingFor: Number(Item.trailingFor ?? 0),
+    ...(typeof Item.trailingBy === "string" ? { trailingBy: Item.trailingBy } : {}),
   };
 }
 
