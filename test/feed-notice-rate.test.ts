@@ -19,7 +19,7 @@ import {
   type Ports,
   type RequestContext,
 } from "@simroot/core";
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { catchUpFeed } from "@simroot/core/ledger/catch-up";
 import { noticeIntervalMs, readFeedHead } from "@simroot/core/ledger/sequencer";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
@@ -33,11 +33,14 @@ afterAll(() => runtime.stop());
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** An instance of its own (its own ledger, as another Lambda container) whose notices are recorded. */
-function instance() {
+type Db = Ports["db"];
+type Command = Parameters<Db["send"]>[0];
+
+/** An instance of its own (its own ledger, as another Lambda container) whose notices are recorded; `wrap` its store. */
+function instance(wrap: (db: Db) => Db = (db) => db) {
   const published: CommitNews[] = [];
   const ports: Ports = {
-    ...portsFor(runtime.ports.db, runtime.ports.tables, runtime.bus),
+    ...portsFor(wrap(runtime.ports.db), runtime.ports.tables, runtime.bus),
     feedNotifier: { publish: async (notice) => void published.push(notice) },
   };
   publishCommits(ports);
@@ -78,6 +81,47 @@ async function burst(tenantId: string, firstImsi: string, subnet: string) {
   await attach(a.ports, one.imsi!, `${subnet}.1`);
   await attach(a.ports, two.imsi!, `${subnet}.2`);
   return { a, attach, one, two };
+}
+
+/** Whether `command` moves the tenant's feed head (however the sequencer writes it). */
+function movesHead(command: Command, tenantId: string) {
+  const isHead = (item?: Record<string, unknown>) => item?.pk === `T#${tenantId}` && item?.sk === "feed";
+  if (command instanceof PutCommand) return isHead(command.input.Item);
+  if (command instanceof UpdateCommand) return isHead(command.input.Key) && String(command.input.UpdateExpression).includes(":to");
+  if (command instanceof TransactWriteCommand)
+    return (command.input.TransactItems ?? []).some((item) => isHead(item.Put?.Item) || isHead(item.Update?.Key));
+  return false;
+}
+
+/** A store whose feed head moves wait for `open()`: `reached` once one is sent, `moved` once it has landed. */
+function gatedHeadMove(tenantId: string) {
+  let open!: () => void;
+  let landed!: () => void;
+  let arrived!: () => void;
+  const gate = new Promise<void>((resolve) => (open = resolve));
+  const moved = new Promise<void>((resolve) => (landed = resolve));
+  const reached = new Promise<void>((resolve) => (arrived = resolve));
+  const wrap = (db: Db) =>
+    ({
+      send: async (command: Command) => {
+        if (!movesHead(command, tenantId)) return db.send(command);
+        arrived();
+        await gate;
+        const answer = await db.send(command);
+        landed();
+        return answer;
+      },
+    }) as Db;
+  return { wrap, open: () => open(), moved, reached };
+}
+
+const headOf = (tenantId: string) => readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16);
+
+/** A history invocation for the records up to the head, with its trailing notice. */
+async function historyInvocation(tenantId: string, reader: Pick<Ports, "db" | "tables" | "feedNotifier">) {
+  const head = await headOf(tenantId);
+  const covered = head.vector.flatMap((seq, shard) => (seq > 0 ? [{ tenantId, shard, seq, time: new Date().toISOString() }] : []));
+  return catchUpFeed(covered, reader, { graceMs: 0 });
 }
 
 describe("feed notices, across instances that share nothing", () => {
@@ -198,5 +242,108 @@ describe("feed notices, across instances that share nothing", () => {
     await first;
     expect(told).toEqual([{ tenantId, version: 5 }]);
     expect(await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16)).toMatchObject({ version: 5, noticedVersion: 5 });
+  });
+
+  // A helper review's reproductions (2026-12-04): a run within the interval whose head move straddles the trailing
+  // notice. The sequencer wrote the whole head item, as it had read it, and so wrote back the claim or the notice state.
+  describe("a run within the interval whose head move lands around the trailing notice", () => {
+    it("after the notice: the next invocation takes the next trailing notice on, and tells of the run's version", async () => {
+      const tenantId = "ten_trailing_after";
+      const { attach, one } = await burst(tenantId, "234100000000931", "10.93.0");
+      const told: CommitNews[] = [];
+      const reader = { ...runtime.ports, feedNotifier: { publish: async (notice: CommitNews) => void told.push(notice) } };
+      const claimant = await historyInvocation(tenantId, reader);
+      await expect.poll(async () => (await headOf(tenantId)).trailingFor).toBe(3);
+      // A run within the interval reads the head (claimed) and is slow to move it (a retry, a throttle).
+      const gated = gatedHeadMove(tenantId);
+      const applied = attach(instance(gated.wrap).ports, one.imsi!, "10.93.0.3");
+      await gated.reached;
+      await claimant.trailing;
+      expect(told).toEqual([{ tenantId, version: 4 }]);
+      gated.open();
+      await applied;
+      // The move leaves the notice state as the notice wrote it: version 5 is untold, and no claim stands for it.
+      expect(await headOf(tenantId)).toMatchObject({ version: 5, noticedVersion: 4 });
+      await (await historyInvocation(tenantId, reader)).trailing;
+      expect(told).toEqual([
+        { tenantId, version: 4 },
+        { tenantId, version: 5 },
+      ]);
+    });
+
+    it("between the claimant's read and its mark: the claimant marks the moved head, and tells of it", async () => {
+      const tenantId = "ten_trailing_between";
+      const { attach, one } = await burst(tenantId, "234100000000941", "10.94.0");
+      const told: CommitNews[] = [];
+      const gated = gatedHeadMove(tenantId);
+      const db = runtime.ports.db;
+      // The claimant's mark is sent just after the run's head move lands.
+      const readerDb = {
+        send: async (command: Command) => {
+          if (command instanceof UpdateCommand && String(command.input.UpdateExpression).startsWith("SET noticedVersion")) {
+            gated.open();
+            await gated.moved;
+          }
+          return db.send(command);
+        },
+      } as Db;
+      const reader = { ...runtime.ports, db: readerDb, feedNotifier: { publish: async (notice: CommitNews) => void told.push(notice) } };
+      const claimant = await historyInvocation(tenantId, reader);
+      await expect.poll(async () => (await headOf(tenantId)).trailingFor).toBe(3);
+      const b = instance(gated.wrap);
+      const applied = attach(b.ports, one.imsi!, "10.94.0.3");
+      await claimant.trailing;
+      await applied;
+      expect(b.published).toEqual([]);
+      expect(told).toEqual([{ tenantId, version: 5 }]);
+      expect(await headOf(tenantId)).toMatchObject({ version: 5, noticedVersion: 5 });
+    });
+
+    it("a claim whose answer was lost and whose head cannot be read back still waits and tells", async () => {
+      const tenantId = "ten_trailing_unread";
+      await burst(tenantId, "234100000000961", "10.96.0");
+      const told: CommitNews[] = [];
+      const db = runtime.ports.db;
+      let failReadBack = false;
+      // The claim lands, its answer is lost, the SDK sends it again (refused by its condition), and the read that would
+      // say whose it is fails too.
+      const lossy = {
+        send: async (command: Command) => {
+          if (command instanceof UpdateCommand && String(command.input.UpdateExpression).includes("trailingFor")) {
+            await db.send(command);
+            failReadBack = true;
+            return db.send(command);
+          }
+          if (failReadBack && command instanceof GetCommand) {
+            failReadBack = false;
+            throw Object.assign(new Error("timed out"), { name: "TimeoutError" });
+          }
+          return db.send(command);
+        },
+      } as Db;
+      const reader = { ...runtime.ports, db: lossy, feedNotifier: { publish: async (notice: CommitNews) => void told.push(notice) } };
+      await (await historyInvocation(tenantId, reader)).trailing;
+      expect(told).toEqual([{ tenantId, version: 4 }]);
+    });
+
+    it("before the claim, from a read without it: the claim stands, and a second invocation returns at once", async () => {
+      const tenantId = "ten_trailing_before";
+      const { attach, one } = await burst(tenantId, "234100000000951", "10.95.0");
+      const told: CommitNews[] = [];
+      const reader = { ...runtime.ports, feedNotifier: { publish: async (notice: CommitNews) => void told.push(notice) } };
+      const gated = gatedHeadMove(tenantId);
+      const applied = attach(instance(gated.wrap).ports, one.imsi!, "10.95.0.3");
+      await gated.reached;
+      const claimant = await historyInvocation(tenantId, reader);
+      await expect.poll(async () => (await headOf(tenantId)).trailingFor).toBe(3);
+      gated.open();
+      await applied;
+      expect(await headOf(tenantId)).toMatchObject({ version: 5, noticedVersion: 3, trailingFor: 3 });
+      const started = Date.now();
+      await (await historyInvocation(tenantId, reader)).trailing;
+      expect(Date.now() - started).toBeLessThan(noticeIntervalMs / 2);
+      await claimant.trailing;
+      expect(told).toEqual([{ tenantId, version: 5 }]);
+    });
   });
 });

@@ -478,13 +478,16 @@ const isRead = (command: { constructor: { name: string } }) => /^(Get|BatchGet|T
 const isRateCount = (command: object) =>
   String((command as { input?: { Key?: { pk?: unknown } } }).input?.Key?.pk ?? "").startsWith("rate#");
 /**
- * The feed's backstop marking an earlier accepted change's versions told (core ledger/catch-up.ts `announceTrailing`):
- * it runs beside the stream, up to a second after that change, so it can fall within a later request.
+ * The feed's backstop taking on, or marking told, an earlier accepted change's versions (core ledger/catch-up.ts
+ * `announceTrailing`): it runs beside the stream, up to a second after that change, so it can fall within a later
+ * request. (Not the sequencer's head moves, which are updates of the same item.)
  */
 const isTrailingNotice = (command: object) => {
   const input = (command as { constructor: { name: string }; input?: { Key?: { sk?: unknown }; UpdateExpression?: unknown } }).input;
   return (
-    command.constructor.name === "UpdateCommand" && input?.Key?.sk === "feed" && String(input.UpdateExpression).includes("noticedVersion")
+    command.constructor.name === "UpdateCommand" &&
+    input?.Key?.sk === "feed" &&
+    /^SET (noticedVersion|trailingFor) /.test(String(input.UpdateExpression))
   );
 };
 

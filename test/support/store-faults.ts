@@ -100,12 +100,14 @@ export function failHeadMoves(client: Client, tenantId: string, options: { times
   const head = feedHeadKey(tenantId);
   client.middlewareStack.add(
     (next, context) => async (args) => {
-      const input = args.input as { TableName?: string; Item?: Record<string, unknown> };
+      const input = args.input as { TableName?: string; Key?: Record<string, unknown>; UpdateExpression?: string };
+      // The sequencer's head move (sequencer.ts `headUpdate`), not a notice's mark or a trailing claim.
       const headMove =
-        ["PutCommand", "PutItemCommand"].includes(String((context as { commandName?: string }).commandName)) &&
+        ["UpdateCommand", "UpdateItemCommand"].includes(String((context as { commandName?: string }).commandName)) &&
         input.TableName?.endsWith("control") &&
-        input.Item?.pk === head.pk &&
-        input.Item?.sk === head.sk;
+        input.Key?.pk === head.pk &&
+        input.Key?.sk === head.sk &&
+        String(input.UpdateExpression).startsWith("SET #version");
       if (!headMove || failed.count >= (options.times ?? Number.POSITIVE_INFINITY)) return next(args);
       failed.count++;
       if (options.lands) await next(args);

@@ -150,7 +150,8 @@ export async function catchUpFeed(
  * does not announce (sequencer.ts); the next run past the interval does. When none comes (the burst ended), the history
  * tells of the versions still unannounced once the interval has passed: it waits for it (at most the interval), reads
  * the head again and, when no notice told of them meanwhile, marks them told (conditional on the head it read: a run
- * or another reader that moved or announced first wins) and publishes a bare notice (PEPs poll for the change; the
+ * that announced first wins; one that moved the head without announcing leaves its version to be marked too) and
+ * publishes a bare notice (PEPs poll for the change; the
  * history holds no signing key). The history function awaits it before it returns; the local reader lets it run beside
  * the stream (its position does not wait for it).
  *
@@ -164,25 +165,27 @@ async function announceTrailing(ports: Pick<Ports, "db" | "tables" | "feedNotifi
   if (!(await claimTrailing(ports, tenantId, seen))) return;
   const due = seen.noticedAt + noticeIntervalMs - Date.now();
   if (due > 0) await sleep(Math.min(due, noticeIntervalMs));
-  const head = await readFeedHead(ports.db, ports.tables, tenantId, shardCount).catch(() => undefined);
-  // Told of meanwhile (a run past the interval announced). Versions sequenced within the interval since (the head
-  // moved, unannounced) are this invocation's to tell of too: the others left them to it. Past the interval a run
-  // announces for itself, so one that moves the head while this marks it wins, and tells.
-  if (!head || head.noticedVersion >= head.version || head.noticedVersion !== seen.noticedVersion) return;
-  // Marked told conditional on the head read: moved or told meanwhile, the mover decides. A store that refuses leaves
-  // the versions to the PEPs' idle poll, as a lost notice is.
-  const now = new Date().toISOString();
-  const marked = await updateFeedHead(
-    ports,
-    tenantId,
-    {
-      UpdateExpression: "SET noticedVersion = :version, noticedAt = :now",
-      ConditionExpression: "version = :version AND noticedVersion = :told",
-      ExpressionAttributeValues: { ":version": head.version, ":told": head.noticedVersion, ":now": now },
-    },
-    (item) => item.noticedAt === now && Number(item.noticedVersion) === head.version,
-  );
-  if (marked === "landed") await ports.feedNotifier.publish({ tenantId, version: head.version }).catch(() => {});
+  // Marked told conditional on the head read; a run that moves the head meanwhile without announcing (it started within
+  // the interval, or its clock is behind) leaves its version to this invocation as well: the others left it to it. So
+  // the mark is tried again on the head as it is then, while no notice has gone out since `seen`'s. A store that
+  // refuses leaves the versions to the PEPs' idle poll, as a lost notice is.
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const head = await readFeedHead(ports.db, ports.tables, tenantId, shardCount).catch(() => undefined);
+    if (!head || head.noticedVersion !== seen.noticedVersion || head.noticedVersion >= head.version) return;
+    const now = new Date().toISOString();
+    const marked = await updateFeedHead(
+      ports,
+      tenantId,
+      {
+        UpdateExpression: "SET noticedVersion = :version, noticedAt = :now",
+        ConditionExpression: "version = :version AND noticedVersion = :told",
+        ExpressionAttributeValues: { ":version": head.version, ":told": head.noticedVersion, ":now": now },
+      },
+      (item) => item.noticedAt === now && Number(item.noticedVersion) === head.version,
+    );
+    if (marked === "landed") return void (await ports.feedNotifier.publish({ tenantId, version: head.version }).catch(() => {}));
+    if (marked === "refused") return;
+  }
 }
 
 /**
@@ -225,7 +228,8 @@ async function updateFeedHead(
       .send(new GetCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }))
       .catch(() => undefined);
     if (after?.Item && landed(after.Item)) return "landed";
-    return error instanceof ConditionalCheckFailedException ? "lost" : "refused";
+    // Unread, the head cannot say whether a refused condition hid this update landing: not "lost".
+    return error instanceof ConditionalCheckFailedException && after ? "lost" : "refused";
   }
 }
 

@@ -17,7 +17,14 @@
  * that one an earlier version carried overtook (cut.ts).
  */
 import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import { GetCommand, PutCommand, QueryCommand, TransactWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
+import {
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+  type DynamoDBDocumentClient,
+} from "@aws-sdk/lib-dynamodb";
 import type { TableNames } from "../config.ts";
 import { readBindings } from "../device/bindings.ts";
 import { bindingValue } from "../feed/wire.ts";
@@ -76,7 +83,7 @@ export interface FeedHeadState {
   readonly noticedAt: number;
   /**
    * The `noticedVersion` whose trailing notice a history invocation has taken on (catch-up.ts `announceTrailing`), 0
-   * when none has: the others need not wait for it. Carried across head moves until the next notice.
+   * when none has: the others need not wait for it. Head moves leave it (`headUpdate`); the next notice voids it.
    */
   readonly trailingFor: number;
   /** Which invocation took it on (its own token). */
@@ -109,18 +116,6 @@ export function urgentEntries(
     entry.kind === "binding" ? false : entry.kind !== "device" || entry.value?.state !== "active" || !sessions.has(entry.key),
   );
 }
-
-/** What a head move records of the notices: told now (`announce`), or as the head before had it (and who will tell). */
-const noticedFields = (head: FeedHeadState, version: number, time: string, announce: boolean) =>
-  announce
-    ? { noticedVersion: version, noticedAt: time }
-    : {
-        noticedVersion: head.noticedVersion,
-        ...(head.noticedAt ? { noticedAt: new Date(head.noticedAt).toISOString() } : {}),
-        ...(head.trailingFor === head.noticedVersion && head.trailingFor > 0
-          ? { trailingFor: head.trailingFor, ...(head.trailingBy ? { trailingBy: head.trailingBy } : {}) }
-          : {}),
-      };
 
 /** At most this many entries, and about this many bytes, per feed version record (an item holds 400 KB). */
 const maxEntriesPerVersion = 200;
@@ -444,17 +439,32 @@ function chunks(entries: readonly Entry[]): Entry[][] {
   return result;
 }
 
-type Noticed = ReturnType<typeof noticedFields>;
-
-/** The feed head item naming `record` (its version, vector and hash), and what notices told of. */
-const headItem = (tenantId: string, record: FeedVersionRecord, time: string, noticed: Noticed) => ({
-  ...feedHeadKey(tenantId),
-  version: record.version,
-  vector: record.vector,
-  hash: record.hash,
-  updatedAt: time,
-  ...noticed,
-});
+/**
+ * The update that moves the feed head to `record` (version, vector, hash), conditional on `condition` (its values
+ * `:from` and others the caller adds). What notices told of is written only by a move that announces (`noticedAt`
+ * given): a move never writes back the notice fields as it read them, so one computed from an older read (a run that
+ * read the head before a trailing notice was taken on or marked told, catch-up.ts) cannot undo them. A helper review
+ * found the whole-item put doing so: a finished claim revived, and the run's version then never told.
+ */
+function headUpdate(tenantId: string, record: FeedVersionRecord, updatedAt: string, head: FeedHeadState, noticedAt?: string) {
+  return {
+    Key: feedHeadKey(tenantId),
+    UpdateExpression:
+      "SET #version = :to, #vector = :vector, #hash = :hash, updatedAt = :updatedAt, " +
+      (noticedAt === undefined
+        ? // A head written before notices were recorded reads as told up to its version.
+          "noticedVersion = if_not_exists(noticedVersion, :told)"
+        : "noticedVersion = :to, noticedAt = :noticedAt"),
+    ExpressionAttributeNames: { "#version": "version", "#vector": "vector", "#hash": "hash" },
+    ExpressionAttributeValues: {
+      ":to": record.version,
+      ":vector": record.vector,
+      ":hash": record.hash,
+      ":updatedAt": updatedAt,
+      ...(noticedAt === undefined ? { ":told": head.noticedVersion } : { ":noticedAt": noticedAt }),
+    },
+  };
+}
 
 /**
  * Moves the feed head to `record` unless it is there or past it already. A one-version run writes its
@@ -467,15 +477,15 @@ async function moveHead(
   tenantId: string,
   record: FeedVersionRecord,
   time: string,
-  noticed: Noticed,
+  head: FeedHeadState,
+  noticedAt?: string,
 ) {
   try {
     await db.send(
-      new PutCommand({
+      new UpdateCommand({
         TableName: tables.control,
-        Item: headItem(tenantId, record, time, noticed),
-        ConditionExpression: "attribute_not_exists(pk) OR version < :version",
-        ExpressionAttributeValues: { ":version": record.version },
+        ...headUpdate(tenantId, record, time, head, noticedAt),
+        ConditionExpression: "attribute_not_exists(pk) OR #version < :to",
       }),
     );
   } catch (error) {
@@ -597,7 +607,7 @@ async function adoptPending(
   // Its run stopped before it could announce: the mover does, at once.
   const notice = noticeOf(tenantId, head.version, [record], true);
   try {
-    await moveHead(db, tables, tenantId, record, record.time, noticedFields(head, record.version, new Date().toISOString(), true));
+    await moveHead(db, tables, tenantId, record, record.time, head, new Date().toISOString());
   } catch (error) {
     // As a writer's own head move (sequenceOnce): it may have landed, its answer lost.
     throw new SequencingInDoubt(notice, record.hash, error);
@@ -782,7 +792,6 @@ export async function sequenceOnce(
   });
   const urgent = urgentEntries(records.flatMap((record) => record.entries));
   const announce = urgent || now.getTime() - head.noticedAt >= noticeIntervalMs;
-  const noticed = noticedFields(head, last.version, time, announce);
   const notice = noticeOf(tenantId, head.version, records, announce);
   try {
     if (records.length === 1) {
@@ -795,8 +804,9 @@ export async function sequenceOnce(
         // Written already: by another run, or by this one (its answer was lost and the SDK sent the put again).
         if ((await readVersion(db, tables, tenantId, last.version))?.hash !== last.hash) throw error;
       }
-      await moveHead(db, tables, tenantId, last, time, noticed);
+      await moveHead(db, tables, tenantId, last, time, head, announce ? time : undefined);
     } else {
+      const headMove = headUpdate(tenantId, last, time, head, announce ? time : undefined);
       await db.send(
         new TransactWriteCommand({
           TransactItems: [
@@ -804,11 +814,14 @@ export async function sequenceOnce(
               Put: { TableName: tables.audit, Item: item(record), ConditionExpression: "attribute_not_exists(pk)" },
             })),
             {
-              Put: {
+              Update: {
                 TableName: tables.control,
-                Item: headItem(tenantId, last, time, noticed),
-                ConditionExpression: head.version === 0 ? "attribute_not_exists(pk)" : "version = :version",
-                ...(head.version === 0 ? {} : { ExpressionAttributeValues: { ":version": head.version } }),
+                ...headMove,
+                ConditionExpression: head.version === 0 ? "attribute_not_exists(pk)" : "#version = :from",
+                ExpressionAttributeValues: {
+                  ...headMove.ExpressionAttributeValues,
+                  ...(head.version === 0 ? {} : { ":from": head.version }),
+                },
               },
             },
           ],

@@ -72,7 +72,8 @@ const ledgerTables = {
   // GetItem: a binding written on two shards within one cut, in records from before binding revisions, is served with
   // the store's value (ledger/cut.ts `storeValued`).
   identity: ["GetItem", "BatchGetItem"],
-  control: ["GetItem", "PutItem", "BatchGetItem"],
+  // UpdateItem: the feed head's moves (sequencer.ts `headUpdate`), which leave what notices told of to the notices.
+  control: ["GetItem", "PutItem", "UpdateItem", "BatchGetItem"],
   audit: ["GetItem", "Query", "PutItem"],
 } as const satisfies Tables;
 
@@ -344,8 +345,8 @@ export const functions = {
     memoryMb: 1024,
     // The tenant list and the archive checkpoints (control); the records and feed versions it walks (audit).
     // (BatchGetItem: its bundle holds the audit listing, which reads a subject's records by key.) A feed head left
-    // one behind is moved forward first (the version past it: audit GetItem; the head: control PutItem).
-    tables: { control: ["GetItem", "Query", "PutItem"], audit: ["Query", "GetItem", "BatchGetItem"] },
+    // one behind is moved forward first (the version past it: audit GetItem; the head: control UpdateItem).
+    tables: { control: ["GetItem", "Query", "PutItem", "UpdateItem"], audit: ["Query", "GetItem", "BatchGetItem"] },
     publishes: false,
     // Signs the archive checkpoint with the feed key, as the audit checkpoints are.
     feedKey: ["Sign", "GetPublicKey"],
