@@ -5,10 +5,11 @@
  * every run writes anyway); a change of anything else (a revocation among them) is announced at once; and the end of a
  * burst is announced by the feed's backstop once the interval has passed.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   actOnDevice,
   applyOperatorEvent,
+  documentClient,
   ingestedEvent,
   portsFor,
   publishCommits,
@@ -21,8 +22,10 @@ import {
 } from "@simroot/core";
 import { GetCommand, PutCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { catchUpFeed } from "@simroot/core/ledger/catch-up";
-import { noticeIntervalMs, readFeedHead } from "@simroot/core/ledger/sequencer";
+import { feedHeadKey } from "@simroot/core/ledger/feed-version";
+import { noticeIntervalMs, readFeedHead, readShardHead, sequenceOnce } from "@simroot/core/ledger/sequencer";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
+import { refuseSequencerReads } from "./support/store-faults.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -346,4 +349,54 @@ describe("feed notices, across instances that share nothing", () => {
       expect(told).toEqual([{ tenantId, version: 5 }]);
     });
   });
+
+  it("a run of several versions moves the head in its transaction, leaving the notice fields when it does not announce", async () => {
+    // From a helper review: the multi-version run's head update (more than 200 entries in one run) had no test.
+    const tenantId = "ten_trailing_multi";
+    const { ctx, attach } = tenant(tenantId);
+    // An instance that commits but whose own sequencing is refused: its changes wait for the runs made here.
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    refuseSequencerReads(client, () => true);
+    const committer = instance(() => client);
+    const committed = async () =>
+      (
+        await Promise.all(Array.from({ length: 16 }, (_, shard) => readShardHead(runtime.ports.db, runtime.ports.tables, tenantId, shard)))
+      ).reduce((sum, head) => sum + head.seq, 0);
+    const registrations = Array.from({ length: 201 }, (_, n) =>
+      registerDevice(committer.ports, ctx, { imsi: `23410000001${String(n).padStart(4, "0")}` }),
+    );
+    await expect.poll(committed, { timeout: 20_000, interval: 50 }).toBe(201);
+    // The first move creates the head, and announces.
+    expect(await sequenceOnce(runtime.ports.db, runtime.ports.tables, tenantId, 16, new Date())).toMatchObject({
+      since: 0,
+      version: 2,
+      announce: true,
+    });
+    const devices = (await Promise.all(registrations)).map((registered) => registered.value);
+    const head = await headOf(tenantId);
+    expect(head).toMatchObject({ version: 2, noticedVersion: 2 });
+    // A trailing notice taken on, then 101 attaches (2 entries each) sequenced within the interval: 2 versions, untold.
+    await runtime.ports.db.send(
+      new UpdateCommand({
+        TableName: runtime.ports.tables.control,
+        Key: feedHeadKey(tenantId),
+        UpdateExpression: "SET trailingFor = :told, trailingBy = :token",
+        ExpressionAttributeValues: { ":told": 2, ":token": "taken" },
+      }),
+    );
+    const attaches = devices.slice(0, 101).map((device, n) => attach(committer.ports, device.imsi!, `10.98.0.${n + 1}`));
+    await expect.poll(committed, { timeout: 20_000, interval: 50 }).toBe(302);
+    const second = await sequenceOnce(runtime.ports.db, runtime.ports.tables, tenantId, 16, new Date(head.noticedAt + 100));
+    expect(second).toMatchObject({ since: 2, version: 4, announce: false });
+    expect(await headOf(tenantId)).toEqual({
+      ...head,
+      version: 4,
+      vector: (second as unknown as { vector: number[] }).vector,
+      hash: expect.any(String),
+      trailingFor: 2,
+      trailingBy: "taken",
+    });
+    await Promise.allSettled(attaches);
+    client.destroy();
+  }, 60_000);
 });

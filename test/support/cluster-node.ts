@@ -99,14 +99,24 @@ function countStoreCalls(db: DynamoDBDocumentClient) {
       } catch (error) {
         const command = (context as { commandName?: string }).commandName;
         type Keyed = { pk?: unknown; sk?: unknown };
-        const input = args.input as { Item?: Keyed; TransactItems?: { Put?: { Item?: Keyed } }[] };
+        const input = args.input as {
+          Item?: Keyed;
+          Key?: Keyed;
+          UpdateExpression?: string;
+          TransactItems?: { Put?: { Item?: Keyed }; Update?: { Key?: Keyed } }[];
+        };
         const text = (value: unknown) => (typeof value === "object" && value !== null ? (value as { S?: string }).S : value);
-        // A version record (`T#<tenant>#feed`, core feed-version.ts) or the feed head (`T#<tenant>` / `feed`).
-        const feed = [input.Item, ...(input.TransactItems ?? []).map((item) => item.Put?.Item)].some(
-          (item) => String(text(item?.pk)).endsWith("#feed") || text(item?.sk) === "feed",
-        );
+        // A version record (`T#<tenant>#feed`, core feed-version.ts) or the feed head (`T#<tenant>` / `feed`): puts, the
+        // head's moves (updates, core sequencer.ts `headUpdate`), and the transactions holding either.
+        const headMove = command === "UpdateItemCommand" && String(input.UpdateExpression).startsWith("SET #version");
+        const feed = [
+          input.Item,
+          ...(headMove ? [input.Key] : []),
+          ...(input.TransactItems ?? []).flatMap((item) => [item.Put?.Item, item.Update?.Key]),
+        ].some((item) => String(text(item?.pk)).endsWith("#feed") || text(item?.sk) === "feed");
         const refused = ["ConditionalCheckFailedException", "TransactionCanceledException"].includes((error as Error).name);
-        if (feed && refused && (command === "PutItemCommand" || command === "TransactWriteItemsCommand")) storeCalls.feedWritesRefused += 1;
+        const writes = ["PutItemCommand", "UpdateItemCommand", "TransactWriteItemsCommand"].includes(String(command));
+        if (feed && refused && writes) storeCalls.feedWritesRefused += 1;
         throw error;
       }
     },

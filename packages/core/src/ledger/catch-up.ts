@@ -148,11 +148,9 @@ export async function catchUpFeed(
 /**
  * The trailing notice of a burst. A run with no urgent change within `noticeIntervalMs` of the tenant's last notice
  * does not announce (sequencer.ts); the next run past the interval does. When none comes (the burst ended), the history
- * tells of the versions still unannounced once the interval has passed: it waits for it (at most the interval), reads
- * the head again and, when no notice told of them meanwhile, marks them told (conditional on the head it read: a run
- * that announced first wins; one that moved the head without announcing leaves its version to be marked too) and
- * publishes a bare notice (PEPs poll for the change; the
- * history holds no signing key). The history function awaits it before it returns; the local reader lets it run beside
+ * tells of the versions still unannounced once the interval has passed: it waits for it (at most the interval) and,
+ * when no notice told of them meanwhile, marks them told up to the head as it is then (a run that announced first
+ * wins) and publishes a bare notice (PEPs poll for the change; the history holds no signing key). The history function awaits it before it returns; the local reader lets it run beside
  * the stream (its position does not wait for it).
  *
  * One invocation waits per notice, not every one that finds the versions untold: a tenant's records arrive on one
@@ -165,26 +163,26 @@ async function announceTrailing(ports: Pick<Ports, "db" | "tables" | "feedNotifi
   if (!(await claimTrailing(ports, tenantId, seen))) return;
   const due = seen.noticedAt + noticeIntervalMs - Date.now();
   if (due > 0) await sleep(Math.min(due, noticeIntervalMs));
-  // Marked told conditional on the head read; a run that moves the head meanwhile without announcing (it started within
-  // the interval, or its clock is behind) leaves its version to this invocation as well: the others left it to it. So
-  // the mark is tried again on the head as it is then, while no notice has gone out since `seen`'s. A store that
-  // refuses leaves the versions to the PEPs' idle poll, as a lost notice is.
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const head = await readFeedHead(ports.db, ports.tables, tenantId, shardCount).catch(() => undefined);
-    if (!head || head.noticedVersion !== seen.noticedVersion || head.noticedVersion >= head.version) return;
-    const now = new Date().toISOString();
-    const marked = await updateFeedHead(
-      ports,
-      tenantId,
-      {
-        UpdateExpression: "SET noticedVersion = :version, noticedAt = :now",
-        ConditionExpression: "version = :version AND noticedVersion = :told",
-        ExpressionAttributeValues: { ":version": head.version, ":told": head.noticedVersion, ":now": now },
-      },
-      (item) => item.noticedAt === now && Number(item.noticedVersion) === head.version,
-    );
-    if (marked === "landed") return void (await ports.feedNotifier.publish({ tenantId, version: head.version }).catch(() => {}));
-    if (marked === "refused") return;
+  // Every version up to the head is marked told, whatever the head has reached meanwhile (a run that moved it without
+  // announcing, one started within the interval or whose clock is behind, left its version to this invocation too:
+  // the others left theirs to it), in one write conditional on no notice since `seen`'s. A store that refuses leaves
+  // the versions to the PEPs' idle poll, as a lost notice is. (A mark conditional on the head as read was lost to such
+  // a run, and retried marks could be lost to several: a helper review left a claim standing with no one to tell.)
+  const now = new Date().toISOString();
+  const marked = await updateFeedHead(
+    ports,
+    tenantId,
+    {
+      UpdateExpression: "SET noticedVersion = #version, noticedAt = :now",
+      ConditionExpression: "noticedVersion = :told AND #version > :told",
+      ExpressionAttributeNames: { "#version": "version" },
+      ExpressionAttributeValues: { ":told": seen.noticedVersion, ":now": now },
+      ReturnValues: "UPDATED_NEW",
+    },
+    (item) => item.noticedAt === now,
+  );
+  if (marked.outcome === "landed") {
+    await ports.feedNotifier.publish({ tenantId, version: Number(marked.item?.noticedVersion) }).catch(() => {});
   }
 }
 
@@ -206,30 +204,33 @@ async function claimTrailing(ports: Pick<Ports, "db" | "tables">, tenantId: stri
     },
     (item) => item.trailingBy === token && Number(item.trailingFor) === seen.noticedVersion,
   );
-  return claimed !== "lost";
+  return claimed.outcome !== "lost";
 }
 
 /**
- * A conditional update of the feed head, and whether it landed. A refused condition may hide a first send that landed
- * and whose answer was lost (the SDK sent it again): the head is read back and `landed` judges it. "refused": the store
- * refused the update itself, not its condition.
+ * A conditional update of the feed head, whether it landed, and the head's attributes it returned (or as read back). A
+ * refused condition may hide a first send that landed and whose answer was lost (the SDK sent it again): the head is
+ * read back and `landed` judges it. "refused": the store refused the update itself, not its condition.
  */
 async function updateFeedHead(
   ports: Pick<Ports, "db" | "tables">,
   tenantId: string,
-  update: Required<Pick<UpdateCommandInput, "UpdateExpression" | "ConditionExpression" | "ExpressionAttributeValues">>,
+  update: Required<Pick<UpdateCommandInput, "UpdateExpression" | "ConditionExpression" | "ExpressionAttributeValues">> &
+    Pick<UpdateCommandInput, "ExpressionAttributeNames" | "ReturnValues">,
   landed: (item: Record<string, unknown>) => boolean,
-): Promise<"landed" | "lost" | "refused"> {
+): Promise<{ outcome: "landed" | "lost" | "refused"; item?: Record<string, unknown> }> {
   try {
-    await ports.db.send(new UpdateCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ...update }));
-    return "landed";
+    const { Attributes } = await ports.db.send(
+      new UpdateCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ...update }),
+    );
+    return { outcome: "landed", ...(Attributes ? { item: Attributes } : {}) };
   } catch (error) {
     const after = await ports.db
       .send(new GetCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }))
       .catch(() => undefined);
-    if (after?.Item && landed(after.Item)) return "landed";
+    if (after?.Item && landed(after.Item)) return { outcome: "landed", item: after.Item };
     // Unread, the head cannot say whether a refused condition hid this update landing: not "lost".
-    return error instanceof ConditionalCheckFailedException && after ? "lost" : "refused";
+    return { outcome: error instanceof ConditionalCheckFailedException && after ? "lost" : "refused" };
   }
 }
 
