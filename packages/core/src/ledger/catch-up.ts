@@ -150,8 +150,8 @@ export async function catchUpFeed(
  * does not announce (sequencer.ts); the next run past the interval does. When none comes (the burst ended), the history
  * tells of the versions still unannounced once the interval has passed: it waits for it (at most the interval) and,
  * when no notice told of them meanwhile, marks them told up to the head as it is then (a run that announced first
- * wins) and publishes a bare notice (PEPs poll for the change; the history holds no signing key). The history function awaits it before it returns; the local reader lets it run beside
- * the stream (its position does not wait for it).
+ * wins) and publishes a bare notice (PEPs poll for the change; the history holds no signing key). The history function
+ * awaits it before it returns; the local reader lets it run beside the stream (its position does not wait for it).
  *
  * One invocation waits per notice, not every one that finds the versions untold: a tenant's records arrive on one
  * stream shard per ledger shard, so up to 16 invocations at once find the same burst, and each would be billed for the
@@ -187,8 +187,8 @@ async function announceTrailing(ports: Pick<Ports, "db" | "tables" | "feedNotifi
 }
 
 /**
- * Takes on the trailing notice after `seen.noticedVersion`: marks the feed head (`trailingFor`, carried by the head's
- * moves until the next notice), conditional on no notice since and no other taker. False when another invocation has
+ * Takes on the trailing notice after `seen.noticedVersion`: marks the feed head (`trailingFor`, which head moves leave
+ * and the next notice voids), conditional on no notice since and no other taker. False when another invocation has
  * taken it on (or a notice went out meanwhile). A store that refuses the mark leaves the invocation to wait as before.
  */
 async function claimTrailing(ports: Pick<Ports, "db" | "tables">, tenantId: string, seen: FeedHeadState): Promise<boolean> {

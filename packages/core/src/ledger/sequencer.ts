@@ -440,9 +440,8 @@ function chunks(entries: readonly Entry[]): Entry[][] {
 }
 
 /**
- * The update that moves the feed head to `record` (version, vector, hash), conditional on `condition` (its values
- * `:from` and others the caller adds). What notices told of is written only by a move that announces (`noticedAt`
- * given): a move never writes back the notice fields as it read them, so one computed from an older read (a run that
+ * The update that moves the feed head to `record` (version, vector, hash); each caller adds its condition (`#version`
+ * names the head's version). What notices told of is written only by a move that announces (`noticedAt` given): a move never writes back the notice fields as it read them, so one computed from an older read (a run that
  * read the head before a trailing notice was taken on or marked told, catch-up.ts) cannot undo them. A helper review
  * found the whole-item put doing so: a finished claim revived, and the run's version then never told.
  */
