@@ -21,12 +21,15 @@ export function iotFeedNotifier(
   client: IoTDataPlaneClient | (() => Promise<IoTDataPlaneClient>),
   options: IotNotifierOptions = {},
 ): FeedNotifier {
+  // The package is loaded on the first notice, not at module init (`lazy`), and once.
+  const iot = lazy(async () => {
+    const { PublishCommand } = await import("@aws-sdk/client-iot-data-plane");
+    return { client: typeof client === "function" ? await client() : client, PublishCommand };
+  });
   const { publish, settled } = coalescing(async (notice) => {
     const payload = noticePayload(notice);
-    const { PublishCommand } = await import("@aws-sdk/client-iot-data-plane");
-    await (typeof client === "function" ? await client() : client).send(
-      new PublishCommand({ topic: feedTopic(notice.tenantId), qos: 1, payload, contentType: "application/json" }),
-    );
+    const { client: sender, PublishCommand } = await iot();
+    await sender.send(new PublishCommand({ topic: feedTopic(notice.tenantId), qos: 1, payload, contentType: "application/json" }));
   }, options.onError);
   return { publish, settled, ...(options.subscribe ? { subscribe: options.subscribe } : {}) };
 }
