@@ -3,17 +3,20 @@
  * DynamoDB Local: many writers on one tenant, IP bindings moving between devices of
  * different ledger shards, and a feed that every process serves alike.
  */
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   createTenantWithAdminKey,
   ingestedEvent,
   portsFor,
+  shardHeadKey,
   shardOfSubject,
   verifyAuditChain,
   type DomainEvent,
   type FeedEntry,
   type Ports,
 } from "@simroot/core";
+import { readFeedHead } from "@simroot/core/ledger/sequencer";
 import { startCluster, type Cluster, type Instance } from "./support/cluster.ts";
 
 let cluster: Cluster;
@@ -131,5 +134,44 @@ describe("a snapshot under GSI lag", () => {
     const view = applyEntries(applyEntries(new Map(), snapshot.entries), deltas.entries);
     expect(view.get(`device|${ids[1]}`)).toMatchObject({ state: "revoked" });
     expect(view.size).toBe(3);
+  });
+});
+
+describe("writer processes whose eventually consistent reads lag", () => {
+  it("bring the feed to every change by themselves (no explicit run), and keep it verifiable", { timeout: 300_000 }, async () => {
+    const { tenant } = await createTenantWithAdminKey(ports, "eventual");
+    const [registrar] = await cluster.startMany(1);
+    const devices = 32;
+    await registrar!.call("register", { tenantId: tenant.id, imsis: Array.from({ length: devices }, (_, n) => imsiOf(500 + n)) });
+    // Each writer's eventually consistent reads of the control table (the feed head while it follows, the probe, the
+    // shard heads above its own in a cut) answer as the table was up to 300 ms before.
+    const writers = await cluster.startMany(8, { eventualLagMs: 300 });
+    const facts = Array.from({ length: 64 }, (_, n) => attach(tenant.id, imsiOf(500 + ((n * 5) % devices)), `10.8.0.${n % 24}`, 2_000 + n));
+    const outcomes = (
+      await Promise.all(writers.map((writer, index) => writer.call<string[]>("apply", { events: facts.filter((_, n) => n % 8 === index) })))
+    ).flat();
+    expect(outcomes.filter((outcome) => !["applied", "duplicate", "stale"].includes(outcome))).toEqual([]);
+
+    // The writers' own runs cover every shard's head: nobody sequences for them.
+    const shardHeads = async () =>
+      Promise.all(
+        Array.from({ length: 16 }, async (_, shard) => {
+          const { Item } = await ports.db.send(
+            new GetCommand({ TableName: ports.tables.control, Key: shardHeadKey(tenant.id, shard), ConsistentRead: true }),
+          );
+          return Number(Item?.seq ?? 0);
+        }),
+      );
+    const expected = await shardHeads();
+    let head = await readFeedHead(ports.db, ports.tables, tenant.id, 16);
+    for (let waited = 0; waited < 20_000 && head.vector.some((seq, shard) => seq < expected[shard]!); waited += 100) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      head = await readFeedHead(ports.db, ports.tables, tenant.id, 16);
+    }
+    expect(head.vector).toEqual(expected);
+    expect(await verifyAuditChain(ports, tenant.id)).toMatchObject({ valid: true });
+    // The lag was there: reads answered with items older than the store held.
+    const lagged = await Promise.all(writers.map((writer) => writer.call<{ eventualLagged: number }>("storeCalls", {})));
+    expect(lagged.reduce((sum, calls) => sum + calls.eventualLagged, 0)).toBeGreaterThan(0);
   });
 });

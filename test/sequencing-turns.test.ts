@@ -34,7 +34,7 @@ afterAll(() => runtime.stop());
 
 /**
  * An instance of its own (its own client and ledger, as another Lambda container). Its reads of the 16 shard heads
- * (the sequencer's cut) wait while held; its writes of feed versions and its eventually consistent reads of the feed
+ * (the sequencer's cut, both its reads) wait while held; its writes of feed versions and its eventually consistent reads of the feed
  * head (an instance following the head) are counted.
  */
 function instance(tenantId: string, yieldWaitMs = 5_000) {
@@ -55,14 +55,19 @@ function instance(tenantId: string, yieldWaitMs = 5_000) {
         ConsistentRead?: boolean;
       };
       const control = input.RequestItems?.[runtime.ports.tables.control];
-      // The cut: the 16 shard heads, read consistently. A probe (whether this instance may be designated) reads the
-      // feed head and the shard heads below its change's, eventually consistently.
-      if (command === "BatchGetItemCommand" && control?.ConsistentRead && control.Keys?.length === 16) {
-        seen.cutReads += 1;
+      const pk = (value: unknown) => (typeof value === "object" && value !== null ? (value as { S?: string }).S : value);
+      // A probe (whether this instance may be designated) reads the feed head and the shard heads below its change's,
+      // eventually consistently. The cut: the 16 shard heads, those the run's decision needs read consistently (a run that
+      // may yield reads the others eventually consistently, in a read of their own: core sequencer.ts `consistentShards`).
+      const probe =
+        command === "BatchGetItemCommand" &&
+        control !== undefined &&
+        (control.Keys ?? []).some((key) => pk((key as { sk?: unknown }).sk) === "feed");
+      if (command === "BatchGetItemCommand" && control !== undefined && !probe) {
+        if (control.ConsistentRead) seen.cutReads += 1;
         if (hold) await hold;
       }
-      if (command === "BatchGetItemCommand" && control && !control.ConsistentRead) seen.probes += 1;
-      const pk = (value: unknown) => (typeof value === "object" && value !== null ? (value as { S?: string }).S : value);
+      if (probe) seen.probes += 1;
       if (
         command === "GetItemCommand" &&
         input.TableName === runtime.ports.tables.control &&
@@ -85,7 +90,7 @@ function instance(tenantId: string, yieldWaitMs = 5_000) {
       if (command === "TransactWriteItemsCommand") seen.committed += 1;
       const responses = (result.output as { Responses?: Record<string, Record<string, unknown>[]> }).Responses;
       const items = responses?.[runtime.ports.tables.control];
-      if (command === "BatchGetItemCommand" && control && !control.ConsistentRead && stale && Date.now() < stale.until && items) {
+      if (probe && stale && Date.now() < stale.until && items) {
         responses[runtime.ports.tables.control] = [...items.filter((item) => item.sk !== "feed"), stale.item];
         seen.staleServed += 1;
       }

@@ -4,6 +4,7 @@
  * the store. The parent (test/support/cluster.ts) drives it over IPC, as the bus and the API
  * gateway would. Fault switches, from the environment:
  *   GSI_LAG_MS    a GSI Query does not yet see items written in the last N ms
+ *   EVENTUAL_LAG_MS  an eventually consistent read of the control table answers items as they were up to N ms ago
  *   PUBLISH_FAIL  every bus publish throws
  */
 import { serve } from "@hono/node-server";
@@ -27,6 +28,8 @@ import {
   type FeedEntry,
   type Publisher,
 } from "@simroot/core";
+
+import { lagEventualReads } from "./store-faults.ts";
 
 const lagMs = Number(process.env.GSI_LAG_MS ?? 0);
 const failPublish = process.env.PUBLISH_FAIL === "1";
@@ -126,6 +129,7 @@ function countStoreCalls(db: DynamoDBDocumentClient) {
 
 const db = documentClient({ endpoint: process.env.DYNAMODB_ENDPOINT!, region: "us-east-1" });
 if (lagMs > 0) injectGsiLag(db, lagMs);
+const eventualLag = Number(process.env.EVENTUAL_LAG_MS ?? 0) > 0 ? lagEventualReads(db, Number(process.env.EVENTUAL_LAG_MS)) : undefined;
 countStoreCalls(db);
 const ports = portsFor(db, tableNames(process.env.TABLE_PREFIX), publisher, undefined, {
   ...(process.env.LEDGER_SHARDS ? { shards: Number(process.env.LEDGER_SHARDS) } : {}),
@@ -134,9 +138,9 @@ const signer = await fileSigner(process.env.SIGNING_KEY!);
 
 type Request = { id: number; op: string; args: any };
 const ops: Record<string, (args: any) => Promise<unknown>> = {
-  /** What this instance asked of the store so far (see `countStoreCalls`). */
+  /** What this instance asked of the store so far (see `countStoreCalls`), and how many items a lagging read answered older. */
   async storeCalls() {
-    return { ...storeCalls, readsBy: { ...storeCalls.readsBy } };
+    return { ...storeCalls, readsBy: { ...storeCalls.readsBy }, eventualLagged: eventualLag?.count ?? 0 };
   },
   async register({ tenantId, imsis }: { tenantId: string; imsis: string[] }) {
     const ctx = { tenantId, actor: "system:cluster", requestId: "req_cluster" };

@@ -1,7 +1,7 @@
 /**
  * The multi-instance harness: the control plane as separate processes (no shared memory, as
  * Lambda runs it) over one DynamoDB Local, each driven over IPC. Each instance can be started
- * with injected faults: GSI read lag, failing bus publishes (see cluster-node.ts).
+ * with injected faults: GSI read lag, lagging eventually consistent reads, failing bus publishes (see cluster-node.ts).
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -13,6 +13,8 @@ import { documentClient, ensureTables, fileSigner, tableNames, type DomainEvent 
 export interface InstanceOptions {
   /** A GSI Query does not see items written in the last this many ms. */
   readonly gsiLagMs?: number;
+  /** An eventually consistent read of the control table answers items as they were up to this many ms ago. */
+  readonly eventualLagMs?: number;
   /** Every bus publish of the instance throws. */
   readonly failPublish?: boolean;
   /** Ledger shards per tenant (benchmarks compare one head item with the default). */
@@ -50,6 +52,7 @@ export async function startCluster(options: ClusterOptions) {
         TABLE_PREFIX: tablePrefix,
         SIGNING_KEY: signingKey,
         GSI_LAG_MS: String(instanceOptions.gsiLagMs ?? 0),
+        EVENTUAL_LAG_MS: String(instanceOptions.eventualLagMs ?? 0),
         PUBLISH_FAIL: instanceOptions.failPublish ? "1" : "0",
         ...(instanceOptions.shards ? { LEDGER_SHARDS: String(instanceOptions.shards) } : {}),
       },

@@ -120,3 +120,70 @@ export function failHeadMoves(client: Client, tenantId: string, options: { times
   );
   return failed;
 }
+
+/**
+ * Eventually consistent reads of one table (`GetItem`, `BatchGetItem` without `ConsistentRead`) answer each item as this
+ * client first read it within the last `lagMs` (absent, if it was absent then): a replica up to `lagMs` behind, as
+ * DynamoDB documents eventually consistent reads may be (DynamoDB Local always answers the newest). Consistent reads,
+ * and the other tables, see the store as it is. Returns how many items were answered older than they are.
+ */
+export function lagEventualReads(client: Client, lagMs: number, table = "control") {
+  const text = (value: unknown) => (typeof value === "object" && value !== null ? (value as { S?: unknown }).S : value);
+  const keyText = (key: Record<string, unknown>) => JSON.stringify([text(key.pk), text(key.sk)]);
+  const kept = new Map<string, { item: Record<string, unknown> | undefined; at: number }>();
+  const lagged = { count: 0 };
+  const asOf = (key: Record<string, unknown>, fresh: Record<string, unknown> | undefined) => {
+    const now = Date.now();
+    const old = kept.get(keyText(key));
+    if (old && now - old.at < lagMs) {
+      if (JSON.stringify(old.item) !== JSON.stringify(fresh)) lagged.count++;
+      return old.item === undefined ? undefined : structuredClone(old.item);
+    }
+    kept.set(keyText(key), { item: fresh === undefined ? undefined : structuredClone(fresh), at: now });
+    return fresh;
+  };
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const result = await next(args);
+      const command = (context as { commandName?: string }).commandName;
+      const input = args.input as {
+        TableName?: string;
+        Key?: Record<string, unknown>;
+        ConsistentRead?: boolean;
+        RequestItems?: Record<string, { Keys: Record<string, unknown>[]; ConsistentRead?: boolean }>;
+      };
+      if (
+        (command === "GetItemCommand" || command === "GetCommand") &&
+        input.TableName?.endsWith(table) &&
+        !input.ConsistentRead &&
+        input.Key
+      ) {
+        const output = result.output as { Item?: Record<string, unknown> };
+        const item = asOf(input.Key, output.Item);
+        if (item === undefined) delete output.Item;
+        else output.Item = item;
+      }
+      if (command === "BatchGetItemCommand" || command === "BatchGetCommand") {
+        const output = result.output as { Responses?: Record<string, Record<string, unknown>[]> };
+        for (const [name, request] of Object.entries(input.RequestItems ?? {})) {
+          if (!name.endsWith(table) || request.ConsistentRead) continue;
+          const found = new Map((output.Responses?.[name] ?? []).map((item) => [keyText(item), item]));
+          const unprocessed = new Set(
+            (
+              (result.output as { UnprocessedKeys?: Record<string, { Keys?: Record<string, unknown>[] }> }).UnprocessedKeys?.[name]?.Keys ??
+              []
+            ).map(keyText),
+          );
+          const answered = request.Keys.filter((key) => !unprocessed.has(keyText(key))).flatMap((key) => {
+            const item = asOf(key, found.get(keyText(key)));
+            return item === undefined ? [] : [item];
+          });
+          output.Responses = { ...output.Responses, [name]: answered };
+        }
+      }
+      return result;
+    },
+    { step: "initialize", name: `lagEventualReads-${table}` },
+  );
+  return lagged;
+}

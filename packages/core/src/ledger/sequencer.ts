@@ -166,18 +166,51 @@ export async function readShardHead(db: DynamoDBDocumentClient, tables: TableNam
 }
 
 /**
- * The cut: every shard's head, read consistently one by one (a BatchGetItem), not as one serializable read. A
- * TransactGetItems of the 16 heads is cancelled by any write of any of them in flight (DynamoDB documents it: a
- * transactional read conflicts with a concurrent PutItem, UpdateItem or TransactWriteItems on its items); at 2,000
- * changes/s, 125 commits/s per head, one almost always is, and the feed would stall exactly when the tenant is
- * busiest. DynamoDB Local runs transactions one at a time and never shows it. Each shard's head is a prefix of its
- * own chain, which is all a cut needs: the only key changed on several shards, an IP binding, is ordered by its
- * store revision (cut.ts), not by when the sequencer read each shard.
+ * The cut: every shard's head, read one by one (a BatchGetItem), not as one serializable read. A TransactGetItems of the
+ * 16 heads is cancelled by any write of any of them in flight (DynamoDB documents it: a transactional read conflicts
+ * with a concurrent PutItem, UpdateItem or TransactWriteItems on its items); at 2,000 changes/s, 125 commits/s per head,
+ * one almost always is, and the feed would stall exactly when the tenant is busiest. DynamoDB Local runs transactions
+ * one at a time and never shows it. Each shard's head is a prefix of its own chain, which is all a cut needs: the only
+ * key changed on several shards, an IP binding, is ordered by its store revision (cut.ts), not by when the sequencer
+ * read each shard.
+ *
+ * The heads in `consistent` (all when undefined) are read consistently (a read unit each), the others eventually
+ * consistently (half a unit each): such a head may be older than the newest, never newer, and is still a head its
+ * shard's committer wrote, so a prefix of the chain (records read up to it are anchored to it as to any head).
  */
-async function readCut(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shards: number) {
+async function readCut(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shards: number, consistent?: ReadonlySet<number>) {
   const keys = Array.from({ length: shards }, (_, shard) => shardHeadKey(tenantId, shard));
-  const heads = new Map((await batchGetAll({ db }, tables.control, keys)).map((item) => [itemKeyText(item), item]));
+  const strong = keys.filter((_, shard) => consistent?.has(shard) ?? true);
+  const weak = keys.filter((_, shard) => !(consistent?.has(shard) ?? true));
+  const read = await Promise.all([
+    strong.length > 0 ? batchGetAll({ db }, tables.control, strong) : [],
+    weak.length > 0 ? batchGetAll({ db }, tables.control, weak, false) : [],
+  ]);
+  const heads = new Map(read.flat().map((item) => [itemKeyText(item), item]));
   return keys.map((key) => shardHeadOf(heads.get(itemKeyText(key))));
+}
+
+/**
+ * The shard heads a run that may yield (`mine`) reads consistently; the others it reads eventually consistently, at half
+ * the read units (issue 9: the cut was 16 of the ~20 read units an applied fact cost).
+ *
+ * - Its own shards: the run's purpose is to cover the caller's changes, and a head read there below the caller's own
+ *   commit would leave them waiting for another run.
+ * - When the tenant is busy (`probe`), every shard up to its highest own one: the designation (the lowest shard with
+ *   news) is decided on them, and a stale read hiding another instance's news there would make this instance run
+ *   beside the designated one, each losing races on the feed head's one partition (what the designation avoids). The
+ *   shards above never decide it (`probeTurn` does not read them either).
+ * - When it is not, only its own: another instance committing at the same moment is rare, and a stale read then costs
+ *   at most a run raced.
+ *
+ * A head read stale on another shard only leaves that shard's newest changes to the next run (their committers follow
+ * the head and run again: `followHead` in ledger.ts; the feed's backstop covers an idle tenant's). Runs that never yield
+ * (the backstop, an explicit run, an urgent change) read every head consistently.
+ */
+export function consistentShards(commits: readonly OwnCommit[], busy: boolean): ReadonlySet<number> {
+  const own = commits.map((commit) => commit.shard);
+  if (!busy) return new Set(own);
+  return new Set(Array.from({ length: Math.max(0, ...own) + 1 }, (_, shard) => shard));
 }
 
 /** The store items of the bindings `derived` carries with revisions: revision, and the record of the change that wrote it. */
@@ -715,7 +748,8 @@ async function probeTurn(
  * One sequencing run: the versions after the head up to the current cut, or undefined when
  * nothing is new, or `Raced` when another instance moved the head first (the caller reads again).
  *
- * `mine`: the caller's changes still waiting for a version, asked once the head and the cut are read; given, the run
+ * `mine`: the caller's changes still waiting for a version, asked before the head and the cut are read (which shard
+ * heads to read consistently: `consistentShards`) and again after (a change that landed meanwhile counts); given, the run
  * goes on only for the one instance it designates, and otherwise stops before its reads of records and bindings and
  * its writes (`Yielded`). The designated instance holds the oldest change the feed does not carry yet on the lowest
  * shard with news: it is waiting for it (that change is not in the feed), and a change committed later does not move
@@ -742,8 +776,14 @@ export async function sequenceOnce(
     const probed = await probeTurn(db, tables, tenantId, shards, mine, probe.newest);
     if (probed) return probed;
   }
+  const consistent = mine ? consistentShards(mine(), probe !== undefined) : undefined;
   // Read side by side (one round trip, not two): the head is only trusted as far as the write's condition on it.
-  const [head, cut] = await Promise.all([readFeedHead(db, tables, tenantId, shards), readCut(db, tables, tenantId, shards)]);
+  const [head, read] = await Promise.all([readFeedHead(db, tables, tenantId, shards), readCut(db, tables, tenantId, shards, consistent)]);
+  // A head read eventually consistently may be older than what the feed covers already: nothing new there, not a race.
+  // Its hash is never used (a shard the run does not move is neither read nor named).
+  const cut = read.map((to, shard) =>
+    consistent && !consistent.has(shard) && to.seq < head.vector[shard]! ? { seq: head.vector[shard]!, hash: "" } : to,
+  );
   if (cut.every((to, shard) => to.seq <= head.vector[shard]!)) return undefined;
   // Another instance sequenced past this cut on some shard after it was read: read again.
   if (cut.some((to, shard) => to.seq < head.vector[shard]!)) return "raced";
