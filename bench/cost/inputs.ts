@@ -9,7 +9,7 @@ import { auditRetentionDays } from "../../packages/core/src/config.ts";
 export const measured = {
   /** Date and command of the measurement these figures come from. */
   source:
-    "read units: 2026-12-04, bench:write, one fact at a time per writer instance, 8 writers (see readUnits); the rest: 2026-12-03 (latest), EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys; ReturnConsumedCapacity INDEXES), the code before the binding change (b7b3e49) and after it (ab8ee7c) in one run, side by side: 14.45 and 12.46 WCU (4.7 read units, one process coalescing the runs). The mix varies between runs of the same code, by the order the applier meets the facts in (a fact older than its device's newest folds in as stale, 2 units, where an applied one costs about 14): b7b3e49 measured 10.33, 10.35 and 14.45, ab8ee7c 13.17, 13.31 and 12.46 (earlier that day, before history left the transaction: 12.62 and 12.93; before the listing index stopped copying what every fact rewrites: 16.75 to 17.88). Compare within one run; the steady one-at-a-time figure is docs/write-path.md's (14.0)",
+    "read units: 2026-12-04 (later), bench:write, one fact at a time per writer instance, 8 writers (see readUnits); the rest: 2026-12-03 (latest), EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys; ReturnConsumedCapacity INDEXES), the code before the binding change (b7b3e49) and after it (ab8ee7c) in one run, side by side: 14.45 and 12.46 WCU (4.7 read units, one process coalescing the runs). The mix varies between runs of the same code, by the order the applier meets the facts in (a fact older than its device's newest folds in as stale, 2 units, where an applied one costs about 14): b7b3e49 measured 10.33, 10.35 and 14.45, ab8ee7c 13.17, 13.31 and 12.46 (earlier that day, before history left the transaction: 12.62 and 12.93; before the listing index stopped copying what every fact rewrites: 16.75 to 17.88). Compare within one run; the steady one-at-a-time figure is docs/write-path.md's (14.0)",
   perAppliedEvent: {
     /**
      * DynamoDB write request units (transactions count 2 per item), GSI copies included. The measured
@@ -35,8 +35,12 @@ export const measured = {
      * after (there DynamoDB Local takes hundreds of ms a call, so followers outwait the 500 ms and run themselves). The
      * fleet here (10 tenants of 100k devices, ~58 applied events a second each) keeps a few instances committing on a
      * tenant at once: the 8-writer figure. The single-process measure gave 4.7: the laptop hid ~14 read units an event.
+     * Later on 2026-12-04, once a run that may yield reads only the shard heads its decision needs consistently
+     * (`consistentShards` in core ledger/sequencer.ts), `EVENTS=320 DEVICES=256 WRITERS=1,8 READS_BY=1 npm run
+     * bench:write`, before and after alternately, two rounds each: 8 writers 18.8, 17.8 → 16.5, 17.7; 1 writer 21.1,
+     * 21.2 → 13.6, 13.7 (the cut 16.0 → 8.5 units a fact: its own shard consistently, 15 at half).
      */
-    readUnits: 18.5,
+    readUnits: 17.1,
     /** EventBridge PutEvents entries: the ingested fact, and the applied change. */
     busEvents: 2,
     /**
