@@ -22,7 +22,10 @@ export interface Scenario {
   readonly perEvent: PerEvent;
   /** How PEPs learn changes: a Lambda held for the long poll, a 50 ms poll each wait period, or pushed. */
   readonly feed: FeedMode;
-  /** Provisioned write capacity at this utilisation instead of on-demand (undefined: on-demand). */
+  /**
+   * Provisioned capacity at this utilisation instead of on-demand (undefined: on-demand). A table's capacity mode is one
+   * for its reads and its writes: both are provisioned.
+   */
   readonly provisionedUtilisation?: number;
 }
 
@@ -41,11 +44,19 @@ export function monthlyCost(scenario: Scenario): {
 } {
   const events = scenario.devices * scenario.eventsPerDevicePerDay * 30.4;
   const e = scenario.perEvent;
+  // Provisioned: the month's average units a second, over the utilisation, for every hour of the month.
+  const provisioned = (units: number, perUnitHour: number) =>
+    (units / secondsPerMonth / scenario.provisionedUtilisation!) * (secondsPerMonth / 3600) * perUnitHour;
   const writeUnits = events * e.writeUnits;
   const dynamoWrites =
     scenario.provisionedUtilisation === undefined
       ? (writeUnits / million) * prices.dynamodb.perMillionWriteUnits
-      : (writeUnits / secondsPerMonth / scenario.provisionedUtilisation) * (secondsPerMonth / 3600) * prices.dynamodb.provisionedWcuHour;
+      : provisioned(writeUnits, prices.dynamodb.provisionedWcuHour);
+  const readUnits = events * e.readUnits;
+  const dynamoReads =
+    scenario.provisionedUtilisation === undefined
+      ? (readUnits / million) * prices.dynamodb.perMillionReadUnits
+      : provisioned(readUnits, prices.dynamodb.provisionedRcuHour);
   const storedGb = (events * assumed.storedBytesPerEvent * (assumed.auditRetentionDays / 30.4)) / 1e9;
   const archivedGbPerMonth = (events * assumed.storedBytesPerEvent) / 1e9;
   const peps = Math.ceil(scenario.devices / assumed.devicesPerPep);
@@ -89,7 +100,7 @@ export function monthlyCost(scenario: Scenario): {
     1000;
   const lines = {
     "DynamoDB writes": dynamoWrites,
-    "DynamoDB reads": ((events * e.readUnits) / million) * prices.dynamodb.perMillionReadUnits,
+    "DynamoDB reads": dynamoReads,
     "DynamoDB storage + PITR (steady state, audit retention)":
       storedGb * (prices.dynamodb.storagePerGbMonth + prices.dynamodb.pitrPerGbMonth),
     "S3 archive (grows each month by)": archivedGbPerMonth * prices.s3.glacierInstantPerGbMonth,

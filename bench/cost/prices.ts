@@ -11,8 +11,9 @@ export const prices = {
     perMillionReadUnits: 0.125,
     storagePerGbMonth: 0.25,
     pitrPerGbMonth: 0.2,
-    /** Provisioned capacity, for the "what it takes" scenarios. */
+    /** Provisioned capacity, for the "what it takes" scenarios (https://aws.amazon.com/dynamodb/pricing/provisioned/). */
     provisionedWcuHour: 0.00065,
+    provisionedRcuHour: 0.00013,
   },
   eventbridge: { url: "https://aws.amazon.com/eventbridge/pricing/", perMillionEvents: 1.0, pipesPerMillionRequests: 0.4 },
   lambda: { url: "https://aws.amazon.com/lambda/pricing/", perMillionRequests: 0.2, arm64PerGbSecond: 0.0000133334 },

@@ -58,7 +58,7 @@ const scenarios: [string, Scenario][] = [
     { ...pushed, perEvent: { ...targetWrites, busEvents: 1, consumerInvocations: 1 } },
   ],
   [
-    "+ provisioned writes at 70% utilisation",
+    "+ provisioned reads and writes at 70% utilisation",
     { ...pushed, perEvent: { ...targetWrites, busEvents: 1, consumerInvocations: 1 }, provisionedUtilisation: 0.7 },
   ],
 ];
