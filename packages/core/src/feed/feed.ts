@@ -246,8 +246,13 @@ export function noticeSealer(ports: Ports, signer: () => Promise<FeedSigner>): N
 }
 
 /**
- * Up to `room` items of a phase's listing, from partition `stripe` at `start` on: that partition and the next few are
- * read at once and used in order. Returns where the next read starts, or `done` once the phase's last partition is read.
+ * Up to `room` items of a phase's listing, from partition `stripe` at `start` on: that partition and the next `ahead` - 1
+ * (never past a change of kind: the index's listings, then the table's binding partitions) are read at once and used
+ * in order. Returns where the next read starts, or `done` once the phase's last partition is read, and how many to read
+ * at once next: twice as many when this batch was read whole and found nothing and the next is of the same kind (an
+ * empty or small tenant's listings take a few round trips, not one per four partitions), else `stripesAtOnce`. Each
+ * partition's query may return up to `room` items, so a batch reads more than it uses only when it finds more than
+ * the page takes: one that found nothing says the partitions after it, spread by the same hash, hold little too.
  */
 async function listStripes(
   ports: Ports,
@@ -256,9 +261,17 @@ async function listStripes(
   stripe: number,
   start: Record<string, unknown> | undefined,
   room: number,
-): Promise<{ items: Record<string, unknown>[]; stripe: number; start: Record<string, unknown> | undefined; done: boolean }> {
+  ahead: number = stripesAtOnce,
+): Promise<{
+  items: Record<string, unknown>[];
+  stripe: number;
+  start: Record<string, unknown> | undefined;
+  done: boolean;
+  ahead: number;
+}> {
   const partitions = phasePartitions(tenantId, phase);
-  const read = partitions.slice(stripe, stripe + stripesAtOnce);
+  const kindEnd = partitions.findIndex((partition, index) => index > stripe && partition.table !== partitions[stripe]!.table);
+  const read = partitions.slice(stripe, Math.min(stripe + ahead, kindEnd === -1 ? partitions.length : kindEnd));
   const results = await Promise.all(
     read.map((partition, index) =>
       ports.db.send(
@@ -298,16 +311,17 @@ async function listStripes(
       const key = read[index]!.table
         ? { pk: last.pk, sk: last.sk }
         : { pk: last.pk, sk: last.sk, gsi1pk: last.gsi1pk, gsi1sk: last.gsi1sk };
-      return { items, stripe: stripe + index, start: key, done: false };
+      return { items, stripe: stripe + index, start: key, done: false, ahead: stripesAtOnce };
     }
-    if (result.LastEvaluatedKey) return { items, stripe: stripe + index, start: result.LastEvaluatedKey, done: false };
+    if (result.LastEvaluatedKey)
+      return { items, stripe: stripe + index, start: result.LastEvaluatedKey, done: false, ahead: stripesAtOnce };
     if (items.length === room && stripe + index + 1 < partitions.length)
-      return { items, stripe: stripe + index + 1, start: undefined, done: false };
+      return { items, stripe: stripe + index + 1, start: undefined, done: false, ahead: stripesAtOnce };
   }
   const next = stripe + read.length;
-  return next < partitions.length
-    ? { items, stripe: next, start: undefined, done: false }
-    : { items, stripe: 0, start: undefined, done: true };
+  if (next >= partitions.length) return { items, stripe: 0, start: undefined, done: true, ahead: stripesAtOnce };
+  const grow = items.length === 0 && partitions[next]!.table === partitions[stripe]!.table;
+  return { items, stripe: next, start: undefined, done: false, ahead: grow ? Math.min(ahead * 2, maxStripesAtOnce) : stripesAtOnce };
 }
 
 interface SnapshotCursor {
@@ -350,6 +364,8 @@ const phasePartitions = (tenantId: string, phase: SnapshotPhase): readonly Liste
       ];
 /** Listing partitions read at once: a small tenant's snapshot takes a few round trips, a large one's reads at most this many pages ahead. */
 const stripesAtOnce = 4;
+/** At most this many at once, after batches that found nothing (`listStripes`). */
+const maxStripesAtOnce = 16;
 
 /** A narrowed snapshot page stops after reading this many items per entry it may hold, full or not. */
 const scanPerEntry = 10;
@@ -437,6 +453,7 @@ export async function feedSnapshot(
   let phase = state.phase;
   let start = state.start;
   let stripe = state.stripe ?? 0;
+  let ahead = stripesAtOnce;
   let replayed = state.replayed;
   let complete = false;
   let scanned = 0;
@@ -453,7 +470,7 @@ export async function feedSnapshot(
       complete = page.done || replayed >= state.version;
       continue;
     }
-    const listed = await listStripes(ports, tenantId, phase, stripe, start, limit - entries.length);
+    const listed = await listStripes(ports, tenantId, phase, stripe, start, limit - entries.length, ahead);
     scanned += listed.items.length;
     const bindings: FeedEntry[] = [];
     for (const item of listed.items) {
@@ -469,7 +486,7 @@ export async function feedSnapshot(
       }
     }
     entries.push(...(scope ? await scopeSnapshotBindings(ports, tenantId, scope, bindings) : bindings));
-    ({ stripe, start } = listed);
+    ({ stripe, start, ahead } = listed);
     if (!listed.done) continue;
     stripe = 0;
     phase = phases[phases.indexOf(phase) + 1]!;
