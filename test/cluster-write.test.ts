@@ -3,20 +3,18 @@
  * DynamoDB Local: many writers on one tenant, IP bindings moving between devices of
  * different ledger shards, and a feed that every process serves alike.
  */
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   createTenantWithAdminKey,
   ingestedEvent,
   portsFor,
-  shardHeadKey,
   shardOfSubject,
   verifyAuditChain,
   type DomainEvent,
   type FeedEntry,
   type Ports,
 } from "@simroot/core";
-import { readFeedHead } from "@simroot/core/ledger/sequencer";
+import { readFeedHead, readShardHead } from "@simroot/core/ledger/sequencer";
 import { startCluster, type Cluster, type Instance } from "./support/cluster.ts";
 
 let cluster: Cluster;
@@ -153,16 +151,9 @@ describe("writer processes whose eventually consistent reads lag", () => {
     expect(outcomes.filter((outcome) => !["applied", "duplicate", "stale"].includes(outcome))).toEqual([]);
 
     // The writers' own runs cover every shard's head: nobody sequences for them.
-    const shardHeads = async () =>
-      Promise.all(
-        Array.from({ length: 16 }, async (_, shard) => {
-          const { Item } = await ports.db.send(
-            new GetCommand({ TableName: ports.tables.control, Key: shardHeadKey(tenant.id, shard), ConsistentRead: true }),
-          );
-          return Number(Item?.seq ?? 0);
-        }),
-      );
-    const expected = await shardHeads();
+    const expected = await Promise.all(
+      Array.from({ length: 16 }, async (_, shard) => (await readShardHead(ports.db, ports.tables, tenant.id, shard)).seq),
+    );
     let head = await readFeedHead(ports.db, ports.tables, tenant.id, 16);
     for (let waited = 0; waited < 20_000 && head.vector.some((seq, shard) => seq < expected[shard]!); waited += 100) {
       await new Promise((resolve) => setTimeout(resolve, 100));

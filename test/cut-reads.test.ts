@@ -4,7 +4,6 @@
  * at half the read units (core ledger/sequencer.ts `consistentShards`). DynamoDB Local always answers an eventually
  * consistent read with the newest item: these tests answer such reads as a replica behind would (`lagEventualReads`).
  */
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   applyOperatorEvent,
@@ -12,13 +11,12 @@ import {
   ingestedEvent,
   portsFor,
   registerDevice,
-  shardHeadKey,
   shardOfSubject,
   verifyAuditChain,
   type Device,
   type Ports,
 } from "@simroot/core";
-import { readFeedHead, sequenceOnce, type SequencedNotice } from "@simroot/core/ledger/sequencer";
+import { readFeedHead, readShardHead, sequenceOnce, type OwnCommit, type SequencedNotice } from "@simroot/core/ledger/sequencer";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
 import { feedItems, holdersInFeed, lagEventualReads, refuseSequencerReads } from "./support/store-faults.ts";
 
@@ -33,7 +31,7 @@ const imsi = (n: number) => `23415${String(n).padStart(10, "0")}`;
 const client = () => documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
 
 /** Devices of the tenant, registered (and sequenced) until every shard has a head; the lowest and highest shard's. */
-async function devicesOnTwoShards(tenantId: string, first: number) {
+async function devicesOnEveryShard(tenantId: string, first: number) {
   const ctx = { tenantId, actor: "system:test", requestId: "req_test" };
   const registered: Device[] = [];
   for (let n = 0; n < 400 && new Set(registered.map((device) => shardOfSubject(device.id))).size < 16; n += 8) {
@@ -43,7 +41,7 @@ async function devicesOnTwoShards(tenantId: string, first: number) {
   expect(new Set(registered.map((device) => shardOfSubject(device.id))).size).toBe(16);
   await runtime.ports.ledger.sequence(tenantId);
   const byShard = [...registered].sort((a, b) => shardOfSubject(a.id) - shardOfSubject(b.id));
-  return { low: byShard[0]!, high: byShard.at(-1)!, ctx };
+  return { low: byShard[0]!, high: byShard.at(-1)! };
 }
 
 let second = 0;
@@ -63,11 +61,23 @@ async function report(ports: Ports, tenantId: string, device: Device, type: stri
 const attach = (ports: Ports, tenantId: string, device: Device, address: string) =>
   report(ports, tenantId, device, "sim.attached", { bearer: "cellular", ipv4: address });
 
-async function shardSeq(tenantId: string, shard: number) {
-  const { Item } = await runtime.ports.db.send(
-    new GetCommand({ TableName: runtime.ports.tables.control, Key: shardHeadKey(tenantId, shard), ConsistentRead: true }),
-  );
-  return Number(Item?.seq ?? 0);
+const shardSeq = async (tenantId: string, shard: number) =>
+  (await readShardHead(runtime.ports.db, runtime.ports.tables, tenantId, shard)).seq;
+
+/** One sequencing run through `db`, by an instance waiting for `commits` (`probe`: one that found its tenant busy). */
+const runFor = (
+  db: ReturnType<typeof client>,
+  tenantId: string,
+  commits: readonly OwnCommit[],
+  probe?: Parameters<typeof sequenceOnce>[8],
+) => sequenceOnce(db, runtime.ports.tables, tenantId, 16, new Date(), undefined, undefined, () => commits, probe);
+
+/**
+ * A run through `db` for a change on `shard` that nothing covers yet, so that it reads every other shard's head
+ * eventually consistently: a lagging client keeps answering those heads as they are now. Nothing is new to it.
+ */
+async function readOthersNow(db: ReturnType<typeof client>, tenantId: string, shard: number) {
+  expect(await runFor(db, tenantId, [{ shard, from: 1_000_000, seq: 1_000_000 }])).toBeUndefined();
 }
 
 /**
@@ -89,12 +99,13 @@ function stuckInstance(tenantId: string) {
   };
 }
 
-/** A change committed on `device`'s shard by a stuck instance: the shard and its head's sequence after it. */
+/** A change committed on `device`'s shard by a stuck instance: the shard and its head's sequence after it (`commit`: as its waiter). */
 async function committedUnsequenced(tenantId: string, device: Device, address: string) {
   const stuck = stuckInstance(tenantId);
   await attach(stuck.ports, tenantId, device, address);
   const shard = shardOfSubject(device.id);
-  return { shard, seq: await shardSeq(tenantId, shard), stuck };
+  const seq = await shardSeq(tenantId, shard);
+  return { shard, seq, commit: { shard, from: seq, seq } satisfies OwnCommit, stuck };
 }
 
 /** Read units of the control table's BatchGetItems a client makes (the shard heads). */
@@ -119,13 +130,11 @@ function countCutUnits(db: ReturnType<typeof client>) {
 describe("the cut's reads", () => {
   it("a quiet tenant's run reads its own shard's head consistently and the other 15 at half the units", async () => {
     const tenantId = "ten_cut_units";
-    const { high } = await devicesOnTwoShards(tenantId, 100);
+    const { high } = await devicesOnEveryShard(tenantId, 100);
     const own = await committedUnsequenced(tenantId, high, "10.44.0.1");
     const db = client();
     const cut = countCutUnits(db);
-    const result = await sequenceOnce(db, runtime.ports.tables, tenantId, 16, new Date(), undefined, undefined, () => [
-      { shard: own.shard, from: own.seq, seq: own.seq },
-    ]);
+    const result = await runFor(db, tenantId, [own.commit]);
     expect(result).toMatchObject({ tenantId, vector: expect.any(Array) });
     expect((result as SequencedNotice).vector[own.shard]).toBe(own.seq);
     // 1 + 15 x 0.5 (it was 16: every head read consistently).
@@ -137,24 +146,19 @@ describe("the cut's reads", () => {
 
   it("a head read eventually consistently from before what the feed covers is no news and no race: the run covers its own change", async () => {
     const tenantId = "ten_cut_lagging";
-    const { low, high } = await devicesOnTwoShards(tenantId, 200);
+    const { low, high } = await devicesOnEveryShard(tenantId, 200);
     const lowShard = shardOfSubject(low.id);
     // The run's client reads the other shards' heads once now (eventually consistently: its own is the high one), then, as a
     // replica 60 s behind, keeps answering them so.
     const db = client();
     const lagging = lagEventualReads(db, 60_000);
-    const readEarly = await sequenceOnce(db, runtime.ports.tables, tenantId, 16, new Date(), undefined, undefined, () => [
-      { shard: shardOfSubject(high.id), from: 1_000_000, seq: 1_000_000 },
-    ]);
-    expect(readEarly).toBeUndefined();
+    await readOthersNow(db, tenantId, shardOfSubject(high.id));
     // The low shard moves on, and the feed covers it.
     await attach(runtime.ports, tenantId, low, "10.44.1.1");
     await runtime.ports.ledger.sequence(tenantId);
     const covered = await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16);
     const own = await committedUnsequenced(tenantId, high, "10.44.1.2");
-    const result = await sequenceOnce(db, runtime.ports.tables, tenantId, 16, new Date(), undefined, undefined, () => [
-      { shard: own.shard, from: own.seq, seq: own.seq },
-    ]);
+    const result = await runFor(db, tenantId, [own.commit]);
     // The low shard's head was answered from before the feed's vector, and the run still moved the feed, not back.
     expect(lagging.count).toBeGreaterThan(0);
     expect(result).toMatchObject({ tenantId, version: covered.version + 1 });
@@ -168,15 +172,12 @@ describe("the cut's reads", () => {
 
   it("a busy tenant's run reads every head up to its own consistently: a lagging read cannot hide the news that designates another instance", async () => {
     const tenantId = "ten_cut_designation";
-    const { low, high } = await devicesOnTwoShards(tenantId, 300);
+    const { low, high } = await devicesOnEveryShard(tenantId, 300);
     const db = client();
     // Every eventually consistent read of the control table answers as the store was at the first read (60 s behind).
     lagEventualReads(db, 60_000);
     const lowShard = shardOfSubject(low.id);
-    const probedEarly = await sequenceOnce(db, runtime.ports.tables, tenantId, 16, new Date(), undefined, undefined, () => [
-      { shard: shardOfSubject(high.id), from: 1_000_000, seq: 1_000_000 },
-    ]);
-    expect(probedEarly).toBeUndefined();
+    await readOthersNow(db, tenantId, shardOfSubject(high.id));
     // Another instance's change on the lower shard, then this instance's on the higher one, neither sequenced.
     const other = await committedUnsequenced(tenantId, low, "10.44.2.1");
     const own = await committedUnsequenced(tenantId, high, "10.44.2.2");
@@ -184,17 +185,7 @@ describe("the cut's reads", () => {
     const before = await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16);
     // Busy (`probe`): the probe's own reads lag and let it through; the cut's consistent reads then see the lower
     // shard's news, and the run yields to the instance holding it.
-    const result = await sequenceOnce(
-      db,
-      runtime.ports.tables,
-      tenantId,
-      16,
-      new Date(),
-      undefined,
-      undefined,
-      () => [{ shard: own.shard, from: own.seq, seq: own.seq }],
-      {},
-    );
+    const result = await runFor(db, tenantId, [own.commit], {});
     expect(result).toMatchObject({ yielded: { version: before.version } });
     expect((await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16)).version).toBe(before.version);
     db.destroy();
@@ -220,19 +211,13 @@ async function moveUnderLag(tenantId: string, first: number, address: string, ru
   const db = client();
   const lagging = lagEventualReads(db, 60_000);
   // Every shard but the run's own is answered as it is now for the next 60 s.
-  expect(
-    await sequenceOnce(db, runtime.ports.tables, tenantId, 16, new Date(), undefined, undefined, () => [
-      { shard: runShard, from: 1_000_000, seq: 1_000_000 },
-    ]),
-  ).toBeUndefined();
+  await readOthersNow(db, tenantId, runShard);
   // The release on the giver's shard, then the takeover on the taker's, by an instance that cannot sequence.
   const stuck = stuckInstance(tenantId);
   await report(stuck.ports, tenantId, giver, "sim.detached", { bearer: "cellular" });
   await attach(stuck.ports, tenantId, taker, address);
   const seq = await shardSeq(tenantId, runShard);
-  const result = await sequenceOnce(db, runtime.ports.tables, tenantId, 16, new Date(), undefined, undefined, () => [
-    { shard: runShard, from: seq, seq },
-  ]);
+  const result = await runFor(db, tenantId, [{ shard: runShard, from: seq, seq }]);
   expect(result).toMatchObject({ tenantId });
   expect(lagging.count).toBeGreaterThan(0);
   await stuck.done();

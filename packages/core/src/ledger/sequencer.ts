@@ -180,8 +180,9 @@ export async function readShardHead(db: DynamoDBDocumentClient, tables: TableNam
  */
 async function readCut(db: DynamoDBDocumentClient, tables: TableNames, tenantId: string, shards: number, consistent?: ReadonlySet<number>) {
   const keys = Array.from({ length: shards }, (_, shard) => shardHeadKey(tenantId, shard));
-  const strong = keys.filter((_, shard) => consistent?.has(shard) ?? true);
-  const weak = keys.filter((_, shard) => !(consistent?.has(shard) ?? true));
+  const readConsistently = (shard: number) => consistent?.has(shard) ?? true;
+  const strong = keys.filter((_, shard) => readConsistently(shard));
+  const weak = keys.filter((_, shard) => !readConsistently(shard));
   const read = await Promise.all([
     strong.length > 0 ? batchGetAll({ db }, tables.control, strong) : [],
     weak.length > 0 ? batchGetAll({ db }, tables.control, weak, false) : [],
