@@ -44,7 +44,7 @@ describe("ingestion backpressure", () => {
   it("answers 503 with Retry-After past the backlog bound, records nothing, and accepts again once drained", async () => {
     const post = await source();
     expect((await post(facts(80))).status).toBe(202);
-    const pendingBefore = runtime.bus.status().pending;
+    const pendingBefore = runtime.bus.status().pendingEvents;
     expect(pendingBefore).toBeGreaterThan(20);
     const refused = await post(facts(60));
     expect(refused.status).toBe(503);
@@ -52,7 +52,7 @@ describe("ingestion backpressure", () => {
     expect(refused.json.type).toBe("urn:simroot:problem:ingest.backlogged");
     expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     // Nothing of the refused webhook was queued.
-    expect(runtime.bus.status().pending).toBeLessThanOrEqual(pendingBefore);
+    expect(runtime.bus.status().pendingEvents).toBeLessThanOrEqual(pendingBefore);
     await runtime.settled();
     const accepted = await post(facts(60));
     expect(accepted.status).toBe(202);

@@ -20,6 +20,9 @@ import {
   isSimrootError,
   portsFor,
   outcomeValue,
+  packReported,
+  applyReported,
+  reportedFacts,
   registerDevice,
   storeHealth,
   tableNames,
@@ -137,6 +140,35 @@ const ports = portsFor(db, tableNames(process.env.TABLE_PREFIX), publisher, unde
 const signer = await fileSigner(process.env.SIGNING_KEY!);
 
 type Request = { id: number; op: string; args: any };
+const failure = (error: unknown) => `error:${isSimrootError(error) ? `${error.code} ${error.message}` : String((error as Error).message)}`;
+
+async function applyPacked(events: DomainEvent[], batch: number, lanes: number) {
+  const entries: DomainEvent[] = [];
+  for (let start = 0; start < events.length; start += batch) {
+    const chunk = events.slice(start, start + batch);
+    // One request's facts: only those share an entry.
+    entries.push(...packReported(chunk.map((event) => ({ ...event, requestId: chunk[0]!.requestId }))));
+  }
+  const outcomes: string[] = [];
+  let next = 0;
+  const lane = async () => {
+    for (let n = next++; n < entries.length; n = next++) {
+      try {
+        // A fact that failed went back on the bus alone (this harness's publisher): reported as its error.
+        outcomes.push(
+          ...(await applyReported(ports, entries[n]!)).map((result) =>
+            result.outcome ? outcomeValue(result.outcome).outcome : failure(result.error),
+          ),
+        );
+      } catch (error) {
+        outcomes.push(...reportedFacts(entries[n]!).map(() => failure(error)));
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: lanes }, lane));
+  return outcomes;
+}
+
 const ops: Record<string, (args: any) => Promise<unknown>> = {
   /** What this instance asked of the store so far (see `countStoreCalls`), and how many items a lagging read answered older. */
   async storeCalls() {
@@ -146,8 +178,13 @@ const ops: Record<string, (args: any) => Promise<unknown>> = {
     const ctx = { tenantId, actor: "system:cluster", requestId: "req_cluster" };
     return Promise.all(imsis.map(async (imsi) => (await registerDevice(ports, ctx, { imsi })).value.id));
   },
-  /** The consumer: applies each event as the operator-events Lambda would; reports each outcome or error code. */
-  async apply({ events, lanes }: { events: DomainEvent[]; lanes?: number }) {
+  /**
+   * The consumer: applies each event as the operator-events Lambda would; reports each outcome or error code. With
+   * `batch`, the events travel `batch` to an entry, as one request's facts do (`packReported`), and each entry is one
+   * invocation (`applyReported`); `lanes` is then entries at a time.
+   */
+  async apply({ events, lanes, batch }: { events: DomainEvent[]; lanes?: number; batch?: number }) {
+    if (batch) return applyPacked(events, batch, lanes ?? 1);
     const outcomes: string[] = new Array(events.length);
     let next = 0;
     const lane = async () => {
@@ -155,7 +192,7 @@ const ops: Record<string, (args: any) => Promise<unknown>> = {
         try {
           outcomes[n] = outcomeValue(await applyOperatorEvent(ports, events[n]!)).outcome;
         } catch (error) {
-          outcomes[n] = `error:${isSimrootError(error) ? `${error.code} ${error.message}` : String((error as Error).message)}`;
+          outcomes[n] = failure(error);
         }
       }
     };

@@ -1,4 +1,4 @@
-import { applyOperatorEvent, type Ports } from "@simroot/core";
+import { applyReported, type Ports } from "@simroot/core";
 import { consumer } from "../lib/consumer.ts";
 import { lambdaPorts } from "../lib/ports.ts";
 
@@ -7,7 +7,7 @@ export const handlerFor = (ports: () => Ports) =>
   consumer(
     "operator-events",
     async (envelope) => {
-      await applyOperatorEvent(ports(), envelope.detail);
+      await applyReported(ports(), envelope.detail);
     },
     ports,
   );

@@ -35,6 +35,7 @@ export * from "./ingest/parked.ts";
 export * from "./ingest/source.ts";
 export * from "./ingest/ingest.ts";
 export * from "./ingest/apply-operator-event.ts";
+export * from "./ingest/reported.ts";
 export * from "./identity/identity-state.ts";
 export * from "./identity/fact.ts";
 export * from "./identity/fold.ts";

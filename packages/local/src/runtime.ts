@@ -65,7 +65,7 @@ export interface LocalRuntimeOptions {
    * tests that stage an instance stopping mid-sequencing and check what the next run makes of it.
    */
   readonly feedBackstop?: boolean;
-  /** Ingestion answers 503 past this many pending bus deliveries (default `SIMROOT_INGEST_MAX_BACKLOG`, 10,000). */
+  /** Ingestion answers 503 past this many events waiting on the bus (each fact of a packed entry counted) (default `SIMROOT_INGEST_MAX_BACKLOG`, 10,000). */
   readonly maxBacklog?: number;
   /** The feed's signing key file (created if missing): instances of one deployment sign with one key. Default: under `dataDir`, else in memory. */
   readonly feedSigningKeyPath?: string;
@@ -140,7 +140,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       publish: (events, publishOptions) =>
         opened ? opened.publish(events, publishOptions) : Promise.reject(new Error("the local bus is not open yet")),
     };
-    const backlog = { pending: async () => opened?.status().pending ?? 0, bound: options.maxBacklog ?? ingestMaxBacklog() };
+    const backlog = { pending: async () => opened?.status().pendingEvents ?? 0, bound: options.maxBacklog ?? ingestMaxBacklog() };
     const secretsKeyPath =
       options.secretsKeyPath ?? secretsKeyFile() ?? (options.dataDir ? join(options.dataDir, "secrets-key") : undefined);
     const secrets = secretsKeyPath ? await fileSealer(secretsKeyPath) : memorySealer();

@@ -6,6 +6,7 @@ import * as z from "zod";
 import { feedTopic, iotMessageUnitBytes, noticeDeltaMaxBytes } from "../feed/notifier.ts";
 import { feedResponseSchema } from "../feed/wire.ts";
 import { eventSource, ingestSource } from "../platform/bus-names.ts";
+import { factsReportedType, maxFactsPerEntry } from "../ingest/reported.ts";
 import { catalogueTypes, eventPayloads, normalizedEventSchema, type CatalogueType } from "./catalogue.ts";
 import { simrootEventPayloads, simrootEventTypes } from "./simroot-events.ts";
 
@@ -19,13 +20,14 @@ export function catalogueJsonSchemas(): Record<CatalogueType, unknown> {
   >;
 }
 
-const envelope = (type: string, data: unknown) => ({
+/** A domain event's schema: of one `type`, or (undefined) of any. */
+const envelope = (type: string | undefined, data: unknown) => ({
   type: "object",
   description: "A simroot domain event: the `detail` of the EventBridge envelope",
   required: ["id", "type", "tenantId", "subject", "time", "actor", "requestId", "data"],
   properties: {
     id: { type: "string", description: "evt_<ULID>, unique" },
-    type: { const: type },
+    type: type === undefined ? { type: "string" } : { const: type },
     tenantId: { type: "string" },
     subject: { type: "string", description: "the device id (or, for reported facts, how the source named the device)" },
     time: { type: "string", format: "date-time" },
@@ -133,13 +135,35 @@ export function asyncApiDocument() {
       payload: envelope(type, hoisted(z.toJSONSchema(simrootEventPayloads[type], { io: "input" }) as Record<string, unknown>, schemas)),
     };
   }
+  const reportedData = {
+    type: "object",
+    properties: { sourceId: { type: "string" }, format: { type: "string" }, event: reported },
+  };
   messages.factReported = {
     name: "fact.reported",
     title: "A fact reported by an operator source",
     contentType: "application/json",
-    payload: envelope("sim.attached", {
+    payload: envelope("sim.attached", reportedData),
+  };
+  messages.factsReported = {
+    name: factsReportedType,
+    title: "The facts of one ingestion request, packed",
+    summary:
+      `Up to ${maxFactsPerEntry} facts of one request (one tenant, one source), in order, one bus entry: the applier ` +
+      "applies them in one invocation. A fact another rule routes by its content (an eUICC profile switch) travels alone.",
+    contentType: "application/json",
+    payload: envelope(factsReportedType, {
       type: "object",
-      properties: { sourceId: { type: "string" }, format: { type: "string" }, event: reported },
+      required: ["sourceId", "facts"],
+      properties: {
+        sourceId: { type: "string" },
+        facts: {
+          type: "array",
+          minItems: 2,
+          maxItems: maxFactsPerEntry,
+          items: envelope(undefined, reportedData),
+        },
+      },
     }),
   };
   messages.feedNotice = {
@@ -186,8 +210,11 @@ export function asyncApiDocument() {
     channels: {
       reported: {
         address: ingestSource,
-        description: "Facts accepted at /v1/ingest/{sourceId}, on their way to the applier",
-        messages: { factReported: { $ref: "#/components/messages/factReported" } },
+        description: "Facts accepted at /v1/ingest/{sourceId}, on their way to the applier: a request's facts packed in one entry",
+        messages: {
+          factReported: { $ref: "#/components/messages/factReported" },
+          factsReported: { $ref: "#/components/messages/factsReported" },
+        },
       },
       feedNotices: {
         address: feedTopic("{tenantId}"),

@@ -3,13 +3,17 @@ import { SimrootError } from "../error.ts";
 import type { DomainEvent, Publisher } from "./event.ts";
 import { toPutEventsEntry } from "./envelope.ts";
 import { lazy, sdkClientSettings } from "../store/sdk-settings.ts";
+import { packReported } from "../ingest/reported.ts";
 
 /** PutEvents takes at most 10 entries and 256 KB a call. */
 const batchSize = 10;
 const batchBytes = 250 * 1024;
 const attempts = 4;
 
-/** Publishes to an EventBridge bus, re-sending only the entries EventBridge reports as failed. */
+/**
+ * Publishes to an EventBridge bus, re-sending only the entries EventBridge reports as failed. The facts of one request
+ * travel packed, as one entry (core ingest/reported.ts).
+ */
 export function eventBridgePublisher(busName: string, given?: EventBridgeClient): Publisher {
   // The client's package is loaded on first publish, not at module init (`lazy`).
   const bus = lazy(async () => {
@@ -21,7 +25,7 @@ export function eventBridgePublisher(busName: string, given?: EventBridgeClient)
       const sdk = await bus();
       let batch: DomainEvent[] = [];
       let bytes = 0;
-      for (const event of events) {
+      for (const event of packReported(events)) {
         const size =
           Buffer.byteLength(JSON.stringify(event)) +
           event.type.length +

@@ -14,6 +14,7 @@ import type { Outcome } from "../outcome.ts";
 import type { Ports } from "../ports.ts";
 import { describeRef, type IngestedEvent } from "./ingested.ts";
 import { park, unpark } from "./parked.ts";
+import { factsReportedType, reportedFacts } from "./reported.ts";
 
 export interface OperatorEventResult {
   readonly outcome: FactOutcome | "parked";
@@ -28,6 +29,50 @@ export async function applyOperatorEvent(ports: Ports, reported: DomainEvent): P
   ports.metrics?.add("FactsSettled", 1);
   if (result.value.outcome === "applied") ports.metrics?.add("FactsApplied", 1);
   return result;
+}
+
+/** What became of one fact of a bus entry: its outcome, or the failure it went back on the bus alone with. */
+export interface ReportedResult {
+  readonly fact: DomainEvent;
+  readonly outcome?: Outcome<OperatorEventResult>;
+  readonly error?: unknown;
+}
+
+/**
+ * The applier's bus entry: one fact, or the facts of one request packed together (`reported.ts`). The facts of one
+ * device (as the request names it) are applied in order, the devices' side by side, so that their commits share the
+ * shards' transactions and a sequencing run. Every fact is tried. A packed fact that failed goes back on the bus
+ * alone, as it would have travelled had it come alone: its retries, its dead letter (under its own id, the one
+ * ingestion answered with) and a redrive are its own, and its entry's facts that applied are never applied again
+ * (their duplicate checks do not last for ever). The entry fails, and the bus retries it whole, only when that
+ * publish fails. A lone fact fails as it always did.
+ */
+export async function applyReported(ports: Ports, entry: DomainEvent): Promise<ReportedResult[]> {
+  const facts = reportedFacts(entry);
+  if (entry.type !== factsReportedType) return [{ fact: entry, outcome: await applyOperatorEvent(ports, entry) }];
+  const byDevice = new Map<string, number[]>();
+  facts.forEach((fact, index) => {
+    const device = JSON.stringify((fact.data.event as { device?: unknown } | undefined)?.device ?? fact.id);
+    byDevice.set(device, [...(byDevice.get(device) ?? []), index]);
+  });
+  const results: ReportedResult[] = new Array(facts.length);
+  await Promise.all(
+    [...byDevice.values()].map(async (indexes) => {
+      for (const index of indexes) {
+        const fact = facts[index]!;
+        try {
+          results[index] = { fact, outcome: await applyOperatorEvent(ports, fact) };
+        } catch (error) {
+          results[index] = { fact, error };
+        }
+      }
+    }),
+  );
+  // One publish each: facts published together would be packed again.
+  const failed = results.filter((result) => result.error !== undefined);
+  for (const { fact } of failed) await ports.publisher.publish([fact]);
+  if (failed.length > 0) ports.metrics?.add("FactsRequeued", failed.length);
+  return results;
 }
 
 async function settle(ports: Ports, reported: DomainEvent): Promise<Outcome<OperatorEventResult>> {

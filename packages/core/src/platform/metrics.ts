@@ -11,6 +11,10 @@ export const metricDefinitions = {
   IngestAccepted: { unit: "Count", means: "operator events /v1/ingest accepted (202): durably queued for the applier" },
   FactsSettled: { unit: "Count", means: "facts the applier settled, whatever the outcome (applied, duplicate, stale, parked)" },
   FactsApplied: { unit: "Count", means: "facts that changed a device" },
+  FactsRequeued: {
+    unit: "Count",
+    means: "facts of a packed bus entry that failed and went back on the bus alone, to be retried or dead-lettered as themselves",
+  },
   FeedLatencyMs: {
     unit: "Milliseconds",
     means: "from a change reaching the ledger to the signed feed version that carries it (what every PEP receives next)",

@@ -9,8 +9,10 @@
 import { randomUUID } from "node:crypto";
 import {
   busSourceOf,
+  factsReportedType,
   isSimrootError,
   matchesPattern,
+  packReported,
   retryPolicy,
   validatePattern,
   type BusEnvelope,
@@ -111,10 +113,10 @@ export class LocalBus implements Publisher {
     return bus;
   }
 
-  /** EventBridge PutEvents: resolves once every event is durably journaled. */
+  /** EventBridge PutEvents: resolves once every event is durably journaled. A request's facts are one entry, as in AWS. */
   async publish(events: readonly DomainEvent[], options?: PublishOptions): Promise<void> {
     if (this.#closed) throw new Error("the local bus is closed");
-    const accepted = events.map((event) => {
+    const accepted = packReported(events).map((event) => {
       const envelope = this.#envelope(event, options?.resources?.(event) ?? []);
       const rules = Object.entries(this.#targets)
         .filter(([, target]) => matchesPattern(target.pattern, envelope))
@@ -166,8 +168,20 @@ export class LocalBus implements Publisher {
     return chosen.length;
   }
 
+  /** `pending` deliveries; `pendingEvents` the events they carry (a packed entry of reported facts counts each fact). */
   status() {
-    return { pending: this.#pending.size, deadLetters: this.#dead.size, inFlight: this.#running, journalBytes: this.#journal.bytes };
+    let pendingEvents = 0;
+    for (const { envelope } of this.#pending.values()) {
+      const packed = envelope.detail.type === factsReportedType ? envelope.detail.data.facts : undefined;
+      pendingEvents += Array.isArray(packed) ? packed.length : 1;
+    }
+    return {
+      pending: this.#pending.size,
+      pendingEvents,
+      deadLetters: this.#dead.size,
+      inFlight: this.#running,
+      journalBytes: this.#journal.bytes,
+    };
   }
 
   /** Resolves once nothing is pending or in flight (every delivery done or dead-lettered, and recorded). */

@@ -1,0 +1,288 @@
+/**
+ * A request's reported facts travel the bus as one entry (core ingest/reported.ts) and reach the applier as one
+ * invocation, through the local bus and the very handler modules Lambda runs, and through EventBridge's PutEvents on
+ * the wire. What a rule routes by its content still travels alone; an entry that fails is retried whole, its applied
+ * facts coming back as duplicates, and nothing of it is lost; an entry cannot carry another tenant's fact.
+ */
+import { createServer, type IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  asyncApiDocument,
+  createTenantWithAdminKey,
+  eventBridgePublisher,
+  factsReportedType,
+  ingestedEvent,
+  matchesPattern,
+  maxFactsPerEntry,
+  maxPackedBytes,
+  packReported,
+  readDevice,
+  registerDevice,
+  rules,
+  type BusEnvelope,
+  type DomainEvent,
+  type Ports,
+} from "@simroot/core";
+import { LocalBus, type BusTarget } from "@simroot/local/bus/local-bus";
+import { loadRuleTargets } from "@simroot/local/targets";
+import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime?.stop());
+
+let serial = 0;
+const imsiOf = (n: number) => `20801${String(n).padStart(10, "0")}`;
+
+/** A fact as ingestion publishes it: every fact of one call shares the request id. */
+function fact(tenantId: string, requestId: string, type: string, device: Record<string, string>, data: Record<string, unknown>) {
+  const normalized = {
+    type,
+    dedupeKey: `packed-${++serial}`,
+    occurredAt: new Date(Date.UTC(2026, 10, 22, 8, 0, 0, serial)).toISOString(),
+    device,
+    sourceType: type,
+    data,
+  };
+  return ingestedEvent({ tenantId, actor: "source:src_packed", requestId }, "src_packed", "simroot", normalized as never, new Date());
+}
+const attach = (tenantId: string, requestId: string, n: number) =>
+  fact(tenantId, requestId, "sim.attached", { imsi: imsiOf(n) }, { bearer: "cellular", ipv4: `10.77.${n >> 8}.${n & 255}` });
+
+interface Observed {
+  readonly bus: LocalBus;
+  readonly ports: Ports;
+  /** What each rule's handler was invoked with, in order. */
+  readonly invoked: Record<string, BusEnvelope[]>;
+  readonly metrics: Record<string, number>;
+}
+
+/**
+ * The rules' handler modules over `runtime`'s store, on a bus of their own whose invocations are recorded. `fail`
+ * makes the store refuse a call the first time it is asked (a throttle), by the command and its input.
+ */
+async function observed(fail?: (name: string, input: unknown) => boolean): Promise<Observed> {
+  const invoked: Record<string, BusEnvelope[]> = {};
+  const metrics: Record<string, number> = {};
+  const refusedOnce = new Set<string>();
+  const db = Object.create(runtime.ports.db) as Ports["db"];
+  db.send = (async (command: { constructor: { name: string }; input: unknown }) => {
+    const key = `${command.constructor.name}|${JSON.stringify(command.input)}`;
+    if (fail?.(command.constructor.name, command.input) && !refusedOnce.has(key)) {
+      refusedOnce.add(key);
+      throw Object.assign(new Error("Rate of requests exceeds the allowed throughput."), {
+        name: "ThrottlingException",
+        $metadata: { httpStatusCode: 400 },
+      });
+    }
+    return runtime.ports.db.send(command as never);
+  }) as never;
+  const holder: { bus?: LocalBus } = {};
+  const ports: Ports = {
+    ...runtime.ports,
+    db,
+    publisher: { publish: (events, options) => holder.bus!.publish(events, options) },
+    metrics: { add: (name: string, value: number) => void (metrics[name] = (metrics[name] ?? 0) + value) } as Ports["metrics"],
+  };
+  const targets = await loadRuleTargets(ports);
+  const recorded = Object.fromEntries(
+    Object.entries(targets).map(([name, target]) => [
+      name,
+      {
+        get pattern() {
+          return target.pattern;
+        },
+        invoke: async (envelope: BusEnvelope) => {
+          (invoked[name] ??= []).push(envelope);
+          await target.invoke(envelope);
+        },
+      } satisfies BusTarget,
+    ]),
+  );
+  holder.bus = await LocalBus.open({ targets: recorded, retry: { baseDelayMs: 5, maxDelayMs: 20, maxAttempts: 4 } });
+  return { bus: holder.bus, ports, invoked, metrics };
+}
+
+async function tenantWithDevices(name: string, count: number) {
+  const { tenant } = await createTenantWithAdminKey(runtime.ports, name);
+  const ctx = { tenantId: tenant.id, actor: "system:test", requestId: "req_setup" };
+  const ids = await Promise.all(
+    Array.from({ length: count }, async (_, n) => (await registerDevice(runtime.ports, ctx, { imsi: imsiOf(n) })).value.id),
+  );
+  return { tenantId: tenant.id, ids };
+}
+
+const attachedIp = async (ports: Ports, tenantId: string, deviceId: string) =>
+  (await readDevice(ports, tenantId, deviceId))?.device.identity.sessions.cellular?.ipv4;
+
+describe("reported facts on the bus", () => {
+  it("reach the applier as one invocation per request (at most 25 facts an entry), and every fact is applied", async () => {
+    const { tenantId, ids } = await tenantWithDevices("packed", 30);
+    const { bus, ports, invoked, metrics } = await observed();
+    await bus.publish(ids.map((_, n) => attach(tenantId, "req_webhook_1", n)));
+    await bus.drained();
+
+    const entries = invoked.operatorEvents ?? [];
+    expect(entries.map((entry) => entry["detail-type"])).toEqual([factsReportedType, factsReportedType]);
+    expect(entries.map((entry) => (entry.detail.data.facts as unknown[]).length)).toEqual([maxFactsPerEntry, 30 - maxFactsPerEntry]);
+    expect(entries.every((entry) => entry.source === "simroot.ingest")).toBe(true);
+    // As /asyncapi.json documents the entry.
+    const ajv = new Ajv2020({ strict: false, allErrors: true });
+    ajv.addSchema(asyncApiDocument(), "asyncapi");
+    const documented = ajv.getSchema("asyncapi#/components/messages/factsReported/payload")!;
+    for (const entry of entries) expect(documented(entry.detail), JSON.stringify(documented.errors)).toBe(true);
+    expect(metrics.FactsApplied).toBe(30);
+    const ips = await Promise.all(ids.map((id) => attachedIp(ports, tenantId, id)));
+    expect(ips).toEqual(ids.map((_, n) => `10.77.${n >> 8}.${n & 255}`));
+    expect(bus.deadLetters()).toEqual([]);
+    await bus.close();
+  });
+
+  it("keeps apart the facts of different requests, and sends alone a fact another rule routes by its content", async () => {
+    const { tenantId } = await tenantWithDevices("packed-routing", 4);
+    const { bus, invoked } = await observed();
+    const eid = "89049032123451234512345678901235";
+    const switched = fact(
+      tenantId,
+      "req_a",
+      "profile.enabled",
+      { eid },
+      { eid, iccid: "8944500102198304826", seqNumber: 4, cause: "fallback" },
+    );
+    await bus.publish([
+      attach(tenantId, "req_a", 0),
+      attach(tenantId, "req_a", 1),
+      switched,
+      attach(tenantId, "req_a", 2),
+      attach(tenantId, "req_b", 3),
+    ]);
+    await bus.drained();
+    // A run of one fact stays a fact: only two facts of one request, with nothing between, share an entry.
+    expect((invoked.operatorEvents ?? []).map((entry) => entry["detail-type"])).toEqual([
+      factsReportedType,
+      "profile.enabled",
+      "sim.attached",
+      "sim.attached",
+    ]);
+    expect((invoked.profileSwitches ?? []).map((entry) => entry.detail.id)).toEqual([switched.id]);
+    await bus.close();
+  });
+
+  it("sends a fact that failed back on the bus alone: the entry's other facts are not applied again", async () => {
+    const { tenantId, ids } = await tenantWithDevices("packed-retry", 3);
+    // The store throttles the first read of the second device's item: its fact fails in the entry.
+    const { bus, ports, invoked, metrics } = await observed(
+      (name, input) => name === "GetCommand" && JSON.stringify(input).includes(ids[1]!) && JSON.stringify(input).includes('"sk"'),
+    );
+    const facts = ids.map((_, n) => attach(tenantId, "req_retry", n));
+    await bus.publish(facts);
+    await bus.drained();
+    // The entry, then the failed fact as itself (its own id: a retry or a dead letter names what ingestion accepted).
+    expect((invoked.operatorEvents ?? []).map((entry) => [entry["detail-type"], entry.detail.id === facts[1]!.id])).toEqual([
+      [factsReportedType, false],
+      ["sim.attached", true],
+    ]);
+    // Each fact settled once: none of the entry's applied facts came back, even as a duplicate.
+    expect(metrics).toMatchObject({ FactsApplied: 3, FactsSettled: 3, FactsRequeued: 1 });
+    expect(await Promise.all(ids.map((id) => attachedIp(ports, tenantId, id)))).toEqual(["10.77.0.0", "10.77.0.1", "10.77.0.2"]);
+    expect(bus.deadLetters()).toEqual([]);
+    await bus.close();
+  });
+
+  it("dead-letters a malformed packed fact under its own id, alone, and applies the others", async () => {
+    const { tenantId, ids } = await tenantWithDevices("packed-mixed", 2);
+    const { bus, ports, invoked } = await observed(
+      (name, input) => name === "GetCommand" && JSON.stringify(input).includes(ids[1]!) && JSON.stringify(input).includes('"sk"'),
+    );
+    const good = attach(tenantId, "req_mixed", 0);
+    const malformed = { ...good, id: `${good.id}m`, data: { ...good.data, event: { ...good.data.event, occurredAt: "yesterday" } } };
+    const throttled = attach(tenantId, "req_mixed", 1);
+    await bus.publish([malformed, good, throttled]);
+    await bus.drained();
+    expect(
+      (invoked.operatorEvents ?? [])
+        .map((entry) => entry.detail.id)
+        .slice(1)
+        .sort(),
+    ).toEqual([malformed.id, throttled.id].sort());
+    expect(await Promise.all(ids.map((id) => attachedIp(ports, tenantId, id)))).toEqual(["10.77.0.0", "10.77.0.1"]);
+    // What an operator sees at /v1/dead-letters, and redrives: the fact ingestion accepted, not the entry.
+    expect(bus.deadLetters().map((letter) => [letter.eventId, letter.envelope["detail-type"]])).toEqual([[malformed.id, "sim.attached"]]);
+    expect(bus.deadLetters()[0]!.reason).toMatch(/^rejected: .*not a normalized fact/);
+    await bus.close();
+  });
+
+  it("refuses an entry that packs a fact of another tenant, and applies none of its facts", async () => {
+    const mine = await tenantWithDevices("packed-mine", 1);
+    const theirs = await tenantWithDevices("packed-theirs", 1);
+    const { bus, ports } = await observed();
+    const own = attach(mine.tenantId, "req_forged", 0);
+    const foreign = attach(theirs.tenantId, "req_forged", 0);
+    // Made by hand: ingestion never packs two tenants' facts; a forged entry on the bus must not get this far either.
+    const forged: DomainEvent = {
+      ...packReported([own, { ...own, id: `${own.id}x` }])[0]!,
+      data: { sourceId: "src_packed", facts: [own, foreign] },
+    };
+    await bus.publish([forged]);
+    await bus.drained();
+    expect(bus.deadLetters().map((letter) => [letter.rule, letter.eventId])).toEqual([["operatorEvents", forged.id]]);
+    expect(bus.deadLetters()[0]!.reason).toContain("another tenant");
+    expect(await attachedIp(ports, theirs.tenantId, theirs.ids[0]!)).toBeUndefined();
+    expect(await attachedIp(ports, mine.tenantId, mine.ids[0]!)).toBeUndefined();
+    await bus.close();
+  });
+});
+
+describe("reported facts through EventBridge", () => {
+  it("are put as packed entries under 64 KB each, which the applier's deployed rule matches", async () => {
+    const received: { Source: string; DetailType: string; Detail: string }[][] = [];
+    const server = createServer(async (request: IncomingMessage, response) => {
+      let body = "";
+      for await (const chunk of request) body += chunk;
+      const entries = (JSON.parse(body) as { Entries: { Source: string; DetailType: string; Detail: string }[] }).Entries;
+      received.push(entries);
+      response.setHeader("content-type", "application/x-amz-json-1.1");
+      response.end(JSON.stringify({ FailedEntryCount: 0, Entries: entries.map((_, n) => ({ EventId: `ev-${n}` })) }));
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const client = new EventBridgeClient({
+      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      region: "us-east-1",
+      credentials: { accessKeyId: "test", secretAccessKey: "test" },
+    });
+    // Facts with a large payload each: the entries are cut by bytes before they reach 25 facts.
+    const heavy = (n: number) => {
+      const base = attach("ten_wire", "req_wire", n);
+      return { ...base, data: { ...base.data, padding: "x".repeat(4_000) } };
+    };
+    const facts = Array.from({ length: 40 }, (_, n) => heavy(n));
+    await eventBridgePublisher("simroot-test", client).publish(facts);
+    client.destroy();
+    await new Promise((resolve) => server.close(resolve));
+
+    const entries = received.flat();
+    // Cut by bytes (about 13 of these facts to an entry); a last fact left alone travels as itself.
+    const packedEntries = entries.filter((entry) => entry.DetailType === factsReportedType);
+    expect(packedEntries.length).toBeGreaterThanOrEqual(entries.length - 1);
+    expect(entries.every((entry) => entry.Source === "simroot.ingest")).toBe(true);
+    expect(entries.length).toBeLessThan(facts.length / 5);
+    const sizes = entries.map((entry) => Buffer.byteLength(entry.Detail));
+    expect(Math.max(...sizes)).toBeLessThan(64 * 1024);
+    expect(Math.max(...sizes)).toBeGreaterThan(maxPackedBytes / 2);
+    const carried = entries.flatMap((entry) => {
+      const detail = JSON.parse(entry.Detail) as DomainEvent;
+      return entry.DetailType === factsReportedType ? (detail.data.facts as DomainEvent[]) : [detail];
+    });
+    expect(carried.map((event) => event.id)).toEqual(facts.map((event) => event.id));
+    for (const entry of entries) {
+      const envelope = { source: entry.Source, "detail-type": entry.DetailType, detail: JSON.parse(entry.Detail), resources: [] };
+      expect(matchesPattern(rules.operatorEvents.pattern, envelope)).toBe(true);
+      expect(matchesPattern(rules.profileSwitches.pattern, envelope)).toBe(false);
+    }
+  });
+});
