@@ -9,7 +9,7 @@ import { auditRetentionDays } from "../../packages/core/src/config.ts";
 export const measured = {
   /** Date and command of the measurement these figures come from. */
   source:
-    "read units: 2026-12-04 (later), bench:write, one fact at a time per writer instance, 8 writers (see readUnits); the rest: 2026-12-03 (latest), EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys; ReturnConsumedCapacity INDEXES), the code before the binding change (b7b3e49) and after it (ab8ee7c) in one run, side by side: 14.45 and 12.46 WCU (4.7 read units, one process coalescing the runs). The mix varies between runs of the same code, by the order the applier meets the facts in (a fact older than its device's newest folds in as stale, 2 units, where an applied one costs about 14): b7b3e49 measured 10.33, 10.35 and 14.45, ab8ee7c 13.17, 13.31 and 12.46 (earlier that day, before history left the transaction: 12.62 and 12.93; before the listing index stopped copying what every fact rewrites: 16.75 to 17.88). Compare within one run; the steady one-at-a-time figure is docs/write-path.md's (14.0)",
+    "bus events, invocations and consumer time: 2026-12-04 (latest), a request's facts packed in one bus entry, BATCH=10 npm run bench:write (see consumerMs); read units: 2026-12-04 (later), bench:write, one fact at a time per writer instance, 8 writers (see readUnits); the rest: 2026-12-03 (latest), EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys; ReturnConsumedCapacity INDEXES), the code before the binding change (b7b3e49) and after it (ab8ee7c) in one run, side by side: 14.45 and 12.46 WCU (4.7 read units, one process coalescing the runs). The mix varies between runs of the same code, by the order the applier meets the facts in (a fact older than its device's newest folds in as stale, 2 units, where an applied one costs about 14): b7b3e49 measured 10.33, 10.35 and 14.45, ab8ee7c 13.17, 13.31 and 12.46 (earlier that day, before history left the transaction: 12.62 and 12.93; before the listing index stopped copying what every fact rewrites: 16.75 to 17.88). Compare within one run; the steady one-at-a-time figure is docs/write-path.md's (14.0)",
   perAppliedEvent: {
     /**
      * DynamoDB write request units (transactions count 2 per item), GSI copies included. The measured
@@ -39,17 +39,34 @@ export const measured = {
      * (`consistentShards` in core ledger/sequencer.ts), `EVENTS=320 DEVICES=256 WRITERS=1,8 READS_BY=1 npm run
      * bench:write`, before and after alternately, two rounds each: 8 writers 18.8, 17.8 → 16.5, 17.7; 1 writer 21.1,
      * 21.2 → 13.6, 13.7 (the cut 16.0 → 8.5 units a fact: its own shard consistently, 15 at half).
+     * With a request's facts packed in one entry (`BATCH=10`, same command, 2026-12-04, two rounds): 1 writer 13.6, 13.6
+     * → 6.1, 7.1; 8 writers (each applying 10 facts at once) 17.3, 16.5 → 16.9, 17.2. Kept at the 8-writer figure:
+     * packing saves reads where a tenant's entries do not contend, which this fleet's rate (5.8 entries a second a
+     * tenant) may well give, but 8 contending writers show no saving.
      */
     readUnits: 17.1,
-    /** EventBridge PutEvents entries: the ingested fact, and the applied change. */
-    busEvents: 2,
+    /**
+     * EventBridge PutEvents entries: the ingested fact's share of its request's packed entry (webhooks carry 10 facts,
+     * one entry: core ingest/reported.ts), and the applied change. 2 while each fact was an entry of its own.
+     */
+    busEvents: 1.1,
     /**
      * Consumer invocations: the applier, and every rule whose deployed pattern matches the applied change:
      * detectors (attaches); automation and webhooks only for a tenant with a rule or subscription (the
      * outbox names them in `resources`; none here); the IoT, posture and SIEM integrations only for their
-     * tenant (none here). 4.5 while every rule matched every tenant's changes.
+     * tenant (none here). 4.5 while every rule matched every tenant's changes; 1.5 while the applier was invoked per
+     * fact (now once per packed entry of a request's facts, 10 here: 0.1, and the detectors' 0.5).
      */
-    consumerInvocations: 1.5,
+    consumerInvocations: 0.6,
+    /**
+     * Billed consumer milliseconds per applied event: the detectors' 0.5 invocations at `assumed.consumerMs` (30), and
+     * the applier's share of an entry's invocation. `EVENTS=320 DEVICES=256 WRITERS=1,8 BATCH=10 npm run bench:write`
+     * against the same without BATCH, 2026-12-04, two rounds each, one writer applying one entry (or fact) at a time:
+     * 34 and 45 facts applied a second packed, 14 and 24 one per invocation, so an entry of 10 takes 0.41 and 0.53 of
+     * ten lone facts' time (their commits share transactions and sequencing runs). Counted at 0.75 of `consumerMs` a fact
+     * (45 ms), as DynamoDB Local's latency is not AWS's: 75 ms per event, 90 while each fact was an invocation.
+     */
+    consumerMs: 75,
     /** API requests: webhooks carry 10 facts each. */
     apiRequests: 0.1,
   },

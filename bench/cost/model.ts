@@ -11,6 +11,11 @@ export interface PerEvent {
   readonly readUnits: number;
   readonly busEvents: number;
   readonly consumerInvocations: number;
+  /**
+   * Billed consumer milliseconds per applied event, over all its invocations (default: `consumerInvocations` times
+   * `assumed.consumerMs`, each invocation one fact). An applier invocation of a packed entry applies many facts.
+   */
+  readonly consumerMs?: number;
   readonly apiRequests: number;
 }
 
@@ -88,7 +93,8 @@ export function monthlyCost(scenario: Scenario): {
   const lambdaRequests = events * (e.consumerInvocations + e.apiRequests) + polls;
   const gbSeconds =
     assumed.memoryGb *
-    ((events * (e.consumerInvocations * assumed.consumerMs + e.apiRequests * assumed.apiMs)) / 1000 + polls * pollSeconds);
+    ((events * ((e.consumerMs ?? e.consumerInvocations * assumed.consumerMs) + e.apiRequests * assumed.apiMs)) / 1000 +
+      polls * pollSeconds);
   const readers = streamReaderInvocations(events, storedGb, tenants);
   // One history invocation waits for each trailing notice: at most one a second per changing tenant (each takes it on
   // with one conditional write to the feed head).

@@ -31,6 +31,13 @@ const rememberedBefore = 6;
 
 // DYNAMODB_ENDPOINT: a DynamoDB Local already running (else one is started for the run).
 const external = process.env.DYNAMODB_ENDPOINT;
+/** Facts each writer instance applies at once (1: one Lambda invocation per fact; 10: a batch of a webhook's facts). */
+const lanes = Number(process.env.LANES ?? 1);
+/**
+ * BATCH=10: facts travel 10 to a bus entry, as one request's facts do (core ingest/reported.ts), each entry one
+ * invocation of the applier; LANES is then entries at a time per instance. Unset: one entry per fact.
+ */
+const batch = process.env.BATCH ? Number(process.env.BATCH) : undefined;
 const dynamo = external ? { endpoint: external, stop: async () => {} } : await startDynamoLocal({ startTimeoutMs: 300_000 });
 const imsiOf = (n: number) => `20801${String(n).padStart(10, "0")}`;
 
@@ -91,7 +98,7 @@ async function clusterRate(writers: number, shards?: number) {
   const outcomes = (
     await Promise.all(
       instances.map((instance, index) =>
-        instance.call<string[]>("apply", { events: facts.filter((_, n) => n % writers === index), lanes: 1 }),
+        instance.call<string[]>("apply", { events: facts.filter((_, n) => n % writers === index), lanes, batch }),
       ),
     )
   ).flat();
@@ -126,7 +133,9 @@ async function clusterRate(writers: number, shards?: number) {
 }
 
 const pct = (value: number) => `${(value * 100).toFixed(1)}%`;
-console.log(`bench:write  events=${events} devices=${devices} (2 shared cores: ratios, not absolutes)`);
+console.log(
+  `bench:write  events=${events} devices=${devices} lanes=${lanes} batch=${batch ?? "none"} (2 shared cores: ratios, not absolutes)`,
+);
 for (const writers of writerCounts) {
   const raw = await rawRate(events, writers);
   const sharded = await clusterRate(writers);
