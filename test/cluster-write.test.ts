@@ -54,64 +54,77 @@ function attach(tenantId: string, imsi: string, address: string, n: number): Dom
   return ingestedEvent(ctx, "src_cluster", "simroot", normalized as never, new Date());
 }
 
-describe("32 writer processes on one tenant", () => {
-  it("apply every fact (applied, duplicate, stale or parked, never failed), keep the chains whole and the feed equal to the store", {
-    timeout: 1_500_000,
-  }, async () => {
-    const writers = Number(process.env.CLUSTER_WRITERS ?? 32);
-    const { tenant } = await createTenantWithAdminKey(ports, "cluster");
-    const [first] = await cluster.startMany(1);
-    const devices = 48;
-    const ids: string[] = await first!.call("register", {
-      tenantId: tenant.id,
-      imsis: Array.from({ length: devices }, (_, n) => imsiOf(n)),
-    });
-    expect(new Set(ids.map((id) => shardOfSubject(id))).size).toBeGreaterThan(8);
-    const instances: Instance[] = [first!, ...(await cluster.startMany(writers - 1))];
-
-    // 16 addresses over 48 devices: each address moves between devices (and so between shards) many times.
-    const facts = Array.from({ length: writers * 4 }, (_, n) => attach(tenant.id, imsiOf((n * 7) % devices), `10.9.0.${n % 16}`, n));
-    // Every tenth fact also reaches a second writer (an at-least-once bus delivers it twice), plus one for a SIM nobody registered.
-    const deliveries = facts.map((fact, n) => ({ fact, to: n % writers }));
-    for (let n = 0; n < facts.length; n += 10) deliveries.push({ fact: facts[n]!, to: (n + 1) % writers });
-    deliveries.push({ fact: attach(tenant.id, imsiOf(999), "10.9.1.1", 100_000), to: 0 });
-    const outcomes = (
-      await Promise.all(
-        instances.map((instance, index) =>
-          instance.call<string[]>("apply", { events: deliveries.filter((d) => d.to === index).map((d) => d.fact) }),
-        ),
-      )
-    ).flat();
-    const counted = outcomes.reduce<Record<string, number>>(
-      (counts, outcome) => ({ ...counts, [outcome]: (counts[outcome] ?? 0) + 1 }),
-      {},
-    );
-    expect(Object.keys(counted).filter((outcome) => !["applied", "duplicate", "stale", "parked"].includes(outcome))).toEqual([]);
-    expect(counted.parked).toBe(1);
-    expect(counted.applied).toBeGreaterThan(facts.length / 2);
-
-    await instances[5 % writers]!.call("sequence", { tenantId: tenant.id });
-    const verification = await verifyAuditChain(ports, tenant.id);
-    expect(verification).toMatchObject({ valid: true });
-
-    // Deltas from 0 (served by one process) replayed in order give what a snapshot (by another) lists.
-    const deltas = await instances[3 % writers]!.call<{ version: number; entries: FeedEntry[] }>("deltas", {
-      tenantId: tenant.id,
-      since: 0,
-    });
-    const snapshot = await instances[7 % writers]!.call<{ version: number; entries: FeedEntry[] }>("snapshot", {
-      tenantId: tenant.id,
-      limit: 200,
-    });
-    expect(deltas.version).toBe(verification.lastSeq);
-    expect(snapshot.version).toBe(deltas.version);
-    const replayed = applyEntries(new Map(), deltas.entries);
-    const listed = applyEntries(new Map(), snapshot.entries);
-    expect([...replayed.keys()].filter((key) => key.startsWith("binding|")).sort()).toEqual(
-      [...listed.keys()].filter((key) => key.startsWith("binding|")).sort(),
-    );
-    expect(Object.fromEntries(replayed)).toEqual(Object.fromEntries(listed));
+/**
+ * `writers` processes apply facts on one tenant, every tenth delivered twice (to two writers), one for a SIM nobody
+ * registered: every fact settles (never failed), the chains stay whole and the feed equals the store. `batch`: each
+ * process applies its facts `batch` to a bus entry, one entry at a time, as the applier takes a request's packed facts.
+ */
+async function applyAcrossWriters(writers: number, batch?: number) {
+  const { tenant } = await createTenantWithAdminKey(ports, "cluster");
+  const [first] = await cluster.startMany(1);
+  const devices = 48;
+  const ids: string[] = await first!.call("register", {
+    tenantId: tenant.id,
+    imsis: Array.from({ length: devices }, (_, n) => imsiOf(n)),
   });
+  expect(new Set(ids.map((id) => shardOfSubject(id))).size).toBeGreaterThan(8);
+  const instances: Instance[] = [first!, ...(await cluster.startMany(writers - 1))];
+
+  // 16 addresses over 48 devices: each address moves between devices (and so between shards) many times.
+  const facts = Array.from({ length: batch ? writers * 2 * batch : writers * 4 }, (_, n) =>
+    attach(tenant.id, imsiOf((n * 7) % devices), `10.9.0.${n % 16}`, n),
+  );
+  // Every tenth fact also reaches a second writer (an at-least-once bus delivers it twice), plus one for a SIM nobody registered.
+  const deliveries = facts.map((fact, n) => ({ fact, to: n % writers }));
+  for (let n = 0; n < facts.length; n += 10) deliveries.push({ fact: facts[n]!, to: (n + 1) % writers });
+  deliveries.push({ fact: attach(tenant.id, imsiOf(999), "10.9.1.1", 100_000), to: 0 });
+  const outcomes = (
+    await Promise.all(
+      instances.map((instance, index) =>
+        instance.call<string[]>("apply", { events: deliveries.filter((d) => d.to === index).map((d) => d.fact), batch }),
+      ),
+    )
+  ).flat();
+  const counted = outcomes.reduce<Record<string, number>>((counts, outcome) => ({ ...counts, [outcome]: (counts[outcome] ?? 0) + 1 }), {});
+  expect(Object.keys(counted).filter((outcome) => !["applied", "duplicate", "stale", "parked"].includes(outcome))).toEqual([]);
+  expect(counted.parked).toBe(1);
+  expect(counted.applied).toBeGreaterThan(facts.length / 2);
+
+  await instances[5 % writers]!.call("sequence", { tenantId: tenant.id });
+  const verification = await verifyAuditChain(ports, tenant.id);
+  expect(verification).toMatchObject({ valid: true });
+
+  // Deltas from 0 (served by one process) replayed in order give what a snapshot (by another) lists.
+  const deltas = await instances[3 % writers]!.call<{ version: number; entries: FeedEntry[] }>("deltas", {
+    tenantId: tenant.id,
+    since: 0,
+  });
+  const snapshot = await instances[7 % writers]!.call<{ version: number; entries: FeedEntry[] }>("snapshot", {
+    tenantId: tenant.id,
+    limit: 200,
+  });
+  expect(deltas.version).toBe(verification.lastSeq);
+  expect(snapshot.version).toBe(deltas.version);
+  const replayed = applyEntries(new Map(), deltas.entries);
+  const listed = applyEntries(new Map(), snapshot.entries);
+  expect([...replayed.keys()].filter((key) => key.startsWith("binding|")).sort()).toEqual(
+    [...listed.keys()].filter((key) => key.startsWith("binding|")).sort(),
+  );
+  expect(Object.fromEntries(replayed)).toEqual(Object.fromEntries(listed));
+}
+
+describe("32 writer processes on one tenant", () => {
+  it(
+    "apply every fact (applied, duplicate, stale or parked, never failed), keep the chains whole and the feed equal to the store",
+    {
+      timeout: 1_500_000,
+    },
+    () => applyAcrossWriters(Number(process.env.CLUSTER_WRITERS ?? 32)),
+  );
+});
+
+describe("8 writer processes applying packed entries (a request's facts in one invocation)", () => {
+  it("apply every fact, keep the chains whole and the feed equal to the store", { timeout: 600_000 }, () => applyAcrossWriters(8, 10));
 });
 
 describe("a snapshot under GSI lag", () => {
