@@ -1,8 +1,8 @@
 /**
  * A request's reported facts travel the bus as one entry (core ingest/reported.ts) and reach the applier as one
  * invocation, through the local bus and the very handler modules Lambda runs, and through EventBridge's PutEvents on
- * the wire. What a rule routes by its content still travels alone; an entry that fails is retried whole, its applied
- * facts coming back as duplicates, and nothing of it is lost; an entry cannot carry another tenant's fact.
+ * the wire. What a rule routes by its content still travels alone; a packed fact that fails goes back on the bus alone
+ * (its entry's other facts are not applied again), and nothing is lost; an entry cannot carry another tenant's fact.
  */
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";

@@ -59,7 +59,7 @@ export const measured = {
      */
     consumerInvocations: 0.6,
     /**
-     * Billed consumer milliseconds per applied event: the detectors' 0.5 invocations at `assumed.consumerMs` (30), and
+     * Billed consumer milliseconds per applied event: the detectors' 0.5 invocations at `assumed.consumerMs` (30 ms), and
      * the applier's share of an entry's invocation. `EVENTS=320 DEVICES=256 WRITERS=1,8 BATCH=10 npm run bench:write`
      * against the same without BATCH, 2026-12-04, two rounds each, one writer applying one entry (or fact) at a time:
      * 34 and 45 facts applied a second packed, 14 and 24 one per invocation, so an entry of 10 takes 0.41 and 0.53 of

@@ -150,7 +150,7 @@ for (const writers of writerCounts) {
   );
   // Each instance applies one fact at a time, as a Lambda instance does: what the cost model's reads should be.
   console.log(
-    `            read units, write units per applied fact (one fact at a time per instance): 16 shards ${sharded.readUnitsPerApplied.toFixed(1)}, ` +
+    `            read units, write units per applied fact (${batch ? `one entry of ${batch} facts` : "one fact"} at a time per instance): 16 shards ${sharded.readUnitsPerApplied.toFixed(1)}, ` +
       `${sharded.writeUnitsPerApplied.toFixed(1)} | 1 head item ${single.readUnitsPerApplied.toFixed(1)}, ${single.writeUnitsPerApplied.toFixed(1)}`,
   );
   if (process.env.READS_BY) {

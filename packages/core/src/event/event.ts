@@ -42,6 +42,8 @@ export function domainEvent<Type extends string, Data>(
 export interface PublishOptions {
   /** Each event's envelope `resources`: the opt-in consumers with work for its tenant (outbox/interests.ts). */
   readonly resources?: (event: DomainEvent) => readonly string[];
+  /** Each event a bus entry of its own: reported facts of one request are not packed (core ingest/reported.ts). */
+  readonly alone?: boolean;
 }
 
 export interface Publisher {

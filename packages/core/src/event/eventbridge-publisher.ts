@@ -25,7 +25,7 @@ export function eventBridgePublisher(busName: string, given?: EventBridgeClient)
       const sdk = await bus();
       let batch: DomainEvent[] = [];
       let bytes = 0;
-      for (const event of packReported(events)) {
+      for (const event of options?.alone ? events : packReported(events)) {
         const size =
           Buffer.byteLength(JSON.stringify(event)) +
           event.type.length +

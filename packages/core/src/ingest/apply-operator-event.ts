@@ -68,10 +68,12 @@ export async function applyReported(ports: Ports, entry: DomainEvent): Promise<R
       }
     }),
   );
-  // One publish each: facts published together would be packed again.
-  const failed = results.filter((result) => result.error !== undefined);
-  for (const { fact } of failed) await ports.publisher.publish([fact]);
-  if (failed.length > 0) ports.metrics?.add("FactsRequeued", failed.length);
+  // In one publish, unpacked: if it fails, nothing of it was accepted, and the bus retries the entry whole.
+  const failed = results.filter((result) => "error" in result).map((result) => result.fact);
+  if (failed.length > 0) {
+    await ports.publisher.publish(failed, { alone: true });
+    ports.metrics?.add("FactsRequeued", failed.length);
+  }
   return results;
 }
 

@@ -13,9 +13,7 @@
 import { SimrootError } from "../error.ts";
 import { newId } from "../id.ts";
 import type { DomainEvent } from "../event/event.ts";
-import { ingestSource } from "../platform/bus-names.ts";
-import { matchesPattern } from "../event/pattern.ts";
-import { rules } from "../platform/rules.ts";
+import { judgedProfileSwitchCauses } from "../platform/bus-names.ts";
 import type { IngestedEvent } from "./ingested.ts";
 
 export const factsReportedType = "facts.reported";
@@ -32,14 +30,14 @@ export type ReportedFacts = {
 
 export type FactsReported = DomainEvent<typeof factsReportedType, ReportedFacts>;
 
-/** The rules, besides the applier's, that take reported facts: a fact one of them matches alone is not packed. */
-const contentRules = Object.entries(rules)
-  .filter(([name, rule]) => name !== "operatorEvents" && (rule.pattern as { source?: readonly string[] }).source?.includes(ingestSource))
-  .map(([, rule]) => rule.pattern);
-
+/**
+ * Whether a rule besides the applier's routes this reported fact by its content, so that it must travel alone: an
+ * eUICC's profile switch for a cause the detectors judge (platform rules.ts `profileSwitches`; its test holds the two
+ * together). Kept apart from the rules' definitions, which every function that publishes would otherwise carry.
+ */
 export function routedAlone(event: DomainEvent): boolean {
-  const envelope = { source: ingestSource, "detail-type": event.type, detail: event, resources: [] };
-  return contentRules.some((pattern) => matchesPattern(pattern, envelope));
+  const cause = (event.data as { event?: { data?: { cause?: unknown } } }).event?.data?.cause;
+  return event.type === "profile.enabled" && (judgedProfileSwitchCauses as readonly unknown[]).includes(cause);
 }
 
 const packable = (event: DomainEvent) =>

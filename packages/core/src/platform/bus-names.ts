@@ -8,6 +8,12 @@ export const eventSource = "simroot";
 /** The bus `source` of facts operator sources reported, on their way to the applier. */
 export const ingestSource = "simroot.ingest";
 
+/**
+ * The causes of an eUICC's profile switch that the detectors judge (the `profileSwitches` rule, on reported facts): a
+ * fact with one of them travels the bus alone, never packed with its request's others (core ingest/reported.ts).
+ */
+export const judgedProfileSwitchCauses = ["deviceChange", "fallback"] as const;
+
 /** The consumers a tenant opts into (a webhook subscription, an automation rule): the outbox names them per event. */
 export type OptInConsumer = "webhooks" | "automation";
 

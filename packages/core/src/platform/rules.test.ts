@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { matchesPattern } from "../event/pattern.ts";
-import { deployedPattern, eventSource, rules, type RuleName } from "./rules.ts";
+import type { DomainEvent } from "../event/event.ts";
+import { routedAlone } from "../ingest/reported.ts";
+import { deployedPattern, eventSource, ingestSource, rules, type RuleName } from "./rules.ts";
 
 const envelopeOf = (tenantId: string, type = "device.suspended", resources: string[] = []) =>
   ({
@@ -42,5 +44,36 @@ describe("the rules as deployed", () => {
     const tenants = { iotSync: "ten_a" };
     expect(matchesPattern(deployedPattern("iotSync", tenants), envelopeOf("ten_a", "sim.attached"))).toBe(false);
     expect(deployedPattern("operatorEvents", tenants)).toBe(rules.operatorEvents.pattern);
+  });
+});
+
+describe("reported facts that travel alone", () => {
+  it("are exactly those a rule besides the applier's matches on the ingest source (core ingest/reported.ts)", () => {
+    const onIngest = (Object.keys(rules) as RuleName[]).filter((name) =>
+      ((rules[name].pattern as { source?: readonly string[] }).source ?? []).includes(ingestSource),
+    );
+    expect(onIngest.sort()).toEqual(["operatorEvents", "profileSwitches"]);
+    const fact = (type: string, cause?: string) =>
+      ({
+        id: "evt_1",
+        type,
+        tenantId: "ten_a",
+        subject: "eid:1",
+        time: "2026-12-02T00:00:00Z",
+        actor: "source:src_1",
+        requestId: "r",
+        origin: "ingest",
+        data: { sourceId: "src_1", format: "simroot", event: { type, data: cause === undefined ? {} : { cause } } },
+      }) as DomainEvent;
+    const samples = ["profile.enabled", "profile.disabled", "sim.attached"].flatMap((type) =>
+      [undefined, "deviceChange", "fallback", "userRequest", "other"].map((cause) => fact(type, cause)),
+    );
+    for (const sample of samples) {
+      const envelope = { source: ingestSource, "detail-type": sample.type, resources: [], detail: sample };
+      expect(routedAlone(sample), `${sample.type} ${JSON.stringify(sample.data)}`).toBe(
+        matchesPattern(rules.profileSwitches.pattern, envelope),
+      );
+    }
+    expect(samples.filter(routedAlone)).toHaveLength(2);
   });
 });

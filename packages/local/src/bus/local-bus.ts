@@ -116,7 +116,7 @@ export class LocalBus implements Publisher {
   /** EventBridge PutEvents: resolves once every event is durably journaled. A request's facts are one entry, as in AWS. */
   async publish(events: readonly DomainEvent[], options?: PublishOptions): Promise<void> {
     if (this.#closed) throw new Error("the local bus is closed");
-    const accepted = packReported(events).map((event) => {
+    const accepted = (options?.alone ? events : packReported(events)).map((event) => {
       const envelope = this.#envelope(event, options?.resources?.(event) ?? []);
       const rules = Object.entries(this.#targets)
         .filter(([, target]) => matchesPattern(target.pattern, envelope))
