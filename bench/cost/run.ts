@@ -62,7 +62,7 @@ const scenarios: [string, Scenario][] = [
   ["+ 8 WCU per applied event (issue 9's target, not reached)", { ...pushed, perEvent: targetWrites }],
   ["+ outbox via Pipes, not a 2nd PutEvents (packed entries only)", { ...pushed, perEvent: viaPipes }],
   ["+ the detectors in the applier (its packed entries only)", { ...pushed, perEvent: applierOnly }],
-  ["+ provisioned reads and writes at 70% utilisation", { ...pushed, perEvent: applierOnly, provisionedUtilisation: 0.7 }],
+  ["+ provisioned reads and writes at 70% (a production option)", { ...pushed, perEvent: applierOnly, provisionedUtilisation: 0.7 }],
 ];
 const notice = monthlyCost(pushed).notice;
 console.log(
