@@ -217,7 +217,7 @@ describe("reported facts on the bus", () => {
     await bus.close();
   });
 
-  it("refuses an entry that packs a fact of another tenant, and applies none of its facts", async () => {
+  it("refuses an entry that packs a fact of another tenant, or an entry, and applies none of its facts", async () => {
     const mine = await tenantWithDevices("packed-mine", 1);
     const theirs = await tenantWithDevices("packed-theirs", 1);
     const { bus, ports } = await observed();
@@ -228,10 +228,18 @@ describe("reported facts on the bus", () => {
       ...packReported([own, { ...own, id: `${own.id}x` }])[0]!,
       data: { sourceId: "src_packed", facts: [own, foreign] },
     };
-    await bus.publish([forged]);
+    // And an entry packing an entry (whose facts are the tenant's own).
+    const nested: DomainEvent = {
+      ...forged,
+      id: `${forged.id}n`,
+      data: { sourceId: "src_packed", facts: [own, { ...forged, data: { sourceId: "src_packed", facts: [own, own] } }] },
+    };
+    await bus.publish([forged, nested], { alone: true });
     await bus.drained();
-    expect(bus.deadLetters().map((letter) => [letter.rule, letter.eventId])).toEqual([["operatorEvents", forged.id]]);
-    expect(bus.deadLetters()[0]!.reason).toContain("another tenant");
+    expect(bus.deadLetters().map((letter) => [letter.rule, letter.eventId, letter.reason.replace(/^rejected: Entry \S+ /, "")])).toEqual([
+      ["operatorEvents", forged.id, "packs a fact of another tenant or source"],
+      ["operatorEvents", nested.id, "packs an entry"],
+    ]);
     expect(await attachedIp(ports, theirs.tenantId, theirs.ids[0]!)).toBeUndefined();
     expect(await attachedIp(ports, mine.tenantId, mine.ids[0]!)).toBeUndefined();
     await bus.close();

@@ -9,7 +9,7 @@ import { auditRetentionDays } from "../../packages/core/src/config.ts";
 export const measured = {
   /** Date and command of the measurement these figures come from. */
   source:
-    "bus events and invocations: 2026-12-04 (latest), a request's facts packed in one bus entry, EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (1.1 and 0.6; its write units 13.1 in that run, within the spread below); consumer time: BATCH=10 npm run bench:write (see consumerMs); read units: 2026-12-04 (later), bench:write, one fact at a time per writer instance, 8 writers (see readUnits); the rest: 2026-12-03 (latest), EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys; ReturnConsumedCapacity INDEXES), the code before the binding change (b7b3e49) and after it (ab8ee7c) in one run, side by side: 14.45 and 12.46 WCU (4.7 read units, one process coalescing the runs). The mix varies between runs of the same code, by the order the applier meets the facts in (a fact older than its device's newest folds in as stale, 2 units, where an applied one costs about 14): b7b3e49 measured 10.33, 10.35 and 14.45, ab8ee7c 13.17, 13.31 and 12.46 (earlier that day, before history left the transaction: 12.62 and 12.93; before the listing index stopped copying what every fact rewrites: 16.75 to 17.88). Compare within one run; the steady one-at-a-time figure is docs/write-path.md's (14.0)",
+    "bus events and invocations: 2026-12-04 (latest), a request's facts packed in one bus entry, EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (1.1 and 0.6; its write units 13.1 in that run, within the spread below); consumer time and read units: BATCH=10 npm run bench:write (see consumerMs, readUnits); before packing, read units: 2026-12-04 (later), bench:write, one fact at a time per writer instance, 8 writers (see readUnits); the rest: 2026-12-03 (latest), EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys; ReturnConsumedCapacity INDEXES), the code before the binding change (b7b3e49) and after it (ab8ee7c) in one run, side by side: 14.45 and 12.46 WCU (4.7 read units, one process coalescing the runs). The mix varies between runs of the same code, by the order the applier meets the facts in (a fact older than its device's newest folds in as stale, 2 units, where an applied one costs about 14): b7b3e49 measured 10.33, 10.35 and 14.45, ab8ee7c 13.17, 13.31 and 12.46 (earlier that day, before history left the transaction: 12.62 and 12.93; before the listing index stopped copying what every fact rewrites: 16.75 to 17.88). Compare within one run; the steady one-at-a-time figure is docs/write-path.md's (14.0)",
   perAppliedEvent: {
     /**
      * DynamoDB write request units (transactions count 2 per item), GSI copies included. The measured
@@ -40,11 +40,11 @@ export const measured = {
      * bench:write`, before and after alternately, two rounds each: 8 writers 18.8, 17.8 → 16.5, 17.7; 1 writer 21.1,
      * 21.2 → 13.6, 13.7 (the cut 16.0 → 8.5 units a fact: its own shard consistently, 15 at half).
      * With a request's facts packed in one entry (`BATCH=10`, same command, 2026-12-04, two rounds): 1 writer 13.6, 13.6
-     * → 6.1, 7.1; 8 writers (each applying 10 facts at once) 17.3, 16.5 → 16.9, 17.2. Kept at the 8-writer figure:
-     * packing saves reads where a tenant's entries do not contend, which this fleet's rate (5.8 entries a second a
-     * tenant) may well give, but 8 contending writers show no saving.
+     * → 6.1, 7.1; 8 writers (each applying 10 facts at once), `WRITERS=8` on an idle machine, 16.6, 17.0 → 14.8, 16.0.
+     * Taken at the 8-writer figure, 15.4: packing halves the reads where a tenant's entries do not contend, which this
+     * fleet's rate (5.8 entries a second a tenant) may well give, but 8 contending writers save a tenth.
      */
-    readUnits: 17.1,
+    readUnits: 15.4,
     /**
      * EventBridge PutEvents entries: the ingested fact's share of its request's packed entry (webhooks carry 10 facts,
      * one entry: core ingest/reported.ts), and the applied change. 2 while each fact was an entry of its own.

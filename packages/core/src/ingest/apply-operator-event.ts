@@ -69,10 +69,29 @@ export async function applyReported(ports: Ports, entry: DomainEvent): Promise<R
     }),
   );
   // In one publish, unpacked: if it fails, nothing of it was accepted, and the bus retries the entry whole.
-  const failed = results.filter((result) => "error" in result).map((result) => result.fact);
+  const failed = results.filter((result) => "error" in result);
   if (failed.length > 0) {
-    await ports.publisher.publish(failed, { alone: true });
+    await ports.publisher.publish(
+      failed.map((result) => result.fact),
+      { alone: true },
+    );
     ports.metrics?.add("FactsRequeued", failed.length);
+    // The invocation succeeds: each failure is told here, where its entry's consumer does not see it.
+    for (const { fact, error } of failed) {
+      console.warn(
+        JSON.stringify({
+          level: "warn",
+          component: "applier",
+          message: "packed fact failed; requeued alone",
+          entryId: entry.id,
+          eventId: fact.id,
+          type: fact.type,
+          tenantId: fact.tenantId,
+          code: isSimrootError(error) ? error.code : "internal.unexpected",
+          error: error instanceof Error ? error.message : String(error),
+        }),
+      );
+    }
   }
   return results;
 }

@@ -18,7 +18,7 @@ import type { IngestedEvent } from "./ingested.ts";
 
 export const factsReportedType = "facts.reported";
 
-/** Facts a `facts.reported` entry carries at most: a retry of the entry applies them all again (as duplicates). */
+/** Facts a `facts.reported` entry carries at most (one invocation applies them). */
 export const maxFactsPerEntry = 25;
 /** Bytes of JSON a packed entry stays under: EventBridge bills an entry per 64 KB, and takes 256 KB at most. */
 export const maxPackedBytes = 60 * 1024;
@@ -105,6 +105,7 @@ export function reportedFacts(entry: DomainEvent): readonly DomainEvent[] {
     if (fact?.tenantId !== entry.tenantId || fact.data?.sourceId !== sourceId || fact.origin !== "ingest") {
       throw new SimrootError("ingest.malformed_fact", "input", `Entry ${entry.id} packs a fact of another tenant or source`);
     }
+    if (fact.type === factsReportedType) throw new SimrootError("ingest.malformed_fact", "input", `Entry ${entry.id} packs an entry`);
   }
   return facts;
 }
