@@ -108,6 +108,10 @@ async function observed(fail?: (name: string, input: unknown) => boolean): Promi
   return { bus: holder.bus, ports, invoked, metrics };
 }
 
+/** The store calls that read a device's item (a key naming it): for `observed` to throttle once. */
+const deviceRead = (deviceId: string) => (name: string, input: unknown) =>
+  name === "GetCommand" && JSON.stringify(input).includes(deviceId) && JSON.stringify(input).includes('"sk"');
+
 async function tenantWithDevices(name: string, count: number) {
   const { tenant } = await createTenantWithAdminKey(runtime.ports, name);
   const ctx = { tenantId: tenant.id, actor: "system:test", requestId: "req_setup" };
@@ -176,9 +180,7 @@ describe("reported facts on the bus", () => {
   it("sends a fact that failed back on the bus alone: the entry's other facts are not applied again", async () => {
     const { tenantId, ids } = await tenantWithDevices("packed-retry", 3);
     // The store throttles the first read of the second device's item: its fact fails in the entry.
-    const { bus, ports, invoked, metrics } = await observed(
-      (name, input) => name === "GetCommand" && JSON.stringify(input).includes(ids[1]!) && JSON.stringify(input).includes('"sk"'),
-    );
+    const { bus, ports, invoked, metrics } = await observed(deviceRead(ids[1]!));
     const facts = ids.map((_, n) => attach(tenantId, "req_retry", n));
     await bus.publish(facts);
     await bus.drained();
@@ -196,9 +198,7 @@ describe("reported facts on the bus", () => {
 
   it("dead-letters a malformed packed fact under its own id, alone, and applies the others", async () => {
     const { tenantId, ids } = await tenantWithDevices("packed-mixed", 2);
-    const { bus, ports, invoked } = await observed(
-      (name, input) => name === "GetCommand" && JSON.stringify(input).includes(ids[1]!) && JSON.stringify(input).includes('"sk"'),
-    );
+    const { bus, ports, invoked } = await observed(deviceRead(ids[1]!));
     const good = attach(tenantId, "req_mixed", 0);
     const malformed = { ...good, id: `${good.id}m`, data: { ...good.data, event: { ...good.data.event, occurredAt: "yesterday" } } };
     const throttled = attach(tenantId, "req_mixed", 1);

@@ -48,8 +48,8 @@ export interface ReportedResult {
  * publish fails. A lone fact fails as it always did.
  */
 export async function applyReported(ports: Ports, entry: DomainEvent): Promise<ReportedResult[]> {
-  const facts = reportedFacts(entry);
   if (entry.type !== factsReportedType) return [{ fact: entry, outcome: await applyOperatorEvent(ports, entry) }];
+  const facts = reportedFacts(entry);
   const byDevice = new Map<string, number[]>();
   facts.forEach((fact, index) => {
     const device = JSON.stringify((fact.data.event as { device?: unknown } | undefined)?.device ?? fact.id);
