@@ -11,6 +11,10 @@ declare module "sst" {
       "type": "sst.aws.ApiGatewayV2"
       "url": string
     }
+    "ApplierQueue": {
+      "type": "sst.aws.Queue"
+      "url": string
+    }
     "AutomationDeadLetterQueue": {
       "type": "sst.aws.Queue"
       "url": string

@@ -7,9 +7,11 @@
  * queue, with a queue policy that lets only that rule's EventBridge target send to it.
  */
 import { integrationTenants } from "../packages/core/src/config.ts";
+import { applierQueue as applierQueueSettings } from "../packages/core/src/platform/limits.ts";
 import { deployedPattern, retryPolicy, rules, type EventPattern, type RuleName } from "../packages/core/src/platform/rules.ts";
 import type { Resource } from "sst";
 import type { Expect } from "./database";
+import { applierQueue, applierDeadLetterQueue, queuedRule } from "./applier-queue";
 import { bus } from "./event-bus";
 import { functionArgs } from "./functions";
 
@@ -61,39 +63,58 @@ function subscribeRule<R extends RuleName>(name: R) {
   // The integrations' rules match only their tenant's events (the deploying shell's settings).
   const rule = { ...rules[name], pattern: deployedPattern(name, integrationTenants()) };
   const componentName = ruleComponentName(name);
+  const queued = name === queuedRule;
 
-  const deadLetterQueue = new sst.aws.Queue(`${componentName}DeadLetterQueue` satisfies DeadLetterQueueName<R>, {
-    transform: {
-      // Keep failed events as long as SQS allows (the default is 4 days).
-      queue: { messageRetentionSeconds: 14 * 24 * 60 * 60 },
-    },
-  });
-
-  const subscriber = bus.subscribe(
-    componentName,
-    // Not the code's: Lambda itself sends a failed invocation to the on-failure destination
-    // below with the function's role, so the role may send to its own queue and no other.
-    functionArgs(name, {}, [{ actions: ["sqs:SendMessage"], resources: [deadLetterQueue.arn] }]),
-    {
-      pattern: subscriberPattern(rule.pattern),
-      transform: {
-        // SST's `pattern` only knows source / detail-type / detail: set the rule's
-        // EventPattern to the definition's JSON verbatim, so any other field
-        // (account, region, resources, ...) reaches EventBridge too.
-        rule: { eventPattern: JSON.stringify(rule.pattern) },
-        target: {
-          retryPolicy: {
-            maximumEventAgeInSeconds: retryPolicy.maximumEventAgeSeconds,
-            maximumRetryAttempts: retryPolicy.deliveryRetryAttempts,
-          },
-          deadLetterConfig: { arn: deadLetterQueue.arn },
+  const deadLetterQueue = queued
+    ? applierDeadLetterQueue
+    : new sst.aws.Queue(`${componentName}DeadLetterQueue` satisfies DeadLetterQueueName<R>, {
+        transform: {
+          // Keep failed events as long as SQS allows (the default is 4 days).
+          queue: { messageRetentionSeconds: 14 * 24 * 60 * 60 },
         },
+      });
+
+  const subscription = {
+    pattern: subscriberPattern(rule.pattern),
+    transform: {
+      // SST's `pattern` only knows source / detail-type / detail: set the rule's
+      // EventPattern to the definition's JSON verbatim, so any other field
+      // (account, region, resources, ...) reaches EventBridge too.
+      rule: { eventPattern: JSON.stringify(rule.pattern) },
+      target: {
+        retryPolicy: {
+          maximumEventAgeInSeconds: retryPolicy.maximumEventAgeSeconds,
+          maximumRetryAttempts: retryPolicy.deliveryRetryAttempts,
+        },
+        deadLetterConfig: { arn: deadLetterQueue.arn },
       },
     },
-  );
+  };
+  // Not the code's: Lambda itself sends a failed invocation to the on-failure destination
+  // below with the function's role, so the role may send to its own queue and no other.
+  const args = functionArgs(name, {}, [{ actions: ["sqs:SendMessage"], resources: [deadLetterQueue.arn] }]);
+
+  let subscriber: $util.Output<{ nodes: { function: $util.Output<sst.aws.Function> } }>;
+  let ruleArn: $util.Output<string>;
+  if (queued) {
+    // The rule puts each event in the applier's queue (SST adds the queue policy that lets the rule send), and Lambda
+    // reads it in batches, answering the messages that failed (`partialResponses`), with at most
+    // `maximumConcurrency` instances at once; the queue moves a message that fails every receive to `deadLetterQueue`.
+    const toQueue = bus.subscribeQueue(componentName, applierQueue, subscription);
+    ruleArn = toQueue.apply((s) => s.nodes.rule.arn);
+    subscriber = applierQueue.subscribe(args, {
+      batch: { size: applierQueueSettings.batchSize, partialResponses: true },
+      transform: { eventSourceMapping: { scalingConfig: { maximumConcurrency: applierQueueSettings.maximumConcurrency } } },
+    });
+  } else {
+    const toFunction = bus.subscribe(componentName, args, subscription);
+    ruleArn = toFunction.apply((s) => s.nodes.rule.arn);
+    subscriber = toFunction;
+  }
 
   // EventBridge invokes Lambda asynchronously: its retry policy and DLQ cover delivery to
   // Lambda only. A handler that keeps failing after Lambda's own retries lands in the same queue.
+  // (The queued rule's consumer is invoked asynchronously only by a redrive.)
   new aws.lambda.FunctionEventInvokeConfig(`${componentName}OnFailure`, {
     functionName: subscriber.apply((s) => s.nodes.function.name),
     maximumRetryAttempts: retryPolicy.handlerAttempts - 1,
@@ -101,7 +122,6 @@ function subscribeRule<R extends RuleName>(name: R) {
     destinationConfig: { onFailure: { destination: deadLetterQueue.arn } },
   });
 
-  const ruleArn = subscriber.apply((s) => s.nodes.rule.arn);
   new aws.sqs.QueuePolicy(`${componentName}DeadLetterQueuePolicy`, {
     queueUrl: deadLetterQueue.url,
     policy: $jsonStringify({

@@ -11,6 +11,7 @@ import { tableEnvironment, dynamoTables } from "./database";
 import { bus, busEnvironment } from "./event-bus";
 import { feedKey, feedKeyEnvironment } from "./feed-key";
 import { secretsKey, secretsKeyEnvironment } from "./secrets-key";
+import { applierQueue, applierQueueEnvironment } from "./applier-queue";
 import { auditArchive, auditArchiveEnvironment } from "./audit-archive-bucket";
 import { feedChannelEnvironment } from "./iot-endpoint";
 import { stage } from "./stage";
@@ -40,10 +41,7 @@ function resourcesOf(grant: Grant, late: LateResources): $util.Input<string>[] {
   if ("secretsKey" in on) return [secretsKey.arn];
   if ("deadLetterQueues" in on) return late.deadLetterQueueArns ?? [];
   if ("auditArchive" in on) return [$interpolate`${auditArchive.arn}/*`];
-  if ("applierQueue" in on)
-    return [
-      $interpolate`arn:aws:sqs:${aws.getRegionOutput().name}:${aws.getCallerIdentityOutput().accountId}:${$app.name}-${$app.stage}-applier`,
-    ];
+  if ("applierQueue" in on) return [applierQueue.arn];
   if ("feedTopics" in on)
     return [$interpolate`arn:aws:iot:${aws.getRegionOutput().name}:${aws.getCallerIdentityOutput().accountId}:topic/simroot/*`];
   return late.consumerArns ?? [];
@@ -78,6 +76,7 @@ export function functionArgs(name: FunctionName, late: LateResources = {}, role:
       ...(definition.secretsKey.length > 0 ? secretsKeyEnvironment : {}),
       ...("auditArchive" in definition && definition.auditArchive ? auditArchiveEnvironment : {}),
       ...(definition.feedNotices ? feedChannelEnvironment : {}),
+      ...(definition.backlogQueue ? applierQueueEnvironment : {}),
       POWERTOOLS_SERVICE_NAME: `simroot-${name}`,
     },
     logging: { format: "json", retention: stage.logRetention },

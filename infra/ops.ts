@@ -4,7 +4,8 @@
  *
  * - outbox: committed events waiting on the audit stream (IteratorAge);
  * - dead letters: any message in a rule's dead-letter queue (an event no consumer could apply);
- * - consumers: errors, throttles, and the age of events waiting for a retry (AsyncEventAge);
+ * - consumers: errors, throttles, and the age of events waiting for a retry (AsyncEventAge; for the applier, the age
+ *   of the oldest message in its queue);
  * - API: 5xx answers, p99 latency near the function timeout, throttled requests (429s);
  * - tables: throttled requests and system errors;
  * - ingest accepted vs settled vs applied, and change and revocation to the signed feed, from the
@@ -16,6 +17,7 @@ import { timeouts } from "../packages/core/src/platform/limits.ts";
 import { metricNamespace, type MetricName } from "../packages/core/src/platform/metrics.ts";
 import type { RuleName } from "../packages/core/src/platform/rules.ts";
 import { api } from "./api";
+import { applierQueue, queuedRule } from "./applier-queue";
 import { auditArchiver } from "./audit-archive";
 import { subscriptions } from "./bus";
 import { dynamoTables } from "./database";
@@ -93,6 +95,7 @@ for (const rule of ruleNames) {
     comparisonOperator: "GreaterThanThreshold",
     threshold: 5,
   });
+  if (rule === queuedRule) continue; // read from the applier's queue, not invoked asynchronously: its age is the queue's
   alarm(`${rule}EventAge`, {
     alarmDescription: `Events wait more than 5 minutes for consumer ${rule} (retries or throttling)`,
     namespace: "AWS/Lambda",
@@ -105,6 +108,19 @@ for (const rule of ruleNames) {
     threshold: 5 * 60 * 1000,
   });
 }
+
+// The applier's queue: reported facts waiting to be applied (ingestion answers 503 past its bound, so depth alone is no fault).
+alarm("ApplierQueueAge", {
+  alarmDescription: `Reported facts wait more than 5 minutes for the applier (${queuedRule}: failing, throttled or at its concurrency)`,
+  namespace: "AWS/SQS",
+  metricName: "ApproximateAgeOfOldestMessage",
+  dimensions: { QueueName: applierQueue.nodes.queue.name },
+  statistic: "Maximum",
+  period,
+  evaluationPeriods: 5,
+  comparisonOperator: "GreaterThanThreshold",
+  threshold: 5 * 60,
+});
 
 const apiId = api.nodes.api.id;
 alarm("Api5xx", {
@@ -201,9 +217,10 @@ export const dashboard = new aws.cloudwatch.Dashboard("Dashboard", {
   dashboardBody: $resolve([
     region,
     apiId,
+    applierQueue.nodes.queue.name,
     ...ruleNames.map((rule) => subscriptions[rule].deadLetterQueue.nodes.queue.name),
     ...ruleNames.map((rule) => subscriptions[rule].subscriber.apply((s) => s.nodes.function.name)),
-  ]).apply(([regionName, id, ...names]) => {
+  ]).apply(([regionName, id, applierQueueName, ...names]) => {
     const queues = names.slice(0, ruleNames.length);
     const consumers = names.slice(ruleNames.length);
     const widget = (title: string, metrics: unknown[][], y: number, x: number) => ({
@@ -222,6 +239,7 @@ export const dashboard = new aws.cloudwatch.Dashboard("Dashboard", {
             simrootMetric("IngestAccepted", "Sum", "accepted"),
             simrootMetric("FactsSettled", "Sum", "settled"),
             simrootMetric("FactsApplied", "Sum", "applied"),
+            metric("AWS/SQS", "ApproximateNumberOfMessagesVisible", { QueueName: applierQueueName }, "Maximum"),
           ],
           0,
           0,

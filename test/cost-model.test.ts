@@ -36,3 +36,17 @@ describe("the cost model's DynamoDB capacity", () => {
     expect(seventy["DynamoDB reads"]).toBeLessThan(monthlyCost(oneEventASecond({ readUnits: 1 })).lines["DynamoDB reads"]!);
   });
 });
+
+describe("the cost model's applier queue", () => {
+  it("bills three requests a message, the idle pollers' long polls, and ingestion's depth reads once a second per instance", () => {
+    const idle = monthlyCost(oneEventASecond({})).lines["SQS (the applier's queue)"]!;
+    // Five pollers, a 20 s long poll each: 656,640 requests a month, about $0.26.
+    expect(idle).toBeCloseTo(((5 * secondsPerMonth) / 20 / 1e6) * prices.sqs.perMillionRequests, 6);
+    // A message a second: sent, received, deleted.
+    const messages = monthlyCost(oneEventASecond({ queueMessages: 1 })).lines["SQS (the applier's queue)"]!;
+    expect(messages - idle).toBeCloseTo(((3 * secondsPerMonth) / 1e6) * prices.sqs.perMillionRequests, 6);
+    // Ten webhooks a second on one instance (50 ms each) read the depth once a second, not ten times.
+    const busy = monthlyCost(oneEventASecond({ apiRequests: 10 })).lines["SQS (the applier's queue)"]!;
+    expect(busy - idle).toBeCloseTo((secondsPerMonth / 1e6) * prices.sqs.perMillionRequests, 6);
+  });
+});

@@ -4,15 +4,11 @@
  * the wire. What a rule routes by its content still travels alone; a packed fact that fails goes back on the bus alone
  * (its entry's other facts are not applied again), and nothing is lost; an entry cannot carry another tenant's fact.
  */
-import { createServer, type IncomingMessage } from "node:http";
-import type { AddressInfo } from "node:net";
-import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   asyncApiDocument,
   createTenantWithAdminKey,
-  eventBridgePublisher,
   factsReportedType,
   ingestedEvent,
   matchesPattern,
@@ -28,6 +24,7 @@ import {
 } from "@simroot/core";
 import { LocalBus, type BusTarget } from "@simroot/local/bus/local-bus";
 import { loadRuleTargets } from "@simroot/local/targets";
+import { putOnTheWire } from "./support/loopback-eventbridge.ts";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -248,32 +245,13 @@ describe("reported facts on the bus", () => {
 
 describe("reported facts through EventBridge", () => {
   it("are put as packed entries under 64 KB each, which the applier's deployed rule matches", async () => {
-    const received: { Source: string; DetailType: string; Detail: string }[][] = [];
-    const server = createServer(async (request: IncomingMessage, response) => {
-      let body = "";
-      for await (const chunk of request) body += chunk;
-      const entries = (JSON.parse(body) as { Entries: { Source: string; DetailType: string; Detail: string }[] }).Entries;
-      received.push(entries);
-      response.setHeader("content-type", "application/x-amz-json-1.1");
-      response.end(JSON.stringify({ FailedEntryCount: 0, Entries: entries.map((_, n) => ({ EventId: `ev-${n}` })) }));
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const client = new EventBridgeClient({
-      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      region: "us-east-1",
-      credentials: { accessKeyId: "test", secretAccessKey: "test" },
-    });
     // Facts with a large payload each: the entries are cut by bytes before they reach 25 facts.
     const heavy = (n: number) => {
       const base = attach("ten_wire", "req_wire", n);
       return { ...base, data: { ...base.data, padding: "x".repeat(4_000) } };
     };
     const facts = Array.from({ length: 40 }, (_, n) => heavy(n));
-    await eventBridgePublisher("simroot-test", client).publish(facts);
-    client.destroy();
-    await new Promise((resolve) => server.close(resolve));
-
-    const entries = received.flat();
+    const entries = await putOnTheWire(facts);
     // Cut by bytes (about 13 of these facts to an entry); a last fact left alone travels as itself.
     const packedEntries = entries.filter((entry) => entry.DetailType === factsReportedType);
     expect(packedEntries.length).toBeGreaterThanOrEqual(entries.length - 1);

@@ -58,6 +58,8 @@ export const measured = {
      * fact (now once per packed entry of a request's facts, 10 here: 0.1, and the detectors' 0.5).
      */
     consumerInvocations: 0.6,
+    /** The applier's queue: one message per packed entry (10 facts here); none for the applied change. */
+    queueMessages: 0.1,
     /**
      * Billed consumer milliseconds per applied event: the detectors' 0.5 invocations at `assumed.consumerMs` (30 ms), and
      * the applier's share of an entry's invocation. `EVENTS=320 DEVICES=256 WRITERS=1,8 BATCH=10 npm run bench:write`
@@ -80,6 +82,8 @@ export const assumed = {
   consumerMs: 60,
   /** Billed duration of an API request that is not a feed long poll. */
   apiMs: 50,
+  /** An SQS event source mapping's pollers while its queue is empty (Lambda starts with five). */
+  queuePollers: 5,
   /** Memory of every function (platform `functions`), GB. */
   memoryGb: 1,
   /** Bytes stored per applied event: its audit record and feed entry (the device item is overwritten). */

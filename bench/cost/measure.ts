@@ -16,6 +16,7 @@ import {
   createSource,
   createTenantWithAdminKey,
   deployedPattern,
+  isQueued,
   integrationTenants,
   registerDevice,
   packReported,
@@ -54,7 +55,7 @@ export async function measure() {
   for (let n = 0; n < devices; n++) await registerDevice(ports, ctx, { imsi: imsiOf(n) });
   await runtime.settled();
 
-  const totals = { writeUnits: 0, readUnits: 0, busEvents: 0, consumerInvocations: 0, apiRequests: 0 };
+  const totals = { writeUnits: 0, readUnits: 0, busEvents: 0, consumerInvocations: 0, queueMessages: 0, apiRequests: 0 };
   const byCommand: Record<string, { calls: number; units: number }> = {};
   const byTable: Record<string, number> = {};
   ports.db.middlewareStack.add(
@@ -94,9 +95,11 @@ export async function measure() {
         resources: options?.resources?.(event) ?? [],
         detail: event,
       };
-      totals.consumerInvocations += (Object.keys(rules) as RuleName[]).filter((name) =>
+      const matched = (Object.keys(rules) as RuleName[]).filter((name) =>
         matchesPattern(deployedPattern(name, integrationTenants()), envelope as never),
-      ).length;
+      );
+      totals.consumerInvocations += matched.length;
+      totals.queueMessages += matched.filter(isQueued).length;
     }
     return publish(published, options);
   };
@@ -151,6 +154,7 @@ export async function measure() {
       readUnits: per(totals.readUnits),
       busEvents: per(totals.busEvents),
       consumerInvocations: per(totals.consumerInvocations),
+      queueMessages: per(totals.queueMessages),
       apiRequests: per(totals.apiRequests),
     },
   };

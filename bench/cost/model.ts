@@ -11,6 +11,8 @@ export interface PerEvent {
   readonly readUnits: number;
   readonly busEvents: number;
   readonly consumerInvocations: number;
+  /** Messages through the applier's queue (core platform/limits.ts `applierQueue`): its packed entries, and facts requeued alone. */
+  readonly queueMessages?: number;
   /**
    * Billed consumer milliseconds per applied event, over all its invocations (default: `consumerInvocations` times
    * `assumed.consumerMs`, each invocation one fact). An applier invocation of a packed entry applies many facts.
@@ -95,6 +97,16 @@ export function monthlyCost(scenario: Scenario): {
     assumed.memoryGb *
     ((events * ((e.consumerMs ?? e.consumerInvocations * assumed.consumerMs) + e.apiRequests * assumed.apiMs)) / 1000 +
       polls * pollSeconds);
+  // The applier's queue: EventBridge sends each message, Lambda receives and deletes it (a request each, counted per
+  // message as a light load batches them: one a batch), and its event source mapping's pollers long-poll (20 s) while
+  // it is empty. Ingestion reads the depth at most once a second per API instance (core ingest/backlog.ts), and at
+  // most once a request: the instances as many as the webhooks' rate keeps busy.
+  const webhooksPerSecond = (events * e.apiRequests) / secondsPerMonth;
+  const apiInstances = Math.max(1, Math.ceil((webhooksPerSecond * assumed.apiMs) / 1000));
+  const queueRequests =
+    events * (e.queueMessages ?? 0) * 3 +
+    (assumed.queuePollers * secondsPerMonth) / 20 +
+    Math.min(events * e.apiRequests, apiInstances * secondsPerMonth);
   const readers = streamReaderInvocations(events, storedGb, tenants);
   // One history invocation waits for each trailing notice: at most one a second per changing tenant (each takes it on
   // with one conditional write to the feed head).
@@ -111,6 +123,7 @@ export function monthlyCost(scenario: Scenario): {
       storedGb * (prices.dynamodb.storagePerGbMonth + prices.dynamodb.pitrPerGbMonth),
     "S3 archive (grows each month by)": archivedGbPerMonth * prices.s3.glacierInstantPerGbMonth,
     "EventBridge events": ((events * e.busEvents) / million) * prices.eventbridge.perMillionEvents,
+    "SQS (the applier's queue)": (queueRequests / million) * prices.sqs.perMillionRequests,
     "Lambda requests": (lambdaRequests / million) * prices.lambda.perMillionRequests,
     "Lambda duration": gbSeconds * prices.lambda.arm64PerGbSecond,
     // Each history invocation also reads the feed head of its batch's tenant (the feed's backstop: one consistent read

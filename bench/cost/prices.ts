@@ -16,6 +16,8 @@ export const prices = {
     provisionedRcuHour: 0.00013,
   },
   eventbridge: { url: "https://aws.amazon.com/eventbridge/pricing/", perMillionEvents: 1.0, pipesPerMillionRequests: 0.4 },
+  /** Standard queues: a request per 64 KB chunk of payload (an applier entry is at most 60 KB: one). */
+  sqs: { url: "https://aws.amazon.com/sqs/pricing/", perMillionRequests: 0.4 },
   lambda: { url: "https://aws.amazon.com/lambda/pricing/", perMillionRequests: 0.2, arm64PerGbSecond: 0.0000133334 },
   apiGateway: { url: "https://aws.amazon.com/api-gateway/pricing/", httpApiPerMillion: 1.0 },
   kms: { url: "https://aws.amazon.com/kms/pricing/", perKeyMonth: 1.0, asymmetricPerMillionRequests: 15.0 },

@@ -56,6 +56,7 @@ export {
   rules,
   eventSource,
   retryPolicy,
+  isQueued,
   deployedPattern,
   consumerResource,
   type OptInConsumer,

@@ -6,7 +6,7 @@ import { runningAs } from "./grants.ts";
 type Handler = (event: BusEnvelope, context: Context) => Promise<unknown>;
 
 /** A Lambda context for a locally invoked handler (what middy and handlers may read). */
-function lambdaContext(functionName: string, timeoutMs = 30_000): Context {
+export function lambdaContext(functionName: string, timeoutMs = 30_000): Context {
   const deadline = Date.now() + timeoutMs;
   return {
     callbackWaitsForEmptyEventLoop: false,

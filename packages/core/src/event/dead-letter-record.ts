@@ -4,6 +4,7 @@
  */
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
+import { applierQueue } from "../platform/limits.ts";
 import type { Ports } from "../ports.ts";
 import type { BusEnvelope } from "./envelope.ts";
 
@@ -72,8 +73,9 @@ const isEnvelope = (value: unknown): value is BusEnvelope =>
 /**
  * A dead letter from its SQS message: Lambda's on-failure destination sends an invocation
  * record (`requestPayload` is the event, `responsePayload` the error); EventBridge sends the
- * event itself, with `ERROR_CODE`/`ERROR_MESSAGE`/`RETRY_ATTEMPTS` message attributes.
- * Undefined for a message that is neither (it is left to the queue's own retention).
+ * event itself, with `ERROR_CODE`/`ERROR_MESSAGE`/`RETRY_ATTEMPTS` message attributes; the applier's queue
+ * (platform/limits.ts `applierQueue`) moves the event itself, with no attributes, once the consumer has failed on
+ * each of its receives (the consumer's log says why). Undefined for a message that is neither (it is left to the queue's own retention).
  */
 export function deadLetterOfMessage(
   body: string,
@@ -98,6 +100,13 @@ export function deadLetterOfMessage(
         ? { attempts: record.requestContext.approximateInvokeCount }
         : {}),
       envelope: record.requestPayload,
+    };
+  }
+  if (isEnvelope(parsed) && attributes.ERROR_CODE === undefined) {
+    return {
+      reason: `ConsumerFailed: failed on each of the ${applierQueue.maxReceiveCount} receives its queue allows`,
+      attempts: applierQueue.maxReceiveCount,
+      envelope: parsed,
     };
   }
   if (isEnvelope(parsed)) {

@@ -71,7 +71,7 @@ describe("redrive through Lambda", () => {
 });
 
 describe("dead letters as SQS holds them", () => {
-  it("reads Lambda's on-failure invocation record and EventBridge's own dead letter", () => {
+  it("reads Lambda's on-failure invocation record, EventBridge's own dead letter and what the applier's queue moved", () => {
     const fromLambda = JSON.stringify({
       version: "1.0",
       timestamp: "2026-12-02T10:00:05Z",
@@ -97,6 +97,12 @@ describe("dead letters as SQS holds them", () => {
         RETRY_ATTEMPTS: { stringValue: "185" },
       }),
     ).toEqual({ reason: "SDK_CLIENT_ERROR: Unable to invoke Lambda function", attempts: 185, envelope });
+    // The applier's queue moves the event itself once its consumer failed on every receive: no attributes.
+    expect(deadLetterOfMessage(JSON.stringify(envelope))).toEqual({
+      reason: "ConsumerFailed: failed on each of the 3 receives its queue allows",
+      attempts: 3,
+      envelope,
+    });
     expect(deadLetterOfMessage("not json")).toBeUndefined();
     expect(deadLetterOfMessage(JSON.stringify({ hello: "world" }))).toBeUndefined();
   });

@@ -1,3 +1,5 @@
+import { retryPolicy } from "./bus-names.ts";
+
 /**
  * The timeouts of the request path, end to end, in one place so they cannot disagree:
  * the PEP waits longer than the gateway, the gateway longer than the function, the
@@ -28,6 +30,31 @@ export const timeouts = {
   sdkMaxAttempts: 3,
   /** What a 503 tells clients to wait before trying again. */
   retryAfterSeconds: 2,
+} as const;
+
+/**
+ * The applier's queue in AWS (infra/bus.ts): the target of the rule that carries reported facts (`queued` in
+ * platform/rules.ts) is an SQS queue, which Lambda reads in batches (an event source mapping) and which is ingestion's
+ * backlog: `POST /v1/ingest` answers 503 once its depth passes `SIMROOT_INGEST_MAX_BACKLOG` (core ingest/backlog.ts).
+ * Locally the bus's pending deliveries are that backlog.
+ */
+export const applierQueue = {
+  /** Messages per invocation, each an entry of up to 25 facts; a message that fails is received again alone. */
+  batchSize: 10,
+  /**
+   * How long a received message stays hidden: at least the function's timeout (Lambda refuses less), six times it as
+   * AWS advises so a batch Lambda retries after a throttle is not received twice. A failed message is retried after it.
+   */
+  visibilityTimeoutSeconds: 6 * timeouts.consumerFunctionSeconds,
+  /** Receives before a message goes to the rule's dead-letter queue: the handler's attempts, as on the local bus. */
+  maxReceiveCount: retryPolicy.handlerAttempts,
+  /**
+   * What the queue keeps, SQS's longest: an accepted fact is never dropped for its age while it waits. Ingestion's
+   * bound, not an age, keeps the wait short.
+   */
+  retentionSeconds: 14 * 24 * 60 * 60,
+  /** Instances reading the queue at most (the mapping's maximum concurrency, 2 to 1,000): what caps the applier's writes. */
+  maximumConcurrency: 100,
 } as const;
 
 /** How every function is bundled, by SST in AWS and by `bench/bundle` here. */

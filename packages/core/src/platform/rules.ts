@@ -15,6 +15,11 @@ export interface RuleDefinition {
   /** The consumer module under `functions/src/`, exporting `handler`. */
   readonly handler: string;
   readonly does: string;
+  /**
+   * In AWS the rule's target is the applier's queue (platform/limits.ts `applierQueue`), read by the consumer in
+   * batches, not an asynchronous invocation per event: its depth is ingestion's backlog. One rule at most.
+   */
+  readonly queued?: boolean;
 }
 // What each consumer may do to which table is declared with the function, in ./functions.ts.
 
@@ -43,6 +48,7 @@ export const rules = {
     does: "applies the facts operator cores and eSIM managers report to device identity state",
     pattern: { source: [ingestSource] },
     handler: "consumers/operator-events.ts",
+    queued: true,
   },
   detectors: {
     does: "judges operator changes against the device's baseline (IMEI change, SIM swap, geofence, unexpected bearer) and records anomalies",
@@ -97,6 +103,9 @@ export const rules = {
     handler: "consumers/siem-export.ts",
   },
 } as const satisfies Record<string, RuleDefinition>;
+
+/** Whether the rule's target in AWS is the applier's queue (`queued`). */
+export const isQueued = (name: RuleName): boolean => (rules[name] as RuleDefinition).queued === true;
 
 export type RuleName = keyof typeof rules;
 
