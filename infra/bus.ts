@@ -97,11 +97,38 @@ function subscribeRule<R extends RuleName>(name: R) {
   let subscriber: $util.Output<{ nodes: { function: $util.Output<sst.aws.Function> } }>;
   let ruleArn: $util.Output<string>;
   if (queued) {
-    // The rule puts each event in the applier's queue (SST adds the queue policy that lets the rule send), and Lambda
-    // reads it in batches, answering the messages that failed (`partialResponses`), with at most
-    // `maximumConcurrency` instances at once; the queue moves a message that fails every receive to `deadLetterQueue`.
-    const toQueue = bus.subscribeQueue(componentName, applierQueue, subscription);
-    ruleArn = toQueue.apply((s) => s.nodes.rule.arn);
+    // The rule puts each event in the applier's queue, with a policy of our own that lets that rule send and nothing
+    // else (SST's `subscribeQueue` would let any SNS topic, S3 bucket or rule send: their messages would count in the
+    // backlog ingestion bounds). Lambda reads it in batches, answering the messages that failed (`partialResponses`),
+    // with at most `maximumConcurrency` instances at once; the queue moves a message received `maxReceiveCount` times to
+    // `deadLetterQueue`.
+    const toQueue = new aws.cloudwatch.EventRule(`${componentName}Rule`, {
+      eventBusName: bus.name,
+      eventPattern: subscription.transform.rule.eventPattern,
+    });
+    new aws.cloudwatch.EventTarget(`${componentName}Target`, {
+      rule: toQueue.name,
+      eventBusName: bus.name,
+      arn: applierQueue.arn,
+      ...subscription.transform.target,
+    });
+    new aws.sqs.QueuePolicy(`${componentName}QueuePolicy`, {
+      queueUrl: applierQueue.url,
+      policy: $jsonStringify({
+        Version: "2012-10-17",
+        Statement: [
+          {
+            Sid: "TheRuleOnly",
+            Effect: "Allow",
+            Principal: { Service: "events.amazonaws.com" },
+            Action: "sqs:SendMessage",
+            Resource: applierQueue.arn,
+            Condition: { ArnEquals: { "aws:SourceArn": toQueue.arn } },
+          },
+        ],
+      }),
+    });
+    ruleArn = toQueue.arn;
     subscriber = applierQueue.subscribe(args, {
       batch: { size: applierQueueSettings.batchSize, partialResponses: true },
       transform: { eventSourceMapping: { scalingConfig: { maximumConcurrency: applierQueueSettings.maximumConcurrency } } },

@@ -13,7 +13,7 @@
  *   the feed latency alarms per committing function.
  */
 import { functions, type FunctionDefinition, type FunctionName } from "../packages/core/src/platform/functions.ts";
-import { timeouts } from "../packages/core/src/platform/limits.ts";
+import { applierQueue as applierQueueSettings, timeouts } from "../packages/core/src/platform/limits.ts";
 import { metricNamespace, type MetricName } from "../packages/core/src/platform/metrics.ts";
 import type { RuleName } from "../packages/core/src/platform/rules.ts";
 import { api } from "./api";
@@ -74,11 +74,12 @@ const ruleNames = Object.keys(subscriptions) as RuleName[];
 for (const rule of ruleNames) {
   const { subscriber, deadLetterQueue } = subscriptions[rule];
   const functionName = subscriber.apply((s) => s.nodes.function.name);
-  // The drain moves each dead letter into the tenant's list at once, so the queue's depth stays near 0: alarm on arrivals.
+  // The drain moves each dead letter into the tenant's list at once, so the queue's depth stays near 0: alarm on arrivals,
+  // as the drain receives them (SQS does not count in NumberOfMessagesSent what a queue's redrive policy moved).
   alarm(`${rule}DeadLetters`, {
     alarmDescription: `Events rule ${rule} could not apply reached its dead-letter queue: inspect (simroot bus dead-letters) and redrive`,
     namespace: "AWS/SQS",
-    metricName: "NumberOfMessagesSent",
+    metricName: "NumberOfMessagesReceived",
     dimensions: { QueueName: deadLetterQueue.nodes.queue.name },
     statistic: "Sum",
     period: 300,
@@ -95,7 +96,30 @@ for (const rule of ruleNames) {
     comparisonOperator: "GreaterThanThreshold",
     threshold: 5,
   });
-  if (rule === queuedRule) continue; // read from the applier's queue, not invoked asynchronously: its age is the queue's
+  if (rule === queuedRule) {
+    // Read from the applier's queue: a failed message is an answer, not an error, and its age is the queue's (below).
+    alarm(`${rule}MessagesFailed`, {
+      alarmDescription: `Consumer ${rule} answers messages of the applier's queue as failed (received again, then dead-lettered): see its log`,
+      namespace: metricNamespace,
+      metricName: "QueueMessagesFailed" satisfies MetricName,
+      dimensions: { service: `simroot-${rule}` },
+      statistic: "Sum",
+      period: 300,
+      comparisonOperator: "GreaterThanThreshold",
+      threshold: 5,
+    });
+    alarm(`${rule}MessagesUnreadable`, {
+      alarmDescription: `The applier's queue held messages that carry no event (deleted): something other than the rule sends to it`,
+      namespace: metricNamespace,
+      metricName: "QueueMessagesUnreadable" satisfies MetricName,
+      dimensions: { service: `simroot-${rule}` },
+      statistic: "Sum",
+      period: 300,
+      comparisonOperator: "GreaterThanThreshold",
+      threshold: 0,
+    });
+    continue;
+  }
   alarm(`${rule}EventAge`, {
     alarmDescription: `Events wait more than 5 minutes for consumer ${rule} (retries or throttling)`,
     namespace: "AWS/Lambda",
@@ -110,8 +134,11 @@ for (const rule of ruleNames) {
 }
 
 // The applier's queue: reported facts waiting to be applied (ingestion answers 503 past its bound, so depth alone is no fault).
+// A message that failed once waits a visibility timeout before it is received again: past two, it is stuck or the
+// applier cannot keep up.
+const applierAgeSeconds = 2 * applierQueueSettings.visibilityTimeoutSeconds;
 alarm("ApplierQueueAge", {
-  alarmDescription: `Reported facts wait more than 5 minutes for the applier (${queuedRule}: failing, throttled or at its concurrency)`,
+  alarmDescription: `Reported facts wait more than ${applierAgeSeconds / 60} minutes for the applier (${queuedRule}: failing, throttled or at its concurrency)`,
   namespace: "AWS/SQS",
   metricName: "ApproximateAgeOfOldestMessage",
   dimensions: { QueueName: applierQueue.nodes.queue.name },
@@ -119,7 +146,7 @@ alarm("ApplierQueueAge", {
   period,
   evaluationPeriods: 5,
   comparisonOperator: "GreaterThanThreshold",
-  threshold: 5 * 60,
+  threshold: applierAgeSeconds,
 });
 
 const apiId = api.nodes.api.id;
@@ -239,7 +266,6 @@ export const dashboard = new aws.cloudwatch.Dashboard("Dashboard", {
             simrootMetric("IngestAccepted", "Sum", "accepted"),
             simrootMetric("FactsSettled", "Sum", "settled"),
             simrootMetric("FactsApplied", "Sum", "applied"),
-            metric("AWS/SQS", "ApproximateNumberOfMessagesVisible", { QueueName: applierQueueName }, "Maximum"),
           ],
           0,
           0,
@@ -274,6 +300,16 @@ export const dashboard = new aws.cloudwatch.Dashboard("Dashboard", {
           ]),
           12,
           0,
+        ),
+        widget(
+          "Applier's queue: messages waiting and in flight (ingestion's backlog), failed",
+          [
+            metric("AWS/SQS", "ApproximateNumberOfMessagesVisible", { QueueName: applierQueueName }, "Maximum"),
+            metric("AWS/SQS", "ApproximateNumberOfMessagesNotVisible", { QueueName: applierQueueName }, "Maximum"),
+            simrootMetric("QueueMessagesFailed", "Sum", "failed"),
+          ],
+          12,
+          12,
         ),
       ],
     });

@@ -13,6 +13,7 @@ import {
   recordDeadLetter,
   tableNames,
   type Ports,
+  type RuleName,
 } from "@simroot/core";
 import { logger } from "./lib/telemetry.ts";
 
@@ -29,7 +30,7 @@ export const handlerFor =
     const ruleOfQueue = rules();
     for (const message of event.Records) {
       const rule = ruleOfQueue[message.eventSourceARN];
-      const letter = deadLetterOfMessage(message.body, message.messageAttributes);
+      const letter = deadLetterOfMessage(message.body, message.messageAttributes, rule as RuleName | undefined);
       try {
         if (!rule || !letter) throw new Error(`not a dead letter of a known rule (queue ${message.eventSourceARN})`);
         await recordDeadLetter(ports(), { rule, ...letter });

@@ -5,6 +5,7 @@
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import { applierQueue } from "../platform/limits.ts";
+import { isQueued, type RuleName } from "../platform/rules.ts";
 import type { Ports } from "../ports.ts";
 import type { BusEnvelope } from "./envelope.ts";
 
@@ -74,12 +75,13 @@ const isEnvelope = (value: unknown): value is BusEnvelope =>
  * A dead letter from its SQS message: Lambda's on-failure destination sends an invocation
  * record (`requestPayload` is the event, `responsePayload` the error); EventBridge sends the
  * event itself, with `ERROR_CODE`/`ERROR_MESSAGE`/`RETRY_ATTEMPTS` message attributes; the applier's queue
- * (platform/limits.ts `applierQueue`) moves the event itself, with no attributes, once the consumer has failed on
- * each of its receives (the consumer's log says why). Undefined for a message that is neither (it is left to the queue's own retention).
+ * (platform/limits.ts `applierQueue`, of the `queued` rule) moves the event itself, with no attributes, once it was
+ * received as often as it allows (the consumer's log says why). Undefined for a message that is neither (it is left to the queue's own retention).
  */
 export function deadLetterOfMessage(
   body: string,
   attributes: Readonly<Record<string, { readonly stringValue?: string | undefined }>> = {},
+  rule?: RuleName,
 ): QueuedDeadLetter | undefined {
   let parsed: unknown;
   try {
@@ -102,9 +104,9 @@ export function deadLetterOfMessage(
       envelope: record.requestPayload,
     };
   }
-  if (isEnvelope(parsed) && attributes.ERROR_CODE === undefined) {
+  if (isEnvelope(parsed) && attributes.ERROR_CODE === undefined && rule !== undefined && isQueued(rule)) {
     return {
-      reason: `ConsumerFailed: failed on each of the ${applierQueue.maxReceiveCount} receives its queue allows`,
+      reason: `ConsumerFailed: the applier's queue gave up after ${applierQueue.maxReceiveCount} receives (failed, unfinished or throttled)`,
       attempts: applierQueue.maxReceiveCount,
       envelope: parsed,
     };

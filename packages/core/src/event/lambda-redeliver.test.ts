@@ -97,12 +97,14 @@ describe("dead letters as SQS holds them", () => {
         RETRY_ATTEMPTS: { stringValue: "185" },
       }),
     ).toEqual({ reason: "SDK_CLIENT_ERROR: Unable to invoke Lambda function", attempts: 185, envelope });
-    // The applier's queue moves the event itself once its consumer failed on every receive: no attributes.
-    expect(deadLetterOfMessage(JSON.stringify(envelope))).toEqual({
-      reason: "ConsumerFailed: failed on each of the 3 receives its queue allows",
-      attempts: 3,
+    // The applier's queue moves the event itself once it was received as often as it allows: no attributes.
+    expect(deadLetterOfMessage(JSON.stringify(envelope), {}, "operatorEvents")).toEqual({
+      reason: "ConsumerFailed: the applier's queue gave up after 5 receives (failed, unfinished or throttled)",
+      attempts: 5,
       envelope,
     });
+    // Another rule's queue gets events only from EventBridge, with its attributes.
+    expect(deadLetterOfMessage(JSON.stringify(envelope), {}, "automation")?.reason).toBe("EventBridgeDeliveryFailed: not delivered");
     expect(deadLetterOfMessage("not json")).toBeUndefined();
     expect(deadLetterOfMessage(JSON.stringify({ hello: "world" }))).toBeUndefined();
   });

@@ -46,8 +46,12 @@ export const applierQueue = {
    * AWS advises so a batch Lambda retries after a throttle is not received twice. A failed message is retried after it.
    */
   visibilityTimeoutSeconds: 6 * timeouts.consumerFunctionSeconds,
-  /** Receives before a message goes to the rule's dead-letter queue: the handler's attempts, as on the local bus. */
-  maxReceiveCount: retryPolicy.handlerAttempts,
+  /**
+   * Receives before a message goes to the rule's dead-letter queue. A receive counts even when Lambda throttles the
+   * invocation or it times out, so more than the handler's attempts on the local bus (`retryPolicy.handlerAttempts`):
+   * AWS advises at least 5 for a queue Lambda reads.
+   */
+  maxReceiveCount: Math.max(5, retryPolicy.handlerAttempts),
   /**
    * What the queue keeps, SQS's longest: an accepted fact is never dropped for its age while it waits. Ingestion's
    * bound, not an age, keeps the wait short.

@@ -15,6 +15,15 @@ export const metricDefinitions = {
     unit: "Count",
     means: "facts of a packed bus entry that failed and went back on the bus alone, to be retried or dead-lettered as themselves",
   },
+  QueueMessagesFailed: {
+    unit: "Count",
+    means:
+      "messages of the applier's queue its consumer answered as failed (an error, or unfinished near the timeout): received again, then dead-lettered",
+  },
+  QueueMessagesUnreadable: {
+    unit: "Count",
+    means: "messages of the applier's queue that carry no bus event: logged and deleted, as no retry could apply them",
+  },
   FeedLatencyMs: {
     unit: "Milliseconds",
     means: "from a change reaching the ledger to the signed feed version that carries it (what every PEP receives next)",
