@@ -9,7 +9,7 @@ import { auditRetentionDays } from "../../packages/core/src/config.ts";
 export const measured = {
   /** Date and command of the measurement these figures come from. */
   source:
-    "bus events and invocations: 2026-12-04 (latest), a request's facts packed in one bus entry, EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (1.1 and 0.6; its write units 13.1 in that run, within the spread below); consumer time and read units: BATCH=10 npm run bench:write (see consumerMs, readUnits); before packing, read units: 2026-12-04 (later), bench:write, one fact at a time per writer instance, 8 writers (see readUnits); the rest: 2026-12-03 (latest), EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys; ReturnConsumedCapacity INDEXES), the code before the binding change (b7b3e49) and after it (ab8ee7c) in one run, side by side: 14.45 and 12.46 WCU (4.7 read units, one process coalescing the runs). The mix varies between runs of the same code, by the order the applier meets the facts in (a fact older than its device's newest folds in as stale, 2 units, where an applied one costs about 14): b7b3e49 measured 10.33, 10.35 and 14.45, ab8ee7c 13.17, 13.31 and 12.46 (earlier that day, before history left the transaction: 12.62 and 12.93; before the listing index stopped copying what every fact rewrites: 16.75 to 17.88). Compare within one run; the steady one-at-a-time figure is docs/write-path.md's (14.0)",
+    "write units: 2026-12-04 (latest), EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure, transactions counted item by item (see writeUnits); bus events and invocations: 2026-12-04 (later), a request's facts packed in one bus entry, EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (1.1 and 0.6; its write units 13.1 in that run, within the spread below); consumer time and read units: BATCH=10 npm run bench:write (see consumerMs, readUnits); before packing, read units: 2026-12-04 (later), bench:write, one fact at a time per writer instance, 8 writers (see readUnits); the rest: 2026-12-03 (latest), EVENTS=5000 DEVICES=100 FROM=4000 npm run cost -- --measure (steady state: every device item holds a full 32-fact window; UUID event keys; ReturnConsumedCapacity INDEXES), the code before the binding change (b7b3e49) and after it (ab8ee7c) in one run, side by side: 14.45 and 12.46 WCU (4.7 read units, one process coalescing the runs). The mix varies between runs of the same code, by the order the applier meets the facts in (a fact older than its device's newest folds in as stale, 2 units, where an applied one costs about 14): b7b3e49 measured 10.33, 10.35 and 14.45, ab8ee7c 13.17, 13.31 and 12.46 (earlier that day, before history left the transaction: 12.62 and 12.93; before the listing index stopped copying what every fact rewrites: 16.75 to 17.88). Compare within one run; the steady one-at-a-time figure is docs/write-path.md's (14.0)",
   perAppliedEvent: {
     /**
      * DynamoDB write request units (transactions count 2 per item), GSI copies included. The measured
@@ -24,8 +24,12 @@ export const measured = {
      * and 22.4 (counter event keys); applied one at a time, 20.5 (steady state, docs/write-path.md). A sequencing
      * run of one version writes it and the head without a transaction (2 units, not 4): one at a time that is 2
      * units per event, in this mix (many facts per run) it is within the runs' spread.
+     * 13.6 since 2026-12-04 (latest): DynamoDB Local reports a transaction's units per table counting each distinct
+     * unit count once (two 4-unit device items of one shard's coalesced commit as 4), so the measure now counts a
+     * transaction item by item (test/support/billed-units.ts). Same command, same runs, as reported and as billed:
+     * 13.18 → 13.64, 12.79 → 13.53 (and 13.70, 13.63 billed). Was 12.5 from the figures as reported.
      */
-    writeUnits: 12.5,
+    writeUnits: 13.6,
     /**
      * Not from the measure above: that runs one process, whose sequencing runs each carry many facts, where in AWS each
      * Lambda instance applies one fact an invocation and checks its turn to sequence after it. `EVENTS=320 DEVICES=256

@@ -1,12 +1,13 @@
 /**
  * Write units per applied operator event: every write the control plane sends to the store
- * asks for ReturnConsumedCapacity TOTAL (DynamoDB Local reports it as DynamoDB would bill it,
- * GSI copies included) and the units are summed while the applier applies attach/detach facts,
+ * asks for ReturnConsumedCapacity INDEXES (DynamoDB Local reports it as DynamoDB would bill it,
+ * GSI copies included, but for a transaction of several items of one table: test/support/billed-units.ts counts those) and the units are summed while the applier applies attach/detach facts,
  * and while the history reader of the audit stream projects the records they committed (each listed
  * under its subject, its IP lease edges as lease items: core outbox.ts).
  */
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { randomUUID } from "node:crypto";
+import { billedTransaction, type ReportedCapacity } from "../../test/support/billed-units.ts";
 import { applyOperatorEvent, createTenantWithAdminKey, ingestedEvent, registerDevice, reprojectHistory, type Ports } from "@simroot/core";
 
 const writeCommands = new Set([
@@ -29,7 +30,9 @@ export function meterWrites(db: DynamoDBDocumentClient) {
       (args.input as Record<string, unknown>).ReturnConsumedCapacity = "INDEXES";
       const result = await next(args);
       const consumed = (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity;
-      const list = (Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) as {
+      const reported = (Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) as ReportedCapacity[];
+      // DynamoDB Local under-reports a transaction of several items of a table: counted item by item.
+      const list = (name === "TransactWriteItemsCommand" ? billedTransaction(args.input as never, reported) : reported) as {
         TableName?: string;
         CapacityUnits?: number;
         WriteCapacityUnits?: number;

@@ -181,6 +181,16 @@ console.log(
     .map(([table, units]) => `${table} ${units.toFixed(1)}`)
     .join(", ")})`,
 );
+// An applier invocation under load in AWS: a batch of 10 messages of the applier's queue, each an entry of a webhook's
+// 10 facts (core platform/limits.ts `applierQueue`), applied side by side: 100 facts of 100 devices at once.
+const queueBatch = await unitsPerAppliedEvent(capacityPorts, 100, 4500, 4000, 100);
+console.log(
+  `  steady state, 100 facts at once (a batch of the applier's queue under load): ${queueBatch.perEvent.toFixed(1)} (${Object.entries(
+    queueBatch.perEventByTable,
+  )
+    .map(([table, units]) => `${table} ${units.toFixed(1)}`)
+    .join(", ")})`,
+);
 const remembered = await unitsPerRememberedFact(capacityPorts);
 console.log(
   `write units per remembered fact (folded in, nothing visible changed; ${remembered.remembered} of 10): ${remembered.perFact.toFixed(1)} now, ` +

@@ -32,6 +32,7 @@ import {
   type Publisher,
 } from "@simroot/core";
 
+import { billedTransaction, type ReportedCapacity } from "./billed-units.ts";
 import { lagEventualReads } from "./store-faults.ts";
 
 const lagMs = Number(process.env.GSI_LAG_MS ?? 0);
@@ -77,7 +78,7 @@ const publisher: Publisher = {
 /**
  * What this instance asked of the store: every call, the read and write units it was billed (every call asks for
  * ReturnConsumedCapacity; DynamoDB Local reports what DynamoDB would bill, an eventually consistent read at half a
- * consistent one), and the conditional writes of the feed (a version record, the feed head) the store refused because
+ * consistent one, but for a transaction of several items of one table: ./billed-units.ts counts those), and the conditional writes of the feed (a version record, the feed head) the store refused because
  * another instance wrote first: what racing sequencers cost (each refused write is billed a write unit, on the feed's
  * one partition; a refusal reports no capacity, so it is not in `writeUnits`).
  */
@@ -86,16 +87,15 @@ function countStoreCalls(db: DynamoDBDocumentClient) {
   db.middlewareStack.add(
     (next, context) => async (args) => {
       storeCalls.calls += 1;
-      (args.input as Record<string, unknown>).ReturnConsumedCapacity = "TOTAL";
+      (args.input as Record<string, unknown>).ReturnConsumedCapacity = "INDEXES";
       try {
         const result = await next(args);
         const consumed = (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity;
         const command = (context as { commandName?: string }).commandName ?? "";
         const reading = /^(Get|BatchGet|Query|Scan|TransactGet)/.test(command);
-        for (const entry of (Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) as {
-          CapacityUnits?: number;
-          TableName?: string;
-        }[]) {
+        const reported = (Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) as ReportedCapacity[];
+        // DynamoDB Local under-reports a transaction of several items of a table: counted item by item.
+        for (const entry of command === "TransactWriteItemsCommand" ? billedTransaction(args.input as never, reported) : reported) {
           storeCalls[reading ? "readUnits" : "writeUnits"] += entry.CapacityUnits ?? 0;
           // Read units by command and table (the table's key in tableNames: the name's last part).
           const by = `${command.replace("Command", "")} ${String(entry.TableName).split("-").at(-1)}`;
