@@ -20,7 +20,8 @@ const writeCommands = new Set([
 
 /** Adds ReturnConsumedCapacity TOTAL to every write and sums the write units it consumed. */
 export function meterWrites(db: DynamoDBDocumentClient) {
-  const meter = { units: 0, writes: 0, byTable: {} as Record<string, number> };
+  /** `ambiguous`: transactions whose units the meter may still count short (test/support/billed-units.ts). */
+  const meter = { units: 0, writes: 0, ambiguous: 0, byTable: {} as Record<string, number> };
   // One meter at a time: a new one replaces the last.
   db.middlewareStack.remove("meterWrites");
   db.middlewareStack.add(
@@ -32,7 +33,9 @@ export function meterWrites(db: DynamoDBDocumentClient) {
       const consumed = (result.output as { ConsumedCapacity?: unknown }).ConsumedCapacity;
       const reported = (Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) as ReportedCapacity[];
       // DynamoDB Local under-reports a transaction of several items of a table: counted item by item.
-      const list = (name === "TransactWriteItemsCommand" ? billedTransaction(args.input as never, reported) : reported) as {
+      const billed = name === "TransactWriteItemsCommand" ? billedTransaction(args.input as never, reported) : undefined;
+      if (billed?.ambiguous) meter.ambiguous += 1;
+      const list = (billed?.entries ?? reported) as {
         TableName?: string;
         CapacityUnits?: number;
         WriteCapacityUnits?: number;
@@ -70,6 +73,7 @@ export async function unitsPerAppliedEvent(ports: Ports, devices: number, events
   let applied = 0;
   let unitsBefore = 0;
   let writesBefore = 0;
+  let ambiguousBefore = 0;
   let byTableBefore: Record<string, number> = {};
   const eventFor = (n: number) => {
     const round = Math.floor(n / devices);
@@ -91,6 +95,7 @@ export async function unitsPerAppliedEvent(ports: Ports, devices: number, events
       await projectAsTheOutbox(ports, tenant.id, undefined);
       unitsBefore = meter.units;
       writesBefore = meter.writes;
+      ambiguousBefore = meter.ambiguous;
       byTableBefore = { ...meter.byTable };
       applied = 0;
     }
@@ -103,7 +108,15 @@ export async function unitsPerAppliedEvent(ports: Ports, devices: number, events
   const perEventByTable = Object.fromEntries(
     Object.entries(meter.byTable).map(([table, sum]) => [table, (sum - (byTableBefore[table] ?? 0)) / Math.max(1, applied)]),
   );
-  return { applied, units, writes: meter.writes - writesBefore, perEvent: units / Math.max(1, applied), perEventByTable };
+  return {
+    applied,
+    units,
+    writes: meter.writes - writesBefore,
+    /** Transactions the meter may have counted short (test/support/billed-units.ts). */
+    ambiguous: meter.ambiguous - ambiguousBefore,
+    perEvent: units / Math.max(1, applied),
+    perEventByTable,
+  };
 }
 
 const projected = new Map<string, number[]>();

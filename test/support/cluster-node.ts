@@ -82,7 +82,14 @@ const publisher: Publisher = {
  * another instance wrote first: what racing sequencers cost (each refused write is billed a write unit, on the feed's
  * one partition; a refusal reports no capacity, so it is not in `writeUnits`).
  */
-const storeCalls = { calls: 0, feedWritesRefused: 0, readUnits: 0, writeUnits: 0, readsBy: {} as Record<string, number> };
+const storeCalls = {
+  calls: 0,
+  feedWritesRefused: 0,
+  readUnits: 0,
+  writeUnits: 0,
+  ambiguousTransactions: 0,
+  readsBy: {} as Record<string, number>,
+};
 function countStoreCalls(db: DynamoDBDocumentClient) {
   db.middlewareStack.add(
     (next, context) => async (args) => {
@@ -95,7 +102,9 @@ function countStoreCalls(db: DynamoDBDocumentClient) {
         const reading = /^(Get|BatchGet|Query|Scan|TransactGet)/.test(command);
         const reported = (Array.isArray(consumed) ? consumed : consumed ? [consumed] : []) as ReportedCapacity[];
         // DynamoDB Local under-reports a transaction of several items of a table: counted item by item.
-        for (const entry of command === "TransactWriteItemsCommand" ? billedTransaction(args.input as never, reported) : reported) {
+        const billed = command === "TransactWriteItemsCommand" ? billedTransaction(args.input as never, reported) : undefined;
+        if (billed?.ambiguous) storeCalls.ambiguousTransactions += 1;
+        for (const entry of billed?.entries ?? reported) {
           storeCalls[reading ? "readUnits" : "writeUnits"] += entry.CapacityUnits ?? 0;
           // Read units by command and table (the table's key in tableNames: the name's last part).
           const by = `${command.replace("Command", "")} ${String(entry.TableName).split("-").at(-1)}`;
