@@ -13,6 +13,7 @@ import type { Resource } from "sst";
 import type { Expect } from "./database";
 import { applierQueue, applierDeadLetterQueue, queuedRule } from "./applier-queue";
 import { bus } from "./event-bus";
+import { stage } from "./stage";
 import { functionArgs } from "./functions";
 
 export { bus, busEnvironment } from "./event-bus";
@@ -100,7 +101,7 @@ function subscribeRule<R extends RuleName>(name: R) {
     // The rule puts each event in the applier's queue, with a policy of our own that lets that rule send and nothing
     // else (SST's `subscribeQueue` would let any SNS topic, S3 bucket or rule send: their messages would count in the
     // backlog ingestion bounds). Lambda reads it in batches, answering the messages that failed (`partialResponses`),
-    // with at most `maximumConcurrency` instances at once; the queue moves a message received `maxReceiveCount` times to
+    // with at most `stage.applierConcurrency` instances at once; the queue moves a message received `maxReceiveCount` times to
     // `deadLetterQueue`.
     const toQueue = new aws.cloudwatch.EventRule(`${componentName}Rule`, {
       eventBusName: bus.name,
@@ -131,7 +132,7 @@ function subscribeRule<R extends RuleName>(name: R) {
     ruleArn = toQueue.arn;
     subscriber = applierQueue.subscribe(args, {
       batch: { size: applierQueueSettings.batchSize, partialResponses: true },
-      transform: { eventSourceMapping: { scalingConfig: { maximumConcurrency: applierQueueSettings.maximumConcurrency } } },
+      transform: { eventSourceMapping: { scalingConfig: { maximumConcurrency: stage.applierConcurrency } } },
     });
   } else {
     const toFunction = bus.subscribe(componentName, args, subscription);

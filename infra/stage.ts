@@ -3,6 +3,8 @@
  * DynamoDB deletion protection and point-in-time recovery on every table); any other stage
  * (`dev`, a developer's name, a pull request) is disposable and removed with `sst remove`.
  */
+import { applierQueue } from "../packages/core/src/platform/limits.ts";
+
 export const isProduction = $app.stage === "production";
 
 /** Units a second per table or index: the floor auto scaling keeps, its ceiling, and the utilisation it tracks (%). */
@@ -36,6 +38,11 @@ export const stage = {
    * capacity: the applier retries, ingestion answers 503 with Retry-After; on demand stays the default.
    */
   provisioned: isProduction && process.env.SIMROOT_PROVISIONED_CAPACITY === "1" ? provisionedCapacity() : undefined,
+  /**
+   * Instances applying the applier's queue at most (its event source mapping's maximum concurrency, 2 to 1,000):
+   * `SIMROOT_APPLIER_CONCURRENCY` in the deploying shell, else core's `applierQueue.maximumConcurrency` (100).
+   */
+  applierConcurrency: Math.min(1000, Math.max(2, Number(process.env.SIMROOT_APPLIER_CONCURRENCY) || applierQueue.maximumConcurrency)),
   /** API Gateway stage throttling: steady requests per second and burst, for the whole API. */
   throttle: isProduction ? { rateLimit: 2_000, burstLimit: 1_000 } : { rateLimit: 50, burstLimit: 100 },
 } as const;
