@@ -8,18 +8,11 @@
  */
 import type { SQSEvent, SQSRecord } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import {
-  createTenantWithAdminKey,
-  ingestedEvent,
-  packReported,
-  readDevice,
-  registerDevice,
-  type DomainEvent,
-  type Ports,
-} from "@simroot/core";
+import { packReported, readDevice, type DomainEvent, type Ports } from "@simroot/core";
 import { handlerFor } from "@simroot/functions/consumers/operator-events";
 import { runningAs } from "@simroot/local/grants";
 import { lambdaContext } from "@simroot/local/targets";
+import { attachedIp, ingestedFacts } from "./support/ingested-facts.ts";
 import { putOnTheWire, type PutEntry } from "./support/loopback-eventbridge.ts";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
 
@@ -29,31 +22,8 @@ beforeAll(async () => {
 });
 afterAll(() => runtime?.stop());
 
-let serial = 0;
-const imsiOf = (n: number) => `20802${String(n).padStart(10, "0")}`;
-const attach = (tenantId: string, requestId: string, n: number) =>
-  ingestedEvent(
-    { tenantId, actor: "source:src_queue", requestId },
-    "src_queue",
-    "simroot",
-    {
-      type: "sim.attached",
-      dedupeKey: `queued-${++serial}`,
-      occurredAt: new Date(Date.UTC(2026, 10, 23, 8, 0, 0, serial)).toISOString(),
-      device: { imsi: imsiOf(n) },
-      sourceType: "sim.attached",
-      data: { bearer: "cellular", ipv4: `10.78.0.${n}` },
-    } as never,
-    new Date(),
-  );
-
-async function tenantWithDevices(name: string, count: number) {
-  const { tenant } = await createTenantWithAdminKey(runtime.ports, name);
-  const ctx = { tenantId: tenant.id, actor: "system:test", requestId: "req_setup" };
-  const ids = [];
-  for (let n = 0; n < count; n++) ids.push((await registerDevice(runtime.ports, ctx, { imsi: imsiOf(n) })).value.id);
-  return { tenantId: tenant.id, ids };
-}
+const { attach, tenantWithDevices: withDevices } = ingestedFacts("src_queue", "20802", (n) => `10.78.0.${n}`);
+const tenantWithDevices = (name: string, count: number) => withDevices(runtime.ports, name, count);
 
 const queueArn = "arn:aws:sqs:us-east-1:123456789012:simroot-production-ApplierQueue";
 /** The SQS message an SQS target receives for a put entry: EventBridge's event, whole, as the body. */
@@ -93,8 +63,6 @@ const applier = (ports: Ports) => {
   return (records: SQSRecord[]) =>
     runningAs("operatorEvents", () => handler({ Records: records } satisfies SQSEvent as never, lambdaContext("operatorEvents")));
 };
-const attachedIp = async (ports: Ports, tenantId: string, deviceId: string) =>
-  (await readDevice(ports, tenantId, deviceId))?.device.identity.sessions.cellular?.ipv4;
 
 describe("the applier's queue", () => {
   it("applies a batch of what EventBridge delivered, answers only the messages that failed, and applies a redelivery once", async () => {

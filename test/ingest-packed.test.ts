@@ -8,15 +8,11 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   asyncApiDocument,
-  createTenantWithAdminKey,
   factsReportedType,
-  ingestedEvent,
   matchesPattern,
   maxFactsPerEntry,
   maxPackedBytes,
   packReported,
-  readDevice,
-  registerDevice,
   rules,
   type BusEnvelope,
   type DomainEvent,
@@ -24,6 +20,7 @@ import {
 } from "@simroot/core";
 import { LocalBus, type BusTarget } from "@simroot/local/bus/local-bus";
 import { loadRuleTargets } from "@simroot/local/targets";
+import { attachedIp, ingestedFacts } from "./support/ingested-facts.ts";
 import { putOnTheWire } from "./support/loopback-eventbridge.ts";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
 
@@ -33,23 +30,8 @@ beforeAll(async () => {
 });
 afterAll(() => runtime?.stop());
 
-let serial = 0;
-const imsiOf = (n: number) => `20801${String(n).padStart(10, "0")}`;
-
-/** A fact as ingestion publishes it: every fact of one call shares the request id. */
-function fact(tenantId: string, requestId: string, type: string, device: Record<string, string>, data: Record<string, unknown>) {
-  const normalized = {
-    type,
-    dedupeKey: `packed-${++serial}`,
-    occurredAt: new Date(Date.UTC(2026, 10, 22, 8, 0, 0, serial)).toISOString(),
-    device,
-    sourceType: type,
-    data,
-  };
-  return ingestedEvent({ tenantId, actor: "source:src_packed", requestId }, "src_packed", "simroot", normalized as never, new Date());
-}
-const attach = (tenantId: string, requestId: string, n: number) =>
-  fact(tenantId, requestId, "sim.attached", { imsi: imsiOf(n) }, { bearer: "cellular", ipv4: `10.77.${n >> 8}.${n & 255}` });
+const { fact, attach, tenantWithDevices: withDevices } = ingestedFacts("src_packed", "20801", (n) => `10.77.${n >> 8}.${n & 255}`);
+const tenantWithDevices = (name: string, count: number) => withDevices(runtime.ports, name, count);
 
 interface Observed {
   readonly bus: LocalBus;
@@ -108,18 +90,6 @@ async function observed(fail?: (name: string, input: unknown) => boolean): Promi
 /** The store calls that read a device's item (a key naming it): for `observed` to throttle once. */
 const deviceRead = (deviceId: string) => (name: string, input: unknown) =>
   name === "GetCommand" && JSON.stringify(input).includes(deviceId) && JSON.stringify(input).includes('"sk"');
-
-async function tenantWithDevices(name: string, count: number) {
-  const { tenant } = await createTenantWithAdminKey(runtime.ports, name);
-  const ctx = { tenantId: tenant.id, actor: "system:test", requestId: "req_setup" };
-  const ids = await Promise.all(
-    Array.from({ length: count }, async (_, n) => (await registerDevice(runtime.ports, ctx, { imsi: imsiOf(n) })).value.id),
-  );
-  return { tenantId: tenant.id, ids };
-}
-
-const attachedIp = async (ports: Ports, tenantId: string, deviceId: string) =>
-  (await readDevice(ports, tenantId, deviceId))?.device.identity.sessions.cellular?.ipv4;
 
 describe("reported facts on the bus", () => {
   it("reach the applier as one invocation per request (at most 25 facts an entry), and every fact is applied", async () => {

@@ -114,8 +114,9 @@ async function clusterRate(writers: number, shards?: number) {
   const applied = outcomes.filter((outcome) => outcome === "applied").length;
   const after = await counted();
   // Per applied fact: store calls, refused feed writes, read and write units (every instance's, while it applied).
-  const sum = (field: Exclude<keyof Counted, "readsBy">) =>
-    after.reduce((total, count, index) => total + count[field] - before[index]![field], 0) / Math.max(1, applied);
+  const total = (field: Exclude<keyof Counted, "readsBy">) =>
+    after.reduce((sum, count, index) => sum + count[field] - before[index]![field], 0);
+  const sum = (field: Exclude<keyof Counted, "readsBy">) => total(field) / Math.max(1, applied);
   // Read units per applied fact by command and table (READS_BY=1 prints them).
   const readsBy: Record<string, number> = {};
   after.forEach((count, index) => {
@@ -136,7 +137,7 @@ async function clusterRate(writers: number, shards?: number) {
     readUnitsPerApplied: sum("readUnits"),
     writeUnitsPerApplied: sum("writeUnits"),
     /** Transactions whose write units the meter may have counted short (test/support/billed-units.ts), in all. */
-    ambiguous: sum("ambiguousTransactions") * Math.max(1, applied),
+    ambiguous: total("ambiguousTransactions"),
     readsBy,
   };
 }
