@@ -7,9 +7,8 @@
  * Settings come from the deploying shell (`SIMROOT_IOT_TENANT_ID`, `SIMROOT_IOT_MQTT_HOST`,
  * `SIMROOT_TAILSCALE_*`, `SIMROOT_SIEM_*`); an integration whose tenant is unset stays off.
  */
-import { integrationPermissions, iotAuthorizerTables } from "../packages/core/src/platform/integrations.ts";
+import { integrationPermissions } from "../packages/core/src/platform/integrations.ts";
 import type { RuleName } from "../packages/core/src/platform/rules.ts";
-import { tableEnvironment, tablePermissions } from "./database";
 
 const settingNames = [
   "SIMROOT_IOT_TENANT_ID",
@@ -41,7 +40,8 @@ $transform(sst.aws.Function, (args, _opts, name) => {
 
 /** After `bus.ts`: each consumer's AWS permissions, and the IoT Core custom authorizer. */
 export async function integrations() {
-  const { runtime, subscriptions } = await import("./bus");
+  const { subscriptions } = await import("./bus");
+  const { functionArgs } = await import("./functions");
   for (const [rule, statements] of Object.entries(integrationPermissions) as [
     RuleName,
     readonly { actions: readonly string[]; resources: readonly string[] }[],
@@ -57,12 +57,9 @@ export async function integrations() {
     });
   }
   if (!integrationEnvironment.SIMROOT_IOT_TENANT_ID) return { iotAuthorizer: undefined };
-  const fn = new sst.aws.Function("IotAuthorizer", {
-    handler: "functions/src/iot-authorizer.handler",
-    runtime,
-    permissions: tablePermissions(iotAuthorizerTables, ["GetItem", "Query"]),
-    environment: { ...tableEnvironment(iotAuthorizerTables), ...integrationEnvironment },
-  });
+  // Its permissions, bundling and tables come from the platform definition (`iotAuthorizer`), like every function's.
+  const args = functionArgs("iotAuthorizer");
+  const fn = new sst.aws.Function("IotAuthorizer", { ...args, environment: { ...args.environment, ...integrationEnvironment } });
   const iotAuthorizer = new aws.iot.Authorizer("IotMqttAuthorizer", {
     name: `${$app.name}-${$app.stage}-mqtt`,
     authorizerFunctionArn: fn.arn,

@@ -58,3 +58,21 @@ export function environmentPorts(metrics?: MetricsSink): Ports {
   );
   return built;
 }
+
+/**
+ * The ports of a function that only reads (the IoT authorizer): the store from the environment, and a ledger and a
+ * publisher that refuse. Its bundle then carries no write path (no ledger, bus, channel or signer), so its role is
+ * granted reads alone (core platform/functions.ts `iotAuthorizer`; infra/functions.test.ts derives its actions).
+ */
+export function readOnlyPorts(): Ports {
+  const refuse = (): never => {
+    throw new Error("this function only reads: it has no ledger and no bus");
+  };
+  return {
+    db: documentClient(dynamoSettings()),
+    tables: tableNames(),
+    now: () => new Date(),
+    publisher: { publish: async () => refuse() },
+    ledger: { commit: async () => refuse(), onCommit: () => () => {}, sequence: async () => refuse() },
+  };
+}

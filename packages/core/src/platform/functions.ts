@@ -336,6 +336,31 @@ export const functions = {
     tables: { control: ["GetItem"] },
     publishes: false,
   },
+  // Not a rule consumer: a schedule runs it every minute (infra/webhooks.ts). It runs the webhooks consumer's delivery
+  // code, and so needs what that consumer needs: a 410 disables the subscription through the ledger (whose commit is
+  // announced, signed), and a delivery's outcome is published.
+  webhookWorker: {
+    ...consumer,
+    handler: "webhook-worker.ts",
+    does: "attempts the outbound webhook deliveries that are due: retries on their backoff, replays, attempts a killed instance left leased (every minute)",
+    tables: committing({ automation: ["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"] }),
+    publishes: true,
+    // Opens a subscription's sealed signing secret to sign each attempt (the sealer's module also names Encrypt).
+    secretsKey: ["Encrypt", "Decrypt"],
+  },
+  // Not a rule consumer: AWS IoT Core invokes it for each MQTT CONNECT of a device (infra/integrations.ts), and only
+  // when the IoT integration is configured (`SIMROOT_IOT_TENANT_ID` in the deploying shell).
+  iotAuthorizer: {
+    ...streamReader,
+    handler: "iot-authorizer.ts",
+    does: "decides which devices may connect to AWS IoT Core over MQTT, by their SIM's IoT SAFE credential (core integration/iot)",
+    timeoutSeconds: 5,
+    memoryMb: 256,
+    // Reads the device, its bindings and the tenant's policy; writes nothing (functions/src/iot-authorizer.ts builds
+    // read-only ports, so its bundle holds no write path).
+    tables: { identity: ["GetItem", "Query", "BatchGetItem"], control: ["GetItem", "Query"], audit: ["GetItem", "Query"] },
+    publishes: false,
+  },
   // Not a rule consumer: an hourly schedule runs it (infra/audit-archive.ts).
   auditArchiver: {
     ...streamReader,
@@ -355,7 +380,15 @@ export const functions = {
     feedNotices: true,
   },
 } as const satisfies Record<
-  ApiFunctionName | "outbox" | "history" | "deadLetterDrain" | "auditArchiver" | "feedAuthorizer" | RuleName,
+  | ApiFunctionName
+  | "outbox"
+  | "history"
+  | "deadLetterDrain"
+  | "webhookWorker"
+  | "iotAuthorizer"
+  | "auditArchiver"
+  | "feedAuthorizer"
+  | RuleName,
   FunctionDefinition
 >;
 

@@ -37,6 +37,3 @@ export const integrationPermissions = {
   postureSync: [],
   siemExport: [],
 } as const satisfies Record<string, readonly PermissionStatement[]>;
-
-/** The custom authorizer reads devices and the tenant's policy: tables only. */
-export const iotAuthorizerTables = ["identity", "control", "audit"] as const;
