@@ -18,6 +18,8 @@ export default $config({
     };
   },
   async run() {
+    // First: its `$transform` applies to every function created after it.
+    await import("./infra/roles");
     const { tableNameOutputs } = await import("./infra/database");
     // Before the bus: its `$transform` adds the integrations' settings to the consumers it creates.
     const { integrations } = await import("./infra/integrations");

@@ -1,0 +1,291 @@
+/**
+ * What `sst deploy` would create, read before a deploy: the app (`sst.config.ts`, `infra/`) runs on SST's own platform
+ * code against Pulumi's resource mocks (test/support/sst-synth.ts), once for `production` and once for `dev`, and the
+ * resources it registers are checked against the platform definition. No AWS account is needed; what AWS would do with
+ * the resources (create them, refuse one) is not tested here.
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, expect, it } from "vitest";
+import { functionNames, functions, grantsOf, type FunctionDefinition, type FunctionName } from "../packages/core/src/platform/functions.ts";
+import { integrationPermissions } from "../packages/core/src/platform/integrations.ts";
+import { applierQueue, timeouts } from "../packages/core/src/platform/limits.ts";
+import { retryPolicy } from "../packages/core/src/platform/rules.ts";
+import { synthesize, type Synthesized, type SynthesizedResource } from "../test/support/sst-synth.ts";
+
+const root = join(import.meta.dirname, "..");
+/** The IoT integration's settings in the deploying shell: its custom authorizer is deployed only with them. */
+const iotIntegration = { SIMROOT_IOT_TENANT_ID: "ten_synth", SIMROOT_IOT_MQTT_HOST: "synth-ats.iot.us-east-1.amazonaws.com" };
+const stages = { production: {}, dev: {}, "production with the IoT integration": iotIntegration } as const;
+type Stage = keyof typeof stages;
+const synthesized = new Map<Stage, Synthesized>();
+/** Functions deployed only when an integration is configured. */
+const onlyWithIntegration: readonly FunctionName[] = ["iotAuthorizer"];
+
+beforeAll(async () => {
+  // SST's platform code (`npm run typecheck:infra` installs it; a fresh clone may not have it yet).
+  if (!existsSync(join(root, ".sst", "platform", "config.d.ts"))) {
+    const install = spawnSync(process.execPath, [join(root, "scripts", "sst-install.ts")], { cwd: root, encoding: "utf8" });
+    if (install.status !== 0) throw new Error(`sst install failed: ${install.stderr}`);
+  }
+  for (const [name, app] of await Promise.all(
+    (Object.entries(stages) as [Stage, Record<string, string>][]).map(
+      async ([name, env]) => [name, await synthesize(name.startsWith("dev") ? "dev" : "production", env)] as const,
+    ),
+  )) {
+    synthesized.set(name, app);
+  }
+}, 240_000);
+
+const of = (app: Synthesized, type: string) => app.resources.filter((resource) => resource.type === type);
+const inputs = <T = Record<string, unknown>>(resource: SynthesizedResource) => resource.inputs as T;
+const lastPart = (arn: string) => arn.split("/").at(-1)!;
+
+interface Statement {
+  Effect: string;
+  Action: string[] | string;
+  Resource?: string[] | string;
+  Principal?: Record<string, string[] | string>;
+  Condition?: Record<string, Record<string, string[] | string>>;
+}
+const list = <T>(value: T[] | T | undefined): T[] => (value === undefined ? [] : Array.isArray(value) ? value : [value]);
+
+interface DeployedFunction {
+  readonly resource: SynthesizedResource;
+  /** The platform definition's name (from `POWERTOOLS_SERVICE_NAME`, which infra sets from it). */
+  readonly platformName: FunctionName | undefined;
+  readonly name: string;
+  readonly statements: Statement[];
+  readonly trust: Statement[];
+}
+
+function deployedFunctions(app: Synthesized): DeployedFunction[] {
+  const roles = new Map(of(app, "aws:iam/role:Role").map((role) => [inputs<{ name: string }>(role).name, role]));
+  return of(app, "aws:lambda/function:Function").map((resource) => {
+    const fn = inputs<{ name: string; role: string; environment?: { variables?: Record<string, string> } }>(resource);
+    const service = fn.environment?.variables?.POWERTOOLS_SERVICE_NAME?.replace(/^simroot-/, "");
+    const roleName = lastPart(fn.role);
+    const role = inputs<{ assumeRolePolicy: string; inlinePolicies?: { policy: string }[] }>(roles.get(roleName)!);
+    // Inline policies on the role, and role policies attached to it (infra/integrations.ts).
+    const attached = of(app, "aws:iam/rolePolicy:RolePolicy")
+      .map((policy) => inputs<{ role: string; policy: string }>(policy))
+      .filter((policy) => policy.role === roleName || lastPart(policy.role) === roleName);
+    const statements = [...(role.inlinePolicies ?? []), ...attached].flatMap(
+      (policy) => (JSON.parse(policy.policy) as { Statement: Statement[] }).Statement,
+    );
+    return {
+      resource,
+      platformName: functionNames.includes(service as FunctionName) ? (service as FunctionName) : undefined,
+      name: fn.name,
+      statements,
+      trust: (JSON.parse(role.assumeRolePolicy) as { Statement: Statement[] }).Statement,
+    };
+  });
+}
+
+describe.each(Object.keys(stages) as Stage[])("the %s stage as SST would deploy it", (name) => {
+  const app = () => synthesized.get(name)!;
+  const stage = name.startsWith("dev") ? "dev" : "production";
+  const integrated = name.includes("integration");
+
+  it("deploys only functions the platform definition declares, each of them once", () => {
+    const deployed = deployedFunctions(app());
+    expect(deployed.filter((fn) => fn.platformName === undefined).map((fn) => fn.resource.name)).toEqual([]);
+    const expected = functionNames.filter((fn) => integrated || !onlyWithIntegration.includes(fn));
+    expect(deployed.map((fn) => fn.platformName).sort()).toEqual([...expected].sort());
+  });
+
+  it("lets only the Lambda service assume a function's role", () => {
+    for (const fn of deployedFunctions(app())) {
+      expect({ function: fn.resource.name, principals: fn.trust.map((statement) => statement.Principal) }).toEqual({
+        function: fn.resource.name,
+        principals: [{ Service: ["lambda.amazonaws.com"] }],
+      });
+    }
+  });
+
+  it("grants each function's role its platform grants, and beyond them only what AWS does with the role", () => {
+    const deployed = deployedFunctions(app());
+    const mappings = of(app(), "aws:lambda/eventSourceMapping:EventSourceMapping").map((mapping) =>
+      inputs<{ eventSourceArn: string; functionName: string }>(mapping),
+    );
+    for (const fn of deployed.filter((each) => each.platformName)) {
+      const name = fn.platformName!;
+      const declared = [
+        ...grantsOf(functions[name]).flatMap((grant) => grant.actions),
+        ...((integrationPermissions as Record<string, readonly { actions: readonly string[] }[]>)[name] ?? []).flatMap((statement) => [
+          ...statement.actions,
+        ]),
+      ];
+      const granted = fn.statements.flatMap((statement) => list(statement.Action));
+      expect({ function: name, missing: declared.filter((action) => !granted.includes(action)) }).toEqual({ function: name, missing: [] });
+      // Beyond the declared grants: an event source mapping's reads of its own source (a queue, a table's stream), and
+      // a consumer's failed events sent to its own dead-letter queue.
+      const sources = mappings.filter((mapping) => lastPart(mapping.functionName) === fn.name).map((mapping) => mapping.eventSourceArn);
+      for (const statement of fn.statements) {
+        const extra = list(statement.Action).filter((action) => !declared.includes(action));
+        if (extra.length === 0) continue;
+        const resources = list(statement.Resource);
+        const readsItsSource = extra.every((action) =>
+          /^(sqs:(ReceiveMessage|DeleteMessage|ChangeMessageVisibility|GetQueueAttributes|GetQueueUrl)|dynamodb:(DescribeStream|GetRecords|GetShardIterator|ListStreams))$/.test(
+            action,
+          ),
+        );
+        const ownDeadLetters = extra.every((action) => action === "sqs:SendMessage");
+        const onOwnSources = resources.every((resource) =>
+          sources.some((source) => resource === source || source.startsWith(resource.replace(/\/stream\/\*$/, "/stream"))),
+        );
+        const onOwnDeadLetterQueue = resources.every((resource) => /DeadLetterQueue/.test(resource));
+        expect({
+          function: name,
+          extra,
+          resources,
+          allowed: (readsItsSource && onOwnSources) || (ownDeadLetters && onOwnDeadLetterQueue),
+        }).toEqual({
+          function: name,
+          extra,
+          resources,
+          allowed: true,
+        });
+      }
+    }
+  });
+
+  it("routes reported facts through the applier's queue, which only their rule may send to", () => {
+    const queue = of(app(), "aws:sqs/queue:Queue").find((resource) => resource.name.startsWith("ApplierQueue"))!;
+    const queueInputs = inputs<{ name: string; visibilityTimeoutSeconds: number; redrivePolicy: string }>(queue);
+    const applier = deployedFunctions(app()).find((fn) => fn.platformName === "operatorEvents")!;
+    const timeout = inputs<{ timeout: number }>(applier.resource).timeout;
+    expect(queueInputs.visibilityTimeoutSeconds).toBeGreaterThanOrEqual(6 * timeout);
+    const redrive = JSON.parse(queueInputs.redrivePolicy) as { deadLetterTargetArn: string; maxReceiveCount: number };
+    expect(redrive.maxReceiveCount).toBe(applierQueue.maxReceiveCount);
+    expect(lastPart(redrive.deadLetterTargetArn)).toMatch(/OperatorEventsDeadLetterQueue/);
+
+    const mapping = of(app(), "aws:lambda/eventSourceMapping:EventSourceMapping")
+      .map((resource) => inputs<Record<string, unknown> & { eventSourceArn: string; functionName: string }>(resource))
+      .find((each) => lastPart(each.eventSourceArn) === queueInputs.name)!;
+    expect(lastPart(mapping.functionName)).toBe(applier.name);
+    expect(mapping).toMatchObject({
+      batchSize: applierQueue.batchSize,
+      functionResponseTypes: ["ReportBatchItemFailures"],
+      scalingConfig: { maximumConcurrency: applierQueue.maximumConcurrency },
+    });
+
+    const target = of(app(), "aws:cloudwatch/eventTarget:EventTarget")
+      .map((resource) => inputs<{ rule: string; arn: string }>(resource))
+      .find((each) => lastPart(each.arn) === queueInputs.name)!;
+    const policies = of(app(), "aws:sqs/queuePolicy:QueuePolicy").filter((resource) =>
+      (JSON.parse(inputs<{ policy: string }>(resource).policy) as { Statement: Statement[] }).Statement.some((statement) =>
+        list(statement.Resource).some((resource) => lastPart(resource) === queueInputs.name),
+      ),
+    );
+    expect(policies).toHaveLength(1);
+    const statements = (JSON.parse(inputs<{ policy: string }>(policies[0]!).policy) as { Statement: Statement[] }).Statement;
+    expect(statements).toHaveLength(1);
+    expect(statements[0]).toMatchObject({ Effect: "Allow", Action: "sqs:SendMessage", Principal: { Service: "events.amazonaws.com" } });
+    const rule = of(app(), "aws:cloudwatch/eventRule:EventRule").find(
+      (resource) => resource.name === target.rule || `${resource.name}-id` === target.rule,
+    );
+    expect(list(statements[0]!.Condition?.ArnEquals?.["aws:SourceArn"]).map(lastPart)).toEqual([rule ? rule.name : target.rule]);
+  });
+
+  it("gives every rule's target its retry policy and a dead-letter queue", () => {
+    const targets = of(app(), "aws:cloudwatch/eventTarget:EventTarget").filter(
+      (resource) => !/^(AuditArchiver|WebhookWorker)/.test(resource.name),
+    );
+    expect(targets.length).toBeGreaterThan(0);
+    for (const target of targets) {
+      expect({ target: target.name, ...inputs(target) }).toMatchObject({
+        target: target.name,
+        retryPolicy: {
+          maximumRetryAttempts: retryPolicy.deliveryRetryAttempts,
+          maximumEventAgeInSeconds: retryPolicy.maximumEventAgeSeconds,
+        },
+        deadLetterConfig: { arn: expect.stringMatching(/DeadLetterQueue/) },
+      });
+    }
+  });
+
+  it("alarms only on what it deploys, and tells the alarm topic", () => {
+    const names = {
+      FunctionName: new Set(of(app(), "aws:lambda/function:Function").map((resource) => inputs<{ name: string }>(resource).name)),
+      QueueName: new Set(of(app(), "aws:sqs/queue:Queue").map((resource) => inputs<{ name: string }>(resource).name)),
+      TableName: new Set(of(app(), "aws:dynamodb/table:Table").map((resource) => inputs<{ name: string }>(resource).name)),
+      ApiId: new Set(of(app(), "aws:apigatewayv2/api:Api").map((resource) => `${resource.name}-id`)),
+      service: new Set(functionNames.map((name) => `simroot-${name}`)),
+    } as Record<string, Set<string>>;
+    // A resource's physical name: the one it was given, else its logical name (as the mocks name it in its ARN).
+    const topics = of(app(), "aws:sns/topic:Topic").map((resource) => inputs<{ name?: string }>(resource).name ?? resource.name);
+    const alarms = of(app(), "aws:cloudwatch/metricAlarm:MetricAlarm");
+    expect(alarms.length).toBeGreaterThan(20);
+    for (const alarm of alarms) {
+      const {
+        dimensions = {},
+        metricQueries = [],
+        alarmActions = [],
+      } = inputs<{
+        dimensions?: Record<string, string>;
+        metricQueries?: { metric?: { dimensions?: Record<string, string> } }[];
+        alarmActions?: string[];
+      }>(alarm);
+      const all = [dimensions, ...metricQueries.map((query) => query.metric?.dimensions ?? {})].flatMap((each) => Object.entries(each));
+      for (const [dimension, value] of all) {
+        expect({ alarm: alarm.name, dimension, value, known: names[dimension]?.has(value) ?? false }).toEqual({
+          alarm: alarm.name,
+          dimension,
+          value,
+          known: true,
+        });
+      }
+      expect(alarmActions.map(lastPart)).toEqual([expect.stringMatching(new RegExp(`^(${topics.join("|")})$`))]);
+    }
+  });
+
+  it("keeps its data in production and lets a disposable stage go", () => {
+    const tables = of(app(), "aws:dynamodb/table:Table");
+    expect(tables).toHaveLength(5);
+    for (const table of tables) {
+      const { deletionProtectionEnabled, pointInTimeRecovery } = inputs<{
+        deletionProtectionEnabled?: boolean;
+        pointInTimeRecovery?: { enabled: boolean };
+      }>(table);
+      expect({
+        table: table.name,
+        deletionProtectionEnabled: deletionProtectionEnabled ?? false,
+        pitr: pointInTimeRecovery?.enabled ?? false,
+      }).toEqual({
+        table: table.name,
+        deletionProtectionEnabled: stage === "production",
+        pitr: stage === "production",
+      });
+    }
+  });
+
+  it("signs the feed with an Ed25519 KMS key that its signing functions, and only they, may use", () => {
+    const key = of(app(), "aws:kms/key:Key").find((resource) => resource.name.startsWith("FeedSigningKey"))!;
+    expect(inputs(key)).toMatchObject({ customerMasterKeySpec: "ECC_NIST_EDWARDS25519", keyUsage: "SIGN_VERIFY" });
+    const signers = deployedFunctions(app())
+      .filter((fn) => fn.statements.some((statement) => list(statement.Action).includes("kms:Sign")))
+      .map((fn) => fn.platformName)
+      .sort();
+    expect(signers).toEqual(functionNames.filter((name) => (functions[name].feedKey as readonly string[]).includes("Sign")).sort());
+    for (const fn of deployedFunctions(app())) {
+      const environment = inputs<{ environment?: { variables?: Record<string, string> } }>(fn.resource).environment?.variables ?? {};
+      if (signers.includes(fn.platformName)) expect(environment.SIMROOT_FEED_KMS_KEY_ID).toBeTruthy();
+    }
+  });
+
+  it("answers the HTTP API from functions that stop before the gateway does", () => {
+    const integrations = of(app(), "aws:apigatewayv2/integration:Integration");
+    expect(integrations.length).toBeGreaterThan(0);
+    const apiFunctions = deployedFunctions(app()).filter((fn) => (functions[fn.platformName!] as FunctionDefinition).routes);
+    for (const fn of apiFunctions) {
+      expect(inputs<{ timeout: number }>(fn.resource).timeout).toBeLessThan(timeouts.gatewaySeconds);
+    }
+    for (const integration of integrations) {
+      const { timeoutMilliseconds } = inputs<{ timeoutMilliseconds?: number }>(integration);
+      expect(timeoutMilliseconds ?? 30_000).toBeLessThanOrEqual(timeouts.gatewaySeconds * 1000);
+    }
+  });
+});
