@@ -5,7 +5,6 @@
  * the resources (create them, refuse one) is not tested here.
  */
 import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { functionNames, functions, grantsOf, type FunctionDefinition, type FunctionName } from "../packages/core/src/platform/functions.ts";
@@ -24,11 +23,9 @@ const synthesized = new Map<Stage, Synthesized>();
 const onlyWithIntegration: readonly FunctionName[] = ["iotAuthorizer"];
 
 beforeAll(async () => {
-  // SST's platform code (`npm run typecheck:infra` installs it; a fresh clone may not have it yet).
-  if (!existsSync(join(root, ".sst", "platform", "config.d.ts"))) {
-    const install = spawnSync(process.execPath, [join(root, "scripts", "sst-install.ts")], { cwd: root, encoding: "utf8" });
-    if (install.status !== 0) throw new Error(`sst install failed: ${install.stderr}`);
-  }
+  // SST's platform code, as `npm run typecheck:infra` installs it (a no-op when it is there and matches the sst package).
+  const install = spawnSync(process.execPath, [join(root, "scripts", "sst-install.ts")], { cwd: root, encoding: "utf8" });
+  if (install.status !== 0) throw new Error(`sst install failed: ${install.stderr}`);
   for (const [name, app] of await Promise.all(
     (Object.entries(stages) as [Stage, Record<string, string>][]).map(
       async ([name, env]) => [name, await synthesize(name.startsWith("dev") ? "dev" : "production", env)] as const,
