@@ -16,7 +16,12 @@ import { synthesize, type Synthesized, type SynthesizedResource } from "../test/
 const root = join(import.meta.dirname, "..");
 /** The IoT integration's settings in the deploying shell: its custom authorizer is deployed only with them. */
 const iotIntegration = { SIMROOT_IOT_TENANT_ID: "ten_synth", SIMROOT_IOT_MQTT_HOST: "synth-ats.iot.us-east-1.amazonaws.com" };
-const stages = { production: {}, dev: {}, "production with the IoT integration": iotIntegration } as const;
+const stages = {
+  production: {},
+  dev: {},
+  "production with the IoT integration": iotIntegration,
+  "production with provisioned capacity": { SIMROOT_PROVISIONED_CAPACITY: "1" },
+} as const;
 type Stage = keyof typeof stages;
 const synthesized = new Map<Stage, Synthesized>();
 /** Functions deployed only when an integration is configured. */
@@ -85,6 +90,7 @@ describe.each(Object.keys(stages) as Stage[])("the %s stage as SST would deploy 
   const app = () => synthesized.get(name)!;
   const stage = name.startsWith("dev") ? "dev" : "production";
   const integrated = name.includes("integration");
+  const provisioned = name.includes("provisioned");
 
   it("deploys only functions the platform definition declares, each of them once", () => {
     const deployed = deployedFunctions(app());
@@ -284,5 +290,31 @@ describe.each(Object.keys(stages) as Stage[])("the %s stage as SST would deploy 
       const { timeoutMilliseconds } = inputs<{ timeoutMilliseconds?: number }>(integration);
       expect(timeoutMilliseconds ?? 30_000).toBeLessThanOrEqual(timeouts.gatewaySeconds * 1000);
     }
+  });
+  it("bills its tables on demand, or provisions every table and index with target-tracking scaling of reads and writes", () => {
+    const tables = of(app(), "aws:dynamodb/table:Table").map((resource) =>
+      inputs<{ name: string; billingMode: string; globalSecondaryIndexes?: { name: string }[] }>(resource),
+    );
+    const targets = of(app(), "aws:appautoscaling/target:Target").map((resource) =>
+      inputs<{ resourceId: string; scalableDimension: string; minCapacity: number; maxCapacity: number }>(resource),
+    );
+    const policies = of(app(), "aws:appautoscaling/policy:Policy").map((resource) =>
+      inputs<{
+        resourceId: string;
+        scalableDimension: string;
+        policyType: string;
+        targetTrackingScalingPolicyConfiguration: { targetValue: number };
+      }>(resource),
+    );
+    expect(tables.map((table) => table.billingMode)).toEqual(tables.map(() => (provisioned ? "PROVISIONED" : "PAY_PER_REQUEST")));
+    const scaled = tables.flatMap((table) => [
+      `table/${table.name}|dynamodb:table`,
+      ...(table.globalSecondaryIndexes ?? []).map((index) => `table/${table.name}/index/${index.name}|dynamodb:index`),
+    ]);
+    const expected = provisioned ? scaled.flatMap((each) => [`${each}:ReadCapacityUnits`, `${each}:WriteCapacityUnits`]).sort() : [];
+    expect(targets.map((target) => `${target.resourceId}|${target.scalableDimension}`).sort()).toEqual(expected);
+    expect(policies.map((policy) => `${policy.resourceId}|${policy.scalableDimension}`).sort()).toEqual(expected);
+    for (const policy of policies) expect(policy).toMatchObject({ policyType: "TargetTrackingScaling" });
+    for (const target of targets) expect(target.maxCapacity).toBeGreaterThan(target.minCapacity);
   });
 });
