@@ -60,6 +60,8 @@ interface DeployedFunction {
   readonly name: string;
   readonly statements: Statement[];
   readonly trust: Statement[];
+  /** The managed policies attached to its role. */
+  readonly managed: string[];
 }
 
 function deployedFunctions(app: Synthesized): DeployedFunction[] {
@@ -68,7 +70,9 @@ function deployedFunctions(app: Synthesized): DeployedFunction[] {
     const fn = inputs<{ name: string; role: string; environment?: { variables?: Record<string, string> } }>(resource);
     const service = fn.environment?.variables?.POWERTOOLS_SERVICE_NAME?.replace(/^simroot-/, "");
     const roleName = lastPart(fn.role);
-    const role = inputs<{ assumeRolePolicy: string; inlinePolicies?: { policy: string }[] }>(roles.get(roleName)!);
+    const role = inputs<{ assumeRolePolicy: string; inlinePolicies?: { policy: string }[]; managedPolicyArns?: string[] }>(
+      roles.get(roleName)!,
+    );
     // Inline policies on the role, and role policies attached to it (infra/integrations.ts).
     const attached = of(app, "aws:iam/rolePolicy:RolePolicy")
       .map((policy) => inputs<{ role: string; policy: string }>(policy))
@@ -82,6 +86,7 @@ function deployedFunctions(app: Synthesized): DeployedFunction[] {
       name: fn.name,
       statements,
       trust: (JSON.parse(role.assumeRolePolicy) as { Statement: Statement[] }).Statement,
+      managed: role.managedPolicyArns ?? [],
     };
   });
 }
@@ -108,13 +113,27 @@ describe.each(Object.keys(stages) as Stage[])("the %s stage as SST would deploy 
     }
   });
 
-  it("grants each function's role its platform grants, and beyond them only what AWS does with the role", () => {
+  it("grants each function's role its platform grants on the resources they name, and beyond them only what AWS does with the role", () => {
     const deployed = deployedFunctions(app());
     const mappings = of(app(), "aws:lambda/eventSourceMapping:EventSourceMapping").map((mapping) =>
       inputs<{ eventSourceArn: string; functionName: string }>(mapping),
     );
+    const targets = of(app(), "aws:cloudwatch/eventTarget:EventTarget").map((target) =>
+      inputs<{ arn: string; deadLetterConfig?: { arn: string } }>(target),
+    );
+    const invokeConfigs = of(app(), "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig").map((config) =>
+      inputs<{ functionName: string; destinationConfig?: { onFailure?: { destination: string } } }>(config),
+    );
+    const redrives = new Map(
+      of(app(), "aws:sqs/queue:Queue").map((queue) => {
+        const { name, redrivePolicy } = inputs<{ name: string; redrivePolicy?: string }>(queue);
+        return [name, redrivePolicy ? (JSON.parse(redrivePolicy) as { deadLetterTargetArn: string }).deadLetterTargetArn : undefined];
+      }),
+    );
+    const tableOf = (resource: string) => /:[Tt]able\/([^/]+)/.exec(resource)?.[1];
     for (const fn of deployed.filter((each) => each.platformName)) {
       const name = fn.platformName!;
+      const environment = inputs<{ environment?: { variables?: Record<string, string> } }>(fn.resource).environment?.variables ?? {};
       const declared = [
         ...grantsOf(functions[name]).flatMap((grant) => grant.actions),
         ...((integrationPermissions as Record<string, readonly { actions: readonly string[] }[]>)[name] ?? []).flatMap((statement) => [
@@ -123,9 +142,55 @@ describe.each(Object.keys(stages) as Stage[])("the %s stage as SST would deploy 
       ];
       const granted = fn.statements.flatMap((statement) => list(statement.Action));
       expect({ function: name, missing: declared.filter((action) => !granted.includes(action)) }).toEqual({ function: name, missing: [] });
+      expect({ function: name, managed: fn.managed.map(lastPart) }).toEqual({ function: name, managed: ["AWSLambdaBasicExecutionRole"] });
+      for (const statement of fn.statements) {
+        const resources = list(statement.Resource);
+        expect({ function: name, actions: statement.Action, named: resources.length > 0 && !resources.includes("*") }).toEqual({
+          function: name,
+          actions: statement.Action,
+          named: true,
+        });
+      }
+
+      // DynamoDB: each action on exactly the tables the definition names for it (their names from the function's
+      // environment, which infra derives separately from the grants).
+      const tablesByAction = new Map<string, Set<string>>();
+      for (const statement of fn.statements) {
+        for (const action of list(statement.Action).filter((each) => each.startsWith("dynamodb:"))) {
+          for (const resource of list(statement.Resource)) {
+            if (/\/stream\//.test(resource)) continue;
+            const set = tablesByAction.get(action) ?? new Set<string>();
+            set.add(tableOf(resource)!);
+            tablesByAction.set(action, set);
+          }
+        }
+      }
+      const expectedTables = new Map<string, Set<string>>();
+      for (const [table, actions] of Object.entries(functions[name].tables) as [string, readonly string[]][]) {
+        for (const action of actions) {
+          const set = expectedTables.get(`dynamodb:${action}`) ?? new Set<string>();
+          set.add(environment[`SIMROOT_TABLE_${table.toUpperCase()}`]!);
+          expectedTables.set(`dynamodb:${action}`, set);
+        }
+      }
+      const sorted = (map: Map<string, Set<string>>) =>
+        Object.fromEntries([...map].sort().map(([action, set]) => [action, [...set].sort()]));
+      expect({ function: name, tables: sorted(tablesByAction) }).toEqual({ function: name, tables: sorted(expectedTables) });
+
       // Beyond the declared grants: an event source mapping's reads of its own source (a queue, a table's stream), and
-      // a consumer's failed events sent to its own dead-letter queue.
+      // failed events sent to its own dead-letter queue (its rule target's, its asynchronous invocations', its queue's).
       const sources = mappings.filter((mapping) => lastPart(mapping.functionName) === fn.name).map((mapping) => mapping.eventSourceArn);
+      const ownDeadLetterQueues = new Set(
+        [
+          ...targets
+            .filter((target) => lastPart(target.arn) === fn.name || sources.includes(target.arn))
+            .map((target) => target.deadLetterConfig?.arn),
+          ...invokeConfigs
+            .filter((config) => lastPart(config.functionName) === fn.name)
+            .map((config) => config.destinationConfig?.onFailure?.destination),
+          ...sources.map((source) => redrives.get(lastPart(source))),
+        ].filter((arn): arn is string => arn !== undefined),
+      );
       for (const statement of fn.statements) {
         const extra = list(statement.Action).filter((action) => !declared.includes(action));
         if (extra.length === 0) continue;
@@ -135,16 +200,16 @@ describe.each(Object.keys(stages) as Stage[])("the %s stage as SST would deploy 
             action,
           ),
         );
-        const ownDeadLetters = extra.every((action) => action === "sqs:SendMessage");
+        const sendsDeadLetters = extra.every((action) => action === "sqs:SendMessage");
         const onOwnSources = resources.every((resource) =>
           sources.some((source) => resource === source || source.startsWith(resource.replace(/\/stream\/\*$/, "/stream"))),
         );
-        const onOwnDeadLetterQueue = resources.every((resource) => /DeadLetterQueue/.test(resource));
+        const onOwnDeadLetterQueues = resources.every((resource) => ownDeadLetterQueues.has(resource));
         expect({
           function: name,
           extra,
           resources,
-          allowed: (readsItsSource && onOwnSources) || (ownDeadLetters && onOwnDeadLetterQueue),
+          allowed: resources.length > 0 && ((readsItsSource && onOwnSources) || (sendsDeadLetters && onOwnDeadLetterQueues)),
         }).toEqual({
           function: name,
           extra,

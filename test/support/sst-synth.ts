@@ -5,6 +5,7 @@
  * registered, with the inputs a deploy would send to AWS.
  */
 import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -62,7 +63,7 @@ async function cliServer(work: string) {
 export async function synthesize(stage: string, env: Record<string, string> = {}): Promise<Synthesized> {
   const work = await mkdtemp(join(tmpdir(), "simroot-synth-"));
   // Inside .sst/platform, so that `@pulumi/*` resolve from its node_modules as under `sst deploy`.
-  const program = join(platform, `synth-${stage}-${process.pid}-${Date.now()}.mjs`);
+  const program = join(platform, `synth-${stage}-${randomUUID()}.mjs`);
   const entry = join(work, "entry.mjs");
   await writeFile(
     entry,
@@ -113,7 +114,9 @@ export async function synthesize(stage: string, env: Record<string, string> = {}
     let output = "";
     running.stdout.on("data", (chunk) => (output += chunk));
     running.stderr.on("data", (chunk) => (output += chunk));
-    const code = await new Promise<number | null>((resolve) => running.on("exit", resolve));
+    // Bounded: a program that hangs (an output never resolved) is killed, and its output reported.
+    const timer = setTimeout(() => running.kill("SIGKILL"), 120_000);
+    const code = await new Promise<number | null>((resolve) => running.on("close", resolve)).finally(() => clearTimeout(timer));
     if (code !== 0) throw new Error(`synthesis failed (${code}):\n${output.slice(-4000)}`);
     return JSON.parse(await readFile(out, "utf8")) as Synthesized;
   } finally {

@@ -207,7 +207,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     // What a scheduled Lambda does in AWS (functions/src/webhook-worker.ts): attempt the deliveries that are due.
     if (options.webhookWorkerMs !== 0) {
       const worker = setInterval(
-        () => void deliverDue(ports).catch((error: unknown) => console.error("webhook worker:", error)),
+        () => void runningAs("webhookWorker", () => deliverDue(ports)).catch((error: unknown) => console.error("webhook worker:", error)),
         options.webhookWorkerMs ?? 1000,
       );
       worker.unref();

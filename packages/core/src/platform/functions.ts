@@ -358,7 +358,7 @@ export const functions = {
     memoryMb: 256,
     // Reads the device, its bindings and the tenant's policy; writes nothing (functions/src/iot-authorizer.ts builds
     // read-only ports, so its bundle holds no write path).
-    tables: { identity: ["GetItem", "Query", "BatchGetItem"], control: ["GetItem", "Query"], audit: ["GetItem", "Query"] },
+    tables: { identity: ["GetItem", "Query", "BatchGetItem"], control: ["GetItem", "Query"] },
     publishes: false,
   },
   // Not a rule consumer: an hourly schedule runs it (infra/audit-archive.ts).
