@@ -10,7 +10,9 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { functionNames, functions, grantsOf, type FunctionDefinition, type FunctionName } from "../packages/core/src/platform/functions.ts";
 import { integrationPermissions } from "../packages/core/src/platform/integrations.ts";
 import { applierQueue, timeouts } from "../packages/core/src/platform/limits.ts";
+import { metricDefinitions } from "../packages/core/src/platform/metrics.ts";
 import { retryPolicy } from "../packages/core/src/platform/rules.ts";
+import { tables as tableDefinitions } from "../packages/core/src/platform/tables.ts";
 import { synthesize, type Synthesized, type SynthesizedResource } from "../test/support/sst-synth.ts";
 
 const root = join(import.meta.dirname, "..");
@@ -310,6 +312,43 @@ describe.each(Object.keys(stages) as Stage[])("the %s stage as SST would deploy 
     }
   });
 
+  it("draws its dashboard from metrics core records and from resources it deploys", () => {
+    const [dashboard] = of(app(), "aws:cloudwatch/dashboard:Dashboard");
+    const body = JSON.parse(inputs<{ dashboardBody: string }>(dashboard!).dashboardBody) as {
+      widgets: { properties: { title: string; metrics?: unknown[][] } }[];
+    };
+    const deployedNames = new Set([
+      ...of(app(), "aws:lambda/function:Function").map((resource) => inputs<{ name: string }>(resource).name),
+      ...of(app(), "aws:sqs/queue:Queue").map((resource) => inputs<{ name: string }>(resource).name),
+      ...of(app(), "aws:dynamodb/table:Table").map((resource) => inputs<{ name: string }>(resource).name),
+      ...of(app(), "aws:apigatewayv2/api:Api").map((resource) => `${resource.name}-id`),
+    ]);
+    const titles = body.widgets.map((widget) => widget.properties.title);
+    // What issue 12 asks it to show: ingest accepted against applied, dead letters, the feed's and revocations' latency.
+    for (const wanted of [/accepted vs applied/i, /dead letters/i, /revocation/i])
+      expect(titles.some((title) => wanted.test(title))).toBe(true);
+    for (const widget of body.widgets) {
+      for (const metric of widget.properties.metrics ?? []) {
+        const [first] = metric;
+        if (typeof first === "object" && first !== null && "expression" in first) {
+          // SEARCH('{simroot,service} MetricName="X"', ...): X must be a metric core records.
+          const name = /MetricName=\\?"(\w+)\\?"/.exec(String((first as { expression: string }).expression))?.[1];
+          expect({ widget: widget.properties.title, name, recorded: name !== undefined && name in metricDefinitions }).toMatchObject({
+            recorded: true,
+          });
+          continue;
+        }
+        // [namespace, metric, dimension, value, ..., options]: every dimension value is a deployed resource.
+        const pairs = metric.slice(2).filter((part) => typeof part === "string") as string[];
+        for (let at = 0; at + 1 < pairs.length; at += 2) {
+          expect({ widget: widget.properties.title, value: pairs[at + 1], deployed: deployedNames.has(pairs[at + 1]!) }).toMatchObject({
+            deployed: true,
+          });
+        }
+      }
+    }
+  });
+
   it("keeps its data in production and lets a disposable stage go", () => {
     const tables = of(app(), "aws:dynamodb/table:Table");
     expect(tables).toHaveLength(5);
@@ -381,5 +420,57 @@ describe.each(Object.keys(stages) as Stage[])("the %s stage as SST would deploy 
     expect(policies.map((policy) => `${policy.resourceId}|${policy.scalableDimension}`).sort()).toEqual(expected);
     for (const policy of policies) expect(policy).toMatchObject({ policyType: "TargetTrackingScaling" });
     for (const target of targets) expect(target.maxCapacity).toBeGreaterThan(target.minCapacity);
+  });
+  it("watches every dead-letter queue, keeps its logs for the stage's retention, throttles the API and expires what core expires", () => {
+    // Every queue that collects dead letters has an alarm on what it receives.
+    const queues = of(app(), "aws:sqs/queue:Queue").map((queue) => inputs<{ name: string }>(queue).name);
+    const watched = of(app(), "aws:cloudwatch/metricAlarm:MetricAlarm")
+      .map((alarm) => inputs<{ metricName?: string; dimensions?: Record<string, string> }>(alarm))
+      .filter((alarm) => alarm.metricName === "NumberOfMessagesReceived")
+      .map((alarm) => alarm.dimensions?.QueueName);
+    const deadLetterQueues = queues.filter((queue) => /DeadLetterQueue/.test(queue));
+    expect(deadLetterQueues.length).toBeGreaterThan(5);
+    expect(deadLetterQueues.filter((queue) => !watched.includes(queue))).toEqual([]);
+
+    // Every function logs (JSON) to a log group kept 3 months in production, a week elsewhere.
+    const days = stage === "production" ? 90 : 7;
+    const logGroups = new Map(
+      of(app(), "aws:cloudwatch/logGroup:LogGroup").map((group) => {
+        const { name, retentionInDays } = inputs<{ name: string; retentionInDays?: number }>(group);
+        return [name, retentionInDays];
+      }),
+    );
+    for (const fn of deployedFunctions(app())) {
+      const { loggingConfig } = inputs<{ loggingConfig?: { logFormat: string; logGroup: string } }>(fn.resource);
+      expect({
+        function: fn.platformName,
+        format: loggingConfig?.logFormat,
+        retention: logGroups.get(loggingConfig?.logGroup ?? ""),
+      }).toEqual({
+        function: fn.platformName,
+        format: "JSON",
+        retention: days,
+      });
+    }
+
+    // The whole API is throttled, more tightly outside production.
+    const [apiStage] = of(app(), "aws:apigatewayv2/stage:Stage").map((each) =>
+      inputs<{ defaultRouteSettings?: { throttlingRateLimit: number; throttlingBurstLimit: number } }>(each),
+    );
+    expect(apiStage!.defaultRouteSettings).toEqual(
+      stage === "production"
+        ? { throttlingRateLimit: 2_000, throttlingBurstLimit: 1_000 }
+        : { throttlingRateLimit: 50, throttlingBurstLimit: 100 },
+    );
+
+    // DynamoDB's TTL on the attribute core writes for each table that expires items (audit records, parked facts...).
+    const tables = of(app(), "aws:dynamodb/table:Table");
+    for (const [key, definition] of Object.entries(tableDefinitions)) {
+      const table = tables.find((each) => each.name.toLowerCase().startsWith(key.toLowerCase()))!;
+      expect({ table: key, ttl: inputs<{ ttl?: unknown }>(table).ttl }).toEqual({
+        table: key,
+        ttl: definition.ttl ? { attributeName: definition.ttl, enabled: true } : undefined,
+      });
+    }
   });
 });
