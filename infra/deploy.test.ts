@@ -222,6 +222,32 @@ describe.each(Object.keys(stages) as Stage[])("the %s stage as SST would deploy 
     }
   });
 
+  it("lets an AWS service invoke a function only from a resource of the app (no confused deputy)", () => {
+    const physical = (type: string) =>
+      new Set(of(app(), type).map((resource) => inputs<{ name?: string }>(resource).name ?? resource.name));
+    const sources: Record<string, Set<string>> = {
+      "events.amazonaws.com": physical("aws:cloudwatch/eventRule:EventRule"),
+      "apigateway.amazonaws.com": physical("aws:apigatewayv2/api:Api"),
+      "iot.amazonaws.com": physical("aws:iot/authorizer:Authorizer"),
+    };
+    const permissions = of(app(), "aws:lambda/permission:Permission");
+    expect(permissions.length).toBeGreaterThan(10);
+    for (const permission of permissions) {
+      const { principal, sourceArn } = inputs<{ principal: string; sourceArn?: string }>(permission);
+      // The resource's name in its ARN, before an API's stage and route wildcard.
+      const source = sourceArn?.split(":").at(-1)?.split("/")[1];
+      expect({
+        permission: permission.name,
+        principal,
+        fromTheApp: source !== undefined && (sources[principal]?.has(source) ?? false),
+      }).toEqual({
+        permission: permission.name,
+        principal,
+        fromTheApp: true,
+      });
+    }
+  });
+
   it("routes reported facts through the applier's queue, which only their rule may send to", () => {
     const queue = of(app(), "aws:sqs/queue:Queue").find((resource) => resource.name.startsWith("ApplierQueue"))!;
     const queueInputs = inputs<{ name: string; visibilityTimeoutSeconds: number; redrivePolicy: string }>(queue);
