@@ -395,6 +395,41 @@ describe.each(Object.keys(stages) as Stage[])("the %s stage as SST would deploy 
     }
   });
 
+  it("archives the audit trail to a private, TLS-only, versioned bucket that only the archiver writes, locked for 7 years in production", () => {
+    const [bucket] = of(app(), "aws:s3/bucket:Bucket").map((resource) => inputs<{ bucket: string; objectLockEnabled?: boolean }>(resource));
+    const arn = `arn:aws:s3:::${bucket!.bucket}`;
+    const onBucket = <T>(type: string) =>
+      of(app(), type)
+        .map((resource) => inputs<T & { bucket: string }>(resource))
+        .filter((each) => each.bucket === bucket!.bucket);
+    expect(onBucket("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")).toEqual([
+      expect.objectContaining({ blockPublicAcls: true, blockPublicPolicy: true, ignorePublicAcls: true, restrictPublicBuckets: true }),
+    ]);
+    expect(onBucket<{ versioningConfiguration: { status: string } }>("aws:s3/bucketVersioning:BucketVersioning")).toEqual([
+      expect.objectContaining({ versioningConfiguration: { status: "Enabled" } }),
+    ]);
+    const [policy] = onBucket<{ policy: string }>("aws:s3/bucketPolicy:BucketPolicy");
+    expect((JSON.parse(policy!.policy) as { Statement: Statement[] }).Statement).toContainEqual(
+      expect.objectContaining({
+        Effect: "Deny",
+        Resource: [arn, `${arn}/*`],
+        Condition: { Bool: { "aws:SecureTransport": ["false"] } },
+      }),
+    );
+    const locks = onBucket<{ rule: unknown }>("aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration");
+    expect(locks.map((lock) => lock.rule)).toEqual(stage === "production" ? [{ defaultRetention: { mode: "COMPLIANCE", years: 7 } }] : []);
+    expect(bucket!.objectLockEnabled ?? false).toBe(stage === "production");
+    const writers = deployedFunctions(app()).filter((fn) =>
+      fn.statements.some((statement) => list(statement.Action).includes("s3:PutObject")),
+    );
+    expect(writers.map((fn) => fn.platformName)).toEqual(["auditArchiver"]);
+    expect(
+      writers[0]!.statements
+        .filter((statement) => list(statement.Action).includes("s3:PutObject"))
+        .flatMap((statement) => list(statement.Resource)),
+    ).toEqual([`${arn}/*`]);
+  });
+
   it("signs the feed with an Ed25519 KMS key that its signing functions, and only they, may use", () => {
     const key = of(app(), "aws:kms/key:Key").find((resource) => resource.name.startsWith("FeedSigningKey"))!;
     expect(inputs(key)).toMatchObject({ customerMasterKeySpec: "ECC_NIST_EDWARDS25519", keyUsage: "SIGN_VERIFY" });

@@ -34,9 +34,10 @@ function policyJson(inputs) {
 await pulumi.runtime.setMocks(
   {
     newResource(args) {
-      const name = args.inputs.name ?? args.name;
+      const name = args.inputs.name ?? args.inputs.bucket ?? args.name;
       const kind = args.type.split(":")[1]?.split("/")[0] ?? "x";
-      const arn = `arn:aws:${kind}:${region}:${account}:${args.type.split(":").at(-1)}/${name}`;
+      // ARNs shaped like AWS's where a check reads them (S3's has no region or account), else <service>:<Type>/<name>.
+      const arn = kind === "s3" ? `arn:aws:s3:::${name}` : `arn:aws:${kind}:${region}:${account}:${args.type.split(":").at(-1)}/${name}`;
       const state = {
         ...args.inputs,
         name,
