@@ -122,6 +122,7 @@ export * from "./integration/posture/tailscale.ts";
 export * from "./integration/posture/cloudflare.ts";
 export * from "./integration/ocsf/ocsf-map.ts";
 export * from "./integration/ocsf/ocsf-export.ts";
+export * from "./integration/ocsf/ocsf-siem.ts";
 export * from "./integration/iot/iot-authorizer.ts";
 export * from "./traffic/graph.ts";
 export * from "./traffic/preview.ts";

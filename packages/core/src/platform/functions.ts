@@ -282,12 +282,12 @@ export const functions = {
   },
   iotSync: { ...consumer, handler: rules.iotSync.handler, does: rules.iotSync.does, tables: noDeleteTables, publishes: true },
   postureSync: { ...consumer, handler: rules.postureSync.handler, does: rules.postureSync.does, tables: noDeleteTables, publishes: true },
-  // The SIEM consumer reads the audit record an event names (no write): OCSF needs its actor and time.
+  // The SIEM consumer maps the event it is given to OCSF and sends it: no table (the event carries its actor and time).
   siemExport: {
     ...consumer,
     handler: rules.siemExport.handler,
     does: rules.siemExport.does,
-    tables: { audit: ["Query"] },
+    tables: {},
     publishes: false,
     feedKey: [],
     feedNotices: false,

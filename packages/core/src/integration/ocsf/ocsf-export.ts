@@ -6,8 +6,6 @@
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import type { RequestContext } from "../../context.ts";
-import { SimrootError } from "../../error.ts";
-import type { DomainEvent } from "../../event/event.ts";
 import { listAudit } from "../../audit/audit.ts";
 import { eventOfRecord } from "../../ledger/audit-record.ts";
 import type { Ports } from "../../ports.ts";
@@ -70,33 +68,4 @@ export async function* ocsfExport(ports: Ports, ctx: RequestContext, input: Ocsf
       start = page.LastEvaluatedKey;
     } while (start);
   }
-}
-
-export interface SiemSettings {
-  readonly tenantId: string;
-  readonly url: string;
-  readonly token?: string;
-}
-
-/** POSTs OCSF events as JSON Lines to the SIEM's HTTPS collector; any answer but 2xx fails (and the bus retries). */
-export async function sendToSiem(settings: SiemSettings, events: readonly OcsfEvent[]): Promise<void> {
-  if (events.length === 0) return;
-  const response = await fetch(settings.url, {
-    method: "POST",
-    headers: { "content-type": "application/x-ndjson", ...(settings.token ? { authorization: `Bearer ${settings.token}` } : {}) },
-    body: events.map((event) => JSON.stringify(event)).join("\n") + "\n",
-    signal: AbortSignal.timeout(10_000),
-  });
-  if (!response.ok) {
-    throw new SimrootError("integration.siem_failed", "unavailable", `The SIEM collector answered ${response.status}`, {
-      detail: { status: response.status },
-    });
-  }
-}
-
-/** The consumer's verb: one published simroot event, to the SIEM of its tenant. */
-export async function exportEventToSiem(settings: SiemSettings, event: DomainEvent): Promise<boolean> {
-  if (event.tenantId !== settings.tenantId) return false;
-  await sendToSiem(settings, [ocsfFromEvent(event)]);
-  return true;
 }
