@@ -13,6 +13,7 @@ import { applierQueue, timeouts } from "../packages/core/src/platform/limits.ts"
 import { metricDefinitions } from "../packages/core/src/platform/metrics.ts";
 import { retryPolicy } from "../packages/core/src/platform/rules.ts";
 import { tables as tableDefinitions } from "../packages/core/src/platform/tables.ts";
+import { bundleFunction } from "../scripts/bundle/build.ts";
 import { synthesize, type Synthesized, type SynthesizedResource } from "../test/support/sst-synth.ts";
 
 const root = join(import.meta.dirname, "..");
@@ -534,4 +535,33 @@ describe.each(Object.keys(stages) as Stage[])("the %s stage as SST would deploy 
       });
     }
   });
+});
+
+describe("the functions' environment as deployed", () => {
+  it("sets only variables each function's own bundle reads, and the resources' variables it needs", async () => {
+    const app = synthesized.get("production with the IoT integration")!;
+    for (const fn of deployedFunctions(app)) {
+      const name = fn.platformName!;
+      const variables = inputs<{ environment?: { variables?: Record<string, string> } }>(fn.resource).environment?.variables ?? {};
+      const { code } = await bundleFunction(name);
+      // SST's own (the linked resources' key file, the app's name) and Powertools' service name are read by libraries.
+      const ours = Object.keys(variables).filter((variable) => variable.startsWith("SIMROOT_"));
+      // A table's variable is composed from its key (core config.ts `tableNames`): its prefix is what the code holds.
+      const reads = (variable: string) =>
+        code.includes(variable) || (variable.startsWith("SIMROOT_TABLE_") && code.includes("SIMROOT_TABLE_"));
+      expect({ function: name, unread: ours.filter((variable) => !reads(variable)) }).toEqual({ function: name, unread: [] });
+      const definition = functions[name] as FunctionDefinition;
+      const needs: Record<string, boolean> = {
+        SIMROOT_BUS_NAME: definition.publishes,
+        SIMROOT_FEED_KMS_KEY_ID: definition.feedKey.length > 0,
+        SIMROOT_SECRETS_KMS_KEY_ID: definition.secretsKey.length > 0,
+        SIMROOT_APPLIER_QUEUE_URL: definition.backlogQueue,
+        SIMROOT_IOT_DATA_ENDPOINT: definition.feedNotices,
+        SIMROOT_AUDIT_ARCHIVE_BUCKET: definition.auditArchive ?? false,
+      };
+      for (const [variable, needed] of Object.entries(needs)) {
+        expect({ function: name, variable, set: variable in variables }).toEqual({ function: name, variable, set: needed });
+      }
+    }
+  }, 120_000);
 });
