@@ -249,6 +249,29 @@ describe.each(Object.keys(stages) as Stage[])("the %s stage as SST would deploy 
     }
   });
 
+  it("lets each rule alone send to its dead-letter queue", () => {
+    const rules = new Map(
+      of(app(), "aws:cloudwatch/eventRule:EventRule").map((rule) => [inputs<{ name?: string }>(rule).name ?? rule.name, rule]),
+    );
+    const policies = of(app(), "aws:sqs/queuePolicy:QueuePolicy").flatMap(
+      (policy) => (JSON.parse(inputs<{ policy: string }>(policy).policy) as { Statement: Statement[] }).Statement,
+    );
+    const targets = of(app(), "aws:cloudwatch/eventTarget:EventTarget")
+      .map((target) => inputs<{ rule: string; deadLetterConfig?: { arn: string } }>(target))
+      .filter((target) => target.deadLetterConfig);
+    expect(targets.length).toBeGreaterThan(5);
+    for (const target of targets) {
+      expect(rules.has(target.rule)).toBe(true);
+      const statements = policies.filter((statement) => list(statement.Resource).includes(target.deadLetterConfig!.arn));
+      expect({ queue: lastPart(target.deadLetterConfig!.arn), statements: statements.length }).toEqual({
+        queue: lastPart(target.deadLetterConfig!.arn),
+        statements: 1,
+      });
+      expect(statements[0]).toMatchObject({ Effect: "Allow", Action: "sqs:SendMessage", Principal: { Service: "events.amazonaws.com" } });
+      expect(list(statements[0]!.Condition?.ArnEquals?.["aws:SourceArn"]).map(lastPart)).toEqual([target.rule]);
+    }
+  });
+
   it("routes reported facts through the applier's queue, which only their rule may send to", () => {
     const queue = of(app(), "aws:sqs/queue:Queue").find((resource) => resource.name.startsWith("ApplierQueue"))!;
     const queueInputs = inputs<{ name: string; visibilityTimeoutSeconds: number; redrivePolicy: string }>(queue);
