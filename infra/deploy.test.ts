@@ -1,10 +1,12 @@
 /**
  * What `sst deploy` would create, read before a deploy: the app (`sst.config.ts`, `infra/`) runs on SST's own platform
- * code against Pulumi's resource mocks (test/support/sst-synth.ts), once for `production` and once for `dev`, and the
- * resources it registers are checked against the platform definition. No AWS account is needed; what AWS would do with
- * the resources (create them, refuse one) is not tested here.
+ * code against Pulumi's resource mocks (test/support/sst-synth.ts) for four variants (`production`, `dev`, and
+ * `production` with the IoT integration or with provisioned capacity), and the resources it registers are checked
+ * against the platform definition (packages/core/src/platform) and against each function's bundle. No AWS account is
+ * needed; what AWS itself would do with the resources (create them, refuse one, quotas) is not tested here.
  */
-import { spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { functionNames, functions, grantsOf, type FunctionDefinition, type FunctionName } from "../packages/core/src/platform/functions.ts";
@@ -17,6 +19,7 @@ import { bundleFunction } from "../scripts/bundle/build.ts";
 import { synthesize, type Synthesized, type SynthesizedResource } from "../test/support/sst-synth.ts";
 
 const root = join(import.meta.dirname, "..");
+const execFileAsync = promisify(execFile);
 /** The IoT integration's settings in the deploying shell: its custom authorizer is deployed only with them. */
 const iotIntegration = { SIMROOT_IOT_TENANT_ID: "ten_synth", SIMROOT_IOT_MQTT_HOST: "synth-ats.iot.us-east-1.amazonaws.com" };
 const stages = {
@@ -32,8 +35,13 @@ const onlyWithIntegration: readonly FunctionName[] = ["iotAuthorizer"];
 
 beforeAll(async () => {
   // SST's platform code, as `npm run typecheck:infra` installs it (a no-op when it is there and matches the sst package).
-  const install = spawnSync(process.execPath, [join(root, "scripts", "sst-install.ts")], { cwd: root, encoding: "utf8" });
-  if (install.status !== 0) throw new Error(`sst install failed: ${install.stderr}`);
+  // Asynchronous and bounded, so that the hook's timeout can end a slow first install (it fetches from npm).
+  await execFileAsync(process.execPath, [join(root, "scripts", "sst-install.ts")], { cwd: root, timeout: 200_000 }).catch(
+    (error: { stderr?: string; message: string }) => {
+      throw new Error(`sst install failed: ${error.stderr ?? error.message}`);
+    },
+  );
+
   for (const [name, app] of await Promise.all(
     (Object.entries(stages) as [Stage, Record<string, string>][]).map(
       async ([name, env]) => [name, await synthesize(name.startsWith("dev") ? "dev" : "production", env)] as const,
@@ -94,7 +102,7 @@ function deployedFunctions(app: Synthesized): DeployedFunction[] {
   });
 }
 
-describe.each(Object.keys(stages) as Stage[])("the %s stage as SST would deploy it", (name) => {
+describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (name) => {
   const app = () => synthesized.get(name)!;
   const stage = name.startsWith("dev") ? "dev" : "production";
   const integrated = name.includes("integration");
