@@ -20,12 +20,22 @@ import { synthesize, type Synthesized, type SynthesizedResource } from "../test/
 
 const root = join(import.meta.dirname, "..");
 const execFileAsync = promisify(execFile);
-/** The IoT integration's settings in the deploying shell: its custom authorizer is deployed only with them. */
-const iotIntegration = { SIMROOT_IOT_TENANT_ID: "ten_synth", SIMROOT_IOT_MQTT_HOST: "synth-ats.iot.us-east-1.amazonaws.com" };
+/** Every integration configured in the deploying shell (the IoT integration's custom authorizer is deployed only then). */
+const integrationSettings = {
+  iot: { SIMROOT_IOT_TENANT_ID: "ten_synth", SIMROOT_IOT_MQTT_HOST: "synth-ats.iot.us-east-1.amazonaws.com" },
+  tailscale: { SIMROOT_TAILSCALE_TENANT_ID: "ten_synth", SIMROOT_TAILSCALE_API_KEY: "tskey-synth", SIMROOT_TAILSCALE_TAILNET: "synth" },
+  siem: { SIMROOT_SIEM_TENANT_ID: "ten_synth", SIMROOT_SIEM_URL: "https://siem.example/collect", SIMROOT_SIEM_TOKEN: "siem-synth" },
+} as const;
+/** The functions each integration's settings are for (each reads its own: core config.ts `integrationSettings`). */
+const integrationFunctions: Record<keyof typeof integrationSettings, readonly FunctionName[]> = {
+  iot: ["iotSync", "iotAuthorizer"],
+  tailscale: ["postureSync"],
+  siem: ["siemExport"],
+};
 const stages = {
   production: {},
   dev: {},
-  "production with the IoT integration": iotIntegration,
+  "production with the integrations": { ...integrationSettings.iot, ...integrationSettings.tailscale, ...integrationSettings.siem },
   "production with provisioned capacity": { SIMROOT_PROVISIONED_CAPACITY: "1" },
 } as const;
 type Stage = keyof typeof stages;
@@ -54,6 +64,11 @@ beforeAll(async () => {
 const of = (app: Synthesized, type: string) => app.resources.filter((resource) => resource.type === type);
 const inputs = <T = Record<string, unknown>>(resource: SynthesizedResource) => resource.inputs as T;
 const lastPart = (arn: string) => arn.split("/").at(-1)!;
+/** The resource of `type` whose output (its ARN, name or URL, as the mocks answer them) is `value`. */
+const byOutput = (app: Synthesized, type: string, key: "arn" | "name" | "url", value: string | undefined) =>
+  of(app, type).find((resource) => value !== undefined && resource.outputs[key] === value);
+/** A policy's statements. */
+const statementsOf = (policy: string) => (JSON.parse(policy) as { Statement: Statement[] }).Statement;
 
 interface Statement {
   Effect: string;
@@ -100,6 +115,34 @@ function deployedFunctions(app: Synthesized): DeployedFunction[] {
       managed: role.managedPolicyArns ?? [],
     };
   });
+}
+
+/** The queue has one policy (a queue holds one), of one statement: `rule`, through EventBridge, may send to it, and nothing else. */
+function expectOnlyRuleSends(app: Synthesized, queue: SynthesizedResource, rule: SynthesizedResource) {
+  const policies = of(app, "aws:sqs/queuePolicy:QueuePolicy")
+    .map((policy) => inputs<{ queueUrl: string; policy: string }>(policy))
+    .filter((policy) => policy.queueUrl === queue.outputs.url);
+  expect({ queue: queue.name, policies: policies.length }).toEqual({ queue: queue.name, policies: 1 });
+  const statements = statementsOf(policies[0]!.policy);
+  expect(
+    statements.map((statement) => ({
+      effect: statement.Effect,
+      actions: list(statement.Action),
+      principals: list(statement.Principal?.Service),
+      resources: list(statement.Resource),
+      sources: list(statement.Condition?.ArnEquals?.["aws:SourceArn"]),
+      conditions: Object.keys(statement.Condition ?? {}),
+    })),
+  ).toEqual([
+    {
+      effect: "Allow",
+      actions: ["sqs:SendMessage"],
+      principals: ["events.amazonaws.com"],
+      resources: [queue.outputs.arn],
+      sources: [rule.outputs.arn],
+      conditions: ["ArnEquals"],
+    },
+  ]);
 }
 
 describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (name) => {
@@ -232,90 +275,81 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
   });
 
   it("lets an AWS service invoke a function only from a resource of the app (no confused deputy)", () => {
-    const physical = (type: string) =>
-      new Set(of(app(), type).map((resource) => inputs<{ name?: string }>(resource).name ?? resource.name));
-    const sources: Record<string, Set<string>> = {
-      "events.amazonaws.com": physical("aws:cloudwatch/eventRule:EventRule"),
-      "apigateway.amazonaws.com": physical("aws:apigatewayv2/api:Api"),
-      "iot.amazonaws.com": physical("aws:iot/authorizer:Authorizer"),
+    const sources: Record<string, string> = {
+      "events.amazonaws.com": "aws:cloudwatch/eventRule:EventRule",
+      "apigateway.amazonaws.com": "aws:apigatewayv2/api:Api",
+      "iot.amazonaws.com": "aws:iot/authorizer:Authorizer",
     };
+    const functionsOfApp = of(app(), "aws:lambda/function:Function");
     const permissions = of(app(), "aws:lambda/permission:Permission");
     expect(permissions.length).toBeGreaterThan(10);
     for (const permission of permissions) {
-      const { principal, sourceArn } = inputs<{ principal: string; sourceArn?: string }>(permission);
-      // The resource's name in its ARN, before an API's stage and route wildcard.
-      const source = sourceArn?.split(":").at(-1)?.split("/")[1];
+      const { principal, sourceArn, function: target } = inputs<{ principal: string; sourceArn?: string; function: string }>(permission);
+      // The whole ARN of one of the app's resources of the principal's kind (an API's, followed by its stage and route).
+      const resources = of(app(), sources[principal] ?? "none");
+      const source = resources.find(
+        (resource) =>
+          sourceArn === resource.outputs.arn || (principal === "apigateway.amazonaws.com" && sourceArn === `${resource.outputs.arn}/*`),
+      );
+      const invoked = functionsOfApp.find((fn) => target === fn.outputs.arn || target === fn.outputs.name);
       expect({
         permission: permission.name,
         principal,
-        fromTheApp: source !== undefined && (sources[principal]?.has(source) ?? false),
+        sourceArn,
+        fromTheApp: source !== undefined,
+        toTheApp: invoked !== undefined,
       }).toEqual({
         permission: permission.name,
         principal,
+        sourceArn,
         fromTheApp: true,
+        toTheApp: true,
       });
     }
   });
 
   it("lets each rule alone send to its dead-letter queue", () => {
-    const rules = new Map(
-      of(app(), "aws:cloudwatch/eventRule:EventRule").map((rule) => [inputs<{ name?: string }>(rule).name ?? rule.name, rule]),
-    );
-    const policies = of(app(), "aws:sqs/queuePolicy:QueuePolicy").flatMap(
-      (policy) => (JSON.parse(inputs<{ policy: string }>(policy).policy) as { Statement: Statement[] }).Statement,
-    );
     const targets = of(app(), "aws:cloudwatch/eventTarget:EventTarget")
       .map((target) => inputs<{ rule: string; deadLetterConfig?: { arn: string } }>(target))
       .filter((target) => target.deadLetterConfig);
     expect(targets.length).toBeGreaterThan(5);
     for (const target of targets) {
-      expect(rules.has(target.rule)).toBe(true);
-      const statements = policies.filter((statement) => list(statement.Resource).includes(target.deadLetterConfig!.arn));
-      expect({ queue: lastPart(target.deadLetterConfig!.arn), statements: statements.length }).toEqual({
-        queue: lastPart(target.deadLetterConfig!.arn),
-        statements: 1,
+      const rule = byOutput(app(), "aws:cloudwatch/eventRule:EventRule", "name", target.rule);
+      const queue = byOutput(app(), "aws:sqs/queue:Queue", "arn", target.deadLetterConfig!.arn);
+      expect({ target: target.rule, rule: rule !== undefined, queue: queue !== undefined }).toEqual({
+        target: target.rule,
+        rule: true,
+        queue: true,
       });
-      expect(statements[0]).toMatchObject({ Effect: "Allow", Action: "sqs:SendMessage", Principal: { Service: "events.amazonaws.com" } });
-      expect(list(statements[0]!.Condition?.ArnEquals?.["aws:SourceArn"]).map(lastPart)).toEqual([target.rule]);
+      expectOnlyRuleSends(app(), queue!, rule!);
     }
   });
 
   it("routes reported facts through the applier's queue, which only their rule may send to", () => {
     const queue = of(app(), "aws:sqs/queue:Queue").find((resource) => resource.name.startsWith("ApplierQueue"))!;
-    const queueInputs = inputs<{ name: string; visibilityTimeoutSeconds: number; redrivePolicy: string }>(queue);
+    const queueInputs = inputs<{ visibilityTimeoutSeconds: number; redrivePolicy: string }>(queue);
     const applier = deployedFunctions(app()).find((fn) => fn.platformName === "operatorEvents")!;
     const timeout = inputs<{ timeout: number }>(applier.resource).timeout;
     expect(queueInputs.visibilityTimeoutSeconds).toBeGreaterThanOrEqual(6 * timeout);
     const redrive = JSON.parse(queueInputs.redrivePolicy) as { deadLetterTargetArn: string; maxReceiveCount: number };
     expect(redrive.maxReceiveCount).toBe(applierQueue.maxReceiveCount);
-    expect(lastPart(redrive.deadLetterTargetArn)).toMatch(/OperatorEventsDeadLetterQueue/);
+    expect(byOutput(app(), "aws:sqs/queue:Queue", "arn", redrive.deadLetterTargetArn)?.name).toMatch(/^OperatorEventsDeadLetterQueue/);
 
     const mapping = of(app(), "aws:lambda/eventSourceMapping:EventSourceMapping")
       .map((resource) => inputs<Record<string, unknown> & { eventSourceArn: string; functionName: string }>(resource))
-      .find((each) => lastPart(each.eventSourceArn) === queueInputs.name)!;
-    expect(lastPart(mapping.functionName)).toBe(applier.name);
+      .find((each) => each.eventSourceArn === queue.outputs.arn)!;
+    expect(mapping.functionName).toBe(applier.resource.outputs.arn);
     expect(mapping).toMatchObject({
       batchSize: applierQueue.batchSize,
       functionResponseTypes: ["ReportBatchItemFailures"],
       scalingConfig: { maximumConcurrency: applierQueue.maximumConcurrency },
     });
 
-    const target = of(app(), "aws:cloudwatch/eventTarget:EventTarget")
+    const targets = of(app(), "aws:cloudwatch/eventTarget:EventTarget")
       .map((resource) => inputs<{ rule: string; arn: string }>(resource))
-      .find((each) => lastPart(each.arn) === queueInputs.name)!;
-    const policies = of(app(), "aws:sqs/queuePolicy:QueuePolicy").filter((resource) =>
-      (JSON.parse(inputs<{ policy: string }>(resource).policy) as { Statement: Statement[] }).Statement.some((statement) =>
-        list(statement.Resource).some((resource) => lastPart(resource) === queueInputs.name),
-      ),
-    );
-    expect(policies).toHaveLength(1);
-    const statements = (JSON.parse(inputs<{ policy: string }>(policies[0]!).policy) as { Statement: Statement[] }).Statement;
-    expect(statements).toHaveLength(1);
-    expect(statements[0]).toMatchObject({ Effect: "Allow", Action: "sqs:SendMessage", Principal: { Service: "events.amazonaws.com" } });
-    const rule = of(app(), "aws:cloudwatch/eventRule:EventRule").find(
-      (resource) => resource.name === target.rule || `${resource.name}-id` === target.rule,
-    );
-    expect(list(statements[0]!.Condition?.ArnEquals?.["aws:SourceArn"]).map(lastPart)).toEqual([rule ? rule.name : target.rule]);
+      .filter((each) => each.arn === queue.outputs.arn);
+    expect(targets).toHaveLength(1);
+    expectOnlyRuleSends(app(), queue, byOutput(app(), "aws:cloudwatch/eventRule:EventRule", "name", targets[0]!.rule)!);
   });
 
   it("gives every rule's target its retry policy and a dead-letter queue", () => {
@@ -558,7 +592,7 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
 
     // DynamoDB's TTL on the attribute core writes for each table that expires items (audit records, parked facts...).
     const tables = of(app(), "aws:dynamodb/table:Table");
-    for (const [key, definition] of Object.entries(tableDefinitions)) {
+    for (const [key, definition] of Object.entries(tableDefinitions) as [string, { readonly ttl?: string }][]) {
       const table = tables.find((each) => each.name.toLowerCase().startsWith(key.toLowerCase()))!;
       expect({ table: key, ttl: inputs<{ ttl?: unknown }>(table).ttl }).toEqual({
         table: key,
@@ -569,8 +603,37 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
 });
 
 describe("the functions' environment as deployed", () => {
-  it("sets only variables each function's own bundle reads, and the resources' variables it needs", async () => {
-    const app = synthesized.get("production with the IoT integration")!;
+  it("sets only variables each function's own bundle reads, names the app's own resources, and gives each integration's settings to its functions alone", async () => {
+    const app = synthesized.get("production with the integrations")!;
+    const only = (type: string) => {
+      const found = of(app, type);
+      expect({ type, count: found.length }).toEqual({ type, count: 1 });
+      return found[0]!.outputs;
+    };
+    const queue = of(app, "aws:sqs/queue:Queue").find((resource) => resource.name.startsWith("ApplierQueue"))!.outputs;
+    const keys = of(app, "aws:kms/key:Key");
+    // Each resource variable: where the definition says, and with the value its SDK client takes (a queue's URL, a
+    // bucket's and a bus's name, a key's ARN).
+    const resourceVariables: Record<string, { needed: (definition: FunctionDefinition) => boolean; value: string }> = {
+      SIMROOT_BUS_NAME: { needed: (definition) => definition.publishes, value: only("aws:cloudwatch/eventBus:EventBus").name },
+      SIMROOT_FEED_KMS_KEY_ID: {
+        needed: (definition) => definition.feedKey.length > 0,
+        value: keys.find((key) => key.name.startsWith("FeedSigningKey"))!.outputs.arn,
+      },
+      SIMROOT_SECRETS_KMS_KEY_ID: {
+        needed: (definition) => definition.secretsKey.length > 0,
+        value: keys.find((key) => key.name.startsWith("SecretsKey"))!.outputs.arn,
+      },
+      SIMROOT_APPLIER_QUEUE_URL: { needed: (definition) => definition.backlogQueue, value: queue.url! },
+      SIMROOT_IOT_DATA_ENDPOINT: { needed: (definition) => definition.feedNotices, value: "https://synth-ats.iot.us-east-1.amazonaws.com" },
+      SIMROOT_AUDIT_ARCHIVE_BUCKET: { needed: (definition) => definition.auditArchive ?? false, value: only("aws:s3/bucket:Bucket").name },
+    };
+    const tableNamesByKey = Object.fromEntries(
+      Object.keys(tableDefinitions).map((key) => [
+        `SIMROOT_TABLE_${key.toUpperCase()}`,
+        of(app, "aws:dynamodb/table:Table").find((table) => table.name.toLowerCase().startsWith(key.toLowerCase()))!.outputs.name,
+      ]),
+    );
     for (const fn of deployedFunctions(app)) {
       const name = fn.platformName!;
       const variables = inputs<{ environment?: { variables?: Record<string, string> } }>(fn.resource).environment?.variables ?? {};
@@ -582,16 +645,32 @@ describe("the functions' environment as deployed", () => {
         code.includes(variable) || (variable.startsWith("SIMROOT_TABLE_") && code.includes("SIMROOT_TABLE_"));
       expect({ function: name, unread: ours.filter((variable) => !reads(variable)) }).toEqual({ function: name, unread: [] });
       const definition = functions[name] as FunctionDefinition;
-      const needs: Record<string, boolean> = {
-        SIMROOT_BUS_NAME: definition.publishes,
-        SIMROOT_FEED_KMS_KEY_ID: definition.feedKey.length > 0,
-        SIMROOT_SECRETS_KMS_KEY_ID: definition.secretsKey.length > 0,
-        SIMROOT_APPLIER_QUEUE_URL: definition.backlogQueue,
-        SIMROOT_IOT_DATA_ENDPOINT: definition.feedNotices,
-        SIMROOT_AUDIT_ARCHIVE_BUCKET: definition.auditArchive ?? false,
-      };
-      for (const [variable, needed] of Object.entries(needs)) {
-        expect({ function: name, variable, set: variable in variables }).toEqual({ function: name, variable, set: needed });
+      for (const [variable, { needed, value }] of Object.entries(resourceVariables)) {
+        expect({ function: name, variable, value: variables[variable] }).toEqual({
+          function: name,
+          variable,
+          value: needed(definition) ? value : undefined,
+        });
+      }
+      const tables = Object.keys(definition.tables).map((key) => `SIMROOT_TABLE_${key.toUpperCase()}`);
+      expect({
+        function: name,
+        tables: Object.fromEntries(ours.filter((variable) => variable.startsWith("SIMROOT_TABLE_")).map((v) => [v, variables[v]])),
+      }).toEqual({
+        function: name,
+        tables: Object.fromEntries(tables.map((variable) => [variable, tableNamesByKey[variable]])),
+      });
+      // An integration's settings (a SIEM token, a Tailscale API key) reach its own functions and no other.
+      for (const [integration, settings] of Object.entries(integrationSettings) as [
+        keyof typeof integrationSettings,
+        Record<string, string>,
+      ][]) {
+        const given = Object.keys(settings).filter((setting) => setting in variables);
+        expect({ function: name, integration, given }).toEqual({
+          function: name,
+          integration,
+          given: integrationFunctions[integration].includes(name) ? Object.keys(settings) : [],
+        });
       }
     }
   }, 120_000);

@@ -10,32 +10,31 @@
 import { integrationPermissions } from "../packages/core/src/platform/integrations.ts";
 import type { RuleName } from "../packages/core/src/platform/rules.ts";
 
-const settingNames = [
-  "SIMROOT_IOT_TENANT_ID",
-  "SIMROOT_IOT_PREFIX",
-  "SIMROOT_IOT_MQTT_HOST",
-  "SIMROOT_TAILSCALE_TENANT_ID",
-  "SIMROOT_TAILSCALE_API_URL",
-  "SIMROOT_TAILSCALE_TAILNET",
-  "SIMROOT_TAILSCALE_API_KEY",
-  "SIMROOT_SIEM_TENANT_ID",
-  "SIMROOT_SIEM_URL",
-  "SIMROOT_SIEM_TOKEN",
-] as const;
+/** Each integration's settings, by the prefix of their names: a function gets its own integration's, and no other's. */
+const settingNames = {
+  iot: ["SIMROOT_IOT_TENANT_ID", "SIMROOT_IOT_PREFIX", "SIMROOT_IOT_MQTT_HOST"],
+  tailscale: ["SIMROOT_TAILSCALE_TENANT_ID", "SIMROOT_TAILSCALE_API_URL", "SIMROOT_TAILSCALE_TAILNET", "SIMROOT_TAILSCALE_API_KEY"],
+  siem: ["SIMROOT_SIEM_TENANT_ID", "SIMROOT_SIEM_URL", "SIMROOT_SIEM_TOKEN"],
+} as const;
 
-/** The integration settings set in the deploying shell, for the functions' environment. */
-export const integrationEnvironment: Record<string, string> = Object.fromEntries(
-  settingNames.flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])),
-);
+/** The settings of one integration set in the deploying shell, for the environment of its functions. */
+export function integrationEnvironment(integration: keyof typeof settingNames): Record<string, string> {
+  return Object.fromEntries(settingNames[integration].flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
+}
 
 /**
- * Adds the integration settings to the environment of the integration consumers `bus.ts`
- * creates (and of no other function): registered before the bus is imported.
+ * Adds its integration's settings (a SIEM token, a Tailscale API key among them) to the environment of each integration
+ * consumer `bus.ts` creates, and to no other function: registered before the bus is imported.
  */
-const consumers = Object.keys(integrationPermissions).map((rule) => `${rule.charAt(0).toUpperCase()}${rule.slice(1)}`);
+const consumers = { IotSync: "iot", PostureSync: "tailscale", SiemExport: "siem" } as const satisfies Record<
+  Capitalize<keyof typeof integrationPermissions>,
+  keyof typeof settingNames
+>;
 $transform(sst.aws.Function, (args, _opts, name) => {
-  if (!consumers.some((consumer) => name.includes(consumer))) return;
-  args.environment = $output(args.environment).apply((environment) => ({ ...environment, ...integrationEnvironment }));
+  const consumer = (Object.keys(consumers) as (keyof typeof consumers)[]).find((each) => name.includes(each));
+  if (!consumer) return;
+  const settings = integrationEnvironment(consumers[consumer]);
+  args.environment = $output(args.environment).apply((environment) => ({ ...environment, ...settings }));
 });
 
 /** After `bus.ts`: each consumer's AWS permissions, and the IoT Core custom authorizer. */
@@ -56,10 +55,11 @@ export async function integrations() {
       }),
     });
   }
-  if (!integrationEnvironment.SIMROOT_IOT_TENANT_ID) return { iotAuthorizer: undefined };
+  const iotSettings = integrationEnvironment("iot");
+  if (!iotSettings.SIMROOT_IOT_TENANT_ID) return { iotAuthorizer: undefined };
   // Its permissions, bundling and tables come from the platform definition (`iotAuthorizer`), like every function's.
   const args = functionArgs("iotAuthorizer");
-  const fn = new sst.aws.Function("IotAuthorizer", { ...args, environment: { ...args.environment, ...integrationEnvironment } });
+  const fn = new sst.aws.Function("IotAuthorizer", { ...args, environment: { ...args.environment, ...iotSettings } });
   const iotAuthorizer = new aws.iot.Authorizer("IotMqttAuthorizer", {
     name: `${$app.name}-${$app.stage}-mqtt`,
     authorizerFunctionArn: fn.arn,

@@ -50,7 +50,14 @@ await pulumi.runtime.setMocks(
           ? { apiEndpoint: `https://${args.name}.execute-api.${region}.amazonaws.com`, executionArn: arn }
           : {}),
       };
-      resources.push({ type: args.type, name: args.name, inputs: args.inputs, custom: args.custom });
+      resources.push({
+        type: args.type,
+        name: args.name,
+        inputs: args.inputs,
+        custom: args.custom,
+        // What AWS would answer (as the mocks make it up): what other resources' inputs refer to.
+        outputs: { name, arn, id: state.id, ...(state.url ? { url: state.url } : {}) },
+      });
       return { id: `${args.name}-id`, state };
     },
     call(args) {

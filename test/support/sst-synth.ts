@@ -20,6 +20,8 @@ export interface SynthesizedResource {
   readonly type: string;
   readonly name: string;
   readonly inputs: Record<string, unknown>;
+  /** The outputs the mocks gave it (its physical name, ARN, id, a queue's URL): what other resources refer to. */
+  readonly outputs: { readonly name: string; readonly arn: string; readonly id: string; readonly url?: string };
 }
 
 export interface Synthesized {
