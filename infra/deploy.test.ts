@@ -477,7 +477,10 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
       expect.arrayContaining(["IngestAccepted", "FactsSettled"]),
     );
     expect(series(widget(/revocation/i)).map((each) => each.metric)).toContain("RevocationLatencyMs");
-    const plotted = series(widget(/^dead letters/i)).flatMap((each) =>
+    // Dead letters as they arrive (the drain keeps the queues' depth near 0), for every dead-letter queue.
+    const deadLetters = series(widget(/^dead letters/i));
+    expect(deadLetters.map((each) => each.metric)).toEqual(deadLetters.map(() => "NumberOfMessagesReceived"));
+    const plotted = deadLetters.flatMap((each) =>
       (each.dimensions ?? []).filter(([dimension]) => dimension === "QueueName").map(([, value]) => value),
     );
     expect(plotted.sort()).toEqual(deadLetterQueues(app()).sort());

@@ -271,8 +271,9 @@ export const dashboard = new aws.cloudwatch.Dashboard("Dashboard", {
           0,
         ),
         widget(
-          "Dead letters",
-          queues.map((queue) => metric("AWS/SQS", "ApproximateNumberOfMessagesVisible", { QueueName: queue }, "Maximum")),
+          // Arrivals, not depth: the drain empties each queue into the tenant's list at once (see the alarms above).
+          "Dead letters received",
+          queues.map((queue) => metric("AWS/SQS", "NumberOfMessagesReceived", { QueueName: queue }, "Sum")),
           0,
           12,
         ),
