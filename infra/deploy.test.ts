@@ -559,6 +559,26 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
     }
   });
 
+  it("routes each route key of the HTTP API to the function the platform definition gives it, and no other key", () => {
+    const deployed = deployedFunctions(app());
+    const integrations = of(app(), "aws:apigatewayv2/integration:Integration");
+    const routed = of(app(), "aws:apigatewayv2/route:Route").map((route) => {
+      const { routeKey, target } = inputs<{ routeKey: string; target: string }>(route);
+      const integration = integrations.find((each) => target === `integrations/${each.outputs.id}`);
+      const uri = integration && inputs<{ integrationUri: string }>(integration).integrationUri;
+      const fn = deployed.find(
+        (each) => uri === each.resource.outputs.arn || uri === inputs<{ invokeArn?: string }>(each.resource).invokeArn,
+      );
+      return [routeKey, fn?.platformName] as const;
+    });
+    const declared = deployed.flatMap((fn) =>
+      ((functions[fn.platformName!] as FunctionDefinition).routes ?? []).map((routeKey) => [routeKey, fn.platformName] as const),
+    );
+    expect(routed.length).toBeGreaterThan(5);
+    expect(Object.fromEntries(routed)).toEqual(Object.fromEntries(declared));
+    expect(routed).toHaveLength(declared.length);
+  });
+
   it("answers the HTTP API from functions that stop before the gateway does", () => {
     const integrations = of(app(), "aws:apigatewayv2/integration:Integration");
     expect(integrations.length).toBeGreaterThan(0);
