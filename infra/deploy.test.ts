@@ -13,7 +13,7 @@ import { functionNames, functions, grantsOf, type FunctionDefinition, type Funct
 import { integrationPermissions } from "../packages/core/src/platform/integrations.ts";
 import { applierQueue, timeouts } from "../packages/core/src/platform/limits.ts";
 import { metricDefinitions, metricNamespace } from "../packages/core/src/platform/metrics.ts";
-import { retryPolicy } from "../packages/core/src/platform/rules.ts";
+import { deployedPattern, retryPolicy, rules, type RuleName } from "../packages/core/src/platform/rules.ts";
 import { tables as tableDefinitions } from "../packages/core/src/platform/tables.ts";
 import { bundleFunction } from "../scripts/bundle/build.ts";
 import { synthesize, type Synthesized, type SynthesizedResource } from "../test/support/sst-synth.ts";
@@ -380,6 +380,39 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
       .filter((each) => each.arn === queue.outputs.arn);
     expect(targets).toHaveLength(1);
     expectOnlyRuleSends(app(), queue, byOutput(app(), "aws:cloudwatch/eventRule:EventRule", "name", targets[0]!.rule)!);
+  });
+
+  it("subscribes each of core's rules on the bus, with its pattern, to its own consumer", () => {
+    const [bus] = of(app(), "aws:cloudwatch/eventBus:EventBus");
+    const deployed = deployedFunctions(app());
+    const applierQueueArn = of(app(), "aws:sqs/queue:Queue").find((queue) => queue.name.startsWith("ApplierQueue"))!.outputs.arn;
+    const mappings = of(app(), "aws:lambda/eventSourceMapping:EventSourceMapping").map((mapping) =>
+      inputs<{ eventSourceArn: string; functionName: string }>(mapping),
+    );
+    // Each integration's rule matches only its tenant's events, or none when it is not configured.
+    const tenants = integrated
+      ? {
+          iotSync: integrationSettings.iot.SIMROOT_IOT_TENANT_ID,
+          postureSync: integrationSettings.tailscale.SIMROOT_TAILSCALE_TENANT_ID,
+          siemExport: integrationSettings.siem.SIMROOT_SIEM_TENANT_ID,
+        }
+      : {};
+    const subscribed = of(app(), "aws:cloudwatch/eventTarget:EventTarget").flatMap((target) => {
+      const { rule, arn } = inputs<{ rule: string; arn: string }>(target);
+      const ruleResource = byOutput(app(), "aws:cloudwatch/eventRule:EventRule", "name", rule)!;
+      const { eventBusName, eventPattern } = inputs<{ eventBusName?: string; eventPattern?: string }>(ruleResource);
+      if (!eventPattern) return []; // a schedule (the archiver, the webhook worker)
+      // The consumer: the function the target invokes, or the one reading the queue it puts events in.
+      const fnArn = arn === applierQueueArn ? mappings.find((mapping) => mapping.eventSourceArn === arn)?.functionName : arn;
+      const consumer = deployed.find((fn) => fn.resource.outputs.arn === fnArn)?.platformName;
+      return [[consumer, { bus: eventBusName, pattern: JSON.parse(eventPattern) as unknown }] as const];
+    });
+    expect(Object.fromEntries(subscribed)).toEqual(
+      Object.fromEntries(
+        (Object.keys(rules) as RuleName[]).map((rule) => [rule, { bus: bus!.outputs.name, pattern: deployedPattern(rule, tenants) }]),
+      ),
+    );
+    expect(subscribed).toHaveLength(Object.keys(rules).length);
   });
 
   it("gives every rule's target its retry policy and a dead-letter queue", () => {
