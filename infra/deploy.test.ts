@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { functionNames, functions, grantsOf, type FunctionDefinition, type FunctionName } from "../packages/core/src/platform/functions.ts";
 import { integrationPermissions } from "../packages/core/src/platform/integrations.ts";
-import { applierQueue, timeouts } from "../packages/core/src/platform/limits.ts";
+import { applierQueue, streamReaders, timeouts } from "../packages/core/src/platform/limits.ts";
 import { metricDefinitions, metricNamespace } from "../packages/core/src/platform/metrics.ts";
 import { deployedPattern, retryPolicy, rules, type RuleName } from "../packages/core/src/platform/rules.ts";
 import { tables as tableDefinitions } from "../packages/core/src/platform/tables.ts";
@@ -413,6 +413,40 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
       ),
     );
     expect(subscribed).toHaveLength(Object.keys(rules).length);
+  });
+
+  it("reads the audit table's stream by two mappings, the outbox's and the history's, that never drop a record", () => {
+    const audit = of(app(), "aws:dynamodb/table:Table").find((table) => table.name.startsWith("Audit"))!;
+    expect(inputs(audit)).toMatchObject({ streamEnabled: true, streamViewType: "NEW_IMAGE" });
+    const deployed = deployedFunctions(app());
+    const readers = of(app(), "aws:lambda/eventSourceMapping:EventSourceMapping")
+      .map((mapping) =>
+        inputs<{
+          eventSourceArn: string;
+          functionName: string;
+          batchSize: number;
+          maximumBatchingWindowInSeconds: number;
+          maximumRetryAttempts: number;
+          startingPosition: string;
+          functionResponseTypes: string[];
+          filterCriteria: { filters: { pattern: string }[] };
+        }>(mapping),
+      )
+      .filter((mapping) => mapping.eventSourceArn.startsWith(`${audit.outputs.arn}/stream/`))
+      .map((mapping) => ({
+        reader: deployed.find((fn) => fn.resource.outputs.arn === mapping.functionName)?.platformName,
+        batch: [mapping.batchSize, mapping.maximumBatchingWindowInSeconds],
+        // Until a record is handled (or leaves the stream after 24 hours), from the oldest, answering failed records alone.
+        never: [mapping.maximumRetryAttempts, mapping.startingPosition, mapping.functionResponseTypes],
+        // New audit records only (they carry an action), not the feed versions or listing items of the same table.
+        filters: mapping.filterCriteria.filters.map((filter) => JSON.parse(filter.pattern) as unknown),
+      }));
+    const never = [-1, "TRIM_HORIZON", ["ReportBatchItemFailures"]];
+    const filters = [{ eventName: ["INSERT"], dynamodb: { NewImage: { action: { S: [{ exists: true }] } } } }];
+    expect(readers.sort((a, b) => String(a.reader).localeCompare(String(b.reader)))).toEqual([
+      { reader: "history", batch: [streamReaders.historyBatchSize, streamReaders.historyWindowSeconds], never, filters },
+      { reader: "outbox", batch: [streamReaders.outboxBatchSize, streamReaders.outboxWindowSeconds], never, filters },
+    ]);
   });
 
   it("gives every rule's target its retry policy and a dead-letter queue", () => {
