@@ -17,7 +17,6 @@ import { stage } from "./stage";
 import { functionArgs } from "./functions";
 
 export { bus, busEnvironment } from "./event-bus";
-export { runtime } from "./functions";
 
 /** `deviceTimeline` -> `DeviceTimeline`. */
 export type RuleComponentName<R extends RuleName = RuleName> = Capitalize<R>;

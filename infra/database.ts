@@ -133,15 +133,3 @@ export const tableNameOutputs = Object.fromEntries(tableKeys.map((key) => [key, 
   TableKey,
   $util.Output<string>
 >;
-
-/**
- * Named item actions on the given tables and their indexes: for the few functions that are not
- * rule consumers of the platform definition (the webhook worker, the IoT authorizer). No `link`:
- * SST's links grant `dynamodb:*`.
- */
-export function tablePermissions(keys: readonly TableKey[], actions: readonly string[]) {
-  return keys.map((key) => ({
-    actions: actions.map((action) => `dynamodb:${action}`),
-    resources: [dynamoTables[key].arn, $interpolate`${dynamoTables[key].arn}/index/*`],
-  }));
-}

@@ -10,7 +10,7 @@
 import { integrationPermissions } from "../packages/core/src/platform/integrations.ts";
 import type { RuleName } from "../packages/core/src/platform/rules.ts";
 
-/** Each integration's settings, by the prefix of their names: a function gets its own integration's, and no other's. */
+/** Each integration's settings: a function gets its own integration's, and no other's. */
 const settingNames = {
   iot: ["SIMROOT_IOT_TENANT_ID", "SIMROOT_IOT_PREFIX", "SIMROOT_IOT_MQTT_HOST"],
   tailscale: ["SIMROOT_TAILSCALE_TENANT_ID", "SIMROOT_TAILSCALE_API_URL", "SIMROOT_TAILSCALE_TAILNET", "SIMROOT_TAILSCALE_API_KEY"],
