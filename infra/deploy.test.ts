@@ -67,6 +67,13 @@ const lastPart = (arn: string) => arn.split("/").at(-1)!;
 /** The resource of `type` whose output (its ARN, name or URL, as the mocks answer them) is `value`. */
 const byOutput = (app: Synthesized, type: string, key: "arn" | "name" | "url", value: string | undefined) =>
   of(app, type).find((resource) => value !== undefined && resource.outputs[key] === value);
+/** Where a queue's redrive policy moves what it received too often. */
+const redriveTarget = (queue: SynthesizedResource) => {
+  const policy = inputs<{ redrivePolicy?: string }>(queue).redrivePolicy;
+  return policy === undefined ? undefined : (JSON.parse(policy) as { deadLetterTargetArn: string; maxReceiveCount: number });
+};
+/** The queue reported facts wait in for the applier. */
+const applierQueueOf = (app: Synthesized) => of(app, "aws:sqs/queue:Queue").find((queue) => queue.name.startsWith("ApplierQueue"))!;
 /** A policy's statements. */
 const statementsOf = (policy: string) => (JSON.parse(policy) as { Statement: Statement[] }).Statement;
 
@@ -88,13 +95,16 @@ interface DeployedFunction {
   readonly trust: Statement[];
   /** The managed policies attached to its role. */
   readonly managed: string[];
+  /** Its environment variables. */
+  readonly environment: Record<string, string>;
 }
 
 function deployedFunctions(app: Synthesized): DeployedFunction[] {
   const roles = new Map(of(app, "aws:iam/role:Role").map((role) => [inputs<{ name: string }>(role).name, role]));
   return of(app, "aws:lambda/function:Function").map((resource) => {
     const fn = inputs<{ name: string; role: string; environment?: { variables?: Record<string, string> } }>(resource);
-    const service = fn.environment?.variables?.POWERTOOLS_SERVICE_NAME?.replace(/^simroot-/, "");
+    const environment = fn.environment?.variables ?? {};
+    const service = environment.POWERTOOLS_SERVICE_NAME?.replace(/^simroot-/, "");
     const roleName = lastPart(fn.role);
     const role = inputs<{ assumeRolePolicy: string; inlinePolicies?: { policy: string }[]; managedPolicyArns?: string[] }>(
       roles.get(roleName)!,
@@ -103,16 +113,15 @@ function deployedFunctions(app: Synthesized): DeployedFunction[] {
     const attached = of(app, "aws:iam/rolePolicy:RolePolicy")
       .map((policy) => inputs<{ role: string; policy: string }>(policy))
       .filter((policy) => policy.role === roleName || lastPart(policy.role) === roleName);
-    const statements = [...(role.inlinePolicies ?? []), ...attached].flatMap(
-      (policy) => (JSON.parse(policy.policy) as { Statement: Statement[] }).Statement,
-    );
+    const statements = [...(role.inlinePolicies ?? []), ...attached].flatMap((policy) => statementsOf(policy.policy));
     return {
       resource,
       platformName: functionNames.includes(service as FunctionName) ? (service as FunctionName) : undefined,
       name: fn.name,
       statements,
-      trust: (JSON.parse(role.assumeRolePolicy) as { Statement: Statement[] }).Statement,
+      trust: statementsOf(role.assumeRolePolicy),
       managed: role.managedPolicyArns ?? [],
+      environment,
     };
   });
 }
@@ -141,8 +150,8 @@ function deadLetterQueues(app: Synthesized): string[] {
     if (arn) arns.add(arn);
   }
   for (const queue of of(app, "aws:sqs/queue:Queue")) {
-    const redrive = inputs<{ redrivePolicy?: string }>(queue).redrivePolicy;
-    if (redrive) arns.add((JSON.parse(redrive) as { deadLetterTargetArn: string }).deadLetterTargetArn);
+    const redrive = redriveTarget(queue);
+    if (redrive) arns.add(redrive.deadLetterTargetArn);
   }
   return [...arns].map((arn) => byOutput(app, "aws:sqs/queue:Queue", "arn", arn)!.outputs.name);
 }
@@ -209,15 +218,12 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
       inputs<{ functionName: string; destinationConfig?: { onFailure?: { destination: string } } }>(config),
     );
     const redrives = new Map(
-      of(app(), "aws:sqs/queue:Queue").map((queue) => {
-        const { name, redrivePolicy } = inputs<{ name: string; redrivePolicy?: string }>(queue);
-        return [name, redrivePolicy ? (JSON.parse(redrivePolicy) as { deadLetterTargetArn: string }).deadLetterTargetArn : undefined];
-      }),
+      of(app(), "aws:sqs/queue:Queue").map((queue) => [queue.outputs.name, redriveTarget(queue)?.deadLetterTargetArn]),
     );
     const tableOf = (resource: string) => /:[Tt]able\/([^/]+)/.exec(resource)?.[1];
     for (const fn of deployed.filter((each) => each.platformName)) {
       const name = fn.platformName!;
-      const environment = inputs<{ environment?: { variables?: Record<string, string> } }>(fn.resource).environment?.variables ?? {};
+      const { environment } = fn;
       const declared = [
         ...grantsOf(functions[name]).flatMap((grant) => grant.actions),
         ...((integrationPermissions as Record<string, readonly { actions: readonly string[] }[]>)[name] ?? []).flatMap((statement) => [
@@ -356,12 +362,12 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
   });
 
   it("routes reported facts through the applier's queue, which only their rule may send to", () => {
-    const queue = of(app(), "aws:sqs/queue:Queue").find((resource) => resource.name.startsWith("ApplierQueue"))!;
-    const queueInputs = inputs<{ visibilityTimeoutSeconds: number; redrivePolicy: string }>(queue);
+    const queue = applierQueueOf(app());
+    const queueInputs = inputs<{ visibilityTimeoutSeconds: number }>(queue);
     const applier = deployedFunctions(app()).find((fn) => fn.platformName === "operatorEvents")!;
     const timeout = inputs<{ timeout: number }>(applier.resource).timeout;
     expect(queueInputs.visibilityTimeoutSeconds).toBeGreaterThanOrEqual(6 * timeout);
-    const redrive = JSON.parse(queueInputs.redrivePolicy) as { deadLetterTargetArn: string; maxReceiveCount: number };
+    const redrive = redriveTarget(queue)!;
     expect(redrive.maxReceiveCount).toBe(applierQueue.maxReceiveCount);
     expect(byOutput(app(), "aws:sqs/queue:Queue", "arn", redrive.deadLetterTargetArn)?.name).toMatch(/^OperatorEventsDeadLetterQueue/);
 
@@ -385,7 +391,7 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
   it("subscribes each of core's rules on the bus, with its pattern, to its own consumer", () => {
     const [bus] = of(app(), "aws:cloudwatch/eventBus:EventBus");
     const deployed = deployedFunctions(app());
-    const applierQueueArn = of(app(), "aws:sqs/queue:Queue").find((queue) => queue.name.startsWith("ApplierQueue"))!.outputs.arn;
+    const applierQueueArn = applierQueueOf(app()).outputs.arn;
     const mappings = of(app(), "aws:lambda/eventSourceMapping:EventSourceMapping").map((mapping) =>
       inputs<{ eventSourceArn: string; functionName: string }>(mapping),
     );
@@ -591,7 +597,7 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
     const [policy] = policies;
     // The bucket's policy only denies: who may write is each role's business (the archiver's alone, below).
     expect(statementsOf(policy!.policy).map((statement) => statement.Effect)).toEqual(statementsOf(policy!.policy).map(() => "Deny"));
-    expect((JSON.parse(policy!.policy) as { Statement: Statement[] }).Statement).toContainEqual(
+    expect(statementsOf(policy!.policy)).toContainEqual(
       expect.objectContaining({
         Effect: "Deny",
         Resource: [arn, `${arn}/*`],
@@ -621,8 +627,7 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
       .sort();
     expect(signers).toEqual(functionNames.filter((name) => (functions[name].feedKey as readonly string[]).includes("Sign")).sort());
     for (const fn of deployedFunctions(app())) {
-      const environment = inputs<{ environment?: { variables?: Record<string, string> } }>(fn.resource).environment?.variables ?? {};
-      if (signers.includes(fn.platformName)) expect(environment.SIMROOT_FEED_KMS_KEY_ID).toBeTruthy();
+      if (signers.includes(fn.platformName)) expect(fn.environment.SIMROOT_FEED_KMS_KEY_ID).toBeTruthy();
     }
   });
 
@@ -778,7 +783,7 @@ describe("the functions' environment as deployed", () => {
       expect({ type, count: found.length }).toEqual({ type, count: 1 });
       return found[0]!.outputs;
     };
-    const queue = of(app, "aws:sqs/queue:Queue").find((resource) => resource.name.startsWith("ApplierQueue"))!.outputs;
+    const queue = applierQueueOf(app).outputs;
     const keys = of(app, "aws:kms/key:Key");
     // Each resource variable: where the definition says, and with the value its SDK client takes (a queue's URL, a
     // bucket's and a bus's name, a key's ARN).
@@ -804,7 +809,7 @@ describe("the functions' environment as deployed", () => {
     );
     for (const fn of deployedFunctions(app)) {
       const name = fn.platformName!;
-      const variables = inputs<{ environment?: { variables?: Record<string, string> } }>(fn.resource).environment?.variables ?? {};
+      const variables = fn.environment;
       const { code } = await bundleFunction(name);
       // SST's own (the linked resources' key file, the app's name) and Powertools' service name are read by libraries.
       const ours = Object.keys(variables).filter((variable) => variable.startsWith("SIMROOT_"));
