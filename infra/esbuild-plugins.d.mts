@@ -1,4 +1,8 @@
 import type { Plugin } from "esbuild";
 export declare const zodEnglishOnly: Plugin;
+export declare const zodNoJsonSchema: Plugin;
+export declare const zodSchemasPure: Plugin;
+/** `source` with each top-level schema declaration marked pure, when the module imports zod. */
+export declare const markSchemasPure: (source: string) => string;
 declare const plugins: Plugin[];
 export default plugins;

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { build } from "esbuild";
 import { beforeAll, describe, expect, it } from "vitest";
-import plugins from "./esbuild-plugins.mjs";
+import plugins, { markSchemasPure } from "./esbuild-plugins.mjs";
 import { functionNames, functions, grantsOf, type FunctionDefinition, type FunctionName } from "../packages/core/src/platform/functions.ts";
 import { bundling } from "../packages/core/src/platform/limits.ts";
 import { bundleFunction, type Bundle } from "../scripts/bundle/build.ts";
@@ -133,6 +133,43 @@ describe("zod in a function bundle", () => {
     // The conversion module itself is not in any function.
     for (const bundle of bundles.values())
       expect(bundle.inputs.map((input) => input.path)).not.toContain("node_modules/zod/v4/core/to-json-schema.js");
+  });
+});
+
+describe("schemas in a function bundle", () => {
+  /** The schema ids (`.meta({ id })`) a bundle builds at module init. */
+  const schemaIds = (name: FunctionName) => new Set([...bundles.get(name)!.code.matchAll(/\bid:"([A-Za-z]+)"/g)].map((match) => match[1]));
+
+  it("leaves out the schemas no code of the function reaches, and keeps those it does", () => {
+    // The detectors consumer imports the policy model's module (a label selector) but no policy rule, device or decision.
+    const detectors = schemaIds("detectors");
+    for (const unused of ["PolicyRule", "PolicySet", "Device", "Decision", "Grant", "Anomaly"]) expect(detectors).not.toContain(unused);
+    for (const used of ["LabelSelector", "TenantSettings", "AuditRecord"]) expect(detectors).toContain(used);
+    // The management API answers with every one of them.
+    for (const id of ["PolicyRule", "Device", "Decision", "Grant", "AuditRecord", "TenantSettings"]) expect(schemaIds("api")).toContain(id);
+  });
+
+  it("marks top-level schema declarations pure, and nothing else", () => {
+    const source = [
+      'import * as z from "zod";',
+      "export const a = z.string();",
+      "const b: z.ZodType = z",
+      "  .object({});",
+      "export const c = deviceSchema.pick({ id: true });",
+      "const d = register(z.string());",
+      "function f() { const e = z.string(); }",
+    ].join("\n");
+    expect(markSchemasPure(source).split("\n")).toEqual([
+      'import * as z from "zod";',
+      "export const a = /* @__PURE__ */ z.string();",
+      "const b: z.ZodType = /* @__PURE__ */ z",
+      "  .object({});",
+      "export const c = /* @__PURE__ */ deviceSchema.pick({ id: true });",
+      "const d = register(z.string());",
+      "function f() { const e = z.string(); }",
+    ]);
+    // A module that does not import zod is left as it is, whatever its `z` is.
+    expect(markSchemasPure("const a = z.x();")).toBe("const a = z.x();");
   });
 });
 

@@ -6,9 +6,9 @@
  *
  * Init is the CPU time of the import on this machine (shared with other work, so wall time
  * would mostly measure the wait for a core): read the ratio first, then the milliseconds.
- * The DynamoDB clients alone (a control from the same run, what every function but one loads at
- * module init) take about 150 to 190 ms here, so the 100 ms budget is out of reach for any
- * function that uses DynamoDB; the last column is what the function's own code adds to them.
+ * The DynamoDB clients alone (a control from the same run, what every function that uses DynamoDB
+ * loads at module init) take 70 to 80 ms here on a quiet machine (150 to 190 ms on a busy one),
+ * so the 100 ms budget leaves a function's own code 20 to 30 ms; the last column is what it adds.
  * The other clients (KMS, EventBridge, SQS, the IoT data plane, Lambda) are loaded on first use.
  */
 import { execFileSync } from "node:child_process";
