@@ -5,7 +5,7 @@
  * the consumer fails on each of its receives moves to the rule's dead-letter queue, which is created here for that.
  */
 import type { Resource } from "sst";
-import { applierQueue as settings } from "../packages/core/src/platform/limits.ts";
+import { applierQueue as settings, deadLetterQueue } from "../packages/core/src/platform/limits.ts";
 import { isQueued, rules, type RuleName } from "../packages/core/src/platform/rules.ts";
 import type { Expect } from "./database";
 
@@ -14,13 +14,17 @@ if (queued.length !== 1) throw new Error(`exactly one rule may target the applie
 /** The rule whose target is the queue. */
 export const queuedRule = queued[0]!;
 
+/** How every rule's dead-letter queue is made (core platform/limits.ts `deadLetterQueue`): the drain reads each. */
+export const deadLetterQueueArgs = {
+  visibilityTimeout: `${deadLetterQueue.visibilityTimeoutSeconds} seconds`,
+  transform: { queue: { messageRetentionSeconds: deadLetterQueue.retentionSeconds } },
+} as const;
+
 /** The queued rule's dead-letter queue (infra/bus.ts uses it as the rule's, for EventBridge and Lambda alike). */
-export const applierDeadLetterQueue = new sst.aws.Queue(`${queuedRule.charAt(0).toUpperCase()}${queuedRule.slice(1)}DeadLetterQueue`, {
-  transform: {
-    // Keep failed events as long as SQS allows (the default is 4 days).
-    queue: { messageRetentionSeconds: 14 * 24 * 60 * 60 },
-  },
-});
+export const applierDeadLetterQueue = new sst.aws.Queue(
+  `${queuedRule.charAt(0).toUpperCase()}${queuedRule.slice(1)}DeadLetterQueue`,
+  deadLetterQueueArgs,
+);
 
 export const applierQueue = new sst.aws.Queue("ApplierQueue", {
   visibilityTimeout: `${settings.visibilityTimeoutSeconds} seconds`,

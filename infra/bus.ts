@@ -11,7 +11,7 @@ import { applierQueue as applierQueueSettings } from "../packages/core/src/platf
 import { deployedPattern, retryPolicy, rules, type EventPattern, type RuleName } from "../packages/core/src/platform/rules.ts";
 import type { Resource } from "sst";
 import type { Expect } from "./database";
-import { applierQueue, applierDeadLetterQueue, queuedRule } from "./applier-queue";
+import { applierQueue, applierDeadLetterQueue, deadLetterQueueArgs, queuedRule } from "./applier-queue";
 import { bus } from "./event-bus";
 import { stage } from "./stage";
 import { functionArgs } from "./functions";
@@ -67,12 +67,7 @@ function subscribeRule<R extends RuleName>(name: R) {
 
   const deadLetterQueue = queued
     ? applierDeadLetterQueue
-    : new sst.aws.Queue(`${componentName}DeadLetterQueue` satisfies DeadLetterQueueName<R>, {
-        transform: {
-          // Keep failed events as long as SQS allows (the default is 4 days).
-          queue: { messageRetentionSeconds: 14 * 24 * 60 * 60 },
-        },
-      });
+    : new sst.aws.Queue(`${componentName}DeadLetterQueue` satisfies DeadLetterQueueName<R>, deadLetterQueueArgs);
 
   const subscription = {
     pattern: subscriberPattern(rule.pattern),

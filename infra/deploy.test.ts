@@ -3,7 +3,8 @@
  * code against Pulumi's resource mocks (test/support/sst-synth.ts) for four variants (`production`, `dev`, and
  * `production` with the IoT integration or with provisioned capacity), and the resources it registers are checked
  * against the platform definition (packages/core/src/platform) and against each function's bundle. No AWS account is
- * needed; what AWS itself would do with the resources (create them, refuse one, quotas) is not tested here.
+ * needed. What AWS's APIs refuse on create (the limits and ranges the services document) is checked; what AWS would
+ * do beyond that (an account's quotas already used, IAM's propagation, a deploy itself) is not tested here.
  */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
@@ -663,6 +664,141 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
       expect(timeoutMilliseconds ?? 30_000).toBeLessThanOrEqual(timeouts.gatewaySeconds * 1000);
     }
   });
+  it("asks of AWS nothing its APIs refuse: the limits and ranges each service checks when a resource is created", () => {
+    // Each entry names a resource and what AWS would answer; the list must stay empty. Sources: Lambda's
+    // CreateEventSourceMapping and "Lambda parameters for Amazon SQS event source mappings", Lambda quotas (timeout,
+    // memory, 4 KB of environment variables), IAM quotas (names of 64 characters, 10,240 non-whitespace characters of
+    // inline policy per role), PutFunctionEventInvokeConfig, EventBridge's RetryPolicy and targets per rule, SQS's
+    // queue attributes and policy quotas, CloudWatch Logs' PutRetentionPolicy, CloudWatch's PutMetricAlarm, DynamoDB's
+    // table names and indexes per table, and S3's bucket naming rules.
+    const refused: string[] = [];
+    const refuse = (resource: string, why: string) => refused.push(`${resource}: ${why}`);
+    const within = (value: number | undefined, low: number, high: number) => value === undefined || (value >= low && value <= high);
+    const deployed = deployedFunctions(app());
+
+    for (const fn of deployed) {
+      const { timeout, memorySize } = inputs<{ timeout: number; memorySize: number }>(fn.resource);
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(fn.name)) refuse(fn.name, "a function name is 1 to 64 letters, digits, - or _");
+      if (!within(timeout, 1, 900)) refuse(fn.name, `timeout ${timeout} s is outside 1 to 900`);
+      if (!within(memorySize, 128, 10_240)) refuse(fn.name, `memory ${memorySize} MB is outside 128 to 10,240`);
+      const environmentBytes = Object.entries(fn.environment).reduce((sum, [key, value]) => sum + key.length + String(value).length, 0);
+      if (environmentBytes > 4096) refuse(fn.name, `${environmentBytes} bytes of environment variables, past 4 KB`);
+    }
+    for (const role of of(app(), "aws:iam/role:Role")) {
+      const {
+        name,
+        inlinePolicies = [],
+        managedPolicyArns = [],
+      } = inputs<{
+        name: string;
+        inlinePolicies?: { policy: string }[];
+        managedPolicyArns?: string[];
+      }>(role);
+      const attached = of(app(), "aws:iam/rolePolicy:RolePolicy")
+        .map((policy) => inputs<{ role: string; policy: string }>(policy))
+        .filter((policy) => policy.role === name || lastPart(policy.role) === name);
+      const size = [...inlinePolicies, ...attached].reduce((sum, { policy }) => sum + policy.replace(/\s/g, "").length, 0);
+      if (!/^[\w+=,.@-]{1,64}$/.test(name)) refuse(name, "a role name is 1 to 64 characters of [\\w+=,.@-]");
+      if (size > 10_240) refuse(name, `${size} characters of inline policy, past 10,240`);
+      if (managedPolicyArns.length > 10) refuse(name, `${managedPolicyArns.length} managed policies, past 10`);
+    }
+
+    for (const mapping of of(app(), "aws:lambda/eventSourceMapping:EventSourceMapping")) {
+      const { eventSourceArn, functionName, batchSize, maximumBatchingWindowInSeconds, scalingConfig } = inputs<{
+        eventSourceArn: string;
+        functionName: string;
+        batchSize?: number;
+        maximumBatchingWindowInSeconds?: number;
+        scalingConfig?: { maximumConcurrency?: number };
+      }>(mapping);
+      const fn = deployed.find((each) => each.resource.outputs.arn === functionName || each.name === functionName);
+      const timeout = fn ? inputs<{ timeout: number }>(fn.resource).timeout : undefined;
+      if (!within(batchSize, 1, 10_000)) refuse(mapping.name, `batch size ${batchSize} is outside 1 to 10,000`);
+      if (!within(maximumBatchingWindowInSeconds, 0, 300)) refuse(mapping.name, "a batching window is at most 300 s");
+      const queue = byOutput(app(), "aws:sqs/queue:Queue", "arn", eventSourceArn);
+      if (!queue) continue;
+      const visibility = inputs<{ visibilityTimeoutSeconds?: number }>(queue).visibilityTimeoutSeconds ?? 30;
+      // Lambda refuses the mapping when the function may run longer than a message stays hidden (it would be handed
+      // out twice); six times the timeout is what Lambda asks for, so a throttled batch is retried before it shows again.
+      if (timeout === undefined || visibility < 6 * timeout) {
+        refuse(mapping.name, `${queue.name}'s visibility timeout ${visibility} s is under 6 x the function's ${timeout} s`);
+      }
+      if ((batchSize ?? 10) > 10 && !maximumBatchingWindowInSeconds)
+        refuse(mapping.name, "a batch of more than 10 messages needs a batching window");
+      if (!within(scalingConfig?.maximumConcurrency, 2, 1000)) refuse(mapping.name, "maximum concurrency is 2 to 1,000");
+    }
+    for (const config of of(app(), "aws:lambda/functionEventInvokeConfig:FunctionEventInvokeConfig")) {
+      const { maximumRetryAttempts, maximumEventAgeInSeconds } = inputs<{
+        maximumRetryAttempts?: number;
+        maximumEventAgeInSeconds?: number;
+      }>(config);
+      if (!within(maximumRetryAttempts, 0, 2))
+        refuse(config.name, `${maximumRetryAttempts} retries of an asynchronous invocation, outside 0 to 2`);
+      if (!within(maximumEventAgeInSeconds, 60, 21_600)) refuse(config.name, "an asynchronous event's age is 60 s to 6 h");
+    }
+
+    const targetsByRule = new Map<string, number>();
+    for (const target of of(app(), "aws:cloudwatch/eventTarget:EventTarget")) {
+      const { rule, retryPolicy } = inputs<{
+        rule: string;
+        retryPolicy?: { maximumRetryAttempts?: number; maximumEventAgeInSeconds?: number };
+      }>(target);
+      targetsByRule.set(rule, (targetsByRule.get(rule) ?? 0) + 1);
+      if (!within(retryPolicy?.maximumRetryAttempts, 0, 185)) refuse(target.name, "EventBridge retries 0 to 185 times");
+      if (!within(retryPolicy?.maximumEventAgeInSeconds, 60, 86_400)) refuse(target.name, "EventBridge keeps an event 60 s to 24 h");
+    }
+    for (const [rule, count] of targetsByRule) if (count > 5) refuse(rule, `${count} targets, past 5 a rule`);
+
+    for (const queue of of(app(), "aws:sqs/queue:Queue")) {
+      const { name, visibilityTimeoutSeconds, messageRetentionSeconds } = inputs<{
+        name: string;
+        visibilityTimeoutSeconds?: number;
+        messageRetentionSeconds?: number;
+      }>(queue);
+      if (!/^[A-Za-z0-9_-]{1,80}$/.test(name)) refuse(name, "a queue name is 1 to 80 letters, digits, - or _");
+      if (!within(visibilityTimeoutSeconds, 0, 43_200)) refuse(name, "a visibility timeout is at most 12 h");
+      if (!within(messageRetentionSeconds, 60, 1_209_600)) refuse(name, "messages are kept 60 s to 14 days");
+      const redrive = redriveTarget(queue);
+      if (redrive && !within(redrive.maxReceiveCount, 1, 1000)) refuse(name, "maxReceiveCount is 1 to 1,000");
+    }
+    for (const policy of of(app(), "aws:sqs/queuePolicy:QueuePolicy")) {
+      const document = inputs<{ policy: string }>(policy).policy;
+      const statements = statementsOf(document);
+      if (Buffer.byteLength(document) > 8192) refuse(policy.name, "a queue policy is at most 8,192 bytes");
+      if (statements.length > 20) refuse(policy.name, "a queue policy holds at most 20 statements");
+      if (statements.some((statement) => list(statement.Action).length > 7)) refuse(policy.name, "at most 7 actions a statement");
+    }
+
+    const retentions = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653];
+    for (const group of of(app(), "aws:cloudwatch/logGroup:LogGroup")) {
+      const { retentionInDays } = inputs<{ retentionInDays?: number }>(group);
+      if (retentionInDays !== undefined && !retentions.includes(retentionInDays))
+        refuse(group.name, `no retention of ${retentionInDays} days`);
+    }
+    for (const alarm of of(app(), "aws:cloudwatch/metricAlarm:MetricAlarm")) {
+      const { period, evaluationPeriods, datapointsToAlarm } = inputs<{
+        period?: number;
+        evaluationPeriods: number;
+        datapointsToAlarm?: number;
+      }>(alarm);
+      if (period !== undefined && ![10, 30].includes(period) && period % 60 !== 0)
+        refuse(alarm.name, `period ${period} s: 10, 30 or a multiple of 60`);
+      if (datapointsToAlarm !== undefined && datapointsToAlarm > evaluationPeriods)
+        refuse(alarm.name, "more datapoints to alarm than periods");
+    }
+    for (const table of of(app(), "aws:dynamodb/table:Table")) {
+      const { name, globalSecondaryIndexes = [] } = inputs<{ name: string; globalSecondaryIndexes?: unknown[] }>(table);
+      if (!/^[A-Za-z0-9_.-]{3,255}$/.test(name)) refuse(name, "a table name is 3 to 255 letters, digits, _, . or -");
+      if (globalSecondaryIndexes.length > 20) refuse(name, "at most 20 global secondary indexes");
+    }
+    for (const bucket of of(app(), "aws:s3/bucket:Bucket")) {
+      const name = inputs<{ bucket: string }>(bucket).bucket;
+      if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(name)) refuse(name, "a bucket name is 3 to 63 lowercase letters, digits, . or -");
+    }
+
+    expect(refused).toEqual([]);
+  });
+
   it("bills its tables on demand, or provisions every table and index with target-tracking scaling of reads and writes", () => {
     const tables = of(app(), "aws:dynamodb/table:Table").map((resource) =>
       inputs<{

@@ -61,6 +61,21 @@ export const applierQueue = {
   maximumConcurrency: 100,
 } as const;
 
+/**
+ * Each rule's dead-letter queue in AWS (infra/bus.ts): what EventBridge could not deliver and what a consumer failed on
+ * after its retries, read by the dead-letter drain (`deadLetterDrain`, a consumer's timeout) into the tenant's list
+ * at `/v1/bus/dead-letters`.
+ */
+export const deadLetterQueue = {
+  /**
+   * As the applier's queue: Lambda refuses to read a queue whose received messages may show again before the function
+   * can end (SQS's default of 30 s is under the drain's timeout), and asks for six times the timeout.
+   */
+  visibilityTimeoutSeconds: 6 * timeouts.consumerFunctionSeconds,
+  /** SQS's longest (its default is 4 days): a failed event waits for the drain, or a redrive, as long as SQS allows. */
+  retentionSeconds: 14 * 24 * 60 * 60,
+} as const;
+
 /** How every function is bundled, by SST in AWS and by `bench/bundle` here. */
 export const bundling = {
   /** The runtime ships the AWS SDK v3: it stays out of every bundle. */
