@@ -716,7 +716,13 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
       if (!within(batchSize, 1, 10_000)) refuse(mapping.name, `batch size ${batchSize} is outside 1 to 10,000`);
       if (!within(maximumBatchingWindowInSeconds, 0, 300)) refuse(mapping.name, "a batching window is at most 300 s");
       const queue = byOutput(app(), "aws:sqs/queue:Queue", "arn", eventSourceArn);
-      if (!queue) continue;
+      if (!queue) {
+        // A stream's mapping must say where to start reading.
+        const { startingPosition } = inputs<{ startingPosition?: string }>(mapping);
+        if (!["TRIM_HORIZON", "LATEST", "AT_TIMESTAMP"].includes(startingPosition ?? ""))
+          refuse(mapping.name, "a stream needs a starting position");
+        continue;
+      }
       const visibility = inputs<{ visibilityTimeoutSeconds?: number }>(queue).visibilityTimeoutSeconds ?? 30;
       // Lambda refuses the mapping when the function may run longer than a message stays hidden (it would be handed
       // out twice); six times the timeout is what Lambda asks for, so a throttled batch is retried before it shows again.
@@ -785,6 +791,20 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
         refuse(alarm.name, `period ${period} s: 10, 30 or a multiple of 60`);
       if (datapointsToAlarm !== undefined && datapointsToAlarm > evaluationPeriods)
         refuse(alarm.name, "more datapoints to alarm than periods");
+      const { statistic, extendedStatistic, metricQueries, treatMissingData } = inputs<{
+        statistic?: string;
+        extendedStatistic?: string;
+        metricQueries?: unknown[];
+        treatMissingData?: string;
+      }>(alarm);
+      if (!metricQueries && [statistic, extendedStatistic].filter(Boolean).length !== 1)
+        refuse(alarm.name, "one statistic or one percentile");
+      if (!["breaching", "notBreaching", "ignore", "missing", undefined].includes(treatMissingData))
+        refuse(alarm.name, "no such missing data");
+    }
+    for (const authorizer of of(app(), "aws:iot/authorizer:Authorizer")) {
+      const { name } = inputs<{ name: string }>(authorizer);
+      if (!/^[\w=,@-]{1,128}$/.test(name)) refuse(name, "an IoT authorizer name is 1 to 128 characters of [\\w=,@-]");
     }
     for (const table of of(app(), "aws:dynamodb/table:Table")) {
       const { name, globalSecondaryIndexes = [] } = inputs<{ name: string; globalSecondaryIndexes?: unknown[] }>(table);
