@@ -18,6 +18,7 @@ import { deployedPattern, retryPolicy, rules, type RuleName } from "../packages/
 import { tables as tableDefinitions } from "../packages/core/src/platform/tables.ts";
 import { bundleFunction } from "../scripts/bundle/build.ts";
 import { synthesize, type Synthesized, type SynthesizedResource } from "../test/support/sst-synth.ts";
+import { sstPluginBridge } from "../test/support/sst-plugin-bridge.ts";
 
 const root = join(import.meta.dirname, "..");
 const execFileAsync = promisify(execFile);
@@ -929,6 +930,22 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
       });
     }
   });
+});
+
+describe("the bundles SST would build", () => {
+  it("are the ones the budgets and permission checks measure: the plugins run through SST's plugin bridge as through esbuild", async () => {
+    // SST runs `nodejs.plugins` (infra/functions.ts) in a Node process of its own, through its Go side
+    // (test/support/sst-plugin-bridge.ts); scripts/bundle/build.ts runs them in esbuild itself.
+    const bridge = sstPluginBridge(root, "infra/esbuild-plugins.mjs");
+    try {
+      for (const name of functionNames) {
+        const [viaSst, measured] = await Promise.all([bundleFunction(name, { plugins: [bridge.plugin] }), bundleFunction(name)]);
+        expect({ name, bytes: viaSst.bytes, same: viaSst.code === measured.code }).toEqual({ name, bytes: measured.bytes, same: true });
+      }
+    } finally {
+      await bridge.close();
+    }
+  }, 120_000);
 });
 
 describe("the functions' environment as deployed", () => {

@@ -2,6 +2,14 @@
 // infra/functions.ts) and so does `scripts/bundle/build.ts`, so the budgets are measured on
 // what is deployed.
 //
+// SST does not hand these hooks to esbuild: its Go side sends every resolve and load, one JSON line each, to a Node
+// script of its own (`.sst/platform/functions/nodejs-runtime/plugin.mjs`), which runs each hook whose filter matches
+// the string "undefined" (it tests the message, not the path), whatever the hook's namespace, and passes `pluginData`
+// back through Go as an integer only; a hook that throws there ends the script, and the deploy waits for it forever.
+// So every hook here takes every path (`filter: any`), decides on `args.path`, `args.importer` and `args.namespace`
+// itself, carries no `pluginData`, and throws for nothing it may be asked. `infra/deploy.test.ts` bundles every
+// function through SST's script, as SST's Go side calls it, and checks the bundles are the ones measured here.
+//
 // zodEnglishOnly: `import { z } from "zod"` keeps the whole `z` namespace, and with it
 // `z.locales`: 50 translations of zod's error messages (about 370 KB minified) in every
 // function. simroot answers in English only (problem+json carries its own messages), so the
@@ -10,20 +18,26 @@
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 
+const any = /.*/;
+const inZod = (importer) => /[\\/]node_modules[\\/]zod[\\/]/.test(importer ?? "");
+
 /** @type {import("esbuild").Plugin} */
 export const zodEnglishOnly = {
   name: "zod-english-only",
   setup(build) {
-    build.onResolve({ filter: /[\\/]locales[\\/]index\.js$|^\.\.\/locales\/index\.js$/ }, (args) => {
-      if (!/[\\/]zod[\\/]/.test(args.importer)) return undefined;
-      const localesDir = join(dirname(args.importer), "..", "locales");
-      return { path: join(localesDir, "index.js"), namespace: "zod-english-only", pluginData: { localesDir } };
+    build.onResolve({ filter: any }, (args) => {
+      if (!/(^|[\\/])locales[\\/]index\.js$/.test(args.path ?? "") || !inZod(args.importer)) return undefined;
+      return { path: join(dirname(args.importer), "..", "locales", "index.js"), namespace: "zod-english-only" };
     });
-    build.onLoad({ filter: /.*/, namespace: "zod-english-only" }, (args) => ({
-      contents: `export { default as en } from ${JSON.stringify(join(args.pluginData.localesDir, "en.js"))};`,
-      loader: "js",
-      resolveDir: args.pluginData.localesDir,
-    }));
+    build.onLoad({ filter: any }, (args) => {
+      if (args.namespace !== "zod-english-only") return undefined;
+      const localesDir = dirname(args.path);
+      return {
+        contents: `export { default as en } from ${JSON.stringify(join(localesDir, "en.js"))};`,
+        loader: "js",
+        resolveDir: localesDir,
+      };
+    });
   },
 };
 
@@ -38,19 +52,22 @@ export const zodEnglishOnly = {
 export const zodNoJsonSchema = {
   name: "zod-no-json-schema",
   setup(build) {
-    build.onResolve({ filter: /(^|[\\/])to-json-schema\.js$/ }, (args) => {
-      if (!/[\\/]node_modules[\\/]zod[\\/]/.test(args.importer)) return undefined;
+    build.onResolve({ filter: any }, (args) => {
+      if (!/(^|[\\/])to-json-schema\.js$/.test(args.path ?? "") || !inZod(args.importer)) return undefined;
       return { path: "to-json-schema.js", namespace: "zod-no-json-schema" };
     });
-    build.onLoad({ filter: /.*/, namespace: "zod-no-json-schema" }, () => ({
-      contents: [
-        'const left = () => { throw new Error("zod\'s JSON Schema conversion is not in this bundle (infra/esbuild-plugins.mjs)"); };',
-        "export const initializeContext = left, handleUnrepresentable = left, processSchema = left, extractDefs = left, finalize = left;",
-        "export { processSchema as process };",
-        "export const createToJSONSchemaMethod = () => left, createStandardJSONSchemaMethod = () => left;",
-      ].join("\n"),
-      loader: "js",
-    }));
+    build.onLoad({ filter: any }, (args) => {
+      if (args.namespace !== "zod-no-json-schema") return undefined;
+      return {
+        contents: [
+          'const left = () => { throw new Error("zod\'s JSON Schema conversion is not in this bundle (infra/esbuild-plugins.mjs)"); };',
+          "export const initializeContext = left, handleUnrepresentable = left, processSchema = left, extractDefs = left, finalize = left;",
+          "export { processSchema as process };",
+          "export const createToJSONSchemaMethod = () => left, createStandardJSONSchemaMethod = () => left;",
+        ].join("\n"),
+        loader: "js",
+      };
+    });
   },
 };
 
@@ -76,8 +93,8 @@ export const markSchemasPure = (source) => (/from "zod"/.test(source) ? source.r
 export const zodSchemasPure = {
   name: "zod-schemas-pure",
   setup(build) {
-    build.onLoad({ filter: /\.ts$/ }, async (args) => {
-      if (/[\\/]node_modules[\\/]/.test(args.path)) return undefined;
+    build.onLoad({ filter: any }, async (args) => {
+      if (args.namespace !== "file" || !/\.ts$/.test(args.path ?? "") || /[\\/]node_modules[\\/]/.test(args.path)) return undefined;
       return { contents: markSchemasPure(await readFile(args.path, "utf8")), loader: "ts" };
     });
   },

@@ -3,7 +3,7 @@
  * the Lambda runtime), so its size, start-up and the SDK commands it can send are measured
  * on what would be deployed. Used by `npm run bench:bundle` and `test/bundle.test.ts`.
  */
-import { build } from "esbuild";
+import { build, type Plugin } from "esbuild";
 import plugins from "../../infra/esbuild-plugins.mjs";
 import { join } from "node:path";
 import { bundling } from "../../packages/core/src/platform/limits.ts";
@@ -22,6 +22,8 @@ export interface Bundle {
 /** What differs from SST's defaults; `baseline` builds the way SST does without them (the SDK bundled, every zod locale). */
 export interface BundleVariant {
   readonly baseline?: boolean;
+  /** The plugins to bundle with instead of infra/esbuild-plugins.mjs's (a test runs them as SST does). */
+  readonly plugins?: readonly Plugin[];
 }
 
 export async function bundleFunction(name: FunctionName, variant: BundleVariant = {}): Promise<Bundle> {
@@ -40,7 +42,7 @@ export async function bundleFunction(name: FunctionName, variant: BundleVariant 
     banner: {
       js: `import { createRequire as topLevelCreateRequire } from 'module';const require = topLevelCreateRequire(import.meta.url);`,
     },
-    plugins: variant.baseline ? [] : plugins,
+    plugins: variant.baseline ? [] : [...(variant.plugins ?? plugins)],
     logLevel: "silent",
   });
   const output = result.outputFiles[0]!;
