@@ -3,11 +3,13 @@
  * platform definition says about it: the size budget, and least privilege (the IAM actions
  * its SDK commands need are exactly the ones infra grants it).
  */
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { copyFile, mkdir, mkdtemp, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { build } from "esbuild";
+import ts from "typescript";
 import { beforeAll, describe, expect, it } from "vitest";
 import plugins, { markSchemasPure } from "./esbuild-plugins.mjs";
 import { functionNames, functions, grantsOf, type FunctionDefinition, type FunctionName } from "../packages/core/src/platform/functions.ts";
@@ -136,6 +138,21 @@ describe("zod in a function bundle", () => {
   });
 });
 
+/** The calls an expression makes when evaluated that do more than build a schema: `.register(…)`, `.parse(…)`, `z.config(…)`. */
+function effectsAtLoad(expression: ts.Node): string[] {
+  const found: string[] = [];
+  const visit = (node: ts.Node): void => {
+    if (ts.isFunctionLike(node)) return;
+    if (ts.isCallExpression(node) && ts.isPropertyAccessExpression(node.expression)) {
+      const name = node.expression.name.text;
+      if (/^(register|parse|safeParse|parseAsync|safeParseAsync|config)$/.test(name)) found.push(node.getText());
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(expression);
+  return found;
+}
+
 describe("schemas in a function bundle", () => {
   /** The schema ids (`.meta({ id })`) a bundle builds at module init. */
   const schemaIds = (name: FunctionName) => new Set([...bundles.get(name)!.code.matchAll(/\bid:"([A-Za-z]+)"/g)].map((match) => match[1]));
@@ -170,6 +187,45 @@ describe("schemas in a function bundle", () => {
     ]);
     // A module that does not import zod is left as it is, whatever its `z` is.
     expect(markSchemasPure("const a = z.x();")).toBe("const a = z.x();");
+  });
+
+  it("marks in simroot's own sources only single top-level schema declarations that do nothing but build a schema", () => {
+    const sources = execFileSync(
+      "git",
+      ["ls-files", "packages/*/src/*.ts", "packages/*/src/**/*.ts", "functions/src/*.ts", "functions/src/**/*.ts"],
+      {
+        cwd: root,
+        encoding: "utf8",
+      },
+    )
+      .split("\n")
+      .filter((file) => file && !file.endsWith(".test.ts"));
+    const mark = "/* @__PURE__ */ ";
+    let marks = 0;
+    for (const file of sources) {
+      const source = readFileSync(join(root, file), "utf8");
+      const marked = markSchemasPure(source);
+      if (marked === source) continue;
+      // Where each mark lands in the source as written.
+      const positions: number[] = [];
+      for (let at = marked.indexOf(mark); at !== -1; at = marked.indexOf(mark, at + 1)) positions.push(at - positions.length * mark.length);
+      const parsed = ts.createSourceFile(file, source, ts.ScriptTarget.Latest, true);
+      const initializers = new Map<number, ts.Expression>();
+      for (const statement of parsed.statements) {
+        if (!ts.isVariableStatement(statement) || statement.declarationList.declarations.length !== 1) continue;
+        const initializer = statement.declarationList.declarations[0]!.initializer;
+        if (initializer) initializers.set(initializer.getStart(parsed), initializer);
+      }
+      for (const position of positions) {
+        const initializer = initializers.get(position);
+        expect(initializer, `${file}: a mark that is not on a top-level declaration's initializer`).toBeDefined();
+        // Registering a schema somewhere, or parsing or configuring at load time, is an effect: such a declaration must
+        // not be dropped. What runs at load is the initializer outside the callbacks it passes (refinements, transforms).
+        expect(effectsAtLoad(initializer!), file).toEqual([]);
+        marks++;
+      }
+    }
+    expect(marks).toBeGreaterThan(100);
   });
 });
 
