@@ -42,30 +42,55 @@ export const zodEnglishOnly = {
 };
 
 /**
- * zodNoJsonSchema: zod 4's classic schemas import its JSON Schema conversion (`core/to-json-schema.js`, ~9 KB
- * minified) for `schema.toJSONSchema()` and Standard Schema's `jsonSchema`, so every function carried it. No function
- * converts a schema at run time: `npm run contracts` writes the OpenAPI and AsyncAPI documents from the schemas and the
- * API serves those files (api `documents.ts`). In a bundle, the conversion's entry points throw instead; parsing and
- * validation do not use them.
+ * zodNoJsonSchema: zod 4's classic schemas import its JSON Schema conversion for `schema.toJSONSchema()` and Standard
+ * Schema's `jsonSchema`: `core/to-json-schema.js` (~9 KB minified) and one processor per kind of schema,
+ * `core/json-schema-processors.js` (~9 KB), so every function carried both. No function converts a schema at run time:
+ * `npm run contracts` writes the OpenAPI and AsyncAPI documents from the schemas and the API serves those files (api
+ * `documents.ts`). In a bundle, the conversion's entry points and processors throw instead; parsing and validation do
+ * not use them. `aggregateChecks`, which the processors' module also exports and schemas' `minLength`, `format` and the
+ * like read, stays zod's own.
  * @type {import("esbuild").Plugin}
  */
 export const zodNoJsonSchema = {
   name: "zod-no-json-schema",
   setup(build) {
+    const left =
+      'const left = () => { throw new Error("zod\'s JSON Schema conversion is not in this bundle (infra/esbuild-plugins.mjs)"); };';
     build.onResolve({ filter: any }, (args) => {
-      if (!/(^|[\\/])to-json-schema\.js$/.test(args.path ?? "") || !inZod(args.importer)) return undefined;
-      return { path: "to-json-schema.js", namespace: "zod-no-json-schema" };
+      // The processors' module as the stub below imports it: zod's own file.
+      if (!inZod(args.importer) || args.namespace === "zod-json-schema-processors") return undefined;
+      if (/(^|[\\/])to-json-schema\.js$/.test(args.path ?? "")) return { path: "to-json-schema.js", namespace: "zod-no-json-schema" };
+      if (/(^|[\\/])json-schema-processors\.js$/.test(args.path ?? ""))
+        return { path: join(dirname(args.importer), args.path), namespace: "zod-json-schema-processors" };
+      return undefined;
     });
-    build.onLoad({ filter: any }, (args) => {
-      if (args.namespace !== "zod-no-json-schema") return undefined;
+    build.onLoad({ filter: any }, async (args) => {
+      if (args.namespace === "zod-no-json-schema") {
+        return {
+          contents: [
+            left,
+            "export const initializeContext = left, handleUnrepresentable = left, processSchema = left, extractDefs = left, finalize = left;",
+            "export { processSchema as process };",
+            "export const createToJSONSchemaMethod = () => left, createStandardJSONSchemaMethod = () => left;",
+          ].join("\n"),
+          loader: "js",
+        };
+      }
+      if (args.namespace !== "zod-json-schema-processors") return undefined;
+      // Every processor zod's module exports, by name (a name missing here fails the build, it does not slip through).
+      const names = [...(await readFile(args.path, "utf8")).matchAll(/^export (?:const|function) (\w+)/gm)].map((match) => match[1]);
+      const kept = ["aggregateChecks"];
       return {
         contents: [
-          'const left = () => { throw new Error("zod\'s JSON Schema conversion is not in this bundle (infra/esbuild-plugins.mjs)"); };',
-          "export const initializeContext = left, handleUnrepresentable = left, processSchema = left, extractDefs = left, finalize = left;",
-          "export { processSchema as process };",
-          "export const createToJSONSchemaMethod = () => left, createStandardJSONSchemaMethod = () => left;",
+          `export { ${kept.join(", ")} } from ${JSON.stringify(args.path)};`,
+          left,
+          `export const ${names
+            .filter((name) => !kept.includes(name))
+            .map((name) => `${name} = left`)
+            .join(", ")};`,
         ].join("\n"),
         loader: "js",
+        resolveDir: dirname(args.path),
       };
     });
   },

@@ -7,7 +7,7 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { SimrootError } from "@simroot/core";
-import { Hono } from "hono";
+import { Hono } from "./hono-app.ts";
 import type { AppEnv } from "./env.ts";
 
 /** Where the Lambda function ships Scalar's bundle (`files` of `functions.api` in core's platform definition). */

@@ -15,7 +15,8 @@
  */
 import type { createRoute as typedCreateRoute, OpenAPIHono as TypedOpenAPIHono } from "@hono/zod-openapi";
 import { zValidator } from "@hono/zod-validator";
-import { Hono, type Context, type MiddlewareHandler, type Next } from "hono";
+import type { Context, MiddlewareHandler, Next } from "hono";
+import { Hono } from "./hono-app.ts";
 import { HTTPException } from "hono/http-exception";
 
 type Json = Record<string, any>;

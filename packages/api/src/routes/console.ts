@@ -6,7 +6,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
-import { Hono } from "hono";
+import { Hono } from "../hono-app.ts";
 import { compress } from "hono/compress";
 import { SimrootError } from "@simroot/core";
 import type { AppEnv } from "../env.ts";

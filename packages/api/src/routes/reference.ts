@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Hono } from "../hono-app.ts";
 import { fileURLToPath } from "node:url";
 import { docsRoutes } from "../docs.ts";
 import { type DocumentName, servedDocument } from "../documents.ts";
