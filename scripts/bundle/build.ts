@@ -20,6 +20,16 @@ export interface Bundle {
 }
 
 /** What differs from SST's defaults; `baseline` builds the way SST does without them (the SDK bundled, every zod locale). */
+/** What SST puts before every ESM bundle, so that CommonJS dependencies can `require` and read `__dirname`. */
+const sstBanner = [
+  "import { createRequire as topLevelCreateRequire } from 'module';",
+  "const require = topLevelCreateRequire(import.meta.url);",
+  'import { fileURLToPath as topLevelFileUrlToPath, URL as topLevelURL } from "url"',
+  "const __filename = topLevelFileUrlToPath(import.meta.url)",
+  'const __dirname = topLevelFileUrlToPath(new topLevelURL(".", import.meta.url))',
+  "",
+].join("\n");
+
 export interface BundleVariant {
   readonly baseline?: boolean;
   /** The plugins to bundle with instead of infra/esbuild-plugins.mjs's (a test runs them as SST does). */
@@ -33,15 +43,15 @@ export async function bundleFunction(name: FunctionName, variant: BundleVariant 
     write: false,
     platform: "node",
     format: "esm",
-    target: "node24",
+    // SST's own choices (sst/sst pkg/runtime/node/build.go): the newest syntax, and names kept.
+    target: "esnext",
+    keepNames: true,
     minify: bundling.minify,
     metafile: true,
     external: variant.baseline ? [] : [...bundling.external],
     mainFields: ["module", "main"],
     // What SST adds to every ESM bundle so CommonJS dependencies can `require`.
-    banner: {
-      js: `import { createRequire as topLevelCreateRequire } from 'module';const require = topLevelCreateRequire(import.meta.url);`,
-    },
+    banner: { js: sstBanner },
     plugins: variant.baseline ? [] : [...(variant.plugins ?? plugins)],
     logLevel: "silent",
   });
