@@ -1,7 +1,9 @@
 /**
- * Builds a function the way SST does (esbuild, ESM for Node, minified, the AWS SDK left to
- * the Lambda runtime), so its size, start-up and the SDK commands it can send are measured
- * on what would be deployed. Used by `npm run bench:bundle` and `test/bundle.test.ts`.
+ * Builds a function the way SST does (its Go bundler's options: esbuild, ESM for Node, esnext,
+ * names kept, its banner; ours: minified, the AWS SDK left to the Lambda runtime, the plugins
+ * of infra/esbuild-plugins.mjs), so its size, start-up and the SDK commands it can send are
+ * measured on what would be deployed. `infra/deploy.test.ts` checks that the plugins give the
+ * same bytes when SST runs them. Used by `npm run bench:bundle` and `infra/functions.test.ts`.
  */
 import { build, type Plugin } from "esbuild";
 import plugins from "../../infra/esbuild-plugins.mjs";
