@@ -21,6 +21,23 @@ describe("HTTP semantics (RFC 9110)", () => {
     }
   });
 
+  it("authenticates, counts and fingerprints a request once where a path segment reads like a route's parameter (`:id`)", async () => {
+    // Hono's trie router matches a segment that is literally a parameter's name (`/v1/devices/:id`) once as the
+    // parameter and once as the name: the route's middleware ran twice, taking two of the key's requests, and its
+    // Idempotency-Key claimed twice, so the request answered 409 "in progress" to itself (and kept that answer).
+    const acme = await tenantClient(runtime);
+    const remaining = (response: { headers: Headers }) => Number(/;r=(\d+)/.exec(response.headers.get("ratelimit") ?? "")?.[1]);
+    const before = await acme.call("GET", "/v1/devices");
+    const literal = await acme.call("GET", "/v1/devices/:id");
+    const after = await acme.call("GET", "/v1/devices");
+    expect(literal.status).toBe(400);
+    expect([remaining(before) - remaining(literal), remaining(literal) - remaining(after)]).toEqual([1, 1]);
+    const plain = await acme.call("POST", "/v1/incidents/:id/close", {});
+    const keyed = await acme.call("POST", "/v1/incidents/:id/close", {}, { "idempotency-key": "literal-parameter" });
+    expect(keyed.status).toBe(plain.status);
+    expect(keyed.json.type).toBe(plain.json.type);
+  });
+
   it("evaluates If-Match: * matches, a current strong tag matches, a weak or other tag is 412, none is 428", async () => {
     const acme = await tenantClient(runtime);
     const device = (await acme.call("POST", "/v1/devices", { imsi: "234100000000081" })).json;

@@ -32,10 +32,19 @@ export const requestId = (options: AppOptions) =>
 /** Resolves the bearer API key to its tenant and role; only `allowed` roles pass. */
 export const requireRole = (...allowed: Role[]) =>
   createMiddleware<AppEnv>(async (c, next) => {
-    const principal = await authenticate(c.var.ports, bearerToken(c.req.header("authorization")));
-    if (!allowed.includes(principal.role)) {
-      throw new SimrootError("auth.forbidden", "forbidden", `A ${principal.role} key may not do this`);
+    // Once a request: Hono's trie router may hand a route's handlers over twice (a path segment that is literally a
+    // parameter's name, `/v1/devices/:id`, matches as both), and a second pass would take another of the key's
+    // requests and claim its Idempotency-Key again (409 to itself). The role check still holds for this route.
+    const permit = (role: Role) => {
+      if (!allowed.includes(role)) throw new SimrootError("auth.forbidden", "forbidden", `A ${role} key may not do this`);
+    };
+    const authenticated = c.get("principal");
+    if (authenticated) {
+      permit(authenticated.role);
+      return next();
     }
+    const principal = await authenticate(c.var.ports, bearerToken(c.req.header("authorization")));
+    permit(principal.role);
     // Authenticated, and before any work: each key within its tenant's rate limit (RateLimit headers on every answer).
     const rate = await takeKeyRequest(c.var.ports, principal.tenantId, principal.keyId, principal.role);
     for (const [name, value] of Object.entries(rateLimitHeaders(rate))) c.header(name, value);
