@@ -111,7 +111,8 @@ describe("zod in a function bundle", () => {
       let conversion;
       try { z.toJSONSchema(device); conversion = "converted"; } catch (error) { conversion = String(error.message); }
       export const outcome = { ok: results.map((r) => r.success), labels: results[0].data.labels, issue: results[1].error.issues[0].code,
-        standard: standard.issues?.[0]?.message, conversion, minLength: z.string().min(3).minLength };`;
+        standard: standard.issues?.[0]?.message, conversion, minLength: z.string().min(3).minLength,
+        format: z.email().format, minValue: z.number().min(2).minValue, maxLength: z.string().max(9).maxLength };`;
     const built = await build({
       stdin: { contents: entry, resolveDir: root, loader: "js" },
       bundle: true,
@@ -130,7 +131,11 @@ describe("zod in a function bundle", () => {
       issue: "invalid_format",
       standard: "Invalid string: must match pattern /^\\d{6,15}$/",
       conversion: expect.stringMatching(/not in this bundle/),
+      // What schemas read from their checks (zod's aggregateChecks, kept beside the processors that throw).
       minLength: 3,
+      format: "email",
+      minValue: 2,
+      maxLength: 9,
     });
     // The conversion module itself is not in any function.
     for (const bundle of bundles.values())

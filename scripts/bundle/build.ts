@@ -21,7 +21,6 @@ export interface Bundle {
   readonly inputs: readonly { path: string; bytes: number }[];
 }
 
-/** What differs from SST's defaults; `baseline` builds the way SST does without them (the SDK bundled, every zod locale). */
 /** What SST puts before every ESM bundle, so that CommonJS dependencies can `require` and read `__dirname`. */
 const sstBanner = [
   "import { createRequire as topLevelCreateRequire } from 'module';",
@@ -32,6 +31,7 @@ const sstBanner = [
   "",
 ].join("\n");
 
+/** What differs from SST's defaults; `baseline` builds the way SST does without them (the SDK bundled, every zod locale). */
 export interface BundleVariant {
   readonly baseline?: boolean;
   /** The plugins to bundle with instead of infra/esbuild-plugins.mjs's (a test runs them as SST does). */
