@@ -4,10 +4,11 @@
 //
 // SST does not hand these hooks to esbuild: its Go side sends every resolve and load, one JSON line each, to a Node
 // script of its own (`.sst/platform/functions/nodejs-runtime/plugin.mjs`), which runs each hook whose filter matches
-// the string "undefined" (it tests the message, not the path), whatever the hook's namespace, and passes `pluginData`
-// back through Go as an integer only; a hook that throws there ends the script, and the deploy waits for it forever.
-// So every hook here takes every path (`filter: any`), decides on `args.path`, `args.importer` and `args.namespace`
-// itself, carries no `pluginData`, and throws for nothing it may be asked. `infra/deploy.test.ts` bundles every
+// the string "undefined" (it tests the message, not the path), whatever the hook's namespace; Go panics on a reply that
+// carries `pluginData`, `errors` or `warnings` (it reads their numbers as integers, JSON gives it floats); and a hook
+// that throws ends the script, after which the deploy waits for it forever. So every hook here takes every path
+// (`filter: any`), decides on `args.path`, `args.importer` and `args.namespace` itself, answers none of those three
+// fields, and throws for nothing it may be asked. `infra/deploy.test.ts` bundles every
 // function through SST's script, as SST's Go side calls it, and checks the bundles are the ones measured here.
 //
 // zodEnglishOnly: `import { z } from "zod"` keeps the whole `z` namespace, and with it

@@ -3,7 +3,7 @@
  * one plugin of its own (sst/sst `pkg/runtime/node/plugin.go`), an `OnResolve` and an `OnLoad` on every path, each of
  * which sends the hook's arguments, one JSON line, to a Node process running SST's bridge script
  * (`.sst/platform/functions/nodejs-runtime/plugin.mjs`, which loads the plugins file) and builds esbuild's result from
- * the reply, field by field, with Go's type assertions (a `pluginData` that is not an integer panics there).
+ * the reply, field by field, with Go's type assertions (a reply carrying `pluginData`, `errors` or `warnings` panics there).
  *
  * This is that Go side written as an esbuild plugin, so a build through it is what `sst deploy` would bundle, and can be
  * compared with the build the budgets and permission checks measure (scripts/bundle/build.ts).
@@ -11,7 +11,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
-import type { Loader, Message, PartialMessage, Plugin } from "esbuild";
+import type { Loader, Plugin } from "esbuild";
 
 /** The loaders SST maps a reply's `loader` through (plugin.go `loaderMap`). */
 const loaders = new Set([
@@ -33,23 +33,21 @@ const loaders = new Set([
 
 type Reply = Record<string, unknown>;
 
-/** Go's `value.(int)`: anything else panics, which ends SST's build. */
-function goInt(value: unknown, field: string): number {
-  if (!Number.isInteger(value)) throw new Error(`SST would panic: the reply's ${field} is not an integer (${JSON.stringify(value)})`);
-  return value as number;
+/**
+ * What Go cannot take from a reply: it decodes JSON numbers as float64, so its `value.(int)` panics on any `pluginData`,
+ * and on the `detail` of every message in `errors` or `warnings` (plugin.go `decodeMessages`). A panic ends SST's build.
+ */
+function refuseWhatGoPanicsOn(reply: Reply): void {
+  for (const field of ["pluginData", "errors", "warnings"]) {
+    if (field in reply) throw new Error(`SST would panic on the reply's ${field} (${JSON.stringify(reply[field])})`);
+  }
 }
 
-const messages = (value: unknown) => (value as Message[]).map((message): PartialMessage => ({ text: message.text }));
-
-/** The fields Go reads from a reply of either hook, besides the hook's own, with its type assertions. */
+/** The fields Go reads from a reply of either hook, besides the hook's own. */
 function shared(reply: Reply) {
   if (typeof reply.error === "string") throw new Error(reply.error);
-  return {
-    ...(typeof reply.pluginName === "string" ? { pluginName: reply.pluginName } : {}),
-    ...("pluginData" in reply ? { pluginData: goInt(reply.pluginData, "pluginData") } : {}),
-    ...(reply.errors ? { errors: messages(reply.errors) } : {}),
-    ...(reply.warnings ? { warnings: messages(reply.warnings) } : {}),
-  };
+  refuseWhatGoPanicsOn(reply);
+  return typeof reply.pluginName === "string" ? { pluginName: reply.pluginName } : {};
 }
 
 export interface SstPluginBridge {
@@ -103,7 +101,7 @@ export function sstPluginBridge(root: string, pluginsFile: string): SstPluginBri
         });
         const common = shared(reply);
         // Go's result with no path (and nothing else) leaves the path to the next resolver, esbuild's own.
-        if (typeof reply.path !== "string" && reply.external === undefined && !reply.errors) return undefined;
+        if (typeof reply.path !== "string" && reply.external === undefined) return undefined;
         return {
           ...common,
           ...(typeof reply.path === "string" ? { path: reply.path } : {}),
@@ -124,7 +122,7 @@ export function sstPluginBridge(root: string, pluginsFile: string): SstPluginBri
         const common = shared(reply);
         if (reply.loader !== undefined && !loaders.has(String(reply.loader))) throw new Error(`SST maps no loader "${reply.loader}"`);
         // No contents: esbuild loads the file itself.
-        if (typeof reply.contents !== "string" && !reply.errors) return undefined;
+        if (typeof reply.contents !== "string") return undefined;
         return {
           ...common,
           ...(typeof reply.loader === "string" ? { loader: reply.loader as Loader } : {}),
