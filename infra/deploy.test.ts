@@ -669,9 +669,9 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
     // Each entry names a resource and what AWS would answer; the list must stay empty. Sources: Lambda's
     // CreateEventSourceMapping and "Lambda parameters for Amazon SQS event source mappings", Lambda quotas (timeout,
     // memory, 4 KB of environment variables), IAM quotas (names of 64 characters, 10,240 non-whitespace characters of
-    // inline policy per role), PutFunctionEventInvokeConfig, EventBridge's RetryPolicy and targets per rule, SQS's
-    // queue attributes and policy quotas, CloudWatch Logs' PutRetentionPolicy, CloudWatch's PutMetricAlarm, DynamoDB's
-    // table names and indexes per table, and S3's bucket naming rules.
+    // inline policy per role), KMS's key rotation and deletion window, PutFunctionEventInvokeConfig, EventBridge's
+    // RetryPolicy and targets per rule, SQS's queue attributes and policy quotas, CloudWatch Logs' PutRetentionPolicy,
+    // CloudWatch's PutMetricAlarm, DynamoDB's table names and indexes per table, and S3's bucket naming rules.
     const refused: string[] = [];
     const refuse = (resource: string, why: string) => refused.push(`${resource}: ${why}`);
     const within = (value: number | undefined, low: number, high: number) => value === undefined || (value >= low && value <= high);
@@ -802,6 +802,21 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
         refuse(alarm.name, "one statistic or one percentile");
       if (!["breaching", "notBreaching", "ignore", "missing", undefined].includes(treatMissingData))
         refuse(alarm.name, "no such missing data");
+    }
+    for (const key of of(app(), "aws:kms/key:Key")) {
+      const {
+        customerMasterKeySpec = "SYMMETRIC_DEFAULT",
+        enableKeyRotation,
+        deletionWindowInDays,
+      } = inputs<{
+        customerMasterKeySpec?: string;
+        enableKeyRotation?: boolean;
+        deletionWindowInDays?: number;
+      }>(key);
+      // KMS rotates symmetric encryption keys only.
+      if (enableKeyRotation && customerMasterKeySpec !== "SYMMETRIC_DEFAULT")
+        refuse(key.name, `no automatic rotation of an asymmetric key (${customerMasterKeySpec})`);
+      if (!within(deletionWindowInDays, 7, 30)) refuse(key.name, "a deletion window is 7 to 30 days");
     }
     for (const authorizer of of(app(), "aws:iot/authorizer:Authorizer")) {
       const { name } = inputs<{ name: string }>(authorizer);
