@@ -104,7 +104,7 @@ export const zodNoJsonSchema = {
  * (`const x = deviceSchema.pick(…)`), exported or not, typed or not.
  */
 const schemaDeclaration =
-  /^((?:export )?const [A-Za-z_$][\w$]*(?:: [^=\n]+)? = )(?=z\b|[A-Za-z_$][\w$]*Schema\.(?:extend|pick|omit|partial|and|or|merge|meta)\()/gm;
+  /^((?:export )?const [A-Za-z_$][\w$]*(?:: [^=\n]+)? = )(?=z\b|[A-Za-z_$][\w$]*Schema\s*\.(?:extend|pick|omit|partial|and|or|merge|meta)\()/gm;
 
 /** `source` with each top-level schema declaration marked pure, when the module imports zod. */
 export const markSchemasPure = (source) => (/from "zod"/.test(source) ? source.replace(schemaDeclaration, "$1/* @__PURE__ */ ") : source);

@@ -181,6 +181,8 @@ describe("schemas in a function bundle", () => {
       "const b: z.ZodType = z",
       "  .object({});",
       "export const c = deviceSchema.pick({ id: true });",
+      "export const g = grantSchema",
+      "  .extend({ id: z.string() });",
       "const d = register(z.string());",
       "function f() { const e = z.string(); }",
     ].join("\n");
@@ -190,6 +192,8 @@ describe("schemas in a function bundle", () => {
       "const b: z.ZodType = /* @__PURE__ */ z",
       "  .object({});",
       "export const c = /* @__PURE__ */ deviceSchema.pick({ id: true });",
+      "export const g = /* @__PURE__ */ grantSchema",
+      "  .extend({ id: z.string() });",
       "const d = register(z.string());",
       "function f() { const e = z.string(); }",
     ]);
