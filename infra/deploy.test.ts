@@ -76,6 +76,15 @@ const redriveTarget = (queue: SynthesizedResource) => {
 };
 /** The queue reported facts wait in for the applier. */
 const applierQueueOf = (app: Synthesized) => of(app, "aws:sqs/queue:Queue").find((queue) => queue.name.startsWith("ApplierQueue"))!;
+/** The policy documents a role holds: its inline policies, and role policies attached to it (infra/integrations.ts). */
+const rolePolicies = (app: Synthesized, roleName: string): string[] => {
+  const role = of(app, "aws:iam/role:Role").find((each) => inputs<{ name: string }>(each).name === roleName);
+  const inline = role ? (inputs<{ inlinePolicies?: { policy: string }[] }>(role).inlinePolicies ?? []) : [];
+  const attached = of(app, "aws:iam/rolePolicy:RolePolicy")
+    .map((policy) => inputs<{ role: string; policy: string }>(policy))
+    .filter((policy) => policy.role === roleName || lastPart(policy.role) === roleName);
+  return [...inline, ...attached].map((policy) => policy.policy);
+};
 /** A policy's statements. */
 const statementsOf = (policy: string) => (JSON.parse(policy) as { Statement: Statement[] }).Statement;
 
@@ -108,14 +117,8 @@ function deployedFunctions(app: Synthesized): DeployedFunction[] {
     const environment = fn.environment?.variables ?? {};
     const service = environment.POWERTOOLS_SERVICE_NAME?.replace(/^simroot-/, "");
     const roleName = lastPart(fn.role);
-    const role = inputs<{ assumeRolePolicy: string; inlinePolicies?: { policy: string }[]; managedPolicyArns?: string[] }>(
-      roles.get(roleName)!,
-    );
-    // Inline policies on the role, and role policies attached to it (infra/integrations.ts).
-    const attached = of(app, "aws:iam/rolePolicy:RolePolicy")
-      .map((policy) => inputs<{ role: string; policy: string }>(policy))
-      .filter((policy) => policy.role === roleName || lastPart(policy.role) === roleName);
-    const statements = [...(role.inlinePolicies ?? []), ...attached].flatMap((policy) => statementsOf(policy.policy));
+    const role = inputs<{ assumeRolePolicy: string; managedPolicyArns?: string[] }>(roles.get(roleName)!);
+    const statements = rolePolicies(app, roleName).flatMap(statementsOf);
     return {
       resource,
       platformName: functionNames.includes(service as FunctionName) ? (service as FunctionName) : undefined,
@@ -686,19 +689,8 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
       if (environmentBytes > 4096) refuse(fn.name, `${environmentBytes} bytes of environment variables, past 4 KB`);
     }
     for (const role of of(app(), "aws:iam/role:Role")) {
-      const {
-        name,
-        inlinePolicies = [],
-        managedPolicyArns = [],
-      } = inputs<{
-        name: string;
-        inlinePolicies?: { policy: string }[];
-        managedPolicyArns?: string[];
-      }>(role);
-      const attached = of(app(), "aws:iam/rolePolicy:RolePolicy")
-        .map((policy) => inputs<{ role: string; policy: string }>(policy))
-        .filter((policy) => policy.role === name || lastPart(policy.role) === name);
-      const size = [...inlinePolicies, ...attached].reduce((sum, { policy }) => sum + policy.replace(/\s/g, "").length, 0);
+      const { name, managedPolicyArns = [] } = inputs<{ name: string; managedPolicyArns?: string[] }>(role);
+      const size = rolePolicies(app(), name).reduce((sum, policy) => sum + policy.replace(/\s/g, "").length, 0);
       if (!/^[\w+=,.@-]{1,64}$/.test(name)) refuse(name, "a role name is 1 to 64 characters of [\\w+=,.@-]");
       if (size > 10_240) refuse(name, `${size} characters of inline policy, past 10,240`);
       if (managedPolicyArns.length > 10) refuse(name, `${managedPolicyArns.length} managed policies, past 10`);

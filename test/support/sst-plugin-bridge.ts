@@ -90,15 +90,8 @@ export function sstPluginBridge(root: string, pluginsFile: string): SstPluginBri
     name: "nodejs-plugin",
     setup(build) {
       build.onResolve({ filter: /.*/ }, async (args) => {
-        const reply = await request("resolve", {
-          path: args.path,
-          importer: args.importer,
-          namespace: args.namespace,
-          resolveDir: args.resolveDir,
-          kind: args.kind,
-          pluginData: args.pluginData ?? null,
-          with: args.with,
-        });
+        // esbuild's arguments are the fields Go sends (path, importer, namespace, resolveDir, kind, pluginData, with).
+        const reply = await request("resolve", { ...args, pluginData: args.pluginData ?? null });
         const common = shared(reply);
         // Go's result with no path (and nothing else) leaves the path to the next resolver, esbuild's own.
         if (typeof reply.path !== "string" && reply.external === undefined) return undefined;
@@ -112,13 +105,8 @@ export function sstPluginBridge(root: string, pluginsFile: string): SstPluginBri
         };
       });
       build.onLoad({ filter: /.*/ }, async (args) => {
-        const reply = await request("load", {
-          path: args.path,
-          namespace: args.namespace,
-          suffix: args.suffix,
-          pluginData: args.pluginData ?? null,
-          with: args.with,
-        });
+        // Likewise: path, namespace, suffix, pluginData, with.
+        const reply = await request("load", { ...args, pluginData: args.pluginData ?? null });
         const common = shared(reply);
         if (reply.loader !== undefined && !loaders.has(String(reply.loader))) throw new Error(`SST maps no loader "${reply.loader}"`);
         // No contents: esbuild loads the file itself.
@@ -126,7 +114,7 @@ export function sstPluginBridge(root: string, pluginsFile: string): SstPluginBri
         return {
           ...common,
           ...(typeof reply.loader === "string" ? { loader: reply.loader as Loader } : {}),
-          ...(typeof reply.contents === "string" ? { contents: reply.contents } : {}),
+          contents: reply.contents,
           ...(typeof reply.resolveDir === "string" ? { resolveDir: reply.resolveDir } : {}),
         };
       });
