@@ -115,9 +115,11 @@ describe("striped tenant listings", () => {
       const sizes = listing === "binding" ? await bindingPartitionSizes(tenantId) : await partitionSizes(tenantId, listing);
       const total = [...sizes.values()].reduce((sum, size) => sum + size, 0);
       expect([listing, total]).toEqual([listing, expected]);
-      // 1/16 of the items each on average; one partition would hold them all.
-      expect([listing, sizes.size >= 10]).toEqual([listing, true]);
-      expect([listing, Math.max(...sizes.values()) <= expected / 4]).toEqual([listing, true]);
+      // 1/16 of the items each on average; one partition would hold them all. The ids are random, so the bounds are
+      // set where chance alone fails them about once in 2.5 million runs at 32 items (at most 12 in one partition:
+      // 4e-7; fewer than 8 partitions used: 4e-8) and more rarely with more: `expected / 4` failed 0.17% of runs.
+      expect([listing, sizes.size >= 8]).toEqual([listing, true]);
+      expect([listing, Math.max(...sizes.values()) <= (expected * 3) / 8]).toEqual([listing, true]);
       expect([...sizes.keys()].every((partition) => /#\d\d$/.test(partition))).toBe(true);
     }
   });
