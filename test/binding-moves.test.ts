@@ -127,7 +127,7 @@ describe("a binding kept at its former key, moved while it is read", () => {
     await ports.ledger.sequence(tenantId);
     await ports.ledger.sequence(tenantId);
     const holders = await holdersInFeed(ports, tenantId, address);
-    // The release (revision 2) must never follow the takeover (revision 3) it was overtaken by.
+    // The release (the address's second revision) must never follow the takeover (its third) it was overtaken by.
     expect(holders).toEqual([giver.id, taker.id, third.id]);
     expect(await verifyAuditChain(ports, tenantId)).toMatchObject({ valid: true });
     client.destroy();

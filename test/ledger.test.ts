@@ -978,9 +978,12 @@ describe("the ledger", () => {
     expect(await verifyAuditChain(ports, tenantId)).toMatchObject({ valid: true });
 
     const stored = await feedItems(ports, tenantId);
-    const release = (await shardItems(ports, tenantId, shardOfSubject(taker.id))).find(
-      (record) => record.subject === taker.id && record.action === "sim.detached",
-    )!;
+    const takerRecords = await shardItems(ports, tenantId, shardOfSubject(taker.id));
+    const release = takerRecords.find((record) => record.subject === taker.id && record.action === "sim.detached")!;
+    const takeover = takerRecords.find((record) => record.subject === taker.id && record.action === "sim.attached")!;
+    const takeoverRev = (takeover.feed as { kind: string; key: string; rev?: number }[]).find(
+      (change) => change.kind === "binding" && change.key === "10.9.0.7",
+    )!.rev!;
     const isTakeover = (entry: { kind: string; key: string; value: { deviceId?: string } | null }) =>
       entry.kind === "binding" && entry.key === "10.9.0.7" && entry.value?.deviceId === taker.id;
     /** The feed with the takeover taken out (and `left` as given), every later version re-hashed, the head moved to match. */
@@ -1019,7 +1022,7 @@ describe("the ledger", () => {
       brokenAt: { reason: expect.stringMatching(/leaves out binding 10.9.0.7/) },
     });
     // Naming the taker's later release as what overtook the takeover: that release came after, no earlier version carried it.
-    await dropTakeover([{ key: "10.9.0.7", rev: 2, by: { shard: Number(release.shard), seq: Number(release.seq) } }]);
+    await dropTakeover([{ key: "10.9.0.7", rev: takeoverRev, by: { shard: Number(release.shard), seq: Number(release.seq) } }]);
     expect(await verifyAuditChain(ports, tenantId)).toMatchObject({
       valid: false,
       brokenAt: { reason: expect.stringMatching(/no earlier version carried/) },
@@ -1065,9 +1068,16 @@ describe("the ledger", () => {
     );
     // A PEP replaying it ends with the giver holding the address; the store says the taker.
     expect(await holdersInFeed(ports, tenantId, "10.9.9.1")).toEqual([taker.id, giver.id]);
+    // The giver's take of the fresh address wrote its first revision, the takeover the next.
+    const { Item: held } = await ports.db.send(
+      new GetCommand({ TableName: ports.tables.identity, Key: bindingKey(tenantId, "10.9.9.1"), ConsistentRead: true }),
+    );
+    const takeoverRev = Number(held!.rev);
     expect(await verifyAuditChain(ports, tenantId)).toMatchObject({
       valid: false,
-      brokenAt: { reason: expect.stringMatching(/serves binding 10.9.9.1 at revision 1 after revision 2/) },
+      brokenAt: {
+        reason: `feed version ${second.version} serves binding 10.9.9.1 at revision ${takeoverRev - 1} after revision ${takeoverRev}`,
+      },
     });
   });
 
@@ -1084,7 +1094,13 @@ describe("the ledger", () => {
     const giverRecord = (await shardItems(ports, tenantId, gs)).find((item) =>
       (item.feed as { key: string }[] | undefined)?.some((change) => change.key === "10.9.9.2"),
     )!;
-    const feed = (giverRecord.feed as { key: string }[]).map((change) => (change.key === "10.9.9.2" ? { ...change, rev: 99 } : change));
+    const { Item: held } = await ports.db.send(
+      new GetCommand({ TableName: ports.tables.identity, Key: bindingKey(tenantId, "10.9.9.2"), ConsistentRead: true }),
+    );
+    const takeoverRev = Number(held!.rev);
+    const feed = (giverRecord.feed as { key: string }[]).map((change) =>
+      change.key === "10.9.9.2" ? { ...change, rev: takeoverRev + 1 } : change,
+    );
     await ports.db.send(new PutCommand({ TableName: ports.tables.audit, Item: { ...giverRecord, feed } }));
     // The takeover taken out of its version, named as overtaken by that record.
     const stored = await feedItems(ports, tenantId);
@@ -1092,7 +1108,7 @@ describe("the ledger", () => {
     const altered = {
       ...unhashedVersion(last),
       entries: last.entries.filter((entry) => entry.key !== "10.9.9.2"),
-      left: [{ key: "10.9.9.2", rev: 2, by: { shard: gs, seq: Number(giverRecord.seq) } }],
+      left: [{ key: "10.9.9.2", rev: takeoverRev, by: { shard: gs, seq: Number(giverRecord.seq) } }],
     };
     const hash = versionHash(altered);
     await ports.db.send(new PutCommand({ TableName: ports.tables.audit, Item: { ...stored.at(-1)!, ...altered, hash } }));

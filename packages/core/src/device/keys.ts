@@ -42,7 +42,8 @@ export const aliasKey = (tenantId: string, kind: IdentifierKind, value: string) 
  * partitions of the identity table itself, by a hash of the address, sorted by address: the feed snapshot lists them by
  * querying those partitions (consistently), so an attach or a detach writes no index copy of its binding (2 write units
  * inside the commit's transaction, where an index listed them until 2026-12-03). A release leaves a tombstone (no
- * `deviceId`) that keeps the address's revision; the snapshot's query leaves tombstones out.
+ * `deviceId`) that keeps the address's revision for some days (the table's TTL, `bindingTombstoneSeconds`); the
+ * snapshot's query leaves tombstones out.
  */
 export const bindingKey = (tenantId: string, address: string) => ({ pk: bindingPartition(tenantId, listStripe(address)), sk: address });
 

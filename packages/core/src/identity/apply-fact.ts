@@ -253,11 +253,31 @@ function atRevision(item: Record<string, unknown> | undefined): {
 }
 
 /**
+ * How long a release's tombstone is kept (DynamoDB's TTL then deletes it, within a few days more). Every feed snapshot
+ * reads the tombstones of its partitions (filtered out, but read and billed): kept for ever, a tenant whose devices
+ * keep taking new addresses would make each snapshot read one item per address it ever released. A tombstone keeps
+ * the address's revision only for the cut's order between changes still in flight (ledger/cut.ts), which the sequencer
+ * covers within seconds: an address bound again once its tombstone is gone starts above every revision it had (see
+ * `nextRevision`), so deleting the tombstone loses nothing the order needs.
+ */
+export const bindingTombstoneSeconds = 7 * 24 * 60 * 60;
+
+/**
+ * The revision a write of an address's item writes: the next of the one read; for an address with no item (never
+ * bound, or its tombstone expired), the write's time in milliseconds, above any revision the address had before its
+ * tombstone expired (each revision is one committed write, and a tombstone lives days, so a chain that started at an
+ * earlier time, or at 1 before this rule, never reached it).
+ */
+const nextRevision = (item: Record<string, unknown> | undefined, now: string) =>
+  item ? Number(item.rev ?? 0) + 1 : Math.max(1, Date.parse(now));
+
+/**
  * Puts the addresses the device now holds; releases those it gave up and still holds (an address another device took
  * meanwhile is left to it; a write that finds the address changed since it was read fails as a conflict, and the fact
  * is folded again). Every write of an address is conditional on the revision read here and writes the next one (a
- * release leaves a tombstone, out of the listing, that keeps the revision): the address's changes are ordered by
- * revision whichever device, and so whichever ledger shard, records them (ledger/cut.ts).
+ * release leaves a tombstone, out of the listing, that keeps the revision for `bindingTombstoneSeconds`): the
+ * address's changes are ordered by revision whichever device, and so whichever ledger shard, records them
+ * (ledger/cut.ts).
  */
 async function bindingChanges(ports: Ports, device: Device, before: Bindings, after: Bindings, now: string) {
   const bound = [...after].filter(([address, binding]) => {
@@ -266,7 +286,6 @@ async function bindingChanges(ports: Ports, device: Device, before: Bindings, af
   });
   const given = [...before.keys()].filter((address) => !after.has(address));
   const current = await readBindings(ports, ports.tables.identity, device.tenantId, [...bound.map(([address]) => address), ...given]);
-  const nextRev = (item: Record<string, unknown> | undefined) => Number(item?.rev ?? 0) + 1;
   const writes: TransactItem[] = [];
   const feed: FeedChange[] = [];
   /**
@@ -289,7 +308,7 @@ async function bindingChanges(ports: Ports, device: Device, before: Bindings, af
       });
   };
   for (const [address, binding] of bound) {
-    const rev = nextRev(current.get(address)?.item);
+    const rev = nextRevision(current.get(address)?.item, now);
     written(address, { ...bindingKey(device.tenantId, address), deviceId: device.id, address, ...binding, since: now, rev });
     feed.push({ kind: "binding", key: address, value: { deviceId: device.id, address, ...binding }, rev });
   }
@@ -297,10 +316,11 @@ async function bindingChanges(ports: Ports, device: Device, before: Bindings, af
     const item = current.get(address)?.item;
     // Another device holds it now (or nobody does): nothing of this device's to release.
     if (item?.deviceId !== device.id) continue;
-    const rev = nextRev(item);
+    const rev = nextRevision(item, now);
+    const expiresAt = Math.floor(Date.parse(now) / 1000) + bindingTombstoneSeconds;
     written(
       address,
-      { ...bindingKey(device.tenantId, address), address, rev, releasedAt: now },
+      { ...bindingKey(device.tenantId, address), address, rev, releasedAt: now, expiresAt },
       {
         condition: "deviceId = :device",
         values: { ":device": device.id },

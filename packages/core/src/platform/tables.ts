@@ -54,6 +54,8 @@ export const tables = {
         ],
       },
     },
+    // Release tombstones of IP bindings, days after the release (identity/apply-fact.ts `bindingTombstoneSeconds`).
+    ttl: "expiresAt",
   },
   control: {
     holds: "tenants, API keys, ingestion sources, idempotency records",

@@ -3,6 +3,7 @@ import {
   DescribeTableCommand,
   ResourceInUseException,
   UpdateTableCommand,
+  DescribeTimeToLiveCommand,
   UpdateTimeToLiveCommand,
   type CreateTableCommandInput,
   type DynamoDBClient,
@@ -62,7 +63,10 @@ export async function ensureTables(client: DynamoDBClient, names: TableNames): P
             new UpdateTableCommand({ TableName: names[key], StreamSpecification: { StreamEnabled: true, StreamViewType: "NEW_IMAGE" } }),
           );
         }
-        return;
+        // So does one made before it had a TTL (the identity table's, for release tombstones, since 2026-12-05).
+        if (!definition.ttl) return;
+        const { TimeToLiveDescription } = await client.send(new DescribeTimeToLiveCommand({ TableName: names[key] }));
+        if (TimeToLiveDescription?.TimeToLiveStatus === "ENABLED" || TimeToLiveDescription?.TimeToLiveStatus === "ENABLING") return;
       }
       if (definition.ttl) {
         await client.send(
