@@ -5,21 +5,11 @@
  * sequencer served an overtaken release after its takeover. Readers now read the new key again. */
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import {
-  applyOperatorEvent,
-  documentClient,
-  ingestedEvent,
-  portsFor,
-  registerDevice,
-  resolveDevice,
-  shardHeadKey,
-  shardOfSubject,
-  verifyAuditChain,
-  type Ports,
-} from "@simroot/core";
+import { documentClient, portsFor, resolveDevice, shardHeadKey, shardOfSubject, verifyAuditChain, type Ports } from "@simroot/core";
 import { legacyBindingKey } from "@simroot/core/device/keys";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
 import { holdersInFeed, keptAsBefore, refuseSequencerReads, staleShardRead } from "./support/store-faults.ts";
+import { twoShards } from "./support/two-shards.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -28,30 +18,8 @@ beforeAll(async () => {
 });
 afterAll(() => runtime.stop());
 
-const ctxFor = (tenantId: string) => ({ tenantId, actor: "system:test", requestId: "req_test" });
-const imsi = (n: number) => `23410${String(n).padStart(10, "0")}`;
 type Client = ReturnType<typeof documentClient>;
 const newClient = (): Client => documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
-
-let second = 0;
-async function report(
-  tenantId: string,
-  via: Ports,
-  device: { imsi?: string },
-  type: string,
-  data: Record<string, unknown> = { bearer: "cellular" },
-) {
-  const normalized = {
-    type,
-    dedupeKey: `${type}-${second}`,
-    occurredAt: new Date(Date.UTC(2026, 11, 3, 8, 0, second++)).toISOString(),
-    device: { imsi: device.imsi },
-    sourceType: "test",
-    data,
-  };
-  const event = ingestedEvent({ ...ctxFor(tenantId), actor: "source:src_test" }, "src_test", "simroot", normalized as never, new Date());
-  expect((await applyOperatorEvent(via, event)).value.outcome).toBe("applied");
-}
 
 /** Runs `before()` once, just before `client` sends the BatchGetItem that reads the former key of `address`. */
 function beforeFormerKeyRead(client: Client, tenantId: string, address: string, before: () => Promise<void>) {
@@ -77,17 +45,13 @@ function beforeFormerKeyRead(client: Client, tenantId: string, address: string, 
 describe("a binding kept at its former key, moved while it is read", () => {
   it("is found by IP lookup while another device takes it over", async () => {
     const tenantId = "ten_race_lookup";
-    const ctx = ctxFor(tenantId);
-    const holder = (await registerDevice(runtime.ports, ctx, { imsi: imsi(1) })).value;
-    const taker = (await registerDevice(runtime.ports, ctx, { imsi: imsi(2) })).value;
-    await report(tenantId, runtime.ports, holder, "sim.attached", { bearer: "cellular", ipv4: "10.8.0.1" });
+    const { giver: holder, taker, report } = await twoShards(runtime.ports, tenantId, 1);
+    await report(holder, "sim.attached", { bearer: "cellular", ipv4: "10.8.0.1" });
     await keptAsBefore(runtime.ports, tenantId, "10.8.0.1");
     const client = newClient();
     const ports = portsFor(client, runtime.ports.tables, runtime.bus);
     // The takeover commits after the lookup read the new key and before it reads the former one.
-    beforeFormerKeyRead(client, tenantId, "10.8.0.1", () =>
-      report(tenantId, runtime.ports, taker, "sim.attached", { bearer: "cellular", ipv4: "10.8.0.1" }),
-    );
+    beforeFormerKeyRead(client, tenantId, "10.8.0.1", () => report(taker, "sim.attached", { bearer: "cellular", ipv4: "10.8.0.1" }));
     // Someone holds the address before, during and after the takeover: the holder, then the taker.
     expect([holder.id, taker.id]).toContain(await resolveDevice(ports, tenantId, { ip: "10.8.0.1" }));
     client.destroy();
@@ -98,21 +62,17 @@ describe("a binding kept at its former key, moved while it is read", () => {
     const address = "10.9.7.1";
     const client = newClient();
     const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
-    const ctx = ctxFor(tenantId);
-    const registered = [];
-    for (let n = 0; n < 6; n++) registered.push((await registerDevice(ports, ctx, { imsi: imsi(100 + n) })).value);
-    const giver = registered[0]!;
-    const taker = registered.find((device) => shardOfSubject(device.id) !== shardOfSubject(giver.id))!;
+    const { registered, giver, taker, report } = await twoShards(ports, tenantId, 100);
     const third = registered.find((device) => device.id !== giver.id && device.id !== taker.id)!;
-    await report(tenantId, ports, giver, "sim.attached", { bearer: "cellular", ipv4: address });
+    await report(giver, "sim.attached", { bearer: "cellular", ipv4: address });
     // The sequencer reads the giver's shard as it was before its release: the takeover is served, the release waits.
     const { Item: before } = await client.send(
       new GetCommand({ TableName: ports.tables.control, Key: shardHeadKey(tenantId, shardOfSubject(giver.id)), ConsistentRead: true }),
     );
     let stale = true;
     staleShardRead(client, before!, () => stale);
-    await report(tenantId, ports, giver, "sim.detached");
-    await report(tenantId, ports, taker, "sim.attached", { bearer: "cellular", ipv4: address });
+    await report(giver, "sim.detached");
+    await report(taker, "sim.attached", { bearer: "cellular", ipv4: address });
     stale = false;
     expect(await holdersInFeed(ports, tenantId, address)).toEqual([giver.id, taker.id]);
     // The takeover's item is where code before 898598b kept it (that code wrote it; this code runs since).
@@ -121,9 +81,7 @@ describe("a binding kept at its former key, moved while it is read", () => {
     const otherClient = newClient();
     refuseSequencerReads(otherClient, () => true);
     const other = portsFor(otherClient, runtime.ports.tables, runtime.bus);
-    beforeFormerKeyRead(client, tenantId, address, () =>
-      report(tenantId, other, third, "sim.attached", { bearer: "cellular", ipv4: address }),
-    );
+    beforeFormerKeyRead(client, tenantId, address, () => report(third, "sim.attached", { bearer: "cellular", ipv4: address }, other));
     await ports.ledger.sequence(tenantId);
     await ports.ledger.sequence(tenantId);
     const holders = await holdersInFeed(ports, tenantId, address);

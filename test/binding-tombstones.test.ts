@@ -8,20 +8,11 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DeleteCommand, GetCommand } from "@aws-sdk/lib-dynamodb";
 import { DescribeTimeToLiveCommand } from "@aws-sdk/client-dynamodb";
-import {
-  applyOperatorEvent,
-  bindingTombstoneSeconds,
-  documentClient,
-  ingestedEvent,
-  portsFor,
-  registerDevice,
-  shardOfSubject,
-  verifyAuditChain,
-  type Ports,
-} from "@simroot/core";
+import { bindingTombstoneSeconds, documentClient, portsFor, verifyAuditChain, type Ports } from "@simroot/core";
 import { bindingKey } from "@simroot/core/device/keys";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
 import { holdersInFeed, refuseSequencerReads } from "./support/store-faults.ts";
+import { twoShards } from "./support/two-shards.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -30,24 +21,8 @@ beforeAll(async () => {
 });
 afterAll(() => runtime.stop());
 
-const ctxFor = (tenantId: string) => ({ tenantId, actor: "system:test", requestId: "req_test" });
-const imsi = (n: number) => `23420${String(n).padStart(10, "0")}`;
 type Client = ReturnType<typeof documentClient>;
 const newClient = (): Client => documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
-
-let second = 0;
-async function report(tenantId: string, via: Ports, device: { imsi?: string }, type: string, data: Record<string, unknown>) {
-  const normalized = {
-    type,
-    dedupeKey: `${type}-${second}`,
-    occurredAt: new Date(Date.UTC(2026, 11, 5, 8, 0, second++)).toISOString(),
-    device: { imsi: device.imsi },
-    sourceType: "test",
-    data,
-  };
-  const event = ingestedEvent({ ...ctxFor(tenantId), actor: "source:src_test" }, "src_test", "simroot", normalized as never, new Date());
-  expect((await applyOperatorEvent(via, event)).value.outcome).toBe("applied");
-}
 
 const bindingItem = async (ports: Ports, tenantId: string, address: string) =>
   (await ports.db.send(new GetCommand({ TableName: ports.tables.identity, Key: bindingKey(tenantId, address), ConsistentRead: true })))
@@ -61,24 +36,15 @@ async function expire(ports: Ports, tenantId: string, address: string) {
   return item!;
 }
 
-/** Two devices whose ids hash to different ledger shards: an address moving between them is written from both. */
-async function twoShards(ports: Ports, tenantId: string, from: number) {
-  const registered = [];
-  for (let n = 0; n < 6; n++) registered.push((await registerDevice(ports, ctxFor(tenantId), { imsi: imsi(from + n) })).value);
-  const giver = registered[0]!;
-  const taker = registered.find((device) => shardOfSubject(device.id) !== shardOfSubject(giver.id))!;
-  return { giver, taker };
-}
-
 describe("release tombstones", () => {
   it("expire: the identity table's TTL deletes a tombstone some days after its release, and never a held binding", async () => {
     const tenantId = "ten_tomb_ttl";
     const { ports } = runtime;
-    const { giver } = await twoShards(ports, tenantId, 0);
-    await report(tenantId, ports, giver, "sim.attached", { bearer: "cellular", ipv4: "10.7.0.1" });
+    const { giver, report } = await twoShards(ports, tenantId, 600);
+    await report(giver, "sim.attached", { bearer: "cellular", ipv4: "10.7.0.1" });
     expect((await bindingItem(ports, tenantId, "10.7.0.1"))?.expiresAt).toBeUndefined();
     const before = Math.floor(Date.now() / 1000);
-    await report(tenantId, ports, giver, "sim.detached", { bearer: "cellular" });
+    await report(giver, "sim.detached");
     const tombstone = await bindingItem(ports, tenantId, "10.7.0.1");
     expect(tombstone?.deviceId).toBeUndefined();
     expect(Number(tombstone?.expiresAt)).toBeGreaterThanOrEqual(before + bindingTombstoneSeconds);
@@ -93,11 +59,11 @@ describe("release tombstones", () => {
     const tenantId = "ten_tomb_two_cuts";
     const address = "10.7.1.1";
     const { ports } = runtime;
-    const { giver, taker } = await twoShards(ports, tenantId, 10);
-    await report(tenantId, ports, giver, "sim.attached", { bearer: "cellular", ipv4: address });
-    await report(tenantId, ports, giver, "sim.detached", { bearer: "cellular" });
+    const { giver, taker, report } = await twoShards(ports, tenantId, 610);
+    await report(giver, "sim.attached", { bearer: "cellular", ipv4: address });
+    await report(giver, "sim.detached");
     const released = await expire(ports, tenantId, address);
-    await report(tenantId, ports, taker, "sim.attached", { bearer: "cellular", ipv4: address });
+    await report(taker, "sim.attached", { bearer: "cellular", ipv4: address });
     expect(Number((await bindingItem(ports, tenantId, address))?.rev)).toBeGreaterThan(Number(released.rev));
     expect(await holdersInFeed(ports, tenantId, address)).toEqual([giver.id, null, taker.id]);
     expect(await verifyAuditChain(ports, tenantId)).toMatchObject({ valid: true });
@@ -110,13 +76,13 @@ describe("release tombstones", () => {
     let held = false;
     refuseSequencerReads(client, () => held);
     const ports = portsFor(client, runtime.ports.tables, runtime.bus);
-    const { giver, taker } = await twoShards(ports, tenantId, 20);
-    await report(tenantId, ports, giver, "sim.attached", { bearer: "cellular", ipv4: address });
+    const { giver, taker, report } = await twoShards(ports, tenantId, 620);
+    await report(giver, "sim.attached", { bearer: "cellular", ipv4: address });
     // Sequencing held back: the release, its tombstone's expiry and the new holder all wait for one cut.
     held = true;
-    await report(tenantId, ports, giver, "sim.detached", { bearer: "cellular" });
+    await report(giver, "sim.detached");
     await expire(ports, tenantId, address);
-    await report(tenantId, ports, taker, "sim.attached", { bearer: "cellular", ipv4: address });
+    await report(taker, "sim.attached", { bearer: "cellular", ipv4: address });
     held = false;
     await ports.ledger.sequence(tenantId);
     expect(await holdersInFeed(ports, tenantId, address)).toEqual([giver.id, taker.id]);

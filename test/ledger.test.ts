@@ -5,10 +5,8 @@ import { deflateRawSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import {
-  applyOperatorEvent,
   archiveAudit,
   directoryArchiveStore,
-  ingestedEvent,
   shardHeadKey,
   auditPartition,
   auditRecordSchema,
@@ -42,6 +40,7 @@ import { bindingKey } from "@simroot/core/device/keys";
 import { cutEntries } from "@simroot/core/ledger/cut";
 import { FeedBlocked, readFeedHead, sequenceOnce, settleHead } from "@simroot/core/ledger/sequencer";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
+import { twoShards } from "./support/two-shards.ts";
 import { failHeadMoves, feedItems, holdersInFeed, refuseSequencerReads, staleShardRead } from "./support/store-faults.ts";
 
 let runtime: TestRuntime;
@@ -133,37 +132,6 @@ async function headOneBehind(ports: Ports, tenantId: string) {
       Item: { ...feedHeadKey(tenantId), version: 2, vector: second!.vector, hash: second!.hash, updatedAt: second!.time },
     }),
   );
-}
-
-/**
- * Six devices of a tenant, two of them on different ledger shards (`giver`, `taker`), and `report` to apply an operator
- * fact to one of them.
- */
-async function twoShards(ports: Ports, tenantId: string, first: number, reportVia: Ports = ports) {
-  const ctx = ctxFor(tenantId);
-  const registered = [];
-  for (let n = 0; n < 6; n++) registered.push((await registerDevice(ports, ctx, { imsi: imsi(first + n) })).value);
-  const giver = registered[0]!;
-  const taker = registered.find((device) => shardOfSubject(device.id) !== shardOfSubject(giver.id))!;
-  let second = 0;
-  const report = async (
-    device: { imsi?: string },
-    type: string,
-    data: Record<string, unknown> = { bearer: "cellular" },
-    via: Ports = reportVia,
-  ) => {
-    const normalized = {
-      type,
-      dedupeKey: `${type}-${second}`,
-      occurredAt: new Date(Date.UTC(2026, 11, 3, 8, 0, second++)).toISOString(),
-      device: { imsi: device.imsi },
-      sourceType: "test",
-      data,
-    };
-    const event = ingestedEvent({ ...ctx, actor: "source:src_test" }, "src_test", "simroot", normalized as never, new Date());
-    expect((await applyOperatorEvent(via, event)).value.outcome).toBe("applied");
-  };
-  return { registered, giver, taker, report };
 }
 
 /** One shard's audit record items, in order. */
