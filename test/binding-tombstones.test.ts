@@ -8,10 +8,18 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DeleteCommand, GetCommand } from "@aws-sdk/lib-dynamodb";
 import { DescribeTimeToLiveCommand } from "@aws-sdk/client-dynamodb";
-import { bindingTombstoneSeconds, documentClient, portsFor, verifyAuditChain, type Ports } from "@simroot/core";
+import {
+  bindingTombstoneSeconds,
+  documentClient,
+  portsFor,
+  shardHeadKey,
+  shardOfSubject,
+  verifyAuditChain,
+  type Ports,
+} from "@simroot/core";
 import { bindingKey } from "@simroot/core/device/keys";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
-import { holdersInFeed, refuseSequencerReads } from "./support/store-faults.ts";
+import { holdersInFeed, refuseSequencerReads, staleShardRead } from "./support/store-faults.ts";
 import { twoShards } from "./support/two-shards.ts";
 
 let runtime: TestRuntime;
@@ -37,10 +45,10 @@ async function expire(ports: Ports, tenantId: string, address: string) {
 }
 
 describe("release tombstones", () => {
-  it("expire: the identity table's TTL deletes a tombstone some days after its release, and never a held binding", async () => {
+  it("expire: a release's tombstone carries an expiry some days out (the identity table's TTL), a held binding none", async () => {
     const tenantId = "ten_tomb_ttl";
     const { ports } = runtime;
-    const { giver, report } = await twoShards(ports, tenantId, 600);
+    const { giver, taker, report } = await twoShards(ports, tenantId, 600);
     await report(giver, "sim.attached", { bearer: "cellular", ipv4: "10.7.0.1" });
     expect((await bindingItem(ports, tenantId, "10.7.0.1"))?.expiresAt).toBeUndefined();
     const before = Math.floor(Date.now() / 1000);
@@ -53,6 +61,10 @@ describe("release tombstones", () => {
     const { TimeToLiveDescription } = await client.send(new DescribeTimeToLiveCommand({ TableName: ports.tables.identity }));
     client.destroy();
     expect(TimeToLiveDescription).toMatchObject({ AttributeName: "expiresAt", TimeToLiveStatus: "ENABLED" });
+    // Bound again over its tombstone, the address is held with no expiry.
+    await report(taker, "sim.attached", { bearer: "cellular", ipv4: "10.7.0.1" });
+    expect(await bindingItem(ports, tenantId, "10.7.0.1")).toMatchObject({ deviceId: taker.id });
+    expect((await bindingItem(ports, tenantId, "10.7.0.1"))?.expiresAt).toBeUndefined();
   });
 
   it("an address whose tombstone expired is bound again above every revision it had: the verifier finds the feed in order", async () => {
@@ -68,6 +80,30 @@ describe("release tombstones", () => {
     expect(await holdersInFeed(ports, tenantId, address)).toEqual([giver.id, null, taker.id]);
     expect(await verifyAuditChain(ports, tenantId)).toMatchObject({ valid: true });
   });
+
+  it("the release read from a lagging shard head, its tombstone gone and the new holder served first: the release is left out, never served after", async () => {
+    // Found by review 53 (it fails with the first revision at 1: the verifier finds the feed out of order).
+    const tenantId = "ten_tomb_lagging";
+    const address = "10.7.3.1";
+    const client = newClient();
+    const ports = portsFor(client, runtime.ports.tables, runtime.bus);
+    const { giver, taker, report } = await twoShards(ports, tenantId, 630);
+    await report(giver, "sim.attached", { bearer: "cellular", ipv4: address });
+    // The sequencer reads the giver's shard as it was before its release: the new holder is served, the release waits.
+    const { Item: before } = await client.send(
+      new GetCommand({ TableName: ports.tables.control, Key: shardHeadKey(tenantId, shardOfSubject(giver.id)), ConsistentRead: true }),
+    );
+    let stale = true;
+    staleShardRead(client, before!, () => stale);
+    await report(giver, "sim.detached");
+    await expire(ports, tenantId, address);
+    await report(taker, "sim.attached", { bearer: "cellular", ipv4: address });
+    stale = false;
+    await ports.ledger.sequence(tenantId);
+    expect(await holdersInFeed(ports, tenantId, address)).toEqual([giver.id, taker.id]);
+    expect(await verifyAuditChain(ports, tenantId)).toMatchObject({ valid: true });
+    client.destroy();
+  }, 60_000);
 
   it("the release and the new holder in one cut: the feed ends with the new holder, and the sequencer does not stall", async () => {
     const tenantId = "ten_tomb_one_cut";

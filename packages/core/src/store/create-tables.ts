@@ -69,12 +69,17 @@ export async function ensureTables(client: DynamoDBClient, names: TableNames): P
         if (TimeToLiveDescription?.TimeToLiveStatus === "ENABLED" || TimeToLiveDescription?.TimeToLiveStatus === "ENABLING") return;
       }
       if (definition.ttl) {
-        await client.send(
-          new UpdateTimeToLiveCommand({
-            TableName: names[key],
-            TimeToLiveSpecification: { AttributeName: definition.ttl, Enabled: true },
-          }),
-        );
+        await client
+          .send(
+            new UpdateTimeToLiveCommand({
+              TableName: names[key],
+              TimeToLiveSpecification: { AttributeName: definition.ttl, Enabled: true },
+            }),
+          )
+          // Another process setting the same tables up switched it on first: done.
+          .catch((error: unknown) => {
+            if (!(error instanceof Error && error.name === "ValidationException" && /already enabled/i.test(error.message))) throw error;
+          });
       }
     }),
   );
