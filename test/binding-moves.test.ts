@@ -4,11 +4,10 @@
  * when the move committed between the two reads (found by a helper review): IP lookups answered nobody, and the
  * sequencer served an overtaken release after its takeover. Readers now read the new key again. */
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { documentClient, portsFor, resolveDevice, shardHeadKey, shardOfSubject, verifyAuditChain, type Ports } from "@simroot/core";
+import { documentClient, portsFor, resolveDevice, verifyAuditChain, type Ports } from "@simroot/core";
 import { legacyBindingKey } from "@simroot/core/device/keys";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
-import { holdersInFeed, keptAsBefore, refuseSequencerReads, staleShardRead } from "./support/store-faults.ts";
+import { freezeShardHead, holdersInFeed, keptAsBefore, refuseSequencerReads } from "./support/store-faults.ts";
 import { twoShards } from "./support/two-shards.ts";
 
 let runtime: TestRuntime;
@@ -66,14 +65,10 @@ describe("a binding kept at its former key, moved while it is read", () => {
     const third = registered.find((device) => device.id !== giver.id && device.id !== taker.id)!;
     await report(giver, "sim.attached", { bearer: "cellular", ipv4: address });
     // The sequencer reads the giver's shard as it was before its release: the takeover is served, the release waits.
-    const { Item: before } = await client.send(
-      new GetCommand({ TableName: ports.tables.control, Key: shardHeadKey(tenantId, shardOfSubject(giver.id)), ConsistentRead: true }),
-    );
-    let stale = true;
-    staleShardRead(client, before!, () => stale);
+    const thaw = await freezeShardHead(client, ports, tenantId, giver.id);
     await report(giver, "sim.detached");
     await report(taker, "sim.attached", { bearer: "cellular", ipv4: address });
-    stale = false;
+    thaw();
     expect(await holdersInFeed(ports, tenantId, address)).toEqual([giver.id, taker.id]);
     // The takeover's item is where code before 898598b kept it (that code wrote it; this code runs since).
     await keptAsBefore(runtime.ports, tenantId, address);

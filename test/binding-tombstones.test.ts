@@ -8,18 +8,10 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { DeleteCommand, GetCommand } from "@aws-sdk/lib-dynamodb";
 import { DescribeTimeToLiveCommand } from "@aws-sdk/client-dynamodb";
-import {
-  bindingTombstoneSeconds,
-  documentClient,
-  portsFor,
-  shardHeadKey,
-  shardOfSubject,
-  verifyAuditChain,
-  type Ports,
-} from "@simroot/core";
+import { bindingTombstoneSeconds, documentClient, portsFor, verifyAuditChain, type Ports } from "@simroot/core";
 import { bindingKey } from "@simroot/core/device/keys";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
-import { holdersInFeed, refuseSequencerReads, staleShardRead } from "./support/store-faults.ts";
+import { freezeShardHead, holdersInFeed, refuseSequencerReads } from "./support/store-faults.ts";
 import { twoShards } from "./support/two-shards.ts";
 
 let runtime: TestRuntime;
@@ -90,15 +82,11 @@ describe("release tombstones", () => {
     const { giver, taker, report } = await twoShards(ports, tenantId, 630);
     await report(giver, "sim.attached", { bearer: "cellular", ipv4: address });
     // The sequencer reads the giver's shard as it was before its release: the new holder is served, the release waits.
-    const { Item: before } = await client.send(
-      new GetCommand({ TableName: ports.tables.control, Key: shardHeadKey(tenantId, shardOfSubject(giver.id)), ConsistentRead: true }),
-    );
-    let stale = true;
-    staleShardRead(client, before!, () => stale);
+    const thaw = await freezeShardHead(client, ports, tenantId, giver.id);
     await report(giver, "sim.detached");
     await expire(ports, tenantId, address);
     await report(taker, "sim.attached", { bearer: "cellular", ipv4: address });
-    stale = false;
+    thaw();
     await ports.ledger.sequence(tenantId);
     expect(await holdersInFeed(ports, tenantId, address)).toEqual([giver.id, taker.id]);
     expect(await verifyAuditChain(ports, tenantId)).toMatchObject({ valid: true });

@@ -41,7 +41,7 @@ import { cutEntries } from "@simroot/core/ledger/cut";
 import { FeedBlocked, readFeedHead, sequenceOnce, settleHead } from "@simroot/core/ledger/sequencer";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
 import { twoShards } from "./support/two-shards.ts";
-import { failHeadMoves, feedItems, holdersInFeed, refuseSequencerReads, staleShardRead } from "./support/store-faults.ts";
+import { failHeadMoves, feedItems, freezeShardHead, holdersInFeed, refuseSequencerReads, staleShardRead } from "./support/store-faults.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -164,12 +164,10 @@ async function releaseReadBeforeTakeover(tenantId: string, first: number, addres
   const ports: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
   const { giver, taker, report } = await twoShards(ports, tenantId, first);
   await report(giver, "sim.attached", { bearer: "cellular", ipv4: address });
-  const before = await shardHeadItem(ports, tenantId, giver.id);
-  let stale = true;
-  staleShardRead(client, before, () => stale);
+  const thaw = await freezeShardHead(client, ports, tenantId, giver.id);
   await report(giver, "sim.detached");
   await report(taker, "sim.attached", { bearer: "cellular", ipv4: address });
-  stale = false;
+  thaw();
   await ports.ledger.sequence(tenantId);
   return { client, ports, giver, taker, report };
 }

@@ -4,7 +4,15 @@
  * as code before a change kept them. Middleware on one client: the other instances (clients) see the store as it is.
  */
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { feedHeadKey, feedPartition, feedVersionSchema, type documentClient, type Ports } from "@simroot/core";
+import {
+  feedHeadKey,
+  feedPartition,
+  feedVersionSchema,
+  shardHeadKey,
+  shardOfSubject,
+  type documentClient,
+  type Ports,
+} from "@simroot/core";
 import { bindingKey, legacyBindingKey } from "@simroot/core/device/keys";
 
 type Client = ReturnType<typeof documentClient>;
@@ -48,6 +56,21 @@ export function staleShardRead(client: Client, before: Record<string, unknown>, 
     },
     { step: "initialize", name },
   );
+}
+
+/**
+ * From now until the returned `thaw()`, the sequencer's reads through `client` find `deviceId`'s shard head as it is now
+ * (`staleShardRead`): the changes committed there meanwhile wait, while the other shards' are served.
+ */
+export async function freezeShardHead(client: Client, ports: Ports, tenantId: string, deviceId: string) {
+  const { Item } = await client.send(
+    new GetCommand({ TableName: ports.tables.control, Key: shardHeadKey(tenantId, shardOfSubject(deviceId)), ConsistentRead: true }),
+  );
+  let stale = true;
+  staleShardRead(client, Item!, () => stale);
+  return () => {
+    stale = false;
+  };
 }
 
 /** The tenant's feed version items, in order. */
