@@ -20,7 +20,9 @@ for (const event of sampleOcsfEvents()) {
 }
 rmSync(target, { recursive: true, force: true });
 const names = new Set<string>();
-const collect = (attributes: Record<string, unknown>) => Object.keys(attributes).forEach((name) => names.add(name));
+const collect = (attributes: Record<string, unknown>) => {
+  for (const name of Object.keys(attributes)) names.add(name);
+};
 for (const file of [...schema.filesRead].sort()) {
   if (file === "dictionary.json") continue;
   mkdirSync(dirname(join(target, file)), { recursive: true });
@@ -29,7 +31,7 @@ for (const file of [...schema.filesRead].sort()) {
 }
 const dictionary = JSON.parse(readFileSync(join(source, "dictionary.json"), "utf8"));
 dictionary.attributes = Object.fromEntries(Object.entries(dictionary.attributes).filter(([name]) => names.has(name)));
-writeFileSync(join(target, "dictionary.json"), JSON.stringify(dictionary, null, 2) + "\n");
+writeFileSync(join(target, "dictionary.json"), `${JSON.stringify(dictionary, null, 2)}\n`);
 for (const file of ["LICENSE", "NOTICE"]) copyFileSync(join(source, file), join(target, file));
 const sourceNote =
   readFileSync(join(source, "SOURCE.md"), "utf8")

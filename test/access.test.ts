@@ -132,7 +132,9 @@ describe("documentation and export", () => {
     const shards = Map.groupBy(lines as { shard: number; seq: number; prevHash: string; hash: string }[], (record) => record.shard);
     for (const records of shards.values()) {
       expect(records.map((record) => record.seq)).toEqual(records.map((_, n) => n + 1));
-      records.slice(1).forEach((record, n) => expect(record.prevHash).toBe(records[n]!.hash));
+      records.slice(1).forEach((record, n) => {
+        expect(record.prevHash).toBe(records[n]!.hash);
+      });
     }
   });
 });

@@ -12,7 +12,7 @@ import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, type QueryCommandOutput, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   archivableUntil,
@@ -53,7 +53,7 @@ afterAll(() => runtime.stop());
 const later = (days: number) => ({ ...runtime.ports, now: () => new Date(Date.now() + days * day) });
 
 async function queryAll(pk: string) {
-  const items: Record<string, any>[] = [];
+  const items: NonNullable<QueryCommandOutput["Items"]> = [];
   let cursor: Record<string, unknown> | undefined;
   do {
     const page = await runtime.ports.db.send(

@@ -252,7 +252,7 @@ describe("the audit API", () => {
       brokenAt: { shard: "feed", seq: newest.version, reason: expect.stringContaining(`shard ${moved} head`) },
     });
     // A head that did not move, named with its true hash (a shard still at 0 is at the genesis hash): not the canonical form.
-    const still = newest.vector.findIndex((seq) => seq === 0);
+    const still = newest.vector.indexOf(0);
     expect(await forge({ ...newest.heads, [String(still)]: "0".repeat(64) })).toMatchObject({
       valid: false,
       brokenAt: { shard: "feed", seq: newest.version, reason: "feed version's heads are not those of the shards that moved" },

@@ -7,6 +7,7 @@ import { ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { documentClient, portsFor, runAutomation, takeRate, type BusEnvelope } from "@simroot/core";
 import { recordCacheMs } from "@simroot/core/automation/records";
+import type { ResponseData, Schema } from "@simroot/sdk";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { flowReport, teachBaseline } from "./support/flows.ts";
 
@@ -55,7 +56,7 @@ const labelsChanged = (tenantId: string, deviceId: string, id: string, time: Dat
 
 const onNewDestination = { source: ["simroot"], "detail-type": ["anomaly.detected"], detail: { data: { kind: ["new-destination"] } } };
 const audit = async (tenant: Awaited<ReturnType<typeof tenantClient>>, subject: string) =>
-  (await tenant.call("GET", `/v1/audit?subject=${subject}&limit=1000`)).json.items as { action: string; actor: string; data: any }[];
+  (await tenant.call("GET", `/v1/audit?subject=${subject}&limit=1000`)).json.items as Schema<"AuditRecord">[];
 
 // Each story teaches a baseline through the API first (14 reports): generous on a shared machine.
 describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { timeout: 180_000 }, () => {
@@ -100,7 +101,7 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
 
     // What enforcement points learn: the device, quarantined, in the feed after the version they held.
     const deltas = await call(runtime, pep, "GET", `/v1/feed?since=${version}`);
-    const entries = deltas.json.entries as { kind: string; key: string; value: any }[];
+    const entries = deltas.json.entries as Schema<"FeedEntry">[];
     expect(entries).toContainEqual(
       expect.objectContaining({ kind: "device", key: deviceId, value: expect.objectContaining({ state: "quarantined" }) }),
     );
@@ -108,9 +109,9 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
     // The incident gathered the anomaly and the actions; its NIS2 drafts are due 24 h and 72 h after.
     const incidents = (await tenant.call("GET", "/v1/incidents")).json.items;
     expect(incidents).toHaveLength(1);
-    const report = (await tenant.call("GET", `/v1/incidents/${incidents[0].id}`)).json;
-    expect(report.anomalies.map((entry: any) => entry.data.kind)).toEqual(["new-destination"]);
-    expect(report.actions.map((entry: any) => entry.type)).toEqual(expect.arrayContaining(["device.quarantined", "automation.fired"]));
+    const report = (await tenant.call("GET", `/v1/incidents/${incidents[0].id}`)).json as ResponseData<"/v1/incidents/{id}", "get">;
+    expect(report.anomalies.map((entry) => entry.data.kind)).toEqual(["new-destination"]);
+    expect(report.actions.map((entry) => entry.type)).toEqual(expect.arrayContaining(["device.quarantined", "automation.fired"]));
     const drafts = (await tenant.call("GET", `/v1/incidents/${incidents[0].id}/nis2`)).json;
     expect(Date.parse(drafts.earlyWarning.dueBy) - Date.parse(incidents[0].openedAt)).toBe(24 * 3600 * 1000);
     expect(Date.parse(drafts.notification.dueBy) - Date.parse(incidents[0].openedAt)).toBe(72 * 3600 * 1000);
@@ -118,9 +119,8 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
     expect(drafts.notification.indicatorsOfCompromise[0].seen.destinations).toEqual(["exfil.example.net:443/tcp"]);
 
     // Every event this story caused is documented in the AsyncAPI catalogue rules match against.
-    const documented = new Set(
-      Object.values((await call(runtime, undefined, "GET", "/asyncapi.json")).json.components.messages).map((message: any) => message.name),
-    );
+    const messages: Record<string, { name: string }> = (await call(runtime, undefined, "GET", "/asyncapi.json")).json.components.messages;
+    const documented = new Set(Object.values(messages).map((message) => message.name));
     for (const type of new Set(records.map((record) => record.action))) expect(documented, type).toContain(type);
   });
 

@@ -86,7 +86,8 @@ async function applyAcrossWriters(writers: number, batch?: number, lanes = 1) {
       ),
     )
   ).flat();
-  const counted = outcomes.reduce<Record<string, number>>((counts, outcome) => ({ ...counts, [outcome]: (counts[outcome] ?? 0) + 1 }), {});
+  const counted: Record<string, number> = {};
+  for (const outcome of outcomes) counted[outcome] = (counted[outcome] ?? 0) + 1;
   expect(Object.keys(counted).filter((outcome) => !["applied", "duplicate", "stale", "parked"].includes(outcome))).toEqual([]);
   expect(counted.parked).toBe(1);
   expect(counted.applied).toBeGreaterThan(facts.length / 2);

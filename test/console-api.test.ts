@@ -101,7 +101,7 @@ describe("the traffic map", () => {
     const { tenant } = await fleetWithTraffic();
     const graph = (await tenant.call("GET", "/v1/traffic?hours=24&groupBy=fleet")).json;
     const edge = (segment: string, destination: string) =>
-      graph.edges.find((e: any) => e.segment === segment && e.destination === destination);
+      graph.edges.find((e: { segment: string; destination: string }) => e.segment === segment && e.destination === destination);
     expect(edge("fleet=meters", "ingest.example.com")).toMatchObject({ allowed: 12, denied: 0, port: 8883, novel: false });
     expect(edge("fleet=meters", "203.0.113.66")).toMatchObject({ allowed: 0, denied: 2, novel: true });
     expect(edge("fleet=cameras", "video.example.com")).toMatchObject({ denied: 1 });
@@ -111,7 +111,7 @@ describe("the traffic map", () => {
     ]);
     // The last hour only: the older report is out of the window.
     const recent = (await tenant.call("GET", "/v1/traffic?hours=1")).json;
-    expect(recent.edges.find((e: any) => e.destination === "ingest.example.com").allowed).toBe(7);
+    expect(recent.edges.find((e: { destination: string }) => e.destination === "ingest.example.com").allowed).toBe(7);
   });
 
   it("shows a tenant nothing of another's traffic, and refuses bad input", async () => {
@@ -151,7 +151,7 @@ describe("the policy preview", () => {
       id: "new-rule",
     };
     const allowing = (await tenant.call("POST", "/v1/policies/preview", { upsert: cameras })).json;
-    expect(allowing.newlyAllowed.map((f: any) => f.deviceId)).toEqual([camera.id]);
+    expect(allowing.newlyAllowed.map((f: { deviceId: string }) => f.deviceId)).toEqual([camera.id]);
 
     const removal = (await tenant.call("POST", "/v1/policies/preview", { remove: policy.id })).json;
     expect(removal.newlyDenied).toHaveLength(1);
@@ -163,7 +163,7 @@ describe("the policy preview", () => {
     const { tenant } = await fleetWithTraffic();
     const bad = await tenant.call("POST", "/v1/policies/preview", { upsert: { id: "x", name: "broken" } });
     expect(bad.status).toBe(400);
-    expect(bad.json.errors.map((e: any) => e.path)).toEqual(
+    expect(bad.json.errors.map((e: { path: string }) => e.path)).toEqual(
       expect.arrayContaining(["upsert.selector", "upsert.destinations", "upsert.effect"]),
     );
     expect((await tenant.call("POST", "/v1/policies/preview", { upsert: { ...telemetry, id: "a" }, remove: "b" })).status).toBe(400);
@@ -171,17 +171,20 @@ describe("the policy preview", () => {
   });
 });
 
+/** A server-sent event of `/v1/live`: each carries the version, a `change` also what changed. */
+interface LiveEvent {
+  readonly event: string;
+  readonly id: string;
+  readonly data: { readonly version: number; readonly changes?: readonly { readonly kind: string; readonly key: string }[] };
+}
+
 /** Reads server-sent events from `/v1/live` until `until` accepts the list, or the deadline. */
-async function liveEvents(
-  token: string,
-  headers: Record<string, string>,
-  until: (events: { event: string; id: string; data: any }[]) => boolean,
-) {
+async function liveEvents(token: string, headers: Record<string, string>, until: (events: LiveEvent[]) => boolean) {
   const response = await fetch(`${runtime.url}/v1/live?wait=10`, { headers: { authorization: `Bearer ${token}`, ...headers } });
   expect(response.status).toBe(200);
   expect(response.headers.get("content-type")).toContain("text/event-stream");
   const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-  const events: { event: string; id: string; data: any }[] = [];
+  const events: LiveEvent[] = [];
   let buffer = "";
   while (!until(events)) {
     const { value, done } = await reader.read();

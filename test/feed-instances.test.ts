@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { hubTrigger, PepEngine } from "@simroot/pep";
 import { afterAll, beforeAll, describe, expect, it, inject } from "vitest";
 import type { FeedResponse } from "@simroot/core";
+import type { ResponseData, Schema } from "@simroot/sdk";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { byNoticeMs, pushedPep } from "./support/feed-polls.ts";
 import { startInstance, type Instance } from "./support/instances.ts";
@@ -31,23 +32,26 @@ afterAll(async () => {
   await Promise.all([a?.stop(), b?.stop(), local?.stop()]);
 });
 
-async function http(base: string, token: string, method: string, path: string, body?: unknown) {
+/** A call to one instance over HTTP; `Body` is what the route answers (nothing on 304). */
+async function http<Body = unknown>(base: string, token: string, method: string, path: string, body?: unknown) {
   const response = await fetch(`${base}${path}`, {
     method,
     headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
-  return { status: response.status, json: (response.status === 304 ? undefined : await response.json()) as any };
+  return { status: response.status, json: (response.status === 304 ? undefined : await response.json()) as Body };
 }
 
 describe("long polls across instances in separate processes", () => {
   it("wake on another instance's commit through the push channel, not at the end of the wait", async () => {
     const admin = await tenantClient(local, "instances");
-    const pep = (await http(a.url, admin.token, "POST", "/v1/keys", { name: "edge", role: "pep" })).json.token as string;
+    const pep = (await http<Schema<"ApiKeyWithToken">>(a.url, admin.token, "POST", "/v1/keys", { name: "edge", role: "pep" })).json.token;
     for (let round = 0; round < 3; round++) {
-      const device = (await http(a.url, admin.token, "POST", "/v1/devices", { imsi: `20801000000${String(round).padStart(4, "0")}` })).json;
-      const version = ((await http(b.url, pep, "GET", "/v1/feed")).json as FeedResponse).signed.head.version;
-      const onB = http(b.url, pep, "GET", `/v1/feed?since=${version}&wait=20`);
+      const device = (
+        await http<Schema<"Device">>(a.url, admin.token, "POST", "/v1/devices", { imsi: `20801000000${String(round).padStart(4, "0")}` })
+      ).json;
+      const version = (await http<FeedResponse>(b.url, pep, "GET", "/v1/feed")).json.signed.head.version;
+      const onB = http<FeedResponse>(b.url, pep, "GET", `/v1/feed?since=${version}&wait=20`);
       const onLocal = call(local, pep, "GET", `/v1/feed?since=${version}&wait=20`);
       await new Promise((resolve) => setTimeout(resolve, 300));
       const committed = Date.now();
@@ -70,9 +74,11 @@ describe("long polls across instances in separate processes", () => {
 describe("a PEP on the push channel", () => {
   it("learns a revocation committed on instance A by a short poll of instance B, holding no long poll", async () => {
     const admin = await tenantClient(local, "pushed");
-    const pep = (await http(a.url, admin.token, "POST", "/v1/keys", { name: "edge", role: "pep" })).json.token as string;
-    const publicKey = createPublicKey((await http(a.url, pep, "GET", "/v1/feed/keys")).json.keys[0].publicKeyPem);
-    const device = (await http(a.url, admin.token, "POST", "/v1/devices", { imsi: "208010000009001" })).json;
+    const pep = (await http<Schema<"ApiKeyWithToken">>(a.url, admin.token, "POST", "/v1/keys", { name: "edge", role: "pep" })).json.token;
+    const publicKey = createPublicKey(
+      (await http<ResponseData<"/v1/feed/keys", "get">>(a.url, pep, "GET", "/v1/feed/keys")).json.keys[0]!.publicKeyPem,
+    );
+    const device = (await http<Schema<"Device">>(a.url, admin.token, "POST", "/v1/devices", { imsi: "208010000009001" })).json;
     const trigger = hubTrigger(a.feedHubUrl);
     const { state, sync, polls } = await pushedPep({ url: b.url, apiKey: pep, publicKey, tenantId: admin.tenant.id, trigger });
     const engine = new PepEngine(state);

@@ -153,7 +153,13 @@ describe("a PEP behind a man in the middle", () => {
     const future = forgedCursor({ version: pep.state.version + 1_000_000, page: 0, phase: "bindings" });
     // As the answer to a delta poll: were it taken, every genuine head after it would be refused as a rollback.
     pep.mitm.set((request, forward) =>
-      forward(withQuery(request.path, (query) => (query.delete("since"), query.delete("wait"), query.set("cursor", future)))),
+      forward(
+        withQuery(request.path, (query) => {
+          query.delete("since");
+          query.delete("wait");
+          query.set("cursor", future);
+        }),
+      ),
     );
     await refused(pep, "feed.wrong_kind");
     // As the first page of a snapshot the PEP asked for.
@@ -171,7 +177,13 @@ describe("a PEP behind a man in the middle", () => {
     // A snapshot "page" at the version held, empty (past the last binding), freshly signed on every poll.
     const frozen = forgedCursor({ version: held, page: 7, phase: "bindings" });
     pep.mitm.set((request, forward) =>
-      forward(withQuery(request.path, (query) => (query.delete("since"), query.delete("wait"), query.set("cursor", frozen)))),
+      forward(
+        withQuery(request.path, (query) => {
+          query.delete("since");
+          query.delete("wait");
+          query.set("cursor", frozen);
+        }),
+      ),
     );
     const genuineFrozen = JSON.parse((await call(runtime, pep.token, "GET", `/v1/feed?cursor=${frozen}`)).text);
     expect(genuineFrozen.signed.head).toMatchObject({ kind: "snapshot", version: held });

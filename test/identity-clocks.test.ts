@@ -1,3 +1,4 @@
+import type { Schema } from "@simroot/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
@@ -29,7 +30,7 @@ async function setup(imsi: string) {
       body: text,
     });
     await runtime.settled();
-    return { status: response.status, json: (await response.json()) as any };
+    return { status: response.status, json: (await response.json()) as Schema<"IngestResult"> };
   };
   const device = (await tenant.call("POST", "/v1/devices", { imsi })).json;
   return { tenant, post, device };

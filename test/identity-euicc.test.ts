@@ -31,7 +31,7 @@ async function setup() {
       body: JSON.stringify({ pendingNotification: Buffer.from(notification).toString("base64") }),
     });
     await runtime.settled();
-    return { status: response.status, type: response.headers.get("content-type"), json: (await response.json()) as any };
+    return { status: response.status, type: response.headers.get("content-type"), json: await response.json() };
   };
   const device = (await tenant.call("POST", "/v1/devices", { eid, iccids: [iccid] })).json;
   return { tenant, source, post, device };

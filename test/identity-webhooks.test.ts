@@ -1,4 +1,5 @@
 /** Standard Webhooks `webhook-id` deduplication per source, within (and beyond) the replay window. */
+import type { Schema } from "@simroot/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
@@ -22,7 +23,7 @@ const fact = (dedupeKey: string, type: string, data: Record<string, unknown>) =>
 async function setup() {
   const tenant = await tenantClient(runtime);
   const source = async () => (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
-  const post = async (
+  const post = async <Body = unknown>(
     created: { source: { ingestPath: string }; credentials: { webhookSecret: string } },
     webhookId: string,
     body: unknown,
@@ -34,7 +35,7 @@ async function setup() {
       body: text,
     });
     await runtime.settled();
-    return { status: response.status, json: (await response.json()) as any };
+    return { status: response.status, json: (await response.json()) as Body };
   };
   const device = (await tenant.call("POST", "/v1/devices", { imsi })).json;
   const state = async () => (await tenant.call("GET", `/v1/devices/${device.id}`)).json;
@@ -46,7 +47,7 @@ describe("webhook-id deduplication", () => {
     const { source, post, state } = await setup();
     const core = await source();
     expect((await post(core, "msg_same", [fact("a", "device.reachability-changed", { reachable: true })])).status).toBe(202);
-    const replay = await post(core, "msg_same", [fact("b", "device.revoked", { reason: "forged" })]);
+    const replay = await post<Schema<"Problem">>(core, "msg_same", [fact("b", "device.revoked", { reason: "forged" })]);
     expect(replay.status).toBe(409);
     expect(replay.json.type).toBe("urn:simroot:problem:ingest.webhook_id_reused");
     expect((await state()).state).toBe("active");

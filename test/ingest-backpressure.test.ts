@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { maxEventsPerRequest } from "@simroot/core";
+import type { Schema } from "@simroot/sdk";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
 
@@ -29,14 +30,14 @@ const facts = (count: number) =>
 async function source() {
   const tenant = await tenantClient(runtime, "backpressure");
   const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
-  return async (body: unknown) => {
+  return async <Body = unknown>(body: unknown) => {
     const text = JSON.stringify(body);
     const response = await runtime.app.request(source.ingestPath, {
       method: "POST",
       headers: standardWebhookHeaders(credentials.webhookSecret, text),
       body: text,
     });
-    return { status: response.status, headers: response.headers, json: (await response.json()) as any };
+    return { status: response.status, headers: response.headers, json: (await response.json()) as Body };
   };
 }
 
@@ -46,7 +47,7 @@ describe("ingestion backpressure", () => {
     expect((await post(facts(80))).status).toBe(202);
     const pendingBefore = runtime.bus.status().pendingEvents;
     expect(pendingBefore).toBeGreaterThan(20);
-    const refused = await post(facts(60));
+    const refused = await post<Schema<"Problem">>(facts(60));
     expect(refused.status).toBe(503);
     expect(refused.headers.get("content-type")).toBe("application/problem+json");
     expect(refused.json.type).toBe("urn:simroot:problem:ingest.backlogged");
@@ -54,7 +55,7 @@ describe("ingestion backpressure", () => {
     // Nothing of the refused webhook was queued.
     expect(runtime.bus.status().pendingEvents).toBeLessThanOrEqual(pendingBefore);
     await runtime.settled();
-    const accepted = await post(facts(60));
+    const accepted = await post<Schema<"IngestResult">>(facts(60));
     expect(accepted.status).toBe(202);
     expect(accepted.json.accepted).toHaveLength(60);
     await runtime.settled();
@@ -65,7 +66,7 @@ describe("ingestion backpressure", () => {
     // The source's own creation events reach the bus from the outbox: let them pass first.
     await runtime.settled();
     const pending = runtime.bus.status().pending;
-    const refused = await post(facts(maxEventsPerRequest + 1));
+    const refused = await post<Schema<"Problem">>(facts(maxEventsPerRequest + 1));
     expect(refused.status).toBe(413);
     expect(refused.json.type).toBe("urn:simroot:problem:ingest.too_many_events");
     expect(runtime.bus.status().pending).toBe(pending);

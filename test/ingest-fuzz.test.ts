@@ -16,7 +16,6 @@ import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it, vi, type MockInstance } from "vitest";
 import { readDevice } from "@simroot/core";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
-import { standardWebhookHeaders } from "./support/webhooks.ts";
 
 let busDirectory: string;
 let runtime: TestRuntime;

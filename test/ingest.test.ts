@@ -1,3 +1,4 @@
+import type { Schema } from "@simroot/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
@@ -24,7 +25,7 @@ async function setup() {
   const created = await tenant.call("POST", "/v1/sources", { name: "our normalized feed", format: "simroot" });
   expect(created.status).toBe(201);
   const { source, credentials } = created.json;
-  const post = async (body: unknown, headers?: Record<string, string>) => {
+  const post = async <Body = unknown>(body: unknown, headers?: Record<string, string>) => {
     const text = JSON.stringify(body);
     const response = await runtime.app.request(source.ingestPath, {
       method: "POST",
@@ -32,7 +33,7 @@ async function setup() {
       body: text,
     });
     await runtime.settled();
-    return { status: response.status, json: (await response.json()) as any };
+    return { status: response.status, json: (await response.json()) as Body };
   };
   const device = async (id: string) => (await tenant.call("GET", `/v1/devices/${id}`)).json;
   const auditCount = async () => (await tenant.call("GET", "/v1/audit?limit=1000")).json.items.length;
@@ -43,12 +44,12 @@ describe("operator events drive the SIM identity lifecycle", () => {
   it("applies an attach and a roaming change, with the IP binding, timeline and audit to show for it", async () => {
     const { tenant, post, device } = await setup();
     const registered = (await tenant.call("POST", "/v1/devices", { imsi, labels: { fleet: "meters" } })).json;
-    const result = await post([
+    const result = await post<Schema<"IngestResult">>([
       fact("sim.attached", { bearer: "cellular", rat: "NR", plmn: { mcc: "208", mnc: "01" }, apn: "iot.acme", ipv4: "10.20.0.7" }, 1),
       fact("device.roaming-changed", { roaming: true, mcc: "262" }, 2),
     ]);
     expect(result.status).toBe(202);
-    expect(result.json.accepted.map((item: { type: string }) => item.type)).toEqual(["sim.attached", "device.roaming-changed"]);
+    expect(result.json.accepted.map((item) => item.type)).toEqual(["sim.attached", "device.roaming-changed"]);
     expect(result.json.rejected).toEqual([]);
 
     const now = await device(registered.id);
@@ -123,11 +124,11 @@ describe("operator events drive the SIM identity lifecycle", () => {
   it("parks an event for an unknown device with its reason, and applies it when the device is registered", async () => {
     const { tenant, post, device } = await setup();
     const stray = fact("sim.attached", { bearer: "cellular", ipv4: "10.20.0.11" }, 1, { imsi: "208019999999999" });
-    const accepted = await post([stray]);
+    const accepted = await post<Schema<"IngestResult">>([stray]);
     expect(accepted.status).toBe(202);
     const parked = (await tenant.call("GET", "/v1/dead-letters")).json.items;
     expect(parked).toHaveLength(1);
-    expect(parked[0]).toMatchObject({ id: accepted.json.accepted[0].id, reason: "no device in this tenant matches imsi:208019999999999" });
+    expect(parked[0]).toMatchObject({ id: accepted.json.accepted[0]!.id, reason: "no device in this tenant matches imsi:208019999999999" });
 
     // A manual replay while no device matches parks it again, with the same reason.
     expect((await tenant.call("POST", `/v1/dead-letters/${parked[0].id}/replay`)).status).toBe(202);
@@ -147,7 +148,7 @@ describe("operator events drive the SIM identity lifecycle", () => {
     await tenant.call("POST", "/v1/devices", { imsi });
     const body = [fact("device.revoked", {}, 1)];
     const before = await auditCount();
-    const forged = await post(
+    const forged = await post<Schema<"Problem">>(
       body,
       standardWebhookHeaders(`whsec_${Buffer.from("not the secret at all").toString("base64")}`, JSON.stringify(body)),
     );
@@ -166,15 +167,18 @@ describe("operator events drive the SIM identity lifecycle", () => {
   it("reports bad items per index, names the bad field when nothing is usable, and refuses oversize bodies", async () => {
     const { tenant, post } = await setup();
     await tenant.call("POST", "/v1/devices", { imsi });
-    const mixed = await post([fact("sim.detached", {}, 1), { ...fact("sim.attached", { bearer: "carrier-pigeon" }, 2) }]);
+    const mixed = await post<Schema<"IngestResult">>([
+      fact("sim.detached", {}, 1),
+      { ...fact("sim.attached", { bearer: "carrier-pigeon" }, 2) },
+    ]);
     expect(mixed.status).toBe(202);
     expect(mixed.json.accepted).toHaveLength(1);
-    expect(mixed.json.rejected[0].index).toBe(1);
-    expect(mixed.json.rejected[0].errors[0].path).toContain("bearer");
+    expect(mixed.json.rejected[0]!.index).toBe(1);
+    expect(mixed.json.rejected[0]!.errors[0]!.path).toContain("bearer");
 
-    const bad = await post([{ ...fact("sim.detached", {}, 1), occurredAt: "yesterday" }]);
+    const bad = await post<Schema<"Problem">>([{ ...fact("sim.detached", {}, 1), occurredAt: "yesterday" }]);
     expect(bad.status).toBe(400);
-    expect(bad.json.errors[0].path).toContain("occurredAt");
+    expect(bad.json.errors![0]!.path).toContain("occurredAt");
 
     const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "big", format: "simroot" })).json;
     const huge = JSON.stringify([fact("sim.detached", { reason: "x".repeat(1024 * 1024) }, 1)]);
@@ -193,7 +197,7 @@ describe("operator events drive the SIM identity lifecycle", () => {
 
   it("publishes the catalogue as AsyncAPI 3", async () => {
     const response = await runtime.app.request("/asyncapi.json");
-    const document = (await response.json()) as any;
+    const document = (await response.json()) as { asyncapi: string; channels: { applied: { messages: Record<string, unknown> } } };
     expect(document.asyncapi).toBe("3.0.0");
     expect(Object.keys(document.channels.applied.messages)).toEqual(
       expect.arrayContaining(["simAttachedApplied", "profileEnabledApplied", "deviceRevokedApplied", "bearerSwitchedApplied"]),

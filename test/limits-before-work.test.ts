@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Schema } from "@simroot/sdk";
 import { Webhook } from "standardwebhooks";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
@@ -85,7 +86,7 @@ describe("limits before work", () => {
         source,
         status: response.status,
         replayed: response.headers.get("idempotent-replayed"),
-        json: (await response.json()) as any,
+        json: (await response.json()) as Schema<"IngestResult">,
       };
     };
     const first = await send("acme");

@@ -10,27 +10,52 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { validate, compileErrors } from "@readme/openapi-parser";
 import { createConfig, lintFromString } from "@redocly/openapi-core";
-import openapiTS, { astToString } from "openapi-typescript";
+import openapiTS, { astToString, type OpenAPI3 } from "openapi-typescript";
 import ts from "typescript";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApp } from "../packages/api/src/app.ts";
 import { documentOnlyOptions, openApiText } from "../packages/api/src/contracts.ts";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
+const methods = ["get", "put", "post", "delete", "patch"] as const;
+
+/** The served document, typed as far as these tests read it (the parser, the linter and the generator take all of it). */
+interface Parameter {
+  readonly $ref?: string;
+  readonly in: string;
+  readonly name: string;
+  readonly required?: boolean;
+}
+interface Operation {
+  readonly operationId: string;
+  readonly summary?: string;
+  readonly tags?: readonly string[];
+  readonly parameters?: readonly Parameter[];
+  readonly requestBody?: unknown;
+  readonly security?: readonly unknown[];
+  readonly responses: Readonly<Record<string, { readonly headers?: Readonly<Record<string, unknown>> }>>;
+}
+interface ApiDocument {
+  readonly servers?: readonly unknown[];
+  readonly tags: readonly { readonly name: string }[];
+  readonly security: readonly unknown[];
+  readonly paths: Readonly<Record<string, { readonly [method in (typeof methods)[number]]?: Operation }>>;
+  readonly components: { readonly parameters: Readonly<Record<string, Parameter>> };
+}
+
 let runtime: TestRuntime;
-let doc: any;
+let doc: ApiDocument;
 beforeAll(async () => {
   runtime = await startTestRuntime();
   doc = (await call(runtime, undefined, "GET", "/openapi.json")).json;
 });
 afterAll(() => runtime.stop());
 
-const methods = ["get", "put", "post", "delete", "patch"] as const;
 const operations = () =>
-  Object.entries<any>(doc.paths).flatMap(([path, item]) =>
-    methods.filter((method) => item[method]).map((method) => ({ path, method, op: item[method] })),
+  Object.entries(doc.paths).flatMap(([path, item]) =>
+    methods.filter((method) => item[method]).map((method) => ({ path, method, op: item[method]! })),
   );
-const params = (op: any) => (op.parameters ?? []).map((p: any) => (p.$ref ? doc.components.parameters[p.$ref.split("/").pop()] : p));
+const params = (op: Operation) => (op.parameters ?? []).map((p) => (p.$ref ? doc.components.parameters[p.$ref.split("/").pop()!]! : p));
 const concrete = (path: string) => path.replace(/\{[^}]+\}/g, "x_1");
 
 describe("the OpenAPI document", () => {
@@ -41,7 +66,7 @@ describe("the OpenAPI document", () => {
   });
 
   it("validates with @readme/openapi-parser", async () => {
-    const result = await validate(structuredClone(doc));
+    const result = await validate(structuredClone(doc) as unknown as Parameters<typeof validate>[0]);
     expect(result.valid ? "" : compileErrors(result)).toBe("");
   });
 
@@ -63,7 +88,7 @@ describe("the OpenAPI document", () => {
       expect(ids.has(op.operationId), op.operationId).toBe(false);
       ids.add(op.operationId);
       expect(op.tags?.length, `${method} ${path}`).toBeGreaterThan(0);
-      for (const tag of op.tags) expect(declared.has(tag), `${method} ${path} tag ${tag}`).toBe(true);
+      for (const tag of op.tags!) expect(declared.has(tag), `${method} ${path} tag ${tag}`).toBe(true);
       expect(op.summary, `${method} ${path}`).toBeTruthy();
     }
   });
@@ -72,7 +97,7 @@ describe("the OpenAPI document", () => {
     const acme = await tenantClient(runtime);
     for (const { path, method, op } of operations().filter(({ method }) => method !== "get" && method !== "post")) {
       const response = await acme.call(method.toUpperCase(), concrete(path), method === "delete" ? undefined : {});
-      const ifMatch = params(op).find((p: any) => p.in === "header" && p.name.toLowerCase() === "if-match");
+      const ifMatch = params(op).find((p) => p.in === "header" && p.name.toLowerCase() === "if-match");
       if (response.status === 428 || op.responses["428"]) {
         expect(ifMatch?.required, `${method} ${path}`).toBe(true);
         expect(op.responses["412"], `${method} ${path}`).toBeDefined();
@@ -82,7 +107,7 @@ describe("the OpenAPI document", () => {
   });
 
   it("declares a route public exactly when it answers without credentials", async () => {
-    for (const { path, method, op } of operations().filter(({ method, path }) => method === "get" && !path.includes("{"))) {
+    for (const { path, op } of operations().filter(({ method, path }) => method === "get" && !path.includes("{"))) {
       const response = await call(runtime, undefined, "GET", path);
       const security = op.security ?? doc.security ?? [];
       expect([path, response.status === 401], `${path} answered ${response.status}`).toEqual([path, security.length > 0]);
@@ -92,36 +117,36 @@ describe("the OpenAPI document", () => {
   it("documents the protocol's headers and statuses", () => {
     for (const { path, method, op } of operations()) {
       const secured = (op.security ?? doc.security).length > 0 || path.startsWith("/v1/ingest/");
-      for (const [status, response] of Object.entries<any>(op.responses)) {
+      for (const [status, response] of Object.entries(op.responses)) {
         expect(response.headers?.["X-Request-Id"], `${method} ${path} ${status}`).toBeDefined();
       }
       if (op.requestBody) expect(op.responses["413"], `${method} ${path}`).toBeDefined();
       if (secured) expect(op.responses["401"], `${method} ${path}`).toBeDefined();
       if (secured && method === "post" && !path.startsWith("/v1/ingest/")) {
         expect(
-          params(op).some((p: any) => p.name === "Idempotency-Key"),
+          params(op).some((p) => p.name === "Idempotency-Key"),
           `${method} ${path}`,
         ).toBe(true);
         expect(op.responses["422"], `${method} ${path}`).toBeDefined();
       }
     }
-    expect(doc.paths["/v1/devices"].post.responses["201"].headers).toHaveProperty("Location");
-    expect(doc.paths["/v1/devices/{id}"].get.responses["200"].headers).toHaveProperty("ETag");
-    expect(doc.paths["/v1/feed"].get.responses["304"].headers).toHaveProperty("simroot-feed-head");
-    expect(doc.paths["/v1/ingest/{sourceId}"].post.security.length).toBeGreaterThan(1);
+    expect(doc.paths["/v1/devices"]!.post!.responses["201"]!.headers).toHaveProperty("Location");
+    expect(doc.paths["/v1/devices/{id}"]!.get!.responses["200"]!.headers).toHaveProperty("ETag");
+    expect(doc.paths["/v1/feed"]!.get!.responses["304"]!.headers).toHaveProperty("simroot-feed-head");
+    expect(doc.paths["/v1/ingest/{sourceId}"]!.post!.security!.length).toBeGreaterThan(1);
   });
 
   it("answers 415 to a body that is not JSON, as documented", async () => {
     const acme = await tenantClient(runtime);
     const response = await acme.call("POST", "/v1/devices", "imsi=1", { "content-type": "application/x-www-form-urlencoded" });
     expect(response.status).toBe(415);
-    expect(doc.paths["/v1/devices"].post.responses["415"]).toBeDefined();
+    expect(doc.paths["/v1/devices"]!.post!.responses["415"]).toBeDefined();
   });
 
   it("generates a client (openapi-typescript, default options) that typechecks an integrator's valid requests", async () => {
     const dir = await mkdtemp(join(tmpdir(), "simroot-integrator-"));
     try {
-      await writeFile(join(dir, "generated-openapi.d.ts"), astToString(await openapiTS(structuredClone(doc))));
+      await writeFile(join(dir, "generated-openapi.d.ts"), astToString(await openapiTS(structuredClone(doc) as unknown as OpenAPI3)));
       const script = join(dir, "integrator.ts");
       await copyFile(new URL("./fixtures/integrator.ts", import.meta.url), script);
       const program = ts.createProgram([script], {

@@ -14,6 +14,15 @@ beforeAll(async () => {
 });
 afterAll(() => runtime.stop());
 
+/** What is read of `/openapi.json`: the operations' request bodies and the component schemas they refer to. */
+interface ApiDocument {
+  readonly paths: Record<
+    string,
+    Record<string, { readonly requestBody: { readonly content: Record<string, { readonly schema: unknown }> } }>
+  >;
+  readonly components: { readonly schemas: Record<string, unknown> };
+}
+
 /** Inlines `#/components/schemas/...` references so the validator needs nothing but the schema. */
 function resolved(node: unknown, components: Record<string, unknown>): unknown {
   if (Array.isArray(node)) return node.map((item) => resolved(item, components));
@@ -25,8 +34,8 @@ function resolved(node: unknown, components: Record<string, unknown>): unknown {
 
 describe("the device registration schema", () => {
   it("accepts and refuses what the server accepts and refuses", async () => {
-    const doc = (await (await runtime.app.request("/openapi.json")).json()) as any;
-    const schema = resolved(doc.paths["/v1/devices"].post.requestBody.content["application/json"].schema, doc.components.schemas);
+    const doc = (await (await runtime.app.request("/openapi.json")).json()) as ApiDocument;
+    const schema = resolved(doc.paths["/v1/devices"]!.post!.requestBody.content["application/json"]!.schema, doc.components.schemas);
     const validate = new Ajv2020({ strict: false, allErrors: true }).compile(schema as object);
     const tenant = await tenantClient(runtime, "strictness");
     let n = 0;
@@ -52,10 +61,10 @@ describe("the device registration schema", () => {
   });
 
   it("states the exactly-one and at-least-one rules of the other requests as the server applies them", async () => {
-    const doc = (await (await runtime.app.request("/openapi.json")).json()) as any;
+    const doc = (await (await runtime.app.request("/openapi.json")).json()) as ApiDocument;
     const ajv = new Ajv2020({ strict: false, allErrors: true });
     const bodyOf = (path: string, method: string) =>
-      ajv.compile(resolved(doc.paths[path][method].requestBody.content["application/json"].schema, doc.components.schemas) as object);
+      ajv.compile(resolved(doc.paths[path]![method]!.requestBody.content["application/json"]!.schema, doc.components.schemas) as object);
     const tenant = await tenantClient(runtime, "strictness-others");
     const device = (await tenant.call("POST", "/v1/devices", { imsi: "208015550099999" })).json;
     // Each body, judged by the documented schema and by the server.

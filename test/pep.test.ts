@@ -241,7 +241,10 @@ describe("a PEP on the live feed", () => {
       publicKeys: [credentials.publicKey],
       state,
       stream: true,
-      transport: (request) => (requests.push(request.url), get(request)),
+      transport: (request) => {
+        requests.push(request.url);
+        return get(request);
+      },
     });
     sync.start();
     try {

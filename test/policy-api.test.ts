@@ -1,3 +1,4 @@
+import type { Schema } from "@simroot/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
@@ -25,11 +26,11 @@ const blockTestNet = {
 const support = { cidr: "10.8.0.0/24", ports: [22], protocol: "tcp" };
 
 const minutes = (n: number) => new Date(Date.now() + n * 60_000).toISOString();
-const problemOf = (response: { status: number; headers: Headers; json: any }) => ({
+const problemOf = (response: { status: number; headers: Headers; json: Schema<"Problem"> | undefined }) => ({
   status: response.status,
   contentType: response.headers.get("content-type"),
   type: response.json?.type,
-  paths: (response.json?.errors ?? []).map((error: { path: string }) => error.path),
+  paths: (response.json?.errors ?? []).map((error) => error.path),
 });
 
 async function createPolicy(tenant: Tenant, rule: unknown) {

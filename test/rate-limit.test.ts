@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { Schema } from "@simroot/sdk";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startInstance, type Instance } from "./support/instances.ts";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
@@ -28,7 +29,7 @@ afterAll(async () => {
   await Promise.all([a?.stop(), b?.stop(), local?.stop()]);
 });
 
-async function http(
+async function http<Body = unknown>(
   base: string,
   token: string | undefined,
   method: string,
@@ -45,7 +46,7 @@ async function http(
     },
     body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
   });
-  return { status: response.status, headers: response.headers, json: (await response.json()) as any };
+  return { status: response.status, headers: response.headers, json: (await response.json()) as Body };
 }
 
 /** Sets the tenant's limits (If-Match on its revision). */
@@ -76,8 +77,8 @@ describe("rate limits across instances that share nothing", () => {
 
     const fifth = await http(b.url, busy, "GET", "/v1/devices");
     expect(fifth.status).toBe(200);
-    const refusedOnA = await http(a.url, busy, "GET", "/v1/devices");
-    const refusedOnB = await http(b.url, busy, "GET", "/v1/devices");
+    const refusedOnA = await http<Schema<"Problem">>(a.url, busy, "GET", "/v1/devices");
+    const refusedOnB = await http<Schema<"Problem">>(b.url, busy, "GET", "/v1/devices");
     for (const refused of [refusedOnA, refusedOnB]) {
       expect(refused.status).toBe(429);
       expect(refused.headers.get("content-type")).toBe("application/problem+json");
@@ -97,7 +98,11 @@ describe("rate limits across instances that share nothing", () => {
     const noisy = await create("noisy");
     const quiet = await create("quiet");
     await limit(tenant, { sourcePerMinute: 3 });
-    const post = (base: string, created: { source: { ingestPath: string }; credentials: { webhookSecret: string } }, n: number) => {
+    const post = <Body = unknown>(
+      base: string,
+      created: { source: { ingestPath: string }; credentials: { webhookSecret: string } },
+      n: number,
+    ) => {
       const text = JSON.stringify([
         {
           type: "device.reachability-changed",
@@ -108,7 +113,7 @@ describe("rate limits across instances that share nothing", () => {
           data: { reachable: true },
         },
       ]);
-      return http(
+      return http<Body>(
         base,
         undefined,
         "POST",
@@ -120,7 +125,7 @@ describe("rate limits across instances that share nothing", () => {
     const statuses = [];
     for (let n = 0; n < 5; n++) statuses.push((await post(n % 2 === 0 ? a.url : b.url, noisy, n)).status);
     expect(statuses).toEqual([202, 202, 202, 429, 429]);
-    const refused = await post(a.url, noisy, 9);
+    const refused = await post<Schema<"Problem">>(a.url, noisy, 9);
     expect(refused.json.type).toBe("urn:simroot:problem:rate.limited");
     expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     expect((await post(b.url, quiet, 0)).status).toBe(202);

@@ -74,9 +74,18 @@ function event(method: string, path: string, headers: Record<string, string>, bo
   };
 }
 
+/** A printed line: a Powertools log entry, or an EMF document (`_aws`) with each metric's value under its name. */
+interface LogLine {
+  readonly _aws?: {
+    readonly Timestamp: unknown;
+    readonly CloudWatchMetrics: readonly { readonly Namespace: string; readonly Dimensions: unknown; readonly Metrics: unknown }[];
+  };
+  readonly [field: string]: unknown;
+}
+
 const json = (line: string) => {
   try {
-    return JSON.parse(line) as Record<string, any>;
+    return JSON.parse(line) as LogLine;
   } catch {
     return undefined;
   }
@@ -90,12 +99,12 @@ function metricsSince(from: number) {
     expect(typeof doc._aws.Timestamp).toBe("number");
     const [directive, ...more] = doc._aws.CloudWatchMetrics;
     expect(more).toEqual([]);
-    expect(directive.Namespace).toBe(metricNamespace);
-    expect(directive.Dimensions).toEqual([["service"]]);
+    expect(directive!.Namespace).toBe(metricNamespace);
+    expect(directive!.Dimensions).toEqual([["service"]]);
     expect(doc.service).toBe("simroot-api");
-    for (const { Name, Unit } of directive.Metrics as { Name: MetricName; Unit: string }[]) {
+    for (const { Name, Unit } of directive!.Metrics as { Name: MetricName; Unit: string }[]) {
       expect(Unit).toBe(metricDefinitions[Name].unit);
-      values.set(Name, [...(values.get(Name) ?? []), ...[doc[Name]].flat()]);
+      values.set(Name, [...(values.get(Name) ?? []), ...[doc[Name] as number | number[]].flat()]);
     }
   }
   return values;

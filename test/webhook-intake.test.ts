@@ -3,6 +3,7 @@ import { generateKeyPairSync } from "node:crypto";
 import { CloudEvent, HTTP } from "cloudevents";
 import { Webhook } from "standardwebhooks";
 import twilio from "twilio";
+import type { Schema } from "@simroot/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
@@ -29,9 +30,9 @@ async function source(format: string, credentials?: Record<string, string>) {
   return created.json as { source: { ingestPath: string }; credentials: Record<string, string> };
 }
 
-const post = async (path: string, headers: Record<string, string>, body: string | Uint8Array) => {
+const post = async <Body = unknown>(path: string, headers: Record<string, string>, body: string | Uint8Array) => {
   const response = await runtime.app.request(path, { method: "POST", headers, body });
-  return { status: response.status, json: (await response.json()) as any };
+  return { status: response.status, json: (await response.json()) as Body };
 };
 
 describe("CloudEvents over HTTP, as the cloudevents SDK emits them", () => {
@@ -61,7 +62,11 @@ describe("CloudEvents over HTTP, as the cloudevents SDK emits them", () => {
       ["data_base64", { "content-type": "application/cloudevents+json" }, JSON.stringify(base64)],
     ] as const;
     for (const [mode, headers, body] of cases) {
-      const result = await post(camara.ingestPath, { ...(headers as Record<string, string>), ...auth }, body as string);
+      const result = await post<Schema<"IngestResult">>(
+        camara.ingestPath,
+        { ...(headers as Record<string, string>), ...auth },
+        body as string,
+      );
       expect([mode, result.status, result.json.rejected], JSON.stringify(result.json)).toEqual([mode, 202, []]);
       if (mode !== "no data") expect([mode, result.json.accepted[0]?.type]).toEqual([mode, "device.roaming-changed"]);
     }

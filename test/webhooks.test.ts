@@ -44,7 +44,12 @@ function receiver() {
   const next = (count: number) =>
     new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`only ${received.length} deliveries arrived`)), 90_000);
-      const check = () => (received.length >= count ? (clearTimeout(timer), resolve()) : waiters.push(check));
+      const check = () => {
+        if (received.length >= count) {
+          clearTimeout(timer);
+          resolve();
+        } else waiters.push(check);
+      };
       check();
     });
   return {

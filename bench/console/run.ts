@@ -30,14 +30,14 @@ await buildConsole();
 const runtime = await startLocalRuntime({ port: 0, logRequests: false });
 const { token } = await createTenantWithAdminKey(runtime.ports, "bench");
 const base = runtime.url!;
-const api = async (method: string, path: string, body?: unknown) => {
+const api = async <Body>(method: string, path: string, body?: unknown) => {
   const response = await fetch(`${base}${path}`, {
     method,
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
-  return response.json() as Promise<any>;
+  return response.json() as Promise<Body>;
 };
 
 console.log(`setting up: ${devices} devices, one source per format, background load`);
@@ -46,7 +46,7 @@ for (let i = 0; i < fleet.length; i += 10) {
   await Promise.all(
     fleet.slice(i, i + 10).map(async (device) => {
       device.id = (
-        await api("POST", "/v1/devices", {
+        await api<{ id: string }>("POST", "/v1/devices", {
           name: device.name,
           eid: device.eid,
           iccids: [device.iccid],
@@ -61,7 +61,7 @@ for (let i = 0; i < fleet.length; i += 10) {
 }
 const sources: Record<string, DemoSource> = {};
 for (const format of ["simroot", "camara", "nef", "datastreamer", "supersim", "eim"]) {
-  const created = await api("POST", "/v1/sources", {
+  const created = await api<{ source: { id: string }; credentials: DemoSource["credentials"] }>("POST", "/v1/sources", {
     name: format,
     format,
     ...(format === "supersim" ? { credentials: { twilioAuthToken: "bench-twilio-auth-token-012345" } } : {}),
@@ -87,7 +87,7 @@ for (let round = 0; round < 5; round++) {
   const started = performance.now();
   let cursor: string | undefined;
   do {
-    const page = await api("GET", `/v1/devices?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    const page = await api<{ next?: string }>("GET", `/v1/devices?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
     cursor = page.next;
   } while (cursor);
   apiRead.push(performance.now() - started);
@@ -122,6 +122,8 @@ await page.evaluate(`
     for (const match of document.body.textContent.match(/bench-\\d+-\\d+/g) ?? []) globalThis.__seen[match] ??= Date.now();
   }).observe(document.body, { childList: true, subtree: true, characterData: true });
 `);
+/** The page's global, with the stamps the observer above keeps. */
+type Stamped = typeof globalThis & { __seen: Record<string, number> };
 const appear: number[] = [];
 const answered: number[] = [];
 for (let round = 0; round < rounds; round++) {
@@ -130,7 +132,7 @@ for (let round = 0; round < rounds; round++) {
   let t0 = 0;
   // The background load changes devices too: a stale ETag (412) is read again and retried.
   for (let attempt = 0; ; attempt++) {
-    const current = await api("GET", `/v1/devices/${device.id}`);
+    const current = await api<{ revision: number }>("GET", `/v1/devices/${device.id}`);
     t0 = Date.now();
     const response = await fetch(`${base}/v1/devices/${device.id}`, {
       method: "PATCH",
@@ -141,8 +143,8 @@ for (let round = 0; round < rounds; round++) {
     if (response.status !== 412 || attempt === 5) throw new Error(`PATCH: ${response.status} ${await response.text()}`);
   }
   answered.push(Date.now() - t0);
-  await page.waitForFunction((marker) => (globalThis as any).__seen[marker] !== undefined, name, { timeout: 30_000 });
-  appear.push((await page.evaluate((marker) => (globalThis as any).__seen[marker] as number, name)) - t0);
+  await page.waitForFunction((marker) => (globalThis as Stamped).__seen[marker] !== undefined, name, { timeout: 30_000 });
+  appear.push((await page.evaluate((marker) => (globalThis as Stamped).__seen[marker] as number, name)) - t0);
   await new Promise((resolve) => setTimeout(resolve, 200));
 }
 

@@ -9,10 +9,16 @@ import { warmBaselines } from "./warm.ts";
 
 const kib = (item: unknown) => Math.max(1, Math.ceil(Buffer.byteLength(JSON.stringify(item ?? {})) / 1024));
 
+/** What is read of the inputs of the commands counted: the items they write. */
+interface WriteInput {
+  readonly Item?: unknown;
+  readonly TransactItems?: readonly { readonly Put?: { readonly Item?: unknown }; readonly Update?: unknown; readonly Delete?: unknown }[];
+}
+
 function counting(ports: Ports) {
   const counted = { wcu: 0 };
   const db = {
-    send: (command: { input: Record<string, any>; constructor: { name: string } }) => {
+    send: (command: { input: WriteInput; constructor: { name: string } }) => {
       const input = command.input;
       switch (command.constructor.name) {
         case "PutCommand":
@@ -23,7 +29,7 @@ function counting(ports: Ports) {
           counted.wcu += 1;
           break;
         case "TransactWriteCommand":
-          for (const item of input.TransactItems) counted.wcu += 2 * kib(item.Put?.Item ?? item.Update ?? item.Delete);
+          for (const item of input.TransactItems!) counted.wcu += 2 * kib(item.Put?.Item ?? item.Update ?? item.Delete);
           break;
       }
       return ports.db.send(command as never);

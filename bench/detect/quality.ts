@@ -93,7 +93,7 @@ function staticDetector(): Detector {
         alarms.push(...alarm("denied-burst"));
       return alarms;
     }
-    const data = item.data as Record<string, any>;
+    const data = item.data as { bearer?: unknown; allowed?: unknown; previousImei?: unknown; cause?: { sourceType?: unknown } };
     if ((item.type === "sim.attached" || item.type === "bearer.switched") && data.bearer !== "cellular") return alarm("unexpected-bearer");
     if (item.type === "device.roaming-changed" && data.allowed === false) return alarm("geofence");
     if (item.type === "device.equipment-changed" && data.previousImei) return alarm("imei-change");

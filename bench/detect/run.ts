@@ -46,19 +46,19 @@ type Runtime = Awaited<ReturnType<typeof startLocalRuntime>>;
 
 async function latency(runtime: Runtime) {
   const url = runtime.url!;
-  const api = async (token: string, path: string, body?: unknown) => {
+  const api = async <Body>(token: string, path: string, body?: unknown) => {
     const response = await fetch(`${url}${path}`, {
       method: body === undefined ? "GET" : "POST",
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     if (!response.ok) throw new Error(`${path} answered ${response.status}: ${await response.text()}`);
-    return response.json() as Promise<Record<string, any>>;
+    return response.json() as Promise<Body>;
   };
   const { tenant, token: adminToken } = await createTenantWithAdminKey(runtime.ports, "detect");
   const devices = (await seedFleet(runtime.ports, tenant.id, 1000)).map((device) => device.id);
-  const pepToken = (await api(adminToken, "/v1/keys", { name: "edge", role: "pep" })).token as string;
-  const publicKeyPem = (await api(pepToken, "/v1/feed/keys")).keys[0].publicKeyPem as string;
+  const pepToken = (await api<{ token: string }>(adminToken, "/v1/keys", { name: "edge", role: "pep" })).token;
+  const publicKeyPem = (await api<{ keys: { publicKeyPem: string }[] }>(pepToken, "/v1/feed/keys")).keys[0]!.publicKeyPem;
   await api(adminToken, "/v1/automation/rules", {
     name: "contain unknown destinations",
     pattern: { source: ["simroot"], "detail-type": ["anomaly.detected"], detail: { data: { kind: ["new-destination"] } } },
@@ -75,7 +75,11 @@ async function latency(runtime: Runtime) {
     {
       ...setup,
       trigger: async (deviceId) => {
-        const answer = await api(pepToken, "/v1/flows", oddReport([deviceId], `c2-${deviceId.slice(-6).toLowerCase()}.example.net`));
+        const answer = await api<{ anomalies: number }>(
+          pepToken,
+          "/v1/flows",
+          oddReport([deviceId], `c2-${deviceId.slice(-6).toLowerCase()}.example.net`),
+        );
         if (answer.anomalies !== 1) throw new Error(`the report caused ${answer.anomalies} anomalies`);
       },
     },

@@ -111,7 +111,7 @@ export function* generateTrace(options: TraceOptions, injected: Injected[]): Gen
           bytes,
         });
       const volume = model.meanBytes * daily * Math.exp(gauss() * 0.3) * (rand() < 0.002 ? 3 : 1);
-      model.destinations.forEach((destination) => flow(destination, Math.round(volume / model.destinations.length)));
+      for (const destination of model.destinations) flow(destination, Math.round(volume / model.destinations.length));
       if (rand() < 0.003) flow(segments[model.segment]![Math.floor(rand() * 8)]!, 2_000);
       if (rollouts.get(model.segment) === w) flow(`s${model.segment}-firmware.example.com`, 500_000);
       const denied = rand() < 0.001 ? 8 + Math.floor(rand() * 8) : rand() < 0.05 ? 1 + Math.floor(rand() * 2) : 0;

@@ -31,13 +31,13 @@ const runtime = await startLocalRuntime({
   ...(process.env.DYNAMODB_ENDPOINT ? { dynamoEndpoint: process.env.DYNAMODB_ENDPOINT } : {}),
 });
 const url = runtime.url!;
-const api = async (token: string, path: string, init: RequestInit = {}) => {
+const api = async <Body>(token: string, path: string, init: RequestInit = {}) => {
   const response = await fetch(`${url}${path}`, {
     ...init,
     headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
   });
   if (!response.ok) throw new Error(`${path} answered ${response.status}`);
-  return response.json() as Promise<Record<string, any>>;
+  return response.json() as Promise<Body>;
 };
 
 try {
@@ -55,9 +55,10 @@ try {
 async function revocation() {
   const { tenant, token: adminToken } = await createTenantWithAdminKey(runtime.ports, "revocation");
   const devices = await seedFleet(runtime.ports, tenant.id, 1000);
-  const pepToken = (await api(adminToken, "/v1/keys", { method: "POST", body: JSON.stringify({ name: "edge", role: "pep" }) }))
-    .token as string;
-  const publicKeyPem = (await api(pepToken, "/v1/feed/keys")).keys[0].publicKeyPem as string;
+  const pepToken = (
+    await api<{ token: string }>(adminToken, "/v1/keys", { method: "POST", body: JSON.stringify({ name: "edge", role: "pep" }) })
+  ).token;
+  const publicKeyPem = (await api<{ keys: { publicKeyPem: string }[] }>(pepToken, "/v1/feed/keys")).keys[0]!.publicKeyPem;
   const setup = { url, adminToken, pepToken, tenantId: tenant.id, publicKeyPem, deviceIds: devices.map((device) => device.id) };
   console.log(
     `revocation: ${workers} processes x ${perWorker} PEP sync clients, ${rounds} revocations measured each way after ${warmup} not counted...`,
@@ -132,7 +133,10 @@ async function perSize() {
         stdio: ["ignore", "inherit", "inherit", "ipc"],
       });
       child.send({ url, apiKey: measured.pepToken, tenantId: measured.tenantId, publicKeyPem: measured.publicKeyPem });
-      child.once("message", (message: { heap: number; snapshotBytes: number; devices: number }) => (child.kill(), resolve(message)));
+      child.once("message", (message: { heap: number; snapshotBytes: number; devices: number }) => {
+        child.kill();
+        resolve(message);
+      });
       child.once("exit", (code) => code && reject(new Error(`memory child exited ${code}`)));
     });
     console.log(`seeded in ${measured.seededSeconds.toFixed(1)} s`);

@@ -32,14 +32,14 @@ const tailscale = await startHttpCollector(() => ({ status: 200, body: {} }), { 
 const tailscaleAll = await startHttpCollector(() => ({ status: 200, body: {} }), { latencyMs });
 try {
   const { tenant, token } = await createTenantWithAdminKey(runtime.ports, "bench");
-  const call = async (method: string, path: string, body?: unknown) => {
+  const call = async <Body>(method: string, path: string, body?: unknown) => {
     const response = await runtime.app.request(path, {
       method,
       headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
       body: JSON.stringify(body),
     });
     if (!response.ok) throw new Error(`${path} answered ${response.status}`);
-    return response.json() as Promise<Record<string, any>>;
+    return response.json() as Promise<Body>;
   };
   const client = (endpoint: string) =>
     new IoTClient({ endpoint, region: "eu-west-1", credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" } });
@@ -51,7 +51,9 @@ try {
   const devices: string[] = [];
   for (let index = 0; index < deviceCount; index++) {
     const imsi = `2080199${String(index).padStart(8, "0")}`;
-    devices.push((await call("POST", "/v1/devices", { imsi, labels: { fleet: "meters", "tailscale/node": `n${index}CNTRL` } })).id);
+    devices.push(
+      (await call<{ id: string }>("POST", "/v1/devices", { imsi, labels: { fleet: "meters", "tailscale/node": `n${index}CNTRL` } })).id,
+    );
   }
   const seen = new Set<string>();
   const fresh = async () => {

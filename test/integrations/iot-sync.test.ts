@@ -83,6 +83,7 @@ describe("the AWS IoT Core integration", () => {
     const policy = JSON.parse(iot.policies.get("simroot-quarantine")!);
     expect(policy.Statement[0]).toMatchObject({
       Effect: "Deny",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: the IoT policy variable, literally as the policy document holds it
       NotResource: ["arn:aws:iot:*:*:topic/quarantine/${iot:Connection.Thing.ThingName}/*"],
     });
     // The group move is one batched call (UpdateThingGroupsForThing), not an add and a remove.

@@ -148,7 +148,7 @@ const ports = portsFor(db, tableNames(process.env.TABLE_PREFIX), publisher, unde
 });
 const signer = await fileSigner(process.env.SIGNING_KEY!);
 
-type Request = { id: number; op: string; args: any };
+type Request = { id: number; op: string; args: unknown };
 const failure = (error: unknown) => `error:${isSimrootError(error) ? `${error.code} ${error.message}` : String((error as Error).message)}`;
 
 async function applyPacked(events: DomainEvent[], batch: number, lanes: number) {
@@ -178,7 +178,8 @@ async function applyPacked(events: DomainEvent[], batch: number, lanes: number) 
   return outcomes;
 }
 
-const ops: Record<string, (args: any) => Promise<unknown>> = {
+/** The operations the harness runs here, each given the arguments it takes (IPC carries no types: see `run` below). */
+const ops: Record<string, (args: never) => Promise<unknown>> = {
   /** What this instance asked of the store so far (see `countStoreCalls`), and how many items a lagging read answered older. */
   async storeCalls() {
     return { ...storeCalls, readsBy: { ...storeCalls.readsBy }, eventualLagged: eventualLag?.count ?? 0 };
@@ -259,7 +260,8 @@ const ops: Record<string, (args: any) => Promise<unknown>> = {
 process.on("message", (request: Request) => {
   const run = ops[request.op];
   if (!run) return process.send?.({ kind: "reply", id: request.id, error: `no op ${request.op}` });
-  run(request.args).then(
+  // The harness sends each op the arguments that op takes.
+  run(request.args as never).then(
     (value) => process.send?.({ kind: "reply", id: request.id, value }),
     (error: unknown) => process.send?.({ kind: "reply", id: request.id, error: String((error as Error)?.stack ?? error) }),
   );

@@ -32,6 +32,12 @@ export interface ClusterOptions {
   readonly tablePrefix?: string;
 }
 
+/** What an instance sends the harness over IPC (see cluster-node.ts). */
+type InstanceMessage =
+  | { readonly kind: "ready" }
+  | { readonly kind: "published"; readonly events: DomainEvent[] }
+  | { readonly kind: "reply"; readonly id: number; readonly value?: unknown; readonly error?: string };
+
 const nodeScript = fileURLToPath(new URL("./cluster-node.ts", import.meta.url));
 
 export async function startCluster(options: ClusterOptions) {
@@ -58,12 +64,12 @@ export async function startCluster(options: ClusterOptions) {
       },
       stdio: ["ignore", "inherit", "inherit", "ipc"],
     });
-    const replies = new Map<number, { resolve: (value: any) => void; reject: (error: Error) => void }>();
+    const replies = new Map<number, { resolve: (value: unknown) => void; reject: (error: Error) => void }>();
     const published: DomainEvent[] = [];
     let next = 0;
     const ready = new Promise<void>((resolve, reject) => {
       child.once("exit", (code) => reject(new Error(`instance exited with ${code}`)));
-      child.on("message", (message: any) => {
+      child.on("message", (message: InstanceMessage) => {
         if (message.kind === "ready") resolve();
         else if (message.kind === "published") published.push(...message.events);
         else if (message.kind === "reply") {
@@ -77,12 +83,13 @@ export async function startCluster(options: ClusterOptions) {
     await ready;
     const instance: Instance = {
       published,
-      call(op, args) {
+      call<Value>(op: string, args?: unknown) {
         const id = next++;
-        return new Promise((resolve, reject) => {
+        // The op's answer, as the instance returned it.
+        return new Promise<unknown>((resolve, reject) => {
           replies.set(id, { resolve, reject });
           child.send({ id, op, args });
-        });
+        }) as Promise<Value>;
       },
       async stop() {
         if (child.exitCode !== null) return;

@@ -10,7 +10,7 @@ import { securitySchemes } from "./openapi-security.ts";
 import { problemResponse } from "./problem.ts";
 
 /** Routes of one part of the API, given the app's options. */
-export type RouteGroup = (options: AppOptions) => Hono<any>;
+export type RouteGroup = (options: AppOptions) => Hono<AppEnv>;
 
 /**
  * An HTTP app serving the given route groups, with what every route shares: request ids and

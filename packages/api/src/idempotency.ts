@@ -14,9 +14,12 @@ const sha256 = (text: string) => createHash("sha256").update(text).digest("base6
  * credential (`scope`): this runs after authentication, so no body is read for a stranger.
  * Responses of 5xx, 401 and 403 are not kept, so the retry acts.
  */
-export async function idempotent(c: Context<AppEnv>, scope: string, next: Next): Promise<Response | void> {
+export async function idempotent(c: Context<AppEnv>, scope: string, next: Next): Promise<Response | undefined> {
   const key = c.req.header("idempotency-key");
-  if (c.req.method !== "POST" || key === undefined) return next();
+  if (c.req.method !== "POST" || key === undefined) {
+    await next();
+    return;
+  }
   if (!keyPattern.test(key)) {
     throw new SimrootError("request.invalid_idempotency_key", "input", "Idempotency-Key is 1 to 255 printable ASCII characters");
   }

@@ -6,9 +6,30 @@
  * idempotency), and request schemas whose defaulted fields generated clients may omit.
  * `test/openapi-contract.test.ts` holds the result to the linters and to the server's behaviour.
  */
-type Json = Record<string, any>;
-
 const methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
+
+/** The parts of the generated document read or written here; everything else is carried as it is. */
+type Schema = { properties?: Record<string, Schema>; required?: string[]; default?: unknown; description?: string; [key: string]: unknown };
+type Response = { $ref?: string; description?: string; headers?: Record<string, unknown>; [key: string]: unknown };
+type Operation = {
+  operationId?: string;
+  tags?: string[];
+  security?: unknown[];
+  parameters?: unknown[];
+  requestBody?: unknown;
+  responses: Record<string, Response>;
+  [key: string]: unknown;
+};
+type PathItem = { [method in (typeof methods)[number]]?: Operation };
+type OpenApiDocument = {
+  paths?: Record<string, PathItem>;
+  components?: { headers?: Record<string, unknown>; parameters?: Record<string, unknown>; schemas?: Record<string, Schema> };
+  security?: unknown[];
+  servers?: readonly object[];
+  tags?: { name: string; description?: string }[];
+  webhooks?: Record<string, unknown>;
+  [key: string]: unknown;
+};
 
 const tagDescriptions: Record<string, string> = {
   health: "Liveness of the store and the bus (public)",
@@ -42,17 +63,17 @@ const problemSchemaRef = { $ref: "#/components/schemas/Problem" };
 
 const problem = (description: string) => ({ description, content: { "application/problem+json": { schema: problemSchemaRef } } });
 
-export function completeDocument(document: Json, options: { readonly servers?: readonly Json[] } = {}): Json {
-  const doc = structuredClone(document);
+export function completeDocument(document: object, options: { readonly servers?: readonly object[] } = {}): OpenApiDocument {
+  const doc = structuredClone(document) as OpenApiDocument;
   doc.servers = options.servers ?? [{ url: "/", description: "This deployment (the document is served by the API itself)" }];
   doc.components ??= {};
   doc.components.headers = { ...doc.components.headers, ...protocolHeaders };
   doc.components.parameters = { ...doc.components.parameters, IdempotencyKey: idempotencyKeyParameter };
   const tags = new Set<string>();
   const operationIds = new Set<string>();
-  for (const [path, item] of Object.entries<Json>(doc.paths ?? {})) {
+  for (const [path, item] of Object.entries(doc.paths ?? {})) {
     for (const method of methods) {
-      const operation = item[method] as Json | undefined;
+      const operation = item[method];
       if (!operation) continue;
       operation.operationId ??= derivedOperationId(method, path);
       if (operationIds.has(operation.operationId)) throw new Error(`duplicate operationId ${operation.operationId}`);
@@ -67,9 +88,9 @@ export function completeDocument(document: Json, options: { readonly servers?: r
   return doc;
 }
 
-function completeOperation(doc: Json, path: string, method: string, operation: Json) {
+function completeOperation(doc: OpenApiDocument, path: string, method: string, operation: Operation) {
   const secured = operation.security === undefined ? (doc.security ?? []).length > 0 : operation.security.length > 0;
-  const responses = operation.responses as Json;
+  const responses = operation.responses;
   const writes = method === "post" || method === "put" || method === "patch";
   if (operation.requestBody) responses["413"] ??= problem("The body is larger than 1 MiB");
   if (operation.requestBody && writes && !path.startsWith("/v1/ingest/"))
@@ -88,12 +109,12 @@ function completeOperation(doc: Json, path: string, method: string, operation: J
     responses["409"].description += "; or a request with this Idempotency-Key is still in progress";
     responses["422"] ??= problem("This Idempotency-Key was used with another request");
   }
-  for (const [status, response] of Object.entries<Json>(responses)) {
+  for (const [status, response] of Object.entries(responses)) {
     if (response.$ref) continue;
-    const headers: Json = { "X-Request-Id": header("RequestId"), ...response.headers };
+    const headers: Record<string, unknown> = { "X-Request-Id": header("RequestId"), ...response.headers };
     const success = status.startsWith("2");
     if (success && carriesEtag(path, method, status)) headers["ETag"] = header("ETag");
-    if (status === "201" && doc.paths[`${path}/{id}`]?.get) headers["Location"] = header("Location");
+    if (status === "201" && doc.paths?.[`${path}/{id}`]?.get) headers["Location"] = header("Location");
     if (success && secured && method === "post") headers["Idempotent-Replayed"] = header("IdempotentReplayed");
     if (secured && status !== "401" && status !== "403") {
       headers.RateLimit ??= header("RateLimit");
@@ -119,13 +140,13 @@ function carriesEtag(path: string, method: string, status: string): boolean {
  * property that has a `default` as present, which is right for responses and wrong for the
  * component schemas requests use. Those defaults move into the description.
  */
-function optionalDefaultsInRequests(doc: Json) {
+function optionalDefaultsInRequests(doc: OpenApiDocument) {
   const schemas = doc.components?.schemas ?? {};
   const requestSchemas = new Set<string>();
   const visit = (node: unknown) => {
     if (Array.isArray(node)) return node.forEach(visit);
     if (!node || typeof node !== "object") return;
-    const ref = (node as Json).$ref;
+    const ref = (node as { $ref?: unknown }).$ref;
     if (typeof ref === "string" && ref.startsWith("#/components/schemas/")) {
       const name = ref.slice("#/components/schemas/".length);
       if (!requestSchemas.has(name)) {
@@ -135,17 +156,17 @@ function optionalDefaultsInRequests(doc: Json) {
     }
     Object.values(node).forEach(visit);
   };
-  for (const item of Object.values<Json>(doc.paths ?? {})) {
+  for (const item of Object.values(doc.paths ?? {})) {
     for (const method of methods) if (item[method]?.requestBody) visit(item[method].requestBody);
   }
   const strip = (node: unknown) => {
     if (Array.isArray(node)) return node.forEach(strip);
     if (!node || typeof node !== "object") return;
-    const schema = node as Json;
+    const schema = node as Schema;
     if (schema.properties && typeof schema.properties === "object") {
-      for (const [name, property] of Object.entries<Json>(schema.properties)) {
+      for (const [name, property] of Object.entries(schema.properties)) {
         if (property && typeof property === "object" && "default" in property) {
-          if (Array.isArray(schema.required)) schema.required = schema.required.filter((field: string) => field !== name);
+          if (Array.isArray(schema.required)) schema.required = schema.required.filter((field) => field !== name);
           if (schema.required?.length === 0) delete schema.required;
           const note = `Default: \`${JSON.stringify(property.default)}\`.`;
           property.description = property.description ? `${property.description}. ${note}` : note;

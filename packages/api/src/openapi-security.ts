@@ -11,6 +11,7 @@ export const securitySchemes = {
     description:
       "Format `simroot`: Standard Webhooks 1.0: `webhook-id`, `webhook-timestamp` (within 5 minutes) and `webhook-signature` " +
       "(`v1,<base64 HMAC-SHA256>` keyed with the source's `whsec_` secret, or `v1a,<base64 Ed25519>` for its `whpk_` key) " +
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: documentation text naming the signed content, not a template
       "over `${webhook-id}.${webhook-timestamp}.${raw body bytes}`.",
   },
   sourceBearer: {

@@ -13,23 +13,23 @@
  * (`contracts.ts`); the app serves that checked-in file (`documents.ts`), and
  * `test/openapi-contract.test.ts` fails when it differs from what the routes say.
  */
-import type { createRoute as typedCreateRoute, OpenAPIHono as TypedOpenAPIHono } from "@hono/zod-openapi";
+import type { RouteConfig, createRoute as typedCreateRoute, OpenAPIHono as TypedOpenAPIHono } from "@hono/zod-openapi";
 import { zValidator } from "@hono/zod-validator";
-import type { Context, MiddlewareHandler, Next } from "hono";
+import type { Context, Env, MiddlewareHandler, Next, Schema } from "hono";
+import type { HonoBase } from "hono/hono-base";
+import type { ZodType } from "zod";
 import { Hono } from "./hono-app.ts";
 import { HTTPException } from "hono/http-exception";
 
-type Json = Record<string, any>;
-
 /** One entry of what the generator reads (`@asteasolutions/zod-to-openapi`'s registry definitions). */
 export type RouteDefinition =
-  | { readonly type: "route"; readonly route: Json }
+  | { readonly type: "route"; readonly route: RouteConfig }
   | { readonly type: "component"; readonly componentType: string; readonly name: string; readonly component: unknown };
 
 /** The part of zod-to-openapi's `OpenAPIRegistry` the app uses: it records, nothing more. */
 class DefinitionList {
   readonly definitions: RouteDefinition[] = [];
-  registerPath(route: Json) {
+  registerPath(route: RouteConfig) {
     this.definitions.push({ type: "route", route });
   }
   registerComponent(componentType: string, name: string, component: unknown) {
@@ -38,10 +38,10 @@ class DefinitionList {
   }
 }
 
-type Hook = (result: Json, c: Context) => unknown;
+type Hook = (result: unknown, c: Context) => unknown;
 
-const isZod = (value: unknown): boolean =>
-  typeof value === "object" && value !== null && typeof (value as Json).safeParseAsync === "function";
+const isZod = (value: unknown): value is ZodType =>
+  typeof value === "object" && value !== null && typeof (value as { safeParseAsync?: unknown }).safeParseAsync === "function";
 
 const isJsonType = (type: string) => /^application\/([a-z-.]+\+)?json/i.test(type);
 const jsonRequest = /^application\/([a-z-.]+\+)?json(;\s*[a-zA-Z0-9-]+=([^;]+))*$/i;
@@ -70,7 +70,7 @@ async function hasBody(c: Context): Promise<boolean> {
   }
 }
 
-class RouteTable extends Hono<any> {
+class RouteTable extends Hono {
   readonly openAPIRegistry = new DefinitionList();
   readonly defaultHook: Hook | undefined;
   #parent: RouteTable | undefined;
@@ -85,20 +85,21 @@ class RouteTable extends Hono<any> {
     return undefined;
   }
 
-  openapi = ({ middleware, hide, ...route }: Json, handler: MiddlewareHandler, hook?: Hook) => {
+  openapi = ({ middleware, hide, ...route }: RouteConfig, handler: MiddlewareHandler, hook?: Hook) => {
     if (!hide) this.openAPIRegistry.registerPath(route);
     const effectiveHook: Hook = hook ?? ((result, c) => this.#hook()?.(result, c));
     const validators: MiddlewareHandler[] = [];
-    const request = route.request as Json | undefined;
+    const request = route.request;
     for (const [part, target] of [
       ["query", "query"],
       ["params", "param"],
       ["headers", "header"],
       ["cookies", "cookie"],
     ] as const) {
-      if (request?.[part]) validators.push(zValidator(target, request[part], effectiveHook as never) as MiddlewareHandler);
+      // The routes declare each part as one zod object (never the list of header schemas the type also allows).
+      if (request?.[part]) validators.push(zValidator(target, request[part] as ZodType, effectiveHook as never) as MiddlewareHandler);
     }
-    const content = request?.body?.content as Json | undefined;
+    const content: Partial<Record<string, { readonly schema?: unknown; readonly $ref?: string }>> | undefined = request?.body?.content;
     if (content) {
       const declared = Object.keys(content);
       if (declared.some((type) => isZod(content[type]?.schema) && isJsonType(type))) {
@@ -128,9 +129,15 @@ class RouteTable extends Hono<any> {
     return this;
   };
 
-  override route(path: string, app: Hono<any>) {
-    super.route(path, app);
-    if (!(app instanceof RouteTable)) return this;
+  override route<
+    SubPath extends string,
+    SubEnv extends Env,
+    SubSchema extends Schema,
+    SubBasePath extends string,
+    SubCurrentPath extends string,
+  >(path: SubPath, app: HonoBase<SubEnv, SubSchema, SubBasePath, SubCurrentPath>) {
+    const routed = super.route(path, app);
+    if (!(app instanceof RouteTable)) return routed;
     app.#parent ??= this;
     const prefix = path.replaceAll(/:([^/]+)/g, "{$1}").replace(/\/$/, "");
     for (const definition of app.openAPIRegistry.definitions) {
@@ -138,13 +145,13 @@ class RouteTable extends Hono<any> {
         this.openAPIRegistry.registerPath({ ...definition.route, path: `${prefix}${definition.route.path}` });
       else this.openAPIRegistry.registerComponent(definition.componentType, definition.name, definition.component);
     }
-    return this;
+    return routed;
   }
 }
 
 /** `OpenAPIHono` of `@hono/zod-openapi` (its types), run by `RouteTable`: the document comes from `npm run contracts`. */
 export const OpenAPIHono = RouteTable as unknown as typeof TypedOpenAPIHono;
-export type OpenAPIHono<E extends object = any> = TypedOpenAPIHono<E extends import("hono").Env ? E : any>;
+export type OpenAPIHono<E extends Env = Env> = TypedOpenAPIHono<E>;
 
 /** `createRoute` of `@hono/zod-openapi`: the definition, and the Hono path (`/v1/devices/:id`) it routes. */
 export const createRoute: typeof typedCreateRoute = (config) =>

@@ -32,13 +32,19 @@ export interface GrantViolation {
 /** What IAM checks for each item of `TransactWriteItems` and `TransactGetItems`. */
 const transactItems: Readonly<Record<string, string>> = { ...transactWriteItemActions, Get: "GetItem" };
 
-type Input = Record<string, any>;
+/** What a DynamoDB request names a table by: its `TableName`, each transaction item's, its batch's keys. */
+type TableRequest = { readonly TableName?: string };
+type Input = {
+  readonly TableName?: unknown;
+  readonly TransactItems?: readonly Readonly<Record<string, TableRequest>>[];
+  readonly RequestItems?: Readonly<Record<string, unknown>>;
+};
 
 /** The (action, table name) pairs IAM checks for one request. */
 function requested(command: string, input: Input): { action: string; table: string }[] {
   if (command === "TransactWriteItemsCommand" || command === "TransactGetItemsCommand") {
-    return (input.TransactItems as Input[]).flatMap((item) =>
-      Object.entries(item).map(([kind, body]) => ({ action: transactItems[kind] ?? kind, table: (body as Input).TableName as string })),
+    return input.TransactItems!.flatMap((item) =>
+      Object.entries(item).map(([kind, body]) => ({ action: transactItems[kind] ?? kind, table: body.TableName as string })),
     );
   }
   if (command === "BatchGetItemCommand" || command === "BatchWriteItemCommand") {
@@ -108,7 +114,7 @@ export function enforceGrants(
     try {
       if (name !== undefined) {
         for (const item of change.writes) {
-          for (const [kind, body] of Object.entries(item)) check(name, transactItems[kind] ?? kind, (body as Input).TableName as string);
+          for (const [kind, body] of Object.entries(item)) check(name, transactItems[kind] ?? kind, body.TableName as string);
         }
         for (const { action, table } of ledgerNeeds) check(name, action, tableNames[table]);
       }

@@ -15,6 +15,7 @@ import {
   DescribeStreamCommand,
   DynamoDBStreamsClient,
   GetRecordsCommand,
+  type GetRecordsCommandOutput,
   GetShardIteratorCommand,
   type _Record,
   type Shard,
@@ -222,7 +223,7 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
       await savePosition(state, true);
       return false;
     }
-    let answer;
+    let answer: GetRecordsCommandOutput;
     try {
       answer = await streams.send(new GetRecordsCommand({ ShardIterator: state.iterator, Limit: 1000 }));
     } catch (error) {

@@ -106,7 +106,10 @@ export function nodeGet(options: { readonly maxBodyBytes?: number } = {}): FeedG
       const request = client.get(target, { agent, headers, signal });
       const timer = setTimeout(() => request.destroy(new Error(`The feed did not answer within ${timeoutMs} ms`)), timeoutMs);
       request.once("close", () => clearTimeout(timer));
-      request.once("error", (error) => (clearTimeout(timer), reject(error)));
+      request.once("error", (error) => {
+        clearTimeout(timer);
+        reject(error);
+      });
       request.once("response", (response) => {
         const header = (name: string) => {
           const value = response.headers[name.toLowerCase()];

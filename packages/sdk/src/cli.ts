@@ -42,7 +42,6 @@ export interface Io {
 }
 
 const title = (command: Command) => (command.name ? `${command.group} ${command.name}` : command.group);
-const groups = () => [...new Set(commands.map((command) => command.group))];
 
 function optionLines(options: Readonly<Record<string, OptionSpec>>): string[] {
   const rows = Object.entries(options).map(

@@ -23,17 +23,19 @@ export type HttpClient = Client<paths, Media>;
 export type HttpMethod = "get" | "put" | "post" | "delete" | "patch";
 export type PathsWith<M extends HttpMethod> = ClientPathsWithMethod<HttpClient, M>;
 
-type RequiredKeysOf<T> = { [K in keyof T]-?: {} extends Pick<T, K> ? never : K }[keyof T];
+/** No keys: the empty object type (`{}`, which as a type would also admit every non-nullish value). */
+type NoKeys = Record<never, never>;
+type RequiredKeysOf<T> = { [K in keyof T]-?: NoKeys extends Pick<T, K> ? never : K }[keyof T];
 /** The init argument is optional exactly when nothing in it is required (as in openapi-fetch). */
 type InitArgs<Init> = RequiredKeysOf<Init> extends never ? [init?: Init] : [init: Init];
 type Operation<P, M extends HttpMethod> = P extends keyof paths ? (M extends keyof paths[P] ? paths[P][M] : never) : never;
 
 /** What a successful call returns: the 2xx body of the operation, per `parseAs`. */
-export type ResponseData<P, M extends HttpMethod, Init = {}> =
+export type ResponseData<P, M extends HttpMethod, Init = NoKeys> =
   Operation<P, M> extends infer Op extends Record<string | number, unknown> ? NonNullable<FetchResponse<Op, Init, Media>["data"]> : never;
 
 /** Calls a route and returns its 2xx body, or throws `SimrootApiError`. */
-export type Call<M extends HttpMethod, Extra = {}> = <P extends PathsWith<M>, Init extends MaybeOptionalInit<paths[P], M>>(
+export type Call<M extends HttpMethod, Extra = NoKeys> = <P extends PathsWith<M>, Init extends MaybeOptionalInit<paths[P], M>>(
   path: P,
   ...init: InitArgs<Init & Extra>
 ) => Promise<ResponseData<P, M, Init>>;

@@ -77,7 +77,7 @@ export const auditRoutes = (options: AppOptions) =>
         let cursor: string | undefined;
         do {
           const page = await listAudit(ports, ctx, { ...query, limit: 500, cursor });
-          if (page.items.length > 0) await out.write(page.items.map((record) => JSON.stringify(record)).join("\n") + "\n");
+          if (page.items.length > 0) await out.write(`${page.items.map((record) => JSON.stringify(record)).join("\n")}\n`);
           cursor = page.next;
         } while (cursor);
       }) as never;

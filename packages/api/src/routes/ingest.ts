@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { OpenAPIHono } from "../route-table.ts";
-import { ingest, SimrootError } from "@simroot/core";
+import { ingest } from "@simroot/core";
 import { adapters } from "@simroot/core/ingest/adapters/index";
 import type { AppEnv } from "../env.ts";
 import { errorResponses, json } from "../openapi.ts";

@@ -26,7 +26,7 @@ export const ocsfRoutes = new OpenAPIHono<AppEnv>().openapi(ocsfEvents, async (c
   c.header("content-type", "application/x-ndjson");
   return stream(c, async (out) => {
     for await (const events of ocsfExport(ports, ctx, query)) {
-      if (events.length > 0) await out.write(events.map((event) => JSON.stringify(event)).join("\n") + "\n");
+      if (events.length > 0) await out.write(`${events.map((event) => JSON.stringify(event)).join("\n")}\n`);
     }
   }) as never;
 });

@@ -22,8 +22,16 @@ function useFleet() {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const loadAll = () =>
       all<Device>("/v1/devices", 20_000).then(
-        (list) => !stopped && (setById(new Map(list.map((d) => [d.id, d]))), setLoading(false)),
-        (e: Error) => !stopped && (setError(e), setLoading(false)),
+        (list) => {
+          if (stopped) return;
+          setById(new Map(list.map((d) => [d.id, d])));
+          setLoading(false);
+        },
+        (e: Error) => {
+          if (stopped) return;
+          setError(e);
+          setLoading(false);
+        },
       );
     const flush = async () => {
       timer = undefined;

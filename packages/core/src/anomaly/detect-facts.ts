@@ -18,6 +18,21 @@ export interface FactVerdict {
 /** eUICC profile switch causes that mean the profile moved or fell back, not an operator's choice. */
 export const suspiciousSwitchCauses = ["deviceChange", "fallback"] as const;
 
+/** The fields of an applied event's (or a reported fact's) data the detectors read. */
+type FactData = {
+  readonly imei?: unknown;
+  readonly previousImei?: unknown;
+  readonly cause?: { readonly sourceType?: unknown };
+  readonly previousState?: unknown;
+  readonly allowed?: unknown;
+  readonly country?: unknown;
+  readonly mcc?: unknown;
+  readonly plmn?: { readonly mcc?: unknown; readonly mnc?: unknown };
+  readonly bearer?: unknown;
+  readonly rat?: unknown;
+  readonly event?: { readonly data?: Record<string, unknown> };
+};
+
 const factOf = (event: DomainEvent) => ({ id: event.id, type: event.type, time: event.time, actor: event.actor, data: event.data });
 
 export function judgeFact(
@@ -27,7 +42,7 @@ export function judgeFact(
   allowedCountries: readonly string[],
   settings: DetectorSettings,
 ): FactVerdict {
-  const data = event.data as Record<string, any>;
+  const data = event.data as FactData;
   const found = (
     kind: Anomaly["kind"],
     severity: Anomaly["severity"],
@@ -76,7 +91,7 @@ export function judgeFact(
         return found(
           "geofence",
           "high",
-          `${deviceId} attached in ${country} (PLMN ${data.plmn.mcc}-${data.plmn.mnc}), outside its allowed countries`,
+          `${deviceId} attached in ${country} (PLMN ${data.plmn!.mcc}-${data.plmn!.mnc}), outside its allowed countries`,
           { country, plmn: data.plmn },
           { allowedCountries },
         );

@@ -14,7 +14,6 @@ import * as z from "zod";
 import { SimrootError } from "../error.ts";
 import type { Outcome } from "../outcome.ts";
 import { pageInput, partitionPage, type Page } from "../page.ts";
-import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 import { busDeadLetterSchema, deadLetterPartition, type BusDeadLetter } from "./dead-letter-record.ts";
 import type { BusEnvelope } from "./envelope.ts";

@@ -181,10 +181,14 @@ function validateNestedPattern(pattern: unknown, path: string): void {
     const fieldPath = path ? `${path}.${key}` : key;
     if (key === "$or") {
       if (!Array.isArray(subPattern) || subPattern.length < 2) fail(fieldPath, "must be an array of at least 2 patterns");
-      subPattern.forEach((branch, index) => validateNestedPattern(branch, `${fieldPath}[${index}]`));
+      subPattern.forEach((branch, index) => {
+        validateNestedPattern(branch, `${fieldPath}[${index}]`);
+      });
     } else if (Array.isArray(subPattern)) {
       if (subPattern.length === 0) fail(fieldPath, "empty arrays are not allowed");
-      subPattern.forEach((condition, index) => validateCondition(condition, `${fieldPath}[${index}]`));
+      subPattern.forEach((condition, index) => {
+        validateCondition(condition, `${fieldPath}[${index}]`);
+      });
     } else if (isObject(subPattern)) {
       validateNestedPattern(subPattern, fieldPath);
     } else {
@@ -202,21 +206,28 @@ function validateCondition(condition: unknown, path: string): void {
   switch (operator) {
     case "prefix":
     case "suffix":
-      return validateAffix(operand, operatorPath);
+      validateAffix(operand, operatorPath);
+      return;
     case "equals-ignore-case":
-      return requireString(operand, operatorPath);
+      requireString(operand, operatorPath);
+      return;
     case "wildcard":
-      return validateWildcard(operand, operatorPath);
+      validateWildcard(operand, operatorPath);
+      return;
     case "exists":
-      return ensure(typeof operand === "boolean", operatorPath, "must be true or false");
+      ensure(typeof operand === "boolean", operatorPath, "must be true or false");
+      return;
     case "numeric":
-      return validateNumeric(operand, operatorPath);
+      validateNumeric(operand, operatorPath);
+      return;
     case "cidr":
-      return ensure(typeof operand === "string" && !!parseCidr(operand), operatorPath, "must be a CIDR block");
+      ensure(typeof operand === "string" && !!parseCidr(operand), operatorPath, "must be a CIDR block");
+      return;
     case "anything-but":
-      return validateAnythingBut(operand, operatorPath);
+      validateAnythingBut(operand, operatorPath);
+      return;
     default:
-      return fail(path, `unknown operator "${operator}"`);
+      fail(path, `unknown operator "${operator}"`);
   }
 }
 
@@ -277,7 +288,8 @@ function validateAnythingBut(operand: unknown, path: string): void {
   if (typeof operand === "string" || isFiniteNumber(operand)) return;
   if (Array.isArray(operand)) {
     const sameType = operand.every((value) => typeof value === "string") || operand.every(isFiniteNumber);
-    return ensure(operand.length > 0 && sameType, path, "a list must be non-empty, with only strings or only numbers");
+    ensure(operand.length > 0 && sameType, path, "a list must be non-empty, with only strings or only numbers");
+    return;
   }
   if (!isObject(operand)) fail(path, "must be a string, a number, a list of them, or an operator object");
   const [operator, inner] = onlyEntry(operand, path);

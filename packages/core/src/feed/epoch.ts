@@ -15,7 +15,6 @@ import type { RequestContext } from "../context.ts";
 import { domainEvent } from "../event/event.ts";
 import { SimrootError } from "../error.ts";
 import type { Outcome } from "../outcome.ts";
-import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 import { feedEpochKey, readFeedEpoch } from "./epoch-read.ts";
 

@@ -19,7 +19,6 @@ import { SimrootError, isSimrootError } from "../error.ts";
 import { domainEvent, type DomainEvent } from "../event/event.ts";
 import type { FeedChange, LeaseEdge } from "../ledger/change.ts";
 import type { Ports } from "../ports.ts";
-import { batchGetAll, itemKeyText } from "../store/batch-get.ts";
 import { writeTransaction, type TransactItem } from "../store/transaction.ts";
 import { bindingsOf, diffStates } from "./diff.ts";
 import type { Fact } from "./fact.ts";
@@ -91,7 +90,7 @@ async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, 
     },
   };
   const conflict = () => new SimrootError("store.conflict", "conflict", "The device changed concurrently");
-  const absorbed = absorbedSession(ports, ctx, device, fact, after, nextHistory.facts, cause, now);
+  const absorbed = absorbedSession(ctx, device, fact, after, nextHistory.facts, cause, now);
   if (changes.length === 0 && !absorbed) {
     // Remembered (so every arrival order folds alike) but visible to no one: no audit, no feed.
     await writeTransaction(ports.db, [putDevice], conflict);
@@ -133,7 +132,6 @@ async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, 
  * same: it is recorded on the timeline and in the audit trail, with its lease of the address.
  */
 function absorbedSession(
-  ports: Ports,
   ctx: RequestContext,
   device: Device,
   fact: Fact,

@@ -4,6 +4,7 @@
  * within 72 hours, a final report within one month. Drafts: a person completes and sends them.
  */
 import * as z from "zod";
+import type { Anomaly } from "../anomaly/model.ts";
 import type { RequestContext } from "../context.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
@@ -19,6 +20,9 @@ const lifecycle = new Set([
   "grant.created",
   "grant.revoked",
 ]);
+
+/** What an `anomaly.detected` record says was observed (its evidence's `seen`), when it says so. */
+const seenBy = (data: Record<string, unknown>) => (data.evidence as Partial<Anomaly["evidence"]> | undefined)?.seen;
 
 async function gather(ports: Ports, ctx: RequestContext, incident: Incident) {
   const records = await incidentRecords(ports, ctx, incident);
@@ -47,12 +51,12 @@ export const getNis2Drafts = verb(z.object({ id: z.string() }), async (ports, ct
   const aware = Date.parse(incident.openedAt);
   const first = anomalies[0];
   const kinds = [...new Set(anomalies.map((anomaly) => String(anomaly.data.kind)))];
-  const countries = [...new Set(anomalies.map((anomaly) => (anomaly.data.evidence as any)?.seen?.country).filter(Boolean))];
+  const countries = [...new Set(anomalies.map((anomaly) => seenBy(anomaly.data)?.country).filter(Boolean))];
   const malicious = kinds.some((kind) => ["imei-change", "sim-swap", "new-destination", "profile-switch"].includes(kind));
   const indicators = anomalies.map((anomaly) => ({
     kind: anomaly.data.kind,
     time: anomaly.time,
-    seen: (anomaly.data.evidence as any)?.seen,
+    seen: seenBy(anomaly.data),
   }));
   const measures = actions.map((action) => ({
     time: action.time,

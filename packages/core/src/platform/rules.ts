@@ -3,7 +3,7 @@
  * `infra/bus.ts` subscribes each rule's handler to the EventBridge bus; the local bus
  * loads the very same handler modules and matches with the very same patterns.
  */
-import { consumerResource, eventSource, ingestSource, judgedProfileSwitchCauses, type OptInConsumer } from "./bus-names.ts";
+import { consumerResource, eventSource, ingestSource, judgedProfileSwitchCauses } from "./bus-names.ts";
 
 export { consumerResource, eventSource, ingestSource, retryPolicy, type OptInConsumer } from "./bus-names.ts";
 

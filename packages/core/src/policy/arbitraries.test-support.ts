@@ -49,7 +49,6 @@ function v6Text(n: bigint, compress: boolean): string {
 }
 const toBig = (words: number[]) => words.reduce((acc, w) => (acc << 32n) | BigInt(w >>> 0), 0n);
 const maskBig = (value: bigint, bits: number, prefix: number) => (value >> BigInt(bits - prefix)) << BigInt(bits - prefix);
-const mappedPrefix = 0xffffn << 32n;
 
 const cidr = fc.oneof(
   fc.tuple(v4Address, v4Prefix).map(([a, p]) => `${v4Text(maskBig(BigInt(a), 32, p))}/${p}`),

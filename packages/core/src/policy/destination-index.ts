@@ -74,7 +74,10 @@ export class DestinationIndex {
   add(ref: number, destination: CompiledDestination): void {
     const entry: IndexEntry = { ref, destination };
     this.#size++;
-    if (destination.host !== null) return push(this.#exact, destination.host, entry);
+    if (destination.host !== null) {
+      push(this.#exact, destination.host, entry);
+      return;
+    }
     if (destination.suffix !== null) {
       const suffix = destination.suffix;
       this.#wildcardLengths[Math.min(suffix.length, maxHostLength)] = 1;

@@ -7,7 +7,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { policyWithRequests } from "./arbitraries.test-support.ts";
 import { compilePolicy } from "./compile.ts";
-import type { Conditions, DecisionInput, Destination, Grant, LabelSelector, PolicyRule, PolicySet } from "./model.ts";
+import type { Conditions, DecisionInput, Destination, LabelSelector, PolicyRule, PolicySet } from "./model.ts";
 
 // ---------- the reference ----------
 
@@ -43,7 +43,7 @@ function refIp(text: string): [32 | 128, bigint] | null {
     const v = v4(text.slice(at + 1));
     if (v === null) return null;
     tail = [v >> 16n, v & 0xffffn];
-    head = text.slice(0, at + 1) + "0"; // placeholder group, dropped below
+    head = `${text.slice(0, at + 1)}0`; // placeholder group, dropped below
   }
   const halves = head.split("::");
   if (halves.length > 2) return null;

@@ -45,6 +45,8 @@ export const deliverySchema = z
   })
   .meta({ id: "WebhookDelivery" });
 export type Delivery = z.output<typeof deliverySchema>;
+/** A delivery as its item holds it: the record, the body every attempt sends, and the lease of the attempt under way. */
+type DeliveryItem = Delivery & { readonly body: string; readonly leaseUntil?: string };
 
 const deliveryKey = (tenantId: string, webhookId: string, id: string) => ({ pk: `T#${tenantId}#delivery#${webhookId}`, sk: id });
 const shardOf = (id: string) => createHash("sha256").update(id).digest()[0]! % dueShards;
@@ -122,7 +124,7 @@ export interface AttemptOptions {
 export async function attemptDelivery(ports: Ports, tenantId: string, webhookId: string, id: string, options: AttemptOptions = {}) {
   const now = ports.now();
   const key = deliveryKey(tenantId, webhookId, id);
-  let item: Record<string, any>;
+  let item: DeliveryItem;
   try {
     const claimed = await ports.db.send(
       new UpdateCommand({
@@ -139,7 +141,7 @@ export async function attemptDelivery(ports: Ports, tenantId: string, webhookId:
         ReturnValues: "ALL_NEW",
       }),
     );
-    item = claimed.Attributes!;
+    item = claimed.Attributes! as DeliveryItem;
   } catch (error) {
     if (error instanceof ConditionalCheckFailedException) return "busy";
     throw error;
@@ -201,7 +203,7 @@ export async function attemptDelivery(ports: Ports, tenantId: string, webhookId:
 async function settle(
   ports: Ports,
   key: Record<string, string>,
-  item: Record<string, any>,
+  item: DeliveryItem,
   next: { status: Delivery["status"]; reason?: string; attempt?: Delivery["attempts"][number]; nextAt?: string },
 ) {
   const attempts = next.attempt ? [...(item.attempts ?? []), next.attempt].slice(-keptAttempts) : (item.attempts ?? []);

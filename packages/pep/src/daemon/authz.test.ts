@@ -5,7 +5,7 @@ import { PepEngine } from "../engine.ts";
 import { binding, device, rule, settings, testFeed } from "../feed.test-support.ts";
 import { PepState } from "../state.ts";
 import { authzHandler, authzServer, parseCheck } from "./authz.ts";
-import { FlowReporter } from "./flows.ts";
+import { FlowReporter, type FlowReport } from "./flows.ts";
 
 const feed = testFeed();
 const state = new PepState(feed.tenantId);
@@ -19,7 +19,7 @@ state.replaceWith(snapshot.entries);
 state.version = 3;
 state.head = snapshot.signed;
 const engine = new PepEngine(state, { now: feed.now, breakGlass: ["192.0.2.0/24"] });
-const reports: any[] = [];
+const reports: FlowReport[] = [];
 const flows = new FlowReporter({
   url: "http://cp.invalid",
   apiKey: "k",
@@ -32,7 +32,9 @@ const flows = new FlowReporter({
 });
 
 const servers: { close(): void }[] = [];
-afterAll(() => servers.forEach((server) => server.close()));
+afterAll(() => {
+  for (const server of servers) server.close();
+});
 
 async function serve(handler: RequestListener) {
   const server = authzServer(handler);
@@ -134,7 +136,7 @@ describe("Envoy ext_authz contract", () => {
     await check({ host: "ingest.example.com:443", "x-forwarded-for": "10.99.0.1" });
     await flows.flush();
     expect(reports).toHaveLength(1);
-    expect(reports[0].flows).toEqual([
+    expect(reports[0]!.flows).toEqual([
       {
         deviceId: "dev_a",
         destination: "ingest.example.com",

@@ -100,11 +100,10 @@ function integer(name: string, text: string | undefined, fallback: number, min: 
   return value;
 }
 
-/** The configuration, or undefined when help was asked for. Throws UsageError on a bad command line or environment. */
-export function readConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): PepConfig | undefined {
-  let values;
+/** The command line's options; throws UsageError on one it does not take. */
+function commandLine(argv: readonly string[]) {
   try {
-    ({ values } = parseArgs({
+    return parseArgs({
       args: [...argv],
       strict: true,
       options: {
@@ -127,10 +126,15 @@ export function readConfig(argv: readonly string[], env: Readonly<Record<string,
         "xff-trusted-hops": { type: "string" },
         help: { type: "boolean", short: "h" },
       },
-    }));
+    }).values;
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+}
+
+/** The configuration, or undefined when help was asked for. Throws UsageError on a bad command line or environment. */
+export function readConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): PepConfig | undefined {
+  const values = commandLine(argv);
   if (values.help) return undefined;
   const url = values.url ?? env.SIMROOT_URL;
   const apiKey = values.key ?? env.SIMROOT_PEP_KEY;

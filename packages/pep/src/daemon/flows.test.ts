@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { FlowReporter, type FlowObservation } from "./flows.ts";
+import { FlowReporter, type FlowObservation, type FlowReport } from "./flows.ts";
 
 const meter: FlowObservation = {
   deviceId: "dev_a",
@@ -13,7 +13,7 @@ const meter: FlowObservation = {
 
 function reporter(options: { status?: () => number; maxFlowsPerWindow?: number; maxPendingReports?: number } = {}) {
   let clock = Date.parse("2026-03-01T08:00:00Z");
-  const posts: { url: string; headers: Record<string, string>; body: any }[] = [];
+  const posts: { url: string; headers: Record<string, string>; body: FlowReport }[] = [];
   const flows = new FlowReporter({
     url: "https://cp.example/",
     apiKey: "pep-key",
@@ -111,7 +111,7 @@ describe("flow reporting", () => {
     flows.record({ ...meter, port: 1 });
     await flows.flush();
     expect(posts[0]!.body.flows).toHaveLength(2);
-    expect(posts[0]!.body.flows[0].count).toBe(2);
+    expect(posts[0]!.body.flows[0]!.count).toBe(2);
     expect(flows.stats.droppedDecisions).toBe(3);
   });
 
@@ -128,7 +128,7 @@ describe("flow reporting", () => {
     expect(flows.stats).toMatchObject({ droppedReports: 2, droppedDecisions: 4, failedPosts: 4 });
     status = 202;
     await flows.flush();
-    expect(posts.map((post) => post.body.flows[0].port)).toEqual([1002, 1003]);
+    expect(posts.map((post) => post.body.flows[0]!.port)).toEqual([1002, 1003]);
     expect(flows.pending).toBe(0);
   });
 

@@ -25,19 +25,23 @@ interface Operation {
   readonly body: boolean;
 }
 
-type Json = Record<string, any>;
+/** What is read of the served document (its parameters may be `$ref`s to `components.parameters`). */
+type ParameterNode = { name: string; in: string; required?: boolean; $ref?: string };
+type OperationNode = { operationId?: string; summary?: string; parameters?: ParameterNode[]; requestBody?: unknown };
+type PathNode = { parameters?: ParameterNode[] } & { [method in (typeof methods)[number]]?: OperationNode };
+type ServedDocument = { paths?: Record<string, PathNode>; components?: { parameters?: Record<string, ParameterNode> } };
 
 /** The operations of the served document, in path order. */
 async function operations(ctx: Context): Promise<Operation[]> {
   const answer = await ctx.request("GET", "/openapi.json");
   if (answer.status !== 200) throw new Error(`the control plane did not serve /openapi.json (${answer.status})`);
-  const document = answer.body as Json;
-  const resolve = (node: Json) =>
+  const document = answer.body as ServedDocument;
+  const resolve = (node: ParameterNode) =>
     typeof node.$ref === "string" ? (document.components?.parameters?.[node.$ref.split("/").pop()!] ?? node) : node;
   const found: Operation[] = [];
-  for (const [path, item] of Object.entries<Json>(document.paths ?? {})) {
+  for (const [path, item] of Object.entries(document.paths ?? {})) {
     for (const method of methods) {
-      const operation = item[method] as Json | undefined;
+      const operation = item[method];
       if (!operation?.operationId) continue;
       found.push({
         operationId: operation.operationId,

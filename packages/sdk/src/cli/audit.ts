@@ -62,21 +62,20 @@ async function health(ctx: Context) {
   const { data, error, response } = await ctx.client.http.GET("/health");
   const report: Health | undefined = data ?? (response.status === 503 ? (error as Health) : undefined);
   if (!report) throw SimrootApiError.from(response, error);
-  ctx.print(
-    report,
-    (r) =>
-      table(Object.entries(r.components), [
-        ["component", ([name]) => name],
-        ["status", ([, c]) => c.status],
-        [
-          "detail",
-          ([, c]) =>
-            Object.entries(c.detail ?? {})
-              .map(([key, value]) => `${key}=${cell(value)}`)
-              .join(" "),
-        ],
-      ]) + `\n\nstatus: ${r.status}`,
-  );
+  ctx.print(report, (r) => {
+    const components = table(Object.entries(r.components), [
+      ["component", ([name]) => name],
+      ["status", ([, c]) => c.status],
+      [
+        "detail",
+        ([, c]) =>
+          Object.entries(c.detail ?? {})
+            .map(([key, value]) => `${key}=${cell(value)}`)
+            .join(" "),
+      ],
+    ]);
+    return `${components}\n\nstatus: ${r.status}`;
+  });
   return report.status === "ok" ? 0 : 1;
 }
 

@@ -57,7 +57,7 @@ export interface Command {
   /** False for routes that need no API key. */
   readonly auth?: boolean;
   /** Returns the exit code (0 when omitted). */
-  run(ctx: Context): Promise<number | void>;
+  run(ctx: Context): Promise<number> | Promise<void>;
 }
 
 export const pageOptions = {

@@ -13,11 +13,13 @@ const quarantineDocument = JSON.stringify({
     {
       Effect: "Deny",
       Action: ["iot:Publish", "iot:Receive", "iot:RetainPublish"],
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: an IoT policy variable, substituted by AWS IoT per connection
       NotResource: ["arn:aws:iot:*:*:topic/quarantine/${iot:Connection.Thing.ThingName}/*"],
     },
     {
       Effect: "Deny",
       Action: "iot:Subscribe",
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: an IoT policy variable, substituted by AWS IoT per connection
       NotResource: ["arn:aws:iot:*:*:topicfilter/quarantine/${iot:Connection.Thing.ThingName}/*"],
     },
     { Effect: "Deny", Action: ["iot:UpdateThingShadow", "iot:DeleteThingShadow", "iot:GetThingShadow"], Resource: "*" },

@@ -12,7 +12,20 @@ export interface IotRequest {
   readonly method: string;
   readonly path: string;
   readonly authorization: string;
-  readonly body: Record<string, any>;
+  readonly body: IotRequestBody;
+}
+
+/** The JSON the SDK sends, the fields of every operation answered here (each sends the ones it needs). */
+export interface IotRequestBody {
+  readonly thingName?: string;
+  readonly thingTypeName?: string;
+  readonly attributePayload?: { readonly attributes?: Record<string, string>; readonly merge?: boolean };
+  readonly expectedVersion?: number;
+  readonly thingGroupName?: string;
+  readonly thingGroupsToAdd?: readonly string[];
+  readonly thingGroupsToRemove?: readonly string[];
+  readonly policyDocument?: string;
+  readonly target?: string;
 }
 
 const account = "111122223333";
@@ -62,7 +75,7 @@ export async function startIotLoopback(options: { latencyMs?: number } = {}) {
     if (!route) return fail(response, 404, "UnknownOperationException", `${request.method} ${url.pathname}`);
     const [, pattern, operation] = route;
     const name = decodeURIComponent(pattern.exec(url.pathname)![1] ?? "");
-    const body = text ? (JSON.parse(text) as Record<string, any>) : {};
+    const body = text ? (JSON.parse(text) as IotRequestBody) : {};
     requests.push({ operation, method: request.method!, path: url.pathname, authorization: String(request.headers.authorization), body });
     if (options.latencyMs) await new Promise((resolve) => setTimeout(resolve, options.latencyMs));
     const ok = (payload: unknown = {}) => {
@@ -116,19 +129,19 @@ export async function startIotLoopback(options: { latencyMs?: number } = {}) {
       case "UpdateThingGroupsForThing":
       case "AddThingToThingGroup":
       case "RemoveThingFromThingGroup": {
-        const target = things.get(body.thingName);
+        const target = things.get(body.thingName!);
         if (!target) return fail(response, 404, "ResourceNotFoundException", `Thing ${body.thingName} cannot be found.`);
         const add =
           operation === "UpdateThingGroupsForThing"
             ? (body.thingGroupsToAdd ?? [])
             : operation === "AddThingToThingGroup"
-              ? [body.thingGroupName]
+              ? [body.thingGroupName!]
               : [];
         const remove =
           operation === "UpdateThingGroupsForThing"
             ? (body.thingGroupsToRemove ?? [])
             : operation === "RemoveThingFromThingGroup"
-              ? [body.thingGroupName]
+              ? [body.thingGroupName!]
               : [];
         const missing = [...add, ...remove].find((group: string) => !groups.has(group));
         if (missing) return fail(response, 404, "ResourceNotFoundException", `Thing group ${missing} cannot be found.`);
@@ -149,8 +162,8 @@ export async function startIotLoopback(options: { latencyMs?: number } = {}) {
         return ok({ thingTypeName: name, thingTypeArn: arn("thingtype", name) });
       case "CreatePolicy":
         if (policies.has(name)) return fail(response, 409, "ResourceAlreadyExistsException", `Policy ${name} already exists`);
-        JSON.parse(body.policyDocument);
-        policies.set(name, body.policyDocument);
+        JSON.parse(body.policyDocument!);
+        policies.set(name, body.policyDocument!);
         return ok({ policyName: name, policyArn: arn("policy", name) });
       case "AttachPolicy":
       case "DetachPolicy": {

@@ -11,6 +11,7 @@ import {
   CreateThingGroupCommand,
   CreateThingTypeCommand,
   DescribeThingCommand,
+  type DescribeThingCommandOutput,
   DescribeThingGroupCommand,
   DetachPolicyCommand,
   IoTClient,
@@ -59,7 +60,7 @@ export function sdkIotControl(client = new IoTClient({}), options: { batch?: boo
   const batch = options.batch ?? true;
   return {
     async getThing(name) {
-      let described;
+      let described: DescribeThingCommandOutput;
       try {
         described = await client.send(new DescribeThingCommand({ thingName: name }));
       } catch (error) {

@@ -12,7 +12,38 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
-type Json = Record<string, any>;
+/** An attribute as a class, an object or the dictionary describes it (the source form: any part may be missing). */
+interface AttributeSpec {
+  readonly type?: string;
+  readonly requirement?: string;
+  readonly is_array?: boolean;
+  readonly enum?: Record<string, unknown>;
+}
+/** A class's or an object's attributes, with the profiles and other files they `$include`. */
+type Attributes = { readonly $include?: readonly string[]; readonly [name: string]: unknown };
+interface Constraints {
+  readonly at_least_one?: readonly string[];
+}
+/** An event class or object file. */
+interface SchemaFile {
+  readonly name: string;
+  readonly uid?: number;
+  readonly category?: string;
+  readonly extends?: string;
+  readonly attributes?: Attributes;
+  readonly constraints?: Constraints;
+}
+/** A primitive type of the dictionary (`string_t`, `port_t`, ...): its base type and limits. */
+interface TypeSpec {
+  readonly type?: string;
+  readonly regex?: string;
+  readonly max_len?: number;
+  readonly range?: readonly [number, number];
+}
+interface Dictionary {
+  readonly types: { readonly attributes: Readonly<Record<string, TypeSpec>> };
+  readonly attributes: Readonly<Record<string, AttributeSpec>>;
+}
 interface AttributeDef {
   readonly name: string;
   readonly type: string;
@@ -34,13 +65,13 @@ export const ocsfSchemaRoot = join(import.meta.dirname, "schema");
 
 export function ocsfSchema(root = ocsfSchemaRoot) {
   const filesRead = new Set<string>();
-  const read = (path: string): Json => {
+  const read = <File = SchemaFile>(path: string): File => {
     filesRead.add(path);
-    return JSON.parse(readFileSync(join(root, path), "utf8"));
+    return JSON.parse(readFileSync(join(root, path), "utf8")) as File;
   };
-  const dictionary = read("dictionary.json");
-  const types: Json = dictionary.types.attributes;
-  const categories: Json = read("categories.json").attributes;
+  const dictionary = read<Dictionary>("dictionary.json");
+  const types = dictionary.types.attributes;
+  const categories = read<{ attributes: Readonly<Record<string, { readonly uid: number }>> }>("categories.json").attributes;
   const eventFiles = new Map<string, string>();
   const walk = (dir: string) => {
     for (const entry of readdirSync(join(root, dir), { withFileTypes: true })) {
@@ -52,20 +83,23 @@ export function ocsfSchema(root = ocsfSchemaRoot) {
   walk("events");
 
   /** Profile attributes are required only in events that apply the profile (`metadata.profiles`): none here. */
-  function merge(into: Map<string, Json>, attributes: Json, profile?: string) {
+  function merge(into: Map<string, AttributeSpec>, attributes: Attributes, profile?: string) {
     for (const include of attributes.$include ?? [])
       merge(into, read(include).attributes ?? {}, include.startsWith("profiles/") ? include : profile);
     for (const [name, spec] of Object.entries(attributes)) {
       if (name === "$include") continue;
       const previous = into.get(name) ?? {};
-      const demoted = profile && (spec as Json).requirement === "required" ? { requirement: "optional" } : {};
-      into.set(name, { ...previous, ...(spec as Json), ...demoted, enum: (spec as Json).enum ?? previous.enum });
+      const demoted = profile && (spec as AttributeSpec).requirement === "required" ? { requirement: "optional" } : {};
+      into.set(name, { ...previous, ...(spec as AttributeSpec), ...demoted, enum: (spec as AttributeSpec).enum ?? previous.enum });
     }
   }
 
-  function resolveFile(path: string, fileOf: (name: string) => string | undefined): { json: Json; attributes: Map<string, Json> } {
+  function resolveFile(
+    path: string,
+    fileOf: (name: string) => string | undefined,
+  ): { json: SchemaFile; attributes: Map<string, AttributeSpec> } {
     const json = read(path);
-    const attributes = new Map<string, Json>();
+    const attributes = new Map<string, AttributeSpec>();
     const parentPath = json.extends && json.extends !== "object" ? fileOf(json.extends) : undefined;
     if (json.extends && json.extends !== "object" && !parentPath)
       throw new Error(`${path} extends ${json.extends}, which the subset lacks`);
@@ -80,10 +114,10 @@ export function ocsfSchema(root = ocsfSchemaRoot) {
     return { json: { ...json, category, constraints }, attributes };
   }
 
-  function definition(name: string, attributes: Map<string, Json>, constraints?: Json): Definition {
+  function definition(name: string, attributes: Map<string, AttributeSpec>, constraints?: Constraints): Definition {
     const resolved = new Map<string, AttributeDef>();
     for (const [attribute, spec] of attributes) {
-      const entry: Json = dictionary.attributes[attribute] ?? {};
+      const entry = dictionary.attributes[attribute] ?? {};
       const type = spec.type ?? entry.type;
       if (!type) throw new Error(`${name}.${attribute} has no type in the dictionary subset`);
       resolved.set(attribute, {
@@ -122,7 +156,7 @@ export function ocsfSchema(root = ocsfSchemaRoot) {
       category = parentJson.category;
       parent = parentJson.extends;
     }
-    if (json.uid !== undefined && category) classFiles.set(categories[category].uid * 1000 + json.uid, path);
+    if (json.uid !== undefined && category) classFiles.set(categories[category]!.uid * 1000 + json.uid, path);
   }
   filesRead.clear();
   filesRead.add("dictionary.json").add("categories.json");
@@ -140,7 +174,7 @@ export function ocsfSchema(root = ocsfSchemaRoot) {
   }
 
   function checkPrimitive(type: string, value: unknown): string | undefined {
-    const spec: Json = types[type] ?? {};
+    const spec = types[type] ?? {};
     const base = spec.type ?? type;
     if (base !== type) {
       const problem = checkPrimitive(base, value);
@@ -166,7 +200,7 @@ export function ocsfSchema(root = ocsfSchemaRoot) {
     return spec.type || type in types ? undefined : `has unknown type ${type}`;
   }
 
-  function check(definition: Definition, value: Json, path: string, problems: string[]) {
+  function check(definition: Definition, value: Readonly<Record<string, unknown>>, path: string, problems: string[]) {
     for (const [name, attribute] of definition.attributes) {
       if (attribute.requirement === "required" && (value[name] === undefined || value[name] === null))
         problems.push(`${path}${name} is required`);
@@ -196,7 +230,7 @@ export function ocsfSchema(root = ocsfSchemaRoot) {
         } else if (typeof each !== "object" || each === null || Array.isArray(each)) {
           problems.push(`${at} is not a ${attribute.type} object`);
         } else if (attribute.type !== "object") {
-          check(objectDefinition(attribute.type), each as Json, `${at}.`, problems);
+          check(objectDefinition(attribute.type), each as Record<string, unknown>, `${at}.`, problems);
         }
       });
     }
@@ -206,14 +240,16 @@ export function ocsfSchema(root = ocsfSchemaRoot) {
     /** The schema files read so far (what the repository's subset must keep). */
     filesRead,
     /** The problems of one event against the class its `class_uid` names; empty when it conforms. */
-    validate(event: Json): string[] {
-      const definition = classDefinition(event.class_uid);
+    validate(event: Readonly<Record<string, unknown>>): string[] {
+      // Read as the numbers they should be: a value of another type finds no class, or fails the comparisons below.
+      const classUid = event.class_uid as number;
+      const definition = classDefinition(classUid);
       if (!definition) return [`class_uid ${String(event.class_uid)} is not a class of the schema subset`];
       const problems: string[] = [];
       check(definition, event, "", problems);
-      if (event.category_uid !== Math.floor(event.class_uid / 1000))
+      if (event.category_uid !== Math.floor(classUid / 1000))
         problems.push(`category_uid ${event.category_uid} is not the class's category`);
-      const expectedType = event.class_uid * 100 + event.activity_id;
+      const expectedType = classUid * 100 + (event.activity_id as number);
       if (event.type_uid !== expectedType)
         problems.push(`type_uid ${event.type_uid} is not class_uid * 100 + activity_id (${expectedType})`);
       return problems;

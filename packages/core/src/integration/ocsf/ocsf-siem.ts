@@ -19,7 +19,7 @@ export async function sendToSiem(settings: SiemSettings, events: readonly OcsfEv
   const response = await fetch(settings.url, {
     method: "POST",
     headers: { "content-type": "application/x-ndjson", ...(settings.token ? { authorization: `Bearer ${settings.token}` } : {}) },
-    body: events.map((event) => JSON.stringify(event)).join("\n") + "\n",
+    body: `${events.map((event) => JSON.stringify(event)).join("\n")}\n`,
     signal: AbortSignal.timeout(10_000),
   });
   if (!response.ok) {
