@@ -9,6 +9,7 @@ import {
   directoryArchiveStore,
   shardHeadKey,
   auditPartition,
+  recordOfItem,
   auditRecordSchema,
   auditSortKey,
   chainHash,
@@ -134,7 +135,7 @@ async function headOneBehind(ports: Ports, tenantId: string) {
   );
 }
 
-/** One shard's audit record items, in order. */
+/** One shard's audit record items, in order, opened (`recordOfItem`): put back as they are, they are records as written before 2026-12-05. */
 async function shardItems(ports: Ports, tenantId: string, shard: number) {
   const { Items = [] } = await ports.db.send(
     new QueryCommand({
@@ -144,7 +145,7 @@ async function shardItems(ports: Ports, tenantId: string, shard: number) {
       ConsistentRead: true,
     }),
   );
-  return Items;
+  return Items.map(recordOfItem);
 }
 
 /** The head item of `deviceId`'s shard as it is now (to serve it later as a stale read: `staleShardRead`). */
@@ -493,7 +494,7 @@ describe("the ledger", () => {
             ExpressionAttributeValues: { ":p": auditPartition(tenantId, shard) },
           }),
         );
-        all.push(...(Items ?? []));
+        all.push(...(Items ?? []).map(recordOfItem));
       }
       return all;
     };
@@ -504,7 +505,7 @@ describe("the ledger", () => {
     const registered = registerDevice(ports, ctxFor(tenantId), { imsi: imsi(1) });
     const id = String((await until(1))[0]!.subject);
     const updated = updateDevice(ports, ctxFor(tenantId), { id, ifRevision: 1, changes: { labels: { fleet: "b" } } });
-    const [first, second] = (await until(2)).sort((a, b) => a.seq - b.seq);
+    const [first, second] = (await until(2)).sort((a, b) => Number(a.seq) - Number(b.seq));
     held = false;
     await Promise.all([registered, updated]);
     const { Items } = await runtime.ports.db.send(
@@ -516,10 +517,10 @@ describe("the ledger", () => {
     );
     const item = Items!.find((version) => (entriesOf(version) as { key: string }[]).some((entry) => entry.key === id))!;
     const record = feedVersionSchema.parse(item);
-    expect(record.entries.find((entry) => entry.key === id)?.seq).toBe(second!.seq);
+    expect(record.entries.find((entry) => entry.key === id)?.seq).toBe(Number(second!.seq));
     // The entry rewritten to the first change (its own record, value and all): the label change never reaches a PEP.
     const firstValue = (first!.feed as { kind: string; key: string; value: unknown }[]).find((change) => change.key === id)!.value;
-    const entries = record.entries.map((entry) => (entry.key === id ? { ...entry, seq: first!.seq, value: firstValue as never } : entry));
+    const entries = record.entries.map((entry) => (entry.key === id ? { ...entry, seq: Number(first!.seq), value: firstValue as never } : entry));
     await rewriteLastVersion(tenantId, item, record, entries);
     expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({
       valid: false,

@@ -1,7 +1,7 @@
 import { createPublicKey, verify } from "node:crypto";
 import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
-import { auditPartition, auditRecordSchema, auditSortKey, unhashed, type AuditRecord } from "../ledger/audit-record.ts";
+import { auditPartition, auditRecordSchema, auditSortKey, recordOfItem, unhashed, type AuditRecord } from "../ledger/audit-record.ts";
 import {
   feedHeadKey,
   feedPartition,
@@ -24,7 +24,7 @@ import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 import { subjectPage } from "./subject.ts";
 
-const stored = (item: Record<string, unknown>): AuditRecord => auditRecordSchema.parse(item);
+const stored = (item: Record<string, unknown>): AuditRecord => auditRecordSchema.parse(recordOfItem(item));
 
 export const listAuditInput = z.object({
   subject: z.string().min(1).optional().meta({ description: "only records about this subject (a device id)" }),
@@ -222,7 +222,7 @@ async function walkShard(
       }),
     );
     for (const item of page.Items ?? []) {
-      const parsed = auditRecordSchema.safeParse(item);
+      const parsed = auditRecordSchema.safeParse(recordOfItem(item));
       if (!parsed.success) return broken("record is malformed");
       const record = parsed.data;
       if (record.seq !== expectedSeq) return broken(`expected sequence ${expectedSeq}, found ${record.seq}`);

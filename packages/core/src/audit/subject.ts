@@ -3,13 +3,13 @@
  * the audit API so that the functions that list a device's records carry nothing else of it.
  */
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { auditRecordSchema, auditSubjectPartition, type AuditRecord } from "../ledger/audit-record.ts";
+import { auditRecordSchema, auditSubjectPartition, recordOfItem, type AuditRecord } from "../ledger/audit-record.ts";
 import { shardCount } from "../ledger/shard.ts";
 import { decodeCursor, encodeCursor, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 import { batchGetAll, itemKeyText } from "../store/batch-get.ts";
 
-const stored = (item: Record<string, unknown>): AuditRecord => auditRecordSchema.parse(item);
+const stored = (item: Record<string, unknown>): AuditRecord => auditRecordSchema.parse(recordOfItem(item));
 
 /**
  * One page of a subject's records in time order. Records are listed under their subject by items the history reader writes

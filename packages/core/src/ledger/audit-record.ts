@@ -3,6 +3,7 @@ import type { TableNames } from "../config.ts";
 import type { DomainEvent } from "../event/event.ts";
 import type { TransactItem } from "../store/transaction.ts";
 import type { FeedChange, LeaseEdge } from "./change.ts";
+import { deflatedJson, openDeflated } from "../store/deflated.ts";
 import { chainHash } from "./chain.ts";
 import { shardPartition } from "./shard.ts";
 
@@ -95,6 +96,30 @@ export const eventOfRecord = (record: AuditRecord): DomainEvent => ({
   data: record.data,
 });
 
+/** A record's body (its data, feed changes and lease edges) inflates to at most this: an item holds at most 400 KB. */
+const maxBodyBytes = 4 * 1024 * 1024;
+
+/**
+ * A record item as readers parse it (`auditRecordSchema`). Since 2026-12-05 a record stores its data, feed changes and
+ * lease edges deflated in one binary attribute, `body` (`auditItem`): as DynamoDB sizes them (every map key and list
+ * element counted, the device id and the address repeated in each), they made an attach's record, with ids as long as
+ * real ones, an APN and the network, 1,149 bytes, past the 1 KB over which its write costs 4 units in the commit's
+ * transaction, not 2; deflated, 879 (`test/record-size.test.ts`). The hash covers the record as before, not its
+ * storage. Records written before carry the three as they are. A DynamoDB stream delivered to Lambda carries a binary
+ * attribute as base64 text, which is opened too. A body that does not open, or an item with a body and any of the three
+ * beside it, is malformed: the schema refuses it.
+ */
+export function recordOfItem(item: Record<string, unknown>): Record<string, unknown> {
+  const { body, ...fields } = item;
+  if (body === undefined) return item;
+  const bytes = typeof body === "string" ? Buffer.from(body, "base64") : body instanceof Uint8Array ? body : undefined;
+  const opened = bytes ? openDeflated(bytes, maxBodyBytes) : undefined;
+  const beside = "data" in fields || "feed" in fields || "leases" in fields;
+  if (beside || typeof opened !== "object" || opened === null || Array.isArray(opened)) return { ...fields, data: undefined };
+  const { data, feed, leases } = opened as Record<string, unknown>;
+  return { ...fields, data, ...(feed === undefined ? {} : { feed }), ...(leases === undefined ? {} : { leases }) };
+}
+
 /** The fields of a record that its hash covers (everything but the hash). */
 export const unhashed = ({ hash: _hash, ...record }: AuditRecord) => record;
 
@@ -130,6 +155,7 @@ export function auditItem(
     prevHash,
   };
   const hash = chainHash(prevHash, unsigned);
+  const { data, feed: changes, leases: edges, ...fields } = unsigned;
   const put: TransactItem = {
     Put: {
       TableName: tables.audit,
@@ -137,7 +163,8 @@ export function auditItem(
         pk: auditPartition(event.tenantId, shard),
         sk: auditSortKey(seq),
         // Listed under its subject by the history reader (`subjectItem`), not by an index copy written in the transaction.
-        ...unsigned,
+        ...fields,
+        body: deflatedJson({ data, ...(changes ? { feed: changes } : {}), ...(edges ? { leases: edges } : {}) }),
         hash,
         // DynamoDB's TTL: not part of the record (not hashed); the archiver copies the record out well before (audit/archive.ts).
         ...(retentionSeconds ? { expiresAt: expiry(event.time, retentionSeconds) } : {}),

@@ -5,10 +5,10 @@
  * previous version's), and chains by hash to the previous one,
  * so the trail (the shard chains and the version chain over their heads) stays tamper-evident.
  */
-import { deflateRawSync, inflateRawSync } from "node:zlib";
 import { type DynamoDBDocumentClient, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import type { TableNames } from "../config.ts";
+import { deflatedJson, openDeflated } from "../store/deflated.ts";
 import { chainHash } from "./chain.ts";
 
 export const feedVersionEntrySchema = z.object({
@@ -27,42 +27,13 @@ const maxEntriesBytes = 4 * 1024 * 1024;
  * records take the tenant's whole feed, ~1 MB/s of JSON, into one partition (1,000 write units a second at most);
  * deflated, the same entries take about a third of it (docs/write-path.md). The hash covers the entries themselves.
  */
-export const storedEntries = (entries: readonly unknown[]): Uint8Array => deflateRawSync(JSON.stringify(entries));
-
-/**
- * DynamoDB refuses a list or map nested past 32 levels, which bounded entries stored as a list; deflated bytes carry no
- * such bound, and hashing a value nested 200,000 deep (under 1 KB of deflate) runs out of stack. Honest entries nest as
- * they did as a list: their values are copied from audit records' feed changes, stored as lists and maps.
- */
-const maxEntriesDepth = 32;
-
-/** Whether JSON text nests arrays and objects deeper than `limit` (brackets inside strings do not count). */
-function nestedBeyond(json: string, limit: number): boolean {
-  let depth = 0;
-  let inString = false;
-  for (let index = 0; index < json.length; index++) {
-    const code = json.charCodeAt(index);
-    if (inString) {
-      if (code === 0x5c)
-        index++; // a backslash escapes the next character
-      else if (code === 0x22) inString = false;
-    } else if (code === 0x22) inString = true;
-    else if (code === 0x5b || code === 0x7b) {
-      if (++depth > limit) return true;
-    } else if (code === 0x5d || code === 0x7d) depth--;
-  }
-  return false;
-}
+export const storedEntries = (entries: readonly unknown[]): Uint8Array => deflatedJson(entries);
 
 /** The entries of a stored version: inflated, or as they are (versions written before were not deflated). */
 function openEntries(stored: unknown): unknown {
   if (!(stored instanceof Uint8Array)) return stored;
-  try {
-    const json = inflateRawSync(stored, { maxOutputLength: maxEntriesBytes }).toString("utf8");
-    return nestedBeyond(json, maxEntriesDepth) ? stored : JSON.parse(json);
-  } catch {
-    return stored; // not deflated JSON, or too large: the schema refuses it
-  }
+  // Not deflated JSON, too large or nested too deep: the schema refuses the bytes as they are.
+  return openDeflated(stored, maxEntriesBytes) ?? stored;
 }
 
 export const feedVersionSchema = z.object({

@@ -28,7 +28,7 @@ import {
 import type { TableNames } from "../config.ts";
 import { readBindings } from "../device/bindings.ts";
 import { bindingValue } from "../feed/wire.ts";
-import { auditPartition, auditRecordSchema, auditSortKey, expiry, unhashed } from "./audit-record.ts";
+import { auditPartition, auditRecordSchema, auditSortKey, expiry, recordOfItem, unhashed } from "./audit-record.ts";
 import { chainHash, genesisHash } from "./chain.ts";
 import { batchGetAll, itemKeyText } from "../store/batch-get.ts";
 import {
@@ -326,7 +326,7 @@ async function anchoredRecords(
   let previous: string | undefined;
   for await (const page of recordPages(db, tables, tenantId, shard, after + 1, until.seq)) {
     for (const item of page) {
-      const parsed = auditRecordSchema.safeParse(item);
+      const parsed = auditRecordSchema.safeParse(recordOfItem(item));
       if (!parsed.success) return new Unchained(`shard ${shard}'s record ${String(item.seq)} is malformed`);
       const record = parsed.data;
       if (record.seq !== expected) return "missing";

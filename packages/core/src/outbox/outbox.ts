@@ -21,7 +21,7 @@ import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
 import type { DomainEvent, Publisher } from "../event/event.ts";
 import { leaseItem } from "../identity/lease-item.ts";
-import { auditRecordSchema, eventOfRecord, subjectItem, type AuditRecord } from "../ledger/audit-record.ts";
+import { auditRecordSchema, eventOfRecord, recordOfItem, subjectItem, type AuditRecord } from "../ledger/audit-record.ts";
 import type { Ports } from "../ports.ts";
 import { batchPutAll } from "../store/batch-write.ts";
 import { routingOf } from "./interests.ts";
@@ -58,7 +58,7 @@ export function eventsOfStream(records: readonly OutboxStreamRecord[]): Streamed
     const image = record.dynamodb?.NewImage;
     if (record.eventName !== "INSERT" || !image) continue;
     const item = unmarshall(normalized({ M: image }).M!);
-    const parsed = auditRecordSchema.safeParse(item);
+    const parsed = auditRecordSchema.safeParse(recordOfItem(item));
     if (parsed.success)
       events.push({
         event: eventOfRecord(parsed.data),

@@ -3,7 +3,7 @@
  * carry no Query (their grants are what their code sends: infra/functions.test.ts).
  */
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { auditPartition, auditRecordSchema, auditSortKey, eventOfRecord } from "../ledger/audit-record.ts";
+import { auditPartition, auditRecordSchema, auditSortKey, eventOfRecord, recordOfItem } from "../ledger/audit-record.ts";
 import { shardCount } from "../ledger/shard.ts";
 import type { Ports } from "../ports.ts";
 import { batchPutAll } from "../store/batch-write.ts";
@@ -34,7 +34,7 @@ export async function reprojectHistory(
         }),
       );
       const records = (page.Items ?? []).flatMap((item) => {
-        const parsed = auditRecordSchema.safeParse(item);
+        const parsed = auditRecordSchema.safeParse(recordOfItem(item));
         return parsed.success
           ? [
               {
