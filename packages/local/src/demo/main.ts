@@ -4,22 +4,24 @@
  * ingestion source per webhook format, starts one simroot-pep per site (each following its
  * site's narrowed feed and reporting flows), then keeps an operator core and device traffic
  * going, with an anomaly now and then: a device roaming abroad, changing modem, or calling an
- * unfamiliar server. Open the printed console link. Ctrl-C stops everything.
+ * unfamiliar server. Open the printed console link. Ctrl-C stops everything. Its data is its own (`DEMO_DATA_DIR`, default
+ * `.data/demo`: data-dir.ts), never the control plane's `SIMROOT_DATA_DIR`.
  */
-import { rm, writeFile } from "node:fs/promises";
+import { writeFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { createTenantWithAdminKey } from "@simroot/core";
 import { startLocalRuntime } from "../runtime.ts";
+import { demoDataDir, freshDemoData } from "./data-dir.ts";
 import { demoFleet, demoPolicies, fleets, sites, unfamiliar, type DemoDevice } from "./fleet.ts";
 import { operatorCore, type DemoSource } from "./operator-core.ts";
 import { startPeps, type DemoPep } from "./peps.ts";
 
 const count = Number(process.env.DEMO_DEVICES ?? 300);
 const port = Number(process.env.PORT ?? 3000);
-const dataDir = resolve(process.env.SIMROOT_DATA_DIR ?? ".data/demo");
+const dataDir = demoDataDir();
 const formats = ["simroot", "camara", "nef", "datastreamer", "supersim", "eim"] as const;
 
-await rm(dataDir, { recursive: true, force: true });
+await freshDemoData(dataDir);
 const runtime = await startLocalRuntime({ dataDir, port, hostname: "127.0.0.1", logRequests: false });
 const { tenant, token } = await createTenantWithAdminKey(runtime.ports, "demo");
 const baseUrl = runtime.url;
