@@ -520,7 +520,9 @@ describe("the ledger", () => {
     expect(record.entries.find((entry) => entry.key === id)?.seq).toBe(Number(second!.seq));
     // The entry rewritten to the first change (its own record, value and all): the label change never reaches a PEP.
     const firstValue = (first!.feed as { kind: string; key: string; value: unknown }[]).find((change) => change.key === id)!.value;
-    const entries = record.entries.map((entry) => (entry.key === id ? { ...entry, seq: Number(first!.seq), value: firstValue as never } : entry));
+    const entries = record.entries.map((entry) =>
+      entry.key === id ? { ...entry, seq: Number(first!.seq), value: firstValue as never } : entry,
+    );
     await rewriteLastVersion(tenantId, item, record, entries);
     expect(await verifyAuditChain(runtime.ports, tenantId)).toMatchObject({
       valid: false,
