@@ -67,6 +67,12 @@ export const applierQueueUrl = (): string | undefined => env("SIMROOT_APPLIER_QU
 /** Ingestion answers 503 once this many deliveries wait for the applier. */
 export const ingestMaxBacklog = (): number => Number(env("SIMROOT_INGEST_MAX_BACKLOG")) || 10_000;
 
+/** SIMROOT_WEBHOOK_TARGETS: where outbound webhooks may go, "public" addresses or "any" (webhook/target.ts); unset: the runtime's default. */
+export const webhookTargets = (): "public" | "any" | undefined => {
+  const value = env("SIMROOT_WEBHOOK_TARGETS");
+  return value === "public" || value === "any" ? value : undefined;
+};
+
 /** The fewest days audit records may stay: the archive's 30-day lead, the feed's 7-day delta history, and a margin. */
 export const minAuditRetentionDays = 40;
 

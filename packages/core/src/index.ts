@@ -108,6 +108,7 @@ export { takeRate } from "./automation/rate-limit.ts";
 export * from "./webhook/sign.ts";
 export * from "./webhook/subscription.ts";
 export * from "./webhook/delivery.ts";
+export * from "./webhook/target.ts";
 export * from "./incident/incident.ts";
 export * from "./incident/report.ts";
 export * from "./catalogue/simroot-events.ts";

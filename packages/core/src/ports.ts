@@ -7,6 +7,7 @@ import type { Backlog } from "./ingest/backlog.ts";
 import type { Ledger } from "./ledger/ledger.ts";
 import type { MetricsSink } from "./platform/metrics.ts";
 import type { SecretSealer } from "./secrets/sealer.ts";
+import type { WebhookTargets } from "./webhook/target.ts";
 
 /** Everything a verb may touch outside itself. Adapters provide them; tests pass real ones. */
 export interface Ports {
@@ -26,4 +27,6 @@ export interface Ports {
   readonly secrets?: SecretSealer;
   /** Records the figures operators watch (platform/metrics.ts); absent where nothing collects them. */
   readonly metrics?: MetricsSink;
+  /** Where outbound webhooks may be delivered (webhook/target.ts): public addresses only unless "any" (the local runtime). */
+  readonly webhookTargets?: WebhookTargets;
 }

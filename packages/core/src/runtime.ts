@@ -1,4 +1,4 @@
-import { applierQueueUrl, busName, dynamoSettings, feedKmsKeyId, tableNames } from "./config.ts";
+import { applierQueueUrl, busName, dynamoSettings, feedKmsKeyId, tableNames, webhookTargets } from "./config.ts";
 import { sqsBacklog } from "./ingest/backlog.ts";
 import { eventBridgePublisher } from "./event/eventbridge-publisher.ts";
 import { createLedger, type LedgerOptions } from "./ledger/ledger.ts";
@@ -41,6 +41,8 @@ export function environmentPorts(metrics?: MetricsSink): Ports {
   const queueUrl = applierQueueUrl();
   const built: Ports = {
     ...ports,
+    // Outbound webhooks reach public addresses only, unless the deployment says any (receivers inside its VPC).
+    webhookTargets: webhookTargets() ?? "public",
     ...(metrics ? { metrics } : {}),
     ...(feedNotifier ? { feedNotifier } : {}),
     ...(queueUrl ? { backlog: sqsBacklog(queueUrl) } : {}),

@@ -27,10 +27,12 @@ import {
   recordDeadLetter,
   storeHealth,
   tableNames,
+  webhookTargets,
   type MetricsSink,
   type Ports,
   type Publisher,
   type Redeliver,
+  type WebhookTargets,
 } from "@simroot/core";
 import { LocalBus, type RetrySettings } from "./bus/local-bus.ts";
 import { startDynamoLocal, type DynamoLocal } from "./dynamodb-local.ts";
@@ -67,6 +69,11 @@ export interface LocalRuntimeOptions {
   readonly feedBackstop?: boolean;
   /** Ingestion answers 503 past this many events waiting on the bus (each fact of a packed entry counted) (default `SIMROOT_INGEST_MAX_BACKLOG`, 10,000). */
   readonly maxBacklog?: number;
+  /**
+   * Where outbound webhooks may go: "any" address (default: a laptop's receivers are usually on localhost), or "public"
+   * ones only, as in AWS (core webhook/target.ts). SIMROOT_WEBHOOK_TARGETS sets it too.
+   */
+  readonly webhookTargets?: WebhookTargets;
   /** The feed's signing key file (created if missing): instances of one deployment sign with one key. Default: under `dataDir`, else in memory. */
   readonly feedSigningKeyPath?: string;
   /**
@@ -154,7 +161,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       secrets,
       redeliver,
       ...(metrics ? { metrics } : {}),
-    };
+      webhookTargets: options.webhookTargets ?? webhookTargets() ?? "any",
+    } satisfies Ports;
     const grantViolations: readonly GrantViolation[] =
       (options.enforceGrants ?? process.env.SIMROOT_ENFORCE_GRANTS !== "0") ? enforceGrants(db, tables, ports.ledger).violations : [];
     // The feed's signing key: a file under the data folder, or one in memory for a run that keeps nothing. It signs

@@ -22,6 +22,7 @@ import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 import { signedHeaders } from "./sign.ts";
 import { changeWebhook, readWebhook, tenantWebhooks, webhookSecret } from "./subscription.ts";
+import { postWebhook, type Resolve } from "./target.ts";
 
 /** Delay before each retry, in seconds: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 14 h, 14 h, 16 h (about 71.6 h after the first try), then a last one at 10 h. */
 export const retryDelaysSeconds = [5, 300, 1800, 7200, 18_000, 36_000, 36_000, 50_400, 50_400, 57_600, 36_000] as const;
@@ -117,7 +118,8 @@ export interface AttemptOptions {
   readonly leaseMs?: number;
   /** How long to wait for the receiver. */
   readonly timeoutMs?: number;
-  readonly fetch?: typeof fetch;
+  /** How a receiver's name resolves (the system resolver by default). */
+  readonly resolve?: Resolve;
 }
 
 /** One attempt at a due delivery, if no one else holds it. Returns the status it left. */
@@ -160,15 +162,12 @@ export async function attemptDelivery(ports: Ports, tenantId: string, webhookId:
   try {
     const secret = await webhookSecret(ports, tenantId, webhook);
     const headers = signedHeaders(webhook.signing, secret, id, Math.floor(attemptAt.getTime() / 1000), item.body);
-    const response = await (options.fetch ?? fetch)(webhook.url, {
-      method: "POST",
-      headers: { ...headers, "user-agent": "simroot-webhooks/1" },
-      body: item.body,
-      redirect: "manual",
-      signal: AbortSignal.timeout(options.timeoutMs ?? 15_000),
-    });
-    status = response.status;
-    await response.body?.cancel();
+    status = await postWebhook(
+      webhook.url,
+      { headers: { ...headers, "user-agent": "simroot-webhooks/1" }, body: item.body as string, timeoutMs: options.timeoutMs ?? 15_000 },
+      ports.webhookTargets ?? "public",
+      options.resolve,
+    );
   } catch (failure) {
     error = (failure as Error).name === "TimeoutError" ? "timed out" : String((failure as Error).message).slice(0, 200);
   }

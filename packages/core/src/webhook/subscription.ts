@@ -16,6 +16,7 @@ import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 import { cachedRecords, commitRecord, listRecords, notFound, readRecord, stale } from "../automation/records.ts";
 import { newSigningKeys, signingSchemes } from "./sign.ts";
+import { webhookUrlProblem } from "./target.ts";
 
 export const maxWebhooksPerTenant = 50;
 /** Checked and counted in the commit that creates one (automation/records.ts), so concurrent creates cannot pass it. */
@@ -89,7 +90,18 @@ export async function webhookSecret(ports: Ports, tenantId: string, webhook: Sto
   throw new Error(`webhook ${webhook.id} has no signing secret`);
 }
 
+/** Refuses a URL deliveries may not go to (target.ts): a loopback, private or link-local address, or localhost. */
+function assertDeliverable(ports: Ports, url: string) {
+  const problem = webhookUrlProblem(url, ports.webhookTargets ?? "public");
+  if (problem) {
+    throw new SimrootError("webhook.url_not_public", "input", `Webhooks are delivered to public addresses only: ${problem}`, {
+      issues: [{ path: "url", message: problem }],
+    });
+  }
+}
+
 export const createWebhook = verb(createWebhookInput, async (ports, ctx, input): Promise<Outcome<Webhook & { secret?: string }>> => {
+  assertDeliverable(ports, input.url);
   const keys = newSigningKeys(input.signing);
   const now = ports.now().toISOString();
   const id = newId("webhook");
@@ -156,6 +168,7 @@ export const updateWebhook = verb(updateWebhookInput, async (ports, ctx, input):
   const current = await readWebhook(ports, ctx.tenantId, input.id);
   if (!current) throw notFound("webhook", input.id);
   if (current.revision !== input.ifRevision) throw stale();
+  if (input.changes.url !== undefined) assertDeliverable(ports, input.changes.url);
   return changeWebhook(ports, ctx, current, input.changes, "webhook.updated");
 });
 
