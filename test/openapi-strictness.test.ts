@@ -91,3 +91,30 @@ describe("the device registration schema", () => {
     expect(destination({ protocol: "tcp" })).toBe(false);
   });
 });
+
+describe("every JSON request body", () => {
+  it("refuses fields it does not know, as the OpenAPI document says (additionalProperties: false), but a vendor's", async () => {
+    const doc = (await (await runtime.app.request("/openapi.json")).json()) as ApiDocument;
+    const open: string[] = [];
+    for (const [path, operations] of Object.entries(doc.paths)) {
+      for (const [method, operation] of Object.entries(operations)) {
+        const schema = resolved(operation.requestBody?.content?.["application/json"]?.schema, doc.components.schemas) as
+          | { type?: string; additionalProperties?: unknown }
+          | undefined;
+        if (schema?.type === "object" && schema.additionalProperties !== false) open.push(`${method.toUpperCase()} ${path}`);
+      }
+    }
+    // Cloudflare's device posture request is the vendor's, which it may add fields to: read leniently.
+    expect(open).toEqual(["POST /v1/integrations/cloudflare/posture"]);
+  });
+
+  it("of a device action: an unknown field is refused and the device is left as it was; a missing reason says why", async () => {
+    const tenant = await tenantClient(runtime, "strict-actions");
+    const device = (await tenant.call("POST", "/v1/devices", { imsi: "208015550099999" })).json;
+    const refused = await tenant.call("POST", `/v1/devices/${device.id}/suspend`, { reason: "maintenance", ttl: "1h" });
+    expect([refused.status, refused.headers.get("content-type")]).toEqual([400, "application/problem+json"]);
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.state).toBe("active");
+    const unexplained = await tenant.call("POST", `/v1/devices/${device.id}/suspend`, {});
+    expect([unexplained.status, JSON.stringify(unexplained.json)]).toEqual([400, expect.stringContaining("say why")]);
+  });
+});

@@ -1063,6 +1063,9 @@ export interface components {
                 [key: string]: unknown;
             };
         };
+        DeviceActionInput: {
+            reason: string;
+        };
         ApiKeyWithToken: {
             key: components["schemas"]["ApiKey"];
             /** @description shown this once only */
@@ -1509,6 +1512,9 @@ export interface components {
             items: components["schemas"]["Source"][];
             /** @description cursor of the next page */
             next?: string;
+        };
+        SourceRotation: {
+            credentials?: components["schemas"]["SourceCredentials"];
         };
         IngestResult: {
             sourceId: string;
@@ -2811,9 +2817,7 @@ export interface operations {
         };
         requestBody: {
             content: {
-                "application/json": {
-                    reason: string;
-                };
+                "application/json": components["schemas"]["DeviceActionInput"];
             };
         };
         responses: {
@@ -5316,9 +5320,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": {
-                    credentials?: components["schemas"]["SourceCredentials"];
-                };
+                "application/json": components["schemas"]["SourceRotation"];
             };
         };
         responses: {

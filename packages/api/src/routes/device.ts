@@ -83,7 +83,10 @@ const action = createRoute({
       id: deviceId.shape.id,
       action: deviceActionInput.shape.action.meta({ param: { name: "action", in: "path" } }),
     }),
-    body: { required: true, content: { "application/json": { schema: deviceActionInput.pick({ reason: true }) } } },
+    body: {
+      required: true,
+      content: { "application/json": { schema: deviceActionInput.pick({ reason: true }).meta({ id: "DeviceActionInput" }) } },
+    },
   },
   responses: {
     200: json("The device after the action", z.object({ outcome: z.enum(["applied", "duplicate", "stale"]), device: deviceSchema })),

@@ -47,7 +47,12 @@ const rotate = createRoute({
   middleware: admin,
   request: {
     params: sourceId,
-    body: { required: false, content: { "application/json": { schema: z.object({ credentials: credentialsSchema.optional() }) } } },
+    body: {
+      required: false,
+      content: {
+        "application/json": { schema: z.strictObject({ credentials: credentialsSchema.optional() }).meta({ id: "SourceRotation" }) },
+      },
+    },
   },
   responses: { 200: json("The source and its new credentials", withCredentials), ...errorResponses(400, 401, 403, 404) },
 });

@@ -20,10 +20,13 @@ export const deviceActions = {
 } as const;
 export type DeviceAction = keyof typeof deviceActions;
 
-export const deviceActionInput = z.object({
+export const deviceActionInput = z.strictObject({
   id: z.string(),
   action: z.enum(Object.keys(deviceActions) as [DeviceAction, ...DeviceAction[]]),
-  reason: z.string().min(1, "say why").max(500),
+  reason: z
+    .string({ error: (issue) => (issue.input === undefined ? "say why: a reason is required" : "a reason is text") })
+    .min(1, "say why")
+    .max(500),
 });
 
 export const actOnDevice = verb(deviceActionInput, async (ports, ctx, input) => {
