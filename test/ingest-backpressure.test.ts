@@ -61,6 +61,16 @@ describe("ingestion backpressure", () => {
     await runtime.settled();
   }, 60_000);
 
+  it("accepts a request larger than the bound when nothing waits (retrying it could never pass: review 54)", async () => {
+    const post = await source();
+    await runtime.settled();
+    expect(runtime.bus.status().pendingEvents).toBe(0);
+    const accepted = await post<Schema<"IngestResult">>(facts(150));
+    expect(accepted.status).toBe(202);
+    expect(accepted.json.accepted).toHaveLength(150);
+    await runtime.settled();
+  }, 60_000);
+
   it(`refuses a body of more than ${maxEventsPerRequest} events with 413, recording nothing`, async () => {
     const post = await source();
     // The source's own creation events reach the bus from the outbox: let them pass first.

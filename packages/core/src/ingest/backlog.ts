@@ -36,7 +36,8 @@ export async function admitIngest(ports: Ports, events: number): Promise<void> {
   if (!ports.backlog) return;
   const { bound } = ports.backlog;
   const pending = await ports.backlog.pending();
-  if (pending + events <= bound) return;
+  // A request larger than the bound is taken when nothing waits: refused, it could never pass however long its sender waited.
+  if (pending === 0 || pending + events <= bound) return;
   // Longer the further past the bound, from 1 s to a minute.
   const retryAfter = Math.min(60, Math.max(1, Math.ceil((5 * pending) / bound)));
   throw new SimrootError(
