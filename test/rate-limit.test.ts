@@ -122,9 +122,18 @@ describe("rate limits across instances that share nothing", () => {
         standardWebhookHeaders(created.credentials.webhookSecret, text),
       );
     };
-    const statuses = [];
-    for (let n = 0; n < 5; n++) statuses.push((await post(n % 2 === 0 ? a.url : b.url, noisy, n)).status);
-    expect(statuses).toEqual([202, 202, 202, 429, 429]);
+    const answers = [];
+    for (let n = 0; n < 5; n++) answers.push(await post(n % 2 === 0 ? a.url : b.url, noisy, n));
+    expect(answers.map(({ status }) => status)).toEqual([202, 202, 202, 429, 429]);
+    // Every answer says what is left, as /openapi.json lists it for 202 and 429 (a sender paces itself by it).
+    expect(answers.map(({ headers }) => headers.get("ratelimit"))).toEqual([
+      expect.stringMatching(/^"default";r=2;t=\d+$/),
+      expect.stringMatching(/^"default";r=1;t=\d+$/),
+      expect.stringMatching(/^"default";r=0;t=\d+$/),
+      expect.stringMatching(/^"default";r=0;t=\d+$/),
+      expect.stringMatching(/^"default";r=0;t=\d+$/),
+    ]);
+    expect(answers.every(({ headers }) => headers.get("ratelimit-policy") === '"default";q=3;w=60')).toBe(true);
     const refused = await post<Schema<"Problem">>(a.url, noisy, 9);
     expect(refused.json.type).toBe("urn:simroot:problem:rate.limited");
     expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);

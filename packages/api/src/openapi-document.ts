@@ -116,7 +116,9 @@ function completeOperation(doc: OpenApiDocument, path: string, method: string, o
     if (success && carriesEtag(path, method, status)) headers["ETag"] = header("ETag");
     if (status === "201" && doc.paths?.[`${path}/{id}`]?.get) headers["Location"] = header("Location");
     if (success && secured && method === "post") headers["Idempotent-Replayed"] = header("IdempotentReplayed");
-    if (secured && status !== "401" && status !== "403") {
+    // A webhook's answer says what is left of its source's limit once the source is known and the request counted.
+    const counted = path.startsWith("/v1/ingest/") ? !["401", "403", "404", "413"].includes(status) : status !== "401" && status !== "403";
+    if (secured && counted) {
       headers.RateLimit ??= header("RateLimit");
       headers["RateLimit-Policy"] ??= header("RateLimitPolicy");
     }

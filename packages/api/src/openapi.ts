@@ -20,6 +20,7 @@ const problemDescriptions: Record<number, string> = {
   409: "Conflicts with the current state",
   412: "`If-Match` does not match the current ETag",
   413: "The body is too large",
+  503: "A dependency is down, or (ingestion) the applier's backlog is past its bound: retry after Retry-After seconds",
 };
 
 export function errorResponses<const Codes extends number[]>(...codes: Codes) {

@@ -88,7 +88,7 @@ ingestRoutes.openAPIRegistry.registerPath({
       },
     },
   },
-  responses: { 202: json("Accepted and durably queued", ingestResult), ...errorResponses(400, 401, 404, 409, 413) },
+  responses: { 202: json("Accepted and durably queued", ingestResult), ...errorResponses(400, 401, 404, 409, 413, 503) },
 });
 
 ingestRoutes.post("/v1/ingest/:sourceId", async (c) => {
@@ -105,6 +105,7 @@ ingestRoutes.post("/v1/ingest/:sourceId", async (c) => {
     bytes,
     now: c.var.ports.now(),
   };
-  const result = await ingest(c.var.ports, adapters, c.req.param("sourceId"), request, c.var.requestId);
+  const { result, rateHeaders } = await ingest(c.var.ports, adapters, c.req.param("sourceId"), request, c.var.requestId);
+  for (const [name, value] of Object.entries(rateHeaders)) c.header(name, value);
   return c.json(result, 202);
 });

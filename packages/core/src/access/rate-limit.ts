@@ -140,9 +140,10 @@ export async function takeKeyRequest(ports: Ports, tenantId: string, keyId: stri
   return takeRequest(ports, `${tenantId}#key:${keyId}`, { limit, windowSeconds: minute });
 }
 
-/** Counts a webhook request of a source against its tenant's limit; throws the 429 past it. */
-export async function takeSourceRequest(ports: Ports, tenantId: string, sourceId: string): Promise<void> {
+/** Counts a webhook request of a source against its tenant's limit; throws the 429 past it, else answers what is left. */
+export async function takeSourceRequest(ports: Ports, tenantId: string, sourceId: string): Promise<RateDecision> {
   const { rateLimits } = await tenantSettings(ports, tenantId);
   const decision = await takeRequest(ports, `${tenantId}#source:${sourceId}`, { limit: rateLimits.sourcePerMinute, windowSeconds: minute });
   if (!decision.allowed) throw rateLimited(decision);
+  return decision;
 }

@@ -12,7 +12,7 @@ import type { RequestContext } from "../context.ts";
 import { domainEvent } from "../event/event.ts";
 import type { Adapter, AdapterItem, IngestFormat, IngestRequest } from "./adapter.ts";
 import { boundedEvent } from "./clock.ts";
-import { takeSourceRequest } from "../access/rate-limit.ts";
+import { rateLimitHeaders, takeSourceRequest } from "../access/rate-limit.ts";
 import { admitIngest } from "./backlog.ts";
 import { ingestedEvent } from "./ingested.ts";
 import { noteIngest } from "./source-health.ts";
@@ -31,10 +31,33 @@ export async function ingest(
   sourceId: string,
   request: IngestRequest,
   requestId: string,
-): Promise<IngestResult> {
+): Promise<{ readonly result: IngestResult; readonly rateHeaders: Record<string, string> }> {
   const { source, credentials } = await authenticated(ports, adapters, sourceId, request);
   // Authenticated, and before any parsing: one noisy source cannot take the control plane.
-  await takeSourceRequest(ports, source.tenantId, source.id);
+  const rate = rateLimitHeaders(await takeSourceRequest(ports, source.tenantId, source.id));
+  try {
+    return { result: await accepting(ports, adapters, source, credentials, request, requestId), rateHeaders: rate };
+  } catch (error) {
+    // Whatever the answer, it says what is left of the source's limit (as the API keys' answers do).
+    if (!(error instanceof SimrootError)) throw error;
+    const headers = { ...rate, ...((error.detail.headers ?? {}) as Record<string, string>) };
+    throw new SimrootError(error.code, error.kind, error.message, {
+      issues: [...error.issues],
+      detail: { ...error.detail, headers },
+      cause: error.cause,
+    });
+  }
+}
+
+/** The body of an authenticated request within its source's rate limit: parsed, admitted, published. */
+async function accepting(
+  ports: Ports,
+  adapters: Readonly<Record<IngestFormat, Adapter>>,
+  source: Awaited<ReturnType<typeof authenticated>>["source"],
+  credentials: Awaited<ReturnType<typeof authenticated>>["credentials"],
+  request: IngestRequest,
+  requestId: string,
+): Promise<IngestResult> {
   const adapter = adapters[source.format];
   const items = adapter.parse(request, credentials);
   const ctx = { tenantId: source.tenantId, actor: `source:${source.id}`, requestId };
