@@ -124,7 +124,10 @@ describe("the signed policy feed", () => {
   it("answers a long poll as soon as a change lands, and an idle poll with 304 and a fresh signed head", async () => {
     const { admin, authentic, feed } = await setup();
     const device = (await admin.call("POST", "/v1/devices", { imsi: "208010000000009" })).json;
-    const version = (await feed("")).json.signed.head.version;
+    const snapshot = await feed("");
+    const version = snapshot.json.signed.head.version;
+    // Every 200 and 304 carries the version it reaches as its ETag, a snapshot page too (as /openapi.json lists it).
+    expect(snapshot.headers.get("etag")).toBe(`"${version}"`);
 
     const idle = await feed(`?since=${version}&wait=1`, { "if-none-match": `"${version}"` });
     expect(idle.status).toBe(304);
@@ -138,6 +141,7 @@ describe("the signed policy feed", () => {
     await admin.call("POST", `/v1/devices/${device.id}/quarantine`, { reason: "anomaly" });
     const answer = await polling;
     expect(answer.status).toBe(200);
+    expect(answer.headers.get("etag")).toBe(`"${answer.json.signed.head.version}"`);
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(answer.json.entries[0]).toMatchObject({ kind: "device", value: { state: "quarantined" } });
   });

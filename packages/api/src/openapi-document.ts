@@ -122,10 +122,9 @@ function completeOperation(doc: OpenApiDocument, path: string, method: string, o
       headers.RateLimit ??= header("RateLimit");
       headers["RateLimit-Policy"] ??= header("RateLimitPolicy");
     }
-    if (path === "/v1/feed" && (status === "200" || status === "304")) {
-      headers["simroot-feed-head"] = header("FeedHead");
-      headers["ETag"] = header("ETag");
-    }
+    // Every answer of the feed names the version it reaches; a 304 carries the re-signed head it would have had.
+    if (path === "/v1/feed" && (status === "200" || status === "304")) headers["ETag"] = header("ETag");
+    if (path === "/v1/feed" && status === "304") headers["simroot-feed-head"] = header("FeedHead");
     response.headers = headers;
   }
 }

@@ -493,7 +493,7 @@ export interface paths {
         };
         /**
          * The signed, incremental feed enforcement points poll
-         * @description Without `since`: a snapshot, page by page (`next`). With `since`: every change after that version, answered as soon as one lands when `wait` is given. Every response carries a head signed with Ed25519 (tenant, version, content hash, expiry of at most 120 s). With `If-None-Match: "<version>"`, an idle poll is answered 304 with the re-signed head in `simroot-feed-head`. 410 `feed.snapshot_required` when the version is older than the retained deltas. A delta poll with `Accept: text/event-stream`, on a control plane that streams (a long-running server; not behind API Gateway, which answers it as a long poll), is answered as server-sent events for `wait` seconds on one connection: `deltas` (data: a feed response continuing the previous event), `head` (data: the re-signed idle head, at least every 4 s) and `snapshot_required`.
+         * @description Without `since`: a snapshot, page by page (`next`). With `since`: every change after that version, answered as soon as one lands when `wait` is given. Every response carries a head signed with Ed25519 (tenant, version, content hash, expiry of at most 8 s) and, as its ETag, the version it reaches. With `If-None-Match: "<version>"`, an idle poll is answered 304 with the re-signed head in `simroot-feed-head`. 410 `feed.snapshot_required` when the version is older than the retained deltas. A delta poll with `Accept: text/event-stream`, on a control plane that streams (a long-running server; not behind API Gateway, which answers it as a long poll), is answered as server-sent events for `wait` seconds on one connection: `deltas` (data: a feed response continuing the previous event), `head` (data: the re-signed idle head, at least every 4 s) and `snapshot_required`.
          */
         get: operations["listFeed"];
         put?: never;
@@ -5768,7 +5768,6 @@ export interface operations {
                     ETag: components["headers"]["ETag"];
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                    "simroot-feed-head": components["headers"]["FeedHead"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -5782,8 +5781,8 @@ export interface operations {
                     "X-Request-Id": components["headers"]["RequestId"];
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                    "simroot-feed-head": components["headers"]["FeedHead"];
                     ETag: components["headers"]["ETag"];
+                    "simroot-feed-head": components["headers"]["FeedHead"];
                     [name: string]: unknown;
                 };
                 content?: never;

@@ -52,7 +52,7 @@ const feed = createRoute({
   description:
     "Without `since`: a snapshot, page by page (`next`). With `since`: every change after that version, answered as soon as one " +
     "lands when `wait` is given. Every response carries a head signed with Ed25519 (tenant, version, content hash, expiry of at " +
-    `most 120 s). With \`If-None-Match: "<version>"\`, an idle poll is answered 304 with the re-signed head in \`${headHeader}\`. ` +
+    `most ${maxHeadLifetimeSeconds} s) and, as its ETag, the version it reaches. With \`If-None-Match: "<version>"\`, an idle poll is answered 304 with the re-signed head in \`${headHeader}\`. ` +
     "410 `feed.snapshot_required` when the version is older than the retained deltas. " +
     "A delta poll with `Accept: text/event-stream`, on a control plane that streams (a long-running server; not behind " +
     "API Gateway, which answers it as a long poll), is answered as server-sent events for `wait` seconds on one connection: " +
@@ -192,7 +192,9 @@ export function feedRoutes(options: AppOptions) {
       const { ports, ctx } = c.var;
       const scope = query.selector === undefined ? undefined : parseScope(query.selector);
       if (query.since === undefined) {
-        return c.json(await feedSnapshot(ports, signer, ctx.tenantId, query.cursor, query.limit, scope), 200);
+        const page = await feedSnapshot(ports, signer, ctx.tenantId, query.cursor, query.limit, scope);
+        c.header("etag", `"${page.signed.head.version}"`);
+        return c.json(page, 200);
       }
       if (options.streamFeed && /\btext\/event-stream\b/.test(c.req.header("accept") ?? "")) {
         return streamDeltas(c, signer, { since: query.since, limit: query.limit, waitMs: query.wait * 1000, scope }) as never;
