@@ -1533,7 +1533,7 @@ export interface components {
                 }[];
             }[];
         };
-        /** @description One event object or a JSON array of them, in the source's format: `simroot` NormalizedEvent, `camara` and `supersim` CloudEvents, `nef` 3GPP TS 29.522 MonitoringNotification, `datastreamer` Datastreamer event, `eim` SGP.32 eIM notification. */
+        /** @description One event object or a JSON array of them, in the source's format: `simroot` NormalizedEvent, `camara` and `supersim` CloudEvents, `nef` 3GPP TS 29.122 MonitoringNotification (reused northbound by the 5G NEF, TS 29.522), `datastreamer` Datastreamer event, `eim` SGP.32 eIM notification. */
         WebhookBody: {
             [key: string]: unknown;
         } | {

@@ -43,7 +43,7 @@ const webhookBody = z.union([z.record(z.string(), z.unknown()), z.array(z.record
   id: "WebhookBody",
   description:
     "One event object or a JSON array of them, in the source's format: `simroot` NormalizedEvent, `camara` and `supersim` " +
-    "CloudEvents, `nef` 3GPP TS 29.522 MonitoringNotification, `datastreamer` Datastreamer event, `eim` SGP.32 eIM notification.",
+    "CloudEvents, `nef` 3GPP TS 29.122 MonitoringNotification (reused northbound by the 5G NEF, TS 29.522), `datastreamer` Datastreamer event, `eim` SGP.32 eIM notification.",
 });
 
 export const ingestRoutes = new OpenAPIHono<AppEnv>();

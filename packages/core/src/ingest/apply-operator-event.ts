@@ -130,7 +130,8 @@ async function settle(ports: Ports, reported: DomainEvent): Promise<Outcome<Oper
         ? await recordUnhandled(ports, ctx, deviceId, ingested, cause)
         : await applyFact(ports, ctx, deviceId, toFact(event, ingested.data.sourceId), cause);
   } catch (error) {
-    if (isSimrootError(error) && error.code === "device.not_found") return parkFor(`device ${deviceId} no longer exists`);
+    if (isSimrootError(error) && error.code === "device.not_found")
+      return parkFor(`device ${deviceId} is not in this tenant (never registered here, or removed)`);
     throw error;
   }
   await unpark(ports, ctx.tenantId, ingested.id);
