@@ -8,7 +8,15 @@
 import type { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import { randomUUID } from "node:crypto";
 import { billedTransaction, type ReportedCapacity } from "../../test/support/billed-units.ts";
-import { applyOperatorEvent, createTenantWithAdminKey, ingestedEvent, registerDevice, reprojectHistory, type Ports } from "@simroot/core";
+import {
+  applyOperatorEvent,
+  createTenantWithAdminKey,
+  ingestedEvent,
+  newId,
+  registerDevice,
+  reprojectHistory,
+  type Ports,
+} from "@simroot/core";
 
 const writeCommands = new Set([
   "PutItemCommand",
@@ -63,10 +71,13 @@ const imsiOf = (n: number) => `20801${String(n).padStart(10, "0")}`;
  * item carries its window, and a fleet in steady state writes full ones). `together` facts (of as many devices) are
  * applied at once: one at a time every sequencing run carries one change, together they share runs.
  */
-export async function unitsPerAppliedEvent(ports: Ports, devices: number, events: number, from = 0, together = 1) {
+export async function unitsPerAppliedEvent(ports: Ports, devices: number, events: number, from = 0, together = 1, realistic = false) {
   if (devices % together !== 0 || from % together !== 0) throw new Error("together must divide devices and from");
   const { tenant } = await createTenantWithAdminKey(ports, "capacity");
-  const ctx = { tenantId: tenant.id, actor: "source:src_bench", requestId: "req_bench" };
+  // `realistic`: ids as long as the API and ingestion make them (a ULID each) and attaches that carry an APN and the
+  // network, as operators send them; else short ids and bare attaches (the figures of docs/write-path.md's table).
+  const sourceId = realistic ? newId("source") : "src_bench";
+  const ctx = { tenantId: tenant.id, actor: `source:${sourceId}`, requestId: realistic ? newId("request") : "req_bench" };
   for (let n = 0; n < devices; n++) await registerDevice(ports, ctx, { imsi: imsiOf(n) });
   await projectAsTheOutbox(ports, tenant.id, 0);
   const meter = meterWrites(ports.db);
@@ -85,9 +96,16 @@ export async function unitsPerAppliedEvent(ports: Ports, devices: number, events
       occurredAt: new Date(Date.UTC(2026, 10, 22, 8, 0, round)).toISOString(),
       device: { imsi: imsiOf(n % devices) },
       sourceType: "bench",
-      data: attach ? { bearer: "cellular", ipv4: `10.1.${n % devices}.${1 + (round % 200)}` } : {},
+      data: attach
+        ? {
+            bearer: "cellular",
+            ipv4: `10.1.${n % devices}.${1 + (round % 200)}`,
+            ...(realistic ? { apn: "iot.simroot.example", plmn: { mcc: "208", mnc: "01" } } : {}),
+          }
+        : {},
     };
-    return ingestedEvent(ctx, "src_bench", "simroot", normalized as never, new Date());
+    const request = realistic ? { ...ctx, requestId: newId("request") } : ctx;
+    return ingestedEvent(request, sourceId, "simroot", normalized as never, new Date());
   };
   // `together` facts of as many devices at once (as a storm brings them): they share sequencing runs.
   for (let start = 0; start < events; start += together) {

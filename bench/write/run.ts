@@ -185,6 +185,15 @@ console.log(
     .map(([table, units]) => `${table} ${units.toFixed(1)}`)
     .join(", ")}`,
 );
+// The same with ids as long as real ones and attaches carrying an APN and the network (records over 1 KB cost double).
+const realistic = await unitsPerAppliedEvent(capacityPorts, 20, 1000, 800, 1, true);
+console.log(
+  `  steady state, real-length ids, attaches with APN and network: ${realistic.perEvent.toFixed(1)} (${Object.entries(
+    realistic.perEventByTable,
+  )
+    .map(([table, units]) => `${table} ${units.toFixed(1)}`)
+    .join(", ")})`,
+);
 // The same, 20 facts (of the 20 devices) at once, as a storm brings them: the sequencer's version and head are shared.
 const together = await unitsPerAppliedEvent(capacityPorts, 20, 1000, 800, 20);
 console.log(
@@ -202,7 +211,7 @@ console.log(
     .map(([table, units]) => `${table} ${units.toFixed(1)}`)
     .join(", ")})`,
 );
-const ambiguous = [capacity, steady, together, queueBatch].reduce((sum, run) => sum + run.ambiguous, 0);
+const ambiguous = [capacity, steady, realistic, together, queueBatch].reduce((sum, run) => sum + run.ambiguous, 0);
 console.log(`  transactions the meter may have counted short (a delete, or index copies, beside another item of a table): ${ambiguous}`);
 const remembered = await unitsPerRememberedFact(capacityPorts);
 console.log(
