@@ -447,6 +447,18 @@ describe("wildcard", () => {
     expect(matches(deep, { FileName: "/Users/ls_user/dir/dir/dir/dir/otherdir/doc.txt" })).toBe(false);
   });
 
+  it("answers at once for a pattern of many stars against a long value that almost matches (no backtracking: review 55)", () => {
+    // As a regular expression, ^.*a.*a…b$ backtracks exponentially: 6 stars against 64 characters took 6 s, these minutes.
+    const pattern = { name: [{ wildcard: `${"*a".repeat(20)}*b` }] };
+    expect(matches(pattern, { name: "a".repeat(400) })).toBe(false);
+    expect(matches(pattern, { name: `${"a".repeat(400)}b` })).toBe(true);
+    expect(matches({ name: [{ wildcard: "*a*b*c" }] }, { name: "xaybzc" })).toBe(true);
+    expect(matches({ name: [{ wildcard: "*a*b*c" }] }, { name: "xaybzcd" })).toBe(false);
+    expect(matches({ name: [{ wildcard: "a*" }] }, { name: "a" })).toBe(true);
+    expect(matches({ name: [{ wildcard: "*" }] }, { name: "" })).toBe(true);
+    expect(matches({ name: [{ wildcard: "a\\*b*" }] }, { name: "a*bxyz" })).toBe(true);
+  }, 2_000);
+
   it("treats \\* as a literal star and \\\\ as a literal backslash", () => {
     const star = { FileName: [{ wildcard: "report\\*.txt" }] };
     expect(matches(star, { FileName: "report*.txt" })).toBe(true);
@@ -577,6 +589,8 @@ describe("validatePattern", () => {
     ["a malformed CIDR", { ip: [{ cidr: "bad-/64filter" }] }, /"ip\[0\]\.cidr"/],
     ["a CIDR prefix length too long", { ip: [{ cidr: "10.0.0.0/33" }] }, /"ip\[0\]\.cidr"/],
     ["consecutive wildcards", { arn: [{ wildcard: "arn:aws:events:us-east-1:**:event-bus/*" }] }, /consecutive/],
+    // DynamoDB stores a rule's pattern as a map, nested at most 32 deep: deeper, storing it failed with a 500 (review 55).
+    ["a pattern nested too deep", JSON.parse(`${'{"d":'.repeat(25)}["x"]${"}".repeat(25)}`), /nested deeper than 20/],
     ["a backslash escaping another character", { f: [{ wildcard: "a\\b*" }] }, /backslash/],
     ["an anything-but list of mixed types", { x: [{ "anything-but": ["a", 1] }] }, /only strings or only numbers/],
     ["an anything-but null", { x: [{ "anything-but": null }] }, /"x\[0\]\.anything-but"/],
