@@ -1,3 +1,4 @@
+import { ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
@@ -101,6 +102,20 @@ describe("device updates and idempotent POSTs", () => {
     // Another credential's identical key is another request.
     const globex = await tenantClient(runtime, "globex");
     expect((await globex.call("POST", "/v1/devices", body, { "idempotency-key": "register-42" })).json.id).not.toBe(first.json.id);
+  });
+
+  it("keeps no shown-once secret of a retried POST in the store: the kept answer opens only with the caller's own key", async () => {
+    // Found by review 55: the kept answer of POST /v1/keys held the new key's token in plain text for 24 h.
+    const acme = await tenantClient(runtime, "idempotent-secrets");
+    const body = { name: "pep-lyon", role: "pep" };
+    const first = await acme.call("POST", "/v1/keys", body, { "idempotency-key": "key-once" });
+    expect(first.status).toBe(201);
+    const token = String(first.json.token);
+    const { Items = [] } = await runtime.ports.db.send(new ScanCommand({ TableName: runtime.ports.tables.control }));
+    expect(Items.filter((item) => JSON.stringify(item).includes(token)).map((item) => item.pk)).toEqual([]);
+    // The retry still gets the first answer, the token in it.
+    const retry = await acme.call("POST", "/v1/keys", body, { "idempotency-key": "key-once" });
+    expect([retry.status, retry.headers.get("idempotent-replayed"), retry.json.token]).toEqual([201, "true", token]);
   });
 });
 

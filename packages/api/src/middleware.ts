@@ -43,7 +43,8 @@ export const requireRole = (...allowed: Role[]) =>
       permit(authenticated.role);
       return next();
     }
-    const principal = await authenticate(c.var.ports, bearerToken(c.req.header("authorization")));
+    const token = bearerToken(c.req.header("authorization"));
+    const principal = await authenticate(c.var.ports, token);
     permit(principal.role);
     // Authenticated, and before any work: each key within its tenant's rate limit (RateLimit headers on every answer).
     const rate = await takeKeyRequest(c.var.ports, principal.tenantId, principal.keyId, principal.role);
@@ -52,7 +53,7 @@ export const requireRole = (...allowed: Role[]) =>
     c.set("principal", principal);
     c.set("ctx", { tenantId: principal.tenantId, actor: `key:${principal.keyId}`, requestId: c.var.requestId });
     // Only now, authenticated, may a request's body be read (to fingerprint it): per credential.
-    return idempotent(c, `key:${principal.keyId}`, next);
+    return idempotent(c, `key:${principal.keyId}`, token, next);
   });
 
 /** The token of an `Authorization: Bearer` header; the scheme is case-insensitive (RFC 9110 11.1). */

@@ -122,7 +122,7 @@ async function oncePerWebhookId(ports: Ports, sourceId: string, webhookId: strin
   }
   if (claim.kind === "in_progress")
     throw new SimrootError("ingest.webhook_in_progress", "conflict", `webhook-id ${webhookId} is being processed`);
-  if (claim.kind === "completed") return JSON.parse(claim.response.body) as IngestResult;
+  if (claim.kind === "completed") return JSON.parse(claim.response.body ?? "{}") as IngestResult;
   try {
     const result = await act();
     await completeIdempotencyKey(ports, scope, webhookId, fingerprint, { status: 202, body: JSON.stringify(result), headers: {} });

@@ -14,7 +14,10 @@ export const idempotencyLeaseSeconds = 60;
 
 export interface StoredResponse {
   readonly status: number;
-  readonly body: string;
+  /** The body as it was (answers kept before 2026-12-05, or of a caller with no bearer token). */
+  readonly body?: string;
+  /** The body sealed with a key only the caller's own credential derives (api idempotency.ts). */
+  readonly sealedBody?: string;
   readonly headers: Readonly<Record<string, string>>;
 }
 
