@@ -63,6 +63,8 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
   it("quarantines a device that reaches a destination never seen for it or its fleet, audited with the rule's name", async () => {
     const { tenant, deviceId, rules, post, pep } = await setup([
       { name: "contain unknown destinations", pattern: onNewDestination, actions: [{ type: "quarantine" }, { type: "open-incident" }] },
+      // A dry run beside it: what it would have done is no measure taken (review 55: NIS2 drafts listed it).
+      { name: "would revoke", pattern: onNewDestination, actions: [{ type: "revoke" }], dryRun: true },
     ]);
     await teachBaseline(post, deviceId);
     const { version } = (await call(runtime, pep, "GET", "/v1/feed")).json.signed.head;
@@ -117,6 +119,9 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
     expect(Date.parse(drafts.notification.dueBy) - Date.parse(incidents[0].openedAt)).toBe(72 * 3600 * 1000);
     expect(drafts.earlyWarning.suspectedUnlawfulOrMalicious).toBe(true);
     expect(drafts.notification.indicatorsOfCompromise[0].seen.destinations).toEqual(["exfil.example.net:443/tcp"]);
+    const measures = JSON.stringify(drafts.notification.measuresTaken);
+    expect([measures.includes("quarantine"), measures.includes("revoke"), measures.includes("would-do")]).toEqual([true, false, false]);
+    expect(report.actions.some((entry) => JSON.stringify(entry.data).includes("would-do"))).toBe(false);
 
     // Every event this story caused is documented in the AsyncAPI catalogue rules match against.
     const messages: Record<string, { name: string }> = (await call(runtime, undefined, "GET", "/asyncapi.json")).json.components.messages;

@@ -34,9 +34,14 @@ async function gather(ports: Ports, ctx: RequestContext, incident: Incident) {
     data: record.data,
   }));
   const anomalies = timeline.filter((entry) => entry.type === "anomaly.detected");
-  const actions = timeline.filter(
-    (entry) => entry.type === "automation.fired" || (lifecycle.has(entry.type) && !entry.actor.startsWith("source:")),
-  );
+  // The actions taken: a rule's firing that acted (with the actions it did), and what people and rules did to the
+  // device. A dry run's, a rate-limited one's and an action skipped or failed are in the timeline, not taken
+  // (review 55: a NIS2 draft listed a quarantine a dry run would have made).
+  const actions = timeline.flatMap((entry) => {
+    if (entry.type !== "automation.fired") return lifecycle.has(entry.type) && !entry.actor.startsWith("source:") ? [entry] : [];
+    const done = ((entry.data.actions ?? []) as { outcome?: string }[]).filter((action) => action.outcome === "done");
+    return entry.data.outcome === "fired" && done.length > 0 ? [{ ...entry, data: { ...entry.data, actions: done } }] : [];
+  });
   return { timeline, anomalies, actions };
 }
 
