@@ -175,6 +175,14 @@ describe("outbound webhooks", { timeout: 180_000 }, () => {
     expect(after).toMatchObject({ enabled: false, disabledReason: expect.stringContaining("410") });
     const log = (await tenant.call("GET", `/v1/webhooks/${webhook.id}/deliveries`)).json.items;
     expect(log[0]).toMatchObject({ status: "failed", reason: expect.stringContaining("410") });
+    // Replaying it while the subscription is disabled would only fail again: 409, and the delivery is left as it was
+    // (review 55: it answered 202 pending, then failed quietly). Enabled again, the replay is taken.
+    const refused = await tenant.call("POST", `/v1/webhooks/${webhook.id}/deliveries/${log[0].id}/replay`);
+    expect([refused.status, refused.json.type]).toEqual([409, "urn:simroot:problem:webhook.disabled"]);
+    expect((await tenant.call("GET", `/v1/webhooks/${webhook.id}/deliveries`)).json.items[0]).toMatchObject({ status: "failed" });
+    await tenant.call("PATCH", `/v1/webhooks/${webhook.id}`, { enabled: true }, { "if-match": `"${after.revision}"` });
+    expect((await tenant.call("POST", `/v1/webhooks/${webhook.id}/deliveries/${log[0].id}/replay`)).status).toBe(202);
+    await hook.next(2);
     await hook.close();
   });
 

@@ -92,7 +92,7 @@ const routes = {
     summary: "Send a delivery again now, with the same webhook-id",
     middleware: [requireRole(...writers)] as const,
     request: { params: deliveryParams },
-    responses: { 202: json("The delivery, due again", deliverySchema), ...errorResponses(401, 403, 404) },
+    responses: { 202: json("The delivery, due again", deliverySchema), ...errorResponses(401, 403, 404, 409) },
   }),
 };
 

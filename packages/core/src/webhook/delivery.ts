@@ -285,6 +285,14 @@ export const listDeliveries = verb(pageInput.extend({ webhookId: z.string() }), 
 
 /** Sends a delivery again (whatever its status): pending, due now, with the same `webhook-id`. */
 export const replayDelivery = verb(z.object({ webhookId: z.string(), id: z.string() }), async (ports, ctx, input): Promise<Delivery> => {
+  const webhook = await readWebhook(ports, ctx.tenantId, input.webhookId);
+  if (!webhook) throw new SimrootError("webhook.not_found", "not_found", `No webhook ${input.webhookId}`);
+  // Due again on a disabled subscription, the delivery would only fail again ("the subscription is disabled").
+  if (!webhook.enabled) {
+    throw new SimrootError("webhook.disabled", "conflict", `Webhook ${input.webhookId} is disabled: enable it, then replay`, {
+      detail: { ...(webhook.disabledReason ? { disabledReason: webhook.disabledReason } : {}) },
+    });
+  }
   const now = ports.now().toISOString();
   try {
     const { Attributes } = await ports.db.send(
