@@ -56,6 +56,36 @@ export const simrootEventPayloads = {
   "policy.deleted": loose("a policy was deleted"),
   "enforcement.updated": loose("the tenant's enforcement settings changed"),
   "tenant.settings-changed": loose("the tenant's settings changed"),
+  "tenant.created": loose("a tenant was created, with its first admin key (never its token)", {
+    tenantId: z.string(),
+    name: z.string(),
+    adminKeyId: z.string(),
+  }),
+  "source.created": loose("an ingestion source was created (its trust anchors, never its secrets)", {
+    sourceId: z.string(),
+    name: z.string(),
+    format: z.string(),
+  }),
+  "source.credentials-rotated": loose("an ingestion source's credentials were replaced (never the secrets)", {
+    sourceId: z.string(),
+    rotatedAt: z.string(),
+  }),
+  "ingest.refused": loose("a notification whose origin could not be verified (a forged or tampered eUICC signature)", {
+    sourceId: z.string(),
+    refusals: z.array(record),
+  }),
+  "sim.session-recorded": loose("a data session older than the device's newest, kept for the IP lease history", {
+    deviceId: z.string(),
+    since: z.string(),
+  }),
+  "feed.epoch-advanced": loose("an admin advanced the feed's epoch: enforcement points take a snapshot", {
+    epoch: z.number(),
+    previous: z.number(),
+    reason: z.string(),
+  }),
+  "integration.iot-synced": loose("a change was delivered to AWS IoT Core (thing groups, policies)", { cause: record }),
+  "integration.tailscale-synced": loose("a device's posture was pushed to Tailscale as device attributes", { cause: record }),
+  "integration.siem-synced": loose("an event was streamed to the SIEM in OCSF", { cause: record }),
   "key.created": loose("an API key was created (never its token)"),
   "key.rotated": loose("an API key was rotated"),
   "key.revoked": loose("an API key was revoked"),
