@@ -252,6 +252,14 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
     expect(bad.headers.get("content-type")).toContain("application/problem+json");
     expect(bad.json.errors[0].path).toBe("pattern");
     expect((await tenant.call("GET", "/v1/automation/rules")).json.items).toEqual([]);
+    // A notify action naming a webhook this tenant does not have could only ever skip (review 55: it was taken).
+    const nowhere = await tenant.call("POST", "/v1/automation/rules", {
+      name: "tell nobody",
+      pattern: onNewDestination,
+      actions: [{ type: "notify", webhookId: "whk_nope" }],
+    });
+    expect([nowhere.status, nowhere.json.errors?.[0]?.path]).toEqual([400, "actions.0.webhookId"]);
+    expect((await tenant.call("GET", "/v1/automation/rules")).json.items).toEqual([]);
   });
 });
 

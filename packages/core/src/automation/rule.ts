@@ -14,6 +14,7 @@ import { pageInput, type Page } from "../page.ts";
 import { verb } from "../verb.ts";
 import { cachedRecords, commitRecord, listRecords, notFound, readRecord, stale } from "./records.ts";
 import type { Ports } from "../ports.ts";
+import { readWebhook } from "../webhook/subscription.ts";
 
 export const maxRulesPerTenant = 100;
 /** Checked and counted in the commit that creates one (automation/records.ts), so concurrent creates cannot pass it. */
@@ -104,7 +105,20 @@ export type AutomationRule = z.output<typeof ruleSchema>;
 
 const parse = (item: Record<string, unknown>) => ruleSchema.parse(item);
 
+/** Refuses a notify action naming a webhook subscription the tenant does not have: it could only ever skip. */
+async function assertNotifyTargets(ports: Ports, tenantId: string, actions: readonly { type: string; webhookId?: string }[] | undefined) {
+  for (const [index, action] of (actions ?? []).entries()) {
+    if (action.type !== "notify" || !action.webhookId) continue;
+    if (await readWebhook(ports, tenantId, action.webhookId)) continue;
+    const message = `no webhook subscription ${action.webhookId} in this tenant`;
+    throw new SimrootError("request.invalid", "input", `The rule cannot notify: ${message}`, {
+      issues: [{ path: `actions.${index}.webhookId`, message }],
+    });
+  }
+}
+
 export const createRule = verb(createRuleInput, async (ports, ctx, input): Promise<Outcome<AutomationRule>> => {
+  await assertNotifyTargets(ports, ctx.tenantId, input.actions);
   const now = ports.now().toISOString();
   const rule: AutomationRule = { id: newId("rule"), ...input, revision: 1, createdAt: now, updatedAt: now };
   const event = await commitRecord(ports, ctx, "rule", rule.id, { item: rule, limit: ruleLimit }, "automation.rule-created", { rule });
@@ -136,6 +150,7 @@ export const updateRuleInput = z.object({
 export const updateRule = verb(updateRuleInput, async (ports, ctx, input): Promise<Outcome<AutomationRule>> => {
   const current = await getRule(ports, ctx, { id: input.id });
   if (current.revision !== input.ifRevision) throw stale();
+  await assertNotifyTargets(ports, ctx.tenantId, input.changes.actions);
   const rule: AutomationRule = { ...current, ...input.changes, revision: current.revision + 1, updatedAt: ports.now().toISOString() };
   const event = await commitRecord(
     ports,
