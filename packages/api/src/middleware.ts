@@ -36,7 +36,8 @@ export const requireRole = (...allowed: Role[]) =>
     // parameter's name, `/v1/devices/:id`, matches as both), and a second pass would take another of the key's
     // requests and claim its Idempotency-Key again (409 to itself). The role check still holds for this route.
     const permit = (role: Role) => {
-      if (!allowed.includes(role)) throw new SimrootError("auth.forbidden", "forbidden", `A ${role} key may not do this`);
+      if (!allowed.includes(role))
+        throw new SimrootError("auth.forbidden", "forbidden", `${/^[aeiou]/.test(role) ? "An" : "A"} ${role} key may not do this`);
     };
     const authenticated = c.get("principal");
     if (authenticated) {
