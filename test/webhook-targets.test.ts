@@ -7,7 +7,7 @@
  */
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { attemptDelivery, enqueueDelivery, type BusEnvelope, type Ports, type Resolve } from "@simroot/core";
+import { attemptDelivery, enqueueDelivery, newId, type BusEnvelope, type Ports, type Resolve } from "@simroot/core";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -95,6 +95,26 @@ describe("webhook targets", () => {
     const log = (await tenant.call("GET", `/v1/webhooks/${created.json.id}/deliveries`)).json.items;
     expect(log[0].attempts[0].error).toMatch(/receiver\.example\.com resolves to an address that is not public \(127\.0\.0\.1/);
     expect(log[0].attempts[0].status).toBeUndefined();
+  });
+
+  it("lists a subscription's deliveries newest event first, page after page (review 55: they came in hash order)", async () => {
+    const tenant = await tenantClient(runtime, "deliveries-order");
+    const created = await tenant.call("POST", "/v1/webhooks", { url: "https://hooks.example.com/order", pattern });
+    const start = Date.parse("2026-12-05T08:00:00Z");
+    const ids: string[] = [];
+    for (let n = 0; n < 7; n++) {
+      const eventId = newId("event", start + n * 60_000);
+      ids.push((await enqueueDelivery(runtime.ports, tenant.tenant.id, created.json.id, envelope(tenant.tenant.id, eventId)))!);
+    }
+    const listed: string[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = (await tenant.call("GET", `/v1/webhooks/${created.json.id}/deliveries?limit=3${cursor ? `&cursor=${cursor}` : ""}`))
+        .json;
+      listed.push(...page.items.map((item: { id: string }) => item.id));
+      cursor = page.next;
+    } while (cursor);
+    expect(listed).toEqual([...ids].reverse());
   });
 
   it("delivers to any address where the deployment allows it (the local control plane's default), through the same resolution", async () => {

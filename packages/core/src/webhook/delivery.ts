@@ -52,8 +52,16 @@ type DeliveryItem = Delivery & { readonly body: string; readonly leaseUntil?: st
 const deliveryKey = (tenantId: string, webhookId: string, id: string) => ({ pk: `T#${tenantId}#delivery#${webhookId}`, sk: id });
 const shardOf = (id: string) => createHash("sha256").update(id).digest()[0]! % dueShards;
 const dueKeys = (id: string, at: string) => ({ gsi1pk: `due#${shardOf(id)}`, gsi1sk: `${at}|${id}` });
-export const messageId = (eventId: string, webhookId: string) =>
-  `msg_${createHash("sha256").update(`${eventId}|${webhookId}`).digest("base64url").slice(0, 26)}`;
+/**
+ * A delivery's id, the `webhook-id` header: the same for an event and a subscription on every attempt and replay. It
+ * begins with the event id's ULID (its time, then what orders ids of one millisecond), so the delivery log, sorted by it,
+ * is newest event first (before 2026-12-05 the id was the hash alone, and the log came in hash order: those keep it).
+ */
+export const messageId = (eventId: string, webhookId: string) => {
+  const hash = createHash("sha256").update(`${eventId}|${webhookId}`).digest("base64url");
+  const sortable = /^[a-z]+_([0-9A-HJKMNP-TV-Z]{26})$/.exec(eventId)?.[1];
+  return sortable ? `msg_${sortable}${hash.slice(0, 10)}` : `msg_${hash.slice(0, 26)}`;
+};
 
 /** The body receivers get: Standard Webhooks' `{ type, timestamp, data }`, `data` being the simroot event. */
 export const deliveryBody = (envelope: BusEnvelope) =>
