@@ -259,6 +259,13 @@ describe("detection -> anomaly -> rule -> quarantine -> enforcement points", { t
       actions: [{ type: "notify", webhookId: "whk_nope" }],
     });
     expect([nowhere.status, nowhere.json.errors?.[0]?.path]).toEqual([400, "actions.0.webhookId"]);
+    // Raw ingested facts (source simroot.ingest) never reach a rule: such a pattern could never fire (review 55).
+    const raw = await tenant.call("POST", "/v1/automation/rules", {
+      name: "raw facts",
+      pattern: { source: ["simroot.ingest"] },
+      actions: [{ type: "quarantine" }],
+    });
+    expect([raw.status, JSON.stringify(raw.json.errors)]).toEqual([400, expect.stringContaining('source \\"simroot\\" only')]);
     expect((await tenant.call("GET", "/v1/automation/rules")).json.items).toEqual([]);
   });
 });

@@ -6,7 +6,7 @@
 import * as z from "zod";
 import { labelsSchema } from "../device/device.ts";
 import { SimrootError } from "../error.ts";
-import { validatePattern } from "../event/pattern.ts";
+import { validateSimrootPattern } from "../event/pattern.ts";
 import { newId } from "../id.ts";
 import { destinationSchema } from "../policy/model.ts";
 import type { Outcome } from "../outcome.ts";
@@ -59,7 +59,7 @@ const patternSchema = z
   .record(z.string(), z.unknown())
   .superRefine((pattern, issues) => {
     try {
-      validatePattern(pattern);
+      validateSimrootPattern(pattern);
     } catch (error) {
       issues.addIssue({ code: "custom", message: (error as Error).message });
     }

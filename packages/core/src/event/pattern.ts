@@ -188,6 +188,19 @@ export function validatePattern(pattern: unknown): void {
 }
 
 /**
+ * `validatePattern` for a pattern of simroot's own automation rules and webhook subscriptions, which see the events of
+ * source `simroot` only (what simroot applied or decided; raw facts, `simroot.ingest`, reach only an integrator's own
+ * EventBridge rules): a pattern whose `source` names only other sources could never match, and is refused.
+ */
+export function validateSimrootPattern(pattern: unknown): void {
+  validatePattern(pattern);
+  const sources = (pattern as Record<string, unknown>).source;
+  if (Array.isArray(sources) && sources.every((each) => typeof each === "string") && !sources.includes("simroot")) {
+    fail("source", `rules and webhook subscriptions see events of source "simroot" only; ${JSON.stringify(sources)} never arrives here`);
+  }
+}
+
+/**
  * How deep a pattern may nest its objects. A rule or a subscription is stored with its pattern as a DynamoDB map, which
  * nests at most 32 levels with the item's own; an event's detail is nowhere near this deep.
  */

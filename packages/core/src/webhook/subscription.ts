@@ -8,7 +8,7 @@
 import * as z from "zod";
 import type { RequestContext } from "../context.ts";
 import { SimrootError } from "../error.ts";
-import { validatePattern } from "../event/pattern.ts";
+import { validateSimrootPattern } from "../event/pattern.ts";
 import { newId } from "../id.ts";
 import type { Outcome } from "../outcome.ts";
 import { pageInput, type Page } from "../page.ts";
@@ -27,7 +27,7 @@ const webhookLimit = {
 
 const patternSchema = z.record(z.string(), z.unknown()).superRefine((pattern, issues) => {
   try {
-    validatePattern(pattern);
+    validateSimrootPattern(pattern);
   } catch (error) {
     issues.addIssue({ code: "custom", message: (error as Error).message });
   }
