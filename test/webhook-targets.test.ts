@@ -7,7 +7,7 @@
  */
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { attemptDelivery, enqueueDelivery, newId, type BusEnvelope, type Ports, type Resolve } from "@simroot/core";
+import { attemptDelivery, enqueueDelivery, newId, nonPublicAddress, type BusEnvelope, type Ports, type Resolve } from "@simroot/core";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -63,6 +63,12 @@ describe("webhook targets", () => {
       "http://10.0.0.5/hook",
       "http://192.168.1.1/hook",
       "http://[fd00:ec2::254]/",
+      // Review 56: IPv6 forms that carry an IPv4 address, and a fully qualified localhost.
+      "http://[64:ff9b::a00:1]/",
+      "http://[2002:7f00:1::]/",
+      "http://[::127.0.0.1]/",
+      "http://[::ffff:0:a9fe:a9fe]/",
+      "http://localhost./hook",
     ]) {
       const answer = await tenant.call("POST", "/v1/webhooks", { url, pattern });
       expect([url, answer.status, answer.headers.get("content-type"), answer.json.type]).toEqual([
@@ -83,6 +89,12 @@ describe("webhook targets", () => {
       { "if-match": created.headers.get("etag")! },
     );
     expect([moved.status, moved.json.type]).toEqual([400, "urn:simroot:problem:webhook.url_not_public"]);
+  });
+
+  it("takes public addresses, IPv4 and IPv6", () => {
+    for (const address of ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2a00:1450:4007:80e::200e", "::ffff:8.8.8.8"]) {
+      expect([address, nonPublicAddress(address)]).toEqual([address, undefined]);
+    }
   });
 
   it("delivers nothing to a name that resolves to the loopback, and says why in the delivery log", async () => {

@@ -34,9 +34,13 @@ for (const [network, prefix] of [
 ] as const)
   notPublic.addSubnet(network, prefix, "ipv4");
 for (const [network, prefix] of [
-  ["::", 128],
-  ["::1", 128],
+  ["::", 96], // unspecified, loopback, and IPv4-compatible (::a.b.c.d)
+  ["::ffff:0:0:0", 96], // SIIT (::ffff:0:a.b.c.d)
+  ["64:ff9b::", 96], // NAT64: an IPv4 address (a VPC's private one, with DNS64)
+  ["64:ff9b:1::", 48], // local-use NAT64
+  ["2002::", 16], // 6to4: an IPv4 address embedded
   ["fc00::", 7], // unique local (AWS's IPv6 metadata service is fd00:ec2::254)
+  ["fec0::", 10], // site-local
   ["fe80::", 10], // link-local
   ["ff00::", 8], // multicast
   ["2001:db8::", 32],
@@ -55,7 +59,7 @@ export function nonPublicAddress(address: string): string | undefined {
 /** Why a subscription may not name `url` under `targets`, or undefined: an address that is not public, or localhost. */
 export function webhookUrlProblem(url: string, targets: WebhookTargets): string | undefined {
   if (targets === "any") return undefined;
-  const host = new URL(url).hostname.toLowerCase();
+  const host = new URL(url).hostname.toLowerCase().replace(/\.$/, "");
   if (host === "localhost" || host.endsWith(".localhost")) return `${host} is not a public address`;
   return nonPublicAddress(host);
 }
