@@ -113,6 +113,8 @@ describe("every JSON request body", () => {
     const device = (await tenant.call("POST", "/v1/devices", { imsi: "208015550099999" })).json;
     const refused = await tenant.call("POST", `/v1/devices/${device.id}/suspend`, { reason: "maintenance", ttl: "1h" });
     expect([refused.status, refused.headers.get("content-type")]).toEqual([400, "application/problem+json"]);
+    // The unknown field is named where a client reads which field is wrong (it was "(body)": review 54).
+    expect(refused.json.errors.map((error: { path: string }) => error.path)).toEqual(["ttl"]);
     expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.state).toBe("active");
     const unexplained = await tenant.call("POST", `/v1/devices/${device.id}/suspend`, {});
     expect([unexplained.status, JSON.stringify(unexplained.json)]).toEqual([400, expect.stringContaining("say why")]);

@@ -1,4 +1,4 @@
-import { SimrootError } from "@simroot/core";
+import { fieldIssues, SimrootError } from "@simroot/core";
 import type { Hono } from "hono";
 import type { AppEnv, AppOptions } from "./env.ts";
 import { jsonBodies, limitBody, tooLarge } from "./body-limit.ts";
@@ -30,7 +30,7 @@ export function composeApp(options: AppOptions, groups: readonly RouteGroup[]) {
       )
         throw preconditionRequired();
       throw new SimrootError("request.invalid", "input", "The request does not match the API", {
-        issues: result.error.issues.map((issue) => ({ path: issue.path.map(String).join(".") || "(body)", message: issue.message })),
+        issues: fieldIssues(result.error.issues),
       });
     },
   });
