@@ -172,7 +172,7 @@ export async function attemptDelivery(ports: Ports, tenantId: string, webhookId:
     const headers = signedHeaders(webhook.signing, secret, id, Math.floor(attemptAt.getTime() / 1000), item.body);
     status = await postWebhook(
       webhook.url,
-      { headers: { ...headers, "user-agent": "simroot-webhooks/1" }, body: item.body as string, timeoutMs: options.timeoutMs ?? 15_000 },
+      { headers: { ...headers, "user-agent": "simroot-webhooks/1" }, body: item.body, timeoutMs: options.timeoutMs ?? 15_000 },
       ports.webhookTargets ?? "public",
       options.resolve,
     );
