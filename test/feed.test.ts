@@ -156,14 +156,15 @@ describe("the signed policy feed", () => {
   });
 
   it("stores flow reports from PEPs and refuses malformed ones", async () => {
-    const { pep } = await setup();
+    const { admin, pep } = await setup();
+    const device = (await admin.call("POST", "/v1/devices", { imsi: "208010000000030" })).json.id as string;
     const report = {
       pepId: "edge-1",
       windowStart: new Date(Date.now() - 10_000).toISOString(),
       windowEnd: new Date().toISOString(),
       flows: [
         {
-          deviceId: "dev_x",
+          deviceId: device,
           destination: "broker.example",
           port: 8883,
           protocol: "tcp",
@@ -178,5 +179,34 @@ describe("the signed policy feed", () => {
     const bad = await call(runtime, pep, "POST", "/v1/flows", { ...report, flows: [{ ...report.flows[0], port: 70000 }] });
     expect(bad.status).toBe(400);
     expect(bad.json.errors[0].path).toBe("flows.0.port");
+  });
+
+  it("keeps no flow of a device the tenant does not have, and names those it left out", async () => {
+    const { admin, pep } = await setup();
+    const own = (await admin.call("POST", "/v1/devices", { imsi: "208010000000031" })).json.id as string;
+    const other = await tenantClient(runtime);
+    const theirs = (await other.call("POST", "/v1/devices", { imsi: "208010000000032" })).json.id as string;
+    const windowEnd = new Date();
+    const flow = (deviceId: string, destination: string) => ({
+      deviceId,
+      destination,
+      port: 443,
+      protocol: "tcp",
+      decision: "allow",
+      reason: "allow.rule",
+      count: 1,
+      bytes: 100,
+    });
+    const answer = await call(runtime, pep, "POST", "/v1/flows", {
+      pepId: "edge-1",
+      windowStart: new Date(windowEnd.getTime() - 60_000).toISOString(),
+      windowEnd: windowEnd.toISOString(),
+      flows: [flow(own, "own.example"), flow(theirs, "theirs.example"), flow("dev_made_up", "made-up.example")],
+    });
+    expect(answer.status).toBe(202);
+    expect(answer.json).toMatchObject({ flows: 1, unknownDevices: [theirs, "dev_made_up"].sort() });
+    const { edges } = (await admin.call("GET", "/v1/traffic?hours=1")).json as { edges: { destination: string; devices: string[] }[] };
+    expect(edges.map((edge) => edge.destination)).toEqual(["own.example"]);
+    expect(edges.flatMap((edge) => edge.devices)).toEqual([own]);
   });
 });

@@ -91,7 +91,9 @@ describe("OCSF out of simroot", () => {
     for (const event of events) expect(schema.validate(event)).toEqual([]);
 
     const ctx = { tenantId: acme.tenant.id, actor: "pep:lyon", requestId: "req_flows" };
-    const { tenantId: _, id: __, ...report } = sampleFlowReport;
+    const { tenantId: _, id: __, ...sample } = sampleFlowReport;
+    // Flows of the tenant's own device (one of another tenant's would not be kept).
+    const report = { ...sample, flows: sample.flows.map((flow) => (flow.deviceId ? { ...flow, deviceId: device.id } : flow)) };
     await recordFlows(runtime.ports, ctx, report);
     const flows = await acme.call(
       "GET",

@@ -6063,7 +6063,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Stored and judged: `anomalies` counts the anomaly.detected events the report caused */
+            /** @description Stored and judged: `flows` counts the flows kept, `anomalies` the anomaly.detected events the report caused. A flow naming a device the tenant does not have is not kept; `unknownDevices` lists those ids */
             202: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6076,6 +6076,7 @@ export interface operations {
                     "application/json": {
                         id: string;
                         flows: number;
+                        unknownDevices: string[];
                         anomalies: number;
                     };
                 };

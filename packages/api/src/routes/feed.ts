@@ -112,8 +112,9 @@ const flows = createRoute({
   request: { body: { required: true, content: { "application/json": { schema: flowReportSchema } } } },
   responses: {
     202: json(
-      "Stored and judged: `anomalies` counts the anomaly.detected events the report caused",
-      z.object({ id: z.string(), flows: z.number().int(), anomalies: z.number().int() }),
+      "Stored and judged: `flows` counts the flows kept, `anomalies` the anomaly.detected events the report caused. " +
+        "A flow naming a device the tenant does not have is not kept; `unknownDevices` lists those ids",
+      z.object({ id: z.string(), flows: z.number().int(), unknownDevices: z.array(z.string()), anomalies: z.number().int() }),
     ),
     ...errorResponses(400, 401, 403),
   },
@@ -225,8 +226,8 @@ export function feedRoutes(options: AppOptions) {
     .openapi(flows, async (c) => {
       const { ports, ctx } = c.var;
       const report = c.req.valid("json");
-      const stored = await recordFlows(ports, ctx, report);
-      const anomalies = outcomeValue(await detectFlowAnomalies(ports, ctx, report));
-      return c.json({ ...stored, anomalies: anomalies.length }, 202);
+      const { report: stored, ...answer } = await recordFlows(ports, ctx, report);
+      const anomalies = outcomeValue(await detectFlowAnomalies(ports, ctx, stored));
+      return c.json({ ...answer, anomalies: anomalies.length }, 202);
     });
 }

@@ -5,7 +5,10 @@
  */
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
+import { deviceKey } from "../device/keys.ts";
 import { newId } from "../id.ts";
+import type { Ports } from "../ports.ts";
+import { batchGetAll } from "../store/batch-get.ts";
 import { verb } from "../verb.ts";
 
 export const flowRetentionSeconds = 30 * 24 * 60 * 60;
@@ -33,21 +36,43 @@ export const flowReportSchema = z
   .refine((report) => report.windowStart <= report.windowEnd, { message: "windowStart is after windowEnd", path: ["windowEnd"] })
   .meta({ id: "FlowReport" });
 
+/** The ids among `deviceIds` of devices the tenant has (read by key, consistently: a PEP reports devices it learned from the feed). */
+async function tenantDevices(ports: Ports, tenantId: string, deviceIds: ReadonlySet<string>): Promise<Set<string>> {
+  if (deviceIds.size === 0) return new Set();
+  const items = await batchGetAll(
+    ports,
+    ports.tables.identity,
+    [...deviceIds].map((id) => deviceKey(tenantId, id)),
+  );
+  return new Set(items.map((item) => String(item.id)));
+}
+
+/**
+ * Stores a report's flows. A flow naming a device the tenant does not have (another tenant's, deleted, or made up) is
+ * not kept: it would show in the tenant's traffic map and teach a baseline for nothing. Such ids are answered back
+ * (`unknownDevices`), the rest of the report kept. `report` is what was stored, for the detectors.
+ */
 export const recordFlows = verb(flowReportSchema, async (ports, ctx, input) => {
+  const named = new Set(input.flows.flatMap((flow) => (flow.deviceId === undefined ? [] : [flow.deviceId])));
+  const known = await tenantDevices(ports, ctx.tenantId, named);
+  const unknownDevices = [...named].filter((id) => !known.has(id)).sort();
+  const report = { ...input, flows: input.flows.filter((flow) => flow.deviceId === undefined || known.has(flow.deviceId)) };
   const id = newId("event");
   const day = input.windowEnd.slice(0, 10);
-  await ports.db.send(
-    new PutCommand({
-      TableName: ports.tables.flows,
-      Item: {
-        pk: `T#${ctx.tenantId}#${day}`,
-        sk: `${input.windowEnd}#${input.pepId}#${id}`,
-        tenantId: ctx.tenantId,
-        ...input,
-        reportedBy: ctx.actor,
-        expiresAt: Math.floor(ports.now().getTime() / 1000) + flowRetentionSeconds,
-      },
-    }),
-  );
-  return { id, flows: input.flows.length };
+  if (report.flows.length > 0 || input.flows.length === 0) {
+    await ports.db.send(
+      new PutCommand({
+        TableName: ports.tables.flows,
+        Item: {
+          pk: `T#${ctx.tenantId}#${day}`,
+          sk: `${input.windowEnd}#${input.pepId}#${id}`,
+          tenantId: ctx.tenantId,
+          ...report,
+          reportedBy: ctx.actor,
+          expiresAt: Math.floor(ports.now().getTime() / 1000) + flowRetentionSeconds,
+        },
+      }),
+    );
+  }
+  return { id, flows: report.flows.length, unknownDevices, report };
 });

@@ -7,14 +7,15 @@ const inFlight = 4;
 /** Rounds of retries for keys left unprocessed (each waits longer, up to a second). */
 const maxRetries = 8;
 
+/** One item's key as text (its `pk` and `sk`): to match items read back to the keys asked for. */
+export const itemKeyText = (item: Record<string, unknown>) => `${String(item.pk)}\u0000${String(item.sk)}`;
+
 /**
  * Reads items of one table by key in batches of 100 (BatchGetItem's limit), consistently,
  * retrying what comes back unprocessed after a short, growing pause (as AWS advises), a bounded
  * number of times. Each key
  * once: BatchGetItem refuses a request naming a key twice. Items come back in no particular order.
  */
-/** One item's key as text (its `pk` and `sk`): to match items read back to the keys asked for. */
-export const itemKeyText = (item: Record<string, unknown>) => `${String(item.pk)}\u0000${String(item.sk)}`;
 
 export async function batchGetAll(
   ports: Pick<Ports, "db">,
