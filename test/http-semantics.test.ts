@@ -120,3 +120,40 @@ describe("/docs", () => {
     expect((await bundle.text()).length).toBeGreaterThan(100_000);
   });
 });
+
+describe("a PATCH that changes nothing", () => {
+  it("is refused when empty, and answers the resource as it is when it names the values held: no new revision, no audit record (rules, webhooks, devices, tenant settings)", async () => {
+    const acme = await tenantClient(runtime);
+    const audited = async () => (await acme.call("GET", "/v1/audit?limit=500")).json.items.length as number;
+    const rule = (
+      await acme.call("POST", "/v1/automation/rules", {
+        name: "quarantine on anomaly",
+        pattern: { source: ["simroot"], "detail-type": ["anomaly.detected"] },
+        actions: [{ type: "quarantine" }],
+      })
+    ).json;
+    const webhook = (await acme.call("POST", "/v1/webhooks", { url: "https://hooks.example.com/in", pattern: { source: ["simroot"] } }))
+      .json;
+    const device = (await acme.call("POST", "/v1/devices", { imsi: "208010000000041", name: "meter", labels: { fleet: "m" } })).json;
+    const tenant = await acme.call("GET", "/v1/tenant");
+    const cases: [string, string, unknown, unknown][] = [
+      [`/v1/automation/rules/${rule.id}`, `"${rule.revision}"`, {}, { name: rule.name, enabled: rule.enabled }],
+      [`/v1/webhooks/${webhook.id}`, `"${webhook.revision}"`, {}, { url: webhook.url }],
+      [`/v1/devices/${device.id}`, (await acme.call("GET", `/v1/devices/${device.id}`)).headers.get("etag")!, {}, { name: "meter" }],
+      ["/v1/tenant/settings", tenant.headers.get("etag")!, {}, { failMode: tenant.json.settings.failMode }],
+    ];
+    const before = await audited();
+    for (const [path, etag, empty, same] of cases) {
+      const read = path === "/v1/tenant/settings" ? "/v1/tenant" : path;
+      const was = await acme.call("GET", read);
+      // An empty change is refused (problem+json), one naming the values held is answered with the resource as it is.
+      const refused = await acme.call("PATCH", path, empty, { "if-match": etag });
+      expect([path, refused.status, refused.headers.get("content-type")]).toEqual([path, 400, "application/problem+json"]);
+      const answer = await acme.call("PATCH", path, same, { "if-match": etag });
+      expect([path, answer.status], answer.text).toEqual([path, 200]);
+      expect([path, answer.headers.get("etag")]).toEqual([path, was.headers.get("etag")]);
+      expect((await acme.call("GET", read)).json).toEqual(was.json);
+    }
+    expect(await audited()).toBe(before);
+  });
+});

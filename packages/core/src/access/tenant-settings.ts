@@ -4,6 +4,7 @@ import { countriesSchema } from "../identity/identity-state.ts";
 import { labelSelectorSchema } from "../policy/model.ts";
 import type { Ports } from "../ports.ts";
 import { Lru } from "../store/lru.ts";
+import { someChange } from "../patch.ts";
 
 const imeiLock = z.boolean().meta({ description: "quarantine a device when its IMEI changes (devices may override)" });
 const allowedCountries = countriesSchema.meta({ description: "countries devices may roam into; empty means anywhere" });
@@ -53,14 +54,16 @@ export const tenantSettingsSchema = z
   })
   .meta({ id: "TenantSettings" });
 /** A change of some settings: what is absent stays as it is (no defaults fill it in). */
-export const tenantSettingsPatchSchema = z.strictObject({
-  imeiLock: imeiLock.optional(),
-  allowedCountries: allowedCountries.optional(),
-  countryRules: countryRules.optional(),
-  failMode: failMode.optional(),
-  /** Only the limits given change; the other keeps its value. */
-  rateLimits: rateLimitsPatch.optional(),
-});
+export const tenantSettingsPatchSchema = someChange(
+  z.strictObject({
+    imeiLock: imeiLock.optional(),
+    allowedCountries: allowedCountries.optional(),
+    countryRules: countryRules.optional(),
+    failMode: failMode.optional(),
+    /** Only the limits given change; the other keeps its value. */
+    rateLimits: rateLimitsPatch.optional(),
+  }),
+);
 export type TenantSettings = z.output<typeof tenantSettingsSchema>;
 
 export const defaultTenantSettings: TenantSettings = tenantSettingsSchema.parse({});

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from "node:util";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import type { RequestContext } from "../context.ts";
@@ -146,13 +147,14 @@ export const updateTenantSettings = verb(updateTenantSettingsInput, async (ports
     ...input.settings,
     rateLimits: { ...tenant.settings.rateLimits, ...input.settings.rateLimits },
   });
+  const moves = enforcement.revision === 0 && enforcement.failMode !== defaultTenantSettings.failMode;
+  if (!moves && isDeepStrictEqual(settings, tenant.settings)) return { value: tenant, events: [] };
   const next: Tenant = { ...item, settings, revision: item.revision + 1 };
   const now = ports.now();
   const event = domainEvent(ctx, "tenant.settings-changed", ctx.tenantId, { settings, changed: Object.keys(input.settings) }, now);
   const stored = storedTenantSettings(settings);
   // The fail mode is written where it lives, in the same commit: the enforcement settings (and their feed entry). Until
   // they were first written, a tenant item of before may hold it: it moves there now, since the tenant item drops it.
-  const moves = enforcement.revision === 0 && enforcement.failMode !== defaultTenantSettings.failMode;
   const failMode = moves || enforcement.failMode !== settings.failMode ? { ...enforcement, failMode: settings.failMode } : undefined;
   await ports.ledger.commit({
     tenantId: ctx.tenantId,

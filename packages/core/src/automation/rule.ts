@@ -11,6 +11,7 @@ import { newId } from "../id.ts";
 import { destinationSchema } from "../policy/model.ts";
 import type { Outcome } from "../outcome.ts";
 import { pageInput, type Page } from "../page.ts";
+import { changesNothing, someChange } from "../patch.ts";
 import { verb } from "../verb.ts";
 import { cachedRecords, commitRecord, listRecords, notFound, readRecord, stale } from "./records.ts";
 import type { Ports } from "../ports.ts";
@@ -144,12 +145,13 @@ export const updateRuleInput = z.object({
   ifRevision: z.number().int().positive(),
   // Without the defaults: in a partial object zod fills a field's default when it is left out, so a change naming only
   // the rate limit turned a dry-run rule into one that acts, and re-enabled a disabled one.
-  changes: z.strictObject(ruleChangeFields).partial(),
+  changes: someChange(z.strictObject(ruleChangeFields).partial()),
 });
 
 export const updateRule = verb(updateRuleInput, async (ports, ctx, input): Promise<Outcome<AutomationRule>> => {
   const current = await getRule(ports, ctx, { id: input.id });
   if (current.revision !== input.ifRevision) throw stale();
+  if (changesNothing(current, input.changes)) return { value: current, events: [] };
   await assertNotifyTargets(ports, ctx.tenantId, input.changes.actions);
   const rule: AutomationRule = { ...current, ...input.changes, revision: current.revision + 1, updatedAt: ports.now().toISOString() };
   const event = await commitRecord(

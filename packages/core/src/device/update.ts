@@ -2,6 +2,7 @@ import * as z from "zod";
 import { domainEvent } from "../event/event.ts";
 import { SimrootError } from "../error.ts";
 import type { Outcome } from "../outcome.ts";
+import { changesNothing, someChange } from "../patch.ts";
 import { verb } from "../verb.ts";
 import { countriesSchema } from "../identity/identity-state.ts";
 import { enforcementView, labelsSchema, type Device } from "./device.ts";
@@ -11,15 +12,14 @@ export const updateDeviceInput = z.object({
   id: z.string(),
   /** The revision the caller saw (If-Match). */
   ifRevision: z.number().int().positive(),
-  changes: z
-    .strictObject({
+  changes: someChange(
+    z.strictObject({
       name: z.string().min(1).max(128).optional(),
       labels: labelsSchema.optional(),
       imeiLock: z.boolean().optional(),
       allowedCountries: countriesSchema.nullable().optional().meta({ description: "null: back to the tenant's rules" }),
-    })
-    .refine((changes) => Object.keys(changes).length > 0, "change at least one of name, labels, imeiLock, allowedCountries")
-    .meta({ minProperties: 1 }),
+    }),
+  ),
 });
 
 const stale = () =>
@@ -32,6 +32,10 @@ export const updateDevice = verb(updateDeviceInput, async (ports, ctx, input): P
   if (stored.device.revision !== input.ifRevision) throw stale();
   const now = ports.now();
   const { allowedCountries, ...changes } = input.changes;
+  // allowedCountries null: back to the tenant's rules, a change only when the device holds countries of its own.
+  const sameCountries =
+    allowedCountries === null ? stored.device.allowedCountries === undefined : changesNothing(stored.device, { allowedCountries });
+  if (sameCountries && changesNothing(stored.device, changes)) return { value: stored.device, events: [] };
   const next: Device = { ...stored.device, ...changes, revision: stored.device.revision + 1, updatedAt: now.toISOString() };
   if (allowedCountries === null) delete next.allowedCountries;
   else if (allowedCountries !== undefined) next.allowedCountries = allowedCountries;

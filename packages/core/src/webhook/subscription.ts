@@ -13,6 +13,7 @@ import { newId } from "../id.ts";
 import type { Outcome } from "../outcome.ts";
 import { pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
+import { changesNothing, someChange } from "../patch.ts";
 import { verb } from "../verb.ts";
 import { cachedRecords, commitRecord, listRecords, notFound, readRecord, stale } from "../automation/records.ts";
 import { newSigningKeys, signingSchemes } from "./sign.ts";
@@ -144,9 +145,11 @@ export const tenantWebhooks = (ports: Ports, tenantId: string) => cachedRecords(
 export const updateWebhookInput = z.object({
   id: z.string(),
   ifRevision: z.number().int().positive(),
-  changes: z
-    .strictObject({ url: createWebhookInput.shape.url, pattern: patternSchema, description: z.string().max(500), enabled: z.boolean() })
-    .partial(),
+  changes: someChange(
+    z
+      .strictObject({ url: createWebhookInput.shape.url, pattern: patternSchema, description: z.string().max(500), enabled: z.boolean() })
+      .partial(),
+  ),
 });
 
 export async function changeWebhook(
@@ -168,6 +171,7 @@ export const updateWebhook = verb(updateWebhookInput, async (ports, ctx, input):
   const current = await readWebhook(ports, ctx.tenantId, input.id);
   if (!current) throw notFound("webhook", input.id);
   if (current.revision !== input.ifRevision) throw stale();
+  if (changesNothing(current, input.changes)) return { value: publicView(current), events: [] };
   if (input.changes.url !== undefined) assertDeliverable(ports, input.changes.url);
   return changeWebhook(ports, ctx, current, input.changes, "webhook.updated");
 });
