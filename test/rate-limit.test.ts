@@ -158,3 +158,25 @@ describe("rate limits across instances that share nothing", () => {
     });
   });
 });
+
+describe("a tenant's settings read once for a herd", () => {
+  it("reads the store once when many requests of a tenant miss the instance's cache together", async () => {
+    const { forgetTenantSettings, tenantSettings } = await import("@simroot/core/access/tenant-settings");
+    const acme = await tenantClient(local);
+    let reads = 0;
+    const db = new Proxy(local.ports.db, {
+      get: (target, name, receiver) =>
+        name === "send"
+          ? (command: unknown) => {
+              reads++;
+              return target.send(command as never);
+            }
+          : Reflect.get(target, name, receiver),
+    });
+    const ports = { ...local.ports, db };
+    forgetTenantSettings(acme.tenant.id);
+    const answers = await Promise.all(Array.from({ length: 50 }, () => tenantSettings(ports, acme.tenant.id)));
+    expect(reads).toBe(1);
+    expect(new Set(answers.map((settings) => JSON.stringify(settings))).size).toBe(1);
+  });
+});

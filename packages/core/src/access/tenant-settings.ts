@@ -74,14 +74,32 @@ export const tenantItemKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "
 const cache = new Lru<string, { settings: TenantSettings; until: number }>(10_000);
 const cacheMs = 5_000;
 
+/** Reads under way per tenant (keyed as the cache is): a herd of requests that miss together shares one read. */
+const reading = new Map<string, Promise<TenantSettings>>();
+
 /** A tenant's settings, cached for a few seconds: they change rarely and are read for every event. */
 export async function tenantSettings(ports: Ports, tenantId: string): Promise<TenantSettings> {
   const hit = cache.get(tenantId);
   if (hit && hit.until > Date.now()) return hit.settings;
-  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: tenantItemKey(tenantId) }));
-  const settings = tenantSettingsSchema.parse(Item?.settings ?? {});
-  cache.set(tenantId, { settings, until: Date.now() + cacheMs });
-  return settings;
+  const shared = reading.get(tenantId);
+  if (shared) return shared;
+  const read: Promise<TenantSettings> = ports.db
+    .send(new GetCommand({ TableName: ports.tables.control, Key: tenantItemKey(tenantId) }))
+    .then(({ Item }) => {
+      const settings = tenantSettingsSchema.parse(Item?.settings ?? {});
+      // Not kept when this instance changed the settings meanwhile (`forgetTenantSettings`): the read may predate it.
+      if (reading.get(tenantId) === read) cache.set(tenantId, { settings, until: Date.now() + cacheMs });
+      return settings;
+    })
+    .finally(() => {
+      if (reading.get(tenantId) === read) reading.delete(tenantId);
+    });
+  reading.set(tenantId, read);
+  return read;
 }
 
-export const forgetTenantSettings = (tenantId: string) => cache.delete(tenantId);
+/** Forgets a tenant's settings (this instance changed them): a read under way is neither joined nor kept. */
+export const forgetTenantSettings = (tenantId: string) => {
+  cache.delete(tenantId);
+  reading.delete(tenantId);
+};
