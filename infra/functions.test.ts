@@ -97,6 +97,13 @@ describe.each(functionNames)("function %s", (name) => {
     expect(atInit.filter((sdk) => !/^@aws-sdk\/(client|lib|util)-dynamodb$/.test(sdk))).toEqual(loadedAtInit[name] ?? []);
   });
 
+  it("imports no built-in whose ESM binding is slow at module init (node:http, node:https, node:util: taken on use)", () => {
+    // Imported as ESM, a built-in builds its module namespace from every export, getters included: node:http's load
+    // Node's fetch (undici), 38 ms of CPU on this machine where process.getBuiltinModule takes 3 ms; node:util's 3 ms.
+    const code = bundles.get(name)!.code;
+    expect(code.match(/(?:from|import)\s*"node:(?:https?|util)"/g) ?? []).toEqual([]);
+  });
+
   it("bundles no AWS SDK code (the Lambda runtime provides it)", () => {
     expect(bundles.get(name)!.inputs.filter((input) => /node_modules\/@(aws-sdk|smithy)\//.test(input.path))).toEqual([]);
   });

@@ -1,8 +1,8 @@
-import { isDeepStrictEqual } from "node:util";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import type { RequestContext } from "../context.ts";
 import { SimrootError } from "../error.ts";
+import { sameValue } from "../patch.ts";
 import { domainEvent } from "../event/event.ts";
 import { newId } from "../id.ts";
 import type { Ports } from "../ports.ts";
@@ -148,7 +148,7 @@ export const updateTenantSettings = verb(updateTenantSettingsInput, async (ports
     rateLimits: { ...tenant.settings.rateLimits, ...input.settings.rateLimits },
   });
   const moves = enforcement.revision === 0 && enforcement.failMode !== defaultTenantSettings.failMode;
-  if (!moves && isDeepStrictEqual(settings, tenant.settings)) return { value: tenant, events: [] };
+  if (!moves && sameValue(settings, tenant.settings)) return { value: tenant, events: [] };
   const next: Tenant = { ...item, settings, revision: item.revision + 1 };
   const now = ports.now();
   const event = domainEvent(ctx, "tenant.settings-changed", ctx.tenantId, { settings, changed: Object.keys(input.settings) }, now);
