@@ -1,6 +1,6 @@
 import { verify } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { contentHash, headBytes, type FeedResponse, type SignedHead } from "@simroot/core";
+import { contentHash, headBytes, recordFlows, type FeedResponse, type SignedHead } from "@simroot/core";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
 
@@ -191,8 +191,8 @@ describe("the signed policy feed", () => {
       deviceId,
       destination,
       port: 443,
-      protocol: "tcp",
-      decision: "allow",
+      protocol: "tcp" as const,
+      decision: "allow" as const,
       reason: "allow.rule",
       count: 1,
       bytes: 100,
@@ -208,5 +208,27 @@ describe("the signed policy feed", () => {
     const { edges } = (await admin.call("GET", "/v1/traffic?hours=1")).json as { edges: { destination: string; devices: string[] }[] };
     expect(edges.map((edge) => edge.destination)).toEqual(["own.example"]);
     expect(edges.flatMap((edge) => edge.devices)).toEqual([own]);
+    // The next window's report reads no device this instance found already (a device is never deleted), and still
+    // reads (and leaves out) those it did not find.
+    const read: string[] = [];
+    const db = new Proxy(runtime.ports.db, {
+      get: (target, name, receiver) =>
+        name === "send"
+          ? (command: { input: { RequestItems?: Record<string, { Keys: { pk: string }[] }> } }) => {
+              for (const keys of Object.values(command.input.RequestItems ?? {})) read.push(...keys.Keys.map((key) => key.pk));
+              return target.send(command as never);
+            }
+          : Reflect.get(target, name, receiver),
+    });
+    const ctx = { tenantId: admin.tenant.id, actor: "pep:edge-1", requestId: "req_flows_again" };
+    const again = await recordFlows({ ...runtime.ports, db }, ctx, {
+      pepId: "edge-1",
+      windowStart: windowEnd.toISOString(),
+      windowEnd: new Date(windowEnd.getTime() + 60_000).toISOString(),
+      flows: [flow(own, "own.example"), flow("dev_made_up", "made-up.example")],
+    });
+    expect([again.flows, again.unknownDevices]).toEqual([1, ["dev_made_up"]]);
+    expect(read.filter((pk) => pk.includes(own))).toEqual([]);
+    expect(read.filter((pk) => pk.includes("dev_made_up"))).toHaveLength(1);
   });
 });

@@ -9,6 +9,7 @@ import { deviceKey } from "../device/keys.ts";
 import { newId } from "../id.ts";
 import type { Ports } from "../ports.ts";
 import { batchGetAll } from "../store/batch-get.ts";
+import { Lru } from "../store/lru.ts";
 import { verb } from "../verb.ts";
 
 export const flowRetentionSeconds = 30 * 24 * 60 * 60;
@@ -36,15 +37,28 @@ export const flowReportSchema = z
   .refine((report) => report.windowStart <= report.windowEnd, { message: "windowStart is after windowEnd", path: ["windowEnd"] })
   .meta({ id: "FlowReport" });
 
+/**
+ * Devices this instance found the tenant has (`tenant|device`). A device is never deleted (a revoked one stays, in its
+ * state), so a device found once is known for good: the cache has no staleness, only a bound. A PEP reports the same
+ * devices window after window, so a warm instance reads only those it has not seen.
+ */
+const knownDevices = new Lru<string, true>(100_000);
+
 /** The ids among `deviceIds` of devices the tenant has (read by key, consistently: a PEP reports devices it learned from the feed). */
 async function tenantDevices(ports: Ports, tenantId: string, deviceIds: ReadonlySet<string>): Promise<Set<string>> {
-  if (deviceIds.size === 0) return new Set();
+  const known = new Set([...deviceIds].filter((id) => knownDevices.get(`${tenantId}|${id}`)));
+  const unread = [...deviceIds].filter((id) => !known.has(id));
+  if (unread.length === 0) return known;
   const items = await batchGetAll(
     ports,
     ports.tables.identity,
-    [...deviceIds].map((id) => deviceKey(tenantId, id)),
+    unread.map((id) => deviceKey(tenantId, id)),
   );
-  return new Set(items.map((item) => String(item.id)));
+  for (const item of items) {
+    known.add(String(item.id));
+    knownDevices.set(`${tenantId}|${String(item.id)}`, true);
+  }
+  return known;
 }
 
 /**
