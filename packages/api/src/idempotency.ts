@@ -50,9 +50,9 @@ export async function idempotent(c: Context<AppEnv>, scope: string, token: strin
     throw new SimrootError("request.invalid_idempotency_key", "input", "Idempotency-Key is 1 to 255 printable ASCII characters");
   }
   const fingerprint = sha256(`${c.req.method} ${c.req.path}\n${await c.req.text()}`);
-  const ports = c.var.ports;
+  const ports = c.get("ports");
   const sealer = token === undefined ? undefined : answerSealer(token, scope, key);
-  const binding = { tenantId: c.var.ctx.tenantId, record: `idempotency/${scope}/${key}` };
+  const binding = { tenantId: c.get("ctx").tenantId, record: `idempotency/${scope}/${key}` };
   const claim = await claimIdempotencyKey(ports, scope, key, fingerprint);
   if (claim.kind === "mismatch") {
     throw new SimrootError("request.idempotency_key_reused", "input", "This Idempotency-Key was used with another request", {

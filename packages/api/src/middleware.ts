@@ -45,14 +45,14 @@ export const requireRole = (...allowed: Role[]) =>
       return next();
     }
     const token = bearerToken(c.req.header("authorization"));
-    const principal = await authenticate(c.var.ports, token);
+    const principal = await authenticate(c.get("ports"), token);
     permit(principal.role);
     // Authenticated, and before any work: each key within its tenant's rate limit (RateLimit headers on every answer).
-    const rate = await takeKeyRequest(c.var.ports, principal.tenantId, principal.keyId, principal.role);
+    const rate = await takeKeyRequest(c.get("ports"), principal.tenantId, principal.keyId, principal.role);
     for (const [name, value] of Object.entries(rateLimitHeaders(rate))) c.header(name, value);
     if (!rate.allowed) throw rateLimited(rate);
     c.set("principal", principal);
-    c.set("ctx", { tenantId: principal.tenantId, actor: `key:${principal.keyId}`, requestId: c.var.requestId });
+    c.set("ctx", { tenantId: principal.tenantId, actor: `key:${principal.keyId}`, requestId: c.get("requestId") });
     // Only now, authenticated, may a request's body be read (to fingerprint it): per credential.
     return idempotent(c, `key:${principal.keyId}`, token, next);
   });

@@ -100,19 +100,19 @@ const routes = {
 };
 
 export const accessRoutes = new OpenAPIHono<AppEnv>()
-  .openapi(routes.createKey, async (c) => c.json(outcomeValue(await createApiKey(c.var.ports, c.var.ctx, c.req.valid("json"))), 201))
-  .openapi(routes.listKeys, async (c) => c.json(await listApiKeys(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
-  .openapi(routes.rotateKey, async (c) => c.json(outcomeValue(await rotateApiKey(c.var.ports, c.var.ctx, c.req.valid("param"))), 200))
-  .openapi(routes.revokeKey, async (c) => c.json(outcomeValue(await revokeApiKey(c.var.ports, c.var.ctx, c.req.valid("param"))), 200))
+  .openapi(routes.createKey, async (c) => c.json(outcomeValue(await createApiKey(c.get("ports"), c.get("ctx"), c.req.valid("json"))), 201))
+  .openapi(routes.listKeys, async (c) => c.json(await listApiKeys(c.get("ports"), c.get("ctx"), c.req.valid("query")), 200))
+  .openapi(routes.rotateKey, async (c) => c.json(outcomeValue(await rotateApiKey(c.get("ports"), c.get("ctx"), c.req.valid("param"))), 200))
+  .openapi(routes.revokeKey, async (c) => c.json(outcomeValue(await revokeApiKey(c.get("ports"), c.get("ctx"), c.req.valid("param"))), 200))
   .openapi(routes.tenant, async (c) => {
-    const tenant = await readTenant(c.var.ports, c.var.ctx.tenantId);
+    const tenant = await readTenant(c.get("ports"), c.get("ctx").tenantId);
     c.header("etag", etagOf(tenant.revision));
     return c.json(tenant, 200);
   })
   .openapi(routes.settings, async (c) => {
-    const ifRevision = await matchedRevision(c, async () => (await readTenant(c.var.ports, c.var.ctx.tenantId)).revision);
-    const tenant = outcomeValue(await updateTenantSettings(c.var.ports, c.var.ctx, { settings: c.req.valid("json"), ifRevision }));
+    const ifRevision = await matchedRevision(c, async () => (await readTenant(c.get("ports"), c.get("ctx").tenantId)).revision);
+    const tenant = outcomeValue(await updateTenantSettings(c.get("ports"), c.get("ctx"), { settings: c.req.valid("json"), ifRevision }));
     c.header("etag", etagOf(tenant.revision));
     return c.json(tenant, 200);
   })
-  .openapi(routes.createTenant, async (c) => c.json(await createTenant(c.var.ports, c.var.ctx, c.req.valid("json")), 201));
+  .openapi(routes.createTenant, async (c) => c.json(await createTenant(c.get("ports"), c.get("ctx"), c.req.valid("json")), 201));

@@ -82,10 +82,10 @@ export const auditRoutes = (options: AppOptions) =>
         } while (cursor);
       }) as never;
     })
-    .openapi(list, async (c) => c.json(await listAudit(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
+    .openapi(list, async (c) => c.json(await listAudit(c.get("ports"), c.get("ctx"), c.req.valid("query")), 200))
     .openapi(verify, async (c) => {
       const full = c.req.valid("query").full === "true";
-      if (full && c.var.principal.role !== "admin")
+      if (full && c.get("principal").role !== "admin")
         throw new SimrootError("auth.forbidden", "forbidden", "Only an admin key may walk the whole audit chain");
-      return c.json(await verifyAuditIncrementally(c.var.ports, await options.feedSigner(), c.var.ctx.tenantId, { full }), 200);
+      return c.json(await verifyAuditIncrementally(c.get("ports"), await options.feedSigner(), c.get("ctx").tenantId, { full }), 200);
     });

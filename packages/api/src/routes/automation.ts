@@ -63,31 +63,31 @@ const routes = {
 
 export const automationRoutes = new OpenAPIHono<AppEnv>()
   .openapi(routes.create, async (c) => {
-    const rule = outcomeValue(await createRule(c.var.ports, c.var.ctx, c.req.valid("json")));
+    const rule = outcomeValue(await createRule(c.get("ports"), c.get("ctx"), c.req.valid("json")));
     c.header("location", `/v1/automation/rules/${rule.id}`);
     c.header("etag", etagOf(rule.revision));
     return c.json(rule, 201);
   })
-  .openapi(routes.list, async (c) => c.json(await listRules(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
+  .openapi(routes.list, async (c) => c.json(await listRules(c.get("ports"), c.get("ctx"), c.req.valid("query")), 200))
   .openapi(routes.get, async (c) => {
-    const rule = await getRule(c.var.ports, c.var.ctx, c.req.valid("param"));
+    const rule = await getRule(c.get("ports"), c.get("ctx"), c.req.valid("param"));
     c.header("etag", etagOf(rule.revision));
     return c.json(rule, 200);
   })
   .openapi(routes.update, async (c) => {
     const input = {
       ...c.req.valid("param"),
-      ifRevision: await matchedRevision(c, async () => (await getRule(c.var.ports, c.var.ctx, c.req.valid("param"))).revision),
+      ifRevision: await matchedRevision(c, async () => (await getRule(c.get("ports"), c.get("ctx"), c.req.valid("param"))).revision),
       changes: c.req.valid("json"),
     };
-    const rule = outcomeValue(await updateRule(c.var.ports, c.var.ctx, input));
+    const rule = outcomeValue(await updateRule(c.get("ports"), c.get("ctx"), input));
     c.header("etag", etagOf(rule.revision));
     return c.json(rule, 200);
   })
   .openapi(routes.remove, async (c) => {
     const input = {
       ...c.req.valid("param"),
-      ifRevision: await matchedRevision(c, async () => (await getRule(c.var.ports, c.var.ctx, c.req.valid("param"))).revision),
+      ifRevision: await matchedRevision(c, async () => (await getRule(c.get("ports"), c.get("ctx"), c.req.valid("param"))).revision),
     };
-    return c.json(outcomeValue(await removeRule(c.var.ports, c.var.ctx, input)), 200);
+    return c.json(outcomeValue(await removeRule(c.get("ports"), c.get("ctx"), input)), 200);
   });

@@ -39,5 +39,5 @@ const redrive = createRoute({
 });
 
 export const busRoutes = new OpenAPIHono<AppEnv>()
-  .openapi(list, async (c) => c.json(await listBusDeadLetters(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
-  .openapi(redrive, async (c) => c.json(outcomeValue(await redriveBusDeadLetter(c.var.ports, c.var.ctx, c.req.valid("param"))), 202));
+  .openapi(list, async (c) => c.json(await listBusDeadLetters(c.get("ports"), c.get("ctx"), c.req.valid("query")), 200))
+  .openapi(redrive, async (c) => c.json(outcomeValue(await redriveBusDeadLetter(c.get("ports"), c.get("ctx"), c.req.valid("param"))), 202));

@@ -17,5 +17,5 @@ const evaluate = createRoute({
 });
 
 export const decisionRoutes = new OpenAPIHono<AppEnv>().openapi(evaluate, async (c) =>
-  c.json(await evaluateWhatIf(c.var.ports, c.var.ctx, c.req.valid("json")), 200),
+  c.json(await evaluateWhatIf(c.get("ports"), c.get("ctx"), c.req.valid("json")), 200),
 );

@@ -149,51 +149,51 @@ export const deviceRoutes = new OpenAPIHono<AppEnv>()
       throw new SimrootError("request.invalid", "input", "at needs ip", { issues: [{ path: "at", message: "only with ip" }] });
     const id =
       at !== undefined && ref.ip !== undefined
-        ? await leaseHolder(c.var.ports, c.var.ctx.tenantId, ref.ip, new Date(at).toISOString())
-        : await resolveDevice(c.var.ports, c.var.ctx.tenantId, ref);
+        ? await leaseHolder(c.get("ports"), c.get("ctx").tenantId, ref.ip, new Date(at).toISOString())
+        : await resolveDevice(c.get("ports"), c.get("ctx").tenantId, ref);
     if (!id) throw new SimrootError("device.not_found", "not_found", "No device in this tenant has that identifier");
-    const device = await getDevice(c.var.ports, c.var.ctx, { id });
+    const device = await getDevice(c.get("ports"), c.get("ctx"), { id });
     c.header("etag", etag(device.revision));
     return c.json(device, 200);
   })
   .openapi(register, async (c) => {
-    const device = outcomeValue(await registerDevice(c.var.ports, c.var.ctx, c.req.valid("json")));
+    const device = outcomeValue(await registerDevice(c.get("ports"), c.get("ctx"), c.req.valid("json")));
     c.header("location", `/v1/devices/${device.id}`);
     c.header("etag", etag(device.revision));
     return c.json(device, 201);
   })
   .openapi(get, async (c) => {
-    const device = await getDevice(c.var.ports, c.var.ctx, c.req.valid("param"));
+    const device = await getDevice(c.get("ports"), c.get("ctx"), c.req.valid("param"));
     c.header("etag", etag(device.revision));
     return c.json(device, 200);
   })
-  .openapi(list, async (c) => c.json(await listDevices(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
+  .openapi(list, async (c) => c.json(await listDevices(c.get("ports"), c.get("ctx"), c.req.valid("query")), 200))
   .openapi(timeline, async (c) => {
     const { id } = c.req.valid("param");
-    await getDevice(c.var.ports, c.var.ctx, { id });
-    return c.json(await listTimeline(c.var.ports, c.var.ctx, { ...c.req.valid("query"), subject: id }), 200);
+    await getDevice(c.get("ports"), c.get("ctx"), { id });
+    return c.json(await listTimeline(c.get("ports"), c.get("ctx"), { ...c.req.valid("query"), subject: id }), 200);
   });
 
 deviceRoutes
   .openapi(update, async (c) => {
-    const ifRevision = await matchedRevision(c, async () => (await getDevice(c.var.ports, c.var.ctx, c.req.valid("param"))).revision);
+    const ifRevision = await matchedRevision(c, async () => (await getDevice(c.get("ports"), c.get("ctx"), c.req.valid("param"))).revision);
     const device = outcomeValue(
-      await updateDevice(c.var.ports, c.var.ctx, { ...c.req.valid("param"), ifRevision, changes: c.req.valid("json") }),
+      await updateDevice(c.get("ports"), c.get("ctx"), { ...c.req.valid("param"), ifRevision, changes: c.req.valid("json") }),
     );
     c.header("etag", etag(device.revision));
     return c.json(device, 200);
   })
   .openapi(action, async (c) => {
     const { id, action: name } = c.req.valid("param");
-    const result = outcomeValue(await actOnDevice(c.var.ports, c.var.ctx, { id, action: name, reason: c.req.valid("json").reason }));
+    const result = outcomeValue(await actOnDevice(c.get("ports"), c.get("ctx"), { id, action: name, reason: c.req.valid("json").reason }));
     c.header("etag", etag(result.device.revision));
     return c.json(result, 200);
   })
   .openapi(sessions, async (c) => {
-    const device = await getDevice(c.var.ports, c.var.ctx, c.req.valid("param"));
+    const device = await getDevice(c.get("ports"), c.get("ctx"), c.req.valid("param"));
     return c.json({ items: Object.values(device.identity.sessions).filter((session) => session !== undefined) }, 200);
   })
   .openapi(profiles, async (c) => {
-    const device = await getDevice(c.var.ports, c.var.ctx, c.req.valid("param"));
+    const device = await getDevice(c.get("ports"), c.get("ctx"), c.req.valid("param"));
     return c.json({ items: Object.values(device.identity.profiles) }, 200);
   });

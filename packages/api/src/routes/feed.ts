@@ -181,7 +181,7 @@ function streamDeltas(
       }
     },
     // The PEP sees the stream end and polls again (and gets the error as an answer, if it persists).
-    async (error) => c.var.log.error("feed stream failed", { requestId: c.var.requestId, error: String(error) }),
+    async (error) => c.get("log").error("feed stream failed", { requestId: c.get("requestId"), error: String(error) }),
   );
 }
 
@@ -222,7 +222,7 @@ export function feedRoutes(options: AppOptions) {
       const signer = await options.feedSigner();
       return c.json({ keys: [{ keyId: signer.keyId, algorithm: "ed25519" as const, publicKeyPem: signer.publicKeyPem }] }, 200);
     })
-    .openapi(epoch, async (c) => c.json(outcomeValue(await advanceFeedEpoch(c.var.ports, c.var.ctx, c.req.valid("json"))), 200))
+    .openapi(epoch, async (c) => c.json(outcomeValue(await advanceFeedEpoch(c.get("ports"), c.get("ctx"), c.req.valid("json"))), 200))
     .openapi(flows, async (c) => {
       const { ports, ctx } = c.var;
       const report = c.req.valid("json");

@@ -61,20 +61,20 @@ const routes = {
 
 export const grantRoutes = new OpenAPIHono<AppEnv>()
   .openapi(routes.create, async (c) => {
-    const grant = outcomeValue(await createGrant(c.var.ports, c.var.ctx, c.req.valid("json")));
+    const grant = outcomeValue(await createGrant(c.get("ports"), c.get("ctx"), c.req.valid("json")));
     c.header("location", `/v1/grants/${grant.id}`);
     c.header("etag", etagOf(grant.revision));
     return c.json(grant, 201);
   })
-  .openapi(routes.list, async (c) => c.json(await listGrants(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
+  .openapi(routes.list, async (c) => c.json(await listGrants(c.get("ports"), c.get("ctx"), c.req.valid("query")), 200))
   .openapi(routes.get, async (c) => {
-    const grant = await getGrant(c.var.ports, c.var.ctx, c.req.valid("param"));
+    const grant = await getGrant(c.get("ports"), c.get("ctx"), c.req.valid("param"));
     c.header("etag", etagOf(grant.revision));
     return c.json(grant, 200);
   })
   .openapi(routes.revoke, async (c) => {
     const body = c.req.header("content-type")?.includes("json") ? c.req.valid("json") : {};
-    const grant = outcomeValue(await revokeGrant(c.var.ports, c.var.ctx, { ...body, ...c.req.valid("param") }));
+    const grant = outcomeValue(await revokeGrant(c.get("ports"), c.get("ctx"), { ...body, ...c.req.valid("param") }));
     c.header("etag", etagOf(grant.revision));
     return c.json(grant, 200);
   });

@@ -83,14 +83,14 @@ const routes = {
 
 export const incidentRoutes = new OpenAPIHono<AppEnv>()
   .openapi(routes.create, async (c) => {
-    const incident = outcomeValue(await createIncident(c.var.ports, c.var.ctx, c.req.valid("json")));
+    const incident = outcomeValue(await createIncident(c.get("ports"), c.get("ctx"), c.req.valid("json")));
     c.header("location", `/v1/incidents/${incident.id}`);
     return c.json(incident, 201);
   })
-  .openapi(routes.list, async (c) => c.json(await listIncidents(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
-  .openapi(routes.get, async (c) => c.json(await getIncidentReport(c.var.ports, c.var.ctx, c.req.valid("param")), 200))
-  .openapi(routes.nis2, async (c) => c.json(await getNis2Drafts(c.var.ports, c.var.ctx, c.req.valid("param")), 200))
+  .openapi(routes.list, async (c) => c.json(await listIncidents(c.get("ports"), c.get("ctx"), c.req.valid("query")), 200))
+  .openapi(routes.get, async (c) => c.json(await getIncidentReport(c.get("ports"), c.get("ctx"), c.req.valid("param")), 200))
+  .openapi(routes.nis2, async (c) => c.json(await getNis2Drafts(c.get("ports"), c.get("ctx"), c.req.valid("param")), 200))
   .openapi(routes.close, async (c) => {
     const input = { ...c.req.valid("param"), ...c.req.valid("json") };
-    return c.json(outcomeValue(await closeIncident(c.var.ports, c.var.ctx, input)), 200);
+    return c.json(outcomeValue(await closeIncident(c.get("ports"), c.get("ctx"), input)), 200);
   });

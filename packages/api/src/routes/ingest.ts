@@ -103,9 +103,9 @@ ingestRoutes.post("/v1/ingest/:sourceId", async (c) => {
     headers,
     body: utf8.decode(bytes),
     bytes,
-    now: c.var.ports.now(),
+    now: c.get("ports").now(),
   };
-  const { result, rateHeaders } = await ingest(c.var.ports, adapters, c.req.param("sourceId"), request, c.var.requestId);
+  const { result, rateHeaders } = await ingest(c.get("ports"), adapters, c.req.param("sourceId"), request, c.get("requestId"));
   for (const [name, value] of Object.entries(rateHeaders)) c.header(name, value);
   return c.json(result, 202);
 });

@@ -17,5 +17,5 @@ const cloudflarePosture = createRoute({
 });
 
 export const integrationRoutes = new OpenAPIHono<AppEnv>().openapi(cloudflarePosture, async (c) =>
-  c.json(await scoreCloudflareDevices(c.var.ports, c.var.ctx, c.req.valid("json")), 200),
+  c.json(await scoreCloudflareDevices(c.get("ports"), c.get("ctx"), c.req.valid("json")), 200),
 );

@@ -26,5 +26,5 @@ const replay = createRoute({
 });
 
 export const parkedRoutes = new OpenAPIHono<AppEnv>()
-  .openapi(list, async (c) => c.json(await listParked(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
-  .openapi(replay, async (c) => c.json(await replayParked(c.var.ports, c.var.ctx, c.req.valid("param")), 202));
+  .openapi(list, async (c) => c.json(await listParked(c.get("ports"), c.get("ctx"), c.req.valid("query")), 200))
+  .openapi(replay, async (c) => c.json(await replayParked(c.get("ports"), c.get("ctx"), c.req.valid("param")), 202));

@@ -91,37 +91,37 @@ const routes = {
 
 export const policyRoutes = new OpenAPIHono<AppEnv>()
   .openapi(routes.create, async (c) => {
-    const policy = outcomeValue(await createPolicy(c.var.ports, c.var.ctx, c.req.valid("json")));
+    const policy = outcomeValue(await createPolicy(c.get("ports"), c.get("ctx"), c.req.valid("json")));
     c.header("location", `/v1/policies/${policy.id}`);
     c.header("etag", etagOf(policy.revision));
     return c.json(policy, 201);
   })
-  .openapi(routes.list, async (c) => c.json(await listPolicies(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
+  .openapi(routes.list, async (c) => c.json(await listPolicies(c.get("ports"), c.get("ctx"), c.req.valid("query")), 200))
   .openapi(routes.get, async (c) => {
-    const policy = await getPolicy(c.var.ports, c.var.ctx, c.req.valid("param"));
+    const policy = await getPolicy(c.get("ports"), c.get("ctx"), c.req.valid("param"));
     c.header("etag", etagOf(policy.revision));
     return c.json(policy, 200);
   })
   .openapi(routes.replace, async (c) => {
-    const revision = await matchedRevision(c, async () => (await getPolicy(c.var.ports, c.var.ctx, c.req.valid("param"))).revision);
+    const revision = await matchedRevision(c, async () => (await getPolicy(c.get("ports"), c.get("ctx"), c.req.valid("param"))).revision);
     const input = { ...c.req.valid("json"), ...c.req.valid("param"), revision };
-    const policy = outcomeValue(await replacePolicy(c.var.ports, c.var.ctx, input));
+    const policy = outcomeValue(await replacePolicy(c.get("ports"), c.get("ctx"), input));
     c.header("etag", etagOf(policy.revision));
     return c.json(policy, 200);
   })
   .openapi(routes.remove, async (c) => {
-    const revision = await matchedRevision(c, async () => (await getPolicy(c.var.ports, c.var.ctx, c.req.valid("param"))).revision);
-    outcomeValue(await removePolicy(c.var.ports, c.var.ctx, { ...c.req.valid("param"), revision }));
+    const revision = await matchedRevision(c, async () => (await getPolicy(c.get("ports"), c.get("ctx"), c.req.valid("param"))).revision);
+    outcomeValue(await removePolicy(c.get("ports"), c.get("ctx"), { ...c.req.valid("param"), revision }));
     return c.body(null, 204);
   })
   .openapi(routes.enforcement, async (c) => {
-    const settings = await getEnforcement(c.var.ports, c.var.ctx, {});
+    const settings = await getEnforcement(c.get("ports"), c.get("ctx"), {});
     c.header("etag", etagOf(settings.revision));
     return c.json(settings, 200);
   })
   .openapi(routes.replaceEnforcement, async (c) => {
-    const revision = await matchedRevision(c, async () => (await getEnforcement(c.var.ports, c.var.ctx, {})).revision);
-    const settings = outcomeValue(await replaceEnforcement(c.var.ports, c.var.ctx, { ...c.req.valid("json"), revision }));
+    const revision = await matchedRevision(c, async () => (await getEnforcement(c.get("ports"), c.get("ctx"), {})).revision);
+    const settings = outcomeValue(await replaceEnforcement(c.get("ports"), c.get("ctx"), { ...c.req.valid("json"), revision }));
     c.header("etag", etagOf(settings.revision));
     return c.json(settings, 200);
   });

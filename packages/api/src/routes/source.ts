@@ -59,13 +59,13 @@ const rotate = createRoute({
 
 export const sourceRoutes = new OpenAPIHono<AppEnv>()
   .openapi(create, async (c) => {
-    const created = await createSource(c.var.ports, c.var.ctx, c.req.valid("json"));
+    const created = await createSource(c.get("ports"), c.get("ctx"), c.req.valid("json"));
     c.header("location", `/v1/sources/${created.source.id}`);
     return c.json(created, 201);
   })
-  .openapi(list, async (c) => c.json(await listSources(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
-  .openapi(get, async (c) => c.json(await getSource(c.var.ports, c.var.ctx, c.req.valid("param")), 200))
+  .openapi(list, async (c) => c.json(await listSources(c.get("ports"), c.get("ctx"), c.req.valid("query")), 200))
+  .openapi(get, async (c) => c.json(await getSource(c.get("ports"), c.get("ctx"), c.req.valid("param")), 200))
   .openapi(rotate, async (c) => {
     const body = c.req.header("content-type")?.includes("json") ? c.req.valid("json") : {};
-    return c.json(await rotateSourceCredentials(c.var.ports, c.var.ctx, { ...c.req.valid("param"), ...body }), 200);
+    return c.json(await rotateSourceCredentials(c.get("ports"), c.get("ctx"), { ...c.req.valid("param"), ...body }), 200);
   });

@@ -43,6 +43,6 @@ const sourceHealth = createRoute({
 });
 
 export const trafficRoutes = new OpenAPIHono<AppEnv>()
-  .openapi(traffic, async (c) => c.json(await getTrafficGraph(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
-  .openapi(preview, async (c) => c.json(await previewPolicyChange(c.var.ports, c.var.ctx, c.req.valid("json")), 200))
-  .openapi(sourceHealth, async (c) => c.json({ items: await listSourceHealth(c.var.ports, c.var.ctx.tenantId) }, 200));
+  .openapi(traffic, async (c) => c.json(await getTrafficGraph(c.get("ports"), c.get("ctx"), c.req.valid("query")), 200))
+  .openapi(preview, async (c) => c.json(await previewPolicyChange(c.get("ports"), c.get("ctx"), c.req.valid("json")), 200))
+  .openapi(sourceHealth, async (c) => c.json({ items: await listSourceHealth(c.get("ports"), c.get("ctx").tenantId) }, 200));

@@ -98,42 +98,42 @@ const routes = {
 
 export const webhookRoutes = new OpenAPIHono<AppEnv>()
   .openapi(routes.create, async (c) => {
-    const webhook = outcomeValue(await createWebhook(c.var.ports, c.var.ctx, c.req.valid("json")));
+    const webhook = outcomeValue(await createWebhook(c.get("ports"), c.get("ctx"), c.req.valid("json")));
     c.header("location", `/v1/webhooks/${webhook.id}`);
     c.header("etag", etagOf(webhook.revision));
     return c.json(webhook, 201);
   })
-  .openapi(routes.list, async (c) => c.json(await listWebhooks(c.var.ports, c.var.ctx, c.req.valid("query")), 200))
+  .openapi(routes.list, async (c) => c.json(await listWebhooks(c.get("ports"), c.get("ctx"), c.req.valid("query")), 200))
   .openapi(routes.get, async (c) => {
-    const webhook = await getWebhook(c.var.ports, c.var.ctx, c.req.valid("param"));
+    const webhook = await getWebhook(c.get("ports"), c.get("ctx"), c.req.valid("param"));
     c.header("etag", etagOf(webhook.revision));
     return c.json(webhook, 200);
   })
   .openapi(routes.update, async (c) => {
     const input = {
       ...c.req.valid("param"),
-      ifRevision: await matchedRevision(c, async () => (await getWebhook(c.var.ports, c.var.ctx, c.req.valid("param"))).revision),
+      ifRevision: await matchedRevision(c, async () => (await getWebhook(c.get("ports"), c.get("ctx"), c.req.valid("param"))).revision),
       changes: c.req.valid("json"),
     };
-    const webhook = outcomeValue(await updateWebhook(c.var.ports, c.var.ctx, input));
+    const webhook = outcomeValue(await updateWebhook(c.get("ports"), c.get("ctx"), input));
     c.header("etag", etagOf(webhook.revision));
     return c.json(webhook, 200);
   })
   .openapi(routes.remove, async (c) => {
     const input = {
       ...c.req.valid("param"),
-      ifRevision: await matchedRevision(c, async () => (await getWebhook(c.var.ports, c.var.ctx, c.req.valid("param"))).revision),
+      ifRevision: await matchedRevision(c, async () => (await getWebhook(c.get("ports"), c.get("ctx"), c.req.valid("param"))).revision),
     };
-    return c.json(outcomeValue(await removeWebhook(c.var.ports, c.var.ctx, input)), 200);
+    return c.json(outcomeValue(await removeWebhook(c.get("ports"), c.get("ctx"), input)), 200);
   })
   .openapi(routes.deliveries, async (c) => {
     const { id } = c.req.valid("param");
-    return c.json(await listDeliveries(c.var.ports, c.var.ctx, { ...c.req.valid("query"), webhookId: id }), 200);
+    return c.json(await listDeliveries(c.get("ports"), c.get("ctx"), { ...c.req.valid("query"), webhookId: id }), 200);
   })
   .openapi(routes.replay, async (c) => {
     const { id, deliveryId } = c.req.valid("param");
-    const delivery = await replayDelivery(c.var.ports, c.var.ctx, { webhookId: id, id: deliveryId });
+    const delivery = await replayDelivery(c.get("ports"), c.get("ctx"), { webhookId: id, id: deliveryId });
     // The first attempt now; the worker retries it if this one fails.
-    void attemptDelivery(c.var.ports, c.var.ctx.tenantId, id, deliveryId).catch(() => undefined);
+    void attemptDelivery(c.get("ports"), c.get("ctx").tenantId, id, deliveryId).catch(() => undefined);
     return c.json(delivery, 202);
   });
