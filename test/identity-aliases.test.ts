@@ -69,4 +69,24 @@ describe("aliases", () => {
     // The old equipment can be registered to another device now.
     expect((await tenant.call("POST", "/v1/devices", { imsi: "208018880000003", imei: "490154203237518" })).status).toBe(201);
   });
+
+  it("revokes a device whose last equipment's IMEI another device holds, by an admin and by its operator, and leaves that IMEI to the other (review 58)", async () => {
+    // A SIM moved into equipment another device was registered with: the IMEI alias stays the other device's. Revoking
+    // the SIM's device released the alias on the condition that it was its own, so the revocation failed every time.
+    const { tenant, post, device } = await setup();
+    const holder = (await tenant.call("POST", "/v1/devices", { imsi: "208018880000011", imei: "490154203237518" })).json;
+    const moved = (await tenant.call("POST", "/v1/devices", { imsi: "208018880000012", imeiLock: false })).json;
+    const other = (await tenant.call("POST", "/v1/devices", { imsi: "208018880000013", imeiLock: false })).json;
+    for (const imsi of ["208018880000012", "208018880000013"])
+      await post(fact("sim.attached", { imsi }, { bearer: "cellular", imei: "490154203237518" }));
+    expect((await device(moved.id)).identity.imei).toBe("490154203237518");
+    const revoked = await tenant.call("POST", `/v1/devices/${moved.id}/revoke`, { reason: "stolen" });
+    expect([revoked.status, revoked.json.device?.state], revoked.text).toEqual([200, "revoked"]);
+    await post(fact("device.revoked", { imsi: "208018880000013" }, { reason: "SIM deleted at the operator" }));
+    expect((await device(other.id)).state).toBe("revoked");
+    expect((await tenant.call("GET", "/v1/dead-letters")).json.items).toEqual([]);
+    // The IMEI still resolves to the device that holds it.
+    const found = await tenant.call("GET", "/v1/devices/lookup?imei=490154203237518");
+    expect(found.json.id ?? found.json.device?.id).toBe(holder.id);
+  });
 });

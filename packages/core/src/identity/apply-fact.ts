@@ -108,7 +108,7 @@ async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, 
   const revoking = next.state === "revoked" && device.state !== "revoked";
   const revocation = revoking ? [revocationMarker(ports, next, now.toISOString())] : [];
   const aliases = revoking
-    ? releasedAliases(ports, next)
+    ? await releasedAliases(ports, next)
     : after.state === "revoked"
       ? []
       : await followedImei(ports, device, before, after);
@@ -181,8 +181,17 @@ const releaseAlias = (ports: Ports, device: Device, { kind, value }: Alias): Tra
  * A revoked SIM's identifiers are released (the device, its facts and its audit trail stay):
  * the SIM or the equipment can be registered again.
  */
-function releasedAliases(ports: Ports, device: Device): TransactItem[] {
+async function releasedAliases(ports: Ports, device: Device): Promise<TransactItem[]> {
   const unique = new Map(aliasesOf(device).map((alias) => [`${alias.kind}:${alias.value}`, alias]));
+  // The IMEI alias follows the equipment only when no other device holds it (`followedImei`): one held by another
+  // device is that device's, not released (its release, conditional on being this device's, failed every revocation).
+  for (const [key, alias] of unique) {
+    if (alias.kind !== "imei") continue;
+    const { Item } = await ports.db.send(
+      new GetCommand({ TableName: ports.tables.identity, Key: aliasKey(device.tenantId, alias.kind, alias.value), ConsistentRead: true }),
+    );
+    if (Item && Item.deviceId !== device.id) unique.delete(key);
+  }
   // A tombstone per identifier: a late report still reaches the revoked device until the SIM is registered again.
   return [...unique.values()].flatMap((alias) => [
     releaseAlias(ports, device, alias),
