@@ -105,7 +105,7 @@ export interface paths {
         put?: never;
         /**
          * Suspend, quarantine, reinstate or revoke (terminal) a device, with a reason
-         * @description Audited, and published as device.suspended / device.quarantined / device.reinstated / device.revoked. Enforcement points learn it through the feed.
+         * @description Audited, and published as device.suspended / device.quarantined / device.reinstated / device.revoked. Enforcement points learn it through the feed. A hold simroot imposes (here, by an automation rule or by the IMEI lock) is lifted only by simroot, never by an operator's report; an operator's suspension only by the operator's reinstatement. With both, the stricter decides (`identity.holds` shows them).
          */
         post: operations["createDevicesByIdByAction"];
         delete?: never;
@@ -980,6 +980,21 @@ export interface components {
             state: "active" | "suspended" | "quarantined" | "revoked";
             stateReason?: string;
             stateAt: string;
+            /** @description Who holds the device: simroot's hold is lifted only by simroot, the operator's by the operator */
+            holds?: {
+                simroot?: {
+                    /** @enum {string} */
+                    state: "suspended" | "quarantined";
+                    reason?: string;
+                    at: string;
+                };
+                operator?: {
+                    /** @enum {string} */
+                    state: "suspended" | "quarantined";
+                    reason?: string;
+                    at: string;
+                };
+            };
             imei?: string;
             sessions: {
                 cellular?: components["schemas"]["Session"];

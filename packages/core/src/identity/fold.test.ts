@@ -75,9 +75,10 @@ describe("the identity fold", () => {
     expect(state).toMatchObject({ state: "quarantined" });
     expect(state.imei).toBeUndefined();
     expect(state.stateReason).toContain("IMEI association changed");
+    // An admin's reinstatement (an action through simroot: its key begins `api|`) lifts the IMEI lock's quarantine.
     const later = stateAfter([
       changed,
-      fact("device.reinstated", 2, {}),
+      { ...fact("device.reinstated", 2, {}), key: "api|evt_reinstate" },
       fact("sim.attached", 3, { bearer: "cellular", imei: "356938035643809" }),
     ]);
     expect(later).toMatchObject({ state: "active", imei: "356938035643809" });

@@ -9,7 +9,7 @@
 import type { Bearer } from "../catalogue/catalogue.ts";
 import { countryOfMcc } from "../catalogue/mcc.ts";
 import { bySequence, byTime, isProfileFact, type Fact } from "./fact.ts";
-import type { FoldSettings, IdentityState, Session } from "./identity-state.ts";
+import type { FoldSettings, Hold, IdentityState, Session } from "./identity-state.ts";
 
 export const timeWindow = 32;
 export const profileWindow = 16;
@@ -73,6 +73,11 @@ export const currentState = (history: History, settings: FoldSettings): Identity
 
 export function foldFacts(base: IdentityState, facts: readonly Fact[], settings: FoldSettings): IdentityState {
   const state: IdentityState = structuredClone(base);
+  // A hold folded before holds were kept apart: taken as simroot's, which only simroot lifts (the safe side).
+  if ((state.state === "suspended" || state.state === "quarantined") && !state.holds)
+    state.holds = {
+      simroot: { state: state.state, ...(state.stateReason === undefined ? {} : { reason: state.stateReason }), at: state.stateAt },
+    };
   for (const fact of facts.filter((fact) => !isProfileFact(fact)).sort(byTime)) applyTimeFact(state, fact, settings);
   for (const fact of facts.filter(isProfileFact).sort(bySequence)) applyProfileFact(state, fact);
   return state;
@@ -85,12 +90,45 @@ function setLifecycle(state: IdentityState, next: IdentityState["state"], reason
   state.stateAt = at;
 }
 
+/** Who a fact speaks for: an action taken through simroot (an admin, an automation rule) or the operator's report. */
+const sideOf = (fact: Fact): Side => (fact.key.startsWith("api|") ? "simroot" : "operator");
+type Side = keyof NonNullable<IdentityState["holds"]>;
+
+const strictness = { suspended: 2, quarantined: 1 } as const;
+
+/**
+ * Sets (or, with `hold` undefined, lifts) one side's hold, and the state the holds give: the stricter hold (a
+ * suspension over a quarantine; of two alike, the later), or active when none is left (a lift that leaves the other
+ * side's hold changes nothing visible but the reason). Revoked is terminal.
+ */
+function setHold(state: IdentityState, side: Side, hold: Hold | undefined, reason: string | undefined, at: string) {
+  if (state.state === "revoked") return;
+  const holds = { ...state.holds };
+  if (hold) holds[side] = hold;
+  else delete holds[side];
+  const held = [holds.simroot, holds.operator].filter((each): each is Hold => each !== undefined);
+  if (held.length === 0) {
+    delete state.holds;
+    if (state.state !== "active") setLifecycle(state, "active", reason, at);
+    return;
+  }
+  state.holds = holds;
+  const [strictest] = held.sort((a, b) => strictness[b.state] - strictness[a.state] || (a.at < b.at ? 1 : a.at > b.at ? -1 : 0));
+  setLifecycle(state, strictest!.state, strictest!.reason, strictest!.at);
+}
+
+const hold = (state: Hold["state"], reason: string | undefined, at: string): Hold => ({
+  state,
+  ...(reason === undefined ? {} : { reason }),
+  at,
+});
+
 function observeImei(state: IdentityState, imei: string | undefined, at: string, settings: FoldSettings) {
   if (!imei) return;
   const normalized = imei.slice(0, 14);
   const known = state.imei?.slice(0, 14);
   if (known !== undefined && known !== normalized && settings.imeiLock) {
-    setLifecycle(state, "quarantined", `IMEI changed from ${state.imei} to ${imei}`, at);
+    setHold(state, "simroot", hold("quarantined", `IMEI changed from ${state.imei} to ${imei}`, at), undefined, at);
   }
   if (known !== normalized) state.imei = imei;
 }
@@ -101,7 +139,8 @@ function observeImei(state: IdentityState, imei: string | undefined, at: string,
  * (without quarantining again a device an admin reinstated in between).
  */
 function associationChanged(state: IdentityState, association: "IMEI" | "IMEISV", at: string, settings: FoldSettings) {
-  if (settings.imeiLock) setLifecycle(state, "quarantined", `IMSI-${association} association changed (new IMEI not reported)`, at);
+  if (settings.imeiLock)
+    setHold(state, "simroot", hold("quarantined", `IMSI-${association} association changed (new IMEI not reported)`, at), undefined, at);
   delete state.imei;
 }
 
@@ -148,13 +187,19 @@ function applyTimeFact(state: IdentityState, fact: Fact, settings: FoldSettings)
       state.sessions = {};
       return;
     case "device.suspended":
-      setLifecycle(state, "suspended", fact.data.reason, fact.at);
-      return;
     case "device.quarantined":
-      setLifecycle(state, "quarantined", fact.data.reason, fact.at);
+      setHold(
+        state,
+        sideOf(fact),
+        hold(fact.type === "device.suspended" ? "suspended" : "quarantined", fact.data.reason, fact.at),
+        undefined,
+        fact.at,
+      );
       return;
     case "device.reinstated":
-      setLifecycle(state, "active", fact.data.reason, fact.at);
+      // Each side lifts its own hold only: an operator's report of the SIM active again (a Data Streamer "SIM
+      // activation") does not end a quarantine an admin, a rule or the IMEI lock imposed.
+      setHold(state, sideOf(fact), undefined, fact.data.reason, fact.at);
       return;
     default:
       return;

@@ -40,11 +40,23 @@ export type Profile = z.output<typeof profileSchema>;
  * sessions per bearer, roaming, reachability and eUICC profiles. A pure value: the fold
  * computes it from the device's facts.
  */
+/** A suspension or quarantine, and who imposed it. */
+const holdSchema = z.object({ state: z.enum(["suspended", "quarantined"]), reason: z.string().optional(), at: z.string() });
+export type Hold = z.output<typeof holdSchema>;
+
 export const identityStateSchema = z
   .object({
     state: z.enum(deviceStates),
     stateReason: z.string().optional(),
     stateAt: z.string(),
+    /**
+     * The holds `state` derives from (absent when there is none): simroot's (an admin, an automation rule, the IMEI
+     * lock) and the operator's (its reports). Each is lifted only by its own side; with both, the stricter decides.
+     */
+    holds: z
+      .object({ simroot: holdSchema.optional(), operator: holdSchema.optional() })
+      .optional()
+      .meta({ description: "Who holds the device: simroot's hold is lifted only by simroot, the operator's by the operator" }),
     imei: z.string().optional(),
     sessions: z.partialRecord(bearerSchema, sessionSchema),
     roaming: z.object({ roaming: z.boolean(), mcc: z.string().optional(), country: z.string().optional(), since: z.string() }).optional(),

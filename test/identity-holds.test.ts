@@ -1,0 +1,81 @@
+/**
+ * Who may lift a hold (review 58): a quarantine or suspension simroot imposed (an admin, an automation rule, the IMEI
+ * lock) is lifted only by simroot (an admin's or a rule's reinstatement), never by an operator's report; an operator's
+ * suspension is lifted by the operator's reinstatement. With both, the device is held by the stricter.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { standardWebhookHeaders } from "./support/webhooks.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+let sequence = 0;
+const fact = (type: string, imsi: string, data: Record<string, unknown>) => ({
+  type,
+  dedupeKey: `hold-${++sequence}`,
+  // Dated after the admin's action before it (a sender's clock may run ahead, within the allowed skew).
+  occurredAt: new Date(Date.now() + 2_000).toISOString(),
+  device: { imsi },
+  sourceType: "core",
+  data,
+});
+
+async function setup(imsi: string, registration: Record<string, unknown> = {}) {
+  const tenant = await tenantClient(runtime);
+  const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
+  const report = async (...facts: unknown[]) => {
+    const text = JSON.stringify(facts);
+    const response = await runtime.app.request(source.ingestPath, {
+      method: "POST",
+      headers: standardWebhookHeaders(credentials.webhookSecret, text),
+      body: text,
+    });
+    expect(response.status).toBe(202);
+    await runtime.settled();
+  };
+  const id = (await tenant.call("POST", "/v1/devices", { imsi, ...registration })).json.id as string;
+  const state = async () => (await tenant.call("GET", `/v1/devices/${id}`)).json.state as string;
+  const act = async (action: string) => {
+    const answer = await tenant.call("POST", `/v1/devices/${id}/${action}`, { reason: `admin: ${action}` });
+    expect(answer.status, answer.text).toBe(200);
+  };
+  return { report, state, act };
+}
+
+describe("holds", () => {
+  it("keeps an admin's quarantine when the operator reports the SIM active again", async () => {
+    const { report, state, act } = await setup("208019990000001");
+    await act("quarantine");
+    await report(fact("device.reinstated", "208019990000001", { reason: "SIM activation" }));
+    expect(await state()).toBe("quarantined");
+    await act("reinstate");
+    expect(await state()).toBe("active");
+  });
+
+  it("keeps the IMEI lock's quarantine when the operator reports the SIM active again", async () => {
+    const { report, state } = await setup("208019990000002", { imei: "490154203237518", imeiLock: true });
+    await report(fact("sim.attached", "208019990000002", { bearer: "cellular", imei: "356938035643809" }));
+    expect(await state()).toBe("quarantined");
+    await report(fact("device.reinstated", "208019990000002", { reason: "SIM activation" }));
+    expect(await state()).toBe("quarantined");
+  });
+
+  it("lets the operator lift its own suspension, and holds the device by the stricter of the two holds", async () => {
+    const { report, state, act } = await setup("208019990000003");
+    await report(fact("device.suspended", "208019990000003", { reason: "unpaid" }));
+    expect(await state()).toBe("suspended");
+    await report(fact("device.reinstated", "208019990000003", { reason: "paid" }));
+    expect(await state()).toBe("active");
+    await act("quarantine");
+    await report(fact("device.suspended", "208019990000003", { reason: "unpaid again" }));
+    expect(await state()).toBe("suspended");
+    await report(fact("device.reinstated", "208019990000003", { reason: "paid again" }));
+    expect(await state()).toBe("quarantined");
+    await act("reinstate");
+    expect(await state()).toBe("active");
+  });
+});
