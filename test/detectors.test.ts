@@ -4,8 +4,7 @@
  * acts on it.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
-import { standardWebhookHeaders } from "./support/webhooks.ts";
+import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -25,17 +24,8 @@ const fact = (type: string, data: Record<string, unknown>, device: Record<string
 
 async function setup() {
   const tenant = await tenantClient(runtime, `det-${sequence}`);
-  const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "feed", format: "simroot" })).json;
-  const post = async (body: unknown) => {
-    const text = JSON.stringify(body);
-    const response = await runtime.app.request(source.ingestPath, {
-      method: "POST",
-      headers: standardWebhookHeaders(credentials.webhookSecret, text),
-      body: text,
-    });
-    expect(response.status).toBe(202);
-    await runtime.settled();
-  };
+  const report = await simrootSource(runtime, tenant);
+  const post = (facts: unknown[]) => report(...facts);
   const anomalies = async (deviceId: string) =>
     (await tenant.call("GET", `/v1/devices/${deviceId}/timeline?limit=500`)).json.items.filter(
       (entry: { type: string }) => entry.type === "anomaly.detected",

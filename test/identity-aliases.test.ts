@@ -1,7 +1,6 @@
 /** Identifiers are released when a device is revoked (its history kept), and aliases follow an IMEI change. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
-import { standardWebhookHeaders } from "./support/webhooks.ts";
+import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -21,17 +20,7 @@ const fact = (type: string, device: Record<string, string>, data: Record<string,
 
 async function setup() {
   const tenant = await tenantClient(runtime);
-  const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
-  const post = async (...facts: unknown[]) => {
-    const text = JSON.stringify(facts);
-    const response = await runtime.app.request(source.ingestPath, {
-      method: "POST",
-      headers: standardWebhookHeaders(credentials.webhookSecret, text),
-      body: text,
-    });
-    expect(response.status).toBe(202);
-    await runtime.settled();
-  };
+  const post = await simrootSource(runtime, tenant);
   const device = async (id: string) => (await tenant.call("GET", `/v1/devices/${id}`)).json;
   return { tenant, post, device };
 }

@@ -4,8 +4,7 @@
  * suspension is lifted by the operator's reinstatement. With both, the device is held by the stricter.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
-import { standardWebhookHeaders } from "./support/webhooks.ts";
+import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -26,17 +25,7 @@ const fact = (type: string, imsi: string, data: Record<string, unknown>) => ({
 
 async function setup(imsi: string, registration: Record<string, unknown> = {}) {
   const tenant = await tenantClient(runtime);
-  const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
-  const report = async (...facts: unknown[]) => {
-    const text = JSON.stringify(facts);
-    const response = await runtime.app.request(source.ingestPath, {
-      method: "POST",
-      headers: standardWebhookHeaders(credentials.webhookSecret, text),
-      body: text,
-    });
-    expect(response.status).toBe(202);
-    await runtime.settled();
-  };
+  const report = await simrootSource(runtime, tenant);
   const id = (await tenant.call("POST", "/v1/devices", { imsi, ...registration })).json.id as string;
   const state = async () => (await tenant.call("GET", `/v1/devices/${id}`)).json.state as string;
   const act = async (action: string) => {

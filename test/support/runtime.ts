@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { inject } from "vitest";
+import { expect, inject } from "vitest";
 import { createTenantWithAdminKey } from "@simroot/core";
 import { startLocalRuntime, type LocalRuntimeOptions } from "@simroot/local/runtime";
+import { standardWebhookHeaders } from "./webhooks.ts";
 
 /**
  * The control plane as tests use it: the shared in-memory DynamoDB Local with tables of
@@ -75,4 +76,22 @@ export async function call(
     json = undefined;
   }
   return { status: response.status, headers: response.headers, json, text };
+}
+
+/**
+ * A simroot-format source of the tenant, and a function that posts facts to it signed as its sender would (Standard
+ * Webhooks), expects 202 and waits until the runtime has applied them.
+ */
+export async function simrootSource(runtime: TestRuntime, tenant: Awaited<ReturnType<typeof tenantClient>>) {
+  const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
+  return async (...facts: unknown[]) => {
+    const text = JSON.stringify(facts);
+    const response = await runtime.app.request(source.ingestPath, {
+      method: "POST",
+      headers: standardWebhookHeaders(credentials.webhookSecret, text),
+      body: text,
+    });
+    expect(response.status).toBe(202);
+    await runtime.settled();
+  };
 }
