@@ -78,4 +78,26 @@ describe("aliases", () => {
     const found = await tenant.call("GET", "/v1/devices/lookup?imei=490154203237518");
     expect(found.json.id ?? found.json.device?.id).toBe(holder.id);
   });
+
+  it("never attributes a report to a device by its IMEI alone when the report names a SIM the tenant does not know (review 58)", async () => {
+    // An IMEI is not authenticated by the network: a stranger's SIM in equipment claiming an enrolled device's IMEI
+    // took that device's session, address and policy at every enforcement point.
+    const { tenant, post, device } = await setup();
+    const enrolled = (await tenant.call("POST", "/v1/devices", { imsi: "208018880000021", imei: "352099001761499" })).json;
+    await post(
+      fact(
+        "sim.attached",
+        { iccid: "89445001021983049995F", imsi: "208018880000029", imei: "352099001761499" },
+        { bearer: "cellular", ipv4: "10.3.0.3" },
+      ),
+    );
+    expect((await device(enrolled.id)).identity.sessions).toEqual({});
+    expect((await tenant.call("GET", "/v1/devices/lookup?ip=10.3.0.3")).status).toBe(404);
+    expect((await tenant.call("GET", "/v1/dead-letters")).json.items).toHaveLength(1);
+    // A report naming the equipment alone still reaches the device, in any of the IMEI's forms (14, 15, 16 digits).
+    for (const [n, imei] of ["352099001761499", "35209900176149", "3520990017614901"].entries()) {
+      await post(fact("device.reachability-changed", { imei }, { reachable: n % 2 === 0 }));
+      expect((await device(enrolled.id)).identity.reachable).toMatchObject({ reachable: n % 2 === 0 });
+    }
+  });
 });

@@ -100,10 +100,13 @@ export function refIdentifiers(ref: DeviceRef): { kind: IdentifierKind; value: s
     ["iccid", ref.iccid?.replace(/F$/i, "")],
     ["imsi", imsi],
     ["msisdn", msisdn],
-    ["imei", ref.imei?.length === 16 ? undefined : ref.imei],
+    ["imei", ref.imei && imeiAlias(ref.imei)],
     ["credential", ref.credential?.toLowerCase()],
   ];
-  return candidates.flatMap(([kind, value]) => (value ? [{ kind, value }] : []));
+  const found = candidates.flatMap(([kind, value]) => (value ? [{ kind, value }] : []));
+  // The SIM is the root of trust: an IMEI is what the equipment claims, unauthenticated. A reference naming the SIM
+  // (or its IoT SAFE credential) resolves by the SIM only; the IMEI identifies only a report that names nothing else.
+  return found.some((identifier) => identifier.kind !== "imei") ? found.filter((identifier) => identifier.kind !== "imei") : found;
 }
 
 /**
