@@ -105,7 +105,7 @@ export interface paths {
         put?: never;
         /**
          * Suspend, quarantine, reinstate or revoke (terminal) a device, with a reason
-         * @description Audited, and published as device.suspended / device.quarantined / device.reinstated / device.revoked. Enforcement points learn it through the feed. A hold simroot imposes (here, by an automation rule or by the IMEI lock) is lifted only by simroot, never by an operator's report; an operator's suspension only by the operator's reinstatement. With both, the stricter decides (`identity.holds` shows them).
+         * @description Audited, and published as device.suspended / device.quarantined / device.reinstated / device.revoked. Enforcement points learn it through the feed. Each side lifts only its own hold (`identity.holds`): an operator's report never ends simroot's.
          */
         post: operations["createDevicesByIdByAction"];
         delete?: never;
@@ -980,7 +980,7 @@ export interface components {
             state: "active" | "suspended" | "quarantined" | "revoked";
             stateReason?: string;
             stateAt: string;
-            /** @description Who holds the device: simroot's hold is lifted only by simroot, the operator's by the operator */
+            /** @description simroot's hold and the operator's: each lifted by its own side */
             holds?: {
                 simroot?: {
                     /** @enum {string} */

@@ -77,8 +77,7 @@ const action = createRoute({
   summary: "Suspend, quarantine, reinstate or revoke (terminal) a device, with a reason",
   description:
     "Audited, and published as device.suspended / device.quarantined / device.reinstated / device.revoked. Enforcement points learn it through the feed. " +
-    "A hold simroot imposes (here, by an automation rule or by the IMEI lock) is lifted only by simroot, never by an operator's report; " +
-    "an operator's suspension only by the operator's reinstatement. With both, the stricter decides (`identity.holds` shows them).",
+    "Each side lifts only its own hold (`identity.holds`): an operator's report never ends simroot's.",
   middleware: [requireRole(...writers)] as const,
   request: {
     params: z.object({

@@ -56,7 +56,7 @@ export const identityStateSchema = z
     holds: z
       .object({ simroot: holdSchema.optional(), operator: holdSchema.optional() })
       .optional()
-      .meta({ description: "Who holds the device: simroot's hold is lifted only by simroot, the operator's by the operator" }),
+      .meta({ description: "simroot's hold and the operator's: each lifted by its own side" }),
     imei: z.string().optional(),
     sessions: z.partialRecord(bearerSchema, sessionSchema),
     roaming: z.object({ roaming: z.boolean(), mcc: z.string().optional(), country: z.string().optional(), since: z.string() }).optional(),
