@@ -1,6 +1,7 @@
 /** Identifiers are released when a device is revoked (its history kept), and aliases follow an IMEI change. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { standardWebhookHeaders } from "./support/webhooks.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -99,5 +100,32 @@ describe("aliases", () => {
       await post(fact("device.reachability-changed", { imei }, { reachable: n % 2 === 0 }));
       expect((await device(enrolled.id)).identity.reachable).toMatchObject({ reachable: n % 2 === 0 });
     }
+  });
+});
+
+describe("IPv6 addresses (review 58)", () => {
+  it("refuses a session address that is not IPv6, and keeps one spelling per address: one binding, found in any spelling", async () => {
+    const tenant = await tenantClient(runtime);
+    const post = await simrootSource(runtime, tenant);
+    const first = (await tenant.call("POST", "/v1/devices", { imsi: "208018880000031" })).json.id as string;
+    const second = (await tenant.call("POST", "/v1/devices", { imsi: "208018880000032" })).json.id as string;
+    await post(fact("sim.attached", { imsi: "208018880000031" }, { bearer: "cellular", ipv6: "2001:DB8:0:0:0:0:0:1" }));
+    expect((await tenant.call("GET", `/v1/devices/${first}`)).json.identity.sessions.cellular.ipv6).toBe("2001:db8::1");
+    for (const spelling of ["2001:db8::1", "2001:DB8::0:1", "2001:0db8:0000:0000:0000:0000:0000:0001"])
+      expect((await tenant.call("GET", `/v1/devices/lookup?ip=${encodeURIComponent(spelling)}`)).json.id).toBe(first);
+    // Another spelling of the same address taken by a second device: the address moves, it is not bound twice.
+    await post(fact("sim.attached", { imsi: "208018880000032" }, { bearer: "cellular", ipv6: "2001:db8:0::1" }));
+    expect((await tenant.call("GET", "/v1/devices/lookup?ip=2001:db8::1")).json.id).toBe(second);
+    // Not an address: refused, nothing applied.
+    const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "bad", format: "simroot" })).json;
+    const text = JSON.stringify([fact("sim.attached", { imsi: "208018880000032" }, { bearer: "satellite", ipv6: "not-an-ip-at-all" })]);
+    const refused = await runtime.app.request(source.ingestPath, {
+      method: "POST",
+      headers: standardWebhookHeaders(credentials.webhookSecret, text),
+      body: text,
+    });
+    expect(refused.status).toBe(400);
+    await runtime.settled();
+    expect((await tenant.call("GET", `/v1/devices/${second}`)).json.identity.sessions.satellite).toBeUndefined();
   });
 });

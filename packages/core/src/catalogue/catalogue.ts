@@ -14,6 +14,20 @@ export type Bearer = z.output<typeof bearerSchema>;
 
 const digits = (min: number, max: number) => z.string().regex(new RegExp(`^\\d{${min},${max}}$`));
 
+/**
+ * One spelling per IPv6 address (RFC 5952: lower case, zeros compressed, as WHATWG URL writes it and the PEP reads it),
+ * so that `2001:DB8:0:0:0:0:0:1` and `2001:db8::1` are one binding, not two devices on one address.
+ */
+export const canonicalIp = (address: string) => {
+  if (!address.includes(":")) return address;
+  try {
+    return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return address;
+  }
+};
+export const ipv6Schema = /* @__PURE__ */ (() => z.ipv6().overwrite(canonicalIp))();
+
 /** How the source identified the device; the applier resolves it to one device. */
 export const deviceRefSchema = z
   .object({
@@ -33,7 +47,7 @@ export const deviceRefSchema = z
     nai: z.string().max(253).optional(),
     supi: z.string().max(253).optional(),
     /** The device's address inside the tenant's APN/DNN (CAMARA and NEF identify devices this way). */
-    ip: z.string().max(64).optional(),
+    ip: z.string().max(64).overwrite(canonicalIp).optional(),
     externalId: z.string().max(253).optional(),
     /** SHA-256 of an IoT SAFE credential's SubjectPublicKeyInfo (hex), as a TLS terminator sees it. */
     credential: z
@@ -54,7 +68,7 @@ const sessionFields = /* @__PURE__ */ (() => ({
   plmn: plmnSchema.optional(),
   apn: z.string().max(100).optional(),
   ipv4: z.ipv4().optional(),
-  ipv6: z.string().max(64).optional(),
+  ipv6: ipv6Schema.optional(),
 }))();
 
 const reason = z.string().max(500).optional();

@@ -19,7 +19,7 @@
  * `imeiChange` only says whether the IMEI or just the IMEISV changed, never the new value).
  */
 import * as z from "zod";
-import type { DeviceRef, NormalizedEvent } from "../../catalogue/catalogue.ts";
+import { ipv6Schema, type DeviceRef, type NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { countryOfMcc } from "../../catalogue/mcc.ts";
 import { bearerOfRat } from "../../catalogue/rat.ts";
 import { SimrootError, type FieldIssue } from "../../error.ts";
@@ -59,8 +59,8 @@ const pdnConnectionSchema = z.object({
   pdnType: z.string().optional(),
   interfaceInd: z.string().optional(),
   ipv4Addr: z.ipv4().optional(),
-  ipv6Addrs: z.array(z.string().max(64)).min(1).optional(),
-  ipv6Addr: z.string().max(64).optional(),
+  ipv6Addrs: z.array(ipv6Schema).min(1).optional(),
+  ipv6Addr: ipv6Schema.optional(),
 });
 type PdnConnection = z.output<typeof pdnConnectionSchema>;
 
@@ -72,7 +72,7 @@ const reportSchema = z.object({
     .regex(/^\+?\d{6,15}$/, "an MSISDN is 6 to 15 digits")
     .optional(),
   /** Rel-18 TS 29.571 IpAddr. */
-  ueIpAddr: z.object({ ipv4Addr: z.ipv4().optional(), ipv6Addr: z.string().max(64).optional() }).optional(),
+  ueIpAddr: z.object({ ipv4Addr: z.ipv4().optional(), ipv6Addr: ipv6Schema.optional() }).optional(),
   eventTime: z.iso.datetime({ offset: true, error: "eventTime must be an RFC 3339 date-time" }).optional(),
   roamingStatus: z.boolean().optional(),
   plmnId: plmnIdSchema.optional(),

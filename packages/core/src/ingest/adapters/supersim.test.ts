@@ -148,6 +148,12 @@ describe("supersim mapping", () => {
     });
   });
 
+  it("keeps an IPv6 session's address, in one spelling (review 58: it was dropped)", () => {
+    const event = onlyEvent(parse([connectionEvent("data-session.started", "EZ05", { ...sessionFields, ip_address: "2001:DB8:5:0::5" })]));
+    expect(event.data).toMatchObject({ ipv6: "2001:db8:5::5" });
+    expect(event.data).not.toHaveProperty("ipv4");
+  });
+
   it.each([
     ["LTE Cat-M", "LTE-M"],
     ["NB-IoT", "NBIOT"],

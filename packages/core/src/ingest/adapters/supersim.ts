@@ -21,7 +21,7 @@
  */
 import { createHash, createHmac } from "node:crypto";
 import * as z from "zod";
-import type { Bearer, DeviceRef, NormalizedEvent } from "../../catalogue/catalogue.ts";
+import { canonicalIp, type Bearer, type DeviceRef, type NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { bearerOfRat } from "../../catalogue/rat.ts";
 import type { Adapter, AdapterItem } from "../adapter.ts";
 import { sameSecret, unauthenticated } from "./auth.ts";
@@ -137,11 +137,14 @@ function sessionOf(event: ConnectionEvent) {
   const { apn, ip_address } = event.data;
   const plmn = plmnOf(event);
   const ipv4 = ip_address && z.ipv4().safeParse(ip_address).success ? ip_address : undefined;
+  // An IPv6 session's address (it was dropped: the session had no address, and the feed no binding).
+  const ipv6 = ip_address && ipv4 === undefined && z.ipv6().safeParse(ip_address).success ? canonicalIp(ip_address) : undefined;
   return {
     ...bearerOf(event.data.rat_type),
     ...(plmn === undefined ? {} : { plmn }),
     ...(apn && apn.length <= 100 ? { apn } : {}),
     ...(ipv4 === undefined ? {} : { ipv4 }),
+    ...(ipv6 === undefined ? {} : { ipv6 }),
   };
 }
 
