@@ -255,7 +255,17 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     let url: string | undefined;
     if (options.port !== undefined) {
       const server = await listen(app.fetch, options.port, options.hostname ?? "127.0.0.1");
-      stops.push(() => new Promise((resolve) => server.close(() => resolve())));
+      stops.push(
+        () =>
+          new Promise((resolve) => {
+            server.close(() => resolve());
+            // close() waits for every connection, and a PEP's feed stream or long poll holds one open for up to a
+            // minute (review 57: the process never exited while a PEP was connected). Idle keep-alive connections end
+            // now; a request in progress gets a second to answer, then its connection is cut (the PEP retries).
+            if ("closeIdleConnections" in server) server.closeIdleConnections();
+            setTimeout(() => "closeAllConnections" in server && server.closeAllConnections(), 1_000).unref();
+          }),
+      );
       const address = server.address();
       url = `http://${options.hostname ?? "127.0.0.1"}:${typeof address === "object" && address ? address.port : options.port}`;
     }
