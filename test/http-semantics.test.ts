@@ -156,4 +156,22 @@ describe("a PATCH that changes nothing", () => {
     }
     expect(await audited()).toBe(before);
   });
+
+  it("takes a device's allowedCountries null as a change only when it holds countries of its own (review 59)", async () => {
+    const acme = await tenantClient(runtime);
+    const own = (await acme.call("POST", "/v1/devices", { imsi: "208010000000091", allowedCountries: ["FR"] })).json;
+    const none = (await acme.call("POST", "/v1/devices", { imsi: "208010000000092" })).json;
+    const patch = async (id: string, body: unknown) => {
+      const etag = (await acme.call("GET", `/v1/devices/${id}`)).headers.get("etag")!;
+      return acme.call("PATCH", `/v1/devices/${id}`, body, { "if-match": etag });
+    };
+    const cleared = await patch(own.id, { allowedCountries: null });
+    expect([cleared.status, cleared.json.revision, cleared.json.allowedCountries]).toEqual([200, own.revision + 1, undefined]);
+    const same = await patch(none.id, { allowedCountries: null });
+    expect([same.status, same.json.revision]).toEqual([200, none.revision]);
+    const mixed = await patch(none.id, { allowedCountries: null, name: "renamed" });
+    expect([mixed.status, mixed.json.revision, mixed.json.name]).toEqual([200, none.revision + 1, "renamed"]);
+    const emptied = await patch(own.id, { allowedCountries: [] });
+    expect([emptied.status, emptied.json.revision, emptied.json.allowedCountries]).toEqual([200, own.revision + 2, []]);
+  });
 });

@@ -179,4 +179,48 @@ describe("a tenant's settings read once for a herd", () => {
     expect(reads).toBe(1);
     expect(new Set(answers.map((settings) => JSON.stringify(settings))).size).toBe(1);
   });
+
+  it("reads consistently after this instance changed them, and neither keeps nor shares a read under way then (review 59)", async () => {
+    const { forgetTenantSettings, tenantSettings } = await import("@simroot/core/access/tenant-settings");
+    const { updateTenantSettings } = await import("@simroot/core");
+    const acme = await tenantClient(local);
+    const consistent: (boolean | undefined)[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let first = true;
+    // The first read answers before the change and is delivered after it.
+    const slow = new Proxy(local.ports.db, {
+      get: (target, name, receiver) =>
+        name === "send"
+          ? async (command: { input: { ConsistentRead?: boolean } }) => {
+              consistent.push(command.input.ConsistentRead);
+              const answer = await target.send(command as never);
+              if (first) {
+                first = false;
+                await held;
+              }
+              return answer;
+            }
+          : Reflect.get(target, name, receiver),
+    });
+    const enforcement = await acme.call("GET", "/v1/enforcement");
+    await acme.call(
+      "PUT",
+      "/v1/enforcement",
+      { quarantineDestinations: [], failMode: "closed" },
+      { "if-match": enforcement.headers.get("etag")! },
+    );
+    const revision = (await acme.call("GET", "/v1/tenant")).json.revision as number;
+    forgetTenantSettings(acme.tenant.id);
+    const before = tenantSettings({ ...local.ports, db: slow }, acme.tenant.id);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const ctx = { tenantId: acme.tenant.id, actor: "key:test", requestId: "req_settings_race" };
+    await updateTenantSettings(local.ports, ctx, { settings: { imeiLock: false }, ifRevision: revision });
+    const joined = tenantSettings({ ...local.ports, db: slow }, acme.tenant.id);
+    release();
+    expect((await before).imeiLock).toBe(true);
+    expect((await joined).imeiLock).toBe(false);
+    expect((await tenantSettings(local.ports, acme.tenant.id)).imeiLock).toBe(false);
+    expect(consistent).toEqual([true, true]);
+  });
 });

@@ -309,8 +309,10 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
       if (!read && !behind) quietRound = started;
       if (read) idleFor = pollMs;
       else {
-        await pause(idleFor);
+        // Doubled before the pause, not after: a nudge during the pause sets the next wait, which must stay the short one.
+        const wait = idleFor;
         idleFor = Math.min(idlePollMs, idleFor * 2);
+        await pause(wait);
       }
     }
   })();

@@ -84,7 +84,8 @@ export async function tenantSettings(ports: Ports, tenantId: string): Promise<Te
   const shared = reading.get(tenantId);
   if (shared) return shared;
   const read: Promise<TenantSettings> = ports.db
-    .send(new GetCommand({ TableName: ports.tables.control, Key: tenantItemKey(tenantId) }))
+    // Consistent: after this instance changed them (`forgetTenantSettings`) the next read must see the change.
+    .send(new GetCommand({ TableName: ports.tables.control, Key: tenantItemKey(tenantId), ConsistentRead: true }))
     .then(({ Item }) => {
       const settings = tenantSettingsSchema.parse(Item?.settings ?? {});
       // Not kept when this instance changed the settings meanwhile (`forgetTenantSettings`): the read may predate it.
