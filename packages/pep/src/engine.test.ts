@@ -116,6 +116,30 @@ describe("the PEP engine", () => {
     });
   });
 
+  it("keeps a revoked device out of the break-glass destinations by the address it held, after its binding was released (review 57)", () => {
+    // A revocation releases the device's addresses: the PEP no longer found the device by the request's source address,
+    // and a stale feed let it reach the break-glass destinations. The release is applied in either order.
+    for (const order of [
+      [device("dev_a", "revoked"), binding(meterIp, null)],
+      [binding(meterIp, null), device("dev_a", "revoked")],
+    ]) {
+      const { engine, feed, apply, state } = world();
+      apply(10, 11, order);
+      feed.advance(120_000);
+      const sos = { sourceIp: meterIp, destination: { fqdn: "sos.example.com" }, port: 443, protocol: "tcp" } as const;
+      expect(engine.decide(sos)).toMatchObject({ allow: false, reason: "deny.revoked", deviceId: "dev_a" });
+      // Kept across a restart (the state file), and forgotten once the address is bound to another device.
+      const restored = new PepEngine(PepState.fromJSON(JSON.parse(JSON.stringify(state.toJSON()))), {
+        breakGlass: ["sos.example.com"],
+        now: feed.now,
+      });
+      expect(restored.decide(sos)).toMatchObject({ allow: false, reason: "deny.revoked" });
+      apply(11, 12, [device("dev_b"), binding(meterIp, "dev_b")]);
+      feed.advance(120_000);
+      expect(engine.decide(sos)).toMatchObject({ allow: true, reason: "allow.break-glass", deviceId: "dev_b" });
+    }
+  });
+
   it("fails closed before any feed was accepted", () => {
     const state = new PepState("ten_acme");
     const engine = new PepEngine(state);

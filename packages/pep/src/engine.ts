@@ -165,7 +165,10 @@ export class PepEngine {
     };
   }
 
-  #stale(request: DecideRequest, device: DeviceView | undefined): PepDecision {
+  #stale(request: DecideRequest, found: DeviceView | undefined): PepDecision {
+    // An address whose device was revoked (the revocation released it) is still that device's until another holds it.
+    const revokedHolder = found === undefined && request.sourceIp !== undefined ? this.#state.revokedHolder(request.sourceIp) : undefined;
+    const device = found ?? (revokedHolder === undefined ? undefined : this.#state.devices.get(revokedHolder));
     const deviceId = device?.id;
     if (device?.state === "revoked")
       return {

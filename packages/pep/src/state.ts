@@ -56,7 +56,12 @@ export interface PersistedState {
   readonly policies: readonly PolicyRule[];
   readonly grants: readonly Grant[];
   readonly settings: Readonly<Record<string, Record<string, unknown>>>;
+  /** Addresses last held by a device now revoked: address to device id (absent in files written before it). */
+  readonly revokedAddresses?: Readonly<Record<string, string>>;
 }
+
+/** At most this many addresses of revoked devices are remembered (the oldest forgotten first). */
+const maxRevokedAddresses = 100_000;
 
 const freezeDevice = (value: Record<string, unknown>): DeviceView =>
   Object.freeze({ ...(value as unknown as DeviceView), labels: Object.freeze({ ...((value.labels ?? {}) as Record<string, string>) }) });
@@ -80,6 +85,12 @@ export class PepState {
   policyRevision = 0;
   /** Bindings by device id, for requests that name the device rather than its address. */
   readonly #bindingsByDevice = new Map<string, Set<string>>();
+  /**
+   * The addresses revoked devices held last, until another device is bound to them: a revocation releases the
+   * device's addresses, and a request from one of them must still be known as the revoked device's when the feed is
+   * stale (no break-glass for it). Bounded by `maxRevokedAddresses`.
+   */
+  readonly #revokedAddresses = new Map<string, string>();
 
   constructor(tenantId?: string) {
     this.tenantId = tenantId;
@@ -95,6 +106,8 @@ export class PepState {
     let devices = 0;
     let bindings = 0;
     let policy = false;
+    /** Addresses released here, and who held them: kept if that device is revoked once the entries are applied. */
+    const released: [string, string][] = [];
     for (const entry of entries) {
       const value = entry.value;
       switch (entry.kind) {
@@ -103,11 +116,15 @@ export class PepState {
           if (value === null) this.devices.delete(entry.key);
           else this.devices.set(entry.key, freezeDevice(value));
           break;
-        case "binding":
+        case "binding": {
           bindings++;
-          this.#unbind(normalizeIp(entry.key));
-          if (value !== null) this.#bind({ ...(value as unknown as Binding), address: normalizeIp(entry.key) });
+          const address = normalizeIp(entry.key);
+          const holder = this.bindings.get(address)?.deviceId;
+          this.#unbind(address);
+          if (value !== null) this.#bind({ ...(value as unknown as Binding), address });
+          else if (holder !== undefined) released.push([address, holder]);
           break;
+        }
         case "policy":
           policy = true;
           if (value === null) this.policies.delete(entry.key);
@@ -125,8 +142,21 @@ export class PepState {
           break;
       }
     }
+    for (const [address, holder] of released) {
+      if (this.devices.get(holder)?.state !== "revoked" || this.bindings.has(address)) continue;
+      this.#revokedAddresses.delete(address);
+      this.#revokedAddresses.set(address, holder);
+      if (this.#revokedAddresses.size > maxRevokedAddresses)
+        this.#revokedAddresses.delete(this.#revokedAddresses.keys().next().value as string);
+    }
     if (policy) this.policyRevision++;
     return { devices, bindings, policy };
+  }
+
+  /** The revoked device that held `address` last, if no device holds it now. */
+  revokedHolder(address: string): string | undefined {
+    const normalized = normalizeIp(address);
+    return this.bindings.has(normalized) ? undefined : this.#revokedAddresses.get(normalized);
   }
 
   /** Replaces the whole view with a complete snapshot's entries. */
@@ -171,6 +201,7 @@ export class PepState {
   }
 
   #bind(binding: Binding) {
+    this.#revokedAddresses.delete(binding.address);
     this.bindings.set(binding.address, binding);
     let addresses = this.#bindingsByDevice.get(binding.deviceId);
     if (!addresses) this.#bindingsByDevice.set(binding.deviceId, (addresses = new Set()));
@@ -199,6 +230,7 @@ export class PepState {
       policies: [...this.policies.values()],
       grants: [...this.grants.values()],
       settings: Object.fromEntries(this.settings),
+      ...(this.#revokedAddresses.size === 0 ? {} : { revokedAddresses: Object.fromEntries(this.#revokedAddresses) }),
     };
   }
 
@@ -210,6 +242,8 @@ export class PepState {
     for (const rule of json.policies) state.policies.set(rule.id, rule);
     for (const grant of json.grants) state.grants.set(grant.id, grant);
     for (const [key, value] of Object.entries(json.settings)) state.settings.set(key, value);
+    for (const [address, deviceId] of Object.entries(json.revokedAddresses ?? {}))
+      state.#revokedAddresses.set(normalizeIp(address), deviceId);
     state.scope = json.scope;
     state.version = json.version;
     state.epoch = json.epoch ?? 0;
