@@ -65,4 +65,25 @@ describe("forged snapshot cursors into the binding table partitions", () => {
     for (const began of [0, 8.64e15])
       expect([began, (await call(runtime, pep, "GET", `/v1/feed?limit=2&cursor=${at(began)}`)).status]).toEqual([began, 200]);
   });
+
+  it("answers 400 for a version past the tenant's head or a page that no cursor names, and signs nothing for it (review 57)", async () => {
+    // The control plane signed a head for any version a cursor claimed (99,999 for a tenant at 15), and for page 0.
+    const admin = await tenantClient(runtime, "versions");
+    const pep = (await admin.call("POST", "/v1/keys", { name: "edge-1", role: "pep" })).json.token as string;
+    const version = (await call(runtime, pep, "GET", `/v1/feed?limit=2`)).json.signed.head.version as number;
+    const page = (fields: Record<string, unknown>) => cursorOf({ version, page: 1, phase: "revoked", ...fields });
+    for (const fields of [
+      { version: version + 1 },
+      { version: 99_999 },
+      { version: -1 },
+      { version: 1.5 },
+      { page: 0 },
+      { page: -3 },
+      { page: "1" },
+    ]) {
+      const response = await call(runtime, pep, "GET", `/v1/feed?limit=2&cursor=${page(fields)}`);
+      expect([fields, response.status, response.json.signed]).toEqual([fields, 400, undefined]);
+    }
+    expect((await call(runtime, pep, "GET", `/v1/feed?limit=2&cursor=${page({})}`)).status).toBe(200);
+  });
 });

@@ -388,7 +388,11 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
     const partitions = known ? phasePartitions(tenantId, parsed.phase) : [];
     const stripeKnown = Number.isInteger(stripe) && stripe >= 0 && (parsed.phase === "replay" || stripe < partitions.length);
     if (
-      typeof parsed.version === "number" &&
+      Number.isSafeInteger(parsed.version) &&
+      parsed.version >= 0 &&
+      // A cursor is given with a page to read next: page 1 on (page 0 is the snapshot's first, asked without one).
+      Number.isSafeInteger(parsed.page) &&
+      parsed.page >= 1 &&
       (parsed.began === undefined || Number.isFinite(parsed.began)) &&
       sameScope &&
       known &&
@@ -429,6 +433,12 @@ export async function feedSnapshot(
   const state: SnapshotCursor = cursor
     ? decode(cursor, tenantId, scope)
     : { version: await headVersion(ports, tenantId), page: 0, phase: "revoked", began: ports.now().getTime() };
+  // A cursor's version is one this tenant's head reached (read only when this instance has not seen it): a forged one
+  // past it had the page signed as a version the tenant never had.
+  if (cursor && state.version > seenVersion(ports, tenantId) && state.version > (await headVersion(ports, tenantId)))
+    throw new SimrootError("request.invalid_cursor", "input", "The cursor is not one this feed returned", {
+      issues: [{ path: "cursor", message: "a version past the feed's head" }],
+    });
   const epoch = await sharedEpoch(ports, tenantId);
   const entries: FeedEntry[] = [];
   const entry = (kind: FeedEntry["kind"], key: string, value: Record<string, unknown>): FeedEntry => ({
