@@ -208,8 +208,8 @@ describe("the signed policy feed", () => {
     const { edges } = (await admin.call("GET", "/v1/traffic?hours=1")).json as { edges: { destination: string; devices: string[] }[] };
     expect(edges.map((edge) => edge.destination)).toEqual(["own.example"]);
     expect(edges.flatMap((edge) => edge.devices)).toEqual([own]);
-    // The next window's report reads no device this instance found already (a device is never deleted), and still
-    // reads (and leaves out) those it did not find.
+    // The next window's report reads no device this instance found already (a device is never deleted), nor one it did
+    // not find a moment ago, and reads (and leaves out) a new one.
     const read: string[] = [];
     const db = new Proxy(runtime.ports.db, {
       get: (target, name, receiver) =>
@@ -225,10 +225,48 @@ describe("the signed policy feed", () => {
       pepId: "edge-1",
       windowStart: windowEnd.toISOString(),
       windowEnd: new Date(windowEnd.getTime() + 60_000).toISOString(),
-      flows: [flow(own, "own.example"), flow("dev_made_up", "made-up.example")],
+      flows: [flow(own, "own.example"), flow("dev_made_up", "made-up.example"), flow("dev_made_up_2", "made-up.example")],
     });
-    expect([again.flows, again.unknownDevices]).toEqual([1, ["dev_made_up"]]);
+    expect([again.flows, again.unknownDevices]).toEqual([1, ["dev_made_up", "dev_made_up_2"]]);
     expect(read.filter((pk) => pk.includes(own))).toEqual([]);
-    expect(read.filter((pk) => pk.includes("dev_made_up"))).toHaveLength(1);
+    expect(read.filter((pk) => pk.endsWith("#dev_made_up"))).toEqual([]);
+    expect(read.filter((pk) => pk.endsWith("#dev_made_up_2"))).toHaveLength(1);
+    // An id not found is not read again for a while either (review 59: every report re-read up to 1,000 of them).
+    await recordFlows({ ...runtime.ports, db }, ctx, {
+      pepId: "edge-1",
+      windowStart: windowEnd.toISOString(),
+      windowEnd: new Date(windowEnd.getTime() + 120_000).toISOString(),
+      flows: [flow("dev_made_up_2", "made-up.example")],
+    });
+    expect(read.filter((pk) => pk.endsWith("#dev_made_up_2"))).toHaveLength(1);
+  });
+
+  it("refuses a flow whose source is not an address, and a window ending in the future (review 57)", async () => {
+    const { pep } = await setup();
+    const flow = {
+      destination: "x.example",
+      port: 443,
+      protocol: "tcp",
+      decision: "deny",
+      reason: "deny.unknown-device",
+      count: 1,
+      bytes: 1,
+    };
+    const report = (windowEnd: Date, sourceIp: string) => ({
+      pepId: "edge-1",
+      windowStart: new Date(windowEnd.getTime() - 60_000).toISOString(),
+      windowEnd: windowEnd.toISOString(),
+      flows: [{ ...flow, sourceIp }],
+    });
+    const now = new Date();
+    const refused = async (body: unknown, path: string) => {
+      const answer = await call(runtime, pep, "POST", "/v1/flows", body);
+      expect([answer.status, answer.json.errors?.[0]?.path]).toEqual([400, path]);
+    };
+    await refused(report(now, "not-an-ip"), "flows.0.sourceIp");
+    await refused(report(new Date(Date.UTC(2030, 0, 1)), "10.0.0.1"), "windowEnd");
+    // An address in either family, or the PEP's own word for a source it could not read.
+    for (const sourceIp of ["10.0.0.1", "2001:db8::1", "unknown"])
+      expect((await call(runtime, pep, "POST", "/v1/flows", report(now, sourceIp))).status).toBe(202);
   });
 });

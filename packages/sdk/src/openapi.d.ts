@@ -1637,7 +1637,7 @@ export interface components {
             windowEnd: string;
             flows: {
                 deviceId?: string;
-                sourceIp?: string;
+                sourceIp?: string | "unknown";
                 destination: string;
                 port: number;
                 /** @enum {string} */
@@ -6078,7 +6078,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Stored and judged: `flows` counts the flows kept, `anomalies` the anomaly.detected events the report caused. A flow naming a device the tenant does not have is not kept; `unknownDevices` lists those ids */
+            /** @description Stored and judged: `flows` counts the flows kept, `anomalies` the anomaly.detected events the report caused. A flow naming a device the tenant does not have is not kept; `unknownDevices` lists those ids (a report that keeps no flow stores nothing). 400 for a source that is neither an address nor `unknown`, or a window ending more than 300 s after the control plane's clock */
             202: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];

@@ -113,7 +113,8 @@ const flows = createRoute({
   responses: {
     202: json(
       "Stored and judged: `flows` counts the flows kept, `anomalies` the anomaly.detected events the report caused. " +
-        "A flow naming a device the tenant does not have is not kept; `unknownDevices` lists those ids",
+        "A flow naming a device the tenant does not have is not kept; `unknownDevices` lists those ids (a report that keeps no flow stores nothing). " +
+        "400 for a source that is neither an address nor `unknown`, or a window ending more than 300 s after the control plane's clock",
       z.object({ id: z.string(), flows: z.number().int(), unknownDevices: z.array(z.string()), anomalies: z.number().int() }),
     ),
     ...errorResponses(400, 401, 403),

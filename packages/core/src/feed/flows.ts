@@ -5,7 +5,10 @@
  */
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
+import { ipv6Schema } from "../catalogue/catalogue.ts";
 import { deviceKey } from "../device/keys.ts";
+import { SimrootError } from "../error.ts";
+import { defaultMaxClockSkewSeconds } from "../ingest/clock.ts";
 import { newId } from "../id.ts";
 import type { Ports } from "../ports.ts";
 import { batchGetAll } from "../store/batch-get.ts";
@@ -16,7 +19,8 @@ export const flowRetentionSeconds = 30 * 24 * 60 * 60;
 
 export const flowRecordSchema = z.strictObject({
   deviceId: z.string().max(64).optional(),
-  sourceIp: z.string().max(64).optional(),
+  /** The device's address, or `unknown` (a PEP that could not read the source). */
+  sourceIp: z.union([z.ipv4(), ipv6Schema, z.literal("unknown")]).optional(),
   destination: z.string().max(253),
   port: z.number().int().min(0).max(65535),
   protocol: z.enum(["tcp", "udp"]),
@@ -43,11 +47,15 @@ export const flowReportSchema = z
  * devices window after window, so a warm instance reads only those it has not seen.
  */
 const knownDevices = new Lru<string, true>(100_000);
+/** Devices this instance did not find, until when (epoch ms): a report naming made-up ids is not read again for a while. */
+const unknownDevices = new Lru<string, number>(100_000);
+const unknownForMs = 60_000;
 
 /** The ids among `deviceIds` of devices the tenant has (read by key, consistently: a PEP reports devices it learned from the feed). */
 async function tenantDevices(ports: Ports, tenantId: string, deviceIds: ReadonlySet<string>): Promise<Set<string>> {
   const known = new Set([...deviceIds].filter((id) => knownDevices.get(`${tenantId}|${id}`)));
-  const unread = [...deviceIds].filter((id) => !known.has(id));
+  const now = Date.now();
+  const unread = [...deviceIds].filter((id) => !known.has(id) && !((unknownDevices.get(`${tenantId}|${id}`) ?? 0) > now));
   if (unread.length === 0) return known;
   const items = await batchGetAll(
     ports,
@@ -58,6 +66,7 @@ async function tenantDevices(ports: Ports, tenantId: string, deviceIds: Readonly
     known.add(String(item.id));
     knownDevices.set(`${tenantId}|${String(item.id)}`, true);
   }
+  for (const id of unread) if (!known.has(id)) unknownDevices.set(`${tenantId}|${id}`, now + unknownForMs);
   return known;
 }
 
@@ -67,6 +76,11 @@ async function tenantDevices(ports: Ports, tenantId: string, deviceIds: Readonly
  * (`unknownDevices`), the rest of the report kept. `report` is what was stored, for the detectors.
  */
 export const recordFlows = verb(flowReportSchema, async (ports, ctx, input) => {
+  // A window that ends in the future, past the clock skew ingestion allows, is no report of what happened.
+  if (Date.parse(input.windowEnd) > ports.now().getTime() + defaultMaxClockSkewSeconds * 1000)
+    throw new SimrootError("request.invalid", "input", "windowEnd is in the future", {
+      issues: [{ path: "windowEnd", message: `more than ${defaultMaxClockSkewSeconds} s after the control plane's clock` }],
+    });
   const named = new Set(input.flows.flatMap((flow) => (flow.deviceId === undefined ? [] : [flow.deviceId])));
   const known = await tenantDevices(ports, ctx.tenantId, named);
   const unknownDevices = [...named].filter((id) => !known.has(id)).sort();

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { FlowReporter, type FlowObservation, type FlowReport } from "./flows.ts";
+import { flowReportSchema } from "@simroot/core/feed/flows";
 
 const meter: FlowObservation = {
   deviceId: "dev_a",
@@ -32,6 +33,24 @@ function reporter(options: { status?: () => number; maxFlowsPerWindow?: number; 
 }
 
 describe("flow reporting", () => {
+  it("reports a source that names no address as unknown, and an address in one spelling, as the control plane takes them", async () => {
+    const { flows, posts, advance } = reporter();
+    const unattributed = {
+      destination: "203.0.113.5",
+      port: 22,
+      protocol: "tcp",
+      allow: false,
+      reason: "deny.unknown-device",
+      bytes: 1,
+    } as const;
+    for (const sourceIp of ["not an address", "2001:DB8:0::1", undefined]) flows.record({ ...unattributed, sourceIp });
+    advance(10_000);
+    await flows.flush();
+    const body = posts[0]!.body;
+    expect(body.flows.map((flow) => flow.sourceIp).sort()).toEqual(["2001:db8::1", "unknown"]);
+    expect(flowReportSchema.safeParse(body).success).toBe(true);
+  });
+
   it("aggregates a window per device, destination, port, protocol and decision, and posts it", async () => {
     const { flows, posts, advance } = reporter();
     flows.record(meter);

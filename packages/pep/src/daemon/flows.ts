@@ -5,7 +5,9 @@
  * `maxFlowsPerWindow` distinct flows and at most `maxPendingReports` windows wait for an
  * unreachable control plane; what does not fit is dropped and counted, never queued.
  */
+import { isIP } from "node:net";
 import type { z } from "zod";
+import { normalizeIp } from "../ip.ts";
 import type { flowReportSchema } from "@simroot/core/feed/flows";
 export interface FlowObservation {
   readonly deviceId?: string;
@@ -76,8 +78,7 @@ export class FlowReporter {
   }
 
   record(flow: FlowObservation): void {
-    const identity =
-      flow.deviceId === undefined ? { sourceIp: limit(flow.sourceIp ?? "unknown", 64) } : { deviceId: limit(flow.deviceId, 64) };
+    const identity = flow.deviceId === undefined ? { sourceIp: reportedSource(flow.sourceIp) } : { deviceId: limit(flow.deviceId, 64) };
     const decision = flow.allow ? "allow" : "deny";
     const destination = limit(flow.destination, 253);
     const reason = limit(flow.reason, 64);
@@ -168,4 +169,10 @@ export class FlowReporter {
       }
     }
   }
+}
+
+/** A source as the control plane takes it: an address in one spelling, or `unknown` (a header that named no address). */
+function reportedSource(source: string | undefined): string {
+  const address = source === undefined ? "" : normalizeIp(source);
+  return isIP(address) === 0 ? "unknown" : address;
 }
