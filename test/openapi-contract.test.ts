@@ -134,6 +134,11 @@ describe("the OpenAPI document", () => {
     expect(doc.paths["/v1/devices/{id}"]!.get!.responses["200"]!.headers).toHaveProperty("ETag");
     expect(doc.paths["/v1/feed"]!.get!.responses["304"]!.headers).toHaveProperty("simroot-feed-head");
     expect(doc.paths["/v1/ingest/{sourceId}"]!.post!.security!.length).toBeGreaterThan(1);
+    // Webhooks are deduplicated by their own ids (webhook-id, each event's key), not by Idempotency-Key, which the
+    // document promised there and the route ignored (review 58).
+    const ingest = doc.paths["/v1/ingest/{sourceId}"]!.post!;
+    expect(params(ingest).some((p) => p.name === "Idempotency-Key")).toBe(false);
+    expect([ingest.responses["422"], ingest.responses["202"]?.headers?.["Idempotent-Replayed"]]).toEqual([undefined, undefined]);
   });
 
   it("answers 415 to a body that is not JSON, as documented", async () => {

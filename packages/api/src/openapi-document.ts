@@ -103,7 +103,9 @@ function completeOperation(doc: OpenApiDocument, path: string, method: string, o
       headers: { "Retry-After": header("RetryAfter"), RateLimit: header("RateLimit"), "RateLimit-Policy": header("RateLimitPolicy") },
     };
   }
-  if (secured && method === "post") {
+  // Idempotency-Key is honoured by every secured POST but ingestion, whose webhooks are deduplicated by their own ids.
+  const idempotent = secured && method === "post" && !path.startsWith("/v1/ingest/");
+  if (idempotent) {
     operation.parameters = [...(operation.parameters ?? []), { $ref: "#/components/parameters/IdempotencyKey" }];
     responses["409"] ??= problem("Conflicts with the current state");
     responses["409"].description += "; or a request with this Idempotency-Key is still in progress";
@@ -115,7 +117,7 @@ function completeOperation(doc: OpenApiDocument, path: string, method: string, o
     const success = status.startsWith("2");
     if (success && carriesEtag(path, method, status)) headers["ETag"] = header("ETag");
     if (status === "201" && doc.paths?.[`${path}/{id}`]?.get) headers["Location"] = header("Location");
-    if (success && secured && method === "post") headers["Idempotent-Replayed"] = header("IdempotentReplayed");
+    if (success && idempotent) headers["Idempotent-Replayed"] = header("IdempotentReplayed");
     // A webhook's answer says what is left of its source's limit once the source is known and the request counted.
     const counted = path.startsWith("/v1/ingest/") ? !["401", "403", "404", "413"].includes(status) : status !== "401" && status !== "403";
     if (secured && counted) {

@@ -88,7 +88,14 @@ ingestRoutes.openAPIRegistry.registerPath({
       },
     },
   },
-  responses: { 202: json("Accepted and durably queued", ingestResult), ...errorResponses(400, 401, 404, 409, 413, 503) },
+  responses: {
+    202: json("Accepted and durably queued", ingestResult),
+    ...errorResponses(400, 401, 404, 409, 413, 503),
+    401: {
+      ...errorResponses(401)[401],
+      description: "Missing or invalid source credentials (the signature, token or password the source was given)",
+    },
+  },
 });
 
 ingestRoutes.post("/v1/ingest/:sourceId", async (c) => {
