@@ -356,6 +356,14 @@ describe("the simroot CLI", () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain("--reason is required");
     expect(missing.stderr).toContain("Usage: simroot devices suspend <id>");
+
+    // A body file that cannot be read, or a port that is no number, is a usage error too (review 57: exit 1, a raw
+    // ENOENT; and '' decided for port 0).
+    const env = { SIMROOT_URL: url, SIMROOT_API_KEY: "x" };
+    const unread = await run(["api", "createDevices", "--body-file", "/nonexistent/body.json"], env);
+    expect([unread.code, unread.stderr]).toEqual([2, expect.stringContaining("cannot read /nonexistent/body.json")]);
+    const noPort = await run(["decide", "--device", "dev_1", "--dest-fqdn", "x.example", "--port", ""], env);
+    expect([noPort.code, noPort.stderr]).toEqual([2, expect.stringContaining("--port")]);
   });
 
   it("exits 1 printing the problem when the API refuses the key", async () => {

@@ -87,3 +87,16 @@ describe("the replicated view", () => {
     await expect(loadState(path)).rejects.toThrow(/not a simroot-pep state file/);
   });
 });
+
+describe("start-up files that do not read (review 57)", () => {
+  it("names the state file and what to do when it is not one, and the key file when it is no PEM key", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "simroot-pep-files-"));
+    const state = join(dir, "state.json");
+    await writeFile(state, '{"format": 1,\n');
+    await expect(loadState(state)).rejects.toThrow(`${state} is not a simroot-pep state file`);
+    const key = join(dir, "feed.pem");
+    await writeFile(key, "not a key");
+    const { readPublicKeys } = await import("./daemon/main.ts");
+    await expect(readPublicKeys([key])).rejects.toThrow(`${key} is not a readable PEM public key`);
+  });
+});

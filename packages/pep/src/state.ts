@@ -281,5 +281,9 @@ export async function loadState(path: string): Promise<PepState | undefined> {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw error;
   }
-  return PepState.fromJSON(JSON.parse(text) as PersistedState);
+  try {
+    return PepState.fromJSON(JSON.parse(text) as PersistedState);
+  } catch (error) {
+    throw new Error(`${path} is not a simroot-pep state file (move it aside to start from a snapshot): ${(error as Error).message}`);
+  }
 }

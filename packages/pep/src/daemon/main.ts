@@ -33,7 +33,12 @@ export interface PepDeps {
 export async function readPublicKeys(files: readonly string[]): Promise<KeyObject[]> {
   return Promise.all(
     files.map(async (file) => {
-      const key = createPublicKey(await readFile(file, "utf8"));
+      let key: KeyObject;
+      try {
+        key = createPublicKey(await readFile(file, "utf8"));
+      } catch (error) {
+        throw new Error(`${file} is not a readable PEM public key (the feed's, from GET /v1/feed/keys): ${(error as Error).message}`);
+      }
       if (key.asymmetricKeyType !== "ed25519") throw new Error(`${file} is not an Ed25519 public key`);
       return key;
     }),

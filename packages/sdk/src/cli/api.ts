@@ -104,14 +104,22 @@ export const apiCommand: Command = {
       params.delete(parameter.name);
     }
     const query = new URLSearchParams([...params]);
-    const text = ctx.opt("body") ?? (ctx.opt("body-file") ? await readFile(ctx.opt("body-file")!, "utf8") : undefined);
+    const file = ctx.opt("body") === undefined ? ctx.opt("body-file") : undefined;
+    let text = ctx.opt("body");
+    if (file !== undefined) {
+      try {
+        text = await readFile(file, "utf8");
+      } catch (error) {
+        throw ctx.usage(`cannot read ${file}: ${(error as Error).message}`);
+      }
+    }
     let body: unknown;
     if (text !== undefined) {
       if (!operation.body) throw ctx.usage(`${wanted} takes no body`);
       try {
         body = JSON.parse(text);
       } catch {
-        throw ctx.usage("--body is not JSON");
+        throw ctx.usage(`${file ?? "--body"} is not JSON`);
       }
     }
     const answer = await ctx.request(operation.method.toUpperCase(), `${path}${query.size > 0 ? `?${query}` : ""}`, {

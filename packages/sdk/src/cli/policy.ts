@@ -116,8 +116,9 @@ async function decide(ctx: Context) {
   if (Object.keys(device).length === 0) throw ctx.usage(`name the device with one of --${Object.keys(deviceRefOptions).join(", --")}`);
   const destination = { ip: ctx.opt("dest-ip"), fqdn: ctx.opt("dest-fqdn") };
   if (!destination.ip && !destination.fqdn) throw ctx.usage("give --dest-ip, --dest-fqdn or both");
-  const port = Number(ctx.need("port"));
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw ctx.usage(`--port must be 0-65535, not ${ctx.opt("port")}`);
+  const given = ctx.need("port").trim();
+  const port = /^\d+$/.test(given) ? Number(given) : Number.NaN;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw ctx.usage(`--port must be 0-65535, not '${ctx.opt("port")}'`);
   const body: WhatIfRequest = {
     device,
     destination,
