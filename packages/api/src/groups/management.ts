@@ -1,9 +1,8 @@
-/** The management API: devices, policy, access, and what documents the API (the `$default` route in AWS). */
+/** The management API: devices, policy, access, decisions, and what documents the API (the `$default` route in AWS). */
 import type { RouteGroup } from "../compose.ts";
 import { accessRoutes } from "../routes/access.ts";
 import { decisionRoutes } from "../routes/decision.ts";
 import { deviceRoutes } from "../routes/device.ts";
-import { grantRoutes } from "../routes/grant.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { policyRoutes } from "../routes/policy.ts";
 import { referenceRoutes } from "../routes/reference.ts";
@@ -13,7 +12,6 @@ export const managementRoutes: readonly RouteGroup[] = [
   () => deviceRoutes,
   () => accessRoutes,
   () => policyRoutes,
-  () => grantRoutes,
   () => decisionRoutes,
   referenceRoutes,
 ];

@@ -152,7 +152,7 @@ export const functions = {
   api: {
     ...apiFunction,
     handler: "api.ts",
-    does: "serves the management API (devices, policy, access, health) and the API's documents: every path no other API function routes",
+    does: "serves the management API (devices, policy, access, decisions, health) and the API's documents: every path no other API function routes",
     routes: ["$default"],
     // A device's timeline lists its audit records.
     tables: apiTablesListingAudit,
@@ -181,7 +181,7 @@ export const functions = {
   apiEnforcement: {
     ...apiFunction,
     handler: "api-enforcement.ts",
-    does: "serves what enforcement points call and what checks them: the signed feed, flow reports, the audit trail (also as OCSF events), the live view (the one API function that serves signed feeds)",
+    does: "serves what enforcement points call and what checks them: the signed feed, flow reports, the audit trail (also as OCSF events), the live view (the one API function that serves signed feeds); and the time-limited grants PEPs enforce",
     routes: [
       "ANY /v1/feed",
       "ANY /v1/feed/{proxy+}",
@@ -190,6 +190,8 @@ export const functions = {
       "ANY /v1/audit/{proxy+}",
       "ANY /v1/ocsf/{proxy+}",
       "ANY /v1/live",
+      "ANY /v1/grants",
+      "ANY /v1/grants/{proxy+}",
     ],
     tables: {
       ...apiTablesListingAudit,
