@@ -6,7 +6,7 @@
 import * as asn1js from "asn1js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestPki, signedOtherNotification } from "../packages/core/src/ingest/adapters/eim-pki.test-support.ts";
-import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -70,5 +70,48 @@ describe("eUICC notifications are verified against the source's trust anchors", 
     });
     expect(created.status).toBe(400);
     expect(created.json.type).toBe("urn:simroot:problem:source.trust_anchors_invalid");
+  });
+});
+
+describe("an eUICC's new profiles identify its device (review 58)", () => {
+  it("resolves reports naming a profile the eIM installed, releases it with the device, and leaves another device's alone", async () => {
+    const tenant = await tenantClient(runtime);
+    const report = await simrootSource(runtime, tenant);
+    const eidOf = "89049032123451234512345678901235";
+    const device = (await tenant.call("POST", "/v1/devices", { eid: eidOf, iccids: ["8944500102198304826"] })).json;
+    const other = (await tenant.call("POST", "/v1/devices", { imsi: "208010000000077", iccids: ["8944500102198304842"] })).json;
+    let sequence = 0;
+    const profileFact = (type: string, iccidOf: string, data: Record<string, unknown> = {}) => ({
+      type,
+      dedupeKey: `profile-${++sequence}`,
+      occurredAt: new Date(Date.now() - 60_000 + sequence).toISOString(),
+      device: { eid: eidOf },
+      sourceType: "eim",
+      data: { eid: eidOf, iccid: iccidOf, seqNumber: sequence, ...data },
+    });
+    await report(
+      profileFact("profile.installed", "8944500102198304834F", { result: "success" }),
+      profileFact("profile.enabled", "8944500102198304834F"),
+      // A profile whose ICCID another device of the tenant was registered with: it stays that device's.
+      profileFact("profile.installed", "8944500102198304842", { result: "success" }),
+    );
+    const lookup = async (iccidOf: string) => (await tenant.call("GET", `/v1/devices/lookup?iccid=${iccidOf}`)).json.id;
+    expect(await lookup("8944500102198304834")).toBe(device.id);
+    expect(await lookup("8944500102198304834F")).toBe(device.id);
+    expect(await lookup("8944500102198304842")).toBe(other.id);
+    // An operator's report from the new profile reaches the device.
+    await report({
+      type: "sim.attached",
+      dedupeKey: "attach-new-profile",
+      occurredAt: new Date().toISOString(),
+      device: { iccid: "8944500102198304834" },
+      sourceType: "core",
+      data: { bearer: "cellular", ipv4: "10.44.0.1" },
+    });
+    expect((await tenant.call("GET", "/v1/devices/lookup?ip=10.44.0.1")).json.id).toBe(device.id);
+    // Revoked, the device releases the profile's ICCID (a SIM can be registered with it again), not the other's.
+    expect((await tenant.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+    expect((await tenant.call("POST", "/v1/devices", { iccids: ["8944500102198304834"] })).status).toBe(201);
+    expect(await lookup("8944500102198304842")).toBe(other.id);
   });
 });

@@ -111,7 +111,7 @@ async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, 
     ? await releasedAliases(ports, next)
     : after.state === "revoked"
       ? []
-      : await followedImei(ports, device, before, after);
+      : [...(await followedImei(ports, device, before, after)), ...(await followedProfiles(ports, device, before, after))];
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
     writes: [putDevice, ...bindings.writes, ...revocation, ...aliases],
@@ -161,10 +161,21 @@ function absorbedSession(
 
 type Alias = { kind: IdentifierKind; value: string };
 
-/** The identifiers a device holds: those it was registered with and the IMEI it was last seen in. */
+/** An ICCID as aliases are kept: without the F padding an eUICC may report. */
+const iccidAlias = (iccid: string) => iccid.replace(/F$/i, "");
+
+/** The ICCIDs of the profiles the device's eIM reported, but failed installs (`followedProfiles`). */
+const profileIccids = (state: IdentityState) =>
+  Object.values(state.profiles).flatMap((profile) => (profile.state === "failed" ? [] : [iccidAlias(profile.iccid)]));
+
+/**
+ * The identifiers a device holds: those it was registered with, the IMEI it was last seen in and its eUICC's profiles'
+ * ICCIDs (the last two only when no other device held them first: `releasedAliases` checks).
+ */
 const aliasesOf = (device: Device): Alias[] => [
   ...deviceIdentifiers(device),
   ...(device.identity.imei ? [{ kind: "imei" as const, value: imeiAlias(device.identity.imei) }] : []),
+  ...profileIccids(device.identity).map((value) => ({ kind: "iccid" as const, value })),
 ];
 
 /** An alias removed only if it is (still) this device's; a missing one is fine. */
@@ -185,8 +196,9 @@ async function releasedAliases(ports: Ports, device: Device): Promise<TransactIt
   const unique = new Map(aliasesOf(device).map((alias) => [`${alias.kind}:${alias.value}`, alias]));
   // The IMEI alias follows the equipment only when no other device holds it (`followedImei`): one held by another
   // device is that device's, not released (its release, conditional on being this device's, failed every revocation).
+  const registered = new Set(device.iccids);
   for (const [key, alias] of unique) {
-    if (alias.kind !== "imei") continue;
+    if (alias.kind !== "imei" && !(alias.kind === "iccid" && !registered.has(alias.value))) continue;
     const { Item } = await ports.db.send(
       new GetCommand({ TableName: ports.tables.identity, Key: aliasKey(device.tenantId, alias.kind, alias.value), ConsistentRead: true }),
     );
@@ -227,6 +239,29 @@ async function followedImei(ports: Ports, device: Device, before: IdentityState,
         },
       });
     }
+  }
+  return writes;
+}
+
+/**
+ * A profile the device's eIM installed or enabled identifies the device from then on (SGP.32: operators report by the
+ * ICCID of the profile in use): its ICCID becomes an alias of the device, unless another device holds it.
+ */
+async function followedProfiles(ports: Ports, device: Device, before: IdentityState, after: IdentityState): Promise<TransactItem[]> {
+  const known = new Set([...device.iccids, ...profileIccids(before)]);
+  const writes: TransactItem[] = [];
+  for (const iccid of new Set(profileIccids(after))) {
+    if (known.has(iccid)) continue;
+    const key = aliasKey(device.tenantId, "iccid", iccid);
+    const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.identity, Key: key, ConsistentRead: true }));
+    if (Item) continue;
+    writes.push({
+      Put: {
+        TableName: ports.tables.identity,
+        Item: { ...key, deviceId: device.id, kind: "iccid", value: iccid },
+        ConditionExpression: "attribute_not_exists(pk)",
+      },
+    });
   }
   return writes;
 }
