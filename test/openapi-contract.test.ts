@@ -121,6 +121,11 @@ describe("the OpenAPI document", () => {
         expect(response.headers?.["X-Request-Id"], `${method} ${path} ${status}`).toBeDefined();
       }
       if (op.requestBody) expect(op.responses["413"], `${method} ${path}`).toBeDefined();
+      // A PATCH that names only the values held changes nothing, and says so (the answer a client may otherwise misread).
+      if (method === "patch")
+        expect((op.responses["200"] as { description?: string }).description, `${method} ${path}`).toContain(
+          "the same ETag, no new revision",
+        );
       if (secured) expect(op.responses["401"], `${method} ${path}`).toBeDefined();
       if (secured && method === "post" && !path.startsWith("/v1/ingest/")) {
         expect(

@@ -103,6 +103,10 @@ function completeOperation(doc: OpenApiDocument, path: string, method: string, o
       headers: { "Retry-After": header("RetryAfter"), RateLimit: header("RateLimit"), "RateLimit-Policy": header("RateLimitPolicy") },
     };
   }
+  // Every PATCH (README "Conventions"): an empty change is refused; one naming only the values held changes nothing.
+  if (method === "patch" && responses["200"] && !responses["200"].$ref)
+    responses["200"].description =
+      `${responses["200"].description ?? "The resource"}. A change naming only the values the resource holds answers it as it is: the same ETag, no new revision, no event, nothing audited`;
   // Idempotency-Key is honoured by every secured POST but ingestion, whose webhooks are deduplicated by their own ids.
   const idempotent = secured && method === "post" && !path.startsWith("/v1/ingest/");
   if (idempotent) {

@@ -2612,7 +2612,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The updated device */
+            /** @description The updated device. A change naming only the values the resource holds answers it as it is: the same ETag, no new revision, no event, nothing audited */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3580,7 +3580,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The tenant */
+            /** @description The tenant. A change naming only the values the resource holds answers it as it is: the same ETag, no new revision, no event, nothing audited */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6957,7 +6957,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The rule */
+            /** @description The rule. A change naming only the values the resource holds answers it as it is: the same ETag, no new revision, no event, nothing audited */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7487,7 +7487,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The subscription */
+            /** @description The subscription. A change naming only the values the resource holds answers it as it is: the same ETag, no new revision, no event, nothing audited */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
