@@ -92,3 +92,45 @@ describe("the parked list at scale", () => {
     expect(await parkedNaming(runtime.ports, tenant.tenant.id, ["imsi:208019990000001"])).toEqual([]);
   });
 });
+
+describe("a device known to the network by its external identifier (GPSI)", () => {
+  it("takes NEF reports naming only the externalId, and replays the parked ones when the device is registered with it (review 58)", async () => {
+    const tenant = await tenantClient(runtime);
+    const created = (await tenant.call("POST", "/v1/sources", { name: "nef", format: "nef" })).json;
+    const report = async (externalId: string, ipv4Addr: string, minutesAgo: number) => {
+      const body = JSON.stringify({
+        subscription: "https://nef.example/3gpp-monitoring-event/v1/scs/subscriptions/1",
+        monitoringEventReports: [
+          {
+            externalId,
+            monitoringType: "PDN_CONNECTIVITY_STATUS",
+            eventTime: new Date(Date.now() - minutesAgo * 60_000).toISOString(),
+            pdnConnInfoList: [{ status: "CREATED", apn: "fleet.iot", pdnType: "IPV4", ipv4Addr }],
+          },
+        ],
+      });
+      const response = await runtime.app.request(created.source.ingestPath, {
+        method: "POST",
+        headers: { authorization: `Bearer ${created.credentials.bearerToken}`, "content-type": "application/json" },
+        body,
+      });
+      expect(response.status).toBe(202);
+      await runtime.settled();
+    };
+    // Before the device is registered: parked, naming the identifier it waits for.
+    await report("meter-4@iot.example.com", "10.4.0.4", 2);
+    const parked = (await tenant.call("GET", "/v1/dead-letters")).json.items as { subjects?: string[] }[];
+    expect(parked).toHaveLength(1);
+    const registered = await tenant.call("POST", "/v1/devices", { imsi: "208015550000004", externalId: "meter-4@iot.example.com" });
+    expect(registered.status, registered.text).toBe(201);
+    await runtime.settled();
+    expect((await tenant.call("GET", "/v1/devices/lookup?ip=10.4.0.4")).json.id).toBe(registered.json.id);
+    expect((await tenant.call("GET", "/v1/devices/lookup?externalId=meter-4@iot.example.com")).json.id).toBe(registered.json.id);
+    // Registered: a report naming it applies at once; the identifier is the device's alone.
+    await report("meter-4@iot.example.com", "10.4.0.5", 1);
+    expect((await tenant.call("GET", "/v1/devices/lookup?ip=10.4.0.5")).json.id).toBe(registered.json.id);
+    const taken = await tenant.call("POST", "/v1/devices", { imsi: "208015550000005", externalId: "meter-4@iot.example.com" });
+    expect(taken.status).toBe(409);
+    expect(await tenant.call("POST", "/v1/devices", { imsi: "208015550000006", externalId: "no-at-sign" })).toMatchObject({ status: 400 });
+  });
+});

@@ -963,6 +963,7 @@ export interface components {
             imsi?: string;
             imei?: string;
             msisdn?: string;
+            externalId?: string;
             labels: {
                 [key: string]: string;
             };
@@ -2364,6 +2365,11 @@ export interface operations {
                      * @example +447700900123
                      */
                     msisdn?: string;
+                    /**
+                     * @description the GPSI external identifier a 3GPP NEF reports the device by (local@domain)
+                     * @example meter-4@iot.example.com
+                     */
+                    externalId?: string;
                     /**
                      * @description labels that policies select devices by
                      * @example {

@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { credentialPemSchema, fingerprintSchema } from "./credential.ts";
-import { eidSchema, iccidSchema, imeiSchema, imsiSchema, msisdnSchema } from "./identifiers.ts";
+import { eidSchema, externalIdSchema, iccidSchema, imeiSchema, imsiSchema, msisdnSchema } from "./identifiers.ts";
 import { countriesSchema, deviceStates, identityStateSchema } from "../identity/identity-state.ts";
 
 export { deviceStates, type DeviceState } from "../identity/identity-state.ts";
@@ -21,6 +21,7 @@ export const registerDeviceInput = z
     imsi: imsiSchema.optional(),
     imei: imeiSchema.optional(),
     msisdn: msisdnSchema.optional(),
+    externalId: externalIdSchema.optional(),
     labels: labelsSchema.optional(),
     imeiLock: z.boolean().optional().meta({ description: "quarantine the device when its IMEI changes; defaults to the tenant setting" }),
     allowedCountries: countriesSchema
@@ -54,6 +55,7 @@ export const deviceSchema = z
     imsi: z.string().optional(),
     imei: z.string().optional(),
     msisdn: z.string().optional(),
+    externalId: z.string().optional(),
     labels: z.record(z.string(), z.string()),
     imeiLock: z.boolean().optional(),
     allowedCountries: countriesSchema.optional(),
@@ -71,7 +73,7 @@ export type Device = z.output<typeof deviceSchema>;
 
 /** Every (kind, value) identifier the device holds, each of which must be unique in its tenant. */
 export function deviceIdentifiers(
-  device: Pick<Device, "eid" | "iccids" | "imsi" | "imei" | "msisdn"> & { credentialFingerprint?: string },
+  device: Pick<Device, "eid" | "iccids" | "imsi" | "imei" | "msisdn" | "externalId"> & { credentialFingerprint?: string },
 ) {
   return [
     ...(device.eid ? [{ kind: "eid" as const, value: device.eid }] : []),
@@ -79,6 +81,7 @@ export function deviceIdentifiers(
     ...(device.imsi ? [{ kind: "imsi" as const, value: device.imsi }] : []),
     ...(device.imei ? [{ kind: "imei" as const, value: device.imei }] : []),
     ...(device.msisdn ? [{ kind: "msisdn" as const, value: device.msisdn }] : []),
+    ...(device.externalId ? [{ kind: "externalId" as const, value: device.externalId }] : []),
     ...(device.credentialFingerprint ? [{ kind: "credential" as const, value: device.credentialFingerprint }] : []),
   ];
 }

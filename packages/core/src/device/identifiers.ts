@@ -57,6 +57,16 @@ export const msisdnSchema = z
     pattern: "^\\+?[1-9]\\d{6,14}$",
   });
 
+/** A GPSI external identifier (3GPP TS 23.003 §19.7.2, `local@domain`): how a NEF names a UE to an application. */
+export const externalIdSchema = z
+  .string()
+  .max(253)
+  .regex(/^[^@\s]+@[^@\s]+$/, "an external identifier is local@domain")
+  .meta({
+    description: "the GPSI external identifier a 3GPP NEF reports the device by (local@domain)",
+    example: "meter-4@iot.example.com",
+  });
+
 /** Identifier kinds that name exactly one device within a tenant. */
-export const identifierKinds = ["eid", "iccid", "imsi", "imei", "msisdn", "credential"] as const;
+export const identifierKinds = ["eid", "iccid", "imsi", "imei", "msisdn", "externalId", "credential"] as const;
 export type IdentifierKind = (typeof identifierKinds)[number];

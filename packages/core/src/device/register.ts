@@ -24,6 +24,7 @@ export const registerDevice = verb(registerDeviceInput, async (ports, ctx, input
     imsi: input.imsi,
     imei: input.imei,
     msisdn: input.msisdn,
+    ...(input.externalId ? { externalId: input.externalId } : {}),
     labels: input.labels ?? {},
     imeiLock: input.imeiLock,
     ...(input.allowedCountries ? { allowedCountries: input.allowedCountries } : {}),

@@ -100,6 +100,7 @@ export function refIdentifiers(ref: DeviceRef): { kind: IdentifierKind; value: s
     ["iccid", ref.iccid?.replace(/F$/i, "")],
     ["imsi", imsi],
     ["msisdn", msisdn],
+    ["externalId", ref.externalId],
     ["imei", ref.imei && imeiAlias(ref.imei)],
     ["credential", ref.credential?.toLowerCase()],
   ];
