@@ -6,7 +6,7 @@
  * reports the first unpublished record so the mapping retries from it (tested against a
  * loopback server speaking EventBridge's PutEvents wire protocol).
  */
-import { createServer, type IncomingMessage } from "node:http";
+import { createServer, request as httpRequest, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand } from "@aws-sdk/client-dynamodb-streams";
@@ -261,5 +261,45 @@ describe("the outbox", () => {
     expect(await subjectListing()).toEqual(["sim.attached"]);
     await reprojectHistory(ports, tenantId);
     expect(await subjectListing()).toEqual(["device.registered", "sim.attached"]);
+  });
+});
+
+describe("the local stream reader after a commit", () => {
+  it("reads at once, then again 25, 50 and 100 ms later (review 59: 50, 100, 200), against DynamoDB Local", async () => {
+    // A loopback proxy in front of DynamoDB Local notes when each GetRecords passes: the engine is the real one.
+    const target = new URL(endpoint);
+    const getRecordsAt: number[] = [];
+    const proxy = createServer((request, response) => {
+      if (String(request.headers["x-amz-target"] ?? "").endsWith(".GetRecords")) getRecordsAt.push(performance.now());
+      const forwarded = httpRequest(
+        { host: target.hostname, port: target.port, path: request.url, method: request.method, headers: request.headers },
+        (answer) => {
+          response.writeHead(answer.statusCode ?? 500, answer.headers);
+          answer.pipe(response);
+        },
+      );
+      request.pipe(forwarded);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const proxied = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const reader = await startOutboxReader({ db, tables, endpoint: proxied, region, publisher: flakyBus(0).publisher });
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 1_500)); // idle: its pauses grew to 250 ms
+      const nudgedAt = performance.now();
+      reader.nudge();
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const after = getRecordsAt.filter((at) => at >= nudgedAt).map((at) => at - nudgedAt);
+      const gaps = after.slice(1, 4).map((at, n) => at - after[n]!);
+      // Each gap is the pause plus a read (a few ms): 25 + 50 + 100 = 175 ms of pauses, where the reader that doubled
+      // before its pause took 50 + 100 + 200 = 350. The midpoint leaves the reads 29 ms each of a busy machine.
+      expect(gaps).toHaveLength(3);
+      expect(
+        gaps.reduce((sum, gap) => sum + gap, 0),
+        `gaps ${gaps.map(Math.round)}`,
+      ).toBeLessThan(262);
+    } finally {
+      await reader.stop();
+      proxy.close();
+    }
   });
 });
