@@ -1,7 +1,7 @@
 /**
  * Who may lift a hold (review 58): a quarantine or suspension simroot imposed (an admin, an automation rule, the IMEI
  * lock) is lifted only by simroot (an admin's or a rule's reinstatement), never by an operator's report; an operator's
- * suspension is lifted by the operator's reinstatement. With both, the device is held by the stricter.
+ * suspension is lifted by the operator's reinstatement, or by simroot's (review 60). With both, the stricter holds.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
@@ -64,6 +64,14 @@ describe("holds", () => {
     expect(await state()).toBe("suspended");
     await report(fact("device.reinstated", "208019990000003", { reason: "paid again" }));
     expect(await state()).toBe("quarantined");
+    await act("reinstate");
+    expect(await state()).toBe("active");
+  });
+
+  it("lets simroot's reinstatement lift the operator's hold too (review 60: a CAMARA SIM-swap suspension, which no report lifts, held for good)", async () => {
+    const { report, state, act } = await setup("208019990000004");
+    await report(fact("device.suspended", "208019990000004", { reason: "sim swap reported by operator" }));
+    expect(await state()).toBe("suspended");
     await act("reinstate");
     expect(await state()).toBe("active");
   });

@@ -105,7 +105,7 @@ export interface paths {
         put?: never;
         /**
          * Suspend, quarantine, reinstate or revoke (terminal) a device, with a reason
-         * @description Audited, and published as device.suspended / device.quarantined / device.reinstated / device.revoked. Enforcement points learn it through the feed. Each side lifts only its own hold (`identity.holds`): an operator's report never ends simroot's.
+         * @description Audited, and published as device.suspended / device.quarantined / device.reinstated / device.revoked. Enforcement points learn it through the feed. An operator's report lifts only the operator's hold (`identity.holds`), never simroot's; a reinstatement here lifts both.
          */
         post: operations["createDevicesByIdByAction"];
         delete?: never;
@@ -981,7 +981,7 @@ export interface components {
             state: "active" | "suspended" | "quarantined" | "revoked";
             stateReason?: string;
             stateAt: string;
-            /** @description simroot's hold and the operator's: each lifted by its own side */
+            /** @description simroot's hold and the operator's: an operator's report lifts only its own */
             holds?: {
                 simroot?: {
                     /** @enum {string} */

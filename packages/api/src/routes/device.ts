@@ -77,7 +77,7 @@ const action = createRoute({
   summary: "Suspend, quarantine, reinstate or revoke (terminal) a device, with a reason",
   description:
     "Audited, and published as device.suspended / device.quarantined / device.reinstated / device.revoked. Enforcement points learn it through the feed. " +
-    "Each side lifts only its own hold (`identity.holds`): an operator's report never ends simroot's.",
+    "An operator's report lifts only the operator's hold (`identity.holds`), never simroot's; a reinstatement here lifts both.",
   middleware: [requireRole(...writers)] as const,
   request: {
     params: z.object({

@@ -197,8 +197,10 @@ function applyTimeFact(state: IdentityState, fact: Fact, settings: FoldSettings)
       );
       return;
     case "device.reinstated":
-      // Each side lifts its own hold only: an operator's report of the SIM active again (a Data Streamer "SIM
-      // activation") does not end a quarantine an admin, a rule or the IMEI lock imposed.
+      // An operator's report of the SIM active again (a Data Streamer "SIM activation") lifts the operator's hold only,
+      // never a quarantine an admin, a rule or the IMEI lock imposed. simroot's reinstatement (an admin's, a rule's)
+      // lifts both: some operator holds are never lifted by a report (a CAMARA SIM swap waits for someone to confirm).
+      if (sideOf(fact) === "simroot") setHold(state, "operator", undefined, fact.data.reason, fact.at);
       setHold(state, sideOf(fact), undefined, fact.data.reason, fact.at);
       return;
     default:

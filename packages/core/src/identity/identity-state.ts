@@ -51,12 +51,13 @@ export const identityStateSchema = z
     stateAt: z.string(),
     /**
      * The holds `state` derives from (absent when there is none): simroot's (an admin, an automation rule, the IMEI
-     * lock) and the operator's (its reports). Each is lifted only by its own side; with both, the stricter decides.
+     * lock) and the operator's (its reports). An operator's report lifts only the operator's; simroot's reinstatement
+     * lifts both. With both, the stricter decides.
      */
     holds: z
       .object({ simroot: holdSchema.optional(), operator: holdSchema.optional() })
       .optional()
-      .meta({ description: "simroot's hold and the operator's: each lifted by its own side" }),
+      .meta({ description: "simroot's hold and the operator's: an operator's report lifts only its own" }),
     imei: z.string().optional(),
     sessions: z.partialRecord(bearerSchema, sessionSchema),
     roaming: z.object({ roaming: z.boolean(), mcc: z.string().optional(), country: z.string().optional(), since: z.string() }).optional(),
