@@ -94,7 +94,12 @@ describe("aliases", () => {
     );
     expect((await device(enrolled.id)).identity.sessions).toEqual({});
     expect((await tenant.call("GET", "/v1/devices/lookup?ip=10.3.0.3")).status).toBe(404);
-    expect((await tenant.call("GET", "/v1/dead-letters")).json.items).toHaveLength(1);
+    // Nor by the address the device holds (review 60: the IP fallback moved the enrolled device's binding).
+    await post(fact("sim.attached", { imsi: "208018880000021" }, { bearer: "cellular", ipv4: "10.3.0.4" }));
+    await post(fact("sim.attached", { imsi: "208018880000028", ip: "10.3.0.4" }, { bearer: "cellular", ipv4: "10.60.6.6" }));
+    expect((await tenant.call("GET", "/v1/devices/lookup?ip=10.60.6.6")).status).toBe(404);
+    expect((await tenant.call("GET", "/v1/devices/lookup?ip=10.3.0.4")).json.id).toBe(enrolled.id);
+    expect((await tenant.call("GET", "/v1/dead-letters")).json.items).toHaveLength(2);
     // A report naming the equipment alone still reaches the device, in any of the IMEI's forms (14, 15, 16 digits).
     for (const [n, imei] of ["352099001761499", "35209900176149", "3520990017614901"].entries()) {
       await post(fact("device.reachability-changed", { imei }, { reachable: n % 2 === 0 }));
@@ -116,15 +121,21 @@ describe("IPv6 addresses (review 58)", () => {
     // Another spelling of the same address taken by a second device: the address moves, it is not bound twice.
     await post(fact("sim.attached", { imsi: "208018880000032" }, { bearer: "cellular", ipv6: "2001:db8:0::1" }));
     expect((await tenant.call("GET", "/v1/devices/lookup?ip=2001:db8::1")).json.id).toBe(second);
+    // An IPv4-mapped address is the IPv4 address, as every PEP reads it (review 60: bound as IPv6 beside its IPv4
+    // spelling, two devices on what PEPs took for one address): refused as IPv6, and found by either spelling.
+    await post(fact("sim.attached", { imsi: "208018880000031" }, { bearer: "cellular", ipv4: "10.60.1.3" }));
+    expect((await tenant.call("GET", "/v1/devices/lookup?ip=::ffff:10.60.1.3")).json.id).toBe(first);
     // Not an address: refused, nothing applied.
     const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "bad", format: "simroot" })).json;
-    const text = JSON.stringify([fact("sim.attached", { imsi: "208018880000032" }, { bearer: "satellite", ipv6: "not-an-ip-at-all" })]);
-    const refused = await runtime.app.request(source.ingestPath, {
-      method: "POST",
-      headers: standardWebhookHeaders(credentials.webhookSecret, text),
-      body: text,
-    });
-    expect(refused.status).toBe(400);
+    for (const ipv6 of ["not-an-ip-at-all", "::ffff:10.60.1.3"]) {
+      const text = JSON.stringify([fact("sim.attached", { imsi: "208018880000032" }, { bearer: "satellite", ipv6 })]);
+      const refused = await runtime.app.request(source.ingestPath, {
+        method: "POST",
+        headers: standardWebhookHeaders(credentials.webhookSecret, text),
+        body: text,
+      });
+      expect([ipv6, refused.status]).toEqual([ipv6, 400]);
+    }
     await runtime.settled();
     expect((await tenant.call("GET", `/v1/devices/${second}`)).json.identity.sessions.satellite).toBeUndefined();
   });

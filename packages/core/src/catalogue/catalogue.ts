@@ -20,13 +20,24 @@ const digits = (min: number, max: number) => z.string().regex(new RegExp(`^\\d{$
  */
 export const canonicalIp = (address: string) => {
   if (!address.includes(":")) return address;
+  let canonical: string;
   try {
-    return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+    canonical = new URL(`http://[${address}]/`).hostname.slice(1, -1);
   } catch {
     return address;
   }
+  // IPv4-mapped (::ffff:a.b.c.d) is the IPv4 address, as the PEP reads it (review 60: two bindings there, one at PEPs).
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (!mapped) return canonical;
+  const high = Number.parseInt(mapped[1]!, 16);
+  const low = Number.parseInt(mapped[2]!, 16);
+  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
 };
-export const ipv6Schema = /* @__PURE__ */ (() => z.ipv6().overwrite(canonicalIp))();
+export const ipv6Schema = /* @__PURE__ */ (() =>
+  z
+    .ipv6()
+    .refine((address) => canonicalIp(address).includes(":"), "an IPv4-mapped address is an IPv4 address: send it as ipv4")
+    .overwrite(canonicalIp))();
 
 /** How the source identified the device; the applier resolves it to one device. */
 export const deviceRefSchema = z

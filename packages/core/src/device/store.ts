@@ -170,7 +170,9 @@ export async function resolveDevice(ports: Ports, tenantId: string, ref: DeviceR
     if (typeof Items?.[0]?.deviceId === "string") return Items[0].deviceId;
   }
   // An address moves between devices: always ask the store (where bindings are kept now, else where they were before).
-  if (!ref.ip) return undefined;
+  // Only for a reference naming nothing else: one naming a SIM or a subscription this tenant does not know is not
+  // some device's because it claims that device's address (review 60), as it is not by its IMEI.
+  if (!ref.ip || identifiers.length > 0) return undefined;
   const binding = (await readBindings(ports, ports.tables.identity, tenantId, [ref.ip])).get(ref.ip)?.item;
   return typeof binding?.deviceId === "string" ? binding.deviceId : undefined;
 }
