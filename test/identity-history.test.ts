@@ -17,8 +17,7 @@ import {
 import { deviceKey } from "@simroot/core/device/keys";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
-import { standardWebhookHeaders } from "./support/webhooks.ts";
+import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -40,18 +39,10 @@ const fact = (type: string, imsi: string, data: Record<string, unknown>, minute:
 
 async function setup() {
   const tenant = await tenantClient(runtime);
-  const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
+  const report = await simrootSource(runtime, tenant);
+  // One fact per request, each applied before the next is sent.
   const post = async (...facts: unknown[]) => {
-    for (const one of facts) {
-      const text = JSON.stringify([one]);
-      const response = await runtime.app.request(source.ingestPath, {
-        method: "POST",
-        headers: standardWebhookHeaders(credentials.webhookSecret, text),
-        body: text,
-      });
-      expect(response.status).toBe(202);
-      await runtime.settled();
-    }
+    for (const one of facts) await report(one);
   };
   const lookup = async (ip: string, minute: number) => {
     const response = await tenant.call("GET", `/v1/devices/lookup?ip=${ip}&at=${encodeURIComponent(at(minute))}`);

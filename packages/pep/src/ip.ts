@@ -1,22 +1,2 @@
-/**
- * One spelling per address, so a binding written as `2001:DB8::0:1` is found for a request
- * from `2001:db8::1`, and a dual-stack socket's `::ffff:10.0.0.1` finds `10.0.0.1`.
- */
-import { isIP } from "node:net";
-
-export function normalizeIp(text: string): string {
-  const address = text.trim();
-  if (isIP(address) !== 6) return address;
-  let canonical: string;
-  try {
-    canonical = new URL(`http://[${address}]/`).hostname.slice(1, -1);
-  } catch {
-    return address.toLowerCase();
-  }
-  // IPv4-mapped: the URL form is ::ffff:hhhh:hhhh.
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
-  if (!mapped) return canonical;
-  const high = Number.parseInt(mapped[1]!, 16);
-  const low = Number.parseInt(mapped[2]!, 16);
-  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
-}
+/** One spelling per address: the control plane's own (core catalogue/ip.ts), so a PEP keys bindings as they are stored. */
+export { canonicalIp as normalizeIp } from "@simroot/core/catalogue/ip";

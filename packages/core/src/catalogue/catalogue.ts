@@ -5,6 +5,7 @@
  * `simroot` changes automation consumes. Exported as JSON Schema and AsyncAPI 3.
  */
 import * as z from "zod";
+import { canonicalIp } from "./ip.ts";
 
 export const bearers = ["cellular", "private-5g", "wifi", "satellite"] as const;
 export const bearerSchema = z.enum(bearers).meta({
@@ -14,25 +15,8 @@ export type Bearer = z.output<typeof bearerSchema>;
 
 const digits = (min: number, max: number) => z.string().regex(new RegExp(`^\\d{${min},${max}}$`));
 
-/**
- * One spelling per IPv6 address (RFC 5952: lower case, zeros compressed, as WHATWG URL writes it and the PEP reads it),
- * so that `2001:DB8:0:0:0:0:0:1` and `2001:db8::1` are one binding, not two devices on one address.
- */
-export const canonicalIp = (address: string) => {
-  if (!address.includes(":")) return address;
-  let canonical: string;
-  try {
-    canonical = new URL(`http://[${address}]/`).hostname.slice(1, -1);
-  } catch {
-    return address;
-  }
-  // IPv4-mapped (::ffff:a.b.c.d) is the IPv4 address, as the PEP reads it (review 60: two bindings there, one at PEPs).
-  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
-  if (!mapped) return canonical;
-  const high = Number.parseInt(mapped[1]!, 16);
-  const low = Number.parseInt(mapped[2]!, 16);
-  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
-};
+export { canonicalIp };
+
 export const ipv6Schema = /* @__PURE__ */ (() =>
   z
     .ipv6()
