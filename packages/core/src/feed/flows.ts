@@ -48,14 +48,14 @@ export const flowReportSchema = z
  */
 const knownDevices = new Lru<string, true>(100_000);
 /** Devices this instance did not find, until when (epoch ms): a report naming made-up ids is not read again for a while. */
-const unknownDevices = new Lru<string, number>(100_000);
+const notFound = new Lru<string, number>(100_000);
 const unknownForMs = 60_000;
 
 /** The ids among `deviceIds` of devices the tenant has (read by key, consistently: a PEP reports devices it learned from the feed). */
 async function tenantDevices(ports: Ports, tenantId: string, deviceIds: ReadonlySet<string>): Promise<Set<string>> {
   const known = new Set([...deviceIds].filter((id) => knownDevices.get(`${tenantId}|${id}`)));
   const now = Date.now();
-  const unread = [...deviceIds].filter((id) => !known.has(id) && !((unknownDevices.get(`${tenantId}|${id}`) ?? 0) > now));
+  const unread = [...deviceIds].filter((id) => !known.has(id) && !((notFound.get(`${tenantId}|${id}`) ?? 0) > now));
   if (unread.length === 0) return known;
   const items = await batchGetAll(
     ports,
@@ -66,7 +66,7 @@ async function tenantDevices(ports: Ports, tenantId: string, deviceIds: Readonly
     known.add(String(item.id));
     knownDevices.set(`${tenantId}|${String(item.id)}`, true);
   }
-  for (const id of unread) if (!known.has(id)) unknownDevices.set(`${tenantId}|${id}`, now + unknownForMs);
+  for (const id of unread) if (!known.has(id)) notFound.set(`${tenantId}|${id}`, now + unknownForMs);
   return known;
 }
 
