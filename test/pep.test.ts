@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readConfig } from "@simroot/pep/daemon/config";
 import { startPep, type RunningPep } from "@simroot/pep/daemon/main";
+import { PepEngine } from "@simroot/pep/engine";
 import { PepState } from "@simroot/pep/state";
 import { FeedSync } from "@simroot/pep/sync";
 import { nodeGet } from "@simroot/pep/transport";
@@ -291,6 +292,34 @@ describe("a PEP on the live feed", () => {
     expect((await tenant.call("POST", "/v1/policies", telemetry)).status).toBe(201);
     expect(await sync.step()).toBe("delta");
     expect(state.policies.size).toBe(1);
+  });
+
+  it("keeps a revoked device out of the break-glass destinations by its last address, learned from a snapshot taken after the revocation (review 60)", async () => {
+    // A PEP that was behind at the revocation (or lost its state file) catches up by a snapshot, which lists no released
+    // binding: it learned the revoked device's address only from a delta's release, and once its feed went stale the
+    // revoked device reached the break-glass destinations by that address again.
+    const tenant = await tenantClient(runtime);
+    const device = (await tenant.call("POST", "/v1/devices", { imsi, labels: { fleet: "meters" } })).json;
+    await attach(tenant, meterIp);
+    expect((await tenant.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "SIM reported stolen" })).status).toBe(200);
+    await runtime.settled();
+
+    const credentials = await pepCredentials(tenant);
+    const state = new PepState(tenant.tenant.id);
+    const sync = new FeedSync({ url: runtime.url!, apiKey: credentials.token, publicKeys: [credentials.publicKey], state, waitSeconds: 0 });
+    expect(await sync.step()).toBe("snapshot");
+    expect(state.devices.get(device.id)?.state).toBe("revoked");
+    expect(state.binding(meterIp)).toBeUndefined();
+    const stale = new PepEngine(state, { breakGlass: ["sos.example.com"], now: () => state.freshUntil + 60_000 });
+    const sos = { sourceIp: meterIp, destination: { fqdn: "sos.example.com" }, port: 443, protocol: "tcp" } as const;
+    expect(stale.decide(sos)).toMatchObject({ allow: false, reason: "deny.revoked", deviceId: device.id });
+    // Kept across a restart (the state file), and not taken for another address.
+    const restored = new PepEngine(PepState.fromJSON(JSON.parse(JSON.stringify(state.toJSON()))), {
+      breakGlass: ["sos.example.com"],
+      now: () => state.freshUntil + 60_000,
+    });
+    expect(restored.decide(sos)).toMatchObject({ allow: false, reason: "deny.revoked" });
+    expect(restored.decide({ ...sos, sourceIp: "10.20.0.99" })).toMatchObject({ allow: true, reason: "allow.break-glass" });
   });
 
   it("keeps an idle PEP fresh with 304s, and refuses to roll back when the control plane is behind it", async () => {

@@ -140,6 +140,23 @@ describe("the PEP engine", () => {
     }
   });
 
+  it("learns a revoked device's last addresses from its view in a snapshot, except one another device holds now (review 60)", () => {
+    const revokedView = (addresses: string[]): EntryBody => {
+      const body = device("dev_a", "revoked");
+      return { ...body, value: { ...body.value, lastAddresses: addresses } };
+    };
+    const { engine, feed } = world([revokedView([meterIp, "2001:DB8::0:7"]), device("dev_b"), binding("10.20.0.8", "dev_b")]);
+    // A view listing an address another device holds now, later in the same snapshot: that device's.
+    const taken = world([revokedView(["10.20.0.8"]), device("dev_b"), binding("10.20.0.8", "dev_b")]);
+    feed.advance(120_000);
+    taken.feed.advance(120_000);
+    const sos = { destination: { fqdn: "sos.example.com" }, port: 443, protocol: "tcp" } as const;
+    expect(engine.decide({ ...sos, sourceIp: meterIp })).toMatchObject({ allow: false, reason: "deny.revoked", deviceId: "dev_a" });
+    expect(engine.decide({ ...sos, sourceIp: "2001:db8::7" })).toMatchObject({ allow: false, reason: "deny.revoked" });
+    expect(engine.decide({ ...sos, sourceIp: "10.20.0.9" })).toMatchObject({ allow: true, reason: "allow.break-glass" });
+    expect(taken.engine.decide({ ...sos, sourceIp: "10.20.0.8" })).toMatchObject({ allow: true, deviceId: "dev_b" });
+  });
+
   it("fails closed before any feed was accepted", () => {
     const state = new PepState("ten_acme");
     const engine = new PepEngine(state);

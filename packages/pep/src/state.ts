@@ -22,6 +22,8 @@ export interface DeviceView {
   readonly eid?: string;
   readonly credentialFingerprint?: string;
   readonly revision?: number;
+  /** A revoked device's: the addresses its revocation released (a snapshot lists no released binding). */
+  readonly lastAddresses?: readonly string[];
 }
 
 /** Which device holds an address inside the tenant's APN/DNN, on which bearer. */
@@ -106,7 +108,10 @@ export class PepState {
     let devices = 0;
     let bindings = 0;
     let policy = false;
-    /** Addresses released here, and who held them: kept if that device is revoked once the entries are applied. */
+    /**
+     * Addresses released here (by a binding's removal, or named by a revoked device's view), and who held them: kept if
+     * that device is revoked once the entries are applied and nobody holds the address then.
+     */
     const released: [string, string][] = [];
     for (const entry of entries) {
       const value = entry.value;
@@ -115,6 +120,8 @@ export class PepState {
           devices++;
           if (value === null) this.devices.delete(entry.key);
           else this.devices.set(entry.key, freezeDevice(value));
+          if (value?.state === "revoked" && Array.isArray(value.lastAddresses))
+            for (const address of value.lastAddresses) if (typeof address === "string") released.push([normalizeIp(address), entry.key]);
           break;
         case "binding": {
           bindings++;

@@ -106,7 +106,10 @@ async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, 
   const bindings = await bindingChanges(ports, device, bindingsOf(before), bindingsOf(after), now.toISOString());
   // After the bindings, so that theirs are the write indices `positioned` names.
   const revoking = next.state === "revoked" && device.state !== "revoked";
-  const revocation = revoking ? [revocationMarker(ports, next, now.toISOString())] : [];
+  // A revoked device's view names the addresses it released: a PEP that learns the revocation from a snapshot (which
+  // lists no released binding) still knows them as the revoked device's (no break-glass for it while its feed is stale).
+  const view = revoking ? revokedView(next, bindings.feed) : enforcementView(next);
+  const revocation = revoking ? [revocationMarker(ports, next, view, now.toISOString())] : [];
   const aliases = revoking
     ? await releasedAliases(ports, next)
     : after.state === "revoked"
@@ -117,7 +120,7 @@ async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, 
     writes: [putDevice, ...bindings.writes, ...revocation, ...aliases],
     events,
     leases,
-    feed: [{ kind: "device", key: deviceId, value: enforcementView(next) }, ...bindings.feed],
+    feed: [{ kind: "device", key: deviceId, value: view }, ...bindings.feed],
     // The bindings' items name the record of this change (cut.ts): they follow the device's item.
     positioned: bindings.writes.map((_, index) => index + 1),
     onConditionFailed: conflict,
@@ -268,8 +271,14 @@ async function followedProfiles(ports: Ports, device: Device, before: IdentitySt
 
 type Bindings = ReturnType<typeof bindingsOf>;
 
+/** The enforcement view of a device being revoked, with the addresses its revocation releases (`lastAddresses`), if any. */
+function revokedView(device: Device, feed: readonly FeedChange[]) {
+  const released = feed.flatMap((change) => (change.kind === "binding" && change.value === null ? [change.key] : []));
+  return { ...enforcementView(device), ...(released.length === 0 ? {} : { lastAddresses: released }) };
+}
+
 /** The marker that lists the device among the tenant's revocations (the feed snapshot serves them first). */
-function revocationMarker(ports: Ports, device: Device, now: string): TransactItem {
+function revocationMarker(ports: Ports, device: Device, view: ReturnType<typeof revokedView>, now: string): TransactItem {
   return {
     Put: {
       TableName: ports.tables.identity,
@@ -278,7 +287,7 @@ function revocationMarker(ports: Ports, device: Device, now: string): TransactIt
         ...revokedListKey(device.tenantId, device.id),
         deviceId: device.id,
         revokedAt: now,
-        view: enforcementView(device),
+        view,
       },
     },
   };
