@@ -93,30 +93,38 @@ describe("the parked list at scale", () => {
   });
 });
 
+/** A NEF monitoring report of a PDN connection naming the UE by its external identifier, posted to the source. */
+async function nefReport(
+  created: { source: { ingestPath: string }; credentials: { bearerToken: string } },
+  externalId: string,
+  ipv4Addr: string,
+  minutesAgo: number,
+) {
+  const body = JSON.stringify({
+    subscription: "https://nef.example/3gpp-monitoring-event/v1/scs/subscriptions/1",
+    monitoringEventReports: [
+      {
+        externalId,
+        monitoringType: "PDN_CONNECTIVITY_STATUS",
+        eventTime: new Date(Date.now() - minutesAgo * 60_000).toISOString(),
+        pdnConnInfoList: [{ status: "CREATED", apn: "fleet.iot", pdnType: "IPV4", ipv4Addr }],
+      },
+    ],
+  });
+  const response = await runtime.app.request(created.source.ingestPath, {
+    method: "POST",
+    headers: { authorization: `Bearer ${created.credentials.bearerToken}`, "content-type": "application/json" },
+    body,
+  });
+  expect(response.status).toBe(202);
+  await runtime.settled();
+}
+
 describe("a device known to the network by its external identifier (GPSI)", () => {
   it("takes NEF reports naming only the externalId, and replays the parked ones when the device is registered with it (review 58)", async () => {
     const tenant = await tenantClient(runtime);
     const created = (await tenant.call("POST", "/v1/sources", { name: "nef", format: "nef" })).json;
-    const report = async (externalId: string, ipv4Addr: string, minutesAgo: number) => {
-      const body = JSON.stringify({
-        subscription: "https://nef.example/3gpp-monitoring-event/v1/scs/subscriptions/1",
-        monitoringEventReports: [
-          {
-            externalId,
-            monitoringType: "PDN_CONNECTIVITY_STATUS",
-            eventTime: new Date(Date.now() - minutesAgo * 60_000).toISOString(),
-            pdnConnInfoList: [{ status: "CREATED", apn: "fleet.iot", pdnType: "IPV4", ipv4Addr }],
-          },
-        ],
-      });
-      const response = await runtime.app.request(created.source.ingestPath, {
-        method: "POST",
-        headers: { authorization: `Bearer ${created.credentials.bearerToken}`, "content-type": "application/json" },
-        body,
-      });
-      expect(response.status).toBe(202);
-      await runtime.settled();
-    };
+    const report = (externalId: string, ipv4Addr: string, minutesAgo: number) => nefReport(created, externalId, ipv4Addr, minutesAgo);
     // Before the device is registered: parked, naming the identifier it waits for.
     await report("meter-4@iot.example.com", "10.4.0.4", 2);
     const parked = (await tenant.call("GET", "/v1/dead-letters")).json.items as { subjects?: string[] }[];
@@ -132,5 +140,21 @@ describe("a device known to the network by its external identifier (GPSI)", () =
     const taken = await tenant.call("POST", "/v1/devices", { imsi: "208015550000005", externalId: "meter-4@iot.example.com" });
     expect(taken.status).toBe(409);
     expect(await tenant.call("POST", "/v1/devices", { imsi: "208015550000006", externalId: "no-at-sign" })).toMatchObject({ status: 400 });
+  });
+
+  it("compares an external identifier's domain without regard to case, as DNS names are (review 60)", async () => {
+    // `meter-7@IoT.Example.com` and `meter-7@iot.example.com` were two identifiers: a second device could be registered
+    // with the other spelling, and a NEF report spelling the domain otherwise was parked for good.
+    const tenant = await tenantClient(runtime);
+    const created = (await tenant.call("POST", "/v1/sources", { name: "nef", format: "nef" })).json;
+    const registered = await tenant.call("POST", "/v1/devices", { imsi: "208015550000007", externalId: "meter-7@IoT.Example.com" });
+    expect(registered.status, registered.text).toBe(201);
+    expect(registered.json.externalId).toBe("meter-7@iot.example.com");
+    expect((await tenant.call("POST", "/v1/devices", { imsi: "208015550000008", externalId: "meter-7@iot.example.COM" })).status).toBe(409);
+    expect((await tenant.call("GET", "/v1/devices/lookup?externalId=meter-7@IOT.EXAMPLE.COM")).json.id).toBe(registered.json.id);
+    // The local part is the operator's to spell: another case there is another identifier.
+    expect((await tenant.call("GET", "/v1/devices/lookup?externalId=METER-7@iot.example.com")).status).toBe(404);
+    await nefReport(created, "meter-7@IOT.example.com", "10.4.0.7", 0);
+    expect((await tenant.call("GET", "/v1/devices/lookup?ip=10.4.0.7")).json.id).toBe(registered.json.id);
   });
 });

@@ -57,11 +57,21 @@ export const msisdnSchema = z
     pattern: "^\\+?[1-9]\\d{6,14}$",
   });
 
+/**
+ * An external identifier as it is kept and compared: its domain in lower case (a DNS name, compared without regard to
+ * case: RFC 4343), its local part as the operator spelled it.
+ */
+export const externalIdAlias = (externalId: string): string => {
+  const at = externalId.lastIndexOf("@");
+  return at < 0 ? externalId : `${externalId.slice(0, at)}@${externalId.slice(at + 1).toLowerCase()}`;
+};
+
 /** A GPSI external identifier (3GPP TS 23.003 §19.7.2, `local@domain`): how a NEF names a UE to an application. */
 export const externalIdSchema = z
   .string()
   .max(253)
   .regex(/^[^@\s]+@[^@\s]+$/, "an external identifier is local@domain")
+  .transform(externalIdAlias)
   .meta({
     description: "the GPSI external identifier a 3GPP NEF reports the device by (local@domain)",
     example: "meter-4@iot.example.com",

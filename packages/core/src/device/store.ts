@@ -6,7 +6,7 @@ import type { History } from "../identity/fold.ts";
 import type { Ports } from "../ports.ts";
 import { Lru } from "../store/lru.ts";
 import { deviceSchema, type Device } from "./device.ts";
-import { luhnValid, type IdentifierKind } from "./identifiers.ts";
+import { externalIdAlias, luhnValid, type IdentifierKind } from "./identifiers.ts";
 import { readBindings } from "./bindings.ts";
 import { aliasKey, deviceKey, deviceListKey } from "./keys.ts";
 
@@ -100,7 +100,7 @@ export function refIdentifiers(ref: DeviceRef): { kind: IdentifierKind; value: s
     ["iccid", ref.iccid?.replace(/F$/i, "")],
     ["imsi", imsi],
     ["msisdn", msisdn],
-    ["externalId", ref.externalId],
+    ["externalId", ref.externalId && externalIdAlias(ref.externalId)],
     ["imei", ref.imei && imeiAlias(ref.imei)],
     ["credential", ref.credential?.toLowerCase()],
   ];
