@@ -4,7 +4,9 @@
  * tampered one, which changes nothing.
  */
 import * as asn1js from "asn1js";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
+import { documentClient, resolveDevice } from "@simroot/core";
+import { aliasCacheMs } from "@simroot/core/device/store";
 import { createTestPki, signedOtherNotification } from "../packages/core/src/ingest/adapters/eim-pki.test-support.ts";
 import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
@@ -113,5 +115,100 @@ describe("an eUICC's new profiles identify its device (review 58)", () => {
     expect((await tenant.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" })).status).toBe(200);
     expect((await tenant.call("POST", "/v1/devices", { iccids: ["8944500102198304834"] })).status).toBe(201);
     expect(await lookup("8944500102198304842")).toBe(other.id);
+  });
+
+  it("releases a deleted profile's ICCID, and keeps it when the profile is installed again (review 60)", async () => {
+    const tenant = await tenantClient(runtime);
+    const report = await simrootSource(runtime, tenant);
+    const eidOf = "89049032123451234512345678901235";
+    const device = (await tenant.call("POST", "/v1/devices", { eid: eidOf, iccids: ["8944500102198304826"] })).json;
+    let sequence = 0;
+    const profileFact = (type: string, data: Record<string, unknown> = {}) => ({
+      type,
+      dedupeKey: `profile-${++sequence}`,
+      occurredAt: new Date(Date.now() - 60_000 + sequence).toISOString(),
+      device: { eid: eidOf },
+      sourceType: "eim",
+      data: { eid: eidOf, iccid: "8944500102198304834", seqNumber: sequence, ...data },
+    });
+    const lookup = async () => (await tenant.call("GET", "/v1/devices/lookup?iccid=8944500102198304834")).status;
+    await report(profileFact("profile.installed", { result: "success" }), profileFact("profile.enabled"));
+    expect(await lookup()).toBe(200);
+    // Deleted from the eUICC, the profile no longer names the device: its ICCID stayed the device's alias until the
+    // device was revoked, so a report naming it was applied to the device and no other SIM could be registered with it.
+    await report(profileFact("profile.disabled"), profileFact("profile.deleted"));
+    expect(await lookup()).toBe(404);
+    await report(profileFact("profile.installed", { result: "success" }));
+    expect(await lookup()).toBe(200);
+    await report(profileFact("profile.deleted"));
+    const other = await tenant.call("POST", "/v1/devices", { iccids: ["8944500102198304834"] });
+    expect(other.status, other.text).toBe(201);
+    // The registered ICCID stays the device's whatever its profile's state.
+    await report({ ...profileFact("profile.deleted"), data: { eid: eidOf, iccid: "8944500102198304826", seqNumber: ++sequence } });
+    expect((await tenant.call("GET", "/v1/devices/lookup?iccid=8944500102198304826")).json.id).toBe(device.id);
+  });
+
+  it("shows another instance's release of a profile ICCID within the alias cache's lifetime", async () => {
+    const tenant = await tenantClient(runtime);
+    const report = await simrootSource(runtime, tenant);
+    const eidOf = "89049032123451234512345678901235";
+    const device = (await tenant.call("POST", "/v1/devices", { eid: eidOf })).json;
+    const profileFact = (type: string, seqNumber: number) => ({
+      type,
+      dedupeKey: `cached-${seqNumber}`,
+      occurredAt: new Date(Date.now() - 60_000 + seqNumber).toISOString(),
+      device: { eid: eidOf },
+      sourceType: "eim",
+      data: { eid: eidOf, iccid: "8944500102198304867", seqNumber, result: "success" },
+    });
+    await report(profileFact("profile.installed", 1));
+    // Another instance (its own client, so its own caches) resolves the ICCID and keeps it.
+    const other = { ...runtime.ports, db: documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" }) };
+    const resolve = () => resolveDevice(other, tenant.tenant.id, { iccid: "8944500102198304867" });
+    expect(await resolve()).toBe(device.id);
+    await report(profileFact("profile.deleted", 2));
+    const now = Date.now();
+    const clock = vi.spyOn(Date, "now");
+    try {
+      clock.mockReturnValue(now + aliasCacheMs - 1_000);
+      expect(await resolve()).toBe(device.id);
+      clock.mockReturnValue(now + aliasCacheMs + 1);
+      expect(await resolve()).toBeUndefined();
+    } finally {
+      clock.mockRestore();
+    }
+  });
+
+  it("leaves a late report naming a profile ICCID to the device that held it, not to another revoked device that reported the profile (review 60)", async () => {
+    const tenant = await tenantClient(runtime);
+    const report = await simrootSource(runtime, tenant);
+    const eidOf = "89049032123451234512345678901235";
+    // The ICCID is registered to the first device; the second's eIM reports a profile with it: its alias is never written.
+    const first = (await tenant.call("POST", "/v1/devices", { imsi: "208010000000088", iccids: ["8944500102198304859"] })).json;
+    const second = (await tenant.call("POST", "/v1/devices", { eid: eidOf })).json;
+    await report({
+      type: "profile.installed",
+      dedupeKey: "install-late",
+      occurredAt: new Date(Date.now() - 60_000).toISOString(),
+      device: { eid: eidOf },
+      sourceType: "eim",
+      data: { eid: eidOf, iccid: "8944500102198304859", seqNumber: 1, result: "success" },
+    });
+    expect((await tenant.call("GET", "/v1/devices/lookup?iccid=8944500102198304859")).json.id).toBe(first.id);
+    expect((await tenant.call("POST", `/v1/devices/${first.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+    expect((await tenant.call("POST", `/v1/devices/${second.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+    // The second's revocation wrote a tombstone for an alias it never held: the newer tombstone took the late report.
+    const revision = async (id: string) => (await tenant.call("GET", `/v1/devices/${id}`)).json.revision as number;
+    const revisions = [await revision(first.id), await revision(second.id)];
+    await report({
+      type: "sim.detached",
+      dedupeKey: "detach-late",
+      occurredAt: new Date().toISOString(),
+      device: { iccid: "8944500102198304859" },
+      sourceType: "core",
+      data: { bearer: "cellular" },
+    });
+    // Folded into the revoked device's history (its revision moves), though revoked is terminal and nothing shows.
+    expect([await revision(first.id), await revision(second.id)]).toEqual([revisions[0]! + 1, revisions[1]]);
   });
 });

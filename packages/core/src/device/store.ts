@@ -111,11 +111,13 @@ export function refIdentifiers(ref: DeviceRef): { kind: IdentifierKind; value: s
 }
 
 /**
- * Resolved aliases, per process. An alias moves only when its device is revoked (released,
- * then registered again) or its IMEI changes: this process forgets what it released, and the
- * applier re-resolves, uncached, a fact whose cached device turns out revoked.
+ * Resolved aliases, per process. An alias moves when its device is revoked (released, then registered again), when
+ * its IMEI changes and when its eUICC's profiles are installed or deleted: this process forgets what it released, the
+ * applier re-resolves, uncached, a fact whose cached device turns out revoked, and an entry lives `aliasCacheMs`, so
+ * another instance's move shows within that.
  */
-const resolvedAliases = new WeakMap<object, Lru<string, string>>();
+export const aliasCacheMs = 60_000;
+const resolvedAliases = new WeakMap<object, Lru<string, { readonly deviceId: string; readonly until: number }>>();
 const aliasCache = (ports: Ports) => {
   let cache = resolvedAliases.get(ports.db);
   if (!cache) resolvedAliases.set(ports.db, (cache = new Lru(100_000)));
@@ -137,10 +139,11 @@ export function imeiAlias(imei: string): string {
 async function lookup(ports: Ports, key: { pk: string; sk: string }, cacheable: boolean): Promise<string | undefined> {
   const cache = aliasCache(ports);
   const known = cacheable ? cache.get(key.pk) : undefined;
-  if (known) return known;
+  if (known && known.until > Date.now()) return known.deviceId;
   const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.identity, Key: key }));
   const deviceId = typeof Item?.deviceId === "string" ? Item.deviceId : undefined;
-  if (deviceId && cacheable) cache.set(key.pk, deviceId);
+  if (deviceId && cacheable) cache.set(key.pk, { deviceId, until: Date.now() + aliasCacheMs });
+  else if (cacheable) cache.delete(key.pk);
   return deviceId;
 }
 

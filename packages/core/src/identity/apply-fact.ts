@@ -127,6 +127,7 @@ async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, 
   });
   rememberDevice(ports, { device: next, history: nextHistory });
   if (revoking) forgetAliases(ports, next.tenantId, aliasesOf(next));
+  else forgetAliases(ports, next.tenantId, releasedProfiles(before, after));
   return { value: { outcome: "applied" as const, deviceId, changes: changes.map((change) => change.type) }, events };
 }
 
@@ -167,9 +168,17 @@ type Alias = { kind: IdentifierKind; value: string };
 /** An ICCID as aliases are kept: without the F padding an eUICC may report. */
 const iccidAlias = (iccid: string) => iccid.replace(/F$/i, "");
 
-/** The ICCIDs of the profiles the device's eIM reported, but failed installs (`followedProfiles`). */
+/** The profile ICCIDs that no longer name the device (deleted, or failed on a new attempt): this process forgets them. */
+const releasedProfiles = (before: IdentityState, after: IdentityState): Alias[] => {
+  const following = new Set(profileIccids(after));
+  return profileIccids(before).flatMap((value) => (following.has(value) ? [] : [{ kind: "iccid" as const, value }]));
+};
+
+/** The ICCIDs of the profiles the device's eIM reported, but failed installs and deleted profiles (`followedProfiles`). */
 const profileIccids = (state: IdentityState) =>
-  Object.values(state.profiles).flatMap((profile) => (profile.state === "failed" ? [] : [iccidAlias(profile.iccid)]));
+  Object.values(state.profiles).flatMap((profile) =>
+    profile.state === "failed" || profile.state === "deleted" ? [] : [iccidAlias(profile.iccid)],
+  );
 
 /**
  * The identifiers a device holds: those it was registered with, the IMEI it was last seen in and its eUICC's profiles'
@@ -205,7 +214,9 @@ async function releasedAliases(ports: Ports, device: Device): Promise<TransactIt
     const { Item } = await ports.db.send(
       new GetCommand({ TableName: ports.tables.identity, Key: aliasKey(device.tenantId, alias.kind, alias.value), ConsistentRead: true }),
     );
-    if (Item && Item.deviceId !== device.id) unique.delete(key);
+    // Another device's, or never this device's (another held it when it was followed): no release, no tombstone (a
+    // tombstone of an alias the device never held took the late reports of the device that did).
+    if (Item?.deviceId !== device.id) unique.delete(key);
   }
   // A tombstone per identifier: a late report still reaches the revoked device until the SIM is registered again.
   return [...unique.values()].flatMap((alias) => [
@@ -252,8 +263,17 @@ async function followedImei(ports: Ports, device: Device, before: IdentityState,
  */
 async function followedProfiles(ports: Ports, device: Device, before: IdentityState, after: IdentityState): Promise<TransactItem[]> {
   const known = new Set([...device.iccids, ...profileIccids(before)]);
+  const following = new Set(profileIccids(after));
   const writes: TransactItem[] = [];
-  for (const iccid of new Set(profileIccids(after))) {
+  // A profile deleted from the eUICC no longer names the device: its ICCID is released, if it is the device's (one another
+  // device held first stays that device's: a release conditional on being this device's would fail every time).
+  for (const iccid of known) {
+    if (following.has(iccid) || device.iccids.includes(iccid)) continue;
+    const key = aliasKey(device.tenantId, "iccid", iccid);
+    const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.identity, Key: key, ConsistentRead: true }));
+    if (Item?.deviceId === device.id) writes.push(releaseAlias(ports, device, { kind: "iccid", value: iccid }));
+  }
+  for (const iccid of following) {
     if (known.has(iccid)) continue;
     const key = aliasKey(device.tenantId, "iccid", iccid);
     const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.identity, Key: key, ConsistentRead: true }));
