@@ -177,8 +177,10 @@ describe("schemas in a function bundle", () => {
     // The event catalogue's payload schemas ride only with the functions that parse reported events.
     const parsesEvents = functionNames.filter((name) => bundles.get(name)!.code.includes('"source.unhandled"'));
     expect(parsesEvents.sort()).toEqual(["apiIngest", "operatorEvents"]);
-    // The management API answers with every one of them.
-    for (const id of ["PolicyRule", "Device", "Decision", "Grant", "AuditRecord", "TenantSettings"]) expect(schemaIds("api")).toContain(id);
+    // The management API answers with devices, the policy function with rules and decisions; both audit what they change.
+    for (const id of ["Device", "AuditRecord", "TenantSettings"]) expect(schemaIds("api")).toContain(id);
+    for (const id of ["PolicyRule", "Decision", "AuditRecord"]) expect(schemaIds("apiPolicy")).toContain(id);
+    for (const id of ["PolicyRule", "Decision"]) expect(schemaIds("api")).not.toContain(id);
   });
 
   it("marks top-level schema declarations pure, and nothing else", () => {

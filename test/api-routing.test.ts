@@ -1,5 +1,5 @@
 /**
- * The HTTP API in AWS is four functions, one per route group, reached by the route keys of the
+ * The HTTP API in AWS is five functions, one per route group, reached by the route keys of the
  * platform definition (`routes`); locally it is one app with every group. These tests route each
  * of the whole app's routes the way API Gateway selects an HTTP API route and fail when it would
  * reach a function that does not serve it (a 404 in AWS that no local test would see), or when a
@@ -62,7 +62,9 @@ describe("the HTTP API's functions", () => {
   it("select routes as API Gateway does", () => {
     // A named method and path without a greedy variable first; then the longest greedy prefix; then $default.
     expect(gatewayTarget("POST", "/v1/policies/preview")).toBe("apiAutomation");
-    expect(gatewayTarget("GET", "/v1/policies/preview")).toBe("api");
+    expect(gatewayTarget("GET", "/v1/policies/preview")).toBe("apiPolicy");
+    expect(gatewayTarget("POST", "/v1/decisions/evaluate")).toBe("apiPolicy");
+    expect(gatewayTarget("GET", "/v1/policies")).toBe("apiPolicy");
     expect(gatewayTarget("GET", "/v1/feed")).toBe("apiEnforcement");
     expect(gatewayTarget("GET", "/v1/feed/keys")).toBe("apiEnforcement");
     expect(gatewayTarget("POST", "/v1/ingest/src_1")).toBe("apiIngest");

@@ -4,10 +4,12 @@ import { automationRoutes } from "./groups/automation.ts";
 import { enforcementRoutes } from "./groups/enforcement.ts";
 import { ingestRoutes } from "./groups/ingest.ts";
 import { managementRoutes } from "./groups/management.ts";
+import { policyRoutes } from "./groups/policy.ts";
 
 /** Every route group, in the order the whole API registers them. */
 export const routeGroups = {
   management: managementRoutes,
+  policy: policyRoutes,
   ingest: ingestRoutes,
   enforcement: enforcementRoutes,
   automation: automationRoutes,

@@ -145,14 +145,14 @@ const apiTablesListingAudit = committing({ ...apiTables, audit: [...apiTables.au
 const apiFunction = { ...consumer, timeoutSeconds: timeouts.apiFunctionSeconds, publishes: true } as const;
 
 /** The functions behind the HTTP API, one per route group (api `groups/`). */
-export const apiFunctionNames = ["api", "apiIngest", "apiEnforcement", "apiAutomation"] as const;
+export const apiFunctionNames = ["api", "apiPolicy", "apiIngest", "apiEnforcement", "apiAutomation"] as const;
 export type ApiFunctionName = (typeof apiFunctionNames)[number];
 
 export const functions = {
   api: {
     ...apiFunction,
     handler: "api.ts",
-    does: "serves the management API (devices, policy, access, decisions, health) and the API's documents: every path no other API function routes",
+    does: "serves the management API (devices, access, health) and the API's documents: every path no other API function routes",
     routes: ["$default"],
     // A device's timeline lists its audit records.
     tables: apiTablesListingAudit,
@@ -164,6 +164,14 @@ export const functions = {
       { from: "packages/api/openapi.json", to: "openapi.json" },
       { from: "packages/api/asyncapi.json", to: "asyncapi.json" },
     ],
+  },
+  apiPolicy: {
+    ...apiFunction,
+    handler: "api-policy.ts",
+    does: "serves policy: segments' rules, the enforcement settings and the decisions they make (apart from the management API, whose bundle they took over budget)",
+    // A traffic preview (`POST /v1/policies/preview`) is more specific: the automation function serves it.
+    routes: ["ANY /v1/policies", "ANY /v1/policies/{proxy+}", "ANY /v1/decisions/{proxy+}", "ANY /v1/enforcement"],
+    tables: apiTables,
   },
   apiIngest: {
     ...apiFunction,
