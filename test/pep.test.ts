@@ -4,7 +4,7 @@
  * reports flows, and resumes from its state file after a restart.
  */
 import { createPublicKey } from "node:crypto";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { get } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,9 +15,11 @@ import { PepEngine } from "@simroot/pep/engine";
 import { PepState } from "@simroot/pep/state";
 import { FeedSync } from "@simroot/pep/sync";
 import { nodeGet } from "@simroot/pep/transport";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { createApp } from "@simroot/api";
+import { revokedKey } from "@simroot/core/device/keys";
 import { memorySigner } from "@simroot/core";
-import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { call, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { recordingFetch } from "./support/feed-polls.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
 
@@ -128,6 +130,16 @@ async function attach(tenant: Tenant, ipv4: string) {
   expect(response.status).toBeLessThan(300);
   await runtime.settled();
 }
+
+/** A normalized session fact of the device with this IMSI, at `at` (epoch ms). */
+const session = (imsiOf: string, type: "sim.attached" | "sim.detached", ipv4: string, at: number) => ({
+  type,
+  dedupeKey: `${type}-${imsiOf}-${ipv4}-${at}`,
+  occurredAt: new Date(at).toISOString(),
+  device: { imsi: imsiOf },
+  sourceType: type,
+  data: type === "sim.attached" ? { bearer: "cellular", apn: "iot.acme", ipv4 } : { bearer: "cellular" },
+});
 
 describe("a PEP on the live feed", () => {
   it("syncs a snapshot, follows deltas, and denies a revoked device within a second", async () => {
@@ -320,6 +332,103 @@ describe("a PEP on the live feed", () => {
     });
     expect(restored.decide(sos)).toMatchObject({ allow: false, reason: "deny.revoked" });
     expect(restored.decide({ ...sos, sourceIp: "10.20.0.99" })).toMatchObject({ allow: true, reason: "allow.break-glass" });
+  });
+
+  it("learns a revoked device's last address from a snapshot's revocations page, before the snapshot completes (review 61)", async () => {
+    // The control plane goes away once the page carrying the revocation arrived: the PEP enforced the revocation by id at
+    // once, but not by the address the very same entry names, and the revoked device reached break-glass by it.
+    const tenant = await tenantClient(runtime);
+    const report = await simrootSource(runtime, tenant);
+    const address = "10.33.0.7";
+    const device = (await tenant.call("POST", "/v1/devices", { imsi: "208011200000001" })).json;
+    for (let index = 2; index <= 6; index++) await tenant.call("POST", "/v1/devices", { imsi: `20801120000000${index}` });
+    await report(session("208011200000001", "sim.attached", address, Date.now() - 60_000));
+    expect((await tenant.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+    await runtime.settled();
+    const credentials = await pepCredentials(tenant);
+    let unreachable = false;
+    const flaky: typeof fetch = async (input, init) => {
+      if (unreachable) throw new Error("connect ECONNREFUSED");
+      const response = await fetch(input, init);
+      const body = (await response.clone().json()) as { entries?: { kind: string; value: { state?: string } | null }[] };
+      if (body.entries?.some((entry) => entry.kind === "device" && entry.value?.state === "revoked")) unreachable = true;
+      return response;
+    };
+    const statePath = join(credentials.folder, "interrupted.json");
+    const state = new PepState(tenant.tenant.id);
+    const sync = new FeedSync({
+      url: runtime.url!,
+      apiKey: credentials.token,
+      publicKeys: [credentials.publicKey],
+      state,
+      fetch: flaky,
+      limit: 3,
+      statePath,
+    });
+    await expect(sync.snapshot()).rejects.toThrow();
+    const sos = { sourceIp: address, destination: { fqdn: "sos.example.com" }, port: 443, protocol: "tcp" } as const;
+    for (const view of [state, PepState.fromJSON(JSON.parse(await readFile(statePath, "utf8")))]) {
+      expect(view.devices.get(device.id)?.state).toBe("revoked");
+      expect(new PepEngine(view, { breakGlass: ["sos.example.com"] }).decide(sos)).toMatchObject({ allow: false, reason: "deny.revoked" });
+    }
+  });
+
+  it("agrees with the deltas on a revoked device's address that another device took and gave up since: nobody's (review 61)", async () => {
+    const tenant = await tenantClient(runtime);
+    const report = await simrootSource(runtime, tenant);
+    const credentials = await pepCredentials(tenant);
+    const [address, kept] = ["10.31.0.7", "10.31.0.8"];
+    const revoked = (await tenant.call("POST", "/v1/devices", { imsi: "208011100000001" })).json;
+    await tenant.call("POST", "/v1/devices", { imsi: "208011100000002" });
+    const follower = new PepState(tenant.tenant.id);
+    const followerSync = new FeedSync({
+      url: runtime.url!,
+      apiKey: credentials.token,
+      publicKeys: [credentials.publicKey],
+      state: follower,
+      waitSeconds: 0,
+    });
+    const catchUp = async () => {
+      for (let round = 0; round < 20; round++) if ((await followerSync.step()) === "idle") return;
+    };
+    await catchUp();
+    const at = Date.now() - 120_000;
+    // Dual-stack: both of the cellular session's addresses go to the other device in one commit.
+    const dualStack = (fact: ReturnType<typeof session>) => ({ ...fact, data: { ...fact.data, ipv6: "2001:db8::31" } });
+    await report(dualStack(session("208011100000001", "sim.attached", address, at)), {
+      ...session("208011100000001", "sim.attached", kept, at + 1),
+      data: { bearer: "wifi", ipv4: kept },
+    });
+    await catchUp();
+    expect((await tenant.call("POST", `/v1/devices/${revoked.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+    await runtime.settled();
+    await catchUp();
+    // One of its addresses goes to another device, which gives it up again.
+    await report(dualStack(session("208011100000002", "sim.attached", address, at + 2)));
+    await catchUp();
+    await report(session("208011100000002", "sim.detached", address, at + 3));
+    await catchUp();
+    // The revocation marker a snapshot lists (past the replay of the last seconds' versions) names only the address kept.
+    const marker = await runtime.ports.db.send(
+      new GetCommand({ TableName: runtime.ports.tables.identity, Key: revokedKey(tenant.tenant.id, revoked.id), ConsistentRead: true }),
+    );
+    expect(Object.keys(marker.Item?.view.lastAddresses ?? {})).toEqual([kept]);
+    const snapshot = new PepState(tenant.tenant.id);
+    const snapshotSync = new FeedSync({
+      url: runtime.url!,
+      apiKey: credentials.token,
+      publicKeys: [credentials.publicKey],
+      state: snapshot,
+      waitSeconds: 0,
+    });
+    expect(await snapshotSync.step()).toBe("snapshot");
+    const stale = (state: PepState) => new PepEngine(state, { breakGlass: ["sos.example.com"], now: () => state.freshUntil + 60_000 });
+    const sos = { destination: { fqdn: "sos.example.com" }, port: 443, protocol: "tcp" } as const;
+    for (const state of [follower, snapshot]) {
+      expect(stale(state).decide({ ...sos, sourceIp: address })).toMatchObject({ allow: true, reason: "allow.break-glass" });
+      expect(stale(state).decide({ ...sos, sourceIp: "2001:db8::31" })).toMatchObject({ allow: true, reason: "allow.break-glass" });
+      expect(stale(state).decide({ ...sos, sourceIp: kept })).toMatchObject({ allow: false, reason: "deny.revoked" });
+    }
   });
 
   it("keeps an idle PEP fresh with 304s, and refuses to roll back when the control plane is behind it", async () => {

@@ -56,6 +56,29 @@ describe("the replicated view", () => {
     expect(state.bindingOf("dev_a")).toBeUndefined();
   });
 
+  it("remembers a revoked device's address as the deltas left it, whether they arrive one by one or in one batch (review 61)", () => {
+    // The device is revoked with the address, which another device takes and gives up again: nobody's now. Applied in one
+    // batch, the release at the revocation was kept for the revoked device, as the bind in between had not happened.
+    const revoked = { ...device("dev_a", "revoked"), value: { ...device("dev_a", "revoked").value, lastAddresses: ["10.32.0.7"] } };
+    const versions = [
+      [device("dev_a"), device("dev_b")],
+      [binding("10.32.0.7", "dev_a")],
+      [revoked, binding("10.32.0.7", null)],
+      [binding("10.32.0.7", "dev_b")],
+      [binding("10.32.0.7", null)],
+    ];
+    const oneByOne = new PepState("ten_acme");
+    for (const [index, bodies] of versions.entries()) oneByOne.apply(feed.delta(index, index + 1, bodies).entries);
+    const batched = new PepState("ten_acme");
+    batched.apply(feed.delta(0, versions.length, versions.flat()).entries);
+    expect(oneByOne.revokedHolder("10.32.0.7")).toBeUndefined();
+    expect(batched.revokedHolder("10.32.0.7")).toBeUndefined();
+    // Without the other device in between, both remember it.
+    const kept = new PepState("ten_acme");
+    kept.apply(feed.delta(0, 3, versions.slice(0, 3).flat()).entries);
+    expect(kept.revokedHolder("10.32.0.7")).toBe("dev_a");
+  });
+
   it("saves atomically and loads back the version, the head and the view", async () => {
     const path = join(await folder(), "nested", "state.json");
     expect(await loadState(path)).toBeUndefined();

@@ -68,6 +68,12 @@ const maxRevokedAddresses = 100_000;
 const freezeDevice = (value: Record<string, unknown>): DeviceView =>
   Object.freeze({ ...(value as unknown as DeviceView), labels: Object.freeze({ ...((value.labels ?? {}) as Record<string, string>) }) });
 
+/** The addresses a revoked device's view names as released by its revocation (`lastAddresses`), in their one spelling. */
+const lastAddresses = (value: Record<string, unknown> | null): string[] =>
+  value?.state === "revoked" && Array.isArray(value.lastAddresses)
+    ? value.lastAddresses.flatMap((address) => (typeof address === "string" ? [normalizeIp(address)] : []))
+    : [];
+
 export class PepState {
   /** The tenant the PEP enforces for: configured, or learned from its first verified snapshot. */
   tenantId: string | undefined;
@@ -112,7 +118,7 @@ export class PepState {
      * Addresses released here (by a binding's removal, or named by a revoked device's view), and who held them: kept if
      * that device is revoked once the entries are applied and nobody holds the address then.
      */
-    const released: [string, string][] = [];
+    const released = new Map<string, string>();
     for (const entry of entries) {
       const value = entry.value;
       switch (entry.kind) {
@@ -120,16 +126,18 @@ export class PepState {
           devices++;
           if (value === null) this.devices.delete(entry.key);
           else this.devices.set(entry.key, freezeDevice(value));
-          if (value?.state === "revoked" && Array.isArray(value.lastAddresses))
-            for (const address of value.lastAddresses) if (typeof address === "string") released.push([normalizeIp(address), entry.key]);
+          for (const address of lastAddresses(value)) released.set(address, entry.key);
           break;
         case "binding": {
           bindings++;
           const address = normalizeIp(entry.key);
           const holder = this.bindings.get(address)?.deviceId;
           this.#unbind(address);
-          if (value !== null) this.#bind({ ...(value as unknown as Binding), address });
-          else if (holder !== undefined) released.push([address, holder]);
+          if (value !== null) {
+            // Bound again later in the same entries: not the revoked device's any more, as if applied one at a time.
+            released.delete(address);
+            this.#bind({ ...(value as unknown as Binding), address });
+          } else if (holder !== undefined) released.set(address, holder);
           break;
         }
         case "policy":
@@ -149,15 +157,20 @@ export class PepState {
           break;
       }
     }
-    for (const [address, holder] of released) {
-      if (this.devices.get(holder)?.state !== "revoked" || this.bindings.has(address)) continue;
-      this.#revokedAddresses.delete(address);
-      this.#revokedAddresses.set(address, holder);
-      if (this.#revokedAddresses.size > maxRevokedAddresses)
-        this.#revokedAddresses.delete(this.#revokedAddresses.keys().next().value as string);
-    }
+    for (const [address, holder] of released) this.#rememberRevoked(address, holder);
     if (policy) this.policyRevision++;
     return { devices, bindings, policy };
+  }
+
+  /** Keeps `address` as the revoked `holder`'s, unless the holder is not revoked or another device holds the address. */
+  #rememberRevoked(address: string, holder: string) {
+    if (this.devices.get(holder)?.state !== "revoked") return;
+    const bound = this.bindings.get(address)?.deviceId;
+    if (bound !== undefined && bound !== holder && this.devices.get(bound)?.state !== "revoked") return;
+    this.#revokedAddresses.delete(address);
+    this.#revokedAddresses.set(address, holder);
+    if (this.#revokedAddresses.size > maxRevokedAddresses)
+      this.#revokedAddresses.delete(this.#revokedAddresses.keys().next().value as string);
   }
 
   /** The revoked device that held `address` last, if no device holds it now. */
@@ -187,9 +200,13 @@ export class PepState {
   applyRevocations(entries: readonly FeedEntry[]): number {
     let revoked = 0;
     for (const entry of entries) {
-      if (entry.kind !== "device" || entry.value?.state !== "revoked" || this.devices.get(entry.key)?.state === "revoked") continue;
-      this.devices.set(entry.key, freezeDevice(entry.value));
-      revoked++;
+      if (entry.kind !== "device" || entry.value?.state !== "revoked") continue;
+      if (this.devices.get(entry.key)?.state !== "revoked") {
+        this.devices.set(entry.key, freezeDevice(entry.value));
+        revoked++;
+      }
+      // And by the addresses its revocation released (unless the view has another device, not revoked, holding one).
+      for (const address of lastAddresses(entry.value)) this.#rememberRevoked(address, entry.key);
     }
     return revoked;
   }

@@ -193,8 +193,11 @@ export class FeedSync {
       assembly = progress.assembly;
       // Revocations come first in a snapshot: enforce them now, not once its last page arrived.
       const revoked = state.applyRevocations(page.entries);
-      if (revoked > 0)
+      if (revoked > 0) {
+        // Kept on disk too: a PEP restarted before the snapshot completes still denies them (revocation is terminal).
+        await this.#save();
         this.#options.onChange?.({ kind: "revocations", version: state.version, devices: revoked, bindings: 0, policy: false });
+      }
       cursor = page.next;
       if (!cursor) throw new FeedHttpError(200, "a snapshot page that is not the last gave no cursor");
     }
@@ -323,14 +326,17 @@ export class FeedSync {
   async #applied(change: SyncChange) {
     this.stats.applied++;
     this.stats.lastSyncAt = new Date(this.#now()).toISOString();
-    if (this.#options.statePath) {
-      try {
-        await saveState(this.#options.statePath, this.#options.state);
-      } catch (error) {
-        this.#options.onError?.(error);
-      }
-    }
+    await this.#save();
     this.#options.onChange?.(change);
+  }
+
+  async #save() {
+    if (!this.#options.statePath) return;
+    try {
+      await saveState(this.#options.statePath, this.#options.state);
+    } catch (error) {
+      this.#options.onError?.(error);
+    }
   }
 
   #context(): VerifyContext {

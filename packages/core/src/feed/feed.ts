@@ -340,6 +340,16 @@ interface SnapshotCursor {
   readonly began?: number;
 }
 
+/**
+ * A revocation marker's device view: its enforcement view and the addresses its revocation released that no device was
+ * bound to since (`lastAddresses`, a map the bind of one to another device removes it from: identity/apply-fact.ts).
+ */
+function revokedMarkerView(item: Record<string, unknown>): { id: string; labels?: unknown } & Record<string, unknown> {
+  const { lastAddresses, ...view } = item.view as { id: string; labels?: unknown; lastAddresses?: unknown };
+  const addresses = Array.isArray(lastAddresses) ? lastAddresses : Object.keys(lastAddresses ?? {}).sort();
+  return addresses.length === 0 ? view : { ...view, lastAddresses: addresses };
+}
+
 /** Then the replay of the latest feed versions (snapshot-replay.ts): what the eventually consistent index may not list yet. */
 type SnapshotPhase = "revoked" | "devices" | "bindings" | "replay";
 const phases: readonly SnapshotPhase[] = ["revoked", "devices", "bindings", "replay"];
@@ -413,8 +423,17 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
  * The replayed entries a page needs: per key only the last (applied in order, it supersedes the
  * earlier ones), and not when the page already says that very value of the key (its last entry so far).
  */
-function withoutRepeats(listed: readonly FeedEntry[], replay: readonly FeedEntry[]): FeedEntry[] {
+function withoutRepeats(listed: readonly FeedEntry[], replayed: readonly FeedEntry[]): FeedEntry[] {
   const id = (entry: FeedEntry) => `${entry.kind}|${entry.key}`;
+  // An address a revoked device released and another device was bound to later: no longer the revoked device's (the
+  // marker listed no longer names it), though the bind in between is replaced by the later entries of its key below.
+  const lastBound = new Map<string, number>();
+  for (const [index, entry] of replayed.entries()) if (entry.kind === "binding" && entry.value !== null) lastBound.set(entry.key, index);
+  const replay = replayed.map((entry, index) => {
+    const addresses = entry.kind === "device" ? entry.value?.lastAddresses : undefined;
+    if (!Array.isArray(addresses) || !addresses.some((address) => (lastBound.get(address) ?? -1) > index)) return entry;
+    return { ...entry, value: { ...entry.value, lastAddresses: addresses.filter((address) => (lastBound.get(address) ?? -1) < index) } };
+  });
   // What the page says of each key so far: its last entry (an earlier one, since replaced, is no repeat of it).
   const current = new Map(listed.map((entry) => [id(entry), canonicalJson(entry.value)]));
   const last = new Map(replay.map((entry) => [id(entry), entry]));
@@ -485,7 +504,7 @@ export async function feedSnapshot(
     const bindings: FeedEntry[] = [];
     for (const item of listed.items) {
       if (phase === "revoked") {
-        const view = item.view as { id: string; labels?: unknown };
+        const view = revokedMarkerView(item);
         if (!scope || inScope(scope, view.labels)) entries.push(entry("device", view.id, view));
       } else if (phase === "devices") {
         if (scope && !inScope(scope, item.labels)) continue;

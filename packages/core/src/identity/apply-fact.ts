@@ -103,9 +103,9 @@ async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, 
     ...(absorbed ? [absorbed.event] : []),
   ];
   const leases = distinctEdges([...leaseChanges(before, after, fact.at), ...(absorbed?.leases ?? [])]);
-  const bindings = await bindingChanges(ports, device, bindingsOf(before), bindingsOf(after), now.toISOString());
-  // After the bindings, so that theirs are the write indices `positioned` names.
   const revoking = next.state === "revoked" && device.state !== "revoked";
+  const bindings = await bindingChanges(ports, device, bindingsOf(before), bindingsOf(after), now.toISOString(), revoking);
+  // After the bindings, so that theirs are the write indices `positioned` names.
   // A revoked device's view names the addresses it released: a PEP that learns the revocation from a snapshot (which
   // lists no released binding) still knows them as the revoked device's (no break-glass for it while its feed is stale).
   const view = revoking ? revokedView(next, bindings.feed) : enforcementView(next);
@@ -117,7 +117,7 @@ async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, 
       : [...(await followedImei(ports, device, before, after)), ...(await followedProfiles(ports, device, before, after))];
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
-    writes: [putDevice, ...bindings.writes, ...revocation, ...aliases],
+    writes: [putDevice, ...bindings.writes, ...revocation, ...aliases, ...bindings.markers],
     events,
     leases,
     feed: [{ kind: "device", key: deviceId, value: view }, ...bindings.feed],
@@ -293,12 +293,18 @@ type Bindings = ReturnType<typeof bindingsOf>;
 
 /** The enforcement view of a device being revoked, with the addresses its revocation releases (`lastAddresses`), if any. */
 function revokedView(device: Device, feed: readonly FeedChange[]) {
-  const released = feed.flatMap((change) => (change.kind === "binding" && change.value === null ? [change.key] : []));
+  const released = feed.flatMap((change) => (change.kind === "binding" && change.value === null ? [change.key] : [])).sort();
   return { ...enforcementView(device), ...(released.length === 0 ? {} : { lastAddresses: released }) };
 }
 
-/** The marker that lists the device among the tenant's revocations (the feed snapshot serves them first). */
+/**
+ * The marker that lists the device among the tenant's revocations (the feed snapshot serves them first, `feed.ts`): its
+ * enforcement view, with the addresses its revocation released as a map (`lastAddresses`), from which the bind of one
+ * of them to another device removes it (`bindingChanges`): a snapshot names an address as the revoked device's until
+ * another device is bound to it, as the deltas do.
+ */
 function revocationMarker(ports: Ports, device: Device, view: ReturnType<typeof revokedView>, now: string): TransactItem {
+  const { lastAddresses, ...enforcement } = view;
   return {
     Put: {
       TableName: ports.tables.identity,
@@ -307,7 +313,11 @@ function revocationMarker(ports: Ports, device: Device, view: ReturnType<typeof 
         ...revokedListKey(device.tenantId, device.id),
         deviceId: device.id,
         revokedAt: now,
-        view,
+        // Inside the view, which the listing index copies (an index's projection cannot change once it exists).
+        view: {
+          ...enforcement,
+          ...(lastAddresses ? { lastAddresses: Object.fromEntries(lastAddresses.map((address) => [address, 1])) } : {}),
+        },
       },
     },
   };
@@ -350,7 +360,7 @@ const nextRevision = (item: Record<string, unknown> | undefined, now: string) =>
  * address's changes are ordered by revision whichever device, and so whichever ledger shard, records them
  * (ledger/cut.ts).
  */
-async function bindingChanges(ports: Ports, device: Device, before: Bindings, after: Bindings, now: string) {
+async function bindingChanges(ports: Ports, device: Device, before: Bindings, after: Bindings, now: string, revoking: boolean) {
   const bound = [...after].filter(([address, binding]) => {
     const previous = before.get(address);
     return !previous || previous.bearer !== binding.bearer || previous.apn !== binding.apn;
@@ -378,8 +388,13 @@ async function bindingChanges(ports: Ports, device: Device, before: Bindings, af
         Delete: { TableName: ports.tables.identity, Key: legacyBindingKey(device.tenantId, address), ...join(atRevision(stored.item)) },
       });
   };
+  /** Revoked devices' markers naming an address bound here as theirs, and which (one write per marker: a transaction writes an item once). */
+  const revokedHolders = new Map<string, string[]>();
   for (const [address, binding] of bound) {
-    const rev = nextRevision(current.get(address)?.item, now);
+    const previous = current.get(address)?.item;
+    if (typeof previous?.revokedDevice === "string" && previous.deviceId === undefined && previous.revokedDevice !== device.id)
+      revokedHolders.set(previous.revokedDevice, [...(revokedHolders.get(previous.revokedDevice) ?? []), address]);
+    const rev = nextRevision(previous, now);
     written(address, { ...bindingKey(device.tenantId, address), deviceId: device.id, address, ...binding, since: now, rev });
     feed.push({ kind: "binding", key: address, value: { deviceId: device.id, address, ...binding }, rev });
   }
@@ -391,7 +406,15 @@ async function bindingChanges(ports: Ports, device: Device, before: Bindings, af
     const expiresAt = Math.floor(Date.parse(now) / 1000) + bindingTombstoneSeconds;
     written(
       address,
-      { ...bindingKey(device.tenantId, address), address, rev, releasedAt: now, expiresAt },
+      // A revocation's release names the revoked device: the bind of the address to another device clears its marker's.
+      {
+        ...bindingKey(device.tenantId, address),
+        address,
+        rev,
+        releasedAt: now,
+        expiresAt,
+        ...(revoking ? { revokedDevice: device.id } : {}),
+      },
       {
         condition: "deviceId = :device",
         values: { ":device": device.id },
@@ -399,5 +422,15 @@ async function bindingChanges(ports: Ports, device: Device, before: Bindings, af
     );
     feed.push({ kind: "binding", key: address, value: null, rev });
   }
-  return { writes, feed };
+  const markers = [...revokedHolders].map(
+    ([revoked, addresses]): TransactItem => ({
+      Update: {
+        TableName: ports.tables.identity,
+        Key: revokedKey(device.tenantId, revoked),
+        UpdateExpression: `REMOVE #view.lastAddresses.${addresses.map((_, index) => `#a${index}`).join(", #view.lastAddresses.")}`,
+        ExpressionAttributeNames: { "#view": "view", ...Object.fromEntries(addresses.map((address, index) => [`#a${index}`, address])) },
+      },
+    }),
+  );
+  return { writes, feed, markers };
 }

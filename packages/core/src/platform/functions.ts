@@ -125,7 +125,8 @@ const streamReader = {
 } as const;
 
 const applyTables = committing({
-  identity: ["GetItem", "Query", "PutItem", "DeleteItem"],
+  // UpdateItem: the bind of an address a revocation released clears it from the revoked device's marker (identity/apply-fact.ts).
+  identity: ["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"],
   control: ["GetItem", "Query", "PutItem", "DeleteItem"],
   audit: ["GetItem", "Query", "PutItem"],
 });
