@@ -131,6 +131,13 @@ async function attach(tenant: Tenant, ipv4: string) {
   await runtime.settled();
 }
 
+/** A feed sync of `state` with the PEP's key and pinned feed key, asking for no wait unless told. */
+const syncOf = (
+  credentials: { token: string; publicKey: ReturnType<typeof createPublicKey> },
+  state: PepState,
+  options: Partial<ConstructorParameters<typeof FeedSync>[0]> = {},
+) => new FeedSync({ url: runtime.url!, apiKey: credentials.token, publicKeys: [credentials.publicKey], state, waitSeconds: 0, ...options });
+
 /** A normalized session fact of the device with this IMSI, at `at` (epoch ms). */
 const session = (imsiOf: string, type: "sim.attached" | "sim.detached", ipv4: string, at: number) => ({
   type,
@@ -318,7 +325,7 @@ describe("a PEP on the live feed", () => {
 
     const credentials = await pepCredentials(tenant);
     const state = new PepState(tenant.tenant.id);
-    const sync = new FeedSync({ url: runtime.url!, apiKey: credentials.token, publicKeys: [credentials.publicKey], state, waitSeconds: 0 });
+    const sync = syncOf(credentials, state);
     expect(await sync.step()).toBe("snapshot");
     expect(state.devices.get(device.id)?.state).toBe("revoked");
     expect(state.binding(meterIp)).toBeUndefined();
@@ -356,15 +363,7 @@ describe("a PEP on the live feed", () => {
     };
     const statePath = join(credentials.folder, "interrupted.json");
     const state = new PepState(tenant.tenant.id);
-    const sync = new FeedSync({
-      url: runtime.url!,
-      apiKey: credentials.token,
-      publicKeys: [credentials.publicKey],
-      state,
-      fetch: flaky,
-      limit: 3,
-      statePath,
-    });
+    const sync = syncOf(credentials, state, { fetch: flaky, limit: 3, statePath });
     await expect(sync.snapshot()).rejects.toThrow();
     const sos = { sourceIp: address, destination: { fqdn: "sos.example.com" }, port: 443, protocol: "tcp" } as const;
     for (const view of [state, PepState.fromJSON(JSON.parse(await readFile(statePath, "utf8")))]) {
@@ -381,13 +380,7 @@ describe("a PEP on the live feed", () => {
     const revoked = (await tenant.call("POST", "/v1/devices", { imsi: "208011100000001" })).json;
     await tenant.call("POST", "/v1/devices", { imsi: "208011100000002" });
     const follower = new PepState(tenant.tenant.id);
-    const followerSync = new FeedSync({
-      url: runtime.url!,
-      apiKey: credentials.token,
-      publicKeys: [credentials.publicKey],
-      state: follower,
-      waitSeconds: 0,
-    });
+    const followerSync = syncOf(credentials, follower);
     const catchUp = async () => {
       for (let round = 0; round < 20; round++) if ((await followerSync.step()) === "idle") return;
     };
@@ -414,13 +407,7 @@ describe("a PEP on the live feed", () => {
     );
     expect(Object.keys(marker.Item?.view.lastAddresses ?? {})).toEqual([kept]);
     const snapshot = new PepState(tenant.tenant.id);
-    const snapshotSync = new FeedSync({
-      url: runtime.url!,
-      apiKey: credentials.token,
-      publicKeys: [credentials.publicKey],
-      state: snapshot,
-      waitSeconds: 0,
-    });
+    const snapshotSync = syncOf(credentials, snapshot);
     expect(await snapshotSync.step()).toBe("snapshot");
     const stale = (state: PepState) => new PepEngine(state, { breakGlass: ["sos.example.com"], now: () => state.freshUntil + 60_000 });
     const sos = { destination: { fqdn: "sos.example.com" }, port: 443, protocol: "tcp" } as const;
