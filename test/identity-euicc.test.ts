@@ -7,6 +7,8 @@ import * as asn1js from "asn1js";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { documentClient, resolveDevice } from "@simroot/core";
 import { aliasCacheMs } from "@simroot/core/device/store";
+import { aliasKey } from "@simroot/core/device/keys";
+import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { createTestPki, signedOtherNotification } from "../packages/core/src/ingest/adapters/eim-pki.test-support.ts";
 import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
@@ -146,6 +148,59 @@ describe("an eUICC's new profiles identify its device (review 58)", () => {
     // The registered ICCID stays the device's whatever its profile's state.
     await report({ ...profileFact("profile.deleted"), data: { eid: eidOf, iccid: "8944500102198304826", seqNumber: ++sequence } });
     expect((await tenant.call("GET", "/v1/devices/lookup?iccid=8944500102198304826")).json.id).toBe(device.id);
+  });
+
+  it("takes an ICCID spelled with its F padding and without for one profile (review 61)", async () => {
+    const tenant = await tenantClient(runtime);
+    const report = await simrootSource(runtime, tenant);
+    const eidOf = "89049032123451234512345678901235";
+    const device = (await tenant.call("POST", "/v1/devices", { eid: eidOf })).json;
+    let sequence = 0;
+    const profileFact = (type: string, iccidOf: string, data: Record<string, unknown> = {}) => ({
+      type,
+      dedupeKey: `padded-${++sequence}`,
+      occurredAt: new Date(Date.now() - 60_000 + sequence).toISOString(),
+      device: { eid: eidOf },
+      sourceType: "eim",
+      data: { eid: eidOf, iccid: iccidOf, seqNumber: sequence, ...data },
+    });
+    await report(profileFact("profile.installed", "8944500102198304883F", { result: "success" }));
+    expect((await tenant.call("GET", "/v1/devices/lookup?iccid=8944500102198304883")).json.id).toBe(device.id);
+    // Deleted as spelled without the F: the same profile (two were kept, the padded one installed, its alias held).
+    await report(profileFact("profile.deleted", "8944500102198304883"));
+    const profiles = (await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.profiles;
+    expect(Object.keys(profiles)).toEqual(["8944500102198304883"]);
+    expect(profiles["8944500102198304883"].state).toBe("deleted");
+    expect((await tenant.call("GET", "/v1/devices/lookup?iccid=8944500102198304883")).status).toBe(404);
+  });
+
+  it("releases at revocation the alias a deleted profile's ICCID kept before deletions released them (review 61)", async () => {
+    const tenant = await tenantClient(runtime);
+    const report = await simrootSource(runtime, tenant);
+    const eidOf = "89049032123451234512345678901235";
+    const profile = "8944500102198304891";
+    const device = (await tenant.call("POST", "/v1/devices", { eid: eidOf, imsi: "208015550000031" })).json;
+    let sequence = 0;
+    const profileFact = (type: string, data: Record<string, unknown> = {}) => ({
+      type,
+      dedupeKey: `legacy-profile-${++sequence}`,
+      occurredAt: new Date(Date.now() - 60_000 + sequence).toISOString(),
+      device: { eid: eidOf },
+      sourceType: "eim",
+      data: { eid: eidOf, iccid: profile, seqNumber: sequence, ...data },
+    });
+    await report(profileFact("profile.installed", { result: "success" }), profileFact("profile.deleted"));
+    // What a deletion left before 2026-12-05: the alias still the device's.
+    await runtime.ports.db.send(
+      new PutCommand({
+        TableName: runtime.ports.tables.identity,
+        Item: { ...aliasKey(tenant.tenant.id, "iccid", profile), deviceId: device.id, kind: "iccid", value: profile },
+      }),
+    );
+    expect((await tenant.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "decommissioned" })).status).toBe(200);
+    // Released with the device, as its revocation released it before: the ICCID can be registered again.
+    const again = await tenant.call("POST", "/v1/devices", { iccids: [profile] });
+    expect(again.status, again.text).toBe(201);
   });
 
   it("shows another instance's release of a profile ICCID within the alias cache's lifetime", async () => {

@@ -126,7 +126,7 @@ async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, 
     onConditionFailed: conflict,
   });
   rememberDevice(ports, { device: next, history: nextHistory });
-  if (revoking) forgetAliases(ports, next.tenantId, aliasesOf(next));
+  if (revoking) forgetAliases(ports, next.tenantId, revokedAliasesOf(next));
   else forgetAliases(ports, next.tenantId, releasedProfiles(before, after));
   return { value: { outcome: "applied" as const, deviceId, changes: changes.map((change) => change.type) }, events };
 }
@@ -190,6 +190,16 @@ const aliasesOf = (device: Device): Alias[] => [
   ...profileIccids(device.identity).map((value) => ({ kind: "iccid" as const, value })),
 ];
 
+/**
+ * What a revocation releases: the aliases the device holds, and the ICCIDs of every profile it reported, deleted or
+ * failed too (a profile deleted before its ICCID was released on deletion kept its alias; only those the device holds
+ * are released, `releasedAliases` reads).
+ */
+const revokedAliasesOf = (device: Device): Alias[] => [
+  ...aliasesOf(device),
+  ...Object.values(device.identity.profiles).map((profile) => ({ kind: "iccid" as const, value: iccidAlias(profile.iccid) })),
+];
+
 /** An alias removed only if it is (still) this device's; a missing one is fine. */
 const releaseAlias = (ports: Ports, device: Device, { kind, value }: Alias): TransactItem => ({
   Delete: {
@@ -205,7 +215,7 @@ const releaseAlias = (ports: Ports, device: Device, { kind, value }: Alias): Tra
  * the SIM or the equipment can be registered again.
  */
 async function releasedAliases(ports: Ports, device: Device): Promise<TransactItem[]> {
-  const unique = new Map(aliasesOf(device).map((alias) => [`${alias.kind}:${alias.value}`, alias]));
+  const unique = new Map(revokedAliasesOf(device).map((alias) => [`${alias.kind}:${alias.value}`, alias]));
   // The IMEI alias follows the equipment only when no other device holds it (`followedImei`): one held by another
   // device is that device's, not released (its release, conditional on being this device's, failed every revocation).
   const registered = new Set(device.iccids);

@@ -211,7 +211,9 @@ function applyTimeFact(state: IdentityState, fact: Fact, settings: FoldSettings)
 /** SGP.32 profile state machine: at most one enabled profile per eUICC. */
 function applyProfileFact(state: IdentityState, fact: Fact) {
   if (!isProfileFact(fact)) return;
-  const data = fact.data as { eid: string; iccid: string; seqNumber?: number; result?: "success" | "failure"; reason?: string };
+  const reported = fact.data as { eid: string; iccid: string; seqNumber?: number; result?: "success" | "failure"; reason?: string };
+  // One profile whatever the spelling: an eUICC may report an ICCID with the F that pads it to 20 digits, or without.
+  const data = { ...reported, iccid: reported.iccid.replace(/F$/i, "") };
   const existing = state.profiles[data.iccid];
   const base = { iccid: data.iccid, eid: data.eid, seqNumber: fact.seq ?? data.seqNumber, at: fact.at };
   switch (fact.type) {
