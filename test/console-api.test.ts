@@ -4,6 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildConsole } from "@simroot/console/build";
+import { createApp } from "@simroot/api";
+import { memorySigner } from "@simroot/core";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
 
@@ -224,6 +226,23 @@ describe("live changes", () => {
     const missed = resumed.find((e) => e.event === "change")!;
     expect(Number(missed.id)).toBeGreaterThan(Number(change.id));
     expect(missed.data.changes).toContainEqual({ kind: "device", key: device.id });
+  });
+
+  it("ends the stream after its first change behind a gateway that buffers responses (API Gateway), not at the end of its wait (review 62)", async () => {
+    // The API function answers through API Gateway, which holds a response until it ends: a change was shown only once
+    // the wait was over, and a wait past the gateway's 30 s ended in a timeout.
+    const tenant = await tenantClient(runtime);
+    const buffered = createApp({ ports: () => runtime.ports, feedSigner: async () => memorySigner(), health: {}, streamFeed: false });
+    const started = Date.now();
+    const answer = buffered.request("/v1/live?wait=15", { headers: { authorization: `Bearer ${tenant.token}` } });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const device = (await tenant.call("POST", "/v1/devices", { imsi: "208011234560019" })).json;
+    const text = await (await answer).text();
+    expect(Date.now() - started).toBeLessThan(10_000);
+    expect(text).toContain("event: change");
+    expect(text).toContain(device.id);
+    const tooLong = await buffered.request("/v1/live?wait=25", { headers: { authorization: `Bearer ${tenant.token}` } });
+    expect(tooLong.status).toBe(400);
   });
 
   it("needs a key of the tenant", async () => {

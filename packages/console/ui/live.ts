@@ -23,7 +23,7 @@ export function subscribeLive(onChange: (change: LiveChange) => void, onStatus: 
       controller = new AbortController();
       try {
         onStatus("connecting");
-        const response = await fetch("/v1/live?wait=25", {
+        const response = await fetch("/v1/live?wait=20", {
           headers: {
             authorization: `Bearer ${apiKey() ?? ""}`,
             accept: "text/event-stream",

@@ -6071,7 +6071,7 @@ export interface operations {
             query?: {
                 /** @description resume after this version (default: now) */
                 since?: number | null;
-                /** @description seconds before the stream ends (reconnect then) */
+                /** @description seconds before the stream ends (reconnect then), at most 20 so it ends inside the gateway's 30 s. Behind a gateway that buffers responses (API Gateway in AWS), the stream ends after its first change instead: reconnect with Last-Event-ID */
                 wait?: number;
             };
             header?: never;

@@ -7,7 +7,7 @@
  */
 import * as z from "zod";
 import { createRoute, OpenAPIHono } from "../route-table.ts";
-import { feedDeltas, headVersion, isSimrootError } from "@simroot/core";
+import { feedDeltas, headVersion, isSimrootError, timeouts } from "@simroot/core";
 import { streamSSE } from "hono/streaming";
 import type { AppEnv, AppOptions } from "../env.ts";
 import { readers, requireRole } from "../middleware.ts";
@@ -27,7 +27,17 @@ const live = createRoute({
   request: {
     query: z.object({
       since: z.coerce.number().int().nonnegative().optional().meta({ description: "resume after this version (default: now)" }),
-      wait: z.coerce.number().int().min(1).max(60).default(25).meta({ description: "seconds before the stream ends (reconnect then)" }),
+      wait: z.coerce
+        .number()
+        .int()
+        .min(1)
+        .max(timeouts.feedWaitSeconds)
+        .default(timeouts.feedWaitSeconds)
+        .meta({
+          description:
+            `seconds before the stream ends (reconnect then), at most ${timeouts.feedWaitSeconds} so it ends inside the gateway's 30 s. ` +
+            "Behind a gateway that buffers responses (API Gateway in AWS), the stream ends after its first change instead: reconnect with Last-Event-ID",
+        }),
     }),
   },
   responses: {
@@ -63,10 +73,13 @@ export function liveRoutes(options: AppOptions) {
           since = version;
           const changes = entries.map((entry) => ({ kind: entry.kind, key: entry.key }));
           await out.writeSSE({ event: "change", id: String(version), data: JSON.stringify({ version, changes }) });
+          // A gateway that buffers the response until it ends (API Gateway) would hold this change until the wait is over.
+          if (!options.streamFeed) break;
         } catch (error) {
           if (isSimrootError(error) && error.code === "feed.snapshot_required") {
             since = await headVersion(ports, ctx.tenantId);
             await out.writeSSE({ event: "reset", id: String(since), data: JSON.stringify({ version: since }) });
+            if (!options.streamFeed) break;
           } else throw error;
         }
       }
