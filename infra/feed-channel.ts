@@ -11,6 +11,8 @@ import { functionArgs } from "./functions";
 import { iotDataEndpoint } from "./iot-endpoint";
 
 const fn = new sst.aws.Function("FeedAuthorizer", functionArgs("feedAuthorizer"));
+/** The authorizer's function (its errors are alarmed: infra/ops.ts). */
+export const feedAuthorizerFunction = fn;
 
 export const feedAuthorizer = new aws.iot.Authorizer("FeedMqttAuthorizer", {
   name: `${$app.name}-${$app.stage}-feed`,

@@ -4,7 +4,7 @@
  * per resource with every action named. Nothing is `link`ed: SST's links grant `dynamodb:*`,
  * `events:*` and `sqs:*`, and core reads its settings from the environment anyway.
  */
-import { functions, grantsOf, type FunctionName, type Grant } from "../packages/core/src/platform/functions.ts";
+import { functions, grantsOf, type FunctionDefinition, type FunctionName, type Grant } from "../packages/core/src/platform/functions.ts";
 import { bundling } from "../packages/core/src/platform/limits.ts";
 import type { tableKeys } from "../packages/core/src/platform/tables.ts";
 import { tableEnvironment, dynamoTables } from "./database";
@@ -57,6 +57,21 @@ export function permissionsOf(name: FunctionName, late: LateResources = {}): Rol
   return grantsOf(functions[name]).map((grant) => ({ actions: [...grant.actions], resources: resourcesOf(grant, late) }));
 }
 
+/**
+ * The settings an operator sets in the deploying shell (README "Configuration"), to the functions that read them: the
+ * audit retention to those that write or archive audit records, the retired feed keys to those that verify the audit
+ * chain, the ingestion backlog bound to those that answer ingestion. Unset, each function takes core's default.
+ */
+function operatorSettings(definition: FunctionDefinition): Record<string, string> {
+  const given = (variable: string, reads: boolean | undefined) =>
+    reads && process.env[variable] ? { [variable]: process.env[variable]! } : {};
+  return {
+    ...given("SIMROOT_AUDIT_RETENTION_DAYS", definition.tables.audit?.includes("PutItem") || definition.auditArchive),
+    ...given("SIMROOT_FEED_RETIRED_PUBLIC_KEYS", definition.verifiesAudit),
+    ...given("SIMROOT_INGEST_MAX_BACKLOG", definition.backlogQueue),
+  };
+}
+
 /** The arguments of a function: everything but what only its caller knows (links to late resources). */
 export function functionArgs(name: FunctionName, late: LateResources = {}, role: RoleStatement[] = []): sst.aws.FunctionArgs {
   const definition = functions[name];
@@ -77,6 +92,7 @@ export function functionArgs(name: FunctionName, late: LateResources = {}, role:
       ...("auditArchive" in definition && definition.auditArchive ? auditArchiveEnvironment : {}),
       ...(definition.feedNotices ? feedChannelEnvironment : {}),
       ...(definition.backlogQueue ? applierQueueEnvironment : {}),
+      ...operatorSettings(definition),
       POWERTOOLS_SERVICE_NAME: `simroot-${name}`,
     },
     logging: { format: "json", retention: stage.logRetention },

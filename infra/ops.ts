@@ -4,10 +4,12 @@
  *
  * - outbox: committed events waiting on the audit stream (IteratorAge);
  * - dead letters: any message in a rule's dead-letter queue (an event no consumer could apply);
- * - consumers: errors, throttles, and the age of events waiting for a retry (AsyncEventAge; for the applier, the age
- *   of the oldest message in its queue);
- * - API: 5xx answers, p99 latency near the function timeout, throttled requests (429s);
- * - tables: throttled requests and system errors;
+ * - dead letters waiting: a message the drain did not move within 15 minutes;
+ * - consumers: errors, and the age of events waiting for a retry (AsyncEventAge; for the applier, the age of the
+ *   oldest message in its queue); the webhook worker's, the dead-letter drain's and the feed authorizer's errors;
+ *   throttled invocations in the account;
+ * - API: 5xx answers, p99 latency near the function timeout (the dashboard shows 4xx, throttled requests among them);
+ * - tables: throttle events of each table and index, and system errors;
  * - ingest accepted vs settled vs applied, and change and revocation to the signed feed, from the
  *   EMF metrics the functions print (Powertools; core platform/metrics.ts, namespace `simroot`);
  *   the feed latency alarms per committing function.
@@ -16,11 +18,14 @@ import { functions, type FunctionDefinition, type FunctionName } from "../packag
 import { applierQueue as applierQueueSettings, timeouts } from "../packages/core/src/platform/limits.ts";
 import { metricNamespace, type MetricName } from "../packages/core/src/platform/metrics.ts";
 import type { RuleName } from "../packages/core/src/platform/rules.ts";
+import { tables as tableDefinitions, type TableKey } from "../packages/core/src/platform/tables.ts";
 import { api } from "./api";
 import { applierQueue, queuedRule } from "./applier-queue";
 import { auditArchiver } from "./audit-archive";
-import { subscriptions } from "./bus";
+import { deadLetterDrain, subscriptions } from "./bus";
 import { dynamoTables } from "./database";
+import { feedAuthorizerFunction } from "./feed-channel";
+import { webhookWorker } from "./webhooks";
 import { history, outbox } from "./outbox";
 
 export const alarmTopic = new aws.sns.Topic("Alarms");
@@ -85,6 +90,18 @@ for (const rule of ruleNames) {
     period: 300,
     comparisonOperator: "GreaterThanThreshold",
     threshold: 0,
+  });
+  // Depth too: the drain empties the queue at once, so a message kept 15 minutes means the drain is not reading it (its
+  // mapping disabled, or failing), and SQS deletes it 14 days after it arrived.
+  alarm(`${rule}DeadLettersWaiting`, {
+    alarmDescription: `Dead letters of rule ${rule} wait in their queue: the dead-letter drain is not moving them (see its log)`,
+    namespace: "AWS/SQS",
+    metricName: "ApproximateAgeOfOldestMessage",
+    dimensions: { QueueName: deadLetterQueue.nodes.queue.name },
+    statistic: "Maximum",
+    period: 300,
+    comparisonOperator: "GreaterThanThreshold",
+    threshold: 15 * 60,
   });
   alarm(`${rule}Errors`, {
     alarmDescription: `Consumer ${rule} fails (Lambda retries, then dead-letters)`,
@@ -172,12 +189,78 @@ alarm("ApiLatency", {
   threshold: (timeouts.feedWaitSeconds + 5) * 1000,
 });
 
-for (const [key, table] of Object.entries(dynamoTables)) {
+/** The operations simroot calls on its tables: DynamoDB publishes SystemErrors per table and operation only. */
+const tableOperations = [
+  "GetItem",
+  "PutItem",
+  "UpdateItem",
+  "DeleteItem",
+  "Query",
+  "BatchGetItem",
+  "BatchWriteItem",
+  "TransactWriteItems",
+  "TransactGetItems",
+] as const;
+/** A metric-math alarm's query: one DynamoDB metric of a table (and index), summed over the period. */
+const dynamoQuery = (id: string, metricName: string, dimensions: Record<string, $util.Input<string>>) => ({
+  id,
+  returnData: false,
+  metric: { namespace: "AWS/DynamoDB", metricName, dimensions, period: 300, stat: "Sum" },
+});
+for (const [key, table] of Object.entries(dynamoTables) as [TableKey, (typeof dynamoTables)[TableKey]][]) {
+  // Throttle events per table and per index: ThrottledRequests is published per table *and operation*, so an alarm on
+  // the table alone watched a metric that never has data (review 62).
+  const indexes = Object.keys(tableDefinitions[key].indexes);
+  const throttles = [undefined, ...indexes].flatMap((index, position) =>
+    (["ReadThrottleEvents", "WriteThrottleEvents"] as const).map((metricName) =>
+      dynamoQuery(`${metricName === "ReadThrottleEvents" ? "r" : "w"}${position}`, metricName, {
+        TableName: table.name,
+        ...(index === undefined ? {} : { GlobalSecondaryIndexName: index }),
+      }),
+    ),
+  );
   alarm(`${key}TableThrottles`, {
-    alarmDescription: `Table ${key} throttles requests`,
-    namespace: "AWS/DynamoDB",
-    metricName: "ThrottledRequests",
-    dimensions: { TableName: table.name },
+    alarmDescription: `Table ${key} (or one of its indexes) throttles reads or writes`,
+    metricQueries: [...throttles, { id: "throttles", expression: "SUM(METRICS())", label: "throttle events", returnData: true }],
+    comparisonOperator: "GreaterThanThreshold",
+    threshold: 0,
+  });
+  alarm(`${key}TableSystemErrors`, {
+    alarmDescription: `Table ${key} answers requests with 500s (DynamoDB system errors; the SDK retries them)`,
+    metricQueries: [
+      ...tableOperations.map((operation, index) =>
+        dynamoQuery(`e${index}`, "SystemErrors", { TableName: table.name, Operation: operation }),
+      ),
+      { id: "errors", expression: "SUM(METRICS())", label: "system errors", returnData: true },
+    ],
+    comparisonOperator: "GreaterThanThreshold",
+    threshold: 5,
+  });
+}
+
+// Throttled invocations anywhere in the account (Lambda publishes Throttles without dimensions for the whole account):
+// a function at its concurrency, or the account at its limit (new accounts start low: see README "Deploying").
+alarm("LambdaThrottles", {
+  alarmDescription: "Lambda throttles invocations (a function at its concurrency, or the account at its limit)",
+  namespace: "AWS/Lambda",
+  metricName: "Throttles",
+  statistic: "Sum",
+  period: 300,
+  comparisonOperator: "GreaterThanThreshold",
+  threshold: 0,
+});
+
+// Functions no other alarm watches: failing, they stop quietly (deliveries and replays, dead letters' listing, PEP push logins).
+for (const [name, functionName] of [
+  ["WebhookWorker", webhookWorker.nodes.job.nodes.function.name],
+  ["DeadLetterDrain", deadLetterDrain.name],
+  ["FeedAuthorizer", feedAuthorizerFunction.name],
+] as const) {
+  alarm(`${name}Errors`, {
+    alarmDescription: `Function ${name} fails (see its log)`,
+    namespace: "AWS/Lambda",
+    metricName: "Errors",
+    dimensions: { FunctionName: functionName },
     statistic: "Sum",
     period: 300,
     comparisonOperator: "GreaterThanThreshold",

@@ -3,8 +3,8 @@
  * lines that carry the invocation's request id, cold start and service, and the figures of core's
  * `platform/metrics.ts` in CloudWatch's embedded metric format, printed once per invocation
  * (namespace `simroot`, dimension `service` = the function's `POWERTOOLS_SERVICE_NAME`, set by
- * infra). Powertools Tracer is not used: it bundles the X-Ray SDK (~250 KB, past the bundle
- * budget); infra turns on Lambda's active tracing instead, which traces every invocation.
+ * infra). No tracing: Powertools Tracer bundles the X-Ray SDK (~250 KB, past the bundle budget), and
+ * Lambda's active tracing is not turned on (a request id in every log line ties one request's lines).
  */
 import { Logger } from "@aws-lambda-powertools/logger";
 import { Metrics } from "@aws-lambda-powertools/metrics";

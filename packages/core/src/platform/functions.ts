@@ -49,6 +49,8 @@ export interface FunctionDefinition {
   readonly feedNotices: boolean;
   /** `s3:PutObject` on the audit archive bucket (core `audit/archive.ts`). */
   readonly auditArchive?: boolean;
+  /** Verifies the audit chain's signed checkpoints: trusts the retired feed keys an operator lists (`SIMROOT_FEED_RETIRED_PUBLIC_KEYS`). */
+  readonly verifiesAudit?: boolean;
   /**
    * The HTTP API's route keys that reach this function (API functions only): `$default`, or a
    * method (or `ANY`) and a path, `{name}` one segment, `{proxy+}` one or more. Where several
@@ -190,6 +192,8 @@ export const functions = {
   apiEnforcement: {
     ...apiFunction,
     handler: "api-enforcement.ts",
+    // `/v1/audit/verify` starts from the archive's signed checkpoint (core audit/audit.ts).
+    verifiesAudit: true,
     does: "serves what enforcement points call and what checks them: the signed feed, flow reports, the audit trail (also as OCSF events), the live view (the one API function that serves signed feeds); and the time-limited grants PEPs enforce",
     routes: [
       "ANY /v1/feed",
@@ -387,6 +391,7 @@ export const functions = {
     // Signs the archive checkpoint with the feed key, as the audit checkpoints are.
     feedKey: ["Sign", "GetPublicKey"],
     auditArchive: true,
+    verifiesAudit: true,
     // Announces a feed head it moved forward (core audit/archive.ts).
     feedNotices: true,
   },
