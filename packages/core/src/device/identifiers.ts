@@ -63,7 +63,8 @@ export const msisdnSchema = z
  */
 export const externalIdAlias = (externalId: string): string => {
   const at = externalId.lastIndexOf("@");
-  return at < 0 ? externalId : `${externalId.slice(0, at)}@${externalId.slice(at + 1).toLowerCase()}`;
+  // ASCII letters only, as DNS compares them: a Unicode lower-casing maps other characters too (the Kelvin sign to "k").
+  return at < 0 ? externalId : `${externalId.slice(0, at)}@${externalId.slice(at + 1).replace(/[A-Z]/g, (c) => c.toLowerCase())}`;
 };
 
 /** A GPSI external identifier (3GPP TS 23.003 §19.7.2, `local@domain`): how a NEF names a UE to an application. */

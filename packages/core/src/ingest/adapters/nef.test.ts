@@ -67,6 +67,15 @@ describe("nef adapter: PDN connectivity status", () => {
     });
   });
 
+  it("keys a report by its external identifier as compared, so a resend spelling the domain otherwise is a duplicate (review 61)", () => {
+    const report = { monitoringType: "PDN_CONNECTIVITY_STATUS", eventTime, pdnConnInfoList: [created] };
+    const first = onlyEvent({ ...report, externalId });
+    const resent = onlyEvent({ ...report, externalId: "device-0042@IoT.Operator.Example" });
+    expect(resent.dedupeKey).toBe(first.dedupeKey);
+    // The local part is the operator's to spell.
+    expect(onlyEvent({ ...report, externalId: "DEVICE-0042@iot.operator.example" }).dedupeKey).not.toBe(first.dedupeKey);
+  });
+
   it.each([
     ["WLAN", "wifi"],
     ["TRUSTED_WLAN", "wifi"],

@@ -27,6 +27,7 @@ import type { Adapter, AdapterItem } from "../adapter.ts";
 import { authenticateBearerToken } from "./auth.ts";
 import { jsonObject } from "./body.ts";
 import { checkedItem, pick, refused, zodIssues, type Fact, type Refusal } from "./items.ts";
+import { externalIdAlias } from "../../device/identifiers.ts";
 
 export const nefAdapter: Adapter = {
   format: "nef",
@@ -96,7 +97,8 @@ function reportItem(subscription: string, raw: unknown, index: number, now: Date
   if (!parsed.success) return refused(index, zodIssues(parsed.error));
   const report = parsed.data;
   const device = deviceOf(report);
-  const identifier = report.externalId ?? report.msisdn ?? device.ip;
+  // One report whatever the case of its external identifier's domain (it names one device: device/identifiers.ts).
+  const identifier = (report.externalId && externalIdAlias(report.externalId)) ?? report.msisdn ?? device.ip;
   if (identifier === undefined) {
     return refused(index, [{ path: "externalId", message: "the report names no device: externalId, msisdn or an IP address is needed" }]);
   }
