@@ -17,7 +17,7 @@ import { FeedSync } from "@simroot/pep/sync";
 import { nodeGet } from "@simroot/pep/transport";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { createApp } from "@simroot/api";
-import { revokedKey } from "@simroot/core/device/keys";
+import { bindingKey, revokedKey } from "@simroot/core/device/keys";
 import { memorySigner } from "@simroot/core";
 import { call, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { recordingFetch } from "./support/feed-polls.ts";
@@ -406,6 +406,13 @@ describe("a PEP on the live feed", () => {
       new GetCommand({ TableName: runtime.ports.tables.identity, Key: revokedKey(tenant.tenant.id, revoked.id), ConsistentRead: true }),
     );
     expect(Object.keys(marker.Item?.view.lastAddresses ?? {})).toEqual([kept]);
+    // The address still the revoked device's keeps its release tombstone, naming it, for as long: it is what the bind of
+    // the address to another device clears the marker by (review 63: its expiry left the marker naming it for good).
+    const tombstone = await runtime.ports.db.send(
+      new GetCommand({ TableName: runtime.ports.tables.identity, Key: bindingKey(tenant.tenant.id, kept), ConsistentRead: true }),
+    );
+    expect(tombstone.Item).toMatchObject({ revokedDevice: revoked.id });
+    expect(tombstone.Item?.expiresAt).toBeUndefined();
     const snapshot = new PepState(tenant.tenant.id);
     const snapshotSync = syncOf(credentials, snapshot);
     expect(await snapshotSync.step()).toBe("snapshot");

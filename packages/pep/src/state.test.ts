@@ -79,6 +79,34 @@ describe("the replicated view", () => {
     expect(kept.revokedHolder("10.32.0.7")).toBe("dev_a");
   });
 
+  it("takes a revoked device's last address from a snapshot's first page over an older view's binding of it (review 63)", () => {
+    // The PEP's view still binds the address to another device, which gave it up before the revoked device took it. The
+    // page is newer than the view, and a revoked view names only addresses nobody was bound to since the revocation.
+    const state = new PepState("ten_acme");
+    state.apply(feed.snapshot(1, [device("dev_d"), binding("10.63.1.7", "dev_d")]).entries);
+    const revoked = { ...device("dev_c", "revoked"), value: { ...device("dev_c", "revoked").value, lastAddresses: ["10.63.1.7"] } };
+    expect(state.applyRevocations(feed.snapshot(5, [revoked], { last: false }).entries)).toEqual({ devices: 1, addresses: 1 });
+    expect(state.binding("10.63.1.7")).toBeUndefined();
+    expect(state.revokedHolder("10.63.1.7")).toBe("dev_c");
+  });
+
+  it("knows of revoked devices' addresses what a snapshot says, as a PEP starting from it does (review 63)", () => {
+    // The PEP followed the revocation, then fell behind past the deltas kept while another device took the address and
+    // gave it up: the snapshot it takes names the address no more.
+    const address = "10.63.2.7";
+    const revokedWith = (addresses: string[]) => ({
+      ...device("dev_a", "revoked"),
+      value: { ...device("dev_a", "revoked").value, lastAddresses: addresses },
+    });
+    const behind = new PepState("ten_acme");
+    behind.apply(feed.snapshot(1, [device("dev_a"), device("dev_b"), binding(address, "dev_a")]).entries);
+    behind.apply(feed.delta(1, 2, [revokedWith([address]), binding(address, null)]).entries);
+    expect(behind.revokedHolder(address)).toBe("dev_a");
+    const snapshot = feed.snapshot(9, [revokedWith([]), device("dev_b")]).entries;
+    behind.replaceWith(snapshot);
+    expect(behind.revokedHolder(address)).toBeUndefined();
+  });
+
   it("saves atomically and loads back the version, the head and the view", async () => {
     const path = join(await folder(), "nested", "state.json");
     expect(await loadState(path)).toBeUndefined();

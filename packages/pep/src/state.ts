@@ -179,8 +179,12 @@ export class PepState {
     return this.bindings.has(normalized) ? undefined : this.#revokedAddresses.get(normalized);
   }
 
-  /** Replaces the whole view with a complete snapshot's entries. */
+  /**
+   * Replaces the whole view with a complete snapshot's entries, what it knows of revoked devices' addresses too: the
+   * snapshot's revoked views name them (as a PEP that follows every delta knows them).
+   */
   replaceWith(entries: readonly FeedEntry[]): ViewChange {
+    this.#revokedAddresses.clear();
     this.devices.clear();
     this.bindings.clear();
     this.#bindingsByDevice.clear();
@@ -194,21 +198,28 @@ export class PepState {
 
   /**
    * Enforces the revocations of a verified page at once, before the rest of its snapshot
-   * arrives: revocation is terminal, so a device revoked at a later version is revoked now.
-   * Returns how many devices it newly revoked.
+   * arrives: revocation is terminal, so a device revoked at a later version is revoked now, and so
+   * is the address its revocation released. Returns how many devices it newly revoked, and how many
+   * addresses it learned.
    */
-  applyRevocations(entries: readonly FeedEntry[]): number {
-    let revoked = 0;
+  applyRevocations(entries: readonly FeedEntry[]): { devices: number; addresses: number } {
+    let devices = 0;
+    let addresses = 0;
     for (const entry of entries) {
       if (entry.kind !== "device" || entry.value?.state !== "revoked") continue;
       if (this.devices.get(entry.key)?.state !== "revoked") {
         this.devices.set(entry.key, freezeDevice(entry.value));
-        revoked++;
+        devices++;
       }
-      // And by the addresses its revocation released (unless the view has another device, not revoked, holding one).
-      for (const address of lastAddresses(entry.value)) this.#rememberRevoked(address, entry.key);
+      // The page is newer than the view, and a revoked view names only addresses no device was bound to since the
+      // revocation: a binding of one in the view is older (review 63: it let the revoked device pass as the other).
+      for (const address of lastAddresses(entry.value)) {
+        this.#unbind(address);
+        if (this.#revokedAddresses.get(address) !== entry.key) addresses++;
+        this.#rememberRevoked(address, entry.key);
+      }
     }
-    return revoked;
+    return { devices, addresses };
   }
 
   binding(address: string): Binding | undefined {

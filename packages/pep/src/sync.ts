@@ -193,10 +193,10 @@ export class FeedSync {
       assembly = progress.assembly;
       // Revocations come first in a snapshot: enforce them now, not once its last page arrived.
       const revoked = state.applyRevocations(page.entries);
-      if (revoked > 0) {
+      if (revoked.devices > 0 || revoked.addresses > 0) {
         // Kept on disk too: a PEP restarted before the snapshot completes still denies them (revocation is terminal).
         await this.#save();
-        this.#options.onChange?.({ kind: "revocations", version: state.version, devices: revoked, bindings: 0, policy: false });
+        this.#options.onChange?.({ kind: "revocations", version: state.version, devices: revoked.devices, bindings: 0, policy: false });
       }
       cursor = page.next;
       if (!cursor) throw new FeedHttpError(200, "a snapshot page that is not the last gave no cursor");

@@ -349,7 +349,8 @@ function atRevision(item: Record<string, unknown> | undefined): {
  * keep taking new addresses would make each snapshot read one item per address it ever released. A tombstone keeps
  * the address's revision only for the cut's order between changes still in flight (ledger/cut.ts), which the sequencer
  * covers within seconds: an address bound again once its tombstone is gone starts above every revision it had (see
- * `nextRevision`), so deleting the tombstone loses nothing the order needs.
+ * `nextRevision`), so deleting the tombstone loses nothing the order needs. A revocation's releases are kept until the
+ * address is bound again: they name the revoked device whose marker the bind clears (`bindingChanges`).
  */
 export const bindingTombstoneSeconds = 7 * 24 * 60 * 60;
 
@@ -417,13 +418,14 @@ async function bindingChanges(ports: Ports, device: Device, before: Bindings, af
     written(
       address,
       // A revocation's release names the revoked device: the bind of the address to another device clears its marker's.
+      // It does not expire (review 63: gone, the bind no longer knew to clear the marker, which named the address as the
+      // revoked device's for good); there is one per address a revocation released.
       {
         ...bindingKey(device.tenantId, address),
         address,
         rev,
         releasedAt: now,
-        expiresAt,
-        ...(revoking ? { revokedDevice: device.id } : {}),
+        ...(revoking ? { revokedDevice: device.id } : { expiresAt }),
       },
       {
         condition: "deviceId = :device",
