@@ -5,7 +5,7 @@
  */
 import type { Bearer, CatalogueType } from "../catalogue/catalogue.ts";
 import { canonicalJson } from "../ledger/chain.ts";
-import type { FoldSettings, IdentityState, Session } from "./identity-state.ts";
+import { unpaddedProfiles, type FoldSettings, type IdentityState, type Session } from "./identity-state.ts";
 
 export interface StateChange {
   readonly type: CatalogueType;
@@ -50,8 +50,10 @@ export function diffStates(before: IdentityState, after: IdentityState, settings
   if (!same(before.reachable, after.reachable) && after.reachable) {
     changes.push({ type: "device.reachability-changed", data: { ...after.reachable } });
   }
+  // A state stored before profiles were keyed without the F padding: compared as the fold keys them now.
+  const previousProfiles = unpaddedProfiles(before.profiles);
   for (const [iccid, profile] of Object.entries(after.profiles)) {
-    const previous = before.profiles[iccid];
+    const previous = previousProfiles[iccid];
     if (previous?.state === profile.state) continue;
     changes.push({
       type: profileEvents[profile.state],

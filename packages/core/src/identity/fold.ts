@@ -9,7 +9,7 @@
 import type { Bearer } from "../catalogue/catalogue.ts";
 import { countryOfMcc } from "../catalogue/mcc.ts";
 import { bySequence, byTime, isProfileFact, type Fact } from "./fact.ts";
-import type { FoldSettings, Hold, IdentityState, Session } from "./identity-state.ts";
+import { unpaddedProfiles, type FoldSettings, type Hold, type IdentityState, type Session } from "./identity-state.ts";
 
 export const timeWindow = 32;
 export const profileWindow = 16;
@@ -73,6 +73,7 @@ export const currentState = (history: History, settings: FoldSettings): Identity
 
 export function foldFacts(base: IdentityState, facts: readonly Fact[], settings: FoldSettings): IdentityState {
   const state: IdentityState = structuredClone(base);
+  state.profiles = unpaddedProfiles(state.profiles);
   // A hold folded before holds were kept apart: taken as simroot's, which only simroot lifts (the safe side).
   if ((state.state === "suspended" || state.state === "quarantined") && !state.holds)
     state.holds = {

@@ -36,6 +36,23 @@ export const profileSchema = z
 export type Profile = z.output<typeof profileSchema>;
 
 /**
+ * Profiles keyed by their ICCID without the F padding an eUICC may report, as the fold keys them since 2026-12-05: a
+ * state folded before kept the ICCID as reported (review 63). Of two spellings of one profile, the later report stands.
+ */
+export function unpaddedProfiles(profiles: Readonly<Record<string, Profile>>): Record<string, Profile> {
+  if (!Object.keys(profiles).some((iccid) => /F$/i.test(iccid))) return { ...profiles };
+  const later = (a: Profile, b: Profile) =>
+    a.seqNumber !== undefined && b.seqNumber !== undefined ? a.seqNumber > b.seqNumber : a.at > b.at;
+  const keyed: Record<string, Profile> = {};
+  for (const profile of Object.values(profiles)) {
+    const unpadded = { ...profile, iccid: profile.iccid.replace(/F$/i, "") };
+    const kept = keyed[unpadded.iccid];
+    if (!kept || later(unpadded, kept)) keyed[unpadded.iccid] = unpadded;
+  }
+  return keyed;
+}
+
+/**
  * Everything operator events decide about a device: lifecycle state, equipment binding,
  * sessions per bearer, roaming, reachability and eUICC profiles. A pure value: the fold
  * computes it from the device's facts.
