@@ -1,5 +1,5 @@
 /**
- * The HTTP API: four functions, one per route group (api `groups/`), each reached by the route
+ * The HTTP API: five functions, one per route group (api `groups/`), each reached by the route
  * keys of its `routes` in the platform definition (`$default` to the management API), with its
  * own permissions, timeout and bundling from there.
  * The gateway's integration limit (30 s) is longer than the function's timeout (29 s), which is
