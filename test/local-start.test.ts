@@ -14,9 +14,9 @@ afterEach(() => {
 });
 
 /** Starts the control plane as `npm start` does and waits for its banner. */
-async function start(dataDir: string, port: number) {
+async function start(dataDir: string, port: number, env: Record<string, string> = {}) {
   const child = spawn(process.execPath, [main], {
-    env: { ...process.env, PORT: String(port), SIMROOT_DATA_DIR: dataDir, DYNAMODB_ENDPOINT: "", DYNAMODB_LOCAL_PORT: "" },
+    env: { ...process.env, PORT: String(port), SIMROOT_DATA_DIR: dataDir, DYNAMODB_ENDPOINT: "", DYNAMODB_LOCAL_PORT: "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   running.push(child);
@@ -58,8 +58,11 @@ describe("npm start", () => {
     const port = await claimPort();
     const base = `http://127.0.0.1:${port}`;
 
-    const first = await start(dataDir, port);
+    // The feed hub's MQTT port pinned: PEPs on the push channel keep their URL across restarts (review 64).
+    const mqttPort = await claimPort();
+    const first = await start(dataDir, port, { SIMROOT_FEED_MQTT_PORT: String(mqttPort) });
     expect(first.key).toMatch(/^sr_key_/);
+    expect(first.output).toContain(`feed mqtt: mqtt://127.0.0.1:${mqttPort}`);
     const auth = { authorization: `Bearer ${first.key}` };
     expect((await fetch(`${base}/health`)).status).toBe(200);
 
@@ -100,8 +103,9 @@ describe("npm start", () => {
       ),
     ).toBe(false);
 
-    const second = await start(dataDir, port);
+    const second = await start(dataDir, port, { SIMROOT_FEED_MQTT_PORT: String(mqttPort) });
     expect(second.key).toBeUndefined(); // the bootstrap key is printed on the first run only
+    expect(second.output).toContain(`feed mqtt: mqtt://127.0.0.1:${mqttPort}`);
     const fetched = await fetch(`${base}/v1/devices/${device.id}`, { headers: auth });
     expect(fetched.status).toBe(200);
     expect(await fetched.json()).toMatchObject({ id: device.id, imsi: "234100000000001" });

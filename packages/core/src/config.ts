@@ -104,11 +104,15 @@ export interface LocalSettings {
   /** Another DynamoDB to use instead of starting DynamoDB Local. */
   readonly dynamoEndpoint: string | undefined;
   readonly logRequests: boolean;
+  /** The local feed hub's MQTT port, for PEPs on the push channel; unset, a free one at each start. */
+  readonly feedMqttPort: number | undefined;
 }
 
 export function localSettings(): LocalSettings {
   const dynamoPort = env("DYNAMODB_LOCAL_PORT");
+  const feedMqttPort = env("SIMROOT_FEED_MQTT_PORT");
   return {
+    feedMqttPort: feedMqttPort ? Number(feedMqttPort) : undefined,
     port: Number(env("PORT") ?? 3000),
     host: env("HOST") ?? "127.0.0.1",
     dataDir: env("SIMROOT_DATA_DIR") ?? ".data",

@@ -17,6 +17,7 @@ const runtime = await startLocalRuntime({
   dynamoPort: settings.dynamoPort,
   dynamoEndpoint: settings.dynamoEndpoint,
   logRequests: settings.logRequests,
+  ...(settings.feedMqttPort === undefined ? {} : { feedMqttPort: settings.feedMqttPort }),
 });
 
 try {

@@ -62,6 +62,8 @@ export interface LocalRuntimeOptions {
   readonly feedHubUrl?: string;
   /** How often the hub's MQTT side asks the authorizer again about a connected PEP (IoT's 300 s by default; tests). */
   readonly feedMqttRefreshSeconds?: number;
+  /** The hub's MQTT port (`SIMROOT_FEED_MQTT_PORT`): PEPs on the push channel keep their URL across restarts. */
+  readonly feedMqttPort?: number;
   /**
    * The history reader sequences records their committer left behind (core ledger/catch-up.ts): default on. Off for
    * tests that stage an instance stopping mid-sequencing and check what the next run makes of it.
@@ -133,6 +135,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
             ? runningAs("feedAuthorizer", () => authorizeFeedSubscriber(authorizerPorts!, request))
             : Promise.reject(new Error("the control plane is starting")),
         ...(options.feedMqttRefreshSeconds === undefined ? {} : { mqttRefreshSeconds: options.feedMqttRefreshSeconds }),
+        ...(options.feedMqttPort === undefined ? {} : { mqttPort: options.feedMqttPort }),
       });
       stops.push(() => hub.close());
       feedHubUrl = hub.url;
