@@ -247,6 +247,23 @@ describe("the simroot CLI", () => {
     expect(verified.stdout).toMatch(/^valid: 3 records checked/); // with the tenant's creation
   });
 
+  it("creates a Super SIM source with the Twilio auth token its webhooks are signed with (review 64)", async () => {
+    // A supersim source needs the account's auth token, and the CLI had no way to give it: `sources create --format
+    // supersim` could only be refused.
+    const { token } = await tenant();
+    const env = { SIMROOT_URL: url, SIMROOT_API_KEY: token };
+    const refused = await run(["sources", "create", "--name", "kore", "--format", "supersim"], env);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("source.credentials_required");
+    const created = await run(
+      ["sources", "create", "--name", "kore", "--format", "supersim", "--twilio-auth-token", "0123456789abcdef0123456789abcdef"],
+      env,
+    );
+    expect(created.stderr).not.toMatch(/^error/m);
+    expect(created.code).toBe(0);
+    expect(created.stdout).toMatch(/^format\s+supersim$/m);
+  });
+
   it("exports the audit chain as JSON Lines to a file", async () => {
     const { token, client } = await tenant();
     await register(client);

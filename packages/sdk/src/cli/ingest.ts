@@ -54,12 +54,19 @@ export const ingestCommands: Command[] = [
       name: { type: "string", value: "<name>", description: "the sender's name (required)" },
       format: { type: "string", value: formats.join("|"), description: "the webhook format it sends (required)" },
       "default-bearer": { type: "string", value: bearers.join("|"), description: "the bearer its cellular reports stand for" },
+      "twilio-auth-token": {
+        type: "string",
+        value: "<token>",
+        description: "supersim: the Twilio account's auth token, which signs its webhooks (required for that format)",
+      },
     },
     run: async (ctx) => {
+      const twilioAuthToken = ctx.opt("twilio-auth-token");
       const body = {
         name: ctx.need("name"),
         format: choiceOf(ctx, "format", formats, true)!,
         defaultBearer: choiceOf(ctx, "default-bearer", bearers, false),
+        ...(twilioAuthToken === undefined ? {} : { credentials: { twilioAuthToken } }),
       };
       ctx.print(await ctx.client.idempotentPost("/v1/sources", { body }), showWithCredentials(ctx));
     },
