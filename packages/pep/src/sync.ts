@@ -49,7 +49,7 @@ export interface SyncOptions {
   /** How far this PEP's clock may be off the control plane's, seconds (at most 2; default 1). */
   readonly clockSkewSeconds?: number;
   /**
-   * Long-poll wait, seconds (the control plane allows up to 30). Capped at half the lifetime of
+   * Long-poll wait, seconds (the control plane allows up to 20). Capped at half the lifetime of
    * the last head, so a fresh head arrives before the one held expires.
    */
   readonly waitSeconds?: number;
