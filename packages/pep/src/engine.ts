@@ -102,6 +102,13 @@ export interface EngineStatus {
   readonly compilations: number;
 }
 
+const revokedDecision = (deviceId: string | undefined): PepDecision => ({
+  allow: false,
+  reason: "deny.revoked",
+  explanation: "the device is revoked: every connection is denied",
+  ...(deviceId ? { deviceId } : {}),
+});
+
 export class PepEngine {
   readonly #state: PepState;
   readonly #now: () => number;
@@ -130,6 +137,9 @@ export class PepEngine {
 
   decide(request: DecideRequest): PepDecision {
     const now = this.#now();
+    // An address a snapshot under way says a revoked device released: that device's, whoever the older view binds it to.
+    const pending = request.sourceIp === undefined ? undefined : this.#state.pendingRevokedHolder(request.sourceIp);
+    if (pending !== undefined) return revokedDecision(pending);
     const device = this.#device(request);
     if (!this.fresh(now)) return this.#stale(request, device.view);
     if (device.view === undefined) return unknownDevice;
@@ -170,13 +180,7 @@ export class PepEngine {
     const revokedHolder = found === undefined && request.sourceIp !== undefined ? this.#state.revokedHolder(request.sourceIp) : undefined;
     const device = found ?? (revokedHolder === undefined ? undefined : this.#state.devices.get(revokedHolder));
     const deviceId = device?.id;
-    if (device?.state === "revoked")
-      return {
-        allow: false,
-        reason: "deny.revoked",
-        explanation: "the device is revoked: every connection is denied",
-        ...(deviceId ? { deviceId } : {}),
-      };
+    if (device?.state === "revoked") return revokedDecision(deviceId);
     const target = this.#target.set(request.destination);
     const protocol = request.protocol === "udp" ? 2 : 1;
     if (this.#breakGlass.some((destination) => destinationMatches(destination, target, request.port, protocol))) {

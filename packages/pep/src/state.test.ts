@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { binding, device, rule, settings, testFeed } from "./feed.test-support.ts";
+import { PepEngine } from "./engine.ts";
 import { loadState, PepState, saveState } from "./state.ts";
 
 const feed = testFeed();
@@ -79,15 +80,44 @@ describe("the replicated view", () => {
     expect(kept.revokedHolder("10.32.0.7")).toBe("dev_a");
   });
 
-  it("takes a revoked device's last address from a snapshot's first page over an older view's binding of it (review 63)", () => {
-    // The PEP's view still binds the address to another device, which gave it up before the revoked device took it. The
-    // page is newer than the view, and a revoked view names only addresses nobody was bound to since the revocation.
+  it("denies a revoked device's last address from a snapshot's first page over an older view's binding of it, until the snapshot completes (reviews 63, 65)", async () => {
+    // The PEP's view still binds the address to another device, which gave it up before the revoked device took it: the
+    // revoked device passed as that one (review 63). But the page is listed from an eventually consistent index, which
+    // can also name an address bound to another device since (review 65): the binding is kept, the address denied
+    // until the snapshot's later pages, read consistently, say whose it is.
+    const address = "10.63.1.7";
     const state = new PepState("ten_acme");
-    state.apply(feed.snapshot(1, [device("dev_d"), binding("10.63.1.7", "dev_d")]).entries);
-    const revoked = { ...device("dev_c", "revoked"), value: { ...device("dev_c", "revoked").value, lastAddresses: ["10.63.1.7"] } };
+    state.replaceWith(feed.snapshot(1, [device("dev_d"), binding(address, "dev_d")]).entries);
+    state.version = 1;
+    const revoked = { ...device("dev_c", "revoked"), value: { ...device("dev_c", "revoked").value, lastAddresses: [address] } };
     expect(state.applyRevocations(feed.snapshot(5, [revoked], { last: false }).entries)).toEqual({ devices: 1, addresses: 1 });
-    expect(state.binding("10.63.1.7")).toBeUndefined();
-    expect(state.revokedHolder("10.63.1.7")).toBe("dev_c");
+    expect(state.binding(address)?.deviceId).toBe("dev_d");
+    expect(state.pendingRevokedHolder(address)).toBe("dev_c");
+    const sos = { sourceIp: address, destination: { fqdn: "sos.example.com" }, port: 443, protocol: "tcp" } as const;
+    for (const now of [feed.now, () => feed.now() + 60_000]) {
+      state.head = feed.snapshot(1, []).signed;
+      expect(new PepEngine(state, { breakGlass: ["sos.example.com"], now }).decide(sos)).toMatchObject({
+        reason: "deny.revoked",
+        deviceId: "dev_c",
+      });
+    }
+    // Kept on disk with the snapshot still to take: a restart takes it before resuming deltas.
+    const saved = PepState.fromJSON(JSON.parse(JSON.stringify(state.toJSON())));
+    expect(saved.snapshotPending).toBe(true);
+    expect(saved.pendingRevokedHolder(address)).toBe("dev_c");
+    // The snapshot completes: the address was dev_d's after all (the index lagged); nothing is pending any more.
+    saved.replaceWith(feed.snapshot(5, [revoked, device("dev_d"), binding(address, "dev_d")]).entries);
+    expect(saved.pendingRevokedHolder(address)).toBeUndefined();
+    expect(saved.snapshotPending).toBe(false);
+    expect(saved.binding(address)?.deviceId).toBe("dev_d");
+  });
+
+  it("keeps a revoked device revoked whatever older entry arrives after (review 65)", () => {
+    // Deltas resumed from a version older than a snapshot page whose revocations the PEP kept: revocation is terminal.
+    const state = new PepState("ten_acme");
+    state.apply(feed.delta(0, 1, [device("dev_c", "revoked")]).entries);
+    state.apply(feed.delta(1, 2, [device("dev_c", "suspended")]).entries);
+    expect(state.devices.get("dev_c")?.state).toBe("revoked");
   });
 
   it("knows of revoked devices' addresses what a snapshot says, as a PEP starting from it does (review 63)", () => {

@@ -60,6 +60,10 @@ export interface PersistedState {
   readonly settings: Readonly<Record<string, Record<string, unknown>>>;
   /** Addresses last held by a device now revoked: address to device id (absent in files written before it). */
   readonly revokedAddresses?: Readonly<Record<string, string>>;
+  /** Saved while a snapshot was under way (its revocations enforced early): take a snapshot before anything else. */
+  readonly snapshotPending?: boolean;
+  /** The addresses the pending snapshot's revoked devices released, enforced until it completes. */
+  readonly pendingRevokedAddresses?: Readonly<Record<string, string>>;
 }
 
 /** At most this many addresses of revoked devices are remembered (the oldest forgotten first). */
@@ -99,6 +103,15 @@ export class PepState {
    * stale (no break-glass for it). Bounded by `maxRevokedAddresses`.
    */
   readonly #revokedAddresses = new Map<string, string>();
+  /**
+   * The addresses the revoked devices of a snapshot under way released (its first pages, `applyRevocations`): denied
+   * whoever the view binds them to, until the snapshot completes. Not taken into the view's bindings: that page is
+   * listed from an eventually consistent index, which can still name an address another device has since been bound to,
+   * as the snapshot's later pages (read consistently) say (review 65).
+   */
+  readonly #pendingRevoked = new Map<string, string>();
+  /** A snapshot is under way, its revocations enforced early: a restart takes one before anything else. */
+  snapshotPending = false;
 
   constructor(tenantId?: string) {
     this.tenantId = tenantId;
@@ -124,6 +137,9 @@ export class PepState {
       switch (entry.kind) {
         case "device":
           devices++;
+          // Revocation is terminal: a view that is not revoked is from before it (deltas resumed from a version older
+          // than a snapshot's revocations page the PEP kept: review 65).
+          if (this.devices.get(entry.key)?.state === "revoked" && value?.state !== "revoked") break;
           if (value === null) this.devices.delete(entry.key);
           else this.devices.set(entry.key, freezeDevice(value));
           for (const address of lastAddresses(value)) released.set(address, entry.key);
@@ -173,6 +189,11 @@ export class PepState {
       this.#revokedAddresses.delete(this.#revokedAddresses.keys().next().value as string);
   }
 
+  /** The revoked device a snapshot under way says released `address`, whatever the view binds it to. */
+  pendingRevokedHolder(address: string): string | undefined {
+    return this.#pendingRevoked.size === 0 ? undefined : this.#pendingRevoked.get(normalizeIp(address));
+  }
+
   /** The revoked device that held `address` last, if no device holds it now. */
   revokedHolder(address: string): string | undefined {
     const normalized = normalizeIp(address);
@@ -185,6 +206,8 @@ export class PepState {
    */
   replaceWith(entries: readonly FeedEntry[]): ViewChange {
     this.#revokedAddresses.clear();
+    this.#pendingRevoked.clear();
+    this.snapshotPending = false;
     this.devices.clear();
     this.bindings.clear();
     this.#bindingsByDevice.clear();
@@ -211,14 +234,14 @@ export class PepState {
         this.devices.set(entry.key, freezeDevice(entry.value));
         devices++;
       }
-      // The page is newer than the view, and a revoked view names only addresses no device was bound to since the
-      // revocation: a binding of one in the view is older (review 63: it let the revoked device pass as the other).
+      // Whoever the older view binds the address to (review 63: the revoked device passed as that one), until the
+      // snapshot completes (`#pendingRevoked`).
       for (const address of lastAddresses(entry.value)) {
-        this.#unbind(address);
-        if (this.#revokedAddresses.get(address) !== entry.key) addresses++;
-        this.#rememberRevoked(address, entry.key);
+        if (this.#pendingRevoked.get(address) !== entry.key) addresses++;
+        this.#pendingRevoked.set(address, entry.key);
       }
     }
+    if (devices > 0 || addresses > 0) this.snapshotPending = true;
     return { devices, addresses };
   }
 
@@ -266,6 +289,8 @@ export class PepState {
       grants: [...this.grants.values()],
       settings: Object.fromEntries(this.settings),
       ...(this.#revokedAddresses.size === 0 ? {} : { revokedAddresses: Object.fromEntries(this.#revokedAddresses) }),
+      ...(this.snapshotPending ? { snapshotPending: true } : {}),
+      ...(this.#pendingRevoked.size === 0 ? {} : { pendingRevokedAddresses: Object.fromEntries(this.#pendingRevoked) }),
     };
   }
 
@@ -279,6 +304,9 @@ export class PepState {
     for (const [key, value] of Object.entries(json.settings)) state.settings.set(key, value);
     for (const [address, deviceId] of Object.entries(json.revokedAddresses ?? {}))
       state.#revokedAddresses.set(normalizeIp(address), deviceId);
+    for (const [address, deviceId] of Object.entries(json.pendingRevokedAddresses ?? {}))
+      state.#pendingRevoked.set(normalizeIp(address), deviceId);
+    state.snapshotPending = json.snapshotPending === true;
     state.scope = json.scope;
     state.version = json.version;
     state.epoch = json.epoch ?? 0;

@@ -122,6 +122,48 @@ async function synced(options: { stream?: boolean; trigger?: FeedTrigger } = {})
   return context;
 }
 
+describe("a snapshot interrupted after its revocations page", () => {
+  it("is taken again at a restart before any delta, and its revocations hold meanwhile (review 65)", async () => {
+    // Restarted from a state kept mid-snapshot, the PEP had resumed the deltas after its older version: the device's
+    // older views (suspended) replaced its revocation, and its address reached break-glass again.
+    const { feed, plane, sync, state, statePath } = await synced();
+    const revoked = { ...device("dev_a", "revoked"), value: { ...device("dev_a", "revoked").value, lastAddresses: ["10.0.0.1"] } };
+    plane.reply(
+      gone,
+      json(feed.snapshot(9, [revoked], { last: false, next: "page-1" })),
+      () => new Response("bad gateway", { status: 502 }),
+    );
+    // The 410 sends the PEP to a snapshot; its second page never comes.
+    await expect(
+      (async () => {
+        for (;;) await sync.step();
+      })(),
+    ).rejects.toThrow(/502/);
+    expect(state.devices.get("dev_a")?.state).toBe("revoked");
+
+    const restored = (await loadState(statePath))!;
+    expect(restored.version).toBe(5);
+    const again = fakePlane();
+    const resumed = new FeedSync({
+      url: "https://cp.example/",
+      apiKey: "pep-key",
+      publicKeys: [feed.publicKey],
+      state: restored,
+      statePath,
+      fetch: again.fetch,
+      now: feed.now,
+    });
+    const engine = new PepEngine(restored, { breakGlass: ["sos.example.com"], now: () => feed.now() + 60_000 });
+    const sos = { sourceIp: "10.0.0.1", destination: { fqdn: "sos.example.com" }, port: 443, protocol: "tcp" } as const;
+    expect(engine.decide(sos)).toMatchObject({ reason: "deny.revoked", deviceId: "dev_a" });
+    again.reply(json(feed.snapshot(10, [revoked, rule("r1")])));
+    expect(await resumed.step()).toBe("snapshot");
+    expect(again.requests[0]!.url.searchParams.has("since")).toBe(false);
+    expect(restored.devices.get("dev_a")?.state).toBe("revoked");
+    expect(engine.decide(sos)).toMatchObject({ reason: "deny.revoked", deviceId: "dev_a" });
+  });
+});
+
 describe("the feed sync client on the push channel", () => {
   it("polls, when no notice comes, by the time half its head's lifetime is left: sooner for a head that arrived aged", async () => {
     const feed = testFeed();

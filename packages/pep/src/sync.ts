@@ -140,7 +140,9 @@ export class FeedSync {
       throw new Error(`the clock-skew tolerance must be between 0 and ${maxClockSkewSeconds} s`);
     this.#skewMs = skew * 1000;
     // A view built for another selector (or none) is not this one's: start over from a snapshot.
-    this.#needSnapshot = options.state.version === 0 || options.state.scope !== this.#scope;
+    // A view kept while a snapshot was under way (its revocations enforced early) is taken again from a snapshot: the
+    // deltas after its older version would bring views from before those revocations (review 65).
+    this.#needSnapshot = options.state.version === 0 || options.state.scope !== this.#scope || options.state.snapshotPending;
   }
 
   /** Runs the sync loop until `stop()`. */
