@@ -42,6 +42,25 @@ describe("ICCIDs folded before the F padding was dropped (review 63)", () => {
     expect(holding(state)).toEqual([]);
   });
 
+  it("keeps of two spellings the one the fold orders last: a sequenced report after an unsequenced one (review 65)", () => {
+    const enabled = { type: "profile.enabled", data: { eid, iccid: padded }, at: at(2), key: "eim-5", seq: 5 } as Fact;
+    const installed = { type: "profile.installed", data: { eid, iccid: unpadded, result: "success" }, at: at(10), key: "smdp-1" } as Fact;
+    const folded = currentState({ checkpoint: initial, facts: [enabled, installed] }, settings);
+    expect(folded.profiles[unpadded]?.state).toBe("enabled");
+    const legacy: History = {
+      checkpoint: {
+        ...initial,
+        profiles: {
+          [unpadded]: { iccid: unpadded, eid, state: "installed", at: at(10) },
+          [padded]: { iccid: padded, eid, state: "enabled", seqNumber: 5, at: at(2) },
+        },
+      },
+      seqCutoff: 5,
+      facts: [],
+    };
+    expect(currentState(legacy, settings).profiles[unpadded]?.state).toBe("enabled");
+  });
+
   it("emits no profile event for a profile whose state did not change, only spelled without the F now", () => {
     // The stored identity (written before 595b703) keys the enabled profile with its F; its facts are still in the window.
     const facts = [

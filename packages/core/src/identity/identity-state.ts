@@ -41,8 +41,13 @@ export type Profile = z.output<typeof profileSchema>;
  */
 export function unpaddedProfiles(profiles: Readonly<Record<string, Profile>>): Record<string, Profile> {
   if (!Object.keys(profiles).some((iccid) => /F$/i.test(iccid))) return { ...profiles };
+  // In the fold's order (fact.ts `bySequence`): an eIM's sequenced report after every unsequenced one, whatever the times.
   const later = (a: Profile, b: Profile) =>
-    a.seqNumber !== undefined && b.seqNumber !== undefined ? a.seqNumber > b.seqNumber : a.at > b.at;
+    a.seqNumber !== undefined && b.seqNumber !== undefined
+      ? a.seqNumber > b.seqNumber
+      : a.seqNumber !== undefined || b.seqNumber !== undefined
+        ? a.seqNumber !== undefined
+        : a.at > b.at;
   const keyed: Record<string, Profile> = {};
   for (const profile of Object.values(profiles)) {
     const unpadded = { ...profile, iccid: profile.iccid.replace(/F$/i, "") };
