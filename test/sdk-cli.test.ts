@@ -262,6 +262,15 @@ describe("the simroot CLI", () => {
     expect(created.stderr).not.toMatch(/^error/m);
     expect(created.code).toBe(0);
     expect(created.stdout).toMatch(/^format\s+supersim$/m);
+    // Its rotation needs the account's (new) token too; given through the environment, it stays off the command line.
+    const id = /^id\s+(src_\S+)$/m.exec(created.stdout)?.[1];
+    expect(id).toBeDefined();
+    const plain = await run(["sources", "rotate", id!], env);
+    expect(plain.code).toBe(1);
+    expect(plain.stderr).toContain("source.credentials_required");
+    const rotated = await run(["sources", "rotate", id!], { ...env, SIMROOT_TWILIO_AUTH_TOKEN: "fedcba9876543210fedcba9876543210" });
+    expect(rotated.stderr).not.toMatch(/^error/m);
+    expect(rotated.code).toBe(0);
   });
 
   it("exports the audit chain as JSON Lines to a file", async () => {

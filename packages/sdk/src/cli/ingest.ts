@@ -45,6 +45,20 @@ const showWithCredentials = (ctx: Context) => (created: WithCredentials) => {
   return `${showSource(created.source)}\n\ncredentials\n${details(created.credentials)}`;
 };
 
+/** A Super SIM source's secret: the Twilio account's auth token, which signs its webhooks. */
+const twilioAuthTokenOption = {
+  type: "string",
+  value: "<token>",
+  description:
+    "supersim: the Twilio account's auth token, which signs its webhooks (required for that format; or SIMROOT_TWILIO_AUTH_TOKEN, kept off the command line)",
+} as const;
+
+/** The credentials a command sends for a Super SIM source: the option's token, else the environment's; none otherwise. */
+const twilioCredentials = (ctx: Context) => {
+  const twilioAuthToken = ctx.opt("twilio-auth-token") ?? process.env.SIMROOT_TWILIO_AUTH_TOKEN;
+  return twilioAuthToken ? { credentials: { twilioAuthToken } } : {};
+};
+
 export const ingestCommands: Command[] = [
   {
     group: "sources",
@@ -54,19 +68,14 @@ export const ingestCommands: Command[] = [
       name: { type: "string", value: "<name>", description: "the sender's name (required)" },
       format: { type: "string", value: formats.join("|"), description: "the webhook format it sends (required)" },
       "default-bearer": { type: "string", value: bearers.join("|"), description: "the bearer its cellular reports stand for" },
-      "twilio-auth-token": {
-        type: "string",
-        value: "<token>",
-        description: "supersim: the Twilio account's auth token, which signs its webhooks (required for that format)",
-      },
+      "twilio-auth-token": twilioAuthTokenOption,
     },
     run: async (ctx) => {
-      const twilioAuthToken = ctx.opt("twilio-auth-token");
       const body = {
         name: ctx.need("name"),
         format: choiceOf(ctx, "format", formats, true)!,
         defaultBearer: choiceOf(ctx, "default-bearer", bearers, false),
-        ...(twilioAuthToken === undefined ? {} : { credentials: { twilioAuthToken } }),
+        ...twilioCredentials(ctx),
       };
       ctx.print(await ctx.client.idempotentPost("/v1/sources", { body }), showWithCredentials(ctx));
     },
@@ -84,8 +93,12 @@ export const ingestCommands: Command[] = [
     name: "rotate",
     args: ["id"],
     summary: "Replace a source's credentials (the old ones stop working at once); printed once",
+    options: { "twilio-auth-token": twilioAuthTokenOption },
     run: async (ctx) =>
-      ctx.print(await ctx.client.post("/v1/sources/{id}/rotate", { params: { path: { id: ctx.arg("id") } } }), showWithCredentials(ctx)),
+      ctx.print(
+        await ctx.client.post("/v1/sources/{id}/rotate", { params: { path: { id: ctx.arg("id") } }, body: twilioCredentials(ctx) }),
+        showWithCredentials(ctx),
+      ),
   },
   listCommand({
     group: "dead-letters",
