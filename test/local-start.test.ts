@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtemp } from "node:fs/promises";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -51,6 +51,23 @@ async function eventually<T>(probe: () => Promise<T>, ok: (value: T) => boolean,
 }
 
 describe("npm start", () => {
+  it("names the setting when the feed hub's MQTT port is taken or is no port, and exits (review 65)", { timeout: 60_000 }, async () => {
+    const held = createServer();
+    const heldPort = await claimPort();
+    await new Promise<void>((resolve) => held.listen(heldPort, "127.0.0.1", resolve));
+    try {
+      const dataDir = await mkdtemp(join(tmpdir(), "simroot-start-"));
+      await expect(start(dataDir, await claimPort(), { SIMROOT_FEED_MQTT_PORT: String(heldPort) })).rejects.toThrow(
+        new RegExp(`MQTT port ${heldPort} \\(SIMROOT_FEED_MQTT_PORT\\) is in use`),
+      );
+      await expect(start(dataDir, await claimPort(), { SIMROOT_FEED_MQTT_PORT: "abc" })).rejects.toThrow(
+        /SIMROOT_FEED_MQTT_PORT is "abc": a port from 1 to 65535/,
+      );
+    } finally {
+      held.close();
+    }
+  });
+
   it("keeps devices across restarts, survives kill -9, and applies an event acknowledged just before it exactly once", {
     timeout: 90_000,
   }, async () => {

@@ -108,11 +108,18 @@ export interface LocalSettings {
   readonly feedMqttPort: number | undefined;
 }
 
+/** A port number from a setting: an integer from 1 to 65535, or a message naming the setting. */
+function portSetting(name: string, value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 1 || port > 65_535) throw new Error(`${name} is ${JSON.stringify(value)}: a port from 1 to 65535`);
+  return port;
+}
+
 export function localSettings(): LocalSettings {
   const dynamoPort = env("DYNAMODB_LOCAL_PORT");
   const feedMqttPort = env("SIMROOT_FEED_MQTT_PORT");
   return {
-    feedMqttPort: feedMqttPort ? Number(feedMqttPort) : undefined,
+    feedMqttPort: feedMqttPort ? portSetting("SIMROOT_FEED_MQTT_PORT", feedMqttPort) : undefined,
     port: Number(env("PORT") ?? 3000),
     host: env("HOST") ?? "127.0.0.1",
     dataDir: env("SIMROOT_DATA_DIR") ?? ".data",

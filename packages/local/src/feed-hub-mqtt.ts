@@ -140,10 +140,21 @@ export async function startMqttSide(options: MqttSideOptions): Promise<MqttSide>
     sessions.delete(client);
   });
   const server: Server = createServer((socket) => broker.handle(socket));
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(options.port ?? 0, options.hostname, resolve);
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(options.port ?? 0, options.hostname, resolve);
+    });
+  } catch (error) {
+    await new Promise<void>((resolve) => broker.close(() => resolve()));
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new Error(
+      code === "EADDRINUSE"
+        ? `the feed hub's MQTT port ${options.port} (SIMROOT_FEED_MQTT_PORT) is in use: choose another, or stop what holds it`
+        : `the feed hub's MQTT side could not listen on ${options.hostname}:${options.port ?? 0}: ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
   const { port } = server.address() as AddressInfo;
   return {
     url: `mqtt://${options.hostname}:${port}`,
