@@ -101,8 +101,11 @@ describe("the replicated view", () => {
         deviceId: "dev_c",
       });
     }
-    // Kept on disk with the snapshot still to take: a restart takes it before resuming deltas.
-    const saved = PepState.fromJSON(JSON.parse(JSON.stringify(state.toJSON())));
+    // Kept on disk with the snapshot still to take: a restart takes it before resuming deltas. Format 2, which a PEP
+    // of an earlier release refuses instead of resuming those deltas (review 66).
+    const json = JSON.parse(JSON.stringify(state.toJSON()));
+    expect(json.format).toBe(2);
+    const saved = PepState.fromJSON(json);
     expect(saved.snapshotPending).toBe(true);
     expect(saved.pendingRevokedHolder(address)).toBe("dev_c");
     // The snapshot completes: the address was dev_d's after all (the index lagged); nothing is pending any more.
@@ -110,6 +113,7 @@ describe("the replicated view", () => {
     expect(saved.pendingRevokedHolder(address)).toBeUndefined();
     expect(saved.snapshotPending).toBe(false);
     expect(saved.binding(address)?.deviceId).toBe("dev_d");
+    expect(saved.toJSON().format).toBe(1);
   });
 
   it("keeps a revoked device revoked whatever older entry arrives after (review 65)", () => {

@@ -42,10 +42,16 @@ export interface ViewChange {
   readonly policy: boolean;
 }
 
+/**
+ * Format 1, or 2 for a view kept while a snapshot was under way (`snapshotPending`): a PEP of a release before it
+ * reads format 1 only, and would have resumed the deltas after the view's older version, where an older view of a
+ * device revoked since could replace its revocation (review 66). It refuses the file instead (and says to move it aside).
+ */
 const stateFormat = 1;
+const pendingStateFormat = 2;
 
 export interface PersistedState {
-  readonly format: typeof stateFormat;
+  readonly format: typeof stateFormat | typeof pendingStateFormat;
   readonly tenantId: string | undefined;
   /** The selector the view is narrowed to (canonical), absent for the whole tenant. */
   readonly scope?: string;
@@ -277,7 +283,7 @@ export class PepState {
 
   toJSON(): PersistedState {
     return {
-      format: stateFormat,
+      format: this.snapshotPending ? pendingStateFormat : stateFormat,
       tenantId: this.tenantId,
       ...(this.scope === undefined ? {} : { scope: this.scope }),
       version: this.version,
@@ -295,7 +301,8 @@ export class PepState {
   }
 
   static fromJSON(json: PersistedState): PepState {
-    if (json?.format !== stateFormat || typeof json.version !== "number") throw new Error("not a simroot-pep state file (format 1)");
+    if ((json?.format !== stateFormat && json?.format !== pendingStateFormat) || typeof json.version !== "number")
+      throw new Error("not a simroot-pep state file (format 1 or 2)");
     const state = new PepState(json.tenantId);
     for (const device of json.devices) state.devices.set(device.id, freezeDevice(device as unknown as Record<string, unknown>));
     for (const binding of json.bindings) state.#bind({ ...binding, address: normalizeIp(binding.address) });

@@ -162,6 +162,20 @@ describe("a snapshot interrupted after its revocations page", () => {
     expect(restored.devices.get("dev_a")?.state).toBe("revoked");
     expect(engine.decide(sos)).toMatchObject({ reason: "deny.revoked", deviceId: "dev_a" });
   });
+
+  it("is taken again by the next step when the snapshot was asked for directly (review 66)", async () => {
+    // `snapshot()` is public: one that failed after its revocations page, taken while no snapshot was needed, left its
+    // pending addresses denied while the sync went back to deltas.
+    const { feed, plane, sync, state } = await synced();
+    const revoked = { ...device("dev_b", "revoked"), value: { ...device("dev_b", "revoked").value, lastAddresses: ["10.0.0.1"] } };
+    plane.reply(json(feed.snapshot(9, [revoked], { last: false, next: "page-1" })), () => new Response("bad gateway", { status: 502 }));
+    await expect(sync.snapshot()).rejects.toThrow(/502/);
+    expect(state.pendingRevokedHolder("10.0.0.1")).toBe("dev_b");
+    plane.reply(json(feed.snapshot(9, [revoked, device("dev_a"), binding("10.0.0.1", "dev_a"), rule("r1")])));
+    expect(await sync.step()).toBe("snapshot");
+    expect(state.pendingRevokedHolder("10.0.0.1")).toBeUndefined();
+    expect(state.binding("10.0.0.1")?.deviceId).toBe("dev_a");
+  });
 });
 
 describe("the feed sync client on the push channel", () => {

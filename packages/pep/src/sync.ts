@@ -161,7 +161,8 @@ export class FeedSync {
 
   /** One round: a snapshot when needed, else one (long) poll. Throws what the round failed with. */
   async step(signal: AbortSignal = this.#stop.signal): Promise<StepResult> {
-    if (this.#needSnapshot) {
+    // A snapshot whose revocations were enforced early and that did not complete (however it was started) is taken again.
+    if (this.#needSnapshot || this.#options.state.snapshotPending) {
       await this.snapshot(signal);
       return "snapshot";
     }
