@@ -268,9 +268,21 @@ describe("the simroot CLI", () => {
     const plain = await run(["sources", "rotate", id!], env);
     expect(plain.code).toBe(1);
     expect(plain.stderr).toContain("source.credentials_required");
-    const rotated = await run(["sources", "rotate", id!], { ...env, SIMROOT_TWILIO_AUTH_TOKEN: "fedcba9876543210fedcba9876543210" });
+    const rotated = await run(["sources", "rotate", id!, "--json"], {
+      ...env,
+      SIMROOT_TWILIO_AUTH_TOKEN: "fedcba9876543210fedcba9876543210",
+      SIMROOT_TWILIO_SHARED_KEY_SECRET: "shared-key-secret-0123456789",
+    });
     expect(rotated.stderr).not.toMatch(/^error/m);
     expect(rotated.code).toBe(0);
+    // The SharedKey secret too (review 66: it was dropped, and SharedKey-signed webhooks refused after the rotation).
+    expect(JSON.parse(rotated.stdout).credentials).toMatchObject({
+      twilioAuthToken: "fedcba9876543210fedcba9876543210",
+      twilioSharedKeySecret: "shared-key-secret-0123456789",
+    });
+    // Another format's rotation takes none of them, whatever the environment holds.
+    const other = /^id\s+(src_\S+)$/m.exec((await run(["sources", "create", "--name", "core", "--format", "simroot"], env)).stdout)?.[1];
+    expect((await run(["sources", "rotate", other!], { ...env, SIMROOT_TWILIO_AUTH_TOKEN: "short" })).code).toBe(0);
   });
 
   it("exports the audit chain as JSON Lines to a file", async () => {

@@ -45,18 +45,31 @@ const showWithCredentials = (ctx: Context) => (created: WithCredentials) => {
   return `${showSource(created.source)}\n\ncredentials\n${details(created.credentials)}`;
 };
 
-/** A Super SIM source's secret: the Twilio account's auth token, which signs its webhooks. */
-const twilioAuthTokenOption = {
-  type: "string",
-  value: "<token>",
-  description:
-    "supersim: the Twilio account's auth token, which signs its webhooks (required for that format; or SIMROOT_TWILIO_AUTH_TOKEN, kept off the command line)",
+/**
+ * A Super SIM source's secrets, given by the operator (the API keeps no copy it could carry over a rotation): the Twilio
+ * account's auth token, which signs its webhooks, and the SharedKey secret of webhooks signed that way.
+ */
+const twilioOptions = {
+  "twilio-auth-token": {
+    type: "string",
+    value: "<token>",
+    description:
+      "supersim: the Twilio account's auth token, which signs its webhooks (required; or SIMROOT_TWILIO_AUTH_TOKEN, kept off the command line)",
+  },
+  "twilio-shared-key-secret": {
+    type: "string",
+    value: "<secret>",
+    description: "supersim: the SharedKey secret of webhooks signed with one (or SIMROOT_TWILIO_SHARED_KEY_SECRET)",
+  },
 } as const;
 
-/** The credentials a command sends for a Super SIM source: the option's token, else the environment's; none otherwise. */
-const twilioCredentials = (ctx: Context) => {
+/** The credentials a command sends for a Super SIM source (options first, then the environment); none for another format. */
+const twilioCredentials = (ctx: Context, format: string) => {
+  if (format !== "supersim") return {};
   const twilioAuthToken = ctx.opt("twilio-auth-token") ?? process.env.SIMROOT_TWILIO_AUTH_TOKEN;
-  return twilioAuthToken ? { credentials: { twilioAuthToken } } : {};
+  const twilioSharedKeySecret = ctx.opt("twilio-shared-key-secret") ?? process.env.SIMROOT_TWILIO_SHARED_KEY_SECRET;
+  const credentials = { ...(twilioAuthToken ? { twilioAuthToken } : {}), ...(twilioSharedKeySecret ? { twilioSharedKeySecret } : {}) };
+  return Object.keys(credentials).length === 0 ? {} : { credentials };
 };
 
 export const ingestCommands: Command[] = [
@@ -68,14 +81,15 @@ export const ingestCommands: Command[] = [
       name: { type: "string", value: "<name>", description: "the sender's name (required)" },
       format: { type: "string", value: formats.join("|"), description: "the webhook format it sends (required)" },
       "default-bearer": { type: "string", value: bearers.join("|"), description: "the bearer its cellular reports stand for" },
-      "twilio-auth-token": twilioAuthTokenOption,
+      ...twilioOptions,
     },
     run: async (ctx) => {
+      const format = choiceOf(ctx, "format", formats, true)!;
       const body = {
         name: ctx.need("name"),
-        format: choiceOf(ctx, "format", formats, true)!,
+        format,
         defaultBearer: choiceOf(ctx, "default-bearer", bearers, false),
-        ...twilioCredentials(ctx),
+        ...twilioCredentials(ctx, format),
       };
       ctx.print(await ctx.client.idempotentPost("/v1/sources", { body }), showWithCredentials(ctx));
     },
@@ -93,12 +107,16 @@ export const ingestCommands: Command[] = [
     name: "rotate",
     args: ["id"],
     summary: "Replace a source's credentials (the old ones stop working at once); printed once",
-    options: { "twilio-auth-token": twilioAuthTokenOption },
-    run: async (ctx) =>
+    options: twilioOptions,
+    run: async (ctx) => {
+      const path = { id: ctx.arg("id") };
+      // Given secrets are given again at a rotation: the source's format says which.
+      const { format } = await ctx.client.get("/v1/sources/{id}", { params: { path } });
       ctx.print(
-        await ctx.client.post("/v1/sources/{id}/rotate", { params: { path: { id: ctx.arg("id") } }, body: twilioCredentials(ctx) }),
+        await ctx.client.post("/v1/sources/{id}/rotate", { params: { path }, body: twilioCredentials(ctx, format) }),
         showWithCredentials(ctx),
-      ),
+      );
+    },
   },
   listCommand({
     group: "dead-letters",
