@@ -1,6 +1,6 @@
 import { decodeTime, isValid } from "ulid";
 import { describe, expect, it } from "vitest";
-import { hasIdKind, newId } from "./id.ts";
+import { hasIdKind, idFromSeed, newId } from "./id.ts";
 
 /** The ULID part of an id, checked by the ULID reference implementation (a devDependency: the bundles carry ours). */
 const ulidOf = (id: string) => id.slice(id.indexOf("_") + 1);
@@ -23,5 +23,15 @@ describe("ids", () => {
     // Within the millisecond (or behind it), an id keeps the newest time seen and counts its randomness up.
     expect(ids.slice(0, 3).map((id) => decodeTime(ulidOf(id)))).toEqual([time, time, time]);
     expect(decodeTime(ulidOf(ids[3]!))).toBe(time + 1);
+  });
+
+  it("makes the same id of the same seed at the same time, a valid ULID of that time (an action taken once per cause)", () => {
+    const time = Date.UTC(2026, 11, 5, 14, 0);
+    const id = idFromSeed("grant", time, "rul_1|evt_1|{}");
+    expect(idFromSeed("grant", time, "rul_1|evt_1|{}")).toBe(id);
+    expect(idFromSeed("grant", time, "rul_1|evt_2|{}")).not.toBe(id);
+    expect(hasIdKind("grant", id)).toBe(true);
+    expect(isValid(id.slice(4))).toBe(true);
+    expect(decodeTime(id.slice(4))).toBe(time);
   });
 });

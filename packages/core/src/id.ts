@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 
 /** Crockford's base 32, as ULIDs spell it. */
 const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -48,3 +48,15 @@ export type IdKind = keyof typeof idPrefixes;
 export const newId = (kind: IdKind, time: number = Date.now()): string => `${idPrefixes[kind]}_${ulid(time)}`;
 
 export const hasIdKind = (kind: IdKind, id: string): boolean => new RegExp(`^${idPrefixes[kind]}_[0-9A-HJKMNP-TV-Z]{26}$`).test(id);
+
+/**
+ * An id of `kind` at `time` whose 80 bits after the time come from `seed` (SHA-256): the same seed at the same time is
+ * the same id, so an action taken again for the same cause (an event delivered twice) names the same item.
+ */
+export function idFromSeed(kind: IdKind, time: number, seed: string): string {
+  const digest = createHash("sha256").update(seed).digest();
+  let encoded = "";
+  for (let rest = time, digit = 0; digit < 10; digit++, rest = Math.floor(rest / 32)) encoded = alphabet[rest % 32] + encoded;
+  for (let digit = 0; digit < 16; digit++) encoded += alphabet[digest[digit]! & 31];
+  return `${idPrefixes[kind]}_${encoded}`;
+}

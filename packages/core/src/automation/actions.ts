@@ -11,7 +11,9 @@ import { isSimrootError } from "../error.ts";
 import type { BusEnvelope } from "../event/envelope.ts";
 import type { DomainEvent } from "../event/event.ts";
 import { openIncident } from "../incident/incident.ts";
-import { createGrant, revokeGrant } from "../policy/grant-store.ts";
+import { idFromSeed } from "../id.ts";
+import { canonicalJson } from "../ledger/chain.ts";
+import { createGrantOnce, revokeGrant } from "../policy/grant-store.ts";
 import type { Ports } from "../ports.ts";
 import { enqueueDelivery } from "../webhook/delivery.ts";
 import type { AutomationAction, AutomationRule } from "./rule.ts";
@@ -82,14 +84,21 @@ export async function runAction(
       }
       case "start-grant": {
         const now = ports.now();
-        const grant = await createGrant(ports, ctx, {
-          principal: action.principal,
-          target: { deviceId: deviceId! },
-          destinations: action.destinations,
-          notBefore: now.toISOString(),
-          notAfter: new Date(now.getTime() + action.minutes * 60_000).toISOString(),
-        });
-        return result("done", grant.value.id, grant.events);
+        // One grant per rule, event and action, whatever how many times the event is delivered (review 67).
+        const id = idFromSeed("grant", Date.parse(event.time) || now.getTime(), `${rule.id}|${event.id}|${canonicalJson(action)}`);
+        const grant = await createGrantOnce(
+          ports,
+          ctx,
+          {
+            principal: action.principal,
+            target: { deviceId: deviceId! },
+            destinations: action.destinations,
+            notBefore: now.toISOString(),
+            notAfter: new Date(now.getTime() + action.minutes * 60_000).toISOString(),
+          },
+          id,
+        );
+        return result(grant.created ? "done" : "unchanged", grant.value.id, grant.events);
       }
       case "end-grant": {
         const grantId = action.grantId ?? (event.subject.startsWith("grt_") ? event.subject : undefined);

@@ -76,7 +76,9 @@ async function fire(ports: Ports, rule: AutomationRule, envelope: BusEnvelope, c
   const events: DomainEvent[] = [];
   const actions: ActionResult[] = [];
   let outcome: Firing["outcome"];
-  if (!(await takeRate(ports, event.tenantId, `rule#${rule.id}`, rule.rateLimit.max, rule.rateLimit.perSeconds))) {
+  // A dry run counts against a budget of its own: switched to act, the rule has its whole budget (review 67).
+  const rateKey = rule.dryRun ? `rule#${rule.id}#dry` : `rule#${rule.id}`;
+  if (!(await takeRate(ports, event.tenantId, rateKey, rule.rateLimit.max, rule.rateLimit.perSeconds))) {
     outcome = "rate-limited";
   } else if (rule.dryRun) {
     outcome = "dry-run";

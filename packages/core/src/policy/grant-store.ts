@@ -8,12 +8,13 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import { readDevice } from "../device/store.ts";
-import { SimrootError } from "../error.ts";
+import { isSimrootError, SimrootError } from "../error.ts";
 import { domainEvent } from "../event/event.ts";
 import { hasIdKind, newId } from "../id.ts";
 import type { FeedChange } from "../ledger/change.ts";
 import type { Outcome } from "../outcome.ts";
 import { pageInput, type Page } from "../page.ts";
+import type { RequestContext } from "../context.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 import { grantSchema, type Grant } from "./model.ts";
@@ -93,7 +94,35 @@ async function readGrant(ports: Ports, tenantId: string, id: string): Promise<St
   return Item ? storedGrant(Item) : undefined;
 }
 
-export const createGrant = verb(grantInput, async (ports, ctx, input): Promise<Outcome<GrantRecord>> => {
+export const createGrant = verb(grantInput, (ports, ctx, input) => storeGrant(ports, ctx, input, newId("grant", ports.now().getTime())));
+
+/**
+ * A grant under an id its cause decides (an automation rule's action on an event: `idFromSeed`), created once: taken
+ * again for the same cause (the event delivered twice, or again after a later action failed), it is the grant already
+ * made, `created` false (review 67: each run made a grant of its own, a second live access for the third party).
+ */
+export async function createGrantOnce(
+  ports: Ports,
+  ctx: RequestContext,
+  input: z.input<typeof grantInput>,
+  id: string,
+): Promise<Outcome<GrantRecord> & { created: boolean }> {
+  try {
+    return { ...(await storeGrant(ports, ctx, grantInput.parse(input), id)), created: true };
+  } catch (error) {
+    if (!(isSimrootError(error) && error.code === "grant.exists")) throw error;
+    const existing = await readGrant(ports, ctx.tenantId, id);
+    if (!existing) throw error;
+    return { value: withStatus(existing, ports.now()), events: [], created: false };
+  }
+}
+
+async function storeGrant(
+  ports: Ports,
+  ctx: RequestContext,
+  input: z.output<typeof grantInput>,
+  id: string,
+): Promise<Outcome<GrantRecord>> {
   const now = ports.now();
   if (Date.parse(input.notAfter) <= now.getTime()) {
     throw new SimrootError("grant.already_ended", "input", "A grant whose notAfter has passed would grant nothing", {
@@ -106,7 +135,7 @@ export const createGrant = verb(grantInput, async (ports, ctx, input): Promise<O
     });
   }
   const grant: StoredGrant = {
-    id: newId("grant", now.getTime()),
+    id,
     ...input,
     revision: 1,
     createdAt: now.toISOString(),
@@ -126,9 +155,10 @@ export const createGrant = verb(grantInput, async (ports, ctx, input): Promise<O
         },
       },
     ],
+    onConditionFailed: () => new SimrootError("grant.exists", "conflict", `Grant ${id} exists already`),
   });
   return { value: withStatus(grant, now), events: [event] };
-});
+}
 
 export const getGrant = verb(z.object({ id: z.string() }), async (ports, ctx, input): Promise<GrantRecord> => {
   const grant = await readGrant(ports, ctx.tenantId, input.id);

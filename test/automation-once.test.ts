@@ -1,0 +1,110 @@
+/**
+ * Automation rules act once per event (review 67). EventBridge delivers at least once: the same event can reach
+ * two automation invocations at once, or again after an invocation failed part-way. "Once per event" (docs/
+ * continuous-verification.md) must hold for the actions themselves, not only for the `automation.fired` record.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runAutomation, type BusEnvelope, type Ports } from "@simroot/core";
+import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+let imsis = 0;
+async function tenantWithRule(actions: unknown[], rateLimit = { max: 100, perSeconds: 60 }) {
+  const tenant = await tenantClient(runtime, `once-${imsis}`);
+  const device = await tenant.call("POST", "/v1/devices", { name: "meter", imsi: `23467000000${String(++imsis).padStart(4, "0")}` });
+  expect(device.status, device.text).toBe(201);
+  const rule = await tenant.call("POST", "/v1/automation/rules", {
+    name: "vendor access on a label change",
+    pattern: { source: ["simroot"], "detail-type": ["device.labels_changed"] },
+    actions,
+    rateLimit,
+  });
+  expect(rule.status, rule.text).toBe(201);
+  return { tenant, deviceId: device.json.id as string, rule: rule.json };
+}
+
+/** One `device.labels_changed` event as the bus delivers it (the same object on every delivery). */
+const labelsChanged = (tenantId: string, deviceId: string, id: string) =>
+  ({
+    version: "0",
+    id,
+    source: "simroot",
+    "detail-type": "device.labels_changed",
+    account: "local",
+    region: "local",
+    time: new Date().toISOString(),
+    resources: [],
+    detail: {
+      id,
+      type: "device.labels_changed",
+      tenantId,
+      subject: deviceId,
+      time: new Date().toISOString(),
+      actor: "key:k_test",
+      requestId: "req_once",
+      data: {},
+    },
+  }) as unknown as BusEnvelope;
+
+const startGrant = {
+  type: "start-grant",
+  principal: "vendor:acme/oncall",
+  destinations: [{ cidr: "10.8.0.0/24", ports: [22], protocol: "tcp" }],
+  minutes: 60,
+};
+
+describe("an automation action taken once per event (review 67)", { timeout: 120_000 }, () => {
+  it("an event delivered twice at once starts one grant, not two", async () => {
+    const { tenant, deviceId } = await tenantWithRule([startGrant]);
+    const envelope = labelsChanged(tenant.tenant.id, deviceId, "evt_01KR67DUPL1CATE0000000000");
+    // EventBridge at least once: two invocations of the automation consumer with the same event, side by side.
+    await Promise.allSettled([runAutomation(runtime.ports, envelope), runAutomation(runtime.ports, envelope)]);
+    const grants = (await tenant.call("GET", "/v1/grants")).json.items as { principal: string }[];
+    expect(grants.filter((grant) => grant.principal === "vendor:acme/oncall")).toHaveLength(1);
+  });
+
+  it("an event redelivered after a later action failed does not start the grant of the first action again", async () => {
+    const { tenant, deviceId } = await tenantWithRule([startGrant, { type: "open-incident", severity: "high" }]);
+    // A transient store failure in the second action (DynamoDB throttling the incident table's read), once.
+    let failed = false;
+    const flaky = {
+      send: (command: { constructor: { name: string }; input: { Key?: { pk?: string } } }) => {
+        if (!failed && command.constructor.name === "GetCommand" && String(command.input.Key?.pk).endsWith("#incident-open")) {
+          failed = true;
+          return Promise.reject(
+            Object.assign(new Error("Rate of requests exceeds the allowed throughput"), { name: "ThrottlingException" }),
+          );
+        }
+        return runtime.ports.db.send(command as never);
+      },
+    } as unknown as Ports["db"];
+    const ports: Ports = { ...runtime.ports, db: flaky };
+    const envelope = labelsChanged(tenant.tenant.id, deviceId, "evt_01KR67REDELIVERED00000000");
+    await expect(runAutomation(ports, envelope)).rejects.toThrow(/throughput/);
+    // The bus retries the event (EventBridge's retry policy; the local bus's backoff): it succeeds this time.
+    await runAutomation(ports, envelope);
+    const grants = (await tenant.call("GET", "/v1/grants")).json.items as { principal: string }[];
+    expect(grants.filter((grant) => grant.principal === "vendor:acme/oncall")).toHaveLength(1);
+  });
+
+  it("a dry run does not spend the rate budget of the rule it tries out: switched to act, the rule acts on the next match", async () => {
+    const { tenant, deviceId, rule } = await tenantWithRule([{ type: "add-labels", labels: { suspect: "yes" } }], {
+      max: 1,
+      perSeconds: 3600,
+    });
+    const path = `/v1/automation/rules/${rule.id}`;
+    expect((await tenant.call("PATCH", path, { dryRun: true }, { "if-match": '"1"' })).status).toBe(200);
+    const tried = await runAutomation(runtime.ports, labelsChanged(tenant.tenant.id, deviceId, "evt_01KR67DRYRUN0000000000000"));
+    expect(tried.value.map((firing) => firing.outcome)).toEqual(["dry-run"]);
+    // Happy with what it would do, the integrator lets it act.
+    expect((await tenant.call("PATCH", path, { dryRun: false }, { "if-match": '"2"' })).status).toBe(200);
+    const live = await runAutomation(runtime.ports, labelsChanged(tenant.tenant.id, deviceId, "evt_01KR67LIVE00000000000000"));
+    expect(live.value.map((firing) => firing.outcome)).toEqual(["fired"]);
+    expect((await tenant.call("GET", `/v1/devices/${deviceId}`)).json.labels).toMatchObject({ suspect: "yes" });
+  });
+});
