@@ -250,24 +250,78 @@ async function settle(
   return next.status;
 }
 
-/** The worker: attempts every delivery due now (each shard of the `byDue` index), a page per shard. */
-export async function deliverDue(ports: Ports, options: AttemptOptions & { readonly limit?: number } = {}) {
+export interface WorkerOptions extends AttemptOptions {
+  /** Due deliveries read per shard and page. */
+  readonly limit?: number;
+  /** How long the run may take (a Lambda's remaining time, less a margin): it starts no attempt that could outlast it. */
+  readonly budgetMs?: number;
+  /** Attempts at once. */
+  readonly concurrency?: number;
+  /** At most this many attempts per subscription in a run: one receiver's backlog does not hold back the others. */
+  readonly perSubscription?: number;
+}
+
+/**
+ * The worker: attempts the deliveries due now, oldest first, reading every shard of the `byDue` index side by side and
+ * page after page until none is left or its time budget is spent, several attempts at once, each cut short before the
+ * budget ends, and at most `perSubscription` attempts per subscription (review 67: one page of 50 per shard, one shard
+ * after the other, attempted 200 deliveries a minute for the whole deployment, behind one tenant's backlog, and four
+ * receivers that never answer took 60 s, the worker's Lambda timeout).
+ */
+export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
+  const deadline = Date.now() + (options.budgetMs ?? 40_000);
+  const timeoutMs = options.timeoutMs ?? 15_000;
+  const concurrency = options.concurrency ?? 16;
+  const perSubscription = options.perSubscription ?? 25;
   const now = ports.now().toISOString();
+  const taken = new Map<string, number>();
+  /** Where each shard's next page starts; `null` once it is read to its end. */
+  const starts: (Record<string, unknown> | undefined | null)[] = Array.from({ length: dueShards }, () => undefined);
   let attempted = 0;
-  for (let shard = 0; shard < dueShards; shard++) {
-    const { Items = [] } = await ports.db.send(
-      new QueryCommand({
-        TableName: ports.tables.automation,
-        IndexName: "byDue",
-        KeyConditionExpression: "gsi1pk = :shard AND gsi1sk <= :now",
-        ExpressionAttributeValues: { ":shard": `due#${shard}`, ":now": `${now}|~` },
-        Limit: options.limit ?? 50,
-      }),
+  // An attempt is started only with a second to spare past its receiver's longest wait.
+  const timeLeft = () => deadline - Date.now() - 1_000;
+  while (starts.some((start) => start !== null) && timeLeft() > 0) {
+    const pages = await Promise.all(
+      starts.map((start, shard) =>
+        start === null
+          ? undefined
+          : ports.db.send(
+              new QueryCommand({
+                TableName: ports.tables.automation,
+                IndexName: "byDue",
+                KeyConditionExpression: "gsi1pk = :shard AND gsi1sk <= :now",
+                ExpressionAttributeValues: { ":shard": `due#${shard}`, ":now": `${now}|~` },
+                Limit: options.limit ?? 50,
+                ExclusiveStartKey: start,
+              }),
+            ),
+      ),
     );
+    const due: Record<string, unknown>[] = [];
+    for (const [shard, page] of pages.entries()) {
+      if (!page) continue;
+      starts[shard] = page.LastEvaluatedKey ?? null;
+      for (const item of page.Items ?? []) {
+        const subscription = `${item.tenantId}|${item.webhookId}`;
+        const count = taken.get(subscription) ?? 0;
+        if (count >= perSubscription) continue;
+        taken.set(subscription, count + 1);
+        due.push(item);
+      }
+    }
+    let next = 0;
     await Promise.all(
-      Items.map(async (item) => {
-        const status = await attemptDelivery(ports, String(item.tenantId), String(item.webhookId), String(item.id), options);
-        if (status !== "busy") attempted += 1;
+      Array.from({ length: Math.min(concurrency, due.length) }, async () => {
+        while (next < due.length) {
+          const item = due[next++]!;
+          const wait = Math.min(timeoutMs, timeLeft());
+          if (wait <= 0) return;
+          const status = await attemptDelivery(ports, String(item.tenantId), String(item.webhookId), String(item.id), {
+            ...options,
+            timeoutMs: wait,
+          });
+          if (status !== "busy") attempted += 1;
+        }
       }),
     );
   }
