@@ -7,8 +7,9 @@
  */
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { attemptDelivery, enqueueDelivery, newId, nonPublicAddress, type BusEnvelope, type Ports, type Resolve } from "@simroot/core";
+import { attemptDelivery, enqueueDelivery, newId, nonPublicAddress, type Ports, type Resolve } from "@simroot/core";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { quarantinedEnvelope } from "./support/webhooks.ts";
 
 let runtime: TestRuntime;
 let receiver: Server;
@@ -35,20 +36,7 @@ const pattern = { "detail-type": ["device.quarantined"] };
 /** A resolver that answers what a hostile DNS zone would: a public-looking name pointing at the loopback. */
 const toLoopback: Resolve = async () => [{ address: "127.0.0.1", family: 4 }];
 
-function envelope(tenantId: string, id: string): BusEnvelope {
-  const time = new Date().toISOString();
-  return {
-    version: "0",
-    id,
-    "detail-type": "device.quarantined",
-    source: "simroot",
-    account: "local",
-    time,
-    region: "local",
-    resources: [],
-    detail: { id, type: "device.quarantined", tenantId, subject: "dev_x", time, actor: "test", requestId: "req_1", data: {} },
-  } as BusEnvelope;
-}
+const envelope = quarantinedEnvelope;
 
 describe("webhook targets", () => {
   it("refuses a subscription to a loopback, private or link-local address, or localhost, and creates nothing", async () => {

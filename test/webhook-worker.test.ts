@@ -6,10 +6,11 @@
 import { createHash } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deliverDue, dueShards, enqueueDelivery, messageId, newId, type BusEnvelope } from "@simroot/core";
+import { deliverDue, dueShards, enqueueDelivery, messageId, newId } from "@simroot/core";
 import { DeleteCommand } from "@aws-sdk/lib-dynamodb";
 import { recordKey } from "@simroot/core/automation/records";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { quarantinedEnvelope } from "./support/webhooks.ts";
 
 let runtime: TestRuntime;
 let hanging: Server;
@@ -38,20 +39,7 @@ afterAll(async () => {
 const pattern = { "detail-type": ["device.quarantined"] };
 const shardOf = (id: string) => createHash("sha256").update(id).digest()[0]! % dueShards;
 
-function envelope(tenantId: string, id: string): BusEnvelope {
-  const time = new Date().toISOString();
-  return {
-    version: "0",
-    id,
-    "detail-type": "device.quarantined",
-    source: "simroot",
-    account: "local",
-    time,
-    region: "local",
-    resources: [],
-    detail: { id, type: "device.quarantined", tenantId, subject: "dev_x", time, actor: "test", requestId: "req_1", data: {} },
-  } as BusEnvelope;
-}
+const envelope = quarantinedEnvelope;
 
 async function subscription(name: string, url: string) {
   const tenant = await tenantClient(runtime, name);
