@@ -58,6 +58,21 @@ const startGrant = {
   minutes: 60,
 };
 
+/** The runtime's ports whose first read of a device's open incident is throttled, once (a transient store failure). */
+function failingOnce(): Ports {
+  let failed = false;
+  const db = {
+    send: (command: { constructor: { name: string }; input: { Key?: { pk?: string } } }) => {
+      if (!failed && command.constructor.name === "GetCommand" && String(command.input.Key?.pk).endsWith("#incident-open")) {
+        failed = true;
+        return Promise.reject(Object.assign(new Error("Rate of requests exceeds the allowed throughput"), { name: "ThrottlingException" }));
+      }
+      return runtime.ports.db.send(command as never);
+    },
+  } as unknown as Ports["db"];
+  return { ...runtime.ports, db };
+}
+
 describe("an automation action taken once per event (review 67)", { timeout: 120_000 }, () => {
   it("an event delivered twice at once starts one grant, not two", async () => {
     const { tenant, deviceId } = await tenantWithRule([startGrant]);
@@ -71,25 +86,35 @@ describe("an automation action taken once per event (review 67)", { timeout: 120
   it("an event redelivered after a later action failed does not start the grant of the first action again", async () => {
     const { tenant, deviceId } = await tenantWithRule([startGrant, { type: "open-incident", severity: "high" }]);
     // A transient store failure in the second action (DynamoDB throttling the incident table's read), once.
-    let failed = false;
-    const flaky = {
-      send: (command: { constructor: { name: string }; input: { Key?: { pk?: string } } }) => {
-        if (!failed && command.constructor.name === "GetCommand" && String(command.input.Key?.pk).endsWith("#incident-open")) {
-          failed = true;
-          return Promise.reject(
-            Object.assign(new Error("Rate of requests exceeds the allowed throughput"), { name: "ThrottlingException" }),
-          );
-        }
-        return runtime.ports.db.send(command as never);
-      },
-    } as unknown as Ports["db"];
-    const ports: Ports = { ...runtime.ports, db: flaky };
+    const ports = failingOnce();
     const envelope = labelsChanged(tenant.tenant.id, deviceId, "evt_01KR67REDELIVERED00000000");
     await expect(runAutomation(ports, envelope)).rejects.toThrow(/throughput/);
     // The bus retries the event (EventBridge's retry policy; the local bus's backoff): it succeeds this time.
     await runAutomation(ports, envelope);
     const grants = (await tenant.call("GET", "/v1/grants")).json.items as { principal: string }[];
     expect(grants.filter((grant) => grant.principal === "vendor:acme/oncall")).toHaveLength(1);
+  });
+
+  it("an event redelivered after its rule's start-grant was edited starts no second grant (review 68)", async () => {
+    const { tenant, deviceId, rule } = await tenantWithRule([startGrant, { type: "open-incident", severity: "high" }]);
+    const envelope = labelsChanged(tenant.tenant.id, deviceId, "evt_01KR68RULEED1TED000000000");
+    await expect(runAutomation(failingOnce(), envelope)).rejects.toThrow(/throughput/);
+    // Before the bus's retry (EventBridge retries for up to 24 h), an admin shortens the vendor's window.
+    const edited = await tenant.call(
+      "PATCH",
+      `/v1/automation/rules/${rule.id}`,
+      {
+        actions: [
+          { ...startGrant, minutes: 30 },
+          { type: "open-incident", severity: "high" },
+        ],
+      },
+      { "if-match": '"1"' },
+    );
+    expect(edited.status, edited.text).toBe(200);
+    await runAutomation(runtime.ports, envelope);
+    const grants = (await tenant.call("GET", "/v1/grants")).json.items as { principal: string; status: string }[];
+    expect(grants.filter((grant) => grant.principal === "vendor:acme/oncall" && grant.status === "active")).toHaveLength(1);
   });
 
   it("a dry run does not spend the rate budget of the rule it tries out: switched to act, the rule acts on the next match", async () => {

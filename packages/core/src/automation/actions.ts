@@ -12,7 +12,6 @@ import type { BusEnvelope } from "../event/envelope.ts";
 import type { DomainEvent } from "../event/event.ts";
 import { openIncident } from "../incident/incident.ts";
 import { idFromSeed } from "../id.ts";
-import { canonicalJson } from "../ledger/chain.ts";
 import { createGrantOnce, revokeGrant } from "../policy/grant-store.ts";
 import type { Ports } from "../ports.ts";
 import { enqueueDelivery } from "../webhook/delivery.ts";
@@ -84,8 +83,11 @@ export async function runAction(
       }
       case "start-grant": {
         const now = ports.now();
-        // One grant per rule, event and action, whatever how many times the event is delivered (review 67).
-        const id = idFromSeed("grant", Date.parse(event.time) || now.getTime(), `${rule.id}|${event.id}|${canonicalJson(action)}`);
+        // One grant per rule, event and start-grant action, however many times the event is delivered (review 67). The
+        // action is named by its place among the rule's start-grants, not by what it says: an edit of the rule between
+        // two deliveries made another id, and a second grant (review 68).
+        const place = rule.actions.slice(0, rule.actions.indexOf(action)).filter((each) => each.type === "start-grant").length;
+        const id = idFromSeed("grant", Date.parse(event.time) || now.getTime(), `${rule.id}|${event.id}|start-grant|${place}`);
         const grant = await createGrantOnce(
           ports,
           ctx,
