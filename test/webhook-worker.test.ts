@@ -62,7 +62,7 @@ describe("the webhook worker and one tenant's bad receiver (review 67)", () => {
       await enqueueDelivery(runtime.ports, a.tenantId, a.webhookId, envelope(a.tenantId, eventId));
     }
     const started = Date.now();
-    expect(await deliverDue(runtime.ports, { budgetMs: 4_000 })).toBe(dueShards);
+    expect(await deliverDue(runtime.ports, { budgetMs: 4_000, timeoutMs: 2_000 })).toBe(dueShards);
     const elapsed = Date.now() - started;
     // Its deliveries no longer due here: the next test's run finds only its own.
     await runtime.ports.db.send(

@@ -10,6 +10,6 @@ const ports = {
   webhookTargets: "any" as const,
 };
 for (;;) {
-  await deliverDue(ports, { leaseMs: Number(process.env.LEASE_MS ?? 2000), timeoutMs: 60_000 });
+  await deliverDue(ports, { leaseMs: Number(process.env.LEASE_MS ?? 2000), timeoutMs: 60_000, budgetMs: 120_000 });
   await new Promise((resolve) => setTimeout(resolve, 100));
 }

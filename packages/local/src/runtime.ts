@@ -217,10 +217,18 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     stops.push(async () => unsubscribe());
     // What a scheduled Lambda does in AWS (functions/src/webhook-worker.ts): attempt the deliveries that are due.
     if (options.webhookWorkerMs !== 0) {
-      const worker = setInterval(
-        () => void runningAs("webhookWorker", () => deliverDue(ports)).catch((error: unknown) => console.error("webhook worker:", error)),
-        options.webhookWorkerMs ?? 1000,
-      );
+      // One run at a time, as the schedule's Lambda runs them: a run may take its whole budget (receivers that never
+      // answer), and runs started beside it multiplied its attempts at once (review 68).
+      let running = false;
+      const worker = setInterval(() => {
+        if (running) return;
+        running = true;
+        void runningAs("webhookWorker", () => deliverDue(ports))
+          .catch((error: unknown) => console.error("webhook worker:", error))
+          .finally(() => {
+            running = false;
+          });
+      }, options.webhookWorkerMs ?? 1000);
       worker.unref();
       stops.push(async () => clearInterval(worker));
     }

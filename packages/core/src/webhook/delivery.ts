@@ -263,10 +263,13 @@ export interface WorkerOptions extends AttemptOptions {
 
 /**
  * The worker: attempts the deliveries due now, oldest first, reading every shard of the `byDue` index side by side and
- * page after page until none is left or its time budget is spent, several attempts at once, each cut short before the
- * budget ends, and at most `perSubscription` attempts per subscription (review 67: one page of 50 per shard, one shard
- * after the other, attempted 200 deliveries a minute for the whole deployment, behind one tenant's backlog, and four
- * receivers that never answer took 60 s, the worker's Lambda timeout).
+ * page after page until none is left or its time budget is spent, several attempts at once (review 67: one page of 50
+ * per shard, one shard after the other, attempted 200 deliveries a minute for the whole deployment, behind one
+ * tenant's backlog, and four receivers that never answer took 60 s, the worker's Lambda timeout). An attempt starts only
+ * with its receiver's whole wait left in the budget (one cut short counted as a failed attempt, spending a retry of a
+ * delivery the receiver may have taken: review 68), and a subscription whose attempts fail `perSubscription` times in a
+ * run gets no more in it (one that succeeds keeps going). An attempt that throws (the store refusing) is logged and
+ * leaves its delivery due; the run returns once every attempt it started has settled.
  */
 export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
   const deadline = Date.now() + (options.budgetMs ?? 40_000);
@@ -274,13 +277,13 @@ export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
   const concurrency = options.concurrency ?? 16;
   const perSubscription = options.perSubscription ?? 25;
   const now = ports.now().toISOString();
-  const taken = new Map<string, number>();
+  const failures = new Map<string, number>();
   /** Where each shard's next page starts; `null` once it is read to its end. */
   const starts: (Record<string, unknown> | undefined | null)[] = Array.from({ length: dueShards }, () => undefined);
   let attempted = 0;
-  // An attempt is started only with a second to spare past its receiver's longest wait.
-  const timeLeft = () => deadline - Date.now() - 1_000;
-  while (starts.some((start) => start !== null) && timeLeft() > 0) {
+  // An attempt is started only with its receiver's whole wait, and a second more, left.
+  const timeForOne = () => deadline - Date.now() - 1_000 >= timeoutMs;
+  while (starts.some((start) => start !== null) && timeForOne()) {
     const pages = await Promise.all(
       starts.map((start, shard) =>
         start === null
@@ -301,26 +304,35 @@ export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
     for (const [shard, page] of pages.entries()) {
       if (!page) continue;
       starts[shard] = page.LastEvaluatedKey ?? null;
-      for (const item of page.Items ?? []) {
-        const subscription = `${item.tenantId}|${item.webhookId}`;
-        const count = taken.get(subscription) ?? 0;
-        if (count >= perSubscription) continue;
-        taken.set(subscription, count + 1);
-        due.push(item);
-      }
+      due.push(...(page.Items ?? []));
     }
     let next = 0;
     await Promise.all(
       Array.from({ length: Math.min(concurrency, due.length) }, async () => {
-        while (next < due.length) {
+        while (next < due.length && timeForOne()) {
           const item = due[next++]!;
-          const wait = Math.min(timeoutMs, timeLeft());
-          if (wait <= 0) return;
-          const status = await attemptDelivery(ports, String(item.tenantId), String(item.webhookId), String(item.id), {
-            ...options,
-            timeoutMs: wait,
-          });
+          const subscription = `${item.tenantId}|${item.webhookId}`;
+          if ((failures.get(subscription) ?? 0) >= perSubscription) continue;
+          let status: string;
+          try {
+            status = await attemptDelivery(ports, String(item.tenantId), String(item.webhookId), String(item.id), {
+              ...options,
+              timeoutMs,
+            });
+          } catch (error) {
+            console.error(
+              JSON.stringify({
+                level: "error",
+                component: "webhooks",
+                message: "attempting a delivery failed",
+                id: item.id,
+                error: String(error),
+              }),
+            );
+            status = "error";
+          }
           if (status !== "busy") attempted += 1;
+          if (status !== "delivered" && status !== "busy") failures.set(subscription, (failures.get(subscription) ?? 0) + 1);
         }
       }),
     );

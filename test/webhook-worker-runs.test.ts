@@ -1,0 +1,134 @@
+/**
+ * The webhook worker's runs (review 68): what a run's time budget, one subscription's failures and one attempt's
+ * error may cost the other deliveries, and one run at a time in the local runtime.
+ */
+import { createServer, type Server } from "node:http";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deliverDue, enqueueDelivery, newId, type Ports } from "@simroot/core";
+import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { quarantinedEnvelope as envelope } from "./support/webhooks.ts";
+
+/** A receiver answering 204 after `delayMs` (never, when undefined), counting what arrives and what is in flight. */
+function receiver(delayMs: number | undefined) {
+  const state = { arrived: 0, inFlight: 0, maxInFlight: 0, server: undefined as unknown as Server, url: "" };
+  state.server = createServer((request, response) => {
+    state.arrived += 1;
+    state.inFlight += 1;
+    state.maxInFlight = Math.max(state.maxInFlight, state.inFlight);
+    request.resume();
+    const done = () => (state.inFlight -= 1);
+    response.on("close", done);
+    if (delayMs !== undefined) setTimeout(() => response.writeHead(204).end(), delayMs);
+  });
+  return state;
+}
+const receivers = { fast: receiver(0), slow: receiver(800), lagging: receiver(300), hanging: receiver(undefined) };
+beforeAll(async () => {
+  for (const r of Object.values(receivers)) {
+    await new Promise<void>((resolve) => r.server.listen(0, "127.0.0.1", resolve));
+    r.url = `http://127.0.0.1:${(r.server.address() as { port: number }).port}/hook`;
+  }
+});
+afterAll(async () => {
+  for (const r of Object.values(receivers)) {
+    r.server.closeAllConnections();
+    await new Promise((resolve) => r.server.close(resolve));
+  }
+});
+
+/** A runtime of the test's own (the worker runs over every due delivery of its tables). */
+async function withRuntime<T>(options: Parameters<typeof startTestRuntime>[0], body: (runtime: TestRuntime) => Promise<T>) {
+  const runtime = await startTestRuntime(options);
+  try {
+    return await body(runtime);
+  } finally {
+    await runtime.stop();
+  }
+}
+
+async function subscription(runtime: TestRuntime, name: string, url: string) {
+  const tenant = await tenantClient(runtime, name);
+  const created = await tenant.call("POST", "/v1/webhooks", { url, pattern: { "detail-type": ["device.quarantined"] } });
+  expect(created.status, created.text).toBe(201);
+  return { tenant, tenantId: tenant.tenant.id, webhookId: created.json.id as string };
+}
+
+async function backlog(runtime: TestRuntime, s: { tenantId: string; webhookId: string }, count: number) {
+  const start = Date.now() - 60_000;
+  for (let n = 0; n < count; n++)
+    await enqueueDelivery(runtime.ports, s.tenantId, s.webhookId, envelope(s.tenantId, newId("event", start + n)));
+}
+
+describe("the webhook worker's runs (review 68)", { timeout: 120_000 }, () => {
+  it("starts no attempt its time budget would cut short: the delivery stays due, none of its retries spent", async () => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
+      // A healthy receiver that answers in 800 ms, reached with less than its 15 s wait left in the run (in AWS: the
+      // last wave of a run that spent its time on a backlog). Attempted, it was cut short, recorded as failed and
+      // retried later, though the receiver had taken it.
+      const s = await subscription(runtime, "slow", receivers.slow.url);
+      await backlog(runtime, s, 1);
+      expect(await deliverDue(runtime.ports, { budgetMs: 1_500 })).toBe(0);
+      expect(receivers.slow.arrived).toBe(0);
+      const [waiting] = (await s.tenant.call("GET", `/v1/webhooks/${s.webhookId}/deliveries`)).json.items;
+      expect(waiting).toMatchObject({ status: "pending", attempts: [] });
+      // The next run, with the time, delivers it at its first attempt.
+      expect(await deliverDue(runtime.ports, { budgetMs: 20_000 })).toBe(1);
+      const [delivered] = (await s.tenant.call("GET", `/v1/webhooks/${s.webhookId}/deliveries`)).json.items;
+      expect(delivered).toMatchObject({ status: "delivered" });
+      expect(delivered.attempts).toHaveLength(1);
+    });
+  });
+
+  it("a healthy receiver's backlog of due retries is delivered in one run, not 25 a minute", async () => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
+      // e.g. the receiver was down five minutes; it is back and answers at once: 60 retries are due.
+      const s = await subscription(runtime, "recovered", receivers.fast.url);
+      await backlog(runtime, s, 60);
+      const before = receivers.fast.arrived;
+      await deliverDue(runtime.ports, { budgetMs: 20_000 });
+      // Capped at 25 a run, whether they failed or not, a recovered receiver's backlog drained at 25 a minute.
+      expect(receivers.fast.arrived - before).toBe(60);
+    });
+  });
+
+  it("one attempt that throws neither ends the run for everyone else nor leaves attempts running after it returns", async () => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
+      const a = await subscription(runtime, "throttled", receivers.lagging.url);
+      const b = await subscription(runtime, "bystander", receivers.lagging.url);
+      await backlog(runtime, a, 1);
+      await backlog(runtime, b, 10);
+      // One read of A's subscription record is refused (DynamoDB throttling): that attempt throws.
+      const flaky = {
+        send: (command: { constructor: { name: string }; input: { Key?: { pk?: string; sk?: string } } }) =>
+          command.constructor.name === "GetCommand" && command.input.Key?.pk === `T#${a.tenantId}#webhook`
+            ? Promise.reject(Object.assign(new Error("Rate of requests exceeds the allowed throughput"), { name: "ThrottlingException" }))
+            : runtime.ports.db.send(command as never),
+      } as unknown as Ports["db"];
+      const outcome = await deliverDue({ ...runtime.ports, db: flaky }, { budgetMs: 20_000 }).then(
+        () => "resolved",
+        (error: Error) => `rejected: ${error.message}`,
+      );
+      const arrivedWhenItReturned = receivers.lagging.arrived;
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      const arrivedAfterItReturned = receivers.lagging.arrived - arrivedWhenItReturned;
+      // It rejected at once, and B's attempts, already claimed (leased), were posted after it returned: in Lambda the
+      // handler has answered and the sandbox is frozen mid-attempt; their leases (30 s) ran out before they settled, and
+      // the next run sent them again.
+      expect({ outcome, arrivedAfterItReturned }).toEqual({ outcome: "resolved", arrivedAfterItReturned: 0 });
+    });
+  });
+
+  it("the local runtime starts no run while one is under way (16 attempts at once, not 16 more every tick)", async () => {
+    await withRuntime({ webhookWorkerMs: 200 }, async (runtime) => {
+      for (const name of ["wedged-1", "wedged-2", "wedged-3"]) {
+        const s = await subscription(runtime, name, receivers.hanging.url);
+        await backlog(runtime, s, 20);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 3_000));
+      const atOnce = receivers.hanging.maxInFlight;
+      receivers.hanging.server.closeAllConnections();
+      // A run started at every tick, each lasting up to its budget: runs piled up.
+      expect(atOnce).toBeLessThanOrEqual(16);
+    });
+  });
+});
