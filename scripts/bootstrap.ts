@@ -1,9 +1,10 @@
 /**
  * A stage's first tenant and its admin key, shown once: the platform tenant, the one whose admin may create tenants
  * (`simroot tenants create`). `npm start` does this on its first run; for a deployed stage, run it once after the
- * first deploy, with the deploy's table names and the shell's AWS credentials (control, identity and audit `PutItem`):
+ * first deploy, with the deploy's table names (every `SIMROOT_TABLE_*` the deploy outputs) and the shell's AWS
+ * credentials (what a commit through the ledger does: reads and writes of the control, identity and audit tables):
  *
- *   SIMROOT_TABLE_CONTROL=<...> SIMROOT_TABLE_IDENTITY=<...> SIMROOT_TABLE_AUDIT=<...> AWS_REGION=<...> npm run bootstrap -- [name]
+ *   SIMROOT_TABLE_CONTROL=<...> SIMROOT_TABLE_IDENTITY=<...> SIMROOT_TABLE_AUDIT=<...> ... AWS_REGION=<...> npm run bootstrap -- [name]
  *
  * (`SIMROOT_TABLE_PREFIX` instead names them all by a prefix; locally `DYNAMODB_ENDPOINT`.) A second run on the same
  * tables creates nothing and exits 1: the platform tenant exists (its admin creates the others, and more keys).
