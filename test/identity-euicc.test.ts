@@ -77,6 +77,25 @@ describe("eUICC notifications are verified against the source's trust anchors", 
   });
 });
 
+/**
+ * The reports an eIM makes of the eUICC with this EID, each the next in seqNumber order (dated a minute ago on), as the
+ * normalized facts a simroot source takes.
+ */
+function profileReports(eidOf: string) {
+  let sequence = 0;
+  return (type: string, iccidOf: string, data: Record<string, unknown> = {}) => {
+    const seqNumber = ++sequence;
+    return {
+      type,
+      dedupeKey: `profile-${seqNumber}`,
+      occurredAt: new Date(Date.now() - 60_000 + seqNumber).toISOString(),
+      device: { eid: eidOf },
+      sourceType: "eim",
+      data: { eid: eidOf, iccid: iccidOf, seqNumber, ...data },
+    };
+  };
+}
+
 describe("an eUICC's new profiles identify its device (review 58)", () => {
   it("resolves reports naming a profile the eIM installed, releases it with the device, and leaves another device's alone", async () => {
     const tenant = await tenantClient(runtime);
@@ -84,15 +103,7 @@ describe("an eUICC's new profiles identify its device (review 58)", () => {
     const eidOf = "89049032123451234512345678901235";
     const device = (await tenant.call("POST", "/v1/devices", { eid: eidOf, iccids: ["8944500102198304826"] })).json;
     const other = (await tenant.call("POST", "/v1/devices", { imsi: "208010000000077", iccids: ["8944500102198304842"] })).json;
-    let sequence = 0;
-    const profileFact = (type: string, iccidOf: string, data: Record<string, unknown> = {}) => ({
-      type,
-      dedupeKey: `profile-${++sequence}`,
-      occurredAt: new Date(Date.now() - 60_000 + sequence).toISOString(),
-      device: { eid: eidOf },
-      sourceType: "eim",
-      data: { eid: eidOf, iccid: iccidOf, seqNumber: sequence, ...data },
-    });
+    const profileFact = profileReports(eidOf);
     await report(
       profileFact("profile.installed", "8944500102198304834F", { result: "success" }),
       profileFact("profile.enabled", "8944500102198304834F"),
@@ -124,15 +135,8 @@ describe("an eUICC's new profiles identify its device (review 58)", () => {
     const report = await simrootSource(runtime, tenant);
     const eidOf = "89049032123451234512345678901235";
     const device = (await tenant.call("POST", "/v1/devices", { eid: eidOf, iccids: ["8944500102198304826"] })).json;
-    let sequence = 0;
-    const profileFact = (type: string, data: Record<string, unknown> = {}) => ({
-      type,
-      dedupeKey: `profile-${++sequence}`,
-      occurredAt: new Date(Date.now() - 60_000 + sequence).toISOString(),
-      device: { eid: eidOf },
-      sourceType: "eim",
-      data: { eid: eidOf, iccid: "8944500102198304834", seqNumber: sequence, ...data },
-    });
+    const report834 = profileReports(eidOf);
+    const profileFact = (type: string, data: Record<string, unknown> = {}) => report834(type, "8944500102198304834", data);
     const lookup = async () => (await tenant.call("GET", "/v1/devices/lookup?iccid=8944500102198304834")).status;
     await report(profileFact("profile.installed", { result: "success" }), profileFact("profile.enabled"));
     expect(await lookup()).toBe(200);
@@ -146,7 +150,7 @@ describe("an eUICC's new profiles identify its device (review 58)", () => {
     const other = await tenant.call("POST", "/v1/devices", { iccids: ["8944500102198304834"] });
     expect(other.status, other.text).toBe(201);
     // The registered ICCID stays the device's whatever its profile's state.
-    await report({ ...profileFact("profile.deleted"), data: { eid: eidOf, iccid: "8944500102198304826", seqNumber: ++sequence } });
+    await report(report834("profile.deleted", "8944500102198304826"));
     expect((await tenant.call("GET", "/v1/devices/lookup?iccid=8944500102198304826")).json.id).toBe(device.id);
   });
 
@@ -155,15 +159,7 @@ describe("an eUICC's new profiles identify its device (review 58)", () => {
     const report = await simrootSource(runtime, tenant);
     const eidOf = "89049032123451234512345678901235";
     const device = (await tenant.call("POST", "/v1/devices", { eid: eidOf })).json;
-    let sequence = 0;
-    const profileFact = (type: string, iccidOf: string, data: Record<string, unknown> = {}) => ({
-      type,
-      dedupeKey: `padded-${++sequence}`,
-      occurredAt: new Date(Date.now() - 60_000 + sequence).toISOString(),
-      device: { eid: eidOf },
-      sourceType: "eim",
-      data: { eid: eidOf, iccid: iccidOf, seqNumber: sequence, ...data },
-    });
+    const profileFact = profileReports(eidOf);
     await report(profileFact("profile.installed", "8944500102198304883F", { result: "success" }));
     expect((await tenant.call("GET", "/v1/devices/lookup?iccid=8944500102198304883")).json.id).toBe(device.id);
     // Deleted as spelled without the F: the same profile (two were kept, the padded one installed, its alias held).
@@ -180,15 +176,8 @@ describe("an eUICC's new profiles identify its device (review 58)", () => {
     const eidOf = "89049032123451234512345678901235";
     const profile = "8944500102198304891";
     const device = (await tenant.call("POST", "/v1/devices", { eid: eidOf, imsi: "208015550000031" })).json;
-    let sequence = 0;
-    const profileFact = (type: string, data: Record<string, unknown> = {}) => ({
-      type,
-      dedupeKey: `legacy-profile-${++sequence}`,
-      occurredAt: new Date(Date.now() - 60_000 + sequence).toISOString(),
-      device: { eid: eidOf },
-      sourceType: "eim",
-      data: { eid: eidOf, iccid: profile, seqNumber: sequence, ...data },
-    });
+    const reports = profileReports(eidOf);
+    const profileFact = (type: string, data: Record<string, unknown> = {}) => reports(type, profile, data);
     await report(profileFact("profile.installed", { result: "success" }), profileFact("profile.deleted"));
     // What a deletion left before 2026-12-05: the alias still the device's.
     await runtime.ports.db.send(
@@ -208,20 +197,13 @@ describe("an eUICC's new profiles identify its device (review 58)", () => {
     const report = await simrootSource(runtime, tenant);
     const eidOf = "89049032123451234512345678901235";
     const device = (await tenant.call("POST", "/v1/devices", { eid: eidOf })).json;
-    const profileFact = (type: string, seqNumber: number) => ({
-      type,
-      dedupeKey: `cached-${seqNumber}`,
-      occurredAt: new Date(Date.now() - 60_000 + seqNumber).toISOString(),
-      device: { eid: eidOf },
-      sourceType: "eim",
-      data: { eid: eidOf, iccid: "8944500102198304867", seqNumber, result: "success" },
-    });
-    await report(profileFact("profile.installed", 1));
+    const profileFact = profileReports(eidOf);
+    await report(profileFact("profile.installed", "8944500102198304867", { result: "success" }));
     // Another instance (its own client, so its own caches) resolves the ICCID and keeps it.
     const other = { ...runtime.ports, db: documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" }) };
     const resolve = () => resolveDevice(other, tenant.tenant.id, { iccid: "8944500102198304867" });
     expect(await resolve()).toBe(device.id);
-    await report(profileFact("profile.deleted", 2));
+    await report(profileFact("profile.deleted", "8944500102198304867"));
     const now = Date.now();
     const clock = vi.spyOn(Date, "now");
     try {
