@@ -8,9 +8,9 @@ import { deliverDue, enqueueDelivery, newId, type Ports } from "@simroot/core";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { quarantinedEnvelope as envelope } from "./support/webhooks.ts";
 
-/** A receiver answering 204 after `delayMs` (never, when undefined), counting what arrives and what is in flight. */
-function receiver(delayMs: number | undefined) {
-  const state = { arrived: 0, inFlight: 0, maxInFlight: 0, server: undefined as unknown as Server, url: "" };
+/** A receiver answering `status` (204) after `delayMs` (never, when undefined), counting what arrives and what is in flight. */
+function receiver(delayMs: number | undefined, initial = 204) {
+  const state = { arrived: 0, inFlight: 0, maxInFlight: 0, status: initial, server: undefined as unknown as Server, url: "" };
   state.server = createServer((request, response) => {
     state.arrived += 1;
     state.inFlight += 1;
@@ -18,11 +18,17 @@ function receiver(delayMs: number | undefined) {
     request.resume();
     const done = () => (state.inFlight -= 1);
     response.on("close", done);
-    if (delayMs !== undefined) setTimeout(() => response.writeHead(204).end(), delayMs);
+    if (delayMs !== undefined) setTimeout(() => response.writeHead(state.status).end(), delayMs);
   });
   return state;
 }
-const receivers = { fast: receiver(0), slow: receiver(800), lagging: receiver(300), hanging: receiver(undefined) };
+const receivers = {
+  fast: receiver(0),
+  slow: receiver(800),
+  lagging: receiver(300),
+  hanging: receiver(undefined),
+  down: receiver(0, 503),
+};
 beforeAll(async () => {
   for (const r of Object.values(receivers)) {
     await new Promise<void>((resolve) => r.server.listen(0, "127.0.0.1", resolve));
@@ -129,6 +135,110 @@ describe("the webhook worker's runs (review 68)", { timeout: 120_000 }, () => {
       receivers.hanging.server.closeAllConnections();
       // A run started at every tick, each lasting up to its budget: runs piled up.
       expect(atOnce).toBeLessThanOrEqual(16);
+    });
+  });
+
+  it("a failing receiver's backlog is read as far as a run attempts it, not whole at every run, and none of it is lost", async () => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
+      // e.g. a receiver down for an hour behind a busy subscription: 300 deliveries due, 25 failures a run.
+      const s = await subscription(runtime, "down", receivers.down.url);
+      await backlog(runtime, s, 300);
+      let clock = Date.now();
+      const reads = { items: 0 };
+      const ports: Ports = {
+        ...runtime.ports,
+        now: () => new Date(clock),
+        db: {
+          send: async (command: { constructor: { name: string }; input: { IndexName?: string } }) => {
+            const result = await runtime.ports.db.send(command as never);
+            if (command.constructor.name === "QueryCommand" && command.input.IndexName === "byDue")
+              reads.items += ((result as { Items?: unknown[] }).Items ?? []).length;
+            return result;
+          },
+        } as unknown as Ports["db"],
+      };
+      const run = async () => {
+        reads.items = 0;
+        const attempted = await deliverDue(ports, { budgetMs: 20_000 });
+        return { attempted, read: reads.items };
+      };
+      const first = await run();
+      // 25 failures, and the attempts already under way when the 25th came back (16 at once).
+      expect(first.attempted).toBeGreaterThanOrEqual(25);
+      expect(first.attempted).toBeLessThan(25 + 16);
+      // The next runs, a minute apart: 25 attempts each. Each read the 275 left, and so on: about N^2/50 item reads to
+      // drain N (the index projects whole deliveries).
+      const later = [];
+      for (let n = 0; n < 3; n++) {
+        clock += 60_000;
+        later.push(await run());
+      }
+      for (const { attempted, read } of later) {
+        expect(attempted).toBeGreaterThanOrEqual(25);
+        // What the last run retried from the shards is due again (5 s later: up to 40), the queue gives a page of what the
+        // run may attempt (25), and its marker (1).
+        expect(read).toBeLessThanOrEqual(40 + 25 + 1);
+      }
+      // Back up: everything is delivered, each once, within a few runs (the retries' schedule stretches to hours).
+      receivers.down.status = 204;
+      const arrivedBefore = receivers.down.arrived;
+      for (let n = 0; n < 4; n++) {
+        clock += 3 * 3_600_000;
+        await run();
+      }
+      const statuses: Record<string, number> = {};
+      let cursor: string | undefined;
+      do {
+        const page = (await s.tenant.call("GET", `/v1/webhooks/${s.webhookId}/deliveries?limit=100${cursor ? `&cursor=${cursor}` : ""}`))
+          .json;
+        for (const item of page.items) statuses[item.status] = (statuses[item.status] ?? 0) + 1;
+        cursor = page.next;
+      } while (cursor);
+      expect(statuses).toEqual({ delivered: 300 });
+      expect(receivers.down.arrived - arrivedBefore).toBe(300);
+      // The queue's marker is gone once its queue stayed empty past the index's lag: an idle run reads nothing.
+      clock += 10 * 60_000;
+      await run();
+      expect(await run()).toEqual({ attempted: 0, read: 0 });
+    });
+  });
+
+  it("a queue's marker outlives an index read that does not show the queue yet: nothing moved there is stranded", async () => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
+      receivers.down.status = 503;
+      const s = await subscription(runtime, "down-lagging", receivers.down.url);
+      await backlog(runtime, s, 60);
+      let clock = Date.now();
+      let lagging = false;
+      const queue = `due#T#${s.tenantId}#W#${s.webhookId}`;
+      const ports: Ports = {
+        ...runtime.ports,
+        now: () => new Date(clock),
+        db: {
+          // While `lagging`, the index shows nothing of the queue (written, not yet indexed: AWS's GSIs are eventually
+          // consistent).
+          send: async (command: { constructor: { name: string }; input: { ExpressionAttributeValues?: Record<string, unknown> } }) => {
+            const result = await runtime.ports.db.send(command as never);
+            const values = Object.values(command.input.ExpressionAttributeValues ?? {});
+            if (lagging && command.constructor.name === "QueryCommand" && values.includes(queue)) return { ...result, Items: [] };
+            return result;
+          },
+        } as unknown as Ports["db"],
+      };
+      await deliverDue(ports, { budgetMs: 20_000 });
+      lagging = true;
+      clock += 60_000;
+      await deliverDue(ports, { budgetMs: 20_000 });
+      // The index catches up; the receiver is back.
+      lagging = false;
+      receivers.down.status = 204;
+      for (let n = 0; n < 3; n++) {
+        clock += 3 * 3_600_000;
+        await deliverDue(ports, { budgetMs: 20_000 });
+      }
+      const page = (await s.tenant.call("GET", `/v1/webhooks/${s.webhookId}/deliveries?limit=100`)).json;
+      expect(page.items.filter((item: { status: string }) => item.status !== "delivered")).toEqual([]);
+      expect(page.items).toHaveLength(60);
     });
   });
 });

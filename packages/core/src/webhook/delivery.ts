@@ -4,7 +4,10 @@
  * once). An attempt first takes a lease on the item (a conditional update), so one instance
  * at a time tries it and a process killed mid-attempt (kill -9, a Lambda timeout) leaves a
  * lease that expires: the item is tried again by whichever worker finds it due. Pending items
- * carry the sparse `byDue` index keys; delivered and failed ones drop them.
+ * carry the sparse `byDue` index keys; delivered and failed ones drop them. A pending delivery is due in one of four
+ * shards, by due time, or, once a run found its subscription failing (`perSubscription` failures), in that
+ * subscription's own queue, which a marker item lists: a run then reads of a failing receiver's backlog what it
+ * attempts, not all of it (review 68).
  *
  * Retries follow Standard Webhooks' suggested schedule stretched past 72 hours; `410 Gone`
  * disables the subscription. The item keeps its last attempts (the delivery log) and can be
@@ -12,7 +15,7 @@
  */
 import { createHash } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import { SimrootError } from "../error.ts";
 import type { BusEnvelope } from "../event/envelope.ts";
@@ -47,11 +50,25 @@ export const deliverySchema = z
   .meta({ id: "WebhookDelivery" });
 export type Delivery = z.output<typeof deliverySchema>;
 /** A delivery as its item holds it: the record, the body every attempt sends, and the lease of the attempt under way. */
-type DeliveryItem = Delivery & { readonly body: string; readonly leaseUntil?: string };
+type DeliveryItem = Delivery & { readonly tenantId: string; readonly body: string; readonly leaseUntil?: string; readonly gsi1pk?: string };
 
 const deliveryKey = (tenantId: string, webhookId: string, id: string) => ({ pk: `T#${tenantId}#delivery#${webhookId}`, sk: id });
 const shardOf = (id: string) => createHash("sha256").update(id).digest()[0]! % dueShards;
 const dueKeys = (id: string, at: string) => ({ gsi1pk: `due#${shardOf(id)}`, gsi1sk: `${at}|${id}` });
+/** A subscription's own queue of due deliveries, in the same index: those a run moved out of the shards. */
+const queuePartition = (tenantId: string, webhookId: string) => `due#T#${tenantId}#W#${webhookId}`;
+const queueKeys = (tenantId: string, webhookId: string, id: string, at: string) => ({
+  gsi1pk: queuePartition(tenantId, webhookId),
+  gsi1sk: `${at}|${id}`,
+});
+/** The marker that lists a subscription's queue (in the index's `due#queues` partition) for as long as it may hold any. */
+const queueMarkerKey = (tenantId: string, webhookId: string) => ({ pk: `T#${tenantId}#webhookqueue`, sk: webhookId });
+const queueMarkers = "due#queues";
+/**
+ * How long a queue's marker outlives the last delivery put in its queue: an index read that soon after the write may
+ * not show it yet (global secondary indexes are eventually consistent), and an empty read must not drop the marker.
+ */
+const queueSettleMs = 5 * 60_000;
 /**
  * A delivery's id, the `webhook-id` header: the same for an event and a subscription on every attempt and replay. It
  * begins with the event id's ULID (its time, then what orders ids of one millisecond), so the delivery log, sorted by it,
@@ -215,6 +232,14 @@ async function settle(
 ) {
   const attempts = next.attempt ? [...(item.attempts ?? []), next.attempt].slice(-keptAttempts) : (item.attempts ?? []);
   const pending = next.status === "pending";
+  // A delivery taken from its subscription's queue waits there for its next attempt, and the queue's marker is kept.
+  const queued = pending && item.gsi1pk === queuePartition(item.tenantId, item.webhookId);
+  if (queued) await markQueue(ports, item.tenantId, item.webhookId);
+  const nextKeys = pending
+    ? queued
+      ? queueKeys(item.tenantId, item.webhookId, item.id, next.nextAt!)
+      : dueKeys(item.id, next.nextAt!)
+    : {};
   await ports.db
     .send(
       new UpdateCommand({
@@ -233,9 +258,7 @@ async function settle(
           ...(pending
             ? {
                 ":next": next.nextAt,
-                ...Object.fromEntries(
-                  Object.entries(dueKeys(item.id, next.nextAt!)).map(([k, v]) => [k === "gsi1pk" ? ":gpk" : ":gsk", v]),
-                ),
+                ...Object.fromEntries(Object.entries(nextKeys).map(([k, v]) => [k === "gsi1pk" ? ":gpk" : ":gsk", v])),
               }
             : {}),
           ...(!pending ? { ":expires": Math.floor(ports.now().getTime() / 1000) + logRetentionSeconds } : {}),
@@ -257,85 +280,216 @@ export interface WorkerOptions extends AttemptOptions {
   readonly budgetMs?: number;
   /** Attempts at once. */
   readonly concurrency?: number;
-  /** At most this many attempts per subscription in a run: one receiver's backlog does not hold back the others. */
+  /** At most this many failed attempts per subscription in a run: one receiver's backlog does not hold back the others. */
   readonly perSubscription?: number;
 }
 
+/** Lists the subscription's queue under its marker, as of now: written before a delivery is put in the queue. */
+async function markQueue(ports: Ports, tenantId: string, webhookId: string) {
+  await ports.db.send(
+    new UpdateCommand({
+      TableName: ports.tables.automation,
+      Key: queueMarkerKey(tenantId, webhookId),
+      UpdateExpression: "SET gsi1pk = :markers, gsi1sk = :sk, tenantId = :tenant, webhookId = :webhook, queuedAt = :now",
+      ExpressionAttributeValues: {
+        ":markers": queueMarkers,
+        ":sk": `${tenantId}|${webhookId}`,
+        ":tenant": tenantId,
+        ":webhook": webhookId,
+        ":now": ports.now().toISOString(),
+      },
+    }),
+  );
+}
+
+/** Moves a due delivery of a failing subscription from its shard to the subscription's queue, unless an attempt holds it. */
+async function park(ports: Ports, item: Record<string, unknown>) {
+  const now = ports.now().toISOString();
+  await ports.db
+    .send(
+      new UpdateCommand({
+        TableName: ports.tables.automation,
+        Key: deliveryKey(String(item.tenantId), String(item.webhookId), String(item.id)),
+        UpdateExpression: "SET gsi1pk = :queue, gsi1sk = :sk",
+        ConditionExpression: "#status = :pending AND gsi1pk = :shard AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)",
+        ExpressionAttributeNames: { "#status": "status" },
+        ExpressionAttributeValues: {
+          ...Object.fromEntries(
+            Object.entries(queueKeys(String(item.tenantId), String(item.webhookId), String(item.id), String(item.nextAt))).map(([k, v]) => [
+              k === "gsi1pk" ? ":queue" : ":sk",
+              v,
+            ]),
+          ),
+          ":pending": "pending",
+          ":shard": item.gsi1pk,
+          ":now": now,
+        },
+      }),
+    )
+    .catch((error: unknown) => {
+      // Attempted, settled or moved meanwhile: where it is now stands.
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    });
+}
+
+/** Drops the marker of a queue found empty, once nothing was put in the queue for longer than the index may lag. */
+async function dropQueueIfEmpty(ports: Ports, marker: Record<string, unknown>) {
+  if (Date.parse(String(marker.queuedAt)) > ports.now().getTime() - queueSettleMs) return;
+  const left = await ports.db.send(
+    new QueryCommand({
+      TableName: ports.tables.automation,
+      IndexName: "byDue",
+      KeyConditionExpression: "gsi1pk = :queue",
+      ExpressionAttributeValues: { ":queue": queuePartition(String(marker.tenantId), String(marker.webhookId)) },
+      Limit: 1,
+    }),
+  );
+  if (left.Items?.length) return;
+  await ports.db
+    .send(
+      new DeleteCommand({
+        TableName: ports.tables.automation,
+        Key: queueMarkerKey(String(marker.tenantId), String(marker.webhookId)),
+        ConditionExpression: "queuedAt = :read",
+        ExpressionAttributeValues: { ":read": marker.queuedAt },
+      }),
+    )
+    .catch((error: unknown) => {
+      // A delivery was put in the queue since the marker was read: it stays listed.
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    });
+}
+
+/** Every marker of a subscription's queue (a failing subscription each: few). */
+async function queuesListed(ports: Ports) {
+  const markers: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.automation,
+        IndexName: "byDue",
+        KeyConditionExpression: "gsi1pk = :markers",
+        ExpressionAttributeValues: { ":markers": queueMarkers },
+        ExclusiveStartKey: start,
+      }),
+    );
+    markers.push(...(page.Items ?? []));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return markers;
+}
+
+/** Where the worker reads due deliveries: a shard, or a subscription's queue (with its marker). */
+interface DueSource {
+  readonly partition: string;
+  readonly marker?: Record<string, unknown>;
+  /** Where its next page starts; `null` once it is read to its end. */
+  start: Record<string, unknown> | undefined | null;
+  found: number;
+}
+
 /**
- * The worker: attempts the deliveries due now, oldest first, reading every shard of the `byDue` index side by side and
- * page after page until none is left or its time budget is spent, several attempts at once (review 67: one page of 50
- * per shard, one shard after the other, attempted 200 deliveries a minute for the whole deployment, behind one
- * tenant's backlog, and four receivers that never answer took 60 s, the worker's Lambda timeout). An attempt starts only
- * with its receiver's whole wait left in the budget (one cut short counted as a failed attempt, spending a retry of a
- * delivery the receiver may have taken: review 68), and a subscription whose attempts fail `perSubscription` times in a
- * run gets no more in it (one that succeeds keeps going). An attempt that throws (the store refusing) is logged and
- * leaves its delivery due; the run returns once every attempt it started has settled.
+ * The worker: attempts the deliveries due now, reading every shard of the `byDue` index and every subscription's queue
+ * side by side and page after page until none is left or its time budget is spent, several attempts at once (review
+ * 67: one page of 50 per shard, one shard after the other, attempted 200 deliveries a minute for the whole deployment,
+ * behind one tenant's backlog, and four receivers that never answer took 60 s, the worker's Lambda timeout). An attempt
+ * starts only with its receiver's whole wait left in the budget (one cut short counted as a failed attempt, spending a
+ * retry of a delivery the receiver may have taken: review 68), and a subscription whose attempts fail `perSubscription`
+ * times in a run gets no more in it (one that succeeds keeps going). What the run then meets of that subscription in
+ * the shards is moved to its own queue, of which later runs read only as many as they may attempt: the shards had
+ * been read whole each run, a failing receiver's whole backlog to attempt 25 of it (review 68). An attempt that throws
+ * (the store refusing) is logged and leaves its delivery due; the run returns once every attempt it started has settled.
  */
 export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
   const deadline = Date.now() + (options.budgetMs ?? 40_000);
   const timeoutMs = options.timeoutMs ?? 15_000;
   const concurrency = options.concurrency ?? 16;
   const perSubscription = options.perSubscription ?? 25;
+  const limit = options.limit ?? 50;
   const now = ports.now().toISOString();
   const failures = new Map<string, number>();
-  /** Where each shard's next page starts; `null` once it is read to its end. */
-  const starts: (Record<string, unknown> | undefined | null)[] = Array.from({ length: dueShards }, () => undefined);
+  const failing = (subscription: string) => (failures.get(subscription) ?? 0) >= perSubscription;
+  /** The subscriptions whose queue this run listed (its marker written once, before the first delivery moved). */
+  const marked = new Map<string, Promise<void>>();
+  const sources: DueSource[] = [
+    ...Array.from({ length: dueShards }, (_, shard) => ({ partition: `due#${shard}`, start: undefined, found: 0 })),
+    ...(await queuesListed(ports)).map((marker) => ({
+      partition: queuePartition(String(marker.tenantId), String(marker.webhookId)),
+      marker,
+      start: undefined,
+      found: 0,
+    })),
+  ];
   let attempted = 0;
   // An attempt is started only with its receiver's whole wait, and a second more, left.
   const timeForOne = () => deadline - Date.now() - 1_000 >= timeoutMs;
-  while (starts.some((start) => start !== null) && timeForOne()) {
+  const log = (message: string, id: unknown, error: unknown) =>
+    console.error(JSON.stringify({ level: "error", component: "webhooks", message, id, error: String(error) }));
+
+  async function attempt(item: Record<string, unknown>) {
+    const subscription = `${item.tenantId}|${item.webhookId}`;
+    if (failing(subscription)) {
+      if (item.gsi1pk === queuePartition(String(item.tenantId), String(item.webhookId))) return;
+      if (!marked.has(subscription)) marked.set(subscription, markQueue(ports, String(item.tenantId), String(item.webhookId)));
+      await marked
+        .get(subscription)!
+        .then(() => park(ports, item))
+        .catch((error: unknown) => log("moving a delivery to its subscription's queue failed", item.id, error));
+      return;
+    }
+    let status: string;
+    try {
+      status = await attemptDelivery(ports, String(item.tenantId), String(item.webhookId), String(item.id), { ...options, timeoutMs });
+    } catch (error) {
+      log("attempting a delivery failed", item.id, error);
+      status = "error";
+    }
+    if (status !== "busy") attempted += 1;
+    if (status !== "delivered" && status !== "busy") failures.set(subscription, (failures.get(subscription) ?? 0) + 1);
+  }
+
+  while (sources.some((source) => source.start !== null) && timeForOne()) {
     const pages = await Promise.all(
-      starts.map((start, shard) =>
-        start === null
-          ? undefined
-          : ports.db.send(
-              new QueryCommand({
-                TableName: ports.tables.automation,
-                IndexName: "byDue",
-                KeyConditionExpression: "gsi1pk = :shard AND gsi1sk <= :now",
-                ExpressionAttributeValues: { ":shard": `due#${shard}`, ":now": `${now}|~` },
-                Limit: options.limit ?? 50,
-                ExclusiveStartKey: start,
-              }),
-            ),
-      ),
+      sources.map((source) => {
+        const subscription = source.marker && `${source.marker.tenantId}|${source.marker.webhookId}`;
+        if (source.start === null) return undefined;
+        // A queue is read no further than its subscription may still fail in this run.
+        if (subscription && failing(subscription)) {
+          source.start = null;
+          return undefined;
+        }
+        return ports.db.send(
+          new QueryCommand({
+            TableName: ports.tables.automation,
+            IndexName: "byDue",
+            KeyConditionExpression: "gsi1pk = :partition AND gsi1sk <= :now",
+            ExpressionAttributeValues: { ":partition": source.partition, ":now": `${now}|~` },
+            Limit: subscription ? Math.min(limit, perSubscription - (failures.get(subscription) ?? 0)) : limit,
+            ExclusiveStartKey: source.start,
+          }),
+        );
+      }),
     );
     const due: Record<string, unknown>[] = [];
-    for (const [shard, page] of pages.entries()) {
+    for (const [n, page] of pages.entries()) {
       if (!page) continue;
-      starts[shard] = page.LastEvaluatedKey ?? null;
+      sources[n]!.start = page.LastEvaluatedKey ?? null;
+      sources[n]!.found += page.Items?.length ?? 0;
       due.push(...(page.Items ?? []));
     }
     let next = 0;
     await Promise.all(
       Array.from({ length: Math.min(concurrency, due.length) }, async () => {
-        while (next < due.length && timeForOne()) {
-          const item = due[next++]!;
-          const subscription = `${item.tenantId}|${item.webhookId}`;
-          if ((failures.get(subscription) ?? 0) >= perSubscription) continue;
-          let status: string;
-          try {
-            status = await attemptDelivery(ports, String(item.tenantId), String(item.webhookId), String(item.id), {
-              ...options,
-              timeoutMs,
-            });
-          } catch (error) {
-            console.error(
-              JSON.stringify({
-                level: "error",
-                component: "webhooks",
-                message: "attempting a delivery failed",
-                id: item.id,
-                error: String(error),
-              }),
-            );
-            status = "error";
-          }
-          if (status !== "busy") attempted += 1;
-          if (status !== "delivered" && status !== "busy") failures.set(subscription, (failures.get(subscription) ?? 0) + 1);
-        }
+        while (next < due.length && timeForOne()) await attempt(due[next++]!);
       }),
     );
+  }
+  for (const source of sources) {
+    if (source.marker && source.found === 0)
+      await dropQueueIfEmpty(ports, source.marker).catch((error: unknown) =>
+        log("dropping an empty queue failed", source.partition, error),
+      );
   }
   return attempted;
 }
