@@ -79,6 +79,32 @@ describe("webhook targets", () => {
     expect([moved.status, moved.json.type]).toEqual([400, "urn:simroot:problem:webhook.url_not_public"]);
   });
 
+  it("refuses a URL carrying credentials, which every viewer and the audit trail would read (review 69)", async () => {
+    // A receiver's password in the URL was stored and shown in plaintext (where the signing secret is sealed): a
+    // viewer key read it at GET /v1/webhooks/{id}, and `webhook.created` carried it into the audit trail, the SIEM
+    // export and every subscription to `webhook.*`. It also let a delivery pass a Basic-authenticated ingestion source.
+    const tenant = await tenantClient(runtime, "targets-credentials");
+    for (const url of ["https://user:s3cret@hooks.example.com/simroot", "https://token@hooks.example.com/simroot"]) {
+      const answer = await tenant.call("POST", "/v1/webhooks", { url, pattern });
+      expect([url, answer.status, answer.json.type, answer.json.errors?.[0]?.pointer ?? answer.json.errors?.[0]?.path]).toEqual([
+        url,
+        400,
+        "urn:simroot:problem:webhook.url_credentials",
+        expect.stringMatching(/url/),
+      ]);
+    }
+    expect((await tenant.call("GET", "/v1/webhooks")).json.items).toEqual([]);
+    const created = await tenant.call("POST", "/v1/webhooks", { url: "https://hooks.example.com/simroot", pattern });
+    const moved = await tenant.call(
+      "PATCH",
+      `/v1/webhooks/${created.json.id}`,
+      { url: "https://user:s3cret@hooks.example.com/simroot" },
+      { "if-match": created.headers.get("etag")! },
+    );
+    expect([moved.status, moved.json.type]).toEqual([400, "urn:simroot:problem:webhook.url_credentials"]);
+    expect((await tenant.call("GET", `/v1/webhooks/${created.json.id}`)).json.url).toBe("https://hooks.example.com/simroot");
+  });
+
   it("takes public addresses, IPv4 and IPv6", () => {
     for (const address of ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "2a00:1450:4007:80e::200e", "::ffff:8.8.8.8"]) {
       expect([address, nonPublicAddress(address)]).toEqual([address, undefined]);

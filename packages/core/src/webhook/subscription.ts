@@ -91,8 +91,20 @@ export async function webhookSecret(ports: Ports, tenantId: string, webhook: Sto
   throw new Error(`webhook ${webhook.id} has no signing secret`);
 }
 
-/** Refuses a URL deliveries may not go to (target.ts): a loopback, private or link-local address, or localhost. */
+/**
+ * Refuses a URL deliveries may not go to (target.ts): a loopback, private or link-local address, or localhost; and one
+ * carrying credentials (`user:password@`), which would be stored and shown as the URL is, to every reader of the
+ * subscription and in its audit records, where the signing secret is sealed (review 69). Receivers authenticate
+ * deliveries by their signature.
+ */
 function assertDeliverable(ports: Ports, url: string) {
+  const { username, password } = new URL(url);
+  if (username || password) {
+    const message = "a URL may not carry credentials (user:password@): receivers verify the delivery's signature";
+    throw new SimrootError("webhook.url_credentials", "input", `Webhook URLs carry no credentials: ${message}`, {
+      issues: [{ path: "url", message }],
+    });
+  }
   const problem = webhookUrlProblem(url, ports.webhookTargets ?? "public");
   if (problem) {
     throw new SimrootError("webhook.url_not_public", "input", `Webhooks are delivered to public addresses only: ${problem}`, {
