@@ -35,6 +35,19 @@ describe("API keys", () => {
     const audit = (await acme.call("GET", "/v1/audit")).json.items.map((record: { action: string }) => record.action);
     expect(audit).toEqual(["tenant.created", "key.created", "key.rotated", "key.revoked"]);
   });
+
+  it("makes no key of a role no route admits, and says where ingestion's credentials are (review 69)", async () => {
+    // An `ingest` key was created, listed and documented, but admitted by no route: ingestion authenticates each
+    // source by its own credentials. Its holder got 403 everywhere, and an integrator wondering why.
+    const acme = await tenantClient(runtime, "no-ingest-role");
+    const refused = await acme.call("POST", "/v1/keys", { name: "core-webhook", role: "ingest" });
+    expect([refused.status, refused.headers.get("content-type"), refused.json.errors?.[0]?.message]).toEqual([
+      400,
+      "application/problem+json",
+      expect.stringMatching(/\/v1\/sources/),
+    ]);
+    expect((await acme.call("GET", "/v1/keys")).json.items.map((key: { name: string }) => key.name)).toEqual(["no-ingest-role admin"]);
+  });
 });
 
 describe("tenant settings", () => {

@@ -169,11 +169,11 @@ describe("PEPs on the feed's push channel over MQTT", () => {
     const a = await tenantClient(runtime, "mqtt-a");
     const b = await tenantClient(runtime, "mqtt-b");
     const { token } = await pepKey(a);
-    const ingest = await pepKey(a, "ingest");
+    const viewer = await pepKey(a, "viewer");
     const otherPep = await pepKey(a);
 
     // Refused at CONNECT: a key whose role does not read the feed, a key presented under another key's client id, a wrong secret.
-    expect((await connectAs(ingest.token, feedClientId(ingest.token, "x"))).error?.message).toMatch(/not authorized/i);
+    expect((await connectAs(viewer.token, feedClientId(viewer.token, "x"))).error?.message).toMatch(/not authorized/i);
     expect((await connectAs(token, feedClientId(otherPep.token, "x"))).error?.message).toMatch(/not authorized/i);
     const forgedSecret = token.replace(
       /_([A-Za-z0-9_-]{43})$/,

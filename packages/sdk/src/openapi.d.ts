@@ -158,7 +158,7 @@ export interface paths {
         /** List the tenant's API keys (never their secrets) */
         get: operations["listKeys"];
         put?: never;
-        /** Create an API key with a role (admin, operator, viewer, ingest, pep); its token is shown once */
+        /** Create an API key with a role (admin, operator, viewer, pep); its token is shown once */
         post: operations["createKeys"];
         delete?: never;
         options?: never;
@@ -3197,7 +3197,7 @@ export interface operations {
                 "application/json": {
                     name: string;
                     /** @enum {string} */
-                    role: "admin" | "operator" | "viewer" | "ingest" | "pep";
+                    role: "admin" | "operator" | "viewer" | "pep";
                 };
             };
         };

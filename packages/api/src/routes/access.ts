@@ -30,7 +30,7 @@ const routes = {
     method: "post",
     path: "/v1/keys",
     tags: ["access"],
-    summary: "Create an API key with a role (admin, operator, viewer, ingest, pep); its token is shown once",
+    summary: "Create an API key with a role (admin, operator, viewer, pep); its token is shown once",
     middleware: admin,
     request: { body: { required: true, content: { "application/json": { schema: createApiKey.schema } } } },
     responses: { 201: json("The key and its token", keyWithToken), ...errorResponses(400, 401, 403) },

@@ -10,7 +10,7 @@ import { listByTenant, pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 import type { RequestContext } from "../context.ts";
 import { verb } from "../verb.ts";
-import { apiKeyItemKey, mintApiKey, roles } from "./api-key.ts";
+import { apiKeyItemKey, mintApiKey, type Role, roles } from "./api-key.ts";
 import { forgetApiKey } from "./key-cache.ts";
 
 export const apiKeySchema = z
@@ -36,7 +36,17 @@ async function ownKey(ports: Ports, ctx: RequestContext, keyId: string) {
   return apiKeySchema.parse(Item);
 }
 
-export const createApiKey = verb(z.strictObject({ name: z.string().min(1).max(128), role: z.enum(roles) }), async (ports, ctx, input) => {
+/**
+ * The roles a key may be created with: every role but `ingest`, which no route admits (ingestion authenticates each
+ * source by its own credentials, `POST /v1/sources`). Keys made before keep it, and are refused as they were.
+ */
+export const creatableRoles = ["admin", "operator", "viewer", "pep"] as const satisfies readonly Role[];
+const creatableRole = z.enum(creatableRoles, {
+  error: () =>
+    `one of ${creatableRoles.join(", ")} (an ingest key would be admitted by no route: ingestion authenticates each source by its own credentials, POST /v1/sources)`,
+});
+
+export const createApiKey = verb(z.strictObject({ name: z.string().min(1).max(128), role: creatableRole }), async (ports, ctx, input) => {
   const now = ports.now();
   const minted = mintApiKey(ctx.tenantId, input.role, input.name, ports.tables, now);
   const event = domainEvent(ctx, "key.created", minted.record.keyId, { name: input.name, role: input.role }, now);

@@ -7,7 +7,8 @@ type ApiKey = components["schemas"]["ApiKey"];
 type Tenant = components["schemas"]["Tenant"];
 type TenantSettings = NonNullable<Tenant["settings"]>;
 
-const roles = ["admin", "operator", "viewer", "ingest", "pep"] as const satisfies readonly ApiKey["role"][];
+// The roles a key can be created with (`ingest`, which no route admits, is only read on keys made before).
+const roles = ["admin", "operator", "viewer", "pep"] as const satisfies readonly ApiKey["role"][];
 const failModes = ["closed", "open"] as const satisfies readonly NonNullable<TenantSettings["failMode"]>[];
 
 const keyColumns: readonly Column<ApiKey>[] = [
