@@ -68,6 +68,8 @@ export interface PersistedState {
   readonly revokedAddresses?: Readonly<Record<string, string>>;
   /** Saved while a snapshot was under way (its revocations enforced early): take a snapshot before anything else. */
   readonly snapshotPending?: boolean;
+  /** Since when (ISO 8601) the snapshot has been pending: its first revocations page (absent in files written before it). */
+  readonly snapshotPendingSince?: string;
   /** The addresses the pending snapshot's revoked devices released, enforced until it completes. */
   readonly pendingRevokedAddresses?: Readonly<Record<string, string>>;
 }
@@ -118,6 +120,12 @@ export class PepState {
   readonly #pendingRevoked = new Map<string, string>();
   /** A snapshot is under way, its revocations enforced early: a restart takes one before anything else. */
   snapshotPending = false;
+  /**
+   * Since when (ISO 8601) `snapshotPending` has held: the first revocations page of the snapshot, kept across the
+   * snapshot's retries and a restart (/healthz shows how long the PEP has enforced a partial view). Undefined when
+   * nothing is pending, or for a state file written before it was kept.
+   */
+  snapshotPendingSince: string | undefined;
 
   constructor(tenantId?: string) {
     this.tenantId = tenantId;
@@ -195,6 +203,11 @@ export class PepState {
       this.#revokedAddresses.delete(this.#revokedAddresses.keys().next().value as string);
   }
 
+  /** How many addresses a snapshot under way denies (its revoked devices released them) until it completes. */
+  get pendingRevokedCount(): number {
+    return this.#pendingRevoked.size;
+  }
+
   /** The revoked device a snapshot under way says released `address`, whatever the view binds it to. */
   pendingRevokedHolder(address: string): string | undefined {
     return this.#pendingRevoked.size === 0 ? undefined : this.#pendingRevoked.get(normalizeIp(address));
@@ -214,6 +227,7 @@ export class PepState {
     this.#revokedAddresses.clear();
     this.#pendingRevoked.clear();
     this.snapshotPending = false;
+    this.snapshotPendingSince = undefined;
     this.devices.clear();
     this.bindings.clear();
     this.#bindingsByDevice.clear();
@@ -229,9 +243,9 @@ export class PepState {
    * Enforces the revocations of a verified page at once, before the rest of its snapshot
    * arrives: revocation is terminal, so a device revoked at a later version is revoked now, and so
    * is the address its revocation released. Returns how many devices it newly revoked, and how many
-   * addresses it learned.
+   * addresses it learned. `now` (epoch ms) is when the snapshot becomes pending, if it was not already.
    */
-  applyRevocations(entries: readonly FeedEntry[]): { devices: number; addresses: number } {
+  applyRevocations(entries: readonly FeedEntry[], now = Date.now()): { devices: number; addresses: number } {
     let devices = 0;
     let addresses = 0;
     for (const entry of entries) {
@@ -247,7 +261,10 @@ export class PepState {
         this.#pendingRevoked.set(address, entry.key);
       }
     }
-    if (devices > 0 || addresses > 0) this.snapshotPending = true;
+    if ((devices > 0 || addresses > 0) && !this.snapshotPending) {
+      this.snapshotPending = true;
+      this.snapshotPendingSince = new Date(now).toISOString();
+    }
     return { devices, addresses };
   }
 
@@ -296,6 +313,7 @@ export class PepState {
       settings: Object.fromEntries(this.settings),
       ...(this.#revokedAddresses.size === 0 ? {} : { revokedAddresses: Object.fromEntries(this.#revokedAddresses) }),
       ...(this.snapshotPending ? { snapshotPending: true } : {}),
+      ...(this.snapshotPending && this.snapshotPendingSince !== undefined ? { snapshotPendingSince: this.snapshotPendingSince } : {}),
       ...(this.#pendingRevoked.size === 0 ? {} : { pendingRevokedAddresses: Object.fromEntries(this.#pendingRevoked) }),
     };
   }
@@ -314,6 +332,8 @@ export class PepState {
     for (const [address, deviceId] of Object.entries(json.pendingRevokedAddresses ?? {}))
       state.#pendingRevoked.set(normalizeIp(address), deviceId);
     state.snapshotPending = json.snapshotPending === true;
+    if (state.snapshotPending && typeof json.snapshotPendingSince === "string" && Number.isFinite(Date.parse(json.snapshotPendingSince)))
+      state.snapshotPendingSince = json.snapshotPendingSince;
     state.scope = json.scope;
     state.version = json.version;
     state.epoch = json.epoch ?? 0;

@@ -501,8 +501,10 @@ describe("the feed sync client", () => {
     await vi.waitFor(() => expect(state.devices.get("dev_a")?.state).toBe("revoked"));
     expect(engine.decide(request).reason).toBe("deny.revoked");
     expect(changes.at(-1)).toMatchObject({ kind: "revocations", devices: 1 });
-    // The snapshot itself is not applied until its last page: the view stays at version 5.
+    // The snapshot itself is not applied until its last page: the view stays at version 5, and is pending since now (on
+    // the sync's clock: /healthz shows it).
     expect(state.version).toBe(5);
+    expect(state).toMatchObject({ snapshotPending: true, snapshotPendingSince: new Date(feed.now()).toISOString() });
     stopping.abort();
     await running;
   });

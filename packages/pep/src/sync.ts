@@ -195,7 +195,7 @@ export class FeedSync {
       }
       assembly = progress.assembly;
       // Revocations come first in a snapshot: enforce them now, not once its last page arrived.
-      const revoked = state.applyRevocations(page.entries);
+      const revoked = state.applyRevocations(page.entries, this.#now());
       if (revoked.devices > 0 || revoked.addresses > 0) {
         // Kept on disk too: a PEP restarted before the snapshot completes still denies them (revocation is terminal).
         await this.#save();

@@ -1,8 +1,9 @@
 /**
  * The admin listener, apart from the ext_authz one (there every path is a check, so a
  * device asking for /healthz must not be answered 200): `GET /healthz` (the version held,
- * the head's expiry, whether the PEP fails closed; 503 while it does) and
- * `POST /v1/decide` (a JSON decision request, answered with the decision).
+ * the head's expiry, whether the PEP fails closed; 503 while it does; whether a snapshot
+ * is under way with its revocations enforced early, `snapshot.pending`, which alone keeps
+ * 200) and `POST /v1/decide` (a JSON decision request, answered with the decision).
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isIP } from "node:net";
@@ -71,6 +72,13 @@ export interface AdminDeps {
   readonly flows?: FlowReporter;
 }
 
+/**
+ * What /healthz answers. `snapshot.pending`: a snapshot is under way and its revocations (with the addresses they
+ * released) are enforced ahead of its other pages, over the view of the version held: a partial view, stricter than
+ * that version's alone. It is reported, not failed: the PEP still decides from a verified, fresh view (a restart would
+ * only take the snapshot again from its first page), and once the head held expires before the snapshot completes,
+ * `failClosed` says so with a 503 as for any stale feed.
+ */
 export function health({ engine, state, sync, flows }: AdminDeps) {
   const status = engine.status();
   return {
@@ -80,6 +88,13 @@ export function health({ engine, state, sync, flows }: AdminDeps) {
     version: status.version,
     epoch: state.epoch,
     headExpiresAt: status.headExpiresAt,
+    snapshot: state.snapshotPending
+      ? {
+          pending: true,
+          ...(state.snapshotPendingSince === undefined ? {} : { since: state.snapshotPendingSince }),
+          revokedAddresses: state.pendingRevokedCount,
+        }
+      : { pending: false },
     policy: {
       version: status.policyVersion,
       compilations: status.compilations,
