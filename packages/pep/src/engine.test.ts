@@ -157,6 +157,50 @@ describe("the PEP engine", () => {
     expect(taken.engine.decide({ ...sos, sourceIp: "10.20.0.8" })).toMatchObject({ allow: true, deviceId: "dev_b" });
   });
 
+  it("denies an address a snapshot under way says a revoked device released without naming the revoked device as the one the view binds it to (review 70)", () => {
+    // dev_c is revoked in the snapshot's first page, which names 10.20.0.7 (which the view binds to dev_a) and
+    // 10.20.0.9 (dev_c's in the view) among the addresses it released, and 10.20.0.10 (nobody's).
+    const { engine, feed, state } = world([
+      device("dev_a"),
+      binding(meterIp, "dev_a"),
+      device("dev_c"),
+      binding("10.20.0.9", "dev_c"),
+      rule("r1"),
+      settings(),
+    ]);
+    const revoked = device("dev_c", "revoked");
+    const page = feed.snapshot(12, [{ ...revoked, value: { ...revoked.value, lastAddresses: [meterIp, "10.20.0.9", "10.20.0.10"] } }], {
+      last: false,
+      next: "page-1",
+    });
+    state.applyRevocations(page.entries, feed.now());
+    for (const stale of [false, true]) {
+      if (stale) feed.advance(120_000);
+      // dev_a's connection was reported as dev_c's: a revoked device's traffic in dev_c's flows, and dev_c's id handed to
+      // whoever holds the address. Denied still (the older view can be the stale one: review 63), attributed to no device.
+      for (const request of [
+        { sourceIp: meterIp, ...telemetry },
+        { sourceIp: meterIp, deviceId: "dev_a", ...telemetry },
+        { sourceIp: meterIp, destination: { fqdn: "sos.example.com" }, port: 443, protocol: "tcp" } as const,
+      ]) {
+        const decision = engine.decide(request);
+        expect(decision).toMatchObject({ allow: false, reason: "deny.revoked-address-pending", revokedDeviceId: "dev_c" });
+        expect(decision.deviceId).toBeUndefined();
+        expect(decision.explanation).not.toContain("dev_");
+      }
+      // The view agrees the address is the revoked device's (bound to it, or to nobody), or the request names it: as before.
+      for (const request of [
+        { sourceIp: "10.20.0.9", ...telemetry },
+        { sourceIp: "10.20.0.10", ...telemetry },
+        { sourceIp: meterIp, deviceId: "dev_c", ...telemetry },
+      ]) {
+        const decision = engine.decide(request);
+        expect(decision).toMatchObject({ allow: false, reason: "deny.revoked", deviceId: "dev_c" });
+        expect(decision.revokedDeviceId).toBeUndefined();
+      }
+    }
+  });
+
   it("fails closed before any feed was accepted", () => {
     const state = new PepState("ten_acme");
     const engine = new PepEngine(state);

@@ -10,6 +10,9 @@
  *   3. the policy set does not compile, or evaluation throws -> the tenant fail mode
  *      (deny.fail-closed, or allow.fail-open when the tenant chose open)
  *   4. otherwise the core engine's decision.
+ * Before all of these, an address a snapshot under way says a revoked device released (its revocations page, enforced
+ * before its other pages) is denied, fresh feed or not: deny.revoked as that device when the view does not bind the
+ * address to another device, else deny.revoked-address-pending, attributed to no device (see `#pendingRevoked`).
  */
 import { compilePolicy, type PolicyEngine } from "@simroot/core/policy/compile";
 import { compileDestination, destinationMatches, Target, type CompiledDestination } from "@simroot/core/policy/destination";
@@ -27,7 +30,13 @@ import { maxClockSkewSeconds } from "@simroot/core/feed/wire";
 import { isIP } from "node:net";
 import type { DeviceView, PepState } from "./state.ts";
 
-export type PepReason = DecisionReason | "deny.unknown-device" | "deny.feed-expired" | "allow.break-glass";
+export type PepReason =
+  | DecisionReason
+  | "deny.unknown-device"
+  | "deny.feed-expired"
+  | "allow.break-glass"
+  /** The address is one a device revoked in the snapshot under way released, and the view binds it to another device. */
+  | "deny.revoked-address-pending";
 
 export interface PepDecision {
   readonly allow: boolean;
@@ -38,6 +47,12 @@ export interface PepDecision {
   readonly sessionRecording?: boolean;
   /** The device the request was attributed to, when known. */
   readonly deviceId?: string;
+  /**
+   * deny.revoked-address-pending: the revoked device that released the request's address, by the snapshot under way.
+   * Not the requester: the view binds the address to another device, and which of the two holds it is known once the
+   * snapshot completes.
+   */
+  readonly revokedDeviceId?: string;
 }
 
 /** One connection to decide: the device by its address inside the APN (the usual case) or by id. */
@@ -137,9 +152,9 @@ export class PepEngine {
 
   decide(request: DecideRequest): PepDecision {
     const now = this.#now();
-    // An address a snapshot under way says a revoked device released: that device's, whoever the older view binds it to.
+    // An address a snapshot under way says a revoked device released: denied, whoever the older view binds it to.
     const pending = request.sourceIp === undefined ? undefined : this.#state.pendingRevokedHolder(request.sourceIp);
-    if (pending !== undefined) return revokedDecision(pending);
+    if (pending !== undefined) return this.#pendingRevoked(request, request.sourceIp!, pending);
     const device = this.#device(request);
     if (!this.fresh(now)) return this.#stale(request, device.view);
     if (device.view === undefined) return unknownDevice;
@@ -172,6 +187,27 @@ export class PepEngine {
       headExpiresAt: head?.expiresAt,
       compileError: this.#compileError,
       compilations: this.compilations,
+    };
+  }
+
+  /**
+   * A request from an address that `revoked` released, by a snapshot under way: denied until the snapshot completes.
+   * As that device's (deny.revoked) when the view binds the address to it or to nobody (as a revoked device's last
+   * address is its own until another device holds it), or the request names it. Not when the view binds the address
+   * to another device (or the request names another): the page that named the address is listed from a lagging index (the address can be that
+   * device's since: review 65), or the view is the older one (the revoked device's since: review 63). Which it is, the
+   * snapshot's later pages say; until then the decision names no device (a flow is reported by its source address),
+   * only the revoked one that released the address (`revokedDeviceId`), and says why.
+   */
+  #pendingRevoked(request: DecideRequest, sourceIp: string, revoked: string): PepDecision {
+    const named = request.deviceId ?? this.#state.binding(sourceIp)?.deviceId;
+    if (named === undefined || named === revoked) return revokedDecision(revoked);
+    return {
+      allow: false,
+      reason: "deny.revoked-address-pending",
+      explanation:
+        "a device revoked in the snapshot this PEP is taking released this address: it is denied, whichever device holds it, until the snapshot completes",
+      revokedDeviceId: revoked,
     };
   }
 

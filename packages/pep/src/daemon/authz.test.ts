@@ -6,6 +6,7 @@ import { binding, device, rule, settings, testFeed } from "../feed.test-support.
 import { PepState } from "../state.ts";
 import { authzHandler, authzServer, parseCheck } from "./authz.ts";
 import { FlowReporter, type FlowReport } from "./flows.ts";
+import { flowReportSchema } from "@simroot/core/feed/flows";
 
 const feed = testFeed();
 const state = new PepState(feed.tenantId);
@@ -46,8 +47,8 @@ async function serve(handler: RequestListener) {
 const base = await serve(authzHandler(engine, flows));
 
 /** A raw request, so that Host and other headers are exactly what the test says (fetch would set Host itself). */
-function check(headers: Record<string, string>, path = "/anything?x=1", method = "GET", body = "") {
-  const url = new URL(base);
+function check(headers: Record<string, string>, path = "/anything?x=1", method = "GET", body = "", to = base) {
+  const url = new URL(to);
   return new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }>((resolve, reject) => {
     const request = httpRequest({ host: url.hostname, port: url.port, path, method, headers, setHost: false }, (response) => {
       let body = "";
@@ -158,6 +159,50 @@ describe("Envoy ext_authz contract", () => {
         bytes: 0,
       },
     ]);
+  });
+
+  it("reports an address a snapshot under way denies, which the view binds to another device, as that address's, not the revoked device's (review 70)", async () => {
+    // dev_a holds 10.20.0.7 in the view; the snapshot's revocations page says the revoked dev_c released it. The check
+    // answered dev_c's id and the flow was reported as dev_c's.
+    const pending = new PepState(feed.tenantId);
+    pending.replaceWith(snapshot.entries);
+    pending.version = 3;
+    pending.head = snapshot.signed;
+    const revoked = device("dev_c", "revoked");
+    const page = feed.snapshot(5, [{ ...revoked, value: { ...revoked.value, lastAddresses: ["10.20.0.7"] } }], { last: false, next: "p" });
+    pending.applyRevocations(page.entries, feed.now());
+    const pendingReports: FlowReport[] = [];
+    const pendingFlows = new FlowReporter({
+      url: "http://cp.invalid",
+      apiKey: "k",
+      pepId: "pep-2",
+      now: feed.now,
+      fetch: (async (_url: string, init: RequestInit) => {
+        pendingReports.push(JSON.parse(String(init.body)));
+        return new Response(null, { status: 202 });
+      }) as typeof fetch,
+    });
+    const at = await serve(authzHandler(new PepEngine(pending, { now: feed.now }), pendingFlows));
+    const denied = await check({ host: "ingest.example.com:8883", "x-forwarded-for": "10.20.0.7" }, "/", "GET", "", at);
+    expect(denied.status).toBe(403);
+    expect(denied.headers["x-simroot-decision-reason"]).toBe("deny.revoked-address-pending");
+    expect(denied.headers["x-simroot-device-id"]).toBeUndefined();
+    expect(denied.body).not.toContain("dev_c");
+    await pendingFlows.flush();
+    expect(pendingReports[0]!.flows).toEqual([
+      {
+        sourceIp: "10.20.0.7",
+        destination: "ingest.example.com",
+        port: 8883,
+        protocol: "tcp",
+        decision: "deny",
+        reason: "deny.revoked-address-pending",
+        count: 1,
+        bytes: 0,
+      },
+    ]);
+    // The control plane takes the report as it is (a flow's reason is no closed list there).
+    expect(flowReportSchema.safeParse(pendingReports[0]).success).toBe(true);
   });
 });
 
