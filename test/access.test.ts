@@ -51,6 +51,46 @@ describe("API keys", () => {
 });
 
 describe("tenant settings", () => {
+  it("keeps the fail mode an admin's, whichever route writes it (review 73)", async () => {
+    // PATCH /v1/tenant/settings is an admin's; PUT /v1/enforcement, open to operators for the quarantine
+    // destinations, wrote the same fail mode: an operator turned the tenant fail-open there.
+    const acme = await tenantClient(runtime, "fail-mode-admin");
+    const operator = (await acme.call("POST", "/v1/keys", { name: "ops", role: "operator" })).json.token as string;
+    const read = await call(runtime, operator, "GET", "/v1/enforcement");
+    const destinations = [{ fqdn: "remediation.example.com", protocol: "tcp", ports: [443] }];
+    const opened = await call(
+      runtime,
+      operator,
+      "PUT",
+      "/v1/enforcement",
+      { quarantineDestinations: destinations, failMode: "open" },
+      { "if-match": read.headers.get("etag")! },
+    );
+    expect([opened.status, opened.json.type], opened.text).toEqual([403, "urn:simroot:problem:auth.forbidden"]);
+    expect((await acme.call("GET", "/v1/tenant")).json.settings.failMode).toBe("closed");
+    // The destinations stay the operator's to change, the fail mode as it is.
+    const kept = await call(
+      runtime,
+      operator,
+      "PUT",
+      "/v1/enforcement",
+      { quarantineDestinations: destinations, failMode: "closed" },
+      { "if-match": read.headers.get("etag")! },
+    );
+    expect([kept.status, kept.json.quarantineDestinations]).toEqual([200, destinations]);
+    // An admin changes it there too.
+    const admin = await acme.call(
+      "PUT",
+      "/v1/enforcement",
+      { quarantineDestinations: destinations, failMode: "open" },
+      {
+        "if-match": kept.headers.get("etag")!,
+      },
+    );
+    expect(admin.status).toBe(200);
+    expect((await acme.call("GET", "/v1/tenant")).json.settings.failMode).toBe("open");
+  });
+
   it("needs If-Match, refuses a stale ETag, and the new settings take effect", async () => {
     const acme = await tenantClient(runtime);
     const tenant = await acme.call("GET", "/v1/tenant");

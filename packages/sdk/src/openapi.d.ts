@@ -297,7 +297,7 @@ export interface paths {
         };
         /** The tenant's enforcement settings: quarantine destinations and fail mode (ETag "0" until first set) */
         get: operations["listEnforcement"];
-        /** Replace the enforcement settings; needs If-Match */
+        /** Replace the enforcement settings; needs If-Match (the fail mode is an admin's to change) */
         put: operations["replaceEnforcement"];
         post?: never;
         delete?: never;

@@ -14,6 +14,7 @@ import {
   removePolicy,
   replaceEnforcement,
   replacePolicy,
+  SimrootError,
 } from "@simroot/core";
 import type { AppEnv } from "../env.ts";
 import { readers, requireRole, writers } from "../middleware.ts";
@@ -82,7 +83,7 @@ const routes = {
     method: "put",
     path: "/v1/enforcement",
     tags: ["policy"],
-    summary: "Replace the enforcement settings; needs If-Match",
+    summary: "Replace the enforcement settings; needs If-Match (the fail mode is an admin's to change)",
     middleware: [requireRole(...writers)] as const,
     request: { headers: ifMatch, body: body(enforcementSettingsSchema) },
     responses: { 200: json("The settings", enforcementRecordSchema), ...errorResponses(400, 401, 403, 412, 428) },
@@ -120,7 +121,12 @@ export const policyRoutes = new OpenAPIHono<AppEnv>()
     return c.json(settings, 200);
   })
   .openapi(routes.replaceEnforcement, async (c) => {
-    const revision = await matchedRevision(c, async () => (await getEnforcement(c.get("ports"), c.get("ctx"), {})).revision);
+    const current = await getEnforcement(c.get("ports"), c.get("ctx"), {});
+    // The fail mode is an admin's, as on PATCH /v1/tenant/settings (which writes the same value); the quarantine
+    // destinations are the writers' (review 73: an operator turned the tenant fail-open here).
+    if (c.req.valid("json").failMode !== current.failMode && c.get("principal").role !== "admin")
+      throw new SimrootError("auth.forbidden", "forbidden", "Only an admin key may change the fail mode");
+    const revision = await matchedRevision(c, async () => current.revision);
     const settings = outcomeValue(await replaceEnforcement(c.get("ports"), c.get("ctx"), { ...c.req.valid("json"), revision }));
     c.header("etag", etagOf(settings.revision));
     return c.json(settings, 200);
