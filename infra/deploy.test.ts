@@ -535,6 +535,32 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
     }
   });
 
+  it("watches every function it deploys but the API's: its errors, or for a stream's reader its iterator age (review 71: the IoT authorizer had none)", () => {
+    // The API's functions answer through the gateway, whose 5xx and latency alarms watch them.
+    const alarmed = new Map<string, Set<string>>();
+    for (const alarm of of(app(), "aws:cloudwatch/metricAlarm:MetricAlarm")) {
+      const {
+        namespace,
+        metricName,
+        dimensions = {},
+      } = inputs<{
+        namespace?: string;
+        metricName?: string;
+        dimensions?: Record<string, string>;
+      }>(alarm);
+      if (namespace !== "AWS/Lambda" || !metricName || dimensions.FunctionName === undefined) continue;
+      alarmed.set(dimensions.FunctionName, (alarmed.get(dimensions.FunctionName) ?? new Set()).add(metricName));
+    }
+    const watched = deployedFunctions(app())
+      .filter((fn) => fn.platformName && !(functions[fn.platformName] as FunctionDefinition).routes)
+      .map((fn) => ({
+        function: fn.platformName,
+        watched: ["Errors", "IteratorAge"].some((metric) => alarmed.get(fn.name)?.has(metric)),
+      }));
+    if (integrated) expect(watched.map((fn) => fn.function)).toContain("iotAuthorizer");
+    expect(watched.filter((fn) => !fn.watched)).toEqual([]);
+  });
+
   it("alarms on each metric with a set of dimensions AWS publishes it with (review 62: ThrottledRequests by table alone has no data)", () => {
     // From the services' CloudWatch metric references: an alarm on any other set watches a metric that never has data.
     const published: Record<string, readonly (readonly string[])[]> = {

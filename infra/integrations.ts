@@ -37,6 +37,9 @@ $transform(sst.aws.Function, (args, _opts, name) => {
   args.environment = $output(args.environment).apply((environment) => ({ ...environment, ...settings }));
 });
 
+/** The IoT Core custom authorizer's function, once `integrations()` made it (only with the IoT integration): ops.ts alarms on it. */
+export let iotAuthorizerFunction: sst.aws.Function | undefined;
+
 /** After `bus.ts`: each consumer's AWS permissions, and the IoT Core custom authorizer. */
 export async function integrations() {
   const { subscriptions } = await import("./bus");
@@ -60,6 +63,7 @@ export async function integrations() {
   // Its permissions, bundling and tables come from the platform definition (`iotAuthorizer`), like every function's.
   const args = functionArgs("iotAuthorizer");
   const fn = new sst.aws.Function("IotAuthorizer", { ...args, environment: { ...args.environment, ...iotSettings } });
+  iotAuthorizerFunction = fn;
   const iotAuthorizer = new aws.iot.Authorizer("IotMqttAuthorizer", {
     name: `${$app.name}-${$app.stage}-mqtt`,
     authorizerFunctionArn: fn.arn,

@@ -6,7 +6,8 @@
  * - dead letters: any message in a rule's dead-letter queue (an event no consumer could apply);
  * - dead letters waiting: a message the drain did not move within 15 minutes;
  * - consumers: errors, and the age of events waiting for a retry (AsyncEventAge; for the applier, the age of the
- *   oldest message in its queue); the webhook worker's, the dead-letter drain's and the feed authorizer's errors;
+ *   oldest message in its queue); the webhook worker's, the dead-letter drain's, the feed authorizer's and (with the
+ *   IoT integration) the IoT authorizer's errors;
  *   throttled invocations in the account;
  * - API: 5xx answers, p99 latency near the function timeout (the dashboard shows 4xx, throttled requests among them);
  * - tables: throttle events of each table and index, and system errors;
@@ -25,6 +26,7 @@ import { auditArchiver } from "./audit-archive";
 import { deadLetterDrain, subscriptions } from "./bus";
 import { dynamoTables } from "./database";
 import { feedAuthorizerFunction } from "./feed-channel";
+import { iotAuthorizerFunction } from "./integrations";
 import { webhookWorker } from "./webhooks";
 import { history, outbox } from "./outbox";
 
@@ -250,11 +252,13 @@ alarm("LambdaThrottles", {
   threshold: 0,
 });
 
-// Functions no other alarm watches: failing, they stop quietly (deliveries and replays, dead letters' listing, PEP push logins).
+// Functions no other alarm watches: failing, they stop quietly (deliveries and replays, dead letters' listing, PEP push
+// logins, and with the IoT integration devices' MQTT logins to IoT Core: `integrations()` ran before this module loads).
 for (const [name, functionName] of [
   ["WebhookWorker", webhookWorker.nodes.job.nodes.function.name],
   ["DeadLetterDrain", deadLetterDrain.name],
   ["FeedAuthorizer", feedAuthorizerFunction.name],
+  ...(iotAuthorizerFunction ? [["IotAuthorizer", iotAuthorizerFunction.name] as const] : []),
 ] as const) {
   alarm(`${name}Errors`, {
     alarmDescription: `Function ${name} fails (see its log)`,
