@@ -6,9 +6,8 @@
  * reports the first unpublished record so the mapping retries from it (tested against a
  * loopback server speaking EventBridge's PutEvents wire protocol).
  */
-import { createServer, request as httpRequest, type IncomingMessage } from "node:http";
+import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
-import { EventBridgeClient } from "@aws-sdk/client-eventbridge";
 import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand } from "@aws-sdk/client-dynamodb-streams";
 import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DeleteCommand, GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
@@ -35,6 +34,7 @@ import {
 } from "@simroot/core";
 import { handlerFor } from "@simroot/functions/outbox";
 import { startHistoryReader, startOutboxReader } from "@simroot/local/outbox-reader";
+import { loopbackEventBridge, type PutEntry } from "./support/loopback-eventbridge.ts";
 
 const endpoint = inject("dynamoEndpoint");
 const region = "us-east-1";
@@ -75,6 +75,31 @@ function flakyBus(failures: number) {
 
 const ofTenant = (events: readonly DomainEvent[], tenantId: string) => events.filter((event) => event.tenantId === tenantId);
 
+/** A tenant's records on the audit table's stream, read with the Streams API (the shape the mapping hands the Lambda). */
+async function streamRecordsOf(tenantId: string) {
+  const streams = new DynamoDBStreamsClient({ endpoint, region, credentials: { accessKeyId: "local", secretAccessKey: "local" } });
+  const { Table } = await (db as unknown as DynamoDBClient).send(new DescribeTableCommand({ TableName: tables.audit }));
+  const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn: Table!.LatestStreamArn }));
+  const records = [];
+  for (const shard of StreamDescription!.Shards!) {
+    let iterator = (
+      await streams.send(
+        new GetShardIteratorCommand({ StreamArn: Table!.LatestStreamArn, ShardId: shard.ShardId, ShardIteratorType: "TRIM_HORIZON" }),
+      )
+    ).ShardIterator;
+    while (iterator) {
+      const page = await streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
+      records.push(...(page.Records ?? []));
+      if (!page.Records?.length) break;
+      iterator = page.NextShardIterator;
+    }
+  }
+  streams.destroy();
+  return records.filter((record) => record.dynamodb?.NewImage?.tenantId?.S === tenantId);
+}
+
+const detailOf = (entry: PutEntry) => JSON.parse(entry.Detail) as DomainEvent;
+
 describe("the outbox", () => {
   it("publishes every committed event from the stream: a failing bus delays them, loses none, and a restarted reader resumes", async () => {
     const tenantId = "ten_outbox_flaky";
@@ -108,78 +133,39 @@ describe("the outbox", () => {
     const committed: DomainEvent[] = [];
     for (let n = 10; n < 13; n++) committed.push(...(await register(tenantId, n)));
 
-    // The stream records, read with the Streams API (the shape the mapping hands the Lambda).
-    const streams = new DynamoDBStreamsClient({ endpoint, region, credentials: { accessKeyId: "local", secretAccessKey: "local" } });
-    const { Table } = await (db as unknown as DynamoDBClient).send(new DescribeTableCommand({ TableName: tables.audit }));
-    const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn: Table!.LatestStreamArn }));
-    const records = [];
-    for (const shard of StreamDescription!.Shards!) {
-      let iterator = (
-        await streams.send(
-          new GetShardIteratorCommand({ StreamArn: Table!.LatestStreamArn, ShardId: shard.ShardId, ShardIteratorType: "TRIM_HORIZON" }),
-        )
-      ).ShardIterator;
-      while (iterator) {
-        const page = await streams.send(new GetRecordsCommand({ ShardIterator: iterator }));
-        records.push(...(page.Records ?? []));
-        if (!page.Records?.length) break;
-        iterator = page.NextShardIterator;
-      }
-    }
-    streams.destroy();
-    const ours = records.filter((record) => record.dynamodb?.NewImage?.tenantId?.S === tenantId);
+    const ours = await streamRecordsOf(tenantId);
     expect(ours.length).toBeGreaterThanOrEqual(3);
 
-    // EventBridge refuses every entry of the first publish (all its retries), then accepts.
-    const received: { source: string; detailType: string; resources: string[]; detail: DomainEvent }[] = [];
-    let refused = 0;
-    const server = createServer(async (request: IncomingMessage, response) => {
-      let body = "";
-      for await (const chunk of request) body += chunk;
-      expect(request.headers["x-amz-target"]).toBe("AWSEvents.PutEvents");
-      const entries = (JSON.parse(body) as { Entries: { Source: string; DetailType: string; Detail: string; Resources: string[] }[] })
-        .Entries;
-      response.setHeader("content-type", "application/x-amz-json-1.1");
-      if (refused < 4) {
-        refused += 1;
-        response.end(
-          JSON.stringify({
-            FailedEntryCount: entries.length,
-            Entries: entries.map(() => ({ ErrorCode: "InternalFailure", ErrorMessage: "try again" })),
-          }),
-        );
-        return;
-      }
-      for (const entry of entries) {
-        received.push({ source: entry.Source, detailType: entry.DetailType, resources: entry.Resources, detail: JSON.parse(entry.Detail) });
-      }
-      response.end(JSON.stringify({ FailedEntryCount: 0, Entries: entries.map((_, n) => ({ EventId: `ev-${received.length + n}` })) }));
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const client = new EventBridgeClient({
-      endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-      region,
-      credentials: { accessKeyId: "test", secretAccessKey: "test" },
-    });
+    // EventBridge refuses every entry of the first publish (all its retries: InternalFailure is worth retrying), then accepts.
+    const bus = await loopbackEventBridge((_, attempt) =>
+      attempt <= 4 ? { ErrorCode: "InternalFailure", ErrorMessage: "try again" } : undefined,
+    );
+    const received = () =>
+      bus.accepted.map((entry) => ({
+        source: entry.Source,
+        detailType: entry.DetailType,
+        resources: entry.Resources,
+        detail: detailOf(entry),
+      }));
     const handler = handlerFor(
-      () => eventBridgePublisher("simroot-test", client),
+      () => eventBridgePublisher("simroot-test", bus.client),
       () => ports,
     );
     const event = { Records: ours } as unknown as Parameters<typeof handler>[0];
 
     const failed = await handler(event);
     expect(failed).toEqual({ batchItemFailures: [{ itemIdentifier: ours[0]!.dynamodb!.SequenceNumber }] });
-    expect(received).toEqual([]);
+    expect(received()).toEqual([]);
     // The mapping retries the batch from that record: now everything is published, as committed.
     expect(await handler(event)).toEqual({ batchItemFailures: [] });
-    expect(new Set(received.map((entry) => entry.detail.id))).toEqual(new Set(committed.map((e) => e.id)));
-    const first = received.find((entry) => entry.detail.id === committed[0]!.id);
+    expect(new Set(received().map((entry) => entry.detail.id))).toEqual(new Set(committed.map((e) => e.id)));
+    const first = received().find((entry) => entry.detail.id === committed[0]!.id);
+    expect(first?.source).toBe("simroot");
     expect(first?.detailType).toBe("device.registered");
     expect(first?.detail).toEqual(JSON.parse(JSON.stringify(committed[0])));
     // The tenant has no webhook subscription or automation rule: no event names those consumers.
-    expect(received.every((entry) => entry.resources.length === 0)).toBe(true);
-    client.destroy();
-    await new Promise((resolve) => server.close(resolve));
+    expect(received().every((entry) => entry.resources?.length === 0)).toBe(true);
+    await bus.close();
   });
 
   it("lists each record under its subject and writes its IP leases from the stream, by its own reader: a store that refuses them delays them, a bus that refuses events does not", async () => {
