@@ -4,7 +4,9 @@
  * that committed it. A bus that refuses events delays them and loses none; a reader that stops
  * resumes where the bus last accepted; in AWS the stream's Lambda (functions/src/outbox.ts)
  * reports the first unpublished record so the mapping retries from it (tested against a
- * loopback server speaking EventBridge's PutEvents wire protocol).
+ * loopback server speaking EventBridge's PutEvents wire protocol). An entry EventBridge refuses for
+ * good is a dead letter, and the outbox moves on: it would hold its stream shard until the
+ * stream dropped it, and every later record of the shard with it.
  */
 import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -21,9 +23,13 @@ import {
   ingestedEvent,
   leaseHolder,
   listAudit,
+  listBusDeadLetters,
   auditSubjectPartition,
+  createPolicy,
   portsFor,
   projectFromStream,
+  redriveBusDeadLetter,
+  replacePolicy,
   reprojectHistory,
   registerDevice,
   tableNames,
@@ -165,7 +171,117 @@ describe("the outbox", () => {
     expect(first?.detail).toEqual(JSON.parse(JSON.stringify(committed[0])));
     // The tenant has no webhook subscription or automation rule: no event names those consumers.
     expect(received().every((entry) => entry.resources?.length === 0)).toBe(true);
+    // Nothing refused for good: no dead letter.
+    expect((await listBusDeadLetters(ports, ctx(tenantId), {})).items).toEqual([]);
     await bus.close();
+  });
+
+  it("in AWS, makes an entry EventBridge refuses for good a dead letter, with its record and the refusal, and moves on; a throttled entry is retried (review 71, loopback EventBridge)", async () => {
+    const tenantId = "ten_outbox_refused";
+    const registered: DomainEvent[] = [];
+    for (let n = 30; n < 34; n++) registered.push(...(await register(tenantId, n)));
+    // A policy of 2,000 destinations (a 160 KB body; the API takes 1 MB), replaced by another: its `policy.updated` carries
+    // both, a 320 KB entry, over the 256 KB EventBridge takes. Committed as any change is.
+    const destinations = Array.from({ length: 2_000 }, (_, n) => ({
+      fqdn: `host-${n}.telemetry-${n % 97}.example.com`,
+      ports: [443, 8883],
+      protocol: "tcp" as const,
+    }));
+    const rule = { name: "Meters", selector: { matchLabels: { fleet: "meters" } }, destinations, effect: "allow" as const };
+    const created = await createPolicy(ports, ctx(tenantId), rule);
+    const [updated] = (await replacePolicy(ports, ctx(tenantId), { ...rule, name: "Meters, renamed", id: created.value.id, revision: 1 }))
+      .events;
+    const committed = [...registered, ...created.events, updated!];
+    const ours = await streamRecordsOf(tenantId);
+    // Its records (beside them on the stream, the feed versions and updates, which are no events).
+    expect(ours.filter((record) => record.dynamodb?.NewImage?.eventId).length).toBe(committed.length);
+
+    // EventBridge refuses one entry's detail for good, throttles another once, and (as it does) refuses a request whose
+    // entries pass 256 KB whole.
+    const [, malformed, throttled] = registered;
+    const bus = await loopbackEventBridge((entry, attempt) => {
+      const id = detailOf(entry).id;
+      if (id === malformed!.id) return { ErrorCode: "MalformedDetail", ErrorMessage: "Detail is malformed." };
+      if (id === throttled!.id && attempt === 1) return { ErrorCode: "ThrottlingException", ErrorMessage: "Rate exceeded" };
+      return undefined;
+    });
+    const handler = handlerFor(
+      () => eventBridgePublisher("simroot-test", bus.client),
+      () => ports,
+    );
+
+    // Neither holds back the stream: the batch is done, every other event is on the bus (the throttled one, retried).
+    expect(await handler({ Records: ours } as unknown as Parameters<typeof handler>[0])).toEqual({ batchItemFailures: [] });
+    expect(new Set(bus.accepted.map((entry) => detailOf(entry).id))).toEqual(
+      new Set(committed.filter((event) => event !== malformed && event !== updated).map((event) => event.id)),
+    );
+
+    // Each refused one is a dead letter of the tenant's (`/v1/bus/dead-letters`): the record, where the audit trail
+    // keeps it, and EventBridge's refusal (or why it was never sent).
+    const records = (await listAudit(ports, ctx(tenantId), { limit: 100 })).items;
+    const recordOf = (event: DomainEvent) => records.find((record) => record.eventId === event.id)!;
+    const letters = (await listBusDeadLetters(ports, ctx(tenantId), {})).items;
+    const letterOf = (event: DomainEvent, reason: unknown) => ({
+      id: `${event.id}~outbox`,
+      rule: "outbox",
+      eventId: event.id,
+      eventType: event.type,
+      subject: event.subject,
+      reason,
+      record: { shard: recordOf(event).shard, seq: recordOf(event).seq },
+      deadAt: expect.any(String),
+      expiresAt: expect.any(Number),
+    });
+    expect(letters).toHaveLength(2);
+    expect(letters).toEqual(
+      expect.arrayContaining([
+        letterOf(malformed!, "MalformedDetail: Detail is malformed."),
+        letterOf(updated!, expect.stringMatching(/^EntryTooLarge: the entry is \d+ bytes; EventBridge takes at most 262144/)),
+      ]),
+    );
+    // The bus itself refused them: no consumer received them, so none can be handed them again.
+    await expect(redriveBusDeadLetter(ports, ctx(tenantId), { id: `${malformed!.id}~outbox` })).rejects.toMatchObject({
+      code: "dead_letter.not_redrivable",
+      kind: "conflict",
+    });
+    expect((await listBusDeadLetters(ports, ctx(tenantId), {})).items).toHaveLength(2);
+
+    // The mapping gives the batch again (at least once): the same letters, nothing more.
+    expect(await handler({ Records: ours } as unknown as Parameters<typeof handler>[0])).toEqual({ batchItemFailures: [] });
+    expect((await listBusDeadLetters(ports, ctx(tenantId), {})).items).toHaveLength(2);
+    await bus.close();
+  });
+
+  it("locally too, reads past an entry EventBridge refuses for good (its dead letter recorded) instead of retrying it until the stream drops it", async () => {
+    const tenantId = "ten_outbox_refused_local";
+    const committed: DomainEvent[] = [];
+    for (let n = 40; n < 43; n++) committed.push(...(await register(tenantId, n)));
+    const [, refused] = committed;
+    const bus = await loopbackEventBridge((entry) =>
+      detailOf(entry).id === refused!.id ? { ErrorCode: "InvalidArgument", ErrorMessage: "Parameter Detail is not valid." } : undefined,
+    );
+    // Its own position: the reader reads the stream from its start, everything any test committed.
+    const reader = await startOutboxReader({
+      db,
+      tables,
+      endpoint,
+      region,
+      publisher: eventBridgePublisher("simroot-test", bus.client),
+      name: "outbox-refusals",
+      pollMs: 10,
+    });
+    try {
+      expect(await reader.caughtUp(15_000)).toBe(true);
+      const published = ofTenant(bus.accepted.map(detailOf), tenantId).map((event) => event.id);
+      expect(new Set(published)).toEqual(new Set([committed[0]!.id, committed[2]!.id]));
+      const letters = (await listBusDeadLetters(ports, ctx(tenantId), {})).items;
+      expect(letters.map(({ eventId, rule, reason }) => ({ eventId, rule, reason }))).toEqual([
+        { eventId: refused!.id, rule: "outbox", reason: "InvalidArgument: Parameter Detail is not valid." },
+      ]);
+    } finally {
+      await reader.stop();
+      await bus.close();
+    }
   });
 
   it("lists each record under its subject and writes its IP leases from the stream, by its own reader: a store that refuses them delays them, a bus that refuses events does not", async () => {

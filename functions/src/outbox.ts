@@ -3,6 +3,8 @@
  * invokes this with new audit records; their events go to the bus. A batch whose publish
  * fails reports the first record not published, and the mapping retries from there (in order,
  * until the records leave the stream after 24 hours; the iterator age alarm says long before).
+ * An event EventBridge refuses for good is a dead letter instead (core outbox/outbox.ts), logged
+ * here, and the batch goes on.
  */
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from "aws-lambda";
 import {
@@ -27,6 +29,17 @@ export const handlerFor =
   async (event: DynamoDBStreamEvent, context?: Context): Promise<DynamoDBBatchResponse> => {
     if (context) logger.addContext(context);
     const result = await publishFromStream(publisher(), event.Records as OutboxStreamRecord[], store());
+    for (const { record, reason } of result.refused) {
+      logger.error("the bus refused a committed event for good: a dead letter of its tenant now (simroot bus dead-letters)", {
+        component: "outbox",
+        tenantId: record.tenantId,
+        eventId: record.eventId,
+        eventType: record.action,
+        shard: record.shard,
+        seq: record.seq,
+        reason,
+      });
+    }
     if (result.failedAt === undefined) return { batchItemFailures: [] };
     logger.error("publishing committed events failed; the stream retries from the first unpublished record", {
       component: "outbox",

@@ -3,8 +3,8 @@
  * the Streams API, published to the local bus. This is what the stream's event source mapping
  * does in AWS (functions/src/outbox.ts): every committed audit record is published, in order
  * per stream shard, and the reader's position (one item per shard in the control table) moves
- * only past records whose events the bus accepted. A failed publish is retried with backoff
- * from that position; a restart resumes there.
+ * only past records whose events the bus accepted (or refused for good: a dead letter each, core
+ * outbox.ts). A failed publish is retried with backoff from that position; a restart resumes there.
  *
  * The history reader (`startHistoryReader`) reads the same stream by its own position and writes what each record
  * projects (core outbox.ts `projectFromStream`), as its own event source mapping does in AWS (functions/src/history.ts):
@@ -122,7 +122,22 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
   const handle =
     options.handle ??
     (async (records: OutboxStreamRecord[]) => {
-      const { published, ...failure } = await publishFromStream(options.publisher, records, options);
+      const { published, refused, ...failure } = await publishFromStream(options.publisher, records, options);
+      // A dead letter now (core outbox.ts): the position moves past it, as the mapping's does in AWS.
+      for (const { record, reason } of refused) {
+        console.error(
+          JSON.stringify({
+            level: "error",
+            component: name,
+            message: "the bus refused a committed event for good: a dead letter of its tenant now",
+            tenantId: record.tenantId,
+            eventId: record.eventId,
+            shard: record.shard,
+            seq: record.seq,
+            reason,
+          }),
+        );
+      }
       return { done: published, ...failure };
     });
   const pollMs = options.pollMs ?? 25;

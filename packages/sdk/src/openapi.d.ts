@@ -906,7 +906,7 @@ export interface paths {
         };
         /**
          * Events a consumer did not take after its retries (the bus's dead letters), with the rule and the reason
-         * @description Kept 14 days. Locally the bus records them; in AWS the drain function records what reaches each rule's SQS dead-letter queue. Not the parked facts of `/v1/dead-letters` (accepted events waiting for their device).
+         * @description Kept 14 days. Locally the bus records them; in AWS the drain function records what reaches each rule's SQS dead-letter queue. Rule `outbox`: a committed event the bus itself refused for good (over EventBridge's entry size, or malformed), with the place of its audit record (`record`); the outbox went on without it, and it cannot be redriven. Not the parked facts of `/v1/dead-letters` (accepted events waiting for their device).
          */
         get: operations["listBusDeadLetters"];
         put?: never;
@@ -926,7 +926,10 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Hand a dead letter back to its consumer (that rule only); audited. If it fails again it comes back as a new dead letter */
+        /**
+         * Hand a dead letter back to its consumer (that rule only); audited. If it fails again it comes back as a new dead letter
+         * @description 409 for a letter of rule `outbox`: the bus refused the event itself, so it has no consumer to hand it back to.
+         */
         post: operations["createBusDeadLettersByIdRedrive"];
         delete?: never;
         options?: never;
@@ -2094,13 +2097,18 @@ export interface components {
         BusDeadLetter: {
             /** @description `<event id>~<rule>`: one event may fail at several rules */
             id: string;
-            /** @description the rule (consumer) that did not take the event */
+            /** @description the rule (consumer) that did not take the event; `outbox`: the bus itself refused it, so no rule received it */
             rule: string;
             eventId: string;
             eventType: string;
             subject: string;
             reason: string;
             attempts?: number;
+            /** @description where the audit trail keeps the change whose event the bus refused (`outbox` letters: `GET /v1/audit?shard=`); such a letter cannot be redriven */
+            record?: {
+                shard: number;
+                seq: number;
+            };
             deadAt: string;
             /** @description when it is dropped unless redriven first (epoch seconds) */
             expiresAt: number;

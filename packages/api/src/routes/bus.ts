@@ -12,7 +12,9 @@ const list = createRoute({
   summary: "Events a consumer did not take after its retries (the bus's dead letters), with the rule and the reason",
   description:
     "Kept 14 days. Locally the bus records them; in AWS the drain function records what reaches each rule's SQS dead-letter " +
-    "queue. Not the parked facts of `/v1/dead-letters` (accepted events waiting for their device).",
+    "queue. Rule `outbox`: a committed event the bus itself refused for good (over EventBridge's entry size, or malformed), " +
+    "with the place of its audit record (`record`); the outbox went on without it, and it cannot be redriven. " +
+    "Not the parked facts of `/v1/dead-letters` (accepted events waiting for their device).",
   middleware: [requireRole(...readers)] as const,
   request: { query: pageInput },
   responses: { 200: json("A page of dead letters", pageOf(busDeadLetterSchema, "BusDeadLetterPage")), ...errorResponses(400, 401, 403) },
@@ -23,6 +25,7 @@ const redrive = createRoute({
   path: "/v1/bus/dead-letters/{id}/redrive",
   tags: ["operations"],
   summary: "Hand a dead letter back to its consumer (that rule only); audited. If it fails again it comes back as a new dead letter",
+  description: "409 for a letter of rule `outbox`: the bus refused the event itself, so it has no consumer to hand it back to.",
   middleware: [requireRole(...writers)] as const,
   request: {
     params: z.object({
@@ -34,7 +37,7 @@ const redrive = createRoute({
   },
   responses: {
     202: json("Handed back", z.object({ id: z.string(), rule: z.string(), redriven: z.boolean() })),
-    ...errorResponses(401, 403, 404, 503),
+    ...errorResponses(401, 403, 404, 409, 503),
   },
 });
 

@@ -1,11 +1,13 @@
 /**
  * A dead letter's record (see dead-letters.ts): written by the local bus and by the AWS drain
- * function, which bundle only this module (no verbs, no ledger).
+ * function, which bundle only this module (no verbs, no ledger), and by the outbox for an event
+ * the bus itself refused for good (`recordRefusedEvent`).
  */
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import { applierQueue } from "../platform/limits.ts";
 import { isQueued, type RuleName } from "../platform/rules.ts";
+import type { AuditRecord } from "../ledger/audit-record.ts";
 import type { Ports } from "../ports.ts";
 import type { BusEnvelope } from "./envelope.ts";
 
@@ -15,12 +17,18 @@ export const deadLetterRetentionSeconds = 14 * 24 * 60 * 60;
 export const busDeadLetterSchema = z
   .object({
     id: z.string().meta({ description: "`<event id>~<rule>`: one event may fail at several rules" }),
-    rule: z.string().meta({ description: "the rule (consumer) that did not take the event" }),
+    rule: z.string().meta({
+      description: "the rule (consumer) that did not take the event; `outbox`: the bus itself refused it, so no rule received it",
+    }),
     eventId: z.string(),
     eventType: z.string(),
     subject: z.string(),
     reason: z.string(),
     attempts: z.number().int().optional(),
+    record: z.object({ shard: z.number().int(), seq: z.number().int() }).optional().meta({
+      description:
+        "where the audit trail keeps the change whose event the bus refused (`outbox` letters: `GET /v1/audit?shard=`); such a letter cannot be redriven",
+    }),
     deadAt: z.string(),
     expiresAt: z.number().int().meta({ description: "when it is dropped unless redriven first (epoch seconds)" }),
   })
@@ -32,6 +40,9 @@ export type Redeliver = (rule: string, envelope: BusEnvelope) => Promise<void>;
 
 export const deadLetterPartition = (tenantId: string) => `T#${tenantId}#deadletter`;
 const letterId = (eventId: string, rule: string) => `${eventId}~${rule}`;
+
+/** The `rule` of a dead letter the bus itself refused: the outbox could not publish its record's event, and went on. */
+export const outboxDeadLetterRule = "outbox";
 
 /** Records a delivery the bus gave up on (a retried record writes the same item again). */
 export async function recordDeadLetter(
@@ -54,6 +65,33 @@ export async function recordDeadLetter(
   };
   await ports.db.send(
     new PutCommand({ TableName: ports.tables.control, Item: { pk: deadLetterPartition(event.tenantId), sk: item.id, ...item } }),
+  );
+}
+
+/**
+ * Records a committed event the bus refused for good (the outbox, core outbox/outbox.ts): with its record's place in
+ * the audit trail, which keeps the event, and the refusal; not with the event itself (an entry too large for the bus
+ * may be too large for an item too). The outbox given the record again writes the same item again.
+ */
+export async function recordRefusedEvent(
+  ports: Pick<Ports, "db" | "tables"> & Partial<Pick<Ports, "now">>,
+  letter: { readonly record: Pick<AuditRecord, "tenantId" | "eventId" | "action" | "subject" | "shard" | "seq">; readonly reason: string },
+): Promise<void> {
+  const { record } = letter;
+  const now = ports.now?.() ?? new Date();
+  const item: BusDeadLetter = {
+    id: letterId(record.eventId, outboxDeadLetterRule),
+    rule: outboxDeadLetterRule,
+    eventId: record.eventId,
+    eventType: record.action,
+    subject: record.subject,
+    reason: letter.reason.slice(0, 1000),
+    record: { shard: record.shard, seq: record.seq },
+    deadAt: now.toISOString(),
+    expiresAt: Math.floor(now.getTime() / 1000) + deadLetterRetentionSeconds,
+  };
+  await ports.db.send(
+    new PutCommand({ TableName: ports.tables.control, Item: { pk: deadLetterPartition(record.tenantId), sk: item.id, ...item } }),
   );
 }
 

@@ -8,6 +8,11 @@
  * on-failure destination (an invocation record). How a dead letter is handed back is the
  * runtime's (`ports.redeliver`): the local bus schedules a delivery to that rule; in AWS the
  * consumer function is invoked asynchronously with the event, as EventBridge would.
+ *
+ * The outbox adds the events the bus itself refused for good (rule `outbox`: an entry over EventBridge's size limit, or
+ * one it calls malformed), rather than retrying them until the stream drops them with every later record of their
+ * shard. No rule received them, so there is no consumer to hand them back to: their letter names the audit record
+ * that keeps the event, and a redrive of it is refused.
  */
 import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
@@ -15,7 +20,7 @@ import { SimrootError } from "../error.ts";
 import type { Outcome } from "../outcome.ts";
 import { pageInput, partitionPage, type Page } from "../page.ts";
 import { verb } from "../verb.ts";
-import { busDeadLetterSchema, deadLetterPartition, type BusDeadLetter } from "./dead-letter-record.ts";
+import { busDeadLetterSchema, deadLetterPartition, outboxDeadLetterRule, type BusDeadLetter } from "./dead-letter-record.ts";
 import type { BusEnvelope } from "./envelope.ts";
 import { domainEvent } from "./event.ts";
 
@@ -30,6 +35,15 @@ export const redriveBusDeadLetter = verb(z.object({ id: z.string().min(1).max(30
   const key = { pk: deadLetterPartition(ctx.tenantId), sk: input.id };
   const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: key, ConsistentRead: true }));
   if (!Item) throw new SimrootError("dead_letter.not_found", "not_found", `No dead letter ${input.id}`);
+  if (Item.rule === outboxDeadLetterRule) {
+    const record = Item.record as BusDeadLetter["record"];
+    throw new SimrootError(
+      "dead_letter.not_redrivable",
+      "conflict",
+      `The bus refused event ${String(Item.eventId)} itself (${String(Item.reason)}): no consumer received it to be handed it again. ` +
+        `The audit trail keeps it${record ? ` (shard ${record.shard}, seq ${record.seq})` : ""}`,
+    );
+  }
   if (!ports.redeliver) throw new SimrootError("dead_letter.unavailable", "unavailable", "This runtime cannot redeliver events");
   const letter = busDeadLetterSchema.parse(Item);
   // Forgotten and audited first, then handed back: a redrive that fails again comes back as a new dead letter

@@ -7,6 +7,12 @@
  * stream from DynamoDB Local. A publish that fails is retried from the stream (the reader's
  * position moves only past what the bus accepted), so events are delayed, never lost.
  *
+ * Except an event the bus refuses for good (core event/eventbridge-publisher.ts `EventsRefused`: an entry over
+ * EventBridge's 256 KB, or one it calls malformed): retried, it would hold its stream shard, every later record of the
+ * shard behind it, until the stream dropped them all after 24 hours. It becomes a dead letter of its tenant instead
+ * (`/v1/bus/dead-letters`, rule `outbox`: its record's place in the audit trail and the refusal), and the outbox
+ * moves on. A dead letter the store does not take fails the step, which is retried as any other.
+ *
  * Delivery is at least once: after a failure part of a batch may be published again. Consumers
  * already are idempotent on the event id (the bus retries them too).
  *
@@ -19,7 +25,9 @@
  */
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { unmarshall } from "@aws-sdk/util-dynamodb";
+import { recordRefusedEvent } from "../event/dead-letter-record.ts";
 import type { DomainEvent, Publisher } from "../event/event.ts";
+import { EventsRefused } from "../event/eventbridge-publisher.ts";
 import { leaseItem } from "../identity/lease-item.ts";
 import { auditRecordSchema, eventOfRecord, recordOfItem, subjectItem, type AuditRecord } from "../ledger/audit-record.ts";
 import type { Ports } from "../ports.ts";
@@ -129,16 +137,42 @@ export async function projectFromStream(
   return { projected: done, ...failure };
 }
 
-/** Publishes a stream batch's events, in order (see `inSteps`: a step is not done until the bus accepted it). */
+/** A committed record whose event the bus refused for good: a dead letter now (`publishFromStream`). */
+export interface RefusedRecord {
+  readonly record: AuditRecord;
+  readonly sequenceNumber: string;
+  /** `<ErrorCode>: <ErrorMessage>`, as the letter gives it. */
+  readonly reason: string;
+}
+
+/**
+ * Publishes a stream batch's events, in order (see `inSteps`: a step is not done until the bus accepted it), but for
+ * those the bus refuses for good: each of those is recorded as a dead letter (`refused`), and the step is done.
+ */
 export async function publishFromStream(
   publisher: Publisher,
   records: readonly OutboxStreamRecord[],
-  ports: Pick<Ports, "db" | "tables">,
-): Promise<{ published: number; failedAt?: string; error?: unknown }> {
+  ports: Pick<Ports, "db" | "tables"> & Partial<Pick<Ports, "now">>,
+): Promise<{ published: number; refused: RefusedRecord[]; failedAt?: string; error?: unknown }> {
+  const refused: RefusedRecord[] = [];
   const { done, ...failure } = await inSteps(records, async (part) => {
     const events = part.map((entry) => entry.event);
-    // Read for each step (after its records committed): which opt-in consumers each event's tenant has work for.
-    await publisher.publish(events, await routingOf(ports, events));
+    try {
+      // Read for each step (after its records committed): which opt-in consumers each event's tenant has work for.
+      await publisher.publish(events, await routingOf(ports, events));
+    } catch (error) {
+      if (!(error instanceof EventsRefused)) throw error;
+      // Every other event of the step is on the bus; these never will be.
+      const letters = error.refusals.flatMap(({ events: carried, code, message }) =>
+        carried.map((event) => {
+          const streamed = part.find((entry) => entry.event.id === event.id);
+          if (!streamed) throw new Error(`the bus refused event ${event.id}, which is not of this step`, { cause: error });
+          return { record: streamed.record, sequenceNumber: streamed.sequenceNumber, reason: `${code}: ${message}` };
+        }),
+      );
+      await Promise.all(letters.map((letter) => recordRefusedEvent(ports, letter)));
+      refused.push(...letters);
+    }
   });
-  return { published: done, ...failure };
+  return { published: done - refused.length, refused, ...failure };
 }

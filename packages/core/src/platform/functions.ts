@@ -317,14 +317,15 @@ export const functions = {
     tables: { control: ["PutItem"] },
     publishes: false,
   },
-  // Not a rule consumer: the audit table's stream invokes it (infra/outbox.ts). It reads no table (the mapping does).
+  // Not a rule consumer: the audit table's stream invokes it (infra/outbox.ts). It reads no audit item (the mapping does).
   outbox: {
     ...streamReader,
     handler: "outbox.ts",
     does: "publishes the events of committed audit records from the audit table's stream (the outbox)",
     // The tenants' interests: which opt-in consumers (webhooks, automation) each event is for (core outbox/interests.ts).
     // (A kind a tenant's mark does not name yet: whether it has records of it, written down once.)
-    tables: { automation: ["BatchGetItem", "Query", "UpdateItem"] },
+    // Control PutItem: an event the bus refuses for good becomes its tenant's dead letter (core outbox/outbox.ts).
+    tables: { automation: ["BatchGetItem", "Query", "UpdateItem"], control: ["PutItem"] },
     publishes: true,
   },
   // Not a rule consumer: the audit table's stream invokes it too, by its own mapping (infra/outbox.ts).
