@@ -1002,6 +1002,18 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
       .map((alarm) => alarm.dimensions?.QueueName);
     expect(deadLetterQueues(app()).length).toBeGreaterThan(5);
     expect(deadLetterQueues(app()).filter((queue) => !watched.includes(queue))).toEqual([]);
+    // The outbox's dead letters (events the bus refused for good) have no queue: the outbox counts them, alarmed on the first.
+    const refusals = of(app(), "aws:cloudwatch/metricAlarm:MetricAlarm")
+      .map((alarm) => inputs<Record<string, unknown>>(alarm))
+      .filter((alarm) => alarm.namespace === metricNamespace && alarm.metricName === "EventsRefused");
+    expect(
+      refusals.map(({ dimensions, statistic, threshold, comparisonOperator }) => ({
+        dimensions,
+        statistic,
+        threshold,
+        comparisonOperator,
+      })),
+    ).toEqual([{ dimensions: { service: "simroot-outbox" }, statistic: "Sum", threshold: 0, comparisonOperator: "GreaterThanThreshold" }]);
 
     // Every function logs (JSON) to a log group kept 3 months in production, a week elsewhere.
     const days = stage === "production" ? 90 : 7;

@@ -2,7 +2,7 @@
  * Alarms and the dashboard for the figures that matter. Alarms notify one SNS topic
  * (subscribe the on-call address after the first deploy: see README "Deploying").
  *
- * - outbox: committed events waiting on the audit stream (IteratorAge);
+ * - outbox: committed events waiting on the audit stream (IteratorAge), and any the bus refused for good (its dead letters);
  * - dead letters: any message in a rule's dead-letter queue (an event no consumer could apply);
  * - dead letters waiting: a message the drain did not move within 15 minutes;
  * - consumers: errors, and the age of events waiting for a retry (AsyncEventAge; for the applier, the age of the
@@ -60,6 +60,20 @@ alarm("OutboxIteratorAge", {
   evaluationPeriods: 5,
   comparisonOperator: "GreaterThanThreshold",
   threshold: 5 * 60 * 1000,
+});
+
+// The outbox's dead letters: committed events EventBridge refused for good (core outbox/outbox.ts). No queue holds them
+// (the outbox writes them into the tenant's list itself), so the outbox counts them.
+alarm("OutboxEventsRefused", {
+  alarmDescription:
+    "The bus refused committed events for good (over 256 KB, or malformed): no consumer received them. Inspect (simroot bus dead-letters, rule outbox) and the outbox's log",
+  namespace: metricNamespace,
+  metricName: "EventsRefused" satisfies MetricName,
+  dimensions: { service: "simroot-outbox" },
+  statistic: "Sum",
+  period: 300,
+  comparisonOperator: "GreaterThanThreshold",
+  threshold: 0,
 });
 
 // The history: records whose subject listing and IP leases wait on the same stream (failing writes hold them).

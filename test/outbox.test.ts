@@ -14,7 +14,7 @@ import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetSha
 import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DeleteCommand, GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import {
   applyOperatorEvent,
   documentClient,
@@ -211,7 +211,17 @@ describe("the outbox", () => {
     );
 
     // Neither holds back the stream: the batch is done, every other event is on the bus (the throttled one, retried).
-    expect(await handler({ Records: ours } as unknown as Parameters<typeof handler>[0])).toEqual({ batchItemFailures: [] });
+    const printed: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      printed.push(...String(chunk).split("\n").filter(Boolean));
+      return write(chunk, ...(rest as []));
+    });
+    try {
+      expect(await handler({ Records: ours } as unknown as Parameters<typeof handler>[0])).toEqual({ batchItemFailures: [] });
+    } finally {
+      spy.mockRestore();
+    }
     expect(new Set(bus.accepted.map((entry) => detailOf(entry).id))).toEqual(
       new Set(committed.filter((event) => event !== malformed && event !== updated).map((event) => event.id)),
     );
@@ -239,6 +249,15 @@ describe("the outbox", () => {
         letterOf(updated!, expect.stringMatching(/^EntryTooLarge: the entry is \d+ bytes; EventBridge takes at most 262144/)),
       ]),
     );
+    // Counted, in the metrics the function prints (EMF): `OutboxEventsRefused` alarms on the first (infra/ops.ts).
+    const counted = printed.flatMap((line) => {
+      try {
+        return [(JSON.parse(line) as { EventsRefused?: number }).EventsRefused ?? []].flat();
+      } catch {
+        return [];
+      }
+    });
+    expect(counted).toEqual([2]);
     // The bus itself refused them: no consumer received them, so none can be handed them again.
     await expect(redriveBusDeadLetter(ports, ctx(tenantId), { id: `${malformed!.id}~outbox` })).rejects.toMatchObject({
       code: "dead_letter.not_redrivable",

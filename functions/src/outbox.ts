@@ -4,7 +4,7 @@
  * fails reports the first record not published, and the mapping retries from there (in order,
  * until the records leave the stream after 24 hours; the iterator age alarm says long before).
  * An event EventBridge refuses for good is a dead letter instead (core outbox/outbox.ts), logged
- * here, and the batch goes on.
+ * and counted here (`EventsRefused`, which `OutboxEventsRefused` alarms on), and the batch goes on.
  */
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from "aws-lambda";
 import {
@@ -18,7 +18,7 @@ import {
   type Ports,
   type Publisher,
 } from "@simroot/core";
-import { logger } from "./lib/telemetry.ts";
+import { logger, metricsSink, publishMetrics } from "./lib/telemetry.ts";
 
 let built: Publisher | undefined;
 let store: Pick<Ports, "db" | "tables"> | undefined;
@@ -39,6 +39,10 @@ export const handlerFor =
         seq: record.seq,
         reason,
       });
+    }
+    if (result.refused.length > 0) {
+      metricsSink.add("EventsRefused", result.refused.length);
+      publishMetrics();
     }
     if (result.failedAt === undefined) return { batchItemFailures: [] };
     logger.error("publishing committed events failed; the stream retries from the first unpublished record", {

@@ -29,6 +29,11 @@ export const metricDefinitions = {
     means: "from a change reaching the ledger to the signed feed version that carries it (what every PEP receives next)",
   },
   RevocationLatencyMs: { unit: "Milliseconds", means: "FeedLatencyMs of the changes that revoke a device" },
+  EventsRefused: {
+    unit: "Count",
+    means:
+      "committed events the bus refused for good (over EventBridge's entry size, or malformed): the outbox made each a dead letter (rule `outbox`) and went on; no consumer received them",
+  },
   AuditArchiveMarginSeconds: {
     unit: "Seconds",
     means: "of every tenant, the least time left before an audit version not archived yet expires (the archiver keeps it above 30 days)",
