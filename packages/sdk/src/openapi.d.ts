@@ -749,7 +749,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Send a delivery again now, with the same webhook-id */
+        /** Send a delivery again, with the same webhook-id: due now, attempted by the webhook worker's next run */
         post: operations["createWebhooksByIdDeliveriesByDeliveryIdReplay"];
         delete?: never;
         options?: never;

@@ -10,7 +10,6 @@ import {
   outcomeValue,
   removeWebhook,
   replayDelivery,
-  attemptDelivery,
   updateWebhook,
   webhookSchema,
 } from "@simroot/core";
@@ -89,7 +88,7 @@ const routes = {
     method: "post",
     path: "/v1/webhooks/{id}/deliveries/{deliveryId}/replay",
     tags,
-    summary: "Send a delivery again now, with the same webhook-id",
+    summary: "Send a delivery again, with the same webhook-id: due now, attempted by the webhook worker's next run",
     middleware: [requireRole(...writers)] as const,
     request: { params: deliveryParams },
     responses: { 202: json("The delivery, due again", deliverySchema), ...errorResponses(401, 403, 404, 409) },
@@ -132,8 +131,7 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>()
   })
   .openapi(routes.replay, async (c) => {
     const { id, deliveryId } = c.req.valid("param");
-    const delivery = await replayDelivery(c.get("ports"), c.get("ctx"), { webhookId: id, id: deliveryId });
-    // The first attempt now; the worker retries it if this one fails.
-    void attemptDelivery(c.get("ports"), c.get("ctx").tenantId, id, deliveryId).catch(() => undefined);
-    return c.json(delivery, 202);
+    // Due now: the webhook worker attempts it on its next run (every minute in AWS, every second locally). An attempt
+    // started here after the answer ran on a Lambda frozen once it answered, to finish, if ever, at its next invocation.
+    return c.json(await replayDelivery(c.get("ports"), c.get("ctx"), { webhookId: id, id: deliveryId }), 202);
   });
