@@ -14,8 +14,8 @@
  * replayed.
  */
 import { createHash } from "node:crypto";
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { DeleteCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import { SimrootError } from "../error.ts";
 import type { BusEnvelope } from "../event/envelope.ts";
@@ -233,8 +233,26 @@ async function settle(
   const attempts = next.attempt ? [...(item.attempts ?? []), next.attempt].slice(-keptAttempts) : (item.attempts ?? []);
   const pending = next.status === "pending";
   // A delivery taken from its subscription's queue waits there for its next attempt, and the queue's marker is kept.
-  const queued = pending && item.gsi1pk === queuePartition(item.tenantId, item.webhookId);
-  if (queued) await markQueue(ports, item.tenantId, item.webhookId);
+  // If its marker cannot be written, it waits in its shard instead: the attempt made is recorded either way (review 72:
+  // a refused marker write lost the attempt's outcome, and its retry came when the lease ran out, uncounted).
+  const queued =
+    pending &&
+    item.gsi1pk === queuePartition(item.tenantId, item.webhookId) &&
+    (await markQueue(ports, item.tenantId, item.webhookId).then(
+      () => true,
+      (error: unknown) => {
+        console.error(
+          JSON.stringify({
+            level: "error",
+            component: "webhooks",
+            message: "listing a subscription's queue failed",
+            id: item.id,
+            error: String(error),
+          }),
+        );
+        return false;
+      },
+    ));
   const nextKeys = pending
     ? queued
       ? queueKeys(item.tenantId, item.webhookId, item.id, next.nextAt!)
@@ -286,65 +304,69 @@ export interface WorkerOptions extends AttemptOptions {
 
 /** Lists the subscription's queue under its marker, as of now: written before a delivery is put in the queue. */
 async function markQueue(ports: Ports, tenantId: string, webhookId: string) {
-  await ports.db.send(
-    new UpdateCommand({
-      TableName: ports.tables.automation,
-      Key: queueMarkerKey(tenantId, webhookId),
-      UpdateExpression: "SET gsi1pk = :markers, gsi1sk = :sk, tenantId = :tenant, webhookId = :webhook, queuedAt = :now",
-      ExpressionAttributeValues: {
-        ":markers": queueMarkers,
-        ":sk": `${tenantId}|${webhookId}`,
-        ":tenant": tenantId,
-        ":webhook": webhookId,
-        ":now": ports.now().toISOString(),
-      },
-    }),
-  );
+  await ports.db.send(new UpdateCommand(markQueueUpdate(ports, tenantId, webhookId)));
+}
+function markQueueUpdate(ports: Ports, tenantId: string, webhookId: string) {
+  return {
+    TableName: ports.tables.automation,
+    Key: queueMarkerKey(tenantId, webhookId),
+    UpdateExpression: "SET gsi1pk = :markers, gsi1sk = :sk, tenantId = :tenant, webhookId = :webhook, queuedAt = :now",
+    ExpressionAttributeValues: {
+      ":markers": queueMarkers,
+      ":sk": `${tenantId}|${webhookId}`,
+      ":tenant": tenantId,
+      ":webhook": webhookId,
+      ":now": ports.now().toISOString(),
+    },
+  };
 }
 
-/** Moves a due delivery of a failing subscription from its shard to the subscription's queue, unless an attempt holds it. */
+/**
+ * Moves a due delivery of a failing subscription from its shard to the subscription's queue, unless an attempt holds
+ * it or it moved since it was read (review 72: a stale read placed it in the queue by a due time it no longer had).
+ * The marker is written in the same transaction: however long the process stalls, no delivery enters a queue whose
+ * marker a run may have dropped meanwhile (review 72).
+ */
 async function park(ports: Ports, item: Record<string, unknown>) {
   const now = ports.now().toISOString();
+  const tenantId = String(item.tenantId);
+  const webhookId = String(item.webhookId);
+  const to = queueKeys(tenantId, webhookId, String(item.id), String(item.nextAt));
   await ports.db
     .send(
-      new UpdateCommand({
-        TableName: ports.tables.automation,
-        Key: deliveryKey(String(item.tenantId), String(item.webhookId), String(item.id)),
-        UpdateExpression: "SET gsi1pk = :queue, gsi1sk = :sk",
-        ConditionExpression: "#status = :pending AND gsi1pk = :shard AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)",
-        ExpressionAttributeNames: { "#status": "status" },
-        ExpressionAttributeValues: {
-          ...Object.fromEntries(
-            Object.entries(queueKeys(String(item.tenantId), String(item.webhookId), String(item.id), String(item.nextAt))).map(([k, v]) => [
-              k === "gsi1pk" ? ":queue" : ":sk",
-              v,
-            ]),
-          ),
-          ":pending": "pending",
-          ":shard": item.gsi1pk,
-          ":now": now,
-        },
+      new TransactWriteCommand({
+        TransactItems: [
+          { Update: markQueueUpdate(ports, tenantId, webhookId) },
+          {
+            Update: {
+              TableName: ports.tables.automation,
+              Key: deliveryKey(tenantId, webhookId, String(item.id)),
+              UpdateExpression: "SET gsi1pk = :queue, gsi1sk = :sk",
+              ConditionExpression:
+                "#status = :pending AND gsi1pk = :shard AND gsi1sk = :read AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)",
+              ExpressionAttributeNames: { "#status": "status" },
+              ExpressionAttributeValues: {
+                ":queue": to.gsi1pk,
+                ":sk": to.gsi1sk,
+                ":pending": "pending",
+                ":shard": item.gsi1pk,
+                ":read": item.gsi1sk,
+                ":now": now,
+              },
+            },
+          },
+        ],
       }),
     )
     .catch((error: unknown) => {
-      // Attempted, settled or moved meanwhile: where it is now stands.
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      // Attempted, settled or moved meanwhile (or written beside this): where it is now stands.
+      if (!(error instanceof TransactionCanceledException)) throw error;
     });
 }
 
-/** Drops the marker of a queue found empty, once nothing was put in the queue for longer than the index may lag. */
-async function dropQueueIfEmpty(ports: Ports, marker: Record<string, unknown>) {
+/** Drops the marker of a queue a read (made after the marker's) found empty, once nothing was put in it for longer than the index may lag. */
+async function dropQueue(ports: Ports, marker: Record<string, unknown>) {
   if (Date.parse(String(marker.queuedAt)) > ports.now().getTime() - queueSettleMs) return;
-  const left = await ports.db.send(
-    new QueryCommand({
-      TableName: ports.tables.automation,
-      IndexName: "byDue",
-      KeyConditionExpression: "gsi1pk = :queue",
-      ExpressionAttributeValues: { ":queue": queuePartition(String(marker.tenantId), String(marker.webhookId)) },
-      Limit: 1,
-    }),
-  );
-  if (left.Items?.length) return;
   await ports.db
     .send(
       new DeleteCommand({
@@ -384,22 +406,40 @@ async function queuesListed(ports: Ports) {
 interface DueSource {
   readonly partition: string;
   readonly marker?: Record<string, unknown>;
+  /** The queue's subscription (`tenant|webhook`). */
+  readonly subscription?: string;
   /** Where its next page starts; `null` once it is read to its end. */
   start: Record<string, unknown> | undefined | null;
-  found: number;
+  /** What was read of it and not taken yet. */
+  buffer: Record<string, unknown>[];
+  reading: boolean;
+}
+
+const subscriptionOf = (item: Record<string, unknown>) => `${item.tenantId}|${item.webhookId}`;
+function shuffled<T>(items: T[]) {
+  for (let n = items.length - 1; n > 0; n--) {
+    const m = Math.floor(Math.random() * (n + 1));
+    [items[n], items[m]] = [items[m]!, items[n]!];
+  }
+  return items;
 }
 
 /**
  * The worker: attempts the deliveries due now, reading every shard of the `byDue` index and every subscription's queue
- * side by side and page after page until none is left or its time budget is spent, several attempts at once (review
- * 67: one page of 50 per shard, one shard after the other, attempted 200 deliveries a minute for the whole deployment,
- * behind one tenant's backlog, and four receivers that never answer took 60 s, the worker's Lambda timeout). An attempt
- * starts only with its receiver's whole wait left in the budget (one cut short counted as a failed attempt, spending a
- * retry of a delivery the receiver may have taken: review 68), and a subscription whose attempts fail `perSubscription`
- * times in a run gets no more in it (one that succeeds keeps going). What the run then meets of that subscription in
- * the shards is moved to its own queue, of which later runs read only as many as they may attempt: the shards had
- * been read whole each run, a failing receiver's whole backlog to attempt 25 of it (review 68). An attempt that throws
- * (the store refusing) is logged and leaves its delivery due; the run returns once every attempt it started has settled.
+ * (review 67: one page of 50 per shard, one shard after the other, attempted 200 deliveries a minute for the whole
+ * deployment, behind one tenant's backlog, and four receivers that never answer took 60 s, the worker's Lambda timeout).
+ * Its workers take due deliveries from the sources in turn (the queues in an order drawn each run), and a source's
+ * next page is read when what was read of it is taken, by the worker that wants it (review 72: a page of every queue,
+ * then the next of every source once the whole round had settled, let the queues listed first take every run, one
+ * hanging receiver's page hold back the shards' next, and a run read 25 deliveries of each failing subscription at
+ * once, whatever it could attempt). A subscription not known to answer in the run has at most a quarter of the
+ * workers at once (review 72: two hanging receivers took them all). An attempt starts only with its receiver's whole
+ * wait left in the budget (one cut short counted as a failed attempt, spending a retry of a delivery the receiver may
+ * have taken: review 68), and a subscription whose attempts fail `perSubscription` times in a run gets no more in it
+ * (one that succeeds keeps going). What the run then meets of that subscription in the shards is moved to its own
+ * queue, of which later runs read only as many as they may attempt: the shards had been read whole each run, a failing
+ * receiver's whole backlog to attempt 25 of it (review 68). An attempt that throws (the store refusing), or a read
+ * refused, is logged and leaves its deliveries due; the run returns once every attempt it started has settled.
  */
 export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
   const deadline = Date.now() + (options.budgetMs ?? 40_000);
@@ -409,88 +449,154 @@ export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
   const limit = options.limit ?? 50;
   const now = ports.now().toISOString();
   const failures = new Map<string, number>();
+  const answered = new Set<string>();
+  const inFlight = new Map<string, number>();
   const failing = (subscription: string) => (failures.get(subscription) ?? 0) >= perSubscription;
-  /** The subscriptions whose queue this run listed (its marker written once, before the first delivery moved). */
-  const marked = new Map<string, Promise<void>>();
+  const unproven = Math.max(1, Math.floor(concurrency / 4));
+  const atCap = (subscription: string) =>
+    (inFlight.get(subscription) ?? 0) >= (answered.has(subscription) && !failures.get(subscription) ? concurrency : unproven);
+  // The queues (failing subscriptions) have at most half the workers while the shards have anything left.
+  let fromQueues = 0;
+  const queuesAtCap = () =>
+    fromQueues >= Math.ceil(concurrency / 2) &&
+    sources.some((source) => !source.marker && (source.buffer.length > 0 || source.start !== null || source.reading));
+  const log = (message: string, id: unknown, error: unknown) =>
+    console.error(JSON.stringify({ level: "error", component: "webhooks", message, id, error: String(error) }));
+  const markers = await queuesListed(ports).catch((error: unknown) => {
+    log("listing the subscriptions' queues failed", queueMarkers, error);
+    return [];
+  });
   const sources: DueSource[] = [
-    ...Array.from({ length: dueShards }, (_, shard) => ({ partition: `due#${shard}`, start: undefined, found: 0 })),
-    ...(await queuesListed(ports)).map((marker) => ({
+    ...Array.from({ length: dueShards }, (_, shard) => ({ partition: `due#${shard}`, start: undefined, buffer: [], reading: false })),
+    ...shuffled(markers).map((marker) => ({
       partition: queuePartition(String(marker.tenantId), String(marker.webhookId)),
       marker,
+      subscription: subscriptionOf(marker),
       start: undefined,
-      found: 0,
+      buffer: [],
+      reading: false,
     })),
   ];
   let attempted = 0;
+  let turn = 0;
   // An attempt is started only with its receiver's whole wait, and a second more, left.
   const timeForOne = () => deadline - Date.now() - 1_000 >= timeoutMs;
-  const log = (message: string, id: unknown, error: unknown) =>
-    console.error(JSON.stringify({ level: "error", component: "webhooks", message, id, error: String(error) }));
+  let wake = () => {};
+  let changed = new Promise<void>((resolve) => (wake = resolve));
+  const signal = () => {
+    const woken = wake;
+    changed = new Promise<void>((resolve) => (wake = resolve));
+    woken();
+  };
+
+  async function read(source: DueSource) {
+    const query = (condition: string, values: Record<string, unknown>, pageLimit: number) =>
+      ports.db.send(
+        new QueryCommand({
+          TableName: ports.tables.automation,
+          IndexName: "byDue",
+          KeyConditionExpression: condition,
+          ExpressionAttributeValues: { ":partition": source.partition, ...values },
+          Limit: pageLimit,
+          ExclusiveStartKey: source.start ?? undefined,
+        }),
+      );
+    try {
+      if (source.marker && source.start === undefined) {
+        // A queue's first read is its first delivery, due or not: one query tells a queue with nothing due from an
+        // empty one, whose marker goes (review 72: two queries and a read of a delivery, every run, for every marker).
+        const page = await query("gsi1pk = :partition", {}, 1);
+        const [first] = page.Items ?? [];
+        if (first !== undefined && String(first.gsi1sk) <= `${now}|~`) {
+          source.buffer.push(first);
+          source.start = page.LastEvaluatedKey ?? null;
+        } else source.start = null;
+        if (first === undefined)
+          await dropQueue(ports, source.marker).catch((error: unknown) => log("dropping an empty queue failed", source.partition, error));
+        return;
+      }
+      const remaining = source.subscription ? perSubscription - (failures.get(source.subscription) ?? 0) : limit;
+      const page = await query("gsi1pk = :partition AND gsi1sk <= :now", { ":now": `${now}|~` }, Math.max(1, Math.min(limit, remaining)));
+      source.buffer.push(...(page.Items ?? []));
+      source.start = page.LastEvaluatedKey ?? null;
+    } catch (error) {
+      // This source waits for the next run; the others go on (review 72: one refused read ended the run).
+      log("reading due deliveries failed", source.partition, error);
+      source.start = null;
+    } finally {
+      source.reading = false;
+      signal();
+    }
+  }
+
+  /** The next thing a worker does: a delivery to attempt (or park), a source to read, wait for one, or nothing left. */
+  function choose(): { item: Record<string, unknown> } | { read: DueSource } | "wait" | "done" {
+    let wait = false;
+    for (let k = 0; k < sources.length; k++) {
+      const n = (turn + k) % sources.length;
+      const source = sources[n]!;
+      // A queue is read no further than its subscription may still fail in this run.
+      if (source.subscription && failing(source.subscription)) {
+        source.start = null;
+        source.buffer = [];
+        continue;
+      }
+      const index =
+        source.marker && queuesAtCap()
+          ? -1
+          : source.buffer.findIndex((item) => failing(subscriptionOf(item)) || !atCap(subscriptionOf(item)));
+      if (index >= 0) {
+        turn = n + 1;
+        return { item: source.buffer.splice(index, 1)[0]! };
+      }
+      if (source.buffer.length > 0 || source.reading) wait = true;
+      else if (source.start !== null) {
+        source.reading = true;
+        turn = n + 1;
+        return { read: source };
+      }
+    }
+    return wait ? "wait" : "done";
+  }
 
   async function attempt(item: Record<string, unknown>) {
-    const subscription = `${item.tenantId}|${item.webhookId}`;
+    const subscription = subscriptionOf(item);
     if (failing(subscription)) {
       if (item.gsi1pk === queuePartition(String(item.tenantId), String(item.webhookId))) return;
-      if (!marked.has(subscription)) marked.set(subscription, markQueue(ports, String(item.tenantId), String(item.webhookId)));
-      await marked
-        .get(subscription)!
-        .then(() => park(ports, item))
-        .catch((error: unknown) => log("moving a delivery to its subscription's queue failed", item.id, error));
+      await park(ports, item).catch((error: unknown) => log("moving a delivery to its subscription's queue failed", item.id, error));
       return;
     }
     let status: string;
+    const queued = item.gsi1pk === queuePartition(String(item.tenantId), String(item.webhookId));
+    inFlight.set(subscription, (inFlight.get(subscription) ?? 0) + 1);
+    if (queued) fromQueues += 1;
     try {
       status = await attemptDelivery(ports, String(item.tenantId), String(item.webhookId), String(item.id), { ...options, timeoutMs });
     } catch (error) {
       log("attempting a delivery failed", item.id, error);
       status = "error";
+    } finally {
+      inFlight.set(subscription, inFlight.get(subscription)! - 1);
+      if (queued) fromQueues -= 1;
     }
     if (status !== "busy") attempted += 1;
+    if (status === "delivered") answered.add(subscription);
     if (status !== "delivered" && status !== "busy") failures.set(subscription, (failures.get(subscription) ?? 0) + 1);
   }
 
-  while (sources.some((source) => source.start !== null) && timeForOne()) {
-    const pages = await Promise.all(
-      sources.map((source) => {
-        const subscription = source.marker && `${source.marker.tenantId}|${source.marker.webhookId}`;
-        if (source.start === null) return undefined;
-        // A queue is read no further than its subscription may still fail in this run.
-        if (subscription && failing(subscription)) {
-          source.start = null;
-          return undefined;
-        }
-        return ports.db.send(
-          new QueryCommand({
-            TableName: ports.tables.automation,
-            IndexName: "byDue",
-            KeyConditionExpression: "gsi1pk = :partition AND gsi1sk <= :now",
-            ExpressionAttributeValues: { ":partition": source.partition, ":now": `${now}|~` },
-            Limit: subscription ? Math.min(limit, perSubscription - (failures.get(subscription) ?? 0)) : limit,
-            ExclusiveStartKey: source.start,
-          }),
-        );
-      }),
-    );
-    const due: Record<string, unknown>[] = [];
-    for (const [n, page] of pages.entries()) {
-      if (!page) continue;
-      sources[n]!.start = page.LastEvaluatedKey ?? null;
-      sources[n]!.found += page.Items?.length ?? 0;
-      due.push(...(page.Items ?? []));
+  async function work() {
+    while (timeForOne()) {
+      const next = choose();
+      if (next === "done") return;
+      if (next === "wait") await changed;
+      else if ("read" in next) await read(next.read);
+      else {
+        await attempt(next.item);
+        signal();
+      }
     }
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(concurrency, due.length) }, async () => {
-        while (next < due.length && timeForOne()) await attempt(due[next++]!);
-      }),
-    );
   }
-  for (const source of sources) {
-    if (source.marker && source.found === 0)
-      await dropQueueIfEmpty(ports, source.marker).catch((error: unknown) =>
-        log("dropping an empty queue failed", source.partition, error),
-      );
-  }
+  await Promise.all(Array.from({ length: concurrency }, work));
   return attempted;
 }
 
@@ -529,7 +635,9 @@ export const replayDelivery = verb(z.object({ webhookId: z.string(), id: z.strin
         Key: deliveryKey(ctx.tenantId, input.webhookId, input.id),
         UpdateExpression:
           "SET #status = :pending, nextAt = :now, gsi1pk = :gpk, gsi1sk = :gsk, attemptCount = :zero REMOVE reason, leaseUntil, expiresAt",
-        ConditionExpression: "attribute_exists(pk)",
+        // Not while an attempt holds it: removing its lease let a second attempt run beside it, and the first one's
+        // outcome was dropped (review 72).
+        ConditionExpression: "attribute_exists(pk) AND (attribute_not_exists(leaseUntil) OR leaseUntil < :now)",
         ExpressionAttributeNames: { "#status": "status" },
         ExpressionAttributeValues: {
           ":pending": "pending",
@@ -543,8 +651,19 @@ export const replayDelivery = verb(z.object({ webhookId: z.string(), id: z.strin
     );
     return deliverySchema.parse(Attributes);
   } catch (error) {
-    if (error instanceof ConditionalCheckFailedException)
-      throw new SimrootError("delivery.not_found", "not_found", `No delivery ${input.id}`);
-    throw error;
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    const { Item } = await ports.db.send(
+      new GetCommand({ TableName: ports.tables.automation, Key: deliveryKey(ctx.tenantId, input.webhookId, input.id) }),
+    );
+    if (Item)
+      throw new SimrootError(
+        "delivery.in_flight",
+        "conflict",
+        `Delivery ${input.id} is being attempted: replay it once the attempt is over`,
+        {
+          detail: { leaseUntil: Item.leaseUntil },
+        },
+      );
+    throw new SimrootError("delivery.not_found", "not_found", `No delivery ${input.id}`);
   }
 });
