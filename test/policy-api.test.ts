@@ -161,6 +161,52 @@ describe("policy rules", () => {
     expect((await tenant.call("GET", `/v1/policies/${id}`)).json.revision).toBe(1);
   });
 
+  it("are refused past 64 KiB, whose change could not travel as an event, and nothing is stored (review 71)", async () => {
+    // A rule of 2,000 destinations was taken (a 163 KB body); its replacement's `policy.updated` carries the rule before
+    // and after, a 326 KB event EventBridge refuses (256 KB at most): no webhook, rule or SIEM export ever saw it.
+    const tenant = await tenantClient(runtime, "policy-size");
+    const many = (count: number) =>
+      Array.from({ length: count }, (_, n) => ({ fqdn: `host-${n}.telemetry.example.com`, ports: [443, 8883], protocol: "tcp" }));
+    const refused = await tenant.call("POST", "/v1/policies", { ...telemetry, destinations: many(2_000) });
+    expect(problemOf(refused)).toEqual({
+      status: 400,
+      contentType: "application/problem+json",
+      type: "urn:simroot:problem:policy.too_large",
+      paths: ["destinations"],
+    });
+    expect((await tenant.call("GET", "/v1/policies")).json.items).toEqual([]);
+    // Within it, taken; replaced by one past it, refused, and the rule stays as it was.
+    const created = await createPolicy(tenant, { ...telemetry, destinations: many(400) });
+    const replaced = await tenant.call(
+      "PUT",
+      `/v1/policies/${created.id}`,
+      { ...telemetry, destinations: many(2_000) },
+      { "if-match": `"${created.revision}"` },
+    );
+    expect(problemOf(replaced).type).toBe("urn:simroot:problem:policy.too_large");
+    expect((await tenant.call("GET", `/v1/policies/${created.id}`)).json.destinations).toHaveLength(400);
+    // A grant and the enforcement settings are held to the same bound.
+    const grant = await tenant.call("POST", "/v1/grants", {
+      principal: "vendor:acme",
+      target: { selector: meters },
+      destinations: many(2_000),
+      notBefore: minutes(-1),
+      notAfter: minutes(60),
+      sessionRecording: false,
+    });
+    expect(problemOf(grant).type).toBe("urn:simroot:problem:grant.too_large");
+    const settings = await tenant.call("GET", "/v1/enforcement");
+    const quarantine = await tenant.call(
+      "PUT",
+      "/v1/enforcement",
+      { quarantineDestinations: many(2_000), failMode: "closed" },
+      {
+        "if-match": settings.headers.get("etag")!,
+      },
+    );
+    expect(problemOf(quarantine).type).toBe("urn:simroot:problem:enforcement.too_large");
+  });
+
   it("need a writer's key; a viewer reads them and asks what-if", async () => {
     const tenant = await tenantClient(runtime);
     const { id } = await createPolicy(tenant, telemetry);

@@ -18,7 +18,7 @@ import type { RequestContext } from "../context.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 import { grantSchema, type Grant } from "./model.ts";
-import { listPolicyItems, policyItemKey, policyListKey, withoutKeys } from "./records.ts";
+import { assertPolicySize, listPolicyItems, policyItemKey, policyListKey, withoutKeys } from "./records.ts";
 
 const { principal, target, destinations, notBefore, notAfter } = grantSchema.shape;
 
@@ -123,6 +123,7 @@ async function storeGrant(
   input: z.output<typeof grantInput>,
   id: string,
 ): Promise<Outcome<GrantRecord>> {
+  assertPolicySize("grant", input, "destinations");
   const now = ports.now();
   if (Date.parse(input.notAfter) <= now.getTime()) {
     throw new SimrootError("grant.already_ended", "input", "A grant whose notAfter has passed would grant nothing", {

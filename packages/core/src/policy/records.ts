@@ -59,3 +59,18 @@ export async function allPolicyItems<Item>(
   } while (cursor !== undefined);
   return items;
 }
+
+/**
+ * The most a rule, a grant or the enforcement settings may take, as JSON. Its change travels as an event carrying the
+ * value before and after (`policy.updated`), and EventBridge takes an event of at most 256 KB: a rule of 2,000
+ * destinations made one of 326 KB, which no webhook, automation rule or SIEM export would ever see (review 71).
+ */
+export const maxPolicyBytes = 64 * 1024;
+
+/** Refuses a `kind` whose JSON is over `maxPolicyBytes`, naming the list (`path`) that makes it so. */
+export function assertPolicySize(kind: "policy" | "grant" | "enforcement", value: unknown, path: string) {
+  const bytes = Buffer.byteLength(JSON.stringify(value));
+  if (bytes <= maxPolicyBytes) return;
+  const message = `at most ${maxPolicyBytes} bytes as JSON, this is ${bytes}: split it (fewer destinations each, or wider ones)`;
+  throw new SimrootError(`${kind}.too_large`, "input", `The ${kind} is too large: ${message}`, { issues: [{ path, message }] });
+}
