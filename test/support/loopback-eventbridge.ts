@@ -3,7 +3,7 @@
  * protocol, for the real SDK client (core's `eventBridgePublisher`). It accepts each entry, or answers the per-entry
  * error EventBridge would (`ErrorCode`, `ErrorMessage`) where the test says so; as EventBridge does, it refuses a whole
  * request of more than 10 entries or of entries over 256 KB in all (counted as EventBridge documents: "Calculating
- * PutEvents event entry size"). `putOnTheWire` is what the publisher puts for some events, each entry accepted.
+ * PutEvents event entry size"; `requestBytes` gives another bound: AWS announced 1 MB in 2026, its guide says 256 KB). `putOnTheWire` is what the publisher puts for some events, each entry accepted.
  */
 import { createServer, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -43,7 +43,10 @@ export interface LoopbackEventBridge {
   close(): Promise<void>;
 }
 
-export async function loopbackEventBridge(answer: EntryAnswer = () => undefined): Promise<LoopbackEventBridge> {
+export async function loopbackEventBridge(
+  answer: EntryAnswer = () => undefined,
+  { requestBytes = 256 * 1024 }: { readonly requestBytes?: number } = {},
+): Promise<LoopbackEventBridge> {
   const accepted: PutEntry[] = [];
   const attempts = new Map<string, number>();
   let calls = 0;
@@ -61,7 +64,7 @@ export async function loopbackEventBridge(answer: EntryAnswer = () => undefined)
     const refusal =
       entries.length > 10
         ? "1 validation error detected: Value at 'entries' failed to satisfy constraint: Member must have length less than or equal to 10"
-        : entries.reduce((sum, entry) => sum + entryBytes(entry), 0) > 256 * 1024
+        : entries.reduce((sum, entry) => sum + entryBytes(entry), 0) > requestBytes
           ? "Total size of the entries in the request is over the limit."
           : undefined;
     if (refusal) {

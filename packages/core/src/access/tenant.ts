@@ -8,7 +8,7 @@ import { newId } from "../id.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 import { mintApiKey } from "./api-key.ts";
-import { enforcementKey } from "../policy/records.ts";
+import { assertPolicySize, enforcementKey } from "../policy/records.ts";
 import { readEnforcement } from "../policy/enforcement-store.ts";
 import {
   defaultTenantSettings,
@@ -147,6 +147,8 @@ export const updateTenantSettings = verb(updateTenantSettingsInput, async (ports
     ...input.settings,
     rateLimits: { ...tenant.settings.rateLimits, ...input.settings.rateLimits },
   });
+  // Its change's event carries the settings whole (country rules' selectors have no bound of their own): review 74.
+  assertPolicySize("tenant_settings", settings, "countryRules");
   const moves = enforcement.revision === 0 && enforcement.failMode !== defaultTenantSettings.failMode;
   if (!moves && sameValue(settings, tenant.settings)) return { value: tenant, events: [] };
   const next: Tenant = { ...item, settings, revision: item.revision + 1 };

@@ -13,6 +13,7 @@ import type { Outcome } from "../outcome.ts";
 import { pageInput, type Page } from "../page.ts";
 import { changesNothing, someChange } from "../patch.ts";
 import { verb } from "../verb.ts";
+import { assertPolicySize } from "../policy/records.ts";
 import { cachedRecords, commitRecord, listRecords, notFound, readRecord, stale } from "./records.ts";
 import type { Ports } from "../ports.ts";
 import { readWebhook } from "../webhook/subscription.ts";
@@ -122,6 +123,7 @@ export const createRule = verb(createRuleInput, async (ports, ctx, input): Promi
   await assertNotifyTargets(ports, ctx.tenantId, input.actions);
   const now = ports.now().toISOString();
   const rule: AutomationRule = { id: newId("rule"), ...input, revision: 1, createdAt: now, updatedAt: now };
+  assertPolicySize("rule", rule, "actions");
   const event = await commitRecord(ports, ctx, "rule", rule.id, { item: rule, limit: ruleLimit }, "automation.rule-created", { rule });
   return { value: rule, events: [event] };
 });
@@ -154,6 +156,7 @@ export const updateRule = verb(updateRuleInput, async (ports, ctx, input): Promi
   if (changesNothing(current, input.changes)) return { value: current, events: [] };
   await assertNotifyTargets(ports, ctx.tenantId, input.changes.actions);
   const rule: AutomationRule = { ...current, ...input.changes, revision: current.revision + 1, updatedAt: ports.now().toISOString() };
+  assertPolicySize("rule", rule, "actions");
   const event = await commitRecord(
     ports,
     ctx,

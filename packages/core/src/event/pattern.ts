@@ -194,11 +194,18 @@ export function validatePattern(pattern: unknown): void {
  */
 export function validateSimrootPattern(pattern: unknown): void {
   validatePattern(pattern);
+  // A rule's or a subscription's change travels as an event carrying its pattern (a rule's update, twice): bounded, as
+  // policies are (policy/records.ts `maxPolicyBytes`), so that event stays one the bus takes (review 74).
+  const bytes = Buffer.byteLength(JSON.stringify(pattern));
+  if (bytes > maxSimrootPatternBytes) fail("", `at most ${maxSimrootPatternBytes} bytes as JSON, this is ${bytes}`);
   const sources = (pattern as Record<string, unknown>).source;
   if (Array.isArray(sources) && sources.every((each) => typeof each === "string") && !sources.includes("simroot")) {
     fail("source", `rules and webhook subscriptions see events of source "simroot" only; ${JSON.stringify(sources)} never arrives here`);
   }
 }
+
+/** The most a rule's or a subscription's pattern may take, as JSON. */
+export const maxSimrootPatternBytes = 16 * 1024;
 
 /**
  * How deep a pattern may nest its objects. A rule or a subscription is stored with its pattern as a DynamoDB map, which

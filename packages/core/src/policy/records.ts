@@ -68,7 +68,7 @@ export async function allPolicyItems<Item>(
 export const maxPolicyBytes = 64 * 1024;
 
 /** Refuses a `kind` whose JSON is over `maxPolicyBytes`, naming the list (`path`) that makes it so. */
-export function assertPolicySize(kind: "policy" | "grant" | "enforcement", value: unknown, path: string) {
+export function assertPolicySize(kind: "policy" | "grant" | "enforcement" | "tenant_settings" | "rule", value: unknown, path: string) {
   const bytes = Buffer.byteLength(JSON.stringify(value));
   if (bytes <= maxPolicyBytes) return;
   const message = `at most ${maxPolicyBytes} bytes as JSON, this is ${bytes}: split it (fewer destinations each, or wider ones)`;

@@ -68,7 +68,16 @@ export type Webhook = z.output<typeof webhookSchema>;
 /** As stored: the signing secret sealed (`secret` in plaintext only on items written before secrets were sealed). */
 export type StoredWebhook = Webhook & { readonly sealedSecret?: string; readonly secret?: string };
 
-const publicView = ({ secret: _secret, sealedSecret: _sealed, ...webhook }: StoredWebhook): Webhook => webhookSchema.parse(webhook);
+/** A URL as shown and audited: without the credentials a subscription stored before they were refused may carry. */
+const withoutCredentials = (url: string) => {
+  const parsed = new URL(url);
+  if (!parsed.username && !parsed.password) return url;
+  parsed.username = "";
+  parsed.password = "";
+  return parsed.href;
+};
+const publicView = ({ secret: _secret, sealedSecret: _sealed, ...webhook }: StoredWebhook): Webhook =>
+  webhookSchema.parse({ ...webhook, url: withoutCredentials(webhook.url) });
 const stored = (item: Record<string, unknown>) =>
   ({
     ...webhookSchema.parse(item),
@@ -196,7 +205,7 @@ export const removeWebhook = verb(removeWebhookInput, async (ports, ctx, input):
   if (!current) throw notFound("webhook", input.id);
   if (input.ifRevision !== undefined && current.revision !== input.ifRevision) throw stale();
   const event = await commitRecord(ports, ctx, "webhook", input.id, { previousRevision: current.revision }, "webhook.removed", {
-    url: current.url,
+    url: withoutCredentials(current.url),
   });
   return { value: { id: input.id }, events: [event] };
 });

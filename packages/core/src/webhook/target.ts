@@ -97,6 +97,9 @@ export function postWebhook(
   resolve: Resolve = systemResolve,
 ): Promise<number> {
   const target = new URL(url);
+  // Never a URL's credentials (a subscription stored before they were refused keeps them): deliveries are signed.
+  target.username = "";
+  target.password = "";
   const problem = webhookUrlProblem(url, targets);
   if (problem) return Promise.reject(new Error(problem));
   // Taken on use, not imported: as an ES module import, node:http loads Node's fetch with it (about 35 ms of a cold start).
