@@ -112,7 +112,8 @@ export const tables = {
       byDue: {
         partitionKey: "gsi1pk",
         sortKey: "gsi1sk",
-        serves: "the webhook deliveries due for an attempt, by shard and due time (sparse: only pending deliveries carry it)",
+        serves:
+          "the webhook deliveries due for an attempt, by shard (`due#N`) or a failing subscription's queue (`due#T#<tenant>#W#<webhook>`) and due time; the queues' markers (`due#queues`). Sparse: only pending deliveries and markers carry it",
       },
     },
     ttl: "expiresAt",
