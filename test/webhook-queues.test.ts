@@ -7,9 +7,9 @@
 import { createServer, type Server } from "node:http";
 import { BatchWriteCommand, GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { attemptDelivery, deliverDue, enqueueDelivery, newId, type Ports } from "@simroot/core";
-import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
-import { quarantinedEnvelope as envelope } from "./support/webhooks.ts";
+import { attemptDelivery, deliverDue, type Ports } from "@simroot/core";
+import type { TestRuntime } from "./support/runtime.ts";
+import { backlog, subscription, withRuntime } from "./support/webhook-worker.ts";
 
 type Mode = "ok" | "fail" | "hang" | "slow";
 /** A receiver whose answer the test switches: 204, 503 at once, or never. Counts what arrives, by webhook-id. */
@@ -62,29 +62,6 @@ afterAll(async () => {
   }
 });
 
-async function withRuntime<T>(body: (runtime: TestRuntime) => Promise<T>) {
-  const runtime = await startTestRuntime({ webhookWorkerMs: 0 });
-  try {
-    return await body(runtime);
-  } finally {
-    await runtime.stop();
-  }
-}
-async function subscription(runtime: TestRuntime, name: string, url: string) {
-  const tenant = await tenantClient(runtime, name);
-  const created = await tenant.call("POST", "/v1/webhooks", { url, pattern: { "detail-type": ["device.quarantined"] } });
-  expect(created.status, created.text).toBe(201);
-  return { tenant, tenantId: tenant.tenant.id, webhookId: created.json.id as string };
-}
-async function backlog(runtime: TestRuntime, s: { tenantId: string; webhookId: string }, count: number, ports = runtime.ports) {
-  const start = Date.now() - 60_000;
-  const ids: string[] = [];
-  for (let n = 0; n < count; n++) {
-    const id = await enqueueDelivery(ports, s.tenantId, s.webhookId, envelope(s.tenantId, newId("event", start + n)));
-    ids.push(id!);
-  }
-  return ids;
-}
 /** The subscription's delivery items as stored (index keys included). */
 async function stored(runtime: TestRuntime, s: { tenantId: string; webhookId: string }) {
   const result = await runtime.ports.db.send(
@@ -147,7 +124,7 @@ async function parkAll(ports: Ports) {
 
 describe("the webhook worker with failing subscriptions' queues (review 72)", { timeout: 120_000 }, () => {
   it("F1 fairness: the queues listed first take every run's attempts, whatever the others hold", async () => {
-    await withRuntime(async (runtime) => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
       // Three subscriptions whose receivers were down: their backlogs are in their queues. Then A's and B's receivers
       // hang (never answer), C's is back. Tenants sort A < B < C (ULIDs), and so do their markers.
       const a = await subscription(runtime, "hang-a", rA.url);
@@ -177,7 +154,7 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
   });
 
   it("F1b a queue page holds back the shards: the round's hanging queue attempts gate the next shard page", async () => {
-    await withRuntime(async (runtime) => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
       const a = await subscription(runtime, "hang-a2", rD.url);
       await backlog(runtime, a, 10);
       const clock = { now: Date.now() };
@@ -199,7 +176,7 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
   });
 
   it("F1c (the fix's own) many hanging subscriptions' queues do not take the workers the shards' deliveries need", async () => {
-    await withRuntime(async (runtime) => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
       const hanging = make("fail");
       await new Promise<void>((resolve) => hanging.server.listen(0, "127.0.0.1", resolve));
       hanging.url = `http://127.0.0.1:${(hanging.server.address() as { port: number }).port}/hook`;
@@ -224,7 +201,7 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
   });
 
   it("F2 idle markers: each costs two queries and an item read every run, the drops run one by one past the budget", async () => {
-    await withRuntime(async (runtime) => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
       // 150 subscriptions whose queues hold only retries due in hours (e.g. receivers down since yesterday), nothing
       // put in them for an hour. Written as the worker leaves them.
       const clock = { now: Date.now() };
@@ -297,7 +274,7 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
   });
 
   it("F8 a run reads a page of every queue at once, whatever it can attempt: reads and memory grow with failing subscriptions", async () => {
-    await withRuntime(async (runtime) => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
       // 40 subscriptions with 25 due deliveries in their queues (receivers down for a while).
       const clock = { now: Date.now() };
       const at = (ms: number) => new Date(clock.now + ms).toISOString();
@@ -364,7 +341,7 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
   });
 
   it("F3 a refused read of one queue ends the whole run: the shards' due deliveries are not attempted", async () => {
-    await withRuntime(async (runtime) => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
       rA.mode = "fail";
       const q = await subscription(runtime, "queued", rA.url);
       await backlog(runtime, q, 3);
@@ -399,7 +376,7 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
   });
 
   it("F4 a refused marker write as an attempt settles: the attempt made is not recorded, the retry comes early", async () => {
-    await withRuntime(async (runtime) => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
       rB.mode = "fail";
       const s = await subscription(runtime, "marker-refused", rB.url);
       await backlog(runtime, s, 4);
@@ -432,7 +409,7 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
   });
 
   it("F5 park moves a delivery on what a stale read said: its place in the queue is not its due time", async () => {
-    await withRuntime(async (runtime) => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
       rC.mode = "fail";
       const s = await subscription(runtime, "stale-park", rC.url);
       await backlog(runtime, s, 2);
@@ -462,7 +439,7 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
   });
 
   it("F6 a run longer than the settle window parks into a queue whose marker another run dropped: the delivery is stranded", async () => {
-    await withRuntime(async (runtime) => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
       rD.mode = "fail";
       const s = await subscription(runtime, "long-run", rD.url);
       await backlog(runtime, s, 3);
@@ -499,7 +476,7 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
   });
 
   it("F6b a process stalled 6 min between the marker write and the park (laptop sleep, VM pause): the parked delivery is stranded", async () => {
-    await withRuntime(async (runtime) => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
       rD.mode = "fail";
       const s = await subscription(runtime, "long-run", rD.url);
       await backlog(runtime, s, 2);
@@ -528,7 +505,7 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
   });
 
   it("F7 (before e76c24a) a replay while an attempt is under way lets a second attempt run beside it", async () => {
-    await withRuntime(async (runtime) => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
       rSlow.mode = "slow";
       const s = await subscription(runtime, "replayed", rSlow.url);
       const [id] = await backlog(runtime, s, 1);

@@ -4,9 +4,8 @@
  */
 import { createServer, type Server } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deliverDue, enqueueDelivery, newId, type Ports } from "@simroot/core";
-import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
-import { quarantinedEnvelope as envelope } from "./support/webhooks.ts";
+import { deliverDue, type Ports } from "@simroot/core";
+import { backlog, subscription, withRuntime } from "./support/webhook-worker.ts";
 
 /** A receiver answering `status` (204) after `delayMs` (never, when undefined), counting what arrives and what is in flight. */
 function receiver(delayMs: number | undefined, initial = 204) {
@@ -41,29 +40,6 @@ afterAll(async () => {
     await new Promise((resolve) => r.server.close(resolve));
   }
 });
-
-/** A runtime of the test's own (the worker runs over every due delivery of its tables). */
-async function withRuntime<T>(options: Parameters<typeof startTestRuntime>[0], body: (runtime: TestRuntime) => Promise<T>) {
-  const runtime = await startTestRuntime(options);
-  try {
-    return await body(runtime);
-  } finally {
-    await runtime.stop();
-  }
-}
-
-async function subscription(runtime: TestRuntime, name: string, url: string) {
-  const tenant = await tenantClient(runtime, name);
-  const created = await tenant.call("POST", "/v1/webhooks", { url, pattern: { "detail-type": ["device.quarantined"] } });
-  expect(created.status, created.text).toBe(201);
-  return { tenant, tenantId: tenant.tenant.id, webhookId: created.json.id as string };
-}
-
-async function backlog(runtime: TestRuntime, s: { tenantId: string; webhookId: string }, count: number) {
-  const start = Date.now() - 60_000;
-  for (let n = 0; n < count; n++)
-    await enqueueDelivery(runtime.ports, s.tenantId, s.webhookId, envelope(s.tenantId, newId("event", start + n)));
-}
 
 describe("the webhook worker's runs (review 68)", { timeout: 120_000 }, () => {
   it("starts no attempt its time budget would cut short: the delivery stays due, none of its retries spent", async () => {
