@@ -87,7 +87,11 @@ function subscribeRule<R extends RuleName>(name: R) {
   };
   // Not the code's: Lambda itself sends a failed invocation to the on-failure destination
   // below with the function's role, so the role may send to its own queue and no other.
-  const args = functionArgs(name, {}, [{ actions: ["sqs:SendMessage"], resources: [deadLetterQueue.arn] }]);
+  const args = {
+    ...functionArgs(name, {}, [{ actions: ["sqs:SendMessage"], resources: [deadLetterQueue.arn] }]),
+    // The queued rule's instances are bounded by its queue's mapping instead (below).
+    ...(!queued && stage.consumerConcurrency !== undefined ? { concurrency: { reserved: stage.consumerConcurrency } } : {}),
+  };
 
   let subscriber: $util.Output<{ nodes: { function: $util.Output<sst.aws.Function> } }>;
   let ruleArn: $util.Output<string>;

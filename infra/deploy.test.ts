@@ -45,6 +45,7 @@ const stages = {
   production: {},
   dev: {},
   "production with the integrations": {
+    SIMROOT_CONSUMER_CONCURRENCY: "20",
     ...integrationSettings.iot,
     ...integrationSettings.tailscale,
     ...integrationSettings.siem,
@@ -1072,6 +1073,37 @@ describe("the bundles SST would build", () => {
       await bridge.close();
     }
   }, 120_000);
+});
+
+describe("each event consumer's concurrency", () => {
+  const reserved = (app: Synthesized) =>
+    Object.fromEntries(
+      deployedFunctions(app)
+        .map(
+          (fn) => [fn.platformName, inputs<{ reservedConcurrentExecutions?: number }>(fn.resource).reservedConcurrentExecutions] as const,
+        )
+        .filter(([, value]) => value !== undefined),
+    );
+
+  it("reserves none unless the deploying shell sets SIMROOT_CONSUMER_CONCURRENCY", () => {
+    expect(reserved(synthesized.get("production")!)).toEqual({});
+    expect(reserved(synthesized.get("dev")!)).toEqual({});
+  });
+
+  it("bounds every consumer EventBridge invokes by it, and no other function (the applier's queue mapping bounds the applier)", () => {
+    const app = synthesized.get("production with the integrations")!;
+    const invoked = (Object.keys(rules) as RuleName[]).filter((name) => name !== "operatorEvents");
+    expect(invoked.length).toBeGreaterThan(5);
+    expect(reserved(app)).toEqual(Object.fromEntries(invoked.map((name) => [name, 20])));
+  });
+
+  it("stops the synthesis on a value that is not a whole number from 1 to 1,000", async () => {
+    for (const value of ["lots", "0", "2.5", "5000"]) {
+      await expect(synthesize("dev", { SIMROOT_CONSUMER_CONCURRENCY: value })).rejects.toThrow(
+        /SIMROOT_CONSUMER_CONCURRENCY must be a whole number/,
+      );
+    }
+  }, 240_000);
 });
 
 describe("the functions' environment as deployed", () => {

@@ -23,6 +23,20 @@ function provisionedCapacity(): ProvisionedCapacity {
   };
 }
 
+/**
+ * `SIMROOT_CONSUMER_CONCURRENCY` in the deploying shell: each event consumer's reserved concurrency, or none when unset.
+ * A whole integer from 1 to 1,000, or the synthesis stops: a typo must not deploy unbounded consumers.
+ */
+function consumerConcurrency(): number | undefined {
+  const given = process.env.SIMROOT_CONSUMER_CONCURRENCY;
+  if (given === undefined || given === "") return undefined;
+  const value = Number(given);
+  if (!Number.isInteger(value) || value < 1 || value > 1000) {
+    throw new Error(`SIMROOT_CONSUMER_CONCURRENCY must be a whole number from 1 to 1000, not "${given}"`);
+  }
+  return value;
+}
+
 export const stage = {
   /** DynamoDB deletion protection and PITR (35 days of restore points). */
   protectTables: isProduction,
@@ -43,6 +57,17 @@ export const stage = {
    * `SIMROOT_APPLIER_CONCURRENCY` in the deploying shell, else core's `applierQueue.maximumConcurrency` (100).
    */
   applierConcurrency: Math.min(1000, Math.max(2, Number(process.env.SIMROOT_APPLIER_CONCURRENCY) || applierQueue.maximumConcurrency)),
+  /**
+   * Reserved concurrency of each consumer EventBridge invokes (every rule's but the applier's, whose queue mapping
+   * bounds it: `applierConcurrency`), when set. Without it, a storm of events (a fleet re-attaching) scales each
+   * consumer with the event rate, and together they can take the account's concurrency from the API and the feed
+   * authorizer (PEPs then fail closed). With it, each consumer runs at most this many instances: EventBridge invokes
+   * Lambda asynchronously, so an invocation over the bound is not lost but waits in Lambda's queue, retried for up to
+   * `retryPolicy.maximumEventAgeSeconds` and then sent to the rule's dead-letter queue like any failure. Reserving
+   * takes from the account's unreserved pool, which AWS keeps at 100 at least: a new account with a low quota refuses
+   * the deploy, so it is not the default (README "Configuration").
+   */
+  consumerConcurrency: consumerConcurrency(),
   /** API Gateway stage throttling: steady requests per second and burst, for the whole API. */
   throttle: isProduction ? { rateLimit: 2_000, burstLimit: 1_000 } : { rateLimit: 50, burstLimit: 100 },
 } as const;
