@@ -204,6 +204,60 @@ describe("Envoy ext_authz contract", () => {
     // The control plane takes the report as it is (a flow's reason is no closed list there).
     expect(flowReportSchema.safeParse(pendingReports[0]).success).toBe(true);
   });
+  it("names no device in the headers of a denial, which Envoy may hand the client: a revoked device's id reached whoever holds its address now (review 74)", async () => {
+    // dev_r is revoked and still bound to 10.20.0.9 (or the PEP keeps its last address): whoever sends from that
+    // address now is denied as dev_r, and Envoy, unless told otherwise (`allowed_client_headers`), copies a denied
+    // check's headers into its answer to that client. The operator keeps the id: in the flow report (and /v1/decide).
+    const revokedState = new PepState(feed.tenantId);
+    const revokedSnapshot = feed.snapshot(4, [
+      device("dev_a"),
+      binding("10.20.0.7", "dev_a"),
+      device("dev_r", "revoked"),
+      binding("10.20.0.9", "dev_r"),
+      rule("r1", { destinations: [{ fqdn: "ingest.example.com", ports: [8883, 443], protocol: "tcp" }] }),
+      settings(),
+    ]);
+    revokedState.replaceWith(revokedSnapshot.entries);
+    revokedState.version = 4;
+    revokedState.head = revokedSnapshot.signed;
+    const revokedReports: FlowReport[] = [];
+    const revokedFlows = new FlowReporter({
+      url: "http://cp.invalid",
+      apiKey: "k",
+      pepId: "pep-3",
+      now: feed.now,
+      fetch: (async (_url: string, init: RequestInit) => {
+        revokedReports.push(JSON.parse(String(init.body)));
+        return new Response(null, { status: 202 });
+      }) as typeof fetch,
+    });
+    const revokedEngine = new PepEngine(revokedState, { now: feed.now });
+    const at = await serve(authzHandler(revokedEngine, revokedFlows));
+    const denied = await check({ host: "ingest.example.com:8883", "x-forwarded-for": "10.20.0.9" }, "/", "GET", "", at);
+    expect([denied.status, denied.headers["x-simroot-decision-reason"]]).toEqual([403, "deny.revoked"]);
+    expect(denied.headers["x-simroot-device-id"]).toBeUndefined();
+    expect(JSON.stringify(denied.headers)).not.toContain("dev_r");
+    expect(denied.body).not.toContain("dev_r");
+    // Any denial: a device's own id is of no use to a request that goes nowhere (and the address may have changed hands).
+    const deniedByPolicy = await check({ host: "ingest.example.com", "x-forwarded-for": "10.20.0.7" }, "/", "GET", "", at);
+    expect([deniedByPolicy.status, deniedByPolicy.headers["x-simroot-decision-reason"]]).toEqual([403, "deny.default"]);
+    expect(deniedByPolicy.headers["x-simroot-device-id"]).toBeUndefined();
+    // An allowed request still names its device, for the upstream (`allowed_upstream_headers`).
+    const allowed = await check({ host: "ingest.example.com:8883", "x-forwarded-for": "10.20.0.7" }, "/", "GET", "", at);
+    expect([allowed.status, allowed.headers["x-simroot-device-id"]]).toEqual([200, "dev_a"]);
+    // The operator's record keeps who was denied.
+    expect(
+      revokedEngine.decide({ sourceIp: "10.20.0.9", destination: { fqdn: "ingest.example.com" }, port: 8883, protocol: "tcp" }),
+    ).toMatchObject({
+      reason: "deny.revoked",
+      deviceId: "dev_r",
+    });
+    await revokedFlows.flush();
+    expect(revokedReports[0]!.flows.filter((flow) => flow.decision === "deny")).toEqual([
+      expect.objectContaining({ deviceId: "dev_r", reason: "deny.revoked" }),
+      expect.objectContaining({ deviceId: "dev_a", reason: "deny.default" }),
+    ]);
+  });
 });
 
 describe("reading an ext_authz check", () => {

@@ -1,7 +1,8 @@
 /**
  * The Envoy ext_authz HTTP service contract: Envoy forwards each request's method, path and
  * chosen headers to this listener (any path); 200 allows, anything else denies. Here:
- * 200 allow or 403 deny, with the reason in `x-simroot-decision-reason` both ways, and
+ * 200 allow or 403 deny, with the reason in `x-simroot-decision-reason` both ways (the device in
+ * `x-simroot-device-id` on an allow only: Envoy may hand a denial's headers to the client), and
  * every failure (an unparseable request, an error) a 403: this service fails closed.
  *
  * Who is asking: `x-envoy-external-address` (Envoy sets it, and strips it from clients)
@@ -90,8 +91,11 @@ export function parseCheck(headers: IncomingHttpHeaders, options: AuthzOptions =
 
 function answer(response: ServerResponse, allow: boolean, reason: AuthzReason, explanation: string, decision?: PepDecision) {
   const headers: Record<string, string> = { "content-type": "text/plain; charset=utf-8", [reasonHeader]: reason };
-  if (decision?.deviceId) headers[deviceHeader] = decision.deviceId;
-  if (decision?.sessionRecording) headers[recordingHeader] = "true";
+  // The device and the recording are for the upstream, so an allowed request's only (`allowed_upstream_headers`). A
+  // denied check's headers Envoy copies into its answer to the client (every one, unless `allowed_client_headers` says
+  // otherwise): a revoked device's id reached whoever holds its address now (review 74). The flow report keeps it.
+  if (allow && decision?.deviceId) headers[deviceHeader] = decision.deviceId;
+  if (allow && decision?.sessionRecording) headers[recordingHeader] = "true";
   response.writeHead(allow ? 200 : 403, headers);
   response.end(allow ? "" : `denied: ${explanation}\n`);
 }
