@@ -24,8 +24,10 @@ import {
   leaseHolder,
   listAudit,
   listBusDeadLetters,
+  auditItem,
   auditSubjectPartition,
   domainEvent,
+  EventsRefused,
   portsFor,
   projectFromStream,
   redriveBusDeadLetter,
@@ -104,6 +106,30 @@ async function streamRecordsOf(tenantId: string) {
 }
 
 const detailOf = (entry: PutEntry) => JSON.parse(entry.Detail) as DomainEvent;
+
+/** The `EventsRefused` counts of the EMF documents among printed lines (what the outbox function counted). */
+const eventsRefusedIn = (printed: readonly string[]) =>
+  printed.flatMap((line) => {
+    try {
+      return [(JSON.parse(line) as { EventsRefused?: number }).EventsRefused ?? []].flat();
+    } catch {
+      return [];
+    }
+  });
+
+/** Captures what the test's body prints on stdout (the function's log lines and EMF documents), printing it still. */
+async function printing<T>(printed: string[], body: () => Promise<T>): Promise<T> {
+  const write = process.stdout.write.bind(process.stdout);
+  const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    printed.push(...String(chunk).split("\n").filter(Boolean));
+    return write(chunk, ...(rest as []));
+  });
+  try {
+    return await body();
+  } finally {
+    spy.mockRestore();
+  }
+}
 
 describe("the outbox", () => {
   it("publishes every committed event from the stream: a failing bus delays them, loses none, and a restarted reader resumes", async () => {
@@ -205,16 +231,8 @@ describe("the outbox", () => {
 
     // Neither holds back the stream: the batch is done, every other event is on the bus (the throttled one, retried).
     const printed: string[] = [];
-    const write = process.stdout.write.bind(process.stdout);
-    const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array, ...rest: unknown[]) => {
-      printed.push(...String(chunk).split("\n").filter(Boolean));
-      return write(chunk, ...(rest as []));
-    });
-    try {
-      expect(await handler({ Records: ours } as unknown as Parameters<typeof handler>[0])).toEqual({ batchItemFailures: [] });
-    } finally {
-      spy.mockRestore();
-    }
+    const batch = { Records: ours } as unknown as Parameters<typeof handler>[0];
+    expect(await printing(printed, () => handler(batch))).toEqual({ batchItemFailures: [] });
     expect(new Set(bus.accepted.map((entry) => detailOf(entry).id))).toEqual(
       new Set(committed.filter((event) => event !== malformed && event !== updated).map((event) => event.id)),
     );
@@ -243,14 +261,7 @@ describe("the outbox", () => {
       ]),
     );
     // Counted, in the metrics the function prints (EMF): `OutboxEventsRefused` alarms on the first (infra/ops.ts).
-    const counted = printed.flatMap((line) => {
-      try {
-        return [(JSON.parse(line) as { EventsRefused?: number }).EventsRefused ?? []].flat();
-      } catch {
-        return [];
-      }
-    });
-    expect(counted).toEqual([2]);
+    expect(eventsRefusedIn(printed)).toEqual([2]);
     // The bus itself refused them: no consumer received them, so none can be handed them again.
     await expect(redriveBusDeadLetter(ports, ctx(tenantId), { id: `${malformed!.id}~outbox` })).rejects.toMatchObject({
       code: "dead_letter.not_redrivable",
@@ -258,10 +269,65 @@ describe("the outbox", () => {
     });
     expect((await listBusDeadLetters(ports, ctx(tenantId), {})).items).toHaveLength(2);
 
-    // The mapping gives the batch again (at least once): the same letters, nothing more.
-    expect(await handler({ Records: ours } as unknown as Parameters<typeof handler>[0])).toEqual({ batchItemFailures: [] });
+    // The mapping gives the batch again (at least once): the same letters, nothing more, and not counted again (review
+    // 74: each run counted its refusals, an event refused once counted as often as its batch was given).
+    expect(await printing(printed, () => handler(batch))).toEqual({ batchItemFailures: [] });
     expect((await listBusDeadLetters(ports, ctx(tenantId), {})).items).toHaveLength(2);
+    expect(eventsRefusedIn(printed)).toEqual([2]);
     await bus.close();
+  });
+
+  it("in AWS, counts an event the bus refused once however often its batch is given: after it was counted, and after an invocation died past its step (review 74)", async () => {
+    const tenantId = "ten_outbox_refused_once";
+    // Two steps' worth of records (the outbox publishes 100 a step), as the stream hands them to the function.
+    const events = Array.from({ length: 101 }, (_, n) =>
+      domainEvent(ctx(tenantId), "automation.rule-updated", `rule_${n}`, { n }, new Date()),
+    );
+    const batch = {
+      Records: events.map((event, n) => ({
+        eventName: "INSERT",
+        dynamodb: {
+          NewImage: marshall(auditItem(tables, event, 0, n + 1, "0".repeat(64)).put.Put!.Item!),
+          SequenceNumber: String(1000 + n),
+        },
+      })),
+    } as unknown as Parameters<ReturnType<typeof handlerFor>>[0];
+    const refused = events[1]!;
+    // The bus refuses one event of the first step for good; `hang`: it never answers for the second (the invocation
+    // times out, and the mapping gives the whole batch again).
+    let reachedStepTwo!: () => void;
+    const atStepTwo = new Promise<void>((resolve) => (reachedStepTwo = resolve));
+    const bus = (hang: boolean): Publisher => ({
+      async publish(published) {
+        if (published.some((event) => event.id === refused.id)) {
+          throw new EventsRefused([{ events: [refused], code: "InvalidArgument", message: "Parameter Detail is not valid." }]);
+        }
+        if (!hang) return;
+        reachedStepTwo();
+        await new Promise(() => {});
+      },
+    });
+    const printed: string[] = [];
+    // The invocation that dies: its letter written, its step done, the next one never. Counted then, or never: the
+    // batch given again finds the letter written.
+    const dying = handlerFor(
+      () => bus(true),
+      () => ports,
+    );
+    await printing(printed, async () => {
+      void dying(batch);
+      await atStepTwo;
+    });
+    // The mapping gives the batch again, and (at least once) again after that run succeeded.
+    const handler = handlerFor(
+      () => bus(false),
+      () => ports,
+    );
+    for (let run = 0; run < 2; run++) expect(await printing(printed, () => handler(batch))).toEqual({ batchItemFailures: [] });
+    expect((await listBusDeadLetters(ports, ctx(tenantId), {})).items.map(({ eventId, rule }) => ({ eventId, rule }))).toEqual([
+      { eventId: refused.id, rule: "outbox" },
+    ]);
+    expect(eventsRefusedIn(printed)).toEqual([1]);
   });
 
   it("locally too, reads past an entry EventBridge refuses for good (its dead letter recorded) instead of retrying it until the stream drops it", async () => {

@@ -4,7 +4,8 @@
  * fails reports the first record not published, and the mapping retries from there (in order,
  * until the records leave the stream after 24 hours; the iterator age alarm says long before).
  * An event EventBridge refuses for good is a dead letter instead (core outbox/outbox.ts), logged
- * and counted here (`EventsRefused`, which `OutboxEventsRefused` alarms on), and the batch goes on.
+ * and counted here (`EventsRefused`, which `OutboxEventsRefused` alarms on) once, as its letter is first written, and the
+ * batch goes on.
  */
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from "aws-lambda";
 import {
@@ -28,22 +29,34 @@ export const handlerFor =
   (publisher: () => Publisher, store: () => Pick<Ports, "db" | "tables">) =>
   async (event: DynamoDBStreamEvent, context?: Context): Promise<DynamoDBBatchResponse> => {
     if (context) logger.addContext(context);
-    const result = await publishFromStream(publisher(), event.Records as OutboxStreamRecord[], store());
-    for (const { record, reason } of result.refused) {
-      logger.error("the bus refused a committed event for good: a dead letter of its tenant now (simroot bus dead-letters)", {
-        component: "outbox",
-        tenantId: record.tenantId,
-        eventId: record.eventId,
-        eventType: record.action,
-        shard: record.shard,
-        seq: record.seq,
-        reason,
-      });
-    }
-    if (result.refused.length > 0) {
-      metricsSink.add("EventsRefused", result.refused.length);
-      publishMetrics();
-    }
+    const result = await publishFromStream(publisher(), event.Records as OutboxStreamRecord[], store(), {
+      // Logged and counted as each step writes its letters: a run that dies in a later step has counted them, and the
+      // batch given again (at least once) finds them written and counts nothing (review 74).
+      onRefused: (refused) => {
+        for (const { record, reason, again } of refused) {
+          const fields = {
+            component: "outbox",
+            tenantId: record.tenantId,
+            eventId: record.eventId,
+            eventType: record.action,
+            shard: record.shard,
+            seq: record.seq,
+            reason,
+          };
+          if (again)
+            logger.warn(
+              "the bus refused a committed event for good again: its dead letter was written before (the batch given again)",
+              fields,
+            );
+          else
+            logger.error("the bus refused a committed event for good: a dead letter of its tenant now (simroot bus dead-letters)", fields);
+        }
+        const first = refused.filter(({ again }) => !again).length;
+        if (first === 0) return;
+        metricsSink.add("EventsRefused", first);
+        publishMetrics();
+      },
+    });
     if (result.failedAt === undefined) return { batchItemFailures: [] };
     logger.error("publishing committed events failed; the stream retries from the first unpublished record", {
       component: "outbox",

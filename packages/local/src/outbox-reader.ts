@@ -124,7 +124,7 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
     (async (records: OutboxStreamRecord[]) => {
       const { published, refused, ...failure } = await publishFromStream(options.publisher, records, options);
       // A dead letter now (core outbox.ts): the position moves past it, as the mapping's does in AWS.
-      for (const { record, reason } of refused) {
+      for (const { record, reason, again } of refused) {
         console.error(
           JSON.stringify({
             level: "error",
@@ -135,6 +135,8 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
             shard: record.shard,
             seq: record.seq,
             reason,
+            // Its letter was written before: these records were read before (a restart before the position moved).
+            ...(again ? { again } : {}),
           }),
         );
       }

@@ -3,6 +3,7 @@
  * function, which bundle only this module (no verbs, no ledger), and by the outbox for an event
  * the bus itself refused for good (`recordRefusedEvent`).
  */
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import { applierQueue } from "../platform/limits.ts";
@@ -71,12 +72,14 @@ export async function recordDeadLetter(
 /**
  * Records a committed event the bus refused for good (the outbox, core outbox/outbox.ts): with its record's place in
  * the audit trail, which keeps the event, and the refusal; not with the event itself (an entry too large for the bus
- * may be too large for an item too). The outbox given the record again writes the same item again.
+ * may be too large for an item too). Resolves true when it wrote the letter, false when the letter was there already:
+ * the outbox given the record again (a stream batch is given at least once) keeps the first letter, and counts the
+ * refusal once (review 74).
  */
 export async function recordRefusedEvent(
   ports: Pick<Ports, "db" | "tables"> & Partial<Pick<Ports, "now">>,
   letter: { readonly record: Pick<AuditRecord, "tenantId" | "eventId" | "action" | "subject" | "shard" | "seq">; readonly reason: string },
-): Promise<void> {
+): Promise<boolean> {
   const { record } = letter;
   const now = ports.now?.() ?? new Date();
   const item: BusDeadLetter = {
@@ -90,9 +93,19 @@ export async function recordRefusedEvent(
     deadAt: now.toISOString(),
     expiresAt: Math.floor(now.getTime() / 1000) + deadLetterRetentionSeconds,
   };
-  await ports.db.send(
-    new PutCommand({ TableName: ports.tables.control, Item: { pk: deadLetterPartition(record.tenantId), sk: item.id, ...item } }),
-  );
+  try {
+    await ports.db.send(
+      new PutCommand({
+        TableName: ports.tables.control,
+        Item: { pk: deadLetterPartition(record.tenantId), sk: item.id, ...item },
+        ConditionExpression: "attribute_not_exists(pk)",
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
 }
 
 /** What a rule's SQS dead-letter queue holds, read back: the event, why it failed, and how often it was tried. */

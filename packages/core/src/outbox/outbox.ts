@@ -143,16 +143,30 @@ export interface RefusedRecord {
   readonly sequenceNumber: string;
   /** `<ErrorCode>: <ErrorMessage>`, as the letter gives it. */
   readonly reason: string;
+  /** Its letter was there already: an earlier run of its step wrote it (the batch given again), and counted it. */
+  readonly again: boolean;
+}
+
+export interface PublishFromStreamOptions {
+  /**
+   * Told of a step's refused events as soon as their letters are written, before the next step: what counts them (the
+   * function: `EventsRefused`) counts those not `again`, then and only then. Counted at the end of the batch instead, a
+   * run that died past the step (a timeout in a later one) counted nothing, and the batch given again found the letters
+   * written (review 74). Must not throw.
+   */
+  readonly onRefused?: (refused: readonly RefusedRecord[]) => void;
 }
 
 /**
  * Publishes a stream batch's events, in order (see `inSteps`: a step is not done until the bus accepted it), but for
- * those the bus refuses for good: each of those is recorded as a dead letter (`refused`), and the step is done.
+ * those the bus refuses for good: each of those is recorded as a dead letter (`refused`, and `onRefused`), and the step
+ * is done.
  */
 export async function publishFromStream(
   publisher: Publisher,
   records: readonly OutboxStreamRecord[],
   ports: Pick<Ports, "db" | "tables"> & Partial<Pick<Ports, "now">>,
+  options: PublishFromStreamOptions = {},
 ): Promise<{ published: number; refused: RefusedRecord[]; failedAt?: string; error?: unknown }> {
   const refused: RefusedRecord[] = [];
   const { done, ...failure } = await inSteps(records, async (part) => {
@@ -170,8 +184,16 @@ export async function publishFromStream(
           return { record: streamed.record, sequenceNumber: streamed.sequenceNumber, reason: `${code}: ${message}` };
         }),
       );
-      await Promise.all(letters.map((letter) => recordRefusedEvent(ports, letter)));
-      refused.push(...letters);
+      // Each letter written is told of, even when another of the step's failed (the step given again finds it written).
+      const outcomes = await Promise.allSettled(letters.map((letter) => recordRefusedEvent(ports, letter)));
+      const recorded = letters.flatMap((letter, index) => {
+        const outcome = outcomes[index]!;
+        return outcome.status === "fulfilled" ? [{ ...letter, again: !outcome.value }] : [];
+      });
+      if (recorded.length > 0) options.onRefused?.(recorded);
+      const failed = outcomes.find((outcome) => outcome.status === "rejected");
+      if (failed) throw failed.reason;
+      refused.push(...recorded);
     }
   });
   return { published: done - refused.length, refused, ...failure };
