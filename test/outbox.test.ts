@@ -34,12 +34,14 @@ import {
   reprojectHistory,
   registerDevice,
   tableNames,
+  type BusEnvelope,
   type DomainEvent,
   type Ports,
   type Publisher,
   type RequestContext,
 } from "@simroot/core";
 import { handlerFor } from "@simroot/functions/outbox";
+import { LocalBus } from "@simroot/local/bus/local-bus";
 import { startHistoryReader, startOutboxReader } from "@simroot/local/outbox-reader";
 import { loopbackEventBridge, type PutEntry } from "./support/loopback-eventbridge.ts";
 
@@ -355,6 +357,40 @@ describe("the outbox", () => {
       const letters = (await listBusDeadLetters(ports, ctx(tenantId), {})).items;
       expect(letters.map(({ eventId, rule, reason }) => ({ eventId, rule, reason }))).toEqual([
         { eventId: refused!.id, rule: "outbox", reason: "InvalidArgument: Parameter Detail is not valid." },
+      ]);
+    } finally {
+      await reader.stop();
+      await bus.close();
+    }
+  });
+
+  it("locally, makes an event past the local bus's bound a dead letter (rule outbox), as EventBridge's refusal is in AWS: the laptop delivered it (review 74)", async () => {
+    const tenantId = "ten_outbox_local_bound";
+    const registered = await register(tenantId, 50);
+    const updated = domainEvent(ctx(tenantId), "automation.rule-updated", "rule_big", { pattern: "x".repeat(320 * 1024) }, new Date());
+    await ports.ledger.commit({ tenantId, events: [updated], writes: [] });
+    const received: BusEnvelope[] = [];
+    const bus = await LocalBus.open({
+      targets: { all: { pattern: { source: ["simroot"] }, invoke: async (envelope) => void received.push(envelope) } },
+    });
+    // Its own position: the reader reads the stream from its start, everything any test committed.
+    const reader = await startOutboxReader({ db, tables, endpoint, region, publisher: bus, name: "outbox-local-bound", pollMs: 10 });
+    try {
+      expect(await reader.caughtUp(15_000)).toBe(true);
+      await bus.drained();
+      expect(
+        ofTenant(
+          received.map((envelope) => envelope.detail),
+          tenantId,
+        ).map((event) => event.id),
+      ).toEqual(registered.map((e) => e.id));
+      const letters = (await listBusDeadLetters(ports, ctx(tenantId), {})).items;
+      expect(letters.map(({ eventId, rule, reason }) => ({ eventId, rule, reason }))).toEqual([
+        {
+          eventId: updated.id,
+          rule: "outbox",
+          reason: expect.stringMatching(/^EntryTooLarge: the entry is \d+ bytes; this bus takes at most 262144 /),
+        },
       ]);
     } finally {
       await reader.stop();

@@ -67,6 +67,15 @@ export const applierQueueUrl = (): string | undefined => env("SIMROOT_APPLIER_QU
 /** Ingestion answers 503 once this many deliveries wait for the applier. */
 export const ingestMaxBacklog = (): number => Number(env("SIMROOT_INGEST_MAX_BACKLOG")) || 10_000;
 
+/**
+ * SIMROOT_BUS_MAX_ENTRY_BYTES: the largest entry the local bus takes (local bus `localBusMaxEntryBytes`), to match the
+ * deployed bus's (1048576 for one that takes 1 MB); unset or not a positive whole number: the local bus's default.
+ */
+export const busMaxEntryBytes = (): number | undefined => {
+  const value = Number(env("SIMROOT_BUS_MAX_ENTRY_BYTES"));
+  return Number.isSafeInteger(value) && value > 0 ? value : undefined;
+};
+
 /** SIMROOT_WEBHOOK_TARGETS: where outbound webhooks may go, "public" addresses or "any" (webhook/target.ts); unset: the runtime's default. */
 export const webhookTargets = (): "public" | "any" | undefined => {
   const value = env("SIMROOT_WEBHOOK_TARGETS");

@@ -15,6 +15,7 @@ import {
   directoryArchiveStore,
   documentClient,
   ensureTables,
+  busMaxEntryBytes,
   ingestMaxBacklog,
   fileSealer,
   fileSigner,
@@ -69,6 +70,8 @@ export interface LocalRuntimeOptions {
    * tests that stage an instance stopping mid-sequencing and check what the next run makes of it.
    */
   readonly feedBackstop?: boolean;
+  /** The largest entry the local bus takes (default `SIMROOT_BUS_MAX_ENTRY_BYTES`, else 256 KB: bus/local-bus.ts `localBusMaxEntryBytes`). */
+  readonly busMaxEntryBytes?: number;
   /** Ingestion answers 503 past this many events waiting on the bus (each fact of a packed entry counted) (default `SIMROOT_INGEST_MAX_BACKLOG`, 10,000). */
   readonly maxBacklog?: number;
   /**
@@ -177,11 +180,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       noticeSealer(ports, async () => signer),
     );
     authorizerPorts = ports;
+    const maxEntryBytes = options.busMaxEntryBytes ?? busMaxEntryBytes();
     const bus = await LocalBus.open({
       directory: options.dataDir ? join(options.dataDir, "bus") : undefined,
       targets: await loadRuleTargets(ports),
       retry: options.retry,
       ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      // An entry past it takes the path EventBridge's refusal takes in AWS: a dead letter of the outbox's.
+      ...(maxEntryBytes === undefined ? {} : { maxEntryBytes }),
       // The tenant's list at /v1/bus/dead-letters, as the drain function keeps it in AWS.
       onDeadLetter: (letter) => runningAs("deadLetterDrain", () => recordDeadLetter(ports, letter)),
     });

@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import type { BusEnvelope, DomainEvent } from "@simroot/core";
+import { entryBytes, EventsRefused, maxEntryBytes, toPutEventsEntry, type BusEnvelope, type DomainEvent } from "@simroot/core";
 import { LocalBus, type BusTarget } from "./local-bus.ts";
 
 const event = (type: string, subject = "dev_1"): DomainEvent => ({
@@ -51,6 +51,37 @@ describe("LocalBus", () => {
     });
     expect(devices.received[0]!.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     await bus.close();
+  });
+
+  it("refuses an entry past its bound as EventBridge does, the others delivered: the laptop showed no refusal the cloud makes (review 74)", async () => {
+    const all = recorder({ source: ["simroot"] });
+    const bus = await LocalBus.open({ targets: { all: all.target } });
+    const small = event("device.registered");
+    // Past EventBridge's documented 256 KB as it counts an entry (core `entryBytes`), as the outbox test's oversized change.
+    const big = { ...event("automation.rule-updated", "rule_big"), data: { pattern: "x".repeat(256 * 1024) } };
+    // And one at the bound exactly, which it takes.
+    const bare = { ...event("automation.rule-updated", "rule_fits"), data: { pattern: "" } };
+    const fits = { ...bare, data: { pattern: "x".repeat(maxEntryBytes - entryBytes(toPutEventsEntry(bare, "local"))) } };
+    expect(entryBytes(toPutEventsEntry(fits, "local"))).toBe(maxEntryBytes);
+    const refused = await bus.publish([small, big, fits]).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(EventsRefused);
+    expect((refused as EventsRefused).refusals.map(({ code, events }) => ({ code, events: events.map((e) => e.id) }))).toEqual([
+      { code: "EntryTooLarge", events: [big.id] },
+    ]);
+    expect((refused as EventsRefused).refusals[0]!.message).toMatch(/^the entry is \d+ bytes; this bus takes at most 262144 /);
+    await bus.drained();
+    expect(all.received.map((envelope) => envelope.detail.id)).toEqual([small.id, fits.id]);
+    await bus.close();
+
+    // The bound is the bus's to set: one of 1 MB (as AWS's may be since 2026) takes it.
+    const wide = await LocalBus.open({ targets: { all: all.target }, maxEntryBytes: 1024 * 1024 });
+    await wide.publish([big]);
+    await wide.drained();
+    expect(all.received.map((envelope) => envelope.detail.id)).toEqual([small.id, fits.id, big.id]);
+    await wide.close();
   });
 
   it("retries a failing target with backoff until it succeeds", async () => {

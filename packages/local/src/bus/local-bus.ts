@@ -9,17 +9,23 @@
 import { randomUUID } from "node:crypto";
 import {
   busSourceOf,
+  entryBytes,
+  EventsRefused,
   factsReportedType,
   isSimrootError,
   matchesPattern,
+  maxEntryBytes,
   packReported,
   retryPolicy,
+  toPutEventsEntry,
   validatePattern,
   type BusEnvelope,
   type DomainEvent,
   type EventPattern,
   type Publisher,
   type PublishOptions,
+  type Refusal,
+  type ReportedFacts,
 } from "@simroot/core";
 import { Journal } from "./journal.ts";
 
@@ -45,7 +51,18 @@ export interface LocalBusOptions {
   readonly region?: string;
   /** Told of every delivery dead-lettered (after it is journaled): where the tenant's list of dead letters is kept. */
   readonly onDeadLetter?: (letter: DeadLetter) => Promise<void>;
+  /** The largest entry the bus takes, counted as EventBridge counts it (default `localBusMaxEntryBytes`). */
+  readonly maxEntryBytes?: number;
 }
+
+/**
+ * The largest entry the local bus takes by default: EventBridge's documented bound (256 KB; core
+ * `maxEntryBytes`), which the loopback EventBridge of the tests enforces too (`requestBytes`). AWS announced 1 MB for
+ * existing buses in 2026, so a deployed bus may take more: a laptop bound above the deployed bus's delivers what the
+ * cloud refuses (review 74: it had no bound), one below it at worst dead-letters locally what the cloud would take, the
+ * side a laptop may err on. `SIMROOT_BUS_MAX_ENTRY_BYTES` (1048576) matches a bus that takes 1 MB.
+ */
+export const localBusMaxEntryBytes = maxEntryBytes;
 
 export interface DeadLetter {
   readonly eventId: string;
@@ -79,6 +96,7 @@ export class LocalBus implements Publisher {
   readonly #concurrency: number;
   readonly #region: string;
   readonly #onDeadLetter: LocalBusOptions["onDeadLetter"];
+  readonly #maxEntryBytes: number;
   readonly #pending = new Map<string, Delivery>();
   readonly #dead = new Map<string, DeadLetter>();
   readonly #ready: Delivery[] = [];
@@ -93,6 +111,7 @@ export class LocalBus implements Publisher {
     this.#concurrency = options.concurrency ?? 32;
     this.#region = options.region ?? "local";
     this.#onDeadLetter = options.onDeadLetter;
+    this.#maxEntryBytes = options.maxEntryBytes ?? localBusMaxEntryBytes;
     this.#retry = {
       maxAttempts: retryPolicy.handlerAttempts,
       maxAgeMs: retryPolicy.maximumEventAgeSeconds * 1000,
@@ -113,16 +132,34 @@ export class LocalBus implements Publisher {
     return bus;
   }
 
-  /** EventBridge PutEvents: resolves once every event is durably journaled. A request's facts are one entry, as in AWS. */
+  /**
+   * EventBridge PutEvents: resolves once every event is durably journaled. A request's facts are one entry, as in AWS.
+   * An entry over `maxEntryBytes` is refused, as EventBridge refuses it (core eventbridge-publisher.ts): the others are
+   * journaled, then `EventsRefused` names it (the outbox makes it a dead letter, rule `outbox`, as in AWS).
+   */
   async publish(events: readonly DomainEvent[], options?: PublishOptions): Promise<void> {
     if (this.#closed) throw new Error("the local bus is closed");
-    const accepted = (options?.alone ? events : packReported(events)).map((event) => {
-      const envelope = this.#envelope(event, options?.resources?.(event) ?? []);
+    const given = new Set(events);
+    const refusals: Refusal[] = [];
+    const accepted: Extract<Entry, { k: "event" }>[] = [];
+    for (const event of options?.alone ? events : packReported(events)) {
+      const resources = options?.resources?.(event) ?? [];
+      const bytes = entryBytes(toPutEventsEntry(event, "local", resources));
+      if (bytes > this.#maxEntryBytes) {
+        refusals.push({
+          // The events given that the entry carries: itself, or the facts it packs.
+          events: given.has(event) ? [event] : (event.data as unknown as ReportedFacts).facts,
+          code: "EntryTooLarge",
+          message: `the entry is ${bytes} bytes; this bus takes at most ${this.#maxEntryBytes} (SIMROOT_BUS_MAX_ENTRY_BYTES)`,
+        });
+        continue;
+      }
+      const envelope = this.#envelope(event, resources);
       const rules = Object.entries(this.#targets)
         .filter(([, target]) => matchesPattern(target.pattern, envelope))
         .map(([rule]) => rule);
-      return { k: "event" as const, envelope, rules };
-    });
+      accepted.push({ k: "event", envelope, rules });
+    }
     await this.#journal.append(accepted, true);
     for (const { envelope, rules } of accepted) {
       for (const rule of rules) {
@@ -131,6 +168,7 @@ export class LocalBus implements Publisher {
         this.#schedule(delivery);
       }
     }
+    if (refusals.length > 0) throw new EventsRefused(refusals);
   }
 
   deadLetters(): DeadLetter[] {
