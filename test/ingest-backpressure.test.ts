@@ -81,4 +81,13 @@ describe("ingestion backpressure", () => {
     expect(refused.json.type).toBe("urn:simroot:problem:ingest.too_many_events");
     expect(runtime.bus.status().pending).toBe(pending);
   });
+
+  it(`refuses a body listing more than ${maxEventsPerRequest} items with 413 before reading them, whatever they are (review 78)`, async () => {
+    const post = await source();
+    // Items that are not events: each was validated and listed in a 400 (a 1 MiB body of them: 58 MB of answer).
+    const refused = await post<Schema<"Problem">>(Array(maxEventsPerRequest + 1).fill(1));
+    expect(refused.status).toBe(413);
+    expect(refused.json.type).toBe("urn:simroot:problem:ingest.too_many_events");
+    expect(refused.json.errors).toBeUndefined();
+  });
 });

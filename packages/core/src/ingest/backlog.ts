@@ -21,18 +21,21 @@ export interface Backlog {
 /** One webhook carries at most this many events (a 1 MiB body could carry 5,128). */
 export const maxEventsPerRequest = 1000;
 
+/** The 413 of a request carrying more than `maxEventsPerRequest` events, or listing more items (`what`) than that. */
+export function tooManyEvents(count: number, what = "events"): SimrootError {
+  return new SimrootError(
+    "ingest.too_many_events",
+    "input",
+    `A request carries at most ${maxEventsPerRequest} ${what} (this one ${count}): split it`,
+    {
+      detail: { status: 413 },
+    },
+  );
+}
+
 /** Refuses a request of `events` events when it would take the backlog past its bound. */
 export async function admitIngest(ports: Ports, events: number): Promise<void> {
-  if (events > maxEventsPerRequest) {
-    throw new SimrootError(
-      "ingest.too_many_events",
-      "input",
-      `A request carries at most ${maxEventsPerRequest} events (this one ${events}): split it`,
-      {
-        detail: { status: 413 },
-      },
-    );
-  }
+  if (events > maxEventsPerRequest) throw tooManyEvents(events);
   if (!ports.backlog) return;
   const { bound } = ports.backlog;
   const pending = await ports.backlog.pending();

@@ -25,7 +25,7 @@ import { eidSchema } from "../../device/identifiers.ts";
 import { SimrootError, type FieldIssue } from "../../error.ts";
 import type { Adapter, AdapterItem, IngestRequest } from "../adapter.ts";
 import { authenticateBearerToken } from "./auth.ts";
-import { invalidBodyOf, jsonObject } from "./body.ts";
+import { atMostPerRequest, invalidBodyOf, jsonObject } from "./body.ts";
 import { checkedItem, refused, zodIssues } from "./items.ts";
 import {
   DerDecodeError,
@@ -230,7 +230,7 @@ function vendorNotificationItems(body: Record<string, unknown>, now: Date): Adap
   const envelope = vendorEnvelopeSchema.safeParse(body);
   if (!envelope.success)
     throw new SimrootError("ingest.invalid_body", "input", "Invalid eIM notification body", { issues: zodIssues(envelope.error) });
-  return envelope.data.notifications.map((raw, index) => {
+  return atMostPerRequest(envelope.data.notifications, "notifications").map((raw, index) => {
     const parsed = vendorNotificationSchema.safeParse(raw);
     if (!parsed.success) return refused(index, zodIssues(parsed.error));
     const notification = parsed.data;

@@ -25,7 +25,7 @@ import { bearerOfRat } from "../../catalogue/rat.ts";
 import { SimrootError, type FieldIssue } from "../../error.ts";
 import type { Adapter, AdapterItem } from "../adapter.ts";
 import { authenticateBearerToken } from "./auth.ts";
-import { jsonObject } from "./body.ts";
+import { atMostPerRequest, isRecord, jsonObject } from "./body.ts";
 import { checkedItem, pick, refused, zodIssues, type Fact, type Refusal } from "./items.ts";
 import { externalIdAlias } from "../../device/identifiers.ts";
 
@@ -36,7 +36,13 @@ export const nefAdapter: Adapter = {
 
   parse(request) {
     const notification = monitoringNotification(request.body);
-    return (notification.monitoringEventReports ?? []).map((raw, index) => reportItem(notification.subscription, raw, index, request.now));
+    const reports = atMostPerRequest(notification.monitoringEventReports ?? [], "reports");
+    // Each PDN connection of a report is an event of its own: bounded before any report is read, as the reports are.
+    atMostPerRequest(
+      reports.flatMap((raw) => (isRecord(raw) && Array.isArray(raw["pdnConnInfoList"]) ? raw["pdnConnInfoList"] : [])),
+      "PDN connections",
+    );
+    return reports.map((raw, index) => reportItem(notification.subscription, raw, index, request.now));
   },
 };
 
