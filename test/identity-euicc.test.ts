@@ -65,6 +65,29 @@ describe("eUICC notifications are verified against the source's trust anchors", 
     expect(audit.map((record: { action: string }) => record.action)).toContain("ingest.refused");
   });
 
+  it("refuses an unsigned ES2+ download outcome, which would have given the device an ICCID no eUICC reported (review 78)", async () => {
+    const { tenant, source, device } = await setup();
+    const token = (await tenant.call("POST", `/v1/sources/${source.id}/rotate`)).json.credentials.bearerToken;
+    const unclaimed = "8944500102198304834";
+    const response = await runtime.app.request(source.ingestPath, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({
+        header: { functionRequesterIdentifier: "smdp.example.com", functionCallIdentifier: "TX-78" },
+        eid,
+        iccid: unclaimed,
+        timestamp: new Date().toISOString(),
+        notificationPointId: 4,
+        notificationPointStatus: { status: "Executed-Success" },
+      }),
+    });
+    await runtime.settled();
+    expect(response.status).toBe(400);
+    expect(((await response.json()) as { type: string }).type).toBe("urn:simroot:problem:ingest.unverified");
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.profiles[unclaimed]).toBeUndefined();
+    expect((await tenant.call("GET", `/v1/devices/lookup?iccid=${unclaimed}`)).status).toBe(404);
+  });
+
   it("refuses trust anchors that are not PEM certificates when the source is created", async () => {
     const tenant = await tenantClient(runtime);
     const created = await tenant.call("POST", "/v1/sources", {

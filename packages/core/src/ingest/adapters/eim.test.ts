@@ -400,7 +400,8 @@ describe("eIM vendor JSON notifications (a source that trusts its eIM: no trust 
   });
 });
 
-describe("ES2+ handleDownloadProgressInfo", () => {
+describe("ES2+ handleDownloadProgressInfo (a source that trusts its SM-DP+: no trust anchors)", () => {
+  const parse = (request: IngestRequest) => eimAdapter.parse(request, { bearerToken: token });
   const progress = (notificationPointId: number, status: string, extra: Record<string, unknown> = {}) => ({
     header: { functionRequesterIdentifier: "smdp.example.com", functionCallIdentifier: "TX-0001" },
     eid,
@@ -467,6 +468,20 @@ describe("ES2+ handleDownloadProgressInfo", () => {
     const { notificationPointStatus: _omitted, ...incomplete } = progress(4, "Executed-Success");
     expect(refusal(parse(request(incomplete)))[0]?.path).toBe("notificationPointStatus");
   });
+
+  it.each([
+    [4, "Executed-Success"],
+    [1, "Failed"],
+    [3, "Executed-Success"],
+  ])(
+    "is refused, as unverified, by a source that verifies eUICC signatures (point %i %s: signed by no eUICC, review 78)",
+    (point, status) => {
+      const items = eimAdapter.parse(request(progress(point, status)), credentials);
+      expect(items).toEqual([
+        { index: 0, ok: false, unverified: true, issues: [expect.objectContaining({ path: "notificationPointId" })] },
+      ]);
+    },
+  );
 });
 
 describe("eim garbage bodies", () => {

@@ -14,6 +14,7 @@
  *    Nothing in it is signed by the eUICC: a source with trust anchors refuses it.
  * c. ES2+ handleDownloadProgressInfo (SGP.22 §5.3.5), the SM-DP+ telling the operator how a
  *    download went: `{ header, eid, iccid, profileType, timestamp, notificationPointId, notificationPointStatus }`.
+ *    Signed by no eUICC either: a source with trust anchors refuses it (an SM-DP+ posts to a source of its own).
  *
  * Authentication: `Authorization: Bearer <token>`. The GSMA interfaces use mutual TLS, which is
  * terminated before this adapter; the token binds the request to the configured source.
@@ -56,7 +57,19 @@ export const eimAdapter: Adapter = {
       }
       return vendorNotificationItems(body, request.now);
     }
-    if ("notificationPointId" in body) return [downloadProgressItem(body)];
+    if ("notificationPointId" in body) {
+      // The SM-DP+'s word, signed by no eUICC: an installation it reports would give the device the ICCID it names.
+      if (anchors.length > 0) {
+        return [
+          unverifiedItem({
+            path: "notificationPointId",
+            message:
+              "this source verifies eUICC signatures: an ES2+ handleDownloadProgressInfo is signed by no eUICC; send the eUICC's ProfileInstallationResult ({pendingNotification})",
+          }),
+        ];
+      }
+      return [downloadProgressItem(body)];
+    }
     throw invalidBody(
       "expected an ES9+ handleNotification {pendingNotification}, an eIM {eid, notifications} or an ES2+ handleDownloadProgressInfo body",
     );
