@@ -29,17 +29,30 @@ export interface DerValue {
 
 /** Nesting deeper than any SGP.22 structure or X.509 certificate: refused, not recursed into. */
 const maxDepth = 32;
+/**
+ * More values than a notification and the two certificates beside it hold (about 200): refused when the reader comes
+ * to the next one. Two bytes make a value (`05 00`), so a webhook's 740 KB of DER held 370,000 of them, which took 2 s
+ * and 130 MB to read (review 78).
+ */
+const maxValues = 2048;
 
 /** One DER value filling `bytes` exactly. */
 export function readDer(bytes: Uint8Array): DerValue {
   if (bytes.length === 0) throw new DerError("empty DER value");
-  const { value, end } = readValue(bytes, 0, bytes.length, 0);
+  const { value, end } = readValue(bytes, 0, bytes.length, 0, { read: 0 });
   if (end !== bytes.length) throw new DerError(`${bytes.length - end} byte(s) after the end of the DER value`);
   return value;
 }
 
-function readValue(bytes: Uint8Array, start: number, limit: number, depth: number): { value: DerValue; end: number } {
+function readValue(
+  bytes: Uint8Array,
+  start: number,
+  limit: number,
+  depth: number,
+  count: { read: number },
+): { value: DerValue; end: number } {
   if (depth > maxDepth) throw new DerError(`malformed DER: nested more than ${maxDepth} deep`);
+  if (++count.read > maxValues) throw new DerError(`malformed DER: more than ${maxValues} values`);
   let at = start;
   const first = byteAt(bytes, at++, limit, "identifier");
   const tagClass = (first >> 6) + 1;
@@ -81,7 +94,7 @@ function readValue(bytes: Uint8Array, start: number, limit: number, depth: numbe
   const children: DerValue[] = [];
   if (constructed) {
     for (let next = contentStart; next < end; ) {
-      const child = readValue(bytes, next, end, depth + 1);
+      const child = readValue(bytes, next, end, depth + 1, count);
       children.push(child.value);
       next = child.end;
     }

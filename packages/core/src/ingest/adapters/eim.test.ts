@@ -302,6 +302,12 @@ describe("ES9+ handleNotification with a DER PendingNotification", () => {
         /OBJECT IDENTIFIER/,
       ],
       [
+        // 300,000 NULLs in one SEQUENCE (600 KB, 800 KB of base64): 2 s and 100 MB to read before (review 78).
+        "a notification holding more values than any notification with its certificates",
+        new Uint8Array([0x30, 0x83, 0x09, 0x27, 0xc0, ...new Array(600_000).fill(0).map((_, index) => (index % 2 === 0 ? 0x05 : 0x00))]),
+        /more than 2048 values/,
+      ],
+      [
         "a metadata tag in the wrong place",
         der(new asn1js.Sequence({ value: [new asn1js.Integer({ value: 1 })] })),
         /expected at least 4 component/,
