@@ -190,6 +190,25 @@ describe("operator events drive the SIM identity lifecycle", () => {
     expect(response.status).toBe(413);
   });
 
+  it("refuses an unsigned request listing thousands of signatures over a large body in bounded time (review 78)", async () => {
+    const { source } = await setup();
+    const body = `[${" ".repeat(1024 * 1024 - 100)}]`;
+    const started = performance.now();
+    const response = await runtime.app.request(source.ingestPath, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "webhook-id": "msg_flood",
+        "webhook-timestamp": String(Math.floor(Date.now() / 1000)),
+        // 3,000 `v1,x` in 15 KB of header: an HMAC of the whole body each, twice (cached, then fresh credentials).
+        "webhook-signature": Array(3000).fill("v1,x").join(" "),
+      },
+      body,
+    });
+    expect(response.status).toBe(401);
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
   it("answers 404 for an unknown source", async () => {
     const response = await runtime.app.request("/v1/ingest/src_01M80TFHWKZH8T8FK3SZZXB2T1", { method: "POST", body: "[]" });
     expect(response.status).toBe(404);

@@ -160,6 +160,34 @@ describe("simroot adapter: authentication", () => {
     expect(() => simrootAdapter.authenticate(hmacSigned(body, nowSeconds + 299), { webhookSecret: secret })).not.toThrow();
   });
 
+  it("checks a header listing thousands of signatures over a 1 MiB body in bounded time (review 78)", () => {
+    // Before: an HMAC of the whole body per listed `v1,x` (5 bytes each: 3,000 in a 16 KB header), about 6 s a pass,
+    // and ingestion passes twice (the cached credentials, then fresh ones): 12 s of CPU per unauthenticated request.
+    const large = `[${" ".repeat(1024 * 1024 - 2)}]`;
+    const forged = (entry: string) => request(large, () => Array(3000).fill(entry).join(" "));
+    const bogusEd25519 = `v1a,${Buffer.alloc(64, 7).toString("base64")}`;
+    for (const [signed, credentials] of [
+      [forged("v1,x"), { webhookSecret: secret }],
+      [forged(bogusEd25519), { webhookPublicKey: whpk }],
+    ] as const) {
+      const started = performance.now();
+      authFailure(() => simrootAdapter.authenticate(signed, credentials));
+      expect(performance.now() - started).toBeLessThan(500);
+    }
+  });
+
+  it("still finds the valid signature among a few listed", () => {
+    const signed = request(
+      body,
+      (id, ts, b) =>
+        `v1,x v1a,${Buffer.alloc(64, 7).toString("base64")} ${hmacSignature(otherSecret, id, ts, b)} ${ed25519Signature(other.privateKey, id, ts, b)} ${hmacSignature(secret, id, ts, b)}`,
+    );
+    expect(() => simrootAdapter.authenticate(signed, { webhookSecret: secret, webhookPublicKey: whpk })).not.toThrow();
+    // Past 8 listed, the header is refused whatever it lists.
+    const crowded = request(body, (id, ts, b) => `${"v1,x ".repeat(8)}${hmacSignature(secret, id, ts, b)}`);
+    expect(authFailure(() => simrootAdapter.authenticate(crowded, { webhookSecret: secret })).message).toMatch(/more than 8 signatures/);
+  });
+
   it("refuses a webhook-id containing a full stop and a non-integer timestamp", () => {
     authFailure(() =>
       simrootAdapter.authenticate(
