@@ -3,7 +3,7 @@
  * answers exactly the records it names; `/v1/audit/verify` walks only the records after the
  * signed checkpoint, the whole chain being an admin's walk.
  */
-import { DeleteCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditCheckpointKey, auditPartition, auditSortKey, auditSubjectPartition, listAudit } from "@simroot/core";
 import { unhashed } from "@simroot/core/ledger/audit-record";
@@ -261,6 +261,38 @@ describe("the audit API", () => {
     expect((await tenant.call("GET", "/v1/audit/verify?full=true")).json).toMatchObject({ valid: true });
   });
 
+  it("verifies without writing: a viewer's GET (or an admin's) leaves the stored checkpoint as it was (review 73)", async () => {
+    // GET /v1/audit/verify signed and moved the checkpoint: a write by a read-only key.
+    const tenant = await tenantClient(runtime, "read-only-verify");
+    await register(tenant, 30);
+    const viewer = (await tenant.call("POST", "/v1/keys", { name: "auditor", role: "viewer" })).json.token as string;
+    const stored = async () =>
+      (
+        await runtime.ports.db.send(
+          new GetCommand({ TableName: runtime.ports.tables.control, Key: auditCheckpointKey(tenant.tenant.id), ConsistentRead: true }),
+        )
+      ).Item;
+    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: true, from: 0, checked: 3 });
+    expect(await stored()).toBeUndefined();
+    // Moving it is an admin's POST (or the archiver's hourly run), not a viewer's.
+    const refused = await call(runtime, viewer, "POST", "/v1/audit/checkpoint");
+    expect([refused.status, refused.headers.get("content-type"), refused.json.type]).toEqual([
+      403,
+      "application/problem+json",
+      "urn:simroot:problem:auth.forbidden",
+    ]);
+    expect(await stored()).toBeUndefined();
+    const moved = await tenant.call("POST", "/v1/audit/checkpoint");
+    expect(moved.json).toMatchObject({ valid: true, from: 0, checked: 3 });
+    const signed = await stored();
+    expect(signed).toMatchObject({ seq: moved.json.lastSeq, hash: moved.json.lastHash });
+    await register(tenant, 31);
+    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: true, from: signed!.seq, checked: 1 });
+    expect((await tenant.call("GET", "/v1/audit/verify")).json).toMatchObject({ valid: true, from: signed!.seq, checked: 1 });
+    expect((await tenant.call("GET", "/v1/audit/verify?full=true")).json).toMatchObject({ valid: true, from: 0, checked: 4 });
+    expect(await stored()).toEqual(signed);
+  });
+
   it("verifies O(new records) per call from a signed checkpoint; the whole chain is an admin's walk", async () => {
     const tenant = await tenantClient(runtime, "checkpoints");
     const tenantId = tenant.tenant.id;
@@ -268,7 +300,8 @@ describe("the audit API", () => {
     for (let n = 0; n < 5; n++) devices.push(await register(tenant, 10 + n));
     const viewer = (await tenant.call("POST", "/v1/keys", { name: "auditor", role: "viewer" })).json.token as string;
     // The tenant, 5 devices and the key: 7 records over the ledger shards; lastSeq is the feed version reached.
-    const first = (await call(runtime, viewer, "GET", "/v1/audit/verify")).json;
+    // The admin signs the point reached (as the hourly archiver does).
+    const first = (await tenant.call("POST", "/v1/audit/checkpoint")).json;
     expect(first).toMatchObject({ valid: true, from: 0, checked: 7 });
     expect(first.lastSeq).toBeGreaterThan(0);
     await register(tenant, 20);
@@ -277,6 +310,7 @@ describe("the audit API", () => {
     const second = (await call(runtime, viewer, "GET", "/v1/audit/verify")).json;
     expect(second).toMatchObject({ valid: true, from: first.lastSeq, checked: 2 });
     expect(second.lastSeq).toBeGreaterThan(first.lastSeq);
+    expect((await tenant.call("POST", "/v1/audit/checkpoint")).json).toMatchObject({ valid: true, from: first.lastSeq, checked: 2 });
     expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({
       valid: true,
       from: second.lastSeq,
@@ -304,6 +338,9 @@ describe("the audit API", () => {
       from: second.lastSeq,
       brokenAt: { shard: late.shard, seq: late.seq },
     });
+    // An admin's move of a walk that does not verify reports the break and leaves the checkpoint where it is.
+    expect((await tenant.call("POST", "/v1/audit/checkpoint")).json).toMatchObject({ valid: false, from: second.lastSeq });
+    expect((await call(runtime, viewer, "GET", "/v1/audit/verify")).json).toMatchObject({ valid: false, from: second.lastSeq });
     // Someone who can write the store but holds no key moves the checkpoint past his change: refused.
     await runtime.ports.db.send(
       new UpdateCommand({

@@ -31,7 +31,7 @@ import {
   unhashed,
   unhashedVersion,
   updateDevice,
-  verifyAuditIncrementally,
+  moveAuditCheckpoint,
   versionHash,
   type FeedVersionRecord,
   type Ports,
@@ -281,9 +281,9 @@ describe("the ledger", () => {
     const tenantId = "ten_behind_checkpoint";
     await headOneBehind(runtime.ports, tenantId);
     const signer = memorySigner();
-    expect(await verifyAuditIncrementally(runtime.ports, signer, tenantId)).toMatchObject({ valid: true, lastSeq: 2 });
+    expect(await moveAuditCheckpoint(runtime.ports, signer, tenantId)).toMatchObject({ valid: true, lastSeq: 2 });
     // The next walk starts at the checkpoint: at the head (2), so version 3 is walked again, and still verifies.
-    expect(await verifyAuditIncrementally(runtime.ports, signer, tenantId)).toMatchObject({ valid: true, lastSeq: 2 });
+    expect(await moveAuditCheckpoint(runtime.ports, signer, tenantId)).toMatchObject({ valid: true, lastSeq: 2 });
   });
 
   it("is moved forward by the audit archiver, which announces the move on the push channel as a sequencing would", async () => {
@@ -1056,7 +1056,7 @@ describe("the ledger", () => {
     const signer = memorySigner();
     const { giver, taker, report } = await twoShards(ports, tenantId, 920);
     await report(giver, "sim.attached", { bearer: "cellular", ipv4: "10.9.9.2" });
-    expect(await verifyAuditIncrementally(ports, signer, tenantId)).toMatchObject({ valid: true });
+    expect(await moveAuditCheckpoint(ports, signer, tenantId)).toMatchObject({ valid: true });
     await report(taker, "sim.attached", { bearer: "cellular", ipv4: "10.9.9.2" });
     // The giver's record, before the checkpoint, made to claim a revision past the takeover's.
     const gs = shardOfSubject(giver.id);
@@ -1088,7 +1088,7 @@ describe("the ledger", () => {
       }),
     );
     expect(await holdersInFeed(ports, tenantId, "10.9.9.2")).toEqual([giver.id]);
-    expect(await verifyAuditIncrementally(ports, signer, tenantId)).toMatchObject({
+    expect(await moveAuditCheckpoint(ports, signer, tenantId)).toMatchObject({
       valid: false,
       brokenAt: { reason: expect.stringMatching(/not in the chain that ends at the trusted head/) },
     });

@@ -19,7 +19,7 @@ import {
   verifyAuditChain,
   type ChainPoint,
 } from "./audit.ts";
-import { signedPointAtOrAfter, verifyAuditIncrementally } from "./checkpoint.ts";
+import { moveAuditCheckpoint, signedPointAtOrAfter } from "./checkpoint.ts";
 
 /** Where archived objects go (S3 in AWS: `s3-archive.ts`; a folder locally). */
 export interface ArchiveStore {
@@ -179,7 +179,7 @@ export async function archiveAudit(
   let checkpoint = await readArchiveCheckpoint(ports, signer, tenantId);
   // Verify what is new since the signed audit checkpoint, which signs (and keeps) the point reached:
   // every archived range is then bound to a signed checkpoint at or after it.
-  const verified = await verifyAuditIncrementally(ports, signer, tenantId);
+  const verified = await moveAuditCheckpoint(ports, signer, tenantId);
   if (!verified.valid) throw chainBroken(verified.brokenAt?.reason ?? "the trail does not verify", verified.brokenAt);
   const objects: string[] = [];
   let records = 0;

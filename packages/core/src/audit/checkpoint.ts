@@ -88,17 +88,38 @@ async function saveCheckpoint(ports: CheckpointPorts, signer: FeedSigner, tenant
 
 /**
  * Verifies the tenant's chain from its signed checkpoint (the whole chain when `full`, when
- * there is none yet, or when it was signed by a key no longer in use), then moves the
- * checkpoint to the end of a valid walk. A checkpoint signed by the current key that does not
- * verify is reported as a break: someone wrote it without the key.
+ * there is none yet, or when it was signed by a key no longer in use). Reads only: the
+ * checkpoint stays where it is (`moveAuditCheckpoint` moves it). A checkpoint signed by the
+ * current key that does not verify is reported as a break: someone wrote it without the key.
  */
-export async function verifyAuditIncrementally(
+export async function verifyAudit(
   ports: CheckpointPorts,
   signer: FeedSigner,
   tenantId: string,
   options: { readonly full?: boolean } = {},
 ): Promise<ChainVerification> {
-  const checkpoint = options.full ? undefined : await readCheckpoint(ports, tenantId);
+  const { reached: _reached, start: _start, ...verification } = await walkFromCheckpoint(ports, signer, tenantId, options.full ?? false);
+  return verification;
+}
+
+/**
+ * Verifies what is new since the signed checkpoint, as `verifyAudit` does, then signs the point a
+ * valid walk reached and moves the checkpoint there: what the audit archiver does each run, and an
+ * admin's `POST /v1/audit/checkpoint`. A GET never does (review 73: a viewer's verification wrote it).
+ */
+export async function moveAuditCheckpoint(ports: CheckpointPorts, signer: FeedSigner, tenantId: string): Promise<ChainVerification> {
+  const { reached, start, ...verification } = await walkFromCheckpoint(ports, signer, tenantId, false);
+  if (verification.valid && reached && reached.seq > (start?.seq ?? 0)) await saveCheckpoint(ports, signer, tenantId, reached);
+  return verification;
+}
+
+async function walkFromCheckpoint(
+  ports: CheckpointPorts,
+  signer: FeedSigner,
+  tenantId: string,
+  full: boolean,
+): Promise<ChainVerification & { readonly reached?: ChainPoint; readonly start?: ChainPoint }> {
+  const checkpoint = full ? undefined : await readCheckpoint(ports, tenantId);
   // What was archived was verified when it was (archive.ts); DynamoDB's TTL removes it later, so no walk starts before it.
   let archived: ChainPoint | undefined;
   try {
@@ -123,9 +144,7 @@ export async function verifyAuditIncrementally(
     const { signature: _signature, keyId: _keyId, ...point } = checkpoint;
     if (point.seq >= (archived?.seq ?? 0)) start = point;
   }
-  const { reached, ...verification } = await verifyAuditChain(ports, tenantId, start);
-  if (verification.valid && reached.seq > (start?.seq ?? 0)) await saveCheckpoint(ports, signer, tenantId, reached);
-  return verification;
+  return { ...(await verifyAuditChain(ports, tenantId, start)), ...(start ? { start } : {}) };
 }
 
 /**
