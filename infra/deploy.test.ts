@@ -38,6 +38,9 @@ const integrationFunctions: Record<keyof typeof integrationSettings, readonly Fu
 const operatorSettings = {
   SIMROOT_AUDIT_RETENTION_DAYS: "120",
   SIMROOT_INGEST_MAX_BACKLOG: "20000",
+  SIMROOT_RATE_LIMIT_MAX_API_KEY_PER_MINUTE: "30000",
+  SIMROOT_RATE_LIMIT_MAX_PEP_KEY_PER_MINUTE: "300000",
+  SIMROOT_RATE_LIMIT_MAX_SOURCE_PER_MINUTE: "30000",
   SIMROOT_FEED_RETIRED_PUBLIC_KEYS:
     "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAsynthsynthsynthsynthsynthsynthsynthsynthsyn=\n-----END PUBLIC KEY-----",
 } as const;

@@ -91,6 +91,50 @@ describe("tenant settings", () => {
     expect((await acme.call("GET", "/v1/tenant")).json.settings.failMode).toBe("open");
   });
 
+  it("refuses a rate limit above the deployment's ceiling, naming it, and holds a stored one to it (review 73)", async () => {
+    // A tenant admin raised its own limits to 1,000,000 a minute: nothing but the schema's maximum bounded them.
+    const acme = await tenantClient(runtime, "rate-ceiling");
+    const tenant = await acme.call("GET", "/v1/tenant");
+    const etag = tenant.headers.get("etag")!;
+    const above = await acme.call(
+      "PATCH",
+      "/v1/tenant/settings",
+      { rateLimits: { apiKeyPerMinute: 60_001, pepKeyPerMinute: 600_000 }, imeiLock: false },
+      { "if-match": etag },
+    );
+    expect([above.status, above.headers.get("content-type"), above.json.type], above.text).toEqual([
+      400,
+      "application/problem+json",
+      "urn:simroot:problem:tenant_settings.rate_limit_above_ceiling",
+    ]);
+    expect(above.json.errors).toEqual([
+      {
+        path: "rateLimits.apiKeyPerMinute",
+        message: "at most 60000 (the deployment's ceiling, SIMROOT_RATE_LIMIT_MAX_API_KEY_PER_MINUTE)",
+      },
+    ]);
+    // Nothing changed: neither the limits nor the rest of the PATCH.
+    const unchanged = await acme.call("GET", "/v1/tenant");
+    expect([unchanged.headers.get("etag"), unchanged.json.settings]).toEqual([etag, tenant.json.settings]);
+    // At the ceiling is allowed.
+    const at = await acme.call("PATCH", "/v1/tenant/settings", { rateLimits: { apiKeyPerMinute: 60_000 } }, { "if-match": etag });
+    expect([at.status, at.json.settings?.rateLimits.apiKeyPerMinute], at.text).toEqual([200, 60_000]);
+    // The operator lowers the ceiling: a higher setting is refused, and the one stored is held to it.
+    process.env.SIMROOT_RATE_LIMIT_MAX_API_KEY_PER_MINUTE = "1000";
+    try {
+      const lowered = await acme.call(
+        "PATCH",
+        "/v1/tenant/settings",
+        { rateLimits: { apiKeyPerMinute: 5000 } },
+        { "if-match": at.headers.get("etag")! },
+      );
+      expect([lowered.status, lowered.json.errors?.[0]?.message]).toEqual([400, expect.stringMatching(/^at most 1000 /)]);
+      expect((await acme.call("GET", "/v1/devices")).headers.get("ratelimit-policy")).toBe('"default";q=1000;w=60');
+    } finally {
+      delete process.env.SIMROOT_RATE_LIMIT_MAX_API_KEY_PER_MINUTE;
+    }
+  });
+
   it("needs If-Match, refuses a stale ETag, and the new settings take effect", async () => {
     const acme = await tenantClient(runtime);
     const tenant = await acme.call("GET", "/v1/tenant");

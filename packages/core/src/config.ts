@@ -82,6 +82,47 @@ export const webhookTargets = (): "public" | "any" | undefined => {
   return value === "public" || value === "any" ? value : undefined;
 };
 
+/** A tenant's rate limits (requests a minute, `rateLimits` in its settings), by name. */
+export interface RateLimitCeilings {
+  readonly apiKeyPerMinute: number;
+  readonly pepKeyPerMinute: number;
+  readonly sourcePerMinute: number;
+}
+
+/** The setting that holds each ceiling. */
+export const rateLimitCeilingSettings = {
+  apiKeyPerMinute: "SIMROOT_RATE_LIMIT_MAX_API_KEY_PER_MINUTE",
+  pepKeyPerMinute: "SIMROOT_RATE_LIMIT_MAX_PEP_KEY_PER_MINUTE",
+  sourcePerMinute: "SIMROOT_RATE_LIMIT_MAX_SOURCE_PER_MINUTE",
+} as const satisfies Record<keyof RateLimitCeilings, string>;
+
+/**
+ * Ten times the tenants' default limits (6,000 a minute per API key and per source), five times for enforcement point
+ * keys (120,000: a fleet shares one key): 1,000 requests a second per key or source, 10,000 per enforcement point key.
+ */
+export const defaultRateLimitCeilings: RateLimitCeilings = { apiKeyPerMinute: 60_000, pepKeyPerMinute: 600_000, sourcePerMinute: 60_000 };
+
+/**
+ * The deployment's ceilings on the rate limits a tenant admin sets (review 73: an admin raised its own without bound):
+ * a higher setting is refused, and a limit stored above a ceiling (set before it was lowered) is held to it.
+ */
+export function rateLimitCeilings(): RateLimitCeilings {
+  const ceiling = (name: keyof RateLimitCeilings) => {
+    const variable = rateLimitCeilingSettings[name];
+    const value = env(variable);
+    if (value === undefined) return defaultRateLimitCeilings[name];
+    const limit = Number(value);
+    if (!Number.isInteger(limit) || limit < 1)
+      throw new Error(`${variable} is ${JSON.stringify(value)}: a whole number of requests a minute, at least 1`);
+    return limit;
+  };
+  return {
+    apiKeyPerMinute: ceiling("apiKeyPerMinute"),
+    pepKeyPerMinute: ceiling("pepKeyPerMinute"),
+    sourcePerMinute: ceiling("sourcePerMinute"),
+  };
+}
+
 /** The fewest days audit records may stay: the archive's 30-day lead, the feed's 7-day delta history, and a margin. */
 export const minAuditRetentionDays = 40;
 

@@ -1160,7 +1160,7 @@ export interface components {
              */
             failMode?: "closed" | "open";
             /**
-             * @description rate limits per API key and per source, held across every instance of the control plane
+             * @description rate limits per API key and per source, held across every instance of the control plane, each at most the deployment's ceiling (60,000, 600,000 and 60,000 a minute unless the operator set others); a limit stored above its ceiling is held to it
              * @default {
              *       "apiKeyPerMinute": 6000,
              *       "pepKeyPerMinute": 120000,
@@ -1169,17 +1169,17 @@ export interface components {
              */
             rateLimits?: {
                 /**
-                 * @description requests per minute each API key of the tenant may make; past it, 429 with Retry-After until the minute ends
+                 * @description requests per minute each API key of the tenant may make; past it, 429 with Retry-After until the minute ends. At most the deployment's ceiling (400 tenant_settings.rate_limit_above_ceiling above it)
                  * @default 6000
                  */
                 apiKeyPerMinute?: number;
                 /**
-                 * @description requests per minute each enforcement point key (a fleet of PEPs may share one: 1,000 PEPs re-polling every 4 s make 15,000 a minute) may make; past it, 429 with Retry-After until the minute ends
+                 * @description requests per minute each enforcement point key (a fleet of PEPs may share one: 1,000 PEPs re-polling every 4 s make 15,000 a minute) may make; past it, 429 with Retry-After until the minute ends. At most the deployment's ceiling (400 tenant_settings.rate_limit_above_ceiling above it)
                  * @default 120000
                  */
                 pepKeyPerMinute?: number;
                 /**
-                 * @description requests per minute each ingestion source of the tenant (one webhook request carries up to 1,000 events) may make; past it, 429 with Retry-After until the minute ends
+                 * @description requests per minute each ingestion source of the tenant (one webhook request carries up to 1,000 events) may make; past it, 429 with Retry-After until the minute ends. At most the deployment's ceiling (400 tenant_settings.rate_limit_above_ceiling above it)
                  * @default 6000
                  */
                 sourcePerMinute?: number;
@@ -3603,11 +3603,11 @@ export interface operations {
                      */
                     failMode?: "closed" | "open";
                     rateLimits?: {
-                        /** @description requests per minute each API key of the tenant may make; past it, 429 with Retry-After until the minute ends */
+                        /** @description requests per minute each API key of the tenant may make; past it, 429 with Retry-After until the minute ends. At most the deployment's ceiling (400 tenant_settings.rate_limit_above_ceiling above it) */
                         apiKeyPerMinute?: number;
-                        /** @description requests per minute each enforcement point key may make; past it, 429 with Retry-After until the minute ends */
+                        /** @description requests per minute each enforcement point key may make; past it, 429 with Retry-After until the minute ends. At most the deployment's ceiling (400 tenant_settings.rate_limit_above_ceiling above it) */
                         pepKeyPerMinute?: number;
-                        /** @description requests per minute each ingestion source of the tenant may make; past it, 429 with Retry-After until the minute ends */
+                        /** @description requests per minute each ingestion source of the tenant may make; past it, 429 with Retry-After until the minute ends. At most the deployment's ceiling (400 tenant_settings.rate_limit_above_ceiling above it) */
                         sourcePerMinute?: number;
                     };
                 };

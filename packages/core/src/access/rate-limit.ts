@@ -12,6 +12,7 @@
  * fewer every request is counted in the store before it is decided, so the limit is exact.
  */
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { rateLimitCeilings } from "../config.ts";
 import { SimrootError } from "../error.ts";
 import type { Ports } from "../ports.ts";
 import type { Role } from "./api-key.ts";
@@ -133,16 +134,27 @@ export function rateLimited(decision: RateDecision): SimrootError {
 
 const minute = 60;
 
+/** The tenant's limits, each held to the deployment's ceiling (a limit stored above one set or lowered later). */
+async function heldLimits(ports: Ports, tenantId: string) {
+  const { rateLimits } = await tenantSettings(ports, tenantId);
+  const ceilings = rateLimitCeilings();
+  return {
+    apiKeyPerMinute: Math.min(rateLimits.apiKeyPerMinute, ceilings.apiKeyPerMinute),
+    pepKeyPerMinute: Math.min(rateLimits.pepKeyPerMinute, ceilings.pepKeyPerMinute),
+    sourcePerMinute: Math.min(rateLimits.sourcePerMinute, ceilings.sourcePerMinute),
+  };
+}
+
 /** Counts a request of an API key against its tenant's limit (enforcement point keys have their own). */
 export async function takeKeyRequest(ports: Ports, tenantId: string, keyId: string, role: Role): Promise<RateDecision> {
-  const { rateLimits } = await tenantSettings(ports, tenantId);
+  const rateLimits = await heldLimits(ports, tenantId);
   const limit = role === "pep" ? rateLimits.pepKeyPerMinute : rateLimits.apiKeyPerMinute;
   return takeRequest(ports, `${tenantId}#key:${keyId}`, { limit, windowSeconds: minute });
 }
 
 /** Counts a webhook request of a source against its tenant's limit; throws the 429 past it, else answers what is left. */
 export async function takeSourceRequest(ports: Ports, tenantId: string, sourceId: string): Promise<RateDecision> {
-  const { rateLimits } = await tenantSettings(ports, tenantId);
+  const rateLimits = await heldLimits(ports, tenantId);
   const decision = await takeRequest(ports, `${tenantId}#source:${sourceId}`, { limit: rateLimits.sourcePerMinute, windowSeconds: minute });
   if (!decision.allowed) throw rateLimited(decision);
   return decision;

@@ -25,7 +25,9 @@ const perMinute = (who: string) =>
     .int()
     .min(1)
     .max(1_000_000)
-    .meta({ description: `requests per minute ${who} may make; past it, 429 with Retry-After until the minute ends` });
+    .meta({
+      description: `requests per minute ${who} may make; past it, 429 with Retry-After until the minute ends. At most the deployment's ceiling (400 tenant_settings.rate_limit_above_ceiling above it)`,
+    });
 export const defaultRateLimits = { apiKeyPerMinute: 6_000, pepKeyPerMinute: 120_000, sourcePerMinute: 6_000 } as const;
 const rateLimits = z
   .strictObject({
@@ -37,7 +39,11 @@ const rateLimits = z
       defaultRateLimits.sourcePerMinute,
     ),
   })
-  .meta({ description: "rate limits per API key and per source, held across every instance of the control plane" });
+  .meta({
+    description:
+      "rate limits per API key and per source, held across every instance of the control plane, each at most the deployment's ceiling " +
+      "(60,000, 600,000 and 60,000 a minute unless the operator set others); a limit stored above its ceiling is held to it",
+  });
 const rateLimitsPatch = z.strictObject({
   apiKeyPerMinute: perMinute("each API key of the tenant").optional(),
   pepKeyPerMinute: perMinute("each enforcement point key").optional(),

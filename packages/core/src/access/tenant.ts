@@ -8,6 +8,7 @@ import { newId } from "../id.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 import { mintApiKey } from "./api-key.ts";
+import { rateLimitCeilingSettings, rateLimitCeilings, type RateLimitCeilings } from "../config.ts";
 import { assertPolicySize, enforcementKey } from "../policy/records.ts";
 import { readEnforcement } from "../policy/enforcement-store.ts";
 import {
@@ -131,8 +132,32 @@ export const updateTenantSettingsInput = z.object({
   ifRevision: z.number().int().positive(),
 });
 
+/** Refuses a rate limit above the deployment's ceiling (config.ts `rateLimitCeilings`), naming each one it passes. */
+function assertWithinCeilings(limits: Partial<RateLimitCeilings> | undefined) {
+  const ceilings = rateLimitCeilings();
+  const above = Object.entries(limits ?? {}).flatMap(([name, value]) => {
+    const ceiling = ceilings[name as keyof RateLimitCeilings];
+    return value !== undefined && value > ceiling
+      ? [
+          {
+            path: `rateLimits.${name}`,
+            message: `at most ${ceiling} (the deployment's ceiling, ${rateLimitCeilingSettings[name as keyof RateLimitCeilings]})`,
+          },
+        ]
+      : [];
+  });
+  if (above.length === 0) return;
+  throw new SimrootError(
+    "tenant_settings.rate_limit_above_ceiling",
+    "input",
+    `A rate limit is above the deployment's ceiling: ${above.map((issue) => `${issue.path} ${issue.message}`).join("; ")}`,
+    { issues: above },
+  );
+}
+
 /** Changes settings under an If-Match revision; audited. */
 export const updateTenantSettings = verb(updateTenantSettingsInput, async (ports, ctx: RequestContext, input) => {
+  assertWithinCeilings(input.settings.rateLimits);
   // One read of each item: the revision checked, the settings built and the writes' conditions all rest on it. The fail
   // mode lives in the enforcement settings, which PUT /v1/enforcement changes too; building the settings from an earlier
   // read than the write's condition put back a fail mode a concurrent PUT had just changed (fail-closed to fail-open).
