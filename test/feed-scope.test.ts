@@ -52,11 +52,11 @@ async function site(tenant: Tenant) {
     const etag = (await tenant.call("GET", `/v1/devices/${id}`)).headers.get("etag")!;
     expect((await tenant.call("PATCH", `/v1/devices/${id}`, { labels }, { "if-match": etag })).status).toBe(200);
   };
-  const follower = (selector?: string) => {
+  const follower = (selector?: string, apiKey = pep) => {
     const state = new PepState(tenant.tenant.id);
     const sync = new FeedSync({
       url: "http://control-plane.test",
-      apiKey: pep,
+      apiKey,
       publicKeys: [publicKey],
       state,
       waitSeconds: 0,
@@ -198,5 +198,106 @@ describe("the feed narrowed to a site or segment", () => {
     expect(viewOf(narrowed.state)).toEqual(restricted(full.state, "north"));
     expect(narrowed.state.devices.get(a.id)).toMatchObject({ state: "suspended", labels: { site: "north", round: "last" } });
     expect(narrowed.state.bindings.get("10.32.0.1")?.deviceId).toBe(a.id);
+  });
+});
+
+describe("a pep key bound to a selector (review 73)", () => {
+  // Any pep key read the whole tenant's feed: a PEP deployed for one site, its key taken, gave away every site's devices.
+  it("reads only its selector's view, or a narrower one, and is refused any other; an unbound key reads the whole feed", async () => {
+    const tenant = await tenantClient(runtime, "bound-peps");
+    const { pep: unbound, attach, register, relabel, follower } = await site(tenant);
+    const north = await register("208010000000501", { site: "north", fleet: "meters" });
+    const south = await register("208010000000502", { site: "south", fleet: "meters" });
+    await attach("208010000000501", "10.33.0.1");
+    await attach("208010000000502", "10.33.0.2");
+
+    const created = await tenant.call("POST", "/v1/keys", { name: "north edge", role: "pep", selector: "site=north" });
+    expect([created.status, created.json.key?.selector], created.text).toEqual([201, "site=north"]);
+    const bound = created.json.token as string;
+    const listed = (await tenant.call("GET", "/v1/keys")).json.items.find((key: { name: string }) => key.name === "north edge");
+    expect(listed.selector).toBe("site=north");
+
+    // Without a selector, the key's own view: the head names it; nothing of the south device but, at most, that it is not there.
+    const snapshot = await call(runtime, bound, "GET", "/v1/feed?limit=1000");
+    expect([snapshot.status, snapshot.json.signed.head.scope]).toEqual([200, "site=north"]);
+    const entries = snapshot.json.entries as FeedResponse["entries"];
+    expect(entries.filter((entry) => entry.kind === "device" && entry.value !== null).map((entry) => entry.key)).toEqual([north.id]);
+    expect(entries.filter((entry) => entry.kind === "binding" && entry.value !== null).map((entry) => entry.key)).toEqual(["10.33.0.1"]);
+    expect(entries.some((entry) => entry.key === south.id && entry.value !== null)).toBe(false);
+    expect(snapshot.text).not.toContain("208010000000502");
+    // (The snapshot's replay of the latest versions may name the south address as a removal, as a delta does.)
+    expect(entries.some((entry) => entry.key === "10.33.0.2" && entry.value !== null)).toBe(false);
+
+    // Another site, a broader selector, a different one sharing a label: 403, on snapshots, deltas and the stream alike.
+    const version = snapshot.json.signed.head.version as number;
+    for (const path of [
+      "/v1/feed?selector=site%3Dsouth",
+      "/v1/feed?selector=fleet%3Dmeters",
+      `/v1/feed?since=${version}&selector=site%3Dsouth`,
+      `/v1/feed?since=${version}&wait=1&selector=fleet%3Dmeters`,
+    ]) {
+      const refused = await call(runtime, bound, "GET", path);
+      expect([path, refused.status, refused.headers.get("content-type"), refused.json.type]).toEqual([
+        path,
+        403,
+        "application/problem+json",
+        "urn:simroot:problem:feed.selector_not_bound",
+      ]);
+    }
+    const streamed = await call(runtime, bound, "GET", `/v1/feed?since=${version}&wait=1&selector=site%3Dsouth`, undefined, {
+      accept: "text/event-stream",
+    });
+    expect([streamed.status, streamed.headers.get("content-type")]).toEqual([403, "application/problem+json"]);
+    // Its own selector, or a narrower one, is served.
+    expect((await call(runtime, bound, "GET", "/v1/feed?selector=site%3Dnorth")).json.signed.head.scope).toBe("site=north");
+    const narrower = await call(runtime, bound, "GET", `/v1/feed?selector=${encodeURIComponent("fleet=meters,site=north")}`);
+    expect([narrower.status, narrower.json.signed.head.scope]).toEqual([200, "fleet=meters,site=north"]);
+
+    // A change of the south device reaches it as a removal at most, never as what the device is.
+    await relabel(south.id, { site: "south", fleet: "pumps" });
+    const delta = await call(runtime, bound, "GET", `/v1/feed?since=${version}&limit=100`);
+    expect([delta.status, delta.json.signed.head.scope]).toEqual([200, "site=north"]);
+    expect((delta.json.entries as FeedResponse["entries"]).some((entry) => entry.key === south.id && entry.value !== null)).toBe(false);
+    expect(delta.text).not.toContain("pumps");
+
+    // A PEP configured with the key's selector follows it as any narrowed PEP does.
+    const pep = follower("site=north", bound);
+    await pep.sync.snapshot();
+    await pep.catchUp();
+    expect(viewOf(pep.state)).toEqual({
+      devices: [[north.id, "active", { site: "north", fleet: "meters" }]],
+      bindings: [["10.33.0.1", north.id]],
+    });
+
+    // Rotation keeps the binding.
+    const rotated = await tenant.call("POST", `/v1/keys/${created.json.key.keyId}/rotate`);
+    expect(rotated.json.key.selector).toBe("site=north");
+    expect((await call(runtime, rotated.json.token, "GET", "/v1/feed?selector=site%3Dsouth")).status).toBe(403);
+    expect((await call(runtime, rotated.json.token, "GET", "/v1/feed")).json.signed.head.scope).toBe("site=north");
+
+    // An unbound pep key reads as before: the whole feed, or any selector.
+    const whole = await call(runtime, unbound, "GET", "/v1/feed?limit=1000");
+    expect(whole.json.signed.head.scope).toBeUndefined();
+    expect(
+      whole.json.entries.filter((entry: { kind: string; value: unknown }) => entry.kind === "device" && entry.value !== null),
+    ).toHaveLength(2);
+    expect((await call(runtime, unbound, "GET", "/v1/feed?selector=site%3Dsouth")).status).toBe(200);
+  });
+
+  it("binds only pep keys, to a valid selector (400 naming the field, no key made)", async () => {
+    const tenant = await tenantClient(runtime, "bound-keys");
+    for (const body of [
+      { name: "viewer", role: "viewer", selector: "site=north" },
+      { name: "admin", role: "admin", selector: "site=north" },
+      { name: "bad", role: "pep", selector: "Site=" },
+    ]) {
+      const refused = await tenant.call("POST", "/v1/keys", body);
+      expect([refused.status, refused.headers.get("content-type"), refused.json.errors?.[0]?.path], refused.text).toEqual([
+        400,
+        "application/problem+json",
+        "selector",
+      ]);
+    }
+    expect((await tenant.call("GET", "/v1/keys")).json.items.map((key: { name: string }) => key.name)).toEqual(["bound-keys admin"]);
   });
 });

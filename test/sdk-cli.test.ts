@@ -326,6 +326,9 @@ describe("the simroot CLI", () => {
     const forbidden = await run(["keys", "list"], { SIMROOT_URL: url, SIMROOT_API_KEY: viewerToken });
     expect(forbidden.code).toBe(1);
     expect(forbidden.stderr).toContain("auth.forbidden");
+    // A pep key bound to a site's view of the feed.
+    const bound = await run(["keys", "create", "--name", "lyon", "--role", "pep", "--selector", "site=lyon", "--json"], env);
+    expect([bound.code, JSON.parse(bound.stdout).key.selector]).toEqual([0, "site=lyon"]);
   });
 
   it("creates a policy from a file and decides a connection with it", async () => {

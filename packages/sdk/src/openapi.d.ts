@@ -1119,6 +1119,8 @@ export interface components {
             createdAt: string;
             rotatedAt?: string;
             revokedAt?: string;
+            /** @description a pep key's label selector (canonical): the feed it reads is that selector's view (or a narrower one it asks for), never the whole tenant's */
+            selector?: string;
         };
         ApiKeyPage: {
             items: components["schemas"]["ApiKey"][];
@@ -3226,6 +3228,8 @@ export interface operations {
                     name: string;
                     /** @enum {string} */
                     role: "admin" | "operator" | "viewer" | "pep";
+                    /** @description pep keys only: bind the key to a site or segment, `key=value[,key=value]` (values URI-encoded) as the feed's `selector`. The key then reads only that selector's view of the feed (or a narrower selector's), and is refused (403 feed.selector_not_bound) any other; without it, a pep key reads the whole tenant's feed */
+                    selector?: string;
                 };
             };
         };
@@ -5376,7 +5380,7 @@ export interface operations {
                 /** @description long poll: seconds to wait for a change (deltas only), at most 20 so the answer comes inside the gateway's 30 s */
                 wait?: number | null;
                 limit?: number;
-                /** @description narrow the feed to a site or segment: the devices whose labels match `key=value[,key=value]` (values URI-encoded), and their bindings */
+                /** @description narrow the feed to a site or segment: the devices whose labels match `key=value[,key=value]` (values URI-encoded), and their bindings. A pep key bound to a selector (POST /v1/keys) is served its selector's view without one, and may ask only for that selector or a narrower one (403 feed.selector_not_bound otherwise) */
                 selector?: string;
             };
             header?: never;

@@ -12,7 +12,7 @@ import {
   flowReportSchema,
   headHeader,
   isSimrootError,
-  parseScope,
+  keyScope,
   maxHeadLifetimeSeconds,
   outcomeValue,
   recordFlows,
@@ -38,10 +38,17 @@ const feedQuery = z.object({
       description: `long poll: seconds to wait for a change (deltas only), at most ${timeouts.feedWaitSeconds} so the answer comes inside the gateway's 30 s`,
     }),
   limit: z.coerce.number().int().min(1).max(5000).default(1000),
-  selector: z.string().min(3).max(1024).optional().meta({
-    description:
-      "narrow the feed to a site or segment: the devices whose labels match `key=value[,key=value]` (values URI-encoded), and their bindings",
-  }),
+  selector: z
+    .string()
+    .min(3)
+    .max(1024)
+    .optional()
+    .meta({
+      description:
+        "narrow the feed to a site or segment: the devices whose labels match `key=value[,key=value]` (values URI-encoded), and their bindings. " +
+        "A pep key bound to a selector (POST /v1/keys) is served its selector's view without one, and may ask only for that selector " +
+        "or a narrower one (403 feed.selector_not_bound otherwise)",
+    }),
 });
 
 const feed = createRoute({
@@ -192,7 +199,8 @@ export function feedRoutes(options: AppOptions) {
       const query = c.req.valid("query");
       const signer = await options.feedSigner();
       const { ports, ctx } = c.var;
-      const scope = query.selector === undefined ? undefined : parseScope(query.selector);
+      // A pep key bound to a selector reads only its view (or a narrower one); asking for another is refused (403).
+      const scope = keyScope(c.get("principal").selector, query.selector);
       if (query.since === undefined) {
         const page = await feedSnapshot(ports, signer, ctx.tenantId, query.cursor, query.limit, scope);
         c.header("etag", `"${page.signed.head.version}"`);

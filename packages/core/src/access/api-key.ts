@@ -17,6 +17,8 @@ export interface ApiKeyRecord {
   readonly name: string;
   readonly createdAt: string;
   readonly revokedAt?: string;
+  /** A `pep` key's label selector (canonical, feed/scope.ts): the feed it reads is that selector's view, never wider. */
+  readonly selector?: string;
 }
 
 /** Who a valid key speaks for. */
@@ -24,6 +26,8 @@ export interface Principal {
   readonly tenantId: string;
   readonly keyId: string;
   readonly role: Role;
+  /** The selector the key is bound to (`pep` keys only; absent: the whole tenant's feed). */
+  readonly selector?: string;
 }
 
 const roleSchema = z.enum(roles);
@@ -35,10 +39,18 @@ export const apiKeyItemKey = (keyId: string) => ({ pk: `K#${keyId}`, sk: "key" }
  * A new key: the full token is returned once and never stored; the store keeps only the
  * SHA-256 of its 256-bit random secret (enough for a high-entropy secret; no slow hash needed).
  */
-export function mintApiKey(tenantId: string, role: Role, name: string, tables: Ports["tables"], now: Date, existingKeyId?: string) {
+export function mintApiKey(
+  tenantId: string,
+  role: Role,
+  name: string,
+  tables: Ports["tables"],
+  now: Date,
+  options: { readonly existingKeyId?: string; readonly selector?: string } = {},
+) {
+  const { existingKeyId, selector } = options;
   const keyId = existingKeyId ?? newId("key", now.getTime());
   const secret = randomBytes(32).toString("base64url");
-  const record: ApiKeyRecord = { keyId, tenantId, role, name, createdAt: now.toISOString() };
+  const record: ApiKeyRecord = { keyId, tenantId, role, name, createdAt: now.toISOString(), ...(selector ? { selector } : {}) };
   const put: TransactItem = {
     Put: {
       TableName: tables.control,
@@ -72,5 +84,10 @@ export async function authenticate(ports: Pick<Ports, "db" | "tables">, token: s
   const stored = Buffer.from(item.secretHash, "base64");
   const presented = secretHash(secret);
   if (stored.length !== presented.length || !timingSafeEqual(stored, presented)) throw unauthenticated();
-  return { tenantId: String(item.tenantId), keyId, role: roleSchema.parse(item.role) };
+  return {
+    tenantId: String(item.tenantId),
+    keyId,
+    role: roleSchema.parse(item.role),
+    ...(typeof item.selector === "string" ? { selector: item.selector } : {}),
+  };
 }

@@ -12,6 +12,7 @@ import type { RequestContext } from "../context.ts";
 import { verb } from "../verb.ts";
 import { apiKeyItemKey, mintApiKey, type Role, roles } from "./api-key.ts";
 import { forgetApiKey } from "./key-cache.ts";
+import { parseScope } from "../feed/scope.ts";
 
 export const apiKeySchema = z
   .object({
@@ -22,6 +23,10 @@ export const apiKeySchema = z
     createdAt: z.string(),
     rotatedAt: z.string().optional(),
     revokedAt: z.string().optional(),
+    selector: z.string().optional().meta({
+      description:
+        "a pep key's label selector (canonical): the feed it reads is that selector's view (or a narrower one it asks for), never the whole tenant's",
+    }),
   })
   .meta({ id: "ApiKey" });
 export type ApiKey = z.output<typeof apiKeySchema>;
@@ -46,10 +51,37 @@ const creatableRole = z.enum(creatableRoles, {
     `one of ${creatableRoles.join(", ")} (an ingest key would be admitted by no route: ingestion authenticates each source by its own credentials, POST /v1/sources)`,
 });
 
-export const createApiKey = verb(z.strictObject({ name: z.string().min(1).max(128), role: creatableRole }), async (ports, ctx, input) => {
+const createApiKeyInput = z.strictObject({
+  name: z.string().min(1).max(128),
+  role: creatableRole,
+  selector: z
+    .string()
+    .min(3)
+    .max(1024)
+    .optional()
+    .meta({
+      description:
+        "pep keys only: bind the key to a site or segment, `key=value[,key=value]` (values URI-encoded) as the feed's `selector`. " +
+        "The key then reads only that selector's view of the feed (or a narrower selector's), and is refused (403 feed.selector_not_bound) any other; " +
+        "without it, a pep key reads the whole tenant's feed",
+    }),
+});
+
+export const createApiKey = verb(createApiKeyInput, async (ports, ctx, input) => {
+  if (input.selector !== undefined && input.role !== "pep") {
+    const message = "only a pep key is bound to a selector (the feed is the only thing it narrows)";
+    throw new SimrootError("request.invalid", "input", message, { issues: [{ path: "selector", message }] });
+  }
+  const selector = input.selector === undefined ? undefined : parseScope(input.selector).text;
   const now = ports.now();
-  const minted = mintApiKey(ctx.tenantId, input.role, input.name, ports.tables, now);
-  const event = domainEvent(ctx, "key.created", minted.record.keyId, { name: input.name, role: input.role }, now);
+  const minted = mintApiKey(ctx.tenantId, input.role, input.name, ports.tables, now, selector ? { selector } : {});
+  const event = domainEvent(
+    ctx,
+    "key.created",
+    minted.record.keyId,
+    { name: input.name, role: input.role, ...(selector ? { selector } : {}) },
+    now,
+  );
   await ports.ledger.commit({ tenantId: ctx.tenantId, writes: [minted.put], events: [event] });
   return { value: { key: apiKeySchema.parse(minted.record), token: minted.token }, events: [event] };
 });
@@ -65,7 +97,11 @@ export const rotateApiKey = verb(z.object({ id: z.string() }), async (ports, ctx
   const key = await ownKey(ports, ctx, input.id);
   if (key.revokedAt) throw new SimrootError("key.revoked", "conflict", "A revoked key cannot be rotated");
   const now = ports.now();
-  const minted = mintApiKey(ctx.tenantId, key.role, key.name, ports.tables, now, key.keyId);
+  // The same key: the same role and, for a bound pep key, the same selector.
+  const minted = mintApiKey(ctx.tenantId, key.role, key.name, ports.tables, now, {
+    existingKeyId: key.keyId,
+    ...(key.selector ? { selector: key.selector } : {}),
+  });
   const event = domainEvent(ctx, "key.rotated", key.keyId, {}, now);
   const put = minted.put.Put!;
   await ports.ledger.commit({

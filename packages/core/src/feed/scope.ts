@@ -8,7 +8,10 @@
  *   - a device whose change carried no binding entries (a label change, a suspension) comes
  *     with the bindings it owns: set when in scope, removed when not, so a device entering
  *     the scope is enforceable at once.
- * Narrowing saves bytes and PEP memory; it is not a secrecy boundary (PEP keys are tenant-wide).
+ * Narrowing saves bytes and PEP memory. A `pep` key created with a selector (POST /v1/keys) is held to it
+ * (`keyScope`): it reads that view, or a narrower one, never another. What such a key still reads of the rest of the
+ * tenant: the whole policy, grants and settings, and, as removals (no value), the ids of devices out of its scope that
+ * changed after its version and the addresses moved out of it; never a device record or binding out of its scope.
  */
 import { SimrootError } from "../error.ts";
 import { readBindings } from "../device/bindings.ts";
@@ -51,6 +54,25 @@ export function parseScope(selector: string): FeedScope {
     .map((key) => `${key}=${encodeURIComponent(labels[key]!)}`)
     .join(",");
   return { labels, text };
+}
+
+/**
+ * The scope a feed request is served with: what it asks for, when the key is bound to none; else the key's own
+ * selector, or a narrower one the request asks for (every label of the key's, with the same value, and more). Any
+ * other is refused (403 feed.selector_not_bound): a key bound to one site never reads another's devices.
+ */
+export function keyScope(bound: string | undefined, requested: string | undefined): FeedScope | undefined {
+  const asked = requested === undefined ? undefined : parseScope(requested);
+  if (bound === undefined) return asked;
+  const own = parseScope(bound);
+  if (asked === undefined) return own;
+  if (Object.entries(own.labels).every(([key, value]) => asked.labels[key] === value)) return asked;
+  throw new SimrootError(
+    "feed.selector_not_bound",
+    "forbidden",
+    `This key is bound to the selector ${own.text}: it reads that view or a narrower one, not ${asked.text}`,
+    { detail: { selector: own.text } },
+  );
 }
 
 export const inScope = (scope: FeedScope, labels: unknown): boolean => {

@@ -10,7 +10,9 @@
  *
  * A notice only says "the head moved to V"; the PEP still fetches and verifies the signed feed
  * with the same key, checked on every request. So the authorizer guards who learns when a tenant
- * changes, and keeps anyone from speaking on the tenant's channel.
+ * changes, and keeps anyone from speaking on the tenant's channel. A pep key bound to a selector
+ * gets the same topic: a notice names no device, and the version it carries is the one every
+ * response of the key's narrowed feed signs anyway; the feed itself holds the key to its selector.
  */
 import { authenticate, type Role } from "../access/api-key.ts";
 import { SimrootError } from "../error.ts";

@@ -15,6 +15,7 @@ const keyColumns: readonly Column<ApiKey>[] = [
   ["keyId", (k) => k.keyId],
   ["name", (k) => k.name],
   ["role", (k) => k.role],
+  ["selector", (k) => k.selector],
   ["createdAt", (k) => k.createdAt],
   ["rotatedAt", (k) => k.rotatedAt],
   ["revokedAt", (k) => k.revokedAt],
@@ -27,7 +28,7 @@ function showToken(ctx: Context, token: string) {
 }
 
 const showKeyWithToken = (ctx: Context) => (created: { key: ApiKey; token: string }) =>
-  `${details(created.key, ["keyId", "name", "role", "createdAt", "rotatedAt"])}\n${showToken(ctx, created.token)}`;
+  `${details(created.key, ["keyId", "name", "role", "selector", "createdAt", "rotatedAt"])}\n${showToken(ctx, created.token)}`;
 
 const showTenant = (tenant: Tenant) =>
   details({ ...tenant, ...tenant.settings }, [
@@ -71,9 +72,15 @@ export const accessCommands: Command[] = [
     options: {
       name: { type: "string", value: "<name>", description: "what the key is for (required)" },
       role: { type: "string", value: roles.join("|"), description: "what the key may do (required)" },
+      selector: {
+        type: "string",
+        value: "<key=value[,key=value]>",
+        description: "pep keys: bind the key to this selector's view of the feed (a PEP for one site)",
+      },
     },
     run: async (ctx) => {
-      const body = { name: ctx.need("name"), role: choiceOf(ctx, "role", roles, true)! };
+      const selector = ctx.opt("selector");
+      const body = { name: ctx.need("name"), role: choiceOf(ctx, "role", roles, true)!, ...(selector === undefined ? {} : { selector }) };
       const created = await ctx.client.idempotentPost("/v1/keys", { body });
       ctx.print(created, showKeyWithToken(ctx));
     },
