@@ -216,6 +216,58 @@ describe("device updates and idempotent POSTs", () => {
   });
 });
 
+describe("what an operator reads of the audit trail (review 73)", () => {
+  // Operators are refused /v1/audit but read a device's timeline and its incidents, which are made of audit records:
+  // they run the fleet and need them. What they read there is the device's own records as the timeline shows them
+  // (README "Roles"): never the chain's fields, another subject's records or another tenant's.
+  it("reads a device's timeline and incidents without the chain's fields, and no audit record of any other subject", async () => {
+    const acme = await tenantClient(runtime, "operator-timeline");
+    const created = (await acme.call("POST", "/v1/keys", { name: "ops", role: "operator" })).json;
+    const operator = created.token as string;
+    const device = (await acme.call("POST", "/v1/devices", { imsi: "234100000000077" })).json as { id: string };
+    expect((await call(runtime, operator, "POST", `/v1/devices/${device.id}/suspend`, { reason: "maintenance" })).status).toBe(200);
+
+    const timeline = await call(runtime, operator, "GET", `/v1/devices/${device.id}/timeline`);
+    expect(timeline.status).toBe(200);
+    const entries = timeline.json.items as Record<string, unknown>[];
+    expect(entries.map((entry) => [entry.type, entry.actor])).toEqual([
+      ["device.registered", `key:${acme.keyId}`],
+      ["device.suspended", `key:${created.key.keyId}`],
+    ]);
+    for (const entry of entries) expect(Object.keys(entry).sort()).toEqual(["actor", "data", "eventId", "seq", "time", "type"]);
+
+    const incident = (await call(runtime, operator, "POST", "/v1/incidents", { deviceId: device.id })).json as { id: string };
+    const report = await call(runtime, operator, "GET", `/v1/incidents/${incident.id}`);
+    expect(report.status).toBe(200);
+    for (const entry of report.json.timeline) expect(Object.keys(entry).sort()).toEqual(["actor", "data", "seq", "time", "type"]);
+    // The chain's fields are not there; a change's own data may name the request that caused it (README "Roles").
+    expect(report.text).not.toMatch(/"(prevHash|hash|feed|leases|shard)"/);
+    expect(timeline.text).not.toMatch(/"(prevHash|hash|feed|leases|shard)"/);
+
+    // The tenant's trail, by any route or filter, stays the admins' and viewers'.
+    for (const path of [
+      "/v1/audit",
+      `/v1/audit?subject=${device.id}`,
+      "/v1/audit/export",
+      "/v1/audit/verify",
+      "/v1/ocsf/events?kind=audit",
+    ]) {
+      const refused = await call(runtime, operator, "GET", path);
+      expect([path, refused.status, refused.json.type]).toEqual([path, 403, "urn:simroot:problem:auth.forbidden"]);
+    }
+    // A timeline is a device's: a key's (or the tenant's) records are not read through it.
+    for (const subject of [acme.keyId, acme.tenant.id]) {
+      const refused = await call(runtime, operator, "GET", `/v1/devices/${subject}/timeline`);
+      expect([400, 404], refused.text).toContain(refused.status);
+    }
+    // Nor is another tenant's device.
+    const globex = await tenantClient(runtime, "operator-timeline-other");
+    const theirs = (await globex.call("POST", "/v1/keys", { name: "ops", role: "operator" })).json.token as string;
+    expect((await call(runtime, theirs, "GET", `/v1/devices/${device.id}/timeline`)).status).toBe(404);
+    expect((await call(runtime, theirs, "GET", `/v1/incidents/${incident.id}`)).status).toBe(404);
+  });
+});
+
 describe("documentation and export", () => {
   it("serves an interactive reference at /docs", async () => {
     const docs = await call(runtime, undefined, "GET", "/docs");
