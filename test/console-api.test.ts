@@ -98,6 +98,36 @@ describe("the console's page and assets", () => {
   });
 });
 
+describe("what a browser may keep of an API answer (review 79)", () => {
+  it("answers every read and every problem with Cache-Control: no-store: a tenant's data stays out of the HTTP cache", async () => {
+    // Without it, the browser's cache kept the fleet (IMSIs, ICCIDs, labels) after the console's sign-out, readable back
+    // with no key by any request of the origin (fetch with cache: "only-if-cached").
+    const { tenant, meter } = await fleetWithTraffic();
+    for (const path of [
+      "/v1/devices?limit=10",
+      `/v1/devices/${meter.id}`,
+      `/v1/devices/${meter.id}/timeline`,
+      "/v1/audit?limit=5",
+      "/v1/keys",
+      "/v1/traffic?hours=24",
+      "/v1/devices/dev_none",
+    ]) {
+      const answer = await tenant.call("GET", path);
+      expect(answer.headers.get("cache-control"), path).toBe("no-store");
+    }
+    const refused = await call(runtime, "sr_key_forged_0000", "GET", "/v1/devices");
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("cache-control")).toBe("no-store");
+    const created = await tenant.call("POST", "/v1/keys", { name: "shown once", role: "viewer" });
+    expect(created.headers.get("cache-control")).toBe("no-store");
+    // The live stream and the console's own files keep their policies.
+    const live = await fetch(`${runtime.url}/v1/live?wait=1`, { headers: { authorization: `Bearer ${tenant.token}` } });
+    expect(live.headers.get("cache-control")).toBe("no-cache");
+    await live.body?.cancel();
+    expect((await fetch(`${runtime.url}/console/`)).headers.get("cache-control")).toBe("no-cache");
+  });
+});
+
 describe("the traffic map", () => {
   it("groups flows by segment with allowed and denied counts, marking destinations new in the last hour", async () => {
     const { tenant } = await fleetWithTraffic();

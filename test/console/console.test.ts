@@ -148,6 +148,26 @@ describe.runIf(browserAvailable)("the web console", () => {
     await page.close();
   });
 
+  it("leaves nothing of the tenant in the browser's HTTP cache after sign-out (review 79)", async () => {
+    const page = await signedIn();
+    await expect.poll(() => page.locator("tbody").textContent(), { timeout: 10_000 }).toContain("meter-lyon-1");
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("API key").waitFor();
+    expect(await page.evaluate(() => sessionStorage.length)).toBe(0);
+    // What the fleet page read, asked of the cache alone, with no key: any script of the origin, or anyone at the
+    // keyboard of a shared machine, could read the fleet back after sign-out.
+    const cached = await page.evaluate(async () => {
+      try {
+        const answer = await fetch("/v1/devices?limit=100", { cache: "only-if-cached", mode: "same-origin" });
+        return `${answer.status} ${await answer.text()}`;
+      } catch {
+        return "not cached";
+      }
+    });
+    expect(cached).toBe("not cached");
+    await page.close();
+  });
+
   it("finds a device, quarantines it with a reason, and the PEP denies it", async () => {
     await expect
       .poll(
