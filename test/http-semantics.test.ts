@@ -112,12 +112,36 @@ describe("/docs", () => {
     const docs = await call(runtime, undefined, "GET", "/docs");
     expect(docs.status).toBe(200);
     const scripts = [...docs.text.matchAll(/<script[^>]*src="([^"]+)"/g)].map((match) => match[1]!);
-    expect(scripts).toHaveLength(1);
+    // Scalar's bundle, then the file that mounts it (no inline script).
+    expect(scripts).toEqual([expect.stringMatching(/^\/docs\/scalar-api-reference-[0-9.]+\.js$/), "/docs/mount.js"]);
     expect(docs.text).not.toMatch(/https?:\/\//);
     const bundle = await runtime.app.request(scripts[0]!);
     expect(bundle.status).toBe(200);
     expect(bundle.headers.get("content-type")).toContain("javascript");
     expect((await bundle.text()).length).toBeGreaterThan(100_000);
+  });
+
+  it("runs no inline script, under a CSP that allows none and refuses framing: it shares the console's origin, and its tab's key (review 79)", async () => {
+    // The reference had no CSP and an inline script: a tab signed in to the console and then opened on /docs gave the
+    // key in its sessionStorage to whatever script ran there, and the page could be framed by any site.
+    const docs = await runtime.app.request("/docs");
+    const policy = docs.headers.get("content-security-policy") ?? "";
+    expect(policy).toContain("frame-ancestors 'none'");
+    expect(policy).toMatch(/script-src 'self'(;|$)/);
+    expect(policy).not.toMatch(/script-src[^;]*'unsafe-(inline|eval)'/);
+    expect(docs.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(docs.headers.get("referrer-policy")).toBe("no-referrer");
+    const html = await docs.text();
+    const scripts = [...html.matchAll(/<script([^>]*)>([^<]*)<\/script>/g)];
+    expect(scripts.length).toBeGreaterThan(0);
+    for (const [, attributes, body] of scripts) {
+      expect(attributes).toMatch(/src="\/docs\//);
+      expect(body!.trim()).toBe("");
+      const script = await runtime.app.request(/src="([^"]+)"/.exec(attributes!)![1]!);
+      expect(script.status).toBe(200);
+      expect(script.headers.get("content-type")).toContain("javascript");
+      expect(script.headers.get("x-content-type-options")).toBe("nosniff");
+    }
   });
 });
 

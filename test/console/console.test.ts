@@ -168,6 +168,20 @@ describe.runIf(browserAvailable)("the web console", () => {
     await page.close();
   });
 
+  it("renders the API reference under its CSP, which refuses inline script (review 79)", async () => {
+    const page = await browser.newPage();
+    const refused: string[] = [];
+    page.on("console", (message) => message.text().includes("Content Security Policy") && refused.push(message.text()));
+    page.on("pageerror", (error) => refused.push(String(error)));
+    const answer = await page.goto(`${runtime.url}/docs`);
+    expect(answer?.headers()["content-security-policy"]).toContain("frame-ancestors 'none'");
+    await page.getByText("List the tenant's API keys").first().waitFor({ timeout: 20_000 });
+    // What Scalar does on the page (styles, requests, fonts, workers) is allowed by the policy: nothing was refused.
+    await page.waitForTimeout(1_000);
+    expect(refused).toEqual([]);
+    await page.close();
+  });
+
   it("finds a device, quarantines it with a reason, and the PEP denies it", async () => {
     await expect
       .poll(

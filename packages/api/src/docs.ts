@@ -34,6 +34,9 @@ const scalar = () =>
 
 let script: Promise<Buffer> | undefined;
 
+/** Mounts the reference; a file of its own, so that the page's CSP allows no inline script. */
+const mount = 'Scalar.createApiReference("#app", { url: "/openapi.json", withDefaultFonts: false, hideClientButton: true });\n';
+
 const page = (scriptPath: string) => `<!doctype html>
 <html lang="en">
   <head>
@@ -44,13 +47,29 @@ const page = (scriptPath: string) => `<!doctype html>
   <body>
     <div id="app"></div>
     <script src="${scriptPath}"></script>
-    <script>Scalar.createApiReference("#app", { url: "/openapi.json", withDefaultFonts: false, hideClientButton: true });</script>
+    <script src="/docs/mount.js"></script>
   </body>
 </html>
 `;
 
+/**
+ * The reference shares the console's origin, so a tab signed in to the console and then opened here holds its key (in
+ * sessionStorage): only this server's scripts run, none inline, and no site may frame the page. Scalar writes its
+ * styles inline (style elements and attributes), so styles may be.
+ */
+const securityHeaders = {
+  "content-security-policy":
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; " +
+    "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+};
+
+const javascript = "text/javascript; charset=utf-8";
+
 export const docsRoutes = new Hono<AppEnv>()
-  .get("/docs", async (c) => c.html(page(`/docs/scalar-api-reference-${(await scalar()).version}.js`)))
+  .get("/docs", async (c) => c.html(page(`/docs/scalar-api-reference-${(await scalar()).version}.js`), 200, securityHeaders))
+  .get("/docs/mount.js", (c) => c.body(mount, 200, { "content-type": javascript, "cache-control": "no-cache", ...securityHeaders }))
   .get("/docs/:script{scalar-api-reference-[0-9.]+\\.js}", async (c) => {
     const { directory, version } = await scalar();
     if (c.req.param("script") !== `scalar-api-reference-${version}.js`) {
@@ -58,7 +77,8 @@ export const docsRoutes = new Hono<AppEnv>()
     }
     script ??= readFile(join(directory, "dist", "browser", "standalone.js"));
     return c.body(new Uint8Array(await script), 200, {
-      "content-type": "text/javascript; charset=utf-8",
+      "content-type": javascript,
       "cache-control": "public, max-age=31536000, immutable",
+      ...securityHeaders,
     });
   });
