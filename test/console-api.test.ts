@@ -126,6 +126,28 @@ describe("what a browser may keep of an API answer (review 79)", () => {
     await live.body?.cancel();
     expect((await fetch(`${runtime.url}/console/`)).headers.get("cache-control")).toBe("no-cache");
   });
+
+  it("answers everything with X-Content-Type-Options: nosniff, problems echoing a request's text included", async () => {
+    // A problem names what was asked (the path, an asset's name): no answer may be read by a browser as other than it says.
+    const tenant = await tenantClient(runtime);
+    const answers = [
+      await fetch(`${runtime.url}/v1/%3Chtml%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E`),
+      await fetch(`${runtime.url}/console/assets/%3Cscript%3Ealert(1)%3C%2Fscript%3E.js`),
+      await fetch(`${runtime.url}/v1/devices`),
+      await fetch(`${runtime.url}/health`),
+      await fetch(`${runtime.url}/openapi.json`),
+      await fetch(`${runtime.url}/v1/devices?limit=1`, { headers: { authorization: `Bearer ${tenant.token}` } }),
+      await fetch(`${runtime.url}/v1/devices`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${tenant.token}`, "content-type": "application/json" },
+        body: '{"name": "<img src=x onerror=alert(1)>"',
+      }),
+    ];
+    for (const answer of answers) {
+      expect(answer.headers.get("x-content-type-options"), answer.url).toBe("nosniff");
+      await answer.body?.cancel();
+    }
+  });
 });
 
 describe("the traffic map", () => {

@@ -32,11 +32,13 @@ export const requestId = (options: AppOptions) =>
 /**
  * Every answer that names no cache policy of its own is `Cache-Control: no-store`: the API's answers are a tenant's
  * data (identities, audit, keys), and a browser kept them in its HTTP cache past the console's sign-out, readable back
- * without the key. The console's files, the reference's bundle and the live stream set their own.
+ * without the key. The console's files, the reference's bundle and the live stream set their own. And every answer is
+ * `X-Content-Type-Options: nosniff`: a problem echoes what was asked (a path, a name), and is read as what it says.
  */
-export const noStore = createMiddleware(async (c, next) => {
+export const answerHeaders = createMiddleware(async (c, next) => {
   await next();
   if (!c.res.headers.has("cache-control")) c.res.headers.set("cache-control", "no-store");
+  c.res.headers.set("x-content-type-options", "nosniff");
 });
 
 /** Resolves the bearer API key to its tenant and role; only `allowed` roles pass. */
