@@ -168,6 +168,31 @@ describe.runIf(browserAvailable)("the web console", () => {
     await page.close();
   });
 
+  it("never lets a link's key replace the key a tab is signed in with, and names the tenant a key opens (review 79)", async () => {
+    // Anyone's link (`/console/#key=...`, as the demo prints) signed whoever followed it in to the link's tenant, in
+    // place of their own and with nothing saying so: what they then did (quarantine, a policy) went to that tenant.
+    const other = await tenantClient(runtime, "elsewhere");
+    const page = await signedIn();
+    await expect.poll(() => page.getByTestId("tenant").textContent(), { timeout: 10_000 }).toBe("Tenant: console");
+    // As a link followed in this tab would (evaluated as text: this file is typed for Node, not the DOM).
+    await page.evaluate(`location.hash = ${JSON.stringify(`key=${encodeURIComponent(other.token)}`)}`);
+    await page.reload();
+    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
+    expect(await page.evaluate(() => sessionStorage.getItem("simroot.apiKey"))).toBe(tenant.token);
+    expect(page.url()).not.toContain("key=");
+    await expect.poll(() => page.locator("tbody").textContent(), { timeout: 10_000 }).toContain("meter-lyon-1");
+    await expect.poll(() => page.getByTestId("tenant").textContent()).toBe("Tenant: console");
+    await page.close();
+
+    // A tab holding no key takes the link's (the demo's link), and says whose fleet it shows.
+    const fresh = await browser.newPage();
+    await fresh.goto(`${runtime.url}/console/#key=${encodeURIComponent(other.token)}`);
+    await expect.poll(() => fresh.getByTestId("tenant").textContent(), { timeout: 10_000 }).toBe("Tenant: elsewhere");
+    expect(fresh.url()).not.toContain("key=");
+    expect(await seriousViolations(fresh)).toEqual([]);
+    await fresh.close();
+  });
+
   it("renders the API reference under its CSP, which refuses inline script (review 79)", async () => {
     const page = await browser.newPage();
     const refused: string[] = [];

@@ -1,6 +1,6 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { apiKey, setApiKey } from "./api.ts";
+import { api, apiKey, setApiKey } from "./api.ts";
 import { subscribeLive, type LiveStatus } from "./live.ts";
 import { bumpLive } from "./live-state.ts";
 import { AuditPage } from "./pages/audit.tsx";
@@ -50,6 +50,7 @@ function Login({ onKey }: { onKey: (key: string) => void }) {
 function App() {
   const [key, setKey] = useState(apiKey());
   const [status, setStatus] = useState<LiveStatus>("connecting");
+  const [tenant, setTenant] = useState<{ id: string; name: string }>();
   const route = useRoute();
 
   useEffect(() => {
@@ -61,6 +62,19 @@ function App() {
     return () => removeEventListener("simroot:unauthorized", onUnauthorized);
   }, []);
   useEffect(() => (key ? subscribeLive(bumpLive, setStatus) : undefined), [key]);
+  // Whose fleet this is, in the header: a key from someone's link would otherwise show another tenant unannounced.
+  useEffect(() => {
+    setTenant(undefined);
+    if (!key) return;
+    let current = true;
+    api<{ id: string; name: string }>("GET", "/v1/tenant").then(
+      (found) => current && setTenant(found),
+      () => undefined,
+    );
+    return () => {
+      current = false;
+    };
+  }, [key]);
 
   if (!key) {
     return (
@@ -87,6 +101,11 @@ function App() {
             </a>
           ))}
         </nav>
+        {tenant && (
+          <span class="tenant" title={tenant.id} data-testid="tenant">
+            Tenant: {tenant.name}
+          </span>
+        )}
         <span class={`live live-${status}`} role="status" aria-live="polite">
           {status === "live" ? "Live" : status === "connecting" ? "Connecting…" : "Offline, retrying"}
         </span>
@@ -118,10 +137,17 @@ function App() {
   );
 }
 
-// A key passed in the fragment (`npm run demo` prints such a link) is taken once, then removed from the address bar.
+// A key passed in the fragment (`npm run demo` prints such a link) signs in a tab that holds no key, then is removed from
+// the address bar. It never replaces the key a tab is signed in with: anyone's link would move the user to its tenant.
 const fromFragment = /(?:^#|&)key=([^&]+)/.exec(location.hash)?.[1];
 if (fromFragment) {
-  setApiKey(decodeURIComponent(fromFragment));
+  if (!apiKey()) {
+    try {
+      setApiKey(decodeURIComponent(fromFragment));
+    } catch {
+      // Not a key (malformed escapes): the sign-in form asks for one.
+    }
+  }
   history.replaceState(null, "", `${location.pathname}#/fleet`);
 }
 render(<App />, document.getElementById("app")!);
