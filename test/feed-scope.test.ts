@@ -5,7 +5,7 @@
  */
 import { createPublicKey } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { FeedResponse } from "@simroot/core";
+import { readBaseline, type FeedResponse } from "@simroot/core";
 import { PepState } from "@simroot/pep/state";
 import { FeedSync } from "@simroot/pep/sync";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
@@ -282,6 +282,89 @@ describe("a pep key bound to a selector (review 73)", () => {
       whole.json.entries.filter((entry: { kind: string; value: unknown }) => entry.kind === "device" && entry.value !== null),
     ).toHaveLength(2);
     expect((await call(runtime, unbound, "GET", "/v1/feed?selector=site%3Dsouth")).status).toBe(200);
+  });
+
+  it("holds its flow reports to its selector: a device out of it is answered as an unknown one, and nothing of it is kept (review 81)", async () => {
+    // POST /v1/flows took any device id from a bound key: its `unknownDevices` told whether an id existed anywhere in the
+    // tenant, and it kept flows (the traffic map, the baselines) of devices out of the key's selector.
+    const tenant = await tenantClient(runtime, "bound-flows");
+    const { pep: unbound, attach, register, relabel } = await site(tenant);
+    const north = await register("208010000000601", { site: "north" });
+    const south = await register("208010000000602", { site: "south" });
+    await attach("208010000000601", "10.34.0.1");
+    await attach("208010000000602", "10.34.0.2");
+    const bound = (await tenant.call("POST", "/v1/keys", { name: "north edge", role: "pep", selector: "site=north" })).json.token as string;
+    let window = 0;
+    const report = (flows: { deviceId?: string; sourceIp?: string; destination: string }[]) => {
+      const windowEnd = new Date(Date.now() - 60_000 * (100 - window++));
+      return {
+        pepId: "edge-north",
+        windowStart: new Date(windowEnd.getTime() - 60_000).toISOString(),
+        windowEnd: windowEnd.toISOString(),
+        flows: flows.map((flow) => ({
+          ...flow,
+          port: 443,
+          protocol: "tcp",
+          decision: "allow",
+          reason: "allow.rule",
+          count: 1,
+          bytes: 100,
+        })),
+      };
+    };
+    const send = async (key: string, flows: Parameters<typeof report>[0]) => {
+      const answer = await call(runtime, key, "POST", "/v1/flows", report(flows));
+      expect(answer.status, answer.text).toBe(202);
+      const { id, ...rest } = answer.json as { id: string };
+      expect(typeof id).toBe("string");
+      return rest;
+    };
+
+    // Its own device is kept; one of another site is answered exactly as a made-up id.
+    expect(
+      await send(bound, [
+        { deviceId: north.id, destination: "north.example" },
+        { deviceId: south.id, destination: "south.example" },
+        { deviceId: "dev_made_up", destination: "made-up.example" },
+      ]),
+    ).toEqual({ flows: 1, unknownDevices: [south.id, "dev_made_up"].sort(), anomalies: 0 });
+    const outside = await send(bound, [{ deviceId: south.id, destination: "south.example" }]);
+    const madeUp = await send(bound, [{ deviceId: "dev_made_up", destination: "south.example" }]);
+    expect(outside).toEqual({ flows: 0, unknownDevices: [south.id], anomalies: 0 });
+    expect({ ...outside, unknownDevices: ["dev_made_up"] }).toEqual(madeUp);
+    // A flow known only by the address of a device out of the selector is kept as one of an address bound to none.
+    const byAddress = await send(bound, [{ sourceIp: "10.34.0.2", destination: "south-by-address.example" }]);
+    expect(byAddress).toEqual(await send(bound, [{ sourceIp: "10.34.0.99", destination: "nobody.example" }]));
+    expect(byAddress).toEqual({ flows: 1, unknownDevices: [], anomalies: 0 });
+
+    // Nothing of the south device was kept: not in the traffic map, no baseline learned.
+    const traffic = async () =>
+      ((await tenant.call("GET", "/v1/traffic?hours=3")).json as { edges: { destination: string; devices: string[] }[] }).edges;
+    expect(new Set((await traffic()).flatMap((edge) => edge.devices))).toEqual(new Set([north.id]));
+    expect((await traffic()).map((edge) => edge.destination)).not.toContain("south.example");
+    // (An attach teaches a baseline its bearer: what flows teach it is counted in windows.)
+    const windows = async (id: string) => (await readBaseline(runtime.ports, tenant.tenant.id, id))?.windows ?? 0;
+    expect([await windows(north.id), await windows(south.id)]).toEqual([1, 0]);
+
+    // Labels are read on each report: a device moved out of the selector is out of it at once.
+    await relabel(north.id, { site: "west" });
+    expect(await send(bound, [{ deviceId: north.id, destination: "north.example" }])).toEqual({
+      flows: 0,
+      unknownDevices: [north.id],
+      anomalies: 0,
+    });
+
+    // An unbound pep key reports on any of the tenant's devices, as before: by address and by id.
+    expect(await send(unbound, [{ sourceIp: "10.34.0.2", destination: "south-by-address.example" }])).toEqual(byAddress);
+    expect(await windows(south.id)).toBe(1);
+    expect(
+      await send(unbound, [
+        { deviceId: north.id, destination: "north.example" },
+        { deviceId: south.id, destination: "south.example" },
+        { deviceId: "dev_made_up", destination: "made-up.example" },
+      ]),
+    ).toMatchObject({ flows: 2, unknownDevices: ["dev_made_up"] });
+    expect((await traffic()).flatMap((edge) => edge.devices)).toContain(south.id);
   });
 
   it("binds only pep keys, to a valid selector (400 naming the field, no key made)", async () => {

@@ -5691,7 +5691,7 @@ export interface operations {
             };
         };
         responses: {
-            /** @description Stored and judged: `flows` counts the flows kept, `anomalies` the anomaly.detected events the report caused. A flow naming a device the tenant does not have is not kept; `unknownDevices` lists those ids (a report that keeps no flow stores nothing). 400 for a source that is neither an address nor `unknown`, or a window ending more than 300 s after the control plane's clock */
+            /** @description Stored and judged: `flows` counts the flows kept, `anomalies` the anomaly.detected events the report caused. A flow naming a device the tenant does not have is not kept; `unknownDevices` lists those ids (a report that keeps no flow stores nothing). A pep key bound to a selector (POST /v1/keys) reports only on that selector's devices: a device out of it is answered and left out exactly as an unknown one, and a flow known only by an address of such a device is kept as an address of no device (no baseline, no anomaly). 400 for a source that is neither an address nor `unknown`, or a window ending more than 300 s after the control plane's clock */
             202: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];

@@ -121,6 +121,8 @@ const flows = createRoute({
     202: json(
       "Stored and judged: `flows` counts the flows kept, `anomalies` the anomaly.detected events the report caused. " +
         "A flow naming a device the tenant does not have is not kept; `unknownDevices` lists those ids (a report that keeps no flow stores nothing). " +
+        "A pep key bound to a selector (POST /v1/keys) reports only on that selector's devices: a device out of it is answered and left out exactly as an unknown one, " +
+        "and a flow known only by an address of such a device is kept as an address of no device (no baseline, no anomaly). " +
         "400 for a source that is neither an address nor `unknown`, or a window ending more than 300 s after the control plane's clock",
       z.object({ id: z.string(), flows: z.number().int(), unknownDevices: z.array(z.string()), anomalies: z.number().int() }),
     ),
@@ -235,8 +237,10 @@ export function feedRoutes(options: AppOptions) {
     .openapi(flows, async (c) => {
       const { ports, ctx } = c.var;
       const report = c.req.valid("json");
-      const { report: stored, ...answer } = await recordFlows(ports, ctx, report);
-      const anomalies = outcomeValue(await detectFlowAnomalies(ports, ctx, stored));
+      // A pep key bound to a selector reports only on its devices: one out of it is answered as unknown, and not kept.
+      const scope = keyScope(c.get("principal").selector, undefined);
+      const { report: stored, ...answer } = await recordFlows(ports, ctx, report, scope);
+      const anomalies = outcomeValue(await detectFlowAnomalies(ports, ctx, stored, undefined, scope));
       return c.json({ ...answer, anomalies: anomalies.length }, 202);
     });
 }

@@ -8,6 +8,7 @@ import type { RequestContext } from "../context.ts";
 import { recentDevice, resolveDevice } from "../device/store.ts";
 import type { DomainEvent } from "../event/event.ts";
 import type { FlowRecord } from "../feed/flows.ts";
+import { devicesInScope, type FeedScope } from "../feed/scope.ts";
 import type { Outcome } from "../outcome.ts";
 import type { Ports } from "../ports.ts";
 import { emptyBaseline, rememberRecent, type SegmentBaseline } from "./baseline.ts";
@@ -29,15 +30,26 @@ interface Report {
   readonly flows: readonly FlowRecord[];
 }
 
-async function flowsByDevice(ports: Ports, tenantId: string, flows: readonly FlowRecord[]) {
+/**
+ * The report's flows by device: named, or found by the source address. Under a scope (a report from a pep key bound to
+ * a selector) an address found to be a device's out of the scope is no device's, as an address bound to none: the
+ * key's report teaches no baseline and raises no anomaly of a device it may not see (its own devices were checked as
+ * the report was stored, `recordFlows`).
+ */
+async function flowsByDevice(ports: Ports, tenantId: string, flows: readonly FlowRecord[], scope: FeedScope | undefined) {
   const byDevice = new Map<string, FlowRecord[]>();
   const byIp = new Map<string, string | undefined>();
   for (const flow of flows) {
-    let deviceId = flow.deviceId;
-    if (!deviceId && flow.sourceIp) {
-      if (!byIp.has(flow.sourceIp)) byIp.set(flow.sourceIp, await resolveDevice(ports, tenantId, { ip: flow.sourceIp }));
-      deviceId = byIp.get(flow.sourceIp);
-    }
+    if (!flow.deviceId && flow.sourceIp && !byIp.has(flow.sourceIp))
+      byIp.set(flow.sourceIp, await resolveDevice(ports, tenantId, { ip: flow.sourceIp }));
+  }
+  if (scope) {
+    const found = [...byIp.values()].filter((id): id is string => id !== undefined);
+    const held = found.length > 0 ? await devicesInScope(ports, tenantId, scope, found) : new Set<string>();
+    for (const [ip, id] of byIp) if (id !== undefined && !held.has(id)) byIp.set(ip, undefined);
+  }
+  for (const flow of flows) {
+    const deviceId = flow.deviceId || (flow.sourceIp ? byIp.get(flow.sourceIp) : undefined);
     if (!deviceId) continue;
     byDevice.set(deviceId, [...(byDevice.get(deviceId) ?? []), flow]);
   }
@@ -49,8 +61,9 @@ export async function detectFlowAnomalies(
   ctx: RequestContext,
   report: Report,
   settings: DetectorSettings = defaultDetectorSettings,
+  scope?: FeedScope,
 ): Promise<Outcome<Anomaly[]>> {
-  const byDevice = await flowsByDevice(ports, ctx.tenantId, report.flows);
+  const byDevice = await flowsByDevice(ports, ctx.tenantId, report.flows, scope);
   const anomalies: Anomaly[] = [];
   let pending = [...byDevice.keys()];
   for (let attempt = 1; pending.length > 0 && attempt <= maxAttempts; attempt++) {

@@ -13,7 +13,9 @@ import { newId } from "../id.ts";
 import type { Ports } from "../ports.ts";
 import { batchGetAll } from "../store/batch-get.ts";
 import { Lru } from "../store/lru.ts";
-import { verb } from "../verb.ts";
+import { parseInput } from "../verb.ts";
+import type { RequestContext } from "../context.ts";
+import { devicesInScope, type FeedScope } from "./scope.ts";
 
 export const flowRetentionSeconds = 30 * 24 * 60 * 60;
 
@@ -74,15 +76,26 @@ async function tenantDevices(ports: Ports, tenantId: string, deviceIds: Readonly
  * Stores a report's flows. A flow naming a device the tenant does not have (another tenant's, deleted, or made up) is
  * not kept: it would show in the tenant's traffic map and teach a baseline for nothing. Such ids are answered back
  * (`unknownDevices`), the rest of the report kept. `report` is what was stored, for the detectors.
+ *
+ * A report from a pep key bound to a selector (`scope`) holds to it: a device out of the scope is answered and left
+ * out exactly as one the tenant does not have (the answer tells the two apart in nothing, so the key cannot test
+ * whether an id exists elsewhere in the tenant), and nothing of it is kept. Its devices' labels are read on every
+ * report (a device may have been relabelled out of the scope), not taken from the cache of known devices.
  */
-export const recordFlows = verb(flowReportSchema, async (ports, ctx, input) => {
+export async function recordFlows(
+  ports: Ports,
+  ctx: RequestContext,
+  given: z.input<typeof flowReportSchema>,
+  scope?: FeedScope,
+): Promise<{ id: string; flows: number; unknownDevices: string[]; report: z.output<typeof flowReportSchema> }> {
+  const input = parseInput(flowReportSchema, given);
   // A window that ends in the future, past the clock skew ingestion allows, is no report of what happened.
   if (Date.parse(input.windowEnd) > ports.now().getTime() + defaultMaxClockSkewSeconds * 1000)
     throw new SimrootError("request.invalid", "input", "windowEnd is in the future", {
       issues: [{ path: "windowEnd", message: `more than ${defaultMaxClockSkewSeconds} s after the control plane's clock` }],
     });
   const named = new Set(input.flows.flatMap((flow) => (flow.deviceId === undefined ? [] : [flow.deviceId])));
-  const known = await tenantDevices(ports, ctx.tenantId, named);
+  const known = scope ? await devicesInScope(ports, ctx.tenantId, scope, named) : await tenantDevices(ports, ctx.tenantId, named);
   const unknownDevices = [...named].filter((id) => !known.has(id)).sort();
   const report = { ...input, flows: input.flows.filter((flow) => flow.deviceId === undefined || known.has(flow.deviceId)) };
   const id = newId("event");
@@ -103,4 +116,4 @@ export const recordFlows = verb(flowReportSchema, async (ports, ctx, input) => {
     );
   }
   return { id, flows: report.flows.length, unknownDevices, report };
-});
+}

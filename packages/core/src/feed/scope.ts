@@ -94,6 +94,16 @@ async function labelsOf(ports: Ports, tenantId: string, deviceIds: Iterable<stri
   return new Map(items.map((item) => [String(item.id), item.labels]));
 }
 
+/**
+ * The ids among `deviceIds` of the tenant's devices whose labels match the scope, read now (labels change): a device
+ * the tenant does not have and one out of the scope are alike left out, so a key held to a scope learns nothing of
+ * the devices outside it (`POST /v1/flows` from a bound pep key).
+ */
+export async function devicesInScope(ports: Ports, tenantId: string, scope: FeedScope, deviceIds: Iterable<string>): Promise<Set<string>> {
+  const labels = await labelsOf(ports, tenantId, deviceIds);
+  return new Set([...labels].filter(([, held]) => inScope(scope, held)).map(([id]) => id));
+}
+
 /** The binding entries of a snapshot page that belong to devices in scope. */
 export async function scopeSnapshotBindings(
   ports: Ports,
