@@ -135,6 +135,48 @@ describe("tenant settings", () => {
     }
   });
 
+  it("shows the rate limits applied beside those set, and the deployment's ceilings (review 81)", async () => {
+    // A limit stored above a lowered ceiling is held to it, but GET /v1/tenant showed only the stored one.
+    const acme = await tenantClient(runtime, "rate-applied");
+    const tenant = await acme.call("GET", "/v1/tenant");
+    expect([tenant.json.settings.rateLimits, tenant.json.appliedRateLimits, tenant.json.rateLimitCeilings]).toEqual([
+      { apiKeyPerMinute: 6_000, pepKeyPerMinute: 120_000, sourcePerMinute: 6_000 },
+      { apiKeyPerMinute: 6_000, pepKeyPerMinute: 120_000, sourcePerMinute: 6_000 },
+      { apiKeyPerMinute: 60_000, pepKeyPerMinute: 600_000, sourcePerMinute: 60_000 },
+    ]);
+    const raised = await acme.call(
+      "PATCH",
+      "/v1/tenant/settings",
+      { rateLimits: { apiKeyPerMinute: 50_000, sourcePerMinute: 20_000 } },
+      { "if-match": tenant.headers.get("etag")! },
+    );
+    expect([raised.status, raised.json.appliedRateLimits?.apiKeyPerMinute], raised.text).toEqual([200, 50_000]);
+    // The operator lowers two ceilings: the tenant shows the limits counted, the ones set, and the ceilings that hold them.
+    process.env.SIMROOT_RATE_LIMIT_MAX_API_KEY_PER_MINUTE = "1000";
+    process.env.SIMROOT_RATE_LIMIT_MAX_PEP_KEY_PER_MINUTE = "200000";
+    try {
+      const shown = await acme.call("GET", "/v1/tenant");
+      expect([shown.json.settings.rateLimits, shown.json.appliedRateLimits, shown.json.rateLimitCeilings]).toEqual([
+        { apiKeyPerMinute: 50_000, pepKeyPerMinute: 120_000, sourcePerMinute: 20_000 },
+        { apiKeyPerMinute: 1_000, pepKeyPerMinute: 120_000, sourcePerMinute: 20_000 },
+        { apiKeyPerMinute: 1_000, pepKeyPerMinute: 200_000, sourcePerMinute: 60_000 },
+      ]);
+      // What it shows is what is counted.
+      expect(shown.headers.get("ratelimit-policy")).toBe(`"default";q=${shown.json.appliedRateLimits.apiKeyPerMinute};w=60`);
+      // The settings route answers the same way.
+      const changed = await acme.call("PATCH", "/v1/tenant/settings", { imeiLock: false }, { "if-match": shown.headers.get("etag")! });
+      expect([changed.status, changed.json.appliedRateLimits, changed.json.rateLimitCeilings], changed.text).toEqual([
+        200,
+        shown.json.appliedRateLimits,
+        shown.json.rateLimitCeilings,
+      ]);
+      expect(changed.json.settings.rateLimits).toEqual(shown.json.settings.rateLimits);
+    } finally {
+      delete process.env.SIMROOT_RATE_LIMIT_MAX_API_KEY_PER_MINUTE;
+      delete process.env.SIMROOT_RATE_LIMIT_MAX_PEP_KEY_PER_MINUTE;
+    }
+  });
+
   it("needs If-Match, refuses a stale ETag, and the new settings take effect", async () => {
     const acme = await tenantClient(runtime);
     const tenant = await acme.call("GET", "/v1/tenant");

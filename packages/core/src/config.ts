@@ -123,6 +123,15 @@ export function rateLimitCeilings(): RateLimitCeilings {
   };
 }
 
+/** The limits counted: each of a tenant's `rateLimits` held to the deployment's ceiling (lower when one is set above it). */
+export function appliedRateLimits(limits: RateLimitCeilings, ceilings: RateLimitCeilings = rateLimitCeilings()): RateLimitCeilings {
+  return {
+    apiKeyPerMinute: Math.min(limits.apiKeyPerMinute, ceilings.apiKeyPerMinute),
+    pepKeyPerMinute: Math.min(limits.pepKeyPerMinute, ceilings.pepKeyPerMinute),
+    sourcePerMinute: Math.min(limits.sourcePerMinute, ceilings.sourcePerMinute),
+  };
+}
+
 /** The fewest days audit records may stay: the archive's 30-day lead, the feed's 7-day delta history, and a margin. */
 export const minAuditRetentionDays = 40;
 

@@ -1135,6 +1135,18 @@ export interface components {
             createdAt: string;
             /** @default 1 */
             revision?: number;
+            /** @description the rate limits counted now, requests a minute: each of `settings.rateLimits` held to the deployment's ceiling (`rateLimitCeilings`). Lower than the setting when the operator lowered a ceiling below it since it was set */
+            appliedRateLimits: {
+                apiKeyPerMinute: number;
+                pepKeyPerMinute: number;
+                sourcePerMinute: number;
+            };
+            /** @description the deployment's ceilings on the rate limits (SIMROOT_RATE_LIMIT_MAX_API_KEY_PER_MINUTE, _PEP_KEY_PER_MINUTE, _SOURCE_PER_MINUTE): a setting above one is refused (400 tenant_settings.rate_limit_above_ceiling), one stored above it is held to it */
+            rateLimitCeilings: {
+                apiKeyPerMinute: number;
+                pepKeyPerMinute: number;
+                sourcePerMinute: number;
+            };
         };
         TenantSettings: {
             /**

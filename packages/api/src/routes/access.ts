@@ -10,7 +10,8 @@ import {
   readTenant,
   revokeApiKey,
   rotateApiKey,
-  tenantSchema,
+  tenantView,
+  tenantViewSchema,
   tenantSettingsPatchSchema,
   updateTenantSettings,
 } from "@simroot/core";
@@ -68,7 +69,7 @@ const routes = {
     tags: ["access"],
     summary: "The caller's tenant and its settings",
     middleware: requireRole(...readers),
-    responses: { 200: json("The tenant", tenantSchema), ...errorResponses(401, 403) },
+    responses: { 200: json("The tenant", tenantViewSchema), ...errorResponses(401, 403) },
   }),
   settings: createRoute({
     method: "patch",
@@ -80,7 +81,7 @@ const routes = {
       headers: ifMatchHeaders,
       body: { required: true, content: { "application/json": { schema: tenantSettingsPatchSchema } } },
     },
-    responses: { 200: json("The tenant", tenantSchema), ...errorResponses(400, 401, 403, 412, 428) },
+    responses: { 200: json("The tenant", tenantViewSchema), ...errorResponses(400, 401, 403, 412, 428) },
   }),
   createTenant: createRoute({
     method: "post",
@@ -92,7 +93,7 @@ const routes = {
     responses: {
       201: json(
         "The tenant and its admin key token (shown once)",
-        z.object({ tenant: tenantSchema, token: z.string(), keyId: z.string() }),
+        z.object({ tenant: tenantViewSchema, token: z.string(), keyId: z.string() }),
       ),
       ...errorResponses(400, 401, 403),
     },
@@ -107,12 +108,15 @@ export const accessRoutes = new OpenAPIHono<AppEnv>()
   .openapi(routes.tenant, async (c) => {
     const tenant = await readTenant(c.get("ports"), c.get("ctx").tenantId);
     c.header("etag", etagOf(tenant.revision));
-    return c.json(tenant, 200);
+    return c.json(tenantView(tenant), 200);
   })
   .openapi(routes.settings, async (c) => {
     const ifRevision = await matchedRevision(c, async () => (await readTenant(c.get("ports"), c.get("ctx").tenantId)).revision);
     const tenant = outcomeValue(await updateTenantSettings(c.get("ports"), c.get("ctx"), { settings: c.req.valid("json"), ifRevision }));
     c.header("etag", etagOf(tenant.revision));
-    return c.json(tenant, 200);
+    return c.json(tenantView(tenant), 200);
   })
-  .openapi(routes.createTenant, async (c) => c.json(await createTenant(c.get("ports"), c.get("ctx"), c.req.valid("json")), 201));
+  .openapi(routes.createTenant, async (c) => {
+    const created = await createTenant(c.get("ports"), c.get("ctx"), c.req.valid("json"));
+    return c.json({ ...created, tenant: tenantView(created.tenant) }, 201);
+  });

@@ -12,7 +12,7 @@
  * fewer every request is counted in the store before it is decided, so the limit is exact.
  */
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { rateLimitCeilings } from "../config.ts";
+import { appliedRateLimits } from "../config.ts";
 import { SimrootError } from "../error.ts";
 import type { Ports } from "../ports.ts";
 import type { Role } from "./api-key.ts";
@@ -136,13 +136,7 @@ const minute = 60;
 
 /** The tenant's limits, each held to the deployment's ceiling (a limit stored above one set or lowered later). */
 async function heldLimits(ports: Ports, tenantId: string) {
-  const { rateLimits } = await tenantSettings(ports, tenantId);
-  const ceilings = rateLimitCeilings();
-  return {
-    apiKeyPerMinute: Math.min(rateLimits.apiKeyPerMinute, ceilings.apiKeyPerMinute),
-    pepKeyPerMinute: Math.min(rateLimits.pepKeyPerMinute, ceilings.pepKeyPerMinute),
-    sourcePerMinute: Math.min(rateLimits.sourcePerMinute, ceilings.sourcePerMinute),
-  };
+  return appliedRateLimits((await tenantSettings(ports, tenantId)).rateLimits);
 }
 
 /** Counts a request of an API key against its tenant's limit (enforcement point keys have their own). */

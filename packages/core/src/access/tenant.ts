@@ -8,7 +8,7 @@ import { newId } from "../id.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 import { mintApiKey } from "./api-key.ts";
-import { rateLimitCeilingSettings, rateLimitCeilings, type RateLimitCeilings } from "../config.ts";
+import { appliedRateLimits, rateLimitCeilingSettings, rateLimitCeilings, type RateLimitCeilings } from "../config.ts";
 import { assertPolicySize, enforcementKey } from "../policy/records.ts";
 import { readEnforcement } from "../policy/enforcement-store.ts";
 import {
@@ -19,18 +19,43 @@ import {
   tenantSettingsSchema,
 } from "./tenant-settings.ts";
 
-export const tenantSchema = z
-  .object({
-    id: z.string(),
-    name: z.string(),
-    settings: tenantSettingsSchema,
-    /** The tenant whose admins may create other tenants (the first one `npm start` creates). */
-    platform: z.boolean().optional(),
-    createdAt: z.string(),
-    revision: z.number().int().default(1),
+/** The tenant, its settings as set (the API answers `tenantViewSchema`). */
+export const tenantSchema = z.object({
+  id: z.string(),
+  name: z.string(),
+  settings: tenantSettingsSchema,
+  /** The tenant whose admins may create other tenants (the first one `npm start` creates). */
+  platform: z.boolean().optional(),
+  createdAt: z.string(),
+  revision: z.number().int().default(1),
+});
+export type Tenant = z.output<typeof tenantSchema>;
+
+const limitsByName = (description: string) =>
+  z
+    .object({ apiKeyPerMinute: z.number().int(), pepKeyPerMinute: z.number().int(), sourcePerMinute: z.number().int() })
+    .meta({ description });
+
+/** The tenant as the API answers it: with the rate limits applied, which `settings.rateLimits` alone does not tell. */
+export const tenantViewSchema = tenantSchema
+  .extend({
+    appliedRateLimits: limitsByName(
+      "the rate limits counted now, requests a minute: each of `settings.rateLimits` held to the deployment's ceiling " +
+        "(`rateLimitCeilings`). Lower than the setting when the operator lowered a ceiling below it since it was set",
+    ),
+    rateLimitCeilings: limitsByName(
+      "the deployment's ceilings on the rate limits (SIMROOT_RATE_LIMIT_MAX_API_KEY_PER_MINUTE, _PEP_KEY_PER_MINUTE, _SOURCE_PER_MINUTE): " +
+        "a setting above one is refused (400 tenant_settings.rate_limit_above_ceiling), one stored above it is held to it",
+    ),
   })
   .meta({ id: "Tenant" });
-export type Tenant = z.output<typeof tenantSchema>;
+export type TenantView = z.output<typeof tenantViewSchema>;
+
+/** The tenant with the rate limits applied now and the ceilings that hold them (config.ts, read as the limiter reads them). */
+export function tenantView(tenant: Tenant): TenantView {
+  const ceilings = rateLimitCeilings();
+  return { ...tenant, appliedRateLimits: appliedRateLimits(tenant.settings.rateLimits, ceilings), rateLimitCeilings: ceilings };
+}
 
 /**
  * Creates a tenant with its first admin key; the key's token is returned this once only.
