@@ -1,5 +1,6 @@
 /** Webhook intake as senders' own libraries produce it: cloudevents (binary, structured, batch), twilio, standardwebhooks. */
-import { generateKeyPairSync } from "node:crypto";
+import { generateKeyPairSync, type KeyObject, randomBytes, sign } from "node:crypto";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { CloudEvent, HTTP } from "cloudevents";
 import { Webhook } from "standardwebhooks";
 import twilio from "twilio";
@@ -168,5 +169,67 @@ describe("Standard Webhooks, as the standardwebhooks library signs them", () => 
       credentials: { webhookPublicKey: `whpk_${raw.toString("base64")}` },
     });
     expect(good.status).toBe(201);
+  });
+
+  it("a source given a public key holds no secret, accepts v1a signatures only and is rotated to a new key (review 80)", async () => {
+    const tenant = await tenantClient(runtime);
+    const whpkOf = (key: KeyObject) => `whpk_${key.export({ format: "der", type: "spki" }).subarray(12).toString("base64")}`;
+    const first = generateKeyPairSync("ed25519");
+    const created = await tenant.call("POST", "/v1/sources", {
+      name: "asymmetric",
+      format: "simroot",
+      credentials: { webhookPublicKey: whpkOf(first.publicKey) },
+    });
+    expect(created.status, created.text).toBe(201);
+    // Before: a generated whsec_ secret came back beside the key, and v1 signatures made with it were accepted.
+    expect(created.json.credentials).toEqual({ webhookPublicKey: whpkOf(first.publicKey) });
+    const { id, ingestPath } = created.json.source as { id: string; ingestPath: string };
+    const body = JSON.stringify(event);
+    const headersOf = (signature: (id: string, timestamp: string) => string) => {
+      const webhookId = `msg_${randomBytes(6).toString("hex")}`;
+      const timestamp = String(Math.floor(Date.now() / 1000));
+      return {
+        "content-type": "application/json",
+        "webhook-id": webhookId,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": signature(webhookId, timestamp),
+      };
+    };
+    const v1a = (key: KeyObject) => headersOf((id, ts) => `v1a,${sign(null, Buffer.from(`${id}.${ts}.${body}`), key).toString("base64")}`);
+    const v1 = (secret: string) => headersOf((id, ts) => new Webhook(secret).sign(id, new Date(Number(ts) * 1000), body));
+    expect((await post(ingestPath, v1a(first.privateKey), body)).status).toBe(202);
+
+    // A source created with a key before review 80 holds a secret too: the key wins, the secret signs nothing.
+    const storedSecret = `whsec_${randomBytes(24).toString("base64")}`;
+    await runtime.ports.db.send(
+      new UpdateCommand({
+        TableName: runtime.ports.tables.control,
+        Key: { pk: `SRC#${id}`, sk: "source" },
+        UpdateExpression: "SET credentials.webhookSecret = :secret",
+        ExpressionAttributeValues: { ":secret": storedSecret },
+      }),
+    );
+    const forged = await post<{ type: string }>(ingestPath, v1(storedSecret), body);
+    expect([forged.status, forged.json.type]).toEqual([401, "urn:simroot:problem:ingest.unauthenticated"]);
+    expect((await post(ingestPath, v1a(first.privateKey), body)).status).toBe(202);
+
+    // A key and a secret together are refused; a bare rotation would swap the key for a generated secret: refused too.
+    const both = await tenant.call("POST", "/v1/sources", {
+      name: "both",
+      format: "simroot",
+      credentials: { webhookPublicKey: whpkOf(first.publicKey), webhookSecret: storedSecret },
+    });
+    expect([both.status, both.json.type]).toEqual([400, "urn:simroot:problem:source.credentials_conflict"]);
+    const bare = await tenant.call("POST", `/v1/sources/${id}/rotate`, {});
+    expect([bare.status, bare.json.type]).toEqual([400, "urn:simroot:problem:source.credentials_required"]);
+    expect((await post(ingestPath, v1a(first.privateKey), body)).status).toBe(202);
+
+    const second = generateKeyPairSync("ed25519");
+    const rotated = await tenant.call("POST", `/v1/sources/${id}/rotate`, { credentials: { webhookPublicKey: whpkOf(second.publicKey) } });
+    expect(rotated.status, rotated.text).toBe(200);
+    expect(rotated.json.credentials).toEqual({ webhookPublicKey: whpkOf(second.publicKey) });
+    expect((await post(ingestPath, v1a(first.privateKey), body)).status).toBe(401);
+    expect((await post(ingestPath, v1(storedSecret), body)).status).toBe(401);
+    expect((await post(ingestPath, v1a(second.privateKey), body)).status).toBe(202);
   });
 });

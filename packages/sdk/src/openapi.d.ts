@@ -1479,7 +1479,9 @@ export interface components {
             bearerToken?: string;
             basicUser?: string;
             basicPassword?: string;
+            /** @description simroot: the Standard Webhooks secret keying v1 HMAC-SHA256 signatures (generated unless given); none with a public key */
             webhookSecret?: string;
+            /** @description simroot: the sender's Ed25519 public key; the source then accepts only v1a signatures it verifies, and holds no secret */
             webhookPublicKey?: string;
             twilioAuthToken?: string;
             /** @description eim: PEM certificates (GSMA CI roots and/or EUM certificates) eUICC notifications must chain to */

@@ -36,7 +36,7 @@ export interface SourceCredentials {
   readonly basicPassword?: string;
   /** simroot: Standard Webhooks signing secret (`whsec_<base64>`) for `v1` HMAC-SHA256. */
   readonly webhookSecret?: string;
-  /** simroot: Standard Webhooks ed25519 public key (`whpk_<base64>` raw 32 bytes, or PEM) for `v1a`. */
+  /** simroot: Standard Webhooks ed25519 public key (`whpk_<base64>` raw 32 bytes, or PEM) for `v1a`; with it, `webhookSecret` is ignored. */
   readonly webhookPublicKey?: string;
   /** supersim: the Twilio account auth token keying X-Twilio-Signature (HMAC-SHA1). */
   readonly twilioAuthToken?: string;

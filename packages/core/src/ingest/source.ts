@@ -42,13 +42,21 @@ export const credentialsSchema = z
     webhookSecret: z
       .string()
       .regex(/^whsec_[A-Za-z0-9+/=]{16,}$/)
-      .optional(),
+      .optional()
+      .meta({
+        description:
+          "simroot: the Standard Webhooks secret keying v1 HMAC-SHA256 signatures (generated unless given); none with a public key",
+      }),
     webhookPublicKey: z
       .string()
       .min(32)
       .max(1024)
       .refine((key) => ed25519PublicKey(key) !== undefined, "must be whpk_<base64 of a 32-byte Ed25519 key> or an Ed25519 PEM public key")
-      .optional(),
+      .optional()
+      .meta({
+        description:
+          "simroot: the sender's Ed25519 public key; the source then accepts only v1a signatures it verifies, and holds no secret",
+      }),
     twilioAuthToken: z.string().min(16).optional(),
     trustAnchors: z
       .array(z.string().max(20_000))
@@ -85,10 +93,24 @@ function credentialsFor(format: IngestFormat, given: SourceCredentials = {}): So
     case "datastreamer":
       return { basicUser: given.basicUser ?? `simroot-${token(6)}`, basicPassword: given.basicPassword ?? token() };
     case "simroot":
-      return {
-        webhookSecret: given.webhookSecret ?? `whsec_${randomBytes(24).toString("base64")}`,
-        ...(given.webhookPublicKey ? { webhookPublicKey: given.webhookPublicKey } : {}),
-      };
+      // Signed with the sender's private key (`v1a`), a source holds no secret: one generated beside the key (as before
+      // review 80) made `v1` HMAC signatures valid too, so whoever read the stored secret could forge the sender's messages.
+      if (given.webhookPublicKey) {
+        if (given.webhookSecret) {
+          throw new SimrootError(
+            "source.credentials_conflict",
+            "input",
+            "A simroot source verifies either v1a signatures with a public key or v1 HMAC signatures with a secret, not both",
+            {
+              issues: [
+                { path: "credentials.webhookSecret", message: "not with credentials.webhookPublicKey: a v1a source holds no secret" },
+              ],
+            },
+          );
+        }
+        return { webhookPublicKey: given.webhookPublicKey };
+      }
+      return { webhookSecret: given.webhookSecret ?? `whsec_${randomBytes(24).toString("base64")}` };
     case "supersim":
       if (!given.twilioAuthToken) {
         throw new SimrootError("source.credentials_required", "input", "A supersim source needs the Twilio account's auth token", {
@@ -220,6 +242,16 @@ export const rotateSourceCredentials = verb(
     if (current.source.tenantId !== ctx.tenantId)
       throw new SimrootError("source.not_found", "not_found", `No ingestion source ${input.id}`);
     const source = current.source;
+    // A source verified with a public key is rotated to the sender's new key. Rotated bare, it would get a generated
+    // secret and verify v1 HMAC signatures instead: asymmetric signing would end without anyone asking for it.
+    if (current.credentials.webhookPublicKey && !input.credentials?.webhookPublicKey && !input.credentials?.webhookSecret) {
+      throw new SimrootError(
+        "source.credentials_required",
+        "input",
+        "The source verifies v1a signatures with the sender's public key: give its new key (or a webhookSecret to verify v1 HMAC signatures instead)",
+        { issues: [{ path: "credentials.webhookPublicKey", message: "required to rotate a source that verifies v1a signatures" }] },
+      );
+    }
     // Trust anchors are not secrets: they carry over unless new ones are given.
     const trustAnchors = input.credentials?.trustAnchors ?? current.credentials.trustAnchors;
     const credentials = credentialsFor(source.format, { ...input.credentials, ...(trustAnchors ? { trustAnchors } : {}) });

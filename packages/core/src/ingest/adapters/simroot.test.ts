@@ -122,6 +122,17 @@ describe("simroot adapter: authentication", () => {
     authFailure(() => simrootAdapter.authenticate(hmacSigned(body), { webhookPublicKey: whpk }));
   });
 
+  it("refuses v1 signatures at a source with a public key, even with a secret stored beside it (review 80)", () => {
+    // Sources created with a key before review 80 were also given a secret: it must not sign for the key's holder.
+    const hmacOnly = hmacSigned(body);
+    authFailure(() => simrootAdapter.authenticate(hmacOnly, { webhookSecret: secret, webhookPublicKey: whpk }));
+    authFailure(() => simrootAdapter.authenticate(hmacOnly, { webhookSecret: secret, webhookPublicKey: pem }));
+    const both = request(body, (id, ts, b) => `${hmacSignature(secret, id, ts, b)} ${ed25519Signature(other.privateKey, id, ts, b)}`);
+    authFailure(() => simrootAdapter.authenticate(both, { webhookSecret: secret, webhookPublicKey: whpk }));
+    const keySigned = request(body, (id, ts, b) => ed25519Signature(privateKey, id, ts, b));
+    expect(() => simrootAdapter.authenticate(keySigned, { webhookSecret: secret, webhookPublicKey: whpk })).not.toThrow();
+  });
+
   it("refuses requests without the webhook headers, or a source without credentials", () => {
     const signed = hmacSigned(body);
     for (const header of ["webhook-id", "webhook-timestamp", "webhook-signature"]) {
@@ -177,12 +188,16 @@ describe("simroot adapter: authentication", () => {
   });
 
   it("still finds the valid signature among a few listed", () => {
-    const signed = request(
-      body,
-      (id, ts, b) =>
-        `v1,x v1a,${Buffer.alloc(64, 7).toString("base64")} ${hmacSignature(otherSecret, id, ts, b)} ${ed25519Signature(other.privateKey, id, ts, b)} ${hmacSignature(secret, id, ts, b)}`,
-    );
-    expect(() => simrootAdapter.authenticate(signed, { webhookSecret: secret, webhookPublicKey: whpk })).not.toThrow();
+    const listed = (valid: string) =>
+      request(
+        body,
+        (id, ts, b) =>
+          `v1,x v1a,${Buffer.alloc(64, 7).toString("base64")} ${hmacSignature(otherSecret, id, ts, b)} ${ed25519Signature(other.privateKey, id, ts, b)} ${valid}`,
+      );
+    const hmacLast = request(body, (id, ts, b) => `v1,x ${hmacSignature(otherSecret, id, ts, b)} ${hmacSignature(secret, id, ts, b)}`);
+    expect(() => simrootAdapter.authenticate(hmacLast, { webhookSecret: secret })).not.toThrow();
+    const ed25519Last = listed(ed25519Signature(privateKey, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", nowSeconds - 2, body));
+    expect(() => simrootAdapter.authenticate(ed25519Last, { webhookPublicKey: whpk })).not.toThrow();
     // Past 8 listed, the header is refused whatever it lists.
     const crowded = request(body, (id, ts, b) => `${"v1,x ".repeat(8)}${hmacSignature(secret, id, ts, b)}`);
     expect(authFailure(() => simrootAdapter.authenticate(crowded, { webhookSecret: secret })).message).toMatch(/more than 8 signatures/);

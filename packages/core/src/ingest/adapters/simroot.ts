@@ -7,6 +7,7 @@
  *   `${id}.${timestamp}.${body}`.
  * - `v1` is keyed with the base64-decoded part of the `whsec_<base64>` secret; `v1a` is checked
  *   against the `whpk_<base64 raw 32-byte key>` public key (or a PEM SubjectPublicKeyInfo).
+ * - A source with a public key accepts `v1a` signatures only; one without, `v1` only.
  * - Any one valid signature passes (senders list several while rotating keys; at most 8); the timestamp
  *   must lie within 5 minutes of now either way (replay protection).
  */
@@ -63,6 +64,12 @@ export const simrootAdapter: Adapter = {
  * and the public key read once, however many are listed.
  */
 function signatureCheck(signed: Buffer, credentials: SourceCredentials): (signature: string) => boolean {
+  // Asymmetric signing means simroot holds nothing that can sign the sender's messages: with a public key, `v1` HMAC
+  // signatures are not checked at all. Sources created with a key before review 80 also hold a generated
+  // `webhookSecret`; the key wins and that secret is ignored (it was shown once and stored, so whoever read it could
+  // otherwise forge the sender's messages). A sender that signed with it gets 401 until it signs v1a (or the source is
+  // rotated to a secret).
+  const webhookSecret = credentials.webhookPublicKey ? undefined : credentials.webhookSecret;
   let expectedHmac: Buffer | undefined | null = null;
   let publicKey: KeyObject | undefined | null = null;
   return (signature) => {
@@ -70,8 +77,8 @@ function signatureCheck(signed: Buffer, credentials: SourceCredentials): (signat
     if (comma < 0) return false;
     const version = signature.slice(0, comma);
     const presented = Buffer.from(signature.slice(comma + 1), "base64");
-    if (version === "v1" && credentials.webhookSecret) {
-      if (expectedHmac === null) expectedHmac = hmacOf(signed, credentials.webhookSecret);
+    if (version === "v1" && webhookSecret) {
+      if (expectedHmac === null) expectedHmac = hmacOf(signed, webhookSecret);
       return expectedHmac !== undefined && presented.length === expectedHmac.length && timingSafeEqual(presented, expectedHmac);
     }
     if (version === "v1a" && credentials.webhookPublicKey) {
