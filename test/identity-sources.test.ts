@@ -100,6 +100,74 @@ describe("sources and tenants through the ledger", () => {
     expect(source.json.credentials.trustAnchors).toEqual([replacement.ci.pem]);
   });
 
+  it("refuses credentials over 1 KiB and trust anchors over 64 KiB with 400, creating and changing nothing (review 80)", async () => {
+    const { createTestPki } = await import("../packages/core/src/ingest/adapters/eim-pki.test-support.ts");
+    const tenant = await tenantClient(runtime, "source-credential-bounds");
+    const long = (length: number) => "k".repeat(length);
+    const secretOf = (length: number) => `whsec_${"A".repeat(length - "whsec_".length)}`;
+    const given = (length: number) =>
+      [
+        ["camara", { bearerToken: long(length) }, "bearerToken"],
+        ["datastreamer", { basicUser: long(length) }, "basicUser"],
+        ["datastreamer", { basicPassword: long(length) }, "basicPassword"],
+        ["supersim", { twilioAuthToken: long(length) }, "twilioAuthToken"],
+        ["supersim", { twilioAuthToken: long(32), twilioSharedKeySecret: long(length) }, "twilioSharedKeySecret"],
+        ["simroot", { webhookSecret: secretOf(length) }, "webhookSecret"],
+      ] as const;
+    for (const [format, credentials] of given(1024)) {
+      const created = await tenant.call("POST", "/v1/sources", { name: "at the bound", format, credentials });
+      expect([format, created.status], created.text).toEqual([format, 201]);
+    }
+    const before = (await tenant.call("GET", "/v1/sources?limit=100")).json.items.length;
+    // 1 KiB and a character; and 500 KB, which made the source's item too large for DynamoDB (a 500 before).
+    for (const length of [1025, 500_000]) {
+      for (const [format, credentials, field] of given(length)) {
+        const refused = await tenant.call("POST", "/v1/sources", { name: "over the bound", format, credentials });
+        expect([format, field, length, refused.status, refused.headers.get("content-type")], refused.text.slice(0, 300)).toEqual([
+          format,
+          field,
+          length,
+          400,
+          "application/problem+json",
+        ]);
+        expect(refused.json.errors.map((error: { path: string }) => error.path)).toContain(`credentials.${field}`);
+      }
+    }
+    // Rotation takes the same credentials.
+    const { source } = (await tenant.call("POST", "/v1/sources", { name: "rotated", format: "camara" })).json;
+    const rotation = await tenant.call("POST", `/v1/sources/${source.id}/rotate`, { credentials: { bearerToken: long(500_000) } });
+    expect(rotation.status).toBe(400);
+    expect((await tenant.call("GET", `/v1/sources/${source.id}`)).json.credentialsRotatedAt).toBe(source.credentialsRotatedAt);
+
+    // 20 anchors of 20,000 characters, created with an Idempotency-Key (as the CLI creates sources): the sealed answer
+    // was too large for DynamoDB, a 500 once the source existed. 4 of 16,385 (64 KiB and 4 characters together) and
+    // text that is not PEM's printable ASCII (a NUL takes 6 bytes as JSON) are refused too.
+    const pem = createTestPki().ci.pem;
+    const padded = (length: number) => `${pem}${"#".repeat(length - pem.length)}`;
+    for (const trustAnchors of [Array(20).fill(padded(20_000)), Array(4).fill(padded(16_385)), [`${pem}\u0000`]]) {
+      const refused = await tenant.call(
+        "POST",
+        "/v1/sources",
+        { name: "anchors", format: "eim", credentials: { trustAnchors } },
+        { "idempotency-key": `anchors-${trustAnchors.length}-${trustAnchors[0].length}` },
+      );
+      expect(refused.status, refused.text.slice(0, 300)).toBe(400);
+      expect(refused.json.errors.map((error: { path: string }) => error.path.replace(/\.\d+$/, ""))).toContain("credentials.trustAnchors");
+    }
+    const atBound = await tenant.call(
+      "POST",
+      "/v1/sources",
+      {
+        name: "anchors",
+        format: "eim",
+        credentials: { trustAnchors: Array(4).fill(padded(16_384)) },
+      },
+      { "idempotency-key": "anchors-at-bound" },
+    );
+    expect(atBound.status, atBound.text.slice(0, 300)).toBe(201);
+    expect((await tenant.call("GET", "/v1/sources?limit=100")).json.items.length).toBe(before + 2);
+  });
+
   it("audits a tenant's creation as the first record of its own trail, naming who created it", async () => {
     const platform = await createTenantWithAdminKey(runtime.ports, "platform", { pk: `bootstrap-${Date.now()}`, sk: "bootstrap" });
     const created = await call(runtime, platform.token, "POST", "/v1/tenants", { name: "customer" });

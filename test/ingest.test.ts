@@ -209,6 +209,33 @@ describe("operator events drive the SIM identity lifecycle", () => {
     expect(performance.now() - started).toBeLessThan(2_000);
   });
 
+  it("refuses a webhook-id longer than 256 characters with 401, recording nothing (review 80)", async () => {
+    const { source, post, credentials, auditCount } = await setup();
+    const body = [fact("sim.detached", {}, 1)];
+    const text = JSON.stringify(body);
+    expect((await post(body, standardWebhookHeaders(credentials.webhookSecret, text, `msg_${"a".repeat(252)}`))).status).toBe(202);
+    const before = await auditCount();
+    // Validly signed: 257 characters, and 4,096 (past DynamoDB's 2,048-byte partition key: a 500 before).
+    for (const length of [257, 4096]) {
+      const id = `msg_${"b".repeat(length - 4)}`;
+      const response = await runtime.app.request(source.ingestPath, {
+        method: "POST",
+        headers: standardWebhookHeaders(credentials.webhookSecret, text, id),
+        body: text,
+      });
+      const problem = (await response.json()) as Schema<"Problem">;
+      expect([length, response.status, response.headers.get("content-type"), problem.type, problem.detail]).toEqual([
+        length,
+        401,
+        "application/problem+json",
+        "urn:simroot:problem:ingest.unauthenticated",
+        "webhook-id is longer than 256 characters",
+      ]);
+    }
+    expect(await auditCount()).toBe(before);
+    expect(runtime.bus.status().pending).toBe(0);
+  });
+
   it("answers 404 for an unknown source", async () => {
     const response = await runtime.app.request("/v1/ingest/src_01M80TFHWKZH8T8FK3SZZXB2T1", { method: "POST", body: "[]" });
     expect(response.status).toBe(404);

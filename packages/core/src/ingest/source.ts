@@ -34,13 +34,25 @@ export const sourceSchema = z
   .meta({ id: "Source" });
 export type Source = z.output<typeof sourceSchema>;
 
+/**
+ * A credential given for a source (a token, a password, a secret, a user name): real ones are tens of characters. Unbounded,
+ * one of 400 KB made the source's item too large for DynamoDB, and the creation a 500 (review 80).
+ */
+const maxCredentialLength = 1024;
+/**
+ * The trust anchors all together: some 80 PEM certificates of ECDSA keys, as GSMA's eSIM PKI issues. PEM is ASCII
+ * (RFC 7468), at most twice its length as JSON: kept beside the source and in the sealed idempotent answer of its creation
+ * or rotation, 20 anchors of 20,000 characters made that answer too large for DynamoDB (a 500 once the source existed).
+ */
+const maxTrustAnchorsLength = 64 * 1024;
+const credential = (min: number) => z.string().min(min).max(maxCredentialLength);
+
 export const credentialsSchema = z
   .object({
-    bearerToken: z.string().min(16).optional(),
-    basicUser: z.string().min(1).optional(),
-    basicPassword: z.string().min(12).optional(),
-    webhookSecret: z
-      .string()
+    bearerToken: credential(16).optional(),
+    basicUser: credential(1).optional(),
+    basicPassword: credential(12).optional(),
+    webhookSecret: credential(22)
       .regex(/^whsec_[A-Za-z0-9+/=]{16,}$/)
       .optional()
       .meta({
@@ -57,14 +69,23 @@ export const credentialsSchema = z
         description:
           "simroot: the sender's Ed25519 public key; the source then accepts only v1a signatures it verifies, and holds no secret",
       }),
-    twilioAuthToken: z.string().min(16).optional(),
+    twilioAuthToken: credential(16).optional(),
     trustAnchors: z
-      .array(z.string().max(20_000))
+      .array(
+        z
+          .string()
+          .max(20_000)
+          .regex(/^[\x20-\x7e\t\r\n]*$/, "PEM text is printable ASCII"),
+      )
       .min(1)
       .max(20)
+      .refine(
+        (anchors) => anchors.reduce((length, anchor) => length + anchor.length, 0) <= maxTrustAnchorsLength,
+        `the trust anchors take at most ${maxTrustAnchorsLength} characters together`,
+      )
       .optional()
       .meta({ description: "eim: PEM certificates (GSMA CI roots and/or EUM certificates) eUICC notifications must chain to" }),
-    twilioSharedKeySecret: z.string().min(16).optional(),
+    twilioSharedKeySecret: credential(16).optional(),
   })
   .meta({ id: "SourceCredentials", description: "shown once, at creation and rotation" });
 

@@ -203,6 +203,13 @@ describe("simroot adapter: authentication", () => {
     expect(authFailure(() => simrootAdapter.authenticate(crowded, { webhookSecret: secret })).message).toMatch(/more than 8 signatures/);
   });
 
+  it("refuses a webhook-id longer than 256 characters, however validly signed (review 80)", () => {
+    const signedWith = (id: string) => request(JSON.stringify(attached), (id, ts, b) => hmacSignature(secret, id, ts, b), nowSeconds, id);
+    expect(() => simrootAdapter.authenticate(signedWith(`msg_${"a".repeat(252)}`), { webhookSecret: secret })).not.toThrow();
+    const refused = authFailure(() => simrootAdapter.authenticate(signedWith(`msg_${"a".repeat(253)}`), { webhookSecret: secret }));
+    expect(refused.message).toBe("webhook-id is longer than 256 characters");
+  });
+
   it("refuses a webhook-id containing a full stop and a non-integer timestamp", () => {
     authFailure(() =>
       simrootAdapter.authenticate(

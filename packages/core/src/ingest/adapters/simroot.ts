@@ -23,6 +23,11 @@ const toleranceSeconds = 5 * 60;
 /** Signatures a `webhook-signature` header may list: a sender lists one per key it signs with while rotating. */
 const maxSignatures = 8;
 const secretPrefix = "whsec_";
+/**
+ * Standard Webhooks ids are short (`msg_` and a KSUID: 31 characters). `webhook-id` keys the idempotency record, whose
+ * partition key DynamoDB bounds at 2,048 bytes: an id of 2,100 characters, validly signed, was a 500 (review 80).
+ */
+export const maxWebhookIdLength = 256;
 
 export const simrootAdapter: Adapter = {
   format: "simroot",
@@ -34,6 +39,7 @@ export const simrootAdapter: Adapter = {
     if (!id || !timestamp || !signatures) throw unauthenticated("Missing webhook-id, webhook-timestamp or webhook-signature");
     // The spec forbids a `.` in either: it would make `${id}.${timestamp}.${body}` ambiguous.
     if (id.includes(".") || !/^\d{1,12}$/.test(timestamp)) throw unauthenticated("Malformed webhook-id or webhook-timestamp");
+    if (id.length > maxWebhookIdLength) throw unauthenticated(`webhook-id is longer than ${maxWebhookIdLength} characters`);
     if (Math.abs(request.now.getTime() / 1000 - Number(timestamp)) > toleranceSeconds) {
       throw unauthenticated("webhook-timestamp is more than 5 minutes from now");
     }
