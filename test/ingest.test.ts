@@ -1,6 +1,7 @@
 import type { Schema } from "@simroot/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { maxAnswerBytes } from "@simroot/core/ingest/ingest";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
 
 let runtime: TestRuntime;
@@ -234,6 +235,74 @@ describe("operator events drive the SIM identity lifecycle", () => {
     }
     expect(await auditCount()).toBe(before);
     expect(runtime.bus.status().pending).toBe(0);
+  });
+
+  it("answers a batch whose rejected items carry many errors, and its retry, with one bounded answer (review 80)", async () => {
+    const { source, credentials } = await setup();
+    // One good item and 999 with a dozen wrong fields each: 172 bytes an item, 1 KB of errors in the answer. That answer
+    // (1 MB) did not fit the 400 KB item keeping it for the webhook-id: a 500 after the event was published, on every retry.
+    const wrong = {
+      type: "sim.attached",
+      dedupeKey: 1,
+      occurredAt: 2,
+      device: { imsi: 3, iccid: 4, imei: 5 },
+      sourceType: 6,
+      data: { bearer: 7, rat: 8, plmn: 9, apn: 10, ipv4: 11, ipv6: 12 },
+    };
+    const text = JSON.stringify([fact("sim.detached", {}, 1), ...Array(999).fill(wrong)]);
+    const headers = standardWebhookHeaders(credentials.webhookSecret, text, "msg_many_errors");
+    const publisher = runtime.ports.publisher;
+    const publish = publisher.publish;
+    let published = 0;
+    publisher.publish = async (events, ...rest) => {
+      published += events.filter((event) => event.actor === `source:${source.id}`).length;
+      return publish.call(publisher, events, ...rest);
+    };
+    const answers: { status: number; text: string }[] = [];
+    try {
+      for (let attempt = 0; attempt < 2; attempt++) {
+        const response = await runtime.app.request(source.ingestPath, { method: "POST", headers, body: text });
+        answers.push({ status: response.status, text: await response.text() });
+      }
+    } finally {
+      publisher.publish = publish;
+    }
+    expect(
+      answers.map((answer) => answer.status),
+      answers[0]!.text.slice(0, 300),
+    ).toEqual([202, 202]);
+    expect(answers[1]!.text).toBe(answers[0]!.text);
+    expect(published).toBe(1);
+    const result = JSON.parse(answers[0]!.text) as Schema<"IngestResult">;
+    expect(Buffer.byteLength(answers[0]!.text)).toBeLessThanOrEqual(maxAnswerBytes);
+    expect(result.accepted.map((item) => item.index)).toEqual([0]);
+    // Every rejected item is named; its errors are listed while they fit, the rest counted.
+    expect(result.rejected.map((item) => item.index)).toEqual(Array.from({ length: 999 }, (_, n) => n + 1));
+    expect(result.rejected[0]!.errors.length).toBe(10);
+    expect(result.rejected[0]!.unlistedErrors).toBe(2);
+    expect(result.rejected.at(-1)).toEqual({ index: 999, errors: [], unlistedErrors: 12 });
+    const listed = result.rejected.reduce((count, item) => count + item.errors.length, 0);
+    const unlisted = result.rejected.reduce((count, item) => count + (item.unlistedErrors ?? 0), 0);
+    expect(listed + unlisted).toBe(999 * 12);
+  });
+
+  it("answers 1,000 facts dated far ahead with long timestamps within the bound, saying when each was stated (review 80)", async () => {
+    const { source, credentials } = await setup();
+    // RFC 3339 sets no bound on the fraction of a second: each `clampedFrom` repeated 500 digits of it, a 620 KB answer.
+    const stated = `2099-01-01T00:00:00.${"0".repeat(500)}Z`;
+    const body = Array.from({ length: 1000 }, (_, n) => ({ ...fact("sim.detached", {}, 1), dedupeKey: `far-${n}`, occurredAt: stated }));
+    const text = JSON.stringify(body);
+    const headers = standardWebhookHeaders(credentials.webhookSecret, text, "msg_far_ahead");
+    const first = await runtime.app.request(source.ingestPath, { method: "POST", headers, body: text });
+    const answer = await first.text();
+    expect(first.status, answer.slice(0, 300)).toBe(202);
+    expect(Buffer.byteLength(answer)).toBeLessThanOrEqual(maxAnswerBytes);
+    const result = JSON.parse(answer) as Schema<"IngestResult">;
+    expect(result.accepted).toHaveLength(1000);
+    expect(new Set(result.accepted.map((item) => item.clampedFrom))).toEqual(new Set(["2099-01-01T00:00:00.000Z"]));
+    const retry = await runtime.app.request(source.ingestPath, { method: "POST", headers, body: text });
+    expect([retry.status, await retry.text()]).toEqual([202, answer]);
+    await runtime.settled();
   });
 
   it("answers 404 for an unknown source", async () => {

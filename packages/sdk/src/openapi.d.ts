@@ -1496,13 +1496,14 @@ export interface components {
         SourceRotation: {
             credentials?: components["schemas"]["SourceCredentials"];
         };
+        /** @description every accepted event and every rejected item, by index; the same answer for a retry of a simroot webhook-id */
         IngestResult: {
             sourceId: string;
             accepted: {
                 index: number;
                 id: string;
                 type: string;
-                /** @description the time the sender stated, beyond the allowed clock skew: ordered at the receive time instead */
+                /** @description the time the sender stated, beyond the allowed clock skew: ordered at the receive time instead (in UTC when its text is over 64 characters) */
                 clampedFrom?: string;
             }[];
             rejected: {
@@ -1511,6 +1512,8 @@ export interface components {
                     path: string;
                     message: string;
                 }[];
+                /** @description how many of the item's errors are not listed: an answer lists at most 10 an item, cut to length, while it stays within 300 KB */
+                unlistedErrors?: number;
             }[];
         };
         /** @description One event object or a JSON array of them, in the source's format: `simroot` NormalizedEvent, `camara` and `supersim` CloudEvents, `nef` 3GPP TS 29.122 MonitoringNotification (reused northbound by the 5G NEF, TS 29.522), `datastreamer` Datastreamer event, `eim` SGP.32 eIM notification. */

@@ -14,15 +14,27 @@ const ingestResult = z
         index: z.number().int(),
         id: z.string(),
         type: z.string(),
-        clampedFrom: z
-          .string()
-          .optional()
-          .meta({ description: "the time the sender stated, beyond the allowed clock skew: ordered at the receive time instead" }),
+        clampedFrom: z.string().optional().meta({
+          description:
+            "the time the sender stated, beyond the allowed clock skew: ordered at the receive time instead (in UTC when its text is over 64 characters)",
+        }),
       }),
     ),
-    rejected: z.array(z.object({ index: z.number().int(), errors: z.array(z.object({ path: z.string(), message: z.string() })) })),
+    rejected: z.array(
+      z.object({
+        index: z.number().int(),
+        errors: z.array(z.object({ path: z.string(), message: z.string() })),
+        unlistedErrors: z.number().int().min(1).optional().meta({
+          description:
+            "how many of the item's errors are not listed: an answer lists at most 10 an item, cut to length, while it stays within 300 KB",
+        }),
+      }),
+    ),
   })
-  .meta({ id: "IngestResult" });
+  .meta({
+    id: "IngestResult",
+    description: "every accepted event and every rejected item, by index; the same answer for a retry of a simroot webhook-id",
+  });
 
 /** A CloudEvents 1.0 event in structured mode (binary mode carries the attributes as `ce-*` headers). */
 const cloudEvent = z

@@ -22,7 +22,62 @@ export interface IngestResult {
   readonly sourceId: string;
   /** `clampedFrom`: the sender dated the event beyond the allowed clock skew; it is ordered at the receive time. */
   readonly accepted: { readonly index: number; readonly id: string; readonly type: string; readonly clampedFrom?: string }[];
-  readonly rejected: { readonly index: number; readonly errors: readonly FieldIssue[] }[];
+  /** `unlistedErrors`: how many of the item's errors the answer does not list (`boundedResult`). */
+  readonly rejected: { readonly index: number; readonly errors: readonly FieldIssue[]; readonly unlistedErrors?: number }[];
+}
+
+/**
+ * The most bytes of JSON an answer takes. A simroot answer is kept for its webhook-id in one DynamoDB item (400 KB with
+ * its key): 999 rejected items of 172 bytes, each with a dozen wrong fields, were answered with 1 MB of errors, and the
+ * write of that answer failed after the events were published (a 500, on every retry of the sender's: review 80).
+ */
+export const maxAnswerBytes = 300 * 1024;
+/** Errors listed for one rejected item; the rest are counted. */
+export const maxErrorsPerItem = 10;
+/** Characters of an error's path (the sender's own keys may be in it) and of its message kept in the answer. */
+const maxPathLength = 256;
+const maxMessageLength = 512;
+/** Characters of a stated time echoed as `clampedFrom` (RFC 3339 bounds no fraction of a second); longer, it is normalized. */
+const maxStatedTimeLength = 64;
+
+const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));
+/** The first `length` characters of `text` (a surrogate pair is not split), marked as cut. */
+function cut(text: string, length: number): string {
+  if (text.length <= length) return text;
+  const last = text.charCodeAt(length - 1);
+  return `${text.slice(0, last >= 0xd800 && last <= 0xdbff ? length - 1 : length)}…`;
+}
+const unlisted = (count: number) => (count > 0 ? { unlistedErrors: count } : {});
+
+/**
+ * The answer within `maxAnswerBytes`, the same on the first try and on a retry (the one kept). Every accepted event and
+ * every rejected item is named (1,000 at most a request: under 200 KB); a rejected item lists its first
+ * `maxErrorsPerItem` errors, cut to length, in index order while the bytes last, and counts the rest (`unlistedErrors`).
+ */
+export function boundedResult(
+  sourceId: string,
+  accepted: IngestResult["accepted"],
+  rejected: readonly { readonly index: number; readonly errors: readonly FieldIssue[] }[],
+): IngestResult {
+  const named = accepted.map((item) =>
+    item.clampedFrom === undefined || item.clampedFrom.length <= maxStatedTimeLength
+      ? item
+      : // Clamped because it lies ahead of now, so it is a time Date reads.
+        { ...item, clampedFrom: new Date(item.clampedFrom).toISOString() },
+  );
+  // The answer with no error listed: an item's count takes at most these bytes (listing errors shortens it).
+  const bare = rejected.map((item) => ({ index: item.index, errors: [], ...unlisted(item.errors.length) }));
+  let room = maxAnswerBytes - jsonBytes({ sourceId, accepted: named, rejected: bare });
+  const listed = rejected.map((item, n) => {
+    const errors = item.errors
+      .slice(0, maxErrorsPerItem)
+      .map((issue) => ({ path: cut(issue.path, maxPathLength), message: cut(issue.message, maxMessageLength) }));
+    const bytes = jsonBytes(errors) - 2; // beyond the `[]` counted
+    if (bytes > room) return bare[n]!;
+    room -= bytes;
+    return { index: item.index, errors, ...unlisted(item.errors.length - errors.length) };
+  });
+  return { sourceId, accepted: named, rejected: listed };
 }
 
 export async function ingest(
@@ -91,7 +146,7 @@ async function accepting(
     });
   }
   await admitIngest(ports, events.length);
-  const result: IngestResult = { sourceId: source.id, accepted, rejected };
+  const result = boundedResult(source.id, accepted, rejected);
   const webhookId = source.format === "simroot" ? request.headers["webhook-id"] : undefined;
   const publish = async () => {
     await ports.publisher.publish(events);
