@@ -9,13 +9,22 @@ import { expect } from "vitest";
  */
 export function recordingFetch() {
   const waits: string[] = [];
+  const feed = { answered: 0, inFlight: 0 };
   let waiting: (() => void)[] = [];
   const recorded: typeof fetch = async (input, init) => {
     const url = new URL(input instanceof Request ? input.url : String(input));
-    if (url.pathname === "/v1/feed") waits.push(url.searchParams.get("wait") ?? "");
+    const isFeed = url.pathname === "/v1/feed";
+    if (isFeed) {
+      waits.push(url.searchParams.get("wait") ?? "");
+      feed.inFlight++;
+    }
     try {
       return await fetch(input, init);
     } finally {
+      if (isFeed) {
+        feed.inFlight--;
+        feed.answered++;
+      }
       const answered = waiting;
       waiting = [];
       for (const done of answered) done();
@@ -25,8 +34,30 @@ export function recordingFetch() {
     fetch: recorded,
     /** The `wait` of every feed request so far (`""` when it named none). */
     waits,
+    /** Feed requests answered (or failed) so far. */
+    get answered() {
+      return feed.answered;
+    },
+    /** Feed requests made and not answered yet. */
+    get inFlight() {
+      return feed.inFlight;
+    },
     /** Resolves when the next request is answered. */
     nextAnswer: () => new Promise<void>((resolve) => waiting.push(resolve)),
+  };
+}
+
+/**
+ * `trigger` with its timeout put past any test: the sync's idle poll (its head's refresh, every 4 s) never comes, so
+ * the PEP polls only when the channel wakes it (a notice that does not carry its change, or a (re)connection). A change
+ * it learns with no request made came by the notice, however slow the machine (the idle poll cannot race the notice).
+ * Its held head still expires 8 s after its last poll: a notice's signed head renews it.
+ */
+export function noticesOnly(trigger: FeedTrigger): FeedTrigger {
+  return {
+    wait: (tenantId, version, _maxWaitMs, signal) => trigger.wait(tenantId, version, 10 * 60_000, signal),
+    ...(trigger.take ? { take: (tenantId: string, version: number) => trigger.take!(tenantId, version) } : {}),
+    close: () => trigger.close(),
   };
 }
 
