@@ -771,6 +771,28 @@ describe("the ledger", () => {
     client.destroy();
   });
 
+  it("does not replay in a snapshot a last version re-hashed whole: it does not end at the head the page read", async () => {
+    const tenantId = "ten_version_rehashed";
+    for (let n = 0; n < 2; n++) await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(997 + n) });
+    const { Item } = await runtime.ports.db.send(
+      new GetCommand({ TableName: runtime.ports.tables.audit, Key: { pk: feedPartition(tenantId), sk: feedSortKey(2) } }),
+    );
+    const record = feedVersionSchema.parse(Item);
+    const entries = record.entries.map((entry) =>
+      entry.kind === "device" ? { ...entry, value: { ...entry.value, labels: { admin: "true" } } } : entry,
+    );
+    // Self-consistent (it hashes to what it says and names the version before), but the head item was left alone.
+    const altered = { ...unhashedVersion(record), entries };
+    await runtime.ports.db.send(
+      new PutCommand({ TableName: runtime.ports.tables.audit, Item: { ...Item, ...altered, hash: versionHash(altered) } }),
+    );
+    // Another instance (nothing in memory): the first page anchors the replayed versions to the head it read first.
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    const other: Ports = portsFor(client, runtime.ports.tables, runtime.bus);
+    await expect(feedSnapshot(other, memorySigner(), tenantId, undefined, 100)).rejects.toThrow(/do not end at the head \(2\)/);
+    client.destroy();
+  });
+
   it("refuses a version whose deflated entries nest deeper than a stored list may, as unverifiable, in deltas and the verifier", async () => {
     const tenantId = "ten_version_deep";
     for (let n = 0; n < 2; n++) await registerDevice(runtime.ports, ctxFor(tenantId), { imsi: imsi(995 + n) });

@@ -17,6 +17,7 @@ import {
 } from "../ledger/feed-version.ts";
 import type { FeedVersionRecord } from "../ledger/feed-version.ts";
 import type { Ports } from "../ports.ts";
+import type { HeadRead } from "./watch.ts";
 
 /**
  * How far past the last version served the chain is read to the head; a PEP further behind takes a snapshot. At the
@@ -78,6 +79,8 @@ export async function anchoredVersions(
   ports: Ports,
   tenantId: string,
   items: readonly Record<string, unknown>[],
+  /** The head as this request read it already (consistently, at or past the versions): not read again. */
+  head?: HeadRead,
 ): Promise<FeedVersionRecord[]> {
   const records = items.map((item) => {
     const parsed = feedVersionSchema.safeParse(item);
@@ -93,7 +96,7 @@ export async function anchoredVersions(
   const key = `${ports.tables.audit}|${tenantId}|${last.version}|${last.hash}`;
   let walk = walks.get(key);
   if (!walk) {
-    walk = anchorLast(ports, tenantId, last).finally(() => walks.delete(key));
+    walk = anchorLast(ports, tenantId, last, head).finally(() => walks.delete(key));
     walks.set(key, walk);
   }
   await walk;
@@ -101,10 +104,10 @@ export async function anchoredVersions(
 }
 
 /** Walks from `last` (already found chained to the versions before it) to the feed head, and keeps the hashes found. */
-async function anchorLast(ports: Ports, tenantId: string, last: FeedVersionRecord): Promise<void> {
-  const { Item: head } = await ports.db.send(
-    new GetCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }),
-  );
+async function anchorLast(ports: Ports, tenantId: string, last: FeedVersionRecord, read?: HeadRead): Promise<void> {
+  const head =
+    read ??
+    (await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }))).Item;
   const headVersion = Number(head?.version ?? 0);
   if (headVersion < last.version) throw unverifiable(`feed version ${last.version} is past the head (${headVersion})`);
   if (headVersion - last.version > maxAnchorDistance) {

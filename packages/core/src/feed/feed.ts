@@ -21,7 +21,7 @@ import { replayPage, replayStart } from "./snapshot-replay.ts";
 import { inScope, scopeDeltas, scopeSnapshotBindings, type FeedScope } from "./scope.ts";
 import { noticeDeltaMaxBytes, type NoticeSealer } from "./notifier.ts";
 import type { FeedSigner } from "./signer.ts";
-import { changeAfter, headVersion, recentDeltas, seenVersion } from "./watch.ts";
+import { changeAfter, headVersion, readHead, recentDeltas, seenVersion, type HeadRead } from "./watch.ts";
 import { readFeedEpoch } from "./epoch-read.ts";
 import {
   bindingValue,
@@ -449,16 +449,25 @@ export async function feedSnapshot(
   limit: number,
   scope?: FeedScope,
 ): Promise<FeedResponse> {
-  const state: SnapshotCursor = cursor
-    ? decode(cursor, tenantId, scope)
-    : { version: await headVersion(ports, tenantId), page: 0, phase: "revoked", began: ports.now().getTime() };
-  // A cursor's version is one this tenant's head reached (read only when this instance has not seen it): a forged one
-  // past it had the page signed as a version the tenant never had.
-  if (cursor && state.version > seenVersion(ports, tenantId) && state.version > (await headVersion(ports, tenantId)))
-    throw new SimrootError("request.invalid_cursor", "input", "The cursor is not one this feed returned", {
-      issues: [{ path: "cursor", message: "a version past the feed's head" }],
-    });
-  const epoch = await sharedEpoch(ports, tenantId);
+  // The epoch beside the head (it does not depend on the version): one round trip.
+  let head: HeadRead | undefined;
+  let state: SnapshotCursor;
+  let epoch: number;
+  if (cursor) {
+    state = decode(cursor, tenantId, scope);
+    // A cursor's version is one this tenant's head reached (read only when this instance has not seen it): a forged one
+    // past it had the page signed as a version the tenant never had.
+    const reached = async () => state.version <= seenVersion(ports, tenantId) || state.version <= (await headVersion(ports, tenantId));
+    const [known, read] = await Promise.all([reached(), sharedEpoch(ports, tenantId)]);
+    if (!known)
+      throw new SimrootError("request.invalid_cursor", "input", "The cursor is not one this feed returned", {
+        issues: [{ path: "cursor", message: "a version past the feed's head" }],
+      });
+    epoch = read;
+  } else {
+    [head, epoch] = await Promise.all([readHead(ports, tenantId), sharedEpoch(ports, tenantId)]);
+    state = { version: head.version, page: 0, phase: "revoked", began: ports.now().getTime() };
+  }
   const entries: FeedEntry[] = [];
   const entry = (kind: FeedEntry["kind"], key: string, value: Record<string, unknown>): FeedEntry => ({
     version: state.version,
@@ -489,7 +498,7 @@ export async function feedSnapshot(
   while (!complete && entries.length < limit && scanned < limit * scanPerEntry) {
     if (phase === "replay") {
       replayed ??= await replayStart(ports, tenantId, state.version, state.began);
-      const page = await replayPage(ports, tenantId, replayed, state.version, Math.ceil((limit - entries.length) / 4));
+      const page = await replayPage(ports, tenantId, replayed, state.version, Math.ceil((limit - entries.length) / 4), head);
       const replay = page.entries.map(
         (change) => ({ version: state.version, kind: change.kind, key: change.key, value: change.value }) as FeedEntry,
       );

@@ -14,6 +14,7 @@ import { feedPartition, feedSortKey, feedVersionAttributes } from "../ledger/fee
 import { SimrootError } from "../error.ts";
 import { anchoredVersions } from "./anchor.ts";
 import type { Ports } from "../ports.ts";
+import type { HeadRead } from "./watch.ts";
 
 export const snapshotReplaySeconds = 10;
 
@@ -56,7 +57,7 @@ export async function replayStart(ports: Ports, tenantId: string, version: numbe
 }
 
 /** The entries of feed versions (after, upTo], at most `limit` versions; and the last version read. */
-export async function replayPage(ports: Ports, tenantId: string, after: number, upTo: number, limit: number) {
+export async function replayPage(ports: Ports, tenantId: string, after: number, upTo: number, limit: number, head?: HeadRead) {
   // Nothing sequenced within the window: nothing to replay (and DynamoDB refuses a BETWEEN with reversed bounds).
   if (after >= upTo) return { entries: [], last: upTo, done: true };
   const page = await ports.db.send(
@@ -78,7 +79,7 @@ export async function replayPage(ports: Ports, tenantId: string, after: number, 
       detail: { status: 503 },
     });
   }
-  const records = await anchoredVersions(ports, tenantId, items);
+  const records = await anchoredVersions(ports, tenantId, items, head);
   const entries = records.flatMap(
     (record) => (record.entries ?? []) as { kind: string; key: string; value: Record<string, unknown> | null }[],
   );

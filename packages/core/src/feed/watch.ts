@@ -149,12 +149,23 @@ function observe(watches: Watches, tenantId: string, version: number): void {
 
 /** The tenant's head as the store has it now (one consistent read), noted as seen. */
 export async function headVersion(ports: Ports, tenantId: string): Promise<number> {
+  return (await readHead(ports, tenantId)).version;
+}
+
+/** A feed head as read: its version (0 before the first) and that version's hash (anchor.ts checks versions against it). */
+export interface HeadRead {
+  readonly version: number;
+  readonly hash: string | undefined;
+}
+
+/** The tenant's head item as the store has it now (one consistent read), its version noted as seen. */
+export async function readHead(ports: Ports, tenantId: string): Promise<HeadRead> {
   const { Item } = await ports.db.send(
     new GetCommand({ TableName: ports.tables.control, Key: feedHeadKey(tenantId), ConsistentRead: true }),
   );
   const version = Item ? Number(Item.version) : 0;
   observe(watchesOf(ports), tenantId, version);
-  return version;
+  return { version, hash: typeof Item?.hash === "string" ? Item.hash : undefined };
 }
 
 /** The newest version of the tenant this process has seen committed, 0 if none. */
