@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import {
   actOnDevice,
   applyOperatorEvent,
+  createTenantWithAdminKey,
   documentClient,
   feedDeltas,
   feedSnapshot,
@@ -262,34 +263,65 @@ describe("striped tenant listings", () => {
   });
 });
 
-describe("a small tenant's snapshot", () => {
-  it("reads its empty listings in few round trips: each batch that finds nothing reads twice as many partitions", async () => {
-    const tenantId = "ten_empty_snapshot";
-    // Round trips of the listings' queries: a wave starts when a query of the identity table starts with none in flight.
+describe("an empty tenant's first snapshot", () => {
+  /** A store client that notes every request's command, table and key, and the round trips: a request sent with none in flight starts one. */
+  function counted() {
     const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
-    const seen = { inFlight: 0, waves: 0, queries: 0 };
+    const seen = { inFlight: 0, roundTrips: [] as string[][] };
     client.middlewareStack.add(
       (next, context) => async (args) => {
-        const listing =
-          (context as { commandName?: string }).commandName === "QueryCommand" &&
-          (args.input as { TableName?: string }).TableName === runtime.ports.tables.identity;
-        if (!listing) return next(args);
-        if (seen.inFlight++ === 0) seen.waves++;
-        seen.queries++;
+        const input = args.input as { TableName?: string; IndexName?: string; Key?: { sk?: unknown } };
+        const table =
+          input.TableName === runtime.ports.tables.identity
+            ? "identity"
+            : input.TableName === runtime.ports.tables.control
+              ? "control"
+              : "audit";
+        const request = `${(context as { commandName?: string }).commandName} ${table}${input.IndexName ? `/${input.IndexName}` : ""}${input.Key ? ` ${String(input.Key.sk)}` : ""}`;
+        if (seen.inFlight++ === 0) seen.roundTrips.push([]);
+        seen.roundTrips.at(-1)!.push(request);
         try {
           return await next(args);
         } finally {
           seen.inFlight--;
         }
       },
-      { step: "initialize", name: "countWaves" },
+      { step: "initialize", name: "countRoundTrips" },
     );
+    const count = (round: string[], request: string) => round.filter((sent) => sent === request).length;
+    return { client, seen, count };
+  }
+
+  it("takes 3 round trips: the head beside the epoch, every partition of the index beside the settings and policies, the table's", async () => {
+    const tenantId = "ten_empty_snapshot";
+    const { client, seen, count } = counted();
     const page = await feedSnapshot(portsFor(client, runtime.ports.tables, runtime.bus), memorySigner(), tenantId, undefined, 100);
     expect(page.next).toBeUndefined();
     expect(page.entries.filter((entry) => entry.kind === "device" || entry.kind === "binding")).toEqual([]);
-    // Every partition is still read (17 a listing, 16 more for bindings: 67), in 12 round trips where 4 at a time took 19.
-    expect(seen.queries).toBe(67);
-    expect(seen.waves).toBe(12);
+    // Every partition is still read (17 a listing, 16 more for bindings: 67), the index's in one round trip and the
+    // table's in the next, where one listing after another took 12 (4 partitions, 8, then the rest) and the whole page 16.
+    const [first, second, third] = seen.roundTrips;
+    expect(seen.roundTrips).toHaveLength(3);
+    expect([...first!].sort()).toEqual(["GetItemCommand control feed", "GetItemCommand control feed-epoch"]);
+    expect(count(second!, "QueryCommand identity/byTenant")).toBe(51);
+    expect(second).toHaveLength(51 + 4);
+    expect(count(third!, "QueryCommand identity")).toBe(16);
+    // Where the replay starts, read beside the table's partitions (nothing in the window: no version to replay).
+    expect(count(third!, "QueryCommand audit")).toBe(1);
+    expect(seen.roundTrips.flat()).toHaveLength(74);
+    client.destroy();
+  });
+
+  it("reads the feed head once when it replays a version within the window (a tenant just created): 4 round trips", async () => {
+    const { tenant } = await createTenantWithAdminKey(runtime.ports, "fresh");
+    const { client, seen, count } = counted();
+    const page = await feedSnapshot(portsFor(client, runtime.ports.tables, runtime.bus), memorySigner(), tenant.id, undefined, 100);
+    expect(page.next).toBeUndefined();
+    expect(page.signed.head.version).toBeGreaterThan(0);
+    // The replayed version is anchored to the head item the page read first, not to a second read of it (18 round trips before).
+    expect(seen.roundTrips).toHaveLength(4);
+    expect(count(seen.roundTrips.flat(), "GetItemCommand control feed")).toBe(1);
+    expect(seen.roundTrips[3]).toEqual(["QueryCommand audit"]);
     client.destroy();
   });
 });

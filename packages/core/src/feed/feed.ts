@@ -4,10 +4,8 @@
  * devices, IP bindings, policies, grants and settings, page by page, at a version from which
  * deltas continue. Long polls wait on this process's commits and on the tenant's head.
  */
-import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { tenantSettings } from "../access/tenant-settings.ts";
 import { enforcementView, enforcementViewSchema } from "../device/device.ts";
-import { bindingPartitions, listingPartitions, type Listing } from "../device/keys.ts";
 import { SimrootError } from "../error.ts";
 import { canonicalJson } from "../ledger/chain.ts";
 import { feedVersionAttributes, feedVersionsAfter } from "../ledger/feed-version.ts";
@@ -18,6 +16,7 @@ import { allPolicyItems } from "../policy/records.ts";
 import { policyRuleOf, storedPolicy } from "../policy/store.ts";
 import type { Ports } from "../ports.ts";
 import { replayPage, replayStart } from "./snapshot-replay.ts";
+import { phasePartitions, phases, snapshotListing, type SnapshotPhase } from "./snapshot-listing.ts";
 import { inScope, scopeDeltas, scopeSnapshotBindings, type FeedScope } from "./scope.ts";
 import { noticeDeltaMaxBytes, type NoticeSealer } from "./notifier.ts";
 import type { FeedSigner } from "./signer.ts";
@@ -245,85 +244,6 @@ export function noticeSealer(ports: Ports, signer: () => Promise<FeedSigner>): N
   };
 }
 
-/**
- * Up to `room` items of a phase's listing, from partition `stripe` at `start` on: that partition and the next `ahead` - 1
- * (never past a change of kind: the index's listings, then the table's binding partitions) are read at once and used
- * in order. Returns where the next read starts, or `done` once the phase's last partition is read, and how many to read
- * at once next: twice as many when this batch was read whole and found nothing and the next is of the same kind (an
- * empty or small tenant's listings take a few round trips, not one per four partitions), else `stripesAtOnce`. Each
- * partition's query may return up to `room` items, so a batch reads more than it uses only when it finds more than
- * the page takes: one that found nothing says the partitions after it, spread by the same hash, hold little too.
- */
-async function listStripes(
-  ports: Ports,
-  tenantId: string,
-  phase: SnapshotPhase,
-  stripe: number,
-  start: Record<string, unknown> | undefined,
-  room: number,
-  ahead: number = stripesAtOnce,
-): Promise<{
-  items: Record<string, unknown>[];
-  stripe: number;
-  start: Record<string, unknown> | undefined;
-  done: boolean;
-  ahead: number;
-}> {
-  const partitions = phasePartitions(tenantId, phase);
-  const kindEnd = partitions.findIndex((partition, index) => index > stripe && partition.table !== partitions[stripe]!.table);
-  const read = partitions.slice(stripe, Math.min(stripe + ahead, kindEnd === -1 ? partitions.length : kindEnd));
-  const results = await Promise.all(
-    read.map((partition, index) =>
-      ports.db.send(
-        new QueryCommand(
-          partition.table
-            ? {
-                // Where bindings are kept now: the table's own partitions, read consistently; release tombstones left out.
-                TableName: ports.tables.identity,
-                KeyConditionExpression: "pk = :p",
-                FilterExpression: "attribute_exists(deviceId)",
-                ExpressionAttributeValues: { ":p": partition.key },
-                ConsistentRead: true,
-                ExclusiveStartKey: index === 0 ? start : undefined,
-                Limit: room,
-              }
-            : {
-                TableName: ports.tables.identity,
-                IndexName: "byTenant",
-                KeyConditionExpression: "gsi1pk = :p",
-                ExpressionAttributeValues: { ":p": partition.key },
-                ExclusiveStartKey: index === 0 ? start : undefined,
-                Limit: room,
-              },
-        ),
-      ),
-    ),
-  );
-  const items: Record<string, unknown>[] = [];
-  for (const [index, result] of results.entries()) {
-    const found = result.Items ?? [];
-    const taken = found.slice(0, room - items.length);
-    items.push(...taken);
-    if (taken.length < found.length) {
-      // The page is full inside this partition: the next one starts after the last item taken (an index key is the
-      // item's table and index keys).
-      const last = taken.at(-1)!;
-      const key = read[index]!.table
-        ? { pk: last.pk, sk: last.sk }
-        : { pk: last.pk, sk: last.sk, gsi1pk: last.gsi1pk, gsi1sk: last.gsi1sk };
-      return { items, stripe: stripe + index, start: key, done: false, ahead: stripesAtOnce };
-    }
-    if (result.LastEvaluatedKey)
-      return { items, stripe: stripe + index, start: result.LastEvaluatedKey, done: false, ahead: stripesAtOnce };
-    if (items.length === room && stripe + index + 1 < partitions.length)
-      return { items, stripe: stripe + index + 1, start: undefined, done: false, ahead: stripesAtOnce };
-  }
-  const next = stripe + read.length;
-  if (next >= partitions.length) return { items, stripe: 0, start: undefined, done: true, ahead: stripesAtOnce };
-  const grow = items.length === 0 && partitions[next]!.table === partitions[stripe]!.table;
-  return { items, stripe: next, start: undefined, done: false, ahead: grow ? Math.min(ahead * 2, maxStripesAtOnce) : stripesAtOnce };
-}
-
 interface SnapshotCursor {
   readonly version: number;
   readonly page: number;
@@ -350,32 +270,8 @@ function revokedMarkerView(item: Record<string, unknown>): { id: string; labels?
   return addresses.length === 0 ? view : { ...view, lastAddresses: addresses };
 }
 
-/** Then the replay of the latest feed versions (snapshot-replay.ts): what the eventually consistent index may not list yet. */
-type SnapshotPhase = "revoked" | "devices" | "bindings" | "replay";
-const phases: readonly SnapshotPhase[] = ["revoked", "devices", "bindings", "replay"];
-/** The byTenant listing each phase reads (striped over several index partitions: device/keys.ts). */
-const phaseListing: Record<Exclude<SnapshotPhase, "replay">, Listing> = { revoked: "revoked", devices: "device", bindings: "binding" };
-/** A partition a phase lists: of the `byTenant` index, or (`table`) of the identity table itself. */
-interface ListedPartition {
-  readonly key: string;
-  readonly table: boolean;
-}
-/**
- * The bindings are kept in partitions of the table (device/keys.ts); those written before 2026-12-03 and not since are
- * listed by the index, read first: an address that moves from the one to the other while the snapshot pages is listed
- * in the one read before the move or in the one read after it (or both, with the same or a later value), never in neither.
- */
-const phasePartitions = (tenantId: string, phase: SnapshotPhase): readonly ListedPartition[] =>
-  phase === "replay"
-    ? []
-    : [
-        ...listingPartitions(tenantId, phaseListing[phase]).map((key) => ({ key, table: false })),
-        ...(phase === "bindings" ? bindingPartitions(tenantId).map((key) => ({ key, table: true })) : []),
-      ];
-/** Listing partitions read at once: a small tenant's snapshot takes a few round trips, a large one's reads at most this many pages ahead. */
-const stripesAtOnce = 4;
-/** At most this many at once, after batches that found nothing (`listStripes`). */
-const maxStripesAtOnce = 16;
+/** The first of the bindings' partitions of the table (`phasePartitions`: the index's come first). */
+const firstTableStripe = phasePartitions("", "bindings").findIndex((partition) => partition.table);
 
 /** A narrowed snapshot page stops after reading this many items per entry it may hold, full or not. */
 const scanPerEntry = 10;
@@ -475,12 +371,23 @@ export async function feedSnapshot(
     key,
     value,
   });
+  let phase = state.phase;
+  let start = state.start;
+  let stripe = state.stripe ?? 0;
+  let replayed = state.replayed;
+  const listing = phase === "replay" ? undefined : snapshotListing(ports, tenantId, { phase, stripe, start }, !cursor);
+  /** Where the replay starts (it depends on the version alone): read beside the last listing's first round trip. */
+  let replayFrom: Promise<number> | undefined;
   if (!cursor) {
-    const [tenant, enforcement, rules, grants] = await Promise.all([
-      tenantSettings(ports, tenantId),
-      readEnforcement(ports, tenantId),
-      allPolicyItems(ports, tenantId, "policy", (item) => policyRuleOf(storedPolicy(item))),
-      allPolicyItems(ports, tenantId, "grant", (item) => grantOf(storedGrant(item))),
+    // Read beside the listings' first round trip (after the version, as the listings are).
+    const [[tenant, enforcement, rules, grants]] = await Promise.all([
+      Promise.all([
+        tenantSettings(ports, tenantId),
+        readEnforcement(ports, tenantId),
+        allPolicyItems(ports, tenantId, "policy", (item) => policyRuleOf(storedPolicy(item))),
+        allPolicyItems(ports, tenantId, "grant", (item) => grantOf(storedGrant(item))),
+      ]),
+      listing?.read(limit),
     ]);
     // One fail mode: the enforcement settings' (the tenant settings carry none in the feed).
     const { failMode: _failMode, ...tenantEntry } = tenant;
@@ -488,16 +395,14 @@ export async function feedSnapshot(
     for (const rule of rules) entries.push(entry("policy", rule.id, rule));
     for (const grant of grants) entries.push(entry("grant", grant.id, grant));
   }
-  let phase = state.phase;
-  let start = state.start;
-  let stripe = state.stripe ?? 0;
-  let ahead = stripesAtOnce;
-  let replayed = state.replayed;
+  /** Where the page stands once it used what the listings gave: the replay once they were used whole. */
+  const advance = () => ({ phase, stripe, start } = listing?.position() ?? { phase: "replay", stripe: 0, start: undefined });
+  advance();
   let complete = false;
   let scanned = 0;
   while (!complete && entries.length < limit && scanned < limit * scanPerEntry) {
     if (phase === "replay") {
-      replayed ??= await replayStart(ports, tenantId, state.version, state.began);
+      replayed ??= await (replayFrom ?? replayStart(ports, tenantId, state.version, state.began));
       const page = await replayPage(ports, tenantId, replayed, state.version, Math.ceil((limit - entries.length) / 4), head);
       const replay = page.entries.map(
         (change) => ({ version: state.version, kind: change.kind, key: change.key, value: change.value }) as FeedEntry,
@@ -508,14 +413,21 @@ export async function feedSnapshot(
       complete = page.done || replayed >= state.version;
       continue;
     }
-    const listed = await listStripes(ports, tenantId, phase, stripe, start, limit - entries.length, ahead);
-    scanned += listed.items.length;
+    if (replayed === undefined && phase === "bindings" && stripe === firstTableStripe && start === undefined) {
+      // The page reaches where bindings are kept now, the listing read last: most likely the replay next (a page that the
+      // bindings fill reads it again when its replay begins).
+      replayFrom ??= replayStart(ports, tenantId, state.version, state.began);
+      replayFrom.catch(() => {});
+    }
+    await listing!.read(limit - entries.length);
+    const taken = listing!.take(limit - entries.length);
+    scanned += taken.length;
     const bindings: FeedEntry[] = [];
-    for (const item of listed.items) {
-      if (phase === "revoked") {
+    for (const { phase: from, item } of taken) {
+      if (from === "revoked") {
         const view = revokedMarkerView(item);
         if (!scope || inScope(scope, view.labels)) entries.push(entry("device", view.id, view));
-      } else if (phase === "devices") {
+      } else if (from === "devices") {
         if (scope && !inScope(scope, item.labels)) continue;
         const view = enforcementView(enforcementViewSchema.parse(item));
         entries.push(entry("device", view.id, view));
@@ -523,11 +435,9 @@ export async function feedSnapshot(
         bindings.push(entry("binding", String(item.address), bindingValue(item)));
       }
     }
+    // The bindings come last: after every device entry of the page.
     entries.push(...(scope ? await scopeSnapshotBindings(ports, tenantId, scope, bindings) : bindings));
-    ({ stripe, start, ahead } = listed);
-    if (!listed.done) continue;
-    stripe = 0;
-    phase = phases[phases.indexOf(phase) + 1]!;
+    advance();
   }
   const last = complete;
   const scoped = scope ? { scope: scope.text } : {};
