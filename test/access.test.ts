@@ -315,12 +315,17 @@ describe("documentation and export", () => {
     const docs = await call(runtime, undefined, "GET", "/docs");
     expect(docs.status).toBe(200);
     expect(docs.headers.get("content-type")).toContain("text/html");
-    expect(docs.text).toContain("/openapi.json");
-    // Its script is served by the control plane itself (pinned, offline), not a CDN.
-    const script = /<script src="([^"]+)"/.exec(docs.text)![1]!;
-    expect(script).toMatch(/^\/docs\/scalar-api-reference-[\d.]+\.js$/);
-    const served = await call(runtime, undefined, "GET", script);
-    expect([served.status, served.headers.get("content-type")]).toEqual([200, "text/javascript; charset=utf-8"]);
+    // Its scripts are served by the control plane itself (pinned, offline), not a CDN: Scalar, then what mounts it on
+    // the API's document (a file of its own: the page's CSP allows no inline script).
+    const scripts = [...docs.text.matchAll(/<script src="([^"]+)"/g)].map((match) => match[1]!);
+    expect(scripts).toHaveLength(2);
+    expect(scripts[0]).toMatch(/^\/docs\/scalar-api-reference-[\d.]+\.js$/);
+    expect(scripts[1]).toBe("/docs/mount.js");
+    for (const script of scripts) {
+      const served = await call(runtime, undefined, "GET", script);
+      expect([served.status, served.headers.get("content-type")]).toEqual([200, "text/javascript; charset=utf-8"]);
+    }
+    expect((await call(runtime, undefined, "GET", "/docs/mount.js")).text).toContain('url: "/openapi.json"');
     expect((await call(runtime, undefined, "GET", "/docs/scalar-api-reference-0.0.1.js")).status).toBe(404);
   });
 
