@@ -286,6 +286,32 @@ describe("operator events drive the SIM identity lifecycle", () => {
     expect(listed + unlisted).toBe(999 * 12);
   });
 
+  it("refuses a batch of nothing but wrong items with a bounded problem, counting the errors it does not list", async () => {
+    const { source, credentials } = await setup();
+    // 1,000 items with a dozen wrong fields each: the 400 listed all 12,000 errors, over 1 MB of problem+json.
+    const wrong = {
+      type: "sim.attached",
+      dedupeKey: 1,
+      occurredAt: 2,
+      device: { imsi: 3, iccid: 4, imei: 5 },
+      sourceType: 6,
+      data: { bearer: 7, rat: 8, plmn: 9, apn: 10, ipv4: 11, ipv6: 12 },
+    };
+    const text = JSON.stringify(Array(1000).fill(wrong));
+    const headers = standardWebhookHeaders(credentials.webhookSecret, text, "msg_all_wrong");
+    const response = await runtime.app.request(source.ingestPath, { method: "POST", headers, body: text });
+    const answer = await response.text();
+    expect([response.status, response.headers.get("content-type")]).toEqual([400, "application/problem+json"]);
+    expect(Buffer.byteLength(answer)).toBeLessThanOrEqual(maxAnswerBytes);
+    const problem = JSON.parse(answer) as { type: string; errors: { path: string; message: string }[] };
+    expect(problem.type).toBe("urn:simroot:problem:ingest.invalid_body");
+    // The first item's first errors are listed by path, and the last issue counts what is not.
+    expect(problem.errors[0]!.path).toMatch(/^0\./);
+    const listed = problem.errors.length - 1;
+    expect(problem.errors.at(-1)).toEqual({ path: "", message: `${1000 * 12 - listed} more errors not listed` });
+    expect(runtime.bus.status().pending).toBe(0);
+  });
+
   it("answers 1,000 facts dated far ahead with long timestamps within the bound, saying when each was stated (review 80)", async () => {
     const { source, credentials } = await setup();
     // RFC 3339 sets no bound on the fraction of a second: each `clampedFrom` repeated 500 digits of it, a 620 KB answer.

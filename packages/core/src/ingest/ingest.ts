@@ -80,6 +80,17 @@ export function boundedResult(
   return { sourceId, accepted: named, rejected: listed };
 }
 
+/**
+ * The errors of a body none of whose items was accepted, as its problem's issues, bounded as an answer is
+ * (`boundedResult`): a last issue counts those not listed. Listed whole, 1,000 items of a dozen errors made 1 MB.
+ */
+function boundedIssues(rejected: readonly { readonly index: number; readonly errors: readonly FieldIssue[] }[]): FieldIssue[] {
+  const listed = boundedResult("", [], rejected).rejected;
+  const issues = listed.flatMap((item) => item.errors.map((issue) => ({ path: `${item.index}.${issue.path}`, message: issue.message })));
+  const more = listed.reduce((count, item) => count + (item.unlistedErrors ?? 0), 0);
+  return more > 0 ? [...issues, { path: "", message: `${more} more errors not listed` }] : issues;
+}
+
 export async function ingest(
   ports: Ports,
   adapters: Readonly<Record<IngestFormat, Adapter>>,
@@ -137,13 +148,11 @@ async function accepting(
   if (unverified.length > 0) await recordRefused(ports, ctx, source.id, unverified, now);
   if (accepted.length === 0 && unverified.length === rejected.length && unverified.length > 0) {
     throw new SimrootError("ingest.unverified", "input", "The notification's origin could not be verified: refused and recorded", {
-      issues: rejected.flatMap((item) => item.errors.map((issue) => ({ path: `${item.index}.${issue.path}`, message: issue.message }))),
+      issues: boundedIssues(rejected),
     });
   }
   if (accepted.length === 0 && rejected.length > 0) {
-    throw new SimrootError("ingest.invalid_body", "input", "No event of the body could be accepted", {
-      issues: rejected.flatMap((item) => item.errors.map((issue) => ({ path: `${item.index}.${issue.path}`, message: issue.message }))),
-    });
+    throw new SimrootError("ingest.invalid_body", "input", "No event of the body could be accepted", { issues: boundedIssues(rejected) });
   }
   await admitIngest(ports, events.length);
   const result = boundedResult(source.id, accepted, rejected);
