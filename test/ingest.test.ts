@@ -41,6 +41,16 @@ async function setup() {
   return { tenant, source, credentials, post, device, auditCount };
 }
 
+/** A simroot item with a dozen wrong fields: 172 bytes, about 1 KB of errors in an answer. */
+const twelveWrongFields = {
+  type: "sim.attached",
+  dedupeKey: 1,
+  occurredAt: 2,
+  device: { imsi: 3, iccid: 4, imei: 5 },
+  sourceType: 6,
+  data: { bearer: 7, rat: 8, plmn: 9, apn: 10, ipv4: 11, ipv6: 12 },
+};
+
 describe("operator events drive the SIM identity lifecycle", () => {
   it("applies an attach and a roaming change, with the IP binding, timeline and audit to show for it", async () => {
     const { tenant, post, device } = await setup();
@@ -241,15 +251,7 @@ describe("operator events drive the SIM identity lifecycle", () => {
     const { source, credentials } = await setup();
     // One good item and 999 with a dozen wrong fields each: 172 bytes an item, 1 KB of errors in the answer. That answer
     // (1 MB) did not fit the 400 KB item keeping it for the webhook-id: a 500 after the event was published, on every retry.
-    const wrong = {
-      type: "sim.attached",
-      dedupeKey: 1,
-      occurredAt: 2,
-      device: { imsi: 3, iccid: 4, imei: 5 },
-      sourceType: 6,
-      data: { bearer: 7, rat: 8, plmn: 9, apn: 10, ipv4: 11, ipv6: 12 },
-    };
-    const text = JSON.stringify([fact("sim.detached", {}, 1), ...Array(999).fill(wrong)]);
+    const text = JSON.stringify([fact("sim.detached", {}, 1), ...Array(999).fill(twelveWrongFields)]);
     const headers = standardWebhookHeaders(credentials.webhookSecret, text, "msg_many_errors");
     const publisher = runtime.ports.publisher;
     const publish = publisher.publish;
@@ -289,15 +291,7 @@ describe("operator events drive the SIM identity lifecycle", () => {
   it("refuses a batch of nothing but wrong items with a bounded problem, counting the errors it does not list", async () => {
     const { source, credentials } = await setup();
     // 1,000 items with a dozen wrong fields each: the 400 listed all 12,000 errors, over 1 MB of problem+json.
-    const wrong = {
-      type: "sim.attached",
-      dedupeKey: 1,
-      occurredAt: 2,
-      device: { imsi: 3, iccid: 4, imei: 5 },
-      sourceType: 6,
-      data: { bearer: 7, rat: 8, plmn: 9, apn: 10, ipv4: 11, ipv6: 12 },
-    };
-    const text = JSON.stringify(Array(1000).fill(wrong));
+    const text = JSON.stringify(Array(1000).fill(twelveWrongFields));
     const headers = standardWebhookHeaders(credentials.webhookSecret, text, "msg_all_wrong");
     const response = await runtime.app.request(source.ingestPath, { method: "POST", headers, body: text });
     const answer = await response.text();
