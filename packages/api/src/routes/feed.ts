@@ -13,6 +13,7 @@ import {
   headHeader,
   isSimrootError,
   keyScope,
+  selectorText,
   maxHeadLifetimeSeconds,
   outcomeValue,
   recordFlows,
@@ -38,17 +39,12 @@ const feedQuery = z.object({
       description: `long poll: seconds to wait for a change (deltas only), at most ${timeouts.feedWaitSeconds} so the answer comes inside the gateway's 30 s`,
     }),
   limit: z.coerce.number().int().min(1).max(5000).default(1000),
-  selector: z
-    .string()
-    .min(3)
-    .max(1024)
-    .optional()
-    .meta({
-      description:
-        "narrow the feed to a site or segment: the devices whose labels match `key=value[,key=value]` (values URI-encoded), and their bindings. " +
-        "A pep key bound to a selector (POST /v1/keys) is served its selector's view without one, and may ask only for that selector " +
-        "or a narrower one (403 feed.selector_not_bound otherwise)",
-    }),
+  selector: selectorText.optional().meta({
+    description:
+      "narrow the feed to a site or segment: the devices whose labels match `key=value[,key=value]` (values URI-encoded), and their bindings. " +
+      "A pep key bound to a selector (POST /v1/keys) is served its selector's view without one, and may ask only for that selector " +
+      "or a narrower one (403 feed.selector_not_bound otherwise)",
+  }),
 });
 
 const feed = createRoute({

@@ -12,7 +12,7 @@ import type { RequestContext } from "../context.ts";
 import { verb } from "../verb.ts";
 import { apiKeyItemKey, mintApiKey, type Role, roles } from "./api-key.ts";
 import { forgetApiKey } from "./key-cache.ts";
-import { parseScope } from "../feed/scope.ts";
+import { parseScope, selectorText } from "../feed/scope.ts";
 
 export const apiKeySchema = z
   .object({
@@ -54,17 +54,12 @@ const creatableRole = z.enum(creatableRoles, {
 const createApiKeyInput = z.strictObject({
   name: z.string().min(1).max(128),
   role: creatableRole,
-  selector: z
-    .string()
-    .min(3)
-    .max(1024)
-    .optional()
-    .meta({
-      description:
-        "pep keys only: bind the key to a site or segment, `key=value[,key=value]` (values URI-encoded) as the feed's `selector`. " +
-        "The key then reads only that selector's view of the feed (or a narrower selector's), and is refused (403 feed.selector_not_bound) any other; " +
-        "without it, a pep key reads the whole tenant's feed",
-    }),
+  selector: selectorText.optional().meta({
+    description:
+      "pep keys only: bind the key to a site or segment, `key=value[,key=value]` (values URI-encoded) as the feed's `selector`. " +
+      "The key then reads only that selector's view of the feed (or a narrower selector's), and is refused (403 feed.selector_not_bound) any other; " +
+      "without it, a pep key reads the whole tenant's feed",
+  }),
 });
 
 export const createApiKey = verb(createApiKeyInput, async (ports, ctx, input) => {

@@ -13,6 +13,7 @@
  * tenant: the whole policy, grants and settings, and, as removals (no value), the ids of devices out of its scope that
  * changed after its version and the addresses moved out of it; never a device record or binding out of its scope.
  */
+import * as z from "zod";
 import { SimrootError } from "../error.ts";
 import { readBindings } from "../device/bindings.ts";
 import { deviceKey } from "../device/keys.ts";
@@ -27,6 +28,9 @@ export interface FeedScope {
   /** Canonical form (sorted keys, URI-encoded values): what the signed head names. */
   readonly text: string;
 }
+
+/** A selector's text as requests give it (the feed's `selector`, a pep key's binding); `parseScope` reads it. */
+export const selectorText = z.string().min(3).max(1024);
 
 const keyPattern = /^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/;
 const invalid = (message: string) => new SimrootError("request.invalid", "input", message, { issues: [{ path: "selector", message }] });
