@@ -36,7 +36,22 @@ const outranks = (a: readonly number[], b: readonly number[]) => {
   return index !== -1 && a[index]! > b[index]!;
 };
 
+/** Recent answers (route selection is a pure function of method and path), bounded: paths carry ids. */
+const selected = new Map<string, ApiFunctionName>();
+const selectedMax = 1_024;
+
+/** The API function `method path` reaches (the local runtime asks on every request: answers are remembered). */
 export function apiFunctionFor(method: string, path: string): ApiFunctionName {
+  const key = `${method} ${path}`;
+  const known = selected.get(key);
+  if (known) return known;
+  const target = select(method, path);
+  if (selected.size >= selectedMax) selected.clear();
+  selected.set(key, target);
+  return target;
+}
+
+function select(method: string, path: string): ApiFunctionName {
   const segments = path.split("/").filter(Boolean);
   let best: { name: ApiFunctionName; rank: number[] } | undefined;
   for (const key of keys) {
