@@ -3,11 +3,13 @@
  * generated `openapi.d.ts` against what the current app generates.
  */
 import { spawn } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
 import { mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, SimrootApiError, type SimrootClient } from "@simroot/sdk";
+import { createTestPki } from "../packages/core/src/ingest/adapters/eim-pki.test-support.ts";
 import { generateOpenApiTypes, generatedPath } from "../packages/sdk/scripts/generate.ts";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
@@ -284,6 +286,55 @@ describe("the simroot CLI", () => {
     const other = /^id\s+(src_\S+)$/m.exec((await run(["sources", "create", "--name", "core", "--format", "simroot"], env)).stdout)?.[1];
     expect((await run(["sources", "rotate", other!], { ...env, SIMROOT_TWILIO_AUTH_TOKEN: "short" })).code).toBe(0);
   });
+
+  it("creates and rotates a source with the sender's public key or trust anchors, as the API takes them", async () => {
+    // The CLI could give neither: a simroot source signed with the sender's Ed25519 key could not be created, nor rotated
+    // (a rotation without its new key is refused), and an eim source had no anchors, so it refused every notification.
+    const { token, client } = await tenant();
+    const env = { SIMROOT_URL: url, SIMROOT_API_KEY: token };
+    const dir = await mkdtemp(join(tmpdir(), "simroot-cli-"));
+    const raw = generateKeyPairSync("ed25519").publicKey.export({ format: "der", type: "spki" }).subarray(12);
+    const created = await run(
+      ["sources", "create", "--name", "core", "--format", "simroot", "--webhook-public-key", `whpk_${raw.toString("base64")}`, "--json"],
+      env,
+    );
+    expect(created.stderr).not.toMatch(/^error/m);
+    expect(created.code).toBe(0);
+    const { source, credentials } = JSON.parse(created.stdout) as { source: { id: string }; credentials: Record<string, unknown> };
+    expect(credentials).toEqual({ webhookPublicKey: `whpk_${raw.toString("base64")}` });
+    expect((await run(["sources", "rotate", source.id], env)).stderr).toContain("source.credentials_required");
+    // The sender's next key, from its PEM file.
+    const pem = join(dir, "next.pem");
+    await writeFile(pem, generateKeyPairSync("ed25519").publicKey.export({ format: "pem", type: "spki" }).toString());
+    const rotated = await run(["sources", "rotate", source.id, "--webhook-public-key", pem, "--json"], env);
+    expect(rotated.code).toBe(0);
+    expect(JSON.parse(rotated.stdout).credentials.webhookPublicKey).toBe(await readFile(pem, "utf8"));
+
+    const pki = createTestPki("Cli");
+    const [ci, eum] = [join(dir, "ci.pem"), join(dir, "eum.pem")];
+    await writeFile(ci, pki.ci.pem);
+    await writeFile(eum, pki.eum.pem);
+    const eim = await run(
+      ["sources", "create", "--name", "eim", "--format", "eim", "--trust-anchor", ci, "--trust-anchor", eum, "--json"],
+      env,
+    );
+    expect(eim.code).toBe(0);
+    expect(JSON.parse(eim.stdout).credentials.trustAnchors).toEqual([pki.ci.pem, pki.eum.pem]);
+
+    // Given to a format that does not take them, or unreadable: a usage error (exit 2), and nothing is created.
+    const misplaced = await run(["sources", "create", "--name", "x", "--format", "camara", "--trust-anchor", ci], env);
+    expect(misplaced.code).toBe(2);
+    expect(misplaced.stderr).toContain("--trust-anchor is for format eim, not camara");
+    const missing = await run(
+      ["sources", "create", "--name", "x", "--format", "simroot", "--webhook-public-key", join(dir, "none.pem")],
+      env,
+    );
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain("cannot read");
+    const skew = await run(["sources", "create", "--name", "x", "--format", "simroot", "--max-clock-skew", "soon"], env);
+    expect(skew.code).toBe(2);
+    expect((await client.get("/v1/sources", {})).items.map((listed: { name: string }) => listed.name).sort()).toEqual(["core", "eim"]);
+  }, 120_000);
 
   it("exports the audit chain as JSON Lines to a file", async () => {
     const { token, client } = await tenant();

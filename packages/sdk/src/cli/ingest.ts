@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import type { components } from "../openapi.d.ts";
 import { choiceOf, type Command, type Context } from "./command.ts";
 import { listCommand } from "./list.ts";
@@ -72,6 +73,53 @@ const twilioCredentials = (ctx: Context, format: string) => {
   return Object.keys(credentials).length === 0 ? {} : { credentials };
 };
 
+/**
+ * What a simroot or eim sender brings to its source: the Ed25519 public key its `v1a` signatures are checked with (the
+ * source then holds no secret), and the certificates eUICC notifications must chain to. Both are public, so they may be
+ * given on the command line; a key or certificates in a PEM file are read from it.
+ */
+const senderOptions = {
+  "webhook-public-key": {
+    type: "string",
+    value: "<whpk_...|file.pem>",
+    description:
+      "simroot: the sender's Ed25519 public key (whpk_<base64> or a PEM file); the source then accepts only v1a signatures and holds no secret",
+  },
+  "trust-anchor": {
+    type: "string",
+    multiple: true,
+    value: "<file.pem>",
+    description:
+      "eim: a PEM file of the GSMA CI or EUM certificates eUICC notifications must chain to (repeat for several; kept at a rotation unless given)",
+  },
+} as const;
+
+async function readOption(ctx: Context, name: string, file: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (error) {
+    throw ctx.usage(`--${name}: cannot read ${file}: ${(error as Error).message}`);
+  }
+}
+
+/** The credentials `senderOptions` give, for the format they belong to (another format's are a usage error). */
+async function senderCredentials(ctx: Context, format: string): Promise<{ webhookPublicKey?: string; trustAnchors?: string[] }> {
+  const key = ctx.opt("webhook-public-key");
+  const anchors = ctx.many("trust-anchor");
+  if (key !== undefined && format !== "simroot") throw ctx.usage(`--webhook-public-key is for format simroot, not ${format}`);
+  if (anchors.length > 0 && format !== "eim") throw ctx.usage(`--trust-anchor is for format eim, not ${format}`);
+  return {
+    ...(key === undefined ? {} : { webhookPublicKey: key.startsWith("whpk_") ? key : await readOption(ctx, "webhook-public-key", key) }),
+    ...(anchors.length === 0 ? {} : { trustAnchors: await Promise.all(anchors.map((file) => readOption(ctx, "trust-anchor", file))) }),
+  };
+}
+
+/** Every credential a command sends: the Twilio secrets of a Super SIM source, the sender's public key or anchors. */
+async function givenCredentials(ctx: Context, format: string) {
+  const credentials = { ...twilioCredentials(ctx, format).credentials, ...(await senderCredentials(ctx, format)) };
+  return Object.keys(credentials).length === 0 ? {} : { credentials };
+}
+
 export const ingestCommands: Command[] = [
   {
     group: "sources",
@@ -81,15 +129,27 @@ export const ingestCommands: Command[] = [
       name: { type: "string", value: "<name>", description: "the sender's name (required)" },
       format: { type: "string", value: formats.join("|"), description: "the webhook format it sends (required)" },
       "default-bearer": { type: "string", value: bearers.join("|"), description: "the bearer its cellular reports stand for" },
+      "max-clock-skew": {
+        type: "string",
+        value: "<seconds>",
+        description:
+          "how far into the future a reported time may lie (0 to 86400; later ones are ordered at the receive time; default 300)",
+      },
       ...twilioOptions,
+      ...senderOptions,
     },
     run: async (ctx) => {
       const format = choiceOf(ctx, "format", formats, true)!;
+      const skew = ctx.opt("max-clock-skew");
+      const maxClockSkewSeconds = skew === undefined ? undefined : Number(skew);
+      if (maxClockSkewSeconds !== undefined && !(Number.isInteger(maxClockSkewSeconds) && maxClockSkewSeconds >= 0))
+        throw ctx.usage(`--max-clock-skew must be a whole number of seconds, not ${skew}`);
       const body = {
         name: ctx.need("name"),
         format,
         defaultBearer: choiceOf(ctx, "default-bearer", bearers, false),
-        ...twilioCredentials(ctx, format),
+        ...(maxClockSkewSeconds === undefined ? {} : { maxClockSkewSeconds }),
+        ...(await givenCredentials(ctx, format)),
       };
       ctx.print(await ctx.client.idempotentPost("/v1/sources", { body }), showWithCredentials(ctx));
     },
@@ -107,13 +167,13 @@ export const ingestCommands: Command[] = [
     name: "rotate",
     args: ["id"],
     summary: "Replace a source's credentials (the old ones stop working at once); printed once",
-    options: twilioOptions,
+    options: { ...twilioOptions, ...senderOptions },
     run: async (ctx) => {
       const path = { id: ctx.arg("id") };
-      // Given secrets are given again at a rotation: the source's format says which.
+      // Given secrets are given again at a rotation, and a sender's new public key: the source's format says which.
       const { format } = await ctx.client.get("/v1/sources/{id}", { params: { path } });
       ctx.print(
-        await ctx.client.post("/v1/sources/{id}/rotate", { params: { path }, body: twilioCredentials(ctx, format) }),
+        await ctx.client.post("/v1/sources/{id}/rotate", { params: { path }, body: await givenCredentials(ctx, format) }),
         showWithCredentials(ctx),
       );
     },
