@@ -9,7 +9,7 @@ import { documentClient, resolveDevice } from "@simroot/core";
 import { aliasCacheMs } from "@simroot/core/device/store";
 import { aliasKey } from "@simroot/core/device/keys";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
-import { createTestPki, signedOtherNotification } from "../packages/core/src/ingest/adapters/eim-pki.test-support.ts";
+import { createTestPki, signedOtherNotification, withEidCheckDigits } from "../packages/core/src/ingest/adapters/eim-pki.test-support.ts";
 import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -63,6 +63,22 @@ describe("eUICC notifications are verified against the source's trust anchors", 
     expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.profiles[iccid].state).toBe("deleted");
     const audit = (await tenant.call("GET", "/v1/audit?limit=100")).json.items;
     expect(audit.map((record: { action: string }) => record.action)).toContain("ingest.refused");
+  });
+
+  it("refuses a notification certified by a genuine EUM for an EID outside its name constraints, which changes nothing", async () => {
+    const { tenant, post } = await setup();
+    // Another manufacturer's eUICC (IIN 89086030), registered by the tenant; the test EUM may certify 89049032 only.
+    const foreignEid = withEidCheckDigits("890860302022000000240000000001");
+    const foreignIccid = "8944500102198304867";
+    const foreign = (await tenant.call("POST", "/v1/devices", { eid: foreignEid, iccids: [foreignIccid] })).json;
+    const before = (await tenant.call("GET", `/v1/devices/${foreign.id}`)).json;
+    const refused = await post(signedOtherNotification(1, "delete", foreignIccid, pki.euicc(foreignEid), pki.eum));
+    expect(refused.status).toBe(400);
+    expect(refused.json).toMatchObject({ type: "urn:simroot:problem:ingest.unverified" });
+    expect(JSON.stringify(refused.json)).toContain(`the EID ${foreignEid} is outside the EIDs the EUM certificate may certify`);
+    expect((await tenant.call("GET", `/v1/devices/${foreign.id}`)).json.identity).toEqual(before.identity);
+    const timeline = (await tenant.call("GET", `/v1/devices/${foreign.id}/timeline`)).json;
+    expect(JSON.stringify(timeline)).not.toContain("profile.deleted");
   });
 
   it("refuses an unsigned ES2+ download outcome, which would have given the device an ICCID no eUICC reported (review 78)", async () => {

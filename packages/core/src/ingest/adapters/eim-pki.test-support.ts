@@ -1,7 +1,9 @@
 /**
  * A generated test PKI shaped like the GSMA eSIM one (SGP.22 §4.5.2): a self-signed GSMA CI
  * root, an EUM certificate it issues (a CA), and eUICC certificates the EUM issues, whose
- * subject serialNumber is the EID. ECDSA P-256 with SHA-256 throughout, as SGP.22 uses.
+ * subject serialNumber is the EID. ECDSA P-256 with SHA-256 throughout, as SGP.22 uses. The EUM
+ * certificate carries the name constraints SGP.22 §4.5.2.1.0.2 gives it: permittedSubtrees of
+ * directoryNames whose serialNumber is an EID prefix (the EUM's IIN or EIN) it may issue for.
  * X.509 v3 (RFC 5280) built with asn1js and signed with Node's crypto; Node's own
  * X509Certificate parses and verifies them. Notification signatures are TR-03111 r||s.
  */
@@ -36,8 +38,35 @@ const extension = (oid: string, critical: boolean, value: asn1js.BaseBlock) =>
     ],
   });
 
-/** basicConstraints (CA or not) and keyUsage (keyCertSign for a CA, digitalSignature otherwise). */
-function extensions(ca: boolean) {
+/**
+ * nameConstraints (RFC 5280 §4.2.1.10) as SGP.22 gives an EUM certificate, critical: NameConstraints { permittedSubtrees
+ * [0] { GeneralSubtree { directoryName [4] Name { O, serialNumber = EID prefix } } ... }, excludedSubtrees [1] alike }.
+ */
+function eidNameConstraints(organization: string, permitted: readonly string[], excluded: readonly string[]) {
+  const directoryName = (prefix: string) =>
+    new asn1js.Constructed({
+      idBlock: { tagClass: 3, tagNumber: 4 },
+      value: [
+        distinguishedName([
+          ["2.5.4.10", organization],
+          ["2.5.4.5", prefix],
+        ]),
+      ],
+    });
+  const subtrees = (tagNumber: number, prefixes: readonly string[]) =>
+    prefixes.length === 0
+      ? []
+      : [
+          new asn1js.Constructed({
+            idBlock: { tagClass: 3, tagNumber },
+            value: prefixes.map((prefix) => new asn1js.Sequence({ value: [directoryName(prefix)] })),
+          }),
+        ];
+  return extension("2.5.29.30", true, new asn1js.Sequence({ value: [...subtrees(0, permitted), ...subtrees(1, excluded)] }));
+}
+
+/** basicConstraints (CA or not), keyUsage (keyCertSign for a CA, digitalSignature otherwise), nameConstraints when given. */
+function extensions(ca: boolean, nameConstraints?: asn1js.Sequence) {
   const basicConstraints = new asn1js.Sequence({
     value: ca ? [new asn1js.Boolean({ value: true }), new asn1js.Integer({ value: 0 })] : [],
   });
@@ -46,7 +75,15 @@ function extensions(ca: boolean) {
     : new asn1js.BitString({ valueHex: new Uint8Array([0x80]), unusedBits: 7 });
   return new asn1js.Constructed({
     idBlock: { tagClass: 3, tagNumber: 3 },
-    value: [new asn1js.Sequence({ value: [extension("2.5.29.19", true, basicConstraints), extension("2.5.29.15", true, keyUsage)] })],
+    value: [
+      new asn1js.Sequence({
+        value: [
+          extension("2.5.29.19", true, basicConstraints),
+          extension("2.5.29.15", true, keyUsage),
+          ...(nameConstraints ? [nameConstraints] : []),
+        ],
+      }),
+    ],
   });
 }
 
@@ -58,6 +95,10 @@ export interface IssueOptions {
   readonly serial?: number;
   readonly notBefore?: Date;
   readonly notAfter?: Date;
+  /** EID prefixes for a name-constrained EUM certificate (SGP.22 §4.5.2.1.0.2); no nameConstraints without. */
+  readonly eidPrefixes?: readonly string[];
+  /** EID prefixes in excludedSubtrees (not in SGP.22's profile; RFC 5280 allows them). */
+  readonly excludedEidPrefixes?: readonly string[];
 }
 
 export function issueCertificate(options: IssueOptions): TestCertificate {
@@ -76,7 +117,12 @@ export function issueCertificate(options: IssueOptions): TestCertificate {
       }),
       distinguishedName(options.subject),
       asn1js.fromBER(publicKey.export({ type: "spki", format: "der" })).result,
-      extensions(options.ca),
+      extensions(
+        options.ca,
+        options.eidPrefixes === undefined && options.excludedEidPrefixes === undefined
+          ? undefined
+          : eidNameConstraints(organizationOf(options.subject), options.eidPrefixes ?? [], options.excludedEidPrefixes ?? []),
+      ),
     ],
   });
   const signature = sign("sha256", Buffer.from(tbs.toBER()), options.issuer?.privateKey ?? privateKey);
@@ -86,6 +132,11 @@ export function issueCertificate(options: IssueOptions): TestCertificate {
   return { der, pem: new X509Certificate(Buffer.from(der)).toString(), privateKey, name: options.subject };
 }
 
+const organizationOf = (name: [string, string][]) => name.find(([type]) => type === "2.5.4.10")?.[1] ?? "";
+
+/** The EID prefix (IIN) of the test EIDs (`89049032...`), which the test EUM is constrained to by default. */
+const testEidPrefix = "89049032";
+
 export interface TestPki {
   readonly ci: TestCertificate;
   readonly eum: TestCertificate;
@@ -93,7 +144,12 @@ export interface TestPki {
   readonly euicc: (eid: string, options?: Partial<IssueOptions>) => TestCertificate;
 }
 
-export function createTestPki(label = "Test"): TestPki {
+/** `eidPrefixes`: the EUM's name constraints (default: the test EIDs' prefix; null: an EUM certificate without any). */
+export function createTestPki(
+  label = "Test",
+  options: { eidPrefixes?: readonly string[] | null; excludedEidPrefixes?: readonly string[] } = {},
+): TestPki {
+  const eidPrefixes = options.eidPrefixes === undefined ? [testEidPrefix] : options.eidPrefixes;
   const ci = issueCertificate({
     subject: [
       ["2.5.4.10", `${label} GSMA`],
@@ -109,6 +165,8 @@ export function createTestPki(label = "Test"): TestPki {
     issuer: ci,
     ca: true,
     serial: 2,
+    ...(eidPrefixes === null ? {} : { eidPrefixes }),
+    ...(options.excludedEidPrefixes === undefined ? {} : { excludedEidPrefixes: options.excludedEidPrefixes }),
   });
   return {
     ci,
@@ -125,6 +183,12 @@ export function createTestPki(label = "Test"): TestPki {
         ...options,
       }),
   };
+}
+
+/** ISO 7064 MOD 97-10 check digits, as SGP.29 specifies for the EID. */
+export function withEidCheckDigits(first30: string): string {
+  const remainder = Number(BigInt(`${first30}00`) % 97n);
+  return `${first30}${String(98 - remainder).padStart(2, "0")}`;
 }
 
 /** An eUICC signature (SGP.22 §2.6.7: ECDSA with SHA-256, BSI TR-03111 plain r||s). */

@@ -8,7 +8,8 @@
  * 3. the eUICC's signature (ECDSA with SHA-256, BSI TR-03111 plain r||s as SGP.22 §2.6.7
  *    specifies) verifies over the exact DER of what it covers: profileInstallationResultData
  *    for a ProfileInstallationResult (euiccSignPIR), tbsOtherNotification otherwise;
- * 4. the EID is the verified eUICC certificate's subject serialNumber.
+ * 4. the EID is the verified eUICC certificate's subject serialNumber (exactly one), and lies within the EID
+ *    prefixes the EUM certificate's name constraints permit (see `certifiedEid`).
  *
  * The certificates come from the OtherSignedNotification itself; a ProfileInstallationResult
  * and an SGP.32 compact notification carry none, so the eIM forwards them beside it
@@ -16,7 +17,9 @@
  */
 import { X509Certificate, verify } from "node:crypto";
 import type { FieldIssue } from "../../error.ts";
+import { DerError } from "./der.ts";
 import type { EuiccSigned } from "./eim-asn1.ts";
+import { type EidConstraints, eidConstraints, eidOutside, subjectSerialNumbers } from "./eim-x509.ts";
 
 export interface PresentedCertificates {
   readonly euicc?: Uint8Array;
@@ -68,12 +71,14 @@ export function verifyEuiccSigned(
   if (euicc.ca) return refuse("euiccCertificate", "an eUICC certificate must not be a CA");
   const direct = anchors.find((anchor) => issuedBy(euicc, anchor));
   let path: X509Certificate[];
+  let eum: X509Certificate | undefined;
   if (direct) path = [euicc, direct];
   else {
-    const eum = certificate(presented.eum, "eumCertificate");
-    if (!(eum instanceof X509Certificate)) return eum;
+    const presentedEum = certificate(presented.eum, "eumCertificate");
+    if (!(presentedEum instanceof X509Certificate)) return presentedEum;
+    eum = presentedEum;
     if (!issuedBy(euicc, eum)) return refuse("euiccCertificate", "the eUICC certificate is not signed by the EUM certificate");
-    const root = anchors.find((anchor) => issuedBy(eum, anchor));
+    const root = anchors.find((anchor) => issuedBy(presentedEum, anchor));
     if (!root) return refuse("eumCertificate", "the EUM certificate does not chain to any trust anchor of this source");
     path = [euicc, eum, root];
   }
@@ -83,7 +88,58 @@ export function verifyEuiccSigned(
   const signatureValid =
     signed.signature.length === 64 && verify("sha256", signed.data, { key: euicc.publicKey, dsaEncoding: "ieee-p1363" }, signed.signature);
   if (!signatureValid) return refuse("pendingNotification", "the eUICC signature does not verify over the notification");
-  const eid = /(?:^|\n)serialNumber=([^\n]+)/.exec(euicc.subject)?.[1];
+  return certifiedEid(path, eum);
+}
+
+/**
+ * The EID the eUICC certificate (`path[0]`) certifies: its one subject serialNumber, read from the DER (not from Node's
+ * rendering of the subject, which shows the first of several), within the name constraints of every CA above it.
+ *
+ * SGP.22 §4.5.2.1.0.2 gives each EUM certificate a critical nameConstraints extension whose permittedSubtrees are
+ * directoryNames { O, serialNumber = the EUM's IIN or EIN }, and §4.5.2.2 has the SM-DP+ check the EID against it: the
+ * EID must start with one permitted serialNumber (and with no excluded one). Without it, any EUM under a GSMA CI could
+ * certify another manufacturer's eUICCs. Only serialNumber is compared: it alone restricts the EID.
+ *
+ * An EUM certificate with no permitted EID prefix is refused on a path through a GSMA CI (SGP.22 requires the
+ * constraint: the CI vouches for the EUM only within it). A certificate the source's operator configured itself as a
+ * trust anchor (an EUM trusted directly, a private or test PKI) is held to the constraints it carries, and accepted
+ * without: the operator, not a CI, chose what that anchor vouches for.
+ */
+function certifiedEid(path: readonly X509Certificate[], presentedEum: X509Certificate | undefined): Verification {
+  const [euicc, ...issuers] = path;
+  let eids: string[];
+  try {
+    eids = subjectSerialNumbers(new Uint8Array(euicc!.raw));
+  } catch (error) {
+    if (!(error instanceof DerError)) throw error;
+    return refuse("euiccCertificate", `the eUICC certificate's subject cannot be read: ${error.message}`);
+  }
+  const [eid] = eids;
   if (eid === undefined) return refuse("euiccCertificate", "the eUICC certificate names no EID (subject serialNumber)");
+  if (eids.length > 1)
+    return refuse("euiccCertificate", `the eUICC certificate names ${eids.length} EIDs (subject serialNumber): it must name one`);
+  for (const issuer of issuers) {
+    const presented = issuer === presentedEum;
+    const name = presented
+      ? "the EUM certificate"
+      : issuers.length === 1
+        ? "the trusted EUM certificate"
+        : "the trusted GSMA CI certificate";
+    let constraints: EidConstraints | undefined;
+    try {
+      constraints = eidConstraints(new Uint8Array(issuer.raw));
+    } catch (error) {
+      if (!(error instanceof DerError)) throw error;
+      return refuse(presented ? "eumCertificate" : "euiccCertificate", `${name}'s name constraints cannot be read: ${error.message}`);
+    }
+    if (presented && !constraints?.permitted.length) {
+      return refuse(
+        "eumCertificate",
+        "the EUM certificate does not constrain the EIDs it may certify (SGP.22 §4.5.2.1.0.2: nameConstraints permittedSubtrees with the EUM's EID prefix as serialNumber)",
+      );
+    }
+    const outside = constraints && eidOutside(eid, constraints);
+    if (outside !== undefined) return refuse("euiccCertificate", `the EID ${eid} is outside the EIDs ${name} may certify (${outside})`);
+  }
   return { ok: true, eid };
 }

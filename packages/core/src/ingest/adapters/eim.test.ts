@@ -30,6 +30,7 @@ import {
   type MetadataOptions,
   type Operation,
   type TestCertificate,
+  withEidCheckDigits,
 } from "./eim-pki.test-support.ts";
 import { authFailure, ingestRequest, invalidBodyFailure, now, thrown } from "./test-support.ts";
 const token = "eim-source-token-7f3a";
@@ -85,12 +86,6 @@ function signedOther(metadata: asn1js.BaseBlock, options: { euicc?: TestCertific
 }
 
 const otherSignedNotification = (seqNumber: number, operation: Operation) => signedOther(notificationMetadata(seqNumber, operation));
-
-/** ISO 7064 MOD 97-10 check digits, as SGP.29 specifies for the EID. */
-function withEidCheckDigits(first30: string): string {
-  const remainder = Number(BigInt(`${first30}00`) % 97n);
-  return `${first30}${String(98 - remainder).padStart(2, "0")}`;
-}
 
 // --- requests and results ------------------------------------------------------------------
 
@@ -609,5 +604,91 @@ describe("eUICC notification verification (generated GSMA CI -> EUM -> eUICC tes
       parse(handleNotification(otherSignedNotification(11, "enable")), { bearerToken: token, trustAnchors: [pki.eum.pem] }),
     );
     expect(event).toMatchObject({ type: "profile.enabled", device: { eid, iccid }, sequence: 11 });
+  });
+});
+
+describe("EUM name constraints (SGP.22 §4.5.2.1.0.2: the EIDs an EUM may certify)", () => {
+  /** Another manufacturer's EID range (IIN 89086030), which the test EUM (89049032) may not certify. */
+  const foreignEid = withEidCheckDigits("890860302022000000240000000001");
+
+  /** An OtherSignedNotification by an eUICC certified by `eum` under the EID `eidOf`. */
+  const notificationFor = (seqNumber: number, eidOf: string, issuer: ReturnType<typeof createTestPki> = pki) =>
+    signedOther(notificationMetadata(seqNumber, "enable"), { euicc: issuer.euicc(eidOf), eum: issuer.eum });
+  const refusedIssue = (items: readonly AdapterItem[]) => {
+    const [item] = items;
+    if (item === undefined || item.ok) throw new Error(`expected a refused item, got ${JSON.stringify(items)}`);
+    expect(item.unverified).toBe(true);
+    return item.issues[0]!;
+  };
+
+  it("accepts an eUICC certificate whose EID starts with the EUM's permitted prefix", () => {
+    expect(onlyEvent(parse(handleNotification(notificationFor(20, eid))))).toMatchObject({ device: { eid } });
+  });
+
+  it("refuses an eUICC certificate a genuine EUM signed for another manufacturer's EID", () => {
+    expect(refusedIssue(parse(handleNotification(notificationFor(21, foreignEid))))).toEqual({
+      path: "euiccCertificate",
+      message: `the EID ${foreignEid} is outside the EIDs the EUM certificate may certify (name constraints: 89049032)`,
+    });
+  });
+
+  it("takes any of several permitted prefixes, and only those", () => {
+    const multi = createTestPki("Multi", { eidPrefixes: ["89033023", "8904903212"] });
+    const given = { bearerToken: token, trustAnchors: [multi.ci.pem] };
+    const inFirst = withEidCheckDigits("890330231234512345123456789012");
+    expect(onlyEvent(parse(handleNotification(notificationFor(22, inFirst, multi)), given)).device).toMatchObject({ eid: inFirst });
+    expect(onlyEvent(parse(handleNotification(notificationFor(23, eid, multi)), given)).device).toMatchObject({ eid });
+    // 89049032 but not 8904903212: the constraint is the whole prefix.
+    const besideSecond = withEidCheckDigits("890490329934512345123456789012");
+    for (const outside of [besideSecond, foreignEid]) {
+      expect(refusedIssue(parse(handleNotification(notificationFor(24, outside, multi)), given)).message).toBe(
+        `the EID ${outside} is outside the EIDs the EUM certificate may certify (name constraints: 89033023, 8904903212)`,
+      );
+    }
+  });
+
+  it("refuses an EID in the EUM's excludedSubtrees", () => {
+    const excluding = createTestPki("Excluding", { excludedEidPrefixes: ["8904903299"] });
+    const given = { bearerToken: token, trustAnchors: [excluding.ci.pem] };
+    expect(onlyEvent(parse(handleNotification(notificationFor(25, eid, excluding)), given)).device).toMatchObject({ eid });
+    const excluded = withEidCheckDigits("890490329912345123456789012345");
+    expect(refusedIssue(parse(handleNotification(notificationFor(26, excluded, excluding)), given)).message).toContain(
+      "is outside the EIDs the EUM certificate may certify (excluded: 8904903299)",
+    );
+  });
+
+  it("refuses, under a GSMA CI, an EUM certificate without name constraints (SGP.22 requires them)", () => {
+    const unconstrained = createTestPki("Unconstrained", { eidPrefixes: null });
+    const given = { bearerToken: token, trustAnchors: [unconstrained.ci.pem] };
+    expect(refusedIssue(parse(handleNotification(notificationFor(27, eid, unconstrained)), given))).toEqual({
+      path: "eumCertificate",
+      message: expect.stringContaining("the EUM certificate does not constrain the EIDs it may certify"),
+    });
+  });
+
+  it("holds a directly trusted EUM to its name constraints, and takes one without as the operator's choice", () => {
+    expect(
+      refusedIssue(parse(handleNotification(notificationFor(28, foreignEid)), { bearerToken: token, trustAnchors: [pki.eum.pem] })),
+    ).toMatchObject({ path: "euiccCertificate", message: expect.stringContaining("is outside the EIDs") });
+    const unconstrained = createTestPki("Private", { eidPrefixes: null });
+    const given = { bearerToken: token, trustAnchors: [unconstrained.eum.pem] };
+    expect(onlyEvent(parse(handleNotification(notificationFor(29, foreignEid, unconstrained)), given)).device).toMatchObject({
+      eid: foreignEid,
+    });
+  });
+
+  it.each([
+    ["the permitted EID first", [eid, foreignEid]],
+    ["the foreign EID first", [foreignEid, eid]],
+  ])("refuses an eUICC certificate whose subject names two EIDs (%s)", (_, eids) => {
+    const twoEids = issueCertificate({
+      subject: [["2.5.4.10", "Test EUM"], ...eids.map((serial): [string, string] => ["2.5.4.5", serial])],
+      issuer: pki.eum,
+      ca: false,
+    });
+    expect(refusedIssue(parse(handleNotification(signedOther(notificationMetadata(30, "enable"), { euicc: twoEids }))))).toEqual({
+      path: "euiccCertificate",
+      message: "the eUICC certificate names 2 EIDs (subject serialNumber): it must name one",
+    });
   });
 });

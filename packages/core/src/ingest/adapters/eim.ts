@@ -8,7 +8,9 @@
  *    anchors (`credentials.trustAnchors`, PEM: GSMA CI and/or EUM certificates). A
  *    ProfileInstallationResult or compact notification carries no certificate: the eIM adds
  *    `euiccCertificate` and `eumCertificate` (base64 DER) beside it. The EID is the verified
- *    eUICC certificate's subject serialNumber; an `x-eid` header or `eid` query parameter that
+ *    eUICC certificate's subject serialNumber, within the EID prefixes of the EUM certificate's
+ *    name constraints (SGP.22 §4.5.2.1.0.2; an EUM without them is refused under a GSMA CI, see
+ *    `eim-verify.ts`); an `x-eid` header or `eid` query parameter that
  *    contradicts it is refused. Anything unverifiable is refused (and recorded as refused).
  * b. A JSON form for eIM vendors: `{ eid, notifications: [{ seqNumber, operation, iccid, result?, reason?, timestamp? }] }`.
  *    Nothing in it is signed by the eUICC: a source with trust anchors refuses it.
