@@ -84,6 +84,18 @@ describe("the console's page and assets", () => {
     expect((await asset.text()).length).toBeGreaterThan(1000);
   });
 
+  it("opens the console and the API reference in a browsing context group of their own (Cross-Origin-Opener-Policy: same-origin)", async () => {
+    // Both hold a tenant's API key in their tab's sessionStorage. Without COOP, a page of another site that opened them
+    // (or that they opened) kept a handle on their window: it could navigate it, count its frames and learn when it
+    // closed, and share a process with it, within reach of side channels.
+    for (const path of ["/console/", "/docs"]) {
+      const page = await fetch(`${runtime.url}${path}`);
+      expect(page.status, path).toBe(200);
+      expect(page.headers.get("content-type"), path).toContain("text/html");
+      expect(page.headers.get("cross-origin-opener-policy"), path).toBe("same-origin");
+    }
+  });
+
   it("answers 404 for anything that is not a built asset, including paths out of the folder", async () => {
     for (const path of [
       "/console/assets/nothing.js",

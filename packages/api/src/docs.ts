@@ -54,7 +54,9 @@ const page = (scriptPath: string) => `<!doctype html>
 
 /**
  * The reference shares the console's origin, so a tab signed in to the console and then opened here holds its key (in
- * sessionStorage): only this server's scripts run, none inline, and no site may frame the page. Scalar writes its
+ * sessionStorage): only this server's scripts run, none inline, no site may frame the page, and no window of another
+ * site that opened it or that it opens keeps a handle on it (Cross-Origin-Opener-Policy: same-origin; the API's
+ * security schemes are bearer keys and signatures, so Scalar opens no OAuth popup to read back). Scalar writes its
  * styles inline (style elements and attributes), so styles may be.
  */
 const securityHeaders = {
@@ -63,6 +65,7 @@ const securityHeaders = {
     "connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",
+  "cross-origin-opener-policy": "same-origin",
 };
 
 const javascript = "text/javascript; charset=utf-8";

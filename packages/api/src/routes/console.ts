@@ -1,8 +1,10 @@
 /**
  * The web console, served by the control plane itself (same origin, same API keys): the
  * pinned, pre-built assets of `packages/console` (`npm install` builds them; `dist/` holds
- * `index.html` and content-hashed files). Assets are immutable; the page is not cached, and a
- * strict Content-Security-Policy allows nothing but this origin.
+ * `index.html` and content-hashed files). Assets are immutable; the page is not cached, a
+ * strict Content-Security-Policy allows nothing but this origin, and Cross-Origin-Opener-Policy
+ * `same-origin` keeps the window (its tab holds the API key) out of reach of any other site's
+ * window that opened it or that it opens: the console opens none and reads from none.
  */
 import { readFile } from "node:fs/promises";
 import { extname, join, normalize } from "node:path";
@@ -25,6 +27,7 @@ const securityHeaders = {
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",
+  "cross-origin-opener-policy": "same-origin",
 };
 
 /** `dir` holds the built console; a missing build answers 503 saying how to build it. */
