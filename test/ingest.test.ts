@@ -306,10 +306,10 @@ describe("operator events drive the SIM identity lifecycle", () => {
     expect(runtime.bus.status().pending).toBe(0);
   });
 
-  it("answers 1,000 facts dated far ahead with long timestamps within the bound, saying when each was stated (review 80)", async () => {
+  it("answers 1,000 facts dated far ahead within the bound, saying when each was stated (review 80)", async () => {
     const { source, credentials } = await setup();
-    // RFC 3339 sets no bound on the fraction of a second: each `clampedFrom` repeated 500 digits of it, a 620 KB answer.
-    const stated = `2099-01-01T00:00:00.${"0".repeat(500)}Z`;
+    // The longest stated time accepted (review 83: nanoseconds and an offset), echoed as it was stated.
+    const stated = "2099-01-01T00:00:00.000000000+00:00";
     const body = Array.from({ length: 1000 }, (_, n) => ({ ...fact("sim.detached", {}, 1), dedupeKey: `far-${n}`, occurredAt: stated }));
     const text = JSON.stringify(body);
     const headers = standardWebhookHeaders(credentials.webhookSecret, text, "msg_far_ahead");
@@ -319,10 +319,27 @@ describe("operator events drive the SIM identity lifecycle", () => {
     expect(Buffer.byteLength(answer)).toBeLessThanOrEqual(maxAnswerBytes);
     const result = JSON.parse(answer) as Schema<"IngestResult">;
     expect(result.accepted).toHaveLength(1000);
-    expect(new Set(result.accepted.map((item) => item.clampedFrom))).toEqual(new Set(["2099-01-01T00:00:00.000Z"]));
+    expect(new Set(result.accepted.map((item) => item.clampedFrom))).toEqual(new Set([stated]));
     const retry = await runtime.app.request(source.ingestPath, { method: "POST", headers, body: text });
     expect([retry.status, await retry.text()]).toEqual([202, answer]);
     await runtime.settled();
+  });
+
+  it("refuses a fact whose occurredAt is longer than 35 characters as an item error, applying nothing of it (review 83)", async () => {
+    const { tenant, post, device, auditCount } = await setup();
+    const registered = (await tenant.call("POST", "/v1/devices", { imsi })).json;
+    const before = await auditCount();
+    // RFC 3339 bounds no fraction of a second: 60,000 digits of one went into the fact, its audit record and the feed.
+    const long = { ...fact("device.revoked", { reason: "stolen" }, 2), occurredAt: `2026-11-22T06:02:00.${"1".repeat(60_000)}Z` };
+    const result = await post<Schema<"IngestResult">>([fact("sim.detached", {}, 1), long]);
+    expect(result.status).toBe(202);
+    expect(result.json.accepted.map((item) => [item.index, item.type])).toEqual([[0, "sim.detached"]]);
+    expect(result.json.rejected).toEqual([
+      { index: 1, errors: [{ path: "occurredAt", message: "must be at most 35 characters (a fraction of a second to nanoseconds)" }] },
+    ]);
+    expect((await device(registered.id)).state).toBe("active");
+    const audit = (await tenant.call("GET", "/v1/audit?limit=1000")).json.items as { action: string }[];
+    expect(audit.slice(0, audit.length - before).map((record) => record.action)).not.toContain("device.revoked");
   });
 
   it("answers 404 for an unknown source", async () => {

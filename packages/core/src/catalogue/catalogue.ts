@@ -15,6 +15,23 @@ export type Bearer = z.output<typeof bearerSchema>;
 
 const digits = (min: number, max: number) => z.string().regex(new RegExp(`^\\d{${min},${max}}$`));
 
+/**
+ * The longest time a sender may state: RFC 3339 with nanoseconds and an offset, `2026-03-01T11:59:30.123456789+01:00`.
+ * RFC 3339 bounds no fraction of a second, but none finer than nanoseconds is emitted (Go's RFC3339Nano, java.time;
+ * .NET writes 7 digits, JavaScript and Python 3 or 6). Unbounded, one `occurredAt` of 60,000 digits was accepted into
+ * the fact, its audit record and the feed (review 83).
+ */
+export const maxTimestampLength = 35;
+
+/** A time a sender states, RFC 3339 with an offset, at most `maxTimestampLength` characters. */
+export const timestampSchema = /* @__PURE__ */ (() =>
+  z.iso
+    .datetime({ offset: true, error: "must be an RFC 3339 date-time with an offset" })
+    .max(maxTimestampLength, `must be at most ${maxTimestampLength} characters (a fraction of a second to nanoseconds)`))();
+
+/** simroot's device ids are 30 characters (`dev_` and a ULID). */
+const maxDeviceIdLength = 64;
+
 export { canonicalIp };
 
 export const ipv6Schema = /* @__PURE__ */ (() =>
@@ -26,7 +43,7 @@ export const ipv6Schema = /* @__PURE__ */ (() =>
 /** How the source identified the device; the applier resolves it to one device. */
 export const deviceRefSchema = z
   .object({
-    deviceId: z.string().optional(),
+    deviceId: z.string().max(maxDeviceIdLength).optional(),
     eid: digits(32, 32).optional(),
     iccid: z
       .string()
@@ -155,7 +172,7 @@ export type NormalizedEvent = {
 
 const envelopeFields = /* @__PURE__ */ (() => ({
   dedupeKey: z.string().min(1).max(512),
-  occurredAt: z.iso.datetime({ offset: true }),
+  occurredAt: timestampSchema,
   device: deviceRefSchema,
   sequence: z.number().int().nonnegative().optional(),
   sourceType: z.string().max(200),

@@ -37,7 +37,10 @@ export const maxErrorsPerItem = 10;
 /** Characters of an error's path (the sender's own keys may be in it) and of its message kept in the answer. */
 const maxPathLength = 256;
 const maxMessageLength = 512;
-/** Characters of a stated time echoed as `clampedFrom` (RFC 3339 bounds no fraction of a second); longer, it is normalized. */
+/**
+ * Characters of a stated time echoed as `clampedFrom` (RFC 3339 bounds no fraction of a second); longer, it is normalized.
+ * The catalogue refuses a stated time over 35 characters (review 83): this keeps the answer's bound whatever it accepts.
+ */
 const maxStatedTimeLength = 64;
 
 const jsonBytes = (value: unknown) => Buffer.byteLength(JSON.stringify(value));

@@ -18,7 +18,7 @@
  * implies the device) has nothing to attribute and yields an accepted item without events.
  */
 import * as z from "zod";
-import type { DeviceRef, NormalizedEvent } from "../../catalogue/catalogue.ts";
+import { timestampSchema, type DeviceRef, type NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { countryOfMcc } from "../../catalogue/mcc.ts";
 import type { FieldIssue } from "../../error.ts";
 import type { Adapter, AdapterItem } from "../adapter.ts";
@@ -39,12 +39,14 @@ export const camaraAdapter: Adapter = {
   },
 };
 
-const attribute = (name: string) =>
+/** `id` and `source` key redeliveries together (a dedupe key takes 512), `type` is kept as the source type (200). */
+const attribute = (name: string, max: number) =>
   z
     .string({
       error: (issue) => (issue.input === undefined ? `the required CloudEvents attribute ${name} is missing` : `${name} must be a string`),
     })
-    .min(1, `${name} must not be empty`);
+    .min(1, `${name} must not be empty`)
+    .max(max, `${name} must be at most ${max} characters`);
 
 /** CloudEvents 1.0 required context attributes, plus the optional `time` and `data`. */
 const cloudEventSchema = z.object({
@@ -54,10 +56,10 @@ const cloudEventSchema = z.object({
         ? "the required CloudEvents attribute specversion is missing"
         : "only CloudEvents specversion 1.0 is accepted",
   }),
-  id: attribute("id"),
-  source: attribute("source"),
-  type: attribute("type"),
-  time: z.iso.datetime({ offset: true, error: "time must be an RFC 3339 timestamp" }).optional(),
+  id: attribute("id", 255),
+  source: attribute("source", 255),
+  type: attribute("type", 200),
+  time: timestampSchema.optional(),
   data: z.unknown().optional(),
 });
 type CloudEvent = z.output<typeof cloudEventSchema>;

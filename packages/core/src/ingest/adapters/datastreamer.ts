@@ -16,7 +16,7 @@
  * events) yields an accepted item without events.
  */
 import * as z from "zod";
-import type { Bearer, DeviceRef, NormalizedEvent } from "../../catalogue/catalogue.ts";
+import { maxTimestampLength, type Bearer, type DeviceRef, type NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { countryOfMcc } from "../../catalogue/mcc.ts";
 import { bearerOfRat } from "../../catalogue/rat.ts";
 import { luhnValid } from "../../device/identifiers.ts";
@@ -60,7 +60,8 @@ const text = z.string().nullish();
 
 const eventRecordSchema = z.object({
   id: z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/)]),
-  timestamp: z.string(),
+  /** Normalized to UTC (`isoInstant`); bounded as any stated time is. */
+  timestamp: z.string().max(maxTimestampLength),
   event_type: z.object({ id: z.number().int(), description: text }),
   event_source: z.object({ id: z.number().int().nullish(), description: text }).nullish(),
   description: text,

@@ -23,7 +23,7 @@
  */
 import type { X509Certificate } from "node:crypto";
 import * as z from "zod";
-import type { NormalizedEvent } from "../../catalogue/catalogue.ts";
+import { timestampSchema, type NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { eidSchema } from "../../device/identifiers.ts";
 import { SimrootError, type FieldIssue } from "../../error.ts";
 import type { Adapter, AdapterItem, IngestRequest } from "../adapter.ts";
@@ -234,7 +234,7 @@ const vendorNotificationSchema = z
     iccid: iccidField,
     result: z.enum(["success", "failure"]).optional(),
     reason: z.string().max(500).optional(),
-    timestamp: z.iso.datetime({ offset: true }).optional(),
+    timestamp: timestampSchema.optional(),
   })
   .refine((notification) => notification.operation !== "install" || notification.result !== undefined, {
     path: ["result"],
@@ -280,7 +280,7 @@ const downloadProgressSchema = z.object({
   eid: eidSchema.optional(),
   iccid: iccidField,
   profileType: z.string().max(200).optional(),
-  timestamp: z.iso.datetime({ offset: true }),
+  timestamp: timestampSchema,
   notificationPointId: z.union([z.number().int().nonnegative(), z.string().regex(/^\d+$/).transform(Number)]),
   notificationPointStatus: z.object({
     status: z.enum(["Executed-Success", "Executed-WithWarning", "Failed", "Expired"]),

@@ -35,7 +35,8 @@ describe("checkedItem", () => {
     ["a number beyond Number.MAX_SAFE_INTEGER", { cellId: 1e300 }, "data.summary.cellId", /cannot be stored/],
     ["a number below DynamoDB's smallest magnitude", { ratio: -1e-300 }, "data.summary.ratio", /cannot be stored/],
     ["an empty key", { "": 1 }, "data.summary", /empty key/],
-    ["an event larger than one bus entry should carry", { text: "x".repeat(70_000) }, "", /bytes of JSON/],
+    ["an event larger than one bus entry should carry", { texts: Array(100).fill("x".repeat(700)) }, "", /bytes of JSON/],
+    ["text longer than 1,000 characters", { text: "x".repeat(1_001) }, "data.summary.text", /text is kept up to 1000/],
   ])("refuses %s, naming where", (_, summary, path, message) => {
     expect(checkedItem(0, [unhandled(summary)])).toEqual({
       index: 0,

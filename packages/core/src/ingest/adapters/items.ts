@@ -32,13 +32,20 @@ const maxDepth = 16;
 const maxEventBytes = 64 * 1024;
 /** The smallest magnitude DynamoDB stores; the largest the SDK marshals is Number.MAX_SAFE_INTEGER. */
 const smallestNumber = 1e-130;
+/**
+ * Characters of any text a fact keeps, a key included. The catalogue's named fields are shorter (a dedupe key 512, a
+ * reason 500); this bounds what they leave free: a summary of what the source said (a description, an error message, an
+ * operator's name), twice a reason. Each text went into the fact, its audit record and the feed up to the 64 KB of an
+ * event (review 83).
+ */
+export const maxTextLength = 1_000;
 
 /**
  * What the bus or the store could not carry, although the catalogue's schema allows it (a
  * `source.unhandled` summary is free-form): nesting too deep (it would also overflow the stack
  * of every JSON.stringify on the way), numbers DynamoDB refuses, empty keys, a body too large
  * for one bus entry. An event accepted with any of these would fail after the 202 and be lost.
- * The walk is iterative, so no depth overflows it.
+ * Text longer than `maxTextLength` is refused too. The walk is iterative, so no depth overflows it.
  */
 export function storageIssues(event: NormalizedEvent): FieldIssue[] {
   const stack: { value: unknown; path: string[] }[] = [{ value: event, path: [] }];
@@ -52,10 +59,16 @@ export function storageIssues(event: NormalizedEvent): FieldIssue[] {
         },
       ];
     }
+    if (typeof value === "string" && value.length > maxTextLength) {
+      return [{ path: path.join("."), message: `${value.length} characters: text is kept up to ${maxTextLength}` }];
+    }
     if (value === null || typeof value !== "object") continue;
     if (path.length >= maxDepth) return [{ path: path.join("."), message: `nested deeper than ${maxDepth} levels` }];
     for (const [key, field] of Object.entries(value)) {
       if (key === "" && !Array.isArray(value)) return [{ path: path.join("."), message: "an empty key cannot be stored" }];
+      if (key.length > maxTextLength) {
+        return [{ path: path.join("."), message: `a key of ${key.length} characters: keys are kept up to ${maxTextLength}` }];
+      }
       stack.push({ value: field, path: [...path, key] });
     }
   }

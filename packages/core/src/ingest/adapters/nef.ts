@@ -19,7 +19,7 @@
  * `imeiChange` only says whether the IMEI or just the IMEISV changed, never the new value).
  */
 import * as z from "zod";
-import { ipv6Schema, type DeviceRef, type NormalizedEvent } from "../../catalogue/catalogue.ts";
+import { ipv6Schema, timestampSchema, type DeviceRef, type NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { countryOfMcc } from "../../catalogue/mcc.ts";
 import { bearerOfRat } from "../../catalogue/rat.ts";
 import { SimrootError, type FieldIssue } from "../../error.ts";
@@ -80,7 +80,7 @@ const reportSchema = z.object({
     .optional(),
   /** Rel-18 TS 29.571 IpAddr. */
   ueIpAddr: z.object({ ipv4Addr: z.ipv4().optional(), ipv6Addr: ipv6Schema.optional() }).optional(),
-  eventTime: z.iso.datetime({ offset: true, error: "eventTime must be an RFC 3339 date-time" }).optional(),
+  eventTime: timestampSchema.optional(),
   roamingStatus: z.boolean().optional(),
   plmnId: plmnIdSchema.optional(),
   pdnConnInfoList: z.array(pdnConnectionSchema).min(1).optional(),

@@ -239,7 +239,7 @@ describe("supersim batches", () => {
     expect(items[2]).toEqual({
       index: 2,
       ok: false,
-      issues: [{ path: "data.timestamp", message: "must be an ISO 8601 date-time (or `time` must be)" }],
+      issues: [{ path: "data.timestamp", message: "must be an ISO 8601 date-time of at most 35 characters (or `time` must be)" }],
     });
     for (const item of items) if (item.ok) for (const event of item.events) normalizedEventSchema.parse(event);
   });

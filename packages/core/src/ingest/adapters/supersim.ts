@@ -21,7 +21,14 @@
  */
 import { createHash, createHmac } from "node:crypto";
 import * as z from "zod";
-import { canonicalIp, type Bearer, type DeviceRef, type NormalizedEvent } from "../../catalogue/catalogue.ts";
+import {
+  canonicalIp,
+  maxTimestampLength,
+  timestampSchema,
+  type Bearer,
+  type DeviceRef,
+  type NormalizedEvent,
+} from "../../catalogue/catalogue.ts";
 import { bearerOfRat } from "../../catalogue/rat.ts";
 import type { Adapter, AdapterItem } from "../adapter.ts";
 import { sameSecret, unauthenticated } from "./auth.ts";
@@ -95,8 +102,11 @@ function itemOf(raw: unknown, index: number): AdapterItem {
   const parsed = connectionEventSchema.safeParse(raw);
   if (!parsed.success) return refused(index, zodIssues(parsed.error));
   const event = parsed.data;
-  const occurredAt = [event.data.timestamp, event.time].find((value) => value && z.iso.datetime({ offset: true }).safeParse(value).success);
-  if (!occurredAt) return refused(index, [{ path: "data.timestamp", message: "must be an ISO 8601 date-time (or `time` must be)" }]);
+  const occurredAt = [event.data.timestamp, event.time].find((value) => value && timestampSchema.safeParse(value).success);
+  if (!occurredAt) {
+    const message = `must be an ISO 8601 date-time of at most ${maxTimestampLength} characters (or \`time\` must be)`;
+    return refused(index, [{ path: "data.timestamp", message }]);
+  }
   const device = deviceOf(event);
   if (Object.keys(device).length === 0)
     return refused(index, [{ path: "data.sim_iccid", message: "the event names no ICCID, IMSI, IMEI or IP address" }]);
