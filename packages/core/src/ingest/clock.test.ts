@@ -74,4 +74,24 @@ describe("bounded clocks (property, skewed senders)", () => {
     });
     expect(boundedEvent(event(within), received, 60)).toMatchObject({ occurredAt: received.toISOString() });
   });
+
+  it("keeps no reportedAt a sender stated itself: only a clamp says what was stated (review 83)", () => {
+    const received = new Date(start);
+    const event = (occurredAt: string, reportedAt?: string) =>
+      ({
+        type: "device.reinstated",
+        data: {},
+        dedupeKey: "x",
+        occurredAt,
+        device: {},
+        sourceType: "x",
+        ...(reportedAt === undefined ? {} : { reportedAt }),
+      }) as NormalizedEvent;
+    // Kept, it was answered as `clampedFrom` and audited as `reportedAt` beside a `clampedTo`, though nothing was clamped.
+    const onTime = new Date(start - 1_000).toISOString();
+    expect(boundedEvent(event(onTime, "not a time, in 64 characters or fewer"), received)).toEqual(event(onTime));
+    expect(boundedEvent(event("9999-12-31T23:59:59Z", "2026-01-01T00:00:00Z"), received)).toEqual(
+      event(received.toISOString(), "9999-12-31T23:59:59Z"),
+    );
+  });
 });

@@ -10,7 +10,10 @@ import type { NormalizedEvent } from "../catalogue/catalogue.ts";
 export const defaultMaxClockSkewSeconds = 300;
 
 export function boundedEvent(event: NormalizedEvent, receivedAt: Date, maxSkewSeconds = defaultMaxClockSkewSeconds): NormalizedEvent {
+  // `reportedAt` is simroot's to say: one a `simroot` sender put in its event was answered as `clampedFrom` and audited
+  // beside a `clampedTo`, though nothing was clamped (review 83).
+  const { reportedAt: _stated, ...reported } = event;
   const stated = Date.parse(event.occurredAt);
-  if (!(stated > receivedAt.getTime() + maxSkewSeconds * 1000)) return event;
-  return { ...event, occurredAt: receivedAt.toISOString(), reportedAt: event.occurredAt };
+  if (!(stated > receivedAt.getTime() + maxSkewSeconds * 1000)) return reported as NormalizedEvent;
+  return { ...reported, occurredAt: receivedAt.toISOString(), reportedAt: event.occurredAt } as NormalizedEvent;
 }
