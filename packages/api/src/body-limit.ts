@@ -47,7 +47,8 @@ const jsonMediaType = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
 /**
  * A body that is not JSON (`application/json` or any `+json` type) is refused with 415 before
- * anything reads it. Webhooks (`/v1/ingest/`) are exempt: senders label JSON bodies as they like.
+ * anything reads it. Webhooks (`/v1/ingest/`) are checked against their source's format once
+ * authenticated (core `ingest/ingest.ts`): its media types are the format's, unknown before.
  */
 export const jsonBodies = createMiddleware<AppEnv>(async (c, next) => {
   if (bodiless.has(c.req.raw.method)) return next();

@@ -5188,6 +5188,20 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description The body is not labelled with a media type of the source's format (checked once the request is authenticated): `application/json`, and for `camara` and `supersim` also `application/cloudevents+json` and `application/cloudevents-batch+json`. An unlabelled body is refused too; `Accept-Post` lists the types the source takes. */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    /** @description the media types the source's format takes */
+                    "Accept-Post": string;
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description The credential (API key or source) used its rate limit: retry after Retry-After seconds */
             429: {
                 headers: {

@@ -107,6 +107,16 @@ ingestRoutes.openAPIRegistry.registerPath({
       ...errorResponses(401)[401],
       description: "Missing or invalid source credentials (the signature, token or password the source was given)",
     },
+    415: {
+      ...errorResponses(415)[415],
+      description:
+        "The body is not labelled with a media type of the source's format (checked once the request is authenticated): " +
+        "`application/json`, and for `camara` and `supersim` also `application/cloudevents+json` and " +
+        "`application/cloudevents-batch+json`. An unlabelled body is refused too; `Accept-Post` lists the types the source takes.",
+      headers: {
+        "Accept-Post": { description: "the media types the source's format takes", required: true, schema: { type: "string" } },
+      },
+    },
   },
 });
 

@@ -59,6 +59,12 @@ export type AdapterItem =
 
 export interface Adapter {
   readonly format: IngestFormat;
+  /**
+   * The media types (`type/subtype`, parameters aside) its senders label bodies with; the first is the one to send. A
+   * body of any other, or unlabelled, is refused (415) before it is read: every format is JSON, and a browser posts JSON
+   * cross-origin without a preflight as `text/plain` or form data, or unlabelled (review 83).
+   */
+  readonly mediaTypes: readonly string[];
   /** Throws SimrootError kind `auth` (code `ingest.unauthenticated`) unless the request is authentic. */
   authenticate(request: IngestRequest, credentials: SourceCredentials): void;
   /**

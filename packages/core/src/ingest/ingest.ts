@@ -128,6 +128,7 @@ async function accepting(
   requestId: string,
 ): Promise<IngestResult> {
   const adapter = adapters[source.format];
+  checkMediaType(adapter, request);
   const items = adapter.parse(request, credentials);
   const ctx = { tenantId: source.tenantId, actor: `source:${source.id}`, requestId };
   const now = ports.now();
@@ -198,6 +199,24 @@ async function oncePerWebhookId(ports: Ports, sourceId: string, webhookId: strin
     await releaseIdempotencyKey(ports, scope, webhookId);
     throw error;
   }
+}
+
+/**
+ * A body labelled with one of the format's media types; an empty one may be unlabelled (a CloudEvent in binary mode
+ * without data). What a browser posts cross-origin without a preflight, JSON as `text/plain` or form data or unlabelled,
+ * was read as JSON (review 83): refused with 415, naming the types in `Accept-Post`.
+ */
+function checkMediaType(adapter: Adapter, request: IngestRequest): void {
+  const type = request.headers["content-type"]?.split(";")[0]?.trim().toLowerCase();
+  const empty = (request.bytes?.length ?? request.body.length) === 0;
+  if (type === undefined ? empty : adapter.mediaTypes.includes(type)) return;
+  const accepted = adapter.mediaTypes.join(", ");
+  throw new SimrootError(
+    "ingest.unsupported_media_type",
+    "input",
+    `A ${adapter.format} source takes its bodies as ${accepted} (Content-Type: ${adapter.mediaTypes[0]})`,
+    { detail: { status: 415, headers: { "accept-post": accepted } } },
+  );
 }
 
 /** A notification whose origin could not be verified (a forged or tampered eUICC signature) is a security signal: audited. */

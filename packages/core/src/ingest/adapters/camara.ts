@@ -24,11 +24,12 @@ import type { FieldIssue } from "../../error.ts";
 import type { Adapter, AdapterItem } from "../adapter.ts";
 import { authenticateBearerToken } from "./auth.ts";
 import { invalidBodyOf, isRecord } from "./body.ts";
-import { cloudEventsOf } from "./cloudevents.ts";
+import { cloudEventsMediaTypes, cloudEventsOf } from "./cloudevents.ts";
 import { checkedItem, pick, refused, zodIssues, type Fact, type Refusal } from "./items.ts";
 
 export const camaraAdapter: Adapter = {
   format: "camara",
+  mediaTypes: cloudEventsMediaTypes,
 
   authenticate: authenticateBearerToken,
 

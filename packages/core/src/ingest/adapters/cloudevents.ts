@@ -9,6 +9,12 @@ import { isRecord, jsonItems, parseJson, type InvalidBody } from "./body.ts";
 
 const jsonType = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
+/**
+ * CloudEvents' JSON media types: structured mode, batch mode, and the data's own type in binary mode (JSON: the formats
+ * read data as JSON) or a sender labelling its events plainly (Twilio Event Streams posts `application/json`).
+ */
+export const cloudEventsMediaTypes = ["application/json", "application/cloudevents+json", "application/cloudevents-batch+json"] as const;
+
 /** The events of the request, each a plain object for the format's own schema to check. */
 export function cloudEventsOf(request: IngestRequest, invalidBody: InvalidBody, expected: string): unknown[] {
   if (request.headers["ce-specversion"] !== undefined) return [binaryEvent(request, invalidBody)];

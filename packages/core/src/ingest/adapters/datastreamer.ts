@@ -27,6 +27,8 @@ import { checkedItem, refused, zodIssues, type Fact } from "./items.ts";
 
 export const datastreamerAdapter: Adapter = {
   format: "datastreamer",
+  /** The RestAPI integrations post JSON. */
+  mediaTypes: ["application/json"],
 
   authenticate(request, { basicUser, basicPassword }) {
     if (basicUser === undefined && basicPassword === undefined) return;

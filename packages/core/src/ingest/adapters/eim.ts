@@ -41,6 +41,8 @@ import { parseTrustAnchors, verifyEuiccSigned, type PresentedCertificates } from
 
 export const eimAdapter: Adapter = {
   format: "eim",
+  /** SGP.22's JSON binding of ES9+ and ES2+ (`application/json;charset=UTF-8`); its ASN.1 binding is not read. */
+  mediaTypes: ["application/json"],
 
   authenticate: authenticateBearerToken,
 

@@ -31,6 +31,8 @@ import { externalIdAlias } from "../../device/identifiers.ts";
 
 export const nefAdapter: Adapter = {
   format: "nef",
+  /** TS 29.122 notifications (3GPP's OpenAPI) are `application/json`. */
+  mediaTypes: ["application/json"],
 
   authenticate: authenticateBearerToken,
 

@@ -31,6 +31,8 @@ export const maxWebhookIdLength = 256;
 
 export const simrootAdapter: Adapter = {
   format: "simroot",
+  /** Standard Webhooks payloads are JSON. */
+  mediaTypes: ["application/json"],
 
   authenticate(request, credentials) {
     const id = request.headers["webhook-id"];

@@ -33,12 +33,13 @@ import { bearerOfRat } from "../../catalogue/rat.ts";
 import type { Adapter, AdapterItem } from "../adapter.ts";
 import { sameSecret, unauthenticated } from "./auth.ts";
 import { invalidBodyOf } from "./body.ts";
-import { cloudEventsOf } from "./cloudevents.ts";
+import { cloudEventsMediaTypes, cloudEventsOf } from "./cloudevents.ts";
 import { imeiOf } from "./datastreamer.ts";
 import { checkedItem, refused, zodIssues, type Fact } from "./items.ts";
 
 export const supersimAdapter: Adapter = {
   format: "supersim",
+  mediaTypes: cloudEventsMediaTypes,
 
   authenticate(request, { twilioAuthToken, twilioSharedKeySecret }) {
     const signature = request.headers["x-twilio-signature"];
