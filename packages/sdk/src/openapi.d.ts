@@ -5146,18 +5146,8 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description Missing or invalid source credentials (the signature, token or password the source was given) */
+            /** @description Missing or invalid source credentials (the signature, token or password the source was given), or no source has this id: one answer, `ingest.unauthenticated`, whichever it is and whatever the format, so source ids cannot be told apart from ids of no source (the reason is logged with the request id) */
             401: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description No such resource in this tenant */
-            404: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;

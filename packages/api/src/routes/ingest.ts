@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { OpenAPIHono } from "../route-table.ts";
-import { ingest } from "@simroot/core";
+import { ingest, isSimrootError } from "@simroot/core";
 import { adapters } from "@simroot/core/ingest/adapters/index";
 import type { AppEnv } from "../env.ts";
 import { errorResponses, json } from "../openapi.ts";
@@ -102,10 +102,13 @@ ingestRoutes.openAPIRegistry.registerPath({
   },
   responses: {
     202: json("Accepted and durably queued", ingestResult),
-    ...errorResponses(400, 401, 404, 409, 413, 503),
+    ...errorResponses(400, 401, 409, 413, 503),
     401: {
       ...errorResponses(401)[401],
-      description: "Missing or invalid source credentials (the signature, token or password the source was given)",
+      description:
+        "Missing or invalid source credentials (the signature, token or password the source was given), or no source has " +
+        "this id: one answer, `ingest.unauthenticated`, whichever it is and whatever the format, so source ids cannot be " +
+        "told apart from ids of no source (the reason is logged with the request id)",
     },
     415: {
       ...errorResponses(415)[415],
@@ -134,7 +137,15 @@ ingestRoutes.post("/v1/ingest/:sourceId", async (c) => {
     bytes,
     now: c.get("ports").now(),
   };
-  const { result, rateHeaders } = await ingest(c.get("ports"), adapters, c.req.param("sourceId"), request, c.get("requestId"));
+  const sourceId = c.req.param("sourceId");
+  const { result, rateHeaders } = await ingest(c.get("ports"), adapters, sourceId, request, c.get("requestId")).catch((error: unknown) => {
+    // One answer for every refusal (review 83); why this one was refused is for the operator, in the log.
+    if (isSimrootError(error) && error.code === "ingest.unauthenticated") {
+      const reason = error.cause instanceof Error ? error.cause.message : "refused";
+      c.get("log").info("webhook not authenticated", { requestId: c.get("requestId"), sourceId: sourceId.slice(0, 64), reason });
+    }
+    throw error;
+  });
   for (const [name, value] of Object.entries(rateHeaders)) c.header(name, value);
   return c.json(result, 202);
 });

@@ -3,20 +3,20 @@
  * adapter, and publish every accepted fact durably before answering. Nothing is recorded
  * for an unauthenticated request; a batch reports per item.
  */
-import { createHash } from "node:crypto";
-import { SimrootError, type FieldIssue } from "../error.ts";
+import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
+import { isSimrootError, SimrootError, type FieldIssue } from "../error.ts";
 import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } from "../store/idempotency.ts";
 import type { Ports } from "../ports.ts";
 import type { Bearer, NormalizedEvent } from "../catalogue/catalogue.ts";
 import type { RequestContext } from "../context.ts";
 import { domainEvent } from "../event/event.ts";
-import type { Adapter, AdapterItem, IngestFormat, IngestRequest } from "./adapter.ts";
+import type { Adapter, AdapterItem, IngestFormat, IngestRequest, SourceCredentials } from "./adapter.ts";
 import { boundedEvent } from "./clock.ts";
 import { rateLimitHeaders, takeSourceRequest } from "../access/rate-limit.ts";
 import { admitIngest } from "./backlog.ts";
 import { ingestedEvent } from "./ingested.ts";
 import { noteIngest } from "./source-health.ts";
-import { sourceForIngest } from "./source.ts";
+import { sourceIfAny } from "./source.ts";
 
 export interface IngestResult {
   readonly sourceId: string;
@@ -235,15 +235,71 @@ function withDefaultBearer(event: NormalizedEvent, bearer: Bearer | undefined): 
   return { ...event, data: { ...event.data, bearer } } as NormalizedEvent;
 }
 
-/** Authenticates with the cached credentials, and once more with fresh ones before refusing (they may have rotated). */
+/**
+ * Authenticates with the cached credentials, and once more with fresh ones before refusing (they may have rotated). A
+ * source id that names no source is refused as a source refusing credentials, with the same reads and checks: answered
+ * 404 where a source answered 401, it told anybody which source ids exist (review 83). The answer is one, whatever the
+ * format's reason (a reason names the format): the reason is the error's cause, for the log.
+ */
 async function authenticated(ports: Ports, adapters: Readonly<Record<IngestFormat, Adapter>>, sourceId: string, request: IngestRequest) {
-  const cached = await sourceForIngest(ports, sourceId);
-  try {
-    adapters[cached.source.format].authenticate(request, cached.credentials);
-    return cached;
-  } catch {
-    const fresh = await sourceForIngest(ports, sourceId, true);
-    adapters[fresh.source.format].authenticate(request, fresh.credentials);
-    return fresh;
+  let refusal: unknown;
+  for (const fresh of [false, true]) {
+    const found = await sourceIfAny(ports, sourceId, fresh);
+    refusal = refusalOf(adapters, found, request);
+    if (refusal === undefined && found) return found;
   }
+  throw new SimrootError("ingest.unauthenticated", "auth", "Missing or invalid credentials for this source", { cause: refusal });
 }
+
+/**
+ * Why the request is not authentic for `found` (undefined: it is). Once the source's own check refuses, every other
+ * check a source may make runs too, with credentials nobody holds (`decoys`), and all of them for an id that names no
+ * source: a refusal costs the same whether the source exists and whatever it checks (an HMAC of the body when the
+ * request carries Standard Webhooks headers, a hash of it when it carries Twilio's, an Ed25519 verification, ...).
+ */
+function refusalOf(adapters: Readonly<Record<IngestFormat, Adapter>>, found: FoundSource | undefined, request: IngestRequest): unknown {
+  let refusal: unknown = new SimrootError("source.not_found", "not_found", "No ingestion source has this id");
+  if (found) {
+    try {
+      adapters[found.source.format].authenticate(request, found.credentials);
+      return undefined;
+    } catch (error) {
+      if (!isSimrootError(error)) throw error;
+      refusal = error;
+    }
+  }
+  const own = found && decoys.find((decoy) => decoy.format === found.source.format && standsFor(decoy.credentials, found.credentials));
+  for (const decoy of decoys) {
+    if (decoy === own) continue;
+    try {
+      adapters[decoy.format].authenticate(request, decoy.credentials);
+    } catch {
+      // Refused, as it must be: it only costs what the check costs.
+    }
+  }
+  return refusal;
+}
+
+type FoundSource = NonNullable<Awaited<ReturnType<typeof sourceIfAny>>>;
+
+/**
+ * A decoy stands for a source's own check when the source holds every credential the decoy holds: a source with a v1a
+ * key is checked with the key (its decoy is first), though it may hold a secret from before review 80.
+ */
+const standsFor = (decoy: SourceCredentials, credentials: SourceCredentials) =>
+  Object.keys(decoy).every((name) => credentials[name as keyof SourceCredentials] !== undefined);
+
+/** One set of credentials per check a source may make, made at start and held by nobody; the v1a key first (`standsFor`). */
+const decoys: readonly { readonly format: IngestFormat; readonly credentials: SourceCredentials }[] = (() => {
+  const secret = (bytes = 32) => randomBytes(bytes).toString("base64url");
+  const raw = generateKeyPairSync("ed25519").publicKey.export({ format: "der", type: "spki" }).subarray(-32);
+  return [
+    { format: "simroot", credentials: { webhookPublicKey: `whpk_${raw.toString("base64")}` } },
+    { format: "simroot", credentials: { webhookSecret: `whsec_${randomBytes(24).toString("base64")}` } },
+    { format: "camara", credentials: { bearerToken: secret() } },
+    { format: "nef", credentials: { bearerToken: secret() } },
+    { format: "eim", credentials: { bearerToken: secret() } },
+    { format: "datastreamer", credentials: { basicUser: secret(6), basicPassword: secret() } },
+    { format: "supersim", credentials: { twilioAuthToken: secret() } },
+  ];
+})();

@@ -208,7 +208,8 @@ function anchorsOf(credentials: SourceCredentials) {
 
 /** `credentialsRevision`: how many times the credentials were rotated (absent before the first rotation counted). */
 type SourceWithCredentials = { source: Source; credentials: SourceCredentials; credentialsRevision: number };
-const recentSources = new WeakMap<object, Map<string, { found: SourceWithCredentials; until: number }>>();
+/** `found` undefined: no source has the id (kept as a source is, so an unknown id costs the reads a known one does). */
+const recentSources = new WeakMap<object, Map<string, { found: SourceWithCredentials | undefined; until: number }>>();
 const sourceCacheMs = 5_000;
 
 /**
@@ -219,6 +220,18 @@ const sourceCacheMs = 5_000;
  * `sourceCacheMs` (5 s), until their cached entry expires.
  */
 export async function sourceForIngest(ports: Ports, sourceId: string, fresh = false): Promise<SourceWithCredentials> {
+  const found = await sourceIfAny(ports, sourceId, fresh);
+  if (!found) throw new SimrootError("source.not_found", "not_found", `No ingestion source ${sourceId}`);
+  return found;
+}
+
+/**
+ * `sourceForIngest`, undefined when no source has the id. That an id names no source is cached as a source is (an id
+ * that is not a source id is not read at all): ingestion answers an unknown source as one refusing credentials, with the
+ * same reads (review 83).
+ */
+export async function sourceIfAny(ports: Ports, sourceId: string, fresh = false): Promise<SourceWithCredentials | undefined> {
+  if (!hasIdKind("source", sourceId)) return undefined;
   let cache = recentSources.get(ports.db);
   if (!cache) recentSources.set(ports.db, (cache = new Map()));
   const hit = cache.get(sourceId);
@@ -229,11 +242,9 @@ export async function sourceForIngest(ports: Ports, sourceId: string, fresh = fa
   return found;
 }
 
-async function readSource(ports: Ports, sourceId: string): Promise<SourceWithCredentials> {
-  const { Item } = hasIdKind("source", sourceId)
-    ? await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: sourceKey(sourceId), ConsistentRead: true }))
-    : { Item: undefined };
-  if (!Item || Item.deletedAt) throw new SimrootError("source.not_found", "not_found", `No ingestion source ${sourceId}`);
+async function readSource(ports: Ports, sourceId: string): Promise<SourceWithCredentials | undefined> {
+  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: sourceKey(sourceId), ConsistentRead: true }));
+  if (!Item || Item.deletedAt) return undefined;
   const { credentials, credentialsRevision, ...rest } = Item;
   return {
     source: sourceSchema.parse(rest),
