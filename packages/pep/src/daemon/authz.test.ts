@@ -71,9 +71,27 @@ describe("Envoy ext_authz contract", () => {
     expect((await check({ host: "ingest.example.com:8883", "x-forwarded-for": "10.20.0.7" }, "/healthz")).status).toBe(200);
     expect((await check({ host: "ingest.example.com:8883", "x-forwarded-for": "10.99.9.9" }, "/healthz")).status).toBe(403);
     expect(
-      (await check({ host: "ingest.example.com", "x-forwarded-proto": "https", "x-envoy-external-address": "10.20.0.7" }, "/", "POST"))
-        .status,
+      (await check({ host: "ingest.example.com", "x-forwarded-proto": "https", "x-forwarded-for": "10.20.0.7" }, "/", "POST")).status,
     ).toBe(200);
+  });
+
+  it("does not let a device pass as another by sending x-envoy-external-address itself (review 85)", async () => {
+    // Envoy sets the header for external clients only; a client on a private (RFC 1918) address that sends no
+    // x-forwarded-for is internal, and Envoy forwards its own x-envoy-external-address untouched. Envoy appends the
+    // client's address to x-forwarded-for (use_remote_address), which is where the client is read from.
+    const spoofed = await check({
+      host: "ingest.example.com:8883",
+      "x-envoy-external-address": "10.20.0.7",
+      "x-forwarded-for": "10.66.6.6",
+    });
+    expect([spoofed.status, spoofed.headers["x-simroot-decision-reason"], spoofed.headers["x-simroot-device-id"]]).toEqual([
+      403,
+      "deny.unknown-device",
+      undefined,
+    ]);
+    // Without the x-forwarded-for Envoy writes, there is no client to decide for.
+    const alone = await check({ host: "ingest.example.com:8883", "x-envoy-external-address": "10.20.0.7" });
+    expect([alone.status, alone.headers["x-simroot-decision-reason"]]).toEqual([403, "deny.bad-request"]);
   });
 
   it("answers 403 with the reason when it denies", async () => {
@@ -261,7 +279,7 @@ describe("Envoy ext_authz contract", () => {
 });
 
 describe("reading an ext_authz check", () => {
-  it("takes the client from x-envoy-external-address, else the x-forwarded-for entry Envoy appended", () => {
+  it("takes the client from the x-forwarded-for entry Envoy appended, never from x-envoy-external-address", () => {
     const parsed = parseCheck({ host: "ingest.example.com", "x-forwarded-for": "10.66.6.6, 10.20.0.7" });
     expect(parsed).toMatchObject({
       ok: true,
@@ -272,7 +290,7 @@ describe("reading an ext_authz check", () => {
       request: { sourceIp: "10.20.0.7" },
     });
     expect(parseCheck({ host: "a.example", "x-envoy-external-address": "10.1.1.1", "x-forwarded-for": "10.2.2.2" })).toMatchObject({
-      request: { sourceIp: "10.1.1.1" },
+      request: { sourceIp: "10.2.2.2" },
     });
   });
 

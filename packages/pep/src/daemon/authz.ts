@@ -5,11 +5,13 @@
  * `x-simroot-device-id` on an allow only: Envoy may hand a denial's headers to the client), and
  * every failure (an unparseable request, an error) a 403: this service fails closed.
  *
- * Who is asking: `x-envoy-external-address` (Envoy sets it, and strips it from clients)
- * when present, else `x-forwarded-for`. Envoy appends the peer's address to that header
- * while earlier entries are whatever the client sent, so the client is the entry
- * `xffTrustedHops` from the right (0: Envoy's own, the last), never a spoofable first entry
- * unless proxies before Envoy are declared. Where to: `:authority` / `host` (host[:port]),
+ * Who is asking: `x-forwarded-for`. Envoy (`use_remote_address: true`) appends the peer's
+ * address to that header while earlier entries are whatever the client sent, so the client is
+ * the entry `xffTrustedHops` from the right (0: Envoy's own, the last), never a spoofable first
+ * entry unless proxies before Envoy are declared. Never `x-envoy-external-address`: Envoy sets
+ * it for external clients only, and forwards a client's own one untouched when the request is
+ * internal (a private, RFC 1918 peer that sent no x-forwarded-for), which a device in an APN's
+ * private range is: it named another device's address and was decided as that device (review 85). Where to: `:authority` / `host` (host[:port]),
  * the port defaulting from `x-forwarded-proto` (443 for https, else 80). Bytes for the flow
  * report come from `content-length`, which Envoy sets to the forwarded body's length: 0
  * unless the filter is configured `with_request_body`.
@@ -44,8 +46,6 @@ export type ParsedCheck =
 const single = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
 function sourceOf(headers: IncomingHttpHeaders, trustedHops: number): string | undefined {
-  const external = single(headers["x-envoy-external-address"])?.trim();
-  if (external) return external;
   const forwarded = (Array.isArray(headers["x-forwarded-for"]) ? headers["x-forwarded-for"].join(",") : (headers["x-forwarded-for"] ?? ""))
     .split(",")
     .map((hop) => hop.trim())
@@ -66,8 +66,7 @@ function authorityOf(text: string): { host: string; port: number | undefined } |
 /** The decision request an ext_authz check stands for, or why it cannot be decided. */
 export function parseCheck(headers: IncomingHttpHeaders, options: AuthzOptions = {}): ParsedCheck {
   const sourceIp = sourceOf(headers, options.xffTrustedHops ?? 0);
-  if (sourceIp === undefined || isIP(sourceIp) === 0)
-    return { ok: false, problem: "no client address in x-envoy-external-address or x-forwarded-for" };
+  if (sourceIp === undefined || isIP(sourceIp) === 0) return { ok: false, problem: "no client address in x-forwarded-for" };
   const authorityText = single(headers[":authority"]) ?? headers.host;
   const authority = authorityText ? authorityOf(authorityText) : undefined;
   if (!authority) return { ok: false, problem: "no destination in :authority or host" };
