@@ -35,9 +35,10 @@ describe("the push trigger", () => {
     expect(await settled(waiting)).toBe(false);
     send({ tenantId: "ten_a", version: 6 });
     expect(await settled(waiting)).toBe(true);
-    // A notice that arrived during the poll that followed is not lost.
-    expect(await settled(trigger.wait("ten_a", 5, 60_000, signal))).toBe(true);
-    expect(await settled(trigger.wait("ten_a", 6, 60_000, signal))).toBe(false);
+    // A notice that arrives during the poll that followed (no one waits) is not lost.
+    send({ tenantId: "ten_a", version: 7 });
+    expect(await settled(trigger.wait("ten_a", 6, 60_000, signal))).toBe(true);
+    expect(await settled(trigger.wait("ten_a", 7, 60_000, signal))).toBe(false);
     trigger.close();
   });
 
@@ -57,6 +58,27 @@ describe("the push trigger", () => {
     // A bare notice (its change too large to carry) leaves nothing to take: the PEP polls.
     send({ tenantId: "ten_a", version: 10 });
     expect(trigger.take!("ten_a", 9)).toBeUndefined();
+    trigger.close();
+  });
+
+  it("is not wedged by a notice no poll reaches: a forged one, or one of the feed before a restore brought the versions back (review 85)", async () => {
+    const { source, send } = manualSource();
+    const trigger = noticeTrigger(source);
+    const signal = new AbortController().signal;
+    const waiting = trigger.wait("ten_a", 5, 60_000, signal);
+    send({ tenantId: "ten_a", version: 1_000_000 });
+    expect(await settled(waiting)).toBe(true);
+    // The poll it caused found the head at 5: waiting again at 5 must wait, not poll again at once forever (a loop of
+    // polls without pause, each answered 304).
+    const paused = trigger.wait("ten_a", 5, 60_000, signal);
+    expect(await settled(paused)).toBe(false);
+    // It is polled for again after a pause (a read of the head that lagged the notice is caught up with), not never.
+    expect(await Promise.race([paused.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), 1_000))])).toBe(true);
+    // A later genuine notice still wakes the PEP at once, though its version is below the one that went before.
+    const again = trigger.wait("ten_a", 5, 60_000, signal);
+    send({ tenantId: "ten_a", version: 6, response: { signed: "six" } });
+    expect(await settled(again)).toBe(true);
+    expect(trigger.take!("ten_a", 5)).toEqual({ signed: "six" });
     trigger.close();
   });
 

@@ -32,27 +32,48 @@ export type NoticeSource = (
   handlers: { onMessage: (payload: string | Uint8Array) => void; onConnected: () => void },
 ) => { close(): void };
 
+/** The first pause before polling again for a notice the last poll did not reach; it doubles up to the idle interval. */
+const unreachedPauseMs = 250;
+
 export function noticeTrigger(source: NoticeSource): FeedTrigger {
   let subscribed: { tenantId: string; close(): void } | undefined;
-  /** The newest version a notice named, and the signed delta it carried. */
-  let latest = 0;
+  /**
+   * The newest version a notice named that no wait has yet found the view at (then forgotten), and how many polls were
+   * made for it. A notice is a hint: one no poll reaches (forged, or of the feed before a restore brought the versions
+   * back, review 85) made every wait resolve at once, a loop of polls without pause, and hid every later notice below it.
+   */
+  let pending: number | undefined;
+  let polledFor = 0;
+  /** The signed delta the newest notice carried. */
   let carried: { tenantId: string; version: number; response: unknown } | undefined;
   const waiters = new Set<{ version: number; done: () => void }>();
   const wakeAll = (past?: number) => {
-    for (const waiter of [...waiters]) if (past === undefined || past > waiter.version) waiter.done();
+    let woken = 0;
+    for (const waiter of [...waiters]) {
+      if (past !== undefined && past <= waiter.version) continue;
+      waiter.done();
+      woken++;
+    }
+    return woken;
   };
   const subscribe = (tenantId: string) => {
     if (subscribed?.tenantId === tenantId) return;
     subscribed?.close();
-    latest = 0;
+    pending = undefined;
+    polledFor = 0;
     carried = undefined;
     const subscription = source(tenantId, {
       onMessage(payload) {
         const notice = parseHeadMoved(payload);
-        if (notice?.tenantId !== tenantId || notice.version <= latest) return;
-        latest = notice.version;
-        carried = notice.response === undefined ? undefined : { tenantId, version: notice.version, response: notice.response };
-        wakeAll(latest);
+        if (notice?.tenantId !== tenantId) return;
+        if (pending === undefined || notice.version > pending) {
+          pending = notice.version;
+          polledFor = 0;
+        }
+        if (carried === undefined || notice.version >= carried.version)
+          carried = notice.response === undefined ? undefined : { tenantId, version: notice.version, response: notice.response };
+        // Every notice past a waiter's version wakes it, whatever came before (a version below an earlier one included).
+        if (wakeAll(notice.version) > 0 && notice.version === pending) polledFor = Math.max(polledFor, 1);
       },
       // Subscribed: notices sent before (while down, or before the first subscription) were lost; whoever waits polls once.
       onConnected: () => wakeAll(),
@@ -62,7 +83,19 @@ export function noticeTrigger(source: NoticeSource): FeedTrigger {
   return {
     wait(tenantId, version, maxWaitMs, signal) {
       subscribe(tenantId);
-      if (latest > version || signal.aborted) return Promise.resolve();
+      if (signal.aborted) return Promise.resolve();
+      let waitMs = maxWaitMs;
+      if (pending !== undefined && pending <= version) {
+        pending = undefined;
+        polledFor = 0;
+      } else if (pending !== undefined) {
+        // Polled for at once the first time; a notice the polls since did not reach, less and less often (a lagging
+        // read of the head is caught within a few hundred ms), never less often than the idle poll.
+        const pause = polledFor === 0 ? 0 : Math.min(maxWaitMs, unreachedPauseMs * 2 ** Math.min(polledFor - 1, 16));
+        polledFor++;
+        if (pause === 0) return Promise.resolve();
+        waitMs = pause;
+      }
       return new Promise<void>((resolve) => {
         const waiter = {
           version,
@@ -73,7 +106,7 @@ export function noticeTrigger(source: NoticeSource): FeedTrigger {
             resolve();
           },
         };
-        const timer = setTimeout(waiter.done, maxWaitMs);
+        const timer = setTimeout(waiter.done, waitMs);
         signal.addEventListener("abort", waiter.done);
         waiters.add(waiter);
       });
