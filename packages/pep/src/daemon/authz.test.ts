@@ -222,6 +222,19 @@ describe("Envoy ext_authz contract", () => {
     // The control plane takes the report as it is (a flow's reason is no closed list there).
     expect(flowReportSchema.safeParse(pendingReports[0]).success).toBe(true);
   });
+  it("names the device on every allow, empty when none is known, so the client's own x-simroot-device-id never reaches the upstream (review 85)", async () => {
+    // Envoy overwrites a request header with the check's answer only when the answer carries it: an allow naming no
+    // device (break-glass while the feed is stale, from an address no device holds) let a client's own header through.
+    const staleState = new PepState(feed.tenantId);
+    const at = await serve(authzHandler(new PepEngine(staleState, { now: feed.now, breakGlass: ["192.0.2.0/24"] }), undefined));
+    const allowed = await check({ host: "192.0.2.10", "x-forwarded-for": "10.99.0.1", "x-simroot-device-id": "dev_a" }, "/", "GET", "", at);
+    expect([allowed.status, allowed.headers["x-simroot-decision-reason"], allowed.headers["x-simroot-device-id"]]).toEqual([
+      200,
+      "allow.break-glass",
+      "",
+    ]);
+  });
+
   it("names no device in the headers of a denial, which Envoy may hand the client: a revoked device's id reached whoever holds its address now (review 74)", async () => {
     // dev_r is revoked and still bound to 10.20.0.9 (or the PEP keeps its last address): whoever sends from that
     // address now is denied as dev_r, and Envoy, unless told otherwise (`allowed_client_headers`), copies a denied

@@ -93,7 +93,9 @@ function answer(response: ServerResponse, allow: boolean, reason: AuthzReason, e
   // The device and the recording are for the upstream, so an allowed request's only (`allowed_upstream_headers`). A
   // denied check's headers Envoy copies into its answer to the client (every one, unless `allowed_client_headers` says
   // otherwise): a revoked device's id reached whoever holds its address now (review 74). The flow report keeps it.
-  if (allow && decision?.deviceId) headers[deviceHeader] = decision.deviceId;
+  // On every allow, empty when no device is known (break-glass from an address no device holds): Envoy overwrites the
+  // request's header only with one the answer carries, so a client's own x-simroot-device-id went upstream (review 85).
+  if (allow) headers[deviceHeader] = decision?.deviceId ?? "";
   if (allow && decision?.sessionRecording) headers[recordingHeader] = "true";
   response.writeHead(allow ? 200 : 403, headers);
   response.end(allow ? "" : `denied: ${explanation}\n`);
