@@ -35,7 +35,13 @@ export interface PepConfig {
   readonly port: number;
   /** The admin listener: GET /healthz, POST /v1/decide. */
   readonly adminPort: number;
+  /** The ext_authz listener's address. */
   readonly host: string;
+  /**
+   * The admin listener's address: loopback unless told, whatever `host` is. It has no authentication and tells who holds
+   * an address and whether a device id exists; an Envoy elsewhere needs ext_authz on a wider address, not this (review 85).
+   */
+  readonly adminHost: string;
   readonly breakGlass: readonly string[];
   /** Flow report window, seconds; 0 disables reporting. */
   readonly flowIntervalSeconds: number;
@@ -78,7 +84,9 @@ Options (environment variable in brackets):
   --state <file>            state file (default ./simroot-pep-state.json) [SIMROOT_PEP_STATE]
   --port <n>                ext_authz listener port (default 9191) [SIMROOT_PEP_PORT]
   --admin-port <n>          /healthz and /v1/decide listener port (default 9192) [SIMROOT_PEP_ADMIN_PORT]
-  --host <address>          listen address (default 127.0.0.1) [SIMROOT_PEP_HOST]
+  --host <address>          ext_authz listen address (default 127.0.0.1) [SIMROOT_PEP_HOST]
+  --admin-host <address>    admin listen address (default 127.0.0.1, whatever --host is: it has no authentication)
+                            [SIMROOT_PEP_ADMIN_HOST]
   --break-glass <list>      CIDRs, addresses or hosts reachable when the feed is stale, comma-separated [SIMROOT_PEP_BREAK_GLASS]
   --flow-interval <s>       flow report window in seconds, 0 to disable (default 10) [SIMROOT_PEP_FLOW_INTERVAL]
   --pep-id <id>             this PEP's name in flow reports (default: the host name) [SIMROOT_PEP_ID]
@@ -120,6 +128,7 @@ function commandLine(argv: readonly string[]) {
         port: { type: "string" },
         "admin-port": { type: "string" },
         host: { type: "string" },
+        "admin-host": { type: "string" },
         "break-glass": { type: "string", multiple: true },
         "flow-interval": { type: "string" },
         "pep-id": { type: "string" },
@@ -191,6 +200,7 @@ export function readConfig(argv: readonly string[], env: Readonly<Record<string,
     port,
     adminPort,
     host: values.host ?? env.SIMROOT_PEP_HOST ?? "127.0.0.1",
+    adminHost: values["admin-host"] ?? env.SIMROOT_PEP_ADMIN_HOST ?? "127.0.0.1",
     breakGlass,
     flowIntervalSeconds: integer("--flow-interval", values["flow-interval"] ?? env.SIMROOT_PEP_FLOW_INTERVAL, 10, 0, 3600),
     pepId: values["pep-id"] ?? env.SIMROOT_PEP_ID ?? hostname().slice(0, 128),

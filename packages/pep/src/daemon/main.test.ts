@@ -90,6 +90,14 @@ describe("configuration", () => {
     expect(readConfig(["--help"], env)).toBeUndefined();
   });
 
+  it("keeps the admin listener on loopback when the ext_authz one listens wider (review 85)", () => {
+    // /v1/decide and /healthz answer anyone who reaches them (which device holds an address, whether an id exists, the
+    // tenant and the sync's errors): a PEP whose Envoy runs elsewhere (--host 0.0.0.0) put them before every device.
+    expect(readConfig(["--host", "0.0.0.0"], env)).toMatchObject({ host: "0.0.0.0", adminHost: "127.0.0.1" });
+    expect(readConfig(["--host", "0.0.0.0", "--admin-host", "10.0.0.2"], env)).toMatchObject({ adminHost: "10.0.0.2" });
+    expect(readConfig([], { ...env, SIMROOT_PEP_ADMIN_HOST: "::1" })).toMatchObject({ host: "127.0.0.1", adminHost: "::1" });
+  });
+
   it("rejects what would make a broken PEP", () => {
     expect(() => readConfig([], { ...env, SIMROOT_PEP_KEY: undefined })).toThrow(/API key/);
     expect(() => readConfig([], { ...env, SIMROOT_FEED_PUBLIC_KEY: "" })).toThrow(/public key/);
@@ -183,6 +191,28 @@ describe("the daemon", () => {
     // Still fresh from the persisted head: it serves at once, before any new response.
     expect(await check(restarted.authzUrl, "10.20.0.8")).toBe(200);
     await restarted.stop();
+  });
+
+  it("listens for ext_authz on --host and for admin on --admin-host (loopback unless told)", async () => {
+    const feed = testFeed();
+    const folder = await mkdtemp(join(tmpdir(), "simroot-pep-daemon-"));
+    const keyFile = join(folder, "feed.pem");
+    await writeFile(keyFile, feed.publicKey.export({ type: "spki", format: "pem" }));
+    const fetch = (async (_input: string, init: RequestInit) =>
+      new Promise<Response>((_, reject) =>
+        init.signal?.addEventListener("abort", () => reject(init.signal!.reason)),
+      )) as typeof globalThis.fetch;
+    const config = readConfig(
+      ["--state", join(folder, "state.json"), "--public-key", keyFile, "--port", "0", "--admin-port", "0", "--host", "127.0.0.2"],
+      { ...env, SIMROOT_TENANT: feed.tenantId, SIMROOT_PEP_FLOW_INTERVAL: "0" },
+    )!;
+    const pep = await startPep(config, { fetch, now: feed.now });
+    try {
+      expect(new URL(pep.authzUrl).hostname).toBe("127.0.0.2");
+      expect(new URL(pep.adminUrl).hostname).toBe("127.0.0.1");
+    } finally {
+      await pep.stop();
+    }
   });
 
   it("refuses a state file of another tenant", async () => {

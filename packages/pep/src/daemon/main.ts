@@ -125,7 +125,11 @@ export async function startPep(config: PepConfig, deps: PepDeps = {}) {
   const authz = await listen(authzServer(authzHandler(engine, flows, { xffTrustedHops: config.xffTrustedHops })), config.port, config.host);
   let admin: Server;
   try {
-    admin = await listen(createServer(adminHandler({ engine, state, sync, ...(flows ? { flows } : {}) })), config.adminPort, config.host);
+    admin = await listen(
+      createServer(adminHandler({ engine, state, sync, ...(flows ? { flows } : {}) })),
+      config.adminPort,
+      config.adminHost,
+    );
   } catch (error) {
     await close(authz);
     throw error;
