@@ -207,6 +207,30 @@ describe("the PEP engine", () => {
     expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: false, reason: "deny.feed-expired" });
   });
 
+  it("is not made fresh again by a clock set back after the head was accepted (review 85)", () => {
+    const feed = testFeed();
+    const state = new PepState(feed.tenantId);
+    const snapshot = feed.snapshot(10, [device("dev_a"), binding(meterIp, "dev_a"), rule("r1"), settings()]);
+    state.replaceWith(snapshot.entries);
+    state.version = 10;
+    let monotonic = 5_000;
+    // As the sync accepts it: the wall clock and the monotonic clock at that moment.
+    state.accept(snapshot.signed, feed.now(), monotonic);
+    const engine = new PepEngine(state, { now: feed.now, monotonic: () => monotonic });
+    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: true });
+    // 9 s later (the head's 8 s and the 1 s tolerance): expired.
+    feed.advance(9_000);
+    monotonic += 9_000;
+    expect(engine.fresh()).toBe(false);
+    // NTP (or whoever can set the clock) steps it back 5 s: the same head, as stale as it was.
+    feed.advance(-5_000);
+    expect(engine.fresh()).toBe(false);
+    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: false, reason: "deny.feed-expired" });
+    // A clock stepped forward only shortens it (fail closed sooner), as before.
+    const ahead = new PepEngine(state, { now: () => feed.now() + 60_000, monotonic: () => monotonic - 9_000 });
+    expect(ahead.fresh()).toBe(false);
+  });
+
   it("lets the tenant fail mode open relax evaluation errors, never an expired feed", () => {
     const broken = {
       kind: "policy",

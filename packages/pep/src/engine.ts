@@ -106,6 +106,8 @@ export interface EngineOptions {
   readonly now?: () => number;
   /** The clock-skew tolerance, seconds (the same as the sync's: a head verified fresh is enforced as fresh). */
   readonly clockSkewSeconds?: number;
+  /** A monotonic clock, ms (the sync's: `performance.now` unless both are given another). */
+  readonly monotonic?: () => number;
 }
 
 export interface EngineStatus {
@@ -128,6 +130,7 @@ export class PepEngine {
   readonly #state: PepState;
   readonly #now: () => number;
   readonly #skewMs: number;
+  readonly #monotonic: () => number;
   readonly #breakGlass: readonly CompiledDestination[];
   readonly #target = new Target();
   #compiledRevision = -1;
@@ -141,13 +144,20 @@ export class PepEngine {
     this.#state = state;
     this.#now = options.now ?? Date.now;
     this.#skewMs = Math.min(Math.max(options.clockSkewSeconds ?? 1, 0), maxClockSkewSeconds) * 1000;
+    this.#monotonic = options.monotonic ?? (() => performance.now());
     this.#breakGlass = (options.breakGlass ?? []).map((entry) => compileDestination(parseBreakGlass(entry)));
   }
 
-  /** Fresh while the last accepted head has not expired (within the bounded clock-skew tolerance). */
+  /**
+   * Fresh while the last accepted head has not expired (within the bounded clock-skew tolerance), by the wall clock and,
+   * for a head the sync accepted in this process, by the monotonic clock since: what was left of its lifetime then. A
+   * wall clock set back (NTP stepping it, or whoever can set it) made an expired head fresh again (review 85).
+   */
   fresh(now = this.#now()): boolean {
     const until = this.#state.freshUntil;
-    return until > 0 && now < until + this.#skewMs;
+    if (!(until > 0 && now < until + this.#skewMs)) return false;
+    const accepted = this.#state.headAccepted;
+    return accepted === undefined || this.#monotonic() - accepted.monotonic < until + this.#skewMs - accepted.wall;
   }
 
   decide(request: DecideRequest): PepDecision {

@@ -96,6 +96,8 @@ export class PepState {
   epoch = 0;
   /** The last signed head accepted (a response's or an idle poll's): its expiry is the view's freshness. */
   head: SignedHead | undefined;
+  /** The head the sync accepted last, with the wall clock (epoch ms) and a monotonic clock (ms) then: not saved. */
+  #accepted: { readonly head: SignedHead; readonly wall: number; readonly monotonic: number } | undefined;
   readonly devices = new Map<string, DeviceView>();
   readonly bindings = new Map<string, Binding>();
   readonly policies = new Map<string, PolicyRule>();
@@ -129,6 +131,21 @@ export class PepState {
 
   constructor(tenantId?: string) {
     this.tenantId = tenantId;
+  }
+
+  /**
+   * Takes `signed` as the head held, verified at `wall` (epoch ms) when a monotonic clock read `monotonic` (ms): the
+   * engine then counts what was left of its lifetime on the monotonic clock too, so a wall clock set back after it was
+   * accepted does not make it fresh again (review 85).
+   */
+  accept(signed: SignedHead, wall: number, monotonic: number): void {
+    this.head = signed;
+    this.#accepted = { head: signed, wall, monotonic };
+  }
+
+  /** When the head held was accepted (`accept`), or undefined when it was set otherwise (loaded from the state file). */
+  get headAccepted(): { readonly wall: number; readonly monotonic: number } | undefined {
+    return this.#accepted !== undefined && this.#accepted.head === this.head ? this.#accepted : undefined;
   }
 
   /** Epoch ms until which the view may be enforced; 0 without an accepted head. */

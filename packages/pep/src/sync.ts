@@ -7,7 +7,7 @@
  */
 import type { KeyObject } from "node:crypto";
 import { setImmediate as nextTurn, setTimeout as sleep } from "node:timers/promises";
-import { headHeader, maxClockSkewSeconds, maxHeadLifetimeSeconds } from "@simroot/core/feed/wire";
+import { headHeader, maxClockSkewSeconds, maxHeadLifetimeSeconds, type SignedHead } from "@simroot/core/feed/wire";
 import { parseScope } from "@simroot/core/feed/scope";
 import {
   addSnapshotPage,
@@ -46,6 +46,8 @@ export interface SyncOptions {
   /** Shorthand for `transport: fetchGet(fetch)` (tests, proxies). */
   readonly fetch?: typeof fetch;
   readonly now?: () => number;
+  /** A monotonic clock, ms (`performance.now` by default): the engine's, which counts a head's lifetime on it too. */
+  readonly monotonic?: () => number;
   /** How far this PEP's clock may be off the control plane's, seconds (at most 2; default 1). */
   readonly clockSkewSeconds?: number;
   /**
@@ -116,6 +118,7 @@ export class FeedSync {
   readonly #options: SyncOptions;
   readonly #get: FeedGet;
   readonly #now: () => number;
+  readonly #monotonic: () => number;
   readonly #base: string;
   /** The canonical selector, or undefined for the whole tenant. */
   readonly #scope: string | undefined;
@@ -130,6 +133,7 @@ export class FeedSync {
     this.#options = options;
     this.#get = options.transport ?? (options.fetch ? fetchGet(options.fetch) : nodeGet());
     this.#now = options.now ?? Date.now;
+    this.#monotonic = options.monotonic ?? (() => performance.now());
     this.#base = options.url.replace(/\/+$/, "");
     this.#scope = options.selector === undefined ? undefined : parseScope(options.selector).text;
     // Bound before the first snapshot: one key signs every tenant's feed, so a PEP that learned its tenant from the
@@ -186,7 +190,7 @@ export class FeedSync {
         const change = state.replaceWith(progress.entries);
         state.version = progress.version;
         state.epoch = page.head.epoch;
-        state.head = progress.signed;
+        this.#accept(progress.signed);
         this.#needSnapshot = false;
         this.#more = false;
         this.stats.snapshots++;
@@ -225,7 +229,7 @@ export class FeedSync {
       await response.discard();
       const header = response.header(headHeader);
       const signed = this.#checked(() => verifyIdleHead(header ?? "", this.#context()));
-      state.head = signed;
+      this.#accept(signed);
       this.#more = false;
       this.stats.notModified++;
       this.stats.lastSyncAt = new Date(this.#now()).toISOString();
@@ -278,7 +282,7 @@ export class FeedSync {
     const { state } = this.#options;
     const change = state.apply(verified.entries);
     state.version = verified.head.version;
-    state.head = verified.signed;
+    this.#accept(verified.signed);
     this.#more = !verified.head.last;
     await this.#applied({ ...change, kind: "delta", version: state.version });
   }
@@ -289,7 +293,6 @@ export class FeedSync {
    * event as an idle poll's head. The first refusal ends the stream (the connection is closed).
    */
   async #follow(response: FeedReply): Promise<StepResult> {
-    const { state } = this.#options;
     let result: StepResult = "idle";
     let events = 0;
     for await (const { event, data } of response.events()) {
@@ -309,7 +312,7 @@ export class FeedSync {
         await this.#delta(parsed);
         result = "delta";
       } else if (event === "head") {
-        state.head = this.#checked(() => verifyIdleSigned(parsed, this.#context()));
+        this.#accept(this.#checked(() => verifyIdleSigned(parsed, this.#context())));
         this.stats.notModified++;
         this.stats.lastSyncAt = new Date(this.#now()).toISOString();
       }
@@ -324,6 +327,11 @@ export class FeedSync {
   /** A stream's length: the configured wait (heads arrive within it; the control plane allows 20 s). */
   #streamWait(): number {
     return Math.max(1, Math.min(this.#options.waitSeconds ?? 20, 20));
+  }
+
+  /** Holds `signed` as the view's head, verified now (see `PepState.accept`). */
+  #accept(signed: SignedHead) {
+    this.#options.state.accept(signed, this.#now(), this.#monotonic());
   }
 
   async #applied(change: SyncChange) {
