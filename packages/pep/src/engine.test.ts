@@ -231,6 +231,18 @@ describe("the PEP engine", () => {
     expect(ahead.fresh()).toBe(false);
   });
 
+  it("is not fresh on a head issued ahead of its clock: a persisted head after a restart with the clock set back (review 85)", () => {
+    const { feed, engine } = world();
+    // The state file's head, loaded (no acceptance in this process); the clock was set back a day before the restart.
+    // New heads are refused as issued ahead of it (feed.not_yet_valid): the persisted one kept the view fresh all day.
+    feed.advance(-86_400_000);
+    expect(engine.fresh()).toBe(false);
+    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: false, reason: "deny.feed-expired" });
+    // Within the tolerance of its issue, as the sync accepts it.
+    feed.advance(86_400_000 - 1_000);
+    expect(engine.fresh()).toBe(true);
+  });
+
   it("lets the tenant fail mode open relax evaluation errors, never an expired feed", () => {
     const broken = {
       kind: "policy",

@@ -151,11 +151,15 @@ export class PepEngine {
   /**
    * Fresh while the last accepted head has not expired (within the bounded clock-skew tolerance), by the wall clock and,
    * for a head the sync accepted in this process, by the monotonic clock since: what was left of its lifetime then. A
-   * wall clock set back (NTP stepping it, or whoever can set it) made an expired head fresh again (review 85).
+   * wall clock set back (NTP stepping it, or whoever can set it) made an expired head fresh again (review 85). Never
+   * before it was issued (within the tolerance).
    */
   fresh(now = this.#now()): boolean {
     const until = this.#state.freshUntil;
     if (!(until > 0 && now < until + this.#skewMs)) return false;
+    // Issued ahead of this clock beyond the tolerance, as the sync refuses a head: a clock set back a day before a
+    // restart kept the state file's head fresh all day, every newer one refused as not yet valid (review 85).
+    if (Date.parse(this.#state.head!.head.issuedAt) - this.#skewMs > now) return false;
     const accepted = this.#state.headAccepted;
     return accepted === undefined || this.#monotonic() - accepted.monotonic < until + this.#skewMs - accepted.wall;
   }
