@@ -51,6 +51,14 @@ describe("the admin listener", () => {
     expect(problem.errors.map((error) => error.path)).toEqual(expect.arrayContaining(["port", "protocol", "destination"]));
     expect((await decide("{not json")).status).toBe(400);
     expect((await fetch(`${base}/nope`)).status).toBe(404);
+    // An address with a zone id is another key than every binding and revoked address (review 85).
+    const zoned = await decide({
+      sourceIp: "::ffff:10.20.0.7%1",
+      destination: { fqdn: "ingest.example.com" },
+      port: 8883,
+      protocol: "tcp",
+    });
+    expect(zoned.status).toBe(400);
   });
 
   it("reports health: the version, the head's expiry, and 503 once failing closed", async () => {

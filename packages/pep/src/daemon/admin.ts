@@ -18,7 +18,9 @@ import type { FlowReporter } from "./flows.ts";
 const ipSchema = z
   .string()
   .max(64)
-  .refine((ip) => isIP(ip) !== 0, "an IPv4 or IPv6 address");
+  .refine((ip) => isIP(ip) !== 0, "an IPv4 or IPv6 address")
+  // A zone id makes another key than every binding and revoked address (review 85).
+  .refine((ip) => !ip.includes("%"), "an address without a zone id");
 
 export const decideBodySchema = z
   .strictObject({

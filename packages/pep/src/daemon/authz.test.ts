@@ -110,6 +110,10 @@ describe("Envoy ext_authz contract", () => {
       { host: "ingest.example.com:99999", "x-forwarded-for": "10.20.0.7" },
       { host: "*.example.com", "x-forwarded-for": "10.20.0.7" },
       { host: "[zz::1]:443", "x-forwarded-for": "10.20.0.7" },
+      // A zone id: "::ffff:10.20.0.9%1" is no binding's key nor a revoked device's last address, and a stale PEP let a
+      // revoked device's address, so spelled, reach the break-glass destinations (review 85).
+      { host: "ingest.example.com:8883", "x-forwarded-for": "::ffff:10.20.0.7%1" },
+      { host: "ingest.example.com:8883", "x-forwarded-for": "fe80::1%eth0" },
       { "x-forwarded-for": "10.20.0.7" },
     ];
     for (const headers of cases) {

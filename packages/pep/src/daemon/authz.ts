@@ -67,6 +67,9 @@ function authorityOf(text: string): { host: string; port: number | undefined } |
 export function parseCheck(headers: IncomingHttpHeaders, options: AuthzOptions = {}): ParsedCheck {
   const sourceIp = sourceOf(headers, options.xffTrustedHops ?? 0);
   if (sourceIp === undefined || isIP(sourceIp) === 0) return { ok: false, problem: "no client address in x-forwarded-for" };
+  // A zone id makes another key than every binding and revoked address: a stale PEP let a revoked device's address, so
+  // spelled, reach the break-glass destinations (review 85). A device's address in an APN has none.
+  if (sourceIp.includes("%")) return { ok: false, problem: "the client address has a zone id" };
   const authorityText = single(headers[":authority"]) ?? headers.host;
   const authority = authorityText ? authorityOf(authorityText) : undefined;
   if (!authority) return { ok: false, problem: "no destination in :authority or host" };
