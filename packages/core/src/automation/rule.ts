@@ -19,6 +19,8 @@ import type { Ports } from "../ports.ts";
 import { readWebhook } from "../webhook/subscription.ts";
 
 export const maxRulesPerTenant = 100;
+/** The record of a rule's firing (automation/run.ts): a record, not a change, so no rule fires on it. */
+export const firedEventType = "automation.fired";
 /** Checked and counted in the commit that creates one (automation/records.ts), so concurrent creates cannot pass it. */
 const ruleLimit = {
   max: maxRulesPerTenant,
@@ -64,6 +66,11 @@ const patternSchema = z
       validateSimrootPattern(pattern);
     } catch (error) {
       issues.addIssue({ code: "custom", message: (error as Error).message });
+    }
+    const types = pattern["detail-type"];
+    if (Array.isArray(types) && types.length > 0 && types.every((type) => type === firedEventType)) {
+      const message = `rules do not fire on ${firedEventType}, the record of a firing (a webhook subscription receives it)`;
+      issues.addIssue({ code: "custom", path: ["detail-type"], message });
     }
   })
   .meta({

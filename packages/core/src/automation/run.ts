@@ -20,10 +20,9 @@ import type { Ports } from "../ports.ts";
 import { deviceOfEvent, runAction, type ActionResult } from "./actions.ts";
 import { takeRate } from "./rate-limit.ts";
 import { listStripe } from "../store/stripe.ts";
-import { tenantRules, type AutomationRule } from "./rule.ts";
+import { firedEventType, tenantRules, type AutomationRule } from "./rule.ts";
 
 export const maxChain = 4;
-export const firedEventType = "automation.fired";
 const firedRetentionSeconds = 7 * 24 * 60 * 60;
 
 /** The rules that led to an event: `rule:rul_A>rul_B` -> [rul_A, rul_B]. */
@@ -49,6 +48,10 @@ const firedKey = (tenantId: string, ruleId: string, eventId: string) => ({
 export async function runAutomation(ports: Ports, envelope: BusEnvelope): Promise<Outcome<Firing[]>> {
   const event = envelope.detail;
   if (envelope.source !== eventSource) return { value: [], events: [] };
+  // A firing's record is no change to act on (review 84): every firing, dry-run and rate-limited ones included, records
+  // one, as its rule, so N rules matching records fired on each other's, N + N(N-1) + ... down the chain (about 94
+  // million records for one change with a tenant's 100 rules), which neither dry-run nor rate limits held.
+  if (event.type === firedEventType) return { value: [], events: [] };
   const chain = ruleChainOf(event.actor);
   const matching = (await tenantRules(ports, event.tenantId)).filter((rule) => rule.enabled && matchesPattern(rule.pattern, envelope));
   const firings: Firing[] = [];
