@@ -2,15 +2,23 @@
  * What one event may cost through a tenant's automation rules (review 84): the chain of rules an action's events carry
  * bounds its depth; these bound its width.
  */
+import { IoTClient } from "@aws-sdk/client-iot";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { matchesPattern, rules, syncDeviceToIot, type BusEnvelope } from "@simroot/core";
 import type { Schema } from "@simroot/sdk";
+import { sdkIotControl } from "../packages/core/src/integration/iot/iot-sdk.ts";
+import { startIotLoopback, type IotLoopback } from "../packages/core/src/integration/iot/iot-loopback.test-support.ts";
+import { committedEvents } from "./support/audit-events.ts";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
+let iot: IotLoopback;
 beforeAll(async () => {
-  runtime = await startTestRuntime();
+  [runtime, iot] = await Promise.all([startTestRuntime(), startIotLoopback()]);
 });
-afterAll(() => runtime.stop());
+afterAll(async () => {
+  await Promise.all([runtime.stop(), iot.close()]);
+});
 
 let tenants = 0;
 async function tenantWithDevice() {
@@ -54,5 +62,63 @@ describe("a rule's firing record is no change to act on", { timeout: 120_000 }, 
       actions: [{ type: "quarantine" }],
     });
     expect([recordsOnly.status, recordsOnly.json.errors?.[0]?.path]).toEqual([400, "pattern.detail-type"]);
+  });
+});
+
+describe("an integration's record of a change a rule made carries the rule's chain", { timeout: 120_000 }, () => {
+  it("two rules answering the IoT sync's records with each other's action stop once the chain names both", async () => {
+    const { tenant, deviceId } = await tenantWithDevice();
+    const control = sdkIotControl(
+      new IoTClient({
+        endpoint: iot.endpoint,
+        region: "eu-west-1",
+        credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" },
+      }),
+    );
+    const settings = { tenantId: tenant.tenant.id, prefix: "simroot-" };
+    const seen = new Set<string>();
+    /** The IoT sync consumer over every event committed since the last round, as the bus would deliver them. */
+    const syncRound = async () => {
+      await runtime.settled();
+      let synced = 0;
+      for (const event of await committedEvents(runtime, tenant.tenant.id, seen)) {
+        const envelope = { source: "simroot", "detail-type": event.type, detail: event } as unknown as BusEnvelope;
+        if (!matchesPattern(rules.iotSync.pattern, envelope)) continue;
+        synced += (await syncDeviceToIot(runtime.ports, control, settings, event)).length > 0 ? 1 : 0;
+      }
+      await runtime.settled();
+      return synced;
+    };
+    await syncRound();
+    // The IoT sync records each change it mirrored as `integration.iot-synced`, with the device's state, as
+    // `system:iot-sync`: the chain of the rule whose action it mirrored was lost, and the two rules below took turns
+    // forever (held only by their rate limits, a turn a minute with these; every turn a state change, a feed entry and
+    // IoT calls).
+    const onSynced = (state: string) => ({
+      source: ["simroot"],
+      "detail-type": ["integration.iot-synced"],
+      detail: { data: { state: [state] } },
+    });
+    for (const [state, action] of [
+      ["suspended", "quarantine"],
+      ["quarantined", "suspend"],
+    ]) {
+      const rule = await tenant.call("POST", "/v1/automation/rules", {
+        name: `${action} when ${state}`,
+        pattern: onSynced(state!),
+        actions: [{ type: action }],
+        rateLimit: { max: 100, perSeconds: 60 },
+      });
+      expect(rule.status, rule.text).toBe(201);
+    }
+    const suspended = await tenant.call("POST", `/v1/devices/${deviceId}/suspend`, { reason: "test" });
+    expect(suspended.status, suspended.text).toBe(200);
+    const rounds = [];
+    for (let round = 0; round < 6; round++) rounds.push(await syncRound());
+    // The person's suspension is mirrored; rule A quarantines (chain A), mirrored; rule B suspends (chain A>B),
+    // mirrored; then neither fires on a chain that names it.
+    expect(rounds).toEqual([1, 1, 1, 0, 0, 0]);
+    const synced = (await committedEvents(runtime, tenant.tenant.id)).filter((event) => event.type === "integration.iot-synced");
+    expect(synced.at(-1)).toMatchObject({ actor: "system:iot-sync", data: { state: "suspended" } });
   });
 });

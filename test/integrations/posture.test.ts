@@ -115,8 +115,9 @@ describe("Tailscale custom posture attributes", () => {
     expect(tailscale.requests.length - mid).toBe(2);
     const audited = (await committedEvents(runtime, acme.tenant.id)).filter((event) => event.type === "integration.tailscale-synced");
     expect(audited.map((event) => event.data.cause)).toEqual([
-      { eventId: registered!.id, type: "device.registered" },
-      { eventId: quarantined.id, type: "device.quarantined" },
+      // With the cause's actor: the record of a change a rule made carries its chain (review 84).
+      { eventId: registered!.id, type: "device.registered", actor: registered!.actor },
+      { eventId: quarantined.id, type: "device.quarantined", actor: quarantined.actor },
     ]);
   });
 

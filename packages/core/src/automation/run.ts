@@ -28,6 +28,19 @@ const firedRetentionSeconds = 7 * 24 * 60 * 60;
 /** The rules that led to an event: `rule:rul_A>rul_B` -> [rul_A, rul_B]. */
 export const ruleChainOf = (actor: string): string[] => (actor.startsWith("rule:") ? actor.slice(5).split(">") : []);
 
+/**
+ * The rules that led to an event: its actor's, or, for a component's record of what it did with another event (an
+ * integration's `integration.*-synced`, `data.cause.actor`), that event's. Before review 84 such a record started no
+ * chain: two rules answering the IoT sync's records of a device's state with each other's action took turns forever.
+ * Only a `system:` record's cause is read: what a source reports is never a system record.
+ */
+export function chainOf(event: DomainEvent): string[] {
+  if (!event.actor.startsWith("system:")) return ruleChainOf(event.actor);
+  const cause = event.data.cause;
+  const actor = typeof cause === "object" && cause !== null ? (cause as { actor?: unknown }).actor : undefined;
+  return typeof actor === "string" ? ruleChainOf(actor) : [];
+}
+
 export interface Firing {
   readonly ruleId: string;
   readonly outcome: "fired" | "dry-run" | "rate-limited" | "loop-prevented";
@@ -52,7 +65,7 @@ export async function runAutomation(ports: Ports, envelope: BusEnvelope): Promis
   // one, as its rule, so N rules matching records fired on each other's, N + N(N-1) + ... down the chain (about 94
   // million records for one change with a tenant's 100 rules), which neither dry-run nor rate limits held.
   if (event.type === firedEventType) return { value: [], events: [] };
-  const chain = ruleChainOf(event.actor);
+  const chain = chainOf(event);
   const matching = (await tenantRules(ports, event.tenantId)).filter((rule) => rule.enabled && matchesPattern(rule.pattern, envelope));
   const firings: Firing[] = [];
   const events: DomainEvent[] = [];

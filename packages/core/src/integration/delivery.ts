@@ -54,7 +54,8 @@ export async function recordDelivery(
           ctx,
           `integration.${integration}-synced`,
           cause.subject,
-          { ...data, cause: { eventId: cause.id, type: cause.type } },
+          // The cause's actor: the record of a change a rule made carries the rule's chain (automation/run.ts `chainOf`).
+          { ...data, cause: { eventId: cause.id, type: cause.type, actor: cause.actor } },
           now,
         ),
       ],
