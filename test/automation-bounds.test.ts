@@ -65,6 +65,48 @@ describe("a rule's firing record is no change to act on", { timeout: 120_000 }, 
   });
 });
 
+describe("a rule's rate limit bounds what rules cause each other to record", { timeout: 120_000 }, () => {
+  it("a rule's match on an event another rule caused, beyond its rate limit, is not recorded", async () => {
+    const { tenant, deviceId } = await tenantWithDevice();
+    // Two pairs of rules, each undoing the other's label: each pair's change is an event the three other rules match.
+    const onUpdate = { source: ["simroot"], "detail-type": ["device.updated"] };
+    for (const label of ["a", "b"]) {
+      for (const action of [
+        { type: "add-labels", labels: { [label]: "1" } },
+        { type: "remove-labels", keys: [label] },
+      ]) {
+        const rule = await tenant.call("POST", "/v1/automation/rules", {
+          name: `${action.type} ${label}`,
+          pattern: onUpdate,
+          actions: [action],
+          rateLimit: { max: 1, perSeconds: 3600 },
+        });
+        expect(rule.status, rule.text).toBe(201);
+      }
+    }
+    const device = await tenant.call("GET", `/v1/devices/${deviceId}`);
+    const renamed = await tenant.call("PATCH", `/v1/devices/${deviceId}`, { name: "renamed" }, { "if-match": device.headers.get("etag")! });
+    expect(renamed.status, renamed.text).toBe(200);
+    await runtime.settled();
+    // Each rule fires once, on the person's change or on another rule's (as the bus interleaves them). Each change
+    // was matched by the rules that did not cause it, spent, and each such match was recorded as rate-limited (a dozen
+    // records no rule acted on here; a tenant's 100 rules taking 10 firings a minute each recorded about 100 times each
+    // of their 1,000 firings' changes: 100,000 records a minute). Now only a match on the person's change is.
+    const outcomes = async () =>
+      (await firings(tenant, deviceId)).map((record) => `${record.data.outcome} ${record.actor.split(">").length}`).sort();
+    const first = await outcomes();
+    expect(first.filter((outcome) => outcome.startsWith("fired"))).toHaveLength(4);
+    expect(first.filter((outcome) => outcome.startsWith("rate-limited") && outcome !== "rate-limited 1")).toEqual([]);
+    // A rate-limited match on a change a person (or a source, a detector) made is recorded as before.
+    const current = await tenant.call("GET", `/v1/devices/${deviceId}`);
+    const again = await tenant.call("PATCH", `/v1/devices/${deviceId}`, { name: "again" }, { "if-match": current.headers.get("etag")! });
+    expect(again.status, again.text).toBe(200);
+    await runtime.settled();
+    expect((await outcomes()).length - first.length).toBe(4);
+    expect((await outcomes()).filter((outcome) => outcome === "rate-limited 1").length).toBeGreaterThanOrEqual(4);
+  });
+});
+
 describe("an integration's record of a change a rule made carries the rule's chain", { timeout: 120_000 }, () => {
   it("two rules answering the IoT sync's records with each other's action stop once the chain names both", async () => {
     const { tenant, deviceId } = await tenantWithDevice();

@@ -95,6 +95,11 @@ async function fire(ports: Ports, rule: AutomationRule, envelope: BusEnvelope, c
   // A dry run counts against a budget of its own: switched to act, the rule has its whole budget (review 67).
   const rateKey = rule.dryRun ? `rule#${rule.id}#dry` : `rule#${rule.id}`;
   if (!(await takeRate(ports, event.tenantId, rateKey, rule.rateLimit.max, rule.rateLimit.perSeconds))) {
+    // Not recorded on an event a rule caused (review 84), as a loop is not: each change a rule makes is matched by the
+    // tenant's other rules, and one record of each spent match made a record for every rule matching every change
+    // (100,000 a minute with 100 rules taking their default 10 firings each). A match on what a person, a source or a
+    // detector did is still recorded: it is the one a timeline needs (a device not contained, and why).
+    if (chain.length > 0) return { value: { ruleId: rule.id, outcome: "rate-limited" as const, actions: [] }, events: [] };
     outcome = "rate-limited";
   } else if (rule.dryRun) {
     outcome = "dry-run";
