@@ -1,6 +1,6 @@
 /**
- * What one event may cost through a tenant's automation rules (review 84): the chain of rules an action's events carry
- * bounds its depth; these bound its width.
+ * What a tenant's automation rules may reach and what one event may cost through them (review 84): the chain of rules
+ * an action's events carry bounds its depth; these bound its width. And a rule acts only in its own tenant.
  */
 import { IoTClient } from "@aws-sdk/client-iot";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -162,5 +162,52 @@ describe("an integration's record of a change a rule made carries the rule's cha
     expect(rounds).toEqual([1, 1, 1, 0, 0, 0]);
     const synced = (await committedEvents(runtime, tenant.tenant.id)).filter((event) => event.type === "integration.iot-synced");
     expect(synced.at(-1)).toMatchObject({ actor: "system:iot-sync", data: { state: "suspended" } });
+  });
+});
+
+describe("a rule acts in its own tenant only", { timeout: 120_000 }, () => {
+  it("a rule naming another tenant's grant or webhook reaches neither", async () => {
+    const a = await tenantWithDevice();
+    const b = await tenantWithDevice();
+    const grant = await b.tenant.call("POST", "/v1/grants", {
+      principal: "vendor:acme/jane",
+      target: { deviceId: b.deviceId },
+      destinations: [{ cidr: "10.8.0.0/24", ports: [22], protocol: "tcp" }],
+      notBefore: new Date().toISOString(),
+      notAfter: new Date(Date.now() + 3_600_000).toISOString(),
+    });
+    expect(grant.status, grant.text).toBe(201);
+    const webhook = await b.tenant.call("POST", "/v1/webhooks", {
+      url: "https://receiver.example.com/hook",
+      pattern: { source: ["simroot"], "detail-type": ["device.updated"] },
+    });
+    expect(webhook.status, webhook.text).toBe(201);
+    const onUpdate = { source: ["simroot"], "detail-type": ["device.updated"] };
+    const notify = await a.tenant.call("POST", "/v1/automation/rules", {
+      name: "tell b",
+      pattern: onUpdate,
+      actions: [{ type: "notify", webhookId: webhook.json.id }],
+    });
+    expect([notify.status, notify.json.errors?.[0]?.path]).toEqual([400, "actions.0.webhookId"]);
+    const rule = await a.tenant.call("POST", "/v1/automation/rules", {
+      name: "end b's grant, act on b's device",
+      pattern: onUpdate,
+      actions: [
+        { type: "end-grant", grantId: grant.json.id },
+        { type: "start-grant", principal: "x", destinations: [{ cidr: "10.0.0.0/8", protocol: "any" }], minutes: 5 },
+      ],
+    });
+    expect(rule.status, rule.text).toBe(201);
+    const device = await a.tenant.call("GET", `/v1/devices/${a.deviceId}`);
+    await a.tenant.call("PATCH", `/v1/devices/${a.deviceId}`, { name: "renamed" }, { "if-match": device.headers.get("etag")! });
+    await runtime.settled();
+    const [fired] = await firings(a.tenant, a.deviceId);
+    expect(fired!.data).toMatchObject({
+      outcome: "fired",
+      actions: [{ type: "end-grant", outcome: "failed", detail: expect.stringContaining("grant.not_found") }, { outcome: "done" }],
+    });
+    expect((await b.tenant.call("GET", `/v1/grants/${grant.json.id}`)).json.status).toBe("active");
+    expect((await b.tenant.call("GET", "/v1/grants")).json.items).toHaveLength(1);
+    expect((await b.tenant.call("GET", `/v1/webhooks/${webhook.json.id}/deliveries`)).json.items).toEqual([]);
   });
 });
