@@ -22,17 +22,23 @@ const foldCase = (text: string): string => text.toLowerCase();
 
 // Matching
 
+/** Counts a match's steps (an object tried, a value walked, a condition tested): tests bound work with it, not time. */
+export type MatchMeter = { steps: number };
+
 /** Whether `event` matches `pattern`. The pattern is expected to have passed `validatePattern`. */
-export function matchesPattern(pattern: EventPattern, event: unknown): boolean {
-  return matchesNestedPattern(pattern, event);
+export function matchesPattern(pattern: EventPattern, event: unknown, meter: MatchMeter = { steps: 0 }): boolean {
+  return matchesNestedPattern(pattern, event, meter);
 }
 
-function matchesNestedPattern(pattern: JsonObject, eventValue: unknown): boolean {
-  return objectsWithin(eventValue).some((fields) =>
+function matchesNestedPattern(pattern: JsonObject, eventValue: unknown, meter: MatchMeter): boolean {
+  const objects = objectsWithin(eventValue);
+  meter.steps += objects.length;
+  return objects.some((fields) =>
     Object.entries(pattern).every(([key, subPattern]) => {
-      if (key === "$or") return (subPattern as readonly JsonObject[]).some((branch) => matchesNestedPattern(branch, fields));
-      if (Array.isArray(subPattern)) return matchesLeaf(subPattern, ownField(fields, key));
-      return isObject(subPattern) && matchesNestedPattern(subPattern, ownField(fields, key));
+      meter.steps++;
+      if (key === "$or") return (subPattern as readonly JsonObject[]).some((branch) => matchesNestedPattern(branch, fields, meter));
+      if (Array.isArray(subPattern)) return matchesLeaf(compiledLeaf(subPattern), ownField(fields, key), meter);
+      return isObject(subPattern) && matchesNestedPattern(subPattern, ownField(fields, key), meter);
     }),
   );
 }
@@ -48,46 +54,85 @@ function leafValues(eventValue: unknown): unknown[] {
   return [eventValue].flat(Infinity).filter((value) => value !== undefined && !isObject(value));
 }
 
-function matchesLeaf(conditions: readonly unknown[], eventValue: unknown): boolean {
+/**
+ * A leaf's conditions as matched: its exact values in one set (a lookup per event value, however many the pattern
+ * lists), each operator as a test of one value. Compiled once per leaf array, not per event object it is tried on.
+ */
+type CompiledLeaf = { readonly exact: ReadonlySet<unknown>; readonly exists: readonly boolean[]; readonly tests: readonly ValueTest[] };
+type ValueTest = (value: unknown, folded: () => string) => boolean;
+
+const compiledLeaves = new WeakMap<readonly unknown[], CompiledLeaf>();
+
+function compiledLeaf(conditions: readonly unknown[]): CompiledLeaf {
+  let leaf = compiledLeaves.get(conditions);
+  if (!leaf) {
+    const operators = conditions.filter(isObject);
+    leaf = {
+      exact: new Set(conditions.filter((condition) => !isObject(condition))),
+      exists: operators.flatMap((operator) => (Object.hasOwn(operator, "exists") ? [operator["exists"] === true] : [])),
+      tests: operators.filter((operator) => !Object.hasOwn(operator, "exists")).map(compileCondition),
+    };
+    compiledLeaves.set(conditions, leaf);
+  }
+  return leaf;
+}
+
+function matchesLeaf(leaf: CompiledLeaf, eventValue: unknown, meter: MatchMeter): boolean {
   const values = leafValues(eventValue);
-  return conditions.some((condition) =>
-    isObject(condition) && Object.hasOwn(condition, "exists")
-      ? condition["exists"] === values.length > 0
-      : values.some((value) => matchesCondition(condition, value)),
-  );
+  meter.steps += values.length;
+  if (leaf.exists.includes(values.length > 0)) return true;
+  return values.some((value) => {
+    meter.steps += (leaf.exact.size > 0 ? 1 : 0) + leaf.tests.length;
+    if (leaf.exact.has(value)) return true;
+    // Folded once per value, for every ignore-case operator of the leaf.
+    let folded: string | undefined;
+    const foldedValue = () => (folded ??= foldCase(value as string));
+    return leaf.tests.some((test) => test(value, foldedValue));
+  });
 }
 
-/** One condition of a leaf against one leaf value of the event. Exact values compare with `===`. */
-function matchesCondition(condition: unknown, value: unknown): boolean {
-  if (!isObject(condition)) return condition === value;
+/** One operator condition (not `exists`) as a test of one leaf value of the event. */
+function compileCondition(condition: JsonObject): ValueTest {
   const [operator, operand] = Object.entries(condition)[0] ?? [];
-  if (operator === "anything-but") return !excludedConditions(operand).some((excluded) => matchesCondition(excluded, value));
-  if (operator === "numeric") return typeof value === "number" && Array.isArray(operand) && satisfiesAll(value, operand);
-  return typeof value === "string" && typeof operator === "string" && matchesString(operator, operand, value);
+  if (operator === "anything-but") {
+    const excluded = compiledLeaf(excludedConditions(operand));
+    return (value, folded) => !excluded.exact.has(value) && !excluded.tests.some((test) => test(value, folded));
+  }
+  if (operator === "numeric") return (value) => typeof value === "number" && Array.isArray(operand) && satisfiesAll(value, operand);
+  const matches = typeof operator === "string" ? compileString(operator, operand) : () => false;
+  return (value, folded) => typeof value === "string" && matches(value, folded);
 }
 
-function matchesString(operator: string, operand: unknown, text: string): boolean {
+function compileString(operator: string, operand: unknown): (text: string, folded: () => string) => boolean {
   switch (operator) {
     case "prefix":
-      return matchesAffix(operand, text, (whole, affix) => whole.startsWith(affix));
+      return compileAffix(operand, (whole, affix) => whole.startsWith(affix));
     case "suffix":
-      return matchesAffix(operand, text, (whole, affix) => whole.endsWith(affix));
-    case "equals-ignore-case":
-      return typeof operand === "string" && foldCase(text) === foldCase(operand);
-    case "wildcard":
-      return typeof operand === "string" && wildcardMatches(operand, text);
-    case "cidr":
-      return typeof operand === "string" && isWithinCidr(text, operand);
+      return compileAffix(operand, (whole, affix) => whole.endsWith(affix));
+    case "equals-ignore-case": {
+      const expected = typeof operand === "string" ? foldCase(operand) : undefined;
+      return (_text, folded) => expected !== undefined && folded() === expected;
+    }
+    case "wildcard": {
+      const parts = typeof operand === "string" ? wildcardParts(operand) : undefined;
+      return (text) => parts !== undefined && wildcardMatches(parts, text);
+    }
+    case "cidr": {
+      const block = typeof operand === "string" ? parseCidr(operand) : undefined;
+      return (text) => block !== undefined && isWithinCidr(text, block);
+    }
     default:
-      return false;
+      return () => false;
   }
 }
 
 /** A `prefix`/`suffix` operand is a string, or `{"equals-ignore-case": string}`. */
-function matchesAffix(operand: unknown, text: string, test: (whole: string, affix: string) => boolean): boolean {
-  if (typeof operand === "string") return test(text, operand);
+function compileAffix(operand: unknown, test: (whole: string, affix: string) => boolean): (text: string, folded: () => string) => boolean {
+  if (typeof operand === "string") return (text) => test(text, operand);
   const ignoringCase = isObject(operand) ? operand["equals-ignore-case"] : undefined;
-  return typeof ignoringCase === "string" && test(foldCase(text), foldCase(ignoringCase));
+  if (typeof ignoringCase !== "string") return () => false;
+  const affix = foldCase(ignoringCase);
+  return (_text, folded) => test(folded(), affix);
 }
 
 /** `anything-but` excludes a value, a list of values, or what `{operator: operand | operand[]}` matches. */
@@ -99,13 +144,8 @@ function excludedConditions(operand: unknown): readonly unknown[] {
   );
 }
 
-/**
- * Whether `text` matches `wildcard`: `*` matches any run of characters; `\*` is a literal star and `\\` a literal
- * backslash. A tenant writes the pattern, so it is matched in time linear in the text for each star, without the
- * backtracking of a regular expression (`^.*a.*a…b$` is exponential: 6 stars against 64 characters took 6 s). Each
- * star takes the shortest run that lets the literal part after it match; a later failure only moves the last star on.
- */
-function wildcardMatches(wildcard: string, text: string): boolean {
+/** The literal parts of a wildcard between its stars, once per condition rather than per value it is tried on. */
+function wildcardParts(wildcard: string): string[] {
   // The literal parts between the stars.
   const parts: string[] = [""];
   for (let index = 0; index < wildcard.length; index++) {
@@ -113,6 +153,16 @@ function wildcardMatches(wildcard: string, text: string): boolean {
     if (char === "*") parts.push("");
     else parts[parts.length - 1] += char === "\\" ? (wildcard[++index] ?? "") : char;
   }
+  return parts;
+}
+
+/**
+ * Whether `text` matches the wildcard of `parts`: `*` matches any run of characters; `\*` is a literal star and `\\` a literal
+ * backslash. A tenant writes the pattern, so it is matched in time linear in the text for each star, without the
+ * backtracking of a regular expression (`^.*a.*a…b$` is exponential: 6 stars against 64 characters took 6 s). Each
+ * star takes the shortest run that lets the literal part after it match; a later failure only moves the last star on.
+ */
+function wildcardMatches(parts: readonly string[], text: string): boolean {
   const first = parts[0]!;
   if (parts.length === 1) return text === first;
   const last = parts[parts.length - 1]!;
@@ -172,10 +222,9 @@ function parseCidr(cidr: string): { network: IpAddress; prefixLength: number } |
   return Number(prefixLength) <= network.width ? { network, prefixLength: Number(prefixLength) } : undefined;
 }
 
-function isWithinCidr(text: string, cidr: string): boolean {
+function isWithinCidr(text: string, block: { network: IpAddress; prefixLength: number }): boolean {
   const address = parseIpAddress(text);
-  const block = parseCidr(cidr);
-  if (!address || !block || address.width !== block.network.width) return false;
+  if (!address || address.width !== block.network.width) return false;
   const hostBits = BigInt(address.width - block.prefixLength);
   return address.bits >> hostBits === block.network.bits >> hostBits;
 }
@@ -198,10 +247,61 @@ export function validateSimrootPattern(pattern: unknown): void {
   // policies are (policy/records.ts `maxPolicyBytes`), so that event stays one the bus takes (review 74).
   const bytes = Buffer.byteLength(JSON.stringify(pattern));
   if (bytes > maxSimrootPatternBytes) fail("", `at most ${maxSimrootPatternBytes} bytes as JSON, this is ${bytes}`);
+  countConditions(pattern as JsonObject, "", { count: 0 });
   const sources = (pattern as Record<string, unknown>).source;
   if (Array.isArray(sources) && sources.every((each) => typeof each === "string") && !sources.includes("simroot")) {
     fail("source", `rules and webhook subscriptions see events of source "simroot" only; ${JSON.stringify(sources)} never arrives here`);
   }
+}
+
+/**
+ * How many conditions a rule's or a subscription's pattern may hold, counted as matching pays for them: each field,
+ * each `$or` branch and each operator (prefix, suffix, wildcard, numeric, cidr, equals-ignore-case, exists, each
+ * operand of an anything-but operator) is tried at most once per event node it reaches, and a field's exact values
+ * (and an anything-but's list of them) are one set looked up once per event value, so count one however many they are.
+ * One consumer matches every tenant's rules, and the bytes alone did not bound this: 300 `$or` branches in 16 KiB took
+ * 1.2 to 2.8 s per rule and event, 692 wildcards 0.2 to 0.8 s (review 86). With this bound a match walks at most about
+ * 2 x 100 x the event's nodes (`pattern-cost.test.ts`), whatever the pattern.
+ * Why 100: SNS allows a filter policy 150 combinations (the product of its arrays' lengths) and 5 keys; EventBridge
+ * refuses a pattern whose `$or` expands to more than 1,000 combinations. Both count exact values, which cost nothing
+ * here, and multiply what adds up here. simroot's own and documented patterns hold 3 to 10 conditions; a rule naming
+ * 1,000 devices holds 2 (`source`, `subject`).
+ */
+export const maxPatternConditions = 100;
+
+function countConditions(pattern: JsonObject, path: string, counted: { count: number }): void {
+  const add = (conditions: number, at: string) => {
+    counted.count += conditions;
+    if (counted.count > maxPatternConditions) {
+      fail(at, `more than ${maxPatternConditions} conditions (fields, $or branches, operators; a field's exact values count once)`);
+    }
+  };
+  for (const [key, subPattern] of Object.entries(pattern)) {
+    const fieldPath = path ? `${path}.${key}` : key;
+    if (key === "$or") {
+      (subPattern as JsonObject[]).forEach((branch, index) => {
+        add(1, `${fieldPath}[${index}]`);
+        countConditions(branch, `${fieldPath}[${index}]`, counted);
+      });
+      continue;
+    }
+    add(1, fieldPath);
+    if (!Array.isArray(subPattern)) {
+      countConditions(subPattern as JsonObject, fieldPath, counted);
+      continue;
+    }
+    if (subPattern.some((condition) => !isObject(condition))) add(1, fieldPath);
+    subPattern.forEach((condition, index) => {
+      if (isObject(condition)) add(operatorConditions(condition), `${fieldPath}[${index}]`);
+    });
+  }
+}
+
+/** An operator object's conditions: one, but for anything-but's operator with a list (each of its operands). */
+function operatorConditions(condition: JsonObject): number {
+  const excluded = condition["anything-but"];
+  if (!isObject(excluded)) return 1;
+  return Object.values(excluded).reduce((sum: number, inner) => sum + (Array.isArray(inner) ? inner.length : 1), 0);
 }
 
 /** The most a rule's or a subscription's pattern may take, as JSON. */
