@@ -262,9 +262,9 @@ export function validateSimrootPattern(pattern: unknown): void {
  * One consumer matches every tenant's rules, and the bytes alone did not bound this: 300 `$or` branches in 16 KiB took
  * 1.2 to 2.8 s per rule and event, 692 wildcards 0.2 to 0.8 s (review 86). With this bound a match walks at most about
  * 2 x 100 x the event's nodes (`pattern-cost.test.ts`), whatever the pattern.
- * Why 100: SNS allows a filter policy 150 combinations (the product of its arrays' lengths) and 5 keys; EventBridge
- * refuses a pattern whose `$or` expands to more than 1,000 combinations. Both count exact values, which cost nothing
- * here, and multiply what adds up here. simroot's own and documented patterns hold 3 to 10 conditions; a rule naming
+ * Why 100: SNS documents a filter policy's bound as 150 combinations (the product of its arrays' lengths) and 5 keys;
+ * EventBridge refuses an `$or` pattern past a number of combinations too (1,000 as recalled; not re-checked against its
+ * guide here). Both count exact values, which cost one lookup here, and multiply what adds up here. simroot's own and documented patterns hold 3 to 10 conditions; a rule naming
  * 1,000 devices holds 2 (`source`, `subject`).
  */
 export const maxPatternConditions = 100;
