@@ -60,9 +60,11 @@ describe("the HTTP API's functions", () => {
   });
 
   it("select routes as API Gateway does", () => {
-    // A named method and path without a greedy variable first; then the longest greedy prefix; then $default.
-    expect(gatewayTarget("POST", "/v1/policies/preview")).toBe("apiAutomation");
-    expect(gatewayTarget("GET", "/v1/policies/preview")).toBe("apiPolicy");
+    // A path without a greedy variable first; then the longest greedy prefix; then $default. (No route key names a
+    // method since the traffic preview moved to the policy function: every key is ANY.)
+    expect(gatewayTarget("POST", "/v1/policies/preview")).toBe("apiPolicy");
+    expect(gatewayTarget("GET", "/v1/traffic")).toBe("apiPolicy");
+    expect(gatewayTarget("GET", "/v1/webhooks/wh_1")).toBe("apiAutomation");
     expect(gatewayTarget("POST", "/v1/decisions/evaluate")).toBe("apiPolicy");
     expect(gatewayTarget("GET", "/v1/policies")).toBe("apiPolicy");
     expect(gatewayTarget("GET", "/v1/feed")).toBe("apiEnforcement");

@@ -1,4 +1,4 @@
-/** Continuous verification (`/v1/automation*`, `/v1/webhooks*`, `/v1/incidents*`, integrations, traffic, the bus's dead letters). */
+/** Continuous verification (`/v1/automation*`, `/v1/webhooks*`, `/v1/incidents*`, integrations, the bus's dead letters). */
 import { automationRoutes } from "@simroot/api/groups/automation";
 import { environmentRedeliver, type Ports } from "@simroot/core";
 import { apiFunction } from "./lib/api-function.ts";

@@ -326,6 +326,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/traffic": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The traffic map: segments (devices grouped by a label) to destinations, allowed and denied, from flow reports */
+        get: operations["listTraffic"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/policies/preview": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Before saving a rule (or removing one): the reported connections it would newly allow or deny, and the devices it selects */
+        post: operations["createPoliciesPreview"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/source-health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How each ingestion source is doing: last request and event, accepted events and rejected items */
+        get: operations["listSourceHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/sources": {
         parameters: {
             query?: never;
@@ -866,57 +917,6 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/v1/traffic": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** The traffic map: segments (devices grouped by a label) to destinations, allowed and denied, from flow reports */
-        get: operations["listTraffic"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/policies/preview": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        put?: never;
-        /** Before saving a rule (or removing one): the reported connections it would newly allow or deny, and the devices it selects */
-        post: operations["createPoliciesPreview"];
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/v1/source-health": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /** How each ingestion source is doing: last request and event, accepted events and rejected items */
-        get: operations["listSourceHealth"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/v1/bus/dead-letters": {
         parameters: {
             query?: never;
@@ -1450,6 +1450,140 @@ export interface components {
             ip?: string;
             externalId?: string;
             credential?: string;
+        };
+        TrafficGraph: {
+            groupBy: string;
+            from: string;
+            to: string;
+            segments: {
+                segment: string;
+                devices: number;
+            }[];
+            edges: {
+                /** @description `<label>=<value>`, or `<label>=(none)` for devices without the label */
+                segment: string;
+                destination: string;
+                port: number;
+                /** @enum {string} */
+                protocol: "tcp" | "udp";
+                /** @description connections allowed */
+                allowed: number;
+                /** @description connections denied */
+                denied: number;
+                bytes: number;
+                /** @description the devices seen on this edge (at most 20) */
+                devices: string[];
+                lastSeen: string;
+                /** @description first seen for this segment within the last hour of the window */
+                novel: boolean;
+            }[];
+            reportsRead: number;
+            /** @description more flow reports exist in the window than one map reads */
+            truncated: boolean;
+        };
+        PolicyPreview: {
+            /** @description devices the candidate rule's selector matches (the removed rule's, on remove) */
+            matchedDevices: number;
+            /** @description up to 20 of them */
+            sampleDevices: string[];
+            flowsEvaluated: number;
+            newlyAllowed: {
+                deviceId: string;
+                destination: string;
+                port: number;
+                /** @enum {string} */
+                protocol: "tcp" | "udp";
+                /** @description how many connections of this kind were reported */
+                connections: number;
+                before: components["schemas"]["Decision"];
+                after: components["schemas"]["Decision"];
+            }[];
+            newlyDenied: {
+                deviceId: string;
+                destination: string;
+                port: number;
+                /** @enum {string} */
+                protocol: "tcp" | "udp";
+                /** @description how many connections of this kind were reported */
+                connections: number;
+                before: components["schemas"]["Decision"];
+                after: components["schemas"]["Decision"];
+            }[];
+        };
+        /**
+         * @example {
+         *       "allow": false,
+         *       "reason": "deny.rule",
+         *       "ruleId": "block-roaming",
+         *       "explanation": "deny rule \"Block roaming\" (block-roaming) matches"
+         *     }
+         */
+        Decision: {
+            allow: boolean;
+            /** @enum {string} */
+            reason: "allow.rule" | "allow.grant" | "allow.quarantine" | "allow.fail-open" | "deny.default" | "deny.rule" | "deny.revoked" | "deny.suspended" | "deny.quarantined" | "deny.fail-closed";
+            ruleId?: string;
+            grantId?: string;
+            /** @description set on allow.grant: the PEP must record the session */
+            sessionRecording?: boolean;
+            explanation: string;
+        };
+        /**
+         * @example {
+         *       "remove": "meters-telemetry"
+         *     }
+         */
+        PolicyPreviewRequest: {
+            /**
+             * @description the rule as it would be saved (new, or replacing the one with its id)
+             * @example {
+             *       "id": "meters-telemetry",
+             *       "name": "Meters send telemetry",
+             *       "selector": {
+             *         "matchLabels": {
+             *           "fleet": "meters"
+             *         }
+             *       },
+             *       "destinations": [
+             *         {
+             *           "fqdn": "ingest.example.com",
+             *           "ports": [
+             *             8883
+             *           ],
+             *           "protocol": "tcp"
+             *         }
+             *       ],
+             *       "conditions": {
+             *         "bearers": [
+             *           "cellular",
+             *           "private-5g"
+             *         ]
+             *       },
+             *       "effect": "allow"
+             *     }
+             */
+            upsert?: {
+                id: string;
+                name: string;
+                selector: components["schemas"]["LabelSelector"];
+                destinations: components["schemas"]["Destination"][];
+                conditions?: components["schemas"]["Conditions"];
+                /** @enum {string} */
+                effect: "allow" | "deny";
+            };
+            /** @description the id of the rule to remove */
+            remove?: string;
+        } & (unknown | unknown);
+        /** @description counts since the source first posted */
+        SourceHealth: {
+            sourceId: string;
+            lastRequestAt?: string;
+            /** @description the last request with at least one accepted event */
+            lastEventAt?: string;
+            accepted: number;
+            /** @description items refused within accepted requests */
+            rejected: number;
+            lastRejection?: string;
         };
         SourceWithCredentials: {
             source: components["schemas"]["Source"];
@@ -1993,140 +2127,6 @@ export interface components {
             } & {
                 [key: string]: unknown;
             })[];
-        };
-        TrafficGraph: {
-            groupBy: string;
-            from: string;
-            to: string;
-            segments: {
-                segment: string;
-                devices: number;
-            }[];
-            edges: {
-                /** @description `<label>=<value>`, or `<label>=(none)` for devices without the label */
-                segment: string;
-                destination: string;
-                port: number;
-                /** @enum {string} */
-                protocol: "tcp" | "udp";
-                /** @description connections allowed */
-                allowed: number;
-                /** @description connections denied */
-                denied: number;
-                bytes: number;
-                /** @description the devices seen on this edge (at most 20) */
-                devices: string[];
-                lastSeen: string;
-                /** @description first seen for this segment within the last hour of the window */
-                novel: boolean;
-            }[];
-            reportsRead: number;
-            /** @description more flow reports exist in the window than one map reads */
-            truncated: boolean;
-        };
-        PolicyPreview: {
-            /** @description devices the candidate rule's selector matches (the removed rule's, on remove) */
-            matchedDevices: number;
-            /** @description up to 20 of them */
-            sampleDevices: string[];
-            flowsEvaluated: number;
-            newlyAllowed: {
-                deviceId: string;
-                destination: string;
-                port: number;
-                /** @enum {string} */
-                protocol: "tcp" | "udp";
-                /** @description how many connections of this kind were reported */
-                connections: number;
-                before: components["schemas"]["Decision"];
-                after: components["schemas"]["Decision"];
-            }[];
-            newlyDenied: {
-                deviceId: string;
-                destination: string;
-                port: number;
-                /** @enum {string} */
-                protocol: "tcp" | "udp";
-                /** @description how many connections of this kind were reported */
-                connections: number;
-                before: components["schemas"]["Decision"];
-                after: components["schemas"]["Decision"];
-            }[];
-        };
-        /**
-         * @example {
-         *       "allow": false,
-         *       "reason": "deny.rule",
-         *       "ruleId": "block-roaming",
-         *       "explanation": "deny rule \"Block roaming\" (block-roaming) matches"
-         *     }
-         */
-        Decision: {
-            allow: boolean;
-            /** @enum {string} */
-            reason: "allow.rule" | "allow.grant" | "allow.quarantine" | "allow.fail-open" | "deny.default" | "deny.rule" | "deny.revoked" | "deny.suspended" | "deny.quarantined" | "deny.fail-closed";
-            ruleId?: string;
-            grantId?: string;
-            /** @description set on allow.grant: the PEP must record the session */
-            sessionRecording?: boolean;
-            explanation: string;
-        };
-        /**
-         * @example {
-         *       "remove": "meters-telemetry"
-         *     }
-         */
-        PolicyPreviewRequest: {
-            /**
-             * @description the rule as it would be saved (new, or replacing the one with its id)
-             * @example {
-             *       "id": "meters-telemetry",
-             *       "name": "Meters send telemetry",
-             *       "selector": {
-             *         "matchLabels": {
-             *           "fleet": "meters"
-             *         }
-             *       },
-             *       "destinations": [
-             *         {
-             *           "fqdn": "ingest.example.com",
-             *           "ports": [
-             *             8883
-             *           ],
-             *           "protocol": "tcp"
-             *         }
-             *       ],
-             *       "conditions": {
-             *         "bearers": [
-             *           "cellular",
-             *           "private-5g"
-             *         ]
-             *       },
-             *       "effect": "allow"
-             *     }
-             */
-            upsert?: {
-                id: string;
-                name: string;
-                selector: components["schemas"]["LabelSelector"];
-                destinations: components["schemas"]["Destination"][];
-                conditions?: components["schemas"]["Conditions"];
-                /** @enum {string} */
-                effect: "allow" | "deny";
-            };
-            /** @description the id of the rule to remove */
-            remove?: string;
-        } & (unknown | unknown);
-        /** @description counts since the source first posted */
-        SourceHealth: {
-            sourceId: string;
-            lastRequestAt?: string;
-            /** @description the last request with at least one accepted event */
-            lastEventAt?: string;
-            accepted: number;
-            /** @description items refused within accepted requests */
-            rejected: number;
-            lastRejection?: string;
         };
         BusDeadLetterPage: {
             items: components["schemas"]["BusDeadLetter"][];
@@ -4669,6 +4669,275 @@ export interface operations {
                     "X-Request-Id": components["headers"]["RequestId"];
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credential (API key or source) used its rate limit: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listTraffic: {
+        parameters: {
+            query?: {
+                /** @description how far back to look */
+                hours?: number;
+                /** @description the label whose values are the segments */
+                groupBy?: string;
+                /** @description only this device's flows */
+                device?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The map */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TrafficGraph"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credential (API key or source) used its rate limit: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createPoliciesPreview: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PolicyPreviewRequest"];
+            };
+        };
+        responses: {
+            /** @description What would change */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PolicyPreview"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state; or a request with this Idempotency-Key is still in progress */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is larger than 1 MiB */
+            413: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The body is not JSON (`Content-Type: application/json`) */
+            415: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This Idempotency-Key was used with another request */
+            422: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credential (API key or source) used its rate limit: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listSourceHealth: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Per source */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: components["schemas"]["SourceHealth"][];
+                    };
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -8543,275 +8812,6 @@ export interface operations {
                     "X-Request-Id": components["headers"]["RequestId"];
                     RateLimit: components["headers"]["RateLimit"];
                     "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The credential (API key or source) used its rate limit: retry after Retry-After seconds */
-            429: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    "Retry-After": components["headers"]["RetryAfter"];
-                    RateLimit: components["headers"]["RateLimit"];
-                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    listTraffic: {
-        parameters: {
-            query?: {
-                /** @description how far back to look */
-                hours?: number;
-                /** @description the label whose values are the segments */
-                groupBy?: string;
-                /** @description only this device's flows */
-                device?: string;
-            };
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description The map */
-            200: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    RateLimit: components["headers"]["RateLimit"];
-                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["TrafficGraph"];
-                };
-            };
-            /** @description Invalid input: `errors` names each bad field */
-            400: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    RateLimit: components["headers"]["RateLimit"];
-                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Missing or invalid API key */
-            401: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The key's role may not do this */
-            403: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The credential (API key or source) used its rate limit: retry after Retry-After seconds */
-            429: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    "Retry-After": components["headers"]["RetryAfter"];
-                    RateLimit: components["headers"]["RateLimit"];
-                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    createPoliciesPreview: {
-        parameters: {
-            query?: never;
-            header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
-                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
-            };
-            path?: never;
-            cookie?: never;
-        };
-        requestBody: {
-            content: {
-                "application/json": components["schemas"]["PolicyPreviewRequest"];
-            };
-        };
-        responses: {
-            /** @description What would change */
-            200: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
-                    RateLimit: components["headers"]["RateLimit"];
-                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["PolicyPreview"];
-                };
-            };
-            /** @description Invalid input: `errors` names each bad field */
-            400: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    RateLimit: components["headers"]["RateLimit"];
-                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Missing or invalid API key */
-            401: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The key's role may not do this */
-            403: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description No such resource in this tenant */
-            404: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    RateLimit: components["headers"]["RateLimit"];
-                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description Conflicts with the current state; or a request with this Idempotency-Key is still in progress */
-            409: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    RateLimit: components["headers"]["RateLimit"];
-                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The body is larger than 1 MiB */
-            413: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    RateLimit: components["headers"]["RateLimit"];
-                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The body is not JSON (`Content-Type: application/json`) */
-            415: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    RateLimit: components["headers"]["RateLimit"];
-                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description This Idempotency-Key was used with another request */
-            422: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    RateLimit: components["headers"]["RateLimit"];
-                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The credential (API key or source) used its rate limit: retry after Retry-After seconds */
-            429: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    "Retry-After": components["headers"]["RetryAfter"];
-                    RateLimit: components["headers"]["RateLimit"];
-                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-        };
-    };
-    listSourceHealth: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description Per source */
-            200: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    RateLimit: components["headers"]["RateLimit"];
-                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": {
-                        items: components["schemas"]["SourceHealth"][];
-                    };
-                };
-            };
-            /** @description Missing or invalid API key */
-            401: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description The key's role may not do this */
-            403: {
-                headers: {
-                    "X-Request-Id": components["headers"]["RequestId"];
                     [name: string]: unknown;
                 };
                 content: {

@@ -1,10 +1,9 @@
-/** Continuous verification and its integrations: rules, webhooks, incidents, integrations (the OCSF export is beside the audit trail), traffic, and the dead letters of the rules' consumers. */
+/** Continuous verification and its integrations: rules, webhooks, incidents, integrations (the OCSF export is beside the audit trail), and the dead letters of the rules' consumers. Traffic is served with policy (policy.ts). */
 import type { RouteGroup } from "../compose.ts";
 import { automationRoutes as rules } from "../routes/automation.ts";
 import { busRoutes } from "../routes/bus.ts";
 import { incidentRoutes } from "../routes/incident.ts";
 import { integrationRoutes } from "../routes/integration.ts";
-import { trafficRoutes } from "../routes/traffic.ts";
 import { webhookRoutes } from "../routes/webhook.ts";
 
 export const automationRoutes: readonly RouteGroup[] = [
@@ -12,6 +11,5 @@ export const automationRoutes: readonly RouteGroup[] = [
   () => webhookRoutes,
   () => incidentRoutes,
   () => integrationRoutes,
-  () => trafficRoutes,
   () => busRoutes,
 ];

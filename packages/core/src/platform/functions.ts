@@ -171,9 +171,17 @@ export const functions = {
   apiPolicy: {
     ...apiFunction,
     handler: "api-policy.ts",
-    does: "serves policy: segments' rules, the enforcement settings and the decisions they make (apart from the management API, whose bundle they took over budget)",
-    // A traffic preview (`POST /v1/policies/preview`) is more specific: the automation function serves it.
-    routes: ["ANY /v1/policies", "ANY /v1/policies/{proxy+}", "ANY /v1/decisions/{proxy+}", "ANY /v1/enforcement"],
+    does:
+      "serves policy: segments' rules, the enforcement settings and the decisions they make (apart from the management API, whose bundle they took over budget), " +
+      "and the traffic PEPs report, which a policy's preview is judged against (apart from the automation function, for the same reason)",
+    routes: [
+      "ANY /v1/policies",
+      "ANY /v1/policies/{proxy+}",
+      "ANY /v1/decisions/{proxy+}",
+      "ANY /v1/enforcement",
+      "ANY /v1/traffic",
+      "ANY /v1/source-health",
+    ],
     tables: apiTables,
   },
   apiIngest: {
@@ -218,7 +226,7 @@ export const functions = {
   apiAutomation: {
     ...apiFunction,
     handler: "api-automation.ts",
-    does: "serves continuous verification: automation rules, webhooks, incidents, integrations, traffic, the bus's dead letters",
+    does: "serves continuous verification: automation rules, webhooks, incidents, integrations, the bus's dead letters",
     routes: [
       "ANY /v1/automation/{proxy+}",
       "ANY /v1/webhooks",
@@ -226,9 +234,6 @@ export const functions = {
       "ANY /v1/incidents",
       "ANY /v1/incidents/{proxy+}",
       "ANY /v1/integrations/{proxy+}",
-      "ANY /v1/traffic",
-      "POST /v1/policies/preview",
-      "ANY /v1/source-health",
       "ANY /v1/bus/{proxy+}",
     ],
     // Rules, webhook subscriptions and their deliveries (core automation/, webhook/).
