@@ -70,6 +70,7 @@ export * from "./policy/model.ts";
 export * from "./policy/compile.ts";
 export { decideOrFail, failDecision } from "./policy/evaluate.ts";
 export * from "./access/keys.ts";
+export * from "./access/event-readers.ts";
 export * from "./device/update.ts";
 export * from "./store/idempotency.ts";
 export * from "./policy/store.ts";

@@ -2044,6 +2044,11 @@ export interface components {
             disabledReason?: string;
             /** @description v1a: the `whpk_` key receivers verify with */
             publicKey?: string;
+            /**
+             * @description the role of the key that created or last changed the subscription: it is sent only the events that role may read (an operator's is not sent `key.*`, `source.*`, `tenant.created` or `feed.epoch-advanced`, nor a record naming one)
+             * @enum {string}
+             */
+            role: "admin" | "operator" | "viewer" | "ingest" | "pep";
             revision: number;
             createdAt: string;
             updatedAt: string;
@@ -7599,6 +7604,11 @@ export interface operations {
                         disabledReason?: string;
                         /** @description v1a: the `whpk_` key receivers verify with */
                         publicKey?: string;
+                        /**
+                         * @description the role of the key that created or last changed the subscription: it is sent only the events that role may read (an operator's is not sent `key.*`, `source.*`, `tenant.created` or `feed.epoch-advanced`, nor a record naming one)
+                         * @enum {string}
+                         */
+                        role: "admin" | "operator" | "viewer" | "ingest" | "pep";
                         revision: number;
                         createdAt: string;
                         updatedAt: string;

@@ -106,7 +106,8 @@ export async function detectFlowAnomalies(
     pending = conflicted;
   }
   // The detectors decided, on what the reporting enforcement point (named in each anomaly's flows) saw.
-  return recordAnomalies(ports, { ...ctx, actor: "system:detectors" }, anomalies);
+  // Not the reporting key's role: the detectors act (context.ts `role`).
+  return recordAnomalies(ports, { tenantId: ctx.tenantId, actor: "system:detectors", requestId: ctx.requestId }, anomalies);
 }
 
 /** The device an event on the bus is about: applied changes name it; reported facts are resolved. */

@@ -109,8 +109,10 @@ export async function runAction(
         return result("done", grantId, grant.events);
       }
       case "notify": {
+        // The rule acts as its tenant (docs/continuous-verification.md); what the subscription is sent is its own role's.
         const queued = await enqueueDelivery(ports, event.tenantId, action.webhookId, envelope);
-        return result(queued ? "done" : "skipped", queued ? `delivery ${queued}` : `no enabled webhook ${action.webhookId}`);
+        const none = `no enabled webhook ${action.webhookId} whose role may read ${event.type}`;
+        return result(queued ? "done" : "skipped", queued ? `delivery ${queued}` : none);
       }
       case "open-incident": {
         const incident = await openIncident(ports, ctx, {

@@ -12,11 +12,16 @@
  * Retries follow Standard Webhooks' suggested schedule stretched past 72 hours; `410 Gone`
  * disables the subscription. The item keeps its last attempts (the delivery log) and can be
  * replayed.
+ *
+ * A subscription is sent only the events its role may read (access/event-readers.ts): checked when a delivery is queued
+ * and again at each attempt, since an operator's change makes an admin's subscription an operator's and a delivery
+ * queued before it (a retry, a replay) is then not sent (review 87).
  */
 import { createHash } from "node:crypto";
 import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
+import { mayReadEvent } from "../access/event-readers.ts";
 import { SimrootError } from "../error.ts";
 import type { BusEnvelope } from "../event/envelope.ts";
 import { matchesPattern } from "../event/pattern.ts";
@@ -84,7 +89,10 @@ export const messageId = (eventId: string, webhookId: string) => {
 export const deliveryBody = (envelope: BusEnvelope) =>
   JSON.stringify({ type: envelope.detail.type, timestamp: envelope.detail.time, data: envelope.detail });
 
-/** Queues the event for one subscription (idempotent); returns the delivery id, or undefined if the subscription is gone or disabled. */
+/**
+ * Queues the event for one subscription (idempotent); returns the delivery id, or undefined if the subscription is gone or
+ * disabled, or its role may not read the event.
+ */
 export async function enqueueDelivery(
   ports: Ports,
   tenantId: string,
@@ -92,7 +100,7 @@ export async function enqueueDelivery(
   envelope: BusEnvelope,
 ): Promise<string | undefined> {
   const webhook = await readWebhook(ports, tenantId, webhookId);
-  if (!webhook?.enabled) return undefined;
+  if (!webhook?.enabled || !mayReadEvent(webhook.role, envelope.detail)) return undefined;
   const id = messageId(envelope.detail.id, webhookId);
   const now = ports.now().toISOString();
   try {
@@ -123,7 +131,10 @@ export async function enqueueDelivery(
   return id;
 }
 
-/** The webhooks consumer: queues the event for every enabled subscription whose pattern matches, then tries each once. */
+/**
+ * The webhooks consumer: queues the event for every enabled subscription whose pattern matches and whose role may read it,
+ * then tries each once.
+ */
 export async function dispatchToWebhooks(ports: Ports, envelope: BusEnvelope, options: AttemptOptions = {}) {
   const tenantId = envelope.detail.tenantId;
   const webhooks = (await tenantWebhooks(ports, tenantId)).filter(
@@ -179,6 +190,8 @@ export async function attemptDelivery(ports: Ports, tenantId: string, webhookId:
       status: "failed",
       reason: webhook ? "the subscription is disabled" : "the subscription was removed",
     });
+  if (!mayReadEvent(webhook.role, (JSON.parse(item.body) as { data: BusEnvelope["detail"] }).data))
+    return settle(ports, key, item, { status: "failed", reason: `the subscription's role (${webhook.role}) may not read this event` });
 
   const started = performance.now();
   const attemptAt = ports.now();

@@ -4,8 +4,11 @@
  * key always. A subscription the receiver answers `410 Gone` is disabled, and says why.
  * The secret is stored sealed (`ports.secrets`, bound to the tenant and subscription), never in
  * plaintext; the delivery worker opens it for each attempt.
+ * A subscription holds the role of the key that made or last changed it, and is sent only the events that role may
+ * read through the API (access/event-readers.ts, review 87).
  */
 import * as z from "zod";
+import { roles, type Role } from "../access/api-key.ts";
 import type { RequestContext } from "../context.ts";
 import { SimrootError } from "../error.ts";
 import { validateSimrootPattern } from "../event/pattern.ts";
@@ -59,6 +62,11 @@ export const webhookSchema = z
     enabled: z.boolean(),
     disabledReason: z.string().optional(),
     publicKey: z.string().optional().meta({ description: "v1a: the `whpk_` key receivers verify with" }),
+    role: z.enum(roles).meta({
+      description:
+        "the role of the key that created or last changed the subscription: it is sent only the events that role may read " +
+        "(an operator's is not sent `key.*`, `source.*`, `tenant.created` or `feed.epoch-advanced`, nor a record naming one)",
+    }),
     revision: z.number().int(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -78,9 +86,18 @@ const withoutCredentials = (url: string) => {
 };
 const publicView = ({ secret: _secret, sealedSecret: _sealed, ...webhook }: StoredWebhook): Webhook =>
   webhookSchema.parse({ ...webhook, url: withoutCredentials(webhook.url) });
+/**
+ * The role a subscription is sent as when none is recorded: one made before roles were (review 87). Admins and
+ * operators have made subscriptions since the API had them (`POST /v1/webhooks` has required `writers` since a452814):
+ * such a one is an operator's, the lesser of the two, until an admin changes it.
+ */
+const unrecordedRole: Role = "operator";
+/** The role a subscription made or changed in `ctx` is sent as: the acting key's, or an operator's when no key acts. */
+const actingRole = (ctx: RequestContext): Role => ctx.role ?? unrecordedRole;
+
 const stored = (item: Record<string, unknown>) =>
   ({
-    ...webhookSchema.parse(item),
+    ...webhookSchema.parse({ role: unrecordedRole, ...item }),
     ...(typeof item.sealedSecret === "string" ? { sealedSecret: item.sealedSecret } : {}),
     ...(typeof item.secret === "string" ? { secret: item.secret } : {}),
   }) as StoredWebhook;
@@ -132,6 +149,7 @@ export const createWebhook = verb(createWebhookInput, async (ports, ctx, input):
     ...input,
     enabled: true,
     ...(input.signing === "v1a" ? { publicKey: keys.verifyWith } : {}),
+    role: actingRole(ctx),
     sealedSecret: await sealer(ports).seal(keys.secret, binding(ctx.tenantId, id)),
     revision: 1,
     createdAt: now,
@@ -194,7 +212,8 @@ export const updateWebhook = verb(updateWebhookInput, async (ports, ctx, input):
   if (current.revision !== input.ifRevision) throw stale();
   if (changesNothing(current, input.changes)) return { value: publicView(current), events: [] };
   if (input.changes.url !== undefined) assertDeliverable(ports, input.changes.url);
-  return changeWebhook(ports, ctx, current, input.changes, "webhook.updated");
+  // A change makes it the changer's: an operator who points an admin's subscription elsewhere is not sent its events.
+  return changeWebhook(ports, ctx, current, { ...input.changes, role: actingRole(ctx) }, "webhook.updated");
 });
 
 /** Removes a subscription at the revision the caller read (`ifRevision`; the API requires it, from If-Match). */

@@ -1,0 +1,41 @@
+/**
+ * Which events a role may read, for what simroot sends on a key's behalf: a webhook subscription is delivered only the
+ * events the role recorded on it may read through the API (review 87). An operator key may subscribe, but may not list
+ * keys or sources or read the audit trail; its subscription to `{ "source": ["simroot"] }` was sent every `key.created`
+ * (a key's name, role and selector), `source.created` (trust anchors' subjects and fingerprints) and the like.
+ *
+ * The list is derived from the API's reads (README, Roles): an event is withheld when what it tells is read only by
+ * admins. The rest of what a tenant's events tell, an operator reads through the API: devices, policies, grants, rules,
+ * webhooks, incidents, the enforcement settings and the tenant's settings (`GET /v1/enforcement`, `GET /v1/tenant`, so
+ * `enforcement.updated` and `tenant.settings-changed` are sent), source health (`GET /v1/source-health`, so
+ * `ingest.refused`, a source's refused items, is sent too).
+ */
+import type { Role } from "./api-key.ts";
+
+/** The event types only admins read, each with the admin-only API that reads what it tells. */
+export const adminOnlyEventTypes: ReadonlySet<string> = new Set([
+  "key.created", // /v1/keys: a key's name, role and selector
+  "key.rotated", // /v1/keys
+  "key.revoked", // /v1/keys
+  "tenant.created", // /v1/keys and /v1/tenants: the tenant's first admin key
+  "source.created", // /v1/sources: a source's format, trust anchors' subjects and fingerprints
+  "source.credentials-rotated", // /v1/sources
+  "feed.epoch-advanced", // /v1/feed/epoch, the feed: admins' and PEPs'
+]);
+
+/**
+ * The event types an event tells of: its own, and that of the event it records something about (an integration's sync
+ * `data.cause.type`, a rule's firing or a redriven dead letter `data.eventType`), which it names with that event's id and
+ * actor.
+ */
+export function typesToldBy(event: { readonly type: string; readonly data?: unknown }): string[] {
+  const data = (event.data ?? {}) as { cause?: { type?: unknown }; eventType?: unknown };
+  return [event.type, data.cause?.type, data.eventType].filter((type): type is string => typeof type === "string");
+}
+
+/**
+ * Whether `role` may read `event`. Only admins read the admin-only events; every other role is held to an operator's
+ * reads here: only admins and operators subscribe (`POST /v1/webhooks`), and a viewer or PEP is never sent more.
+ */
+export const mayReadEvent = (role: Role, event: { readonly type: string; readonly data?: unknown }): boolean =>
+  role === "admin" || !typesToldBy(event).some((type) => adminOnlyEventTypes.has(type));

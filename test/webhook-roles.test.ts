@@ -1,0 +1,170 @@
+/**
+ * A subscription receives only the events its role may read through the API (review 87). An operator key may create
+ * subscriptions but may not list keys or sources: a subscription it made to `{ "source": ["simroot"] }` received every
+ * `key.created` (the key's name, role and selector), key rotation and revocation and `source.*` event of its tenant.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { deliverDue } from "@simroot/core";
+import { recordKey } from "@simroot/core/automation/records";
+import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+
+let runtime: TestRuntime;
+let server: Server;
+/** Every event each receiver path got (`/fail` answers 500). */
+const received = new Map<string, { type: string; data: { data: Record<string, unknown> } }[]>();
+const typesAt = (path: string) => (received.get(path) ?? []).map((event) => event.type);
+let base: string;
+beforeAll(async () => {
+  runtime = await startTestRuntime({ webhookWorkerMs: 0 });
+  server = createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk) => (body += chunk));
+    request.on("end", () => {
+      received.set(request.url!, [...(received.get(request.url!) ?? []), JSON.parse(body)]);
+      response.writeHead(request.url === "/fail" ? 500 : 200).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await new Promise((resolve) => server.close(resolve));
+  await runtime.stop();
+});
+
+const everything = { source: ["simroot"] };
+type Tenant = Awaited<ReturnType<typeof tenantClient>>;
+
+async function operatorOf(tenant: Tenant) {
+  const key = await tenant.call("POST", "/v1/keys", { name: "ops", role: "operator" });
+  expect(key.status, key.text).toBe(201);
+  return (method: string, path: string, body?: unknown, headers?: Record<string, string>) =>
+    call(runtime, key.json.token, method, path, body, headers);
+}
+
+/** The event types a subscription was sent, by its delivery log (whatever their status). */
+async function loggedTypes(tenant: Tenant, webhookId: string) {
+  const log = await tenant.call("GET", `/v1/webhooks/${webhookId}/deliveries?limit=100`);
+  expect(log.status, log.text).toBe(200);
+  return (log.json.items as { eventType: string }[]).map((delivery) => delivery.eventType);
+}
+
+describe("a subscription receives what its role reads (review 87)", { timeout: 60_000 }, () => {
+  it("an operator's subscription to everything is not sent key.created; an admin's is", async () => {
+    const tenant = await tenantClient(runtime, "roles-keys");
+    const operator = await operatorOf(tenant);
+    const mine = await operator("POST", "/v1/webhooks", { url: `${base}/operator`, pattern: everything });
+    expect(mine.status, mine.text).toBe(201);
+    const admins = await tenant.call("POST", "/v1/webhooks", { url: `${base}/admin`, pattern: everything });
+    expect(admins.status, admins.text).toBe(201);
+
+    const key = await tenant.call("POST", "/v1/keys", { name: "site lyon pep", role: "pep", selector: "site=lyon" });
+    expect(key.status, key.text).toBe(201);
+    const device = await tenant.call("POST", "/v1/devices", { imsi: "208018700000001" });
+    expect(device.status, device.text).toBe(201);
+    await runtime.settled();
+
+    expect(typesAt("/admin")).toEqual(expect.arrayContaining(["key.created", "device.registered"]));
+    expect(typesAt("/operator")).toContain("device.registered");
+    expect(typesAt("/operator")).not.toContain("key.created");
+    expect(await loggedTypes(tenant, mine.json.id)).not.toContain("key.created");
+    expect(mine.json.role).toBe("operator");
+  });
+
+  it("an admin's subscription is still sent what only admins read: keys created, rotated, revoked; sources", async () => {
+    const tenant = await tenantClient(runtime, "roles-admin");
+    const admins = await tenant.call("POST", "/v1/webhooks", { url: `${base}/admin-all`, pattern: everything });
+    expect(admins.status, admins.text).toBe(201);
+    const key = await tenant.call("POST", "/v1/keys", { name: "ops", role: "operator" });
+    expect((await tenant.call("POST", `/v1/keys/${key.json.key.keyId}/rotate`)).status).toBe(200);
+    expect((await tenant.call("DELETE", `/v1/keys/${key.json.key.keyId}`)).status).toBe(200);
+    expect((await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).status).toBe(201);
+    await runtime.settled();
+    expect(typesAt("/admin-all")).toEqual(expect.arrayContaining(["key.created", "key.rotated", "key.revoked", "source.created"]));
+    const created = received.get("/admin-all")!.find((event) => event.type === "key.created")!;
+    expect(created.data.data).toMatchObject({ name: "ops", role: "operator" });
+    expect(admins.json.role).toBe("admin");
+  });
+
+  it("an operator's change to an admin's subscription makes it an operator's: a key event queued before is not sent", async () => {
+    const tenant = await tenantClient(runtime, "roles-changed");
+    const operator = await operatorOf(tenant);
+    const admins = await tenant.call("POST", "/v1/webhooks", { url: `${base}/fail`, pattern: everything });
+    expect(admins.status, admins.text).toBe(201);
+    expect((await tenant.call("POST", "/v1/keys", { name: "auditor", role: "viewer" })).status).toBe(201);
+    await runtime.settled();
+    expect(typesAt("/fail")).toContain("key.created"); // tried once, answered 500: due again in 5 s
+
+    const changed = await operator("PATCH", `/v1/webhooks/${admins.json.id}`, { url: `${base}/elsewhere` }, { "if-match": '"1"' });
+    expect(changed.status, changed.text).toBe(200);
+    expect(await deliverDue({ ...runtime.ports, now: () => new Date(Date.now() + 60_000) })).toBeGreaterThan(0);
+    expect(typesAt("/elsewhere")).not.toContain("key.created");
+    const log = (await tenant.call("GET", `/v1/webhooks/${admins.json.id}/deliveries`)).json.items as {
+      eventType: string;
+      status: string;
+      reason?: string;
+    }[];
+    expect(log.find((delivery) => delivery.eventType === "key.created")).toMatchObject({
+      status: "failed",
+      reason: "the subscription's role (operator) may not read this event",
+    });
+    expect(changed.json.role).toBe("operator");
+
+    // An admin's change makes it an admin's again.
+    const back = await tenant.call("PATCH", `/v1/webhooks/${admins.json.id}`, { description: "admins" }, { "if-match": '"2"' });
+    expect(back.json.role).toBe("admin");
+  });
+
+  it("a subscription stored before roles were recorded is an operator's", async () => {
+    const tenant = await tenantClient(runtime, "roles-legacy");
+    const admins = await tenant.call("POST", "/v1/webhooks", { url: `${base}/legacy`, pattern: everything });
+    expect(admins.status, admins.text).toBe(201);
+    // As stored before review 87: no role.
+    await runtime.ports.db.send(
+      new UpdateCommand({
+        TableName: runtime.ports.tables.automation,
+        Key: recordKey(tenant.tenant.id, "webhook", admins.json.id),
+        UpdateExpression: "REMOVE #role",
+        ExpressionAttributeNames: { "#role": "role" },
+      }),
+    );
+    expect((await tenant.call("POST", "/v1/keys", { name: "ops", role: "operator" })).status).toBe(201);
+    expect((await tenant.call("POST", "/v1/devices", { imsi: "208018700000002" })).status).toBe(201);
+    await runtime.settled();
+    expect(typesAt("/legacy")).toContain("device.registered");
+    expect(typesAt("/legacy")).not.toContain("key.created");
+    expect((await tenant.call("GET", `/v1/webhooks/${admins.json.id}`)).json.role).toBe("operator");
+  });
+
+  it("a rule's notify sends an operator's subscription nothing it may not read, nor does a firing's record name it", async () => {
+    const tenant = await tenantClient(runtime, "roles-notify");
+    const operator = await operatorOf(tenant);
+    const narrow = await operator("POST", "/v1/webhooks", {
+      url: `${base}/notified`,
+      pattern: { source: ["simroot"], "detail-type": ["none.ever"] },
+    });
+    expect(narrow.status, narrow.text).toBe(201);
+    const firings = await operator("POST", "/v1/webhooks", { url: `${base}/firings`, pattern: everything });
+    expect(firings.status, firings.text).toBe(201);
+    const admins = await tenant.call("POST", "/v1/webhooks", { url: `${base}/admin-firings`, pattern: everything });
+    expect(admins.status, admins.text).toBe(201);
+    const rule = await operator("POST", "/v1/automation/rules", {
+      name: "tell me of keys",
+      pattern: { source: ["simroot"], "detail-type": ["key.created"] },
+      actions: [{ type: "notify", webhookId: narrow.json.id }],
+    });
+    expect(rule.status, rule.text).toBe(201);
+    expect((await tenant.call("POST", "/v1/keys", { name: "secret project", role: "viewer" })).status).toBe(201);
+    await runtime.settled();
+
+    expect(typesAt("/notified")).not.toContain("key.created");
+    expect(await loggedTypes(tenant, narrow.json.id)).not.toContain("key.created");
+    const fired = received.get("/admin-firings")!.find((event) => event.type === "automation.fired");
+    expect(fired?.data.data).toMatchObject({ eventType: "key.created", actions: [{ type: "notify", outcome: "skipped" }] });
+    expect(typesAt("/firings")).not.toContain("automation.fired");
+    expect(typesAt("/firings")).not.toContain("key.created");
+  });
+});
