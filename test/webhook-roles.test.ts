@@ -72,6 +72,13 @@ describe("a subscription receives what its role reads (review 87)", { timeout: 6
     expect(typesAt("/operator")).not.toContain("key.created");
     expect(await loggedTypes(tenant, mine.json.id)).not.toContain("key.created");
     expect(mine.json.role).toBe("operator");
+    // The admin's subscription's log names its key.created delivery to admins only.
+    expect(await loggedTypes(tenant, admins.json.id)).toContain("key.created");
+    const asOperator = await operator("GET", `/v1/webhooks/${admins.json.id}/deliveries?limit=100`);
+    expect(asOperator.status, asOperator.text).toBe(200);
+    const operatorSees = (asOperator.json.items as { eventType: string }[]).map((delivery) => delivery.eventType);
+    expect(operatorSees).toContain("device.registered");
+    expect(operatorSees).not.toContain("key.created");
   });
 
   it("an admin's subscription is still sent what only admins read: keys created, rotated, revoked; sources", async () => {

@@ -801,7 +801,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** The delivery log: each delivery with its status and last attempts, newest first */
+        /** The delivery log: each delivery with its status and last attempts, newest first (of the events the caller's role may read) */
         get: operations["listWebhooksByIdDeliveries"];
         put?: never;
         post?: never;

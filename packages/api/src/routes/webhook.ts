@@ -79,7 +79,7 @@ const routes = {
     method: "get",
     path: "/v1/webhooks/{id}/deliveries",
     tags,
-    summary: "The delivery log: each delivery with its status and last attempts, newest first",
+    summary: "The delivery log: each delivery with its status and last attempts, newest first (of the events the caller's role may read)",
     middleware: [requireRole(...readers)] as const,
     request: { params: webhookId, query: pageInput },
     responses: { 200: json("A page of deliveries", pageOf(deliverySchema, "WebhookDeliveryPage")), ...errorResponses(400, 401, 403, 404) },

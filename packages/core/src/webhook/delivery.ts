@@ -88,6 +88,8 @@ export const messageId = (eventId: string, webhookId: string) => {
 /** The body receivers get: Standard Webhooks' `{ type, timestamp, data }`, `data` being the simroot event. */
 export const deliveryBody = (envelope: BusEnvelope) =>
   JSON.stringify({ type: envelope.detail.type, timestamp: envelope.detail.time, data: envelope.detail });
+/** The event a delivery's body carries: what it tells of (access/event-readers.ts). */
+const eventOf = (item: { readonly body: string }) => (JSON.parse(item.body) as { data: BusEnvelope["detail"] }).data;
 
 /**
  * Queues the event for one subscription (idempotent); returns the delivery id, or undefined if the subscription is gone or
@@ -190,7 +192,7 @@ export async function attemptDelivery(ports: Ports, tenantId: string, webhookId:
       status: "failed",
       reason: webhook ? "the subscription is disabled" : "the subscription was removed",
     });
-  if (!mayReadEvent(webhook.role, (JSON.parse(item.body) as { data: BusEnvelope["detail"] }).data))
+  if (!mayReadEvent(webhook.role, eventOf(item)))
     return settle(ports, key, item, { status: "failed", reason: `the subscription's role (${webhook.role}) may not read this event` });
 
   const started = performance.now();
@@ -613,6 +615,11 @@ export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
   return attempted;
 }
 
+/**
+ * A page of a subscription's delivery log, newest first. A reader is shown only the deliveries of events its role may
+ * read (a key with no role recorded, an operator's): an admin's subscription's log named to operators and viewers each
+ * `key.created`'s event id and time (review 87). A page may then hold fewer than `limit`; `next` still goes on.
+ */
 export const listDeliveries = verb(pageInput.extend({ webhookId: z.string() }), async (ports, ctx, input): Promise<Page<Delivery>> => {
   if (!(await readWebhook(ports, ctx.tenantId, input.webhookId)))
     throw new SimrootError("webhook.not_found", "not_found", `No webhook ${input.webhookId}`);
@@ -627,7 +634,8 @@ export const listDeliveries = verb(pageInput.extend({ webhookId: z.string() }), 
       ExclusiveStartKey: decodeCursor(input.cursor, { pk }),
     }),
   );
-  return { items: (result.Items ?? []).map((item) => deliverySchema.parse(item)), next: encodeCursor(result.LastEvaluatedKey) };
+  const shown = (result.Items ?? []).filter((item) => mayReadEvent(ctx.role ?? "operator", eventOf(item as DeliveryItem)));
+  return { items: shown.map((item) => deliverySchema.parse(item)), next: encodeCursor(result.LastEvaluatedKey) };
 });
 
 /** Sends a delivery again (whatever its status): pending, due now, with the same `webhook-id`. */
