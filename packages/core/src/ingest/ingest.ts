@@ -268,8 +268,9 @@ function refusalOf(adapters: Readonly<Record<IngestFormat, Adapter>>, found: Fou
       refusal = error;
     }
   }
-  const own = found && decoys.find((decoy) => decoy.format === found.source.format && standsFor(decoy.credentials, found.credentials));
-  for (const decoy of decoys) {
+  const all = decoys();
+  const own = found && all.find((decoy) => decoy.format === found.source.format && standsFor(decoy.credentials, found.credentials));
+  for (const decoy of all) {
     if (decoy === own) continue;
     try {
       adapters[decoy.format].authenticate(request, decoy.credentials);
@@ -289,11 +290,18 @@ type FoundSource = NonNullable<Awaited<ReturnType<typeof sourceIfAny>>>;
 const standsFor = (decoy: SourceCredentials, credentials: SourceCredentials) =>
   Object.keys(decoy).every((name) => credentials[name as keyof SourceCredentials] !== undefined);
 
-/** One set of credentials per check a source may make, made at start and held by nobody; the v1a key first (`standsFor`). */
-const decoys: readonly { readonly format: IngestFormat; readonly credentials: SourceCredentials }[] = (() => {
+type Decoy = { readonly format: IngestFormat; readonly credentials: SourceCredentials };
+let madeDecoys: readonly Decoy[] | undefined;
+
+/**
+ * One set of credentials per check a source may make, held by nobody; the v1a key first (`standsFor`). Made at the
+ * first refusal, not at start-up: every function bundling ingestion would otherwise make a key pair at each cold start.
+ */
+function decoys(): readonly Decoy[] {
+  if (madeDecoys) return madeDecoys;
   const secret = (bytes = 32) => randomBytes(bytes).toString("base64url");
   const raw = generateKeyPairSync("ed25519").publicKey.export({ format: "der", type: "spki" }).subarray(-32);
-  return [
+  madeDecoys = [
     { format: "simroot", credentials: { webhookPublicKey: `whpk_${raw.toString("base64")}` } },
     { format: "simroot", credentials: { webhookSecret: `whsec_${randomBytes(24).toString("base64")}` } },
     { format: "camara", credentials: { bearerToken: secret() } },
@@ -302,4 +310,5 @@ const decoys: readonly { readonly format: IngestFormat; readonly credentials: So
     { format: "datastreamer", credentials: { basicUser: secret(6), basicPassword: secret() } },
     { format: "supersim", credentials: { twilioAuthToken: secret() } },
   ];
-})();
+  return madeDecoys;
+}
