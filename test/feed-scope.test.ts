@@ -284,6 +284,60 @@ describe("a pep key bound to a selector (review 73)", () => {
     expect((await call(runtime, unbound, "GET", "/v1/feed?selector=site%3Dsouth")).status).toBe(200);
   });
 
+  it("is not told of the devices that never were in its scope: their changes are not named, not even as removals", async () => {
+    // A bound key's deltas named, as removals, every device of the tenant that changed (attaches, suspensions, relabels
+    // elsewhere, new devices): which devices exist out of its site and when each changed. Only a device that leaves its
+    // scope is its business (its PEP may hold it).
+    const tenant = await tenantClient(runtime, "bound-quiet");
+    const { attach, register, relabel, follower } = await site(tenant);
+    const north = await register("208010000000601", { site: "north" });
+    const leaving = await register("208010000000602", { site: "north" });
+    const south = await register("208010000000603", { site: "south" });
+    await attach("208010000000601", "10.34.0.1");
+    await attach("208010000000602", "10.34.0.2");
+    await attach("208010000000603", "10.34.0.3");
+    const bound = (await tenant.call("POST", "/v1/keys", { name: "north", role: "pep", selector: "site=north" })).json.token as string;
+    const pep = follower("site=north", bound);
+    await pep.sync.snapshot();
+    const since = pep.state.version;
+
+    await attach("208010000000603", "10.34.0.4"); // a fact of the south device
+    await tenant.call("POST", `/v1/devices/${south.id}/suspend`, { reason: "maintenance" }); // an action on it
+    await relabel(south.id, { site: "south", fleet: "pumps" }); // relabelled, still out of the scope
+    const newcomer = await register("208010000000604", { site: "east" }); // a new device elsewhere
+    await attach("208010000000604", "10.34.0.5");
+    await relabel(leaving.id, { site: "west" }); // leaves the scope: the PEP must drop it
+    await attach("208010000000601", "10.34.0.6");
+
+    const delta = await call(runtime, bound, "GET", `/v1/feed?since=${since}&limit=1000`);
+    expect(delta.status).toBe(200);
+    const entries = delta.json.entries as FeedResponse["entries"];
+    expect(entries.filter((entry) => entry.kind === "device").map((entry) => [entry.key, entry.value === null])).toEqual([
+      [leaving.id, true],
+      [north.id, false],
+    ]);
+    expect(delta.text).not.toContain(south.id);
+    expect(delta.text).not.toContain(newcomer.id);
+    // Another instance, which committed none of it, reads the same from the versions in the store.
+    const other = await startTestRuntime({ tablePrefix: runtime.ports.tables.identity.replace(/identity$/, "") });
+    try {
+      const read = await call(other, bound, "GET", `/v1/feed?since=${since}&limit=1000`);
+      expect([read.status, read.json.signed.head.version]).toEqual([200, delta.json.signed.head.version]);
+      expect(read.json.entries).toEqual(entries);
+    } finally {
+      await other.stop();
+    }
+    // What relabels record to tell it (the labels before) is hashed with the trail, and the trail verifies.
+    expect((await tenant.call("GET", "/v1/audit/verify?full=true")).json).toMatchObject({ valid: true });
+
+    await pep.catchUp();
+    expect(viewOf(pep.state)).toEqual({
+      devices: [[north.id, "active", { site: "north" }]],
+      bindings: [["10.34.0.6", north.id]],
+    });
+    expect(pep.sync.stats.rejected).toEqual({});
+  });
+
   it("holds its flow reports to its selector: a device out of it is answered as an unknown one, and nothing of it is kept (review 81)", async () => {
     // POST /v1/flows took any device id from a bound key: its `unknownDevices` told whether an id existed anywhere in the
     // tenant, and it kept flows (the traffic map, the baselines) of devices out of the key's selector.

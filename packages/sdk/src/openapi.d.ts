@@ -1782,6 +1782,10 @@ export interface components {
                 } | null;
                 /** @description an IP binding's revision this change wrote */
                 rev?: number;
+                /** @description a device's labels before this change, on a change that moved them */
+                labelsBefore?: {
+                    [key: string]: string;
+                };
             }[];
             /** @description the IP lease edges of the subject's device this change implies (who held which address when) */
             leases?: {

@@ -2,7 +2,7 @@ import * as z from "zod";
 import { domainEvent } from "../event/event.ts";
 import { SimrootError } from "../error.ts";
 import type { Outcome } from "../outcome.ts";
-import { changesNothing, someChange } from "../patch.ts";
+import { changesNothing, sameValue, someChange } from "../patch.ts";
 import { verb } from "../verb.ts";
 import { countriesSchema } from "../identity/identity-state.ts";
 import { enforcementView, labelsSchema, type Device } from "./device.ts";
@@ -54,7 +54,17 @@ export const updateDevice = verb(updateDeviceInput, async (ports, ctx, input): P
         },
       ],
       events: [event],
-      feed: [{ kind: "device", key: input.id, value: enforcementView(next) }],
+      // A relabel names the labels before it: a feed narrowed to a selector tells a PEP of a device leaving its scope.
+      feed: [
+        {
+          kind: "device",
+          key: input.id,
+          value: enforcementView(next),
+          ...(changes.labels === undefined || sameValue(changes.labels, stored.device.labels)
+            ? {}
+            : { labelsBefore: stored.device.labels }),
+        },
+      ],
       onConditionFailed: stale,
     });
   } catch (error) {

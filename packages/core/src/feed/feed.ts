@@ -21,6 +21,7 @@ import { inScope, scopeDeltas, scopeSnapshotBindings, type FeedScope } from "./s
 import { noticeDeltaMaxBytes, type NoticeSealer } from "./notifier.ts";
 import type { FeedSigner } from "./signer.ts";
 import { changeAfter, headVersion, readHead, recentDeltas, seenVersion, type HeadRead } from "./watch.ts";
+import { servedEntries, type ReadEntry } from "./read-entry.ts";
 import { readFeedEpoch } from "./epoch-read.ts";
 import {
   bindingValue,
@@ -74,12 +75,13 @@ async function readDeltas(ports: Ports, tenantId: string, since: number, limit: 
   const gap = result.items.some((record, index) => Number(record.version) !== since + 1 + index);
   // Served only once they are found in the chain that ends at the feed head (anchor.ts); across a gap, nothing.
   const records = gap ? [] : await anchoredVersions(ports, tenantId, result.items);
-  const entries: FeedEntry[] = records.flatMap((record) =>
-    ((record.entries ?? []) as Omit<FeedEntry, "version">[]).map((entry) => ({
+  const entries: ReadEntry[] = records.flatMap((record) =>
+    ((record.entries ?? []) as Omit<ReadEntry, "version">[]).map((entry) => ({
       version: Number(record.version),
       kind: entry.kind,
       key: entry.key,
       value: entry.value,
+      ...(entry.labelsBefore ? { labelsBefore: entry.labelsBefore } : {}),
     })),
   );
   return {
@@ -215,7 +217,7 @@ export async function feedDeltas(ports: Ports, signer: FeedSigner, tenantId: str
     // A herd woken by one commit gets one response: the same signed head, entries and bytes, issued less than a second ago.
     const found = deltas;
     return sharedRead(ports, `response|${herd}|${found.version}|${found.last}`, 1000, async (): Promise<DeltaAnswer> => {
-      const entries = scope ? await scopeDeltas(ports, tenantId, scope, found.entries) : found.entries;
+      const entries = scope ? await scopeDeltas(ports, tenantId, scope, found.entries, "deltas") : servedEntries(found.entries);
       const response = { signed: await signHead(signer, fields, entries, now), entries };
       return { kind: "response", response, body: JSON.stringify(response) };
     });
@@ -407,7 +409,7 @@ export async function feedSnapshot(
       const replay = page.entries.map(
         (change) => ({ version: state.version, kind: change.kind, key: change.key, value: change.value }) as FeedEntry,
       );
-      entries.push(...withoutRepeats(entries, scope ? await scopeDeltas(ports, tenantId, scope, replay) : replay));
+      entries.push(...withoutRepeats(entries, scope ? await scopeDeltas(ports, tenantId, scope, replay, "replay") : replay));
       scanned += replay.length;
       replayed = page.last;
       complete = page.done || replayed >= state.version;

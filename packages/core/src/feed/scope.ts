@@ -3,15 +3,18 @@
  * devices whose labels match an equality selector (`site=north,fleet=meters`), and the IP
  * bindings they hold. Policies, grants and settings are never narrowed: a PEP evaluates the
  * whole policy. The narrowed view is exactly the full view restricted to the scope:
- *   - a device that changed and is out of scope arrives as a removal (it may have left it);
+ *   - a device that changed and is out of scope arrives as a removal when it may have left it (it was in the scope
+ *     before the change: a relabel names the labels before it, `labelsBefore`), and not at all when it never was in it
+ *     (in a snapshot's replay, whose listing may hold any earlier state of it, always as a removal);
  *   - a binding whose device is out of scope arrives as a removal (the address moved away);
  *   - a device whose change carried no binding entries (a label change, a suspension) comes
  *     with the bindings it owns: set when in scope, removed when not, so a device entering
  *     the scope is enforceable at once.
  * Narrowing saves bytes and PEP memory. A `pep` key created with a selector (POST /v1/keys) is held to it
  * (`keyScope`): it reads that view, or a narrower one, never another. What such a key still reads of the rest of the
- * tenant: the whole policy, grants and settings, and, as removals (no value), the ids of devices out of its scope that
- * changed after its version and the addresses moved out of it; never a device record or binding out of its scope.
+ * tenant: the whole policy, grants and settings, and, as removals (no value), the ids of devices that left its scope
+ * after its version (and, in the replay that ends a snapshot, of devices out of it that changed in its last seconds) and
+ * the addresses moved out of it; never a device record or binding out of its scope.
  */
 import * as z from "zod";
 import { SimrootError } from "../error.ts";
@@ -21,6 +24,7 @@ import { bindingsOf } from "../identity/diff.ts";
 import type { IdentityState } from "../identity/identity-state.ts";
 import type { Ports } from "../ports.ts";
 import { batchGetAll } from "../store/batch-get.ts";
+import type { ReadEntry } from "./read-entry.ts";
 import { bindingValue, type FeedEntry } from "./wire.ts";
 
 export interface FeedScope {
@@ -140,8 +144,19 @@ async function ownedBindings(
   return owned;
 }
 
-/** Deltas restricted to the scope (see the module's rules). Entries keep their versions and order. */
-export async function scopeDeltas(ports: Ports, tenantId: string, scope: FeedScope, entries: readonly FeedEntry[]): Promise<FeedEntry[]> {
+/**
+ * Deltas restricted to the scope (see the module's rules). Entries keep their versions and order. `deltas`: the PEP
+ * holds the narrowed view at the version before the entries, so a device out of the scope before and after its change
+ * is none of its business; `replay` (the end of a snapshot, after a listing that may hold any earlier state of a
+ * device): every device out of the scope is a removal.
+ */
+export async function scopeDeltas(
+  ports: Ports,
+  tenantId: string,
+  scope: FeedScope,
+  entries: readonly ReadEntry[],
+  after: "deltas" | "replay",
+): Promise<FeedEntry[]> {
   const deviceScope = new Map<string, boolean>();
   // Which devices each version bound. A version is a sequencing run's cut: it carries many devices' changes, so a
   // release in it (its value null, no device named) says nothing of any one device.
@@ -154,9 +169,16 @@ export async function scopeDeltas(ports: Ports, tenantId: string, scope: FeedSco
    * address owns it no more, so its release alone speaks for it.
    */
   const bare = new Set<FeedEntry>();
+  /** Device entries of devices out of the scope before and after their change (`deltas`): left out, with their addresses. */
+  const unseen = new Set<FeedEntry>();
   for (const entry of entries) {
     if (entry.kind !== "device") continue;
-    deviceScope.set(entry.key, entry.value !== null && inScope(scope, entry.value.labels));
+    const held = entry.value !== null && inScope(scope, entry.value.labels);
+    deviceScope.set(entry.key, held);
+    if (!held && after === "deltas" && entry.value !== null && !inScope(scope, entry.labelsBefore ?? entry.value.labels)) {
+      unseen.add(entry);
+      continue;
+    }
     if (!bound.has(`${entry.version}|${entry.key}`) && entry.value !== null) bare.add(entry);
   }
   const unknown = entries.filter(
@@ -180,11 +202,13 @@ export async function scopeDeltas(ports: Ports, tenantId: string, scope: FeedSco
       : new Map<string, Record<string, unknown>[]>();
 
   const scoped: FeedEntry[] = [];
-  for (const entry of entries) {
+  for (const read of entries) {
+    const { labelsBefore: _labelsBefore, ...entry } = read;
     if (entry.kind === "device") {
+      if (unseen.has(read)) continue;
       const keep = deviceScope.get(entry.key) === true;
       scoped.push(keep ? entry : { ...entry, value: null });
-      if (!bare.has(entry)) continue;
+      if (!bare.has(read)) continue;
       for (const binding of owned.get(entry.key) ?? []) {
         scoped.push({ version: entry.version, kind: "binding", key: String(binding.address), value: keep ? binding : null });
       }

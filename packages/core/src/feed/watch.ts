@@ -14,7 +14,7 @@ import { feedHeadKey } from "../ledger/feed-version.ts";
 import type { CommitNotice } from "../ledger/ledger.ts";
 import type { Ports } from "../ports.ts";
 import type { NoticeSealer } from "./notifier.ts";
-import type { FeedEntry } from "./wire.ts";
+import { servedEntries, type ReadEntry } from "./read-entry.ts";
 
 const headPollMs = 500;
 /** With a push channel the head poll is only the fallback for lost notices. */
@@ -32,7 +32,7 @@ const recentCommits = 16;
 interface RecentCommit {
   readonly since: number;
   readonly version: number;
-  readonly entries: readonly FeedEntry[];
+  readonly entries: readonly ReadEntry[];
 }
 
 interface Waiter {
@@ -73,10 +73,16 @@ function watchesOf(ports: Ports): Watches {
 }
 
 /** A sequencing's feed entries, as a read of its version records gives them. */
-export const commitEntries = (notice: CommitNotice): FeedEntry[] =>
+export const commitEntries = (notice: CommitNotice): ReadEntry[] =>
   notice.feed.flatMap(({ version, changes }) =>
-    changes.map((change) => ({ version, kind: change.kind, key: change.key, value: change.value })),
-  ) as FeedEntry[];
+    changes.map((change) => ({
+      version,
+      kind: change.kind,
+      key: change.key,
+      value: change.value,
+      ...(change.labelsBefore ? { labelsBefore: change.labelsBefore } : {}),
+    })),
+  ) as ReadEntry[];
 
 function remember(watches: Watches, notice: CommitNotice): void {
   const entries = commitEntries(notice);
@@ -84,7 +90,7 @@ function remember(watches: Watches, notice: CommitNotice): void {
   const commit: RecentCommit = {
     since: notice.since,
     version: notice.version,
-    entries: JSON.parse(JSON.stringify(entries)) as FeedEntry[],
+    entries: JSON.parse(JSON.stringify(entries)) as ReadEntry[],
   };
   const previous = watches.recent.get(notice.tenantId);
   const list = previous?.at(-1)?.version === notice.since ? previous : [];
@@ -116,7 +122,7 @@ export function publishCommits(ports: Pick<Ports, "feedNotifier" | "ledger">, se
     // `noticeIntervalMs`), or the backstop's trailing one.
     if (!notice.announce) return;
     void notifier.publish(
-      { tenantId: notice.tenantId, version: notice.version, since: notice.since, entries: commitEntries(notice) },
+      { tenantId: notice.tenantId, version: notice.version, since: notice.since, entries: servedEntries(commitEntries(notice)) },
       seal,
     );
   });
@@ -131,7 +137,7 @@ export function recentDeltas(
   tenantId: string,
   since: number,
   limit: number,
-): { entries: FeedEntry[]; version: number } | undefined {
+): { entries: ReadEntry[]; version: number } | undefined {
   const watches = watchesOf(ports);
   const list = watches.recent.get(tenantId);
   const start = list?.findIndex((commit) => commit.since === since) ?? -1;

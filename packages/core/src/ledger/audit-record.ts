@@ -30,6 +30,10 @@ export const auditRecordSchema = z
           key: z.string(),
           value: z.record(z.string(), z.unknown()).nullable(),
           rev: z.number().int().positive().optional().meta({ description: "an IP binding's revision this change wrote" }),
+          labelsBefore: z
+            .record(z.string(), z.string())
+            .optional()
+            .meta({ description: "a device's labels before this change, on a change that moved them" }),
         }),
       )
       .optional()

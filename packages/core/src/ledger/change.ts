@@ -16,6 +16,12 @@ export interface FeedChange {
    * the key's changes across shards (cut.ts), whatever order the sequencer reads the shards in.
    */
   readonly rev?: number;
+  /**
+   * A device's labels before this change, on a change that moved them (a relabel): a feed narrowed to a label selector
+   * (feed/scope.ts) then knows whether the device was in its scope, and tells a PEP of a device out of it only when it
+   * may hold it. A change without it left the labels as they were.
+   */
+  readonly labelsBefore?: Readonly<Record<string, string>>;
 }
 
 /**

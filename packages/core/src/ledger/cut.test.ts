@@ -92,4 +92,35 @@ describe("a cut's bindings, ordered by their store revisions", () => {
     // A record that is no later change of the address: refused.
     expect(leftDefect(release, [{ ...left[0]!, by: { shard: 1, seq: 7 } }], [0, 7, 0, 2], feedAt)).toMatch(/no later change/);
   });
+
+  it("names a device's labels before the cut's first change of it, when a change of the cut moved them", () => {
+    const device = (labels: Record<string, string>) => ({ state: "active", labels });
+    const relabel = (from: Record<string, string>, to: Record<string, string>) => ({
+      ...change("device", "a", device(to)),
+      labelsBefore: from,
+    });
+    // A fact (labels as they were), a relabel, another fact: before the cut, the first change's labels.
+    const moved = cutEntries([
+      [
+        { seq: 1, feed: [change("device", "a", device({ site: "north" }))] },
+        { seq: 2, feed: [relabel({ site: "north" }, { site: "west" })] },
+        { seq: 3, feed: [change("device", "a", device({ site: "west" })), change("device", "b", device({ site: "east" }))] },
+      ],
+    ]);
+    expect(moved.map(({ entry }) => [entry.key, entry.labelsBefore])).toEqual([
+      ["a", { site: "north" }],
+      ["b", undefined],
+    ]);
+    // Two relabels: the labels before the first.
+    const twice = cutEntries([
+      [{ seq: 1, feed: [relabel({ site: "north" }, { site: "west" }), relabel({ site: "west" }, { site: "east" })] }],
+    ]);
+    expect(twice[0]!.entry.labelsBefore).toEqual({ site: "north" });
+    // A version that leaves them out, or names others, does not carry what its records say.
+    const written = moved.map(({ entry }) => entry);
+    expect(cutMismatch(moved, written)).toBeUndefined();
+    const { labelsBefore: _dropped, ...bare } = written[0]!;
+    expect(cutMismatch(moved, [bare, written[1]!])).toMatch(/labels its cut's records held before it/);
+    expect(cutMismatch(moved, [written[0]!, { ...written[1]!, labelsBefore: { site: "north" } }])).toMatch(/labels its cut's records/);
+  });
 });

@@ -27,6 +27,7 @@ export interface CutRecord {
     readonly key: string;
     readonly value: Record<string, unknown> | null;
     readonly rev?: number;
+    readonly labelsBefore?: Readonly<Record<string, string>>;
   }[];
 }
 export interface DerivedEntry {
@@ -43,6 +44,12 @@ export const entryId = ({ kind, key }: { kind: string; key: string }) => `${kind
 /** The cut's entries from each shard's records in it (index = shard, records in sequence order). */
 export function cutEntries(perShard: readonly (readonly CutRecord[])[]): DerivedEntry[] {
   const byKey = new Map<string, DerivedEntry & { shards: Set<number> }>();
+  /**
+   * Per key, its labels before the cut's first change of it (a change that did not move them left them as its value
+   * has them), and whether a change of the cut moved them: then the entry carries them (`labelsBefore`). A device's
+   * changes are all on its own shard, in sequence order.
+   */
+  const before = new Map<string, { labels: Readonly<Record<string, string>> | undefined; moved: boolean }>();
   perShard.forEach((records, shard) => {
     for (const record of records) {
       for (const change of record.feed ?? []) {
@@ -51,6 +58,8 @@ export function cutEntries(perShard: readonly (readonly CutRecord[])[]): Derived
         const shards = known?.shards ?? new Set<number>();
         shards.add(shard);
         byKey.delete(id); // re-inserted last: the map keeps each key at its latest position
+        const was = before.get(id) ?? { labels: change.labelsBefore ?? labelsOf(change.value), moved: false };
+        before.set(id, { labels: was.labels, moved: was.moved || change.labelsBefore !== undefined });
         // A revision lower than one already in the cut is an earlier change, read from a later shard.
         const earlier = known?.rev !== undefined && change.rev !== undefined && change.rev < known.rev;
         byKey.set(
@@ -66,8 +75,13 @@ export function cutEntries(perShard: readonly (readonly CutRecord[])[]): Derived
       }
     }
   });
-  return [...byKey.values()];
+  return [...byKey].map(([id, derived]) => {
+    const was = before.get(id)!;
+    return was.moved ? { ...derived, entry: { ...derived.entry, labelsBefore: { ...was.labels } } } : derived;
+  });
 }
+
+const labelsOf = (value: Record<string, unknown> | null) => (value?.labels ?? undefined) as Readonly<Record<string, string>> | undefined;
 
 /** Whether the entry's value is the store's (records written before revisions, see above), not its record's. */
 export const storeValued = ({ entry, shards, rev }: DerivedEntry) => entry.kind === "binding" && shards.size > 1 && rev === undefined;
@@ -174,6 +188,9 @@ export function cutMismatch(
     }
     if (!storeValued(want) && canonicalJson(got.value) !== canonicalJson(want.entry.value)) {
       return `entry ${kind} ${key} does not carry the value of shard ${shard}'s record ${seq}`;
+    }
+    if (canonicalJson(got.labelsBefore ?? null) !== canonicalJson(want.entry.labelsBefore ?? null)) {
+      return `entry ${kind} ${key} does not carry the labels its cut's records held before it`;
     }
     index++;
   }

@@ -17,6 +17,8 @@ export const feedVersionEntrySchema = z.object({
   value: z.record(z.string(), z.unknown()).nullable(),
   shard: z.number().int(),
   seq: z.number().int(),
+  /** A device's labels before the cut's first change of it, when a change of the cut moved them (ledger/change.ts). */
+  labelsBefore: z.record(z.string(), z.string()).optional(),
 });
 
 /** A stored version's entries inflate to at most this (a version holds at most ~150 KB of them: sequencer.ts). */

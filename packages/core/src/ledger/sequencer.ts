@@ -70,7 +70,12 @@ export interface SequencedNotice {
   readonly vector: readonly number[];
   readonly feed: readonly {
     readonly version: number;
-    readonly changes: readonly { kind: string; key: string; value: Record<string, unknown> | null }[];
+    readonly changes: readonly {
+      kind: string;
+      key: string;
+      value: Record<string, unknown> | null;
+      labelsBefore?: Readonly<Record<string, string>>;
+    }[];
   }[];
 }
 
@@ -615,7 +620,7 @@ const noticeOf = (tenantId: string, since: number, records: readonly FeedVersion
   vector: records.at(-1)!.vector,
   feed: records.map((record) => ({
     version: record.version,
-    changes: record.entries.map(({ kind, key, value }) => ({ kind, key, value })),
+    changes: record.entries.map(({ kind, key, value, labelsBefore }) => ({ kind, key, value, ...(labelsBefore ? { labelsBefore } : {}) })),
   })),
 });
 
