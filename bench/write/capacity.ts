@@ -71,14 +71,23 @@ const imsiOf = (n: number) => `20801${String(n).padStart(10, "0")}`;
  * item carries its window, and a fleet in steady state writes full ones). `together` facts (of as many devices) are
  * applied at once: one at a time every sequencing run carries one change, together they share runs.
  */
-export async function unitsPerAppliedEvent(ports: Ports, devices: number, events: number, from = 0, together = 1, realistic = false) {
+export async function unitsPerAppliedEvent(
+  ports: Ports,
+  devices: number,
+  events: number,
+  from = 0,
+  together = 1,
+  realistic = false,
+  /** What device `n` is registered with besides its IMSI (an EID, ICCIDs, labels...): by default nothing. */
+  identity: (n: number) => Record<string, unknown> = () => ({}),
+) {
   if (devices % together !== 0 || from % together !== 0) throw new Error("together must divide devices and from");
   const { tenant } = await createTenantWithAdminKey(ports, "capacity");
   // `realistic`: ids as long as the API and ingestion make them (a ULID each) and attaches that carry an APN and the
   // network, as operators send them; else short ids and bare attaches (the figures of docs/write-path.md's table).
   const sourceId = realistic ? newId("source") : "src_bench";
   const ctx = { tenantId: tenant.id, actor: `source:${sourceId}`, requestId: realistic ? newId("request") : "req_bench" };
-  for (let n = 0; n < devices; n++) await registerDevice(ports, ctx, { imsi: imsiOf(n) });
+  for (let n = 0; n < devices; n++) await registerDevice(ports, ctx, { ...identity(n), imsi: imsiOf(n) } as never);
   await projectAsTheOutbox(ports, tenant.id, 0);
   const meter = meterWrites(ports.db);
   let applied = 0;
