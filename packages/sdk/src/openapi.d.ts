@@ -1913,6 +1913,11 @@ export interface components {
                 max: number;
                 perSeconds: number;
             };
+            /**
+             * @description the role of the key that created or last changed the rule: it fires only on the events that role may read (an operator's matches no `key.*`, `source.*`, `tenant.created` or `feed.epoch-advanced`, nor a record naming one)
+             * @enum {string}
+             */
+            role: "admin" | "operator" | "viewer" | "ingest" | "pep";
             revision: number;
             createdAt: string;
             updatedAt: string;

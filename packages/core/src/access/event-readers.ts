@@ -10,6 +10,9 @@
  * `enforcement.updated` and `tenant.settings-changed` are sent), source health (`GET /v1/source-health`, so
  * `ingest.refused`, a source's refused items, is sent too).
  */
+import type { RequestContext } from "../context.ts";
+import { matchesPattern } from "../event/pattern.ts";
+import type { EventPattern } from "../platform/rules.ts";
 import type { Role } from "./api-key.ts";
 
 /** The event types only admins read, each with the admin-only API that reads what it tells. */
@@ -39,3 +42,46 @@ export function typesToldBy(event: { readonly type: string; readonly data?: unkn
  */
 export const mayReadEvent = (role: Role, event: { readonly type: string; readonly data?: unknown }): boolean =>
   role === "admin" || !typesToldBy(event).some((type) => adminOnlyEventTypes.has(type));
+
+/**
+ * The role a rule or subscription acts as when none is recorded: one made before roles were (review 87 for
+ * subscriptions, review 90 for rules). Admins and operators have made both since the API had them: such a one is an
+ * operator's, the lesser of the two, until an admin changes it.
+ */
+export const unrecordedRole: Role = "operator";
+/** The role a rule or subscription made or changed in `ctx` acts as: the acting key's, or an operator's when no key acts. */
+export const actingRole = (ctx: RequestContext): Role => ctx.role ?? unrecordedRole;
+
+type Pattern = { readonly [key: string]: unknown };
+const isPattern = (value: unknown): value is Pattern => typeof value === "object" && value !== null && !Array.isArray(value);
+/** Whether a pattern's type conditions (`detail-type`, `detail.type`, in every `$or` branch) refuse events of `type`. */
+function refusesType(pattern: Pattern, type: string): boolean {
+  const refuses = (conditions: unknown, field: string) =>
+    Array.isArray(conditions) && !matchesPattern({ [field]: conditions } as EventPattern, { [field]: type });
+  if (refuses(pattern["detail-type"], "detail-type")) return true;
+  const detail = pattern.detail;
+  if (isPattern(detail)) {
+    if (refuses(detail.type, "type")) return true;
+    const branches = detail.$or;
+    if (Array.isArray(branches) && branches.every((branch) => isPattern(branch) && refuses(branch.type, "type"))) return true;
+  }
+  const branches = pattern.$or;
+  return Array.isArray(branches) && branches.every((branch) => isPattern(branch) && refusesType(branch, type));
+}
+
+/**
+ * Why `role` may not hold `pattern` (a rule's, review 90): the first admin-only event type it may match, told at the
+ * field that would have to refuse it, or undefined. A pattern naming no type matches every type. Told of by type alone:
+ * a record naming such an event (`typesToldBy`) is held back when it comes (`mayReadEvent`).
+ */
+export function unreadablePatternMatch(role: Role, pattern: Pattern): { path: string; message: string } | undefined {
+  if (role === "admin") return undefined;
+  const type = [...adminOnlyEventTypes].find((each) => !refusesType(pattern, each));
+  if (!type) return undefined;
+  const detail = isPattern(pattern.detail) ? pattern.detail : {};
+  const path = "detail-type" in pattern ? "detail-type" : "type" in detail ? "detail.type" : "";
+  const message =
+    `a pattern of the ${role} role may not match ${type}, which only admins read` +
+    (path ? "" : ": name the event types it matches in detail-type");
+  return { path, message };
+}

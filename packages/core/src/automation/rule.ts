@@ -4,6 +4,8 @@
  * the actions to take when it matches. Dry-run rules record what they would have done.
  */
 import * as z from "zod";
+import { roles, type Role } from "../access/api-key.ts";
+import { actingRole, unreadablePatternMatch, unrecordedRole } from "../access/event-readers.ts";
 import { labelsSchema } from "../device/device.ts";
 import { SimrootError } from "../error.ts";
 import { validateSimrootPattern } from "../event/pattern.ts";
@@ -105,6 +107,11 @@ export const ruleSchema = z
     id: z.string(),
     ...ruleFields,
     pattern: z.record(z.string(), z.unknown()),
+    role: z.enum(roles).meta({
+      description:
+        "the role of the key that created or last changed the rule: it fires only on the events that role may read " +
+        "(an operator's matches no `key.*`, `source.*`, `tenant.created` or `feed.epoch-advanced`, nor a record naming one)",
+    }),
     revision: z.number().int(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -112,7 +119,18 @@ export const ruleSchema = z
   .meta({ id: "AutomationRule" });
 export type AutomationRule = z.output<typeof ruleSchema>;
 
-const parse = (item: Record<string, unknown>) => ruleSchema.parse(item);
+/** A rule stored before roles were recorded (review 90) is an operator's, as such a subscription is. */
+const parse = (item: Record<string, unknown>) => ruleSchema.parse({ role: unrecordedRole, ...item });
+
+/** Refuses a pattern that may match an event the rule's role may not read (access/event-readers.ts, review 90). */
+function assertReadablePattern(role: Role, pattern: Record<string, unknown>) {
+  const problem = unreadablePatternMatch(role, pattern);
+  if (!problem) return;
+  const path = problem.path ? `pattern.${problem.path}` : "pattern";
+  throw new SimrootError("request.invalid", "input", `The rule may not match what its role does not read: ${problem.message}`, {
+    issues: [{ path, message: problem.message }],
+  });
+}
 
 /** Refuses a notify action naming a webhook subscription the tenant does not have: it could only ever skip. */
 async function assertNotifyTargets(ports: Ports, tenantId: string, actions: readonly { type: string; webhookId?: string }[] | undefined) {
@@ -127,9 +145,11 @@ async function assertNotifyTargets(ports: Ports, tenantId: string, actions: read
 }
 
 export const createRule = verb(createRuleInput, async (ports, ctx, input): Promise<Outcome<AutomationRule>> => {
+  const role = actingRole(ctx);
+  assertReadablePattern(role, input.pattern);
   await assertNotifyTargets(ports, ctx.tenantId, input.actions);
   const now = ports.now().toISOString();
-  const rule: AutomationRule = { id: newId("rule"), ...input, revision: 1, createdAt: now, updatedAt: now };
+  const rule: AutomationRule = { id: newId("rule"), ...input, role, revision: 1, createdAt: now, updatedAt: now };
   assertPolicySize("rule", rule, "actions");
   const event = await commitRecord(ports, ctx, "rule", rule.id, { item: rule, limit: ruleLimit }, "automation.rule-created", { rule });
   return { value: rule, events: [event] };
@@ -161,8 +181,17 @@ export const updateRule = verb(updateRuleInput, async (ports, ctx, input): Promi
   const current = await getRule(ports, ctx, { id: input.id });
   if (current.revision !== input.ifRevision) throw stale();
   if (changesNothing(current, input.changes)) return { value: current, events: [] };
+  // A change makes the rule the changer's (as a subscription): an operator's change to an admin's rule on key events is refused.
+  const role = actingRole(ctx);
+  assertReadablePattern(role, input.changes.pattern ?? current.pattern);
   await assertNotifyTargets(ports, ctx.tenantId, input.changes.actions);
-  const rule: AutomationRule = { ...current, ...input.changes, revision: current.revision + 1, updatedAt: ports.now().toISOString() };
+  const rule: AutomationRule = {
+    ...current,
+    ...input.changes,
+    role,
+    revision: current.revision + 1,
+    updatedAt: ports.now().toISOString(),
+  };
   assertPolicySize("rule", rule, "actions");
   const event = await commitRecord(
     ports,

@@ -9,6 +9,7 @@
  * chain already names it, and chains stop at `maxChain` rules.
  */
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { mayReadEvent } from "../access/event-readers.ts";
 import type { RequestContext } from "../context.ts";
 import { SimrootError, isSimrootError } from "../error.ts";
 import type { BusEnvelope } from "../event/envelope.ts";
@@ -66,7 +67,10 @@ export async function runAutomation(ports: Ports, envelope: BusEnvelope): Promis
   // million records for one change with a tenant's 100 rules), which neither dry-run nor rate limits held.
   if (event.type === firedEventType) return { value: [], events: [] };
   const chain = chainOf(event);
-  const matching = (await tenantRules(ports, event.tenantId)).filter((rule) => rule.enabled && matchesPattern(rule.pattern, envelope));
+  // A rule fires only on what its role reads (review 90): one stored before its pattern was held to it may match more.
+  const matching = (await tenantRules(ports, event.tenantId)).filter(
+    (rule) => rule.enabled && mayReadEvent(rule.role, event) && matchesPattern(rule.pattern, envelope),
+  );
   const firings: Firing[] = [];
   const events: DomainEvent[] = [];
   for (const rule of matching) {

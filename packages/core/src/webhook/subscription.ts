@@ -8,7 +8,8 @@
  * read through the API (access/event-readers.ts, review 87).
  */
 import * as z from "zod";
-import { roles, type Role } from "../access/api-key.ts";
+import { roles } from "../access/api-key.ts";
+import { actingRole, unrecordedRole } from "../access/event-readers.ts";
 import type { RequestContext } from "../context.ts";
 import { SimrootError } from "../error.ts";
 import { validateSimrootPattern } from "../event/pattern.ts";
@@ -86,15 +87,6 @@ const withoutCredentials = (url: string) => {
 };
 const publicView = ({ secret: _secret, sealedSecret: _sealed, ...webhook }: StoredWebhook): Webhook =>
   webhookSchema.parse({ ...webhook, url: withoutCredentials(webhook.url) });
-/**
- * The role a subscription is sent as when none is recorded: one made before roles were (review 87). Admins and
- * operators have made subscriptions since the API had them (`POST /v1/webhooks` has required `writers` since a452814):
- * such a one is an operator's, the lesser of the two, until an admin changes it.
- */
-const unrecordedRole: Role = "operator";
-/** The role a subscription made or changed in `ctx` is sent as: the acting key's, or an operator's when no key acts. */
-const actingRole = (ctx: RequestContext): Role => ctx.role ?? unrecordedRole;
-
 const stored = (item: Record<string, unknown>) =>
   ({
     ...webhookSchema.parse({ role: unrecordedRole, ...item }),
