@@ -1,4 +1,4 @@
-/** Roles in tests of what a rule or a subscription acts as (reviews 87 and 90). */
+/** Roles and stored records in tests of what a rule or a subscription acts as (reviews 87 and 90). */
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { expect } from "vitest";
 import { recordKey, type RecordKind } from "@simroot/core/automation/records";
@@ -12,14 +12,25 @@ export async function operatorOf(runtime: TestRuntime, tenant: Awaited<ReturnTyp
     call(runtime, key.json.token, method, path, body, headers);
 }
 
-/** Removes a record's role, as it was stored before roles were recorded (subscriptions: review 87, rules: review 90). */
-export async function forgetRole(runtime: TestRuntime, tenantId: string, kind: RecordKind, id: string) {
+/** Rewrites a stored rule or subscription as older code could have written it (an UpdateExpression on its item). */
+export async function rewriteStored(
+  runtime: TestRuntime,
+  tenantId: string,
+  kind: RecordKind,
+  id: string,
+  update: { expression: string; names: Record<string, string>; values?: Record<string, unknown> },
+) {
   await runtime.ports.db.send(
     new UpdateCommand({
       TableName: runtime.ports.tables.automation,
       Key: recordKey(tenantId, kind, id),
-      UpdateExpression: "REMOVE #role",
-      ExpressionAttributeNames: { "#role": "role" },
+      UpdateExpression: update.expression,
+      ExpressionAttributeNames: update.names,
+      ...(update.values ? { ExpressionAttributeValues: update.values } : {}),
     }),
   );
 }
+
+/** Removes a record's role, as it was stored before roles were recorded (subscriptions: review 87, rules: review 90). */
+export const forgetRole = (runtime: TestRuntime, tenantId: string, kind: RecordKind, id: string) =>
+  rewriteStored(runtime, tenantId, kind, id, { expression: "REMOVE #role", names: { "#role": "role" } });

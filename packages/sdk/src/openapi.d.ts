@@ -1918,6 +1918,8 @@ export interface components {
              * @enum {string}
              */
             role: "admin" | "operator" | "viewer" | "ingest" | "pep";
+            /** @description why the rule does not run: its stored pattern fails a check made since it was written (review 90) */
+            problem?: string;
             revision: number;
             createdAt: string;
             updatedAt: string;
@@ -2053,6 +2055,8 @@ export interface components {
             disabledReason?: string;
             /** @description v1a: the `whpk_` key receivers verify with */
             publicKey?: string;
+            /** @description why the subscription is sent nothing: its stored pattern fails a check made since it was written (review 90) */
+            problem?: string;
             /**
              * @description the role of the key that created or last changed the subscription: it is sent only the events that role may read (an operator's is not sent `key.*`, `source.*`, `tenant.created` or `feed.epoch-advanced`, nor a record naming one)
              * @enum {string}
@@ -7613,6 +7617,8 @@ export interface operations {
                         disabledReason?: string;
                         /** @description v1a: the `whpk_` key receivers verify with */
                         publicKey?: string;
+                        /** @description why the subscription is sent nothing: its stored pattern fails a check made since it was written (review 90) */
+                        problem?: string;
                         /**
                          * @description the role of the key that created or last changed the subscription: it is sent only the events that role may read (an operator's is not sent `key.*`, `source.*`, `tenant.created` or `feed.epoch-advanced`, nor a record naming one)
                          * @enum {string}

@@ -8,7 +8,7 @@ import { roles, type Role } from "../access/api-key.ts";
 import { actingRole, unreadablePatternMatch, unrecordedRole } from "../access/event-readers.ts";
 import { labelsSchema } from "../device/device.ts";
 import { SimrootError } from "../error.ts";
-import { validateSimrootPattern } from "../event/pattern.ts";
+import { storedPatternProblem, validateSimrootPattern } from "../event/pattern.ts";
 import { newId } from "../id.ts";
 import { destinationSchema } from "../policy/model.ts";
 import type { Outcome } from "../outcome.ts";
@@ -112,6 +112,9 @@ export const ruleSchema = z
         "the role of the key that created or last changed the rule: it fires only on the events that role may read " +
         "(an operator's matches no `key.*`, `source.*`, `tenant.created` or `feed.epoch-advanced`, nor a record naming one)",
     }),
+    problem: z.string().optional().meta({
+      description: "why the rule does not run: its stored pattern fails a check made since it was written (review 90)",
+    }),
     revision: z.number().int(),
     createdAt: z.string(),
     updatedAt: z.string(),
@@ -120,7 +123,11 @@ export const ruleSchema = z
 export type AutomationRule = z.output<typeof ruleSchema>;
 
 /** A rule stored before roles were recorded (review 90) is an operator's, as such a subscription is. */
-const parse = (item: Record<string, unknown>) => ruleSchema.parse({ role: unrecordedRole, ...item });
+/** As stored, with the problem of a pattern that fails today's checks (a rule does not store one). */
+const parse = ({ problem: _stored, ...item }: Record<string, unknown>) => {
+  const problem = storedPatternProblem(item.pattern);
+  return ruleSchema.parse({ role: unrecordedRole, ...item, ...(problem ? { problem } : {}) });
+};
 
 /** Refuses a pattern that may match an event the rule's role may not read (access/event-readers.ts, review 90). */
 function assertReadablePattern(role: Role, pattern: Record<string, unknown>) {
@@ -185,8 +192,9 @@ export const updateRule = verb(updateRuleInput, async (ports, ctx, input): Promi
   const role = actingRole(ctx);
   assertReadablePattern(role, input.changes.pattern ?? current.pattern);
   await assertNotifyTargets(ports, ctx.tenantId, input.changes.actions);
+  const { problem: _problem, ...stored } = current;
   const rule: AutomationRule = {
-    ...current,
+    ...stored,
     ...input.changes,
     role,
     revision: current.revision + 1,

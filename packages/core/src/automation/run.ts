@@ -67,9 +67,9 @@ export async function runAutomation(ports: Ports, envelope: BusEnvelope): Promis
   // million records for one change with a tenant's 100 rules), which neither dry-run nor rate limits held.
   if (event.type === firedEventType) return { value: [], events: [] };
   const chain = chainOf(event);
-  // A rule fires only on what its role reads (review 90): one stored before its pattern was held to it may match more.
+  // A rule fires only on what its role reads, and not with a stored pattern today's checks refuse (review 90).
   const matching = (await tenantRules(ports, event.tenantId)).filter(
-    (rule) => rule.enabled && mayReadEvent(rule.role, event) && matchesPattern(rule.pattern, envelope),
+    (rule) => rule.enabled && !rule.problem && mayReadEvent(rule.role, event) && matchesPattern(rule.pattern, envelope),
   );
   const firings: Firing[] = [];
   const events: DomainEvent[] = [];

@@ -255,6 +255,19 @@ export function validateSimrootPattern(pattern: unknown): void {
 }
 
 /**
+ * Why a stored rule's or subscription's pattern does not run (review 90): the checks a new one passes, applied when it
+ * is loaded, so one stored before a bound (100 conditions: review 86) is not matched past it. Undefined if it passes.
+ */
+export function storedPatternProblem(pattern: unknown): string | undefined {
+  try {
+    validateSimrootPattern(pattern);
+    return undefined;
+  } catch (error) {
+    return `the stored pattern is refused now (${(error as Error).message}): it matches nothing until it is changed`;
+  }
+}
+
+/**
  * How many conditions a rule's or a subscription's pattern may hold, counted as matching pays for them: each field,
  * each `$or` branch and each operator (prefix, suffix, wildcard, numeric, cidr, equals-ignore-case, exists, each
  * operand of an anything-but operator) is tried at most once per event node it reaches, and a field's exact values

@@ -102,7 +102,7 @@ export async function enqueueDelivery(
   envelope: BusEnvelope,
 ): Promise<string | undefined> {
   const webhook = await readWebhook(ports, tenantId, webhookId);
-  if (!webhook?.enabled || !mayReadEvent(webhook.role, envelope.detail)) return undefined;
+  if (!webhook?.enabled || webhook.problem || !mayReadEvent(webhook.role, envelope.detail)) return undefined;
   const id = messageId(envelope.detail.id, webhookId);
   const now = ports.now().toISOString();
   try {
@@ -140,7 +140,7 @@ export async function enqueueDelivery(
 export async function dispatchToWebhooks(ports: Ports, envelope: BusEnvelope, options: AttemptOptions = {}) {
   const tenantId = envelope.detail.tenantId;
   const webhooks = (await tenantWebhooks(ports, tenantId)).filter(
-    (webhook) => webhook.enabled && matchesPattern(webhook.pattern, envelope),
+    (webhook) => webhook.enabled && !webhook.problem && matchesPattern(webhook.pattern, envelope),
   );
   const queued: { webhookId: string; id: string }[] = [];
   for (const webhook of webhooks) {

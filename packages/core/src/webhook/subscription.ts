@@ -12,7 +12,7 @@ import { roles } from "../access/api-key.ts";
 import { actingRole, unrecordedRole } from "../access/event-readers.ts";
 import type { RequestContext } from "../context.ts";
 import { SimrootError } from "../error.ts";
-import { validateSimrootPattern } from "../event/pattern.ts";
+import { storedPatternProblem, validateSimrootPattern } from "../event/pattern.ts";
 import { newId } from "../id.ts";
 import type { Outcome } from "../outcome.ts";
 import { pageInput, type Page } from "../page.ts";
@@ -63,6 +63,9 @@ export const webhookSchema = z
     enabled: z.boolean(),
     disabledReason: z.string().optional(),
     publicKey: z.string().optional().meta({ description: "v1a: the `whpk_` key receivers verify with" }),
+    problem: z.string().optional().meta({
+      description: "why the subscription is sent nothing: its stored pattern fails a check made since it was written (review 90)",
+    }),
     role: z.enum(roles).meta({
       description:
         "the role of the key that created or last changed the subscription: it is sent only the events that role may read " +
@@ -87,9 +90,10 @@ const withoutCredentials = (url: string) => {
 };
 const publicView = ({ secret: _secret, sealedSecret: _sealed, ...webhook }: StoredWebhook): Webhook =>
   webhookSchema.parse({ ...webhook, url: withoutCredentials(webhook.url) });
-const stored = (item: Record<string, unknown>) =>
+/** As stored, with the problem of a pattern that fails today's checks (a subscription does not store one). */
+const stored = ({ problem: _stored, ...item }: Record<string, unknown>) =>
   ({
-    ...webhookSchema.parse({ role: unrecordedRole, ...item }),
+    ...webhookSchema.parse({ role: unrecordedRole, ...item, problem: storedPatternProblem(item.pattern) }),
     ...(typeof item.sealedSecret === "string" ? { sealedSecret: item.sealedSecret } : {}),
     ...(typeof item.secret === "string" ? { secret: item.secret } : {}),
   }) as StoredWebhook;
@@ -190,7 +194,8 @@ export async function changeWebhook(
   changes: Partial<StoredWebhook>,
   type: string,
 ) {
-  const next: StoredWebhook = { ...current, ...changes, revision: current.revision + 1, updatedAt: ports.now().toISOString() };
+  const { problem: _problem, ...kept } = current;
+  const next: StoredWebhook = { ...kept, ...changes, revision: current.revision + 1, updatedAt: ports.now().toISOString() };
   if (next.enabled) delete (next as { disabledReason?: string }).disabledReason;
   const event = await commitRecord(ports, ctx, "webhook", current.id, { item: next, previousRevision: current.revision }, type, {
     webhook: publicView(next),
