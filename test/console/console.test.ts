@@ -294,6 +294,46 @@ describe.runIf(browserAvailable)("the web console", () => {
     await page.close();
   });
 
+  it("lists the webhook subscriptions with the role each is sent as, and the rules with theirs (review 90)", async () => {
+    const ops = await tenant.call("POST", "/v1/keys", { name: "ops", role: "operator" });
+    const pattern = { source: ["simroot"], "detail-type": ["incident.opened"] };
+    const admins = await tenant.call("POST", "/v1/webhooks", { url: "https://siem.example.com/simroot", pattern });
+    expect(admins.status, admins.text).toBe(201);
+    const operators = await call(runtime, ops.json.token, "POST", "/v1/webhooks", { url: "https://ops.example.com/hook", pattern });
+    expect(operators.status, operators.text).toBe(201);
+    const rule = await call(runtime, ops.json.token, "POST", "/v1/automation/rules", {
+      name: "contain on incidents",
+      pattern,
+      actions: [{ type: "quarantine" }],
+      dryRun: true,
+    });
+    expect(rule.status, rule.text).toBe(201);
+
+    const page = await signedIn();
+    await page.getByRole("link", { name: "Webhooks and rules" }).click();
+    const subscriptions = page.getByRole("table", { name: /Webhook subscriptions/ });
+    // The first cell after the URL: the role whose reads decide what the subscription is sent.
+    const roleOf = (url: string) =>
+      subscriptions
+        .getByRole("row", { name: new RegExp(url) })
+        .getByRole("cell")
+        .first()
+        .textContent();
+    await expect.poll(() => roleOf("ops.example.com"), { timeout: 10_000 }).toBe("operator");
+    expect(await roleOf("siem.example.com")).toBe("admin");
+    const rules = page.getByRole("table", { name: /Automation rules/ });
+    expect(
+      await rules
+        .getByRole("row", { name: /contain on incidents/ })
+        .getByRole("cell")
+        .first()
+        .textContent(),
+    ).toBe("operator");
+    expect(await seriousViolations(page)).toEqual([]);
+    await screenshot(page, "webhooks");
+    await page.close();
+  });
+
   it("shows a change without a reload", async () => {
     const page = await signedIn();
     await page.getByText("Live", { exact: true }).waitFor({ timeout: 10_000 });

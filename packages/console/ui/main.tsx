@@ -4,6 +4,7 @@ import { api, apiKey, setApiKey } from "./api.ts";
 import { subscribeLive, type LiveStatus } from "./live.ts";
 import { bumpLive } from "./live-state.ts";
 import { AuditPage } from "./pages/audit.tsx";
+import { AutomationPage } from "./pages/automation.tsx";
 import { DevicePage } from "./pages/device.tsx";
 import { FleetPage } from "./pages/fleet.tsx";
 import { PoliciesPage } from "./pages/policies.tsx";
@@ -13,6 +14,7 @@ const sections = [
   { path: "fleet", label: "Fleet" },
   { path: "traffic", label: "Traffic map" },
   { path: "policies", label: "Policies and grants" },
+  { path: "automation", label: "Webhooks and rules" },
   { path: "audit", label: "Audit and sources" },
 ] as const;
 
@@ -127,6 +129,8 @@ function App() {
           <TrafficPage />
         ) : section === "policies" ? (
           <PoliciesPage />
+        ) : section === "automation" ? (
+          <AutomationPage />
         ) : section === "audit" ? (
           <AuditPage />
         ) : (

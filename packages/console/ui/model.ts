@@ -19,6 +19,8 @@ export type ParkedEvent = Schemas["ParkedEvent"];
 export type Source = Schemas["Source"];
 export type SourceHealth = Schemas["SourceHealth"];
 export type WhatIfDecision = Schemas["WhatIfDecision"];
+export type Webhook = Schemas["Webhook"];
+export type AutomationRule = Schemas["AutomationRule"];
 
 export const states = ["active", "suspended", "quarantined", "revoked"] as const;
 
