@@ -79,7 +79,7 @@ export function unreadablePatternMatch(role: Role, pattern: Pattern): { path: st
   const type = [...adminOnlyEventTypes].find((each) => !refusesType(pattern, each));
   if (!type) return undefined;
   const detail = isPattern(pattern.detail) ? pattern.detail : {};
-  const path = "detail-type" in pattern ? "detail-type" : "type" in detail ? "detail.type" : "";
+  const path = "detail-type" in pattern ? "detail-type" : "type" in detail ? "detail.type" : "$or" in pattern ? "$or" : "";
   const message =
     `a pattern of the ${role} role may not match ${type}, which only admins read` +
     (path ? "" : ": name the event types it matches in detail-type");
