@@ -429,6 +429,10 @@ describe("the simroot CLI", () => {
     expect(JSON.parse((await run(["rules", "list", "--json"], env)).stdout).items).toEqual([
       expect.objectContaining({ id: rule.id, pattern }),
     ]);
+    // The table names the role the rule fires as (what it may read) and, when its stored pattern fails a check, why.
+    const table = (await run(["rules", "list"], env)).stdout.split("\n");
+    expect(table[0]).toMatch(/\bROLE\s+PROBLEM\b/);
+    expect(table.find((line) => line.startsWith(rule.id))).toMatch(/\badmin\b/);
     // A removal decided at the revision before the dry-run switch is refused (412), and removes nothing.
     const stale = await run(["rules", "delete", rule.id, "--if-match", '"1"'], env);
     expect(stale.code).toBe(1);

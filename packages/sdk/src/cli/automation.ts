@@ -18,6 +18,8 @@ const ruleColumns: readonly Column<Rule>[] = [
   ["dryRun", (r) => r.dryRun],
   ["pattern", (r) => cell(r.pattern)],
   ["actions", (r) => r.actions.map((a) => a.type).join(",")],
+  ["role", (r) => r.role],
+  ["problem", (r) => cell(r.problem)],
 ];
 const webhookColumns: readonly Column<Webhook>[] = [
   ["id", (w) => w.id],
@@ -25,6 +27,8 @@ const webhookColumns: readonly Column<Webhook>[] = [
   ["signing", (w) => w.signing],
   ["enabled", (w) => w.enabled],
   ["pattern", (w) => cell(w.pattern)],
+  ["role", (w) => cell(w.role)],
+  ["problem", (w) => cell(w.problem)],
 ];
 const deliveryColumns: readonly Column<Delivery>[] = [
   ["id", (d) => d.id],
