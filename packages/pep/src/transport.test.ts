@@ -127,6 +127,79 @@ describe("event streams", () => {
     ]);
   });
 
+  /**
+   * The characters the string methods a parser can scan or copy with examined while `run` ran: what `indexOf` read up
+   * to its match (or the end), what `slice`/`substring` copied, the whole string for `split`, `includes`, `replace`.
+   */
+  async function stringWork(run: () => Promise<void>): Promise<number> {
+    const proto = String.prototype;
+    const saved = {
+      indexOf: proto.indexOf,
+      slice: proto.slice,
+      substring: proto.substring,
+      split: proto.split,
+      includes: proto.includes,
+      replace: proto.replace,
+    };
+    let work = 0;
+    proto.indexOf = function (this: string, search: string, from?: number) {
+      const at = saved.indexOf.call(this, search, from);
+      work += (at >= 0 ? at + search.length : this.length) - Math.max(0, from ?? 0);
+      return at;
+    };
+    proto.slice = function (this: string, ...args: [number?, number?]) {
+      const out = saved.slice.apply(this, args);
+      work += out.length;
+      return out;
+    };
+    proto.substring = function (this: string, ...args: [number, number?]) {
+      const out = saved.substring.apply(this, args);
+      work += out.length;
+      return out;
+    };
+    for (const name of ["split", "includes", "replace"] as const) {
+      (proto as unknown as Record<string, unknown>)[name] = function (this: string, ...args: unknown[]) {
+        work += this.length;
+        return (saved[name] as (...a: unknown[]) => unknown).apply(this, args);
+      };
+    }
+    try {
+      await run();
+    } finally {
+      Object.assign(proto, saved);
+    }
+    return work;
+  }
+
+  it("parses a chunk of many small events in work linear in its length (review 88)", async () => {
+    const chunk = 'event: head\ndata: {"v":1}\n\n'.repeat(20_000);
+    let events: StreamEvent[] = [];
+    const work = await stringWork(async () => {
+      events = await all(parseEvents(chunks(chunk)));
+    });
+    expect(events).toHaveLength(20_000);
+    expect(events[19_999]).toEqual({ event: "head", data: '{"v":1}' });
+    // Linear: a few passes over the input. The quadratic parser copied what followed each event: ~1,000 times the input.
+    expect(work).toBeLessThan(10 * chunk.length);
+  });
+
+  it("parses an event that arrives in many chunks in work linear in its length (review 88)", async () => {
+    const piece = "x".repeat(2048);
+    const parts = ["event: deltas\ndata: ", ...Array.from({ length: 500 }, () => piece), "\n\n"];
+    const length = parts.reduce((sum, part) => sum + part.length, 0);
+    let events: StreamEvent[] = [];
+    const work = await stringWork(async () => {
+      events = await all(parseEvents(chunks(...parts)));
+    });
+    expect(events).toEqual([{ event: "deltas", data: piece.repeat(500) }]);
+    // The quadratic parser searched the whole event held so far again at every chunk: ~25 times the input.
+    expect(work).toBeLessThan(10 * length);
+  });
+
+  it("takes a CRLF split across two chunks as one line end, not an empty line", async () => {
+    expect(await all(parseEvents(chunks("event: head\r", "\ndata: 1\r", "\n\r", "\n")))).toEqual([{ event: "head", data: "1" }]);
+  });
+
   it("reads a text/event-stream answer event by event over node:http, and closes the connection when the reader leaves early", async () => {
     let closed = false;
     const server = await serve((_, response) => {

@@ -25,27 +25,79 @@ export interface StreamEvent {
   readonly data: string;
 }
 
-/** Splits server-sent events out of text chunks (WHATWG HTML, "event stream interpretation", for `event` and `data`). */
+/**
+ * Splits server-sent events out of text chunks (WHATWG HTML, "event stream interpretation", for `event` and `data`).
+ * Each character is examined once: a line is looked for in the new chunk only, and an unfinished line or event is kept
+ * as its parts, joined once it ends (review 88: the whole buffer was searched again at every chunk, and copied after
+ * every event, so an event that came in many chunks took time quadratic in its length).
+ */
 export async function* parseEvents(chunks: AsyncIterable<string>): AsyncGenerator<StreamEvent> {
-  let buffer = "";
-  for await (const chunk of chunks) {
-    buffer += chunk.includes("\r") ? chunk.replace(/\r\n?/g, "\n") : chunk;
-    for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      let event = "message";
-      const data: string[] = [];
-      for (const line of block.split("\n")) {
-        const colon = line.indexOf(":");
-        if (colon === 0) continue;
-        const field = colon < 0 ? line : line.slice(0, colon);
-        const value = colon < 0 ? "" : line.slice(line[colon + 1] === " " ? colon + 2 : colon + 1);
-        if (field === "event") event = value;
-        else if (field === "data") data.push(value);
+  const parser = new EventParser();
+  for await (const chunk of chunks) yield* parser.push(chunk);
+}
+
+/** The event-stream parser's state between chunks. */
+class EventParser {
+  /** The parts of the line not ended yet. */
+  #line: string[] = [];
+  #event = "message";
+  #data: string[] = [];
+  /** Characters of the event so far (its lines and the line not ended), bounded by `maxEventBytes`. */
+  #size = 0;
+  /** The last chunk ended with a CR: a LF that starts the next one ends no second line. */
+  #afterCr = false;
+
+  push(chunk: string): StreamEvent[] {
+    const events: StreamEvent[] = [];
+    let start = this.#afterCr && chunk.startsWith("\n") ? 1 : 0;
+    this.#afterCr = false;
+    // The next CR and LF at or after `start`, each looked for again only once passed (-1: none left in the chunk).
+    let cr = chunk.indexOf("\r", start);
+    let lf = chunk.indexOf("\n", start);
+    while (cr >= 0 || lf >= 0) {
+      const end = cr < 0 ? lf : lf < 0 ? cr : Math.min(cr, lf);
+      this.#grow(end - start);
+      this.#line.push(chunk.slice(start, end));
+      const event = this.#endLine();
+      if (event) events.push(event);
+      start = end + 1;
+      if (end === cr) {
+        if (end + 1 === chunk.length) this.#afterCr = true;
+        else if (lf === end + 1) start++;
       }
-      if (data.length > 0) yield { event, data: data.join("\n") };
+      if (cr >= 0 && cr < start) cr = chunk.indexOf("\r", start);
+      if (lf >= 0 && lf < start) lf = chunk.indexOf("\n", start);
     }
-    if (buffer.length > maxEventBytes) throw new Error(`The feed sent an event of more than ${maxEventBytes} bytes`);
+    if (start < chunk.length) {
+      this.#grow(chunk.length - start);
+      this.#line.push(chunk.slice(start));
+    }
+    return events;
+  }
+
+  #grow(characters: number) {
+    this.#size += characters;
+    if (this.#size > maxEventBytes) throw new Error(`The feed sent an event of more than ${maxEventBytes} bytes`);
+  }
+
+  /** Takes the line ended; an empty line dispatches the event (when it has data). */
+  #endLine(): StreamEvent | undefined {
+    const line = this.#line.length === 1 ? this.#line[0]! : this.#line.join("");
+    this.#line = [];
+    if (line === "") {
+      const event = this.#data.length > 0 ? { event: this.#event, data: this.#data.join("\n") } : undefined;
+      this.#event = "message";
+      this.#data = [];
+      this.#size = 0;
+      return event;
+    }
+    const colon = line.indexOf(":");
+    if (colon === 0) return undefined;
+    const field = colon < 0 ? line : line.slice(0, colon);
+    const value = colon < 0 ? "" : line.slice(line[colon + 1] === " " ? colon + 2 : colon + 1);
+    if (field === "event") this.#event = value;
+    else if (field === "data") this.#data.push(value);
+    return undefined;
   }
 }
 
