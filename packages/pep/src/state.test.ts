@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readdir, readFile, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -164,6 +164,15 @@ describe("the replicated view", () => {
     expect([...loaded.policies.keys()]).toEqual(["r1"]);
     expect(loaded.settings.get("enforcement")).toMatchObject({ failMode: "open" });
     expect(JSON.parse(await readFile(path, "utf8"))).toEqual(JSON.parse(JSON.stringify(state)));
+  });
+
+  it("replaces the file whole, readable and writable by its owner only, whatever mode the file it replaces had", async () => {
+    const path = join(await folder(), "state.json");
+    await writeFile(path, "{}", { mode: 0o644 });
+    await chmod(path, 0o644);
+    await saveState(path, new PepState("ten_acme"));
+    expect((await stat(path)).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(await readFile(path, "utf8"))).toMatchObject({ format: 1, tenantId: "ten_acme" });
   });
 
   it("refuses a file that is not its state", async () => {

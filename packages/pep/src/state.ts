@@ -5,7 +5,7 @@
  * changes through `applyDeltas` and `replaceWith`, after `verify.ts` accepted the response.
  */
 import { randomBytes } from "node:crypto";
-import { mkdir, open, readFile, rename, rm } from "node:fs/promises";
+import { chmod, mkdir, open, readFile, rename, rm, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { FeedEntry, SignedHead } from "@simroot/core/feed/wire";
 import type { Bearer } from "@simroot/core/catalogue/catalogue";
@@ -393,4 +393,21 @@ export async function loadState(path: string): Promise<PepState | undefined> {
   } catch (error) {
     throw new Error(`${path} is not a simroot-pep state file (move it aside to start from a snapshot): ${(error as Error).message}`);
   }
+}
+
+/**
+ * Makes the state file at `path` readable and writable by its owner only (as `saveState` writes it), when it is not;
+ * true when it changed its mode. False when there is no file.
+ */
+export async function restrictStateFile(path: string): Promise<boolean> {
+  let mode: number;
+  try {
+    mode = (await stat(path)).mode;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw error;
+  }
+  if ((mode & 0o077) === 0) return false;
+  await chmod(path, 0o600);
+  return true;
 }

@@ -99,8 +99,8 @@ export function verifyHead(input: unknown, ctx: VerifyContext): SignedHead {
   return checkHead(parsed.data, ctx);
 }
 
-/** `verifyHead` for a head already parsed. */
-function checkHead(signed: SignedHead, ctx: VerifyContext): SignedHead {
+/** A pinned key's signature, for the PEP's tenant: the head's own checks, wherever it comes from. */
+function checkSigner(signed: SignedHead, ctx: Pick<VerifyContext, "publicKeys" | "tenantId">): FeedHead {
   if (!signatureValid(signed, ctx.publicKeys))
     return fail("feed.bad_signature", `The head's signature is not by a pinned key (keyId ${signed.keyId})`, { keyId: signed.keyId });
   const head = signed.head;
@@ -108,6 +108,12 @@ function checkHead(signed: SignedHead, ctx: VerifyContext): SignedHead {
     return fail("feed.wrong_tenant", `The head is for tenant ${head.tenantId}, this PEP enforces ${ctx.tenantId}`, {
       tenantId: head.tenantId,
     });
+  return head;
+}
+
+/** `verifyHead` for a head already parsed. */
+function checkHead(signed: SignedHead, ctx: VerifyContext): SignedHead {
+  const head = checkSigner(signed, ctx);
   // A genuine response for another site's selector would add its devices and remove this one's.
   if ((head.scope ?? "") !== (ctx.scope ?? "")) {
     return fail("feed.wrong_scope", `The head is narrowed to "${head.scope ?? ""}", this PEP follows "${ctx.scope ?? ""}"`, {
@@ -153,6 +159,42 @@ function checkHead(signed: SignedHead, ctx: VerifyContext): SignedHead {
     );
   }
   if (head.kind === "delta" && head.version < head.since) return fail("feed.malformed", "A delta head's version is below its since");
+  return signed;
+}
+
+/** What a state file says the view it holds is: the last head accepted, and the version, epoch and selector of the view. */
+export interface StoredView {
+  readonly head: unknown;
+  readonly version: number;
+  readonly epoch: number;
+  readonly scope: string | undefined;
+}
+
+/**
+ * Checks the head a state file holds as the feed's heads are checked (shape, a pinned key's signature, the PEP's tenant),
+ * and that it is the head of the view the file holds: its version, epoch and selector (review 88: a file was trusted
+ * whole, so an edited version skipped the deltas in between, a revocation among them). Not its freshness: the engine
+ * counts that, and fails closed on an expired head. A file with no head is one saved before the first snapshot
+ * completed (its early revocations only): version 0, epoch 0. Returns the head verified (undefined for such a file).
+ */
+export function verifyStoredView(view: StoredView, ctx: Pick<VerifyContext, "publicKeys" | "tenantId">): SignedHead | undefined {
+  if (view.head === undefined) {
+    if (view.version === 0 && view.epoch === 0) return undefined;
+    return fail("feed.malformed", `The state file holds version ${view.version} of epoch ${view.epoch} and no signed head`);
+  }
+  const parsed = signedHeadSchema.safeParse(view.head);
+  if (!parsed.success) return fail("feed.malformed", `The signed head is malformed: ${parsed.error.issues[0]?.message ?? "invalid"}`);
+  const signed = parsed.data;
+  const head = checkSigner(signed, ctx);
+  if ((head.scope ?? "") !== (view.scope ?? ""))
+    return fail("feed.wrong_scope", `The head is narrowed to "${head.scope ?? ""}", the view to "${view.scope ?? ""}"`);
+  if (head.version !== view.version || head.epoch !== view.epoch) {
+    return fail(
+      "feed.content_mismatch",
+      `The head is of version ${head.version} (epoch ${head.epoch}), the view of version ${view.version} (epoch ${view.epoch})`,
+      { version: head.version, epoch: head.epoch },
+    );
+  }
   return signed;
 }
 

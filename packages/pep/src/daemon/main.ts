@@ -4,14 +4,14 @@
  * start, 2 bad command line.
  */
 import { createPublicKey, type KeyObject } from "node:crypto";
-import { readFile } from "node:fs/promises";
+import { readFile, rename } from "node:fs/promises";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { PepEngine } from "../engine.ts";
-import { loadState, PepState } from "../state.ts";
+import { loadState, PepState, restrictStateFile } from "../state.ts";
 import { mqttTrigger } from "../mqtt-trigger.ts";
 import { FeedSync } from "../sync.ts";
-import { signatureValid } from "../verify.ts";
+import { isFeedVerificationError, verifyStoredView } from "../verify.ts";
 import { adminHandler } from "./admin.ts";
 import { authzHandler, authzServer } from "./authz.ts";
 import { readConfig, usage, UsageError, type PepConfig } from "./config.ts";
@@ -63,20 +63,36 @@ const urlOf = (server: Server) => {
   return `http://${address.includes(":") ? `[${address}]` : address}:${port}`;
 };
 
+/**
+ * The state file's view, once its head verifies against the pinned keys and binds the view it holds (`verifyStoredView`);
+ * undefined when there is no file, or when it does not verify: then it is moved aside (`<path>.refused-<time>`) and the
+ * PEP starts empty, failing closed until its first snapshot, as it does without a file (review 88). A file of another
+ * tenant stops the PEP: that is a configuration to fix, not a file to replace.
+ */
+async function verifiedState(config: PepConfig, publicKeys: readonly KeyObject[], log: (line: Record<string, unknown>) => void) {
+  const path = config.statePath;
+  if (await restrictStateFile(path)) log({ level: "warn", msg: "state file was readable by others: its mode is 0600 now", path });
+  const state = await loadState(path);
+  if (!state) return undefined;
+  state.tenantId ??= config.tenantId;
+  if (state.tenantId !== config.tenantId) throw new Error(`the state file ${path} is for tenant ${state.tenantId}, not ${config.tenantId}`);
+  try {
+    verifyStoredView(state, { publicKeys, tenantId: config.tenantId });
+    return state;
+  } catch (error) {
+    if (!isFeedVerificationError(error)) throw error;
+    const aside = `${path}.refused-${new Date().toISOString().replace(/[:.]/g, "-")}`;
+    await rename(path, aside);
+    log({ level: "error", msg: "state file refused: starting empty", reason: error.code, error: error.message, path, movedTo: aside });
+    return undefined;
+  }
+}
+
 /** Starts a PEP: resumes from the state file (or starts empty, failing closed until its first snapshot). */
 export async function startPep(config: PepConfig, deps: PepDeps = {}) {
   const log = deps.log ?? (() => {});
   const publicKeys = await readPublicKeys(config.publicKeyFiles);
-  const state = (await loadState(config.statePath)) ?? new PepState(config.tenantId);
-  state.tenantId ??= config.tenantId;
-  if (state.tenantId !== config.tenantId) {
-    throw new Error(`the state file ${config.statePath} is for tenant ${state.tenantId}, not ${config.tenantId}`);
-  }
-  if (state.head && !signatureValid(state.head, publicKeys)) {
-    // Not a head the pinned key signed: trust none of its freshness (fail closed until synced).
-    log({ level: "warn", msg: "persisted head not signed by a pinned key; ignoring its freshness" });
-    state.head = undefined;
-  }
+  const state = (await verifiedState(config, publicKeys, log)) ?? new PepState(config.tenantId);
   log({ level: "info", msg: "state loaded", tenantId: state.tenantId, version: state.version });
   const engine = new PepEngine(state, {
     breakGlass: config.breakGlass,
