@@ -3,6 +3,7 @@ export * from "./state.ts";
 export * from "./engine.ts";
 export * from "./sync.ts";
 export * from "./transport.ts";
+export { feedLimits, maxSnapshotPages, type FeedLimits } from "./limits.ts";
 export * from "./push.ts";
 export { hubTrigger } from "./hub-trigger.ts";
 export { mqttTrigger, type MqttTriggerOptions } from "./mqtt-trigger.ts";

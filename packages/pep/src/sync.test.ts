@@ -88,6 +88,8 @@ interface SetupOptions {
   selector?: string;
   stream?: boolean;
   trigger?: FeedTrigger;
+  limit?: number;
+  limits?: Record<string, number>;
 }
 
 async function setup(options: SetupOptions = {}) {
@@ -109,12 +111,14 @@ async function setup(options: SetupOptions = {}) {
     onChange: (change) => changes.push(change),
     ...(options.stream ? { stream: true } : {}),
     ...(options.trigger ? { trigger: options.trigger } : {}),
+    ...(options.limit ? { limit: options.limit } : {}),
+    ...(options.limits ? { limits: options.limits } : {}),
   });
   return { feed, plane, state, statePath, sync, changes };
 }
 
 /** A PEP at version 5 with one active device, persisted. */
-async function synced(options: { stream?: boolean; trigger?: FeedTrigger } = {}) {
+async function synced(options: Omit<SetupOptions, "state" | "feed" | "statePath" | "selector"> = {}) {
   const context = await setup(options);
   const { feed, plane, sync } = context;
   plane.reply(json(feed.snapshot(5, [device("dev_a"), binding("10.0.0.1", "dev_a"), rule("r1")])));
@@ -487,6 +491,84 @@ describe("the feed sync client", () => {
       await expect(sync.step()).rejects.toMatchObject({ code: "feed.gap" });
       expect(state.version).toBe(5);
       expect([...state.devices.keys()]).toEqual(["dev_a"]);
+    });
+  });
+
+  describe("bounds what even a signed feed makes it read and hold, refuses beyond, and keeps the view it had (review 88)", () => {
+    /** Snapshot page `page` of version 8 (cursor chained), `count` devices, the last one when `last`. */
+    const page = (feed: TestFeed, index: number, count: number, last = false) =>
+      feed.snapshot(
+        8,
+        Array.from({ length: count }, (_, n) => device(`dev_${index}_${n}`)),
+        { page: index, last, ...(last ? {} : { next: `c${index + 1}` }), ...(index > 0 ? { cursor: `c${index}` } : {}) },
+      );
+    /** A value nested `depth` objects deep. */
+    const nested = (depth: number) => {
+      let value: Record<string, unknown> = { end: true };
+      for (let n = 0; n < depth; n++) value = { inner: value };
+      return value;
+    };
+
+    async function expectRefused(context: Awaited<ReturnType<typeof synced>>, saved: string) {
+      const { state, statePath, sync, changes } = context;
+      await expect(sync.step()).rejects.toMatchObject({ code: "feed.too_large" });
+      expect(state.version).toBe(5);
+      expect([...state.devices.keys()]).toEqual(["dev_a"]);
+      expect(await readFile(statePath, "utf8")).toBe(saved);
+      expect(changes).toHaveLength(1);
+      expect(sync.stats.rejected["feed.too_large"]).toBe(1);
+    }
+
+    it("a snapshot of more pages than its entries allow: refused before it asks for the page past the bound", async () => {
+      // 100 entries at 10 a page: 21 pages at most (twice the full pages a snapshot that size takes, and one).
+      const context = await synced({ limit: 10, limits: { maxSnapshotEntries: 100 } });
+      const { feed, plane, statePath } = context;
+      const saved = await readFile(statePath, "utf8");
+      plane.reply(gone, ...Array.from({ length: 300 }, (_, index) => json(page(feed, index, 1))), json({}, 500));
+      await expectRefused(context, saved);
+      expect(plane.requests.length).toBeLessThanOrEqual(1 + 1 + 21);
+    });
+
+    it("a snapshot of more entries than the bound: refused at the page that passes it, before verifying that page", async () => {
+      const context = await synced({ limit: 50, limits: { maxSnapshotEntries: 100 } });
+      const { feed, plane, statePath } = context;
+      const saved = await readFile(statePath, "utf8");
+      plane.reply(gone, ...[0, 1, 2, 3].map((index) => json(page(feed, index, 30))), json(page(feed, 4, 30, true)));
+      await expectRefused(context, saved);
+      // The 410 poll, then pages 0 to 3: page 3 brings the snapshot to 120 entries.
+      expect(plane.requests).toHaveLength(1 + 1 + 4);
+    });
+
+    it("a response nested deeper than any feed response is", async () => {
+      const context = await synced();
+      const { feed, plane, statePath } = context;
+      const saved = await readFile(statePath, "utf8");
+      plane.reply(gone, json(feed.snapshot(8, [device("dev_b"), { kind: "settings", key: "deep", value: nested(100) }])));
+      await expectRefused(context, saved);
+    });
+
+    it("a streamed event nested deeper than any feed response is", async () => {
+      const context = await synced({ stream: true });
+      const { feed, plane, statePath } = context;
+      const saved = await readFile(statePath, "utf8");
+      plane.reply(streamed([{ event: "deltas", data: feed.delta(5, 6, [{ kind: "settings", key: "deep", value: nested(100) }]) }]).handler);
+      await expectRefused(context, saved);
+    });
+
+    it("a streamed event over the bound", async () => {
+      const context = await synced({ stream: true, limits: { maxBodyBytes: 4096 } });
+      const { feed, plane, statePath } = context;
+      const saved = await readFile(statePath, "utf8");
+      plane.reply(streamed([{ event: "deltas", data: feed.delta(5, 6, [device("dev_b", "active", { note: "x".repeat(8192) })]) }]).handler);
+      await expectRefused(context, saved);
+    });
+
+    it("a response body over the bound, through an injected fetch too", async () => {
+      const context = await synced({ limits: { maxBodyBytes: 4096 } });
+      const { feed, plane, statePath } = context;
+      const saved = await readFile(statePath, "utf8");
+      plane.reply(gone, json(feed.snapshot(8, [device("dev_b", "active", { note: "x".repeat(8192) })])));
+      await expectRefused(context, saved);
     });
   });
 

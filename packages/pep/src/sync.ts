@@ -21,6 +21,7 @@ import {
 } from "./verify.ts";
 import { saveState, type PepState, type ViewChange } from "./state.ts";
 import { fetchGet, nodeGet, type FeedGet, type FeedReply } from "./transport.ts";
+import { checkSnapshotEntries, checkSnapshotPages, feedLimits, parseFeedJson, type FeedLimits } from "./limits.ts";
 import type { FeedTrigger } from "./push.ts";
 
 export interface SyncChange extends ViewChange {
@@ -55,7 +56,10 @@ export interface SyncOptions {
    * the last head, so a fresh head arrives before the one held expires.
    */
   readonly waitSeconds?: number;
+  /** Entries asked for a page (1 to 5,000; default 1,000). */
   readonly limit?: number;
+  /** What the PEP reads and holds of a response at most (`limits.ts`; the defaults fit any genuine feed). */
+  readonly limits?: Partial<FeedLimits>;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
   /**
    * Push instead of long polls (see push.ts): poll without waiting, then only when the trigger
@@ -117,6 +121,9 @@ export class FeedSync {
   };
   readonly #options: SyncOptions;
   readonly #get: FeedGet;
+  readonly #limits: FeedLimits;
+  /** Refusals already counted in `stats.rejected` (one may pass several layers that count). */
+  readonly #countedErrors = new WeakSet<Error>();
   readonly #now: () => number;
   readonly #monotonic: () => number;
   readonly #base: string;
@@ -131,7 +138,8 @@ export class FeedSync {
 
   constructor(options: SyncOptions) {
     this.#options = options;
-    this.#get = options.transport ?? (options.fetch ? fetchGet(options.fetch) : nodeGet());
+    this.#limits = { ...feedLimits, ...options.limits };
+    this.#get = options.transport ?? (options.fetch ? fetchGet(options.fetch, this.#limits) : nodeGet(this.#limits));
     this.#now = options.now ?? Date.now;
     this.#monotonic = options.monotonic ?? (() => performance.now());
     this.#base = options.url.replace(/\/+$/, "");
@@ -178,11 +186,15 @@ export class FeedSync {
     const { state } = this.#options;
     let assembly: SnapshotAssembly | undefined;
     let cursor: string | undefined;
+    const limit = this.#options.limit ?? 1000;
     for (;;) {
-      const query = new URLSearchParams({ limit: String(this.#options.limit ?? 1000), ...this.#selector(), ...(cursor ? { cursor } : {}) });
+      // Bounded even when signed (review 88): no request past the pages, no page past the entries, a snapshot may take.
+      this.#checked(() => checkSnapshotPages(assembly?.pages ?? 0, limit, this.#limits));
+      const query = new URLSearchParams({ limit: String(limit), ...this.#selector(), ...(cursor ? { cursor } : {}) });
       const response = await this.#request(`/v1/feed?${query}`, {}, signal, 30);
       if (response.status !== 200) throw new FeedHttpError(response.status, await response.text());
-      const body: unknown = await response.json();
+      const body = await this.#json(response);
+      this.#checked(() => checkSnapshotEntries(assembly?.entries.length ?? 0, body, this.#limits));
       const page = this.#checked(() => verifyResponse(body, this.#context(), "snapshot"));
       const progress = this.#checked(() => addSnapshotPage(assembly, page));
       if (progress.complete) {
@@ -241,7 +253,7 @@ export class FeedSync {
       return this.step(signal);
     }
     if (response.status !== 200) throw new FeedHttpError(response.status, await response.text());
-    await this.#delta(await response.json());
+    await this.#delta(await this.#json(response));
     return "delta";
   }
 
@@ -293,6 +305,15 @@ export class FeedSync {
    * event as an idle poll's head. The first refusal ends the stream (the connection is closed).
    */
   async #follow(response: FeedReply): Promise<StepResult> {
+    try {
+      return await this.#followEvents(response);
+    } catch (error) {
+      // An event past the bounds is refused by the stream's parser.
+      throw this.#counted(error);
+    }
+  }
+
+  async #followEvents(response: FeedReply): Promise<StepResult> {
     let result: StepResult = "idle";
     let events = 0;
     for await (const { event, data } of response.events()) {
@@ -304,8 +325,9 @@ export class FeedSync {
       }
       let parsed: unknown;
       try {
-        parsed = JSON.parse(data);
-      } catch {
+        parsed = parseFeedJson(data, this.#limits);
+      } catch (error) {
+        if (isFeedVerificationError(error)) throw this.#counted(error);
         parsed = undefined;
       }
       if (event === "deltas") {
@@ -399,11 +421,26 @@ export class FeedSync {
     try {
       return check();
     } catch (error) {
-      if (isFeedVerificationError(error)) {
-        this.stats.rejected[error.code] = (this.stats.rejected[error.code] ?? 0) + 1;
-        if (error.code === "feed.gap" || error.code === "feed.epoch") this.#needSnapshot = true;
-      }
-      throw error;
+      throw this.#counted(error);
+    }
+  }
+
+  /** Counts a refusal by its reason (a gap or a newer epoch: a snapshot next round); returns `error`. */
+  #counted(error: unknown): unknown {
+    if (isFeedVerificationError(error) && !this.#countedErrors.has(error)) {
+      this.#countedErrors.add(error);
+      this.stats.rejected[error.code] = (this.stats.rejected[error.code] ?? 0) + 1;
+      if (error.code === "feed.gap" || error.code === "feed.epoch") this.#needSnapshot = true;
+    }
+    return error;
+  }
+
+  /** A response's JSON, read and parsed within the limits (a refusal counted as a verification's). */
+  async #json(response: FeedReply): Promise<unknown> {
+    try {
+      return await response.json();
+    } catch (error) {
+      throw this.#counted(error);
     }
   }
 

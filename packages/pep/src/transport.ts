@@ -7,6 +7,7 @@
  */
 import http from "node:http";
 import https from "node:https";
+import { checkBodyBytes, feedLimits, parseFeedJson, type FeedLimits } from "./limits.ts";
 
 export interface FeedReply {
   readonly status: number;
@@ -31,8 +32,8 @@ export interface StreamEvent {
  * as its parts, joined once it ends (review 88: the whole buffer was searched again at every chunk, and copied after
  * every event, so an event that came in many chunks took time quadratic in its length).
  */
-export async function* parseEvents(chunks: AsyncIterable<string>): AsyncGenerator<StreamEvent> {
-  const parser = new EventParser();
+export async function* parseEvents(chunks: AsyncIterable<string>, limits: FeedLimits = feedLimits): AsyncGenerator<StreamEvent> {
+  const parser = new EventParser(limits);
   for await (const chunk of chunks) yield* parser.push(chunk);
 }
 
@@ -42,10 +43,15 @@ class EventParser {
   #line: string[] = [];
   #event = "message";
   #data: string[] = [];
-  /** Characters of the event so far (its lines and the line not ended), bounded by `maxEventBytes`. */
+  /** Characters of the event so far (its lines and the line not ended), bounded by `maxBodyBytes`. */
   #size = 0;
   /** The last chunk ended with a CR: a LF that starts the next one ends no second line. */
   #afterCr = false;
+  readonly #limits: FeedLimits;
+
+  constructor(limits: FeedLimits) {
+    this.#limits = limits;
+  }
 
   push(chunk: string): StreamEvent[] {
     const events: StreamEvent[] = [];
@@ -77,7 +83,7 @@ class EventParser {
 
   #grow(characters: number) {
     this.#size += characters;
-    if (this.#size > maxEventBytes) throw new Error(`The feed sent an event of more than ${maxEventBytes} bytes`);
+    checkBodyBytes(this.#size, this.#limits);
   }
 
   /** Takes the line ended; an empty line dispatches the event (when it has data). */
@@ -101,9 +107,6 @@ class EventParser {
   }
 }
 
-/** Larger events are refused: a streamed response holds at most `limit` (5,000) entries, about 1 MB. */
-const maxEventBytes = 64 * 2 ** 20;
-
 export interface FeedGetRequest {
   readonly url: string;
   readonly headers: Record<string, string>;
@@ -113,21 +116,43 @@ export interface FeedGetRequest {
 
 export type FeedGet = (request: FeedGetRequest) => Promise<FeedReply>;
 
-/** Larger bodies are refused: a snapshot page of 5,000 entries is about 1 MB. */
-const defaultMaxBodyBytes = 64 * 2 ** 20;
-
-export function fetchGet(fetchImpl: typeof fetch): FeedGet {
+/** An injected fetch, its bodies read within the limits (`limits.ts`) as node:http's are. */
+export function fetchGet(fetchImpl: typeof fetch, bounds: Partial<FeedLimits> = {}): FeedGet {
+  const limits = { ...feedLimits, ...bounds };
   return async ({ url, headers, signal, timeoutMs }) => {
     const response = await fetchImpl(url, { headers, signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) });
+    let body: Promise<Buffer> | undefined;
+    const read = () => (body ??= bounded(response, limits));
     return {
       status: response.status,
       header: (name) => response.headers.get(name) ?? undefined,
-      json: () => response.json(),
-      text: () => response.text(),
+      json: async () => parseFeedJson(await read(), limits),
+      text: async () => (await read()).toString("utf8"),
       discard: async () => void (await response.body?.cancel()),
-      events: () => parseEvents(decoded(response.body)),
+      events: () => parseEvents(decoded(response.body), limits),
     };
   };
+}
+
+/** A fetch response's body, refused (and cancelled) once it is declared or read past `maxBodyBytes`. */
+async function bounded(response: Response, limits: FeedLimits): Promise<Buffer> {
+  const reader = response.body?.getReader();
+  if (!reader) return Buffer.alloc(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    checkBodyBytes(Number(response.headers.get("content-length") ?? 0), limits);
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return Buffer.concat(chunks);
+      size += value.byteLength;
+      checkBodyBytes(size, limits);
+      chunks.push(value);
+    }
+  } catch (error) {
+    await reader.cancel().catch(() => {});
+    throw error;
+  }
 }
 
 async function* decoded(body: ReadableStream<Uint8Array> | null): AsyncGenerator<string> {
@@ -146,8 +171,8 @@ async function* decoded(body: ReadableStream<Uint8Array> | null): AsyncGenerator
 }
 
 /** node:http(s) with keep-alive; one agent per client, so each PEP keeps its own connection. */
-export function nodeGet(options: { readonly maxBodyBytes?: number } = {}): FeedGet {
-  const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes;
+export function nodeGet(bounds: Partial<FeedLimits> = {}): FeedGet {
+  const limits = { ...feedLimits, ...bounds };
   const agents = { "http:": new http.Agent({ keepAlive: true }), "https:": new https.Agent({ keepAlive: true }) };
   return ({ url, headers, signal, timeoutMs }) =>
     new Promise<FeedReply>((resolve, reject) => {
@@ -176,17 +201,30 @@ export function nodeGet(options: { readonly maxBodyBytes?: number } = {}): FeedG
             json: unread,
             text: unread,
             discard: async () => void response.destroy(),
-            events: () => closing(parseEvents(response as AsyncIterable<string>), () => response.destroy()),
+            events: () => closing(parseEvents(response as AsyncIterable<string>, limits), () => response.destroy()),
           });
         }
         const body = new Promise<Buffer>((done, fail) => {
           const chunks: Buffer[] = [];
           let size = 0;
+          const refuse = (error: unknown) => {
+            fail(error);
+            response.destroy();
+          };
+          // Refused before a byte of it is read when its declared length is over the bound.
+          try {
+            checkBodyBytes(Number(header("content-length") ?? 0), limits);
+          } catch (error) {
+            return refuse(error);
+          }
           response.on("data", (chunk: Buffer) => {
             size += chunk.length;
-            if (size <= maxBodyBytes) return void chunks.push(chunk);
-            fail(new Error(`The feed sent more than ${maxBodyBytes} bytes`));
-            response.destroy();
+            try {
+              checkBodyBytes(size, limits);
+            } catch (error) {
+              return refuse(error);
+            }
+            chunks.push(chunk);
           });
           response.once("end", () => done(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)));
           response.once("error", fail);
@@ -196,7 +234,7 @@ export function nodeGet(options: { readonly maxBodyBytes?: number } = {}): FeedG
         resolve({
           status: response.statusCode ?? 0,
           header,
-          json: async () => JSON.parse((await body).toString("utf8")) as unknown,
+          json: async () => parseFeedJson(await body, limits),
           text: async () => (await body).toString("utf8"),
           discard: async () => void (await body.catch(() => {})),
           events: () => {

@@ -34,6 +34,7 @@ export const feedFailures = {
   "feed.epoch": "conflict",
   "feed.wrong_kind": "conflict",
   "feed.gap": "conflict",
+  "feed.too_large": "input",
 } as const satisfies Record<string, ErrorKind>;
 export type FeedFailure = keyof typeof feedFailures;
 
@@ -296,7 +297,8 @@ export interface SnapshotAssembly {
   readonly pages: number;
   /** The hash of the cursor the next page must answer (the last page's `next`). */
   readonly next: string | undefined;
-  readonly entries: readonly FeedEntry[];
+  /** Every page's entries so far, in order: appended to as pages arrive (copying them at each page took quadratic time). */
+  readonly entries: FeedEntry[];
 }
 
 export type SnapshotProgress =
@@ -327,7 +329,8 @@ export function addSnapshotPage(assembly: SnapshotAssembly | undefined, page: Ve
     return fail("feed.gap", `Snapshot page ${head.page} does not continue the pages before it (cursor)`, { page: head.page });
   if (!head.last && head.next === undefined)
     return fail("feed.malformed", "A snapshot page that is not the last commits to no next cursor");
-  const entries = assembly ? [...assembly.entries, ...page.entries] : [...page.entries];
+  const entries = assembly?.entries ?? [];
+  for (const entry of page.entries) entries.push(entry);
   if (head.last) return { complete: true, version: head.version, entries, signed: page.signed };
   return { complete: false, assembly: { version: head.version, epoch: head.epoch, pages: expected + 1, next: head.next, entries } };
 }
