@@ -16,7 +16,7 @@ import { rateLimitHeaders, takeSourceRequest } from "../access/rate-limit.ts";
 import { admitIngest } from "./backlog.ts";
 import { ingestedEvent } from "./ingested.ts";
 import { noteIngest } from "./source-health.ts";
-import { sourceIfAny } from "./source.ts";
+import { sourceAuthenticated, sourceIfAny } from "./source.ts";
 
 export interface IngestResult {
   readonly sourceId: string;
@@ -246,7 +246,10 @@ async function authenticated(ports: Ports, adapters: Readonly<Record<IngestForma
   for (const fresh of [false, true]) {
     const found = await sourceIfAny(ports, sourceId, fresh);
     refusal = refusalOf(adapters, found, request);
-    if (refusal === undefined && found) return found;
+    if (refusal === undefined && found) {
+      sourceAuthenticated(ports, sourceId);
+      return found;
+    }
   }
   throw new SimrootError("ingest.unauthenticated", "auth", "Missing or invalid credentials for this source", { cause: refusal });
 }

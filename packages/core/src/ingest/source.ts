@@ -209,8 +209,31 @@ function anchorsOf(credentials: SourceCredentials) {
 /** `credentialsRevision`: how many times the credentials were rotated (absent before the first rotation counted). */
 type SourceWithCredentials = { source: Source; credentials: SourceCredentials; credentialsRevision: number };
 /** `found` undefined: no source has the id (kept as a source is, so an unknown id costs the reads a known one does). */
-const recentSources = new WeakMap<object, Map<string, { found: SourceWithCredentials | undefined; until: number }>>();
+type Cached = { found: SourceWithCredentials | undefined; until: number };
+/**
+ * The sources of the ingestion endpoint, per process (per Lambda instance), each entry kept `sourceCacheMs`.
+ * `verified`: sources a request authenticated with, the `maxVerifiedSources` last used. `unverified`: anything else
+ * read (an id that names no source, a source nobody has authenticated with yet), the `maxUnverifiedSources` last read.
+ * A spray of requests naming random ids fills only `unverified`: it cannot evict a source its sender uses (one map of
+ * 10,000, emptied when full, was emptied every 10,000 random ids, and every real source read again: review 89).
+ */
+const recentSources = new WeakMap<object, { verified: Map<string, Cached>; unverified: Map<string, Cached> }>();
 const sourceCacheMs = 5_000;
+export const maxVerifiedSources = 10_000;
+export const maxUnverifiedSources = 1_000;
+
+function cachesOf(ports: Ports) {
+  let caches = recentSources.get(ports.db);
+  if (!caches) recentSources.set(ports.db, (caches = { verified: new Map(), unverified: new Map() }));
+  return caches;
+}
+
+/** Keeps `entry` as the most recent of `map`, dropping the least recent past `max`. */
+function remember(map: Map<string, Cached>, max: number, sourceId: string, entry: Cached): void {
+  map.delete(sourceId);
+  map.set(sourceId, entry);
+  if (map.size > max) map.delete(map.keys().next().value!);
+}
 
 /**
  * A source for the ingestion endpoint, cached for a few seconds (every webhook needs it).
@@ -228,18 +251,34 @@ export async function sourceForIngest(ports: Ports, sourceId: string, fresh = fa
 /**
  * `sourceForIngest`, undefined when no source has the id. That an id names no source is cached as a source is (an id
  * that is not a source id is not read at all): ingestion answers an unknown source as one refusing credentials, with the
- * same reads (review 83).
+ * same reads (review 83). Both are cached as unverified until a request authenticates (`sourceAuthenticated`).
  */
 export async function sourceIfAny(ports: Ports, sourceId: string, fresh = false): Promise<SourceWithCredentials | undefined> {
   if (!hasIdKind("source", sourceId)) return undefined;
-  let cache = recentSources.get(ports.db);
-  if (!cache) recentSources.set(ports.db, (cache = new Map()));
-  const hit = cache.get(sourceId);
-  if (!fresh && hit && hit.until > Date.now()) return hit.found;
+  const { verified, unverified } = cachesOf(ports);
+  const hit = verified.get(sourceId) ?? unverified.get(sourceId);
+  if (!fresh && hit && hit.until > Date.now()) {
+    if (verified.has(sourceId)) remember(verified, maxVerifiedSources, sourceId, hit);
+    return hit.found;
+  }
   const found = await readSource(ports, sourceId);
-  if (cache.size > 10_000) cache.clear();
-  cache.set(sourceId, { found, until: Date.now() + sourceCacheMs });
+  const entry = { found, until: Date.now() + sourceCacheMs };
+  // A source read again keeps its place among the verified; one gone (deleted) leaves them.
+  if (found && verified.has(sourceId)) remember(verified, maxVerifiedSources, sourceId, entry);
+  else {
+    verified.delete(sourceId);
+    remember(unverified, maxUnverifiedSources, sourceId, entry);
+  }
   return found;
+}
+
+/** A request authenticated with the source `sourceIfAny` read: it joins the verified sources. */
+export function sourceAuthenticated(ports: Ports, sourceId: string): void {
+  const { verified, unverified } = cachesOf(ports);
+  const entry = unverified.get(sourceId);
+  if (!entry?.found) return;
+  unverified.delete(sourceId);
+  remember(verified, maxVerifiedSources, sourceId, entry);
 }
 
 async function readSource(ports: Ports, sourceId: string): Promise<SourceWithCredentials | undefined> {
@@ -323,7 +362,9 @@ export const rotateSourceCredentials = verb(
       onConditionFailed: () =>
         new SimrootError("store.conflict", "conflict", "The source's credentials were rotated meanwhile: read them and rotate again"),
     });
-    recentSources.get(ports.db)?.delete(source.id);
+    const caches = cachesOf(ports);
+    caches.verified.delete(source.id);
+    caches.unverified.delete(source.id);
     return { source: { ...source, credentialsRotatedAt: rotatedAt }, credentials };
   },
 );

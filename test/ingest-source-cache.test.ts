@@ -1,0 +1,77 @@
+/**
+ * The ingestion endpoint's cache of sources (review 89): a spray of requests naming random ids that name no source
+ * evicted the sources senders really use (one map of 10,000, emptied when full), so each real source was read from
+ * DynamoDB again. Unknown ids now fill a small cache of their own: a source a request authenticated with stays cached.
+ * The clock is held still (only `Date`), so that the 5 s an entry is kept cannot lapse while the spray runs.
+ */
+import { newId } from "@simroot/core";
+import { maxUnverifiedSources, maxVerifiedSources } from "@simroot/core/ingest/source";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { standardWebhookHeaders } from "./support/webhooks.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+afterEach(() => vi.useRealTimers());
+
+const body = JSON.stringify([
+  {
+    type: "sim.detached",
+    dedupeKey: "cache-1",
+    occurredAt: "2026-11-22T06:01:00Z",
+    device: { imsi: "208011234567890" },
+    sourceType: "t",
+    data: {},
+  },
+]);
+
+/** Reads of the source `sourceId` through the runtime's own DynamoDB client, counted by a middleware on it. */
+function countSourceReads(sourceId: string) {
+  const counted = { reads: 0 };
+  const name = `countSourceReads-${sourceId}`;
+  runtime.ports.db.middlewareStack.add(
+    (next, context) => async (args) => {
+      const { Key } = args.input as { Key?: unknown };
+      const command = (context as { commandName?: string }).commandName ?? "";
+      if (/^Get(Item)?Command$/.test(command) && JSON.stringify(Key ?? {}).includes(`"SRC#${sourceId}"`)) counted.reads++;
+      return next(args);
+    },
+    { step: "initialize", name },
+  );
+  return { counted, stop: () => runtime.ports.db.middlewareStack.remove(name) };
+}
+
+const post = (path: string, headers: Record<string, string>) =>
+  runtime.app.request(path, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
+
+describe("the ingestion endpoint's cache of sources", () => {
+  it("keeps a source its sender uses while requests naming random unknown ids pour in", async () => {
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
+    const tenant = await tenantClient(runtime, "cache-spray");
+    const created = await tenant.call("POST", "/v1/sources", { name: "feed", format: "simroot" });
+    expect(created.status).toBe(201);
+    const { source, credentials } = created.json;
+    const reads = countSourceReads(source.id);
+    try {
+      expect((await post(source.ingestPath, standardWebhookHeaders(credentials.webhookSecret, body))).status).toBe(202);
+      expect(reads.counted.reads).toBe(1);
+      // More random ids than either cache holds, each refused as a source refusing credentials.
+      const spray = Math.max(maxVerifiedSources, maxUnverifiedSources) + 1;
+      // Each refusal is logged (one line each): not here.
+      vi.spyOn(console, "log").mockImplementation(() => {});
+      for (let sent = 0; sent < spray; sent += 25) {
+        const answers = await Promise.all(Array.from({ length: 25 }, () => post(`/v1/ingest/${newId("source")}`, {})));
+        expect(answers.map((answer) => answer.status)).toEqual(answers.map(() => 401));
+      }
+      reads.counted.reads = 0;
+      expect((await post(source.ingestPath, standardWebhookHeaders(credentials.webhookSecret, body))).status).toBe(202);
+      expect(reads.counted.reads).toBe(0);
+    } finally {
+      reads.stop();
+      vi.restoreAllMocks();
+    }
+  }, 300_000);
+});
