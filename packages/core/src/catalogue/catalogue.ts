@@ -30,7 +30,7 @@ export const timestampSchema = /* @__PURE__ */ (() =>
     .max(maxTimestampLength, `must be at most ${maxTimestampLength} characters (a fraction of a second to nanoseconds)`))();
 
 /** simroot's device ids are 30 characters (`dev_` and a ULID). */
-const maxDeviceIdLength = 64;
+export const maxDeviceIdLength = 64;
 
 export { canonicalIp };
 
