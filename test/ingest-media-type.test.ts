@@ -76,8 +76,9 @@ const formats = {
         id: `EZ${Math.random()}`,
         source: "/v1/Sims/HS1",
         type: "com.twilio.iot.supersim.connection.attachment.accepted",
-        time: "2026-03-01T12:00:00Z",
-        data: { sim_iccid: iccid, timestamp: "2026-03-01T12:00:00Z" },
+        // Now: a Super SIM event over 20 hours old is refused (review 89).
+        time: new Date().toISOString(),
+        data: { sim_iccid: iccid, timestamp: new Date().toISOString() },
       },
     ],
   },

@@ -81,8 +81,9 @@ describe("Twilio signatures, as the twilio library computes them", () => {
       type: "com.twilio.iot.supersim.connection.data-session.started",
       source: "/v1/Sims/HS0001",
       id: "EZ0001",
-      time: "2026-12-01T10:00:00Z",
-      data: { sim_iccid: "89883070000044236204", rat_type: "4G LTE", timestamp: "2026-12-01T10:00:00Z" },
+      // Now: a Super SIM event over 20 hours old is refused (review 89).
+      time: new Date().toISOString(),
+      data: { sim_iccid: "89883070000044236204", rat_type: "4G LTE", timestamp: new Date().toISOString() },
     },
   ]);
   const authToken = "0123456789abcdef0123456789abcdef";

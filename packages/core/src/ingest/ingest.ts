@@ -160,7 +160,7 @@ async function accepting(
   }
   await admitIngest(ports, events.length);
   const result = boundedResult(source.id, accepted, rejected);
-  const webhookId = source.format === "simroot" ? request.headers["webhook-id"] : undefined;
+  const once = onceKey(source.format, request);
   const publish = async () => {
     await ports.publisher.publish(events);
     ports.metrics?.add("IngestAccepted", events.length);
@@ -173,7 +173,22 @@ async function accepting(
     });
     return result;
   };
-  return webhookId === undefined ? publish() : oncePerWebhookId(ports, source.id, webhookId, request.body, publish);
+  return once === undefined ? publish() : oncePerWebhookId(ports, `${once.scope}:${source.id}`, once.key, request.body, publish);
+}
+
+/**
+ * What a request is answered once per source by: a Standard Webhooks `webhook-id`; for Twilio, which signs no time nor
+ * id, the body's hash its signed URL carries (`bodySHA256`, checked against the body), so that a captured request
+ * replayed within 24 hours gets the first answer and changes nothing (review 89; supersim.ts refuses events over 20 h old).
+ */
+function onceKey(format: IngestFormat, request: IngestRequest): { scope: string; key: string } | undefined {
+  if (format === "simroot") {
+    const id = request.headers["webhook-id"];
+    return id === undefined ? undefined : { scope: "webhook", key: id };
+  }
+  if (format !== "supersim") return undefined;
+  const hash = URL.parse(request.url)?.searchParams.get("bodySHA256");
+  return hash ? { scope: "twilio", key: hash.toLowerCase() } : undefined;
 }
 
 /**
@@ -181,8 +196,7 @@ async function accepting(
  * (same id, same body) gets the first answer again and publishes nothing; the same id with
  * another body, however validly signed, is refused. Kept 24 h, beyond the 5-minute replay window.
  */
-async function oncePerWebhookId(ports: Ports, sourceId: string, webhookId: string, body: string, act: () => Promise<IngestResult>) {
-  const scope = `webhook:${sourceId}`;
+async function oncePerWebhookId(ports: Ports, scope: string, webhookId: string, body: string, act: () => Promise<IngestResult>) {
   const fingerprint = createHash("sha256").update(body).digest("base64url");
   const claim = await claimIdempotencyKey(ports, scope, webhookId, fingerprint);
   if (claim.kind === "mismatch") {

@@ -19,7 +19,7 @@ const prefix = "com.twilio.iot.supersim.connection";
 const attNetwork = { mcc: "310", mnc: "410", sid: "HWb90542dc0d8b4276a694d0fe5c794168", iso_country: "US", friendly_name: "AT&T" };
 
 function connectionEvent(event: string, id: string, data: Record<string, unknown> = {}) {
-  const timestamp = (data["timestamp"] as string | undefined) ?? "2026-02-28T09:05:44Z";
+  const timestamp = (data["timestamp"] as string | undefined) ?? "2026-03-01T09:05:44Z";
   return {
     specversion: "1.0",
     type: `${prefix}.${event}`,
@@ -115,7 +115,7 @@ describe("supersim mapping", () => {
     expect(onlyEvent(parse([connectionEvent("attachment.accepted", "EZ01")]))).toEqual({
       type: "device.reachability-changed",
       dedupeKey: `${source}|EZ01`,
-      occurredAt: "2026-02-28T09:05:44Z",
+      occurredAt: "2026-03-01T09:05:44Z",
       device,
       sourceType: `${prefix}.attachment.accepted`,
       data: { reachable: true },
@@ -134,7 +134,7 @@ describe("supersim mapping", () => {
     expect(onlyEvent(parse([connectionEvent("data-session.started", "EZ03", sessionFields)]))).toEqual({
       type: "sim.attached",
       dedupeKey: `${source}|EZ03`,
-      occurredAt: "2026-02-28T09:05:44Z",
+      occurredAt: "2026-03-01T09:05:44Z",
       device: { ...device, ip: "100.65.109.189" },
       sourceType: `${prefix}.data-session.started`,
       data: {
@@ -184,12 +184,12 @@ describe("supersim mapping", () => {
   it("maps data-session.ended to sim.detached", () => {
     const ended = connectionEvent("data-session.ended", "EZ07", {
       ...sessionFields,
-      data_session_end_time: "2026-02-28T09:25:44Z",
-      timestamp: "2026-02-28T09:25:44Z",
+      data_session_end_time: "2026-03-01T09:25:44Z",
+      timestamp: "2026-03-01T09:25:44Z",
     });
     expect(onlyEvent(parse([ended]))).toMatchObject({
       type: "sim.detached",
-      occurredAt: "2026-02-28T09:25:44Z",
+      occurredAt: "2026-03-01T09:25:44Z",
       data: { bearer: "cellular" },
     });
   });

@@ -62,7 +62,9 @@ export const supersimAdapter: Adapter = {
   },
 
   parse(request) {
-    return cloudEventsOf(request, invalidBody, "the body must be an array of CloudEvents").map(itemOf);
+    return cloudEventsOf(request, invalidBody, "the body must be an array of CloudEvents").map((raw, index) =>
+      itemOf(raw, index, request.now),
+    );
   },
 };
 
@@ -99,7 +101,15 @@ const ratPatterns: readonly [RegExp, string][] = [
   [/\b2g\b|gsm|gprs|edge/i, "GERA"],
 ];
 
-function itemOf(raw: unknown, index: number): AdapterItem {
+/**
+ * The oldest event taken: Twilio signs no time, so a captured request verifies for ever. Ingestion answers a signed body
+ * once per source for 24 hours (`ingest.ts`, the idempotency records): a replay within them gets the first answer, and
+ * after them its events are refused as older than 20 hours (review 89). The 4 hours between leave room for events
+ * Twilio stamped ahead of our clock; Event Streams retries a delivery for 4 hours.
+ */
+export const supersimMaxEventAgeHours = 20;
+
+function itemOf(raw: unknown, index: number, now: Date): AdapterItem {
   const parsed = connectionEventSchema.safeParse(raw);
   if (!parsed.success) return refused(index, zodIssues(parsed.error));
   const event = parsed.data;
@@ -107,6 +117,10 @@ function itemOf(raw: unknown, index: number): AdapterItem {
   if (!occurredAt) {
     const message = `must be an ISO 8601 date-time of at most ${maxTimestampLength} characters (or \`time\` must be)`;
     return refused(index, [{ path: "data.timestamp", message }]);
+  }
+  if (Date.parse(occurredAt) < now.getTime() - supersimMaxEventAgeHours * 3_600_000) {
+    const message = `${occurredAt} is more than ${supersimMaxEventAgeHours} hours ago (Twilio signs no time: a replay is refused)`;
+    return refused(index, [{ path: "time", message }]);
   }
   const device = deviceOf(event);
   if (Object.keys(device).length === 0)
