@@ -8,6 +8,7 @@ import { newId } from "@simroot/core";
 import { maxUnverifiedSources, maxVerifiedSources } from "@simroot/core/ingest/source";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { countSourceReads } from "./support/source-reads.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
 
 let runtime: TestRuntime;
@@ -28,22 +29,6 @@ const body = JSON.stringify([
   },
 ]);
 
-/** Reads of the source `sourceId` through the runtime's own DynamoDB client, counted by a middleware on it. */
-function countSourceReads(sourceId: string) {
-  const counted = { reads: 0 };
-  const name = `countSourceReads-${sourceId}`;
-  runtime.ports.db.middlewareStack.add(
-    (next, context) => async (args) => {
-      const { Key } = args.input as { Key?: unknown };
-      const command = (context as { commandName?: string }).commandName ?? "";
-      if (/^Get(Item)?Command$/.test(command) && JSON.stringify(Key ?? {}).includes(`"SRC#${sourceId}"`)) counted.reads++;
-      return next(args);
-    },
-    { step: "initialize", name },
-  );
-  return { counted, stop: () => runtime.ports.db.middlewareStack.remove(name) };
-}
-
 const post = (path: string, headers: Record<string, string>) =>
   runtime.app.request(path, { method: "POST", headers: { "content-type": "application/json", ...headers }, body });
 
@@ -54,7 +39,7 @@ describe("the ingestion endpoint's cache of sources", () => {
     const created = await tenant.call("POST", "/v1/sources", { name: "feed", format: "simroot" });
     expect(created.status).toBe(201);
     const { source, credentials } = created.json;
-    const reads = countSourceReads(source.id);
+    const reads = countSourceReads(runtime, source.id);
     try {
       expect((await post(source.ingestPath, standardWebhookHeaders(credentials.webhookSecret, body))).status).toBe(202);
       expect(reads.counted.reads).toBe(1);

@@ -4,7 +4,7 @@
  * modules, and the Hono app under @hono/node-server.
  */
 import { join } from "node:path";
-import { serve, type ServerType } from "@hono/node-server";
+import { serve, type HttpBindings, type ServerType } from "@hono/node-server";
 import { createApp, type AppLog } from "@simroot/api";
 import { apiFunctionFor } from "@simroot/core/platform/api-routes";
 import {
@@ -41,6 +41,7 @@ import { startFeedHub } from "./feed-hub.ts";
 import { hubFeedNotifier } from "./feed-hub-notifier.ts";
 import { startHistoryReader, startOutboxReader } from "./outbox-reader.ts";
 import { enforceGrants, runningAs, type GrantViolation } from "./grants.ts";
+import { defaultAuthLimits, limitFailedAuthentications, type AuthLimits } from "./auth-limiter.ts";
 import { loadRuleTargets } from "./targets.ts";
 
 export interface LocalRuntimeOptions {
@@ -103,6 +104,11 @@ export interface LocalRuntimeOptions {
    * default on, `SIMROOT_ENFORCE_GRANTS=0` turns it off).
    */
   readonly enforceGrants?: boolean;
+  /**
+   * Failed authentications per client address before 429 (`auth-limiter.ts`; default 20 a minute,
+   * `SIMROOT_AUTH_FAILURES_PER_MINUTE`, 0 turns it off). Only what is served on `port`.
+   */
+  readonly authLimits?: AuthLimits;
 }
 
 export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
@@ -271,7 +277,12 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       runningAs(apiFunctionFor(request.method, new URL(request.url).pathname), () => dispatch(request, ...rest));
     let url: string | undefined;
     if (options.port !== undefined) {
-      const server = await listen(app.fetch, options.port, options.hostname ?? "127.0.0.1");
+      const failures = Number(process.env.SIMROOT_AUTH_FAILURES_PER_MINUTE ?? defaultAuthLimits.failures);
+      const limits = options.authLimits ?? {
+        ...defaultAuthLimits,
+        failures: Number.isFinite(failures) ? failures : defaultAuthLimits.failures,
+      };
+      const server = await listen(limitFailedAuthentications(app.fetch, limits), options.port, options.hostname ?? "127.0.0.1");
       stops.push(
         () =>
           new Promise((resolve) => {
@@ -308,9 +319,13 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
 
 export type LocalRuntime = Awaited<ReturnType<typeof startLocalRuntime>>;
 
-function listen(fetch: (request: Request) => Response | Promise<Response>, port: number, hostname: string): Promise<ServerType> {
+function listen(
+  fetch: (request: Request, env: HttpBindings) => Response | Promise<Response>,
+  port: number,
+  hostname: string,
+): Promise<ServerType> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch, port, hostname }, () => resolve(server));
+    const server = serve({ fetch: (request, env) => fetch(request, env as HttpBindings), port, hostname }, () => resolve(server));
     server.once("error", reject);
   });
 }
