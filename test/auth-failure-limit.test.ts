@@ -9,10 +9,16 @@ import { countSourceReads } from "./support/source-reads.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
 
 let runtime: TestRuntime;
+let laptop: TestRuntime;
 beforeAll(async () => {
-  runtime = await startTestRuntime({ port: 0, authLimits: { failures: 3, windowSeconds: 60, maxAddresses: 100 } });
+  // This test's client is on loopback, which the limit counts only when told to.
+  runtime = await startTestRuntime({ port: 0, authLimits: { failures: 3, windowSeconds: 60, maxAddresses: 100, loopback: true } });
+  laptop = await startTestRuntime({ port: 0, authLimits: { failures: 3, windowSeconds: 60, maxAddresses: 100 } });
 });
-afterAll(() => runtime.stop());
+afterAll(async () => {
+  await laptop.stop();
+  await runtime.stop();
+});
 
 const body = JSON.stringify([
   {
@@ -51,5 +57,14 @@ describe("failed authentications per client address", () => {
     } finally {
       reads.stop();
     }
+  });
+
+  it("does not count loopback clients unless told to: on a laptop the console, the demo and local PEPs share 127.0.0.1", async () => {
+    const tenant = await tenantClient(laptop, "laptop");
+    for (let n = 0; n < 5; n++) {
+      expect((await fetch(`${laptop.url}/v1/devices`, { headers: { authorization: "Bearer sr_key_wrong" } })).status).toBe(401);
+    }
+    const valid = await fetch(`${laptop.url}/v1/devices`, { headers: { authorization: `Bearer ${tenant.token}` } });
+    expect(valid.status).toBe(200);
   });
 });

@@ -8,7 +8,10 @@
  * One process's memory, bounded: at most `maxAddresses` addresses (IPv6 ones by their /64, what one host is given),
  * the oldest forgotten first. Each instance counts alone: N instances behind a balancer let an address fail N times the
  * limit. The address is the socket's: behind a proxy every client shares the proxy's (turn it off, `failures` 0, or
- * set it higher). In AWS the gateway's throttling applies instead (README "Limits before authentication").
+ * set it higher). Loopback clients are not counted unless `loopback` says so: on a laptop every client (the console, the
+ * demo, local PEPs) shares 127.0.0.1, and one PEP left polling with a revoked key would lock all of them out, while a
+ * client on the machine itself has cheaper ways to load it. In AWS the gateway's throttling applies instead (README
+ * "Limits before authentication").
  */
 import { newId } from "@simroot/core";
 
@@ -17,9 +20,13 @@ export interface AuthLimits {
   readonly failures: number;
   readonly windowSeconds: number;
   readonly maxAddresses: number;
+  /** Count loopback clients too (127.0.0.0/8, ::1). */
+  readonly loopback?: boolean;
 }
 
 export const defaultAuthLimits: AuthLimits = { failures: 20, windowSeconds: 60, maxAddresses: 10_000 };
+
+const isLoopback = (address: string) => address === "::1" || /^(::ffff:)?127\./i.test(address);
 
 type NodeEnv = { readonly incoming?: { readonly socket?: { readonly remoteAddress?: string | undefined } } };
 type Fetch<Env extends NodeEnv> = (request: Request, env: Env) => Response | Promise<Response>;
@@ -33,7 +40,9 @@ export function limitFailedAuthentications<Env extends NodeEnv>(
   if (limits.failures <= 0) return fetch;
   const counts = new Map<string, { failed: number; resetAt: number }>();
   return async (request, env) => {
-    const address = clientKey(env.incoming?.socket?.remoteAddress ?? "unknown");
+    const remote = env.incoming?.socket?.remoteAddress ?? "unknown";
+    if (!limits.loopback && isLoopback(remote)) return fetch(request, env);
+    const address = clientKey(remote);
     const at = now();
     let count = counts.get(address);
     if (count && count.resetAt <= at) {
