@@ -5,8 +5,10 @@
  * signed body is answered once per source for 24 hours (a replay gets the first answer and changes nothing), and an
  * event more than 20 hours old is refused, so no replay outlives what is remembered. Signed with the `twilio` library.
  */
+import { createHash } from "node:crypto";
 import twilio from "twilio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { claimIdempotencyKey } from "@simroot/core";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -46,7 +48,7 @@ async function setup(name: string) {
     credentials: { twilioAuthToken: authToken },
   });
   expect(created.status, created.text).toBe(201);
-  return { tenant, ingestPath: created.json.source.ingestPath as string };
+  return { tenant, ingestPath: created.json.source.ingestPath as string, sourceId: created.json.source.id as string };
 }
 
 describe("a captured Twilio request replayed", () => {
@@ -84,5 +86,20 @@ describe("a captured Twilio request replayed", () => {
     expect([problem.type, problem.errors.map((error) => error.path)]).toEqual(["urn:simroot:problem:ingest.invalid_body", ["0.time"]]);
     await runtime.settled();
     expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.sessions.cellular).toBeUndefined();
+  });
+
+  it("while its first delivery is being processed, is refused by the name Twilio knows it by (409)", async () => {
+    const { ingestPath, sourceId } = await setup("twilio-in-progress");
+    const body = started("EZ0101", new Date(), "100.65.9.11");
+    const request = signedRequest(ingestPath, body);
+    // The first delivery holds the claim (as it does while it publishes): the same request meanwhile is a conflict.
+    const hash = twilio.getExpectedBodyHash(body);
+    const fingerprint = createHash("sha256").update(body).digest("base64url");
+    expect((await claimIdempotencyKey(runtime.ports, `twilio:${sourceId}`, hash, fingerprint)).kind).toBe("claimed");
+    const refused = await runtime.app.request(request.path, request.init);
+    expect(refused.status).toBe(409);
+    const problem = (await refused.json()) as { type: string; detail: string };
+    expect(problem.type).toBe("urn:simroot:problem:ingest.webhook_in_progress");
+    expect(problem.detail).toBe(`The request whose body hashes to ${hash} (bodySHA256) is being processed`);
   });
 });

@@ -173,7 +173,7 @@ async function accepting(
     });
     return result;
   };
-  return once === undefined ? publish() : oncePerWebhookId(ports, `${once.scope}:${source.id}`, once.key, request.body, publish);
+  return once === undefined ? publish() : answerOnce(ports, `${once.scope}:${source.id}`, once, request.body, publish);
 }
 
 /**
@@ -181,29 +181,37 @@ async function accepting(
  * id, the body's hash its signed URL carries (`bodySHA256`, checked against the body), so that a captured request
  * replayed within 24 hours gets the first answer and changes nothing (review 89; supersim.ts refuses events over 20 h old).
  */
-function onceKey(format: IngestFormat, request: IngestRequest): { scope: string; key: string } | undefined {
+function onceKey(format: IngestFormat, request: IngestRequest): OnceKey | undefined {
   if (format === "simroot") {
     const id = request.headers["webhook-id"];
-    return id === undefined ? undefined : { scope: "webhook", key: id };
+    return id === undefined ? undefined : { scope: "webhook", key: id, named: `webhook-id ${id}` };
   }
   if (format !== "supersim") return undefined;
-  const hash = URL.parse(request.url)?.searchParams.get("bodySHA256");
-  return hash ? { scope: "twilio", key: hash.toLowerCase() } : undefined;
+  const hash = URL.parse(request.url)?.searchParams.get("bodySHA256")?.toLowerCase();
+  return hash ? { scope: "twilio", key: hash, named: `The request whose body hashes to ${hash} (bodySHA256)` } : undefined;
+}
+
+interface OnceKey {
+  readonly scope: string;
+  readonly key: string;
+  /** The key as the sender knows it, for the answers that refuse a request by it. */
+  readonly named: string;
 }
 
 /**
- * Standard Webhooks: `webhook-id` is the message's idempotency key. Per source, a redelivery
- * (same id, same body) gets the first answer again and publishes nothing; the same id with
- * another body, however validly signed, is refused. Kept 24 h, beyond the 5-minute replay window.
+ * Answers a request once per source by its key (`onceKey`): Standard Webhooks' `webhook-id` is the message's idempotency
+ * key, Twilio's signed body hash stands in for one. A redelivery (same key, same body) gets the first answer again and
+ * publishes nothing; the same key with another body, however validly signed, is refused. Kept 24 h, beyond the
+ * 5-minute replay window. A refusal names the key as its sender knows it.
  */
-async function oncePerWebhookId(ports: Ports, scope: string, webhookId: string, body: string, act: () => Promise<IngestResult>) {
+async function answerOnce(ports: Ports, scope: string, once: OnceKey, body: string, act: () => Promise<IngestResult>) {
+  const webhookId = once.key;
   const fingerprint = createHash("sha256").update(body).digest("base64url");
   const claim = await claimIdempotencyKey(ports, scope, webhookId, fingerprint);
   if (claim.kind === "mismatch") {
-    throw new SimrootError("ingest.webhook_id_reused", "conflict", `webhook-id ${webhookId} was already delivered with another body`);
+    throw new SimrootError("ingest.webhook_id_reused", "conflict", `${once.named} was already delivered with another body`);
   }
-  if (claim.kind === "in_progress")
-    throw new SimrootError("ingest.webhook_in_progress", "conflict", `webhook-id ${webhookId} is being processed`);
+  if (claim.kind === "in_progress") throw new SimrootError("ingest.webhook_in_progress", "conflict", `${once.named} is being processed`);
   if (claim.kind === "completed") return JSON.parse(claim.response.body ?? "{}") as IngestResult;
   try {
     const result = await act();
