@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import { brotliCompressSync, constants, deflateRawSync, inflateRawSync } from "node:zlib";
 import { eidValid, luhnValid, portsFor } from "@simroot/core";
 import { startDynamoLocal } from "@simroot/local/dynamodb-local";
-import { itemBytes, valueBytes } from "../../test/support/billed-units.ts";
+import { itemBytes, transactionalWriteUnits, valueBytes } from "../../test/support/billed-units.ts";
 import { startCluster } from "../../test/support/cluster.ts";
 import { unitsPerAppliedEvent } from "./capacity.ts";
 
@@ -32,7 +32,7 @@ try {
   const cluster = await startCluster({ endpoint: dynamo.endpoint });
   const ports = portsFor(cluster.db, cluster.tables, { publish: async () => {} });
   const bare = await unitsPerAppliedEvent(ports, 2, 100, 80, 1, true);
-  // The same, devices registered with what real ones carry (the bench registers by IMSI; the identifiers are added first).
+  // The same, devices registered with what real ones carry besides their IMSI.
   const full = await unitsPerAppliedEvent(ports, 2, 100, 80, 1, true, (n) => ({
     name: `meter ${n}, building C`,
     eid: withCheck(`890490320000010000000000${String(n).padStart(6, "0")}`),
@@ -69,7 +69,7 @@ try {
     console.log(`  the window (${history.facts.length} facts)            window   item   units in the transaction`);
     for (const [label, bytes] of rows) {
       const total = rest + "history".length + bytes;
-      console.log(`  ${label.padEnd(36)} ${String(bytes).padStart(6)} ${String(total).padStart(6)}   ${2 * Math.ceil(total / 1024)}`);
+      console.log(`  ${label.padEnd(36)} ${String(bytes).padStart(6)} ${String(total).padStart(6)}   ${transactionalWriteUnits(total)}`);
     }
   }
 } finally {

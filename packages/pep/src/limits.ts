@@ -19,9 +19,9 @@ export interface FeedLimits {
   readonly maxSnapshotEntries: number;
   /**
    * Bytes of one response body, or of one streamed event, read before it is parsed (a `content-length` above it is
-   * refused before the body is read). A page of 1,000 entries is about 160 KB (a device or binding entry is ~160 bytes of JSON; 5,000: about 1 MB); the first page also
-   * carries every rule and grant (each at most 64 KB as JSON, core `maxPolicyBytes`), and in AWS a response is at most
-   * the 6 MB Lambda answers.
+   * refused before the body is read). A page of 1,000 entries is about 160 KB (a device or binding entry is ~160 bytes
+   * of JSON; 5,000: about 1 MB); the first page also carries every rule and grant (each at most 64 KB as JSON, core
+   * `maxPolicyBytes`), and in AWS a response is at most the 6 MB Lambda answers.
    */
   readonly maxBodyBytes: number;
   /**

@@ -122,8 +122,10 @@ export const ruleSchema = z
   .meta({ id: "AutomationRule" });
 export type AutomationRule = z.output<typeof ruleSchema>;
 
-/** A rule stored before roles were recorded (review 90) is an operator's, as such a subscription is. */
-/** As stored, with the problem of a pattern that fails today's checks (a rule does not store one). */
+/**
+ * As stored, with the problem of a pattern that fails today's checks (a rule does not store one). A rule stored before
+ * roles were recorded (review 90) is an operator's, as such a subscription is.
+ */
 const parse = ({ problem: _stored, ...item }: Record<string, unknown>) => {
   const problem = storedPatternProblem(item.pattern);
   return ruleSchema.parse({ role: unrecordedRole, ...item, ...(problem ? { problem } : {}) });

@@ -205,9 +205,8 @@ interface OnceKey {
  * 5-minute replay window. A refusal names the key as its sender knows it.
  */
 async function answerOnce(ports: Ports, scope: string, once: OnceKey, body: string, act: () => Promise<IngestResult>) {
-  const webhookId = once.key;
   const fingerprint = createHash("sha256").update(body).digest("base64url");
-  const claim = await claimIdempotencyKey(ports, scope, webhookId, fingerprint);
+  const claim = await claimIdempotencyKey(ports, scope, once.key, fingerprint);
   if (claim.kind === "mismatch") {
     throw new SimrootError("ingest.webhook_id_reused", "conflict", `${once.named} was already delivered with another body`);
   }
@@ -215,10 +214,10 @@ async function answerOnce(ports: Ports, scope: string, once: OnceKey, body: stri
   if (claim.kind === "completed") return JSON.parse(claim.response.body ?? "{}") as IngestResult;
   try {
     const result = await act();
-    await completeIdempotencyKey(ports, scope, webhookId, fingerprint, { status: 202, body: JSON.stringify(result), headers: {} });
+    await completeIdempotencyKey(ports, scope, once.key, fingerprint, { status: 202, body: JSON.stringify(result), headers: {} });
     return result;
   } catch (error) {
-    await releaseIdempotencyKey(ports, scope, webhookId);
+    await releaseIdempotencyKey(ports, scope, once.key);
     throw error;
   }
 }

@@ -12,6 +12,7 @@ import { hasIdKind, newId } from "../id.ts";
 import { listByTenant, pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 import { domainEvent } from "../event/event.ts";
+import { Lru } from "../store/lru.ts";
 import { verb } from "../verb.ts";
 import { ingestFormats, type IngestFormat, type SourceCredentials } from "./adapter.ts";
 import { parseTrustAnchors } from "./adapters/eim-verify.ts";
@@ -217,22 +218,18 @@ type Cached = { found: SourceWithCredentials | undefined; until: number };
  * A spray of requests naming random ids fills only `unverified`: it cannot evict a source its sender uses (one map of
  * 10,000, emptied when full, was emptied every 10,000 random ids, and every real source read again: review 89).
  */
-const recentSources = new WeakMap<object, { verified: Map<string, Cached>; unverified: Map<string, Cached> }>();
+const recentSources = new WeakMap<object, { verified: Lru<string, Cached>; unverified: Lru<string, Cached> }>();
 const sourceCacheMs = 5_000;
 export const maxVerifiedSources = 10_000;
 export const maxUnverifiedSources = 1_000;
 
 function cachesOf(ports: Ports) {
   let caches = recentSources.get(ports.db);
-  if (!caches) recentSources.set(ports.db, (caches = { verified: new Map(), unverified: new Map() }));
+  if (!caches) {
+    caches = { verified: new Lru(maxVerifiedSources), unverified: new Lru(maxUnverifiedSources) };
+    recentSources.set(ports.db, caches);
+  }
   return caches;
-}
-
-/** Keeps `entry` as the most recent of `map`, dropping the least recent past `max`. */
-function remember(map: Map<string, Cached>, max: number, sourceId: string, entry: Cached): void {
-  map.delete(sourceId);
-  map.set(sourceId, entry);
-  if (map.size > max) map.delete(map.keys().next().value!);
 }
 
 /**
@@ -257,17 +254,14 @@ export async function sourceIfAny(ports: Ports, sourceId: string, fresh = false)
   if (!hasIdKind("source", sourceId)) return undefined;
   const { verified, unverified } = cachesOf(ports);
   const hit = verified.get(sourceId) ?? unverified.get(sourceId);
-  if (!fresh && hit && hit.until > Date.now()) {
-    if (verified.has(sourceId)) remember(verified, maxVerifiedSources, sourceId, hit);
-    return hit.found;
-  }
+  if (!fresh && hit && hit.until > Date.now()) return hit.found;
   const found = await readSource(ports, sourceId);
   const entry = { found, until: Date.now() + sourceCacheMs };
   // A source read again keeps its place among the verified; one gone (deleted) leaves them.
-  if (found && verified.has(sourceId)) remember(verified, maxVerifiedSources, sourceId, entry);
+  if (found && verified.has(sourceId)) verified.set(sourceId, entry);
   else {
     verified.delete(sourceId);
-    remember(unverified, maxUnverifiedSources, sourceId, entry);
+    unverified.set(sourceId, entry);
   }
   return found;
 }
@@ -278,7 +272,7 @@ export function sourceAuthenticated(ports: Ports, sourceId: string): void {
   const entry = unverified.get(sourceId);
   if (!entry?.found) return;
   unverified.delete(sourceId);
-  remember(verified, maxVerifiedSources, sourceId, entry);
+  verified.set(sourceId, entry);
 }
 
 async function readSource(ports: Ports, sourceId: string): Promise<SourceWithCredentials | undefined> {

@@ -11,6 +11,15 @@ describe("the LRU", () => {
     expect([lru.get("a"), lru.get("b"), lru.get("c")]).toEqual([1, undefined, 3]);
   });
 
+  it("tells whether it holds a key without making it the most recent", () => {
+    const lru = new Lru<string, number>(2);
+    lru.set("a", 1);
+    lru.set("b", 2);
+    expect([lru.has("a"), lru.has("z")]).toEqual([true, false]);
+    lru.set("c", 3);
+    expect([lru.has("a"), lru.has("b"), lru.has("c")]).toEqual([false, true, true]);
+  });
+
   it("holds at most its weight budget, whatever the count, and keeps no entry heavier than the budget", () => {
     const lru = new Lru<string, string>(1000, { maxWeight: 10, weigh: (value) => value.length });
     lru.set("a", "xxxx");

@@ -24,6 +24,11 @@ export class Lru<Key, Value> {
     return this.#weight;
   }
 
+  /** Whether `key` is held (its place is left as it is). */
+  has(key: Key): boolean {
+    return this.#entries.has(key);
+  }
+
   get(key: Key): Value | undefined {
     const entry = this.#entries.get(key);
     if (entry === undefined) return undefined;

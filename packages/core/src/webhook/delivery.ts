@@ -21,7 +21,7 @@ import { createHash } from "node:crypto";
 import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
-import { mayReadEvent } from "../access/event-readers.ts";
+import { actingRole, mayReadEvent } from "../access/event-readers.ts";
 import { SimrootError } from "../error.ts";
 import type { BusEnvelope } from "../event/envelope.ts";
 import { matchesPattern } from "../event/pattern.ts";
@@ -634,7 +634,7 @@ export const listDeliveries = verb(pageInput.extend({ webhookId: z.string() }), 
       ExclusiveStartKey: decodeCursor(input.cursor, { pk }),
     }),
   );
-  const shown = (result.Items ?? []).filter((item) => mayReadEvent(ctx.role ?? "operator", eventOf(item as DeliveryItem)));
+  const shown = (result.Items ?? []).filter((item) => mayReadEvent(actingRole(ctx), eventOf(item as DeliveryItem)));
   return { items: shown.map((item) => deliverySchema.parse(item)), next: encodeCursor(result.LastEvaluatedKey) };
 });
 
