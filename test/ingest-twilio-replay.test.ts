@@ -3,7 +3,8 @@
  * ever (review 89). A fact is deduplicated by its key only while its device remembers it: once the SIM is revoked and
  * registered again, to a new device, the replay of a captured attach bound its old address to the new device. Now a
  * signed body is answered once per source for 24 hours (a replay gets the first answer and changes nothing), and an
- * event more than 20 hours old is refused, so no replay outlives what is remembered. Signed with the `twilio` library.
+ * event more than 20 hours old is refused, so no replay outlives what is remembered; nor is one stated more than 4
+ * hours ahead, which a replay 24 hours later would find under 20 hours old. Signed with the `twilio` library.
  */
 import { createHash } from "node:crypto";
 import twilio from "twilio";
@@ -84,6 +85,20 @@ describe("a captured Twilio request replayed", () => {
     expect(refused.headers.get("content-type")).toMatch(/^application\/problem\+json/);
     const problem = (await refused.json()) as { type: string; errors: { path: string }[] };
     expect([problem.type, problem.errors.map((error) => error.path)]).toEqual(["urn:simroot:problem:ingest.invalid_body", ["0.time"]]);
+    await runtime.settled();
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.sessions.cellular).toBeUndefined();
+  });
+
+  it("stating a time more than 4 hours ahead (a replay after 24 hours would still be young enough) is refused", async () => {
+    const { tenant, ingestPath } = await setup("twilio-ahead");
+    const device = (await tenant.call("POST", "/v1/devices", { iccids: [iccid] })).json;
+    // Taken now, it would be answered once for 24 hours; replayed 24 hours later it would be 19 hours old, under the 20.
+    const ahead = signedRequest(ingestPath, started("EZ0102", new Date(Date.now() + 5 * 3600_000), "100.65.9.12"));
+    const refused = await runtime.app.request(ahead.path, ahead.init);
+    expect(refused.status).toBe(400);
+    const problem = (await refused.json()) as { type: string; errors: { path: string; message: string }[] };
+    expect([problem.type, problem.errors.map((error) => error.path)]).toEqual(["urn:simroot:problem:ingest.invalid_body", ["0.time"]]);
+    expect(problem.errors[0]!.message).toMatch(/more than 4 hours ahead/);
     await runtime.settled();
     expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.sessions.cellular).toBeUndefined();
   });

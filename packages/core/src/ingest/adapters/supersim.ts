@@ -30,6 +30,7 @@ import {
   type NormalizedEvent,
 } from "../../catalogue/catalogue.ts";
 import { bearerOfRat } from "../../catalogue/rat.ts";
+import { idempotencyRetentionSeconds } from "../../store/idempotency.ts";
 import type { Adapter, AdapterItem } from "../adapter.ts";
 import { sameSecret, unauthenticated } from "./auth.ts";
 import { invalidBodyOf } from "./body.ts";
@@ -104,10 +105,12 @@ const ratPatterns: readonly [RegExp, string][] = [
 /**
  * The oldest event taken: Twilio signs no time, so a captured request verifies for ever. Ingestion answers a signed body
  * once per source for 24 hours (`ingest.ts`, the idempotency records): a replay within them gets the first answer, and
- * after them its events are refused as older than 20 hours (review 89). The 4 hours between leave room for events
- * Twilio stamped ahead of our clock; Event Streams retries a delivery for 4 hours.
+ * after them its events are refused as older than 20 hours (review 89). The 4 hours between leave room for a delivery
+ * Event Streams retried for its 4 hours, and bound how far ahead of our clock an event may be stamped: one stamped
+ * further ahead would still be under 20 hours old when replayed once its answer is forgotten, so it is refused too.
  */
 export const supersimMaxEventAgeHours = 20;
+export const supersimMaxEventLeadHours = idempotencyRetentionSeconds / 3600 - supersimMaxEventAgeHours;
 
 function itemOf(raw: unknown, index: number, now: Date): AdapterItem {
   const parsed = connectionEventSchema.safeParse(raw);
@@ -120,6 +123,10 @@ function itemOf(raw: unknown, index: number, now: Date): AdapterItem {
   }
   if (Date.parse(occurredAt) < now.getTime() - supersimMaxEventAgeHours * 3_600_000) {
     const message = `${occurredAt} is more than ${supersimMaxEventAgeHours} hours ago (Twilio signs no time: a replay is refused)`;
+    return refused(index, [{ path: "time", message }]);
+  }
+  if (Date.parse(occurredAt) > now.getTime() + supersimMaxEventLeadHours * 3_600_000) {
+    const message = `${occurredAt} is more than ${supersimMaxEventLeadHours} hours ahead (Twilio signs no time: a replay is refused)`;
     return refused(index, [{ path: "time", message }]);
   }
   const device = deviceOf(event);
