@@ -71,6 +71,30 @@ describe("an automation rule matches only what its role reads (review 90)", { ti
     });
   });
 
+  it("an operator may stop an admin's rule (disable it, or make it a dry run): the rule stays the admin's", async () => {
+    const tenant = await tenantClient(runtime, "rule-roles-stop");
+    const operator = await operatorOf(tenant);
+    const admins = await tenant.call("POST", "/v1/automation/rules", { name: "admins", pattern: onKeys, actions: labelIt });
+    expect(admins.status, admins.text).toBe(201);
+
+    const dry = await operator("PATCH", `/v1/automation/rules/${admins.json.id}`, { dryRun: true }, { "if-match": '"1"' });
+    expect(dry.status, dry.text).toBe(200);
+    expect(dry.json).toMatchObject({ dryRun: true, enabled: true, role: "admin", revision: 2 });
+    const disabled = await operator("PATCH", `/v1/automation/rules/${admins.json.id}`, { enabled: false }, { "if-match": '"2"' });
+    expect(disabled.status, disabled.text).toBe(200);
+    expect(disabled.json).toMatchObject({ enabled: false, role: "admin", revision: 3 });
+
+    // Making it act again is a change of the operator's: the rule would become an operator's on key events, refused.
+    for (const changes of [{ enabled: true }, { dryRun: false }, { enabled: false, name: "mine now" }]) {
+      const refused = await operator("PATCH", `/v1/automation/rules/${admins.json.id}`, changes, { "if-match": '"3"' });
+      expect(refused.status, refused.text).toBe(400);
+    }
+    // The admin turns it back on.
+    const enabled = await tenant.call("PATCH", `/v1/automation/rules/${admins.json.id}`, { enabled: true }, { "if-match": '"3"' });
+    expect(enabled.status, enabled.text).toBe(200);
+    expect(enabled.json).toMatchObject({ enabled: true, dryRun: true, role: "admin", revision: 4 });
+  });
+
   it("a rule stored before roles were recorded (an operator's) does not fire on a key event; an admin's does", async () => {
     const tenant = await tenantClient(runtime, "rule-roles-legacy");
     const legacy = await tenant.call("POST", "/v1/automation/rules", { name: "legacy", pattern: onKeys, actions: labelIt });

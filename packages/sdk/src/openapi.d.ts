@@ -1914,7 +1914,7 @@ export interface components {
                 perSeconds: number;
             };
             /**
-             * @description the role of the key that created or last changed the rule: it fires only on the events that role may read (an operator's matches no `key.*`, `source.*`, `tenant.created` or `feed.epoch-advanced`, nor a record naming one)
+             * @description the role of the key that created or last changed the rule (a change that only disables it or makes it a dry run keeps its role): it fires only on the events that role may read (an operator's matches no `key.*`, `source.*`, `tenant.created` or `feed.epoch-advanced`, nor a record naming one)
              * @enum {string}
              */
             role: "admin" | "operator" | "viewer" | "ingest" | "pep";

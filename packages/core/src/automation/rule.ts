@@ -109,7 +109,8 @@ export const ruleSchema = z
     pattern: z.record(z.string(), z.unknown()),
     role: z.enum(roles).meta({
       description:
-        "the role of the key that created or last changed the rule: it fires only on the events that role may read " +
+        "the role of the key that created or last changed the rule (a change that only disables it or makes it a dry run " +
+        "keeps its role): it fires only on the events that role may read " +
         "(an operator's matches no `key.*`, `source.*`, `tenant.created` or `feed.epoch-advanced`, nor a record naming one)",
     }),
     problem: z.string().optional().meta({
@@ -186,12 +187,18 @@ export const updateRuleInput = z.object({
   changes: someChange(z.strictObject(ruleChangeFields).partial()),
 });
 
+/** True for a change that only disables the rule or makes it a dry run. */
+const onlyStops = (changes: Record<string, unknown>) =>
+  Object.entries(changes).every(([field, value]) => (field === "enabled" && value === false) || (field === "dryRun" && value === true));
+
 export const updateRule = verb(updateRuleInput, async (ports, ctx, input): Promise<Outcome<AutomationRule>> => {
   const current = await getRule(ports, ctx, { id: input.id });
   if (current.revision !== input.ifRevision) throw stale();
   if (changesNothing(current, input.changes)) return { value: current, events: [] };
-  // A change makes the rule the changer's (as a subscription): an operator's change to an admin's rule on key events is refused.
-  const role = actingRole(ctx);
+  // A change makes the rule the changer's (as a subscription): an operator's change to an admin's rule on key events is
+  // refused. A change that only stops the rule acting grants nothing, so the rule stays its role's: an operator may
+  // disable an admin's rule, or make it a dry run, as it may remove it.
+  const role = onlyStops(input.changes) ? current.role : actingRole(ctx);
   assertReadablePattern(role, input.changes.pattern ?? current.pattern);
   await assertNotifyTargets(ports, ctx.tenantId, input.changes.actions);
   const { problem: _problem, ...stored } = current;
