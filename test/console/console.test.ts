@@ -168,7 +168,7 @@ describe.runIf(browserAvailable)("the web console", () => {
     await page.close();
   });
 
-  it("never lets a link's key replace the key a tab is signed in with, and names the tenant a key opens (review 79)", async () => {
+  it("never lets a link's key replace the key a tab is signed in with, nor sign a tab in unasked (reviews 79, 90)", async () => {
     // Anyone's link (`/console/#key=...`, as the demo prints) signed whoever followed it in to the link's tenant, in
     // place of their own and with nothing saying so: what they then did (quarantine, a policy) went to that tenant.
     const other = await tenantClient(runtime, "elsewhere");
@@ -184,13 +184,29 @@ describe.runIf(browserAvailable)("the web console", () => {
     await expect.poll(() => page.getByTestId("tenant").textContent()).toBe("Tenant: console");
     await page.close();
 
-    // A tab holding no key takes the link's (the demo's link), and says whose fleet it shows.
+    // A tab holding no key is offered the link's (the demo's link): it names the tenant and waits for a click, since a
+    // link followed unawares would otherwise sign the tab in to its sender's tenant (review 90's open item).
     const fresh = await browser.newPage();
     await fresh.goto(`${runtime.url}/console/#key=${encodeURIComponent(other.token)}`);
-    await expect.poll(() => fresh.getByTestId("tenant").textContent(), { timeout: 10_000 }).toBe("Tenant: elsewhere");
+    const offer = fresh.getByRole("button", { name: "Open elsewhere's console" });
+    await offer.waitFor({ timeout: 10_000 });
     expect(fresh.url()).not.toContain("key=");
+    expect(await fresh.evaluate(() => sessionStorage.length)).toBe(0);
+    expect(await fresh.getByTestId("tenant").count()).toBe(0);
     expect(await seriousViolations(fresh)).toEqual([]);
+    await offer.click();
+    await expect.poll(() => fresh.getByTestId("tenant").textContent(), { timeout: 10_000 }).toBe("Tenant: elsewhere");
+    expect(await fresh.evaluate(() => sessionStorage.getItem("simroot.apiKey"))).toBe(other.token);
     await fresh.close();
+
+    // Refused, the offer leaves the tab to the key its user types.
+    const declined = await browser.newPage();
+    await declined.goto(`${runtime.url}/console/#key=${encodeURIComponent(other.token)}`);
+    await declined.getByRole("button", { name: "Open elsewhere's console" }).waitFor({ timeout: 10_000 });
+    await declined.getByLabel("API key").fill(tenant.token);
+    await declined.getByRole("button", { name: "Open the console" }).click();
+    await expect.poll(() => declined.getByTestId("tenant").textContent(), { timeout: 10_000 }).toBe("Tenant: console");
+    await declined.close();
   });
 
   it("renders the API reference under its CSP, which refuses inline script (review 79)", async () => {

@@ -1,6 +1,6 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { api, apiKey, setApiKey } from "./api.ts";
+import { api, apiKey, request, setApiKey } from "./api.ts";
 import { subscribeLive, type LiveStatus } from "./live.ts";
 import { bumpLive } from "./live-state.ts";
 import { AuditPage } from "./pages/audit.tsx";
@@ -29,11 +29,43 @@ function useRoute(): string[] {
   return route;
 }
 
-function Login({ onKey }: { onKey: (key: string) => void }) {
+/**
+ * The tenant a link's key opens, asked with that key (the tab holds none): the sign-in page names it before the user
+ * chooses. Undefined while asked; null when the key opens nothing.
+ */
+function useOfferedTenant(offered: string | undefined): { name: string } | null | undefined {
+  const [tenant, setTenant] = useState<{ name: string } | null>();
+  useEffect(() => {
+    if (!offered) return;
+    let current = true;
+    request("GET", "/v1/tenant", undefined, { authorization: `Bearer ${offered}` })
+      .then((answer) => answer.json() as Promise<{ name: string }>)
+      .then(
+        (found) => current && setTenant(found),
+        () => current && setTenant(null),
+      );
+    return () => {
+      current = false;
+    };
+  }, [offered]);
+  return offered ? tenant : null;
+}
+
+function Login({ onKey, offered }: { onKey: (key: string) => void; offered?: string }) {
   const [key, setKey] = useState("");
+  const tenant = useOfferedTenant(offered);
   return (
     <main class="login">
       <h1>simroot console</h1>
+      {offered && tenant && (
+        <section class="offer" aria-labelledby="offer-title">
+          <h2 id="offer-title">The link you followed holds a key</h2>
+          <p>It opens the console of tenant {tenant.name}. Open it only if you expected to: what you do there goes to that tenant.</p>
+          <button type="button" onClick={() => onKey(offered)}>
+            Open {tenant.name}'s console
+          </button>
+        </section>
+      )}
       <form
         onSubmit={(event) => {
           event.preventDefault();
@@ -81,7 +113,9 @@ function App() {
   if (!key) {
     return (
       <Login
+        offered={offered}
         onKey={(entered) => {
+          offered = undefined;
           setApiKey(entered);
           setKey(entered);
         }}
@@ -141,13 +175,15 @@ function App() {
   );
 }
 
-// A key passed in the fragment (`npm run demo` prints such a link) signs in a tab that holds no key, then is removed from
-// the address bar. It never replaces the key a tab is signed in with: anyone's link would move the user to its tenant.
+// A key passed in the fragment (`npm run demo` prints such a link) is offered to a tab that holds no key: the sign-in
+// page names its tenant and the user chooses (followed unawares, anyone's link signed the tab in to its sender's tenant).
+// It never replaces the key a tab is signed in with, and is removed from the address bar at once.
+let offered: string | undefined;
 const fromFragment = /(?:^#|&)key=([^&]+)/.exec(location.hash)?.[1];
 if (fromFragment) {
   if (!apiKey()) {
     try {
-      setApiKey(decodeURIComponent(fromFragment));
+      offered = decodeURIComponent(fromFragment);
     } catch {
       // Not a key (malformed escapes): the sign-in form asks for one.
     }
