@@ -23,6 +23,8 @@ export interface RevocationSetup {
   /** What changes the device (default: revoke it through the API), and the reason PEPs must then give. */
   readonly trigger?: (deviceId: string) => Promise<void>;
   readonly deniedReason?: string;
+  /** CPU the store (DynamoDB Local's JVM) has used so far, ms: the third user of the machine's cores. */
+  readonly storeCpuMs?: () => number;
 }
 
 const now = () => performance.timeOrigin + performance.now();
@@ -73,7 +75,7 @@ export async function measureRevocation(setup: RevocationSetup, options: Revocat
   const children = await startWorkers(setup, options.workers, options.perWorker, options.mode, options.intervalMs);
   const latencies: number[] = [];
   /** CPU per measured round: the control plane (this process) and the PEP workers together. */
-  const cpuMs = { server: 0, peps: 0 };
+  const cpuMs = { server: 0, peps: 0, store: 0 };
   // PROFILE=<file>: a CPU profile of this process (the control plane) over the measured rounds only, not the set-up.
   const profiler = process.env.PROFILE ? new Session() : undefined;
   try {
@@ -94,6 +96,7 @@ export async function measureRevocation(setup: RevocationSetup, options: Revocat
       for (const child of children) child.send({ watch: deviceId });
       await new Promise((resolve) => setTimeout(resolve, 200));
       const cpu = process.cpuUsage();
+      const storeCpu = setup.storeCpuMs?.();
       const revokedAt = now();
       if (setup.trigger) await setup.trigger(deviceId);
       else {
@@ -107,12 +110,14 @@ export async function measureRevocation(setup: RevocationSetup, options: Revocat
       const these: number[] = [];
       const reports = await Promise.all(finished);
       const ownCpu = process.cpuUsage(cpu);
+      const storeMs = storeCpu === undefined ? undefined : setup.storeCpuMs!() - storeCpu;
       for (const { done } of reports) these.push(...done.map((at) => at - revokedAt));
       const pepCpuMs = reports.reduce((sum, report) => sum + report.cpuMs, 0);
       if (round >= options.warmup) {
         latencies.push(...these);
         cpuMs.server += (ownCpu.user + ownCpu.system) / 1000;
         cpuMs.peps += pepCpuMs;
+        cpuMs.store += storeMs ?? 0;
       }
       these.sort((a, b) => a - b);
       const figures = [
@@ -123,7 +128,8 @@ export async function measureRevocation(setup: RevocationSetup, options: Revocat
       ] as const;
       console.log(
         `  ${options.mode} ${round < options.warmup ? "warm-up" : "round"} ${round + 1}: ${figures.map(([name, ms]) => `${name} ${ms.toFixed(0)}`).join(", ")} ms` +
-          ` (CPU: this process ${((ownCpu.user + ownCpu.system) / 1000).toFixed(0)} ms, PEP workers ${pepCpuMs.toFixed(0)} ms)`,
+          ` (CPU: this process ${((ownCpu.user + ownCpu.system) / 1000).toFixed(0)} ms, PEP workers ${pepCpuMs.toFixed(0)} ms` +
+          `${storeMs === undefined ? "" : `, DynamoDB Local ${storeMs.toFixed(0)} ms`})`,
       );
     }
     if (profiler) {
@@ -156,6 +162,7 @@ export async function measureRevocation(setup: RevocationSetup, options: Revocat
     max: sorted.at(-1)!,
     serverCpuMs: cpuMs.server / options.rounds,
     pepCpuMs: cpuMs.peps / options.rounds,
+    storeCpuMs: setup.storeCpuMs ? cpuMs.store / options.rounds : undefined,
   };
 }
 
@@ -169,4 +176,5 @@ export const tableRow = (figures: Awaited<ReturnType<typeof measureRevocation>>)
   // Where the time goes on a shared machine: the PEPs' own CPU competes with the control plane's (in this process, but in `instances`).
   "CPU/round: this process": +figures.serverCpuMs.toFixed(0),
   "CPU/round: PEPs": +figures.pepCpuMs.toFixed(0),
+  ...(figures.storeCpuMs === undefined ? {} : { "CPU/round: DynamoDB Local": +figures.storeCpuMs.toFixed(0) }),
 });

@@ -4,6 +4,7 @@
  * 10,000 PEPs on one machine: WORKERS=20 PER_WORKER=500 SNAPSHOT_CONCURRENCY=1 MODES=stream (start-up snapshots one at a time per worker).
  */
 import { fork } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -59,7 +60,16 @@ async function revocation() {
     await api<{ token: string }>(adminToken, "/v1/keys", { method: "POST", body: JSON.stringify({ name: "edge", role: "pep" }) })
   ).token;
   const publicKeyPem = (await api<{ keys: { publicKeyPem: string }[] }>(pepToken, "/v1/feed/keys")).keys[0]!.publicKeyPem;
-  const setup = { url, adminToken, pepToken, tenantId: tenant.id, publicKeyPem, deviceIds: devices.map((device) => device.id) };
+  const storeCpuMs = jvmCpu(dataDir);
+  const setup = {
+    url,
+    adminToken,
+    pepToken,
+    tenantId: tenant.id,
+    publicKeyPem,
+    deviceIds: devices.map((device) => device.id),
+    ...(storeCpuMs ? { storeCpuMs } : {}),
+  };
   console.log(
     `revocation: ${workers} processes x ${perWorker} PEP sync clients, ${rounds} revocations measured each way after ${warmup} not counted...`,
   );
@@ -82,6 +92,30 @@ async function revocation() {
   console.log("\n1. revocation through the API -> every PEP denies the device (ms)\n");
   console.table(rows);
   console.log("target: p99 <= 250 ms");
+}
+
+/**
+ * The CPU time of the DynamoDB Local JVM the runtime started on `dir` (Linux /proc; undefined elsewhere, or with
+ * DYNAMODB_ENDPOINT): it shares the machine's cores with the control plane and the PEPs.
+ */
+function jvmCpu(dir: string): (() => number) | undefined {
+  const ticksPerSecond = 100; // USER_HZ on Linux
+  const pid = readdirSync("/proc", { withFileTypes: true }).find((entry) => {
+    if (!/^\d+$/.test(entry.name)) return false;
+    try {
+      const command = readFileSync(`/proc/${entry.name}/cmdline`, "utf8");
+      // The JVM itself, not the shell that started it.
+      return /(^|\/)java$/.test(command.split("\0")[0]!) && command.includes("DynamoDBLocal") && command.includes(dir);
+    } catch {
+      return false;
+    }
+  })?.name;
+  if (!pid) return undefined;
+  return () => {
+    // utime and stime, fields 14 and 15, after the command's closing parenthesis.
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(")").at(-1)!.trim().split(" ");
+    return ((Number(fields[11]) + Number(fields[12])) / ticksPerSecond) * 1000;
+  };
 }
 
 // 1b. revocation committed on instance A, PEPs following instances B and C (separate processes)
