@@ -377,6 +377,16 @@ export async function saveState(path: string, state: PepState): Promise<void> {
     await rm(aside, { force: true });
     throw error;
   }
+  // The rename is durable once its directory is: a power cut before then could bring the older file back (safe, the
+  // deltas since follow, but a restart later than it needs to be). Not every platform opens a directory to sync it.
+  const directory = await open(dirname(path), "r").catch(() => undefined);
+  try {
+    await directory?.sync();
+  } catch {
+    // A file system that cannot sync a directory (some network mounts) keeps the rename as it can.
+  } finally {
+    await directory?.close();
+  }
 }
 
 /** The state saved at `path`, or undefined when there is none. A corrupt file throws: the operator decides. */
