@@ -202,14 +202,13 @@ export const functions = {
     handler: "api-enforcement.ts",
     // `/v1/audit/verify` starts from the archive's signed checkpoint (core audit/audit.ts).
     verifiesAudit: true,
-    does: "serves what enforcement points call and what checks them: the signed feed, flow reports, the audit trail (also as OCSF events), the live view (the one API function that serves signed feeds); and the time-limited grants PEPs enforce",
+    does: "serves what enforcement points call and what checks them: the signed feed, flow reports, the audit trail, the live view (the one API function that serves signed feeds); and the time-limited grants PEPs enforce",
     routes: [
       "ANY /v1/feed",
       "ANY /v1/feed/{proxy+}",
       "ANY /v1/flows",
       "ANY /v1/audit",
       "ANY /v1/audit/{proxy+}",
-      "ANY /v1/ocsf/{proxy+}",
       "ANY /v1/live",
       "ANY /v1/grants",
       "ANY /v1/grants/{proxy+}",
@@ -226,7 +225,7 @@ export const functions = {
   apiAutomation: {
     ...apiFunction,
     handler: "api-automation.ts",
-    does: "serves continuous verification: automation rules, webhooks, incidents, integrations, the bus's dead letters",
+    does: "serves continuous verification: automation rules, webhooks, incidents, integrations (the OCSF export among them), the bus's dead letters",
     routes: [
       "ANY /v1/automation/{proxy+}",
       "ANY /v1/webhooks",
@@ -234,6 +233,9 @@ export const functions = {
       "ANY /v1/incidents",
       "ANY /v1/incidents/{proxy+}",
       "ANY /v1/integrations/{proxy+}",
+      // The audit trail and flows as OCSF events, for a SIEM (moved from the enforcement function, whose bundle it took
+      // to the edge of its budget: that function is the one every PEP's poll cold-starts).
+      "ANY /v1/ocsf/{proxy+}",
       "ANY /v1/bus/{proxy+}",
     ],
     // Rules, webhook subscriptions and their deliveries (core automation/, webhook/).
