@@ -6,8 +6,8 @@
  */
 import type { AppOptions, RouteGroup } from "@simroot/api";
 import { composeApp } from "@simroot/api/compose";
-import { noticeSettleMs, type FeedSigner, type Ports } from "@simroot/core";
-import { lambdaHandler } from "./lambda-http.ts";
+import { authFailureLimitFromEnv, noticeSettleMs, type FeedSigner, type Ports } from "@simroot/core";
+import { lambdaHandler, sourceIp } from "./lambda-http.ts";
 import { logger } from "./telemetry.ts";
 
 export interface ApiFunctionOptions {
@@ -23,7 +23,16 @@ const signsNothing = async (): Promise<FeedSigner> => {
 
 export function apiFunction(groups: readonly RouteGroup[], options: ApiFunctionOptions) {
   const app = composeApp(
-    { ports: options.ports, feedSigner: options.feedSigner ?? signsNothing, health: options.health ?? {}, logRequests: true, log: logger },
+    {
+      ports: options.ports,
+      feedSigner: options.feedSigner ?? signsNothing,
+      health: options.health ?? {},
+      logRequests: true,
+      log: logger,
+      // Failed authentications per address, counted across the function's instances (the gateway throttles only the stage).
+      authFailures: authFailureLimitFromEnv(),
+      clientAddress: (c) => sourceIp(c.env),
+    },
     groups,
   );
   // The feed notices of the request's commits are sent before the function returns (at most `noticeSettleMs`).

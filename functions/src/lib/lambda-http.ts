@@ -38,15 +38,27 @@ export async function toResult(response: Response): Promise<APIGatewayProxyStruc
   };
 }
 
+/** What the app is handed beside the request (Hono's `c.env`): the gateway's event, whose context names the client. */
+export interface LambdaBindings {
+  readonly event: APIGatewayProxyEventV2;
+}
+
+/** The client's address as the gateway saw it (the connection's, not a header the client could set). */
+export const sourceIp = (env: unknown): string | undefined =>
+  (env as Partial<LambdaBindings> | undefined)?.event?.requestContext?.http?.sourceIp;
+
 /**
  * A Lambda handler for the HTTP API serving `fetch` (the Hono app's): log lines carry the
  * invocation's context, and the metrics the request recorded are printed when it is answered.
  */
-export function lambdaHandler(fetch: (request: Request) => Response | Promise<Response>, settle?: () => Promise<void>) {
+export function lambdaHandler(
+  fetch: (request: Request, env: LambdaBindings) => Response | Promise<Response>,
+  settle?: () => Promise<void>,
+) {
   return async (event: APIGatewayProxyEventV2, context?: Context): Promise<APIGatewayProxyStructuredResultV2> => {
     if (context) logger.addContext(context);
     try {
-      return await toResult(await fetch(toRequest(event)));
+      return await toResult(await fetch(toRequest(event), { event }));
     } finally {
       // Background work the request started (the feed notices of its commits) ends before the environment is frozen.
       // Never in place of the answer: a notice that could not be sent is the PEPs' idle poll's to find.

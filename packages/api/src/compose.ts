@@ -2,7 +2,7 @@ import { fieldIssues, SimrootError } from "@simroot/core";
 import type { Hono } from "hono";
 import type { AppEnv, AppOptions } from "./env.ts";
 import { jsonBodies, limitBody, tooLarge } from "./body-limit.ts";
-import { answerHeaders, requestId } from "./middleware.ts";
+import { answerHeaders, limitFailedAuthentications, requestId } from "./middleware.ts";
 import { isMissingIfMatch, preconditionRequired } from "./preconditions.ts";
 import { unmatched } from "./methods.ts";
 import { OpenAPIHono } from "./route-table.ts";
@@ -34,7 +34,7 @@ export function composeApp(options: AppOptions, groups: readonly RouteGroup[]) {
       });
     },
   });
-  app.use(answerHeaders, requestId(options));
+  app.use(answerHeaders, requestId(options), limitFailedAuthentications(options));
   app.use(limitBody, jsonBodies);
   app.onError((error, c) => problemResponse(c, c.get("bodyTooLarge") ? tooLarge() : error));
   app.notFound((c) => problemResponse(c, unmatched(c, app.routes)));

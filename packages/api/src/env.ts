@@ -1,4 +1,5 @@
-import type { FeedSigner, Ports, Principal, RequestContext, Role } from "@simroot/core";
+import type { Context } from "hono";
+import type { AuthFailureLimit, FeedSigner, Ports, Principal, RequestContext, Role } from "@simroot/core";
 
 /** What every route can read from the Hono context. */
 export interface AppEnv {
@@ -47,6 +48,10 @@ export interface AppOptions {
   readonly streamFeed?: boolean;
   /** The built web console (`packages/console/dist` unless given). */
   readonly consoleDir?: string;
+  /** Failed authentications per client address before 429 (core access/auth-failures.ts); none counted when absent. */
+  readonly authFailures?: AuthFailureLimit;
+  /** The client's address: the socket's in a server of its own, the gateway's `sourceIp` in Lambda. */
+  readonly clientAddress?: (c: Context<AppEnv>) => string | undefined;
 }
 
 export type { Role };

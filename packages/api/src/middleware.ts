@@ -1,5 +1,16 @@
 import { createMiddleware } from "hono/factory";
-import { authenticate, newId, rateLimited, rateLimitHeaders, SimrootError, takeKeyRequest, type Role } from "@simroot/core";
+import {
+  authenticate,
+  countFailure,
+  countsFailures,
+  failuresSpent,
+  newId,
+  rateLimited,
+  rateLimitHeaders,
+  SimrootError,
+  takeKeyRequest,
+  type Role,
+} from "@simroot/core";
 import { consoleLog, type AppEnv, type AppOptions } from "./env.ts";
 import { idempotent } from "./idempotency.ts";
 
@@ -40,6 +51,25 @@ export const answerHeaders = createMiddleware(async (c, next) => {
   if (!c.res.headers.has("cache-control")) c.res.headers.set("cache-control", "no-store");
   c.res.headers.set("x-content-type-options", "nosniff");
 });
+
+/**
+ * Failed authentications per client address (core access/auth-failures.ts), shared by every instance through the store:
+ * an address past its limit is answered 429 before anything is read or checked, and each 401 it is answered counts.
+ */
+export const limitFailedAuthentications = (options: AppOptions) =>
+  createMiddleware<AppEnv>(async (c, next) => {
+    const address = options.clientAddress?.(c);
+    if (!countsFailures(options.authFailures, address)) return next();
+    const limit = options.authFailures!;
+    const spent = failuresSpent(c.get("ports"), address, limit);
+    if (spent) throw spent;
+    await next();
+    if (c.res.status !== 401) return;
+    // Counted after the answer is made: a store that refuses the count costs the limit one failure, not the answer.
+    await countFailure(c.get("ports"), address, limit).catch((error: unknown) =>
+      c.get("log").warn("failed authentication not counted", { requestId: c.get("requestId"), error: String(error) }),
+    );
+  });
 
 /** Resolves the bearer API key to its tenant and role; only `allowed` roles pass. */
 export const requireRole = (...allowed: Role[]) =>

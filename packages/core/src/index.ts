@@ -142,3 +142,4 @@ export * from "./outbox/reproject.ts";
 export * from "./outbox/interests.ts";
 export { snapshotReplaySeconds } from "./feed/snapshot-replay.ts";
 export * from "./access/rate-limit.ts";
+export * from "./access/auth-failures.ts";

@@ -29,6 +29,8 @@ import {
   storeHealth,
   tableNames,
   webhookTargets,
+  authFailureLimitFromEnv,
+  type AuthFailureLimit,
   type MetricsSink,
   type Ports,
   type Publisher,
@@ -41,7 +43,6 @@ import { startFeedHub } from "./feed-hub.ts";
 import { hubFeedNotifier } from "./feed-hub-notifier.ts";
 import { startHistoryReader, startOutboxReader } from "./outbox-reader.ts";
 import { enforceGrants, runningAs, type GrantViolation } from "./grants.ts";
-import { defaultAuthLimits, limitFailedAuthentications, type AuthLimits } from "./auth-limiter.ts";
 import { loadRuleTargets } from "./targets.ts";
 
 export interface LocalRuntimeOptions {
@@ -105,10 +106,10 @@ export interface LocalRuntimeOptions {
    */
   readonly enforceGrants?: boolean;
   /**
-   * Failed authentications per client address before 429 (`auth-limiter.ts`; default 20 a minute,
-   * `SIMROOT_AUTH_FAILURES_PER_MINUTE`, 0 turns it off). Only what is served on `port`.
+   * Failed authentications per client address before 429 (core access/auth-failures.ts; default 20 a minute,
+   * `SIMROOT_AUTH_FAILURES_PER_MINUTE`, 0 turns it off; loopback clients not counted). Only what is served on `port`.
    */
-  readonly authLimits?: AuthLimits;
+  readonly authLimits?: AuthFailureLimit;
 }
 
 export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
@@ -266,6 +267,9 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       logRequests: options.logRequests,
       ...(options.log ? { log: options.log } : {}),
       streamFeed: true,
+      authFailures: options.authLimits ?? authFailureLimitFromEnv(),
+      // The socket's address (`@hono/node-server` hands the Node request as `env.incoming`).
+      clientAddress: (c) => (c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined)?.incoming?.socket?.remoteAddress,
       health: {
         store: () => storeHealth(ports),
         bus: async () => ({ status: "ok", detail: { kind: "local", durable: Boolean(options.dataDir), ...bus.status() } }),
@@ -277,12 +281,7 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
       runningAs(apiFunctionFor(request.method, new URL(request.url).pathname), () => dispatch(request, ...rest));
     let url: string | undefined;
     if (options.port !== undefined) {
-      const failures = Number(process.env.SIMROOT_AUTH_FAILURES_PER_MINUTE ?? defaultAuthLimits.failures);
-      const limits = options.authLimits ?? {
-        ...defaultAuthLimits,
-        failures: Number.isFinite(failures) ? failures : defaultAuthLimits.failures,
-      };
-      const server = await listen(limitFailedAuthentications(app.fetch, limits), options.port, options.hostname ?? "127.0.0.1");
+      const server = await listen(app.fetch, options.port, options.hostname ?? "127.0.0.1");
       stops.push(
         () =>
           new Promise((resolve) => {

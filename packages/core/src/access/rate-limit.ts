@@ -48,8 +48,8 @@ const limiters = new WeakMap<object, Map<string, Window>>();
 
 const counterKey = (scope: string, window: number) => ({ pk: `rate#${scope}`, sk: String(window) });
 
-/** Counts one request of `scope` (e.g. `key:<id>`, `source:<id>`) against its limit; a refused one is not counted. */
-export async function takeRequest(ports: Ports, scope: string, rate: RateLimit): Promise<RateDecision> {
+/** The scope's current window as this process knows it (made, and remembered, when `create`), with its decision. */
+function windowOf(ports: Ports, scope: string, rate: RateLimit, create: boolean) {
   let windows = limiters.get(ports.db);
   if (!windows) limiters.set(ports.db, (windows = new Map()));
   const now = ports.now().getTime();
@@ -58,10 +58,10 @@ export async function takeRequest(ports: Ports, scope: string, rate: RateLimit):
   const id = `${scope}|${start}`;
   let window = windows.get(id);
   if (window) windows.delete(id);
-  else window = { global: 0, pending: 0, lastFlush: 0 };
+  else if (create) window = { global: 0, pending: 0, lastFlush: 0 };
+  else return undefined;
   windows.set(id, window);
   if (windows.size > maxWindows) windows.delete(windows.keys().next().value as string);
-
   const decision = (allowed: boolean): RateDecision => ({
     allowed,
     limit: rate.limit,
@@ -69,16 +69,38 @@ export async function takeRequest(ports: Ports, scope: string, rate: RateLimit):
     resetSeconds: Math.max(1, Math.ceil((start + windowMs - now) / 1000)),
     windowSeconds: rate.windowSeconds,
   });
+  /** Counts one in the window, and adds it to the store's counter when a flush is due (then learns the others'). */
+  const count = async () => {
+    window.pending += 1;
+    const due = window.lastFlush === 0 || window.pending >= Math.max(1, Math.floor(rate.limit / 10)) || now - window.lastFlush >= flushMs;
+    if (due) await flush(ports, scope, start, rate, window);
+  };
+  return { window, decision, count };
+}
+
+/** Counts one request of `scope` (e.g. `key:<id>`, `source:<id>`) against its limit; a refused one is not counted. */
+export async function takeRequest(ports: Ports, scope: string, rate: RateLimit): Promise<RateDecision> {
+  const { window, decision, count } = windowOf(ports, scope, rate, true)!;
   if (window.global + window.pending >= rate.limit) return decision(false);
-  window.pending += 1;
-  const due = window.lastFlush === 0 || window.pending >= Math.max(1, Math.floor(rate.limit / 10)) || now - window.lastFlush >= flushMs;
-  if (due) {
-    await flush(ports, scope, start, rate, window);
-    // Others admitted meanwhile: this request is counted already, and refused only if it was over the limit in the store.
-    if (window.global > rate.limit) return decision(false);
-  }
+  await count();
+  // Others admitted meanwhile: this request is counted already, and refused only if it was over the limit in the store.
+  if (window.global > rate.limit) return decision(false);
   return decision(true);
 }
+
+/**
+ * Events of `scope` that are counted after the fact (failed authentications), across instances as requests are: `spent`
+ * says, from this process's memory alone (no store read), whether the window's count reached the limit; `count` adds
+ * one. An instance learns the others' counts when it flushes its own (at its first of a window, then as `takeRequest`
+ * does), so an address may exceed the limit by a few events per instance that meets it, and no more.
+ */
+export const countedEvents = {
+  spent(ports: Ports, scope: string, rate: RateLimit): RateDecision | undefined {
+    const known = windowOf(ports, scope, rate, false);
+    return known && known.window.global + known.window.pending >= rate.limit ? known.decision(false) : undefined;
+  },
+  count: (ports: Ports, scope: string, rate: RateLimit): Promise<void> => windowOf(ports, scope, rate, true)!.count(),
+};
 
 async function flush(ports: Ports, scope: string, start: number, rate: RateLimit, window: Window): Promise<void> {
   while (window.flushing) await window.flushing;

@@ -1,0 +1,76 @@
+/**
+ * Failed authentications per client address, counted before any work and across instances (review 89). Every request
+ * with bad credentials costs a store read and a signature or hash check (ingestion runs every format's check on a
+ * refusal, on purpose), and nothing limited them before authentication: rate limits count a key's or a source's
+ * requests once authenticated. Past `failures` answers 401 to one address within `windowSeconds`, its requests are
+ * answered 429 problem+json with `Retry-After`, before anything is read, until the window ends; a success does not
+ * reset the count.
+ *
+ * Counted as rate limits are (`rate-limit.ts` `countedEvents`): each instance counts in memory and adds its count to the
+ * window's counter item at its first failure of an address, then every tenth of the limit or second, learning the
+ * others' then; the check itself reads nothing. So N instances that each meet an address let it fail a few times more
+ * than the limit (at most about 3 each), not N times the limit as counts per process did; the counter items cost a write
+ * unit per two failures at most. An IPv6 address counts by its /64, what one host is given.
+ *
+ * Loopback clients are not counted unless `loopback` says so: on a laptop every client (the console, the demo, local
+ * PEPs) shares 127.0.0.1, and one PEP left polling with a revoked key would lock all of them out, while a client on the
+ * machine itself has cheaper ways to load it.
+ */
+import { SimrootError } from "../error.ts";
+import { parseIpInto } from "../policy/net.ts";
+import type { Ports } from "../ports.ts";
+import { countedEvents, type RateDecision } from "./rate-limit.ts";
+
+export interface AuthFailureLimit {
+  /** Failed authentications an address may have in a window (0: no limit). */
+  readonly failures: number;
+  readonly windowSeconds: number;
+  /** Count loopback clients too (127.0.0.0/8, ::1). */
+  readonly loopback?: boolean;
+}
+
+export const defaultAuthFailureLimit: AuthFailureLimit = { failures: 20, windowSeconds: 60 };
+
+/** `SIMROOT_AUTH_FAILURES_PER_MINUTE` (0 turns the limit off), else the default. */
+export function authFailureLimitFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): AuthFailureLimit {
+  const failures = Number(env.SIMROOT_AUTH_FAILURES_PER_MINUTE ?? defaultAuthFailureLimit.failures);
+  return { ...defaultAuthFailureLimit, failures: Number.isFinite(failures) && failures >= 0 ? failures : defaultAuthFailureLimit.failures };
+}
+
+export const isLoopback = (address: string) => address === "::1" || /^(::ffff:)?127\./i.test(address);
+
+const words = new Uint32Array(4);
+const hex = (word: number) => `${(word >>> 16).toString(16)}:${(word & 0xffff).toString(16)}`;
+
+/** An IPv4 address as it is (an IPv4-mapped IPv6 one too); an IPv6 one by its /64; anything else as it is. */
+export function clientKey(address: string): string {
+  const family = parseIpInto(address.split("%")[0]!, words);
+  if (family === 6) return `${hex(words[0]!)}:${hex(words[1]!)}::/64`;
+  return family === 4 ? [24, 16, 8, 0].map((shift) => (words[0]! >>> shift) & 255).join(".") : address;
+}
+
+/** True when the address is counted at all under `limit`. */
+export const countsFailures = (limit: AuthFailureLimit | undefined, address: string | undefined): address is string =>
+  limit !== undefined && limit.failures > 0 && address !== undefined && address !== "" && (limit.loopback === true || !isLoopback(address));
+
+const rateOf = (limit: AuthFailureLimit) => ({ limit: limit.failures, windowSeconds: limit.windowSeconds });
+const scopeOf = (address: string) => `authfail:${clientKey(address)}`;
+
+/** The 429 to answer when the address has spent its failures in this window (known to this instance), else undefined. */
+export function failuresSpent(ports: Ports, address: string, limit: AuthFailureLimit): SimrootError | undefined {
+  const spent = countedEvents.spent(ports, scopeOf(address), rateOf(limit));
+  return spent && tooManyFailures(spent, limit);
+}
+
+/** Counts one failed authentication of the address. */
+export const countFailure = (ports: Ports, address: string, limit: AuthFailureLimit): Promise<void> =>
+  countedEvents.count(ports, scopeOf(address), rateOf(limit));
+
+function tooManyFailures(decision: RateDecision, limit: AuthFailureLimit): SimrootError {
+  return new SimrootError(
+    "auth.too_many_failures",
+    "input",
+    `More than ${limit.failures} failed authentications from this address in ${limit.windowSeconds} s: retry in ${decision.resetSeconds} s`,
+    { detail: { status: 429, retryAfter: decision.resetSeconds, headers: { "retry-after": String(decision.resetSeconds) } } },
+  );
+}
