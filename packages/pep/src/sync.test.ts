@@ -691,6 +691,42 @@ describe("the feed sync client", () => {
     expect(sync.stats.snapshots).toBe(1);
   });
 
+  it("waits long after its key is refused (401, 403) and as long as a 429 asks, not its 2 s retry (review 89's limit)", async () => {
+    // Retried every second or so, a PEP with a revoked key failed about 55 times a minute: past the control plane's limit
+    // of failed authentications per address, which then refused every PEP behind the same address (a site's NAT).
+    const feed = testFeed();
+    const loop = async (answer: () => Response) => {
+      let requests = 0;
+      const looping = new FeedSync({
+        url: "https://cp.example",
+        apiKey: "k",
+        publicKeys: [feed.publicKey],
+        state: new PepState(feed.tenantId),
+        fetch: (async () => {
+          requests++;
+          return answer();
+        }) as typeof globalThis.fetch,
+        now: feed.now,
+        backoff: { initialMs: 1, maxMs: 5, refusedMs: 10_000 },
+      });
+      looping.start();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await looping.stop();
+      return requests;
+    };
+    const problem =
+      (status: number, headers: Record<string, string> = {}) =>
+      () =>
+        Response.json({ status }, { status, headers: { "content-type": "application/problem+json", ...headers } });
+    // A control plane that fails is retried at once (its recovery must be seen before the view expires).
+    expect(await loop(problem(503))).toBeGreaterThan(10);
+    expect(await loop(problem(401))).toBe(1);
+    expect(await loop(problem(403))).toBe(1);
+    expect(await loop(problem(429, { "retry-after": "30" }))).toBe(1);
+    // A 429 that names no wait, or a short one, is retried as other failures are, at least its Retry-After apart.
+    expect(await loop(problem(429))).toBeGreaterThan(10);
+  });
+
   it("keeps working in memory when the state file cannot be written", async () => {
     const feed = testFeed();
     const plane = fakePlane();

@@ -60,7 +60,14 @@ export interface SyncOptions {
   readonly limit?: number;
   /** What the PEP reads and holds of a response at most (`limits.ts`; the defaults fit any genuine feed). */
   readonly limits?: Partial<FeedLimits>;
-  readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  /**
+   * Retries after a failure: full jitter from `initialMs` doubling up to `maxMs`, and at most a quarter of the head's
+   * lifetime (2 s), so a control plane that recovers is seen before the view expires. After the control plane refused
+   * the PEP's key (401, 403), which no retry mends, `refusedMs` (default 30 s, half of it at least); after a 429, its
+   * `Retry-After`, at most `refusedMs`. Retried every 2 s, a PEP with a revoked key failed about 55 times a minute, past
+   * the control plane's limit of failed authentications per address: every PEP behind the same address was refused.
+   */
+  readonly backoff?: { readonly initialMs: number; readonly maxMs: number; readonly refusedMs?: number };
   /**
    * Push instead of long polls (see push.ts): poll without waiting, then only when the trigger
    * says the head moved, or to refresh the signed head before it expires: every `idlePollSeconds`
@@ -81,12 +88,20 @@ export interface SyncOptions {
 /** A status the control plane answered that is neither a feed response nor a 304/410. */
 export class FeedHttpError extends Error {
   readonly status: number;
-  constructor(status: number, body: string) {
+  /** The answer's `Retry-After`, seconds (a delay; not an HTTP date). */
+  readonly retryAfterSeconds: number | undefined;
+  constructor(status: number, body: string, retryAfter?: string) {
     super(`The feed answered ${status}: ${body.slice(0, 300)}`);
     this.name = "FeedHttpError";
     this.status = status;
+    const seconds = retryAfter === undefined || !/^\d{1,9}$/.test(retryAfter.trim()) ? undefined : Number(retryAfter);
+    this.retryAfterSeconds = seconds;
   }
 }
+
+/** A failed answer as an error, with its Retry-After. */
+const httpError = async (response: FeedReply) =>
+  new FeedHttpError(response.status, await response.text(), response.header("retry-after") ?? undefined);
 
 export interface SyncStats {
   polls: number;
@@ -192,7 +207,7 @@ export class FeedSync {
       this.#checked(() => checkSnapshotPages(assembly?.pages ?? 0, limit, this.#limits));
       const query = new URLSearchParams({ limit: String(limit), ...this.#selector(), ...(cursor ? { cursor } : {}) });
       const response = await this.#request(`/v1/feed?${query}`, {}, signal, 30);
-      if (response.status !== 200) throw new FeedHttpError(response.status, await response.text());
+      if (response.status !== 200) throw await httpError(response);
       const body = await this.#json(response);
       this.#checked(() => checkSnapshotEntries(assembly?.entries.length ?? 0, body, this.#limits));
       const page = this.#checked(() => verifyResponse(body, this.#context(), "snapshot"));
@@ -252,7 +267,7 @@ export class FeedSync {
       this.#needSnapshot = true;
       return this.step(signal);
     }
-    if (response.status !== 200) throw new FeedHttpError(response.status, await response.text());
+    if (response.status !== 200) throw await httpError(response);
     await this.#delta(await this.#json(response));
     return "delta";
   }
@@ -475,10 +490,20 @@ export class FeedSync {
         this.stats.errors++;
         this.stats.lastError = error instanceof Error ? error.message : String(error);
         this.#options.onError?.(error);
-        // Full jitter, capped below the head lifetime so a recovered control plane is seen before the view would expire.
-        const ceiling = Math.min(backoff.maxMs, maxHeadLifetimeSeconds * 250, backoff.initialMs * 2 ** Math.min(failures - 1, 16));
-        await sleep(backoff.initialMs / 2 + Math.random() * ceiling, undefined, { signal }).catch(() => {});
+        await sleep(pauseAfter(error, failures, backoff), undefined, { signal }).catch(() => {});
       }
     }
   }
+}
+
+/** How long to wait after the `failures`-th failure in a row, `error` (see `SyncOptions.backoff`). */
+function pauseAfter(error: unknown, failures: number, backoff: NonNullable<SyncOptions["backoff"]>): number {
+  const refusedMs = backoff.refusedMs ?? 30_000;
+  if (error instanceof FeedHttpError && (error.status === 401 || error.status === 403))
+    return refusedMs / 2 + (Math.random() * refusedMs) / 2;
+  // Full jitter, capped below the head lifetime so a recovered control plane is seen before the view would expire.
+  const ceiling = Math.min(backoff.maxMs, maxHeadLifetimeSeconds * 250, backoff.initialMs * 2 ** Math.min(failures - 1, 16));
+  const jittered = backoff.initialMs / 2 + Math.random() * ceiling;
+  const asked = error instanceof FeedHttpError && error.status === 429 ? error.retryAfterSeconds : undefined;
+  return asked === undefined ? jittered : Math.max(jittered, Math.min(asked * 1000, refusedMs));
 }
