@@ -67,5 +67,11 @@ describe("failed authentications in AWS", () => {
     expect(await status(b, "198.51.100.1", tenant.token)).toBe(200);
     // The other instance learns the count when it next counts a failure: one more at most.
     expect([await status(a, "203.0.113.9"), await status(a, "203.0.113.9")][1]).toBe(429);
+
+    // An IPv6 client counts by its /56, what a site is given: by its /64 a /56 held 256 counts (review 91).
+    const inOneSite = ["2001:db8:abcd:1201::1", "2001:db8:abcd:1202::1", "2001:db8:abcd:12fe::7", "2001:db8:abcd:1210::1"];
+    for (const address of inOneSite) expect(await status(b, address)).toBe(401);
+    expect(await status(b, "2001:db8:abcd:12ff::1")).toBe(429);
+    expect(await status(b, "2001:db8:abcd:1300::1", tenant.token)).toBe(200);
   });
 });

@@ -5,7 +5,7 @@
  * an address fail N times the limit on N instances, and did not run in AWS at all).
  */
 import { randomBytes } from "node:crypto";
-import { get } from "node:http";
+import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { countSourceReads } from "./support/source-reads.ts";
@@ -41,50 +41,91 @@ const body = JSON.stringify([
 ]);
 const wrongSecret = `whsec_${Buffer.from("not the secret of this source").toString("base64")}`;
 
-describe("failed authentications per client address", () => {
-  it("past the limit, an address is answered 429 with Retry-After before anything is read, for any credentials", async () => {
-    const tenant = await tenantClient(runtime, "limited");
-    const { source } = (await tenant.call("POST", "/v1/sources", { name: "feed", format: "simroot" })).json;
-    const ingest = () =>
-      fetch(`${runtime.url}${source.ingestPath}`, { method: "POST", headers: standardWebhookHeaders(wrongSecret, body), body });
-    const reads = countSourceReads(runtime, source.id);
-    try {
-      expect((await fetch(`${runtime.url}/v1/devices`, { headers: { authorization: "Bearer sr_key_wrong" } })).status).toBe(401);
-      expect([(await ingest()).status, (await ingest()).status]).toEqual([401, 401]);
-      reads.counted.reads = 0;
+/** A request from a local address of this machine's own (127.0.0.0/8 is all loopback), as another client would send it. */
+function send(
+  instance: TestRuntime,
+  from: string,
+  path: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+) {
+  return new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; json: () => unknown }>((resolve, reject) => {
+    const sent = request(
+      `${instance.url}${path}`,
+      { method: init.method ?? "GET", localAddress: from, headers: init.headers },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on("data", (chunk: Buffer) => chunks.push(chunk));
+        response.on("end", () =>
+          resolve({
+            status: response.statusCode ?? 0,
+            headers: response.headers,
+            json: () => JSON.parse(Buffer.concat(chunks).toString("utf8")),
+          }),
+        );
+      },
+    );
+    sent.on("error", reject);
+    sent.end(init.body);
+  });
+}
 
-      const refused = await ingest();
+const wrongKey = { authorization: "Bearer sr_key_wrong" };
+
+describe("failed authentications per client address", () => {
+  it("past the limit, an address is answered 429 with Retry-After before anything is read, for any key", async () => {
+    const tenant = await tenantClient(runtime, "limited");
+    const from = "127.0.0.3";
+    expect([
+      (await send(runtime, from, "/v1/devices", { headers: wrongKey })).status,
+      (await send(runtime, from, "/v1/devices", { headers: wrongKey })).status,
+      (await send(runtime, from, "/v1/devices", { headers: wrongKey })).status,
+    ]).toEqual([401, 401, 401]);
+    const refused = await send(runtime, from, "/v1/devices", { headers: wrongKey });
+    expect(refused.status).toBe(429);
+    expect(refused.headers["content-type"]).toBe("application/problem+json");
+    expect(Number(refused.headers["retry-after"])).toBeGreaterThan(0);
+    expect(Number(refused.headers["retry-after"])).toBeLessThanOrEqual(60);
+    expect(refused.json()).toMatchObject({ type: "urn:simroot:problem:auth.too_many_failures", status: 429 });
+    // A valid key from that address waits too: the address is what is limited.
+    expect((await send(runtime, from, "/v1/devices", { headers: { authorization: `Bearer ${tenant.token}` } })).status).toBe(429);
+    // What presents no credential is neither counted nor refused: the health check, the console.
+    expect((await send(runtime, from, "/health")).status).toBe(200);
+  });
+
+  it("counts no request that presents no credential: a web page cannot spend its visitors' address (review 91)", async () => {
+    // An image's GET, or anything a page makes a browser send across origins, carries no Authorization header.
+    const tenant = await tenantClient(runtime, "no-credential");
+    const from = "127.0.0.4";
+    for (let n = 0; n < 6; n++) expect((await send(runtime, from, "/v1/devices")).status).toBe(401);
+    expect((await send(runtime, from, "/v1/devices", { headers: { authorization: `Bearer ${tenant.token}` } })).status).toBe(200);
+  });
+
+  it("counts a source's failed deliveries apart from every other source's, before anything of the source is read", async () => {
+    // Providers post every customer's webhooks from shared addresses: one failing source there must not stop the others.
+    const tenant = await tenantClient(runtime, "sources");
+    const failing = (await tenant.call("POST", "/v1/sources", { name: "rotated", format: "simroot" })).json;
+    const other = (await tenant.call("POST", "/v1/sources", { name: "healthy", format: "simroot" })).json;
+    const from = "127.0.0.5";
+    const deliver = (source: { ingestPath: string }, secret: string) =>
+      send(runtime, from, source.ingestPath, { method: "POST", headers: standardWebhookHeaders(secret, body), body });
+    const reads = countSourceReads(runtime, failing.source.id);
+    try {
+      const statuses = [];
+      for (let n = 0; n < 3; n++) statuses.push((await deliver(failing.source, wrongSecret)).status);
+      expect(statuses).toEqual([401, 401, 401]);
+      reads.counted.reads = 0;
+      const refused = await deliver(failing.source, failing.credentials.webhookSecret);
       expect(refused.status).toBe(429);
-      expect(refused.headers.get("content-type")).toBe("application/problem+json");
-      expect(Number(refused.headers.get("retry-after"))).toBeGreaterThan(0);
-      expect(Number(refused.headers.get("retry-after"))).toBeLessThanOrEqual(60);
-      expect(await refused.json()).toMatchObject({ type: "urn:simroot:problem:auth.too_many_failures", status: 429 });
+      expect(refused.json()).toMatchObject({ type: "urn:simroot:problem:auth.too_many_failures" });
       expect(reads.counted.reads).toBe(0);
-      // A valid key from that address waits too: the address is what is limited.
-      const valid = await fetch(`${runtime.url}/v1/devices`, { headers: { authorization: `Bearer ${tenant.token}` } });
-      expect(valid.status).toBe(429);
     } finally {
       reads.stop();
     }
+    expect((await deliver(other.source, other.credentials.webhookSecret)).status).toBe(202);
   });
 
   it("counts an address's failures across instances: an instance refuses once the failures at all of them reach the limit", async () => {
-    // From another address (127.0.0.2, loopback too): the first test spent 127.0.0.1's count on these tables.
-    const wrong = (instance: TestRuntime) =>
-      new Promise<{ status: number; json: () => unknown }>((resolve, reject) => {
-        const request = get(
-          `${instance.url}/v1/devices`,
-          { localAddress: "127.0.0.2", headers: { authorization: "Bearer sr_key_wrong" } },
-          (response) => {
-            const chunks: Buffer[] = [];
-            response.on("data", (chunk: Buffer) => chunks.push(chunk));
-            response.on("end", () =>
-              resolve({ status: response.statusCode ?? 0, json: () => JSON.parse(Buffer.concat(chunks).toString("utf8")) }),
-            );
-          },
-        );
-        request.on("error", reject);
-      });
+    const wrong = (instance: TestRuntime) => send(instance, "127.0.0.2", "/v1/devices", { headers: wrongKey });
     expect([(await wrong(runtime)).status, (await wrong(runtime)).status]).toEqual([401, 401]);
     // The third failure, at the other instance: counting it there learns the first instance's two.
     expect((await wrong(other)).status).toBe(401);

@@ -55,21 +55,36 @@ export const answerHeaders = createMiddleware(async (c, next) => {
 /**
  * Failed authentications per client address (core access/auth-failures.ts), shared by every instance through the store:
  * an address past its limit is answered 429 before anything is read or checked, and each 401 it is answered counts.
+ * Only requests that present a credential are held to it (review 91): an API key (`Authorization`), or a delivery to an
+ * ingestion source, counted per address and source. A request with none costs no check, and was counted too: any web
+ * page could make its visitors' browsers spend their address's failures (an image's GET), and lock out the PEPs behind
+ * the same NAT. A delivery's count is its source's: providers post every customer's webhooks from shared addresses,
+ * and one misconfigured or hostile source there locked out every tenant's deliveries from them.
  */
 export const limitFailedAuthentications = (options: AppOptions) =>
   createMiddleware<AppEnv>(async (c, next) => {
     const address = options.clientAddress?.(c);
-    if (!countsFailures(options.authFailures, address)) return next();
+    const presented = presentedCredential(c.req.path, c.req.header("authorization"));
+    if (presented === undefined || !countsFailures(options.authFailures, address)) return next();
     const limit = options.authFailures!;
-    const spent = failuresSpent(c.get("ports"), address, limit);
+    const spent = failuresSpent(c.get("ports"), address, limit, presented);
     if (spent) throw spent;
     await next();
     if (c.res.status !== 401) return;
-    // Counted after the answer is made: a store that refuses the count costs the limit one failure, not the answer.
-    await countFailure(c.get("ports"), address, limit).catch((error: unknown) =>
+    // Counted before the answer leaves (a frozen Lambda would lose it): one write at most, when a flush is due.
+    await countFailure(c.get("ports"), address, limit, presented).catch((error: unknown) =>
       c.get("log").warn("failed authentication not counted", { requestId: c.get("requestId"), error: String(error) }),
     );
   });
+
+const ingestPath = /^\/v1\/ingest\/([^/]+)\/?$/;
+
+/** What credential a request presents: `""` for an API key, `source:<id>` for a delivery to a source; none otherwise. */
+function presentedCredential(path: string, authorization: string | undefined): string | undefined {
+  const source = ingestPath.exec(path)?.[1];
+  if (source !== undefined) return `source:${source.slice(0, 128)}`;
+  return authorization === undefined ? undefined : "";
+}
 
 /** Resolves the bearer API key to its tenant and role; only `allowed` roles pass. */
 export const requireRole = (...allowed: Role[]) =>

@@ -8,9 +8,11 @@
  *
  * Counted as rate limits are (`rate-limit.ts` `countedEvents`): each instance counts in memory and adds its count to the
  * window's counter item at its first failure of an address, then every tenth of the limit or second, learning the
- * others' then; the check itself reads nothing. So N instances that each meet an address let it fail a few times more
- * than the limit (at most about 3 each), not N times the limit as counts per process did; the counter items cost a write
- * unit per two failures at most. An IPv6 address counts by its /64, what one host is given.
+ * others' then; the check itself reads nothing. So an instance that meets an address lets it fail a few times more than
+ * the limit (the first failure it meets, and those before its next flush), not N times the limit as counts per process
+ * did, though a client spreading its requests over many instances gets those few at each. A failure costs one counter
+ * write at most (fewer in bursts), and an address a counter item per window (kept an hour). An IPv6 address counts by
+ * its /56. Only requests that present a credential are held to it (api middleware.ts, `limitFailedAuthentications`).
  *
  * Loopback clients are not counted unless `loopback` says so: on a laptop every client (the console, the demo, local
  * PEPs) shares 127.0.0.1, and one PEP left polling with a revoked key would lock all of them out, while a client on the
@@ -42,10 +44,13 @@ export const isLoopback = (address: string) => address === "::1" || /^(::ffff:)?
 const words = new Uint32Array(4);
 const hex = (word: number) => `${(word >>> 16).toString(16)}:${(word & 0xffff).toString(16)}`;
 
-/** An IPv4 address as it is (an IPv4-mapped IPv6 one too); an IPv6 one by its /64; anything else as it is. */
+/**
+ * An IPv4 address as it is (an IPv4-mapped IPv6 one too); an IPv6 one by its /56, what one site or household is given
+ * (review 91: by its /64, a /56 held 256 counts of its own); anything else as it is.
+ */
 export function clientKey(address: string): string {
   const family = parseIpInto(address.split("%")[0]!, words);
-  if (family === 6) return `${hex(words[0]!)}:${hex(words[1]!)}::/64`;
+  if (family === 6) return `${hex(words[0]!)}:${hex(words[1]! & 0xffffff00)}::/56`;
   return family === 4 ? [24, 16, 8, 0].map((shift) => (words[0]! >>> shift) & 255).join(".") : address;
 }
 
@@ -54,17 +59,21 @@ export const countsFailures = (limit: AuthFailureLimit | undefined, address: str
   limit !== undefined && limit.failures > 0 && address !== undefined && address !== "" && (limit.loopback === true || !isLoopback(address));
 
 const rateOf = (limit: AuthFailureLimit) => ({ limit: limit.failures, windowSeconds: limit.windowSeconds });
-const scopeOf = (address: string) => `authfail:${clientKey(address)}`;
+/** `within` narrows the count below the address: `source:<id>` for the deliveries to one ingestion source. */
+const scopeOf = (address: string, within: string) => `authfail:${clientKey(address)}${within ? `|${within}` : ""}`;
 
-/** The 429 to answer when the address has spent its failures in this window (known to this instance), else undefined. */
-export function failuresSpent(ports: Ports, address: string, limit: AuthFailureLimit): SimrootError | undefined {
-  const spent = countedEvents.spent(ports, scopeOf(address), rateOf(limit));
+/**
+ * The 429 to answer when the address has spent its failures in this window (known to this instance), else undefined;
+ * `within` as `countFailure`'s.
+ */
+export function failuresSpent(ports: Ports, address: string, limit: AuthFailureLimit, within = ""): SimrootError | undefined {
+  const spent = countedEvents.spent(ports, scopeOf(address, within), rateOf(limit));
   return spent && tooManyFailures(spent, limit);
 }
 
-/** Counts one failed authentication of the address. */
-export const countFailure = (ports: Ports, address: string, limit: AuthFailureLimit): Promise<void> =>
-  countedEvents.count(ports, scopeOf(address), rateOf(limit));
+/** Counts one failed authentication of the address (and of `within` it: one source's deliveries). */
+export const countFailure = (ports: Ports, address: string, limit: AuthFailureLimit, within = ""): Promise<void> =>
+  countedEvents.count(ports, scopeOf(address, within), rateOf(limit));
 
 function tooManyFailures(decision: RateDecision, limit: AuthFailureLimit): SimrootError {
   return new SimrootError(
