@@ -151,6 +151,30 @@ describe("flow reporting", () => {
     expect(flows.pending).toBe(0);
   });
 
+  it("sends nothing for 30 s after its key is refused (401, 403), keeping its other reports (review 91)", async () => {
+    // It dropped the refused report and sent the next at once, every 10 s: with a revoked key, about 6 failed
+    // authentications a minute or more, which count against its site's address at the control plane.
+    for (const refusal of [401, 403]) {
+      let status = refusal;
+      const { flows, posts, advance } = reporter({ status: () => status });
+      for (let window = 0; window < 6; window++) {
+        flows.record({ ...meter, port: 2000 + window });
+        advance(10_000);
+        await flows.flush();
+      }
+      // One attempt in the first 30 s, one after them; each refused report is dropped (the key will not be taken), the
+      // others wait.
+      expect(posts).toHaveLength(2);
+      expect(flows.pending).toBe(4);
+      expect(flows.stats.droppedReports).toBe(2);
+      status = 202;
+      advance(30_000);
+      await flows.flush();
+      expect(flows.pending).toBe(0);
+      expect(posts.slice(2).map((post) => post.body.flows[0]!.port)).toEqual([2002, 2003, 2004, 2005]);
+    }
+  });
+
   it("drops a report the control plane refuses for good, keeps one it may take later", async () => {
     let status = 400;
     const { flows } = reporter({ status: () => status });

@@ -30,6 +30,9 @@ export interface FlowReport {
   readonly flows: readonly FlowRecord[];
 }
 
+/** How long nothing is sent after the control plane refused the PEP's key (as the feed's sync waits: sync.ts). */
+const refusedPauseMs = 30_000;
+
 export interface FlowReporterOptions {
   readonly url: string;
   readonly apiKey: string;
@@ -61,6 +64,8 @@ export class FlowReporter {
   readonly #now: () => number;
   readonly #fetch: typeof fetch;
   readonly #maxFlows: number;
+  /** Until when nothing is sent: the control plane refused the key (401, 403). */
+  #refusedUntil = 0;
   readonly #maxPending: number;
   #window = new Map<string, FlowRecord>();
   #windowStart: number;
@@ -140,6 +145,7 @@ export class FlowReporter {
 
   async #send(): Promise<void> {
     const base = this.#options.url.replace(/\/+$/, "");
+    if (this.#now() < this.#refusedUntil) return;
     while (this.#pending.length > 0) {
       const report = this.#pending[0]!;
       try {
@@ -156,6 +162,12 @@ export class FlowReporter {
           this.stats.droppedReports++;
           this.stats.droppedDecisions += report.flows.reduce((sum, flow) => sum + flow.count, 0);
           this.#options.onError?.(new Error(`/v1/flows answered ${response.status}; report dropped`));
+          // Its key refused: the next reports would be too. Nothing is sent for `refusedPauseMs` (each refusal counts
+          // against the site's address at the control plane, and PEPs behind it share the count: review 91).
+          if (response.status === 401 || response.status === 403) {
+            this.#refusedUntil = this.#now() + refusedPauseMs;
+            return;
+          }
           continue;
         }
         if (!response.ok) throw new Error(`/v1/flows answered ${response.status}`);
