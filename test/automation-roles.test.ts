@@ -89,6 +89,14 @@ describe("an automation rule matches only what its role reads (review 90)", { ti
       const refused = await operator("PATCH", `/v1/automation/rules/${admins.json.id}`, changes, { "if-match": '"3"' });
       expect(refused.status, refused.text).toBe(400);
     }
+    // A rule stored before roles were recorded (an operator's) that matches key events can still be stopped by
+    // anyone who may change rules (review 91: the stop was checked against the operator's role, and refused).
+    const legacy = await tenant.call("POST", "/v1/automation/rules", { name: "legacy", pattern: onKeys, actions: labelIt });
+    await forgetRole(runtime, tenant.tenant.id, "rule", legacy.json.id);
+    const stopped = await tenant.call("PATCH", `/v1/automation/rules/${legacy.json.id}`, { enabled: false }, { "if-match": '"1"' });
+    expect(stopped.status, stopped.text).toBe(200);
+    expect(stopped.json).toMatchObject({ enabled: false, role: "operator" });
+
     // The admin turns it back on.
     const enabled = await tenant.call("PATCH", `/v1/automation/rules/${admins.json.id}`, { enabled: true }, { "if-match": '"3"' });
     expect(enabled.status, enabled.text).toBe(200);
