@@ -31,6 +31,13 @@ export function subscribeLive(onChange: (change: LiveChange) => void, onStatus: 
           },
           signal: controller.signal,
         });
+        // A refused key is not retried (every 2 s, a tab left open with a revoked key spent its address's failed
+        // authentications and locked out the PEPs behind the same NAT: review 91): the console signs out.
+        if (response.status === 401) {
+          stopped = true;
+          window.dispatchEvent(new CustomEvent("simroot:unauthorized"));
+          return;
+        }
         if (!response.ok || !response.body) throw new Error(`live: HTTP ${response.status}`);
         onStatus("live");
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();

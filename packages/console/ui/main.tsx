@@ -1,6 +1,6 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
-import { api, apiKey, request, setApiKey } from "./api.ts";
+import { api, apiKey, setApiKey } from "./api.ts";
 import { subscribeLive, type LiveStatus } from "./live.ts";
 import { bumpLive } from "./live-state.ts";
 import { AuditPage } from "./pages/audit.tsx";
@@ -38,8 +38,10 @@ function useOfferedTenant(offered: string | undefined): { name: string } | null 
   useEffect(() => {
     if (!offered) return;
     let current = true;
-    request("GET", "/v1/tenant", undefined, { authorization: `Bearer ${offered}` })
-      .then((answer) => answer.json() as Promise<{ name: string }>)
+    // Not through `request`: a 401 there signs the tab out, and the user may have signed in with a key of their own
+    // by the time a bad link's key is refused (review 91).
+    fetch("/v1/tenant", { headers: { authorization: `Bearer ${offered}` } })
+      .then((answer) => (answer.ok ? (answer.json() as Promise<{ name: string }>) : Promise.reject(new Error(String(answer.status)))))
       .then(
         (found) => current && setTenant(found),
         () => current && setTenant(null),
