@@ -94,8 +94,7 @@ export class FeedHttpError extends Error {
     super(`The feed answered ${status}: ${body.slice(0, 300)}`);
     this.name = "FeedHttpError";
     this.status = status;
-    const seconds = retryAfter === undefined || !/^\d{1,9}$/.test(retryAfter.trim()) ? undefined : Number(retryAfter);
-    this.retryAfterSeconds = seconds;
+    this.retryAfterSeconds = retryAfter !== undefined && /^\d{1,9}$/.test(retryAfter.trim()) ? Number(retryAfter) : undefined;
   }
 }
 
@@ -496,9 +495,12 @@ export class FeedSync {
   }
 }
 
+/** How long the PEP sends nothing after the control plane refused its key (401, 403) by default: feed polls, flow reports. */
+export const refusedKeyPauseMs = 30_000;
+
 /** How long to wait after the `failures`-th failure in a row, `error` (see `SyncOptions.backoff`). */
 function pauseAfter(error: unknown, failures: number, backoff: NonNullable<SyncOptions["backoff"]>): number {
-  const refusedMs = backoff.refusedMs ?? 30_000;
+  const refusedMs = backoff.refusedMs ?? refusedKeyPauseMs;
   if (error instanceof FeedHttpError && (error.status === 401 || error.status === 403))
     return refusedMs / 2 + (Math.random() * refusedMs) / 2;
   // Full jitter, capped below the head lifetime so a recovered control plane is seen before the view would expire.

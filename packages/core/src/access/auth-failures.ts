@@ -31,7 +31,7 @@ export interface AuthFailureLimit {
   readonly loopback?: boolean;
 }
 
-export const defaultAuthFailureLimit: AuthFailureLimit = { failures: 20, windowSeconds: 60 };
+const defaultAuthFailureLimit: AuthFailureLimit = { failures: 20, windowSeconds: 60 };
 
 /** `SIMROOT_AUTH_FAILURES_PER_MINUTE` (0 turns the limit off), else the default. */
 export function authFailureLimitFromEnv(env: Readonly<Record<string, string | undefined>> = process.env): AuthFailureLimit {
@@ -39,7 +39,7 @@ export function authFailureLimitFromEnv(env: Readonly<Record<string, string | un
   return { ...defaultAuthFailureLimit, failures: Number.isFinite(failures) && failures >= 0 ? failures : defaultAuthFailureLimit.failures };
 }
 
-export const isLoopback = (address: string) => address === "::1" || /^(::ffff:)?127\./i.test(address);
+const isLoopback = (address: string) => address === "::1" || /^(::ffff:)?127\./i.test(address);
 
 const words = new Uint32Array(4);
 const hex = (word: number) => `${(word >>> 16).toString(16)}:${(word & 0xffff).toString(16)}`;
@@ -48,7 +48,7 @@ const hex = (word: number) => `${(word >>> 16).toString(16)}:${(word & 0xffff).t
  * An IPv4 address as it is (an IPv4-mapped IPv6 one too); an IPv6 one by its /56, what one site or household is given
  * (review 91: by its /64, a /56 held 256 counts of its own); anything else as it is.
  */
-export function clientKey(address: string): string {
+function clientKey(address: string): string {
   const family = parseIpInto(address.split("%")[0]!, words);
   if (family === 6) return `${hex(words[0]!)}:${hex(words[1]! & 0xffffff00)}::/56`;
   return family === 4 ? [24, 16, 8, 0].map((shift) => (words[0]! >>> shift) & 255).join(".") : address;

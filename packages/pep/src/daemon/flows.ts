@@ -8,6 +8,7 @@
 import { isIP } from "node:net";
 import type { z } from "zod";
 import { normalizeIp } from "../ip.ts";
+import { refusedKeyPauseMs } from "../sync.ts";
 import type { flowReportSchema } from "@simroot/core/feed/flows";
 export interface FlowObservation {
   readonly deviceId?: string;
@@ -29,9 +30,6 @@ export interface FlowReport {
   readonly windowEnd: string;
   readonly flows: readonly FlowRecord[];
 }
-
-/** How long nothing is sent after the control plane refused the PEP's key (as the feed's sync waits: sync.ts). */
-const refusedPauseMs = 30_000;
 
 export interface FlowReporterOptions {
   readonly url: string;
@@ -162,10 +160,11 @@ export class FlowReporter {
           this.stats.droppedReports++;
           this.stats.droppedDecisions += report.flows.reduce((sum, flow) => sum + flow.count, 0);
           this.#options.onError?.(new Error(`/v1/flows answered ${response.status}; report dropped`));
-          // Its key refused: the next reports would be too. Nothing is sent for `refusedPauseMs` (each refusal counts
-          // against the site's address at the control plane, and PEPs behind it share the count: review 91).
+          // Its key refused: the next reports would be too. Nothing is sent for `refusedKeyPauseMs`, as the feed's sync
+          // waits (each refusal counts against the site's address at the control plane, and PEPs behind it share the
+          // count: review 91).
           if (response.status === 401 || response.status === 403) {
-            this.#refusedUntil = this.#now() + refusedPauseMs;
+            this.#refusedUntil = this.#now() + refusedKeyPauseMs;
             return;
           }
           continue;
