@@ -107,6 +107,43 @@ describe("a rule's rate limit bounds what rules cause each other to record", { t
   });
 });
 
+describe("a rule's spent matches are recorded up to a bound a window", { timeout: 120_000 }, () => {
+  it("past its rate limit, a rule records at most 10 of its matches a window (its limit, if higher), and acts on none", async () => {
+    const { tenant, deviceId } = await tenantWithDevice();
+    const rule = await tenant.call("POST", "/v1/automation/rules", {
+      name: "watch renames",
+      pattern: { source: ["simroot"], "detail-type": ["device.updated"] },
+      actions: [{ type: "add-labels", labels: { watched: "yes" } }],
+      rateLimit: { max: 1, perSeconds: 3600 },
+    });
+    expect(rule.status, rule.text).toBe(201);
+    // A person's (or a source's) changes: every match beyond the limit was recorded, one ledger commit each, so a rule
+    // matching a re-attach storm of 2,000 events a second added 2,000 commits a second to the tenant's ledger, whatever
+    // its limit said.
+    for (let n = 0; n < 14; n++) {
+      // The rule's own change may land between the read and the write (412): read again.
+      for (let attempt = 0; ; attempt++) {
+        const current = await tenant.call("GET", `/v1/devices/${deviceId}`);
+        const renamed = await tenant.call(
+          "PATCH",
+          `/v1/devices/${deviceId}`,
+          { name: `name ${n}` },
+          { "if-match": current.headers.get("etag")! },
+        );
+        if (renamed.status === 412 && attempt < 3) continue;
+        expect(renamed.status, renamed.text).toBe(200);
+        break;
+      }
+    }
+    await runtime.settled();
+    const outcomes = (await firings(tenant, deviceId)).map((record) => String(record.data.outcome));
+    expect(outcomes.filter((outcome) => outcome === "fired")).toHaveLength(1);
+    expect(outcomes.filter((outcome) => outcome === "rate-limited")).toHaveLength(10);
+    const labels = (await tenant.call("GET", `/v1/devices/${deviceId}`)).json.labels;
+    expect(labels).toEqual({ watched: "yes" });
+  });
+});
+
 describe("an integration's record of a change a rule made carries the rule's chain", { timeout: 120_000 }, () => {
   it("two rules answering the IoT sync's records with each other's action stop once the chain names both", async () => {
     const { tenant, deviceId } = await tenantWithDevice();

@@ -315,6 +315,8 @@ describe("rules across instances that share only the store", () => {
         pattern: { source: ["simroot"], "detail-type": ["device.labels_changed"] },
         actions: [{ type: "add-labels", labels: { seen: "yes" } }],
         dryRun: true,
+        // Every match within the limit: a spent match past the records kept of those is not recorded (nor kept once).
+        rateLimit: { max: 100, perSeconds: 60 },
       },
     ]);
     const envelope = (n: number) => labelsChanged(tenant.tenant.id, deviceId, `evt_spread_${n}`, new Date());

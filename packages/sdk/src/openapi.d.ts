@@ -1903,7 +1903,7 @@ export interface components {
             /** @default true */
             enabled?: boolean;
             /**
-             * @description at most `max` firings per `perSeconds` (across every instance); further matches are recorded as rate-limited
+             * @description at most `max` firings per `perSeconds` (across every instance); further matches are recorded as rate-limited, at most 10 a window (or `max`, if higher), and counted beyond
              * @default {
              *       "max": 10,
              *       "perSeconds": 60
@@ -2009,7 +2009,7 @@ export interface components {
             dryRun?: boolean;
             /** @description Default: `true`. */
             enabled?: boolean;
-            /** @description at most `max` firings per `perSeconds` (across every instance); further matches are recorded as rate-limited. Default: `{"max":10,"perSeconds":60}`. */
+            /** @description at most `max` firings per `perSeconds` (across every instance); further matches are recorded as rate-limited, at most 10 a window (or `max`, if higher), and counted beyond. Default: `{"max":10,"perSeconds":60}`. */
             rateLimit?: {
                 max: number;
                 perSeconds: number;
@@ -7305,7 +7305,7 @@ export interface operations {
                     /** @description record what the actions would do, do nothing */
                     dryRun?: boolean;
                     enabled?: boolean;
-                    /** @description at most `max` firings per `perSeconds` (across every instance); further matches are recorded as rate-limited */
+                    /** @description at most `max` firings per `perSeconds` (across every instance); further matches are recorded as rate-limited, at most 10 a window (or `max`, if higher), and counted beyond */
                     rateLimit?: {
                         max: number;
                         perSeconds: number;

@@ -25,6 +25,8 @@ import { firedEventType, tenantRules, type AutomationRule } from "./rule.ts";
 
 export const maxChain = 4;
 const firedRetentionSeconds = 7 * 24 * 60 * 60;
+/** A rule's matches past its rate limit recorded in a window at most: this many, or its limit when higher. */
+export const spentMatchesRecorded = 10;
 
 /** The rules that led to an event: `rule:rul_A>rul_B` -> [rul_A, rul_B]. */
 export const ruleChainOf = (actor: string): string[] => (actor.startsWith("rule:") ? actor.slice(5).split(">") : []);
@@ -103,7 +105,16 @@ async function fire(ports: Ports, rule: AutomationRule, envelope: BusEnvelope, c
     // tenant's other rules, and one record of each spent match made a record for every rule matching every change
     // (100,000 a minute with 100 rules taking their default 10 firings each). A match on what a person, a source or a
     // detector did is still recorded: it is the one a timeline needs (a device not contained, and why).
-    if (chain.length > 0) return { value: { ruleId: rule.id, outcome: "rate-limited" as const, actions: [] }, events: [] };
+    const spent = { value: { ruleId: rule.id, outcome: "rate-limited" as const, actions: [] }, events: [] };
+    if (chain.length > 0) return spent;
+    // Recorded within a budget of its own: every spent match was a ledger commit, so a rule matching a re-attach storm
+    // (2,000 events a second) added as many commits a second to the tenant's ledger, whatever its limit said. The
+    // timeline keeps the first ones of each window; the others are counted (`AutomationMatchesUnrecorded`).
+    const recorded = Math.max(rule.rateLimit.max, spentMatchesRecorded);
+    if (!(await takeRate(ports, event.tenantId, `${rateKey}#spent`, recorded, rule.rateLimit.perSeconds))) {
+      ports.metrics?.add("AutomationMatchesUnrecorded", 1);
+      return spent;
+    }
     outcome = "rate-limited";
   } else if (rule.dryRun) {
     outcome = "dry-run";

@@ -34,6 +34,11 @@ export const metricDefinitions = {
     means:
       "committed events the bus refused for good (over EventBridge's entry size, or malformed): the outbox made each a dead letter (rule `outbox`) and went on; no consumer received them",
   },
+  AutomationMatchesUnrecorded: {
+    unit: "Count",
+    means:
+      "automation rules' matches past their rate limit and past the records kept of those in a window (10, or the rule's limit if higher): neither acted on nor recorded",
+  },
   AuditArchiveMarginSeconds: {
     unit: "Seconds",
     means: "of every tenant, the least time left before an audit version not archived yet expires (the archiver keeps it above 30 days)",
