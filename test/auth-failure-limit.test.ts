@@ -6,6 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { request } from "node:http";
+import { ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { countSourceReads } from "./support/source-reads.ts";
@@ -122,6 +123,33 @@ describe("failed authentications per client address", () => {
       reads.stop();
     }
     expect((await deliver(other.source, other.credentials.webhookSecret)).status).toBe(202);
+  });
+
+  it("writes nothing for a delivery to a source id tried once: spraying ids that name no source costs the store no write", async () => {
+    // Each id was a scope of its own, and its first failure was written to the store at once: one counter item per
+    // request, which no limit bounded (a new id is never spent), from a client that holds no credential at all.
+    const from = "127.0.0.6";
+    for (let n = 0; n < 25; n++) {
+      const path = `/v1/ingest/src_${randomBytes(10).toString("hex")}`;
+      const answer = await send(runtime, from, path, { method: "POST", headers: standardWebhookHeaders(wrongSecret, body), body });
+      expect(answer.status).toBe(401);
+    }
+    const { Items } = await runtime.ports.db.send(
+      new ScanCommand({
+        TableName: runtime.ports.tables.control,
+        FilterExpression: "begins_with(pk, :counters)",
+        ExpressionAttributeValues: { ":counters": `rate#authfail:${from}` },
+      }),
+    );
+    expect(Items ?? []).toEqual([]);
+    // One id tried again is counted as before, and refused past the limit.
+    const again = `/v1/ingest/src_${randomBytes(10).toString("hex")}`;
+    const statuses = [];
+    for (let n = 0; n < 4; n++)
+      statuses.push(
+        (await send(runtime, from, again, { method: "POST", headers: standardWebhookHeaders(wrongSecret, body), body })).status,
+      );
+    expect(statuses).toEqual([401, 401, 401, 429]);
   });
 
   it("counts an address's failures across instances: an instance refuses once the failures at all of them reach the limit", async () => {

@@ -7,8 +7,8 @@
  * reset the count.
  *
  * Counted as rate limits are (`rate-limit.ts` `countedEvents`): each instance counts in memory and adds its count to the
- * window's counter item at its first failure of an address, then every tenth of the limit or second, learning the
- * others' then; the check itself reads nothing. So an instance that meets an address lets it fail a few times more than
+ * window's counter item at its first failure of an address (its second, for a source: `countFailure`), then every
+ * tenth of the limit or second, learning the others' then; the check itself reads nothing. So an instance that meets an address lets it fail a few times more than
  * the limit (the first failure it meets, and those before its next flush), not N times the limit as counts per process
  * did, though a client spreading its requests over many instances gets those few at each. A failure costs one counter
  * write at most (fewer in bursts), and an address a counter item per window (kept an hour). An IPv6 address counts by
@@ -71,9 +71,15 @@ export function failuresSpent(ports: Ports, address: string, limit: AuthFailureL
   return spent && tooManyFailures(spent, limit);
 }
 
-/** Counts one failed authentication of the address (and of `within` it: one source's deliveries). */
+/**
+ * Counts one failed authentication of the address (and of `within` it: one source's deliveries). A source's first
+ * failure at this instance is kept in memory, written with its second: any path names a source id, and each new one
+ * written at its first failure was a store write per request, from a client holding no credential, that no limit bounded
+ * (a new id is never spent). A source id tried once per instance is so never written, and one tried again is counted
+ * as before; ids that exist and ids that do not are counted alike (review 83: nothing tells them apart).
+ */
 export const countFailure = (ports: Ports, address: string, limit: AuthFailureLimit, within = ""): Promise<void> =>
-  countedEvents.count(ports, scopeOf(address, within), rateOf(limit));
+  countedEvents.count(ports, scopeOf(address, within), rateOf(limit), within !== "");
 
 function tooManyFailures(decision: RateDecision, limit: AuthFailureLimit): SimrootError {
   return new SimrootError(

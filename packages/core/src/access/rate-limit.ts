@@ -70,8 +70,9 @@ function windowOf(ports: Ports, scope: string, rate: RateLimit, create: boolean)
     windowSeconds: rate.windowSeconds,
   });
   /** Counts one in the window, and adds it to the store's counter when a flush is due (then learns the others'). */
-  const count = async () => {
+  const count = async (holdFirst = false) => {
     window.pending += 1;
+    if (holdFirst && window.lastFlush === 0 && window.global === 0 && window.pending === 1) return;
     const due = window.lastFlush === 0 || window.pending >= Math.max(1, Math.floor(rate.limit / 10)) || now - window.lastFlush >= flushMs;
     if (due) await flush(ports, scope, start, rate, window);
   };
@@ -99,7 +100,12 @@ export const countedEvents = {
     const known = windowOf(ports, scope, rate, false);
     return known && known.window.global + known.window.pending >= rate.limit ? known.decision(false) : undefined;
   },
-  count: (ports: Ports, scope: string, rate: RateLimit): Promise<void> => windowOf(ports, scope, rate, true)!.count(),
+  /**
+   * `holdFirst`: the scope's first event in this instance stays in memory, flushed with its second (where scopes are
+   * many and cheap to make, as a source id each: one written at its first event was a store write per id tried).
+   */
+  count: (ports: Ports, scope: string, rate: RateLimit, holdFirst = false): Promise<void> =>
+    windowOf(ports, scope, rate, true)!.count(holdFirst),
 };
 
 async function flush(ports: Ports, scope: string, start: number, rate: RateLimit, window: Window): Promise<void> {
