@@ -75,6 +75,46 @@ describe("a subscription receives what its role reads (review 87)", { timeout: 6
     expect(operatorSees).not.toContain("key.created");
   });
 
+  it("an operator paging an admin's subscription's log is never handed a hidden delivery's id, nor may replay one (review 92)", async () => {
+    const tenant = await tenantClient(runtime, "roles-pages");
+    const operator = await operatorOf(tenant);
+    const admins = await tenant.call("POST", "/v1/webhooks", { url: `${base}/admin-pages`, pattern: everything });
+    expect(admins.status, admins.text).toBe(201);
+    expect((await tenant.call("POST", "/v1/devices", { imsi: "208018700000002" })).status).toBe(201);
+    expect((await tenant.call("POST", "/v1/keys", { name: "hidden", role: "viewer" })).status).toBe(201);
+    expect((await tenant.call("POST", "/v1/devices", { imsi: "208018700000003" })).status).toBe(201);
+    await runtime.settled();
+    const all = (await tenant.call("GET", `/v1/webhooks/${admins.json.id}/deliveries?limit=100`)).json.items as {
+      id: string;
+      eventType: string;
+    }[];
+    const hidden = all.filter((delivery) => delivery.eventType === "key.created");
+    expect(hidden.length).toBeGreaterThan(0);
+    // Page by page, as the operator: a page's cursor was the store's last key read, a hidden delivery's when the page
+    // ended on one (its id names the event: `msg_<event id>`).
+    const shown: string[] = [];
+    let cursor: string | undefined;
+    for (let pages = 0; pages < 20; pages++) {
+      const page = await operator("GET", `/v1/webhooks/${admins.json.id}/deliveries?limit=1${cursor ? `&cursor=${cursor}` : ""}`);
+      expect(page.status, page.text).toBe(200);
+      shown.push(...(page.json.items as { id: string }[]).map((delivery) => delivery.id));
+      cursor = page.json.next;
+      if (!cursor) break;
+      const named = Buffer.from(cursor, "base64url").toString("utf8");
+      for (const delivery of hidden) expect(named).not.toContain(delivery.id.slice(4, 30));
+    }
+    expect(cursor).toBeUndefined();
+    expect(shown.sort()).toEqual(
+      all
+        .filter((delivery) => delivery.eventType !== "key.created")
+        .map((delivery) => delivery.id)
+        .sort(),
+    );
+    // Nor may the operator send it again (it was 202, and named the event's type and id).
+    const replay = await operator("POST", `/v1/webhooks/${admins.json.id}/deliveries/${hidden[0]!.id}/replay`);
+    expect([replay.status, replay.json.code ?? replay.json.type]).toEqual([404, "urn:simroot:problem:delivery.not_found"]);
+  });
+
   it("an admin's subscription is still sent what only admins read: keys created, rotated, revoked; sources", async () => {
     const tenant = await tenantClient(runtime, "roles-admin");
     const admins = await tenant.call("POST", "/v1/webhooks", { url: `${base}/admin-all`, pattern: everything });

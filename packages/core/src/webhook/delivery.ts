@@ -618,24 +618,35 @@ export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
 /**
  * A page of a subscription's delivery log, newest first. A reader is shown only the deliveries of events its role may
  * read (a key with no role recorded, an operator's): an admin's subscription's log named to operators and viewers each
- * `key.created`'s event id and time (review 87). A page may then hold fewer than `limit`; `next` still goes on.
+ * `key.created`'s event id and time (review 87). The page reads on past the deliveries it may not show until it holds
+ * `limit` or the log ends, and its cursor is the key of the last delivery shown: the store's last key read, when the
+ * page ended on a hidden delivery, handed its id (`msg_<event id>`) to the reader (review 92).
  */
 export const listDeliveries = verb(pageInput.extend({ webhookId: z.string() }), async (ports, ctx, input): Promise<Page<Delivery>> => {
   if (!(await readWebhook(ports, ctx.tenantId, input.webhookId)))
     throw new SimrootError("webhook.not_found", "not_found", `No webhook ${input.webhookId}`);
   const pk = deliveryKey(ctx.tenantId, input.webhookId, "").pk;
-  const result = await ports.db.send(
-    new QueryCommand({
-      TableName: ports.tables.automation,
-      KeyConditionExpression: "pk = :pk",
-      ExpressionAttributeValues: { ":pk": pk },
-      Limit: input.limit,
-      ScanIndexForward: false,
-      ExclusiveStartKey: decodeCursor(input.cursor, { pk }),
-    }),
-  );
-  const shown = (result.Items ?? []).filter((item) => mayReadEvent(actingRole(ctx), eventOf(item as DeliveryItem)));
-  return { items: shown.map((item) => deliverySchema.parse(item)), next: encodeCursor(result.LastEvaluatedKey) };
+  const shown: Record<string, unknown>[] = [];
+  let start = decodeCursor(input.cursor, { pk });
+  do {
+    const result = await ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.automation,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": pk },
+        Limit: input.limit - shown.length,
+        ScanIndexForward: false,
+        ExclusiveStartKey: start,
+      }),
+    );
+    shown.push(...(result.Items ?? []).filter((item) => mayReadEvent(actingRole(ctx), eventOf(item as DeliveryItem))));
+    start = result.LastEvaluatedKey;
+  } while (start && shown.length < input.limit);
+  const last = shown.at(-1);
+  return {
+    items: shown.map((item) => deliverySchema.parse(item)),
+    next: start && last ? encodeCursor({ pk: last.pk, sk: last.sk }) : undefined,
+  };
 });
 
 /** Sends a delivery again (whatever its status): pending, due now, with the same `webhook-id`. */
@@ -648,6 +659,13 @@ export const replayDelivery = verb(z.object({ webhookId: z.string(), id: z.strin
       detail: { ...(webhook.disabledReason ? { disabledReason: webhook.disabledReason } : {}) },
     });
   }
+  // A delivery of an event the caller's role may not read is one it has not seen (review 92: an operator replayed an
+  // admin's subscription's `key.created` and was answered its type and id).
+  const { Item: stored } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.automation, Key: deliveryKey(ctx.tenantId, input.webhookId, input.id) }),
+  );
+  if (!stored || !mayReadEvent(actingRole(ctx), eventOf(stored as DeliveryItem)))
+    throw new SimrootError("delivery.not_found", "not_found", `No delivery ${input.id}`);
   const now = ports.now().toISOString();
   try {
     const { Attributes } = await ports.db.send(
