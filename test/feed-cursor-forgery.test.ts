@@ -2,8 +2,10 @@
  * Forged snapshot cursors (found by a helper review): a start key of the wrong shape is the client's error, 400, never a
  * 500 from the store; so is a snapshot time (`began`, from which the replay counts) that is not a number.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bindingPartition } from "@simroot/core/device/keys";
+import { snapshotReplaySeconds } from "@simroot/core/feed/snapshot-replay";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -64,6 +66,34 @@ describe("forged snapshot cursors into the binding table partitions", () => {
     // The dawn of time and the far future are clamped (to the version's own time, to now): the replay answers.
     for (const began of [0, 8.64e15])
       expect([began, (await call(runtime, pep, "GET", `/v1/feed?limit=2&cursor=${at(began)}`)).status]).toEqual([began, 200]);
+  });
+
+  it("answers 400 for a replay position that is not a version inside the snapshot's replay window (review 92)", {
+    timeout: 60_000,
+  }, async () => {
+    // The replay position was taken as given: a key narrowed to one site set it to 0 and was listed, as removals, every
+    // device of other sites that changed since (20,000 versions back); a string or a fraction answered 500, -3 a 503.
+    const admin = await tenantClient(runtime, "replayed");
+    const south: string[] = [];
+    for (const imsi of ["208015500000001", "208015500000002"])
+      south.push((await admin.call("POST", "/v1/devices", { imsi, labels: { site: "south" } })).json.id as string);
+    await runtime.settled();
+    // Those changes out of any later snapshot's replay window (`snapshotReplaySeconds` before its version's time).
+    await sleep((snapshotReplaySeconds + 1) * 1000);
+    expect((await admin.call("POST", "/v1/devices", { imsi: "208015500000003", labels: { site: "north" } })).status).toBe(201);
+    await runtime.settled();
+    const north = (await admin.call("POST", "/v1/keys", { name: "north", role: "pep", selector: "site=north" })).json.token as string;
+    const version = (await call(runtime, north, "GET", `/v1/feed?limit=2`)).json.signed.head.version as number;
+    const at = (replayed: unknown) => cursorOf({ version, page: 1, phase: "replay", replayed, scope: "site=north" });
+    const answers: unknown[] = [];
+    for (const replayed of [0, 1, -3, "x", "1", 0.5, version + 1]) {
+      const answer = await call(runtime, north, "GET", `/v1/feed?limit=50&cursor=${at(replayed)}`);
+      answers.push([replayed, answer.status, south.filter((id) => answer.text.includes(id))]);
+    }
+    expect(answers).toEqual([0, 1, -3, "x", "1", 0.5, version + 1].map((replayed) => [replayed, 400, []]));
+    // Inside the window, the replay answers, and names no device of the other site.
+    const inside = await call(runtime, north, "GET", `/v1/feed?limit=50&cursor=${at(version - 1)}`);
+    expect([inside.status, south.filter((id) => inside.text.includes(id))]).toEqual([200, []]);
   });
 
   it("answers 400 for a version past the tenant's head or a page that no cursor names, and signs nothing for it (review 57)", async () => {

@@ -302,6 +302,12 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
       Number.isSafeInteger(parsed.page) &&
       parsed.page >= 1 &&
       (parsed.began === undefined || Number.isFinite(parsed.began)) &&
+      // A replay position is a version at most the snapshot's (review 92: a string or a fraction reached the store, 500).
+      (parsed.replayed === undefined ||
+        (parsed.phase === "replay" &&
+          Number.isSafeInteger(parsed.replayed) &&
+          parsed.replayed >= 0 &&
+          parsed.replayed <= parsed.version)) &&
       sameScope &&
       known &&
       stripeKnown &&
@@ -316,6 +322,11 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
     issues: [{ path: "cursor", message: "not a snapshot cursor" }],
   });
 }
+
+const invalidReplayPosition = () =>
+  new SimrootError("request.invalid_cursor", "input", "The cursor is not one this feed returned", {
+    issues: [{ path: "cursor", message: "a replay position outside the snapshot's replay window" }],
+  });
 
 /**
  * The replayed entries a page needs: per key only the last (applied in order, it supersedes the
@@ -377,6 +388,10 @@ export async function feedSnapshot(
   let start = state.start;
   let stripe = state.stripe ?? 0;
   let replayed = state.replayed;
+  // And one inside the replay's window, where a snapshot of this version could have begun its replay (with its time at
+  // the earliest: `began` then counts from the version's own time): a position from further back replayed every change
+  // since, to a key narrowed to one site as removals of the other sites' devices and addresses (review 92).
+  if (replayed !== undefined && replayed < (await replayStart(ports, tenantId, state.version, 0))) throw invalidReplayPosition();
   const listing = phase === "replay" ? undefined : snapshotListing(ports, tenantId, { phase, stripe, start }, !cursor);
   /** Where the replay starts (it depends on the version alone): read beside the last listing's first round trip. */
   let replayFrom: Promise<number> | undefined;
