@@ -18,9 +18,16 @@ export const pageInput = z.object({
 export const encodeCursor = (key: Record<string, unknown> | undefined): string | undefined =>
   key ? Buffer.from(JSON.stringify(key)).toString("base64url") : undefined;
 
+/** The attributes a cursor of a listing names: an index's keys and its table's, or a table's; a subject's position. */
+const cursorFields = (scope: Readonly<Record<string, string>>): readonly string[] =>
+  "gsi1pk" in scope ? ["gsi1pk", "gsi1sk", "pk", "sk"] : "subject" in scope ? ["subject", "after"] : ["pk", "sk"];
+
 /**
  * Decodes a cursor, checking that it stays inside the queried partition (`scope`, e.g.
- * `{ gsi1pk: "T#ten_1#device" }`): a forged cursor cannot reach another tenant's items.
+ * `{ gsi1pk: "T#ten_1#device" }`): a forged cursor cannot reach another tenant's items. And that it is shaped as the
+ * listing's keys are, exactly those attributes, each a non-empty string (every key of every table is a string): a
+ * cursor of the right partition with a field left out or added, or a number, reached the store, whose refusal answered
+ * 500 (review 92).
  */
 export function decodeCursor(cursor: string | undefined, scope: Readonly<Record<string, string>>): Record<string, unknown> | undefined {
   if (cursor === undefined) return undefined;
@@ -28,10 +35,10 @@ export function decodeCursor(cursor: string | undefined, scope: Readonly<Record<
     const key: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
     if (key && typeof key === "object" && !Array.isArray(key)) {
       const record = key as Record<string, unknown>;
-      // A store key is at most four string or number attributes (table and index keys).
-      const keyLike =
-        Object.keys(record).length <= 4 && Object.values(record).every((value) => typeof value === "string" || typeof value === "number");
-      if (keyLike && Object.entries(scope).every(([field, value]) => record[field] === value)) return record;
+      const fields = cursorFields(scope);
+      const keyShaped =
+        Object.keys(record).length === fields.length && fields.every((field) => typeof record[field] === "string" && record[field] !== "");
+      if (keyShaped && Object.entries(scope).every(([field, value]) => record[field] === value)) return record;
     }
   } catch {}
   throw invalidCursor();
