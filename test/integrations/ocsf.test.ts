@@ -117,6 +117,70 @@ describe("OCSF out of simroot", () => {
     expect(bad.json.errors.map((error: { path: string }) => error.path)).toEqual(["from"]);
   });
 
+  it("refuses a reversed window (400), and reads a window given in another offset as the same instants (review 92)", async () => {
+    const acme = await tenantClient(runtime);
+    const device = (await acme.call("POST", "/v1/devices", { imsi: "208011234567811" })).json;
+    const { tenantId: _, id: __, ...sample } = sampleFlowReport;
+    const report = { ...sample, flows: sample.flows.map((flow) => (flow.deviceId ? { ...flow, deviceId: device.id } : flow)) };
+    await recordFlows(runtime.ports, { tenantId: acme.tenant.id, actor: "pep:lyon", requestId: "req_offsets" }, report);
+    const window = (from: string, to: string) =>
+      acme.call("GET", `/v1/ocsf/events?kind=flows&from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+    // It answered 200 with nothing: the store refused the reversed range, and the stream ended as if it had no more.
+    const reversed = await window(sample.windowEnd, sample.windowStart);
+    expect([reversed.status, reversed.json?.errors?.[0]?.path]).toEqual([400, "to"]);
+    // The same window two hours east: compared as text with the reports' UTC keys, it found none.
+    const east = (iso: string) => {
+      const shifted = new Date(Date.parse(iso) + 2 * 3_600_000).toISOString();
+      return `${shifted.slice(0, 19)}+02:00`;
+    };
+    const utc = await window(sample.windowStart, sample.windowEnd);
+    const shifted = await window(east(sample.windowStart), east(sample.windowEnd));
+    expect(utc.text.trim().split("\n")).toHaveLength(2);
+    expect(shifted.text).toBe(utc.text);
+  });
+
+  it("cuts an export off, never ends it as complete, when the store fails partway (review 92)", async () => {
+    // Served over HTTP, as a SIEM or an archive reads it.
+    const served = await startTestRuntime({ port: 0 });
+    const acme = await tenantClient(served);
+    for (const imsi of ["208011234567812", "208011234567813"]) await acme.call("POST", "/v1/devices", { imsi });
+    await served.settled();
+    let queries = 0;
+    let failing = true;
+    served.ports.db.middlewareStack.add(
+      (next, context) => async (args) => {
+        const command = (context as { commandName?: string }).commandName;
+        const table = (args.input as { TableName?: string }).TableName ?? "";
+        if (failing && command === "QueryCommand" && table === served.ports.tables.audit && ++queries === 2)
+          throw Object.assign(new Error("Internal server error"), { name: "InternalServerError", $metadata: { httpStatusCode: 500 } });
+        return next(args);
+      },
+      { step: "initialize", name: "failSecondAuditQuery" },
+    );
+    try {
+      for (const path of ["/v1/ocsf/events", "/v1/audit/export"]) {
+        queries = 0;
+        const answer = await fetch(`${served.url}${path}`, { headers: { authorization: `Bearer ${acme.token}` } });
+        // Answered 200 (the first page was on its way) and then ended cleanly: a SIEM or an archive took a part for the whole.
+        const read =
+          answer.status === 200
+            ? await answer.text().then(
+                () => "complete",
+                () => "cut off",
+              )
+            : answer.status;
+        expect([path, read]).toEqual([path, "cut off"]);
+      }
+    } finally {
+      failing = false;
+      served.ports.db.middlewareStack.remove("failSecondAuditQuery");
+    }
+    // Whole again once the store is.
+    const whole = await fetch(`${served.url}/v1/audit/export`, { headers: { authorization: `Bearer ${acme.token}` } });
+    expect([whole.status, (await whole.text()).trim().split("\n").length]).toEqual([200, 3]);
+    await served.stop();
+  });
+
   it("streams each event to the SIEM's HTTPS collector as an OCSF JSON line, and fails when the collector refuses", async () => {
     const settings = { tenantId: sampleEvents[0]!.tenantId, url: `${siem.url}/services/collector/ocsf`, token: "siem-token" };
     expect(await exportEventToSiem(settings, sampleEvents[6]!)).toBe(true);

@@ -1,8 +1,8 @@
 import * as z from "zod";
 import { createRoute, OpenAPIHono } from "../route-table.ts";
 import { auditRecordSchema, listAudit, listAuditInput, moveAuditCheckpoint, SimrootError, verifyAudit } from "@simroot/core";
-import { stream } from "hono/streaming";
 import type { AppEnv, AppOptions } from "../env.ts";
+import { jsonLines } from "../json-lines.ts";
 import { requireRole } from "../middleware.ts";
 import { errorResponses, json, pageOf } from "../openapi.ts";
 
@@ -83,13 +83,12 @@ export const auditRoutes = (options: AppOptions) =>
     .openapi(exportLines, async (c) => {
       const query = c.req.valid("query");
       const { ports, ctx } = c.var;
-      c.header("content-type", "application/x-ndjson");
       c.header("content-disposition", `attachment; filename="audit-${ctx.tenantId}.jsonl"`);
-      return stream(c, async (out) => {
+      return jsonLines(c, async (write) => {
         let cursor: string | undefined;
         do {
           const page = await listAudit(ports, ctx, { ...query, limit: 500, cursor });
-          if (page.items.length > 0) await out.write(`${page.items.map((record) => JSON.stringify(record)).join("\n")}\n`);
+          if (page.items.length > 0) await write(`${page.items.map((record) => JSON.stringify(record)).join("\n")}\n`);
           cursor = page.next;
         } while (cursor);
       }) as never;

@@ -2,8 +2,8 @@
 import * as z from "zod";
 import { createRoute, OpenAPIHono } from "../route-table.ts";
 import { ocsfExport, ocsfExportInput } from "@simroot/core";
-import { stream } from "hono/streaming";
 import type { AppEnv } from "../env.ts";
+import { jsonLines } from "../json-lines.ts";
 import { requireRole } from "../middleware.ts";
 import { errorResponses } from "../openapi.ts";
 
@@ -23,10 +23,9 @@ const ocsfEvents = createRoute({
 export const ocsfRoutes = new OpenAPIHono<AppEnv>().openapi(ocsfEvents, async (c) => {
   const query = c.req.valid("query");
   const { ports, ctx } = c.var;
-  c.header("content-type", "application/x-ndjson");
-  return stream(c, async (out) => {
+  return jsonLines(c, async (write) => {
     for await (const events of ocsfExport(ports, ctx, query)) {
-      if (events.length > 0) await out.write(`${events.map((event) => JSON.stringify(event)).join("\n")}\n`);
+      if (events.length > 0) await write(`${events.map((event) => JSON.stringify(event)).join("\n")}\n`);
     }
   }) as never;
 });

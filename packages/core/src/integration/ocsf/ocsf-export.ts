@@ -21,6 +21,11 @@ export const ocsfExportInput = z
     to: z.iso.datetime({ offset: true }).optional(),
   })
   .refine((input) => input.kind !== "flows" || (input.from && input.to), { message: "flows need from and to", path: ["from"] })
+  // A reversed window answered 200 with nothing (the store refused its range partway through the stream; review 92).
+  .refine((input) => !input.from || !input.to || Date.parse(input.to) > Date.parse(input.from), {
+    message: "to is after from",
+    path: ["to"],
+  })
   .refine((input) => !input.from || !input.to || Date.parse(input.to) - Date.parse(input.from) <= 31 * 86_400_000, {
     message: "a window of at most 31 days",
     path: ["to"],
@@ -38,8 +43,10 @@ export async function* ocsfExport(ports: Ports, ctx: RequestContext, input: Ocsf
     } while (cursor);
     return;
   }
-  const from = input.from!;
-  const to = input.to!;
+  // Reports are keyed by UTC times: a bound given in another offset is the same instant in UTC (compared as text, as
+  // given, it was hours off; review 92).
+  const from = new Date(input.from!).toISOString();
+  const to = new Date(input.to!).toISOString();
   for (let day = Date.parse(from.slice(0, 10)); day <= Date.parse(to); day += 86_400_000) {
     let start: Record<string, unknown> | undefined;
     do {
