@@ -77,23 +77,36 @@ export async function listByTenant<Item>(
   return { items: (result.Items ?? []).map(parse), next: encodeCursor(result.LastEvaluatedKey) };
 }
 
-/** One page of the items of partition `pk` of a table (consistent read, in sort-key order): the lists kept per tenant and kind. */
+/**
+ * One page of the items of partition `pk` of a table (consistent read, in sort-key order): the lists kept per tenant and
+ * kind. With `shown`, only the items it passes: the page reads on past the others until it holds `limit` or the
+ * partition ends, and its cursor is the key of the last item shown, never of one held back (review 92: the store's last
+ * key read named it to the reader).
+ */
 export async function partitionPage<Item>(
   ports: Pick<Ports, "db">,
   table: string,
   pk: string,
   page: { readonly limit: number; readonly cursor?: string | undefined },
   parse: (item: Record<string, unknown>) => Item,
+  shown: (item: Record<string, unknown>) => boolean = () => true,
 ): Promise<Page<Item>> {
-  const result = await ports.db.send(
-    new QueryCommand({
-      TableName: table,
-      KeyConditionExpression: "pk = :pk",
-      ExpressionAttributeValues: { ":pk": pk },
-      Limit: page.limit,
-      ExclusiveStartKey: decodeCursor(page.cursor, { pk }),
-      ConsistentRead: true,
-    }),
-  );
-  return { items: (result.Items ?? []).map(parse), next: encodeCursor(result.LastEvaluatedKey) };
+  const items: Record<string, unknown>[] = [];
+  let start = decodeCursor(page.cursor, { pk });
+  do {
+    const result = await ports.db.send(
+      new QueryCommand({
+        TableName: table,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": pk },
+        Limit: page.limit - items.length,
+        ExclusiveStartKey: start,
+        ConsistentRead: true,
+      }),
+    );
+    items.push(...(result.Items ?? []).filter(shown));
+    start = result.LastEvaluatedKey;
+  } while (start && items.length < page.limit);
+  const last = items.at(-1);
+  return { items: items.map(parse), next: start && last ? encodeCursor({ pk: last.pk, sk: last.sk }) : undefined };
 }

@@ -16,6 +16,8 @@
  */
 import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
+import { actingRole, mayReadEvent } from "../access/event-readers.ts";
+import type { RequestContext } from "../context.ts";
 import { SimrootError } from "../error.ts";
 import type { Outcome } from "../outcome.ts";
 import { pageInput, partitionPage, type Page } from "../page.ts";
@@ -24,17 +26,32 @@ import { busDeadLetterSchema, deadLetterPartition, outboxDeadLetterRule, type Bu
 import type { BusEnvelope } from "./envelope.ts";
 import { domainEvent } from "./event.ts";
 
+/**
+ * Whether the key acting in `ctx` may be shown a dead letter: when its role may read the letter's event (review 92, as a
+ * subscription's delivery log since review 87): operators and viewers were listed every admin-only event a consumer
+ * failed, its type and subject (a key's or a source's id), and operators could hand it back.
+ */
+const mayReadLetter = (ctx: RequestContext, item: Record<string, unknown>) =>
+  mayReadEvent(actingRole(ctx), (item.envelope as BusEnvelope | undefined)?.detail ?? { type: String(item.eventType) });
+
 export const listBusDeadLetters = verb(
   pageInput,
   async (ports, ctx, input): Promise<Page<BusDeadLetter>> =>
-    partitionPage(ports, ports.tables.control, deadLetterPartition(ctx.tenantId), input, (item) => busDeadLetterSchema.parse(item)),
+    partitionPage(
+      ports,
+      ports.tables.control,
+      deadLetterPartition(ctx.tenantId),
+      input,
+      (item) => busDeadLetterSchema.parse(item),
+      (item) => mayReadLetter(ctx, item),
+    ),
 );
 
 /** Hands the dead letter back to its consumer, then forgets it (a redrive that fails again comes back as a new dead letter). */
 export const redriveBusDeadLetter = verb(z.object({ id: z.string().min(1).max(300) }), async (ports, ctx, input) => {
   const key = { pk: deadLetterPartition(ctx.tenantId), sk: input.id };
   const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: key, ConsistentRead: true }));
-  if (!Item) throw new SimrootError("dead_letter.not_found", "not_found", `No dead letter ${input.id}`);
+  if (!Item || !mayReadLetter(ctx, Item)) throw new SimrootError("dead_letter.not_found", "not_found", `No dead letter ${input.id}`);
   if (Item.rule === outboxDeadLetterRule) {
     const record = Item.record as BusDeadLetter["record"];
     throw new SimrootError(
