@@ -107,7 +107,10 @@ const ratPatterns: readonly [RegExp, string][] = [
  * once per source for 24 hours (`ingest.ts`, the idempotency records): a replay within them gets the first answer, and
  * after them its events are refused as older than 20 hours (review 89). The 4 hours between leave room for a delivery
  * Event Streams retried for its 4 hours, and bound how far ahead of our clock an event may be stamped: one stamped
- * further ahead would still be under 20 hours old when replayed once its answer is forgotten, so it is refused too.
+ * further ahead would still be under 20 hours old when replayed once its answer is forgotten, so it is refused. What
+ * that leaves (review 93): a request refused for such an event leaves no answer to give again, so its replay once the
+ * event's time has come within 4 hours of the clock (up to 20 hours after that time) is taken. It needs Twilio to have
+ * signed an event stamped over 4 hours ahead of this clock.
  */
 export const supersimMaxEventAgeHours = 20;
 export const supersimMaxEventLeadHours = idempotencyRetentionSeconds / 3600 - supersimMaxEventAgeHours;
