@@ -59,4 +59,28 @@ describe("the ingestion endpoint's cache of sources", () => {
       vi.restoreAllMocks();
     }
   }, 300_000);
+
+  it("reads the store once for a refused request when it read it for that request already (review 93)", async () => {
+    // Credentials were checked with the cached source, then once more with a fresh read before refusing (they may have
+    // rotated). When the first check read the store itself (nothing cached), the second read the same item again and
+    // ran every format's check over the body again: twice the reads and the CPU for each request naming a new id.
+    const tenant = await tenantClient(runtime, "cache-refusals");
+    const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "feed", format: "simroot" })).json;
+    const wrong = standardWebhookHeaders(`whsec_${Buffer.from("not this source's secret").toString("base64")}`, body);
+    const unknown = newId("source");
+    const reads = [countSourceReads(runtime, unknown), countSourceReads(runtime, source.id)];
+    try {
+      expect((await post(`/v1/ingest/${unknown}`, wrong)).status).toBe(401);
+      expect((await post(source.ingestPath, wrong)).status).toBe(401);
+      expect(reads.map((read) => read.counted.reads)).toEqual([1, 1]);
+      // Cached now: the cached check, and a fresh read before refusing, for the unknown id and the source alike.
+      expect((await post(`/v1/ingest/${unknown}`, wrong)).status).toBe(401);
+      expect((await post(source.ingestPath, wrong)).status).toBe(401);
+      expect(reads.map((read) => read.counted.reads)).toEqual([2, 2]);
+      // And the right credentials, cached or not, authenticate.
+      expect((await post(source.ingestPath, standardWebhookHeaders(credentials.webhookSecret, body))).status).toBe(202);
+    } finally {
+      for (const read of reads) read.stop();
+    }
+  });
 });

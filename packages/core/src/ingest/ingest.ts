@@ -16,7 +16,7 @@ import { rateLimitHeaders, takeSourceRequest } from "../access/rate-limit.ts";
 import { admitIngest } from "./backlog.ts";
 import { ingestedEvent } from "./ingested.ts";
 import { noteIngest } from "./source-health.ts";
-import { sourceAuthenticated, sourceIfAny } from "./source.ts";
+import { sourceAuthenticated, sourceCached, sourceIfAny } from "./source.ts";
 
 export interface IngestResult {
   readonly sourceId: string;
@@ -257,14 +257,18 @@ function withDefaultBearer(event: NormalizedEvent, bearer: Bearer | undefined): 
 }
 
 /**
- * Authenticates with the cached credentials, and once more with fresh ones before refusing (they may have rotated). A
+ * Authenticates with the cached credentials, and once more with fresh ones before refusing (they may have rotated;
+ * once, with fresh ones, when nothing was cached). A
  * source id that names no source is refused as a source refusing credentials, with the same reads and checks: answered
  * 404 where a source answered 401, it told anybody which source ids exist (review 83). The answer is one, whatever the
  * format's reason (a reason names the format): the reason is the error's cause, for the log.
  */
 async function authenticated(ports: Ports, adapters: Readonly<Record<IngestFormat, Adapter>>, sourceId: string, request: IngestRequest) {
   let refusal: unknown;
-  for (const fresh of [false, true]) {
+  // Fresh once: when nothing was cached, the first check read the store already (review 93: it was read again, and
+  // every format's check run again over the body, doubling what a request naming a new id costs, credentials or not).
+  const checks = sourceCached(ports, sourceId) ? [false, true] : [true];
+  for (const fresh of checks) {
     const found = await sourceIfAny(ports, sourceId, fresh);
     refusal = refusalOf(adapters, found, request);
     if (refusal === undefined && found) {

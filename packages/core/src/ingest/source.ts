@@ -266,6 +266,13 @@ export async function sourceIfAny(ports: Ports, sourceId: string, fresh = false)
   return found;
 }
 
+/** Whether `sourceIfAny` would answer for the id from this instance's cache now, without reading the store. */
+export function sourceCached(ports: Ports, sourceId: string): boolean {
+  const { verified, unverified } = cachesOf(ports);
+  const hit = verified.get(sourceId) ?? unverified.get(sourceId);
+  return hit !== undefined && hit.until > Date.now();
+}
+
 /** A request authenticated with the source `sourceIfAny` read: it joins the verified sources. */
 export function sourceAuthenticated(ports: Ports, sourceId: string): void {
   const { verified, unverified } = cachesOf(ports);
