@@ -87,12 +87,10 @@ const ruleChangeFields = {
   actions: z.array(actionSchema).min(1).max(10),
   dryRun: z.boolean().meta({ description: "record what the actions would do, do nothing" }),
   enabled: z.boolean(),
-  rateLimit: z
-    .strictObject({ max: z.number().int().min(1).max(10_000), perSeconds: z.number().int().min(1).max(86_400) })
-    .meta({
-      description:
-        "at most `max` firings per `perSeconds` (across every instance); further matches are recorded as rate-limited, at most 10 a window (or `max`, if higher), and counted beyond",
-    }),
+  rateLimit: z.strictObject({ max: z.number().int().min(1).max(10_000), perSeconds: z.number().int().min(1).max(86_400) }).meta({
+    description:
+      "at most `max` firings per `perSeconds` (across every instance); further matches are recorded as rate-limited, at most 10 a window (or `max`, if higher), and counted beyond",
+  }),
 };
 
 /** A rule's fields, with a new rule's defaults. */
