@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import { request } from "node:http";
 import { ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { countFailure, failuresSpent } from "@simroot/core/access/auth-failures";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { countSourceReads } from "./support/source-reads.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
@@ -150,6 +151,18 @@ describe("failed authentications per client address", () => {
         (await send(runtime, from, again, { method: "POST", headers: standardWebhookHeaders(wrongSecret, body), body })).status,
       );
     expect(statuses).toEqual([401, 401, 401, 429]);
+  });
+
+  it("keeps an address's spent window while first failures of ever new source ids pour in (review 93)", async () => {
+    // Each new id's first failure, held in memory, took a place among the windows this instance remembers (10,000, the
+    // least recently used forgotten): a spray of new ids made it forget that an address had spent its failures, and the
+    // address its next few failures, every 10,000 requests; and made each rate-limited key's window be written again.
+    const limit = { failures: 3, windowSeconds: 60, loopback: true };
+    const address = "192.0.2.77";
+    for (let n = 0; n < 3; n++) await countFailure(runtime.ports, address, limit);
+    expect(failuresSpent(runtime.ports, address, limit)?.code).toBe("auth.too_many_failures");
+    for (let n = 0; n < 10_001; n++) await countFailure(runtime.ports, "198.51.100.7", limit, `source:src_spray${n}`);
+    expect(failuresSpent(runtime.ports, address, limit)?.code).toBe("auth.too_many_failures");
   });
 
   it("counts an address's failures across instances: an instance refuses once the failures at all of them reach the limit", async () => {

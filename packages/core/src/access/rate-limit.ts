@@ -48,13 +48,17 @@ const limiters = new WeakMap<object, Map<string, Window>>();
 
 const counterKey = (scope: string, window: number) => ({ pk: `rate#${scope}`, sk: String(window) });
 
+/** When the current window of `rate` began (epoch ms). */
+const windowStartOf = (ports: Ports, rate: RateLimit) =>
+  Math.floor(ports.now().getTime() / (rate.windowSeconds * 1000)) * rate.windowSeconds * 1000;
+
 /** The scope's current window as this process knows it (made, and remembered, when `create`), with its decision. */
 function windowOf(ports: Ports, scope: string, rate: RateLimit, create: boolean) {
   let windows = limiters.get(ports.db);
   if (!windows) limiters.set(ports.db, (windows = new Map()));
   const now = ports.now().getTime();
   const windowMs = rate.windowSeconds * 1000;
-  const start = Math.floor(now / windowMs) * windowMs;
+  const start = windowStartOf(ports, rate);
   const id = `${scope}|${start}`;
   let window = windows.get(id);
   if (window) windows.delete(id);
@@ -70,9 +74,8 @@ function windowOf(ports: Ports, scope: string, rate: RateLimit, create: boolean)
     windowSeconds: rate.windowSeconds,
   });
   /** Counts one in the window, and adds it to the store's counter when a flush is due (then learns the others'). */
-  const count = async (holdFirst = false) => {
+  const count = async () => {
     window.pending += 1;
-    if (holdFirst && window.lastFlush === 0 && window.global === 0 && window.pending === 1) return;
     const due = window.lastFlush === 0 || window.pending >= Math.max(1, Math.floor(rate.limit / 10)) || now - window.lastFlush >= flushMs;
     if (due) await flush(ports, scope, start, rate, window);
   };
@@ -101,12 +104,30 @@ export const countedEvents = {
     return known && known.window.global + known.window.pending >= rate.limit ? known.decision(false) : undefined;
   },
   /**
-   * `holdFirst`: the scope's first event in this instance stays in memory, flushed with its second (where scopes are
-   * many and cheap to make, as a source id each: one written at its first event was a store write per id tried).
+   * `holdFirst`: the scope's first event in this instance is only noted, and counted with its second (where scopes are
+   * many and cheap to make, as a source id each: one written at its first event was a store write per id tried). The
+   * notes are kept apart from the windows, and fewer (`maxHeld`): a spray of new scopes made the windows forget an
+   * address's spent one every 10,000 ids, and each key's, whose next request wrote its counter again (review 93).
    */
-  count: (ports: Ports, scope: string, rate: RateLimit, holdFirst = false): Promise<void> =>
-    windowOf(ports, scope, rate, true)!.count(holdFirst),
+  async count(ports: Ports, scope: string, rate: RateLimit, holdFirst = false): Promise<void> {
+    if (holdFirst && !windowOf(ports, scope, rate, false)) {
+      let held = heldFirsts.get(ports.db);
+      if (!held) heldFirsts.set(ports.db, (held = new Set()));
+      const id = `${scope}|${windowStartOf(ports, rate)}`;
+      if (!held.delete(id)) {
+        held.add(id);
+        if (held.size > maxHeld) held.delete(held.values().next().value as string);
+        return;
+      }
+      windowOf(ports, scope, rate, true)!.window.pending += 1;
+    }
+    await windowOf(ports, scope, rate, true)!.count();
+  },
 };
+
+/** First events noted, not counted yet (`countedEvents.count`'s `holdFirst`), per process; the oldest forgotten. */
+const heldFirsts = new WeakMap<object, Set<string>>();
+const maxHeld = 1_000;
 
 async function flush(ports: Ports, scope: string, start: number, rate: RateLimit, window: Window): Promise<void> {
   while (window.flushing) await window.flushing;
