@@ -4,7 +4,7 @@
  * creation, a source's), its type and its subject (the key's or the source's id), and an operator could hand it back.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { recordDeadLetter, type BusEnvelope } from "@simroot/core";
+import { recordDeadLetter, recordRefusedEvent, type BusEnvelope } from "@simroot/core";
 import { committedEvents } from "./support/audit-events.ts";
 import { operatorOf } from "./support/roles.ts";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
@@ -57,5 +57,62 @@ describe("bus dead letters by role (review 92)", () => {
     expect([redrive.status, redrive.json.type]).toEqual([404, "urn:simroot:problem:dead_letter.not_found"]);
     // An admin still sees and may redrive it.
     expect((await tenant.call("GET", "/v1/bus/dead-letters?limit=100")).json.items).toHaveLength(all.length);
+  });
+
+  it("reads past a long run of hidden letters a hundred at a time, not one query each (review 94)", async () => {
+    const tenant = await tenantClient(runtime, "letters-run");
+    const operator = await operatorOf(runtime, tenant);
+    expect((await tenant.call("POST", "/v1/devices", { imsi: "208019900000011" })).status).toBe(201);
+    await runtime.settled();
+    const registered = (await committedEvents(runtime, tenant.tenant.id)).find((event) => event.type === "device.registered")!;
+    const letter = (event: typeof registered) =>
+      recordDeadLetter(runtime.ports, {
+        rule: "automation",
+        reason: "failed",
+        envelope: { source: "simroot", "detail-type": event.type, detail: event } as unknown as BusEnvelope,
+      });
+    // Letters sort by event id: one shown first, then 250 an operator may not read, then one shown.
+    await letter({ ...registered, id: "evt_A0000" });
+    for (let n = 0; n < 250; n++) await letter({ ...registered, id: `evt_B${String(n).padStart(4, "0")}`, type: "key.created" });
+    await letter({ ...registered, id: "evt_C0000" });
+    let queries = 0;
+    runtime.ports.db.middlewareStack.add(
+      (next, context) => async (args) => {
+        if ((context as { commandName?: string }).commandName === "QueryCommand") queries++;
+        return next(args);
+      },
+      { step: "initialize", name: "countLetterQueries" },
+    );
+    try {
+      const first = await operator("GET", "/v1/bus/dead-letters?limit=1");
+      queries = 0;
+      const second = await operator("GET", `/v1/bus/dead-letters?limit=1&cursor=${first.json.next}`);
+      expect(first.json.items.map((item: { eventId: string }) => item.eventId)).toEqual(["evt_A0000"]);
+      expect(second.json.items.map((item: { eventId: string }) => item.eventId)).toEqual(["evt_C0000"]);
+      // It asked for what the page lacked, one item: 251 queries for this page.
+      expect(queries).toBeLessThanOrEqual(3);
+    } finally {
+      runtime.ports.db.middlewareStack.remove("countLetterQueries");
+    }
+  });
+
+  it("judges a letter of an event the bus refused by every type it tells of (review 94)", async () => {
+    const tenant = await tenantClient(runtime, "letters-refused");
+    const operator = await operatorOf(runtime, tenant);
+    // A rule's firing record about a key's creation, which the bus refused: no event kept, its subject the key's id.
+    const record = {
+      tenantId: tenant.tenant.id,
+      eventId: "evt_01M900000000000000000000AA",
+      action: "automation.fired",
+      subject: "key_01M900000000000000000000AA",
+      shard: 0,
+      seq: 1,
+      data: { ruleId: "rul_1", eventType: "key.created", outcome: "fired", actions: [] },
+    };
+    expect(await recordRefusedEvent(runtime.ports, { record, reason: "EntryTooLarge" })).toBe(true);
+    const asOperator = (await operator("GET", "/v1/bus/dead-letters?limit=100")).json.items as { eventId: string }[];
+    expect(asOperator.map((letter) => letter.eventId)).not.toContain(record.eventId);
+    const asAdmin = (await tenant.call("GET", "/v1/bus/dead-letters?limit=100")).json.items as { eventId: string }[];
+    expect(asAdmin.map((letter) => letter.eventId)).toContain(record.eventId);
   });
 });

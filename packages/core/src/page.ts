@@ -91,22 +91,53 @@ export async function partitionPage<Item>(
   parse: (item: Record<string, unknown>) => Item,
   shown: (item: Record<string, unknown>) => boolean = () => true,
 ): Promise<Page<Item>> {
+  const { items, next } = await shownPage(
+    page.limit,
+    decodeCursor(page.cursor, { pk }),
+    (start, limit) =>
+      ports.db.send(
+        new QueryCommand({
+          TableName: table,
+          KeyConditionExpression: "pk = :pk",
+          ExpressionAttributeValues: { ":pk": pk },
+          Limit: limit,
+          ExclusiveStartKey: start,
+          ConsistentRead: true,
+        }),
+      ),
+    shown,
+  );
+  return { items: items.map(parse), next };
+}
+
+type StartKey = Record<string, unknown> | undefined;
+
+/**
+ * Up to `limit` items that `shown` passes, read from `start` by `read` (a query of one partition, in its order), and the
+ * cursor after them: the key of the last item shown, never of one held back, and none once the partition is read to
+ * its end. Each read asks for at least 100 items: asking for what the page still lacked, a page nearly full read one
+ * hidden item a query (review 94: 3,000 hidden deliveries after 49 shown took 3,001 queries).
+ */
+export async function shownPage(
+  limit: number,
+  start: StartKey,
+  read: (start: StartKey, limit: number) => Promise<{ Items?: Record<string, unknown>[]; LastEvaluatedKey?: StartKey }>,
+  shown: (item: Record<string, unknown>) => boolean,
+): Promise<{ items: Record<string, unknown>[]; next: string | undefined }> {
   const items: Record<string, unknown>[] = [];
-  let start = decodeCursor(page.cursor, { pk });
+  let more = false;
   do {
-    const result = await ports.db.send(
-      new QueryCommand({
-        TableName: table,
-        KeyConditionExpression: "pk = :pk",
-        ExpressionAttributeValues: { ":pk": pk },
-        Limit: page.limit - items.length,
-        ExclusiveStartKey: start,
-        ConsistentRead: true,
-      }),
-    );
-    items.push(...(result.Items ?? []).filter(shown));
+    const result = await read(start, Math.max(limit, 100));
+    for (const item of result.Items ?? []) {
+      if (!shown(item)) continue;
+      if (items.length === limit) {
+        more = true;
+        break;
+      }
+      items.push(item);
+    }
     start = result.LastEvaluatedKey;
-  } while (start && items.length < page.limit);
+  } while (start && !more && items.length < limit);
   const last = items.at(-1);
-  return { items: items.map(parse), next: start && last ? encodeCursor({ pk: last.pk, sk: last.sk }) : undefined };
+  return { items, next: (more || start) && last ? encodeCursor({ pk: last.pk, sk: last.sk }) : undefined };
 }

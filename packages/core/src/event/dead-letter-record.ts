@@ -6,6 +6,7 @@
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
+import { typesToldBy } from "../access/event-readers.ts";
 import { applierQueue } from "../platform/limits.ts";
 import { isQueued, type RuleName } from "../platform/rules.ts";
 import type { AuditRecord } from "../ledger/audit-record.ts";
@@ -78,11 +79,14 @@ export async function recordDeadLetter(
  */
 export async function recordRefusedEvent(
   ports: Pick<Ports, "db" | "tables"> & Partial<Pick<Ports, "now">>,
-  letter: { readonly record: Pick<AuditRecord, "tenantId" | "eventId" | "action" | "subject" | "shard" | "seq">; readonly reason: string },
+  letter: {
+    readonly record: Pick<AuditRecord, "tenantId" | "eventId" | "action" | "subject" | "shard" | "seq"> & { readonly data?: unknown };
+    readonly reason: string;
+  },
 ): Promise<boolean> {
   const { record } = letter;
   const now = ports.now?.() ?? new Date();
-  const item: BusDeadLetter = {
+  const item: BusDeadLetter & { toldTypes: string[] } = {
     id: letterId(record.eventId, outboxDeadLetterRule),
     rule: outboxDeadLetterRule,
     eventId: record.eventId,
@@ -90,6 +94,9 @@ export async function recordRefusedEvent(
     subject: record.subject,
     reason: letter.reason.slice(0, 1000),
     record: { shard: record.shard, seq: record.seq },
+    // What the event tells of (its type, and the type of an event it records something about): kept without the event,
+    // so that a letter is shown only to a role that may read all of them (review 94).
+    toldTypes: typesToldBy({ type: record.action, data: record.data }),
     deadAt: now.toISOString(),
     expiresAt: Math.floor(now.getTime() / 1000) + deadLetterRetentionSeconds,
   };

@@ -31,8 +31,14 @@ import { domainEvent } from "./event.ts";
  * subscription's delivery log since review 87): operators and viewers were listed every admin-only event a consumer
  * failed, its type and subject (a key's or a source's id), and operators could hand it back.
  */
-const mayReadLetter = (ctx: RequestContext, item: Record<string, unknown>) =>
-  mayReadEvent(actingRole(ctx), (item.envelope as BusEnvelope | undefined)?.detail ?? { type: String(item.eventType) });
+const mayReadLetter = (ctx: RequestContext, item: Record<string, unknown>) => {
+  const event = (item.envelope as BusEnvelope | undefined)?.detail;
+  if (event) return mayReadEvent(actingRole(ctx), event);
+  // A letter of an event the bus refused keeps the types it tells of, not the event (review 94: judged by its own type
+  // alone, a firing's record about a `key.created` was shown to operators, with the key's id).
+  const told = Array.isArray(item.toldTypes) ? item.toldTypes.map(String) : [String(item.eventType)];
+  return told.every((type) => mayReadEvent(actingRole(ctx), { type }));
+};
 
 export const listBusDeadLetters = verb(
   pageInput,

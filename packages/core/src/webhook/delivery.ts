@@ -25,7 +25,7 @@ import { actingRole, mayReadEvent } from "../access/event-readers.ts";
 import { SimrootError } from "../error.ts";
 import type { BusEnvelope } from "../event/envelope.ts";
 import { matchesPattern } from "../event/pattern.ts";
-import { decodeCursor, encodeCursor, pageInput, type Page } from "../page.ts";
+import { decodeCursor, pageInput, shownPage, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 import { signedHeaders } from "./sign.ts";
@@ -626,27 +626,23 @@ export const listDeliveries = verb(pageInput.extend({ webhookId: z.string() }), 
   if (!(await readWebhook(ports, ctx.tenantId, input.webhookId)))
     throw new SimrootError("webhook.not_found", "not_found", `No webhook ${input.webhookId}`);
   const pk = deliveryKey(ctx.tenantId, input.webhookId, "").pk;
-  const shown: Record<string, unknown>[] = [];
-  let start = decodeCursor(input.cursor, { pk });
-  do {
-    const result = await ports.db.send(
-      new QueryCommand({
-        TableName: ports.tables.automation,
-        KeyConditionExpression: "pk = :pk",
-        ExpressionAttributeValues: { ":pk": pk },
-        Limit: input.limit - shown.length,
-        ScanIndexForward: false,
-        ExclusiveStartKey: start,
-      }),
-    );
-    shown.push(...(result.Items ?? []).filter((item) => mayReadEvent(actingRole(ctx), eventOf(item as DeliveryItem))));
-    start = result.LastEvaluatedKey;
-  } while (start && shown.length < input.limit);
-  const last = shown.at(-1);
-  return {
-    items: shown.map((item) => deliverySchema.parse(item)),
-    next: start && last ? encodeCursor({ pk: last.pk, sk: last.sk }) : undefined,
-  };
+  const { items, next } = await shownPage(
+    input.limit,
+    decodeCursor(input.cursor, { pk }),
+    (start, limit) =>
+      ports.db.send(
+        new QueryCommand({
+          TableName: ports.tables.automation,
+          KeyConditionExpression: "pk = :pk",
+          ExpressionAttributeValues: { ":pk": pk },
+          Limit: limit,
+          ScanIndexForward: false,
+          ExclusiveStartKey: start,
+        }),
+      ),
+    (item) => mayReadEvent(actingRole(ctx), eventOf(item as DeliveryItem)),
+  );
+  return { items: items.map((item) => deliverySchema.parse(item)), next };
 });
 
 /** Sends a delivery again (whatever its status): pending, due now, with the same `webhook-id`. */
