@@ -79,7 +79,7 @@ describe("forged snapshot cursors into the binding table partitions", () => {
       south.push((await admin.call("POST", "/v1/devices", { imsi, labels: { site: "south" } })).json.id as string);
     await runtime.settled();
     // Those changes out of any later snapshot's replay window (`snapshotReplaySeconds` before its version's time).
-    await sleep((snapshotReplaySeconds + 1) * 1000);
+    await sleep((snapshotReplaySeconds + 3) * 1000);
     expect((await admin.call("POST", "/v1/devices", { imsi: "208015500000003", labels: { site: "north" } })).status).toBe(201);
     await runtime.settled();
     const north = (await admin.call("POST", "/v1/keys", { name: "north", role: "pep", selector: "site=north" })).json.token as string;

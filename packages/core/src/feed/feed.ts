@@ -323,6 +323,28 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
   });
 }
 
+/**
+ * The lowest replay position a genuine snapshot of `version` can hand out: where its replay would begin had it begun at
+ * the version's own time, less `replayFloorSlackMs` for a clock behind the version's (review 94: a snapshot begun on an
+ * instance whose clock was behind counts back from its own time, below the version's; 2 s, the clock skew the feed's
+ * signed heads tolerate). Depends on the version alone:
+ * kept per process (`maxReplayFloors`), as each replay page checks it (a scan of the window's versions each time).
+ */
+async function replayFloor(ports: Ports, tenantId: string, version: number): Promise<number> {
+  let floors = replayFloors.get(ports.db);
+  if (!floors) replayFloors.set(ports.db, (floors = new Map()));
+  const key = `${ports.tables.audit}|${tenantId}|${version}`;
+  const known = floors.get(key);
+  if (known !== undefined) return known;
+  const floor = await replayStart(ports, tenantId, version, 0, replayFloorSlackMs);
+  floors.set(key, floor);
+  if (floors.size > maxReplayFloors) floors.delete(floors.keys().next().value as string);
+  return floor;
+}
+const replayFloors = new WeakMap<object, Map<string, number>>();
+const maxReplayFloors = 1_000;
+const replayFloorSlackMs = 2_000;
+
 const invalidReplayPosition = () =>
   new SimrootError("request.invalid_cursor", "input", "The cursor is not one this feed returned", {
     issues: [{ path: "cursor", message: "a replay position outside the snapshot's replay window" }],
@@ -391,7 +413,7 @@ export async function feedSnapshot(
   // And one inside the replay's window, where a snapshot of this version could have begun its replay (with its time at
   // the earliest: `began` then counts from the version's own time): a position from further back replayed every change
   // since, to a key narrowed to one site as removals of the other sites' devices and addresses (review 92).
-  if (replayed !== undefined && replayed < (await replayStart(ports, tenantId, state.version, 0))) throw invalidReplayPosition();
+  if (replayed !== undefined && replayed < (await replayFloor(ports, tenantId, state.version))) throw invalidReplayPosition();
   const listing = phase === "replay" ? undefined : snapshotListing(ports, tenantId, { phase, stripe, start }, !cursor);
   /** Where the replay starts (it depends on the version alone): read beside the last listing's first round trip. */
   let replayFrom: Promise<number> | undefined;

@@ -25,8 +25,14 @@ export const snapshotReplaySeconds = 10;
  * the window covers. A cursor's time is the client's to send: it counts from no earlier than the version's own time
  * (so a forged one cannot make this read the whole trail) and no later than now.
  */
-export async function replayStart(ports: Ports, tenantId: string, version: number, began: number | undefined): Promise<number> {
-  const windowMs = snapshotReplaySeconds * 1000;
+export async function replayStart(
+  ports: Ports,
+  tenantId: string,
+  version: number,
+  began: number | undefined,
+  slackMs = 0,
+): Promise<number> {
+  const windowMs = snapshotReplaySeconds * 1000 + slackMs;
   const now = ports.now().getTime();
   let start: Record<string, unknown> | undefined;
   let oldest = version;
