@@ -22,8 +22,9 @@ export const ocsfExportInput = z
   })
   .refine((input) => input.kind !== "flows" || (input.from && input.to), { message: "flows need from and to", path: ["from"] })
   // A reversed window answered 200 with nothing (the store refused its range partway through the stream; review 92).
-  .refine((input) => !input.from || !input.to || Date.parse(input.to) > Date.parse(input.from), {
-    message: "to is after from",
+  // An empty one (to = from, a poller's next window before time moved) is answered empty, as ever.
+  .refine((input) => !input.from || !input.to || Date.parse(input.to) >= Date.parse(input.from), {
+    message: "to is not before from",
     path: ["to"],
   })
   .refine((input) => !input.from || !input.to || Date.parse(input.to) - Date.parse(input.from) <= 31 * 86_400_000, {
