@@ -72,7 +72,7 @@ async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, 
   if (!stored) throw new SimrootError("device.not_found", "not_found", `No device ${deviceId}`);
   const { device, history } = stored;
   const admitted = admission(history, fact);
-  if (admitted !== "new") return { value: { outcome: admitted, deviceId, changes: [] }, events: [] };
+  if (admitted === "duplicate" || admitted === "stale") return { value: { outcome: admitted, deviceId, changes: [] }, events: [] };
 
   const settings = await foldSettingsOf(ports, device);
   const nextHistory = remember(history, fact, settings);

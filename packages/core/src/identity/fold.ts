@@ -4,7 +4,9 @@
  * order therefore never matters: any interleaving, duplication or reordering of the same
  * facts folds to the same state as in-order delivery. The history keeps a bounded window of
  * recent facts; older ones are folded into a checkpoint, and a fact older than the
- * checkpoint is stale (it changes nothing).
+ * checkpoint is stale (it changes nothing), unless it takes access away (a revocation, a
+ * hold: `admission`'s `late`), which is folded into the checkpoint: the one place where
+ * arrival order can matter, and then only on the side of less access.
  */
 import type { Bearer } from "../catalogue/catalogue.ts";
 import { countryOfMcc } from "../catalogue/mcc.ts";
@@ -25,7 +27,18 @@ export interface History {
   readonly facts: readonly Fact[];
 }
 
-export type Admission = "new" | "duplicate" | "stale";
+/** `late`: a fact that takes access away, dated before the checkpoint: folded into it (`remember`), never stale. */
+export type Admission = "new" | "late" | "duplicate" | "stale";
+
+/**
+ * Facts that only take access away: a revocation (terminal, whenever it is dated) and a hold (it stands until a later
+ * fact of its side lifts it). Dated before the checkpoint, they were stale and dropped, unrecorded (review 95: an
+ * operator's revocation delayed behind 32 later facts, or behind 32 a source stamped ahead within its allowed skew,
+ * was accepted and lost). Folded into the checkpoint instead: the facts the checkpoint holds that came after it are
+ * not folded again, so a hold lifted among them stands (the safe side), until its side lifts it again.
+ */
+const takesAccessAway = (fact: Fact) =>
+  fact.type === "device.revoked" || fact.type === "device.suspended" || fact.type === "device.quarantined";
 
 export function admission(history: History, fact: Fact): Admission {
   if (history.facts.some((known) => known.key === fact.key)) return "duplicate";
@@ -35,14 +48,17 @@ export function admission(history: History, fact: Fact): Admission {
     // checkpoint, an unsequenced one's place is behind it (so is a redelivery of one that left).
     return history.seqCutoff !== undefined || before(fact, history.profileTimeCutoff) ? "stale" : "new";
   }
-  return before(fact, history.timeCutoff) ? "stale" : "new";
+  if (!before(fact, history.timeCutoff)) return "new";
+  return takesAccessAway(fact) ? "late" : "stale";
 }
 
 const before = (fact: Fact, cutoff: { readonly at: string; readonly key: string } | undefined) =>
   cutoff !== undefined && byTime(fact, { ...fact, at: cutoff.at, key: cutoff.key }) <= 0;
 
-/** Adds a new fact and moves what falls out of the window into the checkpoint. */
+/** Adds a new fact and moves what falls out of the window into the checkpoint; a late one goes into it at once. */
 export function remember(history: History, fact: Fact, settings: FoldSettings): History {
+  if (!isProfileFact(fact) && before(fact, history.timeCutoff))
+    return { ...history, checkpoint: foldFacts(history.checkpoint, [fact], settings) };
   const timeFacts = [...history.facts.filter((known) => !isProfileFact(known)), ...(isProfileFact(fact) ? [] : [fact])].sort(byTime);
   const profileFacts = [...history.facts.filter(isProfileFact), ...(isProfileFact(fact) ? [fact] : [])].sort(bySequence);
   let checkpoint = history.checkpoint;
