@@ -5,6 +5,7 @@
  * an address fail N times the limit on N instances, and did not run in AWS at all).
  */
 import { randomBytes } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { request } from "node:http";
 import { ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -73,8 +74,18 @@ function send(
 
 const wrongKey = { authorization: "Bearer sr_key_wrong" };
 
+/**
+ * Waits, when the minute is about to end, for the next one: the limit counts in fixed windows of 60 s aligned to the
+ * clock, and a test whose failures straddled two windows saw its last one counted in a new window (401, not 429).
+ */
+async function awayFromWindowEdge(seconds = 10) {
+  const intoMinute = Date.now() % 60_000;
+  if (intoMinute > 60_000 - seconds * 1000) await sleep(60_000 - intoMinute + 100);
+}
+
 describe("failed authentications per client address", () => {
   it("past the limit, an address is answered 429 with Retry-After before anything is read, for any key", async () => {
+    await awayFromWindowEdge();
     const tenant = await tenantClient(runtime, "limited");
     const from = "127.0.0.3";
     expect([
@@ -103,6 +114,7 @@ describe("failed authentications per client address", () => {
   });
 
   it("counts a source's failed deliveries apart from every other source's, before anything of the source is read", async () => {
+    await awayFromWindowEdge();
     // Providers post every customer's webhooks from shared addresses: one failing source there must not stop the others.
     const tenant = await tenantClient(runtime, "sources");
     const failing = (await tenant.call("POST", "/v1/sources", { name: "rotated", format: "simroot" })).json;
@@ -127,6 +139,7 @@ describe("failed authentications per client address", () => {
   });
 
   it("writes nothing for a delivery to a source id tried once: spraying ids that name no source costs the store no write", async () => {
+    await awayFromWindowEdge();
     // Each id was a scope of its own, and its first failure was written to the store at once: one counter item per
     // request, which no limit bounded (a new id is never spent), from a client that holds no credential at all.
     const from = "127.0.0.6";
@@ -154,6 +167,7 @@ describe("failed authentications per client address", () => {
   });
 
   it("keeps an address's spent window while first failures of ever new source ids pour in (review 93)", async () => {
+    await awayFromWindowEdge();
     // Each new id's first failure, held in memory, took a place among the windows this instance remembers (10,000, the
     // least recently used forgotten): a spray of new ids made it forget that an address had spent its failures, and the
     // address its next few failures, every 10,000 requests; and made each rate-limited key's window be written again.
@@ -166,6 +180,7 @@ describe("failed authentications per client address", () => {
   });
 
   it("counts an address's failures across instances: an instance refuses once the failures at all of them reach the limit", async () => {
+    await awayFromWindowEdge();
     const wrong = (instance: TestRuntime) => send(instance, "127.0.0.2", "/v1/devices", { headers: wrongKey });
     expect([(await wrong(runtime)).status, (await wrong(runtime)).status]).toEqual([401, 401]);
     // The third failure, at the other instance: counting it there learns the first instance's two.
