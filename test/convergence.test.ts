@@ -50,6 +50,16 @@ const historyArb = fc
     })),
   ]);
 
+/** An identity with its holds' source ids named alike: each history is delivered by a source of its own tenant. */
+function sourcesNamedAlike(identity: { holds?: { sources?: Record<string, unknown> } }) {
+  const sources = identity.holds?.sources;
+  if (!sources) return identity;
+  return {
+    ...identity,
+    holds: { ...identity.holds, sources: Object.fromEntries(Object.values(sources).map((hold, n) => [`source ${n}`, hold])) },
+  };
+}
+
 /** A fresh tenant with a device and a simroot-format source; `deliver` posts signed batches. */
 async function tenantWithDevice() {
   const tenant = await tenantClient(runtime);
@@ -101,7 +111,7 @@ describe("convergence through the whole pipeline (property)", () => {
           const expected = await ordered.identity();
           const actual = await disordered.identity();
           expect(actual.state).toBe(expected.state);
-          expect(actual.identity).toEqual(expected.identity);
+          expect(sourcesNamedAlike(actual.identity)).toEqual(sourcesNamedAlike(expected.identity));
         },
       ),
       { numRuns: 15 },

@@ -32,7 +32,7 @@ async function setup(imsi: string, registration: Record<string, unknown> = {}) {
     const answer = await tenant.call("POST", `/v1/devices/${id}/${action}`, { reason: `admin: ${action}` });
     expect(answer.status, answer.text).toBe(200);
   };
-  return { report, state, act };
+  return { report, state, act, tenant };
 }
 
 describe("holds", () => {
@@ -71,6 +71,25 @@ describe("holds", () => {
   it("lets simroot's reinstatement lift the operator's hold too (review 60: a CAMARA SIM-swap suspension, which no report lifts, held for good)", async () => {
     const { report, state, act } = await setup("208019990000004");
     await report(fact("device.suspended", "208019990000004", { reason: "sim swap reported by operator" }));
+    expect(await state()).toBe("suspended");
+    await act("reinstate");
+    expect(await state()).toBe("active");
+  });
+
+  it("lets a source lift only its own hold: another source's report of the SIM active again lifts nothing (review 95)", async () => {
+    // Every source was one "operator" side: a CAMARA source's SIM-swap suspension, which waits for a person, was lifted by
+    // a Data Streamer's "SIM activation" for the same SIM (or any source of the tenant reporting a reinstatement).
+    const imsi = "208019990000010";
+    const { report: first, state, act, tenant } = await setup(imsi);
+    const second = await simrootSource(runtime, tenant);
+    await first(fact("device.suspended", imsi, { reason: "SIM swap reported" }));
+    expect(await state()).toBe("suspended");
+    await second(fact("device.reinstated", imsi, { reason: "SIM activation" }));
+    expect(await state()).toBe("suspended");
+    // Its own source lifts it; so does simroot (an admin, a rule).
+    await first(fact("device.reinstated", imsi, { reason: "swap confirmed" }));
+    expect(await state()).toBe("active");
+    await second(fact("device.suspended", imsi, { reason: "unpaid" }));
     expect(await state()).toBe("suspended");
     await act("reinstate");
     expect(await state()).toBe("active");

@@ -1004,7 +1004,7 @@ export interface components {
             state: "active" | "suspended" | "quarantined" | "revoked";
             stateReason?: string;
             stateAt: string;
-            /** @description simroot's hold and the operator's: an operator's report lifts only its own */
+            /** @description simroot's hold and each ingestion source's (`sources`, by source id; `operator`: one kept before holds were kept per source): a source's report lifts only its own */
             holds?: {
                 simroot?: {
                     /** @enum {string} */
@@ -1017,6 +1017,14 @@ export interface components {
                     state: "suspended" | "quarantined";
                     reason?: string;
                     at: string;
+                };
+                sources?: {
+                    [key: string]: {
+                        /** @enum {string} */
+                        state: "suspended" | "quarantined";
+                        reason?: string;
+                        at: string;
+                    };
                 };
             };
             imei?: string;

@@ -107,9 +107,13 @@ function setLifecycle(state: IdentityState, next: IdentityState["state"], reason
   state.stateAt = at;
 }
 
-/** Who a fact speaks for: an action taken through simroot (an admin, an automation rule) or the operator's report. */
-const sideOf = (fact: Fact): Side => (fact.key.startsWith("api|") ? "simroot" : "operator");
-type Side = keyof NonNullable<IdentityState["holds"]>;
+/**
+ * Who a fact speaks for: an action taken through simroot (an admin, an automation rule), or the report of the source
+ * that sent it (its key is `<source id>|<dedupe key>`; `api|` for simroot's own).
+ */
+const sideOf = (fact: Fact): Side =>
+  fact.key.startsWith("api|") ? "simroot" : { source: fact.key.slice(0, Math.max(0, fact.key.indexOf("|"))) };
+type Side = "simroot" | "operator" | { readonly source: string };
 
 const strictness = { suspended: 2, quarantined: 1 } as const;
 
@@ -120,10 +124,16 @@ const strictness = { suspended: 2, quarantined: 1 } as const;
  */
 function setHold(state: IdentityState, side: Side, hold: Hold | undefined, reason: string | undefined, at: string) {
   if (state.state === "revoked") return;
-  const holds = { ...state.holds };
-  if (hold) holds[side] = hold;
-  else delete holds[side];
-  const held = [holds.simroot, holds.operator].filter((each): each is Hold => each !== undefined);
+  const holds = { ...state.holds, ...(state.holds?.sources ? { sources: { ...state.holds.sources } } : {}) };
+  if (typeof side === "string") {
+    if (hold) holds[side] = hold;
+    else delete holds[side];
+  } else if (hold) holds.sources = { ...holds.sources, [side.source]: hold };
+  else if (holds.sources) {
+    delete holds.sources[side.source];
+    if (Object.keys(holds.sources).length === 0) delete holds.sources;
+  }
+  const held = [holds.simroot, holds.operator, ...Object.values(holds.sources ?? {})].filter((each): each is Hold => each !== undefined);
   if (held.length === 0) {
     delete state.holds;
     if (state.state !== "active") setLifecycle(state, "active", reason, at);
@@ -214,10 +224,13 @@ function applyTimeFact(state: IdentityState, fact: Fact, settings: FoldSettings)
       );
       return;
     case "device.reinstated":
-      // An operator's report of the SIM active again (a Data Streamer "SIM activation") lifts the operator's hold only,
-      // never a quarantine an admin, a rule or the IMEI lock imposed. simroot's reinstatement (an admin's, a rule's)
-      // lifts both: some operator holds are never lifted by a report (a CAMARA SIM swap waits for someone to confirm).
-      if (sideOf(fact) === "simroot") setHold(state, "operator", undefined, fact.data.reason, fact.at);
+      // A source's report of the SIM active again (a Data Streamer "SIM activation") lifts that source's hold only
+      // (and one kept before holds were kept per source, as any source's did then), never another source's (review 95)
+      // nor a quarantine an admin, a rule or the IMEI lock imposed. simroot's reinstatement (an admin's, a rule's)
+      // lifts them all: some holds are never lifted by a report (a CAMARA SIM swap waits for someone to confirm).
+      if (sideOf(fact) === "simroot")
+        for (const source of Object.keys(state.holds?.sources ?? {})) setHold(state, { source }, undefined, fact.data.reason, fact.at);
+      setHold(state, "operator", undefined, fact.data.reason, fact.at);
       setHold(state, sideOf(fact), undefined, fact.data.reason, fact.at);
       return;
     default:

@@ -73,13 +73,22 @@ export const identityStateSchema = z
     stateAt: z.string(),
     /**
      * The holds `state` derives from (absent when there is none): simroot's (an admin, an automation rule, the IMEI
-     * lock) and the operator's (its reports). An operator's report lifts only the operator's; simroot's reinstatement
-     * lifts both. With both, the stricter decides.
+     * lock) and each ingestion source's (`sources`, by source id). A source's report lifts only its own hold (review
+     * 95: every source was one side, and one source's report lifted another's SIM-swap suspension); simroot's
+     * reinstatement lifts all. `operator`: a source's hold folded before they were kept per source, which any source
+     * lifts, as then. With several, the strictest decides.
      */
     holds: z
-      .object({ simroot: holdSchema.optional(), operator: holdSchema.optional() })
+      .object({
+        simroot: holdSchema.optional(),
+        operator: holdSchema.optional(),
+        sources: z.record(z.string(), holdSchema).optional(),
+      })
       .optional()
-      .meta({ description: "simroot's hold and the operator's: an operator's report lifts only its own" }),
+      .meta({
+        description:
+          "simroot's hold and each ingestion source's (`sources`, by source id; `operator`: one kept before holds were kept per source): a source's report lifts only its own",
+      }),
     imei: z.string().optional(),
     sessions: z.partialRecord(bearerSchema, sessionSchema),
     roaming: z.object({ roaming: z.boolean(), mcc: z.string().optional(), country: z.string().optional(), since: z.string() }).optional(),
