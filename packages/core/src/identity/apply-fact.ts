@@ -104,7 +104,15 @@ async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, 
   ];
   const leases = distinctEdges([...leaseChanges(before, after, fact.at), ...(absorbed?.leases ?? [])]);
   const revoking = next.state === "revoked" && device.state !== "revoked";
-  const bindings = await bindingChanges(ports, device, bindingsOf(before), bindingsOf(after), now.toISOString(), revoking);
+  const bindings = await bindingChanges(
+    ports,
+    device,
+    bindingsOf(before),
+    bindingsOf(after),
+    now.toISOString(),
+    revoking,
+    sessionTimes(after),
+  );
   // After the bindings, so that theirs are the write indices `positioned` names.
   // A revoked device's view names the addresses it released: a PEP that learns the revocation from a snapshot (which
   // lists no released binding) still knows them as the revoked device's (no break-glass for it while its feed is stale).
@@ -371,7 +379,23 @@ const nextRevision = (item: Record<string, unknown> | undefined, now: string) =>
  * address's changes are ordered by revision whichever device, and so whichever ledger shard, records them
  * (ledger/cut.ts).
  */
-async function bindingChanges(ports: Ports, device: Device, before: Bindings, after: Bindings, now: string, revoking: boolean) {
+/** When the session holding each of a state's addresses began (its fact's time). */
+function sessionTimes(state: IdentityState): Map<string, string> {
+  const times = new Map<string, string>();
+  for (const session of Object.values(state.sessions))
+    for (const address of [session?.ipv4, session?.ipv6]) if (address && session) times.set(address, session.since);
+  return times;
+}
+
+async function bindingChanges(
+  ports: Ports,
+  device: Device,
+  before: Bindings,
+  after: Bindings,
+  now: string,
+  revoking: boolean,
+  sessionsBegan: ReadonlyMap<string, string> = new Map(),
+) {
   const bound = [...after].filter(([address, binding]) => {
     const previous = before.get(address);
     return !previous || previous.bearer !== binding.bearer || previous.apn !== binding.apn;
@@ -403,10 +427,30 @@ async function bindingChanges(ports: Ports, device: Device, before: Bindings, af
   const revokedHolders = new Map<string, string[]>();
   for (const [address, binding] of bound) {
     const previous = current.get(address)?.item;
+    const sessionAt = sessionsBegan.get(address);
+    // Held by another device in a session that began later: a late attach does not take it (review 95: an hour-old
+    // attach delivered late took the address from the device holding it now, and its detach then released it).
+    // Bindings written before this rule have no `sessionAt`, and are taken as before.
+    if (
+      typeof previous?.deviceId === "string" &&
+      previous.deviceId !== device.id &&
+      typeof previous.sessionAt === "string" &&
+      sessionAt !== undefined &&
+      previous.sessionAt > sessionAt
+    )
+      continue;
     if (typeof previous?.revokedDevice === "string" && previous.deviceId === undefined && previous.revokedDevice !== device.id)
       revokedHolders.set(previous.revokedDevice, [...(revokedHolders.get(previous.revokedDevice) ?? []), address]);
     const rev = nextRevision(previous, now);
-    written(address, { ...bindingKey(device.tenantId, address), deviceId: device.id, address, ...binding, since: now, rev });
+    written(address, {
+      ...bindingKey(device.tenantId, address),
+      deviceId: device.id,
+      address,
+      ...binding,
+      since: now,
+      ...(sessionAt === undefined ? {} : { sessionAt }),
+      rev,
+    });
     feed.push({ kind: "binding", key: address, value: { deviceId: device.id, address, ...binding }, rev });
   }
   for (const address of given) {
