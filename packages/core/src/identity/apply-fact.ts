@@ -23,7 +23,7 @@ import { writeTransaction, type TransactItem } from "../store/transaction.ts";
 import { bindingsOf, diffStates } from "./diff.ts";
 import type { Fact } from "./fact.ts";
 import { absorbedSessionEnd, distinctEdges, leaseChanges } from "./lease.ts";
-import { admission, currentState, remember } from "./fold.ts";
+import { admission, currentState, keyedByContent, remember } from "./fold.ts";
 import type { FoldSettings, IdentityState } from "./identity-state.ts";
 
 export type FactOutcome = "applied" | "duplicate" | "stale";
@@ -67,10 +67,11 @@ export async function applyFact(
   }
 }
 
-async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, fact: Fact, cause: Record<string, unknown>) {
+async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, reported: Fact, cause: Record<string, unknown>) {
   const stored = await recentDevice(ports, ctx.tenantId, deviceId);
   if (!stored) throw new SimrootError("device.not_found", "not_found", `No device ${deviceId}`);
   const { device, history } = stored;
+  const fact = keyedByContent(history, reported);
   const admitted = admission(history, fact);
   if (admitted === "duplicate" || admitted === "stale") return { value: { outcome: admitted, deviceId, changes: [] }, events: [] };
 

@@ -8,8 +8,10 @@
  * hold: `admission`'s `late`), which is folded into the checkpoint: the one place where
  * arrival order can matter, and then only on the side of less access.
  */
+import { createHash } from "node:crypto";
 import type { Bearer } from "../catalogue/catalogue.ts";
 import { countryOfMcc } from "../catalogue/mcc.ts";
+import { canonicalJson } from "../ledger/chain.ts";
 import { bySequence, byTime, isProfileFact, type Fact } from "./fact.ts";
 import { unpaddedProfiles, type FoldSettings, type Hold, type IdentityState, type Session } from "./identity-state.ts";
 
@@ -39,6 +41,19 @@ export type Admission = "new" | "late" | "duplicate" | "stale";
  */
 const takesAccessAway = (fact: Fact) =>
   fact.type === "device.revoked" || fact.type === "device.suspended" || fact.type === "device.quarantined";
+
+/**
+ * The fact as the device's window should know it: with its own key, or, when the window knows that key for a fact that
+ * says something else, with a key made distinct by its content (review 95: a fact posted first under the key a
+ * source's next report would carry, Data Streamer's sequential record ids, made that report a duplicate, and a
+ * revocation was dropped). A true redelivery says the same, and is a duplicate as before.
+ */
+export function keyedByContent(history: History, fact: Fact): Fact {
+  const known = history.facts.find((each) => each.key === fact.key);
+  if (!known || contentOf(known) === contentOf(fact)) return fact;
+  return { ...fact, key: `${fact.key}#${createHash("sha256").update(contentOf(fact)).digest("base64url").slice(0, 16)}` };
+}
+const contentOf = (fact: Fact) => canonicalJson({ type: fact.type, at: fact.at, seq: fact.seq ?? null, data: fact.data });
 
 export function admission(history: History, fact: Fact): Admission {
   if (history.facts.some((known) => known.key === fact.key)) return "duplicate";
