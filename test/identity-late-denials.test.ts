@@ -57,13 +57,18 @@ describe("late facts that take access away (review 95)", () => {
     const imsi = "208017780000002";
     const id = (await tenant.call("POST", "/v1/devices", { imsi })).json.id;
     await report(...churn(imsi, 1_000));
-    await report(fact("device.suspended", imsi, { reason: "fraud desk" }, at(-5_000)));
+    const suspension = fact("device.suspended", imsi, { reason: "fraud desk" }, at(-5_000));
+    await report(suspension);
     expect((await tenant.call("GET", `/v1/devices/${id}`)).json.state).toBe("suspended");
     // A reinstatement dated before the window gives access back out of order: stale, the hold stands.
     await report(fact("device.reinstated", imsi, { reason: "late" }, at(-4_000)));
     expect((await tenant.call("GET", `/v1/devices/${id}`)).json.state).toBe("suspended");
     // One dated now lifts it.
     await report(fact("device.reinstated", imsi, { reason: "cleared" }, at(60_000)));
+    expect((await tenant.call("GET", `/v1/devices/${id}`)).json.state).toBe("active");
+    // The late suspension delivered again, once the lift too has left the window: a duplicate, not imposed again.
+    await report(...churn(imsi, 70_000));
+    await report(suspension);
     expect((await tenant.call("GET", `/v1/devices/${id}`)).json.state).toBe("active");
   });
 });

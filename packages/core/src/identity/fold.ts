@@ -27,6 +27,12 @@ export interface History {
   /** The last unsequenced profile fact (an SM-DP+ report) folded into the checkpoint. */
   readonly profileTimeCutoff?: { readonly at: string; readonly key: string };
   readonly facts: readonly Fact[];
+  /**
+   * The keys of the last late facts folded straight into the checkpoint (`admission`'s `late`), which the window does
+   * not keep: a redelivery of one is a duplicate. Folded again, a hold lifted since, its lift gone into the checkpoint
+   * too, would be imposed again.
+   */
+  readonly lateKeys?: readonly string[];
 }
 
 /** `late`: a fact that takes access away, dated before the checkpoint: folded into it (`remember`), never stale. */
@@ -56,7 +62,7 @@ export function keyedByContent(history: History, fact: Fact): Fact {
 const contentOf = (fact: Fact) => canonicalJson({ type: fact.type, at: fact.at, seq: fact.seq ?? null, data: fact.data });
 
 export function admission(history: History, fact: Fact): Admission {
-  if (history.facts.some((known) => known.key === fact.key)) return "duplicate";
+  if (history.facts.some((known) => known.key === fact.key) || history.lateKeys?.includes(fact.key)) return "duplicate";
   if (isProfileFact(fact)) {
     if (fact.seq !== undefined) return history.seqCutoff !== undefined && fact.seq <= history.seqCutoff ? "stale" : "new";
     // Unsequenced facts fold before every sequenced one: once a sequenced fact is in the
@@ -73,7 +79,11 @@ const before = (fact: Fact, cutoff: { readonly at: string; readonly key: string 
 /** Adds a new fact and moves what falls out of the window into the checkpoint; a late one goes into it at once. */
 export function remember(history: History, fact: Fact, settings: FoldSettings): History {
   if (!isProfileFact(fact) && before(fact, history.timeCutoff))
-    return { ...history, checkpoint: foldFacts(history.checkpoint, [fact], settings) };
+    return {
+      ...history,
+      checkpoint: foldFacts(history.checkpoint, [fact], settings),
+      lateKeys: [...(history.lateKeys ?? []), fact.key].slice(-timeWindow),
+    };
   const timeFacts = [...history.facts.filter((known) => !isProfileFact(known)), ...(isProfileFact(fact) ? [] : [fact])].sort(byTime);
   const profileFacts = [...history.facts.filter(isProfileFact), ...(isProfileFact(fact) ? [fact] : [])].sort(bySequence);
   let checkpoint = history.checkpoint;
@@ -95,6 +105,7 @@ export function remember(history: History, fact: Fact, settings: FoldSettings): 
     seqCutoff,
     ...(profileTimeCutoff === undefined ? {} : { profileTimeCutoff }),
     facts: [...timeFacts, ...profileFacts],
+    ...(history.lateKeys ? { lateKeys: history.lateKeys } : {}),
   };
 }
 
