@@ -15,7 +15,7 @@ const target = { "device.suspended": "suspended", "device.quarantined": "quarant
 
 function deliver(history: History, facts: readonly Fact[]): History {
   let current = history;
-  for (const fact of facts) if (admission(current, fact) === "new") current = remember(current, fact, settings);
+  for (const fact of facts) if (["new", "late"].includes(admission(current, fact))) current = remember(current, fact, settings);
   return current;
 }
 
@@ -50,8 +50,8 @@ describe("bounded clocks (property, skewed senders)", () => {
         const now = new Date(received + 1);
         const taken = { type: action, data: { reason: "operator" }, key: "api|1", at: actionTime(history, now) } as Fact;
         expect(admission(history, taken)).toBe("new");
-        // The reports' own hold (the operator's: each side lifts only its own), as their clocks ordered them.
-        const reported = currentState(history, settings).holds?.operator?.state;
+        // The reports' own hold (their source's: each side lifts only its own), as their clocks ordered them.
+        const reported = currentState(history, settings).holds?.sources?.src?.state;
         const after = currentState(deliver(history, [taken]), settings);
         expect(after.holds?.simroot?.state ?? "active").toBe(target[action]);
         // simroot's reinstatement lifts the operator's hold too; its suspension or quarantine leaves it in place.
