@@ -65,6 +65,36 @@ describe("eUICC notifications are verified against the source's trust anchors", 
     expect(audit.map((record: { action: string }) => record.action)).toContain("ingest.refused");
   });
 
+  it("parks a genuine notification naming an EID other than its ICCID's device's, and applies it to that eUICC's device once registered (review 95)", async () => {
+    const { tenant, post, device } = await setup();
+    expect((await post(signedOtherNotification(1, "enable", iccid, euicc, pki.eum))).status).toBe(202);
+    // Another eUICC of the same manufacturer, unknown to the tenant, signs a deletion of the device's profile.
+    const strayEid = withEidCheckDigits("890490321234512345123456789099");
+    const stray = await post(signedOtherNotification(1, "delete", iccid, pki.euicc(strayEid), pki.eum));
+    expect(stray.status).toBe(202);
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.profiles[iccid]).toMatchObject({ state: "enabled", eid });
+    const parked = (await tenant.call("GET", "/v1/dead-letters?limit=100")).json.items as { reason: string }[];
+    expect(parked.map((letter) => letter.reason)).toContainEqual(expect.stringContaining(`the EID ${strayEid}`));
+
+    // A device registered with no EID takes the EID its profiles were reported with: another eUICC is refused as well.
+    const bareIccid = "8944500102198304875";
+    const bareEid = withEidCheckDigits("890490321234512345123456789088");
+    const bare = (await tenant.call("POST", "/v1/devices", { iccids: [bareIccid] })).json;
+    expect((await post(signedOtherNotification(1, "enable", bareIccid, pki.euicc(bareEid), pki.eum))).status).toBe(202);
+    expect((await post(signedOtherNotification(2, "delete", bareIccid, pki.euicc(strayEid), pki.eum))).status).toBe(202);
+    const profile = () => tenant.call("GET", `/v1/devices/${bare.id}`).then((got) => got.json.identity.profiles[bareIccid]);
+    expect(await profile()).toMatchObject({ state: "enabled", eid: bareEid });
+
+    // Kept, not lost: the eUICC registered as a device of its own, its notifications are applied to it, none to the other.
+    const swapped = (await tenant.call("POST", "/v1/devices", { eid: strayEid })).json;
+    await runtime.settled();
+    expect((await tenant.call("GET", `/v1/devices/${swapped.id}`)).json.identity.profiles).toMatchObject({
+      [iccid]: { state: "deleted", eid: strayEid },
+      [bareIccid]: { state: "deleted", eid: strayEid },
+    });
+    expect(await profile()).toMatchObject({ state: "enabled", eid: bareEid });
+  });
+
   it("refuses a notification certified by a genuine EUM for an EID outside its name constraints, which changes nothing", async () => {
     const { tenant, post } = await setup();
     // Another manufacturer's eUICC (IIN 89086030), registered by the tenant; the test EUM may certify 89049032 only.

@@ -120,6 +120,8 @@ async function settle(ports: Ports, reported: DomainEvent): Promise<Outcome<Oper
     deviceId = await resolveDevice(ports, ctx.tenantId, event.device, true);
   }
   if (!deviceId) return parkFor(`no device in this tenant matches ${describeRef(event.device)}`);
+  const otherEuicc = event.device.eid === undefined ? undefined : await otherEuiccOf(ports, ctx.tenantId, deviceId, event.device.eid);
+  if (otherEuicc) return parkFor(`the EID ${event.device.eid} it names is not device ${deviceId}'s (${otherEuicc})`);
   const cause = {
     eventId: ingested.id,
     sourceId: ingested.data.sourceId,
@@ -141,6 +143,20 @@ async function settle(ports: Ports, reported: DomainEvent): Promise<Outcome<Oper
   }
   await unpark(ports, ctx.tenantId, ingested.id);
   return result;
+}
+
+/**
+ * The eUICC `deviceId` is known to be, when it is another than `eid`: the EID it was registered with, else the one its
+ * profiles were reported by. A fact naming an EID the tenant does not know resolves by its ICCID: an eIM's notification
+ * signed by another eUICC (genuine, of the same manufacturer) would otherwise delete or disable a profile of a device
+ * whose eUICC never reported it (review 95). Parked, it is applied once the device is registered with that EID.
+ */
+async function otherEuiccOf(ports: Ports, tenantId: string, deviceId: string, eid: string): Promise<string | undefined> {
+  const stored = await recentDevice(ports, tenantId, deviceId);
+  if (!stored) return undefined;
+  const { device } = stored;
+  const known = device.eid ? [device.eid] : [...new Set(Object.values(device.identity.profiles).map((profile) => profile.eid))];
+  return known.length === 0 || known.includes(eid) ? undefined : known.join(", ");
 }
 
 /**
