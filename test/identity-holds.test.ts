@@ -32,7 +32,7 @@ async function setup(imsi: string, registration: Record<string, unknown> = {}) {
     const answer = await tenant.call("POST", `/v1/devices/${id}/${action}`, { reason: `admin: ${action}` });
     expect(answer.status, answer.text).toBe(200);
   };
-  return { report, state, act, tenant };
+  return { report, state, act, tenant, id };
 }
 
 describe("holds", () => {
@@ -91,6 +91,23 @@ describe("holds", () => {
     expect(await state()).toBe("active");
     await second(fact("device.suspended", imsi, { reason: "unpaid" }));
     expect(await state()).toBe("suspended");
+    await act("reinstate");
+    expect(await state()).toBe("active");
+  });
+
+  it("lifts with an admin's reinstatement only the holds it knew of: a report arriving after it, dated before, holds (review 95)", async () => {
+    // The reinstatement is dated after every fact known when it is taken. An attach in other equipment, reported after
+    // it and dated before it, folded before it: its quarantine was lifted by it, and the new IMEI learned, unseen.
+    const imsi = "208019990000011";
+    const { report, state, act, tenant, id } = await setup(imsi, { imei: "490154203237518", imeiLock: true });
+    await act("quarantine");
+    await act("reinstate");
+    expect(await state()).toBe("active");
+    const attach = fact("sim.attached", imsi, { bearer: "cellular", imei: "356938035643809" });
+    await report({ ...attach, occurredAt: new Date(Date.now() - 60_000).toISOString() });
+    const { identity } = (await tenant.call("GET", `/v1/devices/${id}`)).json;
+    expect([identity.state, identity.stateReason]).toEqual(["quarantined", "IMEI changed from 490154203237518 to 356938035643809"]);
+    // Reinstated again, knowing it, the device is active in its new equipment.
     await act("reinstate");
     expect(await state()).toBe("active");
   });

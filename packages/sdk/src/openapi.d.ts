@@ -1011,12 +1011,34 @@ export interface components {
                     state: "suspended" | "quarantined";
                     reason?: string;
                     at: string;
+                    /** @description simroot's reinstatements that do not lift this hold: taken before the report that imposed it arrived, though dated after it */
+                    spares?: string[];
+                    /** @description the hold this one replaced, which the reinstatements it `spares` do not lift: it stands when they lift this one */
+                    behind?: {
+                        /** @enum {string} */
+                        state: "suspended" | "quarantined";
+                        reason?: string;
+                        at: string;
+                        /** @description simroot's reinstatements that do not lift this hold: taken before the report that imposed it arrived, though dated after it */
+                        spares?: string[];
+                    };
                 };
                 operator?: {
                     /** @enum {string} */
                     state: "suspended" | "quarantined";
                     reason?: string;
                     at: string;
+                    /** @description simroot's reinstatements that do not lift this hold: taken before the report that imposed it arrived, though dated after it */
+                    spares?: string[];
+                    /** @description the hold this one replaced, which the reinstatements it `spares` do not lift: it stands when they lift this one */
+                    behind?: {
+                        /** @enum {string} */
+                        state: "suspended" | "quarantined";
+                        reason?: string;
+                        at: string;
+                        /** @description simroot's reinstatements that do not lift this hold: taken before the report that imposed it arrived, though dated after it */
+                        spares?: string[];
+                    };
                 };
                 sources?: {
                     [key: string]: {
@@ -1024,6 +1046,17 @@ export interface components {
                         state: "suspended" | "quarantined";
                         reason?: string;
                         at: string;
+                        /** @description simroot's reinstatements that do not lift this hold: taken before the report that imposed it arrived, though dated after it */
+                        spares?: string[];
+                        /** @description the hold this one replaced, which the reinstatements it `spares` do not lift: it stands when they lift this one */
+                        behind?: {
+                            /** @enum {string} */
+                            state: "suspended" | "quarantined";
+                            reason?: string;
+                            at: string;
+                            /** @description simroot's reinstatements that do not lift this hold: taken before the report that imposed it arrived, though dated after it */
+                            spares?: string[];
+                        };
                     };
                 };
             };

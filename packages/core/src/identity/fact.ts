@@ -12,6 +12,8 @@ export type Fact = {
     readonly key: string;
     readonly at: string;
     readonly seq?: number;
+    /** The keys of simroot's reinstatements admitted before it, dated after it: they lift no hold it imposes. */
+    readonly spares?: readonly string[];
   };
 }[CatalogueType];
 

@@ -86,6 +86,33 @@ describe("the identity fold", () => {
     expect(unlocked.state).toBe("active");
   });
 
+  it("lifts with simroot's reinstatement only the holds of facts admitted before it, whatever they are dated (review 95)", () => {
+    const reinstate = { ...fact("device.reinstated", 10, { reason: "cleared" }), key: "api|evt_reinstate" } as Fact;
+    const suspension = { ...fact("device.suspended", 5, { reason: "SIM swap" }), key: "src_camara|swap-1" } as Fact;
+    const otherImei = fact("sim.attached", 6, { bearer: "cellular", imei: "356938035643809" });
+    // Known to the reinstatement (admitted before it): lifted.
+    expect(stateAfter([suspension, otherImei, reinstate])).toMatchObject({ state: "active", imei: "356938035643809" });
+    // Reported after it, though dated before: each holds the device, with its own reason, the others' lifts aside.
+    expect(stateAfter([reinstate, suspension]).state).toBe("suspended");
+    expect(stateAfter([reinstate, otherImei])).toMatchObject({
+      state: "quarantined",
+      stateReason: "IMEI changed from 490154203237518 to 356938035643809",
+    });
+    // An admin's quarantine dated after such a hold, known to the reinstatement: lifted, and the hold it replaced stands.
+    const quarantine = { ...fact("device.quarantined", 8, { reason: "admin" }), key: "api|evt_quarantine" } as Fact;
+    expect(stateAfter([quarantine, reinstate, otherImei])).toMatchObject({
+      state: "quarantined",
+      stateReason: expect.stringContaining("IMEI changed"),
+    });
+    // A later reinstatement, admitted after the report, lifts it; so it does once both have left the window.
+    const again = { ...fact("device.reinstated", 20, { reason: "checked" }), key: "api|evt_again" } as Fact;
+    expect(stateAfter([reinstate, otherImei, again]).state).toBe("active");
+    const after = Array.from({ length: timeWindow + 2 }, (_, n) => fact("device.roaming-changed", 30 + n, { roaming: false }));
+    const history = deliver(start, [reinstate, otherImei, ...after]);
+    expect(history.facts.some((known) => known.key === reinstate.key)).toBe(false);
+    expect(currentState(history, settings).state).toBe("quarantined");
+  });
+
   it("keeps a revoked device revoked whatever arrives later or out of order", () => {
     const revoke = fact("device.revoked", 5, { reason: "stolen" });
     const lateAttach = fact("sim.attached", 9, { bearer: "cellular", ipv4: "10.0.0.8" });

@@ -5,8 +5,9 @@
  * facts folds to the same state as in-order delivery. The history keeps a bounded window of
  * recent facts; older ones are folded into a checkpoint, and a fact older than the
  * checkpoint is stale (it changes nothing), unless it takes access away (a revocation, a
- * hold: `admission`'s `late`), which is folded into the checkpoint: the one place where
- * arrival order can matter, and then only on the side of less access.
+ * hold: `admission`'s `late`), which is folded into the checkpoint. There, and where a hold is
+ * reported after simroot's reinstatement though dated before it (`withSpares`), arrival order
+ * can matter, and then only on the side of less access.
  */
 import { createHash } from "node:crypto";
 import type { Bearer } from "../catalogue/catalogue.ts";
@@ -84,7 +85,8 @@ export function remember(history: History, fact: Fact, settings: FoldSettings): 
       checkpoint: foldFacts(history.checkpoint, [fact], settings),
       lateKeys: [...(history.lateKeys ?? []), fact.key].slice(-timeWindow),
     };
-  const timeFacts = [...history.facts.filter((known) => !isProfileFact(known)), ...(isProfileFact(fact) ? [] : [fact])].sort(byTime);
+  const admitted = isProfileFact(fact) ? fact : withSpares(history, fact);
+  const timeFacts = [...history.facts.filter((known) => !isProfileFact(known)), ...(isProfileFact(fact) ? [] : [admitted])].sort(byTime);
   const profileFacts = [...history.facts.filter(isProfileFact), ...(isProfileFact(fact) ? [fact] : [])].sort(bySequence);
   let checkpoint = history.checkpoint;
   let { timeCutoff, seqCutoff, profileTimeCutoff } = history;
@@ -107,6 +109,21 @@ export function remember(history: History, fact: Fact, settings: FoldSettings): 
     facts: [...timeFacts, ...profileFacts],
     ...(history.lateKeys ? { lateKeys: history.lateKeys } : {}),
   };
+}
+
+/**
+ * The fact, with the keys of simroot's reinstatements (an admin's, a rule's) that the window holds dated after it: they
+ * were admitted first, so they did not know of it, and they lift no hold it imposes (`spares`). Such a reinstatement is
+ * dated after every fact known when it was taken (`actionTime`): a report arriving after it, dated before it (an attach
+ * in other equipment under the IMEI lock, a source's suspension), folded before it, and was lifted by it unseen
+ * (review 95). Arrival order decides here, as it does for a late denial (`admission`), and only on the side of less
+ * access.
+ */
+function withSpares(history: History, fact: Fact): Fact {
+  const spares = history.facts
+    .filter((known) => known.type === "device.reinstated" && sideOf(known) === "simroot" && byTime(fact, known) < 0)
+    .map((known) => known.key);
+  return spares.length === 0 ? fact : { ...fact, spares: [...new Set([...(fact.spares ?? []), ...spares])] };
 }
 
 /** The state the history stands for. */
@@ -170,18 +187,44 @@ function setHold(state: IdentityState, side: Side, hold: Hold | undefined, reaso
   setLifecycle(state, strictest!.state, strictest!.reason, strictest!.at);
 }
 
-const hold = (state: Hold["state"], reason: string | undefined, at: string): Hold => ({
+/** A hold a fact imposes, spared by the reinstatements it was admitted after (`withSpares`). */
+const hold = (state: Hold["state"], reason: string | undefined, fact: Fact): Hold => ({
   state,
   ...(reason === undefined ? {} : { reason }),
-  at,
+  at: fact.at,
+  ...(fact.spares === undefined ? {} : { spares: [...fact.spares] }),
 });
 
-function observeImei(state: IdentityState, imei: string | undefined, at: string, settings: FoldSettings) {
+const holdOf = (state: IdentityState, side: Side) => (typeof side === "string" ? state.holds?.[side] : state.holds?.sources?.[side.source]);
+
+/**
+ * Imposes `side`'s hold. One taking the place of a hold that some reinstatement spares keeps it (`behind`): a
+ * reinstatement that did not know of that one would lift it with the new one.
+ */
+function impose(state: IdentityState, side: Side, hold: Hold) {
+  const replaced = holdOf(state, side);
+  const { behind: _behind, ...kept } = replaced ?? {};
+  const behind = replaced?.spares ? (kept as Hold) : replaced?.behind;
+  setHold(state, side, behind ? { ...hold, behind } : hold, undefined, hold.at);
+}
+
+/**
+ * Lifts, on simroot's reinstatement `fact`, `side`'s hold, unless a fact it did not know of imposed it; when that is
+ * the hold this one replaced, that hold stands.
+ */
+function reinstate(state: IdentityState, side: Side, fact: Fact & { type: "device.reinstated" }) {
+  const held = holdOf(state, side);
+  if (held?.spares?.includes(fact.key)) return;
+  const behind = held?.behind?.spares?.includes(fact.key) ? held.behind : undefined;
+  setHold(state, side, behind, fact.data.reason, fact.at);
+}
+
+function observeImei(state: IdentityState, imei: string | undefined, fact: Fact, settings: FoldSettings) {
   if (!imei) return;
   const normalized = imei.slice(0, 14);
   const known = state.imei?.slice(0, 14);
   if (known !== undefined && known !== normalized && settings.imeiLock) {
-    setHold(state, "simroot", hold("quarantined", `IMEI changed from ${state.imei} to ${imei}`, at), undefined, at);
+    impose(state, "simroot", hold("quarantined", `IMEI changed from ${state.imei} to ${imei}`, fact));
   }
   if (known !== normalized) state.imei = imei;
 }
@@ -191,9 +234,9 @@ function observeImei(state: IdentityState, imei: string | undefined, at: string,
  * quarantined, and the IMEI is forgotten so that the next report naming one teaches it
  * (without quarantining again a device an admin reinstated in between).
  */
-function associationChanged(state: IdentityState, association: "IMEI" | "IMEISV", at: string, settings: FoldSettings) {
+function associationChanged(state: IdentityState, association: "IMEI" | "IMEISV", fact: Fact, settings: FoldSettings) {
   if (settings.imeiLock)
-    setHold(state, "simroot", hold("quarantined", `IMSI-${association} association changed (new IMEI not reported)`, at), undefined, at);
+    impose(state, "simroot", hold("quarantined", `IMSI-${association} association changed (new IMEI not reported)`, fact));
   delete state.imei;
 }
 
@@ -209,7 +252,7 @@ function applyTimeFact(state: IdentityState, fact: Fact, settings: FoldSettings)
     case "sim.attached": {
       const { imei, ...session } = fact.data;
       openSession(state, session, fact.at);
-      observeImei(state, imei, fact.at, settings);
+      observeImei(state, imei, fact, settings);
       return;
     }
     case "sim.detached":
@@ -229,8 +272,8 @@ function applyTimeFact(state: IdentityState, fact: Fact, settings: FoldSettings)
       return;
     }
     case "device.equipment-changed":
-      if (fact.data.imei === undefined) associationChanged(state, fact.data.association ?? "IMEI", fact.at, settings);
-      else observeImei(state, fact.data.imei, fact.at, settings);
+      if (fact.data.imei === undefined) associationChanged(state, fact.data.association ?? "IMEI", fact, settings);
+      else observeImei(state, fact.data.imei, fact, settings);
       return;
     case "device.reachability-changed":
       state.reachable = { reachable: fact.data.reachable, via: fact.data.via, since: fact.at };
@@ -241,21 +284,19 @@ function applyTimeFact(state: IdentityState, fact: Fact, settings: FoldSettings)
       return;
     case "device.suspended":
     case "device.quarantined":
-      setHold(
-        state,
-        sideOf(fact),
-        hold(fact.type === "device.suspended" ? "suspended" : "quarantined", fact.data.reason, fact.at),
-        undefined,
-        fact.at,
-      );
+      impose(state, sideOf(fact), hold(fact.type === "device.suspended" ? "suspended" : "quarantined", fact.data.reason, fact));
       return;
     case "device.reinstated":
       // A source's report of the SIM active again (a Data Streamer "SIM activation") lifts that source's hold only
       // (and one kept before holds were kept per source, as any source's did then), never another source's (review 95)
       // nor a quarantine an admin, a rule or the IMEI lock imposed. simroot's reinstatement (an admin's, a rule's)
       // lifts them all: some holds are never lifted by a report (a CAMARA SIM swap waits for someone to confirm).
-      if (sideOf(fact) === "simroot")
-        for (const source of Object.keys(state.holds?.sources ?? {})) setHold(state, { source }, undefined, fact.data.reason, fact.at);
+      // Not one imposed by a fact it did not know of (`withSpares`).
+      if (sideOf(fact) === "simroot") {
+        const sides: Side[] = ["simroot", "operator", ...Object.keys(state.holds?.sources ?? {}).map((source) => ({ source }))];
+        for (const side of sides) reinstate(state, side, fact);
+        return;
+      }
       setHold(state, "operator", undefined, fact.data.reason, fact.at);
       setHold(state, sideOf(fact), undefined, fact.data.reason, fact.at);
       return;

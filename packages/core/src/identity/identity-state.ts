@@ -63,7 +63,21 @@ export function unpaddedProfiles(profiles: Readonly<Record<string, Profile>>): R
  * computes it from the device's facts.
  */
 /** A suspension or quarantine, and who imposed it. */
-const holdSchema = z.object({ state: z.enum(["suspended", "quarantined"]), reason: z.string().optional(), at: z.string() });
+const holdFields = {
+  state: z.enum(["suspended", "quarantined"]),
+  reason: z.string().optional(),
+  at: z.string(),
+  spares: z.array(z.string()).optional().meta({
+    description:
+      "simroot's reinstatements that do not lift this hold: taken before the report that imposed it arrived, though dated after it",
+  }),
+};
+const holdSchema = z.object({
+  ...holdFields,
+  behind: z.object(holdFields).optional().meta({
+    description: "the hold this one replaced, which the reinstatements it `spares` do not lift: it stands when they lift this one",
+  }),
+});
 export type Hold = z.output<typeof holdSchema>;
 
 export const identityStateSchema = z
