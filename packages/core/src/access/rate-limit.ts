@@ -110,7 +110,8 @@ export const countedEvents = {
    * address's spent one every 10,000 ids, and each key's, whose next request wrote its counter again (review 93).
    */
   async count(ports: Ports, scope: string, rate: RateLimit, holdFirst = false): Promise<void> {
-    if (holdFirst && !windowOf(ports, scope, rate, false)) {
+    const known = windowOf(ports, scope, rate, false);
+    if (holdFirst && !known) {
       let held = heldFirsts.get(ports.db);
       if (!held) heldFirsts.set(ports.db, (held = new Set()));
       const id = `${scope}|${windowStartOf(ports, rate)}`;
@@ -119,9 +120,11 @@ export const countedEvents = {
         if (held.size > maxHeld) held.delete(held.values().next().value as string);
         return;
       }
-      windowOf(ports, scope, rate, true)!.window.pending += 1;
     }
-    await windowOf(ports, scope, rate, true)!.count();
+    const counted = known ?? windowOf(ports, scope, rate, true)!;
+    // The first, held until now, is counted with this one.
+    if (holdFirst && !known) counted.window.pending += 1;
+    await counted.count();
   },
 };
 

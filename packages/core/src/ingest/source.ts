@@ -252,9 +252,9 @@ export async function sourceForIngest(ports: Ports, sourceId: string, fresh = fa
  */
 export async function sourceIfAny(ports: Ports, sourceId: string, fresh = false): Promise<SourceWithCredentials | undefined> {
   if (!hasIdKind("source", sourceId)) return undefined;
+  const hit = fresh ? undefined : cachedEntry(ports, sourceId);
+  if (hit) return hit.found;
   const { verified, unverified } = cachesOf(ports);
-  const hit = verified.get(sourceId) ?? unverified.get(sourceId);
-  if (!fresh && hit && hit.until > Date.now()) return hit.found;
   const found = await readSource(ports, sourceId);
   const entry = { found, until: Date.now() + sourceCacheMs };
   // A source read again keeps its place among the verified; one gone (deleted) leaves them.
@@ -267,10 +267,13 @@ export async function sourceIfAny(ports: Ports, sourceId: string, fresh = false)
 }
 
 /** Whether `sourceIfAny` would answer for the id from this instance's cache now, without reading the store. */
-export function sourceCached(ports: Ports, sourceId: string): boolean {
+export const sourceCached = (ports: Ports, sourceId: string): boolean => cachedEntry(ports, sourceId) !== undefined;
+
+/** The id's entry in this instance's caches, while it is fresh. */
+function cachedEntry(ports: Ports, sourceId: string) {
   const { verified, unverified } = cachesOf(ports);
   const hit = verified.get(sourceId) ?? unverified.get(sourceId);
-  return hit !== undefined && hit.until > Date.now();
+  return hit && hit.until > Date.now() ? hit : undefined;
 }
 
 /** A request authenticated with the source `sourceIfAny` read: it joins the verified sources. */
