@@ -25,7 +25,7 @@ import { actingRole, mayReadEvent } from "../access/event-readers.ts";
 import { SimrootError } from "../error.ts";
 import type { BusEnvelope } from "../event/envelope.ts";
 import { matchesPattern } from "../event/pattern.ts";
-import { decodeCursor, pageInput, shownPage, type Page } from "../page.ts";
+import { pageInput, partitionPage, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 import { signedHeaders } from "./sign.ts";
@@ -625,24 +625,15 @@ export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
 export const listDeliveries = verb(pageInput.extend({ webhookId: z.string() }), async (ports, ctx, input): Promise<Page<Delivery>> => {
   if (!(await readWebhook(ports, ctx.tenantId, input.webhookId)))
     throw new SimrootError("webhook.not_found", "not_found", `No webhook ${input.webhookId}`);
-  const pk = deliveryKey(ctx.tenantId, input.webhookId, "").pk;
-  const { items, next } = await shownPage(
-    input.limit,
-    decodeCursor(input.cursor, { pk }),
-    (start, limit) =>
-      ports.db.send(
-        new QueryCommand({
-          TableName: ports.tables.automation,
-          KeyConditionExpression: "pk = :pk",
-          ExpressionAttributeValues: { ":pk": pk },
-          Limit: limit,
-          ScanIndexForward: false,
-          ExclusiveStartKey: start,
-        }),
-      ),
+  return partitionPage(
+    ports,
+    ports.tables.automation,
+    deliveryKey(ctx.tenantId, input.webhookId, "").pk,
+    input,
+    (item) => deliverySchema.parse(item),
     (item) => mayReadEvent(actingRole(ctx), eventOf(item as DeliveryItem)),
+    { newestFirst: true, eventual: true },
   );
-  return { items: items.map((item) => deliverySchema.parse(item)), next };
 });
 
 /** Sends a delivery again (whatever its status): pending, due now, with the same `webhook-id`. */
