@@ -6,7 +6,7 @@
 import * as asn1js from "asn1js";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import { documentClient, resolveDevice } from "@simroot/core";
-import { aliasCacheMs } from "@simroot/core/device/store";
+import { aliasCacheMs, readDevice, rememberDevice } from "@simroot/core/device/store";
 import { aliasKey } from "@simroot/core/device/keys";
 import { PutCommand } from "@aws-sdk/lib-dynamodb";
 import { createTestPki, signedOtherNotification, withEidCheckDigits } from "../packages/core/src/ingest/adapters/eim-pki.test-support.ts";
@@ -93,6 +93,35 @@ describe("eUICC notifications are verified against the source's trust anchors", 
       [bareIccid]: { state: "deleted", eid: strayEid },
     });
     expect(await profile()).toMatchObject({ state: "enabled", eid: bareEid });
+  });
+
+  it("judges the EID on the device as the store holds it, and by the EID a profile fact's data names (review 96)", async () => {
+    const { tenant, post } = await setup();
+    const send = await simrootSource(runtime, tenant);
+    const realEid = withEidCheckDigits("890490321234512345123456789011");
+    const strayEid = withEidCheckDigits("890490321234512345123456789099");
+    // This instance last read the device before its eUICC first reported (another instance applied that report).
+    const cachedIccid = "8944500102198304883";
+    const cached = (await tenant.call("POST", "/v1/devices", { iccids: [cachedIccid] })).json;
+    const before = (await readDevice(runtime.ports, tenant.tenant.id, cached.id))!;
+    expect((await post(signedOtherNotification(1, "enable", cachedIccid, pki.euicc(realEid), pki.eum))).status).toBe(202);
+    rememberDevice(runtime.ports, before);
+    expect((await post(signedOtherNotification(2, "delete", cachedIccid, pki.euicc(strayEid), pki.eum))).status).toBe(202);
+    const profileOf = async (id: string, of: string) => (await tenant.call("GET", `/v1/devices/${id}`)).json.identity.profiles[of];
+    expect(await profileOf(cached.id, cachedIccid)).toMatchObject({ state: "enabled", eid: realEid });
+    // A source's profile fact naming its device by ICCID alone, another EID in its data.
+    const namedIccid = "8944500102198304891";
+    const named = (await tenant.call("POST", "/v1/devices", { iccids: [namedIccid] })).json;
+    expect((await post(signedOtherNotification(3, "enable", namedIccid, pki.euicc(realEid), pki.eum))).status).toBe(202);
+    const deleted = { eid: strayEid, iccid: namedIccid, seqNumber: 4 };
+    const reported = { dedupeKey: "stray-1", sequence: 4, occurredAt: new Date().toISOString(), sourceType: "eim" };
+    await send({ ...reported, type: "profile.deleted", data: deleted, device: { iccid: namedIccid } });
+    await send({ ...reported, dedupeKey: "stray-2", type: "profile.deleted", data: deleted, device: { iccid: namedIccid, eid: realEid } });
+    expect(await profileOf(named.id, namedIccid)).toMatchObject({ state: "enabled", eid: realEid });
+    const reasons = ((await tenant.call("GET", "/v1/dead-letters?limit=100")).json.items as { reason: string }[]).map(
+      (letter) => letter.reason,
+    );
+    expect(reasons).toContainEqual(expect.stringContaining(`it names two EIDs: ${realEid} for its device, ${strayEid} in its data`));
   });
 
   it("refuses a notification certified by a genuine EUM for an EID outside its name constraints, which changes nothing", async () => {

@@ -46,16 +46,22 @@ export async function foldSettingsOf(ports: Ports, device: Device): Promise<Fold
   };
 }
 
+/**
+ * Folds `fact` into the device's history and commits what changed. `refusal`: why the fact is not the device's, judged
+ * on the device each attempt reads (a cached copy first, then, after a conflict, the store's): thrown as
+ * `ingest.not_its_device` with that reason.
+ */
 export async function applyFact(
   ports: Ports,
   ctx: RequestContext,
   deviceId: string,
   fact: Fact,
   cause: Record<string, unknown>,
+  refusal?: (device: Device) => string | undefined,
 ): Promise<{ value: AppliedFact; events: DomainEvent[] }> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await attemptFact(ports, ctx, deviceId, fact, cause);
+      return await attemptFact(ports, ctx, deviceId, fact, cause, refusal);
     } catch (error) {
       forgetDevice(ports, ctx.tenantId, deviceId);
       if (!isSimrootError(error) || attempt >= maxAttempts) throw error;
@@ -67,10 +73,19 @@ export async function applyFact(
   }
 }
 
-async function attemptFact(ports: Ports, ctx: RequestContext, deviceId: string, reported: Fact, cause: Record<string, unknown>) {
+async function attemptFact(
+  ports: Ports,
+  ctx: RequestContext,
+  deviceId: string,
+  reported: Fact,
+  cause: Record<string, unknown>,
+  refusal: ((device: Device) => string | undefined) | undefined,
+) {
   const stored = await recentDevice(ports, ctx.tenantId, deviceId);
   if (!stored) throw new SimrootError("device.not_found", "not_found", `No device ${deviceId}`);
   const { device, history } = stored;
+  const refused = refusal?.(device);
+  if (refused !== undefined) throw new SimrootError("ingest.not_its_device", "conflict", refused);
   const fact = keyedByContent(history, reported);
   const admitted = admission(history, fact);
   if (admitted === "duplicate" || admitted === "stale") return { value: { outcome: admitted, deviceId, changes: [] }, events: [] };

@@ -3,8 +3,9 @@
  * fact ends in exactly one of: applied, duplicate, stale (known, outdated or changing
  * nothing), or parked with a reason. Malformed details are refused (the bus dead-letters them).
  */
-import { maxDeviceIdLength, maxTimestampLength, normalizedEventSchema } from "../catalogue/catalogue.ts";
+import { maxDeviceIdLength, maxTimestampLength, normalizedEventSchema, type NormalizedEvent } from "../catalogue/catalogue.ts";
 import type { RequestContext } from "../context.ts";
+import type { Device } from "../device/device.ts";
 import { recentDevice, resolveDevice } from "../device/store.ts";
 import { SimrootError, isSimrootError } from "../error.ts";
 import { domainEvent, type DomainEvent } from "../event/event.ts";
@@ -120,8 +121,6 @@ async function settle(ports: Ports, reported: DomainEvent): Promise<Outcome<Oper
     deviceId = await resolveDevice(ports, ctx.tenantId, event.device, true);
   }
   if (!deviceId) return parkFor(`no device in this tenant matches ${describeRef(event.device)}`);
-  const otherEuicc = event.device.eid === undefined ? undefined : await otherEuiccOf(ports, ctx.tenantId, deviceId, event.device.eid);
-  if (otherEuicc) return parkFor(`the EID ${event.device.eid} it names is not device ${deviceId}'s (${otherEuicc})`);
   const cause = {
     eventId: ingested.id,
     sourceId: ingested.data.sourceId,
@@ -135,10 +134,11 @@ async function settle(ports: Ports, reported: DomainEvent): Promise<Outcome<Oper
     result =
       event.type === "source.unhandled"
         ? await recordUnhandled(ports, ctx, deviceId, ingested, cause)
-        : await applyFact(ports, ctx, deviceId, toFact(event, ingested.data.sourceId), cause);
+        : await applyFact(ports, ctx, deviceId, toFact(event, ingested.data.sourceId), cause, (device) => otherEuicc(device, event));
   } catch (error) {
     if (isSimrootError(error) && error.code === "device.not_found")
       return parkFor(`device ${deviceId} is not in this tenant (never registered here, or removed)`);
+    if (isSimrootError(error) && error.code === "ingest.not_its_device") return parkFor(error.message);
     throw error;
   }
   await unpark(ports, ctx.tenantId, ingested.id);
@@ -146,17 +146,22 @@ async function settle(ports: Ports, reported: DomainEvent): Promise<Outcome<Oper
 }
 
 /**
- * The eUICC `deviceId` is known to be, when it is another than `eid`: the EID it was registered with, else the one its
- * profiles were reported by. A fact naming an EID the tenant does not know resolves by its ICCID: an eIM's notification
- * signed by another eUICC (genuine, of the same manufacturer) would otherwise delete or disable a profile of a device
- * whose eUICC never reported it (review 95). Parked, it is applied once the device is registered with that EID.
+ * Why `device` is not the eUICC the fact names (its EID: a profile fact's `data.eid`, else its reference's), if it is
+ * not: the device is known to be another's, by the EID it was registered with, else by the EIDs its profiles were
+ * reported with. A fact naming an EID the tenant does not know resolves by its ICCID: an eIM's notification signed by
+ * another eUICC (genuine, of the same manufacturer) would otherwise delete or disable a profile of a device whose
+ * eUICC never reported it (review 95). Judged on the device the fold reads, so on the store's copy after a conflict
+ * (review 96: a cached copy from before the device's eUICC first reported let the other through). Parked, the fact is
+ * applied to that eUICC's device once one is registered with its EID.
  */
-async function otherEuiccOf(ports: Ports, tenantId: string, deviceId: string, eid: string): Promise<string | undefined> {
-  const stored = await recentDevice(ports, tenantId, deviceId);
-  if (!stored) return undefined;
-  const { device } = stored;
+function otherEuicc(device: Device, event: NormalizedEvent): string | undefined {
+  const named = (event.type.startsWith("profile.") ? (event.data as { eid?: string }).eid : undefined) ?? event.device.eid;
+  if (named === undefined) return undefined;
+  if (event.device.eid !== undefined && event.device.eid !== named)
+    return `it names two EIDs: ${event.device.eid} for its device, ${named} in its data`;
   const known = device.eid ? [device.eid] : [...new Set(Object.values(device.identity.profiles).map((profile) => profile.eid))];
-  return known.length === 0 || known.includes(eid) ? undefined : known.join(", ");
+  if (known.length === 0 || known.includes(named)) return undefined;
+  return `the EID ${named} it names is not device ${device.id}'s (${known.join(", ")})`;
 }
 
 /**
