@@ -1011,6 +1011,8 @@ export interface components {
                     state: "suspended" | "quarantined";
                     reason?: string;
                     at: string;
+                    /** @description the IMEI lock's hold: the equipment it was imposed for */
+                    imei?: string;
                     /** @description simroot's reinstatements that do not lift this hold: taken before the report that imposed it arrived, though dated after it */
                     spares?: string[];
                     /** @description the hold this one replaced, which the reinstatements it `spares` do not lift: it stands when they lift this one */
@@ -1019,6 +1021,8 @@ export interface components {
                         state: "suspended" | "quarantined";
                         reason?: string;
                         at: string;
+                        /** @description the IMEI lock's hold: the equipment it was imposed for */
+                        imei?: string;
                         /** @description simroot's reinstatements that do not lift this hold: taken before the report that imposed it arrived, though dated after it */
                         spares?: string[];
                     };
@@ -1028,6 +1032,8 @@ export interface components {
                     state: "suspended" | "quarantined";
                     reason?: string;
                     at: string;
+                    /** @description the IMEI lock's hold: the equipment it was imposed for */
+                    imei?: string;
                     /** @description simroot's reinstatements that do not lift this hold: taken before the report that imposed it arrived, though dated after it */
                     spares?: string[];
                     /** @description the hold this one replaced, which the reinstatements it `spares` do not lift: it stands when they lift this one */
@@ -1036,6 +1042,8 @@ export interface components {
                         state: "suspended" | "quarantined";
                         reason?: string;
                         at: string;
+                        /** @description the IMEI lock's hold: the equipment it was imposed for */
+                        imei?: string;
                         /** @description simroot's reinstatements that do not lift this hold: taken before the report that imposed it arrived, though dated after it */
                         spares?: string[];
                     };
@@ -1046,6 +1054,8 @@ export interface components {
                         state: "suspended" | "quarantined";
                         reason?: string;
                         at: string;
+                        /** @description the IMEI lock's hold: the equipment it was imposed for */
+                        imei?: string;
                         /** @description simroot's reinstatements that do not lift this hold: taken before the report that imposed it arrived, though dated after it */
                         spares?: string[];
                         /** @description the hold this one replaced, which the reinstatements it `spares` do not lift: it stands when they lift this one */
@@ -1054,6 +1064,8 @@ export interface components {
                             state: "suspended" | "quarantined";
                             reason?: string;
                             at: string;
+                            /** @description the IMEI lock's hold: the equipment it was imposed for */
+                            imei?: string;
                             /** @description simroot's reinstatements that do not lift this hold: taken before the report that imposed it arrived, though dated after it */
                             spares?: string[];
                         };

@@ -113,6 +113,42 @@ describe("the identity fold", () => {
     expect(currentState(history, settings).state).toBe("quarantined");
   });
 
+  it("spares the holds a reinstatement did not know of through the checkpoint, a chain of them, and lifts known equipment (review 96)", () => {
+    // As apply-fact admits: late facts too.
+    const admit = (history: History, facts: readonly Fact[]) =>
+      facts.reduce(
+        (current, next) => (["new", "late"].includes(admission(current, next)) ? remember(current, next, settings) : current),
+        history,
+      );
+    const admin = (type: Fact["type"], minute: number, name: string) =>
+      ({ ...fact(type, minute, { reason: name }), key: `api|${name}` }) as Fact;
+    // A source's suspension dated before the window, reported after an admin's reinstatement: late, and it holds.
+    const filler = Array.from({ length: timeWindow + 1 }, (_, n) => fact("device.roaming-changed", 10 + n, { roaming: false }));
+    const behindWindow = admit(start, [...filler, admin("device.reinstated", 100, "r")]);
+    const swap = { ...fact("device.suspended", 5, { reason: "SIM swap" }), key: "src_camara|swap-1" } as Fact;
+    expect(admission(behindWindow, swap)).toBe("late");
+    expect(currentState(admit(behindWindow, [swap]), settings).state).toBe("suspended");
+    // Two reinstatements, equipment changes between and before them: the earliest, reported last, holds.
+    const r1 = admin("device.reinstated", 20, "r1");
+    const r2 = admin("device.reinstated", 30, "r2");
+    const [first, second, earliest] = ["356938035643809", "353918057227434", "358240051111110"].map((imei, n) =>
+      fact("device.equipment-changed", [15, 25, 5][n]!, { imei }),
+    );
+    expect(currentState(admit(start, [r1, first!, second!, r2]), settings).state).toBe("active");
+    expect(currentState(admit(start, [r1, first!, second!, r2, earliest!]), settings).state).toBe("quarantined");
+    // The equipment the admin reinstated the device in, reported again late by another source: it stays active.
+    const changed = { ...fact("device.equipment-changed", 5, { imei: "356938035643809" }), key: "src_nef|eq-1" } as Fact;
+    const attach = { ...fact("sim.attached", 4, { bearer: "cellular", imei: "356938035643809" }), key: "src_camara|att-1" } as Fact;
+    const reinstate = admin("device.reinstated", 10, "r3");
+    expect(currentState(admit(start, [changed, reinstate, attach]), settings).state).toBe("active");
+    // A hold that left the window in order, delivered again, is a duplicate: not imposed again.
+    const suspended = { ...fact("device.suspended", 1, { reason: "swap" }), key: "src_camara|s1" } as Fact;
+    const lifted = { ...fact("device.reinstated", 2, {}), key: "src_camara|r1" } as Fact;
+    const passed = admit(start, [suspended, lifted, ...filler]);
+    expect(currentState(passed, settings).state).toBe("active");
+    expect(admission(passed, suspended)).toBe("duplicate");
+  });
+
   it("keeps a revoked device revoked whatever arrives later or out of order", () => {
     const revoke = fact("device.revoked", 5, { reason: "stolen" });
     const lateAttach = fact("sim.attached", 9, { bearer: "cellular", ipv4: "10.0.0.8" });

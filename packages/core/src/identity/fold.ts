@@ -29,9 +29,10 @@ export interface History {
   readonly profileTimeCutoff?: { readonly at: string; readonly key: string };
   readonly facts: readonly Fact[];
   /**
-   * The keys of the last late facts folded straight into the checkpoint (`admission`'s `late`), which the window does
-   * not keep: a redelivery of one is a duplicate. Folded again, a hold lifted since, its lift gone into the checkpoint
-   * too, would be imposed again.
+   * The keys of the last facts that take access away folded into the checkpoint, straight (`admission`'s `late`) or
+   * out of the window, which keeps them no longer: a redelivery of one is a duplicate. Folded again as late, a hold
+   * lifted since, its lift gone into the checkpoint too, would be imposed again (review 96: also one that had left
+   * the window in order).
    */
   readonly lateKeys?: readonly string[];
 }
@@ -82,18 +83,19 @@ export function remember(history: History, fact: Fact, settings: FoldSettings): 
   if (!isProfileFact(fact) && before(fact, history.timeCutoff))
     return {
       ...history,
-      checkpoint: foldFacts(history.checkpoint, [fact], settings),
+      checkpoint: foldFacts(history.checkpoint, [withSpares(history, fact)], settings),
       lateKeys: [...(history.lateKeys ?? []), fact.key].slice(-timeWindow),
     };
   const admitted = isProfileFact(fact) ? fact : withSpares(history, fact);
   const timeFacts = [...history.facts.filter((known) => !isProfileFact(known)), ...(isProfileFact(fact) ? [] : [admitted])].sort(byTime);
   const profileFacts = [...history.facts.filter(isProfileFact), ...(isProfileFact(fact) ? [fact] : [])].sort(bySequence);
   let checkpoint = history.checkpoint;
-  let { timeCutoff, seqCutoff, profileTimeCutoff } = history;
+  let { timeCutoff, seqCutoff, profileTimeCutoff, lateKeys } = history;
   while (timeFacts.length > timeWindow) {
     const oldest = timeFacts.shift()!;
     checkpoint = foldFacts(checkpoint, [oldest], settings);
     timeCutoff = { at: oldest.at, key: oldest.key };
+    if (takesAccessAway(oldest)) lateKeys = [...(lateKeys ?? []), oldest.key].slice(-timeWindow);
   }
   while (profileFacts.length > profileWindow) {
     const oldest = profileFacts.shift()!;
@@ -107,7 +109,7 @@ export function remember(history: History, fact: Fact, settings: FoldSettings): 
     seqCutoff,
     ...(profileTimeCutoff === undefined ? {} : { profileTimeCutoff }),
     facts: [...timeFacts, ...profileFacts],
-    ...(history.lateKeys ? { lateKeys: history.lateKeys } : {}),
+    ...(lateKeys ? { lateKeys } : {}),
   };
 }
 
@@ -198,13 +200,16 @@ const hold = (state: Hold["state"], reason: string | undefined, fact: Fact): Hol
 const holdOf = (state: IdentityState, side: Side) => (typeof side === "string" ? state.holds?.[side] : state.holds?.sources?.[side.source]);
 
 /**
- * Imposes `side`'s hold. One taking the place of a hold that some reinstatement spares keeps it (`behind`): a
- * reinstatement that did not know of that one would lift it with the new one.
+ * Imposes `side`'s hold. On simroot's side, where an admin, a rule and the IMEI lock take turns, one taking the place of
+ * a hold that some reinstatement spares keeps it (`behind`, with what the hold it kept behind was spared by too: review
+ * 96): a reinstatement that did not know of that one would lift it with the new one. A source's hold replaces its
+ * earlier one whole: the source's later word is what a reinstatement that knew it lifts.
  */
 function impose(state: IdentityState, side: Side, hold: Hold) {
-  const replaced = holdOf(state, side);
-  const { behind: _behind, ...kept } = replaced ?? {};
-  const behind = replaced?.spares ? (kept as Hold) : replaced?.behind;
+  const replaced = side === "simroot" ? holdOf(state, side) : undefined;
+  const { behind: deeper, ...kept } = replaced ?? {};
+  const spares = [...new Set([...(replaced?.spares ?? []), ...(deeper?.spares ?? [])])];
+  const behind = replaced?.spares ? ({ ...kept, spares } as Hold) : deeper;
   setHold(state, side, behind ? { ...hold, behind } : hold, undefined, hold.at);
 }
 
@@ -224,9 +229,28 @@ function observeImei(state: IdentityState, imei: string | undefined, fact: Fact,
   const normalized = imei.slice(0, 14);
   const known = state.imei?.slice(0, 14);
   if (known !== undefined && known !== normalized && settings.imeiLock) {
-    impose(state, "simroot", hold("quarantined", `IMEI changed from ${state.imei} to ${imei}`, fact));
+    impose(state, "simroot", { ...hold("quarantined", `IMEI changed from ${state.imei} to ${imei}`, fact), imei });
   }
+  if (known === normalized) vouchForEquipment(state, normalized, fact);
   if (known !== normalized) state.imei = imei;
+}
+
+/**
+ * A fact reporting the equipment an IMEI-lock hold was imposed for, known to the reinstatements that hold spares (it
+ * does not spare them itself): they knew of that equipment, and lift the hold (review 96: an admin who reinstated the
+ * device in its new equipment had it quarantined again by a delayed report of the same change).
+ */
+function vouchForEquipment(state: IdentityState, imei: string, fact: Fact) {
+  const held = state.holds?.simroot;
+  if (!held) return;
+  const vouched = (each: Hold): Hold => {
+    if (!each.spares || each.imei?.slice(0, 14) !== imei) return each;
+    const { spares: _spares, ...rest } = each;
+    const spares = each.spares.filter((key) => fact.spares?.includes(key));
+    return spares.length === 0 ? rest : { ...rest, spares };
+  };
+  const behind = held.behind && vouched(held.behind);
+  state.holds = { ...state.holds, simroot: { ...vouched(held), ...(behind ? { behind } : {}) } };
 }
 
 /**

@@ -67,6 +67,7 @@ const holdFields = {
   state: z.enum(["suspended", "quarantined"]),
   reason: z.string().optional(),
   at: z.string(),
+  imei: z.string().optional().meta({ description: "the IMEI lock's hold: the equipment it was imposed for" }),
   spares: z.array(z.string()).optional().meta({
     description:
       "simroot's reinstatements that do not lift this hold: taken before the report that imposed it arrived, though dated after it",
