@@ -8,6 +8,7 @@ import { createPublicKey } from "node:crypto";
 import { connect, type MqttClient } from "mqtt";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { asyncApiDocument, feedClientId, feedTopic, type FeedResponse, type MqttAuthorizerResponse } from "@simroot/core";
+import { feedBareTopic } from "@simroot/core/feed/notifier";
 import { iotMessageUnitBytes, noticeText } from "@simroot/core/feed/notifier";
 import { startFeedHub } from "@simroot/local/feed-hub";
 import { policyAllows } from "@simroot/local/feed-hub-mqtt";
@@ -206,6 +207,46 @@ describe("PEPs on the feed's push channel over MQTT", () => {
     expect(versions.every((notice) => notice.tenantId === a.tenant.id && notice.version < 999_999)).toBe(true);
     const head = ((await call(runtime, token, "GET", "/v1/feed")).json as FeedResponse).signed.head.version;
     expect(Math.max(...versions.map((notice) => notice.version))).toBe(head);
+  }, 60_000);
+
+  it("give a key bound to a selector the bare notices only: no other site's devices in a delta (review 98)", async () => {
+    const admin = await tenantClient(runtime, "mqtt-bound");
+    const bound = await admin.call("POST", "/v1/keys", { name: "north", role: "pep", selector: "site=north" });
+    expect(bound.status).toBe(201);
+    const token = bound.json.token as string;
+    const whole = await pepKey(admin);
+    const narrowed = await connectAs(token, feedClientId(token, "north"));
+    const everything = await connectAs(whole.token, feedClientId(whole.token, "all"));
+    const [boundInbox, wholeInbox] = [inbox(narrowed.client), inbox(everything.client)];
+    expect(await subscribe(narrowed.client, feedTopic(admin.tenant.id))).toBe(128);
+    expect(await subscribe(narrowed.client, feedBareTopic(admin.tenant.id))).toBe(1);
+    expect(await subscribe(everything.client, feedTopic(admin.tenant.id))).toBe(1);
+
+    const south = await admin.call("POST", "/v1/devices", { imsi: "208010000007201", labels: { site: "south", customer: "hidden-co" } });
+    expect(south.status).toBe(201);
+    await expect.poll(() => wholeInbox.some(({ payload }) => payload.includes("hidden-co")), { timeout: 5_000 }).toBe(true);
+    const head = ((await call(runtime, whole.token, "GET", "/v1/feed")).json as FeedResponse).signed.head.version;
+    await expect.poll(() => boundInbox.map(({ payload }) => JSON.parse(payload).version), { timeout: 5_000 }).toContain(head);
+    for (const { topic, payload } of boundInbox) {
+      expect(topic).toBe(feedBareTopic(admin.tenant.id));
+      expect(Object.keys(JSON.parse(payload)).sort()).toEqual(["tenantId", "version"]);
+    }
+    // A PEP narrowed to its site follows the bare topic with its bound key, and is woken by its own site's change.
+    const errors: Error[] = [];
+    const trigger = mqttTrigger({ url: runtime.feedMqttUrl!, apiKey: token, bare: true, onError: (error) => errors.push(error) });
+    try {
+      const never = new AbortController().signal;
+      await trigger.wait(admin.tenant.id, head, 10_000, never);
+      const woken = trigger.wait(admin.tenant.id, head, 30_000, never).then(() => Date.now());
+      const sent = Date.now();
+      expect((await admin.call("POST", "/v1/devices", { imsi: "208010000007202", labels: { site: "north" } })).status).toBe(201);
+      expect((await woken) - sent).toBeLessThan(10_000);
+      expect(errors).toEqual([]);
+    } finally {
+      trigger.close();
+      narrowed.client.end(true);
+      everything.client.end(true);
+    }
   }, 60_000);
 
   it("disconnect a PEP whose key is revoked, at the authorizer's next refresh", async () => {

@@ -15,7 +15,7 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import { connect, type MqttClient } from "mqtt";
-import { feedClientId, feedTopic } from "@simroot/core/feed/notifier";
+import { feedBareTopic, feedClientId, feedTopic } from "@simroot/core/feed/notifier";
 import { noticeTrigger, type FeedTrigger } from "./push.ts";
 
 export interface MqttTriggerOptions {
@@ -31,6 +31,11 @@ export interface MqttTriggerOptions {
   readonly onError?: (error: Error) => void;
   /** First reconnection delays, ms: after a drop or a refusal by an unavailable broker, and after "not authorized". */
   readonly retryMs?: { readonly dropped: number; readonly refused: number; readonly max: number };
+  /**
+   * Follow the bare notices (the version alone), as a PEP narrowed to a selector does: a key bound to one may follow no
+   * other topic. The whole tenant's deltas on the other are of no use to such a PEP, whose view is its selector's.
+   */
+  readonly bare?: boolean;
 }
 
 /** The client id's suffix: the name as far as a client id may carry it, then a random part. */
@@ -44,7 +49,7 @@ export function mqttTrigger(options: MqttTriggerOptions): FeedTrigger {
   const username = options.authorizer ? `simroot-pep?x-amz-customauthorizer-name=${encodeURIComponent(options.authorizer)}` : "simroot-pep";
   const retry = options.retryMs ?? defaultRetry;
   return noticeTrigger((tenantId, handlers) => {
-    const topic = feedTopic(tenantId);
+    const topic = options.bare ? feedBareTopic(tenantId) : feedTopic(tenantId);
     let closed = false;
     let client: MqttClient | undefined;
     let timer: NodeJS.Timeout | undefined;

@@ -3,7 +3,7 @@
  * same zod schemas the adapters and the applier validate with.
  */
 import * as z from "zod";
-import { feedTopic, iotMessageUnitBytes, noticeDeltaMaxBytes } from "../feed/notifier.ts";
+import { feedBareTopic, feedTopic, iotMessageUnitBytes, noticeDeltaMaxBytes } from "../feed/notifier.ts";
 import { feedResponseSchema } from "../feed/wire.ts";
 import { eventSource, ingestSource } from "../platform/bus-names.ts";
 import { factsReportedType, maxFactsPerEntry } from "../ingest/reported.ts";
@@ -220,12 +220,21 @@ export function asyncApiDocument() {
         address: feedTopic("{tenantId}"),
         description:
           "The feed's push channel, over MQTT: a PEP connects with its `pep` API key as the password (in AWS through the " +
-          "feed's custom authorizer) and may subscribe to its own tenant's topic only, never publish",
+          "feed's custom authorizer) and may subscribe to its own tenant's topic only, never publish. A key bound to a " +
+          "selector may not: the deltas name every site's devices (it follows `feedNoticesBare`)",
         parameters: { tenantId: { description: "the tenant whose feed moved" } },
         messages: {
           feedNotice: { $ref: "#/components/messages/feedNotice" },
           feedNoticeGzipped: { $ref: "#/components/messages/feedNoticeGzipped" },
         },
+      },
+      feedNoticesBare: {
+        address: feedBareTopic("{tenantId}"),
+        description:
+          "The same notices with no delta (`tenantId` and `version` alone): the topic a `pep` key bound to a selector may " +
+          "follow, and the only one; a PEP narrowed to a selector polls its feed when told",
+        parameters: { tenantId: { description: "the tenant whose feed moved" } },
+        messages: { feedNotice: { $ref: "#/components/messages/feedNotice" } },
       },
       applied: {
         address: eventSource,
@@ -242,6 +251,11 @@ export function asyncApiDocument() {
       sendFeedNotice: {
         action: "send",
         channel: { $ref: "#/channels/feedNotices" },
+        bindings: { mqtt: { qos: 1, retain: false, bindingVersion: "0.2.0" } },
+      },
+      sendFeedNoticeBare: {
+        action: "send",
+        channel: { $ref: "#/channels/feedNoticesBare" },
         bindings: { mqtt: { qos: 1, retain: false, bindingVersion: "0.2.0" } },
       },
     },

@@ -36,6 +36,8 @@ interface Seen {
   body: string;
 }
 const seen: Seen[] = [];
+/** The publishes to the bare topic (`simroot/<tenant>/feed/bare`), apart: each notice is published there too. */
+const bare: Seen[] = [];
 let release: (() => void) | undefined;
 let failing = false;
 let server: Server;
@@ -47,7 +49,7 @@ beforeAll(async () => {
     for await (const chunk of request) chunks.push(chunk as Buffer);
     const bytes = Buffer.concat(chunks);
     const url = new URL(request.url ?? "/", "http://iot");
-    seen.push({
+    (decodeURIComponent(url.pathname).endsWith("/feed/bare") ? bare : seen).push({
       method: request.method!,
       path: url.pathname,
       query: url.searchParams,
@@ -70,6 +72,7 @@ afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
 let holdFirst = false;
 beforeEach(() => {
   seen.length = 0;
+  bare.length = 0;
   release = undefined;
   holdFirst = false;
   failing = false;
@@ -88,6 +91,9 @@ describe("the IoT Core feed notifier", () => {
     expect(request!.query.get("qos")).toBe("1");
     expect(request!.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/iotdata\/aws4_request/);
     expect(parseHeadMoved(request!.body)).toEqual({ tenantId: "ten_a", version: 42 });
+    expect(bare.map((each) => [decodeURIComponent(each.path), each.body])).toEqual([
+      ["/topics/simroot/ten_a/feed/bare", JSON.stringify({ tenantId: "ten_a", version: 42 })],
+    ]);
   });
 
   it("sends a burst of commits as one more publish of the newest head, never an older one", async () => {
@@ -120,6 +126,11 @@ describe("the IoT Core feed notifier", () => {
     expect(seen.map((each) => parseHeadMoved(each.body))).toEqual([
       { tenantId: "ten_d", version: 1, response: { signed: { signature: "0-1" }, entries: [entry(1)] } },
       { tenantId: "ten_d", version: 4, response: { signed: { signature: "1-4" }, entries: [entry(2), entry(3), entry(4)] } },
+    ]);
+    // The same notices bare, for keys bound to a selector (review 98): the version alone, no device.
+    expect(bare.map((each) => parseHeadMoved(each.body))).toEqual([
+      { tenantId: "ten_d", version: 1 },
+      { tenantId: "ten_d", version: 4 },
     ]);
   });
 

@@ -7,7 +7,7 @@
 import type { IoTDataPlaneClient } from "@aws-sdk/client-iot-data-plane";
 import { iotDataEndpoint } from "../config.ts";
 import { lazy, sdkClientSettings } from "../store/sdk-settings.ts";
-import { coalescing, feedTopic, noticePayload, type FeedNotifier } from "./notifier.ts";
+import { coalescing, feedBareTopic, feedTopic, noticePayload, type FeedNotifier } from "./notifier.ts";
 
 export interface IotNotifierOptions {
   /** Told of a failed publish (the PEPs' fallback poll still finds the change). */
@@ -27,9 +27,15 @@ export function iotFeedNotifier(
     return { client: typeof client === "function" ? await client() : client, PublishCommand };
   });
   const { publish, settled } = coalescing(async (notice) => {
-    const payload = noticePayload(notice);
     const { client: sender, PublishCommand } = await iot();
-    await sender.send(new PublishCommand({ topic: feedTopic(notice.tenantId), qos: 1, payload, contentType: "application/json" }));
+    // With its delta to the keys that may read the whole tenant's feed; bare to those bound to a selector.
+    const bare = noticePayload({ tenantId: notice.tenantId, version: notice.version });
+    await Promise.all([
+      sender.send(
+        new PublishCommand({ topic: feedTopic(notice.tenantId), qos: 1, payload: noticePayload(notice), contentType: "application/json" }),
+      ),
+      sender.send(new PublishCommand({ topic: feedBareTopic(notice.tenantId), qos: 1, payload: bare, contentType: "application/json" })),
+    ]);
   }, options.onError);
   return { publish, settled, ...(options.subscribe ? { subscribe: options.subscribe } : {}) };
 }

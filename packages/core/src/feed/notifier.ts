@@ -75,6 +75,13 @@ export interface FeedNotifier {
 export const feedTopic = (tenantId: string) => `simroot/${tenantId}/feed`;
 
 /**
+ * The topic of the same notices bare: the head's version alone, never its delta. A key bound to a selector may follow
+ * only this one (subscriber-authorizer.ts): a delta is the whole tenant's change, every site's devices and addresses
+ * (review 98: a bound key read them off the feed topic, though its feed holds it to its own site).
+ */
+export const feedBareTopic = (tenantId: string) => `simroot/${tenantId}/feed/bare`;
+
+/**
  * The MQTT client id a PEP follows the channel with: its API key's id, then a suffix of its own (two connections with
  * one client id would disconnect each other). The channel's authorizer holds the id to the key (subscriber-authorizer.ts).
  */

@@ -8,17 +8,18 @@
  * nothing else: no publishing (notices come from the control plane's IoT Publish, with its role),
  * no other tenant's topic. IoT asks again every 5 minutes: a revoked key is disconnected then.
  *
- * A notice only says "the head moved to V"; the PEP still fetches and verifies the signed feed
- * with the same key, checked on every request. So the authorizer guards who learns when a tenant
- * changes, and keeps anyone from speaking on the tenant's channel. A pep key bound to a selector
- * gets the same topic: a notice names no device, and the version it carries is the one every
- * response of the key's narrowed feed signs anyway; the feed itself holds the key to its selector.
+ * A notice says "the head moved to V", and on `simroot/<tenant>/feed` carries the change as the
+ * whole tenant's signed delta; the PEP still verifies it, or fetches the signed feed with the same
+ * key, checked on every request. A pep key bound to a selector gets the bare topic instead,
+ * `simroot/<tenant>/feed/bare`, whose notices carry the version alone: the delta names every
+ * site's devices and addresses (review 98: a bound key read them there), and the version is the
+ * one every response of the key's narrowed feed signs anyway.
  */
 import { authenticate, type Role } from "../access/api-key.ts";
 import { SimrootError } from "../error.ts";
 import { denyMqtt, iotArn, type MqttAuthorizerRequest, type MqttAuthorizerResponse } from "../integration/iot/iot-authorizer.ts";
 import type { Ports } from "../ports.ts";
-import { feedTopic } from "./notifier.ts";
+import { feedBareTopic, feedTopic } from "./notifier.ts";
 
 /** The roles `GET /v1/feed` serves (api routes/feed.ts). */
 export const feedSubscriberRoles: readonly Role[] = ["pep", "admin"];
@@ -43,17 +44,19 @@ export async function authorizeFeedSubscriber(ports: FeedKeyStore, request: Mqtt
   // The client id names the key the password is: a key cannot connect as another's PEP.
   if (!token.startsWith(`sr_${keyId}_`)) return denyMqtt(principal);
   let tenantId: string;
+  let bound: boolean;
   try {
     const principalOfKey = await authenticate(ports, token);
     if (!feedSubscriberRoles.includes(principalOfKey.role)) return denyMqtt(principal);
     tenantId = principalOfKey.tenantId;
+    bound = principalOfKey.selector !== undefined;
   } catch (error) {
     // An unknown or revoked key is refused; the store failing is not a refusal of the key (IoT then fails the CONNECT).
     if (error instanceof SimrootError && error.code === "auth.invalid_key") return denyMqtt(principal);
     throw error;
   }
   if (!plainSegment.test(tenantId)) return denyMqtt(principal);
-  const topic = feedTopic(tenantId);
+  const topic = bound ? feedBareTopic(tenantId) : feedTopic(tenantId);
   return {
     isAuthenticated: true,
     principalId: principal,

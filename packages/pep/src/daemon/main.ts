@@ -119,6 +119,8 @@ export async function startPep(config: PepConfig, deps: PepDeps = {}) {
           apiKey: config.apiKey,
           ...(config.mqttAuthorizer ? { authorizer: config.mqttAuthorizer } : {}),
           name: config.pepId,
+          // Narrowed to a selector (a key bound to one may follow only the bare notices).
+          bare: config.selector !== undefined,
           onError: (error) => log({ level: "warn", msg: "feed channel failed", error: `${error.name}: ${error.message}` }),
         })
       : undefined;
