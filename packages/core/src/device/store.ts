@@ -140,10 +140,13 @@ async function lookup(ports: Ports, key: { pk: string; sk: string }, cacheable: 
   const cache = aliasCache(ports);
   const known = cacheable ? cache.get(key.pk) : undefined;
   if (known && known.until > Date.now()) return known.deviceId;
-  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.identity, Key: key }));
+  // Asked afresh (not from the cache), asked of the store as it is now: an eventually consistent read may still name the
+  // device whose revocation released the alias (review 97).
+  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.identity, Key: key, ConsistentRead: !cacheable }));
   const deviceId = typeof Item?.deviceId === "string" ? Item.deviceId : undefined;
-  if (deviceId && cacheable) cache.set(key.pk, { deviceId, until: Date.now() + aliasCacheMs });
-  else if (cacheable) cache.delete(key.pk);
+  // Read afresh or not, the answer is the newest this instance has: a stale entry would send the next fact astray again.
+  if (deviceId) cache.set(key.pk, { deviceId, until: Date.now() + aliasCacheMs });
+  else cache.delete(key.pk);
   return deviceId;
 }
 
@@ -168,6 +171,7 @@ export async function resolveDevice(ports: Ports, tenantId: string, ref: DeviceR
         ExpressionAttributeValues: { ":pk": aliasKey(tenantId, kind, value).pk, ":released": "released#" },
         ScanIndexForward: false,
         Limit: 1,
+        ConsistentRead: fresh,
       }),
     );
     if (typeof Items?.[0]?.deviceId === "string") return Items[0].deviceId;

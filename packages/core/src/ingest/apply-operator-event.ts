@@ -117,8 +117,10 @@ async function settle(ports: Ports, reported: DomainEvent): Promise<Outcome<Oper
   if (tooLong !== undefined) return parkFor(`a device id of ${tooLong} characters names no device (simroot's have 30)`);
   let deviceId = await resolveDevice(ports, ctx.tenantId, event.device);
   // A cached alias may name a device revoked since (its identifiers were released): ask the store.
+  let fresh = false;
   if (deviceId && !event.device.deviceId && (await recentDevice(ports, ctx.tenantId, deviceId))?.device.state === "revoked") {
     deviceId = await resolveDevice(ports, ctx.tenantId, event.device, true);
+    fresh = true;
   }
   if (!deviceId) return parkFor(`no device in this tenant matches ${describeRef(event.device)}`);
   const cause = {
@@ -128,18 +130,36 @@ async function settle(ports: Ports, reported: DomainEvent): Promise<Outcome<Oper
     dedupeKey: event.dedupeKey,
     ...(event.reportedAt === undefined ? {} : { reportedAt: event.reportedAt, clampedTo: event.occurredAt }),
   };
+  // Judged on the device the fold reads, which after a conflict is the store's: this instance's cached copy of a device
+  // revoked through another instance says active, and its cached aliases name it still (review 97: an operator's
+  // suspension of the SIM registered again was folded into the revoked device).
+  const judged = (device: Device) => {
+    if (!fresh && !event.device.deviceId && device.state === "revoked")
+      throw new SimrootError("ingest.resolve_again", "conflict", `device ${device.id} is revoked: its identifiers may name another`);
+    return otherEuicc(device, event);
+  };
 
   let result: Outcome<OperatorEventResult>;
-  try {
-    result =
-      event.type === "source.unhandled"
-        ? await recordUnhandled(ports, ctx, deviceId, ingested, cause)
-        : await applyFact(ports, ctx, deviceId, toFact(event, ingested.data.sourceId), cause, (device) => otherEuicc(device, event));
-  } catch (error) {
-    if (isSimrootError(error) && error.code === "device.not_found")
-      return parkFor(`device ${deviceId} is not in this tenant (never registered here, or removed)`);
-    if (isSimrootError(error) && error.code === "ingest.not_its_device") return parkFor(error.message);
-    throw error;
+  for (;;) {
+    try {
+      result =
+        event.type === "source.unhandled"
+          ? await recordUnhandled(ports, ctx, deviceId, ingested, cause)
+          : await applyFact(ports, ctx, deviceId, toFact(event, ingested.data.sourceId), cause, judged);
+      break;
+    } catch (error) {
+      if (isSimrootError(error) && error.code === "ingest.resolve_again" && !fresh) {
+        fresh = true;
+        const again = await resolveDevice(ports, ctx.tenantId, event.device, true);
+        if (!again) return parkFor(`no device in this tenant matches ${describeRef(event.device)}`);
+        deviceId = again;
+        continue;
+      }
+      if (isSimrootError(error) && error.code === "device.not_found")
+        return parkFor(`device ${deviceId} is not in this tenant (never registered here, or removed)`);
+      if (isSimrootError(error) && error.code === "ingest.not_its_device") return parkFor(error.message);
+      throw error;
+    }
   }
   await unpark(ports, ctx.tenantId, ingested.id);
   return result;

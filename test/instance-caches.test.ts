@@ -1,0 +1,75 @@
+/**
+ * Decisions about a fact made on this instance's cached copies of a device and its aliases (review 97), with two
+ * runtimes that share only the tables, as Lambda instances do: each caches what it last read, and another's writes do
+ * not reach that cache.
+ */
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createTestPki, signedOtherNotification, withEidCheckDigits } from "../packages/core/src/ingest/adapters/eim-pki.test-support.ts";
+import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+
+let a: TestRuntime;
+let b: TestRuntime;
+beforeAll(async () => {
+  const tablePrefix = `caches${randomBytes(4).toString("hex")}-`;
+  a = await startTestRuntime({ tablePrefix });
+  b = await startTestRuntime({ tablePrefix, feedHubUrl: a.feedHubUrl });
+}, 60_000);
+afterAll(async () => {
+  await b?.stop();
+  await a?.stop();
+});
+
+let sequence = 0;
+const fact = (type: string, device: Record<string, string>, data: Record<string, unknown>) => ({
+  type,
+  dedupeKey: `caches-${++sequence}`,
+  occurredAt: new Date(Date.now() - 60_000 + sequence).toISOString(),
+  device,
+  sourceType: type,
+  data,
+});
+
+describe("an instance's cached device and aliases (review 97)", () => {
+  it("do not send a fact of a SIM revoked and registered again through another instance to the revoked device", async () => {
+    const tenant = await tenantClient(a, "caches-revoked");
+    const postB = await simrootSource(b, tenant);
+    const sim = { imsi: "208018880000097", iccids: ["8944500102198304990"] };
+    const first = (await tenant.call("POST", "/v1/devices", sim)).json;
+    // B applies a fact of the device: it caches the alias and the device, active.
+    await postB(fact("device.reachability-changed", { imsi: sim.imsi }, { reachable: true }));
+    // Through A, an admin revokes it and registers the SIM again (a replacement device).
+    expect((await tenant.call("POST", `/v1/devices/${first.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+    const again = (await tenant.call("POST", "/v1/devices", sim)).json;
+    // The operator suspends the SIM; B applies it.
+    await postB(fact("device.suspended", { imsi: sim.imsi }, { reason: "SIM swap reported by operator" }));
+    expect((await tenant.call("GET", `/v1/devices/${again.id}`)).json.state).toBe("suspended");
+  });
+
+  it("park another eUICC's notification on an instance that cached the device before its eUICC first reported", async () => {
+    const tenant = await tenantClient(a, "caches-euicc");
+    const pki = createTestPki();
+    const created = await tenant.call("POST", "/v1/sources", { name: "eIM", format: "eim", credentials: { trustAnchors: [pki.ci.pem] } });
+    const { source, credentials } = created.json;
+    const postTo = async (on: TestRuntime, notification: Uint8Array) => {
+      const response = await on.app.request(source.ingestPath, {
+        method: "POST",
+        headers: { authorization: `Bearer ${credentials.bearerToken}`, "content-type": "application/json" },
+        body: JSON.stringify({ pendingNotification: Buffer.from(notification).toString("base64") }),
+      });
+      await on.settled();
+      return response.status;
+    };
+    const iccid = "8944500102198304875";
+    const eid = withEidCheckDigits("890490321234512345123456789088");
+    const strayEid = withEidCheckDigits("890490321234512345123456789099");
+    const device = (await tenant.call("POST", "/v1/devices", { iccids: [iccid], imsi: "208018880000098" })).json;
+    // B applies a fact of the device before any profile is reported: it caches the device with none.
+    const postB = await simrootSource(b, tenant);
+    await postB(fact("device.reachability-changed", { imsi: "208018880000098" }, { reachable: true }));
+    expect(await postTo(a, signedOtherNotification(1, "enable", iccid, pki.euicc(eid), pki.eum))).toBe(202);
+    // Another genuine eUICC signs a deletion of that profile; B applies it.
+    expect(await postTo(b, signedOtherNotification(2, "delete", iccid, pki.euicc(strayEid), pki.eum))).toBe(202);
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.profiles[iccid]).toMatchObject({ state: "enabled", eid });
+  });
+});
