@@ -117,6 +117,21 @@ describe("an automation action taken once per event (review 67)", { timeout: 120
     expect(grants.filter((grant) => grant.principal === "vendor:acme/oncall" && grant.status === "active")).toHaveLength(1);
   });
 
+  it("an event redelivered after a failed attempt still fires a rule whose limit is one a window: the unit it took is its own (review 97)", async () => {
+    const { tenant, deviceId } = await tenantWithRule([startGrant, { type: "open-incident", severity: "high" }], {
+      max: 1,
+      perSeconds: 3600,
+    });
+    const envelope = labelsChanged(tenant.tenant.id, deviceId, "evt_01KR97REDELIVERED00000000");
+    await expect(runAutomation(failingOnce(), envelope)).rejects.toThrow(/throughput/);
+    const retried = await runAutomation(runtime.ports, envelope);
+    expect(retried.value.map((firing) => firing.outcome)).toEqual(["fired"]);
+    expect((await tenant.call("GET", "/v1/incidents")).json.items).toHaveLength(1);
+    // The next event finds the window's one unit spent.
+    const next = await runAutomation(runtime.ports, labelsChanged(tenant.tenant.id, deviceId, "evt_01KR97NEXT000000000000000"));
+    expect(next.value.map((firing) => firing.outcome)).toEqual(["rate-limited"]);
+  });
+
   it("a dry run does not spend the rate budget of the rule it tries out: switched to act, the rule acts on the next match", async () => {
     const { tenant, deviceId, rule } = await tenantWithRule([{ type: "add-labels", labels: { suspect: "yes" } }], {
       max: 1,

@@ -28,6 +28,9 @@ const firedRetentionSeconds = 7 * 24 * 60 * 60;
 /** A rule's matches past its rate limit recorded in a window at most: this many, or its limit when higher. */
 export const spentMatchesRecorded = 10;
 
+/** A firing's item before its record: the rule's budget taken for the event, its actions under way. */
+const claimedOutcome = "claimed";
+
 /** The rules that led to an event: `rule:rul_A>rul_B` -> [rul_A, rul_B]. */
 export const ruleChainOf = (actor: string): string[] => (actor.startsWith("rule:") ? actor.slice(5).split(">") : []);
 
@@ -93,14 +96,21 @@ async function fire(ports: Ports, rule: AutomationRule, envelope: BusEnvelope, c
   const event = envelope.detail;
   const key = firedKey(event.tenantId, rule.id, event.id);
   const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.automation, Key: key, ConsistentRead: true }));
-  if (Item) return undefined;
+  // Claimed: a delivery of this event took a unit of the rule's budget and failed before its record (review 97: its
+  // retry found the budget spent, by itself, and the rule's containment was never done).
+  const claimed = Item?.outcome === claimedOutcome;
+  if (Item && !claimed) return undefined;
   const ctx: RequestContext = { tenantId: event.tenantId, actor: `rule:${[...chain, rule.id].join(">")}`, requestId: event.requestId };
   const events: DomainEvent[] = [];
   const actions: ActionResult[] = [];
   let outcome: Firing["outcome"];
   // A dry run counts against a budget of its own: switched to act, the rule has its whole budget (review 67).
   const rateKey = rule.dryRun ? `rule#${rule.id}#dry` : `rule#${rule.id}`;
-  if (!(await takeRate(ports, event.tenantId, rateKey, rule.rateLimit.max, rule.rateLimit.perSeconds))) {
+  const claim = { ...key, outcome: claimedOutcome, expiresAt: Math.floor(ports.now().getTime() / 1000) + firedRetentionSeconds };
+  const taken = claimed || (await takeRate(ports, event.tenantId, rateKey, rule.rateLimit.max, rule.rateLimit.perSeconds, claim));
+  // Another delivery of the event, side by side, holds its unit: it acts.
+  if (taken === "claimed") return undefined;
+  if (!taken) {
     // Not recorded on an event a rule caused (review 84), as a loop is not: each change a rule makes is matched by the
     // tenant's other rules, and one record of each spent match made a record for every rule matching every change
     // (100,000 a minute with 100 rules taking their default 10 firings each). A match on what a person, a source or a
@@ -145,7 +155,8 @@ async function fire(ports: Ports, rule: AutomationRule, envelope: BusEnvelope, c
           Put: {
             TableName: ports.tables.automation,
             Item: { ...key, outcome, expiresAt: Math.floor(now.getTime() / 1000) + firedRetentionSeconds },
-            ConditionExpression: "attribute_not_exists(pk)",
+            ConditionExpression: "attribute_not_exists(pk) OR outcome = :claimed",
+            ExpressionAttributeValues: { ":claimed": claimedOutcome },
           },
         },
       ],
