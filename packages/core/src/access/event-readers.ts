@@ -32,8 +32,20 @@ export const adminOnlyEventTypes: ReadonlySet<string> = new Set([
  * actor.
  */
 export function typesToldBy(event: { readonly type: string; readonly data?: unknown }): string[] {
-  const data = (event.data ?? {}) as { cause?: { type?: unknown }; eventType?: unknown };
-  return [event.type, data.cause?.type, data.eventType].filter((type): type is string => typeof type === "string");
+  const data = (event.data ?? {}) as { cause?: { type?: unknown }; eventType?: unknown; toldTypes?: unknown };
+  // `toldTypes`: what the event a record is about tells in turn (a rule's firing on a redrive of a key's creation:
+  // review 98, one level down it named the key to an operator's subscription).
+  const nested = Array.isArray(data.toldTypes) ? data.toldTypes : [];
+  return [...new Set([event.type, data.cause?.type, data.eventType, ...nested].filter((type): type is string => typeof type === "string"))];
+}
+
+/**
+ * `toldTypes` for a record about `event` (a rule's firing on it, its redrive), when it tells more than its own type:
+ * the record tells them too, and is held back from whoever may not read one of them.
+ */
+export function toldBy(event: { readonly type: string; readonly data?: unknown }): { toldTypes?: string[] } {
+  const told = typesToldBy(event);
+  return told.length > 1 ? { toldTypes: told } : {};
 }
 
 /**

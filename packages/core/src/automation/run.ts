@@ -9,7 +9,7 @@
  * chain already names it, and chains stop at `maxChain` rules.
  */
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { mayReadEvent } from "../access/event-readers.ts";
+import { mayReadEvent, toldBy } from "../access/event-readers.ts";
 import type { RequestContext } from "../context.ts";
 import { SimrootError, isSimrootError } from "../error.ts";
 import type { BusEnvelope } from "../event/envelope.ts";
@@ -143,7 +143,7 @@ async function fire(ports: Ports, rule: AutomationRule, envelope: BusEnvelope, c
     ctx,
     firedEventType,
     subject,
-    { ruleId: rule.id, ruleName: rule.name, eventId: event.id, eventType: event.type, outcome, actions },
+    { ruleId: rule.id, ruleName: rule.name, eventId: event.id, eventType: event.type, ...toldBy(event), outcome, actions },
     now,
   );
   try {

@@ -9,6 +9,10 @@ import { anomalySchema } from "../anomaly/model.ts";
 
 const loose = (description: string, fields: Record<string, z.ZodType> = {}) => z.looseObject(fields).meta({ description });
 const record = z.record(z.string(), z.unknown());
+const toldTypesSchema = z.array(z.string()).optional().meta({
+  description:
+    "the types the event it is about tells in turn (its own, and what it is about): an event of a type a role may not read is held back from it",
+});
 
 export const simrootEventPayloads = {
   "anomaly.detected": anomalySchema,
@@ -17,6 +21,7 @@ export const simrootEventPayloads = {
     ruleName: z.string(),
     eventId: z.string().meta({ description: "the event that matched" }),
     eventType: z.string(),
+    toldTypes: toldTypesSchema,
     outcome: z.enum(["fired", "dry-run", "rate-limited"]),
     actions: z.array(
       z.object({
@@ -45,6 +50,7 @@ export const simrootEventPayloads = {
     rule: z.string().meta({ description: "the consumer the event was handed back to" }),
     eventId: z.string(),
     eventType: z.string(),
+    toldTypes: toldTypesSchema,
     reason: z.string().meta({ description: "why it had been dead-lettered" }),
   }),
   "device.registered": loose("a device was registered", { device: record }),

@@ -16,7 +16,7 @@
  */
 import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
-import { actingRole, mayReadEvent } from "../access/event-readers.ts";
+import { actingRole, mayReadEvent, toldBy } from "../access/event-readers.ts";
 import type { RequestContext } from "../context.ts";
 import { SimrootError } from "../error.ts";
 import type { Outcome } from "../outcome.ts";
@@ -75,7 +75,13 @@ export const redriveBusDeadLetter = verb(z.object({ id: z.string().min(1).max(30
     ctx,
     "bus.dead_letter_redriven",
     letter.subject,
-    { rule: letter.rule, eventId: letter.eventId, eventType: letter.eventType, reason: letter.reason },
+    {
+      rule: letter.rule,
+      eventId: letter.eventId,
+      eventType: letter.eventType,
+      ...toldBy((Item.envelope as BusEnvelope | undefined)?.detail ?? { type: letter.eventType }),
+      reason: letter.reason,
+    },
     ports.now(),
   );
   await ports.ledger.commit({
