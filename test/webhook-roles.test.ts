@@ -6,7 +6,8 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { deliverDue } from "@simroot/core";
+import { deliverDue, recordDeadLetter, type BusEnvelope } from "@simroot/core";
+import { committedEvents } from "./support/audit-events.ts";
 import { forgetRole, operatorOf as operatorsOf } from "./support/roles.ts";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
@@ -202,5 +203,35 @@ describe("a subscription receives what its role reads (review 87)", { timeout: 6
     expect(fired?.data.data).toMatchObject({ eventType: "key.created", actions: [{ type: "notify", outcome: "skipped" }] });
     expect(typesAt("/firings")).not.toContain("automation.fired");
     expect(typesAt("/firings")).not.toContain("key.created");
+  });
+});
+
+describe("records about records (review 98)", () => {
+  it("tell what the event they are about tells: a firing on a key's redriven letter reaches an admin's subscription only", async () => {
+    // An admin's rule firing on the redrive of a key's creation recorded `automation.fired` about
+    // `bus.dead_letter_redriven`, its subject the key's id, and an operator's subscription to firings was sent it.
+    const tenant = await tenantClient(runtime, "told-types");
+    const operator = await operatorsOf(runtime, tenant);
+    const firings = { "detail-type": ["automation.fired"] };
+    expect((await operator("POST", "/v1/webhooks", { url: `${base}/told-operator`, pattern: firings })).status).toBe(201);
+    expect((await tenant.call("POST", "/v1/webhooks", { url: `${base}/told-admin`, pattern: firings })).status).toBe(201);
+    const rule = await tenant.call("POST", "/v1/automation/rules", {
+      name: "watch redrives",
+      pattern: { "detail-type": ["bus.dead_letter_redriven"] },
+      actions: [{ type: "open-incident" }],
+    });
+    expect(rule.status, rule.text).toBe(201);
+    expect((await tenant.call("POST", "/v1/keys", { name: "edge", role: "pep" })).status).toBe(201);
+    await runtime.settled();
+    const created = (await committedEvents(runtime, tenant.tenant.id)).find((event) => event.type === "key.created")!;
+    const envelope = { source: "simroot", "detail-type": created.type, detail: created } as unknown as BusEnvelope;
+    await recordDeadLetter(runtime.ports, { rule: "automation", reason: "failed", envelope });
+    const [letter] = (await tenant.call("GET", "/v1/bus/dead-letters")).json.items as { id: string }[];
+    expect((await tenant.call("POST", `/v1/bus/dead-letters/${encodeURIComponent(letter!.id)}/redrive`)).status).toBe(202);
+    await runtime.settled();
+    await expect.poll(() => typesAt("/told-admin"), { timeout: 10_000 }).toContain("automation.fired");
+    await runtime.settled();
+    expect(typesAt("/told-operator")).toEqual([]);
+    expect(received.get("/told-admin")![0]!.data.data.toldTypes).toEqual(["bus.dead_letter_redriven", "key.created"]);
   });
 });
