@@ -86,7 +86,8 @@ export function monthlyCost(scenario: Scenario): {
   const pushedPollsPerPep =
     (carried ? 0 : secondsPerMonth * changesPerSecondPerTenant) +
     (secondsPerMonth * (1 - changesPerSecondPerTenant)) / assumed.idlePollSeconds;
-  const notices = scenario.feed === "push" ? peps * secondsPerMonth * changesPerSecondPerTenant * noticeUnits : 0;
+  // Delivered to each PEP, and published twice (with its delta, and bare for keys bound to a selector: review 98).
+  const notices = scenario.feed === "push" ? (peps + 2 * tenants) * secondsPerMonth * changesPerSecondPerTenant * noticeUnits : 0;
   // Each carried notice is signed once, by the instance that sends it.
   const noticeSignatures = tenants * secondsPerMonth * changesPerSecondPerTenant;
   const pollsPerPep = scenario.feed === "push" ? pushedPollsPerPep : secondsPerMonth / timeouts.feedWaitSeconds;
