@@ -1,7 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Fact } from "./fact.ts";
-import { admission, currentState, profileWindow, remember, timeWindow, type History } from "./fold.ts";
+import { admission, currentState, keyedByContent, profileWindow, remember, timeWindow, type History } from "./fold.ts";
 import type { FoldSettings, IdentityState } from "./identity-state.ts";
 import { bindingsOf, diffStates } from "./diff.ts";
 
@@ -147,6 +147,44 @@ describe("the identity fold", () => {
     const passed = admit(start, [suspended, lifted, ...filler]);
     expect(currentState(passed, settings).state).toBe("active");
     expect(admission(passed, suspended)).toBe("duplicate");
+  });
+
+  it("knows a fact that left the window by its content too: another under its key is a fact of its own (review 99)", () => {
+    const admit = (history: History, facts: readonly Fact[]) =>
+      facts.reduce((current, reported) => {
+        const next = keyedByContent(current, reported);
+        return ["new", "late"].includes(admission(current, next)) ? remember(current, next, settings) : current;
+      }, history);
+    const source = (type: Fact["type"], minute: number, data: Record<string, unknown>, key: string) =>
+      ({ ...fact(type, minute, data), key }) as Fact;
+    const suspended = source("device.suspended", 1, { reason: "claimed" }, "src_ds|rec-1001");
+    const lifted = source("device.reinstated", 2, {}, "src_ds|rec-1002");
+    const filler = Array.from({ length: timeWindow + 1 }, (_, n) => fact("device.roaming-changed", 10 + n, { roaming: false }));
+    const passed = admit(start, [suspended, lifted, ...filler]);
+    expect(admission(passed, keyedByContent(passed, suspended))).toBe("duplicate");
+    const revoked = source("device.revoked", 100, { reason: "SIM deletion" }, "src_ds|rec-1001");
+    const after = admit(passed, [revoked]);
+    expect(currentState(after, settings).state).toBe("revoked");
+    // That one too, once it has left the window under the key it was given, is known when delivered again.
+    const later = admit(
+      after,
+      Array.from({ length: timeWindow + 1 }, (_, n) => fact("device.roaming-changed", 200 + n, { roaming: true })),
+    );
+    expect(admission(later, keyedByContent(later, revoked))).toBe("duplicate");
+  });
+
+  it("forgets the reinstatements that left the window from the holds they spared (review 99)", () => {
+    let history = start;
+    const imeis = ["356938035643809", "353918057227434"];
+    for (let n = 0; n < 60; n++) {
+      history = remember(history, { ...fact("device.reinstated", 10 * n + 5, { reason: "auto" }), key: `api|r${n}` } as Fact, settings);
+      const flip = fact("device.equipment-changed", 10 * n + 3, { imei: imeis[n % 2] });
+      if (admission(history, flip) !== "stale") history = remember(history, flip, settings);
+    }
+    const state = currentState(history, settings);
+    expect(state.state).toBe("quarantined");
+    const kept = [...(state.holds?.simroot?.spares ?? []), ...(state.holds?.simroot?.behind?.spares ?? [])];
+    expect(kept.length).toBeLessThanOrEqual(timeWindow);
   });
 
   it("keeps a revoked device revoked whatever arrives later or out of order", () => {

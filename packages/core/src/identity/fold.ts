@@ -29,11 +29,14 @@ export interface History {
   readonly profileTimeCutoff?: { readonly at: string; readonly key: string };
   readonly facts: readonly Fact[];
   /**
-   * The keys of the last facts that take access away folded into the checkpoint, straight (`admission`'s `late`) or
-   * out of the window, which keeps them no longer: a redelivery of one is a duplicate. Folded again as late, a hold
-   * lifted since, its lift gone into the checkpoint too, would be imposed again (review 96: also one that had left
-   * the window in order).
+   * The last facts that take access away folded into the checkpoint, straight (`admission`'s `late`) or out of the
+   * window, which keeps them no longer, each as `<digest of its content>:<key>`: a redelivery of one is a duplicate.
+   * Folded again as late, a hold lifted since, its lift gone into the checkpoint too, would be imposed again (review 96:
+   * also one that had left the window in order). Another fact under one of their keys is a fact of its own, as in the
+   * window (`keyedByContent`; review 99: a revocation under the key of a suspension that had left was dropped).
    */
+  readonly lateFacts?: readonly string[];
+  /** Written before 2026-12-06 (`lateFacts` without the digest): keys whose facts are duplicates whatever they say. */
   readonly lateKeys?: readonly string[];
 }
 
@@ -57,14 +60,25 @@ const takesAccessAway = (fact: Fact) =>
  * revocation was dropped). A true redelivery says the same, and is a duplicate as before.
  */
 export function keyedByContent(history: History, fact: Fact): Fact {
+  const renamed = { ...fact, key: `${fact.key}#${digestOf(fact)}` };
+  // A redelivery of a fact that was renamed, which left the window: its renamed key is the one kept.
+  if (history.lateFacts?.includes(lateEntry(renamed))) return renamed;
   const known = history.facts.find((each) => each.key === fact.key);
-  if (!known || contentOf(known) === contentOf(fact)) return fact;
-  return { ...fact, key: `${fact.key}#${createHash("sha256").update(contentOf(fact)).digest("base64url").slice(0, 16)}` };
+  const same = known
+    ? contentOf(known) === contentOf(fact)
+    : !history.lateFacts?.some((entry) => keyOfLate(entry) === fact.key) || history.lateFacts.includes(lateEntry(fact));
+  return same ? fact : renamed;
 }
 const contentOf = (fact: Fact) => canonicalJson({ type: fact.type, at: fact.at, seq: fact.seq ?? null, data: fact.data });
+const digestOf = (fact: Fact) => createHash("sha256").update(contentOf(fact)).digest("base64url").slice(0, 16);
+/** A fact as `lateFacts` keeps it: the digest of its content (16 characters), then its key. */
+const lateEntry = (fact: Fact) => `${digestOf(fact)}:${fact.key}`;
+const keyOfLate = (entry: string) => entry.slice(17);
+const withLate = (history: Pick<History, "lateFacts">, fact: Fact) => [...(history.lateFacts ?? []), lateEntry(fact)].slice(-timeWindow);
 
 export function admission(history: History, fact: Fact): Admission {
   if (history.facts.some((known) => known.key === fact.key) || history.lateKeys?.includes(fact.key)) return "duplicate";
+  if (history.lateFacts?.includes(lateEntry(fact))) return "duplicate";
   if (isProfileFact(fact)) {
     if (fact.seq !== undefined) return history.seqCutoff !== undefined && fact.seq <= history.seqCutoff ? "stale" : "new";
     // Unsequenced facts fold before every sequenced one: once a sequenced fact is in the
@@ -84,18 +98,18 @@ export function remember(history: History, fact: Fact, settings: FoldSettings): 
     return {
       ...history,
       checkpoint: foldFacts(history.checkpoint, [withSpares(history, fact)], settings),
-      lateKeys: [...(history.lateKeys ?? []), fact.key].slice(-timeWindow),
+      lateFacts: withLate(history, fact),
     };
   const admitted = isProfileFact(fact) ? fact : withSpares(history, fact);
   const timeFacts = [...history.facts.filter((known) => !isProfileFact(known)), ...(isProfileFact(fact) ? [] : [admitted])].sort(byTime);
   const profileFacts = [...history.facts.filter(isProfileFact), ...(isProfileFact(fact) ? [fact] : [])].sort(bySequence);
   let checkpoint = history.checkpoint;
-  let { timeCutoff, seqCutoff, profileTimeCutoff, lateKeys } = history;
+  let { timeCutoff, seqCutoff, profileTimeCutoff, lateFacts } = history;
   while (timeFacts.length > timeWindow) {
     const oldest = timeFacts.shift()!;
     checkpoint = foldFacts(checkpoint, [oldest], settings);
     timeCutoff = { at: oldest.at, key: oldest.key };
-    if (takesAccessAway(oldest)) lateKeys = [...(lateKeys ?? []), oldest.key].slice(-timeWindow);
+    if (takesAccessAway(oldest)) lateFacts = withLate({ lateFacts }, oldest);
   }
   while (profileFacts.length > profileWindow) {
     const oldest = profileFacts.shift()!;
@@ -104,12 +118,13 @@ export function remember(history: History, fact: Fact, settings: FoldSettings): 
     else profileTimeCutoff = { at: oldest.at, key: oldest.key };
   }
   return {
-    checkpoint,
+    checkpoint: withLiveSpares(checkpoint, timeFacts),
     timeCutoff,
     seqCutoff,
     ...(profileTimeCutoff === undefined ? {} : { profileTimeCutoff }),
     facts: [...timeFacts, ...profileFacts],
-    ...(lateKeys ? { lateKeys } : {}),
+    ...(lateFacts ? { lateFacts } : {}),
+    ...(history.lateKeys ? { lateKeys: history.lateKeys } : {}),
   };
 }
 
@@ -126,6 +141,32 @@ function withSpares(history: History, fact: Fact): Fact {
     .filter((known) => known.type === "device.reinstated" && sideOf(known) === "simroot" && byTime(fact, known) < 0)
     .map((known) => known.key);
   return spares.length === 0 ? fact : { ...fact, spares: [...new Set([...(fact.spares ?? []), ...spares])] };
+}
+
+/**
+ * The checkpoint with its holds spared only by reinstatements the window still holds: one folded into the checkpoint
+ * is never folded again, and its key was dead weight on every hold after it (review 99: 59 keys after 60 turns).
+ */
+function withLiveSpares(checkpoint: IdentityState, facts: readonly Fact[]): IdentityState {
+  const holds = checkpoint.holds;
+  const sources = holds?.sources;
+  const all = [holds?.simroot, holds?.simroot?.behind, holds?.operator, ...Object.values(sources ?? {})];
+  if (!holds || !all.some((hold) => hold?.spares)) return checkpoint;
+  const live = new Set(facts.filter((fact) => fact.type === "device.reinstated").map((fact) => fact.key));
+  const pruned = (hold: Hold): Hold => {
+    const { spares, behind, ...rest } = hold;
+    const kept = spares?.filter((key) => live.has(key)) ?? [];
+    const deeper = behind && pruned(behind);
+    return { ...rest, ...(kept.length > 0 ? { spares: kept } : {}), ...(deeper?.spares ? { behind: deeper } : {}) };
+  };
+  return {
+    ...checkpoint,
+    holds: {
+      ...(holds.simroot ? { simroot: pruned(holds.simroot) } : {}),
+      ...(holds.operator ? { operator: pruned(holds.operator) } : {}),
+      ...(sources ? { sources: Object.fromEntries(Object.entries(sources).map(([source, hold]) => [source, pruned(hold)])) } : {}),
+    },
+  };
 }
 
 /** The state the history stands for. */
