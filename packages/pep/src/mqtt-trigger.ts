@@ -32,8 +32,9 @@ export interface MqttTriggerOptions {
   /** First reconnection delays, ms: after a drop or a refusal by an unavailable broker, and after "not authorized". */
   readonly retryMs?: { readonly dropped: number; readonly refused: number; readonly max: number };
   /**
-   * Follow the bare notices (the version alone), as a PEP narrowed to a selector does: a key bound to one may follow no
-   * other topic. The whole tenant's deltas on the other are of no use to such a PEP, whose view is its selector's.
+   * Follow the bare notices (the version alone), as a PEP narrowed to a selector does: the whole tenant's deltas on the
+   * other topic are of no use to it, whose view is its selector's. A key bound to a selector may follow no other topic:
+   * refused the one with deltas, the trigger follows the bare one from then on (review 99).
    */
   readonly bare?: boolean;
 }
@@ -49,7 +50,7 @@ export function mqttTrigger(options: MqttTriggerOptions): FeedTrigger {
   const username = options.authorizer ? `simroot-pep?x-amz-customauthorizer-name=${encodeURIComponent(options.authorizer)}` : "simroot-pep";
   const retry = options.retryMs ?? defaultRetry;
   return noticeTrigger((tenantId, handlers) => {
-    const topic = options.bare ? feedBareTopic(tenantId) : feedTopic(tenantId);
+    let topic = options.bare ? feedBareTopic(tenantId) : feedTopic(tenantId);
     let closed = false;
     let client: MqttClient | undefined;
     let timer: NodeJS.Timeout | undefined;
@@ -89,11 +90,19 @@ export function mqttTrigger(options: MqttTriggerOptions): FeedTrigger {
         ...(options.url.startsWith("mqtts:") ? { ALPNProtocols: ["mqtt"] } : {}),
       });
       client = current;
-      current.on("connect", () => {
+      const follow = () =>
         current.subscribe(topic, { qos: 1 }, (error, granted) => {
           // Closed meanwhile (by us, or superseded): its answer, or the "connection closed" that fails it, is no news.
           if (closed || client !== current) return;
-          const denied = error ?? (granted?.[0]?.qos === 128 ? new Error(`the broker refused the subscription to ${topic}`) : undefined);
+          const refusedQos =
+            granted?.[0]?.qos === 128 || (error as { packet?: { granted?: number[] } } | null)?.packet?.granted?.[0] === 128;
+          // A key bound to a selector is refused the deltas: it follows the bare notices instead.
+          if (refusedQos && topic === feedTopic(tenantId)) {
+            topic = feedBareTopic(tenantId);
+            follow();
+            return;
+          }
+          const denied = error ?? (refusedQos ? new Error(`the broker refused the subscription to ${topic}`) : undefined);
           if (denied) {
             // Subscribed to nothing: drop the connection and try again later (the key may be given rights again).
             refused = true;
@@ -107,7 +116,7 @@ export function mqttTrigger(options: MqttTriggerOptions): FeedTrigger {
           lasted = setTimeout(() => (failures = 0), 60_000).unref();
           handlers.onConnected();
         });
-      });
+      current.on("connect", () => follow());
       current.on("message", (received, payload) => {
         // As received: a large notice is gzipped (core feed/notifier.ts `noticePayload`).
         if (received === topic) handlers.onMessage(payload);

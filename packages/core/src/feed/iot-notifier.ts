@@ -30,12 +30,15 @@ export function iotFeedNotifier(
     const { client: sender, PublishCommand } = await iot();
     // With its delta to the keys that may read the whole tenant's feed; bare to those bound to a selector.
     const bare = noticePayload({ tenantId: notice.tenantId, version: notice.version });
-    await Promise.all([
+    // Both settled before the publish is: one failing first must not leave the other in flight past `settled`.
+    const sent = await Promise.allSettled([
       sender.send(
         new PublishCommand({ topic: feedTopic(notice.tenantId), qos: 1, payload: noticePayload(notice), contentType: "application/json" }),
       ),
       sender.send(new PublishCommand({ topic: feedBareTopic(notice.tenantId), qos: 1, payload: bare, contentType: "application/json" })),
     ]);
+    const failed = sent.find((each) => each.status === "rejected");
+    if (failed) throw failed.reason;
   }, options.onError);
   return { publish, settled, ...(options.subscribe ? { subscribe: options.subscribe } : {}) };
 }

@@ -5,7 +5,8 @@
  * a PEP applies is the signed response it then fetches and verifies, so a lost, late or forged
  * notice costs at most a fetch (or the fallback poll's delay), never a wrong view.
  *
- * Topic per tenant: `simroot/<tenantId>/feed`. In AWS the channel is AWS IoT Core (publish
+ * Topics per tenant: `simroot/<tenantId>/feed`, and the same notices bare (the version alone) on
+ * `simroot/<tenantId>/feed/bare`, the one a key bound to a selector may follow. In AWS the channel is AWS IoT Core (publish
  * through the data plane's HTTPS API, PEPs subscribe over MQTT); locally it is the feed hub of
  * packages/local, which speaks the same Publish wire protocol (see iot-notifier.ts).
  *

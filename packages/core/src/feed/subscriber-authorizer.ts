@@ -10,10 +10,11 @@
  *
  * A notice says "the head moved to V", and on `simroot/<tenant>/feed` carries the change as the
  * whole tenant's signed delta; the PEP still verifies it, or fetches the signed feed with the same
- * key, checked on every request. A pep key bound to a selector gets the bare topic instead,
+ * key, checked on every request. A pep key bound to a selector gets the bare topic only,
  * `simroot/<tenant>/feed/bare`, whose notices carry the version alone: the delta names every
  * site's devices and addresses (review 98: a bound key read them there), and the version is the
- * one every response of the key's narrowed feed signs anyway.
+ * one every response of the key's narrowed feed signs anyway. Other keys get both: a PEP narrowed
+ * to a selector follows the bare one whatever its key (review 99).
  */
 import { authenticate, type Role } from "../access/api-key.ts";
 import { SimrootError } from "../error.ts";
@@ -56,7 +57,7 @@ export async function authorizeFeedSubscriber(ports: FeedKeyStore, request: Mqtt
     throw error;
   }
   if (!plainSegment.test(tenantId)) return denyMqtt(principal);
-  const topic = bound ? feedBareTopic(tenantId) : feedTopic(tenantId);
+  const topics = bound ? [feedBareTopic(tenantId)] : [feedTopic(tenantId), feedBareTopic(tenantId)];
   return {
     isAuthenticated: true,
     principalId: principal,
@@ -67,8 +68,8 @@ export async function authorizeFeedSubscriber(ports: FeedKeyStore, request: Mqtt
         Version: "2012-10-17",
         Statement: [
           { Effect: "Allow", Action: "iot:Connect", Resource: iotArn("client", clientId) },
-          { Effect: "Allow", Action: "iot:Subscribe", Resource: iotArn("topicfilter", topic) },
-          { Effect: "Allow", Action: "iot:Receive", Resource: iotArn("topic", topic) },
+          { Effect: "Allow", Action: "iot:Subscribe", Resource: topics.map((topic) => iotArn("topicfilter", topic)) },
+          { Effect: "Allow", Action: "iot:Receive", Resource: topics.map((topic) => iotArn("topic", topic)) },
         ],
       },
     ],
