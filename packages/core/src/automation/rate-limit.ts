@@ -2,8 +2,10 @@
  * A fixed-window rate limit kept in DynamoDB, so every instance (every Lambda) counts the
  * same firings: one conditional counter per rule and window, expiring after it.
  */
-import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
-import { TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { SimrootError, isSimrootError } from "../error.ts";
+import { writeTransaction } from "../store/transaction.ts";
 import type { Ports } from "../ports.ts";
 
 /**
@@ -18,7 +20,7 @@ const maxSpent = 10_000;
 /**
  * Takes one unit of `key`'s budget for the current window; false when the window's `max` is spent. With `claim`, an
  * item written in the same transaction only if it is absent (the unit's holder: a rule's firing of one event, review
- * 97): "claimed" when it is there already, another delivery of the event holding the unit.
+ * 97), marked `claimedFor` the key: "claimed" when it is there already, another delivery of the event holding the unit.
  */
 export async function takeRate(
   ports: Ports,
@@ -40,26 +42,43 @@ export async function takeRate(
     ConditionExpression: "attribute_not_exists(n) OR n < :max",
     ExpressionAttributeValues: { ":one": 1, ":max": max, ":expires": window + perSeconds + 60 },
   };
-  try {
-    if (!claim) await ports.db.send(new UpdateCommand(take));
-    else
-      await ports.db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            { Update: take },
-            { Put: { TableName: ports.tables.automation, Item: claim, ConditionExpression: "attribute_not_exists(pk)" } },
-          ],
-        }),
-      );
-    return true;
-  } catch (error) {
-    const reasons = error instanceof TransactionCanceledException ? (error.CancellationReasons ?? []) : [];
-    if (reasons[1]?.Code === "ConditionalCheckFailed") return "claimed";
-    if (error instanceof ConditionalCheckFailedException || reasons[0]?.Code === "ConditionalCheckFailed") {
-      if (spent.size >= maxSpent) spent.clear();
-      spent.set(counter, window);
-      return false;
+  const found = () => {
+    if (spent.size >= maxSpent) spent.clear();
+    spent.set(counter, window);
+    return false;
+  };
+  if (!claim) {
+    try {
+      await ports.db.send(new UpdateCommand(take));
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return found();
+      throw error;
     }
-    throw error;
+  }
+  // A claim on another budget (a dry run's, the rule switched to act since) is no claim on this one.
+  const claimItem = {
+    TableName: ports.tables.automation,
+    Item: { ...claim, claimedFor: key },
+    ConditionExpression: "attribute_not_exists(pk) OR claimedFor <> :for",
+    ExpressionAttributeValues: { ":for": key },
+  };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await writeTransaction(ports.db, [{ Update: take }, { Put: claimItem }], (index) =>
+        index === 0
+          ? new SimrootError("automation.rate_spent", "conflict", "spent")
+          : new SimrootError("automation.claimed", "conflict", "claimed"),
+      );
+      return true;
+    } catch (error) {
+      if (isSimrootError(error) && error.code === "automation.rate_spent") return found();
+      if (isSimrootError(error) && error.code === "automation.claimed") return "claimed";
+      // Another firing's transaction on the counter (DynamoDB cancels, where an update alone would wait its turn):
+      // again, after a jittered pause (review 99), as often as a conflicting writer of one item needs.
+      if (!(isSimrootError(error) && error.code === "store.conflict") || attempt >= maxClaimAttempts) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 5 * 2 ** attempt)));
+    }
   }
 }
+const maxClaimAttempts = 10;

@@ -96,16 +96,16 @@ async function fire(ports: Ports, rule: AutomationRule, envelope: BusEnvelope, c
   const event = envelope.detail;
   const key = firedKey(event.tenantId, rule.id, event.id);
   const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.automation, Key: key, ConsistentRead: true }));
+  // A dry run counts against a budget of its own: switched to act, the rule has its whole budget (review 67).
+  const rateKey = rule.dryRun ? `rule#${rule.id}#dry` : `rule#${rule.id}`;
   // Claimed: a delivery of this event took a unit of the rule's budget and failed before its record (review 97: its
   // retry found the budget spent, by itself, and the rule's containment was never done).
-  const claimed = Item?.outcome === claimedOutcome;
-  if (Item && !claimed) return undefined;
+  const claimed = Item?.outcome === claimedOutcome && Item.claimedFor === rateKey;
+  if (Item && Item.outcome !== claimedOutcome) return undefined;
   const ctx: RequestContext = { tenantId: event.tenantId, actor: `rule:${[...chain, rule.id].join(">")}`, requestId: event.requestId };
   const events: DomainEvent[] = [];
   const actions: ActionResult[] = [];
   let outcome: Firing["outcome"];
-  // A dry run counts against a budget of its own: switched to act, the rule has its whole budget (review 67).
-  const rateKey = rule.dryRun ? `rule#${rule.id}#dry` : `rule#${rule.id}`;
   const claim = { ...key, outcome: claimedOutcome, expiresAt: Math.floor(ports.now().getTime() / 1000) + firedRetentionSeconds };
   const taken = claimed || (await takeRate(ports, event.tenantId, rateKey, rule.rateLimit.max, rule.rateLimit.perSeconds, claim));
   // Another delivery of the event, side by side, holds its unit: it acts.
