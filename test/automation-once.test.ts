@@ -132,6 +132,58 @@ describe("an automation action taken once per event (review 67)", { timeout: 120
     expect(next.value.map((firing) => firing.outcome)).toEqual(["rate-limited"]);
   });
 
+  it("a delivery side by side with one that claimed the window's unit and failed does not bury its claim (review 100)", async () => {
+    const { tenant, deviceId } = await tenantWithRule([startGrant, { type: "open-incident", severity: "high" }], {
+      max: 1,
+      perSeconds: 3600,
+    });
+    const envelope = labelsChanged(tenant.tenant.id, deviceId, "evt_01KR100RACE0000000000000");
+    await expect(runAutomation(failingOnce(), envelope)).rejects.toThrow(/throughput/);
+    // Another event finds the window spent (this instance remembers it so, and asks the store no more).
+    const other = await runAutomation(runtime.ports, labelsChanged(tenant.tenant.id, deviceId, "evt_01KR100OTHER000000000000"));
+    expect(other.value.map((firing) => firing.outcome)).toEqual(["rate-limited"]);
+    // The other delivery read the event's firing item just before the first claimed it: it finds the window spent.
+    let early = true;
+    const db = {
+      send: (command: { constructor: { name: string }; input: { TableName?: string } }) => {
+        if (early && command.constructor.name === "GetCommand" && command.input.TableName === runtime.ports.tables.automation) {
+          early = false;
+          return Promise.resolve({});
+        }
+        return runtime.ports.db.send(command as never);
+      },
+    } as unknown as Ports["db"];
+    // It leaves the acting to the claim's holder (finding the window spent, it may say rate-limited, recording nothing).
+    const beside = await runAutomation({ ...runtime.ports, db }, envelope);
+    expect(beside.value.filter((firing) => firing.outcome !== "rate-limited")).toEqual([]);
+    // The bus retries the first: it finds its claim, and acts.
+    const retried = await runAutomation(runtime.ports, envelope);
+    expect(retried.value.map((firing) => firing.outcome)).toEqual(["fired"]);
+    expect((await tenant.call("GET", "/v1/incidents")).json.items).toHaveLength(1);
+  });
+
+  it("a claim whose answer was lost is answered as taken when sent again, and the rule acts (review 100)", async () => {
+    const { tenant, deviceId } = await tenantWithRule([{ type: "open-incident", severity: "high" }], { max: 1, perSeconds: 3600 });
+    // The transaction commits; its answer is lost (a 500 on the way back).
+    let lost = false;
+    const db = {
+      send: async (command: { constructor: { name: string } }) => {
+        const answer = await runtime.ports.db.send(command as never);
+        if (!lost && command.constructor.name === "TransactWriteCommand") {
+          lost = true;
+          throw Object.assign(new Error("We encountered an internal error"), {
+            name: "InternalServerError",
+            $metadata: { httpStatusCode: 500 },
+          });
+        }
+        return answer;
+      },
+    } as unknown as Ports["db"];
+    const fired = await runAutomation({ ...runtime.ports, db }, labelsChanged(tenant.tenant.id, deviceId, "evt_01KR100LOST0000000000000"));
+    expect([lost, fired.value.map((firing) => firing.outcome)]).toEqual([true, ["fired"]]);
+    expect((await tenant.call("GET", "/v1/incidents")).json.items).toHaveLength(1);
+  });
+
   it("a dry run does not spend the rate budget of the rule it tries out: switched to act, the rule acts on the next match", async () => {
     const { tenant, deviceId, rule } = await tenantWithRule([{ type: "add-labels", labels: { suspect: "yes" } }], {
       max: 1,

@@ -2,10 +2,10 @@
  * A fixed-window rate limit kept in DynamoDB, so every instance (every Lambda) counts the
  * same firings: one conditional counter per rule and window, expiring after it.
  */
-import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { SimrootError, isSimrootError } from "../error.ts";
-import { writeTransaction } from "../store/transaction.ts";
+import { randomUUID } from "node:crypto";
+import { ConditionalCheckFailedException, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
+import { TransactWriteCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { busy } from "../store/transaction.ts";
 import type { Ports } from "../ports.ts";
 
 /**
@@ -63,20 +63,23 @@ export async function takeRate(
     ConditionExpression: "attribute_not_exists(pk) OR claimedFor <> :for",
     ExpressionAttributeValues: { ":for": key },
   };
+  // One token for every attempt: a transaction that committed though its answer was lost (a 5xx, a timeout) is
+  // answered as committed when sent again, not refused on its own claim (review 100).
+  const token = randomUUID();
   for (let attempt = 1; ; attempt++) {
     try {
-      await writeTransaction(ports.db, [{ Update: take }, { Put: claimItem }], (index) =>
-        index === 0
-          ? new SimrootError("automation.rate_spent", "conflict", "spent")
-          : new SimrootError("automation.claimed", "conflict", "claimed"),
-      );
+      await ports.db.send(new TransactWriteCommand({ TransactItems: [{ Update: take }, { Put: claimItem }], ClientRequestToken: token }));
       return true;
     } catch (error) {
-      if (isSimrootError(error) && error.code === "automation.rate_spent") return found();
-      if (isSimrootError(error) && error.code === "automation.claimed") return "claimed";
-      // Another firing's transaction on the counter (DynamoDB cancels, where an update alone would wait its turn):
-      // again, after a jittered pause (review 99), as often as a conflicting writer of one item needs.
-      if (!(isSimrootError(error) && error.code === "store.conflict") || attempt >= maxClaimAttempts) throw error;
+      const reasons = error instanceof TransactionCanceledException ? (error.CancellationReasons ?? []) : [];
+      // The claim first: when both fail, another delivery of the event holds a unit of the window it found spent, and
+      // this one must not record the event as rate-limited over that claim (review 100).
+      if (reasons[1]?.Code === "ConditionalCheckFailed") return "claimed";
+      if (reasons[0]?.Code === "ConditionalCheckFailed") return found();
+      // Another firing's transaction on the counter (DynamoDB cancels, where an update alone would wait its turn), or
+      // the store busy: again, after a jittered pause (review 99).
+      const contended = reasons.some((reason) => reason.Code === "TransactionConflict") || busy(error);
+      if (!contended || attempt >= maxClaimAttempts) throw error;
       await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 5 * 2 ** attempt)));
     }
   }

@@ -8,6 +8,7 @@
  * the events it causes carry that chain as their actor; a rule never fires on an event whose
  * chain already names it, and chains stop at `maxChain` rules.
  */
+import { randomUUID } from "node:crypto";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { mayReadEvent, toldBy } from "../access/event-readers.ts";
 import type { RequestContext } from "../context.ts";
@@ -102,12 +103,16 @@ async function fire(ports: Ports, rule: AutomationRule, envelope: BusEnvelope, c
   // retry found the budget spent, by itself, and the rule's containment was never done).
   const claimed = Item?.outcome === claimedOutcome && Item.claimedFor === rateKey;
   if (Item && Item.outcome !== claimedOutcome) return undefined;
+  // The claim this delivery acts under: its own, or the one it found. Only with it may the record replace the claim.
+  const claimToken = claimed ? String(Item.claimToken) : randomUUID();
   const ctx: RequestContext = { tenantId: event.tenantId, actor: `rule:${[...chain, rule.id].join(">")}`, requestId: event.requestId };
   const events: DomainEvent[] = [];
   const actions: ActionResult[] = [];
   let outcome: Firing["outcome"];
-  const claim = { ...key, outcome: claimedOutcome, expiresAt: Math.floor(ports.now().getTime() / 1000) + firedRetentionSeconds };
+  const expiresAt = Math.floor(ports.now().getTime() / 1000) + firedRetentionSeconds;
+  const claim = { ...key, outcome: claimedOutcome, claimToken, expiresAt };
   const taken = claimed || (await takeRate(ports, event.tenantId, rateKey, rule.rateLimit.max, rule.rateLimit.perSeconds, claim));
+  const holdsClaim = taken === true;
   // Another delivery of the event, side by side, holds its unit: it acts.
   if (taken === "claimed") return undefined;
   if (!taken) {
@@ -155,8 +160,14 @@ async function fire(ports: Ports, rule: AutomationRule, envelope: BusEnvelope, c
           Put: {
             TableName: ports.tables.automation,
             Item: { ...key, outcome, expiresAt: Math.floor(now.getTime() / 1000) + firedRetentionSeconds },
-            ConditionExpression: "attribute_not_exists(pk) OR outcome = :claimed",
-            ExpressionAttributeValues: { ":claimed": claimedOutcome },
+            // Over the claim this delivery holds, else over nothing: a delivery that found the window spent must not
+            // bury a claim another holds under "rate-limited" (review 100: that one's retry then never acted).
+            ...(holdsClaim
+              ? {
+                  ConditionExpression: "outcome = :claimed AND claimToken = :token",
+                  ExpressionAttributeValues: { ":claimed": claimedOutcome, ":token": claimToken },
+                }
+              : { ConditionExpression: "attribute_not_exists(pk)" }),
           },
         },
       ],
