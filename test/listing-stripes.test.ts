@@ -102,7 +102,9 @@ async function listUnstriped(key: { pk: string; sk: string }, partition: string)
   );
 }
 
-describe("striped tenant listings", () => {
+// Each case builds a fleet of up to 96 devices through the API: about 15 s alone on a 2-core machine, twice that beside
+// the rest of the suite (it timed out at 30 s in a clean-clone run of 166 files).
+describe("striped tenant listings", { timeout: 90_000 }, () => {
   it("spread a tenant's devices and revocations over 16 index partitions and its bindings over 16 of the table, none taking a large share", async () => {
     const tenantId = "ten_spread";
     await fleet(tenantId, 96, 32);
