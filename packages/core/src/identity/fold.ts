@@ -36,8 +36,6 @@ export interface History {
    * window (`keyedByContent`; review 99: a revocation under the key of a suspension that had left was dropped).
    */
   readonly lateFacts?: readonly string[];
-  /** Written before 2026-12-06 (`lateFacts` without the digest): keys whose facts are duplicates whatever they say. */
-  readonly lateKeys?: readonly string[];
 }
 
 /** `late`: a fact that takes access away, dated before the checkpoint: folded into it (`remember`), never stale. */
@@ -77,8 +75,7 @@ const keyOfLate = (entry: string) => entry.slice(17);
 const withLate = (history: Pick<History, "lateFacts">, fact: Fact) => [...(history.lateFacts ?? []), lateEntry(fact)].slice(-timeWindow);
 
 export function admission(history: History, fact: Fact): Admission {
-  if (history.facts.some((known) => known.key === fact.key) || history.lateKeys?.includes(fact.key)) return "duplicate";
-  if (history.lateFacts?.includes(lateEntry(fact))) return "duplicate";
+  if (history.facts.some((known) => known.key === fact.key) || history.lateFacts?.includes(lateEntry(fact))) return "duplicate";
   if (isProfileFact(fact)) {
     if (fact.seq !== undefined) return history.seqCutoff !== undefined && fact.seq <= history.seqCutoff ? "stale" : "new";
     // Unsequenced facts fold before every sequenced one: once a sequenced fact is in the
@@ -124,7 +121,6 @@ export function remember(history: History, fact: Fact, settings: FoldSettings): 
     ...(profileTimeCutoff === undefined ? {} : { profileTimeCutoff }),
     facts: [...timeFacts, ...profileFacts],
     ...(lateFacts ? { lateFacts } : {}),
-    ...(history.lateKeys ? { lateKeys: history.lateKeys } : {}),
   };
 }
 
@@ -150,8 +146,8 @@ function withSpares(history: History, fact: Fact): Fact {
 function withLiveSpares(checkpoint: IdentityState, facts: readonly Fact[]): IdentityState {
   const holds = checkpoint.holds;
   const sources = holds?.sources;
-  const all = [holds?.simroot, holds?.simroot?.behind, holds?.operator, ...Object.values(sources ?? {})];
-  if (!holds || !all.some((hold) => hold?.spares)) return checkpoint;
+  const all = [holds?.simroot, holds?.operator, ...Object.values(sources ?? {})];
+  if (!holds || !all.some((hold) => hold?.spares || hold?.behind)) return checkpoint;
   const live = new Set(facts.filter((fact) => fact.type === "device.reinstated").map((fact) => fact.key));
   const pruned = (hold: Hold): Hold => {
     const { spares, behind, ...rest } = hold;
