@@ -58,6 +58,10 @@ const startGrant = {
   minutes: 60,
 };
 
+/** A rule that starts a vendor's grant and opens an incident, at most once an hour (a containment's budget). */
+const containment = [startGrant, { type: "open-incident", severity: "high" }];
+const oneAnHour = { max: 1, perSeconds: 3600 };
+
 /** The runtime's ports whose first read of a device's open incident is throttled, once (a transient store failure). */
 function failingOnce(): Ports {
   let failed = false;
@@ -118,10 +122,7 @@ describe("an automation action taken once per event (review 67)", { timeout: 120
   });
 
   it("an event redelivered after a failed attempt still fires a rule whose limit is one a window: the unit it took is its own (review 97)", async () => {
-    const { tenant, deviceId } = await tenantWithRule([startGrant, { type: "open-incident", severity: "high" }], {
-      max: 1,
-      perSeconds: 3600,
-    });
+    const { tenant, deviceId } = await tenantWithRule(containment, oneAnHour);
     const envelope = labelsChanged(tenant.tenant.id, deviceId, "evt_01KR97REDELIVERED00000000");
     await expect(runAutomation(failingOnce(), envelope)).rejects.toThrow(/throughput/);
     const retried = await runAutomation(runtime.ports, envelope);
@@ -133,10 +134,7 @@ describe("an automation action taken once per event (review 67)", { timeout: 120
   });
 
   it("a delivery side by side with one that claimed the window's unit and failed does not bury its claim (review 100)", async () => {
-    const { tenant, deviceId } = await tenantWithRule([startGrant, { type: "open-incident", severity: "high" }], {
-      max: 1,
-      perSeconds: 3600,
-    });
+    const { tenant, deviceId } = await tenantWithRule(containment, oneAnHour);
     const envelope = labelsChanged(tenant.tenant.id, deviceId, "evt_01KR100RACE0000000000000");
     await expect(runAutomation(failingOnce(), envelope)).rejects.toThrow(/throughput/);
     // Another event finds the window spent (this instance remembers it so, and asks the store no more).

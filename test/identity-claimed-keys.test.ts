@@ -5,7 +5,7 @@
  * now a fact of its own (its key made distinct by its content), applied as any other, so the report is not lost.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { coreFact, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -14,14 +14,8 @@ beforeAll(async () => {
 afterAll(() => runtime.stop());
 
 const base = Date.now();
-const fact = (type: string, imsi: string, data: Record<string, unknown>, offsetMs: number, dedupeKey: string) => ({
-  type,
-  dedupeKey,
-  occurredAt: new Date(base + offsetMs).toISOString(),
-  device: { imsi },
-  sourceType: "core",
-  data,
-});
+const fact = (type: string, imsi: string, data: Record<string, unknown>, offsetMs: number, dedupeKey: string) =>
+  coreFact(type, imsi, data, new Date(base + offsetMs).toISOString(), dedupeKey);
 
 describe("a dedupe key claimed first (review 95)", () => {
   it("does not make the report that carries it a duplicate; a true redelivery still is", async () => {

@@ -4,7 +4,7 @@
  * suspension is lifted by the operator's reinstatement, or by simroot's (review 60). With both, the stricter holds.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { coreFact, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -13,15 +13,9 @@ beforeAll(async () => {
 afterAll(() => runtime.stop());
 
 let sequence = 0;
-const fact = (type: string, imsi: string, data: Record<string, unknown>) => ({
-  type,
-  dedupeKey: `hold-${++sequence}`,
-  // Dated after the admin's action before it (a sender's clock may run ahead, within the allowed skew).
-  occurredAt: new Date(Date.now() + 2_000).toISOString(),
-  device: { imsi },
-  sourceType: "core",
-  data,
-});
+// Dated after the admin's action before it (a sender's clock may run ahead, within the allowed skew).
+const fact = (type: string, imsi: string, data: Record<string, unknown>) =>
+  coreFact(type, imsi, data, new Date(Date.now() + 2_000).toISOString(), `hold-${++sequence}`);
 
 async function setup(imsi: string, registration: Record<string, unknown> = {}) {
   const tenant = await tenantClient(runtime);

@@ -6,7 +6,7 @@
  * takes an address held by another device only when its own session began later.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { coreFact, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -16,14 +16,8 @@ afterAll(() => runtime.stop());
 
 let sequence = 0;
 const base = Date.now();
-const fact = (type: string, imsi: string, data: Record<string, unknown>, offsetMs: number) => ({
-  type,
-  dedupeKey: `late-attach-${++sequence}`,
-  occurredAt: new Date(base + offsetMs).toISOString(),
-  device: { imsi },
-  sourceType: "core",
-  data,
-});
+const fact = (type: string, imsi: string, data: Record<string, unknown>, offsetMs: number) =>
+  coreFact(type, imsi, data, new Date(base + offsetMs).toISOString(), `late-attach-${++sequence}`);
 
 describe("a late attach (review 95)", () => {
   it("leaves an address to the device whose session with it began later, and its late detach releases nothing", async () => {

@@ -8,7 +8,7 @@
  * stays stale: its place in the order is gone.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { coreFact, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -17,14 +17,8 @@ beforeAll(async () => {
 afterAll(() => runtime.stop());
 
 let sequence = 0;
-const fact = (type: string, imsi: string, data: Record<string, unknown>, occurredAt: string) => ({
-  type,
-  dedupeKey: `late-${++sequence}`,
-  occurredAt,
-  device: { imsi },
-  sourceType: "core",
-  data,
-});
+const fact = (type: string, imsi: string, data: Record<string, unknown>, occurredAt: string) =>
+  coreFact(type, imsi, data, occurredAt, `late-${++sequence}`);
 /** Times from one instant, so that "before the window" does not drift with the test's own pace. */
 const base = Date.now();
 const at = (offsetMs: number) => new Date(base + offsetMs).toISOString();

@@ -78,6 +78,16 @@ export async function call(
   return { status: response.status, headers: response.headers, json, text };
 }
 
+/** A fact about the SIM `imsi` as an operator core reports it to a simroot-format source (`simrootSource`). */
+export const coreFact = (type: string, imsi: string, data: Record<string, unknown>, occurredAt: string, dedupeKey: string) => ({
+  type,
+  dedupeKey,
+  occurredAt,
+  device: { imsi },
+  sourceType: "core",
+  data,
+});
+
 /**
  * A simroot-format source of the tenant, and a function that posts facts to it signed as its sender would (Standard
  * Webhooks), expects 202 and waits until the runtime has applied them.

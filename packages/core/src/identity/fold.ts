@@ -55,7 +55,8 @@ const takesAccessAway = (fact: Fact) =>
  * The fact as the device's window should know it: with its own key, or, when the window knows that key for a fact that
  * says something else, with a key made distinct by its content (review 95: a fact posted first under the key a
  * source's next report would carry, Data Streamer's sequential record ids, made that report a duplicate, and a
- * revocation was dropped). A true redelivery says the same, and is a duplicate as before.
+ * revocation was dropped). A true redelivery says the same, and is a duplicate as before. The same for the facts that
+ * left the window and are still known (`lateFacts`).
  */
 export function keyedByContent(history: History, fact: Fact): Fact {
   const renamed = { ...fact, key: `${fact.key}#${digestOf(fact)}` };
@@ -148,7 +149,7 @@ function withLiveSpares(checkpoint: IdentityState, facts: readonly Fact[]): Iden
   const sources = holds?.sources;
   const all = [holds?.simroot, holds?.operator, ...Object.values(sources ?? {})];
   if (!holds || !all.some((hold) => hold?.spares || hold?.behind)) return checkpoint;
-  const live = new Set(facts.filter((fact) => fact.type === "device.reinstated").map((fact) => fact.key));
+  const live = new Set(facts.filter((fact) => fact.type === "device.reinstated" && sideOf(fact) === "simroot").map((fact) => fact.key));
   const pruned = (hold: Hold): Hold => {
     const { spares, behind, ...rest } = hold;
     const kept = spares?.filter((key) => live.has(key)) ?? [];
