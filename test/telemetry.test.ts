@@ -6,6 +6,7 @@
  * sink and logger the Lambda entry points use, over DynamoDB Local. Output is read from stdout and
  * stderr, which Lambda hands to CloudWatch Logs.
  */
+import { createServer } from "node:http";
 import type { APIGatewayProxyEventV2, Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { metricDefinitions, metricNamespace, type MetricName } from "@simroot/core";
@@ -21,7 +22,8 @@ const lines: string[] = [];
 let handler: ReturnType<typeof lambdaHandler>;
 
 beforeAll(async () => {
-  runtime = await startTestRuntime({ metrics: metricsSink, log: logger, logRequests: true });
+  // No webhook worker of its own: the one under test is the Lambda entry point's.
+  runtime = await startTestRuntime({ metrics: metricsSink, log: logger, logRequests: true, webhookWorkerMs: 0 });
   handler = lambdaHandler(runtime.app.fetch);
   for (const stream of [process.stdout, process.stderr]) {
     const write = stream.write.bind(stream);
@@ -206,5 +208,41 @@ describe("Powertools logs and metrics", () => {
     expect(revocation).toBeGreaterThan(0);
     expect(revocation).toBeLessThan(5_000);
     expect(recorded.get("FeedLatencyMs")).toContain(revocation);
+  });
+
+  it("prints the feed latency of what the webhook worker commits (webhookWorkerFeedLatency alarms on it: review 101)", async () => {
+    const { handlerFor } = await import("../functions/src/webhook-worker.ts");
+    // The receiver fails the first attempt (the consumer's), then answers 410 Gone to the worker's retry.
+    const answers = [500, 410];
+    let received = 0;
+    const server = createServer((request, response) => {
+      request.resume();
+      received++;
+      response.writeHead(answers.shift() ?? 200).end();
+    });
+    const url = await new Promise<string>((resolve) =>
+      server.listen(0, "127.0.0.1", () => resolve(`http://127.0.0.1:${(server.address() as { port: number }).port}/hook`)),
+    );
+    try {
+      const tenant = await tenantClient(runtime);
+      const device = (await tenant.call("POST", "/v1/devices", { imsi: "208011234567803" })).json;
+      const webhook = await tenant.call("POST", "/v1/webhooks", {
+        url,
+        pattern: { source: ["simroot"], "detail-type": ["device.quarantined"] },
+      });
+      expect(webhook.status, webhook.text).toBe(201);
+      expect((await tenant.call("POST", `/v1/devices/${device.id}/quarantine`, { reason: "telemetry" })).status).toBe(200);
+      await runtime.settled();
+      await expect.poll(() => received, { timeout: 10_000 }).toBe(1);
+      const from = lines.length;
+      // The retry is due in 5 s: the worker's run an hour later attempts it.
+      const later = { ...runtime.ports, now: () => new Date(Date.now() + 3_600_000) };
+      expect(await handlerFor(() => later)(undefined, context("aws-req-5"))).toEqual({ attempted: 1 });
+      expect((await tenant.call("GET", `/v1/webhooks/${webhook.json.id}`)).json).toMatchObject({ enabled: false });
+      expect(metricsSince(from).get("FeedLatencyMs")?.length).toBeGreaterThan(0);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 });
