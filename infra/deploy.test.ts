@@ -565,6 +565,34 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
     expect(watched.filter((fn) => !fn.watched)).toEqual([]);
   });
 
+  it("fires an age alarm at the age it states, and the archive's margin alarm when the archiver prints none (review 101)", () => {
+    const alarms = of(app(), "aws:cloudwatch/metricAlarm:MetricAlarm").map((alarm) => ({
+      name: alarm.name,
+      ...inputs<{
+        alarmDescription: string;
+        metricName?: string;
+        threshold: number;
+        period: number;
+        evaluationPeriods: number;
+        datapointsToAlarm?: number;
+        treatMissingData?: string;
+      }>(alarm),
+    }));
+    // Lambda reports its ages in milliseconds, SQS in seconds. An alarm fires once its last `datapointsToAlarm` periods
+    // were each above the threshold: an age above it in the first of them, and as many periods more.
+    const ages: Record<string, number> = { IteratorAge: 1_000, AsyncEventAge: 1_000, ApproximateAgeOfOldestMessage: 1 };
+    const aged = alarms.filter((alarm) => alarm.metricName !== undefined && alarm.metricName in ages);
+    expect(aged.map((alarm) => alarm.name)).toEqual(expect.arrayContaining(["OutboxIteratorAge", "HistoryIteratorAge", "ApplierQueueAge"]));
+    for (const alarm of aged) {
+      const stated = Number(/more than (\d+) minutes/.exec(alarm.alarmDescription)?.[1]) * 60;
+      const firesAfter =
+        alarm.threshold / ages[alarm.metricName!]! + ((alarm.datapointsToAlarm ?? alarm.evaluationPeriods) - 1) * alarm.period;
+      expect({ alarm: alarm.name, firesAfter }).toEqual({ alarm: alarm.name, firesAfter: stated });
+    }
+    // Printed by every archiver run: an hour with none is the archiver not running or failing before it reads.
+    expect(alarms.find((alarm) => alarm.name === "AuditArchiveMargin")).toMatchObject({ treatMissingData: "breaching" });
+  });
+
   it("alarms on each metric with a set of dimensions AWS publishes it with (review 62: ThrottledRequests by table alone has no data)", () => {
     // From the services' CloudWatch metric references: an alarm on any other set watches a metric that never has data.
     const published: Record<string, readonly (readonly string[])[]> = {

@@ -33,6 +33,7 @@ import { history, outbox } from "./outbox";
 export const alarmTopic = new aws.sns.Topic("Alarms");
 
 const region = aws.getRegionOutput().name;
+// An age alarm fires on the first minute whose age passes its threshold: that age is how long something waited.
 const period = 60;
 
 type AlarmArgs = Omit<aws.cloudwatch.MetricAlarmArgs, "alarmActions" | "okActions" | "evaluationPeriods"> & {
@@ -57,7 +58,6 @@ alarm("OutboxIteratorAge", {
   dimensions: { FunctionName: outbox.apply((s) => s.nodes.function.name) },
   statistic: "Maximum",
   period,
-  evaluationPeriods: 5,
   comparisonOperator: "GreaterThanThreshold",
   threshold: 5 * 60 * 1000,
 });
@@ -85,7 +85,6 @@ alarm("HistoryIteratorAge", {
   dimensions: { FunctionName: history.apply((s) => s.nodes.function.name) },
   statistic: "Maximum",
   period,
-  evaluationPeriods: 5,
   comparisonOperator: "GreaterThanThreshold",
   threshold: 5 * 60 * 1000,
 });
@@ -110,7 +109,7 @@ for (const rule of ruleNames) {
   // Depth too: the drain empties the queue at once, so a message kept 15 minutes means the drain is not reading it (its
   // mapping disabled, or failing), and SQS deletes it 14 days after it arrived.
   alarm(`${rule}DeadLettersWaiting`, {
-    alarmDescription: `Dead letters of rule ${rule} wait in their queue: the dead-letter drain is not moving them (see its log)`,
+    alarmDescription: `Dead letters of rule ${rule} wait more than 15 minutes in their queue: the dead-letter drain is not moving them (see its log)`,
     namespace: "AWS/SQS",
     metricName: "ApproximateAgeOfOldestMessage",
     dimensions: { QueueName: deadLetterQueue.nodes.queue.name },
@@ -160,7 +159,6 @@ for (const rule of ruleNames) {
     dimensions: { FunctionName: functionName },
     statistic: "Maximum",
     period,
-    evaluationPeriods: 5,
     comparisonOperator: "GreaterThanThreshold",
     threshold: 5 * 60 * 1000,
   });
@@ -177,7 +175,6 @@ alarm("ApplierQueueAge", {
   dimensions: { QueueName: applierQueue.nodes.queue.name },
   statistic: "Maximum",
   period,
-  evaluationPeriods: 5,
   comparisonOperator: "GreaterThanThreshold",
   threshold: applierAgeSeconds,
 });
@@ -316,6 +313,10 @@ alarm("AuditArchiveMargin", {
   dimensions: { service: "simroot-auditArchiver" },
   statistic: "Minimum",
   period: 3_600,
+  // Every run prints it (the whole retention when nothing waits): three hours without it, the archiver is not running
+  // or fails before it reads the store (review 101: missing data was taken as good, and a failing run printed none).
+  treatMissingData: "breaching",
+  evaluationPeriods: 3,
   comparisonOperator: "LessThanThreshold",
   threshold: 15 * 86_400,
 });

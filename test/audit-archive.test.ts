@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, type QueryCommandOutput, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import {
   archivableUntil,
   archiveAudit,
@@ -72,6 +72,19 @@ async function queryAll(pk: string) {
 
 const shardRecords = async (tenantId: string) =>
   (await Promise.all(Array.from({ length: shardCount }, (_, shard) => queryAll(auditPartition(tenantId, shard))))).flat();
+
+/** Someone who can write the store changes a record of the tenant's: its trail no longer verifies. */
+async function tamperWithARecord(tenantId: string) {
+  const [record] = await shardRecords(tenantId);
+  await runtime.ports.db.send(
+    new UpdateCommand({
+      TableName: runtime.ports.tables.audit,
+      Key: { pk: record!.pk, sk: record!.sk },
+      UpdateExpression: "SET actor = :a",
+      ExpressionAttributeValues: { ":a": "key:someone-else" },
+    }),
+  );
+}
 
 async function fleet(name: string, devices: number) {
   const tenant = await tenantClient(runtime, name);
@@ -213,20 +226,49 @@ describe("the audit archive", () => {
 
   it("archives nothing from a trail that does not verify", async () => {
     const { tenantId } = await fleet("tampered", 2);
-    const [record] = await shardRecords(tenantId);
-    await runtime.ports.db.send(
-      new UpdateCommand({
-        TableName: runtime.ports.tables.audit,
-        Key: { pk: record!.pk, sk: record!.sk },
-        UpdateExpression: "SET actor = :a",
-        ExpressionAttributeValues: { ":a": "key:someone-else" },
-      }),
-    );
+    await tamperWithARecord(tenantId);
     const dir = await mkdtemp(join(tmpdir(), "simroot-archive-"));
     await expect(
       archiveAudit(later(retentionDays - archiveLeadDays + 1), signer, directoryArchiveStore(dir), tenantId, { retentionDays }),
     ).rejects.toMatchObject({ code: "audit.chain_broken" });
     expect(await readdir(dir)).toEqual([]);
+  });
+
+  it("prints the least margin of a run that failed, the failing tenant's own included (review 101)", async () => {
+    const { handlerFor } = await import("../functions/src/audit-archiver.ts");
+    const { tenantId } = await fleet("margin-broken", 1);
+    await tamperWithARecord(tenantId);
+    // Its first version expires in 10 days: sooner than any other tenant's here.
+    const [first] = (await queryAll(feedPartition(tenantId))).sort((a, b) => a.version - b.version);
+    const expiresAt = Math.floor(Date.now() / 1000) + 10 * 86_400;
+    await runtime.ports.db.send(
+      new UpdateCommand({
+        TableName: runtime.ports.tables.audit,
+        Key: { pk: first!.pk, sk: first!.sk },
+        UpdateExpression: "SET expiresAt = :e",
+        ExpressionAttributeValues: { ":e": expiresAt },
+      }),
+    );
+    const lines: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      lines.push(...String(chunk).split("\n").filter(Boolean));
+      return write(chunk, ...(rest as []));
+    });
+    try {
+      const store = directoryArchiveStore(await mkdtemp(join(tmpdir(), "simroot-archive-")));
+      const run = handlerFor(async () => ({ ports: runtime.ports, signer, store, retentionDays }));
+      await expect(run()).rejects.toMatchObject({ code: "audit.archive_failed" });
+    } finally {
+      spy.mockRestore();
+    }
+    const margins = lines.flatMap((line) => {
+      const doc = JSON.parse(line.startsWith("{") ? line : "{}") as { _aws?: unknown; AuditArchiveMarginSeconds?: number };
+      return doc._aws && doc.AuditArchiveMarginSeconds !== undefined ? [doc.AuditArchiveMarginSeconds] : [];
+    });
+    expect(margins).toHaveLength(1);
+    expect(margins[0]).toBeLessThanOrEqual(expiresAt - Math.floor(Date.now() / 1000) + 1);
+    expect(margins[0]).toBeGreaterThan(10 * 86_400 - 120);
   });
 
   it("refuses a range rewritten with its hashes recomputed: it no longer leads to the signed checkpoint", async () => {

@@ -12,6 +12,7 @@ import {
   documentClient,
   dynamoSettings,
   feedKmsKeyId,
+  isSimrootError,
   environmentFeedNotifier,
   kmsSigner,
   s3ArchiveStore,
@@ -39,10 +40,13 @@ export const handlerFor =
     if (context && "awsRequestId" in context) logger.addContext(context as Context);
     const { ports, signer, store, retentionDays } = await dependencies();
     const deadline = context ? Date.now() + context.getRemainingTimeInMillis() - stopBeforeTimeoutMs : undefined;
+    // The margin is printed by every run that reached the store, failed or not, and is the whole retention when nothing
+    // waits: the alarm treats an hour with no figure as breaching (the archiver not running, or failing before it read).
+    const margin = (seconds: number | undefined) => metricsSink.add("AuditArchiveMarginSeconds", seconds ?? retentionDays * 86_400);
     try {
       const results = await archiveAllTenants(ports, signer, store, { retentionDays, ...(deadline ? { deadline } : {}) });
       const margins = results.flatMap((result) => (result.marginSeconds === undefined ? [] : [result.marginSeconds]));
-      if (margins.length > 0) metricsSink.add("AuditArchiveMarginSeconds", Math.min(...margins));
+      margin(margins.length > 0 ? Math.min(...margins) : undefined);
       const summary = {
         tenants: results.length,
         objects: results.reduce((sum, result) => sum + result.objects.length, 0),
@@ -52,6 +56,10 @@ export const handlerFor =
       };
       logger.info("audit archived", summary);
       return summary;
+    } catch (error) {
+      if (isSimrootError(error) && error.code === "audit.archive_failed")
+        margin((error.detail as { marginSeconds?: number } | undefined)?.marginSeconds);
+      throw error;
     } finally {
       publishMetrics();
     }

@@ -267,11 +267,13 @@ async function* tenantIds(ports: ArchivePorts) {
  * One scheduled run over every tenant (an hourly Lambda in AWS, a timer locally), in a random order,
  * until the deadline. A tenant whose trail cannot be archived does not stop the others; the run
  * then fails, naming them, so the function's error alarm fires long before the lead is used up.
- * Each result says how long its oldest unarchived version has left (`marginSeconds`: the alarm).
+ * Each result says how long its oldest unarchived version has left (`marginSeconds`: the alarm); so does the error of a
+ * failed run (`detail.marginSeconds`, the least of every tenant's, those that failed included: review 101, a failing
+ * tenant's margin was never measured and the run's others' were not printed).
  */
 export async function archiveAllTenants(ports: ArchivePorts, signer: FeedSigner, store: ArchiveStore, options: ArchiveOptions) {
   const results: ArchiveResult[] = [];
-  const failed: { tenantId: string; error: string }[] = [];
+  const failed: { tenantId: string; error: string; marginSeconds: number | undefined }[] = [];
   const tenants: string[] = [];
   for await (const tenantId of tenantIds(ports)) tenants.push(tenantId);
   // In a new order each run: a run cut short by its deadline does not always leave the same tenants out.
@@ -284,13 +286,28 @@ export async function archiveAllTenants(ports: ArchivePorts, signer: FeedSigner,
     try {
       results.push(await archiveAudit(ports, signer, store, tenantId, options));
     } catch (error) {
-      failed.push({ tenantId, error: String((error as Error)?.message ?? error) });
+      failed.push({
+        tenantId,
+        error: String((error as Error)?.message ?? error),
+        marginSeconds: await unarchivedMargin(ports, signer, tenantId, options.retentionDays).catch(() => undefined),
+      });
     }
   }
   if (failed.length > 0) {
+    const margins = [...results, ...failed].flatMap(({ marginSeconds }) => (marginSeconds === undefined ? [] : [marginSeconds]));
     throw new SimrootError("audit.archive_failed", "internal", `The audit archive failed for ${failed.length} tenant(s)`, {
-      detail: { failed },
+      detail: { failed, ...(margins.length > 0 ? { marginSeconds: Math.min(...margins) } : {}) },
     });
   }
   return results;
+}
+
+/**
+ * How long a tenant that could not be archived has before its oldest unarchived version expires: from its archive
+ * checkpoint, or from its first version when the checkpoint cannot be read (its signature refused, the store failing).
+ */
+async function unarchivedMargin(ports: ArchivePorts, signer: FeedSigner, tenantId: string, retentionDays: number) {
+  const checkpoint = await readArchiveCheckpoint(ports, signer, tenantId).catch(() => undefined);
+  const expiresAt = await oldestExpiry(ports, tenantId, checkpoint?.seq ?? 0, retentionDays * 86_400);
+  return expiresAt === undefined ? undefined : expiresAt - Math.floor(ports.now().getTime() / 1000);
 }
