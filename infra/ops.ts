@@ -66,7 +66,8 @@ alarm("OutboxIteratorAge", {
 // (the outbox writes them into the tenant's list itself), so the outbox counts them.
 alarm("OutboxEventsRefused", {
   alarmDescription:
-    "The bus refused committed events for good (over 256 KB, or malformed): no consumer received them. Inspect (simroot bus dead-letters, rule outbox) and the outbox's log",
+    "The bus refused committed events for good (over 256 KB, or malformed), or has not taken them for 12 hours (held): no consumer received them. " +
+    "Inspect (simroot bus dead-letters, rule outbox) and the outbox's log; redrive the held ones once the bus takes events",
   namespace: metricNamespace,
   metricName: "EventsRefused" satisfies MetricName,
   dimensions: { service: "simroot-outbox" },

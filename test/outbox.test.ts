@@ -279,6 +279,49 @@ describe("the outbox", () => {
     await bus.close();
   });
 
+  it("in AWS, holds the events the bus has not taken 12 hours after the stream got them as dead letters a redrive publishes, before the stream drops them (review 103)", async () => {
+    const tenantId = "ten_outbox_held";
+    const committed: DomainEvent[] = [];
+    for (let n = 40; n < 43; n++) committed.push(...(await register(tenantId, n)));
+    const ours = await streamRecordsOf(tenantId);
+    // EventBridge answers every entry with a failure it calls retryable, however often it is asked.
+    const down = await loopbackEventBridge(() => ({ ErrorCode: "InternalFailure", ErrorMessage: "down" }));
+    const handler = handlerFor(
+      () => eventBridgePublisher("simroot-test", down.client),
+      () => ports,
+    );
+    const printed: string[] = [];
+    const aged = (hours: number) =>
+      ({
+        Records: ours.map((record) => ({
+          ...record,
+          dynamodb: { ...record.dynamodb, ApproximateCreationDateTime: Math.floor(Date.now() / 1000) - hours * 3600 },
+        })),
+      }) as unknown as Parameters<typeof handler>[0];
+    // An hour after the stream got them: the mapping retries the batch from its first record.
+    const early = await printing(printed, () => handler(aged(1)));
+    expect(early.batchItemFailures).toEqual([{ itemIdentifier: ours[0]!.dynamodb!.SequenceNumber }]);
+    expect((await listBusDeadLetters(ports, ctx(tenantId), {})).items).toEqual([]);
+    // Thirteen hours after: each is held as a dead letter of the tenant's, counted, and the outbox goes on.
+    expect(await printing(printed, () => handler(aged(13)))).toEqual({ batchItemFailures: [] });
+    const letters = (await listBusDeadLetters(ports, ctx(tenantId), {})).items;
+    expect(letters.map((letter) => letter.eventId).sort()).toEqual(committed.map((event) => event.id).sort());
+    expect(letters.every((letter) => letter.rule === "outbox" && letter.held === true && letter.reason.startsWith("held: "))).toBe(true);
+    expect(eventsRefusedIn(printed)).toEqual([committed.length]);
+    await down.close();
+
+    // The bus back, a redrive publishes the event from its audit record, with its own id, and forgets the letter.
+    const up = await loopbackEventBridge(() => undefined);
+    const redriving = { ...ports, publisher: eventBridgePublisher("simroot-test", up.client) };
+    const [first] = committed;
+    expect(await redriveBusDeadLetter(redriving, ctx(tenantId), { id: `${first!.id}~outbox` })).toMatchObject({
+      value: { redriven: true },
+    });
+    expect(up.accepted.map((entry) => detailOf(entry))).toEqual([expect.objectContaining({ id: first!.id, type: first!.type })]);
+    expect((await listBusDeadLetters(ports, ctx(tenantId), {})).items).toHaveLength(committed.length - 1);
+    await up.close();
+  });
+
   it("in AWS, counts an event the bus refused once however often its batch is given: after it was counted, and after an invocation died past its step (review 74)", async () => {
     const tenantId = "ten_outbox_refused_once";
     // Two steps' worth of records (the outbox publishes 100 a step), as the stream hands them to the function.

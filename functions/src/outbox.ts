@@ -5,7 +5,8 @@
  * until the records leave the stream after 24 hours; the iterator age alarm says long before).
  * An event EventBridge refuses for good is a dead letter instead (core outbox/outbox.ts), logged
  * and counted here (`EventsRefused`, which `OutboxEventsRefused` alarms on) once, as its letter is first written, and the
- * batch goes on.
+ * batch goes on; so is an event it has not taken 12 hours after the stream got its record (`held`, redrivable), before the
+ * stream drops it with the rest of its shard at 24 hours (review 103).
  */
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from "aws-lambda";
 import {
@@ -33,7 +34,7 @@ export const handlerFor =
       // Logged and counted as each step writes its letters: a run that dies in a later step has counted them, and the
       // batch given again (at least once) finds them written and counts nothing (review 74).
       onRefused: (refused) => {
-        for (const { record, reason, again } of refused) {
+        for (const { record, reason, again, held } of refused) {
           const fields = {
             component: "outbox",
             tenantId: record.tenantId,
@@ -43,7 +44,12 @@ export const handlerFor =
             seq: record.seq,
             reason,
           };
-          if (again)
+          if (held && !again)
+            logger.error(
+              "the bus has not taken a committed event for 12 hours: held as a dead letter of its tenant before the stream drops it (redrive it once the bus takes events)",
+              fields,
+            );
+          else if (again)
             logger.warn(
               "the bus refused a committed event for good again: its dead letter was written before (the batch given again)",
               fields,

@@ -220,7 +220,7 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
       console.error(
         JSON.stringify({
           level: "error",
-          component: "outbox",
+          component: name,
           message: "records after the outbox position left the stream",
           shard: state.id,
         }),

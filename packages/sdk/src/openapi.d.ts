@@ -926,7 +926,7 @@ export interface paths {
         };
         /**
          * Events a consumer did not take after its retries (the bus's dead letters), with the rule and the reason
-         * @description Kept 14 days. Locally the bus records them; in AWS the drain function records what reaches each rule's SQS dead-letter queue. Rule `outbox`: a committed event the bus itself refused for good (over EventBridge's entry size, or malformed), with the place of its audit record (`record`); the outbox went on without it, and it cannot be redriven. Not the parked facts of `/v1/dead-letters` (accepted events waiting for their device).
+         * @description Kept 14 days. Locally the bus records them; in AWS the drain function records what reaches each rule's SQS dead-letter queue. Rule `outbox`: a committed event the bus itself refused for good (over EventBridge's entry size, or malformed), with the place of its audit record (`record`); the outbox went on without it, and it cannot be redriven. Rule `outbox` with `held`: a committed event the bus did not take for 12 hours (down, throttling, a permission missing), set aside before the audit table's stream dropped it (24 hours); a redrive publishes it. Not the parked facts of `/v1/dead-letters` (accepted events waiting for their device).
          */
         get: operations["listBusDeadLetters"];
         put?: never;
@@ -948,7 +948,7 @@ export interface paths {
         put?: never;
         /**
          * Hand a dead letter back to its consumer (that rule only); audited. If it fails again it comes back as a new dead letter
-         * @description 409 for a letter of rule `outbox`: the bus refused the event itself, so it has no consumer to hand it back to.
+         * @description 409 for a letter of rule `outbox` the bus refused: it refused the event itself, so it has no consumer to hand it back to. A `held` one is published again from its audit record, with its own id, to every rule (as the outbox would have).
          */
         post: operations["createBusDeadLettersByIdRedrive"];
         delete?: never;
@@ -2214,11 +2214,13 @@ export interface components {
             subject: string;
             reason: string;
             attempts?: number;
-            /** @description where the audit trail keeps the change whose event the bus refused (`outbox` letters: `GET /v1/audit?shard=`); such a letter cannot be redriven */
+            /** @description where the audit trail keeps the change whose event the bus refused or held (`outbox` letters: `GET /v1/audit?shard=`); a refused one cannot be redriven */
             record?: {
                 shard: number;
                 seq: number;
             };
+            /** @description `outbox` letters: the bus did not take the event for 12 hours after its commit (down, throttling, a permission missing), so the outbox went on without it before the stream dropped it; a redrive publishes it from the audit trail, with its own id */
+            held?: boolean;
             deadAt: string;
             /** @description when it is dropped unless redriven first (epoch seconds) */
             expiresAt: number;

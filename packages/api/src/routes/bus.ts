@@ -14,6 +14,8 @@ const list = createRoute({
     "Kept 14 days. Locally the bus records them; in AWS the drain function records what reaches each rule's SQS dead-letter " +
     "queue. Rule `outbox`: a committed event the bus itself refused for good (over EventBridge's entry size, or malformed), " +
     "with the place of its audit record (`record`); the outbox went on without it, and it cannot be redriven. " +
+    "Rule `outbox` with `held`: a committed event the bus did not take for 12 hours (down, throttling, a permission missing), " +
+    "set aside before the audit table's stream dropped it (24 hours); a redrive publishes it. " +
     "Not the parked facts of `/v1/dead-letters` (accepted events waiting for their device).",
   middleware: [requireRole(...readers)] as const,
   request: { query: pageInput },
@@ -25,7 +27,9 @@ const redrive = createRoute({
   path: "/v1/bus/dead-letters/{id}/redrive",
   tags: ["operations"],
   summary: "Hand a dead letter back to its consumer (that rule only); audited. If it fails again it comes back as a new dead letter",
-  description: "409 for a letter of rule `outbox`: the bus refused the event itself, so it has no consumer to hand it back to.",
+  description:
+    "409 for a letter of rule `outbox` the bus refused: it refused the event itself, so it has no consumer to hand it back to. " +
+    "A `held` one is published again from its audit record, with its own id, to every rule (as the outbox would have).",
   middleware: [requireRole(...writers)] as const,
   request: {
     params: z.object({

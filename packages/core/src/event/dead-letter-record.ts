@@ -29,8 +29,16 @@ export const busDeadLetterSchema = z
     attempts: z.number().int().optional(),
     record: z.object({ shard: z.number().int(), seq: z.number().int() }).optional().meta({
       description:
-        "where the audit trail keeps the change whose event the bus refused (`outbox` letters: `GET /v1/audit?shard=`); such a letter cannot be redriven",
+        "where the audit trail keeps the change whose event the bus refused or held (`outbox` letters: `GET /v1/audit?shard=`); a refused one cannot be redriven",
     }),
+    held: z
+      .boolean()
+      .optional()
+      .meta({
+        description:
+          "`outbox` letters: the bus did not take the event for 12 hours after its commit (down, throttling, a permission missing), " +
+          "so the outbox went on without it before the stream dropped it; a redrive publishes it from the audit trail, with its own id",
+      }),
     deadAt: z.string(),
     expiresAt: z.number().int().meta({ description: "when it is dropped unless redriven first (epoch seconds)" }),
   })
@@ -82,6 +90,8 @@ export async function recordRefusedEvent(
   letter: {
     readonly record: Pick<AuditRecord, "tenantId" | "eventId" | "action" | "subject" | "shard" | "seq"> & { readonly data?: unknown };
     readonly reason: string;
+    /** Not refused: held by the outbox, the bus down too long (outbox/outbox.ts `outboxHoldAfterSeconds`). */
+    readonly held?: boolean;
   },
 ): Promise<boolean> {
   const { record } = letter;
@@ -94,6 +104,7 @@ export async function recordRefusedEvent(
     subject: record.subject,
     reason: letter.reason.slice(0, 1000),
     record: { shard: record.shard, seq: record.seq },
+    ...(letter.held ? { held: true } : {}),
     // What the event tells of (its type, and the type of an event it records something about): kept without the event,
     // so that a letter is shown only to a role that may read all of them (review 94).
     toldTypes: typesToldBy({ type: record.action, data: record.data }),

@@ -12,7 +12,9 @@
  * The outbox adds the events the bus itself refused for good (rule `outbox`: an entry over EventBridge's size limit, or
  * one it calls malformed), rather than retrying them until the stream drops them with every later record of their
  * shard. No rule received them, so there is no consumer to hand them back to: their letter names the audit record
- * that keeps the event, and a redrive of it is refused.
+ * that keeps the event, and a redrive of it is refused. Unless the letter is `held` (the bus did not take the event for
+ * 12 hours, outbox/outbox.ts): its redrive publishes the event again, read from that record, to every rule, as the
+ * outbox would have (review 103).
  */
 import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
@@ -24,7 +26,10 @@ import { pageInput, partitionPage, type Page } from "../page.ts";
 import { verb } from "../verb.ts";
 import { busDeadLetterSchema, deadLetterPartition, outboxDeadLetterRule, type BusDeadLetter } from "./dead-letter-record.ts";
 import type { BusEnvelope } from "./envelope.ts";
-import { domainEvent } from "./event.ts";
+import { auditPartition, auditRecordSchema, auditSortKey, eventOfRecord, recordOfItem } from "../ledger/audit-record.ts";
+import { routingOf } from "../outbox/interests.ts";
+import type { Ports } from "../ports.ts";
+import { domainEvent, type DomainEvent } from "./event.ts";
 
 /**
  * Whether the key acting in `ctx` may be shown a dead letter: when its role may read the letter's event (review 92, as a
@@ -58,7 +63,8 @@ export const redriveBusDeadLetter = verb(z.object({ id: z.string().min(1).max(30
   const key = { pk: deadLetterPartition(ctx.tenantId), sk: input.id };
   const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: key, ConsistentRead: true }));
   if (!Item || !mayReadLetter(ctx, Item)) throw new SimrootError("dead_letter.not_found", "not_found", `No dead letter ${input.id}`);
-  if (Item.rule === outboxDeadLetterRule) {
+  const held = Item.rule === outboxDeadLetterRule && Item.held === true;
+  if (Item.rule === outboxDeadLetterRule && !held) {
     const record = Item.record as BusDeadLetter["record"];
     throw new SimrootError(
       "dead_letter.not_redrivable",
@@ -67,8 +73,9 @@ export const redriveBusDeadLetter = verb(z.object({ id: z.string().min(1).max(30
         `The audit trail keeps it${record ? ` (shard ${record.shard}, seq ${record.seq})` : ""}`,
     );
   }
-  if (!ports.redeliver) throw new SimrootError("dead_letter.unavailable", "unavailable", "This runtime cannot redeliver events");
+  if (!held && !ports.redeliver) throw new SimrootError("dead_letter.unavailable", "unavailable", "This runtime cannot redeliver events");
   const letter = busDeadLetterSchema.parse(Item);
+  const heldEvent = held ? await committedEvent(ports, ctx.tenantId, letter) : undefined;
   // Forgotten and audited first, then handed back: a redrive that fails again comes back as a new dead letter
   // (the same id), which a later delete must not remove. If the hand-back itself fails, the letter is put back.
   const event = domainEvent(
@@ -100,7 +107,8 @@ export const redriveBusDeadLetter = verb(z.object({ id: z.string().min(1).max(30
     onConditionFailed: () => new SimrootError("dead_letter.not_found", "not_found", `Dead letter ${input.id} was redriven already`),
   });
   try {
-    await ports.redeliver(letter.rule, Item.envelope as BusEnvelope);
+    if (heldEvent) await ports.publisher.publish([heldEvent], await routingOf(ports, [heldEvent]));
+    else await ports.redeliver!(letter.rule, Item.envelope as BusEnvelope);
   } catch (error) {
     await ports.db
       .send(new PutCommand({ TableName: ports.tables.control, Item, ConditionExpression: "attribute_not_exists(pk)" }))
@@ -109,3 +117,20 @@ export const redriveBusDeadLetter = verb(z.object({ id: z.string().min(1).max(30
   }
   return { value: { id: input.id, rule: letter.rule, redriven: true }, events: [event] } satisfies Outcome<unknown>;
 });
+
+/** The event a held letter stands for, from the audit record that committed it (kept 90 days, the letter 14). */
+async function committedEvent(ports: Ports, tenantId: string, letter: BusDeadLetter): Promise<DomainEvent> {
+  const gone = () =>
+    new SimrootError("dead_letter.not_redrivable", "conflict", `The audit record of event ${letter.eventId} is not in the trail`);
+  if (!letter.record) throw gone();
+  const { Item } = await ports.db.send(
+    new GetCommand({
+      TableName: ports.tables.audit,
+      Key: { pk: auditPartition(tenantId, letter.record.shard), sk: auditSortKey(letter.record.seq) },
+      ConsistentRead: true,
+    }),
+  );
+  const parsed = Item ? auditRecordSchema.safeParse(recordOfItem(Item)) : undefined;
+  if (!parsed?.success || parsed.data.eventId !== letter.eventId) throw gone();
+  return eventOfRecord(parsed.data);
+}

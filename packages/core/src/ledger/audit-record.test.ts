@@ -1,5 +1,5 @@
 import { marshall } from "@aws-sdk/util-dynamodb";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { tableNames } from "../config.ts";
 import { domainEvent } from "../event/event.ts";
 import { eventsOfStream } from "../outbox/outbox.ts";
@@ -68,5 +68,25 @@ describe("an audit record as stored", () => {
     // Records written before the body keep their fields as they are.
     const { body: _body, ...fields } = item;
     expect(auditRecordSchema.parse(recordOfItem({ ...fields, data: event.data, feed })).feed).toEqual(feed);
+  });
+
+  it("is said by the outbox when a shard's record on the stream does not parse, not passed over in silence (review 103)", () => {
+    const said: string[] = [];
+    const spy = vi.spyOn(console, "error").mockImplementation((line: unknown) => void said.push(String(line)));
+    try {
+      const broken = marshall({ ...item, body: new Uint8Array([1, 2, 3]) });
+      // A feed version beside it is no event, and nothing to say.
+      const version = marshall({ pk: `T#${ctx.tenantId}#feed`, sk: "000000000001", version: 1 });
+      const streamed = eventsOfStream([
+        { eventName: "INSERT", dynamodb: { NewImage: broken, SequenceNumber: "1" } },
+        { eventName: "INSERT", dynamodb: { NewImage: version, SequenceNumber: "2" } },
+      ]);
+      expect(streamed).toEqual([]);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(said.map((line) => JSON.parse(line))).toEqual([
+      expect.objectContaining({ level: "error", component: "outbox", pk: item.pk, sk: item.sk, eventId: event.id }),
+    ]);
   });
 });

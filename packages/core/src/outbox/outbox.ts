@@ -13,6 +13,11 @@
  * (`/v1/bus/dead-letters`, rule `outbox`: its record's place in the audit trail and the refusal), and the outbox
  * moves on. A dead letter the store does not take fails the step, which is retried as any other.
  *
+ * And an event the bus has not taken `outboxHoldAfterSeconds` after the stream got its record (the bus down or
+ * throttling, a permission only a deploy restores): retried longer, the stream would drop it at 24 hours, and with it
+ * every later record of its shard (review 103: lost for good, in AWS and locally). It becomes a dead letter too, `held`,
+ * which a redrive publishes once the bus takes events again (event/dead-letters.ts), with its own event id.
+ *
  * Delivery is at least once: after a failure part of a batch may be published again. Consumers
  * already are idempotent on the event id (the bus retries them too).
  *
@@ -40,7 +45,23 @@ export interface OutboxStreamRecord {
   readonly dynamodb?: {
     readonly NewImage?: Record<string, AttributeValue>;
     readonly SequenceNumber?: string;
+    /** When the stream got the record: epoch seconds in a Lambda event, a Date from the Streams API. */
+    readonly ApproximateCreationDateTime?: number | Date;
   };
+}
+
+/**
+ * How long after the stream got a record the outbox keeps retrying its event before it holds it as a dead letter: half
+ * the stream's 24 hours, so that a held event is written while its record is still there to be read again.
+ */
+export const outboxHoldAfterSeconds = 12 * 60 * 60;
+
+/** When the stream got the record (epoch ms), else when it was committed (a record's own time, by its writer's clock). */
+function streamedAt(record: OutboxStreamRecord, committed: AuditRecord): number {
+  const at = record.dynamodb?.ApproximateCreationDateTime;
+  if (at instanceof Date) return at.getTime();
+  if (typeof at === "number") return at * 1000;
+  return Date.parse(committed.time);
 }
 
 /**
@@ -67,6 +88,20 @@ export function eventsOfStream(records: readonly OutboxStreamRecord[]): Streamed
     if (record.eventName !== "INSERT" || !image) continue;
     const item = unmarshall(normalized({ M: image }).M!);
     const parsed = auditRecordSchema.safeParse(recordOfItem(item));
+    // Feed versions and subject listings share the table; a shard's record that does not parse (written by a newer
+    // release, or corrupted) is said, not passed over in silence (review 103): its event is not published.
+    if (!parsed.success && /^T#.+#s\d{2}$/.test(String(item.pk)))
+      console.error(
+        JSON.stringify({
+          level: "error",
+          component: "outbox",
+          message: "an audit record on the stream does not parse: its event is not published (see the audit trail)",
+          pk: item.pk,
+          sk: item.sk,
+          eventId: item.eventId,
+          issue: parsed.error.issues[0]?.message,
+        }),
+      );
     if (parsed.success)
       events.push({
         event: eventOfRecord(parsed.data),
@@ -74,6 +109,7 @@ export function eventsOfStream(records: readonly OutboxStreamRecord[]): Streamed
         expiresAt: item.expiresAt,
         indexed: item.gsi1pk !== undefined,
         sequenceNumber: record.dynamodb?.SequenceNumber ?? "",
+        streamedAt: streamedAt(record, parsed.data),
       });
   }
   return events;
@@ -90,6 +126,8 @@ export interface StreamedRecord {
    */
   readonly indexed: boolean;
   readonly sequenceNumber: string;
+  /** When the stream got it (epoch ms). */
+  readonly streamedAt: number;
 }
 
 /** The items a batch of committed records projects: each record under its subject, and the lease items of its edges. */
@@ -145,6 +183,8 @@ export interface RefusedRecord {
   readonly reason: string;
   /** Its letter was there already: an earlier run of its step wrote it (the batch given again), and counted it. */
   readonly again: boolean;
+  /** Not refused: the bus did not take it for `outboxHoldAfterSeconds` (a redrive publishes it). */
+  readonly held?: boolean;
 }
 
 export interface PublishFromStreamOptions {
@@ -155,12 +195,14 @@ export interface PublishFromStreamOptions {
    * written (review 74). Must not throw.
    */
   readonly onRefused?: (refused: readonly RefusedRecord[]) => void;
+  /** Default `outboxHoldAfterSeconds`. */
+  readonly holdAfterSeconds?: number;
 }
 
 /**
  * Publishes a stream batch's events, in order (see `inSteps`: a step is not done until the bus accepted it), but for
- * those the bus refuses for good: each of those is recorded as a dead letter (`refused`, and `onRefused`), and the step
- * is done.
+ * those the bus refuses for good, and a step the bus has not taken since `holdAfterSeconds` after the stream got its
+ * first record: each of those events is recorded as a dead letter (`refused`, and `onRefused`), and the step is done.
  */
 export async function publishFromStream(
   publisher: Publisher,
@@ -169,31 +211,42 @@ export async function publishFromStream(
   options: PublishFromStreamOptions = {},
 ): Promise<{ published: number; refused: RefusedRecord[]; failedAt?: string; error?: unknown }> {
   const refused: RefusedRecord[] = [];
+  const holdAfterMs = (options.holdAfterSeconds ?? outboxHoldAfterSeconds) * 1000;
+  const letter = async (letters: Omit<RefusedRecord, "again">[]) => {
+    // Each letter written is told of, even when another of the step's failed (the step given again finds it written).
+    const outcomes = await Promise.allSettled(letters.map((one) => recordRefusedEvent(ports, one)));
+    const recorded = letters.flatMap((one, index) => {
+      const outcome = outcomes[index]!;
+      return outcome.status === "fulfilled" ? [{ ...one, again: !outcome.value }] : [];
+    });
+    if (recorded.length > 0) options.onRefused?.(recorded);
+    const failed = outcomes.find((outcome) => outcome.status === "rejected");
+    if (failed) throw failed.reason;
+    refused.push(...recorded);
+  };
   const { done, ...failure } = await inSteps(records, async (part) => {
     const events = part.map((entry) => entry.event);
     try {
       // Read for each step (after its records committed): which opt-in consumers each event's tenant has work for.
       await publisher.publish(events, await routingOf(ports, events));
     } catch (error) {
-      if (!(error instanceof EventsRefused)) throw error;
+      if (!(error instanceof EventsRefused)) {
+        const waited = (ports.now?.() ?? new Date()).getTime() - Math.min(...part.map((entry) => entry.streamedAt));
+        if (waited < holdAfterMs) throw error;
+        // Held, the step's events wait in the store (14 days) where the stream would drop them, for a redrive.
+        const why = `held: the bus has not taken it for ${Math.floor(waited / 3_600_000)} hours (${String((error as Error)?.message ?? error)})`;
+        return letter(part.map(({ record, sequenceNumber }) => ({ record, sequenceNumber, reason: why, held: true })));
+      }
       // Every other event of the step is on the bus; these never will be.
-      const letters = error.refusals.flatMap(({ events: carried, code, message }) =>
-        carried.map((event) => {
-          const streamed = part.find((entry) => entry.event.id === event.id);
-          if (!streamed) throw new Error(`the bus refused event ${event.id}, which is not of this step`, { cause: error });
-          return { record: streamed.record, sequenceNumber: streamed.sequenceNumber, reason: `${code}: ${message}` };
-        }),
+      await letter(
+        error.refusals.flatMap(({ events: carried, code, message }) =>
+          carried.map((event) => {
+            const streamed = part.find((entry) => entry.event.id === event.id);
+            if (!streamed) throw new Error(`the bus refused event ${event.id}, which is not of this step`, { cause: error });
+            return { record: streamed.record, sequenceNumber: streamed.sequenceNumber, reason: `${code}: ${message}` };
+          }),
+        ),
       );
-      // Each letter written is told of, even when another of the step's failed (the step given again finds it written).
-      const outcomes = await Promise.allSettled(letters.map((letter) => recordRefusedEvent(ports, letter)));
-      const recorded = letters.flatMap((letter, index) => {
-        const outcome = outcomes[index]!;
-        return outcome.status === "fulfilled" ? [{ ...letter, again: !outcome.value }] : [];
-      });
-      if (recorded.length > 0) options.onRefused?.(recorded);
-      const failed = outcomes.find((outcome) => outcome.status === "rejected");
-      if (failed) throw failed.reason;
-      refused.push(...recorded);
     }
   });
   return { published: done - refused.length, refused, ...failure };

@@ -43,6 +43,7 @@ export async function reprojectHistory(
                 expiresAt: item.expiresAt,
                 indexed: item.gsi1pk !== undefined,
                 sequenceNumber: "",
+                streamedAt: Date.parse(parsed.data.time),
               },
             ]
           : [];

@@ -242,7 +242,7 @@ export const functions = {
     tables: { ...apiTablesListingAudit, automation: ["GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem"] },
     // Creates subscriptions (seals their secrets); a replay attempts a delivery (opens one).
     secretsKey: ["Encrypt", "Decrypt"],
-    // A redrive hands a dead letter back to its rule's consumer (Lambda Invoke, asynchronous).
+    // A redrive hands a dead letter back to its rule's consumer (Lambda Invoke, asynchronous), or publishes a held one.
     invokesConsumers: true,
   },
   parkedReconciler: {
