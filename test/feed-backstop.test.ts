@@ -13,6 +13,7 @@ import {
   feedVersionSchema,
   portsFor,
   registerDevice,
+  reprojectHistory,
   shardOfSubject,
   verifyAuditChain,
   type Ports,
@@ -32,8 +33,9 @@ const ctxFor = (tenantId: string) => ({ tenantId, actor: "system:test", requestI
 const headOf = async (tenantId: string) => readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16);
 
 /** The devices the tenant's feed versions carry. */
-const devicesInFeed = async (tenantId: string) =>
-  (await feedItems(runtime.ports, tenantId))
+const devicesInFeed = async (tenantId: string) => devicesInFeedOf(runtime, tenantId);
+const devicesInFeedOf = async (on: TestRuntime, tenantId: string) =>
+  (await feedItems(on.ports, tenantId))
     .flatMap((item) => feedVersionSchema.shape.entries.parse(item.entries) as { kind: string; key: string }[])
     .filter((entry) => entry.kind === "device")
     .map((entry) => entry.key);
@@ -111,6 +113,15 @@ describe("the backstop's catch-up of one batch", () => {
     expect(published).toEqual([1]);
     client.destroy();
   }, 30_000);
+
+  it("brings the feed to the records whose history is written again, when the stream's reader failed past their stay (review 103)", async () => {
+    const tenantId = "ten_catch_up_reprojected";
+    await leftBehind(tenantId, "208010000000964");
+    // Its stream reader, the backstop, failed for the records' 24 hours on the stream: the operator reprojects.
+    await reprojectHistory(quiet.ports, tenantId);
+    expect((await readFeedHead(quiet.ports.db, quiet.ports.tables, tenantId, 16)).version).toBe(1);
+    expect(await devicesInFeedOf(quiet, tenantId)).toHaveLength(1);
+  });
 
   it("leaves a tenant whose feed is blocked to its alarm, at once, without holding the batch", async () => {
     const tenantId = "ten_catch_up_blocked";
