@@ -5,15 +5,20 @@
  * ones (a tenant's, a source's, a request's) and an attach carrying what operators send: an APN and the network.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import {
   applyOperatorEvent,
   auditPartition,
   createTenantWithAdminKey,
+  feedPartition,
+  feedVersionSchema,
   ingestedEvent,
   newId,
+  recordOfItem,
   registerDevice,
+  shardCount,
   shardOfSubject,
+  verifyAuditChain,
 } from "@simroot/core";
 import { itemBytes } from "./support/billed-units.ts";
 import { startTestRuntime, type TestRuntime } from "./support/runtime.ts";
@@ -68,5 +73,38 @@ describe("an attach's and a detach's audit records", () => {
       ["sim.attached", true],
       ["sim.detached", true],
     ]);
+  });
+});
+
+describe("a trail written partly in the stored forms before the deflated bodies", () => {
+  it("verifies across records and feed versions of both forms (review 102)", async () => {
+    const { ports } = runtime;
+    const { db, tables } = ports;
+    const ctx = { tenantId: "ten_stored_forms", actor: "system:test", requestId: "req_test" };
+    const register = (n: number) => registerDevice(ports, ctx, { imsi: `23410${String(700 + n).padStart(10, "0")}` });
+    for (let n = 0; n < 3; n++) await register(n);
+    const query = async (pk: string) =>
+      (
+        await db.send(
+          new QueryCommand({
+            TableName: tables.audit,
+            KeyConditionExpression: "pk = :p",
+            ExpressionAttributeValues: { ":p": pk },
+            ConsistentRead: true,
+          }),
+        )
+      ).Items ?? [];
+    // Everything so far written again as the code before the record body (3396f4f) and deflated entries (5287ea6) wrote it.
+    const records = (
+      await Promise.all(Array.from({ length: shardCount }, (_, shard) => query(auditPartition(ctx.tenantId, shard))))
+    ).flat();
+    for (const item of records) await db.send(new PutCommand({ TableName: tables.audit, Item: recordOfItem(item) }));
+    for (const item of await query(feedPartition(ctx.tenantId)))
+      await db.send(
+        new PutCommand({ TableName: tables.audit, Item: { ...item, entries: feedVersionSchema.shape.entries.parse(item.entries) } }),
+      );
+    expect(records.map((item) => "body" in item && !("body" in recordOfItem(item)))).toEqual([true, true, true]);
+    for (let n = 3; n < 5; n++) await register(n);
+    expect(await verifyAuditChain(ports, ctx.tenantId)).toMatchObject({ valid: true, checked: 5 });
   });
 });

@@ -86,6 +86,19 @@ describe("the identity fold", () => {
     expect(unlocked.state).toBe("active");
   });
 
+  it("reads holds folded before they were kept apart: a bare hold is simroot's, one kept as the operator's any source lifts (review 102)", () => {
+    // A checkpoint folded before holds were kept: suspended, with no holds. An operator's report does not lift it.
+    const bare: History = { checkpoint: { ...initial, state: "suspended", stateReason: "stolen" }, facts: [] };
+    const report = { ...fact("device.reinstated", 5, {}), key: "src_camara|r-1" } as Fact;
+    expect(currentState(remember(bare, report, settings), settings)).toMatchObject({ state: "suspended", stateReason: "stolen" });
+    // One kept as the operator's, before holds were kept per source: any source's report lifts it, as any did then.
+    const operator: History = {
+      checkpoint: { ...initial, state: "suspended", stateReason: "swap", holds: { operator: { state: "suspended", at: at(1) } } },
+      facts: [],
+    };
+    expect(currentState(remember(operator, report, settings), settings).state).toBe("active");
+  });
+
   it("lifts with simroot's reinstatement only the holds of facts admitted before it, whatever they are dated (review 95)", () => {
     const reinstate = { ...fact("device.reinstated", 10, { reason: "cleared" }), key: "api|evt_reinstate" } as Fact;
     const suspension = { ...fact("device.suspended", 5, { reason: "SIM swap" }), key: "src_camara|swap-1" } as Fact;
