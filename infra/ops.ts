@@ -285,7 +285,7 @@ for (const [name, functionName] of [
 }
 
 // simroot's own metrics (core platform/metrics.ts), printed by every function that records them:
-// the alarm is per function (CloudWatch alarms take no SEARCH), the dashboard sums over all of them.
+// the alarm is per function (CloudWatch alarms take no SEARCH), the dashboard draws a line per function.
 // The functions that commit through the ledger are those that write audit records, but the history: it writes them only
 // as the feed's backstop, sequencing what a stopped committer left (the committer records a change's latency, so that
 // alarm would have had no data; the backstop's runs are logged as warnings).
@@ -400,9 +400,10 @@ export const dashboard = new aws.cloudwatch.Dashboard("Dashboard", {
         ),
         widget(
           "Consumers: errors and event age",
-          consumers.flatMap((name) => [
+          consumers.flatMap((name, index) => [
             metric("AWS/Lambda", "Errors", { FunctionName: name }),
-            metric("AWS/Lambda", "AsyncEventAge", { FunctionName: name }, "Maximum"),
+            // The applier's queue invokes it, not EventBridge: its age is the queue's oldest message (below).
+            ...(ruleNames[index] === queuedRule ? [] : [metric("AWS/Lambda", "AsyncEventAge", { FunctionName: name }, "Maximum")]),
           ]),
           12,
           0,
