@@ -19,21 +19,16 @@ import type { HeadRead } from "./watch.ts";
 export const snapshotReplaySeconds = 10;
 
 /**
- * The last feed version sequenced more than the window before `began` (the replay starts after it), 0 if none.
- * `began` is when the snapshot read its version (the cursor carries it), not when the replay is asked for: a PEP paging
- * slowly through a large fleet reaches the replay long after its listing read the index, and the listing's lag is what
- * the window covers. A cursor's time is the client's to send: it counts from no earlier than the version's own time
- * (so a forged one cannot make this read the whole trail) and no later than now.
+ * The last feed version sequenced more than the window before the snapshot's version (the replay starts after it), 0 if
+ * none. Counted from that version's own time, by its sequencer's clock, as every version's time is: not from when the
+ * snapshot read it (review 105: by the serving instance's clock, 10 s fast, the window ended before the version the
+ * snapshot was labelled with, and a revocation the index had not listed yet was never replayed). The snapshot read its
+ * version after that version was sequenced, so this window holds every version the one counted from the read would, and
+ * more. It depends on the version alone: not on the serving instance's clock, nor on the cursor's time (the client's to
+ * send), so every instance computes the same start (`replayFloor` in feed.ts).
  */
-export async function replayStart(
-  ports: Ports,
-  tenantId: string,
-  version: number,
-  began: number | undefined,
-  slackMs = 0,
-): Promise<number> {
+export async function replayStart(ports: Ports, tenantId: string, version: number, slackMs = 0): Promise<number> {
   const windowMs = snapshotReplaySeconds * 1000 + slackMs;
-  const now = ports.now().getTime();
   let start: Record<string, unknown> | undefined;
   let oldest = version;
   let since: number | undefined;
@@ -53,7 +48,7 @@ export async function replayStart(
     );
     for (const item of page.Items ?? []) {
       const time = Date.parse(String(item.time));
-      since ??= Math.min(Math.max(began ?? now, time), now) - windowMs;
+      since ??= time - windowMs;
       if (time < since) return Number(item.version);
       oldest = Number(item.version) - 1;
     }

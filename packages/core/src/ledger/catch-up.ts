@@ -77,7 +77,9 @@ export async function catchUpFeed(
   for (const record of records) {
     const tenant = tenants.get(record.tenantId) ?? { last: new Map<number, number>(), newest: 0 };
     tenant.last.set(record.shard, Math.max(tenant.last.get(record.shard) ?? 0, record.seq));
-    tenant.newest = Math.max(tenant.newest, Date.parse(record.time) || 0);
+    // A record's time is its committer's clock: one ahead of this one's would hold the backstop off for as long, the
+    // change out of an idle tenant's feed and the stream's batch given again meanwhile (review 105).
+    tenant.newest = Math.max(tenant.newest, Math.min(Date.parse(record.time) || 0, Date.now()));
     tenants.set(record.tenantId, tenant);
   }
   const trailing: Promise<void>[] = [];

@@ -147,6 +147,10 @@ export function compilePolicy(set: PolicySetInput): PolicyEngine {
   });
 
   const grantsByPrincipal = new Map<string, CompiledGrant[]>();
+  // A revoked grant ends when it is revoked, and at the latest when its revocation is first compiled here: its
+  // `revokedAt` is the clock of the instance that revoked it, which a fast clock puts in the future (review 105: the
+  // grant kept allowing for that instance's skew, everywhere, while every answer said it was revoked).
+  const compiledAt = Date.now();
   for (const grant of policy.grants) {
     const notAfter = Date.parse(grant.notAfter);
     const compiled: CompiledGrant = {
@@ -154,7 +158,7 @@ export function compilePolicy(set: PolicySetInput): PolicyEngine {
       deviceId: "deviceId" in grant.target ? grant.target.deviceId : null,
       selector: "selector" in grant.target ? selectorIndex(grant.target.selector) : -1,
       notBefore: Date.parse(grant.notBefore),
-      until: grant.revokedAt === undefined ? notAfter : Math.min(notAfter, Date.parse(grant.revokedAt)),
+      until: grant.revokedAt === undefined ? notAfter : Math.min(notAfter, Date.parse(grant.revokedAt), compiledAt),
       destinations: grant.destinations.map(compileDestination),
       decision: grantDecision(grant),
     };

@@ -2,7 +2,8 @@
  * Idempotency records for POST requests that carry an `Idempotency-Key`: the first request
  * claims the key, its response is kept for 24 hours, and a retry with the same key and body
  * gets that response again instead of acting twice. A claim is a lease: a request that crashed
- * mid-way stops blocking its retries once `idempotencyLeaseSeconds` have passed (the retry acts).
+ * mid-way stops blocking its retries once `idempotencyLeaseSeconds` have passed, and the instances' clock margin
+ * (`idempotencyLeaseSkewSeconds`): the retry acts.
  */
 import { DeleteCommand, GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
@@ -11,6 +12,12 @@ import type { Ports } from "../ports.ts";
 export const idempotencyRetentionSeconds = 24 * 60 * 60;
 /** Longer than any request may run (the API Lambda's timeout is 30 s). */
 export const idempotencyLeaseSeconds = 60;
+/**
+ * How far apart two instances' clocks may be for a lease to hold: a lease is taken over only once it ran out this long
+ * ago by the taker's clock (review 105: the claimer's lease is on its own clock, and 35 s between two instances let a
+ * retry act again while the first request still ran). A crashed request's retry waits its lease and this.
+ */
+export const idempotencyLeaseSkewSeconds = 120;
 
 export interface StoredResponse {
   readonly status: number;
@@ -43,9 +50,9 @@ export async function claimIdempotencyKey(ports: Ports, scope: string, key: stri
           expiresAt: now + idempotencyRetentionSeconds,
         },
         // Free, expired, or claimed by a request whose lease ran out (it crashed or timed out).
-        ConditionExpression: "attribute_not_exists(pk) OR expiresAt < :now OR (#state = :pending AND leaseUntil < :now)",
+        ConditionExpression: "attribute_not_exists(pk) OR expiresAt < :now OR (#state = :pending AND leaseUntil < :stale)",
         ExpressionAttributeNames: { "#state": "state" },
-        ExpressionAttributeValues: { ":now": now, ":pending": "pending" },
+        ExpressionAttributeValues: { ":now": now, ":stale": now - idempotencyLeaseSkewSeconds, ":pending": "pending" },
       }),
     );
     return { kind: "claimed" };

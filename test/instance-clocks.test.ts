@@ -1,0 +1,99 @@
+/**
+ * One instance's clock wrong, by seconds to minutes, while the others are right (review 105). Lambda hosts are
+ * NTP-synced, but nothing here may rely on two instances' clocks agreeing: what one instance decides from its clock
+ * and another relies on must hold when they differ (the PEP's own tolerance is 2 s, README "Clock skew").
+ */
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { createApp } from "@simroot/api";
+import { claimIdempotencyKey, documentClient, memorySigner, portsFor, registerDevice, type Ports } from "@simroot/core";
+import { readFeedHead } from "@simroot/core/ledger/sequencer";
+import { replayStart } from "@simroot/core/feed/snapshot-replay";
+import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { refuseSequencerReads } from "./support/store-faults.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+const skewed = (ms: number): Ports => ({ ...runtime.ports, now: () => new Date(Date.now() + ms) });
+const minutes = (n: number) => new Date(Date.now() + n * 60_000).toISOString();
+
+describe("instances whose clocks differ", () => {
+  it("stop a grant revoked on an instance 5 minutes fast at once, not when that instance's clock said", async () => {
+    const tenant = await tenantClient(runtime);
+    const device = (await tenant.call("POST", "/v1/devices", { imsi: "208019990000105", labels: { fleet: "meters" } })).json;
+    const grant = (
+      await tenant.call("POST", "/v1/grants", {
+        principal: "support",
+        target: { selector: { matchLabels: { fleet: "meters" } } },
+        destinations: [{ cidr: "10.8.0.0/24", ports: [22], protocol: "tcp" }],
+        notBefore: minutes(-60),
+        notAfter: minutes(60),
+      })
+    ).json;
+    const ssh = async () =>
+      (
+        await tenant.call("POST", "/v1/decisions/evaluate", {
+          device: { deviceId: device.id },
+          destination: { ip: "10.8.0.1" },
+          port: 22,
+          protocol: "tcp",
+          bearer: "cellular",
+          principal: "support",
+        })
+      ).json.allow;
+    expect(await ssh()).toBe(true);
+    // The revocation lands on an API instance 5 minutes fast: its `revokedAt` is 5 minutes ahead.
+    const fast = createApp({ ports: () => skewed(5 * 60_000), feedSigner: async () => memorySigner(), health: {} });
+    const revoked = await fast.request(`/v1/grants/${grant.id}/revoke`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${tenant.token}`, "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(revoked.status).toBe(200);
+    expect((await tenant.call("GET", `/v1/grants/${grant.id}`)).json.status).toBe("revoked");
+    // Judged on an instance on time (as a PEP compiles it too): no longer allowed.
+    expect(await ssh()).toBe(false);
+  });
+
+  it("sequence a change its committer, 60 s fast, never sequenced within seconds, as for a committer on time", async () => {
+    const tenantId = "ten_clocks_backstop_fast";
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    refuseSequencerReads(client, () => true);
+    const ports: Ports = { ...portsFor(client, runtime.ports.tables, runtime.bus), now: () => new Date(Date.now() + 60_000) };
+    const committed = registerDevice(ports, { tenantId, actor: "system:test", requestId: "req_test" }, { imsi: "208010000010501" });
+    committed.catch(() => {});
+    try {
+      // The history reader, the feed's backstop, waits 2 s past a record's time (by its committer's clock) before it
+      // sequences it: not the committer's 60 s.
+      await expect
+        .poll(async () => (await readFeedHead(runtime.ports.db, runtime.ports.tables, tenantId, 16)).version, {
+          timeout: 8_000,
+          interval: 200,
+        })
+        .toBeGreaterThan(0);
+    } finally {
+      await committed.catch(() => {});
+      client.destroy();
+    }
+  }, 20_000);
+
+  it("do not let a retry act again within the request's time when the first instance's clock was 35 s slow", async () => {
+    const key = `clocks-${Date.now()}`;
+    expect((await claimIdempotencyKey(skewed(-35_000), "scope_clocks", key, "fp")).kind).toBe("claimed");
+    // The client's retry 26 s later (within the API's 30 s timeout), on an instance on time.
+    expect((await claimIdempotencyKey(skewed(26_000), "scope_clocks", key, "fp")).kind).toBe("in_progress");
+  });
+
+  it("replay the version a snapshot is labelled with, on an instance 15 s fast (the one the index may not list yet)", async () => {
+    const tenant = await tenantClient(runtime);
+    await tenant.call("POST", "/v1/devices", { imsi: "208019990000106" });
+    const headOf = () => readFeedHead(runtime.ports.db, runtime.ports.tables, tenant.tenant.id, 16);
+    await expect.poll(async () => (await headOf()).version, { timeout: 5_000, interval: 50 }).toBeGreaterThan(0);
+    const { version } = await headOf();
+    expect(await replayStart(runtime.ports, tenant.tenant.id, version)).toBeLessThan(version);
+    expect(await replayStart(skewed(15_000), tenant.tenant.id, version)).toBeLessThan(version);
+  });
+});
