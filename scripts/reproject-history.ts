@@ -9,7 +9,8 @@
  *
  * Against the stage whose tables `SIMROOT_TABLE_*` name (their defaults otherwise), with the shell's AWS credentials
  * (audit `Query` and `BatchWriteItem`, identity `BatchWriteItem`; to sequence, what the history function is granted on the
- * audit and control tables); locally `DYNAMODB_ENDPOINT=http://localhost:8000`.
+ * audit and control tables); locally `DYNAMODB_ENDPOINT=http://localhost:8000`. `SIMROOT_AUDIT_RETENTION_DAYS` must be
+ * the stage's: a feed version it sequences expires by it.
  */
 import { documentClient, dynamoSettings, environmentFeedNotifier, reprojectHistory, tableNames } from "@simroot/core";
 
@@ -21,7 +22,13 @@ if (tenants.length === 0) {
 const feedNotifier = environmentFeedNotifier((error) => console.warn(`feed notice not published: ${String(error)}`));
 const ports = { db: documentClient(dynamoSettings()), tables: tableNames(), ...(feedNotifier ? { feedNotifier } : {}) };
 for (const tenantId of tenants) {
-  const reached = await reprojectHistory(ports, tenantId);
-  console.log(`${tenantId}: history written again up to ${reached.map((seq, shard) => `s${shard}:${seq}`).join(" ")}`);
+  try {
+    const reached = await reprojectHistory(ports, tenantId);
+    console.log(`${tenantId}: history written again up to ${reached.map((seq, shard) => `s${shard}:${seq}`).join(" ")}`);
+  } catch (error) {
+    // One tenant's failure (its feed blocked, the store refusing) does not stop the others'.
+    console.error(`${tenantId}: ${String((error as Error)?.message ?? error)}`);
+    process.exitCode = 1;
+  }
 }
 ports.db.destroy();

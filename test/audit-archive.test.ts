@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, type QueryCommandOutput, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import {
   archivableUntil,
   archiveAudit,
@@ -22,6 +22,7 @@ import {
   auditPartition,
   chainHash,
   directoryArchiveStore,
+  documentClient,
   feedHeadKey,
   feedPartition,
   fileSigner,
@@ -72,6 +73,25 @@ async function queryAll(pk: string) {
 
 const shardRecords = async (tenantId: string) =>
   (await Promise.all(Array.from({ length: shardCount }, (_, shard) => queryAll(auditPartition(tenantId, shard))))).flat();
+
+/** The `AuditArchiveMarginSeconds` figures the archiver function prints (EMF on stdout) while `body` runs. */
+async function printedMargins(body: () => Promise<unknown>): Promise<number[]> {
+  const lines: string[] = [];
+  const write = process.stdout.write.bind(process.stdout);
+  const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    lines.push(...String(chunk).split("\n").filter(Boolean));
+    return write(chunk, ...(rest as []));
+  });
+  try {
+    await body();
+  } finally {
+    spy.mockRestore();
+  }
+  return lines.flatMap((line) => {
+    const doc = JSON.parse(line.startsWith("{") ? line : "{}") as { _aws?: unknown; AuditArchiveMarginSeconds?: number };
+    return doc._aws && doc.AuditArchiveMarginSeconds !== undefined ? [doc.AuditArchiveMarginSeconds] : [];
+  });
+}
 
 /** Someone who can write the store changes a record of the tenant's: its trail no longer verifies. */
 async function tamperWithARecord(tenantId: string) {
@@ -249,26 +269,37 @@ describe("the audit archive", () => {
         ExpressionAttributeValues: { ":e": expiresAt },
       }),
     );
-    const lines: string[] = [];
-    const write = process.stdout.write.bind(process.stdout);
-    const spy = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array, ...rest: unknown[]) => {
-      lines.push(...String(chunk).split("\n").filter(Boolean));
-      return write(chunk, ...(rest as []));
-    });
-    try {
-      const store = directoryArchiveStore(await mkdtemp(join(tmpdir(), "simroot-archive-")));
-      const run = handlerFor(async () => ({ ports: runtime.ports, signer, store, retentionDays }));
-      await expect(run()).rejects.toMatchObject({ code: "audit.archive_failed" });
-    } finally {
-      spy.mockRestore();
-    }
-    const margins = lines.flatMap((line) => {
-      const doc = JSON.parse(line.startsWith("{") ? line : "{}") as { _aws?: unknown; AuditArchiveMarginSeconds?: number };
-      return doc._aws && doc.AuditArchiveMarginSeconds !== undefined ? [doc.AuditArchiveMarginSeconds] : [];
-    });
+    const store = directoryArchiveStore(await mkdtemp(join(tmpdir(), "simroot-archive-")));
+    const margins = await printedMargins(() =>
+      expect(handlerFor(async () => ({ ports: runtime.ports, signer, store, retentionDays }))()).rejects.toMatchObject({
+        code: "audit.archive_failed",
+      }),
+    );
     expect(margins).toHaveLength(1);
     expect(margins[0]).toBeLessThanOrEqual(expiresAt - Math.floor(Date.now() / 1000) + 1);
     expect(margins[0]).toBeGreaterThan(10 * 86_400 - 120);
+  });
+
+  it("prints no margin from a failed run that could not measure it: the alarm takes none as breaching (review 104)", async () => {
+    const { handlerFor } = await import("../functions/src/audit-archiver.ts");
+    await fleet("margin-unread", 1);
+    // The store lists the tenants, and refuses every other read (throttled).
+    const client = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        if ((args.input as { IndexName?: string }).IndexName === "byTenant") return next(args);
+        throw new Error("throttled");
+      },
+      { step: "initialize" },
+    );
+    const store = directoryArchiveStore(await mkdtemp(join(tmpdir(), "simroot-archive-")));
+    const margins = await printedMargins(() =>
+      expect(handlerFor(async () => ({ ports: { ...runtime.ports, db: client }, signer, store, retentionDays }))()).rejects.toMatchObject({
+        code: "audit.archive_failed",
+      }),
+    );
+    expect(margins).toEqual([]);
+    client.destroy();
   });
 
   it("refuses a range rewritten with its hashes recomputed: it no longer leads to the signed checkpoint", async () => {

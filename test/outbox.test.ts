@@ -12,7 +12,7 @@ import { createServer, request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
 import { DescribeStreamCommand, DynamoDBStreamsClient, GetRecordsCommand, GetShardIteratorCommand } from "@aws-sdk/client-dynamodb-streams";
 import { DescribeTableCommand, type DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { DeleteCommand, GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { DeleteCommand, GetCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from "vitest";
 import {
@@ -24,6 +24,7 @@ import {
   leaseHolder,
   listAudit,
   listBusDeadLetters,
+  mayReadEvent,
   auditItem,
   auditSubjectPartition,
   domainEvent,
@@ -283,7 +284,21 @@ describe("the outbox", () => {
     const tenantId = "ten_outbox_held";
     const committed: DomainEvent[] = [];
     for (let n = 40; n < 43; n++) committed.push(...(await register(tenantId, n)));
+    // A rule's firing on a key's creation: it tells an admin-only type (review 104).
+    const fired = domainEvent(
+      ctx(tenantId),
+      "automation.fired",
+      "rule_held",
+      { eventType: "key.created", subject: "key_held" },
+      new Date(),
+    );
+    await ports.ledger.commit({ tenantId, events: [fired], writes: [] });
+    committed.push(fired);
     const ours = await streamRecordsOf(tenantId);
+    // The records (beside them on the stream, the feed versions, which are no events), in commit order.
+    const eventIdOf = (record: (typeof ours)[number]) => record.dynamodb?.NewImage?.eventId?.S;
+    expect(ours.map(eventIdOf).filter(Boolean)).toEqual(committed.map((event) => event.id));
+    const firedRecord = ours.find((record) => eventIdOf(record) === fired.id)!;
     // EventBridge answers every entry with a failure it calls retryable, however often it is asked.
     const down = await loopbackEventBridge(() => ({ ErrorCode: "InternalFailure", ErrorMessage: "down" }));
     const handler = handlerFor(
@@ -291,35 +306,89 @@ describe("the outbox", () => {
       () => ports,
     );
     const printed: string[] = [];
-    const aged = (hours: number) =>
+    /** The records as the mapping hands them over, the stream having got each `hours(record)` ago. */
+    const aged = (hours: (record: (typeof ours)[number]) => number) =>
       ({
         Records: ours.map((record) => ({
           ...record,
-          dynamodb: { ...record.dynamodb, ApproximateCreationDateTime: Math.floor(Date.now() / 1000) - hours * 3600 },
+          dynamodb: { ...record.dynamodb, ApproximateCreationDateTime: Math.floor(Date.now() / 1000) - hours(record) * 3600 },
         })),
       }) as unknown as Parameters<typeof handler>[0];
+    // Read as an admin: the firing's letter tells an admin-only type.
+    const admin = { ...ctx(tenantId), role: "admin" as const };
+    const lettered = async () => (await listBusDeadLetters(ports, admin, {})).items;
     // An hour after the stream got them: the mapping retries the batch from its first record.
-    const early = await printing(printed, () => handler(aged(1)));
+    const early = await printing(printed, () => handler(aged(() => 1)));
     expect(early.batchItemFailures).toEqual([{ itemIdentifier: ours[0]!.dynamodb!.SequenceNumber }]);
-    expect((await listBusDeadLetters(ports, ctx(tenantId), {})).items).toEqual([]);
-    // Thirteen hours after: each is held as a dead letter of the tenant's, counted, and the outbox goes on.
-    expect(await printing(printed, () => handler(aged(13)))).toEqual({ batchItemFailures: [] });
-    const letters = (await listBusDeadLetters(ports, ctx(tenantId), {})).items;
+    expect(await lettered()).toEqual([]);
+    // Thirteen hours after, but for the last (an hour): the old ones are held, and the mapping retries from the last.
+    const partly = await printing(printed, () => handler(aged((record) => (record === firedRecord ? 1 : 13))));
+    expect(partly.batchItemFailures).toEqual([{ itemIdentifier: firedRecord.dynamodb!.SequenceNumber }]);
+    expect((await lettered()).map((letter) => letter.eventId).sort()).toEqual(
+      committed
+        .slice(0, 3)
+        .map((event) => event.id)
+        .sort(),
+    );
+    // Each one held is a dead letter of the tenant's, counted once, and the outbox goes on.
+    expect(await printing(printed, () => handler(aged(() => 13)))).toEqual({ batchItemFailures: [] });
+    const letters = await lettered();
     expect(letters.map((letter) => letter.eventId).sort()).toEqual(committed.map((event) => event.id).sort());
     expect(letters.every((letter) => letter.rule === "outbox" && letter.held === true && letter.reason.startsWith("held: "))).toBe(true);
-    expect(eventsRefusedIn(printed)).toEqual([committed.length]);
+    expect(eventsRefusedIn(printed)).toEqual([3, 1]);
     await down.close();
 
     // The bus back, a redrive publishes the event from its audit record, with its own id, and forgets the letter.
     const up = await loopbackEventBridge(() => undefined);
     const redriving = { ...ports, publisher: eventBridgePublisher("simroot-test", up.client) };
-    const [first] = committed;
-    expect(await redriveBusDeadLetter(redriving, ctx(tenantId), { id: `${first!.id}~outbox` })).toMatchObject({
+    const [first, , third] = committed;
+    expect(await redriveBusDeadLetter(redriving, admin, { id: `${first!.id}~outbox` })).toMatchObject({
       value: { redriven: true },
     });
     expect(up.accepted.map((entry) => detailOf(entry))).toEqual([expect.objectContaining({ id: first!.id, type: first!.type })]);
-    expect((await listBusDeadLetters(ports, ctx(tenantId), {})).items).toHaveLength(committed.length - 1);
+    expect(await lettered()).toHaveLength(committed.length - 1);
+    // The record of a held firing's redrive tells what the firing told: no operator reads it (review 104).
+    const redriven = (await redriveBusDeadLetter(redriving, admin, { id: `${fired.id}~outbox` })) as unknown as {
+      events: DomainEvent[];
+    };
+    expect(redriven.events[0]!.data).toMatchObject({ toldTypes: expect.arrayContaining(["key.created"]) });
+    expect(mayReadEvent("operator", redriven.events[0]!)).toBe(false);
+    // A record changed in the store since it was held is not published as it now reads (review 104).
+    const record = (await listAudit(ports, ctx(tenantId), { limit: 100 })).items.find((item) => item.eventId === third!.id)!;
+    await db.send(
+      new UpdateCommand({
+        TableName: tables.audit,
+        Key: { pk: `T#${tenantId}#s${String(record.shard).padStart(2, "0")}`, sk: String(record.seq).padStart(12, "0") },
+        UpdateExpression: "SET actor = :a",
+        ExpressionAttributeValues: { ":a": "key:someone-else" },
+      }),
+    );
+    await expect(redriveBusDeadLetter(redriving, admin, { id: `${third!.id}~outbox` })).rejects.toMatchObject({
+      code: "dead_letter.not_redrivable",
+    });
+    expect(up.accepted).toHaveLength(2);
     await up.close();
+  });
+
+  it("in AWS, publishes old records once more before it holds them: a bus that failed once is not held against (review 104)", async () => {
+    const tenantId = "ten_outbox_held_once";
+    const committed: DomainEvent[] = [];
+    for (let n = 50; n < 52; n++) committed.push(...(await register(tenantId, n)));
+    const ours = await streamRecordsOf(tenantId);
+    const flaky = flakyBus(1);
+    const handler = handlerFor(
+      () => flaky.publisher,
+      () => ports,
+    );
+    const batch = {
+      Records: ours.map((record) => ({
+        ...record,
+        dynamodb: { ...record.dynamodb, ApproximateCreationDateTime: Math.floor(Date.now() / 1000) - 13 * 3600 },
+      })),
+    } as unknown as Parameters<typeof handler>[0];
+    expect(await handler(batch)).toEqual({ batchItemFailures: [] });
+    expect(ofTenant(flaky.accepted, tenantId).map((event) => event.id)).toEqual(committed.map((event) => event.id));
+    expect((await listBusDeadLetters(ports, ctx(tenantId), {})).items).toEqual([]);
   });
 
   it("in AWS, counts an event the bus refused once however often its batch is given: after it was counted, and after an invocation died past its step (review 74)", async () => {

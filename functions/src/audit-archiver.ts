@@ -40,13 +40,19 @@ export const handlerFor =
     if (context && "awsRequestId" in context) logger.addContext(context as Context);
     const { ports, signer, store, retentionDays } = await dependencies();
     const deadline = context ? Date.now() + context.getRemainingTimeInMillis() - stopBeforeTimeoutMs : undefined;
-    // The margin is printed by every run that reached the store, failed or not, and is the whole retention when nothing
-    // waits: the alarm treats an hour with no figure as breaching (the archiver not running, or failing before it read).
-    const margin = (seconds: number | undefined) => metricsSink.add("AuditArchiveMarginSeconds", seconds ?? retentionDays * 86_400);
+    // The margin is printed by every run that measured it, failed or not (the whole retention when nothing waits), and
+    // by none that did not: the alarm treats an hour with no figure as breaching (the archiver not running, failing
+    // before it read, or cut short by its deadline).
+    const margin = (seconds: number | undefined) => {
+      if (seconds !== undefined) metricsSink.add("AuditArchiveMarginSeconds", seconds);
+    };
     try {
-      const results = await archiveAllTenants(ports, signer, store, { retentionDays, ...(deadline ? { deadline } : {}) });
+      const { results, marginSeconds } = await archiveAllTenants(ports, signer, store, {
+        retentionDays,
+        ...(deadline ? { deadline } : {}),
+      });
+      margin(marginSeconds);
       const margins = results.flatMap((result) => (result.marginSeconds === undefined ? [] : [result.marginSeconds]));
-      margin(margins.length > 0 ? Math.min(...margins) : undefined);
       const summary = {
         tenants: results.length,
         objects: results.reduce((sum, result) => sum + result.objects.length, 0),

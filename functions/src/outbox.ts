@@ -51,7 +51,7 @@ export const handlerFor =
             );
           else if (again)
             logger.warn(
-              "the bus refused a committed event for good again: its dead letter was written before (the batch given again)",
+              `${held ? "a committed event held" : "the bus refused a committed event for good"} again: its dead letter was written before (the batch given again)`,
               fields,
             );
           else

@@ -124,12 +124,14 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
     (async (records: OutboxStreamRecord[]) => {
       const { published, refused, ...failure } = await publishFromStream(options.publisher, records, options);
       // A dead letter now (core outbox.ts): the position moves past it, as the mapping's does in AWS.
-      for (const { record, reason, again } of refused) {
+      for (const { record, reason, again, held } of refused) {
         console.error(
           JSON.stringify({
             level: "error",
             component: name,
-            message: "the bus refused a committed event for good: a dead letter of its tenant now",
+            message: held
+              ? "the bus has not taken a committed event for 12 hours: held as a dead letter of its tenant (redrive it once the bus takes events)"
+              : "the bus refused a committed event for good: a dead letter of its tenant now",
             tenantId: record.tenantId,
             eventId: record.eventId,
             shard: record.shard,

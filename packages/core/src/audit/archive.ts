@@ -267,13 +267,20 @@ async function* tenantIds(ports: ArchivePorts) {
  * One scheduled run over every tenant (an hourly Lambda in AWS, a timer locally), in a random order,
  * until the deadline. A tenant whose trail cannot be archived does not stop the others; the run
  * then fails, naming them, so the function's error alarm fires long before the lead is used up.
- * Each result says how long its oldest unarchived version has left (`marginSeconds`: the alarm); so does the error of a
- * failed run (`detail.marginSeconds`, the least of every tenant's, those that failed included: review 101, a failing
- * tenant's margin was never measured and the run's others' were not printed).
+ * Each result says how long its oldest unarchived version has left (`marginSeconds`), and the run says the least of
+ * every tenant's, those that failed included (`marginSeconds` of the run, and `detail.marginSeconds` of a failed run's
+ * error: review 101, a failing tenant's margin was never measured and the run's others' were not printed): the whole
+ * retention when nothing waits, and undefined when the run does not know it (review 104: a tenant whose margin could
+ * not be read, or left out at the deadline, was taken for one with nothing waiting).
  */
-export async function archiveAllTenants(ports: ArchivePorts, signer: FeedSigner, store: ArchiveStore, options: ArchiveOptions) {
+export async function archiveAllTenants(
+  ports: ArchivePorts,
+  signer: FeedSigner,
+  store: ArchiveStore,
+  options: ArchiveOptions,
+): Promise<{ results: ArchiveResult[]; marginSeconds: number | undefined }> {
   const results: ArchiveResult[] = [];
-  const failed: { tenantId: string; error: string; marginSeconds: number | undefined }[] = [];
+  const failed: { tenantId: string; error: string; marginSeconds: number | undefined | "unknown" }[] = [];
   const tenants: string[] = [];
   for await (const tenantId of tenantIds(ports)) tenants.push(tenantId);
   // In a new order each run: a run cut short by its deadline does not always leave the same tenants out.
@@ -281,25 +288,34 @@ export async function archiveAllTenants(ports: ArchivePorts, signer: FeedSigner,
     const other = Math.floor(Math.random() * (index + 1));
     [tenants[index], tenants[other]] = [tenants[other]!, tenants[index]!];
   }
+  let reached = 0;
   for (const tenantId of tenants) {
     if (Date.now() >= (options.deadline ?? Number.POSITIVE_INFINITY)) break;
+    reached++;
     try {
       results.push(await archiveAudit(ports, signer, store, tenantId, options));
     } catch (error) {
       failed.push({
         tenantId,
         error: String((error as Error)?.message ?? error),
-        marginSeconds: await unarchivedMargin(ports, signer, tenantId, options.retentionDays).catch(() => undefined),
+        marginSeconds: await unarchivedMargin(ports, signer, tenantId, options.retentionDays).catch(() => "unknown" as const),
       });
     }
   }
+  const measured = [...results, ...failed].map(({ marginSeconds }) => marginSeconds);
+  const known = measured.filter((margin): margin is number => typeof margin === "number");
+  const marginSeconds =
+    reached < tenants.length || measured.includes("unknown")
+      ? undefined
+      : known.length > 0
+        ? Math.min(...known)
+        : options.retentionDays * 86_400;
   if (failed.length > 0) {
-    const margins = [...results, ...failed].flatMap(({ marginSeconds }) => (marginSeconds === undefined ? [] : [marginSeconds]));
     throw new SimrootError("audit.archive_failed", "internal", `The audit archive failed for ${failed.length} tenant(s)`, {
-      detail: { failed, ...(margins.length > 0 ? { marginSeconds: Math.min(...margins) } : {}) },
+      detail: { failed, ...(marginSeconds === undefined ? {} : { marginSeconds }) },
     });
   }
-  return results;
+  return { results, marginSeconds };
 }
 
 /**

@@ -88,7 +88,10 @@ export async function recordDeadLetter(
 export async function recordRefusedEvent(
   ports: Pick<Ports, "db" | "tables"> & Partial<Pick<Ports, "now">>,
   letter: {
-    readonly record: Pick<AuditRecord, "tenantId" | "eventId" | "action" | "subject" | "shard" | "seq"> & { readonly data?: unknown };
+    readonly record: Pick<AuditRecord, "tenantId" | "eventId" | "action" | "subject" | "shard" | "seq"> & {
+      readonly data?: unknown;
+      readonly hash?: string;
+    };
     readonly reason: string;
     /** Not refused: held by the outbox, the bus down too long (outbox/outbox.ts `outboxHoldAfterSeconds`). */
     readonly held?: boolean;
@@ -96,7 +99,7 @@ export async function recordRefusedEvent(
 ): Promise<boolean> {
   const { record } = letter;
   const now = ports.now?.() ?? new Date();
-  const item: BusDeadLetter & { toldTypes: string[] } = {
+  const item: BusDeadLetter & { toldTypes: string[]; recordHash?: string } = {
     id: letterId(record.eventId, outboxDeadLetterRule),
     rule: outboxDeadLetterRule,
     eventId: record.eventId,
@@ -104,7 +107,8 @@ export async function recordRefusedEvent(
     subject: record.subject,
     reason: letter.reason.slice(0, 1000),
     record: { shard: record.shard, seq: record.seq },
-    ...(letter.held ? { held: true } : {}),
+    // A held one is published again from its record: the record's hash, so that one changed since is not (review 104).
+    ...(letter.held ? { held: true, ...(record.hash ? { recordHash: record.hash } : {}) } : {}),
     // What the event tells of (its type, and the type of an event it records something about): kept without the event,
     // so that a letter is shown only to a role that may read all of them (review 94).
     toldTypes: typesToldBy({ type: record.action, data: record.data }),

@@ -26,7 +26,8 @@ import { pageInput, partitionPage, type Page } from "../page.ts";
 import { verb } from "../verb.ts";
 import { busDeadLetterSchema, deadLetterPartition, outboxDeadLetterRule, type BusDeadLetter } from "./dead-letter-record.ts";
 import type { BusEnvelope } from "./envelope.ts";
-import { auditPartition, auditRecordSchema, auditSortKey, eventOfRecord, recordOfItem } from "../ledger/audit-record.ts";
+import { auditPartition, auditRecordSchema, auditSortKey, eventOfRecord, recordOfItem, unhashed } from "../ledger/audit-record.ts";
+import { chainHash } from "../ledger/chain.ts";
 import { routingOf } from "../outbox/interests.ts";
 import type { Ports } from "../ports.ts";
 import { domainEvent, type DomainEvent } from "./event.ts";
@@ -75,7 +76,7 @@ export const redriveBusDeadLetter = verb(z.object({ id: z.string().min(1).max(30
   }
   if (!held && !ports.redeliver) throw new SimrootError("dead_letter.unavailable", "unavailable", "This runtime cannot redeliver events");
   const letter = busDeadLetterSchema.parse(Item);
-  const heldEvent = held ? await committedEvent(ports, ctx.tenantId, letter) : undefined;
+  const heldEvent = held ? await committedEvent(ports, ctx.tenantId, letter, Item.recordHash) : undefined;
   // Forgotten and audited first, then handed back: a redrive that fails again comes back as a new dead letter
   // (the same id), which a later delete must not remove. If the hand-back itself fails, the letter is put back.
   const event = domainEvent(
@@ -86,7 +87,9 @@ export const redriveBusDeadLetter = verb(z.object({ id: z.string().min(1).max(30
       rule: letter.rule,
       eventId: letter.eventId,
       eventType: letter.eventType,
-      ...toldBy((Item.envelope as BusEnvelope | undefined)?.detail ?? { type: letter.eventType }),
+      // A held letter keeps no envelope: what it tells is its event's (review 104: judged by its type alone, the record of
+      // a redriven firing about a key's creation was shown to operators).
+      ...toldBy((Item.envelope as BusEnvelope | undefined)?.detail ?? heldEvent ?? { type: letter.eventType }),
       reason: letter.reason,
     },
     ports.now(),
@@ -119,7 +122,7 @@ export const redriveBusDeadLetter = verb(z.object({ id: z.string().min(1).max(30
 });
 
 /** The event a held letter stands for, from the audit record that committed it (kept 90 days, the letter 14). */
-async function committedEvent(ports: Ports, tenantId: string, letter: BusDeadLetter): Promise<DomainEvent> {
+async function committedEvent(ports: Ports, tenantId: string, letter: BusDeadLetter, recordHash: unknown): Promise<DomainEvent> {
   const gone = () =>
     new SimrootError("dead_letter.not_redrivable", "conflict", `The audit record of event ${letter.eventId} is not in the trail`);
   if (!letter.record) throw gone();
@@ -132,5 +135,10 @@ async function committedEvent(ports: Ports, tenantId: string, letter: BusDeadLet
   );
   const parsed = Item ? auditRecordSchema.safeParse(recordOfItem(Item)) : undefined;
   if (!parsed?.success || parsed.data.eventId !== letter.eventId) throw gone();
-  return eventOfRecord(parsed.data);
+  // The record as it was committed and held: its hash recomputes, and is the one the letter kept (review 104: an item
+  // changed in the store since was published as it now read).
+  const record = parsed.data;
+  if (chainHash(record.prevHash, unhashed(record)) !== record.hash || record.hash !== recordHash)
+    throw new SimrootError("dead_letter.not_redrivable", "conflict", `The audit record of event ${letter.eventId} does not verify`);
+  return eventOfRecord(record);
 }
