@@ -5,7 +5,17 @@
  */
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { createApp } from "@simroot/api";
-import { claimIdempotencyKey, documentClient, memorySigner, portsFor, registerDevice, type Ports } from "@simroot/core";
+import { PutCommand } from "@aws-sdk/lib-dynamodb";
+import {
+  claimIdempotencyKey,
+  documentClient,
+  feedPartition,
+  feedSortKey,
+  memorySigner,
+  portsFor,
+  registerDevice,
+  type Ports,
+} from "@simroot/core";
 import { readFeedHead } from "@simroot/core/ledger/sequencer";
 import { replayStart } from "@simroot/core/feed/snapshot-replay";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
@@ -93,7 +103,25 @@ describe("instances whose clocks differ", () => {
     const headOf = () => readFeedHead(runtime.ports.db, runtime.ports.tables, tenant.tenant.id, 16);
     await expect.poll(async () => (await headOf()).version, { timeout: 5_000, interval: 50 }).toBeGreaterThan(0);
     const { version } = await headOf();
-    expect(await replayStart(runtime.ports, tenant.tenant.id, version)).toBeLessThan(version);
-    expect(await replayStart(skewed(15_000), tenant.tenant.id, version)).toBeLessThan(version);
+    expect(await replayStart(runtime.ports, tenant.tenant.id, version, Date.now())).toBeLessThan(version);
+    // The snapshot read its version on an instance 15 s fast, and says so in its cursor.
+    const fast = skewed(15_000);
+    expect(await replayStart(fast, tenant.tenant.id, version, fast.now().getTime())).toBeLessThan(version);
+  });
+
+  it("replay the version before a snapshot's, sequenced a second earlier by an instance on time, when one 15 s fast sequenced the snapshot's (review 106)", async () => {
+    const tenantId = "ten_clocks_replay_sequencers";
+    const now = Date.now();
+    // Versions as sequencers wrote them: the fourth a second ago by a clock on time, the fifth now by one 15 s fast.
+    const times = [now - 60_000, now - 40_000, now - 20_000, now - 1_000, now + 14_000];
+    for (const [index, time] of times.entries())
+      await runtime.ports.db.send(
+        new PutCommand({
+          TableName: runtime.ports.tables.audit,
+          Item: { pk: feedPartition(tenantId), sk: feedSortKey(index + 1), version: index + 1, time: new Date(time).toISOString() },
+        }),
+      );
+    // A snapshot of version 5 read now by an instance on time: its replay carries version 4.
+    expect(await replayStart(runtime.ports, tenantId, 5, now)).toBeLessThan(4);
   });
 });

@@ -23,6 +23,8 @@ import {
 import { logger, metricsSink, publishMetrics } from "./lib/telemetry.ts";
 
 let built: Publisher | undefined;
+/** What writing a step's held letters may take (100 conditional puts at once), kept free of the publish's tries. */
+const holdLettersMs = 3_000;
 let store: Pick<Ports, "db" | "tables"> | undefined;
 
 /** `store`: where the tenants' interests are read (which opt-in consumers each event is for: core outbox/interests.ts). */
@@ -31,6 +33,8 @@ export const handlerFor =
   async (event: DynamoDBStreamEvent, context?: Context): Promise<DynamoDBBatchResponse> => {
     if (context) logger.addContext(context);
     const result = await publishFromStream(publisher(), event.Records as OutboxStreamRecord[], store(), {
+      // Room left to write held letters before the function's timeout.
+      ...(context ? { deadline: Date.now() + context.getRemainingTimeInMillis() - holdLettersMs } : {}),
       // Logged and counted as each step writes its letters: a run that dies in a later step has counted them, and the
       // batch given again (at least once) finds them written and counts nothing (review 74).
       onRefused: (refused) => {

@@ -6,6 +6,8 @@
  * idempotency), and request schemas whose defaulted fields generated clients may omit.
  * `test/openapi-contract.test.ts` holds the result to the linters and to the server's behaviour.
  */
+import { idempotencyLeaseSeconds, idempotencyLeaseSkewSeconds } from "@simroot/core";
+
 const methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"] as const;
 
 /** The parts of the generated document read or written here; everything else is carried as it is. */
@@ -193,7 +195,7 @@ const idempotencyKeyParameter = {
   description:
     "Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first " +
     "response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are " +
-    "scoped to the API key; a request that never completed frees its key after 60 seconds.",
+    `scoped to the API key; a request that never completed frees its key after ${idempotencyLeaseSeconds + idempotencyLeaseSkewSeconds} seconds.`,
   schema: { type: "string", minLength: 1, maxLength: 255, pattern: "^[\\x21-\\x7e]+$" },
 };
 

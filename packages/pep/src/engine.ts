@@ -268,7 +268,7 @@ export class PepEngine {
     this.#failMode = set.settings.failMode;
     this.compilations++;
     try {
-      this.#engine = compilePolicy(set);
+      this.#engine = compilePolicy(set, this.#now());
       this.#compileError = undefined;
     } catch (error) {
       this.#engine = undefined;

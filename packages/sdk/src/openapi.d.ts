@@ -2228,7 +2228,7 @@ export interface components {
     };
     responses: never;
     parameters: {
-        /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+        /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
         IdempotencyKey: string;
     };
     requestBodies: never;
@@ -2454,7 +2454,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -2947,7 +2947,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -3306,7 +3306,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -3436,7 +3436,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -3819,7 +3819,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -4020,7 +4020,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -4631,7 +4631,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -4842,7 +4842,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -5107,7 +5107,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -5313,7 +5313,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -5636,7 +5636,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -5904,7 +5904,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -6042,7 +6042,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -6392,7 +6392,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -6620,7 +6620,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -6817,7 +6817,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -7029,7 +7029,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -7563,7 +7563,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -8114,7 +8114,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -8284,7 +8284,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -8580,7 +8580,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {
@@ -8720,7 +8720,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path?: never;
@@ -8988,7 +8988,7 @@ export interface operations {
         parameters: {
             query?: never;
             header?: {
-                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 60 seconds. */
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
             path: {

@@ -258,7 +258,7 @@ interface SnapshotCursor {
   readonly replayed?: number;
   /** The scope the snapshot was begun with: its pages cannot be continued under another. */
   readonly scope?: string;
-  /** When the snapshot read its version (epoch ms). The replay's window no longer counts from it, but from the version's own time (snapshot-replay.ts, review 105); kept in cursors as they were. */
+  /** When the snapshot read its version (epoch ms): the replay's window counts back from it, or from the version's own time when that is earlier (snapshot-replay.ts). */
   readonly began?: number;
 }
 
@@ -324,9 +324,9 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
 }
 
 /**
- * The lowest replay position a genuine snapshot of `version` can hand out: where its replay begins (it counts from the
- * version's own time since review 105), less `replayFloorSlackMs` (review 94, when a snapshot begun on an instance
- * whose clock was behind counted back from its own time). Depends on the version alone:
+ * The lowest replay position a genuine snapshot of `version` can hand out: where its replay would begin had it begun at
+ * the earliest a cursor may say (`replayClockAllowanceMs` before the version's own time), less `replayFloorSlackMs`
+ * (review 94). Depends on the version alone:
  * kept per process (`maxReplayFloors`), as each replay page checks it (a scan of the window's versions each time).
  */
 async function replayFloor(ports: Ports, tenantId: string, version: number): Promise<number> {
@@ -335,7 +335,7 @@ async function replayFloor(ports: Ports, tenantId: string, version: number): Pro
   const key = `${ports.tables.audit}|${tenantId}|${version}`;
   const known = floors.get(key);
   if (known !== undefined) return known;
-  const floor = await replayStart(ports, tenantId, version, replayFloorSlackMs);
+  const floor = await replayStart(ports, tenantId, version, 0, replayFloorSlackMs);
   floors.set(key, floor);
   if (floors.size > maxReplayFloors) floors.delete(floors.keys().next().value as string);
   return floor;
@@ -409,8 +409,8 @@ export async function feedSnapshot(
   let start = state.start;
   let stripe = state.stripe ?? 0;
   let replayed = state.replayed;
-  // And one inside the replay's window, where a snapshot of this version begins its replay (less a slack): a position
-  // from further back replayed every change
+  // And one inside the replay's window, where a snapshot of this version could have begun its replay (its time at the
+  // earliest: `began` then counts from the version's own time, less the allowance): a position from further back replayed every change
   // since, to a key narrowed to one site as removals of the other sites' devices and addresses (review 92).
   if (replayed !== undefined && replayed < (await replayFloor(ports, tenantId, state.version))) throw invalidReplayPosition();
   const listing = phase === "replay" ? undefined : snapshotListing(ports, tenantId, { phase, stripe, start }, !cursor);
@@ -440,7 +440,7 @@ export async function feedSnapshot(
   let scanned = 0;
   while (!complete && entries.length < limit && scanned < limit * scanPerEntry) {
     if (phase === "replay") {
-      replayed ??= await (replayFrom ?? replayStart(ports, tenantId, state.version));
+      replayed ??= await (replayFrom ?? replayStart(ports, tenantId, state.version, state.began));
       const page = await replayPage(ports, tenantId, replayed, state.version, Math.ceil((limit - entries.length) / 4), head);
       const replay = page.entries.map(
         (change) => ({ version: state.version, kind: change.kind, key: change.key, value: change.value }) as FeedEntry,
@@ -454,7 +454,7 @@ export async function feedSnapshot(
     if (replayed === undefined && phase === "bindings" && stripe === firstTableStripe && start === undefined) {
       // The page reaches where bindings are kept now, the listing read last: most likely the replay next (a page that the
       // bindings fill reads it again when its replay begins).
-      replayFrom ??= replayStart(ports, tenantId, state.version);
+      replayFrom ??= replayStart(ports, tenantId, state.version, state.began);
       replayFrom.catch(() => {});
     }
     await listing!.read(limit - entries.length);

@@ -18,17 +18,29 @@ import type { HeadRead } from "./watch.ts";
 
 export const snapshotReplaySeconds = 10;
 
+/** How far before its version's own time a snapshot's cursor may say it read that version (instances' clocks). */
+export const replayClockAllowanceMs = 60_000;
+
 /**
- * The last feed version sequenced more than the window before the snapshot's version (the replay starts after it), 0 if
- * none. Counted from that version's own time, by its sequencer's clock, as every version's time is: not from when the
- * snapshot read it (review 105: by the serving instance's clock, 10 s fast, the window ended before the version the
- * snapshot was labelled with, and a revocation the index had not listed yet was never replayed). The snapshot read its
- * version after that version was sequenced, so this window holds every version the one counted from the read would, and
- * more. It depends on the version alone: not on the serving instance's clock, nor on the cursor's time (the client's to
- * send), so every instance computes the same start (`replayFloor` in feed.ts).
+ * The last feed version sequenced more than the window before the snapshot read its version (the replay starts after
+ * it), 0 if none. Two clocks meet here: `began`, when the snapshot read its version (the cursor carries it), by the
+ * serving instance's clock, and each version's time, by its sequencer's. The window counts back from the earlier of
+ * `began` and the version's own time (review 105: from `began` alone, on an instance 10 s fast the window ended
+ * before the version the snapshot was labelled with; review 106: from the version's time alone, a version sequenced by an
+ * instance 15 s fast put the window after the one sequenced a second before it, which the index may not list yet).
+ * `began` is the client's to send: it counts from no earlier than `replayClockAllowanceMs` before the version's time (a
+ * forged one cannot make this read the whole trail) and no later than now; `replayFloor` (feed.ts) counts from that
+ * earliest.
  */
-export async function replayStart(ports: Ports, tenantId: string, version: number, slackMs = 0): Promise<number> {
+export async function replayStart(
+  ports: Ports,
+  tenantId: string,
+  version: number,
+  began: number | undefined,
+  slackMs = 0,
+): Promise<number> {
   const windowMs = snapshotReplaySeconds * 1000 + slackMs;
+  const now = ports.now().getTime();
   let start: Record<string, unknown> | undefined;
   let oldest = version;
   let since: number | undefined;
@@ -48,7 +60,7 @@ export async function replayStart(ports: Ports, tenantId: string, version: numbe
     );
     for (const item of page.Items ?? []) {
       const time = Date.parse(String(item.time));
-      since ??= time - windowMs;
+      since ??= Math.min(time, Math.min(Math.max(began ?? now, time - replayClockAllowanceMs), now)) - windowMs;
       if (time < since) return Number(item.version);
       oldest = Number(item.version) - 1;
     }

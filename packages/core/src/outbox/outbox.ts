@@ -209,6 +209,12 @@ export interface PublishFromStreamOptions {
   readonly onRefused?: (refused: readonly RefusedRecord[]) => void;
   /** Default `outboxHoldAfterSeconds`. */
   readonly holdAfterSeconds?: number;
+  /**
+   * When the caller must have answered (epoch ms; a Lambda's timeout, less a margin): a step of old records is not
+   * published once more when that try would not end before it (review 106: two slow tries of a throttled bus ran past
+   * the function's timeout, which held nothing, and the stream dropped the records).
+   */
+  readonly deadline?: number;
 }
 
 /**
@@ -241,6 +247,7 @@ export async function publishFromStream(
     // Read for each step (after its records committed): which opt-in consumers each event's tenant has work for. Its
     // failure is the store's, not the bus's: retried, never held.
     const routing = await routingOf(ports, events);
+    const tried = Date.now();
     try {
       await publisher.publish(events, routing);
     } catch (error) {
@@ -250,14 +257,18 @@ export async function publishFromStream(
         const held = old === -1 ? part : part.slice(0, old);
         if (held.length === 0) throw error;
         // Once more after a pause, the bus given its chance within this run: a failure that lasts is what is held
-        // (review 104: one error of a bus that had been taking events held a step of a reader catching up).
-        await new Promise((resolve) => setTimeout(resolve, holdRetryMs));
-        const again = await publisher.publish(events, routing).then(
-          () => undefined,
-          (failed: unknown) => failed,
-        );
-        if (again === undefined) return;
-        if (again instanceof EventsRefused) throw again;
+        // (review 104: one error of a bus that had been taking events held a step of a reader catching up), when there
+        // is time for a try as long as the first.
+        let again: unknown = error;
+        if (options.deadline === undefined || Date.now() + holdRetryMs + (Date.now() - tried) < options.deadline) {
+          await new Promise((resolve) => setTimeout(resolve, holdRetryMs));
+          again = await publisher.publish(events, routing).then(
+            () => undefined,
+            (failed: unknown) => failed,
+          );
+          if (again === undefined) return;
+          if (again instanceof EventsRefused) throw again;
+        }
         // Held, the old records' events wait in the store (14 days) where the stream would drop them, for a redrive;
         // the younger ones of the step are retried from the stream, held when they are as old.
         const waited = Math.floor((now - held[0]!.streamedAt) / 3_600_000);

@@ -101,7 +101,11 @@ function grantDecision(grant: Grant): Decision {
  * Validates `set` (throwing `policy.invalid` with every issue) and compiles it. Rule order
  * only decides which rule id a decision names when several match.
  */
-export function compilePolicy(set: PolicySetInput): PolicyEngine {
+/**
+ * `compiledAt` (epoch ms, by the clock decisions are then made by): a revoked grant ends there at the latest, whatever
+ * its `revokedAt` says (below).
+ */
+export function compilePolicy(set: PolicySetInput, compiledAt: number = Date.now()): PolicyEngine {
   const parsed = policySetSchema.safeParse(set);
   if (!parsed.success) {
     const issues = parsed.error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message }));
@@ -150,7 +154,6 @@ export function compilePolicy(set: PolicySetInput): PolicyEngine {
   // A revoked grant ends when it is revoked, and at the latest when its revocation is first compiled here: its
   // `revokedAt` is the clock of the instance that revoked it, which a fast clock puts in the future (review 105: the
   // grant kept allowing for that instance's skew, everywhere, while every answer said it was revoked).
-  const compiledAt = Date.now();
   for (const grant of policy.grants) {
     const notAfter = Date.parse(grant.notAfter);
     const compiled: CompiledGrant = {

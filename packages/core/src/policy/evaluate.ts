@@ -1,6 +1,6 @@
 /**
- * The decision procedure. Pure: no I/O, no clock (the instant is `input.at`); the caches
- * below only remember what was computed from the policy and the request.
+ * The decision procedure. Pure: no I/O, no clock (the instant is `input.at`, and a revoked grant's end was fixed when
+ * the policy was compiled: compile.ts); the caches below only remember what was computed from the policy and the request.
  *
  * Evaluation order, first match wins:
  *   1. device revoked                           -> deny.revoked
@@ -16,7 +16,8 @@
  *   5. no principal (the device's own traffic):
  *      an applicable allow rule matches         -> allow.rule (the first such rule)
  *   5'. a principal (a third party under a grant): rules never allow; a grant of that
- *      principal, active at `at` (notBefore <= at < notAfter, and at < revokedAt), whose
+ *      principal, active at `at` (notBefore <= at < notAfter, and at < revokedAt and at < the time the policy was
+ *      compiled, for a revoked one: its revokedAt is the revoking instance's clock), whose
  *      target is the device id or a selector matching its labels, covers the destination
  *                                              -> allow.grant (the first such grant;
  *                                                 sessionRecording tells the PEP to record)

@@ -42,6 +42,17 @@ describe("grants", () => {
     expect(engine.decide(ask({ at: Date.parse("2025-03-01T11:00:00Z") })).allow).toBe(false);
   });
 
+  it("ends a revoked grant when its revocation is compiled, if its revokedAt (the revoker's clock) is later (review 105)", () => {
+    // Revoked on an instance whose clock was 20 minutes fast; compiled at 09:10 by a clock on time.
+    const revoked = { ...vendorSsh, revokedAt: "2025-03-01T09:30:00Z" };
+    const engine = compilePolicy({ version: 1, rules: [], grants: [revoked] }, Date.parse("2025-03-01T09:10:00Z"));
+    expect(engine.decide(ask({ at: Date.parse("2025-03-01T09:09:59Z") })).allow).toBe(true);
+    expect(engine.decide(ask({ at: Date.parse("2025-03-01T09:10:00Z") })).allow).toBe(false);
+    // A grant not revoked is not cut by when it was compiled.
+    const kept = compilePolicy({ version: 1, rules: [], grants: [vendorSsh] }, Date.parse("2025-03-01T09:10:00Z"));
+    expect(kept.decide(ask({ at: Date.parse("2025-03-01T11:00:00Z") })).allow).toBe(true);
+  });
+
   it("applies only to its principal, its device and its destinations", () => {
     const engine = engineWith([vendorSsh]);
     expect(engine.decide(ask({ principal: "vendor:acme/bob" })).allow).toBe(false);

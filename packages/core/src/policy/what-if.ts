@@ -54,9 +54,10 @@ export const evaluateWhatIf = verb(whatIfInput, async (ports, ctx, input): Promi
   const deviceId = await resolveDevice(ports, ctx.tenantId, input.device);
   if (!deviceId) throw new SimrootError("device.not_found", "not_found", "No device in this tenant has that identifier");
   const [device, set] = await Promise.all([getDevice(ports, ctx, { id: deviceId }), loadPolicySet(ports, ctx.tenantId)]);
-  // Compiled first: a grant revoked ends, at the latest, when its revocation is compiled (compile.ts, review 105).
-  const engine = compilePolicy(set);
-  const at = input.at === undefined ? ports.now().getTime() : Date.parse(input.at);
+  // A grant revoked ends, at the latest, when its revocation is compiled, by the clock `at` is read from (compile.ts).
+  const now = ports.now().getTime();
+  const engine = compilePolicy(set, now);
+  const at = input.at === undefined ? now : Date.parse(input.at);
   const decision = engine.decide({
     device: { id: device.id, state: device.state, labels: device.labels },
     destination: input.destination,
