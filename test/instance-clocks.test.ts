@@ -30,6 +30,17 @@ afterAll(() => runtime.stop());
 const skewed = (ms: number): Ports => ({ ...runtime.ports, now: () => new Date(Date.now() + ms) });
 const minutes = (n: number) => new Date(Date.now() + n * 60_000).toISOString();
 
+/** Feed versions 1, 2, ... of `times` (epoch ms), as sequencers wrote them: all the replay reads of them. */
+async function sequenced(tenantId: string, times: readonly number[]) {
+  for (const [index, time] of times.entries())
+    await runtime.ports.db.send(
+      new PutCommand({
+        TableName: runtime.ports.tables.audit,
+        Item: { pk: feedPartition(tenantId), sk: feedSortKey(index + 1), version: index + 1, time: new Date(time).toISOString() },
+      }),
+    );
+}
+
 describe("instances whose clocks differ", () => {
   it("stop a grant revoked on an instance 5 minutes fast at once, not when that instance's clock said", async () => {
     const tenant = await tenantClient(runtime);
@@ -114,14 +125,25 @@ describe("instances whose clocks differ", () => {
     const now = Date.now();
     // Versions as sequencers wrote them: the fourth a second ago by a clock on time, the fifth now by one 15 s fast.
     const times = [now - 60_000, now - 40_000, now - 20_000, now - 1_000, now + 14_000];
-    for (const [index, time] of times.entries())
-      await runtime.ports.db.send(
-        new PutCommand({
-          TableName: runtime.ports.tables.audit,
-          Item: { pk: feedPartition(tenantId), sk: feedSortKey(index + 1), version: index + 1, time: new Date(time).toISOString() },
-        }),
-      );
+    await sequenced(tenantId, times);
     // A snapshot of version 5 read now by an instance on time: its replay carries version 4.
     expect(await replayStart(runtime.ports, tenantId, 5, now)).toBeLessThan(4);
+  });
+
+  it("hand out no replay position below the floor another instance checks it against, from an instance 90 s slow (review 107)", async () => {
+    const tenantId = "ten_clocks_replay_floor";
+    const now = Date.now();
+    // Eighty versions, one a second, the last now.
+    await sequenced(
+      tenantId,
+      Array.from({ length: 80 }, (_, index) => now - (79 - index) * 1000),
+    );
+    // The snapshot begun on an instance 90 s slow; the floor computed on one on time (replayFloor: began 0, 2 s slack).
+    const slow = skewed(-90_000);
+    const genuine = await replayStart(slow, tenantId, 80, slow.now().getTime());
+    const floor = await replayStart(skewed(1_000), tenantId, 80, 0, 2_000);
+    expect(genuine).toBeGreaterThanOrEqual(floor);
+    // And the floor is the same whichever clock computes it.
+    expect(await replayStart(slow, tenantId, 80, 0, 2_000)).toBe(floor);
   });
 });

@@ -324,8 +324,8 @@ function decode(cursor: string, tenantId: string, scope: FeedScope | undefined):
 }
 
 /**
- * The lowest replay position a genuine snapshot of `version` can hand out: where its replay would begin had it begun at
- * the earliest a cursor may say (`replayClockAllowanceMs` before the version's own time), less `replayFloorSlackMs`
+ * The lowest replay position a genuine snapshot of `version` can hand out: where its replay begins at the earliest
+ * (counted from `replayClockAllowanceMs` before the version's own time, whatever the clocks), less `replayFloorSlackMs`
  * (review 94). Depends on the version alone:
  * kept per process (`maxReplayFloors`), as each replay page checks it (a scan of the window's versions each time).
  */

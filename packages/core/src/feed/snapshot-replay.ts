@@ -28,9 +28,10 @@ export const replayClockAllowanceMs = 60_000;
  * `began` and the version's own time (review 105: from `began` alone, on an instance 10 s fast the window ended
  * before the version the snapshot was labelled with; review 106: from the version's time alone, a version sequenced by an
  * instance 15 s fast put the window after the one sequenced a second before it, which the index may not list yet).
- * `began` is the client's to send: it counts from no earlier than `replayClockAllowanceMs` before the version's time (a
- * forged one cannot make this read the whole trail) and no later than now; `replayFloor` (feed.ts) counts from that
- * earliest.
+ * The window counts from no earlier than `replayClockAllowanceMs` before the version's time, whatever `began` (the
+ * client's to send: a forged one cannot make this read the whole trail) or this instance's clock say, so `replayFloor`
+ * (feed.ts), which counts from that earliest, is the same on every instance and below every genuine start (review 107:
+ * bounded by this instance's clock last, a snapshot begun on an instance 65 s slow had its next page refused).
  */
 export async function replayStart(
   ports: Ports,
@@ -60,7 +61,7 @@ export async function replayStart(
     );
     for (const item of page.Items ?? []) {
       const time = Date.parse(String(item.time));
-      since ??= Math.min(time, Math.min(Math.max(began ?? now, time - replayClockAllowanceMs), now)) - windowMs;
+      since ??= Math.max(time - replayClockAllowanceMs, Math.min(time, began ?? now, now)) - windowMs;
       if (time < since) return Number(item.version);
       oldest = Number(item.version) - 1;
     }

@@ -260,12 +260,23 @@ export async function publishFromStream(
         // (review 104: one error of a bus that had been taking events held a step of a reader catching up), when there
         // is time for a try as long as the first.
         let again: unknown = error;
-        if (options.deadline === undefined || Date.now() + holdRetryMs + (Date.now() - tried) < options.deadline) {
+        const room = (options.deadline ?? Number.POSITIVE_INFINITY) - Date.now() - holdRetryMs;
+        if (room > Date.now() - tried) {
           await new Promise((resolve) => setTimeout(resolve, holdRetryMs));
-          again = await publisher.publish(events, routing).then(
-            () => undefined,
-            (failed: unknown) => failed,
-          );
+          // Bounded by the deadline, however long it takes (review 107: a first try that failed fast told nothing of
+          // the second's length); one that succeeds after it published events held too, which consumers dedupe.
+          let timer: ReturnType<typeof setTimeout> | undefined;
+          const late = new Promise<Error>((resolve) => {
+            timer = setTimeout(() => resolve(new Error("no answer from the bus before the function's deadline")), room);
+          });
+          again = await Promise.race([
+            publisher.publish(events, routing).then(
+              () => undefined,
+              (failed: unknown) => failed,
+            ),
+            late,
+          ]);
+          clearTimeout(timer);
           if (again === undefined) return;
           if (again instanceof EventsRefused) throw again;
         }

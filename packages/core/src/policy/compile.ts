@@ -84,6 +84,7 @@ function ruleDecision(rule: PolicyRule): Decision {
       });
 }
 
+/** The explanation names `revokedAt` as the grant's end; a revoked grant also ends when compiled (below), at the latest. */
 function grantDecision(grant: Grant): Decision {
   const recording = grant.sessionRecording ? "; the session must be recorded" : "";
   const until =
