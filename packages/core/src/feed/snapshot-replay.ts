@@ -24,14 +24,14 @@ export const replayClockAllowanceMs = 60_000;
 /**
  * The last feed version sequenced more than the window before the snapshot read its version (the replay starts after
  * it), 0 if none. Two clocks meet here: `began`, when the snapshot read its version (the cursor carries it), by the
- * serving instance's clock, and each version's time, by its sequencer's. The window counts back from the earlier of
- * `began` and the version's own time (review 105: from `began` alone, on an instance 10 s fast the window ended
- * before the version the snapshot was labelled with; review 106: from the version's time alone, a version sequenced by an
- * instance 15 s fast put the window after the one sequenced a second before it, which the index may not list yet).
- * The window counts from no earlier than `replayClockAllowanceMs` before the version's time, whatever `began` (the
- * client's to send: a forged one cannot make this read the whole trail) or this instance's clock say, so `replayFloor`
- * (feed.ts), which counts from that earliest, is the same on every instance and below every genuine start (review 107:
- * bounded by this instance's clock last, a snapshot begun on an instance 65 s slow had its next page refused).
+ * serving instance's clock, and the version's time, by its sequencer's. Either may be up to `replayClockAllowanceMs`
+ * ahead of the other, so the window counts back from `began`, but from no later than the version's own time when
+ * `began` is within the allowance of it (review 105: on a serving instance 10 s fast, counted from `began` alone, the
+ * window ended before the version the snapshot was labelled with), and from no later than `began` (review 106: a
+ * version sequenced on an instance 15 s fast). A snapshot read long after its version (an idle tenant) replays nothing.
+ * Whatever `began` says (the client's to send) or this instance's clock, the window starts no earlier than the
+ * allowance before the version's time: a forged cursor cannot make this read the whole trail, and `replayFloor`
+ * (feed.ts), which counts from that earliest, is the same on every instance and below every genuine start (review 107).
  */
 export async function replayStart(
   ports: Ports,
@@ -61,7 +61,8 @@ export async function replayStart(
     );
     for (const item of page.Items ?? []) {
       const time = Date.parse(String(item.time));
-      since ??= Math.max(time - replayClockAllowanceMs, Math.min(time, began ?? now, now)) - windowMs;
+      const read = began ?? now;
+      since ??= Math.max(time - replayClockAllowanceMs, Math.min(read, Math.max(time, read - replayClockAllowanceMs))) - windowMs;
       if (time < since) return Number(item.version);
       oldest = Number(item.version) - 1;
     }
