@@ -375,7 +375,13 @@ describe("the outbox", () => {
     const committed: DomainEvent[] = [];
     for (let n = 50; n < 52; n++) committed.push(...(await register(tenantId, n)));
     const ours = await streamRecordsOf(tenantId);
+    // A bus that fails once, then takes a moment to answer the second try (as a real one does: not in the same tick).
     const flaky = flakyBus(1);
+    const answersLater = flaky.publisher.publish.bind(flaky.publisher);
+    flaky.publisher.publish = async (events, routing) => {
+      if (flaky.calls() >= 1) await new Promise((resolve) => setTimeout(resolve, 50));
+      return answersLater(events, routing);
+    };
     const handler = handlerFor(
       () => flaky.publisher,
       () => ports,

@@ -266,8 +266,10 @@ export async function publishFromStream(
           // Bounded by the deadline, however long it takes (review 107: a first try that failed fast told nothing of
           // the second's length); one that succeeds after it published events held too, which consumers dedupe.
           let timer: ReturnType<typeof setTimeout> | undefined;
+          // No deadline, no bound (a timer longer than Node's 24.8 days fires at once).
           const late = new Promise<Error>((resolve) => {
-            timer = setTimeout(() => resolve(new Error("no answer from the bus before the function's deadline")), room);
+            if (Number.isFinite(room))
+              timer = setTimeout(() => resolve(new Error("no answer from the bus before the function's deadline")), room);
           });
           again = await Promise.race([
             publisher.publish(events, routing).then(
