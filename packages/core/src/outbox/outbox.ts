@@ -247,9 +247,27 @@ export async function publishFromStream(
     // Read for each step (after its records committed): which opt-in consumers each event's tenant has work for. Its
     // failure is the store's, not the bus's: retried, never held.
     const routing = await routingOf(ports, events);
+    const deadline = options.deadline ?? Number.POSITIVE_INFINITY;
+    /** One try, bounded by the deadline (review 107): an answer that comes after it may have published what is then held. */
+    const publishInTime = async () => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      // No deadline, no bound (a timer longer than Node's 24.8 days fires at once).
+      const late = new Promise<never>((_, reject) => {
+        if (Number.isFinite(deadline))
+          timer = setTimeout(
+            () => reject(new Error("no answer from the bus before the function's deadline")),
+            Math.max(0, deadline - Date.now()),
+          );
+      });
+      try {
+        await Promise.race([publisher.publish(events, routing), late]);
+      } finally {
+        clearTimeout(timer);
+      }
+    };
     const tried = Date.now();
     try {
-      await publisher.publish(events, routing);
+      await publishInTime();
     } catch (error) {
       if (!(error instanceof EventsRefused)) {
         const now = (ports.now?.() ?? new Date()).getTime();
@@ -260,25 +278,12 @@ export async function publishFromStream(
         // (review 104: one error of a bus that had been taking events held a step of a reader catching up), when there
         // is time for a try as long as the first.
         let again: unknown = error;
-        const room = (options.deadline ?? Number.POSITIVE_INFINITY) - Date.now() - holdRetryMs;
-        if (room > Date.now() - tried) {
+        if (deadline - Date.now() - holdRetryMs > Date.now() - tried) {
           await new Promise((resolve) => setTimeout(resolve, holdRetryMs));
-          // Bounded by the deadline, however long it takes (review 107: a first try that failed fast told nothing of
-          // the second's length); one that succeeds after it published events held too, which consumers dedupe.
-          let timer: ReturnType<typeof setTimeout> | undefined;
-          // No deadline, no bound (a timer longer than Node's 24.8 days fires at once).
-          const late = new Promise<Error>((resolve) => {
-            if (Number.isFinite(room))
-              timer = setTimeout(() => resolve(new Error("no answer from the bus before the function's deadline")), room);
-          });
-          again = await Promise.race([
-            publisher.publish(events, routing).then(
-              () => undefined,
-              (failed: unknown) => failed,
-            ),
-            late,
-          ]);
-          clearTimeout(timer);
+          again = await publishInTime().then(
+            () => undefined,
+            (failed: unknown) => failed,
+          );
           if (again === undefined) return;
           if (again instanceof EventsRefused) throw again;
         }
