@@ -18,8 +18,12 @@ import type { HeadRead } from "./watch.ts";
 
 export const snapshotReplaySeconds = 10;
 
-/** How far before its version's own time a snapshot's cursor may say it read that version (instances' clocks). */
-export const replayClockAllowanceMs = 60_000;
+/**
+ * How far apart the serving instance's and the sequencers' clocks may be for the replay to keep its whole window, and how
+ * far before its version's own time a snapshot's cursor may say it read that version: what a forged cursor can widen
+ * the replay by (a narrowed key then learns the ids of other sites' devices that changed in that time, review 92).
+ */
+export const replayClockAllowanceMs = 15_000;
 
 /**
  * The last feed version sequenced more than the window before the snapshot read its version (the replay starts after
