@@ -26,6 +26,8 @@ import {
   listBusDeadLetters,
   mayReadEvent,
   auditItem,
+  auditPartition,
+  auditSortKey,
   auditSubjectPartition,
   domainEvent,
   EventsRefused,
@@ -367,7 +369,7 @@ describe("the outbox", () => {
     await db.send(
       new UpdateCommand({
         TableName: tables.audit,
-        Key: { pk: `T#${tenantId}#s${String(record.shard).padStart(2, "0")}`, sk: String(record.seq).padStart(12, "0") },
+        Key: { pk: auditPartition(tenantId, record.shard), sk: auditSortKey(record.seq) },
         UpdateExpression: "SET actor = :a",
         ExpressionAttributeValues: { ":a": "key:someone-else" },
       }),
