@@ -46,6 +46,26 @@ describe("an instance's cached device and aliases (review 97)", () => {
     expect((await tenant.call("GET", `/v1/devices/${again.id}`)).json.state).toBe("suspended");
   });
 
+  it("do not judge a fact of a SIM registered again stale on a cached copy of its revoked device (review 99)", async () => {
+    const tenant = await tenantClient(a, "caches-stale");
+    const postB = await simrootSource(b, tenant);
+    const sim = { imsi: "208018880000099", iccids: ["8944500102198304982"] };
+    const first = (await tenant.call("POST", "/v1/devices", sim)).json;
+    // B applies a window's worth of the device's facts and one more: its cached copy judges anything older stale.
+    const at = (offset: number) => new Date(Date.now() - 600_000 + offset).toISOString();
+    const reports = Array.from({ length: 33 }, (_, index) => ({
+      ...fact("device.reachability-changed", { imsi: sim.imsi }, { reachable: index % 2 === 0 }),
+      occurredAt: at(60_000 + index * 1_000),
+    }));
+    await postB(...reports);
+    // Through A, an admin revokes it and registers the SIM again.
+    expect((await tenant.call("POST", `/v1/devices/${first.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+    const again = (await tenant.call("POST", "/v1/devices", sim)).json;
+    // The operator reports the new device unreachable, a report older than the revoked device's window; B applies it.
+    await postB({ ...fact("device.reachability-changed", { imsi: sim.imsi }, { reachable: false }), occurredAt: at(0) });
+    expect((await tenant.call("GET", `/v1/devices/${again.id}`)).json.identity.reachable).toMatchObject({ reachable: false });
+  });
+
   it("park another eUICC's notification on an instance that cached the device before its eUICC first reported", async () => {
     const tenant = await tenantClient(a, "caches-euicc");
     const pki = createTestPki();

@@ -64,6 +64,10 @@ export function forgetDevice(ports: Ports, tenantId: string, deviceId: string): 
   recentOf(ports).delete(`${tenantId}|${deviceId}`);
 }
 
+/** This process's copy of the device, if it holds one (it may be stale: another instance may have written since). */
+export const cachedDevice = (ports: Ports, tenantId: string, deviceId: string): StoredDevice | undefined =>
+  recentOf(ports).get(`${tenantId}|${deviceId}`);
+
 /** The device as last seen by this process, or read (consistently) when unknown. */
 export async function recentDevice(ports: Ports, tenantId: string, deviceId: string): Promise<StoredDevice | undefined> {
   return recentOf(ports).get(`${tenantId}|${deviceId}`) ?? readDevice(ports, tenantId, deviceId);

@@ -14,7 +14,7 @@ import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { deviceIdentifiers } from "../device/device.ts";
 import type { IdentifierKind } from "../device/identifiers.ts";
 import { aliasKey } from "../device/keys.ts";
-import { deviceItem, forgetAliases, forgetDevice, imeiAlias, recentDevice, rememberDevice } from "../device/store.ts";
+import { cachedDevice, deviceItem, forgetAliases, forgetDevice, imeiAlias, readDevice, rememberDevice } from "../device/store.ts";
 import { SimrootError, isSimrootError } from "../error.ts";
 import { domainEvent, type DomainEvent } from "../event/event.ts";
 import type { FeedChange, LeaseEdge } from "../ledger/change.ts";
@@ -61,7 +61,7 @@ export async function applyFact(
 ): Promise<{ value: AppliedFact; events: DomainEvent[] }> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await attemptFact(ports, ctx, deviceId, fact, cause, refusal);
+      return await attemptFact(ports, ctx, deviceId, fact, cause, refusal, false);
     } catch (error) {
       forgetDevice(ports, ctx.tenantId, deviceId);
       if (!isSimrootError(error) || attempt >= maxAttempts) throw error;
@@ -80,15 +80,22 @@ async function attemptFact(
   reported: Fact,
   cause: Record<string, unknown>,
   refusal: ((device: Device) => string | undefined) | undefined,
-) {
-  const stored = await recentDevice(ports, ctx.tenantId, deviceId);
+  fromStore: boolean,
+): Promise<{ value: AppliedFact; events: DomainEvent[] }> {
+  const cached = fromStore ? undefined : cachedDevice(ports, ctx.tenantId, deviceId);
+  const stored = cached ?? (await readDevice(ports, ctx.tenantId, deviceId));
   if (!stored) throw new SimrootError("device.not_found", "not_found", `No device ${deviceId}`);
   const { device, history } = stored;
   const refused = refusal?.(device);
   if (refused !== undefined) throw new SimrootError("ingest.not_its_device", "conflict", refused);
   const fact = keyedByContent(history, reported);
   const admitted = admission(history, fact);
-  if (admitted === "duplicate" || admitted === "stale") return { value: { outcome: admitted, deviceId, changes: [] }, events: [] };
+  if (admitted === "duplicate" || admitted === "stale") {
+    // Nothing is written, so no conflict would tell a stale cached copy: a device revoked through another instance, its
+    // SIM registered again, would keep the new device's fact (review 99). The store's copy confirms before it is dropped.
+    if (cached && refusal) return attemptFact(ports, ctx, deviceId, reported, cause, refusal, true);
+    return { value: { outcome: admitted, deviceId, changes: [] }, events: [] };
+  }
 
   const settings = await foldSettingsOf(ports, device);
   const nextHistory = remember(history, fact, settings);
