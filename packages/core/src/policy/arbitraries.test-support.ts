@@ -198,9 +198,9 @@ function edgeInstants(set: PolicySet): number[] {
 
 const requestHost = fc.constantFrom(...hosts, "A.EXAMPLE.COM", "a.example.com.", "deep.b.a.example.com", "test", "other.org");
 
-function request(set: PolicySet): fc.Arbitrary<DecisionInput> {
+function request(set: PolicySet, moreTimes: readonly number[] = []): fc.Arbitrary<DecisionInput> {
   const edges = edgeAddresses(set);
-  const times = edgeInstants(set);
+  const times = [...edgeInstants(set), ...moreTimes];
   const ip = fc.oneof(
     v4Address.map((a) => v4Text(BigInt(a))),
     v4Address.map((a) => `::ffff:${v4Text(BigInt(a))}`),
@@ -232,4 +232,18 @@ function request(set: PolicySet): fc.Arbitrary<DecisionInput> {
 /** A policy set and requests aimed at it. */
 export const policyWithRequests: fc.Arbitrary<[PolicySet, DecisionInput[]]> = policySet.chain((set) =>
   fc.tuple(fc.constant(set), fc.array(request(set), { minLength: 1, maxLength: 40 })),
+);
+
+/**
+ * A policy set, the instant it is compiled at (by the deciding clock: a revoked grant ends there at the latest) and
+ * requests aimed at both, some at the instant itself and the millisecond before.
+ */
+export const compiledPolicyWithRequests: fc.Arbitrary<[PolicySet, number, DecisionInput[]]> = policySet.chain((set) =>
+  instant.chain((compiledAt) =>
+    fc.tuple(
+      fc.constant(set),
+      fc.constant(compiledAt),
+      fc.array(request(set, [compiledAt - 1, compiledAt]), { minLength: 1, maxLength: 40 }),
+    ),
+  ),
 );

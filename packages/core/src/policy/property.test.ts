@@ -5,7 +5,7 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { policyWithRequests } from "./arbitraries.test-support.ts";
+import { compiledPolicyWithRequests, policyWithRequests } from "./arbitraries.test-support.ts";
 import { compilePolicy } from "./compile.ts";
 import type { Conditions, DecisionInput, Destination, LabelSelector, PolicyRule, PolicySet } from "./model.ts";
 
@@ -128,7 +128,8 @@ function refConditions(c: Conditions | undefined, input: DecisionInput): boolean
   return true;
 }
 
-function reference(set: PolicySet, input: DecisionInput) {
+/** `compiledAt`: the deciding clock's instant at compilation, where a revoked grant ends at the latest. */
+function reference(set: PolicySet, input: DecisionInput, compiledAt = Number.POSITIVE_INFINITY) {
   const { device } = input;
   if (device.state === "revoked") return { allow: false, reason: "deny.revoked" };
   if (device.state === "suspended") return { allow: false, reason: "deny.suspended" };
@@ -152,7 +153,7 @@ function reference(set: PolicySet, input: DecisionInput) {
       g.principal === input.principal &&
       Date.parse(g.notBefore) <= input.at &&
       input.at < Date.parse(g.notAfter) &&
-      (g.revokedAt === undefined || input.at < Date.parse(g.revokedAt)) &&
+      (g.revokedAt === undefined || (input.at < Date.parse(g.revokedAt) && input.at < compiledAt)) &&
       ("deviceId" in g.target ? g.target.deviceId === device.id : refSelector(g.target.selector, device.labels)) &&
       g.destinations.some((d) => refDestination(d, input)),
   );
@@ -164,15 +165,15 @@ function reference(set: PolicySet, input: DecisionInput) {
 describe("compiled engine vs reference", () => {
   it("decides every request as the naive reference does", () => {
     fc.assert(
-      fc.property(policyWithRequests, ([set, requests]) => {
-        const engine = compilePolicy(set);
+      fc.property(compiledPolicyWithRequests, ([set, compiledAt, requests]) => {
+        const engine = compilePolicy(set, compiledAt);
         for (const input of requests) {
           const { allow, reason, ruleId, grantId, sessionRecording } = engine.decide(input);
           expect({ allow, reason, ruleId, grantId, sessionRecording }).toEqual({
             ruleId: undefined,
             grantId: undefined,
             sessionRecording: undefined,
-            ...reference(set, input),
+            ...reference(set, input, compiledAt),
           });
         }
       }),
