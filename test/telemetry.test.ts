@@ -235,9 +235,33 @@ describe("Powertools logs and metrics", () => {
       await runtime.settled();
       await expect.poll(() => received, { timeout: 10_000 }).toBe(1);
       const from = lines.length;
-      // The retry is due in 5 s: the worker's run an hour later attempts it.
+      // The retry is due in 5 s: the worker's run an hour later attempts it. Its feed notices take 300 ms to send
+      // (review 104): the run returns only once they are sent, or Lambda would freeze them until its next invocation.
+      const sending = new Set<Promise<void>>();
+      let sent = 0;
+      const notifier = runtime.ports.feedNotifier!;
+      const { publish, settled } = notifier;
+      const slow = vi.spyOn(notifier, "publish").mockImplementation((...args) => {
+        const send = new Promise<void>((resolve) => setTimeout(resolve, 300))
+          .then(() => publish.apply(notifier, args))
+          .finally(() => {
+            sent++;
+            sending.delete(send);
+          });
+        sending.add(send);
+        return send;
+      });
+      const waits = vi.spyOn(notifier, "settled").mockImplementation(async (timeoutMs: number) => {
+        await Promise.race([Promise.allSettled([...sending]), new Promise((resolve) => setTimeout(resolve, timeoutMs))]);
+        await settled?.call(notifier, timeoutMs);
+      });
       const later = { ...runtime.ports, now: () => new Date(Date.now() + 3_600_000) };
+      // Past the notice interval since the quarantine's notice: the worker's change is announced, not left to the next.
+      await new Promise((resolve) => setTimeout(resolve, 1_100));
       expect(await handlerFor(() => later)(undefined, context("aws-req-5"))).toEqual({ attempted: 1 });
+      slow.mockRestore();
+      waits.mockRestore();
+      expect({ sent, sending: sending.size }).toEqual({ sent: 1, sending: 0 });
       expect((await tenant.call("GET", `/v1/webhooks/${webhook.json.id}`)).json).toMatchObject({ enabled: false });
       expect(metricsSince(from).get("FeedLatencyMs")?.length).toBeGreaterThan(0);
     } finally {
