@@ -31,6 +31,10 @@ declare module "sst" {
       "name": string
       "type": "sst.aws.Dynamo"
     }
+    "StreamDiscardsQueue": {
+      "type": "sst.aws.Queue"
+      "url": string
+    }
     "ParkedReconcilerDeadLetterQueue": {
       "type": "sst.aws.Queue"
       "url": string

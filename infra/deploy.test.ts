@@ -248,7 +248,7 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
   it("grants each function's role its platform grants on the resources they name, and beyond them only what AWS does with the role", () => {
     const deployed = deployedFunctions(app());
     const mappings = of(app(), "aws:lambda/eventSourceMapping:EventSourceMapping").map((mapping) =>
-      inputs<{ eventSourceArn: string; functionName: string }>(mapping),
+      inputs<{ eventSourceArn: string; functionName: string; destinationConfig?: { onFailure?: { destinationArn?: string } } }>(mapping),
     );
     const targets = of(app(), "aws:cloudwatch/eventTarget:EventTarget").map((target) =>
       inputs<{ arn: string; deadLetterConfig?: { arn: string } }>(target),
@@ -307,8 +307,10 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
       expect({ function: name, tables: sorted(tablesByAction) }).toEqual({ function: name, tables: sorted(expectedTables) });
 
       // Beyond the declared grants: an event source mapping's reads of its own source (a queue, a table's stream), and
-      // failed events sent to its own dead-letter queue (its rule target's, its asynchronous invocations', its queue's).
-      const sources = mappings.filter((mapping) => lastPart(mapping.functionName) === fn.name).map((mapping) => mapping.eventSourceArn);
+      // failed events sent to its own dead-letter queue (its rule target's, its asynchronous invocations', its queue's,
+      // its stream mapping's on-failure destination).
+      const own = mappings.filter((mapping) => lastPart(mapping.functionName) === fn.name);
+      const sources = own.map((mapping) => mapping.eventSourceArn);
       const ownDeadLetterQueues = new Set(
         [
           ...targets
@@ -318,6 +320,7 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
             .filter((config) => lastPart(config.functionName) === fn.name)
             .map((config) => config.destinationConfig?.onFailure?.destination),
           ...sources.map((source) => redrives.get(lastPart(source))),
+          ...own.map((mapping) => mapping.destinationConfig?.onFailure?.destinationArn),
         ].filter((arn): arn is string => arn !== undefined),
       );
       for (const statement of fn.statements) {
@@ -464,6 +467,7 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
     const audit = of(app(), "aws:dynamodb/table:Table").find((table) => table.name.startsWith("Audit"))!;
     expect(inputs(audit)).toMatchObject({ streamEnabled: true, streamViewType: "NEW_IMAGE" });
     const deployed = deployedFunctions(app());
+    const discardQueue = of(app(), "aws:sqs/queue:Queue").find((queue) => queue.name.startsWith("StreamDiscardsQueue"))!;
     const readers = of(app(), "aws:lambda/eventSourceMapping:EventSourceMapping")
       .map((mapping) =>
         inputs<{
@@ -475,23 +479,47 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
           startingPosition: string;
           functionResponseTypes: string[];
           filterCriteria: { filters: { pattern: string }[] };
+          destinationConfig?: { onFailure?: { destinationArn?: string } };
         }>(mapping),
       )
       .filter((mapping) => mapping.eventSourceArn.startsWith(`${audit.outputs.arn}/stream/`))
-      .map((mapping) => ({
-        reader: deployed.find((fn) => fn.resource.outputs.arn === mapping.functionName)?.platformName,
-        batch: [mapping.batchSize, mapping.maximumBatchingWindowInSeconds],
-        // Until a record is handled (or leaves the stream after 24 hours), from the oldest, answering failed records alone.
-        never: [mapping.maximumRetryAttempts, mapping.startingPosition, mapping.functionResponseTypes],
-        // New audit records only (they carry an action), not the feed versions or listing items of the same table.
-        filters: mapping.filterCriteria.filters.map((filter) => JSON.parse(filter.pattern) as unknown),
-      }));
+      .map((mapping) => {
+        const reader = deployed.find((fn) => fn.resource.outputs.arn === mapping.functionName);
+        const discards = mapping.destinationConfig?.onFailure?.destinationArn;
+        return {
+          reader: reader?.platformName,
+          batch: [mapping.batchSize, mapping.maximumBatchingWindowInSeconds],
+          // Until a record is handled (or leaves the stream after 24 hours), from the oldest, answering failed records alone.
+          never: [mapping.maximumRetryAttempts, mapping.startingPosition, mapping.functionResponseTypes],
+          // New audit records only (they carry an action), not the feed versions or listing items of the same table.
+          filters: mapping.filterCriteria.filters.map((filter) => JSON.parse(filter.pattern) as unknown),
+          // What it drops when records leave the stream is said in the discard queue, which its role may send to (Lambda
+          // sends the on-failure record with it).
+          discards:
+            discards === discardQueue.outputs.arn &&
+            reader?.statements.some(
+              (statement) =>
+                statement.Effect === "Allow" &&
+                list(statement.Action).includes("sqs:SendMessage") &&
+                list(statement.Resource).includes(discards),
+            ),
+        };
+      });
     const never = [-1, "TRIM_HORIZON", ["ReportBatchItemFailures"]];
     const filters = [{ eventName: ["INSERT"], dynamodb: { NewImage: { action: { S: [{ exists: true }] } } } }];
     expect(readers.sort((a, b) => String(a.reader).localeCompare(String(b.reader)))).toEqual([
-      { reader: "history", batch: [streamReaders.historyBatchSize, streamReaders.historyWindowSeconds], never, filters },
-      { reader: "outbox", batch: [streamReaders.outboxBatchSize, streamReaders.outboxWindowSeconds], never, filters },
+      { reader: "history", batch: [streamReaders.historyBatchSize, streamReaders.historyWindowSeconds], never, filters, discards: true },
+      { reader: "outbox", batch: [streamReaders.outboxBatchSize, streamReaders.outboxWindowSeconds], never, filters, discards: true },
     ]);
+    // Any message there alarms.
+    const alarm = of(app(), "aws:cloudwatch/metricAlarm:MetricAlarm").find((resource) => resource.name === "StreamDiscards");
+    expect(inputs(alarm!)).toMatchObject({
+      namespace: "AWS/SQS",
+      metricName: "ApproximateNumberOfMessagesVisible",
+      dimensions: { QueueName: discardQueue.outputs.name },
+      comparisonOperator: "GreaterThanThreshold",
+      threshold: 0,
+    });
   });
 
   it("gives every rule's target its retry policy and a dead-letter queue", () => {
@@ -606,6 +634,7 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
       "AWS/Lambda/AsyncEventAge": [["FunctionName"]],
       "AWS/SQS/NumberOfMessagesReceived": [["QueueName"]],
       "AWS/SQS/ApproximateAgeOfOldestMessage": [["QueueName"]],
+      "AWS/SQS/ApproximateNumberOfMessagesVisible": [["QueueName"]],
       "AWS/ApiGateway/5xx": [["ApiId"]],
       "AWS/ApiGateway/IntegrationLatency": [["ApiId"]],
     };

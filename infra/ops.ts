@@ -3,6 +3,7 @@
  * (subscribe the on-call address after the first deploy: see README "Deploying").
  *
  * - outbox: committed events waiting on the audit stream (IteratorAge), and any the bus refused for good (its dead letters);
+ *   records either stream reader dropped (its on-failure queue);
  * - dead letters: any message in a rule's dead-letter queue (an event no consumer could apply);
  * - dead letters waiting: a message the drain did not move within 15 minutes;
  * - consumers: errors, and the age of events waiting for a retry (AsyncEventAge; for the applier, the age of the
@@ -28,7 +29,7 @@ import { dynamoTables } from "./database";
 import { feedAuthorizerFunction } from "./feed-channel";
 import { iotAuthorizerFunction } from "./integrations";
 import { webhookWorker } from "./webhooks";
-import { history, outbox } from "./outbox";
+import { history, outbox, streamDiscards } from "./outbox";
 
 export const alarmTopic = new aws.sns.Topic("Alarms");
 
@@ -88,6 +89,20 @@ alarm("HistoryIteratorAge", {
   period,
   comparisonOperator: "GreaterThanThreshold",
   threshold: 5 * 60 * 1000,
+});
+
+// What either stream reader dropped: records that left the stream before their function took them (infra/outbox.ts).
+alarm("StreamDiscards", {
+  alarmDescription:
+    "Audit records left the stream before the outbox or the history took them: their events were not published, or their history not written. " +
+    "Each message names the batch (stream shard, sequence numbers, when the stream got them): README, Events, says how to repair",
+  namespace: "AWS/SQS",
+  metricName: "ApproximateNumberOfMessagesVisible",
+  dimensions: { QueueName: streamDiscards.nodes.queue.name },
+  statistic: "Maximum",
+  period,
+  comparisonOperator: "GreaterThanThreshold",
+  threshold: 0,
 });
 
 const ruleNames = Object.keys(subscriptions) as RuleName[];

@@ -6,21 +6,26 @@
  * cover, as that reader (the feed's backstop) would have, and announces it on the push channel when one is configured.
  *
  *   npm run history:reproject -- <tenantId> [<tenantId> ...]
+ *   npm run history:reproject -- --all        every tenant (what the stream discard queue's message cannot name)
  *
  * Against the stage whose tables `SIMROOT_TABLE_*` name (their defaults otherwise), with the shell's AWS credentials
  * (audit `Query` and `BatchWriteItem`, identity `BatchWriteItem`; to sequence, what the history function is granted on the
  * audit and control tables); locally `DYNAMODB_ENDPOINT=http://localhost:8000`. `SIMROOT_AUDIT_RETENTION_DAYS` must be
  * the stage's: a feed version it sequences expires by it.
  */
-import { documentClient, dynamoSettings, environmentFeedNotifier, reprojectHistory, tableNames } from "@simroot/core";
+import { documentClient, dynamoSettings, environmentFeedNotifier, reprojectHistory, tableNames, tenantIds } from "@simroot/core";
 
-const tenants = process.argv.slice(2);
-if (tenants.length === 0) {
-  console.error("usage: npm run history:reproject -- <tenantId> [<tenantId> ...]");
+const given = process.argv.slice(2);
+const all = given.length === 1 && given[0] === "--all";
+if (given.length === 0 || (!all && given.some((tenantId) => tenantId.startsWith("-")))) {
+  console.error("usage: npm run history:reproject -- <tenantId> [<tenantId> ...] | --all");
   process.exit(2);
 }
 const feedNotifier = environmentFeedNotifier((error) => console.warn(`feed notice not published: ${String(error)}`));
 const ports = { db: documentClient(dynamoSettings()), tables: tableNames(), ...(feedNotifier ? { feedNotifier } : {}) };
+const tenants: string[] = [];
+if (all) for await (const tenantId of tenantIds(ports)) tenants.push(tenantId);
+else tenants.push(...given);
 for (const tenantId of tenants) {
   try {
     const reached = await reprojectHistory(ports, tenantId);

@@ -245,7 +245,7 @@ const expiryOf = (item: Record<string, unknown>, retentionSeconds: number) =>
   typeof item.expiresAt === "number" ? item.expiresAt : Math.floor(Date.parse(String(item.time)) / 1000) + retentionSeconds;
 
 /** Every tenant's id, from the control table's tenant list (the byTenant index under `tenants`). */
-async function* tenantIds(ports: ArchivePorts) {
+export async function* tenantIds(ports: Pick<Ports, "db" | "tables">) {
   let cursor: Record<string, unknown> | undefined;
   do {
     const page = await ports.db.send(
