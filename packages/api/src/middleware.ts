@@ -1,6 +1,8 @@
+import type { Context } from "hono";
 import { createMiddleware } from "hono/factory";
 import {
   authenticate,
+  isSimrootError,
   countFailure,
   countsFailures,
   failuresSpent,
@@ -113,6 +115,28 @@ export const requireRole = (...allowed: Role[]) =>
     // Only now, authenticated, may a request's body be read (to fingerprint it): per credential.
     return idempotent(c, `key:${principal.keyId}`, token, next);
   });
+
+/**
+ * Whether the request's key still authenticates as it did when the request began: not revoked, rotated or bound to
+ * another view since (through the key cache, so another instance's change shows within its 1 s). A response that waited
+ * for news (a long poll, a stream) asks before it tells the key anything: a key revoked while its stream was open kept
+ * receiving the tenant's changes, signed deltas with devices' identifiers, until the stream's wait ended (review 109).
+ */
+export async function stillAuthenticated(c: Context<AppEnv>): Promise<boolean> {
+  const principal = c.get("principal");
+  try {
+    const now = await authenticate(c.get("ports"), bearerToken(c.req.header("authorization")));
+    return (
+      now.keyId === principal.keyId &&
+      now.tenantId === principal.tenantId &&
+      now.role === principal.role &&
+      now.selector === principal.selector
+    );
+  } catch (error) {
+    if (isSimrootError(error) && error.code === "auth.invalid_key") return false;
+    throw error;
+  }
+}
 
 /** The token of an `Authorization: Bearer` header; the scheme is case-insensitive (RFC 9110 11.1). */
 export function bearerToken(header: string | undefined): string | undefined {

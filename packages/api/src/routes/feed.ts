@@ -3,6 +3,7 @@ import { createRoute, OpenAPIHono } from "../route-table.ts";
 import { streamSSE } from "hono/streaming";
 import type { Context } from "hono";
 import {
+  unauthenticatedKey,
   advanceFeedEpoch,
   detectFlowAnomalies,
   feedDeltas,
@@ -22,7 +23,7 @@ import {
   type FeedSigner,
 } from "@simroot/core";
 import type { AppEnv, AppOptions } from "../env.ts";
-import { requireRole } from "../middleware.ts";
+import { requireRole, stillAuthenticated } from "../middleware.ts";
 import { errorResponses, json } from "../openapi.ts";
 
 const feedReaders = requireRole("pep", "admin");
@@ -178,6 +179,9 @@ function streamDeltas(
           return;
         }
         if (aborted.signal.aborted || answer.kind !== "response") return;
+        // A key revoked, rotated or bound to another view meanwhile is sent nothing more: the stream ends, and the
+        // PEP's next request is refused (review 109).
+        if (!(await stillAuthenticated(c))) return;
         const { response, body } = answer;
         const version = response.signed.head.version;
         if (version > since) {
@@ -216,6 +220,8 @@ export function feedRoutes(options: AppOptions) {
         ...(held ? { ifNoneMatch: Number(held) } : {}),
         ...(scope ? { scope } : {}),
       });
+      // The poll waited up to `wait` seconds: a key revoked meanwhile is refused, not answered (review 109).
+      if (!(await stillAuthenticated(c))) throw unauthenticatedKey();
       if (answer.kind === "not_modified") {
         c.header(headHeader, Buffer.from(JSON.stringify(answer.signed)).toString("base64"));
         c.header("etag", `"${answer.signed.head.version}"`);

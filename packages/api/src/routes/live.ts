@@ -10,7 +10,7 @@ import { createRoute, OpenAPIHono } from "../route-table.ts";
 import { feedDeltas, headVersion, isSimrootError, timeouts } from "@simroot/core";
 import { streamSSE } from "hono/streaming";
 import type { AppEnv, AppOptions } from "../env.ts";
-import { readers, requireRole } from "../middleware.ts";
+import { readers, requireRole, stillAuthenticated } from "../middleware.ts";
 import { errorResponses } from "../openapi.ts";
 
 const heartbeatMs = 10_000;
@@ -63,6 +63,8 @@ export function liveRoutes(options: AppOptions) {
         const waitMs = Math.min(heartbeatMs, deadline - Date.now());
         try {
           const answer = await feedDeltas(ports, signer, ctx.tenantId, { since, limit: 500, waitMs, signal: aborted.signal });
+          // A key revoked or rotated meanwhile is told nothing more: the stream ends (review 109).
+          if (!(await stillAuthenticated(c))) return;
           if (answer.kind !== "response") continue;
           const { entries, signed } = answer.response;
           const version = signed.head.version;
@@ -77,6 +79,7 @@ export function liveRoutes(options: AppOptions) {
           if (!options.streamFeed) break;
         } catch (error) {
           if (isSimrootError(error) && error.code === "feed.snapshot_required") {
+            if (!(await stillAuthenticated(c))) return;
             since = await headVersion(ports, ctx.tenantId);
             await out.writeSSE({ event: "reset", id: String(since), data: JSON.stringify({ version: since }) });
             if (!options.streamFeed) break;

@@ -67,7 +67,8 @@ export function mintApiKey(
   return { token: `sr_${keyId}_${secret}`, record, put };
 }
 
-const unauthenticated = () => new SimrootError("auth.invalid_key", "auth", "Missing, malformed, revoked or unknown API key");
+export const unauthenticatedKey = () => new SimrootError("auth.invalid_key", "auth", "Missing, malformed, revoked or unknown API key");
+const unauthenticated = unauthenticatedKey;
 
 /** Resolves a bearer token to its principal, or throws `auth.invalid_key` (key records cached briefly: see key-cache.ts). */
 export async function authenticate(ports: Pick<Ports, "db" | "tables">, token: string | undefined): Promise<Principal> {
