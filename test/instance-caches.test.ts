@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTestPki, signedOtherNotification, withEidCheckDigits } from "../packages/core/src/ingest/adapters/eim-pki.test-support.ts";
-import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { call, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let a: TestRuntime;
 let b: TestRuntime;
@@ -64,6 +64,21 @@ describe("an instance's cached device and aliases (review 97)", () => {
     // The operator reports the new device unreachable, a report older than the revoked device's window; B applies it.
     await postB({ ...fact("device.reachability-changed", { imsi: sim.imsi }, { reachable: false }), occurredAt: at(0) });
     expect((await tenant.call("GET", `/v1/devices/${again.id}`)).json.identity.reachable).toMatchObject({ reachable: false });
+  });
+
+  it("answer a lookup by a SIM registered again through another instance with the replacement, not the revoked device (review 109)", async () => {
+    const tenant = await tenantClient(a, "caches-lookup");
+    const sim = { imsi: "234109000000003", msisdn: "+447700900109" };
+    const first = (await tenant.call("POST", "/v1/devices", sim)).json;
+    // Instance B answers a lookup of the SIM: it caches the alias.
+    expect((await call(b, tenant.token, "GET", `/v1/devices/lookup?imsi=${sim.imsi}`)).json.id).toBe(first.id);
+    // Through A: the device is revoked (stolen) and its SIM registered again to a replacement.
+    expect((await tenant.call("POST", `/v1/devices/${first.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+    const replacement = (await tenant.call("POST", "/v1/devices", sim)).json;
+    const onA = await call(a, tenant.token, "GET", `/v1/devices/lookup?imsi=${sim.imsi}`);
+    expect(onA.json.id).toBe(replacement.id);
+    const onB = await call(b, tenant.token, "GET", `/v1/devices/lookup?imsi=${sim.imsi}`);
+    expect({ id: onB.json.id, state: onB.json.state }).toEqual({ id: replacement.id, state: "active" });
   });
 
   it("park another eUICC's notification on an instance that cached the device before its eUICC first reported", async () => {

@@ -151,7 +151,9 @@ export const deviceRoutes = new OpenAPIHono<AppEnv>()
     const id =
       at !== undefined && ref.ip !== undefined
         ? await leaseHolder(c.get("ports"), c.get("ctx").tenantId, ref.ip, new Date(at).toISOString())
-        : await resolveDevice(c.get("ports"), c.get("ctx").tenantId, ref);
+        : // Read afresh, as the API's other reads are: a cached alias may name a device revoked through another
+          // instance, its SIM registered again since (review 109).
+          await resolveDevice(c.get("ports"), c.get("ctx").tenantId, ref, true);
     if (!id) throw new SimrootError("device.not_found", "not_found", "No device in this tenant has that identifier");
     const device = await getDevice(c.get("ports"), c.get("ctx"), { id });
     c.header("etag", etag(device.revision));
