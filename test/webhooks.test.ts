@@ -10,7 +10,7 @@ import { mkdtemp } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Webhook } from "standardwebhooks";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { DeleteCommand, GetCommand } from "@aws-sdk/lib-dynamodb";
 import { deliverDue, enqueueDelivery, maxWebhooksPerTenant, retryDelaysSeconds, type BusEnvelope } from "@simroot/core";
 import { recordKey } from "@simroot/core/automation/records";
@@ -95,6 +95,67 @@ describe("outbound webhooks", { timeout: 180_000 }, () => {
     const payload = new Webhook(webhook.secret).verify(delivery!.body, delivery!.headers) as { type: string; data: { subject: string } };
     expect(payload).toMatchObject({ type: "device.quarantined", data: { subject: device.id } });
     expect(() => new Webhook(webhook.secret).verify(delivery!.body.replace("quarantined", "reinstated"), delivery!.headers)).toThrow();
+    await hook.close();
+  });
+
+  it("rotates a v1 secret: for a day both secrets verify each delivery with the standardwebhooks library, then only the new (review 109)", async () => {
+    const hook = receiver();
+    const { tenant, webhook, quarantine } = await subscribed("v1", await hook.listening);
+    const rotated = await tenant.call("POST", `/v1/webhooks/${webhook.id}/rotate-secret`);
+    expect(rotated.status, rotated.text).toBe(200);
+    expect(rotated.json.secret).toMatch(/^whsec_/);
+    expect(rotated.json.secret).not.toBe(webhook.secret);
+    expect(Date.parse(rotated.json.previousSecretUntil) - Date.now()).toBeGreaterThan(23 * 3_600_000);
+    // Shown once: a read of the subscription carries neither secret.
+    expect(JSON.stringify((await tenant.call("GET", `/v1/webhooks/${webhook.id}`)).json)).not.toMatch(/whsec_/);
+    await quarantine();
+    await hook.next(1);
+    const [during] = hook.received;
+    for (const secret of [webhook.secret, rotated.json.secret])
+      expect(() => new Webhook(secret).verify(during!.body, during!.headers)).not.toThrow();
+    // A day later, the previous secret no longer signs.
+    const { Item } = await runtime.ports.db.send(
+      new GetCommand({ TableName: runtime.ports.tables.automation, Key: recordKey(tenant.tenant.id, "webhook", webhook.id) }),
+    );
+    const dayLater = later(25 * 3_600_000);
+    const envelope = {
+      version: "0",
+      id: "evt_after_the_day",
+      "detail-type": "device.quarantined",
+      source: "simroot",
+      account: "local",
+      time: dayLater.now().toISOString(),
+      region: "local",
+      resources: [],
+      detail: {
+        id: "evt_after_the_day",
+        type: "device.quarantined",
+        tenantId: tenant.tenant.id,
+        subject: "dev_x",
+        time: dayLater.now().toISOString(),
+        actor: "test",
+        requestId: "req_1",
+        data: {},
+      },
+    } as BusEnvelope;
+    const deliveryId = await enqueueDelivery(dayLater, tenant.tenant.id, webhook.id, envelope);
+    expect(Item?.previousSealedSecret).toBeDefined();
+    expect(deliveryId).toBeDefined();
+    await deliverDue(dayLater);
+    await hook.next(2);
+    const after = hook.received[1]!;
+    // Verified as the receiver would, a day later (the library holds the timestamp to its clock's five minutes).
+    vi.useFakeTimers({ toFake: ["Date"], now: dayLater.now() });
+    try {
+      expect(() => new Webhook(rotated.json.secret).verify(after.body, after.headers)).not.toThrow();
+      expect(() => new Webhook(webhook.secret).verify(after.body, after.headers)).toThrow(/signature/i);
+    } finally {
+      vi.useRealTimers();
+    }
+    // The rotation is audited, without a secret.
+    const audit = (await tenant.call("GET", `/v1/audit?subject=${webhook.id}`)).json;
+    expect(audit.items.map((record: { action: string }) => record.action)).toContain("webhook.secret-rotated");
+    expect(JSON.stringify(audit)).not.toMatch(/whsec_/);
     await hook.close();
   });
 

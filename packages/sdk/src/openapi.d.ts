@@ -777,6 +777,23 @@ export interface paths {
         patch: operations["updateWebhooksById"];
         trace?: never;
     };
+    "/v1/webhooks/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new signing secret (v1, shown in this answer only) or key pair (v1a); for a day each delivery is signed with both, new and previous */
+        post: operations["createWebhooksByIdRotateSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/webhooks/{id}/deliveries": {
         parameters: {
             query?: never;
@@ -2108,6 +2125,10 @@ export interface components {
             disabledReason?: string;
             /** @description v1a: the `whpk_` key receivers verify with */
             publicKey?: string;
+            /** @description after a rotation of the signing secret: until when each delivery also carries a signature by the previous one (Standard Webhooks: several signatures in `webhook-signature`), so that receivers move to the new one without a gap */
+            previousSecretUntil?: string;
+            /** @description v1a, after a rotation: the previous `whpk_` key, valid until `previousSecretUntil` */
+            previousPublicKey?: string;
             /** @description why the subscription is sent nothing: its stored pattern fails a check made since it was written (review 90) */
             problem?: string;
             /**
@@ -7599,6 +7620,10 @@ export interface operations {
                         disabledReason?: string;
                         /** @description v1a: the `whpk_` key receivers verify with */
                         publicKey?: string;
+                        /** @description after a rotation of the signing secret: until when each delivery also carries a signature by the previous one (Standard Webhooks: several signatures in `webhook-signature`), so that receivers move to the new one without a gap */
+                        previousSecretUntil?: string;
+                        /** @description v1a, after a rotation: the previous `whpk_` key, valid until `previousSecretUntil` */
+                        previousPublicKey?: string;
                         /** @description why the subscription is sent nothing: its stored pattern fails a check made since it was written (review 90) */
                         problem?: string;
                         /**
@@ -8000,6 +8025,132 @@ export interface operations {
             };
             /** @description Error */
             428: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The credential (API key or source) used its rate limit: retry after Retry-After seconds */
+            429: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createWebhooksByIdRotateSecret: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description Makes the POST safe to retry: the first request with a key acts, a retry with the same key and body gets the first response again (`Idempotent-Replayed: true`) for 24 hours, a concurrent one 409, one with another body 422. Keys are scoped to the API key; a request that never completed frees its key after 180 seconds. */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The subscription (with the new `secret` for v1) */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        id: string;
+                        url: string;
+                        pattern: {
+                            [key: string]: unknown;
+                        };
+                        /** @enum {string} */
+                        signing: "v1" | "v1a";
+                        description?: string;
+                        enabled: boolean;
+                        disabledReason?: string;
+                        /** @description v1a: the `whpk_` key receivers verify with */
+                        publicKey?: string;
+                        /** @description after a rotation of the signing secret: until when each delivery also carries a signature by the previous one (Standard Webhooks: several signatures in `webhook-signature`), so that receivers move to the new one without a gap */
+                        previousSecretUntil?: string;
+                        /** @description v1a, after a rotation: the previous `whpk_` key, valid until `previousSecretUntil` */
+                        previousPublicKey?: string;
+                        /** @description why the subscription is sent nothing: its stored pattern fails a check made since it was written (review 90) */
+                        problem?: string;
+                        /**
+                         * @description the role of the key that created or last changed the subscription: it is sent only the events that role may read (an operator's is not sent `key.*`, `source.*`, `tenant.created` or `feed.epoch-advanced`, nor a record naming one)
+                         * @enum {string}
+                         */
+                        role: "admin" | "operator" | "viewer" | "ingest" | "pep";
+                        revision: number;
+                        createdAt: string;
+                        updatedAt: string;
+                        secret?: string;
+                    };
+                };
+            };
+            /** @description Missing or invalid API key */
+            401: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The key's role may not do this */
+            403: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in this tenant */
+            404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state; or a request with this Idempotency-Key is still in progress */
+            409: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description This Idempotency-Key was used with another request */
+            422: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
                     RateLimit: components["headers"]["RateLimit"];

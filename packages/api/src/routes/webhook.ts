@@ -10,6 +10,7 @@ import {
   outcomeValue,
   removeWebhook,
   replayDelivery,
+  rotateWebhookSecret,
   updateWebhook,
   webhookSchema,
 } from "@simroot/core";
@@ -75,6 +76,19 @@ const routes = {
     request: { params: webhookId, headers: ifMatchHeaders },
     responses: { 200: json("Removed", z.object({ id: z.string() })), ...errorResponses(401, 403, 404, 412, 428) },
   }),
+  rotate: createRoute({
+    method: "post",
+    path: "/v1/webhooks/{id}/rotate-secret",
+    tags,
+    summary:
+      "A new signing secret (v1, shown in this answer only) or key pair (v1a); for a day each delivery is signed with both, new and previous",
+    middleware: [requireRole(...writers)] as const,
+    request: { params: webhookId },
+    responses: {
+      200: json("The subscription (with the new `secret` for v1)", webhookSchema.extend({ secret: z.string().optional() })),
+      ...errorResponses(401, 403, 404, 409),
+    },
+  }),
   deliveries: createRoute({
     method: "get",
     path: "/v1/webhooks/{id}/deliveries",
@@ -124,6 +138,11 @@ export const webhookRoutes = new OpenAPIHono<AppEnv>()
       ifRevision: await matchedRevision(c, async () => (await getWebhook(c.get("ports"), c.get("ctx"), c.req.valid("param"))).revision),
     };
     return c.json(outcomeValue(await removeWebhook(c.get("ports"), c.get("ctx"), input)), 200);
+  })
+  .openapi(routes.rotate, async (c) => {
+    const webhook = outcomeValue(await rotateWebhookSecret(c.get("ports"), c.get("ctx"), c.req.valid("param")));
+    c.header("etag", etagOf(webhook.revision));
+    return c.json(webhook, 200);
   })
   .openapi(routes.deliveries, async (c) => {
     const { id } = c.req.valid("param");

@@ -44,6 +44,12 @@ export const simrootEventPayloads = {
   "incident.closed": z.object({ incidentId: z.string(), deviceId: z.string(), summary: z.string() }),
   "webhook.created": loose("a webhook subscription was created (no secret)", { webhook: record }),
   "webhook.updated": loose("a webhook subscription was changed", { webhook: record }),
+  "webhook.secret-rotated": loose(
+    "a webhook subscription's signing secret was rotated (no secret): the previous one signs too until `previousSecretUntil`",
+    {
+      webhook: record,
+    },
+  ),
   "webhook.disabled": loose("a receiver answered 410 Gone: the subscription is disabled", { webhook: record }),
   "webhook.removed": loose("a webhook subscription was removed", { url: z.string() }),
   "bus.dead_letter_redriven": z.object({

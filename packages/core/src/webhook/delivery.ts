@@ -29,7 +29,7 @@ import { pageInput, partitionPage, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 import { signedHeaders } from "./sign.ts";
-import { changeWebhook, readWebhook, tenantWebhooks, webhookSecret } from "./subscription.ts";
+import { changeWebhook, readWebhook, tenantWebhooks, webhookSecrets } from "./subscription.ts";
 import { postWebhook, type Resolve } from "./target.ts";
 
 /** Delay before each retry, in seconds: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 14 h, 14 h, 16 h (about 71.6 h after the first try), then a last one at 10 h. */
@@ -200,8 +200,8 @@ export async function attemptDelivery(ports: Ports, tenantId: string, webhookId:
   let status: number | undefined;
   let error: string | undefined;
   try {
-    const secret = await webhookSecret(ports, tenantId, webhook);
-    const headers = signedHeaders(webhook.signing, secret, id, Math.floor(attemptAt.getTime() / 1000), item.body);
+    const secrets = await webhookSecrets(ports, tenantId, webhook, attemptAt);
+    const headers = signedHeaders(webhook.signing, secrets, id, Math.floor(attemptAt.getTime() / 1000), item.body);
     status = await postWebhook(
       webhook.url,
       { headers: { ...headers, "user-agent": "simroot-webhooks/1" }, body: item.body, timeoutMs: options.timeoutMs ?? 15_000 },

@@ -28,14 +28,18 @@ export function newSigningKeys(scheme: SigningScheme): SigningKeys {
   };
 }
 
-/** The headers of one signed attempt. */
-export function signedHeaders(scheme: SigningScheme, secret: string, id: string, timestamp: number, body: string) {
+/**
+ * The headers of one signed attempt: one signature per secret, space-delimited (the spec's form for a secret being
+ * rotated: a receiver accepts the delivery when any of them verifies with its secret).
+ */
+export function signedHeaders(scheme: SigningScheme, secrets: string | readonly string[], id: string, timestamp: number, body: string) {
   const content = `${id}.${timestamp}.${body}`;
-  const signature =
+  const signatureBy = (secret: string) =>
     scheme === "v1"
       ? `v1,${createHmac("sha256", Buffer.from(secret.slice("whsec_".length), "base64"))
           .update(content)
           .digest("base64")}`
       : `v1a,${sign(null, Buffer.from(content), createPrivateKey({ key: Buffer.from(secret.slice("whsk_".length), "base64"), format: "der", type: "pkcs8" })).toString("base64")}`;
+  const signature = (typeof secrets === "string" ? [secrets] : secrets).map(signatureBy).join(" ");
   return { "webhook-id": id, "webhook-timestamp": String(timestamp), "webhook-signature": signature, "content-type": "application/json" };
 }

@@ -63,6 +63,18 @@ export const webhookSchema = z
     enabled: z.boolean(),
     disabledReason: z.string().optional(),
     publicKey: z.string().optional().meta({ description: "v1a: the `whpk_` key receivers verify with" }),
+    previousSecretUntil: z
+      .string()
+      .optional()
+      .meta({
+        description:
+          "after a rotation of the signing secret: until when each delivery also carries a signature by the previous one " +
+          "(Standard Webhooks: several signatures in `webhook-signature`), so that receivers move to the new one without a gap",
+      }),
+    previousPublicKey: z
+      .string()
+      .optional()
+      .meta({ description: "v1a, after a rotation: the previous `whpk_` key, valid until `previousSecretUntil`" }),
     problem: z.string().optional().meta({
       description: "why the subscription is sent nothing: its stored pattern fails a check made since it was written (review 90)",
     }),
@@ -78,7 +90,7 @@ export const webhookSchema = z
   .meta({ id: "Webhook" });
 export type Webhook = z.output<typeof webhookSchema>;
 /** As stored: the signing secret sealed (`secret` in plaintext only on items written before secrets were sealed). */
-export type StoredWebhook = Webhook & { readonly sealedSecret?: string; readonly secret?: string };
+export type StoredWebhook = Webhook & { readonly sealedSecret?: string; readonly secret?: string; readonly previousSealedSecret?: string };
 
 /** A URL as shown and audited: without the credentials a subscription stored before they were refused may carry. */
 const withoutCredentials = (url: string) => {
@@ -88,7 +100,7 @@ const withoutCredentials = (url: string) => {
   parsed.password = "";
   return parsed.href;
 };
-const publicView = ({ secret: _secret, sealedSecret: _sealed, ...webhook }: StoredWebhook): Webhook =>
+const publicView = ({ secret: _secret, sealedSecret: _sealed, previousSealedSecret: _previous, ...webhook }: StoredWebhook): Webhook =>
   webhookSchema.parse({ ...webhook, url: withoutCredentials(webhook.url) });
 /** As stored, with the problem of a pattern that fails today's checks (a subscription does not store one). */
 const stored = ({ problem: _stored, ...item }: Record<string, unknown>) =>
@@ -96,6 +108,7 @@ const stored = ({ problem: _stored, ...item }: Record<string, unknown>) =>
     ...webhookSchema.parse({ role: unrecordedRole, ...item, problem: storedPatternProblem(item.pattern) }),
     ...(typeof item.sealedSecret === "string" ? { sealedSecret: item.sealedSecret } : {}),
     ...(typeof item.secret === "string" ? { secret: item.secret } : {}),
+    ...(typeof item.previousSealedSecret === "string" ? { previousSealedSecret: item.previousSealedSecret } : {}),
   }) as StoredWebhook;
 
 function sealer(ports: Ports) {
@@ -112,6 +125,19 @@ export async function webhookSecret(ports: Ports, tenantId: string, webhook: Sto
   if (webhook.secret) return webhook.secret;
   throw new Error(`webhook ${webhook.id} has no signing secret`);
 }
+
+/** What a delivery attempted at `at` is signed with: the secret, and the previous one until `previousSecretUntil`. */
+export async function webhookSecrets(ports: Ports, tenantId: string, webhook: StoredWebhook, at: Date): Promise<string[]> {
+  const secret = await webhookSecret(ports, tenantId, webhook);
+  const previous =
+    webhook.previousSealedSecret && webhook.previousSecretUntil && at.getTime() < Date.parse(webhook.previousSecretUntil)
+      ? await sealer(ports).open(webhook.previousSealedSecret, binding(tenantId, webhook.id))
+      : undefined;
+  return previous === undefined ? [secret] : [secret, previous];
+}
+
+/** How long a rotated-out signing secret still signs (beside the new one): a day for receivers to take the new one. */
+export const previousSecretSeconds = 24 * 60 * 60;
 
 /**
  * Refuses a URL deliveries may not go to (target.ts): a loopback, private or link-local address, or localhost; and one
@@ -212,6 +238,44 @@ export const updateWebhook = verb(updateWebhookInput, async (ports, ctx, input):
   // A change makes it the changer's: an operator who points an admin's subscription elsewhere is not sent its events.
   return changeWebhook(ports, ctx, current, { ...input.changes, role: actingRole(ctx) }, "webhook.updated");
 });
+
+/**
+ * A new signing secret (v1) or key pair (v1a) for the subscription, shown in this answer only. Until
+ * `previousSecretUntil` (a day) every delivery is signed with both, new and previous, so a receiver verifies throughout
+ * its switch; a secret that leaked stops signing at once only by removing the subscription. A second rotation within the
+ * day replaces the first one's new secret as the previous. As a change, it makes the subscription the rotator's role.
+ */
+export const rotateWebhookSecretInput = z.object({ id: z.string(), ifRevision: z.number().int().positive().optional() });
+
+export const rotateWebhookSecret = verb(
+  rotateWebhookSecretInput,
+  async (ports, ctx, input): Promise<Outcome<Webhook & { secret?: string }>> => {
+    const current = await readWebhook(ports, ctx.tenantId, input.id);
+    if (!current) throw notFound("webhook", input.id);
+    if (input.ifRevision !== undefined && current.revision !== input.ifRevision) throw stale();
+    const keys = newSigningKeys(current.signing);
+    const seal = sealer(ports);
+    const previous =
+      current.sealedSecret ?? (current.secret ? await seal.seal(current.secret, binding(ctx.tenantId, current.id)) : undefined);
+    const until = new Date(ports.now().getTime() + previousSecretSeconds * 1000).toISOString();
+    const { secret: _plaintext, ...kept } = current;
+    const changed = await changeWebhook(
+      ports,
+      ctx,
+      kept,
+      {
+        sealedSecret: await seal.seal(keys.secret, binding(ctx.tenantId, current.id)),
+        ...(previous ? { previousSealedSecret: previous, previousSecretUntil: until } : {}),
+        ...(current.signing === "v1a"
+          ? { publicKey: keys.verifyWith, ...(current.publicKey ? { previousPublicKey: current.publicKey } : {}) }
+          : {}),
+        role: actingRole(ctx),
+      },
+      "webhook.secret-rotated",
+    );
+    return { ...changed, value: { ...changed.value, ...(current.signing === "v1" ? { secret: keys.secret } : {}) } };
+  },
+);
 
 /** Removes a subscription at the revision the caller read (`ifRevision`; the API requires it, from If-Match). */
 export const removeWebhookInput = z.object({ id: z.string(), ifRevision: z.number().int().positive().optional() });
