@@ -46,7 +46,12 @@ export interface LocalBusOptions {
   readonly directory?: string;
   readonly targets: Readonly<Record<string, BusTarget>>;
   readonly retry?: Partial<RetrySettings>;
-  /** Handler invocations in flight at once, across all targets (Lambda's concurrency). */
+  /**
+   * Handler invocations in flight at once: `concurrency` per target (each a function of its own in AWS, with its own
+   * concurrency), and twice that across all (the account's). Per target since review 108: with one pool for every
+   * target, one tenant's webhook receiver that never answers held every slot for its 15 s, and every tenant's
+   * operator events waited behind it.
+   */
   readonly concurrency?: number;
   readonly region?: string;
   /** Told of every delivery dead-lettered (after it is journaled): where the tenant's list of dead letters is kept. */
@@ -102,6 +107,7 @@ export class LocalBus implements Publisher {
   readonly #ready: Delivery[] = [];
   readonly #timers = new Set<NodeJS.Timeout>();
   #running = 0;
+  readonly #runningOf = new Map<string, number>();
   #idleWaiters: (() => void)[] = [];
   #closed = false;
 
@@ -324,11 +330,23 @@ export class LocalBus implements Publisher {
   }
 
   #pump() {
-    while (!this.#closed && this.#running < this.#concurrency && this.#ready.length > 0) {
-      const delivery = this.#ready.shift()!;
+    let index = 0;
+    while (!this.#closed && this.#running < this.#concurrency * 2 && index < this.#ready.length) {
+      const delivery = this.#ready[index]!;
+      const busy = this.#runningOf.get(delivery.rule) ?? 0;
+      // Its target's slots are taken: the next of another target goes first.
+      if (busy >= this.#concurrency) {
+        index++;
+        continue;
+      }
+      this.#ready.splice(index, 1);
       this.#running++;
+      this.#runningOf.set(delivery.rule, busy + 1);
       void this.#deliver(delivery).finally(() => {
         this.#running--;
+        const left = (this.#runningOf.get(delivery.rule) ?? 1) - 1;
+        if (left > 0) this.#runningOf.set(delivery.rule, left);
+        else this.#runningOf.delete(delivery.rule);
         this.#pump();
         this.#notifyIfIdle();
       });
