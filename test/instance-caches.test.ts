@@ -20,6 +20,15 @@ afterAll(async () => {
   await a?.stop();
 });
 
+const ask = (imsi: string) => ({
+  device: { imsi },
+  destination: { fqdn: "ingest.example.com", ip: "203.0.113.10" },
+  port: 8883,
+  protocol: "tcp",
+  bearer: "cellular",
+  country: "FR",
+});
+
 let sequence = 0;
 const fact = (type: string, device: Record<string, string>, data: Record<string, unknown>) => ({
   type,
@@ -79,6 +88,53 @@ describe("an instance's cached device and aliases (review 97)", () => {
     expect(onA.json.id).toBe(replacement.id);
     const onB = await call(b, tenant.token, "GET", `/v1/devices/lookup?imsi=${sim.imsi}`);
     expect({ id: onB.json.id, state: onB.json.state }).toEqual({ id: replacement.id, state: "active" });
+  });
+
+  it("answer a what-if for a SIM registered again through another instance for the replacement (review 110)", async () => {
+    const tenant = await tenantClient(a, "caches-whatif");
+    const sim = { imsi: "234109000001101" };
+    const first = (await tenant.call("POST", "/v1/devices", sim)).json;
+    // Instance B evaluates a connection of the SIM: it caches the alias.
+    const before = await call(b, tenant.token, "POST", "/v1/decisions/evaluate", ask(sim.imsi));
+    expect(before.status, before.text).toBe(200);
+    expect(before.json.deviceId).toBe(first.id);
+    // Through A: revoked (stolen) and the SIM registered again to a replacement.
+    expect((await tenant.call("POST", `/v1/devices/${first.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+    const replacement = (await tenant.call("POST", "/v1/devices", sim)).json;
+    const onB = await call(b, tenant.token, "POST", "/v1/decisions/evaluate", ask(sim.imsi));
+    expect({ deviceId: onB.json.deviceId, deviceState: onB.json.deviceState }).toEqual({ deviceId: replacement.id, deviceState: "active" });
+  });
+
+  it("record an unhandled event of a SIM registered again through another instance on the replacement (review 110)", async () => {
+    const tenant = await tenantClient(a, "caches-unhandled");
+    const postB = await simrootSource(b, tenant);
+    const sim = { imsi: "234109000001102" };
+    const first = (await tenant.call("POST", "/v1/devices", sim)).json;
+    const at = () => new Date(Date.now() - 1_000).toISOString();
+    // B applies a fact of the device: it caches the alias and the device, active.
+    await postB({
+      type: "device.reachability-changed",
+      dedupeKey: "r110-1",
+      occurredAt: at(),
+      device: sim,
+      sourceType: "core",
+      data: { reachable: true },
+    });
+    expect((await tenant.call("POST", `/v1/devices/${first.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+    const replacement = (await tenant.call("POST", "/v1/devices", sim)).json;
+    await postB({
+      type: "source.unhandled",
+      dedupeKey: "r110-2",
+      occurredAt: at(),
+      device: sim,
+      sourceType: "vendor.thing",
+      data: { sourceType: "vendor.thing", summary: { note: "r110" } },
+    });
+    const timeline = (await tenant.call("GET", `/v1/devices/${replacement.id}/timeline`)).json;
+    const revokedTimeline = (await tenant.call("GET", `/v1/devices/${first.id}/timeline`)).json;
+    const types = (page: { items?: { type?: string }[] }) => JSON.stringify(page);
+    expect(types(revokedTimeline)).not.toContain("vendor.thing");
+    expect(types(timeline)).toContain("vendor.thing");
   });
 
   it("park another eUICC's notification on an instance that cached the device before its eUICC first reported", async () => {

@@ -6,7 +6,7 @@
 import { maxDeviceIdLength, maxTimestampLength, normalizedEventSchema, type NormalizedEvent } from "../catalogue/catalogue.ts";
 import type { RequestContext } from "../context.ts";
 import type { Device } from "../device/device.ts";
-import { recentDevice, resolveDevice } from "../device/store.ts";
+import { readDevice, recentDevice, resolveDevice } from "../device/store.ts";
 import { SimrootError, isSimrootError } from "../error.ts";
 import { domainEvent, type DomainEvent } from "../event/event.ts";
 import { applyFact, type FactOutcome } from "../identity/apply-fact.ts";
@@ -118,7 +118,9 @@ async function settle(ports: Ports, reported: DomainEvent): Promise<Outcome<Oper
   let deviceId = await resolveDevice(ports, ctx.tenantId, event.device);
   // A cached alias may name a device revoked since (its identifiers were released): ask the store.
   let fresh = false;
-  if (deviceId && !event.device.deviceId && (await recentDevice(ports, ctx.tenantId, deviceId))?.device.state === "revoked") {
+  // An unhandled event writes no device item, so no conflict would tell a stale cached copy: it reads the store's.
+  const current = event.type === "source.unhandled" ? readDevice : recentDevice;
+  if (deviceId && !event.device.deviceId && (await current(ports, ctx.tenantId, deviceId))?.device.state === "revoked") {
     deviceId = await resolveDevice(ports, ctx.tenantId, event.device, true);
     fresh = true;
   }

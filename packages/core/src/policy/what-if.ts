@@ -51,7 +51,9 @@ export const whatIfDecisionSchema = decisionSchema
 export type WhatIfDecision = z.output<typeof whatIfDecisionSchema>;
 
 export const evaluateWhatIf = verb(whatIfInput, async (ports, ctx, input): Promise<WhatIfDecision> => {
-  const deviceId = await resolveDevice(ports, ctx.tenantId, input.device);
+  // Read afresh, as the API's other reads are: a cached alias may name a device revoked through another instance, its
+  // SIM registered again since (review 110).
+  const deviceId = await resolveDevice(ports, ctx.tenantId, input.device, true);
   if (!deviceId) throw new SimrootError("device.not_found", "not_found", "No device in this tenant has that identifier");
   const [device, set] = await Promise.all([getDevice(ports, ctx, { id: deviceId }), loadPolicySet(ports, ctx.tenantId)]);
   // A grant revoked ends, at the latest, when its revocation is compiled, by the clock `at` is read from (compile.ts).
