@@ -15,7 +15,7 @@ import { DeleteCommand, GetCommand } from "@aws-sdk/lib-dynamodb";
 import { deliverDue, enqueueDelivery, maxWebhooksPerTenant, retryDelaysSeconds, type BusEnvelope } from "@simroot/core";
 import { recordKey } from "@simroot/core/automation/records";
 import { simrootAdapter as simrootAdapterForTests } from "@simroot/core/ingest/adapters/simroot";
-import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 interface Received {
   readonly headers: Record<string, string>;
@@ -157,6 +157,19 @@ describe("outbound webhooks", { timeout: 180_000 }, () => {
     expect(audit.items.map((record: { action: string }) => record.action)).toContain("webhook.secret-rotated");
     expect(JSON.stringify(audit)).not.toMatch(/whsec_/);
     await hook.close();
+  });
+
+  it("rotates only as an admin an admin's subscription, keeps its role, and makes rotations at once one after the other (review 110)", async () => {
+    const { tenant, webhook } = await subscribed("v1", "https://hooks.example.com/rotate");
+    expect(webhook.role).toBe("admin");
+    const operator = (await tenant.call("POST", "/v1/keys", { name: "ops", role: "operator" })).json;
+    const refused = await call(runtime, operator.token, "POST", `/v1/webhooks/${webhook.id}/rotate-secret`);
+    expect(refused.status, refused.text).toBe(403);
+    expect(refused.json.secret).toBeUndefined();
+    const answers = await Promise.all([1, 2, 3, 4].map(() => tenant.call("POST", `/v1/webhooks/${webhook.id}/rotate-secret`)));
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200]);
+    const after = (await tenant.call("GET", `/v1/webhooks/${webhook.id}`)).json;
+    expect({ role: after.role, revision: after.revision }).toEqual({ role: "admin", revision: webhook.revision + 4 });
   });
 
   it("stores the signing secrets sealed: a read of the table (a backup, an export, a console) learns neither secret", async () => {

@@ -11,7 +11,7 @@ import * as z from "zod";
 import { roles } from "../access/api-key.ts";
 import { actingRole, unrecordedRole } from "../access/event-readers.ts";
 import type { RequestContext } from "../context.ts";
-import { SimrootError } from "../error.ts";
+import { SimrootError, isSimrootError } from "../error.ts";
 import { storedPatternProblem, validateSimrootPattern } from "../event/pattern.ts";
 import { newId } from "../id.ts";
 import type { Outcome } from "../outcome.ts";
@@ -243,39 +243,54 @@ export const updateWebhook = verb(updateWebhookInput, async (ports, ctx, input):
  * A new signing secret (v1) or key pair (v1a) for the subscription, shown in this answer only. Until
  * `previousSecretUntil` (a day) every delivery is signed with both, new and previous, so a receiver verifies throughout
  * its switch; a secret that leaked stops signing at once only by removing the subscription. A second rotation within the
- * day replaces the first one's new secret as the previous. As a change, it makes the subscription the rotator's role.
+ * day replaces the first one's new secret as the previous. The subscription keeps its role: a rotation changes what
+ * signs, not what is sent. Only an admin rotates an admin's subscription (review 110: an operator took the only secret
+ * that would sign and, as a change made the subscription the operator's, cut the admin's receiver off `key.*`). Without
+ * `ifRevision` a rotation racing another change is made again on what that change left (review 110: answered 412).
  */
 export const rotateWebhookSecretInput = z.object({ id: z.string(), ifRevision: z.number().int().positive().optional() });
 
 export const rotateWebhookSecret = verb(
   rotateWebhookSecretInput,
   async (ports, ctx, input): Promise<Outcome<Webhook & { secret?: string }>> => {
-    const current = await readWebhook(ports, ctx.tenantId, input.id);
-    if (!current) throw notFound("webhook", input.id);
-    if (input.ifRevision !== undefined && current.revision !== input.ifRevision) throw stale();
-    const keys = newSigningKeys(current.signing);
-    const seal = sealer(ports);
-    const previous =
-      current.sealedSecret ?? (current.secret ? await seal.seal(current.secret, binding(ctx.tenantId, current.id)) : undefined);
-    const until = new Date(ports.now().getTime() + previousSecretSeconds * 1000).toISOString();
-    const { secret: _plaintext, ...kept } = current;
-    const changed = await changeWebhook(
-      ports,
-      ctx,
-      kept,
-      {
-        sealedSecret: await seal.seal(keys.secret, binding(ctx.tenantId, current.id)),
-        ...(previous ? { previousSealedSecret: previous, previousSecretUntil: until } : {}),
-        ...(current.signing === "v1a"
-          ? { publicKey: keys.verifyWith, ...(current.publicKey ? { previousPublicKey: current.publicKey } : {}) }
-          : {}),
-        role: actingRole(ctx),
-      },
-      "webhook.secret-rotated",
-    );
-    return { ...changed, value: { ...changed.value, ...(current.signing === "v1" ? { secret: keys.secret } : {}) } };
+    for (let attempt = 1; ; attempt++) {
+      const current = await readWebhook(ports, ctx.tenantId, input.id);
+      if (!current) throw notFound("webhook", input.id);
+      if (input.ifRevision !== undefined && current.revision !== input.ifRevision) throw stale();
+      if (current.role === "admin" && actingRole(ctx) !== "admin")
+        throw new SimrootError("auth.forbidden", "forbidden", "Only an admin rotates the secret of an admin's subscription");
+      try {
+        return await rotateOnce(ports, ctx, current);
+      } catch (error) {
+        const raced = isSimrootError(error) && error.code === "request.precondition_failed";
+        if (!raced || input.ifRevision !== undefined || attempt >= 5) throw error;
+      }
+    }
   },
 );
+
+async function rotateOnce(ports: Ports, ctx: RequestContext, current: StoredWebhook): Promise<Outcome<Webhook & { secret?: string }>> {
+  const keys = newSigningKeys(current.signing);
+  const seal = sealer(ports);
+  const previous =
+    current.sealedSecret ?? (current.secret ? await seal.seal(current.secret, binding(ctx.tenantId, current.id)) : undefined);
+  const until = new Date(ports.now().getTime() + previousSecretSeconds * 1000).toISOString();
+  const { secret: _plaintext, ...kept } = current;
+  const changed = await changeWebhook(
+    ports,
+    ctx,
+    kept,
+    {
+      sealedSecret: await seal.seal(keys.secret, binding(ctx.tenantId, current.id)),
+      ...(previous ? { previousSealedSecret: previous, previousSecretUntil: until } : {}),
+      ...(current.signing === "v1a"
+        ? { publicKey: keys.verifyWith, ...(current.publicKey ? { previousPublicKey: current.publicKey } : {}) }
+        : {}),
+    },
+    "webhook.secret-rotated",
+  );
+  return { ...changed, value: { ...changed.value, ...(current.signing === "v1" ? { secret: keys.secret } : {}) } };
+}
 
 /** Removes a subscription at the revision the caller read (`ifRevision`; the API requires it, from If-Match). */
 export const removeWebhookInput = z.object({ id: z.string(), ifRevision: z.number().int().positive().optional() });
