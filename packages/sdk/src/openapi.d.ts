@@ -421,7 +421,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Replace the source's credentials (the old ones stop working at once) */
+        /** Replace the source's credentials (the old ones stop working at once on this instance, within 5 s on the others) */
         post: operations["createSourcesByIdRotate"];
         delete?: never;
         options?: never;

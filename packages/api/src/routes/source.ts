@@ -43,7 +43,7 @@ const rotate = createRoute({
   method: "post",
   path: "/v1/sources/{id}/rotate",
   tags: ["ingestion"],
-  summary: "Replace the source's credentials (the old ones stop working at once)",
+  summary: "Replace the source's credentials (the old ones stop working at once on this instance, within 5 s on the others)",
   middleware: admin,
   request: {
     params: sourceId,
