@@ -78,6 +78,20 @@ alarm("OutboxEventsRefused", {
   threshold: 0,
 });
 
+// Audit records on the stream that do not parse (a newer release's, or corrupted): the outbox publishes no event for them.
+alarm("OutboxRecordsUnreadable", {
+  alarmDescription:
+    "Audit records on the stream do not parse (written by a newer release, rolled back past; or corrupted): their events were not published. " +
+    "The outbox's log names each (pk, sk, eventId); the records stay in the audit table",
+  namespace: metricNamespace,
+  metricName: "RecordsUnreadable" satisfies MetricName,
+  dimensions: { service: "simroot-outbox" },
+  statistic: "Sum",
+  period: 300,
+  comparisonOperator: "GreaterThanThreshold",
+  threshold: 0,
+});
+
 // The history: records whose subject listing and IP leases wait on the same stream (failing writes hold them).
 alarm("HistoryIteratorAge", {
   alarmDescription:

@@ -32,7 +32,13 @@ export const handlerFor =
   (publisher: () => Publisher, store: () => Pick<Ports, "db" | "tables">) =>
   async (event: DynamoDBStreamEvent, context?: Context): Promise<DynamoDBBatchResponse> => {
     if (context) logger.addContext(context);
+    let unreadable = 0;
     const result = await publishFromStream(publisher(), event.Records as OutboxStreamRecord[], store(), {
+      // Each record that does not parse, counted once per batch given: a batch given again counts it again, which an
+      // alarm on any count tolerates (review 103: they were only logged).
+      onUnreadable: () => {
+        unreadable += 1;
+      },
       // Room left to write held letters before the function's timeout.
       ...(context ? { deadline: Date.now() + context.getRemainingTimeInMillis() - holdLettersMs } : {}),
       // Logged and counted as each step writes its letters: a run that dies in a later step has counted them, and the
@@ -67,6 +73,10 @@ export const handlerFor =
         publishMetrics();
       },
     });
+    if (unreadable > 0) {
+      metricsSink.add("RecordsUnreadable", unreadable);
+      publishMetrics();
+    }
     if (result.failedAt === undefined) return { batchItemFailures: [] };
     logger.error("publishing committed events failed; the stream retries from the first unpublished record", {
       component: "outbox",

@@ -83,7 +83,7 @@ function normalized(value: AttributeValue): AttributeValue {
  * The events of the newly inserted audit records of a stream batch, in stream order, each with
  * the sequence number of its record. Feed version records and modifications are not events.
  */
-export function eventsOfStream(records: readonly OutboxStreamRecord[]): StreamedRecord[] {
+export function eventsOfStream(records: readonly OutboxStreamRecord[], onUnreadable?: () => void): StreamedRecord[] {
   const events: StreamedRecord[] = [];
   for (const record of records) {
     const image = record.dynamodb?.NewImage;
@@ -92,7 +92,9 @@ export function eventsOfStream(records: readonly OutboxStreamRecord[]): Streamed
     const parsed = auditRecordSchema.safeParse(recordOfItem(item));
     // Feed versions and subject listings share the table; a shard's record that does not parse (written by a newer
     // release, or corrupted) is said, not passed over in silence (review 103): its event is not published.
-    if (!parsed.success && /^T#.+#s\d{2}$/.test(String(item.pk)))
+    const unreadable = !parsed.success && /^T#.+#s\d{2}$/.test(String(item.pk));
+    if (unreadable) onUnreadable?.();
+    if (unreadable)
       console.error(
         JSON.stringify({
           level: "error",
@@ -153,8 +155,9 @@ const chunk = 100;
 async function inSteps(
   records: readonly OutboxStreamRecord[],
   step: (streamed: StreamedRecord[]) => Promise<void>,
+  onUnreadable?: () => void,
 ): Promise<{ done: number; failedAt?: string; error?: unknown }> {
-  const streamed = eventsOfStream(records);
+  const streamed = eventsOfStream(records, onUnreadable);
   let done = 0;
   for (let start = 0; start < streamed.length; start += chunk) {
     const part = streamed.slice(start, start + chunk);
@@ -215,6 +218,11 @@ export interface PublishFromStreamOptions {
    * the function's timeout, which held nothing, and the stream dropped the records).
    */
   readonly deadline?: number;
+  /**
+   * Told of each audit record of the batch that does not parse (review 103: only logged, nothing counted it): what
+   * counts them (the function: `RecordsUnreadable`, which `OutboxRecordsUnreadable` alarms on). Must not throw.
+   */
+  readonly onUnreadable?: () => void;
 }
 
 /**
@@ -242,70 +250,74 @@ export async function publishFromStream(
     if (failed) throw failed.reason;
     refused.push(...recorded);
   };
-  const { done, ...failure } = await inSteps(records, async (part) => {
-    const events = part.map((entry) => entry.event);
-    // Read for each step (after its records committed): which opt-in consumers each event's tenant has work for. Its
-    // failure is the store's, not the bus's: retried, never held.
-    const routing = await routingOf(ports, events);
-    const deadline = options.deadline ?? Number.POSITIVE_INFINITY;
-    /** One try, bounded by the deadline (review 107): an answer that comes after it may have published what is then held. */
-    const publishInTime = async () => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      // No deadline, no bound (a timer longer than Node's 24.8 days fires at once).
-      const late = new Promise<never>((_, reject) => {
-        if (Number.isFinite(deadline))
-          timer = setTimeout(
-            () => reject(new Error("no answer from the bus before the function's deadline")),
-            Math.max(0, deadline - Date.now()),
-          );
-      });
-      try {
-        await Promise.race([publisher.publish(events, routing), late]);
-      } finally {
-        clearTimeout(timer);
-      }
-    };
-    const tried = Date.now();
-    try {
-      await publishInTime();
-    } catch (error) {
-      if (!(error instanceof EventsRefused)) {
-        const now = (ports.now?.() ?? new Date()).getTime();
-        const old = part.findIndex((entry) => now - entry.streamedAt < holdAfterMs);
-        const held = old === -1 ? part : part.slice(0, old);
-        if (held.length === 0) throw error;
-        // Once more after a pause, the bus given its chance within this run: a failure that lasts is what is held
-        // (review 104: one error of a bus that had been taking events held a step of a reader catching up), when there
-        // is time for a try as long as the first.
-        let again: unknown = error;
-        if (deadline - Date.now() - holdRetryMs > Date.now() - tried) {
-          await new Promise((resolve) => setTimeout(resolve, holdRetryMs));
-          again = await publishInTime().then(
-            () => undefined,
-            (failed: unknown) => failed,
-          );
-          if (again === undefined) return;
-          if (again instanceof EventsRefused) throw again;
+  const { done, ...failure } = await inSteps(
+    records,
+    async (part) => {
+      const events = part.map((entry) => entry.event);
+      // Read for each step (after its records committed): which opt-in consumers each event's tenant has work for. Its
+      // failure is the store's, not the bus's: retried, never held.
+      const routing = await routingOf(ports, events);
+      const deadline = options.deadline ?? Number.POSITIVE_INFINITY;
+      /** One try, bounded by the deadline (review 107): an answer that comes after it may have published what is then held. */
+      const publishInTime = async () => {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        // No deadline, no bound (a timer longer than Node's 24.8 days fires at once).
+        const late = new Promise<never>((_, reject) => {
+          if (Number.isFinite(deadline))
+            timer = setTimeout(
+              () => reject(new Error("no answer from the bus before the function's deadline")),
+              Math.max(0, deadline - Date.now()),
+            );
+        });
+        try {
+          await Promise.race([publisher.publish(events, routing), late]);
+        } finally {
+          clearTimeout(timer);
         }
-        // Held, the old records' events wait in the store (14 days) where the stream would drop them, for a redrive;
-        // the younger ones of the step are retried from the stream, held when they are as old.
-        const waited = Math.floor((now - held[0]!.streamedAt) / 3_600_000);
-        const why = `held: the bus has not taken it for ${waited} hours (${String((again as Error)?.message ?? again)})`;
-        await letter(held.map(({ record, sequenceNumber }) => ({ record, sequenceNumber, reason: why, held: true })));
-        if (held.length < part.length) throw new StepFailedAt(held.length, again);
-        return;
+      };
+      const tried = Date.now();
+      try {
+        await publishInTime();
+      } catch (error) {
+        if (!(error instanceof EventsRefused)) {
+          const now = (ports.now?.() ?? new Date()).getTime();
+          const old = part.findIndex((entry) => now - entry.streamedAt < holdAfterMs);
+          const held = old === -1 ? part : part.slice(0, old);
+          if (held.length === 0) throw error;
+          // Once more after a pause, the bus given its chance within this run: a failure that lasts is what is held
+          // (review 104: one error of a bus that had been taking events held a step of a reader catching up), when there
+          // is time for a try as long as the first.
+          let again: unknown = error;
+          if (deadline - Date.now() - holdRetryMs > Date.now() - tried) {
+            await new Promise((resolve) => setTimeout(resolve, holdRetryMs));
+            again = await publishInTime().then(
+              () => undefined,
+              (failed: unknown) => failed,
+            );
+            if (again === undefined) return;
+            if (again instanceof EventsRefused) throw again;
+          }
+          // Held, the old records' events wait in the store (14 days) where the stream would drop them, for a redrive;
+          // the younger ones of the step are retried from the stream, held when they are as old.
+          const waited = Math.floor((now - held[0]!.streamedAt) / 3_600_000);
+          const why = `held: the bus has not taken it for ${waited} hours (${String((again as Error)?.message ?? again)})`;
+          await letter(held.map(({ record, sequenceNumber }) => ({ record, sequenceNumber, reason: why, held: true })));
+          if (held.length < part.length) throw new StepFailedAt(held.length, again);
+          return;
+        }
+        // Every other event of the step is on the bus; these never will be.
+        await letter(
+          error.refusals.flatMap(({ events: carried, code, message }) =>
+            carried.map((event) => {
+              const streamed = part.find((entry) => entry.event.id === event.id);
+              if (!streamed) throw new Error(`the bus refused event ${event.id}, which is not of this step`, { cause: error });
+              return { record: streamed.record, sequenceNumber: streamed.sequenceNumber, reason: `${code}: ${message}` };
+            }),
+          ),
+        );
       }
-      // Every other event of the step is on the bus; these never will be.
-      await letter(
-        error.refusals.flatMap(({ events: carried, code, message }) =>
-          carried.map((event) => {
-            const streamed = part.find((entry) => entry.event.id === event.id);
-            if (!streamed) throw new Error(`the bus refused event ${event.id}, which is not of this step`, { cause: error });
-            return { record: streamed.record, sequenceNumber: streamed.sequenceNumber, reason: `${code}: ${message}` };
-          }),
-        ),
-      );
-    }
-  });
+    },
+    options.onUnreadable,
+  );
   return { published: done - refused.length, refused, ...failure };
 }

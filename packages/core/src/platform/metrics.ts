@@ -34,6 +34,11 @@ export const metricDefinitions = {
     means:
       "committed events the bus refused for good (over EventBridge's entry size, or malformed): the outbox made each a dead letter (rule `outbox`) and went on; no consumer received them",
   },
+  RecordsUnreadable: {
+    unit: "Count",
+    means:
+      "audit records on the stream that do not parse (written by a newer release, or corrupted): the outbox logs each and publishes no event for it (the audit trail keeps the record)",
+  },
   AutomationMatchesUnrecorded: {
     unit: "Count",
     means:
