@@ -39,6 +39,7 @@ import {
   redriveBusDeadLetter,
   reprojectHistory,
   registerDevice,
+  republishEvents,
   tableNames,
   type BusEnvelope,
   type DomainEvent,
@@ -517,6 +518,36 @@ describe("the outbox", () => {
     expect(eventsRefusedIn(printed)).toEqual([1]);
   });
 
+  it("in AWS, counts an audit record on the stream that does not parse (OutboxRecordsUnreadable alarms on it) and publishes the others (review 103)", async () => {
+    const tenantId = "ten_outbox_unreadable";
+    const events = [0, 1].map((n) => domainEvent(ctx(tenantId), "automation.rule-updated", `rule_${n}`, { n }, new Date()));
+    const items = events.map((event, n) => auditItem(tables, event, 0, n + 1, "0".repeat(64)).put.Put!.Item!);
+    // The first as a newer release might write it, or corrupted: no action the schema knows the shape of.
+    const unreadable = { ...items[0]!, seq: "one", action: 7 };
+    const batch = {
+      Records: [unreadable, items[1]!].map((item, n) => ({
+        eventName: "INSERT",
+        dynamodb: { NewImage: marshall(item), SequenceNumber: String(2000 + n) },
+      })),
+    } as unknown as Parameters<ReturnType<typeof handlerFor>>[0];
+    const published: DomainEvent[] = [];
+    const handler = handlerFor(
+      () => ({ publish: async (batchEvents) => void published.push(...batchEvents) }),
+      () => ports,
+    );
+    const printed: string[] = [];
+    expect(await printing(printed, () => handler(batch))).toEqual({ batchItemFailures: [] });
+    expect(published.map((event) => event.id)).toEqual([events[1]!.id]);
+    const counted = printed.flatMap((line) => {
+      try {
+        return [(JSON.parse(line) as { RecordsUnreadable?: number }).RecordsUnreadable ?? []].flat();
+      } catch {
+        return [];
+      }
+    });
+    expect(counted).toEqual([1]);
+  });
+
   it("locally too, reads past an entry EventBridge refuses for good (its dead letter recorded) instead of retrying it until the stream drops it", async () => {
     const tenantId = "ten_outbox_refused_local";
     const committed: DomainEvent[] = [];
@@ -695,6 +726,49 @@ describe("history:reproject", () => {
     ]);
     // A tenant id that looks like an option is refused, not taken for one.
     await expect(run(process.execPath, [script, "--every"], { env: environment, timeout: 60_000 })).rejects.toMatchObject({ code: 2 });
+  });
+});
+
+describe("outbox:republish", () => {
+  it("publishes again, from the audit table, the events of a window's records the stream dropped, and only those (loopback EventBridge)", async () => {
+    const tenantId = (await createTenantWithAdminKey(ports, "republish")).tenant.id;
+    // Committed before, in, and after the window: the stream dropped them (no reader runs here).
+    const committedAt = async (n: number, at = new Date()) => {
+      const event = domainEvent(ctx(tenantId), "automation.rule-updated", `rule_${n}`, { n }, at);
+      await ports.ledger.commit({ tenantId, events: [event], writes: [] });
+      return event;
+    };
+    // One dated (by its instance's clock) well before the window: not published again.
+    const earlier = await committedAt(0, new Date(Date.now() - 30 * 60_000));
+    const before = await committedAt(1);
+    const from = new Date();
+    const inWindow = [await committedAt(2), await committedAt(3)];
+    const to = new Date();
+    // One dated (by its instance's clock) well past the window: not published again.
+    const later = await committedAt(4, new Date(to.getTime() + 30 * 60_000));
+    const bus = await loopbackEventBridge(() => undefined);
+    const ids = () => bus.accepted.map((entry) => (JSON.parse(entry.Detail) as { id: string }).id);
+    // A window that ends well before the records: nothing (the clock slack is 5 minutes).
+    const long = (at: Date, minutes: number) => new Date(at.getTime() + minutes * 60_000);
+    expect(
+      await republishEvents(eventBridgePublisher("simroot-test", bus.client), ports, tenantId, {
+        from: long(from, -30),
+        to: long(from, -20),
+      }),
+    ).toEqual({
+      published: 0,
+      refused: 0,
+    });
+    expect(ids()).toEqual([]);
+    // The window itself, widened by the slack: the records just before it are in too (the tenant's creation, and the
+    // first record above), as an instance's clock may be off by as much.
+    const result = await republishEvents(eventBridgePublisher("simroot-test", bus.client), ports, tenantId, { from, to });
+    expect(ids().slice(-3)).toEqual([before.id, ...inWindow.map((event) => event.id)]);
+    expect(bus.accepted.map((entry) => (JSON.parse(entry.Detail) as { tenantId: string }).tenantId)).toEqual(ids().map(() => tenantId));
+    expect(result).toEqual({ published: ids().length, refused: 0 });
+    expect(ids()).not.toContain(later.id);
+    expect(ids()).not.toContain(earlier.id);
+    await bus.close();
   });
 });
 

@@ -139,6 +139,7 @@ export {
   type CatchUpResult,
 } from "./ledger/catch-up.ts";
 export * from "./outbox/reproject.ts";
+export * from "./outbox/republish.ts";
 export * from "./outbox/interests.ts";
 export { snapshotReplaySeconds } from "./feed/snapshot-replay.ts";
 export * from "./access/rate-limit.ts";

@@ -1,0 +1,130 @@
+/**
+ * Events published again from their committed records: for records the outbox's stream mapping dropped (its function
+ * did not run for the second half of the stream's day, so it did not even hold them: infra/outbox.ts
+ * `StreamDiscardsQueue` names each dropped batch, with when the stream got its first and last record). The records stay
+ * in the audit table; this walks a tenant's shards over a time window and hands their records to the outbox's own path
+ * (`publishFromStream`: the same routing, and the same dead letters for what the bus refuses for good). Consumers take
+ * an event again as they take a redelivery: by its id (a webhook delivery, a rule's firing, an applied fact).
+ */
+import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { marshall } from "@aws-sdk/util-dynamodb";
+import type { Publisher } from "../event/event.ts";
+import { SimrootError } from "../error.ts";
+import { auditPartition, auditSortKey } from "../ledger/audit-record.ts";
+import { shardCount } from "../ledger/shard.ts";
+import type { Ports } from "../ports.ts";
+import { publishFromStream, type OutboxStreamRecord } from "./outbox.ts";
+
+/** A record's time is its committer's clock: a window is widened by as much as instances' clocks may differ. */
+const clockSlackMs = 5 * 60 * 1000;
+/** The highest sort key a record can have: the shard's other items (its head) sort after digits. */
+const lastSortKey = "9".repeat(12);
+
+type Store = Pick<Ports, "db" | "tables">;
+
+async function recordAt(ports: Store, tenantId: string, shard: number, seq: number) {
+  const { Item } = await ports.db.send(
+    new GetCommand({
+      TableName: ports.tables.audit,
+      Key: { pk: auditPartition(tenantId, shard), sk: auditSortKey(seq) },
+      ConsistentRead: true,
+    }),
+  );
+  return Item;
+}
+
+async function endSeq(ports: Store, tenantId: string, shard: number, forward: boolean): Promise<number | undefined> {
+  const { Items } = await ports.db.send(
+    new QueryCommand({
+      TableName: ports.tables.audit,
+      KeyConditionExpression: "pk = :p AND sk BETWEEN :first AND :last",
+      ExpressionAttributeValues: { ":p": auditPartition(tenantId, shard), ":first": auditSortKey(0), ":last": lastSortKey },
+      ScanIndexForward: forward,
+      Limit: 1,
+      ConsistentRead: true,
+      ProjectionExpression: "sk",
+    }),
+  );
+  return Items?.[0] ? Number(Items[0].sk) : undefined;
+}
+
+/**
+ * The first sequence of the shard whose record is at or after `from`: records follow each other in time on a shard
+ * (each commit follows the shard's head), up to the clock slack the caller allows for. Binary search: ~40 reads for a
+ * shard of a billion records.
+ */
+async function firstAtOrAfter(ports: Store, tenantId: string, shard: number, from: number): Promise<number | undefined> {
+  let low = await endSeq(ports, tenantId, shard, true);
+  const high = await endSeq(ports, tenantId, shard, false);
+  if (low === undefined || high === undefined) return undefined;
+  let top = high + 1;
+  while (low < top) {
+    const middle = Math.floor((low + top) / 2);
+    const item = await recordAt(ports, tenantId, shard, middle);
+    // A record gone from the middle (expired) is before the window: the retention removes the oldest first.
+    if (!item || Date.parse(String(item.time)) < from) low = middle + 1;
+    else top = middle;
+  }
+  return low > high ? undefined : low;
+}
+
+/**
+ * Publishes again the events of a tenant's records committed between `from` and `to` (both widened by 5 minutes of
+ * clock slack), shard by shard, in order. Returns how many were published and how many the bus refused for good (dead
+ * letters, rule `outbox`); throws when the bus did not take a step (run it again: what was published is published
+ * again, which consumers take as a redelivery).
+ */
+export async function republishEvents(
+  publisher: Publisher,
+  ports: Store,
+  tenantId: string,
+  window: { readonly from: Date; readonly to: Date },
+): Promise<{ published: number; refused: number }> {
+  const from = window.from.getTime() - clockSlackMs;
+  const to = window.to.getTime() + clockSlackMs;
+  let published = 0;
+  let refused = 0;
+  for (let shard = 0; shard < shardCount; shard++) {
+    const first = await firstAtOrAfter(ports, tenantId, shard, from);
+    if (first === undefined) continue;
+    let start: Record<string, unknown> | undefined;
+    let past = false;
+    do {
+      const page = await ports.db.send(
+        new QueryCommand({
+          TableName: ports.tables.audit,
+          KeyConditionExpression: "pk = :p AND sk BETWEEN :first AND :last",
+          ExpressionAttributeValues: { ":p": auditPartition(tenantId, shard), ":first": auditSortKey(first), ":last": lastSortKey },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+          Limit: 100,
+        }),
+      );
+      const items = (page.Items ?? []).filter((item) => {
+        const inWindow = Date.parse(String(item.time)) <= to;
+        if (!inWindow) past = true;
+        return inWindow && !past;
+      });
+      // As the stream hands them over, got now: a republished step is never held (outbox.ts `outboxHoldAfterSeconds`).
+      const records: OutboxStreamRecord[] = items.map((item) => ({
+        eventName: "INSERT",
+        dynamodb: {
+          NewImage: marshall(item, { removeUndefinedValues: true }),
+          SequenceNumber: String(item.sk),
+          ApproximateCreationDateTime: new Date(),
+        },
+      }));
+      const result = await publishFromStream(publisher, records, ports);
+      published += result.published;
+      refused += result.refused.length;
+      if (result.failedAt !== undefined)
+        throw new SimrootError(
+          "outbox.republish_failed",
+          "unavailable",
+          `The bus did not take the events of tenant ${tenantId} from shard ${shard} record ${Number(result.failedAt)}: ${String((result.error as Error)?.message ?? result.error)}`,
+        );
+      start = page.LastEvaluatedKey;
+    } while (start && !past);
+  }
+  return { published, refused };
+}
