@@ -1,5 +1,6 @@
 /**
- * Publishes again the events of committed records the outbox's stream mapping dropped (core outbox/republish.ts): when
+ * Publishes again the events of committed records the outbox's stream mapping dropped (core outbox/republish.ts), each
+ * as committed (a record that does not verify is logged and not published), within the last 6 days: when
  * the `StreamDiscards` alarm fires for the outbox's mapping, its message in `StreamDiscardsQueue` says when the stream
  * got the batch's first and last record (`approximateArrivalOfFirstRecord`, `...LastRecord`); the message names no
  * tenant, so `--all` walks every tenant's records of that window. Consumers take an event published again as a
@@ -39,10 +40,13 @@ if (all) for await (const tenantId of tenantIds(ports)) tenants.push(tenantId);
 else tenants.push(...given);
 for (const tenantId of tenants) {
   try {
-    const { published, refused } = await republishEvents(publisher, ports, tenantId, { from, to });
-    console.log(
-      `${tenantId}: ${published} events published again${refused > 0 ? `, ${refused} refused for good (dead letters, rule outbox)` : ""}`,
-    );
+    const { published, refused, unverified } = await republishEvents(publisher, ports, tenantId, { from, to });
+    const notes = [
+      ...(refused > 0 ? [`${refused} refused for good (dead letters, rule outbox)`] : []),
+      ...(unverified > 0 ? [`${unverified} records that do not verify not published (see the log)`] : []),
+    ];
+    console.log(`${tenantId}: ${published} events published again${notes.map((note) => `, ${note}`).join("")}`);
+    if (unverified > 0) process.exitCode = 1;
   } catch (error) {
     // One tenant's failure does not stop the others'.
     console.error(`${tenantId}: ${String((error as Error)?.message ?? error)}`);

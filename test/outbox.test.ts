@@ -758,6 +758,7 @@ describe("outbox:republish", () => {
     ).toEqual({
       published: 0,
       refused: 0,
+      unverified: 0,
     });
     expect(ids()).toEqual([]);
     // The window itself, widened by the slack: the records just before it are in too (the tenant's creation, and the
@@ -765,9 +766,46 @@ describe("outbox:republish", () => {
     const result = await republishEvents(eventBridgePublisher("simroot-test", bus.client), ports, tenantId, { from, to });
     expect(ids().slice(-3)).toEqual([before.id, ...inWindow.map((event) => event.id)]);
     expect(bus.accepted.map((entry) => (JSON.parse(entry.Detail) as { tenantId: string }).tenantId)).toEqual(ids().map(() => tenantId));
-    expect(result).toEqual({ published: ids().length, refused: 0 });
+    expect(result).toEqual({ published: ids().length, refused: 0, unverified: 0 });
     expect(ids()).not.toContain(later.id);
     expect(ids()).not.toContain(earlier.id);
+
+    // A record changed in the store since its commit is not published as it now reads; one whose time no longer parses
+    // does not end the shard's walk (review 111); the others are published.
+    const items = (
+      await db.send(
+        new QueryCommand({
+          TableName: tables.audit,
+          KeyConditionExpression: "pk = :p",
+          ExpressionAttributeValues: { ":p": auditPartition(tenantId, 0) },
+        }),
+      )
+    ).Items!;
+    const key = (event: DomainEvent) => {
+      const listed = items.find((item) => item.eventId === event.id)!;
+      return { pk: listed.pk, sk: listed.sk };
+    };
+    const change = (event: DomainEvent, expression: string, names: Record<string, string>, values?: Record<string, unknown>) =>
+      db.send(
+        new UpdateCommand({
+          TableName: tables.audit,
+          Key: key(event),
+          UpdateExpression: expression,
+          ExpressionAttributeNames: names,
+          ...(values ? { ExpressionAttributeValues: values } : {}),
+        }),
+      );
+    await change(inWindow[0]!, "SET #a = :forged", { "#a": "action" }, { ":forged": "device.quarantined" });
+    await change(before, "REMOVE #t", { "#t": "time" });
+    bus.accepted.length = 0;
+    const again = await republishEvents(eventBridgePublisher("simroot-test", bus.client), ports, tenantId, { from, to });
+    expect(ids().slice(-1)).toEqual([inWindow[1]!.id]);
+    expect(ids()).not.toContain(inWindow[0]!.id);
+    expect(again.unverified).toBe(2);
+    // A window older than consumers remember events by id is refused.
+    await expect(
+      republishEvents(eventBridgePublisher("simroot-test", bus.client), ports, tenantId, { from: long(from, -7 * 24 * 60), to }),
+    ).rejects.toMatchObject({ code: "outbox.republish_too_old" });
     await bus.close();
   });
 });

@@ -10,13 +10,20 @@ import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import type { Publisher } from "../event/event.ts";
 import { SimrootError } from "../error.ts";
-import { auditPartition, auditSortKey } from "../ledger/audit-record.ts";
+import { auditPartition, auditRecordSchema, auditSortKey, recordOfItem, unhashed } from "../ledger/audit-record.ts";
+import { chainHash } from "../ledger/chain.ts";
 import { shardCount } from "../ledger/shard.ts";
 import type { Ports } from "../ports.ts";
 import { publishFromStream, type OutboxStreamRecord } from "./outbox.ts";
 
 /** A record's time is its committer's clock: a window is widened by as much as instances' clocks may differ. */
 const clockSlackMs = 5 * 60 * 1000;
+/**
+ * How old a window may be: consumers know an event they took by its id for 7 days (automation's firings, the
+ * detectors' once-items), and the stream drops what it dropped at 24 hours. A republished event older than that would
+ * fire rules again (review 111).
+ */
+export const republishWithinDays = 6;
 /** The highest sort key a record can have: the shard's other items (its head) sort after digits. */
 const lastSortKey = "9".repeat(12);
 
@@ -70,25 +77,38 @@ async function firstAtOrAfter(ports: Store, tenantId: string, shard: number, fro
 
 /**
  * Publishes again the events of a tenant's records committed between `from` and `to` (both widened by 5 minutes of
- * clock slack), shard by shard, in order. Returns how many were published and how many the bus refused for good (dead
- * letters, rule `outbox`); throws when the bus did not take a step (run it again: what was published is published
- * again, which consumers take as a redelivery).
+ * clock slack), shard by shard, in order: each record as committed (its hash recomputes and links to the record before
+ * it), else not published and counted `unverified`. Returns how many were published, how many the bus refused for good
+ * (dead letters, rule `outbox`) and how many did not verify; throws when the bus did not take a step (run it again: what
+ * was published is published again, which consumers take as a redelivery), or when the window is older than
+ * `republishWithinDays`.
  */
 export async function republishEvents(
   publisher: Publisher,
-  ports: Store,
+  ports: Store & Partial<Pick<Ports, "now">>,
   tenantId: string,
   window: { readonly from: Date; readonly to: Date },
-): Promise<{ published: number; refused: number }> {
+): Promise<{ published: number; refused: number; unverified: number }> {
   const from = window.from.getTime() - clockSlackMs;
   const to = window.to.getTime() + clockSlackMs;
+  const now = (ports.now?.() ?? new Date()).getTime();
+  if (from < now - republishWithinDays * 86_400_000)
+    throw new SimrootError(
+      "outbox.republish_too_old",
+      "input",
+      `A window from ${window.from.toISOString()} is older than ${republishWithinDays} days: consumers no longer know its events by id, and would act on them again`,
+    );
   let published = 0;
   let refused = 0;
+  let unverified = 0;
   for (let shard = 0; shard < shardCount; shard++) {
     const first = await firstAtOrAfter(ports, tenantId, shard, from);
     if (first === undefined) continue;
     let start: Record<string, unknown> | undefined;
     let past = false;
+    // The hash of the record before the page's first, to check each record's link to it (a record changed in the store
+    // since its commit would be published as it now reads: review 111).
+    let previousHash = first > 0 ? (await recordAt(ports, tenantId, shard, first - 1))?.hash : undefined;
     do {
       const page = await ports.db.send(
         new QueryCommand({
@@ -101,9 +121,34 @@ export async function republishEvents(
         }),
       );
       const items = (page.Items ?? []).filter((item) => {
-        const inWindow = Date.parse(String(item.time)) <= to;
-        if (!inWindow) past = true;
-        return inWindow && !past;
+        if (past) return false;
+        const time = Date.parse(String(item.time));
+        // Past the window: the shard's later records are too (within the slack). A time that does not parse stops
+        // nothing: its record is checked below (review 111: it ended the shard's walk).
+        if (time > to) {
+          past = true;
+          return false;
+        }
+        const parsed = auditRecordSchema.safeParse(recordOfItem(item));
+        const verifies =
+          parsed.success &&
+          chainHash(parsed.data.prevHash, unhashed(parsed.data)) === parsed.data.hash &&
+          (previousHash === undefined || parsed.data.prevHash === previousHash);
+        previousHash = typeof item.hash === "string" ? item.hash : undefined;
+        if (!verifies) {
+          unverified += 1;
+          console.error(
+            JSON.stringify({
+              level: "error",
+              component: "outbox",
+              message: "a record to publish again does not verify (changed since its commit, or not a record): not published",
+              pk: item.pk,
+              sk: item.sk,
+              eventId: item.eventId,
+            }),
+          );
+        }
+        return verifies;
       });
       // As the stream hands them over, got now: a republished step is never held (outbox.ts `outboxHoldAfterSeconds`).
       const records: OutboxStreamRecord[] = items.map((item) => ({
@@ -126,5 +171,5 @@ export async function republishEvents(
       start = page.LastEvaluatedKey;
     } while (start && !past);
   }
-  return { published, refused };
+  return { published, refused, unverified };
 }
