@@ -12,6 +12,14 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(() => runtime?.stop());
 
+/** A pep key of the tenant, and the feed version its snapshot reads. */
+async function pepAtHead(tenant: Awaited<ReturnType<typeof tenantClient>>, name: string) {
+  const pep = (await tenant.call("POST", "/v1/keys", { name, role: "pep" })).json;
+  const auth = { authorization: `Bearer ${pep.token}` };
+  const snapshot = (await (await runtime.app.request("/v1/feed", { headers: auth })).json()) as { signed: { head: { version: number } } };
+  return { keyId: pep.key.keyId as string, auth, version: snapshot.signed.head.version };
+}
+
 /** Reads the stream until `needle` shows or `ms` pass; what was read. */
 async function readUntil(reader: ReadableStreamDefaultReader<string>, needle: string, ms: number, text = "") {
   const deadline = Date.now() + ms;
@@ -44,16 +52,13 @@ describe("a revoked key's waiting request (review 109)", () => {
 
   it("the streamed feed stops sending a revoked pep key signed deltas", async () => {
     const tenant = await tenantClient(runtime, "feed-revoked");
-    const pep = (await tenant.call("POST", "/v1/keys", { name: "site-a", role: "pep" })).json;
-    const auth = { authorization: `Bearer ${pep.token}` };
-    const snapshot = (await (await runtime.app.request("/v1/feed", { headers: auth })).json()) as { signed: { head: { version: number } } };
-    const version = snapshot.signed.head.version;
+    const { keyId, auth, version } = await pepAtHead(tenant, "site-a");
     const response = await runtime.app.request(`/v1/feed?since=${version}&wait=15`, {
       headers: { ...auth, accept: "text/event-stream" },
     });
     expect(response.status).toBe(200);
     const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
-    expect((await tenant.call("DELETE", `/v1/keys/${pep.key.keyId}`)).status).toBe(200);
+    expect((await tenant.call("DELETE", `/v1/keys/${keyId}`)).status).toBe(200);
     await new Promise((resolve) => setTimeout(resolve, 1100));
     expect((await runtime.app.request(`/v1/feed?since=${version}`, { headers: auth })).status).toBe(401);
     const device = (await tenant.call("POST", "/v1/devices", { imsi: "234109000000002", labels: { site: "a" } })).json;
@@ -64,13 +69,10 @@ describe("a revoked key's waiting request (review 109)", () => {
 
   it("the feed's long poll refuses a pep key revoked while it waited", async () => {
     const tenant = await tenantClient(runtime, "poll-revoked");
-    const pep = (await tenant.call("POST", "/v1/keys", { name: "site-b", role: "pep" })).json;
-    const auth = { authorization: `Bearer ${pep.token}` };
-    const snapshot = (await (await runtime.app.request("/v1/feed", { headers: auth })).json()) as { signed: { head: { version: number } } };
-    const version = snapshot.signed.head.version;
+    const { keyId, auth, version } = await pepAtHead(tenant, "site-b");
     const polled = runtime.app.request(`/v1/feed?since=${version}&wait=10`, { headers: auth });
     await new Promise((resolve) => setTimeout(resolve, 200));
-    expect((await tenant.call("DELETE", `/v1/keys/${pep.key.keyId}`)).status).toBe(200);
+    expect((await tenant.call("DELETE", `/v1/keys/${keyId}`)).status).toBe(200);
     await new Promise((resolve) => setTimeout(resolve, 1100));
     const device = (await tenant.call("POST", "/v1/devices", { imsi: "234109000000003" })).json;
     const answer = await polled;

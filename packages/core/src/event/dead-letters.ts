@@ -26,8 +26,7 @@ import { pageInput, partitionPage, type Page } from "../page.ts";
 import { verb } from "../verb.ts";
 import { busDeadLetterSchema, deadLetterPartition, outboxDeadLetterRule, type BusDeadLetter } from "./dead-letter-record.ts";
 import type { BusEnvelope } from "./envelope.ts";
-import { auditPartition, auditRecordSchema, auditSortKey, eventOfRecord, recordOfItem, unhashed } from "../ledger/audit-record.ts";
-import { chainHash } from "../ledger/chain.ts";
+import { auditPartition, auditRecordSchema, auditSortKey, eventOfRecord, hashHolds, recordOfItem } from "../ledger/audit-record.ts";
 import { routingOf } from "../outbox/interests.ts";
 import type { Ports } from "../ports.ts";
 import { domainEvent, type DomainEvent } from "./event.ts";
@@ -138,7 +137,7 @@ async function committedEvent(ports: Ports, tenantId: string, letter: BusDeadLet
   // The record as it was committed and held: its hash recomputes, and is the one the letter kept (review 104: an item
   // changed in the store since was published as it now read).
   const record = parsed.data;
-  if (chainHash(record.prevHash, unhashed(record)) !== record.hash || record.hash !== recordHash)
+  if (!hashHolds(record) || record.hash !== recordHash)
     throw new SimrootError("dead_letter.not_redrivable", "conflict", `The audit record of event ${letter.eventId} does not verify`);
   return eventOfRecord(record);
 }

@@ -126,6 +126,8 @@ export function recordOfItem(item: Record<string, unknown>): Record<string, unkn
 
 /** The fields of a record that its hash covers (everything but the hash). */
 export const unhashed = ({ hash: _hash, ...record }: AuditRecord) => record;
+/** Whether a record is as committed: its hash recomputes from its previous hash and its content. */
+export const hashHolds = (record: AuditRecord) => chainHash(record.prevHash, unhashed(record)) === record.hash;
 
 /**
  * The audit record of an event at position `seq` of shard `shard`, chained to `prevHash`, as a

@@ -92,9 +92,8 @@ export function eventsOfStream(records: readonly OutboxStreamRecord[], onUnreada
     const parsed = auditRecordSchema.safeParse(recordOfItem(item));
     // Feed versions and subject listings share the table; a shard's record that does not parse (written by a newer
     // release, or corrupted) is said, not passed over in silence (review 103): its event is not published.
-    const unreadable = !parsed.success && /^T#.+#s\d{2}$/.test(String(item.pk));
-    if (unreadable) onUnreadable?.();
-    if (unreadable)
+    if (!parsed.success && /^T#.+#s\d{2}$/.test(String(item.pk))) {
+      onUnreadable?.();
       console.error(
         JSON.stringify({
           level: "error",
@@ -106,6 +105,7 @@ export function eventsOfStream(records: readonly OutboxStreamRecord[], onUnreada
           issue: parsed.error.issues[0]?.message,
         }),
       );
+    }
     if (parsed.success)
       events.push({
         event: eventOfRecord(parsed.data),

@@ -10,8 +10,7 @@ import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import type { Publisher } from "../event/event.ts";
 import { SimrootError } from "../error.ts";
-import { auditPartition, auditRecordSchema, auditSortKey, recordOfItem, unhashed } from "../ledger/audit-record.ts";
-import { chainHash } from "../ledger/chain.ts";
+import { auditPartition, auditRecordSchema, auditSortKey, hashHolds, recordOfItem } from "../ledger/audit-record.ts";
 import { shardCount } from "../ledger/shard.ts";
 import type { Ports } from "../ports.ts";
 import { publishFromStream, type OutboxStreamRecord } from "./outbox.ts";
@@ -130,10 +129,7 @@ export async function republishEvents(
           return false;
         }
         const parsed = auditRecordSchema.safeParse(recordOfItem(item));
-        const verifies =
-          parsed.success &&
-          chainHash(parsed.data.prevHash, unhashed(parsed.data)) === parsed.data.hash &&
-          (previousHash === undefined || parsed.data.prevHash === previousHash);
+        const verifies = parsed.success && hashHolds(parsed.data) && (previousHash === undefined || parsed.data.prevHash === previousHash);
         previousHash = typeof item.hash === "string" ? item.hash : undefined;
         if (!verifies) {
           unverified += 1;
