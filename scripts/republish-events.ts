@@ -40,9 +40,10 @@ if (all) for await (const tenantId of tenantIds(ports)) tenants.push(tenantId);
 else tenants.push(...given);
 for (const tenantId of tenants) {
   try {
-    const { published, refused, unverified } = await republishEvents(publisher, ports, tenantId, { from, to });
+    const { published, refused, unverified, cleared } = await republishEvents(publisher, ports, tenantId, { from, to });
     const notes = [
       ...(refused > 0 ? [`${refused} refused for good (dead letters, rule outbox)`] : []),
+      ...(cleared > 0 ? [`${cleared} held dead letters cleared (their events are on the bus now)`] : []),
       ...(unverified > 0 ? [`${unverified} records that do not verify not published (see the log)`] : []),
     ];
     console.log(`${tenantId}: ${published} events published again${notes.map((note) => `, ${note}`).join("")}`);

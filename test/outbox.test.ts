@@ -36,6 +36,7 @@ import {
   EventsRefused,
   portsFor,
   projectFromStream,
+  recordRefusedEvent,
   redriveBusDeadLetter,
   reprojectHistory,
   registerDevice,
@@ -746,6 +747,28 @@ describe("outbox:republish", () => {
     const to = new Date();
     // One dated (by its instance's clock) well past the window: not published again.
     const later = await committedAt(4, new Date(to.getTime() + 30 * 60_000));
+    // The outbox held two of them (the bus down for 12 hours) and the bus refused one for good, each with its letter.
+    const shardItems = async () =>
+      (
+        await db.send(
+          new QueryCommand({
+            TableName: tables.audit,
+            KeyConditionExpression: "pk = :p",
+            ExpressionAttributeValues: { ":p": auditPartition(tenantId, 0) },
+          }),
+        )
+      ).Items!;
+    const committed = await shardItems();
+    const letterOf = (event: DomainEvent, held: boolean) => {
+      const item = committed.find((one) => one.eventId === event.id)!;
+      const record = { tenantId, eventId: event.id, action: event.type, subject: event.subject, shard: 0, seq: Number(item.sk) };
+      return recordRefusedEvent(ports, { record: { ...record, hash: item.hash }, reason: held ? "held: down" : "refused", held });
+    };
+    await letterOf(inWindow[0]!, true);
+    await letterOf(inWindow[1]!, false);
+    await letterOf(later, true);
+    const lettered = async () =>
+      (await listBusDeadLetters(ports, ctx(tenantId), {})).items.map((letter) => [letter.eventId, letter.held ?? false]).sort();
     const bus = await loopbackEventBridge(() => undefined);
     const ids = () => bus.accepted.map((entry) => (JSON.parse(entry.Detail) as { id: string }).id);
     // A window that ends well before the records: nothing (the clock slack is 5 minutes).
@@ -759,6 +782,7 @@ describe("outbox:republish", () => {
       published: 0,
       refused: 0,
       unverified: 0,
+      cleared: 0,
     });
     expect(ids()).toEqual([]);
     // The window itself, widened by the slack: the records just before it are in too (the tenant's creation, and the
@@ -766,21 +790,21 @@ describe("outbox:republish", () => {
     const result = await republishEvents(eventBridgePublisher("simroot-test", bus.client), ports, tenantId, { from, to });
     expect(ids().slice(-3)).toEqual([before.id, ...inWindow.map((event) => event.id)]);
     expect(bus.accepted.map((entry) => (JSON.parse(entry.Detail) as { tenantId: string }).tenantId)).toEqual(ids().map(() => tenantId));
-    expect(result).toEqual({ published: ids().length, refused: 0, unverified: 0 });
+    expect(result).toEqual({ published: ids().length, refused: 0, unverified: 0, cleared: 1 });
     expect(ids()).not.toContain(later.id);
     expect(ids()).not.toContain(earlier.id);
+    // The held event published is no longer a letter (a redrive would publish it once more, review 111); the refused
+    // one's letter stays (the audit trail keeps it), and so does the held one outside the window.
+    expect(await lettered()).toEqual(
+      [
+        [inWindow[1]!.id, false],
+        [later.id, true],
+      ].sort(),
+    );
 
     // A record changed in the store since its commit is not published as it now reads; one whose time no longer parses
     // does not end the shard's walk (review 111); the others are published.
-    const items = (
-      await db.send(
-        new QueryCommand({
-          TableName: tables.audit,
-          KeyConditionExpression: "pk = :p",
-          ExpressionAttributeValues: { ":p": auditPartition(tenantId, 0) },
-        }),
-      )
-    ).Items!;
+    const items = committed;
     const key = (event: DomainEvent) => {
       const listed = items.find((item) => item.eventId === event.id)!;
       return { pk: listed.pk, sk: listed.sk };

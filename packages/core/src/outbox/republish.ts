@@ -6,10 +6,12 @@
  * (`publishFromStream`: the same routing, and the same dead letters for what the bus refuses for good). Consumers take
  * an event again as they take a redelivery: by its id (a webhook delivery, a rule's firing, an applied fact).
  */
-import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { DeleteCommand, GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import type { Publisher } from "../event/event.ts";
 import { SimrootError } from "../error.ts";
+import { deadLetterPartition, outboxDeadLetterRule } from "../event/dead-letter-record.ts";
 import { auditPartition, auditRecordSchema, auditSortKey, hashHolds, recordOfItem } from "../ledger/audit-record.ts";
 import { shardCount } from "../ledger/shard.ts";
 import type { Ports } from "../ports.ts";
@@ -74,20 +76,44 @@ async function firstAtOrAfter(ports: Store, tenantId: string, shard: number, fro
   return low > high ? undefined : low;
 }
 
+/** The tenant's held letters (the outbox went on without their events: outbox.ts), by event id: key and `deadAt`. */
+async function heldLetters(ports: Store, tenantId: string): Promise<Map<string, { sk: string; deadAt: string }>> {
+  const held = new Map<string, { sk: string; deadAt: string }>();
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.control,
+        KeyConditionExpression: "pk = :p",
+        FilterExpression: "#rule = :outbox AND held = :held",
+        ExpressionAttributeNames: { "#rule": "rule" },
+        ExpressionAttributeValues: { ":p": deadLetterPartition(tenantId), ":outbox": outboxDeadLetterRule, ":held": true },
+        ProjectionExpression: "sk, eventId, deadAt",
+        ConsistentRead: true,
+        ExclusiveStartKey: start,
+      }),
+    );
+    for (const item of page.Items ?? []) held.set(String(item.eventId), { sk: String(item.sk), deadAt: String(item.deadAt) });
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return held;
+}
+
 /**
  * Publishes again the events of a tenant's records committed between `from` and `to` (both widened by 5 minutes of
  * clock slack), shard by shard, in order: each record as committed (its hash recomputes and links to the record before
  * it), else not published and counted `unverified`. Returns how many were published, how many the bus refused for good
  * (dead letters, rule `outbox`) and how many did not verify; throws when the bus did not take a step (run it again: what
  * was published is published again, which consumers take as a redelivery), or when the window is older than
- * `republishWithinDays`.
+ * `republishWithinDays`. An event published here whose letter says the outbox held it loses that letter (`cleared`): a
+ * redrive would publish it once more, and the list of dead letters would name as waiting what the bus has (review 111).
  */
 export async function republishEvents(
   publisher: Publisher,
   ports: Store & Partial<Pick<Ports, "now">>,
   tenantId: string,
   window: { readonly from: Date; readonly to: Date },
-): Promise<{ published: number; refused: number; unverified: number }> {
+): Promise<{ published: number; refused: number; unverified: number; cleared: number }> {
   const from = window.from.getTime() - clockSlackMs;
   const to = window.to.getTime() + clockSlackMs;
   const now = (ports.now?.() ?? new Date()).getTime();
@@ -100,6 +126,8 @@ export async function republishEvents(
   let published = 0;
   let refused = 0;
   let unverified = 0;
+  let cleared = 0;
+  const held = await heldLetters(ports, tenantId);
   for (let shard = 0; shard < shardCount; shard++) {
     const first = await firstAtOrAfter(ports, tenantId, shard, from);
     if (first === undefined) continue;
@@ -164,8 +192,29 @@ export async function republishEvents(
           "unavailable",
           `The bus did not take the events of tenant ${tenantId} from shard ${shard} record ${Number(result.failedAt)}: ${String((result.error as Error)?.message ?? result.error)}`,
         );
+      // The step is on the bus, but for what it refused for good (their letters are not `held`).
+      const refusedIds = new Set(result.refused.map((one) => one.record.eventId));
+      for (const item of items) {
+        const letter = held.get(String(item.eventId));
+        if (!letter || refusedIds.has(String(item.eventId))) continue;
+        try {
+          await ports.db.send(
+            new DeleteCommand({
+              TableName: ports.tables.control,
+              Key: { pk: deadLetterPartition(tenantId), sk: letter.sk },
+              // The letter read, not one written since (or redriven meanwhile: nothing to clear).
+              ConditionExpression: "deadAt = :deadAt AND held = :held",
+              ExpressionAttributeValues: { ":deadAt": letter.deadAt, ":held": true },
+            }),
+          );
+          cleared += 1;
+        } catch (error) {
+          if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        }
+        held.delete(String(item.eventId));
+      }
       start = page.LastEvaluatedKey;
     } while (start && !past);
   }
-  return { published, refused, unverified };
+  return { published, refused, unverified, cleared };
 }
