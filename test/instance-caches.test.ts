@@ -5,6 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { detectEventAnomalies, ingestedEvent, normalizedEventSchema, type NormalizedEvent } from "@simroot/core";
 import { createTestPki, signedOtherNotification, withEidCheckDigits } from "../packages/core/src/ingest/adapters/eim-pki.test-support.ts";
 import { call, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
@@ -135,6 +136,58 @@ describe("an instance's cached device and aliases (review 97)", () => {
     const types = (page: { items?: { type?: string }[] }) => JSON.stringify(page);
     expect(types(revokedTimeline)).not.toContain("vendor.thing");
     expect(types(timeline)).toContain("vendor.thing");
+  });
+
+  it("score a WARP device by the replacement when its equipment's SIM was registered again through another instance (review 110)", async () => {
+    const tenant = await tenantClient(a, "caches-posture");
+    const imei = "490154203237518";
+    const warp = { devices: [{ device_id: "1bb5a7f4-0c3e-4b8e-9c36-5b7f3c6e4a11", serial_number: imei }] };
+    const first = (await tenant.call("POST", "/v1/devices", { imsi: "234109000001103", imei })).json;
+    // Instance B scores the equipment: it caches the IMEI's alias.
+    const before = await call(b, tenant.token, "POST", "/v1/integrations/cloudflare/posture", warp);
+    expect(before.json.result[warp.devices[0]!.device_id]).toEqual({ s2s_id: first.id, score: 90 });
+    // Through A: revoked, and the equipment registered again with a new SIM.
+    expect((await tenant.call("POST", `/v1/devices/${first.id}/revoke`, { reason: "SIM replaced" })).status).toBe(200);
+    const replacement = (await tenant.call("POST", "/v1/devices", { imsi: "234109000001104", imei })).json;
+    const onB = await call(b, tenant.token, "POST", "/v1/integrations/cloudflare/posture", warp);
+    expect(onB.json.result[warp.devices[0]!.device_id]).toEqual({ s2s_id: replacement.id, score: 90 });
+  });
+
+  it("raise an anomaly of a reported fact on the replacement of a SIM registered again through another instance (review 110)", async () => {
+    const tenant = await tenantClient(a, "caches-detect");
+    const postB = await simrootSource(b, tenant);
+    const eid = "89049032123451234512345678901235";
+    const iccid = "8944500102198304826";
+    const first = (await tenant.call("POST", "/v1/devices", { eid, iccids: [iccid] })).json;
+    const switched = (n: number, cause?: string) => ({
+      type: "profile.enabled",
+      dedupeKey: `r110-detect-${n}`,
+      occurredAt: new Date(Date.now() - 1_000).toISOString(),
+      device: { eid },
+      sourceType: "eim",
+      data: { eid, iccid, seqNumber: n, ...(cause ? { cause } : {}) },
+    });
+    // B applies a report of the eUICC: it caches the alias.
+    await postB(switched(1));
+    expect((await tenant.call("POST", `/v1/devices/${first.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+    const replacement = (await tenant.call("POST", "/v1/devices", { eid, iccids: [iccid] })).json;
+    // The eUICC reports a switch caused by a fallback, and B's detectors judge the report (in AWS their own function,
+    // whose instances cache aliases apart from the applier's: called here directly, so that no applier on B reads the
+    // alias afresh first).
+    const reported = ingestedEvent(
+      { tenantId: tenant.tenant.id, actor: "source:test", requestId: "r110-detect" },
+      "src_test",
+      "simroot",
+      normalizedEventSchema.parse(switched(2, "fallback")) as NormalizedEvent,
+      new Date(),
+    );
+    await detectEventAnomalies(b.ports, reported);
+    const anomalies = async (deviceId: string) =>
+      (await tenant.call("GET", `/v1/devices/${deviceId}/timeline?limit=500`)).json.items.filter(
+        (entry: { type: string }) => entry.type === "anomaly.detected",
+      );
+    expect((await anomalies(replacement.id)).map((entry: { data: { kind: string } }) => entry.data.kind)).toEqual(["profile-switch"]);
+    expect(await anomalies(first.id)).toEqual([]);
   });
 
   it("park another eUICC's notification on an instance that cached the device before its eUICC first reported", async () => {

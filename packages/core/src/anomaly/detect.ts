@@ -110,11 +110,15 @@ export async function detectFlowAnomalies(
   return recordAnomalies(ports, { tenantId: ctx.tenantId, actor: "system:detectors", requestId: ctx.requestId }, anomalies);
 }
 
-/** The device an event on the bus is about: applied changes name it; reported facts are resolved. */
+/**
+ * The device an event on the bus is about: applied changes name it; reported facts are resolved, afresh (review 110: the
+ * detectors' instances cache aliases apart from the applier's, and a cached one may name a device revoked since, its
+ * SIM registered again, which would take the replacement's anomaly).
+ */
 async function deviceOf(ports: Ports, event: DomainEvent): Promise<string | undefined> {
   if (event.origin !== "ingest") return typeof event.data.deviceId === "string" ? event.data.deviceId : event.subject;
   const reported = event.data.event as { device?: Record<string, string> } | undefined;
-  return reported?.device ? resolveDevice(ports, event.tenantId, reported.device) : undefined;
+  return reported?.device ? resolveDevice(ports, event.tenantId, reported.device, true) : undefined;
 }
 
 export async function detectEventAnomalies(

@@ -48,7 +48,9 @@ async function deviceFor(
   const byLabel = labelled.get(warp.device_id);
   if (byLabel) return byLabel;
   if (!warp.serial_number || !/^\d{14,15}$/.test(warp.serial_number)) return undefined;
-  const id = await resolveDevice(ports, ctx.tenantId, { imei: warp.serial_number });
+  // Read afresh: a cached alias may name a device revoked through another instance, its equipment registered again
+  // since, and score the replacement by the revoked one (review 110).
+  const id = await resolveDevice(ports, ctx.tenantId, { imei: warp.serial_number }, true);
   return id ? getDevice(ports, ctx, { id }) : undefined;
 }
 
