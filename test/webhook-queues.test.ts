@@ -20,6 +20,8 @@ function receiver(mode: Mode) {
     byId: new Map<string, number>(),
     inFlightById: new Map<string, number>(),
     maxInFlightOfOne: 0,
+    inFlight: 0,
+    maxInFlight: 0,
     server: undefined as unknown as Server,
     url: "",
   };
@@ -29,7 +31,11 @@ function receiver(mode: Mode) {
     state.byId.set(id, (state.byId.get(id) ?? 0) + 1);
     state.inFlightById.set(id, (state.inFlightById.get(id) ?? 0) + 1);
     state.maxInFlightOfOne = Math.max(state.maxInFlightOfOne, state.inFlightById.get(id)!);
-    response.on("close", () => state.inFlightById.set(id, state.inFlightById.get(id)! - 1));
+    state.maxInFlight = Math.max(state.maxInFlight, ++state.inFlight);
+    response.on("close", () => {
+      state.inFlightById.set(id, state.inFlightById.get(id)! - 1);
+      state.inFlight -= 1;
+    });
     request.resume();
     if (state.mode === "ok") response.writeHead(204).end();
     else if (state.mode === "fail") response.writeHead(503).end();
@@ -501,6 +507,43 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
         await deliverDue(portsWith(runtime, clock), { budgetMs: 20_000 });
       }
       expect((await storedOne(runtime, s, second!)).status).toBe("delivered");
+    });
+  });
+
+  it("F9 one tenant's subscriptions not known to answer have a quarter of the workers together, not each (review 108)", async () => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
+      const hanging = make("hang");
+      await new Promise<void>((resolve) => hanging.server.listen(0, "127.0.0.1", resolve));
+      hanging.url = `http://127.0.0.1:${(hanging.server.address() as { port: number }).port}/hook`;
+      // One tenant, four subscriptions whose receivers never answer, each with deliveries due.
+      const first = await subscription(runtime, "hangs-four", hanging.url);
+      const subscriptions = [first];
+      for (let n = 1; n < 4; n++) {
+        const created = await first.tenant.call("POST", "/v1/webhooks", {
+          url: hanging.url,
+          pattern: { "detail-type": ["device.quarantined"] },
+        });
+        expect(created.status, created.text).toBe(201);
+        subscriptions.push({ ...first, webhookId: created.json.id as string });
+      }
+      for (const s of subscriptions) await backlog(runtime, s, 6);
+      // Another tenant's receiver answers.
+      rE.mode = "ok";
+      const other = await subscription(runtime, "answers", rE.url);
+      await backlog(runtime, other, 20);
+      const before = rE.arrived;
+      const started = Date.now();
+      const run = deliverDue(runtime.ports, { budgetMs: 5_000, timeoutMs: 2_000, concurrency: 8 });
+      // The other tenant's deliveries go out beside the hanging ones, within the receivers' first wait.
+      await expect.poll(() => rE.arrived - before, { timeout: 1_900, interval: 50 }).toBe(20);
+      const otherTookMs = Date.now() - started;
+      await run;
+      hanging.server.closeAllConnections();
+      // 8 workers: the hanging tenant held at most 2 attempts at once (each of its subscriptions could have held 2).
+      expect({ hangingAtOnce: hanging.maxInFlight, otherWithinFirstWait: otherTookMs < 2_000 }).toEqual({
+        hangingAtOnce: 2,
+        otherWithinFirstWait: true,
+      });
     });
   });
 

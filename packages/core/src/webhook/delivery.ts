@@ -448,7 +448,8 @@ function shuffled<T>(items: T[]) {
  * then the next of every source once the whole round had settled, let the queues listed first take every run, one
  * hanging receiver's page hold back the shards' next, and a run read 25 deliveries of each failing subscription at
  * once, whatever it could attempt). A subscription not known to answer in the run has at most a quarter of the
- * workers at once (review 72: two hanging receivers took them all). An attempt starts only with its receiver's whole
+ * workers at once (review 72: two hanging receivers took them all), and so have all such subscriptions of one tenant
+ * together (review 108: four of one tenant took them all). An attempt starts only with its receiver's whole
  * wait left in the budget (one cut short counted as a failed attempt, spending a retry of a delivery the receiver may
  * have taken: review 68), and a subscription whose attempts fail `perSubscription` times in a run gets no more in it
  * (one that succeeds keeps going). What the run then meets of that subscription in the shards is moved to its own
@@ -466,10 +467,18 @@ export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
   const failures = new Map<string, number>();
   const answered = new Set<string>();
   const inFlight = new Map<string, number>();
+  /** Attempts in flight to subscriptions not known to answer, by tenant. */
+  const unprovenInFlight = new Map<string, number>();
   const failing = (subscription: string) => (failures.get(subscription) ?? 0) >= perSubscription;
   const unproven = Math.max(1, Math.floor(concurrency / 4));
+  const proven = (subscription: string) => answered.has(subscription) && !failures.get(subscription);
+  const tenantOf = (subscription: string) => subscription.slice(0, subscription.indexOf("|"));
+  // A subscription not known to answer has at most a quarter of the workers, and so have all of its tenant's together
+  // (review 108: a tenant with four receivers that never answer took every worker for a run).
   const atCap = (subscription: string) =>
-    (inFlight.get(subscription) ?? 0) >= (answered.has(subscription) && !failures.get(subscription) ? concurrency : unproven);
+    proven(subscription)
+      ? (inFlight.get(subscription) ?? 0) >= concurrency
+      : (inFlight.get(subscription) ?? 0) >= unproven || (unprovenInFlight.get(tenantOf(subscription)) ?? 0) >= unproven;
   // The queues (failing subscriptions) have at most half the workers while the shards have anything left.
   let fromQueues = 0;
   const queuesAtCap = () =>
@@ -584,6 +593,8 @@ export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
     let status: string;
     const queued = item.gsi1pk === queuePartition(String(item.tenantId), String(item.webhookId));
     inFlight.set(subscription, (inFlight.get(subscription) ?? 0) + 1);
+    const tenant = proven(subscription) ? undefined : tenantOf(subscription);
+    if (tenant !== undefined) unprovenInFlight.set(tenant, (unprovenInFlight.get(tenant) ?? 0) + 1);
     if (queued) fromQueues += 1;
     try {
       status = await attemptDelivery(ports, String(item.tenantId), String(item.webhookId), String(item.id), { ...options, timeoutMs });
@@ -592,6 +603,7 @@ export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
       status = "error";
     } finally {
       inFlight.set(subscription, inFlight.get(subscription)! - 1);
+      if (tenant !== undefined) unprovenInFlight.set(tenant, unprovenInFlight.get(tenant)! - 1);
       if (queued) fromQueues -= 1;
     }
     if (status !== "busy") attempted += 1;
