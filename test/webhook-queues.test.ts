@@ -7,9 +7,10 @@
 import { createServer, type Server } from "node:http";
 import { BatchWriteCommand, GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { attemptDelivery, deliverDue, type Ports } from "@simroot/core";
+import { attemptDelivery, deliverDue, dispatchToWebhooks, newId, type Ports } from "@simroot/core";
 import type { TestRuntime } from "./support/runtime.ts";
 import { backlog, subscription, withRuntime } from "./support/webhook-worker.ts";
+import { quarantinedEnvelope } from "./support/webhooks.ts";
 
 type Mode = "ok" | "fail" | "hang" | "slow";
 /** A receiver whose answer the test switches: 204, 503 at once, or never. Counts what arrives, by webhook-id. */
@@ -544,6 +545,36 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
         hangingAtOnce: 2,
         otherWithinFirstWait: true,
       });
+    });
+  });
+
+  it("F10 the consumer does not wait for a receiver the worker found failing: its delivery is left due (review 108)", async () => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
+      const hanging = make("fail");
+      await new Promise<void>((resolve) => hanging.server.listen(0, "127.0.0.1", resolve));
+      hanging.url = `http://127.0.0.1:${(hanging.server.address() as { port: number }).port}/hook`;
+      // A subscription whose receiver failed: a run found it failing and listed its queue. Then the receiver hangs.
+      const dead = await subscription(runtime, "dead-receiver", hanging.url);
+      await backlog(runtime, dead, 3);
+      await parkAll(runtime.ports);
+      hanging.mode = "hang";
+      // The same tenant's other subscription answers.
+      rE.mode = "ok";
+      const created = await dead.tenant.call("POST", "/v1/webhooks", { url: rE.url, pattern: { "detail-type": ["device.quarantined"] } });
+      expect(created.status, created.text).toBe(201);
+      const arrivedBefore = { dead: hanging.arrived, live: rE.arrived };
+      const started = Date.now();
+      const ids = await dispatchToWebhooks(runtime.ports, quarantinedEnvelope(dead.tenantId, newId("event")), { timeoutMs: 3_000 });
+      const tookMs = Date.now() - started;
+      hanging.server.closeAllConnections();
+      const deadDelivery = (await Promise.all(ids.map((id) => storedOne(runtime, dead, id)))).find(Boolean);
+      expect({
+        queued: ids.length,
+        waitedForTheDeadReceiver: tookMs >= 3_000,
+        deadReceiverGot: hanging.arrived - arrivedBefore.dead,
+        liveReceiverGot: rE.arrived - arrivedBefore.live,
+        deadDeliveryStatus: deadDelivery?.status,
+      }).toEqual({ queued: 2, waitedForTheDeadReceiver: false, deadReceiverGot: 0, liveReceiverGot: 1, deadDeliveryStatus: "pending" });
     });
   });
 

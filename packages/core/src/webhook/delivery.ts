@@ -147,8 +147,36 @@ export async function dispatchToWebhooks(ports: Ports, envelope: BusEnvelope, op
     const id = await enqueueDelivery(ports, tenantId, webhook.id, envelope);
     if (id) queued.push({ webhookId: webhook.id, id });
   }
-  await Promise.all(queued.map(({ webhookId, id }) => attemptDelivery(ports, tenantId, webhookId, id, options)));
+  // A subscription the worker found failing (its queue is listed) is not attempted here: its receiver's wait would hold
+  // this invocation, and one tenant's dead receiver would hold one for each of its events (review 108). Its delivery is
+  // due, for the worker, which shares its workers fairly.
+  const failing = queued.length > 0 ? await failingSubscriptions(ports, tenantId) : new Set<string>();
+  await Promise.all(
+    queued
+      .filter(({ webhookId }) => !failing.has(webhookId))
+      .map(({ webhookId, id }) => attemptDelivery(ports, tenantId, webhookId, id, options)),
+  );
   return queued.map(({ id }) => id);
+}
+
+/** The tenant's subscriptions whose queues are listed (the worker found them failing), as last read. */
+async function failingSubscriptions(ports: Ports, tenantId: string): Promise<Set<string>> {
+  const failing = new Set<string>();
+  let start: Record<string, unknown> | undefined;
+  do {
+    const page = await ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.automation,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": queueMarkerKey(tenantId, "").pk },
+        ProjectionExpression: "sk",
+        ExclusiveStartKey: start,
+      }),
+    );
+    for (const item of page.Items ?? []) failing.add(String(item.sk));
+    start = page.LastEvaluatedKey;
+  } while (start);
+  return failing;
 }
 
 export interface AttemptOptions {
