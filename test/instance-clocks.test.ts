@@ -146,4 +146,46 @@ describe("instances whose clocks differ", () => {
     // And the floor is the same whichever clock computes it.
     expect(await replayStart(slow, tenantId, 80, 0, 2_000)).toBe(floor);
   });
+
+  it("leave revoked and ended grants out of a snapshot, however many the tenant made (review 113)", async () => {
+    const tenant = await tenantClient(runtime);
+    const device = (await tenant.call("POST", "/v1/devices", { imsi: "208019990000113" })).json;
+    const grant = (notAfter: string) => ({
+      principal: "vendor:acme/jane",
+      target: { deviceId: device.id },
+      destinations: [{ cidr: "10.8.0.0/24", ports: [22], protocol: "tcp" }],
+      notBefore: minutes(-5),
+      notAfter,
+    });
+    const post = async (path: string, body: unknown) => {
+      const answer = await tenant.call("POST", path, body);
+      expect(answer.status, answer.text).toBeLessThan(300);
+      return answer.json as { id: string };
+    };
+    const live = (await post("/v1/grants", grant(minutes(120)))).id;
+    const revoked: string[] = [];
+    for (let n = 0; n < 5; n++) {
+      const { id } = await post("/v1/grants", grant(minutes(120)));
+      await post(`/v1/grants/${id}/revoke`, { reason: "done" });
+      revoked.push(id);
+    }
+    const ended = (await post("/v1/grants", grant(minutes(30)))).id;
+    // The snapshot is taken an hour on (an instance an hour fast): the grant of 30 minutes has ended, and the snapshot's
+    // replay of the changes of its last seconds holds none of these, so its listing of the tenant's grants alone carries
+    // them.
+    const later = createApp({ ports: () => skewed(3_600_000), feedSigner: async () => memorySigner(), health: {} });
+    const answer = await later.request("/v1/feed?limit=10", { headers: { authorization: `Bearer ${tenant.token}` } });
+    expect(answer.status).toBe(200);
+    const { entries } = (await answer.json()) as { entries: { kind: string; key: string }[] };
+    expect(entries.filter((entry) => entry.kind === "grant").map((entry) => entry.key)).toEqual([live]);
+    // They are all still listed, with their status.
+    const statuses = Object.fromEntries(
+      (await tenant.call("GET", "/v1/grants")).json.items.map((g: { id: string; status: string }) => [g.id, g.status]),
+    );
+    expect([statuses[live], statuses[ended], ...revoked.map((id) => statuses[id])]).toEqual([
+      "active",
+      "active",
+      ...revoked.map(() => "revoked"),
+    ]);
+  });
 });

@@ -431,7 +431,12 @@ export async function feedSnapshot(
     const { failMode: _failMode, ...tenantEntry } = tenant;
     entries.push(entry("settings", "tenant", tenantEntry), entry("settings", "enforcement", enforcementSettingsOf(enforcement)));
     for (const rule of rules) entries.push(entry("policy", rule.id, rule));
-    for (const grant of grants) entries.push(entry("grant", grant.id, grant));
+    // A grant revoked or ended grants nothing: left out, or every one a tenant ever made would ride on this page, whatever
+    // its `limit` (review 113: 14,000 of them passed the 6 MB a Lambda may answer, and no PEP could take a snapshot).
+    // Ended by this clock: a PEP whose clock is behind loses it a little early, never keeps it late.
+    const now = ports.now().getTime();
+    for (const grant of grants)
+      if (grant.revokedAt === undefined && Date.parse(grant.notAfter) > now) entries.push(entry("grant", grant.id, grant));
   }
   /** Where the page stands once it used what the listings gave: the replay once they were used whole. */
   const advance = () => ({ phase, stripe, start } = listing?.position() ?? { phase: "replay", stripe: 0, start: undefined });
