@@ -3,23 +3,16 @@
  * runtimes that share only the tables, as Lambda instances do: each caches what it last read, and another's writes do
  * not reach that cache.
  */
-import { randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { detectEventAnomalies, ingestedEvent, normalizedEventSchema, type NormalizedEvent } from "@simroot/core";
 import { createTestPki, signedOtherNotification, withEidCheckDigits } from "../packages/core/src/ingest/adapters/eim-pki.test-support.ts";
-import { call, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { call, simrootSource, tenantClient, twoInstances, type TestRuntime } from "./support/runtime.ts";
 
+// Two instances sharing only the tables.
+const instances = twoInstances("caches");
 let a: TestRuntime;
 let b: TestRuntime;
-beforeAll(async () => {
-  const tablePrefix = `caches${randomBytes(4).toString("hex")}-`;
-  a = await startTestRuntime({ tablePrefix });
-  b = await startTestRuntime({ tablePrefix, feedHubUrl: a.feedHubUrl });
-}, 60_000);
-afterAll(async () => {
-  await b?.stop();
-  await a?.stop();
-});
+beforeAll(() => void ({ a, b } = instances));
 
 const ask = (imsi: string) => ({
   device: { imsi },

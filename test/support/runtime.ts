@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { expect, inject } from "vitest";
+import { afterAll, beforeAll, expect, inject } from "vitest";
 import { createTenantWithAdminKey } from "@simroot/core";
 import { startLocalRuntime, type LocalRuntimeOptions } from "@simroot/local/runtime";
 import { standardWebhookHeaders } from "./webhooks.ts";
@@ -104,4 +104,22 @@ export async function simrootSource(runtime: TestRuntime, tenant: Awaited<Return
     expect(response.status).toBe(202);
     await runtime.settled();
   };
+}
+
+/**
+ * Two runtimes over the same tables (a fresh prefix), sharing nothing else, as two Lambda instances: started before the
+ * file's tests, stopped after them. Read `instances.a` and `instances.b` inside the tests.
+ */
+export function twoInstances(name: string) {
+  const instances = {} as { a: TestRuntime; b: TestRuntime };
+  beforeAll(async () => {
+    const tablePrefix = `${name}${randomBytes(4).toString("hex")}-`;
+    instances.a = await startTestRuntime({ tablePrefix });
+    instances.b = await startTestRuntime({ tablePrefix, feedHubUrl: instances.a.feedHubUrl });
+  }, 60_000);
+  afterAll(async () => {
+    await instances.b?.stop();
+    await instances.a?.stop();
+  });
+  return instances;
 }

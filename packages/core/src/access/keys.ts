@@ -5,10 +5,11 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import { domainEvent } from "../event/event.ts";
-import { SimrootError } from "../error.ts";
+import { isSimrootError, SimrootError } from "../error.ts";
 import { listByTenant, pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 import type { RequestContext } from "../context.ts";
+import type { TransactItem } from "../store/transaction.ts";
 import { verb } from "../verb.ts";
 import { apiKeyItemKey, mintApiKey, type Role, roles } from "./api-key.ts";
 import { forgetApiKey } from "./key-cache.ts";
@@ -34,12 +35,41 @@ export type ApiKey = z.output<typeof apiKeySchema>;
 const listKey = (tenantId: string) => `T#${tenantId}#key`;
 
 async function ownKey(ports: Ports, ctx: RequestContext, keyId: string) {
+  return (await ownKeyItem(ports, ctx, keyId)).key;
+}
+
+/** The tenant's key as stored: its record, and the hash of the secret it holds now. */
+async function ownKeyItem(ports: Ports, ctx: RequestContext, keyId: string) {
   const { Item } = await ports.db.send(
     new GetCommand({ TableName: ports.tables.control, Key: apiKeyItemKey(keyId), ConsistentRead: true }),
   );
   if (!Item || Item.tenantId !== ctx.tenantId) throw new SimrootError("key.not_found", "not_found", `No API key ${keyId}`);
-  return apiKeySchema.parse(Item);
+  return { key: apiKeySchema.parse(Item), secretHash: String(Item.secretHash) };
 }
+
+/**
+ * The key making the request, not revoked when the change commits: a check in the change's transaction, for the changes
+ * that give or take away access (review 112: two admin keys revoking each other through two instances both committed,
+ * and left the tenant no admin key; each was authenticated when its request began). None for a request not made with a
+ * key, or made with the key it changes (the change's own condition covers it).
+ */
+function actingKeyHolds(ports: Ports, ctx: RequestContext, changed?: string): TransactItem[] {
+  const keyId = ctx.actor.startsWith("key:") ? ctx.actor.slice("key:".length) : undefined;
+  if (keyId === undefined || keyId === changed) return [];
+  return [
+    {
+      ConditionCheck: {
+        TableName: ports.tables.control,
+        Key: apiKeyItemKey(keyId),
+        ConditionExpression: "tenantId = :tenant AND attribute_not_exists(revokedAt)",
+        ExpressionAttributeValues: { ":tenant": ctx.tenantId },
+      },
+    },
+  ];
+}
+/** The acting key's check failed: refused as that key's next request is. */
+const actingKeyRevoked = () =>
+  new SimrootError("auth.invalid_key", "auth", "The API key making this request was revoked while it was under way");
 
 /**
  * The roles a key may be created with: every role but `ingest`, which no route admits (ingestion authenticates each
@@ -77,7 +107,12 @@ export const createApiKey = verb(createApiKeyInput, async (ports, ctx, input) =>
     { name: input.name, role: input.role, ...(selector ? { selector } : {}) },
     now,
   );
-  await ports.ledger.commit({ tenantId: ctx.tenantId, writes: [minted.put], events: [event] });
+  await ports.ledger.commit({
+    tenantId: ctx.tenantId,
+    writes: [minted.put, ...actingKeyHolds(ports, ctx)],
+    events: [event],
+    onConditionFailed: (index) => (index === 1 ? actingKeyRevoked() : undefined),
+  });
   return { value: { key: apiKeySchema.parse(minted.record), token: minted.token }, events: [event] };
 });
 
@@ -87,9 +122,13 @@ export const listApiKeys = verb(
     listByTenant(ports, "control", listKey(ctx.tenantId), input, (item) => apiKeySchema.parse(item)),
 );
 
-/** A new secret for the same key id and role: the old secret stops working at once. */
+/**
+ * A new secret for the same key id and role: the old secret stops working at once. Conditional on the secret read: of two
+ * rotations at once (two instances), one is refused, 409 (review 112: both answered a token, and one of them never
+ * worked).
+ */
 export const rotateApiKey = verb(z.object({ id: z.string() }), async (ports, ctx, input) => {
-  const key = await ownKey(ports, ctx, input.id);
+  const { key, secretHash: read } = await ownKeyItem(ports, ctx, input.id);
   if (key.revokedAt) throw new SimrootError("key.revoked", "conflict", "A revoked key cannot be rotated");
   const now = ports.now();
   // The same key: the same role and, for a bound pep key, the same selector.
@@ -99,20 +138,34 @@ export const rotateApiKey = verb(z.object({ id: z.string() }), async (ports, ctx
   });
   const event = domainEvent(ctx, "key.rotated", key.keyId, {}, now);
   const put = minted.put.Put!;
-  await ports.ledger.commit({
-    tenantId: ctx.tenantId,
-    writes: [
-      {
-        Put: {
-          ...put,
-          Item: { ...put.Item, createdAt: key.createdAt, rotatedAt: now.toISOString() },
-          ConditionExpression: "attribute_not_exists(revokedAt)",
+  await ports.ledger
+    .commit({
+      tenantId: ctx.tenantId,
+      writes: [
+        {
+          Put: {
+            ...put,
+            Item: { ...put.Item, createdAt: key.createdAt, rotatedAt: now.toISOString() },
+            ConditionExpression: "attribute_not_exists(revokedAt) AND secretHash = :read",
+            ExpressionAttributeValues: { ":read": read },
+          },
         },
-      },
-    ],
-    events: [event],
-    onConditionFailed: () => new SimrootError("key.revoked", "conflict", "The key was revoked meanwhile"),
-  });
+        ...actingKeyHolds(ports, ctx, key.keyId),
+      ],
+      events: [event],
+      onConditionFailed: (index) => (index === 0 ? undefined : actingKeyRevoked()),
+    })
+    .catch(async (error: unknown) => {
+      if (!isSimrootError(error) || error.code !== "store.conflict") throw error;
+      // The key's own condition: revoked, or rotated by another request since it was read.
+      const now = await ownKey(ports, ctx, key.keyId);
+      if (now.revokedAt) throw new SimrootError("key.revoked", "conflict", "The key was revoked meanwhile");
+      throw new SimrootError(
+        "key.rotated_concurrently",
+        "conflict",
+        "The key was rotated by another request meanwhile: the token that request answered is the one that works (rotate again for a new one)",
+      );
+    });
   forgetApiKey(ports, key.keyId);
   return { value: { key: { ...key, rotatedAt: now.toISOString() }, token: minted.token }, events: [event] };
 });
@@ -125,21 +178,33 @@ export const revokeApiKey = verb(z.object({ id: z.string() }), async (ports, ctx
   }
   const now = ports.now();
   const event = domainEvent(ctx, "key.revoked", key.keyId, {}, now);
-  await ports.ledger.commit({
-    tenantId: ctx.tenantId,
-    writes: [
-      {
-        Update: {
-          TableName: ports.tables.control,
-          Key: apiKeyItemKey(key.keyId),
-          UpdateExpression: "SET revokedAt = :now",
-          ConditionExpression: "tenantId = :tenant",
-          ExpressionAttributeValues: { ":now": now.toISOString(), ":tenant": ctx.tenantId },
+  try {
+    await ports.ledger.commit({
+      tenantId: ctx.tenantId,
+      writes: [
+        {
+          Update: {
+            TableName: ports.tables.control,
+            Key: apiKeyItemKey(key.keyId),
+            UpdateExpression: "SET revokedAt = :now",
+            // Revoked once: a second revocation (another instance's) finds it revoked and records nothing.
+            ConditionExpression: "tenantId = :tenant AND attribute_not_exists(revokedAt)",
+            ExpressionAttributeValues: { ":now": now.toISOString(), ":tenant": ctx.tenantId },
+          },
         },
-      },
-    ],
-    events: [event],
-  });
+        // The revoking key still valid: of two admin keys revoking each other at once, one revocation is refused.
+        ...actingKeyHolds(ports, ctx, key.keyId),
+      ],
+      events: [event],
+      onConditionFailed: (index) => (index === 0 ? undefined : actingKeyRevoked()),
+    });
+  } catch (error) {
+    if (!isSimrootError(error) || error.code !== "store.conflict") throw error;
+    const revoked = await ownKey(ports, ctx, key.keyId);
+    if (!revoked.revokedAt) throw error;
+    forgetApiKey(ports, key.keyId);
+    return { value: revoked, events: [] };
+  }
   forgetApiKey(ports, key.keyId);
   return { value: { ...key, revokedAt: now.toISOString() }, events: [event] };
 });
