@@ -3,9 +3,12 @@
  * instances do, each authenticating its request when it begins.
  */
 import { randomBytes } from "node:crypto";
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { beforeAll, describe, expect, it } from "vitest";
-import { rotateApiKey, type Ports } from "@simroot/core";
+import { rotateApiKey, syncPostureToTailscale, type Ports } from "@simroot/core";
+import { committedEvents } from "./support/audit-events.ts";
 import { call, tenantClient, twoInstances, type TestRuntime } from "./support/runtime.ts";
 
 // Two instances sharing only the tables.
@@ -43,6 +46,54 @@ describe("two instances asked conflicting changes at once (review 112)", () => {
     // The refused one is told as its key's next request would be.
     expect([first.status, other.status].sort()).toEqual([200, 401]);
     expect(lockedOut.sort()).toEqual([200, 401]);
+  });
+
+  it("a device revoked while another instance syncs its reinstatement does not stay trusted in Tailscale", async () => {
+    // Tailscale's API: an attribute is what the last request to arrive set. The first consumer's requests take longer to
+    // get there (internet latency varies): they arrive once the second consumer's have (or after 5 s).
+    const applied = new Map<string, unknown>();
+    let revokedArrived: () => void = () => {};
+    const revokedSent = new Promise<void>((resolve) => (revokedArrived = resolve));
+    const server = createServer(async (request, response) => {
+      let body = "";
+      for await (const chunk of request) body += chunk;
+      const { value } = JSON.parse(body) as { value: unknown };
+      if (value === "active" || (typeof value === "number" && value > 0)) await Promise.race([revokedSent, sleep(5_000)]);
+      applied.set(decodeURIComponent(request.url!.split("/").pop()!), value);
+      if (applied.get("custom:simrootState") === "revoked" && applied.get("custom:simrootScore") === 0) revokedArrived();
+      response.writeHead(200, { "content-type": "application/json" }).end("{}");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const tenant = await tenantClient(a, `r112-ts-${randomBytes(3).toString("hex")}`);
+      const settings = { tenantId: tenant.tenant.id, apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, apiKey: "k" };
+      const device = (await tenant.call("POST", "/v1/devices", { imsi: "208011234561120", labels: { "tailscale/node": "nR112" } })).json;
+      const event = async (type: string) => (await committedEvents(a, tenant.tenant.id)).filter((e) => e.type === type).pop()!;
+      await syncPostureToTailscale(a.ports, settings, await event("device.registered"));
+      await tenant.call("POST", `/v1/devices/${device.id}/quarantine`, { reason: "IMEI changed" });
+      await syncPostureToTailscale(a.ports, settings, await event("device.quarantined"));
+      expect(applied.get("custom:simrootState")).toBe("quarantined");
+      // Reinstated; then, a moment later, revoked (stolen). Each event reaches its own consumer instance.
+      await tenant.call("POST", `/v1/devices/${device.id}/reinstate`, { reason: "false alarm" });
+      const reinstated = await event("device.reinstated");
+      await Promise.all([
+        syncPostureToTailscale(a.ports, settings, reinstated),
+        (async () => {
+          await sleep(100);
+          expect((await call(b, tenant.token, "POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+          await syncPostureToTailscale(b.ports, settings, await event("device.revoked"));
+        })(),
+      ]);
+      expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.state).toBe("revoked");
+      // The bus delivering the revocation again changes nothing (already delivered).
+      await syncPostureToTailscale(b.ports, settings, await event("device.revoked"));
+      expect({ state: applied.get("custom:simrootState"), score: applied.get("custom:simrootScore") }).toEqual({
+        state: "revoked",
+        score: 0,
+      });
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it("a key rotated on two instances from the same read answers one token that works and refuses the other", async () => {

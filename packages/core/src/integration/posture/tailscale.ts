@@ -5,6 +5,7 @@
  * policy (`srcPosture`) can require `custom:simrootScore >= 60`. Only the attributes that differ
  * from what was last pushed are sent; the last pushed values are kept in the store, not in memory.
  */
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { systemContext } from "../../context.ts";
 import { readDevice } from "../../device/store.ts";
@@ -45,6 +46,16 @@ export async function setTailscaleAttribute(settings: TailscaleSettings, node: s
 
 const pushedKey = (tenantId: string, deviceId: string) => ({ pk: `I#${tenantId}#tailscale`, sk: `pushed#${deviceId}` });
 
+/** How often a run pushes again when the device changed while it pushed (each change's own run pushes it too). */
+const maxPushRounds = 3;
+
+/**
+ * Pushes the device's posture for `event` to its tailnet node. Events of one device reach this on several instances at
+ * once (each its own invocation), and Tailscale keeps what arrives last: so each push first claims the device revision it
+ * pushes in the record (conditional: none newer claimed), and a run whose push may have landed after a newer one's (the
+ * device's revision moved while it pushed) pushes the newest posture again, whole (review 112: a reinstatement's push
+ * arriving after the revocation's left a revoked device `active`, score 90, in Tailscale, for good).
+ */
 export async function syncPostureToTailscale(
   ports: Ports,
   settings: TailscaleSettings,
@@ -53,31 +64,65 @@ export async function syncPostureToTailscale(
 ): Promise<string[]> {
   if (event.tenantId !== settings.tenantId) return [];
   if (await delivered(ports, event.tenantId, "tailscale", event.id)) return [];
-  const stored = await readDevice(ports, event.tenantId, event.subject);
-  const node = stored?.device.labels[tailscaleNodeLabel];
-  if (!stored || !node) return [];
-  const attributes = postureAttributes(postureOf(stored.device));
-  const key = pushedKey(event.tenantId, stored.device.id);
   // `onlyChanged: false` (the bench's baseline) sends every attribute and keeps no record.
   const onlyChanged = options.onlyChanged ?? true;
-  const { Item } = onlyChanged
-    ? await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: key, ConsistentRead: true }))
-    : { Item: undefined };
-  const last = Item?.node === node ? ((Item.attributes ?? {}) as Record<string, unknown>) : {};
-  const changed = Object.entries(attributes).filter(([name, value]) => !onlyChanged || last[name] !== value);
-  if (changed.length === 0) return [];
-  await Promise.all(changed.map(([name, value]) => setTailscaleAttribute(settings, node, name, value)));
-  if (onlyChanged) {
-    await ports.db.send(
-      new PutCommand({ TableName: ports.tables.control, Item: { ...key, node, attributes, at: ports.now().toISOString() } }),
-    );
+  const set = new Set<string>();
+  let pushed: { deviceId: string; node: string; attributes: PostureAttributes; revision: number } | undefined;
+  let whole = !onlyChanged;
+  for (let round = 0; round < maxPushRounds; round++) {
+    const stored = await readDevice(ports, event.tenantId, event.subject);
+    const node = stored?.device.labels[tailscaleNodeLabel];
+    if (!stored || !node) break;
+    const revision = stored.device.revision;
+    // What this run pushed is the device as it is now: done.
+    if (pushed?.revision === revision) break;
+    const attributes = postureAttributes(postureOf(stored.device));
+    const key = pushedKey(event.tenantId, stored.device.id);
+    let changed = Object.entries(attributes);
+    if (onlyChanged) {
+      const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: key, ConsistentRead: true }));
+      // A newer revision's run claimed the node: it pushes that posture.
+      if (Item?.node === node && typeof Item.revision === "number" && Item.revision > revision) break;
+      const last = Item?.node === node && !whole ? ((Item.attributes ?? {}) as Record<string, unknown>) : {};
+      changed = changed.filter(([name, value]) => last[name] !== value);
+      if (changed.length === 0 && (Item?.revision ?? -1) >= revision) break;
+      if (!(await claim(ports, key, { node, attributes, revision }))) break;
+    }
+    if (changed.length > 0) await Promise.all(changed.map(([name, value]) => setTailscaleAttribute(settings, node, name, value)));
+    for (const [name] of changed) set.add(name);
+    pushed = { deviceId: stored.device.id, node, attributes, revision };
+    if (!onlyChanged) break;
+    // Pushed again, whole, if the device moved meanwhile: this run's requests may have reached Tailscale after another's.
+    whole = true;
   }
-  const set = changed.map(([name]) => name);
+  if (!pushed || set.size === 0) return [];
   await recordDelivery(ports, systemContext(event.tenantId, "posture-sync", event.requestId), "tailscale", event, {
-    deviceId: stored.device.id,
-    node,
-    set,
-    attributes,
+    deviceId: pushed.deviceId,
+    node: pushed.node,
+    set: [...set],
+    attributes: pushed.attributes,
   });
-  return set;
+  return [...set];
+}
+
+/** Records the posture a run is about to push, unless a newer revision's is recorded: false when one is. */
+async function claim(
+  ports: Ports,
+  key: { pk: string; sk: string },
+  push: { node: string; attributes: PostureAttributes; revision: number },
+): Promise<boolean> {
+  try {
+    await ports.db.send(
+      new PutCommand({
+        TableName: ports.tables.control,
+        Item: { ...key, ...push, at: ports.now().toISOString() },
+        ConditionExpression: "attribute_not_exists(pk) OR attribute_not_exists(revision) OR revision <= :revision",
+        ExpressionAttributeValues: { ":revision": push.revision },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
+    throw error;
+  }
 }
