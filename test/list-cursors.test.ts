@@ -73,3 +73,19 @@ describe("forged list cursors (review 92)", () => {
     expect(new Set(answers.map((answer) => (answer as unknown[])[3]))).toEqual(new Set(["urn:simroot:problem:request.invalid_cursor"]));
   });
 });
+
+describe("the last page of a listing (review 113)", () => {
+  it("has no cursor, even when it is exactly full", async () => {
+    const tenant = await tenantClient(runtime);
+    // The tenant's keys: its admin's alone, then two.
+    const one = await tenant.call("GET", "/v1/keys?limit=1");
+    expect({ items: one.json.items.length, next: one.json.next }).toEqual({ items: 1, next: undefined });
+    expect((await tenant.call("POST", "/v1/keys", { name: "second", role: "viewer" })).status).toBe(201);
+    const first = await tenant.call("GET", "/v1/keys?limit=1");
+    expect(first.json.items).toHaveLength(1);
+    const second = await tenant.call("GET", `/v1/keys?limit=1&cursor=${first.json.next}`);
+    expect({ items: second.json.items.length, next: second.json.next }).toEqual({ items: 1, next: undefined });
+    // The two pages hold the two keys, once each.
+    expect(new Set([first.json.items[0].keyId, second.json.items[0].keyId]).size).toBe(2);
+  });
+});

@@ -55,7 +55,9 @@ export const isInvalidStartKey = (error: unknown) =>
 
 /**
  * One page of the items listed under `gsi1pk` in a table's `byTenant` index: the one query
- * behind every tenant-scoped list (devices, keys, sources, policies, grants).
+ * behind every tenant-scoped list (devices, keys, sources, policies, grants). It reads one item past the page, so that
+ * the last page has no cursor: the store names its last key whenever a query stops at its limit, and a listing of
+ * exactly that many items handed a cursor to an empty page (review 113).
  */
 export async function listByTenant<Item>(
   ports: Ports,
@@ -70,11 +72,17 @@ export async function listByTenant<Item>(
       IndexName: "byTenant",
       KeyConditionExpression: "gsi1pk = :list",
       ExpressionAttributeValues: { ":list": gsi1pk },
-      Limit: page.limit,
+      Limit: page.limit + 1,
       ExclusiveStartKey: decodeCursor(page.cursor, { gsi1pk }),
     }),
   );
-  return { items: (result.Items ?? []).map(parse), next: encodeCursor(result.LastEvaluatedKey) };
+  const items = result.Items ?? [];
+  if (items.length <= page.limit) return { items: items.map(parse), next: encodeCursor(result.LastEvaluatedKey) };
+  const last = items[page.limit - 1]!;
+  return {
+    items: items.slice(0, page.limit).map(parse),
+    next: encodeCursor({ gsi1pk: last.gsi1pk, gsi1sk: last.gsi1sk, pk: last.pk, sk: last.sk }),
+  };
 }
 
 /**
