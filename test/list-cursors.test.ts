@@ -5,6 +5,7 @@
  * reached DynamoDB, whose refusal answered 500. Each is the client's error: 400 `request.invalid_cursor`.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { noteIngest } from "@simroot/core";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -87,5 +88,30 @@ describe("the last page of a listing (review 113)", () => {
     expect({ items: second.json.items.length, next: second.json.next }).toEqual({ items: 1, next: undefined });
     // The two pages hold the two keys, once each.
     expect(new Set([first.json.items[0].keyId, second.json.items[0].keyId]).size).toBe(2);
+  });
+});
+
+describe("source health (review 113)", () => {
+  it("is listed page by page, every source that posted, however many", async () => {
+    const tenant = await tenantClient(runtime);
+    // What the ingest path notes for each request (ingest/source-health.ts), for 120 sources.
+    const ids = Array.from({ length: 120 }, (_, n) => `src_01M9${String(n).padStart(22, "0")}`);
+    for (let n = 0; n < ids.length; n += 40)
+      await Promise.all(ids.slice(n, n + 40).map((id) => noteIngest(runtime.ports, tenant.tenant.id, id, { accepted: 2, rejected: 0 })));
+    const seen: string[] = [];
+    let cursor: string | undefined;
+    let pages = 0;
+    do {
+      const page = await tenant.call("GET", `/v1/source-health?limit=50${cursor ? `&cursor=${cursor}` : ""}`);
+      expect(page.status, page.text).toBe(200);
+      seen.push(...page.json.items.map((item: { sourceId: string; accepted: number }) => item.sourceId));
+      cursor = page.json.next;
+      pages += 1;
+    } while (cursor);
+    expect({ pages, seen }).toEqual({ pages: 3, seen: ids });
+    // Another tenant's cursor is refused.
+    const other = await tenantClient(runtime);
+    const first = await tenant.call("GET", "/v1/source-health?limit=1");
+    expect((await other.call("GET", `/v1/source-health?cursor=${first.json.next}`)).status).toBe(400);
   });
 });

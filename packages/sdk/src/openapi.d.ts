@@ -1644,6 +1644,11 @@ export interface components {
             /** @description the id of the rule to remove */
             remove?: string;
         } & (unknown | unknown);
+        SourceHealthPage: {
+            items: components["schemas"]["SourceHealth"][];
+            /** @description cursor of the next page */
+            next?: string;
+        };
         /** @description counts since the source first posted */
         SourceHealth: {
             sourceId: string;
@@ -4997,14 +5002,17 @@ export interface operations {
     };
     listSourceHealth: {
         parameters: {
-            query?: never;
+            query?: {
+                limit?: number;
+                cursor?: string;
+            };
             header?: never;
             path?: never;
             cookie?: never;
         };
         requestBody?: never;
         responses: {
-            /** @description Per source */
+            /** @description A page of sources, by source id */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5013,9 +5021,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": {
-                        items: components["schemas"]["SourceHealth"][];
-                    };
+                    "application/json": components["schemas"]["SourceHealthPage"];
+                };
+            };
+            /** @description Invalid input: `errors` names each bad field */
+            400: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Missing or invalid API key */

@@ -1,7 +1,7 @@
-import * as z from "zod";
 import { createRoute, OpenAPIHono } from "../route-table.ts";
 import {
   listSourceHealth,
+  pageInput,
   sourceHealthSchema,
   getTrafficGraph,
   policyPreviewSchema,
@@ -11,7 +11,7 @@ import {
 } from "@simroot/core";
 import type { AppEnv } from "../env.ts";
 import { readers, requireRole, writers } from "../middleware.ts";
-import { errorResponses, json } from "../openapi.ts";
+import { errorResponses, json, pageOf } from "../openapi.ts";
 
 const traffic = createRoute({
   method: "get",
@@ -39,10 +39,14 @@ const sourceHealth = createRoute({
   tags: ["ingestion"],
   summary: "How each ingestion source is doing: last request and event, accepted events and rejected items",
   middleware: [requireRole(...readers)] as const,
-  responses: { 200: json("Per source", z.object({ items: z.array(sourceHealthSchema) })), ...errorResponses(401, 403) },
+  request: { query: pageInput },
+  responses: {
+    200: json("A page of sources, by source id", pageOf(sourceHealthSchema, "SourceHealthPage")),
+    ...errorResponses(400, 401, 403),
+  },
 });
 
 export const trafficRoutes = new OpenAPIHono<AppEnv>()
   .openapi(traffic, async (c) => c.json(await getTrafficGraph(c.get("ports"), c.get("ctx"), c.req.valid("query")), 200))
   .openapi(preview, async (c) => c.json(await previewPolicyChange(c.get("ports"), c.get("ctx"), c.req.valid("json")), 200))
-  .openapi(sourceHealth, async (c) => c.json({ items: await listSourceHealth(c.get("ports"), c.get("ctx").tenantId) }, 200));
+  .openapi(sourceHealth, async (c) => c.json(await listSourceHealth(c.get("ports"), c.get("ctx").tenantId, c.req.valid("query")), 200));

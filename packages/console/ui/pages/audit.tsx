@@ -61,8 +61,8 @@ export function AuditPage() {
     [cursor],
   );
   const parked = useLiveData(() => all<Parked>("/v1/dead-letters", 500), []);
-  const sources = useLiveData(() => Promise.all([all<Source>("/v1/sources"), api<{ items: Health[] }>("GET", "/v1/source-health")]), []);
-  const health = new Map((sources.data?.[1].items ?? []).map((h) => [h.sourceId, h]));
+  const sources = useLiveData(() => Promise.all([all<Source>("/v1/sources"), all<Health>("/v1/source-health")]), []);
+  const health = new Map((sources.data?.[1] ?? []).map((h) => [h.sourceId, h]));
   return (
     <section aria-labelledby="audit-title">
       <h1 id="audit-title">Audit and sources</h1>
