@@ -135,6 +135,32 @@ describe("Tailscale custom posture attributes", () => {
     expect(await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), second!)).toEqual([]);
   });
 
+  it("pushes a posture again when the bus retries an event whose push Tailscale refused (review 114)", async () => {
+    const acme = await tenantClient(runtime);
+    const node = "nRETRYCNTRL";
+    const device = (await acme.call("POST", "/v1/devices", meter("208011234567806", { "tailscale/node": node }))).json;
+    const event = async (type: string) => (await committedEvents(runtime, acme.tenant.id)).filter((e) => e.type === type).pop()!;
+    await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), await event("device.registered"));
+    // Revoked while Tailscale refuses (a key rotated there, an outage): the consumer fails, the bus retries.
+    await acme.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" });
+    const revoked = await event("device.revoked");
+    await expect(
+      syncPostureToTailscale(runtime.ports, { ...settings(acme.tenant.id), apiKey: "tskey-wrong" }, revoked),
+    ).rejects.toMatchObject({ code: "integration.tailscale_failed" });
+    const before = tailscale.requests.length;
+    expect((await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), revoked)).sort()).toEqual([
+      "custom:simrootRoaming",
+      "custom:simrootScore",
+      "custom:simrootState",
+    ]);
+    const sent = Object.fromEntries(
+      tailscale.requests
+        .slice(before)
+        .map((request) => [decodeURIComponent(request.path.split("/").pop()!), JSON.parse(request.body).value]),
+    );
+    expect({ state: sent["custom:simrootState"], score: sent["custom:simrootScore"] }).toEqual({ state: "revoked", score: 0 });
+  });
+
   it("reaches Tailscale within seconds of a change, through the bus and the very consumer Lambda runs", async () => {
     const acme = await tenantClient(runtime);
     const node = "nBUSTESTCNTRL";

@@ -6,7 +6,7 @@
  * from what was last pushed are sent; the last pushed values are kept in the store, not in memory.
  */
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { systemContext } from "../../context.ts";
 import { readDevice } from "../../device/store.ts";
 import { SimrootError } from "../../error.ts";
@@ -54,7 +54,10 @@ const maxPushRounds = 3;
  * once (each its own invocation), and Tailscale keeps what arrives last: so each push first claims the device revision it
  * pushes in the record (conditional: none newer claimed), and a run whose push may have landed after a newer one's (the
  * device's revision moved while it pushed) pushes the newest posture again, whole (review 112: a reinstatement's push
- * arriving after the revocation's left a revoked device `active`, score 90, in Tailscale, for good).
+ * arriving after the revocation's left a revoked device `active`, score 90, in Tailscale, for good). The record keeps
+ * apart what was claimed and what Tailscale confirmed: a push that failed, or only partly, leaves its claim unconfirmed,
+ * and the bus's retry pushes every attribute again (review 114: a claim taken as pushed left a revoked device trusted
+ * when Tailscale answered 503 once).
  */
 export async function syncPostureToTailscale(
   ports: Ports,
@@ -68,7 +71,6 @@ export async function syncPostureToTailscale(
   const onlyChanged = options.onlyChanged ?? true;
   const set = new Set<string>();
   let pushed: { deviceId: string; node: string; attributes: PostureAttributes; revision: number } | undefined;
-  let whole = !onlyChanged;
   for (let round = 0; round < maxPushRounds; round++) {
     const stored = await readDevice(ports, event.tenantId, event.subject);
     const node = stored?.device.labels[tailscaleNodeLabel];
@@ -81,19 +83,26 @@ export async function syncPostureToTailscale(
     let changed = Object.entries(attributes);
     if (onlyChanged) {
       const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: key, ConsistentRead: true }));
-      // A newer revision's run claimed the node: it pushes that posture.
-      if (Item?.node === node && typeof Item.revision === "number" && Item.revision > revision) break;
-      const last = Item?.node === node && !whole ? ((Item.attributes ?? {}) as Record<string, unknown>) : {};
+      const claimed = typeof Item?.revision === "number" ? Item.revision : undefined;
+      // A newer revision's run claimed the node: it pushes that posture (or its event is retried until it does).
+      if (Item?.node === node && claimed !== undefined && claimed > revision) break;
+      // Confirmed as the last claim: what Tailscale holds. Else (a push failed, or pushes raced: a later round) all of it.
+      const confirmed = Item?.node === node && pushed === undefined && Item.pushedRevision === claimed;
+      const last = confirmed ? ((Item.attributes ?? {}) as Record<string, unknown>) : {};
       changed = changed.filter(([name, value]) => last[name] !== value);
-      if (changed.length === 0 && (Item?.revision ?? -1) >= revision) break;
-      if (!(await claim(ports, key, { node, attributes, revision }))) break;
+      if (changed.length === 0 && claimed !== undefined && claimed >= revision) break;
+      if (!(await claim(ports, key, node, revision))) break;
     }
-    if (changed.length > 0) await Promise.all(changed.map(([name, value]) => setTailscaleAttribute(settings, node, name, value)));
+    if (changed.length > 0) {
+      // Every request settles before the run ends: none of them is left to land after a retry's.
+      const outcomes = await Promise.allSettled(changed.map(([name, value]) => setTailscaleAttribute(settings, node, name, value)));
+      const failed = outcomes.find((outcome) => outcome.status === "rejected");
+      if (failed) throw failed.reason;
+    }
+    if (onlyChanged) await confirm(ports, key, attributes, revision);
     for (const [name] of changed) set.add(name);
     pushed = { deviceId: stored.device.id, node, attributes, revision };
     if (!onlyChanged) break;
-    // Pushed again, whole, if the device moved meanwhile: this run's requests may have reached Tailscale after another's.
-    whole = true;
   }
   if (!pushed || set.size === 0) return [];
   await recordDelivery(ports, systemContext(event.tenantId, "posture-sync", event.requestId), "tailscale", event, {
@@ -105,19 +114,17 @@ export async function syncPostureToTailscale(
   return [...set];
 }
 
-/** Records the posture a run is about to push, unless a newer revision's is recorded: false when one is. */
-async function claim(
-  ports: Ports,
-  key: { pk: string; sk: string },
-  push: { node: string; attributes: PostureAttributes; revision: number },
-): Promise<boolean> {
+/** Claims the revision a run is about to push, unless a newer one is claimed: false when one is. */
+async function claim(ports: Ports, key: { pk: string; sk: string }, node: string, revision: number): Promise<boolean> {
   try {
     await ports.db.send(
-      new PutCommand({
+      new UpdateCommand({
         TableName: ports.tables.control,
-        Item: { ...key, ...push, at: ports.now().toISOString() },
-        ConditionExpression: "attribute_not_exists(pk) OR attribute_not_exists(revision) OR revision <= :revision",
-        ExpressionAttributeValues: { ":revision": push.revision },
+        Key: key,
+        UpdateExpression: "SET #node = :node, revision = :revision, claimedAt = :at",
+        ConditionExpression: "attribute_not_exists(revision) OR revision <= :revision OR #node <> :node",
+        ExpressionAttributeNames: { "#node": "node" },
+        ExpressionAttributeValues: { ":node": node, ":revision": revision, ":at": ports.now().toISOString() },
       }),
     );
     return true;
@@ -125,4 +132,22 @@ async function claim(
     if (error instanceof ConditionalCheckFailedException) return false;
     throw error;
   }
+}
+
+/** Records what Tailscale took for the claimed revision, unless a newer one was claimed since (its run records its own). */
+async function confirm(ports: Ports, key: { pk: string; sk: string }, attributes: PostureAttributes, revision: number) {
+  await ports.db
+    .send(
+      new UpdateCommand({
+        TableName: ports.tables.control,
+        Key: key,
+        UpdateExpression: "SET #attributes = :attributes, pushedRevision = :revision, #at = :at",
+        ConditionExpression: "revision = :revision",
+        ExpressionAttributeNames: { "#attributes": "attributes", "#at": "at" },
+        ExpressionAttributeValues: { ":attributes": attributes, ":revision": revision, ":at": ports.now().toISOString() },
+      }),
+    )
+    .catch((error: unknown) => {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    });
 }
