@@ -5,9 +5,9 @@
  * there in the review's runs, 200 of 300, and passes on a quieter machine; F1c guards the fairness fix's other side).
  */
 import { createServer, type Server } from "node:http";
-import { BatchWriteCommand, GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand, GetCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { attemptDelivery, deliverDue, dispatchToWebhooks, newId, type Ports } from "@simroot/core";
+import { attemptDelivery, deliverDue, dispatchToWebhooks, failingForMs, newId, type Ports } from "@simroot/core";
 import type { TestRuntime } from "./support/runtime.ts";
 import { backlog, subscription, withRuntime } from "./support/webhook-worker.ts";
 import { quarantinedEnvelope } from "./support/webhooks.ts";
@@ -575,6 +575,22 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
         liveReceiverGot: rE.arrived - arrivedBefore.live,
         deadDeliveryStatus: deadDelivery?.status,
       }).toEqual({ queued: 2, waitedForTheDeadReceiver: false, deadReceiverGot: 0, liveReceiverGot: 1, deadDeliveryStatus: "pending" });
+      // The receiver is back, and the worker has put nothing in the queue for longer than a subscription counts as
+      // failing (its queued retries are hours apart): the consumer attempts at once again (review 114).
+      hanging.mode = "ok";
+      await runtime.ports.db.send(
+        new UpdateCommand({
+          TableName: runtime.ports.tables.automation,
+          Key: { pk: `T#${dead.tenantId}#webhookqueue`, sk: dead.webhookId },
+          UpdateExpression: "SET queuedAt = :then",
+          ConditionExpression: "attribute_exists(pk)",
+          ExpressionAttributeValues: { ":then": new Date(Date.now() - failingForMs - 1_000).toISOString() },
+        }),
+      );
+      const back = hanging.arrived;
+      const again = await dispatchToWebhooks(runtime.ports, quarantinedEnvelope(dead.tenantId, newId("event")), { timeoutMs: 3_000 });
+      const attempted = (await Promise.all(again.map((id) => storedOne(runtime, dead, id)))).find(Boolean);
+      expect({ deadReceiverGot: hanging.arrived - back, status: attempted?.status }).toEqual({ deadReceiverGot: 1, status: "delivered" });
     });
   });
 

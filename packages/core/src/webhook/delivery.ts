@@ -147,9 +147,11 @@ export async function dispatchToWebhooks(ports: Ports, envelope: BusEnvelope, op
     const id = await enqueueDelivery(ports, tenantId, webhook.id, envelope);
     if (id) queued.push({ webhookId: webhook.id, id });
   }
-  // A subscription the worker found failing (its queue is listed) is not attempted here: its receiver's wait would hold
-  // this invocation, and one tenant's dead receiver would hold one for each of its events (review 108). Its delivery is
-  // due, for the worker, which shares its workers fairly.
+  // A subscription the worker found failing lately (it put a delivery in its queue in the last `failingForMs`) is not
+  // attempted here: its receiver's wait would hold this invocation, and one tenant's dead receiver would hold one for
+  // each of its events (review 108). Its delivery is due, for the worker, which shares its workers fairly. A queue listed
+  // for longer (its retries hours apart) says nothing of the receiver now: attempted (review 114: a receiver back for
+  // hours still had every event wait for the worker).
   const failing = queued.length > 0 ? await failingSubscriptions(ports, tenantId) : new Set<string>();
   await Promise.all(
     queued
@@ -159,9 +161,13 @@ export async function dispatchToWebhooks(ports: Ports, envelope: BusEnvelope, op
   return queued.map(({ id }) => id);
 }
 
-/** The tenant's subscriptions whose queues are listed (the worker found them failing), as last read. */
+/** How long after the worker last put one of its deliveries in its queue a subscription counts as failing. */
+export const failingForMs = 10 * 60 * 1000;
+
+/** The tenant's subscriptions whose queues the worker added to in the last `failingForMs`, as last read. */
 async function failingSubscriptions(ports: Ports, tenantId: string): Promise<Set<string>> {
   const failing = new Set<string>();
+  const since = ports.now().getTime() - failingForMs;
   let start: Record<string, unknown> | undefined;
   do {
     const page = await ports.db.send(
@@ -169,11 +175,11 @@ async function failingSubscriptions(ports: Ports, tenantId: string): Promise<Set
         TableName: ports.tables.automation,
         KeyConditionExpression: "pk = :pk",
         ExpressionAttributeValues: { ":pk": queueMarkerKey(tenantId, "").pk },
-        ProjectionExpression: "sk",
+        ProjectionExpression: "sk, queuedAt",
         ExclusiveStartKey: start,
       }),
     );
-    for (const item of page.Items ?? []) failing.add(String(item.sk));
+    for (const item of page.Items ?? []) if (Date.parse(String(item.queuedAt)) > since) failing.add(String(item.sk));
     start = page.LastEvaluatedKey;
   } while (start);
   return failing;
