@@ -540,9 +540,10 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
       const otherTookMs = Date.now() - started;
       await run;
       hanging.server.closeAllConnections();
-      // 8 workers: the hanging tenant held at most 2 attempts at once (each of its subscriptions could have held 2).
+      // 8 workers: the hanging tenant held at most 3 attempts at once, its quarter and one trying another subscription
+      // (each of its subscriptions could have held 2).
       expect({ hangingAtOnce: hanging.maxInFlight, otherWithinFirstWait: otherTookMs < 2_000 }).toEqual({
-        hangingAtOnce: 2,
+        hangingAtOnce: 3,
         otherWithinFirstWait: true,
       });
     });
@@ -591,6 +592,26 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
       const again = await dispatchToWebhooks(runtime.ports, quarantinedEnvelope(dead.tenantId, newId("event")), { timeoutMs: 3_000 });
       const attempted = (await Promise.all(again.map((id) => storedOne(runtime, dead, id)))).find(Boolean);
       expect({ deadReceiverGot: hanging.arrived - back, status: attempted?.status }).toEqual({ deadReceiverGot: 1, status: "delivered" });
+    });
+  });
+
+  it("F11 a tenant's receiver that answers is tried beside its hanging one, not after the run (review 114)", async () => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
+      const hanging = make("hang");
+      await new Promise<void>((resolve) => hanging.server.listen(0, "127.0.0.1", resolve));
+      hanging.url = `http://127.0.0.1:${(hanging.server.address() as { port: number }).port}/hook`;
+      // One tenant: a subscription whose receiver hangs, with a backlog, and one whose receiver answers, with 5 due.
+      const dead = await subscription(runtime, "hangs-and-answers", hanging.url);
+      await backlog(runtime, dead, 30);
+      rE.mode = "ok";
+      const created = await dead.tenant.call("POST", "/v1/webhooks", { url: rE.url, pattern: { "detail-type": ["device.quarantined"] } });
+      expect(created.status, created.text).toBe(201);
+      await backlog(runtime, { ...dead, webhookId: created.json.id as string }, 5);
+      const before = rE.arrived;
+      const run = deliverDue(runtime.ports, { budgetMs: 5_000, timeoutMs: 2_000, concurrency: 8 });
+      await expect.poll(() => rE.arrived - before, { timeout: 1_900, interval: 50 }).toBe(5);
+      await run;
+      hanging.server.closeAllConnections();
     });
   });
 

@@ -507,12 +507,23 @@ export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
   const unproven = Math.max(1, Math.floor(concurrency / 4));
   const proven = (subscription: string) => answered.has(subscription) && !failures.get(subscription);
   const tenantOf = (subscription: string) => subscription.slice(0, subscription.indexOf("|"));
+  /** Subscriptions attempted in this run; a tenant's attempts let past its cap to try one of the others (a probe). */
+  const tried = new Set<string>();
+  const probing = new Map<string, number>();
   // A subscription not known to answer has at most a quarter of the workers, and so have all of its tenant's together
-  // (review 108: a tenant with four receivers that never answer took every worker for a run).
+  // (review 108: a tenant with four receivers that never answer took every worker for a run). Past that, one attempt of
+  // the tenant at a time may try a subscription not tried yet in the run (review 114: one hanging receiver held its
+  // tenant's quarter, and the tenant's receiver that answers got nothing all run).
+  const probe = (subscription: string) =>
+    !proven(subscription) &&
+    (unprovenInFlight.get(tenantOf(subscription)) ?? 0) >= unproven &&
+    !tried.has(subscription) &&
+    (probing.get(tenantOf(subscription)) ?? 0) === 0;
   const atCap = (subscription: string) =>
     proven(subscription)
       ? (inFlight.get(subscription) ?? 0) >= concurrency
-      : (inFlight.get(subscription) ?? 0) >= unproven || (unprovenInFlight.get(tenantOf(subscription)) ?? 0) >= unproven;
+      : (inFlight.get(subscription) ?? 0) >= unproven ||
+        ((unprovenInFlight.get(tenantOf(subscription)) ?? 0) >= unproven && !probe(subscription));
   // The queues (failing subscriptions) have at most half the workers while the shards have anything left.
   let fromQueues = 0;
   const queuesAtCap = () =>
@@ -626,9 +637,12 @@ export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
     }
     let status: string;
     const queued = item.gsi1pk === queuePartition(String(item.tenantId), String(item.webhookId));
+    const probed = probe(subscription) ? tenantOf(subscription) : undefined;
+    const tenant = proven(subscription) || probed !== undefined ? undefined : tenantOf(subscription);
     inFlight.set(subscription, (inFlight.get(subscription) ?? 0) + 1);
-    const tenant = proven(subscription) ? undefined : tenantOf(subscription);
+    tried.add(subscription);
     if (tenant !== undefined) unprovenInFlight.set(tenant, (unprovenInFlight.get(tenant) ?? 0) + 1);
+    if (probed !== undefined) probing.set(probed, (probing.get(probed) ?? 0) + 1);
     if (queued) fromQueues += 1;
     try {
       status = await attemptDelivery(ports, String(item.tenantId), String(item.webhookId), String(item.id), { ...options, timeoutMs });
@@ -638,6 +652,7 @@ export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
     } finally {
       inFlight.set(subscription, inFlight.get(subscription)! - 1);
       if (tenant !== undefined) unprovenInFlight.set(tenant, unprovenInFlight.get(tenant)! - 1);
+      if (probed !== undefined) probing.set(probed, probing.get(probed)! - 1);
       if (queued) fromQueues -= 1;
     }
     if (status !== "busy") attempted += 1;
