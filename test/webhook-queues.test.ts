@@ -615,6 +615,36 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
     });
   });
 
+  it("F12 another tenant's deliveries go out beside pages of one tenant's hanging backlog (review 114)", async () => {
+    await withRuntime({ webhookWorkerMs: 0 }, async (own) => {
+      const hang = make("hang");
+      await new Promise<void>((resolve) => hang.server.listen(0, "127.0.0.1", resolve));
+      hang.url = `http://127.0.0.1:${(hang.server.address() as { port: number }).port}/hook`;
+      const healthy = rE;
+      healthy.mode = "ok";
+      // Review 108's tenant: four subscriptions whose receivers hang, with a backlog of 60 each (a page is 50 a shard).
+      const first = await subscription(own, "r114-hangs", hang.url);
+      const subscriptions = [first];
+      for (let n = 1; n < 4; n++) {
+        const created = await first.tenant.call("POST", "/v1/webhooks", {
+          url: hang.url,
+          pattern: { "detail-type": ["device.quarantined"] },
+        });
+        expect(created.status, created.text).toBe(201);
+        subscriptions.push({ ...first, webhookId: created.json.id as string });
+      }
+      for (const s of subscriptions) await backlog(own, s, 60);
+      // Another tenant's 10 due deliveries, due after that backlog.
+      const other = await subscription(own, "r114-other", healthy.url);
+      await backlog(own, other, 10);
+      const before = healthy.arrived;
+      await deliverDue(own.ports, { budgetMs: 5_000, timeoutMs: 2_000, concurrency: 8 });
+      hang.server.closeAllConnections();
+      // 8 workers, the hanging tenant may hold 3: the others had a whole run for 10 deliveries to a receiver that answers.
+      expect({ otherDelivered: healthy.arrived - before }).toEqual({ otherDelivered: 10 });
+    });
+  });
+
   it("F7 (before e76c24a) a replay while an attempt is under way lets a second attempt run beside it", async () => {
     await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
       rSlow.mode = "slow";

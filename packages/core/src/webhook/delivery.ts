@@ -491,6 +491,9 @@ function shuffled<T>(items: T[]) {
  * receiver's whole backlog to attempt 25 of it (review 68). An attempt that throws (the store refusing), or a read
  * refused, is logged and leaves its deliveries due; the run returns once every attempt it started has settled.
  */
+/** How many pages of a shard a run holds at most while none of its deliveries may be attempted yet. */
+const readAhead = 4;
+
 export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
   const deadline = Date.now() + (options.budgetMs ?? 40_000);
   const timeoutMs = options.timeoutMs ?? 15_000;
@@ -618,12 +621,15 @@ export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
         turn = n + 1;
         return { item: source.buffer.splice(index, 1)[0]! };
       }
-      if (source.buffer.length > 0 || source.reading) wait = true;
-      else if (source.start !== null) {
+      // A shard whose every buffered delivery waits for its subscription's cap reads on, up to `readAhead` pages held
+      // (review 114: a page of one tenant's hanging backlog held back every later tenant's deliveries for the run).
+      const readOn = source.buffer.length === 0 || (!source.marker && source.buffer.length < readAhead * limit);
+      if (!source.reading && source.start !== null && readOn) {
         source.reading = true;
         turn = n + 1;
         return { read: source };
       }
+      if (source.buffer.length > 0 || source.reading) wait = true;
     }
     return wait ? "wait" : "done";
   }
