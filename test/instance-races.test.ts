@@ -6,8 +6,12 @@ import { randomBytes } from "node:crypto";
 import { createServer } from "node:http";
 import type { AddressInfo } from "node:net";
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
-import { beforeAll, describe, expect, it } from "vitest";
-import { rotateApiKey, syncPostureToTailscale, type Ports } from "@simroot/core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { IoTClient } from "@aws-sdk/client-iot";
+import { rotateApiKey, syncDeviceToIot, syncPostureToTailscale, type Ports } from "@simroot/core";
+import { sdkIotControl } from "../packages/core/src/integration/iot/iot-sdk.ts";
+import type { IotControl } from "../packages/core/src/integration/iot/iot-port.ts";
+import { startIotLoopback, type IotLoopback } from "../packages/core/src/integration/iot/iot-loopback.test-support.ts";
 import { committedEvents } from "./support/audit-events.ts";
 import { call, tenantClient, twoInstances, type TestRuntime } from "./support/runtime.ts";
 
@@ -15,7 +19,14 @@ import { call, tenantClient, twoInstances, type TestRuntime } from "./support/ru
 const instances = twoInstances("r112");
 let a: TestRuntime;
 let b: TestRuntime;
-beforeAll(() => void ({ a, b } = instances));
+let iot: IotLoopback;
+beforeAll(async () => {
+  ({ a, b } = instances);
+  iot = await startIotLoopback();
+});
+afterAll(() => iot.close());
+const iotClient = () =>
+  new IoTClient({ endpoint: iot.endpoint, region: "eu-west-1", credentials: { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" } });
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -94,6 +105,51 @@ describe("two instances asked conflicting changes at once (review 112)", () => {
     } finally {
       await new Promise((resolve) => server.close(resolve));
     }
+  });
+
+  it("a device suspended while another instance syncs its reinstatement does not stay in the active thing group", async () => {
+    const tenant = await tenantClient(a, `r115-iot-${randomBytes(3).toString("hex")}`);
+    const settings = { tenantId: tenant.tenant.id, prefix: "simroot-" };
+    const control = sdkIotControl(iotClient());
+    const event = async (type: string) => (await committedEvents(a, tenant.tenant.id)).filter((e) => e.type === type).pop()!;
+    const id = (await tenant.call("POST", "/v1/devices", { imsi: "208011234561151" })).json.id as string;
+    await syncDeviceToIot(a.ports, control, settings, await event("device.registered"));
+    expect((await tenant.call("POST", `/v1/devices/${id}/suspend`, { reason: "unpaid" })).status).toBe(200);
+    await syncDeviceToIot(a.ports, control, settings, await event("device.suspended"));
+    expect([...iot.things.get(id)!.groups]).toEqual(["simroot-suspended"]);
+
+    // Instance A syncs the reinstatement; its UpdateThingGroupsForThing is slow to get to IoT (a throttled retry, latency)
+    // and lands after instance B has synced the suspension that followed.
+    let atMove: () => void = () => {};
+    const aAtMove = new Promise<void>((resolve) => (atMove = resolve));
+    let bFinished: () => void = () => {};
+    const bDone = new Promise<void>((resolve) => (bFinished = resolve));
+    const slowMoves: IotControl = {
+      ...control,
+      moveThing: async (name, add, remove) => {
+        atMove();
+        await Promise.race([bDone, sleep(15_000)]);
+        return control.moveThing(name, add, remove);
+      },
+    };
+    expect((await tenant.call("POST", `/v1/devices/${id}/reinstate`, { reason: "paid" })).status).toBe(200);
+    const reinstated = await event("device.reinstated");
+    const aRun = syncDeviceToIot(a.ports, slowMoves, settings, reinstated);
+    await aAtMove;
+    expect((await call(b, tenant.token, "POST", `/v1/devices/${id}/suspend`, { reason: "unpaid again" })).status).toBe(200);
+    const bActions = await syncDeviceToIot(b.ports, control, settings, await event("device.suspended"));
+    bFinished();
+    const aActions = await aRun;
+
+    expect((await tenant.call("GET", `/v1/devices/${id}`)).json.state).toBe("suspended");
+    // The bus delivering both again changes nothing: each was delivered (and audited) once.
+    await syncDeviceToIot(a.ports, control, settings, reinstated);
+    await syncDeviceToIot(b.ports, control, settings, await event("device.suspended"));
+    const thing = iot.things.get(id)!;
+    expect(
+      { groups: [...thing.groups], stateAttribute: thing.attributes["simroot.state"] },
+      JSON.stringify({ aActions, bActions }),
+    ).toEqual({ groups: ["simroot-suspended"], stateAttribute: "suspended" });
   });
 
   it("a key rotated on two instances from the same read answers one token that works and refuses the other", async () => {

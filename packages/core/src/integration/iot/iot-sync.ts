@@ -70,13 +70,27 @@ export async function reconcileThing(iot: IotControl, settings: IotSyncSettings,
   return actions;
 }
 
+/** How often one run reconciles a device that keeps changing while it does (each change has its own run too). */
+const maxReconcileRounds = 3;
+
 /** The consumer's verb: one simroot event about a device, delivered to AWS IoT Core. */
 export async function syncDeviceToIot(ports: Ports, iot: IotControl, settings: IotSyncSettings, event: DomainEvent): Promise<string[]> {
   if (event.tenantId !== settings.tenantId) return [];
   if (await delivered(ports, event.tenantId, "iot", event.id)) return [];
-  const stored = await readDevice(ports, event.tenantId, event.subject);
+  let stored = await readDevice(ports, event.tenantId, event.subject);
   if (!stored) return [];
-  const actions = await reconcileThing(iot, settings, stored.device);
+  const actions: string[] = [];
+  // A group move cannot be made conditional: one computed from an earlier state can land after another run's, and no
+  // later run would see it (review 115: a reinstatement's slow move left a device suspended since in the active group,
+  // out of the deny-all policy). So a run reads the device again after it reconciled, and reconciles again (the thing
+  // read afresh) when it changed meanwhile: a change committed after that read has its own run, which reads the thing
+  // after this run's writes.
+  for (let round = 0; round < maxReconcileRounds; round++) {
+    actions.push(...(await reconcileThing(iot, settings, stored.device)));
+    const again = await readDevice(ports, event.tenantId, event.subject);
+    if (!again || again.device.revision === stored.device.revision) break;
+    stored = again;
+  }
   if (actions.length > 0) {
     const ctx = systemContext(event.tenantId, "iot-sync", event.requestId);
     await recordDelivery(ports, ctx, "iot", event, {
