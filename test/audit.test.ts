@@ -3,7 +3,7 @@
  * answers exactly the records it names; `/v1/audit/verify` walks only the records after the
  * signed checkpoint, the whole chain being an admin's walk.
  */
-import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { BatchWriteCommand, DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { auditCheckpointKey, auditPartition, auditSortKey, auditSubjectPartition, listAudit } from "@simroot/core";
 import { unhashed } from "@simroot/core/ledger/audit-record";
@@ -354,5 +354,76 @@ describe("the audit API", () => {
       valid: false,
       brokenAt: { reason: "the audit checkpoint is not signed by the control plane's key" },
     });
+  });
+});
+
+describe("a time-bounded walk of the audit trail (review 113)", () => {
+  /** Ports whose audit queries are counted. */
+  const counting = () => {
+    const counts = { queries: 0 };
+    const ports = {
+      ...runtime.ports,
+      db: {
+        send: (command: { constructor: { name: string }; input: { TableName?: string } }) => {
+          if (command.constructor.name === "QueryCommand" && command.input.TableName === runtime.ports.tables.audit) counts.queries += 1;
+          return runtime.ports.db.send(command as never);
+        },
+      } as unknown as typeof runtime.ports.db,
+    };
+    return { counts, ports };
+  };
+
+  it("reads at least 100 records a query, not what the page still lacks", async () => {
+    const tenant = await tenantClient(runtime);
+    const ctx = { tenantId: tenant.tenant.id, actor: `key:${tenant.keyId}`, requestId: "r113-audit" };
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const bound = new Date().toISOString();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // 150 records after the bound (keys: the tenant's shard 0).
+    for (let n = 0; n < 150; n += 15)
+      await Promise.all(Array.from({ length: 15 }, (_, k) => tenant.call("POST", "/v1/keys", { name: `k-${n + k}`, role: "viewer" })));
+    const before = (await listAudit(runtime.ports, ctx, { to: bound, limit: 1000 })).items.length;
+    expect(before).toBeGreaterThan(0);
+    const { counts, ports } = counting();
+    const page = await listAudit(ports, ctx, { to: bound, limit: before + 1 });
+    expect({ items: page.items.length, next: page.next }).toEqual({ items: before, next: undefined });
+    // Shard 0 in two reads of 100, one for each other shard (one read a record: 150 and more).
+    expect(counts.queries).toBeLessThanOrEqual(16 + 2);
+  });
+
+  it("reads a bounded number of records a page, and hands a cursor for the rest", async () => {
+    const tenant = await tenantClient(runtime);
+    const ctx = { tenantId: tenant.tenant.id, actor: `key:${tenant.keyId}`, requestId: "r113-audit" };
+    // 2,500 records of a shard, older than the bound (copies of the tenant's first record, as months of trail).
+    const [first] = (
+      await runtime.ports.db.send(
+        new QueryCommand({
+          TableName: runtime.ports.tables.audit,
+          KeyConditionExpression: "pk = :p",
+          ExpressionAttributeValues: { ":p": auditPartition(tenant.tenant.id, 0) },
+          Limit: 1,
+        }),
+      )
+    ).Items!;
+    const items = Array.from({ length: 2_500 }, (_, n) => ({ ...first, pk: auditPartition(tenant.tenant.id, 5), sk: auditSortKey(n + 1) }));
+    for (let n = 0; n < items.length; n += 25)
+      await runtime.ports.db.send(
+        new BatchWriteCommand({
+          RequestItems: { [runtime.ports.tables.audit]: items.slice(n, n + 25).map((Item) => ({ PutRequest: { Item } })) },
+        }),
+      );
+    // A bound no record matches: each page reads at most 1,000 records (and the queries to reach them), then answers.
+    const from = new Date(Date.now() + 60_000).toISOString();
+    let cursor: string | undefined;
+    const pages: { items: number; queries: number }[] = [];
+    do {
+      const { counts, ports } = counting();
+      const page = await listAudit(ports, ctx, { from, limit: 10, ...(cursor ? { cursor } : {}) });
+      pages.push({ items: page.items.length, queries: counts.queries });
+      cursor = page.next;
+    } while (cursor && pages.length < 10);
+    expect(cursor).toBeUndefined();
+    expect(pages.every((page) => page.items === 0 && page.queries <= 16)).toBe(true);
+    expect(pages.length).toBeGreaterThanOrEqual(3);
   });
 });

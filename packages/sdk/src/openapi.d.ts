@@ -6211,7 +6211,9 @@ export interface operations {
             query?: {
                 /** @description only records about this subject (a device id) */
                 subject?: string;
+                /** @description only records at or after this time. Without `subject`, the chains are read in order and filtered: a page reads at most 10 records per record it may hold (1,000 at least), so it may come back short or empty with a `next` cursor; follow it, or name a `subject` for a walk by time */
                 from?: string;
+                /** @description only records before this time (as `from` reads) */
                 to?: string;
             };
             header?: never;
@@ -6286,7 +6288,9 @@ export interface operations {
                 subject?: string;
                 /** @description only this ledger shard's chain (by sequence) */
                 shard?: number | null;
+                /** @description only records at or after this time. Without `subject`, the chains are read in order and filtered: a page reads at most 10 records per record it may hold (1,000 at least), so it may come back short or empty with a `next` cursor; follow it, or name a `subject` for a walk by time */
                 from?: string;
+                /** @description only records before this time (as `from` reads) */
                 to?: string;
                 limit?: number;
                 cursor?: string;

@@ -35,8 +35,11 @@ export const listAuditInput = z.object({
     .max(shardCount - 1)
     .optional()
     .meta({ description: "only this ledger shard's chain (by sequence)" }),
-  from: z.iso.datetime({ offset: true }).optional(),
-  to: z.iso.datetime({ offset: true }).optional(),
+  from: z.iso.datetime({ offset: true }).optional().meta({
+    description:
+      "only records at or after this time. Without `subject`, the chains are read in order and filtered: a page reads at most 10 records per record it may hold (1,000 at least), so it may come back short or empty with a `next` cursor; follow it, or name a `subject` for a walk by time",
+  }),
+  to: z.iso.datetime({ offset: true }).optional().meta({ description: "only records before this time (as `from` reads)" }),
   limit: z.coerce.number().int().min(1).max(1000).default(100),
   cursor: z.string().max(2048).optional(),
 });
@@ -68,28 +71,47 @@ export const listAudit = verb(listAuditInput, async (ports, ctx, input): Promise
     decodeCursor(input.cursor, { pk: "" }); // throws: not a cursor of this tenant's chains
   }
   const items: AuditRecord[] = [];
+  const filtered = range("#time").length > 0;
+  // A time bound filters after the read: each query reads at least 100 records (asking for what the page still lacked
+  // read one record a query), and a page reads at most `scanBudget` records, then answers what it found with a cursor
+  // (review 113: a bound that few records match read the tenant's whole trail in one request, past the gateway's 30 s).
+  const scanBudget = Math.max(auditScanPerRecord * input.limit, auditScanFloor);
+  let scanned = 0;
   for (;;) {
+    const wanted = input.limit - items.length;
     const result = await ports.db.send(
       new QueryCommand({
         TableName: ports.tables.audit,
         KeyConditionExpression: "pk = :p",
-        ...(range("#time").length > 0
-          ? { FilterExpression: range("#time").join(" AND "), ExpressionAttributeNames: { "#time": "time" } }
-          : {}),
+        ...(filtered ? { FilterExpression: range("#time").join(" AND "), ExpressionAttributeNames: { "#time": "time" } } : {}),
         ExpressionAttributeValues: { ":p": auditPartition(ctx.tenantId, shard!), ...values },
-        Limit: input.limit - items.length,
+        Limit: filtered ? Math.max(wanted, 100) : wanted,
         ExclusiveStartKey: start,
       }),
     );
-    items.push(...(result.Items ?? []).map(stored));
+    scanned += result.ScannedCount ?? 0;
+    const found = result.Items ?? [];
+    if (found.length > wanted) {
+      // More than the page holds: it ends at the last record shown.
+      const shown = found.slice(0, wanted);
+      items.push(...shown.map(stored));
+      const last = shown.at(-1)!;
+      return { items, next: encodeCursor({ pk: last.pk, sk: last.sk }) };
+    }
+    items.push(...found.map(stored));
     start = result.LastEvaluatedKey;
-    if (start && items.length >= input.limit) return { items, next: encodeCursor(start) };
+    if (start && (items.length >= input.limit || scanned >= scanBudget)) return { items, next: encodeCursor(start) };
     if (start) continue;
     if (input.shard !== undefined || shard! + 1 >= shardCount) return { items, next: undefined };
     shard = shard! + 1;
-    if (items.length >= input.limit) return { items, next: encodeCursor({ pk: auditPartition(ctx.tenantId, shard), sk: auditSortKey(0) }) };
+    if (items.length >= input.limit || scanned >= scanBudget)
+      return { items, next: encodeCursor({ pk: auditPartition(ctx.tenantId, shard), sk: auditSortKey(0) }) };
   }
 });
+
+/** A time-bounded page of the audit trail reads at most this many records per record it may hold, and at least the floor. */
+export const auditScanPerRecord = 10;
+export const auditScanFloor = 1_000;
 
 export interface ChainVerification {
   readonly valid: boolean;
