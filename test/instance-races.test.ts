@@ -152,6 +152,104 @@ describe("two instances asked conflicting changes at once (review 112)", () => {
     ).toEqual({ groups: ["simroot-suspended"], stateAttribute: "suspended" });
   });
 
+  it("a revoked device's posture stands in Tailscale when a reinstatement's push that partly failed lands after it (review 116)", async () => {
+    const applied = new Map<string, unknown>();
+    let refusing = false;
+    let revokedArrived: () => void = () => {};
+    const revokedSent = new Promise<void>((resolve) => (revokedArrived = resolve));
+    const server = createServer(async (request, response) => {
+      let body = "";
+      for await (const chunk of request) body += chunk;
+      const { value } = JSON.parse(body) as { value: unknown };
+      const name = decodeURIComponent(request.url!.split("/").pop()!);
+      // Tailscale degraded: the reinstatement's score request is refused (503); its state request is slow, and lands
+      // after the revocation's requests.
+      if (refusing && name === "custom:simrootScore" && typeof value === "number" && value > 0) {
+        response.writeHead(503).end("busy");
+        return;
+      }
+      if (value === "active") await Promise.race([revokedSent, sleep(5_000)]);
+      applied.set(name, value);
+      if (applied.get("custom:simrootState") === "revoked" && applied.get("custom:simrootScore") === 0) revokedArrived();
+      response.writeHead(200, { "content-type": "application/json" }).end("{}");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    try {
+      const tenant = await tenantClient(a, `r116-ts-${randomBytes(3).toString("hex")}`);
+      const settings = { tenantId: tenant.tenant.id, apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, apiKey: "k" };
+      const device = (await tenant.call("POST", "/v1/devices", { imsi: "208011234561161", labels: { "tailscale/node": "nR116" } })).json;
+      const event = async (type: string) => (await committedEvents(a, tenant.tenant.id)).filter((e) => e.type === type).pop()!;
+      await tenant.call("POST", `/v1/devices/${device.id}/quarantine`, { reason: "IMEI changed" });
+      await syncPostureToTailscale(a.ports, settings, await event("device.quarantined"));
+      expect(applied.get("custom:simrootState")).toBe("quarantined");
+      await tenant.call("POST", `/v1/devices/${device.id}/reinstate`, { reason: "false alarm" });
+      const reinstated = await event("device.reinstated");
+      refusing = true;
+      const [aOutcome] = await Promise.allSettled([
+        syncPostureToTailscale(a.ports, settings, reinstated),
+        (async () => {
+          await sleep(100);
+          expect((await call(b, tenant.token, "POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+          await syncPostureToTailscale(b.ports, settings, await event("device.revoked"));
+        })(),
+      ]);
+      expect(aOutcome.status).toBe("rejected"); // the 503: the bus retries the reinstatement's event
+      refusing = false;
+      // The bus retries (Tailscale answers everything now, it is past the outage) and delivers the revocation again.
+      await syncPostureToTailscale(a.ports, settings, reinstated);
+      await syncPostureToTailscale(b.ports, settings, await event("device.revoked"));
+      expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.state).toBe("revoked");
+      expect({ state: applied.get("custom:simrootState"), score: applied.get("custom:simrootScore") }).toEqual({
+        state: "revoked",
+        score: 0,
+      });
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+
+  it("a device that keeps changing while a run reconciles its thing ends in its state's group once the bus gives the event again (review 116)", async () => {
+    const tenant = await tenantClient(a, `r116-iot-${randomBytes(3).toString("hex")}`);
+    const settings = { tenantId: tenant.tenant.id, prefix: "simroot-" };
+    const control = sdkIotControl(iotClient());
+    const event = async (type: string) => (await committedEvents(a, tenant.tenant.id)).filter((e) => e.type === type).pop()!;
+    const id = (await tenant.call("POST", "/v1/devices", { imsi: "208011234561162" })).json.id as string;
+    await syncDeviceToIot(a.ports, control, settings, await event("device.registered"));
+    expect((await tenant.call("POST", `/v1/devices/${id}/suspend`, { reason: "unpaid" })).status).toBe(200);
+    await syncDeviceToIot(a.ports, control, settings, await event("device.suspended"));
+    expect([...iot.things.get(id)!.groups]).toEqual(["simroot-suspended"]);
+
+    // Instance A syncs a reinstatement; each of its group moves is slow (throttled). Meanwhile the device flaps (an
+    // automation suspends and reinstates it), and each change's own run (instance B) completes before A's move lands.
+    const flips = ["suspend", "reinstate", "suspend"];
+    const slowMoves: IotControl = {
+      ...control,
+      moveThing: async (name, add, remove) => {
+        const flip = flips.shift();
+        if (flip) {
+          expect((await call(b, tenant.token, "POST", `/v1/devices/${id}/${flip}`, { reason: "flap" })).status).toBe(200);
+          const type = flip === "suspend" ? "device.suspended" : "device.reinstated";
+          await syncDeviceToIot(b.ports, control, settings, await event(type));
+        }
+        return control.moveThing(name, add, remove);
+      },
+    };
+    expect((await tenant.call("POST", `/v1/devices/${id}/reinstate`, { reason: "paid" })).status).toBe(200);
+    const reinstated = await event("device.reinstated");
+    // Still changing at its round limit: A's run fails, so the bus gives the reinstatement again (here to B).
+    const aActions = await syncDeviceToIot(a.ports, slowMoves, settings, reinstated).catch((error: { code?: string }) => error.code);
+    expect(aActions).toBe("integration.iot_busy");
+    await syncDeviceToIot(b.ports, control, settings, reinstated);
+    await syncDeviceToIot(b.ports, control, settings, await event("device.suspended"));
+
+    expect((await tenant.call("GET", `/v1/devices/${id}`)).json.state).toBe("suspended");
+    const thing = iot.things.get(id)!;
+    expect({ groups: [...thing.groups], stateAttribute: thing.attributes["simroot.state"] }, JSON.stringify(aActions)).toEqual({
+      groups: ["simroot-suspended"],
+      stateAttribute: "suspended",
+    });
+  });
+
   it("a key rotated on two instances from the same read answers one token that works and refuses the other", async () => {
     const tenant = await tenantClient(a, `r112-rot-${randomBytes(3).toString("hex")}`);
     const pep = (await tenant.call("POST", "/v1/keys", { name: "site pep", role: "pep" })).json;

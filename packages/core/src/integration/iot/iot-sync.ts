@@ -10,6 +10,7 @@
 import { systemContext } from "../../context.ts";
 import type { Device } from "../../device/device.ts";
 import { readDevice } from "../../device/store.ts";
+import { SimrootError } from "../../error.ts";
 import type { DomainEvent } from "../../event/event.ts";
 import type { Ports } from "../../ports.ts";
 import { delivered, recordDelivery } from "../delivery.ts";
@@ -85,10 +86,19 @@ export async function syncDeviceToIot(ports: Ports, iot: IotControl, settings: I
   // out of the deny-all policy). So a run reads the device again after it reconciled, and reconciles again (the thing
   // read afresh) when it changed meanwhile: a change committed after that read has its own run, which reads the thing
   // after this run's writes.
-  for (let round = 0; round < maxReconcileRounds; round++) {
+  for (let round = 1; ; round++) {
     actions.push(...(await reconcileThing(iot, settings, stored.device)));
     const again = await readDevice(ports, event.tenantId, event.subject);
     if (!again || again.device.revision === stored.device.revision) break;
+    // Still changing at the round limit: not delivered, so the bus gives the event again, and that run reads the device
+    // and the thing after this one's writes (review 116: a run that stopped there recorded the delivery, and left a
+    // suspended device in the active group).
+    if (round === maxReconcileRounds)
+      throw new SimrootError(
+        "integration.iot_busy",
+        "unavailable",
+        `Device ${again.device.id} kept changing while its thing was reconciled`,
+      );
     stored = again;
   }
   if (actions.length > 0) {

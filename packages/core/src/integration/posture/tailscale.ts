@@ -5,6 +5,7 @@
  * policy (`srcPosture`) can require `custom:simrootScore >= 60`. Only the attributes that differ
  * from what was last pushed are sent; the last pushed values are kept in the store, not in memory.
  */
+import { randomUUID } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { systemContext } from "../../context.ts";
@@ -71,15 +72,26 @@ export async function syncPostureToTailscale(
   const onlyChanged = options.onlyChanged ?? true;
   const set = new Set<string>();
   let pushed: { deviceId: string; node: string; attributes: PostureAttributes; revision: number } | undefined;
-  for (let round = 0; round < maxPushRounds; round++) {
+  let token: string | undefined;
+  for (let round = 0; ; round++) {
     const stored = await readDevice(ports, event.tenantId, event.subject);
     const node = stored?.device.labels[tailscaleNodeLabel];
     if (!stored || !node) break;
     const revision = stored.device.revision;
     // What this run pushed is the device as it is now: done.
     if (pushed?.revision === revision) break;
-    const attributes = postureAttributes(postureOf(stored.device));
     const key = pushedKey(event.tenantId, stored.device.id);
+    if (round === maxPushRounds) {
+      // Still changing: what this run pushed may land last, so the next run pushes whole, and this event is retried
+      // (review 116: a run that stopped at its round limit recorded the delivery, and left a stale posture).
+      await unconfirm(ports, key);
+      throw new SimrootError(
+        "integration.tailscale_busy",
+        "unavailable",
+        `Device ${stored.device.id} kept changing while its posture was pushed`,
+      );
+    }
+    const attributes = postureAttributes(postureOf(stored.device));
     let changed = Object.entries(attributes);
     if (onlyChanged) {
       const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: key, ConsistentRead: true }));
@@ -91,15 +103,22 @@ export async function syncPostureToTailscale(
       const last = confirmed ? ((Item.attributes ?? {}) as Record<string, unknown>) : {};
       changed = changed.filter(([name, value]) => last[name] !== value);
       if (changed.length === 0 && claimed !== undefined && claimed >= revision) break;
-      if (!(await claim(ports, key, node, revision))) break;
+      token = await claim(ports, key, node, revision);
+      if (token === undefined) break;
     }
     if (changed.length > 0) {
       // Every request settles before the run ends: none of them is left to land after a retry's.
       const outcomes = await Promise.allSettled(changed.map(([name, value]) => setTailscaleAttribute(settings, node, name, value)));
       const failed = outcomes.find((outcome) => outcome.status === "rejected");
-      if (failed) throw failed.reason;
+      if (failed) {
+        // Some of them may have landed, after a newer run's: no confirmation stands (a newer run's pending one
+        // included), and the retry pushes whole (review 116: a run that confirmed before this one's late request
+        // landed left a revoked device `active`).
+        if (onlyChanged) await unconfirm(ports, key);
+        throw failed.reason;
+      }
     }
-    if (onlyChanged) await confirm(ports, key, attributes, revision);
+    if (onlyChanged) await confirm(ports, key, attributes, revision, token!);
     for (const [name] of changed) set.add(name);
     pushed = { deviceId: stored.device.id, node, attributes, revision };
     if (!onlyChanged) break;
@@ -114,37 +133,58 @@ export async function syncPostureToTailscale(
   return [...set];
 }
 
-/** Claims the revision a run is about to push, unless a newer one is claimed: false when one is. */
-async function claim(ports: Ports, key: { pk: string; sk: string }, node: string, revision: number): Promise<boolean> {
+/**
+ * Claims the revision a run is about to push, unless a newer one is claimed: the claim's token, undefined when a newer
+ * one is claimed. A claim takes over any confirmation pending (its token changes).
+ */
+async function claim(ports: Ports, key: { pk: string; sk: string }, node: string, revision: number): Promise<string | undefined> {
+  const token = randomUUID();
   try {
     await ports.db.send(
       new UpdateCommand({
         TableName: ports.tables.control,
         Key: key,
-        UpdateExpression: "SET #node = :node, revision = :revision, claimedAt = :at",
+        UpdateExpression: "SET #node = :node, revision = :revision, claimToken = :token, claimedAt = :at",
         ConditionExpression: "attribute_not_exists(revision) OR revision <= :revision OR #node <> :node",
         ExpressionAttributeNames: { "#node": "node" },
-        ExpressionAttributeValues: { ":node": node, ":revision": revision, ":at": ports.now().toISOString() },
+        ExpressionAttributeValues: { ":node": node, ":revision": revision, ":token": token, ":at": ports.now().toISOString() },
       }),
     );
-    return true;
+    return token;
   } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return false;
+    if (error instanceof ConditionalCheckFailedException) return undefined;
     throw error;
   }
 }
 
-/** Records what Tailscale took for the claimed revision, unless a newer one was claimed since (its run records its own). */
-async function confirm(ports: Ports, key: { pk: string; sk: string }, attributes: PostureAttributes, revision: number) {
+/** Records what Tailscale took for the claim, unless another claim (or a failed push) came since: its run records its own. */
+async function confirm(ports: Ports, key: { pk: string; sk: string }, attributes: PostureAttributes, revision: number, token: string) {
   await ports.db
     .send(
       new UpdateCommand({
         TableName: ports.tables.control,
         Key: key,
         UpdateExpression: "SET #attributes = :attributes, pushedRevision = :revision, #at = :at",
-        ConditionExpression: "revision = :revision",
+        ConditionExpression: "claimToken = :token",
         ExpressionAttributeNames: { "#attributes": "attributes", "#at": "at" },
-        ExpressionAttributeValues: { ":attributes": attributes, ":revision": revision, ":at": ports.now().toISOString() },
+        ExpressionAttributeValues: { ":attributes": attributes, ":revision": revision, ":token": token, ":at": ports.now().toISOString() },
+      }),
+    )
+    .catch((error: unknown) => {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    });
+}
+
+/** What Tailscale holds is unknown (a push failed, or may land late): the next run pushes every attribute. */
+async function unconfirm(ports: Ports, key: { pk: string; sk: string }) {
+  await ports.db
+    .send(
+      new UpdateCommand({
+        TableName: ports.tables.control,
+        Key: key,
+        UpdateExpression: "SET claimToken = :token REMOVE pushedRevision",
+        ConditionExpression: "attribute_exists(pk)",
+        ExpressionAttributeValues: { ":token": randomUUID() },
       }),
     )
     .catch((error: unknown) => {
