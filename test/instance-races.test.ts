@@ -30,6 +30,20 @@ const iotClient = () =>
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A device of a tenant of its own, registered and suspended, its thing synced through instance A (in the suspended group). */
+async function suspendedThing(name: string, imsi: string) {
+  const tenant = await tenantClient(a, `${name}-${randomBytes(3).toString("hex")}`);
+  const settings = { tenantId: tenant.tenant.id, prefix: "simroot-" };
+  const control = sdkIotControl(iotClient());
+  const event = async (type: string) => (await committedEvents(a, tenant.tenant.id)).filter((e) => e.type === type).pop()!;
+  const id = (await tenant.call("POST", "/v1/devices", { imsi })).json.id as string;
+  await syncDeviceToIot(a.ports, control, settings, await event("device.registered"));
+  expect((await tenant.call("POST", `/v1/devices/${id}/suspend`, { reason: "unpaid" })).status).toBe(200);
+  await syncDeviceToIot(a.ports, control, settings, await event("device.suspended"));
+  expect([...iot.things.get(id)!.groups]).toEqual(["simroot-suspended"]);
+  return { tenant, settings, control, event, id };
+}
+
 describe("two instances asked conflicting changes at once (review 112)", () => {
   it("two admin keys revoking each other on two instances leave the tenant an admin key", async () => {
     const tenant = await tenantClient(a, `r112-keys-${randomBytes(3).toString("hex")}`);
@@ -108,15 +122,7 @@ describe("two instances asked conflicting changes at once (review 112)", () => {
   });
 
   it("a device suspended while another instance syncs its reinstatement does not stay in the active thing group", async () => {
-    const tenant = await tenantClient(a, `r115-iot-${randomBytes(3).toString("hex")}`);
-    const settings = { tenantId: tenant.tenant.id, prefix: "simroot-" };
-    const control = sdkIotControl(iotClient());
-    const event = async (type: string) => (await committedEvents(a, tenant.tenant.id)).filter((e) => e.type === type).pop()!;
-    const id = (await tenant.call("POST", "/v1/devices", { imsi: "208011234561151" })).json.id as string;
-    await syncDeviceToIot(a.ports, control, settings, await event("device.registered"));
-    expect((await tenant.call("POST", `/v1/devices/${id}/suspend`, { reason: "unpaid" })).status).toBe(200);
-    await syncDeviceToIot(a.ports, control, settings, await event("device.suspended"));
-    expect([...iot.things.get(id)!.groups]).toEqual(["simroot-suspended"]);
+    const { tenant, settings, control, event, id } = await suspendedThing("r115-iot", "208011234561151");
 
     // Instance A syncs the reinstatement; its UpdateThingGroupsForThing is slow to get to IoT (a throttled retry, latency)
     // and lands after instance B has synced the suspension that followed.
@@ -209,15 +215,7 @@ describe("two instances asked conflicting changes at once (review 112)", () => {
   });
 
   it("a device that keeps changing while a run reconciles its thing ends in its state's group once the bus gives the event again (review 116)", async () => {
-    const tenant = await tenantClient(a, `r116-iot-${randomBytes(3).toString("hex")}`);
-    const settings = { tenantId: tenant.tenant.id, prefix: "simroot-" };
-    const control = sdkIotControl(iotClient());
-    const event = async (type: string) => (await committedEvents(a, tenant.tenant.id)).filter((e) => e.type === type).pop()!;
-    const id = (await tenant.call("POST", "/v1/devices", { imsi: "208011234561162" })).json.id as string;
-    await syncDeviceToIot(a.ports, control, settings, await event("device.registered"));
-    expect((await tenant.call("POST", `/v1/devices/${id}/suspend`, { reason: "unpaid" })).status).toBe(200);
-    await syncDeviceToIot(a.ports, control, settings, await event("device.suspended"));
-    expect([...iot.things.get(id)!.groups]).toEqual(["simroot-suspended"]);
+    const { tenant, settings, control, event, id } = await suspendedThing("r116-iot", "208011234561162");
 
     // Instance A syncs a reinstatement; each of its group moves is slow (throttled). Meanwhile the device flaps (an
     // automation suspends and reinstates it), and each change's own run (instance B) completes before A's move lands.
