@@ -491,8 +491,14 @@ function shuffled<T>(items: T[]) {
  * receiver's whole backlog to attempt 25 of it (review 68). An attempt that throws (the store refusing), or a read
  * refused, is logged and leaves its deliveries due; the run returns once every attempt it started has settled.
  */
-/** How many pages of a shard a run holds at most while none of its deliveries may be attempted yet. */
+/**
+ * How many pages of a shard a run holds at most while none of its deliveries may be attempted yet, and how many bytes of
+ * bodies (a body may be up to 256 KB: 200 of them would be 50 MB a shard).
+ */
 const readAhead = 4;
+const readAheadBytes = 8 * 2 ** 20;
+const bufferedBytes = (source: { readonly buffer: readonly Record<string, unknown>[] }) =>
+  source.buffer.reduce((sum, item) => sum + (typeof item.body === "string" ? item.body.length : 0), 0);
 
 export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
   const deadline = Date.now() + (options.budgetMs ?? 40_000);
@@ -623,7 +629,9 @@ export async function deliverDue(ports: Ports, options: WorkerOptions = {}) {
       }
       // A shard whose every buffered delivery waits for its subscription's cap reads on, up to `readAhead` pages held
       // (review 114: a page of one tenant's hanging backlog held back every later tenant's deliveries for the run).
-      const readOn = source.buffer.length === 0 || (!source.marker && source.buffer.length < readAhead * limit);
+      const readOn =
+        source.buffer.length === 0 ||
+        (!source.marker && source.buffer.length < readAhead * limit && bufferedBytes(source) < readAheadBytes);
       if (!source.reading && source.start !== null && readOn) {
         source.reading = true;
         turn = n + 1;
