@@ -1,3 +1,6 @@
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
+import { auditRetentionDays } from "@simroot/core";
+import { policyItemKey } from "@simroot/core/policy/records";
 import type { Schema } from "@simroot/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
@@ -269,6 +272,32 @@ describe("grants", () => {
     expect(audit[1].feed).toEqual([{ kind: "grant", key: id, value: { id, ...grant, revokedAt: revoked.json.revokedAt } }]);
     expect(audit[1].data).toMatchObject({ reason: "job cancelled" });
     await expectChainValid(tenant);
+  });
+
+  it("are dropped by the store the audit retention after they ended or were revoked, not kept for ever (review 113)", async () => {
+    const tenant = await tenantClient(runtime);
+    const device = await registerMeter(tenant);
+    const grant = { principal: "vendor:acme/jane", target: { deviceId: device.id }, destinations: [support], notBefore: minutes(-1) };
+    const ending = (await tenant.call("POST", "/v1/grants", { ...grant, notAfter: minutes(60) })).json;
+    const revoked = (await tenant.call("POST", "/v1/grants", { ...grant, notAfter: minutes(120) })).json;
+    const revocation = (await tenant.call("POST", `/v1/grants/${revoked.id}/revoke`, { reason: "done" })).json;
+    const stored = async (id: string) =>
+      (
+        await runtime.ports.db.send(
+          new GetCommand({ TableName: runtime.ports.tables.control, Key: policyItemKey(tenant.tenant.id, "grant", id) }),
+        )
+      ).Item!;
+    const retention = auditRetentionDays() * 86_400;
+    const seconds = (at: string) => Math.floor(Date.parse(at) / 1000);
+    expect([(await stored(ending.id)).expiresAt, (await stored(revoked.id)).expiresAt]).toEqual([
+      seconds(ending.notAfter) + retention,
+      seconds(revocation.revokedAt) + retention,
+    ]);
+    // The store's expiry is not the grant's: not answered, and the grant reads and lists as before.
+    expect((await tenant.call("GET", `/v1/grants/${ending.id}`)).json).toEqual(ending);
+    expect((await tenant.call("GET", "/v1/grants")).json.items.map((g: { id: string }) => g.id).sort()).toEqual(
+      [ending.id, revoked.id].sort(),
+    );
   });
 
   it("are refused with a window that is empty, reversed or over, or a device the tenant does not have", async () => {

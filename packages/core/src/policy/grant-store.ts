@@ -17,6 +17,7 @@ import { pageInput, type Page } from "../page.ts";
 import type { RequestContext } from "../context.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
+import { auditRetentionDays } from "../config.ts";
 import { grantSchema, type Grant } from "./model.ts";
 import { assertPolicySize, listPolicyItems, policyItemKey, policyListKey, withoutKeys } from "./records.ts";
 
@@ -71,7 +72,18 @@ export const grantOf = ({
   ...grant
 }: StoredGrant): Grant => grant;
 
-export const storedGrant = (item: Record<string, unknown>): StoredGrant => storedGrantSchema.parse(withoutKeys(item));
+export const storedGrant = (item: Record<string, unknown>): StoredGrant => {
+  const { expiresAt: _expiresAt, ...grant } = withoutKeys(item);
+  return storedGrantSchema.parse(grant);
+};
+
+/**
+ * When the store drops a grant (its TTL, epoch seconds): the audit retention after it ended or was revoked, whichever
+ * came first. Until then `GET /v1/grants` lists it; the audit trail keeps its records as long as any record (review 113:
+ * grants were kept for ever, and every snapshot read all of them).
+ */
+const grantExpiresAt = (grant: StoredGrant) =>
+  Math.floor(Math.min(Date.parse(grant.notAfter), Date.parse(grant.revokedAt ?? grant.notAfter)) / 1000) + auditRetentionDays() * 86_400;
 
 function statusAt(grant: StoredGrant, now: number): GrantRecord["status"] {
   if (grant.revokedAt !== undefined) return "revoked";
@@ -151,7 +163,12 @@ async function storeGrant(
       {
         Put: {
           TableName: ports.tables.control,
-          Item: { ...policyItemKey(ctx.tenantId, "grant", grant.id), ...policyListKey(ctx.tenantId, "grant", grant.id), ...grant },
+          Item: {
+            ...policyItemKey(ctx.tenantId, "grant", grant.id),
+            ...policyListKey(ctx.tenantId, "grant", grant.id),
+            ...grant,
+            expiresAt: grantExpiresAt(grant),
+          },
           ConditionExpression: "attribute_not_exists(pk)",
         },
       },
@@ -167,7 +184,7 @@ export const getGrant = verb(z.object({ id: z.string() }), async (ports, ctx, in
   return withStatus(grant, ports.now());
 });
 
-/** A tenant's grants in id (creation) order, a page at a time, expired and revoked ones included. */
+/** A tenant's grants in id (creation) order, a page at a time, expired and revoked ones included until the store drops them (`grantExpiresAt`). */
 export const listGrants = verb(pageInput, async (ports, ctx, input): Promise<Page<GrantRecord>> => {
   const now = ports.now();
   return listPolicyItems(ports, ctx.tenantId, "grant", input, (item) => withStatus(storedGrant(item), now));
@@ -205,7 +222,12 @@ export const revokeGrant = verb(revokeGrantInput, async (ports, ctx, input): Pro
       {
         Put: {
           TableName: ports.tables.control,
-          Item: { ...policyItemKey(ctx.tenantId, "grant", grant.id), ...policyListKey(ctx.tenantId, "grant", grant.id), ...revoked },
+          Item: {
+            ...policyItemKey(ctx.tenantId, "grant", grant.id),
+            ...policyListKey(ctx.tenantId, "grant", grant.id),
+            ...revoked,
+            expiresAt: grantExpiresAt(revoked),
+          },
           ConditionExpression: "revision = :r AND attribute_not_exists(revokedAt)",
           ExpressionAttributeValues: { ":r": grant.revision },
         },
