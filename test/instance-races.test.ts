@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import { QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { IoTClient } from "@aws-sdk/client-iot";
-import { rotateApiKey, syncDeviceToIot, syncPostureToTailscale, type Ports } from "@simroot/core";
+import { authenticate, createApiKey, rotateApiKey, syncDeviceToIot, syncPostureToTailscale, type Ports } from "@simroot/core";
 import { sdkIotControl } from "../packages/core/src/integration/iot/iot-sdk.ts";
 import type { IotControl } from "../packages/core/src/integration/iot/iot-port.ts";
 import { startIotLoopback, type IotLoopback } from "../packages/core/src/integration/iot/iot-loopback.test-support.ts";
@@ -246,6 +246,25 @@ describe("two instances asked conflicting changes at once (review 112)", () => {
       groups: ["simroot-suspended"],
       stateAttribute: "suspended",
     });
+  });
+
+  it("a change of keys made with a secret rotated while the request was under way is refused (review 114)", async () => {
+    const tenant = await tenantClient(a, `r114-rot-${randomBytes(3).toString("hex")}`);
+    const second = (await tenant.call("POST", "/v1/keys", { name: "leaked admin", role: "admin" })).json;
+    // The leaked key's request, authenticated (on instance B) before the key was rotated: its context as B's API made it.
+    const principal = await authenticate(b.ports, second.token);
+    const ctx = {
+      tenantId: principal.tenantId,
+      actor: `key:${principal.keyId}`,
+      requestId: "r114-leaked",
+      role: principal.role,
+      keySecretHash: principal.secretHash!,
+    };
+    // The tenant rotates the leaked key (through A); then the request under way commits.
+    expect((await tenant.call("POST", `/v1/keys/${second.key.keyId}/rotate`)).status).toBe(200);
+    await expect(createApiKey(b.ports, ctx, { name: "backdoor", role: "admin" })).rejects.toMatchObject({ code: "auth.invalid_key" });
+    const names = (await tenant.call("GET", "/v1/keys?limit=100")).json.items.map((key: { name: string }) => key.name);
+    expect(names).not.toContain("backdoor");
   });
 
   it("a key rotated on two instances from the same read answers one token that works and refuses the other", async () => {

@@ -111,7 +111,13 @@ export const requireRole = (...allowed: Role[]) =>
     for (const [name, value] of Object.entries(rateLimitHeaders(rate))) c.header(name, value);
     if (!rate.allowed) throw rateLimited(rate);
     c.set("principal", principal);
-    c.set("ctx", { tenantId: principal.tenantId, actor: `key:${principal.keyId}`, requestId: c.get("requestId"), role: principal.role });
+    c.set("ctx", {
+      tenantId: principal.tenantId,
+      actor: `key:${principal.keyId}`,
+      requestId: c.get("requestId"),
+      role: principal.role,
+      ...(principal.secretHash ? { keySecretHash: principal.secretHash } : {}),
+    });
     // Only now, authenticated, may a request's body be read (to fingerprint it): per credential.
     return idempotent(c, `key:${principal.keyId}`, token, next);
   });

@@ -8,6 +8,8 @@ export interface RequestContext {
   readonly requestId: string;
   /** The acting key's role, when a key acts (the API): what a webhook subscription it makes or changes may be sent. */
   readonly role?: Role;
+  /** The hash of the secret the acting key presented (the API): a change of the tenant's keys commits only while it holds. */
+  readonly keySecretHash?: string;
 }
 
 export const systemContext = (tenantId: string, component: string, requestId: string): RequestContext => ({

@@ -28,6 +28,8 @@ export interface Principal {
   readonly role: Role;
   /** The selector the key is bound to (`pep` keys only; absent: the whole tenant's feed). */
   readonly selector?: string;
+  /** The stored hash of the secret presented (base64): what a change of the tenant's keys checks still holds. */
+  readonly secretHash?: string;
 }
 
 const roleSchema = z.enum(roles);
@@ -90,5 +92,6 @@ export async function authenticate(ports: Pick<Ports, "db" | "tables">, token: s
     keyId,
     role: roleSchema.parse(item.role),
     ...(typeof item.selector === "string" ? { selector: item.selector } : {}),
+    secretHash: item.secretHash,
   };
 }

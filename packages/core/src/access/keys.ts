@@ -61,15 +61,15 @@ function actingKeyHolds(ports: Ports, ctx: RequestContext, changed?: string): Tr
       ConditionCheck: {
         TableName: ports.tables.control,
         Key: apiKeyItemKey(keyId),
-        ConditionExpression: "tenantId = :tenant AND attribute_not_exists(revokedAt)",
-        ExpressionAttributeValues: { ":tenant": ctx.tenantId },
+        ConditionExpression: `tenantId = :tenant AND attribute_not_exists(revokedAt)${ctx.keySecretHash ? " AND secretHash = :presented" : ""}`,
+        ExpressionAttributeValues: { ":tenant": ctx.tenantId, ...(ctx.keySecretHash ? { ":presented": ctx.keySecretHash } : {}) },
       },
     },
   ];
 }
 /** The acting key's check failed: refused as that key's next request is. */
 const actingKeyRevoked = () =>
-  new SimrootError("auth.invalid_key", "auth", "The API key making this request was revoked while it was under way");
+  new SimrootError("auth.invalid_key", "auth", "The API key making this request was revoked or rotated while it was under way");
 
 /**
  * The roles a key may be created with: every role but `ingest`, which no route admits (ingestion authenticates each
