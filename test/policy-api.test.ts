@@ -1,5 +1,5 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
-import { auditRetentionDays } from "@simroot/core";
+import { endedGrantDays } from "@simroot/core";
 import { policyItemKey } from "@simroot/core/policy/records";
 import type { Schema } from "@simroot/sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -274,7 +274,7 @@ describe("grants", () => {
     await expectChainValid(tenant);
   });
 
-  it("are dropped by the store the audit retention after they ended or were revoked, not kept for ever (review 113)", async () => {
+  it("are dropped by the store 90 days after they ended or were revoked, not kept for ever (review 113)", async () => {
     const tenant = await tenantClient(runtime);
     const device = await registerMeter(tenant);
     const grant = { principal: "vendor:acme/jane", target: { deviceId: device.id }, destinations: [support], notBefore: minutes(-1) };
@@ -287,7 +287,7 @@ describe("grants", () => {
           new GetCommand({ TableName: runtime.ports.tables.control, Key: policyItemKey(tenant.tenant.id, "grant", id) }),
         )
       ).Item!;
-    const retention = auditRetentionDays() * 86_400;
+    const retention = endedGrantDays * 86_400;
     const seconds = (at: string) => Math.floor(Date.parse(at) / 1000);
     expect([(await stored(ending.id)).expiresAt, (await stored(revoked.id)).expiresAt]).toEqual([
       seconds(ending.notAfter) + retention,

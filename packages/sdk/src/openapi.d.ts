@@ -658,7 +658,7 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the tenant's grants, oldest first (expired and revoked ones included for the audit retention, 90 days by default, after they ended) */
+        /** List the tenant's grants, oldest first (expired and revoked ones included for 90 days after they ended) */
         get: operations["listGrants"];
         put?: never;
         /** Grant a third party time-limited access to a device or a labelled group of devices */

@@ -31,8 +31,7 @@ const routes = {
     method: "get",
     path: "/v1/grants",
     tags: ["policy"],
-    summary:
-      "List the tenant's grants, oldest first (expired and revoked ones included for the audit retention, 90 days by default, after they ended)",
+    summary: "List the tenant's grants, oldest first (expired and revoked ones included for 90 days after they ended)",
     middleware: [requireRole(...readers)] as const,
     request: { query: pageInput },
     responses: { 200: json("A page of grants", pageOf(grantRecordSchema, "GrantPage")), ...errorResponses(400, 401, 403) },

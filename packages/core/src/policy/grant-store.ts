@@ -17,7 +17,6 @@ import { pageInput, type Page } from "../page.ts";
 import type { RequestContext } from "../context.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
-import { auditRetentionDays } from "../config.ts";
 import { grantSchema, type Grant } from "./model.ts";
 import { assertPolicySize, listPolicyItems, policyItemKey, policyListKey, withoutKeys } from "./records.ts";
 
@@ -77,13 +76,17 @@ export const storedGrant = (item: Record<string, unknown>): StoredGrant => {
   return storedGrantSchema.parse(grant);
 };
 
+/** How long a grant is kept once it ended or was revoked. */
+export const endedGrantDays = 90;
+
 /**
- * When the store drops a grant (its TTL, epoch seconds): the audit retention after it ended or was revoked, whichever
- * came first. Until then `GET /v1/grants` lists it; the audit trail keeps its records as long as any record (review 113:
- * grants were kept for ever, and every snapshot read all of them).
+ * When the store drops a grant (its TTL, epoch seconds): `endedGrantDays` after it ended or was revoked, whichever came
+ * first. Until then `GET /v1/grants` lists it; the audit trail keeps its records as long as it keeps any record (review
+ * 113: grants were kept for ever, and every snapshot read all of them). A fixed figure, not the audit retention's
+ * setting: every function that reads grants would bundle that setting, the IoT authorizer among them.
  */
 const grantExpiresAt = (grant: StoredGrant) =>
-  Math.floor(Math.min(Date.parse(grant.notAfter), Date.parse(grant.revokedAt ?? grant.notAfter)) / 1000) + auditRetentionDays() * 86_400;
+  Math.floor(Math.min(Date.parse(grant.notAfter), Date.parse(grant.revokedAt ?? grant.notAfter)) / 1000) + endedGrantDays * 86_400;
 
 function statusAt(grant: StoredGrant, now: number): GrantRecord["status"] {
   if (grant.revokedAt !== undefined) return "revoked";
@@ -184,7 +187,7 @@ export const getGrant = verb(z.object({ id: z.string() }), async (ports, ctx, in
   return withStatus(grant, ports.now());
 });
 
-/** A tenant's grants in id (creation) order, a page at a time, expired and revoked ones included until the store drops them (`grantExpiresAt`). */
+/** A tenant's grants in id (creation) order, a page at a time, expired and revoked ones included for `endedGrantDays` after they ended. */
 export const listGrants = verb(pageInput, async (ports, ctx, input): Promise<Page<GrantRecord>> => {
   const now = ports.now();
   return listPolicyItems(ports, ctx.tenantId, "grant", input, (item) => withStatus(storedGrant(item), now));
