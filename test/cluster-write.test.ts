@@ -157,8 +157,8 @@ describe("writer processes whose eventually consistent reads lag", () => {
     const devices = 32;
     await registrar!.call("register", { tenantId: tenant.id, imsis: Array.from({ length: devices }, (_, n) => imsiOf(500 + n)) });
     // Each writer's eventually consistent reads of the control table (the feed head while it follows, the probe, the
-    // shard heads above its own in a cut) answer as the table was up to 300 ms before.
-    const writers = await cluster.startMany(8, { eventualLagMs: 300 });
+    // shard heads above its own in a cut) answer as the table was up to 1 s before (300 ms let a run read nothing stale).
+    const writers = await cluster.startMany(8, { eventualLagMs: 1_000 });
     const facts = Array.from({ length: 64 }, (_, n) => attach(tenant.id, imsiOf(500 + ((n * 5) % devices)), `10.8.0.${n % 24}`, 2_000 + n));
     const outcomes = (
       await Promise.all(writers.map((writer, index) => writer.call<string[]>("apply", { events: facts.filter((_, n) => n % 8 === index) })))
