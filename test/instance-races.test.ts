@@ -30,6 +30,30 @@ const iotClient = () =>
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Tailscale's attribute API on loopback: an attribute is what the last request to arrive set (`applied`). A request
+ * whose value `held` says is held until a revoked posture (state `revoked`, score 0) has arrived, or 5 s; one `refused`
+ * says is answered 503.
+ */
+async function tailscaleLoopback(options: { held: (value: unknown) => boolean; refused?: (name: string, value: unknown) => boolean }) {
+  const applied = new Map<string, unknown>();
+  let revokedArrived: () => void = () => {};
+  const revokedSent = new Promise<void>((resolve) => (revokedArrived = resolve));
+  const server = createServer(async (request, response) => {
+    let body = "";
+    for await (const chunk of request) body += chunk;
+    const { value } = JSON.parse(body) as { value: unknown };
+    const name = decodeURIComponent(request.url!.split("/").pop()!);
+    if (options.refused?.(name, value)) return void response.writeHead(503).end("busy");
+    if (options.held(value)) await Promise.race([revokedSent, sleep(5_000)]);
+    applied.set(name, value);
+    if (applied.get("custom:simrootState") === "revoked" && applied.get("custom:simrootScore") === 0) revokedArrived();
+    response.writeHead(200, { "content-type": "application/json" }).end("{}");
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return { applied, server };
+}
+
 /** A device of a tenant of its own, registered and suspended, its thing synced through instance A (in the suspended group). */
 async function suspendedThing(name: string, imsi: string) {
   const tenant = await tenantClient(a, `${name}-${randomBytes(3).toString("hex")}`);
@@ -76,19 +100,9 @@ describe("two instances asked conflicting changes at once (review 112)", () => {
   it("a device revoked while another instance syncs its reinstatement does not stay trusted in Tailscale", async () => {
     // Tailscale's API: an attribute is what the last request to arrive set. The first consumer's requests take longer to
     // get there (internet latency varies): they arrive once the second consumer's have (or after 5 s).
-    const applied = new Map<string, unknown>();
-    let revokedArrived: () => void = () => {};
-    const revokedSent = new Promise<void>((resolve) => (revokedArrived = resolve));
-    const server = createServer(async (request, response) => {
-      let body = "";
-      for await (const chunk of request) body += chunk;
-      const { value } = JSON.parse(body) as { value: unknown };
-      if (value === "active" || (typeof value === "number" && value > 0)) await Promise.race([revokedSent, sleep(5_000)]);
-      applied.set(decodeURIComponent(request.url!.split("/").pop()!), value);
-      if (applied.get("custom:simrootState") === "revoked" && applied.get("custom:simrootScore") === 0) revokedArrived();
-      response.writeHead(200, { "content-type": "application/json" }).end("{}");
+    const { applied, server } = await tailscaleLoopback({
+      held: (value) => value === "active" || (typeof value === "number" && value > 0),
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     try {
       const tenant = await tenantClient(a, `r112-ts-${randomBytes(3).toString("hex")}`);
       const settings = { tenantId: tenant.tenant.id, apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, apiKey: "k" };
@@ -159,27 +173,13 @@ describe("two instances asked conflicting changes at once (review 112)", () => {
   });
 
   it("a revoked device's posture stands in Tailscale when a reinstatement's push that partly failed lands after it (review 116)", async () => {
-    const applied = new Map<string, unknown>();
+    // Tailscale degraded: the reinstatement's score request is refused (503); its state request is slow, and lands after
+    // the revocation's requests.
     let refusing = false;
-    let revokedArrived: () => void = () => {};
-    const revokedSent = new Promise<void>((resolve) => (revokedArrived = resolve));
-    const server = createServer(async (request, response) => {
-      let body = "";
-      for await (const chunk of request) body += chunk;
-      const { value } = JSON.parse(body) as { value: unknown };
-      const name = decodeURIComponent(request.url!.split("/").pop()!);
-      // Tailscale degraded: the reinstatement's score request is refused (503); its state request is slow, and lands
-      // after the revocation's requests.
-      if (refusing && name === "custom:simrootScore" && typeof value === "number" && value > 0) {
-        response.writeHead(503).end("busy");
-        return;
-      }
-      if (value === "active") await Promise.race([revokedSent, sleep(5_000)]);
-      applied.set(name, value);
-      if (applied.get("custom:simrootState") === "revoked" && applied.get("custom:simrootScore") === 0) revokedArrived();
-      response.writeHead(200, { "content-type": "application/json" }).end("{}");
+    const { applied, server } = await tailscaleLoopback({
+      held: (value) => value === "active",
+      refused: (name, value) => refusing && name === "custom:simrootScore" && typeof value === "number" && value > 0,
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     try {
       const tenant = await tenantClient(a, `r116-ts-${randomBytes(3).toString("hex")}`);
       const settings = { tenantId: tenant.tenant.id, apiUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, apiKey: "k" };
