@@ -69,6 +69,26 @@ afterAll(async () => {
   }
 });
 
+/** A receiver of `mode` (see `receiver`), listening. */
+async function listening(mode: Mode) {
+  const r = make(mode);
+  await new Promise<void>((resolve) => r.server.listen(0, "127.0.0.1", resolve));
+  r.url = `http://127.0.0.1:${(r.server.address() as { port: number }).port}/hook`;
+  return r;
+}
+
+/** One tenant's four subscriptions to `url`, each with `due` deliveries due (review 108's tenant). */
+async function hangingTenant(runtime: TestRuntime, name: string, url: string, due: number) {
+  const first = await subscription(runtime, name, url);
+  const subscriptions = [first];
+  for (let n = 1; n < 4; n++) {
+    const created = await first.tenant.call("POST", "/v1/webhooks", { url, pattern: { "detail-type": ["device.quarantined"] } });
+    expect(created.status, created.text).toBe(201);
+    subscriptions.push({ ...first, webhookId: created.json.id as string });
+  }
+  for (const s of subscriptions) await backlog(runtime, s, due);
+}
+
 /** The subscription's delivery items as stored (index keys included). */
 async function stored(runtime: TestRuntime, s: { tenantId: string; webhookId: string }) {
   const result = await runtime.ports.db.send(
@@ -184,9 +204,7 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
 
   it("F1c (the fix's own) many hanging subscriptions' queues do not take the workers the shards' deliveries need", async () => {
     await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
-      const hanging = make("fail");
-      await new Promise<void>((resolve) => hanging.server.listen(0, "127.0.0.1", resolve));
-      hanging.url = `http://127.0.0.1:${(hanging.server.address() as { port: number }).port}/hook`;
+      const hanging = await listening("fail");
       for (let n = 0; n < 6; n++) await backlog(runtime, await subscription(runtime, `hang-${n}`, hanging.url), 4);
       const t0 = Date.now() + 100;
       const clock = { now: t0 };
@@ -513,21 +531,9 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
 
   it("F9 one tenant's subscriptions not known to answer have a quarter of the workers together, not each (review 108)", async () => {
     await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
-      const hanging = make("hang");
-      await new Promise<void>((resolve) => hanging.server.listen(0, "127.0.0.1", resolve));
-      hanging.url = `http://127.0.0.1:${(hanging.server.address() as { port: number }).port}/hook`;
+      const hanging = await listening("hang");
       // One tenant, four subscriptions whose receivers never answer, each with deliveries due.
-      const first = await subscription(runtime, "hangs-four", hanging.url);
-      const subscriptions = [first];
-      for (let n = 1; n < 4; n++) {
-        const created = await first.tenant.call("POST", "/v1/webhooks", {
-          url: hanging.url,
-          pattern: { "detail-type": ["device.quarantined"] },
-        });
-        expect(created.status, created.text).toBe(201);
-        subscriptions.push({ ...first, webhookId: created.json.id as string });
-      }
-      for (const s of subscriptions) await backlog(runtime, s, 6);
+      await hangingTenant(runtime, "hangs-four", hanging.url, 6);
       // Another tenant's receiver answers.
       rE.mode = "ok";
       const other = await subscription(runtime, "answers", rE.url);
@@ -551,9 +557,7 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
 
   it("F10 the consumer does not wait for a receiver the worker found failing: its delivery is left due (review 108)", async () => {
     await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
-      const hanging = make("fail");
-      await new Promise<void>((resolve) => hanging.server.listen(0, "127.0.0.1", resolve));
-      hanging.url = `http://127.0.0.1:${(hanging.server.address() as { port: number }).port}/hook`;
+      const hanging = await listening("fail");
       // A subscription whose receiver failed: a run found it failing and listed its queue. Then the receiver hangs.
       const dead = await subscription(runtime, "dead-receiver", hanging.url);
       await backlog(runtime, dead, 3);
@@ -597,9 +601,7 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
 
   it("F11 a tenant's receiver that answers is tried beside its hanging one, not after the run (review 114)", async () => {
     await withRuntime({ webhookWorkerMs: 0 }, async (runtime) => {
-      const hanging = make("hang");
-      await new Promise<void>((resolve) => hanging.server.listen(0, "127.0.0.1", resolve));
-      hanging.url = `http://127.0.0.1:${(hanging.server.address() as { port: number }).port}/hook`;
+      const hanging = await listening("hang");
       // One tenant: a subscription whose receiver hangs, with a backlog, and one whose receiver answers, with 5 due.
       const dead = await subscription(runtime, "hangs-and-answers", hanging.url);
       await backlog(runtime, dead, 30);
@@ -617,23 +619,11 @@ describe("the webhook worker with failing subscriptions' queues (review 72)", { 
 
   it("F12 another tenant's deliveries go out beside pages of one tenant's hanging backlog (review 114)", async () => {
     await withRuntime({ webhookWorkerMs: 0 }, async (own) => {
-      const hang = make("hang");
-      await new Promise<void>((resolve) => hang.server.listen(0, "127.0.0.1", resolve));
-      hang.url = `http://127.0.0.1:${(hang.server.address() as { port: number }).port}/hook`;
+      const hang = await listening("hang");
       const healthy = rE;
       healthy.mode = "ok";
       // Review 108's tenant: four subscriptions whose receivers hang, with a backlog of 60 each (a page is 50 a shard).
-      const first = await subscription(own, "r114-hangs", hang.url);
-      const subscriptions = [first];
-      for (let n = 1; n < 4; n++) {
-        const created = await first.tenant.call("POST", "/v1/webhooks", {
-          url: hang.url,
-          pattern: { "detail-type": ["device.quarantined"] },
-        });
-        expect(created.status, created.text).toBe(201);
-        subscriptions.push({ ...first, webhookId: created.json.id as string });
-      }
-      for (const s of subscriptions) await backlog(own, s, 60);
+      await hangingTenant(own, "r114-hangs", hang.url, 60);
       // Another tenant's 10 due deliveries, due after that backlog.
       const other = await subscription(own, "r114-other", healthy.url);
       await backlog(own, other, 10);
