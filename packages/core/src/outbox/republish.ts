@@ -14,6 +14,7 @@ import { SimrootError } from "../error.ts";
 import { deadLetterPartition, outboxDeadLetterRule } from "../event/dead-letter-record.ts";
 import { auditPartition, auditRecordSchema, auditSortKey, hashHolds, recordOfItem } from "../ledger/audit-record.ts";
 import { shardCount } from "../ledger/shard.ts";
+import { queryAll } from "../store/query-all.ts";
 import type { Ports } from "../ports.ts";
 import { publishFromStream, type OutboxStreamRecord } from "./outbox.ts";
 
@@ -78,25 +79,16 @@ async function firstAtOrAfter(ports: Store, tenantId: string, shard: number, fro
 
 /** The tenant's held letters (the outbox went on without their events: outbox.ts), by event id: key and `deadAt`. */
 async function heldLetters(ports: Store, tenantId: string): Promise<Map<string, { sk: string; deadAt: string }>> {
-  const held = new Map<string, { sk: string; deadAt: string }>();
-  let start: Record<string, unknown> | undefined;
-  do {
-    const page = await ports.db.send(
-      new QueryCommand({
-        TableName: ports.tables.control,
-        KeyConditionExpression: "pk = :p",
-        FilterExpression: "#rule = :outbox AND held = :held",
-        ExpressionAttributeNames: { "#rule": "rule" },
-        ExpressionAttributeValues: { ":p": deadLetterPartition(tenantId), ":outbox": outboxDeadLetterRule, ":held": true },
-        ProjectionExpression: "sk, eventId, deadAt",
-        ConsistentRead: true,
-        ExclusiveStartKey: start,
-      }),
-    );
-    for (const item of page.Items ?? []) held.set(String(item.eventId), { sk: String(item.sk), deadAt: String(item.deadAt) });
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return held;
+  const items = await queryAll(ports.db, {
+    TableName: ports.tables.control,
+    KeyConditionExpression: "pk = :p",
+    FilterExpression: "#rule = :outbox AND held = :held",
+    ExpressionAttributeNames: { "#rule": "rule" },
+    ExpressionAttributeValues: { ":p": deadLetterPartition(tenantId), ":outbox": outboxDeadLetterRule, ":held": true },
+    ProjectionExpression: "sk, eventId, deadAt",
+    ConsistentRead: true,
+  });
+  return new Map(items.map((item) => [String(item.eventId), { sk: String(item.sk), deadAt: String(item.deadAt) }]));
 }
 
 /**

@@ -27,6 +27,7 @@ import type { BusEnvelope } from "../event/envelope.ts";
 import { matchesPattern } from "../event/pattern.ts";
 import { pageInput, partitionPage, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
+import { queryAll } from "../store/query-all.ts";
 import { verb } from "../verb.ts";
 import { signedHeaders } from "./sign.ts";
 import { changeWebhook, readWebhook, tenantWebhooks, webhookSecrets } from "./subscription.ts";
@@ -166,23 +167,14 @@ export const failingForMs = 10 * 60 * 1000;
 
 /** The tenant's subscriptions whose queues the worker added to in the last `failingForMs`, as last read. */
 async function failingSubscriptions(ports: Ports, tenantId: string): Promise<Set<string>> {
-  const failing = new Set<string>();
   const since = ports.now().getTime() - failingForMs;
-  let start: Record<string, unknown> | undefined;
-  do {
-    const page = await ports.db.send(
-      new QueryCommand({
-        TableName: ports.tables.automation,
-        KeyConditionExpression: "pk = :pk",
-        ExpressionAttributeValues: { ":pk": queueMarkerKey(tenantId, "").pk },
-        ProjectionExpression: "sk, queuedAt",
-        ExclusiveStartKey: start,
-      }),
-    );
-    for (const item of page.Items ?? []) if (Date.parse(String(item.queuedAt)) > since) failing.add(String(item.sk));
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return failing;
+  const markers = await queryAll(ports.db, {
+    TableName: ports.tables.automation,
+    KeyConditionExpression: "pk = :pk",
+    ExpressionAttributeValues: { ":pk": queueMarkerKey(tenantId, "").pk },
+    ProjectionExpression: "sk, queuedAt",
+  });
+  return new Set(markers.filter((item) => Date.parse(String(item.queuedAt)) > since).map((item) => String(item.sk)));
 }
 
 export interface AttemptOptions {
@@ -433,22 +425,12 @@ async function dropQueue(ports: Ports, marker: Record<string, unknown>) {
 
 /** Every marker of a subscription's queue (a failing subscription each: few). */
 async function queuesListed(ports: Ports) {
-  const markers: Record<string, unknown>[] = [];
-  let start: Record<string, unknown> | undefined;
-  do {
-    const page = await ports.db.send(
-      new QueryCommand({
-        TableName: ports.tables.automation,
-        IndexName: "byDue",
-        KeyConditionExpression: "gsi1pk = :markers",
-        ExpressionAttributeValues: { ":markers": queueMarkers },
-        ExclusiveStartKey: start,
-      }),
-    );
-    markers.push(...(page.Items ?? []));
-    start = page.LastEvaluatedKey;
-  } while (start);
-  return markers;
+  return queryAll(ports.db, {
+    TableName: ports.tables.automation,
+    IndexName: "byDue",
+    KeyConditionExpression: "gsi1pk = :markers",
+    ExpressionAttributeValues: { ":markers": queueMarkers },
+  });
 }
 
 /** Where the worker reads due deliveries: a shard, or a subscription's queue (with its marker). */
