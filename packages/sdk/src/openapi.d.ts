@@ -175,7 +175,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Give a key a new secret (the old one stops working at once); the token is shown once */
+        /** Give a key a new secret (the old one stops working at once on this instance, within 1 s on the others); the token is shown once */
         post: operations["createKeysByIdRotate"];
         delete?: never;
         options?: never;

@@ -49,7 +49,8 @@ const routes = {
     method: "post",
     path: "/v1/keys/{id}/rotate",
     tags: ["access"],
-    summary: "Give a key a new secret (the old one stops working at once); the token is shown once",
+    summary:
+      "Give a key a new secret (the old one stops working at once on this instance, within 1 s on the others); the token is shown once",
     middleware: admin,
     request: { params: keyId },
     responses: { 200: json("The key and its new token", keyWithToken), ...errorResponses(401, 403, 404, 409) },

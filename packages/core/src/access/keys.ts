@@ -123,7 +123,8 @@ export const listApiKeys = verb(
 );
 
 /**
- * A new secret for the same key id and role: the old secret stops working at once. Conditional on the secret read: of two
+ * A new secret for the same key id and role: the old secret stops working at once on this instance, within `keyCacheMs`
+ * (1 s) on the others. Conditional on the secret read: of two
  * rotations at once (two instances), one is refused, 409 (review 112: both answered a token, and one of them never
  * worked).
  */

@@ -90,7 +90,8 @@ export const accessCommands: Command[] = [
     group: "keys",
     name: "rotate",
     args: ["id"],
-    summary: "Give a key a new secret (the old one stops working at once); the token is printed once",
+    summary:
+      "Give a key a new secret (the old one stops working at once on this instance, within 1 s on the others); the token is printed once",
     run: async (ctx) =>
       ctx.print(await ctx.client.post("/v1/keys/{id}/rotate", { params: { path: { id: ctx.arg("id") } } }), showKeyWithToken(ctx)),
   },
