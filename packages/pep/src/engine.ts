@@ -64,6 +64,7 @@ export interface DecideRequest {
   readonly protocol: "tcp" | "udp";
   /** Defaults to the bearer of the device's binding. */
   readonly bearer?: Bearer;
+  /** Defaults to the country of the device's binding, as the control plane knows it (unknown: no country condition holds). */
   readonly country?: string;
   readonly principal?: string;
   /** The instant the policy is evaluated for (epoch ms); defaults to now. Freshness is always judged at now. */
@@ -184,7 +185,8 @@ export class PepEngine {
             protocol: request.protocol,
             // An unknown bearer satisfies no bearer condition (as an unknown country satisfies no country condition).
             bearer: request.bearer ?? device.bearer ?? ("unknown" as Bearer),
-            ...(request.country === undefined ? {} : { country: request.country }),
+            // The country the control plane knows the binding's session in, unless the caller says (review 117).
+            ...((request.country ?? device.country) === undefined ? {} : { country: request.country ?? device.country }),
             ...(request.principal === undefined ? {} : { principal: request.principal }),
             at: request.at ?? now,
           });
@@ -247,16 +249,18 @@ export class PepEngine {
     };
   }
 
-  #device(request: DecideRequest): { view: DeviceView | undefined; bearer: Bearer | undefined } {
+  /** The device a request is about, and the bearer and country of its binding (the one holding the source address). */
+  #device(request: DecideRequest): { view: DeviceView | undefined; bearer: Bearer | undefined; country?: string | undefined } {
     const state = this.#state;
     if (request.sourceIp !== undefined) {
       const binding = state.binding(request.sourceIp);
       if (binding === undefined || (request.deviceId !== undefined && request.deviceId !== binding.deviceId))
         return { view: undefined, bearer: undefined };
-      return { view: state.devices.get(binding.deviceId), bearer: binding.bearer };
+      return { view: state.devices.get(binding.deviceId), bearer: binding.bearer, country: binding.country };
     }
     if (request.deviceId === undefined) return { view: undefined, bearer: undefined };
-    return { view: state.devices.get(request.deviceId), bearer: state.bindingOf(request.deviceId)?.bearer };
+    const binding = state.bindingOf(request.deviceId);
+    return { view: state.devices.get(request.deviceId), bearer: binding?.bearer, country: binding?.country };
   }
 
   /** The engine for the current rules, grants and settings, compiled when they changed since the last call. */

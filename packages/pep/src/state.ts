@@ -32,6 +32,8 @@ export interface Binding {
   readonly address: string;
   readonly bearer: Bearer;
   readonly apn?: string;
+  /** The country the device's session on this address comes from, when the control plane knows it (ISO 3166-1 alpha-2). */
+  readonly country?: string;
 }
 
 /** What an application of entries changed: the engine recompiles only on `policy`. */

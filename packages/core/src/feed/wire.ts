@@ -104,4 +104,5 @@ export const bindingValue = (item: Record<string, unknown>): Record<string, unkn
   address: item.address,
   bearer: item.bearer,
   ...(item.apn ? { apn: item.apn } : {}),
+  ...(item.country ? { country: item.country } : {}),
 });

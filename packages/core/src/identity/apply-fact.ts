@@ -421,7 +421,7 @@ async function bindingChanges(
 ) {
   const bound = [...after].filter(([address, binding]) => {
     const previous = before.get(address);
-    return !previous || previous.bearer !== binding.bearer || previous.apn !== binding.apn;
+    return !previous || previous.bearer !== binding.bearer || previous.apn !== binding.apn || previous.country !== binding.country;
   });
   const given = [...before.keys()].filter((address) => !after.has(address));
   const current = await readBindings(ports, ports.tables.identity, device.tenantId, [...bound.map(([address]) => address), ...given]);

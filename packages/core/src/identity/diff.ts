@@ -6,6 +6,7 @@
 import type { Bearer, CatalogueType } from "../catalogue/catalogue.ts";
 import { canonicalJson } from "../ledger/chain.ts";
 import { unpaddedProfiles, type FoldSettings, type IdentityState, type Session } from "./identity-state.ts";
+import { sessionCountry } from "./session-country.ts";
 
 export interface StateChange {
   readonly type: CatalogueType;
@@ -88,14 +89,23 @@ function sessionChanges(before: IdentityState, after: IdentityState): StateChang
   ];
 }
 
-/** The tenant-wide IP bindings a state implies: address -> bearer, APN. */
-export function bindingsOf(state: IdentityState): Map<string, { bearer: Bearer; apn?: string }> {
-  const bindings = new Map<string, { bearer: Bearer; apn?: string }>();
+/** What a PEP learns of an address a device holds: on which bearer, in which APN, from which country. */
+export interface BindingValue {
+  readonly bearer: Bearer;
+  readonly apn?: string;
+  readonly country?: string;
+}
+
+/** The tenant-wide IP bindings a state implies: address -> bearer, APN, country. */
+export function bindingsOf(state: IdentityState): Map<string, BindingValue> {
+  const bindings = new Map<string, BindingValue>();
   if (state.state === "revoked") return bindings;
   for (const session of Object.values(state.sessions)) {
     if (!session) continue;
+    const country = sessionCountry(state, session);
     for (const address of [session.ipv4, session.ipv6]) {
-      if (address) bindings.set(address, { bearer: session.bearer, ...(session.apn ? { apn: session.apn } : {}) });
+      if (address)
+        bindings.set(address, { bearer: session.bearer, ...(session.apn ? { apn: session.apn } : {}), ...(country ? { country } : {}) });
     }
   }
   return bindings;

@@ -10,6 +10,7 @@ import { SimrootError } from "../error.ts";
 import { compilePolicy } from "../policy/compile.ts";
 import { loadPolicySet } from "../policy/load.ts";
 import { decisionSchema, policyRuleSchema, type DecisionInput, type PolicyRule } from "../policy/model.ts";
+import { sessionCountry } from "../identity/session-country.ts";
 import { compileSelector } from "../policy/selector.ts";
 import { parseIpInto } from "../policy/net.ts";
 import { verb } from "../verb.ts";
@@ -63,7 +64,8 @@ function destinationOf(text: string): DecisionInput["destination"] {
 /** The bearer and country a device's connections come over now (its first session), for re-deciding a flow. */
 function contextOf(device: Device): Pick<DecisionInput, "bearer" | "country"> {
   const session = Object.values(device.identity.sessions)[0];
-  return { bearer: session?.bearer ?? "cellular", ...(session?.country ? { country: session.country } : {}) };
+  const country = sessionCountry(device.identity, session);
+  return { bearer: session?.bearer ?? "cellular", ...(country ? { country } : {}) };
 }
 
 export const previewPolicyChange = verb(previewPolicyInput, async (ports, ctx, input): Promise<PolicyPreview> => {

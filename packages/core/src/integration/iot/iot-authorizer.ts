@@ -17,6 +17,7 @@ import { createHash, createPublicKey, verify } from "node:crypto";
 import { systemContext } from "../../context.ts";
 import type { Device } from "../../device/device.ts";
 import { readDevice } from "../../device/store.ts";
+import { sessionCountry } from "../../identity/session-country.ts";
 import { evaluateWhatIf } from "../../policy/what-if.ts";
 import type { Ports } from "../../ports.ts";
 
@@ -128,14 +129,16 @@ export async function authorizeMqtt(
   if (device.state === "revoked" || device.state === "suspended") return denyMqtt(principal);
   const host = request.protocolData.tls?.serverName ?? settings.mqttHost;
   if (!host) return denyMqtt(principal);
-  const bearer = (Object.keys(device.identity.sessions)[0] ?? "cellular") as "cellular";
+  const session = Object.values(device.identity.sessions)[0];
+  const bearer = session?.bearer ?? "cellular";
+  const country = sessionCountry(device.identity, session);
   const decision = await evaluateWhatIf(ports, systemContext(settings.tenantId, "iot-authorizer", request.connectionMetadata.id), {
     device: { deviceId: device.id },
     destination: { fqdn: host },
     port: 8883,
     protocol: "tcp",
     bearer,
-    ...(device.identity.roaming?.country ? { country: device.identity.roaming.country } : {}),
+    ...(country ? { country } : {}),
   });
   if (!decision.allow) return denyMqtt(principal);
   return {
