@@ -30,6 +30,23 @@ export const eidSchema = z
     example: "89049032123451234512345678901235",
   });
 
+/**
+ * The other spelling of an ICCID: without its Luhn check digit (ITU-T E.118 makes it the last digit), as emnify and
+ * 1NCE name a SIM (`iccid`, beside `iccid_with_luhn`), or with it, as the card, an eUICC's EF.ICCID, Twilio and the eIM
+ * carry it (review 119: one SIM, two spellings, two devices, and a Data Streamer's SIM deletion that reached neither).
+ * A full ICCID (19 or 20 digits) whose check digit holds drops it; a shorter one (18 or 19 digits) whose last digit is
+ * no check digit gains one. A 19-digit spelling without its check digit whose last digit happens to check (one in ten)
+ * is taken for a full one: its other spelling is not found.
+ */
+export function iccidOtherSpelling(iccid: string): string | undefined {
+  if (!/^\d{18,20}$/.test(iccid)) return undefined;
+  if (iccid.length >= 19 && luhnValid(iccid)) return iccid.slice(0, -1);
+  if (iccid.length <= 19 && !luhnValid(iccid)) {
+    for (let check = 0; check < 10; check++) if (luhnValid(`${iccid}${check}`)) return `${iccid}${check}`;
+  }
+  return undefined;
+}
+
 export const iccidSchema = z
   .string()
   .regex(/^89\d{16,18}$/, "an ICCID is 18 to 20 digits starting with 89")

@@ -37,6 +37,9 @@ export const aliasKey = (tenantId: string, kind: IdentifierKind, value: string) 
   sk: "alias",
 });
 
+/** The mark of an eUICC whose profiles were reported on a device registered without its EID (identity/apply-fact.ts). */
+export const euiccKey = (tenantId: string, eid: string) => ({ pk: aliasKey(tenantId, "eid", eid).pk, sk: "euicc" });
+
 /**
  * Which device holds an IP address in the tenant's private APN/DNN right now. Binding items are kept in `listStripes`
  * partitions of the identity table itself, by a hash of the address, sorted by address: the feed snapshot lists them by

@@ -5,7 +5,8 @@ import type { Outcome } from "../outcome.ts";
 import { verb } from "../verb.ts";
 import { deviceIdentifiers, enforcementView, registerDeviceInput, type Device } from "./device.ts";
 import { spkiFingerprint } from "./credential.ts";
-import { aliasKey } from "./keys.ts";
+import { aliasKey, euiccKey } from "./keys.ts";
+import { iccidOtherSpelling } from "./identifiers.ts";
 import { deviceItem } from "./store.ts";
 
 /**
@@ -35,6 +36,11 @@ export const registerDevice = verb(registerDeviceInput, async (ports, ctx, input
     revision: 1,
   };
   const identifiers = deviceIdentifiers(device);
+  // The other spelling of each ICCID (with or without its check digit) names the same SIM: not another device's either.
+  const spellings = device.iccids.flatMap((iccid) => {
+    const other = iccidOtherSpelling(iccid);
+    return other === undefined ? [] : [other];
+  });
   const event = domainEvent(ctx, "device.registered", device.id, { device }, now);
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
@@ -55,9 +61,36 @@ export const registerDevice = verb(registerDeviceInput, async (ports, ctx, input
           ConditionExpression: "attribute_not_exists(pk)",
         },
       })),
+      ...spellings.map((value) => ({
+        ConditionCheck: {
+          TableName: ports.tables.identity,
+          Key: aliasKey(ctx.tenantId, "iccid", value),
+          ConditionExpression: "attribute_not_exists(pk)",
+        },
+      })),
+      // An eUICC whose profiles were reported on a device registered without its EID is that device's (review 119).
+      ...(device.eid
+        ? [
+            {
+              ConditionCheck: {
+                TableName: ports.tables.identity,
+                Key: euiccKey(ctx.tenantId, device.eid),
+                ConditionExpression: "attribute_not_exists(pk)",
+              },
+            },
+          ]
+        : []),
     ],
     onConditionFailed: (index) => {
-      const taken = identifiers[index - 1];
+      const at = index - 1 - identifiers.length;
+      const spelled = spellings[at];
+      const taken =
+        identifiers[index - 1] ??
+        (spelled !== undefined
+          ? { kind: "iccid" as const, value: spelled }
+          : at === spellings.length && device.eid
+            ? { kind: "eid" as const, value: device.eid }
+            : undefined);
       if (!taken) return undefined;
       return new SimrootError("device.identifier_taken", "conflict", `${taken.kind} ${taken.value} already belongs to a device`, {
         issues: [

@@ -6,7 +6,7 @@ import type { History } from "../identity/fold.ts";
 import type { Ports } from "../ports.ts";
 import { Lru } from "../store/lru.ts";
 import { deviceSchema, type Device } from "./device.ts";
-import { externalIdAlias, luhnValid, type IdentifierKind } from "./identifiers.ts";
+import { externalIdAlias, iccidOtherSpelling, luhnValid, type IdentifierKind } from "./identifiers.ts";
 import { readBindings } from "./bindings.ts";
 import { aliasKey, deviceKey, deviceListKey } from "./keys.ts";
 
@@ -99,9 +99,12 @@ export function imsiOf(identity: string): string | undefined {
 export function refIdentifiers(ref: DeviceRef): { kind: IdentifierKind; value: string }[] {
   const imsi = ref.imsi ?? (ref.supi && imsiOf(ref.supi)) ?? (ref.nai && imsiOf(ref.nai));
   const msisdn = ref.msisdn && (ref.msisdn.startsWith("+") ? ref.msisdn : `+${ref.msisdn}`);
+  const iccid = ref.iccid?.replace(/F$/i, "");
   const candidates: [IdentifierKind, string | undefined][] = [
     ["eid", ref.eid],
-    ["iccid", ref.iccid?.replace(/F$/i, "")],
+    ["iccid", iccid],
+    // The same SIM spelled with or without its check digit, as another source or the registration spelled it.
+    ["iccid", iccid && iccidOtherSpelling(iccid)],
     ["imsi", imsi],
     ["msisdn", msisdn],
     ["externalId", ref.externalId && externalIdAlias(ref.externalId)],
@@ -132,9 +135,13 @@ export function forgetAliases(ports: Ports, tenantId: string, aliases: readonly 
   for (const { kind, value } of aliases) aliasCache(ports).delete(aliasKey(tenantId, kind, value).pk);
 }
 
-/** The 15-digit IMEI an alias is kept under: an IMEISV (16) or a bare 14-digit IMEI gets its Luhn check digit. */
+/**
+ * The 15-digit IMEI an alias is kept under: an IMEISV (16), a bare 14-digit IMEI or one reported with the spare digit in
+ * place of the check digit (15, zero last: TS 23.003 §6.2.1) gets its Luhn check digit (review 119: the spare digit's
+ * spelling was an alias of its own, and the same handset was not found by its IMEI).
+ */
 export function imeiAlias(imei: string): string {
-  if (imei.length === 15) return imei;
+  if (imei.length === 15 && (luhnValid(imei) || !imei.endsWith("0"))) return imei;
   const body = imei.slice(0, 14);
   for (let check = 0; check < 10; check++) if (luhnValid(`${body}${check}`)) return `${body}${check}`;
   return imei;

@@ -13,7 +13,7 @@ import { bindingKey, legacyBindingKey, revokedKey, revokedListKey } from "../dev
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { deviceIdentifiers } from "../device/device.ts";
 import type { IdentifierKind } from "../device/identifiers.ts";
-import { aliasKey } from "../device/keys.ts";
+import { aliasKey, euiccKey } from "../device/keys.ts";
 import { cachedDevice, deviceItem, forgetAliases, forgetDevice, imeiAlias, readDevice, rememberDevice } from "../device/store.ts";
 import { SimrootError, isSimrootError } from "../error.ts";
 import { domainEvent, type DomainEvent } from "../event/event.ts";
@@ -141,11 +141,20 @@ async function attemptFact(
   // lists no released binding) still knows them as the revoked device's (no break-glass for it while its feed is stale).
   const view = revoking ? revokedView(next, bindings.feed) : enforcementView(next);
   const revocation = revoking ? [revocationMarker(ports, next, view, now.toISOString())] : [];
+  const eidsBefore = new Set(profileEids(device, before.profiles));
   const aliases = revoking
-    ? await releasedAliases(ports, next)
+    ? [...(await releasedAliases(ports, next)), ...(await releasedEuiccs(ports, next))]
     : after.state === "revoked"
       ? []
-      : [...(await followedImei(ports, device, before, after)), ...(await followedProfiles(ports, device, before, after))];
+      : [
+          ...(await followedImei(ports, device, before, after)),
+          ...(await followedProfiles(ports, device, before, after)),
+          ...(await markedEuiccs(
+            ports,
+            device,
+            profileEids(device, after.profiles).filter((eid) => !eidsBefore.has(eid)),
+          )),
+        ];
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
     writes: [putDevice, ...bindings.writes, ...revocation, ...aliases, ...bindings.markers],
@@ -240,6 +249,48 @@ const releaseAlias = (ports: Ports, device: Device, { kind, value }: Alias): Tra
     ExpressionAttributeValues: { ":device": device.id },
   },
 });
+
+/**
+ * The EIDs the profiles of a device registered without one were reported on: its eUICC's. Each is marked the device's
+ * eUICC (`euiccKey`), which a registration with that EID is refused on (review 119: the same eUICC was registered as a
+ * second device, and the eIM's next notifications, resolved by EID, went to that one). Not an alias: a report naming
+ * the EID and a registered ICCID still resolves by the ICCID.
+ */
+const profileEids = (device: Device, profiles: IdentityState["profiles"]): string[] =>
+  device.eid ? [] : [...new Set(Object.values(profiles).map((profile) => profile.eid))];
+
+/** The writes that mark `eids` the device's eUICC, for those no device was marked with. */
+async function markedEuiccs(ports: Ports, device: Device, eids: readonly string[]): Promise<TransactItem[]> {
+  const writes: TransactItem[] = [];
+  for (const eid of eids) {
+    const key = euiccKey(device.tenantId, eid);
+    const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.identity, Key: key, ConsistentRead: true }));
+    if (Item) continue;
+    writes.push({
+      Put: { TableName: ports.tables.identity, Item: { ...key, deviceId: device.id }, ConditionExpression: "attribute_not_exists(pk)" },
+    });
+  }
+  return writes;
+}
+
+/** A revocation removes the device's eUICC marks, so the eUICC can be registered again. */
+async function releasedEuiccs(ports: Ports, device: Device): Promise<TransactItem[]> {
+  const writes: TransactItem[] = [];
+  for (const eid of profileEids(device, device.identity.profiles)) {
+    const key = euiccKey(device.tenantId, eid);
+    const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.identity, Key: key, ConsistentRead: true }));
+    if (Item?.deviceId !== device.id) continue;
+    writes.push({
+      Delete: {
+        TableName: ports.tables.identity,
+        Key: key,
+        ConditionExpression: "attribute_not_exists(pk) OR deviceId = :device",
+        ExpressionAttributeValues: { ":device": device.id },
+      },
+    });
+  }
+  return writes;
+}
 
 /**
  * A revoked SIM's identifiers are released (the device, its facts and its audit trail stay):

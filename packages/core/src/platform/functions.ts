@@ -158,8 +158,13 @@ export const functions = {
     does: "serves the management API (devices, access, health) and the API's documents: every path no other API function routes",
     routes: ["$default"],
     // A device's timeline lists its audit records. ConditionCheckItem: a change of the tenant's keys checks, in its
-    // transaction, that the key making it is still not revoked (access/keys.ts, review 112).
-    tables: { ...apiTablesListingAudit, control: [...apiTablesListingAudit.control!, "ConditionCheckItem"] },
+    // transaction, that the key making it is still not revoked (access/keys.ts, review 112); a registration, that no
+    // device holds the other spelling of its ICCIDs (device/register.ts, review 119).
+    tables: {
+      ...apiTablesListingAudit,
+      identity: [...apiTablesListingAudit.identity!, "ConditionCheckItem"],
+      control: [...apiTablesListingAudit.control!, "ConditionCheckItem"],
+    },
     // /docs serves Scalar's pinned standalone bundle (api's docs.ts): node_modules is not in the function.
     files: [
       { from: "node_modules/@scalar/api-reference/package.json", to: "scalar/package.json" },

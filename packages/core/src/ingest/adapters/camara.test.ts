@@ -352,7 +352,7 @@ describe("camara adapter: devices and envelopes", () => {
         subscriptionId: "s",
       }),
     );
-    expect(event.device).toEqual({ msisdn: phoneNumber, nai: "123456789@domain.com", ip: "10.20.0.7" });
+    expect(event.device).toEqual({ msisdn: phoneNumber, externalId: "123456789@domain.com", ip: "10.20.0.7" });
   });
 
   it("uses the public IPv4 address, then the IPv6 address, when that is all there is", () => {

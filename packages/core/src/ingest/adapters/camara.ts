@@ -222,7 +222,10 @@ function deviceOf(data: Record<string, unknown>): { ref: DeviceRef | undefined }
   const ip = ipv4Address?.privateAddress ?? ipv4Address?.publicAddress ?? ipv6Address;
   const ref: DeviceRef = {
     ...(phoneNumber === undefined ? {} : { msisdn: phoneNumber }),
-    ...(networkAccessIdentifier === undefined ? {} : { nai: networkAccessIdentifier }),
+    // CAMARA_common's NetworkAccessIdentifier is "the GPSI formatted with the External Identifier ({Local
+    // Identifier}@{Domain Identifier})": a device's `externalId`, not an EAP NAI carrying an IMSI (review 119: every
+    // event naming a device this way was parked).
+    ...(networkAccessIdentifier === undefined ? {} : { externalId: networkAccessIdentifier }),
     ...(ip === undefined ? {} : { ip }),
   };
   return { ref: Object.keys(ref).length > 0 ? ref : undefined };

@@ -20,6 +20,7 @@ import { maxTimestampLength, type Bearer, type DeviceRef, type NormalizedEvent }
 import { countryOfMcc } from "../../catalogue/mcc.ts";
 import { bearerOfRat } from "../../catalogue/rat.ts";
 import { luhnValid } from "../../device/identifiers.ts";
+import type { FieldIssue } from "../../error.ts";
 import type { Adapter, AdapterItem } from "../adapter.ts";
 import { sameSecret, unauthenticated } from "./auth.ts";
 import { invalidBodyOf, jsonItems } from "./body.ts";
@@ -123,8 +124,14 @@ function itemOf(raw: unknown, index: number): AdapterItem {
   const occurredAt = isoInstant(record.timestamp);
   if (occurredAt === undefined) return refused(index, [{ path: "timestamp", message: "must be an ISO 8601 date-time with a UTC offset" }]);
   const device = deviceOf(record);
-  // Organisation-level records (quota enabled for a service profile, billing, users) name no device: nothing to attribute.
-  if (Object.keys(device).length === 0) return { index, ok: true, events: [] };
+  if (Object.keys(device).length === 0) {
+    // A record that names its SIM or equipment by identifiers none of which is one is refused, naming them (review 119: a
+    // SIM deletion was answered 202 and dropped, as if it were about the organisation).
+    const malformed = malformedIdentifiers(record);
+    if (malformed.length > 0) return refused(index, malformed);
+    // Organisation-level records (quota enabled for a service profile, billing, users) name no device: nothing to attribute.
+    return { index, ok: true, events: [] };
+  }
   const sourceType = `${record.event_type.id} ${record.event_type.description ?? ""}`.trim().slice(0, 200);
   const event = { dedupeKey: String(record.id), occurredAt, device, sourceType, ...factOf(record, sourceType) } as NormalizedEvent;
   return checkedItem(index, [event]);
@@ -204,6 +211,18 @@ function unhandled(record: EventRecord, sourceType: string): Fact {
   return { type: "source.unhandled", data: { sourceType, summary } };
 }
 
+/** The identifiers a record carries that are not identifiers, each with why. */
+function malformedIdentifiers(record: EventRecord): FieldIssue[] {
+  const given: [string, string | null | undefined, string][] = [
+    ["sim.iccid", record.sim?.iccid, "an ICCID is 18 to 20 digits"],
+    ["imsi.imsi", record.imsi?.imsi, "an IMSI is 6 to 15 digits"],
+    ["sim.msisdn", record.sim?.msisdn, "an MSISDN is 6 to 15 digits"],
+    ["endpoint.imei", record.endpoint?.imei, "an IMEI is 15 digits (14 without its check digit, 16 as an IMEISV)"],
+    ["endpoint.ip_address", record.endpoint?.ip_address, "an IP address"],
+  ];
+  return given.flatMap(([path, value, message]) => (value ? [{ path, message: `must be ${message}` }] : []));
+}
+
 function deviceOf(record: EventRecord): DeviceRef {
   const iccid = record.sim?.iccid;
   const imsi = record.imsi?.imsi;
@@ -221,13 +240,16 @@ function deviceOf(record: EventRecord): DeviceRef {
 
 /**
  * The 15-digit IMEI from what operators report as equipment identity: an IMEI (15 digits,
- * Luhn check digit last), an IMEISV (16: TAC, serial number, 2-digit software version) or an
- * IMEI without its check digit (14). TS 23.003 §6.2: the check digit is the Luhn digit over
- * TAC + SNR, so it is recomputed from the first 14 digits. Anything else yields nothing.
+ * Luhn check digit last), one as the network carries it (TAC, serial number and the spare digit,
+ * zero), an IMEISV (16: TAC, serial number, 2-digit software version) or an IMEI without its check
+ * digit (14). TS 23.003 §6.2: the check digit is the Luhn digit over TAC + SNR, computed, not
+ * transmitted ("Spare digit: this digit shall be zero, when transmitted by the MS"), so it is
+ * recomputed from the first 14 digits. Anything else yields nothing.
  */
 export function imeiOf(reported: string | null | undefined): string | undefined {
   if (!reported || !/^\d{14,16}$/.test(reported)) return undefined;
-  if (reported.length === 15) return luhnValid(reported) ? reported : undefined;
+  // Review 119: a report with the spare digit was dropped, and an IMEI lock never saw the SIM move.
+  if (reported.length === 15 && !luhnValid(reported) && !reported.endsWith("0")) return undefined;
   const withoutCheckDigit = reported.slice(0, 14);
   const checkDigit = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].find((digit) => luhnValid(`${withoutCheckDigit}${digit}`));
   return `${withoutCheckDigit}${checkDigit}`;

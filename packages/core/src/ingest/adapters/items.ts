@@ -19,11 +19,15 @@ export function refused(index: number, issues: FieldIssue[]): AdapterItem {
  * the catalogue's schema or could not be stored.
  */
 export function checkedItem(index: number, events: NormalizedEvent[]): AdapterItem {
-  const issues = events.flatMap((event) => {
-    const checked = normalizedEventSchema.safeParse(event);
-    return checked.success ? storageIssues(event) : zodIssues(checked.error);
+  const issues: FieldIssue[] = [];
+  const checked = events.map((event) => {
+    const parsed = normalizedEventSchema.safeParse(event);
+    issues.push(...(parsed.success ? storageIssues(event) : zodIssues(parsed.error)));
+    return parsed.success ? (parsed.data as NormalizedEvent) : event;
   });
-  return issues.length > 0 ? refused(index, issues) : { index, ok: true, events };
+  // The events as the catalogue spells them: one spelling of each address (review 119: a Data Streamer or CAMARA IPv6
+  // address was kept as the operator wrote it, `2001:DB8:0:0:0:0:0:119`, and named no device bound as `2001:db8::119`).
+  return issues.length > 0 ? refused(index, issues) : { index, ok: true, events: checked };
 }
 
 /** DynamoDB nests at most 32 levels in an item, and the audit and parked items wrap the event. */
