@@ -18,8 +18,6 @@ export default $config({
     };
   },
   async run() {
-    // The web console the api function ships (its `files`): a build output, not checked in.
-    await (await import("./packages/console/src/build")).buildConsole();
     // First: its `$transform` applies to every function created after it.
     await import("./infra/roles");
     const { tableNameOutputs } = await import("./infra/database");

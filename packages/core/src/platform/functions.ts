@@ -172,8 +172,9 @@ export const functions = {
       // What `/openapi.json` and `/asyncapi.json` serve (api `documents.ts`): written by `npm run contracts`.
       { from: "packages/api/openapi.json", to: "openapi.json" },
       { from: "packages/api/asyncapi.json", to: "asyncapi.json" },
-      // The web console at /console/ (api routes/reference.ts), a directory: built by `npm run console:build`, which
-      // sst.config.ts runs before the functions are defined (review 118: not shipped, /console/ answered 503 in AWS).
+      // The web console at /console/ (api routes/reference.ts), a directory: built by `npm install` or `npm ci` (the
+      // root `prepare` script) and `npm run console:build`; without it `sst deploy` stops, naming the missing path
+      // (review 118: not shipped, /console/ answered 503 in AWS).
       { from: "packages/console/dist", to: "console" },
     ],
   },
