@@ -4,15 +4,32 @@
  * comes from package-lock.json, nothing is fetched at run time: the console works offline.
  * Runs on `npm install` (the root `prepare` script) and as `npm run console:build`.
  */
-import { mkdir, readdir, rm, writeFile } from "node:fs/promises";
+import { mkdir, readdir, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 
+/**
+ * Builds into a directory of its own, then moves each file into `outDir` (a rename: atomic), and only then removes what
+ * the build no longer makes: whoever reads `outDir` meanwhile (another test file's server, `sst deploy`'s copy of the
+ * function's files) never finds it missing or half written.
+ */
 export async function buildConsole(outDir = join(root, "dist")) {
-  await rm(outDir, { recursive: true, force: true });
+  const staging = `${outDir}.build-${process.pid}-${Date.now()}`;
+  await buildInto(staging);
+  await mkdir(join(outDir, "assets"), { recursive: true });
+  const built = await readdir(join(staging, "assets"));
+  for (const file of built) await rename(join(staging, "assets", file), join(outDir, "assets", file));
+  await rename(join(staging, "index.html"), join(outDir, "index.html"));
+  for (const file of await readdir(join(outDir, "assets")))
+    if (!built.includes(file)) await rm(join(outDir, "assets", file), { force: true });
+  await rm(staging, { recursive: true, force: true });
+  return { outDir, files: built };
+}
+
+async function buildInto(outDir: string) {
   await mkdir(join(outDir, "assets"), { recursive: true });
   const result = await build({
     entryPoints: [join(root, "ui/main.tsx"), join(root, "ui/styles.css")],
@@ -47,7 +64,6 @@ export async function buildConsole(outDir = join(root, "dist")) {
     "",
   ].join("\n");
   await writeFile(join(outDir, "index.html"), html);
-  return { outDir, files: await readdir(join(outDir, "assets")) };
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
