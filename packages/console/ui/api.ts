@@ -50,15 +50,20 @@ export async function api<T>(method: string, path: string, body?: unknown, heade
   return (response.status === 204 ? undefined : await response.json()) as T;
 }
 
-/** Every item of a paginated list, up to `max`. */
-export async function all<T>(path: string, max = 5_000): Promise<T[]> {
+/** The items of a paginated list, up to `max`, and whether the list holds more (`more`: a page said so). */
+export async function upTo<T>(path: string, max: number, pageSize = 100): Promise<{ items: T[]; more: boolean }> {
   const items: T[] = [];
   let cursor: string | undefined;
   do {
     const separator = path.includes("?") ? "&" : "?";
-    const page = await api<Page<T>>("GET", `${path}${separator}limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
+    const page = await api<Page<T>>("GET", `${path}${separator}limit=${pageSize}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
     items.push(...page.items);
     cursor = page.next;
   } while (cursor && items.length < max);
-  return items;
+  return { items, more: cursor !== undefined };
+}
+
+/** Every item of a paginated list, up to `max`. */
+export async function all<T>(path: string, max = 5_000): Promise<T[]> {
+  return (await upTo<T>(path, max)).items;
 }

@@ -27,6 +27,8 @@ export function useLiveData<T>(
   deps: unknown[],
   relevant: (change: LiveChange) => boolean = () => true,
   debounceMs = 150,
+  /** Also read again this often: for what changes without a feed change (a device's anomalies, its timeline's records). */
+  everyMs?: number,
 ) {
   const [state, setState] = useState<{ data?: T; error?: Error; loading: boolean }>({ loading: true });
   const generation = useRef(0);
@@ -47,9 +49,11 @@ export function useLiveData<T>(
       timer = setTimeout(run, debounceMs);
     };
     listeners.add(listener);
+    const interval = everyMs === undefined ? undefined : setInterval(run, everyMs);
     return () => {
       listeners.delete(listener);
       clearTimeout(timer);
+      clearInterval(interval);
     };
   }, deps);
   return { ...state, reload: run };

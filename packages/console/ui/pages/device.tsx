@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { all, api, ApiError } from "../api.ts";
+import { api, ApiError, upTo } from "../api.ts";
 import { DataTable } from "../table.tsx";
 import { useLiveData } from "../live-state.ts";
 import type { LiveChange } from "../live.ts";
@@ -65,11 +65,26 @@ function Actions({ device, onDone }: { device: Device; onDone: () => void }) {
   );
 }
 
+/** The newest timeline entries a device's page shows, and how many it reads at most (the audit retention's worth). */
+const shownEntries = 1_000;
+const maxTimelineRead = 50_000;
+/** How often a device's page reads its timeline again without a live change naming the device. */
+export const timelineRefreshMs = 10_000;
+
 export function DevicePage({ id }: { id: string }) {
   const path = `/v1/devices/${encodeURIComponent(id)}`;
   const mine = (change: LiveChange) => change.reset === true || change.changes.some((c) => c.key === id);
   const device = useLiveData(() => api<Device>("GET", path), [id], mine);
-  const timeline = useLiveData(() => all<TimelineEntry>(`${path}/timeline`, 1_000), [id], mine);
+  // The timeline is listed oldest first: read to its end, and the newest `shownEntries` kept (review 118: the first 1,000
+  // were read, and a device with more never showed its latest, a revocation included). Read again every
+  // `timelineRefreshMs` too: anomalies and the timeline's records change without a feed change.
+  const timeline = useLiveData(
+    () => upTo<TimelineEntry>(`${path}/timeline`, maxTimelineRead, 500).then(({ items }) => items.slice(-shownEntries)),
+    [id],
+    mine,
+    150,
+    timelineRefreshMs,
+  );
   const flows = useLiveData(
     () => api<TrafficGraph>("GET", `/v1/traffic?hours=24&device=${encodeURIComponent(id)}`).then((graph) => graph.edges),
     [id],

@@ -1,5 +1,5 @@
 import { useEffect, useMemo, useState } from "preact/hooks";
-import { all, api, ApiError } from "../api.ts";
+import { api, ApiError, upTo } from "../api.ts";
 import { DataTable } from "../table.tsx";
 import { onLive } from "../live-state.ts";
 import { countryOf, ipOf, sessionsOf, states, when, type Device } from "../model.ts";
@@ -11,20 +11,40 @@ const maxIncremental = 50;
  * The fleet, kept current by live changes: the devices a change names are read again one by
  * one (O(changes), not O(fleet)); a burst larger than `maxIncremental`, or a reset, reloads all.
  */
+/** The fleet page reads at most this many devices; past it, it says it shows part of the fleet. */
+export const maxListed = 20_000;
+
+/**
+ * The listing read into what the page holds: of two copies of a device, the newer by revision. A list read over many
+ * pages may finish after a live re-read showed a device's change (review 118: a revoked device went back to "active"
+ * when the fleet's first read, begun before the revocation, arrived after it). Devices only the page holds (registered
+ * after the listing passed them, or past its end) stay.
+ */
+function merged(previous: ReadonlyMap<string, Device>, listed: readonly Device[]): Map<string, Device> {
+  const next = new Map(previous);
+  for (const device of listed) {
+    const held = next.get(device.id);
+    if (!held || held.revision <= device.revision) next.set(device.id, device);
+  }
+  return next;
+}
+
 function useFleet() {
   const [byId, setById] = useState<Map<string, Device>>(new Map());
   const [error, setError] = useState<Error>();
   const [loading, setLoading] = useState(true);
+  const [partial, setPartial] = useState(false);
   useEffect(() => {
     let stopped = false;
     let pending = new Set<string>();
     let reloadAll = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const loadAll = () =>
-      all<Device>("/v1/devices", 20_000).then(
-        (list) => {
+      upTo<Device>("/v1/devices", maxListed).then(
+        ({ items, more }) => {
           if (stopped) return;
-          setById(new Map(list.map((d) => [d.id, d])));
+          setById((previous) => merged(previous, items));
+          setPartial(more);
           setLoading(false);
         },
         (e: Error) => {
@@ -76,11 +96,11 @@ function useFleet() {
     () => [...byId.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id)),
     [byId],
   );
-  return { devices, error, loading };
+  return { devices, error, loading, partial };
 }
 
 export function FleetPage() {
-  const { devices, error, loading } = useFleet();
+  const { devices, error, loading, partial } = useFleet();
   const [label, setLabel] = useState("");
   const [state, setState] = useState("");
   const [bearer, setBearer] = useState("");
@@ -111,7 +131,11 @@ export function FleetPage() {
       <h1 id="fleet-title">Fleet</h1>
       <ul class="counts" aria-label="Devices by state">
         <li>
-          <strong>{devices.length}</strong> devices
+          <strong>
+            {devices.length}
+            {partial ? "+" : ""}
+          </strong>{" "}
+          devices
         </li>
         {states.map((s) => (
           <li class={`state-${s}`}>
@@ -156,13 +180,19 @@ export function FleetPage() {
           </select>
         </label>
       </form>
+      {partial && (
+        <p class="hint" role="status">
+          The fleet holds more than the first {maxListed.toLocaleString("en")} devices this page reads: counts, filters and search cover
+          those only. Look a device up by any identifier with <code>GET /v1/devices/lookup</code>.
+        </p>
+      )}
       {error && (
         <p role="alert" class="error">
           {error.message}
         </p>
       )}
       <DataTable
-        caption={loading ? "Loading devices…" : `${shown.length} of ${devices.length} devices`}
+        caption={loading ? "Loading devices…" : `${shown.length} of ${devices.length}${partial ? "+" : ""} devices`}
         columns={["Device", "State", "Bearer", "Country", "Session", "Labels", "Last event"]}
       >
         {shown.slice(0, 500).map((device) => (

@@ -1,0 +1,216 @@
+/**
+ * Review 118: what the console shows a user against what the API holds, in a real browser against the control plane on
+ * a real port (the harness of console.test.ts).
+ */
+import type { Browser, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildConsole } from "@simroot/console/build";
+import { call, startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
+import { chromiumPath, launch } from "./browser.ts";
+
+const browserAvailable = chromiumPath !== undefined || process.env.CI === "true";
+
+let runtime: TestRuntime;
+let browser: Browser;
+
+describe.runIf(browserAvailable)("the web console shows what the API holds (review 118)", () => {
+  beforeAll(async () => {
+    await buildConsole();
+    runtime = await startTestRuntime({ port: 0 });
+    browser = await launch();
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await runtime?.stop();
+  });
+
+  async function signIn(page: Page, token: string) {
+    await page.goto(`${runtime.url}/console/`);
+    await page.getByLabel("API key").fill(token);
+    await page.getByRole("button", { name: "Open the console" }).click();
+  }
+
+  it("shows a device's newest timeline entries first, even past the 1,000 it read", async () => {
+    // The audit trail keeps every event of a device for its retention (90 days by default): a device whose session
+    // starts and ends every hour has over 4,000 entries on its timeline. The timeline is listed oldest first; the console
+    // read its first 1,000 and reversed them under "Timeline, newest first": the newest entries (the revocation, the
+    // latest anomalies, which the page's Anomalies list is filtered from) were the ones it dropped. Writing over 1,000
+    // records takes a minute: the timeline route is stood in for (page.route), answering 1,200 older entries before the
+    // device's own (its registration and its revocation), page by page as the route pages it.
+    const tenant = await tenantClient(runtime, "chatty");
+    const device = (await tenant.call("POST", "/v1/devices", { name: "chatty-meter", imsi: "208011180000001" })).json;
+    const revoked = await tenant.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" });
+    expect(revoked.status, revoked.text).toBe(200);
+    await runtime.settled();
+    const own = (await tenant.call("GET", `/v1/devices/${device.id}/timeline?limit=500`)).json.items as { type: string; time: string }[];
+    expect(own.map((entry) => entry.type)).toEqual(["device.registered", "device.revoked"]);
+    const older = Array.from({ length: 1_200 }, (_, n) => ({
+      seq: n + 1,
+      eventId: `evt_older_${n}`,
+      type: n % 2 === 0 ? "device.suspended" : "device.reinstated",
+      time: new Date(Date.parse(own[0]!.time) - (1_200 - n) * 60_000).toISOString(),
+      actor: "key:older",
+      data: {},
+    }));
+    const entries = [...older, ...own];
+
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    await page.route(
+      (url) => url.pathname === `/v1/devices/${device.id}/timeline`,
+      (route) => {
+        const url = new URL(route.request().url());
+        const from = Number(url.searchParams.get("cursor") ?? "0");
+        const to = Math.min(entries.length, from + Number(url.searchParams.get("limit") ?? "50"));
+        return route.fulfill({
+          status: 200,
+          contentType: "application/json",
+          body: JSON.stringify({ items: entries.slice(from, to), ...(to < entries.length ? { next: String(to) } : {}) }),
+        });
+      },
+    );
+    await signIn(page, tenant.token);
+    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
+    await page.goto(`${runtime.url}/console/#/devices/${encodeURIComponent(device.id)}`);
+    await expect.poll(() => page.getByTestId("device-state").textContent(), { timeout: 10_000 }).toBe("revoked");
+    const timeline = page.getByRole("list", { name: "Timeline, newest first" });
+    await expect.poll(() => timeline.locator("li").count(), { timeout: 20_000 }).toBeGreaterThan(0);
+    // The newest entry, first in the list, is the revocation.
+    expect(await timeline.locator("li strong").first().textContent()).toBe("device.revoked");
+    await page.close();
+  });
+
+  it("never shows a revoked device as active because the fleet's first read finished after the revocation was shown", async () => {
+    // The fleet page reads the whole list (up to 200 pages of 100 for a large fleet) while the live stream already runs.
+    // A device changed meanwhile is read again and shown as it now is; then the list, read before the change, arrives
+    // and replaces the whole map: the revoked device is shown active until something else changes it.
+    const tenant = await tenantClient(runtime, "race");
+    const device = (await tenant.call("POST", "/v1/devices", { name: "meter-race-1", imsi: "208011180000002" })).json;
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    let listed!: () => void;
+    const listRead = new Promise<void>((resolve) => (listed = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    // The list's first answer is read from the control plane at once, and reaches the page late (a slow network, or the
+    // other pages of a large fleet still being read).
+    let held = false;
+    await page.route(
+      (url) => url.pathname === "/v1/devices",
+      async (route) => {
+        if (held) return route.continue();
+        held = true;
+        const response = await route.fetch();
+        listed();
+        await released;
+        await route.fulfill({ response });
+      },
+    );
+    await signIn(page, tenant.token);
+    await page.getByText("Live", { exact: true }).waitFor({ timeout: 10_000 });
+    await listRead;
+
+    const reread = page.waitForResponse((answer) => new URL(answer.url()).pathname === `/v1/devices/${device.id}`, { timeout: 10_000 });
+    expect((await tenant.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+    expect((await (await reread).json()).state).toBe("revoked");
+    await page.waitForTimeout(300);
+    release();
+
+    const row = page.locator(`tr[data-device="${device.id}"] .badge`);
+    await row.waitFor({ timeout: 10_000 });
+    await page.waitForTimeout(1_000);
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.state).toBe("revoked");
+    expect(await row.textContent()).toBe("revoked");
+    await page.close();
+  });
+
+  it("shows an anomaly detected while the device's page is open, as it shows the device's other changes", async () => {
+    // The device page re-reads its timeline (and the anomalies it lists) only on a live change naming the device, and
+    // the live stream carries the feed's changes: an anomaly the detectors record changes no device, so the page of a
+    // device that was just denied in a burst keeps saying "None detected." while the header says "Live".
+    const tenant = await tenantClient(runtime, "anomalies");
+    const device = (
+      await tenant.call("POST", "/v1/devices", { name: "meter-astray-1", imsi: "208011180000003", labels: { fleet: "meters" } })
+    ).json;
+    const pep = (await tenant.call("POST", "/v1/keys", { name: "edge", role: "pep" })).json.token as string;
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    await signIn(page, tenant.token);
+    await page.getByText("Live", { exact: true }).waitFor({ timeout: 10_000 });
+    await page.goto(`${runtime.url}/console/#/devices/${encodeURIComponent(device.id)}`);
+    await expect.poll(() => page.getByTestId("device-state").textContent(), { timeout: 10_000 }).toBe("active");
+    await page.getByText("None detected.").waitFor({ timeout: 10_000 });
+
+    const flow = (decision: "allow" | "deny", count: number) => ({
+      deviceId: device.id,
+      destination: decision === "allow" ? "ingest.example.com" : "xmr.pool.example.net",
+      port: decision === "allow" ? 8883 : 443,
+      protocol: "tcp",
+      decision,
+      reason: decision === "allow" ? "allow.rule" : "deny.default",
+      count,
+      bytes: decision === "allow" ? count * 100 : 0,
+    });
+    /** A flow report of the PEP for one window at `at`. */
+    const report = (at: string, decision: "allow" | "deny", count: number) =>
+      call(runtime, pep, "POST", "/v1/flows", { pepId: "edge", windowStart: at, windowEnd: at, flows: [flow(decision, count)] });
+    const learned = await report(new Date(Date.now() - 10 * 60 * 1000).toISOString(), "allow", 5);
+    expect(learned.status, learned.text).toBe(202);
+    const burst = await report(new Date().toISOString(), "deny", 40);
+    expect(burst.status, burst.text).toBe(202);
+    expect(burst.json.anomalies).toBe(1);
+    const timeline = (await tenant.call("GET", `/v1/devices/${device.id}/timeline?limit=100`)).json.items as {
+      type: string;
+      data: { kind?: string };
+    }[];
+    expect(timeline.filter((entry) => entry.type === "anomaly.detected").map((entry) => entry.data.kind)).toEqual(["denied-burst"]);
+
+    // The console is live; the anomaly is on the device's timeline: its page shows it.
+    // The page reads its timeline again every `timelineRefreshMs` (10 s), without a feed change naming the device.
+    await expect.poll(() => page.locator("ul.anomalies").count(), { timeout: 25_000 }).toBe(1);
+    expect(await page.locator("ul.anomalies").textContent()).toContain("denied-burst");
+    await page.close();
+  });
+
+  it("says it shows part of a fleet of more than the 20,000 devices it reads", async () => {
+    // The fleet page reads at most 20,000 devices: past them it stopped without a word, and the page's "N of M devices",
+    // its counts by state and its search were of the first 20,000 the API lists. Registering 20,100 devices is too slow
+    // for a test: the list route is stood in for (page.route), answering a fleet of 20,100 page by page as the route
+    // pages it (items, next), its last device revoked.
+    const tenant = await tenantClient(runtime, "large");
+    const total = 20_100;
+    const at = new Date().toISOString();
+    const fake = (i: number) => ({
+      id: `dev_${String(i).padStart(8, "0")}`,
+      name: `meter-${i}`,
+      state: i === total - 1 ? "revoked" : "active",
+      labels: { fleet: "meters" },
+      iccids: [],
+      identity: { sessions: {}, profiles: {} },
+      createdAt: at,
+      updatedAt: at,
+      revision: 1,
+    });
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    await page.route(
+      (url) => url.pathname === "/v1/devices",
+      (route) => {
+        const url = new URL(route.request().url());
+        const from = Number(url.searchParams.get("cursor") ?? "0");
+        const limit = Number(url.searchParams.get("limit") ?? "50");
+        const to = Math.min(total, from + limit);
+        const items = Array.from({ length: to - from }, (_, k) => fake(from + k));
+        return route.fulfill({
+          status: 200,
+          contentType: "application/json",
+          body: JSON.stringify({ items, ...(to < total ? { next: String(to) } : {}) }),
+        });
+      },
+    );
+    await signIn(page, tenant.token);
+    const caption = page.locator("caption").first();
+    await expect.poll(() => caption.textContent(), { timeout: 60_000 }).toMatch(/^\d+ of \d+\+? devices$/);
+    expect(await caption.textContent()).toBe("20000 of 20000+ devices");
+    const notice = page.getByRole("status").filter({ hasText: "more than the first 20,000 devices" });
+    expect(await notice.textContent()).toContain("counts, filters and search cover those only");
+    await page.close();
+  }, 120_000);
+});
