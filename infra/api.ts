@@ -14,6 +14,8 @@ import { stage } from "./stage";
 
 export const api = new sst.aws.ApiGatewayV2("Api", {
   accessLog: { retention: stage.logRetention },
+  // No CORS: keys are bearer tokens and the console is same-origin; SST's default approves any origin's preflight.
+  cors: false,
   transform: {
     stage: (args) => {
       // Throttling for the whole API (per-tenant limits are the app's own, in front of the store).

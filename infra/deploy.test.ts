@@ -824,6 +824,14 @@ describe.each(Object.keys(stages) as Stage[])("%s, as SST would deploy it", (nam
     expect(routed).toHaveLength(declared.length);
   });
 
+  it("approves no cross-origin request: the gateway answers no CORS preflight the app does not (review 118)", () => {
+    // The API's keys are bearer tokens, and the console is served from the same origin. SST's default CORS (any origin,
+    // any header) had the gateway approve every preflight: any site's script could send a key or a guess at one.
+    const [gateway] = of(app(), "aws:apigatewayv2/api:Api");
+    const cors = inputs<{ corsConfiguration?: { allowOrigins?: string[]; allowHeaders?: string[] } }>(gateway!).corsConfiguration;
+    expect({ origins: cors?.allowOrigins ?? [], headers: cors?.allowHeaders ?? [] }).toEqual({ origins: [], headers: [] });
+  });
+
   it("answers the HTTP API from functions that stop before the gateway does", () => {
     const integrations = of(app(), "aws:apigatewayv2/integration:Integration");
     expect(integrations.length).toBeGreaterThan(0);
