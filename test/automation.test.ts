@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { documentClient, portsFor, runAutomation, takeRate, type BusEnvelope } from "@simroot/core";
 import { recordCacheMs } from "@simroot/core/automation/records";
 import type { ResponseData, Schema } from "@simroot/sdk";
-import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { call, coreFact, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { flowReport, teachBaseline } from "./support/flows.ts";
 
 let runtime: TestRuntime;
@@ -334,5 +334,61 @@ describe("rules across instances that share only the store", () => {
     expect([...partitions.values()].reduce((sum, count) => sum + count, 0)).toBe(48);
     expect(partitions.size).toBeGreaterThanOrEqual(8);
     expect(Math.max(...partitions.values())).toBeLessThanOrEqual(12);
+  });
+});
+
+describe("rules on a device's events delivered out of order (review 115)", () => {
+  it("leaves a label as the later change's rule set it, whichever of the two events is delivered last", async () => {
+    const { tenant, deviceId } = await setup([]);
+    const { imsi } = (await tenant.call("GET", `/v1/devices/${deviceId}`)).json;
+    const send = await simrootSource(runtime, tenant);
+    const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString();
+    // Attached at home (MCC 208, France), detached, attached abroad (MCC 310, the US): two changes of one device.
+    await send(coreFact("sim.attached", imsi, { bearer: "cellular", ipv4: "10.9.0.1", plmn: { mcc: "208", mnc: "01" } }, at(3), "home"));
+    await send(coreFact("sim.detached", imsi, { bearer: "cellular" }, at(2), "left"));
+    await send(coreFact("sim.attached", imsi, { bearer: "cellular", ipv4: "10.9.0.2", plmn: { mcc: "310", mnc: "260" } }, at(1), "abroad"));
+    const attaches = (await audit(tenant, deviceId)).filter((record) => record.action === "sim.attached");
+    expect(attaches.map((record) => record.data.country)).toEqual(["FR", "US"]);
+    // Each event names the device's revision once changed: the later change has the higher one.
+    expect(Number(attaches[0]!.data.revision)).toBeLessThan(Number(attaches[1]!.data.revision));
+
+    // Two rules with opposite actions on one label, made after the events were delivered (so none reached them yet).
+    for (const [country, where] of [
+      ["FR", "home"],
+      ["US", "abroad"],
+    ])
+      expect(
+        (
+          await tenant.call("POST", "/v1/automation/rules", {
+            name: `attached in ${country}`,
+            pattern: { source: ["simroot"], "detail-type": ["sim.attached"], detail: { data: { country: [country] } } },
+            actions: [{ type: "add-labels", labels: { where } }],
+          })
+        ).status,
+      ).toBe(201);
+    const envelopeOf = (record: Schema<"AuditRecord">) =>
+      ({
+        source: "simroot",
+        "detail-type": record.action,
+        detail: {
+          id: record.eventId,
+          type: record.action,
+          tenantId: record.tenantId,
+          subject: record.subject,
+          time: record.time,
+          actor: record.actor,
+          requestId: record.requestId,
+          data: record.data,
+        },
+      }) as unknown as BusEnvelope;
+    // EventBridge delivers in any order: the later change's event first, the earlier one's after it.
+    const later = await runAutomation(runtime.ports, envelopeOf(attaches[1]!));
+    expect(later.value.map((firing) => firing.actions[0]?.outcome)).toEqual(["done"]);
+    const earlier = await runAutomation(runtime.ports, envelopeOf(attaches[0]!));
+    expect(earlier.value.map((firing) => firing.actions[0])).toEqual([
+      { type: "add-labels", outcome: "skipped", detail: "a later change of the device acted on these labels first" },
+    ]);
+    await runtime.settled();
+    expect((await tenant.call("GET", `/v1/devices/${deviceId}`)).json.labels).toEqual({ fleet: "meters", where: "abroad" });
   });
 });

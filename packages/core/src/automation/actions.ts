@@ -3,6 +3,8 @@
  * (`ctx.actor` = `rule:<id>`, so every action's audit record names the rule that caused it).
  * Each returns what happened and the events it caused.
  */
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
+import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { RequestContext } from "../context.ts";
 import { actOnDevice } from "../device/actions.ts";
 import { readDevice } from "../device/store.ts";
@@ -47,6 +49,41 @@ async function relabel(
   }
 }
 
+/** How long a device's label order is kept: past EventBridge's retries (24 h) and the bus's redrives of a week. */
+const labelOrderSeconds = 7 * 24 * 60 * 60;
+
+/**
+ * The label keys an action on `event` may still change: each key takes the revision of the change the event tells
+ * (`data.revision`, the device's once changed), unless an event of a later change acted on the key first (review 115:
+ * EventBridge delivers in any order, and two rules with opposite actions on one device ended in the state of the event
+ * delivered last, the older change's). An event without a revision (recorded before 2026-12-07, or not a change of the
+ * device's own) is not ordered.
+ */
+async function keysInOrder(ports: Ports, event: DomainEvent, deviceId: string, keys: readonly string[]): Promise<readonly string[]> {
+  const revision = event.data.revision;
+  if (typeof revision !== "number" || event.subject !== deviceId) return keys;
+  const expiresAt = Math.floor(ports.now().getTime() / 1000) + labelOrderSeconds;
+  const kept: string[] = [];
+  for (const key of keys) {
+    try {
+      await ports.db.send(
+        new UpdateCommand({
+          TableName: ports.tables.automation,
+          Key: { pk: `T#${event.tenantId}#labels#${deviceId}`, sk: key },
+          UpdateExpression: "SET revision = :revision, expiresAt = :expires",
+          // At the same revision too: a redelivery of the event (its first delivery failed after this) acts again.
+          ConditionExpression: "attribute_not_exists(pk) OR revision <= :revision",
+          ExpressionAttributeValues: { ":revision": revision, ":expires": expiresAt },
+        }),
+      );
+      kept.push(key);
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+  return kept;
+}
+
 export async function runAction(
   ports: Ports,
   ctx: RequestContext,
@@ -73,9 +110,11 @@ export async function runAction(
       }
       case "add-labels":
       case "remove-labels": {
+        const keys = await keysInOrder(ports, event, deviceId!, action.type === "add-labels" ? Object.keys(action.labels) : action.keys);
+        if (keys.length === 0) return result("skipped", "a later change of the device acted on these labels first");
         const outcome = await relabel(ports, ctx, deviceId!, (labels) => {
-          if (action.type === "add-labels") return { ...labels, ...action.labels };
-          for (const key of action.keys) delete labels[key];
+          if (action.type === "add-labels") for (const key of keys) labels[key] = action.labels[key]!;
+          else for (const key of keys) delete labels[key];
           return labels;
         });
         if (!outcome) return result("skipped", `no device ${deviceId}`);

@@ -109,6 +109,12 @@ export function asyncApiDocument() {
             type: "object",
             properties: {
               deviceId: { type: "string", description: "the device the change applies to" },
+              revision: {
+                type: "integer",
+                minimum: 1,
+                description:
+                  "the device's revision once the change was applied: of two events of one device, the one with the higher revision is the later change, whatever order they are delivered in (absent on events recorded before 2026-12-07)",
+              },
               cause: {
                 type: "object",
                 description: "the reported fact that caused the change (absent for changes made through the API)",

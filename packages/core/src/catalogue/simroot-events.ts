@@ -60,7 +60,10 @@ export const simrootEventPayloads = {
     reason: z.string().meta({ description: "why it had been dead-lettered" }),
   }),
   "device.registered": loose("a device was registered", { device: record }),
-  "device.updated": loose("a device was renamed, relabelled or its IMEI lock changed", { changes: record }),
+  "device.updated": loose("a device was renamed, relabelled or its IMEI lock changed", {
+    changes: record,
+    revision: z.number().int().positive().optional().meta({ description: "the device's revision once changed (see the applied events')" }),
+  }),
   "grant.created": loose("a grant was created", { grant: record }),
   "grant.revoked": loose("a grant was ended early", { revokedAt: z.string(), principal: z.string() }),
   "policy.created": loose("a policy was created"),

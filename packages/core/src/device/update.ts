@@ -39,7 +39,7 @@ export const updateDevice = verb(updateDeviceInput, async (ports, ctx, input): P
   const next: Device = { ...stored.device, ...changes, revision: stored.device.revision + 1, updatedAt: now.toISOString() };
   if (allowedCountries === null) delete next.allowedCountries;
   else if (allowedCountries !== undefined) next.allowedCountries = allowedCountries;
-  const event = domainEvent(ctx, "device.updated", input.id, { changes: input.changes }, now);
+  const event = domainEvent(ctx, "device.updated", input.id, { changes: input.changes, revision: next.revision }, now);
   try {
     await ports.ledger.commit({
       tenantId: ctx.tenantId,

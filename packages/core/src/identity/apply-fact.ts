@@ -122,7 +122,9 @@ async function attemptFact(
   }
 
   const events = [
-    ...changes.map((change) => domainEvent(ctx, change.type, deviceId, { ...change.data, deviceId, cause }, now)),
+    // `revision`: the device's once the change is applied, which orders a device's events however they are delivered
+    // (automation's label actions follow it: review 115).
+    ...changes.map((change) => domainEvent(ctx, change.type, deviceId, { ...change.data, deviceId, revision: next.revision, cause }, now)),
     ...(absorbed ? [absorbed.event] : []),
   ];
   const leases = distinctEdges([...leaseChanges(before, after, fact.at), ...(absorbed?.leases ?? [])]);
