@@ -7,6 +7,7 @@ import { ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { documentClient, portsFor, runAutomation, takeRate, type BusEnvelope } from "@simroot/core";
 import { recordCacheMs } from "@simroot/core/automation/records";
+import { eventOfRecord, type AuditRecord } from "@simroot/core/ledger/audit-record";
 import type { ResponseData, Schema } from "@simroot/sdk";
 import { call, coreFact, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { flowReport, teachBaseline } from "./support/flows.ts";
@@ -367,20 +368,7 @@ describe("rules on a device's events delivered out of order (review 115)", () =>
         ).status,
       ).toBe(201);
     const envelopeOf = (record: Schema<"AuditRecord">) =>
-      ({
-        source: "simroot",
-        "detail-type": record.action,
-        detail: {
-          id: record.eventId,
-          type: record.action,
-          tenantId: record.tenantId,
-          subject: record.subject,
-          time: record.time,
-          actor: record.actor,
-          requestId: record.requestId,
-          data: record.data,
-        },
-      }) as unknown as BusEnvelope;
+      ({ source: "simroot", "detail-type": record.action, detail: eventOfRecord(record as AuditRecord) }) as unknown as BusEnvelope;
     // EventBridge delivers in any order: the later change's event first, the earlier one's after it.
     const later = await runAutomation(runtime.ports, envelopeOf(attaches[1]!));
     expect(later.value.map((firing) => firing.actions[0]?.outcome)).toEqual(["done"]);
