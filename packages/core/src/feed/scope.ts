@@ -13,8 +13,10 @@
  * Narrowing saves bytes and PEP memory. A `pep` key created with a selector (POST /v1/keys) is held to it
  * (`keyScope`): it reads that view, or a narrower one, never another. What such a key still reads of the rest of the
  * tenant: the whole policy, grants and settings, and, as removals (no value), the ids of devices that left its scope
- * after its version (and, in the replay that ends a snapshot, of devices out of it that changed in its last seconds) and
- * the addresses moved out of it; never a device record or binding out of its scope.
+ * after its version (and, in the replay that ends a snapshot, of devices out of it that changed in its last seconds) and,
+ * as removals, every address bound to a device out of it or released (a binding entry does not name its former holder,
+ * so an address that never was in the scope cannot be told from one that left it: review 121); never a device record
+ * or a binding's value out of its scope.
  */
 import * as z from "zod";
 import { SimrootError } from "../error.ts";
