@@ -3,11 +3,12 @@
  * device proves itself with its IoT SAFE key (the one registered as its credential), and
  * simroot's state and policy decide whether it connects and which topics it may use.
  */
-import { generateKeyPairSync, sign, type KeyObject } from "node:crypto";
+import { generateKeyPairSync } from "node:crypto";
 import type { IoTCustomAuthorizerEvent, IoTCustomAuthorizerResult } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { authorizeMqtt, mqttSigningInput } from "@simroot/core";
+import { authorizeMqtt } from "@simroot/core";
 import { startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
+import { mqttConnect, mqttPassword } from "../support/mqtt-connect.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -18,23 +19,8 @@ afterAll(() => runtime.stop());
 const host = "a1b2c3-ats.iot.eu-west-1.amazonaws.com";
 const keyPair = () => generateKeyPairSync("ec", { namedCurve: "P-256" });
 
-/** What the device sends as its MQTT password (IoT passes it base64-encoded). */
-function password(clientId: string, privateKey: KeyObject, publicKey: KeyObject, seconds = Math.floor(Date.now() / 1000)) {
-  const spki = publicKey.export({ type: "spki", format: "der" }).toString("base64url");
-  const signature = sign("sha256", mqttSigningInput(clientId, seconds), privateKey).toString("base64url");
-  return Buffer.from(`v1.${seconds}.${spki}.${signature}`).toString("base64");
-}
-
-/** The event IoT Core invokes the authorizer with on an MQTT CONNECT. */
-const connect = (clientId: string, mqttPassword: string): IoTCustomAuthorizerEvent => ({
-  signatureVerified: false,
-  protocols: ["tls", "mqtt"],
-  protocolData: {
-    tls: { serverName: host },
-    mqtt: { clientId, username: "meter?x-amz-customauthorizer-name=simroot", password: mqttPassword },
-  },
-  connectionMetadata: { id: crypto.randomUUID() },
-});
+const password = mqttPassword;
+const connect = (clientId: string, password: string) => mqttConnect(host, clientId, password);
 
 async function fleet(labels: Record<string, string> = { fleet: "meters" }) {
   const acme = await tenantClient(runtime);

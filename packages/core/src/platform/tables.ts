@@ -50,7 +50,7 @@ export const tables = {
         // commit's transaction). The device listing reads the devices themselves by key (device/read.ts).
         include: [
           ...["id", "state", "labels", "imsi", "eid", "credentialFingerprint"],
-          ...["deviceId", "address", "bearer", "apn", "country", "since", "revokedAt", "view"],
+          ...["deviceId", "address", "bearer", "apn", "since", "revokedAt", "view"],
         ],
       },
     },
