@@ -84,6 +84,13 @@ describe("an ICCID with and without its Luhn check digit names one SIM (review 1
     expect((await tenant.call("GET", `/v1/devices/${registered.id}`)).json.state).toBe("revoked");
   });
 
+  it("refuses one registration naming the SIM in both spellings, naming the field, and registers nothing", async () => {
+    const tenant = await tenantClient(runtime);
+    const both = await tenant.call("POST", "/v1/devices", { iccids: [full, withoutCheckDigit] });
+    expect([both.status, both.json.errors?.[0]?.path]).toEqual([400, "iccids"]);
+    expect((await tenant.call("GET", "/v1/devices")).json.items).toEqual([]);
+  });
+
   it("does not register a second device for the same SIM spelled without its check digit", async () => {
     const tenant = await tenantClient(runtime);
     const first = await tenant.call("POST", "/v1/devices", { iccids: [full] });
@@ -241,19 +248,24 @@ describe("an IMEI reported with its spare digit (review 119)", () => {
   });
 });
 
+/** An eIM source of the tenant (its JSON form), and a function that posts notifications to it (expects 202), applied. */
+async function eimSource(tenant: Tenant) {
+  const created = (await tenant.call("POST", "/v1/sources", { name: "eIM", format: "eim" })).json;
+  return async (body: unknown) => {
+    const response = await runtime.app.request(created.source.ingestPath, {
+      method: "POST",
+      headers: { authorization: `Bearer ${created.credentials.bearerToken}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    expect(response.status).toBe(202);
+    await runtime.settled();
+  };
+}
+
 describe("an eUICC known by its profiles' reports is one device (review 119)", () => {
   it("does not register a second device for the EID an eIM reported the device's profile on", async () => {
     const tenant = await tenantClient(runtime);
-    const created = (await tenant.call("POST", "/v1/sources", { name: "eIM", format: "eim" })).json;
-    const eim = async (body: unknown) => {
-      const response = await runtime.app.request(created.source.ingestPath, {
-        method: "POST",
-        headers: { authorization: `Bearer ${created.credentials.bearerToken}`, "content-type": "application/json" },
-        body: JSON.stringify(body),
-      });
-      expect(response.status).toBe(202);
-      await runtime.settled();
-    };
+    const eim = await eimSource(tenant);
     const eid = "89049032123451234512345678901235";
     const registered = (await tenant.call("POST", "/v1/devices", { iccids: ["8944500102198304826"] })).json;
     await eim({ eid, notifications: [{ seqNumber: 1, operation: "install", iccid: "8944500102198304826", result: "success" }] });
@@ -264,5 +276,28 @@ describe("an eUICC known by its profiles' reports is one device (review 119)", (
     expect((await tenant.call("POST", `/v1/devices/${registered.id}/revoke`, { reason: "returned" })).status).toBe(200);
     const again = await tenant.call("POST", "/v1/devices", { eid });
     expect(again.status, again.text).toBe(201);
+  });
+});
+
+describe("a profile's ICCID another device holds in its other spelling (review 120)", () => {
+  it("names one device whichever spelling a report uses", async () => {
+    // 8988303000005733850 is emnify's spelling (no check digit) of 89883030000057338508.
+    const full = "89883030000057338508";
+    const withoutCheckDigit = "8988303000005733850";
+    const eid = "89049032123451234512345678901235";
+    const tenant = await tenantClient(runtime);
+    const eim = await eimSource(tenant);
+    // The SIM, registered as emnify's portal names it; the eUICC it is downloaded to, registered by its EID.
+    const sim = await tenant.call("POST", "/v1/devices", { iccids: [withoutCheckDigit] });
+    expect(sim.status, sim.text).toBe(201);
+    const euicc = await tenant.call("POST", "/v1/devices", { eid });
+    expect(euicc.status, euicc.text).toBe(201);
+    // The eIM reports the profile installed, by its full ICCID (EF.ICCID carries the check digit).
+    await eim({ eid, notifications: [{ seqNumber: 1, operation: "install", iccid: full, result: "success" }] });
+
+    const byFull = (await tenant.call("GET", `/v1/devices/lookup?iccid=${full}`)).json.id;
+    const byEmnify = (await tenant.call("GET", `/v1/devices/lookup?iccid=${withoutCheckDigit}`)).json.id;
+    // A registration of the full spelling is refused as the SIM's (review 119); a followed profile should be no different.
+    expect({ byFull, byEmnify }).toEqual({ byFull: sim.json.id, byEmnify: sim.json.id });
   });
 });

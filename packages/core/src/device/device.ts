@@ -1,6 +1,6 @@
 import * as z from "zod";
 import { credentialPemSchema, fingerprintSchema } from "./credential.ts";
-import { eidSchema, externalIdSchema, iccidSchema, imeiSchema, imsiSchema, msisdnSchema } from "./identifiers.ts";
+import { eidSchema, externalIdSchema, iccidOtherSpelling, iccidSchema, imeiSchema, imsiSchema, msisdnSchema } from "./identifiers.ts";
 import { countriesSchema, deviceStates, identityStateSchema } from "../identity/identity-state.ts";
 
 export { deviceStates, type DeviceState } from "../identity/identity-state.ts";
@@ -35,6 +35,12 @@ export const registerDeviceInput = z
   })
   .refine((input) => new Set(input.iccids ?? []).size === (input.iccids ?? []).length, {
     message: "iccids must be distinct",
+    path: ["iccids"],
+  })
+  // One SIM spelled with and without its check digit is one ICCID (review 120: the registration's transaction then
+  // named one alias item twice, which DynamoDB refuses).
+  .refine((input) => !(input.iccids ?? []).some((iccid) => input.iccids!.includes(iccidOtherSpelling(iccid) ?? "")), {
+    message: "iccids must name distinct SIMs: an ICCID with and without its check digit is one",
     path: ["iccids"],
   })
   // The refinements above, as JSON Schema states them (a generated client or validator sees what the server checks).

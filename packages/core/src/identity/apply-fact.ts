@@ -12,7 +12,7 @@ import { readBindings } from "../device/bindings.ts";
 import { bindingKey, legacyBindingKey, revokedKey, revokedListKey } from "../device/keys.ts";
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { deviceIdentifiers } from "../device/device.ts";
-import type { IdentifierKind } from "../device/identifiers.ts";
+import { iccidOtherSpelling, type IdentifierKind } from "../device/identifiers.ts";
 import { aliasKey, euiccKey } from "../device/keys.ts";
 import { cachedDevice, deviceItem, forgetAliases, forgetDevice, imeiAlias, readDevice, rememberDevice } from "../device/store.ts";
 import { SimrootError, isSimrootError } from "../error.ts";
@@ -372,6 +372,18 @@ async function followedProfiles(ports: Ports, device: Device, before: IdentitySt
     const key = aliasKey(device.tenantId, "iccid", iccid);
     const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.identity, Key: key, ConsistentRead: true }));
     if (Item) continue;
+    // Held in its other spelling (with or without the check digit) by a device: that device's SIM, as a registration
+    // would be refused on it (review 120).
+    const other = iccidOtherSpelling(iccid);
+    const spelled =
+      other === undefined
+        ? undefined
+        : (
+            await ports.db.send(
+              new GetCommand({ TableName: ports.tables.identity, Key: aliasKey(device.tenantId, "iccid", other), ConsistentRead: true }),
+            )
+          ).Item;
+    if (spelled) continue;
     writes.push({
       Put: {
         TableName: ports.tables.identity,
