@@ -32,14 +32,28 @@ export function useLiveData<T>(
 ) {
   const [state, setState] = useState<{ data?: T; error?: Error; loading: boolean }>({ loading: true });
   const generation = useRef(0);
+  /** The newest read whose answer is shown: an answer of an older one, arriving later, is dropped. */
+  const shown = useRef(0);
+  const inFlight = useRef(0);
   const run = () => {
     const mine = ++generation.current;
+    inFlight.current++;
+    const settle = (apply: () => void) => {
+      inFlight.current--;
+      // Shown unless a newer read's answer already is: a read that takes longer than the time between reads still
+      // shows (review 120: only the last read started was shown, and a timeline read over 10 s never was).
+      if (mine <= shown.current) return;
+      shown.current = mine;
+      apply();
+    };
     load().then(
-      (data) => mine === generation.current && setState({ data, loading: false }),
-      (error: Error) => mine === generation.current && setState((previous) => ({ ...previous, error, loading: false })),
+      (data) => settle(() => setState({ data, loading: false })),
+      (error: Error) => settle(() => setState((previous) => ({ ...previous, error, loading: false }))),
     );
   };
   useEffect(() => {
+    // Reads begun for other deps (another device's page) are never shown here.
+    shown.current = generation.current;
     setState({ loading: true });
     run();
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -49,7 +63,8 @@ export function useLiveData<T>(
       timer = setTimeout(run, debounceMs);
     };
     listeners.add(listener);
-    const interval = everyMs === undefined ? undefined : setInterval(run, everyMs);
+    // A periodic read starts only when none is under way: a slow one is not piled on.
+    const interval = everyMs === undefined ? undefined : setInterval(() => inFlight.current === 0 && run(), everyMs);
     return () => {
       listeners.delete(listener);
       clearTimeout(timer);

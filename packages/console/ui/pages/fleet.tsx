@@ -73,7 +73,9 @@ function useFleet() {
         const next = new Map(previous);
         ids.forEach((id, index) => {
           const device = read[index];
-          if (device) next.set(id, device);
+          const held = next.get(id);
+          // The newer copy wins here too: of two re-reads of a device in flight, the earlier may answer last (review 120).
+          if (device && (!held || held.revision <= device.revision)) next.set(id, device);
           else if (device === null) next.delete(id);
         });
         return next;
