@@ -272,6 +272,12 @@ describe("an eUICC known by its profiles' reports is one device (review 119)", (
     expect((await tenant.call("GET", `/v1/devices/${registered.id}/profiles`)).json.items).toMatchObject([{ eid, state: "installed" }]);
     const second = await tenant.call("POST", "/v1/devices", { eid });
     expect([second.status, second.json.errors?.[0]?.path]).toEqual([409, "eid"]);
+    // A failed install names an eUICC the profile never reached (a mistyped EID): it marks nothing.
+    const elsewhere = "89049032123451234512345678901817";
+    const failed = (await tenant.call("POST", "/v1/devices", { iccids: ["8944500102198304834"] })).json;
+    await eim({ eid: elsewhere, notifications: [{ seqNumber: 2, operation: "install", iccid: "8944500102198304834", result: "failure" }] });
+    expect((await tenant.call("GET", `/v1/devices/${failed.id}/profiles`)).json.items).toMatchObject([{ eid: elsewhere, state: "failed" }]);
+    expect((await tenant.call("POST", "/v1/devices", { eid: elsewhere })).status).toBe(201);
     // Revoked, the device gives its eUICC up: registered again, by its EID, it is a device of its own.
     expect((await tenant.call("POST", `/v1/devices/${registered.id}/revoke`, { reason: "returned" })).status).toBe(200);
     const again = await tenant.call("POST", "/v1/devices", { eid });

@@ -256,10 +256,13 @@ const releaseAlias = (ports: Ports, device: Device, { kind, value }: Alias): Tra
  * The EIDs the profiles of a device registered without one were reported on: its eUICC's. Each is marked the device's
  * eUICC (`euiccKey`), which a registration with that EID is refused on (review 119: the same eUICC was registered as a
  * second device, and the eIM's next notifications, resolved by EID, went to that one). Not an alias: a report naming
- * the EID and a registered ICCID still resolves by the ICCID.
+ * the EID and a registered ICCID still resolves by the ICCID. A failed install marks nothing (a download that failed may
+ * name a mistyped EID: review 120), unless `withFailed`.
  */
-const profileEids = (device: Device, profiles: IdentityState["profiles"]): string[] =>
-  device.eid ? [] : [...new Set(Object.values(profiles).map((profile) => profile.eid))];
+const profileEids = (device: Device, profiles: IdentityState["profiles"], withFailed = false): string[] =>
+  device.eid
+    ? []
+    : [...new Set(Object.values(profiles).flatMap((profile) => (withFailed || profile.state !== "failed" ? [profile.eid] : [])))];
 
 /** The writes that mark `eids` the device's eUICC, for those no device was marked with. */
 async function markedEuiccs(ports: Ports, device: Device, eids: readonly string[]): Promise<TransactItem[]> {
@@ -278,7 +281,8 @@ async function markedEuiccs(ports: Ports, device: Device, eids: readonly string[
 /** A revocation removes the device's eUICC marks, so the eUICC can be registered again. */
 async function releasedEuiccs(ports: Ports, device: Device): Promise<TransactItem[]> {
   const writes: TransactItem[] = [];
-  for (const eid of profileEids(device, device.identity.profiles)) {
+  // Every profile's EID, failed ones too: a mark written before its profile failed is released with the others.
+  for (const eid of profileEids(device, device.identity.profiles, true)) {
     const key = euiccKey(device.tenantId, eid);
     const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.identity, Key: key, ConsistentRead: true }));
     if (Item?.deviceId !== device.id) continue;
