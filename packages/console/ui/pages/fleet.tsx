@@ -116,8 +116,12 @@ export function FleetPage() {
     if (bearer && !sessionsOf(device).some((s) => s.bearer === bearer)) return false;
     if (country && countryOf(device) !== country) return false;
     if (label) {
-      const [key, value] = label.split("=");
-      if (value === undefined ? !(key! in device.labels) : device.labels[key!.trim()] !== value.trim()) return false;
+      // `key` or `key=value`, split at the first `=` (a value may hold one); a key the device's own labels hold, not one
+      // every object has (`constructor`: review 118).
+      const at = label.indexOf("=");
+      const key = (at < 0 ? label : label.slice(0, at)).trim();
+      const held = Object.hasOwn(device.labels, key);
+      if (at < 0 ? !held : !held || device.labels[key] !== label.slice(at + 1).trim()) return false;
     }
     if (text) {
       const needle = text.toLowerCase();
