@@ -320,4 +320,18 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
     await expect.poll(() => caption.textContent()).toBe("1 of 2 devices");
     await page.close();
   });
+
+  it("tells a viewer it may not list the sources, rather than showing none", async () => {
+    const tenant = await tenantClient(runtime, "viewer-sources");
+    expect((await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).status).toBe(201);
+    const viewer = (await tenant.call("POST", "/v1/keys", { name: "auditor", role: "viewer" })).json.token as string;
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    await signIn(page, viewer);
+    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
+    await page.goto(`${runtime.url}/console/#/audit`);
+    await page.getByRole("heading", { name: "Sources", level: 2 }).waitFor();
+    const refusal = page.getByRole("alert").filter({ hasText: /role|permission|may not|admin/i });
+    await expect.poll(() => refusal.count(), { timeout: 10_000 }).toBe(1);
+    await page.close();
+  });
 });

@@ -100,6 +100,12 @@ export function AuditPage() {
         )}
       </div>
       <h2>Sources</h2>
+      {/* A key that may not list them (sources are an admin's) is told so, not shown an empty table (review 118). */}
+      {sources.error && (
+        <p role="alert" class="error">
+          {sources.error.message}
+        </p>
+      )}
       <DataTable
         caption={"Operator cores and eSIM managers posting events, with their health"}
         columns={["Source", "Format", "Last event", "Accepted", "Rejected items", "Last rejection"]}
