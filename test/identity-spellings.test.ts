@@ -5,7 +5,7 @@
  */
 import twilio from "twilio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { coreFact, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -147,14 +147,15 @@ describe("one spelling per IPv6 address in every operator format (review 119; re
     const core = await simrootSource(runtime, tenant);
     const post = await camara(tenant);
     const registered = (await tenant.call("POST", "/v1/devices", { imsi: "208015550119002" })).json;
-    await core({
-      type: "sim.attached",
-      dedupeKey: "r119-attach",
-      occurredAt: new Date(Date.now() - 120_000).toISOString(),
-      device: { imsi: "208015550119002" },
-      sourceType: "core",
-      data: { bearer: "cellular", ipv6: "2001:db8::1:119" },
-    });
+    await core(
+      coreFact(
+        "sim.attached",
+        "208015550119002",
+        { bearer: "cellular", ipv6: "2001:db8::1:119" },
+        new Date(Date.now() - 120_000).toISOString(),
+        "r119-attach",
+      ),
+    );
     expect((await tenant.call("GET", `/v1/devices/lookup?ip=${encodeURIComponent("2001:DB8::1:119")}`)).json.id).toBe(registered.id);
     await post("org.camaraproject.device-reachability-status-subscriptions.v0.reachability-disconnected", {
       subscriptionId: "sub-119",
@@ -233,14 +234,15 @@ describe("an IMEI reported with its spare digit (review 119)", () => {
     const tenant = await tenantClient(runtime);
     const core = await simrootSource(runtime, tenant);
     const registered = (await tenant.call("POST", "/v1/devices", { imsi: "208015550119003", imeiLock: false })).json;
-    await core({
-      type: "device.equipment-changed",
-      dedupeKey: "r119-equipment",
-      occurredAt: new Date(Date.now() - 60_000).toISOString(),
-      device: { imsi: "208015550119003" },
-      sourceType: "CHANGE_OF_IMSI_IMEI_ASSOCIATION",
-      data: { imei: "356938035643800" },
-    });
+    await core(
+      coreFact(
+        "device.equipment-changed",
+        "208015550119003",
+        { imei: "356938035643800" },
+        new Date(Date.now() - 60_000).toISOString(),
+        "r119-equipment",
+      ),
+    );
     expect((await tenant.call("GET", `/v1/devices/${registered.id}`)).json.identity.imei).toBe("356938035643800");
     // The same equipment, TAC + SNR 35693803564380, by its IMEI with the check digit and by an IMEISV.
     for (const imei of ["356938035643809", "3569380356438012"])

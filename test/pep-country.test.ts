@@ -68,24 +68,7 @@ describe("country conditions at the PEP (review 117)", () => {
   it("denies at the edge what a country deny rule denies for a device the control plane knows is in that country", async () => {
     const tenant = await tenantClient(runtime);
     const device = (await tenant.call("POST", "/v1/devices", { imsi, labels: { fleet: "meters" } })).json;
-    expect(
-      (
-        await tenant.call("POST", "/v1/policies", {
-          name: "Meters reach management",
-          selector: { matchLabels: { fleet: "meters" } },
-          destinations: [mgmt],
-          effect: "allow",
-        })
-      ).status,
-    ).toBe(201);
-    const block = await tenant.call("POST", "/v1/policies", {
-      name: "No management from the US",
-      selector: { matchLabels: { fleet: "meters" } },
-      destinations: [mgmt],
-      conditions: { countries: ["US"] },
-      effect: "deny",
-    });
-    expect(block.status).toBe(201);
+    const { deny } = await policies(tenant);
 
     // The operator core reports the device attached on a US network (MCC 310), roaming there, with its address in the APN.
     const post = await simrootSource(runtime, tenant);
@@ -102,7 +85,7 @@ describe("country conditions at the PEP (review 117)", () => {
     expect(await whatIf(tenant, known.identity.sessions.cellular.country)).toMatchObject({
       allow: false,
       reason: "deny.rule",
-      ruleId: block.json.id,
+      ruleId: deny,
     });
 
     // A PEP on the tenant's feed, asked by Envoy's ext_authz check for the same connection.
@@ -130,7 +113,7 @@ describe("country conditions at the PEP (review 117)", () => {
     });
     expect(reported.status).toBeLessThan(300);
     await runtime.settled();
-    const preview = await tenant.call("POST", "/v1/policies/preview", { remove: block.json.id });
+    const preview = await tenant.call("POST", "/v1/policies/preview", { remove: deny });
     expect(preview.json.newlyAllowed).toEqual([
       expect.objectContaining({
         deviceId: device.id,
@@ -140,7 +123,7 @@ describe("country conditions at the PEP (review 117)", () => {
     ]);
 
     // The edge must agree with the control plane: this device is in the US.
-    expect(decide()).toMatchObject({ allow: false, reason: "deny.rule", ruleId: block.json.id });
+    expect(decide()).toMatchObject({ allow: false, reason: "deny.rule", ruleId: deny });
   });
 
   it("allows at the edge what a country allow rule allows for a device the control plane knows is in that country", async () => {

@@ -70,13 +70,13 @@ function useFleet() {
       );
       if (stopped) return;
       setById((previous) => {
-        const next = new Map(previous);
+        // The newer copy wins here too: of two re-reads of a device in flight, the earlier may answer last (review 120).
+        const next = merged(
+          previous,
+          read.filter((device): device is Device => !!device),
+        );
         ids.forEach((id, index) => {
-          const device = read[index];
-          const held = next.get(id);
-          // The newer copy wins here too: of two re-reads of a device in flight, the earlier may answer last (review 120).
-          if (device && (!held || held.revision <= device.revision)) next.set(id, device);
-          else if (device === null) next.delete(id);
+          if (read[index] === null) next.delete(id);
         });
         return next;
       });

@@ -14,6 +14,13 @@ export function luhnValid(digits: string): boolean {
   return sum % 10 === 0;
 }
 
+/** `digits` followed by their Luhn check digit. */
+export function withLuhnDigit(digits: string): string {
+  let check = 0;
+  while (!luhnValid(`${digits}${check}`)) check++;
+  return `${digits}${check}`;
+}
+
 /** EID check digits (GSMA SGP.29): the 32-digit number mod 97 is 1 (ISO 7064 MOD 97-10). */
 export function eidValid(eid: string): boolean {
   let remainder = 0;
@@ -41,10 +48,7 @@ export const eidSchema = z
 export function iccidOtherSpelling(iccid: string): string | undefined {
   if (!/^\d{18,20}$/.test(iccid)) return undefined;
   if (iccid.length >= 19 && luhnValid(iccid)) return iccid.slice(0, -1);
-  if (iccid.length <= 19 && !luhnValid(iccid)) {
-    for (let check = 0; check < 10; check++) if (luhnValid(`${iccid}${check}`)) return `${iccid}${check}`;
-  }
-  return undefined;
+  return iccid.length <= 19 && !luhnValid(iccid) ? withLuhnDigit(iccid) : undefined;
 }
 
 export const iccidSchema = z

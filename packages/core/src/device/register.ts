@@ -36,11 +36,20 @@ export const registerDevice = verb(registerDeviceInput, async (ports, ctx, input
     revision: 1,
   };
   const identifiers = deviceIdentifiers(device);
-  // The other spelling of each ICCID (with or without its check digit) names the same SIM: not another device's either.
-  const spellings = device.iccids.flatMap((iccid) => {
-    const other = iccidOtherSpelling(iccid);
-    return other === undefined ? [] : [other];
-  });
+  /**
+   * Items no other device may hold, each with the identifier it stands for: the other spelling of each ICCID (with or
+   * without its check digit names the same SIM), and the mark of an eUICC whose profiles were reported on a device
+   * registered without its EID (review 119).
+   */
+  const unheld = [
+    ...device.iccids.flatMap((value) => {
+      const other = iccidOtherSpelling(value);
+      return other === undefined ? [] : [{ key: aliasKey(ctx.tenantId, "iccid", other), kind: "iccid" as const, value: other }];
+    }),
+    ...(device.eid ? [{ key: euiccKey(ctx.tenantId, device.eid), kind: "eid" as const, value: device.eid }] : []),
+  ];
+  /** What each write after the device's own stands for, in the order of the writes. */
+  const checked = [...identifiers, ...unheld];
   const event = domainEvent(ctx, "device.registered", device.id, { device }, now);
   await ports.ledger.commit({
     tenantId: ctx.tenantId,
@@ -61,36 +70,12 @@ export const registerDevice = verb(registerDeviceInput, async (ports, ctx, input
           ConditionExpression: "attribute_not_exists(pk)",
         },
       })),
-      ...spellings.map((value) => ({
-        ConditionCheck: {
-          TableName: ports.tables.identity,
-          Key: aliasKey(ctx.tenantId, "iccid", value),
-          ConditionExpression: "attribute_not_exists(pk)",
-        },
+      ...unheld.map(({ key }) => ({
+        ConditionCheck: { TableName: ports.tables.identity, Key: key, ConditionExpression: "attribute_not_exists(pk)" },
       })),
-      // An eUICC whose profiles were reported on a device registered without its EID is that device's (review 119).
-      ...(device.eid
-        ? [
-            {
-              ConditionCheck: {
-                TableName: ports.tables.identity,
-                Key: euiccKey(ctx.tenantId, device.eid),
-                ConditionExpression: "attribute_not_exists(pk)",
-              },
-            },
-          ]
-        : []),
     ],
     onConditionFailed: (index) => {
-      const at = index - 1 - identifiers.length;
-      const spelled = spellings[at];
-      const taken =
-        identifiers[index - 1] ??
-        (spelled !== undefined
-          ? { kind: "iccid" as const, value: spelled }
-          : at === spellings.length && device.eid
-            ? { kind: "eid" as const, value: device.eid }
-            : undefined);
+      const taken = checked[index - 1];
       if (!taken) return undefined;
       return new SimrootError("device.identifier_taken", "conflict", `${taken.kind} ${taken.value} already belongs to a device`, {
         issues: [

@@ -6,7 +6,7 @@ import type { History } from "../identity/fold.ts";
 import type { Ports } from "../ports.ts";
 import { Lru } from "../store/lru.ts";
 import { deviceSchema, type Device } from "./device.ts";
-import { externalIdAlias, iccidOtherSpelling, luhnValid, type IdentifierKind } from "./identifiers.ts";
+import { externalIdAlias, iccidOtherSpelling, luhnValid, withLuhnDigit, type IdentifierKind } from "./identifiers.ts";
 import { readBindings } from "./bindings.ts";
 import { aliasKey, deviceKey, deviceListKey } from "./keys.ts";
 
@@ -142,9 +142,7 @@ export function forgetAliases(ports: Ports, tenantId: string, aliases: readonly 
  */
 export function imeiAlias(imei: string): string {
   if (imei.length === 15 && (luhnValid(imei) || !imei.endsWith("0"))) return imei;
-  const body = imei.slice(0, 14);
-  for (let check = 0; check < 10; check++) if (luhnValid(`${body}${check}`)) return `${body}${check}`;
-  return imei;
+  return withLuhnDigit(imei.slice(0, 14));
 }
 
 async function lookup(ports: Ports, key: { pk: string; sk: string }, cacheable: boolean): Promise<string | undefined> {

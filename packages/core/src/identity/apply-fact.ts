@@ -492,18 +492,6 @@ async function bindingChanges(
     const previous = before.get(address);
     return !previous || previous.bearer !== binding.bearer || previous.apn !== binding.apn || previous.country !== binding.country;
   });
-  /**
-   * Addresses whose session changed country only (a roaming report): written again only where the device holds them.
-   * A session the device no longer holds the address in (its detach lost, another device given it since) takes nothing
-   * back for it (review 120: before bindings carried countries a roaming report wrote no binding, and with one it took
-   * an address through the guard below, which lets a binding written before `sessionAt` be taken).
-   */
-  const countryOnly = new Set(
-    bound.flatMap(([address, binding]) => {
-      const previous = before.get(address);
-      return previous && previous.bearer === binding.bearer && previous.apn === binding.apn ? [address] : [];
-    }),
-  );
   const given = [...before.keys()].filter((address) => !after.has(address));
   const current = await readBindings(ports, ports.tables.identity, device.tenantId, [...bound.map(([address]) => address), ...given]);
   const writes: TransactItem[] = [];
@@ -531,7 +519,13 @@ async function bindingChanges(
   const revokedHolders = new Map<string, string[]>();
   for (const [address, binding] of bound) {
     const previous = current.get(address)?.item;
-    if (countryOnly.has(address) && previous?.deviceId !== device.id) continue;
+    // A session that changed country only (a roaming report) writes again only an address the device holds. One it no
+    // longer holds the address in (its detach lost, another device given it since) takes nothing back for it (review 120:
+    // before bindings carried countries a roaming report wrote no binding, and with one it took an address through the
+    // guard below, which lets a binding written before `sessionAt` be taken).
+    const was = before.get(address);
+    const countryOnly = was !== undefined && was.bearer === binding.bearer && was.apn === binding.apn;
+    if (countryOnly && previous?.deviceId !== device.id) continue;
     const sessionAt = sessionsBegan.get(address);
     // Held by another device in a session that began later: a late attach does not take it (review 95: an hour-old
     // attach delivered late took the address from the device holding it now, and its detach then released it).

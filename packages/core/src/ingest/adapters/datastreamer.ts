@@ -19,7 +19,7 @@ import * as z from "zod";
 import { maxTimestampLength, type Bearer, type DeviceRef, type NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { countryOfMcc } from "../../catalogue/mcc.ts";
 import { bearerOfRat } from "../../catalogue/rat.ts";
-import { luhnValid } from "../../device/identifiers.ts";
+import { luhnValid, withLuhnDigit } from "../../device/identifiers.ts";
 import type { FieldIssue } from "../../error.ts";
 import type { Adapter, AdapterItem } from "../adapter.ts";
 import { sameSecret, unauthenticated } from "./auth.ts";
@@ -250,9 +250,7 @@ export function imeiOf(reported: string | null | undefined): string | undefined 
   if (!reported || !/^\d{14,16}$/.test(reported)) return undefined;
   // Review 119: a report with the spare digit was dropped, and an IMEI lock never saw the SIM move.
   if (reported.length === 15 && !luhnValid(reported) && !reported.endsWith("0")) return undefined;
-  const withoutCheckDigit = reported.slice(0, 14);
-  const checkDigit = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].find((digit) => luhnValid(`${withoutCheckDigit}${digit}`));
-  return `${withoutCheckDigit}${checkDigit}`;
+  return withLuhnDigit(reported.slice(0, 14));
 }
 
 function ipAddress(value: string | null | undefined): { version: 4 | 6; value: string } | undefined {
