@@ -5,7 +5,7 @@
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildConsole } from "@simroot/console/build";
-import { call, startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
+import { call, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
 import { chromiumPath, launch } from "./browser.ts";
 
 const browserAvailable = chromiumPath !== undefined || process.env.CI === "true";
@@ -332,6 +332,96 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
     await page.getByRole("heading", { name: "Sources", level: 2 }).waitFor();
     const refusal = page.getByRole("alert").filter({ hasText: /role|permission|may not|admin/i });
     await expect.poll(() => refusal.count(), { timeout: 10_000 }).toBe(1);
+    await page.close();
+  });
+
+  it("tells a user why a replay, a grant's revocation or an export failed, rather than nothing", async () => {
+    // The dead letters' Replay, a grant's Revoke and the audit Export buttons called the API and dropped its refusal:
+    // the row stayed as it was and the user took the action for done. A viewer may list dead letters and grants but
+    // not act on them (403); an export the control plane cannot serve (503) is stood in for.
+    const tenant = await tenantClient(runtime, "refused-actions");
+    const post = await simrootSource(runtime, tenant);
+    await post({
+      type: "sim.attached",
+      dedupeKey: "refused-actions-1",
+      occurredAt: new Date(Date.now() - 60_000).toISOString(),
+      device: { imsi: "208011190000001" },
+      sourceType: "sim.attached",
+      data: { bearer: "cellular", ipv4: "10.19.0.1" },
+    });
+    expect((await tenant.call("GET", "/v1/dead-letters")).json.items).toHaveLength(1);
+    const device = (await tenant.call("POST", "/v1/devices", { name: "vendor-target", imsi: "208011190000002" })).json;
+    const grant = await tenant.call("POST", "/v1/grants", {
+      principal: "vendor@example.com",
+      target: { deviceId: device.id },
+      destinations: [{ cidr: "10.0.0.0/8", protocol: "tcp" }],
+      notBefore: new Date(Date.now() - 60_000).toISOString(),
+      notAfter: new Date(Date.now() + 3_600_000).toISOString(),
+    });
+    expect(grant.status, grant.text).toBe(201);
+    const viewer = (await tenant.call("POST", "/v1/keys", { name: "auditor", role: "viewer" })).json.token as string;
+
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    await signIn(page, viewer);
+    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
+    await page.goto(`${runtime.url}/console/#/audit`);
+    await page.getByRole("button", { name: "Replay" }).click();
+    const replay = page.getByRole("alert").filter({ hasText: "The replay of sim.attached" });
+    await expect.poll(() => replay.textContent(), { timeout: 10_000 }).toContain("A viewer key may not do this");
+    expect((await tenant.call("GET", "/v1/dead-letters")).json.items).toHaveLength(1);
+
+    await page.route(
+      (url) => url.pathname === "/v1/audit/export",
+      (route) =>
+        route.fulfill({
+          status: 503,
+          contentType: "application/problem+json",
+          body: JSON.stringify({ type: "about:blank", title: "Service Unavailable", status: 503, detail: "The audit table is throttled" }),
+        }),
+    );
+    await page.getByRole("button", { name: "Export (JSON Lines)" }).click();
+    const exported = page.getByRole("alert").filter({ hasText: "The export failed" });
+    await expect.poll(() => exported.textContent(), { timeout: 10_000 }).toContain("The audit table is throttled");
+
+    await page.getByRole("link", { name: "Policies and grants" }).click();
+    await page.getByRole("button", { name: "Revoke" }).click();
+    const revoke = page.getByRole("alert").filter({ hasText: "The revocation of the grant to vendor@example.com" });
+    await expect.poll(() => revoke.textContent(), { timeout: 10_000 }).toContain("A viewer key may not do this");
+    await page.close();
+  });
+
+  it("says it shows the first 500 dead letters when more are parked", async () => {
+    // The page read at most 500 parked events and showed "Parked events (500)" however many waited. Parking 501 events
+    // takes too long here: the listing is stood in for, 100 per page, always with a next page.
+    const tenant = await tenantClient(runtime, "many-parked");
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    await page.route(
+      (url) => url.pathname === "/v1/dead-letters",
+      (route) => {
+        const url = new URL(route.request().url());
+        const from = Number(url.searchParams.get("cursor") ?? "0");
+        const items = Array.from({ length: Number(url.searchParams.get("limit") ?? "50") }, (_, n) => ({
+          id: `park_${from + n}`,
+          type: "sim.attached",
+          subject: `imsi:2080111900${String(from + n).padStart(5, "0")}`,
+          reason: "unknown_device",
+          sourceId: "src_core",
+          parkedAt: new Date().toISOString(),
+        }));
+        return route.fulfill({
+          status: 200,
+          contentType: "application/json",
+          body: JSON.stringify({ items, next: String(from + items.length) }),
+        });
+      },
+    );
+    await signIn(page, tenant.token);
+    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
+    await page.goto(`${runtime.url}/console/#/audit`);
+    const caption = page.locator("caption").filter({ hasText: "Parked events" });
+    await expect.poll(() => caption.textContent(), { timeout: 10_000 }).toBe("Parked events (500+): accepted, but not applicable yet");
+    const notice = page.getByRole("status").filter({ hasText: "More than 500 events are parked" });
+    expect(await notice.textContent()).toContain("shows the first 500");
     await page.close();
   });
 });

@@ -1,5 +1,6 @@
 import { useState } from "preact/hooks";
-import { all, api, ApiError, request, type Page } from "../api.ts";
+import { ActionFailure, useAction } from "../action.tsx";
+import { all, api, ApiError, request, upTo, type Page } from "../api.ts";
 import { DataTable } from "../table.tsx";
 import { useLiveData } from "../live-state.ts";
 import { when, type AuditRecord, type ChainVerification, type ParkedEvent, type Source, type SourceHealth } from "../model.ts";
@@ -23,21 +24,24 @@ function Chain() {
       setBusy(false);
     }
   };
-  const exportLines = async () => {
-    const response = await request("GET", "/v1/audit/export");
-    const url = URL.createObjectURL(await response.blob());
-    const link = Object.assign(document.createElement("a"), { href: url, download: "audit.jsonl" });
-    link.click();
-    URL.revokeObjectURL(url);
-  };
+  const exporting = useAction();
+  const exportLines = () =>
+    exporting.run("The export", async () => {
+      const response = await request("GET", "/v1/audit/export");
+      const url = URL.createObjectURL(await response.blob());
+      const link = Object.assign(document.createElement("a"), { href: url, download: "audit.jsonl" });
+      link.click();
+      URL.revokeObjectURL(url);
+    });
   return (
     <div class="buttons">
       <button type="button" onClick={() => void verify()} disabled={busy}>
         {busy ? "Verifying…" : "Verify the hash chain"}
       </button>
-      <button type="button" class="quiet" onClick={() => void exportLines()}>
-        Export (JSON Lines)
+      <button type="button" class="quiet" onClick={() => void exportLines()} disabled={exporting.busy !== undefined}>
+        {exporting.busy ? "Exporting…" : "Export (JSON Lines)"}
       </button>
+      <ActionFailure action={exporting} />
       {result && (
         <p role="status" class={result.valid ? "ok" : "error"} data-testid="chain-result">
           {result.valid
@@ -54,13 +58,17 @@ function Chain() {
   );
 }
 
+/** The parked events the page reads at most (each reload reads them again). */
+const maxParkedShown = 500;
+
 export function AuditPage() {
   const [cursor, setCursor] = useState<string>();
   const trail = useLiveData(
     () => api<Page<AuditRecord>>("GET", `/v1/audit?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`),
     [cursor],
   );
-  const parked = useLiveData(() => all<Parked>("/v1/dead-letters", 500), []);
+  const parked = useLiveData(() => upTo<Parked>("/v1/dead-letters", maxParkedShown), []);
+  const replays = useAction();
   const sources = useLiveData(() => Promise.all([all<Source>("/v1/sources"), all<Health>("/v1/source-health")]), []);
   const health = new Map((sources.data?.[1] ?? []).map((h) => [h.sourceId, h]));
   return (
@@ -125,11 +133,28 @@ export function AuditPage() {
         })}
       </DataTable>
       <h2>Dead letters</h2>
+      {parked.error && (
+        <p role="alert" class="error">
+          {parked.error.message}
+        </p>
+      )}
+      {parked.data?.more && (
+        <p role="status" class="warn">
+          More than {maxParkedShown.toLocaleString("en")} events are parked: this table shows the first{" "}
+          {maxParkedShown.toLocaleString("en")} the API lists (GET /v1/dead-letters lists them all).
+        </p>
+      )}
+      <ActionFailure action={replays} />
       <DataTable
-        caption={<>Parked events ({parked.data?.length ?? 0}): accepted, but not applicable yet</>}
+        caption={
+          <>
+            Parked events ({parked.data?.items.length ?? 0}
+            {parked.data?.more ? "+" : ""}): accepted, but not applicable yet
+          </>
+        }
         columns={["Event", "Reason", "Source", "Parked", "Replay"]}
       >
-        {(parked.data ?? []).map((p) => (
+        {(parked.data?.items ?? []).map((p) => (
           <tr>
             <th scope="row">
               {p.type} <code>{p.subject}</code>
@@ -141,7 +166,12 @@ export function AuditPage() {
               <button
                 type="button"
                 class="quiet"
-                onClick={() => void api("POST", `/v1/dead-letters/${encodeURIComponent(p.id)}/replay`, {}).then(parked.reload)}
+                disabled={replays.busy !== undefined}
+                onClick={() =>
+                  void replays.run(`The replay of ${p.type} ${p.subject}`, () =>
+                    api("POST", `/v1/dead-letters/${encodeURIComponent(p.id)}/replay`, {}).then(parked.reload),
+                  )
+                }
               >
                 Replay
               </button>

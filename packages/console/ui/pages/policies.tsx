@@ -1,4 +1,5 @@
 import { useState } from "preact/hooks";
+import { ActionFailure, useAction } from "../action.tsx";
 import { all, api, ApiError, request } from "../api.ts";
 import { DataTable } from "../table.tsx";
 import { useLiveData } from "../live-state.ts";
@@ -170,6 +171,7 @@ export function PoliciesPage() {
     (c) => c.changes.some((x) => x.kind === "grant"),
   );
   const [editing, setEditing] = useState<Policy | "new">();
+  const revocations = useAction();
   return (
     <section aria-labelledby="policies-title">
       <h1 id="policies-title">Policies and grants</h1>
@@ -219,6 +221,12 @@ export function PoliciesPage() {
           </tr>
         ))}
       </DataTable>
+      {grants.error && (
+        <p role="alert" class="error">
+          {grants.error.message}
+        </p>
+      )}
+      <ActionFailure action={revocations} />
       <DataTable
         caption={<>Grants ({grants.data?.length ?? 0}): time-limited third-party access</>}
         columns={["Principal", "Target", "Valid", "Status"]}
@@ -241,7 +249,12 @@ export function PoliciesPage() {
                 <button
                   type="button"
                   class="danger"
-                  onClick={() => void api("POST", `/v1/grants/${encodeURIComponent(g.id)}/revoke`, {}).then(grants.reload)}
+                  disabled={revocations.busy !== undefined}
+                  onClick={() =>
+                    void revocations.run(`The revocation of the grant to ${g.principal}`, () =>
+                      api("POST", `/v1/grants/${encodeURIComponent(g.id)}/revoke`, {}).then(grants.reload),
+                    )
+                  }
                 >
                   Revoke
                 </button>
