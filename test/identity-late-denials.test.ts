@@ -66,3 +66,27 @@ describe("late facts that take access away (review 95)", () => {
     expect((await tenant.call("GET", `/v1/devices/${id}`)).json.state).toBe("active");
   });
 });
+
+describe("an IMEI change dated before the device's window (review 123)", () => {
+  it("quarantines an IMEI-locked device whose SIM a late report shows attached in other equipment", async () => {
+    const tenant = await tenantClient(runtime, "r123-late-imei");
+    const report = await simrootSource(runtime, tenant);
+    const imsi = "208017790000001";
+    const id = (await tenant.call("POST", "/v1/devices", { imsi, imei: "490154203237518", imeiLock: true })).json.id;
+    await report(...churn(imsi, 1_000));
+    // The attach in the thief's equipment, delayed behind 33 later reports (or stamped before them).
+    await report(fact("sim.attached", imsi, { bearer: "cellular", imei: "356938035643809" }, at(-5_000)));
+    const device = (await tenant.call("GET", `/v1/devices/${id}`)).json;
+    expect([device.state, device.identity.imei]).toEqual(["quarantined", "356938035643809"]);
+  });
+
+  it("quarantines an IMEI-locked device on a late NEF IMSI-IMEI association change", async () => {
+    const tenant = await tenantClient(runtime, "r123-late-assoc");
+    const report = await simrootSource(runtime, tenant);
+    const imsi = "208017790000002";
+    const id = (await tenant.call("POST", "/v1/devices", { imsi, imei: "490154203237518", imeiLock: true })).json.id;
+    await report(...churn(imsi, 1_000));
+    await report(fact("device.equipment-changed", imsi, { association: "IMEI" }, at(-5_000)));
+    expect((await tenant.call("GET", `/v1/devices/${id}`)).json.state).toBe("quarantined");
+  });
+});

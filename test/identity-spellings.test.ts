@@ -5,7 +5,7 @@
  */
 import twilio from "twilio";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { coreFact, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { coreFact, eimJsonSource, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
 beforeAll(async () => {
@@ -250,24 +250,10 @@ describe("an IMEI reported with its spare digit (review 119)", () => {
   });
 });
 
-/** An eIM source of the tenant (its JSON form), and a function that posts notifications to it (expects 202), applied. */
-async function eimSource(tenant: Tenant) {
-  const created = (await tenant.call("POST", "/v1/sources", { name: "eIM", format: "eim" })).json;
-  return async (body: unknown) => {
-    const response = await runtime.app.request(created.source.ingestPath, {
-      method: "POST",
-      headers: { authorization: `Bearer ${created.credentials.bearerToken}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-    });
-    expect(response.status).toBe(202);
-    await runtime.settled();
-  };
-}
-
 describe("an eUICC known by its profiles' reports is one device (review 119)", () => {
   it("does not register a second device for the EID an eIM reported the device's profile on", async () => {
     const tenant = await tenantClient(runtime);
-    const eim = await eimSource(tenant);
+    const eim = await eimJsonSource(runtime, tenant);
     const eid = "89049032123451234512345678901235";
     const registered = (await tenant.call("POST", "/v1/devices", { iccids: ["8944500102198304826"] })).json;
     await eim({ eid, notifications: [{ seqNumber: 1, operation: "install", iccid: "8944500102198304826", result: "success" }] });
@@ -294,7 +280,7 @@ describe("a profile's ICCID another device holds in its other spelling (review 1
     const withoutCheckDigit = "8988303000005733850";
     const eid = "89049032123451234512345678901235";
     const tenant = await tenantClient(runtime);
-    const eim = await eimSource(tenant);
+    const eim = await eimJsonSource(runtime, tenant);
     // The SIM, registered as emnify's portal names it; the eUICC it is downloaded to, registered by its EID.
     const sim = await tenant.call("POST", "/v1/devices", { iccids: [withoutCheckDigit] });
     expect(sim.status, sim.text).toBe(201);

@@ -106,6 +106,20 @@ export async function simrootSource(runtime: TestRuntime, tenant: Awaited<Return
   };
 }
 
+/** An eIM source of the tenant (its JSON form), and a function that posts notifications to it, expects 202 and waits until they are applied. */
+export async function eimJsonSource(runtime: TestRuntime, tenant: Awaited<ReturnType<typeof tenantClient>>) {
+  const created = (await tenant.call("POST", "/v1/sources", { name: "eIM", format: "eim" })).json;
+  return async (body: unknown) => {
+    const response = await runtime.app.request(created.source.ingestPath, {
+      method: "POST",
+      headers: { authorization: `Bearer ${created.credentials.bearerToken}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    expect(response.status).toBe(202);
+    await runtime.settled();
+  };
+}
+
 /**
  * Two runtimes over the same tables (a fresh prefix), sharing nothing else, as two Lambda instances: started before the
  * file's tests, stopped after them. Read `instances.a` and `instances.b` inside the tests.

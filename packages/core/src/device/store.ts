@@ -6,7 +6,7 @@ import type { History } from "../identity/fold.ts";
 import type { Ports } from "../ports.ts";
 import { Lru } from "../store/lru.ts";
 import { deviceSchema, type Device } from "./device.ts";
-import { externalIdAlias, iccidOtherSpelling, luhnValid, withLuhnDigit, type IdentifierKind } from "./identifiers.ts";
+import { externalIdAlias, iccidOtherSpelling, withLuhnDigit, type IdentifierKind } from "./identifiers.ts";
 import { readBindings } from "./bindings.ts";
 import { aliasKey, deviceKey, deviceListKey } from "./keys.ts";
 
@@ -137,11 +137,11 @@ export function forgetAliases(ports: Ports, tenantId: string, aliases: readonly 
 
 /**
  * The 15-digit IMEI an alias is kept under: an IMEISV (16), a bare 14-digit IMEI or one reported with the spare digit in
- * place of the check digit (15, zero last: TS 23.003 §6.2.1) gets its Luhn check digit (review 119: the spare digit's
- * spelling was an alias of its own, and the same handset was not found by its IMEI).
+ * place of the check digit (15, zero last: TS 23.003 §6.2.1) or any other 15th digit gets its Luhn check digit (review
+ * 119: the spare digit's spelling was an alias of its own, and the same handset was not found by its IMEI).
  */
 export function imeiAlias(imei: string): string {
-  if (imei.length === 15 && (luhnValid(imei) || !imei.endsWith("0"))) return imei;
+  // Any other 15th digit too: the handset is its TAC and serial number, as the fold and ingestion see it (review 123).
   return withLuhnDigit(imei.slice(0, 14));
 }
 

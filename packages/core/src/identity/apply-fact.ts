@@ -89,7 +89,8 @@ async function attemptFact(
   const refused = refusal?.(device);
   if (refused !== undefined) throw new SimrootError("ingest.not_its_device", "conflict", refused);
   const fact = keyedByContent(history, reported);
-  const admitted = admission(history, fact);
+  const settings = await foldSettingsOf(ports, device);
+  const admitted = admission(history, fact, settings);
   if (admitted === "duplicate" || admitted === "stale") {
     // Nothing is written, so no conflict would tell a stale cached copy: a device revoked through another instance, its
     // SIM registered again, would keep the new device's fact (review 99). The store's copy confirms before it is dropped.
@@ -97,7 +98,6 @@ async function attemptFact(
     return { value: { outcome: admitted, deviceId, changes: [] }, events: [] };
   }
 
-  const settings = await foldSettingsOf(ports, device);
   const nextHistory = remember(history, fact, settings);
   const before = device.identity;
   const after = currentState(nextHistory, settings);

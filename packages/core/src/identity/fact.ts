@@ -14,6 +14,12 @@ export type Fact = {
     readonly seq?: number;
     /** The keys of simroot's reinstatements admitted before it, dated after it: they lift no hold it imposes. */
     readonly spares?: readonly string[];
+    /**
+     * On a fact that reports the device's equipment, the IMEI lock as it stood when the fact was admitted: the fold
+     * holds to it (review 123: switched off, the lock's quarantine vanished at the next fold, with no reinstatement;
+     * switched on, equipment changes it had let pass quarantined the device).
+     */
+    readonly lock?: boolean;
   };
 }[CatalogueType];
 

@@ -19,7 +19,7 @@ const fact = (type: Fact["type"], minute: number, data: Record<string, unknown>,
   ({ type, data, at: at(minute), key: `padded-${++counter}`, ...(seq !== undefined ? { seq } : {}) }) as Fact;
 function deliver(history: History, facts: readonly Fact[]): History {
   let current = history;
-  for (const next of facts) if (admission(current, next) === "new") current = remember(current, next, settings);
+  for (const next of facts) if (admission(current, next, settings) === "new") current = remember(current, next, settings);
   return current;
 }
 /** The profiles that still name the device (apply-fact.ts `profileIccids`: neither failed nor deleted), as aliases are kept. */

@@ -23,7 +23,7 @@ const fact = (type: Fact["type"], minute: number, data: Record<string, unknown>,
 
 function deliver(history: History, facts: readonly Fact[]): History {
   let current = history;
-  for (const next of facts) if (admission(current, next) === "new") current = remember(current, next, settings);
+  for (const next of facts) if (admission(current, next, settings) === "new") current = remember(current, next, settings);
   return current;
 }
 const stateAfter = (facts: readonly Fact[]) => currentState(deliver(start, facts), settings);
@@ -130,7 +130,7 @@ describe("the identity fold", () => {
     // As apply-fact admits: late facts too.
     const admit = (history: History, facts: readonly Fact[]) =>
       facts.reduce(
-        (current, next) => (["new", "late"].includes(admission(current, next)) ? remember(current, next, settings) : current),
+        (current, next) => (["new", "late"].includes(admission(current, next, settings)) ? remember(current, next, settings) : current),
         history,
       );
     const admin = (type: Fact["type"], minute: number, name: string) =>
@@ -139,7 +139,7 @@ describe("the identity fold", () => {
     const filler = Array.from({ length: timeWindow + 1 }, (_, n) => fact("device.roaming-changed", 10 + n, { roaming: false }));
     const behindWindow = admit(start, [...filler, admin("device.reinstated", 100, "r")]);
     const swap = { ...fact("device.suspended", 5, { reason: "SIM swap" }), key: "src_camara|swap-1" } as Fact;
-    expect(admission(behindWindow, swap)).toBe("late");
+    expect(admission(behindWindow, swap, settings)).toBe("late");
     expect(currentState(admit(behindWindow, [swap]), settings).state).toBe("suspended");
     // Two reinstatements, equipment changes between and before them: the earliest, reported last, holds.
     const r1 = admin("device.reinstated", 20, "r1");
@@ -159,14 +159,14 @@ describe("the identity fold", () => {
     const lifted = { ...fact("device.reinstated", 2, {}), key: "src_camara|r1" } as Fact;
     const passed = admit(start, [suspended, lifted, ...filler]);
     expect(currentState(passed, settings).state).toBe("active");
-    expect(admission(passed, suspended)).toBe("duplicate");
+    expect(admission(passed, suspended, settings)).toBe("duplicate");
   });
 
   it("knows a fact that left the window by its content too: another under its key is a fact of its own (review 99)", () => {
     const admit = (history: History, facts: readonly Fact[]) =>
       facts.reduce((current, reported) => {
         const next = keyedByContent(current, reported);
-        return ["new", "late"].includes(admission(current, next)) ? remember(current, next, settings) : current;
+        return ["new", "late"].includes(admission(current, next, settings)) ? remember(current, next, settings) : current;
       }, history);
     const source = (type: Fact["type"], minute: number, data: Record<string, unknown>, key: string) =>
       ({ ...fact(type, minute, data), key }) as Fact;
@@ -174,7 +174,7 @@ describe("the identity fold", () => {
     const lifted = source("device.reinstated", 2, {}, "src_ds|rec-1002");
     const filler = Array.from({ length: timeWindow + 1 }, (_, n) => fact("device.roaming-changed", 10 + n, { roaming: false }));
     const passed = admit(start, [suspended, lifted, ...filler]);
-    expect(admission(passed, keyedByContent(passed, suspended))).toBe("duplicate");
+    expect(admission(passed, keyedByContent(passed, suspended), settings)).toBe("duplicate");
     const revoked = source("device.revoked", 100, { reason: "SIM deletion" }, "src_ds|rec-1001");
     const after = admit(passed, [revoked]);
     expect(currentState(after, settings).state).toBe("revoked");
@@ -183,7 +183,7 @@ describe("the identity fold", () => {
       after,
       Array.from({ length: timeWindow + 1 }, (_, n) => fact("device.roaming-changed", 200 + n, { roaming: true })),
     );
-    expect(admission(later, keyedByContent(later, revoked))).toBe("duplicate");
+    expect(admission(later, keyedByContent(later, revoked), settings)).toBe("duplicate");
   });
 
   it("forgets the reinstatements that left the window from the holds they spared (review 99)", () => {
@@ -192,7 +192,7 @@ describe("the identity fold", () => {
     for (let n = 0; n < 60; n++) {
       history = remember(history, { ...fact("device.reinstated", 10 * n + 5, { reason: "auto" }), key: `api|r${n}` } as Fact, settings);
       const flip = fact("device.equipment-changed", 10 * n + 3, { imei: imeis[n % 2] });
-      if (admission(history, flip) !== "stale") history = remember(history, flip, settings);
+      if (admission(history, flip, settings) !== "stale") history = remember(history, flip, settings);
     }
     const state = currentState(history, settings);
     expect(state.state).toBe("quarantined");
@@ -235,14 +235,14 @@ describe("the identity fold", () => {
   it("recognizes a repeated fact as a duplicate and one older than the window as stale", () => {
     const attach = fact("sim.attached", 1, { bearer: "cellular" });
     const history = deliver(start, [attach]);
-    expect(admission(history, attach)).toBe("duplicate");
+    expect(admission(history, attach, settings)).toBe("duplicate");
     const long = Array.from({ length: 40 }, (_, minute) =>
       fact("device.reachability-changed", 100 + minute, { reachable: minute % 2 === 0 }),
     );
     const full = deliver(start, long);
     expect(full.facts.length).toBe(32);
-    expect(admission(full, fact("sim.attached", 50, { bearer: "wifi" }))).toBe("stale");
-    expect(admission(full, fact("sim.attached", 200, { bearer: "wifi" }))).toBe("new");
+    expect(admission(full, fact("sim.attached", 50, { bearer: "wifi" }), settings)).toBe("stale");
+    expect(admission(full, fact("sim.attached", 200, { bearer: "wifi" }), settings)).toBe("new");
   });
 });
 
@@ -368,7 +368,7 @@ describe("exactly once beyond the windows (property)", () => {
         longHistoryArb.chain((facts) => fc.tuple(fc.constant(facts), fc.shuffledSubarray(facts, { minLength: 1 }))),
         ([facts, redelivered]) => {
           const history = deliver(start, facts);
-          for (const again of redelivered) expect(admission(history, again), again.key).not.toBe("new");
+          for (const again of redelivered) expect(admission(history, again, settings), again.key).not.toBe("new");
           expect(currentState(deliver(history, redelivered), settings)).toEqual(currentState(history, settings));
         },
       ),
@@ -389,7 +389,7 @@ describe("exactly once beyond the windows (property)", () => {
     );
     const history = deliver(start, [installed, ...sequenced]);
     expect(currentState(history, settings).profiles[iccid]?.state).toBe("deleted");
-    expect(admission(history, installed)).toBe("stale");
+    expect(admission(history, installed, settings)).toBe("stale");
     expect(currentState(deliver(history, [installed]), settings).profiles[iccid]?.state).toBe("deleted");
   });
 });

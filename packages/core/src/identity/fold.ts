@@ -51,6 +51,35 @@ export type Admission = "new" | "late" | "duplicate" | "stale";
 const takesAccessAway = (fact: Fact) =>
   fact.type === "device.revoked" || fact.type === "device.suspended" || fact.type === "device.quarantined";
 
+/** The equipment a fact reports: an attach naming an IMEI, an equipment change (with or without one). */
+const reportsEquipment = (fact: Fact) => fact.type === "device.equipment-changed" || (fact.type === "sim.attached" && !!fact.data.imei);
+
+/** Whether the IMEI lock applies to `fact`: as it stood when the fact was admitted (`lock`), else as it stands. */
+const lockedFor = (fact: Fact, settings: FoldSettings) => fact.lock ?? settings.imeiLock;
+
+/**
+ * A report of other equipment under the IMEI lock takes access away too: it quarantines the device (review 123: one
+ * dated before the window, delayed behind 32 later facts or stamped before them within a source's allowed skew, was
+ * dropped as stale, and the SIM moved into other equipment kept its access). Judged against the equipment the
+ * checkpoint knows.
+ */
+function movesEquipment(history: History, fact: Fact, settings: FoldSettings): boolean {
+  if (!reportsEquipment(fact) || !settings.imeiLock) return false;
+  const imei = fact.type === "sim.attached" || fact.type === "device.equipment-changed" ? fact.data.imei : undefined;
+  if (imei === undefined) return true;
+  const known = history.checkpoint.imei;
+  return known !== undefined && known.slice(0, 14) !== imei.slice(0, 14);
+}
+
+/**
+ * What a late fact folds into the checkpoint: all of a fact that only takes access away; of an attach in other
+ * equipment, the equipment alone (its session, dated before facts the checkpoint holds, could open what they closed).
+ */
+function lateEffect(fact: Fact): Fact {
+  if (fact.type !== "sim.attached") return fact;
+  const { type: _type, data, ...rest } = fact;
+  return { ...rest, type: "device.equipment-changed", data: { imei: data.imei! } } as Fact;
+}
 /**
  * The fact as the device's window should know it: with its own key, or, when the window knows that key for a fact that
  * says something else, with a key made distinct by its content (review 95: a fact posted first under the key a
@@ -75,7 +104,7 @@ const lateEntry = (fact: Fact) => `${digestOf(fact)}:${fact.key}`;
 const keyOfLate = (entry: string) => entry.slice(17);
 const withLate = (history: Pick<History, "lateFacts">, fact: Fact) => [...(history.lateFacts ?? []), lateEntry(fact)].slice(-timeWindow);
 
-export function admission(history: History, fact: Fact): Admission {
+export function admission(history: History, fact: Fact, settings: FoldSettings): Admission {
   if (history.facts.some((known) => known.key === fact.key) || history.lateFacts?.includes(lateEntry(fact))) return "duplicate";
   if (isProfileFact(fact)) {
     if (fact.seq !== undefined) return history.seqCutoff !== undefined && fact.seq <= history.seqCutoff ? "stale" : "new";
@@ -84,19 +113,20 @@ export function admission(history: History, fact: Fact): Admission {
     return history.seqCutoff !== undefined || before(fact, history.profileTimeCutoff) ? "stale" : "new";
   }
   if (!before(fact, history.timeCutoff)) return "new";
-  return takesAccessAway(fact) ? "late" : "stale";
+  return takesAccessAway(fact) || movesEquipment(history, fact, settings) ? "late" : "stale";
 }
 
 const before = (fact: Fact, cutoff: { readonly at: string; readonly key: string } | undefined) =>
   cutoff !== undefined && byTime(fact, { ...fact, at: cutoff.at, key: cutoff.key }) <= 0;
 
 /** Adds a new fact and moves what falls out of the window into the checkpoint; a late one goes into it at once. */
-export function remember(history: History, fact: Fact, settings: FoldSettings): History {
+export function remember(history: History, reported: Fact, settings: FoldSettings): History {
+  const fact = reportsEquipment(reported) ? ({ ...reported, lock: settings.imeiLock } as Fact) : reported;
   if (!isProfileFact(fact) && before(fact, history.timeCutoff))
     return {
       ...history,
-      checkpoint: foldFacts(history.checkpoint, [withSpares(history, fact)], settings),
-      lateFacts: withLate(history, fact),
+      checkpoint: foldFacts(history.checkpoint, [withSpares(history, lateEffect(fact))], settings),
+      lateFacts: withLate(history, reported),
     };
   const admitted = isProfileFact(fact) ? fact : withSpares(history, fact);
   const timeFacts = [...history.facts.filter((known) => !isProfileFact(known)), ...(isProfileFact(fact) ? [] : [admitted])].sort(byTime);
@@ -266,7 +296,7 @@ function observeImei(state: IdentityState, imei: string | undefined, fact: Fact,
   if (!imei) return;
   const normalized = imei.slice(0, 14);
   const known = state.imei?.slice(0, 14);
-  if (known !== undefined && known !== normalized && settings.imeiLock) {
+  if (known !== undefined && known !== normalized && lockedFor(fact, settings)) {
     impose(state, "simroot", { ...hold("quarantined", `IMEI changed from ${state.imei} to ${imei}`, fact), imei });
   }
   if (known === normalized) vouchForEquipment(state, normalized, fact);
@@ -297,7 +327,7 @@ function vouchForEquipment(state: IdentityState, imei: string, fact: Fact) {
  * (without quarantining again a device an admin reinstated in between).
  */
 function associationChanged(state: IdentityState, association: "IMEI" | "IMEISV", fact: Fact, settings: FoldSettings) {
-  if (settings.imeiLock)
+  if (lockedFor(fact, settings))
     impose(state, "simroot", hold("quarantined", `IMSI-${association} association changed (new IMEI not reported)`, fact));
   delete state.imei;
 }

@@ -181,7 +181,10 @@ function otherEuicc(device: Device, event: NormalizedEvent): string | undefined 
   if (named === undefined) return undefined;
   if (event.device.eid !== undefined && event.device.eid !== named)
     return `it names two EIDs: ${event.device.eid} for its device, ${named} in its data`;
-  const known = device.eid ? [device.eid] : [...new Set(Object.values(device.identity.profiles).map((profile) => profile.eid))];
+  // A failed install names an EID no profile reached (a mistyped one, review 123): it makes no eUICC the device's.
+  const known = device.eid
+    ? [device.eid]
+    : [...new Set(Object.values(device.identity.profiles).flatMap((profile) => (profile.state === "failed" ? [] : [profile.eid])))];
   if (known.length === 0 || known.includes(named)) return undefined;
   return `the EID ${named} it names is not device ${device.id}'s (${known.join(", ")})`;
 }

@@ -15,7 +15,7 @@ const target = { "device.suspended": "suspended", "device.quarantined": "quarant
 
 function deliver(history: History, facts: readonly Fact[]): History {
   let current = history;
-  for (const fact of facts) if (["new", "late"].includes(admission(current, fact))) current = remember(current, fact, settings);
+  for (const fact of facts) if (["new", "late"].includes(admission(current, fact, settings))) current = remember(current, fact, settings);
   return current;
 }
 
@@ -49,7 +49,7 @@ describe("bounded clocks (property, skewed senders)", () => {
         });
         const now = new Date(received + 1);
         const taken = { type: action, data: { reason: "operator" }, key: "api|1", at: actionTime(history, now) } as Fact;
-        expect(admission(history, taken)).toBe("new");
+        expect(admission(history, taken, settings)).toBe("new");
         // The reports' own hold (their source's: each side lifts only its own), as their clocks ordered them.
         const reported = currentState(history, settings).holds?.sources?.src?.state;
         const after = currentState(deliver(history, [taken]), settings);

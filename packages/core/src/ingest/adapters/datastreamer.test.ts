@@ -404,11 +404,12 @@ describe("datastreamer batches", () => {
 });
 
 describe("imeiOf", () => {
-  it("keeps a Luhn-valid IMEI, recomputes the check digit of an IMEISV or a 14-digit IMEI, drops the rest", () => {
+  it("keeps a Luhn-valid IMEI, recomputes the check digit of an IMEISV, a 14-digit IMEI or any 15th digit, drops the rest", () => {
     expect(imeiOf("490154203237518")).toBe("490154203237518");
     expect(imeiOf("4901542032375101")).toBe("490154203237518");
     expect(imeiOf("49015420323751")).toBe("490154203237518");
-    expect(imeiOf("490154203237519")).toBeUndefined();
+    // The 15th digit is the equipment's own claim: the equipment is its TAC and serial number (review 123).
+    expect(imeiOf("490154203237519")).toBe("490154203237518");
     expect(imeiOf("<imei>")).toBeUndefined();
     expect(imeiOf(null)).toBeUndefined();
   });

@@ -19,7 +19,7 @@ import * as z from "zod";
 import { maxTimestampLength, type Bearer, type DeviceRef, type NormalizedEvent } from "../../catalogue/catalogue.ts";
 import { countryOfMcc } from "../../catalogue/mcc.ts";
 import { bearerOfRat } from "../../catalogue/rat.ts";
-import { luhnValid, withLuhnDigit } from "../../device/identifiers.ts";
+import { withLuhnDigit } from "../../device/identifiers.ts";
 import type { FieldIssue } from "../../error.ts";
 import type { Adapter, AdapterItem } from "../adapter.ts";
 import { sameSecret, unauthenticated } from "./auth.ts";
@@ -244,12 +244,13 @@ function deviceOf(record: EventRecord): DeviceRef {
  * zero), an IMEISV (16: TAC, serial number, 2-digit software version) or an IMEI without its check
  * digit (14). TS 23.003 §6.2: the check digit is the Luhn digit over TAC + SNR, computed, not
  * transmitted ("Spare digit: this digit shall be zero, when transmitted by the MS"), so it is
- * recomputed from the first 14 digits. Anything else yields nothing.
+ * recomputed from the first 14 digits, whatever the 15th digit says. Anything else yields nothing.
  */
 export function imeiOf(reported: string | null | undefined): string | undefined {
   if (!reported || !/^\d{14,16}$/.test(reported)) return undefined;
-  // Review 119: a report with the spare digit was dropped, and an IMEI lock never saw the SIM move.
-  if (reported.length === 15 && !luhnValid(reported) && !reported.endsWith("0")) return undefined;
+  // The equipment is its TAC and serial number (14 digits), whatever the 15th says: the check digit, the spare 0
+  // (review 119: dropped, and an IMEI lock never saw the SIM move), or a digit the equipment chose, which is its own
+  // unauthenticated claim (review 123: dropped, the other equipment hid from the lock).
   return withLuhnDigit(reported.slice(0, 14));
 }
 
