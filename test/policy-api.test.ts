@@ -154,6 +154,18 @@ describe("policy rules", () => {
       conditions: { schedule: { timezone: "Mars/Olympus", windows: [{ days: ["mon"], start: "09:00", end: "17:00" }] } },
     });
     expect(problemOf(badZone).paths).toEqual(["conditions.schedule.timezone"]);
+    // A selector key no device can carry: `__proto__` was dropped as zod built the record, and the rule selected every
+    // device (review 122). A JSON body makes it an ordinary key, as here.
+    const protoKey = await tenant.call("POST", "/v1/policies", {
+      ...telemetry,
+      selector: JSON.parse('{"matchLabels":{"__proto__":"vip"}}'),
+    });
+    expect(problemOf(protoKey).paths).toEqual(["selector.matchLabels.__proto__"]);
+    const upperKey = await tenant.call("POST", "/v1/policies", {
+      ...telemetry,
+      selector: { matchExpressions: [{ key: "Fleet", operator: "Exists" }] },
+    });
+    expect(problemOf(upperKey).paths).toEqual(["selector.matchExpressions.0.key"]);
     const withId = await tenant.call("POST", "/v1/policies", { ...telemetry, id: "mine" });
     expect(problemOf(withId).status).toBe(400);
     expect((await tenant.call("GET", "/v1/policies")).json.items).toEqual([]);

@@ -7,7 +7,7 @@ import { generateKeyPairSync } from "node:crypto";
 import type { IoTCustomAuthorizerEvent, IoTCustomAuthorizerResult } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { authorizeMqtt } from "@simroot/core";
-import { startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
+import { coreFact, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
 import { mqttConnect, mqttPassword } from "../support/mqtt-connect.ts";
 
 let runtime: TestRuntime;
@@ -104,6 +104,43 @@ describe("the AWS IoT Core custom authorizer", () => {
         .filter((resource) => !resource.includes(":client/"))
         .every((resource) => String(resource).includes(`/quarantine/${device.id}/`)),
     ).toBe(true);
+  });
+
+  it("decides with the bearers the device holds sessions on, and an unknown one without a session, as a PEP does (review 122)", async () => {
+    // A rule that lets meters reach IoT Core over cellular only. The authorizer took the first session's bearer, or
+    // cellular for a device with no session, and let a device never attached, or attached over Wi-Fi, connect.
+    const acme = await tenantClient(runtime);
+    const cellularOnly = {
+      name: "Meters reach IoT Core over cellular only",
+      selector: { matchLabels: { fleet: "meters" } },
+      destinations: [{ fqdn: host, ports: [8883], protocol: "tcp" }],
+      conditions: { bearers: ["cellular"] },
+      effect: "allow",
+    };
+    expect((await acme.call("POST", "/v1/policies", cellularOnly)).status).toBe(201);
+    const { privateKey, publicKey } = keyPair();
+    const credential = publicKey.export({ type: "spki", format: "pem" }).toString();
+    const imsi = "208011234567891";
+    const device = (await acme.call("POST", "/v1/devices", { imsi, labels: { fleet: "meters" }, credential })).json;
+    const report = await simrootSource(runtime, acme);
+    const authorized = async () =>
+      (
+        (await authorizeMqtt(
+          runtime.ports,
+          { tenantId: acme.tenant.id, mqttHost: host },
+          connect(device.id, password(device.id, privateKey, publicKey)),
+        )) as IoTCustomAuthorizerResult
+      ).isAuthenticated;
+    const at = (minutes: number) => new Date(Date.now() - 60 * 60_000 + minutes * 60_000).toISOString();
+    // Never attached: no bearer is known.
+    expect(await authorized()).toBe(false);
+    await report(coreFact("sim.attached", imsi, { bearer: "wifi", ipv4: "192.168.7.20" }, at(1), "iot-bearer-1"));
+    expect(await authorized()).toBe(false);
+    await report(coreFact("sim.attached", imsi, { bearer: "cellular", ipv4: "10.77.0.20" }, at(2), "iot-bearer-2"));
+    // Over either bearer: IoT Core does not say which, so each must allow.
+    expect(await authorized()).toBe(false);
+    await report(coreFact("sim.detached", imsi, { bearer: "wifi" }, at(3), "iot-bearer-3"));
+    expect(await authorized()).toBe(true);
   });
 
   it("never turns a label value into a topic wildcard", async () => {

@@ -260,6 +260,21 @@ describe("the PEP engine", () => {
     expect(open.engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: false, reason: "deny.feed-expired" });
   });
 
+  it.each([
+    ["revoked", "deny.revoked"],
+    ["suspended", "deny.suspended"],
+    ["quarantined", "deny.quarantined"],
+  ])("never lets a %s device through on fail mode open when the policy set does not compile (review 122)", (state, reason) => {
+    // A rule this PEP cannot compile: a time zone its ICU does not know, a field of a newer control plane.
+    const broken = {
+      kind: "policy",
+      key: "bad",
+      value: { id: "bad", name: "broken", selector: {}, destinations: [], effect: "allow" },
+    } as EntryBody;
+    const { engine } = world([device("dev_a", state), binding(meterIp, "dev_a"), broken, settings("open")]);
+    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: false, reason, deviceId: "dev_a" });
+  });
+
   it("follows one fail mode, the enforcement settings': a fail mode in other settings is not one", () => {
     const broken = { kind: "policy", key: "bad", value: { id: "bad" } } as EntryBody;
     const { engine } = world([

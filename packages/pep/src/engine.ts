@@ -16,7 +16,7 @@
  */
 import { compilePolicy, type PolicyEngine } from "@simroot/core/policy/compile";
 import { compileDestination, destinationMatches, Target, type CompiledDestination } from "@simroot/core/policy/destination";
-import { decideOrFail, failDecision } from "@simroot/core/policy/evaluate";
+import { decideOrFail, failDecision, stateDecision } from "@simroot/core/policy/evaluate";
 import {
   destinationSchema,
   type Decision,
@@ -177,7 +177,7 @@ export class PepEngine {
     const view = device.view;
     const decision: Decision =
       engine === undefined
-        ? failDecision(this.#failMode)
+        ? (stateDecision(view.state) ?? failDecision(this.#failMode))
         : decideOrFail(engine, {
             device: { id: view.id, state: view.state, labels: view.labels as Record<string, string> },
             destination: request.destination,

@@ -1495,10 +1495,10 @@ export interface components {
             /** @enum {string} */
             protocol: "tcp" | "udp";
             /**
-             * @description how the device reaches the network: public cellular, private LTE/5G, Wi-Fi via EAP-SIM/AKA, satellite NTN
+             * @description the bearer the connection arrives on; absent, it is unknown and meets no bearer condition, as at an enforcement point that knows no bearer for the address
              * @enum {string}
              */
-            bearer: "cellular" | "private-5g" | "wifi" | "satellite";
+            bearer?: "cellular" | "private-5g" | "wifi" | "satellite";
             country?: string;
             /**
              * Format: date-time

@@ -5,11 +5,24 @@ import { countriesSchema, deviceStates, identityStateSchema } from "../identity/
 
 export { deviceStates, type DeviceState } from "../identity/identity-state.ts";
 
-export const labelsSchema = z
-  .record(
-    z.string().regex(/^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/, "label keys are lower-case, 1-63 characters"),
-    z.string().max(63, "label values are at most 63 characters"),
-  )
+/** A label key: lower-case, 1-63 characters (what devices carry, and so all a selector can name). */
+export const labelKeySchema = z.string().regex(/^[a-z0-9]([a-z0-9._/-]{0,61}[a-z0-9])?$/, "label keys are lower-case, 1-63 characters");
+
+/**
+ * A record keyed by label keys that refuses a `__proto__` key: zod's record skips that one unchecked (assigned, it would
+ * replace the result's prototype), so a selector on it selected every device (review 122).
+ */
+export const labelRecord = <Value extends z.ZodType>(value: Value) =>
+  z.preprocess(
+    (input, ctx) => {
+      if (input !== null && typeof input === "object" && Object.hasOwn(input, "__proto__"))
+        ctx.issues.push({ code: "custom", message: "label keys are lower-case, 1-63 characters", path: ["__proto__"], input });
+      return input;
+    },
+    z.record(labelKeySchema, value),
+  );
+
+export const labelsSchema = labelRecord(z.string().max(63, "label values are at most 63 characters"))
   .refine((labels) => Object.keys(labels).length <= 64, "at most 64 labels")
   .meta({ description: "labels that policies select devices by", example: { fleet: "meters", site: "lyon" } });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { compilePolicy } from "./compile.ts";
-import type { DecisionInput, Destination } from "./model.ts";
+import { destinationSchema, type DecisionInput, type Destination } from "./model.ts";
 
 const allowing = (...destinations: Destination[]) =>
   compilePolicy({ version: 1, rules: [{ id: "r", name: "r", selector: {}, destinations, effect: "allow" }] });
@@ -42,7 +42,7 @@ describe("fqdn destinations", () => {
 
   it("does not match a host rule by address or an address rule by host", () => {
     expect(exact.decide(ask({ ip: "203.0.113.1" })).allow).toBe(false);
-    expect(allowing({ cidr: "203.0.113.0/24", protocol: "tcp" }).decide(ask({ fqdn: "203.0.113.1" })).allow).toBe(false);
+    expect(allowing({ cidr: "203.0.113.0/24", protocol: "tcp" }).decide(ask({ fqdn: "host-203-0-113-1.example.com" })).allow).toBe(false);
   });
 });
 
@@ -120,5 +120,32 @@ describe("ports and protocol", () => {
     expect(mixed.decide(ask({ ip: "10.1.1.1" }, 123, "udp")).allow).toBe(false);
     expect(mixed.decide(ask({ fqdn: "ntp.example.com" }, 22, "tcp")).allow).toBe(false);
     expect(mixed.decide(ask({ fqdn: "ntp.example.com" }, 123, "udp")).allow).toBe(true);
+  });
+});
+
+describe("an address given where a host name is expected (review 122)", () => {
+  it("is refused in a rule: an address is a network, given as cidr", () => {
+    for (const fqdn of ["10.0.0.1", "10.0.0.1.", "*.0.0.1", "192.168.1.255"]) {
+      expect(destinationSchema.safeParse({ fqdn, protocol: "any" }).success, fqdn).toBe(false);
+    }
+    for (const fqdn of ["10.example.com", "1e100.net", "api-2.example.com"]) {
+      expect(destinationSchema.safeParse({ fqdn, protocol: "any" }).success, fqdn).toBe(true);
+    }
+  });
+
+  it("is decided as the address when a request names it as its host, as a PEP reads such a Host header", () => {
+    // What-if asked by name decided 10.0.0.1 by host rules only (none matched: the LAN allow applied), while the PEP
+    // turns the Host header `10.0.0.1` into the address and the deny rule on it applies.
+    const engine = compilePolicy({
+      version: 1,
+      rules: [
+        { id: "lan", name: "LAN", selector: {}, destinations: [{ cidr: "10.0.0.0/8", protocol: "tcp" }], effect: "allow" },
+        { id: "gw", name: "Never the gateway", selector: {}, destinations: [{ cidr: "10.0.0.1/32", protocol: "any" }], effect: "deny" },
+      ],
+    });
+    for (const destination of [{ ip: "10.0.0.1" }, { fqdn: "10.0.0.1" }, { fqdn: "10.0.0.1." }]) {
+      expect(engine.decide(ask(destination)), JSON.stringify(destination)).toMatchObject({ allow: false, ruleId: "gw" });
+    }
+    expect(engine.decide(ask({ fqdn: "10.0.0.2" }))).toMatchObject({ allow: true, ruleId: "lan" });
   });
 });

@@ -83,6 +83,12 @@ export class Target {
   set(destination: { readonly ip?: string; readonly fqdn?: string }): this {
     this.host = destination.fqdn === undefined ? null : normalizeHost(destination.fqdn);
     this.family = destination.ip === undefined ? 0 : parseIpInto(destination.ip, this.address);
+    // A "host" that is an address literal is the address, as a PEP reads a Host header that names one (review 122: asked
+    // by name, what-if decided `10.0.0.1` by host rules while the PEP decided it by networks).
+    if (this.family === 0 && this.host !== null) {
+      this.family = parseIpInto(this.host, this.address);
+      if (this.family !== 0) this.host = null;
+    }
     return this;
   }
 }

@@ -68,8 +68,23 @@ export function decideOrFail(engine: PolicyEngine, input: DecisionInput): Decisi
   try {
     return engine.decide(input);
   } catch {
-    return engine.failDecision;
+    return stateDecision(input.device.state) ?? engine.failDecision;
   }
+}
+
+/**
+ * What a device's state decides whatever the policy says, as an engine decides it first: a revoked, suspended or
+ * quarantined device is denied (a quarantined one reaches its quarantine destinations only through an engine that
+ * holds them). Undefined for an active device. Where no engine decides (a policy set that does not compile, a request
+ * it cannot read), the tenant's fail mode is for active devices only (review 122: a PEP whose policy set did not compile
+ * let a revoked device through on `open`).
+ */
+export function stateDecision(state: string): Decision | undefined {
+  if (state === "active") return undefined;
+  if (state === "revoked") return fixedDecisions.revoked;
+  if (state === "suspended") return fixedDecisions.suspended;
+  if (state === "quarantined") return fixedDecisions.quarantined;
+  return fixedDecisions.unknownState;
 }
 
 /** Label sets remembered per engine before the cache is emptied. */

@@ -6,18 +6,20 @@
  */
 import * as z from "zod";
 import { bearerSchema } from "../catalogue/catalogue.ts";
-import { deviceStates } from "../device/device.ts";
+import { deviceStates, labelKeySchema, labelRecord } from "../device/device.ts";
 import { hostPattern } from "./host.ts";
 import { parseCidr, parseIpInto } from "./net.ts";
 
 export const labelSelectorSchema = z
   .strictObject({
-    matchLabels: z.record(z.string().min(1), z.string()).optional(),
+    // Keys as devices carry them (review 122: `__proto__`, which no device can carry, was dropped by the record as it
+    // was built, and the rule selected every device).
+    matchLabels: labelRecord(z.string()).optional(),
     matchExpressions: z
       .array(
         z
           .strictObject({
-            key: z.string().min(1),
+            key: labelKeySchema,
             operator: z.enum(["In", "NotIn", "Exists", "DoesNotExist"]),
             values: z.array(z.string()).optional(),
           })
@@ -49,6 +51,9 @@ export const destinationSchema = z
       .string()
       .max(253)
       .regex(hostPattern, "an exact host name or a leading wildcard such as *.example.com")
+      // A name whose last label is all digits reads as an IPv4 address (WHATWG URL; no top-level domain is numeric):
+      // an address is a network, matched as `cidr` (review 122: such a deny rule never applied at a PEP).
+      .refine((host) => !/(^|\.)\d+\.?$/.test(host), "an address, not a host name: give it as `cidr` (a /32 or /128)")
       .optional()
       .meta({ description: "exact host, or `*.example.com` for its subdomains (not the apex)" }),
     cidr: z

@@ -5,7 +5,7 @@
  * enforcement points run.
  */
 import * as z from "zod";
-import { bearerSchema, deviceRefSchema } from "../catalogue/catalogue.ts";
+import { bearerSchema, deviceRefSchema, type Bearer } from "../catalogue/catalogue.ts";
 import { deviceStates } from "../device/device.ts";
 import { getDevice } from "../device/read.ts";
 import { resolveDevice } from "../device/store.ts";
@@ -23,7 +23,10 @@ export const whatIfInput = z
     destination: request.destination,
     port: request.port,
     protocol: request.protocol,
-    bearer: bearerSchema,
+    bearer: bearerSchema.optional().meta({
+      description:
+        "the bearer the connection arrives on; absent, it is unknown and meets no bearer condition, as at an enforcement point that knows no bearer for the address",
+    }),
     country: request.country,
     at: z.iso.datetime({ offset: true }).optional().meta({ description: "the instant to decide for; now when absent" }),
     principal: request.principal,
@@ -65,7 +68,7 @@ export const evaluateWhatIf = verb(whatIfInput, async (ports, ctx, input): Promi
     destination: input.destination,
     port: input.port,
     protocol: input.protocol,
-    bearer: input.bearer,
+    bearer: input.bearer ?? ("unknown" as Bearer),
     country: input.country,
     at,
     principal: input.principal,

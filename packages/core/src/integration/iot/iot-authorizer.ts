@@ -129,18 +129,22 @@ export async function authorizeMqtt(
   if (device.state === "revoked" || device.state === "suspended") return denyMqtt(principal);
   const host = request.protocolData.tls?.serverName ?? settings.mqttHost;
   if (!host) return denyMqtt(principal);
-  const session = Object.values(device.identity.sessions)[0];
-  const bearer = session?.bearer ?? "cellular";
-  const country = sessionCountry(device.identity, session);
-  const decision = await evaluateWhatIf(ports, systemContext(settings.tenantId, "iot-authorizer", request.connectionMetadata.id), {
-    device: { deviceId: device.id },
-    destination: { fqdn: host },
-    port: 8883,
-    protocol: "tcp",
-    bearer,
-    ...(country ? { country } : {}),
-  });
-  if (!decision.allow) return denyMqtt(principal);
+  // IoT Core names no source address, so not the bearer the connection came over: each bearer the device holds a session
+  // on must allow it, and with no session the bearer is unknown and meets no bearer condition, as at a PEP (review 122:
+  // the first session's bearer, or cellular without one, let a cellular-only rule allow a device on another bearer or none).
+  const sessions = Object.values(device.identity.sessions).filter((session) => session !== undefined);
+  for (const session of sessions.length === 0 ? [undefined] : sessions) {
+    const country = sessionCountry(device.identity, session);
+    const decision = await evaluateWhatIf(ports, systemContext(settings.tenantId, "iot-authorizer", request.connectionMetadata.id), {
+      device: { deviceId: device.id },
+      destination: { fqdn: host },
+      port: 8883,
+      protocol: "tcp",
+      ...(session ? { bearer: session.bearer } : {}),
+      ...(country ? { country } : {}),
+    });
+    if (!decision.allow) return denyMqtt(principal);
+  }
   return {
     isAuthenticated: true,
     principalId: principal,
