@@ -106,6 +106,37 @@ describe("the OpenAPI document", () => {
     }
   });
 
+  it("declares the ETag wherever a write needs one in If-Match: on the resource's read, its creation and its writes (review 124)", async () => {
+    // Webhook subscriptions, automation rules and the tenant's settings answered an ETag, and their PATCH and DELETE
+    // refused a request without If-Match (428), but the document declared no ETag: an integrator's generated client
+    // had no word of where the value comes from.
+    const conditional = operations().filter(({ op }) =>
+      params(op).some((p) => p.in === "header" && p.name.toLowerCase() === "if-match" && p.required),
+    );
+    expect(conditional.map(({ method, path }) => `${method} ${path}`)).toEqual(
+      expect.arrayContaining(["patch /v1/webhooks/{id}", "delete /v1/automation/rules/{id}", "patch /v1/tenant/settings"]),
+    );
+    for (const { path } of conditional) {
+      const item = doc.paths[path]!;
+      for (const method of ["get", "put", "patch"] as const) {
+        if (item[method]) expect(Object.keys(item[method]!.responses["200"]?.headers ?? {}), `${method} ${path}`).toContain("ETag");
+      }
+      const create = doc.paths[path.replace(/\/\{[^}]+\}$/, "")]?.post?.responses["201"];
+      if (create && path.endsWith("}")) expect(Object.keys(create.headers ?? {}), `post ${path} (creation)`).toContain("ETag");
+    }
+    // And the server answers what the document says.
+    const acme = await tenantClient(runtime);
+    const pattern = { source: ["simroot"], "detail-type": ["device.quarantined"] };
+    const webhook = await acme.call("POST", "/v1/webhooks", { url: "http://127.0.0.1:9/hook", pattern });
+    const rule = await acme.call("POST", "/v1/automation/rules", {
+      name: "r",
+      pattern,
+      actions: [{ type: "add-labels", labels: { w: "y" } }],
+      dryRun: true,
+    });
+    expect([webhook.headers.get("etag"), rule.headers.get("etag")]).toEqual(['"1"', '"1"']);
+  });
+
   it("declares a route public exactly when it answers without credentials", async () => {
     for (const { path, op } of operations().filter(({ method, path }) => method === "get" && !path.includes("{"))) {
       const response = await call(runtime, undefined, "GET", path);

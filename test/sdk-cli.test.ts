@@ -161,6 +161,74 @@ describe("the SDK", () => {
   });
 });
 
+describe("the SDK's idempotent POST when the first attempt fails (review 124)", () => {
+  it("waits at least the Retry-After a 503 answered before trying again", async () => {
+    const { token } = await tenantClient(runtime);
+    const sent: number[] = [];
+    const client = createClient({
+      baseUrl: url,
+      apiKey: token,
+      fetch: async (request) => {
+        sent.push(performance.now());
+        // The API's answer while a dependency is down (problem.ts: 503 with Retry-After), then the real server.
+        if (sent.length === 1) {
+          return new Response(
+            JSON.stringify({ type: "urn:simroot:problem:dependency.unavailable", title: "dependency.unavailable", status: 503 }),
+            { status: 503, headers: { "content-type": "application/problem+json", "retry-after": "1" } },
+          );
+        }
+        return fetch(request);
+      },
+    });
+    const device = await client.idempotentPost("/v1/devices", { body: { imsi: nextImsi() } });
+    expect(device.id).toMatch(/^dev_/);
+    expect(sent).toHaveLength(2);
+    // It went out again 3 ms later: the backoff was skipped, and Retry-After never read.
+    expect(sent[1]! - sent[0]!).toBeGreaterThanOrEqual(1000);
+  });
+
+  it("answers the device when its retry finds the first attempt still under way, instead of throwing 409", async () => {
+    const { token } = await tenantClient(runtime);
+    const key = `reset-${nextImsi()}`;
+    // The first attempt reaches the server, which claims the key and is slow to finish (a slow store write).
+    let claimed = false;
+    let delayed = false;
+    runtime.ports.db.middlewareStack.add(
+      (next, context) => async (args) => {
+        const command = (context as { commandName?: string }).commandName ?? "";
+        if (JSON.stringify(args.input).includes(key) && command.startsWith("Put")) claimed = true;
+        else if (claimed && !delayed) {
+          delayed = true;
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+        return next(args);
+      },
+      { step: "initialize", name: `slowAfterClaim-${key}` },
+    );
+    let attempts = 0;
+    const client = createClient({
+      baseUrl: url,
+      apiKey: token,
+      fetch: async (request) => {
+        if (++attempts > 1) return fetch(request);
+        // The connection drops after the request went out: the server goes on, the client sees a network error.
+        void fetch(request).catch(() => undefined);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        throw new TypeError("fetch failed", { cause: { code: "ECONNRESET" } });
+      },
+    });
+    try {
+      const outcome = await client
+        .idempotentPost("/v1/devices", { body: { imsi: nextImsi() }, idempotencyKey: key, retries: 5 })
+        .then((device) => ({ device }))
+        .catch((error: { status?: number; title?: string }) => ({ status: error.status, title: error.title }));
+      expect(outcome).toMatchObject({ device: { id: expect.stringMatching(/^dev_/) } });
+    } finally {
+      runtime.ports.db.middlewareStack.remove(`slowAfterClaim-${key}`);
+    }
+  });
+});
+
 describe("the simroot CLI", () => {
   it("reaches every operation of the document the control plane serves, by operationId", async () => {
     const { token } = await tenant();

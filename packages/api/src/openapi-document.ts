@@ -44,7 +44,17 @@ const tagDescriptions: Record<string, string> = {
 };
 
 /** Resources whose representations carry a strong ETag (`If-Match` writes are conditional on it). */
-const etagResources = ["/v1/devices/{id}", "/v1/policies/{id}", "/v1/grants/{id}", "/v1/tenant", "/v1/enforcement", "/v1/feed"];
+const etagResources = [
+  "/v1/devices/{id}",
+  "/v1/policies/{id}",
+  "/v1/grants/{id}",
+  "/v1/webhooks/{id}",
+  "/v1/automation/rules/{id}",
+  "/v1/tenant",
+  "/v1/tenant/settings",
+  "/v1/enforcement",
+  "/v1/feed",
+];
 
 const verbs: Record<string, string> = { get: "get", post: "create", put: "replace", patch: "update", delete: "remove" };
 
@@ -140,7 +150,11 @@ function completeOperation(doc: OpenApiDocument, path: string, method: string, o
 function carriesEtag(path: string, method: string, status: string): boolean {
   if (method === "get" || method === "put" || method === "patch") return etagResources.includes(path);
   if (method === "post" && status === "201") return etagResources.includes(`${path}/{id}`);
-  if (method === "post") return etagResources.some((resource) => resource.includes("{") && path.startsWith(`${resource}/`));
+  // An action on the resource itself (`/v1/devices/{id}/revoke`), not on one of its sub-resources.
+  if (method === "post")
+    return etagResources.some(
+      (resource) => resource.includes("{") && /^\/([a-z-]+|\{[A-Za-z]+\})$/.test(path.slice(resource.length)) && path.startsWith(resource),
+    );
   return false;
 }
 

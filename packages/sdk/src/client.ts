@@ -75,7 +75,10 @@ export interface SimrootClient {
   readonly getWithEtag: GetWithEtag;
   /**
    * A POST that is safe to repeat: sends `Idempotency-Key` (given, or a new UUID) and retries
-   * with the same key when the network fails or the server answers 502, 503 or 504.
+   * with the same key when the network fails, the server answers 502, 503 or 504, or the first
+   * attempt is still under way on the server (409 `request.in_progress`): after 100 ms, doubling,
+   * or the `Retry-After` the server answered when it asks for longer (up to 60 s; past that, the
+   * answer is thrown).
    */
   readonly idempotentPost: Call<"post", { idempotencyKey?: string; retries?: number }>;
   /** Every item of a paginated list, following `next` cursors page by page. */
@@ -87,6 +90,21 @@ export interface SimrootClient {
 }
 
 const retryable = new Set([502, 503, 504]);
+/** The longest `Retry-After` an idempotent POST waits for before trying again. */
+const maxRetryAfterMs = 60_000;
+
+/** An answer an idempotent POST tries again: the gateway's or a dependency's failure, or its first attempt under way. */
+const retriedAnswer = ({ response, error }: Outcome) =>
+  retryable.has(response.status) ||
+  (response.status === 409 && (error as { title?: unknown } | undefined)?.title === "request.in_progress");
+
+/** `Retry-After` (RFC 9110 10.2.3: seconds, or an HTTP date) in milliseconds; 0 when absent or unreadable. */
+function retryAfterMs(value: string | null): number {
+  if (value === null) return 0;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? 0 : Math.max(0, at - Date.now());
+}
 type Outcome = { data?: unknown; error?: unknown; response: Response };
 
 async function unwrap(pending: Promise<Outcome>): Promise<unknown> {
@@ -135,15 +153,19 @@ export function createClient(options: ClientOptions): SimrootClient {
       headers?: Record<string, string>;
     };
     for (let attempt = 0; ; attempt++) {
+      let wait = 100 * 2 ** attempt;
       try {
         const outcome = await forward("POST")(path, { ...rest, headers: { ...headers, "idempotency-key": idempotencyKey } });
-        if (attempt < retries && retryable.has(outcome.response.status)) continue;
-        return await unwrap(Promise.resolve(outcome));
+        // Review 124: a 503 was retried at once, whatever its Retry-After, and the first attempt still under way
+        // (after a dropped connection, the case this call exists for) was thrown as a conflict.
+        const asked = retryAfterMs(outcome.response.headers.get("retry-after"));
+        if (attempt >= retries || !retriedAnswer(outcome) || asked > maxRetryAfterMs) return await unwrap(Promise.resolve(outcome));
+        wait = Math.max(wait, asked);
       } catch (error) {
         // Network failures (fetch rejects with a TypeError) are retried; API errors are not.
         if (attempt >= retries || error instanceof SimrootApiError) throw error;
       }
-      await new Promise((resolve) => setTimeout(resolve, 100 * 2 ** attempt));
+      await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }) as unknown as SimrootClient["idempotentPost"];
 
@@ -201,10 +223,19 @@ export function createClient(options: ClientOptions): SimrootClient {
   };
 }
 
-/** `localhost:3000` or `api.example.com` as a base URL: http for loopback hosts, https otherwise. */
+/**
+ * `localhost:3000` or `api.example.com` as a base URL: http for loopback hosts (`localhost`, an IPv4 address in
+ * 127.0.0.0/8, `[::1]`), https otherwise (review 124: `127.example.com` and every bracketed IPv6 address were taken
+ * for loopback, and the API key went to them in cleartext).
+ */
 export function withScheme(baseUrl: string): string {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(baseUrl)) return baseUrl;
-  const host = baseUrl.split(/[/:]/)[0]?.toLowerCase() ?? "";
-  const loopback = host === "localhost" || host.startsWith("127.") || host === "[" || baseUrl.startsWith("[::1]");
+  const authority = baseUrl.split(/[/?#]/)[0]!.toLowerCase();
+  const host = authority.startsWith("[") ? authority.slice(1, authority.indexOf("]")) : authority.split(":")[0]!;
+  const loopback =
+    host === "localhost" ||
+    /^127\.(25[0-5]|2[0-4]\d|1?\d?\d)\.(25[0-5]|2[0-4]\d|1?\d?\d)\.(25[0-5]|2[0-4]\d|1?\d?\d)$/.test(host) ||
+    host === "::1" ||
+    host === "0:0:0:0:0:0:0:1";
   return `${loopback ? "http" : "https"}://${baseUrl}`;
 }
