@@ -303,6 +303,11 @@ export interface WalkOptions {
   readonly until?: number;
   /** Receives each audit record and feed version the walk found valid. */
   readonly keep?: KeepWalked;
+  /**
+   * The hashes signed checkpoints hold, by feed version: the walk must pass through each it reaches (review 125: a
+   * whole walk from genesis recomputed every hash a rewrite had recomputed too, and called the rewritten trail intact).
+   */
+  readonly signed?: ReadonlyMap<number, string>;
 }
 
 /**
@@ -317,7 +322,7 @@ export async function verifyAuditChain(
   start: ChainPoint = genesisPoint(),
   options: WalkOptions = {},
 ): Promise<ChainVerification & { readonly reached: ChainPoint }> {
-  const { until, keep } = options;
+  const { until, keep, signed } = options;
   // A bounded walk reads its versions first: the last one's vector is where each shard's walk ends.
   const bounded: Record<string, unknown>[] = [];
   if (until !== undefined) for await (const items of feedVersionPages(ports, tenantId, start.seq, until)) bounded.push(...items);
@@ -415,6 +420,9 @@ export async function verifyAuditChain(
     if (record.version !== version + 1) return `expected feed version ${version + 1}, found ${record.version}`;
     if (record.prevHash !== previous) return "prevHash does not match the previous feed version";
     if (versionHash(unhashedVersion(record)) !== record.hash) return "hash does not match the feed version's content";
+    const vouched = signed?.get(record.version);
+    if (vouched !== undefined && vouched !== record.hash)
+      return `feed version ${record.version} is not the one its signed checkpoint vouches for`;
     // One canonical form: a whole list of 16 (versions written before `heads`), or the heads of exactly the shards that moved.
     if ((record.shardHashes === undefined) === (record.heads === undefined))
       return "feed version names its shard heads twice or not at all";

@@ -7,6 +7,7 @@ import type { Ports } from "../ports.ts";
 
 type CheckpointPorts = Pick<Ports, "db" | "tables" | "now">;
 import { isSimrootError, SimrootError } from "../error.ts";
+import { queryAll } from "../store/query-all.ts";
 import { readArchiveCheckpoint } from "./archive.ts";
 import { chainPointBytes, signatureHolds, storedChainPoint, verifyAuditChain, type ChainPoint, type ChainVerification } from "./audit.ts";
 
@@ -113,13 +114,56 @@ export async function moveAuditCheckpoint(ports: CheckpointPorts, signer: FeedSi
   return verification;
 }
 
+/**
+ * The signed checkpoints kept by version (`historyKey`), oldest first (the newest alone when `newestOnly`), each
+ * signature checked: points every walk must pass through. One signed by a key no longer trusted vouches for nothing and
+ * is left out; one naming the current key whose signature does not hold was written without the key: `forged`.
+ */
+async function signedHistory(
+  ports: CheckpointPorts,
+  signer: FeedSigner,
+  tenantId: string,
+  newestOnly: boolean,
+): Promise<{ readonly points: ChainPoint[]; readonly forged?: ChainPoint }> {
+  const query = {
+    TableName: ports.tables.control,
+    KeyConditionExpression: "pk = :p AND begins_with(sk, :prefix)",
+    ExpressionAttributeValues: { ":p": `T#${tenantId}`, ":prefix": "audit-checkpoint#" },
+    ConsistentRead: true,
+  };
+  const items = newestOnly
+    ? ((await ports.db.send(new QueryCommand({ ...query, ScanIndexForward: false, Limit: 1 }))).Items ?? [])
+    : await queryAll(ports.db, query);
+  const points: ChainPoint[] = [];
+  for (const item of items) {
+    const { point, retired, publicKeyPem, signature } = storedChainPoint(item, signer);
+    if (signatureHolds(checkpointBytes(tenantId, point), publicKeyPem, signature)) points.push(point);
+    else if (!retired) return { points, forged: point };
+  }
+  return { points };
+}
+
+const forgedPoint = (point: ChainPoint, reason: string): ChainVerification => ({
+  valid: false,
+  checked: 0,
+  from: point.seq,
+  lastSeq: point.seq,
+  lastHash: point.hash,
+  brokenAt: { seq: point.seq, reason },
+});
+
+/**
+ * Walks from the newest signed point (the whole chain when `full`), through every signed point after where it starts
+ * (review 125: the whole walk recomputed what a rewrite had recomputed, and checked no signed point; an older signed
+ * checkpoint written back in place of the newest moved every later walk, and the next signature, to before a rewrite).
+ */
 async function walkFromCheckpoint(
   ports: CheckpointPorts,
   signer: FeedSigner,
   tenantId: string,
   full: boolean,
 ): Promise<ChainVerification & { readonly reached?: ChainPoint; readonly start?: ChainPoint }> {
-  const checkpoint = full ? undefined : await readCheckpoint(ports, tenantId);
+  const checkpoint = await readCheckpoint(ports, tenantId);
   // What was archived was verified when it was (archive.ts); DynamoDB's TTL removes it later, so no walk starts before it.
   let archived: ChainPoint | undefined;
   try {
@@ -128,23 +172,42 @@ async function walkFromCheckpoint(
     if (!isSimrootError(error)) throw error;
     return { valid: false, checked: 0, from: 0, lastSeq: 0, lastHash: "", brokenAt: { seq: 0, reason: error.message } };
   }
-  let start: ChainPoint | undefined = archived;
+  const signed: ChainPoint[] = [];
   if (checkpoint && checkpoint.keyId === signer.keyId) {
-    if (!signedBy(signer, tenantId, checkpoint)) {
-      const reason = "the audit checkpoint is not signed by the control plane's key";
-      return {
-        valid: false,
-        checked: 0,
-        from: checkpoint.seq,
-        lastSeq: checkpoint.seq,
-        lastHash: checkpoint.hash,
-        brokenAt: { seq: checkpoint.seq, reason },
-      };
-    }
+    if (!signedBy(signer, tenantId, checkpoint))
+      return forgedPoint(checkpoint, "the audit checkpoint is not signed by the control plane's key");
     const { signature: _signature, keyId: _keyId, ...point } = checkpoint;
-    if (point.seq >= (archived?.seq ?? 0)) start = point;
+    signed.push(point);
   }
-  return { ...(await verifyAuditChain(ports, tenantId, start)), ...(start ? { start } : {}) };
+  // A walk from the newest signed point passes no other; a whole walk passes them all.
+  const history = await signedHistory(ports, signer, tenantId, !full);
+  if (history.forged)
+    return forgedPoint(
+      history.forged,
+      `the audit checkpoint kept at version ${history.forged.seq} is not signed by the control plane's key`,
+    );
+  signed.push(...history.points);
+  const after = signed.filter((point) => point.seq >= (archived?.seq ?? 0));
+  const newest = after.reduce<ChainPoint | undefined>(
+    (best, point) => (best === undefined || point.seq > best.seq ? point : best),
+    undefined,
+  );
+  const start = full ? archived : (newest ?? archived);
+  const vouched = new Map(after.filter((point) => point.seq > (start?.seq ?? 0)).map((point) => [point.seq, point.hash]));
+  const walked = await verifyAuditChain(ports, tenantId, start, { signed: vouched });
+  // A chain cut back below a signed point (its last versions deleted, the head moved back) never reaches it.
+  if (walked.valid && newest !== undefined && newest.seq > walked.reached.seq) {
+    return {
+      ...walked,
+      valid: false,
+      brokenAt: {
+        seq: walked.reached.seq + 1,
+        reason: `the chain ends at feed version ${walked.reached.seq}, before its signed checkpoint at ${newest.seq}`,
+      },
+      ...(start ? { start } : {}),
+    };
+  }
+  return { ...walked, ...(start ? { start } : {}) };
 }
 
 /**
