@@ -7,6 +7,7 @@
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import { subjectPage } from "../audit/subject.ts";
+import type { AuditRecord } from "../ledger/audit-record.ts";
 import type { RequestContext } from "../context.ts";
 import { readDevice } from "../device/store.ts";
 import { SimrootError, isSimrootError } from "../error.ts";
@@ -174,16 +175,39 @@ export const closeIncident = verb(
   },
 );
 
-/** The device's audit records from `lookbackMs` before the incident to its close (or now), oldest first. */
+/** The records of the week before an incident its report keeps: the newest, which lead up to it. */
+export const maxLeadUpRecords = 2_000;
+/** The records of an incident's own span (its opening to its close) a report reads at most, oldest first. */
+const maxSpanRecords = 20_000;
+
+/**
+ * The device's audit records, oldest first: the newest `maxLeadUpRecords` of the `lookbackMs` before the incident, then
+ * its own span, from its opening to its close (the close included: `to` is exclusive) or now. Review 125: the first
+ * 5,000 records of the whole range were kept, and a device chatty in the week before (an attach and a detach every few
+ * minutes) lost the incident's opening, its anomalies and every measure taken from its report and its NIS2 drafts; a
+ * closed incident's report lacked its close.
+ */
 export async function incidentRecords(ports: Ports, ctx: RequestContext, incident: Incident) {
   const from = new Date(Date.parse(incident.openedAt) - lookbackMs).toISOString();
-  const records = [];
-  let cursor: string | undefined;
-  do {
-    // (Times of the store: UTC, as the audit API's bounds are made.)
-    const page = await subjectPage(ports, ctx.tenantId, incident.deviceId, 1000, cursor, from, incident.closedAt);
-    records.push(...page.items);
-    cursor = page.next;
-  } while (cursor && records.length < 5000);
-  return records;
+  const to = incident.closedAt === undefined ? undefined : new Date(Date.parse(incident.closedAt) + 1).toISOString();
+  // (Times of the store: UTC, as the audit API's bounds are made.)
+  const read = async (start: string, end: string | undefined, take: (page: AuditRecord[]) => boolean) => {
+    let cursor: string | undefined;
+    do {
+      const page = await subjectPage(ports, ctx.tenantId, incident.deviceId, 1000, cursor, start, end);
+      cursor = take(page.items) ? page.next : undefined;
+    } while (cursor);
+  };
+  const leadUp: AuditRecord[] = [];
+  await read(from, incident.openedAt, (page) => {
+    leadUp.push(...page);
+    if (leadUp.length > maxLeadUpRecords) leadUp.splice(0, leadUp.length - maxLeadUpRecords);
+    return true;
+  });
+  const span: AuditRecord[] = [];
+  await read(incident.openedAt, to, (page) => {
+    span.push(...page);
+    return span.length < maxSpanRecords;
+  });
+  return [...leadUp, ...span];
 }
