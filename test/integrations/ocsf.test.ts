@@ -142,6 +142,36 @@ describe("OCSF out of simroot", () => {
     expect(shifted.text).toBe(utc.text);
   });
 
+  it("exports a flow report whose window is stated in another offset in the window it ended in (review 125)", async () => {
+    // RFC 3339 allows an offset and the schema takes it; the report was stored under its text, day and sort key as
+    // written, and the export, which reads UTC days and bounds, left it out.
+    const acme = await tenantClient(runtime);
+    const device = (await acme.call("POST", "/v1/devices", { imsi: "208011234567899" })).json;
+    const { tenantId: _, id: __, ...sample } = sampleFlowReport;
+    const flows = sample.flows.map((flow) => (flow.deviceId ? { ...flow, deviceId: device.id } : flow));
+    const ctx = { tenantId: acme.tenant.id, actor: "pep:lyon", requestId: "req_offset_report" };
+    // 04:59 to 05:00 UTC, stated in Lyon's winter time and by a PEP in New York: the same instants.
+    await recordFlows(runtime.ports, ctx, {
+      ...sample,
+      windowStart: "2026-12-02T05:59:00+01:00",
+      windowEnd: "2026-12-02T06:00:00+01:00",
+      flows,
+    });
+    await recordFlows(runtime.ports, ctx, {
+      ...sample,
+      windowStart: "2026-12-01T23:59:00-05:00",
+      windowEnd: "2026-12-02T00:00:00-05:00",
+      flows,
+    });
+    const exported = await acme.call(
+      "GET",
+      `/v1/ocsf/events?kind=flows&from=${encodeURIComponent("2026-12-02T04:30:00Z")}&to=${encodeURIComponent("2026-12-02T05:30:00Z")}`,
+    );
+    expect(exported.status).toBe(200);
+    // Two reports of two flows each, both ended at 05:00 UTC.
+    expect(exported.text.split("\n").filter(Boolean)).toHaveLength(4);
+  });
+
   it("cuts an export off, never ends it as complete, when the store fails partway (review 92)", async () => {
     // Served over HTTP, as a SIEM or an archive reads it.
     const served = await startTestRuntime({ port: 0 });

@@ -88,7 +88,11 @@ export async function recordFlows(
   given: z.input<typeof flowReportSchema>,
   scope?: FeedScope,
 ): Promise<{ id: string; flows: number; unknownDevices: string[]; report: z.output<typeof flowReportSchema> }> {
-  const input = parseInput(flowReportSchema, given);
+  const parsed = parseInput(flowReportSchema, given);
+  // Kept in UTC, as every bound they are read by is (review 125: a window stated with another offset was stored as
+  // written, under the wrong day and sort key, and the OCSF export and the traffic map left it out of its window).
+  const utc = (instant: string) => new Date(instant).toISOString();
+  const input = { ...parsed, windowStart: utc(parsed.windowStart), windowEnd: utc(parsed.windowEnd) };
   // A window that ends in the future, past the clock skew ingestion allows, is no report of what happened.
   if (Date.parse(input.windowEnd) > ports.now().getTime() + defaultMaxClockSkewSeconds * 1000)
     throw new SimrootError("request.invalid", "input", "windowEnd is in the future", {
