@@ -82,6 +82,42 @@ describe("history independent of delivery order", () => {
   });
 });
 
+describe("who held an address, from facts out of order (review 125)", () => {
+  it("names nobody for an address its device gave up, when the detach arrived after the next attach", async () => {
+    const { tenant, post, lookup } = await setup();
+    const device = (await tenant.call("POST", "/v1/devices", { imsi: "208012220000001" })).json;
+    await post(
+      fact("sim.attached", "208012220000001", { bearer: "cellular", ipv4: "10.46.2.1" }, 10),
+      fact("sim.attached", "208012220000001", { bearer: "cellular", ipv4: "10.46.2.2" }, 30),
+      fact("sim.detached", "208012220000001", { bearer: "cellular" }, 20), // between them, reported last
+    );
+    await runtime.history.caughtUp();
+    expect(await lookup("10.46.2.1", 15)).toBe(device.id);
+    expect(await lookup("10.46.2.1", 25)).toBe(404);
+    expect(await lookup("10.46.2.2", 35)).toBe(device.id);
+    // The timeline says when the session ended.
+    const timeline = (await tenant.call("GET", `/v1/devices/${device.id}/timeline?limit=100`)).json.items as {
+      type: string;
+      data: Record<string, unknown>;
+    }[];
+    expect(timeline.filter((entry) => entry.type === "sim.session-recorded").map((entry) => [entry.data.since, entry.data.until])).toEqual([
+      [at(10), at(20)],
+    ]);
+  });
+
+  it("names the device for an address it holds on a second bearer after the first bearer's session ended", async () => {
+    const { tenant, post, lookup } = await setup();
+    const device = (await tenant.call("POST", "/v1/devices", { imsi: "208012220000003" })).json;
+    await post(
+      fact("sim.attached", "208012220000003", { bearer: "cellular", ipv4: "10.46.2.4" }, 10),
+      fact("sim.attached", "208012220000003", { bearer: "private-5g", ipv4: "10.46.2.4" }, 15),
+      fact("sim.detached", "208012220000003", { bearer: "cellular" }, 20),
+    );
+    await runtime.history.caughtUp();
+    expect(await lookup("10.46.2.4", 25)).toBe(device.id);
+  });
+});
+
 describe("the fact window as stored", () => {
   const deviceItemOf = async (tenantId: string, deviceId: string) =>
     (

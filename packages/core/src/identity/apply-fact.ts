@@ -22,7 +22,7 @@ import type { Ports } from "../ports.ts";
 import { writeTransaction, type TransactItem } from "../store/transaction.ts";
 import { bindingsOf, diffStates } from "./diff.ts";
 import type { Fact } from "./fact.ts";
-import { absorbedSessionEnd, distinctEdges, leaseChanges } from "./lease.ts";
+import { absorbedSessionEnd, distinctEdges, leaseChanges, shortenedSessions } from "./lease.ts";
 import { admission, currentState, keyedByContent, remember } from "./fold.ts";
 import type { FoldSettings, IdentityState } from "./identity-state.ts";
 
@@ -114,7 +114,10 @@ async function attemptFact(
   };
   const conflict = () => new SimrootError("store.conflict", "conflict", "The device changed concurrently");
   const absorbed = absorbedSession(ctx, device, fact, after, nextHistory.facts, cause, now);
-  if (changes.length === 0 && !absorbed) {
+  const shortened = shortenedSessions(history.facts, nextHistory.facts, fact).map((session) =>
+    recordedSession(ctx, device, session.opening, session.until, cause, now),
+  );
+  if (changes.length === 0 && !absorbed && shortened.length === 0) {
     // Remembered (so every arrival order folds alike) but visible to no one: no audit, no feed.
     await writeTransaction(ports.db, [putDevice], conflict);
     rememberDevice(ports, { device: next, history: nextHistory });
@@ -126,8 +129,14 @@ async function attemptFact(
     // (automation's label actions follow it: review 115).
     ...changes.map((change) => domainEvent(ctx, change.type, deviceId, { ...change.data, deviceId, revision: next.revision, cause }, now)),
     ...(absorbed ? [absorbed.event] : []),
+    ...shortened.map((session) => session.event),
   ];
-  const leases = distinctEdges([...leaseChanges(before, after, fact.at), ...(absorbed?.leases ?? [])]);
+  const leases = distinctEdges([
+    ...leaseChanges(before, after, fact.at),
+    ...(absorbed?.leases ?? []),
+    // Only their ends: their starts were recorded when they opened.
+    ...shortened.flatMap((session) => session.leases.filter((edge) => edge.edge === "end")),
+  ]);
   const revoking = next.state === "revoked" && device.state !== "revoked";
   const bindings = await bindingChanges(
     ports,
@@ -188,7 +197,18 @@ function absorbedSession(
 ) {
   if (fact.type !== "sim.attached" && fact.type !== "bearer.switched") return undefined;
   if (after.state === "revoked" || after.sessions[fact.data.bearer]?.since === fact.at) return undefined;
-  const until = absorbedSessionEnd(facts, fact);
+  return recordedSession(ctx, device, fact, absorbedSessionEnd(facts, fact), cause, now);
+}
+
+/** A session as the timeline and the lease history record it: opened by `fact`, ended at `until` if it ended. */
+function recordedSession(
+  ctx: RequestContext,
+  device: Device,
+  fact: Fact & { type: "sim.attached" | "bearer.switched" },
+  until: string | undefined,
+  cause: Record<string, unknown>,
+  now: Date,
+) {
   const { from: _from, imei: _imei, ...session } = fact.data as typeof fact.data & { from?: string; imei?: string };
   const addresses = [session.ipv4, session.ipv6].filter((address): address is string => address !== undefined);
   const leases = addresses.flatMap((address): LeaseEdge[] => [

@@ -57,9 +57,33 @@ export function absorbedSessionEnd(
   return undefined;
 }
 
+/**
+ * The sessions of the window that `fact` closes earlier than the window without it did: a detach, or an attach or a
+ * switch on the same bearer, that arrived after the next attach had ended the session (review 125: the session's lease
+ * kept the later end, and "who held the address" named the device for a time it held it no more). A session `fact`
+ * closes that was open before is the visible change's, not one of these.
+ */
+export function shortenedSessions(
+  before: readonly Fact[],
+  after: readonly Fact[],
+  fact: Fact,
+): { opening: Fact & { type: "sim.attached" | "bearer.switched" }; until: string }[] {
+  const shortened: { opening: Fact & { type: "sim.attached" | "bearer.switched" }; until: string }[] = [];
+  for (const opening of after) {
+    if ((opening.type !== "sim.attached" && opening.type !== "bearer.switched") || byTime(opening, fact) >= 0) continue;
+    const until = absorbedSessionEnd(after, opening);
+    const was = absorbedSessionEnd(before, opening);
+    if (until === fact.at && was !== undefined && until < was) shortened.push({ opening, until });
+  }
+  return shortened;
+}
+
 /** The device that held `address` at `at`: the latest start not ended since. */
 export async function leaseHolder(ports: Ports, tenantId: string, address: string, at: string): Promise<string | undefined> {
+  /** Sessions (a device's, on a bearer) whose end the query passed: a device may hold one address on two bearers at once. */
   const ended = new Set<string>();
+  /** The device whose latest start the query passed, ended: an older start of its own may still hold the address. */
+  let gaveUp: string | undefined;
   let cursor: Record<string, unknown> | undefined;
   do {
     const page = await ports.db.send(
@@ -74,9 +98,13 @@ export async function leaseHolder(ports: Ports, tenantId: string, address: strin
     );
     for (const item of page.Items ?? []) {
       const deviceId = String(item.deviceId);
-      if (item.edge === "end") ended.add(deviceId);
-      else if (!ended.has(deviceId)) return deviceId;
-      else return undefined; // the latest holder gave it up: nobody held it at `at`
+      const session = `${deviceId}|${item.bearer ?? ""}`;
+      if (item.edge === "end") ended.add(session);
+      // An older holder's lease ended when this device's began (review 125: per device, an end of one bearer's
+      // session hid the other bearer's, still open on the same address).
+      else if (gaveUp !== undefined && deviceId !== gaveUp) return undefined;
+      else if (!ended.has(session)) return deviceId;
+      else gaveUp = deviceId;
     }
     cursor = page.LastEvaluatedKey;
   } while (cursor);
