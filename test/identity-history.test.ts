@@ -116,6 +116,21 @@ describe("who held an address, from facts out of order (review 125)", () => {
     await runtime.history.caughtUp();
     expect(await lookup("10.46.2.4", 25)).toBe(device.id);
   });
+
+  it("names nobody once a detach naming no bearer ended the sessions of both bearers on the address (review 126)", async () => {
+    // A lease item was one per address, instant, edge and device: the two ends made one, and the other bearer's session
+    // read as open for ever.
+    const { tenant, post, lookup } = await setup();
+    const device = (await tenant.call("POST", "/v1/devices", { imsi: "208012220000126" })).json;
+    await post(
+      fact("sim.attached", "208012220000126", { bearer: "cellular", ipv4: "10.46.9.4" }, 10),
+      fact("sim.attached", "208012220000126", { bearer: "private-5g", ipv4: "10.46.9.4" }, 15),
+      fact("sim.detached", "208012220000126", {}, 20),
+    );
+    await runtime.history.caughtUp();
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.sessions).toEqual({});
+    expect([await lookup("10.46.9.4", 17), await lookup("10.46.9.4", 25)]).toEqual([device.id, 404]);
+  });
 });
 
 describe("the fact window as stored", () => {

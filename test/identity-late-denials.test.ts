@@ -89,4 +89,24 @@ describe("an IMEI change dated before the device's window (review 123)", () => {
     await report(fact("device.equipment-changed", imsi, { association: "IMEI" }, at(-5_000)));
     expect((await tenant.call("GET", `/v1/devices/${id}`)).json.state).toBe("quarantined");
   });
+
+  it("takes a redelivered equipment report that left the window in order for a duplicate, not a move (review 126)", async () => {
+    const tenant = await tenantClient(runtime, "late-redelivery");
+    const report = await simrootSource(runtime, tenant);
+    const imsi = "208017790000126";
+    const oldImei = "490154203237518";
+    const newImei = "356938035643809";
+    const id = (await tenant.call("POST", "/v1/devices", { imsi, imei: oldImei, imeiLock: true })).json.id;
+    const firstAttach = fact("sim.attached", imsi, { bearer: "cellular", imei: oldImei }, at(1_000));
+    await report(firstAttach);
+    // The SIM moves into new equipment: quarantined; an admin checks and reinstates it there.
+    await report(fact("sim.attached", imsi, { bearer: "cellular", imei: newImei }, at(2_000)));
+    expect((await tenant.call("GET", `/v1/devices/${id}`)).json.state).toBe("quarantined");
+    expect((await tenant.call("POST", `/v1/devices/${id}/reinstate`, { reason: "new modem, checked" })).status).toBe(200);
+    // Later reports push both attaches out of the window; then the source redelivers its first attach (at least once).
+    await report(...churn(imsi, 10_000));
+    await report(firstAttach);
+    const device = (await tenant.call("GET", `/v1/devices/${id}`)).json;
+    expect([device.state, device.identity.imei]).toEqual(["active", newImei]);
+  });
 });

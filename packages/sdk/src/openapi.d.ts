@@ -1090,6 +1090,8 @@ export interface components {
                 };
             };
             imei?: string;
+            /** @description when the report that named the device's current equipment (or said it changed without naming it) was made; absent for the IMEI it was registered with */
+            imeiSince?: string;
             sessions: {
                 cellular?: components["schemas"]["Session"];
                 "private-5g"?: components["schemas"]["Session"];

@@ -61,10 +61,14 @@ const lockedFor = (fact: Fact, settings: FoldSettings) => fact.lock ?? settings.
  * A report of other equipment under the IMEI lock takes access away too: it quarantines the device (review 123: one
  * dated before the window, delayed behind 32 later facts or stamped before them within a source's allowed skew, was
  * dropped as stale, and the SIM moved into other equipment kept its access). Judged against the equipment the
- * checkpoint knows.
+ * checkpoint knows, and only when dated after the report it learned that equipment from.
  */
 function movesEquipment(history: History, fact: Fact, settings: FoldSettings): boolean {
   if (!reportsEquipment(fact) || !settings.imeiLock) return false;
+  // A report from before the one the checkpoint's equipment was learned from is history, not a move: a redelivery of
+  // an attach that left the window in order (review 126: it quarantined the device again, and set its IMEI back).
+  const since = history.checkpoint.imeiSince;
+  if (since !== undefined && fact.at <= since) return false;
   const imei = fact.type === "sim.attached" || fact.type === "device.equipment-changed" ? fact.data.imei : undefined;
   if (imei === undefined) return true;
   const known = history.checkpoint.imei;
@@ -300,7 +304,10 @@ function observeImei(state: IdentityState, imei: string | undefined, fact: Fact,
     impose(state, "simroot", { ...hold("quarantined", `IMEI changed from ${state.imei} to ${imei}`, fact), imei });
   }
   if (known === normalized) vouchForEquipment(state, normalized, fact);
-  if (known !== normalized) state.imei = imei;
+  if (known !== normalized) {
+    state.imei = imei;
+    state.imeiSince = fact.at;
+  }
 }
 
 /**
@@ -330,6 +337,7 @@ function associationChanged(state: IdentityState, association: "IMEI" | "IMEISV"
   if (lockedFor(fact, settings))
     impose(state, "simroot", hold("quarantined", `IMSI-${association} association changed (new IMEI not reported)`, fact));
   delete state.imei;
+  state.imeiSince = fact.at;
 }
 
 function openSession(state: IdentityState, data: Omit<Session, "since" | "country">, at: string) {

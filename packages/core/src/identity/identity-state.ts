@@ -105,6 +105,10 @@ export const identityStateSchema = z
           "simroot's hold and each ingestion source's (`sources`, by source id; `operator`: one kept before holds were kept per source): a source's report lifts only its own",
       }),
     imei: z.string().optional(),
+    imeiSince: z.string().optional().meta({
+      description:
+        "when the report that named the device's current equipment (or said it changed without naming it) was made; absent for the IMEI it was registered with",
+    }),
     sessions: z.partialRecord(bearerSchema, sessionSchema),
     roaming: z.object({ roaming: z.boolean(), mcc: z.string().optional(), country: z.string().optional(), since: z.string() }).optional(),
     reachable: z.object({ reachable: z.boolean(), via: z.string().optional(), since: z.string() }).optional(),

@@ -6,9 +6,13 @@ import type { TableNames } from "../config.ts";
 import type { LeaseEdge } from "../ledger/change.ts";
 
 export const leasePartition = (tenantId: string, address: string) => `L#${tenantId}#${address}`;
-/** At one instant an end sorts before a start: the address changes hands. */
-export const leaseSortKey = (at: string, edge: "start" | "end", deviceId: string) =>
-  `${at}#${edge === "end" ? "0" : "1"}${edge}#${deviceId}`;
+/**
+ * At one instant an end sorts before a start: the address changes hands. One item per session's edge: the bearer is in
+ * the key, so two bearers' sessions on one address ending at once (a detach naming no bearer) leave an end each
+ * (review 126: one end was kept, and the other session read as open for ever).
+ */
+export const leaseSortKey = (at: string, edge: "start" | "end", deviceId: string, bearer: string) =>
+  `${at}#${edge === "end" ? "0" : "1"}${edge}#${deviceId}#${bearer}`;
 
 /**
  * The lease item of one edge, as the history reader writes it from the committed record that carries the edge (outbox.ts):
@@ -18,6 +22,6 @@ export function leaseItem(tables: Pick<TableNames, "identity">, tenantId: string
   const { address, at, edge, bearer } = lease;
   return {
     TableName: tables.identity,
-    Item: { pk: leasePartition(tenantId, address), sk: leaseSortKey(at, edge, deviceId), deviceId, address, at, edge, bearer },
+    Item: { pk: leasePartition(tenantId, address), sk: leaseSortKey(at, edge, deviceId, bearer), deviceId, address, at, edge, bearer },
   };
 }

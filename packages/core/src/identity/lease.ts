@@ -33,9 +33,9 @@ export function leaseChanges(before: IdentityState, after: IdentityState, at: st
   return edges;
 }
 
-/** One edge per lease item: two sessions (bearers) may hold the same address and close at once. */
+/** One edge per lease item: the same edge given twice (by the visible change and by a recorded session) is one. */
 export function distinctEdges(edges: readonly LeaseEdge[]): LeaseEdge[] {
-  return [...new Map(edges.map((edge) => [leaseSortKey(edge.at, edge.edge, edge.address), edge])).values()];
+  return [...new Map(edges.map((edge) => [`${edge.address}|${leaseSortKey(edge.at, edge.edge, "", edge.bearer)}`, edge])).values()];
 }
 
 /**
