@@ -261,6 +261,23 @@ describe("the PEP engine", () => {
   });
 
   it.each([
+    ["a deny rule on a host given as an address", rule("gw", { effect: "deny", destinations: [{ fqdn: "10.0.0.1", protocol: "any" }] })],
+    [
+      "a rule whose selector names a key no device label can carry",
+      rule("legacy", {
+        selector: { matchExpressions: [{ key: "Site", operator: "DoesNotExist" }] },
+        effect: "deny",
+        destinations: [{ fqdn: "legacy.example.com", protocol: "any" }],
+      }),
+    ],
+  ])("still decides by a policy set stored before review 122 with %s (review 126)", (_name, stored) => {
+    // The API refuses both forms now; a set stored before must still compile at every PEP, not fall to the fail mode.
+    const { engine } = world([device("dev_a"), binding(meterIp, "dev_a"), rule("r1"), stored, settings("closed")]);
+    expect(engine.decide({ sourceIp: meterIp, ...telemetry })).toMatchObject({ allow: true, reason: "allow.rule", ruleId: "r1" });
+    expect(engine.status().compileError).toBeUndefined();
+  });
+
+  it.each([
     ["revoked", "deny.revoked"],
     ["suspended", "deny.suspended"],
     ["quarantined", "deny.quarantined"],

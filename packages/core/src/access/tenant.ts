@@ -11,6 +11,7 @@ import { mintApiKey } from "./api-key.ts";
 import { appliedRateLimits, rateLimitCeilingSettings, rateLimitCeilings, type RateLimitCeilings } from "../config.ts";
 import { assertPolicySize, enforcementKey } from "../policy/records.ts";
 import { readEnforcement } from "../policy/enforcement-store.ts";
+import { refuseLegacyForms } from "../policy/model.ts";
 import {
   defaultTenantSettings,
   forgetTenantSettings,
@@ -182,6 +183,7 @@ function assertWithinCeilings(limits: Partial<RateLimitCeilings> | undefined) {
 
 /** Changes settings under an If-Match revision; audited. */
 export const updateTenantSettings = verb(updateTenantSettingsInput, async (ports, ctx: RequestContext, input) => {
+  refuseLegacyForms(input.settings);
   assertWithinCeilings(input.settings.rateLimits);
   // One read of each item: the revision checked, the settings built and the writes' conditions all rest on it. The fail
   // mode lives in the enforcement settings, which PUT /v1/enforcement changes too; building the settings from an earlier

@@ -10,7 +10,7 @@ import { labelsSchema } from "../device/device.ts";
 import { SimrootError } from "../error.ts";
 import { storedPatternProblem, validateSimrootPattern } from "../event/pattern.ts";
 import { newId } from "../id.ts";
-import { destinationSchema } from "../policy/model.ts";
+import { destinationSchema, refuseLegacyForms } from "../policy/model.ts";
 import type { Outcome } from "../outcome.ts";
 import { pageInput, type Page } from "../page.ts";
 import { changesNothing, someChange } from "../patch.ts";
@@ -156,6 +156,7 @@ async function assertNotifyTargets(ports: Ports, tenantId: string, actions: read
 }
 
 export const createRule = verb(createRuleInput, async (ports, ctx, input): Promise<Outcome<AutomationRule>> => {
+  refuseLegacyForms(input);
   const role = actingRole(ctx);
   assertReadablePattern(role, input.pattern);
   await assertNotifyTargets(ports, ctx.tenantId, input.actions);
@@ -193,6 +194,7 @@ const onlyStops = (changes: Record<string, unknown>) =>
   Object.entries(changes).every(([field, value]) => (field === "enabled" && value === false) || (field === "dryRun" && value === true));
 
 export const updateRule = verb(updateRuleInput, async (ports, ctx, input): Promise<Outcome<AutomationRule>> => {
+  refuseLegacyForms(input);
   const current = await getRule(ports, ctx, { id: input.id });
   if (current.revision !== input.ifRevision) throw stale();
   if (changesNothing(current, input.changes)) return { value: current, events: [] };

@@ -12,14 +12,14 @@ export const labelKeySchema = z.string().regex(/^[a-z0-9]([a-z0-9._/-]{0,61}[a-z
  * A record keyed by label keys that refuses a `__proto__` key: zod's record skips that one unchecked (assigned, it would
  * replace the result's prototype), so a selector on it selected every device (review 122).
  */
-export const labelRecord = <Value extends z.ZodType>(value: Value) =>
+export const labelRecord = <Value extends z.ZodType>(value: Value, key: z.ZodString = labelKeySchema) =>
   z.preprocess(
     (input, ctx) => {
       if (input !== null && typeof input === "object" && Object.hasOwn(input, "__proto__"))
         ctx.issues.push({ code: "custom", message: "label keys are lower-case, 1-63 characters", path: ["__proto__"], input });
       return input;
     },
-    z.record(labelKeySchema, value),
+    z.record(key, value),
   );
 
 export const labelsSchema = labelRecord(z.string().max(63, "label values are at most 63 characters"))

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { compilePolicy } from "./compile.ts";
-import { destinationSchema, type DecisionInput, type Destination } from "./model.ts";
+import { refuseLegacyForms, type DecisionInput, type Destination } from "./model.ts";
 
 const allowing = (...destinations: Destination[]) =>
   compilePolicy({ version: 1, rules: [{ id: "r", name: "r", selector: {}, destinations, effect: "allow" }] });
@@ -124,13 +124,27 @@ describe("ports and protocol", () => {
 });
 
 describe("an address given where a host name is expected (review 122)", () => {
-  it("is refused in a rule: an address is a network, given as cidr", () => {
-    for (const fqdn of ["10.0.0.1", "10.0.0.1.", "*.0.0.1", "192.168.1.255"]) {
-      expect(destinationSchema.safeParse({ fqdn, protocol: "any" }).success, fqdn).toBe(false);
-    }
-    for (const fqdn of ["10.example.com", "1e100.net", "api-2.example.com"]) {
-      expect(destinationSchema.safeParse({ fqdn, protocol: "any" }).success, fqdn).toBe(true);
-    }
+  it("is refused in a new rule (an address is a network, given as cidr), and a stored one means the address", () => {
+    const refused = (fqdn: string) => {
+      try {
+        refuseLegacyForms({ destinations: [{ fqdn, protocol: "any" }] });
+        return undefined;
+      } catch (error) {
+        return (error as { issues?: { path: string }[] }).issues?.[0]?.path;
+      }
+    };
+    for (const fqdn of ["10.0.0.1", "10.0.0.1.", "*.0.0.1", "192.168.1.255"]) expect(refused(fqdn), fqdn).toBe("destinations.0.fqdn");
+    for (const fqdn of ["10.example.com", "1e100.net", "api-2.example.com"]) expect(refused(fqdn), fqdn).toBeUndefined();
+    // Stored before rules refused it (review 126): the set still compiles, and the rule decides as the address.
+    const stored = compilePolicy({
+      version: 1,
+      rules: [
+        { id: "lan", name: "LAN", selector: {}, destinations: [{ cidr: "10.0.0.0/8", protocol: "tcp" }], effect: "allow" },
+        { id: "gw", name: "Never the gateway", selector: {}, destinations: [{ fqdn: "10.0.0.1", protocol: "any" }], effect: "deny" },
+      ],
+    });
+    expect(stored.decide(ask({ ip: "10.0.0.1" }))).toMatchObject({ allow: false, ruleId: "gw" });
+    expect(stored.decide(ask({ ip: "10.0.0.2" }))).toMatchObject({ allow: true, ruleId: "lan" });
   });
 
   it("is decided as the address when a request names it as its host, as a PEP reads such a Host header", () => {

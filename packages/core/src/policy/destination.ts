@@ -40,6 +40,9 @@ function compilePorts(ports: Destination["ports"]): Int32Array | null {
 export function compileDestination(destination: Destination): CompiledDestination {
   const ports = compilePorts(destination.ports);
   const protocol = protocolCode[destination.protocol];
+  // A host stored as an address (before rules refused one: review 126) is that address, as a request naming it is.
+  const literal = destination.fqdn === undefined ? 0 : parseIpInto(normalizeHost(destination.fqdn), scratch);
+  if (literal !== 0) return addressDestination(literal, scratch, ports, protocol);
   if (destination.fqdn !== undefined) {
     const suffix = wildcardSuffix(destination.fqdn);
     return {
@@ -60,6 +63,26 @@ export function compileDestination(destination: Destination): CompiledDestinatio
   const mask = new Uint32Array(4);
   for (let k = 0; k < words.length; k++) {
     network[k] = words[k]!;
+    mask[k] = wordMask(prefix, k);
+  }
+  return { host: null, suffix: null, family, network, mask, prefix, ports, protocol };
+}
+
+const scratch = new Uint32Array(4);
+
+/** One address as a destination: its network of one (a /32 or a /128). */
+function addressDestination(
+  family: IpFamily,
+  address: Uint32Array,
+  ports: CompiledDestination["ports"],
+  protocol: CompiledDestination["protocol"],
+): CompiledDestination {
+  const words = family === 4 ? 1 : 4;
+  const prefix = family === 4 ? 32 : 128;
+  const network = new Uint32Array(4);
+  const mask = new Uint32Array(4);
+  for (let k = 0; k < words; k++) {
+    network[k] = address[k]!;
     mask[k] = wordMask(prefix, k);
   }
   return { host: null, suffix: null, family, network, mask, prefix, ports, protocol };

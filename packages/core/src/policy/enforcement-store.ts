@@ -11,7 +11,7 @@ import { domainEvent } from "../event/event.ts";
 import type { Outcome } from "../outcome.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
-import { enforcementSettingsSchema, type EnforcementSettings } from "./model.ts";
+import { enforcementSettingsSchema, refuseLegacyForms, type EnforcementSettings } from "./model.ts";
 import { assertPolicySize, enforcementKey, preconditionFailed } from "./records.ts";
 
 export const enforcementRecordSchema = enforcementSettingsSchema
@@ -49,6 +49,7 @@ export const replaceEnforcement = verb(
   enforcementSettingsSchema.extend({ revision: z.number().int() }),
   async (ports, ctx, input): Promise<Outcome<EnforcementRecord>> => {
     const { revision, ...settings } = input;
+    refuseLegacyForms(settings);
     assertPolicySize("enforcement", settings, "quarantineDestinations");
     const current = await readEnforcement(ports, ctx.tenantId);
     if (current.revision !== revision) throw preconditionFailed("enforcement settings");

@@ -17,7 +17,7 @@ import { pageInput, type Page } from "../page.ts";
 import type { RequestContext } from "../context.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
-import { grantSchema, type Grant } from "./model.ts";
+import { grantSchema, refuseLegacyForms, type Grant } from "./model.ts";
 import { assertPolicySize, listPolicyItems, policyItemKey, policyListKey, withoutKeys } from "./records.ts";
 
 const { principal, target, destinations, notBefore, notAfter } = grantSchema.shape;
@@ -109,7 +109,10 @@ async function readGrant(ports: Ports, tenantId: string, id: string): Promise<St
   return Item ? storedGrant(Item) : undefined;
 }
 
-export const createGrant = verb(grantInput, (ports, ctx, input) => storeGrant(ports, ctx, input, newId("grant", ports.now().getTime())));
+export const createGrant = verb(grantInput, (ports, ctx, input) => {
+  refuseLegacyForms(input);
+  return storeGrant(ports, ctx, input, newId("grant", ports.now().getTime()));
+});
 
 /**
  * A grant under an id its cause decides (an automation rule's action on an event: `idFromSeed`), created once: taken

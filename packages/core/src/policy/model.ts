@@ -7,19 +7,20 @@
 import * as z from "zod";
 import { bearerSchema } from "../catalogue/catalogue.ts";
 import { deviceStates, labelKeySchema, labelRecord } from "../device/device.ts";
+import { SimrootError } from "../error.ts";
 import { hostPattern } from "./host.ts";
 import { parseCidr, parseIpInto } from "./net.ts";
 
 export const labelSelectorSchema = z
   .strictObject({
-    // Keys as devices carry them (review 122: `__proto__`, which no device can carry, was dropped by the record as it
-    // was built, and the rule selected every device).
-    matchLabels: labelRecord(z.string()).optional(),
+    // `__proto__` is refused (review 122: dropped by the record as it was built, the rule selected every device). New
+    // selectors name keys devices can carry (`refuseLegacyForms`); stored ones parse as they were stored (review 126).
+    matchLabels: labelRecord(z.string(), z.string().min(1)).optional(),
     matchExpressions: z
       .array(
         z
           .strictObject({
-            key: labelKeySchema,
+            key: z.string().min(1),
             operator: z.enum(["In", "NotIn", "Exists", "DoesNotExist"]),
             values: z.array(z.string()).optional(),
           })
@@ -51,9 +52,6 @@ export const destinationSchema = z
       .string()
       .max(253)
       .regex(hostPattern, "an exact host name or a leading wildcard such as *.example.com")
-      // A name whose last label is all digits reads as an IPv4 address (WHATWG URL; no top-level domain is numeric):
-      // an address is a network, matched as `cidr` (review 122: such a deny rule never applied at a PEP).
-      .refine((host) => !/(^|\.)\d+\.?$/.test(host), "an address, not a host name: give it as `cidr` (a /32 or /128)")
       .optional()
       .meta({ description: "exact host, or `*.example.com` for its subdomains (not the apex)" }),
     cidr: z
@@ -290,3 +288,42 @@ export const decisionSchema = z
     },
   });
 export type Decision = z.output<typeof decisionSchema>;
+
+/** A host name whose last label is all digits: an address (WHATWG URL reads it so; no top-level domain is numeric). */
+export const addressLikeHost = /(^|\.)\d+\.?$/;
+
+/**
+ * What a new rule, grant, quarantine destination or country rule may not say, though stored ones may (they compile as
+ * they were stored: review 126, a set stored before these checks no longer compiled, and every PEP fell to its fail
+ * mode): a host that is an address (review 122: decided as a name by what-if and as an address by a PEP; `cidr` names
+ * it, and a stored one compiles as the address), and a selector key no device can carry. Throws `request.invalid`
+ * naming each.
+ */
+export function refuseLegacyForms(input: unknown): void {
+  const issues: { path: string; message: string }[] = [];
+  const keyMessage = "label keys are lower-case, 1-63 characters: no device carries this one";
+  const visit = (node: unknown, path: readonly (string | number)[]): void => {
+    if (Array.isArray(node)) {
+      for (const [index, item] of node.entries()) visit(item, [...path, index]);
+      return;
+    }
+    if (node === null || typeof node !== "object") return;
+    for (const [key, value] of Object.entries(node)) {
+      const at = [...path, key];
+      if (key === "fqdn" && typeof value === "string" && addressLikeHost.test(value)) {
+        issues.push({ path: at.join("."), message: "an address, not a host name: give it as `cidr` (a /32 or /128)" });
+      } else if (key === "matchLabels" && value !== null && typeof value === "object") {
+        for (const label of Object.keys(value))
+          if (!labelKeySchema.safeParse(label).success) issues.push({ path: [...at, label].join("."), message: keyMessage });
+      } else if (key === "matchExpressions" && Array.isArray(value)) {
+        value.forEach((expression: { key?: unknown }, index) => {
+          if (typeof expression?.key === "string" && !labelKeySchema.safeParse(expression.key).success)
+            issues.push({ path: [...at, index, "key"].join("."), message: keyMessage });
+        });
+      } else visit(value, at);
+    }
+  };
+  visit(input, []);
+  if (issues.length > 0)
+    throw new SimrootError("request.invalid", "input", `Invalid input: ${issues[0]!.path}: ${issues[0]!.message}`, { issues });
+}

@@ -14,7 +14,7 @@ import type { Outcome } from "../outcome.ts";
 import { pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
-import { policyRuleSchema, type PolicyRule } from "./model.ts";
+import { policyRuleSchema, refuseLegacyForms, type PolicyRule } from "./model.ts";
 import { assertPolicySize, listPolicyItems, policyItemKey, policyListKey, preconditionFailed, withoutKeys } from "./records.ts";
 
 export const policyInput = policyRuleSchema.omit({ id: true }).meta({
@@ -71,6 +71,7 @@ async function currentPolicy(ports: Ports, tenantId: string, id: string, revisio
 }
 
 export const createPolicy = verb(policyInput, async (ports, ctx, input): Promise<Outcome<Policy>> => {
+  refuseLegacyForms(input);
   assertPolicySize("policy", input, "destinations");
   const now = ports.now();
   const policy: Policy = {
@@ -107,6 +108,7 @@ const revisionInput = { id: z.string(), revision: z.number().int().meta({ descri
 /** Replaces a rule whole, if it is still at `revision`. */
 export const replacePolicy = verb(policyInput.extend(revisionInput), async (ports, ctx, input): Promise<Outcome<Policy>> => {
   const { id, revision, ...rule } = input;
+  refuseLegacyForms(rule);
   assertPolicySize("policy", rule, "destinations");
   const previous = await currentPolicy(ports, ctx.tenantId, id, revision);
   const now = ports.now();
