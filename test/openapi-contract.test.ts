@@ -135,6 +135,13 @@ describe("the OpenAPI document", () => {
       dryRun: true,
     });
     expect([webhook.headers.get("etag"), rule.headers.get("etag")]).toEqual(['"1"', '"1"']);
+    // A lookup answers the device with its ETag, for a later If-Match on it (review 127).
+    await acme.call("POST", "/v1/devices", { imsi: "208011234512799" });
+    const found = await acme.call("GET", "/v1/devices/lookup?imsi=208011234512799");
+    expect([found.headers.get("etag"), Object.keys(doc.paths["/v1/devices/lookup"]!.get!.responses["200"]!.headers ?? {})]).toEqual([
+      '"1"',
+      expect.arrayContaining(["ETag"]),
+    ]);
   });
 
   it("declares a route public exactly when it answers without credentials", async () => {

@@ -25,6 +25,31 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
     await runtime?.stop();
   });
 
+  /**
+   * Stands in for the dead-letter listing: `total` parked events (endless when undefined), pages as the route pages them,
+   * each full page with a cursor, as DynamoDB's are, whether or not anything follows.
+   */
+  async function parkedListing(page: Page, total?: number) {
+    await page.route(
+      (url) => url.pathname === "/v1/dead-letters",
+      (route) => {
+        const url = new URL(route.request().url());
+        const from = Number(url.searchParams.get("cursor") ?? "0");
+        const to = Math.min(total ?? Number.POSITIVE_INFINITY, from + Number(url.searchParams.get("limit") ?? "50"));
+        const items = Array.from({ length: to - from }, (_, n) => ({
+          id: `park_${from + n}`,
+          type: "sim.attached",
+          subject: `imsi:2080111900${String(from + n).padStart(5, "0")}`,
+          reason: "unknown_device",
+          sourceId: "src_core",
+          parkedAt: new Date().toISOString(),
+        }));
+        const next = items.length > 0 ? { next: String(to) } : {};
+        return route.fulfill({ status: 200, contentType: "application/json", body: JSON.stringify({ items, ...next }) });
+      },
+    );
+  }
+
   async function signIn(page: Page, token: string) {
     await page.goto(`${runtime.url}/console/`);
     await page.getByLabel("API key").fill(token);
@@ -395,26 +420,7 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
     // takes too long here: the listing is stood in for, 100 per page, always with a next page.
     const tenant = await tenantClient(runtime, "many-parked");
     const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
-    await page.route(
-      (url) => url.pathname === "/v1/dead-letters",
-      (route) => {
-        const url = new URL(route.request().url());
-        const from = Number(url.searchParams.get("cursor") ?? "0");
-        const items = Array.from({ length: Number(url.searchParams.get("limit") ?? "50") }, (_, n) => ({
-          id: `park_${from + n}`,
-          type: "sim.attached",
-          subject: `imsi:2080111900${String(from + n).padStart(5, "0")}`,
-          reason: "unknown_device",
-          sourceId: "src_core",
-          parkedAt: new Date().toISOString(),
-        }));
-        return route.fulfill({
-          status: 200,
-          contentType: "application/json",
-          body: JSON.stringify({ items, next: String(from + items.length) }),
-        });
-      },
-    );
+    await parkedListing(page);
     await signIn(page, tenant.token);
     await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
     await page.goto(`${runtime.url}/console/#/audit`);
@@ -422,6 +428,20 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
     await expect.poll(() => caption.textContent(), { timeout: 10_000 }).toBe("Parked events (500+): accepted, but not applicable yet");
     const notice = page.getByRole("status").filter({ hasText: "More than 500 events are parked" });
     expect(await notice.textContent()).toContain("shows the first 500");
+    await page.close();
+  });
+
+  it("says nothing of more when exactly 500 are parked, though the last full page came with a cursor (review 127)", async () => {
+    // A full page of DynamoDB comes with a cursor whether or not anything follows it: the page after it is empty.
+    const tenant = await tenantClient(runtime, "exactly-500-parked");
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    await parkedListing(page, 500);
+    await signIn(page, tenant.token);
+    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
+    await page.goto(`${runtime.url}/console/#/audit`);
+    const caption = page.locator("caption").filter({ hasText: "Parked events" });
+    await expect.poll(() => caption.textContent(), { timeout: 10_000 }).toBe("Parked events (500): accepted, but not applicable yet");
+    expect(await page.getByRole("status").filter({ hasText: "More than 500 events are parked" }).count()).toBe(0);
     await page.close();
   });
 });

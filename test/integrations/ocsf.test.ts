@@ -172,6 +172,36 @@ describe("OCSF out of simroot", () => {
     expect(exported.text.split("\n").filter(Boolean)).toHaveLength(4);
   });
 
+  it("orders a report's window by its instants, however its offsets and fractions of a second are written (review 127)", async () => {
+    // The schema compared the window's text: a window across the end of summer time was refused, a reversed one was
+    // stored (and exported with a negative duration), and a half-second window stated once without fractions refused.
+    const acme = await tenantClient(runtime);
+    const device = (await acme.call("POST", "/v1/devices", { imsi: "208011234512701" })).json;
+    const { tenantId: _, id: __, ...sample } = sampleFlowReport;
+    const flows = sample.flows.map((flow) => (flow.deviceId ? { ...flow, deviceId: device.id } : flow));
+    const ctx = { tenantId: acme.tenant.id, actor: "pep:lyon", requestId: "req_window_order" };
+    const report = (windowStart: string, windowEnd: string) =>
+      recordFlows(runtime.ports, ctx, { ...sample, windowStart, windowEnd, flows }).then(
+        (answer) => answer.flows,
+        (error: { code?: string }) => error.code,
+      );
+    // Paris, 25 October 2026: 02:59 CEST is 00:59Z, then the clocks go back and 02:00 CET is 01:00Z.
+    expect(await report("2026-10-25T02:59:00+02:00", "2026-10-25T02:00:00+01:00")).toBe(2);
+    // 01:30Z to 00:45Z: reversed, though "02:30" sorts before "02:45".
+    expect(await report("2026-10-25T02:30:00+01:00", "2026-10-25T02:45:00+02:00")).toBe("request.invalid");
+    // 05:00:00.000Z to 05:00:00.500Z: "...00Z" sorts after "...00.500Z" as text.
+    expect(await report("2026-12-02T05:00:00Z", "2026-12-02T05:00:00.500Z")).toBe(2);
+    const exported = await acme.call(
+      "GET",
+      `/v1/ocsf/events?kind=flows&from=${encodeURIComponent("2026-10-25T00:00:00Z")}&to=${encodeURIComponent("2026-10-25T02:00:00Z")}`,
+    );
+    const durations = exported.text
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => (JSON.parse(line) as { duration: number }).duration);
+    expect(durations).toEqual([60_000, 60_000]);
+  });
+
   it("cuts an export off, never ends it as complete, when the store fails partway (review 92)", async () => {
     // Served over HTTP, as a SIEM or an archive reads it.
     const served = await startTestRuntime({ port: 0 });

@@ -46,6 +46,8 @@ const tagDescriptions: Record<string, string> = {
 /** Resources whose representations carry a strong ETag (`If-Match` writes are conditional on it). */
 const etagResources = [
   "/v1/devices/{id}",
+  // The device found, with its ETag for a later If-Match (review 127).
+  "/v1/devices/lookup",
   "/v1/policies/{id}",
   "/v1/grants/{id}",
   "/v1/webhooks/{id}",

@@ -50,7 +50,11 @@ export async function api<T>(method: string, path: string, body?: unknown, heade
   return (response.status === 204 ? undefined : await response.json()) as T;
 }
 
-/** The items of a paginated list, up to `max`, and whether the list holds more (`more`: a page said so). */
+/**
+ * The items of a paginated list, up to `max`, and whether the list holds more (`more`: an item past `max` was read). A
+ * cursor alone does not say so: a full page comes with one whether or not anything follows (review 127: exactly 500
+ * parked events were shown as "500+").
+ */
 export async function upTo<T>(path: string, max: number, pageSize = 100): Promise<{ items: T[]; more: boolean }> {
   const items: T[] = [];
   let cursor: string | undefined;
@@ -59,8 +63,8 @@ export async function upTo<T>(path: string, max: number, pageSize = 100): Promis
     const page = await api<Page<T>>("GET", `${path}${separator}limit=${pageSize}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`);
     items.push(...page.items);
     cursor = page.next;
-  } while (cursor && items.length < max);
-  return { items, more: cursor !== undefined };
+  } while (cursor && items.length <= max);
+  return { items: items.slice(0, max), more: items.length > max };
 }
 
 /** Every item of a paginated list, up to `max`. */

@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { createClient } from "./client.ts";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { createClient, withScheme } from "./client.ts";
 
 describe("base URLs", () => {
   it("accepts host:port without a scheme (http for loopback, https otherwise)", async () => {
@@ -31,5 +31,46 @@ describe("base URLs", () => {
       await createClient({ baseUrl, apiKey: "sr_key_a_b", fetch: fetch as typeof globalThis.fetch }).get("/v1/devices");
     }
     expect(seen.map((sent) => new URL(sent).protocol)).toEqual([...remote.map(() => "https:"), ...loopback.map(() => "http:")]);
+  });
+});
+
+describe("base URLs as the URL parser reads them (review 127)", () => {
+  it("takes every spelling of a loopback host for loopback", () => {
+    // new URL("http://127.1/").host is 127.0.0.1, "localhost." is localhost, [0::1] is [::1]: a local server reached
+    // through them was sent TLS it does not speak.
+    const given = ["127.1:3000", "localhost.:3000", "[0::1]:3000", "127.0.1:3000"];
+    expect(given.map((base) => new URL(withScheme(base)).protocol)).toEqual(given.map(() => "http:"));
+  });
+
+  it("judges the host a URL reaches, not the user name before an @", () => {
+    const reached = withScheme("localhost:pw@api.example.com");
+    expect([new URL(reached).hostname, new URL(reached).protocol]).toEqual(["api.example.com", "https:"]);
+  });
+});
+
+describe("idempotentPost's waits (review 127)", () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it("never waits longer than the 60 s it allows a Retry-After between two attempts", async () => {
+    const delays: number[] = [];
+    vi.spyOn(globalThis, "setTimeout").mockImplementation(((callback: () => void, ms?: number) => {
+      delays.push(ms ?? 0);
+      queueMicrotask(callback);
+      return 0 as unknown as ReturnType<typeof setTimeout>;
+    }) as typeof setTimeout);
+    const client = createClient({
+      baseUrl: "http://127.0.0.1:3000",
+      apiKey: "sr_key_a_b",
+      // A gateway timing out on every attempt, with no Retry-After.
+      fetch: async () =>
+        new Response(JSON.stringify({ title: "gateway.timeout", status: 504 }), {
+          status: 504,
+          headers: { "content-type": "application/problem+json" },
+        }),
+    });
+    await client.idempotentPost("/v1/devices", { body: { imsi: "208011234567890" }, retries: 12 }).catch(() => undefined);
+    expect(delays).toHaveLength(12);
+    // 100 ms doubling: the 12th wait was 204.8 s, the 20th would be 14.5 hours.
+    expect(Math.max(...delays)).toBe(60_000);
   });
 });

@@ -161,11 +161,13 @@ export function createClient(options: ClientOptions): SimrootClient {
         const asked = retryAfterMs(outcome.response.headers.get("retry-after"));
         if (attempt >= retries || !retriedAnswer(outcome) || asked > maxRetryAfterMs) return await unwrap(Promise.resolve(outcome));
         wait = Math.max(wait, asked);
+        // Its own backoff stops doubling at the longest wait it allows a server (review 127: 204.8 s at the 12th try).
+        wait = Math.min(wait, maxRetryAfterMs);
       } catch (error) {
         // Network failures (fetch rejects with a TypeError) are retried; API errors are not.
         if (attempt >= retries || error instanceof SimrootApiError) throw error;
       }
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      await new Promise((resolve) => setTimeout(resolve, Math.min(wait, maxRetryAfterMs)));
     }
   }) as unknown as SimrootClient["idempotentPost"];
 
@@ -230,12 +232,14 @@ export function createClient(options: ClientOptions): SimrootClient {
  */
 export function withScheme(baseUrl: string): string {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(baseUrl)) return baseUrl;
-  const authority = baseUrl.split(/[/?#]/)[0]!.toLowerCase();
-  const host = authority.startsWith("[") ? authority.slice(1, authority.indexOf("]")) : authority.split(":")[0]!;
-  const loopback =
-    host === "localhost" ||
-    /^127\.(25[0-5]|2[0-4]\d|1?\d?\d)\.(25[0-5]|2[0-4]\d|1?\d?\d)\.(25[0-5]|2[0-4]\d|1?\d?\d)$/.test(host) ||
-    host === "::1" ||
-    host === "0:0:0:0:0:0:0:1";
+  // The host as the URL parser reads it (review 127: `127.1` and `localhost.` are loopback; a user name before `@` is not
+  // the host).
+  let host: string;
+  try {
+    host = new URL(`http://${baseUrl}`).hostname.toLowerCase();
+  } catch {
+    return `https://${baseUrl}`;
+  }
+  const loopback = host === "localhost" || host === "localhost." || /^127\.\d+\.\d+\.\d+$/.test(host) || host === "[::1]";
   return `${loopback ? "http" : "https"}://${baseUrl}`;
 }

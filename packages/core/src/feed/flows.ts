@@ -40,7 +40,11 @@ export const flowReportSchema = z
     windowEnd: z.iso.datetime({ offset: true }),
     flows: z.array(flowRecordSchema).max(1000),
   })
-  .refine((report) => report.windowStart <= report.windowEnd, { message: "windowStart is after windowEnd", path: ["windowEnd"] })
+  // The instants, not the text: offsets and fractions of a second sort otherwise (review 127).
+  .refine((report) => Date.parse(report.windowStart) <= Date.parse(report.windowEnd), {
+    message: "windowStart is after windowEnd",
+    path: ["windowEnd"],
+  })
   .meta({ id: "FlowReport" });
 
 /**
