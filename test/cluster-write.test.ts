@@ -159,25 +159,36 @@ describe("writer processes whose eventually consistent reads lag", () => {
     // Each writer's eventually consistent reads of the control table (the feed head while it follows, the probe, the
     // shard heads above its own in a cut) answer as the table was up to 1 s before (300 ms let a run read nothing stale).
     const writers = await cluster.startMany(8, { eventualLagMs: 1_000 });
-    const facts = Array.from({ length: 64 }, (_, n) => attach(tenant.id, imsiOf(500 + ((n * 5) % devices)), `10.8.0.${n % 24}`, 2_000 + n));
-    const outcomes = (
-      await Promise.all(writers.map((writer, index) => writer.call<string[]>("apply", { events: facts.filter((_, n) => n % 8 === index) })))
-    ).flat();
-    expect(outcomes.filter((outcome) => !["applied", "duplicate", "stale"].includes(outcome))).toEqual([]);
+    // Whether a writer's eventually consistent read meets an item that moved within the lag depends on how the runs
+    // interleave, which a loaded machine stretches: a round whose writers read nothing stale is played again (up to
+    // three rounds), so that the feed is shown to come to every change while the lag was served.
+    let laggedReads = 0;
+    for (let round = 0; round < 3 && laggedReads === 0; round++) {
+      const facts = Array.from({ length: 64 }, (_, n) =>
+        attach(tenant.id, imsiOf(500 + ((n * 5) % devices)), `10.8.${round}.${n % 24}`, 2_000 + round * 100 + n),
+      );
+      const outcomes = (
+        await Promise.all(
+          writers.map((writer, index) => writer.call<string[]>("apply", { events: facts.filter((_, n) => n % 8 === index) })),
+        )
+      ).flat();
+      expect(outcomes.filter((outcome) => !["applied", "duplicate", "stale"].includes(outcome))).toEqual([]);
 
-    // The writers' own runs cover every shard's head: nobody sequences for them.
-    const expected = await Promise.all(
-      Array.from({ length: 16 }, async (_, shard) => (await readShardHead(ports.db, ports.tables, tenant.id, shard)).seq),
-    );
-    let head = await readFeedHead(ports.db, ports.tables, tenant.id, 16);
-    for (let waited = 0; waited < 20_000 && head.vector.some((seq, shard) => seq < expected[shard]!); waited += 100) {
-      await new Promise((resolve) => setTimeout(resolve, 100));
-      head = await readFeedHead(ports.db, ports.tables, tenant.id, 16);
+      // The writers' own runs cover every shard's head: nobody sequences for them.
+      const expected = await Promise.all(
+        Array.from({ length: 16 }, async (_, shard) => (await readShardHead(ports.db, ports.tables, tenant.id, shard)).seq),
+      );
+      let head = await readFeedHead(ports.db, ports.tables, tenant.id, 16);
+      for (let waited = 0; waited < 20_000 && head.vector.some((seq, shard) => seq < expected[shard]!); waited += 100) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        head = await readFeedHead(ports.db, ports.tables, tenant.id, 16);
+      }
+      expect(head.vector).toEqual(expected);
+      expect(await verifyAuditChain(ports, tenant.id)).toMatchObject({ valid: true });
+      const lagged = await Promise.all(writers.map((writer) => writer.call<{ eventualLagged: number }>("storeCalls", {})));
+      laggedReads = lagged.reduce((sum, calls) => sum + calls.eventualLagged, 0);
     }
-    expect(head.vector).toEqual(expected);
-    expect(await verifyAuditChain(ports, tenant.id)).toMatchObject({ valid: true });
     // The lag was there: reads answered with items older than the store held.
-    const lagged = await Promise.all(writers.map((writer) => writer.call<{ eventualLagged: number }>("storeCalls", {})));
-    expect(lagged.reduce((sum, calls) => sum + calls.eventualLagged, 0)).toBeGreaterThan(0);
+    expect(laggedReads).toBeGreaterThan(0);
   });
 });
