@@ -18,6 +18,7 @@
 // fail in a function; nothing in simroot calls it.
 import { readFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
+import ts from "typescript";
 
 const any = /.*/;
 const inZod = (importer) => /[\\/]node_modules[\\/]zod[\\/]/.test(importer ?? "");
@@ -109,6 +110,46 @@ const schemaDeclaration =
 /** `source` with each top-level schema declaration marked pure, when the module imports zod. */
 export const markSchemasPure = (source) => (/from "zod"/.test(source) ? source.replace(schemaDeclaration, "$1/* @__PURE__ */ ") : source);
 
+/** What a schema's `.meta({...})` says only to readers of the documents: `npm run contracts` writes them from the sources. */
+const documentationKeys = new Set(["description", "example"]);
+
+/**
+ * `source` without the documentation its schemas carry: in each `.meta({...})` call, the `description` and `example`
+ * properties, and the call itself when nothing else is left (an `id`, a `param` and the like stay). Only the OpenAPI and
+ * AsyncAPI generators read them (`npm run contracts`, from the sources); the API serves the documents as files, and
+ * zod's parsing and errors never read a schema's metadata. The source is otherwise left byte for byte as it is.
+ */
+export function withoutSchemaDocs(source, fileName = "source.ts") {
+  if (!source.includes(".meta(")) return source;
+  const file = ts.createSourceFile(fileName, source, ts.ScriptTarget.Latest, true);
+  /** [start, end, replacement], none overlapping another: a `.meta(...)` call's arguments are not visited. */
+  const edits = [];
+  const visit = (node) => {
+    if (
+      ts.isCallExpression(node) &&
+      ts.isPropertyAccessExpression(node.expression) &&
+      node.expression.name.text === "meta" &&
+      node.arguments.length === 1 &&
+      ts.isObjectLiteralExpression(node.arguments[0])
+    ) {
+      const object = node.arguments[0];
+      const kept = object.properties.filter(
+        (property) => !(ts.isPropertyAssignment(property) && ts.isIdentifier(property.name) && documentationKeys.has(property.name.text)),
+      );
+      if (kept.length === 0) edits.push([node.expression.expression.end, node.end, ""]);
+      else if (kept.length < object.properties.length)
+        edits.push([object.getStart(file), object.end, `{ ${kept.map((property) => property.getText(file)).join(", ")} }`]);
+      visit(node.expression.expression);
+      return;
+    }
+    ts.forEachChild(node, visit);
+  };
+  visit(file);
+  let out = source;
+  for (const [start, end, replacement] of edits.sort((a, b) => b[0] - a[0])) out = out.slice(0, start) + replacement + out.slice(end);
+  return out;
+}
+
 /**
  * zodSchemasPure: building a zod schema has no effect but the schema (and, for `.meta({ id })`, an entry in zod's
  * global registry, which only the JSON Schema conversion reads, and no function has it: above). esbuild cannot know
@@ -123,7 +164,7 @@ export const zodSchemasPure = {
   setup(build) {
     build.onLoad({ filter: any }, async (args) => {
       if (args.namespace !== "file" || !/\.ts$/.test(args.path ?? "") || /[\\/]node_modules[\\/]/.test(args.path)) return undefined;
-      return { contents: markSchemasPure(await readFile(args.path, "utf8")), loader: "ts" };
+      return { contents: markSchemasPure(withoutSchemaDocs(await readFile(args.path, "utf8"), args.path)), loader: "ts" };
     });
   },
 };

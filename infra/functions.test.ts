@@ -11,7 +11,7 @@ import { dirname, join } from "node:path";
 import { build } from "esbuild";
 import ts from "typescript";
 import { beforeAll, describe, expect, it } from "vitest";
-import plugins, { markSchemasPure } from "./esbuild-plugins.mjs";
+import plugins, { markSchemasPure, withoutSchemaDocs } from "./esbuild-plugins.mjs";
 import { functionNames, functions, grantsOf, type FunctionDefinition, type FunctionName } from "../packages/core/src/platform/functions.ts";
 import { bundling } from "../packages/core/src/platform/limits.ts";
 import { bundleFunction, type Bundle } from "../scripts/bundle/build.ts";
@@ -214,6 +214,29 @@ describe("schemas in a function bundle", () => {
     ]);
     // A module that does not import zod is left as it is, whatever its `z` is.
     expect(markSchemasPure("const a = z.x();")).toBe("const a = z.x();");
+  });
+
+  it("leaves the schemas' descriptions and examples out of the bundles, and the schemas as they parse", async () => {
+    const source = [
+      'const a = z.string().meta({ description: "an address", example: "10.0.0.1" });',
+      'const b = z.object({ n: z.number().meta({ description: "a count" }).optional() }).meta({ id: "B", description: "a b" });',
+      "const c = z.string().meta({",
+      '  description: "two " + "lines",',
+      '  param: { name: "id", in: "path" },',
+      "});",
+      "const d = register(a).meta;",
+    ].join("\n");
+    expect(withoutSchemaDocs(source).split("\n")).toEqual([
+      "const a = z.string();",
+      'const b = z.object({ n: z.number().optional() }).meta({ id: "B" });',
+      'const c = z.string().meta({ param: { name: "id", in: "path" } });',
+      "const d = register(a).meta;",
+    ]);
+    // The documents keep them: generated from the sources, which are not changed.
+    const openapi = readFileSync(join(root, "packages/api/openapi.json"), "utf8");
+    expect(openapi).toContain("IPv4 or IPv6 network, host bits zero");
+    for (const bundle of bundles.values()) expect(bundle.code).not.toContain("IPv4 or IPv6 network, host bits zero");
+    expect(schemaIds("apiPolicy")).toContain("PolicyRule");
   });
 
   it("marks in simroot's own sources only single top-level schema declarations that do nothing but build a schema", () => {
