@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runAutomation, type BusEnvelope, type Ports } from "@simroot/core";
+import { committedEvents } from "./support/audit-events.ts";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -196,5 +197,92 @@ describe("an automation action taken once per event (review 67)", { timeout: 120
     const live = await runAutomation(runtime.ports, labelsChanged(tenant.tenant.id, deviceId, "evt_01KR67LIVE00000000000000"));
     expect(live.value.map((firing) => firing.outcome)).toEqual(["fired"]);
     expect((await tenant.call("GET", `/v1/devices/${deviceId}`)).json.labels).toMatchObject({ suspect: "yes" });
+  });
+});
+
+describe("once per event, under races (review 128)", { timeout: 120_000 }, () => {
+  it("a delivery that read the event's firing item just before another delivery claimed and finished it does not fire the rule again", async () => {
+    const { tenant, deviceId } = await tenantWithRule([{ type: "open-incident", severity: "high" }], { max: 2, perSeconds: 3600 });
+    const envelope = labelsChanged(tenant.tenant.id, deviceId, "evt_01KONCERACEDONE0000000000");
+    // Delivery B reads the firing item (absent), then pauses; delivery A runs start to end meanwhile.
+    let releaseB!: () => void;
+    const aDone = new Promise<void>((resolve) => (releaseB = resolve));
+    let firstGet = true;
+    const db = {
+      send: async (command: { constructor: { name: string }; input: { TableName?: string; Key?: { pk?: string } } }) => {
+        const answer = await runtime.ports.db.send(command as never);
+        if (firstGet && command.constructor.name === "GetCommand" && String(command.input.Key?.pk).includes("#fired#")) {
+          firstGet = false;
+          await aDone;
+        }
+        return answer;
+      },
+    } as unknown as Ports["db"];
+    const b = runAutomation({ ...runtime.ports, db }, envelope);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const a = await runAutomation(runtime.ports, envelope);
+    expect(a.value.map((firing) => firing.outcome)).toEqual(["fired"]);
+    releaseB();
+    const second = await b;
+    const fired = (await committedEvents(runtime, tenant.tenant.id)).filter(
+      (event) => event.type === "automation.fired" && event.data.eventId === envelope.detail.id,
+    );
+    // The rule's budget is 2 a window: one event took one unit, so the next event still fires.
+    const next = await runAutomation(runtime.ports, labelsChanged(tenant.tenant.id, deviceId, "evt_01KONCERACENEXT0000000000"));
+    // Once per event: one firing record, the second delivery leaves it alone, and the next event fires.
+    expect({ records: fired.length, second: second.value.map((firing) => firing.outcome), next: next.value.map((f) => f.outcome) }).toEqual(
+      {
+        records: 1,
+        second: [],
+        next: ["fired"],
+      },
+    );
+  });
+
+  it("an action that lost a race with the device's other writers is taken on the event's redelivery, not recorded as done for good", async () => {
+    const { tenant, deviceId } = await tenantWithRule([{ type: "add-labels", labels: { suspect: "yes" } }]);
+    const envelope = labelsChanged(tenant.tenant.id, deviceId, "evt_01KONCECONTENDED000000000");
+    // The device is busy: another writer changes it right after each of the rule's reads of it (twice an attempt: the action reads it, and so does the update it makes).
+    let busyFor = 8;
+    const db = {
+      send: async (command: { constructor: { name: string }; input: { TableName?: string } }) => {
+        const answer = await runtime.ports.db.send(command as never);
+        if (busyFor > 0 && command.constructor.name === "GetCommand" && command.input.TableName === runtime.ports.tables.identity) {
+          busyFor--;
+          const current = await tenant.call("GET", `/v1/devices/${deviceId}`);
+          const renamed = await tenant.call(
+            "PATCH",
+            `/v1/devices/${deviceId}`,
+            { name: `meter-${busyFor}` },
+            { "if-match": current.headers.get("etag")! },
+          );
+          expect(renamed.status, renamed.text).toBe(200);
+        }
+        return answer;
+      },
+    } as unknown as Ports["db"];
+    const first = await runAutomation({ ...runtime.ports, db }, envelope).catch((error: unknown) => error);
+    // The bus delivers the event again (EventBridge's retry, or a redrive); the device is quiet now.
+    await runAutomation(runtime.ports, envelope).catch(() => undefined);
+    const labels = (await tenant.call("GET", `/v1/devices/${deviceId}`)).json.labels as Record<string, string>;
+    expect({
+      first: first instanceof Error ? "threw" : (first as { value: { actions: { outcome: string }[] }[] }).value[0]?.actions[0]?.outcome,
+      suspect: labels.suspect,
+    }).toMatchObject({ suspect: "yes" });
+  });
+
+  it("refuses an end-grant action naming an empty grant id, with problem+json, and creates no rule", async () => {
+    const tenant = await tenantClient(runtime, "once-endgrant");
+    const answer = await tenant.call("POST", "/v1/automation/rules", {
+      name: "end the grant",
+      pattern: { source: ["simroot"], "detail-type": ["grant.created"] },
+      actions: [{ type: "end-grant", grantId: "" }],
+    });
+    const rules = (await tenant.call("GET", "/v1/automation/rules")).json.items as unknown[];
+    expect({ status: answer.status, type: answer.headers.get("content-type"), rules: rules.length }).toEqual({
+      status: 400,
+      type: "application/problem+json",
+      rules: 0,
+    });
   });
 });

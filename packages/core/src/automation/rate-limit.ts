@@ -56,12 +56,14 @@ export async function takeRate(
       throw error;
     }
   }
-  // A claim on another budget (a dry run's, the rule switched to act since) is no claim on this one.
+  // A claim on another budget (a dry run's, the rule switched to act since) is no claim on this one. A firing's record
+  // (no longer a claim: another delivery of the event acted and recorded it since this one read the item) is never
+  // replaced (review 128: it has no `claimedFor`, which `<>` took for another budget, so the event fired twice).
   const claimItem = {
     TableName: ports.tables.automation,
     Item: { ...claim, claimedFor: key },
-    ConditionExpression: "attribute_not_exists(pk) OR claimedFor <> :for",
-    ExpressionAttributeValues: { ":for": key },
+    ConditionExpression: "attribute_not_exists(pk) OR (outcome = :claimed AND claimedFor <> :for)",
+    ExpressionAttributeValues: { ":for": key, ":claimed": claim.outcome },
   };
   // One token for every attempt: a transaction that committed though its answer was lost (a 5xx, a timeout) is
   // answered as committed when sent again, not refused on its own claim (review 100).

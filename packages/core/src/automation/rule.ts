@@ -9,7 +9,7 @@ import { actingRole, unreadablePatternMatch, unrecordedRole } from "../access/ev
 import { labelsSchema } from "../device/device.ts";
 import { SimrootError } from "../error.ts";
 import { storedPatternProblem, validateSimrootPattern } from "../event/pattern.ts";
-import { newId } from "../id.ts";
+import { hasIdKind, newId } from "../id.ts";
 import { destinationSchema, refuseLegacyForms } from "../policy/model.ts";
 import type { Outcome } from "../outcome.ts";
 import { pageInput, type Page } from "../page.ts";
@@ -155,8 +155,24 @@ async function assertNotifyTargets(ports: Ports, tenantId: string, actions: read
   }
 }
 
+/**
+ * Refuses an end-grant action naming something that is not a grant id (an empty one included): it could only ever fail,
+ * and it does not fall back to the grant the event is about (review 128). Checked on what a request gives, not on what
+ * is stored (a rule stored with one still reads, and its firings say why they failed).
+ */
+function assertGrantTargets(actions: readonly { type: string; grantId?: string }[] | undefined) {
+  for (const [index, action] of (actions ?? []).entries()) {
+    if (action.type !== "end-grant" || action.grantId === undefined || hasIdKind("grant", action.grantId)) continue;
+    const message = "not a grant id (grt_ and 26 characters); leave it out to end the grant the event is about";
+    throw new SimrootError("request.invalid", "input", `The rule cannot end that grant: ${message}`, {
+      issues: [{ path: `actions.${index}.grantId`, message }],
+    });
+  }
+}
+
 export const createRule = verb(createRuleInput, async (ports, ctx, input): Promise<Outcome<AutomationRule>> => {
   refuseLegacyForms(input);
+  assertGrantTargets(input.actions);
   const role = actingRole(ctx);
   assertReadablePattern(role, input.pattern);
   await assertNotifyTargets(ports, ctx.tenantId, input.actions);
@@ -195,6 +211,7 @@ const onlyStops = (changes: Record<string, unknown>) =>
 
 export const updateRule = verb(updateRuleInput, async (ports, ctx, input): Promise<Outcome<AutomationRule>> => {
   refuseLegacyForms(input);
+  assertGrantTargets(input.changes.actions);
   const current = await getRule(ports, ctx, { id: input.id });
   if (current.revision !== input.ifRevision) throw stale();
   if (changesNothing(current, input.changes)) return { value: current, events: [] };
