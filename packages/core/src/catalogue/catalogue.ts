@@ -167,6 +167,11 @@ export type NormalizedEvent = {
     readonly sourceType: string;
     /** What the sender stated as occurredAt when it lay too far in the future and was clamped to the receive time. */
     readonly reportedAt?: string;
+    /**
+     * True when simroot chose `occurredAt` (the receive time): the sender stated none, or one too far ahead. Set by
+     * simroot's adapters and its clock bound only: the schema below has no such field, so a `simroot` sender's is dropped.
+     */
+    readonly timeChosen?: true;
   };
 }[CatalogueType];
 

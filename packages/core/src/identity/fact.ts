@@ -20,6 +20,12 @@ export type Fact = {
      * switched on, equipment changes it had let pass quarantined the device).
      */
     readonly lock?: boolean;
+    /**
+     * simroot chose `at` (the sender stated no time, or one too far ahead: the receive time), so a redelivery of the
+     * fact carries another `at`: its content, which tells a redelivery from another fact under the same key, leaves
+     * `at` out (review 129: a Data Streamer record clamped, delivered again after the session ended, reopened it).
+     */
+    readonly timeChosen?: true;
   };
 }[CatalogueType];
 
@@ -32,6 +38,7 @@ export function toFact(event: NormalizedEvent, sourceId: string): Fact {
     key: `${sourceId}|${event.dedupeKey}`,
     at: new Date(event.occurredAt).toISOString(),
     ...(event.sequence !== undefined ? { seq: event.sequence } : {}),
+    ...(event.timeChosen === true ? { timeChosen: true } : {}),
   } as Fact;
 }
 

@@ -101,7 +101,9 @@ export function keyedByContent(history: History, fact: Fact): Fact {
     : !history.lateFacts?.some((entry) => keyOfLate(entry) === fact.key) || history.lateFacts.includes(lateEntry(fact));
   return same ? fact : renamed;
 }
-const contentOf = (fact: Fact) => canonicalJson({ type: fact.type, at: fact.at, seq: fact.seq ?? null, data: fact.data });
+/** What a fact says: its time too, unless simroot chose it (`timeChosen`: then a redelivery says the same at another time). */
+const contentOf = (fact: Fact) =>
+  canonicalJson({ type: fact.type, ...(fact.timeChosen ? {} : { at: fact.at }), seq: fact.seq ?? null, data: fact.data });
 const digestOf = (fact: Fact) => createHash("sha256").update(contentOf(fact)).digest("base64url").slice(0, 16);
 /** A fact as `lateFacts` keeps it: the digest of its content (16 characters), then its key. */
 const lateEntry = (fact: Fact) => `${digestOf(fact)}:${fact.key}`;

@@ -80,6 +80,8 @@ function cloudEventItem(raw: unknown, index: number, now: Date): AdapterItem {
   const normalized = {
     dedupeKey: `${event.source}|${event.id}`,
     occurredAt: event.time ?? now.toISOString(),
+    // No time stated: a redelivery is received at another time, and must still read as the same fact (review 129).
+    ...(event.time === undefined ? { timeChosen: true } : {}),
     device: device.ref,
     sourceType: event.type,
     ...fact,

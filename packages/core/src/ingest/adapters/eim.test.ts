@@ -166,6 +166,8 @@ describe("ES9+ handleNotification with a DER PendingNotification", () => {
       type: "profile.installed",
       dedupeKey: `${eid}|42`,
       occurredAt: now.toISOString(),
+      // An ES9+ notification states no time: it is the receipt's, which a redelivery does not share (review 129).
+      timeChosen: true,
       device: { eid, iccid },
       sequence: 42,
       sourceType: "ProfileInstallationResult",
@@ -203,6 +205,7 @@ describe("ES9+ handleNotification with a DER PendingNotification", () => {
       type,
       dedupeKey: `${eid}|50`,
       occurredAt: now.toISOString(),
+      timeChosen: true,
       device: { eid, iccid },
       sequence: 50,
       sourceType: `OtherSignedNotification:${operation}`,
@@ -380,7 +383,9 @@ describe("eIM vendor JSON notifications (a source that trusts its eIM: no trust 
       ["profile.installed", `${eid}|13`, 13],
     ]);
     expect(events[0]).toMatchObject({ occurredAt: "2026-02-28T08:00:00Z", device: { eid, iccid }, data: { result: "success", iccid } });
+    expect(events[0]!.timeChosen).toBeUndefined();
     expect(events[1]!.occurredAt).toBe(now.toISOString());
+    expect(events[1]!.timeChosen).toBe(true);
     expect(events[2]!.data).toEqual({ eid, iccid, result: "failure", reason: "insufficient memory", seqNumber: 13 });
   });
 

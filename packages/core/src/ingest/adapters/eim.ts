@@ -90,6 +90,8 @@ interface ProfileNotification {
   readonly result?: "success" | "failure";
   readonly reason?: string;
   readonly occurredAt: string;
+  /** The notification stated no time: `occurredAt` is its receipt (catalogue `NormalizedEvent`). */
+  readonly timeChosen?: boolean;
   readonly sourceType: string;
 }
 
@@ -102,6 +104,7 @@ function profileEvent(notification: ProfileNotification): NormalizedEvent {
     device: { eid, iccid },
     sequence: seqNumber,
     sourceType: notification.sourceType,
+    ...(notification.timeChosen ? { timeChosen: true as const } : {}),
   };
   switch (operation) {
     case "install": {
@@ -162,6 +165,7 @@ function handleNotificationItem(body: Record<string, unknown>, request: IngestRe
       ...(finalResult === undefined ? {} : { result: finalResult.outcome === "success" ? "success" : "failure" }),
       ...(finalResult?.outcome === "error" ? { reason: finalResult.description } : {}),
       occurredAt: request.now.toISOString(),
+      timeChosen: true,
       sourceType:
         notification.kind === "profileInstallationResult"
           ? "ProfileInstallationResult"
@@ -260,6 +264,7 @@ function vendorNotificationItems(body: Record<string, unknown>, now: Date): Adap
         ...(notification.result === undefined ? {} : { result: notification.result }),
         ...(notification.reason === undefined ? {} : { reason: notification.reason }),
         occurredAt: notification.timestamp ?? now.toISOString(),
+        ...(notification.timestamp === undefined ? { timeChosen: true } : {}),
         sourceType: `eim:${notification.operation}`,
       }),
     ]);

@@ -23,7 +23,10 @@ export function checkedItem(index: number, events: NormalizedEvent[]): AdapterIt
   const checked = events.map((event) => {
     const parsed = normalizedEventSchema.safeParse(event);
     issues.push(...(parsed.success ? storageIssues(event) : zodIssues(parsed.error)));
-    return parsed.success ? (parsed.data as NormalizedEvent) : event;
+    if (!parsed.success) return event;
+    // Not a field of the schema (no sender may state it: a `simroot` sender's is dropped by its own parse), kept from
+    // the adapter that chose the time.
+    return (event.timeChosen === true ? { ...parsed.data, timeChosen: true } : parsed.data) as NormalizedEvent;
   });
   // The events as the catalogue spells them: one spelling of each address (review 119: a Data Streamer or CAMARA IPv6
   // address was kept as the operator wrote it, `2001:DB8:0:0:0:0:0:119`, and named no device bound as `2001:db8::119`).

@@ -264,6 +264,9 @@ describe("simroot adapter: parsing", () => {
   it("drops fields outside the catalogue shape", () => {
     const [item] = simrootAdapter.parse(hmacSigned(JSON.stringify({ ...revoked, extra: "ignored" })));
     expect(item).toEqual({ index: 0, ok: true, events: [revoked] });
+    // Whether simroot chose an event's time is simroot's to say (review 129): a sender's claim is dropped.
+    const [claimed] = simrootAdapter.parse(hmacSigned(JSON.stringify({ ...revoked, timeChosen: true })));
+    expect(claimed).toEqual({ index: 0, ok: true, events: [revoked] });
   });
 
   it("takes an empty array for an empty batch", () => {
