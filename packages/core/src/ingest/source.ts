@@ -47,12 +47,26 @@ const maxCredentialLength = 1024;
  */
 const maxTrustAnchorsLength = 64 * 1024;
 const credential = (min: number) => z.string().min(min).max(maxCredentialLength);
+/** A C0 control character or DEL, which RFC 7617 keeps out of a Basic user-id and password. */
+const hasControl = (text: string) => [...text].some((character) => character < " " || character === "\x7f");
 
 export const credentialsSchema = z
   .object({
-    bearerToken: credential(16).optional(),
-    basicUser: credential(1).optional(),
-    basicPassword: credential(12).optional(),
+    // What a sender can present (review 129: accepted, shown once, then every delivery refused 401): a bearer token is
+    // one run of visible ASCII (the `Authorization: Bearer` value), a Basic user-id holds no colon (RFC 7617: the first
+    // colon ends it) and neither it nor the password a control character.
+    bearerToken: credential(16)
+      .regex(/^[\x21-\x7e]+$/, "visible ASCII characters, no space: the value of `Authorization: Bearer`")
+      .optional(),
+    basicUser: credential(1)
+      .refine(
+        (user) => !user.includes(":") && !hasControl(user),
+        "no colon (RFC 7617: the first colon ends the user-id) and no control character",
+      )
+      .optional(),
+    basicPassword: credential(12)
+      .refine((password) => !hasControl(password), "no control character (RFC 7617)")
+      .optional(),
     webhookSecret: credential(22)
       .regex(/^whsec_[A-Za-z0-9+/=]{16,}$/)
       .optional()
