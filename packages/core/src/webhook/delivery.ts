@@ -56,7 +56,14 @@ export const deliverySchema = z
   .meta({ id: "WebhookDelivery" });
 export type Delivery = z.output<typeof deliverySchema>;
 /** A delivery as its item holds it: the record, the body every attempt sends, and the lease of the attempt under way. */
-type DeliveryItem = Delivery & { readonly tenantId: string; readonly body: string; readonly leaseUntil?: string; readonly gsi1pk?: string };
+type DeliveryItem = Delivery & {
+  readonly tenantId: string;
+  readonly body: string;
+  readonly leaseUntil?: string;
+  readonly gsi1pk?: string;
+  /** The envelope beside the event, on a delivery its subscription's pattern queued (`enqueueDelivery`). */
+  readonly matched?: Omit<BusEnvelope, "detail">;
+};
 
 const deliveryKey = (tenantId: string, webhookId: string, id: string) => ({ pk: `T#${tenantId}#delivery#${webhookId}`, sk: id });
 const shardOf = (id: string) => createHash("sha256").update(id).digest()[0]! % dueShards;
@@ -94,16 +101,19 @@ const eventOf = (item: { readonly body: string }) => (JSON.parse(item.body) as {
 
 /**
  * Queues the event for one subscription (idempotent); returns the delivery id, or undefined if the subscription is gone or
- * disabled, or its role may not read the event.
+ * disabled, or its role may not read the event. `byPattern`: queued because the subscription's pattern matched the event
+ * (not by a rule's `notify`, which names the subscription whatever it matches): each attempt matches it again.
  */
 export async function enqueueDelivery(
   ports: Ports,
   tenantId: string,
   webhookId: string,
   envelope: BusEnvelope,
+  byPattern = false,
 ): Promise<string | undefined> {
   const webhook = await readWebhook(ports, tenantId, webhookId);
   if (!webhook?.enabled || webhook.problem || !mayReadEvent(webhook.role, envelope.detail)) return undefined;
+  const { detail: _detail, ...matched } = envelope;
   const id = messageId(envelope.detail.id, webhookId);
   const now = ports.now().toISOString();
   try {
@@ -119,6 +129,8 @@ export async function enqueueDelivery(
           eventId: envelope.detail.id,
           eventType: envelope.detail.type,
           body: deliveryBody(envelope),
+          // The envelope beside the event (source, account, ...), which a pattern may match too.
+          ...(byPattern ? { matched } : {}),
           status: "pending",
           attemptCount: 0,
           attempts: [],
@@ -145,7 +157,7 @@ export async function dispatchToWebhooks(ports: Ports, envelope: BusEnvelope, op
   );
   const queued: { webhookId: string; id: string }[] = [];
   for (const webhook of webhooks) {
-    const id = await enqueueDelivery(ports, tenantId, webhook.id, envelope);
+    const id = await enqueueDelivery(ports, tenantId, webhook.id, envelope, true);
     if (id) queued.push({ webhookId: webhook.id, id });
   }
   // A subscription the worker found failing lately (it put a delivery in its queue in the last `failingForMs`) is not
@@ -220,6 +232,11 @@ export async function attemptDelivery(ports: Ports, tenantId: string, webhookId:
     });
   if (!mayReadEvent(webhook.role, eventOf(item)))
     return settle(ports, key, item, { status: "failed", reason: `the subscription's role (${webhook.role}) may not read this event` });
+  // As its role, what the subscription asks for is the one it holds now (review 130: a retry of an event the integrator
+  // had unsubscribed from since went to its new URL, for up to 82 hours of retries). A rule's `notify` asked for its own.
+  if (webhook.problem) return settle(ports, key, item, { status: "failed", reason: `the subscription does not run: ${webhook.problem}` });
+  if (item.matched && !matchesPattern(webhook.pattern, { ...item.matched, detail: eventOf(item) }))
+    return settle(ports, key, item, { status: "failed", reason: "the subscription's pattern no longer matches this event" });
 
   const started = performance.now();
   const attemptAt = ports.now();

@@ -1,0 +1,78 @@
+/**
+ * A pending delivery is attempted under the subscription as it is at the attempt (review 130): its role (review 87) and
+ * what it asks for. Queued because its pattern matched, a retry of an event the integrator unsubscribed from since went
+ * to its new URL, signed, for up to 82 hours of retries; a replay too. A rule's `notify` names the subscription whatever
+ * its pattern says, and is sent as before.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { attemptDelivery, dispatchToWebhooks, enqueueDelivery } from "@simroot/core";
+import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { quarantinedEnvelope } from "./support/webhooks.ts";
+
+let runtime: TestRuntime;
+let server: Server;
+let base: string;
+const received: { path: string; id: string; type: string }[] = [];
+beforeAll(async () => {
+  runtime = await startTestRuntime({ webhookWorkerMs: 0 });
+  server = createServer((request, response) => {
+    let body = "";
+    request.on("data", (chunk) => (body += chunk));
+    request.on("end", () => {
+      received.push({ path: request.url!, id: String(request.headers["webhook-id"]), type: JSON.parse(body).type });
+      response.writeHead(request.url === "/fail" ? 500 : 200).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+  await runtime.stop();
+});
+
+const later = (ms: number) => ({ ...runtime.ports, now: () => new Date(Date.now() + ms) });
+
+/** A subscription to quarantines whose receiver fails, then moved to `/ok` and to reinstatements only. */
+async function resubscribed(name: string, queue: (tenantId: string, webhookId: string) => Promise<string>) {
+  const tenant = await tenantClient(runtime, name);
+  const created = await tenant.call("POST", "/v1/webhooks", { url: `${base}/fail`, pattern: { "detail-type": ["device.quarantined"] } });
+  expect(created.status, created.text).toBe(201);
+  const id = await queue(tenant.tenant.id, created.json.id);
+  expect(received.filter((one) => one.id === id).map((one) => one.path)).toEqual(["/fail"]);
+  const changed = await tenant.call(
+    "PATCH",
+    `/v1/webhooks/${created.json.id}`,
+    { url: `${base}/ok`, pattern: { "detail-type": ["device.reinstated"] } },
+    { "if-match": '"1"' },
+  );
+  expect(changed.status, changed.text).toBe(200);
+  return { tenant, webhookId: created.json.id as string, id };
+}
+
+describe("a pending delivery after its subscription changed", { timeout: 60_000 }, () => {
+  it("is not sent once the subscription's pattern no longer matches its event, and says why", async () => {
+    const { tenant, webhookId, id } = await resubscribed("changed-pattern", async (tenantId) => {
+      const [id] = await dispatchToWebhooks(runtime.ports, quarantinedEnvelope(tenantId, "evt_changed_pattern"), { timeoutMs: 3_000 });
+      return id!;
+    });
+    expect(await attemptDelivery(later(60_000), tenant.tenant.id, webhookId, id)).toBe("failed");
+    expect(received.filter((one) => one.id === id).map((one) => one.path)).toEqual(["/fail"]);
+    const deliveries = (await tenant.call("GET", `/v1/webhooks/${webhookId}/deliveries`)).json.items as { id: string; status: string }[];
+    expect(deliveries.find((delivery) => delivery.id === id)).toMatchObject({ status: "failed" });
+    expect(JSON.stringify(deliveries)).toContain("no longer matches");
+  });
+
+  it("is sent when a rule's notify queued it, which names the subscription whatever its pattern", async () => {
+    const { tenant, webhookId, id } = await resubscribed("changed-pattern-notify", async (tenantId, webhookId) => {
+      const id = (await enqueueDelivery(runtime.ports, tenantId, webhookId, quarantinedEnvelope(tenantId, "evt_changed_notify")))!;
+      expect(await attemptDelivery(runtime.ports, tenantId, webhookId, id)).toBe("pending");
+      return id;
+    });
+    expect(await attemptDelivery(later(60_000), tenant.tenant.id, webhookId, id)).toBe("delivered");
+    expect(received.filter((one) => one.id === id).map((one) => one.path)).toEqual(["/fail", "/ok"]);
+  });
+});
