@@ -7,7 +7,7 @@
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { attemptDelivery, dispatchToWebhooks, enqueueDelivery } from "@simroot/core";
+import { attemptDelivery, dispatchToWebhooks, enqueueDelivery, type Ports } from "@simroot/core";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { quarantinedEnvelope } from "./support/webhooks.ts";
 
@@ -22,7 +22,7 @@ beforeAll(async () => {
     request.on("data", (chunk) => (body += chunk));
     request.on("end", () => {
       received.push({ path: request.url!, id: String(request.headers["webhook-id"]), type: JSON.parse(body).type });
-      response.writeHead(request.url === "/fail" ? 500 : 200).end();
+      response.writeHead(request.url === "/fail" ? 500 : request.url === "/gone" ? 410 : 200).end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -74,5 +74,37 @@ describe("a pending delivery after its subscription changed", { timeout: 60_000 
     });
     expect(await attemptDelivery(later(60_000), tenant.tenant.id, webhookId, id)).toBe("delivered");
     expect(received.filter((one) => one.id === id).map((one) => one.path)).toEqual(["/fail", "/ok"]);
+  });
+});
+
+describe("a receiver answering 410 Gone", { timeout: 60_000 }, () => {
+  it("disables its subscription though another change of it lands between the attempt's read and the disable", async () => {
+    const tenant = await tenantClient(runtime, "gone-raced");
+    const created = await tenant.call("POST", "/v1/webhooks", { url: `${base}/gone`, pattern: { "detail-type": ["device.quarantined"] } });
+    expect(created.status, created.text).toBe(201);
+    const webhookId = created.json.id as string;
+    const id = (await enqueueDelivery(
+      runtime.ports,
+      tenant.tenant.id,
+      webhookId,
+      quarantinedEnvelope(tenant.tenant.id, "evt_gone_raced"),
+    ))!;
+    // An admin rotates the secret while the attempt is on its way: right after the attempt read the subscription.
+    let rotated = false;
+    const db = {
+      send: async (command: { constructor: { name: string }; input: { Key?: { sk?: string } } }) => {
+        const answer = await runtime.ports.db.send(command as never);
+        if (!rotated && command.constructor.name === "GetCommand" && String(command.input.Key?.sk).includes(webhookId)) {
+          rotated = true;
+          const rotation = await tenant.call("POST", `/v1/webhooks/${webhookId}/rotate-secret`, {});
+          expect(rotation.status, rotation.text).toBe(200);
+        }
+        return answer;
+      },
+    } as unknown as Ports["db"];
+    expect(await attemptDelivery({ ...runtime.ports, db }, tenant.tenant.id, webhookId, id)).toBe("failed");
+    expect(rotated).toBe(true);
+    const webhook = (await tenant.call("GET", `/v1/webhooks/${webhookId}`)).json;
+    expect(webhook).toMatchObject({ enabled: false, disabledReason: expect.stringContaining("410 Gone") });
   });
 });

@@ -30,7 +30,7 @@ import type { Ports } from "../ports.ts";
 import { queryAll } from "../store/query-all.ts";
 import { verb } from "../verb.ts";
 import { signedHeaders } from "./sign.ts";
-import { changeWebhook, readWebhook, tenantWebhooks, webhookSecrets } from "./subscription.ts";
+import { changeWebhook, readWebhook, tenantWebhooks, webhookSecrets, type StoredWebhook } from "./subscription.ts";
 import { postWebhook, type Resolve } from "./target.ts";
 
 /** Delay before each retry, in seconds: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, 14 h, 14 h, 16 h (about 71.6 h after the first try), then a last one at 10 h. */
@@ -174,6 +174,32 @@ export async function dispatchToWebhooks(ports: Ports, envelope: BusEnvelope, op
   return queued.map(({ id }) => id);
 }
 
+/**
+ * Disables the subscription whose receiver answered 410 Gone at `at`, as it is now: a change that landed since the
+ * attempt read it (a secret's rotation) made the disable's commit, conditional on the revision read, fail, and the
+ * subscription stayed enabled while its delivery said it was disabled (review 130). Not when the change moved it to
+ * another URL (that receiver said nothing), or disabled it already.
+ */
+async function disableGone(ports: Ports, tenantId: string, requestId: string, read: StoredWebhook, at: string) {
+  const ctx = { tenantId, actor: "system:webhooks", requestId };
+  let current: StoredWebhook | undefined = read;
+  for (let attempt = 1; current?.enabled && current.url === read.url; attempt++) {
+    try {
+      await changeWebhook(
+        ports,
+        ctx,
+        current,
+        { enabled: false, disabledReason: `the receiver answered 410 Gone at ${at}` },
+        "webhook.disabled",
+      );
+      return;
+    } catch (error) {
+      if (attempt >= 4) throw error;
+      current = await readWebhook(ports, tenantId, read.id);
+    }
+  }
+}
+
 /** How long after the worker last put one of its deliveries in its queue a subscription counts as failing. */
 export const failingForMs = 10 * 60 * 1000;
 
@@ -262,14 +288,7 @@ export async function attemptDelivery(ports: Ports, tenantId: string, webhookId:
   };
   if (status !== undefined && status >= 200 && status < 300) return settle(ports, key, item, { status: "delivered", attempt });
   if (status === 410) {
-    const ctx = { tenantId, actor: "system:webhooks", requestId: id };
-    await changeWebhook(
-      ports,
-      ctx,
-      webhook,
-      { enabled: false, disabledReason: `the receiver answered 410 Gone at ${attempt.at}` },
-      "webhook.disabled",
-    ).catch(() => undefined);
+    await disableGone(ports, tenantId, id, webhook, attempt.at);
     return settle(ports, key, item, { status: "failed", reason: "410 Gone: the subscription is disabled", attempt });
   }
   const delay = retryDelaysSeconds[item.attemptCount as number];
