@@ -91,3 +91,89 @@ describe("redelivered facts whose time simroot chose", () => {
     expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.roaming).toMatchObject({ roaming: false });
   });
 });
+
+describe("a clamped record redelivered (review 131)", () => {
+  it("once its stamp lies within the skew is a duplicate: it does not reopen the session a later record ended", async () => {
+    const tenant = await tenantClient(runtime, "chosen-boundary");
+    const created = await tenant.call("POST", "/v1/sources", { name: "emnify", format: "datastreamer", maxClockSkewSeconds: 1 });
+    expect(created.status, created.text).toBe(201);
+    const { source, credentials } = created.json;
+    const basic = Buffer.from(`${credentials.basicUser}:${credentials.basicPassword}`).toString("base64");
+    const post = async (...records: unknown[]) => {
+      const response = await runtime.app.request(source.ingestPath, {
+        method: "POST",
+        headers: { authorization: `Basic ${basic}`, "content-type": "application/json" },
+        body: JSON.stringify(records),
+      });
+      const json = (await response.json()) as { accepted: { clampedFrom?: string }[] };
+      await runtime.settled();
+      return { status: response.status, json };
+    };
+    const iccid = "89490200001291390001";
+    const device = (await tenant.call("POST", "/v1/devices", { iccids: [iccid] })).json;
+    const t0 = Date.now();
+    const record = (id: number, stamp: number, type: { id: number; description: string }) => ({
+      id,
+      timestamp: new Date(stamp).toISOString(),
+      event_type: type,
+      sim: { iccid },
+      detail: { pdp_context: { apn: "iot.example", ue_ip_address: "10.129.0.9", rat_type: 6 } },
+    });
+    // The streamer's clock runs 2.5 s ahead, past the source's 1 s: the create is clamped to its receipt.
+    const create = record(1390001, t0 + 2500, { id: 3, description: "Create PDP Context" });
+    const first = await post(create);
+    expect(first.status).toBe(202);
+    expect(first.json.accepted[0]?.clampedFrom).toBeDefined();
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.sessions.cellular).toMatchObject({ ipv4: "10.129.0.9" });
+    await sleep(50);
+    // The session's end, also clamped (to its own receipt, after the create's).
+    const end = record(1390002, Date.now() + 2600, { id: 5, description: "Delete PDP Context" });
+    const ended = await post(end);
+    expect(ended.json.accepted[0]?.clampedFrom).toBeDefined();
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.sessions.cellular).toBeUndefined();
+    // The streamer retransmits the create (same id, same content) 2 s later: its stamp is now within the 1 s skew.
+    await sleep(Math.max(0, t0 + 2000 - Date.now()));
+    const again = await post(create);
+    expect(again.status).toBe(202);
+    expect(again.json.accepted[0]?.clampedFrom).toBeUndefined();
+    // A redelivery changes nothing: the session stays ended.
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.sessions.cellular).toBeUndefined();
+  });
+
+  it("after 32 later records left it out of the window is a duplicate, not a new session", async () => {
+    const tenant = await tenantClient(runtime, "chosen-window");
+    const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "emnify", format: "datastreamer" })).json;
+    const basic = Buffer.from(`${credentials.basicUser}:${credentials.basicPassword}`).toString("base64");
+    const post = async (...records: unknown[]) => {
+      const response = await runtime.app.request(source.ingestPath, {
+        method: "POST",
+        headers: { authorization: `Basic ${basic}`, "content-type": "application/json" },
+        body: JSON.stringify(records),
+      });
+      expect(response.status).toBe(202);
+      await runtime.settled();
+      return (await response.json()) as { accepted: { clampedFrom?: string }[] };
+    };
+    const iccid = "89490200001291390002";
+    const device = (await tenant.call("POST", "/v1/devices", { iccids: [iccid] })).json;
+    const record = (id: number, stamp: number, type: { id: number; description: string }) => ({
+      id,
+      timestamp: new Date(stamp).toISOString(),
+      event_type: type,
+      sim: { iccid },
+      detail: { pdp_context: { apn: "iot.example", ue_ip_address: "10.129.0.10", rat_type: 6 } },
+    });
+    // Stamped 10 minutes ahead (past the default 5): clamped to its receipt.
+    const create = record(1390101, Date.now() + 600_000, { id: 3, description: "Create PDP Context" });
+    expect((await post(create)).accepted[0]?.clampedFrom).toBeDefined();
+    await sleep(20);
+    // The session ends, then 32 more records (stated, not clamped) follow: the create leaves the device's window.
+    const deletes = Array.from({ length: 33 }, (_, n) => record(1390200 + n, Date.now() + n, { id: 5, description: "Delete PDP Context" }));
+    await post(...deletes);
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.sessions.cellular).toBeUndefined();
+    await sleep(20);
+    // The streamer retransmits the create (same id, same content): a duplicate, which must change nothing.
+    await post(create);
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.sessions.cellular).toBeUndefined();
+  });
+});

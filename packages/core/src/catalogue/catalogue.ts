@@ -168,8 +168,9 @@ export type NormalizedEvent = {
     /** What the sender stated as occurredAt when it lay too far in the future and was clamped to the receive time. */
     readonly reportedAt?: string;
     /**
-     * True when simroot chose `occurredAt` (the receive time): the sender stated none, or one too far ahead. Set by
-     * simroot's adapters and its clock bound only: the schema below has no such field, so a `simroot` sender's is dropped.
+     * True when the sender stated no time and simroot chose `occurredAt` (the receive time). Set by simroot's adapters
+     * only: the schema below has no such field, so a `simroot` sender's is dropped. (A time stated too far ahead is
+     * clamped, and the statement kept in `reportedAt`.)
      */
     readonly timeChosen?: true;
   };

@@ -21,11 +21,18 @@ export type Fact = {
      */
     readonly lock?: boolean;
     /**
-     * simroot chose `at` (the sender stated no time, or one too far ahead: the receive time), so a redelivery of the
-     * fact carries another `at`: its content, which tells a redelivery from another fact under the same key, leaves
-     * `at` out (review 129: a Data Streamer record clamped, delivered again after the session ended, reopened it).
+     * The sender stated no time, so `at` is the receipt's, and a redelivery of the fact carries another: its content,
+     * which tells a redelivery from another fact under the same key, leaves `at` out (review 129: a CAMARA event without
+     * `time`, delivered again, flipped roaming back).
      */
     readonly timeChosen?: true;
+    /**
+     * The time the sender stated, when it lay too far ahead and `at` is the receipt's (the clamp): its content holds
+     * this one, which every delivery of the fact states alike, clamped or not (review 129: a clamped Data Streamer
+     * record delivered again after its session ended reopened it; review 131: so did one delivered again once its
+     * time was within the skew, and no longer clamped).
+     */
+    readonly stated?: string;
   };
 }[CatalogueType];
 
@@ -39,6 +46,9 @@ export function toFact(event: NormalizedEvent, sourceId: string): Fact {
     at: new Date(event.occurredAt).toISOString(),
     ...(event.sequence !== undefined ? { seq: event.sequence } : {}),
     ...(event.timeChosen === true ? { timeChosen: true } : {}),
+    ...(event.reportedAt !== undefined && Number.isFinite(Date.parse(event.reportedAt))
+      ? { stated: new Date(event.reportedAt).toISOString() }
+      : {}),
   } as Fact;
 }
 

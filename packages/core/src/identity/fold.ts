@@ -30,7 +30,8 @@ export interface History {
   readonly facts: readonly Fact[];
   /**
    * The last facts that take access away folded into the checkpoint, straight (`admission`'s `late`) or out of the
-   * window, which keeps them no longer, each as `<digest of its content>:<key>`: a redelivery of one is a duplicate.
+   * window, which keeps them no longer, each as `<digest of its content>:<key>`: a redelivery of one is a duplicate. So
+   * are those whose `at` is a receipt's (`timeChosen`, `stated`), which a redelivery would date after the window.
    * Folded again as late, a hold lifted since, its lift gone into the checkpoint too, would be imposed again (review 96:
    * also one that had left the window in order). Another fact under one of their keys is a fact of its own, as in the
    * window (`keyedByContent`; review 99: a revocation under the key of a suspension that had left was dropped).
@@ -101,9 +102,12 @@ export function keyedByContent(history: History, fact: Fact): Fact {
     : !history.lateFacts?.some((entry) => keyOfLate(entry) === fact.key) || history.lateFacts.includes(lateEntry(fact));
   return same ? fact : renamed;
 }
-/** What a fact says: its time too, unless simroot chose it (`timeChosen`: then a redelivery says the same at another time). */
+/**
+ * What a fact says: its time as the sender stated it (`stated`, when it was clamped), none when the sender stated none
+ * (`timeChosen`): every delivery of the fact says the same, whenever it is received.
+ */
 const contentOf = (fact: Fact) =>
-  canonicalJson({ type: fact.type, ...(fact.timeChosen ? {} : { at: fact.at }), seq: fact.seq ?? null, data: fact.data });
+  canonicalJson({ type: fact.type, ...(fact.timeChosen ? {} : { at: fact.stated ?? fact.at }), seq: fact.seq ?? null, data: fact.data });
 const digestOf = (fact: Fact) => createHash("sha256").update(contentOf(fact)).digest("base64url").slice(0, 16);
 /** A fact as `lateFacts` keeps it: the digest of its content (16 characters), then its key. */
 const lateEntry = (fact: Fact) => `${digestOf(fact)}:${fact.key}`;
@@ -143,7 +147,9 @@ export function remember(history: History, reported: Fact, settings: FoldSetting
     const oldest = timeFacts.shift()!;
     checkpoint = foldFacts(checkpoint, [oldest], settings);
     timeCutoff = { at: oldest.at, key: oldest.key };
-    if (takesAccessAway(oldest)) lateFacts = withLate({ lateFacts }, oldest);
+    // A fact whose `at` is a receipt's is remembered too: delivered again, it is received later, after the cutoff, and
+    // would be admitted as new (review 131: a clamped record sent again after 32 later ones reopened its session).
+    if (takesAccessAway(oldest) || oldest.timeChosen || oldest.stated !== undefined) lateFacts = withLate({ lateFacts }, oldest);
   }
   while (profileFacts.length > profileWindow) {
     const oldest = profileFacts.shift()!;

@@ -15,5 +15,5 @@ export function boundedEvent(event: NormalizedEvent, receivedAt: Date, maxSkewSe
   const { reportedAt: _stated, ...reported } = event;
   const stated = Date.parse(event.occurredAt);
   if (!(stated > receivedAt.getTime() + maxSkewSeconds * 1000)) return reported as NormalizedEvent;
-  return { ...reported, occurredAt: receivedAt.toISOString(), reportedAt: event.occurredAt, timeChosen: true } as NormalizedEvent;
+  return { ...reported, occurredAt: receivedAt.toISOString(), reportedAt: event.occurredAt } as NormalizedEvent;
 }
