@@ -24,12 +24,12 @@ async function site(tenant: Tenant) {
   const publicKey = createPublicKey((await call(runtime, pep, "GET", "/v1/feed/keys")).json.keys[0].publicKeyPem);
   const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
   let n = 0;
-  const attach = async (imsi: string, ipv4: string) => {
+  const attach = async (imsi: string, ipv4: string, at = new Date()) => {
     const body = JSON.stringify([
       {
         type: "sim.attached",
         dedupeKey: `a${n++}`,
-        occurredAt: new Date().toISOString(),
+        occurredAt: at.toISOString(),
         device: { imsi },
         sourceType: "t",
         data: { bearer: "cellular", ipv4 },
@@ -345,8 +345,9 @@ describe("a pep key bound to a selector (review 73)", () => {
     const { pep: unbound, attach, register, relabel } = await site(tenant);
     const north = await register("208010000000601", { site: "north" });
     const south = await register("208010000000602", { site: "south" });
-    await attach("208010000000601", "10.34.0.1");
-    await attach("208010000000602", "10.34.0.2");
+    // Attached before the windows the reports below tell of (a flow known by address is its holder's at the time).
+    await attach("208010000000601", "10.34.0.1", new Date(Date.now() - 3 * 60 * 60_000));
+    await attach("208010000000602", "10.34.0.2", new Date(Date.now() - 3 * 60 * 60_000));
     const bound = (await tenant.call("POST", "/v1/keys", { name: "north edge", role: "pep", selector: "site=north" })).json.token as string;
     let window = 0;
     const report = (flows: { deviceId?: string; sourceIp?: string; destination: string }[]) => {

@@ -157,8 +157,10 @@ describe("OCSF out of simroot", () => {
       windowEnd: "2026-12-02T06:00:00+01:00",
       flows,
     });
+    // Another PEP's (the same report sent again is stored once).
     await recordFlows(runtime.ports, ctx, {
       ...sample,
+      pepId: "pep-new-york",
       windowStart: "2026-12-01T23:59:00-05:00",
       windowEnd: "2026-12-02T00:00:00-05:00",
       flows,

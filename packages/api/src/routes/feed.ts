@@ -242,7 +242,7 @@ export function feedRoutes(options: AppOptions) {
       // A pep key bound to a selector reports only on its devices: one out of it is answered as unknown, and not kept.
       const scope = keyScope(c.get("principal").selector, undefined);
       const { report: stored, ...answer } = await recordFlows(ports, ctx, report, scope);
-      const anomalies = outcomeValue(await detectFlowAnomalies(ports, ctx, stored, undefined, scope));
+      const anomalies = outcomeValue(await detectFlowAnomalies(ports, ctx, { ...stored, id: answer.id }, undefined, scope));
       return c.json({ ...answer, anomalies: anomalies.length }, 202);
     });
 }

@@ -65,6 +65,53 @@ export async function saveBaseline(ports: Ports, tenantId: string, next: DeviceB
   }
 }
 
+/**
+ * Counts a device of the segment flagged for each of `keys` (a new destination for it and for the segment), and returns
+ * those a `quorum` of devices has been flagged for, which the segment learns (`learnSegment`). A device flagged for a
+ * destination learns it, so it is counted once. At most `max` destinations are counted (an attacker's device reaching
+ * many new hosts does not grow the item past its bound); a count is kept as long as its segment.
+ */
+export async function flagSegment(ports: Ports, tenantId: string, segment: string, keys: readonly string[], quorum: number, max: number) {
+  const reached: string[] = [];
+  for (const key of keys) {
+    const count = async () =>
+      ports.db.send(
+        new UpdateCommand({
+          TableName: ports.tables.flows,
+          Key: segmentBaselineKey(tenantId, segment),
+          UpdateExpression: "SET flagged.#key = if_not_exists(flagged.#key, :zero) + :one",
+          ConditionExpression: "attribute_exists(flagged) AND (attribute_exists(flagged.#key) OR size(flagged) < :max)",
+          ExpressionAttributeNames: { "#key": key },
+          ExpressionAttributeValues: { ":zero": 0, ":one": 1, ":max": max },
+          ReturnValues: "UPDATED_NEW",
+        }),
+      );
+    try {
+      let answer: Awaited<ReturnType<typeof count>>;
+      try {
+        answer = await count();
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+        // No count yet on the segment (the map is made first: a path into a missing map is refused), or the bound.
+        await ports.db.send(
+          new UpdateCommand({
+            TableName: ports.tables.flows,
+            Key: segmentBaselineKey(tenantId, segment),
+            UpdateExpression: "SET flagged = if_not_exists(flagged, :empty)",
+            ExpressionAttributeValues: { ":empty": {} },
+          }),
+        );
+        answer = await count();
+      }
+      if (Number((answer.Attributes?.flagged as Record<string, unknown> | undefined)?.[key] ?? 0) >= quorum) reached.push(key);
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) continue;
+      throw error;
+    }
+  }
+  return reached;
+}
+
 /** Teaches a segment destinations, up to `max` (a full segment stops learning: bounded, judged per device from then on). */
 export async function learnSegment(ports: Ports, tenantId: string, segment: string, keys: readonly string[], at: string, max: number) {
   for (const key of keys) {

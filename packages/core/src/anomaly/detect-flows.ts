@@ -29,8 +29,10 @@ export interface WindowObservation {
 export interface WindowVerdict {
   readonly baseline: DeviceBaseline;
   readonly anomalies: Anomaly[];
-  /** Destination keys the segment should learn (new to it). */
+  /** Destination keys the segment should learn (new to it, and not flagged in this window). */
   readonly segmentLearns: string[];
+  /** Destination keys flagged as new for the device and its warm segment: the segment learns one only from a quorum. */
+  readonly segmentFlags: string[];
   /** Whether `baseline` changed (and must be stored). */
   readonly learned: boolean;
 }
@@ -68,8 +70,8 @@ export function observeWindow(
 
   const segmentWarm = isSegmentWarm(segment, at, settings);
   const novel = keyed.filter(({ key }) => baseline.destinations[key] === undefined);
+  const unknown = warm ? novel.filter(({ key }) => !segmentWarm || segment!.destinations[key] === undefined) : [];
   if (warm) {
-    const unknown = novel.filter(({ key }) => !segmentWarm || segment!.destinations[key] === undefined);
     if (unknown.length > 0) {
       anomaly(
         "new-destination",
@@ -119,9 +121,15 @@ export function observeWindow(
     });
   }
 
-  const segmentLearns = segment ? novel.map(({ key }) => key).filter((key) => segment.destinations[key] === undefined) : [];
+  // What the window flagged does not teach the segment (review 132: the first device to reach an attacker's host taught
+  // its fleet the host, and the next device to reach it raised nothing); a quorum of devices flagged for it does.
+  const flagged = new Set(unknown.map(({ key }) => key));
+  const segmentLearns = segment
+    ? novel.map(({ key }) => key).filter((key) => segment.destinations[key] === undefined && !flagged.has(key))
+    : [];
+  const segmentFlags = segment && segmentWarm ? [...flagged] : [];
   const due = !baseline.learnedAt || Date.parse(at) - Date.parse(baseline.learnedAt) >= settings.minLearnIntervalMs;
-  if (warm && novel.length === 0 && !due) return { baseline, anomalies, segmentLearns: [], learned: false };
+  if (warm && novel.length === 0 && !due) return { baseline, anomalies, segmentLearns: [], segmentFlags: [], learned: false };
 
   const volume = spike
     ? { mean: baseline.bytesMean, variance: baseline.bytesVar }
@@ -142,5 +150,5 @@ export function observeWindow(
     ...(segment ? { segment: segment.segment } : {}),
     learnedAt: at,
   };
-  return { baseline: next, anomalies, segmentLearns: [...new Set(segmentLearns)], learned: true };
+  return { baseline: next, anomalies, segmentLearns: [...new Set(segmentLearns)], segmentFlags, learned: true };
 }

@@ -5,14 +5,15 @@
  */
 import { tenantSettings } from "../access/tenant-settings.ts";
 import type { RequestContext } from "../context.ts";
-import { recentDevice, resolveDevice } from "../device/store.ts";
+import { readDevice, recentDevice, resolveDevice, type StoredDevice } from "../device/store.ts";
+import { leaseHolder } from "../identity/lease.ts";
 import type { DomainEvent } from "../event/event.ts";
 import type { FlowRecord } from "../feed/flows.ts";
 import { devicesInScope, type FeedScope } from "../feed/scope.ts";
 import type { Outcome } from "../outcome.ts";
 import type { Ports } from "../ports.ts";
 import { emptyBaseline, rememberRecent, type SegmentBaseline } from "./baseline.ts";
-import { learnSegment, readBaseline, readBaselines, saveBaseline } from "./baseline-store.ts";
+import { flagSegment, learnSegment, readBaseline, readBaselines, saveBaseline } from "./baseline-store.ts";
 import { judgeFact } from "./detect-facts.ts";
 import { observeWindow } from "./detect-flows.ts";
 import { defaultDetectorSettings, type Anomaly, type DetectorSettings } from "./model.ts";
@@ -21,11 +22,12 @@ import { recordAnomalies } from "./record.ts";
 /** The device label that names its segment (devices that should behave alike). */
 export const segmentLabels = ["segment", "fleet"] as const;
 const maxAttempts = 4;
-/** Every this many windows a baseline re-reads its device's segment (labels change). */
-const segmentRefreshWindows = 100;
 
 interface Report {
+  /** The stored report's id (`recordFlows`): the same report sent again has the same, and raises its anomalies once. */
+  readonly id?: string;
   readonly pepId: string;
+  readonly windowStart?: string;
   readonly windowEnd: string;
   readonly flows: readonly FlowRecord[];
 }
@@ -36,12 +38,13 @@ interface Report {
  * key's report teaches no baseline and raises no anomaly of a device it may not see (its own devices were checked as
  * the report was stored, `recordFlows`).
  */
-async function flowsByDevice(ports: Ports, tenantId: string, flows: readonly FlowRecord[], scope: FeedScope | undefined) {
+async function flowsByDevice(ports: Ports, tenantId: string, report: Report, scope: FeedScope | undefined) {
+  const { flows } = report;
   const byDevice = new Map<string, FlowRecord[]>();
   const byIp = new Map<string, string | undefined>();
   for (const flow of flows) {
     if (!flow.deviceId && flow.sourceIp && !byIp.has(flow.sourceIp))
-      byIp.set(flow.sourceIp, await resolveDevice(ports, tenantId, { ip: flow.sourceIp }));
+      byIp.set(flow.sourceIp, await holderOf(ports, tenantId, flow.sourceIp, report));
   }
   if (scope) {
     const found = [...byIp.values()].filter((id): id is string => id !== undefined);
@@ -56,6 +59,28 @@ async function flowsByDevice(ports: Ports, tenantId: string, flows: readonly Flo
   return byDevice;
 }
 
+/** When the device's session on `address` began, as `device` holds it (undefined: it holds no session on it). */
+const heldSince = (device: StoredDevice | undefined, address: string) =>
+  Object.values(device?.device.identity.sessions ?? {}).find((session) => session?.ipv4 === address || session?.ipv6 === address)?.since;
+
+/**
+ * The device that held `address` in the report's window: its holder now, if its session on the address began by the
+ * window's end; else the one the leases name at the window's end (review 132: a PEP's backlog of three hours ago, known
+ * by source address, was judged on the device the address was given to since, which learned another's traffic and
+ * could be quarantined for it). An address another device held at the window's start is no one device's.
+ */
+async function holderOf(ports: Ports, tenantId: string, address: string, report: Report): Promise<string | undefined> {
+  const start = new Date(report.windowStart ?? report.windowEnd).toISOString();
+  const end = new Date(report.windowEnd).toISOString();
+  const now = await resolveDevice(ports, tenantId, { ip: address });
+  const since =
+    now && (heldSince(await recentDevice(ports, tenantId, now), address) ?? heldSince(await readDevice(ports, tenantId, now), address));
+  const holder = since !== undefined && Date.parse(since) <= Date.parse(end) ? now : await leaseHolder(ports, tenantId, address, end);
+  if (holder === undefined || (since !== undefined && holder === now && Date.parse(since) <= Date.parse(start))) return holder;
+  const before = await leaseHolder(ports, tenantId, address, start);
+  return before === undefined || before === holder ? holder : undefined;
+}
+
 export async function detectFlowAnomalies(
   ports: Ports,
   ctx: RequestContext,
@@ -63,19 +88,15 @@ export async function detectFlowAnomalies(
   settings: DetectorSettings = defaultDetectorSettings,
   scope?: FeedScope,
 ): Promise<Outcome<Anomaly[]>> {
-  const byDevice = await flowsByDevice(ports, ctx.tenantId, report.flows, scope);
+  const byDevice = await flowsByDevice(ports, ctx.tenantId, report, scope);
   const anomalies: Anomaly[] = [];
   let pending = [...byDevice.keys()];
   for (let attempt = 1; pending.length > 0 && attempt <= maxAttempts; attempt++) {
     const baselines = (await readBaselines(ports, ctx.tenantId, pending, [])).devices;
-    // A baseline remembers its device's segment; the device is read when there is none yet, and now and then.
+    // The device's segment as its labels say now (the device cache's staleness at most: review 132, a device moved to
+    // another fleet was judged against its old one, and taught it, for up to 100 learned windows, over 50 hours).
     const segmentOf = new Map<string, string | undefined>();
     for (const deviceId of pending) {
-      const baseline = baselines.get(deviceId);
-      if (baseline && baseline.windows % segmentRefreshWindows !== 0) {
-        segmentOf.set(deviceId, baseline.segment);
-        continue;
-      }
       const labels = (await recentDevice(ports, ctx.tenantId, deviceId))?.device.labels;
       if (labels)
         segmentOf.set(
@@ -99,15 +120,21 @@ export async function detectFlowAnomalies(
           const verdict = observeWindow(baselines.get(deviceId), segment, observation, settings);
           if (verdict.learned && !(await saveBaseline(ports, ctx.tenantId, verdict.baseline))) return void conflicted.push(deviceId);
           anomalies.push(...verdict.anomalies);
-          if (name && verdict.segmentLearns.length > 0)
-            await learnSegment(ports, ctx.tenantId, name, verdict.segmentLearns, report.windowEnd, settings.maxSegmentDestinations);
+          const quorate =
+            name && verdict.segmentFlags.length > 0
+              ? await flagSegment(ports, ctx.tenantId, name, verdict.segmentFlags, settings.segmentQuorum, settings.maxSegmentDestinations)
+              : [];
+          const learns = [...verdict.segmentLearns, ...quorate];
+          if (name && learns.length > 0)
+            await learnSegment(ports, ctx.tenantId, name, learns, report.windowEnd, settings.maxSegmentDestinations);
         }),
     );
     pending = conflicted;
   }
   // The detectors decided, on what the reporting enforcement point (named in each anomaly's flows) saw.
   // Not the reporting key's role: the detectors act (context.ts `role`).
-  return recordAnomalies(ports, { tenantId: ctx.tenantId, actor: "system:detectors", requestId: ctx.requestId }, anomalies);
+  const detectors = { tenantId: ctx.tenantId, actor: "system:detectors", requestId: ctx.requestId };
+  return recordAnomalies(ports, detectors, anomalies, report.id === undefined ? undefined : `flows:${report.id}`);
 }
 
 /**

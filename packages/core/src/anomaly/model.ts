@@ -47,6 +47,12 @@ export interface DetectorSettings {
   readonly maxDestinations: number;
   /** Most destinations remembered per segment. */
   readonly maxSegmentDestinations: number;
+  /**
+   * Devices of a warm segment flagged for one new destination before the segment learns it (a rollout reaches the
+   * fleet; an attacker's host taught by its first device would hide its next ones). Flagged destinations counted per
+   * segment: at most `maxSegmentDestinations`.
+   */
+  readonly segmentQuorum: number;
   /** Most bearers remembered per device. */
   readonly maxBearers: number;
   /** EWMA weight of a new window. */
@@ -73,6 +79,7 @@ export const defaultDetectorSettings: DetectorSettings = {
   warmupMs: 24 * 60 * 60 * 1000,
   maxDestinations: 32,
   maxSegmentDestinations: 256,
+  segmentQuorum: 3,
   maxBearers: 4,
   alpha: 0.05,
   volumeFactor: 8,

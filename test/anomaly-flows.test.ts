@@ -1,0 +1,146 @@
+/**
+ * The flow detectors (review 132): volumes past a safe integer, a report sent again, what a segment learns from a
+ * flagged window, a late report known by address, a device moved to another fleet.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { readBaseline } from "@simroot/core";
+import { call, coreFact, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { flowReport, hour, teachBaseline } from "./support/flows.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+let n = 0;
+async function setup(labels: Record<string, string> = { fleet: "meters" }) {
+  const tenant = await tenantClient(runtime, `anr-${++n}`);
+  const pep = (await tenant.call("POST", "/v1/keys", { name: "edge", role: "pep" })).json.token as string;
+  const register = async (name: string) => {
+    const answer = await tenant.call("POST", "/v1/devices", { name, imsi: `23410555${String(++n).padStart(7, "0")}`, labels });
+    expect(answer.status, answer.text).toBe(201);
+    return answer.json.id as string;
+  };
+  const post = (report: unknown) => call(runtime, pep, "POST", "/v1/flows", report);
+  const anomalies = async (deviceId: string) =>
+    (await tenant.call("GET", `/v1/devices/${deviceId}/timeline?limit=500`)).json.items.filter(
+      (entry: { type: string }) => entry.type === "anomaly.detected",
+    );
+  return { tenant, pep, register, post, anomalies };
+}
+
+describe("flow detectors", { timeout: 120_000 }, () => {
+  it("a device whose window volume varies by a few hundred MB is judged, not answered 500 (baseline variance beyond a safe integer)", async () => {
+    const { register, post, tenant } = await setup();
+    const deviceId = await register("camera");
+    const now = Date.now();
+    const first = await post(flowReport(deviceId, new Date(now - 2 * hour), [{ destination: "video.example.com", bytes: 10_000 }]));
+    expect(first.status, first.text).toBe(202);
+    // 400 MB in a 5-minute window: a camera uploading a clip. Valid per the schema.
+    const report = flowReport(deviceId, new Date(now - hour), [{ destination: "video.example.com", bytes: 400_000_000 }]);
+    const second = await post(report);
+    // The report was stored before the detectors threw: the PEP retries it, and each retry stores it again.
+    const traffic = (await tenant.call("GET", "/v1/traffic?hours=3")).json;
+    expect(second.status, `${second.text} traffic=${JSON.stringify(traffic).slice(0, 300)}`).toBe(202);
+    expect((await readBaseline(runtime.ports, tenant.tenant.id, deviceId))?.windows).toBe(2);
+  });
+
+  it("a window whose flows sum beyond a safe integer is answered 4xx (or judged), never 500 after being stored", async () => {
+    const { register, post } = await setup();
+    const deviceId = await register("meter");
+    const huge = 5_000_000_000_000_000; // each flow's bytes is a valid safe integer
+    const answer = await post(
+      flowReport(deviceId, new Date(Date.now() - 60_000), [
+        { destination: "a.example.com", bytes: huge },
+        { destination: "b.example.com", bytes: huge },
+      ]),
+    );
+    expect(answer.status, answer.text).toBeLessThan(500);
+  });
+
+  it("a flow report the PEP sends again (its answer lost) raises its anomaly once", async () => {
+    const { register, post, anomalies } = await setup();
+    const deviceId = await register("meter");
+    await teachBaseline(post, deviceId);
+    const report = flowReport(deviceId, new Date(Date.now() - 30_000), [{ destination: "telemetry.example.com", bytes: 50_000_000 }]);
+    const first = await post(report);
+    expect(first.json.anomalies).toBe(1);
+    // The PEP's FlowReporter keeps a report at the head of its queue until it is answered 2xx; a timeout sends it again.
+    const again = await post(report);
+    expect(again.status).toBe(202);
+    const found = await anomalies(deviceId);
+    expect(found.map((entry: { data: { kind: string } }) => entry.data.kind)).toEqual(["volume-spike"]);
+  });
+
+  it("a destination flagged as anomalous for one device does not become 'known to the segment' for its fleet", async () => {
+    const { register, post, anomalies } = await setup();
+    const a = await register("meter-a");
+    const b = await register("meter-b");
+    await teachBaseline(post, a);
+    await teachBaseline(post, b);
+    // Meter A is compromised and reaches the attacker's host: flagged.
+    const odd = await post(flowReport(a, new Date(Date.now() - 30_000), [{ destination: "c2.attacker.example", bytes: 5000 }]));
+    expect(odd.json.anomalies).toBe(1);
+    // The attacker moves to meter B, same host: the segment learned it from A's anomalous window, so B is not flagged.
+    const lateral = await post(flowReport(b, new Date(Date.now() - 20_000), [{ destination: "c2.attacker.example", bytes: 5000 }]));
+    expect(lateral.status).toBe(202);
+    expect((await anomalies(b)).map((entry: { data: { kind: string } }) => entry.data.kind)).toEqual(["new-destination"]);
+  });
+
+  it("a destination a quorum of the fleet's devices was flagged for is learned by the fleet: a rollout flags three, not every device", async () => {
+    const { register, post, anomalies } = await setup();
+    const meters = [];
+    for (const name of ["m1", "m2", "m3", "m4", "m5"]) {
+      const id = await register(name);
+      await teachBaseline(post, id);
+      meters.push(id);
+    }
+    const kinds = async (id: string) => (await anomalies(id)).map((entry: { data: { kind: string } }) => entry.data.kind);
+    for (const [index, id] of meters.entries()) {
+      const answer = await post(flowReport(id, new Date(Date.now() - 30_000 + index), [{ destination: "updates-v2.example.com" }]));
+      expect(answer.status, answer.text).toBe(202);
+    }
+    expect(await Promise.all(meters.map(kinds))).toEqual([["new-destination"], ["new-destination"], ["new-destination"], [], []]);
+  });
+
+  it("a late flow report known by source address is judged on the device that held the address then, not on its holder now", async () => {
+    const { tenant, register, post } = await setup();
+    const report = await simrootSource(runtime, tenant);
+    const imsiOf = async (id: string) => (await tenant.call("GET", `/v1/devices/${id}`)).json.imsi as string;
+    const a = await register("meter-a");
+    const b = await register("meter-b");
+    const address = "10.77.0.5";
+    const at = (msAgo: number) => new Date(Date.now() - msAgo).toISOString();
+    // A held the address for two hours; then it detached and the pool gave the address to B.
+    await report(coreFact("sim.attached", await imsiOf(a), { bearer: "cellular", ipv4: address }, at(4 * hour), "att-a"));
+    await report(coreFact("sim.detached", await imsiOf(a), { bearer: "cellular" }, at(2 * hour), "det-a"));
+    await report(coreFact("sim.attached", await imsiOf(b), { bearer: "cellular", ipv4: address }, at(hour), "att-b"));
+    // The control plane itself says A held it three hours ago.
+    const then = await tenant.call("GET", `/v1/devices/lookup?ip=${address}&at=${encodeURIComponent(at(3 * hour))}`);
+    expect(then.json.id).toBe(a);
+    // A PEP back from an outage flushes its backlog: a window of three hours ago, flows known only by source address.
+    const late = flowReport("unused", new Date(Date.now() - 3 * hour), [{ destination: "a-only.example.com" }]);
+    const flows = late.flows.map(({ deviceId: _, ...flow }) => ({ ...flow, sourceIp: address }));
+    expect((await post({ ...late, flows })).status).toBe(202);
+    const windows = async (id: string) => (await readBaseline(runtime.ports, tenant.tenant.id, id))?.windows ?? 0;
+    // A's traffic taught A's baseline, and nothing of it B's.
+    expect({ a: await windows(a), b: await windows(b) }).toEqual({ a: 1, b: 0 });
+  });
+
+  it("a device relabelled into another fleet is judged against that fleet at once, not its old one", async () => {
+    const { tenant, register, post, anomalies } = await setup();
+    const a = await register("meter-a");
+    await teachBaseline(post, a);
+    // The cameras fleet (warm) uses cam-updates.example.com.
+    const camera = await tenant.call("POST", "/v1/devices", { name: "cam", imsi: "234105559999001", labels: { fleet: "cameras" } });
+    await teachBaseline(post, camera.json.id, "cam-updates.example.com");
+    // An operator moves meter A into the cameras fleet (relabel, audited).
+    const etag = (await tenant.call("GET", `/v1/devices/${a}`)).headers.get("etag")!;
+    expect((await tenant.call("PATCH", `/v1/devices/${a}`, { labels: { fleet: "cameras" } }, { "if-match": etag })).status).toBe(200);
+    // A now reaches what its (new) fleet uses: no anomaly, as for any device new to a destination its fleet knows.
+    const answer = await post(flowReport(a, new Date(Date.now() - 20_000), [{ destination: "cam-updates.example.com" }]));
+    expect(answer.status).toBe(202);
+    expect((await anomalies(a)).map((entry: { data: { kind: string; evidence: { baseline: unknown } } }) => entry.data)).toEqual([]);
+  });
+});
