@@ -58,6 +58,10 @@ export async function reconcileThing(iot: IotControl, settings: IotSyncSettings,
   const remove = current.filter((group) => managed.has(group) && group !== target.name);
   const add = current.includes(target.name) ? [] : [target.name];
   if (add.length > 0 || remove.length > 0) {
+    // A group that denies is made whole before a thing enters it, whoever created it: one set up on first need whose
+    // policy failed to attach (throttled) was found existing by the retry, and the suspended device's certificate kept
+    // its allow (review 133). A few idempotent calls, on a move into a restricted state only.
+    if (add.length > 0 && target.policy) await iot.ensureGroup(target);
     await setUp(() => iot.moveThing(device.id, add, remove));
     actions.push(`group.${device.state}`);
   }
