@@ -30,6 +30,9 @@ export const postureAttributes = (posture: Posture): PostureAttributes => ({
   "custom:simrootRoaming": posture.roaming,
 });
 
+/** The attributes simroot sets on a node. */
+const postureAttributeNames = ["custom:simrootState", "custom:simrootScore", "custom:simrootRoaming"] as const;
+
 /** Sets one custom attribute on one node; Tailscale answers 200 with the attribute. */
 export async function setTailscaleAttribute(settings: TailscaleSettings, node: string, key: string, value: string | number | boolean) {
   const response = await fetch(`${settings.apiUrl}/api/v2/device/${encodeURIComponent(node)}/attributes/${encodeURIComponent(key)}`, {
@@ -45,7 +48,55 @@ export async function setTailscaleAttribute(settings: TailscaleSettings, node: s
   }
 }
 
+/** Removes one custom attribute from one node; a node or attribute Tailscale no longer has is gone already. */
+export async function deleteTailscaleAttribute(settings: TailscaleSettings, node: string, key: string) {
+  const response = await fetch(`${settings.apiUrl}/api/v2/device/${encodeURIComponent(node)}/attributes/${encodeURIComponent(key)}`, {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${settings.apiKey}` },
+    signal: AbortSignal.timeout(10_000),
+  });
+  if (!response.ok && response.status !== 404) {
+    throw new SimrootError(
+      "integration.tailscale_failed",
+      "unavailable",
+      `Tailscale answered ${response.status} deleting ${key} on ${node}`,
+      {
+        detail: { status: response.status, body: (await response.text()).slice(0, 500) },
+      },
+    );
+  }
+}
+
 const pushedKey = (tenantId: string, deviceId: string) => ({ pk: `I#${tenantId}#tailscale`, sk: `pushed#${deviceId}` });
+
+/**
+ * The node simroot last pushed the device's posture to, when the device's label now names another or none: its
+ * attributes are removed, and the record forgets it (review 133: a gateway replaced, its label moved to the new node,
+ * kept `active`, score 90, for good, and passed `custom:simrootScore >= 60` after the device was revoked). Returns the
+ * node released. A failure throws: the bus gives the event again, and the record still names the node.
+ */
+async function releaseFormerNode(ports: Ports, settings: TailscaleSettings, key: { pk: string; sk: string }, node: string | undefined) {
+  const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: key, ConsistentRead: true }));
+  const former = typeof Item?.node === "string" ? Item.node : undefined;
+  if (former === undefined || former === node) return undefined;
+  for (const name of postureAttributeNames) await deleteTailscaleAttribute(settings, former, name);
+  // Forgotten unless another run claimed a node since (a newer label's run, which pushes whole to its own node).
+  await ports.db
+    .send(
+      new UpdateCommand({
+        TableName: ports.tables.control,
+        Key: key,
+        UpdateExpression: "REMOVE #node, pushedRevision, #attributes SET claimToken = :token",
+        ConditionExpression: "#node = :former",
+        ExpressionAttributeNames: { "#node": "node", "#attributes": "attributes" },
+        ExpressionAttributeValues: { ":former": former, ":token": randomUUID() },
+      }),
+    )
+    .catch((error: unknown) => {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    });
+  return former;
+}
 
 /** How often a run pushes again when the device changed while it pushed (each change's own run pushes it too). */
 const maxPushRounds = 3;
@@ -73,9 +124,12 @@ export async function syncPostureToTailscale(
   const set = new Set<string>();
   let pushed: { deviceId: string; node: string; attributes: PostureAttributes; revision: number } | undefined;
   let token: string | undefined;
+  let released: string | undefined;
   for (let round = 0; ; round++) {
     const stored = await readDevice(ports, event.tenantId, event.subject);
     const node = stored?.device.labels[tailscaleNodeLabel];
+    if (stored && onlyChanged && round === 0)
+      released = await releaseFormerNode(ports, settings, pushedKey(event.tenantId, stored.device.id), node);
     if (!stored || !node) break;
     const revision = stored.device.revision;
     // What this run pushed is the device as it is now: done.
@@ -123,14 +177,22 @@ export async function syncPostureToTailscale(
     pushed = { deviceId: stored.device.id, node, attributes, revision };
     if (!onlyChanged) break;
   }
+  if (released !== undefined && (!pushed || set.size === 0)) {
+    await recordDelivery(ports, systemContext(event.tenantId, "posture-sync", event.requestId), "tailscale", event, {
+      deviceId: event.subject,
+      released,
+    });
+    return [`released:${released}`];
+  }
   if (!pushed || set.size === 0) return [];
   await recordDelivery(ports, systemContext(event.tenantId, "posture-sync", event.requestId), "tailscale", event, {
     deviceId: pushed.deviceId,
     node: pushed.node,
     set: [...set],
     attributes: pushed.attributes,
+    ...(released === undefined ? {} : { released }),
   });
-  return [...set];
+  return [...(released === undefined ? [] : [`released:${released}`]), ...set];
 }
 
 /**
