@@ -5,7 +5,7 @@
  * JSON Lines and the stream reaches an HTTPS collector.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { exportEventToSiem, ocsfFromEvent, recordFlows } from "@simroot/core";
+import { exportEventToSiem, flowReportSchema, ocsfFromEvent, ocsfFromFlow, recordFlows } from "@simroot/core";
 import { startHttpCollector, type HttpCollector } from "../../packages/core/src/integration/http-collector.test-support.ts";
 import { sampleEvents, sampleFlowReport, sampleOcsfEvents } from "../../packages/core/src/integration/ocsf/ocsf-samples.test-support.ts";
 import { ocsfSchema } from "../../packages/core/src/integration/ocsf/ocsf-schema.test-support.ts";
@@ -67,6 +67,22 @@ describe("OCSF events", () => {
       expect.stringContaining("needs at least one of name, uid"),
     ]);
     expect(schema.validate({ ...registered!, metadata: { product: { name: "simroot" } } })).toContain("metadata.version is required");
+  });
+});
+
+describe("OCSF Network Activity of a flow whose source the PEP did not know (review 133)", () => {
+  // The flow report schema accepts both: the record had `src_endpoint.ip: "unknown"` (no ip_t), or an endpoint with no
+  // identifying attribute (network_endpoint's at-least-one constraint), and a strict SIEM refused it.
+  const { sourceIp: _, ...anonymous } = sampleFlowReport.flows[1]!;
+  it.each([
+    ["with sourceIp 'unknown'", { ...sampleFlowReport.flows[1]!, sourceIp: "unknown" as const }],
+    ["with neither deviceId nor sourceIp", anonymous],
+  ])("maps a flow %s to a valid event", (_name, flow) => {
+    const { pepId, windowStart, windowEnd } = sampleFlowReport;
+    expect(flowReportSchema.safeParse({ pepId, windowStart, windowEnd, flows: [flow] }).success).toBe(true);
+    const event = ocsfFromFlow(sampleFlowReport, flow, 0);
+    expect(schema.validate(event)).toEqual([]);
+    expect(JSON.stringify(event)).not.toContain('"ip":"unknown"');
   });
 });
 

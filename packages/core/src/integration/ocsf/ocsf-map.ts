@@ -158,6 +158,18 @@ export interface FlowEntry {
 const isIp = (value: string) => /^[\d.]+$/.test(value) || value.includes(":");
 
 /** One aggregated flow of a PEP's report as a Network Activity event (count, start and end time: an aggregate). */
+
+/**
+ * A flow's source as an OCSF network endpoint, which needs at least one of its identifying fields: the device's id and
+ * address when the PEP knew them (`unknown` is no `ip_t`), else a name saying so (review 133: such records broke the
+ * schema, and a strict SIEM refuses them).
+ */
+function sourceEndpoint(flow: FlowEntry) {
+  const ip = flow.sourceIp && flow.sourceIp !== "unknown" ? { ip: flow.sourceIp } : {};
+  const known = { ...(flow.deviceId ? { uid: flow.deviceId } : {}), ...ip };
+  return { ...(Object.keys(known).length > 0 ? known : { name: "unknown" }), type_id: 7 };
+}
+
 export function ocsfFromFlow(
   report: {
     readonly tenantId: string;
@@ -187,7 +199,7 @@ export function ocsfFromFlow(
     action_id: allowed ? 1 : 2,
     action: allowed ? "Allowed" : "Denied",
     disposition_id: allowed ? 1 : 2,
-    src_endpoint: { ...(flow.deviceId ? { uid: flow.deviceId } : {}), ...(flow.sourceIp ? { ip: flow.sourceIp } : {}), type_id: 7 },
+    src_endpoint: sourceEndpoint(flow),
     dst_endpoint: { ...(isIp(flow.destination) ? { ip: flow.destination } : { hostname: flow.destination }), port: flow.port },
     connection_info: { protocol_name: flow.protocol, protocol_num: flow.protocol === "tcp" ? 6 : 17, direction_id: 2 },
     traffic: { bytes: flow.bytes },
