@@ -3,9 +3,10 @@ import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import { SimrootError } from "../error.ts";
 import { newId } from "../id.ts";
+import type { RequestContext } from "../context.ts";
 import type { Ports } from "../ports.ts";
 import type { TransactItem } from "../store/transaction.ts";
-import { cachedKey } from "./key-cache.ts";
+import { cachedKey, forgetApiKey } from "./key-cache.ts";
 
 export const roles = ["admin", "operator", "viewer", "ingest", "pep"] as const;
 export type Role = (typeof roles)[number];
@@ -77,16 +78,24 @@ export async function authenticate(ports: Pick<Ports, "db" | "tables">, token: s
   const match = token ? keyPattern.exec(token) : null;
   if (!match) throw unauthenticated();
   const [, keyId, secret] = match as unknown as [string, string, string];
-  const item = await cachedKey(ports, keyId, async () => {
-    const result = await ports.db.send(
-      new GetCommand({ TableName: ports.tables.control, Key: apiKeyItemKey(keyId), ConsistentRead: true }),
-    );
-    return result.Item;
-  });
-  if (!item || item.revokedAt || typeof item.secretHash !== "string") throw unauthenticated();
-  const stored = Buffer.from(item.secretHash, "base64");
+  const read = async () =>
+    (await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: apiKeyItemKey(keyId), ConsistentRead: true }))).Item;
   const presented = secretHash(secret);
-  if (stored.length !== presented.length || !timingSafeEqual(stored, presented)) throw unauthenticated();
+  const holds = (item: Record<string, unknown> | undefined): item is Record<string, unknown> & { secretHash: string } => {
+    if (!item || item.revokedAt || typeof item.secretHash !== "string") return false;
+    const stored = Buffer.from(item.secretHash, "base64");
+    return stored.length === presented.length && timingSafeEqual(stored, presented);
+  };
+  let item = await cachedKey(ports, keyId, read);
+  // Another secret than the one this instance last read, of a key it holds not revoked: the key may have been rotated
+  // through another instance, and this is its new secret. Read again before refusing (review 136: a PEP switched to its
+  // new token was refused 401, and backed off, for up to the old record's second here). A made-up secret costs one
+  // read, counted by the failed-authentication limit as every refusal is.
+  if (item && !item.revokedAt && !holds(item)) {
+    forgetApiKey(ports, keyId);
+    item = await cachedKey(ports, keyId, read);
+  }
+  if (!holds(item)) throw unauthenticated();
   return {
     tenantId: String(item.tenantId),
     keyId,
@@ -95,3 +104,27 @@ export async function authenticate(ports: Pick<Ports, "db" | "tables">, token: s
     secretHash: item.secretHash,
   };
 }
+
+/**
+ * The key making the request, not revoked when the change commits: a check in the change's transaction, for the changes
+ * that give or take away access (review 112: two admin keys revoking each other through two instances both committed,
+ * and left the tenant no admin key; each was authenticated when its request began). None for a request not made with a
+ * key, or made with the key it changes (the change's own condition covers it).
+ */
+export function actingKeyHolds(ports: Ports, ctx: RequestContext, changed?: string): TransactItem[] {
+  const keyId = ctx.actor.startsWith("key:") ? ctx.actor.slice("key:".length) : undefined;
+  if (keyId === undefined || keyId === changed) return [];
+  return [
+    {
+      ConditionCheck: {
+        TableName: ports.tables.control,
+        Key: apiKeyItemKey(keyId),
+        ConditionExpression: `tenantId = :tenant AND attribute_not_exists(revokedAt)${ctx.keySecretHash ? " AND secretHash = :presented" : ""}`,
+        ExpressionAttributeValues: { ":tenant": ctx.tenantId, ...(ctx.keySecretHash ? { ":presented": ctx.keySecretHash } : {}) },
+      },
+    },
+  ];
+}
+/** The acting key's check failed: refused as that key's next request is. */
+export const actingKeyRevoked = () =>
+  new SimrootError("auth.invalid_key", "auth", "The API key making this request was revoked or rotated while it was under way");

@@ -52,7 +52,7 @@ export function cachedKey(ports: Pick<Ports, "db">, keyId: string, read: () => P
 }
 
 /** Drops the key from this process's cache (after a rotation or revocation commits). */
-export function forgetApiKey(ports: Ports, keyId: string): void {
+export function forgetApiKey(ports: Pick<Ports, "db">, keyId: string): void {
   const cache = cacheOf(ports);
   cache.entries.delete(keyId);
   cache.generations.set(keyId, (cache.generations.get(keyId) ?? 0) + 1);

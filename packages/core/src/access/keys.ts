@@ -9,9 +9,8 @@ import { isSimrootError, SimrootError } from "../error.ts";
 import { listByTenant, pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 import type { RequestContext } from "../context.ts";
-import type { TransactItem } from "../store/transaction.ts";
 import { verb } from "../verb.ts";
-import { apiKeyItemKey, mintApiKey, type Role, roles } from "./api-key.ts";
+import { actingKeyHolds, actingKeyRevoked, apiKeyItemKey, mintApiKey, type Role, roles } from "./api-key.ts";
 import { forgetApiKey } from "./key-cache.ts";
 import { parseScope, selectorText } from "../feed/scope.ts";
 
@@ -46,30 +45,6 @@ async function ownKeyItem(ports: Ports, ctx: RequestContext, keyId: string) {
   if (!Item || Item.tenantId !== ctx.tenantId) throw new SimrootError("key.not_found", "not_found", `No API key ${keyId}`);
   return { key: apiKeySchema.parse(Item), secretHash: String(Item.secretHash) };
 }
-
-/**
- * The key making the request, not revoked when the change commits: a check in the change's transaction, for the changes
- * that give or take away access (review 112: two admin keys revoking each other through two instances both committed,
- * and left the tenant no admin key; each was authenticated when its request began). None for a request not made with a
- * key, or made with the key it changes (the change's own condition covers it).
- */
-function actingKeyHolds(ports: Ports, ctx: RequestContext, changed?: string): TransactItem[] {
-  const keyId = ctx.actor.startsWith("key:") ? ctx.actor.slice("key:".length) : undefined;
-  if (keyId === undefined || keyId === changed) return [];
-  return [
-    {
-      ConditionCheck: {
-        TableName: ports.tables.control,
-        Key: apiKeyItemKey(keyId),
-        ConditionExpression: `tenantId = :tenant AND attribute_not_exists(revokedAt)${ctx.keySecretHash ? " AND secretHash = :presented" : ""}`,
-        ExpressionAttributeValues: { ":tenant": ctx.tenantId, ...(ctx.keySecretHash ? { ":presented": ctx.keySecretHash } : {}) },
-      },
-    },
-  ];
-}
-/** The acting key's check failed: refused as that key's next request is. */
-const actingKeyRevoked = () =>
-  new SimrootError("auth.invalid_key", "auth", "The API key making this request was revoked or rotated while it was under way");
 
 /**
  * The roles a key may be created with: every role but `ingest`, which no route admits (ingestion authenticates each
@@ -131,6 +106,10 @@ export const listApiKeys = verb(
 export const rotateApiKey = verb(z.object({ id: z.string() }), async (ports, ctx, input) => {
   const { key, secretHash: read } = await ownKeyItem(ports, ctx, input.id);
   if (key.revokedAt) throw new SimrootError("key.revoked", "conflict", "A revoked key cannot be rotated");
+  // A key rotating itself does so with the secret it holds: the change is conditional on the secret read, so one it no
+  // longer holds must be refused here (review 136: an old secret still cached on another instance for its second rotated
+  // the key again, and the thief had a lasting token where the owner had none).
+  if (ctx.actor === `key:${key.keyId}` && ctx.keySecretHash !== undefined && ctx.keySecretHash !== read) throw actingKeyRevoked();
   const now = ports.now();
   // The same key: the same role and, for a bound pep key, the same selector.
   const minted = mintApiKey(ctx.tenantId, key.role, key.name, ports.tables, now, {

@@ -7,7 +7,7 @@ import { domainEvent } from "../event/event.ts";
 import { newId } from "../id.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
-import { mintApiKey } from "./api-key.ts";
+import { actingKeyHolds, actingKeyRevoked, mintApiKey } from "./api-key.ts";
 import { appliedRateLimits, rateLimitCeilingSettings, rateLimitCeilings, type RateLimitCeilings } from "../config.ts";
 import { assertPolicySize, enforcementKey } from "../policy/records.ts";
 import { readEnforcement } from "../policy/enforcement-store.ts";
@@ -107,8 +107,12 @@ export async function createTenantWithAdminKey(ports: Ports, name: string, guard
             },
           ]
         : []),
+      // The platform admin's key still holds when the tenant and its admin token come to be (review 136: a key revoked
+      // through another instance, still cached on this one for its second, made a tenant whose token nothing revoked).
+      ...(creator ? actingKeyHolds(ports, creator) : []),
     ],
     events: [event],
+    onConditionFailed: (index) => (creator && index === 2 + (guard ? 1 : 0) ? actingKeyRevoked() : undefined),
   });
   return { tenant, token: key.token, keyId: key.record.keyId };
 }
