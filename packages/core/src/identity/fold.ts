@@ -30,13 +30,20 @@ export interface History {
   readonly facts: readonly Fact[];
   /**
    * The last facts that take access away folded into the checkpoint, straight (`admission`'s `late`) or out of the
-   * window, which keeps them no longer, each as `<digest of its content>:<key>`: a redelivery of one is a duplicate. So
-   * are those whose `at` is a receipt's (`timeChosen`, `stated`), which a redelivery would date after the window.
+   * window, which keeps them no longer, each as `<digest of its content>:<key>`: a redelivery of one is a duplicate.
    * Folded again as late, a hold lifted since, its lift gone into the checkpoint too, would be imposed again (review 96:
    * also one that had left the window in order). Another fact under one of their keys is a fact of its own, as in the
    * window (`keyedByContent`; review 99: a revocation under the key of a suspension that had left was dropped).
    */
   readonly lateFacts?: readonly string[];
+  /**
+   * The last facts whose `at` is a receipt's (`timeChosen`, `stated`) that left the window, each as the digest of its
+   * key and content: delivered again, one is received later, after the window, and would be new (review 131: a clamped
+   * record sent again after 32 later ones reopened its session). Kept apart from `lateFacts`, whose entries they would
+   * otherwise push out (review 134: a lifted suspension, redelivered after 32 such facts left, suspended the device
+   * again). A source whose every record is clamped is covered for the 32 of them after the window.
+   */
+  readonly receivedFacts?: readonly string[];
 }
 
 /** `late`: a fact that takes access away, dated before the checkpoint: folded into it (`remember`), never stale. */
@@ -113,9 +120,17 @@ const digestOf = (fact: Fact) => createHash("sha256").update(contentOf(fact)).di
 const lateEntry = (fact: Fact) => `${digestOf(fact)}:${fact.key}`;
 const keyOfLate = (entry: string) => entry.slice(17);
 const withLate = (history: Pick<History, "lateFacts">, fact: Fact) => [...(history.lateFacts ?? []), lateEntry(fact)].slice(-timeWindow);
+/** A fact as `receivedFacts` keeps it: the digest of its key and content (16 characters). */
+const receivedEntry = (fact: Fact) =>
+  createHash("sha256")
+    .update(`${fact.key}\n${contentOf(fact)}`)
+    .digest("base64url")
+    .slice(0, 16);
+const datedAtReceipt = (fact: Fact) => !isProfileFact(fact) && (fact.timeChosen === true || fact.stated !== undefined);
 
 export function admission(history: History, fact: Fact, settings: FoldSettings): Admission {
   if (history.facts.some((known) => known.key === fact.key) || history.lateFacts?.includes(lateEntry(fact))) return "duplicate";
+  if (datedAtReceipt(fact) && history.receivedFacts?.includes(receivedEntry(fact))) return "duplicate";
   if (isProfileFact(fact)) {
     if (fact.seq !== undefined) return history.seqCutoff !== undefined && fact.seq <= history.seqCutoff ? "stale" : "new";
     // Unsequenced facts fold before every sequenced one: once a sequenced fact is in the
@@ -142,14 +157,13 @@ export function remember(history: History, reported: Fact, settings: FoldSetting
   const timeFacts = [...history.facts.filter((known) => !isProfileFact(known)), ...(isProfileFact(fact) ? [] : [admitted])].sort(byTime);
   const profileFacts = [...history.facts.filter(isProfileFact), ...(isProfileFact(fact) ? [fact] : [])].sort(bySequence);
   let checkpoint = history.checkpoint;
-  let { timeCutoff, seqCutoff, profileTimeCutoff, lateFacts } = history;
+  let { timeCutoff, seqCutoff, profileTimeCutoff, lateFacts, receivedFacts } = history;
   while (timeFacts.length > timeWindow) {
     const oldest = timeFacts.shift()!;
     checkpoint = foldFacts(checkpoint, [oldest], settings);
     timeCutoff = { at: oldest.at, key: oldest.key };
-    // A fact whose `at` is a receipt's is remembered too: delivered again, it is received later, after the cutoff, and
-    // would be admitted as new (review 131: a clamped record sent again after 32 later ones reopened its session).
-    if (takesAccessAway(oldest) || oldest.timeChosen || oldest.stated !== undefined) lateFacts = withLate({ lateFacts }, oldest);
+    if (takesAccessAway(oldest)) lateFacts = withLate({ lateFacts }, oldest);
+    else if (datedAtReceipt(oldest)) receivedFacts = [...(receivedFacts ?? []), receivedEntry(oldest)].slice(-timeWindow);
   }
   while (profileFacts.length > profileWindow) {
     const oldest = profileFacts.shift()!;
@@ -164,6 +178,7 @@ export function remember(history: History, reported: Fact, settings: FoldSetting
     ...(profileTimeCutoff === undefined ? {} : { profileTimeCutoff }),
     facts: [...timeFacts, ...profileFacts],
     ...(lateFacts ? { lateFacts } : {}),
+    ...(receivedFacts ? { receivedFacts } : {}),
   };
 }
 
