@@ -65,46 +65,45 @@ export async function saveBaseline(ports: Ports, tenantId: string, next: DeviceB
   }
 }
 
+/** The devices of a segment flagged for one destination new to it (`flagSegment`): an item of its own per destination. */
+export const segmentFlagKey = (tenantId: string, segment: string, key: string) => ({
+  pk: `T#${tenantId}#S#${segment}`,
+  sk: `flagged#${key}`,
+});
+
 /**
- * Counts a device of the segment flagged for each of `keys` (a new destination for it and for the segment), and returns
- * those a `quorum` of devices has been flagged for, which the segment learns (`learnSegment`). A device flagged for a
- * destination learns it, so it is counted once. At most `max` destinations are counted (an attacker's device reaching
- * many new hosts does not grow the item past its bound); a count is kept as long as its segment.
+ * Records `deviceId` among the devices of the segment flagged for each of `keys` (destinations new to the device and the
+ * segment), and returns those a `quorum` of distinct devices has now been flagged for, which the segment learns
+ * (`learnSegment`). The devices are a set, so one device flagged again (its own baseline forgot the destination) is
+ * counted once (review 134: one compromised device flagged three times made the quorum alone); each destination is an
+ * item of its own, bounded by the quorum and expiring with the flows, so no window of new hosts fills a shared count
+ * and stops the segment learning (review 134: one of 256 did, for good).
  */
-export async function flagSegment(ports: Ports, tenantId: string, segment: string, keys: readonly string[], quorum: number, max: number) {
+export async function flagSegment(
+  ports: Ports,
+  tenantId: string,
+  segment: string,
+  deviceId: string,
+  keys: readonly string[],
+  quorum: number,
+) {
   const reached: string[] = [];
   for (const key of keys) {
-    const count = async () =>
-      ports.db.send(
+    try {
+      const { Attributes } = await ports.db.send(
         new UpdateCommand({
           TableName: ports.tables.flows,
-          Key: segmentBaselineKey(tenantId, segment),
-          UpdateExpression: "SET flagged.#key = if_not_exists(flagged.#key, :zero) + :one",
-          ConditionExpression: "attribute_exists(flagged) AND (attribute_exists(flagged.#key) OR size(flagged) < :max)",
-          ExpressionAttributeNames: { "#key": key },
-          ExpressionAttributeValues: { ":zero": 0, ":one": 1, ":max": max },
-          ReturnValues: "UPDATED_NEW",
+          Key: segmentFlagKey(tenantId, segment, key),
+          UpdateExpression: "ADD devices :device SET expiresAt = :expires",
+          ConditionExpression: "attribute_not_exists(devices) OR size(devices) < :quorum OR contains(devices, :id)",
+          ExpressionAttributeValues: { ":device": new Set([deviceId]), ":id": deviceId, ":quorum": quorum, ":expires": expiry(ports) },
+          ReturnValues: "ALL_NEW",
         }),
       );
-    try {
-      let answer: Awaited<ReturnType<typeof count>>;
-      try {
-        answer = await count();
-      } catch (error) {
-        if (!(error instanceof ConditionalCheckFailedException)) throw error;
-        // No count yet on the segment (the map is made first: a path into a missing map is refused), or the bound.
-        await ports.db.send(
-          new UpdateCommand({
-            TableName: ports.tables.flows,
-            Key: segmentBaselineKey(tenantId, segment),
-            UpdateExpression: "SET flagged = if_not_exists(flagged, :empty)",
-            ExpressionAttributeValues: { ":empty": {} },
-          }),
-        );
-        answer = await count();
-      }
-      if (Number((answer.Attributes?.flagged as Record<string, unknown> | undefined)?.[key] ?? 0) >= quorum) reached.push(key);
+      const devices = Attributes?.devices;
+      if (devices instanceof Set && devices.size >= quorum) reached.push(key);
     } catch (error) {
+      // The quorum was reached before: the segment learned the destination then.
       if (error instanceof ConditionalCheckFailedException) continue;
       throw error;
     }

@@ -122,7 +122,7 @@ export async function detectFlowAnomalies(
           anomalies.push(...verdict.anomalies);
           const quorate =
             name && verdict.segmentFlags.length > 0
-              ? await flagSegment(ports, ctx.tenantId, name, verdict.segmentFlags, settings.segmentQuorum, settings.maxSegmentDestinations)
+              ? await flagSegment(ports, ctx.tenantId, name, deviceId, verdict.segmentFlags, settings.segmentQuorum)
               : [];
           const learns = [...verdict.segmentLearns, ...quorate];
           if (name && learns.length > 0)

@@ -48,9 +48,8 @@ export interface DetectorSettings {
   /** Most destinations remembered per segment. */
   readonly maxSegmentDestinations: number;
   /**
-   * Devices of a warm segment flagged for one new destination before the segment learns it (a rollout reaches the
-   * fleet; an attacker's host taught by its first device would hide its next ones). Flagged destinations counted per
-   * segment: at most `maxSegmentDestinations`.
+   * Distinct devices of a warm segment flagged for one new destination before the segment learns it (a rollout reaches
+   * the fleet; an attacker's host taught by its first device would hide its next ones).
    */
   readonly segmentQuorum: number;
   /** Most bearers remembered per device. */
