@@ -11,18 +11,21 @@ import { startTestRuntime, tenantClient, type TestRuntime } from "../support/run
 
 let runtime: TestRuntime;
 let tailscale: HttpCollector;
+/** A Tailscale that answers after 3 s: a label can move while a run's push is in flight. */
+let slow: HttpCollector;
 beforeAll(async () => {
   tailscale = await startHttpCollector(() => ({ status: 200, body: {} }));
+  slow = await startHttpCollector(() => ({ status: 200, body: {} }), { latencyMs: 3000 });
   runtime = await startTestRuntime();
 });
 afterAll(async () => {
-  await Promise.all([runtime.stop(), tailscale.close()]);
+  await Promise.all([runtime.stop(), tailscale.close(), slow.close()]);
 });
 
 /** What Tailscale holds per node and attribute: the last value set (a DELETE removes it). */
-function tailnet() {
+function tailnet(collector = tailscale) {
   const held = new Map<string, unknown>();
-  for (const request of tailscale.requests) {
+  for (const request of collector.requests) {
     const [, , , , node, , key] = request.path.split("/");
     const name = `${decodeURIComponent(node!)}/${decodeURIComponent(key!)}`;
     if (request.method === "DELETE") held.delete(name);
@@ -32,9 +35,9 @@ function tailnet() {
 }
 
 /** A tenant whose committed events `deliver` hands to the Tailscale sync, each once. */
-async function tenantSyncing() {
+async function tenantSyncing(collector = tailscale) {
   const acme = await tenantClient(runtime);
-  const settings = { tenantId: acme.tenant.id, apiUrl: tailscale.url, apiKey: "tskey-api-test" };
+  const settings = { tenantId: acme.tenant.id, apiUrl: collector.url, apiKey: "tskey-api-test" };
   const seen = new Set<string>();
   const deliver = async () => {
     for (const event of await committedEvents(runtime, acme.tenant.id, seen)) await syncPostureToTailscale(runtime.ports, settings, event);
@@ -82,5 +85,35 @@ describe("Tailscale posture when a device's node mapping changes", () => {
     expect(unmapped.status).toBe(200);
     await deliver();
     expect([...tailnet().keys()].filter((name) => name.startsWith("nUNMAPPED/"))).toEqual([]);
+  });
+});
+
+describe("Tailscale posture when a device's label moves while a push to its node is in flight (review 134)", { timeout: 120_000 }, () => {
+  // The node was released only in a run's first round: the run that pushed to it, seeing the move in its next round,
+  // took the record to the new node, and the former kept simroot's posture for good.
+  it("the former node loses simroot's posture, and a revocation leaves no node vouching for the device", async () => {
+    const { acme, deliver } = await tenantSyncing(slow);
+    const created = await acme.call("POST", "/v1/devices", { imsi: "208011234513401", labels: { "tailscale/node": "nOLDGW134" } });
+    expect(created.status).toBe(201);
+    // The creation's run starts pushing to the old gateway's node...
+    const first = deliver();
+    while (!slow.requests.some((request) => request.path.includes("/nOLDGW134/"))) await new Promise((resolve) => setTimeout(resolve, 10));
+    // ...while an operator maps the SIM to its replacement gateway.
+    const relabelled = await acme.call(
+      "PATCH",
+      `/v1/devices/${created.json.id}`,
+      { labels: { "tailscale/node": "nNEWGW134" } },
+      { "if-match": created.headers.get("etag")! },
+    );
+    expect(relabelled.status).toBe(200);
+    await first;
+    await deliver(); // the relabel's own run
+    expect((await acme.call("POST", `/v1/devices/${created.json.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+    await deliver();
+    expect(tailnet(slow).get("nNEWGW134/custom:simrootScore")).toBe(0);
+    expect({
+      state: tailnet(slow).get("nOLDGW134/custom:simrootState"),
+      score: tailnet(slow).get("nOLDGW134/custom:simrootScore"),
+    }).toEqual({ state: undefined, score: undefined });
   });
 });

@@ -130,6 +130,13 @@ export async function syncPostureToTailscale(
     const node = stored?.device.labels[tailscaleNodeLabel];
     if (stored && onlyChanged && round === 0)
       released = await releaseFormerNode(ports, settings, pushedKey(event.tenantId, stored.device.id), node);
+    // The label moved while this run pushed to the node it named: that push may have landed after the move's own run
+    // released the node, and this run's next claim takes the record to the new node, which then forgets the former
+    // (review 134: it kept `active`, score 90, for good). This run releases it itself, its push settled.
+    if (onlyChanged && pushed !== undefined && pushed.node !== node) {
+      for (const name of postureAttributeNames) await deleteTailscaleAttribute(settings, pushed.node, name);
+      released = pushed.node;
+    }
     if (!stored || !node) break;
     const revision = stored.device.revision;
     // What this run pushed is the device as it is now: done.
