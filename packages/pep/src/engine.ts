@@ -233,6 +233,11 @@ export class PepEngine {
     const device = found ?? (revokedHolder === undefined ? undefined : this.#state.devices.get(revokedHolder));
     const deviceId = device?.id;
     if (device?.state === "revoked") return revokedDecision(deviceId);
+    // Break-glass is for the devices that may reach something: one the view knows suspended or quarantined reaches no
+    // more while the feed is stale than while it is fresh (review 135: a quarantined device reached the break-glass
+    // network once the feed was withheld, which a fresh feed denied it). Its state's denial, as a fresh feed's.
+    const held = device === undefined || device.state === "active" ? undefined : stateDecision(device.state);
+    if (held !== undefined) return { ...held, deviceId: deviceId! };
     const target = this.#target.set(request.destination);
     const protocol = request.protocol === "udp" ? 2 : 1;
     if (this.#breakGlass.some((destination) => destinationMatches(destination, target, request.port, protocol))) {
