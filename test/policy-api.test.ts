@@ -312,7 +312,7 @@ describe("grants", () => {
     );
   });
 
-  it("are refused with a window that is empty, reversed or over, or a device the tenant does not have", async () => {
+  it("are refused with a window that is empty, reversed, over or longer than 90 days, or a device the tenant does not have", async () => {
     const tenant = await tenantClient(runtime);
     const device = await registerMeter(tenant);
     const grant = {
@@ -336,7 +336,22 @@ describe("grants", () => {
     expect(
       problemOf(await tenant.call("POST", "/v1/grants", { ...grant, target: { deviceId: "dev_01JD3Q4ZK8W9X2V5N6M7P8R9ST" } })),
     ).toMatchObject({ status: 400, paths: ["target.deviceId"] });
+    // Review 135: an id no device has, too long for the store's key (a 500), and a window of 8,000 years (taken).
+    expect(problemOf(await tenant.call("POST", "/v1/grants", { ...grant, target: { deviceId: "x".repeat(3000) } }))).toMatchObject({
+      status: 400,
+      paths: ["target.deviceId"],
+    });
+    expect(
+      problemOf(await tenant.call("POST", "/v1/grants", { ...grant, notBefore: "0000-01-01T00:00:00Z", notAfter: "9999-12-31T23:59:59Z" })),
+    ).toMatchObject({ status: 400, paths: ["notAfter"] });
+    expect(problemOf(await tenant.call("POST", "/v1/grants", { ...grant, notAfter: minutes(60 + 91 * 24 * 60) }))).toMatchObject({
+      status: 400,
+      paths: ["notAfter"],
+    });
     expect((await tenant.call("GET", "/v1/grants")).json.items).toEqual([]);
+    // 90 days from its start is the longest.
+    const ninetyDays = new Date(Date.parse(grant.notBefore) + 90 * 86_400_000).toISOString();
+    expect((await tenant.call("POST", "/v1/grants", { ...grant, notAfter: ninetyDays })).status).toBe(201);
   });
 });
 

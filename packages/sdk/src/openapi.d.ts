@@ -1954,7 +1954,7 @@ export interface components {
             notBefore: string;
             /**
              * Format: date-time
-             * @description when the grant ends: after notBefore (JSON Schema cannot compare two fields; the server does)
+             * @description when the grant ends: after notBefore, and at most 90 days after notBefore or now, whichever is later (JSON Schema cannot compare two fields; the server does)
              */
             notAfter: string;
             /** @description the enforcement point must record sessions under this grant. Default: `false`. */

@@ -22,6 +22,9 @@ import { assertPolicySize, listPolicyItems, policyItemKey, policyListKey, withou
 
 const { principal, target, destinations, notBefore, notAfter } = grantSchema.shape;
 
+/** The longest a grant runs, from its start or from now: time-limited access, not a standing one (a policy rule). */
+export const maxGrantDays = 90;
+
 export const grantInput = z
   .strictObject({
     principal,
@@ -29,7 +32,8 @@ export const grantInput = z
     destinations,
     notBefore,
     notAfter: notAfter.meta({
-      description: "when the grant ends: after notBefore (JSON Schema cannot compare two fields; the server does)",
+      description:
+        "when the grant ends: after notBefore, and at most 90 days after notBefore or now, whichever is later (JSON Schema cannot compare two fields; the server does)",
     }),
     sessionRecording: z.boolean().default(false).meta({ description: "the enforcement point must record sessions under this grant" }),
   })
@@ -146,6 +150,12 @@ async function storeGrant(
   if (Date.parse(input.notAfter) <= now.getTime()) {
     throw new SimrootError("grant.already_ended", "input", "A grant whose notAfter has passed would grant nothing", {
       issues: [{ path: "notAfter", message: "must be in the future" }],
+    });
+  }
+  // A grant is time-limited: one running for 8,000 years was taken, a standing access listed as a grant (review 135).
+  if (Date.parse(input.notAfter) - Math.max(Date.parse(input.notBefore), now.getTime()) > maxGrantDays * 86_400_000) {
+    throw new SimrootError("grant.too_long", "input", `A grant runs for at most ${maxGrantDays} days: a standing access is a policy rule`, {
+      issues: [{ path: "notAfter", message: `at most ${maxGrantDays} days after notBefore (or now, if later)` }],
     });
   }
   if ("deviceId" in input.target && !(await readDevice(ports, ctx.tenantId, input.target.deviceId))) {

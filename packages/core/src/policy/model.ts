@@ -170,7 +170,8 @@ export const grantSchema = z
   .strictObject({
     id: idSchema,
     principal: z.string().min(1).max(256).meta({ description: "who is granted access: a user, vendor or service id" }),
-    target: z.union([z.strictObject({ deviceId: z.string().min(1) }), z.strictObject({ selector: labelSelectorSchema })]),
+    // A device id is 30 characters; one past 64 names no device, and past 2 KB it was a 500 from the store's key limit.
+    target: z.union([z.strictObject({ deviceId: z.string().min(1).max(64) }), z.strictObject({ selector: labelSelectorSchema })]),
     destinations: z.array(destinationSchema).min(1),
     notBefore: instant,
     notAfter: instant,
