@@ -37,8 +37,8 @@ export interface History {
    */
   readonly lateFacts?: readonly string[];
   /**
-   * The last facts whose `at` is a receipt's (`timeChosen`, `stated`) that left the window, each as the digest of its
-   * key and content: delivered again, one is received later, after the window, and would be new (review 131: a clamped
+   * The last facts whose `at` is a receipt's (`timeChosen`, `stated`) that left the window, as `lateFacts` keeps its
+   * own (and read with them: a key one of them held is renamed as in the window, review 137): delivered again, one is received later, after the window, and would be new (review 131: a clamped
    * record sent again after 32 later ones reopened its session). Kept apart from `lateFacts`, whose entries they would
    * otherwise push out (review 134: a lifted suspension, redelivered after 32 such facts left, suspended the device
    * again). A source whose every record is clamped is covered for the 32 of them after the window.
@@ -101,14 +101,17 @@ function lateEffect(fact: Fact): Fact {
  */
 export function keyedByContent(history: History, fact: Fact): Fact {
   const renamed = { ...fact, key: `${fact.key}#${digestOf(fact)}` };
+  const left = leftFacts(history);
   // A redelivery of a fact that was renamed, which left the window: its renamed key is the one kept.
-  if (history.lateFacts?.includes(lateEntry(renamed))) return renamed;
+  if (left.includes(lateEntry(renamed))) return renamed;
   const known = history.facts.find((each) => each.key === fact.key);
   const same = known
     ? contentOf(known) === contentOf(fact)
-    : !history.lateFacts?.some((entry) => keyOfLate(entry) === fact.key) || history.lateFacts.includes(lateEntry(fact));
+    : !left.some((entry) => keyOfLate(entry) === fact.key) || left.includes(lateEntry(fact));
   return same ? fact : renamed;
 }
+/** The facts that left the window and are still known, each as `<digest of its content>:<key>`. */
+const leftFacts = (history: History) => [...(history.lateFacts ?? []), ...(history.receivedFacts ?? [])];
 /**
  * What a fact says: its time as the sender stated it (`stated`, when it was clamped), none when the sender stated none
  * (`timeChosen`): every delivery of the fact says the same, whenever it is received.
@@ -120,17 +123,10 @@ const digestOf = (fact: Fact) => createHash("sha256").update(contentOf(fact)).di
 const lateEntry = (fact: Fact) => `${digestOf(fact)}:${fact.key}`;
 const keyOfLate = (entry: string) => entry.slice(17);
 const withLate = (history: Pick<History, "lateFacts">, fact: Fact) => [...(history.lateFacts ?? []), lateEntry(fact)].slice(-timeWindow);
-/** A fact as `receivedFacts` keeps it: the digest of its key and content (16 characters). */
-const receivedEntry = (fact: Fact) =>
-  createHash("sha256")
-    .update(`${fact.key}\n${contentOf(fact)}`)
-    .digest("base64url")
-    .slice(0, 16);
 const datedAtReceipt = (fact: Fact) => !isProfileFact(fact) && (fact.timeChosen === true || fact.stated !== undefined);
 
 export function admission(history: History, fact: Fact, settings: FoldSettings): Admission {
-  if (history.facts.some((known) => known.key === fact.key) || history.lateFacts?.includes(lateEntry(fact))) return "duplicate";
-  if (datedAtReceipt(fact) && history.receivedFacts?.includes(receivedEntry(fact))) return "duplicate";
+  if (history.facts.some((known) => known.key === fact.key) || leftFacts(history).includes(lateEntry(fact))) return "duplicate";
   if (isProfileFact(fact)) {
     if (fact.seq !== undefined) return history.seqCutoff !== undefined && fact.seq <= history.seqCutoff ? "stale" : "new";
     // Unsequenced facts fold before every sequenced one: once a sequenced fact is in the
@@ -163,7 +159,7 @@ export function remember(history: History, reported: Fact, settings: FoldSetting
     checkpoint = foldFacts(checkpoint, [oldest], settings);
     timeCutoff = { at: oldest.at, key: oldest.key };
     if (takesAccessAway(oldest)) lateFacts = withLate({ lateFacts }, oldest);
-    else if (datedAtReceipt(oldest)) receivedFacts = [...(receivedFacts ?? []), receivedEntry(oldest)].slice(-timeWindow);
+    else if (datedAtReceipt(oldest)) receivedFacts = [...(receivedFacts ?? []), lateEntry(oldest)].slice(-timeWindow);
   }
   while (profileFacts.length > profileWindow) {
     const oldest = profileFacts.shift()!;

@@ -81,3 +81,40 @@ describe("facts dated at their receipt, and the facts that take access away", ()
     expect(again.admitted).toBe("duplicate");
   });
 });
+
+const clamped = (id: string, received: number, type: Fact["type"], data: Record<string, unknown>) =>
+  ({ type, key: `src_ds|${id}`, at: at(received), stated: at(received + 600), data }) as Fact;
+
+describe("facts dated at their receipt, under a key reused with other content (review 137)", () => {
+  it("a clamped attach that left the window, its key since reused by another record, stays a duplicate when redelivered", () => {
+    const create = clamped("1", 1, "sim.attached", { bearer: "cellular", ipv4: "10.129.0.7" });
+    let history = deliver(start, create).history;
+    history = deliver(history, clamped("2", 2, "sim.detached", {})).history;
+    for (let n = 0; n < timeWindow; n++)
+      history = deliver(history, clamped(`r${n}`, 10 + n, "device.roaming-changed", { roaming: false })).history;
+    expect(history.facts.some((f) => f.key === create.key)).toBe(false);
+    // The source's record id 1 is reused for another record (sequential ids restart), which the window now holds.
+    history = deliver(history, clamped("1", 100, "device.roaming-changed", { roaming: true })).history;
+    // The original attach retransmitted, received later, clamped again.
+    const again = deliver(history, { ...create, at: at(200) } as Fact);
+    expect({ admitted: again.admitted, session: currentState(again.history, settings).sessions.cellular !== undefined }).toEqual({
+      admitted: "duplicate",
+      session: false,
+    });
+  });
+
+  it("a clamped attach renamed for a reused key stays a duplicate once both records left the window", () => {
+    let history = deliver(start, clamped("1", 1, "device.roaming-changed", { roaming: true })).history;
+    const create = clamped("1", 2, "sim.attached", { bearer: "cellular", ipv4: "10.129.0.7" });
+    history = deliver(history, create).history; // renamed: src_ds|1#<digest>
+    history = deliver(history, clamped("2", 3, "sim.detached", {})).history;
+    for (let n = 0; n < timeWindow; n++)
+      history = deliver(history, clamped(`r${n}`, 10 + n, "device.roaming-changed", { roaming: false })).history;
+    expect(history.facts.some((f) => f.key.startsWith("src_ds|1"))).toBe(false);
+    const again = deliver(history, { ...create, at: at(200) } as Fact);
+    expect({ admitted: again.admitted, session: currentState(again.history, settings).sessions.cellular !== undefined }).toEqual({
+      admitted: "duplicate",
+      session: false,
+    });
+  });
+});
