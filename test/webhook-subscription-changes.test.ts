@@ -4,35 +4,28 @@
  * to its new URL, signed, for up to 82 hours of retries; a replay too. A rule's `notify` names the subscription whatever
  * its pattern says, and is sent as before.
  */
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { attemptDelivery, dispatchToWebhooks, enqueueDelivery, type Ports } from "@simroot/core";
+import { startHttpCollector, type HttpCollector } from "../packages/core/src/integration/http-collector.test-support.ts";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { quarantinedEnvelope } from "./support/webhooks.ts";
 
 let runtime: TestRuntime;
-let server: Server;
+/** The receiver: `/fail` answers 500, `/gone` 410, any other path 200. */
+let receiver: HttpCollector;
 let base: string;
-const received: { path: string; id: string; type: string }[] = [];
 beforeAll(async () => {
   runtime = await startTestRuntime({ webhookWorkerMs: 0 });
-  server = createServer((request, response) => {
-    let body = "";
-    request.on("data", (chunk) => (body += chunk));
-    request.on("end", () => {
-      received.push({ path: request.url!, id: String(request.headers["webhook-id"]), type: JSON.parse(body).type });
-      response.writeHead(request.url === "/fail" ? 500 : request.url === "/gone" ? 410 : 200).end();
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  receiver = await startHttpCollector(({ path }) => ({ status: path === "/fail" ? 500 : path === "/gone" ? 410 : 200 }));
+  base = receiver.url;
 });
 afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
+  await receiver.close();
   await runtime.stop();
 });
+
+/** The paths a delivery was sent to, in order. */
+const sentTo = (id: string) => receiver.requests.filter((request) => request.headers["webhook-id"] === id).map((request) => request.path);
 
 const later = (ms: number) => ({ ...runtime.ports, now: () => new Date(Date.now() + ms) });
 
@@ -42,7 +35,7 @@ async function resubscribed(name: string, queue: (tenantId: string, webhookId: s
   const created = await tenant.call("POST", "/v1/webhooks", { url: `${base}/fail`, pattern: { "detail-type": ["device.quarantined"] } });
   expect(created.status, created.text).toBe(201);
   const id = await queue(tenant.tenant.id, created.json.id);
-  expect(received.filter((one) => one.id === id).map((one) => one.path)).toEqual(["/fail"]);
+  expect(sentTo(id)).toEqual(["/fail"]);
   const changed = await tenant.call(
     "PATCH",
     `/v1/webhooks/${created.json.id}`,
@@ -60,7 +53,7 @@ describe("a pending delivery after its subscription changed", { timeout: 60_000 
       return id!;
     });
     expect(await attemptDelivery(later(60_000), tenant.tenant.id, webhookId, id)).toBe("failed");
-    expect(received.filter((one) => one.id === id).map((one) => one.path)).toEqual(["/fail"]);
+    expect(sentTo(id)).toEqual(["/fail"]);
     const deliveries = (await tenant.call("GET", `/v1/webhooks/${webhookId}/deliveries`)).json.items as { id: string; status: string }[];
     expect(deliveries.find((delivery) => delivery.id === id)).toMatchObject({ status: "failed" });
     expect(JSON.stringify(deliveries)).toContain("no longer matches");
@@ -73,7 +66,7 @@ describe("a pending delivery after its subscription changed", { timeout: 60_000 
       return id;
     });
     expect(await attemptDelivery(later(60_000), tenant.tenant.id, webhookId, id)).toBe("delivered");
-    expect(received.filter((one) => one.id === id).map((one) => one.path)).toEqual(["/fail", "/ok"]);
+    expect(sentTo(id)).toEqual(["/fail", "/ok"]);
   });
 });
 
