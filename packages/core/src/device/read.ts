@@ -6,10 +6,9 @@ import { invalidCursor, pageInput, type Page } from "../page.ts";
 import { batchGetAll } from "../store/batch-get.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
-import { deviceSchema, type Device } from "./device.ts";
+import type { Device } from "./device.ts";
 import { deviceKey, listingPartitions } from "./keys.ts";
-
-const storedDevice = (item: Record<string, unknown>): Device => deviceSchema.parse(item);
+import { storedDevice } from "./store.ts";
 
 export const getDevice = verb(
   z.object({ id: z.string().refine((id) => hasIdKind("device", id), "not a device id (dev_...)") }),

@@ -1,0 +1,96 @@
+/**
+ * Deploy day: a release replaces the Lambda functions one by one, so for a while code of two releases reads and writes
+ * the same device items (review 140). An item a newer release wrote carries its stored form (`format`): code that does
+ * not know that form refuses it loudly (a retryable 503, a fact left to be retried by the newer code) instead of
+ * rewriting it without what it does not know. Likewise after a rollback to this code.
+ */
+import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { applyOperatorEvent, decodeHistory, forgetDevice, ingestedEvent } from "@simroot/core";
+import { deviceKey } from "@simroot/core/device/keys";
+import { encodeHistory } from "@simroot/core/device/store";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+/** The device item's form this release writes (device/store.ts `deviceFormat`), and the next release's. */
+const thisReleaseForm = 1;
+const nextReleaseForm = 2;
+
+const deviceItemOf = async (tenantId: string, deviceId: string) =>
+  (
+    await runtime.ports.db.send(
+      new GetCommand({ TableName: runtime.ports.tables.identity, Key: deviceKey(tenantId, deviceId), ConsistentRead: true }),
+    )
+  ).Item!;
+
+/**
+ * A registered device whose item is then rewritten as the next release would write it: its form raised, an attribute
+ * and a history field this code does not know (as `receivedFacts` was to the release before b82f8df, whose fold
+ * rewrote the history without it).
+ */
+async function deviceOfNextRelease(imsi: string) {
+  const tenant = await tenantClient(runtime);
+  const device = (await tenant.call("POST", "/v1/devices", { imsi, name: "meter" })).json;
+  const item = await deviceItemOf(device.tenantId, device.id);
+  const history = { ...decodeHistory(item.history), keptByNextRelease: ["a1b2c3d4e5f60718:core|k1"] };
+  const written = { ...item, format: nextReleaseForm, grantsNextRelease: ["grt_1"], history: encodeHistory(history as never) };
+  await runtime.ports.db.send(new PutCommand({ TableName: runtime.ports.tables.identity, Item: written }));
+  // An instance of this release that had the device in its cache: the next release's write moved nothing it checks.
+  forgetDevice(runtime.ports, device.tenantId, device.id);
+  return { tenant, device, written };
+}
+
+describe("a device item of a newer release (review 140)", () => {
+  it("is refused, not rewritten without what it does not know, by a change made through this release's API", async () => {
+    const { tenant, device, written } = await deviceOfNextRelease("208011400000001");
+    const patched = await tenant.call("PATCH", `/v1/devices/${device.id}`, { name: "renamed" }, { "if-match": `"${device.revision}"` });
+    expect(patched.status).toBe(503);
+    expect(patched.headers.get("content-type")).toBe("application/problem+json");
+    expect(patched.json.type).toBe("urn:simroot:problem:store.newer_format");
+    const after = await deviceItemOf(device.tenantId, device.id);
+    expect(after.grantsNextRelease).toEqual(["grt_1"]);
+    expect(after.name).toBe("meter");
+    expect((decodeHistory(after.history) as unknown as Record<string, unknown>).keptByNextRelease).toEqual(
+      (decodeHistory(written.history) as unknown as Record<string, unknown>).keptByNextRelease,
+    );
+  });
+
+  it("is refused by this release's applier, which leaves the fact to be retried rather than folding it without what it does not know", async () => {
+    const { device } = await deviceOfNextRelease("208011400000002");
+    const ctx = { tenantId: device.tenantId, actor: "source:src_deploy", requestId: "req_deploy" };
+    const fact = ingestedEvent(
+      ctx,
+      "src_deploy",
+      "simroot",
+      {
+        type: "device.reachability-changed",
+        dedupeKey: "deploy-day-1",
+        occurredAt: new Date(Date.now() - 60_000).toISOString(),
+        device: { imsi: "208011400000002" },
+        sourceType: "test",
+        data: { reachable: true, via: "data" },
+      } as never,
+      new Date(),
+    );
+    await expect(applyOperatorEvent(runtime.ports, fact)).rejects.toMatchObject({ code: "store.newer_format", kind: "unavailable" });
+    const after = await deviceItemOf(device.tenantId, device.id);
+    expect(after.grantsNextRelease).toEqual(["grt_1"]);
+    expect(after.revision).toBe(device.revision);
+    expect((decodeHistory(after.history) as unknown as Record<string, unknown>).keptByNextRelease).toBeDefined();
+  });
+
+  it("marks every device item this release writes with its form, so that an older release can tell", async () => {
+    const tenant = await tenantClient(runtime);
+    const device = (await tenant.call("POST", "/v1/devices", { imsi: "208011400000003" })).json;
+    const registered = await deviceItemOf(device.tenantId, device.id);
+    expect(registered.format).toBe(thisReleaseForm);
+    const patched = await tenant.call("PATCH", `/v1/devices/${device.id}`, { name: "renamed" }, { "if-match": `"${device.revision}"` });
+    expect(patched.status).toBe(200);
+    expect((await deviceItemOf(device.tenantId, device.id)).format).toBe(thisReleaseForm);
+  });
+});
