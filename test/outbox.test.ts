@@ -525,10 +525,13 @@ describe("the outbox", () => {
     const items = events.map((event, n) => auditItem(tables, event, 0, n + 1, "0".repeat(64)).put.Put!.Item!);
     // The first as a newer release might write it, or corrupted: no action the schema knows the shape of.
     const unreadable = { ...items[0]!, seq: "one", action: 7 };
+    // Got by the stream an hour ago, longer than a deploy takes (`outboxUnreadableRetrySeconds`; review 140: a younger
+    // one is retried, below).
+    const streamedAt = Math.floor(Date.now() / 1000) - 3_600;
     const batch = {
       Records: [unreadable, items[1]!].map((item, n) => ({
         eventName: "INSERT",
-        dynamodb: { NewImage: marshall(item), SequenceNumber: String(2000 + n) },
+        dynamodb: { NewImage: marshall(item), SequenceNumber: String(2000 + n), ApproximateCreationDateTime: streamedAt },
       })),
     } as unknown as Parameters<ReturnType<typeof handlerFor>>[0];
     const published: DomainEvent[] = [];
@@ -547,6 +550,31 @@ describe("the outbox", () => {
       }
     });
     expect(counted).toEqual([1]);
+  });
+
+  it("in AWS, retries a record that does not parse while a deploy may be under way, as one a newer release wrote before this outbox was replaced, instead of passing over its event for good (review 140)", async () => {
+    const tenantId = "ten_outbox_newer_release";
+    const events = [0, 1].map((n) => domainEvent(ctx(tenantId), "automation.rule-updated", `rule_${n}`, { n }, new Date()));
+    const items = events.map((event, n) => auditItem(tables, event, 0, n + 1, "0".repeat(64)).put.Put!.Item!);
+    // The first as the next release might write it: a form this code's schema does not read.
+    const newer = { ...items[0]!, seq: "one", action: 7 };
+    const streamedAt = Math.floor(Date.now() / 1000) - 30;
+    const batch = {
+      Records: [newer, items[1]!].map((item, n) => ({
+        eventName: "INSERT",
+        dynamodb: { NewImage: marshall(item), SequenceNumber: String(3000 + n), ApproximateCreationDateTime: streamedAt },
+      })),
+    } as unknown as Parameters<ReturnType<typeof handlerFor>>[0];
+    const published: DomainEvent[] = [];
+    const handler = handlerFor(
+      () => ({ publish: async (batchEvents) => void published.push(...batchEvents) }),
+      () => ports,
+    );
+    // The mapping gives the batch again from that record, to the next release's outbox once the deploy replaced this one.
+    expect(await handler(batch)).toEqual({ batchItemFailures: [{ itemIdentifier: "3000" }] });
+    expect(published).toEqual([]);
+    // The history passes over none of its projections either.
+    expect(await projectFromStream(batch.Records as never, ports)).toMatchObject({ projected: 0, failedAt: "3000" });
   });
 
   it("locally too, reads past an entry EventBridge refuses for good (its dead letter recorded) instead of retrying it until the stream drops it", async () => {

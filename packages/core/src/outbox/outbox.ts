@@ -80,10 +80,32 @@ function normalized(value: AttributeValue): AttributeValue {
 }
 
 /**
- * The events of the newly inserted audit records of a stream batch, in stream order, each with
- * the sequence number of its record. Feed version records and modifications are not events.
+ * How long after the stream got it a record that does not parse is retried, rather than passed over (review 140): a
+ * deploy replaces the functions one by one, so a writer of the next release may commit a record of a form this outbox
+ * does not read before this outbox is replaced; retried from the stream, it is published by the next release's. A
+ * record still unread after this (corrupted, or a release deployed out of order) is said and passed over (review 103):
+ * it holds its stream shard, every record behind it, no longer.
  */
-export function eventsOfStream(records: readonly OutboxStreamRecord[], onUnreadable?: () => void): StreamedRecord[] {
+export const outboxUnreadableRetrySeconds = 15 * 60;
+
+/** When the stream got a record that did not parse (epoch ms), or undefined when nothing tells. */
+function unreadAt(record: OutboxStreamRecord, item: Record<string, unknown>): number | undefined {
+  const at = record.dynamodb?.ApproximateCreationDateTime;
+  if (at instanceof Date) return at.getTime();
+  if (typeof at === "number") return at * 1000;
+  const time = typeof item.time === "string" ? Date.parse(item.time) : Number.NaN;
+  return Number.isNaN(time) ? undefined : time;
+}
+
+/** What a stream batch holds for the readers: its events, and where to resume when a record is left to a newer release. */
+interface ReadStream {
+  readonly streamed: StreamedRecord[];
+  /** The sequence number of a record that did not parse within `outboxUnreadableRetrySeconds`: retried from there. */
+  readonly unreadAt?: string;
+}
+
+/** `retryUnreadable`: the time now (epoch ms), to retry a recent record that does not parse instead of passing over it. */
+function readStream(records: readonly OutboxStreamRecord[], onUnreadable?: () => void, retryUnreadable?: { now: number }): ReadStream {
   const events: StreamedRecord[] = [];
   for (const record of records) {
     const image = record.dynamodb?.NewImage;
@@ -91,8 +113,12 @@ export function eventsOfStream(records: readonly OutboxStreamRecord[], onUnreada
     const item = unmarshall(normalized({ M: image }).M!);
     const parsed = auditRecordSchema.safeParse(recordOfItem(item));
     // Feed versions and subject listings share the table; a shard's record that does not parse (written by a newer
-    // release, or corrupted) is said, not passed over in silence (review 103): its event is not published.
+    // release, or corrupted) is retried while a deploy may be replacing this code (review 140), then said, not passed
+    // over in silence (review 103): its event is not published.
     if (!parsed.success && /^T#.+#s\d{2}$/.test(String(item.pk))) {
+      const at = unreadAt(record, item);
+      if (retryUnreadable && at !== undefined && retryUnreadable.now - at < outboxUnreadableRetrySeconds * 1000)
+        return { streamed: events, unreadAt: record.dynamodb?.SequenceNumber ?? "" };
       onUnreadable?.();
       console.error(
         JSON.stringify({
@@ -116,7 +142,15 @@ export function eventsOfStream(records: readonly OutboxStreamRecord[], onUnreada
         streamedAt: streamedAt(record, parsed.data),
       });
   }
-  return events;
+  return { streamed: events };
+}
+
+/**
+ * The events of the newly inserted audit records of a stream batch, in stream order, each with
+ * the sequence number of its record. Feed version records and modifications are not events.
+ */
+export function eventsOfStream(records: readonly OutboxStreamRecord[], onUnreadable?: () => void): StreamedRecord[] {
+  return readStream(records, onUnreadable).streamed;
 }
 
 export interface StreamedRecord {
@@ -155,9 +189,10 @@ const chunk = 100;
 async function inSteps(
   records: readonly OutboxStreamRecord[],
   step: (streamed: StreamedRecord[]) => Promise<void>,
+  now: number,
   onUnreadable?: () => void,
 ): Promise<{ done: number; failedAt?: string; error?: unknown }> {
-  const streamed = eventsOfStream(records, onUnreadable);
+  const { streamed, unreadAt } = readStream(records, onUnreadable, { now });
   let done = 0;
   for (let start = 0; start < streamed.length; start += chunk) {
     const part = streamed.slice(start, start + chunk);
@@ -169,6 +204,8 @@ async function inSteps(
       return { done: done + at, failedAt: part[at]!.sequenceNumber, error: error instanceof StepFailedAt ? error.cause : error };
     }
   }
+  if (unreadAt !== undefined)
+    return { done, failedAt: unreadAt, error: new Error("an audit record does not parse: retried, for a newer release's reader") };
   return { done };
 }
 
@@ -186,7 +223,7 @@ export async function projectFromStream(
   records: readonly OutboxStreamRecord[],
   ports: Pick<Ports, "db" | "tables">,
 ): Promise<{ projected: number; failedAt?: string; error?: unknown }> {
-  const { done, ...failure } = await inSteps(records, (part) => batchPutAll(ports, projectionsOf(ports.tables, part)));
+  const { done, ...failure } = await inSteps(records, (part) => batchPutAll(ports, projectionsOf(ports.tables, part)), Date.now());
   return { projected: done, ...failure };
 }
 
@@ -317,6 +354,7 @@ export async function publishFromStream(
         );
       }
     },
+    (ports.now?.() ?? new Date()).getTime(),
     options.onUnreadable,
   );
   return { published: done - refused.length, refused, ...failure };
