@@ -128,6 +128,68 @@ describe("flow detectors", { timeout: 120_000 }, () => {
     expect({ a: await windows(a), b: await windows(b) }).toEqual({ a: 1, b: 0 });
   });
 
+  it("a flow known by an address that went from A to B and back to A within its window is neither device's", async () => {
+    const { tenant, register, post, anomalies } = await setup();
+    const report = await simrootSource(runtime, tenant);
+    const imsiOf = async (id: string) => (await tenant.call("GET", `/v1/devices/${id}`)).json.imsi as string;
+    const a = await register("meter-a");
+    const b = await register("meter-b");
+    await teachBaseline(post, a);
+    const address = "10.77.0.9";
+    const windowEnd = Date.now() - 30_000;
+    const at = (msBeforeEnd: number) => new Date(windowEnd - msBeforeEnd).toISOString();
+    // Within one five-minute window the pool gives the address to A, then B, then A again.
+    await report(coreFact("sim.attached", await imsiOf(a), { bearer: "cellular", ipv4: address }, at(270_000), "att-a1"));
+    await report(coreFact("sim.detached", await imsiOf(a), { bearer: "cellular" }, at(240_000), "det-a1"));
+    await report(coreFact("sim.attached", await imsiOf(b), { bearer: "cellular", ipv4: address }, at(180_000), "att-b"));
+    await report(coreFact("sim.detached", await imsiOf(b), { bearer: "cellular" }, at(120_000), "det-b"));
+    await report(coreFact("sim.attached", await imsiOf(a), { bearer: "cellular", ipv4: address }, at(60_000), "att-a2"));
+    // The control plane itself says B held it in the middle of the window.
+    const middle = await tenant.call("GET", `/v1/devices/lookup?ip=${address}&at=${encodeURIComponent(at(150_000))}`);
+    expect(middle.json.id).toBe(b);
+    // The window's flows, known only by source address: B (compromised) reached its C2 host while it held the address.
+    const window = flowReport("unused", new Date(windowEnd), [{ destination: "c2.attacker.example" }]);
+    const flows = window.flows.map(({ deviceId: _, ...flow }) => ({ ...flow, sourceIp: address }));
+    const answer = await post({ ...window, flows });
+    expect(answer.status, answer.text).toBe(202);
+    // A, warm, is not flagged for B's C2 host, nor taught it; and B is not taught A's traffic either.
+    expect(answer.json.anomalies).toBe(0);
+    const flowKinds = ["new-destination", "volume-spike", "denied-burst"];
+    const kinds = (await anomalies(a)).map((entry: { data: { kind: string } }) => entry.data.kind);
+    expect(kinds.filter((kind: string) => flowKinds.includes(kind))).toEqual([]);
+    const baseline = await readBaseline(runtime.ports, tenant.tenant.id, a);
+    expect(baseline?.windows).toBe(14);
+    expect((await readBaseline(runtime.ports, tenant.tenant.id, b))?.windows ?? 0).toBe(0);
+  });
+
+  it("a device that flaps its session on its address all through a window is still judged on that window's flows", async () => {
+    const { tenant, register, post, anomalies } = await setup();
+    const report = await simrootSource(runtime, tenant);
+    const a = await register("meter-a");
+    const imsi = (await tenant.call("GET", `/v1/devices/${a}`)).json.imsi as string;
+    await teachBaseline(post, a);
+    const address = "10.77.0.10";
+    const windowEnd = Date.now() - 30_000;
+    const at = (msBeforeEnd: number) => new Date(windowEnd - msBeforeEnd).toISOString();
+    // A (compromised) detaches and attaches again every 5 s, on the same address: more session edges than a window's
+    // flows are checked against (a bounded read). No other device held the address.
+    const facts = [];
+    for (let n = 0; n < 55; n++) {
+      facts.push(coreFact("sim.attached", imsi, { bearer: "cellular", ipv4: address }, at(290_000 - n * 5_000), `att-${n}`));
+      facts.push(coreFact("sim.detached", imsi, { bearer: "cellular" }, at(287_500 - n * 5_000), `det-${n}`));
+    }
+    facts.push(coreFact("sim.attached", imsi, { bearer: "cellular", ipv4: address }, at(10_000), "att-last"));
+    // Ten facts a webhook, as a core reports them while they happen.
+    for (let n = 0; n < facts.length; n += 10) await report(...facts.slice(n, n + 10));
+    const window = flowReport("unused", new Date(windowEnd), [{ destination: "c2.attacker.example" }]);
+    const flows = window.flows.map(({ deviceId: _, ...flow }) => ({ ...flow, sourceIp: address }));
+    const answer = await post({ ...window, flows });
+    expect(answer.status, answer.text).toBe(202);
+    // Its C2 host is still a new destination for it: flapping does not make its traffic no one device's.
+    const kinds = (await anomalies(a)).map((entry: { data: { kind: string } }) => entry.data.kind);
+    expect(kinds.filter((kind: string) => kind === "new-destination")).toEqual(["new-destination"]);
+  });
+
   it("a device relabelled into another fleet is judged against that fleet at once, not its old one", async () => {
     const { tenant, register, post, anomalies } = await setup();
     const a = await register("meter-a");

@@ -6,7 +6,7 @@
 import { tenantSettings } from "../access/tenant-settings.ts";
 import type { RequestContext } from "../context.ts";
 import { readDevice, recentDevice, resolveDevice, type StoredDevice } from "../device/store.ts";
-import { leaseHolder } from "../identity/lease.ts";
+import { heldByAnotherWithin, leaseHolder } from "../identity/lease.ts";
 import type { DomainEvent } from "../event/event.ts";
 import type { FlowRecord } from "../feed/flows.ts";
 import { devicesInScope, type FeedScope } from "../feed/scope.ts";
@@ -67,7 +67,8 @@ const heldSince = (device: StoredDevice | undefined, address: string) =>
  * The device that held `address` in the report's window: its holder now, if its session on the address began by the
  * window's end; else the one the leases name at the window's end (review 132: a PEP's backlog of three hours ago, known
  * by source address, was judged on the device the address was given to since, which learned another's traffic and
- * could be quarantined for it). An address another device held at the window's start is no one device's.
+ * could be quarantined for it). An address another device held at the window's start, or at any moment of it (the
+ * leases over the window, whatever the device's own view says: it may be a stale copy), is no one device's.
  */
 async function holderOf(ports: Ports, tenantId: string, address: string, report: Report): Promise<string | undefined> {
   const start = new Date(report.windowStart ?? report.windowEnd).toISOString();
@@ -76,7 +77,8 @@ async function holderOf(ports: Ports, tenantId: string, address: string, report:
   const since =
     now && (heldSince(await recentDevice(ports, tenantId, now), address) ?? heldSince(await readDevice(ports, tenantId, now), address));
   const holder = since !== undefined && Date.parse(since) <= Date.parse(end) ? now : await leaseHolder(ports, tenantId, address, end);
-  if (holder === undefined || (since !== undefined && holder === now && Date.parse(since) <= Date.parse(start))) return holder;
+  if (holder === undefined || (await heldByAnotherWithin(ports, tenantId, address, holder, start, end))) return undefined;
+  if (since !== undefined && holder === now && Date.parse(since) <= Date.parse(start)) return holder;
   const before = await leaseHolder(ports, tenantId, address, start);
   return before === undefined || before === holder ? holder : undefined;
 }

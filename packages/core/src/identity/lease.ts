@@ -110,3 +110,44 @@ export async function leaseHolder(ports: Ports, tenantId: string, address: strin
   } while (cursor);
   return undefined;
 }
+
+/** Lease edges read at most over one window (`heldByAnotherWithin`), in pages of 25. */
+export const maxWindowEdges = 100;
+
+/**
+ * Whether a device other than `holder` held `address` at some moment from `from` to `until`: a session of its own on the
+ * address began or ended in between (review 132: an address that went from A to B and back to A within one flow window
+ * was read as A's at both ends, and B's traffic taught A, or flagged A, while B escaped). A session that ended as the
+ * window began held none of it. The window's first `maxWindowEdges` edges answer: one report's reads are bounded, and a
+ * device cannot hide its own traffic by flapping its session until its window reads as no one device's (another
+ * device's traffic would be credited to it only behind as many edges of the holder's own, which that device does not
+ * command).
+ */
+export async function heldByAnotherWithin(
+  ports: Ports,
+  tenantId: string,
+  address: string,
+  holder: string,
+  from: string,
+  until: string,
+): Promise<boolean> {
+  let read = 0;
+  let cursor: Record<string, unknown> | undefined;
+  do {
+    const page = await ports.db.send(
+      new QueryCommand({
+        TableName: ports.tables.identity,
+        // At one instant an end sorts before a start (lease-item.ts): from `#1`, the window's first instant's starts only.
+        KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :until",
+        ExpressionAttributeValues: { ":pk": leasePartition(tenantId, address), ":from": `${from}#1`, ":until": `${until}#~` },
+        ProjectionExpression: "deviceId",
+        Limit: 25,
+        ExclusiveStartKey: cursor,
+      }),
+    );
+    if ((page.Items ?? []).some((item) => String(item.deviceId) !== holder)) return true;
+    read += page.Items?.length ?? 0;
+    cursor = page.LastEvaluatedKey;
+  } while (cursor && read < maxWindowEdges);
+  return false;
+}
