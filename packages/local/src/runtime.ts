@@ -107,7 +107,8 @@ export interface LocalRuntimeOptions {
   readonly enforceGrants?: boolean;
   /**
    * Failed authentications per client address before 429 (core access/auth-failures.ts; default 20 a minute,
-   * `SIMROOT_AUTH_FAILURES_PER_MINUTE`, 0 turns it off; loopback clients not counted). Only what is served on `port`.
+   * `SIMROOT_AUTH_FAILURES_PER_MINUTE`, 0 turns it off; loopback clients not counted). Only what is served on `port`;
+   * the feed hub's MQTT authorizer holds each key id to the same number (core feed/subscriber-authorizer.ts).
    */
   readonly authLimits?: AuthFailureLimit;
 }
@@ -137,12 +138,14 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
     let feedMqttUrl: string | undefined;
     /** The ports the hub's MQTT authorizer reads API keys with, once they exist (a CONNECT before fails as IoT's would). */
     let authorizerPorts: Ports | undefined;
+    /** The feed authorizer's failed-authentication limit, per key id (IoT Core names it no client address, nor does the hub). */
+    const feedAuthFailures = options.authLimits ?? authFailureLimitFromEnv();
     if (!feedHubUrl) {
       // Loopback only. Its MQTT side asks the feed's custom authorizer about each PEP, as IoT Core does.
       const hub = await startFeedHub({
         authorize: (request) =>
           authorizerPorts
-            ? runningAs("feedAuthorizer", () => authorizeFeedSubscriber(authorizerPorts!, request))
+            ? runningAs("feedAuthorizer", () => authorizeFeedSubscriber(authorizerPorts!, request, feedAuthFailures))
             : Promise.reject(new Error("the control plane is starting")),
         ...(options.feedMqttRefreshSeconds === undefined ? {} : { mqttRefreshSeconds: options.feedMqttRefreshSeconds }),
         ...(options.feedMqttPort === undefined ? {} : { mqttPort: options.feedMqttPort }),

@@ -74,7 +74,11 @@ export const unauthenticatedKey = () => new SimrootError("auth.invalid_key", "au
 const unauthenticated = unauthenticatedKey;
 
 /** Resolves a bearer token to its principal, or throws `auth.invalid_key` (key records cached briefly: see key-cache.ts). */
-export async function authenticate(ports: Pick<Ports, "db" | "tables">, token: string | undefined): Promise<Principal> {
+export async function authenticate(
+  ports: Pick<Ports, "db" | "tables">,
+  token: string | undefined,
+  options: { readonly readAgain?: boolean } = {},
+): Promise<Principal> {
   const match = token ? keyPattern.exec(token) : null;
   if (!match) throw unauthenticated();
   const [, keyId, secret] = match as unknown as [string, string, string];
@@ -90,8 +94,9 @@ export async function authenticate(ports: Pick<Ports, "db" | "tables">, token: s
   // Another secret than the one this instance last read, of a key it holds not revoked: the key may have been rotated
   // through another instance, and this is its new secret. Read again before refusing (review 136: a PEP switched to its
   // new token was refused 401, and backed off, for up to the old record's second here). A made-up secret costs one
-  // read, counted by the failed-authentication limit as every refusal is.
-  if (item && !item.revokedAt && !holds(item)) {
+  // read, counted by the failed-authentication limit as every refusal is. `readAgain: false` refuses it as held here (the
+  // feed's MQTT authorizer, for a key past its failures: no address to count them by, so the read is what it bounds).
+  if (options.readAgain !== false && item && !item.revokedAt && !holds(item)) {
     forgetApiKey(ports, keyId);
     item = await cachedKey(ports, keyId, read);
   }

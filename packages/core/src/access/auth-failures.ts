@@ -21,7 +21,7 @@
 import { SimrootError } from "../error.ts";
 import { parseIpInto } from "../policy/net.ts";
 import type { Ports } from "../ports.ts";
-import { countedEvents, type RateDecision } from "./rate-limit.ts";
+import { countedEvents, type CounterStore, type RateDecision } from "./rate-limit.ts";
 
 export interface AuthFailureLimit {
   /** Failed authentications an address may have in a window (0: no limit). */
@@ -80,6 +80,26 @@ export function failuresSpent(ports: Ports, address: string, limit: AuthFailureL
  */
 export const countFailure = (ports: Ports, address: string, limit: AuthFailureLimit, within = ""): Promise<void> =>
   countedEvents.count(ports, scopeOf(address, within), rateOf(limit), within !== "");
+
+/**
+ * Failed authentications of one API key where no client address is known: AWS IoT Core names none to a custom authorizer
+ * (its request holds the MQTT client id, user name and password, the TLS server name and a connection id), and the feed
+ * channel's authorizer (feed/subscriber-authorizer.ts) read the key again for each wrong secret, however many client
+ * ids carried them. Counted as an address's are, a key's first failure at an instance held (ids that name no key are as
+ * cheap to make as source ids). A key past its failures is not refused: anyone may fail with its id, and refusing it
+ * would lock its PEPs out; it is checked as this instance holds it (`authenticate`'s `readAgain: false`, read at most
+ * once a second), and a wrong secret is not counted further, so it costs the store nothing for the rest of the window.
+ */
+const keyScopeOf = (keyId: string) => `authfail:key:${keyId}`;
+
+/** True when the key has spent its failures in this window (known to this instance); never under a limit of 0. */
+export const keyFailuresSpent = (ports: CounterStore, keyId: string, limit: AuthFailureLimit): boolean =>
+  limit.failures > 0 && countedEvents.spent(ports, keyScopeOf(keyId), rateOf(limit)) !== undefined;
+
+/** Counts one failed authentication with the key's id (a wrong secret, or an id that names no key). */
+export const countKeyFailure = async (ports: CounterStore, keyId: string, limit: AuthFailureLimit): Promise<void> => {
+  if (limit.failures > 0) await countedEvents.count(ports, keyScopeOf(keyId), rateOf(limit), true);
+};
 
 function tooManyFailures(decision: RateDecision, limit: AuthFailureLimit): SimrootError {
   return new SimrootError(

@@ -46,14 +46,17 @@ const flushMs = 1_000;
 const maxWindows = 10_000;
 const limiters = new WeakMap<object, Map<string, Window>>();
 
+/** What counting needs: the store and the clock (the feed's authorizer has no more). */
+export type CounterStore = Pick<Ports, "db" | "tables" | "now">;
+
 const counterKey = (scope: string, window: number) => ({ pk: `rate#${scope}`, sk: String(window) });
 
 /** When the current window of `rate` began (epoch ms). */
-const windowStartOf = (ports: Ports, rate: RateLimit) =>
+const windowStartOf = (ports: CounterStore, rate: RateLimit) =>
   Math.floor(ports.now().getTime() / (rate.windowSeconds * 1000)) * rate.windowSeconds * 1000;
 
 /** The scope's current window as this process knows it (made, and remembered, when `create`), with its decision. */
-function windowOf(ports: Ports, scope: string, rate: RateLimit, create: boolean) {
+function windowOf(ports: CounterStore, scope: string, rate: RateLimit, create: boolean) {
   let windows = limiters.get(ports.db);
   if (!windows) limiters.set(ports.db, (windows = new Map()));
   const now = ports.now().getTime();
@@ -99,7 +102,7 @@ export async function takeRequest(ports: Ports, scope: string, rate: RateLimit):
  * does), so an address may exceed the limit by a few events per instance that meets it, and no more.
  */
 export const countedEvents = {
-  spent(ports: Ports, scope: string, rate: RateLimit): RateDecision | undefined {
+  spent(ports: CounterStore, scope: string, rate: RateLimit): RateDecision | undefined {
     const known = windowOf(ports, scope, rate, false);
     return known && known.window.global + known.window.pending >= rate.limit ? known.decision(false) : undefined;
   },
@@ -109,7 +112,7 @@ export const countedEvents = {
    * notes are kept apart from the windows, and fewer (`maxHeld`): a spray of new scopes made the windows forget an
    * address's spent one every 10,000 ids, and each key's, whose next request wrote its counter again (review 93).
    */
-  async count(ports: Ports, scope: string, rate: RateLimit, holdFirst = false): Promise<void> {
+  async count(ports: CounterStore, scope: string, rate: RateLimit, holdFirst = false): Promise<void> {
     const known = windowOf(ports, scope, rate, false);
     if (holdFirst && !known) {
       let held = heldFirsts.get(ports.db);
@@ -132,7 +135,7 @@ export const countedEvents = {
 const heldFirsts = new WeakMap<object, Set<string>>();
 const maxHeld = 1_000;
 
-async function flush(ports: Ports, scope: string, start: number, rate: RateLimit, window: Window): Promise<void> {
+async function flush(ports: CounterStore, scope: string, start: number, rate: RateLimit, window: Window): Promise<void> {
   while (window.flushing) await window.flushing;
   const count = window.pending;
   if (count === 0) return;

@@ -15,8 +15,14 @@
  * site's devices and addresses (review 98: a bound key read them there), and the version is the
  * one every response of the key's narrowed feed signs anyway. Other keys get both: a PEP narrowed
  * to a selector follows the bare one whatever its key (review 99).
+ *
+ * Failed authentications are counted per key id across instances (access/auth-failures.ts): IoT Core names no source
+ * address to a custom authorizer, and each wrong secret for a real key was a consistent read of it, unbounded (review
+ * 137). Past the limit a wrong secret is refused without reading the key again or counting it (the rest of the window);
+ * its own secret still connects.
  */
 import { authenticate, type Role } from "../access/api-key.ts";
+import { type AuthFailureLimit, countKeyFailure, keyFailuresSpent } from "../access/auth-failures.ts";
 import { SimrootError } from "../error.ts";
 import { denyMqtt, iotArn, type MqttAuthorizerRequest, type MqttAuthorizerResponse } from "../integration/iot/iot-authorizer.ts";
 import type { Ports } from "../ports.ts";
@@ -32,10 +38,14 @@ const clientIdPattern = /^(key_[0-9A-HJKMNP-TV-Z]{26})(?:\.[A-Za-z0-9_-]{1,64})?
 /** A tenant id is one plain topic segment: `+`, `#` or `/` would widen the grant. */
 const plainSegment = /^[A-Za-z0-9_-]{1,128}$/;
 
-/** What the authorizer reads: the API keys' records (the control table). */
-export type FeedKeyStore = Pick<Ports, "db" | "tables">;
+/** What the authorizer reads: the API keys' records (the control table); and where it counts failures (the clock's window). */
+export type FeedKeyStore = Pick<Ports, "db" | "tables" | "now">;
 
-export async function authorizeFeedSubscriber(ports: FeedKeyStore, request: MqttAuthorizerRequest): Promise<MqttAuthorizerResponse> {
+export async function authorizeFeedSubscriber(
+  ports: FeedKeyStore,
+  request: MqttAuthorizerRequest,
+  authFailures: AuthFailureLimit,
+): Promise<MqttAuthorizerResponse> {
   const mqtt = request.protocolData.mqtt;
   const clientId = mqtt?.clientId ?? "";
   const principal = clientId.replace(/[^A-Za-z0-9]/g, "").slice(0, 128) || "unknown";
@@ -46,15 +56,19 @@ export async function authorizeFeedSubscriber(ports: FeedKeyStore, request: Mqtt
   if (!token.startsWith(`sr_${keyId}_`)) return denyMqtt(principal);
   let tenantId: string;
   let bound: boolean;
+  const spent = keyFailuresSpent(ports, keyId, authFailures);
   try {
-    const principalOfKey = await authenticate(ports, token);
+    const principalOfKey = await authenticate(ports, token, { readAgain: !spent });
     if (!feedSubscriberRoles.includes(principalOfKey.role)) return denyMqtt(principal);
     tenantId = principalOfKey.tenantId;
     bound = principalOfKey.selector !== undefined;
   } catch (error) {
     // An unknown or revoked key is refused; the store failing is not a refusal of the key (IoT then fails the CONNECT).
-    if (error instanceof SimrootError && error.code === "auth.invalid_key") return denyMqtt(principal);
-    throw error;
+    if (!(error instanceof SimrootError && error.code === "auth.invalid_key")) throw error;
+    // Counted before the answer leaves (a frozen Lambda would lose it), until the limit: past it, counting was a write
+    // for each refusal the limit spared a read. A count the store refused refuses nothing more.
+    if (!spent) await countKeyFailure(ports, keyId, authFailures).catch(() => undefined);
+    return denyMqtt(principal);
   }
   if (!plainSegment.test(tenantId)) return denyMqtt(principal);
   const topics = bound ? [feedBareTopic(tenantId)] : [feedTopic(tenantId), feedBareTopic(tenantId)];

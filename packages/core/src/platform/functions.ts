@@ -365,8 +365,8 @@ export const functions = {
     does: "decides which PEPs may follow a tenant's feed notices on AWS IoT Core: by their feed API key (core feed/subscriber-authorizer.ts)",
     timeoutSeconds: 5,
     memoryMb: 256,
-    // The API key's record (access/api-key.ts).
-    tables: { control: ["GetItem"] },
+    // The API key's record (access/api-key.ts); a key's failed authentications, counted (access/auth-failures.ts).
+    tables: { control: ["GetItem", "UpdateItem"] },
     publishes: false,
   },
   // Not a rule consumer: a schedule runs it every minute (infra/webhooks.ts). It runs the webhooks consumer's delivery
