@@ -3,11 +3,12 @@
  * a loopback server speaking IoT's control-plane API, over the real store (DynamoDB Local).
  */
 import { IoTClient } from "@aws-sdk/client-iot";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { syncDeviceToIot, type DomainEvent } from "@simroot/core";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { documentClient, portsFor, syncDeviceToIot, type DomainEvent } from "@simroot/core";
 import { sdkIotControl } from "../../packages/core/src/integration/iot/iot-sdk.ts";
 import { startIotLoopback, type IotLoopback } from "../../packages/core/src/integration/iot/iot-loopback.test-support.ts";
 import { committedEvents } from "../support/audit-events.ts";
+import { failDeliveryRecords } from "../support/store-faults.ts";
 import { startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -130,6 +131,57 @@ describe("the AWS IoT Core integration", () => {
     const again = await deliver(first.events);
     expect(again.actions).toEqual([]);
     expect(iot.requests.length).toBe(calls);
+    expect((await committedEvents(runtime, acme.tenant.id)).length).toBe(audit.length);
+  });
+
+  it("audits a change whose audit record failed to commit: the redelivery finds the thing in line and still records it, once", async () => {
+    const { acme, settings, deliver } = await setUp();
+    const id = (await acme.call("POST", `/v1/devices`, meter)).json.id as string;
+    await deliver();
+    await acme.call("POST", `/v1/devices/${id}/quarantine`, { reason: "IMEI changed" });
+    const quarantine = (await committedEvents(runtime, acme.tenant.id)).find(
+      (event) => event.type === "device.quarantined" && event.subject === id,
+    )!;
+    // One instance of the consumer, whose store times out its commit of the audit record (the ledger's resends too).
+    const db = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    let refusing = true;
+    const refused = failDeliveryRecords(db, acme.tenant.id, "iot", () => refusing);
+    const ports = portsFor(db, runtime.ports.tables, runtime.bus);
+    const control = sdkIotControl(client());
+    try {
+      await expect(syncDeviceToIot(ports, control, settings, quarantine)).rejects.toThrow();
+      expect(refused.count).toBeGreaterThan(0);
+      // IoT Core was changed: the thing is in the quarantine group.
+      expect([...iot.things.get(id)!.groups]).toEqual(["simroot-quarantined"]);
+
+      // The bus gives the event again, then once more (a duplicate): the change is recorded, once.
+      refusing = false;
+      await syncDeviceToIot(ports, control, settings, quarantine);
+      await syncDeviceToIot(ports, control, settings, quarantine);
+      const records = (await committedEvents(runtime, acme.tenant.id)).filter(
+        (event) => event.type === "integration.iot-synced" && (event.data.cause as { eventId: string }).eventId === quarantine.id,
+      );
+      expect(records).toHaveLength(1);
+      expect(records[0]).toMatchObject({ subject: id, actor: "system:iot-sync", data: { state: "quarantined" } });
+      expect(records[0]!.data.actions).toEqual(expect.arrayContaining(["thing.updated", "group.quarantined"]));
+    } finally {
+      db.destroy();
+    }
+  });
+
+  it("records nothing for a delivery that found nothing to change, though it planned to revoke a revoked thing's certificates again", async () => {
+    const { acme, settings, control, deliver } = await setUp();
+    const id = (await acme.call("POST", "/v1/devices", meter)).json.id as string;
+    await deliver();
+    iot.addCertificate(id, `cert${id.slice(-8).toLowerCase()}`, ["telemetry-publish"]);
+    await acme.call("POST", `/v1/devices/${id}/revoke`, { reason: "stolen" });
+    const { events } = await deliver();
+    const audit = await committedEvents(runtime, acme.tenant.id);
+    // Another event of the revoked device (its id new to the consumer), delivered twice: the certificate is revoked
+    // already, so neither delivery changes anything, nor records anything.
+    const later = { ...events.find((event) => event.type === "device.revoked")!, id: `evt_later_${id}` };
+    expect(await syncDeviceToIot(runtime.ports, control, settings, later)).toEqual([]);
+    expect(await syncDeviceToIot(runtime.ports, control, settings, later)).toEqual([]);
     expect((await committedEvents(runtime, acme.tenant.id)).length).toBe(audit.length);
   });
 

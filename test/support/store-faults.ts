@@ -210,3 +210,24 @@ export function lagEventualReads(client: Client, lagMs: number, table = "control
   );
   return lagged;
 }
+
+/**
+ * While `refuse()` says so, the store times out this client's commits of an integration's delivery records (the ledger
+ * transaction that writes the marker `I#<tenant>#<integration>`), before writing: what an integration did outside is
+ * then not yet audited. Returns the count refused.
+ */
+export function failDeliveryRecords(client: Client, tenantId: string, integration: string, refuse: () => boolean) {
+  const failed = { count: 0 };
+  const marker = `I#${tenantId}#${integration}`;
+  client.middlewareStack.add(
+    (next, context) => async (args) => {
+      const command = String((context as { commandName?: string }).commandName);
+      const items = (args.input as { TransactItems?: { Put?: { Item?: Record<string, unknown> } }[] }).TransactItems ?? [];
+      if (!command.startsWith("TransactWrite") || !items.some((item) => item.Put?.Item?.pk === marker) || !refuse()) return next(args);
+      failed.count++;
+      throw Object.assign(new Error("Socket timed out without establishing a connection"), { name: "TimeoutError" });
+    },
+    { step: "initialize", name: `failDeliveryRecords-${integration}` },
+  );
+  return failed;
+}

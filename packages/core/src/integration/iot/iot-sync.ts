@@ -5,15 +5,16 @@
  * simroot). It reconciles to the device's current state, not to the event, so a late, repeated
  * or out-of-order event converges to the same thing; reinstating moves the thing back to the
  * active group, which lifts the deny policies (the reversible part). Each delivery that changed
- * something is audited once.
+ * something is audited once, though its record's commit fails: what a run is about to change is written down first
+ * (`intendDelivery`), and the retry, which finds the thing in line, records that.
  */
 import { systemContext } from "../../context.ts";
 import type { Device } from "../../device/device.ts";
 import { readDevice } from "../../device/store.ts";
-import { SimrootError } from "../../error.ts";
+import { SimrootError, isSimrootError } from "../../error.ts";
 import type { DomainEvent } from "../../event/event.ts";
 import type { Ports } from "../../ports.ts";
-import { delivered, recordDelivery } from "../delivery.ts";
+import { abandonDelivery, intendDelivery, readDelivery, recordDelivery } from "../delivery.ts";
 import { thingAttributes } from "./iot-attributes.ts";
 import { stateGroups, thingTypeName } from "./iot-groups.ts";
 import { IotMissingResource, type IotControl } from "./iot-port.ts";
@@ -26,8 +27,16 @@ export interface IotSyncSettings {
 const sameRecord = (a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>) =>
   Object.keys(a).length === Object.keys(b).length && Object.entries(a).every(([key, value]) => b[key] === value);
 
-/** Reconciles the thing of one device; returns what it changed (empty when already in line). */
-export async function reconcileThing(iot: IotControl, settings: IotSyncSettings, device: Device): Promise<string[]> {
+/**
+ * Reconciles the thing of one device; returns what it changed (empty when already in line). `intend` is given what it is
+ * about to change, before the first change (not called when there is none to make).
+ */
+export async function reconcileThing(
+  iot: IotControl,
+  settings: IotSyncSettings,
+  device: Device,
+  intend: (planned: readonly string[]) => Promise<void> = async () => {},
+): Promise<string[]> {
   const actions: string[] = [];
   const groups = stateGroups(settings.prefix);
   const type = thingTypeName(settings.prefix);
@@ -46,17 +55,28 @@ export async function reconcileThing(iot: IotControl, settings: IotSyncSettings,
     }
   };
   const thing = await iot.getThing(device.id);
-  if (!thing) {
-    await setUp(() => iot.createThing(device.id, type, attributes));
-    actions.push("thing.created");
-  } else if (thing.thingTypeName !== type || !sameRecord(thing.attributes, attributes)) {
-    await setUp(() => iot.updateThing(device.id, type, attributes, thing.version));
-    actions.push("thing.updated");
-  }
+  const create = !thing;
+  const update = thing !== undefined && (thing.thingTypeName !== type || !sameRecord(thing.attributes, attributes));
   const managed = new Set(Object.values(groups).map((group) => group.name));
   const current = thing?.groups ?? [];
   const remove = current.filter((group) => managed.has(group) && group !== target.name);
   const add = current.includes(target.name) ? [] : [target.name];
+  // A thing created now has no certificate yet; a revoked one's are revoked again (idempotent) on every delivery.
+  const certificates = device.state === "revoked" && thing ? await iot.listCertificates(device.id) : [];
+  const planned = [
+    ...(create ? ["thing.created"] : update ? ["thing.updated"] : []),
+    ...(add.length > 0 || remove.length > 0 ? [`group.${device.state}`] : []),
+    ...certificates.map((certificate) => `certificate.revoked:${certificate}`),
+  ];
+  if (planned.length === 0) return actions;
+  await intend(planned);
+  if (create) {
+    await setUp(() => iot.createThing(device.id, type, attributes));
+    actions.push("thing.created");
+  } else if (update) {
+    await setUp(() => iot.updateThing(device.id, type, attributes, thing.version));
+    actions.push("thing.updated");
+  }
   if (add.length > 0 || remove.length > 0) {
     // A group that denies is made whole before a thing enters it, whoever created it: one set up on first need whose
     // policy failed to attach (throttled) was found existing by the retry, and the suspended device's certificate kept
@@ -65,12 +85,10 @@ export async function reconcileThing(iot: IotControl, settings: IotSyncSettings,
     await setUp(() => iot.moveThing(device.id, add, remove));
     actions.push(`group.${device.state}`);
   }
-  if (device.state === "revoked") {
-    for (const certificate of await iot.listCertificates(device.id)) {
-      const result = await iot.revokeCertificate(certificate);
-      if (result.revoked) actions.push(`certificate.revoked:${certificate}`);
-      for (const policy of result.detached) actions.push(`policy.detached:${policy}`);
-    }
+  for (const certificate of certificates) {
+    const result = await iot.revokeCertificate(certificate);
+    if (result.revoked) actions.push(`certificate.revoked:${certificate}`);
+    for (const policy of result.detached) actions.push(`policy.detached:${policy}`);
   }
   return actions;
 }
@@ -78,20 +96,55 @@ export async function reconcileThing(iot: IotControl, settings: IotSyncSettings,
 /** How often one run reconciles a device that keeps changing while it does (each change has its own run too). */
 const maxReconcileRounds = 3;
 
-/** The consumer's verb: one simroot event about a device, delivered to AWS IoT Core. */
+/** The consumer's verb: one simroot event about a device, delivered to AWS IoT Core; returns what this run changed. */
 export async function syncDeviceToIot(ports: Ports, iot: IotControl, settings: IotSyncSettings, event: DomainEvent): Promise<string[]> {
   if (event.tenantId !== settings.tenantId) return [];
-  if (await delivered(ports, event.tenantId, "iot", event.id)) return [];
+  const delivery = await readDelivery(ports, event.tenantId, "iot", event.id);
+  if (delivery.delivered) return [];
+  let actions: string[];
+  let stored: Awaited<ReturnType<typeof readDevice>>;
+  let planned: string[];
+  try {
+    ({ actions, stored, planned } = await reconcile(ports, iot, settings, event));
+  } catch (error) {
+    // A duplicate delivery's run recorded this event while this one planned: nothing is left to do.
+    if (isSimrootError(error) && error.code === "integration.already_delivered") return [];
+    throw error;
+  }
+  // What an earlier attempt set out to change, whose record failed to commit: the thing carries it now, and this run
+  // may have found nothing left to do (review 133). Each action is recorded once.
+  const recorded = [...new Set([...delivery.planned, ...actions])];
+  if (recorded.length === 0 && planned.length > 0) await abandonDelivery(ports, event.tenantId, "iot", event.id, planned);
+  if (recorded.length > 0) {
+    const ctx = systemContext(event.tenantId, "iot-sync", event.requestId);
+    await recordDelivery(ports, ctx, "iot", event, {
+      deviceId: event.subject,
+      thing: event.subject,
+      ...(stored ? { state: stored.device.state } : {}),
+      actions: recorded,
+      ...(delivery.planned.length > 0 ? { planned: delivery.planned } : {}),
+    });
+  }
+  return actions;
+}
+
+/** Reconciles the event's device until it holds still; what it changed, the device as last read, and what it planned. */
+async function reconcile(ports: Ports, iot: IotControl, settings: IotSyncSettings, event: DomainEvent) {
   let stored = await readDevice(ports, event.tenantId, event.subject);
-  if (!stored) return [];
   const actions: string[] = [];
+  const planned: string[] = [];
+  if (!stored) return { actions, stored, planned };
+  const intend = async (plan: readonly string[]) => {
+    await intendDelivery(ports, event.tenantId, "iot", event.id, plan);
+    planned.push(...plan);
+  };
   // A group move cannot be made conditional: one computed from an earlier state can land after another run's, and no
   // later run would see it (review 115: a reinstatement's slow move left a device suspended since in the active group,
   // out of the deny-all policy). So a run reads the device again after it reconciled, and reconciles again (the thing
   // read afresh) when it changed meanwhile: a change committed after that read has its own run, which reads the thing
   // after this run's writes.
   for (let round = 1; ; round++) {
-    actions.push(...(await reconcileThing(iot, settings, stored.device)));
+    actions.push(...(await reconcileThing(iot, settings, stored.device, intend)));
     const again = await readDevice(ports, event.tenantId, event.subject);
     if (!again || again.device.revision === stored.device.revision) break;
     // Still changing at the round limit: not delivered, so the bus gives the event again, and that run reads the device
@@ -105,14 +158,5 @@ export async function syncDeviceToIot(ports: Ports, iot: IotControl, settings: I
       );
     stored = again;
   }
-  if (actions.length > 0) {
-    const ctx = systemContext(event.tenantId, "iot-sync", event.requestId);
-    await recordDelivery(ports, ctx, "iot", event, {
-      deviceId: stored.device.id,
-      thing: stored.device.id,
-      state: stored.device.state,
-      actions,
-    });
-  }
-  return actions;
+  return { actions, stored, planned };
 }
