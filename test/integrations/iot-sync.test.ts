@@ -5,6 +5,7 @@
 import { IoTClient } from "@aws-sdk/client-iot";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { documentClient, portsFor, syncDeviceToIot, type DomainEvent } from "@simroot/core";
+import type { IotControl } from "../../packages/core/src/integration/iot/iot-port.ts";
 import { sdkIotControl } from "../../packages/core/src/integration/iot/iot-sdk.ts";
 import { startIotLoopback, type IotLoopback } from "../../packages/core/src/integration/iot/iot-loopback.test-support.ts";
 import { committedEvents } from "../support/audit-events.ts";
@@ -183,6 +184,40 @@ describe("the AWS IoT Core integration", () => {
     expect(await syncDeviceToIot(runtime.ports, control, settings, later)).toEqual([]);
     expect(await syncDeviceToIot(runtime.ports, control, settings, later)).toEqual([]);
     expect((await committedEvents(runtime, acme.tenant.id)).length).toBe(audit.length);
+  });
+
+  it("a run whose thing another run changed between its read and its write reads it again, rather than failing to the bus's retry", async () => {
+    const { acme, settings, control, deliver } = await setUp();
+    const id = (await acme.call("POST", "/v1/devices", meter)).json.id as string;
+    await deliver();
+    await acme.call("POST", `/v1/devices/${id}/quarantine`, { reason: "IMEI changed" });
+    const quarantine = (await committedEvents(runtime, acme.tenant.id)).find(
+      (event) => event.type === "device.quarantined" && event.subject === id,
+    )!;
+    // While this run is about to update the thing, the device is suspended and that event's run (another instance)
+    // updates the thing first: this run's update is refused (IoT's expectedVersion).
+    let raced = false;
+    const racing: IotControl = {
+      ...control,
+      updateThing: async (...args) => {
+        if (!raced) {
+          raced = true;
+          await acme.call("POST", `/v1/devices/${id}/suspend`, { reason: "unpaid" });
+          const suspended = (await committedEvents(runtime, acme.tenant.id)).find(
+            (event) => event.type === "device.suspended" && event.subject === id,
+          )!;
+          expect(await syncDeviceToIot(runtime.ports, control, settings, suspended)).toContain("group.suspended");
+        }
+        return control.updateThing(...args);
+      },
+    };
+    await syncDeviceToIot(runtime.ports, racing, settings, quarantine);
+    expect(raced).toBe(true);
+    const thing = iot.things.get(id)!;
+    expect({ groups: [...thing.groups], state: thing.attributes["simroot.state"] }).toEqual({
+      groups: ["simroot-suspended"],
+      state: "suspended",
+    });
   });
 
   it("converges whatever the order: a late registration event after a quarantine leaves the thing quarantined", async () => {

@@ -23,8 +23,12 @@ export interface IotGroupSpec {
 export interface IotControl {
   /** DescribeThing and ListThingGroupsForThing; `undefined` when the thing does not exist. */
   getThing(name: string): Promise<IotThing | undefined>;
+  /** Throws `IotThingChanged` when the thing exists (another run created it since it was read). */
   createThing(name: string, thingTypeName: string, attributes: Record<string, string>): Promise<void>;
-  /** Replaces the attributes (merge false), on condition of `version` (optimistic, as IoT's expectedVersion). */
+  /**
+   * Replaces the attributes (merge false), on condition of `version` (optimistic, as IoT's expectedVersion): throws
+   * `IotThingChanged` when the thing is at another version.
+   */
   updateThing(name: string, thingTypeName: string, attributes: Record<string, string>, version: number): Promise<void>;
   /** Adds and removes group memberships; batched in one call where the adapter can. */
   moveThing(name: string, add: readonly string[], remove: readonly string[]): Promise<void>;
@@ -40,4 +44,12 @@ export interface IotControl {
 /** Raised by an adapter when a referenced resource (group, thing type) does not exist. */
 export class IotMissingResource extends Error {
   override readonly name = "IotMissingResource";
+}
+
+/**
+ * Raised by an adapter when the thing changed since it was read (UpdateThing's expectedVersion refused, CreateThing
+ * finding it created): another run of the same device wrote it in between.
+ */
+export class IotThingChanged extends Error {
+  override readonly name = "IotThingChanged";
 }

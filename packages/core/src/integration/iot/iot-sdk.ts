@@ -23,7 +23,7 @@ import {
   UpdateThingCommand,
   UpdateThingGroupsForThingCommand,
 } from "@aws-sdk/client-iot";
-import { IotMissingResource, type IotControl } from "./iot-port.ts";
+import { IotMissingResource, IotThingChanged, type IotControl } from "./iot-port.ts";
 
 const named = (error: unknown, ...names: string[]) => error instanceof Error && names.includes(error.name);
 
@@ -32,6 +32,17 @@ async function orMissing<T>(run: () => Promise<T>): Promise<T> {
     return await run();
   } catch (error) {
     if (named(error, "ResourceNotFoundException")) throw new IotMissingResource(String((error as Error).message), { cause: error });
+    throw error;
+  }
+}
+
+/** A write on condition of the thing as read: refused when another run wrote it since. */
+async function asRead<T>(run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    if (named(error, "VersionConflictException", "ResourceAlreadyExistsException"))
+      throw new IotThingChanged(String((error as Error).message), { cause: error });
     throw error;
   }
 }
@@ -80,18 +91,20 @@ export function sdkIotControl(client = new IoTClient({}), options: { batch?: boo
       };
     },
     createThing: (name, thingTypeName, attributes) =>
-      orMissing(() => client.send(new CreateThingCommand({ thingName: name, thingTypeName, attributePayload: { attributes } }))).then(
-        () => {},
-      ),
+      asRead(() =>
+        orMissing(() => client.send(new CreateThingCommand({ thingName: name, thingTypeName, attributePayload: { attributes } }))),
+      ).then(() => {}),
     updateThing: (name, thingTypeName, attributes, version) =>
-      orMissing(() =>
-        client.send(
-          new UpdateThingCommand({
-            thingName: name,
-            thingTypeName,
-            attributePayload: { attributes, merge: false },
-            expectedVersion: version,
-          }),
+      asRead(() =>
+        orMissing(() =>
+          client.send(
+            new UpdateThingCommand({
+              thingName: name,
+              thingTypeName,
+              attributePayload: { attributes, merge: false },
+              expectedVersion: version,
+            }),
+          ),
         ),
       ).then(() => {}),
     async moveThing(name, add, remove) {

@@ -17,7 +17,7 @@ import type { Ports } from "../../ports.ts";
 import { abandonDelivery, intendDelivery, readDelivery, recordDelivery } from "../delivery.ts";
 import { thingAttributes } from "./iot-attributes.ts";
 import { stateGroups, thingTypeName } from "./iot-groups.ts";
-import { IotMissingResource, type IotControl } from "./iot-port.ts";
+import { IotMissingResource, IotThingChanged, type IotControl } from "./iot-port.ts";
 
 export interface IotSyncSettings {
   readonly tenantId: string;
@@ -144,9 +144,18 @@ async function reconcile(ports: Ports, iot: IotControl, settings: IotSyncSetting
   // read afresh) when it changed meanwhile: a change committed after that read has its own run, which reads the thing
   // after this run's writes.
   for (let round = 1; ; round++) {
-    actions.push(...(await reconcileThing(iot, settings, stored.device, intend)));
+    let raced = false;
+    try {
+      actions.push(...(await reconcileThing(iot, settings, stored.device, intend)));
+    } catch (error) {
+      // Another run (a concurrent event of the device) wrote the thing between this one's read and its write: this run
+      // reads both again, rather than failing to the bus's retry, minutes later (the plan written before acting widens
+      // that window, by one store write).
+      if (!(error instanceof IotThingChanged) || round === maxReconcileRounds) throw error;
+      raced = true;
+    }
     const again = await readDevice(ports, event.tenantId, event.subject);
-    if (!again || again.device.revision === stored.device.revision) break;
+    if (!again || (!raced && again.device.revision === stored.device.revision)) break;
     // Still changing at the round limit: not delivered, so the bus gives the event again, and that run reads the device
     // and the thing after this one's writes (review 116: a run that stopped there recorded the delivery, and left a
     // suspended device in the active group).
