@@ -3,10 +3,11 @@
  * shapes) and Tailscale custom posture attributes set through Tailscale's API, against a
  * loopback server, driven by simroot's events through the local bus.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { syncPostureToTailscale, type DomainEvent } from "@simroot/core";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { documentClient, portsFor, syncPostureToTailscale, type DomainEvent } from "@simroot/core";
 import { startHttpCollector, type HttpCollector } from "../../packages/core/src/integration/http-collector.test-support.ts";
 import { committedEvents } from "../support/audit-events.ts";
+import { failDeliveryRecords } from "../support/store-faults.ts";
 import { startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -159,6 +160,63 @@ describe("Tailscale custom posture attributes", () => {
         .map((request) => [decodeURIComponent(request.path.split("/").pop()!), JSON.parse(request.body).value]),
     );
     expect({ state: sent["custom:simrootState"], score: sent["custom:simrootScore"] }).toEqual({ state: "revoked", score: 0 });
+  });
+
+  it("audits a push whose audit record failed to commit: the redelivery finds the node in line and still records it, once", async () => {
+    const acme = await tenantClient(runtime);
+    const node = "nCOMMITFAILCNTRL";
+    const device = (await acme.call("POST", "/v1/devices", meter("208011234567807", { "tailscale/node": node }))).json;
+    const event = async (type: string) => (await committedEvents(runtime, acme.tenant.id)).filter((e) => e.type === type).pop()!;
+    await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), await event("device.registered"));
+    await acme.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" });
+    const revoked = await event("device.revoked");
+    // One instance of the consumer, whose store times out its commit of the audit record (the ledger's resends too).
+    const db = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    let refusing = true;
+    const refused = failDeliveryRecords(db, acme.tenant.id, "tailscale", () => refusing);
+    const ports = portsFor(db, runtime.ports.tables, runtime.bus);
+    try {
+      const before = tailscale.requests.length;
+      await expect(syncPostureToTailscale(ports, settings(acme.tenant.id), revoked)).rejects.toThrow();
+      expect(refused.count).toBeGreaterThan(0);
+      // The tailnet was changed: the node no longer passes `custom:simrootScore >= 60`.
+      const score = tailscale.requests.slice(before).find((request) => request.path.endsWith("simrootScore"))!;
+      expect(JSON.parse(score.body).value).toBe(0);
+
+      // The bus gives the event again, then once more (a duplicate): the change is recorded, once.
+      refusing = false;
+      await syncPostureToTailscale(ports, settings(acme.tenant.id), revoked);
+      await syncPostureToTailscale(ports, settings(acme.tenant.id), revoked);
+      const records = (await committedEvents(runtime, acme.tenant.id)).filter(
+        (e) => e.type === "integration.tailscale-synced" && (e.data.cause as { eventId: string }).eventId === revoked.id,
+      );
+      expect(records).toHaveLength(1);
+      expect(records[0]).toMatchObject({
+        subject: device.id,
+        actor: "system:posture-sync",
+        data: { node, attributes: { "custom:simrootState": "revoked", "custom:simrootScore": 0 } },
+      });
+      // What the revocation changed on the node (roaming was false already).
+      expect([...(records[0]!.data.set as string[])].sort()).toEqual(["custom:simrootScore", "custom:simrootState"]);
+    } finally {
+      db.destroy();
+    }
+  });
+
+  it("records nothing for a delivery that found nothing to change on the node", async () => {
+    const acme = await tenantClient(runtime);
+    const device = (await acme.call("POST", "/v1/devices", meter("208011234567808", { "tailscale/node": "nINLINECNTRL" }))).json;
+    const registered = (await committedEvents(runtime, acme.tenant.id)).find((e) => e.type === "device.registered")!;
+    await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), registered);
+    const audit = await committedEvents(runtime, acme.tenant.id);
+    const before = tailscale.requests.length;
+    // Another event of the device (its id new to the consumer), delivered twice: the node holds its posture already, so
+    // neither delivery changes anything, nor records anything.
+    const later = { ...registered, id: `evt_later_${device.id}` };
+    expect(await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), later)).toEqual([]);
+    expect(await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), later)).toEqual([]);
+    expect(tailscale.requests.length).toBe(before);
+    expect((await committedEvents(runtime, acme.tenant.id)).length).toBe(audit.length);
   });
 
   it("reaches Tailscale within seconds of a change, through the bus and the very consumer Lambda runs", async () => {

@@ -3,10 +3,11 @@
  * posture simroot last pushed for the device (`active`, score 90) for good (review 133): the device's revocation
  * afterwards reached only the new node, and the old one still passed `custom:simrootScore >= 60`.
  */
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { syncPostureToTailscale } from "@simroot/core";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { documentClient, portsFor, syncPostureToTailscale } from "@simroot/core";
 import { startHttpCollector, type HttpCollector } from "../../packages/core/src/integration/http-collector.test-support.ts";
 import { committedEvents } from "../support/audit-events.ts";
+import { failDeliveryRecords } from "../support/store-faults.ts";
 import { startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -85,6 +86,39 @@ describe("Tailscale posture when a device's node mapping changes", () => {
     expect(unmapped.status).toBe(200);
     await deliver();
     expect([...tailnet().keys()].filter((name) => name.startsWith("nUNMAPPED/"))).toEqual([]);
+  });
+
+  it("a node released whose audit record failed to commit is still audited, once, when the bus gives the event again", async () => {
+    const { acme, deliver } = await tenantSyncing();
+    const created = await acme.call("POST", "/v1/devices", { imsi: "208011234567872", labels: { "tailscale/node": "nRELEASED" } });
+    await deliver();
+    const unmapped = await acme.call(
+      "PATCH",
+      `/v1/devices/${created.json.id}`,
+      { labels: {} },
+      { "if-match": created.headers.get("etag")! },
+    );
+    expect(unmapped.status).toBe(200);
+    const updated = (await committedEvents(runtime, acme.tenant.id)).filter((event) => event.subject === created.json.id).pop()!;
+    const settings = { tenantId: acme.tenant.id, apiUrl: tailscale.url, apiKey: "tskey-api-test" };
+    // One instance of the consumer, whose store times out its commit of the audit record (the ledger's resends too).
+    const db = documentClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1" });
+    let refusing = true;
+    failDeliveryRecords(db, acme.tenant.id, "tailscale", () => refusing);
+    const ports = portsFor(db, runtime.ports.tables, runtime.bus);
+    try {
+      await expect(syncPostureToTailscale(ports, settings, updated)).rejects.toThrow();
+      expect([...tailnet().keys()].filter((name) => name.startsWith("nRELEASED/"))).toEqual([]);
+      refusing = false;
+      await syncPostureToTailscale(ports, settings, updated);
+      await syncPostureToTailscale(ports, settings, updated);
+      const records = (await committedEvents(runtime, acme.tenant.id)).filter(
+        (event) => event.type === "integration.tailscale-synced" && (event.data.cause as { eventId: string }).eventId === updated.id,
+      );
+      expect(records.map((event) => event.data.released)).toEqual(["nRELEASED"]);
+    } finally {
+      db.destroy();
+    }
   });
 });
 

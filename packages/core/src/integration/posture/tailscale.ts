@@ -4,16 +4,20 @@
  * Tailscale's API (`POST /api/v2/device/{deviceId}/attributes/{attributeKey}`), so tailnet
  * policy (`srcPosture`) can require `custom:simrootScore >= 60`. Only the attributes that differ
  * from what was last pushed are sent; the last pushed values are kept in the store, not in memory.
+ *
+ * Each delivery that changed the tailnet is audited once, though its record's commit fails: the retry finds the node in
+ * line (the store holds what was pushed) and changes nothing, so what a run is about to change is written down first
+ * (`intendDelivery`), and the retry records that (review 133).
  */
 import { randomUUID } from "node:crypto";
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { systemContext } from "../../context.ts";
 import { readDevice } from "../../device/store.ts";
-import { SimrootError } from "../../error.ts";
+import { SimrootError, isSimrootError } from "../../error.ts";
 import type { DomainEvent } from "../../event/event.ts";
 import type { Ports } from "../../ports.ts";
-import { delivered, recordDelivery } from "../delivery.ts";
+import { intendDelivery, readDelivery, recordDelivery } from "../delivery.ts";
 import { postureOf, tailscaleNodeLabel, type Posture } from "./posture.ts";
 
 export interface TailscaleSettings {
@@ -69,16 +73,46 @@ export async function deleteTailscaleAttribute(settings: TailscaleSettings, node
 
 const pushedKey = (tenantId: string, deviceId: string) => ({ pk: `I#${tenantId}#tailscale`, sk: `pushed#${deviceId}` });
 
+/** Writes down what a run is about to change in the tailnet, before it does (`intendDelivery`). */
+type Intend = (planned: readonly string[]) => Promise<void>;
+
+/** How a plan names a node's release, and an attribute set on a node with its value. */
+const releasePlan = (node: string) => `released:${node}`;
+const setPlan = (node: string, name: string, value: string | number | boolean) => `set:${node}/${name}=${JSON.stringify(value)}`;
+
+/** What earlier attempts of a delivery set out to change (their plans, in order): the nodes released, and what was set where. */
+function plannedChanges(planned: readonly string[]) {
+  const released: string[] = [];
+  const set = new Map<string, string | number | boolean>();
+  let node: string | undefined;
+  for (const entry of planned) {
+    if (entry.startsWith("released:")) released.push(entry.slice("released:".length));
+    if (!entry.startsWith("set:")) continue;
+    // A name (custom:…) holds no '/', a value (a state, a number, a boolean, as JSON) no '=': a node may hold either.
+    const target = entry.slice("set:".length, entry.lastIndexOf("="));
+    node = target.slice(0, target.lastIndexOf("/"));
+    set.set(target.slice(target.lastIndexOf("/") + 1), JSON.parse(entry.slice(entry.lastIndexOf("=") + 1)) as string | number | boolean);
+  }
+  return { released, node, set };
+}
+
 /**
  * The node simroot last pushed the device's posture to, when the device's label now names another or none: its
  * attributes are removed, and the record forgets it (review 133: a gateway replaced, its label moved to the new node,
  * kept `active`, score 90, for good, and passed `custom:simrootScore >= 60` after the device was revoked). Returns the
  * node released. A failure throws: the bus gives the event again, and the record still names the node.
  */
-async function releaseFormerNode(ports: Ports, settings: TailscaleSettings, key: { pk: string; sk: string }, node: string | undefined) {
+async function releaseFormerNode(
+  ports: Ports,
+  settings: TailscaleSettings,
+  key: { pk: string; sk: string },
+  node: string | undefined,
+  intend: Intend,
+) {
   const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: key, ConsistentRead: true }));
   const former = typeof Item?.node === "string" ? Item.node : undefined;
   if (former === undefined || former === node) return undefined;
+  await intend([releasePlan(former)]);
   for (const name of postureAttributeNames) await deleteTailscaleAttribute(settings, former, name);
   // Forgotten unless another run claimed a node since (a newer label's run, which pushes whole to its own node).
   await ports.db
@@ -109,7 +143,7 @@ const maxPushRounds = 3;
  * arriving after the revocation's left a revoked device `active`, score 90, in Tailscale, for good). The record keeps
  * apart what was claimed and what Tailscale confirmed: a push that failed, or only partly, leaves its claim unconfirmed,
  * and the bus's retry pushes every attribute again (review 114: a claim taken as pushed left a revoked device trusted
- * when Tailscale answered 503 once).
+ * when Tailscale answered 503 once). Returns what this run changed.
  */
 export async function syncPostureToTailscale(
   ports: Ports,
@@ -118,9 +152,39 @@ export async function syncPostureToTailscale(
   options: { onlyChanged?: boolean } = {},
 ): Promise<string[]> {
   if (event.tenantId !== settings.tenantId) return [];
-  if (await delivered(ports, event.tenantId, "tailscale", event.id)) return [];
+  const delivery = await readDelivery(ports, event.tenantId, "tailscale", event.id);
+  if (delivery.delivered) return [];
+  let outcome: Awaited<ReturnType<typeof push>>;
+  try {
+    outcome = await push(ports, settings, event, options.onlyChanged ?? true);
+  } catch (error) {
+    // A duplicate delivery's run recorded this event while this one planned: nothing is left to do.
+    if (isSimrootError(error) && error.code === "integration.already_delivered") return [];
+    throw error;
+  }
+  const { set, pushed, released } = outcome;
+  // What an earlier attempt set out to change, whose record failed to commit: the tailnet holds it now, and this run may
+  // have found nothing left to do (review 133). Each change is recorded once.
+  const earlier = plannedChanges(delivery.planned);
+  const names = [...new Set([...earlier.set.keys(), ...set])];
+  const releasedNode = released ?? earlier.released.at(-1);
+  if (names.length > 0 || releasedNode !== undefined) {
+    await recordDelivery(ports, systemContext(event.tenantId, "posture-sync", event.requestId), "tailscale", event, {
+      deviceId: event.subject,
+      ...(names.length > 0
+        ? { node: pushed?.node ?? earlier.node, set: names, attributes: pushed?.attributes ?? Object.fromEntries(earlier.set) }
+        : {}),
+      ...(releasedNode === undefined ? {} : { released: releasedNode }),
+      ...(delivery.planned.length > 0 ? { planned: delivery.planned } : {}),
+    });
+  }
+  return [...(released === undefined ? [] : [`released:${released}`]), ...set];
+}
+
+/** The pushes of one run, until the device holds still; what it set, pushed and released. */
+async function push(ports: Ports, settings: TailscaleSettings, event: DomainEvent, onlyChanged: boolean) {
+  const intend: Intend = (planned) => intendDelivery(ports, event.tenantId, "tailscale", event.id, planned);
   // `onlyChanged: false` (the bench's baseline) sends every attribute and keeps no record.
-  const onlyChanged = options.onlyChanged ?? true;
   const set = new Set<string>();
   let pushed: { deviceId: string; node: string; attributes: PostureAttributes; revision: number } | undefined;
   let token: string | undefined;
@@ -129,11 +193,12 @@ export async function syncPostureToTailscale(
     const stored = await readDevice(ports, event.tenantId, event.subject);
     const node = stored?.device.labels[tailscaleNodeLabel];
     if (stored && onlyChanged && round === 0)
-      released = await releaseFormerNode(ports, settings, pushedKey(event.tenantId, stored.device.id), node);
+      released = await releaseFormerNode(ports, settings, pushedKey(event.tenantId, stored.device.id), node, intend);
     // The label moved while this run pushed to the node it named: that push may have landed after the move's own run
     // released the node, and this run's next claim takes the record to the new node, which then forgets the former
     // (review 134: it kept `active`, score 90, for good). This run releases it itself, its push settled.
     if (onlyChanged && pushed !== undefined && pushed.node !== node) {
+      await intend([releasePlan(pushed.node)]);
       for (const name of postureAttributeNames) await deleteTailscaleAttribute(settings, pushed.node, name);
       released = pushed.node;
     }
@@ -168,6 +233,7 @@ export async function syncPostureToTailscale(
       if (token === undefined) break;
     }
     if (changed.length > 0) {
+      await intend(changed.map(([name, value]) => setPlan(node, name, value)));
       // Every request settles before the run ends: none of them is left to land after a retry's.
       const outcomes = await Promise.allSettled(changed.map(([name, value]) => setTailscaleAttribute(settings, node, name, value)));
       const failed = outcomes.find((outcome) => outcome.status === "rejected");
@@ -184,22 +250,7 @@ export async function syncPostureToTailscale(
     pushed = { deviceId: stored.device.id, node, attributes, revision };
     if (!onlyChanged) break;
   }
-  if (released !== undefined && (!pushed || set.size === 0)) {
-    await recordDelivery(ports, systemContext(event.tenantId, "posture-sync", event.requestId), "tailscale", event, {
-      deviceId: event.subject,
-      released,
-    });
-    return [`released:${released}`];
-  }
-  if (!pushed || set.size === 0) return [];
-  await recordDelivery(ports, systemContext(event.tenantId, "posture-sync", event.requestId), "tailscale", event, {
-    deviceId: pushed.deviceId,
-    node: pushed.node,
-    set: [...set],
-    attributes: pushed.attributes,
-    ...(released === undefined ? {} : { released }),
-  });
-  return [...(released === undefined ? [] : [`released:${released}`]), ...set];
+  return { set, pushed, released };
 }
 
 /**
