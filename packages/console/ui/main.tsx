@@ -18,8 +18,21 @@ const sections = [
   { path: "audit", label: "Audit and sources" },
 ] as const;
 
+/**
+ * A route's segment decoded, or as its link spelt it when it holds a malformed escape: `#/devices/%E0` (anyone's link, a
+ * truncated copy) threw while drawing, and the tab showed nothing, not even Sign out, however often it was reloaded
+ * (review 139). Undecoded, it names no device, and the page says so.
+ */
+function segment(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 function useRoute(): string[] {
-  const parse = () => (location.hash.replace(/^#\/?/, "") || "fleet").split("/").map(decodeURIComponent);
+  const parse = () => (location.hash.replace(/^#\/?/, "") || "fleet").split("/").map(segment);
   const [route, setRoute] = useState(parse);
   useEffect(() => {
     const onHash = () => setRoute(parse());
