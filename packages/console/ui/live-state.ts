@@ -21,6 +21,12 @@ export function onLive(listener: Listener): () => void {
 /**
  * Runs `load` now and again (at most every `debounceMs`) after every live change that
  * `relevant` accepts; returns its result, the error it threw, and a reload function.
+ *
+ * Given `spacingMs`, reads other than the first and `reload`'s begin at least that far apart, and a change seen while
+ * one is under way is read once it ends, not by another read beside it. A device's timeline is a read of up to 100 requests,
+ * and a device whose changes kept coming (a flapping session, its source posting) began one per change, each beside
+ * the others: an open page spent its key's rate limit, and the operator's own action on the device was refused 429
+ * (review 139).
  */
 export function useLiveData<T>(
   load: () => Promise<T>,
@@ -29,17 +35,25 @@ export function useLiveData<T>(
   debounceMs = 150,
   /** Also read again this often: for what changes without a feed change (a device's anomalies, its timeline's records). */
   everyMs?: number,
+  /** The least time between the beginnings of two reads, but for the first and `reload`'s. */
+  spacingMs = 0,
 ) {
   const [state, setState] = useState<{ data?: T; error?: Error; loading: boolean }>({ loading: true });
   const generation = useRef(0);
   /** The newest read whose answer is shown: an answer of an older one, arriving later, is dropped. */
   const shown = useRef(0);
   const inFlight = useRef(0);
+  /** When the last read began (ms since the epoch). */
+  const began = useRef(0);
+  /** Called when no read is under way any more. */
+  const idle = useRef<() => void>();
   const run = () => {
     const mine = ++generation.current;
     inFlight.current++;
+    began.current = Date.now();
     const settle = (apply: () => void) => {
       inFlight.current--;
+      if (inFlight.current === 0) idle.current?.();
       // Shown unless a newer read's answer already is: a read that takes longer than the time between reads still
       // shows (review 120: only the last read started was shown, and a timeline read over 10 s never was).
       if (mine <= shown.current) return;
@@ -57,16 +71,34 @@ export function useLiveData<T>(
     setState({ loading: true });
     run();
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const listener: Listener = (change) => {
-      if (!relevant(change)) return;
+    /** A change is waiting for the read under way to end. */
+    let waiting = false;
+    const spaced = () => Date.now() - began.current >= spacingMs;
+    const readAgain = () => {
       clearTimeout(timer);
-      timer = setTimeout(run, debounceMs);
+      timer = setTimeout(
+        () => {
+          if (spacingMs > 0 && inFlight.current > 0) waiting = true;
+          else if (!spaced()) readAgain();
+          else run();
+        },
+        Math.max(debounceMs, began.current + spacingMs - Date.now()),
+      );
+    };
+    idle.current = () => {
+      if (!waiting) return;
+      waiting = false;
+      readAgain();
+    };
+    const listener: Listener = (change) => {
+      if (relevant(change)) readAgain();
     };
     listeners.add(listener);
-    // A periodic read starts only when none is under way: a slow one is not piled on.
-    const interval = everyMs === undefined ? undefined : setInterval(() => inFlight.current === 0 && run(), everyMs);
+    // A periodic read starts only when none is under way (a slow one is not piled on), nor began within `spacingMs`.
+    const interval = everyMs === undefined ? undefined : setInterval(() => inFlight.current === 0 && spaced() && run(), everyMs);
     return () => {
       listeners.delete(listener);
+      idle.current = undefined;
       clearTimeout(timer);
       clearInterval(interval);
     };

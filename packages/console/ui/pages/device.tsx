@@ -70,6 +70,11 @@ const shownEntries = 1_000;
 const maxTimelineRead = 50_000;
 /** How often a device's page reads its timeline again without a live change naming the device. */
 export const timelineRefreshMs = 10_000;
+/**
+ * The least time between two reads of a device's timeline (up to 100 requests each), however many changes name the device
+ * meanwhile: one a change, a device flapping its session made its open page spend its key's rate limit (review 139).
+ */
+export const timelineSpacingMs = 5_000;
 
 export function DevicePage({ id }: { id: string }) {
   const path = `/v1/devices/${encodeURIComponent(id)}`;
@@ -77,13 +82,15 @@ export function DevicePage({ id }: { id: string }) {
   const device = useLiveData(() => api<Device>("GET", path), [id], mine);
   // The timeline is listed oldest first: read to its end, and the newest `shownEntries` kept (review 118: the first 1,000
   // were read, and a device with more never showed its latest, a revocation included). Read again every
-  // `timelineRefreshMs` too: anomalies and the timeline's records change without a feed change.
+  // `timelineRefreshMs` too: anomalies and the timeline's records change without a feed change. Never more often than
+  // every `timelineSpacingMs`.
   const timeline = useLiveData(
     () => upTo<TimelineEntry>(`${path}/timeline`, maxTimelineRead, 500).then(({ items }) => items.slice(-shownEntries)),
     [id],
     mine,
     150,
     timelineRefreshMs,
+    timelineSpacingMs,
   );
   const flows = useLiveData(
     () => api<TrafficGraph>("GET", `/v1/traffic?hours=24&device=${encodeURIComponent(id)}`).then((graph) => graph.edges),
