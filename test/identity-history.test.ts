@@ -3,7 +3,7 @@
  * start still reaches the audit trail and the timeline, and "who held this IP at that time?"
  * is answered either way.
  */
-import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, PutCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import {
   applyOperatorEvent,
   createTenantWithAdminKey,
@@ -15,6 +15,7 @@ import {
   registerDevice,
 } from "@simroot/core";
 import { deviceKey } from "@simroot/core/device/keys";
+import { leasePartition } from "@simroot/core/identity/lease-item";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
@@ -254,6 +255,42 @@ describe("remembered facts from two instances", () => {
     const item = await deviceItemOfDevice(tenant.id, device.id);
     expect(decodeHistory(item.history).facts).toHaveLength(14);
   });
+});
+
+describe("a device's history reported in one request", () => {
+  it("applies every one of 111 facts of one device in one webhook, in their order: every session and lease recorded", async () => {
+    // A core reports a busy device's last ten minutes at once: it detached and attached again every 5 s on one address.
+    // The request's facts travelled in several bus entries, applied side by side: most arrived after 32 newer ones,
+    // fell before the device's window and were dropped (71 to 90 of 111 lease edges; 7 attaches on the timeline).
+    const tenant = await tenantClient(runtime);
+    const report = await simrootSource(runtime, tenant);
+    const imsi = "208013330000001";
+    const device = (await tenant.call("POST", "/v1/devices", { imsi })).json;
+    const address = "10.46.3.1";
+    const start = Date.now() - 20 * 60_000;
+    const time = (n: number) => new Date(start + n * 5_000).toISOString();
+    const facts = [];
+    for (let n = 0; n < 55; n++) {
+      facts.push(fact("sim.attached", imsi, { bearer: "cellular", ipv4: address }, 0));
+      facts.push(fact("sim.detached", imsi, { bearer: "cellular" }, 0));
+    }
+    facts.push(fact("sim.attached", imsi, { bearer: "cellular", ipv4: address }, 0));
+    for (const [n, each] of facts.entries()) each.occurredAt = time(n);
+    await report(...facts);
+    await runtime.history.caughtUp();
+    const leases = await runtime.ports.db.send(
+      new QueryCommand({
+        TableName: runtime.ports.tables.identity,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": leasePartition(tenant.tenant.id, address) },
+      }),
+    );
+    expect(leases.Items).toHaveLength(111);
+    const timeline = (await tenant.call("GET", `/v1/devices/${device.id}/timeline?limit=200`)).json.items as { type: string }[];
+    const count = (type: string) => timeline.filter((entry) => entry.type === type).length;
+    expect([count("sim.attached"), count("sim.detached"), count("sim.session-recorded")]).toEqual([56, 55, 0]);
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.sessions.cellular?.ipv4).toBe(address);
+  }, 120_000);
 });
 
 async function deviceItemOfDevice(tenantId: string, deviceId: string) {

@@ -4,7 +4,7 @@
  * the same webhook is accepted. A body carrying more events than one request may is 413.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { maxEventsPerRequest } from "@simroot/core";
+import { maxEventsPerRequest, maxFactsPerDevice } from "@simroot/core";
 import type { Schema } from "@simroot/sdk";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
@@ -81,6 +81,23 @@ describe("ingestion backpressure", () => {
     expect(refused.json.type).toBe("urn:simroot:problem:ingest.too_many_events");
     expect(runtime.bus.status().pending).toBe(pending);
   });
+
+  it(`refuses with 413 a body reporting more than ${maxFactsPerDevice} facts of one device, recording nothing (review 138)`, async () => {
+    // They would not travel in one bus entry, and split over several they were applied out of their order.
+    const post = await source();
+    await runtime.settled();
+    const pending = runtime.bus.status().pending;
+    const one = facts(maxFactsPerDevice + 1).map((fact) => ({ ...fact, device: { imsi: "208010000099999" } }));
+    const refused = await post<Schema<"Problem">>(one);
+    expect(refused.status).toBe(413);
+    expect(refused.headers.get("content-type")).toBe("application/problem+json");
+    expect(refused.json.type).toBe("urn:simroot:problem:ingest.too_many_for_device");
+    expect(refused.json.detail).toContain("208010000099999");
+    expect(runtime.bus.status().pending).toBe(pending);
+    // As many of one device are taken.
+    expect((await post(one.slice(1))).status).toBe(202);
+    await runtime.settled();
+  }, 60_000);
 
   it(`refuses a body listing more than ${maxEventsPerRequest} items with 413 before reading them, whatever they are (review 78)`, async () => {
     const post = await source();

@@ -6,7 +6,7 @@ import * as z from "zod";
 import { feedBareTopic, feedTopic, iotMessageUnitBytes, noticeDeltaMaxBytes } from "../feed/notifier.ts";
 import { feedResponseSchema } from "../feed/wire.ts";
 import { eventSource, ingestSource } from "../platform/bus-names.ts";
-import { factsReportedType, maxFactsPerEntry } from "../ingest/reported.ts";
+import { factsReportedType, maxFactsPerDevice, maxFactsPerEntry } from "../ingest/reported.ts";
 import { catalogueTypes, eventPayloads, normalizedEventSchema, type CatalogueType } from "./catalogue.ts";
 import { simrootEventPayloads, simrootEventTypes } from "./simroot-events.ts";
 
@@ -156,7 +156,9 @@ export function asyncApiDocument() {
     title: "The facts of one ingestion request, packed",
     summary:
       `Up to ${maxFactsPerEntry} facts of one request (one tenant, one source), in order, one bus entry: the applier ` +
-      "applies them in one invocation. A fact another rule routes by its content (an eUICC profile switch) travels alone.",
+      "applies them in one invocation, each device's in their order. A device's facts of one request are never split " +
+      `over entries (up to ${maxFactsPerDevice} in an entry of their own). A fact another rule routes by its content (an ` +
+      "eUICC profile switch) travels alone.",
     contentType: "application/json",
     payload: envelope(factsReportedType, {
       type: "object",
@@ -166,7 +168,7 @@ export function asyncApiDocument() {
         facts: {
           type: "array",
           minItems: 2,
-          maxItems: maxFactsPerEntry,
+          maxItems: Math.max(maxFactsPerEntry, maxFactsPerDevice),
           items: envelope(undefined, reportedData),
         },
       },

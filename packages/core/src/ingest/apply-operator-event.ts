@@ -15,7 +15,7 @@ import type { Outcome } from "../outcome.ts";
 import type { Ports } from "../ports.ts";
 import { describeRef, type IngestedEvent } from "./ingested.ts";
 import { park, unpark } from "./parked.ts";
-import { factsReportedType, reportedFacts } from "./reported.ts";
+import { deviceKeyOf, factsReportedType, reportedFacts } from "./reported.ts";
 
 export interface OperatorEventResult {
   readonly outcome: FactOutcome | "parked";
@@ -53,7 +53,7 @@ export async function applyReported(ports: Ports, entry: DomainEvent): Promise<R
   const facts = reportedFacts(entry);
   const byDevice = new Map<string, number[]>();
   facts.forEach((fact, index) => {
-    const device = JSON.stringify((fact.data.event as { device?: unknown } | undefined)?.device ?? fact.id);
+    const device = deviceKeyOf(fact);
     byDevice.set(device, [...(byDevice.get(device) ?? []), index]);
   });
   const results: ReportedResult[] = new Array(facts.length);

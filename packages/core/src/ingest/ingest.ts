@@ -15,6 +15,7 @@ import { boundedEvent } from "./clock.ts";
 import { rateLimitHeaders, takeSourceRequest } from "../access/rate-limit.ts";
 import { admitIngest } from "./backlog.ts";
 import { ingestedEvent } from "./ingested.ts";
+import { tooManyForDevice } from "./reported.ts";
 import { noteIngest } from "./source-health.ts";
 import { sourceAuthenticated, sourceCached, sourceIfAny } from "./source.ts";
 
@@ -158,6 +159,9 @@ async function accepting(
   if (accepted.length === 0 && rejected.length > 0) {
     throw new SimrootError("ingest.invalid_body", "input", "No event of the body could be accepted", { issues: boundedIssues(rejected) });
   }
+  // A device's facts travel in one bus entry, so that they are applied in their order (reported.ts).
+  const forDevice = tooManyForDevice(events);
+  if (forDevice) throw forDevice;
   await admitIngest(ports, events.length);
   const result = boundedResult(source.id, accepted, rejected);
   const once = onceKey(source.format, request);
