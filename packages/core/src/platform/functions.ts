@@ -113,6 +113,12 @@ const noDeleteTables = committing({
   audit: ["GetItem", "Query", "PutItem"],
 });
 
+/**
+ * The tables of an outside integration (IoT Core, Tailscale): a consumer's, and the delivery plan it writes before
+ * acting and takes back when it came to nothing (integration/delivery.ts `abandonDelivery`: a delete in the control table).
+ */
+const integrationTables = committing({ ...noDeleteTables, control: ["GetItem", "Query", "PutItem", "DeleteItem"] });
+
 /** What applying an operator fact or replaying a parked one does: the identity fold, parking, the ledger. */
 /** A function an event source mapping invokes with what it read (a stream, a queue): nothing but its tables and bus. */
 const streamReader = {
@@ -312,8 +318,14 @@ export const functions = {
     // Opens a subscription's secret to sign each attempt (the sealer's module also names Encrypt).
     secretsKey: ["Encrypt", "Decrypt"],
   },
-  iotSync: { ...consumer, handler: rules.iotSync.handler, does: rules.iotSync.does, tables: noDeleteTables, publishes: true },
-  postureSync: { ...consumer, handler: rules.postureSync.handler, does: rules.postureSync.does, tables: noDeleteTables, publishes: true },
+  iotSync: { ...consumer, handler: rules.iotSync.handler, does: rules.iotSync.does, tables: integrationTables, publishes: true },
+  postureSync: {
+    ...consumer,
+    handler: rules.postureSync.handler,
+    does: rules.postureSync.does,
+    tables: integrationTables,
+    publishes: true,
+  },
   // The SIEM consumer maps the event it is given to OCSF and sends it: no table (the event carries its actor and time).
   siemExport: {
     ...consumer,
