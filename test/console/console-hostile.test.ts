@@ -130,4 +130,169 @@ describe.runIf(browserAvailable)("the web console against hostile links and devi
     expect(duringFlapping).toBeLessThanOrEqual(40 * (Math.ceil(flappedMs / 5_000) + 1));
     await page.close();
   }, 120_000);
+
+  /** Lowers the tenant's limit of each API key to `perMinute` (6,000 by default), so that a few changes show what many would. */
+  async function limitKeys(tenant: Awaited<ReturnType<typeof tenantClient>>, perMinute: number) {
+    const read = await tenant.call("GET", "/v1/tenant");
+    const limited = await tenant.call(
+      "PATCH",
+      "/v1/tenant/settings",
+      { rateLimits: { apiKeyPerMinute: perMinute } },
+      { "if-match": read.headers.get("etag")! },
+    );
+    expect(limited.status, limited.text).toBe(200);
+  }
+
+  it("keeps the open audit page within its key's rate limit while the fleet's changes keep coming, and shows a revocation at once", async () => {
+    // The audit page read its trail, its dead letters (up to 6 pages), the sources and their health again on every live
+    // change of any kind, each read begun whether or not one was under way: any device flapping its session made the open
+    // page spend its key's requests (15 a change here), and the operator's own use of the key was refused 429. The dead
+    // letters (550 parked, 6 pages) are stood in for; the changes are real, 20 attaches 300 ms apart, and the tenant's
+    // limit is lowered to 150 requests a minute.
+    const tenant = await tenantClient(runtime, "audit-flapping");
+    await limitKeys(tenant, 150);
+    const device = (await tenant.call("POST", "/v1/devices", { name: "audited-meter", imsi: "208011390000002" })).json;
+    const post = await simrootSource(runtime, tenant);
+    let parkedRequests = 0;
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    await page.route(
+      (url) => url.pathname === "/v1/dead-letters",
+      async (route) => {
+        parkedRequests++;
+        // Asked of the control plane too, with the page's key: each page counts against the key as a real one would.
+        await fetch(`${runtime.url}/v1/dead-letters?limit=1`, {
+          headers: { authorization: route.request().headers().authorization ?? "" },
+        }).catch(() => {});
+        const url = new URL(route.request().url());
+        const from = Number(url.searchParams.get("cursor") ?? "0");
+        const to = Math.min(550, from + Number(url.searchParams.get("limit") ?? "50"));
+        const items = Array.from({ length: to - from }, (_, n) => ({
+          id: `park_${from + n}`,
+          type: "sim.attached",
+          subject: `imsi:2080113900${String(from + n).padStart(5, "0")}`,
+          reason: "unknown_device",
+          sourceId: "src_core",
+          parkedAt: new Date().toISOString(),
+        }));
+        await route
+          .fulfill({
+            status: 200,
+            contentType: "application/json",
+            body: JSON.stringify({ items, ...(to < 550 ? { next: String(to) } : {}) }),
+          })
+          .catch(() => {});
+      },
+    );
+    await signIn(page, tenant.token);
+    await page.goto(`${runtime.url}/console/#/audit`);
+    const caption = page.locator("caption").filter({ hasText: "Parked events" });
+    await expect.poll(() => caption.textContent(), { timeout: 10_000 }).toContain("Parked events (500+)");
+    await page.getByText("Live", { exact: true }).waitFor({ timeout: 10_000 });
+
+    const before = parkedRequests;
+    const began = Date.now();
+    for (let n = 0; n < 20; n++) {
+      await post({
+        type: "sim.attached",
+        dedupeKey: `audit-flap-${n}`,
+        occurredAt: new Date(Date.now() - 1_000).toISOString(),
+        device: { imsi: "208011390000002" },
+        sourceType: "sim.attached",
+        data: { bearer: "cellular", ipv4: `10.39.1.${n + 1}` },
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    const duringFlapping = parkedRequests - before;
+    const flappedMs = Date.now() - began;
+    // A revocation is in the trail as soon as it was before: the trail is still read on every change.
+    expect((await tenant.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+    const trail = page.getByRole("table", { name: "Audit records in chain order" });
+    await expect.poll(() => trail.textContent(), { timeout: 3_000 }).toContain("device.revoked");
+    // The operator uses the key the page has been using.
+    await page.getByRole("button", { name: "Verify the hash chain" }).click();
+    await expect
+      .poll(() => page.getByTestId("chain-result").textContent(), { timeout: 10_000 })
+      .toMatch(/^The chain is intact: \d+ records/);
+    // One read of the 6 pages begun at most every 5 s while the changes kept coming, whatever their number.
+    expect(duringFlapping).toBeLessThanOrEqual(6 * (Math.ceil(flappedMs / 5_000) + 1));
+    await page.close();
+  }, 120_000);
+
+  it("reads the fleet's list one read at a time however many large bursts of changes come, and still shows the last", async () => {
+    // A live change naming more than 50 devices makes the fleet page read its whole list again (up to 200 pages), and
+    // each such burst began a read beside those under way: bursts a few hundred milliseconds apart on a large fleet
+    // piled up reads of the list, and the page spent its key's rate limit. The list (5,000 devices, 50 pages) and the
+    // live stream (20 bursts of 60 devices, 300 ms apart) are stood in for; each page of the list is asked of the
+    // control plane too, with the page's key, and the tenant's limit is lowered to 600 requests a minute.
+    const tenant = await tenantClient(runtime, "fleet-bursts");
+    await limitKeys(tenant, 600);
+    const real = (await tenant.call("POST", "/v1/devices", { name: "template", imsi: "208011390000003" })).json;
+    const start = Date.parse(real.createdAt);
+    const fleet = Array.from({ length: 5_000 }, (_, n) => ({
+      ...real,
+      id: `dev_burst${String(n).padStart(5, "0")}`,
+      name: `burst-${n}`,
+      imsi: undefined,
+      createdAt: new Date(start + n).toISOString(),
+    }));
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    let listed = 0;
+    let reading = 0;
+    let mostAtOnce = 0;
+    let revokedFirst = false;
+    await page.route(
+      (url) => url.pathname === "/v1/devices",
+      async (route) => {
+        listed++;
+        const url = new URL(route.request().url());
+        const from = Number(url.searchParams.get("cursor") ?? "0");
+        if (from === 0) mostAtOnce = Math.max(mostAtOnce, ++reading);
+        await fetch(`${runtime.url}/v1/devices?limit=1`, {
+          headers: { authorization: route.request().headers().authorization ?? "" },
+        }).catch(() => {});
+        const to = Math.min(fleet.length, from + Number(url.searchParams.get("limit") ?? "50"));
+        const items = fleet
+          .slice(from, to)
+          .map((device, n) => (revokedFirst && from + n === 0 ? { ...device, state: "revoked", revision: device.revision + 1 } : device));
+        if (to === fleet.length) reading--;
+        await route
+          .fulfill({
+            status: 200,
+            contentType: "application/json",
+            body: JSON.stringify({ items, ...(to < fleet.length ? { next: String(to) } : {}) }),
+          })
+          .catch(() => {});
+      },
+    );
+    let bursts = 0;
+    await page.route(
+      (url) => url.pathname === "/v1/live",
+      async (route) => {
+        if (bursts === 20) return route.continue();
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        const n = ++bursts;
+        // The last burst names a device revoked meanwhile: a read under way may have passed it already.
+        if (n === 20) revokedFirst = true;
+        const changes = fleet.slice(0, 60).map((device) => ({ kind: "device", key: device.id }));
+        await route
+          .fulfill({
+            status: 200,
+            contentType: "text/event-stream",
+            body: `event: change\nid: ${1_000 + n}\ndata: ${JSON.stringify({ version: 1_000 + n, changes })}\n\n`,
+          })
+          .catch(() => {});
+      },
+    );
+    await signIn(page, tenant.token);
+    const first = page.locator(`tr[data-device="${fleet[0]!.id}"] .badge`);
+    await expect.poll(() => bursts, { timeout: 30_000 }).toBe(20);
+    // The revocation of the last burst is shown, by the read that follows the one under way.
+    await expect.poll(() => first.textContent(), { timeout: 30_000 }).toBe("revoked");
+    await expect.poll(() => reading, { timeout: 30_000 }).toBe(0);
+    // Never two reads of the list at once, and the key the page uses is still answered.
+    expect(mostAtOnce).toBe(1);
+    const answer = await tenant.call("GET", "/v1/tenant");
+    expect(answer.status, `${answer.text} after ${listed} pages of the list`).toBe(200);
+    await page.close();
+  }, 120_000);
 });

@@ -61,15 +61,38 @@ function Chain() {
 /** The parked events the page reads at most (each reload reads them again). */
 const maxParkedShown = 500;
 
+/**
+ * The least time between two reads of the trail (one request) on live changes: a revocation's record shows within it.
+ * Every change of any kind began one, beside any under way (review 139).
+ */
+const trailSpacingMs = 1_000;
+/**
+ * The least time between two reads of the dead letters (up to 6 requests) or of the sources and their health on live
+ * changes, however many come meanwhile: every change of any kind began them, beside those under way, and a fleet whose
+ * devices kept changing made an open audit page spend its key's rate limit (review 139). Replay reads at once.
+ */
+const listingSpacingMs = 5_000;
+
 export function AuditPage() {
   const [cursor, setCursor] = useState<string>();
   const trail = useLiveData(
     () => api<Page<AuditRecord>>("GET", `/v1/audit?limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`),
     [cursor],
+    undefined,
+    150,
+    undefined,
+    trailSpacingMs,
   );
-  const parked = useLiveData(() => upTo<Parked>("/v1/dead-letters", maxParkedShown), []);
+  const parked = useLiveData(() => upTo<Parked>("/v1/dead-letters", maxParkedShown), [], undefined, 150, undefined, listingSpacingMs);
   const replays = useAction();
-  const sources = useLiveData(() => Promise.all([all<Source>("/v1/sources"), all<Health>("/v1/source-health")]), []);
+  const sources = useLiveData(
+    () => Promise.all([all<Source>("/v1/sources"), all<Health>("/v1/source-health")]),
+    [],
+    undefined,
+    150,
+    undefined,
+    listingSpacingMs,
+  );
   const health = new Map((sources.data?.[1] ?? []).map((h) => [h.sourceId, h]));
   return (
     <section aria-labelledby="audit-title">

@@ -39,7 +39,28 @@ function useFleet() {
     let pending = new Set<string>();
     let reloadAll = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
-    const loadAll = () =>
+    /**
+     * The read of the whole list under way, if any: a burst seen meanwhile is read by one more read once it ends, not by
+     * another beside it (review 139: each burst of more than `maxIncremental` devices began a read of up to 200 pages
+     * beside those under way, and a fleet whose changes came in large bursts made the open page spend its key's rate
+     * limit). The one after begins as soon as it ends: a revocation in a burst the read under way passed shows then.
+     */
+    let listing: Promise<void> | undefined;
+    let listAgain = false;
+    const loadAll = (): Promise<void> => {
+      if (listing) {
+        listAgain = true;
+        return listing;
+      }
+      listing = readList().finally(() => {
+        listing = undefined;
+        if (!listAgain || stopped) return;
+        listAgain = false;
+        void loadAll();
+      });
+      return listing;
+    };
+    const readList = () =>
       upTo<Device>("/v1/devices", maxListed).then(
         ({ items, more }) => {
           if (stopped) return;
