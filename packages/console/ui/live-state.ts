@@ -19,8 +19,16 @@ export function onLive(listener: Listener): () => void {
 }
 
 /**
- * Runs `load` now and again (at most every `debounceMs`) after every live change that
- * `relevant` accepts; returns its result, the error it threw, and a reload function.
+ * The longest a change waits for the read that covers it, however many relevant changes follow (or `spacingMs` when
+ * longer). Each change restarted the wait before the next read: changes coming more often than `debounceMs` (a device or
+ * its source reporting every 100 ms) put it off for as long as they kept coming, and a device's open page never showed
+ * that it was revoked (review 139).
+ */
+export const maxWaitMs = 1_000;
+
+/**
+ * Runs `load` now and again after the live changes that `relevant` accepts: `debounceMs` after the last of a burst, but
+ * no later than `maxWaitMs` after its first; returns its result, the error it threw, and a reload function.
  *
  * Given `spacingMs`, reads other than the first and `reload`'s begin at least that far apart, and a change seen while
  * one is under way is read once it ends, not by another read beside it. A device's timeline is a read of up to 100 requests,
@@ -74,15 +82,23 @@ export function useLiveData<T>(
     /** A change is waiting for the read under way to end. */
     let waiting = false;
     const spaced = () => Date.now() - began.current >= spacingMs;
+    /** When the first change not yet covered by a read arrived (undefined: none is waiting). */
+    let since: number | undefined;
     const readAgain = () => {
+      const now = Date.now();
+      since ??= now;
       clearTimeout(timer);
+      const due = Math.min(now + debounceMs, since + Math.max(maxWaitMs, spacingMs));
       timer = setTimeout(
         () => {
           if (spacingMs > 0 && inFlight.current > 0) waiting = true;
           else if (!spaced()) readAgain();
-          else run();
+          else {
+            since = undefined;
+            run();
+          }
         },
-        Math.max(debounceMs, began.current + spacingMs - Date.now()),
+        Math.max(due - now, began.current + spacingMs - now),
       );
     };
     idle.current = () => {
