@@ -94,3 +94,31 @@ describe("a device item of a newer release (review 140)", () => {
     expect((await deviceItemOf(device.tenantId, device.id)).format).toBe(thisReleaseForm);
   });
 });
+
+describe("the API's word for a device item of a newer release", () => {
+  it("documents the 503 on every device route that answers it, for integrators' generated clients (review 141)", async () => {
+    // The device routes answered 503 store.newer_format during a deploy, and the OpenAPI document listed no 503 for
+    // them: a generated client had no type for the answer, and an integrator no word that it is to be retried.
+    const { tenant, device } = await deviceOfNextRelease("208011400000004");
+    const doc = (await tenant.call("GET", "/openapi.json")).json as {
+      paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+    };
+    const routes: [method: string, path: string, documented: string, body?: unknown][] = [
+      ["GET", `/v1/devices/${device.id}`, "/v1/devices/{id}"],
+      ["GET", "/v1/devices", "/v1/devices"],
+      ["GET", "/v1/devices/lookup?imsi=208011400000004", "/v1/devices/lookup"],
+      ["GET", `/v1/devices/${device.id}/timeline`, "/v1/devices/{id}/timeline"],
+      ["GET", `/v1/devices/${device.id}/sessions`, "/v1/devices/{id}/sessions"],
+      ["GET", `/v1/devices/${device.id}/profiles`, "/v1/devices/{id}/profiles"],
+      ["POST", `/v1/devices/${device.id}/suspend`, "/v1/devices/{id}/{action}", { reason: "deploy day" }],
+      ["PATCH", `/v1/devices/${device.id}`, "/v1/devices/{id}", { name: "renamed" }],
+    ];
+    const undocumented: string[] = [];
+    for (const [method, path, documented, body] of routes) {
+      const answer = await tenant.call(method, path, body, method === "PATCH" ? { "if-match": `"${device.revision}"` } : undefined);
+      const declared = doc.paths[documented]?.[method.toLowerCase()]?.responses ?? {};
+      if (answer.status === 503 && !declared["503"]) undocumented.push(`${method} ${documented}`);
+    }
+    expect(undocumented).toEqual([]);
+  });
+});

@@ -20,7 +20,9 @@ const problemDescriptions: Record<number, string> = {
   409: "Conflicts with the current state",
   412: "`If-Match` does not match the current ETag",
   413: "The body is too large",
-  503: "A dependency is down, or (ingestion) the applier's backlog is past its bound: retry after Retry-After seconds",
+  503:
+    "A dependency is down, (ingestion) the applier's backlog is past its bound, or (devices) a deploy is under way and the " +
+    "device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds",
 };
 
 export function errorResponses<const Codes extends number[]>(...codes: Codes) {

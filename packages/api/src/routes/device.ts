@@ -44,7 +44,7 @@ const get = createRoute({
   summary: "Get a device",
   middleware: [requireRole(...readers)] as const,
   request: { params: deviceId },
-  responses: { 200: json("The device", deviceSchema), ...errorResponses(400, 401, 403, 404) },
+  responses: { 200: json("The device", deviceSchema), ...errorResponses(400, 401, 403, 404, 503) },
 });
 
 const list = createRoute({
@@ -54,7 +54,7 @@ const list = createRoute({
   summary: "List the tenant's devices, oldest first",
   middleware: [requireRole(...readers)] as const,
   request: { query: pageInput },
-  responses: { 200: json("A page of devices", pageOf(deviceSchema, "DevicePage")), ...errorResponses(400, 401, 403) },
+  responses: { 200: json("A page of devices", pageOf(deviceSchema, "DevicePage")), ...errorResponses(400, 401, 403, 503) },
 });
 
 const timeline = createRoute({
@@ -66,7 +66,7 @@ const timeline = createRoute({
   request: { params: deviceId, query: pageInput },
   responses: {
     200: json("A page of timeline entries", pageOf(timelineEntrySchema, "TimelinePage")),
-    ...errorResponses(400, 401, 403, 404),
+    ...errorResponses(400, 401, 403, 404, 503),
   },
 });
 
@@ -91,7 +91,7 @@ const action = createRoute({
   },
   responses: {
     200: json("The device after the action", z.object({ outcome: z.enum(["applied", "duplicate", "stale"]), device: deviceSchema })),
-    ...errorResponses(400, 401, 403, 404, 409),
+    ...errorResponses(400, 401, 403, 404, 409, 503),
   },
 });
 
@@ -106,7 +106,7 @@ const update = createRoute({
     headers: ifMatchHeaders,
     body: { required: true, content: { "application/json": { schema: updateDevice.schema.shape.changes } } },
   },
-  responses: { 200: json("The updated device", deviceSchema), ...errorResponses(400, 401, 403, 404, 412, 428) },
+  responses: { 200: json("The updated device", deviceSchema), ...errorResponses(400, 401, 403, 404, 412, 428, 503) },
 });
 
 const lookup = createRoute({
@@ -120,7 +120,7 @@ const lookup = createRoute({
   request: {
     query: deviceRefSchema.extend({ at: z.iso.datetime({ offset: true }).optional().meta({ description: "with ip: who held it then" }) }),
   },
-  responses: { 200: json("The device", deviceSchema), ...errorResponses(400, 401, 403, 404) },
+  responses: { 200: json("The device", deviceSchema), ...errorResponses(400, 401, 403, 404, 503) },
 });
 
 const sessions = createRoute({
@@ -130,7 +130,7 @@ const sessions = createRoute({
   summary: "The device's active sessions, one per bearer",
   middleware: [requireRole(...readers)] as const,
   request: { params: deviceId },
-  responses: { 200: json("Active sessions", z.object({ items: z.array(sessionSchema) })), ...errorResponses(401, 403, 404) },
+  responses: { 200: json("Active sessions", z.object({ items: z.array(sessionSchema) })), ...errorResponses(401, 403, 404, 503) },
 });
 
 const profiles = createRoute({
@@ -140,7 +140,7 @@ const profiles = createRoute({
   summary: "The eUICC profiles the device's eSIM manager reported (SGP.32)",
   middleware: [requireRole(...readers)] as const,
   request: { params: deviceId },
-  responses: { 200: json("eUICC profiles", z.object({ items: z.array(profileSchema) })), ...errorResponses(401, 403, 404) },
+  responses: { 200: json("eUICC profiles", z.object({ items: z.array(profileSchema) })), ...errorResponses(401, 403, 404, 503) },
 });
 
 export const deviceRoutes = new OpenAPIHono<AppEnv>()
