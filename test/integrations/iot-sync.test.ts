@@ -170,6 +170,35 @@ describe("the AWS IoT Core integration", () => {
     }
   });
 
+  it("does not record as done a group move an earlier attempt planned but never made, the device reinstated since (review 141)", async () => {
+    const { acme, settings, control, deliver } = await setUp();
+    const id = (await acme.call("POST", "/v1/devices", meter)).json.id as string;
+    await deliver();
+    await acme.call("POST", `/v1/devices/${id}/quarantine`, { reason: "IMEI changed" });
+    const quarantine = (await committedEvents(runtime, acme.tenant.id)).find(
+      (event) => event.type === "device.quarantined" && event.subject === id,
+    )!;
+    // The quarantine's first delivery plans its move, then IoT Core throttles the move: the thing stays in the active group.
+    const throttled: IotControl = {
+      ...control,
+      moveThing: async () => {
+        throw Object.assign(new Error("Rate exceeded"), { name: "ThrottlingException" });
+      },
+    };
+    await expect(syncDeviceToIot(runtime.ports, throttled, settings, quarantine)).rejects.toThrow();
+    expect([...iot.things.get(id)!.groups]).toEqual(["simroot-active"]);
+    // The device is reinstated before the bus gives the quarantine again: its redelivery finds the thing in the active group.
+    await acme.call("POST", `/v1/devices/${id}/reinstate`, { reason: "false alarm" });
+    await syncDeviceToIot(runtime.ports, control, settings, quarantine);
+    await deliver();
+    expect([...iot.things.get(id)!.groups]).toEqual(["simroot-active"]);
+    // The audit trail must not say the thing was moved to the quarantine group: it never was.
+    const moves = (await committedEvents(runtime, acme.tenant.id))
+      .filter((event) => event.type === "integration.iot-synced" && event.subject === id)
+      .flatMap((event) => (event.data.actions as string[]).filter((action) => action.startsWith("group.")));
+    expect(moves).toEqual(["group.active"]);
+  });
+
   it("records nothing for a delivery that found nothing to change, though it planned to revoke a revoked thing's certificates again", async () => {
     const { acme, settings, control, deliver } = await setUp();
     const id = (await acme.call("POST", "/v1/devices", meter)).json.id as string;

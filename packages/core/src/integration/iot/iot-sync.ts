@@ -113,7 +113,7 @@ export async function syncDeviceToIot(ports: Ports, iot: IotControl, settings: I
   }
   // What an earlier attempt set out to change, whose record failed to commit: the thing carries it now, and this run
   // may have found nothing left to do (review 133). Each action is recorded once.
-  const recorded = [...new Set([...delivery.planned, ...actions])];
+  const recorded = [...new Set([...confirmedPlans(delivery.planned, stored?.device), ...actions])];
   if (recorded.length === 0 && planned.length > 0) await abandonDelivery(ports, event.tenantId, "iot", event.id, planned);
   if (recorded.length > 0) {
     const ctx = systemContext(event.tenantId, "iot-sync", event.requestId);
@@ -127,6 +127,16 @@ export async function syncDeviceToIot(ports: Ports, iot: IotControl, settings: I
   }
   return actions;
 }
+
+/**
+ * What an earlier attempt planned that the thing shows done now. A plan is written before acting, and that attempt may
+ * have failed before acting (IoT throttled the move): a group move is done only if the thing is in that group now, which
+ * this run left it in, its device's state's (review 141: a quarantine's move, throttled, then the device reinstated, was
+ * recorded by the quarantine's redelivery as made, and the audit trail said the thing quarantined; it never was). The
+ * record still lists the whole plan apart (`planned`).
+ */
+const confirmedPlans = (planned: readonly string[], device: Device | undefined) =>
+  planned.filter((entry) => !entry.startsWith("group.") || (device !== undefined && entry === `group.${device.state}`));
 
 /** Reconciles the event's device until it holds still; what it changed, the device as last read, and what it planned. */
 async function reconcile(ports: Ports, iot: IotControl, settings: IotSyncSettings, event: DomainEvent) {
