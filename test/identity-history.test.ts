@@ -291,6 +291,36 @@ describe("a device's history reported in one request", () => {
     expect([count("sim.attached"), count("sim.detached"), count("sim.session-recorded")]).toEqual([56, 55, 0]);
     expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.sessions.cellular?.ipv4).toBe(address);
   }, 120_000);
+
+  it("applies them in their order though the request names the device two ways (by IMSI, and by IMSI and MSISDN) (review 141)", async () => {
+    // The facts were grouped by the device's reference as written: a core naming the device by IMSI in its attaches and
+    // by IMSI and MSISDN in its detaches had them packed as two devices, in entries applied side by side, out of order.
+    const tenant = await tenantClient(runtime);
+    const report = await simrootSource(runtime, tenant);
+    const imsi = "208013330000002";
+    const msisdn = "+33612340002";
+    await tenant.call("POST", "/v1/devices", { imsi, msisdn });
+    const address = "10.46.3.2";
+    const start = Date.now() - 20 * 60_000;
+    const time = (n: number) => new Date(start + n * 5_000).toISOString();
+    const facts = [];
+    for (let n = 0; n < 55; n++) {
+      facts.push(fact("sim.attached", imsi, { bearer: "cellular", ipv4: address }, 0));
+      facts.push({ ...fact("sim.detached", imsi, { bearer: "cellular" }, 0), device: { imsi, msisdn } });
+    }
+    facts.push(fact("sim.attached", imsi, { bearer: "cellular", ipv4: address }, 0));
+    for (const [n, each] of facts.entries()) each.occurredAt = time(n);
+    await report(...facts);
+    await runtime.history.caughtUp();
+    const leases = await runtime.ports.db.send(
+      new QueryCommand({
+        TableName: runtime.ports.tables.identity,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": leasePartition(tenant.tenant.id, address) },
+      }),
+    );
+    expect(leases.Items).toHaveLength(111);
+  }, 120_000);
 });
 
 async function deviceItemOfDevice(tenantId: string, deviceId: string) {

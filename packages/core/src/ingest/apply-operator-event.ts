@@ -15,7 +15,7 @@ import type { Outcome } from "../outcome.ts";
 import type { Ports } from "../ports.ts";
 import { describeRef, type IngestedEvent } from "./ingested.ts";
 import { park, unpark } from "./parked.ts";
-import { deviceKeyOf, factsReportedType, reportedFacts } from "./reported.ts";
+import { devicesOf, factsReportedType, reportedFacts } from "./reported.ts";
 
 export interface OperatorEventResult {
   readonly outcome: FactOutcome | "parked";
@@ -52,8 +52,7 @@ export async function applyReported(ports: Ports, entry: DomainEvent): Promise<R
   if (entry.type !== factsReportedType) return [{ fact: entry, outcome: await applyOperatorEvent(ports, entry) }];
   const facts = reportedFacts(entry);
   const byDevice = new Map<string, number[]>();
-  facts.forEach((fact, index) => {
-    const device = deviceKeyOf(fact);
+  devicesOf(facts).forEach((device, index) => {
     byDevice.set(device, [...(byDevice.get(device) ?? []), index]);
   });
   const results: ReportedResult[] = new Array(facts.length);

@@ -36,8 +36,46 @@ export const maxPackedBytes = 60 * 1024;
 export const maxFactsPerDevice = 250;
 export const maxDeviceBytes = 200 * 1024;
 
-/** The device a fact names, as its request names it: the applier applies one device's facts of an entry in order. */
-export const deviceKeyOf = (fact: DomainEvent) => JSON.stringify((fact.data.event as { device?: unknown } | undefined)?.device ?? fact.id);
+/**
+ * What a fact names its device by, as `refIdentifiers` (device/store.ts) would resolve it: its firm identifiers, else its
+ * IMEI, else its address; a reference of none of them, whole.
+ */
+function namesOf(fact: DomainEvent): string[] {
+  const device = (fact.data.event as { device?: unknown } | undefined)?.device;
+  if (device === null || typeof device !== "object") return [`fact:${fact.id}`];
+  const named = Object.entries(device).flatMap(([kind, value]) =>
+    typeof value === "string" && value !== "" ? [[kind, spelled(kind, value)] as const] : [],
+  );
+  const firm = named.filter(([kind]) => kind !== "imei" && kind !== "ip");
+  const chosen = firm.length > 0 ? firm : named.some(([kind]) => kind === "imei") ? named.filter(([kind]) => kind === "imei") : named;
+  return chosen.length > 0 ? chosen.map(([kind, value]) => `${kind}:${value}`) : [`ref:${JSON.stringify(device)}`];
+}
+
+/** An identifier as the alias it resolves by, where its spellings are cheap to tell (an MSISDN's '+', an ICCID's F). */
+const spelled = (kind: string, value: string) =>
+  kind === "msisdn" ? value.replace(/^\+/, "") : kind === "iccid" ? value.replace(/F$/i, "") : value;
+
+/**
+ * The device of each fact, as one request names it: facts naming a device by any identifier in common are one device's
+ * (review 141: grouped by the reference as written, a core naming a device by IMSI in its attaches and by IMSI and
+ * MSISDN in its detaches had them packed as two devices, in entries applied side by side, out of order). The applier
+ * applies one device's facts of an entry in their order.
+ */
+export function devicesOf(facts: readonly DomainEvent[]): string[] {
+  const parent = new Map<string, string>();
+  const root = (name: string): string => {
+    let at = name;
+    while (parent.get(at) !== at) at = parent.get(at)!;
+    parent.set(name, at);
+    return at;
+  };
+  const names = facts.map(namesOf);
+  for (const named of names) {
+    for (const name of named) if (!parent.has(name)) parent.set(name, name);
+    for (const name of named.slice(1)) parent.set(root(name), root(named[0]!));
+  }
+  return names.map((named) => root(named[0]!));
+}
 
 export type ReportedFacts = {
   readonly sourceId: string;
@@ -92,12 +130,13 @@ export function packReported(events: readonly DomainEvent[]): DomainEvent[] {
 /** The entries for a run of one request's facts: each device's facts whole, in order. */
 function packedRun(run: readonly DomainEvent[]): DomainEvent[] {
   const byDevice = new Map<string, { facts: DomainEvent[]; bytes: number }>();
-  for (const fact of run) {
-    const device = byDevice.get(deviceKeyOf(fact)) ?? { facts: [], bytes: 0 };
+  const devices = devicesOf(run);
+  run.forEach((fact, index) => {
+    const device = byDevice.get(devices[index]!) ?? { facts: [], bytes: 0 };
     device.facts.push(fact);
     device.bytes += Buffer.byteLength(JSON.stringify(fact));
-    byDevice.set(deviceKeyOf(fact), device);
-  }
+    byDevice.set(devices[index]!, device);
+  });
   const entries: DomainEvent[] = [];
   let facts: DomainEvent[] = [];
   let bytes = 0;
@@ -119,13 +158,14 @@ function packedRun(run: readonly DomainEvent[]): DomainEvent[] {
 /** The 413 of a request reporting more of one device than one entry carries (`maxFactsPerDevice`, `maxDeviceBytes`). */
 export function tooManyForDevice(events: readonly DomainEvent[]): SimrootError | undefined {
   const devices = new Map<string, { count: number; bytes: number }>();
-  for (const event of events) {
-    if (!packable(event)) continue;
-    const device = devices.get(deviceKeyOf(event)) ?? { count: 0, bytes: 0 };
+  const facts = events.filter(packable);
+  const named = devicesOf(facts);
+  facts.forEach((event, index) => {
+    const device = devices.get(named[index]!) ?? { count: 0, bytes: 0 };
     device.count += 1;
     device.bytes += Buffer.byteLength(JSON.stringify(event));
-    devices.set(deviceKeyOf(event), device);
-  }
+    devices.set(named[index]!, device);
+  });
   for (const [device, { count, bytes }] of devices)
     if (count > maxFactsPerDevice || bytes > maxDeviceBytes)
       return new SimrootError(
