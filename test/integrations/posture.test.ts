@@ -203,6 +203,28 @@ describe("Tailscale custom posture attributes", () => {
     }
   });
 
+  it("does not record as set what an earlier attempt planned but Tailscale refused, the device reinstated since (review 141)", async () => {
+    const acme = await tenantClient(runtime);
+    const node = "nPLANREFUSEDCNTRL";
+    const device = (await acme.call("POST", "/v1/devices", meter("208011234567809", { "tailscale/node": node }))).json;
+    const event = async (type: string) => (await committedEvents(runtime, acme.tenant.id)).filter((e) => e.type === type).pop()!;
+    await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), await event("device.registered"));
+    // The suspension's first delivery plans its push, and Tailscale refuses it: the node still says active.
+    await acme.call("POST", `/v1/devices/${device.id}/suspend`, { reason: "unpaid" });
+    const suspended = await event("device.suspended");
+    await expect(
+      syncPostureToTailscale(runtime.ports, { ...settings(acme.tenant.id), apiKey: "tskey-wrong" }, suspended),
+    ).rejects.toMatchObject({ code: "integration.tailscale_failed" });
+    // Reinstated (its run pushes active again), then the bus gives the suspension again: nothing of it was ever set.
+    await acme.call("POST", `/v1/devices/${device.id}/reinstate`, { reason: "paid" });
+    await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), await event("device.reinstated"));
+    await syncPostureToTailscale(runtime.ports, settings(acme.tenant.id), suspended);
+    const records = (await committedEvents(runtime, acme.tenant.id)).filter(
+      (e) => e.type === "integration.tailscale-synced" && (e.data.cause as { eventId: string }).eventId === suspended.id,
+    );
+    expect(records.map((record) => record.data.set)).toEqual([]);
+  });
+
   it("records nothing for a delivery that found nothing to change on the node", async () => {
     const acme = await tenantClient(runtime);
     const device = (await acme.call("POST", "/v1/devices", meter("208011234567808", { "tailscale/node": "nINLINECNTRL" }))).json;

@@ -97,6 +97,25 @@ function plannedChanges(planned: readonly string[]) {
 }
 
 /**
+ * Of what earlier attempts planned, what the tailnet shows done now: a plan is written before its requests, which
+ * Tailscale may have refused (review 141: a suspension's push, refused, then the device reinstated, was recorded by the
+ * suspension's redelivery as setting the state and score it never set). A value set is done if the node this run left
+ * in line holds it; a node released, if it is not that node. The record still lists the whole plan apart (`planned`).
+ */
+function confirmedChanges(
+  earlier: ReturnType<typeof plannedChanges>,
+  held: { readonly node: string; readonly attributes: PostureAttributes } | undefined,
+) {
+  const holds = (name: string, value: string | number | boolean) =>
+    held !== undefined && earlier.node === held.node && held.attributes[name as `custom:${string}`] === value;
+  return {
+    node: earlier.node,
+    set: new Map([...earlier.set].filter(([name, value]) => holds(name, value))),
+    released: earlier.released.filter((node) => node !== held?.node),
+  };
+}
+
+/**
  * The node simroot last pushed the device's posture to, when the device's label now names another or none: its
  * attributes are removed, and the record forgets it (review 133: a gateway replaced, its label moved to the new node,
  * kept `active`, score 90, for good, and passed `custom:simrootScore >= 60` after the device was revoked). Returns the
@@ -162,10 +181,10 @@ export async function syncPostureToTailscale(
     if (isSimrootError(error) && error.code === "integration.already_delivered") return [];
     throw error;
   }
-  const { set, pushed, released } = outcome;
+  const { set, pushed, released, held } = outcome;
   // What an earlier attempt set out to change, whose record failed to commit: the tailnet holds it now, and this run may
   // have found nothing left to do (review 133). Each change is recorded once.
-  const earlier = plannedChanges(delivery.planned);
+  const earlier = confirmedChanges(plannedChanges(delivery.planned), held);
   const names = [...new Set([...earlier.set.keys(), ...set])];
   const releasedNode = released ?? earlier.released.at(-1);
   if (names.length > 0 || releasedNode !== undefined) {
@@ -187,6 +206,8 @@ async function push(ports: Ports, settings: TailscaleSettings, event: DomainEven
   // `onlyChanged: false` (the bench's baseline) sends every attribute and keeps no record.
   const set = new Set<string>();
   let pushed: { deviceId: string; node: string; attributes: PostureAttributes; revision: number } | undefined;
+  // The node this run left in line, and what it holds (pushed, or found confirmed): what earlier plans are checked by.
+  let held: { node: string; attributes: PostureAttributes } | undefined;
   let token: string | undefined;
   let released: string | undefined;
   for (let round = 0; ; round++) {
@@ -228,7 +249,10 @@ async function push(ports: Ports, settings: TailscaleSettings, event: DomainEven
       const confirmed = Item?.node === node && pushed === undefined && Item.pushedRevision === claimed;
       const last = confirmed ? ((Item.attributes ?? {}) as Record<string, unknown>) : {};
       changed = changed.filter(([name, value]) => last[name] !== value);
-      if (changed.length === 0 && claimed !== undefined && claimed >= revision) break;
+      if (changed.length === 0 && claimed !== undefined && claimed >= revision) {
+        held = { node, attributes };
+        break;
+      }
       token = await claim(ports, key, node, revision);
       if (token === undefined) break;
     }
@@ -248,9 +272,10 @@ async function push(ports: Ports, settings: TailscaleSettings, event: DomainEven
     if (onlyChanged) await confirm(ports, key, attributes, revision, token!);
     for (const [name] of changed) set.add(name);
     pushed = { deviceId: stored.device.id, node, attributes, revision };
+    held = pushed;
     if (!onlyChanged) break;
   }
-  return { set, pushed, released };
+  return { set, pushed, released, held };
 }
 
 /**
