@@ -116,6 +116,10 @@ function completeOperation(doc: OpenApiDocument, path: string, method: string, o
       ...problem("The credential (API key or source) used its rate limit: retry after Retry-After seconds"),
       headers: { "Retry-After": header("RetryAfter"), RateLimit: header("RateLimit"), "RateLimit-Policy": header("RateLimitPolicy") },
     };
+    // Every such route reads the store, its credential first: while the store is down it answers 503 with Retry-After
+    // (review 142: only three operations listed it, and none its Retry-After).
+    responses["503"] ??= problem("A dependency is down: retry after Retry-After seconds");
+    responses["503"].headers = { "Retry-After": header("RetryAfter"), ...responses["503"].headers };
   }
   // Every PATCH (README "Conventions"): an empty change is refused; one naming only the values held changes nothing.
   if (method === "patch" && responses["200"] && !responses["200"].$ref)
