@@ -111,8 +111,13 @@ function completeOperation(doc: OpenApiDocument, path: string, method: string, o
   if (path.includes("{") && !path.startsWith("/v1/ingest/"))
     responses["400"] ??= problem("Invalid input: `errors` names each bad field (a path parameter that is no id of its kind)");
   if (operation.requestBody) responses["413"] ??= problem("The body is larger than 1 MiB");
-  if (operation.requestBody && writes && !path.startsWith("/v1/ingest/"))
-    responses["415"] ??= problem("The body is not JSON (`Content-Type: application/json`)");
+  // Any body of a write or a delete not labelled JSON is refused, on a route that takes none too (review 142).
+  if ((writes || method === "delete") && !path.startsWith("/v1/ingest/"))
+    responses["415"] ??= problem(
+      operation.requestBody
+        ? "The body is not JSON (`Content-Type: application/json`)"
+        : "A body was sent labelled other than JSON (this operation takes none: send no Content-Type, or `application/json`)",
+    );
   if (secured || path.startsWith("/v1/ingest/")) {
     responses["401"] ??= problem("Missing or invalid credentials");
     // Per API key, or per source for webhooks; the limits are the tenant's settings (`rateLimits`).
