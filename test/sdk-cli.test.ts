@@ -161,6 +161,43 @@ describe("the SDK", () => {
   });
 });
 
+describe("the SDK's errors", () => {
+  it("carry the Retry-After a rate-limited request answered (review 142)", { timeout: 30_000 }, async () => {
+    // A 429 or a 503 was thrown without it: the response was gone, and a caller could not wait what the server asked.
+    const acme = await tenantClient(runtime);
+    const current = await acme.call("GET", "/v1/tenant");
+    const limited = await acme.call(
+      "PATCH",
+      "/v1/tenant/settings",
+      { rateLimits: { apiKeyPerMinute: 1 } },
+      { "if-match": current.headers.get("etag")! },
+    );
+    expect(limited.status).toBe(200);
+    // Each instance reads a tenant's settings at most every 5 s.
+    await new Promise((resolve) => setTimeout(resolve, 5_100));
+    const answered: string[] = [];
+    const client = createClient({
+      baseUrl: url,
+      apiKey: acme.token,
+      fetch: async (request) => {
+        const response = await fetch(request);
+        answered.push(response.headers.get("retry-after") ?? "");
+        return response;
+      },
+    });
+    let refused: unknown;
+    for (let attempt = 0; attempt < 4 && !refused; attempt++)
+      refused = await client.get("/v1/devices").then(
+        () => undefined,
+        (error) => error,
+      );
+    expect(refused).toBeInstanceOf(SimrootApiError);
+    const error = refused as SimrootApiError;
+    expect([error.status, error.retryAfterSeconds]).toEqual([429, Number(answered.at(-1))]);
+    expect(error.retryAfterSeconds).toBeGreaterThan(0);
+  });
+});
+
 describe("the SDK's idempotent POST when the first attempt fails (review 124)", () => {
   it("waits at least the Retry-After a 503 answered before trying again", async () => {
     const { token } = await tenantClient(runtime);

@@ -28,8 +28,13 @@ export class SimrootApiError extends Error implements Problem {
   readonly instance?: string;
   readonly requestId?: string;
   readonly errors: readonly ProblemFieldError[];
+  /**
+   * The seconds the server asked to wait before asking again (its `Retry-After`, on a 429 or a 503), when it said:
+   * the call was not done, and may be made again then.
+   */
+  readonly retryAfterSeconds?: number;
 
-  constructor(problem: Problem) {
+  constructor(problem: Problem, retryAfterSeconds?: number) {
     super(`${problem.title} (${problem.status}): ${problem.detail}`);
     this.type = problem.type;
     this.title = problem.title;
@@ -38,6 +43,7 @@ export class SimrootApiError extends Error implements Problem {
     this.instance = problem.instance;
     this.requestId = problem.requestId;
     this.errors = problem.errors ?? [];
+    if (retryAfterSeconds !== undefined) this.retryAfterSeconds = retryAfterSeconds;
   }
 
   /** The problem as plain JSON (what `simroot --json` prints). */
@@ -49,17 +55,29 @@ export class SimrootApiError extends Error implements Problem {
   /** Builds the error from a failed response whose body was already read (`body`: parsed JSON or text). */
   static from(response: Response, body: unknown): SimrootApiError {
     const requestId = response.headers.get("x-request-id") ?? undefined;
-    if (isProblem(body)) return new SimrootApiError({ requestId, ...body, status: body.status || response.status });
+    const retryAfter = retryAfterSeconds(response.headers.get("retry-after"));
+    if (isProblem(body)) return new SimrootApiError({ requestId, ...body, status: body.status || response.status }, retryAfter);
     const text = typeof body === "string" ? body.trim().slice(0, 500) : "";
-    return new SimrootApiError({
-      type: "about:blank",
-      title: response.statusText || `HTTP ${response.status}`,
-      status: response.status,
-      detail: text || `The server answered ${response.status} without problem details`,
-      instance: new URL(response.url || "http://unknown/").pathname,
-      requestId,
-    });
+    return new SimrootApiError(
+      {
+        type: "about:blank",
+        title: response.statusText || `HTTP ${response.status}`,
+        status: response.status,
+        detail: text || `The server answered ${response.status} without problem details`,
+        instance: new URL(response.url || "http://unknown/").pathname,
+        requestId,
+      },
+      retryAfter,
+    );
   }
+}
+
+/** `Retry-After` (RFC 9110 10.2.3: seconds, or an HTTP date) in whole seconds; undefined when absent or unreadable. */
+function retryAfterSeconds(value: string | null): number | undefined {
+  if (value === null) return undefined;
+  if (/^\d+$/.test(value.trim())) return Number(value.trim());
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, Math.ceil((at - Date.now()) / 1000));
 }
 
 export function isProblem(value: unknown): value is Problem {
