@@ -19,7 +19,9 @@ const problemDescriptions: Record<number, string> = {
   404: "No such resource in this tenant",
   409: "Conflicts with the current state",
   412: "`If-Match` does not match the current ETag",
-  413: "The body is too large",
+  413:
+    "The body is too large, or (ingestion) it reports more than 250 facts or 200 KB of one device " +
+    "(`ingest.too_many_for_device`, naming the device): nothing of it was recorded; split it and send again",
   503:
     "A dependency is down, (ingestion) the applier's backlog is past its bound, or (devices) a deploy is under way and the " +
     "device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds",

@@ -6076,7 +6076,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The body is too large */
+            /** @description The body is too large, or (ingestion) it reports more than 250 facts or 200 KB of one device (`ingest.too_many_for_device`, naming the device): nothing of it was recorded; split it and send again */
             413: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
