@@ -72,6 +72,22 @@ export function derivedOperationId(method: string, path: string): string {
   return [head, ...words].map((word, index) => (index === 0 ? word : word[0]!.toUpperCase() + word.slice(1))).join("");
 }
 
+/** What each error status of a route means (routes declare them with openapi.ts `errorResponses`, described here). */
+const problemDescriptions: Record<number, string> = {
+  400: "Invalid input: `errors` names each bad field",
+  401: "Missing or invalid API key",
+  403: "The key's role may not do this",
+  404: "No such resource in this tenant",
+  409: "Conflicts with the current state",
+  412: "`If-Match` does not match the current ETag",
+  413:
+    "The body is too large, or (ingestion) it reports more than 250 facts or 200 KB of one device " +
+    "(`ingest.too_many_for_device`, naming the device): nothing of it was recorded; split it and send again",
+  503:
+    "A dependency is down, (ingestion) the applier's backlog is past its bound, or (devices) a deploy is under way and the " +
+    "device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds",
+};
+
 const header = (name: string) => ({ $ref: `#/components/headers/${name}` });
 const problemSchemaRef = { $ref: "#/components/schemas/Problem" };
 
@@ -106,6 +122,8 @@ function completeOperation(doc: OpenApiDocument, path: string, method: string, o
   const secured = operation.security === undefined ? (doc.security ?? []).length > 0 : operation.security.length > 0;
   const responses = operation.responses;
   const writes = method === "post" || method === "put" || method === "patch";
+  for (const [status, response] of Object.entries(responses))
+    if (response.description === "") response.description = problemDescriptions[Number(status)] ?? "Error";
   // A path parameter that cannot be an id of its kind is refused before anything is read (review 142: 18 operations
   // answered this 400 without listing it).
   if (path.includes("{") && !path.startsWith("/v1/ingest/"))
