@@ -311,7 +311,12 @@ describe("operator events drive the SIM identity lifecycle", () => {
     const { source, credentials } = await setup();
     // The longest stated time accepted (review 83: nanoseconds and an offset), echoed as it was stated.
     const stated = "2099-01-01T00:00:00.000000000+00:00";
-    const body = Array.from({ length: 1000 }, (_, n) => ({ ...fact("sim.detached", {}, 1), dedupeKey: `far-${n}`, occurredAt: stated }));
+    // Eight devices' facts: a request reports at most 250 of one device (review 138).
+    const body = Array.from({ length: 1000 }, (_, n) => ({
+      ...fact("sim.detached", {}, 1, { imsi: `2080100000000${String(n % 8).padStart(2, "0")}` }),
+      dedupeKey: `far-${n}`,
+      occurredAt: stated,
+    }));
     const text = JSON.stringify(body);
     const headers = standardWebhookHeaders(credentials.webhookSecret, text, "msg_far_ahead");
     const first = await runtime.app.request(source.ingestPath, { method: "POST", headers, body: text });
