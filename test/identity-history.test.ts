@@ -258,6 +258,32 @@ describe("remembered facts from two instances", () => {
 });
 
 describe("a device's history reported in one request", () => {
+  /** 55 attaches and detaches of the device on `address`, 5 s apart, and a last attach: 111 facts, dated in order. */
+  function flapping(imsi: string, address: string, detachedAs: Record<string, string> = { imsi }) {
+    const start = Date.now() - 20 * 60_000;
+    const facts = [];
+    for (let n = 0; n < 55; n++) {
+      facts.push(fact("sim.attached", imsi, { bearer: "cellular", ipv4: address }, 0));
+      facts.push({ ...fact("sim.detached", imsi, { bearer: "cellular" }, 0), device: detachedAs });
+    }
+    facts.push(fact("sim.attached", imsi, { bearer: "cellular", ipv4: address }, 0));
+    for (const [n, each] of facts.entries()) each.occurredAt = new Date(start + n * 5_000).toISOString();
+    return facts;
+  }
+
+  /** The lease items of `address` (its holders' session edges), once the history reader has caught up. */
+  async function leasesOf(tenantId: string, address: string) {
+    await runtime.history.caughtUp();
+    const { Items } = await runtime.ports.db.send(
+      new QueryCommand({
+        TableName: runtime.ports.tables.identity,
+        KeyConditionExpression: "pk = :pk",
+        ExpressionAttributeValues: { ":pk": leasePartition(tenantId, address) },
+      }),
+    );
+    return Items ?? [];
+  }
+
   it("applies every one of 111 facts of one device in one webhook, in their order: every session and lease recorded", async () => {
     // A core reports a busy device's last ten minutes at once: it detached and attached again every 5 s on one address.
     // The request's facts travelled in several bus entries, applied side by side: most arrived after 32 newer ones,
@@ -267,25 +293,8 @@ describe("a device's history reported in one request", () => {
     const imsi = "208013330000001";
     const device = (await tenant.call("POST", "/v1/devices", { imsi })).json;
     const address = "10.46.3.1";
-    const start = Date.now() - 20 * 60_000;
-    const time = (n: number) => new Date(start + n * 5_000).toISOString();
-    const facts = [];
-    for (let n = 0; n < 55; n++) {
-      facts.push(fact("sim.attached", imsi, { bearer: "cellular", ipv4: address }, 0));
-      facts.push(fact("sim.detached", imsi, { bearer: "cellular" }, 0));
-    }
-    facts.push(fact("sim.attached", imsi, { bearer: "cellular", ipv4: address }, 0));
-    for (const [n, each] of facts.entries()) each.occurredAt = time(n);
-    await report(...facts);
-    await runtime.history.caughtUp();
-    const leases = await runtime.ports.db.send(
-      new QueryCommand({
-        TableName: runtime.ports.tables.identity,
-        KeyConditionExpression: "pk = :pk",
-        ExpressionAttributeValues: { ":pk": leasePartition(tenant.tenant.id, address) },
-      }),
-    );
-    expect(leases.Items).toHaveLength(111);
+    await report(...flapping(imsi, address));
+    expect(await leasesOf(tenant.tenant.id, address)).toHaveLength(111);
     const timeline = (await tenant.call("GET", `/v1/devices/${device.id}/timeline?limit=200`)).json.items as { type: string }[];
     const count = (type: string) => timeline.filter((entry) => entry.type === type).length;
     expect([count("sim.attached"), count("sim.detached"), count("sim.session-recorded")]).toEqual([56, 55, 0]);
@@ -301,25 +310,8 @@ describe("a device's history reported in one request", () => {
     const msisdn = "+33612340002";
     await tenant.call("POST", "/v1/devices", { imsi, msisdn });
     const address = "10.46.3.2";
-    const start = Date.now() - 20 * 60_000;
-    const time = (n: number) => new Date(start + n * 5_000).toISOString();
-    const facts = [];
-    for (let n = 0; n < 55; n++) {
-      facts.push(fact("sim.attached", imsi, { bearer: "cellular", ipv4: address }, 0));
-      facts.push({ ...fact("sim.detached", imsi, { bearer: "cellular" }, 0), device: { imsi, msisdn } });
-    }
-    facts.push(fact("sim.attached", imsi, { bearer: "cellular", ipv4: address }, 0));
-    for (const [n, each] of facts.entries()) each.occurredAt = time(n);
-    await report(...facts);
-    await runtime.history.caughtUp();
-    const leases = await runtime.ports.db.send(
-      new QueryCommand({
-        TableName: runtime.ports.tables.identity,
-        KeyConditionExpression: "pk = :pk",
-        ExpressionAttributeValues: { ":pk": leasePartition(tenant.tenant.id, address) },
-      }),
-    );
-    expect(leases.Items).toHaveLength(111);
+    await report(...flapping(imsi, address, { imsi, msisdn }));
+    expect(await leasesOf(tenant.tenant.id, address)).toHaveLength(111);
   }, 120_000);
 });
 
