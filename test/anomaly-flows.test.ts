@@ -30,6 +30,26 @@ async function setup(labels: Record<string, string> = { fleet: "meters" }) {
   return { tenant, pep, register, post, anomalies };
 }
 
+/** Meters A (its baseline taught) and B of one tenant, with the tenant's core reporting their sessions. */
+async function twoMeters() {
+  const meters = await setup();
+  const report = await simrootSource(runtime, meters.tenant);
+  const imsiOf = async (id: string) => (await meters.tenant.call("GET", `/v1/devices/${id}`)).json.imsi as string;
+  const a = await meters.register("meter-a");
+  const b = await meters.register("meter-b");
+  await teachBaseline(meters.post, a);
+  return { ...meters, report, imsiOf, a, b };
+}
+
+/** A window's flows to a C2 host, known only by their source address, as a PEP reports them (answered 202). */
+async function postC2ByAddress(post: (report: unknown) => ReturnType<typeof call>, address: string, windowEnd: number) {
+  const window = flowReport("unused", new Date(windowEnd), [{ destination: "c2.attacker.example" }]);
+  const flows = window.flows.map(({ deviceId: _, ...flow }) => ({ ...flow, sourceIp: address }));
+  const answer = await post({ ...window, flows });
+  expect(answer.status, answer.text).toBe(202);
+  return answer;
+}
+
 describe("flow detectors", { timeout: 120_000 }, () => {
   it("a device whose window volume varies by a few hundred MB is judged, not answered 500 (baseline variance beyond a safe integer)", async () => {
     const { register, post, tenant } = await setup();
@@ -129,12 +149,7 @@ describe("flow detectors", { timeout: 120_000 }, () => {
   });
 
   it("a flow known by an address that went from A to B and back to A within its window is neither device's", async () => {
-    const { tenant, register, post, anomalies } = await setup();
-    const report = await simrootSource(runtime, tenant);
-    const imsiOf = async (id: string) => (await tenant.call("GET", `/v1/devices/${id}`)).json.imsi as string;
-    const a = await register("meter-a");
-    const b = await register("meter-b");
-    await teachBaseline(post, a);
+    const { tenant, post, anomalies, report, imsiOf, a, b } = await twoMeters();
     const address = "10.77.0.9";
     const windowEnd = Date.now() - 30_000;
     const at = (msBeforeEnd: number) => new Date(windowEnd - msBeforeEnd).toISOString();
@@ -148,10 +163,7 @@ describe("flow detectors", { timeout: 120_000 }, () => {
     const middle = await tenant.call("GET", `/v1/devices/lookup?ip=${address}&at=${encodeURIComponent(at(150_000))}`);
     expect(middle.json.id).toBe(b);
     // The window's flows, known only by source address: B (compromised) reached its C2 host while it held the address.
-    const window = flowReport("unused", new Date(windowEnd), [{ destination: "c2.attacker.example" }]);
-    const flows = window.flows.map(({ deviceId: _, ...flow }) => ({ ...flow, sourceIp: address }));
-    const answer = await post({ ...window, flows });
-    expect(answer.status, answer.text).toBe(202);
+    const answer = await postC2ByAddress(post, address, windowEnd);
     // A, warm, is not flagged for B's C2 host, nor taught it; and B is not taught A's traffic either.
     expect(answer.json.anomalies).toBe(0);
     const flowKinds = ["new-destination", "volume-spike", "denied-burst"];
@@ -181,13 +193,37 @@ describe("flow detectors", { timeout: 120_000 }, () => {
     facts.push(coreFact("sim.attached", imsi, { bearer: "cellular", ipv4: address }, at(10_000), "att-last"));
     // Ten facts a webhook, as a core reports them while they happen.
     for (let n = 0; n < facts.length; n += 10) await report(...facts.slice(n, n + 10));
-    const window = flowReport("unused", new Date(windowEnd), [{ destination: "c2.attacker.example" }]);
-    const flows = window.flows.map(({ deviceId: _, ...flow }) => ({ ...flow, sourceIp: address }));
-    const answer = await post({ ...window, flows });
-    expect(answer.status, answer.text).toBe(202);
+    await postC2ByAddress(post, address, windowEnd);
     // Its C2 host is still a new destination for it: flapping does not make its traffic no one device's.
     const kinds = (await anomalies(a)).map((entry: { data: { kind: string } }) => entry.data.kind);
     expect(kinds.filter((kind: string) => kind === "new-destination")).toEqual(["new-destination"]);
+  });
+
+  it("a device that flaps its session early in a window does not hide another device that held the address after it", async () => {
+    const { tenant, post, anomalies, report, imsiOf, a, b } = await twoMeters();
+    const address = "10.77.0.11";
+    const windowEnd = Date.now() - 30_000;
+    const at = (msBeforeEnd: number) => new Date(windowEnd - msBeforeEnd).toISOString();
+    // A flaps on the address every 2 s for the window's first two minutes (110 edges), then B holds it, then A again.
+    const [imsiA, imsiB] = [await imsiOf(a), await imsiOf(b)];
+    const facts = [];
+    for (let n = 0; n < 55; n++) {
+      facts.push(coreFact("sim.attached", imsiA, { bearer: "cellular", ipv4: address }, at(290_000 - n * 2_000), `att-${n}`));
+      facts.push(coreFact("sim.detached", imsiA, { bearer: "cellular" }, at(289_000 - n * 2_000), `det-${n}`));
+    }
+    facts.push(coreFact("sim.attached", imsiB, { bearer: "cellular", ipv4: address }, at(150_000), "att-b"));
+    facts.push(coreFact("sim.detached", imsiB, { bearer: "cellular" }, at(120_000), "det-b"));
+    facts.push(coreFact("sim.attached", imsiA, { bearer: "cellular", ipv4: address }, at(60_000), "att-a-last"));
+    for (let n = 0; n < facts.length; n += 10) await report(...facts.slice(n, n + 10));
+    const middle = await tenant.call("GET", `/v1/devices/lookup?ip=${address}&at=${encodeURIComponent(at(135_000))}`);
+    expect(middle.json.id).toBe(b);
+    // The window's flows, known only by source address: B's C2 traffic, while it held the address.
+    const answer = await postC2ByAddress(post, address, windowEnd);
+    // No one device's: A is neither flagged for B's traffic nor taught it.
+    expect(answer.json.anomalies).toBe(0);
+    const kinds = (await anomalies(a)).map((entry: { data: { kind: string } }) => entry.data.kind);
+    expect(kinds.filter((kind: string) => kind === "new-destination")).toEqual([]);
+    expect((await readBaseline(runtime.ports, tenant.tenant.id, a))?.windows).toBe(14);
   });
 
   it("a device relabelled into another fleet is judged against that fleet at once, not its old one", async () => {

@@ -111,17 +111,19 @@ export async function leaseHolder(ports: Ports, tenantId: string, address: strin
   return undefined;
 }
 
-/** Lease edges read at most over one window (`heldByAnotherWithin`), in pages of 25. */
-export const maxWindowEdges = 100;
+/** Lease edges read at most over one window (`heldByAnotherWithin`), in one page. */
+export const maxWindowEdges = 1000;
 
 /**
  * Whether a device other than `holder` held `address` at some moment from `from` to `until`: a session of its own on the
  * address began or ended in between (review 132: an address that went from A to B and back to A within one flow window
  * was read as A's at both ends, and B's traffic taught A, or flagged A, while B escaped). A session that ended as the
- * window began held none of it. The window's first `maxWindowEdges` edges answer: one report's reads are bounded, and a
- * device cannot hide its own traffic by flapping its session until its window reads as no one device's (another
- * device's traffic would be credited to it only behind as many edges of the holder's own, which that device does not
- * command).
+ * window began held none of it. The store returns only the edges of other devices (a filter), so the holder's own edges
+ * cost their bytes read and nothing else: a window's first `maxWindowEdges` edges are searched (read units grow with
+ * the bytes read, before the filter, and are bounded), where the first 100 were, and a device flapping its session 100 times
+ * early in the window no longer hides one that held the address after it. A device cannot hide its own traffic by
+ * flapping until its window reads as no one device's either: another device's traffic is credited to it only behind
+ * 1,000 edges of its own in one window, several a second for a five-minute window, which a radio attach does not do.
  */
 export async function heldByAnotherWithin(
   ports: Ports,
@@ -139,14 +141,21 @@ export async function heldByAnotherWithin(
         TableName: ports.tables.identity,
         // At one instant an end sorts before a start (lease-item.ts): from `#1`, the window's first instant's starts only.
         KeyConditionExpression: "pk = :pk AND sk BETWEEN :from AND :until",
-        ExpressionAttributeValues: { ":pk": leasePartition(tenantId, address), ":from": `${from}#1`, ":until": `${until}#~` },
+        FilterExpression: "deviceId <> :holder",
+        ExpressionAttributeValues: {
+          ":pk": leasePartition(tenantId, address),
+          ":from": `${from}#1`,
+          ":until": `${until}#~`,
+          ":holder": holder,
+        },
         ProjectionExpression: "deviceId",
-        Limit: 25,
+        // The limit counts the edges read, the holder's among them (a filter applies after it).
+        Limit: maxWindowEdges - read,
         ExclusiveStartKey: cursor,
       }),
     );
-    if ((page.Items ?? []).some((item) => String(item.deviceId) !== holder)) return true;
-    read += page.Items?.length ?? 0;
+    if ((page.Items ?? []).length > 0) return true;
+    read += page.ScannedCount ?? 0;
     cursor = page.LastEvaluatedKey;
   } while (cursor && read < maxWindowEdges);
   return false;
