@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createClient, SimrootApiError, type SimrootClient } from "@simroot/sdk";
 import { createTestPki } from "../packages/core/src/ingest/adapters/eim-pki.test-support.ts";
 import { generateOpenApiTypes, generatedPath } from "../packages/sdk/scripts/generate.ts";
+import { timeouts } from "@simroot/core";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 const root = join(import.meta.dirname, "..");
@@ -179,6 +180,8 @@ describe("the SDK's errors", () => {
     const client = createClient({
       baseUrl: url,
       apiKey: acme.token,
+      // Sent once: a GET would otherwise wait out a Retry-After of up to 20 s (the minute's end) and try again.
+      retry: { retries: 0 },
       fetch: async (request) => {
         const response = await fetch(request);
         answered.push(response.headers.get("retry-after") ?? "");
@@ -263,6 +266,116 @@ describe("the SDK's idempotent POST when the first attempt fails (review 124)", 
     } finally {
       runtime.ports.db.middlewareStack.remove(`slowAfterClaim-${key}`);
     }
+  });
+});
+
+/**
+ * The store refuses the first `times` requests naming `match` (DynamoDB's throttling: the API answers it 503
+ * dependency.unavailable with Retry-After); `seen` counts the store's requests naming it, the refused ones included.
+ */
+function throttle(match: string, times = 1) {
+  const name = `throttle-${match}`;
+  const state = { seen: 0, remove: () => runtime.ports.db.middlewareStack.remove(name) };
+  runtime.ports.db.middlewareStack.add(
+    (next) => async (args) => {
+      if (!JSON.stringify(args.input).includes(match)) return next(args);
+      if (state.seen++ < times) {
+        throw Object.assign(new Error("Rate of requests exceeds the allowed throughput"), {
+          name: "ThrottlingException",
+          $metadata: { httpStatusCode: 400 },
+        });
+      }
+      return next(args);
+    },
+    { step: "initialize", name },
+  );
+  return state;
+}
+
+/** An SDK client for `token` whose requests' send times are `sent`; `answer` may answer one itself instead of the server. */
+function timedClient(token: string, answer: (attempt: number) => Response | undefined = () => undefined) {
+  const sent: number[] = [];
+  const statuses: number[] = [];
+  const client = createClient({
+    baseUrl: url,
+    apiKey: token,
+    fetch: async (request) => {
+      sent.push(performance.now());
+      const response = answer(sent.length) ?? (await fetch(request));
+      statuses.push(response.status);
+      return response;
+    },
+  });
+  return { client, sent, statuses };
+}
+
+describe("the SDK's retries of requests safe to repeat", () => {
+  it("sends a GET again once the Retry-After of the server's 503 has passed, and answers the device", async () => {
+    // A GET was never retried: a store throttling for a moment was the integrator's error, though the server said when
+    // to come back.
+    const { token } = await tenantClient(runtime);
+    const { client, sent, statuses } = timedClient(token);
+    const device = await register(client);
+    sent.length = 0;
+    statuses.length = 0;
+    const store = throttle(device.id);
+    try {
+      expect(await client.get("/v1/devices/{id}", { params: { path: { id: device.id } } })).toEqual(device);
+    } finally {
+      store.remove();
+    }
+    expect(statuses).toEqual([503, 200]);
+    expect(store.seen).toBeGreaterThanOrEqual(2);
+    expect(sent[1]! - sent[0]!).toBeGreaterThanOrEqual(timeouts.retryAfterSeconds * 1000);
+  });
+
+  it("sends a GET again after at least the Retry-After: 1 of a 429, and answers the page", async () => {
+    const { token } = await tenantClient(runtime);
+    // The rate limiter's answer (core access/rate-limit.ts) on the first attempt, then the server.
+    const { client, sent, statuses } = timedClient(token, (attempt) =>
+      attempt === 1
+        ? new Response(
+            JSON.stringify({ type: "urn:simroot:problem:rate.limited", title: "rate.limited", status: 429, detail: "retry in 1 s" }),
+            { status: 429, headers: { "content-type": "application/problem+json", "retry-after": "1" } },
+          )
+        : undefined,
+    );
+    expect(await client.get("/v1/devices")).toEqual({ items: [] });
+    expect(statuses).toEqual([429, 200]);
+    expect(sent[1]! - sent[0]!).toBeGreaterThanOrEqual(1000);
+  });
+
+  it("never sends a POST without an Idempotency-Key twice: its 503 is thrown, with its Retry-After", async () => {
+    const { token, keyId } = await tenantClient(runtime);
+    const { client, statuses } = timedClient(token);
+    // Every read of the caller's key is refused: a retry would be answered 503 again, and counted.
+    const store = throttle(keyId, Number.POSITIVE_INFINITY);
+    let error: unknown;
+    try {
+      error = await client.post("/v1/devices", { body: { imsi: nextImsi() } }).catch((caught: unknown) => caught);
+    } finally {
+      store.remove();
+    }
+    expect(error).toBeInstanceOf(SimrootApiError);
+    expect([(error as SimrootApiError).status, (error as SimrootApiError).retryAfterSeconds]).toEqual([503, timeouts.retryAfterSeconds]);
+    expect(statuses).toEqual([503]);
+    expect((await client.get("/v1/devices")).items).toEqual([]);
+  });
+
+  it("sends a POST again when it carries an Idempotency-Key, and registers the device once", async () => {
+    const { token } = await tenantClient(runtime);
+    const { client, statuses } = timedClient(token);
+    const imsi = nextImsi();
+    const store = throttle(imsi);
+    let device: unknown;
+    try {
+      device = await client.post("/v1/devices", { body: { imsi }, params: { header: { "Idempotency-Key": `register-${imsi}` } } });
+    } finally {
+      store.remove();
+    }
+    expect(device).toMatchObject({ id: expect.stringMatching(/^dev_/), imsi });
+    expect(statuses).toEqual([503, 201]);
+    expect((await client.get("/v1/devices")).items.map((listed) => listed.imsi)).toEqual([imsi]);
   });
 });
 

@@ -1,7 +1,7 @@
 /**
  * The typed simroot client: openapi-fetch over the generated `paths`, with the API key, a
- * request id per call, problem+json errors thrown as `SimrootApiError`, cursor pagination and
- * idempotent POSTs.
+ * request id per call, problem+json errors thrown as `SimrootApiError`, cursor pagination,
+ * idempotent POSTs, and retries of the requests safe to repeat.
  */
 import createFetchClient, { type Client, type ClientPathsWithMethod, type FetchResponse, type MaybeOptionalInit } from "openapi-fetch";
 import type { paths } from "./openapi.d.ts";
@@ -16,6 +16,24 @@ export interface ClientOptions {
   readonly fetch?: (request: Request) => Promise<Response>;
   /** Makes the `X-Request-Id` of each call; defaults to a random UUID. */
   readonly requestId?: () => string;
+  /** How requests safe to repeat are sent again (see `RetryOptions`). */
+  readonly retry?: RetryOptions;
+}
+
+/**
+ * A GET (or HEAD), and a POST carrying an `Idempotency-Key`, are sent again when the network fails or the server
+ * answers 429, 502, 503 or 504 (an idempotent POST also on 409 `request.in_progress`): after the answer's
+ * `Retry-After` (seconds or an HTTP date), else after a backoff of 100 ms doubling, drawn with full jitter. Nothing
+ * else is sent twice: a POST without a key may have acted, and the API does not document PUT, PATCH or DELETE as
+ * idempotent (one that went through answers its repeat 412 or 404). A call's `signal` stops the wait too.
+ */
+export interface RetryOptions {
+  /** Attempts after the first (default 3; 0 sends every request once). */
+  readonly retries?: number;
+  /** The longest wait between two attempts, in seconds (default 20); a `Retry-After` asking longer is thrown at once. */
+  readonly maxWaitSeconds?: number;
+  /** No attempt starts later than this many seconds after the first (default 60); the last answer is thrown instead. */
+  readonly deadlineSeconds?: number;
 }
 
 type Media = `${string}/${string}`;
@@ -62,6 +80,8 @@ export interface RawInit {
   readonly query?: Readonly<Record<string, string | number | boolean | undefined>>;
   readonly body?: unknown;
   readonly headers?: Readonly<Record<string, string>>;
+  /** Aborts the request, and the wait before its next attempt. */
+  readonly signal?: AbortSignal;
 }
 
 export interface SimrootClient {
@@ -75,10 +95,9 @@ export interface SimrootClient {
   readonly getWithEtag: GetWithEtag;
   /**
    * A POST that is safe to repeat: sends `Idempotency-Key` (given, or a new UUID) and retries
-   * with the same key when the network fails, the server answers 502, 503 or 504, or the first
-   * attempt is still under way on the server (409 `request.in_progress`): after 100 ms, doubling,
-   * or the `Retry-After` the server answered when it asks for longer (up to 60 s; past that, the
-   * answer is thrown).
+   * with the same key as `RetryOptions` says (`retries` here overrides the client's): when the
+   * network fails, the server answers 429, 502, 503 or 504, or the first attempt is still under
+   * way on the server (409 `request.in_progress`).
    */
   readonly idempotentPost: Call<"post", { idempotencyKey?: string; retries?: number }>;
   /** Every item of a paginated list, following `next` cursors page by page. */
@@ -89,14 +108,18 @@ export interface SimrootClient {
   fetchRaw(method: Uppercase<HttpMethod>, path: string, init?: RawInit): Promise<Response>;
 }
 
-const retryable = new Set([502, 503, 504]);
-/** The longest `Retry-After` an idempotent POST waits for before trying again. */
-const maxRetryAfterMs = 60_000;
+/** Answers that say the request was not done, or may not have been, and may be sent again. */
+const retryable = new Set([429, 502, 503, 504]);
+/** Methods a repeat cannot change the outcome of (RFC 9110 9.2.2). */
+const safeMethods = new Set(["GET", "HEAD"]);
+/** The first backoff (full jitter draws each wait between 0 and it, doubled per attempt). */
+const baseDelayMs = 100;
+const defaultRetry = { retries: 3, maxWaitSeconds: 20, deadlineSeconds: 60 } as const;
 
-/** An answer an idempotent POST tries again: the gateway's or a dependency's failure, or its first attempt under way. */
-const retriedAnswer = ({ response, error }: Outcome) =>
+/** An answer a request safe to repeat is sent again for: throttled, the gateway's or a dependency's failure, or its first attempt under way. */
+const retriedAnswer = (method: string, { response, error }: Outcome) =>
   retryable.has(response.status) ||
-  (response.status === 409 && (error as { title?: unknown } | undefined)?.title === "request.in_progress");
+  (method === "POST" && response.status === 409 && (error as { title?: unknown } | undefined)?.title === "request.in_progress");
 
 /** `Retry-After` (RFC 9110 10.2.3: seconds, or an HTTP date) in milliseconds; 0 when absent or unreadable. */
 function retryAfterMs(value: string | null): number {
@@ -104,6 +127,69 @@ function retryAfterMs(value: string | null): number {
   if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
   const at = Date.parse(value);
   return Number.isNaN(at) ? 0 : Math.max(0, at - Date.now());
+}
+
+/** Whether openapi-fetch's init sends an `Idempotency-Key` (as `headers` or as the operation's header parameter). */
+function carriesIdempotencyKey(init: Record<string, unknown> | undefined): boolean {
+  const params = init?.params as { header?: unknown } | undefined;
+  return [init?.headers, params?.header].some((headers) => {
+    if (headers instanceof Headers) return headers.has("idempotency-key");
+    const entries = Array.isArray(headers) ? headers : Object.entries((headers ?? {}) as Record<string, unknown>);
+    return entries.some(([name, value]) => String(name).toLowerCase() === "idempotency-key" && value != null);
+  });
+}
+
+/** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
+ * Sends a request (`attempt`) and, when it is safe to repeat, sends it again as `RetryOptions` says; answers the last
+ * outcome (its error, when the network failed every time, is thrown).
+ */
+async function withRetries(
+  method: string,
+  init: Record<string, unknown> | undefined,
+  options: Required<RetryOptions>,
+  attempt: () => Promise<Outcome>,
+): Promise<Outcome> {
+  const repeatable = safeMethods.has(method) || (method === "POST" && carriesIdempotencyKey(init));
+  const retries = repeatable ? options.retries : 0;
+  const signal = init?.signal instanceof AbortSignal ? init.signal : undefined;
+  const maxWaitMs = options.maxWaitSeconds * 1000;
+  const deadline = Date.now() + options.deadlineSeconds * 1000;
+  for (let tried = 0; ; tried++) {
+    let last: { outcome: Outcome } | { error: unknown };
+    let asked = 0;
+    try {
+      last = { outcome: await attempt() };
+      if (!retriedAnswer(method, last.outcome)) return last.outcome;
+      asked = retryAfterMs(last.outcome.response.headers.get("retry-after"));
+    } catch (error) {
+      // A network failure (fetch rejects with a TypeError); not the caller's abort.
+      if (signal?.aborted) throw error;
+      last = { error };
+    }
+    // Review 127: the backoff stops doubling at the longest wait allowed (it was 204.8 s at the 12th try).
+    const wait = Math.max(asked, Math.random() * Math.min(maxWaitMs, baseDelayMs * 2 ** tried));
+    if (tried >= retries || asked > maxWaitMs || Date.now() + wait > deadline) {
+      if ("error" in last) throw last.error;
+      return last.outcome;
+    }
+    await sleep(wait, signal);
+  }
 }
 type Outcome = { data?: unknown; error?: unknown; response: Response };
 
@@ -116,6 +202,7 @@ async function unwrap(pending: Promise<Outcome>): Promise<unknown> {
 export function createClient(options: ClientOptions): SimrootClient {
   const baseUrl = withScheme(options.baseUrl).replace(/\/+$/, "");
   const nextRequestId = options.requestId ?? (() => crypto.randomUUID());
+  const retry = { ...defaultRetry, ...options.retry };
   const http = createFetchClient<paths, Media>({
     baseUrl,
     ...(options.fetch ? { fetch: options.fetch } : {}),
@@ -128,9 +215,12 @@ export function createClient(options: ClientOptions): SimrootClient {
     },
   });
 
-  // openapi-fetch checks the arguments' types; these untyped views only forward them.
+  // openapi-fetch checks the arguments' types; these untyped views only forward them, retrying what is safe to repeat.
   type Forward = (path: string, init?: Record<string, unknown>) => Promise<Outcome>;
-  const forward = (method: "GET" | "PUT" | "POST" | "PATCH" | "DELETE") => http[method] as unknown as Forward;
+  const forward =
+    (method: "GET" | "PUT" | "POST" | "PATCH" | "DELETE", retries = retry.retries): Forward =>
+    (path, init) =>
+      withRetries(method, init, { ...retry, retries }, () => (http[method] as unknown as Forward)(path, init));
   const call = <M extends HttpMethod>(method: Uppercase<M>) => {
     const send = forward(method);
     return ((path: string, init?: Record<string, unknown>) => unwrap(send(path, init))) as unknown as Call<M>;
@@ -144,7 +234,7 @@ export function createClient(options: ClientOptions): SimrootClient {
   const idempotentPost = (async (path: string, init: Record<string, unknown> = {}) => {
     const {
       idempotencyKey = crypto.randomUUID(),
-      retries = 2,
+      retries = retry.retries,
       headers,
       ...rest
     } = init as {
@@ -152,23 +242,9 @@ export function createClient(options: ClientOptions): SimrootClient {
       retries?: number;
       headers?: Record<string, string>;
     };
-    for (let attempt = 0; ; attempt++) {
-      let wait = 100 * 2 ** attempt;
-      try {
-        const outcome = await forward("POST")(path, { ...rest, headers: { ...headers, "idempotency-key": idempotencyKey } });
-        // Review 124: a 503 was retried at once, whatever its Retry-After, and the first attempt still under way
-        // (after a dropped connection, the case this call exists for) was thrown as a conflict.
-        const asked = retryAfterMs(outcome.response.headers.get("retry-after"));
-        if (attempt >= retries || !retriedAnswer(outcome) || asked > maxRetryAfterMs) return await unwrap(Promise.resolve(outcome));
-        wait = Math.max(wait, asked);
-        // Its own backoff stops doubling at the longest wait it allows a server (review 127: 204.8 s at the 12th try).
-        wait = Math.min(wait, maxRetryAfterMs);
-      } catch (error) {
-        // Network failures (fetch rejects with a TypeError) are retried; API errors are not.
-        if (attempt >= retries || error instanceof SimrootApiError) throw error;
-      }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(wait, maxRetryAfterMs)));
-    }
+    // Review 124: a 503 was retried at once, whatever its Retry-After, and the first attempt still under way (after a
+    // dropped connection, the case this call exists for) was thrown as a conflict.
+    return unwrap(forward("POST", retries)(path, { ...rest, headers: { ...headers, "idempotency-key": idempotencyKey } }));
   }) as unknown as SimrootClient["idempotentPost"];
 
   async function* paginate<P extends PagedPath>(
@@ -189,16 +265,15 @@ export function createClient(options: ClientOptions): SimrootClient {
   }
 
   async function fetchRaw(method: Uppercase<HttpMethod>, path: string, init: RawInit = {}): Promise<Response> {
-    const outcome = await (http.request as unknown as (method: string, path: string, init: object) => Promise<Outcome>)(
-      method.toLowerCase(),
-      path,
-      {
-        params: { path: init.path, query: init.query },
-        headers: init.headers,
-        ...(init.body === undefined ? {} : { body: init.body }),
-        parseAs: "stream",
-      },
-    );
+    const forwarded = {
+      params: { path: init.path, query: init.query },
+      headers: init.headers,
+      ...(init.body === undefined ? {} : { body: init.body }),
+      ...(init.signal ? { signal: init.signal } : {}),
+      parseAs: "stream",
+    };
+    const send = http.request as unknown as (method: string, path: string, init: object) => Promise<Outcome>;
+    const outcome = await withRetries(method, forwarded, retry, () => send(method.toLowerCase(), path, forwarded));
     if (!outcome.response.ok) throw SimrootApiError.from(outcome.response, outcome.error);
     return outcome.response;
   }
