@@ -313,6 +313,22 @@ describe("a device's history reported in one request", () => {
     await report(...flapping(imsi, address, { imsi, msisdn }));
     expect(await leasesOf(tenant.tenant.id, address)).toHaveLength(111);
   }, 120_000);
+
+  it("applies them in time order though the request lists them newest first (review 138)", async () => {
+    // Applied in the order listed, every fact came after the 32 later ones listed before it: it fell before the
+    // device's window and was dropped as stale, though the whole history came in one request.
+    const tenant = await tenantClient(runtime);
+    const report = await simrootSource(runtime, tenant);
+    const imsi = "208013330000003";
+    const device = (await tenant.call("POST", "/v1/devices", { imsi })).json;
+    const address = "10.46.3.3";
+    await report(...flapping(imsi, address).reverse());
+    expect(await leasesOf(tenant.tenant.id, address)).toHaveLength(111);
+    const timeline = (await tenant.call("GET", `/v1/devices/${device.id}/timeline?limit=200`)).json.items as { type: string }[];
+    const count = (type: string) => timeline.filter((entry) => entry.type === type).length;
+    expect([count("sim.attached"), count("sim.detached"), count("sim.session-recorded")]).toEqual([56, 55, 0]);
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.sessions.cellular?.ipv4).toBe(address);
+  }, 120_000);
 });
 
 async function deviceItemOfDevice(tenantId: string, deviceId: string) {

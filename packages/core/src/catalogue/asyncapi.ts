@@ -156,7 +156,7 @@ export function asyncApiDocument() {
     title: "The facts of one ingestion request, packed",
     summary:
       `Up to ${maxFactsPerEntry} facts of one request (one tenant, one source), in order, one bus entry: the applier ` +
-      "applies them in one invocation, each device's in their order. A device's facts of one request are never split " +
+      "applies them in one invocation, each device's in time order. A device's facts of one request are never split " +
       `over entries (up to ${maxFactsPerDevice} in an entry of their own). A fact another rule routes by its content (an ` +
       "eUICC profile switch) travels alone.",
     contentType: "application/json",

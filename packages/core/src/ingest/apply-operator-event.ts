@@ -15,7 +15,7 @@ import type { Outcome } from "../outcome.ts";
 import type { Ports } from "../ports.ts";
 import { describeRef, type IngestedEvent } from "./ingested.ts";
 import { park, unpark } from "./parked.ts";
-import { devicesOf, factsReportedType, reportedFacts } from "./reported.ts";
+import { devicesOf, factsReportedType, inFoldOrder, reportedFacts } from "./reported.ts";
 
 export interface OperatorEventResult {
   readonly outcome: FactOutcome | "parked";
@@ -41,8 +41,8 @@ export interface ReportedResult {
 
 /**
  * The applier's bus entry: one fact, or the facts of one request packed together (`reported.ts`). The facts of one
- * device (as the request names it) are applied in order, the devices' side by side, so that their commits share the
- * shards' transactions and a sequencing run. Every fact is tried. A packed fact that failed goes back on the bus
+ * device (as the request names it) are applied one after the other in time order (`inFoldOrder`), the devices' side
+ * by side, so that their commits share the shards' transactions and a sequencing run. Every fact is tried. A packed fact that failed goes back on the bus
  * alone, as it would have travelled had it come alone: its retries, its dead letter (under its own id, the one
  * ingestion answered with) and a redrive are its own, and its entry's facts that applied are never applied again
  * (their duplicate checks do not last for ever). The entry fails, and the bus retries it whole, only when that
@@ -58,7 +58,7 @@ export async function applyReported(ports: Ports, entry: DomainEvent): Promise<R
   const results: ReportedResult[] = new Array(facts.length);
   await Promise.all(
     [...byDevice.values()].map(async (indexes) => {
-      for (const index of indexes) {
+      for (const index of inFoldOrder(facts, indexes)) {
         const fact = facts[index]!;
         try {
           results[index] = { fact, outcome: await applyOperatorEvent(ports, fact) };

@@ -159,7 +159,7 @@ async function accepting(
   if (accepted.length === 0 && rejected.length > 0) {
     throw new SimrootError("ingest.invalid_body", "input", "No event of the body could be accepted", { issues: boundedIssues(rejected) });
   }
-  // A device's facts travel in one bus entry, so that they are applied in their order (reported.ts).
+  // A device's facts travel in one bus entry, so that they are applied in time order (reported.ts).
   const forDevice = tooManyForDevice(events);
   if (forDevice) throw forDevice;
   await admitIngest(ports, events.length);

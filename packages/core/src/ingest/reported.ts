@@ -7,10 +7,11 @@
  * sequencing run.
  *
  * The facts of one device in one request travel in one entry, whatever their number (up to `maxFactsPerDevice`, which
- * ingestion enforces): the applier applies them in their order. Split over entries, which the bus delivers side by side
- * and in any order (SQS's standard queue in AWS), a device's later facts were applied first, and its earlier ones, more
- * than 32 behind (the fold's window), were dropped as stale: a core's ten minutes of a flapping session in one webhook
- * left 71 to 90 of its 111 lease edges (review 138).
+ * ingestion enforces): the applier applies them in the order the fold keeps them, by time (`inFoldOrder`), whatever
+ * order the request lists them in. Split over entries, which the bus delivers side by side and in any order (SQS's
+ * standard queue in AWS), a device's later facts were applied first, and its earlier ones, more than 32 behind (the
+ * fold's window), were dropped as stale: a core's ten minutes of a flapping session in one webhook left 71 to 90 of
+ * its 111 lease edges (review 138).
  *
  * Packing is the publishers' (EventBridge's and the local bus's), so that what a verb publishes stays one event per
  * fact. A fact that a rule besides the applier routes by its content (`routedAlone`: an eUICC's profile switch, which
@@ -19,6 +20,7 @@
 import { SimrootError } from "../error.ts";
 import { newId } from "../id.ts";
 import type { DomainEvent } from "../event/event.ts";
+import { bySequence, byTime, isProfileFact, type Fact } from "../identity/fact.ts";
 import { judgedProfileSwitchCauses } from "../platform/bus-names.ts";
 import type { IngestedEvent } from "./ingested.ts";
 
@@ -59,7 +61,7 @@ const spelled = (kind: string, value: string) =>
  * The device of each fact, as one request names it: facts naming a device by any identifier in common are one device's
  * (review 141: grouped by the reference as written, a core naming a device by IMSI in its attaches and by IMSI and
  * MSISDN in its detaches had them packed as two devices, in entries applied side by side, out of order). The applier
- * applies one device's facts of an entry in their order.
+ * applies one device's facts of an entry in time order (`inFoldOrder`).
  */
 export function devicesOf(facts: readonly DomainEvent[]): string[] {
   const parent = new Map<string, string>();
@@ -75,6 +77,39 @@ export function devicesOf(facts: readonly DomainEvent[]): string[] {
     for (const name of named.slice(1)) parent.set(root(name), root(named[0]!));
   }
   return names.map((named) => root(named[0]!));
+}
+
+/**
+ * The facts at `indexes` (one device's of an entry) in the order the device's fold keeps them (identity/fact.ts): its
+ * facts of time by their time, then key; its eUICC's profile facts by seqNumber, each kind in the places the request
+ * gave it (the fold keeps each in a window of its own). Applied as listed, a fact listed after 32 of the device's
+ * later ones fell before its window and was dropped as stale, though the whole history came in one request (review
+ * 138: 111 facts listed newest first left 33 lease edges). A fact with no time to read keeps its place (it is refused).
+ */
+export function inFoldOrder(facts: readonly DomainEvent[], indexes: readonly number[]): number[] {
+  const placed = indexes.map((index) => ({ index, fact: foldPlace(facts[index]!) }));
+  const ordered = [...indexes];
+  for (const profile of [false, true]) {
+    const kind = placed.filter(({ fact }) => fact !== undefined && isProfileFact(fact) === profile);
+    const sorted = [...kind].sort((a, b) => (profile ? bySequence : byTime)(a.fact!, b.fact!));
+    kind.forEach(({ index }, n) => {
+      ordered[indexes.indexOf(index)] = sorted[n]!.index;
+    });
+  }
+  return ordered;
+}
+
+/** What the fold orders a reported fact by (`toFact`'s type, time, key and seqNumber), if it has a time to read. */
+function foldPlace(reported: DomainEvent): Fact | undefined {
+  const event = reported.data?.event as { type?: unknown; occurredAt?: unknown; dedupeKey?: unknown; sequence?: unknown } | undefined;
+  const time = typeof event?.occurredAt === "string" ? Date.parse(event.occurredAt) : Number.NaN;
+  if (typeof event?.type !== "string" || !Number.isFinite(time)) return undefined;
+  return {
+    type: event.type,
+    at: new Date(time).toISOString(),
+    key: `${String(reported.data.sourceId)}|${String(event.dedupeKey)}`,
+    ...(typeof event.sequence === "number" ? { seq: event.sequence } : {}),
+  } as Fact;
 }
 
 export type ReportedFacts = {
@@ -171,7 +206,7 @@ export function tooManyForDevice(events: readonly DomainEvent[]): SimrootError |
       return new SimrootError(
         "ingest.too_many_for_device",
         "input",
-        `A request reports at most ${maxFactsPerDevice} facts and ${maxDeviceBytes / 1024} KB of one device, applied in their order (this one ${count} facts, ${Math.ceil(bytes / 1024)} KB of ${device}): split it`,
+        `A request reports at most ${maxFactsPerDevice} facts and ${maxDeviceBytes / 1024} KB of one device, applied in time order (this one ${count} facts, ${Math.ceil(bytes / 1024)} KB of ${device}): split it`,
         { detail: { status: 413 } },
       );
   return undefined;
