@@ -16,6 +16,7 @@ import {
 } from "@simroot/core";
 import { deviceKey } from "@simroot/core/device/keys";
 import { leasePartition } from "@simroot/core/identity/lease-item";
+import { parkedNaming } from "@simroot/core/ingest/parked";
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
@@ -258,11 +259,11 @@ describe("remembered facts from two instances", () => {
 });
 
 describe("a device's history reported in one request", () => {
-  /** 55 attaches and detaches of the device on `address`, 5 s apart, and a last attach: 111 facts, dated in order. */
-  function flapping(imsi: string, address: string, detachedAs: Record<string, string> = { imsi }) {
+  /** `times` attaches and detaches of the device on `address`, 5 s apart, and a last attach (55: 111 facts), dated in order. */
+  function flapping(imsi: string, address: string, detachedAs: Record<string, string> = { imsi }, times = 55) {
     const start = Date.now() - 20 * 60_000;
     const facts = [];
-    for (let n = 0; n < 55; n++) {
+    for (let n = 0; n < times; n++) {
       facts.push(fact("sim.attached", imsi, { bearer: "cellular", ipv4: address }, 0));
       facts.push({ ...fact("sim.detached", imsi, { bearer: "cellular" }, 0), device: detachedAs });
     }
@@ -329,6 +330,28 @@ describe("a device's history reported in one request", () => {
     expect([count("sim.attached"), count("sim.detached"), count("sim.session-recorded")]).toEqual([56, 55, 0]);
     expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.sessions.cellular?.ipv4).toBe(address);
   }, 120_000);
+
+  it("applies in time order the 301 facts parked for a device named two ways (by IMSI, by ICCID) when it registers (review 138)", async () => {
+    // Its attaches named by IMSI, its detaches by ICCID: two devices to ingestion, each within its bound of 250 facts.
+    // Replayed by its registration, they travelled as two entries applied side by side, the later facts first, and the
+    // earlier ones, more than 32 behind, were dropped as stale (91 of 301 lease edges).
+    const tenant = await tenantClient(runtime);
+    const report = await simrootSource(runtime, tenant);
+    const imsi = "208013330000004";
+    const iccid = "8944500102198304004";
+    const address = "10.46.3.4";
+    await report(...flapping(imsi, address, { iccid }, 150));
+    const parked = () => parkedNaming(runtime.ports, tenant.tenant.id, [`imsi:${imsi}`, `iccid:${iccid}`]);
+    expect(await parked()).toHaveLength(301);
+    const device = (await tenant.call("POST", "/v1/devices", { imsi, iccids: [iccid] })).json;
+    await runtime.settled();
+    expect(await leasesOf(tenant.tenant.id, address)).toHaveLength(301);
+    expect(await parked()).toEqual([]);
+    const timeline = (await tenant.call("GET", `/v1/devices/${device.id}/timeline?limit=500`)).json.items as { type: string }[];
+    const count = (type: string) => timeline.filter((entry) => entry.type === type).length;
+    expect([count("sim.attached"), count("sim.detached"), count("sim.session-recorded")]).toEqual([151, 150, 0]);
+    expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.sessions.cellular?.ipv4).toBe(address);
+  }, 300_000);
 });
 
 async function deviceItemOfDevice(tenantId: string, deviceId: string) {

@@ -1,21 +1,60 @@
 /**
  * When a device is registered, the facts that were parked because no device matched them
- * may now apply: send every parked fact that names one of its identifiers (any of them, as
- * normalized when parked) to the applier again. They are found through the parked facts'
+ * may now apply: every parked fact that names one of its identifiers (any of them, as
+ * normalized when parked) is applied again. They are found through the parked facts'
  * identifier index: a registration reads what names the device, not the tenant's whole list.
  */
 import { deviceIdentifiers, type Device } from "../device/device.ts";
+import { isSimrootError } from "../error.ts";
 import type { DomainEvent } from "../event/event.ts";
 import type { Ports } from "../ports.ts";
+import { applyOperatorEvent } from "./apply-operator-event.ts";
 import type { IngestedEvent } from "./ingested.ts";
 import { parkedNaming } from "./parked.ts";
+import { inFoldOrder, routedAlone } from "./reported.ts";
 
+/**
+ * Applies the facts parked for the registered device here, one after the other in the order its fold keeps them
+ * (`inFoldOrder`), as the applier applies one device's facts of an entry. Published to the applier, they travelled as
+ * the entries of their requests and of each way they named the device (an IMSI, an ICCID), with no bound on them as
+ * one device's, applied side by side: the later ones first, and the earlier, more than 32 behind, dropped as stale
+ * (review 138: 301 facts parked by IMSI and by ICCID left 91 lease edges). A fact that fails goes on the bus alone,
+ * as the applier's do, to be retried or dead-lettered as itself; so does one another rule routes by its content
+ * (`routedAlone`), for that rule (the applier finds it a duplicate). If the invocation ends before it is done, the
+ * bus runs it again, and what is still parked is applied then, in the same order (what applied was unparked).
+ */
 export async function replayParkedFor(ports: Ports, registered: DomainEvent): Promise<number> {
   const device = (registered.data as { device?: Device }).device;
   if (!device) return 0;
   const subjects = deviceIdentifiers(device).map(({ kind, value }) => `${kind}:${value}`);
   if (subjects.length === 0) return 0;
   const events = (await parkedNaming(ports, registered.tenantId, subjects)).map((parked) => parked.event as unknown as IngestedEvent);
-  if (events.length > 0) await ports.publisher.publish(events);
+  const failed: DomainEvent[] = [];
+  for (const index of inFoldOrder(
+    events,
+    events.map((_, index) => index),
+  )) {
+    const fact = events[index]!;
+    try {
+      await applyOperatorEvent(ports, fact);
+    } catch (error) {
+      failed.push(fact);
+      console.warn(
+        JSON.stringify({
+          level: "warn",
+          component: "parked-reconciler",
+          message: "parked fact failed; requeued alone",
+          eventId: fact.id,
+          type: fact.type,
+          tenantId: fact.tenantId,
+          code: isSimrootError(error) ? error.code : "internal.unexpected",
+          error: error instanceof Error ? error.message : String(error),
+        }),
+      );
+    }
+  }
+  const requeued = [...failed, ...events.filter((fact) => routedAlone(fact) && !failed.includes(fact))];
+  if (requeued.length > 0) await ports.publisher.publish(requeued, { alone: true });
+  if (failed.length > 0) ports.metrics?.add("FactsRequeued", failed.length);
   return events.length;
 }

@@ -13,7 +13,8 @@ export const metricDefinitions = {
   FactsApplied: { unit: "Count", means: "facts that changed a device" },
   FactsRequeued: {
     unit: "Count",
-    means: "facts of a packed bus entry that failed and went back on the bus alone, to be retried or dead-lettered as themselves",
+    means:
+      "facts of a packed bus entry, or parked facts a registration applied, that failed and went back on the bus alone, to be retried or dead-lettered as themselves",
   },
   QueueMessagesFailed: {
     unit: "Count",
