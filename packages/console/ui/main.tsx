@@ -1,6 +1,7 @@
 import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, apiKey, setApiKey } from "./api.ts";
+import { PageBoundary } from "./boundary.tsx";
 import { subscribeLive, type LiveStatus } from "./live.ts";
 import { bumpLive } from "./live-state.ts";
 import { AuditPage } from "./pages/audit.tsx";
@@ -138,6 +139,7 @@ function App() {
     );
   }
   const [section = "fleet", id] = route;
+  const pageName = section === "devices" && id ? "device" : (sections.find((s) => s.path === section) ?? sections[0]).label;
   return (
     <>
       <a class="skip" href="#content">
@@ -172,19 +174,21 @@ function App() {
         </button>
       </header>
       <main id="content" tabIndex={-1}>
-        {section === "devices" && id ? (
-          <DevicePage id={id} />
-        ) : section === "traffic" ? (
-          <TrafficPage />
-        ) : section === "policies" ? (
-          <PoliciesPage />
-        ) : section === "automation" ? (
-          <AutomationPage />
-        ) : section === "audit" ? (
-          <AuditPage />
-        ) : (
-          <FleetPage />
-        )}
+        <PageBoundary key={route.join("/")} name={pageName}>
+          {section === "devices" && id ? (
+            <DevicePage id={id} />
+          ) : section === "traffic" ? (
+            <TrafficPage />
+          ) : section === "policies" ? (
+            <PoliciesPage />
+          ) : section === "automation" ? (
+            <AutomationPage />
+          ) : section === "audit" ? (
+            <AuditPage />
+          ) : (
+            <FleetPage />
+          )}
+        </PageBoundary>
       </main>
     </>
   );
