@@ -1,10 +1,10 @@
 /**
- * Review 139's leftovers: what an operator's console does when a page cannot be drawn, in a real browser against the
- * control plane on a real port (the harness of console.test.ts).
+ * Review 139's leftovers: what an operator's console does when a page cannot be drawn, and when its tab is left alone, in
+ * a real browser against the control plane on a real port (the harness of console.test.ts).
  */
 import type { Browser, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildConsole } from "@simroot/console/build";
+import { buildConsole, idleMinutes } from "@simroot/console/build";
 import { startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
 import { chromiumPath, launch, screenshot, seriousViolations } from "./browser.ts";
 
@@ -13,7 +13,7 @@ const browserAvailable = chromiumPath !== undefined || process.env.CI === "true"
 let runtime: TestRuntime;
 let browser: Browser;
 
-describe.runIf(browserAvailable)("the web console's page failures (review 139)", () => {
+describe.runIf(browserAvailable)("the web console's page failures and idle tabs (review 139)", () => {
   beforeAll(async () => {
     await buildConsole();
     runtime = await startTestRuntime({ port: 0 });
@@ -74,4 +74,48 @@ describe.runIf(browserAvailable)("the web console's page failures (review 139)",
     expect(await page.getByTestId("device-state").textContent()).toBe("active");
     await page.close();
   }, 60_000);
+
+  it("signs out a tab left without a key pressed or the pointer moved for 15 minutes, and says why", async () => {
+    // The key stayed in the tab for as long as the tab stayed open: a console left open on a shared desk or an unlocked
+    // laptop acted with the operator's key for anyone, hours later.
+    const tenant = await tenantClient(runtime, "idle");
+    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    await page.clock.install();
+    await signIn(page, tenant.token);
+    const signedIn = () => page.evaluate(() => sessionStorage.getItem("simroot.apiKey"));
+
+    // In use: the pointer moved after 14 minutes, a key pressed 14 minutes later; 14 more minutes later it is still in.
+    await page.clock.fastForward("14:00");
+    await page.mouse.move(300, 300);
+    await page.mouse.move(320, 310);
+    await page.clock.fastForward("14:00");
+    await page.keyboard.press("Shift");
+    await page.clock.fastForward("14:00");
+    expect(await signedIn()).toBe(tenant.token);
+    expect(await page.getByRole("button", { name: "Sign out" }).isVisible()).toBe(true);
+
+    // Then left alone for 15 minutes from the last key: signed out, key forgotten, and told why.
+    await page.clock.fastForward("01:01");
+    await page.getByLabel("API key").waitFor({ timeout: 10_000 });
+    expect(await page.getByRole("alert").textContent()).toContain("Signed out after 15 minutes without activity");
+    expect(await signedIn()).toBeNull();
+    expect(await page.getByRole("button", { name: "Sign out" }).count()).toBe(0);
+    expect(await seriousViolations(page)).toEqual([]);
+    // Gone for good: a reload asks for a key again.
+    await page.reload();
+    await page.getByLabel("API key").waitFor({ timeout: 10_000 });
+    expect(await page.getByRole("heading", { name: "Fleet", level: 1 }).count()).toBe(0);
+    await page.close();
+  }, 60_000);
+});
+
+describe("the console's idle period, set when it is built", () => {
+  it("is 15 minutes unless SIMROOT_CONSOLE_IDLE_MINUTES says otherwise, and a build given anything but 1 to 1440 minutes fails", () => {
+    expect(idleMinutes(undefined)).toBe(15);
+    expect(idleMinutes("")).toBe(15);
+    expect(idleMinutes("5")).toBe(5);
+    expect(idleMinutes("1440")).toBe(1440);
+    // A console that never signs out, or at once, is not shipped by mistake.
+    for (const setting of ["0", "-5", "2.5", "1441", "never", "Infinity"]) expect(() => idleMinutes(setting)).toThrow(/1 to 1440/);
+  });
 });

@@ -29,7 +29,22 @@ export async function buildConsole(outDir = join(root, "dist")) {
   return { outDir, files: built };
 }
 
+/**
+ * The minutes a console tab stays signed in without a key pressed or the pointer used: `SIMROOT_CONSOLE_IDLE_MINUTES`
+ * when built (a whole number, 1 to 1440), or 15. Anything else fails the build rather than ship a console that never
+ * signs out.
+ */
+export function idleMinutes(setting = process.env.SIMROOT_CONSOLE_IDLE_MINUTES): number {
+  if (setting === undefined || setting === "") return 15;
+  const minutes = Number(setting);
+  if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) {
+    throw new Error(`SIMROOT_CONSOLE_IDLE_MINUTES must be a whole number of minutes from 1 to 1440, not ${JSON.stringify(setting)}`);
+  }
+  return minutes;
+}
+
 async function buildInto(outDir: string) {
+  const minutes = idleMinutes();
   await mkdir(join(outDir, "assets"), { recursive: true });
   const result = await build({
     entryPoints: [join(root, "ui/main.tsx"), join(root, "ui/styles.css")],
@@ -39,6 +54,7 @@ async function buildInto(outDir: string) {
     target: ["es2022"],
     jsx: "automatic",
     jsxImportSource: "preact",
+    define: { SIMROOT_IDLE_MINUTES: String(minutes) },
     outdir: join(outDir, "assets"),
     entryNames: "[name]-[hash]",
     metafile: true,

@@ -2,6 +2,7 @@ import { render } from "preact";
 import { useEffect, useState } from "preact/hooks";
 import { api, apiKey, setApiKey } from "./api.ts";
 import { PageBoundary } from "./boundary.tsx";
+import { idleMinutes, whenIdle } from "./idle.ts";
 import { subscribeLive, type LiveStatus } from "./live.ts";
 import { bumpLive } from "./live-state.ts";
 import { AuditPage } from "./pages/audit.tsx";
@@ -67,12 +68,17 @@ function useOfferedTenant(offered: string | undefined): { name: string } | null 
   return offered ? tenant : null;
 }
 
-function Login({ onKey, offered }: { onKey: (key: string) => void; offered?: string }) {
+function Login({ onKey, offered, notice }: { onKey: (key: string) => void; offered?: string; notice?: string }) {
   const [key, setKey] = useState("");
   const tenant = useOfferedTenant(offered);
   return (
     <main class="login">
       <h1>simroot console</h1>
+      {notice && (
+        <p role="alert" class="notice">
+          {notice}
+        </p>
+      )}
       {offered && tenant && (
         <section class="offer" aria-labelledby="offer-title">
           <h2 id="offer-title">The link you followed holds a key</h2>
@@ -90,7 +96,10 @@ function Login({ onKey, offered }: { onKey: (key: string) => void; offered?: str
       >
         <label for="api-key">API key</label>
         <input id="api-key" type="password" autoComplete="off" value={key} onInput={(e) => setKey(e.currentTarget.value)} required />
-        <p class="hint">A key of this tenant (admin, operator or viewer), as `npm start` printed it. It stays in this browser tab.</p>
+        <p class="hint">
+          A key of this tenant (admin, operator or viewer), as `npm start` printed it. It stays in this browser tab until you sign out or
+          leave it {idleMinutes} minutes without using it.
+        </p>
         <button type="submit">Open the console</button>
       </form>
     </main>
@@ -101,6 +110,8 @@ function App() {
   const [key, setKey] = useState(apiKey());
   const [status, setStatus] = useState<LiveStatus>("connecting");
   const [tenant, setTenant] = useState<{ id: string; name: string }>();
+  /** Why the tab was signed out, when it was not by the user's own Sign out. */
+  const [notice, setNotice] = useState<string>();
   const route = useRoute();
 
   useEffect(() => {
@@ -112,6 +123,18 @@ function App() {
     return () => removeEventListener("simroot:unauthorized", onUnauthorized);
   }, []);
   useEffect(() => (key ? subscribeLive(bumpLive, setStatus) : undefined), [key]);
+  // The key is forgotten, here and in the tab's storage, once the tab is left alone for `idleMinutes`.
+  useEffect(
+    () =>
+      key
+        ? whenIdle(idleMinutes, () => {
+            setApiKey(null);
+            setKey(null);
+            setNotice(`Signed out after ${idleMinutes} minutes without activity. Sign in again to go on.`);
+          })
+        : undefined,
+    [key],
+  );
   // Whose fleet this is, in the header: a key from someone's link would otherwise show another tenant unannounced.
   useEffect(() => {
     setTenant(undefined);
@@ -130,8 +153,10 @@ function App() {
     return (
       <Login
         offered={offered}
+        notice={notice}
         onKey={(entered) => {
           offered = undefined;
+          setNotice(undefined);
           setApiKey(entered);
           setKey(entered);
         }}
