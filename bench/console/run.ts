@@ -13,6 +13,7 @@ import { startLocalRuntime } from "@simroot/local/runtime";
 import { demoFleet } from "@simroot/local/demo/fleet";
 import { operatorCore, type DemoSource } from "@simroot/local/demo/operator-core";
 import { buildConsole } from "@simroot/console/build";
+import type { Page } from "playwright-core";
 import { launch } from "../../test/console/browser.ts";
 
 const devices = Number(process.env.DEVICES ?? 300);
@@ -82,6 +83,15 @@ const browser = await launch();
 // 1. Cold first load.
 const apiRead: number[] = [];
 const firstRows: number[] = [];
+/**
+ * Opens the console as the demo's printed link does: its key is offered, naming the tenant, and signs in on a click
+ * (review 90). The bench waited for rows that never came, the offer unclicked.
+ */
+async function openWithLink(page: Page) {
+  await page.goto(`${base}/console/#key=${encodeURIComponent(token)}`);
+  await page.getByRole("button", { name: "Open bench's console" }).click({ timeout: 60_000 });
+}
+
 let shipped = 0;
 for (let round = 0; round < 5; round++) {
   const started = performance.now();
@@ -101,7 +111,7 @@ for (let round = 0; round < 5; round++) {
     bytes += (await response.request().sizes()).responseBodySize;
   });
   const t0 = performance.now();
-  await page.goto(`${base}/console/#key=${encodeURIComponent(token)}`);
+  await openWithLink(page);
   await page.locator("tbody tr").first().waitFor({ timeout: 60_000 });
   firstRows.push(performance.now() - t0);
   if (round === 0) shipped = bytes;
@@ -111,7 +121,7 @@ for (let round = 0; round < 5; round++) {
 // 2. Change to appearance in an open console.
 const context = await browser.newContext();
 const page = await context.newPage();
-await page.goto(`${base}/console/#key=${encodeURIComponent(token)}`);
+await openWithLink(page);
 await page.getByText("Live", { exact: true }).waitFor({ timeout: 30_000 });
 await page.locator("tbody tr").first().waitFor();
 // Stamps the moment each bench marker first shows in the DOM (evaluated in the page, as text:
