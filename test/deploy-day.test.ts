@@ -8,6 +8,7 @@ import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { applyOperatorEvent, decodeHistory, forgetDevice, ingestedEvent } from "@simroot/core";
 import { deviceKey } from "@simroot/core/device/keys";
 import { encodeHistory } from "@simroot/core/device/store";
+import { tenantItemKey } from "@simroot/core/access/tenant-settings";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
@@ -122,3 +123,51 @@ describe("the API's word for a device item of a newer release", () => {
     expect(undocumented).toEqual([]);
   });
 });
+
+/**
+ * The other items a change rewrites whole from what the changing code read of them (review 143): the tenant item (its
+ * settings), webhook subscriptions and API keys; and rules, grants and enforcement settings, whose strict reading
+ * refuses any attribute it does not know (a 500, no loss), so that a marker can only be written once a release reads it.
+ */
+const controlItem = async (Key: Record<string, unknown>, table = runtime.ports.tables.control) =>
+  (await runtime.ports.db.send(new GetCommand({ TableName: table, Key, ConsistentRead: true }))).Item!;
+
+/** The item rewritten as the next release would write it: its form raised, an attribute (and `nested`) this code does not know. */
+async function asNextRelease(Key: Record<string, unknown>, table = runtime.ports.tables.control, nested: Record<string, unknown> = {}) {
+  const written = { ...(await controlItem(Key, table)), ...nested, format: nextReleaseForm, keptByNextRelease: "k1" };
+  await runtime.ports.db.send(new PutCommand({ TableName: table, Item: written }));
+  return written;
+}
+
+/** The answer a change of an item of a newer form gets: a retryable refusal naming it, and nothing changed. */
+async function expectRefused(
+  answer: { status: number; headers: Headers; json: { type: string } },
+  Key: Record<string, unknown>,
+  written: unknown,
+  table?: string,
+) {
+  expect([answer.status, answer.json.type]).toEqual([503, "urn:simroot:problem:store.newer_format"]);
+  expect(answer.headers.get("retry-after")).toMatch(/^\d+$/);
+  expect(await controlItem(Key, table)).toEqual(written);
+}
+
+describe("the tenant item of a newer release (review 143)", () => {
+  it("is refused, not rewritten without the settings it does not know, by a change of another setting through this release's API", async () => {
+    const tenant = await tenantClient(runtime);
+    const key = tenantItemKey(tenant.tenant.id);
+    const stored = await controlItem(key);
+    const written = await asNextRelease(key, undefined, { settings: { ...stored.settings, quarantineOnNewCountry: true } });
+    const patched = await tenant.call("PATCH", "/v1/tenant/settings", { imeiLock: false }, { "if-match": '"1"' });
+    await expectRefused(patched, key, written);
+  });
+
+  it("is marked with its form by every write of this release, so that an older release can tell", async () => {
+    const tenant = await tenantClient(runtime);
+    const key = tenantItemKey(tenant.tenant.id);
+    expect((await controlItem(key)).format).toBe(thisReleaseForm);
+    const patched = await tenant.call("PATCH", "/v1/tenant/settings", { imeiLock: false }, { "if-match": '"1"' });
+    expect(patched.status, patched.text).toBe(200);
+    expect((await controlItem(key)).format).toBe(thisReleaseForm);
+  });
+});
+

@@ -6,6 +6,7 @@ import { sameValue } from "../patch.ts";
 import { domainEvent } from "../event/event.ts";
 import { newId } from "../id.ts";
 import type { Ports } from "../ports.ts";
+import { storedForm } from "../store/form.ts";
 import { verb } from "../verb.ts";
 import { actingKeyHolds, actingKeyRevoked, mintApiKey } from "./api-key.ts";
 import { appliedRateLimits, rateLimitCeilingSettings, rateLimitCeilings, type RateLimitCeilings } from "../config.ts";
@@ -59,6 +60,15 @@ export function tenantView(tenant: Tenant): TenantView {
 }
 
 /**
+ * The stored form of the tenant item this code reads and writes (its `format`, store/form.ts; an item without one is of
+ * form 1). A change of the settings rewrites the item whole from what the changing code knows of it: code of the release
+ * before a new setting put the item back without it, silently (review 143). Code older than the form refuses the item
+ * (503 `store.newer_format`) and changes nothing. The settings read for each event and request (`tenantSettings`) are
+ * read as this code knows them: they rewrite nothing.
+ */
+export const tenantFormat = 1;
+
+/**
  * Creates a tenant with its first admin key; the key's token is returned this once only.
  * The creation is the first record of the new tenant's audit trail (actor: who created it).
  */
@@ -91,7 +101,7 @@ export async function createTenantWithAdminKey(ports: Ports, name: string, guard
       {
         Put: {
           TableName: ports.tables.control,
-          Item: { ...tenantItemKey(tenant.id), gsi1pk: "tenants", gsi1sk: tenant.id, ...tenant },
+          Item: { ...tenantItemKey(tenant.id), gsi1pk: "tenants", gsi1sk: tenant.id, ...tenant, format: tenantFormat },
           ConditionExpression: "attribute_not_exists(pk)",
         },
       },
@@ -131,7 +141,10 @@ async function readTenantParts(ports: Ports, tenantId: string) {
     new GetCommand({ TableName: ports.tables.control, Key: tenantItemKey(tenantId), ConsistentRead: true }),
   );
   if (!Item) throw new SimrootError("tenant.not_found", "not_found", `No tenant ${tenantId}`);
-  return { stored: tenantSchema.parse(Item), enforcement: await readEnforcement(ports, tenantId) };
+  return {
+    stored: tenantSchema.parse(storedForm(Item, tenantFormat, `Tenant ${tenantId}`)),
+    enforcement: await readEnforcement(ports, tenantId),
+  };
 }
 
 /**
@@ -220,7 +233,7 @@ export const updateTenantSettings = verb(updateTenantSettingsInput, async (ports
       {
         Put: {
           TableName: ports.tables.control,
-          Item: { ...tenantItemKey(tenant.id), gsi1pk: "tenants", gsi1sk: tenant.id, ...next, settings: stored },
+          Item: { ...tenantItemKey(tenant.id), gsi1pk: "tenants", gsi1sk: tenant.id, ...next, settings: stored, format: tenantFormat },
           ConditionExpression: "revision = :r",
           ExpressionAttributeValues: { ":r": item.revision },
         },

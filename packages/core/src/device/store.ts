@@ -1,10 +1,10 @@
 import { GetCommand, QueryCommand } from "@aws-sdk/lib-dynamodb";
 import { deflateRawSync, inflateRawSync } from "node:zlib";
 import type { DeviceRef } from "../catalogue/catalogue.ts";
-import { SimrootError } from "../error.ts";
 import { hasIdKind } from "../id.ts";
 import type { History } from "../identity/fold.ts";
 import type { Ports } from "../ports.ts";
+import { storedForm } from "../store/form.ts";
 import { Lru } from "../store/lru.ts";
 import { deviceSchema, type Device } from "./device.ts";
 import { externalIdAlias, iccidOtherSpelling, withLuhnDigit, type IdentifierKind } from "./identifiers.ts";
@@ -38,26 +38,14 @@ export const deviceItem = (device: Device, history: History) => ({
  * back without what it does not know (an attribute, a history field such as `receivedFacts` was to the code before
  * b82f8df, a fact type its fold skips), silently (review 140). A release that changes what the item holds raises this
  * form, after a release that reads the new form and still writes the old one (README, Rollback); code older than a form
- * refuses its items (`newerFormat`): the API answers 503, and the applier leaves the fact to be retried, by the newer
+ * refuses its items (`storedForm`): the API answers 503, and the applier leaves the fact to be retried, by the newer
  * code once the deploy ends. A rollback past the form refuses the same way, and changes no device until redeployed.
  */
 export const deviceFormat = 1;
 
-/** Whether this code knows the form of a stored device item. */
-const knownFormat = (item: Record<string, unknown>) =>
-  item.format === undefined || (Number.isInteger(item.format) && (item.format as number) >= 1 && (item.format as number) <= deviceFormat);
-
-/** The refusal of a device item of a form this code does not know: retryable (a newer release's instance reads it). */
-export const newerFormat = (item: Record<string, unknown>) =>
-  new SimrootError(
-    "store.newer_format",
-    "unavailable",
-    `Device ${String(item.id)} is stored in a form this release does not read (${String(item.format)}; it reads up to ${deviceFormat}): a deploy is under way, retry`,
-  );
-
 /** A stored device item's public fields, refused when of a form this code does not know (`deviceFormat`). */
 export function storedDevice(item: Record<string, unknown>): Device {
-  if (!knownFormat(item)) throw newerFormat(item);
+  storedForm(item, deviceFormat, `Device ${String(item.id)}`);
   return deviceSchema.parse(item);
 }
 
