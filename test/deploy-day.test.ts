@@ -9,6 +9,7 @@ import { applyOperatorEvent, decodeHistory, forgetDevice, ingestedEvent } from "
 import { deviceKey } from "@simroot/core/device/keys";
 import { encodeHistory } from "@simroot/core/device/store";
 import { tenantItemKey } from "@simroot/core/access/tenant-settings";
+import { enforcementKey, policyItemKey } from "@simroot/core/policy/records";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
@@ -171,3 +172,77 @@ describe("the tenant item of a newer release (review 143)", () => {
   });
 });
 
+const rule = {
+  name: "meters",
+  selector: { matchLabels: { fleet: "meters" } },
+  destinations: [{ fqdn: "ingest.example.com", ports: [8883], protocol: "tcp" }],
+  effect: "allow",
+};
+const grantInput = () => ({
+  principal: "vendor:acme/jane",
+  target: { selector: { matchLabels: { fleet: "meters" } } },
+  destinations: [{ cidr: "10.8.0.0/24", ports: [22], protocol: "tcp" }],
+  notBefore: new Date().toISOString(),
+  notAfter: new Date(Date.now() + 3_600_000).toISOString(),
+});
+
+describe("rules, grants and enforcement settings of a newer release (review 143)", () => {
+  it("a rule is refused as a retryable 503 by a change, a read and the feed's snapshot, not a 500, and nothing changes", async () => {
+    const tenant = await tenantClient(runtime);
+    const policy = (await tenant.call("POST", "/v1/policies", rule)).json;
+    const key = policyItemKey(tenant.tenant.id, "policy", policy.id);
+    const written = await asNextRelease(key);
+    await expectRefused(
+      await tenant.call("PUT", `/v1/policies/${policy.id}`, { ...rule, name: "renamed" }, { "if-match": '"1"' }),
+      key,
+      written,
+    );
+    expect((await tenant.call("GET", `/v1/policies/${policy.id}`)).status).toBe(503);
+    const pep = (await tenant.call("POST", "/v1/keys", { name: "pep", role: "pep" })).json.token as string;
+    const snapshot = await runtime.app.request("/v1/feed", { headers: { authorization: `Bearer ${pep}` } });
+    expect(snapshot.status).toBe(503);
+  });
+
+  it("a grant is refused as a retryable 503 by a revocation, not a 500, and nothing changes", async () => {
+    const tenant = await tenantClient(runtime);
+    const grant = await tenant.call("POST", "/v1/grants", grantInput());
+    expect(grant.status, grant.text).toBe(201);
+    const key = policyItemKey(tenant.tenant.id, "grant", grant.json.id);
+    const written = await asNextRelease(key);
+    await expectRefused(await tenant.call("POST", `/v1/grants/${grant.json.id}/revoke`, {}), key, written);
+  });
+
+  it("enforcement settings are refused as a retryable 503 by a change, not a 500, and nothing changes", async () => {
+    const tenant = await tenantClient(runtime);
+    const put = await tenant.call("PUT", "/v1/enforcement", { quarantineDestinations: [], failMode: "open" }, { "if-match": '"0"' });
+    expect(put.status, put.text).toBe(200);
+    const key = enforcementKey(tenant.tenant.id);
+    const written = await asNextRelease(key);
+    await expectRefused(
+      await tenant.call("PUT", "/v1/enforcement", { quarantineDestinations: [], failMode: "closed" }, { "if-match": '"1"' }),
+      key,
+      written,
+    );
+  });
+
+  it("read as before when marked with the form this release knows, so that the next release may write the marker", async () => {
+    const tenant = await tenantClient(runtime);
+    const policy = (await tenant.call("POST", "/v1/policies", rule)).json;
+    const grant = (await tenant.call("POST", "/v1/grants", grantInput())).json;
+    await tenant.call("PUT", "/v1/enforcement", { quarantineDestinations: [], failMode: "open" }, { "if-match": '"0"' });
+    for (const key of [
+      policyItemKey(tenant.tenant.id, "policy", policy.id),
+      policyItemKey(tenant.tenant.id, "grant", grant.id),
+      enforcementKey(tenant.tenant.id),
+    ]) {
+      const item = await controlItem(key);
+      await runtime.ports.db.send(new PutCommand({ TableName: runtime.ports.tables.control, Item: { ...item, format: thisReleaseForm } }));
+    }
+    expect((await tenant.call("GET", `/v1/policies/${policy.id}`)).json).toEqual(policy);
+    const renamed = await tenant.call("PUT", `/v1/policies/${policy.id}`, { ...rule, name: "renamed" }, { "if-match": '"1"' });
+    expect(renamed.status, renamed.text).toBe(200);
+    expect((await tenant.call("POST", `/v1/grants/${grant.id}/revoke`, {})).status).toBe(200);
+    const closed = await tenant.call("PUT", "/v1/enforcement", { quarantineDestinations: [], failMode: "closed" }, { "if-match": '"1"' });
+    expect(closed.status, closed.text).toBe(200);
+  });
+});

@@ -10,9 +10,10 @@ import { tenantSettings } from "../access/tenant-settings.ts";
 import { domainEvent } from "../event/event.ts";
 import type { Outcome } from "../outcome.ts";
 import type { Ports } from "../ports.ts";
+import { storedForm } from "../store/form.ts";
 import { verb } from "../verb.ts";
 import { enforcementSettingsSchema, refuseLegacyForms, type EnforcementSettings } from "./model.ts";
-import { assertPolicySize, enforcementKey, preconditionFailed } from "./records.ts";
+import { assertPolicySize, enforcementKey, policyItemFormat, preconditionFailed } from "./records.ts";
 
 export const enforcementRecordSchema = enforcementSettingsSchema
   .extend({
@@ -36,7 +37,7 @@ export async function readEnforcement(ports: Ports, tenantId: string): Promise<E
   );
   if (Item) {
     const { pk: _pk, sk: _sk, ...record } = Item;
-    return enforcementRecordSchema.parse(record);
+    return enforcementRecordSchema.parse(storedForm(record, policyItemFormat, `The enforcement settings of ${tenantId}`));
   }
   const { failMode } = await tenantSettings(ports, tenantId);
   return { quarantineDestinations: [], failMode, revision: 0 };

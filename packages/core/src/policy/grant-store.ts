@@ -16,9 +16,10 @@ import type { Outcome } from "../outcome.ts";
 import { pageInput, type Page } from "../page.ts";
 import type { RequestContext } from "../context.ts";
 import type { Ports } from "../ports.ts";
+import { storedForm } from "../store/form.ts";
 import { verb } from "../verb.ts";
 import { grantSchema, refuseLegacyForms, type Grant } from "./model.ts";
-import { assertPolicySize, listPolicyItems, policyItemKey, policyListKey, withoutKeys } from "./records.ts";
+import { assertPolicySize, listPolicyItems, policyItemFormat, policyItemKey, policyListKey, withoutKeys } from "./records.ts";
 
 const { principal, target, destinations, notBefore, notAfter } = grantSchema.shape;
 
@@ -77,7 +78,7 @@ export const grantOf = ({
 
 export const storedGrant = (item: Record<string, unknown>): StoredGrant => {
   const { expiresAt: _expiresAt, ...grant } = withoutKeys(item);
-  return storedGrantSchema.parse(grant);
+  return storedGrantSchema.parse(storedForm(grant, policyItemFormat, `Grant ${String(item.id)}`));
 };
 
 /** How long a grant is kept once it ended or was revoked. */

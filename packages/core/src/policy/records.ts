@@ -18,6 +18,15 @@ export const policyListKey = (tenantId: string, kind: PolicyItemKind, id: string
 
 export const enforcementKey = (tenantId: string) => ({ pk: `T#${tenantId}`, sk: "enforcement" });
 
+/**
+ * The stored form of rules, grants and enforcement settings this code reads (their `format`, store/form.ts; an item
+ * without one is of form 1): one of a newer form is refused (503 `store.newer_format`), not read as a 500, and changed
+ * by none of this code (review 143). A change rewrites the item whole, but they are read strictly: an attribute the
+ * reading code does not know fails the read rather than being dropped. So this code writes no marker: the release before
+ * it reads any (even `format: 1`) as an error, and would refuse every rule after a rollback. The next release may write it.
+ */
+export const policyItemFormat = 1;
+
 /** Fields the store adds to a record; never part of the API resource or the feed. */
 export const withoutKeys = ({ pk: _pk, sk: _sk, gsi1pk: _gsi1pk, gsi1sk: _gsi1sk, ...record }: Record<string, unknown>) => record;
 

@@ -15,7 +15,16 @@ import { pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
 import { policyRuleSchema, refuseLegacyForms, type PolicyRule } from "./model.ts";
-import { assertPolicySize, listPolicyItems, policyItemKey, policyListKey, preconditionFailed, withoutKeys } from "./records.ts";
+import { storedForm } from "../store/form.ts";
+import {
+  assertPolicySize,
+  listPolicyItems,
+  policyItemFormat,
+  policyItemKey,
+  policyListKey,
+  preconditionFailed,
+  withoutKeys,
+} from "./records.ts";
 
 export const policyInput = policyRuleSchema.omit({ id: true }).meta({
   id: "PolicyInput",
@@ -42,7 +51,9 @@ export type Policy = z.output<typeof policySchema>;
 /** The rule as the engine and enforcement points take it (no revision or timestamps). */
 export const policyRuleOf = ({ revision: _revision, createdAt: _createdAt, updatedAt: _updatedAt, ...rule }: Policy): PolicyRule => rule;
 
-export const storedPolicy = (item: Record<string, unknown>): Policy => policySchema.parse(withoutKeys(item));
+/** A stored rule, refused when of a form this code does not know (records.ts `policyItemFormat`). */
+export const storedPolicy = (item: Record<string, unknown>): Policy =>
+  policySchema.parse(storedForm(withoutKeys(item), policyItemFormat, `Policy ${String(item.id)}`));
 
 const feedOf = (id: string, policy: Policy | null): FeedChange => ({ kind: "policy", key: id, value: policy && policyRuleOf(policy) });
 
