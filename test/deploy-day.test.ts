@@ -9,6 +9,7 @@ import { applyOperatorEvent, decodeHistory, forgetDevice, ingestedEvent } from "
 import { deviceKey } from "@simroot/core/device/keys";
 import { encodeHistory } from "@simroot/core/device/store";
 import { tenantItemKey } from "@simroot/core/access/tenant-settings";
+import { recordKey } from "@simroot/core/automation/record-key";
 import { enforcementKey, policyItemKey } from "@simroot/core/policy/records";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
@@ -169,6 +170,34 @@ describe("the tenant item of a newer release (review 143)", () => {
     const patched = await tenant.call("PATCH", "/v1/tenant/settings", { imeiLock: false }, { "if-match": '"1"' });
     expect(patched.status, patched.text).toBe(200);
     expect((await controlItem(key)).format).toBe(thisReleaseForm);
+  });
+});
+
+describe("a webhook subscription of a newer release (review 143)", () => {
+  it("is refused, not rewritten without what it does not know, by a change through this release's API", async () => {
+    const tenant = await tenantClient(runtime);
+    const created = await tenant.call("POST", "/v1/webhooks", {
+      url: "https://receiver.example.com/hook",
+      pattern: { source: ["simroot"], "detail-type": ["device.updated"] },
+    });
+    expect(created.status, created.text).toBe(201);
+    const key = recordKey(tenant.tenant.id, "webhook", created.json.id);
+    const written = await asNextRelease(key, runtime.ports.tables.automation);
+    const patched = await tenant.call("PATCH", `/v1/webhooks/${created.json.id}`, { description: "renamed" }, { "if-match": '"1"' });
+    await expectRefused(patched, key, written, runtime.ports.tables.automation);
+  });
+
+  it("is marked with its form by every write of this release", async () => {
+    const tenant = await tenantClient(runtime);
+    const created = await tenant.call("POST", "/v1/webhooks", {
+      url: "https://receiver.example.com/hook",
+      pattern: { source: ["simroot"], "detail-type": ["device.updated"] },
+    });
+    const key = recordKey(tenant.tenant.id, "webhook", created.json.id);
+    expect((await controlItem(key, runtime.ports.tables.automation)).format).toBe(thisReleaseForm);
+    const patched = await tenant.call("PATCH", `/v1/webhooks/${created.json.id}`, { description: "renamed" }, { "if-match": '"1"' });
+    expect(patched.status, patched.text).toBe(200);
+    expect((await controlItem(key, runtime.ports.tables.automation)).format).toBe(thisReleaseForm);
   });
 });
 

@@ -18,6 +18,7 @@ import type { Outcome } from "../outcome.ts";
 import { pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
 import { changesNothing, someChange } from "../patch.ts";
+import { storedForm } from "../store/form.ts";
 import { verb } from "../verb.ts";
 import { cachedRecords, commitRecord, listRecords, notFound, readRecord, stale } from "../automation/records.ts";
 import { newSigningKeys, signingSchemes } from "./sign.ts";
@@ -140,6 +141,21 @@ export async function webhookSecrets(ports: Ports, tenantId: string, webhook: St
 export const previousSecretSeconds = 24 * 60 * 60;
 
 /**
+ * The stored form of a subscription this code reads and writes (its `format`, store/form.ts; an item without one is of
+ * form 1). Every change rewrites the subscription whole from what the changing code read of it: code of the release
+ * before an attribute put it back without it, silently (review 143). Code older than the form refuses the subscription
+ * where it reads one to change or show it (`readWebhook`, the listing: 503 `store.newer_format`; a delivery is left to
+ * its retries) and changes nothing; matching events against the tenant's subscriptions changes none of them.
+ */
+export const webhookFormat = 1;
+
+/** The subscription as it is put: marked with its form. */
+const itemOf = (webhook: StoredWebhook) => ({ ...webhook, format: webhookFormat });
+
+/** `stored`, refused when of a form this code does not know (`webhookFormat`). */
+const storedOfKnownForm = (item: Record<string, unknown>) => stored(storedForm(item, webhookFormat, `Webhook ${String(item.id)}`));
+
+/**
  * Refuses a URL deliveries may not go to (target.ts): a loopback, private or link-local address, or localhost; and one
  * carrying credentials (`user:password@`), which would be stored and shown as the URL is, to every reader of the
  * subscription and in its audit records, where the signing secret is sealed (review 69). Receivers authenticate
@@ -177,7 +193,7 @@ export const createWebhook = verb(createWebhookInput, async (ports, ctx, input):
     createdAt: now,
     updatedAt: now,
   };
-  const event = await commitRecord(ports, ctx, "webhook", webhook.id, { item: webhook, limit: webhookLimit }, "webhook.created", {
+  const event = await commitRecord(ports, ctx, "webhook", webhook.id, { item: itemOf(webhook), limit: webhookLimit }, "webhook.created", {
     webhook: publicView(webhook),
   });
   return { value: { ...publicView(webhook), ...(input.signing === "v1" ? { secret: keys.secret } : {}) }, events: [event] };
@@ -185,7 +201,7 @@ export const createWebhook = verb(createWebhookInput, async (ports, ctx, input):
 
 export async function readWebhook(ports: Ports, tenantId: string, id: string): Promise<StoredWebhook | undefined> {
   const item = await readRecord(ports, tenantId, "webhook", id);
-  return item ? stored(item) : undefined;
+  return item ? storedOfKnownForm(item) : undefined;
 }
 
 export const getWebhook = verb(z.object({ id: z.string() }), async (ports, ctx, input): Promise<Webhook> => {
@@ -197,7 +213,7 @@ export const getWebhook = verb(z.object({ id: z.string() }), async (ports, ctx, 
 export const listWebhooks = verb(
   pageInput,
   async (ports, ctx, input): Promise<Page<Webhook>> =>
-    listRecords(ports, ctx.tenantId, "webhook", input, (item) => publicView(stored(item))),
+    listRecords(ports, ctx.tenantId, "webhook", input, (item) => publicView(storedOfKnownForm(item))),
 );
 
 /** The tenant's subscriptions, whole, for the webhooks consumer: read at most every `recordCacheMs`. */
@@ -223,7 +239,7 @@ export async function changeWebhook(
   const { problem: _problem, ...kept } = current;
   const next: StoredWebhook = { ...kept, ...changes, revision: current.revision + 1, updatedAt: ports.now().toISOString() };
   if (next.enabled) delete (next as { disabledReason?: string }).disabledReason;
-  const event = await commitRecord(ports, ctx, "webhook", current.id, { item: next, previousRevision: current.revision }, type, {
+  const event = await commitRecord(ports, ctx, "webhook", current.id, { item: itemOf(next), previousRevision: current.revision }, type, {
     webhook: publicView(next),
   });
   return { value: publicView(next), events: [event] };
