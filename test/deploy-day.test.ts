@@ -8,6 +8,7 @@ import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { applyOperatorEvent, decodeHistory, forgetDevice, ingestedEvent } from "@simroot/core";
 import { deviceKey } from "@simroot/core/device/keys";
 import { encodeHistory } from "@simroot/core/device/store";
+import { apiKeyItemKey } from "@simroot/core/access/api-key";
 import { tenantItemKey } from "@simroot/core/access/tenant-settings";
 import { recordKey } from "@simroot/core/automation/record-key";
 import { enforcementKey, policyItemKey } from "@simroot/core/policy/records";
@@ -198,6 +199,26 @@ describe("a webhook subscription of a newer release (review 143)", () => {
     const patched = await tenant.call("PATCH", `/v1/webhooks/${created.json.id}`, { description: "renamed" }, { "if-match": '"1"' });
     expect(patched.status, patched.text).toBe(200);
     expect((await controlItem(key, runtime.ports.tables.automation)).format).toBe(thisReleaseForm);
+  });
+});
+
+describe("an API key of a newer release (review 143)", () => {
+  it("is refused, not rewritten without what it does not know, by a rotation through this release's API", async () => {
+    const tenant = await tenantClient(runtime);
+    const created = await tenant.call("POST", "/v1/keys", { name: "dashboard", role: "viewer" });
+    const key = apiKeyItemKey(created.json.key.keyId);
+    const written = await asNextRelease(key);
+    const rotated = await tenant.call("POST", `/v1/keys/${created.json.key.keyId}/rotate`);
+    await expectRefused(rotated, key, written);
+  });
+
+  it("is marked with its form by every write of this release", async () => {
+    const tenant = await tenantClient(runtime);
+    const created = await tenant.call("POST", "/v1/keys", { name: "dashboard", role: "viewer" });
+    const key = apiKeyItemKey(created.json.key.keyId);
+    expect((await controlItem(key)).format).toBe(thisReleaseForm);
+    expect((await tenant.call("POST", `/v1/keys/${created.json.key.keyId}/rotate`)).status).toBe(200);
+    expect((await controlItem(key)).format).toBe(thisReleaseForm);
   });
 });
 

@@ -39,6 +39,14 @@ const secretHash = (secret: string) => createHash("sha256").update(secret).diges
 export const apiKeyItemKey = (keyId: string) => ({ pk: `K#${keyId}`, sk: "key" });
 
 /**
+ * The stored form of a key item this code writes (its `format`, store/form.ts; an item without one is of form 1). A
+ * rotation puts the key back whole from what the rotating code knows of it: code of the release before an attribute put
+ * the key back without it, silently (review 143). Code older than the form refuses to change the key (503
+ * `store.newer_format`, keys.ts); a revocation sets one attribute, and authentication reads what it knows: neither refuses it.
+ */
+export const apiKeyFormat = 1;
+
+/**
  * A new key: the full token is returned once and never stored; the store keeps only the
  * SHA-256 of its 256-bit random secret (enough for a high-entropy secret; no slow hash needed).
  */
@@ -63,6 +71,7 @@ export function mintApiKey(
         gsi1sk: keyId,
         ...record,
         secretHash: secretHash(secret).toString("base64"),
+        format: apiKeyFormat,
       },
       ...(existingKeyId ? {} : { ConditionExpression: "attribute_not_exists(pk)" }),
     },

@@ -8,9 +8,10 @@ import { domainEvent } from "../event/event.ts";
 import { isSimrootError, SimrootError } from "../error.ts";
 import { listByTenant, pageInput, type Page } from "../page.ts";
 import type { Ports } from "../ports.ts";
+import { storedForm } from "../store/form.ts";
 import type { RequestContext } from "../context.ts";
 import { verb } from "../verb.ts";
-import { actingKeyHolds, actingKeyRevoked, apiKeyItemKey, mintApiKey, type Role, roles } from "./api-key.ts";
+import { actingKeyHolds, actingKeyRevoked, apiKeyFormat, apiKeyItemKey, mintApiKey, type Role, roles } from "./api-key.ts";
 import { forgetApiKey } from "./key-cache.ts";
 import { parseScope, selectorText } from "../feed/scope.ts";
 
@@ -43,7 +44,7 @@ async function ownKeyItem(ports: Ports, ctx: RequestContext, keyId: string) {
     new GetCommand({ TableName: ports.tables.control, Key: apiKeyItemKey(keyId), ConsistentRead: true }),
   );
   if (!Item || Item.tenantId !== ctx.tenantId) throw new SimrootError("key.not_found", "not_found", `No API key ${keyId}`);
-  return { key: apiKeySchema.parse(Item), secretHash: String(Item.secretHash) };
+  return { key: apiKeySchema.parse(Item), secretHash: String(Item.secretHash), item: Item };
 }
 
 /**
@@ -104,7 +105,9 @@ export const listApiKeys = verb(
  * worked).
  */
 export const rotateApiKey = verb(z.object({ id: z.string() }), async (ports, ctx, input) => {
-  const { key, secretHash: read } = await ownKeyItem(ports, ctx, input.id);
+  const { key, secretHash: read, item } = await ownKeyItem(ports, ctx, input.id);
+  // The rotation puts the key back whole: not one of a form this code does not know (a revocation sets one attribute).
+  storedForm(item, apiKeyFormat, `Key ${key.keyId}`);
   if (key.revokedAt) throw new SimrootError("key.revoked", "conflict", "A revoked key cannot be rotated");
   // A key rotating itself does so with the secret it holds: the change is conditional on the secret read, so one it no
   // longer holds must be refused here (review 136: an old secret still cached on another instance for its second rotated
