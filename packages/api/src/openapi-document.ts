@@ -145,7 +145,12 @@ function completeOperation(doc: OpenApiDocument, path: string, method: string, o
     };
     // Every such route reads the store, its credential first: while the store is down it answers 503 with Retry-After
     // (review 142: only three operations listed it, and none its Retry-After).
-    responses["503"] ??= problem("A dependency is down: retry after Retry-After seconds");
+    // And while a deploy is under way, on an item a newer release wrote (review 143: tenant settings, rules, grants,
+    // enforcement settings, webhook subscriptions, keys; devices say so in their own words).
+    responses["503"] ??= problem(
+      "A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form " +
+        "(`store.newer_format`): retry after Retry-After seconds",
+    );
     responses["503"].headers = { "Retry-After": header("RetryAfter"), ...responses["503"].headers };
   }
   // Every PATCH (README "Conventions"): an empty change is refused; one naming only the values held changes nothing.

@@ -2675,7 +2675,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3470,7 +3470,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3613,7 +3613,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3748,7 +3748,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3867,7 +3867,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3937,7 +3937,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -4097,7 +4097,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -4240,7 +4240,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -4324,7 +4324,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -4463,7 +4463,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -4559,7 +4559,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -4710,7 +4710,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -4842,7 +4842,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -4912,7 +4912,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5049,7 +5049,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5198,7 +5198,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5286,7 +5286,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5435,7 +5435,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5519,7 +5519,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5603,7 +5603,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5752,7 +5752,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5847,7 +5847,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5998,7 +5998,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6197,7 +6197,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6335,7 +6335,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6452,7 +6452,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6528,7 +6528,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6679,7 +6679,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6821,7 +6821,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6909,7 +6909,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7001,7 +7001,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7085,7 +7085,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7194,7 +7194,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7280,7 +7280,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7364,7 +7364,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7503,7 +7503,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7599,7 +7599,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7753,7 +7753,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7837,7 +7837,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7976,7 +7976,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -8072,7 +8072,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -8208,7 +8208,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -8391,7 +8391,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -8475,7 +8475,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -8642,7 +8642,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -8738,7 +8738,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -8874,7 +8874,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -9036,7 +9036,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -9200,7 +9200,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -9298,7 +9298,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -9434,7 +9434,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -9518,7 +9518,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -9656,7 +9656,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -9780,7 +9780,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -9877,7 +9877,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -10030,7 +10030,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -10167,7 +10167,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -10253,7 +10253,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -10337,7 +10337,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down: retry after Retry-After seconds */
+            /** @description A dependency is down, or a deploy is under way and what this reads is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
