@@ -43,6 +43,15 @@ import { shardCount, shardHeadKey, shardOfSubject } from "./shard.ts";
 const maxActions = 100;
 /** Contention never fails a change: it waits, up to this long, for its turn at the shard head. */
 const contentionBudgetMs = 60_000;
+/**
+ * A store that throttles a change (over its capacity: the SDK's own retries given up) fails it after this long: the API
+ * answers 503 with Retry-After well inside its function's 29 s, and a fact goes back to the bus. Held for the contention
+ * budget, a request outlived its invocation, which Lambda ended, and the gateway answered with neither (60 s seen).
+ */
+const throttleBudgetMs = 8_000;
+/** What DynamoDB answers a request over its capacity, as an error or as a transaction's cancellation reason. */
+const throttleNames = ["ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"];
+const throttleReasons = ["ThrottlingError", "ProvisionedThroughputExceeded"];
 const maxBackoffMs = 250;
 /** Resends of one transaction after failures that leave its outcome unknown. */
 const ambiguousRetries = 3;
@@ -362,13 +371,16 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
     const contended =
       reasons.length > 0 &&
       reasons.every((reason) => ["None", "ConditionalCheckFailed", "TransactionConflict"].includes(reason.Code ?? "None"));
-    const throttled =
-      reasons.some((reason) => ["ThrottlingError", "ProvisionedThroughputExceeded"].includes(reason.Code ?? "")) || busy(error);
+    const overCapacity =
+      reasons.some((reason) => throttleReasons.includes(reason.Code ?? "")) ||
+      throttleNames.includes((error as { name?: string } | undefined)?.name ?? "");
+    const throttled = overCapacity || busy(error);
+    const budgetMs = overCapacity ? throttleBudgetMs : contentionBudgetMs;
     for (const pending of batch) {
       if (failedOwn.has(pending)) continue;
       pending.attempts += 1;
       if (!contended && !throttled && batch.length > 1) pending.alone = true;
-      else if ((!contended && !throttled) || Date.now() - pending.since > contentionBudgetMs) {
+      else if ((!contended && !throttled) || Date.now() - pending.since > budgetMs) {
         pending.reject(
           error instanceof TransactionCanceledException
             ? new SimrootError(

@@ -1,0 +1,75 @@
+/**
+ * A store that throttles: DynamoDB answers ThrottlingException once a partition or the table is over its capacity, and
+ * the SDK gives it up after its own retries. A change the store keeps refusing is answered 503 with Retry-After within
+ * the API function's time, not held until Lambda ends the invocation (the gateway then answers without either), and a
+ * throttle that passes is absorbed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { timeouts } from "@simroot/core";
+import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+
+let runtime: TestRuntime;
+beforeAll(async () => {
+  runtime = await startTestRuntime();
+});
+afterAll(() => runtime.stop());
+
+/** The store refuses, as throttled, the first `times` calls whose input names `match` (after the SDK's own retries). */
+function throttle(match: string, times: number) {
+  const name = `throttle-${match}`;
+  const state = { refused: 0 };
+  runtime.ports.db.middlewareStack.add(
+    (next) => async (args) => {
+      if (!JSON.stringify(args.input).includes(match) || state.refused >= times) return next(args);
+      state.refused++;
+      throw Object.assign(new Error("Rate of requests exceeds the allowed throughput"), {
+        name: "ThrottlingException",
+        $metadata: { httpStatusCode: 400 },
+      });
+    },
+    { step: "initialize", name },
+  );
+  return {
+    ...state,
+    get refused() {
+      return state.refused;
+    },
+    remove: () => runtime.ports.db.middlewareStack.remove(name),
+  };
+}
+
+describe("a store that throttles a change", { timeout: 60_000 }, () => {
+  it("answers 503 with Retry-After within the API function's time when it keeps throttling, and registers nothing", async () => {
+    const tenant = await tenantClient(runtime, "throttled");
+    const imsi = "234105550000777";
+    const throttled = throttle(imsi, Number.POSITIVE_INFINITY);
+    const started = performance.now();
+    let answer: Awaited<ReturnType<typeof tenant.call>>;
+    try {
+      answer = await tenant.call("POST", "/v1/devices", { name: "meter", imsi });
+    } finally {
+      throttled.remove();
+    }
+    const ms = performance.now() - started;
+    expect(answer.status, answer.text).toBe(503);
+    expect(answer.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(Number(answer.headers.get("retry-after"))).toBeGreaterThan(0);
+    // Answered while the invocation still runs, with time to spare for the answer itself.
+    expect(ms).toBeLessThan((timeouts.apiFunctionSeconds - 5) * 1000);
+    expect(throttled.refused).toBeGreaterThan(1);
+    expect((await tenant.call("GET", `/v1/devices/lookup?imsi=${imsi}`)).status).toBe(404);
+  });
+
+  it("absorbs a throttle that passes: the change is made, once", async () => {
+    const tenant = await tenantClient(runtime, "throttled-briefly");
+    const imsi = "234105550000778";
+    const throttled = throttle(imsi, 3);
+    try {
+      const answer = await tenant.call("POST", "/v1/devices", { name: "meter", imsi });
+      expect(answer.status, answer.text).toBe(201);
+    } finally {
+      throttled.remove();
+    }
+    expect(throttled.refused).toBe(3);
+  });
+});
