@@ -4,6 +4,7 @@
  * the API function's time, not held until Lambda ends the invocation (the gateway then answers without either), and a
  * throttle that passes is absorbed.
  */
+import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { timeouts } from "@simroot/core";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
@@ -71,5 +72,44 @@ describe("a store that throttles a change", { timeout: 60_000 }, () => {
       throttled.remove();
     }
     expect(throttled.refused).toBe(3);
+  });
+});
+
+describe("a change that keeps losing its turn", { timeout: 90_000 }, () => {
+  it("answers 503 with Retry-After within the API function's time, not when the ledger's contention budget ends", async () => {
+    const tenant = await tenantClient(runtime, "contended");
+    const imsi = "234105550000779";
+    const name = "contend";
+    let refused = 0;
+    // Every transaction naming the IMSI is cancelled for a conflict with another transaction, as one contended hard is.
+    runtime.ports.db.middlewareStack.add(
+      (next, context) => async (args) => {
+        const transact = (context as { commandName?: string }).commandName === "TransactWriteItemsCommand";
+        if (!transact || !JSON.stringify(args.input).includes(imsi)) return next(args);
+        refused++;
+        const items = (args.input as { TransactItems: unknown[] }).TransactItems;
+        throw new TransactionCanceledException({
+          message: "Transaction cancelled, please refer cancellation reasons for specific reasons",
+          $metadata: { httpStatusCode: 400 },
+          CancellationReasons: items.map(() => ({ Code: "TransactionConflict" })),
+        });
+      },
+      { step: "initialize", name },
+    );
+    const started = performance.now();
+    let answer: Awaited<ReturnType<typeof tenant.call>>;
+    try {
+      answer = await tenant.call("POST", "/v1/devices", { name: "meter", imsi });
+    } finally {
+      runtime.ports.db.middlewareStack.remove(name);
+    }
+    const ms = performance.now() - started;
+    expect(answer.status, answer.text).toBe(503);
+    expect(answer.headers.get("content-type")).toMatch(/^application\/problem\+json/);
+    expect(Number(answer.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(ms).toBeGreaterThanOrEqual(timeouts.apiChangeSeconds * 1000 - 1000);
+    expect(ms).toBeLessThan((timeouts.apiFunctionSeconds - 4) * 1000);
+    expect(refused).toBeGreaterThan(1);
+    expect((await tenant.call("GET", `/v1/devices/lookup?imsi=${imsi}`)).status).toBe(404);
   });
 });

@@ -11,6 +11,8 @@ import {
   rateLimitHeaders,
   SimrootError,
   takeKeyRequest,
+  timeouts,
+  withChangeDeadline,
   type Role,
 } from "@simroot/core";
 import { consoleLog, type AppEnv, type AppOptions } from "./env.ts";
@@ -29,7 +31,8 @@ export const requestId = (options: AppOptions) =>
     c.set("log", log);
     c.header("x-request-id", id);
     const started = performance.now();
-    await next();
+    // The request's changes wait for their turn (or a throttle to pass) only while it can still answer (limits.ts).
+    await withChangeDeadline(Date.now() + timeouts.apiChangeSeconds * 1000, next);
     if (options.logRequests) {
       log.info("request", {
         requestId: id,

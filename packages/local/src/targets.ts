@@ -1,5 +1,5 @@
 import type { Context } from "aws-lambda";
-import { deployedPattern, integrationTenants, rules, type BusEnvelope, type Ports, type RuleName } from "@simroot/core";
+import { deployedPattern, integrationTenants, rules, withChangeDeadline, type BusEnvelope, type Ports, type RuleName } from "@simroot/core";
 import type { BusTarget } from "./bus/local-bus.ts";
 import { runningAs } from "./grants.ts";
 
@@ -41,7 +41,10 @@ export async function loadRuleTargets(ports: Ports): Promise<Record<string, BusT
         get pattern() {
           return deployedPattern(name as RuleName, integrationTenants());
         },
-        invoke: (envelope) => runningAs(name as RuleName, () => handler(envelope, lambdaContext(name))),
+        // A consumer runs as its own invocation, as in Lambda: not under the deadline of the API request whose
+        // change it was delivered from (the local bus may start a delivery within that request).
+        invoke: (envelope) =>
+          runningAs(name as RuleName, () => withChangeDeadline(undefined, () => handler(envelope, lambdaContext(name)))),
       };
       return [name, target] as const;
     }),

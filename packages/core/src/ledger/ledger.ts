@@ -15,6 +15,7 @@
  * an ambiguous failure (the store may have committed) resends the same transaction with the
  * same ClientRequestToken, which DynamoDB answers idempotently.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { TransactWriteCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
@@ -49,6 +50,18 @@ const contentionBudgetMs = 60_000;
  * budget, a request outlived its invocation, which Lambda ended, and the gateway answered with neither (60 s seen).
  */
 const throttleBudgetMs = 8_000;
+/** When the changes made within it must be committed by (epoch ms), set by an entry point with a deadline of its own. */
+const changeDeadline = new AsyncLocalStorage<number | undefined>();
+
+/**
+ * Runs `body` with a deadline for the changes it commits: one still waiting for its turn (contention) or retried
+ * (throttling) at `deadline` fails there, as past its budget. The API sets one that leaves it time to answer 503 with
+ * Retry-After inside its function's time (`timeouts.apiChangeSeconds`); `undefined` clears an inherited one.
+ */
+export function withChangeDeadline<T>(deadline: number | undefined, body: () => T): T {
+  return changeDeadline.run(deadline, body);
+}
+
 /** What DynamoDB answers a request over its capacity, as an error or as a transaction's cancellation reason. */
 const throttleNames = ["ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"];
 const throttleReasons = ["ThrottlingError", "ProvisionedThroughputExceeded"];
@@ -95,6 +108,8 @@ interface Pending {
   readonly resolve: (committed: Committed) => void;
   readonly reject: (error: unknown) => void;
   readonly since: number;
+  /** Past this (epoch ms) it is not tried again (`withChangeDeadline`). */
+  readonly deadline: number | undefined;
   attempts: number;
   /** Commit alone: set after a batch failed for a reason that cannot be pinned on one change. */
   alone: boolean;
@@ -380,7 +395,11 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
       if (failedOwn.has(pending)) continue;
       pending.attempts += 1;
       if (!contended && !throttled && batch.length > 1) pending.alone = true;
-      else if ((!contended && !throttled) || Date.now() - pending.since > budgetMs) {
+      else if (
+        (!contended && !throttled) ||
+        Date.now() - pending.since > budgetMs ||
+        Date.now() > (pending.deadline ?? Number.POSITIVE_INFINITY)
+      ) {
         pending.reject(
           error instanceof TransactionCanceledException
             ? new SimrootError(
@@ -597,7 +616,7 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
         queues.set(id, queue);
       }
       const committed = new Promise<Committed>((resolve, reject) => {
-        queue.waiting.push({ change, resolve, reject, attempts: 0, alone: false, since: Date.now() });
+        queue.waiting.push({ change, resolve, reject, attempts: 0, alone: false, since: Date.now(), deadline: changeDeadline.getStore() });
       });
       if (!queue.running) void drain(queue);
       return committed;

@@ -13,6 +13,11 @@ export const timeouts = {
   gatewaySeconds: 30,
   /** The API function's Lambda timeout: it must answer before the gateway gives up. */
   apiFunctionSeconds: 29,
+  /**
+   * How long a change an API request makes may wait for its turn at its shard (contention) or be retried (throttling):
+   * past it the request is answered 503 with Retry-After, leaving 9 s of the function's time for the rest of its work.
+   */
+  apiChangeSeconds: 20,
   /** The longest long poll `/v1/feed?wait=` allows, leaving 9 s for reads, signing and a cold start. */
   feedWaitSeconds: 20,
   /** A bus consumer's Lambda timeout. */
