@@ -13,11 +13,14 @@ import {
   maxFactsPerEntry,
   maxPackedBytes,
   packReported,
+  registerDevice,
+  listTimeline,
   rules,
   type BusEnvelope,
   type DomainEvent,
   type Ports,
 } from "@simroot/core";
+import { park } from "@simroot/core/ingest/parked";
 import { LocalBus, type BusTarget } from "@simroot/local/bus/local-bus";
 import { loadRuleTargets } from "@simroot/local/targets";
 import { attachedIp, ingestedFacts } from "./support/ingested-facts.ts";
@@ -45,7 +48,10 @@ interface Observed {
  * The rules' handler modules over `runtime`'s store, on a bus of their own whose invocations are recorded. `fail`
  * makes the store refuse a call the first time it is asked (a throttle), by the command and its input.
  */
-async function observed(fail?: (name: string, input: unknown) => boolean): Promise<Observed> {
+async function observed(
+  fail?: (name: string, input: unknown) => boolean,
+  publishFails?: (events: readonly DomainEvent[]) => boolean,
+): Promise<Observed> {
   const invoked: Record<string, BusEnvelope[]> = {};
   const metrics: Record<string, number> = {};
   const refusedOnce = new Set<string>();
@@ -65,7 +71,13 @@ async function observed(fail?: (name: string, input: unknown) => boolean): Promi
   const ports: Ports = {
     ...runtime.ports,
     db,
-    publisher: { publish: (events, options) => holder.bus!.publish(events, options) },
+    publisher: {
+      publish: async (events, options) => {
+        // `publishFails`: the bus refuses a publish once, as an invocation that ends before it publishes.
+        if (publishFails?.(events)) throw new Error("the bus refused the publish");
+        return holder.bus!.publish(events, options);
+      },
+    },
     metrics: { add: (name: string, value: number) => void (metrics[name] = (metrics[name] ?? 0) + value) } as Ports["metrics"],
   };
   const targets = await loadRuleTargets(ports);
@@ -141,6 +153,46 @@ describe("reported facts on the bus", () => {
       "sim.attached",
     ]);
     expect((invoked.profileSwitches ?? []).map((entry) => entry.detail.id)).toEqual([switched.id]);
+    await bus.close();
+  });
+
+  it("judges a parked profile switch once its device registers, though the reconciler's first run ends before it publishes (review 145)", async () => {
+    // The reconciler applies the parked facts itself, unparking each, and sent the switch to the detectors only at the
+    // end: a run that ended before (a publish refused, the function's timeout) left it applied and unparked, and the
+    // run the bus retried found nothing parked to send: the fallback was never judged.
+    const { tenantId } = await tenantWithDevices("packed-parked-switch", 0);
+    const eid = "89049032123451234512345678901235";
+    let refused = false;
+    // The bus refuses the first publish of the parked switch (nothing else here publishes a reported fact).
+    const { bus, ports } = await observed(undefined, (events) => {
+      if (refused || !events.some((event) => event.origin === "ingest" && event.type === "profile.enabled")) return false;
+      return (refused = true);
+    });
+    const switched = fact(
+      tenantId,
+      "req_switch",
+      "profile.enabled",
+      { eid },
+      { eid, iccid: "8944500102198304826", seqNumber: 4, cause: "fallback" },
+    );
+    const ctx = { tenantId, actor: "system:test", requestId: "req_register" };
+    const registered = await registerDevice(ports, ctx, { eid, iccids: ["8944500102198304826"] });
+    const device = registered.value;
+    // Parked before the device was registered, and replayed by this bus's reconciler alone (the runtime's, which
+    // its outbox relay hands the registration, ran before: nothing was parked).
+    await runtime.settled();
+    await park(ports, switched, "no device matches");
+    await bus.publish(registered.events);
+    await bus.drained();
+    // The anomaly's audit record is the runtime's (its outbox relay and audit writer).
+    await runtime.settled();
+    expect(refused).toBe(true);
+    const timeline = (await listTimeline(ports, ctx, { subject: device.id, limit: 100 })).items as {
+      type: string;
+      data: { kind?: string };
+    }[];
+    expect(timeline.filter((entry) => entry.type === "anomaly.detected").map((entry) => entry.data.kind)).toEqual(["profile-switch"]);
+    expect(bus.deadLetters()).toEqual([]);
     await bus.close();
   });
 

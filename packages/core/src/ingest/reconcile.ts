@@ -19,8 +19,8 @@ import { inFoldOrder, routedAlone } from "./reported.ts";
  * the entries of their requests and of each way they named the device (an IMSI, an ICCID), with no bound on them as
  * one device's, applied side by side: the later ones first, and the earlier, more than 32 behind, dropped as stale
  * (review 138: 301 facts parked by IMSI and by ICCID left 91 lease edges). A fact that fails goes on the bus alone,
- * as the applier's do, to be retried or dead-lettered as itself; so does one another rule routes by its content
- * (`routedAlone`), for that rule (the applier finds it a duplicate). If the invocation ends before it is done, the
+ * as the applier's do, to be retried or dead-lettered as itself; one another rule routes by its content
+ * (`routedAlone`) goes on the bus alone just before it is applied, for that rule. If the invocation ends before it is done, the
  * bus runs it again, and what is still parked is applied then, in the same order (what applied was unparked).
  */
 export async function replayParkedFor(ports: Ports, registered: DomainEvent): Promise<number> {
@@ -35,6 +35,11 @@ export async function replayParkedFor(ports: Ports, registered: DomainEvent): Pr
     events.map((_, index) => index),
   )) {
     const fact = events[index]!;
+    // Review 145: sent to the rule that routes it by its content before it is applied (and unparked). Sent after every
+    // fact, a run that ended first (its timeout, a publish refused) left it applied and no longer parked, and the run
+    // the bus retried had nothing to send: the switch was never judged. The applier finds it a duplicate, or applies
+    // it first, in its place all the same (every fact before it applied).
+    if (routedAlone(fact)) await ports.publisher.publish([fact], { alone: true });
     try {
       await applyOperatorEvent(ports, fact);
     } catch (error) {
@@ -53,7 +58,8 @@ export async function replayParkedFor(ports: Ports, registered: DomainEvent): Pr
       );
     }
   }
-  const requeued = [...failed, ...events.filter((fact) => routedAlone(fact) && !failed.includes(fact))];
+  // One routed by its content that failed is on the bus already.
+  const requeued = failed.filter((fact) => !routedAlone(fact));
   if (requeued.length > 0) await ports.publisher.publish(requeued, { alone: true });
   if (failed.length > 0) ports.metrics?.add("FactsRequeued", failed.length);
   return events.length;
