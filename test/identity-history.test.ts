@@ -331,6 +331,39 @@ describe("a device's history reported in one request", () => {
     expect((await tenant.call("GET", `/v1/devices/${device.id}`)).json.identity.sessions.cellular?.ipv4).toBe(address);
   }, 120_000);
 
+  it("applies every fact of a device's history though the store throttles its first for 10 s (review 145)", async () => {
+    // A change the store throttles fails after 8 s (review 144): the first fact failed, went back on the bus alone, and
+    // the device's 110 later facts of the entry were applied before it came back, 32 behind: dropped as stale.
+    const tenant = await tenantClient(runtime);
+    const report = await simrootSource(runtime, tenant);
+    const imsi = "208013330000005";
+    await tenant.call("POST", "/v1/devices", { imsi });
+    const address = "10.46.3.5";
+    // The store throttles every transaction naming the device for 10 s from its first (after the SDK's own retries).
+    const name = "throttle-history";
+    let since: number | undefined;
+    runtime.ports.db.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { TransactItems?: unknown };
+        if (!input.TransactItems || !JSON.stringify(input).includes(imsi)) return next(args);
+        since ??= Date.now();
+        if (Date.now() - since > 10_000) return next(args);
+        throw Object.assign(new Error("Rate of requests exceeds the allowed throughput"), {
+          name: "ThrottlingException",
+          $metadata: { httpStatusCode: 400 },
+        });
+      },
+      { step: "initialize", name },
+    );
+    try {
+      await report(...flapping(imsi, address));
+    } finally {
+      runtime.ports.db.middlewareStack.remove(name);
+    }
+    expect(since).toBeDefined();
+    expect(await leasesOf(tenant.tenant.id, address)).toHaveLength(111);
+  }, 120_000);
+
   it("applies in time order the 301 facts parked for a device named two ways (by IMSI, by ICCID) when it registers (review 138)", async () => {
     // Its attaches named by IMSI, its detaches by ICCID: two devices to ingestion, each within its bound of 250 facts.
     // Replayed by its registration, they travelled as two entries applied side by side, the later facts first, and the

@@ -46,7 +46,8 @@ interface Observed {
 
 /**
  * The rules' handler modules over `runtime`'s store, on a bus of their own whose invocations are recorded. `fail`
- * makes the store refuse a call the first time it is asked (a throttle), by the command and its input.
+ * makes the store fail a call the first time it is asked (an internal error, after the SDK's retries), by the command and
+ * its input. Not a throttle: one of those is tried again in place (review 145).
  */
 async function observed(
   fail?: (name: string, input: unknown) => boolean,
@@ -60,9 +61,9 @@ async function observed(
     const key = `${command.constructor.name}|${JSON.stringify(command.input)}`;
     if (fail?.(command.constructor.name, command.input) && !refusedOnce.has(key)) {
       refusedOnce.add(key);
-      throw Object.assign(new Error("Rate of requests exceeds the allowed throughput."), {
-        name: "ThrottlingException",
-        $metadata: { httpStatusCode: 400 },
+      throw Object.assign(new Error("Internal server error"), {
+        name: "InternalServerError",
+        $metadata: { httpStatusCode: 500 },
       });
     }
     return runtime.ports.db.send(command as never);
@@ -99,7 +100,7 @@ async function observed(
   return { bus: holder.bus, ports, invoked, metrics };
 }
 
-/** The store calls that read a device's item (a key naming it): for `observed` to throttle once. */
+/** The store calls that read a device's item (a key naming it): for `observed` to fail once. */
 const deviceRead = (deviceId: string) => (name: string, input: unknown) =>
   name === "GetCommand" && JSON.stringify(input).includes(deviceId) && JSON.stringify(input).includes('"sk"');
 
@@ -198,7 +199,7 @@ describe("reported facts on the bus", () => {
 
   it("sends a fact that failed back on the bus alone: the entry's other facts are not applied again", async () => {
     const { tenantId, ids } = await tenantWithDevices("packed-retry", 3);
-    // The store throttles the first read of the second device's item: its fact fails in the entry.
+    // The store fails the first read of the second device's item: its fact fails in the entry.
     const { bus, ports, invoked, metrics } = await observed(deviceRead(ids[1]!));
     const facts = ids.map((_, n) => attach(tenantId, "req_retry", n));
     await bus.publish(facts);
@@ -220,15 +221,15 @@ describe("reported facts on the bus", () => {
     const { bus, ports, invoked } = await observed(deviceRead(ids[1]!));
     const good = attach(tenantId, "req_mixed", 0);
     const malformed = { ...good, id: `${good.id}m`, data: { ...good.data, event: { ...good.data.event, occurredAt: "yesterday" } } };
-    const throttled = attach(tenantId, "req_mixed", 1);
-    await bus.publish([malformed, good, throttled]);
+    const failing = attach(tenantId, "req_mixed", 1);
+    await bus.publish([malformed, good, failing]);
     await bus.drained();
     expect(
       (invoked.operatorEvents ?? [])
         .map((entry) => entry.detail.id)
         .slice(1)
         .sort(),
-    ).toEqual([malformed.id, throttled.id].sort());
+    ).toEqual([malformed.id, failing.id].sort());
     expect(await Promise.all(ids.map((id) => attachedIp(ports, tenantId, id)))).toEqual(["10.77.0.0", "10.77.0.1"]);
     // What an operator sees at /v1/dead-letters, and redrives: the fact ingestion accepted, not the entry.
     expect(bus.deadLetters().map((letter) => [letter.eventId, letter.envelope["detail-type"]])).toEqual([[malformed.id, "sim.attached"]]);

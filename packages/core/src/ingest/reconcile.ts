@@ -8,7 +8,7 @@ import { deviceIdentifiers, type Device } from "../device/device.ts";
 import { isSimrootError } from "../error.ts";
 import type { DomainEvent } from "../event/event.ts";
 import type { Ports } from "../ports.ts";
-import { applyOperatorEvent } from "./apply-operator-event.ts";
+import { applyInPlace } from "./apply-operator-event.ts";
 import type { IngestedEvent } from "./ingested.ts";
 import { parkedNaming } from "./parked.ts";
 import { inFoldOrder, routedAlone } from "./reported.ts";
@@ -40,9 +40,10 @@ export async function replayParkedFor(ports: Ports, registered: DomainEvent): Pr
     // the bus retried had nothing to send: the switch was never judged. The applier finds it a duplicate, or applies
     // it first, in its place all the same (every fact before it applied).
     if (routedAlone(fact)) await ports.publisher.publish([fact], { alone: true });
-    try {
-      await applyOperatorEvent(ports, fact);
-    } catch (error) {
+    // In its place while the store throttles it, as the applier does (review 145).
+    const result = await applyInPlace(ports, fact);
+    if ("error" in result) {
+      const { error } = result;
       failed.push(fact);
       console.warn(
         JSON.stringify({

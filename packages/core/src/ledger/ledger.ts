@@ -65,6 +65,21 @@ export function withChangeDeadline<T>(deadline: number | undefined, body: () => 
 /** What DynamoDB answers a request over its capacity, as an error or as a transaction's cancellation reason. */
 const throttleNames = ["ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"];
 const throttleReasons = ["ThrottlingError", "ProvisionedThroughputExceeded"];
+
+/**
+ * Whether `error` is the store's refusal of a request over its capacity, as a change failed for it after
+ * `throttleBudgetMs` (`store.transaction_failed` with a throttle among its reasons) or as a read or a write outside the
+ * ledger failed (the error itself). A caller with more time than the API's may try again in place (the applier does).
+ */
+export function storeThrottled(error: unknown): boolean {
+  if (throttleNames.includes((error as { name?: string } | undefined)?.name ?? "")) return true;
+  const reasons = (error as { code?: unknown; detail?: { reasons?: unknown } } | undefined)?.detail?.reasons;
+  return (
+    (error as { code?: unknown }).code === "store.transaction_failed" &&
+    Array.isArray(reasons) &&
+    reasons.some((reason) => throttleReasons.includes(String(reason)))
+  );
+}
 const maxBackoffMs = 250;
 /** Resends of one transaction after failures that leave its outcome unknown. */
 const ambiguousRetries = 3;
