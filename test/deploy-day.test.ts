@@ -212,6 +212,32 @@ describe("an API key of a newer release (review 143)", () => {
     await expectRefused(rotated, key, written);
   });
 
+  it("is refused, not rewritten, by a rotation that read it in this release's form just before the next release wrote it (review 145)", async () => {
+    // The rotation checked the form it read, then put the key back on the condition of its secret alone: a newer
+    // instance's write in between (the secret kept) was overwritten without what it stored.
+    const tenant = await tenantClient(runtime);
+    const created = await tenant.call("POST", "/v1/keys", { name: "dashboard", role: "viewer" });
+    const key = apiKeyItemKey(created.json.key.keyId);
+    const name = "next-release-between";
+    let written: Record<string, unknown> | undefined;
+    runtime.ports.db.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { TransactItems?: unknown };
+        if (written === undefined && input.TransactItems && JSON.stringify(input).includes(key.pk)) written = await asNextRelease(key);
+        return next(args);
+      },
+      { step: "initialize", name },
+    );
+    let rotated: Awaited<ReturnType<typeof tenant.call>>;
+    try {
+      rotated = await tenant.call("POST", `/v1/keys/${created.json.key.keyId}/rotate`);
+    } finally {
+      runtime.ports.db.middlewareStack.remove(name);
+    }
+    expect(written).toBeDefined();
+    await expectRefused(rotated, key, written);
+  });
+
   it("is marked with its form by every write of this release", async () => {
     const tenant = await tenantClient(runtime);
     const created = await tenant.call("POST", "/v1/keys", { name: "dashboard", role: "viewer" });

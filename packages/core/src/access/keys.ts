@@ -129,8 +129,11 @@ export const rotateApiKey = verb(z.object({ id: z.string() }), async (ports, ctx
           Put: {
             ...put,
             Item: { ...put.Item, createdAt: key.createdAt, rotatedAt: now.toISOString() },
-            ConditionExpression: "attribute_not_exists(revokedAt) AND secretHash = :read",
-            ExpressionAttributeValues: { ":read": read },
+            // Review 145: and still of a form this code knows (a newer instance may write it after it was read).
+            ConditionExpression:
+              "attribute_not_exists(revokedAt) AND secretHash = :read AND (attribute_not_exists(#form) OR #form <= :form)",
+            ExpressionAttributeNames: { "#form": "format" },
+            ExpressionAttributeValues: { ":read": read, ":form": apiKeyFormat },
           },
         },
         ...actingKeyHolds(ports, ctx, key.keyId),
@@ -140,8 +143,10 @@ export const rotateApiKey = verb(z.object({ id: z.string() }), async (ports, ctx
     })
     .catch(async (error: unknown) => {
       if (!isSimrootError(error) || error.code !== "store.conflict") throw error;
-      // The key's own condition: revoked, or rotated by another request since it was read.
-      const now = await ownKey(ports, ctx, key.keyId);
+      // The key's own condition: revoked, rotated by another request, or written in a newer form since it was read.
+      const again = await ownKeyItem(ports, ctx, key.keyId);
+      storedForm(again.item, apiKeyFormat, `Key ${key.keyId}`);
+      const now = again.key;
       if (now.revokedAt) throw new SimrootError("key.revoked", "conflict", "The key was revoked meanwhile");
       throw new SimrootError(
         "key.rotated_concurrently",
