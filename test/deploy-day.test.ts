@@ -202,6 +202,25 @@ describe("a webhook subscription of a newer release (review 143)", () => {
   });
 });
 
+describe("a webhook subscription of a newer release, during the deploy (review 145)", () => {
+  it("does not fail the delivery of an event to the tenant's subscriptions: the event is not dead-lettered", async () => {
+    // Queuing a delivery changes no subscription; an older instance refused it whole, and the webhooks consumer failed
+    // the event, for every subscription of the tenant, until its retries ran out and it was dead-lettered.
+    const tenant = await tenantClient(runtime);
+    const device = (await tenant.call("POST", "/v1/devices", { imsi: "208019000000145" })).json;
+    const created = await tenant.call("POST", "/v1/webhooks", {
+      url: "https://receiver.example.com/hook",
+      pattern: { source: ["simroot"], "detail-type": ["device.updated"] },
+    });
+    expect(created.status, created.text).toBe(201);
+    await asNextRelease(recordKey(tenant.tenant.id, "webhook", created.json.id), runtime.ports.tables.automation);
+    const patched = await tenant.call("PATCH", `/v1/devices/${device.id}`, { name: "renamed" }, { "if-match": '"1"' });
+    expect(patched.status, patched.text).toBe(200);
+    await runtime.settled();
+    expect(runtime.bus.deadLetters().filter((letter) => letter.rule === "webhooks")).toEqual([]);
+  });
+});
+
 describe("an API key of a newer release (review 143)", () => {
   it("is refused, not rewritten without what it does not know, by a rotation through this release's API", async () => {
     const tenant = await tenantClient(runtime);

@@ -144,8 +144,9 @@ export const previousSecretSeconds = 24 * 60 * 60;
  * The stored form of a subscription this code reads and writes (its `format`, store/form.ts; an item without one is of
  * form 1). Every change rewrites the subscription whole from what the changing code read of it: code of the release
  * before an attribute put it back without it, silently (review 143). Code older than the form refuses the subscription
- * where it reads one to change or show it (`readWebhook`, the listing: 503 `store.newer_format`; a delivery is left to
- * its retries) and changes nothing; matching events against the tenant's subscriptions changes none of them.
+ * where it reads one to change or show it (`readWebhook`, the listing: 503 `store.newer_format`; a delivery's attempt is
+ * left to the worker's retries) and changes nothing; matching events against the tenant's subscriptions and queuing
+ * their deliveries (`readWebhookToQueue`) change none of them.
  */
 export const webhookFormat = 1;
 
@@ -202,6 +203,16 @@ export const createWebhook = verb(createWebhookInput, async (ports, ctx, input):
 export async function readWebhook(ports: Ports, tenantId: string, id: string): Promise<StoredWebhook | undefined> {
   const item = await readRecord(ports, tenantId, "webhook", id);
   return item ? storedOfKnownForm(item) : undefined;
+}
+
+/**
+ * The subscription as this code knows it, whatever its form, for what changes none: queuing a delivery of an event to it
+ * (review 145: refused, an older instance failed the event for every subscription of the tenant during a deploy, until
+ * it was dead-lettered). Its attempt reads it with `readWebhook`, and waits for the newer code.
+ */
+export async function readWebhookToQueue(ports: Ports, tenantId: string, id: string): Promise<StoredWebhook | undefined> {
+  const item = await readRecord(ports, tenantId, "webhook", id);
+  return item ? stored(item) : undefined;
 }
 
 export const getWebhook = verb(z.object({ id: z.string() }), async (ports, ctx, input): Promise<Webhook> => {
