@@ -75,7 +75,7 @@ export function storeThrottled(error: unknown): boolean {
   if (throttleNames.includes((error as { name?: string } | undefined)?.name ?? "")) return true;
   const reasons = (error as { code?: unknown; detail?: { reasons?: unknown } } | undefined)?.detail?.reasons;
   return (
-    (error as { code?: unknown }).code === "store.transaction_failed" &&
+    (error as { code?: unknown } | undefined)?.code === "store.transaction_failed" &&
     Array.isArray(reasons) &&
     reasons.some((reason) => throttleReasons.includes(String(reason)))
   );
