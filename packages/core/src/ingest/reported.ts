@@ -87,13 +87,14 @@ export function devicesOf(facts: readonly DomainEvent[]): string[] {
  * 138: 111 facts listed newest first left 33 lease edges). A fact with no time to read keeps its place (it is refused).
  */
 export function inFoldOrder(facts: readonly DomainEvent[], indexes: readonly number[]): number[] {
-  const placed = indexes.map((index) => ({ index, fact: foldPlace(facts[index]!) }));
+  const placed = indexes.map((index, position) => ({ index, position, fact: foldPlace(facts[index]!) }));
   const ordered = [...indexes];
   for (const profile of [false, true]) {
     const kind = placed.filter(({ fact }) => fact !== undefined && isProfileFact(fact) === profile);
     const sorted = [...kind].sort((a, b) => (profile ? bySequence : byTime)(a.fact!, b.fact!));
-    kind.forEach(({ index }, n) => {
-      ordered[indexes.indexOf(index)] = sorted[n]!.index;
+    // By position, not a search of `indexes` per fact: a registered device's parked backlog may hold thousands.
+    kind.forEach(({ position }, n) => {
+      ordered[position] = sorted[n]!.index;
     });
   }
   return ordered;
