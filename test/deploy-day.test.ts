@@ -202,6 +202,36 @@ describe("a webhook subscription of a newer release (review 143)", () => {
   });
 });
 
+describe("an automation rule of a newer release (review 145)", () => {
+  const watch = {
+    name: "watch",
+    pattern: { source: ["simroot"], "detail-type": ["device.updated"] },
+    actions: [{ type: "add-labels", labels: { watched: "yes" } }],
+    dryRun: true,
+  };
+
+  it("is refused, not rewritten without what it does not know, by a change through this release's API", async () => {
+    const tenant = await tenantClient(runtime);
+    const created = await tenant.call("POST", "/v1/automation/rules", watch);
+    expect(created.status, created.text).toBe(201);
+    const key = recordKey(tenant.tenant.id, "rule", created.json.id);
+    const written = await asNextRelease(key, runtime.ports.tables.automation);
+    const patched = await tenant.call("PATCH", `/v1/automation/rules/${created.json.id}`, { name: "renamed" }, { "if-match": '"1"' });
+    await expectRefused(patched, key, written, runtime.ports.tables.automation);
+  });
+
+  it("is marked with its form by every write of this release, and shown without it", async () => {
+    const tenant = await tenantClient(runtime);
+    const created = await tenant.call("POST", "/v1/automation/rules", watch);
+    const key = recordKey(tenant.tenant.id, "rule", created.json.id);
+    expect((await controlItem(key, runtime.ports.tables.automation)).format).toBe(thisReleaseForm);
+    const patched = await tenant.call("PATCH", `/v1/automation/rules/${created.json.id}`, { name: "renamed" }, { "if-match": '"1"' });
+    expect(patched.status, patched.text).toBe(200);
+    expect(patched.json).not.toHaveProperty("format");
+    expect((await controlItem(key, runtime.ports.tables.automation)).format).toBe(thisReleaseForm);
+  });
+});
+
 describe("a webhook subscription of a newer release, during the deploy (review 145)", () => {
   it("does not fail the delivery of an event to the tenant's subscriptions: the event is not dead-lettered", async () => {
     // Queuing a delivery changes no subscription; an older instance refused it whole, and the webhooks consumer failed

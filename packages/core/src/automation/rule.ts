@@ -14,6 +14,7 @@ import { destinationSchema, refuseLegacyForms } from "../policy/model.ts";
 import type { Outcome } from "../outcome.ts";
 import { pageInput, type Page } from "../page.ts";
 import { changesNothing, someChange } from "../patch.ts";
+import { storedForm } from "../store/form.ts";
 import { verb } from "../verb.ts";
 import { assertPolicySize } from "../policy/records.ts";
 import { cachedRecords, commitRecord, listRecords, notFound, readRecord, stale } from "./records.ts";
@@ -133,6 +134,21 @@ const parse = ({ problem: _stored, ...item }: Record<string, unknown>) => {
   return ruleSchema.parse({ role: unrecordedRole, ...item, ...(problem ? { problem } : {}) });
 };
 
+/**
+ * The stored form of a rule this code reads and writes (its `format`, store/form.ts; an item without one is of form 1).
+ * A change rewrites the rule whole from what the changing code parsed of it: code of the release before an attribute
+ * put it back without it, silently (found by review 145, as review 143 found for subscriptions). Code older than the
+ * form refuses the rule where it reads one to change or show it (503 `store.newer_format`) and changes nothing; the
+ * automation consumer's matching changes no rule and reads it as it knows it.
+ */
+export const ruleFormat = 1;
+
+/** A rule as shown or changed, refused when of a form this code does not know (`ruleFormat`). */
+const parseOfKnownForm = (item: Record<string, unknown>) => parse(storedForm(item, ruleFormat, `Rule ${String(item.id)}`));
+
+/** The rule as it is put: marked with its form. */
+const itemOf = (rule: AutomationRule) => ({ ...rule, format: ruleFormat });
+
 /** Refuses a pattern that may match an event the rule's role may not read (access/event-readers.ts, review 90). */
 function assertReadablePattern(role: Role, pattern: Record<string, unknown>) {
   const problem = unreadablePatternMatch(role, pattern);
@@ -179,19 +195,21 @@ export const createRule = verb(createRuleInput, async (ports, ctx, input): Promi
   const now = ports.now().toISOString();
   const rule: AutomationRule = { id: newId("rule"), ...input, role, revision: 1, createdAt: now, updatedAt: now };
   assertPolicySize("rule", rule, "actions");
-  const event = await commitRecord(ports, ctx, "rule", rule.id, { item: rule, limit: ruleLimit }, "automation.rule-created", { rule });
+  const event = await commitRecord(ports, ctx, "rule", rule.id, { item: itemOf(rule), limit: ruleLimit }, "automation.rule-created", {
+    rule,
+  });
   return { value: rule, events: [event] };
 });
 
 export const getRule = verb(z.object({ id: z.string() }), async (ports, ctx, input): Promise<AutomationRule> => {
   const item = await readRecord(ports, ctx.tenantId, "rule", input.id);
   if (!item) throw notFound("rule", input.id);
-  return parse(item);
+  return parseOfKnownForm(item);
 });
 
 export const listRules = verb(
   pageInput,
-  async (ports, ctx, input): Promise<Page<AutomationRule>> => listRecords(ports, ctx.tenantId, "rule", input, parse),
+  async (ports, ctx, input): Promise<Page<AutomationRule>> => listRecords(ports, ctx.tenantId, "rule", input, parseOfKnownForm),
 );
 
 /** The tenant's rules, whole (at most `maxRulesPerTenant`), for the automation consumer: read at most every `recordCacheMs`. */
@@ -238,7 +256,7 @@ export const updateRule = verb(updateRuleInput, async (ports, ctx, input): Promi
     ctx,
     "rule",
     rule.id,
-    { item: rule, previousRevision: current.revision },
+    { item: itemOf(rule), previousRevision: current.revision },
     "automation.rule-updated",
     {
       rule,
