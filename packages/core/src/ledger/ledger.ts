@@ -46,8 +46,9 @@ const maxActions = 100;
 const contentionBudgetMs = 60_000;
 /**
  * A store that throttles a change (over its capacity: the SDK's own retries given up) fails it after this long: the API
- * answers 503 with Retry-After well inside its function's 29 s, and a fact goes back to the bus. Held for the contention
- * budget, a request outlived its invocation, which Lambda ended, and the gateway answered with neither (60 s seen).
+ * answers 503 with Retry-After well inside its function's 29 s (the applier tries a fact again in its place,
+ * `applyInPlace`). Held for the contention budget, a request outlived its invocation, which Lambda ended, and the
+ * gateway answered with neither (60 s seen).
  */
 const throttleBudgetMs = 8_000;
 /** When the changes made within it must be committed by (epoch ms), set by an entry point with a deadline of its own. */
