@@ -2,44 +2,21 @@
  * Review 139: what a link someone sends, or a device's own events, can do to an operator using the console, in a real
  * browser against the control plane on a real port (the harness of console.test.ts).
  */
-import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildConsole } from "@simroot/console/build";
-import { simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
-import { chromiumPath, launch } from "./browser.ts";
-
-const browserAvailable = chromiumPath !== undefined || process.env.CI === "true";
-
-let runtime: TestRuntime;
-let browser: Browser;
+import { describe, expect, it } from "vitest";
+import { simrootSource, tenantClient } from "../support/runtime.ts";
+import { browserAvailable, consoleHarness } from "./harness.ts";
 
 describe.runIf(browserAvailable)("the web console against hostile links and devices (review 139)", () => {
-  beforeAll(async () => {
-    await buildConsole();
-    runtime = await startTestRuntime({ port: 0 });
-    browser = await launch();
-  }, 120_000);
-
-  afterAll(async () => {
-    await browser?.close();
-    await runtime?.stop();
-  });
-
-  async function signIn(page: Page, token: string) {
-    await page.goto(`${runtime.url}/console/`);
-    await page.getByLabel("API key").fill(token);
-    await page.getByRole("button", { name: "Open the console" }).click();
-    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
-  }
+  const harness = consoleHarness();
 
   it("stays usable on a link whose address holds a malformed escape", async () => {
     // `#/devices/%E0` (anyone's link, or a truncated copy of a real one): decoding the route threw, nothing was drawn, not
     // even Sign out, and reloading drew nothing again: the tab's console was gone until its user edited the address.
-    const tenant = await tenantClient(runtime, "bad-link");
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
-    await signIn(page, tenant.token);
+    const tenant = await tenantClient(harness.runtime, "bad-link");
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
+    await harness.signIn(page, tenant.token);
     for (const link of ["#/devices/%E0%A4%A", "#/%ZZ"]) {
-      await page.goto(`${runtime.url}/console/${link}`);
+      await page.goto(`${harness.runtime.url}/console/${link}`);
       await page.reload();
       await page.getByRole("button", { name: "Sign out" }).waitFor({ timeout: 10_000 });
       await page.getByRole("link", { name: "Fleet", exact: true }).click();
@@ -55,7 +32,7 @@ describe.runIf(browserAvailable)("the web console against hostile links and devi
     // operator's Quarantine of that very device was answered 429. The timeline (20,000 entries, 40 pages) is stood in
     // for; the device's changes are real, 20 attaches 300 ms apart, and the tenant's limit is lowered to 300 requests a
     // minute (6,000 by default) so that 20 changes show what 400 would.
-    const tenant = await tenantClient(runtime, "flapping");
+    const tenant = await tenantClient(harness.runtime, "flapping");
     const read = await tenant.call("GET", "/v1/tenant");
     const limited = await tenant.call(
       "PATCH",
@@ -65,7 +42,7 @@ describe.runIf(browserAvailable)("the web console against hostile links and devi
     );
     expect(limited.status, limited.text).toBe(200);
     const device = (await tenant.call("POST", "/v1/devices", { name: "flapping-meter", imsi: "208011390000001" })).json;
-    const post = await simrootSource(runtime, tenant);
+    const post = await simrootSource(harness.runtime, tenant);
     const start = Date.now() - 20_000 * 60_000;
     const entries = Array.from({ length: 20_000 }, (_, n) => ({
       seq: n + 1,
@@ -76,13 +53,13 @@ describe.runIf(browserAvailable)("the web console against hostile links and devi
       data: {},
     }));
     let timelineRequests = 0;
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
     await page.route(
       (url) => url.pathname === `/v1/devices/${device.id}/timeline`,
       async (route) => {
         timelineRequests++;
         // Asked of the control plane too, with the page's key: each page counts against the key as a real one would.
-        await fetch(`${runtime.url}/v1/devices/${device.id}/timeline?limit=1`, {
+        await fetch(`${harness.runtime.url}/v1/devices/${device.id}/timeline?limit=1`, {
           headers: { authorization: route.request().headers().authorization ?? "" },
         }).catch(() => {});
         const url = new URL(route.request().url());
@@ -98,8 +75,8 @@ describe.runIf(browserAvailable)("the web console against hostile links and devi
           .catch(() => {});
       },
     );
-    await signIn(page, tenant.token);
-    await page.goto(`${runtime.url}/console/#/devices/${encodeURIComponent(device.id)}`);
+    await harness.signIn(page, tenant.token);
+    await page.goto(`${harness.runtime.url}/console/#/devices/${encodeURIComponent(device.id)}`);
     const timeline = page.getByRole("list", { name: "Timeline, newest first" });
     await expect.poll(() => timeline.locator("li").count(), { timeout: 20_000 }).toBeGreaterThan(0);
 
@@ -149,18 +126,18 @@ describe.runIf(browserAvailable)("the web console against hostile links and devi
     // page spend its key's requests (15 a change here), and the operator's own use of the key was refused 429. The dead
     // letters (550 parked, 6 pages) are stood in for; the changes are real, 20 attaches 300 ms apart, and the tenant's
     // limit is lowered to 150 requests a minute.
-    const tenant = await tenantClient(runtime, "audit-flapping");
+    const tenant = await tenantClient(harness.runtime, "audit-flapping");
     await limitKeys(tenant, 150);
     const device = (await tenant.call("POST", "/v1/devices", { name: "audited-meter", imsi: "208011390000002" })).json;
-    const post = await simrootSource(runtime, tenant);
+    const post = await simrootSource(harness.runtime, tenant);
     let parkedRequests = 0;
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
     await page.route(
       (url) => url.pathname === "/v1/dead-letters",
       async (route) => {
         parkedRequests++;
         // Asked of the control plane too, with the page's key: each page counts against the key as a real one would.
-        await fetch(`${runtime.url}/v1/dead-letters?limit=1`, {
+        await fetch(`${harness.runtime.url}/v1/dead-letters?limit=1`, {
           headers: { authorization: route.request().headers().authorization ?? "" },
         }).catch(() => {});
         const url = new URL(route.request().url());
@@ -183,8 +160,8 @@ describe.runIf(browserAvailable)("the web console against hostile links and devi
           .catch(() => {});
       },
     );
-    await signIn(page, tenant.token);
-    await page.goto(`${runtime.url}/console/#/audit`);
+    await harness.signIn(page, tenant.token);
+    await page.goto(`${harness.runtime.url}/console/#/audit`);
     const caption = page.locator("caption").filter({ hasText: "Parked events" });
     await expect.poll(() => caption.textContent(), { timeout: 10_000 }).toContain("Parked events (500+)");
     await page.getByText("Live", { exact: true }).waitFor({ timeout: 10_000 });
@@ -224,7 +201,7 @@ describe.runIf(browserAvailable)("the web console against hostile links and devi
     // piled up reads of the list, and the page spent its key's rate limit. The list (5,000 devices, 50 pages) and the
     // live stream (20 bursts of 60 devices, 300 ms apart) are stood in for; each page of the list is asked of the
     // control plane too, with the page's key, and the tenant's limit is lowered to 600 requests a minute.
-    const tenant = await tenantClient(runtime, "fleet-bursts");
+    const tenant = await tenantClient(harness.runtime, "fleet-bursts");
     await limitKeys(tenant, 600);
     const real = (await tenant.call("POST", "/v1/devices", { name: "template", imsi: "208011390000003" })).json;
     const start = Date.parse(real.createdAt);
@@ -235,7 +212,7 @@ describe.runIf(browserAvailable)("the web console against hostile links and devi
       imsi: undefined,
       createdAt: new Date(start + n).toISOString(),
     }));
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
     let listed = 0;
     let reading = 0;
     let mostAtOnce = 0;
@@ -247,7 +224,7 @@ describe.runIf(browserAvailable)("the web console against hostile links and devi
         const url = new URL(route.request().url());
         const from = Number(url.searchParams.get("cursor") ?? "0");
         if (from === 0) mostAtOnce = Math.max(mostAtOnce, ++reading);
-        await fetch(`${runtime.url}/v1/devices?limit=1`, {
+        await fetch(`${harness.runtime.url}/v1/devices?limit=1`, {
           headers: { authorization: route.request().headers().authorization ?? "" },
         }).catch(() => {});
         const to = Math.min(fleet.length, from + Number(url.searchParams.get("limit") ?? "50"));
@@ -283,7 +260,7 @@ describe.runIf(browserAvailable)("the web console against hostile links and devi
           .catch(() => {});
       },
     );
-    await signIn(page, tenant.token);
+    await harness.signIn(page, tenant.token);
     const first = page.locator(`tr[data-device="${fleet[0]!.id}"] .badge`);
     await expect.poll(() => bursts, { timeout: 30_000 }).toBe(20);
     // The revocation of the last burst is shown, by the read that follows the one under way.
@@ -302,9 +279,9 @@ describe.runIf(browserAvailable)("the web console against hostile links and devi
     // coming, and the operator watching the device never saw that it was revoked. The live stream is stood in for in the
     // page itself (one response per change, through the test's routing, came 100 to 600 ms apart on a busy machine): once
     // asked, a change naming the device every 100 ms for as long as the test runs. The revocation is real.
-    const tenant = await tenantClient(runtime, "chatty-device");
+    const tenant = await tenantClient(harness.runtime, "chatty-device");
     const device = (await tenant.call("POST", "/v1/devices", { name: "chatty-meter", imsi: "208011390000004" })).json;
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
     /** The page's own globals the stand-in uses (run in the page: the test's types have no DOM). */
     type Chatty = { fetch: typeof fetch; location: { href: string }; chattyDevice?: string; chattyChanges: number };
     await page.addInitScript(() => {
@@ -333,8 +310,8 @@ describe.runIf(browserAvailable)("the web console against hostile links and devi
       };
     });
     const changes = () => page.evaluate(() => (globalThis as unknown as Chatty).chattyChanges);
-    await signIn(page, tenant.token);
-    await page.goto(`${runtime.url}/console/#/devices/${encodeURIComponent(device.id)}`);
+    await harness.signIn(page, tenant.token);
+    await page.goto(`${harness.runtime.url}/console/#/devices/${encodeURIComponent(device.id)}`);
     const state = page.getByTestId("device-state");
     await expect.poll(() => state.textContent(), { timeout: 10_000 }).toBe("active");
     await page.evaluate((id) => {

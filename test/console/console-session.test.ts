@@ -2,43 +2,22 @@
  * Review 139's leftovers: what an operator's console does when a page cannot be drawn, and when its tab is left alone, in
  * a real browser against the control plane on a real port (the harness of console.test.ts).
  */
-import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildConsole, idleMinutes } from "@simroot/console/build";
-import { startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
-import { chromiumPath, launch, screenshot, seriousViolations } from "./browser.ts";
-
-const browserAvailable = chromiumPath !== undefined || process.env.CI === "true";
-
-let runtime: TestRuntime;
-let browser: Browser;
+import { describe, expect, it } from "vitest";
+import { idleMinutes } from "@simroot/console/build";
+import { tenantClient } from "../support/runtime.ts";
+import { screenshot, seriousViolations } from "./browser.ts";
+import { browserAvailable, consoleHarness } from "./harness.ts";
 
 describe.runIf(browserAvailable)("the web console's page failures and idle tabs (review 139)", () => {
-  beforeAll(async () => {
-    await buildConsole();
-    runtime = await startTestRuntime({ port: 0 });
-    browser = await launch();
-  }, 120_000);
-
-  afterAll(async () => {
-    await browser?.close();
-    await runtime?.stop();
-  });
-
-  async function signIn(page: Page, token: string) {
-    await page.goto(`${runtime.url}/console/`);
-    await page.getByLabel("API key").fill(token);
-    await page.getByRole("button", { name: "Open the console" }).click();
-    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
-  }
+  const harness = consoleHarness();
 
   it("says which page failed to draw, keeps the navigation and Sign out, logs the error, and draws it again on Try again", async () => {
     // A page that threw while drawing took the whole console with it: a blank tab, no navigation, no Sign out, nothing
     // saying what happened. Here the device's answer has a shape the page does not know (no identity, no ICCIDs: an
     // answer of another release, a proxy's rewrite), as the browser receives it.
-    const tenant = await tenantClient(runtime, "odd-answer");
+    const tenant = await tenantClient(harness.runtime, "odd-answer");
     const device = (await tenant.call("POST", "/v1/devices", { name: "odd-meter", imsi: "208011390000101" })).json;
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
     const logged: string[] = [];
     page.on("console", (message) => message.type() === "error" && logged.push(message.text()));
     const odd = (url: URL) => url.pathname === `/v1/devices/${device.id}`;
@@ -49,8 +28,8 @@ describe.runIf(browserAvailable)("the web console's page failures and idle tabs 
         body: JSON.stringify({ id: device.id, name: "odd-meter", state: "active" }),
       }),
     );
-    await signIn(page, tenant.token);
-    await page.goto(`${runtime.url}/console/#/devices/${encodeURIComponent(device.id)}`);
+    await harness.signIn(page, tenant.token);
+    await page.goto(`${harness.runtime.url}/console/#/devices/${encodeURIComponent(device.id)}`);
     const alert = page.getByRole("alert");
     await alert.waitFor({ timeout: 10_000 });
     expect(await alert.textContent()).toContain("The device page could not be shown");
@@ -78,10 +57,10 @@ describe.runIf(browserAvailable)("the web console's page failures and idle tabs 
   it("signs out a tab left without a key pressed or the pointer moved for 15 minutes, and says why", async () => {
     // The key stayed in the tab for as long as the tab stayed open: a console left open on a shared desk or an unlocked
     // laptop acted with the operator's key for anyone, hours later.
-    const tenant = await tenantClient(runtime, "idle");
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    const tenant = await tenantClient(harness.runtime, "idle");
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
     await page.clock.install();
-    await signIn(page, tenant.token);
+    await harness.signIn(page, tenant.token);
     const signedIn = () => page.evaluate(() => sessionStorage.getItem("simroot.apiKey"));
 
     // In use: the pointer moved after 14 minutes, a key pressed 14 minutes later; 14 more minutes later it is still in.
