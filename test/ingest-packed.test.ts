@@ -104,6 +104,10 @@ async function observed(
 const deviceRead = (deviceId: string) => (name: string, input: unknown) =>
   name === "GetCommand" && JSON.stringify(input).includes(deviceId) && JSON.stringify(input).includes('"sk"');
 
+/** An eUICC's fallback to another profile, reported in request `requestId`: a switch the detectors judge. */
+const fallbackSwitch = (tenantId: string, requestId: string, eid: string) =>
+  fact(tenantId, requestId, "profile.enabled", { eid }, { eid, iccid: "8944500102198304826", seqNumber: 4, cause: "fallback" });
+
 describe("reported facts on the bus", () => {
   it("reach the applier as one invocation per request (at most 25 facts an entry), and every fact is applied", async () => {
     const { tenantId, ids } = await tenantWithDevices("packed", 30);
@@ -131,13 +135,7 @@ describe("reported facts on the bus", () => {
     const { tenantId } = await tenantWithDevices("packed-routing", 4);
     const { bus, invoked } = await observed();
     const eid = "89049032123451234512345678901235";
-    const switched = fact(
-      tenantId,
-      "req_a",
-      "profile.enabled",
-      { eid },
-      { eid, iccid: "8944500102198304826", seqNumber: 4, cause: "fallback" },
-    );
+    const switched = fallbackSwitch(tenantId, "req_a", eid);
     await bus.publish([
       attach(tenantId, "req_a", 0),
       attach(tenantId, "req_a", 1),
@@ -169,13 +167,7 @@ describe("reported facts on the bus", () => {
       if (refused || !events.some((event) => event.origin === "ingest" && event.type === "profile.enabled")) return false;
       return (refused = true);
     });
-    const switched = fact(
-      tenantId,
-      "req_switch",
-      "profile.enabled",
-      { eid },
-      { eid, iccid: "8944500102198304826", seqNumber: 4, cause: "fallback" },
-    );
+    const switched = fallbackSwitch(tenantId, "req_switch", eid);
     const ctx = { tenantId, actor: "system:test", requestId: "req_register" };
     const registered = await registerDevice(ports, ctx, { eid, iccids: ["8944500102198304826"] });
     const device = registered.value;

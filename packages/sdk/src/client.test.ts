@@ -49,18 +49,27 @@ describe("base URLs as the URL parser reads them (review 127)", () => {
   });
 });
 
+/**
+ * The waits the SDK asks for between attempts, taken at once (no time passes), with `random` as every draw of full
+ * jitter. Undone by `vi.restoreAllMocks()`.
+ */
+function recordedWaits(random: number): number[] {
+  vi.spyOn(Math, "random").mockReturnValue(random);
+  const delays: number[] = [];
+  vi.spyOn(globalThis, "setTimeout").mockImplementation(((callback: () => void, ms?: number) => {
+    delays.push(ms ?? 0);
+    queueMicrotask(callback);
+    return 0 as unknown as ReturnType<typeof setTimeout>;
+  }) as typeof setTimeout);
+  return delays;
+}
+
 describe("idempotentPost's waits (review 127)", () => {
   afterEach(() => vi.restoreAllMocks());
 
   it("never waits longer than the 20 s it allows a Retry-After between two attempts", async () => {
     // The longest wait full jitter draws.
-    vi.spyOn(Math, "random").mockReturnValue(0.9999);
-    const delays: number[] = [];
-    vi.spyOn(globalThis, "setTimeout").mockImplementation(((callback: () => void, ms?: number) => {
-      delays.push(ms ?? 0);
-      queueMicrotask(callback);
-      return 0 as unknown as ReturnType<typeof setTimeout>;
-    }) as typeof setTimeout);
+    const delays = recordedWaits(0.9999);
     const client = createClient({
       baseUrl: "http://127.0.0.1:3000",
       apiKey: "sr_key_a_b",
@@ -165,13 +174,7 @@ describe("retries of requests safe to repeat", () => {
   });
 
   it("backs off exponentially with full jitter when no Retry-After is given", async () => {
-    vi.spyOn(Math, "random").mockReturnValue(0.5);
-    const delays: number[] = [];
-    vi.spyOn(globalThis, "setTimeout").mockImplementation(((callback: () => void, ms?: number) => {
-      delays.push(ms ?? 0);
-      queueMicrotask(callback);
-      return 0 as unknown as ReturnType<typeof setTimeout>;
-    }) as typeof setTimeout);
+    const delays = recordedWaits(0.5);
     const { fetch, sent } = network([502, 504, 503, 200]);
     expect(await clientOver(fetch).get("/v1/devices")).toEqual({ items: [] });
     expect(sent).toHaveLength(4);
