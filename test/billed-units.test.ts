@@ -7,6 +7,7 @@ import { CreateTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient, PutCommand, TransactWriteCommand } from "@aws-sdk/lib-dynamodb";
 import { beforeAll, describe, expect, it } from "vitest";
 import { inject } from "vitest";
+import { dynamoLocalCredentials } from "@simroot/core";
 import { billedTransaction, itemBytes, type ReportedCapacity } from "./support/billed-units.ts";
 
 const table = `billed${Date.now().toString(36)}`;
@@ -15,7 +16,7 @@ beforeAll(async () => {
   const raw = new DynamoDBClient({
     endpoint: inject("dynamoEndpoint"),
     region: "us-east-1",
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    credentials: dynamoLocalCredentials(),
   });
   db = DynamoDBDocumentClient.from(raw);
   await raw.send(

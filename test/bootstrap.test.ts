@@ -22,6 +22,7 @@ const bootstrap = (name: string) =>
       AWS_REGION: "us-east-1",
       AWS_ACCESS_KEY_ID: "local",
       AWS_SECRET_ACCESS_KEY: "local",
+      SIMROOT_DYNAMODB_LOCAL_KEY: process.env.SIMROOT_DYNAMODB_LOCAL_KEY,
       ...Object.fromEntries(Object.entries(runtime.ports.tables).map(([key, table]) => [`SIMROOT_TABLE_${key.toUpperCase()}`, table])),
     },
     timeout: 30_000,

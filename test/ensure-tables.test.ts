@@ -6,11 +6,10 @@
  */
 import { expect, inject, it } from "vitest";
 import { DescribeTimeToLiveCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { ensureTables, tableNames } from "@simroot/core";
+import { dynamoLocalCredentials, ensureTables, tableNames } from "@simroot/core";
 import { tables } from "@simroot/core/platform/tables";
 
-const client = () =>
-  new DynamoDBClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1", credentials: { accessKeyId: "x", secretAccessKey: "x" } });
+const client = () => new DynamoDBClient({ endpoint: inject("dynamoEndpoint"), region: "us-east-1", credentials: dynamoLocalCredentials() });
 
 it("creates the tables with their TTL when three processes set them up at once", async () => {
   const failures: string[] = [];

@@ -21,6 +21,7 @@ import {
   applyOperatorEvent,
   createTenantWithAdminKey,
   documentClient,
+  dynamoLocalCredentials,
   ensureTables,
   eventBridgePublisher,
   ingestedEvent,
@@ -94,7 +95,7 @@ const ofTenant = (events: readonly DomainEvent[], tenantId: string) => events.fi
 
 /** A tenant's records on the audit table's stream, read with the Streams API (the shape the mapping hands the Lambda). */
 async function streamRecordsOf(tenantId: string) {
-  const streams = new DynamoDBStreamsClient({ endpoint, region, credentials: { accessKeyId: "local", secretAccessKey: "local" } });
+  const streams = new DynamoDBStreamsClient({ endpoint, region, credentials: dynamoLocalCredentials() });
   const { Table } = await (db as unknown as DynamoDBClient).send(new DescribeTableCommand({ TableName: tables.audit }));
   const { StreamDescription } = await streams.send(new DescribeStreamCommand({ StreamArn: Table!.LatestStreamArn }));
   const records = [];

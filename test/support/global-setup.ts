@@ -7,14 +7,17 @@ declare module "vitest" {
   }
 }
 
-/** Starts one in-memory DynamoDB Local for the run (unless DYNAMODB_ENDPOINT points elsewhere). */
+/**
+ * Starts one in-memory DynamoDB Local for the run (unless DYNAMODB_ENDPOINT points elsewhere), with a database per
+ * access key: each test file sends its own (setup-file.ts), so no file's writes wait on every earlier file's stream records.
+ */
 export default async function setup(project: TestProject) {
   const external = process.env.DYNAMODB_ENDPOINT;
   if (external) {
     project.provide("dynamoEndpoint", external);
     return;
   }
-  const dynamo = await startDynamoLocal();
+  const dynamo = await startDynamoLocal({ sharedDb: false });
   project.provide("dynamoEndpoint", dynamo.endpoint);
   return () => dynamo.stop();
 }

@@ -36,6 +36,14 @@ export function dynamoSettings(): DynamoSettings {
 
 export const busName = (): string => env("SIMROOT_BUS_NAME") ?? "simroot";
 
+/**
+ * The credentials every client sends DynamoDB Local (any are accepted). Started without `-sharedDb`, as the tests' one
+ * instance is, DynamoDB Local keeps a database per access key: the tests give each file its own
+ * (`SIMROOT_DYNAMODB_LOCAL_KEY`), since its writes to a table with a stream cost time in proportion to every stream
+ * record in the database (review 146: a test file late in the run took 15 times as long as alone).
+ */
+export const dynamoLocalCredentials = () => ({ accessKeyId: env("SIMROOT_DYNAMODB_LOCAL_KEY") ?? "local", secretAccessKey: "local" });
+
 /** The KMS key (ECC_NIST_EDWARDS25519) that signs the feed in AWS. */
 export const feedKmsKeyId = (): string | undefined => env("SIMROOT_FEED_KMS_KEY_ID");
 

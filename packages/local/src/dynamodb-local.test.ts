@@ -7,8 +7,8 @@ import { describe, expect, it } from "vitest";
 import { CreateTableCommand, DynamoDBClient, ListTablesCommand } from "@aws-sdk/client-dynamodb";
 import { claimPort, startDynamoLocal } from "./dynamodb-local.ts";
 
-const client = (endpoint: string) =>
-  new DynamoDBClient({ endpoint, region: "us-east-1", credentials: { accessKeyId: "x", secretAccessKey: "x" }, maxAttempts: 1 });
+const client = (endpoint: string, accessKeyId = "x") =>
+  new DynamoDBClient({ endpoint, region: "us-east-1", credentials: { accessKeyId, secretAccessKey: "x" }, maxAttempts: 1 });
 
 const tableNamed = (name: string) =>
   new CreateTableCommand({
@@ -43,6 +43,20 @@ describe("the DynamoDB Local launcher", () => {
     expect(TableNames).toEqual(["kept"]);
     await second.stop();
     await expect(client(second.endpoint).send(new ListTablesCommand({}))).rejects.toThrow();
+  });
+
+  it("keeps a database per access key when not shared, as the tests' instance runs (a file's tables are its own)", {
+    timeout: 60_000,
+  }, async () => {
+    const local = await startDynamoLocal({ sharedDb: false });
+    try {
+      await client(local.endpoint, "fileone").send(tableNamed("mine"));
+      const names = async (key: string) => (await client(local.endpoint, key).send(new ListTablesCommand({}))).TableNames;
+      expect(await names("fileone")).toEqual(["mine"]);
+      expect(await names("filetwo")).toEqual([]);
+    } finally {
+      await local.stop();
+    }
   });
 
   it("says how to install Java when there is none", () => {

@@ -21,6 +21,11 @@ export interface DynamoLocalOptions {
   readonly startTimeoutMs?: number;
   /** Start the JVM again whenever it dies (the local runtime does; tests' shared instance need not). */
   readonly restart?: boolean;
+  /**
+   * One database for every client (default), or, `false`, one per access key and region: the tests' one instance
+   * gives each file its own (config `dynamoLocalCredentials`).
+   */
+  readonly sharedDb?: boolean;
 }
 
 export interface DynamoLocal {
@@ -125,7 +130,16 @@ export async function startDynamoLocal(options: DynamoLocalOptions = {}): Promis
   const port = await claimPort(options.port);
   const storage = options.dbPath ? ["-dbPath", resolve(options.dbPath)] : ["-inMemory"];
   if (options.dbPath) await mkdir(options.dbPath, { recursive: true });
-  const args = [`-Djava.library.path=${libraryPath}`, "-jar", jar, "-port", String(port), "-sharedDb", "-disableTelemetry", ...storage];
+  const args = [
+    `-Djava.library.path=${libraryPath}`,
+    "-jar",
+    jar,
+    "-port",
+    String(port),
+    ...(options.sharedDb === false ? [] : ["-sharedDb"]),
+    "-disableTelemetry",
+    ...storage,
+  ];
   const endpoint = `http://127.0.0.1:${port}`;
   // 60 s: a JVM start on a busy machine (CI, a laptop compiling) has taken 35 s.
   const startTimeoutMs = options.startTimeoutMs ?? 60_000;

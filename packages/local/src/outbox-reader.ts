@@ -23,6 +23,7 @@ import {
 import { GetCommand, PutCommand, type DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
 import {
   catchUpFromStream,
+  dynamoLocalCredentials,
   earliestInStream,
   projectFromStream,
   publishFromStream,
@@ -150,7 +151,7 @@ export async function startOutboxReader(options: OutboxReaderOptions): Promise<O
   const streams = new DynamoDBStreamsClient({
     endpoint: options.endpoint,
     region: options.region,
-    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    credentials: dynamoLocalCredentials(),
   });
   const { Table } = await (options.db as unknown as DynamoDBClient).send(new DescribeTableCommand({ TableName: options.tables.audit }));
   const latest = Table?.LatestStreamArn;

@@ -1,12 +1,12 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBDocumentClient } from "@aws-sdk/lib-dynamodb";
-import type { DynamoSettings } from "../config.ts";
+import { dynamoLocalCredentials, type DynamoSettings } from "../config.ts";
 import { timeouts } from "../platform/limits.ts";
 import { sdkClientSettings } from "./sdk-settings.ts";
 
 /**
  * The document client every store function uses. Against DynamoDB Local any credentials
- * do, so fixed ones are supplied when none are configured. Every request has a connection and
+ * do, so config's `dynamoLocalCredentials` are supplied. Every request has a connection and
  * a request timeout (core's `timeouts`): a DynamoDB that accepts and never answers fails the
  * request in seconds (answered 503), it does not hang it.
  */
@@ -20,7 +20,7 @@ export function documentClient(settings: DynamoSettings): DynamoDBDocumentClient
     ...sdkClientSettings(
       settings.sdk ?? (local ? { requestTimeoutMs: timeouts.localSdkRequestMs, connectionTimeoutMs: timeouts.localSdkRequestMs } : {}),
     ),
-    ...(local ? { credentials: { accessKeyId: "local", secretAccessKey: "local" } } : {}),
+    ...(local ? { credentials: dynamoLocalCredentials() } : {}),
   });
   if (local) retryLockWaits(client);
   return DynamoDBDocumentClient.from(client, {
