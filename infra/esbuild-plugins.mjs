@@ -169,4 +169,24 @@ export const zodSchemasPure = {
   },
 };
 
-export default [zodEnglishOnly, zodNoJsonSchema, zodSchemasPure];
+/**
+ * dynamoLocalLeftOut: what a DynamoDB client gets against DynamoDB Local (core `store/dynamo-local.ts`: its
+ * credentials, timeouts and lock-wait retries) is `undefined` in a function's bundle. No function in AWS sets an
+ * endpoint; the bytes were in every function (review 146 pushed apiEnforcement past its budget with them).
+ * @type {import("esbuild").Plugin}
+ */
+export const dynamoLocalLeftOut = {
+  name: "dynamo-local-left-out",
+  setup(build) {
+    build.onResolve({ filter: any }, (args) => {
+      if (!/(^|[\\/])dynamo-local\.ts$/.test(args.path ?? "") || !/[\\/]store[\\/]dynamo\.ts$/.test(args.importer ?? "")) return undefined;
+      return { path: "dynamo-local.ts", namespace: "dynamo-local-left-out" };
+    });
+    build.onLoad({ filter: any }, (args) => {
+      if (args.namespace !== "dynamo-local-left-out") return undefined;
+      return { contents: "export const dynamoLocal = undefined;", loader: "js" };
+    });
+  },
+};
+
+export default [zodEnglishOnly, zodNoJsonSchema, zodSchemasPure, dynamoLocalLeftOut];

@@ -65,6 +65,12 @@ describe.each(functionNames)("function %s", (name) => {
     }
   });
 
+  it("carries none of what a DynamoDB client gets against DynamoDB Local (no function sets an endpoint)", () => {
+    const code = bundles.get(name)!.code;
+    expect(code).not.toContain("retryLocalLockWaits");
+    expect(code).not.toContain("SIMROOT_DYNAMODB_LOCAL_KEY");
+  });
+
   it("initialises as the Lambda runtime loads it: outside the repository, with only the AWS SDK and its declared files", async () => {
     const dir = await mkdtemp(join(tmpdir(), `simroot-lambda-${name}-`));
     await mkdir(join(dir, "node_modules"));
