@@ -1,7 +1,7 @@
 /**
  * What a DynamoDB client gets when it talks to DynamoDB Local (an endpoint is set): the local runtime, the tests, the
  * scripts run against them. No function in AWS sets an endpoint, so infra/esbuild-plugins.mjs (`dynamoLocalLeftOut`)
- * puts `undefined` in its place in every function's bundle (about 500 bytes each).
+ * puts `undefined` in its place in every function's bundle (269 bytes each, measured).
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { dynamoLocalCredentials } from "../config.ts";
