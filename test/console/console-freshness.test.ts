@@ -1,29 +1,14 @@
 /**
  * Review 118: what the console shows a user against what the API holds, in a real browser against the control plane on
- * a real port (the harness of console.test.ts). Review 120: the same after the first fixes (a slow read, two re-reads).
+ * a real port (harness.ts). Review 120: the same after the first fixes (a slow read, two re-reads).
  */
-import type { Browser, Page } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildConsole } from "@simroot/console/build";
-import { call, simrootSource, startTestRuntime, tenantClient, type TestRuntime } from "../support/runtime.ts";
-import { chromiumPath, launch } from "./browser.ts";
-
-const browserAvailable = chromiumPath !== undefined || process.env.CI === "true";
-
-let runtime: TestRuntime;
-let browser: Browser;
+import type { Page } from "playwright-core";
+import { describe, expect, it } from "vitest";
+import { call, simrootSource, tenantClient } from "../support/runtime.ts";
+import { browserAvailable, consoleHarness } from "./harness.ts";
 
 describe.runIf(browserAvailable)("the web console shows what the API holds (review 118)", () => {
-  beforeAll(async () => {
-    await buildConsole();
-    runtime = await startTestRuntime({ port: 0 });
-    browser = await launch();
-  }, 120_000);
-
-  afterAll(async () => {
-    await browser?.close();
-    await runtime?.stop();
-  });
+  const harness = consoleHarness();
 
   /**
    * Stands in for the dead-letter listing: `total` parked events (endless when undefined), pages as the route pages them,
@@ -50,12 +35,6 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
     );
   }
 
-  async function signIn(page: Page, token: string) {
-    await page.goto(`${runtime.url}/console/`);
-    await page.getByLabel("API key").fill(token);
-    await page.getByRole("button", { name: "Open the console" }).click();
-  }
-
   it("shows a device's newest timeline entries first, even past the 1,000 it read", async () => {
     // The audit trail keeps every event of a device for its retention (90 days by default): a device whose session
     // starts and ends every hour has over 4,000 entries on its timeline. The timeline is listed oldest first; the console
@@ -63,11 +42,11 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
     // latest anomalies, which the page's Anomalies list is filtered from) were the ones it dropped. Writing over 1,000
     // records takes a minute: the timeline route is stood in for (page.route), answering 1,200 older entries before the
     // device's own (its registration and its revocation), page by page as the route pages it.
-    const tenant = await tenantClient(runtime, "chatty");
+    const tenant = await tenantClient(harness.runtime, "chatty");
     const device = (await tenant.call("POST", "/v1/devices", { name: "chatty-meter", imsi: "208011180000001" })).json;
     const revoked = await tenant.call("POST", `/v1/devices/${device.id}/revoke`, { reason: "stolen" });
     expect(revoked.status, revoked.text).toBe(200);
-    await runtime.settled();
+    await harness.runtime.settled();
     const own = (await tenant.call("GET", `/v1/devices/${device.id}/timeline?limit=500`)).json.items as { type: string; time: string }[];
     expect(own.map((entry) => entry.type)).toEqual(["device.registered", "device.revoked"]);
     const older = Array.from({ length: 1_200 }, (_, n) => ({
@@ -80,7 +59,7 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
     }));
     const entries = [...older, ...own];
 
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
     await page.route(
       (url) => url.pathname === `/v1/devices/${device.id}/timeline`,
       (route) => {
@@ -94,9 +73,8 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
         });
       },
     );
-    await signIn(page, tenant.token);
-    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
-    await page.goto(`${runtime.url}/console/#/devices/${encodeURIComponent(device.id)}`);
+    await harness.signIn(page, tenant.token);
+    await page.goto(`${harness.runtime.url}/console/#/devices/${encodeURIComponent(device.id)}`);
     await expect.poll(() => page.getByTestId("device-state").textContent(), { timeout: 10_000 }).toBe("revoked");
     const timeline = page.getByRole("list", { name: "Timeline, newest first" });
     await expect.poll(() => timeline.locator("li").count(), { timeout: 20_000 }).toBeGreaterThan(0);
@@ -109,9 +87,9 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
     // The fleet page reads the whole list (up to 200 pages of 100 for a large fleet) while the live stream already runs.
     // A device changed meanwhile is read again and shown as it now is; then the list, read before the change, arrives
     // and replaces the whole map: the revoked device is shown active until something else changes it.
-    const tenant = await tenantClient(runtime, "race");
+    const tenant = await tenantClient(harness.runtime, "race");
     const device = (await tenant.call("POST", "/v1/devices", { name: "meter-race-1", imsi: "208011180000002" })).json;
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
     let listed!: () => void;
     const listRead = new Promise<void>((resolve) => (listed = resolve));
     let release!: () => void;
@@ -130,7 +108,7 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
         await route.fulfill({ response });
       },
     );
-    await signIn(page, tenant.token);
+    await harness.signIn(page, tenant.token);
     await page.getByText("Live", { exact: true }).waitFor({ timeout: 10_000 });
     await listRead;
 
@@ -152,15 +130,15 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
     // The device page re-reads its timeline (and the anomalies it lists) only on a live change naming the device, and
     // the live stream carries the feed's changes: an anomaly the detectors record changes no device, so the page of a
     // device that was just denied in a burst keeps saying "None detected." while the header says "Live".
-    const tenant = await tenantClient(runtime, "anomalies");
+    const tenant = await tenantClient(harness.runtime, "anomalies");
     const device = (
       await tenant.call("POST", "/v1/devices", { name: "meter-astray-1", imsi: "208011180000003", labels: { fleet: "meters" } })
     ).json;
     const pep = (await tenant.call("POST", "/v1/keys", { name: "edge", role: "pep" })).json.token as string;
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
-    await signIn(page, tenant.token);
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
+    await harness.signIn(page, tenant.token);
     await page.getByText("Live", { exact: true }).waitFor({ timeout: 10_000 });
-    await page.goto(`${runtime.url}/console/#/devices/${encodeURIComponent(device.id)}`);
+    await page.goto(`${harness.runtime.url}/console/#/devices/${encodeURIComponent(device.id)}`);
     await expect.poll(() => page.getByTestId("device-state").textContent(), { timeout: 10_000 }).toBe("active");
     await page.getByText("None detected.").waitFor({ timeout: 10_000 });
 
@@ -176,7 +154,7 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
     });
     /** A flow report of the PEP for one window at `at`. */
     const report = (at: string, decision: "allow" | "deny", count: number) =>
-      call(runtime, pep, "POST", "/v1/flows", { pepId: "edge", windowStart: at, windowEnd: at, flows: [flow(decision, count)] });
+      call(harness.runtime, pep, "POST", "/v1/flows", { pepId: "edge", windowStart: at, windowEnd: at, flows: [flow(decision, count)] });
     const learned = await report(new Date(Date.now() - 10 * 60 * 1000).toISOString(), "allow", 5);
     expect(learned.status, learned.text).toBe(202);
     const burst = await report(new Date().toISOString(), "deny", 40);
@@ -200,7 +178,7 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
     // its counts by state and its search were of the first 20,000 the API lists. Registering 20,100 devices is too slow
     // for a test: the list route is stood in for (page.route), answering a fleet of 20,100 page by page as the route
     // pages it (items, next), its last device revoked.
-    const tenant = await tenantClient(runtime, "large");
+    const tenant = await tenantClient(harness.runtime, "large");
     const total = 20_100;
     const at = new Date().toISOString();
     const fake = (i: number) => ({
@@ -214,7 +192,7 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
       updatedAt: at,
       revision: 1,
     });
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
     await page.route(
       (url) => url.pathname === "/v1/devices",
       (route) => {
@@ -230,7 +208,7 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
         });
       },
     );
-    await signIn(page, tenant.token);
+    await harness.signIn(page, tenant.token);
     const caption = page.locator("caption").first();
     await expect.poll(() => caption.textContent(), { timeout: 60_000 }).toMatch(/^\d+ of \d+\+? devices$/);
     expect(await caption.textContent()).toBe("20000 of 20000+ devices");
@@ -241,9 +219,9 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
   it("shows a long timeline whose full read takes longer than the 10 s between reads", async () => {
     // 20,000 entries (a device with a few events an hour over the 90 days of audit retention): 40 requests of 500.
     // Answered 300 ms each (a Lambda behind API Gateway reading 500 audit records), the read takes 12 s.
-    const tenant = await tenantClient(runtime, "long-timeline");
+    const tenant = await tenantClient(harness.runtime, "long-timeline");
     const device = (await tenant.call("POST", "/v1/devices", { name: "chatty-meter", imsi: "208011200000001" })).json;
-    await runtime.settled();
+    await harness.runtime.settled();
     const start = Date.now() - 20_000 * 60_000;
     const entries = Array.from({ length: 20_000 }, (_, n) => ({
       seq: n + 1,
@@ -253,7 +231,7 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
       actor: "source:core",
       data: {},
     }));
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
     await page.route(
       (url) => url.pathname === `/v1/devices/${device.id}/timeline`,
       async (route) => {
@@ -270,9 +248,8 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
           .catch(() => {});
       },
     );
-    await signIn(page, tenant.token);
-    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
-    await page.goto(`${runtime.url}/console/#/devices/${encodeURIComponent(device.id)}`);
+    await harness.signIn(page, tenant.token);
+    await page.goto(`${harness.runtime.url}/console/#/devices/${encodeURIComponent(device.id)}`);
     await expect.poll(() => page.getByTestId("device-state").textContent(), { timeout: 10_000 }).toBe("active");
     const timeline = page.getByRole("list", { name: "Timeline, newest first" });
     // The first read ends after 12 s, when a second one has begun (10 s): it is shown all the same (review 120: only the
@@ -286,9 +263,9 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
     // fd746a2 keeps the newer copy by revision when the fleet's listing arrives late, but a live change's re-read of the
     // devices it names (`flush`) still sets whatever it reads: of two re-reads of one device in flight, the one that
     // finishes last wins, newer or not.
-    const tenant = await tenantClient(runtime, "reread-race");
+    const tenant = await tenantClient(harness.runtime, "reread-race");
     const device = (await tenant.call("POST", "/v1/devices", { name: "meter-race-2", imsi: "208011200000002" })).json;
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
     let reads = 0;
     let firstRead!: () => void;
     const firstReadTaken = new Promise<void>((resolve) => (firstRead = resolve));
@@ -305,7 +282,7 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
         await route.fulfill({ response });
       },
     );
-    await signIn(page, tenant.token);
+    await harness.signIn(page, tenant.token);
     await page.getByText("Live", { exact: true }).waitFor({ timeout: 10_000 });
     const row = page.locator(`tr[data-device="${device.id}"] .badge`);
     await expect.poll(() => row.textContent(), { timeout: 10_000 }).toBe("active");
@@ -324,7 +301,7 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
   }, 60_000);
 
   it("filters the fleet by a label the devices hold, whatever the key is called and whatever its value holds", async () => {
-    const tenant = await tenantClient(runtime, "label-filter");
+    const tenant = await tenantClient(harness.runtime, "label-filter");
     for (const [name, labels] of [
       ["meter-a", { fleet: "meters", note: "a=b" }],
       ["meter-b", { fleet: "meters" }],
@@ -332,8 +309,8 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
       expect(
         (await tenant.call("POST", "/v1/devices", { name, imsi: `20801120000${name.endsWith("a") ? "0003" : "0004"}`, labels })).status,
       ).toBe(201);
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
-    await signIn(page, tenant.token);
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
+    await harness.signIn(page, tenant.token);
     const caption = page.locator("caption").first();
     await expect.poll(() => caption.textContent(), { timeout: 10_000 }).toBe("2 of 2 devices");
     const filter = page.getByLabel("Label", { exact: true });
@@ -347,13 +324,12 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
   });
 
   it("tells a viewer it may not list the sources, rather than showing none", async () => {
-    const tenant = await tenantClient(runtime, "viewer-sources");
+    const tenant = await tenantClient(harness.runtime, "viewer-sources");
     expect((await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).status).toBe(201);
     const viewer = (await tenant.call("POST", "/v1/keys", { name: "auditor", role: "viewer" })).json.token as string;
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
-    await signIn(page, viewer);
-    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
-    await page.goto(`${runtime.url}/console/#/audit`);
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
+    await harness.signIn(page, viewer);
+    await page.goto(`${harness.runtime.url}/console/#/audit`);
     await page.getByRole("heading", { name: "Sources", level: 2 }).waitFor();
     const refusal = page.getByRole("alert").filter({ hasText: /role|permission|may not|admin/i });
     await expect.poll(() => refusal.count(), { timeout: 10_000 }).toBe(1);
@@ -364,8 +340,8 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
     // The dead letters' Replay, a grant's Revoke and the audit Export buttons called the API and dropped its refusal:
     // the row stayed as it was and the user took the action for done. A viewer may list dead letters and grants but
     // not act on them (403); an export the control plane cannot serve (503) is stood in for.
-    const tenant = await tenantClient(runtime, "refused-actions");
-    const post = await simrootSource(runtime, tenant);
+    const tenant = await tenantClient(harness.runtime, "refused-actions");
+    const post = await simrootSource(harness.runtime, tenant);
     await post({
       type: "sim.attached",
       dedupeKey: "refused-actions-1",
@@ -386,10 +362,9 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
     expect(grant.status, grant.text).toBe(201);
     const viewer = (await tenant.call("POST", "/v1/keys", { name: "auditor", role: "viewer" })).json.token as string;
 
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
-    await signIn(page, viewer);
-    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
-    await page.goto(`${runtime.url}/console/#/audit`);
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
+    await harness.signIn(page, viewer);
+    await page.goto(`${harness.runtime.url}/console/#/audit`);
     await page.getByRole("button", { name: "Replay" }).click();
     const replay = page.getByRole("alert").filter({ hasText: "The replay of sim.attached" });
     await expect.poll(() => replay.textContent(), { timeout: 10_000 }).toContain("A viewer key may not do this");
@@ -418,12 +393,11 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
   it("says it shows the first 500 dead letters when more are parked", async () => {
     // The page read at most 500 parked events and showed "Parked events (500)" however many waited. Parking 501 events
     // takes too long here: the listing is stood in for, 100 per page, always with a next page.
-    const tenant = await tenantClient(runtime, "many-parked");
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    const tenant = await tenantClient(harness.runtime, "many-parked");
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
     await parkedListing(page);
-    await signIn(page, tenant.token);
-    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
-    await page.goto(`${runtime.url}/console/#/audit`);
+    await harness.signIn(page, tenant.token);
+    await page.goto(`${harness.runtime.url}/console/#/audit`);
     const caption = page.locator("caption").filter({ hasText: "Parked events" });
     await expect.poll(() => caption.textContent(), { timeout: 10_000 }).toBe("Parked events (500+): accepted, but not applicable yet");
     const notice = page.getByRole("status").filter({ hasText: "More than 500 events are parked" });
@@ -433,12 +407,11 @@ describe.runIf(browserAvailable)("the web console shows what the API holds (revi
 
   it("says nothing of more when exactly 500 are parked, though the last full page came with a cursor (review 127)", async () => {
     // A full page of DynamoDB comes with a cursor whether or not anything follows it: the page after it is empty.
-    const tenant = await tenantClient(runtime, "exactly-500-parked");
-    const page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
+    const tenant = await tenantClient(harness.runtime, "exactly-500-parked");
+    const page = await harness.browser.newPage({ viewport: { width: 1366, height: 900 } });
     await parkedListing(page, 500);
-    await signIn(page, tenant.token);
-    await page.getByRole("heading", { name: "Fleet", level: 1 }).waitFor();
-    await page.goto(`${runtime.url}/console/#/audit`);
+    await harness.signIn(page, tenant.token);
+    await page.goto(`${harness.runtime.url}/console/#/audit`);
     const caption = page.locator("caption").filter({ hasText: "Parked events" });
     await expect.poll(() => caption.textContent(), { timeout: 10_000 }).toBe("Parked events (500): accepted, but not applicable yet");
     expect(await page.getByRole("status").filter({ hasText: "More than 500 events are parked" }).count()).toBe(0);

@@ -9,7 +9,7 @@ declare module "vitest" {
 
 /**
  * Starts one in-memory DynamoDB Local for the run (unless DYNAMODB_ENDPOINT points elsewhere), with a database per
- * access key: each test file sends its own (setup-file.ts), so no file's writes wait on every earlier file's stream records.
+ * access key: each test file sends its own (dynamo-key.ts), so no file's writes wait on every earlier file's stream records.
  */
 export default async function setup(project: TestProject) {
   const external = process.env.DYNAMODB_ENDPOINT;
