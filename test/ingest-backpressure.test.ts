@@ -61,6 +61,36 @@ describe("ingestion backpressure", () => {
     await runtime.settled();
   }, 60_000);
 
+  it("refuses, past half the bound, the tenant that sent a quarter of it in the last 10 s, and takes another's (review 108)", async () => {
+    await runtime.settled();
+    const [flooding, other] = [await source(), await source()];
+    // The applier queue's depth as the tests choose it (the real one drains as it pleases): a port, as SQS's is in AWS.
+    const backlog = runtime.ports.backlog!;
+    const measured = backlog.pending;
+    const depth = { pending: 30 };
+    Object.assign(backlog, { pending: async () => depth.pending });
+    try {
+      // The steps below fall in one of the share's 10 s windows.
+      if (Date.now() % 10_000 > 6_000) await new Promise((resolve) => setTimeout(resolve, 10_100 - (Date.now() % 10_000)));
+      expect((await flooding(facts(20))).status).toBe(202);
+      depth.pending = 60;
+      const pending = runtime.bus.status().pending;
+      const refused = await flooding<Schema<"Problem">>(facts(10));
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get("content-type")).toBe("application/problem+json");
+      expect(refused.json.type).toBe("urn:simroot:problem:ingest.backlogged");
+      expect(refused.json.detail).toContain("share of 25");
+      expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+      expect(runtime.bus.status().pending).toBe(pending);
+      const taken = await other<Schema<"IngestResult">>(facts(10));
+      expect(taken.status).toBe(202);
+      expect(taken.json.accepted).toHaveLength(10);
+    } finally {
+      Object.assign(backlog, { pending: measured });
+    }
+    await runtime.settled();
+  }, 60_000);
+
   it("accepts a request larger than the bound when nothing waits (retrying it could never pass: review 54)", async () => {
     const post = await source();
     await runtime.settled();

@@ -84,7 +84,8 @@ const problemDescriptions: Record<number, string> = {
     "The body is too large, or (ingestion) it reports more than 250 facts or 200 KB of one device " +
     "(`ingest.too_many_for_device`, naming the device): nothing of it was recorded; split it and send again",
   503:
-    "A dependency is down, (ingestion) the applier's backlog is past its bound, or (devices) a deploy is under way and the " +
+    "A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's " +
+    "events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the " +
     "device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds",
 };
 

@@ -2406,7 +2406,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2490,7 +2490,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2771,7 +2771,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2937,7 +2937,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3035,7 +3035,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3192,7 +3192,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3289,7 +3289,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3386,7 +3386,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6113,7 +6113,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -10476,7 +10476,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];

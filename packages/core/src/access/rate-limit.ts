@@ -11,7 +11,7 @@
  * instance (at most a tenth of the limit, or what arrives in `flushMs`); at limits of 10 or
  * fewer every request is counted in the store before it is decided, so the limit is exact.
  */
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import { appliedRateLimits } from "../config.ts";
 import { SimrootError } from "../error.ts";
 import type { Ports } from "../ports.ts";
@@ -38,6 +38,8 @@ interface Window {
   /** Admitted here since then. */
   pending: number;
   lastFlush: number;
+  /** When this instance last read the store's total without flushing (`eventCounts.total`). */
+  lastRead?: number;
   flushing?: Promise<void>;
 }
 
@@ -76,9 +78,9 @@ function windowOf(ports: CounterStore, scope: string, rate: RateLimit, create: b
     resetSeconds: Math.max(1, Math.ceil((start + windowMs - now) / 1000)),
     windowSeconds: rate.windowSeconds,
   });
-  /** Counts one in the window, and adds it to the store's counter when a flush is due (then learns the others'). */
-  const count = async () => {
-    window.pending += 1;
+  /** Counts `n` in the window, and adds them to the store's counter when a flush is due (then learns the others'). */
+  const count = async (n = 1) => {
+    window.pending += n;
     const due = window.lastFlush === 0 || window.pending >= Math.max(1, Math.floor(rate.limit / 10)) || now - window.lastFlush >= flushMs;
     if (due) await flush(ports, scope, start, rate, window);
   };
@@ -128,6 +130,35 @@ export const countedEvents = {
     // The first, held until now, is counted with this one.
     if (holdFirst && !known) counted.window.pending += 1;
     await counted.count();
+  },
+};
+
+/**
+ * Events of `scope` counted `n` at a time (a request's events), across instances as requests are, and the window's total
+ * as far as this instance knows it: what the store answered at its last flush or read, and what it counted since. An
+ * instance that has not learned the store's total within `flushMs` reads it (half a read unit) before answering.
+ */
+export const eventCounts = {
+  async add(ports: CounterStore, scope: string, rate: RateLimit, n: number): Promise<void> {
+    await windowOf(ports, scope, rate, true)!.count(n);
+  },
+  /** The window's total as this instance knows it, with no store request. */
+  known(ports: CounterStore, scope: string, rate: RateLimit): number {
+    const { window } = windowOf(ports, scope, rate, true)!;
+    return window.global + window.pending;
+  },
+  async total(ports: CounterStore, scope: string, rate: RateLimit): Promise<number> {
+    const { window } = windowOf(ports, scope, rate, true)!;
+    const now = ports.now().getTime();
+    if (now - Math.max(window.lastFlush, window.lastRead ?? 0) >= flushMs) {
+      window.lastRead = now;
+      const { Item } = await ports.db.send(
+        new GetCommand({ TableName: ports.tables.control, Key: counterKey(scope, windowStartOf(ports, rate)) }),
+      );
+      // The store's count only grows: a read older than a flush's answer does not lower it.
+      window.global = Math.max(window.global, Number(Item?.count ?? 0));
+    }
+    return window.global + window.pending;
   },
 };
 

@@ -6,6 +6,7 @@
  * ingestion answers 503 with Retry-After and records nothing; the sender retries later.
  */
 import type { SQSClient } from "@aws-sdk/client-sqs";
+import { eventCounts } from "../access/rate-limit.ts";
 import { ingestMaxBacklog } from "../config.ts";
 import { SimrootError } from "../error.ts";
 import type { Ports } from "../ports.ts";
@@ -33,24 +34,54 @@ export function tooManyEvents(count: number, what = "events"): SimrootError {
   );
 }
 
-/** Refuses a request of `events` events when it would take the backlog past its bound. */
-export async function admitIngest(ports: Ports, events: number): Promise<void> {
+/**
+ * A tenant's share of the bound (review 108): the backlog is one for every tenant, and one tenant posting within its
+ * sources' rate limits could fill it, after which every tenant's operator events were refused. Past half the bound, a
+ * tenant whose events admitted in the current `shareWindowSeconds` (every instance's, counted in the store as rate limits
+ * are) would pass a quarter of the bound is refused, while the others are still taken up to the bound. Counted only
+ * while the backlog is past a quarter of its bound, so a deployment that keeps up writes nothing more. Work-conserving: a
+ * tenant alone is refused only above half the bound, and each window admits its share again.
+ */
+export const tenantShare = { countedPast: 0.25, congestedPast: 0.5, ofBound: 0.25, windowSeconds: 10 } as const;
+
+function backlogged(message: string, retryAfter: number): SimrootError {
+  return new SimrootError("ingest.backlogged", "unavailable", `${message}: retry in ${retryAfter} s`, {
+    detail: { status: 503, retryAfter },
+  });
+}
+
+/**
+ * Refuses a request of `events` events when it would take the backlog past its bound, or, past half of it, when its
+ * tenant would pass its share (`tenantShare`).
+ */
+export async function admitIngest(ports: Ports, events: number, tenantId?: string): Promise<void> {
   if (events > maxEventsPerRequest) throw tooManyEvents(events);
   if (!ports.backlog) return;
   const { bound } = ports.backlog;
   const pending = await ports.backlog.pending();
   // A request larger than the bound is taken when nothing waits: refused, it could never pass however long its sender waited.
-  if (pending === 0 || pending + events <= bound) return;
+  if (pending === 0) return;
   // Longer the further past the bound, from 1 s to a minute.
   const retryAfter = Math.min(60, Math.max(1, Math.ceil((5 * pending) / bound)));
-  throw new SimrootError(
-    "ingest.backlogged",
-    "unavailable",
-    `${pending} events wait to be applied (bound ${bound}): retry in ${retryAfter} s`,
-    {
-      detail: { status: 503, retryAfter },
-    },
-  );
+  if (pending + events > bound) throw backlogged(`${pending} events wait to be applied (bound ${bound})`, retryAfter);
+  if (tenantId === undefined || pending + events <= bound * tenantShare.countedPast) return;
+  const scope = `ingest-share:${tenantId}`;
+  const share = { limit: Math.max(1, Math.floor(bound * tenantShare.ofBound)), windowSeconds: tenantShare.windowSeconds };
+  if (pending + events > bound * tenantShare.congestedPast) {
+    // The count is a measure, not a record: a store that cannot answer it leaves the decision to what this instance knows.
+    const sent = await eventCounts.total(ports, scope, share).catch(() => eventCounts.known(ports, scope, share));
+    if (sent + events > share.limit) {
+      const windowMs = share.windowSeconds * 1000;
+      const reset = Math.max(1, Math.ceil((windowMs - (ports.now().getTime() % windowMs)) / 1000));
+      throw backlogged(
+        `${pending} events wait to be applied (bound ${bound}): with more than half the bound waiting, this tenant's ` +
+          `${sent} events of the current ${share.windowSeconds} s and these ${events} would pass its share of ${share.limit}`,
+        Math.max(retryAfter, reset),
+      );
+    }
+  }
+  // Not written now (the store refused the flush): kept in this instance's count and sent with its next flush.
+  await eventCounts.add(ports, scope, share, events).catch(() => undefined);
 }
 
 /**

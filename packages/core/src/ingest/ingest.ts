@@ -162,7 +162,7 @@ async function accepting(
   // A device's facts travel in one bus entry, so that they are applied in time order (reported.ts).
   const forDevice = tooManyForDevice(events);
   if (forDevice) throw forDevice;
-  await admitIngest(ports, events.length);
+  await admitIngest(ports, events.length, source.tenantId);
   const result = boundedResult(source.id, accepted, rejected);
   const once = onceKey(source.format, request);
   const publish = async () => {
