@@ -3,6 +3,7 @@
  * record (without secrets), and a rotation stops the old credentials at once on the instance
  * that rotated them.
  */
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createTenantWithAdminKey } from "@simroot/core";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
@@ -166,6 +167,46 @@ describe("sources and tenants through the ledger", () => {
     );
     expect(atBound.status, atBound.text.slice(0, 300)).toBe(201);
     expect((await tenant.call("GET", "/v1/sources?limit=100")).json.items.length).toBe(before + 2);
+  });
+
+  it("deletes a source: its sender is refused at once, its secrets and health are gone, and the deletion is audited", async () => {
+    const tenant = await tenantClient(runtime, "source-delete");
+    const other = await tenantClient(runtime, "source-delete-other");
+    const { source, credentials } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
+    const kept = (await tenant.call("POST", "/v1/sources", { name: "kept", format: "simroot" })).json.source;
+    const post = () =>
+      runtime.app.request(source.ingestPath, { method: "POST", headers: standardWebhookHeaders(credentials.webhookSecret, body), body });
+    expect((await post()).status).toBe(202); // cached on this instance, and counted in the source's health
+    expect((await tenant.call("GET", "/v1/source-health")).json.items.map((h: { sourceId: string }) => h.sourceId)).toContain(source.id);
+    // Another tenant's admin cannot delete it, nor learn that it exists; an operator of its own tenant may not either.
+    expect((await other.call("DELETE", `/v1/sources/${source.id}`)).status).toBe(404);
+    const operator = (await tenant.call("POST", "/v1/keys", { name: "ops", role: "operator" })).json.token as string;
+    expect((await call(runtime, operator, "DELETE", `/v1/sources/${source.id}`)).status).toBe(403);
+
+    const deleted = await tenant.call("DELETE", `/v1/sources/${source.id}`);
+    expect(deleted.status, deleted.text).toBe(200);
+    expect(deleted.json).toMatchObject({ id: source.id, deletedAt: expect.any(String) });
+    expect((await post()).status).toBe(401);
+    expect((await tenant.call("GET", `/v1/sources/${source.id}`)).status).toBe(404);
+    expect((await tenant.call("DELETE", `/v1/sources/${source.id}`)).status).toBe(404);
+    expect((await tenant.call("POST", `/v1/sources/${source.id}/rotate`, {})).status).toBe(404);
+    const listed = (await tenant.call("GET", "/v1/sources")).json.items.map((s: { id: string }) => s.id);
+    expect(listed).toEqual([kept.id]);
+    expect((await tenant.call("GET", "/v1/source-health")).json.items.map((h: { sourceId: string }) => h.sourceId)).not.toContain(
+      source.id,
+    );
+    // The stored item keeps who it was and when it went, not the secrets.
+    const { Item } = await runtime.ports.db.send(
+      new GetCommand({ TableName: runtime.ports.tables.control, Key: { pk: `SRC#${source.id}`, sk: "source" }, ConsistentRead: true }),
+    );
+    expect(Item).toMatchObject({ id: source.id, deletedAt: deleted.json.deletedAt });
+    expect(Item?.credentials).toBeUndefined();
+    expect(JSON.stringify(Item)).not.toContain(credentials.webhookSecret);
+    const audit = (await tenant.call("GET", `/v1/audit?subject=${source.id}`)).json.items;
+    expect(audit.map((record: { action: string }) => record.action)).toEqual(["source.created", "source.deleted"]);
+    expect(JSON.stringify(audit)).not.toContain(credentials.webhookSecret);
+    expect((await tenant.call("GET", "/v1/audit/verify")).json).toMatchObject({ valid: true });
+    await runtime.settled();
   });
 
   it("audits a tenant's creation as the first record of its own trail, naming who created it", async () => {

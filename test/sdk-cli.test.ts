@@ -506,6 +506,13 @@ describe("the simroot CLI", () => {
     // Another format's rotation takes none of them, whatever the environment holds.
     const other = /^id\s+(src_\S+)$/m.exec((await run(["sources", "create", "--name", "core", "--format", "simroot"], env)).stdout)?.[1];
     expect((await run(["sources", "rotate", other!], { ...env, SIMROOT_TWILIO_AUTH_TOKEN: "short" })).code).toBe(0);
+    // And deleted: gone from then on.
+    const deleted = await run(["sources", "delete", other!], env);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    expect(deleted.stdout).toContain(`deleted ${other}`);
+    const gone = await run(["sources", "get", other!], env);
+    expect(gone.code).not.toBe(0);
+    expect(gone.stderr).toContain("source.not_found");
   });
 
   it("creates and rotates a source with the sender's public key or trust anchors, as the API takes them", async () => {

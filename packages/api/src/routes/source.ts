@@ -1,6 +1,15 @@
 import * as z from "zod";
 import { createRoute, OpenAPIHono } from "../route-table.ts";
-import { createSource, credentialsSchema, getSource, listSources, pageInput, rotateSourceCredentials, sourceSchema } from "@simroot/core";
+import {
+  createSource,
+  credentialsSchema,
+  deleteSource,
+  getSource,
+  listSources,
+  pageInput,
+  rotateSourceCredentials,
+  sourceSchema,
+} from "@simroot/core";
 import type { AppEnv } from "../env.ts";
 import { requireRole } from "../middleware.ts";
 import { errorResponses, json, pageOf } from "../openapi.ts";
@@ -57,6 +66,20 @@ const rotate = createRoute({
   responses: { 200: json("The source and its new credentials", withCredentials), ...errorResponses(400, 401, 403, 404) },
 });
 
+const remove = createRoute({
+  method: "delete",
+  path: "/v1/sources/{id}",
+  tags: ["ingestion"],
+  summary:
+    "Delete an ingestion source: its sender is refused from then on (at once on this instance, within 5 s on the others); its credentials and health are erased, the deletion audited",
+  middleware: admin,
+  request: { params: sourceId },
+  responses: {
+    200: json("Deleted", z.object({ id: z.string(), deletedAt: z.string() }).meta({ id: "SourceDeleted" })),
+    ...errorResponses(401, 403, 404),
+  },
+});
+
 export const sourceRoutes = new OpenAPIHono<AppEnv>()
   .openapi(create, async (c) => {
     const created = await createSource(c.get("ports"), c.get("ctx"), c.req.valid("json"));
@@ -65,6 +88,7 @@ export const sourceRoutes = new OpenAPIHono<AppEnv>()
   })
   .openapi(list, async (c) => c.json(await listSources(c.get("ports"), c.get("ctx"), c.req.valid("query")), 200))
   .openapi(get, async (c) => c.json(await getSource(c.get("ports"), c.get("ctx"), c.req.valid("param")), 200))
+  .openapi(remove, async (c) => c.json(await deleteSource(c.get("ports"), c.get("ctx"), c.req.valid("param")), 200))
   .openapi(rotate, async (c) => {
     const body = c.req.header("content-type")?.includes("json") ? c.req.valid("json") : {};
     return c.json(await rotateSourceCredentials(c.get("ports"), c.get("ctx"), { ...c.req.valid("param"), ...body }), 200);

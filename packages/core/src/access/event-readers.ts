@@ -23,6 +23,7 @@ export const adminOnlyEventTypes: ReadonlySet<string> = new Set([
   "tenant.created", // /v1/keys and /v1/tenants: the tenant's first admin key
   "source.created", // /v1/sources: a source's format, trust anchors' subjects and fingerprints
   "source.credentials-rotated", // /v1/sources
+  "source.deleted", // /v1/sources
   "feed.epoch-advanced", // /v1/feed/epoch, the feed: admins' and PEPs'
 ]);
 

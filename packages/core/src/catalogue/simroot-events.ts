@@ -85,6 +85,11 @@ export const simrootEventPayloads = {
     sourceId: z.string(),
     rotatedAt: z.string(),
   }),
+  "source.deleted": loose("an ingestion source was deleted: its sender is refused from then on", {
+    sourceId: z.string(),
+    name: z.string(),
+    deletedAt: z.string(),
+  }),
   "ingest.refused": loose("a notification whose origin could not be verified (a forged or tampered eUICC signature)", {
     sourceId: z.string(),
     refusals: z.array(record),

@@ -22,7 +22,8 @@ export const sourceHealthSchema = z
   .meta({ id: "SourceHealth", description: "counts since the source first posted" });
 export type SourceHealth = z.output<typeof sourceHealthSchema>;
 
-const healthKey = (tenantId: string, sourceId: string) => ({ pk: `T#${tenantId}#source-health`, sk: sourceId });
+/** The item counting a source's requests (deleted with the source). */
+export const sourceHealthKey = (tenantId: string, sourceId: string) => ({ pk: `T#${tenantId}#source-health`, sk: sourceId });
 
 export interface IngestNote {
   readonly accepted: number;
@@ -37,7 +38,7 @@ export async function noteIngest(ports: Ports, tenantId: string, sourceId: strin
     .send(
       new UpdateCommand({
         TableName: ports.tables.control,
-        Key: healthKey(tenantId, sourceId),
+        Key: sourceHealthKey(tenantId, sourceId),
         UpdateExpression:
           "ADD accepted :a, rejected :r SET lastRequestAt = :at" +
           (note.accepted > 0 ? ", lastEventAt = :at" : "") +
@@ -64,7 +65,7 @@ export async function listSourceHealth(
   tenantId: string,
   page: { readonly limit: number; readonly cursor?: string | undefined },
 ): Promise<Page<SourceHealth>> {
-  return partitionPage(ports, ports.tables.control, healthKey(tenantId, "").pk, page, (item) => ({
+  return partitionPage(ports, ports.tables.control, sourceHealthKey(tenantId, "").pk, page, (item) => ({
     sourceId: String(item.sk),
     accepted: Number(item.accepted ?? 0),
     rejected: Number(item.rejected ?? 0),

@@ -14,6 +14,7 @@ import type { Ports } from "../ports.ts";
 import { domainEvent } from "../event/event.ts";
 import { Lru } from "../store/lru.ts";
 import { verb } from "../verb.ts";
+import { sourceHealthKey } from "./source-health.ts";
 import { ingestFormats, type IngestFormat, type SourceCredentials } from "./adapter.ts";
 import { parseTrustAnchors } from "./adapters/eim-verify.ts";
 import { ed25519PublicKey } from "./adapters/keys.ts";
@@ -386,3 +387,40 @@ export const rotateSourceCredentials = verb(
     return { source: { ...source, credentialsRotatedAt: rotatedAt }, credentials };
   },
 );
+
+/**
+ * Deletes a source: its sender is refused at once on this instance, within `sourceCacheMs` (5 s) on the others, as after
+ * a rotation. The item stays as a tombstone (who it was, when it went) without its credentials, leaves the listing, and
+ * its health goes with it (an instance that still had it cached may count one more request there within those 5 s).
+ */
+export const deleteSource = verb(z.object({ id: z.string() }), async (ports, ctx, input) => {
+  const current = await sourceIfAny(ports, input.id, true);
+  const notFound = () => new SimrootError("source.not_found", "not_found", `No ingestion source ${input.id}`);
+  if (!current || current.source.tenantId !== ctx.tenantId) throw notFound();
+  const now = ports.now();
+  const deletedAt = now.toISOString();
+  const { source } = current;
+  const event = domainEvent(ctx, "source.deleted", source.id, { sourceId: source.id, name: source.name, deletedAt }, now);
+  await ports.ledger.commit({
+    tenantId: ctx.tenantId,
+    writes: [
+      {
+        Update: {
+          TableName: ports.tables.control,
+          Key: sourceKey(source.id),
+          UpdateExpression: "SET deletedAt = :at REMOVE credentials, gsi1pk, gsi1sk",
+          ConditionExpression: "tenantId = :tenant AND attribute_not_exists(deletedAt)",
+          ExpressionAttributeValues: { ":at": deletedAt, ":tenant": ctx.tenantId },
+        },
+      },
+      { Delete: { TableName: ports.tables.control, Key: sourceHealthKey(ctx.tenantId, source.id) } },
+    ],
+    events: [event],
+    // Deleted meanwhile (on another instance): gone either way.
+    onConditionFailed: notFound,
+  });
+  const caches = cachesOf(ports);
+  caches.verified.delete(source.id);
+  caches.unverified.delete(source.id);
+  return { id: source.id, deletedAt };
+});

@@ -178,6 +178,17 @@ export const ingestCommands: Command[] = [
       );
     },
   },
+  {
+    group: "sources",
+    name: "delete",
+    args: ["id"],
+    summary: "Delete a source: its sender is refused from then on, its credentials erased",
+    run: async (ctx) =>
+      ctx.print(
+        await ctx.client.delete("/v1/sources/{id}", { params: { path: { id: ctx.arg("id") } } }),
+        (r) => `deleted ${r.id} at ${r.deletedAt}`,
+      ),
+  },
   listCommand({
     group: "dead-letters",
     summary: "Accepted events that could not be applied yet, with the reason",
