@@ -291,6 +291,13 @@ function cachedEntry(ports: Ports, sourceId: string) {
   return hit && hit.until > Date.now() ? hit : undefined;
 }
 
+/** Drops the source from this instance's caches: what changed it takes effect here at once. */
+function forget(ports: Ports, sourceId: string) {
+  const { verified, unverified } = cachesOf(ports);
+  verified.delete(sourceId);
+  unverified.delete(sourceId);
+}
+
 /** A request authenticated with the source `sourceIfAny` read: it joins the verified sources. */
 export function sourceAuthenticated(ports: Ports, sourceId: string): void {
   const { verified, unverified } = cachesOf(ports);
@@ -381,9 +388,7 @@ export const rotateSourceCredentials = verb(
       onConditionFailed: () =>
         new SimrootError("store.conflict", "conflict", "The source's credentials were rotated meanwhile: read them and rotate again"),
     });
-    const caches = cachesOf(ports);
-    caches.verified.delete(source.id);
-    caches.unverified.delete(source.id);
+    forget(ports, source.id);
     return { source: { ...source, credentialsRotatedAt: rotatedAt }, credentials };
   },
 );
@@ -419,8 +424,6 @@ export const deleteSource = verb(z.object({ id: z.string() }), async (ports, ctx
     // Deleted meanwhile (on another instance): gone either way.
     onConditionFailed: notFound,
   });
-  const caches = cachesOf(ports);
-  caches.verified.delete(source.id);
-  caches.unverified.delete(source.id);
+  forget(ports, source.id);
   return { id: source.id, deletedAt };
 });
