@@ -379,4 +379,48 @@ describe("rules on a device's events delivered out of order (review 115)", () =>
     await runtime.settled();
     expect((await tenant.call("GET", `/v1/devices/${deviceId}`)).json.labels).toEqual({ fleet: "meters", where: "abroad" });
   });
+
+  it("keeps a label a person set after the change a late event tells of; a later change's rule still acts", async () => {
+    const { tenant, deviceId } = await setup([]);
+    const { imsi } = (await tenant.call("GET", `/v1/devices/${deviceId}`)).json;
+    const send = await simrootSource(runtime, tenant);
+    const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString();
+    await send(coreFact("sim.attached", imsi, { bearer: "cellular", ipv4: "10.9.1.1", plmn: { mcc: "208", mnc: "01" } }, at(3), "home"));
+    await runtime.settled();
+    for (const [country, where] of [
+      ["FR", "home"],
+      ["US", "abroad"],
+    ])
+      expect(
+        (
+          await tenant.call("POST", "/v1/automation/rules", {
+            name: `attached in ${country}`,
+            pattern: { source: ["simroot"], "detail-type": ["sim.attached"], detail: { data: { country: [country] } } },
+            actions: [{ type: "add-labels", labels: { where } }],
+          })
+        ).status,
+      ).toBe(201);
+    // A person sets the label through the API after that attach, before its event reaches the rule.
+    const device = await tenant.call("GET", `/v1/devices/${deviceId}`);
+    const relabelled = await tenant.call(
+      "PATCH",
+      `/v1/devices/${deviceId}`,
+      { labels: { fleet: "meters", where: "workshop" } },
+      { "if-match": device.headers.get("etag")! },
+    );
+    expect(relabelled.status, relabelled.text).toBe(200);
+    const envelopeOf = (record: Schema<"AuditRecord">) =>
+      ({ source: "simroot", "detail-type": record.action, detail: eventOfRecord(record as AuditRecord) }) as unknown as BusEnvelope;
+    const home = (await audit(tenant, deviceId)).find((record) => record.action === "sim.attached")!;
+    const late = await runAutomation(runtime.ports, envelopeOf(home));
+    expect(late.value.map((firing) => firing.actions[0])).toEqual([
+      { type: "add-labels", outcome: "skipped", detail: "a later change of the device acted on these labels first" },
+    ]);
+    expect((await tenant.call("GET", `/v1/devices/${deviceId}`)).json.labels).toEqual({ fleet: "meters", where: "workshop" });
+    // The device moves on: an attach abroad, a change after the person's, and its rule relabels the device.
+    await send(coreFact("sim.detached", imsi, { bearer: "cellular" }, at(2), "left"));
+    await send(coreFact("sim.attached", imsi, { bearer: "cellular", ipv4: "10.9.1.2", plmn: { mcc: "310", mnc: "260" } }, at(1), "abroad"));
+    await runtime.settled();
+    expect((await tenant.call("GET", `/v1/devices/${deviceId}`)).json.labels).toEqual({ fleet: "meters", where: "abroad" });
+  });
 });

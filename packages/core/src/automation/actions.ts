@@ -4,7 +4,7 @@
  * Each returns what happened and the events it caused.
  */
 import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
-import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import type { RequestContext } from "../context.ts";
 import { actOnDevice } from "../device/actions.ts";
 import { readDevice } from "../device/store.ts";
@@ -17,6 +17,7 @@ import { idFromSeed } from "../id.ts";
 import { createGrantOnce, revokeGrant } from "../policy/grant-store.ts";
 import type { Ports } from "../ports.ts";
 import { enqueueDelivery } from "../webhook/delivery.ts";
+import { labelOrderPartition, labelOrderSeconds, personSetAttribute, personSetKey } from "./label-order.ts";
 import type { AutomationAction, AutomationRule } from "./rule.ts";
 
 export interface ActionResult {
@@ -50,27 +51,29 @@ async function relabel(
   }
 }
 
-/** How long a device's label order is kept: past EventBridge's retries (24 h) and the bus's redrives of a week. */
-const labelOrderSeconds = 7 * 24 * 60 * 60;
-
 /**
  * The label keys an action on `event` may still change: each key takes the revision of the change the event tells
- * (`data.revision`, the device's once changed), unless an event of a later change acted on the key first (review 115:
- * EventBridge delivers in any order, and two rules with opposite actions on one device ended in the state of the event
- * delivered last, the older change's). An event without a revision (recorded before 2026-12-07, or not a change of the
- * device's own) is not ordered.
+ * (`data.revision`, the device's once changed), unless an event of a later change acted on the key first, or a person
+ * set it through the API at a later revision (review 115: EventBridge delivers in any order, and two rules with opposite
+ * actions on one device ended in the state of the event delivered last, the older change's; a person's label was
+ * overwritten by a late event of a change before it). An event without a revision (recorded before 2026-12-07, or not a
+ * change of the device's own) is not ordered. See label-order.ts.
  */
 async function keysInOrder(ports: Ports, event: DomainEvent, deviceId: string, keys: readonly string[]): Promise<readonly string[]> {
   const revision = event.data.revision;
   if (typeof revision !== "number" || event.subject !== deviceId) return keys;
   const expiresAt = Math.floor(ports.now().getTime() / 1000) + labelOrderSeconds;
+  const { Item: personSet } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.automation, Key: personSetKey(event.tenantId, deviceId), ConsistentRead: true }),
+  );
   const kept: string[] = [];
   for (const key of keys) {
+    if (Number(personSet?.[personSetAttribute(key)] ?? 0) > revision) continue;
     try {
       await ports.db.send(
         new UpdateCommand({
           TableName: ports.tables.automation,
-          Key: { pk: `T#${event.tenantId}#labels#${deviceId}`, sk: key },
+          Key: { pk: labelOrderPartition(event.tenantId, deviceId), sk: key },
           UpdateExpression: "SET revision = :revision, expiresAt = :expires",
           // At the same revision too: a redelivery of the event (its first delivery failed after this) acts again.
           ConditionExpression: "attribute_not_exists(pk) OR revision <= :revision",

@@ -1,4 +1,5 @@
 import * as z from "zod";
+import { changedKeys, personSetWrite } from "../automation/label-order.ts";
 import { domainEvent } from "../event/event.ts";
 import { SimrootError } from "../error.ts";
 import type { Outcome } from "../outcome.ts";
@@ -40,6 +41,10 @@ export const updateDevice = verb(updateDeviceInput, async (ports, ctx, input): P
   if (allowedCountries === null) delete next.allowedCountries;
   else if (allowedCountries !== undefined) next.allowedCountries = allowedCountries;
   const event = domainEvent(ctx, "device.updated", input.id, { changes: input.changes, revision: next.revision }, now);
+  // A person's relabel outranks a rule acting on an event of an earlier change delivered after it (review 115); a rule's
+  // own relabel does not (an event of a change after the one it acted on still acts).
+  const relabelled = changes.labels === undefined ? [] : changedKeys(stored.device.labels, changes.labels);
+  const byPerson = relabelled.length > 0 && !ctx.actor.startsWith("rule:");
   try {
     await ports.ledger.commit({
       tenantId: ctx.tenantId,
@@ -52,6 +57,7 @@ export const updateDevice = verb(updateDeviceInput, async (ports, ctx, input): P
             ExpressionAttributeValues: { ":r": stored.device.revision },
           },
         },
+        ...(byPerson ? [personSetWrite(ports.tables, ctx.tenantId, input.id, relabelled, next.revision, now)] : []),
       ],
       events: [event],
       // A relabel names the labels before it: a feed narrowed to a selector tells a PEP of a device leaving its scope.
