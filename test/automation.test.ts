@@ -338,6 +338,25 @@ describe("rules across instances that share only the store", () => {
   });
 });
 
+/** Two rules with opposite actions on one label: `where` is home when the device attaches in France, abroad in the US. */
+async function whereRules(tenant: Awaited<ReturnType<typeof setup>>["tenant"]) {
+  for (const [country, where] of [
+    ["FR", "home"],
+    ["US", "abroad"],
+  ]) {
+    const created = await tenant.call("POST", "/v1/automation/rules", {
+      name: `attached in ${country}`,
+      pattern: { source: ["simroot"], "detail-type": ["sim.attached"], detail: { data: { country: [country] } } },
+      actions: [{ type: "add-labels", labels: { where } }],
+    });
+    expect(created.status, created.text).toBe(201);
+  }
+}
+
+/** The event an audit record tells, as the bus delivers it to the automation consumer. */
+const envelopeOf = (record: Schema<"AuditRecord">) =>
+  ({ source: "simroot", "detail-type": record.action, detail: eventOfRecord(record as AuditRecord) }) as unknown as BusEnvelope;
+
 describe("rules on a device's events delivered out of order (review 115)", () => {
   it("leaves a label as the later change's rule set it, whichever of the two events is delivered last", async () => {
     const { tenant, deviceId } = await setup([]);
@@ -354,21 +373,7 @@ describe("rules on a device's events delivered out of order (review 115)", () =>
     expect(Number(attaches[0]!.data.revision)).toBeLessThan(Number(attaches[1]!.data.revision));
 
     // Two rules with opposite actions on one label, made after the events were delivered (so none reached them yet).
-    for (const [country, where] of [
-      ["FR", "home"],
-      ["US", "abroad"],
-    ])
-      expect(
-        (
-          await tenant.call("POST", "/v1/automation/rules", {
-            name: `attached in ${country}`,
-            pattern: { source: ["simroot"], "detail-type": ["sim.attached"], detail: { data: { country: [country] } } },
-            actions: [{ type: "add-labels", labels: { where } }],
-          })
-        ).status,
-      ).toBe(201);
-    const envelopeOf = (record: Schema<"AuditRecord">) =>
-      ({ source: "simroot", "detail-type": record.action, detail: eventOfRecord(record as AuditRecord) }) as unknown as BusEnvelope;
+    await whereRules(tenant);
     // EventBridge delivers in any order: the later change's event first, the earlier one's after it.
     const later = await runAutomation(runtime.ports, envelopeOf(attaches[1]!));
     expect(later.value.map((firing) => firing.actions[0]?.outcome)).toEqual(["done"]);
@@ -387,19 +392,7 @@ describe("rules on a device's events delivered out of order (review 115)", () =>
     const at = (minutesAgo: number) => new Date(Date.now() - minutesAgo * 60_000).toISOString();
     await send(coreFact("sim.attached", imsi, { bearer: "cellular", ipv4: "10.9.1.1", plmn: { mcc: "208", mnc: "01" } }, at(3), "home"));
     await runtime.settled();
-    for (const [country, where] of [
-      ["FR", "home"],
-      ["US", "abroad"],
-    ])
-      expect(
-        (
-          await tenant.call("POST", "/v1/automation/rules", {
-            name: `attached in ${country}`,
-            pattern: { source: ["simroot"], "detail-type": ["sim.attached"], detail: { data: { country: [country] } } },
-            actions: [{ type: "add-labels", labels: { where } }],
-          })
-        ).status,
-      ).toBe(201);
+    await whereRules(tenant);
     // A person sets the label through the API after that attach, before its event reaches the rule.
     const device = await tenant.call("GET", `/v1/devices/${deviceId}`);
     const relabelled = await tenant.call(
@@ -409,8 +402,6 @@ describe("rules on a device's events delivered out of order (review 115)", () =>
       { "if-match": device.headers.get("etag")! },
     );
     expect(relabelled.status, relabelled.text).toBe(200);
-    const envelopeOf = (record: Schema<"AuditRecord">) =>
-      ({ source: "simroot", "detail-type": record.action, detail: eventOfRecord(record as AuditRecord) }) as unknown as BusEnvelope;
     const home = (await audit(tenant, deviceId)).find((record) => record.action === "sim.attached")!;
     const late = await runAutomation(runtime.ports, envelopeOf(home));
     expect(late.value.map((firing) => firing.actions[0])).toEqual([
