@@ -9832,6 +9832,8 @@ export interface operations {
                                 [key: string]: unknown;
                             };
                         }[];
+                        /** @description records of the incident's own span left out of the timeline: past 10,000 of sessions and sightings, the newest 2,000 are kept; the incident's own records, anomalies, rules' firings and measures always are */
+                        omitted: number;
                     };
                 };
             };

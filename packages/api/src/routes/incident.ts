@@ -53,7 +53,16 @@ const routes = {
     responses: {
       200: json(
         "The incident and its evidence",
-        z.object({ incident: incidentSchema, timeline: z.array(entry), anomalies: z.array(entry), actions: z.array(entry) }),
+        z.object({
+          incident: incidentSchema,
+          timeline: z.array(entry),
+          anomalies: z.array(entry),
+          actions: z.array(entry),
+          omitted: z.number().int().min(0).meta({
+            description:
+              "records of the incident's own span left out of the timeline: past 10,000 of sessions and sightings, the newest 2,000 are kept; the incident's own records, anomalies, rules' firings and measures always are",
+          }),
+        }),
       ),
       ...errorResponses(401, 403, 404),
     },

@@ -177,24 +177,57 @@ export const closeIncident = verb(
 
 /** The records of the week before an incident its report keeps: the newest, which lead up to it. */
 export const maxLeadUpRecords = 2_000;
-/** The records of an incident's own span (its opening to its close) a report reads at most, oldest first. */
-const maxSpanRecords = 20_000;
+
+/**
+ * What an incident's report keeps of its own span (its opening to its close): every record of a kind that says what
+ * happened (`notableRecord`), up to `notableRecords`, and of the others (sessions, sightings) the oldest `headRecords`
+ * and the newest `tailRecords`, the rest counted as omitted. At most `pages` pages of `pageSize` are read; past them, a
+ * closed incident's close is read on its own.
+ */
+export const spanBounds = { notableRecords: 20_000, headRecords: 10_000, tailRecords: 2_000, pages: 200, pageSize: 1_000 };
+export type SpanBounds = typeof spanBounds;
+
+/** The device's lifecycle and grants: what people and rules did to it. */
+export const lifecycleActions: ReadonlySet<string> = new Set([
+  "device.quarantined",
+  "device.suspended",
+  "device.revoked",
+  "device.reinstated",
+  "device.updated",
+  "grant.created",
+  "grant.revoked",
+]);
+
+/** A record an incident's report keeps however many others its span holds: the incident's own, anomalies, rules' firings, measures. */
+export const notableRecord = (record: Pick<AuditRecord, "action">) =>
+  record.action.startsWith("incident.") ||
+  record.action === "anomaly.detected" ||
+  record.action === "automation.fired" ||
+  lifecycleActions.has(record.action);
+
+const positionOf = (record: AuditRecord) => `${record.shard}|${record.seq}`;
 
 /**
  * The device's audit records, oldest first: the newest `maxLeadUpRecords` of the `lookbackMs` before the incident, then
- * its own span, from its opening to its close (the close included: `to` is exclusive) or now. Review 125: the first
- * 5,000 records of the whole range were kept, and a device chatty in the week before (an attach and a detach every few
- * minutes) lost the incident's opening, its anomalies and every measure taken from its report and its NIS2 drafts; a
- * closed incident's report lacked its close.
+ * its own span, from its opening to its close (the close included: `to` is exclusive) or now, as `spanBounds` keeps it;
+ * `omitted` counts the span's records left out. Review 125: the first 5,000 records of the whole range were kept, and a
+ * device chatty in the week before (an attach and a detach every few minutes) lost the incident's opening, its anomalies
+ * and every measure taken from its report and its NIS2 drafts; then the span's first 20,000 records were, and a span
+ * longer than that lost its close and every measure after them.
  */
-export async function incidentRecords(ports: Ports, ctx: RequestContext, incident: Incident) {
+export async function incidentRecords(
+  ports: Ports,
+  ctx: RequestContext,
+  incident: Incident,
+  bounds: SpanBounds = spanBounds,
+): Promise<{ records: AuditRecord[]; omitted: number }> {
   const from = new Date(Date.parse(incident.openedAt) - lookbackMs).toISOString();
   const to = incident.closedAt === undefined ? undefined : new Date(Date.parse(incident.closedAt) + 1).toISOString();
   // (Times of the store: UTC, as the audit API's bounds are made.)
   const read = async (start: string, end: string | undefined, take: (page: AuditRecord[]) => boolean) => {
     let cursor: string | undefined;
     do {
-      const page = await subjectPage(ports, ctx.tenantId, incident.deviceId, 1000, cursor, start, end);
+      const page = await subjectPage(ports, ctx.tenantId, incident.deviceId, bounds.pageSize, cursor, start, end);
       cursor = take(page.items) ? page.next : undefined;
     } while (cursor);
   };
@@ -204,10 +237,38 @@ export async function incidentRecords(ports: Ports, ctx: RequestContext, inciden
     if (leadUp.length > maxLeadUpRecords) leadUp.splice(0, leadUp.length - maxLeadUpRecords);
     return true;
   });
-  const span: AuditRecord[] = [];
+  // The span: kept records with their place in it, so that they are put back in order.
+  const kept: { at: number; record: AuditRecord }[] = [];
+  let tail: { at: number; record: AuditRecord }[] = [];
+  let seen = 0;
+  let notable = 0;
+  let others = 0;
+  let pages = 0;
   await read(incident.openedAt, to, (page) => {
-    span.push(...page);
-    return span.length < maxSpanRecords;
+    for (const record of page) {
+      const at = seen++;
+      if (notableRecord(record) && notable < bounds.notableRecords) {
+        notable++;
+        kept.push({ at, record });
+      } else if (others++ < bounds.headRecords) kept.push({ at, record });
+      else {
+        tail.push({ at, record });
+        if (tail.length > 2 * bounds.tailRecords) tail = tail.slice(-bounds.tailRecords);
+      }
+    }
+    return ++pages < bounds.pages;
   });
-  return [...leadUp, ...span];
+  tail = tail.slice(-bounds.tailRecords);
+  const span = [...kept, ...tail].sort((a, b) => a.at - b.at).map(({ record }) => record);
+  let omitted = seen - span.length;
+  // Stopped before the end: a closed incident's close is read on its own (what happened after the pages read is not).
+  if (pages >= bounds.pages && incident.closedAt !== undefined) {
+    const have = new Set(span.map(positionOf));
+    await read(incident.closedAt, to, (page) => {
+      span.push(...page.filter((record) => !have.has(positionOf(record))));
+      return true;
+    });
+    omitted = Math.max(omitted, 1);
+  }
+  return { records: [...leadUp, ...span], omitted };
 }

@@ -8,24 +8,15 @@ import type { Anomaly } from "../anomaly/model.ts";
 import type { RequestContext } from "../context.ts";
 import type { Ports } from "../ports.ts";
 import { verb } from "../verb.ts";
-import { getIncident, incidentRecords, type Incident } from "./incident.ts";
+import { getIncident, incidentRecords, lifecycleActions, type Incident } from "./incident.ts";
 
 const hour = 60 * 60 * 1000;
-const lifecycle = new Set([
-  "device.quarantined",
-  "device.suspended",
-  "device.revoked",
-  "device.reinstated",
-  "device.updated",
-  "grant.created",
-  "grant.revoked",
-]);
 
 /** What an `anomaly.detected` record says was observed (its evidence's `seen`), when it says so. */
 const seenBy = (data: Record<string, unknown>) => (data.evidence as Partial<Anomaly["evidence"]> | undefined)?.seen;
 
 async function gather(ports: Ports, ctx: RequestContext, incident: Incident) {
-  const records = await incidentRecords(ports, ctx, incident);
+  const { records, omitted } = await incidentRecords(ports, ctx, incident);
   const timeline = records.map((record) => ({
     seq: record.seq,
     time: record.time,
@@ -38,11 +29,11 @@ async function gather(ports: Ports, ctx: RequestContext, incident: Incident) {
   // device. A dry run's, a rate-limited one's and an action skipped or failed are in the timeline, not taken
   // (review 55: a NIS2 draft listed a quarantine a dry run would have made).
   const actions = timeline.flatMap((entry) => {
-    if (entry.type !== "automation.fired") return lifecycle.has(entry.type) && !entry.actor.startsWith("source:") ? [entry] : [];
+    if (entry.type !== "automation.fired") return lifecycleActions.has(entry.type) && !entry.actor.startsWith("source:") ? [entry] : [];
     const done = ((entry.data.actions ?? []) as { outcome?: string }[]).filter((action) => action.outcome === "done");
     return entry.data.outcome === "fired" && done.length > 0 ? [{ ...entry, data: { ...entry.data, actions: done } }] : [];
   });
-  return { timeline, anomalies, actions };
+  return { timeline, anomalies, actions, omitted };
 }
 
 export const getIncidentReport = verb(z.object({ id: z.string() }), async (ports, ctx, input) => {
