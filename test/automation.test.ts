@@ -3,7 +3,7 @@
  * it (audited), a tenant's automation rule quarantines the device, the feed tells enforcement
  * points, and every action names the rule. Dry-run, rate limits and loop protection.
  */
-import { ScanCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand, ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { documentClient, portsFor, runAutomation, takeRate, type BusEnvelope } from "@simroot/core";
 import { recordCacheMs } from "@simroot/core/automation/records";
@@ -402,6 +402,16 @@ describe("rules on a device's events delivered out of order (review 115)", () =>
       { "if-match": device.headers.get("etag")! },
     );
     expect(relabelled.status, relabelled.text).toBe(200);
+    // One mark for the relabel, whatever its keys: the device's revision.
+    const { Item: mark } = await runtime.ports.db.send(
+      new GetCommand({
+        TableName: runtime.ports.tables.automation,
+        Key: { pk: `T#${tenant.tenant.id}#labels#${deviceId}`, sk: "#person" },
+        ConsistentRead: true,
+      }),
+    );
+    expect(Object.keys(mark ?? {}).sort()).toEqual(["expiresAt", "pk", "revision", "sk"]);
+    expect(mark?.revision).toBe(relabelled.json.revision);
     const home = (await audit(tenant, deviceId)).find((record) => record.action === "sim.attached")!;
     const late = await runAutomation(runtime.ports, envelopeOf(home));
     expect(late.value.map((firing) => firing.actions[0])).toEqual([

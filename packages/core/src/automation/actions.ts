@@ -17,7 +17,7 @@ import { idFromSeed } from "../id.ts";
 import { createGrantOnce, revokeGrant } from "../policy/grant-store.ts";
 import type { Ports } from "../ports.ts";
 import { enqueueDelivery } from "../webhook/delivery.ts";
-import { labelOrderPartition, labelOrderSeconds, personSetAttribute, personSetKey } from "./label-order.ts";
+import { labelOrderPartition, labelOrderSeconds, personSetKey } from "./label-order.ts";
 import type { AutomationAction, AutomationRule } from "./rule.ts";
 
 export interface ActionResult {
@@ -66,9 +66,10 @@ async function keysInOrder(ports: Ports, event: DomainEvent, deviceId: string, k
   const { Item: personSet } = await ports.db.send(
     new GetCommand({ TableName: ports.tables.automation, Key: personSetKey(event.tenantId, deviceId), ConsistentRead: true }),
   );
+  // A person relabelled the device after this change: the labels are theirs.
+  if (Number(personSet?.revision ?? 0) > revision) return [];
   const kept: string[] = [];
   for (const key of keys) {
-    if (Number(personSet?.[personSetAttribute(key)] ?? 0) > revision) continue;
     try {
       await ports.db.send(
         new UpdateCommand({

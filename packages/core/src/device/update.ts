@@ -57,7 +57,7 @@ export const updateDevice = verb(updateDeviceInput, async (ports, ctx, input): P
             ExpressionAttributeValues: { ":r": stored.device.revision },
           },
         },
-        ...(byPerson ? [personSetWrite(ports.tables, ctx.tenantId, input.id, relabelled, next.revision, now)] : []),
+        ...(byPerson ? [personSetWrite(ports.tables, ctx.tenantId, input.id, next.revision, now)] : []),
       ],
       events: [event],
       // A relabel names the labels before it: a feed narrowed to a selector tells a PEP of a device leaving its scope.

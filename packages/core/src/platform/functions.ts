@@ -165,13 +165,14 @@ export const functions = {
     routes: ["$default"],
     // A device's timeline lists its audit records. ConditionCheckItem: a change of the tenant's keys checks, in its
     // transaction, that the key making it is still not revoked (access/keys.ts, review 112); a registration, that no
-    // device holds the other spelling of its ICCIDs (device/register.ts, review 119). A person's relabel marks the keys
-    // it set, so that a rule acting on a late event of an earlier change leaves them (automation/label-order.ts).
+    // device holds the other spelling of its ICCIDs (device/register.ts, review 119). A person's relabel marks the
+    // labels as set at its revision, so that a rule acting on a late event of an earlier change leaves them
+    // (automation/label-order.ts).
     tables: {
       ...apiTablesListingAudit,
       identity: [...apiTablesListingAudit.identity!, "ConditionCheckItem"],
       control: [...apiTablesListingAudit.control!, "ConditionCheckItem"],
-      automation: ["UpdateItem"],
+      automation: ["PutItem"],
     },
     // /docs serves Scalar's pinned standalone bundle (api's docs.ts): node_modules is not in the function.
     files: [
