@@ -5,7 +5,7 @@
  */
 import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createTenantWithAdminKey } from "@simroot/core";
+import { createTenantWithAdminKey, noteIngest } from "@simroot/core";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
 
@@ -207,6 +207,49 @@ describe("sources and tenants through the ledger", () => {
     expect(JSON.stringify(audit)).not.toContain(credentials.webhookSecret);
     expect((await tenant.call("GET", "/v1/audit/verify")).json).toMatchObject({ valid: true });
     await runtime.settled();
+  });
+
+  it("writes no credentials into a source deleted while a rotation of it was under way (review 154)", async () => {
+    const tenant = await tenantClient(runtime, "source-rotate-delete");
+    const { source } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
+    // The rotation reads the source; another admin deletes it (another instance); only then does the rotation write.
+    const db = runtime.ports.db;
+    const send = db.send.bind(db);
+    let deleted: Awaited<ReturnType<typeof tenant.call>> | undefined;
+    let armed = true;
+    db.send = (async (command: { input?: { Key?: { sk?: unknown } } }, ...rest: unknown[]) => {
+      const result = await send(command as never, ...(rest as []));
+      if (armed && command.constructor.name === "GetCommand" && command.input?.Key?.sk === "source") {
+        armed = false;
+        deleted = await tenant.call("DELETE", `/v1/sources/${source.id}`);
+      }
+      return result;
+    }) as typeof db.send;
+    let rotated: Awaited<ReturnType<typeof tenant.call>>;
+    try {
+      rotated = await tenant.call("POST", `/v1/sources/${source.id}/rotate`);
+    } finally {
+      db.send = send;
+    }
+    expect(deleted?.status, deleted?.text).toBe(200);
+    expect(rotated.status, rotated.text).toBe(409);
+    const { Item } = await db.send(
+      new GetCommand({ TableName: runtime.ports.tables.control, Key: { pk: `SRC#${source.id}`, sk: "source" }, ConsistentRead: true }),
+    );
+    expect(Item?.deletedAt).toBeDefined();
+    expect(Item?.credentials).toBeUndefined();
+    const audit = (await tenant.call("GET", `/v1/audit?subject=${source.id}`)).json.items;
+    expect(audit.map((record: { action: string }) => record.action)).toEqual(["source.created", "source.deleted"]);
+  });
+
+  it("keeps a deleted source out of the health, even counted by an instance that still had it cached (review 154)", async () => {
+    const tenant = await tenantClient(runtime, "source-delete-health");
+    const { source } = (await tenant.call("POST", "/v1/sources", { name: "core", format: "simroot" })).json;
+    expect((await tenant.call("DELETE", `/v1/sources/${source.id}`)).status).toBe(200);
+    // Another instance accepted a request within its 5 s of cache, and counts it after the deletion.
+    await noteIngest(runtime.ports, tenant.tenant.id, source.id, { accepted: 1, rejected: 0 });
+    const health = (await tenant.call("GET", "/v1/source-health")).json.items.map((h: { sourceId: string }) => h.sourceId);
+    expect(health).not.toContain(source.id);
   });
 
   it("audits a tenant's creation as the first record of its own trail, naming who created it", async () => {

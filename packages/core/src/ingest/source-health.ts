@@ -5,6 +5,7 @@
  * every instance, no buffer to lose. Requests refused whole (bad credentials, no acceptable
  * item) record nothing, here as anywhere.
  */
+import { ConditionalCheckFailedException } from "@aws-sdk/client-dynamodb";
 import { UpdateCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import { partitionPage, type Page } from "../page.ts";
@@ -43,6 +44,9 @@ export async function noteIngest(ports: Ports, tenantId: string, sourceId: strin
           "ADD accepted :a, rejected :r SET lastRequestAt = :at" +
           (note.accepted > 0 ? ", lastEventAt = :at" : "") +
           (note.rejection ? ", lastRejection = :rej" : ""),
+        // A deleted source's health is a tombstone (ingest/source.ts `deleteSource`): an instance that accepted a
+        // request with the source still cached counts nothing into it.
+        ConditionExpression: "attribute_not_exists(deletedAt)",
         ExpressionAttributeValues: {
           ":a": note.accepted,
           ":r": note.rejected,
@@ -51,9 +55,10 @@ export async function noteIngest(ports: Ports, tenantId: string, sourceId: strin
         },
       }),
     )
-    .catch((error: unknown) =>
-      console.error(JSON.stringify({ level: "warn", component: "source-health", sourceId, error: String(error) })),
-    );
+    .catch((error: unknown) => {
+      if (error instanceof ConditionalCheckFailedException) return;
+      console.error(JSON.stringify({ level: "warn", component: "source-health", sourceId, error: String(error) }));
+    });
 }
 
 /**
@@ -65,12 +70,20 @@ export async function listSourceHealth(
   tenantId: string,
   page: { readonly limit: number; readonly cursor?: string | undefined },
 ): Promise<Page<SourceHealth>> {
-  return partitionPage(ports, ports.tables.control, sourceHealthKey(tenantId, "").pk, page, (item) => ({
-    sourceId: String(item.sk),
-    accepted: Number(item.accepted ?? 0),
-    rejected: Number(item.rejected ?? 0),
-    ...(item.lastRequestAt ? { lastRequestAt: String(item.lastRequestAt) } : {}),
-    ...(item.lastEventAt ? { lastEventAt: String(item.lastEventAt) } : {}),
-    ...(item.lastRejection ? { lastRejection: String(item.lastRejection) } : {}),
-  }));
+  return partitionPage(
+    ports,
+    ports.tables.control,
+    sourceHealthKey(tenantId, "").pk,
+    page,
+    (item) => ({
+      sourceId: String(item.sk),
+      accepted: Number(item.accepted ?? 0),
+      rejected: Number(item.rejected ?? 0),
+      ...(item.lastRequestAt ? { lastRequestAt: String(item.lastRequestAt) } : {}),
+      ...(item.lastEventAt ? { lastEventAt: String(item.lastEventAt) } : {}),
+      ...(item.lastRejection ? { lastRejection: String(item.lastRejection) } : {}),
+    }),
+    // A deleted source's tombstone is not shown.
+    (item) => item.deletedAt === undefined,
+  );
 }

@@ -371,7 +371,8 @@ export const rotateSourceCredentials = verb(
             // Only over the credentials read: a rotation that carried over trust anchors another rotation has replaced
             // since (a compromised root dropped) would otherwise put them back.
             UpdateExpression: "SET credentials = :c, credentialsRotatedAt = :t, credentialsRevision = :next",
-            ConditionExpression: `tenantId = :tenant AND ${
+            // Nor into a source deleted since it was read (review 154: its tombstone kept the new secret).
+            ConditionExpression: `tenantId = :tenant AND attribute_not_exists(deletedAt) AND ${
               current.credentialsRevision === 0 ? "attribute_not_exists(credentialsRevision)" : "credentialsRevision = :read"
             }`,
             ExpressionAttributeValues: {
@@ -386,7 +387,11 @@ export const rotateSourceCredentials = verb(
       ],
       events: [event],
       onConditionFailed: () =>
-        new SimrootError("store.conflict", "conflict", "The source's credentials were rotated meanwhile: read them and rotate again"),
+        new SimrootError(
+          "store.conflict",
+          "conflict",
+          "The source was rotated or deleted meanwhile: read it again, and rotate it again if it is still there",
+        ),
     });
     forget(ports, source.id);
     return { source: { ...source, credentialsRotatedAt: rotatedAt }, credentials };
@@ -396,7 +401,7 @@ export const rotateSourceCredentials = verb(
 /**
  * Deletes a source: its sender is refused at once on this instance, within `sourceCacheMs` (5 s) on the others, as after
  * a rotation. The item stays as a tombstone (who it was, when it went) without its credentials, leaves the listing, and
- * its health goes with it (an instance that still had it cached may count one more request there within those 5 s).
+ * its health goes with it (`noteIngest` counts nothing into a deleted source's).
  */
 export const deleteSource = verb(z.object({ id: z.string() }), async (ports, ctx, input) => {
   const current = await sourceIfAny(ports, input.id, true);
@@ -418,7 +423,14 @@ export const deleteSource = verb(z.object({ id: z.string() }), async (ports, ctx
           ExpressionAttributeValues: { ":at": deletedAt, ":tenant": ctx.tenantId },
         },
       },
-      { Delete: { TableName: ports.tables.control, Key: sourceHealthKey(ctx.tenantId, source.id) } },
+      // Its health goes with it: a tombstone an instance that still had the source cached cannot count into (it would
+      // bring the health back for good: review 154), gone a day later.
+      {
+        Put: {
+          TableName: ports.tables.control,
+          Item: { ...sourceHealthKey(ctx.tenantId, source.id), deletedAt, expiresAt: Math.floor(now.getTime() / 1000) + 24 * 60 * 60 },
+        },
+      },
     ],
     events: [event],
     // Deleted meanwhile (on another instance): gone either way.
