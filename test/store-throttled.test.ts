@@ -6,7 +6,7 @@
  */
 import { TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { timeouts } from "@simroot/core";
+import { domainEvent, storeThrottled, timeouts } from "@simroot/core";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -72,6 +72,68 @@ describe("a store that throttles a change", { timeout: 60_000 }, () => {
       throttled.remove();
     }
     expect(throttled.refused).toBe(3);
+  });
+});
+
+describe("a throttled change among others of its shard", { timeout: 60_000 }, () => {
+  it("holds back none of them: they commit at once, and it alone fails once its budget is spent", async () => {
+    const tenantId = "ten_hot_item";
+    const ctx = { tenantId, actor: "system:test", requestId: "req_hot" };
+    const name = "hot-item";
+    let throttled = 0;
+    // The store throttles every transaction writing the hot item, naming that item alone in its cancellation reasons (as
+    // DynamoDB does for an item over its partition's capacity); the others' items are answered `None`.
+    runtime.ports.db.middlewareStack.add(
+      (next, context) => async (args) => {
+        const items = (args.input as { TransactItems?: unknown[] }).TransactItems;
+        if ((context as { commandName?: string }).commandName !== "TransactWriteItemsCommand" || !JSON.stringify(items).includes("HOT"))
+          return next(args);
+        throttled++;
+        throw new TransactionCanceledException({
+          message: "Transaction cancelled, please refer cancellation reasons for specific reasons",
+          $metadata: { httpStatusCode: 400 },
+          CancellationReasons: items!.map((item) =>
+            JSON.stringify(item).includes("HOT")
+              ? { Code: "ThrottlingError", Message: "Throughput exceeds the current capacity for one or more global secondary indexes." }
+              : { Code: "None" },
+          ),
+        });
+      },
+      { step: "initialize", name },
+    );
+    // Tenant-level changes: all on the tenant's shard 0, coalesced into one transaction while the first is in flight.
+    const change = (key: string) =>
+      runtime.ports.ledger.commit({
+        tenantId,
+        writes: [{ Put: { TableName: runtime.ports.tables.control, Item: { pk: `T#${tenantId}#item`, sk: key } } }],
+        events: [domainEvent(ctx, "tenant.settings-changed", tenantId, { key }, runtime.ports.now())],
+      });
+    const started = performance.now();
+    const settled: { key: string; status: string; ms: number; error?: unknown }[] = [];
+    try {
+      await Promise.all(
+        ["first", "a", "HOT", "b", "c"].map((key) =>
+          change(key).then(
+            () => settled.push({ key, status: "fulfilled", ms: performance.now() - started }),
+            (error: unknown) => settled.push({ key, status: "rejected", ms: performance.now() - started, error }),
+          ),
+        ),
+      );
+      // A change arriving while the hot one is tried again is not held behind it either.
+      const later = performance.now();
+      await change("later");
+      expect(performance.now() - later).toBeLessThan(3_000);
+    } finally {
+      runtime.ports.db.middlewareStack.remove(name);
+    }
+    const byKey = Object.fromEntries(settled.map((one) => [one.key, one]));
+    for (const key of ["first", "a", "b", "c"]) {
+      expect(byKey[key]!.status, key).toBe("fulfilled");
+      expect(byKey[key]!.ms, key).toBeLessThan(3_000);
+    }
+    expect(byKey.HOT!.status).toBe("rejected");
+    expect(storeThrottled(byKey.HOT!.error)).toBe(true);
+    expect(throttled).toBeGreaterThan(1);
   });
 });
 

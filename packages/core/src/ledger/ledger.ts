@@ -407,8 +407,33 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
       throttleNames.includes((error as { name?: string } | undefined)?.name ?? "");
     const throttled = overCapacity || busy(error);
     const budgetMs = overCapacity ? throttleBudgetMs : contentionBudgetMs;
+    // The items the store throttled, when every one of them is a change's own (a hot device or binding, not the shard's
+    // head or chain, which every change of the shard writes): while other changes wait (batch-mates or later ones),
+    // those changes go to the back of the queue, each alone, and the others go at once. Retried in place, a hot change
+    // failed its whole batch after `throttleBudgetMs`, and held every later change of the shard behind it as long.
+    const hot = new Set<Pending>();
+    const pinned = reasons.every((reason, index) => {
+      if (!throttleReasons.includes(reason.Code ?? "")) return true;
+      const owner = owners[index];
+      if (!owner || owner.writeIndex < 0) return false;
+      hot.add(owner.pending);
+      return true;
+    });
+    const othersWait = queue.waiting.length > 0 || batch.some((pending) => !hot.has(pending) && !failedOwn.has(pending));
+    const split = pinned && hot.size > 0 && othersWait;
+    const behind: Pending[] = [];
     for (const pending of batch) {
       if (failedOwn.has(pending)) continue;
+      if (split && !hot.has(pending)) {
+        retry.push(pending);
+        continue;
+      }
+      if (split && Date.now() - pending.since <= budgetMs && Date.now() <= (pending.deadline ?? Number.POSITIVE_INFINITY)) {
+        pending.attempts += 1;
+        pending.alone = true;
+        behind.push(pending);
+        continue;
+      }
       pending.attempts += 1;
       if (!contended && !throttled && batch.length > 1) pending.alone = true;
       else if (
@@ -434,6 +459,8 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
       retry.push(pending);
     }
     queue.waiting.unshift(...retry);
+    queue.waiting.push(...behind);
+    if (split) return;
     if (retry.length > 0 && failedOwn.size === 0) {
       const attempt = Math.max(...retry.map((pending) => pending.attempts));
       await sleep(Math.random() * Math.min(maxBackoffMs, 5 * 2 ** attempt));
