@@ -1,7 +1,7 @@
 /**
  * One tenant cannot take the ingestion backlog from the others (review 108). The bound is one for every tenant: a tenant
  * posting within its sources' rate limits filled it, and then every tenant's operator events were refused until it
- * drained. Past half the bound, a tenant that would pass a quarter of it in the current 10 s window is refused (503,
+ * drained. Past half the bound, a tenant whose events of the last minute would pass a quarter of it is refused (503,
  * Retry-After), and the others are still taken up to the bound. Counted across two instances that share nothing but
  * DynamoDB Local (each its own client and memory, as two Lambda instances), with the applier queue's depth as a port.
  */
@@ -21,7 +21,7 @@ afterAll(async () => {
   await Promise.all([one?.stop(), two?.stop()]);
 });
 
-// A time well inside one of the share's 10 s windows, the same on both instances; a test's steps may take seconds.
+// A time early in one of the share's minute windows, the same on both instances (each test starts a minute later).
 let clock = Date.UTC(2026, 11, 7, 12, 0, 0) + 3_000;
 const depth = { pending: 0 };
 /** An instance's ports with the applier queue at `depth.pending` of 100, and the clock at `clock`. */
@@ -30,9 +30,13 @@ const instance = (runtime: TestRuntime): Ports => ({
   now: () => new Date(clock),
   backlog: { bound: 100, pending: async () => depth.pending },
 });
+/** Admits a request, and publishes it when taken (its events are counted then). */
 const admit = (runtime: TestRuntime, tenantId: string, events: number) =>
   admitIngest(instance(runtime), events, tenantId).then(
-    () => "taken" as const,
+    async (admission) => {
+      await admission.published();
+      return "taken" as const;
+    },
     (error: unknown) => error as SimrootError,
   );
 const tenant = () => `ten_${randomBytes(6).toString("hex")}`;
@@ -64,13 +68,19 @@ describe("a tenant's share of the ingestion backlog", () => {
     expect(await admit(one, flooding, 1)).toMatchObject({ code: "ingest.backlogged" });
   });
 
-  it("takes the tenant's events again in the next window, and refuses every tenant at the bound", async () => {
+  it("counts the last minute across a window's edge, takes the tenant's events again as they leave it, and refuses everyone at the bound", async () => {
     clock += 60_000;
     const [flooding, other] = [tenant(), tenant()];
     depth.pending = 60;
     expect(await admit(one, flooding, 25)).toBe("taken");
     expect(await admit(two, flooding, 1)).toMatchObject({ code: "ingest.backlogged" });
-    clock += 10_000;
+    // Just past the window's edge, the last minute still holds nearly all of them (a fixed window gave a second share).
+    clock += 60_000;
+    const edge = await admit(two, flooding, 20);
+    expect(edge).toMatchObject({ code: "ingest.backlogged" });
+    expect((edge as SimrootError).detail?.retryAfter).toBeGreaterThanOrEqual(40);
+    // Three quarters of the way into it, a fifth of them is left in the last minute: 20 more fit.
+    clock += 45_000;
     expect(await admit(two, flooding, 20)).toBe("taken");
     // At the bound nobody gets in, whatever its share.
     depth.pending = 95;
@@ -85,7 +95,7 @@ describe("a tenant's share of the ingestion backlog", () => {
         await one.ports.db.send(
           new GetCommand({
             TableName: one.ports.tables.control,
-            Key: { pk: `rate#ingest-share:${quiet}`, sk: String(Math.floor(clock / 10_000) * 10_000) },
+            Key: { pk: `rate#ingest-share:${quiet}`, sk: String(Math.floor(clock / 60_000) * 60_000) },
             ConsistentRead: true,
           }),
         )

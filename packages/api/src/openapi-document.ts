@@ -85,7 +85,7 @@ const problemDescriptions: Record<number, string> = {
     "(`ingest.too_many_for_device`, naming the device): nothing of it was recorded; split it and send again",
   503:
     "A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's " +
-    "events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the " +
+    "events of the last minute would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the " +
     "device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds",
 };
 

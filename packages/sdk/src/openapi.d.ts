@@ -2411,7 +2411,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last minute would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2495,7 +2495,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last minute would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2776,7 +2776,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last minute would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2942,7 +2942,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last minute would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3040,7 +3040,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last minute would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3197,7 +3197,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last minute would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3294,7 +3294,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last minute would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3391,7 +3391,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last minute would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6225,7 +6225,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last minute would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -10590,7 +10590,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last 10 s would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
+            /** @description A dependency is down, (ingestion) the applier's backlog is past its bound, or past half of it and the tenant's events of the last minute would pass a quarter of it (`ingest.backlogged`), or (devices) a deploy is under way and the device is stored in a newer release's form (`store.newer_format`): retry after Retry-After seconds */
             503: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];

@@ -58,12 +58,11 @@ const windowStartOf = (ports: CounterStore, rate: RateLimit) =>
   Math.floor(ports.now().getTime() / (rate.windowSeconds * 1000)) * rate.windowSeconds * 1000;
 
 /** The scope's current window as this process knows it (made, and remembered, when `create`), with its decision. */
-function windowOf(ports: CounterStore, scope: string, rate: RateLimit, create: boolean) {
+function windowOf(ports: CounterStore, scope: string, rate: RateLimit, create: boolean, start = windowStartOf(ports, rate)) {
   let windows = limiters.get(ports.db);
   if (!windows) limiters.set(ports.db, (windows = new Map()));
   const now = ports.now().getTime();
   const windowMs = rate.windowSeconds * 1000;
-  const start = windowStartOf(ports, rate);
   const id = `${scope}|${start}`;
   let window = windows.get(id);
   if (window) windows.delete(id);
@@ -143,18 +142,19 @@ export const eventCounts = {
     await windowOf(ports, scope, rate, true)!.count(n);
   },
   /** The window's total as this instance knows it, with no store request. */
-  known(ports: CounterStore, scope: string, rate: RateLimit): number {
-    const { window } = windowOf(ports, scope, rate, true)!;
-    return window.global + window.pending;
+  known(ports: CounterStore, scope: string, rate: RateLimit, before = 0): Promise<number> {
+    const start = windowStartOf(ports, rate) - before * rate.windowSeconds * 1000;
+    const { window } = windowOf(ports, scope, rate, true, start)!;
+    return Promise.resolve(window.global + window.pending);
   },
-  async total(ports: CounterStore, scope: string, rate: RateLimit): Promise<number> {
-    const { window } = windowOf(ports, scope, rate, true)!;
+  /** `before`: of the window that many windows before the current one (1: the previous window). */
+  async total(ports: CounterStore, scope: string, rate: RateLimit, before = 0): Promise<number> {
+    const start = windowStartOf(ports, rate) - before * rate.windowSeconds * 1000;
+    const { window } = windowOf(ports, scope, rate, true, start)!;
     const now = ports.now().getTime();
     if (now - Math.max(window.lastFlush, window.lastRead ?? 0) >= flushMs) {
       window.lastRead = now;
-      const { Item } = await ports.db.send(
-        new GetCommand({ TableName: ports.tables.control, Key: counterKey(scope, windowStartOf(ports, rate)) }),
-      );
+      const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: counterKey(scope, start) }));
       // The store's count only grows: a read older than a flush's answer does not lower it.
       window.global = Math.max(window.global, Number(Item?.count ?? 0));
     }

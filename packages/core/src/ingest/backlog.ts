@@ -37,12 +37,19 @@ export function tooManyEvents(count: number, what = "events"): SimrootError {
 /**
  * A tenant's share of the bound (review 108): the backlog is one for every tenant, and one tenant posting within its
  * sources' rate limits could fill it, after which every tenant's operator events were refused. Past half the bound, a
- * tenant whose events admitted in the current `shareWindowSeconds` (every instance's, counted in the store as rate limits
- * are) would pass a quarter of the bound is refused, while the others are still taken up to the bound. Counted only
- * while the backlog is past a quarter of its bound, so a deployment that keeps up writes nothing more. Work-conserving: a
- * tenant alone is refused only above half the bound, and each window admits its share again.
+ * tenant is refused when its events published in the last `windowSeconds` would pass a quarter of the bound; the others
+ * are still taken up to the bound. The last minute is estimated as rate limiters do with fixed windows: the current
+ * window's count and the previous one's, weighted by how much of it the last minute still covers (a window's edge gave
+ * a tenant two shares within a second). Counted in the store across instances as rate limits are, after the events
+ * are published (a redelivered webhook, answered from its first delivery, counts nothing), and only while more than a
+ * quarter of the bound waits, so a deployment that keeps up writes nothing more.
+ *
+ * What it bounds is a tenant's rate while the backlog is long, not its part of it (no instance can see whose events
+ * wait in the queue): one tenant alone cannot take the backlog past half its bound while the applier drains at least a
+ * quarter of the bound a minute (42 events a second at the default bound of 10,000; the applier drains hundreds). Below
+ * that rate it can, over minutes.
  */
-export const tenantShare = { countedPast: 0.25, congestedPast: 0.5, ofBound: 0.25, windowSeconds: 10 } as const;
+export const tenantShare = { countedPast: 0.25, congestedPast: 0.5, ofBound: 0.25, windowSeconds: 60 } as const;
 
 function backlogged(message: string, retryAfter: number): SimrootError {
   return new SimrootError("ingest.backlogged", "unavailable", `${message}: retry in ${retryAfter} s`, {
@@ -50,38 +57,53 @@ function backlogged(message: string, retryAfter: number): SimrootError {
   });
 }
 
+/** What an admitted request does once its events are published: counts them in its tenant's share, when that is counted. */
+export interface IngestAdmission {
+  published(): Promise<void>;
+}
+const nothingToCount: IngestAdmission = { published: () => Promise.resolve() };
+
 /**
  * Refuses a request of `events` events when it would take the backlog past its bound, or, past half of it, when its
- * tenant would pass its share (`tenantShare`).
+ * tenant would pass its share (`tenantShare`). The caller calls `published()` once the events are on the bus.
  */
-export async function admitIngest(ports: Ports, events: number, tenantId?: string): Promise<void> {
+export async function admitIngest(ports: Ports, events: number, tenantId?: string): Promise<IngestAdmission> {
   if (events > maxEventsPerRequest) throw tooManyEvents(events);
-  if (!ports.backlog) return;
+  if (!ports.backlog) return nothingToCount;
   const { bound } = ports.backlog;
   const pending = await ports.backlog.pending();
   // A request larger than the bound is taken when nothing waits: refused, it could never pass however long its sender waited.
-  if (pending === 0) return;
+  if (pending === 0) return nothingToCount;
   // Longer the further past the bound, from 1 s to a minute.
   const retryAfter = Math.min(60, Math.max(1, Math.ceil((5 * pending) / bound)));
   if (pending + events > bound) throw backlogged(`${pending} events wait to be applied (bound ${bound})`, retryAfter);
-  if (tenantId === undefined || pending + events <= bound * tenantShare.countedPast) return;
+  if (tenantId === undefined || pending + events <= bound * tenantShare.countedPast) return nothingToCount;
   const scope = `ingest-share:${tenantId}`;
   const share = { limit: Math.max(1, Math.floor(bound * tenantShare.ofBound)), windowSeconds: tenantShare.windowSeconds };
   if (pending + events > bound * tenantShare.congestedPast) {
-    // The count is a measure, not a record: a store that cannot answer it leaves the decision to what this instance knows.
-    const sent = await eventCounts.total(ports, scope, share).catch(() => eventCounts.known(ports, scope, share));
-    if (sent + events > share.limit) {
-      const windowMs = share.windowSeconds * 1000;
-      const reset = Math.max(1, Math.ceil((windowMs - (ports.now().getTime() % windowMs)) / 1000));
+    // The counts are a measure, not a record: a store that cannot answer leaves the decision to what this instance knows.
+    const count = (before: number) =>
+      eventCounts.total(ports, scope, share, before).catch(() => eventCounts.known(ports, scope, share, before));
+    const [current, previous] = await Promise.all([count(0), count(1)]);
+    const windowMs = share.windowSeconds * 1000;
+    const into = (ports.now().getTime() % windowMs) / windowMs;
+    const sent = Math.ceil(current + previous * (1 - into));
+    const over = sent + events - share.limit;
+    if (over > 0) {
+      // The estimate falls as the previous window's events leave the last minute, and at the latest with the window.
+      const windowLeft = (1 - into) * share.windowSeconds;
+      const falls = previous > 0 ? (over / previous) * share.windowSeconds : windowLeft;
       throw backlogged(
         `${pending} events wait to be applied (bound ${bound}): with more than half the bound waiting, this tenant's ` +
-          `${sent} events of the current ${share.windowSeconds} s and these ${events} would pass its share of ${share.limit}`,
-        Math.max(retryAfter, reset),
+          `${sent} events of the last ${share.windowSeconds} s and these ${events} would pass its share of ${share.limit}`,
+        Math.max(retryAfter, Math.min(share.windowSeconds, Math.ceil(Math.min(falls, windowLeft)))),
       );
     }
   }
-  // Not written now (the store refused the flush): kept in this instance's count and sent with its next flush.
-  await eventCounts.add(ports, scope, share, events).catch(() => undefined);
+  return {
+    // Not written now (the store refused the flush): kept in this instance's count and sent with its next flush.
+    published: () => eventCounts.add(ports, scope, share, events).catch(() => undefined),
+  };
 }
 
 /**

@@ -162,11 +162,12 @@ async function accepting(
   // A device's facts travel in one bus entry, so that they are applied in time order (reported.ts).
   const forDevice = tooManyForDevice(events);
   if (forDevice) throw forDevice;
-  await admitIngest(ports, events.length, source.tenantId);
+  const admission = await admitIngest(ports, events.length, source.tenantId);
   const result = boundedResult(source.id, accepted, rejected);
   const once = onceKey(source.format, request);
   const publish = async () => {
     await ports.publisher.publish(events);
+    await admission.published();
     ports.metrics?.add("IngestAccepted", events.length);
     // Counted once accepted only: a refused request (401, 400) records nothing, as ever.
     const rejection = rejected[0]?.errors[0];
