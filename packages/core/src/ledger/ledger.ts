@@ -412,26 +412,18 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
     // those changes go to the back of the queue, each alone, and the others go at once. Retried in place, a hot change
     // failed its whole batch after `throttleBudgetMs`, and held every later change of the shard behind it as long.
     const hot = new Set<Pending>();
-    const pinned = reasons.every((reason, index) => {
-      if (!throttleReasons.includes(reason.Code ?? "")) return true;
-      const owner = owners[index];
-      if (!owner || owner.writeIndex < 0) return false;
-      hot.add(owner.pending);
-      return true;
-    });
-    const othersWait = queue.waiting.length > 0 || batch.some((pending) => !hot.has(pending) && !failedOwn.has(pending));
-    const split = pinned && hot.size > 0 && othersWait;
-    const behind: Pending[] = [];
+    const split =
+      reasons.every((reason, index) => {
+        const owner = owners[index];
+        return !throttleReasons.includes(reason.Code!) || (owner && owner.writeIndex >= 0 && hot.add(owner.pending));
+      }) &&
+      hot.size > 0 &&
+      // Others wait: batch-mates neither hot nor refused, or later changes.
+      batch.length + queue.waiting.length > hot.size + failedOwn.size;
     for (const pending of batch) {
       if (failedOwn.has(pending)) continue;
       if (split && !hot.has(pending)) {
         retry.push(pending);
-        continue;
-      }
-      if (split && Date.now() - pending.since <= budgetMs && Date.now() <= (pending.deadline ?? Number.POSITIVE_INFINITY)) {
-        pending.attempts += 1;
-        pending.alone = true;
-        behind.push(pending);
         continue;
       }
       pending.attempts += 1;
@@ -458,9 +450,13 @@ export function createLedger(db: DynamoDBDocumentClient, tables: TableNames, opt
       }
       retry.push(pending);
     }
+    if (split) {
+      for (const pending of hot) pending.alone = true;
+      queue.waiting.unshift(...retry.filter((pending) => !hot.has(pending)));
+      queue.waiting.push(...retry.filter((pending) => hot.has(pending)));
+      return;
+    }
     queue.waiting.unshift(...retry);
-    queue.waiting.push(...behind);
-    if (split) return;
     if (retry.length > 0 && failedOwn.size === 0) {
       const attempt = Math.max(...retry.map((pending) => pending.attempts));
       await sleep(Math.random() * Math.min(maxBackoffMs, 5 * 2 ** attempt));
