@@ -76,7 +76,7 @@ describe("a store that throttles a change", { timeout: 60_000 }, () => {
 });
 
 describe("a throttled change among others of its shard", { timeout: 60_000 }, () => {
-  it("holds back none of them: they commit at once, and it alone fails once its budget is spent", async () => {
+  it("holds back none of them: they commit at once, and the hot ones alone fail once their budget is spent", async () => {
     const tenantId = "ten_hot_item";
     const ctx = { tenantId, actor: "system:test", requestId: "req_hot" };
     const name = "hot-item";
@@ -112,7 +112,7 @@ describe("a throttled change among others of its shard", { timeout: 60_000 }, ()
     const settled: { key: string; status: string; ms: number; error?: unknown }[] = [];
     try {
       await Promise.all(
-        ["first", "a", "HOT", "b", "c"].map((key) =>
+        ["first", "a", "HOT1", "b", "HOT2", "c"].map((key) =>
           change(key).then(
             () => settled.push({ key, status: "fulfilled", ms: performance.now() - started }),
             (error: unknown) => settled.push({ key, status: "rejected", ms: performance.now() - started, error }),
@@ -131,9 +131,14 @@ describe("a throttled change among others of its shard", { timeout: 60_000 }, ()
       expect(byKey[key]!.status, key).toBe("fulfilled");
       expect(byKey[key]!.ms, key).toBeLessThan(3_000);
     }
-    expect(byKey.HOT!.status).toBe("rejected");
-    expect(storeThrottled(byKey.HOT!.error)).toBe(true);
-    expect(throttled).toBeGreaterThan(1);
+    for (const key of ["HOT1", "HOT2"]) {
+      expect(byKey[key]!.status, key).toBe("rejected");
+      expect(storeThrottled(byKey[key]!.error), key).toBe(true);
+    }
+    // Tried again with the ledger's growing pauses (about 60 times each in the 8 s), not taking turns at the store with
+    // none (review 155: thousands of attempts).
+    expect(throttled).toBeGreaterThan(2);
+    expect(throttled).toBeLessThan(400);
   });
 });
 
