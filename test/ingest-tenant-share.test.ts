@@ -87,6 +87,21 @@ describe("a tenant's share of the ingestion backlog", () => {
     expect(await admit(one, other, 10)).toMatchObject({ code: "ingest.backlogged" });
   });
 
+  it("tells a refused tenant when to come back: past its Retry-After the same request is taken (review 155)", async () => {
+    clock += 60_000;
+    const flooding = tenant();
+    depth.pending = 60;
+    expect(await admit(one, flooding, 25)).toBe("taken");
+    // All of its share is in this window: it leaves the last minute only through the next one.
+    const refused = (await admit(one, flooding, 1)) as SimrootError;
+    expect(refused).toMatchObject({ code: "ingest.backlogged" });
+    const retryAfter = Number(refused.detail?.retryAfter);
+    clock += (retryAfter - 1) * 1000;
+    expect(await admit(two, flooding, 1)).toMatchObject({ code: "ingest.backlogged" });
+    clock += 1000;
+    expect(await admit(two, flooding, 1)).toBe("taken");
+  });
+
   it("writes no count while the backlog is under a quarter of its bound", async () => {
     clock += 60_000;
     const quiet = tenant();

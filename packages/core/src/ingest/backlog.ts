@@ -90,13 +90,17 @@ export async function admitIngest(ports: Ports, events: number, tenantId?: strin
     const sent = Math.ceil(current + previous * (1 - into));
     const over = sent + events - share.limit;
     if (over > 0) {
-      // The estimate falls as the previous window's events leave the last minute, and at the latest with the window.
-      const windowLeft = (1 - into) * share.windowSeconds;
-      const falls = previous > 0 ? (over / previous) * share.windowSeconds : windowLeft;
+      // When enough leaves the last minute: the previous window's events leave it through the rest of this window,
+      // then this window's through the next (review 155: waiting for this window's end was not always enough).
+      const leavingNow = previous * (1 - into);
+      const falls =
+        over <= leavingNow
+          ? (over / previous) * share.windowSeconds
+          : (1 - into + (over - leavingNow) / Math.max(current, 1)) * share.windowSeconds;
       throw backlogged(
         `${pending} events wait to be applied (bound ${bound}): with more than half the bound waiting, this tenant's ` +
           `${sent} events of the last ${share.windowSeconds} s and these ${events} would pass its share of ${share.limit}`,
-        Math.max(retryAfter, Math.min(share.windowSeconds, Math.ceil(Math.min(falls, windowLeft)))),
+        Math.max(retryAfter, Math.min(2 * share.windowSeconds, Math.ceil(falls))),
       );
     }
   }
