@@ -110,6 +110,12 @@ describe("ingestion backpressure", () => {
       // 10 of the share's 25 are spent: 15 more fit (counted three times, they did not).
       expect(await send(JSON.stringify(facts(15)))).toBe(202);
       expect(await send(JSON.stringify(facts(1)))).toBe(503);
+      // Past its share and past the bound, a redelivery of what was taken still gets its first answer (review 155).
+      for (const pending of [60, 100]) {
+        depth.pending = pending;
+        expect(await send(first, headers)).toBe(202);
+      }
+      expect(await send(JSON.stringify(facts(1)))).toBe(503);
     } finally {
       Object.assign(backlog, { pending: measured });
     }

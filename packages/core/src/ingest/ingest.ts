@@ -5,7 +5,7 @@
  */
 import { createHash, generateKeyPairSync, randomBytes } from "node:crypto";
 import { isSimrootError, SimrootError, type FieldIssue } from "../error.ts";
-import { claimIdempotencyKey, completeIdempotencyKey, releaseIdempotencyKey } from "../store/idempotency.ts";
+import { claimIdempotencyKey, completeIdempotencyKey, completedAnswer, releaseIdempotencyKey } from "../store/idempotency.ts";
 import type { Ports } from "../ports.ts";
 import type { Bearer, NormalizedEvent } from "../catalogue/catalogue.ts";
 import type { RequestContext } from "../context.ts";
@@ -162,9 +162,17 @@ async function accepting(
   // A device's facts travel in one bus entry, so that they are applied in time order (reported.ts).
   const forDevice = tooManyForDevice(events);
   if (forDevice) throw forDevice;
-  const admission = await admitIngest(ports, events.length, source.tenantId);
-  const result = boundedResult(source.id, accepted, rejected);
   const once = onceKey(source.format, request);
+  const onceScope = once && `${once.scope}:${source.id}`;
+  const admission = await admitIngest(ports, events.length, source.tenantId).catch(async (error: unknown) => {
+    // A redelivery of a request already taken gets its first answer, however long the backlog: refused, its sender would
+    // spend its retries on a message that was accepted (review 155). One read, on refusals only.
+    const stored = once && (await completedAnswer(ports, onceScope!, once.key, fingerprintOf(request.body)));
+    if (stored) return JSON.parse(stored.body ?? "{}") as IngestResult;
+    throw error;
+  });
+  if (!("published" in admission)) return admission;
+  const result = boundedResult(source.id, accepted, rejected);
   const publish = async () => {
     await ports.publisher.publish(events);
     await admission.published();
@@ -178,7 +186,7 @@ async function accepting(
     });
     return result;
   };
-  return once === undefined ? publish() : answerOnce(ports, `${once.scope}:${source.id}`, once, request.body, publish);
+  return once === undefined ? publish() : answerOnce(ports, onceScope!, once, request.body, publish);
 }
 
 /**
@@ -209,8 +217,10 @@ interface OnceKey {
  * publishes nothing; the same key with another body, however validly signed, is refused. Kept 24 h, beyond the
  * 5-minute replay window. A refusal names the key as its sender knows it.
  */
+const fingerprintOf = (body: string) => createHash("sha256").update(body).digest("base64url");
+
 async function answerOnce(ports: Ports, scope: string, once: OnceKey, body: string, act: () => Promise<IngestResult>) {
-  const fingerprint = createHash("sha256").update(body).digest("base64url");
+  const fingerprint = fingerprintOf(body);
   const claim = await claimIdempotencyKey(ports, scope, once.key, fingerprint);
   if (claim.kind === "mismatch") {
     throw new SimrootError("ingest.webhook_id_reused", "conflict", `${once.named} was already delivered with another body`);

@@ -89,6 +89,15 @@ export async function completeIdempotencyKey(
   );
 }
 
+/** The answer stored for `key` when its request completed with this `fingerprint` (and is still kept), with no claim. */
+export async function completedAnswer(ports: Ports, scope: string, key: string, fingerprint: string): Promise<StoredResponse | undefined> {
+  const { Item } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.control, Key: recordKey(scope, key), ConsistentRead: true }),
+  );
+  const kept = Item && Item.state === "complete" && Item.fingerprint === fingerprint;
+  return kept && Number(Item.expiresAt) >= Math.floor(ports.now().getTime() / 1000) ? (Item.response as StoredResponse) : undefined;
+}
+
 /** Lets a retry act again (the first attempt failed in a way worth retrying). */
 export async function releaseIdempotencyKey(ports: Ports, scope: string, key: string): Promise<void> {
   await ports.db.send(new DeleteCommand({ TableName: ports.tables.control, Key: recordKey(scope, key) }));
