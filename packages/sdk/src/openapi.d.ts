@@ -9832,7 +9832,7 @@ export interface operations {
                                 [key: string]: unknown;
                             };
                         }[];
-                        /** @description records of the incident's own span left out of the timeline: past 10,000 of sessions and sightings, the newest 2,000 are kept; the incident's own records, anomalies, rules' firings and measures always are */
+                        /** @description records of the incident's own span left out of the timeline: past 10,000 of sessions and sightings, the newest 2,000 are kept; the incident's own records, anomalies, rules' firings and measures are, within the first 40,000 records of the span (past them only the close is read, and at least 1 is counted) */
                         omitted: number;
                     };
                 };
