@@ -142,10 +142,10 @@ export const eventCounts = {
     await windowOf(ports, scope, rate, true)!.count(n);
   },
   /** The window's total as this instance knows it, with no store request. */
-  known(ports: CounterStore, scope: string, rate: RateLimit, before = 0): Promise<number> {
+  known(ports: CounterStore, scope: string, rate: RateLimit, before = 0): number {
     const start = windowStartOf(ports, rate) - before * rate.windowSeconds * 1000;
     const { window } = windowOf(ports, scope, rate, true, start)!;
-    return Promise.resolve(window.global + window.pending);
+    return window.global + window.pending;
   },
   /** `before`: of the window that many windows before the current one (1: the previous window). */
   async total(ports: CounterStore, scope: string, rate: RateLimit, before = 0): Promise<number> {

@@ -20,11 +20,6 @@ export const labelOrderPartition = (tenantId: string, deviceId: string) => `T#${
  */
 export const personSetKey = (tenantId: string, deviceId: string) => ({ pk: labelOrderPartition(tenantId, deviceId), sk: "#person" });
 
-/** The keys whose value `before` and `after` differ (set, changed or removed). */
-export function changedKeys(before: Readonly<Record<string, string>>, after: Readonly<Record<string, string>>): string[] {
-  return [...new Set([...Object.keys(before), ...Object.keys(after)])].filter((key) => before[key] !== after[key]);
-}
-
 /** The write, inside a person's relabel at `revision`, that marks the device's labels as set at it. */
 export function personSetWrite(
   tables: Pick<TableNames, "automation">,

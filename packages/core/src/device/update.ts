@@ -1,5 +1,5 @@
 import * as z from "zod";
-import { changedKeys, personSetWrite } from "../automation/label-order.ts";
+import { personSetWrite } from "../automation/label-order.ts";
 import { domainEvent } from "../event/event.ts";
 import { SimrootError } from "../error.ts";
 import type { Outcome } from "../outcome.ts";
@@ -43,8 +43,8 @@ export const updateDevice = verb(updateDeviceInput, async (ports, ctx, input): P
   const event = domainEvent(ctx, "device.updated", input.id, { changes: input.changes, revision: next.revision }, now);
   // A person's relabel outranks a rule acting on an event of an earlier change delivered after it (review 115); a rule's
   // own relabel does not (an event of a change after the one it acted on still acts).
-  const relabelled = changes.labels === undefined ? [] : changedKeys(stored.device.labels, changes.labels);
-  const byPerson = relabelled.length > 0 && !ctx.actor.startsWith("rule:");
+  const relabelled = changes.labels !== undefined && !sameValue(changes.labels, stored.device.labels);
+  const byPerson = relabelled && !ctx.actor.startsWith("rule:");
   try {
     await ports.ledger.commit({
       tenantId: ctx.tenantId,
@@ -66,9 +66,7 @@ export const updateDevice = verb(updateDeviceInput, async (ports, ctx, input): P
           kind: "device",
           key: input.id,
           value: enforcementView(next),
-          ...(changes.labels === undefined || sameValue(changes.labels, stored.device.labels)
-            ? {}
-            : { labelsBefore: stored.device.labels }),
+          ...(relabelled ? { labelsBefore: stored.device.labels } : {}),
         },
       ],
       onConditionFailed: stale,

@@ -259,7 +259,8 @@ export async function incidentRecords(
         if (tail.length > 2 * bounds.tailRecords) tail = tail.slice(-bounds.tailRecords);
       }
     }
-    unread = more && ++pages >= bounds.pages;
+    pages += 1;
+    unread = more && pages >= bounds.pages;
     return !unread;
   });
   tail = tail.slice(-bounds.tailRecords);

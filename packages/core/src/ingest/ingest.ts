@@ -13,7 +13,7 @@ import { domainEvent } from "../event/event.ts";
 import type { Adapter, AdapterItem, IngestFormat, IngestRequest, SourceCredentials } from "./adapter.ts";
 import { boundedEvent } from "./clock.ts";
 import { rateLimitHeaders, takeSourceRequest } from "../access/rate-limit.ts";
-import { admitIngest } from "./backlog.ts";
+import { admitIngest, type IngestAdmission } from "./backlog.ts";
 import { ingestedEvent } from "./ingested.ts";
 import { tooManyForDevice } from "./reported.ts";
 import { noteIngest } from "./source-health.ts";
@@ -164,14 +164,16 @@ async function accepting(
   if (forDevice) throw forDevice;
   const once = onceKey(source.format, request);
   const onceScope = once && `${once.scope}:${source.id}`;
-  const admission = await admitIngest(ports, events.length, source.tenantId).catch(async (error: unknown) => {
+  let admission: IngestAdmission;
+  try {
+    admission = await admitIngest(ports, events.length, source.tenantId);
+  } catch (error) {
     // A redelivery of a request already taken gets its first answer, however long the backlog: refused, its sender would
     // spend its retries on a message that was accepted (review 155). One read, on refusals only.
     const stored = once && (await completedAnswer(ports, onceScope!, once.key, fingerprintOf(request.body)));
     if (stored) return JSON.parse(stored.body ?? "{}") as IngestResult;
     throw error;
-  });
-  if (!("published" in admission)) return admission;
+  }
   const result = boundedResult(source.id, accepted, rejected);
   const publish = async () => {
     await ports.publisher.publish(events);
