@@ -192,7 +192,8 @@ export const functions = {
     handler: "api-policy.ts",
     does:
       "serves policy: segments' rules, the enforcement settings and the decisions they make (apart from the management API, whose bundle they took over budget), " +
-      "and the traffic PEPs report, which a policy's preview is judged against (apart from the automation function, for the same reason)",
+      "and the traffic PEPs report, which a policy's preview is judged against (apart from the automation function, for the same reason); " +
+      "the time-limited grants PEPs enforce (apart from the enforcement function, for the same reason)",
     routes: [
       "ANY /v1/policies",
       "ANY /v1/policies/{proxy+}",
@@ -200,6 +201,8 @@ export const functions = {
       "ANY /v1/enforcement",
       "ANY /v1/traffic",
       "ANY /v1/source-health",
+      "ANY /v1/grants",
+      "ANY /v1/grants/{proxy+}",
     ],
     tables: apiTables,
   },
@@ -221,17 +224,8 @@ export const functions = {
     handler: "api-enforcement.ts",
     // `/v1/audit/verify` starts from the archive's signed checkpoint (core audit/audit.ts).
     verifiesAudit: true,
-    does: "serves what enforcement points call and what checks them: the signed feed, flow reports, the audit trail, the live view (the one API function that serves signed feeds); and the time-limited grants PEPs enforce",
-    routes: [
-      "ANY /v1/feed",
-      "ANY /v1/feed/{proxy+}",
-      "ANY /v1/flows",
-      "ANY /v1/audit",
-      "ANY /v1/audit/{proxy+}",
-      "ANY /v1/live",
-      "ANY /v1/grants",
-      "ANY /v1/grants/{proxy+}",
-    ],
+    does: "serves what enforcement points call and what checks them: the signed feed, flow reports, the audit trail, the live view (the one API function that serves signed feeds)",
+    routes: ["ANY /v1/feed", "ANY /v1/feed/{proxy+}", "ANY /v1/flows", "ANY /v1/audit", "ANY /v1/audit/{proxy+}", "ANY /v1/live"],
     tables: {
       ...apiTablesListingAudit,
       // BatchGetItem: narrowing the feed to a scope reads its devices and bindings in batches (feed/scope.ts).
