@@ -5,7 +5,7 @@
  * `events:*` and `sqs:*`, and core reads its settings from the environment anyway.
  */
 import { functions, grantsOf, type FunctionDefinition, type FunctionName, type Grant } from "../packages/core/src/platform/functions.ts";
-import { rateLimitCeilingSettings } from "../packages/core/src/config.ts";
+import { rateLimitCeilingSettings, tenantRateLimitSettings } from "../packages/core/src/config.ts";
 import { bundling } from "../packages/core/src/platform/limits.ts";
 import type { tableKeys } from "../packages/core/src/platform/tables.ts";
 import { tableEnvironment, dynamoTables } from "./database";
@@ -61,7 +61,7 @@ export function permissionsOf(name: FunctionName, late: LateResources = {}): Rol
 /**
  * The settings an operator sets in the deploying shell (README "Configuration"), to the functions that read them: the
  * audit retention to those that write or archive audit records, the retired feed keys to those that verify the audit
- * chain, the ingestion backlog bound to those that answer ingestion, the rate limit ceilings to the API's functions (each
+ * chain, the ingestion backlog bound to those that answer ingestion, the rate limit ceilings and tenant-wide limits to the API's functions (each
  * holds its requests to the tenant's limits, and the management API refuses a limit above its ceiling). Unset, each
  * function takes core's default.
  */
@@ -73,7 +73,9 @@ function operatorSettings(definition: FunctionDefinition): Record<string, string
     ...given("SIMROOT_FEED_RETIRED_PUBLIC_KEYS", definition.verifiesAudit),
     ...given("SIMROOT_INGEST_MAX_BACKLOG", definition.backlogQueue),
     ...Object.fromEntries(
-      Object.values(rateLimitCeilingSettings).flatMap((variable) => Object.entries(given(variable, definition.routes !== undefined))),
+      [...Object.values(rateLimitCeilingSettings), ...Object.values(tenantRateLimitSettings)].flatMap((variable) =>
+        Object.entries(given(variable, definition.routes !== undefined)),
+      ),
     ),
   };
 }

@@ -1,5 +1,6 @@
 import { ScanCommand } from "@aws-sdk/lib-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rateLimitFields } from "./support/rate-limit-headers.ts";
 import { call, startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
 
 let runtime: TestRuntime;
@@ -129,7 +130,7 @@ describe("tenant settings", () => {
         { "if-match": at.headers.get("etag")! },
       );
       expect([lowered.status, lowered.json.errors?.[0]?.message]).toEqual([400, expect.stringMatching(/^at most 1000 /)]);
-      expect((await acme.call("GET", "/v1/devices")).headers.get("ratelimit-policy")).toBe('"default";q=1000;w=60');
+      expect(rateLimitFields((await acme.call("GET", "/v1/devices")).headers).policies.default).toEqual({ q: 1000, w: 60 });
     } finally {
       delete process.env.SIMROOT_RATE_LIMIT_MAX_API_KEY_PER_MINUTE;
     }
@@ -139,10 +140,16 @@ describe("tenant settings", () => {
     // A limit stored above a lowered ceiling is held to it, but GET /v1/tenant showed only the stored one.
     const acme = await tenantClient(runtime, "rate-applied");
     const tenant = await acme.call("GET", "/v1/tenant");
-    expect([tenant.json.settings.rateLimits, tenant.json.appliedRateLimits, tenant.json.rateLimitCeilings]).toEqual([
+    expect([
+      tenant.json.settings.rateLimits,
+      tenant.json.appliedRateLimits,
+      tenant.json.rateLimitCeilings,
+      tenant.json.tenantRateLimits,
+    ]).toEqual([
       { apiKeyPerMinute: 6_000, pepKeyPerMinute: 120_000, sourcePerMinute: 6_000 },
       { apiKeyPerMinute: 6_000, pepKeyPerMinute: 120_000, sourcePerMinute: 6_000 },
       { apiKeyPerMinute: 60_000, pepKeyPerMinute: 600_000, sourcePerMinute: 60_000 },
+      { apiKeysPerMinute: 30_000, pepKeysPerMinute: 6_000_000, sourcesPerMinute: 60_000 },
     ]);
     const raised = await acme.call(
       "PATCH",
@@ -162,7 +169,10 @@ describe("tenant settings", () => {
         { apiKeyPerMinute: 1_000, pepKeyPerMinute: 200_000, sourcePerMinute: 60_000 },
       ]);
       // What it shows is what is counted.
-      expect(shown.headers.get("ratelimit-policy")).toBe(`"default";q=${shown.json.appliedRateLimits.apiKeyPerMinute};w=60`);
+      expect(rateLimitFields(shown.headers).policies).toEqual({
+        default: { q: shown.json.appliedRateLimits.apiKeyPerMinute, w: 60 },
+        tenant: { q: shown.json.tenantRateLimits.apiKeysPerMinute, w: 60 },
+      });
       // The settings route answers the same way.
       const changed = await acme.call("PATCH", "/v1/tenant/settings", { imeiLock: false }, { "if-match": shown.headers.get("etag")! });
       expect([changed.status, changed.json.appliedRateLimits, changed.json.rateLimitCeilings], changed.text).toEqual([

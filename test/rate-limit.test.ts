@@ -12,15 +12,17 @@ import type { Schema } from "@simroot/sdk";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startInstance, type Instance } from "./support/instances.ts";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
+import { rateLimitFields } from "./support/rate-limit-headers.ts";
 import { standardWebhookHeaders } from "./support/webhooks.ts";
 
 let a: Instance;
 let b: Instance;
 let local: TestRuntime;
+const tablePrefix = `rate${randomBytes(4).toString("hex")}-`;
+let feedSigningKeyPath: string;
 beforeAll(async () => {
-  const tablePrefix = `rate${randomBytes(4).toString("hex")}-`;
   const dynamoEndpoint = inject("dynamoEndpoint");
-  const feedSigningKeyPath = join(await mkdtemp(join(tmpdir(), "simroot-rate-")), "feed-signing-key.pem");
+  feedSigningKeyPath = join(await mkdtemp(join(tmpdir(), "simroot-rate-")), "feed-signing-key.pem");
   a = await startInstance({ dynamoEndpoint, tablePrefix, feedSigningKeyPath });
   b = await startInstance({ dynamoEndpoint, tablePrefix, feedSigningKeyPath, feedHubUrl: a.feedHubUrl });
   local = await startTestRuntime({ tablePrefix, feedHubUrl: a.feedHubUrl });
@@ -49,6 +51,33 @@ async function http<Body = unknown>(
   return { status: response.status, headers: response.headers, json: (await response.json()) as Body };
 }
 
+interface CreatedSource {
+  readonly source: { readonly ingestPath: string };
+  readonly credentials: { readonly webhookSecret: string };
+}
+
+/** A webhook of the source carrying one fact of the device `imsi`, signed as Standard Webhooks sign. */
+function postFact<Body = unknown>(base: string, created: CreatedSource, n: number, imsi: string) {
+  const text = JSON.stringify([
+    {
+      type: "device.reachability-changed",
+      dedupeKey: `rate-${created.source.ingestPath}-${n}`,
+      occurredAt: new Date().toISOString(),
+      device: { imsi },
+      sourceType: "test",
+      data: { reachable: true },
+    },
+  ]);
+  return http<Body>(
+    base,
+    undefined,
+    "POST",
+    created.source.ingestPath,
+    text,
+    standardWebhookHeaders(created.credentials.webhookSecret, text),
+  );
+}
+
 /** Sets the tenant's limits (If-Match on its revision). */
 async function limit(tenant: Awaited<ReturnType<typeof tenantClient>>, rateLimits: Record<string, number>) {
   const current = await tenant.call("GET", "/v1/tenant");
@@ -72,8 +101,8 @@ describe("rate limits across instances that share nothing", () => {
     for (let n = 0; n < 4; n++) answers.push(await http(n % 2 === 0 ? a.url : b.url, busy, "GET", "/v1/devices"));
     // Four answered (two on each instance), with what is left of the limit.
     expect(answers.map((answer) => answer.status)).toEqual([200, 200, 200, 200]);
-    expect(answers[0]!.headers.get("ratelimit-policy")).toBe('"default";q=5;w=60');
-    expect(answers.map((answer) => answer.headers.get("ratelimit")?.match(/r=(\d+)/)?.[1])).toEqual(["4", "3", "2", "1"]);
+    expect(rateLimitFields(answers[0]!.headers).policies.default).toEqual({ q: 5, w: 60 });
+    expect(answers.map((answer) => rateLimitFields(answer.headers).left.default?.r)).toEqual([4, 3, 2, 1]);
 
     const fifth = await http(b.url, busy, "GET", "/v1/devices");
     expect(fifth.status).toBe(200);
@@ -86,7 +115,7 @@ describe("rate limits across instances that share nothing", () => {
       const retryAfter = Number(refused.headers.get("retry-after"));
       expect(retryAfter).toBeGreaterThanOrEqual(1);
       expect(retryAfter).toBeLessThanOrEqual(60);
-      expect(refused.headers.get("ratelimit")).toBe(`"default";r=0;t=${retryAfter}`);
+      expect(rateLimitFields(refused.headers).left.default).toEqual({ r: 0, t: retryAfter });
     }
     // Another key of the same tenant is not limited by this one's use.
     expect((await http(a.url, other, "GET", "/v1/devices")).status).toBe(200);
@@ -98,42 +127,19 @@ describe("rate limits across instances that share nothing", () => {
     const noisy = await create("noisy");
     const quiet = await create("quiet");
     await limit(tenant, { sourcePerMinute: 3 });
-    const post = <Body = unknown>(
-      base: string,
-      created: { source: { ingestPath: string }; credentials: { webhookSecret: string } },
-      n: number,
-    ) => {
-      const text = JSON.stringify([
-        {
-          type: "device.reachability-changed",
-          dedupeKey: `rate-${created.source.ingestPath}-${n}`,
-          occurredAt: new Date().toISOString(),
-          device: { imsi: "208019990000001" },
-          sourceType: "test",
-          data: { reachable: true },
-        },
-      ]);
-      return http<Body>(
-        base,
-        undefined,
-        "POST",
-        created.source.ingestPath,
-        text,
-        standardWebhookHeaders(created.credentials.webhookSecret, text),
-      );
-    };
+    const post = <Body = unknown>(base: string, created: CreatedSource, n: number) => postFact<Body>(base, created, n, "208019990000001");
     const answers = [];
     for (let n = 0; n < 5; n++) answers.push(await post(n % 2 === 0 ? a.url : b.url, noisy, n));
     expect(answers.map(({ status }) => status)).toEqual([202, 202, 202, 429, 429]);
     // Every answer says what is left, as /openapi.json lists it for 202 and 429 (a sender paces itself by it).
-    expect(answers.map(({ headers }) => headers.get("ratelimit"))).toEqual([
-      expect.stringMatching(/^"default";r=2;t=\d+$/),
-      expect.stringMatching(/^"default";r=1;t=\d+$/),
-      expect.stringMatching(/^"default";r=0;t=\d+$/),
-      expect.stringMatching(/^"default";r=0;t=\d+$/),
-      expect.stringMatching(/^"default";r=0;t=\d+$/),
+    expect(answers.map(({ headers }) => rateLimitFields(headers).left.default)).toEqual([
+      { r: 2, t: expect.any(Number) },
+      { r: 1, t: expect.any(Number) },
+      { r: 0, t: expect.any(Number) },
+      { r: 0, t: expect.any(Number) },
+      { r: 0, t: expect.any(Number) },
     ]);
-    expect(answers.every(({ headers }) => headers.get("ratelimit-policy") === '"default";q=3;w=60')).toBe(true);
+    expect(answers.every(({ headers }) => rateLimitFields(headers).policies.default?.q === 3)).toBe(true);
     const refused = await post<Schema<"Problem">>(a.url, noisy, 9);
     expect(refused.json.type).toBe("urn:simroot:problem:rate.limited");
     expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
@@ -157,6 +163,103 @@ describe("rate limits across instances that share nothing", () => {
       sourcePerMinute: 6000,
     });
   });
+});
+
+describe("what a tenant's credentials may add up to (review 108)", () => {
+  // Two more instances, each told by the deployment that a tenant's API keys (other than enforcement points') may make 6
+  // requests a minute together and its sources 3: as low as that, every request is counted in the store before it is
+  // decided, so the limit is exact across instances.
+  let c: Instance;
+  let d: Instance;
+  beforeAll(async () => {
+    const tenantLimits = {
+      SIMROOT_RATE_LIMIT_TENANT_API_KEYS_PER_MINUTE: "6",
+      SIMROOT_RATE_LIMIT_TENANT_SOURCES_PER_MINUTE: "3",
+    };
+    const start = { dynamoEndpoint: inject("dynamoEndpoint"), tablePrefix, feedSigningKeyPath, feedHubUrl: a.feedHubUrl };
+    [c, d] = await Promise.all([startInstance(start, tenantLimits), startInstance(start, tenantLimits)]);
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all([c?.stop(), d?.stop()]);
+  });
+
+  /** Windows are whole minutes: a test's requests start well inside one. */
+  async function intoMinute() {
+    const into = Date.now() % 60_000;
+    if (into > 45_000) await new Promise((resolve) => setTimeout(resolve, 60_100 - into));
+  }
+
+  it("refuses a tenant's API keys together past the deployment's limit, whichever key and instance, and no other tenant's or its enforcement points", async () => {
+    const tenant = await tenantClient(local, "rate-tenant-keys");
+    // Set up through core, not the API: the setup's own requests would count among the tenant's 6.
+    const { createApiKey, updateTenantSettings } = await import("@simroot/core");
+    const ctx = { tenantId: tenant.tenant.id, actor: `key:${tenant.keyId}`, requestId: "req_rate_tenant", role: "admin" as const };
+    const key = async (name: string, role: "viewer" | "pep" = "viewer") =>
+      (await createApiKey(local.ports, ctx, { name, role })).value.token;
+    const [first, second, third, fourth, fifth, pep] = [
+      await key("first"),
+      await key("second"),
+      await key("third"),
+      await key("fourth"),
+      await key("fifth"),
+      await key("edge", "pep"),
+    ];
+    const neighbour = await tenantClient(local, "rate-tenant-neighbour");
+    // Each key may make 2 requests a minute; the tenant's keys 6 together.
+    await updateTenantSettings(local.ports, ctx, { settings: { rateLimits: { apiKeyPerMinute: 2 } }, ifRevision: tenant.tenant.revision });
+    // Each instance reads a tenant's settings at most every 5 s.
+    await new Promise((resolve) => setTimeout(resolve, 5_100));
+    await intoMinute();
+
+    const answers = [];
+    // The first key's third request is refused by its own limit, and spends nothing of the tenant's.
+    for (const token of [first, first, first])
+      answers.push(await http(answers.length % 2 === 0 ? c.url : d.url, token, "GET", "/v1/devices"));
+    for (const token of [second, second, third, third])
+      answers.push(await http(answers.length % 2 === 0 ? c.url : d.url, token, "GET", "/v1/devices"));
+    expect(answers.map((answer) => answer.status)).toEqual([200, 200, 429, 200, 200, 200, 200]);
+    const fields = answers.map((answer) => rateLimitFields(answer.headers));
+    expect(fields[0]!.policies).toEqual({ default: { q: 2, w: 60 }, tenant: { q: 6, w: 60 } });
+    // Counted in the store one by one: the refused request is not among them (what it was told of the tenant's is what
+    // its instance had learned, which may be a request behind).
+    expect(fields.filter((_, n) => n !== 2).map((field) => field.left.tenant?.r)).toEqual([5, 4, 3, 2, 1, 0]);
+
+    // Six taken: a key that has used none of its own is refused, on either instance, until the minute ends.
+    const refused = await http<Schema<"Problem">>(c.url, fourth, "GET", "/v1/devices");
+    expect([refused.status, refused.json.type]).toEqual([429, "urn:simroot:problem:rate.limited"]);
+    expect(refused.json.detail).toMatch(/^More than 6 requests in 60 s by the tenant's credentials of this kind together: retry in \d+ s$/);
+    const { left } = rateLimitFields(refused.headers);
+    expect(left.tenant?.r).toBe(0);
+    expect(Number(refused.headers.get("retry-after"))).toBe(left.tenant?.t);
+    expect((await http(d.url, fifth, "GET", "/v1/devices")).status).toBe(429);
+
+    // Enforcement points' keys are counted apart (their own tenant-wide limit), and so is every other tenant.
+    const feed = await http(d.url, pep, "GET", "/v1/feed");
+    expect(feed.status).toBe(200);
+    expect(rateLimitFields(feed.headers).policies.tenant).toEqual({ q: 6_000_000, w: 60 });
+    expect((await http(c.url, neighbour.token, "GET", "/v1/devices")).status).toBe(200);
+  }, 90_000);
+
+  it("refuses a tenant's sources together past the deployment's limit, before parsing, and accepts another tenant's", async () => {
+    const tenant = await tenantClient(local, "rate-tenant-sources");
+    const neighbour = await tenantClient(local, "rate-tenant-sources-neighbour");
+    const create = async (client: typeof tenant, name: string) =>
+      (await client.call("POST", "/v1/sources", { name, format: "simroot" })).json as CreatedSource;
+    const [one, two, theirs] = [await create(tenant, "one"), await create(tenant, "two"), await create(neighbour, "theirs")];
+    await intoMinute();
+    const post = <Body = unknown>(base: string, created: CreatedSource, n: number) => postFact<Body>(base, created, n, "208019990000002");
+    const answers = [await post(c.url, one, 0), await post(d.url, two, 1), await post(c.url, one, 2)];
+    expect(answers.map(({ status }) => status)).toEqual([202, 202, 202]);
+    expect(answers.map(({ headers }) => rateLimitFields(headers).left.tenant?.r)).toEqual([2, 1, 0]);
+    // Each source has used at most 2 of its 6,000: the tenant's sources have used their 3 together.
+    const refused = await post<Schema<"Problem">>(d.url, two, 3);
+    expect([refused.status, refused.json.type]).toEqual([429, "urn:simroot:problem:rate.limited"]);
+    expect(rateLimitFields(refused.headers).left).toEqual({
+      default: { r: 5_998, t: expect.any(Number) },
+      tenant: { r: 0, t: expect.any(Number) },
+    });
+    expect((await post(c.url, theirs, 0)).status).toBe(202);
+  }, 90_000);
 });
 
 describe("a tenant's settings read once for a herd", () => {

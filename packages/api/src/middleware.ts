@@ -7,6 +7,7 @@ import {
   countsFailures,
   failuresSpent,
   newId,
+  admitted,
   rateLimited,
   rateLimitHeaders,
   SimrootError,
@@ -109,10 +110,11 @@ export const requireRole = (...allowed: Role[]) =>
     const token = bearerToken(c.req.header("authorization"));
     const principal = await authenticate(c.get("ports"), token);
     permit(principal.role);
-    // Authenticated, and before any work: each key within its tenant's rate limit (RateLimit headers on every answer).
+    // Authenticated, and before any work: each key within its tenant's rate limit, and the tenant's keys of its kind within
+    // the deployment's tenant-wide limit (RateLimit headers on every answer).
     const rate = await takeKeyRequest(c.get("ports"), principal.tenantId, principal.keyId, principal.role);
     for (const [name, value] of Object.entries(rateLimitHeaders(rate))) c.header(name, value);
-    if (!rate.allowed) throw rateLimited(rate);
+    if (!admitted(rate)) throw rateLimited(rate);
     c.set("principal", principal);
     c.set("ctx", {
       tenantId: principal.tenantId,

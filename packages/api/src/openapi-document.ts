@@ -139,9 +139,13 @@ function completeOperation(doc: OpenApiDocument, path: string, method: string, o
     );
   if (secured || path.startsWith("/v1/ingest/")) {
     responses["401"] ??= problem("Missing or invalid credentials");
-    // Per API key, or per source for webhooks; the limits are the tenant's settings (`rateLimits`).
+    // Per API key, or per source for webhooks (the limits are the tenant's settings, `rateLimits`), and per tenant over its
+    // credentials of a kind (the deployment's `tenantRateLimits`).
     responses["429"] ??= {
-      ...problem("The credential (API key or source) used its rate limit: retry after Retry-After seconds"),
+      ...problem(
+        "The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs " +
+          "together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds",
+      ),
       headers: { "Retry-After": header("RetryAfter"), RateLimit: header("RateLimit"), "RateLimit-Policy": header("RateLimitPolicy") },
     };
     // Every such route reads the store, its credential first: while the store is down it answers 503 with Retry-After
@@ -262,11 +266,13 @@ const protocolHeaders = {
   },
   FeedHead: { description: "The signed feed head (base64 JSON), also on 304", schema: { type: "string" } },
   RateLimitPolicy: {
-    description: 'The rate limit of the credential (draft-ietf-httpapi-ratelimit-headers): `"default";q=<requests>;w=<seconds>`',
+    description:
+      "The rate limits that count the request (draft-ietf-httpapi-ratelimit-headers), the credential's then its tenant's " +
+      'credentials of its kind together (`tenantRateLimits` of `GET /v1/tenant`): `"default";q=<requests>;w=<seconds>, "tenant";q=<requests>;w=<seconds>`',
     schema: { type: "string" },
   },
   RateLimit: {
-    description: 'What is left of it: `"default";r=<remaining>;t=<seconds until the window resets>`',
+    description: 'What is left of each: `"default";r=<remaining>;t=<seconds until the window resets>, "tenant";r=<remaining>;t=<seconds>`',
     schema: { type: "string" },
   },
   RetryAfter: { description: "Seconds to wait before asking again", schema: { type: "integer", minimum: 1 } },

@@ -115,20 +115,20 @@ export const defaultRateLimitCeilings: RateLimitCeilings = { apiKeyPerMinute: 60
  * a higher setting is refused, and a limit stored above a ceiling (set before it was lowered) is held to it.
  */
 export function rateLimitCeilings(): RateLimitCeilings {
-  const ceiling = (name: keyof RateLimitCeilings) => {
-    const variable = rateLimitCeilingSettings[name];
-    const value = env(variable);
-    if (value === undefined) return defaultRateLimitCeilings[name];
-    const limit = Number(value);
-    if (!Number.isInteger(limit) || limit < 1)
-      throw new Error(`${variable} is ${JSON.stringify(value)}: a whole number of requests a minute, at least 1`);
-    return limit;
-  };
-  return {
-    apiKeyPerMinute: ceiling("apiKeyPerMinute"),
-    pepKeyPerMinute: ceiling("pepKeyPerMinute"),
-    sourcePerMinute: ceiling("sourcePerMinute"),
-  };
+  return perMinuteSettings(rateLimitCeilingSettings, defaultRateLimitCeilings);
+}
+
+/** Settings of requests a minute, each a whole number of at least 1 when set (else its default). */
+function perMinuteSettings<Name extends string>(variables: Record<Name, string>, defaults: Record<Name, number>): Record<Name, number> {
+  return Object.fromEntries(
+    Object.entries<string>(variables).map(([name, variable]) => {
+      const value = env(variable);
+      const limit = Number(value ?? defaults[name as Name]);
+      if (!Number.isInteger(limit) || limit < 1)
+        throw new Error(`${variable} is ${JSON.stringify(value)}: a whole number of requests a minute, at least 1`);
+      return [name, limit];
+    }),
+  ) as Record<Name, number>;
 }
 
 /** The limits counted: each of a tenant's `rateLimits` held to the deployment's ceiling (lower when one is set above it). */
@@ -139,6 +139,40 @@ export function appliedRateLimits(limits: RateLimitCeilings, ceilings: RateLimit
     sourcePerMinute: Math.min(limits.sourcePerMinute, ceilings.sourcePerMinute),
   };
 }
+
+/**
+ * What a tenant's requests may add up to, a minute, over all its credentials of a kind (review 108: limits counted per key
+ * and per source let a tenant with many keys or sources take as much of the deployment as it liked). Set by the
+ * operator, not by a tenant: the API keys other than enforcement points', the enforcement points' keys, the sources.
+ */
+export interface TenantRateLimits {
+  readonly apiKeysPerMinute: number;
+  readonly pepKeysPerMinute: number;
+  readonly sourcesPerMinute: number;
+}
+
+/** The setting that holds each tenant-wide limit. */
+export const tenantRateLimitSettings = {
+  apiKeysPerMinute: "SIMROOT_RATE_LIMIT_TENANT_API_KEYS_PER_MINUTE",
+  pepKeysPerMinute: "SIMROOT_RATE_LIMIT_TENANT_PEP_KEYS_PER_MINUTE",
+  sourcesPerMinute: "SIMROOT_RATE_LIMIT_TENANT_SOURCES_PER_MINUTE",
+} as const satisfies Record<keyof TenantRateLimits, string>;
+
+/**
+ * A quarter of the production API's stage throttle for the API keys (500 requests a second; one key's default is 100),
+ * half of it for the sources (1,000 webhooks a second, each up to 250 facts): one tenant cannot take the gateway from
+ * the others. The enforcement points' keys 100,000 a second, sized for 10,000 PEPs of a tenant asking again after every
+ * change on a deployment with no gateway in front (locally); in AWS the stage throttle bounds them first, and PEPs there
+ * are told of changes by the push channel.
+ */
+export const defaultTenantRateLimits: TenantRateLimits = {
+  apiKeysPerMinute: 30_000,
+  pepKeysPerMinute: 6_000_000,
+  sourcesPerMinute: 60_000,
+};
+
+/** The tenant-wide limits this deployment counts. */
+export const tenantRateLimits = (): TenantRateLimits => perMinuteSettings(tenantRateLimitSettings, defaultTenantRateLimits);
 
 /** The fewest days audit records may stay: the archive's 30-day lead, the feed's 7-day delta history, and a margin. */
 export const minAuditRetentionDays = 40;

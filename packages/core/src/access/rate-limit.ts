@@ -1,5 +1,6 @@
 /**
- * Rate limits per API key and per ingestion source, held across instances that share nothing
+ * Rate limits per API key and per ingestion source, and per tenant over all its credentials of a kind (the deployment's
+ * `tenantRateLimits`), held across instances that share nothing
  * (many Lambda instances). Windows are fixed (`windowSeconds`, aligned to the epoch). Each
  * instance counts its admitted requests locally and adds them to the window's counter item in
  * DynamoDB (one UpdateItem ADD, which answers the new total) at the first request of a window,
@@ -12,7 +13,7 @@
  * fewer every request is counted in the store before it is decided, so the limit is exact.
  */
 import { GetCommand, UpdateCommand } from "@aws-sdk/lib-dynamodb";
-import { appliedRateLimits } from "../config.ts";
+import { appliedRateLimits, tenantRateLimits, type TenantRateLimits } from "../config.ts";
 import { SimrootError } from "../error.ts";
 import type { Ports } from "../ports.ts";
 import type { Role } from "./api-key.ts";
@@ -199,22 +200,39 @@ async function flush(ports: CounterStore, scope: string, start: number, rate: Ra
   await window.flushing;
 }
 
-/** RFC 9110 and draft-ietf-httpapi-ratelimit-headers: the policy and what is left of it. */
-export function rateLimitHeaders(decision: RateDecision): Record<string, string> {
+/** A request's decision under one of the policies that count it: its credential's (`default`) or its tenant's (`tenant`). */
+export interface PolicyDecision extends RateDecision {
+  readonly policy: "default" | "tenant";
+}
+
+/** A request's decisions under every policy that counted it: admitted only if each admitted it. */
+export type RateDecisions = readonly PolicyDecision[];
+
+export const admitted = (decisions: RateDecisions) => decisions.every((decision) => decision.allowed);
+
+/**
+ * RFC 9110 and draft-ietf-httpapi-ratelimit-headers: each policy and what is left of it, the credential's first (a list
+ * of one item per policy, as the draft defines them); `Retry-After` when one refused, until the last refusing one resets.
+ */
+export function rateLimitHeaders(decisions: RateDecisions): Record<string, string> {
+  const refused = decisions.filter((decision) => !decision.allowed);
   return {
-    "ratelimit-policy": `"default";q=${decision.limit};w=${decision.windowSeconds}`,
-    ratelimit: `"default";r=${decision.remaining};t=${decision.resetSeconds}`,
-    ...(decision.allowed ? {} : { "retry-after": String(decision.resetSeconds) }),
+    "ratelimit-policy": decisions.map((decision) => `"${decision.policy}";q=${decision.limit};w=${decision.windowSeconds}`).join(", "),
+    ratelimit: decisions.map((decision) => `"${decision.policy}";r=${decision.remaining};t=${decision.resetSeconds}`).join(", "),
+    ...(refused.length === 0 ? {} : { "retry-after": String(Math.max(...refused.map((decision) => decision.resetSeconds))) }),
   };
 }
 
 /** The 429 problem: when to come back, and the policy it broke. */
-export function rateLimited(decision: RateDecision): SimrootError {
+export function rateLimited(decisions: RateDecisions): SimrootError {
+  const refused = decisions.filter((decision) => !decision.allowed);
+  const broken = refused.reduce((last, decision) => (decision.resetSeconds > last.resetSeconds ? decision : last), refused[0]!);
+  const whose = broken.policy === "tenant" ? "the tenant's credentials of this kind together" : "this credential";
   return new SimrootError(
     "rate.limited",
     "input",
-    `More than ${decision.limit} requests in ${decision.windowSeconds} s: retry in ${decision.resetSeconds} s`,
-    { detail: { status: 429, retryAfter: decision.resetSeconds, headers: rateLimitHeaders(decision) } },
+    `More than ${broken.limit} requests in ${broken.windowSeconds} s by ${whose}: retry in ${broken.resetSeconds} s`,
+    { detail: { status: 429, retryAfter: broken.resetSeconds, policy: broken.policy, headers: rateLimitHeaders(decisions) } },
   );
 }
 
@@ -225,17 +243,41 @@ async function heldLimits(ports: Ports, tenantId: string) {
   return appliedRateLimits((await tenantSettings(ports, tenantId)).rateLimits);
 }
 
-/** Counts a request of an API key against its tenant's limit (enforcement point keys have their own). */
-export async function takeKeyRequest(ports: Ports, tenantId: string, keyId: string, role: Role): Promise<RateDecision> {
-  const rateLimits = await heldLimits(ports, tenantId);
-  const limit = role === "pep" ? rateLimits.pepKeyPerMinute : rateLimits.apiKeyPerMinute;
-  return takeRequest(ports, `${tenantId}#key:${keyId}`, { limit, windowSeconds: minute });
+/**
+ * Counts a request against its credential's limit, then, if admitted there, against what its tenant's credentials of its
+ * kind may add up to (config.ts `tenantRateLimits`): a request its credential refused spends nothing of its tenant's.
+ */
+async function takeBoth(
+  ports: Ports,
+  tenantId: string,
+  credential: string,
+  limit: number,
+  kind: keyof TenantRateLimits,
+): Promise<RateDecisions> {
+  const own = await takeRequest(ports, `${tenantId}#${credential}`, { limit, windowSeconds: minute });
+  const tenantLimit = { limit: tenantRateLimits()[kind], windowSeconds: minute };
+  // A request its credential refused is not counted, but still told what is left of its tenant's.
+  const tenant = own.allowed
+    ? await takeRequest(ports, `${tenantId}#tenant:${kind}`, tenantLimit)
+    : windowOf(ports, `${tenantId}#tenant:${kind}`, tenantLimit, true)!.decision(true);
+  return [
+    { ...own, policy: "default" },
+    { ...tenant, policy: "tenant" },
+  ];
 }
 
-/** Counts a webhook request of a source against its tenant's limit; throws the 429 past it, else answers what is left. */
-export async function takeSourceRequest(ports: Ports, tenantId: string, sourceId: string): Promise<RateDecision> {
+/** Counts a request of an API key against its tenant's limit (enforcement point keys have their own), and its tenant's. */
+export async function takeKeyRequest(ports: Ports, tenantId: string, keyId: string, role: Role): Promise<RateDecisions> {
   const rateLimits = await heldLimits(ports, tenantId);
-  const decision = await takeRequest(ports, `${tenantId}#source:${sourceId}`, { limit: rateLimits.sourcePerMinute, windowSeconds: minute });
-  if (!decision.allowed) throw rateLimited(decision);
-  return decision;
+  return role === "pep"
+    ? takeBoth(ports, tenantId, `key:${keyId}`, rateLimits.pepKeyPerMinute, "pepKeysPerMinute")
+    : takeBoth(ports, tenantId, `key:${keyId}`, rateLimits.apiKeyPerMinute, "apiKeysPerMinute");
+}
+
+/** Counts a webhook request of a source against its tenant's limit and its tenant's; throws the 429 past one, else answers what is left. */
+export async function takeSourceRequest(ports: Ports, tenantId: string, sourceId: string): Promise<RateDecisions> {
+  const rateLimits = await heldLimits(ports, tenantId);
+  const decisions = await takeBoth(ports, tenantId, `source:${sourceId}`, rateLimits.sourcePerMinute, "sourcesPerMinute");
+  if (!admitted(decisions)) throw rateLimited(decisions);
+  return decisions;
 }

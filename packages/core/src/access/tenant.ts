@@ -9,7 +9,7 @@ import type { Ports } from "../ports.ts";
 import { storedForm } from "../store/form.ts";
 import { verb } from "../verb.ts";
 import { actingKeyHolds, actingKeyRevoked, mintApiKey } from "./api-key.ts";
-import { appliedRateLimits, rateLimitCeilingSettings, rateLimitCeilings, type RateLimitCeilings } from "../config.ts";
+import { appliedRateLimits, rateLimitCeilingSettings, rateLimitCeilings, tenantRateLimits, type RateLimitCeilings } from "../config.ts";
 import { assertPolicySize, enforcementKey } from "../policy/records.ts";
 import { readEnforcement } from "../policy/enforcement-store.ts";
 import { refuseLegacyForms } from "../policy/model.ts";
@@ -45,6 +45,14 @@ export const tenantViewSchema = tenantSchema
       "the rate limits counted now, requests a minute: each of `settings.rateLimits` held to the deployment's ceiling " +
         "(`rateLimitCeilings`). Lower than the setting when the operator lowered a ceiling below it since it was set",
     ),
+    tenantRateLimits: z
+      .object({ apiKeysPerMinute: z.number().int(), pepKeysPerMinute: z.number().int(), sourcesPerMinute: z.number().int() })
+      .meta({
+        description:
+          "what the tenant's requests may add up to a minute over all its credentials of a kind, set by the deployment " +
+          "(SIMROOT_RATE_LIMIT_TENANT_API_KEYS_PER_MINUTE, _PEP_KEYS_PER_MINUTE, _SOURCES_PER_MINUTE), not by the tenant: " +
+          'past one, `429 rate.limited` with the policy `"tenant"`',
+      }),
     rateLimitCeilings: limitsByName(
       "the deployment's ceilings on the rate limits (SIMROOT_RATE_LIMIT_MAX_API_KEY_PER_MINUTE, _PEP_KEY_PER_MINUTE, _SOURCE_PER_MINUTE): " +
         "a setting above one is refused (400 tenant_settings.rate_limit_above_ceiling), one stored above it is held to it",
@@ -56,7 +64,12 @@ export type TenantView = z.output<typeof tenantViewSchema>;
 /** The tenant with the rate limits applied now and the ceilings that hold them (config.ts, read as the limiter reads them). */
 export function tenantView(tenant: Tenant): TenantView {
   const ceilings = rateLimitCeilings();
-  return { ...tenant, appliedRateLimits: appliedRateLimits(tenant.settings.rateLimits, ceilings), rateLimitCeilings: ceilings };
+  return {
+    ...tenant,
+    appliedRateLimits: appliedRateLimits(tenant.settings.rateLimits, ceilings),
+    tenantRateLimits: tenantRateLimits(),
+    rateLimitCeilings: ceilings,
+  };
 }
 
 /**
