@@ -229,7 +229,8 @@ describe("what a tenant's credentials may add up to (review 108)", () => {
     expect([refused.status, refused.json.type]).toEqual([429, "urn:simroot:problem:rate.limited"]);
     expect(refused.json.detail).toMatch(/^More than 6 requests in 60 s by the tenant's credentials of this kind together: retry in \d+ s$/);
     const { left } = rateLimitFields(refused.headers);
-    expect(left.tenant?.r).toBe(0);
+    // Refused by the tenant's limit, the request is given back to its key's: 2 of 2 left.
+    expect([left.default?.r, left.tenant?.r]).toEqual([2, 0]);
     expect(Number(refused.headers.get("retry-after"))).toBe(left.tenant?.t);
     expect((await http(d.url, fifth, "GET", "/v1/devices")).status).toBe(429);
 
@@ -251,11 +252,12 @@ describe("what a tenant's credentials may add up to (review 108)", () => {
     const answers = [await post(c.url, one, 0), await post(d.url, two, 1), await post(c.url, one, 2)];
     expect(answers.map(({ status }) => status)).toEqual([202, 202, 202]);
     expect(answers.map(({ headers }) => rateLimitFields(headers).left.tenant?.r)).toEqual([2, 1, 0]);
-    // Each source has used at most 2 of its 6,000: the tenant's sources have used their 3 together.
+    // Each source has used at most 2 of its 6,000: the tenant's sources have used their 3 together. The refused webhook
+    // is given back to its source's count: the source has 5,999 left, as before it.
     const refused = await post<Schema<"Problem">>(d.url, two, 3);
     expect([refused.status, refused.json.type]).toEqual([429, "urn:simroot:problem:rate.limited"]);
     expect(rateLimitFields(refused.headers).left).toEqual({
-      default: { r: 5_998, t: expect.any(Number) },
+      default: { r: 5_999, t: expect.any(Number) },
       tenant: { r: 0, t: expect.any(Number) },
     });
     expect((await post(c.url, theirs, 0)).status).toBe(202);

@@ -10,10 +10,15 @@ type Parameters = Readonly<Record<string, number>>;
 function byPolicy(field: string | null): Readonly<Record<string, Parameters>> {
   if (field === null) return {};
   return Object.fromEntries(
-    parseList(field).map(([name, parameters]) => [
-      String(name),
-      Object.fromEntries([...parameters].map(([key, value]) => [key, Number(value)])),
-    ]),
+    parseList(field).map(([name, parameters]) => {
+      // The draft's form: each policy a String item (not a Token), each parameter an Integer.
+      if (typeof name !== "string") throw new Error(`a policy that is not a String item in ${field}`);
+      const values = [...parameters].map(([key, value]) => {
+        if (!Number.isInteger(value)) throw new Error(`parameter ${key} of "${name}" is not an Integer in ${field}`);
+        return [key, value as number] as const;
+      });
+      return [name, Object.fromEntries(values)];
+    }),
   );
 }
 

@@ -144,7 +144,7 @@ function completeOperation(doc: OpenApiDocument, path: string, method: string, o
     responses["429"] ??= {
       ...problem(
         "The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs " +
-          "together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds",
+          'together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds',
       ),
       headers: { "Retry-After": header("RetryAfter"), RateLimit: header("RateLimit"), "RateLimit-Policy": header("RateLimitPolicy") },
     };

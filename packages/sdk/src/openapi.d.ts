@@ -2404,7 +2404,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2488,7 +2488,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2673,7 +2673,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2769,7 +2769,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -2935,7 +2935,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3033,7 +3033,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3190,7 +3190,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3287,7 +3287,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3384,7 +3384,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3468,7 +3468,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3611,7 +3611,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3746,7 +3746,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3865,7 +3865,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -3935,7 +3935,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -4095,7 +4095,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -4238,7 +4238,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -4322,7 +4322,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -4461,7 +4461,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -4557,7 +4557,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -4708,7 +4708,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -4840,7 +4840,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -4910,7 +4910,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5047,7 +5047,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5196,7 +5196,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5284,7 +5284,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5433,7 +5433,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5517,7 +5517,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5601,7 +5601,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5740,7 +5740,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5836,7 +5836,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -5990,7 +5990,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6074,7 +6074,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6223,7 +6223,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6318,7 +6318,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6425,7 +6425,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6576,7 +6576,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6691,7 +6691,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6775,7 +6775,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -6913,7 +6913,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7030,7 +7030,7 @@ export interface operations {
                     "application/problem+json": unknown;
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7106,7 +7106,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7257,7 +7257,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7399,7 +7399,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7487,7 +7487,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7579,7 +7579,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7663,7 +7663,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7772,7 +7772,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7858,7 +7858,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -7942,7 +7942,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -8081,7 +8081,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -8177,7 +8177,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -8313,7 +8313,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -8496,7 +8496,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -8580,7 +8580,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -8747,7 +8747,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -8843,7 +8843,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -8979,7 +8979,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -9141,7 +9141,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -9305,7 +9305,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -9403,7 +9403,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -9539,7 +9539,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -9623,7 +9623,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -9761,7 +9761,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -9887,7 +9887,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -9984,7 +9984,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -10137,7 +10137,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -10274,7 +10274,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -10360,7 +10360,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -10444,7 +10444,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
@@ -10583,7 +10583,7 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the problem's `policy`: `default` or `tenant`): retry after Retry-After seconds */
+            /** @description The credential (API key or source) used its rate limit, or its tenant's credentials of its kind used theirs together (the policy `RateLimit` leaves at `r=0`: `"default"` or `"tenant"`): retry after Retry-After seconds */
             429: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];

@@ -223,16 +223,15 @@ export function rateLimitHeaders(decisions: RateDecisions): Record<string, strin
   };
 }
 
-/** The 429 problem: when to come back, and the policy it broke. */
+/** The 429 problem: when to come back, and the policy it broke (the one its `RateLimit` field leaves at `r=0`). */
 export function rateLimited(decisions: RateDecisions): SimrootError {
-  const refused = decisions.filter((decision) => !decision.allowed);
-  const broken = refused.reduce((last, decision) => (decision.resetSeconds > last.resetSeconds ? decision : last), refused[0]!);
+  const broken = decisions.find((decision) => !decision.allowed) ?? decisions[0]!;
   const whose = broken.policy === "tenant" ? "the tenant's credentials of this kind together" : "this credential";
   return new SimrootError(
     "rate.limited",
     "input",
     `More than ${broken.limit} requests in ${broken.windowSeconds} s by ${whose}: retry in ${broken.resetSeconds} s`,
-    { detail: { status: 429, retryAfter: broken.resetSeconds, policy: broken.policy, headers: rateLimitHeaders(decisions) } },
+    { detail: { status: 429, retryAfter: broken.resetSeconds, headers: rateLimitHeaders(decisions) } },
   );
 }
 
@@ -254,16 +253,25 @@ async function takeBoth(
   limit: number,
   kind: keyof TenantRateLimits,
 ): Promise<RateDecisions> {
-  const own = await takeRequest(ports, `${tenantId}#${credential}`, { limit, windowSeconds: minute });
+  const ownLimit = { limit, windowSeconds: minute };
+  const own = await takeRequest(ports, `${tenantId}#${credential}`, ownLimit);
   const tenantLimit = { limit: tenantRateLimits()[kind], windowSeconds: minute };
   // A request its credential refused is not counted, but still told what is left of its tenant's.
   const tenant = own.allowed
     ? await takeRequest(ports, `${tenantId}#tenant:${kind}`, tenantLimit)
     : windowOf(ports, `${tenantId}#tenant:${kind}`, tenantLimit, true)!.decision(true);
   return [
-    { ...own, policy: "default" },
+    // Refused by its tenant's limit: given back to its credential's count (`takeRequest` counts only what it admits).
+    { ...(own.allowed && !tenant.allowed ? giveBack(ports, `${tenantId}#${credential}`, ownLimit) : own), policy: "default" },
     { ...tenant, policy: "tenant" },
   ];
+}
+
+/** Takes back one request `takeRequest` admitted in the current window: off this count now, off the store's at the next flush. */
+function giveBack(ports: CounterStore, scope: string, rate: RateLimit): RateDecision {
+  const { window, decision } = windowOf(ports, scope, rate, true)!;
+  window.pending -= 1;
+  return decision(true);
 }
 
 /** Counts a request of an API key against its tenant's limit (enforcement point keys have their own), and its tenant's. */
