@@ -8,10 +8,14 @@ import { feedTopic, iotFeedNotifier, parseHeadMoved, sdkClientSettings, type Fee
 import { subscribeHub } from "@simroot/core/feed/hub-subscriber";
 
 export function hubFeedNotifier(hubUrl: string): FeedNotifier & { destroy(): void } {
-  // The hub checks no signature; the client signs anyway, as it would for IoT Core.
+  // The hub checks no signature on a publish; the client signs anyway, as it would for IoT Core. The hub's secret (the
+  // URL's user name and password) is for following its topics only.
+  const endpoint = new URL(hubUrl);
+  endpoint.username = "";
+  endpoint.password = "";
   const client = new IoTDataPlaneClient({
     ...sdkClientSettings(),
-    endpoint: hubUrl,
+    endpoint: endpoint.origin,
     region: "us-east-1",
     credentials: { accessKeyId: "local", secretAccessKey: "local" },
   });

@@ -4,19 +4,26 @@
  * `@aws-sdk/client-iot-data-plane` sends) and fans each message out to the subscribers of
  * that topic, which hold a server-sent-events stream (`GET /topics/<topic>`, in place of an
  * MQTT subscription). Several local instances that share nothing else publish to and
- * subscribe through one hub, as Lambdas and PEPs do through IoT Core. Loopback only; the
- * server-sent-events side authenticates nobody (instances and tests follow it). With an
+ * subscribe through one hub, as Lambdas and PEPs do through IoT Core. Loopback only. The
+ * server-sent-events side carries every tenant's whole deltas, so it serves only those given the hub's secret, which
+ * `subscriberUrl` carries as its user name and password (HTTP Basic): the control plane's instances (review 157: it
+ * served any process on the machine any tenant's topic). PEPs follow the MQTT side, which authorizes each. Publishing
+ * asks no credential, as notices are only hints (every instance and PEP reads the signed feed they point at). With an
  * `authorize` function the hub also is an MQTT broker (feed-hub-mqtt.ts) that decides every
  * CONNECT with it as IoT Core asks its custom authorizer: PEPs follow their tenant's notices
  * over MQTT there, with the client and the authorizer they use against IoT Core. Nothing is retained.
  */
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { noticeText } from "@simroot/core/feed/notifier";
 import { startMqttSide, type MqttAuthorizer, type MqttSide } from "./feed-hub-mqtt.ts";
 
 export interface FeedHub {
+  /** Where the IoT data plane's Publish is answered (no credential). */
   readonly url: string;
+  /** `url` with the hub's secret as its user name and password: what follows a topic (an instance's hub URL). */
+  readonly subscriberUrl: string;
   /** `mqtt://host:port` when the hub was given an authorizer. */
   readonly mqttUrl: string | undefined;
   /** Subscribers per topic, and messages published. */
@@ -27,6 +34,8 @@ export interface FeedHub {
 /** IoT Core's limit on a message's payload. */
 const maxPayloadBytes = 128 * 1024;
 const heartbeatMs = 15_000;
+/** The user name of `subscriberUrl` (its password is the hub's secret). */
+const subscriberName = "instance";
 
 export interface FeedHubOptions {
   readonly port?: number;
@@ -50,6 +59,12 @@ export async function startFeedHub(options: FeedHubOptions = {}): Promise<FeedHu
       })
     : undefined;
   let published = 0;
+  const secret = randomBytes(24).toString("base64url");
+  const expected = Buffer.from(`Basic ${Buffer.from(`${subscriberName}:${secret}`).toString("base64")}`);
+  const mayFollow = (request: IncomingMessage) => {
+    const given = Buffer.from(request.headers.authorization ?? "");
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  };
   const fail = (response: ServerResponse, status: number, type: string, message: string) => {
     response.writeHead(status, { "content-type": "application/json", "x-amzn-errortype": type });
     response.end(JSON.stringify({ message }));
@@ -80,6 +95,10 @@ export async function startFeedHub(options: FeedHubOptions = {}): Promise<FeedHu
     response.end("{}");
   };
   const subscribe = (request: IncomingMessage, response: ServerResponse, topic: string) => {
+    if (!mayFollow(request)) {
+      response.setHeader("www-authenticate", 'Basic realm="simroot feed hub"');
+      return fail(response, 401, "UnauthorizedException", "Following a topic takes the hub's secret (its subscriber URL)");
+    }
     let subscribers = topics.get(topic);
     if (!subscribers) topics.set(topic, (subscribers = new Set()));
     const set = subscribers;
@@ -110,6 +129,7 @@ export async function startFeedHub(options: FeedHubOptions = {}): Promise<FeedHu
   const address = server.address() as AddressInfo;
   return {
     url: `http://${hostname}:${address.port}`,
+    subscriberUrl: `http://${subscriberName}:${secret}@${hostname}:${address.port}`,
     mqttUrl: mqtt?.url,
     stats: () => ({ subscribers: [...topics.values()].reduce((sum, set) => sum + set.size, 0), published }),
     close: () =>

@@ -59,8 +59,8 @@ export interface LocalRuntimeOptions {
   readonly retry?: Partial<RetrySettings>;
   readonly logRequests?: boolean;
   /**
-   * The feed's push channel (the laptop's IoT Core): the hub of another instance to share, or
-   * omit to start one (its URL is `feedHubUrl` on the runtime).
+   * The feed's push channel (the laptop's IoT Core): the hub of another instance to share, as that instance's
+   * `feedHubUrl` gives it (its secret in it, which following its topics takes), or omit to start one.
    */
   readonly feedHubUrl?: string;
   /** How often the hub's MQTT side asks the authorizer again about a connected PEP (IoT's 300 s by default; tests). */
@@ -151,7 +151,8 @@ export async function startLocalRuntime(options: LocalRuntimeOptions = {}) {
         ...(options.feedMqttPort === undefined ? {} : { mqttPort: options.feedMqttPort }),
       });
       stops.push(() => hub.close());
-      feedHubUrl = hub.url;
+      // The URL instances publish to and follow the hub by (its secret in it): what another instance is handed.
+      feedHubUrl = hub.subscriberUrl;
       feedMqttUrl = hub.mqttUrl;
     }
     const feedNotifier = hubFeedNotifier(feedHubUrl);
