@@ -175,6 +175,48 @@ describe("the feed narrowed to a site or segment", () => {
     expect(narrowed.sync.stats.rejected).toEqual({});
   });
 
+  it("keeps a revoked device's labels, so that the site it was revoked at keeps its released addresses (review 158)", async () => {
+    // Relabelled after its revocation, a revoked device was served to the new site's PEPs as revoked but without the
+    // addresses its revocation released (the revocation marker keeps the labels of the revocation): a stale PEP there let
+    // the revoked SIM reach break-glass destinations from its last address, where a whole-tenant PEP denied it.
+    const tenant = await tenantClient(runtime, "revoked-relabel");
+    const { attach, register, relabel, follower } = await site(tenant);
+    const stolen = await register("208010000000311", { site: "paris" });
+    await attach("208010000000311", "10.31.1.1");
+    expect((await tenant.call("POST", `/v1/devices/${stolen.id}/revoke`, { reason: "stolen" })).status).toBe(200);
+
+    const read = await tenant.call("GET", `/v1/devices/${stolen.id}`);
+    const moved = await tenant.call(
+      "PATCH",
+      `/v1/devices/${stolen.id}`,
+      { labels: { site: "lyon" } },
+      { "if-match": read.headers.get("etag")! },
+    );
+    expect([moved.status, moved.json.type]).toEqual([409, "urn:simroot:problem:device.revoked"]);
+    // Nothing changed: same labels, same revision; its other attributes can still be changed.
+    const after = await tenant.call("GET", `/v1/devices/${stolen.id}`);
+    expect([after.json.labels, after.headers.get("etag")]).toEqual([{ site: "paris" }, read.headers.get("etag")]);
+    const renamed = await tenant.call(
+      "PATCH",
+      `/v1/devices/${stolen.id}`,
+      { name: "stolen meter" },
+      { "if-match": read.headers.get("etag")! },
+    );
+    expect(renamed.status).toBe(200);
+
+    // The site it was revoked at is told which address it held; the other site is told nothing of it.
+    const paris = follower("site=paris");
+    const lyon = follower("site=lyon");
+    await paris.sync.snapshot();
+    await lyon.sync.snapshot();
+    expect(paris.state.devices.get(stolen.id)?.state).toBe("revoked");
+    expect(paris.state.revokedHolder("10.31.1.1")).toBe(stolen.id);
+    expect(lyon.state.devices.has(stolen.id)).toBe(false);
+    // Relabelling a device that is not revoked still works.
+    const other = await register("208010000000312", { site: "paris" });
+    await relabel(other.id, { site: "lyon" });
+  });
+
   it("follows a device of the site that changed many times between two polls (one narrowed delta, no duplicate reads)", async () => {
     const tenant = await tenantClient(runtime, "churn");
     const { attach, register, relabel, follower } = await site(tenant);

@@ -73,7 +73,10 @@ export interface paths {
         delete?: never;
         options?: never;
         head?: never;
-        /** Rename, relabel (labels are replaced whole) or change the IMEI lock; needs If-Match */
+        /**
+         * Rename, relabel (labels are replaced whole) or change the IMEI lock; needs If-Match
+         * @description A revoked device keeps the labels it was revoked with (409 device.revoked): the PEPs of those labels are served the addresses its revocation released.
+         */
         patch: operations["updateDevicesById"];
         trace?: never;
     };
@@ -2877,6 +2880,18 @@ export interface operations {
             };
             /** @description No such resource in this tenant */
             404: {
+                headers: {
+                    "X-Request-Id": components["headers"]["RequestId"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimitPolicy"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     "X-Request-Id": components["headers"]["RequestId"];
                     RateLimit: components["headers"]["RateLimit"];

@@ -100,13 +100,15 @@ const update = createRoute({
   path: "/v1/devices/{id}",
   tags: ["devices"],
   summary: "Rename, relabel (labels are replaced whole) or change the IMEI lock; needs If-Match",
+  description:
+    "A revoked device keeps the labels it was revoked with (409 device.revoked): the PEPs of those labels are served the addresses its revocation released.",
   middleware: [requireRole(...writers)] as const,
   request: {
     params: deviceId,
     headers: ifMatchHeaders,
     body: { required: true, content: { "application/json": { schema: updateDevice.schema.shape.changes } } },
   },
-  responses: { 200: json("The updated device", deviceSchema), ...errorResponses(400, 401, 403, 404, 412, 428, 503) },
+  responses: { 200: json("The updated device", deviceSchema), ...errorResponses(400, 401, 403, 404, 409, 412, 428, 503) },
 });
 
 const lookup = createRoute({

@@ -44,6 +44,13 @@ export const updateDevice = verb(updateDeviceInput, async (ports, ctx, input): P
   // A person's relabel outranks a rule acting on an event of an earlier change delivered after it (review 115); a rule's
   // own relabel does not (an event of a change after the one it acted on still acts).
   const relabelled = changes.labels !== undefined && !sameValue(changes.labels, stored.device.labels);
+  // A revoked device keeps the labels it was revoked with (review 158): its revocation marker lists the addresses the
+  // revocation released under them, and a feed narrowed to its new labels would serve it revoked without them, so a stale
+  // PEP of that site would let it reach break-glass destinations from its last address.
+  if (relabelled && stored.device.state === "revoked")
+    throw new SimrootError("device.revoked", "conflict", "A revoked device keeps the labels it was revoked with", {
+      issues: [{ path: "changes.labels", message: "a revoked device's labels cannot change" }],
+    });
   const byPerson = relabelled && !ctx.actor.startsWith("rule:");
   try {
     await ports.ledger.commit({
