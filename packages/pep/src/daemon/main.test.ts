@@ -219,7 +219,10 @@ describe("the daemon", () => {
 
   describe("verifies the state file it resumes from as it verifies the feed (review 88)", () => {
     /** A state file at version 5 (dev_a holds 10.20.0.7), as a PEP saved it, then edited by `tamper`. */
-    async function pepWithStateFile(tamper: (json: Record<string, unknown>, feed: ReturnType<typeof testFeed>) => void) {
+    async function pepWithStateFile(
+      tamper: (json: Record<string, unknown>, feed: ReturnType<typeof testFeed>) => void,
+      args: string[] = [],
+    ) {
       const feed = testFeed();
       const folder = await mkdtemp(join(tmpdir(), "simroot-pep-daemon-"));
       const keyFile = join(folder, "feed.pem");
@@ -238,15 +241,35 @@ describe("the daemon", () => {
         requests.push(`${url.pathname}${url.search}`);
         return new Promise<Response>((_, reject) => init.signal?.addEventListener("abort", () => reject(init.signal!.reason)));
       }) as typeof globalThis.fetch;
-      const config = readConfig(["--state", join(folder, "state.json"), "--public-key", keyFile, "--port", "0", "--admin-port", "0"], {
-        ...env,
-        SIMROOT_TENANT: feed.tenantId,
-        SIMROOT_PEP_FLOW_INTERVAL: "0",
-      })!;
+      const config = readConfig(
+        ["--state", join(folder, "state.json"), "--public-key", keyFile, "--port", "0", "--admin-port", "0", ...args],
+        {
+          ...env,
+          SIMROOT_TENANT: feed.tenantId,
+          SIMROOT_PEP_FLOW_INTERVAL: "0",
+        },
+      )!;
       const logs: Record<string, unknown>[] = [];
       const pep = await startPep(config, { fetch, now: feed.now, log: (line) => logs.push(line) });
       return { pep, requests, logs, folder };
     }
+
+    it("starts empty from a genuine file of another selector than it now follows, failing closed until its snapshot", async () => {
+      // Review 158: restarted with `--selector`, a PEP enforced the whole tenant's view it had saved (every site's devices
+      // and addresses) until its head expired, while it took its own selector's snapshot.
+      const { pep, requests, logs, folder } = await pepWithStateFile(() => {}, ["--selector", "site=lyon"]);
+      try {
+        expect([pep.state.version, pep.state.devices.size]).toEqual([0, 0]);
+        await expect.poll(() => requests.length).toBeGreaterThan(0);
+        expect(requests[0]).toMatch(/^\/v1\/feed\?limit=.*selector=site%3Dlyon/);
+        expect(await check(pep.authzUrl, "10.20.0.7")).toBe(403);
+        expect(logs).toContainEqual(expect.objectContaining({ level: "warn", msg: "state file is of another selector: starting empty" }));
+        // Not refused as tampered: nothing is moved aside, and the next save replaces it.
+        expect((await readdir(folder)).some((name) => name.startsWith("state.json.refused-"))).toBe(false);
+      } finally {
+        await pep.stop();
+      }
+    });
 
     it("resumes from a file whose signed head binds it (the control: nothing tampered)", async () => {
       const { pep, requests } = await pepWithStateFile(() => {});

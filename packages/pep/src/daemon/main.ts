@@ -66,8 +66,9 @@ const urlOf = (server: Server) => {
 /**
  * The state file's view, once its head verifies against the pinned keys and binds the view it holds (`verifyStoredView`);
  * undefined when there is no file, or when it does not verify: then it is moved aside (`<path>.refused-<time>`) and the
- * PEP starts empty, failing closed until its first snapshot, as it does without a file (review 88). A file of another
- * tenant stops the PEP: that is a configuration to fix, not a file to replace.
+ * PEP starts empty, failing closed until its first snapshot, as it does without a file (review 88). A genuine file of
+ * another selector starts it empty too, and is left to be replaced. A file of another tenant stops the PEP: that is a
+ * configuration to fix, not a file to replace.
  */
 async function verifiedState(config: PepConfig, publicKeys: readonly KeyObject[], log: (line: Record<string, unknown>) => void) {
   const path = config.statePath;
@@ -78,7 +79,6 @@ async function verifiedState(config: PepConfig, publicKeys: readonly KeyObject[]
   if (state.tenantId !== config.tenantId) throw new Error(`the state file ${path} is for tenant ${state.tenantId}, not ${config.tenantId}`);
   try {
     verifyStoredView(state, { publicKeys, tenantId: config.tenantId });
-    return state;
   } catch (error) {
     if (!isFeedVerificationError(error)) throw error;
     const aside = `${path}.refused-${new Date().toISOString().replace(/[:.]/g, "-")}`;
@@ -86,6 +86,21 @@ async function verifiedState(config: PepConfig, publicKeys: readonly KeyObject[]
     log({ level: "error", msg: "state file refused: starting empty", reason: error.code, error: error.message, path, movedTo: aside });
     return undefined;
   }
+  // A genuine view of another selector (or of the whole tenant) than this PEP follows now is not its view (review 158: it
+  // was enforced until its head expired, every site's devices and addresses with it): start empty, failing closed until
+  // the snapshot of its own selector, which the next save writes over it.
+  if (state.scope !== config.selector) {
+    const stored = state.scope ?? "the whole tenant";
+    log({
+      level: "warn",
+      msg: "state file is of another selector: starting empty",
+      stored,
+      selector: config.selector ?? "the whole tenant",
+      path,
+    });
+    return undefined;
+  }
+  return state;
 }
 
 /** Starts a PEP: resumes from the state file (or starts empty, failing closed until its first snapshot). */
