@@ -142,6 +142,39 @@ describe("LocalBus", () => {
     await bus.close();
   });
 
+  it("keeps a dead letter it could not record in the store until it is recorded, across a restart (review 159)", async () => {
+    // The letter was journaled as dead before the store was told: a failed write (or a kill between the two) left it in
+    // the journal alone, never listed at /v1/bus/dead-letters nor recorded after a restart.
+    const { SimrootError } = await import("@simroot/core");
+    const directory = await tempDir();
+    const refusing: BusTarget = {
+      pattern: { source: ["simroot"] },
+      invoke: async () => {
+        throw new SimrootError("event.invalid", "input", "bad detail");
+      },
+    };
+    const recorded: string[] = [];
+    const storeDown = async () => {
+      throw new Error("the store is down");
+    };
+    const first = await LocalBus.open({ directory, targets: { strict: refusing }, retry: fast, onDeadLetter: storeDown });
+    const published = event("device.registered");
+    await first.publish([published]);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    await first.close();
+    expect(recorded).toEqual([]);
+
+    const second = await LocalBus.open({
+      directory,
+      targets: { strict: refusing },
+      retry: fast,
+      onDeadLetter: async (letter) => void recorded.push(letter.eventId),
+    });
+    await expect.poll(() => recorded).toEqual([published.id]);
+    await expect.poll(() => second.deadLetters().map((letter) => letter.eventId)).toEqual([published.id]);
+    await second.close();
+  });
+
   it("redelivers after a restart what was acknowledged but not delivered, and not what was delivered", async () => {
     const directory = await tempDir();
     const stuck = { pattern: { source: ["simroot"] }, invoke: () => new Promise<void>(() => {}) };

@@ -379,17 +379,27 @@ export class LocalBus implements Publisher {
         deadAt: new Date().toISOString(),
         envelope: delivery.envelope,
       };
+      // Recorded in the store first (where it is listed and redriven), then journaled as dead (review 159: journaled first,
+      // a failed record, or a kill between the two, left the letter in the journal alone). Not recorded: the delivery
+      // stays pending and comes round again after a backoff, and a restart delivers it again; recorded but not journaled
+      // (killed between): delivered again after a restart, and recorded again, under the same id.
+      try {
+        await this.#onDeadLetter?.(letter);
+      } catch (failure) {
+        console.error(
+          JSON.stringify({ level: "error", msg: "recording a dead letter failed", eventId: letter.eventId, error: String(failure) }),
+        );
+        if (this.#closed) return;
+        delivery.dueAt = Date.now() + this.#backoff(delivery.attempts);
+        this.#schedule(delivery);
+        return;
+      }
       await this.#journal.append(
         [{ k: "dead", id: delivery.envelope.id, rule: delivery.rule, reason, attempts: letter.attempts, at: letter.deadAt }],
         true,
       );
       this.#pending.delete(key);
       this.#dead.set(key, letter);
-      await this.#onDeadLetter?.(letter).catch((failure: unknown) =>
-        console.error(
-          JSON.stringify({ level: "error", msg: "recording a dead letter failed", eventId: letter.eventId, error: String(failure) }),
-        ),
-      );
     }
     if (this.#pending.size === 0 && this.#journal.bytes > compactAboveBytes) {
       await this.#journal.rewrite(() => this.#liveEntries());
