@@ -105,4 +105,83 @@ describe("the bus's dead letters", () => {
       expect.objectContaining({ rule: "operatorEvents", eventId: event.id, attempts: 3, reason: "SimrootError: not a normalized fact" }),
     ]);
   });
+
+  it("keeps a letter whose hand-back fails, unaudited, and redrives it once the consumer can be reached (review 159)", async () => {
+    // The letter was deleted and its redrive audited before the hand-back; a failed hand-back put it back, but a put-back
+    // that failed too (its error swallowed), or a function killed between the two, lost the event: its only copy.
+    const acme = await tenantClient(runtime, "redrive-fails");
+    const event = garbled(acme.tenant.id);
+    await runtime.bus.publish([event]);
+    await runtime.settled();
+    const id = `${event.id}~operatorEvents`;
+    const [before] = (await acme.call("GET", "/v1/bus/dead-letters")).json.items;
+    expect(before).toMatchObject({ id });
+
+    const redeliver = runtime.ports.redeliver!;
+    const send = runtime.ports.db.send.bind(runtime.ports.db);
+    let putBacks = 0;
+    runtime.ports.redeliver = async () => {
+      throw new Error("Lambda Invoke: rate exceeded");
+    };
+    // The store refuses to put a letter back, as a throttled or timed-out write would.
+    runtime.ports.db.send = (async (command: { constructor: { name: string }; input: { ConditionExpression?: string } }) => {
+      if (command.constructor.name === "PutCommand" && command.input.ConditionExpression === "attribute_not_exists(pk)") {
+        putBacks++;
+        throw new Error("ProvisionedThroughputExceededException");
+      }
+      return send(command as never);
+    }) as typeof runtime.ports.db.send;
+    try {
+      const failed = await acme.call("POST", `/v1/bus/dead-letters/${id}/redrive`);
+      expect([failed.status, failed.json.type, failed.headers.get("retry-after")]).toEqual([
+        503,
+        "urn:simroot:problem:dead_letter.unavailable",
+        expect.any(String),
+      ]);
+    } finally {
+      runtime.ports.redeliver = redeliver;
+      runtime.ports.db.send = send as typeof runtime.ports.db.send;
+    }
+    expect(putBacks).toBe(0);
+    // Still listed as it was, and not audited as redriven.
+    expect((await acme.call("GET", "/v1/bus/dead-letters")).json.items).toEqual([before]);
+    const audited = (await acme.call("GET", "/v1/audit?limit=100")).json.items as { action: string }[];
+    expect(audited.filter((record) => record.action === "bus.dead_letter_redriven")).toEqual([]);
+
+    // The consumer reachable again: handed back (it refuses it again, so a new letter stands at the same id), audited once.
+    const redriven = await acme.call("POST", `/v1/bus/dead-letters/${id}/redrive`);
+    expect(redriven.status, redriven.text).toBe(202);
+    await runtime.settled();
+    const again = (await acme.call("GET", "/v1/bus/dead-letters")).json.items;
+    expect(again.map((letter: { id: string }) => letter.id)).toEqual([id]);
+    expect(again[0].deadAt).not.toBe(before.deadAt);
+    const after = (await acme.call("GET", "/v1/audit?limit=100")).json.items as { action: string }[];
+    expect(after.filter((record) => record.action === "bus.dead_letter_redriven")).toHaveLength(1);
+  });
+
+  it("refuses to redrive a letter whose event is older than its consumers remember events by id (review 159)", async () => {
+    // Letters stay 14 days; consumers know an event they took by its id for 7 (a rule's firing, a detector's finding):
+    // handed back later, a rule that had fired on it fired again (a device reinstated since was suspended again).
+    const acme = await tenantClient(runtime, "redrive-old");
+    const old = {
+      ...domainEvent(
+        { tenantId: acme.tenant.id, actor: "source:test", requestId: "req_dead_old" },
+        "sim.attached",
+        "imsi:208010000000002",
+        { garbled: true },
+        new Date(Date.now() - 6.5 * 24 * 3600 * 1000),
+      ),
+      origin: "ingest" as const,
+    };
+    await runtime.bus.publish([old]);
+    await runtime.settled();
+    const id = `${old.id}~operatorEvents`;
+    const refused = await acme.call("POST", `/v1/bus/dead-letters/${id}/redrive`);
+    expect([refused.status, refused.json.type]).toEqual([409, "urn:simroot:problem:dead_letter.too_old"]);
+    expect(refused.json.detail).toMatch(/older than 6 days/);
+    // Nothing changed: still listed, nothing audited.
+    expect((await acme.call("GET", "/v1/bus/dead-letters")).json.items.map((letter: { id: string }) => letter.id)).toEqual([id]);
+    const audited = (await acme.call("GET", "/v1/audit?limit=100")).json.items as { action: string }[];
+    expect(audited.filter((record) => record.action === "bus.dead_letter_redriven")).toEqual([]);
+  });
 });

@@ -29,7 +29,10 @@ const redrive = createRoute({
   summary: "Hand a dead letter back to its consumer (that rule only); audited. If it fails again it comes back as a new dead letter",
   description:
     "409 for a letter of rule `outbox` the bus refused: it refused the event itself, so it has no consumer to hand it back to. " +
-    "A `held` one is published again from its audit record, with its own id, to every rule (as the outbox would have).",
+    "A `held` one is published again from its audit record, with its own id, to every rule (as the outbox would have). " +
+    "409 `dead_letter.too_old` for an event older than 6 days: its consumers no longer know it by its id, and would act on it twice. " +
+    "The event is handed back before the letter is forgotten: 503 when it could not be (the letter stays as it was); a redrive " +
+    "interrupted after the hand-back leaves the letter listed, and a second one hands the event back again, which its consumer takes as a redelivery.",
   middleware: [requireRole(...writers)] as const,
   request: {
     params: z.object({

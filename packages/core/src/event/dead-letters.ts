@@ -16,7 +16,7 @@
  * 12 hours, outbox/outbox.ts): its redrive publishes the event again, read from that record, to every rule, as the
  * outbox would have (review 103).
  */
-import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
+import { GetCommand } from "@aws-sdk/lib-dynamodb";
 import * as z from "zod";
 import { actingRole, mayReadEvent, toldBy } from "../access/event-readers.ts";
 import type { RequestContext } from "../context.ts";
@@ -30,6 +30,7 @@ import { auditPartition, auditRecordSchema, auditSortKey, eventOfRecord, hashHol
 import { routingOf } from "../outbox/interests.ts";
 import type { Ports } from "../ports.ts";
 import { domainEvent, type DomainEvent } from "./event.ts";
+import { redeliverWithinDays } from "./redelivery-window.ts";
 
 /**
  * Whether the key acting in `ctx` may be shown a dead letter: when its role may read the letter's event (review 92, as a
@@ -58,7 +59,10 @@ export const listBusDeadLetters = verb(
     ),
 );
 
-/** Hands the dead letter back to its consumer, then forgets it (a redrive that fails again comes back as a new dead letter). */
+/**
+ * Hands the dead letter back to its consumer, then forgets it (a redrive that fails again comes back as a new dead letter);
+ * refused for an event older than its consumers remember events by id.
+ */
 export const redriveBusDeadLetter = verb(z.object({ id: z.string().min(1).max(300) }), async (ports, ctx, input) => {
   const key = { pk: deadLetterPartition(ctx.tenantId), sk: input.id };
   const { Item } = await ports.db.send(new GetCommand({ TableName: ports.tables.control, Key: key, ConsistentRead: true }));
@@ -75,9 +79,18 @@ export const redriveBusDeadLetter = verb(z.object({ id: z.string().min(1).max(30
   }
   if (!held && !ports.redeliver) throw new SimrootError("dead_letter.unavailable", "unavailable", "This runtime cannot redeliver events");
   const letter = busDeadLetterSchema.parse(Item);
+  const envelope = Item.envelope as BusEnvelope | undefined;
+  // Consumers know an event they took by its id for 7 days (a rule's firing, a detector's finding), the letter stays 14:
+  // handed back later, a rule that fired on it would fire again (review 159). A held letter reached no consumer.
+  const eventTime = Date.parse(envelope?.detail.time ?? envelope?.time ?? "");
+  if (!held && eventTime < ports.now().getTime() - redeliverWithinDays * 86_400_000)
+    throw new SimrootError(
+      "dead_letter.too_old",
+      "conflict",
+      `Event ${letter.eventId} is older than ${redeliverWithinDays} days: its consumers no longer know it by its id, and handed back it ` +
+        "could act twice (a rule fire again). Act on it by hand from the audit trail",
+    );
   const heldEvent = held ? await committedEvent(ports, ctx.tenantId, letter, Item.recordHash) : undefined;
-  // Forgotten and audited first, then handed back: a redrive that fails again comes back as a new dead letter
-  // (the same id), which a later delete must not remove. If the hand-back itself fails, the letter is put back.
   const event = domainEvent(
     ctx,
     "bus.dead_letter_redriven",
@@ -88,34 +101,39 @@ export const redriveBusDeadLetter = verb(z.object({ id: z.string().min(1).max(30
       eventType: letter.eventType,
       // A held letter keeps no envelope: what it tells is its event's (review 104: judged by its type alone, the record of
       // a redriven firing about a key's creation was shown to operators).
-      ...toldBy((Item.envelope as BusEnvelope | undefined)?.detail ?? heldEvent ?? { type: letter.eventType }),
+      ...toldBy(envelope?.detail ?? heldEvent ?? { type: letter.eventType }),
       reason: letter.reason,
     },
     ports.now(),
   );
-  await ports.ledger.commit({
-    tenantId: ctx.tenantId,
-    events: [event],
-    writes: [
-      {
-        Delete: {
-          TableName: ports.tables.control,
-          Key: key,
-          ConditionExpression: "deadAt = :deadAt",
-          ExpressionAttributeValues: { ":deadAt": letter.deadAt },
-        },
-      },
-    ],
-    onConditionFailed: () => new SimrootError("dead_letter.not_found", "not_found", `Dead letter ${input.id} was redriven already`),
-  });
+  // Handed back first, then forgotten and audited (review 159: forgotten first, a hand-back that failed with its put-back,
+  // or a function killed between the two, lost the event, whose only copy the letter is). A hand-back that fails leaves the
+  // letter as it was; one killed before the letter is forgotten leaves it listed, and a second redrive hands the event
+  // back again, which its consumer takes as a redelivery, by its id.
   try {
     if (heldEvent) await ports.publisher.publish([heldEvent], await routingOf(ports, [heldEvent]));
-    else await ports.redeliver!(letter.rule, Item.envelope as BusEnvelope);
+    else await ports.redeliver!(letter.rule, envelope!);
   } catch (error) {
-    await ports.db
-      .send(new PutCommand({ TableName: ports.tables.control, Item, ConditionExpression: "attribute_not_exists(pk)" }))
-      .catch(() => {});
-    throw error;
+    throw new SimrootError("dead_letter.unavailable", "unavailable", `Event ${letter.eventId} could not be handed back: try again`, {
+      cause: error,
+    });
+  }
+  // Forgotten only as it was read: a hand-back that failed again at once may have put a new letter (a new `deadAt`) at the
+  // same id, which stays. The redrive is audited either way.
+  const replaced = new SimrootError("dead_letter.replaced", "conflict", `Dead letter ${input.id} was replaced or redriven meanwhile`);
+  const forget = {
+    Delete: {
+      TableName: ports.tables.control,
+      Key: key,
+      ConditionExpression: "deadAt = :deadAt",
+      ExpressionAttributeValues: { ":deadAt": letter.deadAt },
+    },
+  };
+  try {
+    await ports.ledger.commit({ tenantId: ctx.tenantId, events: [event], writes: [forget], onConditionFailed: () => replaced });
+  } catch (error) {
+    if (error !== replaced) throw error;
+    await ports.ledger.commit({ tenantId: ctx.tenantId, events: [event], writes: [] });
   }
   return { value: { id: input.id, rule: letter.rule, redriven: true }, events: [event] } satisfies Outcome<unknown>;
 });

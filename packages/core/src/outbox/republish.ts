@@ -12,6 +12,7 @@ import { marshall } from "@aws-sdk/util-dynamodb";
 import type { Publisher } from "../event/event.ts";
 import { SimrootError } from "../error.ts";
 import { deadLetterPartition, outboxDeadLetterRule } from "../event/dead-letter-record.ts";
+import { redeliverWithinDays } from "../event/redelivery-window.ts";
 import { auditPartition, auditRecordSchema, auditSortKey, hashHolds, recordOfItem } from "../ledger/audit-record.ts";
 import { shardCount } from "../ledger/shard.ts";
 import { queryAll } from "../store/query-all.ts";
@@ -25,7 +26,7 @@ const clockSlackMs = 5 * 60 * 1000;
  * detectors' once-items), and the stream drops what it dropped at 24 hours. A republished event older than that would
  * fire rules again (review 111).
  */
-export const republishWithinDays = 6;
+export const republishWithinDays = redeliverWithinDays;
 /** The highest sort key a record can have: the shard's other items (its head) sort after digits. */
 const lastSortKey = "9".repeat(12);
 
