@@ -56,6 +56,33 @@ describe("the AWS IoT Core custom authorizer", () => {
     expect(JSON.stringify(statements)).toContain("topicfilter/labels/site/lyon/*");
   });
 
+  it("keeps a connection through IoT's refreshes, asked with its CONNECT's password, and no other connection (review 160)", async () => {
+    // IoT Core asks the authorizer again every refreshAfterInSeconds (300) with the connection's original CONNECT: its
+    // password was then more than 300 s old, refused as stale, so every device was cut at its first refresh, long before
+    // its 3,600 s, and the state check the refresh is for never ran on a connection that lived.
+    const { acme, device, privateKey, publicKey } = await fleet();
+    let clock = Date.now();
+    const ports = { ...runtime.ports, now: () => new Date(clock) };
+    const authorize = (event: IoTCustomAuthorizerEvent) =>
+      authorizeMqtt(ports, { tenantId: acme.tenant.id, mqttHost: host }, event) as Promise<IoTCustomAuthorizerResult>;
+    const connection = connect(device.id, password(device.id, privateKey, publicKey, Math.floor(clock / 1000)));
+    expect((await authorize(connection)).isAuthenticated).toBe(true);
+
+    clock += 301_000;
+    expect((await authorize(connection)).isAuthenticated).toBe(true);
+    clock += 3_000_000;
+    expect((await authorize(connection)).isAuthenticated).toBe(true);
+    // The same password on a new connection (a replay): stale, refused.
+    expect((await authorize({ ...connection, connectionMetadata: { id: crypto.randomUUID() } })).isAuthenticated).toBe(false);
+    // The connection's id with another password of the device, old too: refused (the id stands for the password it was given).
+    const older = connect(device.id, password(device.id, privateKey, publicKey, Math.floor(clock / 1000) - 900));
+    expect((await authorize({ ...older, connectionMetadata: connection.connectionMetadata })).isAuthenticated).toBe(false);
+
+    // What the refresh is for: the device's state. Suspended, its connection is refused at the next refresh.
+    expect((await acme.call("POST", `/v1/devices/${device.id}/suspend`, { reason: "lost" })).status).toBe(200);
+    expect((await authorize(connection)).isAuthenticated).toBe(false);
+  });
+
   it("refuses a password signed by another key, a stale one, and one for another client id", async () => {
     const { device, privateKey, publicKey, authorize } = await fleet();
     const other = keyPair();

@@ -24,7 +24,7 @@
 import { authenticate, type Role } from "../access/api-key.ts";
 import { type AuthFailureLimit, countKeyFailure, keyFailuresSpent } from "../access/auth-failures.ts";
 import { SimrootError } from "../error.ts";
-import { denyMqtt, iotArn, type MqttAuthorizerRequest, type MqttAuthorizerResponse } from "../integration/iot/iot-authorizer.ts";
+import { denyMqtt, iotArn, type MqttAuthorizerRequest, type MqttAuthorizerResponse } from "../integration/iot/mqtt-authorizer.ts";
 import type { Ports } from "../ports.ts";
 import { feedBareTopic, feedTopic } from "./notifier.ts";
 

@@ -398,9 +398,9 @@ export const functions = {
     does: "decides which devices may connect to AWS IoT Core over MQTT, by their SIM's IoT SAFE credential (core integration/iot)",
     timeoutSeconds: 5,
     memoryMb: 256,
-    // Reads the device, its bindings and the tenant's policy; writes nothing (functions/src/iot-authorizer.ts builds
-    // read-only ports, so its bundle holds no write path).
-    tables: { identity: ["GetItem", "Query", "BatchGetItem"], control: ["GetItem", "Query"] },
+    // Reads the device, its bindings and the tenant's policy; writes only the connections it let in, for IoT's refreshes
+    // of them (functions/src/iot-authorizer.ts builds ports with no ledger or bus, so its bundle holds no commit path).
+    tables: { identity: ["GetItem", "Query", "BatchGetItem"], control: ["GetItem", "Query", "PutItem"] },
     publishes: false,
   },
   // Not a rule consumer: an hourly schedule runs it (infra/audit-archive.ts).

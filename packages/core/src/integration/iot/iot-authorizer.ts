@@ -8,42 +8,30 @@
  * Authentication is SIM-rooted: the client id is the simroot device id, and the MQTT password
  * is `v1.<unix seconds>.<SPKI, base64url>.<signature, base64url>`, a signature by the device's
  * IoT SAFE key (inside the SIM) over `simroot-mqtt|v1|<client id>|<seconds>`, at most five minutes
- * old. The key must be the credential registered for that device (its SPKI SHA-256). Then:
+ * old when the connection is made (older at IoT's refreshes of that connection, which send its CONNECT again). The key
+ * must be the credential registered for that device (its SPKI SHA-256). Then:
  * revoked or suspended devices are refused; the tenant's policy must allow the device to reach
  * the MQTT endpoint (host, 8883/tcp) on its bearer; a quarantined device may only use its
  * quarantine topics; an active one gets its own topics and one topic tree per label.
  */
 import { createHash, createPublicKey, verify } from "node:crypto";
+import { GetCommand, PutCommand } from "@aws-sdk/lib-dynamodb";
 import { systemContext } from "../../context.ts";
 import type { Device } from "../../device/device.ts";
 import { readDevice } from "../../device/store.ts";
 import { sessionCountry } from "../../identity/session-country.ts";
 import { evaluateWhatIf } from "../../policy/what-if.ts";
 import type { Ports } from "../../ports.ts";
+import {
+  denyMqtt,
+  iotArn,
+  refreshAfterInSeconds,
+  type IotPolicyDocument,
+  type MqttAuthorizerRequest,
+  type MqttAuthorizerResponse,
+} from "./mqtt-authorizer.ts";
 
-export interface MqttAuthorizerRequest {
-  readonly token?: string;
-  readonly signatureVerified?: boolean;
-  readonly protocols: readonly string[];
-  readonly protocolData: {
-    readonly tls?: { readonly serverName: string };
-    readonly mqtt?: { readonly username?: string; readonly password?: string; readonly clientId?: string };
-  };
-  readonly connectionMetadata: { readonly id: string };
-}
-
-export interface IotPolicyDocument {
-  readonly Version: "2012-10-17";
-  readonly Statement: { readonly Action: string | string[]; readonly Effect: "Allow" | "Deny"; readonly Resource: string | string[] }[];
-}
-
-export interface MqttAuthorizerResponse {
-  readonly isAuthenticated: boolean;
-  readonly principalId: string;
-  readonly disconnectAfterInSeconds: number;
-  readonly refreshAfterInSeconds: number;
-  readonly policyDocuments: IotPolicyDocument[];
-}
+export * from "./mqtt-authorizer.ts";
 
 export interface AuthorizerSettings {
   readonly tenantId: string;
@@ -52,26 +40,39 @@ export interface AuthorizerSettings {
 }
 
 const maxSkewSeconds = 300;
-/** IoT's bounds for both durations are 300..86,400 seconds: a state change reaches open connections within 5 minutes. */
-const refreshAfterInSeconds = 300;
 const safeSegment = /^[A-Za-z0-9._-]{1,64}$/;
 
 export const mqttSigningInput = (clientId: string, seconds: number) => Buffer.from(`simroot-mqtt|v1|${clientId}|${seconds}`);
 
-/** A refused CONNECT (asked again at the shortest interval IoT allows). Shared with the feed channel's authorizer. */
-export const denyMqtt = (principal: string): MqttAuthorizerResponse => ({
-  isAuthenticated: false,
-  principalId: principal,
-  disconnectAfterInSeconds: refreshAfterInSeconds,
-  refreshAfterInSeconds,
-  policyDocuments: [],
-});
+/** A connection's lifetime (IoT's `disconnectAfterInSeconds`) when its device is active. */
+const connectionSeconds = 3600;
 
-/** Checks the password's signature against the device's registered IoT SAFE credential. */
-function proves(device: Device, clientId: string, password: string, now: Date): boolean {
+/** The seconds the password says it was signed at, or undefined when it is not a v1 password. */
+function signedAt(password: string): number | undefined {
+  const seconds = password.split(".")[1];
+  return password.startsWith("v1.") && seconds && /^\d{1,12}$/.test(seconds) ? Number(seconds) : undefined;
+}
+
+/**
+ * A connection IoT Core let in with this password, asked again at its refreshes with the same CONNECT (review 160: the
+ * password, then more than five minutes old, was refused as stale, and every device was cut at its first refresh). Kept
+ * by IoT's connection id, with the password's hash, for the connection's lifetime: a refresh is told from a new
+ * connection replaying an old password by its id, which IoT Core gives each connection.
+ */
+const connectionKey = (connectionId: string) => ({ pk: `mqttconn#${connectionId}`, sk: "connection" });
+const passwordHash = (password: string) => createHash("sha256").update(password).digest("base64url");
+
+async function knownConnection(ports: Ports, tenantId: string, clientId: string, connectionId: string, password: string) {
+  const { Item } = await ports.db.send(
+    new GetCommand({ TableName: ports.tables.control, Key: connectionKey(connectionId), ConsistentRead: true }),
+  );
+  return Item?.tenantId === tenantId && Item.deviceId === clientId && Item.password === passwordHash(password);
+}
+
+/** Checks the password's signature against the device's registered IoT SAFE credential (its age is checked apart). */
+function proves(device: Device, clientId: string, password: string): boolean {
   const [version, seconds, spki, signature] = password.split(".");
   if (version !== "v1" || !seconds || !spki || !signature || !/^\d{1,12}$/.test(seconds)) return false;
-  if (Math.abs(now.getTime() / 1000 - Number(seconds)) > maxSkewSeconds) return false;
   const der = Buffer.from(spki, "base64url");
   if (!device.credentialFingerprint || createHash("sha256").update(der).digest("hex") !== device.credentialFingerprint) return false;
   try {
@@ -82,9 +83,6 @@ function proves(device: Device, clientId: string, password: string, now: Date): 
     return false;
   }
 }
-
-/** An IoT resource ARN in any region and account: `client`, `topic` or `topicfilter`, and its name. */
-export const iotArn = (kind: string, name: string) => `arn:aws:iot:*:*:${kind}/${name}`;
 
 /** The topics a device may use: its own, plus one read-only tree per label whose key and value are plain segments. */
 export function topicPolicy(device: Device): IotPolicyDocument {
@@ -122,9 +120,17 @@ export async function authorizeMqtt(
   const clientId = mqtt?.clientId ?? "";
   const principal = clientId.replace(/[^A-Za-z0-9]/g, "").slice(0, 128) || "unknown";
   if (!/^dev_[A-Za-z0-9]{1,64}$/.test(clientId) || !mqtt?.password) return denyMqtt(principal);
+  const text = Buffer.from(mqtt.password, "base64").toString("utf8");
+  const seconds = signedAt(text);
+  if (seconds === undefined) return denyMqtt(principal);
+  const age = ports.now().getTime() / 1000 - seconds;
+  // Fresh (a new connection), or as old as a connection lives when IoT asks again about the connection it was given to.
+  const fresh = Math.abs(age) <= maxSkewSeconds;
+  if (!fresh && !(age > 0 && age <= connectionSeconds + maxSkewSeconds)) return denyMqtt(principal);
+  if (!fresh && !(await knownConnection(ports, settings.tenantId, clientId, request.connectionMetadata.id, text)))
+    return denyMqtt(principal);
   const stored = await readDevice(ports, settings.tenantId, clientId);
-  const now = ports.now();
-  if (!stored || !proves(stored.device, clientId, Buffer.from(mqtt.password, "base64").toString("utf8"), now)) return denyMqtt(principal);
+  if (!stored || !proves(stored.device, clientId, text)) return denyMqtt(principal);
   const device = stored.device;
   if (device.state === "revoked" || device.state === "suspended") return denyMqtt(principal);
   const host = request.protocolData.tls?.serverName ?? settings.mqttHost;
@@ -145,10 +151,24 @@ export async function authorizeMqtt(
     });
     if (!decision.allow) return denyMqtt(principal);
   }
+  // Let in: the connection is remembered for its refreshes (one write a connection; DynamoDB's TTL drops it after).
+  if (fresh)
+    await ports.db.send(
+      new PutCommand({
+        TableName: ports.tables.control,
+        Item: {
+          ...connectionKey(request.connectionMetadata.id),
+          tenantId: settings.tenantId,
+          deviceId: clientId,
+          password: passwordHash(text),
+          expiresAt: seconds + connectionSeconds + 2 * maxSkewSeconds,
+        },
+      }),
+    );
   return {
     isAuthenticated: true,
     principalId: principal,
-    disconnectAfterInSeconds: device.state === "quarantined" ? refreshAfterInSeconds : 3600,
+    disconnectAfterInSeconds: device.state === "quarantined" ? refreshAfterInSeconds : connectionSeconds,
     refreshAfterInSeconds,
     policyDocuments: [topicPolicy(device)],
   };
