@@ -24,7 +24,7 @@ const root = join(import.meta.dirname, "..");
 const execFileAsync = promisify(execFile);
 /** Every integration configured in the deploying shell (the IoT integration's custom authorizer is deployed only then). */
 const integrationSettings = {
-  iot: { SIMROOT_IOT_TENANT_ID: "ten_synth", SIMROOT_IOT_MQTT_HOST: "synth-ats.iot.us-east-1.amazonaws.com" },
+  iot: { SIMROOT_IOT_TENANT_ID: "ten_synth", SIMROOT_IOT_MQTT_HOST: "synth-ats.iot.us-east-1.amazonaws.com", SIMROOT_IOT_PREFIX: "fleet-" },
   tailscale: { SIMROOT_TAILSCALE_TENANT_ID: "ten_synth", SIMROOT_TAILSCALE_API_KEY: "tskey-synth", SIMROOT_TAILSCALE_TAILNET: "synth" },
   siem: { SIMROOT_SIEM_TENANT_ID: "ten_synth", SIMROOT_SIEM_URL: "https://siem.example/collect", SIMROOT_SIEM_TOKEN: "siem-synth" },
 } as const;
@@ -1174,6 +1174,27 @@ describe("each event consumer's concurrency", () => {
         /SIMROOT_CONSUMER_CONCURRENCY must be a whole number/,
       );
     }
+  }, 240_000);
+});
+
+describe("the IoT sync's permissions", () => {
+  it("name simroot's IoT resources by the deployment's prefix, and no other (review 160)", () => {
+    // Granted on `simroot-*` whatever SIMROOT_IOT_PREFIX said, the sync could create none of its groups, thing type or
+    // policies under another prefix: every event failed, and suspended or revoked devices never entered the deny groups.
+    const app = synthesized.get("production with the integrations")!;
+    const sync = deployedFunctions(app).find((fn) => fn.platformName === "iotSync")!;
+    const named = sync.statements
+      .filter((statement) => list(statement.Action).some((action) => action.startsWith("iot:")))
+      .flatMap((statement) => list(statement.Resource))
+      .filter((resource) => /:(thinggroup|thingtype|policy)\//.test(resource));
+    expect(named.length).toBeGreaterThan(0);
+    expect(named.filter((resource) => !/:(thinggroup|thingtype|policy)\/fleet-\*$/.test(resource))).toEqual([]);
+    // The function is told the same prefix.
+    expect(sync.environment.SIMROOT_IOT_PREFIX).toBe("fleet-");
+  });
+
+  it("stops the synthesis on a prefix that would widen them", async () => {
+    await expect(synthesize("dev", { ...integrationSettings.iot, SIMROOT_IOT_PREFIX: "fleet-*" })).rejects.toThrow(/SIMROOT_IOT_PREFIX/);
   }, 240_000);
 });
 

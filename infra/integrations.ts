@@ -7,7 +7,8 @@
  * Settings come from the deploying shell (`SIMROOT_IOT_TENANT_ID`, `SIMROOT_IOT_MQTT_HOST`,
  * `SIMROOT_TAILSCALE_*`, `SIMROOT_SIEM_*`); an integration whose tenant is unset stays off.
  */
-import { integrationPermissions } from "../packages/core/src/platform/integrations.ts";
+import { iotPrefix } from "../packages/core/src/config.ts";
+import { integrationPermissionsFor } from "../packages/core/src/platform/integrations.ts";
 import type { RuleName } from "../packages/core/src/platform/rules.ts";
 
 /** Each integration's settings: a function gets its own integration's, and no other's. */
@@ -27,7 +28,7 @@ export function integrationEnvironment(integration: keyof typeof settingNames): 
  * consumer `bus.ts` creates, and to no other function: registered before the bus is imported.
  */
 const consumers = { IotSync: "iot", PostureSync: "tailscale", SiemExport: "siem" } as const satisfies Record<
-  Capitalize<keyof typeof integrationPermissions>,
+  Capitalize<keyof ReturnType<typeof integrationPermissionsFor>>,
   keyof typeof settingNames
 >;
 $transform(sst.aws.Function, (args, _opts, name) => {
@@ -44,7 +45,8 @@ export let iotAuthorizerFunction: sst.aws.Function | undefined;
 export async function integrations() {
   const { subscriptions } = await import("./bus");
   const { functionArgs } = await import("./functions");
-  for (const [rule, statements] of Object.entries(integrationPermissions) as [
+  // Named by the prefix the IoT sync names its resources with (the deploying shell's, checked).
+  for (const [rule, statements] of Object.entries(integrationPermissionsFor(iotPrefix(process.env.SIMROOT_IOT_PREFIX || undefined))) as [
     RuleName,
     readonly { actions: readonly string[]; resources: readonly string[] }[],
   ][]) {

@@ -241,6 +241,18 @@ export interface IntegrationSettings {
   readonly siem?: { readonly tenantId: string; readonly url: string; readonly token?: string };
 }
 
+/**
+ * `SIMROOT_IOT_PREFIX`: what names simroot's own IoT resources (its state groups, thing type and policies), and so what
+ * its IAM grants name (platform/integrations.ts `integrationPermissionsFor`, review 160: they named `simroot-*` whatever
+ * the prefix, and every sync under another was refused). Letters, digits, `_` and `-` only: a `*` would widen the grants.
+ */
+export function iotPrefix(value = env("SIMROOT_IOT_PREFIX")): string {
+  if (value === undefined) return "simroot-";
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(value))
+    throw new Error(`SIMROOT_IOT_PREFIX is ${JSON.stringify(value)}: letters, digits, _ and - only (at most 64)`);
+  return value;
+}
+
 export function integrationSettings(): IntegrationSettings {
   const iotTenant = env("SIMROOT_IOT_TENANT_ID");
   const tailscaleTenant = env("SIMROOT_TAILSCALE_TENANT_ID");
@@ -251,7 +263,7 @@ export function integrationSettings(): IntegrationSettings {
           iot: {
             tenantId: iotTenant,
             endpoint: env("SIMROOT_IOT_ENDPOINT"),
-            prefix: env("SIMROOT_IOT_PREFIX") ?? "simroot-",
+            prefix: iotPrefix(),
             mqttHost: env("SIMROOT_IOT_MQTT_HOST"),
           },
         }
