@@ -82,8 +82,8 @@ describe("the AWS IoT Core integration", () => {
     expect(quarantined.actions).toEqual(["thing.updated", "group.quarantined"]);
     expect([...iot.things.get(id)!.groups]).toEqual(["simroot-quarantined"]);
     expect(iot.things.get(id)!.attributes["simroot.state"]).toBe("quarantined");
-    expect([...iot.groups.get("simroot-quarantined")!.policies]).toEqual(["simroot-quarantine"]);
-    const policy = JSON.parse(iot.policies.get("simroot-quarantine")!);
+    expect([...iot.groups.get("simroot-quarantined")!.policies]).toEqual(["simroot-quarantine-v2"]);
+    const policy = JSON.parse(iot.policies.get("simroot-quarantine-v2")!);
     expect(policy.Statement[0]).toMatchObject({
       Effect: "Deny",
       // biome-ignore lint/suspicious/noTemplateCurlyInString: the IoT policy variable, literally as the policy document holds it

@@ -1,7 +1,7 @@
 /**
  * simroot's device states as AWS IoT thing groups, with the policies that make each state
  * bite on the MQTT side. IoT policies add up, but an explicit Deny wins over any Allow the
- * device's certificate carries: the quarantine group denies everything except the device's
+ * device's certificate carries: the quarantine group denies everything except connecting and the device's
  * own quarantine topics, the suspended and revoked groups deny everything.
  */
 import type { DeviceState } from "../../device/device.ts";
@@ -23,6 +23,9 @@ const quarantineDocument = JSON.stringify({
       NotResource: ["arn:aws:iot:*:*:topicfilter/quarantine/${iot:Connection.Thing.ThingName}/*"],
     },
     { Effect: "Deny", Action: ["iot:UpdateThingShadow", "iot:DeleteThingShadow", "iot:GetThingShadow"], Resource: "*" },
+    // Every other action, whatever the certificate allows (review 160: Jobs over HTTPS, retained messages, AWS credentials
+    // through the credentials provider were left to it).
+    { Effect: "Deny", NotAction: ["iot:Connect", "iot:Publish", "iot:Receive", "iot:RetainPublish", "iot:Subscribe"], Resource: "*" },
   ],
 });
 
@@ -33,7 +36,10 @@ export function stateGroups(prefix: string): Record<DeviceState, IotGroupSpec> {
   return {
     active: { name: `${prefix}active` },
     suspended: { name: `${prefix}suspended`, policy: { name: `${prefix}deny-all`, document: denyAllDocument } },
-    quarantined: { name: `${prefix}quarantined`, policy: { name: `${prefix}quarantine`, document: quarantineDocument } },
+    // `-v2`: the policy is created when missing, never changed, so a deployment holding the first document (which let the
+    // certificate's other actions through) is given this one under a new name, attached beside the first (deny-only) at
+    // the next quarantine.
+    quarantined: { name: `${prefix}quarantined`, policy: { name: `${prefix}quarantine-v2`, document: quarantineDocument } },
     revoked: { name: `${prefix}revoked`, policy: { name: `${prefix}deny-all`, document: denyAllDocument } },
   };
 }
