@@ -65,6 +65,30 @@ describe("Cloudflare custom device posture", () => {
     expect(after.json.result["9ece5fab-7398-488a-a575-e25a9a3dec07"]).toEqual({ s2s_id: labelled.id, score: 10 });
   });
 
+  it("scores a WARP device several devices are labelled with by the live ones, the lowest of them (review 160)", async () => {
+    // The last device listed with the label won: a revoked device, which keeps its labels, locked the WARP device that
+    // another device now carries out for good (or, listed last, hid a suspended one behind an active one).
+    const acme = await tenantClient(runtime, "warp-shared");
+    const warp = "5d3c1f0e-2b4a-4c6d-8e9f-0a1b2c3d4e5f";
+    const register = async (imsi: string) =>
+      (await acme.call("POST", "/v1/devices", meter(imsi, { fleet: "meters", "cloudflare/device": warp }))).json.id as string;
+    const score = async () =>
+      (await acme.call("POST", "/v1/integrations/cloudflare/posture", { devices: [{ device_id: warp }] })).json.result[warp];
+    const stolen = await register("208011234567811");
+    expect((await acme.call("POST", `/v1/devices/${stolen}/revoke`, { reason: "stolen" })).status).toBe(200);
+    expect(await score()).toEqual({ s2s_id: stolen, score: 0 });
+    // Its SIM replaced: the new device carries the label, and the revoked one no longer speaks for the WARP device.
+    const replacement = await register("208011234567812");
+    expect(await score()).toEqual({ s2s_id: replacement, score: 90 });
+    // Two live devices with the label: the lower score, whichever is listed last.
+    const other = await register("208011234567813");
+    await acme.call("POST", `/v1/devices/${other}/suspend`, { reason: "lost" });
+    expect(await score()).toEqual({ s2s_id: other, score: 0 });
+    await acme.call("POST", `/v1/devices/${other}/reinstate`, { reason: "found" });
+    await acme.call("POST", `/v1/devices/${replacement}/quarantine`, { reason: "IMEI changed" });
+    expect(await score()).toEqual({ s2s_id: replacement, score: 10 });
+  });
+
   it("rejects a malformed request with problem+json, and a request without a key", async () => {
     const acme = await tenantClient(runtime);
     const bad = await acme.call("POST", "/v1/integrations/cloudflare/posture", { devices: [{ email: "x@example.com" }] });

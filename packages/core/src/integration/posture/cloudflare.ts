@@ -43,10 +43,10 @@ async function deviceFor(
   ports: Ports,
   ctx: RequestContext,
   warp: { device_id: string; serial_number?: string },
-  labelled: Map<string, Device>,
+  labelled: Map<string, Device[]>,
 ) {
   const byLabel = labelled.get(warp.device_id);
-  if (byLabel) return byLabel;
+  if (byLabel) return speaksFor(byLabel);
   if (!warp.serial_number || !/^\d{14,15}$/.test(warp.serial_number)) return undefined;
   // Read afresh: a cached alias may name a device revoked through another instance, its equipment registered again
   // since, and score the replacement by the revoked one (review 110).
@@ -58,18 +58,29 @@ async function deviceFor(
  * The tenant's devices by their `cloudflare/device` label. O(fleet) per call: Cloudflare polls
  * at the integration's interval (minutes), each poll covering up to 1,000 devices.
  */
-async function labelIndex(ports: Ports, ctx: RequestContext): Promise<Map<string, Device>> {
-  const index = new Map<string, Device>();
+async function labelIndex(ports: Ports, ctx: RequestContext): Promise<Map<string, Device[]>> {
+  const index = new Map<string, Device[]>();
   let cursor: string | undefined;
   do {
     const page = await listDevices(ports, ctx, { limit: 500, cursor });
     for (const device of page.items) {
       const warp = device.labels[cloudflareDeviceLabel];
-      if (warp) index.set(warp, device);
+      if (warp) index.set(warp, [...(index.get(warp) ?? []), device]);
     }
     cursor = page.next;
   } while (cursor);
   return index;
+}
+
+/**
+ * The device that speaks for a WARP device several are labelled with (review 160: the last listed did, so a revoked
+ * device, which keeps its labels, locked out the WARP device its replacement carries, and an active one listed last hid
+ * a suspended one): the devices not revoked, when there is one, and of those the lowest score.
+ */
+function speaksFor(devices: readonly Device[]): Device {
+  const live = devices.filter((device) => device.state !== "revoked");
+  const pool = live.length > 0 ? live : devices;
+  return pool.reduce((lowest, device) => (postureOf(device).score < postureOf(lowest).score ? device : lowest));
 }
 
 /** Scores each device of Cloudflare's request. */
