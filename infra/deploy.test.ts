@@ -1193,6 +1193,12 @@ describe("the IoT sync's permissions", () => {
     expect(sync.environment.SIMROOT_IOT_PREFIX).toBe("fleet-");
   });
 
+  it("stops the synthesis on an integration URL its token would travel to in clear (review 160)", async () => {
+    await expect(synthesize("dev", { ...integrationSettings.siem, SIMROOT_SIEM_URL: "http://siem.example/collect" })).rejects.toThrow(
+      /SIMROOT_SIEM_URL .*https only/,
+    );
+  }, 240_000);
+
   it("stops the synthesis on a prefix that would widen them", async () => {
     await expect(synthesize("dev", { ...integrationSettings.iot, SIMROOT_IOT_PREFIX: "fleet-*" })).rejects.toThrow(/SIMROOT_IOT_PREFIX/);
   }, 240_000);

@@ -7,19 +7,21 @@
  * Settings come from the deploying shell (`SIMROOT_IOT_TENANT_ID`, `SIMROOT_IOT_MQTT_HOST`,
  * `SIMROOT_TAILSCALE_*`, `SIMROOT_SIEM_*`); an integration whose tenant is unset stays off.
  */
-import { iotPrefix } from "../packages/core/src/config.ts";
+import { iotPrefix, tokenUrl } from "../packages/core/src/config.ts";
 import { integrationPermissionsFor } from "../packages/core/src/platform/integrations.ts";
 import type { RuleName } from "../packages/core/src/platform/rules.ts";
 
 /** Each integration's settings: a function gets its own integration's, and no other's. */
 const settingNames = {
-  iot: ["SIMROOT_IOT_TENANT_ID", "SIMROOT_IOT_PREFIX", "SIMROOT_IOT_MQTT_HOST"],
+  iot: ["SIMROOT_IOT_TENANT_ID", "SIMROOT_IOT_PREFIX", "SIMROOT_IOT_MQTT_HOST", "SIMROOT_IOT_ENDPOINT"],
   tailscale: ["SIMROOT_TAILSCALE_TENANT_ID", "SIMROOT_TAILSCALE_API_URL", "SIMROOT_TAILSCALE_TAILNET", "SIMROOT_TAILSCALE_API_KEY"],
   siem: ["SIMROOT_SIEM_TENANT_ID", "SIMROOT_SIEM_URL", "SIMROOT_SIEM_TOKEN"],
 } as const;
 
 /** The settings of one integration set in the deploying shell, for the environment of its functions. */
 export function integrationEnvironment(integration: keyof typeof settingNames): Record<string, string> {
+  // The URLs a token is sent to, checked before anything is deployed (https, core config.ts `tokenUrl`).
+  for (const name of ["SIMROOT_SIEM_URL", "SIMROOT_TAILSCALE_API_URL"]) tokenUrl(name, process.env[name] || undefined);
   return Object.fromEntries(settingNames[integration].flatMap((name) => (process.env[name] ? [[name, process.env[name]!]] : [])));
 }
 

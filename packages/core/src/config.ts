@@ -253,6 +253,20 @@ export function iotPrefix(value = env("SIMROOT_IOT_PREFIX")): string {
   return value;
 }
 
+/**
+ * A URL an integration sends its token to (the SIEM's collector, Tailscale's API): HTTPS, or plain HTTP to this machine
+ * only (a local collector, the tests'). Review 160: a mistyped `http://` sent the bearer token in clear.
+ */
+export function tokenUrl(name: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (!URL.canParse(value)) throw new Error(`${name} is not a URL: ${JSON.stringify(value)}`);
+  const url = new URL(value);
+  const loopback = ["127.0.0.1", "localhost", "[::1]"].includes(url.hostname);
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && loopback))
+    throw new Error(`${name} is ${JSON.stringify(value)}: https only (its token is sent there), or http to this machine`);
+  return value;
+}
+
 export function integrationSettings(): IntegrationSettings {
   const iotTenant = env("SIMROOT_IOT_TENANT_ID");
   const tailscaleTenant = env("SIMROOT_TAILSCALE_TENANT_ID");
@@ -272,14 +286,14 @@ export function integrationSettings(): IntegrationSettings {
       ? {
           tailscale: {
             tenantId: tailscaleTenant,
-            apiUrl: env("SIMROOT_TAILSCALE_API_URL") ?? "https://api.tailscale.com",
+            apiUrl: tokenUrl("SIMROOT_TAILSCALE_API_URL", env("SIMROOT_TAILSCALE_API_URL")) ?? "https://api.tailscale.com",
             tailnet: env("SIMROOT_TAILSCALE_TAILNET") ?? "-",
             apiKey: env("SIMROOT_TAILSCALE_API_KEY")!,
           },
         }
       : {}),
     ...(siemTenant && env("SIMROOT_SIEM_URL")
-      ? { siem: { tenantId: siemTenant, url: env("SIMROOT_SIEM_URL")!, token: env("SIMROOT_SIEM_TOKEN") } }
+      ? { siem: { tenantId: siemTenant, url: tokenUrl("SIMROOT_SIEM_URL", env("SIMROOT_SIEM_URL"))!, token: env("SIMROOT_SIEM_TOKEN") } }
       : {}),
   };
 }
