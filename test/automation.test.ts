@@ -309,6 +309,26 @@ describe("rules across instances that share only the store", () => {
     db.destroy();
   });
 
+  it("skips a label action on a revoked device, which keeps the labels it was revoked with (review 161)", async () => {
+    // Refused 409 by the relabel since review 158, a rule adding a label when a device is revoked failed every firing.
+    const { tenant, deviceId, rules } = await setup([
+      {
+        name: "mark the revoked",
+        pattern: { source: ["simroot"], "detail-type": ["device.revoked"] },
+        actions: [{ type: "add-labels", labels: { status: "revoked" } }],
+      },
+    ]);
+    expect((await tenant.call("POST", `/v1/devices/${deviceId}/revoke`, { reason: "stolen" })).status).toBe(200);
+    await runtime.settled();
+    const fired = (await audit(tenant, deviceId)).find((record) => record.action === "automation.fired");
+    expect(fired?.data).toMatchObject({
+      ruleId: rules[0].id,
+      outcome: "fired",
+      actions: [{ type: "add-labels", outcome: "skipped", detail: "a revoked device keeps the labels it was revoked with" }],
+    });
+    expect((await tenant.call("GET", `/v1/devices/${deviceId}`)).json.labels).toEqual({ fleet: "meters" });
+  });
+
   it("records a rule's firings over 16 partitions, once per event", async () => {
     const { tenant, deviceId } = await setup([
       {

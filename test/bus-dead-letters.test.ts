@@ -179,8 +179,16 @@ describe("the bus's dead letters", () => {
     const refused = await acme.call("POST", `/v1/bus/dead-letters/${id}/redrive`);
     expect([refused.status, refused.json.type]).toEqual([409, "urn:simroot:problem:dead_letter.too_old"]);
     expect(refused.json.detail).toMatch(/older than 6 days/);
+    // An event whose time cannot be read is refused the same way (review 161: it was handed back).
+    const timeless = { ...garbled(acme.tenant.id), time: "not a time" };
+    await runtime.bus.publish([timeless]);
+    await runtime.settled();
+    const unread = await acme.call("POST", `/v1/bus/dead-letters/${timeless.id}~operatorEvents/redrive`);
+    expect([unread.status, unread.json.type]).toEqual([409, "urn:simroot:problem:dead_letter.too_old"]);
     // Nothing changed: still listed, nothing audited.
-    expect((await acme.call("GET", "/v1/bus/dead-letters")).json.items.map((letter: { id: string }) => letter.id)).toEqual([id]);
+    expect((await acme.call("GET", "/v1/bus/dead-letters")).json.items.map((letter: { id: string }) => letter.id).sort()).toEqual(
+      [id, `${timeless.id}~operatorEvents`].sort(),
+    );
     const audited = (await acme.call("GET", "/v1/audit?limit=100")).json.items as { action: string }[];
     expect(audited.filter((record) => record.action === "bus.dead_letter_redriven")).toEqual([]);
   });

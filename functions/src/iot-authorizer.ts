@@ -1,7 +1,7 @@
 import type { IoTCustomAuthorizerHandler } from "aws-lambda";
 import { authorizeMqtt, integrationSettings, readOnlyPorts, type Ports } from "@simroot/core";
 
-/** Built once per container: the authorizer reads devices and policies, and writes nothing (no ledger, bus or channel). */
+/** Built once per container: the authorizer reads devices and policies, and writes only the connections it let in (no ledger, bus or channel). */
 let ports: Ports | undefined;
 
 /** The AWS IoT Core custom authorizer: MQTT connections decided by simroot (see core's iot-authorizer). */

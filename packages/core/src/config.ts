@@ -302,6 +302,15 @@ export function integrationSettings(): IntegrationSettings {
  * The tenant each integration's consumer serves, by rule (absent: the integration is off). Its
  * rule matches only that tenant's events (`deployedPattern` in platform/rules.ts).
  */
-export function integrationTenants(settings: IntegrationSettings = integrationSettings()) {
+export function integrationTenants(settings?: IntegrationSettings) {
+  // Without settings, the tenants alone (and when each integration is on), not the rest checked: a setting a consumer
+  // refuses (a plain-http URL, a prefix that would widen its grants) fails that consumer's deliveries, not the local bus
+  // every rule's pattern is read by (review 161).
+  if (!settings) {
+    const iot = env("SIMROOT_IOT_TENANT_ID");
+    const tailscale = env("SIMROOT_TAILSCALE_API_KEY") ? env("SIMROOT_TAILSCALE_TENANT_ID") : undefined;
+    const siem = env("SIMROOT_SIEM_URL") ? env("SIMROOT_SIEM_TENANT_ID") : undefined;
+    return { iotSync: iot, postureSync: tailscale, siemExport: siem };
+  }
   return { iotSync: settings.iot?.tenantId, postureSync: settings.tailscale?.tenantId, siemExport: settings.siem?.tenantId };
 }

@@ -62,9 +62,10 @@ export function environmentPorts(metrics?: MetricsSink): Ports {
 }
 
 /**
- * The ports of a function that only reads (the IoT authorizer): the store from the environment, and a ledger and a
- * publisher that refuse. Its bundle then carries no write path (no ledger, bus, channel or signer), so its role is
- * granted reads alone (core platform/functions.ts `iotAuthorizer`; infra/functions.test.ts derives its actions).
+ * The ports of a function that commits nothing (the IoT authorizer): the store from the environment, and a ledger and a
+ * publisher that refuse. Its bundle then carries no commit path (no ledger, bus, channel or signer), so its role is
+ * granted reads and the one write it makes itself, the connections it let in (core platform/functions.ts
+ * `iotAuthorizer`; infra/functions.test.ts derives its actions).
  */
 export function readOnlyPorts(): Ports {
   const refuse = (): never => {

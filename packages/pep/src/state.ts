@@ -287,6 +287,24 @@ export class PepState {
     return { devices, addresses };
   }
 
+  /**
+   * The view's revoked devices as device entries, each naming every address it is known to have released: what a PEP
+   * keeps of a view it may not otherwise use (one of another selector, review 161), since revocation is terminal.
+   */
+  revocations(): FeedEntry[] {
+    const released = new Map<string, Set<string>>();
+    for (const known of [this.#revokedAddresses, this.#pendingRevoked])
+      for (const [address, holder] of known) released.set(holder, (released.get(holder) ?? new Set()).add(address));
+    return [...this.devices.values()]
+      .filter((device) => device.state === "revoked")
+      .map((device) => ({
+        kind: "device" as const,
+        key: device.id,
+        version: this.version,
+        value: { ...device, lastAddresses: [...new Set([...(device.lastAddresses ?? []), ...(released.get(device.id) ?? [])])] },
+      }));
+  }
+
   binding(address: string): Binding | undefined {
     return this.bindings.get(normalizeIp(address));
   }

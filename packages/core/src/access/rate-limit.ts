@@ -74,7 +74,8 @@ function windowOf(ports: CounterStore, scope: string, rate: RateLimit, create: b
   const decision = (allowed: boolean): RateDecision => ({
     allowed,
     limit: rate.limit,
-    remaining: Math.max(0, rate.limit - window.global - window.pending),
+    // At most the limit: a request given back (`giveBack`) may leave this window's count below what the store holds.
+    remaining: Math.min(rate.limit, Math.max(0, rate.limit - window.global - window.pending)),
     resetSeconds: Math.max(1, Math.ceil((start + windowMs - now) / 1000)),
     windowSeconds: rate.windowSeconds,
   });
@@ -88,8 +89,8 @@ function windowOf(ports: CounterStore, scope: string, rate: RateLimit, create: b
 }
 
 /** Counts one request of `scope` (e.g. `key:<id>`, `source:<id>`) against its limit; a refused one is not counted. */
-export async function takeRequest(ports: Ports, scope: string, rate: RateLimit): Promise<RateDecision> {
-  const { window, decision, count } = windowOf(ports, scope, rate, true)!;
+export async function takeRequest(ports: Ports, scope: string, rate: RateLimit, start?: number): Promise<RateDecision> {
+  const { window, decision, count } = windowOf(ports, scope, rate, true, start)!;
   if (window.global + window.pending >= rate.limit) return decision(false);
   await count();
   // Others admitted meanwhile: this request is counted already, and refused only if it was over the limit in the store.
@@ -254,7 +255,9 @@ async function takeBoth(
   kind: keyof TenantRateLimits,
 ): Promise<RateDecisions> {
   const ownLimit = { limit, windowSeconds: minute };
-  const own = await takeRequest(ports, `${tenantId}#${credential}`, ownLimit);
+  // The window the request is counted in, which a give-back takes it from (review 161: the minute could turn meanwhile).
+  const start = windowStartOf(ports, ownLimit);
+  const own = await takeRequest(ports, `${tenantId}#${credential}`, ownLimit, start);
   const tenantLimit = { limit: tenantRateLimits()[kind], windowSeconds: minute };
   // A request its credential refused is not counted, but still told what is left of its tenant's.
   const tenant = own.allowed
@@ -262,14 +265,14 @@ async function takeBoth(
     : windowOf(ports, `${tenantId}#tenant:${kind}`, tenantLimit, true)!.decision(true);
   return [
     // Refused by its tenant's limit: given back to its credential's count (`takeRequest` counts only what it admits).
-    { ...(own.allowed && !tenant.allowed ? giveBack(ports, `${tenantId}#${credential}`, ownLimit) : own), policy: "default" },
+    { ...(own.allowed && !tenant.allowed ? giveBack(ports, `${tenantId}#${credential}`, ownLimit, start) : own), policy: "default" },
     { ...tenant, policy: "tenant" },
   ];
 }
 
-/** Takes back one request `takeRequest` admitted in the current window: off this count now, off the store's at the next flush. */
-function giveBack(ports: CounterStore, scope: string, rate: RateLimit): RateDecision {
-  const { window, decision } = windowOf(ports, scope, rate, true)!;
+/** Takes back one request `takeRequest` admitted in the window of `start`: off this count now, off the store's at its next flush. */
+function giveBack(ports: CounterStore, scope: string, rate: RateLimit, start: number): RateDecision {
+  const { window, decision } = windowOf(ports, scope, rate, true, start)!;
   window.pending -= 1;
   return decision(true);
 }

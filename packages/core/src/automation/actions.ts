@@ -40,6 +40,9 @@ async function relabel(
   for (let attempt = 1; ; attempt++) {
     const stored = await readDevice(ports, ctx.tenantId, deviceId);
     if (!stored) return undefined;
+    // A revoked device keeps the labels it was revoked with (device/update.ts, review 158): nothing to do (review 161: a
+    // rule adding a label on `device.revoked` failed every firing).
+    if (stored.device.state === "revoked") return "revoked" as const;
     const labels = change({ ...stored.device.labels });
     if (JSON.stringify(labels) === JSON.stringify(stored.device.labels)) return { events: [] };
     try {
@@ -123,6 +126,7 @@ export async function runAction(
           return labels;
         });
         if (!outcome) return result("skipped", `no device ${deviceId}`);
+        if (outcome === "revoked") return result("skipped", "a revoked device keeps the labels it was revoked with");
         return result(outcome.events.length > 0 ? "done" : "unchanged", undefined, outcome.events);
       }
       case "start-grant": {

@@ -82,8 +82,11 @@ export const redriveBusDeadLetter = verb(z.object({ id: z.string().min(1).max(30
   const envelope = Item.envelope as BusEnvelope | undefined;
   // Consumers know an event they took by its id for 7 days (a rule's firing, a detector's finding), the letter stays 14:
   // handed back later, a rule that fired on it would fire again (review 159). A held letter reached no consumer.
+  if (!held && !envelope)
+    throw new SimrootError("dead_letter.not_redrivable", "conflict", `Dead letter ${input.id} keeps no event to hand back`);
+  // Refused as well when its time cannot be read (review 161: NaN passed).
   const eventTime = Date.parse(envelope?.detail.time ?? envelope?.time ?? "");
-  if (!held && eventTime < ports.now().getTime() - redeliverWithinDays * 86_400_000)
+  if (!held && !(eventTime >= ports.now().getTime() - redeliverWithinDays * 86_400_000))
     throw new SimrootError(
       "dead_letter.too_old",
       "conflict",

@@ -147,14 +147,18 @@ describe("LocalBus", () => {
     // the journal alone, never listed at /v1/bus/dead-letters nor recorded after a restart.
     const { SimrootError } = await import("@simroot/core");
     const directory = await tempDir();
+    let invoked = 0;
     const refusing: BusTarget = {
       pattern: { source: ["simroot"] },
       invoke: async () => {
+        invoked++;
         throw new SimrootError("event.invalid", "input", "bad detail");
       },
     };
     const recorded: string[] = [];
+    let tries = 0;
     const storeDown = async () => {
+      tries++;
       throw new Error("the store is down");
     };
     const first = await LocalBus.open({ directory, targets: { strict: refusing }, retry: fast, onDeadLetter: storeDown });
@@ -163,6 +167,9 @@ describe("LocalBus", () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     await first.close();
     expect(recorded).toEqual([]);
+    // The record was tried again, the consumer not run again for it (review 161).
+    expect(tries).toBeGreaterThan(1);
+    expect(invoked).toBe(1);
 
     const second = await LocalBus.open({
       directory,

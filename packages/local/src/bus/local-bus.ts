@@ -379,31 +379,50 @@ export class LocalBus implements Publisher {
         deadAt: new Date().toISOString(),
         envelope: delivery.envelope,
       };
-      // Recorded in the store first (where it is listed and redriven), then journaled as dead (review 159: journaled first,
-      // a failed record, or a kill between the two, left the letter in the journal alone). Not recorded: the delivery
-      // stays pending and comes round again after a backoff, and a restart delivers it again; recorded but not journaled
-      // (killed between): delivered again after a restart, and recorded again, under the same id.
-      try {
-        await this.#onDeadLetter?.(letter);
-      } catch (failure) {
-        console.error(
-          JSON.stringify({ level: "error", msg: "recording a dead letter failed", eventId: letter.eventId, error: String(failure) }),
-        );
-        if (this.#closed) return;
-        delivery.dueAt = Date.now() + this.#backoff(delivery.attempts);
-        this.#schedule(delivery);
-        return;
-      }
-      await this.#journal.append(
-        [{ k: "dead", id: delivery.envelope.id, rule: delivery.rule, reason, attempts: letter.attempts, at: letter.deadAt }],
-        true,
-      );
-      this.#pending.delete(key);
-      this.#dead.set(key, letter);
+      await this.#bury(key, letter, delivery.attempts);
     }
     if (this.#pending.size === 0 && this.#journal.bytes > compactAboveBytes) {
       await this.#journal.rewrite(() => this.#liveEntries());
     }
+  }
+
+  /**
+   * Records a dead letter in the store (where it is listed and redriven), then journals it as dead (review 159: journaled
+   * first, a failed record, or a kill between the two, left the letter in the journal alone). Not recorded: the record
+   * alone is tried again after a backoff, the consumer not run again (review 161), and the delivery stays pending, so a
+   * restart delivers it again; recorded but not journaled (killed between, or closed meanwhile): delivered again after a
+   * restart, and recorded again, under the same id.
+   */
+  async #bury(key: string, letter: DeadLetter, attempts: number): Promise<void> {
+    try {
+      await this.#onDeadLetter?.(letter);
+    } catch (failure) {
+      console.error(
+        JSON.stringify({ level: "error", msg: "recording a dead letter failed", eventId: letter.eventId, error: String(failure) }),
+      );
+      if (this.#closed) return;
+      const timer = setTimeout(() => {
+        this.#timers.delete(timer);
+        void this.#bury(key, letter, attempts + 1);
+      }, this.#backoff(attempts));
+      timer.unref();
+      this.#timers.add(timer);
+      return;
+    }
+    if (this.#closed) return;
+    try {
+      await this.#journal.append(
+        [{ k: "dead", id: letter.envelope.id, rule: letter.rule, reason: letter.reason, attempts: letter.attempts, at: letter.deadAt }],
+        true,
+      );
+    } catch (error) {
+      // Closed meanwhile (review 161: an unhandled rejection at shutdown): journaled as pending still, delivered again.
+      if (this.#closed) return;
+      throw error;
+    }
+    this.#pending.delete(key);
+    this.#dead.set(key, letter);
+    this.#notifyIfIdle();
   }
 
   /** Why the delivery goes to the dead-letter store now, or `undefined` to retry it. */

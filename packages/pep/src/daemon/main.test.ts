@@ -222,13 +222,14 @@ describe("the daemon", () => {
     async function pepWithStateFile(
       tamper: (json: Record<string, unknown>, feed: ReturnType<typeof testFeed>) => void,
       args: string[] = [],
+      more: ReturnType<typeof device>[] = [],
     ) {
       const feed = testFeed();
       const folder = await mkdtemp(join(tmpdir(), "simroot-pep-daemon-"));
       const keyFile = join(folder, "feed.pem");
       await writeFile(keyFile, feed.publicKey.export({ type: "spki", format: "pem" }));
       const saved = new PepState(feed.tenantId);
-      const snapshot = feed.snapshot(5, [device("dev_a"), binding("10.20.0.7", "dev_a"), rule("r1")]);
+      const snapshot = feed.snapshot(5, [device("dev_a"), binding("10.20.0.7", "dev_a"), rule("r1"), ...more]);
       saved.replaceWith(snapshot.entries);
       saved.version = 5;
       saved.head = snapshot.signed;
@@ -257,9 +258,18 @@ describe("the daemon", () => {
     it("starts empty from a genuine file of another selector than it now follows, failing closed until its snapshot", async () => {
       // Review 158: restarted with `--selector`, a PEP enforced the whole tenant's view it had saved (every site's devices
       // and addresses) until its head expired, while it took its own selector's snapshot.
-      const { pep, requests, logs, folder } = await pepWithStateFile(() => {}, ["--selector", "site=lyon"]);
+      // A device the file knows is revoked, with the address its revocation released: kept (review 161: dropped with the
+      // rest, it reached the break-glass destinations from that address while the control plane was out of reach).
+      const revoked = device("dev_r", "revoked");
+      const { pep, requests, logs, folder } = await pepWithStateFile(
+        () => {},
+        ["--selector", "site=lyon"],
+        [{ ...revoked, value: { ...revoked.value, lastAddresses: ["10.20.0.9"] } }],
+      );
       try {
-        expect([pep.state.version, pep.state.devices.size]).toEqual([0, 0]);
+        expect([pep.state.version, [...pep.state.devices.keys()]]).toEqual([0, ["dev_r"]]);
+        expect(pep.state.devices.get("dev_r")?.state).toBe("revoked");
+        expect(pep.state.pendingRevokedHolder("10.20.0.9")).toBe("dev_r");
         await expect.poll(() => requests.length).toBeGreaterThan(0);
         expect(requests[0]).toMatch(/^\/v1\/feed\?limit=.*selector=site%3Dlyon/);
         expect(await check(pep.authzUrl, "10.20.0.7")).toBe(403);

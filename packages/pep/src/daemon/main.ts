@@ -67,7 +67,7 @@ const urlOf = (server: Server) => {
  * The state file's view, once its head verifies against the pinned keys and binds the view it holds (`verifyStoredView`);
  * undefined when there is no file, or when it does not verify: then it is moved aside (`<path>.refused-<time>`) and the
  * PEP starts empty, failing closed until its first snapshot, as it does without a file (review 88). A genuine file of
- * another selector starts it empty too, and is left to be replaced. A file of another tenant stops the PEP: that is a
+ * another selector starts it empty too but for its revocations (terminal), and is left to be replaced. A file of another tenant stops the PEP: that is a
  * configuration to fix, not a file to replace.
  */
 async function verifiedState(config: PepConfig, publicKeys: readonly KeyObject[], log: (line: Record<string, unknown>) => void) {
@@ -89,16 +89,20 @@ async function verifiedState(config: PepConfig, publicKeys: readonly KeyObject[]
   // A genuine view of another selector (or of the whole tenant) than this PEP follows now is not its view (review 158: it
   // was enforced until its head expired, every site's devices and addresses with it): start empty, failing closed until
   // the snapshot of its own selector, which the next save writes over it.
+  // Its revocations are kept, and enforced until the snapshot completes (review 161: dropped with the rest, a revoked
+  // device reached the break-glass destinations from its last address while the control plane was out of reach).
   if (state.scope !== config.selector) {
-    const stored = state.scope ?? "the whole tenant";
+    const kept = new PepState(config.tenantId);
+    const revoked = kept.applyRevocations(state.revocations());
     log({
       level: "warn",
       msg: "state file is of another selector: starting empty",
-      stored,
+      stored: state.scope ?? "the whole tenant",
       selector: config.selector ?? "the whole tenant",
       path,
+      revocationsKept: revoked.devices,
     });
-    return undefined;
+    return kept;
   }
   return state;
 }
