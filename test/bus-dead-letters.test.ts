@@ -4,7 +4,7 @@
  * audited. The same records the AWS drain function writes (functions/src/dead-letter-drain.ts).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { domainEvent } from "@simroot/core";
+import { domainEvent, recordDeadLetter } from "@simroot/core";
 import type { SQSEvent } from "aws-lambda";
 import { handlerFor } from "../functions/src/dead-letter-drain.ts";
 import { startTestRuntime, tenantClient, type TestRuntime } from "./support/runtime.ts";
@@ -157,6 +157,33 @@ describe("the bus's dead letters", () => {
     expect(again[0].deadAt).not.toBe(before.deadAt);
     const after = (await acme.call("GET", "/v1/audit?limit=100")).json.items as { action: string }[];
     expect(after.filter((record) => record.action === "bus.dead_letter_redriven")).toHaveLength(1);
+  });
+
+  it("keeps the new letter of a hand-back that failed again at once, and audits the redrive once (review 159)", async () => {
+    // Handed back before the letter is forgotten: a consumer that fails again at once puts a new letter at the same id
+    // (a new `deadAt`) before the redrive forgets the one it read, and the forgetting must not remove the new one.
+    const acme = await tenantClient(runtime, "redrive-replaced");
+    const event = garbled(acme.tenant.id);
+    await runtime.bus.publish([event]);
+    await runtime.settled();
+    const id = `${event.id}~operatorEvents`;
+    const [before] = (await acme.call("GET", "/v1/bus/dead-letters")).json.items;
+    const redeliver = runtime.ports.redeliver!;
+    runtime.ports.redeliver = async (rule, envelope) => {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await recordDeadLetter(runtime.ports, { rule, reason: "rejected: again", envelope });
+    };
+    try {
+      const redriven = await acme.call("POST", `/v1/bus/dead-letters/${id}/redrive`);
+      expect(redriven.status, redriven.text).toBe(202);
+    } finally {
+      runtime.ports.redeliver = redeliver;
+    }
+    const [after] = (await acme.call("GET", "/v1/bus/dead-letters")).json.items;
+    expect(after).toMatchObject({ id, reason: "rejected: again" });
+    expect(after.deadAt).not.toBe(before.deadAt);
+    const audited = (await acme.call("GET", "/v1/audit?limit=100")).json.items as { action: string }[];
+    expect(audited.filter((record) => record.action === "bus.dead_letter_redriven")).toHaveLength(1);
   });
 
   it("refuses to redrive a letter whose event is older than its consumers remember events by id (review 159)", async () => {
